@@ -1,0 +1,7 @@
+"""`python -m hpcflow` is the same as the `hpcflow` console script."""
+
+import sys
+
+from hpcflow.cli import main
+
+sys.exit(main())

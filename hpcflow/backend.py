@@ -1,0 +1,67 @@
+"""The one place that chooses the array module: NumPy, or CuPy when a GPU is usable.
+
+`HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only if `cupy.cuda.is_available()`).
+All array code takes `xp` from here; transfers to the host are explicit (`to_host`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from hpcflow.errors import ConfigError, MissingDependencyError
+
+_CHOICES = ("numpy", "cupy", "auto")
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports *and* a CUDA device is usable (import success alone is not enough)."""
+    try:
+        import cupy  # noqa: F401
+
+        return bool(cupy.cuda.is_available())
+    except Exception:  # ImportError, CUDA driver errors
+        return False
+
+
+def backend_name(name: str | None = None) -> str:
+    """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND."""
+    choice = (name or os.environ.get("HPCFLOW_BACKEND") or "auto").lower()
+    if choice not in _CHOICES:
+        raise ConfigError(
+            f"HPCFLOW_BACKEND/backend={choice!r} is not one of {', '.join(_CHOICES)}; set it to numpy, cupy or auto"
+        )
+    if choice == "auto":
+        return "cupy" if gpu_available() else "numpy"
+    if choice == "cupy" and not gpu_available():
+        raise MissingDependencyError(
+            "backend=cupy but no usable CUDA device/CuPy: pip install 'hpcflow[gpu]' on a GPU node, or use backend=numpy"
+        )
+    return choice
+
+
+def get_xp(name: str | None = None):
+    """The array module (numpy or cupy) for `name` (see `backend_name`)."""
+    if backend_name(name) == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def array_module(a):
+    """The array module an existing array belongs to (numpy for anything that is not a CuPy array)."""
+    mod = type(a).__module__
+    if mod.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_host(a) -> np.ndarray:
+    """Copy an array to host memory as NumPy (no-op for NumPy arrays)."""
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)

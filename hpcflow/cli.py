@@ -1,0 +1,51 @@
+"""The `hpcflow` command line: one subcommand module each under hpcflow.commands.
+
+Every subcommand module defines `register(subparsers)`; errors of kind UserError are printed as one
+line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hpcflow import __version__
+from hpcflow.errors import UserError
+
+# One line per subcommand module; each defines register(subparsers).
+COMMANDS = [
+    "hpcflow.commands.info",
+    # "hpcflow.commands.sample",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit status 2 and a one-line message naming the fix."""
+
+    def error(self, message):  # noqa: D401
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hpcflow", description="Metric flows with neural networks on Calabi-Yau manifolds.")
+    parser.add_argument("--version", action="version", version=f"hpcflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for modname in COMMANDS:
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        msg = " ".join(str(exc).split())
+        print(f"hpcflow {args.command}: error: {msg}", file=sys.stderr)
+        return exc.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

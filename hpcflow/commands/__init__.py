@@ -1,0 +1,1 @@
+"""CLI subcommands, one module each (the top layer: may import anything below)."""

@@ -1,0 +1,48 @@
+"""`hpcflow info`: versions, MPI library and world size, CuPy/GPU usability."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+
+
+def _version(mod: str) -> str:
+    try:
+        return getattr(importlib.import_module(mod), "__version__", "?")
+    except Exception as exc:  # noqa: BLE001 - report, never fail
+        return f"not usable ({type(exc).__name__})"
+
+
+def collect() -> dict:
+    """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
+    from hpcflow import __version__
+    from hpcflow.backend import backend_name, gpu_available
+
+    facts = {"hpcflow": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "h5py", "sklearn", "optuna", "submitit", "mpi4py", "torch", "cupy"):
+        facts[mod] = _version(mod)
+    try:
+        from mpi4py import MPI
+
+        facts["mpi_library"] = " ".join(MPI.Get_library_version().split())[:120]
+        facts["mpi_world_size"] = MPI.COMM_WORLD.Get_size()
+    except Exception as exc:  # noqa: BLE001 - RuntimeError when no MPI library is found
+        facts["mpi_library"] = f"not usable ({type(exc).__name__}: {exc})"
+        facts["mpi_world_size"] = 1
+    facts["gpu_available"] = gpu_available()
+    try:
+        facts["backend"] = backend_name()
+    except Exception as exc:  # noqa: BLE001
+        facts["backend"] = f"invalid ({exc})"
+    return facts
+
+
+def run(args) -> int:
+    for key, value in collect().items():
+        print(f"{key:16s} {value}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="print versions, MPI library/world size and GPU usability")
+    p.set_defaults(func=run)
