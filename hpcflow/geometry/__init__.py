@@ -1,0 +1,24 @@
+"""Geometry of Calabi-Yau hypersurfaces X = {p = 0} in P^n: points, charts, g_FS, Omega, weights.
+
+Conventions (also written into every HDF5 file as the `conventions` attribute):
+- Points are homogeneous coordinates scaled so that the chart's scale coordinate z_i equals 1.
+- Chart (i, j): i = argmax |z_k|, j = argmax_{k != i} |dp/dz_k| (smallest |Omega|^2), sec. 3.1;
+  the local coordinates are the remaining n-1 z_k in ascending order.
+- g_FS_{a bbar} = d_a dbar_b log|z|^2 pulled back along the embedding (no 1/pi factor; any constant
+  normalisation of g cancels in eta/kappa and in sigma).
+- Omega = dx_1 ^ ... ^ dx_{n-1} / (dp/dz_j) (Poincare residue), |Omega|^2 = 1/|dp/dz_j|^2.
+- Sampling (Shiffman-Zelditch) draws points with density proportional to the FS volume form det g_FS;
+  Monte Carlo weights w = |Omega|^2 / det g_FS turn averages into integrals against the CY volume form
+  |Omega|^2 (unnormalised: only ratios of weighted sums are used).
+- eta = det g / |Omega|^2, kappa = sum w eta / sum w, sigma = sum w |1 - eta/kappa| / sum w (eq. B.11).
+  For g = g_FS, eta = 1/w and kappa = N / sum w.
+- FS geodesic distance d(z, z') = arccos(|<z,z'>| / (|z||z'|)) in [0, pi/2] (eq. 3.2), noise floor 1e-12 (eq. 3.4).
+"""
+
+from hpcflow.geometry.distance import fs_distance, fs_distance_paired, projector_features
+from hpcflow.geometry.hypersurface import Hypersurface
+from hpcflow.geometry.measures import kappa, sigma_measure
+from hpcflow.geometry.pointset import PointSet
+
+__all__ = ["Hypersurface", "PointSet", "fs_distance", "fs_distance_paired", "projector_features", "kappa",
+           "sigma_measure"]

@@ -1,0 +1,93 @@
+"""Batched roots of q(t) = p(a + t b) for many lines at once (vectorised Aberth-Ehrlich, Newton polish).
+
+The coefficients of q (degree d = n+1) come from evaluating p at the d+1 roots of unity and an inverse
+DFT, so arbitrary monomials work. Aberth-Ehrlich iterates all d roots of all lines together (cubic
+convergence); lines that do not converge fall back to companion-matrix eigenvalues; every root is then
+polished with Newton steps on p itself along the line (not on the DFT coefficients).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ABERTH_TOL = 1e-14
+ABERTH_MAX_ITER = 60
+POLISH_STEPS = 2
+
+
+def line_coefficients(surface, a, b):
+    """Coefficients c (L, d+1) of q(t) = sum_m c_m t^m = p(a + t b), lowest order first."""
+    d = surface.degree
+    w = np.exp(2j * np.pi * np.arange(d + 1) / (d + 1))
+    vals = surface.p(a[:, None, :] + w[None, :, None] * b[:, None, :])  # (L, d+1)
+    return np.fft.fft(vals, axis=1) / (d + 1)  # c_m = (1/(d+1)) sum_k q(w^k) w^{-km}
+
+
+def _horner(c, t):
+    """q(t) and q'(t) for coefficient rows c (L, d+1) at roots t (L, d)."""
+    d = c.shape[1] - 1
+    q = np.broadcast_to(c[:, d:d + 1], t.shape).astype(np.complex128)
+    dq = np.zeros_like(q)
+    for m in range(d - 1, -1, -1):
+        dq = dq * t + q
+        q = q * t + c[:, m:m + 1]
+    return q, dq
+
+
+def aberth(c, *, tol=ABERTH_TOL, max_iter=ABERTH_MAX_ITER):
+    """All roots (L, d) of the polynomials with coefficients c (L, d+1); returns (roots, converged mask)."""
+    L, d1 = c.shape
+    d = d1 - 1
+    lead = c[:, d]
+    # Initial guesses on a circle of the Cauchy-like radius (|c0/cd|)^(1/d), rotated off the real axis.
+    r = np.abs(c[:, 0] / lead) ** (1.0 / d)
+    r = np.where(np.isfinite(r) & (r > 0), r, 1.0)
+    ang = 2 * np.pi * np.arange(d) / d + 0.4
+    t = r[:, None] * np.exp(1j * ang)[None, :]
+    active = np.ones(L, dtype=bool)
+    idx = np.arange(L)
+    for _ in range(max_iter):
+        ia = idx[active]
+        if ia.size == 0:
+            break
+        ta, ca = t[ia], c[ia]
+        q, dq = _horner(ca, ta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = q / dq
+            diff = ta[:, :, None] - ta[:, None, :]
+            np.einsum("lii->li", diff)[...] = np.inf
+            s = (1.0 / diff).sum(axis=2)
+            step = ratio / (1.0 - ratio * s)
+        step = np.where(np.isfinite(step), step, 0.0)
+        t[ia] = ta - step
+        done = np.all(np.abs(step) <= tol * np.maximum(1.0, np.abs(ta)), axis=1)
+        active[ia[done]] = False
+    return t, ~active
+
+
+def line_roots(surface, a, b):
+    """Parameters t (L, d) with p(a + t b) = 0 for each line (a[l], b[l]), polished to full precision."""
+    c = line_coefficients(surface, a, b)
+    t, ok = aberth(c)
+    if not ok.all():
+        bad = np.nonzero(~ok)[0]
+        t[bad] = _companion_roots(c[bad])
+    # Newton polish on p along the line: t <- t - p(z)/(grad p(z) . b).
+    for _ in range(POLISH_STEPS):
+        z = a[:, None, :] + t[..., None] * b[:, None, :]
+        pz = surface.p(z)
+        dpz = np.einsum("lrk,lk->lr", surface.grad(z), b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = pz / dpz
+        t = t - np.where(np.isfinite(step), step, 0.0)
+    return t
+
+
+def _companion_roots(c):
+    """Fallback: eigenvalues of the companion matrices (slow but robust)."""
+    L, d1 = c.shape
+    d = d1 - 1
+    comp = np.zeros((L, d, d), dtype=np.complex128)
+    comp[:, 1:, :-1] = np.eye(d - 1)
+    comp[:, :, -1] = -c[:, :d] / c[:, d:d1]
+    return np.linalg.eigvals(comp)
