@@ -108,7 +108,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     """Iterate eq. 3.5 for `steps` steps from g_FS on train (and test) points; see module docstring.
 
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
-    sigma (test if given, else train) has not improved for this many steps. callback(info: dict) is called after
+    sigma (test if given, else train) has not gone below its best value (step 0 included) for this many steps. callback(info: dict) is called after
     every step with step, sigma_train, sigma_test, dt, rejected; returning True stops the flow.
     xp: only NumPy is supported for now (None or numpy).
     """
@@ -126,7 +126,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
 
     hist_train = [_sigma(v_train, train)]
     hist_test = [_sigma(v_test, test) if test is not None else np.nan]
-    dts, rejections, stopped, best, since_best = [], [], "", np.inf, 0
+    dts, rejections, stopped, since_best = [], [], "", 0
+    best = hist_test[0] if test is not None else hist_train[0]
     for step in range(1, steps + 1):
         eta = det_hermitian(unpack(v_train)) / train.omega2
         k = float(kappa_of(eta, train.weights))
