@@ -47,7 +47,8 @@ def test_gaussian_block_matches_distance_formula(points, width, form, method):
         assert kern.method == "poly"  # the fast path is actually exercised
 
 
-@pytest.mark.parametrize("width,form", [(30.0, "exp"), (0.5, "exp"), (0.1, "exp"), (2.0, "gauss")])
+@pytest.mark.parametrize("width,form", [(30.0, "exp"), (0.5, "exp"), (0.1, "exp"), (1 / 30, "exp"), (0.01, "exp"),
+                                        (2.0, "gauss"), (0.3, "gauss")])
 def test_polynomial_fit_relative_error_on_random_distances(width, form):
     coef, k = fit_polynomial(width, form)
     d = np.concatenate([np.random.default_rng(1).uniform(0, np.pi / 2, 200_000), [0.0, np.pi / 2]])

@@ -62,7 +62,7 @@ def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
 def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degree: int = POLY_MAX_DEGREE):
     """(coef, k): K(2 atan v) = P(v)^(2^k) on [0, 1] with max relative error < rtol, or None.
 
-    P (power-series coefficients, low to high) is the truncated Chebyshev series of K^(1/2^k), the same kernel
+    P (power-series coefficients, low to high) is the Chebyshev interpolant of K^(1/2^k), the same kernel
     with its exponent divided by 2^k, which is smooth enough for a low degree; k squarings restore K and
     multiply the relative error by ~2^k, which the dense-grid check includes. The cheapest (2 deg + k
     passes) accepted pair is returned.
@@ -71,22 +71,24 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
     exact = kernel_of_distance(2.0 * np.arctan(grid), width, form)
     if exact.min() < 1e-250:
         return None
-    n_nodes = 64
-    nodes = 0.5 * V_MAX * (1.0 + np.cos(np.pi * (np.arange(n_nodes) + 0.5) / n_nodes))
     best = None
     for k in range(0, 16):
         if best is not None and k >= best[2]:
             break
         scaled = width * 2.0 ** (k / 2.0) if form == "gauss" else width * 2.0 ** k
-        full = cheb.Chebyshev.fit(nodes, kernel_of_distance(2.0 * np.arctan(nodes), scaled, form), n_nodes - 1,
-                                  domain=[0.0, V_MAX])
+
+        def f(y, scaled=scaled):  # K^(1/2^k) at v = (y + 1) V_MAX / 2, y in [-1, 1]
+            return kernel_of_distance(2.0 * np.arctan(0.5 * V_MAX * (y + 1.0)), scaled, form)
+
+        tail = np.abs(cheb.chebinterpolate(f, 40))
+        p_min = exact.min() ** (1.0 / 2 ** k)
         for deg in range(2, max_degree + 1):
             if best is not None and 2 * deg + k >= best[2]:
                 break
-            if np.sum(np.abs(full.coef[deg + 1:])) * 2.0 ** k > 10.0 * rtol * exact.min() ** (1.0 / 2 ** k):
+            if (tail[deg + 1] + tail[deg + 2]) * 2.0 ** k > rtol * p_min:
                 continue
-            coef = full.truncate(deg + 1).convert(kind=np.polynomial.Polynomial, domain=[-1, 1],
-                                                  window=[-1, 1]).coef
+            series = cheb.Chebyshev(cheb.chebinterpolate(f, deg), domain=[0.0, V_MAX])
+            coef = series.convert(kind=np.polynomial.Polynomial, domain=[-1, 1], window=[-1, 1]).coef
             approx = horner(grid, coef)
             for _ in range(k):
                 approx *= approx
