@@ -48,12 +48,13 @@ def test_one_step_matches_hand_computation(sets, loss):
 def test_result_independent_of_tile_size(sets):
     train, test = sets
     kern = GaussianKernel(0.2)
-    a = kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=2048)
-    b = kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=23)
-    np.testing.assert_allclose(a.sigma_train, b.sigma_train, rtol=1e-12)
-    np.testing.assert_allclose(a.sigma_test, b.sigma_test, rtol=1e-12)
-    np.testing.assert_allclose(a.g_train, b.g_train, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(a.g_test, b.g_test, rtol=1e-12, atol=1e-14)
+    a = kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=2048, cache_bytes=0)
+    for b in (kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=23, cache_bytes=0),
+              kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=23)):  # streamed / cached
+        np.testing.assert_allclose(a.sigma_train, b.sigma_train, rtol=1e-12)
+        np.testing.assert_allclose(a.sigma_test, b.sigma_test, rtol=1e-12)
+        np.testing.assert_allclose(a.g_train, b.g_train, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a.g_test, b.g_test, rtol=1e-12, atol=1e-14)
 
 
 class ScalarAsMixing(Kernel):
@@ -74,8 +75,8 @@ def test_one_block_with_everything_equals_no_blocks_and_mixing_kernel(sets):
     kern = GaussianKernel(0.25, method="direct")
     a = kernel_flow(kern, train, test, dt=0.3, steps=3)
     everything = [FlowBlock(np.arange(len(train)), np.arange(len(test)), np.arange(len(train)))]
-    b = kernel_flow(kern, train, test, dt=0.3, steps=3, blocks=everything)
-    c = kernel_flow(ScalarAsMixing(kern), train, test, dt=0.3, steps=3, tile=50)
+    b = kernel_flow(kern, train, test, dt=0.3, steps=3, blocks=everything, cache_bytes=0)
+    c = kernel_flow(ScalarAsMixing(kern), train, test, dt=0.3, steps=3, tile=50, cache_bytes=0)
     for r in (b, c):
         np.testing.assert_allclose(r.sigma_train, a.sigma_train, rtol=1e-12)
         np.testing.assert_allclose(r.sigma_test, a.sigma_test, rtol=1e-12)

@@ -131,6 +131,10 @@ def test_mixing_kernel_equal_to_delta_k_reproduces_scalar_apply(points):
     g = grads(len(points), seed=4)
     ref = relu_ntk(real_features(points[:50]), real_features(points), w_std=1.5, b_std=0.3) @ g
     np.testing.assert_allclose(mix.apply(points[:50], points, g, tile=100), ref, rtol=1e-12)
+    cached = mix.operator(points[:50], points, tile=100, cache_bytes=10 ** 9)
+    for _ in range(2):  # first call forms the dense block, second reuses it
+        np.testing.assert_allclose(cached(g), ref, rtol=1e-12)
+    assert cached.dense is not None
     assert mix.block(points[:3], points[:4]).shape == (3, 9, 4, 9)
 
 

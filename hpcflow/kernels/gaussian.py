@@ -163,8 +163,8 @@ class GaussianKernel(Kernel):
             a *= a
         return a
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
-        return GaussianOperator(self, x, x_src, tile=tile, threads=threads)
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def block(self, x1, x2):
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
@@ -174,8 +174,9 @@ class GaussianKernel(Kernel):
 class GaussianOperator(TiledOperator):
     """Tiled K @ grad for the Gaussian kernel with exact near pairs and optional row normalisation."""
 
-    def __init__(self, kernel: GaussianKernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
-        super().__init__(kernel, x, x_src, tile=tile, threads=threads)
+    def __init__(self, kernel: GaussianKernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
+                 cache_bytes: int = 0):
+        super().__init__(kernel, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
         self.pair_rows, self.pair_cols, self.pair_vals = self._near_pairs(x, x_src)
 
     def _near_pairs(self, x, x_src):
