@@ -27,6 +27,9 @@ from hpcflow.metric import is_positive_definite, loss_and_grad
 
 log = logging.getLogger(__name__)
 
+#: default memory budget for kernel blocks kept across steps (see `kernel_flow`)
+DEFAULT_CACHE_BYTES = 256 * 2 ** 20
+
 
 class FlowBlock(NamedTuple):
     """Train points `train_idx` and test points `test_idx` are updated from train sources `source_idx`."""
@@ -72,21 +75,24 @@ def _check_blocks(blocks, n_train, n_test):
         raise ValueError("blocks: a train or test point belongs to more than one FlowBlock")
 
 
-def _operators(kernel, train, test, blocks, tile):
+def _operators(kernel, train, test, blocks, tile, cache_bytes):
     """(target set, target idx or None, source idx or None, operator) for every block, built once per flow."""
     ops = []
+    share = cache_bytes // 2  # train and test operators share the cache budget
     if blocks is None:
-        ops.append(("train", None, None, kernel.operator(train.points, train.points, tile=tile)))
+        ops.append(("train", None, None, kernel.operator(train.points, train.points, tile=tile, cache_bytes=share)))
         if test is not None:
-            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile)))
+            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile,
+                                                            cache_bytes=share)))
         return ops
+    share = cache_bytes // (2 * max(1, len(blocks)))
     for b in blocks:
         src = np.asarray(b.source_idx, dtype=np.int64)
         xs = train.points[src]
         for name, idx, ps in (("train", b.train_idx, train), ("test", b.test_idx, test)):
             idx = np.asarray(idx, dtype=np.int64)
             if idx.size and ps is not None:
-                ops.append((name, idx, src, kernel.operator(ps.points[idx], xs, tile=tile)))
+                ops.append((name, idx, src, kernel.operator(ps.points[idx], xs, tile=tile, cache_bytes=share)))
     return ops
 
 
@@ -104,13 +110,15 @@ def _updates(ops, grad, n_train, n_test, p):
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
                 weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
                 clip: float | None = None, early_stop: int | None = None,
-                callback: Callable | None = None, xp=None) -> FlowResult:
+                callback: Callable | None = None, xp=None, cache_bytes: int = DEFAULT_CACHE_BYTES) -> FlowResult:
     """Iterate eq. 3.5 for `steps` steps from g_FS on train (and test) points; see module docstring.
 
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
-    sigma (test if given, else train) has not improved for this many steps. callback(info: dict) is called after
+    sigma (test if given, else train) has not gone below its best value (step 0 included) for this many steps. callback(info: dict) is called after
     every step with step, sigma_train, sigma_test, dt, rejected; returning True stops the flow.
-    xp: only NumPy is supported for now (None or numpy).
+    xp: only NumPy is supported for now (None or numpy). cache_bytes: kernel blocks that fit in this budget
+    (split over the operators) are formed once and reused every step; larger ones are re-evaluated tile by tile
+    each step, so memory stays bounded by the tile (set 0 to always stream).
     """
     if xp is not None and xp is not np:
         raise NotImplementedError("kernel_flow runs on NumPy; CuPy support comes with the distributed flow")
@@ -122,11 +130,12 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     v_train = pack(train.g_fs)
     v_test = pack(test.g_fs) if test is not None else np.zeros((0, v_train.shape[1]))
     p = v_train.shape[1]
-    ops = _operators(kernel, train, test, blocks, tile)
+    ops = _operators(kernel, train, test, blocks, tile, cache_bytes)
 
     hist_train = [_sigma(v_train, train)]
     hist_test = [_sigma(v_test, test) if test is not None else np.nan]
-    dts, rejections, stopped, best, since_best = [], [], "", np.inf, 0
+    dts, rejections, stopped, since_best = [], [], "", 0
+    best = hist_test[0] if test is not None else hist_train[0]
     for step in range(1, steps + 1):
         eta = det_hermitian(unpack(v_train)) / train.omega2
         k = float(kappa_of(eta, train.weights))

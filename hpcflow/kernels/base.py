@@ -51,9 +51,13 @@ class Kernel:
         """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
         return self.tile_block(self.features(x1), self.features(x2))
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
-        """A callable grad_src (N_src, P) -> (N, P) = sum_x' Theta(x, x') grad_src(x'), for fixed points."""
-        return TiledOperator(self, x, x_src, tile=tile, threads=threads)
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        """A callable grad_src (N_src, P) -> (N, P) = sum_x' Theta(x, x') grad_src(x'), for fixed points.
+
+        cache_bytes > 0: if the whole kernel matrix fits in that many bytes it is formed on the first call and
+        reused (a flow evaluates the same points every step); otherwise memory stays bounded by the tile.
+        """
+        return TiledOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
@@ -67,7 +71,8 @@ class Kernel:
 class TiledOperator:
     """U = Theta(x, x_src) @ grad, tile by tile; row chunks run on worker threads (BLAS kept single-threaded)."""
 
-    def __init__(self, kernel: Kernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
+    def __init__(self, kernel: Kernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
+                 cache_bytes: int = 0):
         if tile < 1:
             raise ValueError(f"tile={tile} must be >= 1")
         self.kernel = kernel
@@ -77,6 +82,19 @@ class TiledOperator:
         self.f_src = self.f if x_src is x else kernel.features(x_src)
         self.n = x.shape[0]
         self.n_src = x_src.shape[0]
+        self.cache_bytes = int(cache_bytes)
+        self.dense = None
+
+    def _dense_bytes(self, p):
+        return self.n * self.n_src * 8 * (p * p if self.kernel.mixes_components else 1)
+
+    def _fill_dense(self, r0, r1):
+        for c0 in range(0, self.n_src, self.tile):
+            c1 = min(c0 + self.tile, self.n_src)
+            if self.kernel.mixes_components:
+                self.dense[r0:r1, :, c0:c1, :] = self.tile_rows(r0, r1, c0, c1)
+            else:
+                self.dense[r0:r1, c0:c1] = self.tile_rows(r0, r1, c0, c1)
 
     def _rows(self, r0, r1, grad, out):
         k = self.kernel
@@ -101,17 +119,29 @@ class TiledOperator:
 
     def __call__(self, grad):
         xp = array_module(grad)
-        out = xp.empty((self.n, grad.shape[1]), dtype=np.float64)
+        p = grad.shape[1]
+        if self.dense is None and 0 < self._dense_bytes(p) <= self.cache_bytes:
+            shape = (self.n, p, self.n_src, p) if self.kernel.mixes_components else (self.n, self.n_src)
+            self.dense = xp.empty(shape, dtype=np.float64)
+            self._parallel(self._fill_dense, xp)
+        if self.dense is not None:
+            if self.kernel.mixes_components:
+                return (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
+            return self.dense @ grad
+        out = xp.empty((self.n, p), dtype=np.float64)
+        self._parallel(lambda r0, r1: self._rows(r0, r1, grad, out), xp)
+        return out
+
+    def _parallel(self, work, xp):
+        """work(r0, r1) for row chunks, on worker threads (BLAS single-threaded meanwhile)."""
         chunk = min(self.tile, ROW_CHUNK)
-        starts = list(range(0, self.n, chunk))
-        jobs = [(r0, min(r0 + chunk, self.n)) for r0 in starts]
+        jobs = [(r0, min(r0 + chunk, self.n)) for r0 in range(0, self.n, chunk)]
         if self.threads == 1 or len(jobs) == 1 or xp is not np:
             for r0, r1 in jobs:
-                self._rows(r0, r1, grad, out)
-            return out
+                work(r0, r1)
+            return
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
             with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                list(pool.map(lambda j: self._rows(j[0], j[1], grad, out), jobs))
-        return out
+                list(pool.map(lambda j: work(*j), jobs))

@@ -35,6 +35,6 @@ class DeltaKernel(Kernel):
     def block(self, x1, x2):
         return delta(x1, x2)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
         idx = nearest_source(x, x_src)
         return lambda grad: grad[idx]

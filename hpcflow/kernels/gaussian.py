@@ -15,15 +15,17 @@ normalize="row" divides each row by its sum, K(x, x') / sum_x' K(x, x'), so the 
 average of the source gradients: "normalising the updates such that they are sizable" (sec. 3.2) for any width.
 
 Fast evaluation: c = cos^2 d = <P, P'> is one real matmul of projector features (25 columns for P^4); then
-K = F(v) with v = tan(d/2) = sqrt((1 - sqrt c) / (1 + sqrt c)) in [0, tan(pi/8)], where F(v) = f(2 atan v) is
-analytic in a disc around the interval, so a fixed Chebyshev-fitted polynomial (degree chosen at construction,
-max relative error <= POLY_RTOL, checked on a dense grid; else exact arccos + exp) replaces arccos and exp.
+K = F(v) with v = tan(d/2) = sqrt((1 - sqrt c) / (1 + sqrt c)) in [0, 1], where F(v) = f(2 atan v) is
+analytic in a disc around the interval, so a Chebyshev-fitted polynomial P with K = P^(2^k) (degree and k chosen
+at construction, max relative error <= POLY_RTOL checked on a dense grid; else exact arccos + exp) replaces
+arccos and exp.
 Pairs closer than STABLE_BELOW (where c = 1 - O(d^2) loses digits) are found once per operator with a KD-tree
 and overwritten with the stable distance of `fs_distance_paired`.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -37,9 +39,9 @@ FORMS = ("exp", "gauss")
 NORMALIZE = (None, "row")
 METHODS = ("auto", "poly", "direct")
 #: polynomial accepted when its max relative error on [0, pi/2] is below this
-POLY_RTOL = 1e-13
-POLY_MAX_DEGREE = 32
-V_MAX = np.tan(np.pi / 8)
+POLY_RTOL = 5e-13
+POLY_MAX_DEGREE = 24
+V_MAX = 1.0  # v = tan(d/2) for d in [0, pi/2]
 
 
 def kernel_of_distance(d, width: float, form: str = "exp"):
@@ -56,24 +58,44 @@ def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
     return kernel_of_distance(fs_distance(z1, z2), width, form)
 
 
+@functools.lru_cache(maxsize=64)
 def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degree: int = POLY_MAX_DEGREE):
-    """Power-series coefficients a_k (low to high) of F(v) = K(2 atan v) on [0, tan(pi/8)], or None.
+    """(coef, k): K(2 atan v) = P(v)^(2^k) on [0, 1] with max relative error < rtol, or None.
 
-    Chebyshev interpolation of increasing degree until the max relative error on a dense grid is < rtol.
+    P (power-series coefficients, low to high) is the Chebyshev interpolant of K^(1/2^k), the same kernel
+    with its exponent divided by 2^k, which is smooth enough for a low degree; k squarings restore K and
+    multiply the relative error by ~2^k, which the dense-grid check includes. The cheapest (2 deg + k
+    passes) accepted pair is returned.
     """
-    grid = np.linspace(0.0, V_MAX, 4001)
+    grid = np.linspace(0.0, V_MAX, 2001)
     exact = kernel_of_distance(2.0 * np.arctan(grid), width, form)
-    if exact.min() < 1e-280:
+    if exact.min() < 1e-250:
         return None
-    for deg in range(2, max_degree + 1):
-        nodes = 0.5 * V_MAX * (1.0 + np.cos(np.pi * (np.arange(deg + 1) + 0.5) / (deg + 1)))
-        vals = kernel_of_distance(2.0 * np.arctan(nodes), width, form)
-        series = cheb.Chebyshev.fit(nodes, vals, deg, domain=[0.0, V_MAX])
-        coef = series.convert(kind=np.polynomial.Polynomial, domain=[-1, 1], window=[-1, 1]).coef
-        err = np.max(np.abs(horner(grid, coef) / exact - 1.0))
-        if err < rtol:
-            return coef
-    return None
+    best = None
+    for k in range(0, 16):
+        if best is not None and k >= best[2]:
+            break
+        scaled = width * 2.0 ** (k / 2.0) if form == "gauss" else width * 2.0 ** k
+
+        def f(y, scaled=scaled):  # K^(1/2^k) at v = (y + 1) V_MAX / 2, y in [-1, 1]
+            return kernel_of_distance(2.0 * np.arctan(0.5 * V_MAX * (y + 1.0)), scaled, form)
+
+        tail = np.abs(cheb.chebinterpolate(f, 40))
+        p_min = exact.min() ** (1.0 / 2 ** k)
+        for deg in range(2, max_degree + 1):
+            if best is not None and 2 * deg + k >= best[2]:
+                break
+            if (tail[deg + 1] + tail[deg + 2]) * 2.0 ** k > rtol * p_min:
+                continue
+            series = cheb.Chebyshev(cheb.chebinterpolate(f, deg), domain=[0.0, V_MAX])
+            coef = series.convert(kind=np.polynomial.Polynomial, domain=[-1, 1], window=[-1, 1]).coef
+            approx = horner(grid, coef)
+            for _ in range(k):
+                approx *= approx
+            if np.max(np.abs(approx / exact - 1.0)) < rtol:
+                best = (coef, k, 2 * deg + k)
+                break
+    return None if best is None else best[:2]
 
 
 def horner(v, coef, out=None):
@@ -101,7 +123,8 @@ class GaussianKernel(Kernel):
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS}")
         self.width, self.form, self.normalize = float(width), form, normalize
-        self.coef = None if method == "direct" else fit_polynomial(self.width, form)
+        fit = None if method == "direct" else fit_polynomial(self.width, form)
+        self.coef, self.squarings = (None, 0) if fit is None else fit
         if method == "poly" and self.coef is None:
             raise ValueError(f"no polynomial of degree <= {POLY_MAX_DEGREE} reaches rtol {POLY_RTOL} for "
                              f"width={width}, form={form!r}; use method='direct'")
@@ -109,7 +132,8 @@ class GaussianKernel(Kernel):
         self._local = threading.local()
 
     def params(self) -> dict:
-        return {"width": self.width, "form": self.form, "normalize": self.normalize, "method": self.method}
+        return {"width": self.width, "form": self.form, "normalize": self.normalize, "method": self.method,
+                "poly_degree": None if self.coef is None else len(self.coef) - 1, "squarings": self.squarings}
 
     def features(self, x):
         return np.ascontiguousarray(projector_features(x))
@@ -134,10 +158,13 @@ class GaussianKernel(Kernel):
         a += 1.0
         np.divide(b, a, out=b)
         np.sqrt(b, out=b)  # v = tan(d/2)
-        return horner(b, self.coef, out=a)
+        horner(b, self.coef, out=a)
+        for _ in range(self.squarings):
+            a *= a
+        return a
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
-        return GaussianOperator(self, x, x_src, tile=tile, threads=threads)
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def block(self, x1, x2):
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
@@ -147,8 +174,9 @@ class GaussianKernel(Kernel):
 class GaussianOperator(TiledOperator):
     """Tiled K @ grad for the Gaussian kernel with exact near pairs and optional row normalisation."""
 
-    def __init__(self, kernel: GaussianKernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None):
-        super().__init__(kernel, x, x_src, tile=tile, threads=threads)
+    def __init__(self, kernel: GaussianKernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
+                 cache_bytes: int = 0):
+        super().__init__(kernel, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
         self.pair_rows, self.pair_cols, self.pair_vals = self._near_pairs(x, x_src)
 
     def _near_pairs(self, x, x_src):
