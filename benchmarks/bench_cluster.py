@@ -9,6 +9,7 @@
            in jobs/table1_gaussian.toml (17 at N = 2500; the weights w/sum w scale gradients like 1/N).
 
 Usage: python benchmarks/bench_cluster.py cluster [--n 10000 100000] [--batch-size 10000] [--full-up-to 10000]
+                                                 [--clusters K] [--silhouette-rows 2000]
        python benchmarks/bench_cluster.py flow [--n 20000] [--n-test 2000] [--time-steps 3] [--steps 50]
 Prints one JSON line per measurement.
 """
@@ -31,9 +32,9 @@ def _sample(n, seed, chart=None):
     return Hypersurface.fermat(3).sample(n, seed=seed, chart=chart)
 
 
-def one_clustering(method: str, n: int, k: int, batch_size: int, seed: int = 0) -> dict:
-    """Run in a child process: sample, cluster, report seconds and this process's peak RSS."""
-    from hpcflow.cluster import batched_clustering, full_clustering
+def one_clustering(method: str, n: int, k: int, batch_size: int, silhouette_rows: int = 0, seed: int = 0) -> dict:
+    """Run in a child process: sample, cluster, report seconds and this process's peak RSS (and silhouette)."""
+    from hpcflow.cluster import batched_clustering, full_clustering, silhouette_fs
 
     t0 = time.perf_counter()
     z = _sample(n, seed).points
@@ -44,19 +45,27 @@ def one_clustering(method: str, n: int, k: int, batch_size: int, seed: int = 0) 
         res = full_clustering(z, n_clusters=k)
     t2 = time.perf_counter()
     sizes = res.sizes()
-    return {"bench": "cluster", "method": method, "n": n, "k": k, "batch_size": batch_size if method == "batched" else n,
-            "sample_seconds": t1 - t0, "cluster_seconds": t2 - t1,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # read before the silhouette
+    sil = {}
+    if silhouette_rows:
+        t3 = time.perf_counter()
+        q = silhouette_fs(z, res.labels, sample_size=silhouette_rows, seed=seed)
+        sil = {"silhouette": q.score, "silhouette_stderr": q.stderr, "silhouette_rows": q.n_rows,
+               "silhouette_seconds": time.perf_counter() - t3}
+    return {"bench": "cluster", "method": method, "n": n, "k": k,
+            "batch_size": batch_size if method == "batched" else n, "sample_seconds": t1 - t0,
+            "cluster_seconds": t2 - t1, "peak_rss_gb": peak, **sil,
             "cluster_size_min": int(sizes.min()), "cluster_size_median": float(np.median(sizes)),
             "cluster_size_max": int(sizes.max())}
 
 
 def bench_cluster(args):
     for n in args.n:
-        k = max(1, round(n / 5000))
+        k = args.clusters or max(1, round(n / 5000))
         methods = ["batched"] + (["full"] if n <= args.full_up_to else [])
         for method in methods:
-            cmd = [sys.executable, __file__, "_child", method, str(n), str(k), str(args.batch_size)]
+            cmd = [sys.executable, __file__, "_child", method, str(n), str(k), str(args.batch_size),
+                   str(args.silhouette_rows)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             print(out.strip().splitlines()[-1], flush=True)
 
@@ -112,8 +121,8 @@ def bench_flow(args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
-        method, n, k, b = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
-        print(json.dumps(one_clustering(method, n, k, b)))
+        method, n, k, b, rows = argv[1], int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5])
+        print(json.dumps(one_clustering(method, n, k, b, rows)))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -121,6 +130,8 @@ def main(argv=None):
     c.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
     c.add_argument("--batch-size", type=int, default=10_000)
     c.add_argument("--full-up-to", type=int, default=10_000, help="also run the unbatched method up to this N")
+    c.add_argument("--clusters", type=int, default=None, help="k (default N/5000, the paper's choice)")
+    c.add_argument("--silhouette-rows", type=int, default=0, help="FS silhouette on this many rows (0 = skip)")
     f = sub.add_parser("flow", help="per-cluster vs unclustered flow: step time and sigma_test")
     f.add_argument("--n", type=int, default=20_000)
     f.add_argument("--n-test", type=int, default=2000)
