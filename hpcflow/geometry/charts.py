@@ -15,21 +15,27 @@ from hpcflow.geometry.hermitian import det_hermitian
 CHART_TIE_RTOL = 1e-12
 
 
-def canonical_charts(surface, z):
-    """Canonical (i, j) per point and a mask of unambiguous points, for homogeneous z (N, n+1)."""
-    az = np.abs(z)
-    order = np.argsort(-az, axis=1)
-    i = order[:, 0]
+def canonical_charts(surface, z, *, return_scaled=False):
+    """Canonical (i, j) per point and a mask of unambiguous points, for homogeneous z (N, n+1).
+
+    With return_scaled, also returns the scaled points z/z_i and dp/dz there (reused by point_data).
+    """
     rows = np.arange(z.shape[0])
-    top, second = az[rows, i], az[rows, order[:, 1]]
-    ok = second < top * (1.0 - CHART_TIE_RTOL)
+    az = np.abs(z)
+    i = np.argmax(az, axis=1)
+    top = az[rows, i]
+    az[rows, i] = -1.0
+    ok = az.max(axis=1) < top * (1.0 - CHART_TIE_RTOL)
     zs = z / z[rows, i][:, None]
-    ag = np.abs(surface.grad(zs))
+    dp = surface.grad(zs)
+    ag = np.abs(dp)
     ag[rows, i] = -1.0
-    gorder = np.argsort(-ag, axis=1)
-    j = gorder[:, 0]
-    ok &= ag[rows, gorder[:, 1]] < ag[rows, j] * (1.0 - CHART_TIE_RTOL)
-    return np.stack([i, j], axis=1), ok
+    j = np.argmax(ag, axis=1)
+    gtop = ag[rows, j]
+    ag[rows, j] = -1.0
+    ok &= ag.max(axis=1) < gtop * (1.0 - CHART_TIE_RTOL)
+    chart = np.stack([i, j], axis=1)
+    return (chart, ok, zs, dp) if return_scaled else (chart, ok)
 
 
 def local_indices(n: int, i, j):
@@ -44,21 +50,21 @@ def point_data(surface, z, *, chart=None) -> dict:
     n = surface.n
     z = np.asarray(z, dtype=np.complex128)
     if chart is None:
-        chart, ok = canonical_charts(surface, z)
-        z, chart = z[ok], chart[ok]
+        chart, ok, zs, dp = canonical_charts(surface, z, return_scaled=True)
+        zs, dp, chart = zs[ok], dp[ok], chart[ok]
         n_dropped = int((~ok).sum())
     else:
         chart = np.asarray(chart, dtype=np.int64).reshape(len(z), 2)
         n_dropped = 0
         if np.any(chart[:, 0] == chart[:, 1]) or np.any((chart < 0) | (chart > n)):
             raise ConfigError(f"chart indices must satisfy 0 <= i, j <= {n} and i != j")
+        zs = z / z[np.arange(len(z)), chart[:, 0]][:, None]
+        dp = surface.grad(zs)
     i, j = chart[:, 0], chart[:, 1]
-    rows = np.arange(len(z))
-    zs = z / z[rows, i][:, None]
-    dp = surface.grad(zs)
+    rows = np.arange(len(zs))
     loc = local_indices(n, i, j)
     # Embedding Jacobian J[a, k] = dz_k/dx_a: 1 at the local coordinate, -dp/dx_a / dp/dz_j at z_j.
-    jac = np.zeros((len(z), n - 1, n + 1), dtype=np.complex128)
+    jac = np.zeros((len(zs), n - 1, n + 1), dtype=np.complex128)
     a = np.arange(n - 1)
     jac[rows[:, None], a[None, :], loc] = 1.0
     dpj = dp[rows, j]
@@ -82,6 +88,6 @@ def ambient_fs(z):
 def pullback_fs(z, jac):
     """g_FS = J G J^dagger: (J J^dag)/|z|^2 - (J zbar)(J zbar)^dag/|z|^4, shape (N, n-1, n-1)."""
     nz2 = np.sum(np.abs(z) ** 2, axis=1)
-    jz = np.einsum("nak,nk->na", jac, np.conj(z))
-    jj = np.einsum("nak,nbk->nab", jac, np.conj(jac))
+    jz = (jac @ np.conj(z)[:, :, None])[:, :, 0]
+    jj = jac @ np.conj(jac).transpose(0, 2, 1)
     return jj / nz2[:, None, None] - jz[:, :, None] * np.conj(jz)[:, None, :] / nz2[:, None, None] ** 2

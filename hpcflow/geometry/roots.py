@@ -12,7 +12,7 @@ import numpy as np
 
 ABERTH_TOL = 1e-14
 ABERTH_MAX_ITER = 60
-POLISH_STEPS = 2
+POLISH_STEPS = 1
 
 
 def line_coefficients(surface, a, b):
@@ -75,8 +75,8 @@ def line_roots(surface, a, b):
     # Newton polish on p along the line: t <- t - p(z)/(grad p(z) . b).
     for _ in range(POLISH_STEPS):
         z = a[:, None, :] + t[..., None] * b[:, None, :]
-        pz = surface.p(z)
-        dpz = np.einsum("lrk,lk->lr", surface.grad(z), b)
+        pz, gz = surface.p_and_grad(z)
+        dpz = (gz * b[:, None, :]).sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = pz / dpz
         t = t - np.where(np.isfinite(step), step, 0.0)
