@@ -27,6 +27,7 @@ def canonical_charts(surface, z, *, return_scaled=False):
     az[rows, i] = -1.0
     ok = az.max(axis=1) < top * (1.0 - CHART_TIE_RTOL)
     zs = z / z[rows, i][:, None]
+    zs[rows, i] = 1.0  # exactly, not 1 +- ulp
     dp = surface.grad(zs)
     ag = np.abs(dp)
     ag[rows, i] = -1.0
@@ -59,6 +60,7 @@ def point_data(surface, z, *, chart=None) -> dict:
         if np.any(chart[:, 0] == chart[:, 1]) or np.any((chart < 0) | (chart > n)):
             raise ConfigError(f"chart indices must satisfy 0 <= i, j <= {n} and i != j")
         zs = z / z[np.arange(len(z)), chart[:, 0]][:, None]
+        zs[np.arange(len(z)), chart[:, 0]] = 1.0
         dp = surface.grad(zs)
     i, j = chart[:, 0], chart[:, 1]
     rows = np.arange(len(zs))
