@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -48,7 +49,7 @@ def _complex(s: str) -> complex:
     try:
         return complex(s.replace(" ", ""))
     except ValueError:
-        raise ConfigError(f"--psi {s!r} is not a complex number; write e.g. 0.5 or 0.1+0.2j") from None
+        raise argparse.ArgumentTypeError(f"{s!r} is not a complex number; write e.g. 0.5 or 0.1+0.2j") from None
 
 
 def register(sub) -> None:

@@ -65,13 +65,18 @@ def point_data(surface, z, *, chart=None) -> dict:
     i, j = chart[:, 0], chart[:, 1]
     rows = np.arange(len(zs))
     loc = local_indices(n, i, j)
-    # Embedding Jacobian J[a, k] = dz_k/dx_a: 1 at the local coordinate, -dp/dx_a / dp/dz_j at z_j.
+    # Embedding Jacobian J[a, k] = dz_k/dx_a: 1 at the local coordinate, c_a = -dp/dx_a / dp/dz_j at z_j.
+    dpj = dp[rows, j]
+    c = -dp[rows[:, None], loc] / dpj[:, None]
     jac = np.zeros((len(zs), n - 1, n + 1), dtype=np.complex128)
     a = np.arange(n - 1)
     jac[rows[:, None], a[None, :], loc] = 1.0
-    dpj = dp[rows, j]
-    jac[rows[:, None], a[None, :], j[:, None]] = -dp[rows[:, None], loc] / dpj[:, None]
-    g_fs = pullback_fs(zs, jac)
+    jac[rows[:, None], a[None, :], j[:, None]] = c
+    # g_FS = J G J^dag with J J^dag = 1 + c c^dag and J zbar = zbar_loc + c zbar_j (no small matmuls)
+    nz2 = np.sum(zs.real**2 + zs.imag**2, axis=1)[:, None, None]
+    w = np.conj(zs[rows[:, None], loc]) + c * np.conj(zs[rows, j])[:, None]
+    g_fs = (c[:, :, None] * np.conj(c)[:, None, :] - w[:, :, None] * np.conj(w)[:, None, :] / nz2) / nz2
+    g_fs[:, a, a] += 1.0 / nz2[:, :, 0]
     omega2 = 1.0 / np.abs(dpj) ** 2
     det = det_hermitian(g_fs)
     return dict(points=zs, weights=omega2 / det, omega2=omega2, g_fs=g_fs, chart=chart, jacobian=jac,

@@ -231,7 +231,7 @@ class Hypersurface:
                     raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
                 per = len(self.charts) if chart is not None else 1
                 need = -(-(n_points - have) * per // (LINES_PER_BATCH * self.degree))
-                wave = list(range(k, k + max(threads, min(need, 4 * threads))))
+                wave = list(range(k, k + max(1, min(need, 4 * threads))))
                 k = wave[-1] + 1
                 for ps in pool.map(batch, wave):
                     parts.append(ps)

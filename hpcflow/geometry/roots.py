@@ -34,31 +34,43 @@ def _horner(c, t):
     return q, dq
 
 
-def aberth(c, *, tol=ABERTH_TOL, max_iter=ABERTH_MAX_ITER):
-    """All roots (L, d) of the polynomials with coefficients c (L, d+1); returns (roots, converged mask)."""
+def _aberth_step(t, c):
+    """One Aberth-Ehrlich correction for all roots t (L, d) of polynomials c (L, d+1)."""
+    q, dq = _horner(c, t)
+    d = t.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = q / dq
+        s = np.zeros_like(t)
+        for sh in range(1, d):
+            s += 1.0 / (t - np.roll(t, sh, axis=1))
+        step = ratio / (1.0 - ratio * s)
+    return np.where(np.isfinite(step), step, 0.0)
+
+
+def aberth(c, *, tol=ABERTH_TOL, max_iter=ABERTH_MAX_ITER, unmasked_iter=8):
+    """All roots (L, d) of the polynomials with coefficients c (L, d+1); returns (roots, converged mask).
+
+    The first `unmasked_iter` sweeps update every line (cheaper than masking: almost none converge sooner),
+    later sweeps only the lines still moving by more than tol relative.
+    """
     L, d1 = c.shape
     d = d1 - 1
     lead = c[:, d]
-    # Initial guesses on a circle of the Cauchy-like radius (|c0/cd|)^(1/d), rotated off the real axis.
+    # Initial guesses on a circle of radius (|c0/cd|)^(1/d), rotated off the real axis.
     r = np.abs(c[:, 0] / lead) ** (1.0 / d)
     r = np.where(np.isfinite(r) & (r > 0), r, 1.0)
     ang = 2 * np.pi * np.arange(d) / d + 0.4
     t = r[:, None] * np.exp(1j * ang)[None, :]
+    for _ in range(min(unmasked_iter, max_iter)):
+        t -= _aberth_step(t, c)
     active = np.ones(L, dtype=bool)
     idx = np.arange(L)
-    for _ in range(max_iter):
+    for _ in range(max_iter - min(unmasked_iter, max_iter)):
         ia = idx[active]
         if ia.size == 0:
             break
-        ta, ca = t[ia], c[ia]
-        q, dq = _horner(ca, ta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = q / dq
-            diff = ta[:, :, None] - ta[:, None, :]
-            np.einsum("lii->li", diff)[...] = np.inf
-            s = (1.0 / diff).sum(axis=2)
-            step = ratio / (1.0 - ratio * s)
-        step = np.where(np.isfinite(step), step, 0.0)
+        ta = t[ia]
+        step = _aberth_step(ta, c[ia])
         t[ia] = ta - step
         done = np.all(np.abs(step) <= tol * np.maximum(1.0, np.abs(ta)), axis=1)
         active[ia[done]] = False
