@@ -107,3 +107,11 @@ def test_info_reports_mpi_world_size_under_mpiexec():
     assert r.returncode == 0, r.stderr
     sizes = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("mpi_world_size")]
     assert sizes == ["2", "2"]
+
+
+def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():
+    r = hpcflow("info", env={"SLURM_NTASKS": "4"})
+    assert r.returncode == 0
+    assert "warning" in r.stdout and "world size 1" in r.stdout
+    r = hpcflow("info", env={"SLURM_NTASKS": "1"})
+    assert "warning" not in r.stdout
