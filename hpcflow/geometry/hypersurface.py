@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
@@ -143,7 +144,7 @@ class Hypersurface:
     def p(self, z, pw=None):
         """p(z) for z (..., n+1)."""
         pw = self._powers(z) if pw is None else pw
-        out = np.zeros(z.shape[:-1], dtype=np.complex128)
+        out = array_module(z).zeros(z.shape[:-1], dtype=np.complex128)
         for m, c in zip(self.monomials, self.coefficients):
             term = None
             for k in np.nonzero(m)[0]:
@@ -155,7 +156,7 @@ class Hypersurface:
     def grad(self, z, pw=None):
         """dp/dz_k (..., n+1)."""
         pw = self._powers(z) if pw is None else pw
-        out = np.zeros(z.shape, dtype=np.complex128)
+        out = array_module(z).zeros(z.shape, dtype=np.complex128)
         for m, c in zip(self.monomials, self.coefficients):
             nz = np.nonzero(m)[0]
             for k in nz:
@@ -175,7 +176,8 @@ class Hypersurface:
 
     def residual(self, z):
         """|p(z)| / |z|^{n+1}: scale-free measure of how far z is from X."""
-        return np.abs(self.p(z)) / np.linalg.norm(z, axis=-1) ** self.degree
+        xp = array_module(z)
+        return xp.abs(self.p(z)) / xp.linalg.norm(z, axis=-1) ** self.degree
 
     # ---- points -------------------------------------------------------------------------------------
     def point_set(self, points, *, chart=None) -> PointSet:
@@ -185,21 +187,24 @@ class Hypersurface:
         each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
         (`PointSet.n_dropped`).
         """
-        z = np.asarray(points, dtype=np.complex128)
+        xp = array_module(points)
+        z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
         data = _charts.point_data(self, z, chart=chart)
+        data = {k: (to_host(v) if k != "n_dropped" else v) for k, v in data.items()}
         return PointSet(manifold=self, **data)
 
     def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,
-               max_batches: int = 100_000) -> PointSet:
+               backend: str | None = None, max_batches: int = 100_000) -> PointSet:
         """Shiffman-Zelditch sampling: n_points points on X, FS-distributed, with their geometric data.
 
         Batch k intersects LINES_PER_BATCH random lines (through two points uniform on S^{2n+1}) with X
         (n+1 roots each), drawn from its own seed stream SeedSequence(seed, spawn_key=(k,)), so the result
         depends only on the seed, not on `threads` (batches run in a thread pool; NumPy releases the GIL).
         With `chart=(I, J)` only points whose canonical chart is (I, J) are kept and the sampler keeps
-        drawing until n_points are found (rejection sampling, sec. 3.1).
+        drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
+        host; with the CuPy backend the root finding and point data run on the GPU (one thread).
         """
         n_points = int(n_points)
         if n_points <= 0:
@@ -211,11 +216,14 @@ class Hypersurface:
                     f"chart {chart} does not exist on P^{self.n}: need 0 <= I, J <= {self.n} and I != J"
                 )
         entropy = np.random.SeedSequence(seed).entropy
+        xp = get_xp(backend)
         threads = default_threads() if threads is None else max(1, int(threads))
+        if xp is not np:
+            threads = 1
 
         def batch(k):
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-            z, n_bad = self.line_points(LINES_PER_BATCH, rng)
+            z, n_bad = self.line_points(LINES_PER_BATCH, rng, xp=xp)
             ps = self.point_set(z)
             ps.n_dropped += n_bad
             if chart is not None:
@@ -241,7 +249,7 @@ class Hypersurface:
         out.seed = int(entropy) if seed is None else seed
         return out
 
-    def line_points(self, n_lines: int, rng) -> tuple[np.ndarray, int]:
+    def line_points(self, n_lines: int, rng, *, xp=np) -> tuple[np.ndarray, int]:
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.
 
         Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped.
@@ -250,8 +258,8 @@ class Hypersurface:
         ab = rng.standard_normal((2, n_lines, 2 * n1))
         ab = (ab[..., :n1] + 1j * ab[..., n1:]) / np.sqrt(2.0)
         a, b = ab[0], ab[1]
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        a = xp.asarray(a / np.linalg.norm(a, axis=1, keepdims=True))
+        b = xp.asarray(b / np.linalg.norm(b, axis=1, keepdims=True))
         t = line_roots(self, a, b)  # (n_lines, degree)
         z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
         good = self.residual(z) < RESIDUAL_TOL
