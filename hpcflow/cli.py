@@ -17,6 +17,7 @@ from hpcflow.errors import UserError
 COMMANDS = [
     "hpcflow.commands.info",
     "hpcflow.commands.sample",
+    "hpcflow.commands.run",
 ]
 
 

@@ -1,0 +1,107 @@
+"""Kernel entries per second in a flow step (tile evaluation fused with the product against the 9 gradient
+columns) at N train points, next to this machine's float64 matmul rate; peak memory of one step at large N.
+
+Usage: python benchmarks/bench_kernels.py [--n 10000] [--repeat 2] [--mem-n 50000] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+
+from hpcflow.geometry import Hypersurface
+from hpcflow.geometry.hermitian import pack
+from hpcflow.kernels import make_kernel
+from hpcflow.metric import loss_and_grad
+from hpcflow.geometry.measures import kappa
+
+CASES = [
+    ("gaussian", {"width": 30.0}),
+    ("gaussian", {"width": 1.0}),
+    ("gaussian", {"width": 0.1}),
+    ("gaussian", {"width": 1 / 30}),
+    ("gaussian", {"width": 1.0, "form": "gauss"}),
+    ("gaussian", {"width": 30.0, "method": "direct"}),
+    ("relu_ntk", {"w_std": 5.716, "b_std": 80.52}),
+    ("cosine_ntk", {"sigma_w": 1.0}),
+    ("delta", {}),
+]
+
+
+def matmul_gflops(n=2000, repeat=3):
+    a, b = np.random.default_rng(0).random((2, n, n))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def gradients(ps):
+    v = pack(ps.g_fs)
+    k = float(kappa(ps.eta(), ps.weights))
+    return loss_and_grad(v, ps.omega2, ps.weights, k, loss="sigma", weighted=True)[1]
+
+
+def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
+    kern = make_kernel(name, **params)
+    t0 = time.perf_counter()
+    op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    setup = time.perf_counter() - t0
+    op(grad)
+    best = min(_timed(lambda: op(grad)) for _ in range(repeat))
+    n = len(ps)
+    return {"kernel": name, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
+            "entries_per_second": n * n / best}
+
+
+def peak_memory(n, tile, threads):
+    ps = Hypersurface.fermat(3).sample(n, seed=1)
+    grad = gradients(ps)
+    kern = make_kernel("gaussian", width=1.0)
+    op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    tracemalloc.start()
+    t = time.perf_counter()
+    op(grad)
+    wall = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"n": n, "tile": tile, "step_seconds": wall, "entries_per_second": n * n / wall,
+            "tracemalloc_peak_MiB": peak / 2 ** 20, "dense_kernel_MiB": n * n * 8 / 2 ** 20,
+            "ru_maxrss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tile", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mem-n", type=int, default=50_000)
+    ap.add_argument("--only", default=None, help="run only this kernel name")
+    args = ap.parse_args()
+    print(f"# cores available: {len(os.sched_getaffinity(0))}, threads: {args.threads or 'default'}")
+    print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s")
+    ps = Hypersurface.fermat(3).sample(args.n, seed=0)
+    grad = gradients(ps)
+    for name, params in CASES:
+        if args.only and name != args.only:
+            continue
+        r = entries_per_second(ps, grad, name, params, tile=args.tile, threads=args.threads, repeat=args.repeat)
+        print(json.dumps(r))
+    if args.mem_n:
+        print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
+
+
+if __name__ == "__main__":
+    main()

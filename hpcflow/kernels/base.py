@@ -1,0 +1,188 @@
+"""Kernel base class and the tiled evaluator of U(x) = sum_x' Theta(x, x') grad(x') (eq. 3.5).
+
+The paper's kernels do not mix metric components: Theta_IJ(x, x') = delta_IJ K(x, x') (eqs. 2.20-2.23), so a
+kernel block is a scalar (N1, N2) matrix and the update is K @ grad with grad of shape (N2, P), P = m^2 = 9.
+A full metric-NTK (e.g. an empirical NTK of a network that outputs all P components) sets
+`mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
+(row-chunk x tile) block per worker thread, so memory is bounded by the tile, not by N1 * N2.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from hpcflow.backend import array_module
+
+#: default number of source columns per tile
+DEFAULT_TILE = 2048
+#: rows per work item of the threaded evaluator (rows are independent: results do not depend on it)
+ROW_CHUNK = 256
+#: edge of the square tiles of the symmetric (x_src is x) evaluator
+SYM_BLOCK = 512
+
+
+def default_threads() -> int:
+    """Worker threads for tile evaluation: $HPCFLOW_THREADS, else the cores this process may use."""
+    env = os.environ.get("HPCFLOW_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Kernel:
+    """Base class: subclasses define `features` (once per point set) and `tile_block` (one tile)."""
+
+    name = "kernel"
+    mixes_components = False
+    #: K(x, x') = K(x', x): the train-on-train product then evaluates each off-diagonal tile once
+    symmetric = False
+
+    def features(self, x):
+        """Per-point data the kernel needs, derived once from chart-normalised points x (N, n+1)."""
+        return x
+
+    def tile_block(self, f1, f2):
+        """Kernel block for feature rows f1, f2: (N1, N2), or (N1, P, N2, P) if mixes_components."""
+        raise NotImplementedError
+
+    def block(self, x1, x2):
+        """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
+        return self.tile_block(self.features(x1), self.features(x2))
+
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        """A callable grad_src (N_src, P) -> (N, P) = sum_x' Theta(x, x') grad_src(x'), for fixed points.
+
+        cache_bytes > 0: if the whole kernel matrix fits in that many bytes it is formed on the first call and
+        reused (a flow evaluates the same points every step); otherwise memory stays bounded by the tile.
+        """
+        return TiledOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
+
+    def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
+        """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
+        return self.operator(x, x_src, tile=tile)(grad_src)
+
+    def params(self) -> dict:
+        """Hyperparameters (for summaries)."""
+        return {}
+
+
+class TiledOperator:
+    """U = Theta(x, x_src) @ grad, tile by tile; row chunks run on worker threads (BLAS kept single-threaded)."""
+
+    def __init__(self, kernel: Kernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
+                 cache_bytes: int = 0):
+        if tile < 1:
+            raise ValueError(f"tile={tile} must be >= 1")
+        self.kernel = kernel
+        self.tile = int(tile)
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self.f = kernel.features(x)
+        self.f_src = self.f if x_src is x else kernel.features(x_src)
+        self.n = x.shape[0]
+        self.n_src = x_src.shape[0]
+        self.cache_bytes = int(cache_bytes)
+        self.dense = None
+        self.symmetric = bool(kernel.symmetric and x_src is x and not kernel.mixes_components)
+
+    def _dense_bytes(self, p):
+        return self.n * self.n_src * 8 * (p * p if self.kernel.mixes_components else 1)
+
+    def _fill_dense(self, r0, r1):
+        for c0 in range(0, self.n_src, self.tile):
+            c1 = min(c0 + self.tile, self.n_src)
+            if self.kernel.mixes_components:
+                self.dense[r0:r1, :, c0:c1, :] = self.tile_rows(r0, r1, c0, c1)
+            else:
+                self.dense[r0:r1, c0:c1] = self.tile_rows(r0, r1, c0, c1)
+
+    def _rows(self, r0, r1, grad, out):
+        k = self.kernel
+        acc = None
+        for c0 in range(0, self.n_src, self.tile):
+            c1 = min(c0 + self.tile, self.n_src)
+            b = self.tile_rows(r0, r1, c0, c1)
+            if k.mixes_components:
+                p = grad.shape[1]
+                part = (b.reshape((r1 - r0) * p, (c1 - c0) * p) @ grad[c0:c1].reshape(-1)).reshape(r1 - r0, p)
+            else:
+                part = b @ grad[c0:c1]
+            acc = part if acc is None else acc + part
+        if acc is None:
+            out[r0:r1] = 0.0
+        else:
+            out[r0:r1] = acc
+
+    def tile_rows(self, r0, r1, c0, c1):
+        """The kernel tile for target rows r0:r1 and source columns c0:c1."""
+        return self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
+
+    def __call__(self, grad):
+        xp = array_module(grad)
+        p = grad.shape[1]
+        if self.dense is None and 0 < self._dense_bytes(p) <= self.cache_bytes:
+            shape = (self.n, p, self.n_src, p) if self.kernel.mixes_components else (self.n, self.n_src)
+            self.dense = xp.empty(shape, dtype=np.float64)
+            self._parallel(self._fill_dense, xp)
+        if self.dense is not None:
+            if self.kernel.mixes_components:
+                return (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
+            return self.dense @ grad
+        if self.symmetric and xp is np:
+            return self._symmetric_call(grad)
+        out = xp.empty((self.n, p), dtype=np.float64)
+        self._parallel(lambda r0, r1: self._rows(r0, r1, grad, out), xp)
+        return out
+
+    def _symmetric_call(self, grad):
+        """K @ grad for symmetric K(x, x): tile (I, J), I < J, serves both U[I] += K G[J] and U[J] += K^T G[I].
+
+        Tiles are dealt to threads in a fixed round-robin order, each thread sums into its own accumulator and
+        the accumulators are added in thread order, so the result is reproducible run to run.
+        """
+        b = min(self.tile, SYM_BLOCK)
+        edges = [(s, min(s + b, self.n)) for s in range(0, self.n, b)]
+        pairs = [(i, j) for i in range(len(edges)) for j in range(i, len(edges))]
+        n_work = max(1, min(self.threads, len(pairs)))
+        accs = [np.zeros((self.n, grad.shape[1])) for _ in range(n_work)]
+
+        def work(t):
+            acc = accs[t]
+            for i, j in pairs[t::n_work]:
+                (r0, r1), (c0, c1) = edges[i], edges[j]
+                k = self.tile_rows(r0, r1, c0, c1)
+                acc[r0:r1] += k @ grad[c0:c1]
+                if i != j:
+                    acc[c0:c1] += k.T @ grad[r0:r1]
+
+        if n_work == 1:
+            work(0)
+        else:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                with ThreadPoolExecutor(max_workers=n_work) as pool:
+                    list(pool.map(work, range(n_work)))
+        out = accs[0]
+        for a in accs[1:]:
+            out += a
+        return out
+
+    def _parallel(self, work, xp):
+        """work(r0, r1) for row chunks, on worker threads (BLAS single-threaded meanwhile)."""
+        chunk = min(self.tile, ROW_CHUNK)
+        jobs = [(r0, min(r0 + chunk, self.n)) for r0 in range(0, self.n, chunk)]
+        if self.threads == 1 or len(jobs) == 1 or xp is not np:
+            for r0, r1 in jobs:
+                work(r0, r1)
+            return
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                list(pool.map(lambda j: work(*j), jobs))
