@@ -1,0 +1,175 @@
+"""Discrete kernel metric flow (eq. 3.5) on train and test points, with positivity safeguards.
+
+    v^(t+1)(x) = v^(t)(x) - dt sum_{x' in B} Theta(x, x') dl(x')/dv(x')          (eq. 3.5)
+
+v = the m^2 packed real components of g (`hpcflow.metric`), B = the train points (or, with `blocks`, the
+sources of the point's block). Train and test metrics start at g_FS and move with the same kernel sums over
+train-point gradients. kappa is recomputed from all train points before every step and held fixed within it.
+sigma_train / sigma_test (eq. B.11, each set with its own kappa) are recorded per step, step 0 = FS.
+
+Safeguard: if the step leaves any train or test metric non-finite or not positive definite, it is rejected
+and retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that
+fails, the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
+from hpcflow.geometry.measures import kappa as kappa_of, sigma_measure
+from hpcflow.kernels.base import DEFAULT_TILE
+from hpcflow.metric import is_positive_definite, loss_and_grad
+
+log = logging.getLogger(__name__)
+
+
+class FlowBlock(NamedTuple):
+    """Train points `train_idx` and test points `test_idx` are updated from train sources `source_idx`."""
+
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    source_idx: np.ndarray
+
+
+@dataclass
+class FlowResult:
+    """History and final metrics of a kernel flow (arrays over steps have steps_taken + 1 entries)."""
+
+    sigma_train: np.ndarray
+    sigma_test: np.ndarray
+    g_train: np.ndarray
+    g_test: np.ndarray | None
+    rejected_steps: int
+    steps_taken: int
+    dt_history: np.ndarray
+    stopped: str = ""
+    rejections: list = field(default_factory=list)
+
+
+def _sigma(v, ps):
+    return float(sigma_measure(det_hermitian(unpack(v)) / ps.omega2, ps.weights))
+
+
+def _clip(update, clip):
+    """Scale rows of `update` so that no row's Euclidean norm exceeds `clip`."""
+    norm = np.linalg.norm(update, axis=1)
+    scale = np.minimum(1.0, clip / np.maximum(norm, 1e-300))
+    return update * scale[:, None]
+
+
+def _check_blocks(blocks, n_train, n_test):
+    seen_train = np.zeros(n_train, dtype=int)
+    seen_test = np.zeros(n_test, dtype=int)
+    for b in blocks:
+        np.add.at(seen_train, np.asarray(b.train_idx, dtype=np.int64), 1)
+        np.add.at(seen_test, np.asarray(b.test_idx, dtype=np.int64), 1)
+    if seen_train.max(initial=0) > 1 or seen_test.max(initial=0) > 1:
+        raise ValueError("blocks: a train or test point belongs to more than one FlowBlock")
+
+
+def _operators(kernel, train, test, blocks, tile):
+    """(target set, target idx or None, source idx or None, operator) for every block, built once per flow."""
+    ops = []
+    if blocks is None:
+        ops.append(("train", None, None, kernel.operator(train.points, train.points, tile=tile)))
+        if test is not None:
+            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile)))
+        return ops
+    for b in blocks:
+        src = np.asarray(b.source_idx, dtype=np.int64)
+        xs = train.points[src]
+        for name, idx, ps in (("train", b.train_idx, train), ("test", b.test_idx, test)):
+            idx = np.asarray(idx, dtype=np.int64)
+            if idx.size and ps is not None:
+                ops.append((name, idx, src, kernel.operator(ps.points[idx], xs, tile=tile)))
+    return ops
+
+
+def _updates(ops, grad, n_train, n_test, p):
+    upd = {"train": np.zeros((n_train, p)), "test": np.zeros((n_test, p))}
+    for name, idx, src, op in ops:
+        u = op(grad if src is None else grad[src])
+        if idx is None:
+            upd[name][:] = u
+        else:
+            upd[name][idx] = u
+    return upd["train"], upd["test"]
+
+
+def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
+                weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
+                clip: float | None = None, early_stop: int | None = None,
+                callback: Callable | None = None, xp=None) -> FlowResult:
+    """Iterate eq. 3.5 for `steps` steps from g_FS on train (and test) points; see module docstring.
+
+    clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
+    sigma (test if given, else train) has not improved for this many steps. callback(info: dict) is called after
+    every step with step, sigma_train, sigma_test, dt, rejected; returning True stops the flow.
+    xp: only NumPy is supported for now (None or numpy).
+    """
+    if xp is not None and xp is not np:
+        raise NotImplementedError("kernel_flow runs on NumPy; CuPy support comes with the distributed flow")
+    if not dt > 0 or steps < 0 or max_halvings < 0:
+        raise ValueError(f"need dt > 0, steps >= 0, max_halvings >= 0 (got {dt}, {steps}, {max_halvings})")
+    n_train, n_test = len(train), (0 if test is None else len(test))
+    if blocks is not None:
+        _check_blocks(blocks, n_train, n_test)
+    v_train = pack(train.g_fs)
+    v_test = pack(test.g_fs) if test is not None else np.zeros((0, v_train.shape[1]))
+    p = v_train.shape[1]
+    ops = _operators(kernel, train, test, blocks, tile)
+
+    hist_train = [_sigma(v_train, train)]
+    hist_test = [_sigma(v_test, test) if test is not None else np.nan]
+    dts, rejections, stopped, best, since_best = [], [], "", np.inf, 0
+    for step in range(1, steps + 1):
+        eta = det_hermitian(unpack(v_train)) / train.omega2
+        k = float(kappa_of(eta, train.weights))
+        _, grad = loss_and_grad(v_train, train.omega2, train.weights, k, loss=loss, weighted=weighted)
+        u_train, u_test = _updates(ops, grad, n_train, n_test, p)
+        if clip is not None:
+            u_train, u_test = _clip(u_train, clip), _clip(u_test, clip)
+        h = dt
+        for attempt in range(max_halvings + 1):
+            new_train, new_test = v_train - h * u_train, v_test - h * u_test
+            ok = bool(np.all(is_positive_definite(unpack(new_train, m=int(round(p ** 0.5))))))
+            if n_test:
+                ok &= bool(np.all(is_positive_definite(unpack(new_test, m=int(round(p ** 0.5))))))
+            if ok:
+                break
+            rejections.append((step, h))
+            log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2",
+                        step, h)
+            h *= 0.5
+        else:
+            stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
+            log.warning("flow stopped: %s", stopped)
+            break
+        v_train, v_test = new_train, new_test
+        dts.append(h)
+        hist_train.append(_sigma(v_train, train))
+        hist_test.append(_sigma(v_test, test) if test is not None else np.nan)
+        if callback is not None and callback({"step": step, "sigma_train": hist_train[-1],
+                                              "sigma_test": hist_test[-1], "dt": h,
+                                              "rejected": len(rejections)}):
+            stopped = f"step {step}: callback asked to stop"
+            break
+        if early_stop is not None:
+            monitored = hist_test[-1] if test is not None else hist_train[-1]
+            if monitored < best:
+                best, since_best = monitored, 0
+            else:
+                since_best += 1
+                if since_best >= early_stop:
+                    stopped = f"step {step}: no improvement for {early_stop} steps (early stop)"
+                    break
+    m = int(round(p ** 0.5))
+    return FlowResult(sigma_train=np.array(hist_train), sigma_test=np.array(hist_test),
+                      g_train=unpack(v_train, m=m), g_test=unpack(v_test, m=m) if test is not None else None,
+                      rejected_steps=len(rejections), steps_taken=len(dts), dt_history=np.array(dts),
+                      stopped=stopped, rejections=rejections)

@@ -1,0 +1,169 @@
+"""Job-file schemas: typed fields with defaults and checks; `load_job` validates a TOML file before any work.
+
+A schema is `dict[section, dict[key, Field]]`. A section absent from the file takes its defaults (an optional
+table is one whose fields all have defaults, e.g. `default=None` for "not set"). Every error (unknown section/key, missing required key,
+wrong type, impossible value) is one `ConfigError("FILE: [section].key ...: fix")`, raised before anything
+is computed or written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hpcflow.errors import ConfigError
+
+
+class _Required:
+    """Marker for a field without a default (it must be present in the job file)."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a finite number", str: "a string", list: "a list",
+               dict: "a table"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One job-file key: its type, default (REQUIRED if none), optional value check, help and choices.
+
+    `type` may be a type or a tuple of types; int values are accepted for float fields (TOML `1` vs `1.0`)
+    and converted; floats must be finite. `items` gives the element type of a list. A default of None makes the key optional with no value. `check(value)` returns an
+    error string (or False) for an impossible value, or None/True when the value is fine.
+    """
+
+    type: Any
+    default: Any = REQUIRED
+    check: Callable[[Any], Any] | None = None
+    help: str = ""
+    choices: tuple | list | None = None
+    items: Any = None  # element type of a list field (each element is coerced like a scalar field)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def _type_name(t) -> str:
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join(_TYPE_NAMES.get(x, x.__name__) for x in types)
+
+
+def _coerce(value, ftype):
+    """The value converted to `ftype`, or raise TypeError (bool is never an int/float here)."""
+    types = ftype if isinstance(ftype, tuple) else (ftype,)
+    for t in types:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise TypeError
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is bool and isinstance(value, bool):
+            return value
+        if t not in (int, float, bool) and isinstance(value, t):
+            return value
+    raise TypeError
+
+
+def validate_field(where: str, value, field: Field):
+    """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix."""
+    try:
+        value = _coerce(value, field.type)
+    except TypeError:
+        raise ConfigError(f"{where} = {value!r} must be {_type_name(field.type)}; fix its type") from None
+    if field.items is not None:
+        try:
+            value = [_coerce(v, field.items) for v in value]
+        except TypeError:
+            raise ConfigError(
+                f"{where} = {value!r} must be a list of {_type_name(field.items)} values; fix its elements"
+            ) from None
+    if field.choices is not None and value not in field.choices:
+        opts = ", ".join(repr(c) for c in field.choices)
+        raise ConfigError(f"{where} = {value!r} is not one of {opts}; use one of these")
+    if field.check is not None:
+        verdict = field.check(value)
+        if verdict is False or isinstance(verdict, str):
+            reason = verdict if isinstance(verdict, str) else "is not allowed"
+            hint = f" ({field.help})" if field.help else ""
+            raise ConfigError(f"{where} = {value!r} {reason}{hint}; change it")
+    return value
+
+
+def validate(data: dict, schema: dict, *, source: str = "job") -> dict:
+    """Validate a parsed job dict against `schema`; return {section: {key: value}} with defaults filled."""
+    for section, table in data.items():
+        if section not in schema:
+            known = ", ".join(f"[{s}]" for s in schema)
+            raise ConfigError(f"{source}: unknown section [{section}]; known sections are {known}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table ([{section}] header with keys)")
+        for key in table:
+            if key not in schema[section]:
+                known = ", ".join(schema[section]) or "none"
+                raise ConfigError(f"{source}: [{section}].{key} is an unknown key; known keys: {known}")
+    out: dict = {}
+    for section, fields in schema.items():
+        table = data.get(section, {})
+        values = {}
+        for key, field in fields.items():
+            where = f"{source}: [{section}].{key}"
+            if key in table:
+                values[key] = validate_field(where, table[key], field)
+            elif field.required:
+                raise ConfigError(f"{where} is required but missing; add it to the job file")
+            else:
+                values[key] = field.default
+        out[section] = values
+    return out
+
+
+def read_toml(path) -> dict:
+    """Parse a TOML job file; a missing or malformed file is a ConfigError naming it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: job file does not exist; pass the path of a TOML job file (see jobs/)")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
+
+
+def load_job(path, schema: dict) -> dict:
+    """Read and validate the TOML job file at `path` against `schema` (defaults filled in)."""
+    return validate(read_toml(path), schema, source=os.fspath(path))
+
+
+#: the `[job]` section common to every job file (job modules put it into their SCHEMA)
+JOB_SECTION = {
+    "kind": Field(str, help="job kind, e.g. 'flow' (see hpcflow.jobs.registry)"),
+    "description": Field(str, "", help="free text, copied into the outputs"),
+}
+
+
+# ---- small reusable checks -----------------------------------------------------------------------------
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def at_least(lo):
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def in_range(lo, hi):
+    return lambda v: None if lo <= v <= hi else f"must lie in [{lo}, {hi}]"

@@ -1,0 +1,100 @@
+"""Metrics as packed real components, and the pointwise losses of the flow with exact gradients.
+
+A Hermitian m x m metric g is flowed through its m^2 real components v_I (the paper's multi-index I,
+`hpcflow.geometry.hermitian.pack`: g00, g11, g22, Re g01, Im g01, Re g02, Im g02, Re g12, Im g12 for m = 3).
+With eta = det g / |Omega|^2 the pointwise losses are (times w(x)/sum w if weighted, else times 1)
+
+    sigma loss       l = |1 - eta/kappa|        (eq. B.11)
+    ultra-local loss l = (eta/kappa - 1)^2      (eq. B.14)
+
+kappa is held fixed within a step (the caller computes it from all train points before the step), so
+dl/dv_I = l'(eta/kappa) / kappa * d eta/d v_I, with d det g = det g tr(g^-1 dg) = tr(adj(g) dg): the gradient
+of det g w.r.t. the packed components is adj(g) packed with its off-diagonal entries doubled (`det_gradient`).
+At eta = kappa the sigma loss uses the subgradient 0.
+"""
+
+from __future__ import annotations
+
+from hpcflow.backend import array_module
+from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
+
+LOSSES = ("sigma", "ultralocal")
+
+
+def adjugate_hermitian(g):
+    """Adjugate adj(g) = det(g) g^-1 of Hermitian (..., m, m), closed form for m <= 3 (LAPACK above)."""
+    xp = array_module(g)
+    m = g.shape[-1]
+    if m == 1:
+        return xp.ones_like(g)
+    if m == 2:
+        adj = xp.empty_like(g)
+        adj[..., 0, 0] = g[..., 1, 1]
+        adj[..., 1, 1] = g[..., 0, 0]
+        adj[..., 0, 1] = -g[..., 0, 1]
+        adj[..., 1, 0] = -g[..., 1, 0]
+        return adj
+    if m == 3:
+        adj = xp.empty_like(g)
+        for i in range(3):
+            for j in range(3):
+                # adj[i, j] = cofactor C[j, i] = (-1)^(i+j) minor(j, i)
+                r = [k for k in range(3) if k != j]
+                c = [k for k in range(3) if k != i]
+                minor = g[..., r[0], c[0]] * g[..., r[1], c[1]] - g[..., r[0], c[1]] * g[..., r[1], c[0]]
+                adj[..., i, j] = minor if (i + j) % 2 == 0 else -minor
+        return adj
+    det = xp.linalg.det(g)
+    return xp.linalg.inv(g) * det[..., None, None]
+
+
+def inverse_hermitian(g):
+    """Inverse of Hermitian (..., m, m) metrics, closed form adj(g)/det(g) for m <= 3."""
+    m = g.shape[-1]
+    if m > 3:
+        return array_module(g).linalg.inv(g)
+    return adjugate_hermitian(g) / det_hermitian(g)[..., None, None]
+
+
+def det_gradient(g):
+    """d det(g) / d v_I for the packed real components v = pack(g) (..., m^2).
+
+    d det = tr(adj(g) dg); for v = g_aa this is adj_aa, for v = Re g_ab (dg = E_ab + E_ba) it is
+    adj_ba + adj_ab = 2 Re adj_ab, for v = Im g_ab (dg = i E_ab - i E_ba) it is i adj_ba - i adj_ab = 2 Im adj_ab
+    (adj is Hermitian for Hermitian g).
+    """
+    m = g.shape[-1]
+    p = pack(adjugate_hermitian(g))
+    p[..., m:] *= 2.0
+    return p
+
+
+def is_positive_definite(g):
+    """Boolean (...,): Hermitian g is positive definite and finite (leading principal minors > 0, m <= 3)."""
+    xp = array_module(g)
+    m = g.shape[-1]
+    finite = xp.all(xp.isfinite(g.real) & xp.isfinite(g.imag), axis=(-2, -1))
+    ok = finite.copy()
+    for k in range(1, m + 1):
+        ok &= det_hermitian(g[..., :k, :k]) > 0
+    return ok
+
+
+def loss_and_grad(v, omega2, weights, kappa, *, loss: str = "sigma", weighted: bool = True):
+    """Pointwise loss l(x) and its exact gradient dl/dv (N, m^2) w.r.t. packed metric components v (N, m^2).
+
+    loss="sigma": |1 - eta/kappa| (eq. B.11); loss="ultralocal": (eta/kappa - 1)^2 (eq. B.14); each times
+    w(x)/sum w when weighted. kappa is a fixed number (not differentiated).
+    """
+    xp = array_module(v)
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
+    g = unpack(v)
+    r = det_hermitian(g) / omega2 / kappa - 1.0  # eta/kappa - 1
+    scale = weights / xp.sum(weights) if weighted else xp.ones_like(r)
+    if loss == "sigma":
+        ell, dl_dr = xp.abs(r), xp.sign(r)
+    else:
+        ell, dl_dr = r * r, 2.0 * r
+    coef = scale * dl_dr / (omega2 * kappa)
+    return scale * ell, coef[:, None] * det_gradient(g)
