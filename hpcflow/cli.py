@@ -16,6 +16,7 @@ from hpcflow.errors import UserError
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
     "hpcflow.commands.info",
+    "hpcflow.commands.run",
     # "hpcflow.commands.sample",
 ]
 

@@ -84,7 +84,7 @@ def validate_field(where: str, value, field: Field):
             value = [_coerce(v, field.items) for v in value]
         except TypeError:
             raise ConfigError(
-                f"{where} = {value!r} must be a list of {_type_name(field.items)} values; fix its elements"
+                f"{where} = {value!r} must be a list whose elements are each {_type_name(field.items)}; fix its elements"
             ) from None
     if field.choices is not None and value not in field.choices:
         opts = ", ".join(repr(c) for c in field.choices)

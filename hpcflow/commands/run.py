@@ -1,0 +1,34 @@
+"""`hpcflow run JOB.toml --out DIR [--force]`: validate a job file, run it, write DIR/summary.json."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from hpcflow import __version__
+
+
+def run(args) -> int:
+    from hpcflow.jobs import output, registry
+
+    module, cfg = registry.load(args.job)  # every job-file error surfaces here, before any work
+    outdir = output.prepare_outdir(args.out, force=args.force)
+    with open(args.job, "rb") as fh:
+        job_text = fh.read().decode("utf-8")
+    t0 = time.perf_counter()
+    summary = dict(module.run(cfg, outdir))
+    summary["wall_seconds"] = time.perf_counter() - t0
+    summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
+    summary.setdefault("config", cfg)
+    output.write_json(os.path.join(outdir, "summary.json"), summary)
+    output.write_text(os.path.join(outdir, "job.toml"), job_text)
+    print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a TOML job file (kinds: flow, noise_scan, ...) into an output directory")
+    p.add_argument("job", help="TOML job file, e.g. jobs/quickstart.toml")
+    p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
+    p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
+    p.set_defaults(func=run)

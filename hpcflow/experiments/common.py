@@ -1,0 +1,53 @@
+"""Job-file pieces shared by the experiment kinds: the [geometry] section and sampling one chart."""
+
+from __future__ import annotations
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import Field, at_least
+
+
+def _pair(v):
+    return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
+
+
+#: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
+GEOMETRY_SECTION = {
+    "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
+    "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
+    "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
+    "chart": Field(list, [0, 1], items=int, check=_pair,
+                   help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
+    "n_train": Field(int, 1000, check=at_least(1), help="number of train points"),
+    "n_test": Field(int, 1000, check=at_least(0), help="number of test points (0 = none)"),
+    "seed": Field(int, 0, check=at_least(0), help="seed of the train points; test points use seed + 1"),
+}
+
+
+def check_geometry(geo: dict, source: str) -> None:
+    """Cross-field checks of [geometry] (chart indices within P^n) — raised before any work."""
+    n = geo["dim"] + 1
+    if max(geo["chart"]) > n:
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {n} on P^{n}; change it")
+
+
+def manifold(geo: dict):
+    """The Hypersurface of a [geometry] section."""
+    from hpcflow.geometry import Hypersurface
+
+    if geo["manifold"] == "dwork":
+        return Hypersurface.dwork(geo["dim"], geo["psi"])
+    return Hypersurface.fermat(geo["dim"])
+
+
+def sample_train_test(geo: dict):
+    """(X, train, test) sampled in the job's chart; test is None when n_test = 0."""
+    X = manifold(geo)
+    chart = tuple(geo["chart"])
+    train = X.sample(geo["n_train"], seed=geo["seed"], chart=chart)
+    test = X.sample(geo["n_test"], seed=geo["seed"] + 1, chart=chart) if geo["n_test"] > 0 else None
+    return X, train, test
+
+
+def gain(initial: float, final: float) -> float:
+    """Gain factor sigma_initial / sigma_final (the paper's 'factor gained in the sigma loss')."""
+    return float(initial / final) if final > 0 else float("inf")

@@ -1,0 +1,130 @@
+"""Job outputs: the output directory (refused if it holds results, unless --force), atomic JSON and HDF5.
+
+Writers take `comm=None` keyword-only and decide inside whether to write: only rank 0 of `comm` (default:
+MPI world when mpi4py is usable, else a single rank) writes; callers never test the rank themselves.
+Files appear atomically (temporary file in the same directory, then rename), so an interrupted run never
+leaves a half-written result under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import h5py
+import numpy as np
+
+from hpcflow import __version__
+from hpcflow.errors import OutputPathError
+
+
+def rank(comm=None) -> int:
+    """This process's rank in `comm` (default MPI world); 0 when mpi4py or the MPI library is unusable."""
+    if comm is None:
+        try:
+            from mpi4py import MPI  # RuntimeError (not ImportError) when no MPI library is found
+
+            comm = MPI.COMM_WORLD
+        except Exception:  # noqa: BLE001 - treat as one rank
+            return 0
+    return int(comm.Get_rank())
+
+
+def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
+    """Create the output directory; refuse (OutputPathError) an existing non-empty one unless force=True.
+
+    Only rank 0 creates it; the check itself runs on every rank so all ranks refuse alike.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
+    if os.path.isdir(path) and os.listdir(path) and not force:
+        raise OutputPathError(
+            f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(path) and (not os.path.isdir(parent) or not os.access(parent, os.W_OK)):
+        raise OutputPathError(f"cannot create --out {path}: {parent} is missing or not writable")
+    if os.path.isdir(path) and not os.access(path, os.W_OK):
+        raise OutputPathError(f"--out {path} is not writable; choose another --out")
+    if rank(comm) == 0:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _tmp_name(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}"
+
+
+def jsonable(obj):
+    """Convert NumPy scalars/arrays and non-finite floats (-> None) into plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, obj, *, comm=None) -> None:
+    """Write `obj` as indented JSON atomically (rank 0 only); non-finite numbers become null."""
+    if rank(comm) != 0:
+        return
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(jsonable(obj), fh, indent=2, sort_keys=True, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_hdf5(path, datasets: dict, *, attrs: dict | None = None, comm=None) -> None:
+    """Write an HDF5 file atomically (rank 0 only).
+
+    `datasets` maps slash paths ("history/sigma_train") to arrays; groups are created as needed.
+    `attrs` go on the root group; dicts/lists are stored as JSON strings.
+    """
+    if rank(comm) != 0:
+        return
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, data in datasets.items():
+                f.create_dataset(name, data=np.asarray(data))
+            f.attrs["hpcflow_version"] = __version__
+            for key, value in (attrs or {}).items():
+                if isinstance(value, (dict, list, tuple)):
+                    value = json.dumps(jsonable(value), sort_keys=True)
+                elif value is None:
+                    value = "null"
+                f.attrs[key] = value
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text: str, *, comm=None) -> None:
+    """Write a UTF-8 text file atomically (rank 0 only), e.g. a copy of the job file."""
+    if rank(comm) != 0:
+        return
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

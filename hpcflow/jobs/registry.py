@@ -1,0 +1,45 @@
+"""Job kinds: `[job] kind` → the module that defines its `SCHEMA` and `run(cfg, outdir) -> dict`.
+
+A job module may also define `check(cfg, source)` for cross-field checks (raise ConfigError); `load` calls
+it after the schema validation, so every job-file error still comes before any work.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import read_toml, validate
+
+#: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
+KINDS = {
+    "flow": "hpcflow.experiments.flow_job",
+    "noise_scan": "hpcflow.experiments.noise_scan",
+    "distance_scaling": "hpcflow.experiments.distance_scaling",
+    "local_limit": "hpcflow.experiments.local_limit",
+}
+
+
+def job_module(kind: str, *, source: str = "job"):
+    """The module implementing job kind `kind` (ConfigError naming the known kinds otherwise)."""
+    if kind not in KINDS:
+        known = ", ".join(repr(k) for k in KINDS)
+        raise ConfigError(f"{source}: [job].kind = {kind!r} is not a known job kind; use one of {known}")
+    return importlib.import_module(KINDS[kind])
+
+
+def load(path):
+    """Read and validate a job file: (module, cfg) with defaults filled, or a ConfigError before any work."""
+    data = read_toml(path)
+    source = str(path)
+    job = data.get("job")
+    if not isinstance(job, dict) or "kind" not in job:
+        raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")
+    if not isinstance(job["kind"], str):
+        raise ConfigError(f"{source}: [job].kind = {job['kind']!r} must be a string; e.g. kind = \"flow\"")
+    module = job_module(job["kind"], source=source)
+    cfg = validate(data, module.SCHEMA, source=source)
+    check = getattr(module, "check", None)  # optional cross-field checks, still before any work
+    if check is not None:
+        check(cfg, source)
+    return module, cfg
