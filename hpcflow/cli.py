@@ -17,6 +17,7 @@ from hpcflow.errors import UserError
 COMMANDS = [
     "hpcflow.commands.info",
     "hpcflow.commands.run",
+    "hpcflow.commands.nn",
     # "hpcflow.commands.sample",
 ]
 

@@ -43,6 +43,8 @@ SCHEMA = {
         "width": Field(int, 64, check=at_least(1), help="units per hidden layer"),
         "activation": Field(str, "relu", choices=("relu", "gelu")),
         "dtype": Field(str, "float64", choices=("float64", "float32")),
+        "output_scale": Field(float, 0.1, check=positive,
+                              help="last-layer init times this (1 = PyTorch default; < 1 starts near g_FS)"),
     },
     "training": {
         "epochs": Field(int, 50, check=at_least(0)),
@@ -81,20 +83,21 @@ SCHEMA = {
 }
 
 
-def _check(cfg: dict) -> None:
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks, run by hpcflow.jobs.registry.load before any work."""
     geo, ks, kf = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
-        raise ConfigError(f"[geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
     if geo["dim"] != 3:
-        raise ConfigError(f"[geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; use dim = 3")
+        raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; use dim = 3")
     for sec, key, limit, name in (("width_sweep", "n_train", geo["n_train"], ks), ("kernel_flow", "n_train",
                                   geo["n_train"], kf), ("kernel_flow", "n_test", geo["n_val"], kf)):
         if name[key] > limit:
-            raise ConfigError(f"[{sec}].{key} = {name[key]} exceeds the {limit} sampled points; lower it")
+            raise ConfigError(f"{source}: [{sec}].{key} = {name[key]} exceeds the {limit} sampled points; lower it")
 
 
 def run(cfg: dict, outdir: str, *, log=print) -> dict:
-    _check(cfg)
+    check(cfg)
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.nn import experiment as ex
     from hpcflow.nn._torch import require_torch

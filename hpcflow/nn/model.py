@@ -38,7 +38,8 @@ class MetricMLP(torch.nn.Module):
     """g(x) = g_FS ∘ NN(x) for an MLP NN with `depth` hidden layers of `width` units (sec. 3.3)."""
 
     def __init__(self, n_in: int, *, depth: int = 3, width: int = 64, activation: str = "relu",
-                 kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None):
+                 kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None,
+                 output_scale: float = 1.0):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
@@ -47,7 +48,7 @@ class MetricMLP(torch.nn.Module):
         if depth < 1 or width < 1:
             raise ConfigError(f"depth = {depth}, width = {width}: both must be >= 1")
         self.config = dict(n_in=int(n_in), depth=int(depth), width=int(width), activation=activation, kind=kind,
-                           n_out=int(n_out), dtype=dtype)
+                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale))
         sizes = [n_in] + [width] * depth + [n_out]
         gen_state = None
         if seed is not None:
@@ -60,6 +61,9 @@ class MetricMLP(torch.nn.Module):
         finally:
             if gen_state is not None:
                 torch.random.set_rng_state(gen_state)
+        with torch.no_grad():  # output_scale < 1 starts the metric closer to g_FS (1 = PyTorch's default init)
+            self.layers[-1].weight.mul_(output_scale)
+            self.layers[-1].bias.mul_(output_scale)
         self.activation = activation
         self.kind = kind
 
