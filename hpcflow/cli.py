@@ -18,6 +18,7 @@ COMMANDS = [
     "hpcflow.commands.info",
     "hpcflow.commands.sample",
     "hpcflow.commands.run",
+    "hpcflow.commands.nn",
 ]
 
 
