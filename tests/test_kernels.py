@@ -67,6 +67,11 @@ def test_gaussian_apply_matches_dense_product(points, tile, threads):
     ref = gaussian(points[:300], points, width=0.5) @ g
     got = kern.operator(points[:300], points, tile=tile, threads=threads)(g)
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    # symmetric train-on-train path (each off-diagonal tile evaluated once, used twice)
+    op = kern.operator(points, points, tile=tile, threads=threads)
+    assert op.symmetric
+    ref = gaussian(points, width=0.5) @ g
+    np.testing.assert_allclose(op(g), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
 def test_gaussian_row_normalisation(points):

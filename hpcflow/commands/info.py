@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
 import platform
 
 
-def _version(mod: str) -> str:
+def _version(dist: str) -> str:
+    """Installed version of a distribution, read from its metadata (importing torch alone takes seconds)."""
+    from importlib import metadata
+
     try:
-        return getattr(importlib.import_module(mod), "__version__", "?")
-    except Exception as exc:  # noqa: BLE001 - report, never fail
-        return f"not usable ({type(exc).__name__})"
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+LAUNCHER_VARS = ("SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+def launcher_ranks() -> int | None:
+    """Number of tasks the launcher says it started (Slurm, PMI, Open MPI), or None if not launched."""
+    import os
+
+    for var in LAUNCHER_VARS:
+        val = os.environ.get(var, "")
+        if val.isdigit():
+            return int(val)
+    return None
 
 
 def collect() -> dict:
@@ -19,8 +35,8 @@ def collect() -> dict:
     from hpcflow.backend import backend_name, gpu_available
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "h5py", "sklearn", "optuna", "submitit", "mpi4py", "torch", "cupy"):
-        facts[mod] = _version(mod)
+    for dist in ("numpy", "scipy", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch", "cupy-cuda12x"):
+        facts[dist] = _version(dist)
     try:
         from mpi4py import MPI
 
@@ -29,6 +45,11 @@ def collect() -> dict:
     except Exception as exc:  # noqa: BLE001 - RuntimeError when no MPI library is found
         facts["mpi_library"] = f"not usable ({type(exc).__name__}: {exc})"
         facts["mpi_world_size"] = 1
+    launcher = launcher_ranks()
+    if launcher and launcher > 1 and facts["mpi_world_size"] == 1:
+        facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: mpi4py is not "
+                            "linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 "
+                            "or mpiexec from the same MPI as mpi4py)")
     facts["gpu_available"] = gpu_available()
     try:
         facts["backend"] = backend_name()

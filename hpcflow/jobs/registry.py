@@ -18,6 +18,7 @@ KINDS = {
     "distance_scaling": "hpcflow.experiments.distance_scaling",
     "local_limit": "hpcflow.experiments.local_limit",
     "clustering": "hpcflow.experiments.clustering_quality",
+    "nn": "hpcflow.nn.job",
 }
 
 

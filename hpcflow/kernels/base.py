@@ -20,6 +20,8 @@ from hpcflow.backend import array_module
 DEFAULT_TILE = 2048
 #: rows per work item of the threaded evaluator (rows are independent: results do not depend on it)
 ROW_CHUNK = 256
+#: edge of the square tiles of the symmetric (x_src is x) evaluator
+SYM_BLOCK = 512
 
 
 def default_threads() -> int:
@@ -38,6 +40,8 @@ class Kernel:
 
     name = "kernel"
     mixes_components = False
+    #: K(x, x') = K(x', x): the train-on-train product then evaluates each off-diagonal tile once
+    symmetric = False
 
     def features(self, x):
         """Per-point data the kernel needs, derived once from chart-normalised points x (N, n+1)."""
@@ -84,6 +88,7 @@ class TiledOperator:
         self.n_src = x_src.shape[0]
         self.cache_bytes = int(cache_bytes)
         self.dense = None
+        self.symmetric = bool(kernel.symmetric and x_src is x and not kernel.mixes_components)
 
     def _dense_bytes(self, p):
         return self.n * self.n_src * 8 * (p * p if self.kernel.mixes_components else 1)
@@ -128,8 +133,44 @@ class TiledOperator:
             if self.kernel.mixes_components:
                 return (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
             return self.dense @ grad
+        if self.symmetric and xp is np:
+            return self._symmetric_call(grad)
         out = xp.empty((self.n, p), dtype=np.float64)
         self._parallel(lambda r0, r1: self._rows(r0, r1, grad, out), xp)
+        return out
+
+    def _symmetric_call(self, grad):
+        """K @ grad for symmetric K(x, x): tile (I, J), I < J, serves both U[I] += K G[J] and U[J] += K^T G[I].
+
+        Tiles are dealt to threads in a fixed round-robin order, each thread sums into its own accumulator and
+        the accumulators are added in thread order, so the result is reproducible run to run.
+        """
+        b = min(self.tile, SYM_BLOCK)
+        edges = [(s, min(s + b, self.n)) for s in range(0, self.n, b)]
+        pairs = [(i, j) for i in range(len(edges)) for j in range(i, len(edges))]
+        n_work = max(1, min(self.threads, len(pairs)))
+        accs = [np.zeros((self.n, grad.shape[1])) for _ in range(n_work)]
+
+        def work(t):
+            acc = accs[t]
+            for i, j in pairs[t::n_work]:
+                (r0, r1), (c0, c1) = edges[i], edges[j]
+                k = self.tile_rows(r0, r1, c0, c1)
+                acc[r0:r1] += k @ grad[c0:c1]
+                if i != j:
+                    acc[c0:c1] += k.T @ grad[r0:r1]
+
+        if n_work == 1:
+            work(0)
+        else:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                with ThreadPoolExecutor(max_workers=n_work) as pool:
+                    list(pool.map(work, range(n_work)))
+        out = accs[0]
+        for a in accs[1:]:
+            out += a
         return out
 
     def _parallel(self, work, xp):

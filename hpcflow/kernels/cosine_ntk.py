@@ -42,6 +42,7 @@ class CosineNTKKernel(Kernel):
     """Gaussian limit (eq. 2.35, normalisation 2.36) of the last-layer cosine-network NTK."""
 
     name = "cosine_ntk"
+    symmetric = True
 
     def __init__(self, sigma_w: float, amplitude: float | None = None):
         self.sigma_w = float(sigma_w)

@@ -112,6 +112,7 @@ class GaussianKernel(Kernel):
     """Gaussian kernel of the FS distance (eq. 3.6); see module docstring for `form` and `normalize`."""
 
     name = "gaussian"
+    symmetric = True
 
     def __init__(self, width: float, *, form: str = "exp", normalize: str | None = None, method: str = "auto"):
         if not width > 0:

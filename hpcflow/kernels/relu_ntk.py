@@ -44,6 +44,7 @@ class ReluNTKKernel(Kernel):
     """ReLU NTK of Table 1 (W_std = sigma_w, b_std = sigma_b) on (Re z, Im z)."""
 
     name = "relu_ntk"
+    symmetric = True
 
     def __init__(self, w_std: float, b_std: float):
         self.w_std, self.b_std = float(w_std), float(b_std)
