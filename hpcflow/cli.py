@@ -16,8 +16,9 @@ from hpcflow.errors import UserError
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
     "hpcflow.commands.info",
+    "hpcflow.commands.sample",
     "hpcflow.commands.run",
-    # "hpcflow.commands.sample",
+    "hpcflow.commands.nn",
 ]
 
 

@@ -11,7 +11,10 @@ Conventions (also written into every HDF5 file as the `conventions` attribute):
   Monte Carlo weights w = |Omega|^2 / det g_FS turn averages into integrals against the CY volume form
   |Omega|^2 (unnormalised: only ratios of weighted sums are used).
 - eta = det g / |Omega|^2, kappa = sum w eta / sum w, sigma = sum w |1 - eta/kappa| / sum w (eq. B.11).
-  For g = g_FS, eta = 1/w and kappa = N / sum w.
+  For g = g_FS, eta = 1/w and kappa = N / sum w. kappa estimates Vol_K / Vol_Omega =
+  int_X det g d^{2(n-1)}x / int_X |Omega|^2 d^{2(n-1)}x: both volumes use the same coordinate measure, so
+  the factors (i/2)^{n-1}, (n-1)! and pi of the Kaehler form J^{n-1}/(n-1)! and of Omega ^ Omega-bar cancel.
+  With our g_FS (no 1/pi), int_X det g_FS d^{2(n-1)}x = pi^{n-1} deg(X) / (n-1)! (5 pi^3/6 for the quintic).
 - FS geodesic distance d(z, z') = arccos(|<z,z'>| / (|z||z'|)) in [0, pi/2] (eq. 3.2), noise floor 1e-12 (eq. 3.4).
 """
 

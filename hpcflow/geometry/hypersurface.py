@@ -8,17 +8,33 @@ Constructors: `fermat(dim)` (sum z_k^{n+1}), `dwork(dim, psi)` (Fermat - (n+1) p
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 
 #: lines per sampling batch; fixed so that a seed gives the same points whatever N is.
-LINES_PER_BATCH = 8192
+LINES_PER_BATCH = 4096
+#: sampled points must satisfy |p(z)|/|z|^{n+1} below this
+RESIDUAL_TOL = 1e-12
+
+
+def default_threads() -> int:
+    """Threads for sampling: $HPCFLOW_THREADS, else the CPUs this process may use."""
+    env = os.environ.get("HPCFLOW_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -116,35 +132,52 @@ class Hypersurface:
 
     # ---- polynomial ---------------------------------------------------------------------------------
     def _powers(self, z):
-        """z_k^e for e = 0..degree, shape (..., n+1, degree+1)."""
-        pw = np.empty(z.shape + (self.degree + 1,), dtype=np.complex128)
-        pw[..., 0] = 1.0
-        for e in range(1, self.degree + 1):
-            pw[..., e] = pw[..., e - 1] * z
+        """[z^0, z^1, ..., z^degree] as contiguous arrays of z's shape (element-wise powers)."""
+        pw = [None, z]
+        for _ in range(2, self.degree + 1):
+            pw.append(pw[-1] * z)
         return pw
 
-    def p(self, z):
-        """p(z) for z (..., n+1)."""
-        pw = self._powers(z)
-        k = np.arange(self.n + 1)
-        terms = np.prod(pw[..., k, self.monomials], axis=-1)  # (..., M)
-        return terms @ self.coefficients
+    def _factor(self, pw, k, e):
+        return pw[e][..., k]
 
-    def grad(self, z):
-        """dp/dz_k (..., n+1)."""
-        pw = self._powers(z)
-        k = np.arange(self.n + 1)
-        out = np.zeros(z.shape, dtype=np.complex128)
+    def p(self, z, pw=None):
+        """p(z) for z (..., n+1)."""
+        pw = self._powers(z) if pw is None else pw
+        out = array_module(z).zeros(z.shape[:-1], dtype=np.complex128)
         for m, c in zip(self.monomials, self.coefficients):
-            f = pw[..., k, m]  # (..., n+1) factors z_l^{e_l}
-            for kk in np.nonzero(m)[0]:
-                others = np.prod(np.delete(f, kk, axis=-1), axis=-1)
-                out[..., kk] += c * m[kk] * pw[..., kk, m[kk] - 1] * others
+            term = None
+            for k in np.nonzero(m)[0]:
+                f = self._factor(pw, k, m[k])
+                term = f if term is None else term * f
+            out += c * term if term is not None else c
         return out
+
+    def grad(self, z, pw=None):
+        """dp/dz_k (..., n+1)."""
+        pw = self._powers(z) if pw is None else pw
+        out = array_module(z).zeros(z.shape, dtype=np.complex128)
+        for m, c in zip(self.monomials, self.coefficients):
+            nz = np.nonzero(m)[0]
+            for k in nz:
+                term = c * m[k]
+                if m[k] > 1:
+                    term = term * self._factor(pw, k, m[k] - 1)
+                for l in nz:
+                    if l != k:
+                        term = term * self._factor(pw, l, m[l])
+                out[..., k] += term
+        return out
+
+    def p_and_grad(self, z):
+        """(p(z), dp/dz) sharing the power table."""
+        pw = self._powers(z)
+        return self.p(z, pw), self.grad(z, pw)
 
     def residual(self, z):
         """|p(z)| / |z|^{n+1}: scale-free measure of how far z is from X."""
-        return np.abs(self.p(z)) / np.linalg.norm(z, axis=-1) ** self.degree
+        xp = array_module(z)
+        return xp.abs(self.p(z)) / xp.linalg.norm(z, axis=-1) ** self.degree
 
     # ---- points -------------------------------------------------------------------------------------
     def point_set(self, points, *, chart=None) -> PointSet:
@@ -154,18 +187,24 @@ class Hypersurface:
         each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
         (`PointSet.n_dropped`).
         """
-        z = np.asarray(points, dtype=np.complex128)
+        xp = array_module(points)
+        z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
         data = _charts.point_data(self, z, chart=chart)
+        data = {k: (to_host(v) if k != "n_dropped" else v) for k, v in data.items()}
         return PointSet(manifold=self, **data)
 
-    def sample(self, n_points: int, seed=None, *, chart=None, max_batches: int = 100_000) -> PointSet:
+    def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,
+               backend: str | None = None, max_batches: int = 100_000) -> PointSet:
         """Shiffman-Zelditch sampling: n_points points on X, FS-distributed, with their geometric data.
 
-        Each batch intersects LINES_PER_BATCH random lines (through two points uniform on S^{2n+1}) with X
-        (n+1 roots each). With `chart=(I, J)` only points whose canonical chart is (I, J) are kept, and the
-        sampler keeps drawing until n_points are found (rejection sampling, as in the paper, sec. 3.1).
+        Batch k intersects LINES_PER_BATCH random lines (through two points uniform on S^{2n+1}) with X
+        (n+1 roots each), drawn from its own seed stream SeedSequence(seed, spawn_key=(k,)), so the result
+        depends only on the seed, not on `threads` (batches run in a thread pool; NumPy releases the GIL).
+        With `chart=(I, J)` only points whose canonical chart is (I, J) are kept and the sampler keeps
+        drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
+        host; with the CuPy backend the root finding and point data run on the GPU (one thread).
         """
         n_points = int(n_points)
         if n_points <= 0:
@@ -176,33 +215,52 @@ class Hypersurface:
                 raise ConfigError(
                     f"chart {chart} does not exist on P^{self.n}: need 0 <= I, J <= {self.n} and I != J"
                 )
-        rng = np.random.default_rng(seed)
-        parts, have, dropped = [], 0, 0
-        for _ in range(max_batches):
-            z = self.line_points(LINES_PER_BATCH, rng)
+        entropy = np.random.SeedSequence(seed).entropy
+        xp = get_xp(backend)
+        threads = default_threads() if threads is None else max(1, int(threads))
+        if xp is not np:
+            threads = 1
+
+        def batch(k):
+            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
+            z, n_bad = self.line_points(LINES_PER_BATCH, rng, xp=xp)
             ps = self.point_set(z)
-            dropped += ps.n_dropped
+            ps.n_dropped += n_bad
             if chart is not None:
+                dropped = ps.n_dropped
                 ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
-            parts.append(ps)
-            have += len(ps)
-            if have >= n_points:
-                break
-        else:
-            raise ConfigError(f"could not find {n_points} points in chart {chart} within {max_batches} batches")
+                ps.n_dropped = dropped
+            return ps
+
+        parts, have, k = [], 0, 0
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            while have < n_points:
+                if k >= max_batches:
+                    raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
+                per = len(self.charts) if chart is not None else 1
+                need = -(-(n_points - have) * per // (LINES_PER_BATCH * self.degree))
+                wave = list(range(k, k + max(1, min(need, 4 * threads))))
+                k = wave[-1] + 1
+                for ps in pool.map(batch, wave):
+                    parts.append(ps)
+                    have += len(ps)
         out = PointSet.concatenate(parts)[:n_points]
-        out.n_dropped = dropped
-        out.seed = seed
+        out.n_dropped = sum(p.n_dropped for p in parts)
+        out.seed = int(entropy) if seed is None else seed
         return out
 
-    def line_points(self, n_lines: int, rng) -> np.ndarray:
-        """Homogeneous points (n_lines*(n+1), n+1) where random lines meet X, polished to |p|/|z|^d < 1e-12."""
+    def line_points(self, n_lines: int, rng, *, xp=np) -> tuple[np.ndarray, int]:
+        """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.
+
+        Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped.
+        """
         n1 = self.n + 1
         ab = rng.standard_normal((2, n_lines, 2 * n1))
         ab = (ab[..., :n1] + 1j * ab[..., n1:]) / np.sqrt(2.0)
         a, b = ab[0], ab[1]
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        a = xp.asarray(a / np.linalg.norm(a, axis=1, keepdims=True))
+        b = xp.asarray(b / np.linalg.norm(b, axis=1, keepdims=True))
         t = line_roots(self, a, b)  # (n_lines, degree)
-        z = a[:, None, :] + t[..., None] * b[:, None, :]
-        return z.reshape(-1, n1)
+        z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
+        good = self.residual(z) < RESIDUAL_TOL
+        return z[good], int((~good).sum())

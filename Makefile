@@ -1,0 +1,34 @@
+# hpcflow: every target creates/uses the virtual environment in .venv (Python >= 3.10, no MPI/GPU/apt needed).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# CPU build of torch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-m slow"
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: venv run test test-mpi bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test,nn,mpich]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+## run: the main job (sample the Fermat quintic, print sigma_FS and timings)
+run: venv
+	mkdir -p runs
+	$(VENV)/bin/hpcflow sample --manifold fermat --dim 3 --n 100000 --seed 0 --out runs/quickstart_points.h5 --force
+
+## test: the whole test suite (MPI tests included, slow runs excluded)
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/bench_sampler.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,25 @@
+"""`hpcflow nn JOB.toml --out DIR [--force]`: run a job of kind "nn" (finite networks, metric-NTK, sec. 3.3)."""
+
+from __future__ import annotations
+
+from hpcflow.errors import ConfigError
+
+
+def run(args) -> int:
+    from hpcflow.commands.run import run as run_job
+    from hpcflow.jobs.schema import read_toml
+
+    job = read_toml(args.job).get("job")
+    kind = job.get("kind") if isinstance(job, dict) else None
+    if kind != "nn":
+        raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
+                          "set kind = \"nn\" or use 'hpcflow run'")
+    return run_job(args)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
+    p.add_argument("job", help="TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
+    p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
+    p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
+    p.set_defaults(func=run)

@@ -1,0 +1,12 @@
+"""Finite neural-network metrics and their empirical metric-NTK (paper sec. 3.3, Fig. 4); needs torch.
+
+torch is an optional dependency (`pip install 'hpcflow[nn]'`): this package imports it only inside its
+submodules, which raise MissingDependencyError when it is absent. Submodules, one concept each:
+`features` (network inputs, packed Hermitian algebra), `model` (MetricMLP), `loss` (sigma / ultra-local
+losses), `data` (PointSet -> tensors), `train` (Adam, epochs, validation sigma), `ntk` (empirical
+metric-NTK and its spectra), `kernel` (the epoch-0 NTK as a fixed kernel for kernel_flow), `checkpoint`.
+"""
+
+from hpcflow.nn._torch import require_torch, torch_available
+
+__all__ = ["require_torch", "torch_available"]

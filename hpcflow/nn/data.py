@@ -1,0 +1,41 @@
+"""PointSet -> torch tensors (features, packed g_FS, |Ω|², weights) and seeded mini-batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpcflow.geometry.hermitian import pack
+from hpcflow.nn._torch import require_torch
+from hpcflow.nn.features import point_features
+
+torch = require_torch()
+
+
+@dataclass
+class MetricData:
+    """Network inputs and geometric data of N points, as tensors of one dtype."""
+
+    x: "torch.Tensor"  # (N, 2(n+1)) Re z, Im z of chart-normalised points
+    gfs: "torch.Tensor"  # (N, m^2) packed g_FS
+    omega2: "torch.Tensor"  # (N,)
+    weights: "torch.Tensor"  # (N,)
+
+    @classmethod
+    def from_pointset(cls, ps, *, dtype=None, device=None) -> "MetricData":
+        dtype = dtype or torch.float64
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
+        return cls(t(point_features(ps.points)), t(pack(ps.g_fs)), t(ps.omega2), t(ps.weights))
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, idx) -> "MetricData":
+        return MetricData(self.x[idx], self.gfs[idx], self.omega2[idx], self.weights[idx])
+
+    def batches(self, batch_size: int, generator):
+        """Shuffled mini-batches (the last one may be smaller), order from a seeded torch.Generator."""
+        perm = torch.randperm(len(self), generator=generator, device="cpu").to(self.x.device)
+        for start in range(0, len(self), batch_size):
+            yield self[perm[start:start + batch_size]]

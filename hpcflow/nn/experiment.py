@@ -1,0 +1,94 @@
+"""The pieces of an `nn` job: sample points, build and train a network while tracking its metric-NTK,
+the width sweep (lazy vs feature-learning regime) and the kernel flow with the epoch-0 NTK (paper sec. 3.3).
+
+Each function takes plain values (no job-file dicts), so tests and benchmarks call them directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+
+from hpcflow.nn._torch import require_torch, torch_dtype
+from hpcflow.nn.data import MetricData
+from hpcflow.nn.model import MetricMLP
+from hpcflow.nn.ntk import NTKTracker
+from hpcflow.nn.train import TrainConfig, evaluate_sigma, train
+
+torch = require_torch()
+
+
+def sample_points(X, n_train: int, n_val: int, seed: int, chart=None):
+    """Train and validation PointSets (validation from seed + 1, so the two are independent samples)."""
+    chart = tuple(chart) if chart else None
+    return X.sample(n_train, seed=seed, chart=chart), X.sample(n_val, seed=seed + 1, chart=chart)
+
+
+def build_model(n_in: int, model_cfg: dict, seed: int) -> MetricMLP:
+    return MetricMLP(n_in, depth=model_cfg["depth"], width=model_cfg["width"], activation=model_cfg["activation"],
+                     kind=model_cfg["kind"], dtype=model_cfg.get("dtype", "float64"), seed=seed,
+                     output_scale=model_cfg.get("output_scale", 1.0))
+
+
+def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, seed: int):
+    """Fixed random train / test points for the NTK (drawn once, seeded)."""
+    rng = np.random.default_rng(seed)
+    i = np.sort(rng.choice(len(train), size=min(n_train, len(train)), replace=False))
+    j = np.sort(rng.choice(len(val), size=min(n_test, len(val)), replace=False))
+    return train[torch.as_tensor(i)], val[torch.as_tensor(j)], i, j
+
+
+def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=None, ntk_test=None,
+                   ntk_method: str = "auto", log=None) -> dict:
+    """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch."""
+    tracker = NTKTracker(ntk_train, ntk_test, method=ntk_method) if ntk_train is not None else None
+    t0 = time.perf_counter()
+    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log)
+    out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0}
+    if tracker is not None:
+        out["ntk"] = tracker.results()
+    return out
+
+
+def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
+                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None) -> dict:
+    """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width."""
+    rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
+                            "rel_frobenius_final", "wasserstein_final", "seconds")}
+    for width in widths:
+        lr = cfg.lr * (width_ref / width) ** lr_exponent
+        model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed)
+        t0 = time.perf_counter()
+        res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
+                             ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise")
+        vals = (int(width), lr, sum(p.numel() for p in model.parameters()), res["history"]["sigma_val"][0],
+                res["history"]["sigma_val"][-1], res["ntk"]["rel_frobenius"][-1], res["ntk"]["wasserstein"][-1],
+                time.perf_counter() - t0)
+        for k, v in zip(rows, vals):
+            rows[k].append(v)
+        if log is not None:
+            log(f"width {width:5d}  lr {lr:.3g}  sigma_val {vals[4]:.4f}  NTK rel. change {vals[5]:.4f}")
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile: int = 256,
+                    loss: str = "sigma") -> dict:
+    """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used)."""
+    from hpcflow.flow import kernel_flow
+    from hpcflow.nn.kernel import NetworkNTKKernel
+
+    kernel = NetworkNTKKernel(copy.deepcopy(model0), X)
+    t0 = time.perf_counter()
+    res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile)
+    return {"sigma_train": res.sigma_train, "sigma_test": res.sigma_test, "rejected_steps": res.rejected_steps,
+            "steps_taken": res.steps_taken, "seconds": time.perf_counter() - t0, "stopped": res.stopped}
+
+
+def sigma_on(model, data: MetricData) -> float:
+    return evaluate_sigma(model, data)
+
+
+def as_data(ps, dtype_name: str) -> MetricData:
+    return MetricData.from_pointset(ps, dtype=torch_dtype(dtype_name))

@@ -1,0 +1,196 @@
+"""Job kind "nn" (`hpcflow nn JOB.toml --out DIR`): train a metric network, track its metric-NTK (Fig. 4),
+optionally a width sweep and the kernel flow with the epoch-0 NTK. Writes DIR/nn.h5, DIR/model.pt(.json);
+returns the summary (sigma_val_initial, sigma_val_final, epochs, ntk_wasserstein per epoch, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, positive
+
+LOG_PREFIX = "hpcflow nn:"
+
+
+def _chart(v):
+    return None if v == [] or (len(v) == 2 and v[0] != v[1] and min(v) >= 0) else "must be [] (all charts) or [I, J]"
+
+
+def _widths(v):
+    return None if all(w >= 1 for w in v) else "must be a list of widths >= 1 ([] = no sweep)"
+
+
+SCHEMA = {
+    "job": JOB_SECTION,
+    "geometry": {
+        "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
+        "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic"),
+        "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
+        "chart": Field(list, [], items=int, check=_chart, help="[] = points in all charts, or one chart [I, J]"),
+        "n_train": Field(int, 100_000, check=at_least(1), help="train points"),
+        "n_val": Field(int, 10_000, check=at_least(1), help="held-out validation points (seed + 1)"),
+        "seed": Field(int, 0, check=at_least(0), help="seed of the train points"),
+    },
+    "model": {
+        "kind": Field(str, "multiplicative", choices=("multiplicative", "additive"),
+                      help="g = g_FS + g_FS ⊙ NN(x) or g = g_FS + NN(x)"),
+        "depth": Field(int, 3, check=at_least(1), help="hidden layers"),
+        "width": Field(int, 64, check=at_least(1), help="units per hidden layer"),
+        "activation": Field(str, "relu", choices=("relu", "gelu")),
+        "dtype": Field(str, "float64", choices=("float64", "float32")),
+        "output_scale": Field(float, 0.1, check=positive,
+                              help="last-layer init times this (1 = PyTorch default; < 1 starts near g_FS)"),
+    },
+    "training": {
+        "epochs": Field(int, 50, check=at_least(0)),
+        "batch_size": Field(int, 1000, check=at_least(1)),
+        "lr": Field(float, 1e-3, check=positive, help="learning rate"),
+        "lr_decay": Field(float, 1.0, check=positive, help="lr multiplied by this after every epoch"),
+        "optimizer": Field(str, "adam", choices=("adam", "sgd")),
+        "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
+        "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
+        "seed": Field(int, 0, check=at_least(0), help="initialisation and batch-order seed"),
+        "threads": Field(int, 0, check=at_least(0), help="torch CPU threads (0 = torch's default)"),
+    },
+    "ntk": {
+        "enabled": Field(bool, True, help="track the empirical metric-NTK every epoch"),
+        "n_train_points": Field(int, 10, check=at_least(1)),
+        "n_test_points": Field(int, 10, check=at_least(1)),
+        "method": Field(str, "auto", choices=("auto", "jacobian", "layerwise")),
+        "seed": Field(int, 0, check=at_least(0), help="seed choosing the fixed NTK points"),
+    },
+    "width_sweep": {
+        "widths": Field(list, [], items=int, check=_widths, help="hidden widths to train ([] = no sweep)"),
+        "width_ref": Field(int, 64, check=at_least(1), help="width at which lr is the [training] lr"),
+        "lr_exponent": Field(float, 1.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
+        "epochs": Field(int, 10, check=at_least(1)),
+        "n_train": Field(int, 5000, check=at_least(1), help="first n_train train points are used"),
+        "optimizer": Field(str, "adam", choices=("adam", "sgd")),
+    },
+    "kernel_flow": {
+        "enabled": Field(bool, False, help="flow eq. 3.5 with the network's epoch-0 NTK as fixed kernel"),
+        "n_train": Field(int, 500, check=at_least(1), help="first n_train train points"),
+        "n_test": Field(int, 500, check=at_least(1), help="first n_test validation points"),
+        "dt": Field(float, 1e-3, check=positive),
+        "steps": Field(int, 50, check=at_least(1)),
+        "tile": Field(int, 256, check=at_least(1)),
+    },
+}
+
+
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks, run by hpcflow.jobs.registry.load before any work."""
+    geo, ks, kf = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"]
+    if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
+    if geo["dim"] != 3:
+        raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; use dim = 3")
+    for sec, key, limit, name in (("width_sweep", "n_train", geo["n_train"], ks), ("kernel_flow", "n_train",
+                                  geo["n_train"], kf), ("kernel_flow", "n_test", geo["n_val"], kf)):
+        if name[key] > limit:
+            raise ConfigError(f"{source}: [{sec}].{key} = {name[key]} exceeds the {limit} sampled points; lower it")
+
+
+def run(cfg: dict, outdir: str, *, log=print) -> dict:
+    check(cfg)
+    from hpcflow.jobs.output import write_hdf5
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn._torch import require_torch
+    from hpcflow.nn.checkpoint import save_model
+    from hpcflow.nn.train import TrainConfig
+
+    torch = require_torch()
+    geo, mcfg, tcfg, ncfg = cfg["geometry"], cfg["model"], cfg["training"], cfg["ntk"]
+    if tcfg["threads"]:
+        torch.set_num_threads(tcfg["threads"])
+    from hpcflow.geometry import Hypersurface
+
+    X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
+    train_ps, val_ps = ex.sample_points(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
+    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"]), ex.as_data(val_ps, mcfg["dtype"])
+    tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "optimizer", "loss",
+                                             "detach_kappa", "seed")})
+    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"])
+    model0 = copy.deepcopy(model)
+    ntk_tr = ntk_te = None
+    data = {}
+    if ncfg["enabled"]:
+        ntk_tr, ntk_te, i, j = ex.ntk_points(train_d, val_d, ncfg["n_train_points"], ncfg["n_test_points"],
+                                             ncfg["seed"])
+        data.update({"ntk/points_train": train_ps.points[i], "ntk/points_test": val_ps.points[j]})
+    res = ex.train_with_ntk(model, train_d, val_d, tc, ntk_train=ntk_tr, ntk_test=ntk_te,
+                            ntk_method=ncfg["method"], log=lambda s: log(f"{LOG_PREFIX} {s}"))
+    hist = res["history"]
+    data.update({f"history/{k}": v for k, v in hist.items()})
+    summary = {"sigma_fs_val": val_ps.sigma(), "sigma_val_initial": hist["sigma_val"][0],
+               "sigma_val_final": hist["sigma_val"][-1], "sigma_train_final": hist["sigma_train"][-1],
+               "epochs": tc.epochs, "train_seconds": res["train_seconds"],
+               "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if tc.epochs else None,
+               "n_parameters": sum(p.numel() for p in model.parameters())}
+    if "ntk" in res:
+        data.update({f"ntk/{k}": v for k, v in res["ntk"].items()})
+        summary.update(ntk_wasserstein=res["ntk"]["wasserstein"], ntk_rel_frobenius=res["ntk"]["rel_frobenius"],
+                       ntk_seconds_per_epoch=float(np.mean(res["ntk"]["ntk_seconds"])))
+    if cfg["width_sweep"]["widths"]:
+        ws = cfg["width_sweep"]
+        sweep_tc = TrainConfig(**{**tc.__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"]})
+        tr_small = train_d[: ws["n_train"]]
+        sw = ex.width_sweep(ws["widths"], tr_small, val_d, mcfg, sweep_tc, width_ref=ws["width_ref"],
+                            lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr or tr_small[:10],
+                            ntk_test=ntk_te or val_d[:10], seed=tcfg["seed"],
+                            log=lambda s: log(f"{LOG_PREFIX} {s}"))
+        data.update({f"width_sweep/{k}": v for k, v in sw.items()})
+        summary["width_sweep"] = {k: v for k, v in sw.items()}
+    if cfg["kernel_flow"]["enabled"]:
+        summary["kernel_flow"] = _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log)
+    attrs = {"kind": "hpcflow.nn", "config": cfg, "conventions": _CONVENTIONS}
+    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs=attrs)
+    save_model(os.path.join(outdir, "model.pt"), model, force=True)
+    log(f"{LOG_PREFIX} sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
+    return summary
+
+
+def _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log) -> dict:
+    """Kernel flow with model0's NTK vs model0 trained on the same (flow) train points, both on its test points."""
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn.train import TrainConfig
+
+    kf = cfg["kernel_flow"]
+    tr, te = train_ps[: kf["n_train"]], val_ps[: kf["n_test"]]
+    flow = ex.ntk_kernel_flow(model0, X, tr, te, dt=kf["dt"], steps=kf["steps"],
+                              tile=kf["tile"], loss=tc.loss)
+    net = copy.deepcopy(model0)
+    dt_name = cfg["model"]["dtype"]
+    small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
+    res = ex.train_with_ntk(net, ex.as_data(tr, dt_name), ex.as_data(te, dt_name), small_tc)
+    for k in ("sigma_train", "sigma_test"):
+        data[f"kernel_flow/{k}"] = flow[k]
+    data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]
+    data["kernel_flow/nn_sigma_test"] = res["history"]["sigma_val"]
+    out = {"flow_sigma_test_final": flow["sigma_test"][-1], "flow_sigma_train_final": flow["sigma_train"][-1],
+           "flow_sigma_test_initial": flow["sigma_test"][0], "flow_steps_taken": flow["steps_taken"],
+           "flow_rejected_steps": flow["rejected_steps"], "flow_seconds": flow["seconds"],
+           "nn_sigma_test_initial": res["history"]["sigma_val"][0],
+           "nn_sigma_test_final": res["history"]["sigma_val"][-1],
+           "nn_sigma_train_final": res["history"]["sigma_train"][-1]}
+    log(f"{LOG_PREFIX} kernel flow (epoch-0 NTK) sigma_test {out['flow_sigma_test_final']:.4f}  vs  "
+        f"network trained on the same points {out['nn_sigma_test_final']:.4f}")
+    return out
+
+
+_CONVENTIONS = json.dumps({
+    "packing": "g00, g11, g22, Re g01, Im g01, Re g02, Im g02, Re g12, Im g12 (hpcflow.geometry.hermitian.pack)",
+    "history": "index 0 = before training; sigma (eq. B.11) with kappa from the evaluated points",
+    "ntk": "Theta[I, J, a, b] = sum_theta dg_I(x_a)/dtheta dg_J(x_b)/dtheta; per epoch (index 0 = init)",
+    "spectrum": "eigenvalues of (A_IJ + A_JI)/2, A_IJ[a, b] = Theta_IJ(train_a, train_b), pooled over I, J",
+    "spectrum_full": "eigenvalues of the PSD matrix Theta[(I, a), (J, b)] over the train points",
+    "wasserstein": "scipy.stats.wasserstein_distance(spectrum[t], spectrum[0])",
+    "rel_frobenius": "||Theta_t - Theta_0||_F / ||Theta_0||_F on the train x test block",
+    "kernel_flow": "eq. 3.5 from g_FS with the fixed epoch-0 NTK; nn_* = same initial network trained on the "
+                   "flow's train points, evaluated on its test points",
+})

@@ -1,0 +1,38 @@
+"""Torch σ loss (eq. B.11) and ultra-local loss (eq. B.14) of packed metrics, Monte Carlo weighted.
+
+η = det g / |Ω|², κ = Σ w η / Σ w over the batch, and
+  "sigma":      L = Σ w |1 - η/κ| / Σ w   (equals hpcflow.geometry.measures.sigma_measure on the batch),
+  "ultralocal": L = Σ w (η/κ - 1)² / Σ w.
+κ handling: κ is taken from the current batch and, by default (detach_kappa=True), treated as a constant
+in the gradient (as in hpcflow.metric.loss_and_grad, "κ held fixed within a step"). With
+detach_kappa=False the gradient also flows through κ, which makes the loss exactly invariant under g → c g.
+Either way the *value* is the batch σ; validation σ uses all validation points at once.
+"""
+
+from __future__ import annotations
+
+from hpcflow.errors import ConfigError
+from hpcflow.nn._torch import require_torch
+from hpcflow.nn.features import det_packed
+
+torch = require_torch()
+
+LOSSES = ("sigma", "ultralocal")
+
+
+def eta(v, omega2):
+    """η = det g / |Ω|² for packed metrics v (N, m²)."""
+    return det_packed(v) / omega2
+
+
+def metric_loss(v, omega2, weights, *, loss: str = "sigma", detach_kappa: bool = True):
+    """Weighted σ (eq. B.11) or ultra-local (eq. B.14) loss of packed metrics v over a batch (scalar)."""
+    if loss not in LOSSES:
+        raise ConfigError(f"loss = {loss!r} is not one of {LOSSES}; use 'sigma' or 'ultralocal'")
+    e = eta(v, omega2)
+    kappa = torch.sum(weights * e) / torch.sum(weights)
+    if detach_kappa:
+        kappa = kappa.detach()
+    r = e / kappa - 1.0
+    pointwise = torch.abs(r) if loss == "sigma" else r * r
+    return torch.sum(weights * pointwise) / torch.sum(weights)

@@ -1,0 +1,113 @@
+"""MetricMLP: an MLP on (Re z, Im z) whose 9 real outputs correct g_FS (paper sec. 3.3, cymetric's models).
+
+kind "multiplicative": g = g_FS + g_FS ⊙ NN(x) (element-wise product of Hermitian matrices),
+kind "additive":       g = g_FS + NN(x),
+with NN(x) the Hermitian matrix whose packed components (hpcflow.geometry.hermitian.pack order) are the
+network's outputs. forward(x, gfs) takes features x (N, 2(n+1)) and packed g_FS (N, m^2) and returns the
+packed metric g (N, m^2). `ntk_factors` exposes the per-layer quantities of the exact layer-wise NTK.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hpcflow.errors import ConfigError
+from hpcflow.nn._torch import require_torch, torch_dtype
+from hpcflow.nn.features import hadamard_packed
+
+torch = require_torch()
+
+KINDS = ("multiplicative", "additive")
+ACTIVATIONS = ("relu", "gelu")
+
+
+def _act(name: str, z):
+    return torch.relu(z) if name == "relu" else torch.nn.functional.gelu(z)
+
+
+def _act_deriv(name: str, z):
+    """Derivative of the activation: ReLU' = 1[z > 0]; exact GELU' = Φ(z) + z φ(z)."""
+    if name == "relu":
+        return (z > 0).to(z.dtype)
+    cdf = 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))
+    pdf = torch.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return cdf + z * pdf
+
+
+class MetricMLP(torch.nn.Module):
+    """g(x) = g_FS ∘ NN(x) for an MLP NN with `depth` hidden layers of `width` units (sec. 3.3)."""
+
+    def __init__(self, n_in: int, *, depth: int = 3, width: int = 64, activation: str = "relu",
+                 kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None,
+                 output_scale: float = 1.0):
+        super().__init__()
+        if kind not in KINDS:
+            raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"activation = {activation!r} is not one of {ACTIVATIONS}; use 'relu' or 'gelu'")
+        if depth < 1 or width < 1:
+            raise ConfigError(f"depth = {depth}, width = {width}: both must be >= 1")
+        self.config = dict(n_in=int(n_in), depth=int(depth), width=int(width), activation=activation, kind=kind,
+                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale))
+        sizes = [n_in] + [width] * depth + [n_out]
+        gen_state = None
+        if seed is not None:
+            gen_state = torch.random.get_rng_state()
+            torch.manual_seed(int(seed))
+        try:
+            self.layers = torch.nn.ModuleList(
+                torch.nn.Linear(a, b, dtype=torch_dtype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])
+            )
+        finally:
+            if gen_state is not None:
+                torch.random.set_rng_state(gen_state)
+        with torch.no_grad():  # output_scale < 1 starts the metric closer to g_FS (1 = PyTorch's default init)
+            self.layers[-1].weight.mul_(output_scale)
+            self.layers[-1].bias.mul_(output_scale)
+        self.activation = activation
+        self.kind = kind
+
+    @property
+    def dtype(self):
+        return self.layers[0].weight.dtype
+
+    def raw(self, x):
+        """The MLP's outputs NN(x) (N, n_out), before combining with g_FS."""
+        h = x
+        for layer in self.layers[:-1]:
+            h = _act(self.activation, layer(h))
+        return self.layers[-1](h)
+
+    def combine(self, gfs, y):
+        """Packed metric from packed g_FS and network outputs y (multiplicative or additive model)."""
+        return gfs + (hadamard_packed(gfs, y) if self.kind == "multiplicative" else y)
+
+    def forward(self, x, gfs):
+        return self.combine(gfs, self.raw(x))
+
+    def output_map(self, gfs):
+        """M (N, n_out, n_out) with g = g_FS + M y: ∂g_I/∂y_K (g_FS ⊙ · for multiplicative, identity else)."""
+        n_out = gfs.shape[-1]
+        eye = torch.eye(n_out, dtype=gfs.dtype, device=gfs.device)
+        if self.kind == "additive":
+            return eye.expand(gfs.shape[0], n_out, n_out)
+        return hadamard_packed(gfs[:, None, :], eye[None, :, :]).transpose(1, 2)  # [n, I, K]
+
+    @torch.no_grad()
+    def ntk_factors(self, x, gfs):
+        """Per linear layer l: (h_l (N, fan_in), δ_l (N, n_out, fan_out)) with δ_l = ∂g/∂(W_l h_l + b_l).
+
+        Then ∂g_I(x)/∂W_l[i, j] = δ_l[I, i] h_l[j] and ∂g_I/∂b_l[i] = δ_l[I, i], so the metric-NTK is
+        Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J) (h_l(x) · h_l(x') + 1) exactly (layer-wise form).
+        """
+        hs, zs = [x], []
+        for layer in self.layers[:-1]:
+            z = layer(hs[-1])
+            zs.append(z)
+            hs.append(_act(self.activation, z))
+        delta = self.output_map(gfs)  # ∂g/∂y_L
+        deltas = [delta]
+        for layer, z in zip(reversed(self.layers[1:]), reversed(zs)):
+            delta = (delta @ layer.weight) * _act_deriv(self.activation, z)[:, None, :]
+            deltas.append(delta)
+        return list(zip(hs, reversed(deltas)))

@@ -1,0 +1,130 @@
+"""Empirical metric-NTK Θ_IJ(x, x') = Σ_θ ∂g_I(x)/∂θ ∂g_J(x')/∂θ of a network (paper sec. 3.3, Fig. 4).
+
+g_I are the 9 packed real components of the network's metric (hpcflow.geometry.hermitian.pack order).
+Two exact methods give the same tensor (tested against each other and against an explicit Jacobian):
+- "jacobian": per-point parameter Jacobians with torch.func (vmap of jacrev over functional_call), then
+  Θ = J Jᵀ; memory N·9·P floats, for any model.
+- "layerwise": for MetricMLP, Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J)(h_l(x) · h_l(x') + 1) from the
+  layer inputs h_l and back-propagated signals δ_l (MetricMLP.ntk_factors); memory N·9·width, so it
+  serves wide networks (width sweep) where J would not fit.
+"auto" picks "jacobian" when J fits in `max_jacobian_bytes`, else "layerwise".
+
+Spectra (Fig. 4 statistic): for the fixed train points x_a, the 10x10 matrix A_IJ[a, b] = Θ_IJ(x_a, x_b)
+satisfies A_IJᵀ = A_JI, so it is symmetric for I = J only; we take eigenvalues of its symmetric part
+(A_IJ + A_JI)/2 for every (I, J) and pool them (81·10 values per epoch; (I, J) and (J, I) contribute the
+same values, as in the paper's pooling over all 9x9 entries). We also keep the 90 eigenvalues of the full
+positive semi-definite train-train matrix Θ[(I, a), (J, b)]. Distances: scipy's 1-d Wasserstein distance
+between an epoch's pooled spectrum and epoch 0's, and ‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F on the train x test tensor.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+from hpcflow.errors import ConfigError
+from hpcflow.nn._torch import require_torch
+
+torch = require_torch()
+
+METHODS = ("auto", "jacobian", "layerwise")
+
+
+def _params(model) -> dict:
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+def parameter_jacobian(model, x, gfs) -> dict:
+    """∂g_I(x_a)/∂θ for each parameter tensor: {name: (N, n_out, *shape)} via torch.func vmap(jacrev)."""
+    from torch.func import functional_call, jacrev, vmap
+
+    def g_one(params, xi, gi):
+        return functional_call(model, params, (xi[None], gi[None]))[0]
+
+    return vmap(jacrev(g_one), in_dims=(None, 0, 0))(_params(model), x, gfs)
+
+
+def _ntk_jacobian(model, x1, g1, x2, g2):
+    j1 = parameter_jacobian(model, x1, g1)
+    j2 = j1 if x2 is None else parameter_jacobian(model, x2, g2)
+    theta = 0.0
+    for name, a in j1.items():
+        b = j2[name]
+        theta = theta + torch.einsum("aIp,bJp->IJab", a.flatten(2), b.flatten(2))
+    return theta
+
+
+def _ntk_layerwise(model, x1, g1, x2, g2):
+    f1 = model.ntk_factors(x1, g1)
+    f2 = f1 if x2 is None else model.ntk_factors(x2, g2)
+    theta = 0.0
+    for (h1, d1), (h2, d2) in zip(f1, f2):
+        theta = theta + torch.einsum("aIk,bJk->IJab", d1, d2) * (h1 @ h2.T + 1.0)[None, None]
+    return theta
+
+
+def n_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto",
+                  max_jacobian_bytes: float = 2 ** 28) -> np.ndarray:
+    """Θ (n_out, n_out, N1, N2) float64 between points (x1, g1) and (x2, g2) (default: the same points)."""
+    if method not in METHODS:
+        raise ConfigError(f"ntk method = {method!r} is not one of {METHODS}")
+    if method == "auto":
+        n_pts = x1.shape[0] + (0 if x2 is None else x2.shape[0])
+        big = n_pts * g1.shape[-1] * n_parameters(model) * x1.element_size() > max_jacobian_bytes
+        method = "layerwise" if big and hasattr(model, "ntk_factors") else "jacobian"
+    fn = _ntk_layerwise if method == "layerwise" else _ntk_jacobian
+    with torch.no_grad() if method == "layerwise" else torch.enable_grad():
+        theta = fn(model, x1, g1, x2, g2)
+    return theta.detach().to(torch.float64).cpu().numpy()
+
+
+def pooled_spectrum(theta_tt: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric parts (A_IJ + A_JI)/2 of the train-train blocks, pooled (n_out² · N,)."""
+    sym = 0.5 * (theta_tt + theta_tt.transpose(1, 0, 2, 3))  # [I, J] -> (A_IJ + A_JI) / 2
+    return np.sort(np.linalg.eigvalsh(sym).ravel())
+
+
+def full_spectrum(theta_tt: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the PSD matrix Θ[(I, a), (J, b)] over train points (n_out · N,)."""
+    p, _, n, _ = theta_tt.shape
+    mat = theta_tt.transpose(0, 2, 1, 3).reshape(p * n, p * n)
+    return np.linalg.eigvalsh(0.5 * (mat + mat.T))
+
+
+class NTKTracker:
+    """Records the empirical NTK on fixed train and test points at epoch 0 and after every epoch.
+
+    Use `tracker(epoch, model)` as the `on_epoch` callback of hpcflow.nn.train.train.
+    """
+
+    def __init__(self, train_pts, test_pts, *, method: str = "auto"):
+        self.x = torch.cat([train_pts.x, test_pts.x])
+        self.gfs = torch.cat([train_pts.gfs, test_pts.gfs])
+        self.n_train = len(train_pts)
+        self.method = method
+        self.theta, self.seconds = [], []
+
+    def __call__(self, epoch, model):
+        t0 = time.perf_counter()
+        self.theta.append(empirical_ntk(model, self.x, self.gfs, method=self.method))
+        self.seconds.append(time.perf_counter() - t0)
+
+    def results(self) -> dict:
+        """Arrays per epoch: NTK blocks, pooled/full spectra, Wasserstein distance, relative Frobenius change."""
+        n = self.n_train
+        full = np.stack(self.theta)  # (E, 9, 9, Ntr+Nte, Ntr+Nte)
+        tt, tx = full[..., :n, :n], full[..., :n, n:]
+        spec = np.stack([pooled_spectrum(t) for t in tt])
+        spec_full = np.stack([full_spectrum(t) for t in tt])
+        w = np.array([wasserstein_distance(s, spec[0]) for s in spec])
+        w_full = np.array([wasserstein_distance(s, spec_full[0]) for s in spec_full])
+        fro = np.linalg.norm((tx - tx[0]).reshape(len(tx), -1), axis=1) / np.linalg.norm(tx[0])
+        return {"ntk_train_test": tx, "ntk_train_train": tt, "ntk_test_test": full[..., n:, n:],
+                "spectrum": spec, "spectrum_full": spec_full, "wasserstein": w, "wasserstein_full": w_full,
+                "rel_frobenius": fro, "ntk_seconds": np.asarray(self.seconds)}

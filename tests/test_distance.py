@@ -1,0 +1,75 @@
+"""FS geodesic distance (eq. 3.2): metric axioms, scale invariance, stability near 0, projector embedding."""
+
+import numpy as np
+import pytest
+
+from hpcflow.geometry import Hypersurface, fs_distance, fs_distance_paired, projector_features
+from hpcflow.geometry.distance import chordal_to_fs
+
+
+def _rand(rng, n, d=5):
+    return rng.normal(size=(n, d)) + 1j * rng.normal(size=(n, d))
+
+
+def test_axioms_on_random_points():
+    rng = np.random.default_rng(0)
+    z = _rand(rng, 300)
+    d = fs_distance(z, tile=64)
+    assert np.all(np.diag(d) == 0.0)
+    np.testing.assert_allclose(d, d.T, atol=1e-15)
+    assert d.min() >= 0 and d.max() <= np.pi / 2 + 1e-15
+    i, j, k = rng.integers(0, 300, size=(3, 5000))
+    assert np.all(d[i, k] <= d[i, j] + d[j, k] + 1e-12)
+
+
+def test_invariant_under_complex_rescaling():
+    rng = np.random.default_rng(1)
+    z1, z2 = _rand(rng, 50), _rand(rng, 60)
+    lam1 = rng.normal(size=(50, 1)) + 1j * rng.normal(size=(50, 1))
+    lam2 = 1e-3 * (rng.normal(size=(60, 1)) + 1j * rng.normal(size=(60, 1)))
+    np.testing.assert_allclose(fs_distance(lam1 * z1, lam2 * z2), fs_distance(z1, z2), atol=1e-12)
+
+
+def test_known_distances():
+    # (1,0) and (cos t, sin t e^{i phi}) in P^1 are at distance t
+    t = np.linspace(0, np.pi / 2, 11)
+    z1 = np.array([[1.0, 0.0]], dtype=complex)
+    z2 = np.stack([np.cos(t), np.sin(t) * np.exp(0.3j)], axis=1)
+    np.testing.assert_allclose(fs_distance(z1, z2)[0], t, atol=1e-12)
+    np.testing.assert_allclose(fs_distance_paired(np.repeat(z1, 11, 0), z2), t, atol=1e-14)
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-7, 1e-10])
+def test_stable_for_nearly_equal_points(eps):
+    """z' = z + eps e with e orthogonal to z: d = arctan(eps |e| / |z|) exactly (naive arccos fails here)."""
+    rng = np.random.default_rng(2)
+    z = _rand(rng, 40)
+    e = _rand(rng, 40)
+    e -= (np.sum(np.conj(z) * e, axis=1) / np.sum(np.abs(z) ** 2, axis=1))[:, None] * z
+    exact = np.arctan(eps * np.linalg.norm(e, axis=1) / np.linalg.norm(z, axis=1))
+    # atol: z + eps e itself is only stored to ~1e-16 absolute; the naive arccos form errs by ~1e-8
+    np.testing.assert_allclose(fs_distance_paired(z, z + eps * e), exact, rtol=1e-8, atol=1e-15)
+    np.testing.assert_allclose(np.diag(fs_distance(z, z + eps * e)), exact, rtol=1e-8, atol=1e-15)
+
+
+def test_noise_floor_sets_tiny_distances_to_zero():
+    rng = np.random.default_rng(3)
+    z = _rand(rng, 10)
+    z2 = z * (1 + 1e-16j)
+    assert np.all(np.diag(fs_distance(z, z2)) == 0.0)
+    assert np.all(fs_distance_paired(z, z + 1e-14 * _rand(rng, 10), noise_floor=1e-12) == 0.0)
+
+
+def test_tile_size_does_not_change_result():
+    rng = np.random.default_rng(4)
+    z1, z2 = _rand(rng, 257), _rand(rng, 100)
+    np.testing.assert_allclose(fs_distance(z1, z2, tile=7), fs_distance(z1, z2, tile=1000), rtol=0, atol=1e-14)
+
+
+def test_projector_features_distance_is_sqrt2_sin_d():
+    ps = Hypersurface.fermat(3).sample(200, seed=5)
+    f = projector_features(ps.points)
+    e = np.linalg.norm(f[:, None, :] - f[None, :, :], axis=-1)
+    d = fs_distance(ps.points)
+    np.testing.assert_allclose(e, np.sqrt(2) * np.sin(d), atol=1e-12)
+    np.testing.assert_allclose(chordal_to_fs(e), d, atol=1e-6)

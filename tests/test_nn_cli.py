@@ -1,0 +1,89 @@
+"""`hpcflow nn JOB.toml --out DIR`: outputs (HDF5, summary.json, checkpoint) and job-file errors (exit 2)."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from hpcflow.cli import main  # noqa: E402
+
+JOB = """
+[job]
+kind = "nn"
+[geometry]
+n_train = 400
+n_val = 200
+seed = 3
+[model]
+depth = 2
+width = 8
+activation = "gelu"
+[training]
+epochs = 2
+batch_size = 100
+lr = 3e-3
+threads = 1
+[ntk]
+n_train_points = 4
+n_test_points = 3
+[width_sweep]
+widths = [4, 8]
+epochs = 1
+n_train = 100
+[kernel_flow]
+enabled = true
+n_train = 30
+n_test = 20
+steps = 2
+"""
+
+
+def _write(tmp_path, text, name="job.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_nn_job_writes_history_ntk_summary_and_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("sigma_val_initial", "sigma_val_final", "epochs", "ntk_wasserstein", "wall_seconds"):
+        assert key in summary
+    assert summary["epochs"] == 2 and len(summary["ntk_wasserstein"]) == 3 and summary["ntk_wasserstein"][0] == 0
+    with h5py.File(out / "nn.h5") as f:
+        assert f["ntk/ntk_train_test"].shape == (3, 9, 9, 4, 3)
+        assert f["ntk/spectrum"].shape == (3, 81 * 4)
+        assert f["history/sigma_val"].shape == (3,)
+        np.testing.assert_allclose(f["history/sigma_val"][()][[0, -1]],
+                                   [summary["sigma_val_initial"], summary["sigma_val_final"]])
+        assert list(f["width_sweep/width"][()]) == [4, 8]
+        assert f["kernel_flow/sigma_test"].shape == (3,)
+        assert "conventions" in f.attrs
+    from hpcflow.nn.checkpoint import load_model
+
+    assert load_model(out / "model.pt").config["width"] == 8
+    # a second run into the same directory is refused, nothing overwritten
+    before = (out / "summary.json").read_text()
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (("[model]\n", "[model]\nfoo = 1\n"), "foo"),
+    (('activation = "gelu"', 'activation = "tanh"'), "activation"),
+    (("n_train = 30", "n_train = 5000"), "kernel_flow].n_train"),
+    (('kind = "nn"', 'kind = "flow"'), "hpcflow nn"),
+    (("epochs = 2", "epochs = -1"), "epochs"),
+])
+def test_bad_job_files_exit_2_before_any_work(tmp_path, capsys, edit, needle):
+    out = tmp_path / "run"
+    job = _write(tmp_path, JOB.replace(*edit, 1))
+    assert main(["nn", job, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "\n" not in err.strip()
+    assert not out.exists()

@@ -1,0 +1,93 @@
+"""MetricMLP: packing of the network output into a Hermitian metric, model kinds, torch losses vs NumPy σ."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hpcflow.geometry import Hypersurface  # noqa: E402
+from hpcflow.geometry.hermitian import det_hermitian, pack, unpack  # noqa: E402
+from hpcflow.geometry.measures import sigma_measure  # noqa: E402
+from hpcflow.nn.data import MetricData  # noqa: E402
+from hpcflow.nn.features import det_packed, hadamard_packed  # noqa: E402
+from hpcflow.nn.loss import metric_loss  # noqa: E402
+from hpcflow.nn.model import MetricMLP  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def points():
+    return Hypersurface.fermat(3).sample(400, seed=11)
+
+
+def _random_hermitian(rng, n, m=3):
+    a = rng.standard_normal((n, m, m)) + 1j * rng.standard_normal((n, m, m))
+    return a @ a.conj().transpose(0, 2, 1) + np.eye(m)
+
+
+def test_hadamard_and_det_packed_match_complex_matrices():
+    rng = np.random.default_rng(0)
+    a, b = _random_hermitian(rng, 50), _random_hermitian(rng, 50)
+    had = hadamard_packed(torch.tensor(pack(a)), torch.tensor(pack(b))).numpy()
+    np.testing.assert_allclose(unpack(had), a * b, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(det_packed(torch.tensor(pack(a))).numpy(), np.linalg.det(a).real, rtol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["multiplicative", "additive"])
+def test_model_output_round_trips_to_the_hermitian_metric(points, kind):
+    """The packed output unpacks to g_FS ⊙ (1 + H) resp. g_FS + H with H = unpack(NN(x)), and packs back."""
+    data = MetricData.from_pointset(points[:64])
+    model = MetricMLP(data.x.shape[1], depth=2, width=16, activation="gelu", kind=kind, seed=3)
+    with torch.no_grad():
+        v = model(data.x, data.gfs).numpy()
+        h = unpack(model.raw(data.x).numpy())
+    g = unpack(v)
+    np.testing.assert_allclose(g, g.conj().transpose(0, 2, 1), atol=0)  # Hermitian by construction
+    expect = points.g_fs[:64] + (points.g_fs[:64] * h if kind == "multiplicative" else h)
+    np.testing.assert_allclose(g, expect, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(pack(g), v, rtol=0, atol=0)
+
+
+def test_zero_network_reproduces_fubini_study(points):
+    data = MetricData.from_pointset(points)
+    model = MetricMLP(data.x.shape[1], depth=1, width=4, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        g = unpack(model(data.x, data.gfs).numpy())
+    np.testing.assert_allclose(g, points.g_fs, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_torch_sigma_equals_numpy_sigma_measure(points, detach):
+    """Torch σ loss value == hpcflow.geometry sigma measure (eq. B.11) on the same non-trivial metrics."""
+    rng = np.random.default_rng(5)
+    g = points.g_fs * (1.0 + 0.3 * rng.standard_normal((len(points), 1, 1)))  # perturbed metrics
+    expect = points.sigma(g)
+    data = MetricData.from_pointset(points)
+    got = metric_loss(torch.tensor(pack(g)), data.omega2, data.weights, detach_kappa=detach)
+    assert abs(float(got) - expect) < 1e-13
+    assert abs(expect - points.sigma()) > 0.01  # the perturbation changed σ: not a trivial comparison
+    eta = det_hermitian(g) / points.omega2
+    ul = metric_loss(torch.tensor(pack(g)), data.omega2, data.weights, loss="ultralocal")
+    kap = np.sum(points.weights * eta) / np.sum(points.weights)
+    assert abs(float(ul) - np.sum(points.weights * (eta / kap - 1) ** 2) / np.sum(points.weights)) < 1e-13
+    assert abs(sigma_measure(eta, points.weights) - expect) < 1e-15
+
+
+def test_sigma_loss_gradient_matches_finite_differences(points):
+    """d σ / d v from autograd (κ through the batch) vs central differences of the NumPy σ measure."""
+    sub = points[:20]
+    data = MetricData.from_pointset(sub)
+    rng = np.random.default_rng(1)
+    v0 = pack(sub.g_fs) * (1 + 0.2 * rng.standard_normal((20, 9)))
+    v = torch.tensor(v0, requires_grad=True)
+    metric_loss(v, data.omega2, data.weights, detach_kappa=False).backward()
+    h = 1e-6
+    for a, k in [(0, 0), (3, 4), (7, 8), (12, 2), (19, 5)]:
+        vp, vm = v0.copy(), v0.copy()
+        vp[a, k] += h
+        vm[a, k] -= h
+        fd = (sub.sigma(unpack(vp)) - sub.sigma(unpack(vm))) / (2 * h)
+        assert abs(v.grad[a, k].item() - fd) < 1e-6 * max(1.0, abs(fd))

@@ -1,0 +1,77 @@
+"""Empirical metric-NTK: equals J Jᵀ of an explicit (finite-difference) parameter Jacobian; spectra."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hpcflow.geometry import Hypersurface  # noqa: E402
+from hpcflow.nn.data import MetricData  # noqa: E402
+from hpcflow.nn.model import MetricMLP  # noqa: E402
+from hpcflow.nn.ntk import empirical_ntk, full_spectrum, pooled_spectrum  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return MetricData.from_pointset(Hypersurface.fermat(3).sample(5, seed=2))
+
+
+def _fd_jacobian(model, x, gfs, h=1e-6):
+    """∂g_I(x_a)/∂θ_p by central differences over every parameter entry: (N, 9, P)."""
+    cols = []
+    with torch.no_grad():
+        for p in model.parameters():
+            flat = p.view(-1)
+            for k in range(flat.numel()):
+                old = flat[k].item()
+                flat[k] = old + h
+                gp = model(x, gfs)
+                flat[k] = old - h
+                gm = model(x, gfs)
+                flat[k] = old
+                cols.append((gp - gm) / (2 * h))
+    return torch.stack(cols, dim=-1).numpy()
+
+
+@pytest.mark.parametrize("kind,act", [("multiplicative", "gelu"), ("additive", "relu"), ("multiplicative", "relu")])
+def test_empirical_ntk_equals_explicit_jacobian_product(data, kind, act):
+    model = MetricMLP(data.x.shape[1], depth=2, width=5, activation=act, kind=kind, seed=7)
+    jac = _fd_jacobian(model, data.x, data.gfs)  # (5, 9, P), P = 139
+    assert jac.shape == (5, 9, 139)
+    expect = np.einsum("aIp,bJp->IJab", jac, jac)
+    scale = np.abs(expect).max()
+    for method in ("jacobian", "layerwise"):
+        theta = empirical_ntk(model, data.x, data.gfs, method=method)
+        assert theta.shape == (9, 9, 5, 5)
+        np.testing.assert_allclose(theta, expect, rtol=0, atol=1e-7 * scale, err_msg=method)
+    # cross blocks: Θ(x1, x2) with different point sets is the corresponding slice
+    theta12 = empirical_ntk(model, data.x[:2], data.gfs[:2], data.x[2:], data.gfs[2:], method="jacobian")
+    np.testing.assert_allclose(theta12, expect[:, :, :2, 2:], rtol=0, atol=1e-7 * scale)
+
+
+def test_layerwise_equals_jacobian_on_a_wider_net(data):
+    model = MetricMLP(data.x.shape[1], depth=3, width=40, activation="gelu", seed=1)
+    a = empirical_ntk(model, data.x, data.gfs, method="jacobian")
+    b = empirical_ntk(model, data.x, data.gfs, method="layerwise")
+    np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+
+
+def test_spectra_of_a_known_tensor():
+    """Pooled symmetric-part spectrum and full PSD spectrum on a Θ built from a random J (independent)."""
+    rng = np.random.default_rng(0)
+    jac = rng.standard_normal((4, 3, 7))  # (points, outputs, params)
+    theta = np.einsum("aIp,bJp->IJab", jac, jac)
+    full = full_spectrum(theta)
+    np.testing.assert_allclose(full, np.sort(np.linalg.eigvalsh(jac.reshape(12, 7) @ jac.reshape(12, 7).T)),
+                               atol=1e-10)
+    assert full.min() > -1e-10  # J Jᵀ is PSD
+    pooled = pooled_spectrum(theta)
+    assert pooled.shape == (3 * 3 * 4,)
+    a01 = theta[0, 1]
+    sym = 0.5 * (a01 + a01.T)
+    for lam in np.linalg.eigvalsh(sym):
+        assert np.min(np.abs(pooled - lam)) < 1e-12
+    for lam in np.linalg.eigvalsh(theta[2, 2]):
+        assert np.min(np.abs(pooled - lam)) < 1e-12

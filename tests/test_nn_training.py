@@ -1,0 +1,78 @@
+"""Training lowers σ_val; checkpoints round-trip; lazy (wide, small lr) vs feature-learning NTK change."""
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hpcflow.geometry import Hypersurface  # noqa: E402
+from hpcflow.geometry.hermitian import unpack  # noqa: E402
+from hpcflow.nn.checkpoint import load_model, save_model  # noqa: E402
+from hpcflow.nn.data import MetricData  # noqa: E402
+from hpcflow.nn.experiment import width_sweep  # noqa: E402
+from hpcflow.nn.model import MetricMLP  # noqa: E402
+from hpcflow.nn.train import TrainConfig, predict, train  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def sets():
+    X = Hypersurface.fermat(3)
+    return X, MetricData.from_pointset(X.sample(2000, seed=0)), MetricData.from_pointset(X.sample(1000, seed=1))
+
+
+def test_short_training_lowers_validation_sigma(sets):
+    _, tr, va = sets
+    model = MetricMLP(10, depth=2, width=32, activation="gelu", seed=0, output_scale=0.1)
+    hist = train(model, tr, va, TrainConfig(epochs=4, batch_size=100, lr=3e-3, seed=0))
+    s = hist.sigma_val
+    assert len(s) == 5 and len(hist.loss) == 4
+    assert s[-1] < 0.85 * s[0], s  # held-out sigma drops by > 15 % in 4 short epochs
+    assert hist.sigma_train[-1] < 0.85 * hist.sigma_train[0]
+
+
+def test_training_is_seeded(sets):
+    _, tr, va = sets
+    runs = []
+    for _ in range(2):
+        model = MetricMLP(10, depth=1, width=8, seed=4)
+        runs.append(train(model, tr[:300], va[:100], TrainConfig(epochs=2, batch_size=50, seed=9)).sigma_val)
+    assert runs[0] == runs[1]
+
+
+def test_saved_and_loaded_model_predicts_the_same_metric(sets, tmp_path):
+    _, tr, va = sets
+    model = MetricMLP(10, depth=2, width=16, activation="relu", kind="additive", seed=2)
+    train(model, tr[:500], va[:100], TrainConfig(epochs=1, batch_size=100))
+    path = tmp_path / "model.pt"
+    save_model(path, model)
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    g0, g1 = unpack(predict(model, va).numpy()), unpack(predict(loaded, va).numpy())
+    np.testing.assert_array_equal(g1, g0)
+    with pytest.raises(Exception, match="exists"):
+        save_model(path, model)  # no silent overwrite
+    # a file holding a pickled non-tensor object is refused by weights_only loading
+    torch.save({"w": torch.zeros(1), "evil": copy.copy}, tmp_path / "bad.pt")
+    (tmp_path / "bad.pt.json").write_text((tmp_path / "model.pt.json").read_text())
+    with pytest.raises(Exception, match="tensor-only"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_wide_network_with_small_lr_keeps_its_ntk_narrow_one_does_not(sets):
+    """Same protocol (SGD, lr = lr0 * 16 / width, same steps), 3 seeds: lazy regime at width 1024."""
+    _, tr, va = sets
+    cfg = TrainConfig(epochs=2, batch_size=100, lr=1.0, optimizer="sgd")
+    mc = dict(kind="multiplicative", depth=2, width=16, activation="gelu")
+    change = {16: [], 1024: []}
+    for seed in range(3):
+        res = width_sweep([16, 1024], tr[:600], va[:200], mc, TrainConfig(**{**cfg.__dict__, "seed": seed}),
+                          width_ref=16, lr_exponent=1.0, ntk_train=tr[:10], ntk_test=va[:10], seed=seed)
+        for w, c in zip(res["width"], res["rel_frobenius_final"]):
+            change[int(w)].append(c)
+    assert max(change[1024]) < 0.02, change
+    assert min(change[16]) > 0.05, change
+    assert max(change[1024]) < min(change[16]) / 5, change

@@ -1,0 +1,117 @@
+"""PointSet HDF5 round trip and the `hpcflow sample` / `hpcflow info` CLI (bad input: one line, exit 2)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcflow.errors import InputFileError, OutputPathError
+from hpcflow.geometry import Hypersurface, PointSet
+
+
+def hpcflow(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "hpcflow", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_save_load_round_trip(tmp_path):
+    X = Hypersurface.dwork(3, 0.2 + 0.1j)
+    ps = X.sample(500, seed=1)
+    ps.save(tmp_path / "p.h5")
+    back = PointSet.load(tmp_path / "p.h5")
+    for name in ("points", "weights", "omega2", "g_fs", "chart", "jacobian"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ps, name))
+    assert back.manifold.definition() == X.definition() and back.seed == 1
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert "eq. B.11" in f.attrs["conventions"] and f.attrs["hpcflow_version"]
+
+
+def test_save_refuses_to_overwrite(tmp_path):
+    ps = Hypersurface.fermat(3).sample(50, seed=2)
+    path = tmp_path / "p.h5"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputPathError):
+        ps.save(path)
+    assert path.read_bytes() == b"precious"
+    ps.save(path, force=True)
+    assert len(PointSet.load(path)) == 50
+
+
+def test_load_rejects_non_pointset_files(tmp_path):
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["points"] = np.zeros((3, 5))
+    for name in ("text.h5", "other.h5", "missing.h5"):
+        with pytest.raises(InputFileError):
+            PointSet.load(tmp_path / name)
+
+
+def test_sample_cli_end_to_end(tmp_path):
+    out = tmp_path / "pts.h5"
+    r = hpcflow("sample", "--manifold", "fermat", "--dim", "3", "--n", "2000", "--seed", "0",
+                "--chart", "0", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "sigma_FS" in r.stdout and "points/s" in r.stdout
+    ps = PointSet.load(out)
+    assert len(ps) == 2000 and np.all(ps.chart == [0, 1])
+    np.testing.assert_array_equal(ps.points, Hypersurface.fermat(3).sample(2000, seed=0, chart=(0, 1)).points)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--manifold", "foo"], "--manifold"),
+    (["--dim", "0"], "dim"),
+    (["--n", "0"], "--n"),
+    (["--chart", "2", "2"], "chart"),
+    (["--chart", "0", "7"], "chart"),
+    (["--psi", "abc", "--manifold", "dwork"], "--psi"),
+])
+def test_sample_cli_bad_input_exit_2_and_nothing_overwritten(tmp_path, args, needle):
+    out = tmp_path / "pts.h5"
+    base = ["sample", "--n", "10", "--out", str(out)]
+    r = hpcflow(*base, *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_sample_cli_refuses_existing_output_and_unwritable_dir(tmp_path):
+    out = tmp_path / "pts.h5"
+    out.write_bytes(b"keep me")
+    r = hpcflow("sample", "--n", "10", "--out", str(out))
+    assert r.returncode == 2 and "--force" in r.stderr and out.read_bytes() == b"keep me"
+    r = hpcflow("sample", "--n", "10", "--out", str(tmp_path / "nodir" / "x.h5"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_backend_env_is_a_one_line_error():
+    r = hpcflow("info", env={"HPCFLOW_BACKEND": "tpu"})
+    assert r.returncode == 0 and "invalid" in r.stdout  # info reports, never fails
+    from hpcflow.backend import backend_name
+    from hpcflow.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        backend_name("tpu")
+    assert backend_name("numpy") == "numpy"
+
+
+def test_info_reports_mpi_world_size_under_mpiexec():
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "hpcflow", "info"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sizes = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("mpi_world_size")]
+    assert sizes == ["2", "2"]
+
+
+def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():
+    r = hpcflow("info", env={"SLURM_NTASKS": "4"})
+    assert r.returncode == 0
+    assert "warning" in r.stdout and "world size 1" in r.stdout
+    r = hpcflow("info", env={"SLURM_NTASKS": "1"})
+    assert "warning" not in r.stdout
