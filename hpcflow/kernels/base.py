@@ -51,8 +51,15 @@ class Kernel:
         """Kernel block for feature rows f1, f2: (N1, N2), or (N1, P, N2, P) if mixes_components."""
         raise NotImplementedError
 
+    def diagonal(self, f):
+        """Exact K(x, x) for feature rows f, or None; overrides the tile's diagonal when x_src is x."""
+        return None
+
     def block(self, x1, x2):
         """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
+        if x2 is x1:
+            return TiledOperator(self, x1, x1, tile=max(1, x1.shape[0]), threads=1).tile_rows(
+                0, x1.shape[0], 0, x1.shape[0])
         return self.tile_block(self.features(x1), self.features(x2))
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
@@ -83,12 +90,13 @@ class TiledOperator:
         self.tile = int(tile)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self.f = kernel.features(x)
-        self.f_src = self.f if x_src is x else kernel.features(x_src)
+        self.same = x_src is x
+        self.f_src = self.f if self.same else kernel.features(x_src)
         self.n = x.shape[0]
         self.n_src = x_src.shape[0]
         self.cache_bytes = int(cache_bytes)
         self.dense = None
-        self.symmetric = bool(kernel.symmetric and x_src is x and not kernel.mixes_components)
+        self.symmetric = bool(kernel.symmetric and self.same and not kernel.mixes_components)
 
     def _dense_bytes(self, p):
         return self.n * self.n_src * 8 * (p * p if self.kernel.mixes_components else 1)
@@ -119,8 +127,15 @@ class TiledOperator:
             out[r0:r1] = acc
 
     def tile_rows(self, r0, r1, c0, c1):
-        """The kernel tile for target rows r0:r1 and source columns c0:c1."""
-        return self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
+        """The kernel tile for target rows r0:r1 and source columns c0:c1 (exact diagonal when x_src is x)."""
+        k = self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
+        lo, hi = max(r0, c0), min(r1, c1)
+        if self.same and lo < hi and not self.kernel.mixes_components:
+            diag = self.kernel.diagonal(self.f[lo:hi])
+            if diag is not None:
+                idx = np.arange(lo, hi)
+                k[idx - r0, idx - c0] = diag
+        return k
 
     def __call__(self, grad):
         xp = array_module(grad)
