@@ -31,7 +31,7 @@ SCHEMA = {
     "scaling": {
         "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes,
                           help="sample sizes N"),
-        "repeats": Field(int, 1, check=at_least(1), help="independent samples per N (seeds seed, seed+1, ...)"),
+        "repeats": Field(int, 1, check=at_least(1), help="independent samples per N (seed + 1000 i + repeat)"),
         "seed": Field(int, 0, check=at_least(0)),
         "workers": Field(int, 1, check=at_least(1), help="threads for the KD-tree queries"),
     },
@@ -76,9 +76,9 @@ def run(cfg, outdir) -> dict:
     X = manifold(cfg["geometry"])
     sc = cfg["scaling"]
     rows, datasets = [], {}
-    for n_pts in sc["n_points"]:
+    for i, n_pts in enumerate(sc["n_points"]):
         for rep in range(sc["repeats"]):
-            seed = sc["seed"] + rep
+            seed = sc["seed"] + 1000 * i + rep  # independent samples per N (same-seed samples would be nested)
             ps = X.sample(n_pts, seed=seed)
             d = nearest_neighbour_distance(ps.points, workers=sc["workers"])
             rows.append({"n": int(n_pts), "seed": seed, "min": float(d.min()), "mean": float(d.mean()),
