@@ -65,6 +65,18 @@ def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
             "entries_per_second": n * n / best}
 
 
+def naive_step(ps, grad, width=1.0, tile=2048):
+    """The straightforward NumPy Gaussian tile of the issue text: complex inner products by matmul, then
+    arccos, exp and the product with the gradients (no fusion, no threads beyond BLAS)."""
+    u = ps.points / np.linalg.norm(ps.points, axis=1, keepdims=True)
+    out = np.empty_like(grad)
+    for s in range(0, len(u), tile):
+        c = np.abs(u[s:s + tile].conj() @ u.T)
+        d = np.arccos(np.minimum(c, 1.0))
+        out[s:s + tile] = np.exp(-d / (2 * width)) @ grad
+    return out
+
+
 def peak_memory(n, tile, threads):
     ps = Hypersurface.fermat(3).sample(n, seed=1)
     grad = gradients(ps)
@@ -92,13 +104,20 @@ def main():
     args = ap.parse_args()
     print(f"# cores available: {len(os.sched_getaffinity(0))}, threads: {args.threads or 'default'}")
     print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s")
+    print(f"# load average at start: {os.getloadavg()}")
     ps = Hypersurface.fermat(3).sample(args.n, seed=0)
     grad = gradients(ps)
+    if not args.only:
+        best = min(_timed(lambda: naive_step(ps, grad)) for _ in range(args.repeat))
+        print(json.dumps({"kernel": "gaussian (naive NumPy tile, reference)", "n": args.n, "step_seconds": best,
+                          "entries_per_second": args.n ** 2 / best}))
     for name, params in CASES:
         if args.only and name != args.only:
             continue
         r = entries_per_second(ps, grad, name, params, tile=args.tile, threads=args.threads, repeat=args.repeat)
         print(json.dumps(r))
+    print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s (again, after the kernels)")
+    print(f"# load average at end: {os.getloadavg()}")
     if args.mem_n:
         print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
 

@@ -15,8 +15,9 @@ normalize="row" divides each row by its sum, K(x, x') / sum_x' K(x, x'), so the 
 average of the source gradients: "normalising the updates such that they are sizable" (sec. 3.2) for any width.
 
 Fast evaluation: c = cos^2 d = <P, P'> is one real matmul of projector features (25 columns for P^4); then
-K = F(v) with v = tan(d/2) = sqrt((1 - sqrt c) / (1 + sqrt c)) in [0, 1], where F(v) = f(2 atan v) is
-analytic in a disc around the interval, so a Chebyshev-fitted polynomial P with K = P^(2^k) (degree and k chosen
+K = F(h) with h = sin(d/2) = sqrt((1 - sqrt c) / 2) in [0, 1/sqrt 2], where F(h) = f(2 asin h) is analytic in
+an ellipse around the interval (singularities at h = +-1 only; a polynomial in c or sqrt c would have to follow
+the sqrt-type singularities at d = 0 or d = pi/2), so a Chebyshev-fitted polynomial P with K = P^(2^k) (degree and k chosen
 at construction, max relative error <= POLY_RTOL checked on a dense grid; else exact arccos + exp) replaces
 arccos and exp.
 Pairs closer than STABLE_BELOW (where c = 1 - O(d^2) loses digits) are found once per operator with a KD-tree
@@ -41,7 +42,12 @@ METHODS = ("auto", "poly", "direct")
 #: polynomial accepted when its max relative error on [0, pi/2] is below this
 POLY_RTOL = 5e-13
 POLY_MAX_DEGREE = 24
-V_MAX = 1.0  # v = tan(d/2) for d in [0, pi/2]
+V_MAX = np.sqrt(0.5)  # h = sin(d/2) for d in [0, pi/2]
+
+
+def distance_of(h):
+    """FS distance d = 2 asin(h) from the polynomial variable h = sin(d/2)."""
+    return 2.0 * np.arcsin(h)
 
 
 def kernel_of_distance(d, width: float, form: str = "exp"):
@@ -60,7 +66,7 @@ def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
 
 @functools.lru_cache(maxsize=64)
 def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degree: int = POLY_MAX_DEGREE):
-    """(coef, k): K(2 atan v) = P(v)^(2^k) on [0, 1] with max relative error < rtol, or None.
+    """(coef, k): K(2 asin h) = P(h)^(2^k) on [0, 1/sqrt 2] with max relative error < rtol, or None.
 
     P (power-series coefficients, low to high) is the Chebyshev interpolant of K^(1/2^k), the same kernel
     with its exponent divided by 2^k, which is smooth enough for a low degree; k squarings restore K and
@@ -68,7 +74,7 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
     passes) accepted pair is returned.
     """
     grid = np.linspace(0.0, V_MAX, 2001)
-    exact = kernel_of_distance(2.0 * np.arctan(grid), width, form)
+    exact = kernel_of_distance(distance_of(grid), width, form)
     if exact.min() < 1e-250:
         return None
     best = None
@@ -77,8 +83,8 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
             break
         scaled = width * 2.0 ** (k / 2.0) if form == "gauss" else width * 2.0 ** k
 
-        def f(y, scaled=scaled):  # K^(1/2^k) at v = (y + 1) V_MAX / 2, y in [-1, 1]
-            return kernel_of_distance(2.0 * np.arctan(0.5 * V_MAX * (y + 1.0)), scaled, form)
+        def f(y, scaled=scaled):  # K^(1/2^k) at h = (y + 1) V_MAX / 2, y in [-1, 1]
+            return kernel_of_distance(distance_of(0.5 * V_MAX * (y + 1.0)), scaled, form)
 
         tail = np.abs(cheb.chebinterpolate(f, 40))
         p_min = exact.min() ** (1.0 / 2 ** k)
@@ -155,10 +161,9 @@ class GaussianKernel(Kernel):
             np.arccos(a, out=a)
             a[a < NOISE_FLOOR] = 0.0
             return kernel_of_distance(a, self.width, self.form)
-        np.subtract(1.0, a, out=b)
-        a += 1.0
-        np.divide(b, a, out=b)
-        np.sqrt(b, out=b)  # v = tan(d/2)
+        np.multiply(a, -0.5, out=b)
+        b += 0.5
+        np.sqrt(b, out=b)  # h = sin(d/2)
         horner(b, self.coef, out=a)
         for _ in range(self.squarings):
             a *= a
