@@ -133,7 +133,7 @@ class TiledOperator:
         if self.same and lo < hi and not self.kernel.mixes_components:
             diag = self.kernel.diagonal(self.f[lo:hi])
             if diag is not None:
-                idx = np.arange(lo, hi)
+                idx = array_module(k).arange(lo, hi)
                 k[idx - r0, idx - c0] = diag
         return k
 
@@ -148,13 +148,13 @@ class TiledOperator:
             if self.kernel.mixes_components:
                 return (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
             return self.dense @ grad
-        if self.symmetric and xp is np:
-            return self._symmetric_call(grad)
+        if self.symmetric:
+            return self._symmetric_call(grad, xp)
         out = xp.empty((self.n, p), dtype=np.float64)
         self._parallel(lambda r0, r1: self._rows(r0, r1, grad, out), xp)
         return out
 
-    def _symmetric_call(self, grad):
+    def _symmetric_call(self, grad, xp):
         """K @ grad for symmetric K(x, x): tile (I, J), I < J, serves both U[I] += K G[J] and U[J] += K^T G[I].
 
         Tiles are dealt to threads in a fixed round-robin order, each thread sums into its own accumulator and
@@ -163,8 +163,8 @@ class TiledOperator:
         b = min(self.tile, SYM_BLOCK)
         edges = [(s, min(s + b, self.n)) for s in range(0, self.n, b)]
         pairs = [(i, j) for i in range(len(edges)) for j in range(i, len(edges))]
-        n_work = max(1, min(self.threads, len(pairs)))
-        accs = [np.zeros((self.n, grad.shape[1])) for _ in range(n_work)]
+        n_work = max(1, min(self.threads if xp is np else 1, len(pairs)))
+        accs = [xp.zeros((self.n, grad.shape[1])) for _ in range(n_work)]
 
         def work(t):
             acc = accs[t]

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.polynomial import chebyshev as cheb
 from scipy.spatial import cKDTree
 
+from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import NOISE_FLOOR, STABLE_BELOW, fs_distance, fs_distance_paired, projector_features
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel, TiledOperator
 
@@ -52,10 +53,11 @@ def distance_of(h):
 
 def kernel_of_distance(d, width: float, form: str = "exp"):
     """K as a function of the FS distance d (see module docstring)."""
+    xp = array_module(d)
     if form == "exp":
-        return np.exp(-d / (2.0 * width))
+        return xp.exp(-d / (2.0 * width))
     if form == "gauss":
-        return np.exp(-(d * d) / (2.0 * width * width))
+        return xp.exp(-(d * d) / (2.0 * width * width))
     raise ValueError(f"form={form!r} is not one of {FORMS}")
 
 
@@ -106,7 +108,7 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
 
 def horner(v, coef, out=None):
     """sum_k coef[k] v^k, in place in `out` (same shape as v)."""
-    out = np.multiply(v, coef[-1], out=out)
+    out = array_module(v).multiply(v, coef[-1], out=out)
     out += coef[-2]
     for a in coef[-3::-1]:
         out *= v
@@ -143,27 +145,28 @@ class GaussianKernel(Kernel):
                 "poly_degree": None if self.coef is None else len(self.coef) - 1, "squarings": self.squarings}
 
     def features(self, x):
-        return np.ascontiguousarray(projector_features(x))
+        return array_module(x).ascontiguousarray(projector_features(x))
 
-    def _buffers(self, shape):
+    def _buffers(self, shape, xp):
         loc = self._local
-        if getattr(loc, "shape", None) != shape:
-            loc.shape, loc.a, loc.b = shape, np.empty(shape), np.empty(shape)
+        if getattr(loc, "shape", None) != shape or getattr(loc, "xp", None) is not xp:
+            loc.shape, loc.xp, loc.a, loc.b = shape, xp, xp.empty(shape), xp.empty(shape)
         return loc.a, loc.b
 
     def tile_block(self, f1, f2):
         """K from projector features (without the near-pair correction; see GaussianOperator)."""
-        a, b = self._buffers((f1.shape[0], f2.shape[0]))
-        np.matmul(f1, f2.T, out=a)  # c = cos^2 d
-        np.clip(a, 0.0, 1.0, out=a)
-        np.sqrt(a, out=a)  # t = cos d
+        xp = array_module(f1)
+        a, b = self._buffers((f1.shape[0], f2.shape[0]), xp)
+        xp.matmul(f1, f2.T, out=a)  # c = cos^2 d
+        xp.clip(a, 0.0, 1.0, out=a)
+        xp.sqrt(a, out=a)  # t = cos d
         if self.method == "direct":
-            np.arccos(a, out=a)
+            xp.arccos(a, out=a)
             a[a < NOISE_FLOOR] = 0.0
             return kernel_of_distance(a, self.width, self.form)
-        np.multiply(a, -0.5, out=b)
+        xp.multiply(a, -0.5, out=b)
         b += 0.5
-        np.sqrt(b, out=b)  # h = sin(d/2)
+        xp.sqrt(b, out=b)  # h = sin(d/2)
         horner(b, self.coef, out=a)
         for _ in range(self.squarings):
             a *= a
@@ -186,12 +189,13 @@ class GaussianOperator(TiledOperator):
         self.pair_rows, self.pair_cols, self.pair_vals = self._near_pairs(x, x_src)
 
     def _near_pairs(self, x, x_src):
-        """Pairs with d < STABLE_BELOW (KD-tree on projector features), sorted by row, with exact K."""
+        """Pairs with d < STABLE_BELOW (KD-tree on projector features, on the host), sorted by row, exact K."""
         radius = np.sqrt(2.0) * np.sin(STABLE_BELOW)
-        tree = cKDTree(self.f_src)
-        hits = tree.query_ball_point(self.f, r=radius)
+        tree = cKDTree(to_host(self.f_src))
+        hits = tree.query_ball_point(to_host(self.f), r=radius)
         rows = np.repeat(np.arange(len(hits)), [len(h) for h in hits]).astype(np.int64)
         cols = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=rows.size)
+        x, x_src = to_host(x), to_host(x_src)
         d = fs_distance_paired(x[rows], x_src[cols]) if rows.size else np.zeros(0)
         return rows, cols, kernel_of_distance(d, self.kernel.width, self.kernel.form)
 
@@ -201,12 +205,15 @@ class GaussianOperator(TiledOperator):
         if hi > lo:
             rr, cc = self.pair_rows[lo:hi], self.pair_cols[lo:hi]
             m = (cc >= c0) & (cc < c1)
-            k[rr[m] - r0, cc[m] - c0] = self.pair_vals[lo:hi][m]
+            if m.any():
+                xp = array_module(k)
+                k[xp.asarray(rr[m] - r0), xp.asarray(cc[m] - c0)] = xp.asarray(self.pair_vals[lo:hi][m])
         return k
 
     def __call__(self, grad):
         if self.kernel.normalize != "row":
             return super().__call__(grad)
-        ext = np.concatenate([grad, np.ones((grad.shape[0], 1))], axis=1)
+        xp = array_module(grad)
+        ext = xp.concatenate([grad, xp.ones((grad.shape[0], 1))], axis=1)
         out = super().__call__(ext)
         return out[:, :-1] / out[:, -1:]

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpcflow.backend import array_module
 from hpcflow.kernels.base import Kernel
 
 
 def real_features(z):
     """(Re z, Im z) of chart-normalised homogeneous coordinates: (N, 2(n+1)) float64."""
-    return np.ascontiguousarray(np.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
+    xp = array_module(z)
+    return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
 
 def relu_ntk(f1, f2, *, w_std: float, b_std: float):
@@ -36,7 +38,7 @@ def relu_ntk(f1, f2, *, w_std: float, b_std: float):
     h1 = relu_features(f1, w_std, b_std)
     if f2 is None or f2 is f1:
         k = relu_tile(h1, h1, w_std, b_std)
-        np.fill_diagonal(k, relu_diagonal(h1, w_std, b_std))
+        array_module(k).fill_diagonal(k, relu_diagonal(h1, w_std, b_std))
         return k
     return relu_tile(h1, relu_features(f2, w_std, b_std), w_std, b_std)
 
@@ -48,9 +50,10 @@ def relu_diagonal(h, w_std: float, b_std: float):
 
 def relu_features(f, w_std: float, b_std: float):
     """Unit vectors h/|h| and norms |h| of h = (W f / sqrt(d), b), so Sigma0(x, x') = h.h': (N, d+2)."""
-    h = np.concatenate([f * (w_std / np.sqrt(f.shape[1])), np.full((f.shape[0], 1), float(b_std))], axis=1)
-    norm = np.linalg.norm(h, axis=1, keepdims=True)
-    return np.ascontiguousarray(np.concatenate([h / norm, norm], axis=1))
+    xp = array_module(f)
+    h = xp.concatenate([f * (w_std / np.sqrt(f.shape[1])), xp.full((f.shape[0], 1), float(b_std))], axis=1)
+    norm = xp.linalg.norm(h, axis=1, keepdims=True)
+    return xp.ascontiguousarray(xp.concatenate([h / norm, norm], axis=1))
 
 
 def relu_tile(h1, h2, w_std: float, b_std: float):
@@ -58,15 +61,16 @@ def relu_tile(h1, h2, w_std: float, b_std: float):
 
     (W^2 Sigma1 + W^2 Sigmadot Sigma0 with Sigma0 = |h||h'| cos theta, written with one arccos per entry.)
     """
+    xp = array_module(h1)
     rho = h1[:, :-1] @ h2[:, :-1].T
-    np.clip(rho, -1.0, 1.0, out=rho)
-    theta = np.arccos(rho)
-    np.subtract(np.pi, theta, out=theta)
+    xp.clip(rho, -1.0, 1.0, out=rho)
+    theta = xp.arccos(rho)
+    xp.subtract(np.pi, theta, out=theta)
     theta *= rho
     theta *= 2.0
-    np.multiply(rho, rho, out=rho)
-    np.subtract(1.0, rho, out=rho)
-    np.sqrt(rho, out=rho)
+    xp.multiply(rho, rho, out=rho)
+    xp.subtract(1.0, rho, out=rho)
+    xp.sqrt(rho, out=rho)
     rho += theta  # sin theta + 2 (pi - theta) cos theta
     rho *= (w_std * w_std / (2.0 * np.pi)) * h1[:, -1:]
     rho *= h2[:, -1]
