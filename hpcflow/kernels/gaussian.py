@@ -5,11 +5,12 @@ Forms (d = FS distance in [0, pi/2], eq. 3.2, with the noise floor of eq. 3.4; w
   form="gauss" K = exp(-d^2 / (2 w^2))      -- the usual Gaussian of width w
 
 Table 1 lists sigma = 30. Read literally in eq. 3.6 (form="exp", width=30) the kernel varies only between
-1 and exp(-pi/120) = 0.974 over all of X: it is nearly constant, every point gets almost the same update, and
-it cannot give the train gains ~10^6 of Fig. 3 nor the "narrow Gaussians" the text says the optimiser
-preferred, nor make the noise-floor remark of eq. 3.4 (a distance of 3e-4 must matter) meaningful. The
-likely intended reading is sigma = 30 as an inverse width, K = exp(-30 d / 2) = form="exp", width=1/30;
-both are available and the job file states which one it uses.
+1 and exp(-pi/120) = 0.974 over all of X (d <= pi/2): it is nearly constant, every point gets almost the same
+update, and it can give neither the train gains ~10^6 of Fig. 3, nor the "narrow Gaussians" the text says the
+optimiser preferred, nor a reason for the noise-floor remark of eq. 3.4 (a distance of 3e-4 must matter). A
+reading consistent with the text is sigma = 30 as an inverse width, K = exp(-30 d / 2), i.e. form="exp",
+width=1/30 (K = 0.02 at d = 0.25, a typical nearest-neighbour distance at 2500 points). Both are available;
+the job file states which one it uses.
 
 normalize="row" divides each row by its sum, K(x, x') / sum_x' K(x, x'), so the update at x is a K-weighted
 average of the source gradients: "normalising the updates such that they are sizable" (sec. 3.2) for any width.
@@ -17,9 +18,9 @@ average of the source gradients: "normalising the updates such that they are siz
 Fast evaluation: c = cos^2 d = <P, P'> is one real matmul of projector features (25 columns for P^4); then
 K = F(h) with h = sin(d/2) = sqrt((1 - sqrt c) / 2) in [0, 1/sqrt 2], where F(h) = f(2 asin h) is analytic in
 an ellipse around the interval (singularities at h = +-1 only; a polynomial in c or sqrt c would have to follow
-the sqrt-type singularities at d = 0 or d = pi/2), so a Chebyshev-fitted polynomial P with K = P^(2^k) (degree and k chosen
-at construction, max relative error <= POLY_RTOL checked on a dense grid; else exact arccos + exp) replaces
-arccos and exp.
+the sqrt-type singularities at d = 0 or d = pi/2), so a Chebyshev-fitted polynomial P with K = P^(2^k)
+(degree and k chosen at construction, max relative error <= POLY_RTOL checked on a dense grid; else exact
+arccos + exp) replaces arccos and exp: 2 sqrt + ~2 deg cheap in-place passes per entry instead of arccos + exp.
 Pairs closer than STABLE_BELOW (where c = 1 - O(d^2) loses digits) are found once per operator with a KD-tree
 and overwritten with the stable distance of `fs_distance_paired`.
 """
