@@ -82,6 +82,7 @@ def peak_memory(n, tile, threads):
     grad = gradients(ps)
     kern = make_kernel("gaussian", width=1.0)
     op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracemalloc.start()
     t = time.perf_counter()
     op(grad)
@@ -90,7 +91,8 @@ def peak_memory(n, tile, threads):
     tracemalloc.stop()
     return {"n": n, "tile": tile, "step_seconds": wall, "entries_per_second": n * n / wall,
             "tracemalloc_peak_MiB": peak / 2 ** 20, "dense_kernel_MiB": n * n * 8 / 2 ** 20,
-            "ru_maxrss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "ru_maxrss_MiB_before_step": rss_before,
+            "ru_maxrss_MiB_after_step": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main():
@@ -101,7 +103,12 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mem-n", type=int, default=50_000)
     ap.add_argument("--only", default=None, help="run only this kernel name")
+    ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
     args = ap.parse_args()
+    if args.mem_only:
+        print(f"# load average at start: {os.getloadavg()}")
+        print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
+        return
     print(f"# cores available: {len(os.sched_getaffinity(0))}, threads: {args.threads or 'default'}")
     print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s")
     print(f"# load average at start: {os.getloadavg()}")

@@ -9,6 +9,7 @@ A full metric-NTK (e.g. an empirical NTK of a network that outputs all P compone
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,15 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _single_threaded_blas(xp):
+    """Context: host BLAS on one thread (tiles are small; parallelism comes from our worker threads)."""
+    if xp is not np:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class Kernel:
@@ -175,12 +185,10 @@ class TiledOperator:
                 if i != j:
                     acc[c0:c1] += k.T @ grad[r0:r1]
 
-        if n_work == 1:
-            work(0)
-        else:
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=1, user_api="blas"):
+        with _single_threaded_blas(xp):
+            if n_work == 1:
+                work(0)
+            else:
                 with ThreadPoolExecutor(max_workers=n_work) as pool:
                     list(pool.map(work, range(n_work)))
         out = accs[0]
@@ -192,12 +200,10 @@ class TiledOperator:
         """work(r0, r1) for row chunks, on worker threads (BLAS single-threaded meanwhile)."""
         chunk = min(self.tile, ROW_CHUNK)
         jobs = [(r0, min(r0 + chunk, self.n)) for r0 in range(0, self.n, chunk)]
-        if self.threads == 1 or len(jobs) == 1 or xp is not np:
-            for r0, r1 in jobs:
-                work(r0, r1)
-            return
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                list(pool.map(lambda j: work(*j), jobs))
+        with _single_threaded_blas(xp):
+            if self.threads == 1 or len(jobs) == 1 or xp is not np:
+                for r0, r1 in jobs:
+                    work(r0, r1)
+            else:
+                with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                    list(pool.map(lambda j: work(*j), jobs))
