@@ -28,6 +28,7 @@ CASES = [
     ("gaussian", {"width": 1 / 30}),
     ("gaussian", {"width": 1.0, "form": "gauss"}),
     ("gaussian", {"width": 30.0, "method": "direct"}),
+    ("gaussian", {"width": 1.0, "dtype": "float32"}),
     ("relu_ntk", {"w_std": 5.716, "b_std": 80.52}),
     ("cosine_ntk", {"sigma_w": 1.0}),
     ("delta", {}),

@@ -220,3 +220,16 @@ def test_cosine_ntk_limit_and_convergence(points):
     assert -0.65 < slope < -0.35, (errs, slope)
     k = CosineNTKKernel(s_w)
     np.testing.assert_allclose(np.diag(k.block(points[:5], points[:5])), cosine_amplitude(s_w, 10) ** 2 / 2)
+
+
+def test_gaussian_float32_option(points):
+    kern = GaussianKernel(0.5, dtype="float32")
+    ref = gaussian(points[:200], points, width=0.5)
+    assert kern.params()["dtype"] == "float32"
+    assert np.max(np.abs(kern.block(points[:200], points) / ref - 1.0)) < 1e-5
+    g = grads(len(points), seed=9)
+    for x in (points[:200], points):
+        exact = gaussian(x, points, width=0.5) @ g
+        got = kern.operator(x, points, tile=128, threads=2)(g)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.abs(exact).max())

@@ -120,21 +120,16 @@ class TiledOperator:
                 self.dense[r0:r1, c0:c1] = self.tile_rows(r0, r1, c0, c1)
 
     def _rows(self, r0, r1, grad, out):
-        k = self.kernel
-        acc = None
+        """out[r0:r1] = sum over column tiles of tile @ grad (float64 accumulation)."""
+        out[r0:r1] = 0.0
+        p = grad.shape[1]
         for c0 in range(0, self.n_src, self.tile):
             c1 = min(c0 + self.tile, self.n_src)
             b = self.tile_rows(r0, r1, c0, c1)
-            if k.mixes_components:
-                p = grad.shape[1]
-                part = (b.reshape((r1 - r0) * p, (c1 - c0) * p) @ grad[c0:c1].reshape(-1)).reshape(r1 - r0, p)
+            if self.kernel.mixes_components:
+                out[r0:r1] += (b.reshape((r1 - r0) * p, (c1 - c0) * p) @ grad[c0:c1].reshape(-1)).reshape(-1, p)
             else:
-                part = b @ grad[c0:c1]
-            acc = part if acc is None else acc + part
-        if acc is None:
-            out[r0:r1] = 0.0
-        else:
-            out[r0:r1] = acc
+                out[r0:r1] += b @ grad[c0:c1]
 
     def tile_rows(self, r0, r1, c0, c1):
         """The kernel tile for target rows r0:r1 and source columns c0:c1 (exact diagonal when x_src is x)."""
@@ -150,14 +145,18 @@ class TiledOperator:
     def __call__(self, grad):
         xp = array_module(grad)
         p = grad.shape[1]
+        dtype = getattr(self.kernel, "dtype", np.float64)
+        grad = grad.astype(dtype, copy=False)  # float32 kernels: tile products in float32, sums in float64
         if self.dense is None and 0 < self._dense_bytes(p) <= self.cache_bytes:
             shape = (self.n, p, self.n_src, p) if self.kernel.mixes_components else (self.n, self.n_src)
-            self.dense = xp.empty(shape, dtype=np.float64)
+            self.dense = xp.empty(shape, dtype=dtype)
             self._parallel(self._fill_dense, xp)
         if self.dense is not None:
             if self.kernel.mixes_components:
-                return (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
-            return self.dense @ grad
+                out = (self.dense.reshape(self.n * p, -1) @ grad.reshape(-1)).reshape(self.n, p)
+            else:
+                out = self.dense @ grad
+            return out.astype(np.float64, copy=False)
         if self.symmetric:
             return self._symmetric_call(grad, xp)
         out = xp.empty((self.n, p), dtype=np.float64)
