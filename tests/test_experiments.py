@@ -174,3 +174,30 @@ widths = [1.0, 1e-5]
     assert rows[1]["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-9)
     assert rows[1]["gain_test"] == pytest.approx(1.0, abs=1e-9)
     assert rows[1]["gain_train"] > rows[0]["gain_train"]
+
+
+def test_distance_scaling_job_small(tmp_path):
+    import h5py
+
+    from hpcflow.experiments import distance_scaling
+
+    cfg = _cfg(distance_scaling, """
+[job]
+kind = "distance_scaling"
+[scaling]
+n_points = [50, 200, 800]
+repeats = 2
+fit_from = 200
+""", tmp_path)
+    s = distance_scaling.run(cfg, tmp_path)
+    rows = s["table"]
+    assert [r["n"] for r in rows] == [50, 50, 200, 200, 800, 800]
+    assert len({r["seed"] for r in rows}) == 6  # independent samples
+    assert all(0 < r["min"] <= r["mean"] <= r["max"] < np.pi / 2 for r in rows)
+    ref = power_law_fit([r["n"] for r in rows], [r["mean"] for r in rows])
+    assert s["fit_mean"]["b"] == pytest.approx(ref["b"], rel=1e-12) and -0.5 < ref["b"] < -0.05
+    ref_from = power_law_fit([r["n"] for r in rows[2:]], [r["mean"] for r in rows[2:]])
+    assert s["fit_mean_from"]["b"] == pytest.approx(ref_from["b"], rel=1e-12)
+    with h5py.File(tmp_path / "distances.h5") as f:
+        d = f[f"nn_distance/N800_seed{rows[4]['seed']}"][()]
+        assert d.shape == (800,) and d.mean() == pytest.approx(rows[4]["mean"], rel=1e-12)
