@@ -28,6 +28,7 @@ CASES = [
     ("gaussian", {"width": 1 / 30}),
     ("gaussian", {"width": 1.0, "form": "gauss"}),
     ("gaussian", {"width": 30.0, "method": "direct"}),
+    ("gaussian", {"width": 1.0, "dtype": "float32"}),
     ("relu_ntk", {"w_std": 5.716, "b_std": 80.52}),
     ("cosine_ntk", {"sigma_w": 1.0}),
     ("delta", {}),
@@ -65,11 +66,24 @@ def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
             "entries_per_second": n * n / best}
 
 
+def naive_step(ps, grad, width=1.0, tile=2048):
+    """The straightforward NumPy Gaussian tile of the issue text: complex inner products by matmul, then
+    arccos, exp and the product with the gradients (no fusion, no threads beyond BLAS)."""
+    u = ps.points / np.linalg.norm(ps.points, axis=1, keepdims=True)
+    out = np.empty_like(grad)
+    for s in range(0, len(u), tile):
+        c = np.abs(u[s:s + tile].conj() @ u.T)
+        d = np.arccos(np.minimum(c, 1.0))
+        out[s:s + tile] = np.exp(-d / (2 * width)) @ grad
+    return out
+
+
 def peak_memory(n, tile, threads):
     ps = Hypersurface.fermat(3).sample(n, seed=1)
     grad = gradients(ps)
     kern = make_kernel("gaussian", width=1.0)
     op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracemalloc.start()
     t = time.perf_counter()
     op(grad)
@@ -78,7 +92,8 @@ def peak_memory(n, tile, threads):
     tracemalloc.stop()
     return {"n": n, "tile": tile, "step_seconds": wall, "entries_per_second": n * n / wall,
             "tracemalloc_peak_MiB": peak / 2 ** 20, "dense_kernel_MiB": n * n * 8 / 2 ** 20,
-            "ru_maxrss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "ru_maxrss_MiB_before_step": rss_before,
+            "ru_maxrss_MiB_after_step": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main():
@@ -89,16 +104,28 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mem-n", type=int, default=50_000)
     ap.add_argument("--only", default=None, help="run only this kernel name")
+    ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
     args = ap.parse_args()
+    if args.mem_only:
+        print(f"# load average at start: {os.getloadavg()}")
+        print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
+        return
     print(f"# cores available: {len(os.sched_getaffinity(0))}, threads: {args.threads or 'default'}")
     print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s")
+    print(f"# load average at start: {os.getloadavg()}")
     ps = Hypersurface.fermat(3).sample(args.n, seed=0)
     grad = gradients(ps)
+    if not args.only:
+        best = min(_timed(lambda: naive_step(ps, grad)) for _ in range(args.repeat))
+        print(json.dumps({"kernel": "gaussian (naive NumPy tile, reference)", "n": args.n, "step_seconds": best,
+                          "entries_per_second": args.n ** 2 / best}))
     for name, params in CASES:
         if args.only and name != args.only:
             continue
         r = entries_per_second(ps, grad, name, params, tile=args.tile, threads=args.threads, repeat=args.repeat)
         print(json.dumps(r))
+    print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s (again, after the kernels)")
+    print(f"# load average at end: {os.getloadavg()}")
     if args.mem_n:
         print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
 

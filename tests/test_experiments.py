@@ -139,8 +139,9 @@ scales = [0.0, 0.01, 1.0]
     rows = s["table"]
     # zero noise: test points are the train points, so the delta kernel gives them exactly the train flow
     assert rows[0]["mean_distance_to_source"] == 0.0
-    assert rows[0]["gain"] == pytest.approx(s["gain_train"], rel=1e-9)
-    assert rows[0]["sigma_initial"] == pytest.approx(s["sigma_train_initial"], rel=1e-12)
+    assert rows[0]["gain"] == pytest.approx(rows[0]["gain_train"], rel=1e-9) and rows[0]["gain"] > 1
+    # small noise: the test gain falls below the train gain, and further with more noise
+    assert rows[1]["gain"] < rows[1]["gain_train"] and rows[2]["gain"] < rows[1]["gain"]
     d = [r["mean_distance_to_source"] for r in rows]
     assert d[0] < d[1] < d[2]
     assert all(r["mean_distance_to_nearest_train"] <= r["mean_distance_to_source"] + 1e-12 for r in rows)
@@ -173,3 +174,30 @@ widths = [1.0, 1e-5]
     assert rows[1]["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-9)
     assert rows[1]["gain_test"] == pytest.approx(1.0, abs=1e-9)
     assert rows[1]["gain_train"] > rows[0]["gain_train"]
+
+
+def test_distance_scaling_job_small(tmp_path):
+    import h5py
+
+    from hpcflow.experiments import distance_scaling
+
+    cfg = _cfg(distance_scaling, """
+[job]
+kind = "distance_scaling"
+[scaling]
+n_points = [50, 200, 800]
+repeats = 2
+fit_from = 200
+""", tmp_path)
+    s = distance_scaling.run(cfg, tmp_path)
+    rows = s["table"]
+    assert [r["n"] for r in rows] == [50, 50, 200, 200, 800, 800]
+    assert len({r["seed"] for r in rows}) == 6  # independent samples
+    assert all(0 < r["min"] <= r["mean"] <= r["max"] < np.pi / 2 for r in rows)
+    ref = power_law_fit([r["n"] for r in rows], [r["mean"] for r in rows])
+    assert s["fit_mean"]["b"] == pytest.approx(ref["b"], rel=1e-12) and -0.5 < ref["b"] < -0.05
+    ref_from = power_law_fit([r["n"] for r in rows[2:]], [r["mean"] for r in rows[2:]])
+    assert s["fit_mean_from"]["b"] == pytest.approx(ref_from["b"], rel=1e-12)
+    with h5py.File(tmp_path / "distances.h5") as f:
+        d = f[f"nn_distance/N800_seed{rows[4]['seed']}"][()]
+        assert d.shape == (800,) and d.mean() == pytest.approx(rows[4]["mean"], rel=1e-12)

@@ -211,3 +211,26 @@ def test_shipped_job_files_validate():
     assert {"quickstart.toml", "table1_delta.toml", "table1_gaussian.toml"} <= {p.name for p in jobs}
     for p in jobs:
         registry.load(p)
+
+
+def test_clustering_table_builds_blocks_and_full_halo_equals_one_block(tmp_path):
+    """[clustering] goes to hpcflow.cluster.flow_blocks; a halo of pi/2 makes every train point a source of
+    every block, which must reproduce the unclustered flow."""
+    from hpcflow.experiments import flow_job
+    from hpcflow.jobs import registry
+
+    def run(extra, name):
+        p = _write(tmp_path, TINY.replace("name = \"delta\"", "name = \"gaussian\"\nwidth = 0.05") + extra, name)
+        module, cfg = registry.load(p)
+        assert module is flow_job
+        out = tmp_path / name.replace(".toml", "")
+        out.mkdir()
+        return flow_job.run(cfg, out)
+
+    plain = run("", "plain.toml")
+    clustered = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\n", "clustered.toml")
+    halo = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\nhalo_cutoff = 1.5708\n", "halo.toml")
+    assert plain["n_blocks"] is None and clustered["n_blocks"] == 3 == halo["n_blocks"]
+    assert clustered["sigma_train_final"] != plain["sigma_train_final"]
+    for key in ("sigma_train_final", "sigma_test_final"):
+        assert halo[key] == pytest.approx(plain[key], rel=1e-10)

@@ -52,7 +52,7 @@ def test_gaussian_block_matches_distance_formula(points, width, form, method):
 def test_polynomial_fit_relative_error_on_random_distances(width, form):
     coef, k = fit_polynomial(width, form)
     d = np.concatenate([np.random.default_rng(1).uniform(0, np.pi / 2, 200_000), [0.0, np.pi / 2]])
-    approx = horner(np.tan(d / 2), coef)
+    approx = horner(np.sin(d / 2), coef)
     for _ in range(k):
         approx *= approx
     exact = np.exp(-d / (2 * width)) if form == "exp" else np.exp(-d ** 2 / (2 * width ** 2))
@@ -135,10 +135,11 @@ def test_mixing_kernel_equal_to_delta_k_reproduces_scalar_apply(points):
     mix = ScalarAsMixing(base)
     g = grads(len(points), seed=4)
     ref = relu_ntk(real_features(points[:50]), real_features(points), w_std=1.5, b_std=0.3) @ g
-    np.testing.assert_allclose(mix.apply(points[:50], points, g, tile=100), ref, rtol=1e-12)
+    tol = dict(rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(mix.apply(points[:50], points, g, tile=100), ref, **tol)
     cached = mix.operator(points[:50], points, tile=100, cache_bytes=10 ** 9)
     for _ in range(2):  # first call forms the dense block, second reuses it
-        np.testing.assert_allclose(cached(g), ref, rtol=1e-12)
+        np.testing.assert_allclose(cached(g), ref, **tol)
     assert cached.dense is not None
     assert mix.block(points[:3], points[:4]).shape == (3, 9, 4, 9)
 
@@ -179,6 +180,13 @@ def test_relu_ntk_diagonal_closed_form(points):
     diag = np.diag(relu_ntk(f, f, w_std=w, b_std=b))
     sigma0 = w ** 2 * np.sum(f * f, axis=1) / f.shape[1] + b ** 2
     np.testing.assert_allclose(diag, w ** 2 * sigma0 + b ** 2, rtol=1e-13)
+    kern = ReluNTKKernel(w, b)
+    x = points[:100]
+    np.testing.assert_allclose(np.diag(kern.block(x, x)), w ** 2 * sigma0 + b ** 2, rtol=1e-13)
+    g = grads(100)
+    op = kern.operator(x, x, tile=16, threads=2)
+    dense = relu_ntk(f, f, w_std=w, b_std=b)
+    np.testing.assert_allclose(op(g), dense @ g, rtol=1e-12, atol=1e-12 * np.abs(dense @ g).max())
 
 
 def test_relu_ntk_matches_wide_network_with_inverse_sqrt_width_error(points):
@@ -212,3 +220,16 @@ def test_cosine_ntk_limit_and_convergence(points):
     assert -0.65 < slope < -0.35, (errs, slope)
     k = CosineNTKKernel(s_w)
     np.testing.assert_allclose(np.diag(k.block(points[:5], points[:5])), cosine_amplitude(s_w, 10) ** 2 / 2)
+
+
+def test_gaussian_float32_option(points):
+    kern = GaussianKernel(0.5, dtype="float32")
+    ref = gaussian(points[:200], points, width=0.5)
+    assert kern.params()["dtype"] == "float32"
+    assert np.max(np.abs(kern.block(points[:200], points) / ref - 1.0)) < 1e-5
+    g = grads(len(points), seed=9)
+    for x in (points[:200], points):
+        exact = gaussian(x, points, width=0.5) @ g
+        got = kern.operator(x, points, tile=128, threads=2)(g)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
