@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
 
-from hpcflow.cluster import (batched_clustering, birch_clustering, flow_blocks, full_clustering, nearest_point,
-                             silhouette_fs, silhouette_precomputed)
+from hpcflow.cluster import (batched_clustering, birch_clustering, check_settings, flow_blocks, full_clustering,
+                             nearest_point, silhouette_fs, silhouette_precomputed)
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, fs_distance
 
@@ -167,3 +167,19 @@ def test_bad_points_are_config_errors(quintic_points):
         flow_blocks(quintic_points[:50], None, method="kmeans", n_clusters=2)
     with pytest.raises(ConfigError, match="clusters"):
         silhouette_fs(quintic_points[:50], np.zeros(50, dtype=int))
+
+
+def test_check_settings_predicts_clustering_errors(quintic_points):
+    """The point-free check used by job files raises exactly when the clustering itself would."""
+    for n, k, b in [(60, 30, 60), (60, 31, 60), (61, 20, 30), (61, 21, 30), (7, 3, 2), (7, 4, 2), (5, 2, 1)]:
+        try:
+            batched_clustering(quintic_points[:n], n_clusters=k, batch_size=b, seed=0)
+            expected = None
+        except ConfigError as exc:
+            expected = str(exc)
+        if expected is None:
+            check_settings(n, method="batched", n_clusters=k, batch_size=b)
+        else:
+            with pytest.raises(ConfigError) as info:
+                check_settings(n, method="batched", n_clusters=k, batch_size=b)
+            assert str(info.value) == expected

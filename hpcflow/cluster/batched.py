@@ -64,7 +64,7 @@ def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, tile
     batch_size = check_batch_size(batch_size)
     batches = split_batches(z.shape[0], batch_size, seed)
     smallest = min(b.size for b in batches)
-    k = check_n_clusters(n_clusters, smallest, what=f"points of the smallest mini-batch (N={z.shape[0]}, B={batch_size})")
+    k = check_n_clusters(n_clusters, smallest, what=f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})")
     labels = np.empty(z.shape[0], dtype=np.int64)
     batch_index = np.empty(z.shape[0], dtype=np.int64)
     batch_labels = np.empty(z.shape[0], dtype=np.int64)

@@ -40,7 +40,7 @@ def check_n_clusters(n_clusters, n_points: int, *, what: str = "points") -> int:
         raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
     if n_clusters > n_points:
         raise ConfigError(
-            f"n_clusters = {n_clusters} is larger than the {n_points} {what} clustered together; "
+            f"n_clusters = {n_clusters} is larger than the {n_points} {what}; "
             "lower n_clusters or raise batch_size"
         )
     return int(n_clusters)

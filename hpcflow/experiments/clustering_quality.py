@@ -8,7 +8,6 @@ unordered and ordered cluster by cluster (batched, full) for `analysis/fig2_heat
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -53,18 +52,20 @@ SCHEMA = {
 }
 
 
-def check_config(cfg: dict) -> None:
-    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size), before any work."""
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, chart), run by the registry before any work."""
+    from hpcflow.cluster import check_settings
+
     n, cl = cfg["points"]["n_points"], cfg["clustering"]
-    smallest = n // math.ceil(n / cl["batch_size"])
-    if cl["n_clusters"] > smallest:
-        raise ConfigError(f"[clustering].n_clusters = {cl['n_clusters']} exceeds the smallest mini-batch "
-                          f"({smallest} of {n} points with batch_size {cl['batch_size']}); lower it or raise batch_size")
+    try:
+        check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [clustering] with [points].n_points = {n}: {exc}") from None
     if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
-        raise ConfigError(f"[quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
+        raise ConfigError(f"{source}: [quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
     chart = cfg["points"]["chart"]
     if chart is not None and max(chart) > cfg["points"]["dim"] + 1:
-        raise ConfigError(f"[points].chart = {chart} needs indices <= {cfg['points']['dim'] + 1}; change it")
+        raise ConfigError(f"{source}: [points].chart = {chart} needs indices <= {cfg['points']['dim'] + 1}; change it")
 
 
 def _sample(pts: dict):
@@ -82,7 +83,7 @@ def run(cfg: dict, outdir) -> dict:
     from hpcflow.geometry import fs_distance
     from hpcflow.jobs.output import write_hdf5
 
-    check_config(cfg)
+    check(cfg)
     cl, q = cfg["clustering"], cfg["quality"]
     z = _sample(cfg["points"]).points
     k = cl["n_clusters"]
