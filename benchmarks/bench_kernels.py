@@ -48,6 +48,13 @@ def _timed(fn):
     return time.perf_counter() - t
 
 
+def _timed_both(fn):
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def gradients(ps):
     v = pack(ps.g_fs)
     k = float(kappa(ps.eta(), ps.weights))
@@ -60,10 +67,13 @@ def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
     op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
     setup = time.perf_counter() - t0
     op(grad)
-    best = min(_timed(lambda: op(grad)) for _ in range(repeat))
+    runs = [_timed_both(lambda: op(grad)) for _ in range(repeat)]
+    best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
     n = len(ps)
+    cores = len(os.sched_getaffinity(0))
     return {"kernel": name, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
-            "entries_per_second": n * n / best}
+            "entries_per_second": n * n / best, "cpu_seconds": cpu,
+            "entries_per_cpu_second_times_cores": n * n / cpu * cores}
 
 
 def naive_step(ps, grad, width=1.0, tile=2048):
@@ -76,6 +86,42 @@ def naive_step(ps, grad, width=1.0, tile=2048):
         d = np.arccos(np.minimum(c, 1.0))
         out[s:s + tile] = np.exp(-d / (2 * width)) @ grad
     return out
+
+
+def stage_profile(width=1.0, edge=512, repeat=40):
+    """Best-of-`repeat` ns per entry of each stage of one symmetric Gaussian tile, one thread (robust to load)."""
+    from threadpoolctl import threadpool_limits
+
+    from hpcflow.geometry import projector_features
+    from hpcflow.kernels.gaussian import horner
+
+    x = Hypersurface.fermat(3).sample(2 * edge, seed=2).points
+    f = np.ascontiguousarray(projector_features(x))
+    f1, f2 = f[:edge], f[edge:]
+    kern = make_kernel("gaussian", width=width)
+    g = np.random.default_rng(0).random((edge, 9))
+    a, b = np.empty((edge, edge)), np.empty((edge, edge))
+    np.matmul(f1, f2.T, out=a)
+    np.clip(a, 0, 1, out=a)
+    np.sqrt(a, out=a)
+    h = np.sqrt(0.5 - 0.5 * a)
+    stages = {
+        "matmul c = F1 F2^T (k=25)": lambda: np.matmul(f1, f2.T, out=a),
+        "clip + sqrt + (0.5 - 0.5 t) + sqrt": lambda: (np.clip(a, 0, 1, out=b), np.sqrt(b, out=b),
+                                                      np.multiply(b, -0.5, out=b), np.add(b, 0.5, out=b),
+                                                      np.sqrt(b, out=b)),
+        f"Horner degree {len(kern.coef) - 1}": lambda: horner(h, kern.coef, out=b),
+        "K G + K^T G (9 columns)": lambda: (a @ g, a.T @ g),
+        "whole tile_block": lambda: kern.tile_block(f1, f2),
+        "reference: np.arccos": lambda: np.arccos(a, out=b),
+        "reference: np.exp": lambda: np.exp(-a, out=b),
+    }
+    out = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, fn in stages.items():
+            fn()
+            out[name] = min(_timed(fn) for _ in range(repeat)) / edge ** 2 * 1e9
+    return {"width": width, "edge": edge, "ns_per_entry_one_thread_best_of": out}
 
 
 def peak_memory(n, tile, threads):
@@ -105,7 +151,11 @@ def main():
     ap.add_argument("--mem-n", type=int, default=50_000)
     ap.add_argument("--only", default=None, help="run only this kernel name")
     ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
+    ap.add_argument("--profile", action="store_true", help="only the per-stage single-thread tile profile")
     args = ap.parse_args()
+    if args.profile:
+        print(json.dumps(stage_profile(), indent=1))
+        return
     if args.mem_only:
         print(f"# load average at start: {os.getloadavg()}")
         print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
@@ -116,9 +166,11 @@ def main():
     ps = Hypersurface.fermat(3).sample(args.n, seed=0)
     grad = gradients(ps)
     if not args.only:
-        best = min(_timed(lambda: naive_step(ps, grad)) for _ in range(args.repeat))
+        runs = [_timed_both(lambda: naive_step(ps, grad)) for _ in range(args.repeat)]
+        best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
         print(json.dumps({"kernel": "gaussian (naive NumPy tile, reference)", "n": args.n, "step_seconds": best,
-                          "entries_per_second": args.n ** 2 / best}))
+                          "entries_per_second": args.n ** 2 / best, "cpu_seconds": cpu,
+                          "entries_per_cpu_second_times_cores": args.n ** 2 / cpu * len(os.sched_getaffinity(0))}))
     for name, params in CASES:
         if args.only and name != args.only:
             continue
