@@ -10,6 +10,10 @@ sigma_train / sigma_test (eq. B.11, each set with its own kappa) are recorded pe
 Safeguard: if the step leaves any train or test metric non-finite or not positive definite, it is rejected
 and retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that
 fails, the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step.
+
+Blocks (clustered / halo flows): any objects with `train_idx`, `test_idx`, `source_idx` integer arrays (e.g.
+`FlowBlock` here or the one `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
+point in no block keeps its metric. kappa stays global over all train points.
 """
 
 from __future__ import annotations
