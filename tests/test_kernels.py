@@ -81,6 +81,10 @@ def test_gaussian_row_normalisation(points):
     ref = (k @ g) / k.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(kern.apply(points[:100], points, g, tile=64), ref, rtol=1e-12,
                                atol=1e-12 * np.abs(ref).max())
+    k = gaussian(points, width=0.2)
+    ref = (k @ g) / k.sum(axis=1, keepdims=True)  # symmetric train-on-train path
+    np.testing.assert_allclose(kern.apply(points, points, g, tile=64), ref, rtol=1e-12,
+                               atol=1e-12 * np.abs(ref).max())
 
 
 def test_gaussian_narrow_kernel_is_local(points):
