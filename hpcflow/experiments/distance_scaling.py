@@ -10,6 +10,7 @@ density on a real 6-dimensional X gives b = -1/6).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -81,10 +82,13 @@ def run(cfg, outdir) -> dict:
     for i, n_pts in enumerate(sc["n_points"]):
         for rep in range(sc["repeats"]):
             seed = sc["seed"] + 1000 * i + rep  # independent samples per N (same-seed samples would be nested)
+            t0 = time.perf_counter()
             ps = X.sample(n_pts, seed=seed)
+            t1 = time.perf_counter()
             d = nearest_neighbour_distance(ps.points, workers=sc["workers"])
             rows.append({"n": int(n_pts), "seed": seed, "min": float(d.min()), "mean": float(d.mean()),
-                         "max": float(d.max()), "median": float(np.median(d))})
+                         "max": float(d.max()), "median": float(np.median(d)), "sample_seconds": t1 - t0,
+                         "neighbour_seconds": time.perf_counter() - t1})
             datasets[f"nn_distance/N{n_pts}_seed{seed}"] = d
             print(f"distance_scaling: N={n_pts} seed={seed} min={d.min():.4g} mean={d.mean():.4g} max={d.max():.4g}",
                   flush=True)
