@@ -61,17 +61,20 @@ def gradients(ps):
     return loss_and_grad(v, ps.omega2, ps.weights, k, loss="sigma", weighted=True)[1]
 
 
-def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
+def entries_per_second(ps, grad, name, params, *, tile, threads, repeat, targets=None):
+    """Train-on-train operator (symmetric kernels use each off-diagonal tile twice); `targets`: other points
+    (test-on-train, no symmetry)."""
     kern = make_kernel(name, **params)
     t0 = time.perf_counter()
-    op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    op = kern.operator(ps.points if targets is None else targets.points, ps.points, tile=tile, threads=threads)
     setup = time.perf_counter() - t0
     op(grad)
     runs = [_timed_both(lambda: op(grad)) for _ in range(repeat)]
     best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
     n = len(ps)
     cores = len(os.sched_getaffinity(0))
-    return {"kernel": name, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
+    label = name if targets is None else f"{name} (test x train, {len(targets)} test points)"
+    return {"kernel": label, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
             "entries_per_second": n * n / best, "cpu_seconds": cpu,
             "entries_per_cpu_second_times_cores": n * n / cpu * cores}
 
@@ -175,6 +178,11 @@ def main():
         if args.only and name != args.only:
             continue
         r = entries_per_second(ps, grad, name, params, tile=args.tile, threads=args.threads, repeat=args.repeat)
+        print(json.dumps(r))
+    if not args.only or args.only == "gaussian":
+        test = Hypersurface.fermat(3).sample(args.n, seed=5)
+        r = entries_per_second(ps, grad, "gaussian", {"width": 1.0}, tile=args.tile, threads=args.threads,
+                               repeat=args.repeat, targets=test)
         print(json.dumps(r))
     print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s (again, after the kernels)")
     print(f"# load average at end: {os.getloadavg()}")
