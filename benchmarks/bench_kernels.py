@@ -107,13 +107,23 @@ def stage_profile(width=1.0, edge=512, repeat=40):
     np.matmul(f1, f2.T, out=a)
     np.clip(a, 0, 1, out=a)
     np.sqrt(a, out=a)
-    h = np.sqrt(0.5 - 0.5 * a)
+    q = np.sqrt(1.0 - a) / (np.sqrt(2.0) + np.sqrt(1.0 + a))
+    c2, c3 = np.empty_like(a), np.empty_like(a)
+
+    def variable():  # the tile's path from c to q = tan(d/4)
+        np.clip(a, 0, 1, out=c2)
+        np.sqrt(c2, out=c2)
+        np.subtract(1.0, c2, out=c3)
+        np.add(c2, 1.0, out=c2)
+        np.sqrt(c2, out=c2)
+        np.add(c2, np.sqrt(2.0), out=c2)
+        np.sqrt(c3, out=c3)
+        np.divide(c3, c2, out=c3)
+
     stages = {
         "matmul c = F1 F2^T (k=25)": lambda: np.matmul(f1, f2.T, out=a),
-        "clip + sqrt + (0.5 - 0.5 t) + sqrt": lambda: (np.clip(a, 0, 1, out=b), np.sqrt(b, out=b),
-                                                      np.multiply(b, -0.5, out=b), np.add(b, 0.5, out=b),
-                                                      np.sqrt(b, out=b)),
-        f"Horner degree {len(kern.coef) - 1}": lambda: horner(h, kern.coef, out=b),
+        "clip, 3 sqrt, 1 division, 3 adds (q = tan(d/4))": variable,
+        f"Horner degree {len(kern.coef) - 1}": lambda: horner(q, kern.coef, out=b),
         "K G + K^T G (9 columns)": lambda: (a @ g, a.T @ g),
         "whole tile_block": lambda: kern.tile_block(f1, f2),
         "reference: np.arccos": lambda: np.arccos(a, out=b),
