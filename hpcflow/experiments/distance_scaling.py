@@ -1,8 +1,9 @@
 """Distance scaling (Fig. 3 right): nearest-neighbour FS distances of N sampled points and d = a N^b.
 
 For each N, every point's nearest neighbour is found with a KD-tree on `projector_features` (Euclidean
-distance sqrt(2) sin d_FS is monotone in d_FS), and its FS distance is recomputed with the stable paired
-formula. min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
+distance sqrt(2) sin d_FS is monotone in d_FS, so the search is exact), and its FS distance is recomputed with
+the stable paired formula. The tree is O(N log N) only asymptotically: in the 24-dimensional feature space it
+is slow at N ~ 1e4-1e5 (see BENCHMARKS.md). min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
 with standard errors from the residuals (paper, eq. 3.7: a = 0.968, b = -0.184 for the mean; a uniform
 density on a real 6-dimensional X gives b = -1/6).
 """
