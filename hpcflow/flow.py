@@ -10,10 +10,15 @@ sigma_train / sigma_test (eq. B.11, each set with its own kappa) are recorded pe
 Safeguard: if the step leaves any train or test metric non-finite or not positive definite, it is rejected
 and retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that
 fails, the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step.
+
+Blocks (clustered / halo flows): any objects with `train_idx`, `test_idx`, `source_idx` integer arrays (e.g.
+`FlowBlock` here or the one `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
+point in no block keeps its metric. kappa stays global over all train points.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -96,15 +101,24 @@ def _check_blocks(blocks, n_train, n_test):
         raise ValueError("blocks: a train or test point belongs to more than one FlowBlock")
 
 
+def _operator(kernel, x, x_src, tile, cache_bytes):
+    """kernel.operator(x, x_src) when the kernel has one (passing cache_bytes only if it takes it), else apply."""
+    make = getattr(kernel, "operator", None)
+    if make is None:
+        return lambda grad: kernel.apply(x, x_src, grad, tile=tile)
+    if "cache_bytes" in inspect.signature(make).parameters:
+        return make(x, x_src, tile=tile, cache_bytes=cache_bytes)
+    return make(x, x_src, tile=tile)
+
+
 def _operators(kernel, train, test, blocks, tile, cache_bytes):
     """(target set, target idx or None, source idx or None, operator) for every block, built once per flow."""
     xp = array_module(train.points)
     if blocks is None:
         share = cache_bytes // 2  # train and test operators share the cache budget
-        ops = [("train", None, None, kernel.operator(train.points, train.points, tile=tile, cache_bytes=share))]
+        ops = [("train", None, None, _operator(kernel, train.points, train.points, tile, share))]
         if test is not None:
-            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile,
-                                                            cache_bytes=share)))
+            ops.append(("test", None, None, _operator(kernel, test.points, train.points, tile, share)))
         return ops
     ops, share = [], cache_bytes // (2 * max(1, len(blocks)))
     for b in blocks:
@@ -118,7 +132,7 @@ def _operators(kernel, train, test, blocks, tile, cache_bytes):
             same = name == "train" and np.array_equal(idx, src)  # lets symmetric kernels halve the work
             idx_dev = xp.asarray(idx)
             x = xs if same else ps.points[idx_dev]
-            ops.append((name, idx_dev, src_dev, kernel.operator(x, xs, tile=tile, cache_bytes=share)))
+            ops.append((name, idx_dev, src_dev, _operator(kernel, x, xs, tile, share)))
     return ops
 
 

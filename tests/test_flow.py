@@ -162,3 +162,27 @@ def test_delta_flow_fits_train_points(sets):
     res = kernel_flow(DeltaKernel(), train, None, dt=0.01, steps=30, loss="ultralocal", weighted=False)
     assert res.steps_taken == 30 and res.sigma_train[-1] < 1e-3 * res.sigma_train[0]
     assert np.all(np.linalg.eigvalsh(res.g_train).min(axis=1) > 0)
+
+
+class ApplyOnlyKernel:
+    """A kernel with only the agreed API (mixes_components, block, apply): the flow must accept it."""
+
+    mixes_components = False
+
+    def __init__(self, base):
+        self.base = base
+
+    def block(self, x1, x2):
+        return self.base.block(x1, x2)
+
+    def apply(self, x, x_src, grad_src, *, tile):
+        return self.block(x, x_src) @ grad_src
+
+
+def test_flow_accepts_kernels_with_only_block_and_apply(sets):
+    train, test = sets
+    base = GaussianKernel(0.3)
+    a = kernel_flow(base, train, test, dt=0.05, steps=2)
+    b = kernel_flow(ApplyOnlyKernel(base), train, test, dt=0.05, steps=2)
+    np.testing.assert_allclose(b.sigma_train, a.sigma_train, rtol=1e-12)
+    np.testing.assert_allclose(b.g_test, a.g_test, rtol=1e-12, atol=1e-14)

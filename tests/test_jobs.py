@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, OutputPathError
 from hpcflow.jobs import output
 from hpcflow.jobs.schema import REQUIRED, Field, load_job, positive
 
@@ -104,12 +104,15 @@ def test_prepare_outdir_refuses_results_unless_forced(tmp_path):
     output.prepare_outdir(out)  # creates it
     output.prepare_outdir(out)  # empty: fine
     (out / "summary.json").write_text("{}")
-    with pytest.raises(Exception, match="--force"):
+    with pytest.raises(OutputPathError, match="--force"):
         output.prepare_outdir(out)
     output.prepare_outdir(out, force=True)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(Exception, match="not a directory"):
+    with pytest.raises(OutputPathError, match="not a directory"):
         output.prepare_outdir(tmp_path / "file", force=True)
+    with pytest.raises(OutputPathError, match="cannot create"):
+        output.prepare_outdir(tmp_path / "file" / "sub")
+    assert os.path.isdir(output.prepare_outdir(tmp_path / "a" / "b"))  # missing parents are created
 
 
 # ---- hpcflow run end to end ----------------------------------------------------------------------------

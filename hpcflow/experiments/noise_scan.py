@@ -15,7 +15,6 @@ import os
 
 import numpy as np
 
-from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, manifold
 from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
 from hpcflow.jobs.schema import JOB_SECTION, Field, at_least
@@ -79,9 +78,6 @@ SCHEMA = {
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
     check_kernel(cfg["kernel"], source)
-    if cfg["flow"]["early_stop"] is not None:
-        raise ConfigError(f"{source}: [flow].early_stop does not apply to a noise scan (all levels share one flow); "
-                          "remove it")
 
 
 def noisy_test_sets(X, train, scales, rng, max_newton: int):
@@ -119,7 +115,7 @@ def run(cfg: dict, outdir) -> dict:
     for i, (s, (ps, src, failed)) in enumerate(zip(nz["scales"], sets)):
         res = kernel_flow(kernel, train, ps, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
                           tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
-                          callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
+                          early_stop=fl["early_stop"], callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
         d_src = fs_distance_paired(ps.points, train.points[src])
         _, nn = tree.query(projector_features(ps.points), k=1)
         d_nn = fs_distance_paired(ps.points, train.points[nn])

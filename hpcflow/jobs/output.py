@@ -32,7 +32,7 @@ def rank(comm=None) -> int:
 
 
 def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
-    """Create the output directory; refuse (OutputPathError) an existing non-empty one unless force=True.
+    """Create the output directory (and missing parents); refuse an existing non-empty one unless force=True.
 
     Only rank 0 creates it; the check itself runs on every rank so all ranks refuse alike.
     """
@@ -43,13 +43,13 @@ def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
         raise OutputPathError(
             f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
         )
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(path) and (not os.path.isdir(parent) or not os.access(parent, os.W_OK)):
-        raise OutputPathError(f"cannot create --out {path}: {parent} is missing or not writable")
     if os.path.isdir(path) and not os.access(path, os.W_OK):
         raise OutputPathError(f"--out {path} is not writable; choose another --out")
     if rank(comm) == 0:
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, exist_ok=True)  # missing parents are created too
+        except OSError as exc:
+            raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
     return path
 
 
