@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpcflow.experiments.distance_scaling import nearest_neighbour_distance, power_law_fit
+from hpcflow.experiments.distance_scaling import nearest_neighbour_brute, nearest_neighbour_distance, power_law_fit
 from hpcflow.experiments.noise_scan import add_noise, project_to_hypersurface
 from hpcflow.geometry import Hypersurface, fs_distance, fs_distance_paired
 
@@ -78,6 +78,12 @@ def test_nearest_neighbour_distance_matches_brute_force(quintic):
     d = fs_distance(z)
     np.fill_diagonal(d, np.inf)
     np.testing.assert_allclose(nearest_neighbour_distance(z), d.min(axis=1), rtol=1e-9, atol=1e-12)
+    # tiled BLAS search: tiles smaller than N, all points and a query subset
+    np.testing.assert_allclose(nearest_neighbour_brute(z, tile_q=64, tile_s=150), d.min(axis=1), rtol=1e-9,
+                               atol=1e-12)
+    q = np.array([3, 77, 150, 151, 399])
+    np.testing.assert_allclose(nearest_neighbour_brute(z, q, tile_q=2, tile_s=150), d.min(axis=1)[q], rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_power_law_fit_recovers_exact_law():
@@ -188,10 +194,12 @@ kind = "distance_scaling"
 n_points = [50, 200, 800]
 repeats = 2
 fit_from = 200
+queries = 300
 """, tmp_path)
     s = distance_scaling.run(cfg, tmp_path)
     rows = s["table"]
     assert [r["n"] for r in rows] == [50, 50, 200, 200, 800, 800]
+    assert [r["n_queries"] for r in rows] == [50, 50, 200, 200, 300, 300]
     assert len({r["seed"] for r in rows}) == 6  # independent samples
     assert all(0 < r["min"] <= r["mean"] <= r["max"] < np.pi / 2 for r in rows)
     ref = power_law_fit([r["n"] for r in rows], [r["mean"] for r in rows])

@@ -1,9 +1,13 @@
 """Distance scaling (Fig. 3 right): nearest-neighbour FS distances of N sampled points and d = a N^b.
 
-For each N, every point's nearest neighbour is found with a KD-tree on `projector_features` (Euclidean
-distance sqrt(2) sin d_FS is monotone in d_FS, so the search is exact), and its FS distance is recomputed with
-the stable paired formula. The tree is O(N log N) only asymptotically: in the 24-dimensional feature space it
-is slow at N ~ 1e4-1e5 (see BENCHMARKS.md). min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
+For each N, nearest neighbours are searched on `projector_features` f (|f - f'| = sqrt(2) sin d_FS, monotone in
+d_FS, and f.f' = cos^2 d_FS). method="tree": exact KD-tree, O(N log N) only asymptotically: in the
+24-dimensional feature space it is slow at N ~ 1e4-1e5 (see BENCHMARKS.md). method="brute": tiled BLAS
+products f_q . f over all points (argmax of cos^2 d), O(Q N) for Q query points and bounded memory; with
+`queries` > 0 and N > queries only a random subset of Q points is queried (against all N): the mean and
+quantiles are then unbiased Monte Carlo estimates, min and max are over the queried points only. The FS
+distance of each found pair is recomputed with the stable paired formula (a near-tie closer than ~1e-8 in
+d may pick either neighbour). min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
 with standard errors from the residuals (paper, eq. 3.7: a = 0.968, b = -0.184 for the mean; a uniform
 density on a real 6-dimensional X gives b = -1/6).
 """
@@ -36,6 +40,9 @@ SCHEMA = {
         "repeats": Field(int, 1, check=at_least(1), help="independent samples per N (seed + 1000 i + repeat)"),
         "seed": Field(int, 0, check=at_least(0)),
         "workers": Field(int, 1, check=at_least(1), help="threads for the KD-tree queries"),
+        "method": Field(str, "brute", choices=("brute", "tree"), help="neighbour search (see module docstring)"),
+        "queries": Field(int, 0, check=at_least(0),
+                         help="brute only: query this many random points per N when N is larger (0 = all)"),
         "fit_from": Field(int, 0, check=at_least(0),
                           help="also fit the mean on N >= fit_from only (the asymptotic regime); 0 = no"),
     },
@@ -54,6 +61,34 @@ def nearest_neighbour_distance(points, *, workers: int = 1) -> np.ndarray:
     self_idx = np.arange(len(points))
     nn = np.where(idx[:, 0] == self_idx, idx[:, 1], idx[:, 0])
     return fs_distance_paired(points, points[nn])
+
+
+def nearest_neighbour_brute(points, query_idx=None, *, tile_q: int = 512, tile_s: int = 65536):
+    """FS distance from each query point (default: all) to its nearest other point, by tiled BLAS products.
+
+    Maximises f_q . f = cos^2 d over all points except the query itself; memory O(tile_q * tile_s).
+    """
+    from hpcflow.geometry.distance import fs_distance_paired, projector_features
+
+    feats = projector_features(points)
+    n = len(points)
+    q_idx = np.arange(n) if query_idx is None else np.asarray(query_idx)
+    best = np.full(len(q_idx), -np.inf)
+    arg = np.zeros(len(q_idx), dtype=np.int64)
+    for qs in range(0, len(q_idx), tile_q):
+        q = q_idx[qs:qs + tile_q]
+        fq = feats[q]
+        rows = np.arange(len(q))
+        for ss in range(0, n, tile_s):
+            c = fq @ feats[ss:ss + tile_s].T
+            own = (q >= ss) & (q < ss + c.shape[1])
+            c[rows[own], q[own] - ss] = -np.inf
+            j = np.argmax(c, axis=1)
+            cj = c[rows, j]
+            better = cj > best[qs:qs + tile_q]
+            best[qs:qs + tile_q][better] = cj[better]
+            arg[qs:qs + tile_q][better] = j[better] + ss
+    return fs_distance_paired(points[q_idx], points[arg])
 
 
 def power_law_fit(n, d) -> dict:
@@ -86,16 +121,25 @@ def run(cfg, outdir) -> dict:
             t0 = time.perf_counter()
             ps = X.sample(n_pts, seed=seed)
             t1 = time.perf_counter()
-            d = nearest_neighbour_distance(ps.points, workers=sc["workers"])
-            rows.append({"n": int(n_pts), "seed": seed, "min": float(d.min()), "mean": float(d.mean()),
+            n_q = n_pts
+            if sc["method"] == "tree":
+                d = nearest_neighbour_distance(ps.points, workers=sc["workers"])
+            else:
+                q = None
+                if 0 < sc["queries"] < n_pts:
+                    q = np.sort(np.random.default_rng(seed).choice(n_pts, sc["queries"], replace=False))
+                    n_q = sc["queries"]
+                d = nearest_neighbour_brute(ps.points, q)
+            rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(n_q), "min": float(d.min()),
+                         "mean": float(d.mean()), "mean_err": float(d.std() / np.sqrt(len(d))),
                          "max": float(d.max()), "median": float(np.median(d)), "sample_seconds": t1 - t0,
                          "neighbour_seconds": time.perf_counter() - t1})
             datasets[f"nn_distance/N{n_pts}_seed{seed}"] = d
-            print(f"distance_scaling: N={n_pts} seed={seed} min={d.min():.4g} mean={d.mean():.4g} max={d.max():.4g}",
-                  flush=True)
+            print(f"distance_scaling: N={n_pts} seed={seed} queries={n_q} min={d.min():.4g} mean={d.mean():.4g} "
+                  f"max={d.max():.4g} ({time.perf_counter() - t1:.1f} s)", flush=True)
     n = [r["n"] for r in rows]
     fits = {stat: power_law_fit(n, [r[stat] for r in rows]) for stat in ("mean", "min", "max")}
-    for key in ("n", "seed", "min", "mean", "max", "median"):
+    for key in ("n", "seed", "n_queries", "min", "mean", "mean_err", "max", "median"):
         datasets[f"table/{key}"] = np.array([r[key] for r in rows])
     large = [r for r in rows if r["n"] >= sc["fit_from"]]
     if sc["fit_from"] > 0 and len({r["n"] for r in large}) >= 2:
