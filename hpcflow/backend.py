@@ -65,3 +65,16 @@ def to_host(a) -> np.ndarray:
     if type(a).__module__.startswith("cupy"):
         return a.get()
     return np.asarray(a)
+
+
+def default_threads() -> int:
+    """Worker threads for host array work (sampling, kernel tiles): $HPCFLOW_THREADS, else the usable CPUs."""
+    env = os.environ.get("HPCFLOW_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"HPCFLOW_THREADS={env!r} is not a positive integer; set e.g. HPCFLOW_THREADS=2 or unset it")
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -12,7 +12,7 @@ and retried with dt/2, at most `max_halvings` times (each rejection is counted a
 fails, the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step.
 
 Blocks (clustered / halo flows): any objects with `train_idx`, `test_idx`, `source_idx` integer arrays (e.g.
-`FlowBlock` here or the one `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
+`FlowBlock`, defined in `hpcflow.cluster.blocks` and re-exported here, as `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
 point in no block keeps its metric. kappa stays global over all train points.
 """
 
@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from hpcflow.backend import array_module, get_xp, to_host
+from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the one FlowBlock class
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.geometry.measures import kappa as kappa_of, sigma_measure
 from hpcflow.kernels.base import DEFAULT_TILE
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 
 #: default memory budget for kernel blocks kept across steps (see `kernel_flow`)
 DEFAULT_CACHE_BYTES = 256 * 2 ** 20
-
-
-class FlowBlock(NamedTuple):
-    """Train points `train_idx` and test points `test_idx` are updated from train sources `source_idx`."""
-
-    train_idx: np.ndarray
-    test_idx: np.ndarray
-    source_idx: np.ndarray
 
 
 @dataclass

@@ -115,3 +115,9 @@ def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():
     assert "warning" in r.stdout and "world size 1" in r.stdout
     r = hpcflow("info", env={"SLURM_NTASKS": "1"})
     assert "warning" not in r.stdout
+
+
+def test_bad_thread_count_env_is_a_one_line_error(tmp_path):
+    r = hpcflow("sample", "--n", "10", "--out", str(tmp_path / "x.h5"), env={"HPCFLOW_THREADS": "two"})
+    assert r.returncode == 2 and "HPCFLOW_THREADS" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.h5").exists()

@@ -8,13 +8,12 @@ Constructors: `fermat(dim)` (sum z_k^{n+1}), `dwork(dim, psi)` (Fermat - (n+1) p
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from hpcflow.backend import array_module, get_xp, to_host
+from hpcflow.backend import array_module, default_threads, get_xp, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
@@ -24,17 +23,6 @@ from hpcflow.geometry.roots import line_roots
 LINES_PER_BATCH = 4096
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
-
-
-def default_threads() -> int:
-    """Threads for sampling: $HPCFLOW_THREADS, else the CPUs this process may use."""
-    env = os.environ.get("HPCFLOW_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -10,29 +10,17 @@ tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the
 from __future__ import annotations
 
 import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hpcflow.backend import array_module
+from hpcflow.backend import array_module, default_threads
 
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048
 #: tiles are further capped at this edge so that the ~20-40 in-place passes of a tile run in cache
 #: (measured on the 2-core sandbox: per-entry cost at 1024^2 is 1.6x that at 512^2)
 CACHE_EDGE = 512
-
-
-def default_threads() -> int:
-    """Worker threads for tile evaluation: $HPCFLOW_THREADS, else the cores this process may use."""
-    env = os.environ.get("HPCFLOW_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _single_threaded_blas(xp):
