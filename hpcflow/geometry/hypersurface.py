@@ -20,7 +20,7 @@ from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 
 #: lines per sampling batch; fixed so that a seed gives the same points whatever N is.
-LINES_PER_BATCH = 4096
+LINES_PER_BATCH = 2048
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
 
