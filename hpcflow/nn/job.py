@@ -56,6 +56,7 @@ SCHEMA = {
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
         "seed": Field(int, 0, check=at_least(0), help="initialisation and batch-order seed"),
         "threads": Field(int, 0, check=at_least(0), help="torch CPU threads (0 = torch's default)"),
+        "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
     },
     "ntk": {
         "enabled": Field(bool, True, help="track the empirical metric-NTK every epoch"),
@@ -84,7 +85,12 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks, run by hpcflow.jobs.registry.load before any work."""
+    """Cross-field checks, run by hpcflow.jobs.registry.load before any work (torch must be importable)."""
+    from hpcflow.nn._torch import require_torch
+
+    torch = require_torch()
+    if cfg["training"]["device"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
     geo, ks, kf = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
@@ -112,10 +118,13 @@ def run(cfg: dict, outdir: str, *, log=print) -> dict:
 
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
     train_ps, val_ps = ex.sample_points(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
-    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"]), ex.as_data(val_ps, mcfg["dtype"])
+    device = tcfg["device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"], device), ex.as_data(val_ps, mcfg["dtype"], device)
     tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "optimizer", "loss",
                                              "detach_kappa", "seed")})
-    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"])
+    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"]).to(device)
     model0 = copy.deepcopy(model)
     ntk_tr = ntk_te = None
     data = {}
@@ -127,7 +136,8 @@ def run(cfg: dict, outdir: str, *, log=print) -> dict:
                             ntk_method=ncfg["method"], log=lambda s: log(f"{LOG_PREFIX} {s}"))
     hist = res["history"]
     data.update({f"history/{k}": v for k, v in hist.items()})
-    summary = {"sigma_fs_val": val_ps.sigma(), "sigma_val_initial": hist["sigma_val"][0],
+    summary = {"device": str(device), "threads": torch.get_num_threads(),
+               "sigma_fs_val": val_ps.sigma(), "sigma_val_initial": hist["sigma_val"][0],
                "sigma_val_final": hist["sigma_val"][-1], "sigma_train_final": hist["sigma_train"][-1],
                "epochs": tc.epochs, "train_seconds": res["train_seconds"],
                "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if tc.epochs else None,
@@ -141,8 +151,9 @@ def run(cfg: dict, outdir: str, *, log=print) -> dict:
         sweep_tc = TrainConfig(**{**tc.__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"]})
         tr_small = train_d[: ws["n_train"]]
         sw = ex.width_sweep(ws["widths"], tr_small, val_d, mcfg, sweep_tc, width_ref=ws["width_ref"],
-                            lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr or tr_small[:10],
-                            ntk_test=ntk_te or val_d[:10], seed=tcfg["seed"],
+                            lr_exponent=ws["lr_exponent"],
+                            ntk_train=tr_small[:10] if ntk_tr is None else ntk_tr,
+                            ntk_test=val_d[:10] if ntk_te is None else ntk_te, seed=tcfg["seed"],
                             log=lambda s: log(f"{LOG_PREFIX} {s}"))
         data.update({f"width_sweep/{k}": v for k, v in sw.items()})
         summary["width_sweep"] = {k: v for k, v in sw.items()}
@@ -167,7 +178,8 @@ def _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log) -> 
     net = copy.deepcopy(model0)
     dt_name = cfg["model"]["dtype"]
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
-    res = ex.train_with_ntk(net, ex.as_data(tr, dt_name), ex.as_data(te, dt_name), small_tc)
+    device = next(model0.parameters()).device
+    res = ex.train_with_ntk(net, ex.as_data(tr, dt_name, device), ex.as_data(te, dt_name, device), small_tc)
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]

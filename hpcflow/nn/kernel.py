@@ -37,7 +37,7 @@ class NetworkNTKKernel(Kernel):
         ps = self.manifold.point_set(np.asarray(x))
         if len(ps) != len(x):
             raise ConfigError(f"{len(x) - len(ps)} points have an ambiguous chart; use points from X.sample")
-        return MetricData.from_pointset(ps, dtype=self.model.dtype)
+        return MetricData.from_pointset(ps, dtype=self.model.dtype, device=next(self.model.parameters()).device)
 
     def _model_at_theta0(self):
         with torch.no_grad():
@@ -69,7 +69,7 @@ class _NTKOperator:
 
         model = self.kernel._model_at_theta0()
         params = self.kernel.theta0
-        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype)
+        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype, device=self.f.x.device)
         direction = {k: torch.zeros_like(v) for k, v in params.items()}
         for s in range(0, len(self.f_src), self.tile):
             b = self.f_src[s:s + self.tile]
@@ -82,4 +82,4 @@ class _NTKOperator:
             b = self.f[s:s + self.tile]
             _, tangent = jvp(lambda p: functional_call(model, p, (b.x, b.gfs)), (params,), (direction,))  # noqa: B023
             out.append(tangent.detach())
-        return torch.cat(out).to(torch.float64).numpy()
+        return torch.cat(out).to(torch.float64).cpu().numpy()
