@@ -13,7 +13,7 @@ from hpcflow.nn.checkpoint import load_model, save_model  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.experiment import width_sweep  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
-from hpcflow.nn.train import TrainConfig, predict, train  # noqa: E402
+from hpcflow.nn.train import TrainConfig, evaluate_sigma, predict, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -76,3 +76,17 @@ def test_wide_network_with_small_lr_keeps_its_ntk_narrow_one_does_not(sets):
     assert max(change[1024]) < 0.02, change
     assert min(change[16]) > 0.05, change
     assert max(change[1024]) < min(change[16]) / 5, change
+
+
+def test_float32_option(sets):
+    _, tr, va = sets
+    tr32, va32 = (MetricData(*(t.to(torch.float32) for t in (d.x, d.gfs, d.omega2, d.weights))) for d in (tr, va))
+    model = MetricMLP(10, depth=1, width=8, dtype="float32", seed=0, output_scale=0.1)
+    assert model.dtype == torch.float32
+    m64 = MetricMLP(10, depth=1, width=8, seed=0)
+    m64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})  # same weights, float64
+    hist = train(model, tr32[:500], va32[:200], TrainConfig(epochs=1, batch_size=100))
+    assert predict(model, va32).dtype == torch.float32
+    assert np.all(np.isfinite(hist.sigma_val))
+    # the float32 σ of the initial network agrees with the float64 one to float32 accuracy
+    assert abs(hist.sigma_val[0] - evaluate_sigma(m64, va[:200])) < 1e-5

@@ -67,7 +67,8 @@ SCHEMA = {
     },
     "width_sweep": {
         "widths": Field(list, [], items=int, check=_widths, help="hidden widths to train ([] = no sweep)"),
-        "width_ref": Field(int, 64, check=at_least(1), help="width at which lr is the [training] lr"),
+        "lr": Field(float, None, check=positive, help="lr at width_ref (default: the [training] lr)"),
+        "width_ref": Field(int, 64, check=at_least(1), help="width at which the lr is `lr`"),
         "lr_exponent": Field(float, 1.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
         "epochs": Field(int, 10, check=at_least(1)),
         "n_train": Field(int, 5000, check=at_least(1), help="first n_train train points are used"),
@@ -180,7 +181,8 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say) -> dict:
     from hpcflow.nn.train import TrainConfig
 
     ws = cfg["width_sweep"]
-    sweep_tc = TrainConfig(**{**ctx["tc"].__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"]})
+    lr = ctx["tc"].lr if ws["lr"] is None else ws["lr"]
+    sweep_tc = TrainConfig(**{**ctx["tc"].__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"], "lr": lr})
     tr_small = ctx["train"][: ws["n_train"]]
     ntk_tr = tr_small[:10] if ctx["ntk_train"] is None else ctx["ntk_train"]
     ntk_te = ctx["val"][:10] if ctx["ntk_test"] is None else ctx["ntk_test"]
