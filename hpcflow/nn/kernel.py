@@ -6,6 +6,9 @@ NetworkNTKKernel(model, manifold) follows hpcflow.kernels' protocol with mixes_c
 Jacobian-vector product over the targets (torch.func.vjp / jvp). A flow with this kernel is gradient flow of
 the network linearised around these parameters: the lazy (kernel) regime the paper contrasts with training.
 The network's g_FS input at each point is recomputed from the points with `manifold.point_set`.
+Observed (jobs/nn_width_sweep.toml): with κ fixed within each step (kernel_flow), every step lowers the
+fixed-κ loss (Θ is PSD) yet σ, with κ recomputed, rises slowly: the NTK's leading directions change the
+overall scale of g, which the σ measure ignores.
 """
 
 from __future__ import annotations
