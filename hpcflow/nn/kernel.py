@@ -6,9 +6,9 @@ NetworkNTKKernel(model, manifold) follows hpcflow.kernels' protocol with mixes_c
 Jacobian-vector product over the targets (torch.func.vjp / jvp). A flow with this kernel is gradient flow of
 the network linearised around these parameters: the lazy (kernel) regime the paper contrasts with training.
 The network's g_FS input at each point is recomputed from the points with `manifold.point_set`.
-Observed (jobs/nn_width_sweep.toml): with κ fixed within each step (kernel_flow), every step lowers the
-fixed-κ loss (Θ is PSD) yet σ, with κ recomputed, rises slowly: the NTK's leading directions change the
-overall scale of g, which the σ measure ignores.
+Observed: with κ fixed within each step (as kernel_flow does), a small step lowers the fixed-κ loss (Θ is
+PSD; tested to first order), yet σ with κ recomputed rose slowly in our runs from g_FS, presumably because
+the update mostly changes the overall scale of g, which σ does not reward.
 """
 
 from __future__ import annotations
