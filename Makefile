@@ -18,10 +18,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
-## run: the main job (sample the Fermat quintic, print sigma_FS and timings)
+## run: the main job (jobs/quickstart.toml: sample the Fermat quintic, Gaussian-kernel metric flow, sigma history)
 run: venv
 	mkdir -p runs
-	$(VENV)/bin/hpcflow sample --manifold fermat --dim 3 --n 100000 --seed 0 --out runs/quickstart_points.h5 --force
+	$(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
 
 ## test: the whole test suite (MPI tests included, slow runs excluded)
 test: venv

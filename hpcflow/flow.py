@@ -20,12 +20,16 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.geometry.measures import kappa as kappa_of, sigma_measure
 from hpcflow.kernels.base import DEFAULT_TILE
 from hpcflow.metric import is_positive_definite, loss_and_grad
 
 log = logging.getLogger(__name__)
+
+#: default memory budget for kernel blocks kept across steps (see `kernel_flow`)
+DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 
 
 class FlowBlock(NamedTuple):
@@ -51,15 +55,35 @@ class FlowResult:
     rejections: list = field(default_factory=list)
 
 
+class _Points(NamedTuple):
+    """The arrays of a PointSet the flow needs, on the array module of the run."""
+
+    points: object
+    g_fs: object
+    omega2: object
+    weights: object
+
+
+def _on(ps, xp):
+    if ps is None:
+        return None
+    return _Points(*(xp.asarray(getattr(ps, f)) for f in _Points._fields))
+
+
 def _sigma(v, ps):
     return float(sigma_measure(det_hermitian(unpack(v)) / ps.omega2, ps.weights))
 
 
 def _clip(update, clip):
     """Scale rows of `update` so that no row's Euclidean norm exceeds `clip`."""
-    norm = np.linalg.norm(update, axis=1)
-    scale = np.minimum(1.0, clip / np.maximum(norm, 1e-300))
+    xp = array_module(update)
+    norm = xp.linalg.norm(update, axis=1)
+    scale = xp.minimum(1.0, clip / xp.maximum(norm, 1e-300))
     return update * scale[:, None]
+
+
+def _positive(v, m):
+    return bool(array_module(v).all(is_positive_definite(unpack(v, m=m))))
 
 
 def _check_blocks(blocks, n_train, n_test):
@@ -72,26 +96,35 @@ def _check_blocks(blocks, n_train, n_test):
         raise ValueError("blocks: a train or test point belongs to more than one FlowBlock")
 
 
-def _operators(kernel, train, test, blocks, tile):
+def _operators(kernel, train, test, blocks, tile, cache_bytes):
     """(target set, target idx or None, source idx or None, operator) for every block, built once per flow."""
-    ops = []
+    xp = array_module(train.points)
     if blocks is None:
-        ops.append(("train", None, None, kernel.operator(train.points, train.points, tile=tile)))
+        share = cache_bytes // 2  # train and test operators share the cache budget
+        ops = [("train", None, None, kernel.operator(train.points, train.points, tile=tile, cache_bytes=share))]
         if test is not None:
-            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile)))
+            ops.append(("test", None, None, kernel.operator(test.points, train.points, tile=tile,
+                                                            cache_bytes=share)))
         return ops
+    ops, share = [], cache_bytes // (2 * max(1, len(blocks)))
     for b in blocks:
         src = np.asarray(b.source_idx, dtype=np.int64)
-        xs = train.points[src]
+        src_dev = xp.asarray(src)
+        xs = train.points[src_dev]
         for name, idx, ps in (("train", b.train_idx, train), ("test", b.test_idx, test)):
             idx = np.asarray(idx, dtype=np.int64)
-            if idx.size and ps is not None:
-                ops.append((name, idx, src, kernel.operator(ps.points[idx], xs, tile=tile)))
+            if ps is None or not idx.size:
+                continue
+            same = name == "train" and np.array_equal(idx, src)  # lets symmetric kernels halve the work
+            idx_dev = xp.asarray(idx)
+            x = xs if same else ps.points[idx_dev]
+            ops.append((name, idx_dev, src_dev, kernel.operator(x, xs, tile=tile, cache_bytes=share)))
     return ops
 
 
 def _updates(ops, grad, n_train, n_test, p):
-    upd = {"train": np.zeros((n_train, p)), "test": np.zeros((n_test, p))}
+    xp = array_module(grad)
+    upd = {"train": xp.zeros((n_train, p)), "test": xp.zeros((n_test, p))}
     for name, idx, src, op in ops:
         u = op(grad if src is None else grad[src])
         if idx is None:
@@ -104,47 +137,48 @@ def _updates(ops, grad, n_train, n_test, p):
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
                 weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
                 clip: float | None = None, early_stop: int | None = None,
-                callback: Callable | None = None, xp=None) -> FlowResult:
+                callback: Callable | None = None, xp=None, cache_bytes: int = DEFAULT_CACHE_BYTES) -> FlowResult:
     """Iterate eq. 3.5 for `steps` steps from g_FS on train (and test) points; see module docstring.
 
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
-    sigma (test if given, else train) has not improved for this many steps. callback(info: dict) is called after
-    every step with step, sigma_train, sigma_test, dt, rejected; returning True stops the flow.
-    xp: only NumPy is supported for now (None or numpy).
+    sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
+    steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected;
+    returning True stops the flow. xp: array module (default `hpcflow.backend.get_xp()`: NumPy, or CuPy on a
+    GPU); results are returned as NumPy. cache_bytes: kernel blocks that fit in this budget (split over the
+    operators) are formed once and reused every step; larger ones are re-evaluated tile by tile each step, so
+    memory stays bounded by the tile (0 = always stream).
     """
-    if xp is not None and xp is not np:
-        raise NotImplementedError("kernel_flow runs on NumPy; CuPy support comes with the distributed flow")
     if not dt > 0 or steps < 0 or max_halvings < 0:
         raise ValueError(f"need dt > 0, steps >= 0, max_halvings >= 0 (got {dt}, {steps}, {max_halvings})")
+    xp = get_xp() if xp is None else xp
     n_train, n_test = len(train), (0 if test is None else len(test))
     if blocks is not None:
         _check_blocks(blocks, n_train, n_test)
-    v_train = pack(train.g_fs)
-    v_test = pack(test.g_fs) if test is not None else np.zeros((0, v_train.shape[1]))
+    tr, te = _on(train, xp), _on(test, xp)
+    v_train = pack(tr.g_fs)
     p = v_train.shape[1]
-    ops = _operators(kernel, train, test, blocks, tile)
+    m = int(round(p ** 0.5))
+    v_test = pack(te.g_fs) if te is not None else xp.zeros((0, p))
+    ops = _operators(kernel, tr, te, blocks, tile, cache_bytes)
 
-    hist_train = [_sigma(v_train, train)]
-    hist_test = [_sigma(v_test, test) if test is not None else np.nan]
-    dts, rejections, stopped, best, since_best = [], [], "", np.inf, 0
+    hist_train = [_sigma(v_train, tr)]
+    hist_test = [_sigma(v_test, te) if te is not None else np.nan]
+    dts, rejections, stopped, since_best = [], [], "", 0
+    best = hist_test[0] if te is not None else hist_train[0]
     for step in range(1, steps + 1):
-        eta = det_hermitian(unpack(v_train)) / train.omega2
-        k = float(kappa_of(eta, train.weights))
-        _, grad = loss_and_grad(v_train, train.omega2, train.weights, k, loss=loss, weighted=weighted)
+        eta = det_hermitian(unpack(v_train)) / tr.omega2
+        k = float(kappa_of(eta, tr.weights))
+        _, grad = loss_and_grad(v_train, tr.omega2, tr.weights, k, loss=loss, weighted=weighted)
         u_train, u_test = _updates(ops, grad, n_train, n_test, p)
         if clip is not None:
             u_train, u_test = _clip(u_train, clip), _clip(u_test, clip)
         h = dt
-        for attempt in range(max_halvings + 1):
+        for _ in range(max_halvings + 1):
             new_train, new_test = v_train - h * u_train, v_test - h * u_test
-            ok = bool(np.all(is_positive_definite(unpack(new_train, m=int(round(p ** 0.5))))))
-            if n_test:
-                ok &= bool(np.all(is_positive_definite(unpack(new_test, m=int(round(p ** 0.5))))))
-            if ok:
+            if _positive(new_train, m) and (not n_test or _positive(new_test, m)):
                 break
             rejections.append((step, h))
-            log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2",
-                        step, h)
+            log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
             h *= 0.5
         else:
             stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
@@ -152,24 +186,20 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             break
         v_train, v_test = new_train, new_test
         dts.append(h)
-        hist_train.append(_sigma(v_train, train))
-        hist_test.append(_sigma(v_test, test) if test is not None else np.nan)
+        hist_train.append(_sigma(v_train, tr))
+        hist_test.append(_sigma(v_test, te) if te is not None else np.nan)
         if callback is not None and callback({"step": step, "sigma_train": hist_train[-1],
-                                              "sigma_test": hist_test[-1], "dt": h,
-                                              "rejected": len(rejections)}):
+                                              "sigma_test": hist_test[-1], "dt": h, "rejected": len(rejections)}):
             stopped = f"step {step}: callback asked to stop"
             break
         if early_stop is not None:
-            monitored = hist_test[-1] if test is not None else hist_train[-1]
-            if monitored < best:
-                best, since_best = monitored, 0
-            else:
-                since_best += 1
-                if since_best >= early_stop:
-                    stopped = f"step {step}: no improvement for {early_stop} steps (early stop)"
-                    break
-    m = int(round(p ** 0.5))
+            monitored = hist_test[-1] if te is not None else hist_train[-1]
+            best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
+            if since_best >= early_stop:
+                stopped = f"step {step}: no improvement for {early_stop} steps (early stop)"
+                break
     return FlowResult(sigma_train=np.array(hist_train), sigma_test=np.array(hist_test),
-                      g_train=unpack(v_train, m=m), g_test=unpack(v_test, m=m) if test is not None else None,
+                      g_train=to_host(unpack(v_train, m=m)),
+                      g_test=to_host(unpack(v_test, m=m)) if test is not None else None,
                       rejected_steps=len(rejections), steps_taken=len(dts), dt_history=np.array(dts),
                       stopped=stopped, rejections=rejections)

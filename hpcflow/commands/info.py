@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import platform
 
 
-def _version(mod: str) -> str:
+def _version(dist: str) -> str:
+    """Installed version of a distribution, read from its metadata (importing torch alone takes seconds)."""
+    from importlib import metadata
+
     try:
-        return getattr(importlib.import_module(mod), "__version__", "?")
-    except Exception as exc:  # noqa: BLE001 - report, never fail
-        return f"not usable ({type(exc).__name__})"
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 LAUNCHER_VARS = ("SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
@@ -33,8 +35,8 @@ def collect() -> dict:
     from hpcflow.backend import backend_name, gpu_available
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "h5py", "sklearn", "optuna", "submitit", "mpi4py", "torch", "cupy"):
-        facts[mod] = _version(mod)
+    for dist in ("numpy", "scipy", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch", "cupy-cuda12x"):
+        facts[dist] = _version(dist)
     try:
         from mpi4py import MPI
 

@@ -12,11 +12,17 @@ def run(args) -> int:
     from hpcflow.jobs import output, registry
 
     module, cfg = registry.load(args.job)  # every job-file error surfaces here, before any work
+    existed = os.path.isdir(args.out)
     outdir = output.prepare_outdir(args.out, force=args.force)
     with open(args.job, "rb") as fh:
         job_text = fh.read().decode("utf-8")
     t0 = time.perf_counter()
-    summary = dict(module.run(cfg, outdir))
+    try:
+        summary = dict(module.run(cfg, outdir))
+    except BaseException:
+        if not existed and os.path.isdir(outdir) and not os.listdir(outdir):
+            os.rmdir(outdir)  # leave no empty output directory behind a failed run
+        raise
     summary["wall_seconds"] = time.perf_counter() - t0
     summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
     summary.setdefault("config", cfg)

@@ -14,7 +14,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, sample_train_test
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, positive
+from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, non_negative, positive
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
 KERNEL_PARAMS = {
@@ -52,7 +52,8 @@ CLUSTERING_SECTION = {
     "n_clusters": Field(int, 10, check=at_least(1)),
     "batch_size": Field(int, 1000, check=at_least(1)),
     "seed": Field(int, 0, check=at_least(0)),
-    "halo_cutoff": Field(float, None, check=positive, help="FS distance of halo sources (unset = none)"),
+    "halo_cutoff": Field(float, None, check=non_negative,
+                         help="FS distance of halo sources (unset = none, pi/2 = all train points)"),
 }
 
 SCHEMA = {"job": JOB_SECTION, "geometry": GEOMETRY_SECTION, "kernel": KERNEL_SECTION, "flow": FLOW_SECTION,

@@ -17,6 +17,7 @@ KINDS = {
     "noise_scan": "hpcflow.experiments.noise_scan",
     "distance_scaling": "hpcflow.experiments.distance_scaling",
     "local_limit": "hpcflow.experiments.local_limit",
+    "clustering": "hpcflow.experiments.clustering_quality",
     "nn": "hpcflow.nn.job",
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpcflow.backend import array_module
 from hpcflow.kernels.base import Kernel
 from hpcflow.kernels.relu_ntk import real_features
 
@@ -22,10 +23,11 @@ def cosine_amplitude(sigma_w: float, d: int) -> float:
 
 def cosine_ntk(f1, f2, *, sigma_w: float, amplitude: float | None = None):
     """Infinite-width cosine-network NTK (eq. 2.35) (N1, N2) on real features f (N, d)."""
+    xp = array_module(f1)
     d = f1.shape[1]
     a = cosine_amplitude(sigma_w, d) if amplitude is None else amplitude
-    sq = (np.einsum("ij,ij->i", f1, f1)[:, None] + np.einsum("ij,ij->i", f2, f2)[None, :] - 2.0 * f1 @ f2.T)
-    return 0.5 * a * a * np.exp(-0.5 * sigma_w ** 2 / d * np.maximum(sq, 0.0))
+    sq = (xp.sum(f1 * f1, axis=1)[:, None] + xp.sum(f2 * f2, axis=1)[None, :] - 2.0 * f1 @ f2.T)
+    return 0.5 * a * a * xp.exp(-0.5 * sigma_w ** 2 / d * xp.maximum(sq, 0.0))
 
 
 def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float | None = None, seed=0):
@@ -42,6 +44,7 @@ class CosineNTKKernel(Kernel):
     """Gaussian limit (eq. 2.35, normalisation 2.36) of the last-layer cosine-network NTK."""
 
     name = "cosine_ntk"
+    symmetric = True
 
     def __init__(self, sigma_w: float, amplitude: float | None = None):
         self.sigma_w = float(sigma_w)

@@ -10,7 +10,9 @@ NTK W_std^2 Sigma_in + b_std^2 + W_std^2 Theta_in. On inputs x in R^d (Sigma_in 
       Sigmadot = (pi - theta) / (2 pi)
   Theta = W^2 Sigma1 + b^2 + W^2 Sigmadot Theta0
 
-On the diagonal (theta = 0): Theta(x, x) = W^2 Sigma0(x, x) + b^2. The inputs are the real features
+On the diagonal (theta = 0): Theta(x, x) = W^2 Sigma0(x, x) + b^2. Near theta = 0 the kernel has a sqrt(1 - cos theta)
+term, so rounding of cos theta (1e-16) moves it by ~1e-8 relative; the diagonal is therefore set to the closed form
+whenever the operator knows that x and x' are the same point. The inputs are the real features
 (Re z, Im z) of the chart-normalised homogeneous coordinates, d = 2(n+1). Theta_IJ = delta_IJ Theta.
 """
 
@@ -18,32 +20,69 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpcflow.backend import array_module
 from hpcflow.kernels.base import Kernel
 
 
 def real_features(z):
     """(Re z, Im z) of chart-normalised homogeneous coordinates: (N, 2(n+1)) float64."""
-    return np.ascontiguousarray(np.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
+    xp = array_module(z)
+    return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
 
 def relu_ntk(f1, f2, *, w_std: float, b_std: float):
-    """NTK (N1, N2) of Dense-Relu-Dense at infinite width on real features f (N, d) (see module docstring)."""
-    d = f1.shape[1]
-    w2, b2 = w_std * w_std, b_std * b_std
-    s12 = w2 * (f1 @ f2.T) / d + b2
-    s11 = w2 * np.einsum("ij,ij->i", f1, f1) / d + b2
-    s22 = w2 * np.einsum("ij,ij->i", f2, f2) / d + b2
-    norm = np.sqrt(np.outer(s11, s22))
-    theta = np.arccos(np.clip(s12 / norm, -1.0, 1.0))
-    sigma1 = norm * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2.0 * np.pi)
-    sigmadot = (np.pi - theta) / (2.0 * np.pi)
-    return w2 * sigma1 + b2 + w2 * sigmadot * s12
+    """NTK (N1, N2) of Dense-Relu-Dense at infinite width on real features f (N, d) (see module docstring).
+
+    f2 is f1 (or None): the diagonal is set to its closed form (theta = 0 exactly).
+    """
+    h1 = relu_features(f1, w_std, b_std)
+    if f2 is None or f2 is f1:
+        k = relu_tile(h1, h1, w_std, b_std)
+        array_module(k).fill_diagonal(k, relu_diagonal(h1, w_std, b_std))
+        return k
+    return relu_tile(h1, relu_features(f2, w_std, b_std), w_std, b_std)
+
+
+def relu_diagonal(h, w_std: float, b_std: float):
+    """Theta(x, x) = W^2 Sigma0(x, x) + b^2 (theta = 0) from relu_features rows h."""
+    return w_std * w_std * h[:, -1] ** 2 + b_std * b_std
+
+
+def relu_features(f, w_std: float, b_std: float):
+    """Unit vectors h/|h| and norms |h| of h = (W f / sqrt(d), b), so Sigma0(x, x') = h.h': (N, d+2)."""
+    xp = array_module(f)
+    h = xp.concatenate([f * (w_std / np.sqrt(f.shape[1])), xp.full((f.shape[0], 1), float(b_std))], axis=1)
+    norm = xp.linalg.norm(h, axis=1, keepdims=True)
+    return xp.ascontiguousarray(xp.concatenate([h / norm, norm], axis=1))
+
+
+def relu_tile(h1, h2, w_std: float, b_std: float):
+    """Theta = b^2 + W^2 |h||h'| (sin theta + 2 (pi - theta) cos theta) / (2 pi), cos theta = h.h'/(|h||h'|).
+
+    (W^2 Sigma1 + W^2 Sigmadot Sigma0 with Sigma0 = |h||h'| cos theta, written with one arccos per entry.)
+    """
+    xp = array_module(h1)
+    rho = h1[:, :-1] @ h2[:, :-1].T
+    xp.clip(rho, -1.0, 1.0, out=rho)
+    theta = xp.arccos(rho)
+    xp.subtract(np.pi, theta, out=theta)
+    theta *= rho
+    theta *= 2.0
+    xp.multiply(rho, rho, out=rho)
+    xp.subtract(1.0, rho, out=rho)
+    xp.sqrt(rho, out=rho)
+    rho += theta  # sin theta + 2 (pi - theta) cos theta
+    rho *= (w_std * w_std / (2.0 * np.pi)) * h1[:, -1:]
+    rho *= h2[:, -1]
+    rho += b_std * b_std
+    return rho
 
 
 class ReluNTKKernel(Kernel):
     """ReLU NTK of Table 1 (W_std = sigma_w, b_std = sigma_b) on (Re z, Im z)."""
 
     name = "relu_ntk"
+    symmetric = True
 
     def __init__(self, w_std: float, b_std: float):
         self.w_std, self.b_std = float(w_std), float(b_std)
@@ -52,7 +91,10 @@ class ReluNTKKernel(Kernel):
         return {"w_std": self.w_std, "b_std": self.b_std}
 
     def features(self, x):
-        return real_features(x)
+        return relu_features(real_features(x), self.w_std, self.b_std)
 
     def tile_block(self, f1, f2):
-        return relu_ntk(f1, f2, w_std=self.w_std, b_std=self.b_std)
+        return relu_tile(f1, f2, self.w_std, self.b_std)
+
+    def diagonal(self, f):
+        return relu_diagonal(f, self.w_std, self.b_std)

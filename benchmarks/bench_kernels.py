@@ -1,0 +1,186 @@
+"""Kernel entries per second in a flow step (tile evaluation fused with the product against the 9 gradient
+columns) at N train points, next to this machine's float64 matmul rate; peak memory of one step at large N.
+
+Usage: python benchmarks/bench_kernels.py [--n 10000] [--repeat 2] [--mem-n 50000] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+
+from hpcflow.geometry import Hypersurface
+from hpcflow.geometry.hermitian import pack
+from hpcflow.kernels import make_kernel
+from hpcflow.metric import loss_and_grad
+from hpcflow.geometry.measures import kappa
+
+CASES = [
+    ("gaussian", {"width": 30.0}),
+    ("gaussian", {"width": 1.0}),
+    ("gaussian", {"width": 0.1}),
+    ("gaussian", {"width": 1 / 30}),
+    ("gaussian", {"width": 1.0, "form": "gauss"}),
+    ("gaussian", {"width": 30.0, "method": "direct"}),
+    ("gaussian", {"width": 1.0, "dtype": "float32"}),
+    ("relu_ntk", {"w_std": 5.716, "b_std": 80.52}),
+    ("cosine_ntk", {"sigma_w": 1.0}),
+    ("delta", {}),
+]
+
+
+def matmul_gflops(n=2000, repeat=3):
+    a, b = np.random.default_rng(0).random((2, n, n))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _timed_both(fn):
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def gradients(ps):
+    v = pack(ps.g_fs)
+    k = float(kappa(ps.eta(), ps.weights))
+    return loss_and_grad(v, ps.omega2, ps.weights, k, loss="sigma", weighted=True)[1]
+
+
+def entries_per_second(ps, grad, name, params, *, tile, threads, repeat):
+    kern = make_kernel(name, **params)
+    t0 = time.perf_counter()
+    op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    setup = time.perf_counter() - t0
+    op(grad)
+    runs = [_timed_both(lambda: op(grad)) for _ in range(repeat)]
+    best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+    n = len(ps)
+    cores = len(os.sched_getaffinity(0))
+    return {"kernel": name, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
+            "entries_per_second": n * n / best, "cpu_seconds": cpu,
+            "entries_per_cpu_second_times_cores": n * n / cpu * cores}
+
+
+def naive_step(ps, grad, width=1.0, tile=2048):
+    """The straightforward NumPy Gaussian tile of the issue text: complex inner products by matmul, then
+    arccos, exp and the product with the gradients (no fusion, no threads beyond BLAS)."""
+    u = ps.points / np.linalg.norm(ps.points, axis=1, keepdims=True)
+    out = np.empty_like(grad)
+    for s in range(0, len(u), tile):
+        c = np.abs(u[s:s + tile].conj() @ u.T)
+        d = np.arccos(np.minimum(c, 1.0))
+        out[s:s + tile] = np.exp(-d / (2 * width)) @ grad
+    return out
+
+
+def stage_profile(width=1.0, edge=512, repeat=40):
+    """Best-of-`repeat` ns per entry of each stage of one symmetric Gaussian tile, one thread (robust to load)."""
+    from threadpoolctl import threadpool_limits
+
+    from hpcflow.geometry import projector_features
+    from hpcflow.kernels.gaussian import horner
+
+    x = Hypersurface.fermat(3).sample(2 * edge, seed=2).points
+    f = np.ascontiguousarray(projector_features(x))
+    f1, f2 = f[:edge], f[edge:]
+    kern = make_kernel("gaussian", width=width)
+    g = np.random.default_rng(0).random((edge, 9))
+    a, b = np.empty((edge, edge)), np.empty((edge, edge))
+    np.matmul(f1, f2.T, out=a)
+    np.clip(a, 0, 1, out=a)
+    np.sqrt(a, out=a)
+    h = np.sqrt(0.5 - 0.5 * a)
+    stages = {
+        "matmul c = F1 F2^T (k=25)": lambda: np.matmul(f1, f2.T, out=a),
+        "clip + sqrt + (0.5 - 0.5 t) + sqrt": lambda: (np.clip(a, 0, 1, out=b), np.sqrt(b, out=b),
+                                                      np.multiply(b, -0.5, out=b), np.add(b, 0.5, out=b),
+                                                      np.sqrt(b, out=b)),
+        f"Horner degree {len(kern.coef) - 1}": lambda: horner(h, kern.coef, out=b),
+        "K G + K^T G (9 columns)": lambda: (a @ g, a.T @ g),
+        "whole tile_block": lambda: kern.tile_block(f1, f2),
+        "reference: np.arccos": lambda: np.arccos(a, out=b),
+        "reference: np.exp": lambda: np.exp(-a, out=b),
+    }
+    out = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, fn in stages.items():
+            fn()
+            out[name] = min(_timed(fn) for _ in range(repeat)) / edge ** 2 * 1e9
+    return {"width": width, "edge": edge, "ns_per_entry_one_thread_best_of": out}
+
+
+def peak_memory(n, tile, threads):
+    ps = Hypersurface.fermat(3).sample(n, seed=1)
+    grad = gradients(ps)
+    kern = make_kernel("gaussian", width=1.0)
+    op = kern.operator(ps.points, ps.points, tile=tile, threads=threads)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tracemalloc.start()
+    t = time.perf_counter()
+    op(grad)
+    wall = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"n": n, "tile": tile, "step_seconds": wall, "entries_per_second": n * n / wall,
+            "tracemalloc_peak_MiB": peak / 2 ** 20, "dense_kernel_MiB": n * n * 8 / 2 ** 20,
+            "ru_maxrss_MiB_before_step": rss_before,
+            "ru_maxrss_MiB_after_step": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tile", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mem-n", type=int, default=50_000)
+    ap.add_argument("--only", default=None, help="run only this kernel name")
+    ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
+    ap.add_argument("--profile", action="store_true", help="only the per-stage single-thread tile profile")
+    args = ap.parse_args()
+    if args.profile:
+        print(json.dumps(stage_profile(), indent=1))
+        return
+    if args.mem_only:
+        print(f"# load average at start: {os.getloadavg()}")
+        print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
+        return
+    print(f"# cores available: {len(os.sched_getaffinity(0))}, threads: {args.threads or 'default'}")
+    print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s")
+    print(f"# load average at start: {os.getloadavg()}")
+    ps = Hypersurface.fermat(3).sample(args.n, seed=0)
+    grad = gradients(ps)
+    if not args.only:
+        runs = [_timed_both(lambda: naive_step(ps, grad)) for _ in range(args.repeat)]
+        best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+        print(json.dumps({"kernel": "gaussian (naive NumPy tile, reference)", "n": args.n, "step_seconds": best,
+                          "entries_per_second": args.n ** 2 / best, "cpu_seconds": cpu,
+                          "entries_per_cpu_second_times_cores": args.n ** 2 / cpu * len(os.sched_getaffinity(0))}))
+    for name, params in CASES:
+        if args.only and name != args.only:
+            continue
+        r = entries_per_second(ps, grad, name, params, tile=args.tile, threads=args.threads, repeat=args.repeat)
+        print(json.dumps(r))
+    print(f"float64 matmul (2000^3): {matmul_gflops():.1f} GFLOP/s (again, after the kernels)")
+    print(f"# load average at end: {os.getloadavg()}")
+    if args.mem_n:
+        print(json.dumps(peak_memory(args.mem_n, args.tile, args.threads)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Batched agglomerative clustering by FS geodesic distance, paper §3.1 steps 1-5 and eq. 3.3.
+
+1. The points are shuffled with `numpy.random.default_rng(seed)` and split into ceil(N/B) mini-batches
+   of as equal size as possible (sizes differ by at most one, none exceeds B).
+2. Each mini-batch gets k clusters by average-linkage agglomerative clustering on its precomputed FS
+   distance matrix (scikit-learn).
+3. The k clusters of the first mini-batch are the seeds c^1_alpha.
+4. Each cluster c^I_beta of a later mini-batch joins the seed alpha with the smallest mean FS distance
+   mean_{x in c^1_alpha, y in c^I_beta} d(x, y); distances are always measured to the seeds (batch-1
+   points only), so the mini-batches are merged independently and in any order with the same result.
+5. Every point therefore lies in exactly one final cluster c_alpha = c^1_alpha U (joined clusters).
+
+Reading of eq. 3.3: the paper's step 4 can be read as "each seed takes its nearest cluster of every
+batch"; that reading can give a batch cluster to two seeds or to none, so we follow the assignment
+direction above (each batch cluster picks a seed), which keeps every point exactly once.
+Ties: a batch cluster equally close to several seeds joins the lowest-numbered one (`numpy.argmin`); seeds
+are numbered by first occurrence in the shuffled first batch, so the result is a function of (points,
+k, B, seed) only. Empty seeds cannot occur: every seed keeps its own first-batch points, even when no later
+cluster joins it (final cluster sizes can then be unequal; `Clustering.sizes()` reports them).
+Memory: one B x B distance matrix per batch (plus scikit-learn's condensed copy); the seed-to-batch
+mean distances are accumulated tile by tile and never stored as a matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hpcflow.cluster.agglomerative import average_linkage, one_hot
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_n_clusters
+from hpcflow.cluster.result import Clustering
+from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
+
+
+def split_batches(n_points: int, batch_size: int, seed) -> list[np.ndarray]:
+    """Step 1: shuffled point indices cut into ceil(N/B) mini-batches of near-equal size (<= B each)."""
+    perm = np.random.default_rng(seed).permutation(n_points)
+    return np.array_split(perm, math.ceil(n_points / batch_size))
+
+
+def cluster_sum_distances(z1, labels1, z2, labels2, n_clusters: int, *, tile: int = DEFAULT_TILE):
+    """S[alpha, beta] = sum of d_FS(x, y) over x in cluster alpha of z1, y in cluster beta of z2 (tiled)."""
+    h1, h2 = one_hot(labels1, n_clusters), one_hot(labels2, n_clusters)
+    out = np.zeros((n_clusters, n_clusters))
+    for s in range(0, z1.shape[0], tile):
+        d = fs_distance(z1[s : s + tile], z2, tile=tile)
+        out += h1[s : s + tile].T @ (d @ h2)
+    return out
+
+
+def merge_to_seeds(z_seed, seed_labels, z_batch, batch_labels, n_clusters: int, *, tile: int = DEFAULT_TILE):
+    """Step 4 / eq. 3.3: the seed each cluster of a batch joins, and the (k, k) mean seed-to-cluster distances."""
+    sums = cluster_sum_distances(z_seed, seed_labels, z_batch, batch_labels, n_clusters, tile=tile)
+    counts1 = np.bincount(seed_labels, minlength=n_clusters).astype(np.float64)
+    counts2 = np.bincount(batch_labels, minlength=n_clusters).astype(np.float64)
+    mean = sums / np.outer(counts1, counts2)
+    return np.argmin(mean, axis=0), mean
+
+
+def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, tile: int = DEFAULT_TILE) -> Clustering:
+    """Cluster (N, n+1) points (or a PointSet) into k FS clusters with mini-batches of size <= B (§3.1)."""
+    z = as_points(points)
+    batch_size = check_batch_size(batch_size)
+    batches = split_batches(z.shape[0], batch_size, seed)
+    smallest = min(b.size for b in batches)
+    k = check_n_clusters(n_clusters, smallest, what=f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})")
+    labels = np.empty(z.shape[0], dtype=np.int64)
+    batch_index = np.empty(z.shape[0], dtype=np.int64)
+    batch_labels = np.empty(z.shape[0], dtype=np.int64)
+    targets, means = [np.arange(k)], [None]
+    z_seed = z[batches[0]]
+    for i, idx in enumerate(batches):
+        zb = z_seed if i == 0 else z[idx]
+        lab = average_linkage(fs_distance(zb, tile=tile), k)
+        if i == 0:
+            seed_labels, target = lab, np.arange(k)
+        else:
+            target, mean = merge_to_seeds(z_seed, seed_labels, zb, lab, k, tile=tile)
+            targets.append(target)
+            means.append(mean)
+        labels[idx], batch_index[idx], batch_labels[idx] = target[lab], i, lab
+    return Clustering(labels, k, "batched", seed=seed, batch_index=batch_index, batch_labels=batch_labels,
+                      merge_target=targets, merge_distance=means)

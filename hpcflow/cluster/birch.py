@@ -1,0 +1,34 @@
+"""Birch baseline (scikit-learn) on Euclidean features, for comparison with the FS clusterings (§3.1).
+
+Features: real and imaginary parts of the chart-normalised homogeneous coordinates (each point scaled so
+its largest-modulus coordinate is 1, the geometry's chart convention), i.e. the raw input features of
+the networks, with plain Euclidean distance instead of the FS distance. Birch's final step groups its
+subclusters into k clusters; if it finds fewer than k subclusters (threshold too large) the result has
+fewer clusters, as scikit-learn warns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpcflow.cluster.agglomerative import canonical_labels
+from hpcflow.cluster.inputs import as_points, check_n_clusters
+from hpcflow.cluster.result import Clustering
+
+
+def euclidean_features(z) -> np.ndarray:
+    """(N, 2(n+1)) real features [Re z, Im z] of points scaled so max_k |z_k| = z_i = 1."""
+    scale = z[np.arange(z.shape[0]), np.argmax(np.abs(z), axis=1)]
+    zc = z / scale[:, None]
+    return np.concatenate([zc.real, zc.imag], axis=1)
+
+
+def birch_clustering(points, *, n_clusters: int, threshold: float = 0.5, branching_factor: int = 50) -> Clustering:
+    """k Birch clusters of the Euclidean features (scikit-learn defaults for threshold and branching)."""
+    z = as_points(points)
+    k = check_n_clusters(n_clusters, z.shape[0])
+    from sklearn.cluster import Birch
+
+    model = Birch(n_clusters=k, threshold=threshold, branching_factor=branching_factor)
+    labels = canonical_labels(model.fit_predict(euclidean_features(z)))
+    return Clustering(labels, int(labels.max()) + 1, "birch")

@@ -1,0 +1,27 @@
+"""Unbatched FS clustering: average linkage on the full N x N FS distance matrix (Fig. 2, right panel).
+
+Memory grows like N^2 (about 24 N^2 bytes with scikit-learn's condensed copy), so N is capped by
+`max_points` (default 20,000, ~10 GB); larger sets need the batched method.
+"""
+
+from __future__ import annotations
+
+from hpcflow.cluster.agglomerative import average_linkage
+from hpcflow.cluster.inputs import as_points, check_n_clusters
+from hpcflow.cluster.result import Clustering
+from hpcflow.errors import ConfigError
+from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
+
+MAX_POINTS = 20_000
+
+
+def full_clustering(points, *, n_clusters: int, max_points: int = MAX_POINTS, tile: int = DEFAULT_TILE) -> Clustering:
+    """k average-linkage clusters of all points at once on their FS distance matrix."""
+    z = as_points(points)
+    if z.shape[0] > max_points:
+        raise ConfigError(
+            f"method 'full' on {z.shape[0]} points needs a {z.shape[0]}^2 distance matrix (limit {max_points} "
+            "points); use method 'batched'"
+        )
+    k = check_n_clusters(n_clusters, z.shape[0])
+    return Clustering(average_linkage(fs_distance(z, tile=tile), k), k, "full")

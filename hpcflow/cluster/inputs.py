@@ -1,0 +1,55 @@
+"""Checks shared by the clustering entry points: points as (N, n+1) complex128 arrays, sizes of k and B.
+
+Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming the setting and the fix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpcflow.errors import ConfigError
+
+
+def as_points(points, name: str = "points", *, allow_empty: bool = False) -> np.ndarray:
+    """Homogeneous points (N, n+1) complex128 from an array or a PointSet; reject empty sets and NaN/inf."""
+    z = getattr(points, "points", points)
+    try:
+        z = np.asarray(z, dtype=np.complex128)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: not an array of homogeneous coordinates; pass an (N, n+1) array") from None
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ConfigError(f"{name}: shape {z.shape} is not (N, n+1) with n >= 1; pass homogeneous coordinates")
+    if z.shape[0] == 0 and not allow_empty:
+        raise ConfigError(f"{name}: the point set is empty; sample at least one point")
+    bad = ~np.all(np.isfinite(z), axis=1)
+    if bad.any():
+        raise ConfigError(
+            f"{name}: {int(bad.sum())} point(s) contain NaN or inf (first at row {int(np.argmax(bad))}); "
+            "drop or resample them"
+        )
+    if np.any(np.linalg.norm(z, axis=1) == 0.0):
+        raise ConfigError(f"{name}: a point has all coordinates 0, which is no point of P^n; drop it")
+    return z
+
+
+def check_n_clusters(n_clusters, n_points: int, *, what: str = "points") -> int:
+    """k must be an integer with 1 <= k <= number of points clustered together."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
+        raise ConfigError(f"n_clusters = {n_clusters!r} must be an integer; fix it")
+    if n_clusters < 1:
+        raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
+    if n_clusters > n_points:
+        raise ConfigError(
+            f"n_clusters = {n_clusters} is larger than the {n_points} {what}; "
+            "lower n_clusters or raise batch_size"
+        )
+    return int(n_clusters)
+
+
+def check_batch_size(batch_size) -> int:
+    """The mini-batch size B of §3.1 must be an integer >= 2 (a batch of one point cannot be clustered)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ConfigError(f"batch_size = {batch_size!r} must be an integer; fix it")
+    if batch_size < 2:
+        raise ConfigError(f"batch_size = {batch_size} must be >= 2; use mini-batches of at least 2 points")
+    return int(batch_size)

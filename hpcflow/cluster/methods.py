@@ -1,0 +1,42 @@
+"""One entry point for the three clustering methods ("batched", "full", "birch") by name."""
+
+from __future__ import annotations
+
+import math
+
+from hpcflow.cluster.batched import batched_clustering
+from hpcflow.cluster.birch import birch_clustering
+from hpcflow.cluster.full import MAX_POINTS, full_clustering
+from hpcflow.cluster.inputs import check_batch_size, check_n_clusters
+from hpcflow.cluster.result import Clustering
+from hpcflow.errors import ConfigError
+
+METHODS = ("batched", "full", "birch")
+
+
+def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0) -> Clustering:
+    """Cluster points by `method`; `batch_size` and `seed` matter for "batched" only (the others are deterministic)."""
+    if method == "batched":
+        return batched_clustering(points, n_clusters=n_clusters, batch_size=batch_size, seed=seed)
+    if method == "full":
+        return full_clustering(points, n_clusters=n_clusters)
+    if method == "birch":
+        return birch_clustering(points, n_clusters=n_clusters)
+    raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
+
+
+def check_settings(n_points: int, *, method: str, n_clusters: int, batch_size: int = 10_000) -> None:
+    """Raise the ConfigError that `cluster_points` would raise for these sizes, without any points (job checks)."""
+    if method not in METHODS:
+        raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
+    if n_points < 1:
+        raise ConfigError("the point set is empty; sample at least one point")
+    if method == "batched":
+        batch_size = check_batch_size(batch_size)
+        smallest = n_points // math.ceil(n_points / batch_size)
+        check_n_clusters(n_clusters, smallest, what=f"points of the smallest mini-batch (N={n_points} split into "
+                                                    f"batches of <= {batch_size})")
+    else:
+        if method == "full" and n_points > MAX_POINTS:
+            raise ConfigError(f"method 'full' on {n_points} points exceeds its limit of {MAX_POINTS}; use 'batched'")
+        check_n_clusters(n_clusters, n_points)

@@ -1,0 +1,122 @@
+"""Job kind "clustering": batched vs unbatched FS clustering vs Birch, silhouettes and Fig. 2 data (§3.1).
+
+Samples N points on the manifold, clusters them three ways (batched §3.1 / eq. 3.3, full average linkage,
+Birch on Euclidean features), scores each with the silhouette on FS distances (paper, 1000 points, 10
+clusters, 5 batches: .016, -.011, -.032) and writes DIR/fig2_distances.h5 with the FS distance matrix
+unordered and ordered cluster by cluster (batched, full) for `analysis/fig2_heatmaps.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, in_range
+
+#: the silhouette scores the paper reports for this experiment (§3.1)
+PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
+#: the Fig. 2 file stores N x N matrices; above this N it is skipped (the full method is capped too)
+FIG2_MAX_POINTS = 5000
+FIG2_FILE = "fig2_distances.h5"
+
+
+def _chart(v):
+    return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
+
+
+SCHEMA = {
+    "job": JOB_SECTION,
+    "points": {
+        "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
+        "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
+        "psi": Field(float, 0.0, help="Dwork parameter psi, ignored for fermat"),
+        "n_points": Field(int, 1000, check=in_range(2, 20000), help="points clustered (<= 20000: full method)"),
+        "seed": Field(int, 0, check=at_least(0), help="sampling seed"),
+        "chart": Field(list, None, items=int, check=_chart, help="[I, J] to sample one chart; omit for all"),
+    },
+    "clustering": {
+        "n_clusters": Field(int, 10, check=at_least(2), help="clusters k (per mini-batch and in total)"),
+        "batch_size": Field(int, 200, check=at_least(2), help="mini-batch size B (1000 points / 200 = 5 batches)"),
+        "seed": Field(int, 0, check=at_least(0), help="seed of the mini-batch shuffle"),
+        "birch_threshold": Field(float, 0.5, check=lambda v: None if v > 0 else "must be > 0",
+                                 help="Birch subcluster radius in feature units"),
+    },
+    "quality": {
+        "sample_size": Field(int, 0, check=at_least(0), help="silhouette rows (0 = all points, exact)"),
+        "seed": Field(int, 0, check=at_least(0), help="seed of the silhouette row subsample"),
+        "fig2": Field(bool, True, help="write the Fig. 2 distance matrices (N <= 5000)"),
+    },
+}
+
+
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, chart), run by the registry before any work."""
+    from hpcflow.cluster import check_settings
+
+    n, cl = cfg["points"]["n_points"], cfg["clustering"]
+    try:
+        check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [clustering] with [points].n_points = {n}: {exc}") from None
+    if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
+        raise ConfigError(f"{source}: [quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
+    chart = cfg["points"]["chart"]
+    if chart is not None and max(chart) > cfg["points"]["dim"] + 1:
+        raise ConfigError(f"{source}: [points].chart = {chart} needs indices <= {cfg['points']['dim'] + 1}; change it")
+
+
+def _sample(pts: dict):
+    from hpcflow.geometry import Hypersurface
+
+    X = Hypersurface.dwork(pts["dim"], pts["psi"]) if pts["manifold"] == "dwork" else Hypersurface.fermat(pts["dim"])
+    chart = None if pts["chart"] is None else tuple(pts["chart"])
+    return X.sample(pts["n_points"], seed=pts["seed"], chart=chart)
+
+
+def run(cfg: dict, outdir) -> dict:
+    from sklearn.metrics import adjusted_rand_score
+
+    from hpcflow.cluster import batched_clustering, birch_clustering, full_clustering, silhouette_fs
+    from hpcflow.geometry import fs_distance
+    from hpcflow.jobs.output import write_hdf5
+
+    check(cfg)
+    cl, q = cfg["clustering"], cfg["quality"]
+    z = _sample(cfg["points"]).points
+    k = cl["n_clusters"]
+    runs = {
+        "batched": lambda: batched_clustering(z, n_clusters=k, batch_size=cl["batch_size"], seed=cl["seed"]),
+        "full": lambda: full_clustering(z, n_clusters=k),
+        "birch": lambda: birch_clustering(z, n_clusters=k, threshold=cl["birch_threshold"]),
+    }
+    summary, results = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"],
+                        "paper_silhouette": PAPER_SILHOUETTE}, {}
+    for name, fn in runs.items():
+        t0 = time.perf_counter()
+        res = results[name] = fn()
+        seconds = time.perf_counter() - t0
+        sil = silhouette_fs(z, res.labels, sample_size=q["sample_size"] or None, seed=q["seed"])
+        summary[f"silhouette_{name}"] = sil.score
+        summary[f"silhouette_{name}_stderr"] = sil.stderr
+        summary[f"cluster_sizes_{name}"] = res.sizes().tolist()
+        summary[f"seconds_{name}"] = seconds
+    summary["n_batches"] = int(results["batched"].batch_index.max()) + 1
+    summary["silhouette_rows"] = sil.n_rows
+    summary["adjusted_rand_batched_vs_full"] = float(adjusted_rand_score(results["full"].labels,
+                                                                         results["batched"].labels))
+    if q["fig2"]:
+        d = fs_distance(z)
+        ob, of = results["batched"].order(), results["full"].order()
+        datasets = {"points": z, "distance": d, "distance_batched": d[np.ix_(ob, ob)],
+                    "distance_full": d[np.ix_(of, of)], "order/batched": ob, "order/full": of}
+        datasets.update({f"labels/{m}": r.labels for m, r in results.items()})
+        attrs = {f"silhouette_{m}": summary[f"silhouette_{m}"] for m in runs}
+        attrs.update(description="Fig. 2 (sec. 3.1): FS distance matrix of the points, unordered and ordered "
+                                 "cluster by cluster (batched eq. 3.3 / full average linkage)",
+                     n_batches=summary["n_batches"], n_clusters=k, config=cfg)
+        write_hdf5(os.path.join(outdir, FIG2_FILE), datasets, attrs=attrs)
+        summary["fig2_file"] = FIG2_FILE
+    return summary

@@ -1,0 +1,143 @@
+"""Noise scan (Fig. 3 left): test points = train points + complex Gaussian noise, projected back onto X.
+
+The paper left noised points off X; here each noised point is projected back with Newton steps along the
+gradient of p (`project_to_hypersurface`), keeping the chart's scale coordinate z_I = 1, so eta, the weights
+and sigma are defined. Each noise level is one flow of the train points with its projected test points (a
+separate flow per level, because a test metric that leaves positivity stops the flow it belongs to); per level
+we report the gain sigma_FS / sigma_final of the test points versus their mean FS distance to their source
+train point (and to the nearest train point).
+The projected points keep the train points' chart (I, J), the coordinate system the train metrics live in.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from hpcflow.errors import ConfigError
+from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, manifold
+from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
+from hpcflow.jobs.schema import JOB_SECTION, Field, at_least
+
+#: Newton iterations stop when |p(z)| / |z|^deg falls below this (the sampler's polish level)
+PROJECTION_TOL = 1e-13
+
+
+# ---- geometry: noise and projection onto X -----------------------------------------------------------
+def add_noise(points, scale: float, rng, *, fixed):
+    """points + complex Gaussian noise with E|eps_k|^2 = scale^2 in every coordinate except `fixed` (N,)."""
+    z = np.array(points, dtype=np.complex128)
+    eps = (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape)) * (scale / np.sqrt(2.0))
+    eps[np.arange(len(z)), fixed] = 0.0
+    return z + eps
+
+
+def project_to_hypersurface(X, z, *, fixed, max_iter: int = 50, tol: float = PROJECTION_TOL):
+    """Project points z (N, n+1) onto X = {p = 0} by Newton steps along conj(grad p), keeping z[fixed] (N,).
+
+    Each step is the minimum-norm solution of the linearised equation p(z) + grad p . dz = 0 with
+    dz[fixed] = 0: dz = -p(z) conj(g) / |g|^2 (g = grad p with the fixed entry zeroed), so a point at distance
+    eps from X moves O(eps). Returns (projected points, converged mask).
+    """
+    z = np.array(z, dtype=np.complex128)
+    active = np.ones(len(z), dtype=bool)
+    for _ in range(max_iter):
+        active &= X.residual(z) >= tol
+        if not active.any():
+            break
+        za = z[active]
+        g = X.grad(za)
+        g[np.arange(len(za)), fixed[active]] = 0.0
+        g2 = np.sum(np.abs(g) ** 2, axis=1)
+        step = -X.p(za)[:, None] * np.conj(g) / np.where(g2 > 0, g2, np.inf)[:, None]
+        z[active] = za + step
+    converged = np.isfinite(z).all(axis=1) & (X.residual(z) < tol)
+    z[~np.isfinite(z).all(axis=1)] = 0.0
+    return z, converged
+
+
+# ---- job -------------------------------------------------------------------------------------------------
+def _scales(v):
+    return None if v and min(v) >= 0 else "must be a non-empty list of noise scales >= 0"
+
+
+SCHEMA = {
+    "job": JOB_SECTION,
+    "geometry": {k: f for k, f in GEOMETRY_SECTION.items() if k != "n_test"},
+    "kernel": KERNEL_SECTION,
+    "flow": FLOW_SECTION,
+    "noise": {
+        "scales": Field(list, [0.0, 0.01, 0.03, 0.1, 0.3, 1.0], items=float, check=_scales,
+                        help="noise std per complex coordinate (E|eps|^2 = scale^2)"),
+        "seed": Field(int, 1, check=at_least(0), help="seed of the noise"),
+        "max_newton": Field(int, 50, check=at_least(1), help="max Newton steps of the projection"),
+    },
+}
+
+
+def check(cfg: dict, source: str) -> None:
+    check_geometry(cfg["geometry"], source)
+    check_kernel(cfg["kernel"], source)
+    if cfg["flow"]["early_stop"] is not None:
+        raise ConfigError(f"{source}: [flow].early_stop does not apply to a noise scan (all levels share one flow); "
+                          "remove it")
+
+
+def noisy_test_sets(X, train, scales, rng, max_newton: int):
+    """For each scale: (projected PointSet in the train charts, source index, n_failed).
+
+    A point fails when Newton does not converge or the train chart has no finite weight there.
+    """
+    out = []
+    for s in scales:
+        z, ok = project_to_hypersurface(X, add_noise(train.points, s, rng, fixed=train.chart[:, 0]),
+                                        fixed=train.chart[:, 0], max_iter=max_newton)
+        with np.errstate(divide="ignore", invalid="ignore"):  # degenerate points are dropped just below
+            ps = X.point_set(z[ok], chart=train.chart[ok])
+        # drop points where the train chart degenerates (dp/dz_J ~ 0 or singular g_FS): no finite weight
+        good = np.isfinite(ps.weights) & (ps.weights > 0) & np.isfinite(ps.omega2)
+        src = np.nonzero(ok)[0][good]
+        out.append((ps[good], src, int(len(z) - len(src))))
+    return out
+
+
+def run(cfg: dict, outdir) -> dict:
+    from scipy.spatial import cKDTree
+
+    from hpcflow.flow import kernel_flow
+    from hpcflow.geometry import fs_distance_paired, projector_features
+    from hpcflow.jobs.output import write_hdf5
+
+    geo, fl, nz = cfg["geometry"], cfg["flow"], cfg["noise"]
+    kernel = check_kernel(cfg["kernel"], "job")
+    X = manifold(geo)
+    train = X.sample(geo["n_train"], seed=geo["seed"], chart=tuple(geo["chart"]))
+    sets = noisy_test_sets(X, train, nz["scales"], np.random.default_rng(nz["seed"]), nz["max_newton"])
+    tree = cKDTree(projector_features(train.points))
+    rows, data = [], {}
+    for i, (s, (ps, src, failed)) in enumerate(zip(nz["scales"], sets)):
+        res = kernel_flow(kernel, train, ps, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
+                          tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
+                          callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
+        d_src = fs_distance_paired(ps.points, train.points[src])
+        _, nn = tree.query(projector_features(ps.points), k=1)
+        d_nn = fs_distance_paired(ps.points, train.points[nn])
+        se, st = res.sigma_test, res.sigma_train
+        rows.append({"scale": s, "n_points": len(ps), "projection_failed": failed,
+                     "mean_distance_to_source": float(d_src.mean()), "mean_distance_to_nearest_train": float(d_nn.mean()),
+                     "sigma_initial": float(se[0]), "sigma_final": float(se[-1]), "gain": gain(se[0], se[-1]),
+                     "gain_best": gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
+                     "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps),
+                     "stopped": res.stopped})
+        print(f"noise_scan: scale={s:g} mean d(source)={d_src.mean():.4g} test gain={rows[-1]['gain']:.4g} "
+              f"train gain={rows[-1]['gain_train']:.4g} {res.stopped}", flush=True)
+        data[f"scale_{i}/distance_to_source"] = d_src
+        data[f"scale_{i}/points"] = ps.points
+        data[f"scale_{i}/sigma_test"] = se
+        data[f"scale_{i}/sigma_train"] = st
+    for key in ("scale", "mean_distance_to_source", "mean_distance_to_nearest_train", "gain"):
+        data[f"table/{key}"] = np.array([r[key] for r in rows], dtype=float)
+    write_hdf5(os.path.join(outdir, "noise_scan.h5"), data, attrs={"config": cfg})
+    return {"table": rows, "kernel": cfg["kernel"]["name"], "kernel_params": kernel.params(), "n_train": len(train),
+            "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"]}

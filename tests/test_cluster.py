@@ -1,0 +1,185 @@
+"""FS clustering (§3.1): merge bookkeeping, recovery of separated groups, silhouette vs scikit-learn, blocks."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
+
+from hpcflow.cluster import (batched_clustering, birch_clustering, check_settings, flow_blocks, full_clustering,
+                             nearest_point, silhouette_fs, silhouette_precomputed)
+from hpcflow.errors import ConfigError
+from hpcflow.geometry import Hypersurface, fs_distance
+
+
+@pytest.fixture(scope="module")
+def quintic_points():
+    return Hypersurface.fermat(3).sample(600, seed=3).points
+
+
+@pytest.fixture(scope="module")
+def separated_groups():
+    """Points of the quintic within FS distance 0.45 of 4 mutually distant centres (>= 1.3 apart)."""
+    z = Hypersurface.fermat(3).sample(20000, seed=1).points
+    centres = [0]
+    dmin = fs_distance(z[:1], z)[0]
+    for _ in range(3):  # farthest-point choice of the next centre
+        centres.append(int(np.argmax(dmin)))
+        dmin = np.minimum(dmin, fs_distance(z[centres[-1]][None], z)[0])
+    dc = fs_distance(z[centres])
+    assert dc[np.triu_indices(4, 1)].min() > 1.3
+    d = fs_distance(z[centres], z)
+    keep = d.min(axis=0) < 0.45
+    return z[keep], np.argmin(d[:, keep], axis=0)
+
+
+def test_batched_merge_keeps_every_point_once_and_follows_eq_3_3(quintic_points):
+    z = quintic_points
+    k = 6
+    res = batched_clustering(z, n_clusters=k, batch_size=150, seed=7)
+    assert res.labels.shape == (600,) and set(np.unique(res.labels)) == set(range(k))
+    assert np.bincount(res.batch_index).tolist() == [150] * 4
+    d = fs_distance(z)  # independent brute-force check of the merge rule
+    seed_mask = res.batch_index == 0
+    np.testing.assert_array_equal(res.labels[seed_mask], res.batch_labels[seed_mask])
+    for i in range(1, 4):
+        for beta in range(k):
+            members = (res.batch_index == i) & (res.batch_labels == beta)
+            assert members.any()
+            means = [d[np.ix_(seed_mask & (res.labels == a), members)].mean() for a in range(k)]
+            np.testing.assert_allclose(res.merge_distance[i][:, beta], means, rtol=1e-12)
+            assert np.all(res.labels[members] == int(np.argmin(means)))
+    # each final cluster is the union of its seed and whole batch clusters: no batch cluster is split
+    pairs = {(b, l) for b, l in zip(res.batch_index, res.batch_labels)}
+    assert len(pairs) == 4 * k
+    assert len({(b, l, f) for b, l, f in zip(res.batch_index, res.batch_labels, res.labels)}) == 4 * k
+
+
+def test_batched_is_reproducible_from_seed(quintic_points):
+    a = batched_clustering(quintic_points, n_clusters=5, batch_size=200, seed=11)
+    b = batched_clustering(quintic_points, n_clusters=5, batch_size=200, seed=11)
+    c = batched_clustering(quintic_points, n_clusters=5, batch_size=200, seed=12)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.batch_index, c.batch_index)
+
+
+def test_one_batch_equals_full_clustering(quintic_points):
+    z = quintic_points[:300]
+    batched = batched_clustering(z, n_clusters=7, batch_size=300, seed=2)
+    full = full_clustering(z, n_clusters=7)
+    assert adjusted_rand_score(batched.labels, full.labels) == 1.0
+
+
+@pytest.mark.parametrize("method", ["batched", "full"])
+def test_separated_groups_are_recovered(separated_groups, method):
+    z, truth = separated_groups
+    assert np.bincount(truth).min() >= 10
+    if method == "batched":
+        res = batched_clustering(z, n_clusters=4, batch_size=len(z) // 3 + 1, seed=0)
+        assert res.batch_index.max() == 2
+    else:
+        res = full_clustering(z, n_clusters=4)
+    assert adjusted_rand_score(truth, res.labels) == 1.0
+    assert silhouette_fs(z, res.labels).score > 0.5
+
+
+def test_silhouette_agrees_with_sklearn(quintic_points):
+    z = quintic_points[:200]
+    d = fs_distance(z)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=200)
+    labels[17] = 5  # a singleton cluster: s = 0 by convention
+    clustered = full_clustering(z, n_clusters=6).labels
+    for lab in (labels, clustered):
+        ref = silhouette_score(d, lab, metric="precomputed")
+        assert silhouette_precomputed(d, lab) == pytest.approx(ref, abs=1e-12)
+        assert silhouette_fs(z, lab, tile_entries=3000).score == pytest.approx(ref, abs=1e-12)
+    # row subsample: exact per-point silhouettes of the sampled rows against all points
+    sub = silhouette_fs(z, clustered, sample_size=50, seed=4)
+    rows = np.sort(np.random.default_rng(4).choice(200, size=50, replace=False))
+    samples = silhouette_samples(d, clustered, metric="precomputed")
+    assert sub.score == pytest.approx(samples[rows].mean(), abs=1e-12)
+    assert sub.stderr == pytest.approx(samples[rows].std(ddof=1) / np.sqrt(50), rel=1e-9)
+
+
+def test_birch_baseline_runs_on_euclidean_features(separated_groups):
+    z, truth = separated_groups
+    res = birch_clustering(z * (1.0 + 2.0j), n_clusters=4)  # invariant under rescaling the homogeneous coords
+    ref = birch_clustering(z, n_clusters=4)
+    np.testing.assert_array_equal(res.labels, ref.labels)
+    assert res.labels.shape == (len(z),) and res.n_clusters <= 4
+
+
+def test_flow_blocks_partition_train_and_test(quintic_points):
+    train, test = quintic_points[:400], quintic_points[400:]
+    blocks = flow_blocks(train, test, method="batched", n_clusters=4, batch_size=100, seed=1)
+    all_train = np.concatenate([b.train_idx for b in blocks])
+    all_test = np.concatenate([b.test_idx for b in blocks])
+    np.testing.assert_array_equal(np.sort(all_train), np.arange(400))
+    np.testing.assert_array_equal(np.sort(all_test), np.arange(200))
+    nearest = np.argmin(fs_distance(test, train), axis=1)  # brute-force nearest train point
+    owner = np.empty(400, dtype=int)
+    for c, b in enumerate(blocks):
+        owner[b.train_idx] = c
+        np.testing.assert_array_equal(b.source_idx, b.train_idx)
+    for c, b in enumerate(blocks):
+        assert np.all(owner[nearest[b.test_idx]] == c)
+    idx, dist = nearest_point(train, test)
+    np.testing.assert_array_equal(idx, nearest)
+    np.testing.assert_allclose(dist, fs_distance(test, train)[np.arange(200), nearest], atol=1e-12)
+
+
+def test_halo_sources_are_the_train_points_within_cutoff(quintic_points):
+    train, test = quintic_points[:300], quintic_points[300:400]
+    d = fs_distance(train)
+    dt = fs_distance(test, train)
+    for cutoff in (0.35, 0.8):
+        blocks = flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=cutoff)
+        for b in blocks:
+            dmin = np.minimum(d[b.train_idx].min(axis=0), dt[b.test_idx].min(axis=0, initial=np.inf))
+            np.testing.assert_array_equal(b.source_idx, np.flatnonzero(dmin <= cutoff))
+            assert np.all(np.isin(b.train_idx, b.source_idx))
+    for b in flow_blocks(train, test, method="birch", n_clusters=3, halo_cutoff=np.pi / 2):
+        np.testing.assert_array_equal(b.source_idx, np.arange(300))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_clusters=11, batch_size=10), "n_clusters = 11"),
+    (dict(n_clusters=3, batch_size=1), "batch_size = 1"),
+    (dict(n_clusters=0, batch_size=10), "n_clusters = 0"),
+    (dict(n_clusters=40, batch_size=50), "smallest mini-batch"),  # 60 points -> 2 batches of 30
+])
+def test_bad_sizes_are_config_errors(quintic_points, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        batched_clustering(quintic_points[:60], seed=0, **kwargs)
+
+
+def test_bad_points_are_config_errors(quintic_points):
+    with pytest.raises(ConfigError, match="empty"):
+        batched_clustering(np.zeros((0, 5), complex), n_clusters=2, batch_size=10)
+    bad = quintic_points[:50].copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(ConfigError, match="NaN"):
+        full_clustering(bad, n_clusters=2)
+    with pytest.raises(ConfigError, match="NaN"):
+        flow_blocks(quintic_points[:50], bad, n_clusters=2, batch_size=25)
+    with pytest.raises(ConfigError, match="halo_cutoff"):
+        flow_blocks(quintic_points[:50], None, n_clusters=2, batch_size=25, halo_cutoff=-1.0)
+    with pytest.raises(ConfigError, match="method"):
+        flow_blocks(quintic_points[:50], None, method="kmeans", n_clusters=2)
+    with pytest.raises(ConfigError, match="clusters"):
+        silhouette_fs(quintic_points[:50], np.zeros(50, dtype=int))
+
+
+def test_check_settings_predicts_clustering_errors(quintic_points):
+    """The point-free check used by job files raises exactly when the clustering itself would."""
+    for n, k, b in [(60, 30, 60), (60, 31, 60), (61, 20, 30), (61, 21, 30), (7, 3, 2), (7, 4, 2), (5, 2, 1)]:
+        try:
+            batched_clustering(quintic_points[:n], n_clusters=k, batch_size=b, seed=0)
+            expected = None
+        except ConfigError as exc:
+            expected = str(exc)
+        if expected is None:
+            check_settings(n, method="batched", n_clusters=k, batch_size=b)
+        else:
+            with pytest.raises(ConfigError) as info:
+                check_settings(n, method="batched", n_clusters=k, batch_size=b)
+            assert str(info.value) == expected

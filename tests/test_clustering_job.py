@@ -1,0 +1,87 @@
+"""Job kind "clustering" (Fig. 2, §3.1) through `hpcflow run`: summary, Fig. 2 data, bad input -> exit 2."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score
+
+from hpcflow.cli import main
+from hpcflow.geometry import fs_distance
+
+JOB = """
+[job]
+kind = "clustering"
+[points]
+n_points = {n}
+seed = 2
+[clustering]
+n_clusters = {k}
+batch_size = {b}
+seed = 1
+"""
+
+
+def _write(tmp_path, n=240, k=4, b=60):
+    path = tmp_path / "job.toml"
+    path.write_text(JOB.format(n=n, k=k, b=b))
+    return str(path)
+
+
+def test_clustering_job_writes_silhouettes_and_fig2_data(tmp_path):
+    out = str(tmp_path / "run")
+    assert main(["run", _write(tmp_path), "--out", out]) == 0
+    with open(os.path.join(out, "summary.json")) as fh:
+        summary = json.load(fh)
+    assert summary["n_batches"] == 4 and summary["n_points"] == 240
+    with h5py.File(os.path.join(out, "fig2_distances.h5")) as f:
+        z, d = f["points"][()], f["distance"][()]
+        labels = {m: f[f"labels/{m}"][()] for m in ("batched", "full", "birch")}
+        ob, dob = f["order/batched"][()], f["distance_batched"][()]
+        dof = f["distance_full"][()]
+    np.testing.assert_allclose(d, fs_distance(z), atol=1e-15)  # the matrix of the stored points
+    for m, lab in labels.items():
+        ref = silhouette_score(fs_distance(z), lab, metric="precomputed")
+        assert summary[f"silhouette_{m}"] == pytest.approx(ref, abs=1e-12)
+        assert sum(summary[f"cluster_sizes_{m}"]) == 240
+    np.testing.assert_array_equal(np.sort(ob), np.arange(240))
+    assert np.all(np.diff(labels["batched"][ob]) >= 0)  # ordered cluster by cluster
+    np.testing.assert_array_equal(dob, d[np.ix_(ob, ob)])
+    assert np.allclose(np.sort(dof.ravel()), np.sort(d.ravel()))
+
+
+@pytest.mark.parametrize("n, k, b, match", [
+    (240, 70, 60, "n_clusters = 70"),  # k larger than a mini-batch
+    (240, 4, 1, "batch_size = 1"),    # B < 2
+    (0, 4, 60, "n_points = 0"),       # empty point set
+])
+def test_bad_clustering_job_exits_2_without_results(tmp_path, capsys, n, k, b, match):
+    out = tmp_path / "run"
+    assert main(["run", _write(tmp_path, n, k, b), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # refused before the output directory is created
+
+
+def test_fig2_script_reads_the_job_output_and_needs_matplotlib(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("fig2_heatmaps", os.path.join(
+        os.path.dirname(__file__), "..", "analysis", "fig2_heatmaps.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = str(tmp_path / "run")
+    assert main(["run", _write(tmp_path, n=60, k=3, b=30), "--out", out]) == 0
+    h5 = os.path.join(out, "fig2_distances.h5")
+    mats, sil = script.load(h5)
+    assert set(mats) == {"distance", "distance_batched", "distance_full"}
+    assert all(m.shape == (60, 60) for m in mats.values()) and set(sil) >= {"silhouette_batched", "silhouette_full"}
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    capsys.readouterr()
+    assert script.main([h5, "--out", str(tmp_path / "fig2.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "matplotlib is not installed" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "fig2.png").exists()

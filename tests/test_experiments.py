@@ -1,0 +1,203 @@
+"""Experiments: noise projection onto X, nearest-neighbour distances, power-law fit, tiny scans end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcflow.experiments.distance_scaling import nearest_neighbour_distance, power_law_fit
+from hpcflow.experiments.noise_scan import add_noise, project_to_hypersurface
+from hpcflow.geometry import Hypersurface, fs_distance, fs_distance_paired
+
+
+@pytest.fixture(scope="module")
+def quintic():
+    return Hypersurface.fermat(3)
+
+
+@pytest.fixture(scope="module")
+def train(quintic):
+    return quintic.sample(200, seed=5, chart=(0, 1))
+
+
+# ---- projection onto X -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.1, 0.5])
+def test_projection_lands_on_x_and_keeps_scale_coordinate(quintic, train, scale):
+    fixed = train.chart[:, 0]
+    zn = add_noise(train.points, scale, np.random.default_rng(1), fixed=fixed)
+    assert np.all(zn[:, 0] == train.points[:, 0]) and np.allclose(zn[:, 0], 1.0, atol=1e-15)
+    z, ok = project_to_hypersurface(quintic, zn, fixed=fixed)
+    assert ok.mean() > 0.97
+    # |p(z)| / |z|^5 at round-off level, relative to the noised points' distance from X
+    assert np.max(quintic.residual(z[ok])) < 1e-12
+    assert np.max(quintic.residual(zn)) > 1e3 * np.max(quintic.residual(z[ok]))
+    assert np.all(z[:, 0] == train.points[:, 0])
+
+
+def test_projection_moves_points_order_noise(quintic, train):
+    """FS distance to the source ~ c * noise with the same c for small noise (linear regime)."""
+    fixed = train.chart[:, 0]
+    ratios = []
+    for scale in (1e-4, 1e-6):
+        # the same noise direction at both scales
+        zn = add_noise(train.points, scale, np.random.default_rng(2), fixed=fixed)
+        z, ok = project_to_hypersurface(quintic, zn, fixed=fixed)
+        d = fs_distance_paired(z, train.points, noise_floor=0.0)
+        ratios.append(d / scale)
+        # the projection itself moves the point no further than the noise put it from the source (x 3)
+        assert np.all(np.linalg.norm(z - zn, axis=1) < 3 * np.linalg.norm(zn - train.points, axis=1))
+    assert 0.05 < np.median(ratios[0]) < 5
+    np.testing.assert_allclose(ratios[0], ratios[1], rtol=2e-3)
+
+
+def test_projection_along_normal_returns_and_tangent_moves_second_order(quintic, train):
+    """Newton along conj(grad p) undoes a normal displacement exactly and a tangent one to O(eps^2)."""
+    z0 = train.points[:50]
+    fixed = np.zeros(len(z0), dtype=int)
+    g = quintic.grad(z0)
+    g[:, 0] = 0.0
+    normal = np.conj(g) / np.linalg.norm(g, axis=1, keepdims=True)
+    eps = 1e-4
+    z, ok = project_to_hypersurface(quintic, z0 + eps * normal, fixed=fixed)
+    assert ok.all() and np.max(np.linalg.norm(z - z0, axis=1)) < 1e-3 * eps
+    # a tangent direction t (grad p . t = 0, t_0 = 0): the point is already on X to first order
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal(z0.shape) + 1j * rng.standard_normal(z0.shape)
+    t[:, 0] = 0.0
+    t -= np.sum(t * g, axis=1, keepdims=True) * np.conj(g) / np.sum(np.abs(g) ** 2, axis=1, keepdims=True)
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    assert np.max(np.abs(np.sum(t * g, axis=1))) < 1e-12
+    z, ok = project_to_hypersurface(quintic, z0 + eps * t, fixed=fixed)
+    moved = np.linalg.norm(z - (z0 + eps * t), axis=1)
+    assert ok.all() and np.max(moved) < 100 * eps**2 and np.max(moved) > 0
+
+
+# ---- nearest-neighbour distances and the power law --------------------------------------------------------
+def test_nearest_neighbour_distance_matches_brute_force(quintic):
+    z = quintic.sample(400, seed=9).points
+    d = fs_distance(z)
+    np.fill_diagonal(d, np.inf)
+    np.testing.assert_allclose(nearest_neighbour_distance(z), d.min(axis=1), rtol=1e-9, atol=1e-12)
+
+
+def test_power_law_fit_recovers_exact_law():
+    n = np.array([1e2, 1e3, 1e4, 1e5, 1e6])
+    fit = power_law_fit(n, 0.968 * n**-0.184)
+    assert fit["a"] == pytest.approx(0.968, rel=1e-12) and fit["b"] == pytest.approx(-0.184, rel=1e-12)
+    assert fit["b_err"] < 1e-12
+
+
+def test_power_law_fit_uncertainty_is_calibrated():
+    """Log-normal scatter: |b - b_true| within a few standard errors, and se matches the Monte Carlo spread."""
+    rng = np.random.default_rng(0)
+    n = np.repeat(10.0 ** np.arange(2, 7), 3)
+    bs, errs = [], []
+    for _ in range(2000):
+        d = 0.5 * n ** (-1 / 6) * np.exp(0.05 * rng.standard_normal(n.size))
+        fit = power_law_fit(n, d)
+        bs.append(fit["b"])
+        errs.append(fit["b_err"])
+    bs, errs = np.array(bs), np.array(errs)
+    # exact OLS standard error: 0.05 / sqrt(sum (x - xbar)^2)
+    x = np.log(n)
+    se_true = 0.05 / np.sqrt(np.sum((x - x.mean()) ** 2))
+    assert abs(bs.mean() + 1 / 6) < 4 * se_true / np.sqrt(len(bs))
+    assert bs.std() == pytest.approx(se_true, rel=0.05)
+    assert np.mean(errs) == pytest.approx(se_true, rel=0.05)
+    assert np.mean(np.abs(bs + 1 / 6) < 2 * errs) > 0.9
+
+
+# ---- tiny scans in-process ---------------------------------------------------------------------------------
+def _cfg(module, text, tmp_path):
+    from hpcflow.jobs import registry
+
+    p = tmp_path / "job.toml"
+    p.write_text(text)
+    mod, cfg = registry.load(p)
+    assert mod is module
+    return cfg
+
+
+def test_noise_scan_zero_noise_reproduces_train_gain(tmp_path):
+    from hpcflow.experiments import noise_scan
+
+    cfg = _cfg(noise_scan, """
+[job]
+kind = "noise_scan"
+[geometry]
+n_train = 80
+[kernel]
+name = "delta"
+[flow]
+dt = 0.5
+steps = 5
+loss = "ultralocal"
+[noise]
+scales = [0.0, 0.01, 1.0]
+""", tmp_path)
+    s = noise_scan.run(cfg, tmp_path)
+    rows = s["table"]
+    # zero noise: test points are the train points, so the delta kernel gives them exactly the train flow
+    assert rows[0]["mean_distance_to_source"] == 0.0
+    assert rows[0]["gain"] == pytest.approx(rows[0]["gain_train"], rel=1e-9) and rows[0]["gain"] > 1
+    # small noise: the test gain falls below the train gain, and further with more noise
+    assert rows[1]["gain"] < rows[1]["gain_train"] and rows[2]["gain"] < rows[1]["gain"]
+    d = [r["mean_distance_to_source"] for r in rows]
+    assert d[0] < d[1] < d[2]
+    assert all(r["mean_distance_to_nearest_train"] <= r["mean_distance_to_source"] + 1e-12 for r in rows)
+    assert (tmp_path / "noise_scan.h5").exists()
+
+
+def test_local_limit_narrow_width_is_pointwise(tmp_path):
+    """Width -> 0: train flow equals the delta-kernel (pointwise) flow and test points stay at g_FS."""
+    from hpcflow.experiments import local_limit
+    from hpcflow.experiments.common import sample_train_test
+    from hpcflow.flow import kernel_flow
+    from hpcflow.kernels import DeltaKernel
+
+    cfg = _cfg(local_limit, """
+[job]
+kind = "local_limit"
+[geometry]
+n_train = 60
+n_test = 30
+[flow]
+dt = 0.5
+steps = 4
+loss = "ultralocal"
+[local_limit]
+widths = [1.0, 1e-5]
+""", tmp_path)
+    rows = local_limit.run(cfg, tmp_path)["table"]
+    _, train, _ = sample_train_test(cfg["geometry"])
+    ref = kernel_flow(DeltaKernel(), train, None, dt=0.5, steps=4, loss="ultralocal")
+    assert rows[1]["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-9)
+    assert rows[1]["gain_test"] == pytest.approx(1.0, abs=1e-9)
+    assert rows[1]["gain_train"] > rows[0]["gain_train"]
+
+
+def test_distance_scaling_job_small(tmp_path):
+    import h5py
+
+    from hpcflow.experiments import distance_scaling
+
+    cfg = _cfg(distance_scaling, """
+[job]
+kind = "distance_scaling"
+[scaling]
+n_points = [50, 200, 800]
+repeats = 2
+fit_from = 200
+""", tmp_path)
+    s = distance_scaling.run(cfg, tmp_path)
+    rows = s["table"]
+    assert [r["n"] for r in rows] == [50, 50, 200, 200, 800, 800]
+    assert len({r["seed"] for r in rows}) == 6  # independent samples
+    assert all(0 < r["min"] <= r["mean"] <= r["max"] < np.pi / 2 for r in rows)
+    ref = power_law_fit([r["n"] for r in rows], [r["mean"] for r in rows])
+    assert s["fit_mean"]["b"] == pytest.approx(ref["b"], rel=1e-12) and -0.5 < ref["b"] < -0.05
+    ref_from = power_law_fit([r["n"] for r in rows[2:]], [r["mean"] for r in rows[2:]])
+    assert s["fit_mean_from"]["b"] == pytest.approx(ref_from["b"], rel=1e-12)
+    with h5py.File(tmp_path / "distances.h5") as f:
+        d = f[f"nn_distance/N800_seed{rows[4]['seed']}"][()]
+        assert d.shape == (800,) and d.mean() == pytest.approx(rows[4]["mean"], rel=1e-12)

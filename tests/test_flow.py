@@ -1,0 +1,164 @@
+"""Kernel flow (eq. 3.5): one step by hand, tile and block invariance, positivity safeguard, clipping, stops."""
+
+import numpy as np
+import pytest
+
+from hpcflow.flow import FlowBlock, kernel_flow
+from hpcflow.geometry import Hypersurface
+from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
+from hpcflow.geometry.measures import kappa, sigma_measure
+from hpcflow.kernels import DeltaKernel, GaussianKernel, Kernel, gaussian
+from hpcflow.metric import det_gradient
+
+
+@pytest.fixture(scope="module")
+def sets():
+    X = Hypersurface.fermat(3)
+    return X.sample(300, seed=21, chart=(0, 1)), X.sample(120, seed=22, chart=(0, 1))
+
+
+def hand_step(train, test, width, dt, loss):
+    """One step of eq. 3.5 written out with the dense reference kernel and explicit loss derivatives."""
+    v, vt = pack(train.g_fs), pack(test.g_fs)
+    eta = det_hermitian(train.g_fs) / train.omega2
+    k = float(kappa(eta, train.weights))
+    r = eta / k - 1.0
+    dl = np.sign(r) if loss == "sigma" else 2.0 * r
+    w = train.weights / train.weights.sum()
+    grad = (w * dl / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
+    new_v = v - dt * gaussian(train.points, width=width) @ grad
+    new_vt = vt - dt * gaussian(test.points, train.points, width=width) @ grad
+    return new_v, new_vt
+
+
+@pytest.mark.parametrize("loss", ["sigma", "ultralocal"])
+def test_one_step_matches_hand_computation(sets, loss):
+    train, test = sets
+    res = kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, loss=loss, tile=64)
+    v, vt = hand_step(train, test, 0.3, 0.05, loss)
+    np.testing.assert_allclose(pack(res.g_train), v, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(pack(res.g_test), vt, rtol=1e-12, atol=1e-13)
+    assert res.sigma_train[0] == pytest.approx(train.sigma(), rel=1e-14)
+    assert res.sigma_test[0] == pytest.approx(test.sigma(), rel=1e-14)
+    eta1 = det_hermitian(unpack(v)) / train.omega2
+    assert res.sigma_train[1] == pytest.approx(float(sigma_measure(eta1, train.weights)), rel=1e-12)
+    assert res.rejected_steps == 0 and res.steps_taken == 1 and list(res.dt_history) == [0.05]
+
+
+def test_result_independent_of_tile_size(sets):
+    train, test = sets
+    kern = GaussianKernel(0.2)
+    a = kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=2048, cache_bytes=0)
+    for b in (kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=23, cache_bytes=0),
+              kernel_flow(kern, train, test, dt=0.5, steps=4, weighted=True, tile=23)):  # streamed / cached
+        np.testing.assert_allclose(a.sigma_train, b.sigma_train, rtol=1e-12)
+        np.testing.assert_allclose(a.sigma_test, b.sigma_test, rtol=1e-12)
+        np.testing.assert_allclose(a.g_train, b.g_train, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a.g_test, b.g_test, rtol=1e-12, atol=1e-14)
+
+
+class ScalarAsMixing(Kernel):
+    """Full-mixing kernel (N1, 9, N2, 9) equal to delta_IJ K (features are the points themselves)."""
+
+    mixes_components = True
+
+    def __init__(self, base):
+        self.base = base
+
+    def tile_block(self, x1, x2):
+        k = self.base.block(x1, x2)
+        return k[:, None, :, None] * np.eye(9)[None, :, None, :]
+
+
+def test_one_block_with_everything_equals_no_blocks_and_mixing_kernel(sets):
+    train, test = sets
+    kern = GaussianKernel(0.25, method="direct")
+    a = kernel_flow(kern, train, test, dt=0.3, steps=3)
+    everything = [FlowBlock(np.arange(len(train)), np.arange(len(test)), np.arange(len(train)))]
+    b = kernel_flow(kern, train, test, dt=0.3, steps=3, blocks=everything, cache_bytes=0)
+    c = kernel_flow(ScalarAsMixing(kern), train, test, dt=0.3, steps=3, tile=50, cache_bytes=0)
+    for r in (b, c):
+        np.testing.assert_allclose(r.sigma_train, a.sigma_train, rtol=1e-12)
+        np.testing.assert_allclose(r.sigma_test, a.sigma_test, rtol=1e-12)
+        np.testing.assert_allclose(r.g_test, a.g_test, rtol=1e-12, atol=1e-14)
+
+
+def test_blocks_use_only_their_sources(sets):
+    train, test = sets
+    half = len(train) // 2
+    blocks = [FlowBlock(np.arange(half), np.arange(0, len(test), 2), np.arange(half + 20)),
+              FlowBlock(np.arange(half, len(train)), np.arange(1, len(test), 2), np.arange(half - 20, len(train)))]
+    res = kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, blocks=blocks)
+    # reference: dense kernel masked to each block's sources
+    eta = det_hermitian(train.g_fs) / train.omega2
+    k = float(kappa(eta, train.weights))
+    w = train.weights / train.weights.sum()
+    grad = (w * np.sign(eta / k - 1) / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
+    ktr, kte = gaussian(train.points, width=0.3), gaussian(test.points, train.points, width=0.3)
+    for b in blocks:
+        src = b.source_idx
+        exp_tr = pack(train.g_fs[b.train_idx]) - 0.05 * ktr[np.ix_(b.train_idx, src)] @ grad[src]
+        exp_te = pack(test.g_fs[b.test_idx]) - 0.05 * kte[np.ix_(b.test_idx, src)] @ grad[src]
+        np.testing.assert_allclose(pack(res.g_train[b.train_idx]), exp_tr, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(pack(res.g_test[b.test_idx]), exp_te, rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="more than one"):
+        kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, blocks=blocks + blocks[:1])
+
+
+def test_positivity_safeguard_halves_dt(sets):
+    """Delta kernel, unweighted ultra-local loss: a point with eta > kappa gets dg = -dt c adj(g) (c > 0), so
+    its diagonal g_aa - dt c adj_aa turns negative for dt > g_aa / (c adj_aa): provably not positive definite."""
+    train, _ = sets
+    v = pack(train.g_fs)
+    eta = det_hermitian(train.g_fs) / train.omega2
+    k = float(kappa(eta, train.weights))
+    r = eta / k - 1.0
+    upd = (2.0 * r / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
+    dt_break = np.min(np.where(r > 0, v[:, 0] / np.maximum(upd[:, 0], 1e-300), np.inf))
+    dt = 4.0 * dt_break
+    # smallest number of halvings after which every metric is positive definite (checked by eigenvalues)
+    j = next(j for j in range(30)
+             if np.all(np.linalg.eigvalsh(unpack(v - dt / 2 ** j * upd)).min(axis=1) > 0))
+    assert j >= 2
+    res = kernel_flow(DeltaKernel(), train, None, dt=dt, steps=1, loss="ultralocal", weighted=False)
+    assert res.rejected_steps == j and res.steps_taken == 1
+    assert res.dt_history[0] == dt / 2 ** j
+    assert np.all(np.linalg.eigvalsh(res.g_train).min(axis=1) > 0)
+    stuck = kernel_flow(DeltaKernel(), train, None, dt=dt, steps=3, loss="ultralocal", weighted=False,
+                        max_halvings=j - 1)
+    assert stuck.steps_taken == 0 and stuck.rejected_steps == j and "positive definite" in stuck.stopped
+    np.testing.assert_array_equal(pack(stuck.g_train), pack(train.g_fs))
+    assert len(stuck.sigma_train) == 1
+
+
+def test_clip_bounds_every_update(sets):
+    train, test = sets
+    res = kernel_flow(DeltaKernel(), train, test, dt=0.1, steps=1, loss="ultralocal", weighted=False, clip=1e-3)
+    for g0, g1 in ((train.g_fs, res.g_train), (test.g_fs, res.g_test)):
+        step = np.linalg.norm(pack(g1) - pack(g0), axis=1)
+        assert step.max() <= 0.1 * 1e-3 * (1 + 1e-12)
+        assert step.max() > 0.5 * 0.1 * 1e-3
+
+
+class ZeroKernel(Kernel):
+    def tile_block(self, f1, f2):
+        return np.zeros((f1.shape[0], f2.shape[0]))
+
+
+def test_early_stop_and_callback(sets):
+    train, test = sets
+    res = kernel_flow(ZeroKernel(), train, test, dt=0.1, steps=10, early_stop=3)
+    assert res.steps_taken == 3 and "early stop" in res.stopped
+    np.testing.assert_allclose(res.sigma_test, test.sigma(), rtol=1e-14)
+    seen = []
+    res = kernel_flow(GaussianKernel(0.3), train, test, dt=0.1, steps=10,
+                      callback=lambda info: seen.append(info["step"]) or info["step"] == 2)
+    assert seen == [1, 2] and res.steps_taken == 2 and len(res.sigma_train) == 3
+
+
+def test_delta_flow_fits_train_points(sets):
+    """Pointwise updates with the ultra-local loss drive eta/kappa -> 1 on the train points."""
+    train, test = sets
+    res = kernel_flow(DeltaKernel(), train, None, dt=0.01, steps=30, loss="ultralocal", weighted=False)
+    assert res.steps_taken == 30 and res.sigma_train[-1] < 1e-3 * res.sigma_train[0]
+    assert np.all(np.linalg.eigvalsh(res.g_train).min(axis=1) > 0)

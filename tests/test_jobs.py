@@ -1,0 +1,236 @@
+"""Job files: schema validation (one-line errors, exit 2, nothing written) and `hpcflow run` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs import output
+from hpcflow.jobs.schema import REQUIRED, Field, load_job, positive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCHEMA = {
+    "job": {"kind": Field(str)},
+    "flow": {
+        "dt": Field(float, check=positive),
+        "steps": Field(int, 50),
+        "loss": Field(str, "sigma", choices=("sigma", "ultralocal")),
+        "scales": Field(list, [0.1], items=float),
+        "clip": Field(float, None, check=positive),
+    },
+}
+
+
+def _write(tmp_path, text, name="job.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_load_job_fills_defaults_and_converts_int_to_float(tmp_path):
+    p = _write(tmp_path, """
+        [job]
+        kind = "x"
+        [flow]
+        dt = 1
+        scales = [1, 0.5]
+    """)
+    cfg = load_job(p, SCHEMA)
+    assert cfg == {"job": {"kind": "x"},
+                   "flow": {"dt": 1.0, "steps": 50, "loss": "sigma", "scales": [1.0, 0.5], "clip": None}}
+    assert isinstance(cfg["flow"]["dt"], float) and Field(int).default is REQUIRED
+
+
+@pytest.mark.parametrize("body, words", [
+    ("[flow]\ndt = 1\nstpes = 3\n", ["[flow].stpes", "unknown key"]),
+    ("[flw]\ndt = 1\n", ["[flw]", "unknown section"]),
+    ("[flow]\ndt = \"fast\"\n", ["[flow].dt", "number"]),
+    ("[flow]\ndt = 1\nsteps = 2.5\n", ["[flow].steps", "integer"]),
+    ("[flow]\ndt = 1\nsteps = true\n", ["[flow].steps", "integer"]),
+    ("[flow]\ndt = -0.1\n", ["[flow].dt", "> 0"]),
+    ("[flow]\ndt = nan\n", ["[flow].dt", "finite"]),
+    ("[flow]\ndt = 1\nloss = \"l2\"\n", ["[flow].loss", "'sigma'"]),
+    ("[flow]\ndt = 1\nscales = [0.1, \"a\"]\n", ["[flow].scales", "elements"]),
+    ("[flow]\nsteps = 3\n", ["[flow].dt", "required"]),
+    ("[flow]\ndt = 1\n[flow.sub]\nx = 1\n", ["[flow].sub", "unknown key"]),
+])
+def test_schema_errors_name_the_key(tmp_path, body, words):
+    p = _write(tmp_path, "[job]\nkind = \"x\"\n" + body)
+    with pytest.raises(ConfigError) as exc:
+        load_job(p, SCHEMA)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(p) in msg
+    for w in words:
+        assert w in msg
+
+
+def test_malformed_and_missing_files_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_job(_write(tmp_path, "[job\n"), SCHEMA)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_job(tmp_path / "nope.toml", SCHEMA)
+
+
+# ---- output helpers ------------------------------------------------------------------------------------
+class _Rank1:
+    def Get_rank(self):
+        return 1
+
+
+def test_writers_write_only_on_rank_zero(tmp_path):
+    output.write_json(tmp_path / "a.json", {"x": 1}, comm=_Rank1())
+    output.write_hdf5(tmp_path / "a.h5", {"g/x": np.arange(3)}, comm=_Rank1())
+    assert list(tmp_path.iterdir()) == []
+    output.write_json(tmp_path / "a.json", {"x": np.float64(np.inf), "y": np.arange(2)})
+    output.write_hdf5(tmp_path / "a.h5", {"g/x": np.arange(3)}, attrs={"config": {"a": [1, 2]}})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": None, "y": [0, 1]}
+    with h5py.File(tmp_path / "a.h5") as f:
+        assert f["g/x"][()].tolist() == [0, 1, 2] and json.loads(f.attrs["config"]) == {"a": [1, 2]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "a.json"]  # no temporary files left
+
+
+def test_prepare_outdir_refuses_results_unless_forced(tmp_path):
+    out = tmp_path / "out"
+    output.prepare_outdir(out)  # creates it
+    output.prepare_outdir(out)  # empty: fine
+    (out / "summary.json").write_text("{}")
+    with pytest.raises(Exception, match="--force"):
+        output.prepare_outdir(out)
+    output.prepare_outdir(out, force=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception, match="not a directory"):
+        output.prepare_outdir(tmp_path / "file", force=True)
+
+
+# ---- hpcflow run end to end ----------------------------------------------------------------------------
+TINY = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 60
+n_test = 40
+seed = 3
+[kernel]
+name = "delta"
+[flow]
+dt = 0.5
+steps = 4
+loss = "ultralocal"
+"""
+
+
+def _hpcflow(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "hpcflow", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _sigma(eta, w):
+    """sigma measure written out independently (eq. B.11)."""
+    k = np.sum(w * eta) / np.sum(w)
+    return np.sum(w * np.abs(1 - eta / k)) / np.sum(w)
+
+
+def test_run_tiny_flow_job_end_to_end(tmp_path):
+    job = _write(tmp_path, TINY)
+    out = tmp_path / "out"
+    r = _hpcflow("run", job, "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    with h5py.File(out / "checkpoint.h5") as f:
+        st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
+        cfg = json.loads(f.attrs["config"])
+        g_tr, w_tr, o_tr = f["train/g"][()], f["train/weights"][()], f["train/omega2"][()]
+        g_te, w_te, o_te = f["test/g"][()], f["test/weights"][()], f["test/omega2"][()]
+        z_tr = f["train/points"][()]
+    assert st.shape == se.shape == (5,)
+    assert g_tr.shape == (60, 3, 3) and g_te.shape == (40, 3, 3)
+    assert cfg["flow"]["dt"] == 0.5 and cfg["kernel"]["name"] == "delta"
+    # summary agrees with the history and with sigma recomputed from the stored final metrics
+    assert summary["sigma_train_initial"] == st[0] and summary["sigma_train_final"] == st[-1]
+    assert summary["sigma_test_initial"] == se[0] and summary["sigma_test_final"] == se[-1]
+    assert summary["gain_train"] == pytest.approx(st[0] / st[-1], rel=1e-12)
+    assert _sigma(np.linalg.det(g_tr).real / o_tr, w_tr) == pytest.approx(st[-1], rel=1e-9)
+    assert _sigma(np.linalg.det(g_te).real / o_te, w_te) == pytest.approx(se[-1], rel=1e-9)
+    assert summary["n_train"] == 60 and summary["n_test"] == 40 and summary["kernel"] == "delta"
+    assert summary["steps"] == 4 and summary["rejected_steps"] >= 0 and summary["wall_seconds"] > 0
+    # train points: chart (0, 1), z_0 = 1, and the FS sigma at step 0 matches g_FS recomputed from the points
+    from hpcflow.geometry import Hypersurface
+
+    assert np.allclose(z_tr[:, 0], 1.0)
+    ps = Hypersurface.fermat(3).point_set(z_tr, chart=np.tile([0, 1], (60, 1)))
+    assert _sigma(np.linalg.det(ps.g_fs).real / ps.omega2, ps.weights) == pytest.approx(st[0], rel=1e-9)
+    assert st[-1] < st[0]  # the flow lowers the train loss
+    assert (out / "job.toml").read_text() == job.read_text()
+
+    # an existing output directory with results is refused and left untouched; --force overwrites it
+    before = (out / "summary.json").read_bytes()
+    r = _hpcflow("run", job, "--out", out, cwd=tmp_path)
+    assert r.returncode == 2 and "--force" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (out / "summary.json").read_bytes() == before
+    r = _hpcflow("run", job, "--out", out, "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("change, key", [
+    (("n_train = 60", "n_train = 60\nn_tarin = 5"), "[geometry].n_tarin"),
+    (("dt = 0.5", "dt = \"0.5\""), "[flow].dt"),
+    (("dt = 0.5", "dt = 0.0"), "[flow].dt"),
+    (("steps = 4", "steps = -1"), "[flow].steps"),
+    (("chart = [0, 1]", "chart = [1, 1]"), "[geometry].chart"),
+    (("chart = [0, 1]", "chart = [0, 7]"), "[geometry].chart"),
+    (("name = \"delta\"", "name = \"delta\"\nwidth = 0.1"), "[kernel].width"),
+    (("name = \"delta\"", "name = \"gaussian\""), "[kernel].width"),
+    (("kind = \"flow\"", "kind = \"flwo\""), "[job].kind"),
+])
+def test_run_rejects_bad_job_before_any_work(tmp_path, change, key):
+    job = _write(tmp_path, TINY.replace(*change))
+    out = tmp_path / "out"
+    r = _hpcflow("run", job, "--out", out, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and lines[0].startswith("hpcflow run: error:")
+    assert not out.exists()
+
+
+def test_shipped_job_files_validate():
+    from hpcflow.jobs import registry
+
+    jobs = sorted((ROOT / "jobs").glob("*.toml"))
+    assert {"quickstart.toml", "table1_delta.toml", "table1_gaussian.toml"} <= {p.name for p in jobs}
+    for p in jobs:
+        registry.load(p)
+
+
+def test_clustering_table_builds_blocks_and_full_halo_equals_one_block(tmp_path):
+    """[clustering] goes to hpcflow.cluster.flow_blocks; a halo of pi/2 makes every train point a source of
+    every block, which must reproduce the unclustered flow."""
+    from hpcflow.experiments import flow_job
+    from hpcflow.jobs import registry
+
+    def run(extra, name):
+        p = _write(tmp_path, TINY.replace("name = \"delta\"", "name = \"gaussian\"\nwidth = 0.05") + extra, name)
+        module, cfg = registry.load(p)
+        assert module is flow_job
+        out = tmp_path / name.replace(".toml", "")
+        out.mkdir()
+        return flow_job.run(cfg, out)
+
+    plain = run("", "plain.toml")
+    clustered = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\n", "clustered.toml")
+    halo = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\nhalo_cutoff = 1.5708\n", "halo.toml")
+    assert plain["n_blocks"] is None and clustered["n_blocks"] == 3 == halo["n_blocks"]
+    assert clustered["sigma_train_final"] != plain["sigma_train_final"]
+    for key in ("sigma_train_final", "sigma_test_final"):
+        assert halo[key] == pytest.approx(plain[key], rel=1e-10)

@@ -1,0 +1,235 @@
+"""Kernels against independent formulas: FS-distance Gaussian, brute-force nearest neighbours, the empirical NTK
+of wide finite NumPy networks, and the tiled evaluator against dense products."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from hpcflow.geometry import Hypersurface, fs_distance
+from hpcflow.kernels import (CosineNTKKernel, DeltaKernel, GaussianKernel, Kernel, ReluNTKKernel, cosine_amplitude,
+                             cosine_ntk, cosine_ntk_empirical, delta, gaussian, make_kernel, real_features, relu_ntk)
+from hpcflow.kernels.gaussian import fit_polynomial, horner
+
+
+@pytest.fixture(scope="module")
+def points():
+    x = Hypersurface.fermat(3).sample(700, seed=11).points
+    rng = np.random.default_rng(0)
+    # near duplicates (d ~ 1e-9 .. 1e-4) and an exact duplicate exercise the stable near-pair path
+    near = x[:40] * (1.0 + 10.0 ** rng.uniform(-9, -4, size=(40, 1)) * rng.normal(size=(40, 5)))
+    return np.concatenate([x, near, x[:1]])
+
+
+def grads(n, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 9))
+
+
+# ---- Gaussian ---------------------------------------------------------------------------------------------
+
+def test_gaussian_reference_is_eq_3_6(points):
+    x = points[:30]
+    d = fs_distance(x)
+    np.testing.assert_allclose(gaussian(x, width=0.7), np.exp(-d / 1.4), rtol=1e-15)
+    np.testing.assert_allclose(gaussian(x, width=0.7, form="gauss"), np.exp(-d ** 2 / 0.98), rtol=1e-15)
+
+
+@pytest.mark.parametrize("width,form", [(30.0, "exp"), (1.0, "exp"), (0.1, "exp"), (1 / 30, "exp"),
+                                        (3.0, "gauss"), (1.0, "gauss")])
+@pytest.mark.parametrize("method", ["auto", "direct"])
+def test_gaussian_block_matches_distance_formula(points, width, form, method):
+    kern = GaussianKernel(width, form=form, method=method)
+    x1, x2 = points[600:], points
+    ref = gaussian(x1, x2, width=width, form=form)
+    got = kern.block(x1, x2)
+    assert np.max(np.abs(got / ref - 1.0)) < 1e-12
+    if method == "auto" and width >= 0.1:
+        assert kern.method == "poly"  # the fast path is actually exercised
+
+
+@pytest.mark.parametrize("width,form", [(30.0, "exp"), (0.5, "exp"), (0.1, "exp"), (1 / 30, "exp"), (0.01, "exp"),
+                                        (2.0, "gauss"), (0.3, "gauss")])
+def test_polynomial_fit_relative_error_on_random_distances(width, form):
+    coef, k = fit_polynomial(width, form)
+    d = np.concatenate([np.random.default_rng(1).uniform(0, np.pi / 2, 200_000), [0.0, np.pi / 2]])
+    approx = horner(np.sin(d / 2), coef)
+    for _ in range(k):
+        approx *= approx
+    exact = np.exp(-d / (2 * width)) if form == "exp" else np.exp(-d ** 2 / (2 * width ** 2))
+    assert np.max(np.abs(approx / exact - 1.0)) < 1e-12
+
+
+@pytest.mark.parametrize("tile", [1000, 97, 13])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gaussian_apply_matches_dense_product(points, tile, threads):
+    kern = GaussianKernel(0.5)
+    g = grads(len(points))
+    ref = gaussian(points[:300], points, width=0.5) @ g
+    got = kern.operator(points[:300], points, tile=tile, threads=threads)(g)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    # symmetric train-on-train path (each off-diagonal tile evaluated once, used twice)
+    op = kern.operator(points, points, tile=tile, threads=threads)
+    assert op.symmetric
+    ref = gaussian(points, width=0.5) @ g
+    np.testing.assert_allclose(op(g), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_gaussian_row_normalisation(points):
+    kern = GaussianKernel(0.2, normalize="row")
+    g = grads(len(points), seed=2)
+    k = gaussian(points[:100], points, width=0.2)
+    ref = (k @ g) / k.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(kern.apply(points[:100], points, g, tile=64), ref, rtol=1e-12,
+                               atol=1e-12 * np.abs(ref).max())
+
+
+def test_gaussian_narrow_kernel_is_local(points):
+    # width -> 0: the update becomes pointwise (eqs. 2.29-2.31)
+    kern = GaussianKernel(1e-4)
+    x = points[:500]
+    g = grads(500, seed=3)
+    np.testing.assert_allclose(kern.apply(x, x, g), g, rtol=1e-12, atol=1e-300)
+
+
+def test_invalid_gaussian_parameters():
+    with pytest.raises(ValueError):
+        GaussianKernel(0.0)
+    with pytest.raises(ValueError):
+        GaussianKernel(1.0, form="cauchy")
+    with pytest.raises(ValueError):
+        make_kernel("laplace")
+
+
+# ---- tiled evaluator --------------------------------------------------------------------------------------
+
+def test_apply_memory_is_bounded_by_tile():
+    x = Hypersurface.fermat(3).sample(4000, seed=5).points
+    g = grads(4000)
+    kern = GaussianKernel(1.0)
+    op = kern.operator(x, x, tile=256, threads=1)
+    tracemalloc.start()
+    op(g)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8e6 < 4000 * 4000 * 8 / 10  # dense kernel would be 128 MB
+
+
+class ScalarAsMixing(Kernel):
+    """A full-mixing kernel (N1, P, N2, P) equal to delta_IJ K: must reproduce the scalar kernel."""
+
+    mixes_components = True
+
+    def __init__(self, base, p=9):
+        self.base, self.p = base, p
+
+    def features(self, x):
+        return self.base.features(x)
+
+    def tile_block(self, f1, f2):
+        k = np.array(self.base.tile_block(f1, f2))
+        return k[:, None, :, None] * np.eye(self.p)[None, :, None, :]
+
+
+def test_mixing_kernel_equal_to_delta_k_reproduces_scalar_apply(points):
+    base = ReluNTKKernel(1.5, 0.3)
+    mix = ScalarAsMixing(base)
+    g = grads(len(points), seed=4)
+    ref = relu_ntk(real_features(points[:50]), real_features(points), w_std=1.5, b_std=0.3) @ g
+    tol = dict(rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(mix.apply(points[:50], points, g, tile=100), ref, **tol)
+    cached = mix.operator(points[:50], points, tile=100, cache_bytes=10 ** 9)
+    for _ in range(2):  # first call forms the dense block, second reuses it
+        np.testing.assert_allclose(cached(g), ref, **tol)
+    assert cached.dense is not None
+    assert mix.block(points[:3], points[:4]).shape == (3, 9, 4, 9)
+
+
+# ---- delta ------------------------------------------------------------------------------------------------
+
+def test_delta_kernel_takes_nearest_train_update(points):
+    train, test = points[:500], points[500:740]
+    g = grads(500, seed=6)
+    nn = np.argmin(fs_distance(test, train), axis=1)
+    np.testing.assert_array_equal(DeltaKernel().apply(test, train, g), g[nn])
+    np.testing.assert_array_equal(DeltaKernel().apply(train, train, g), g)  # train points: pointwise
+    k = delta(test, train)
+    assert np.all(k.sum(axis=1) == 1) and np.all(k[np.arange(len(test)), nn] == 1)
+
+
+# ---- ReLU NTK ---------------------------------------------------------------------------------------------
+
+def empirical_relu_ntk(f1, f2, width, w_std, b_std, seed):
+    """NTK sum_params df(x)/dp df(x')/dp of f = W/sqrt(n) W2 relu(W/sqrt(d) W1 x + b b1) + b b2."""
+    rng = np.random.default_rng(seed)
+    d = f1.shape[1]
+    w1, b1, w2 = rng.normal(size=(d, width)), rng.normal(size=width), rng.normal(size=width)
+
+    def hidden(f):
+        pre = w_std / np.sqrt(d) * f @ w1 + b_std * b1
+        return np.maximum(pre, 0.0), (pre > 0) * w2
+
+    h1, a1 = hidden(f1)
+    h2, a2 = hidden(f2)
+    inner = w_std ** 2 * f1 @ f2.T / d + b_std ** 2  # d pre / d (W1, b1) inner product
+    return (b_std ** 2 + w_std ** 2 / width * h1 @ h2.T + w_std ** 2 / width * (a1 @ a2.T) * inner)
+
+
+def test_relu_ntk_diagonal_closed_form(points):
+    f = real_features(points[:100])
+    w, b = 5.716, 80.52
+    diag = np.diag(relu_ntk(f, f, w_std=w, b_std=b))
+    sigma0 = w ** 2 * np.sum(f * f, axis=1) / f.shape[1] + b ** 2
+    np.testing.assert_allclose(diag, w ** 2 * sigma0 + b ** 2, rtol=1e-13)
+    kern = ReluNTKKernel(w, b)
+    x = points[:100]
+    np.testing.assert_allclose(np.diag(kern.block(x, x)), w ** 2 * sigma0 + b ** 2, rtol=1e-13)
+    g = grads(100)
+    op = kern.operator(x, x, tile=16, threads=2)
+    dense = relu_ntk(f, f, w_std=w, b_std=b)
+    np.testing.assert_allclose(op(g), dense @ g, rtol=1e-12, atol=1e-12 * np.abs(dense @ g).max())
+
+
+def test_relu_ntk_matches_wide_network_with_inverse_sqrt_width_error(points):
+    f = real_features(points[:12])
+    w, b = 1.3, 0.4
+    exact = relu_ntk(f, f, w_std=w, b_std=b)
+    widths = [500, 5000, 50000]
+    errs = [np.mean([np.abs(empirical_relu_ntk(f, f, n, w, b, s) - exact).mean() for s in range(6)])
+            for n in widths]
+    slope = np.polyfit(np.log(widths), np.log(errs), 1)[0]
+    assert -0.65 < slope < -0.35, (errs, slope)
+    assert errs[-1] < 0.02 * np.abs(exact).mean()
+
+
+# ---- cosine NTK -------------------------------------------------------------------------------------------
+
+def test_cosine_amplitude_eq_2_36():
+    assert cosine_amplitude(2.0, 4) == pytest.approx(2 ** 0.25 * (2.0 / np.sqrt(8 * np.pi)))
+
+
+def test_cosine_ntk_limit_and_convergence(points):
+    f = real_features(points[:15])
+    s_w = 1.7
+    exact = cosine_ntk(f, f, sigma_w=s_w, amplitude=1.0)
+    d2 = np.sum((f[:, None] - f[None]) ** 2, axis=-1)
+    np.testing.assert_allclose(exact, 0.5 * np.exp(-s_w ** 2 * d2 / (2 * f.shape[1])), rtol=1e-12)
+    widths = [1000, 10000, 100000]
+    errs = [np.mean([np.abs(cosine_ntk_empirical(f, f, width=n, sigma_w=s_w, amplitude=1.0, seed=s) - exact).mean()
+                     for s in range(5)]) for n in widths]
+    slope = np.polyfit(np.log(widths), np.log(errs), 1)[0]
+    assert -0.65 < slope < -0.35, (errs, slope)
+    k = CosineNTKKernel(s_w)
+    np.testing.assert_allclose(np.diag(k.block(points[:5], points[:5])), cosine_amplitude(s_w, 10) ** 2 / 2)
+
+
+def test_gaussian_float32_option(points):
+    kern = GaussianKernel(0.5, dtype="float32")
+    ref = gaussian(points[:200], points, width=0.5)
+    assert kern.params()["dtype"] == "float32"
+    assert np.max(np.abs(kern.block(points[:200], points) / ref - 1.0)) < 1e-5
+    g = grads(len(points), seed=9)
+    for x in (points[:200], points):
+        exact = gaussian(x, points, width=0.5) @ g
+        got = kern.operator(x, points, tile=128, threads=2)(g)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
