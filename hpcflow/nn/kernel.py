@@ -54,7 +54,8 @@ class NetworkNTKKernel(Kernel):
         theta = empirical_ntk(self._model_at_theta0(), f1.x, f1.gfs, f2.x, f2.gfs, method=self.method)
         return theta.transpose(2, 0, 3, 1)  # (9, 9, N1, N2) -> (N1, 9, N2, 9)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None):
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None, cache_bytes: int = 0):
+        """Matrix-free Θ application (never forms Θ, so `cache_bytes` and `threads` are not needed)."""
         return _NTKOperator(self, self.features(x), self.features(x_src), tile=tile)
 
     def params(self) -> dict:
