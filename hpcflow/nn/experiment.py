@@ -15,7 +15,7 @@ from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.ntk import NTKTracker
-from hpcflow.nn.train import TrainConfig, evaluate_sigma, train
+from hpcflow.nn.train import TrainConfig, train
 
 torch = require_torch()
 
@@ -84,10 +84,6 @@ def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile
     res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile)
     return {"sigma_train": res.sigma_train, "sigma_test": res.sigma_test, "rejected_steps": res.rejected_steps,
             "steps_taken": res.steps_taken, "seconds": time.perf_counter() - t0, "stopped": res.stopped}
-
-
-def sigma_on(model, data: MetricData) -> float:
-    return evaluate_sigma(model, data)
 
 
 def as_data(ps, dtype_name: str, device="cpu") -> MetricData:
