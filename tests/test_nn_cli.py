@@ -87,3 +87,19 @@ def test_bad_job_files_exit_2_before_any_work(tmp_path, capsys, edit, needle):
     err = capsys.readouterr().err
     assert needle in err and "\n" not in err.strip()
     assert not out.exists()
+
+
+def test_missing_torch_is_a_one_line_error_with_the_install_line(tmp_path):
+    """Without torch (simulated: sys.modules['torch'] = None) the job is refused before --out is created."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    code = ("import sys; sys.modules['torch'] = None; from hpcflow.cli import main; "
+            f"sys.exit(main(['nn', {_write(tmp_path, JOB)!r}, '--out', {str(out)!r}]))")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'hpcflow[nn]'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()

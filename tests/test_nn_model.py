@@ -91,3 +91,19 @@ def test_sigma_loss_gradient_matches_finite_differences(points):
         vm[a, k] -= h
         fd = (sub.sigma(unpack(vp)) - sub.sigma(unpack(vm))) / (2 * h)
         assert abs(v.grad[a, k].item() - fd) < 1e-6 * max(1.0, abs(fd))
+
+
+def test_fixed_kappa_gradient_matches_metric_module(points):
+    """With κ detached, autograd of the torch σ / ultra-local loss == hpcflow.metric.loss_and_grad (eqs. B.11, B.14)."""
+    from hpcflow.geometry.measures import kappa
+    from hpcflow.metric import loss_and_grad
+
+    rng = np.random.default_rng(3)
+    g = points.g_fs * (1.0 + 0.2 * rng.standard_normal((len(points), 1, 1)))
+    data = MetricData.from_pointset(points)
+    k = float(kappa(det_hermitian(g) / points.omega2, points.weights))
+    for name in ("sigma", "ultralocal"):
+        v = torch.tensor(pack(g), requires_grad=True)
+        metric_loss(v, data.omega2, data.weights, loss=name, detach_kappa=True).backward()
+        ell, grad = loss_and_grad(pack(g), points.omega2, points.weights, k, loss=name)
+        np.testing.assert_allclose(v.grad.numpy(), grad, rtol=1e-10, atol=1e-14 * np.abs(grad).max())

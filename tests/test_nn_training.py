@@ -13,7 +13,7 @@ from hpcflow.nn.checkpoint import load_model, save_model  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.experiment import width_sweep  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
-from hpcflow.nn.train import TrainConfig, predict, train  # noqa: E402
+from hpcflow.nn.train import TrainConfig, evaluate_sigma, predict, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -63,16 +63,34 @@ def test_saved_and_loaded_model_predicts_the_same_metric(sets, tmp_path):
 
 
 def test_wide_network_with_small_lr_keeps_its_ntk_narrow_one_does_not(sets):
-    """Same protocol (SGD, lr = lr0 * 16 / width, same steps), 3 seeds: lazy regime at width 1024."""
+    """Same protocol (SGD, lr = 1.0 * 16 / width, 4 epochs), 3 seeds: lazy regime at width 2048.
+
+    NTK theory: at lr ~ 1/width the relative NTK change falls like width^(-1/2), a factor ~11 here; we ask
+    for a factor 5 between the largest wide-network change and the smallest narrow-network change.
+    """
     _, tr, va = sets
-    cfg = TrainConfig(epochs=2, batch_size=100, lr=1.0, optimizer="sgd")
     mc = dict(kind="multiplicative", depth=2, width=16, activation="gelu")
-    change = {16: [], 1024: []}
+    change = {16: [], 2048: []}
     for seed in range(3):
-        res = width_sweep([16, 1024], tr[:600], va[:200], mc, TrainConfig(**{**cfg.__dict__, "seed": seed}),
-                          width_ref=16, lr_exponent=1.0, ntk_train=tr[:10], ntk_test=va[:10], seed=seed)
+        cfg = TrainConfig(epochs=4, batch_size=100, lr=1.0, optimizer="sgd", seed=seed)
+        res = width_sweep([16, 2048], tr[:600], va[:200], mc, cfg, width_ref=16, lr_exponent=1.0,
+                          ntk_train=tr[:10], ntk_test=va[:10], seed=seed)
         for w, c in zip(res["width"], res["rel_frobenius_final"]):
             change[int(w)].append(c)
-    assert max(change[1024]) < 0.02, change
-    assert min(change[16]) > 0.05, change
-    assert max(change[1024]) < min(change[16]) / 5, change
+    assert max(change[2048]) < 0.01, change
+    assert min(change[16]) > 0.02, change
+    assert max(change[2048]) < min(change[16]) / 5, change
+
+
+def test_float32_option(sets):
+    _, tr, va = sets
+    tr32, va32 = (MetricData(*(t.to(torch.float32) for t in (d.x, d.gfs, d.omega2, d.weights))) for d in (tr, va))
+    model = MetricMLP(10, depth=1, width=8, dtype="float32", seed=0, output_scale=0.1)
+    assert model.dtype == torch.float32
+    m64 = MetricMLP(10, depth=1, width=8, seed=0)
+    m64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})  # same weights, float64
+    hist = train(model, tr32[:500], va32[:200], TrainConfig(epochs=1, batch_size=100))
+    assert predict(model, va32).dtype == torch.float32
+    assert np.all(np.isfinite(hist.sigma_val))
+    # the float32 σ of the initial network agrees with the float64 one to float32 accuracy
+    assert abs(hist.sigma_val[0] - evaluate_sigma(m64, va[:200])) < 1e-5

@@ -4,7 +4,9 @@ torch is an optional dependency (`pip install 'hpcflow[nn]'`): this package impo
 submodules, which raise MissingDependencyError when it is absent. Submodules, one concept each:
 `features` (network inputs, packed Hermitian algebra), `model` (MetricMLP), `loss` (sigma / ultra-local
 losses), `data` (PointSet -> tensors), `train` (Adam, epochs, validation sigma), `ntk` (empirical
-metric-NTK and its spectra), `kernel` (the epoch-0 NTK as a fixed kernel for kernel_flow), `checkpoint`.
+metric-NTK and its spectra), `kernel` (the epoch-0 NTK as a fixed kernel for kernel_flow), `checkpoint`
+(state dict only), `experiment` (training with NTK tracking, width sweep, NTK kernel flow) and `job` (job
+kind "nn", `hpcflow nn JOB.toml --out DIR`).
 """
 
 from hpcflow.nn._torch import require_torch, torch_available

@@ -15,7 +15,7 @@ from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.ntk import NTKTracker
-from hpcflow.nn.train import TrainConfig, evaluate_sigma, train
+from hpcflow.nn.train import TrainConfig, train
 
 torch = require_torch()
 
@@ -37,7 +37,7 @@ def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, se
     rng = np.random.default_rng(seed)
     i = np.sort(rng.choice(len(train), size=min(n_train, len(train)), replace=False))
     j = np.sort(rng.choice(len(val), size=min(n_test, len(val)), replace=False))
-    return train[torch.as_tensor(i)], val[torch.as_tensor(j)], i, j
+    return train[torch.as_tensor(i, device=train.x.device)], val[torch.as_tensor(j, device=val.x.device)], i, j
 
 
 def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=None, ntk_test=None,
@@ -59,7 +59,7 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
                             "rel_frobenius_final", "wasserstein_final", "seconds")}
     for width in widths:
         lr = cfg.lr * (width_ref / width) ** lr_exponent
-        model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed)
+        model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed).to(train_data.x.device)
         t0 = time.perf_counter()
         res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
                              ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise")
@@ -86,9 +86,5 @@ def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile
             "steps_taken": res.steps_taken, "seconds": time.perf_counter() - t0, "stopped": res.stopped}
 
 
-def sigma_on(model, data: MetricData) -> float:
-    return evaluate_sigma(model, data)
-
-
-def as_data(ps, dtype_name: str) -> MetricData:
-    return MetricData.from_pointset(ps, dtype=torch_dtype(dtype_name))
+def as_data(ps, dtype_name: str, device="cpu") -> MetricData:
+    return MetricData.from_pointset(ps, dtype=torch_dtype(dtype_name), device=device)

@@ -56,6 +56,7 @@ SCHEMA = {
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
         "seed": Field(int, 0, check=at_least(0), help="initialisation and batch-order seed"),
         "threads": Field(int, 0, check=at_least(0), help="torch CPU threads (0 = torch's default)"),
+        "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
     },
     "ntk": {
         "enabled": Field(bool, True, help="track the empirical metric-NTK every epoch"),
@@ -66,7 +67,8 @@ SCHEMA = {
     },
     "width_sweep": {
         "widths": Field(list, [], items=int, check=_widths, help="hidden widths to train ([] = no sweep)"),
-        "width_ref": Field(int, 64, check=at_least(1), help="width at which lr is the [training] lr"),
+        "lr": Field(float, None, check=positive, help="lr at width_ref (default: the [training] lr)"),
+        "width_ref": Field(int, 64, check=at_least(1), help="width at which the lr is `lr`"),
         "lr_exponent": Field(float, 1.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
         "epochs": Field(int, 10, check=at_least(1)),
         "n_train": Field(int, 5000, check=at_least(1), help="first n_train train points are used"),
@@ -84,12 +86,18 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks, run by hpcflow.jobs.registry.load before any work."""
+    """Cross-field checks, run by hpcflow.jobs.registry.load before any work (torch must be importable)."""
+    from hpcflow.nn._torch import require_torch
+
+    torch = require_torch()
+    if cfg["training"]["device"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
     geo, ks, kf = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
     if geo["dim"] != 3:
-        raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; use dim = 3")
+        raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; "
+                          "use dim = 3")
     for sec, key, limit, name in (("width_sweep", "n_train", geo["n_train"], ks), ("kernel_flow", "n_train",
                                   geo["n_train"], kf), ("kernel_flow", "n_test", geo["n_val"], kf)):
         if name[key] > limit:
@@ -97,77 +105,107 @@ def check(cfg: dict, source: str = "job") -> None:
 
 
 def run(cfg: dict, outdir: str, *, log=print) -> dict:
+    """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs."""
     check(cfg)
     from hpcflow.jobs.output import write_hdf5
+    from hpcflow.nn.checkpoint import save_model
+
+    say = lambda s: log(f"{LOG_PREFIX} {s}")  # noqa: E731
+    ctx = _prepare(cfg)
+    summary, data = _train_main(cfg, ctx, say)
+    if cfg["width_sweep"]["widths"]:
+        summary["width_sweep"] = _width_sweep(cfg, ctx, data, say)
+    if cfg["kernel_flow"]["enabled"]:
+        summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say)
+    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg,
+                                                           "conventions": _CONVENTIONS})
+    save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True)
+    say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
+    return summary
+
+
+def _prepare(cfg: dict) -> dict:
+    """Threads, device, the manifold, train/validation points and tensors, the initial network (and a copy)."""
+    from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
     from hpcflow.nn._torch import require_torch
-    from hpcflow.nn.checkpoint import save_model
     from hpcflow.nn.train import TrainConfig
 
     torch = require_torch()
-    geo, mcfg, tcfg, ncfg = cfg["geometry"], cfg["model"], cfg["training"], cfg["ntk"]
+    geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
     if tcfg["threads"]:
         torch.set_num_threads(tcfg["threads"])
-    from hpcflow.geometry import Hypersurface
-
+    device = tcfg["device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
     train_ps, val_ps = ex.sample_points(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
-    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"]), ex.as_data(val_ps, mcfg["dtype"])
+    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"], device), ex.as_data(val_ps, mcfg["dtype"], device)
+    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"]).to(device)
     tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "optimizer", "loss",
                                              "detach_kappa", "seed")})
-    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"])
-    model0 = copy.deepcopy(model)
-    ntk_tr = ntk_te = None
-    data = {}
+    return {"X": X, "train_ps": train_ps, "val_ps": val_ps, "train": train_d, "val": val_d, "model": model,
+            "model0": copy.deepcopy(model), "tc": tc, "device": device, "threads": torch.get_num_threads(),
+            "ntk_train": None, "ntk_test": None}
+
+
+def _train_main(cfg: dict, ctx: dict, say):
+    """Train ctx["model"] with σ history and the NTK on fixed points every epoch: (summary, HDF5 datasets)."""
+    from hpcflow.nn import experiment as ex
+
+    ncfg, tc, data = cfg["ntk"], ctx["tc"], {}
     if ncfg["enabled"]:
-        ntk_tr, ntk_te, i, j = ex.ntk_points(train_d, val_d, ncfg["n_train_points"], ncfg["n_test_points"],
-                                             ncfg["seed"])
-        data.update({"ntk/points_train": train_ps.points[i], "ntk/points_test": val_ps.points[j]})
-    res = ex.train_with_ntk(model, train_d, val_d, tc, ntk_train=ntk_tr, ntk_test=ntk_te,
-                            ntk_method=ncfg["method"], log=lambda s: log(f"{LOG_PREFIX} {s}"))
+        ctx["ntk_train"], ctx["ntk_test"], i, j = ex.ntk_points(ctx["train"], ctx["val"], ncfg["n_train_points"],
+                                                                ncfg["n_test_points"], ncfg["seed"])
+        data.update({"ntk/points_train": ctx["train_ps"].points[i], "ntk/points_test": ctx["val_ps"].points[j]})
+    res = ex.train_with_ntk(ctx["model"], ctx["train"], ctx["val"], tc, ntk_train=ctx["ntk_train"],
+                            ntk_test=ctx["ntk_test"], ntk_method=ncfg["method"], log=say)
     hist = res["history"]
     data.update({f"history/{k}": v for k, v in hist.items()})
-    summary = {"sigma_fs_val": val_ps.sigma(), "sigma_val_initial": hist["sigma_val"][0],
-               "sigma_val_final": hist["sigma_val"][-1], "sigma_train_final": hist["sigma_train"][-1],
-               "epochs": tc.epochs, "train_seconds": res["train_seconds"],
+    summary = {"device": str(ctx["device"]), "threads": ctx["threads"], "sigma_fs_val": ctx["val_ps"].sigma(),
+               "sigma_val_initial": hist["sigma_val"][0], "sigma_val_final": hist["sigma_val"][-1],
+               "sigma_train_final": hist["sigma_train"][-1], "epochs": tc.epochs,
+               "train_seconds": res["train_seconds"],
                "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if tc.epochs else None,
-               "n_parameters": sum(p.numel() for p in model.parameters())}
+               "n_parameters": sum(p.numel() for p in ctx["model"].parameters())}
     if "ntk" in res:
         data.update({f"ntk/{k}": v for k, v in res["ntk"].items()})
         summary.update(ntk_wasserstein=res["ntk"]["wasserstein"], ntk_rel_frobenius=res["ntk"]["rel_frobenius"],
                        ntk_seconds_per_epoch=float(np.mean(res["ntk"]["ntk_seconds"])))
-    if cfg["width_sweep"]["widths"]:
-        ws = cfg["width_sweep"]
-        sweep_tc = TrainConfig(**{**tc.__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"]})
-        tr_small = train_d[: ws["n_train"]]
-        sw = ex.width_sweep(ws["widths"], tr_small, val_d, mcfg, sweep_tc, width_ref=ws["width_ref"],
-                            lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr or tr_small[:10],
-                            ntk_test=ntk_te or val_d[:10], seed=tcfg["seed"],
-                            log=lambda s: log(f"{LOG_PREFIX} {s}"))
-        data.update({f"width_sweep/{k}": v for k, v in sw.items()})
-        summary["width_sweep"] = {k: v for k, v in sw.items()}
-    if cfg["kernel_flow"]["enabled"]:
-        summary["kernel_flow"] = _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log)
-    attrs = {"kind": "hpcflow.nn", "config": cfg, "conventions": _CONVENTIONS}
-    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs=attrs)
-    save_model(os.path.join(outdir, "model.pt"), model, force=True)
-    log(f"{LOG_PREFIX} sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
-    return summary
+    return summary, data
 
 
-def _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log) -> dict:
-    """Kernel flow with model0's NTK vs model0 trained on the same (flow) train points, both on its test points."""
+def _width_sweep(cfg: dict, ctx: dict, data: dict, say) -> dict:
+    """One network per width on the first n_train train points; NTK change and σ per width."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
-    kf = cfg["kernel_flow"]
-    tr, te = train_ps[: kf["n_train"]], val_ps[: kf["n_test"]]
-    flow = ex.ntk_kernel_flow(model0, X, tr, te, dt=kf["dt"], steps=kf["steps"],
-                              tile=kf["tile"], loss=tc.loss)
-    net = copy.deepcopy(model0)
-    dt_name = cfg["model"]["dtype"]
+    ws = cfg["width_sweep"]
+    lr = ctx["tc"].lr if ws["lr"] is None else ws["lr"]
+    sweep_tc = TrainConfig(**{**ctx["tc"].__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"], "lr": lr})
+    tr_small = ctx["train"][: ws["n_train"]]
+    ntk_tr = tr_small[:10] if ctx["ntk_train"] is None else ctx["ntk_train"]
+    ntk_te = ctx["val"][:10] if ctx["ntk_test"] is None else ctx["ntk_test"]
+    sw = ex.width_sweep(ws["widths"], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
+                        lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te, seed=cfg["training"]["seed"],
+                        log=say)
+    data.update({f"width_sweep/{k}": v for k, v in sw.items()})
+    return dict(sw)
+
+
+def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say) -> dict:
+    """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points."""
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn.train import TrainConfig
+
+    kf, tc, model0 = cfg["kernel_flow"], ctx["tc"], ctx["model0"]
+    tr, te = ctx["train_ps"][: kf["n_train"]], ctx["val_ps"][: kf["n_test"]]
+    flow = ex.ntk_kernel_flow(model0, ctx["X"], tr, te, dt=kf["dt"], steps=kf["steps"], tile=kf["tile"],
+                              loss=tc.loss)
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
-    res = ex.train_with_ntk(net, ex.as_data(tr, dt_name), ex.as_data(te, dt_name), small_tc)
+    dtype, device = cfg["model"]["dtype"], ctx["device"]
+    res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
+                            small_tc)
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]
@@ -178,7 +216,7 @@ def _kernel_flow_vs_network(cfg, X, train_ps, val_ps, model0, tc, data, log) -> 
            "nn_sigma_test_initial": res["history"]["sigma_val"][0],
            "nn_sigma_test_final": res["history"]["sigma_val"][-1],
            "nn_sigma_train_final": res["history"]["sigma_train"][-1]}
-    log(f"{LOG_PREFIX} kernel flow (epoch-0 NTK) sigma_test {out['flow_sigma_test_final']:.4f}  vs  "
+    say(f"kernel flow (epoch-0 NTK) sigma_test {out['flow_sigma_test_final']:.4f}  vs  "
         f"network trained on the same points {out['nn_sigma_test_final']:.4f}")
     return out
 

@@ -6,6 +6,9 @@ NetworkNTKKernel(model, manifold) follows hpcflow.kernels' protocol with mixes_c
 Jacobian-vector product over the targets (torch.func.vjp / jvp). A flow with this kernel is gradient flow of
 the network linearised around these parameters: the lazy (kernel) regime the paper contrasts with training.
 The network's g_FS input at each point is recomputed from the points with `manifold.point_set`.
+Observed: with κ fixed within each step (as kernel_flow does), a small step lowers the fixed-κ loss (Θ is
+PSD; tested to first order), yet σ with κ recomputed rose slowly in our runs from g_FS, presumably because
+the update mostly changes the overall scale of g, which σ does not reward.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class NetworkNTKKernel(Kernel):
         ps = self.manifold.point_set(np.asarray(x))
         if len(ps) != len(x):
             raise ConfigError(f"{len(x) - len(ps)} points have an ambiguous chart; use points from X.sample")
-        return MetricData.from_pointset(ps, dtype=self.model.dtype)
+        return MetricData.from_pointset(ps, dtype=self.model.dtype, device=next(self.model.parameters()).device)
 
     def _model_at_theta0(self):
         with torch.no_grad():
@@ -51,7 +54,8 @@ class NetworkNTKKernel(Kernel):
         theta = empirical_ntk(self._model_at_theta0(), f1.x, f1.gfs, f2.x, f2.gfs, method=self.method)
         return theta.transpose(2, 0, 3, 1)  # (9, 9, N1, N2) -> (N1, 9, N2, 9)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None):
+    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None, cache_bytes: int = 0):
+        """Matrix-free Θ application (never forms Θ, so `cache_bytes` and `threads` are not needed)."""
         return _NTKOperator(self, self.features(x), self.features(x_src), tile=tile)
 
     def params(self) -> dict:
@@ -69,7 +73,7 @@ class _NTKOperator:
 
         model = self.kernel._model_at_theta0()
         params = self.kernel.theta0
-        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype)
+        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype, device=self.f.x.device)
         direction = {k: torch.zeros_like(v) for k, v in params.items()}
         for s in range(0, len(self.f_src), self.tile):
             b = self.f_src[s:s + self.tile]
@@ -82,4 +86,4 @@ class _NTKOperator:
             b = self.f[s:s + self.tile]
             _, tangent = jvp(lambda p: functional_call(model, p, (b.x, b.gfs)), (params,), (direction,))  # noqa: B023
             out.append(tangent.detach())
-        return torch.cat(out).to(torch.float64).numpy()
+        return torch.cat(out).to(torch.float64).cpu().numpy()

@@ -3,9 +3,11 @@
 η = det g / |Ω|², κ = Σ w η / Σ w over the batch, and
   "sigma":      L = Σ w |1 - η/κ| / Σ w   (equals hpcflow.geometry.measures.sigma_measure on the batch),
   "ultralocal": L = Σ w (η/κ - 1)² / Σ w.
-κ handling: κ is taken from the current batch and, by default (detach_kappa=True), treated as a constant
-in the gradient (as in hpcflow.metric.loss_and_grad, "κ held fixed within a step"). With
-detach_kappa=False the gradient also flows through κ, which makes the loss exactly invariant under g → c g.
+κ handling: κ is taken from the current batch and, by default (detach_kappa=False), differentiated: the
+gradient flows through κ, so the loss is exactly invariant under g -> c g and the global scale of g is a
+null direction of training. With detach_kappa=True (κ a constant within the step, as in
+hpcflow.metric.loss_and_grad and the kernel flow) Adam at lr 1e-3..3e-3 ran away in our runs after a few
+epochs (σ_val > 1, metrics losing positive definiteness), presumably through that scale direction.
 Either way the *value* is the batch σ; validation σ uses all validation points at once.
 """
 
@@ -25,7 +27,7 @@ def eta(v, omega2):
     return det_packed(v) / omega2
 
 
-def metric_loss(v, omega2, weights, *, loss: str = "sigma", detach_kappa: bool = True):
+def metric_loss(v, omega2, weights, *, loss: str = "sigma", detach_kappa: bool = False):
     """Weighted σ (eq. B.11) or ultra-local (eq. B.14) loss of packed metrics v over a batch (scalar)."""
     if loss not in LOSSES:
         raise ConfigError(f"loss = {loss!r} is not one of {LOSSES}; use 'sigma' or 'ultralocal'")

@@ -22,7 +22,7 @@ class TrainConfig:
     batch_size: int = 1000
     lr: float = 1e-3
     loss: str = "sigma"
-    detach_kappa: bool = True
+    detach_kappa: bool = False  # see hpcflow.nn.loss: κ from the batch, differentiated
     optimizer: str = "adam"
     lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (exponential schedule)
     seed: int = 0
