@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hpcflow.commands.run import add_job_arguments
 from hpcflow.errors import ConfigError
 
 
@@ -19,7 +20,5 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
-    p.add_argument("job", help="TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
-    p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
-    p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
+    add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
     p.set_defaults(func=run)

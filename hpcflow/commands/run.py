@@ -34,7 +34,12 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a TOML job file (kinds: flow, noise_scan, ...) into an output directory")
-    p.add_argument("job", help="TOML job file, e.g. jobs/quickstart.toml")
+    add_job_arguments(p, "TOML job file, e.g. jobs/quickstart.toml")
+    p.set_defaults(func=run)
+
+
+def add_job_arguments(p, job_help: str) -> None:
+    """The JOB, --out and --force arguments shared by the job-running subcommands."""
+    p.add_argument("job", help=job_help)
     p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
     p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
-    p.set_defaults(func=run)
