@@ -7,9 +7,12 @@ sources of the point's block). Train and test metrics start at g_FS and move wit
 train-point gradients. kappa is recomputed from all train points before every step and held fixed within it.
 sigma_train / sigma_test (eq. B.11, each set with its own kappa) are recorded per step, step 0 = FS.
 
-Safeguard: if the step leaves any train or test metric non-finite or not positive definite, it is rejected
-and retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that
-fails, the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step.
+Safeguard: if the step leaves any train metric non-finite or not positive definite, it is rejected and
+retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that fails,
+the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step. Test points
+are predictions, not part of the descent: a test point whose update (with the accepted dt) would leave its
+metric non-finite or not positive definite keeps its metric for that step (counted in `test_held`), so one
+bad prediction never stalls the train flow.
 
 Blocks (clustered / halo flows): any objects with `train_idx`, `test_idx`, `source_idx` integer arrays (e.g.
 `FlowBlock`, defined in `hpcflow.cluster.blocks` and re-exported here, as `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
@@ -51,6 +54,7 @@ class FlowResult:
     dt_history: np.ndarray
     stopped: str = ""
     rejections: list = field(default_factory=list)
+    test_held: int = 0  # test point-steps whose update was withheld to keep the metric positive definite
 
 
 class _Points(NamedTuple):
@@ -170,7 +174,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
 
     hist_train = [_sigma(v_train, tr)]
     hist_test = [_sigma(v_test, te) if te is not None else np.nan]
-    dts, rejections, stopped, since_best = [], [], "", 0
+    dts, rejections, stopped, since_best, test_held = [], [], "", 0, 0
     best = hist_test[0] if te is not None else hist_train[0]
     for step in range(1, steps + 1):
         eta = det_hermitian(unpack(v_train)) / tr.omega2
@@ -181,8 +185,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             u_train, u_test = _clip(u_train, clip), _clip(u_test, clip)
         h = dt
         for _ in range(max_halvings + 1):
-            new_train, new_test = v_train - h * u_train, v_test - h * u_test
-            if _positive(new_train, m) and (not n_test or _positive(new_test, m)):
+            new_train = v_train - h * u_train
+            if _positive(new_train, m):
                 break
             rejections.append((step, h))
             log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
@@ -191,7 +195,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
             log.warning("flow stopped: %s", stopped)
             break
-        v_train, v_test = new_train, new_test
+        new_test = v_test - h * u_test
+        ok_test = is_positive_definite(unpack(new_test, m=m)) if n_test else xp.ones(0, dtype=bool)
+        test_held += int(n_test - int(ok_test.sum()))
+        v_train, v_test = new_train, xp.where(ok_test[:, None], new_test, v_test)
         dts.append(h)
         hist_train.append(_sigma(v_train, tr))
         hist_test.append(_sigma(v_test, te) if te is not None else np.nan)
@@ -209,4 +216,4 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                       g_train=to_host(unpack(v_train, m=m)),
                       g_test=to_host(unpack(v_test, m=m)) if test is not None else None,
                       rejected_steps=len(rejections), steps_taken=len(dts), dt_history=np.array(dts),
-                      stopped=stopped, rejections=rejections)
+                      stopped=stopped, rejections=rejections, test_held=test_held)

@@ -186,3 +186,33 @@ def test_flow_accepts_kernels_with_only_block_and_apply(sets):
     b = kernel_flow(ApplyOnlyKernel(base), train, test, dt=0.05, steps=2)
     np.testing.assert_allclose(b.sigma_train, a.sigma_train, rtol=1e-12)
     np.testing.assert_allclose(b.g_test, a.g_test, rtol=1e-12, atol=1e-14)
+
+
+class LoudOnTestKernel(ApplyOnlyKernel):
+    """Gaussian on train rows, the same times `factor` on test rows (test points are not train points)."""
+
+    def __init__(self, base, train_points, factor):
+        super().__init__(base)
+        self.train_points, self.factor = train_points, factor
+
+    def block(self, x1, x2):
+        k = self.base.block(x1, x2)
+        return k if x1 is self.train_points or np.array_equal(x1, self.train_points) else self.factor * k
+
+
+def test_test_point_that_would_lose_positivity_is_held_and_train_flow_goes_on(sets):
+    train, test = sets
+    base = GaussianKernel(0.3)
+    plain = kernel_flow(base, train, test, dt=0.05, steps=1)
+    assert plain.test_held == 0 and np.all(np.linalg.eigvalsh(plain.g_test).min(axis=1) > 0)
+    loud = kernel_flow(LoudOnTestKernel(base, train.points, 1e6), train, test, dt=0.05, steps=1)
+    # the train step is untouched (no rejection, same metrics as the plain flow)
+    assert loud.rejected_steps == 0 and loud.steps_taken == 1
+    np.testing.assert_allclose(loud.g_train, plain.g_train, rtol=1e-12, atol=1e-15)
+    # the 1e6-times larger test updates: points where it breaks positivity (by eigenvalues) keep g_FS
+    cand = pack(test.g_fs) + 1e6 * (pack(plain.g_test) - pack(test.g_fs))
+    breaks = np.linalg.eigvalsh(unpack(cand)).min(axis=1) <= 0
+    assert 0 < breaks.sum() < len(test) and loud.test_held == breaks.sum()
+    np.testing.assert_array_equal(pack(loud.g_test[breaks]), pack(test.g_fs[breaks]))
+    np.testing.assert_allclose(pack(loud.g_test[~breaks]), cand[~breaks], rtol=1e-6, atol=1e-9)
+    assert np.all(np.linalg.eigvalsh(loud.g_test).min(axis=1) > 0)

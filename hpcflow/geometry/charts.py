@@ -81,6 +81,7 @@ def point_data(surface, z, *, chart=None) -> dict:
     w = xp.conj(zs[rows[:, None], loc]) + c * xp.conj(zs[rows, j])[:, None]
     g_fs = (c[:, :, None] * xp.conj(c)[:, None, :] - w[:, :, None] * xp.conj(w)[:, None, :] / nz2) / nz2
     g_fs[:, a, a] += 1.0 / nz2[:, :, 0]
+    g_fs[:, a, a] = g_fs[:, a, a].real  # exactly Hermitian: no round-off imaginary parts on the diagonal
     omega2 = 1.0 / xp.abs(dpj) ** 2
     det = det_hermitian(g_fs)
     return dict(points=zs, weights=omega2 / det, omega2=omega2, g_fs=g_fs, chart=chart, jacobian=jac,
