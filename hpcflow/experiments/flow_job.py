@@ -126,7 +126,8 @@ def flow_summary(res, n_train: int, n_test: int) -> dict:
     st, se = res.sigma_train, res.sigma_test
     out = {"sigma_train_initial": float(st[0]), "sigma_train_final": float(st[-1]),
            "gain_train": gain(st[0], st[-1]), "n_train": n_train, "n_test": n_test,
-           "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps), "stopped": res.stopped}
+           "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps),
+           "test_held": int(res.test_held), "stopped": res.stopped}
     if n_test:
         best = int(np.nanargmin(se))
         out.update(sigma_test_initial=float(se[0]), sigma_test_final=float(se[-1]), gain_test=gain(se[0], se[-1]),

@@ -124,7 +124,7 @@ def run(cfg: dict, outdir) -> dict:
                      "mean_distance_to_source": float(d_src.mean()), "mean_distance_to_nearest_train": float(d_nn.mean()),
                      "sigma_initial": float(se[0]), "sigma_final": float(se[-1]), "gain": gain(se[0], se[-1]),
                      "gain_best": gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
-                     "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps),
+                     "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps), "test_held": int(res.test_held),
                      "stopped": res.stopped})
         print(f"noise_scan: scale={s:g} mean d(source)={d_src.mean():.4g} test gain={rows[-1]['gain']:.4g} "
               f"train gain={rows[-1]['gain_train']:.4g} {res.stopped}", flush=True)
