@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
+from hpcflow.atomic import atomic_path
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
@@ -86,23 +87,17 @@ class PointSet:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with h5py.File(tmp, "w") as f:
-                for name in FIELDS:
-                    f.create_dataset(name, data=getattr(self, name))
-                f.attrs["kind"] = "hpcflow.PointSet"
-                f.attrs["manifold"] = self.manifold.definition_json()
-                f.attrs["seed"] = json.dumps(self.seed)
-                f.attrs["n_dropped"] = self.n_dropped
-                f.attrs["conventions"] = CONVENTIONS
-                f.attrs["hpcflow_version"] = __version__
-                for k, v in {**self.attrs, **(attrs or {})}.items():
-                    f.attrs[k] = v
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            for name in FIELDS:
+                f.create_dataset(name, data=getattr(self, name))
+            f.attrs["kind"] = "hpcflow.PointSet"
+            f.attrs["manifold"] = self.manifold.definition_json()
+            f.attrs["seed"] = json.dumps(self.seed)
+            f.attrs["n_dropped"] = self.n_dropped
+            f.attrs["conventions"] = CONVENTIONS
+            f.attrs["hpcflow_version"] = __version__
+            for k, v in {**self.attrs, **(attrs or {})}.items():
+                f.attrs[k] = v
 
     @classmethod
     def load(cls, path) -> "PointSet":

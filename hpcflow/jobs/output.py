@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
+from hpcflow.atomic import atomic_path
 from hpcflow.errors import OutputPathError
 
 
@@ -53,10 +54,6 @@ def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
     return path
 
 
-def _tmp_name(path: str) -> str:
-    return f"{path}.tmp-{os.getpid()}"
-
-
 def jsonable(obj):
     """Convert NumPy scalars/arrays and non-finite floats (-> None) into plain JSON values."""
     if isinstance(obj, dict):
@@ -76,16 +73,9 @@ def write_json(path, obj, *, comm=None) -> None:
     """Write `obj` as indented JSON atomically (rank 0 only); non-finite numbers become null."""
     if rank(comm) != 0:
         return
-    path = os.fspath(path)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(jsonable(obj), fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(jsonable(obj), fh, indent=2, sort_keys=True, allow_nan=False)
+        fh.write("\n")
 
 
 def write_hdf5(path, datasets: dict, *, attrs: dict | None = None, comm=None) -> None:
@@ -96,35 +86,21 @@ def write_hdf5(path, datasets: dict, *, attrs: dict | None = None, comm=None) ->
     """
     if rank(comm) != 0:
         return
-    path = os.fspath(path)
-    tmp = _tmp_name(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, data in datasets.items():
-                f.create_dataset(name, data=np.asarray(data))
-            f.attrs["hpcflow_version"] = __version__
-            for key, value in (attrs or {}).items():
-                if isinstance(value, (dict, list, tuple)):
-                    value = json.dumps(jsonable(value), sort_keys=True)
-                elif value is None:
-                    value = "null"
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, data in datasets.items():
+            f.create_dataset(name, data=np.asarray(data))
+        f.attrs["hpcflow_version"] = __version__
+        for key, value in (attrs or {}).items():
+            if isinstance(value, (dict, list, tuple)):
+                value = json.dumps(jsonable(value), sort_keys=True)
+            elif value is None:
+                value = "null"
+            f.attrs[key] = value
 
 
 def write_text(path, text: str, *, comm=None) -> None:
     """Write a UTF-8 text file atomically (rank 0 only), e.g. a copy of the job file."""
     if rank(comm) != 0:
         return
-    path = os.fspath(path)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
