@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, in_range
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least, chart_pair, in_range
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -23,19 +23,13 @@ FIG2_MAX_POINTS = 5000
 FIG2_FILE = "fig2_distances.h5"
 
 
-def _chart(v):
-    return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
-
-
 SCHEMA = {
     "job": JOB_SECTION,
     "points": {
-        "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
-        "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
-        "psi": Field(float, 0.0, help="Dwork parameter psi, ignored for fermat"),
+        **MANIFOLD_FIELDS,
         "n_points": Field(int, 1000, check=in_range(2, 20000), help="points clustered (<= 20000: full method)"),
         "seed": Field(int, 0, check=at_least(0), help="sampling seed"),
-        "chart": Field(list, None, items=int, check=_chart, help="[I, J] to sample one chart; omit for all"),
+        "chart": Field(list, None, items=int, check=chart_pair, help="[I, J] to sample one chart; omit for all"),
     },
     "clustering": {
         "n_clusters": Field(int, 10, check=at_least(2), help="clusters k (per mini-batch and in total)"),

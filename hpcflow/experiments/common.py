@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import Field, at_least
-
-
-def _pair(v):
-    return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
+from hpcflow.jobs.schema import MANIFOLD_FIELDS, Field, at_least, chart_pair
 
 
 #: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
 GEOMETRY_SECTION = {
-    "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
-    "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
-    "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
-    "chart": Field(list, [0, 1], items=int, check=_pair,
+    **MANIFOLD_FIELDS,
+    "chart": Field(list, [0, 1], items=int, check=chart_pair,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
     "n_train": Field(int, 1000, check=at_least(1), help="number of train points"),
     "n_test": Field(int, 1000, check=at_least(0), help="number of test points (0 = none)"),

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from hpcflow.experiments.common import manifold
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least
 
 
 def _sizes(v):
@@ -30,9 +30,7 @@ def _sizes(v):
 SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
-        "manifold": Field(str, "fermat", choices=("fermat", "dwork")),
-        "dim": Field(int, 3, check=at_least(1)),
-        "psi": Field(float, 0.0),
+        **MANIFOLD_FIELDS,
     },
     "scaling": {
         "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes,

@@ -167,3 +167,16 @@ def at_least(lo):
 
 def in_range(lo, hi):
     return lambda v: None if lo <= v <= hi else f"must lie in [{lo}, {hi}]"
+
+
+def chart_pair(v):
+    """Check of a chart [I, J]: two distinct non-negative indices (bounds on P^n are checked per job)."""
+    return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
+
+
+#: the manifold keys every job's point section shares (family, complex dimension, Dwork psi)
+MANIFOLD_FIELDS = {
+    "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
+    "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
+    "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
+}

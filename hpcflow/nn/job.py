@@ -12,13 +12,13 @@ import os
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, positive
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least, chart_pair, positive
 
 LOG_PREFIX = "hpcflow nn:"
 
 
 def _chart(v):
-    return None if v == [] or (len(v) == 2 and v[0] != v[1] and min(v) >= 0) else "must be [] (all charts) or [I, J]"
+    return None if v == [] or chart_pair(v) is None else "must be [] (all charts) or [I, J] with I != J, both >= 0"
 
 
 def _widths(v):
@@ -28,9 +28,7 @@ def _widths(v):
 SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
-        "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
-        "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic"),
-        "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
+        **MANIFOLD_FIELDS,
         "chart": Field(list, [], items=int, check=_chart, help="[] = points in all charts, or one chart [I, J]"),
         "n_train": Field(int, 100_000, check=at_least(1), help="train points"),
         "n_val": Field(int, 10_000, check=at_least(1), help="held-out validation points (seed + 1)"),
