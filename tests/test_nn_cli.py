@@ -79,6 +79,9 @@ def test_nn_job_writes_history_ntk_summary_and_checkpoint(tmp_path, capsys):
     (("n_train = 30", "n_train = 5000"), "kernel_flow].n_train"),
     (('kind = "nn"', 'kind = "flow"'), "hpcflow nn"),
     (("epochs = 2", "epochs = -1"), "epochs"),
+    (("lr = 3e-3", "lr = 3e-3\nlr_min = 1e-2"), "lr_min"),
+    (("[model]\n", '[model]\nfeatures = "abs"\n'), "features"),
+    (("[training]\n", '[training]\nlr_schedule = "step"\n'), "lr_schedule"),
 ])
 def test_bad_job_files_exit_2_before_any_work(tmp_path, capsys, edit, needle):
     out = tmp_path / "run"

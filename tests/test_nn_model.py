@@ -107,3 +107,27 @@ def test_fixed_kappa_gradient_matches_metric_module(points):
         metric_loss(v, data.omega2, data.weights, loss=name, detach_kappa=True).backward()
         ell, grad = loss_and_grad(pack(g), points.omega2, points.weights, k, loss=name)
         np.testing.assert_allclose(v.grad.numpy(), grad, rtol=1e-10, atol=1e-14 * np.abs(grad).max())
+
+
+def test_reim_abs2_features_are_the_squared_moduli(points):
+    """features = "reim_abs2": first-layer inputs are (Re z, Im z, |z_k|^2); with the Re/Im weights zeroed the
+    network sees only |z_k|^2, so its output is unchanged by z_k -> e^{iφ_k} z_k."""
+    from hpcflow.nn.model import embed
+
+    data = MetricData.from_pointset(points[:50])
+    e = embed("reim_abs2", data.x).numpy()
+    np.testing.assert_allclose(e[:, 10:], np.abs(points.points[:50]) ** 2, rtol=1e-14)
+    np.testing.assert_array_equal(e[:, :10], data.x.numpy())
+    model = MetricMLP(10, depth=2, width=16, activation="gelu", seed=1, features="reim_abs2")
+    assert model.layers[0].weight.shape == (16, 15)
+    rng = np.random.default_rng(2)
+    z = points.points[:50] * np.exp(2j * np.pi * rng.random((50, 5)))
+    x_rot = torch.tensor(np.concatenate([z.real, z.imag], axis=1))
+    with torch.no_grad():
+        model.layers[0].weight[:, :10] = 0.0
+        y, y_rot = model.raw(data.x), model.raw(x_rot)
+        assert torch.allclose(y, y_rot, rtol=1e-12, atol=1e-14)
+        model.layers[0].weight[:, 3] = 1.0  # Re z_3 now enters: the phase rotation changes the output
+        assert not torch.allclose(model.raw(data.x), model.raw(x_rot), rtol=1e-6, atol=1e-8)
+    with pytest.raises(Exception, match="features"):
+        MetricMLP(10, features="abs")

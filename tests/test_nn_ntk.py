@@ -35,11 +35,13 @@ def _fd_jacobian(model, x, gfs, h=1e-6):
     return torch.stack(cols, dim=-1).numpy()
 
 
-@pytest.mark.parametrize("kind,act", [("multiplicative", "gelu"), ("additive", "relu"), ("multiplicative", "relu")])
-def test_empirical_ntk_equals_explicit_jacobian_product(data, kind, act):
-    model = MetricMLP(data.x.shape[1], depth=2, width=5, activation=act, kind=kind, seed=7)
-    jac = _fd_jacobian(model, data.x, data.gfs)  # (5, 9, P), P = 139
-    assert jac.shape == (5, 9, 139)
+@pytest.mark.parametrize("kind,act,features", [("multiplicative", "gelu", "reim"), ("additive", "relu", "reim"),
+                                               ("multiplicative", "relu", "reim"),
+                                               ("multiplicative", "gelu", "reim_abs2")])
+def test_empirical_ntk_equals_explicit_jacobian_product(data, kind, act, features):
+    model = MetricMLP(data.x.shape[1], depth=2, width=5, activation=act, kind=kind, seed=7, features=features)
+    jac = _fd_jacobian(model, data.x, data.gfs)  # (5, 9, P), P = 139 (+ 25 first-layer weights on |z_k|^2)
+    assert jac.shape == (5, 9, 139 if features == "reim" else 164)
     expect = np.einsum("aIp,bJp->IJab", jac, jac)
     scale = np.abs(expect).max()
     for method in ("jacobian", "layerwise"):

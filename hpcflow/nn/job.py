@@ -41,6 +41,8 @@ SCHEMA = {
         "width": Field(int, 64, check=at_least(1), help="units per hidden layer"),
         "activation": Field(str, "relu", choices=("relu", "gelu")),
         "dtype": Field(str, "float64", choices=("float64", "float32")),
+        "features": Field(str, "reim", choices=("reim", "reim_abs2"),
+                          help="first-layer inputs: (Re z, Im z) (the paper's), or with |z_k|^2 appended"),
         "output_scale": Field(float, 0.1, check=positive,
                               help="last-layer init times this (1 = PyTorch default; < 1 starts near g_FS)"),
     },
@@ -48,7 +50,10 @@ SCHEMA = {
         "epochs": Field(int, 50, check=at_least(0)),
         "batch_size": Field(int, 1000, check=at_least(1)),
         "lr": Field(float, 1e-3, check=positive, help="learning rate"),
-        "lr_decay": Field(float, 1.0, check=positive, help="lr multiplied by this after every epoch"),
+        "lr_schedule": Field(str, "exponential", choices=("exponential", "cosine"),
+                             help="exponential: lr * lr_decay^epoch; cosine: lr -> lr_min over all steps"),
+        "lr_decay": Field(float, 1.0, check=positive, help="exponential schedule: lr multiplied by this per epoch"),
+        "lr_min": Field(float, 0.0, check=at_least(0.0), help="cosine schedule: the final learning rate"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
@@ -90,7 +95,9 @@ def check(cfg: dict, source: str = "job") -> None:
     torch = require_torch()
     if cfg["training"]["device"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
-    geo, ks, kf = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"]
+    geo, ks, kf, tr = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"], cfg["training"]
+    if tr["lr_min"] > tr["lr"]:
+        raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
     if geo["dim"] != 3:
@@ -140,8 +147,8 @@ def _prepare(cfg: dict) -> dict:
     train_ps, val_ps = ex.sample_points(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
     train_d, val_d = ex.as_data(train_ps, mcfg["dtype"], device), ex.as_data(val_ps, mcfg["dtype"], device)
     model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"]).to(device)
-    tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "optimizer", "loss",
-                                             "detach_kappa", "seed")})
+    tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_min",
+                                             "optimizer", "loss", "detach_kappa", "seed")})
     return {"X": X, "train_ps": train_ps, "val_ps": val_ps, "train": train_d, "val": val_d, "model": model,
             "model0": copy.deepcopy(model), "tc": tc, "device": device, "threads": torch.get_num_threads(),
             "ntk_train": None, "ntk_test": None}

@@ -5,6 +5,10 @@ kind "additive":       g = g_FS + NN(x),
 with NN(x) the Hermitian matrix whose packed components (hpcflow.geometry.hermitian.pack order) are the
 network's outputs. forward(x, gfs) takes features x (N, 2(n+1)) and packed g_FS (N, m^2) and returns the
 packed metric g (N, m^2). `ntk_factors` exposes the per-layer quantities of the exact layer-wise NTK.
+
+features "reim" (the paper's) feeds x = (Re z, Im z) to the first layer; "reim_abs2" appends |z_k|^2 =
+(Re z_k)^2 + (Im z_k)^2, a fixed parameter-free map of the same x. On the Fermat quintic η_FS depends on the
+|z_k|^2 only, which ReLU layers must otherwise build piecewise from (Re z_k, Im z_k) (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ torch = require_torch()
 
 KINDS = ("multiplicative", "additive")
 ACTIVATIONS = ("relu", "gelu")
+FEATURES = ("reim", "reim_abs2")
+
+
+def embed(name: str, x):
+    """First-layer inputs from x = (Re z, Im z): x itself ("reim") or x with |z_k|^2 appended ("reim_abs2")."""
+    if name == "reim":
+        return x
+    n = x.shape[-1] // 2
+    return torch.cat([x, x[..., :n] ** 2 + x[..., n:] ** 2], dim=-1)
 
 
 def _act(name: str, z):
@@ -39,17 +52,21 @@ class MetricMLP(torch.nn.Module):
 
     def __init__(self, n_in: int, *, depth: int = 3, width: int = 64, activation: str = "relu",
                  kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None,
-                 output_scale: float = 1.0):
+                 output_scale: float = 1.0, features: str = "reim"):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
         if activation not in ACTIVATIONS:
             raise ConfigError(f"activation = {activation!r} is not one of {ACTIVATIONS}; use 'relu' or 'gelu'")
+        if features not in FEATURES:
+            raise ConfigError(f"features = {features!r} is not one of {FEATURES}; use 'reim' or 'reim_abs2'")
+        if features != "reim" and n_in % 2:
+            raise ConfigError(f"features = {features!r} needs (Re z, Im z) inputs, an even count; got {n_in}")
         if depth < 1 or width < 1:
             raise ConfigError(f"depth = {depth}, width = {width}: both must be >= 1")
         self.config = dict(n_in=int(n_in), depth=int(depth), width=int(width), activation=activation, kind=kind,
-                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale))
-        sizes = [n_in] + [width] * depth + [n_out]
+                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale), features=features)
+        sizes = [n_in + (n_in // 2 if features == "reim_abs2" else 0)] + [width] * depth + [n_out]
         gen_state = None
         if seed is not None:
             gen_state = torch.random.get_rng_state()
@@ -66,6 +83,7 @@ class MetricMLP(torch.nn.Module):
             self.layers[-1].bias.mul_(output_scale)
         self.activation = activation
         self.kind = kind
+        self.features = features
 
     @property
     def dtype(self):
@@ -73,7 +91,7 @@ class MetricMLP(torch.nn.Module):
 
     def raw(self, x):
         """The MLP's outputs NN(x) (N, n_out), before combining with g_FS."""
-        h = x
+        h = embed(self.features, x)
         for layer in self.layers[:-1]:
             h = _act(self.activation, layer(h))
         return self.layers[-1](h)
@@ -100,7 +118,7 @@ class MetricMLP(torch.nn.Module):
         Then ∂g_I(x)/∂W_l[i, j] = δ_l[I, i] h_l[j] and ∂g_I/∂b_l[i] = δ_l[I, i], so the metric-NTK is
         Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J) (h_l(x) · h_l(x') + 1) exactly (layer-wise form).
         """
-        hs, zs = [x], []
+        hs, zs = [embed(self.features, x)], []
         for layer in self.layers[:-1]:
             z = layer(hs[-1])
             zs.append(z)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from hpcflow.nn.loss import metric_loss
 torch = require_torch()
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("exponential", "cosine")
 
 
 @dataclass
@@ -25,6 +27,8 @@ class TrainConfig:
     detach_kappa: bool = False  # see hpcflow.nn.loss: κ from the batch, differentiated
     optimizer: str = "adam"
     lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (exponential schedule)
+    lr_schedule: str = "exponential"  # or "cosine": lr_min + (lr - lr_min)(1 + cos(π s/S))/2 over all S steps
+    lr_min: float = 0.0  # cosine schedule's final learning rate
     seed: int = 0
 
 
@@ -60,11 +64,23 @@ def make_optimizer(model, cfg: TrainConfig):
     return cls(model.parameters(), lr=cfg.lr)
 
 
+def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> float:
+    """Learning rate of optimiser step `step` (0-based) in epoch `epoch` (0-based) of a `total_steps` run."""
+    if cfg.lr_schedule == "exponential":
+        return cfg.lr * cfg.lr_decay ** epoch
+    if cfg.lr_schedule == "cosine":
+        frac = step / max(total_steps - 1, 1)
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * frac))
+    raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
+
+
 def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None) -> History:
     """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch."""
     gen = torch.Generator().manual_seed(int(cfg.seed))
     opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=float(cfg.lr_decay))
+    learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
+    steps_per_epoch = -(-len(train_data) // cfg.batch_size)
+    total_steps, step = steps_per_epoch * cfg.epochs, 0
     hist = History()
 
     def record(epoch):
@@ -80,6 +96,9 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
         t0, total, count = time.perf_counter(), 0.0, 0
         model.train()
         for batch in train_data.batches(cfg.batch_size, gen):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, step, epoch - 1, total_steps)
+            step += 1
             opt.zero_grad(set_to_none=True)
             loss = metric_loss(model(batch.x, batch.gfs), batch.omega2, batch.weights, loss=cfg.loss,
                                detach_kappa=cfg.detach_kappa)
@@ -87,7 +106,6 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
             opt.step()
             total += float(loss.detach()) * len(batch)
             count += len(batch)
-        sched.step()
         hist.epoch_seconds.append(time.perf_counter() - t0)
         hist.loss.append(total / count)
         model.eval()
