@@ -129,3 +129,23 @@ def test_float32_option(sets):
     assert np.all(np.isfinite(hist.sigma_val))
     # the float32 σ of the initial network agrees with the float64 one to float32 accuracy
     assert abs(hist.sigma_val[0] - evaluate_sigma(m64, va[:200])) < 1e-5
+
+
+def test_batches_cover_every_point_once_per_epoch(sets):
+    _, tr, _ = sets
+    data = tr[:230]
+    gen = torch.Generator().manual_seed(3)
+    batches = list(data.batches(50, gen))
+    assert [len(b) for b in batches] == [50, 50, 50, 50, 30]
+    seen = torch.cat([b.x for b in batches])
+    order = np.lexsort(seen.numpy().T[::-1])
+    np.testing.assert_array_equal(seen.numpy()[order], data.x.numpy()[np.lexsort(data.x.numpy().T[::-1])])
+    for b in batches:  # rows stay aligned across the fields
+        np.testing.assert_array_equal(b.weights.numpy(), tr.weights.numpy()[_rows(tr.x[:230], b.x)])
+    second = torch.cat([b.x for b in data.batches(50, gen)])
+    assert not torch.equal(second, seen)  # a new order every epoch
+
+
+def _rows(all_x, sub_x):
+    """Row index in all_x of each row of sub_x (exact match)."""
+    return [int(np.flatnonzero((all_x.numpy() == r).all(axis=1))[0]) for r in sub_x.numpy()]

@@ -35,7 +35,12 @@ class MetricData:
         return MetricData(self.x[idx], self.gfs[idx], self.omega2[idx], self.weights[idx])
 
     def batches(self, batch_size: int, generator):
-        """Shuffled mini-batches (the last one may be smaller), order from a seeded torch.Generator."""
+        """Shuffled mini-batches (the last one may be smaller), order from a seeded torch.Generator.
+
+        The data are permuted once per epoch and the batches are contiguous slices (views) of that copy, which
+        saves four gathers per optimiser step.
+        """
         perm = torch.randperm(len(self), generator=generator, device="cpu").to(self.x.device)
+        shuffled = self[perm]
         for start in range(0, len(self), batch_size):
-            yield self[perm[start:start + batch_size]]
+            yield shuffled[start:start + batch_size]
