@@ -237,3 +237,47 @@ def test_clustering_table_builds_blocks_and_full_halo_equals_one_block(tmp_path)
     assert clustered["sigma_train_final"] != plain["sigma_train_final"]
     for key in ("sigma_train_final", "sigma_test_final"):
         assert halo[key] == pytest.approx(plain[key], rel=1e-10)
+
+
+def test_set_overrides_values_and_is_recorded(tmp_path):
+    """--set SECTION.KEY=VALUE changes the run (4 -> 2 flow steps, delta -> gaussian with a width), is validated
+    like the file, and is recorded in summary.json and the saved job.toml."""
+    job = _write(tmp_path, TINY)
+    out = tmp_path / "out"
+    r = _hpcflow("run", job, "--out", out, "--set", "flow.steps=2", "--set", "kernel.name=gaussian",
+                 "--set", "kernel.width=0.2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert f["history/sigma_train"].shape == (3,)
+        cfg = json.loads(f.attrs["config"])
+    assert cfg["kernel"] == {**cfg["kernel"], "name": "gaussian", "width": 0.2}
+    assert summary["kernel"] == "gaussian" and summary["overrides"][0] == "flow.steps=2"
+    assert "--set flow.steps=2 --set kernel.name=gaussian" in (out / "job.toml").read_text()
+
+
+@pytest.mark.parametrize("override, words", [
+    ("flow.steps", "SECTION.KEY=VALUE"),
+    ("steps=3", "SECTION.KEY=VALUE"),
+    ("flow.stpes=3", "[flow].stpes"),
+    ("flow.steps=-1", "[flow].steps"),
+    ("flow.dt=fast", "[flow].dt"),
+])
+def test_bad_set_is_one_line_exit_2_before_any_work(tmp_path, override, words):
+    job = _write(tmp_path, TINY)
+    out = tmp_path / "out"
+    r = _hpcflow("run", job, "--out", out, "--set", override, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_parse_override_reads_toml_values():
+    from hpcflow.jobs.schema import parse_override
+
+    assert parse_override("training.lr=3e-3") == ("training", "lr", 0.003)
+    assert parse_override("width_sweep.widths=[64, 128]") == ("width_sweep", "widths", [64, 128])
+    assert parse_override("ntk.enabled=false") == ("ntk", "enabled", False)
+    assert parse_override("model.features=reim_abs2") == ("model", "features", "reim_abs2")
+    assert parse_override('job.description="a = b"') == ("job", "description", "a = b")

@@ -106,3 +106,22 @@ def test_missing_torch_is_a_one_line_error_with_the_install_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'hpcflow[nn]'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_set_overrides_reach_the_nn_job(tmp_path):
+    """`--set` changes epochs, the cosine schedule and the input features; the checkpoint records them."""
+    out = tmp_path / "run"
+    args = ["nn", _write(tmp_path, JOB), "--out", str(out), "--set", "training.epochs=1", "--set",
+            "model.features=reim_abs2", "--set", "training.lr_schedule=cosine", "--set", "width_sweep.widths=[]",
+            "--set", "kernel_flow.enabled=false"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["config"]["training"]["lr_schedule"] == "cosine"
+    assert "width_sweep" not in summary and "kernel_flow" not in summary
+    from hpcflow.nn.checkpoint import load_model
+
+    model = load_model(out / "model.pt")
+    assert model.config["features"] == "reim_abs2" and model.layers[0].weight.shape[1] == 15
+    with h5py.File(out / "nn.h5") as f:
+        assert f["history/sigma_val"].shape == (2,)
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(tmp_path / "b"), "--set", "job.kind=flow"]) == 2

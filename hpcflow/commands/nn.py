@@ -8,9 +8,9 @@ from hpcflow.errors import ConfigError
 
 def run(args) -> int:
     from hpcflow.commands.run import run as run_job
-    from hpcflow.jobs.schema import read_toml
+    from hpcflow.jobs.schema import apply_overrides, read_toml
 
-    job = read_toml(args.job).get("job")
+    job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
     kind = job.get("kind") if isinstance(job, dict) else None
     if kind != "nn":
         raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "

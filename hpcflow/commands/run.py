@@ -11,7 +11,8 @@ from hpcflow import __version__
 def run(args) -> int:
     from hpcflow.jobs import output, registry
 
-    module, cfg = registry.load(args.job)  # every job-file error surfaces here, before any work
+    overrides = list(args.set or [])
+    module, cfg = registry.load(args.job, overrides)  # every job-file error surfaces here, before any work
     existed = os.path.isdir(args.out)
     outdir = output.prepare_outdir(args.out, force=args.force)
     with open(args.job, "rb") as fh:
@@ -26,7 +27,10 @@ def run(args) -> int:
     summary["wall_seconds"] = time.perf_counter() - t0
     summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
     summary.setdefault("config", cfg)
+    summary["overrides"] = overrides
     output.write_json(os.path.join(outdir, "summary.json"), summary)
+    if overrides:  # the saved job file records how it was run
+        job_text += "\n# run with: " + " ".join(f"--set {o}" for o in overrides) + "\n"
     output.write_text(os.path.join(outdir, "job.toml"), job_text)
     print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
@@ -43,3 +47,5 @@ def add_job_arguments(p, job_help: str) -> None:
     p.add_argument("job", help=job_help)
     p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
     p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3")

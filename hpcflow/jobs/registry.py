@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import read_toml, validate
+from hpcflow.jobs.schema import apply_overrides, read_toml, validate
 
 #: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
 KINDS = {
@@ -30,10 +30,11 @@ def job_module(kind: str, *, source: str = "job"):
     return importlib.import_module(KINDS[kind])
 
 
-def load(path):
-    """Read and validate a job file: (module, cfg) with defaults filled, or a ConfigError before any work."""
-    data = read_toml(path)
+def load(path, overrides=()):
+    """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
+    filled, or a ConfigError before any work."""
     source = str(path)
+    data = apply_overrides(read_toml(path), overrides, source=source)
     job = data.get("job")
     if not isinstance(job, dict) or "kind" not in job:
         raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")

@@ -140,6 +140,32 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
 
 
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`SECTION.KEY=VALUE` (a command-line --set) -> (section, key, value); VALUE is read as a TOML value
+    (3e-3, true, [64, 128], "x"), and a bare word that is not TOML (reim_abs2) as a string."""
+    name, sep, raw = text.partition("=")
+    parts = name.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts) or not raw.strip():
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return parts[0], parts[1], value
+
+
+def apply_overrides(data: dict, overrides, *, source: str = "job") -> dict:
+    """A copy of the parsed job dict with each `SECTION.KEY=VALUE` override set (validated later, as usual)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for text in overrides or ():
+        section, key, value = parse_override(text)
+        table = out.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] is not a table, so --set {text!r} cannot apply; fix the job file")
+        table[key] = value
+    return out
+
+
 def load_job(path, schema: dict) -> dict:
     """Read and validate the TOML job file at `path` against `schema` (defaults filled in)."""
     return validate(read_toml(path), schema, source=os.fspath(path))
