@@ -1,7 +1,8 @@
 """Finite networks (sec. 3.3, Fig. 4): seconds per training epoch on 10^5 points (3x64 ReLU baseline),
 empirical metric-NTK time per epoch (10 + 10 points) for the Fig. 4 model (3x128 GELU), by method and width.
 
-Usage: python benchmarks/bench_nn.py [--threads 1 2] [--n 100000] [--epochs 2] [--device cpu|cuda]
+Usage: python benchmarks/bench_nn.py [--threads 1 2] [--n 100000] [--epochs 2] [--batches 64 1000]
+       [--dtypes float64 float32] [--features reim reim_abs2] [--device cpu|cuda]
 Prints one JSON line per measurement. The whole Fig. 4 run: `hpcflow nn jobs/nn_ntk_evolution.toml --out DIR`
 (wall_seconds in DIR/summary.json).
 """
@@ -26,9 +27,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def bench_epoch(tr, va, *, width, depth, activation, batch, dtype, epochs, device):
+def bench_epoch(tr, va, *, width, depth, activation, batch, dtype, epochs, device, features="reim"):
     model = MetricMLP(tr.x.shape[1], depth=depth, width=width, activation=activation, dtype=dtype, seed=0,
-                      output_scale=0.1).to(device)
+                      output_scale=0.1, features=features).to(device)
     hist = train(model, tr, va, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3))
     return min(hist.epoch_seconds)
 
@@ -51,6 +52,9 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--epochs", type=int, default=2, help="epochs timed per case (the fastest is reported)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[64, 1000], help="64 = the baseline job's batch")
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=("float64", "float32"))
+    ap.add_argument("--features", nargs="+", default=["reim"], choices=("reim", "reim_abs2"))
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--ntk-widths", type=int, nargs="+", default=[128, 1024, 4096])
     args = ap.parse_args()
@@ -58,16 +62,17 @@ def main():
     ps = X.sample(args.n + 2000, seed=0)
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for dtype in ("float64", "float32"):
+        for dtype in args.dtypes:
             dt = torch.float64 if dtype == "float64" else torch.float32
             tr = MetricData.from_pointset(ps[: args.n], dtype=dt, device=args.device)
             va = MetricData.from_pointset(ps[args.n:], dtype=dt, device=args.device)
-            for batch in (500, 1000):
-                s = bench_epoch(tr, va, width=64, depth=3, activation="relu", batch=batch, dtype=dtype,
-                                epochs=args.epochs, device=args.device)
-                print(json.dumps({"case": "epoch_3x64_relu", "n": args.n, "batch": batch, "dtype": dtype,
-                                  "threads": threads, "device": args.device, "seconds_per_epoch": round(s, 3)}),
-                      flush=True)
+            for batch in args.batches:
+                for features in args.features:
+                    s = bench_epoch(tr, va, width=64, depth=3, activation="relu", batch=batch, dtype=dtype,
+                                    epochs=args.epochs, device=args.device, features=features)
+                    print(json.dumps({"case": "epoch_3x64_relu", "n": args.n, "batch": batch, "dtype": dtype,
+                                      "features": features, "threads": threads, "device": args.device,
+                                      "seconds_per_epoch": round(s, 3)}), flush=True)
         data = MetricData.from_pointset(ps[:20], device=args.device)
         for width in args.ntk_widths:
             for method in ("jacobian", "layerwise"):

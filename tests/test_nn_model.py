@@ -131,3 +131,22 @@ def test_reim_abs2_features_are_the_squared_moduli(points):
         assert not torch.allclose(model.raw(data.x), model.raw(x_rot), rtol=1e-6, atol=1e-8)
     with pytest.raises(Exception, match="features"):
         MetricMLP(10, features="abs")
+
+
+def test_he_init_variance_and_seeding():
+    """init = "he": hidden weights have variance 2/fan_in (PyTorch's default: 1/(3 fan_in)), zero biases,
+    the same seed gives the same network, and the global torch RNG is left as it was."""
+    state = torch.random.get_rng_state()
+    he = MetricMLP(10, depth=2, width=400, seed=5, init="he")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    default = MetricMLP(10, depth=2, width=400, seed=5)
+    for layer, fan_in in zip(he.layers[:-1], (10, 400)):
+        var = float(layer.weight.var())
+        assert abs(var / (2.0 / fan_in) - 1) < 0.1, (fan_in, var)  # 4000+ samples: ~2 % standard error
+        assert torch.count_nonzero(layer.bias) == 0
+    var_default = float(default.layers[1].weight.var())
+    assert abs(var_default / (1.0 / (3 * 400)) - 1) < 0.1
+    again = MetricMLP(10, depth=2, width=400, seed=5, init="he")
+    assert all(torch.equal(a, b) for a, b in zip(he.parameters(), again.parameters()))
+    with pytest.raises(Exception, match="init"):
+        MetricMLP(10, init="xavier")

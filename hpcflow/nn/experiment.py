@@ -29,7 +29,8 @@ def sample_points(X, n_train: int, n_val: int, seed: int, chart=None):
 def build_model(n_in: int, model_cfg: dict, seed: int) -> MetricMLP:
     return MetricMLP(n_in, depth=model_cfg["depth"], width=model_cfg["width"], activation=model_cfg["activation"],
                      kind=model_cfg["kind"], dtype=model_cfg.get("dtype", "float64"), seed=seed,
-                     output_scale=model_cfg.get("output_scale", 1.0), features=model_cfg.get("features", "reim"))
+                     output_scale=model_cfg.get("output_scale", 1.0), features=model_cfg.get("features", "reim"),
+                     init=model_cfg.get("init", "torch"))
 
 
 def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, seed: int):

@@ -43,6 +43,8 @@ SCHEMA = {
         "dtype": Field(str, "float64", choices=("float64", "float32")),
         "features": Field(str, "reim", choices=("reim", "reim_abs2"),
                           help="first-layer inputs: (Re z, Im z) (the paper's), or with |z_k|^2 appended"),
+        "init": Field(str, "torch", choices=("torch", "he"),
+                      help="hidden layers: PyTorch's default, or He (N(0, 2/fan_in), zero bias)"),
         "output_scale": Field(float, 0.1, check=positive,
                               help="last-layer init times this (1 = PyTorch default; < 1 starts near g_FS)"),
     },

@@ -9,6 +9,8 @@ packed metric g (N, m^2). `ntk_factors` exposes the per-layer quantities of the 
 features "reim" (the paper's) feeds x = (Re z, Im z) to the first layer; "reim_abs2" appends |z_k|^2 =
 (Re z_k)^2 + (Im z_k)^2, a fixed parameter-free map of the same x. On the Fermat quintic η_FS depends on the
 |z_k|^2 only, which ReLU layers must otherwise build piecewise from (Re z_k, Im z_k) (see BENCHMARKS.md).
+init "torch" keeps PyTorch's Linear initialisation (variance 1/(3 fan_in)); "he" draws the hidden layers'
+weights from N(0, 2/fan_in) with zero biases (He et al.), which trained the ReLU baseline faster in our runs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ torch = require_torch()
 KINDS = ("multiplicative", "additive")
 ACTIVATIONS = ("relu", "gelu")
 FEATURES = ("reim", "reim_abs2")
+INITS = ("torch", "he")
 
 
 def embed(name: str, x):
@@ -52,7 +55,7 @@ class MetricMLP(torch.nn.Module):
 
     def __init__(self, n_in: int, *, depth: int = 3, width: int = 64, activation: str = "relu",
                  kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None,
-                 output_scale: float = 1.0, features: str = "reim"):
+                 output_scale: float = 1.0, features: str = "reim", init: str = "torch"):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
@@ -62,10 +65,13 @@ class MetricMLP(torch.nn.Module):
             raise ConfigError(f"features = {features!r} is not one of {FEATURES}; use 'reim' or 'reim_abs2'")
         if features != "reim" and n_in % 2:
             raise ConfigError(f"features = {features!r} needs (Re z, Im z) inputs, an even count; got {n_in}")
+        if init not in INITS:
+            raise ConfigError(f"init = {init!r} is not one of {INITS}; use 'torch' or 'he'")
         if depth < 1 or width < 1:
             raise ConfigError(f"depth = {depth}, width = {width}: both must be >= 1")
         self.config = dict(n_in=int(n_in), depth=int(depth), width=int(width), activation=activation, kind=kind,
-                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale), features=features)
+                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale), features=features,
+                           init=init)
         sizes = [n_in + (n_in // 2 if features == "reim_abs2" else 0)] + [width] * depth + [n_out]
         gen_state = None
         if seed is not None:
@@ -75,6 +81,10 @@ class MetricMLP(torch.nn.Module):
             self.layers = torch.nn.ModuleList(
                 torch.nn.Linear(a, b, dtype=torch_dtype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])
             )
+            if init == "he":  # hidden layers: W ~ N(0, 2/fan_in), b = 0, so ReLU keeps the activations' scale
+                for layer in self.layers[:-1]:
+                    torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    torch.nn.init.zeros_(layer.bias)
         finally:
             if gen_state is not None:
                 torch.random.set_rng_state(gen_state)
