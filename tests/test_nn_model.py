@@ -150,3 +150,10 @@ def test_he_init_variance_and_seeding():
     assert all(torch.equal(a, b) for a, b in zip(he.parameters(), again.parameters()))
     with pytest.raises(Exception, match="init"):
         MetricMLP(10, init="xavier")
+
+
+def test_fermat_eta_fs_is_a_function_of_the_moduli(points):
+    """The fact behind features = "reim_abs2": on the Fermat quintic η_FS = det g_FS/|Ω|² equals
+    25 Σ|z_k|^8 / (Σ|z_k|^2)^4 (|∇p|² = 25 Σ|z_k|^8 over the FS normalisation), with no phase dependence."""
+    a = np.abs(points.points) ** 2
+    np.testing.assert_allclose(points.eta(), 25.0 * (a ** 4).sum(1) / a.sum(1) ** 4, rtol=1e-12)
