@@ -1,7 +1,7 @@
 """The `hpcflow` command line: one subcommand module each under hpcflow.commands.
 
-Every subcommand module defines `register(subparsers)`; errors of kind UserError are printed as one
-line and exit with status 2.
+Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal
+error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from hpcflow import __version__
-from hpcflow.errors import UserError
+from hpcflow.errors import RunStop, UserError
 
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
@@ -46,6 +46,10 @@ def main(argv=None) -> int:
     except UserError as exc:
         msg = " ".join(str(exc).split())
         print(f"hpcflow {args.command}: error: {msg}", file=sys.stderr)
+        return exc.exit_status
+    except RunStop as exc:
+        msg = " ".join(str(exc).split())
+        print(f"hpcflow {args.command}: stopped: {msg}", file=sys.stderr)
         return exc.exit_status
 
 

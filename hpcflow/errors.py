@@ -1,4 +1,15 @@
-"""User-facing errors: one class per kind of bad input; the CLI prints them as one line, exit status 2."""
+"""User-facing errors and the exit-status contract shared by every command.
+
+Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
+stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
+SIGTERM/SIGUSR1 after writing a checkpoint, continue with --resume (`Preempted`).
+"""
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_NUMERICAL = 3
+EXIT_PREEMPTED = 4
 
 
 class UserError(Exception):
@@ -8,7 +19,7 @@ class UserError(Exception):
     exits with status 2, before anything on disk is touched.
     """
 
-    exit_status = 2
+    exit_status = EXIT_BAD_INPUT
 
 
 class ConfigError(UserError):
@@ -25,3 +36,21 @@ class OutputPathError(UserError):
 
 class MissingDependencyError(UserError):
     """An optional dependency is needed; the message carries the exact pip install line."""
+
+
+class RunStop(Exception):
+    """A started run ended early but cleanly (its outputs are written); the CLI prints one line."""
+
+    exit_status = EXIT_INTERNAL
+
+
+class NumericalStop(RunStop):
+    """The run diverged (non-finite sigma) or found no positive-definite step; outputs end at the last good step."""
+
+    exit_status = EXIT_NUMERICAL
+
+
+class Preempted(RunStop):
+    """SIGTERM/SIGUSR1 arrived; a checkpoint was written at a step boundary; resume with --resume."""
+
+    exit_status = EXIT_PREEMPTED

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.atomic import atomic_path
+from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
@@ -87,7 +87,7 @@ class PointSet:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_file(path) as fh, h5py.File(fh, "w") as f:
             for name in FIELDS:
                 f.create_dataset(name, data=getattr(self, name))
             f.attrs["kind"] = "hpcflow.PointSet"

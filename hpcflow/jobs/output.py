@@ -16,20 +16,15 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.atomic import atomic_path
+from hpcflow.atomic import atomic_file
 from hpcflow.errors import OutputPathError
 
 
 def rank(comm=None) -> int:
-    """This process's rank in `comm` (default MPI world); 0 when mpi4py or the MPI library is unusable."""
-    if comm is None:
-        try:
-            from mpi4py import MPI  # RuntimeError (not ImportError) when no MPI library is found
+    """This process's rank in `comm` (default: `hpcflow.parallel.comm.resolve`); 0 without MPI."""
+    from hpcflow.parallel.comm import rank as _rank
 
-            comm = MPI.COMM_WORLD
-        except Exception:  # noqa: BLE001 - treat as one rank
-            return 0
-    return int(comm.Get_rank())
+    return _rank(comm)
 
 
 def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
@@ -73,7 +68,7 @@ def write_json(path, obj, *, comm=None) -> None:
     """Write `obj` as indented JSON atomically (rank 0 only); non-finite numbers become null."""
     if rank(comm) != 0:
         return
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         json.dump(jsonable(obj), fh, indent=2, sort_keys=True, allow_nan=False)
         fh.write("\n")
 
@@ -86,7 +81,7 @@ def write_hdf5(path, datasets: dict, *, attrs: dict | None = None, comm=None) ->
     """
     if rank(comm) != 0:
         return
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_file(path) as fh, h5py.File(fh, "w") as f:
         for name, data in datasets.items():
             f.create_dataset(name, data=np.asarray(data))
         f.attrs["hpcflow_version"] = __version__
@@ -102,5 +97,5 @@ def write_text(path, text: str, *, comm=None) -> None:
     """Write a UTF-8 text file atomically (rank 0 only), e.g. a copy of the job file."""
     if rank(comm) != 0:
         return
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         fh.write(text)

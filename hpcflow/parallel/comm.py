@@ -1,0 +1,209 @@
+"""Communicators: `comm=None` resolves to one duplicate of MPI's world (or a serial stand-in without MPI).
+
+Also the launch checks (several launcher tasks but a size-1 world is the srun-without-PMI trap), the
+abort-on-error guard that ends every rank when one raises, and threads per rank.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
+
+from hpcflow.errors import ConfigError, UserError
+
+#: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
+LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+#: launcher variables with the number of tasks on this node
+LOCAL_VARS = ("SLURM_STEP_TASKS_PER_NODE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+
+_DEFAULT = None
+
+
+class SerialComm:
+    """One rank, no MPI: the subset of mpi4py's Comm API hpcflow uses, with collectives returning their input."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 1
+
+    def Barrier(self):
+        return None
+
+    def Abort(self, errorcode=1):
+        os._exit(errorcode)
+
+    def bcast(self, obj, root=0):
+        return obj
+
+    def allgather(self, obj):
+        return [obj]
+
+    def gather(self, obj, root=0):
+        return [obj]
+
+    def allreduce(self, obj, op=None):
+        return obj
+
+    def Bcast(self, buf, root=0):
+        return None
+
+    @staticmethod
+    def _arr(buf):
+        return buf[0] if isinstance(buf, (list, tuple)) else buf
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):
+        np.copyto(self._arr(recvbuf), self._arr(sendbuf))
+
+    def Allgather(self, sendbuf, recvbuf):
+        self._arr(recvbuf).reshape(-1)[:] = np.asarray(self._arr(sendbuf)).reshape(-1)
+
+    def Allgatherv(self, sendbuf, recvbuf):
+        send = np.asarray(self._arr(sendbuf)).reshape(-1)
+        self._arr(recvbuf).reshape(-1)[: send.size] = send
+
+    def Alltoallv(self, sendbuf, recvbuf):
+        send = np.asarray(self._arr(sendbuf)).reshape(-1)
+        self._arr(recvbuf).reshape(-1)[: send.size] = send
+
+    def Split_type(self, *args, **kwargs):
+        return self
+
+    def Free(self):
+        return None
+
+
+def _mpi():
+    """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError)."""
+    try:
+        from mpi4py import MPI
+
+        return MPI
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def launcher_tasks() -> int | None:
+    """Number of tasks the launcher says it started, or None when not launched by srun/mpiexec."""
+    for var in LAUNCHER_VARS:
+        val = os.environ.get(var, "").strip()
+        if val.isdigit():
+            return int(val)
+    return None
+
+
+def resolve(comm=None):
+    """`comm` itself, or the library default: a duplicate of MPI.COMM_WORLD made once (SerialComm without MPI)."""
+    global _DEFAULT
+    if comm is not None:
+        return comm
+    if _DEFAULT is None:
+        MPI = _mpi()
+        if MPI is None:
+            _DEFAULT = SerialComm()
+        else:
+            _DEFAULT = MPI.COMM_WORLD.Dup() if MPI.COMM_WORLD.Get_size() > 1 else SerialComm()
+    return _DEFAULT
+
+
+def rank(comm=None) -> int:
+    return int(resolve(comm).Get_rank())
+
+
+def size(comm=None) -> int:
+    return int(resolve(comm).Get_size())
+
+
+def is_root(comm=None) -> bool:
+    return rank(comm) == 0
+
+
+def check_launch(comm=None) -> None:
+    """Refuse several launcher tasks that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec)."""
+    tasks = launcher_tasks()
+    if tasks is not None and tasks > 1 and size(comm) == 1:
+        lib = "no usable MPI library" if _mpi() is None else "an MPI library that does not know this launcher"
+        raise UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1 ({lib}): "
+                        "use 'srun --mpi=pmi2' under Slurm or the mpiexec of the MPI mpi4py was built with")
+
+
+def node_layout(comm=None) -> tuple[int, int]:
+    """(this rank's index among the ranks of its node, ranks on the node), from COMM_TYPE_SHARED.
+
+    The index chooses a GPU: node_rank % device_count (never the global rank).
+    """
+    c = resolve(comm)
+    MPI = _mpi()
+    if isinstance(c, SerialComm) or MPI is None:
+        return 0, 1
+    node = c.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return int(node.Get_rank()), int(node.Get_size())
+    finally:
+        node.Free()
+
+
+def threads_per_rank(comm=None) -> int:
+    """CPUs this rank may use: $HPCFLOW_THREADS, else SLURM_CPUS_PER_TASK, else the affinity mask divided by the
+    ranks on this node when they share one mask (mpiexec without binding), else the mask itself."""
+    env = os.environ.get("HPCFLOW_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ConfigError(f"HPCFLOW_THREADS={env!r} is not a positive integer; set e.g. HPCFLOW_THREADS=2 or unset it")
+        return int(env)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        mask = os.sched_getaffinity(0)
+    except AttributeError:
+        mask = set(range(os.cpu_count() or 1))
+    c = resolve(comm)
+    if size(c) == 1:
+        return max(1, len(mask))
+    masks = c.allgather(sorted(mask)) if node_layout(c)[1] > 1 else [sorted(mask)]
+    sharing = sum(1 for m in masks if set(m) & mask)  # ranks (on any node) whose CPUs overlap ours
+    return max(1, len(mask) // max(1, sharing))
+
+
+def limit_threads(comm=None) -> int:
+    """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch; return it."""
+    n = threads_per_rank(comm)
+    os.environ["HPCFLOW_THREADS"] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n)
+    except Exception:  # noqa: BLE001 - threadpoolctl missing: leave BLAS as it is
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
+
+@contextmanager
+def abort_on_error(comm=None):
+    """Run a block; if it raises on any rank of a multi-rank world, print the error tagged with the rank and Abort.
+
+    Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError is
+    re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line.
+    """
+    c = resolve(comm)
+    try:
+        yield c
+    except BaseException as exc:
+        if size(c) == 1 or isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        status = int(getattr(exc, "exit_status", 1))
+        if isinstance(exc, UserError):
+            print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        else:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr, flush=True)
+        c.Abort(status)
+        raise

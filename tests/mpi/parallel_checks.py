@@ -1,0 +1,32 @@
+"""Run under mpiexec -n R by tests/test_parallel.py: collectives of hpcflow.parallel against their definitions."""
+
+import json
+import math
+import sys
+
+import numpy as np
+
+from hpcflow.parallel import comm as pcomm
+from hpcflow.parallel.decompose import share
+from hpcflow.parallel.reduce import allgatherv, any_true, exact_sum, max_value
+
+c = pcomm.resolve()
+r, R = c.Get_rank(), c.Get_size()
+rng = np.random.default_rng(7)
+x = rng.standard_normal(1001) * np.exp(rng.uniform(-20, 20, 1001))  # the same global data on every rank
+lo, hi = share(x.size, R, r)
+out = {"rank": r, "size": R, "sum": exact_sum(x[lo:hi]), "fsum": math.fsum(x.tolist())}
+# uneven rows, one rank possibly empty: rank k holds k rows of 3 columns
+local = np.full((r, 3), float(r))
+g = allgatherv(local)
+out["gathered_ok"] = bool(g.shape == (R * (R - 1) // 2, 3)
+                          and all((g[k * (k - 1) // 2:k * (k + 1) // 2] == k).all() for k in range(R)))
+out["any"] = any_true(r == R - 1)
+out["none"] = any_true(False)
+out["max"] = max_value(float(r))
+print(json.dumps(out), flush=True)
+if len(sys.argv) > 1 and sys.argv[1] == "raise":
+    with pcomm.abort_on_error():
+        if r == R - 1:
+            raise RuntimeError("injected failure")
+        c.Barrier()  # the other ranks wait in a collective

@@ -1,0 +1,73 @@
+"""Safe atomic writes: symlinks planted at the target or swapped in mid-write never redirect the write."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcflow import atomic
+from hpcflow.atomic import atomic_file
+from hpcflow.jobs.output import write_hdf5, write_json
+
+
+def test_write_replaces_target_only_on_success(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(p, "w") as fh:
+            fh.write("new")
+            raise RuntimeError("crash between writing and rename")
+    assert p.read_text() == "old"
+    assert os.listdir(tmp_path) == ["a.json"]  # the temporary is gone
+    with atomic_file(p, "w") as fh:
+        fh.write("new")
+    assert p.read_text() == "new"
+
+
+def test_symlink_planted_at_target_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").symlink_to(victim)
+    write_json(out / "summary.json", {"x": 1})
+    assert victim.read_text() == "precious"
+    assert not (out / "summary.json").is_symlink()
+    assert (out / "summary.json").read_text().strip().startswith("{")
+
+
+def test_symlink_swapped_in_at_temporary_name_is_refused(tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    fixed = str(tmp_path / ".c.h5.tmp-fixed")
+    os.symlink(victim, fixed)  # an attacker guessed (here: forced) the temporary name
+    monkeypatch.setattr(atomic, "_tmp_name", lambda path: fixed)
+    with pytest.raises(FileExistsError):
+        write_hdf5(tmp_path / "c.h5", {"x": np.arange(3)})
+    assert victim.read_text() == "precious"
+
+
+def test_hdf5_written_through_descriptor_survives_rename_swap(tmp_path, monkeypatch):
+    """The HDF5 writer never reopens the temporary by name: swapping a symlink in mid-write changes nothing."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    real_file = h5py.File
+
+    def swapping_file(fh, mode, **kw):
+        f = real_file(fh, mode, **kw)
+        tmp = fh.name if isinstance(fh.name, str) else None
+        for name in os.listdir(tmp_path):  # replace the temporary's name by a link to the victim
+            if ".tmp-" in name:
+                os.replace(tmp_path / name, tmp_path / "moved")
+                os.symlink(victim, tmp_path / name)
+        del tmp
+        return f
+
+    monkeypatch.setattr(h5py, "File", swapping_file)
+    try:
+        write_hdf5(tmp_path / "c.h5", {"x": np.arange(3.0)})
+    except OSError:
+        pass
+    monkeypatch.undo()
+    assert victim.read_text() == "precious"

@@ -1,0 +1,85 @@
+"""hpcflow.parallel at 1, 2 and 3 ranks: shares, exact global sums, gathers, decisions, abort on error."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hpcflow.errors import UserError
+from hpcflow.parallel import comm as pcomm
+from hpcflow.parallel.decompose import counts, displs, share
+from hpcflow.parallel.reduce import exact_sum, expansion
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "parallel_checks.py")
+
+
+def mpiexec():
+    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    assert exe, "mpiexec not found: install the test extra (mpich wheel)"
+    return exe
+
+
+@pytest.mark.parametrize("n,size", [(0, 3), (1, 3), (10, 3), (7, 1), (5, 8)])
+def test_shares_cover_range_once(n, size):
+    c = counts(n, size)
+    assert c.sum() == n and c.max() - c.min() <= 1
+    seen = np.concatenate([np.arange(*share(n, size, r)) for r in range(size)])
+    np.testing.assert_array_equal(seen, np.arange(n))
+    np.testing.assert_array_equal(displs(c), [share(n, size, r)[0] for r in range(size)])
+
+
+def test_exact_sum_is_correctly_rounded_for_any_split():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(5000) * np.exp(rng.uniform(-40, 40, 5000))
+    want = math.fsum(x.tolist())  # correctly rounded by Shewchuk's algorithm
+    for parts in (1, 2, 3, 17):
+        terms = [t for p in np.array_split(x, parts) for t in expansion(p)]
+        assert math.fsum(terms) == want
+    assert exact_sum(x) == want
+    assert math.isnan(exact_sum(np.array([1.0, np.nan])))
+
+
+def test_launch_trap_is_refused(monkeypatch):
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    with pytest.raises(UserError, match="srun --mpi=pmi2"):
+        pcomm.check_launch()
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")
+    pcomm.check_launch()
+
+
+def test_threads_per_rank_follows_environment(monkeypatch):
+    monkeypatch.setenv("HPCFLOW_THREADS", "3")
+    assert pcomm.threads_per_rank() == 3
+    monkeypatch.delenv("HPCFLOW_THREADS")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")
+    assert pcomm.threads_per_rank() == 5
+    monkeypatch.setenv("HPCFLOW_THREADS", "x")
+    with pytest.raises(UserError, match="HPCFLOW_THREADS"):
+        pcomm.threads_per_rank()
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_collectives_under_mpiexec(ranks):
+    env = dict(os.environ, HPCFLOW_THREADS="1")
+    r = subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, SCRIPT], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert sorted(o["rank"] for o in outs) == list(range(ranks))
+    for o in outs:
+        assert o["size"] == ranks
+        assert o["sum"] == o["fsum"]  # the same bits for every rank count
+        assert o["gathered_ok"] and o["any"] and not o["none"] and o["max"] == ranks - 1
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_one_rank_raising_ends_every_rank(ranks):
+    r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, "raise"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
+    assert f"rank {ranks - 1}: ERROR RuntimeError: injected failure" in r.stderr
