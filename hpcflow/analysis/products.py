@@ -58,7 +58,7 @@ def fig4_ntk(paths, **_):
 def table_1(paths, *, study_name=None, **_):
     rows = table1.load(paths, study_name=study_name)
     md = table1.markdown(rows)
-    return Product({}, {"table1.md": md}, [md.rstrip("\n"), *table1.numbers(rows)])
+    return Product({}, {"table1.md": md}, table1.numbers(rows))
 
 
 def sigma_history(paths, *, suffixes=None, **_):

@@ -39,6 +39,8 @@ def main(name: str, argv=None, *, description: str = "") -> int:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
         product = PRODUCTS[name](args.paths, study_name=args.study)
+        for text in product.texts.values():
+            print(text, end="")
         for line in product.lines:
             print(line)
         for path in write(product, args.out):
