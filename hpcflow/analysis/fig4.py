@@ -33,7 +33,11 @@ def symlog_edges(values, bins: int = BINS):
     """Bin edges uniform in asinh(x / t), t = 1e-6 max|x|: the spectra span many decades of both signs."""
     t = 1e-6 * float(np.max(np.abs(values))) or 1.0
     lo, hi = np.arcsinh(np.min(values) / t), np.arcsinh(np.max(values) / t)
-    return t * np.sinh(np.linspace(lo, hi, bins + 1)), t
+    if hi <= lo:  # one distinct value: a bin around it
+        return t * np.sinh(np.array([lo - 1.0, hi + 1.0])), t
+    edges = t * np.sinh(np.linspace(lo, hi, bins + 1))
+    edges[0], edges[-1] = np.min(values), np.max(values)  # exact ends: the round trip may lose the extremes
+    return edges, t
 
 
 def _ticks(edges, t):
