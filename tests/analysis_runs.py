@@ -127,10 +127,10 @@ def env() -> dict:
     return e
 
 
-def run_dirs(base) -> dict:
-    """{kind: run directory} of the JOBS, made once per session under `base`."""
-    key = os.fspath(base)
-    if key not in _CACHE:
+def run_dirs(tmp_path_factory) -> dict:
+    """{kind: run directory} of the JOBS, made once per test session (shared by every test module)."""
+    if "runs" not in _CACHE:
+        key = os.fspath(tmp_path_factory.mktemp("analysis_runs"))
         out = {}
         for name, (command, text) in JOBS.items():
             job = os.path.join(key, f"{name}.toml")
@@ -140,8 +140,8 @@ def run_dirs(base) -> dict:
             proc = subprocess.run([sys.executable, "-m", "hpcflow", command, job, "--out", out[name]], cwd=ROOT,
                                   env=env(), capture_output=True, text=True, timeout=300)
             assert proc.returncode == 0, proc.stderr
-        _CACHE[key] = out
-    return _CACHE[key]
+        _CACHE["runs"] = out
+    return _CACHE["runs"]
 
 
 def script(name, *args, timeout=180):

@@ -19,7 +19,7 @@ pytest.importorskip("matplotlib")
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    return run_dirs(tmp_path_factory.mktemp("analysis_runs"))
+    return run_dirs(tmp_path_factory)
 
 
 def h5(path, *names):

@@ -12,18 +12,26 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import CHECKPOINT, NN, MissingData, label, read_datasets, read_summary
+from hpcflow.analysis.rundir import CHECKPOINT, NN, MissingData, label, read_attrs, read_datasets, read_summary
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")
 
 
+def _kernel_tag(run_dir, ckpt) -> str:
+    """' [kernel]' from summary.json, or from the checkpoint's config when the run has no summary yet."""
+    kernel = (read_summary(run_dir) or {}).get("kernel")
+    if not isinstance(kernel, str) and os.path.isfile(ckpt):
+        cfg = read_attrs(ckpt).get("config")
+        kernel = ((cfg.get("kernel") or {}).get("name")) if isinstance(cfg, dict) else None
+    return f" [{kernel}]" if isinstance(kernel, str) else ""
+
+
 def load(run_dir, *, suffix: str = "") -> dict:
     """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch)."""
     run_dir = os.fspath(run_dir)
-    summary = read_summary(run_dir) or {}
-    name = label(run_dir) + (f" [{summary['kernel']}]" if isinstance(summary.get("kernel"), str) else "") + suffix
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
+    name = label(run_dir) + _kernel_tag(run_dir, ckpt) + suffix
     if os.path.isfile(ckpt):
         d = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
