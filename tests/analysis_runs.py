@@ -179,3 +179,20 @@ def find_line(ax, x, y) -> None:
         if lx.shape == x.shape and np.array_equal(lx, x) and np.array_equal(ly, y):
             return
     raise AssertionError(f"no line with the expected data among {len(lines_of(ax))} lines")
+
+
+def make_study(directory, run_dir, values):
+    """A maximising Optuna study in directory/study.journal; the best trial's user attribute run_dir = run_dir."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    os.makedirs(directory, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(os.path.join(directory, "study.journal")))
+    study = optuna.create_study(study_name="table1_delta", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for i, value in enumerate(values):
+        trial = study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 10, log=True),
+                           "kernel.width": optuna.distributions.FloatDistribution(0.01, 1.0)})
+        trial.set_user_attr("run_dir", run_dir if i == int(np.argmax(values)) else f"trials/{i:04d}")
+        study.tell(trial, value)
+    return study

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import assert_png, find_line, lines_of, run_dirs, script
+from analysis_runs import assert_png, find_line, lines_of, make_study, run_dirs, script
 
 pytest.importorskip("matplotlib")
 
@@ -169,25 +169,12 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
     for r in range(3):
         find_line(per_rank.axes[0], np.arange(1, steps + 1), secs[:, r])
         find_line(per_rank.axes[1], np.arange(1, steps + 1), comm[:, r])
+    only_bytes = {k: v for k, v in loaded[1].items() if k != "step_seconds"}
+    (ax,) = histories.plot_per_rank(only_bytes).axes
+    find_line(ax, np.arange(1, steps + 1), comm[:, 2])
 
 
 # ---- Optuna study ---------------------------------------------------------------------------------------
-def make_study(directory, run_dir, values):
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    os.makedirs(directory, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(os.path.join(directory, "study.journal")))
-    study = optuna.create_study(study_name="table1_delta", storage=storage, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-    for i, value in enumerate(values):
-        trial = study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 10, log=True),
-                           "kernel.width": optuna.distributions.FloatDistribution(0.01, 1.0)})
-        trial.set_user_attr("run_dir", run_dir if i == int(np.argmax(values)) else f"trials/{i:04d}")
-        study.tell(trial, value)
-    return study
-
-
 def test_optuna_view_and_table1_from_study(runs, tmp_path):
     import optuna.visualization.matplotlib  # noqa: F401  (matplotlib visualisation available)
 

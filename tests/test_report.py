@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, run_dirs
+from analysis_runs import PNG_MAGIC, ROOT, env, make_study, run_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -41,8 +41,9 @@ def report(runs, tmp_path_factory):
     with open(extended / "summary.json", "w") as fh:
         json.dump({**s, "checkpoint_step": 5}, fh)
     empty.mkdir()
+    make_study(base / "tune", runs["flow"], [0.4, 2.0, 1.1])
     dirs = [runs[k] for k in ("flow", "flow_gauss", "noise", "scaling", "clustering", "nn")]
-    dirs += [str(interrupted), str(extended), str(empty)]
+    dirs += [str(interrupted), str(extended), str(empty), str(base / "tune")]
     proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", *dirs, "--out", str(base / "out")], cwd=ROOT,
                           env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -59,7 +60,7 @@ def test_every_img_is_a_data_uri_png(report):
     html = (report["out"] / "report.html").read_text()
     srcs = images(html)
     expected = {"sigma_history.png", "fig2_heatmaps.png", "fig3_noise.png", "fig3_scaling.png", "fig4_ntk.png",
-                "fig4_width_sweep.png"}
+                "fig4_width_sweep.png", "optuna_history.png", "optuna_importances.png", "optuna_slice.png"}
     assert len(srcs) == len(expected) == html.count("<img ")
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
@@ -92,6 +93,7 @@ def test_runs_table_numbers_and_status(report, runs):
     # an incomplete run is drawn (marked) but stays out of Table 1
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow |" in table1 and "| flow_gauss |" in table1 and "interrupted" not in table1
+    assert "| table1_delta trial 1 | delta |" in table1  # the study's best trial, its run directory read
     assert "interrupted [delta] (incomplete): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
 
 

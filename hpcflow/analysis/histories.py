@@ -61,14 +61,18 @@ def plot(runs):
     return fig
 
 
+RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes sent"))
+
+
 def has_per_rank(run) -> bool:
-    return all(k in run for k in ("step_seconds", "comm_bytes"))
+    return any(key in run for key, _ in RANK_PANELS)
 
 
 def plot_per_rank(run):
-    """Step time and communication volume per step, one line per rank."""
-    fig, axes = new_figure(1, 2, size=(11, 4.2))
-    for key, ax, ylabel in (("step_seconds", axes[0], "step time [s]"), ("comm_bytes", axes[1], "bytes sent")):
+    """Step time and communication volume per step (those recorded), one line per rank."""
+    panels = [(key, ylabel) for key, ylabel in RANK_PANELS if key in run]
+    fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
+    for ax, (key, ylabel) in zip(axes, panels):
         values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)
         steps = np.arange(1, len(values) + 1)
         for r in range(values.shape[1]):

@@ -17,8 +17,17 @@ class Product:
     lines: list = field(default_factory=list)  # numbers to print
 
 
+def _stem(stem: str, paths, path) -> str:
+    """`stem` for one input, else stem_LABEL (LABEL_i when two inputs share a base name)."""
+    if len(paths) == 1:
+        return stem
+    labels = [label(p) for p in paths]
+    tag = label(path) if labels.count(label(path)) == 1 else f"{label(path)}_{list(paths).index(path)}"
+    return f"{stem}_{tag}"
+
+
 def _name(stem: str, paths, path) -> str:
-    return f"{stem}.png" if len(paths) == 1 else f"{stem}_{label(path)}.png"
+    return _stem(stem, paths, path) + ".png"
 
 
 def fig2_heatmaps(paths, **_):
@@ -74,7 +83,7 @@ def optuna_study(paths, *, study_name=None, **_):
     out = Product()
     for p in paths:
         study, _ = load_study(p, study_name)
-        stem = "optuna" if len(paths) == 1 else f"optuna_{label(p)}"
+        stem = _stem("optuna", paths, p)
         for view in optuna_view.VIEWS:
             try:
                 out.figures[f"{stem}_{view}.png"] = optuna_view.plot(study, view)
