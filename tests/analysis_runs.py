@@ -76,6 +76,7 @@ manifold = "fermat"
 dim = 3
 [scaling]
 n_points = [50, 100, 200, 400]
+fit_from = 100
 """),
     "clustering": ("run", """
 [job]

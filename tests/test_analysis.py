@@ -68,6 +68,13 @@ def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
     assert "delta" in proc.stdout
 
 
+def loglog_fit(n, d):
+    """(a, b) of log d = log a + b log N from the closed-form normal equations of a straight-line fit."""
+    x, y = np.log(np.asarray(n, float)), np.log(np.asarray(d, float))
+    b = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)
+    return np.exp(y.mean() - b * x.mean()), b
+
+
 def test_fig3_scaling_slope_equals_independent_fit(runs, tmp_path):
     from hpcflow.analysis import fig3_scaling
 
@@ -79,12 +86,13 @@ def test_fig3_scaling_slope_equals_independent_fit(runs, tmp_path):
     ax = fig3_scaling.plot(fig3_scaling.load(runs["scaling"])).axes[0]
     for d in (dmin, dmean, dmax):
         find_line(ax, n, d)
-    # independent fit: normal equations of log d = log a + b log N, solved by hand
-    x, y = np.log(n.astype(float)), np.log(dmean)
-    b = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)
-    a = np.exp(y.mean() - b * x.mean())
+    a, b = loglog_fit(n, dmean)
     m = re.search(r"fit mean: a=([0-9.e+-]+) b=([0-9.e+-]+)", proc.stdout)
     assert float(m.group(1)) == pytest.approx(a, rel=1e-3) and float(m.group(2)) == pytest.approx(b, rel=1e-3)
+    # the fit over N >= fit_from (the job's asymptotic regime): numpy's polyfit on that subset
+    a_sub, b_sub = loglog_fit(n[n >= 100], dmean[n >= 100])
+    m = re.search(r"fit mean \(N >= 100\): a=([0-9.e+-]+) b=([0-9.e+-]+)", proc.stdout)
+    assert float(m.group(1)) == pytest.approx(a_sub, rel=1e-3) and float(m.group(2)) == pytest.approx(b_sub, rel=1e-3)
     # the job's own fit (stored in the file) agrees
     with h5py.File(path, "r") as f:
         stored = json.loads(f.attrs["fits"])["mean"]

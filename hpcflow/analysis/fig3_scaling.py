@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import DISTANCES, data_file, read_datasets
+from hpcflow.analysis.rundir import DISTANCES, data_file, read_attrs, read_datasets
 
 HINT = "pass the run directory of a distance_scaling job (hpcflow run jobs/distance_scaling.toml --out DIR)"
 PAPER = (0.968, -0.184)  # eq. 3.7
@@ -20,7 +20,10 @@ def load(run_dir) -> dict:
     """{'n', 'min', 'mean', 'max'}: one entry per sample (N, seed)."""
     path = data_file(run_dir, DISTANCES, hint=HINT)
     d = read_datasets(path, [f"table/{k}" for k in ("n", *STATS)], hint=HINT)
-    return {k: np.asarray(d[f"table/{k}"], dtype=float) for k in ("n", *STATS)}
+    out = {k: np.asarray(d[f"table/{k}"], dtype=float) for k in ("n", *STATS)}
+    cfg = read_attrs(path).get("config")
+    out["fit_from"] = int(((cfg or {}).get("scaling") or {}).get("fit_from") or 0) if isinstance(cfg, dict) else 0
+    return out
 
 
 def fit(n, d) -> tuple[float, float]:
@@ -51,4 +54,8 @@ def numbers(data) -> list:
     for stat in STATS:
         a, b = fit(data["n"], data[stat])
         out.append(f"fit {stat}: a={a:.4g} b={b:.4g}")
+    large = data["n"] >= data.get("fit_from", 0)
+    if data.get("fit_from", 0) > 0 and len(np.unique(data["n"][large])) >= 2:
+        a, b = fit(data["n"][large], data["mean"][large])
+        out.append(f"fit mean (N >= {data['fit_from']}): a={a:.4g} b={b:.4g}")
     return out + [f"paper mean: a={PAPER[0]} b={PAPER[1]} (eq. 3.7); uniform density on real dim 6: b=-1/6"]
