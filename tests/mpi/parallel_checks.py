@@ -24,7 +24,10 @@ out["gathered_ok"] = bool(g.shape == (R * (R - 1) // 2, 3)
 out["any"] = any_true(r == R - 1)
 out["none"] = any_true(False)
 out["max"] = max_value(float(r))
-print(json.dumps(out), flush=True)
+everyone = c.gather(out, root=0)  # one writer: lines of several ranks could interleave
+for o in everyone if r == 0 else []:
+    print(json.dumps(o), flush=True)
+c.Barrier()
 if len(sys.argv) > 1 and sys.argv[1] == "raise":
     with pcomm.abort_on_error():
         if r == R - 1:
