@@ -57,7 +57,7 @@ def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
     proc = script("fig3_noise", runs["noise"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_png(tmp_path / "fig3_noise.png")
-    dist, gain, sigma0 = h5(os.path.join(runs["noise"], "noise_scan.h5"), "table/mean_distance_to_source",
+    dist, gain, sigma0 = h5(os.path.join(runs["noise"], "noise_scan.h5"), "table/mean_distance_to_nearest_train",
                             "table/gain", "scale_1/sigma_test")
     fig = fig3_noise.plot([fig3_noise.load(runs["noise"])])
     find_line(fig.axes[0], dist, gain)
@@ -65,6 +65,12 @@ def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
     assert gain[1] == pytest.approx(sigma0[0] / sigma0[-1], rel=1e-12)
     printed = [float(g) for g in re.findall(r"gain=([0-9.e+-]+)", proc.stdout)]
     np.testing.assert_allclose(printed, gain, rtol=5e-4)
+    # d_nn (the drawn axis) is the mean FS distance to the nearest train point: recomputed by brute force
+    from hpcflow.geometry import fs_distance
+
+    pts, train_pts = h5(os.path.join(runs["noise"], "noise_scan.h5"), "scale_2/points", "scale_0/points")
+    d_nn = fs_distance(pts, train_pts).min(axis=1).mean()
+    assert d_nn == pytest.approx(dist[2], rel=1e-6)
     assert "delta" in proc.stdout
 
 
