@@ -26,17 +26,18 @@ module, cfg = registry.load(job, overrides, memory_check=False)
 est = estimate(cfg)
 with tempfile.TemporaryDirectory() as out:
     module.run(cfg, out)
-print(json.dumps({"estimate": est.bytes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"estimate": est.bytes, "peak": vm_hwm()}))
 """
 
 SAMPLE_CHILD = r"""
-import json, resource, sys
+import json, sys
+from hpcflow.resources import peak_rss as vm_hwm
 from hpcflow.geometry import Hypersurface
 from hpcflow.resources import estimate
 n, dim, chart = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 est = estimate({"sample": {"n": n, "dim": dim, "chart": chart, "threads": None}}, "sample")
 Hypersurface.fermat(dim).sample(n, seed=0, chart=chart)
-print(json.dumps({"estimate": est.bytes, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"estimate": est.bytes, "peak": vm_hwm()}))
 """
 
 FLOW = ["flow.steps=2", "kernel.name=\"gaussian\"", "kernel.width=0.0333", "kernel.normalize=\"row\""]

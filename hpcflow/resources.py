@@ -22,6 +22,7 @@ from hpcflow.errors import ConfigError
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 #: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)
 BASE_BYTES = 160 * 2**20
+SAMPLE_BASE_BYTES = 80 * 2**20  # `hpcflow sample`: NumPy and h5py only
 TORCH_BASE_BYTES = 450 * 2**20
 #: kernel matrices a flow keeps between steps (hpcflow.flow.DEFAULT_CACHE_BYTES) and the rows of one sampler batch
 FLOW_CACHE_BYTES = 256 * 2**20
@@ -57,6 +58,18 @@ def fmt_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{int(n)} B"
+
+
+def peak_rss() -> int:
+    """Peak resident bytes of this process (VmHWM; unlike ru_maxrss, not inherited from the parent across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 # ---- memory the process may use -------------------------------------------------------------------------
@@ -228,7 +241,7 @@ def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
 def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
     """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}."""
     s = cfg["sample"]
-    parts = {"base": BASE_BYTES}
+    parts = {"base": SAMPLE_BASE_BYTES}
     threads = s.get("threads") or _threads()
     _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=s.get("chart") is not None), "sample ")
     return Estimate(sum(parts.values()), parts)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, SEED_MAX, Field, chart_pair
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -29,7 +29,7 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "n_points": Field(int, 1000, lo=2, hi=20000, help="points clustered (<= 20000: full method)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="sampling seed"),
-        "chart": Field(list, None, items=int, check=chart_pair, help="[I, J] to sample one chart; omit for all"),
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, help="[I, J] to sample one chart; omit for all"),
     },
     "clustering": {
         "n_clusters": Field(int, 10, lo=2, help="clusters k (per mini-batch and in total)"),

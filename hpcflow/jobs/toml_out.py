@@ -34,33 +34,41 @@ def string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def value(v) -> str:
-    """One TOML value (inline form); ValueError for None, non-finite floats or unsupported types."""
+def value(v, *, nonfinite: bool = False) -> str:
+    """One TOML value (inline form); ValueError for None, unsupported types or (unless `nonfinite`, which
+    writes TOML's nan/inf) non-finite floats."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
         if not math.isfinite(v):
+            if nonfinite:
+                return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
             raise ValueError(f"{v!r} cannot be written to TOML (validated configurations hold finite numbers)")
         return repr(v)
     if isinstance(v, str):
         return string(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(value(x) for x in v) + "]"
+        return "[" + ", ".join(value(x, nonfinite=nonfinite) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items() if x is not None) + "}"
+        return "{" + ", ".join(f"{key(k)} = {value(x, nonfinite=nonfinite)}" for k, x in v.items()
+                               if x is not None) + "}"
     raise ValueError(f"{type(v).__name__} value {v!r} cannot be written to TOML")
 
 
-def dumps(cfg: dict, *, header: str = "") -> str:
-    """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments."""
+def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
+    """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments
+    (top-level values that are not tables, as in hand-made test files, are written before the tables)."""
     lines = [f"# {_CONTROL.sub('?', line)}".rstrip() for line in header.splitlines()]
-    for section, table in cfg.items():
+    for k, v in cfg.items():  # top-level keys that are not tables come before the first [section]
+        if not isinstance(v, dict) and v is not None:
+            lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
+    for section, table in ((k, v) for k, v in cfg.items() if isinstance(v, dict)):
         if lines:
             lines.append("")
         lines.append(f"[{key(section)}]")
         for k, v in table.items():
             if v is not None:
-                lines.append(f"{key(k)} = {value(v)}")
+                lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
     return "\n".join(lines) + "\n"
