@@ -128,7 +128,7 @@ def _lr_in_range(log_lr: float) -> bool:
 def _check_schedule(cfg: dict, source: str) -> None:
     """Every learning rate the run will use (per epoch, per sweep width) lies in [LR_MIN, LR_MAX]."""
     tr, ws = cfg["training"], cfg["width_sweep"]
-    if tr["lr_schedule"] == "cosine" and tr["lr_min"] > tr["lr"]:
+    if tr["lr_min"] > tr["lr"]:
         raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
     if tr["lr_schedule"] == "exponential":
         last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
