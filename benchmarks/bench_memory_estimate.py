@@ -3,7 +3,7 @@
     python benchmarks/bench_memory_estimate.py [--quick]
 
 Each case loads a job file with --set overrides, runs it into a temporary directory in a child process and
-prints the estimate, the child's peak RSS (ru_maxrss) and their ratio (> 1: the estimate is conservative).
+prints the estimate, the child's peak RSS (VmHWM) and their ratio (> 1: the estimate is conservative).
 """
 
 from __future__ import annotations
@@ -18,26 +18,25 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = r"""
-import json, resource, sys, tempfile
+import json, sys, tempfile
 from hpcflow.jobs import registry
-from hpcflow.resources import estimate
+from hpcflow.resources import estimate, peak_rss
 job, overrides = sys.argv[1], json.loads(sys.argv[2])
 module, cfg = registry.load(job, overrides, memory_check=False)
 est = estimate(cfg)
 with tempfile.TemporaryDirectory() as out:
     module.run(cfg, out)
-print(json.dumps({"estimate": est.bytes, "peak": vm_hwm()}))
+print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
 """
 
 SAMPLE_CHILD = r"""
 import json, sys
-from hpcflow.resources import peak_rss as vm_hwm
 from hpcflow.geometry import Hypersurface
-from hpcflow.resources import estimate
+from hpcflow.resources import estimate, peak_rss
 n, dim, chart = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 est = estimate({"sample": {"n": n, "dim": dim, "chart": chart, "threads": None}}, "sample")
 Hypersurface.fermat(dim).sample(n, seed=0, chart=chart)
-print(json.dumps({"estimate": est.bytes, "peak": vm_hwm()}))
+print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
 """
 
 FLOW = ["flow.steps=2", "kernel.name=\"gaussian\"", "kernel.width=0.0333", "kernel.normalize=\"row\""]

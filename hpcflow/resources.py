@@ -34,8 +34,10 @@ BATCH_TEMPORARIES = 2.0
 FLOW_STATE_ARRAYS = 12
 #: one streamed kernel tile (512 x 512 float64) and its temporaries, per worker thread
 TILE_BYTES = 4 * 8 * 512 * 512
-#: seconds per kernel entry and flow step (2-core sandbox, Gaussian kernel, streamed): time is reported only
-SECONDS_PER_KERNEL_ENTRY = 2e-8
+#: rough seconds per kernel entry evaluated (Gaussian kernel, 2 threads; BENCHMARKS.md "Memory estimate") and
+#: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
+SECONDS_PER_KERNEL_ENTRY = 6e-8
+SECONDS_PER_CACHED_ENTRY = 1e-8
 
 
 @dataclass
@@ -184,18 +186,31 @@ def _add(parts: dict, new: dict, prefix: str = "") -> None:
         parts[key] = parts.get(key, 0.0) + float(v)
 
 
-def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, blocks: int = 1) -> dict:
-    """Flow state and kernel: each operator's matrix is cached when it fits its share of FLOW_CACHE_BYTES,
-    else streamed tile by tile (TILE_BYTES per worker thread)."""
+def _operator_entries(n_train: int, n_test: int, ranks: int, blocks: int) -> list[tuple[float, bool]]:
+    """(kernel entries, cached?) of the train and test operators of one rank: a matrix is cached when it fits
+    its share of FLOW_CACHE_BYTES, else streamed tile by tile every step."""
     share = FLOW_CACHE_BYTES / (2 * blocks)
-    cached = sum(8.0 * n * n_train / blocks**2 / ranks for n in (n_train, n_test)
-                 if 8.0 * n * n_train / blocks**2 / ranks <= share) * blocks
+    out = []
+    for n in (n_train, n_test):
+        per_block = n * n_train / blocks**2 / ranks
+        out.append((per_block * blocks, 8.0 * per_block <= share))
+    return out
+
+
+def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, blocks: int = 1) -> dict:
+    """Flow state and kernel: cached matrices, plus one streamed tile (TILE_BYTES) per worker thread."""
+    cached = sum(8.0 * e for e, c in _operator_entries(n_train, n_test, ranks, blocks) if c)
     return {"flow state": FLOW_STATE_ARRAYS * 8.0 * dim * dim * (n_train + n_test),
             "kernel": cached + TILE_BYTES * threads}
 
 
-def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int) -> float:
-    return steps * SECONDS_PER_KERNEL_ENTRY * n_train * (n_train + n_test) / ranks
+def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1) -> float:
+    """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated."""
+    t = 0.0
+    for entries, cached in _operator_entries(n_train, n_test, ranks, blocks):
+        t += entries * (SECONDS_PER_KERNEL_ENTRY + steps * SECONDS_PER_CACHED_ENTRY if cached
+                        else steps * SECONDS_PER_KERNEL_ENTRY)
+    return t
 
 
 def _threads() -> int:
@@ -218,7 +233,7 @@ def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
     elif cl.get("method") == "batched":
         b = min(cl["batch_size"], n_tr)
         parts["clustering distances"] = 3 * 8.0 * b * b
-    return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks))
+    return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks))
 
 
 def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
@@ -256,8 +271,7 @@ def estimate_distance_scaling(cfg: dict, *, ranks: int = 1) -> Estimate:
     parts["features and tiles"] = 8.0 * n * f * 2 + 1.5 * 8.0 * 512 * min(n, 65536)
     if sc["method"] == "tree":
         parts["KD-tree"] = 8.0 * n * (f + 4)
-    q = sum(min(sc["queries"] or m, m) * m for m in sc["n_points"]) * sc["repeats"]
-    return Estimate(sum(parts.values()), parts, SECONDS_PER_KERNEL_ENTRY * q)
+    return Estimate(sum(parts.values()), parts)
 
 
 def estimate_clustering(cfg: dict, *, ranks: int = 1) -> Estimate:
@@ -305,8 +319,7 @@ def estimate_nn(cfg: dict, *, ranks: int = 1) -> Estimate:
     if kf["enabled"]:
         nf = kf["n_train"] + kf["n_test"]
         parts["NTK kernel flow"] = 6.0 * nf * 9 * mo["width"] * mo["depth"] * itemsize + 8.0 * 81 * nf
-    seconds = None
-    return Estimate(sum(parts.values()), parts, seconds)
+    return Estimate(sum(parts.values()), parts)
 
 
 ESTIMATORS = {
@@ -370,6 +383,14 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, force
                           f"({where}); reduce the sizes, use more nodes, or pass --no-memory-check "
                           f"(or {ENV_IGNORE}=1) if you know better")
     return est
+
+
+def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
+    """One phrase for `--check`: the estimated peak memory per rank against the limit (and seconds if known)."""
+    est = estimate(cfg, kind, ranks=ranks)
+    limit, where = memory_limit(ranks=ranks)
+    text = f"estimated peak memory {fmt_bytes(est.bytes)} per rank of {fmt_bytes(limit)} ({where})"
+    return text + (f", roughly {est.seconds:.3g} s of kernel products" if est.seconds is not None else "")
 
 
 def add_memory_check_argument(parser) -> None:

@@ -121,7 +121,8 @@ def test_switched_off_sections_are_not_cross_checked(tmp_path):
     off = small + ["width_sweep.widths=[]", "kernel_flow.enabled=false", "ntk.enabled=false"]
     _load(tmp_path, "nn_smoke.toml", *off)
     for on, key in (("width_sweep.widths=[16]", "[width_sweep].n_train"),
-                    ("kernel_flow.enabled=true", "[kernel_flow].n_train"), ("ntk.enabled=true", "[ntk].n_train_points")):
+                    ("kernel_flow.enabled=true", "[kernel_flow].n_train"),
+                    ("ntk.enabled=true", "[ntk].n_train_points")):
         _refused(tmp_path, "nn_smoke.toml", *off, on, words=[key])
     _refused(tmp_path, "nn_smoke.toml", *off, "training.lr_min=1.0", words=["[training].lr_min"])
     # a flow's [clustering] keys are checked only with a method
@@ -336,12 +337,11 @@ def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, na
 
 CHILD = """
 import json, sys
-from hpcflow.resources import peak_rss as vm_hwm
 from hpcflow.geometry import Hypersurface
-from hpcflow.resources import estimate
+from hpcflow.resources import estimate, peak_rss
 est = estimate({"sample": {"n": int(sys.argv[1]), "dim": 3, "chart": None, "threads": 2}}, "sample")
 Hypersurface.fermat(3).sample(int(sys.argv[1]), seed=0, threads=2)
-print(json.dumps([est.bytes, vm_hwm()]))
+print(json.dumps([est.bytes, peak_rss()]))
 """
 
 

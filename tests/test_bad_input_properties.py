@@ -187,8 +187,10 @@ def test_mutated_run_command_exits_0_or_2_cleanly(sets, out, force, extra):
 @settings(max_examples=10, **SETTINGS)
 @given(n=st.sampled_from(["50"] * 4 + ["0", "-5", "abc", "1.5", "10000000000000", "1e3"]),
        dim=st.sampled_from([[]] * 3 + [["--dim", "0"], ["--dim", "300"], ["--dim", "2"], ["--dim", "x"]]),
-       psi=st.sampled_from([[]] * 4 + [["--manifold", "dwork", "--psi", "nan"], ["--manifold", "dwork", "--psi", "1e400"],
-                                       ["--manifold", "dwork", "--psi", "0.5+1j"], ["--psi", "1e9"], ["--manifold", "k3"]]),
+       psi=st.sampled_from([[]] * 4 + [["--manifold", "dwork", "--psi", "nan"],
+                                       ["--manifold", "dwork", "--psi", "1e400"],
+                                       ["--manifold", "dwork", "--psi", "0.5+1j"], ["--psi", "1e9"],
+                                       ["--manifold", "k3"]]),
        other=st.sampled_from([[]] * 5 + [["--seed", "-1"], ["--seed", "123456789012345678901234567890"],
                                          ["--chart", "0", "9"], ["--chart", "1", "1"], ["--chart", "0", "1"],
                                          ["--threads", "0"], ["--threads", "100000"]]),

@@ -6,6 +6,7 @@ import os
 import time
 
 from hpcflow import __version__
+from hpcflow import resources
 from hpcflow.resources import add_memory_check_argument
 
 
@@ -18,7 +19,7 @@ def run(args) -> int:
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         output.check_outdir(args.out, force=args.force, outputs=outputs)
-        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; nothing run")
+        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {resources.describe(cfg)}; nothing run")
         return 0
     existed = os.path.isdir(args.out)
     outdir = output.prepare_outdir(args.out, force=args.force, outputs=outputs)

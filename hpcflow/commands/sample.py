@@ -42,7 +42,8 @@ def check_arguments(args) -> dict:
     for part in (psi.real, psi.imag):
         validate_field("--psi", part, MANIFOLD_FIELDS["psi"])
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
-    check_resources({"sample": cfg}, "sample", force=getattr(args, "no_memory_check", False), source=f"--n {cfg['n']} --dim {cfg['dim']}")
+    check_resources({"sample": cfg}, "sample", force=getattr(args, "no_memory_check", False),
+                    source=f"--n {cfg['n']} --dim {cfg['dim']}")
     return cfg
 
 

@@ -29,7 +29,8 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "n_points": Field(int, 1000, lo=2, hi=20000, help="points clustered (<= 20000: full method)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="sampling seed"),
-        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, help="[I, J] to sample one chart; omit for all"),
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+                       help="[I, J] to sample one chart; omit for all"),
     },
     "clustering": {
         "n_clusters": Field(int, 10, lo=2, help="clusters k (per mini-batch and in total)"),

@@ -158,7 +158,8 @@ def _json_attr(f, path: str, name: str, default: str):
     try:
         return json.loads(value)
     except ValueError:
-        raise InputFileError(f"{path}: attribute {name!r} is not valid JSON; rewrite the file with 'hpcflow sample'") from None
+        raise InputFileError(f"{path}: attribute {name!r} is not valid JSON; rewrite the file with "
+                             "'hpcflow sample'") from None
 
 
 def _manifold_attr(f, path: str):

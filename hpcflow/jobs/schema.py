@@ -212,7 +212,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
                               f"{parts[0]}.{parts[1]}='\"...\"'") from None
         return parts[0], parts[1], raw
     if set(parsed) != {"v"}:
-        raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; set each with its own --set")
+        raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; "
+                          "set each with its own --set")
     return parts[0], parts[1], parsed["v"]
 
 

@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field, chart_pair
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
+                                 chart_pair)
 
 LOG_PREFIX = "hpcflow nn:"
 
@@ -32,7 +33,8 @@ SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
         **MANIFOLD_FIELDS,
-        "chart": Field(list, [], items=int, check=_chart, lo=0, hi=MAX_DIM + 1, help="[] = points in all charts, or one chart [I, J]"),
+        "chart": Field(list, [], items=int, check=_chart, lo=0, hi=MAX_DIM + 1,
+                       help="[] = points in all charts, or one chart [I, J]"),
         "n_train": Field(int, 100_000, lo=1, help="train points"),
         "n_val": Field(int, 10_000, lo=1, help="held-out validation points (seed + 1)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points"),
