@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcflow.errors import InputFileError
+from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry import Hypersurface, PointSet
 
 
@@ -92,3 +92,13 @@ def test_good_file_still_loads_exactly(good):
     with h5py.File(good) as f:
         assert np.array_equal(ps.points, f["points"][()]) and np.array_equal(ps.weights, f["weights"][()])
     assert len(ps) == 40 and np.isfinite(ps.sigma())
+
+
+def test_save_refuses_directories_pseudo_files_and_empty_names_before_writing(tmp_path, good):
+    ps = PointSet.load(good)
+    (tmp_path / "d").mkdir()
+    for target, words in ((tmp_path / "d", "directory"), ("", "empty"), ("/proc/self/x.h5", "/proc"),
+                          (tmp_path / "missing" / "x.h5", "missing")):
+        with pytest.raises(OutputPathError, match=words):
+            ps.save(target, force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"] and list((tmp_path / "d").iterdir()) == []

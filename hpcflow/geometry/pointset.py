@@ -83,8 +83,12 @@ class PointSet:
     # ---- I/O ----------------------------------------------------------------------------------------
     def save(self, path, *, force: bool = False, attrs: dict | None = None) -> None:
         """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True."""
-        path = os.fspath(path)
-        if os.path.exists(path) and not force:
+        from hpcflow.jobs.output import check_path
+
+        path = check_path(path)
+        if os.path.isdir(path):
+            raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
+        if os.path.lexists(path) and not force:
             raise OutputPathError(f"{path} exists; choose another --out or pass --force to overwrite it")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
