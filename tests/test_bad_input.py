@@ -358,3 +358,36 @@ def test_sample_memory_estimate_bounds_measured_peak_rss(tmp_path):
     for est, peak in res.values():
         assert peak <= est <= 3 * peak
     assert res[200_000][1] - res[10_000][1] <= res[200_000][0] - res[10_000][0]
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"n": 0}, "--n"), ({"n": -5}, "--n"), ({"n": 10**13}, "estimated peak memory"), ({"n": 10**30}, "--n"),
+    ({"dim": 0}, "--dim"), ({"dim": 300}, "--dim"), ({"seed": -1}, "--seed"), ({"seed": 10**30}, "--seed"),
+    ({"psi": complex(math.nan, 0)}, "--psi"), ({"psi": complex(0, math.inf)}, "--psi"), ({"psi": 1e9}, "--psi"),
+    ({"threads": 0}, "--threads"), ({"threads": 10**6}, "--threads"), ({"manifold": "k3"}, "--manifold"),
+])
+def test_sample_arguments_are_checked_before_work(change, flag):
+    from argparse import Namespace
+
+    from hpcflow.commands.sample import check_arguments
+
+    args = Namespace(**{"manifold": "fermat", "dim": 3, "psi": 0.0, "n": 100, "seed": 0, "chart": None,
+                        "threads": None, "no_memory_check": False, **change})
+    with pytest.raises(ConfigError, match=flag):
+        check_arguments(args)
+    if "memory" in flag:
+        check_arguments(Namespace(**{**vars(args), "no_memory_check": True}))
+
+
+def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
+    """(Tests may run as root, who can write anywhere: the permission answer is simulated.)"""
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(output.os, "access", lambda path, mode: False)
+    with pytest.raises(OutputPathError, match="not writable"):
+        output.check_outdir(tmp_path / "out")
+    with pytest.raises(OutputPathError, match="not writable"):
+        output.check_outdir(tmp_path / "new" / "deeper")
+    from hpcflow.commands.sample import check_output_path
+
+    with pytest.raises(OutputPathError, match="not writable"):
+        check_output_path(str(tmp_path / "p.h5"), False)
