@@ -148,6 +148,17 @@ def test_set_value_is_one_toml_value_or_refused(text):
         parse_override(text)
 
 
+def test_deeply_nested_values_are_config_errors(tmp_path):
+    from hpcflow.jobs.schema import read_toml
+
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override("flow.steps=" + "[" * 50000 + "]" * 50000)
+    job = tmp_path / "deep.toml"
+    job.write_text("[job]\nkind = \"flow\"\n[flow]\ndt = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_toml(job)
+
+
 def test_set_accepts_single_values():
     assert parse_override("flow.steps=3 # comment") == ("flow", "steps", 3)
     assert parse_override("kernel.name=delta") == ("kernel", "name", "delta")

@@ -187,6 +187,8 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply; fix the syntax") from None
 
 
 #: a --set value that is not TOML is taken as a string only when it is one bare word like this
@@ -206,6 +208,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
     try:
         parsed = tomllib.loads(f"v = {raw}")
+    except RecursionError:
+        raise ConfigError(f"--set {_short(text)}: VALUE is nested too deeply; give one plain value") from None
     except tomllib.TOMLDecodeError:
         if not _BARE_WORD.fullmatch(raw):
             raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
