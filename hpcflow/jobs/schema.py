@@ -189,6 +189,8 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
     except RecursionError:
         raise ConfigError(f"{path}: arrays or tables nested too deeply; fix the syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the job file ({exc.strerror}); check its permissions") from None
 
 
 #: a --set value that is not TOML is taken as a string only when it is one bare word like this
