@@ -57,6 +57,8 @@ CASES = [
     ("distance_scaling N<=1e5", "jobs/distance_scaling.toml", ["scaling.n_points=[1000, 100000]", "scaling.queries=2000", "scaling.fit_from=0"]),
     ("nn smoke, 1 epoch", "jobs/nn_smoke.toml", ["training.epochs=1", "width_sweep.epochs=1", "kernel_flow.steps=2"]),
     ("nn 3x64 N=1e5, 1 epoch", "jobs/nn_baseline.toml", ["training.epochs=1", "training.batch_size=1000"]),
+    ("nn width sweep to 1024, 1 epoch each", "jobs/nn_width_sweep.toml",
+     ["training.epochs=1", "width_sweep.widths=[64, 1024]", "width_sweep.epochs=1", "kernel_flow.steps=2"]),
 ]
 QUICK = {0, 4, 8, 11}
 
