@@ -21,7 +21,7 @@ import numpy as np
 
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, manifold
 from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least
+from hpcflow.jobs.schema import JOB_SECTION, SEED_MAX, Field
 
 #: Newton iterations stop when |p(z)| / |z|^deg falls below this (the sampler's polish level)
 PROJECTION_TOL = 1e-13
@@ -62,7 +62,7 @@ def project_to_hypersurface(X, z, *, fixed, max_iter: int = 50, tol: float = PRO
 
 # ---- job -------------------------------------------------------------------------------------------------
 def _scales(v):
-    return None if v and min(v) >= 0 else "must be a non-empty list of noise scales >= 0"
+    return None if v else "must be a non-empty list of noise scales"
 
 
 SCHEMA = {
@@ -71,10 +71,10 @@ SCHEMA = {
     "kernel": KERNEL_SECTION,
     "flow": FLOW_SECTION,
     "noise": {
-        "scales": Field(list, [0.0, 0.01, 0.03, 0.1, 0.3, 1.0], items=float, check=_scales,
+        "scales": Field(list, [0.0, 0.01, 0.03, 0.1, 0.3, 1.0], items=float, check=_scales, lo=0, hi=100.0,
                         help="noise std per complex coordinate (E|eps|^2 = scale^2)"),
-        "seed": Field(int, 1, check=at_least(0), help="seed of the noise"),
-        "max_newton": Field(int, 50, check=at_least(1), help="max Newton steps of the projection"),
+        "seed": Field(int, 1, lo=0, hi=SEED_MAX, help="seed of the noise"),
+        "max_newton": Field(int, 50, lo=1, hi=10_000, help="max Newton steps of the projection"),
         "project": Field(bool, True, help="project noised points back onto X (false: the paper's off-X points)"),
     },
 }
