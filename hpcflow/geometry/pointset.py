@@ -14,6 +14,7 @@ from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
+from hpcflow.parallel.comm import is_root
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
 CONVENTIONS = (
@@ -79,8 +80,13 @@ class PointSet:
         return float(sigma_measure(self.eta(g), self.weights))
 
     # ---- I/O ----------------------------------------------------------------------------------------
-    def save(self, path, *, force: bool = False, attrs: dict | None = None) -> None:
-        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True."""
+    def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
+        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True.
+
+        Under MPI only rank 0 of `comm` writes (the others return at once): call it on every rank.
+        """
+        if not is_root(comm):
+            return
         path = os.fspath(path)
         if os.path.exists(path) and not force:
             raise OutputPathError(f"{path} exists; choose another --out or pass --force to overwrite it")

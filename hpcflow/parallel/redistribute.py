@@ -1,0 +1,89 @@
+"""Moving rows between ranks: pack several arrays into byte rows, send each row to its owner with one Alltoallv.
+
+`pack_rows` turns arrays with a common first axis (any dtypes) into one (n, row_bytes) uint8 matrix and
+`unpack_rows` undoes it, so one buffer collective moves all of a point's data. `alltoallv_rows` sends
+rows to ranks by counts (rows already ordered by destination); the MPI datatype is one whole row, so the
+counts stay below 2^31 for any realistic number of rows. Byte copies: what arrives is bitwise what was sent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.decompose import displs
+
+
+def pack_rows(arrays) -> tuple[np.ndarray, list]:
+    """(n, row_bytes) uint8 matrix holding row i of every array side by side, and the layout to unpack it."""
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    n = arrays[0].shape[0]
+    layout, cols = [], []
+    for a in arrays:
+        if a.shape[0] != n:
+            raise ValueError(f"pack_rows: arrays have {a.shape[0]} and {n} rows; pass arrays of equal length")
+        width = int(np.prod(a.shape[1:], dtype=np.int64))
+        cols.append(a.reshape(n, width).view(np.uint8).reshape(n, width * a.dtype.itemsize))
+        layout.append((a.dtype.str, a.shape[1:]))
+    return (np.concatenate(cols, axis=1) if cols else np.zeros((n, 0), np.uint8)), layout
+
+
+def unpack_rows(buf, layout) -> list[np.ndarray]:
+    """The arrays packed by `pack_rows` (copies, C-contiguous) from a (n, row_bytes) uint8 matrix."""
+    n, out, col = buf.shape[0], [], 0
+    for dtype, shape in layout:
+        dt = np.dtype(dtype)
+        width = dt.itemsize * int(np.prod(shape, dtype=np.int64))
+        part = np.ascontiguousarray(buf[:, col:col + width])
+        out.append(part.view(dt).reshape((n,) + tuple(shape)))
+        col += width
+    return out
+
+
+def alltoallv_rows(send, send_counts, *, comm=None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows received from every rank (source-rank order) and how many came from each: one Alltoallv.
+
+    `send` (n, ...) holds the rows for rank 0 first, then rank 1, ...; `send_counts[r]` rows go to rank r.
+    """
+    c = resolve(comm)
+    send = np.ascontiguousarray(send)
+    send_counts = np.asarray(send_counts, dtype=np.int64)
+    if send_counts.sum() != send.shape[0] or send_counts.size != c.Get_size():
+        raise ValueError(f"alltoallv_rows: counts {send_counts.tolist()} do not split {send.shape[0]} rows over "
+                         f"{c.Get_size()} ranks")
+    if c.Get_size() == 1:
+        return send.copy(), send_counts.copy()
+    from mpi4py import MPI
+
+    recv_counts = np.empty_like(send_counts)
+    c.Alltoall(send_counts, recv_counts)
+    recv = np.empty((int(recv_counts.sum()),) + send.shape[1:], dtype=send.dtype)
+    row_bytes = send.dtype.itemsize * int(np.prod(send.shape[1:], dtype=np.int64))
+    if row_bytes == 0:
+        return recv, recv_counts
+    row = MPI.BYTE.Create_contiguous(row_bytes).Commit()
+    try:
+        sd, rd = displs(send_counts), displs(recv_counts)
+        c.Alltoallv([send, (send_counts, sd), row], [recv, (recv_counts, rd), row])
+    finally:
+        row.Free()
+    return recv, recv_counts
+
+
+def rows_to_owners(idx, arrays, bounds, *, comm=None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Send rows with global indices `idx` (ascending) to the rank r with bounds[r] <= idx < bounds[r+1].
+
+    Returns the received global indices, sorted, and the arrays' rows in that order. `bounds` (R+1,) is the
+    same on every rank (e.g. the displacements of `decompose.counts` with N appended).
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    bounds = np.asarray(bounds, dtype=np.int64)
+    if idx.size and np.any(np.diff(idx) <= 0):
+        raise ValueError("rows_to_owners: global indices must be strictly ascending")
+    dest = np.searchsorted(bounds, idx, side="right") - 1
+    send_counts = np.bincount(dest, minlength=bounds.size - 1).astype(np.int64)
+    buf, layout = pack_rows([idx, *arrays])
+    recv, _ = alltoallv_rows(buf, send_counts, comm=comm)
+    got_idx, *got = unpack_rows(recv, layout)
+    order = np.argsort(got_idx, kind="stable")
+    return got_idx[order], [a[order] for a in got]
