@@ -12,6 +12,7 @@ import numpy as np
 
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.decompose import displs
+from hpcflow.parallel.reduce import allgatherv
 
 
 def pack_rows(arrays) -> tuple[np.ndarray, list]:
@@ -87,3 +88,20 @@ def rows_to_owners(idx, arrays, bounds, *, comm=None) -> tuple[np.ndarray, list[
     got_idx, *got = unpack_rows(recv, layout)
     order = np.argsort(got_idx, kind="stable")
     return got_idx[order], [a[order] for a in got]
+
+
+def fetch_rows(local, lo: int, want, *, comm=None) -> np.ndarray:
+    """Rows `want` (global indices, ascending) of an array held in contiguous shares: rank q holds rows
+    [lo_q, lo_q + len(local_q)) as `local`. Two Alltoallv: the requests, then the rows (bitwise copies)."""
+    c = resolve(comm)
+    local = np.ascontiguousarray(local)
+    want = np.asarray(want, dtype=np.int64)
+    if want.size and np.any(np.diff(want) <= 0):
+        raise ValueError("fetch_rows: wanted indices must be strictly ascending")
+    if c.Get_size() == 1:
+        return local[want - int(lo)]
+    bounds = allgatherv(np.array([int(lo)], dtype=np.int64), comm=c)
+    holder = np.searchsorted(bounds, want, side="right") - 1
+    asked, asked_counts = alltoallv_rows(want[:, None], np.bincount(holder, minlength=bounds.size), comm=c)
+    rows, _ = alltoallv_rows(local[asked[:, 0] - int(lo)], asked_counts, comm=c)
+    return rows
