@@ -31,10 +31,10 @@ def datasets(path):
     return out
 
 
-def run_job(tmp_path, name, text, ranks=None):
+def run_job(tmp_path, name, text, ranks):
     job = tmp_path / f"{name}.toml"
     job.write_text(text)
-    launcher = [] if ranks is None else ["timeout", "100", mpiexec(), "-n", str(ranks)]
+    launcher = ["timeout", "100", mpiexec(), "-n", str(ranks)]
     r = subprocess.run(launcher + [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(tmp_path / name)],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ, HPCFLOW_THREADS="1"))
     assert r.returncode == 0, r.stderr
@@ -43,8 +43,12 @@ def run_job(tmp_path, name, text, ranks=None):
 
 @pytest.mark.parametrize("method,ranks", [("brute", 2), ("brute", 3), ("tree", 2)])
 def test_distance_scaling_under_mpiexec_equals_serial(tmp_path, method, ranks):
+    from hpcflow.experiments import distance_scaling
+
     text = JOB.format(chart="chart = [1, 3]", method=method)
-    serial = run_job(tmp_path, "serial", text)
+    (tmp_path / "serial").mkdir()
+    distance_scaling.run(registry.load(_write(tmp_path, text))[1], str(tmp_path / "serial"))
+    serial = datasets(tmp_path / "serial" / "distances.h5")
     dist = run_job(tmp_path, f"mpi{ranks}", text, ranks)
     assert serial.keys() == dist.keys() and "table/mean" in serial
     for k in serial:

@@ -22,7 +22,8 @@ from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.decompose import counts, displs
-from hpcflow.parallel.redistribute import pack_rows, rows_to_owners, unpack_rows
+from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
+                                          unpack_rows)
 from hpcflow.parallel.reduce import allgatherv, max_value
 
 #: lines per sampling block; fixed so that a seed gives the same points whatever N, R and threads are.
@@ -88,22 +89,34 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
     used = [k for k in sorted(mine) if k <= last and yields[k, 0] > 0]
     take = [min(int(yields[k, 0]), n_points - int(offset[k])) for k in used]
+    n_blocks, n_kept = len(mine), int(sum(len(p) for p in mine.values()))
     idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
-    arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) if used
-              else _empty(surface, f) for f in _FIELDS]
     sent = 0
-    if R > 1:
+    if R == 1:
+        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in _FIELDS]
+    else:
         lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
         bounds = np.append(lo, n_points)
-        sent = sum(a.nbytes for a in arrays) + idx.nbytes
-        idx, arrays = rows_to_owners(idx, arrays, bounds, comm=c)
+        lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in _FIELDS)]
+        send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
+        for k, m in zip(used, take):  # pack block by block, freeing each block as it is packed
+            p = mine.pop(k)
+            pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in _FIELDS], out=send[pos:pos + m])
+            pos += m
+        mine.clear()
+        sent = send.nbytes
+        recv, _ = alltoallv_rows(send, owner_counts(idx, bounds), comm=c)
+        del send
+        idx, arrays = received_in_order(recv, lay)
+        del recv
         if layout == "all":
             buf, lay = pack_rows(arrays)
+            del arrays
             arrays = unpack_rows(allgatherv(buf, comm=c), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
                   seed=int(entropy) if seed is None else seed)
-    counters = {"sampled_blocks": len(mine), "sampled_lines": len(mine) * LINES_PER_BATCH,
-                "sampled_points": int(sum(len(p) for p in mine.values())), "points_owned": len(ps),
+    counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
+                "sampled_points": n_kept, "points_owned": len(ps),
                 "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
     return ps, counters
 

@@ -15,30 +15,50 @@ from hpcflow.parallel.decompose import displs
 from hpcflow.parallel.reduce import allgatherv
 
 
-def pack_rows(arrays) -> tuple[np.ndarray, list]:
-    """(n, row_bytes) uint8 matrix holding row i of every array side by side, and the layout to unpack it."""
+def pack_rows(arrays, out=None) -> tuple[np.ndarray, list]:
+    """(n, row_bytes) uint8 matrix holding row i of every array side by side (written into `out` if given), and
+    the layout to unpack it."""
     arrays = [np.ascontiguousarray(a) for a in arrays]
     n = arrays[0].shape[0]
-    layout, cols = [], []
+    layout = [(a.dtype.str, a.shape[1:]) for a in arrays]
+    out = np.empty((n, row_bytes(layout)), dtype=np.uint8) if out is None else out
+    col = 0
     for a in arrays:
         if a.shape[0] != n:
             raise ValueError(f"pack_rows: arrays have {a.shape[0]} and {n} rows; pass arrays of equal length")
         width = int(np.prod(a.shape[1:], dtype=np.int64))
-        cols.append(a.reshape(n, width).view(np.uint8).reshape(n, width * a.dtype.itemsize))
-        layout.append((a.dtype.str, a.shape[1:]))
-    return (np.concatenate(cols, axis=1) if cols else np.zeros((n, 0), np.uint8)), layout
+        out[:, col:col + width * a.dtype.itemsize] = a.reshape(n, width).view(np.uint8)
+        col += width * a.dtype.itemsize
+    return out, layout
 
 
-def unpack_rows(buf, layout) -> list[np.ndarray]:
-    """The arrays packed by `pack_rows` (copies, C-contiguous) from a (n, row_bytes) uint8 matrix."""
-    n, out, col = buf.shape[0], [], 0
+def row_bytes(layout) -> int:
+    """Bytes per packed row of a `pack_rows` layout."""
+    return sum(np.dtype(dt).itemsize * int(np.prod(shape, dtype=np.int64)) for dt, shape in layout)
+
+
+def unpack_rows(buf, layout, order=None) -> list[np.ndarray]:
+    """The arrays packed by `pack_rows` (C-contiguous copies) from a (n, row_bytes) uint8 matrix; with `order`,
+    rows buf[order] (one copy per array, no copy of the whole buffer)."""
+    rows = slice(None) if order is None else np.asarray(order)
+    n = buf.shape[0] if order is None else rows.size
+    out, col = [], 0
     for dtype, shape in layout:
         dt = np.dtype(dtype)
         width = dt.itemsize * int(np.prod(shape, dtype=np.int64))
-        part = np.ascontiguousarray(buf[:, col:col + width])
+        part = np.ascontiguousarray(buf[rows, col:col + width])
         out.append(part.view(dt).reshape((n,) + tuple(shape)))
         col += width
     return out
+
+
+def owner_counts(idx, bounds) -> np.ndarray:
+    """Rows per destination for ascending global indices `idx`: rank r owns [bounds[r], bounds[r+1])."""
+    idx, bounds = np.asarray(idx, dtype=np.int64), np.asarray(bounds, dtype=np.int64)
+    if idx.size and np.any(np.diff(idx) <= 0):
+        raise ValueError("owner_counts: global indices must be strictly ascending")
+    dest = np.searchsorted(bounds, idx, side="right") - 1
+    return np.bincount(dest, minlength=bounds.size - 1).astype(np.int64)
 
 
 def alltoallv_rows(send, send_counts, *, comm=None) -> tuple[np.ndarray, np.ndarray]:
@@ -77,17 +97,18 @@ def rows_to_owners(idx, arrays, bounds, *, comm=None) -> tuple[np.ndarray, list[
     Returns the received global indices, sorted, and the arrays' rows in that order. `bounds` (R+1,) is the
     same on every rank (e.g. the displacements of `decompose.counts` with N appended).
     """
-    idx = np.asarray(idx, dtype=np.int64)
-    bounds = np.asarray(bounds, dtype=np.int64)
-    if idx.size and np.any(np.diff(idx) <= 0):
-        raise ValueError("rows_to_owners: global indices must be strictly ascending")
-    dest = np.searchsorted(bounds, idx, side="right") - 1
-    send_counts = np.bincount(dest, minlength=bounds.size - 1).astype(np.int64)
-    buf, layout = pack_rows([idx, *arrays])
+    send_counts = owner_counts(idx, bounds)
+    buf, layout = pack_rows([np.asarray(idx, dtype=np.int64), *arrays])
     recv, _ = alltoallv_rows(buf, send_counts, comm=comm)
-    got_idx, *got = unpack_rows(recv, layout)
-    order = np.argsort(got_idx, kind="stable")
-    return got_idx[order], [a[order] for a in got]
+    del buf
+    return received_in_order(recv, layout)
+
+
+def received_in_order(recv, layout) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Unpack received rows whose first packed array is the int64 global index, sorted by that index."""
+    got = unpack_rows(recv, layout[:1])[0]
+    order = np.argsort(got, kind="stable")
+    return got[order], unpack_rows(recv, layout, order=order)[1:]
 
 
 def fetch_rows(local, lo: int, want, *, comm=None) -> np.ndarray:
