@@ -56,13 +56,22 @@ def build_manifold(name: str, dim: int, psi: complex = 0.0):
 
 
 def run(args) -> int:
+    """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
+    from hpcflow.geometry.sampling import check_chart
+    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+
+    check_launch()
     check_arguments(args)
     check_output_path(args.out, args.force)
     X = build_manifold(args.manifold, args.dim, complex(args.psi))
-    t0 = time.perf_counter()
-    ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads)
-    dt = time.perf_counter() - t0
-    ps.save(args.out, force=args.force)
+    check_chart(X, args.chart)  # refused before any work, on every rank alike
+    with abort_on_error():
+        t0 = time.perf_counter()
+        ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
+        dt = time.perf_counter() - t0
+        ps.save(args.out, force=args.force)
+    if not is_root():
+        return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")
     print(f"points        {len(ps)} (dropped {ps.n_dropped} with ambiguous charts or unconverged roots)")
     print(f"sigma_FS      {ps.sigma():.6f}")

@@ -14,6 +14,7 @@ from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, UserError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
+from hpcflow.parallel.comm import is_root
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
 CONVENTIONS = (
@@ -81,8 +82,11 @@ class PointSet:
         return float(sigma_measure(self.eta(g), self.weights))
 
     # ---- I/O ----------------------------------------------------------------------------------------
-    def save(self, path, *, force: bool = False, attrs: dict | None = None) -> None:
-        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True."""
+    def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
+        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True.
+
+        Under MPI only rank 0 of `comm` writes (the others check the path alike and return): call it on every rank.
+        """
         from hpcflow.jobs.output import check_path
 
         path = check_path(path)
@@ -93,6 +97,8 @@ class PointSet:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
+        if not is_root(comm):
+            return
         with atomic_file(path) as fh, h5py.File(fh, "w") as f:
             for name in FIELDS:
                 f.create_dataset(name, data=getattr(self, name))
