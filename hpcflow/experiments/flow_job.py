@@ -45,6 +45,8 @@ FLOW_SECTION = {
     "max_halvings": Field(int, 10, check=at_least(0), help="dt halvings of a rejected (non-PD) step"),
     "clip": Field(float, None, check=positive, help="max norm of a point's update (unset = no clipping)"),
     "early_stop": Field(int, None, check=at_least(1), help="stop after this many steps without improvement"),
+    "kappa_gradient": Field(str, "exact", choices=("exact", "fixed"),
+                            help="dL/dg with kappa(g) differentiated (exact) or held within a step (fixed)"),
 }
 
 CLUSTERING_SECTION = {
