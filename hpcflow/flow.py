@@ -270,9 +270,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         if clip is not None:
             u_train, u_test = _clip(u_train, clip), _clip(u_test, clip)
         h = dt
-        for _ in range(max_halvings + 1):
+        for _ in range(max_halvings + 1):  # (overflow in a trial step's minors means "not finite": rejected)
             new_train = v_train - h * u_train
-            if not any_true(not bool(xp.all(is_positive_definite(unpack(new_train, m=m)))), comm=c):
+            with np.errstate(over="ignore", invalid="ignore"):
+                bad = not bool(xp.all(is_positive_definite(unpack(new_train, m=m))))
+            if not any_true(bad, comm=c):
                 break
             rejections.append((step, h))
             log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
@@ -285,8 +287,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         new_test = v_test - h * u_test
         ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
         new_test = xp.where(ok_test[:, None], new_test, v_test)
-        s_train = sums.sigma(new_train, tr, w_train)
-        s_test = sums.sigma(new_test, te, w_test) if has_test else float("nan")
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sigma is handled just below
+            s_train = sums.sigma(new_train, tr, w_train)
+            s_test = sums.sigma(new_test, te, w_test) if has_test else float("nan")
         if not math.isfinite(s_train) or (has_test and not math.isfinite(s_test)):
             stopped = f"step {step}: sigma is not finite (diverged); the flow keeps step {step - 1}"
             stop_kind = "diverged"

@@ -165,3 +165,24 @@ def test_rank_raising_inside_the_flow_ends_every_rank(tmp_path, ranks):
     r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
     assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
     assert f"rank {ranks - 1}: ERROR RuntimeError: injected kernel failure" in r.stderr
+
+
+def test_run_extended_by_resume_at_another_rank_count(runs, tmp_path):
+    """Two steps on 2 ranks, then --resume on 3 ranks up to step 3: the 3-step run of one rank to 1e-10."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB + CLUSTERING)
+    out = tmp_path / "ext"
+    for ranks, extra in ((2, ["--set", f"flow.steps={STEPS - 1}"]), (3, ["--resume"])):
+        cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out),
+               *extra]
+        r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
+        assert r.returncode == 0, r.stderr
+    one, d1 = runs[("clustered", 1)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checkpoint_step"] == STEPS and summary["ranks"] == 3 and summary["status"] == "finished"
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test"):
+        assert summary[key] == pytest.approx(one[key], rel=1e-10, abs=0)
+    with h5py.File(out / "checkpoint.h5") as f:
+        for key in ("history/sigma_train", "history/sigma_test", "train/g", "test/g"):
+            np.testing.assert_allclose(f[key][()], d1[key], rtol=1e-10, atol=0)
+        assert f["history/step_seconds"].shape == (STEPS, 3)
