@@ -82,7 +82,9 @@ class Counters:
 def _host_rows(a):
     """A (n, k) complex or real device array as host float64 rows (complex as interleaved re/im)."""
     a = np.ascontiguousarray(to_host(a))
-    return a.view(np.float64).reshape(a.shape[0], -1) if np.iscomplexobj(a) else a.astype(np.float64, copy=False)
+    if np.iscomplexobj(a):
+        return a.view(np.float64).reshape(a.shape[0], 2 * int(np.prod(a.shape[1:], dtype=np.int64)))
+    return a.astype(np.float64, copy=False)
 
 
 class Clustered:

@@ -186,3 +186,13 @@ def test_run_extended_by_resume_at_another_rank_count(runs, tmp_path):
         for key in ("history/sigma_train", "history/sigma_test", "train/g", "test/g"):
             np.testing.assert_allclose(f[key][()], d1[key], rtol=1e-10, atol=0)
         assert f["history/step_seconds"].shape == (STEPS, 3)
+
+
+def test_ranks_without_clusters_take_part_in_every_collective(tmp_path):
+    """2 clusters on 3 ranks: the third owns no rows; the flow still ends, equal to the single-rank flow."""
+    cmd = [mpiexec(), "-n", "3", sys.executable, SCRIPT, "idle", str(tmp_path)]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
+    assert r.returncode == 0, r.stderr
+    lines = sorted(line for line in r.stdout.splitlines() if line.startswith("idle ok"))
+    assert len(lines) == 3 and "rank 2: 0 rows, 0 halo rows" in lines[2]
+    assert all(" 0 rows" not in line and " 0 halo rows" not in line for line in lines[:2])

@@ -2,7 +2,9 @@
 
 dense: one exact-mode step (Gaussian, tile 8 so tile pairs spread over ranks) of this rank's contiguous rows;
 rank 0 saves the gathered metrics and the per-rank kernel entries to OUT/dense_*.npy.
-raise: the last rank raises inside the flow at step 2 while the others wait in a collective."""
+raise: the last rank raises inside the flow at step 2 while the others wait in a collective.
+idle: 2 clusters (halo = every train point) on R ranks, so some ranks own nothing; every rank checks the
+histories against the same flow run by itself alone and prints "idle ok" with its row counts."""
 
 import os
 import sys
@@ -52,5 +54,19 @@ with pcomm.abort_on_error(c):
             np.save(os.path.join(out, "dense_train.npy"), g_tr)
             np.save(os.path.join(out, "dense_test.npy"), g_te)
             np.save(os.path.join(out, "dense_entries.npy"), entries)
+    elif mode == "idle":
+        from hpcflow.cluster import flow_blocks
+        from hpcflow.experiments.flow_job import layout
+
+        blocks = flow_blocks(train_all.points, test_all.points, method="full", n_clusters=2, halo_cutoff=1.6)
+        lay = layout(blocks, len(train_all), len(test_all), comm=c)
+        res = kernel_flow(GaussianKernel(0.3), train_all.subset(lay.train_idx), test_all.subset(lay.test_idx),
+                          dt=0.05, steps=2, blocks=lay.blocks, train_idx=lay.train_idx, test_idx=lay.test_idx, comm=c)
+        ref = kernel_flow(GaussianKernel(0.3), train_all, test_all, dt=0.05, steps=2, blocks=blocks,
+                          comm=pcomm.SerialComm())
+        np.testing.assert_allclose(res.sigma_train, ref.sigma_train, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(res.sigma_test, ref.sigma_test, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[lay.train_idx]), rtol=1e-10, atol=1e-12)
+        print(f"idle ok rank {r}: {len(lay.train_idx)} rows, {res.per_rank['halo_rows']} halo rows", flush=True)
     elif mode == "raise":
         kernel_flow(FailingKernel(0.3), train, test, dt=0.05, steps=5, comm=c)
