@@ -67,7 +67,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
                "flow_wall_s": round(wall, 2), "step_s": [round(float(s), 3) for s in step_s],
                "step_s_median": round(float(np.median(step_s)), 3), "sigma_train": res.sigma_train.tolist(),
                "sigma_test": res.sigma_test.tolist(), "per_rank": [
-                   {"points": r["points"], "halo_rows": r["halo_rows"], "blocks": r["blocks"],
+                   {"points": r["points"], "halo_rows": r["halo_rows"], "clusters": r["clusters"],
                     "kernel_entries_per_step": r["kernel_entries"] // max(1, steps),
                     "kernel_s_per_step": round(r["kernel_seconds"] / max(1, steps), 3),
                     "comm_s_per_step": round(float(np.mean(r["history"]["comm_seconds"])), 4),

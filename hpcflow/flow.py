@@ -319,7 +319,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     if on_step is not None:
         on_step(view(len(dts), True))
     per_rank = {"points": int(len(tr)), "test_points": int(len(v_test)), "halo_rows": int(step_sums.halo_rows),
-                "blocks": 0 if blocks is None else len(blocks), **cnt.as_dict()}
+                "clusters": 0 if blocks is None else len(blocks), **cnt.as_dict()}
     per_rank["comm_seconds"] += sums.seconds
     return FlowResult(sigma_train=np.array(hist_train), sigma_test=np.array(hist_test),
                       g_train=to_host(unpack(v_train, m=m)),

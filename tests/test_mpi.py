@@ -110,7 +110,7 @@ def test_divided_flow_equals_one_rank_and_splits_the_work(runs, mode, ranks):
         np.testing.assert_array_equal(dr["cluster/labels"], d1["cluster/labels"])
         own, halo = _halo_expected(dr["cluster/owner"], ranks)
         assert [p["points"] for p in pr] == own and [p["halo_rows"] for p in pr] == halo
-        assert [p["blocks"] for p in pr] == [int(np.sum(dr["cluster/owner"] == r)) for r in range(ranks)]
+        assert [p["clusters"] for p in pr] == [int(np.sum(dr["cluster/owner"] == r)) for r in range(ranks)]
         # halo points once (5 complex = 10 doubles) and 9 gradient components every step
         assert [p["comm_bytes"] for p in pr] == [h * 8 * (10 + 9 * STEPS) for h in halo]
     else:

@@ -1,8 +1,11 @@
-"""Job kind "flow": the kernel metric flow of eq. 3.5 on train/test points of one chart (Table 1 jobs).
+"""Job kind "flow": the kernel metric flow of eq. 3.5 on train/test points of one chart (Table 1 jobs), on R ranks.
 
-Writes DIR/checkpoint.h5 (history/sigma_train, history/sigma_test, history/dt per step, step 0 = FS; final
-metrics g of train and test points with their points, weights and |Omega|^2; the job configuration as the
-`config` attribute) and returns the summary (sigma initial/final, gains = sigma_FS / sigma_final, ...).
+Every rank samples the point sets and (with [clustering]) builds the blocks, then keeps its own rows: a
+contiguous share of train and test rows (exact mode) or the rows of the clusters it owns (clusters dealt by
+cost, longest first, to the least loaded rank). DIR/checkpoint.h5 is written by `CheckpointWriter`
+(`hpcflow.checkpoint`, schema there) every [checkpoint].every steps / .seconds seconds and at the end; `run`
+returns the summary (sigma initial/final, gains = sigma_FS / sigma_final, status, checkpoint_step, ranks,
+provenance, per_rank figures), or raises NumericalStop carrying it when the flow diverged.
 """
 
 from __future__ import annotations
