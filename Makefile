@@ -22,6 +22,7 @@ venv: $(VENV)/.installed
 run: venv
 	mkdir -p runs
 	$(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
+	$(VENV)/bin/hpcflow report runs/quickstart --out runs/quickstart_report
 
 ## test: the whole test suite (MPI tests included, slow runs excluded)
 test: venv

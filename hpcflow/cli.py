@@ -19,6 +19,7 @@ COMMANDS = [
     "hpcflow.commands.sample",
     "hpcflow.commands.run",
     "hpcflow.commands.nn",
+    "hpcflow.commands.report",
 ]
 
 

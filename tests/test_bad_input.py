@@ -339,7 +339,8 @@ def test_check_resources_refuses_with_estimate_and_limit_and_can_be_overridden(t
 
 
 @pytest.mark.parametrize("name, value", [("HPCFLOW_THREADS", "0"), ("HPCFLOW_THREADS", "100000"),
-                                         ("HPCFLOW_THREADS", "two"), ("HPCFLOW_BACKEND", "fortran")])
+                                         ("HPCFLOW_THREADS", "two"), ("HPCFLOW_BACKEND", "fortran"),
+                                         ("HPCFLOW_QUIET", "yes please")])
 def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
