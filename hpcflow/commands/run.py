@@ -10,9 +10,7 @@ import inspect
 import os
 import time
 
-from hpcflow import __version__
-from hpcflow import resources
-from hpcflow.resources import add_memory_check_argument
+from hpcflow import __version__, resources
 
 
 def run(args) -> int:
@@ -96,4 +94,4 @@ def add_job_arguments(p, job_help: str) -> None:
                    help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3")
     p.add_argument("--check", action="store_true",
                    help="validate the job, its memory estimate and --out, then stop (nothing written)")
-    add_memory_check_argument(p)
+    resources.add_memory_check_argument(p)
