@@ -28,7 +28,7 @@ def _run(args, comm) -> int:
 
     overrides = list(args.set or [])
     module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
-                                memory_check=not getattr(args, "no_memory_check", False))
+                                memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
