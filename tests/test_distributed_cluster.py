@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hpcflow.cluster.distributed import lpt_owners
-from tests.test_distributed_sampling import mpiexec
+from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "cluster_checks.py")
 
