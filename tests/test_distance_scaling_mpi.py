@@ -63,7 +63,7 @@ def test_single_chart_points_are_denser(tmp_path):
     means = {}
     for chart in (None, [0, 1]):
         cfg = registry.load(_write(tmp_path, JOB.format(chart="" if chart is None else f"chart = {chart}",
-                                                        method="brute").replace("[60, 700]", "[1500]")))[1]
+                                                        method="brute").replace("[60, 700]", "[1500, 1600]")))[1]
         means[str(chart)] = distance_scaling.run(cfg, str(tmp_path))["table"][0]["mean"]
     ratio = means["[0, 1]"] / means["None"]
     assert 0.95 * 20 ** (-1 / 6) < ratio < 0.9

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import MANIFOLD_FIELDS, Field, at_least, chart_pair
+from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
 
 
 #: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
 GEOMETRY_SECTION = {
     **MANIFOLD_FIELDS,
-    "chart": Field(list, [0, 1], items=int, check=chart_pair,
+    "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
-    "n_train": Field(int, 1000, check=at_least(1), help="number of train points"),
-    "n_test": Field(int, 1000, check=at_least(0), help="number of test points (0 = none)"),
-    "seed": Field(int, 0, check=at_least(0), help="seed of the train points; test points use seed + 1"),
+    "n_train": Field(int, 1000, lo=1, help="number of train points"),
+    "n_test": Field(int, 1000, lo=0, help="number of test points (0 = none)"),
+    "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points; test points use seed + 1"),
 }
 
 

@@ -26,11 +26,14 @@ import numpy as np
 from hpcflow.experiments.common import manifold
 from hpcflow.geometry.sampling import sample_points
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least, chart_pair
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_THREADS, SEED_MAX, Field, chart_pair
 
 
 def _sizes(v):
-    return None if v and min(v) >= 2 else "must be a non-empty list of sizes >= 2"
+    """A power law d = a N^b needs at least two different sizes; a repeated size is what `repeats` is for."""
+    if len(set(v)) < 2:
+        return "must list at least two different sizes N to fit d = a N^b"
+    return None if len(set(v)) == len(v) else "repeats a size; list each N once and set [scaling].repeats"
 
 
 SCHEMA = {
@@ -41,22 +44,27 @@ SCHEMA = {
                        help="[I, J]: sample inside this one chart only, as the paper does (default: all charts)"),
     },
     "scaling": {
-        "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes,
+        "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes, lo=2,
                           help="sample sizes N"),
-        "repeats": Field(int, 1, check=at_least(1), help="independent samples per N (seed + 1000 i + repeat)"),
-        "seed": Field(int, 0, check=at_least(0)),
-        "workers": Field(int, 1, check=at_least(1), help="threads for the KD-tree queries"),
+        "repeats": Field(int, 1, lo=1, hi=1000, help="independent samples per N (seed + 1000 i + repeat)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX),
+        "workers": Field(int, 1, lo=1, hi=MAX_THREADS, help="threads for the KD-tree queries"),
         "method": Field(str, "brute", choices=("brute", "tree"), help="neighbour search (see module docstring)"),
-        "queries": Field(int, 0, check=at_least(0),
+        "queries": Field(int, 0, lo=0,
                          help="brute only: query this many random points per N when N is larger (0 = all)"),
-        "fit_from": Field(int, 0, check=at_least(0),
+        "fit_from": Field(int, 0, lo=0,
                           help="also fit the mean on N >= fit_from only (the asymptotic regime); 0 = no"),
     },
 }
 
 
-def check(cfg, source: str) -> None:
-    """Cross-field check: the chart's indices must exist on P^n."""
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks, before any work: a `fit_from` fit needs two different sizes N >= fit_from; the chart's
+    indices must exist on P^n."""
+    sc = cfg["scaling"]
+    if sc["fit_from"] > 0 and len({n for n in sc["n_points"] if n >= sc["fit_from"]}) < 2:
+        raise ConfigError(f"{source}: [scaling].fit_from = {sc['fit_from']} leaves fewer than two sizes N >= fit_from "
+                          "to fit; lower it or set 0")
     geo = cfg["geometry"]
     if geo["chart"] is not None and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1} on "

@@ -21,6 +21,16 @@ KINDS = {
     "nn": "hpcflow.nn.job",
 }
 
+#: files each kind writes into its output directory besides summary.json and job.toml (checked before work)
+OUTPUTS = {
+    "flow": ("checkpoint.h5",),
+    "noise_scan": ("noise_scan.h5",),
+    "distance_scaling": ("distances.h5",),
+    "local_limit": ("local_limit.h5",),
+    "clustering": ("fig2_distances.h5",),
+    "nn": ("nn.h5", "model.pt", "model.pt.json"),
+}
+
 
 def job_module(kind: str, *, source: str = "job"):
     """The module implementing job kind `kind` (ConfigError naming the known kinds otherwise)."""
@@ -30,9 +40,13 @@ def job_module(kind: str, *, source: str = "job"):
     return importlib.import_module(KINDS[kind])
 
 
-def load(path, overrides=()):
+def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
     """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
-    filled, or a ConfigError before any work."""
+    filled, or a ConfigError before any work. The HPCFLOW_* environment and the estimated peak memory per rank
+    (`hpcflow.resources.check_resources`; skipped with memory_check=False) are checked too."""
+    from hpcflow.resources import check_environment
+
+    check_environment()
     source = str(path)
     data = apply_overrides(read_toml(path), overrides, source=source)
     job = data.get("job")
@@ -45,4 +59,13 @@ def load(path, overrides=()):
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:
         check(cfg, source)
+    validate_job(cfg, source=source, ranks=ranks, memory_check=memory_check)
     return module, cfg
+
+
+def validate_job(cfg: dict, *, source: str = "job", ranks: int = 1, memory_check: bool = True):
+    """The checks after the schema: the job's peak memory per rank against the limit (unless memory_check is
+    False or HPCFLOW_IGNORE_MEMORY_CHECK=1). Returns the hpcflow.resources.Estimate."""
+    from hpcflow.resources import check_resources
+
+    return check_resources(cfg, cfg["job"]["kind"], ranks=ranks, force=not memory_check, source=source)
