@@ -209,7 +209,8 @@ def run(cfg, outdir) -> dict:
             rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(d.size), "min": float(d.min()),
                          "mean": float(d.mean()), "mean_err": float(d.std() / np.sqrt(len(d))),
                          "max": float(d.max()), "median": float(np.median(d)),
-                         "sample_seconds": counters["sample_seconds"], "neighbour_seconds": counters["neighbour_seconds"]})
+                         "sample_seconds": counters["sample_seconds"],
+                         "neighbour_seconds": counters["neighbour_seconds"]})
             datasets[f"nn_distance/N{n_pts}_seed{seed}"] = d
             if c.Get_rank() == 0:
                 print(f"distance_scaling: N={n_pts} seed={seed} queries={d.size} min={d.min():.4g} "
