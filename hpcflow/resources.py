@@ -351,7 +351,8 @@ def ignore_requested(environ=None) -> bool:
 
 def check_environment(environ=None) -> None:
     """Validate the HPCFLOW_* variables before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND
-    (numpy, cupy, auto), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1); ConfigError naming the variable otherwise."""
+    (numpy, cupy, auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1); ConfigError naming the
+    variable otherwise."""
     from hpcflow.backend import _CHOICES
     from hpcflow.jobs.schema import MAX_THREADS
 
@@ -364,6 +365,9 @@ def check_environment(environ=None) -> None:
     if backend and backend not in _CHOICES:
         raise ConfigError(f"HPCFLOW_BACKEND={backend[:40]!r} is not one of {', '.join(_CHOICES)}; set numpy, cupy "
                           "or auto, or unset it")
+    quiet = env.get("HPCFLOW_QUIET", "").strip()
+    if quiet not in ("", "1"):
+        raise ConfigError(f"HPCFLOW_QUIET={quiet[:40]!r} must be 1 (no progress bars) or unset; fix it")
     ignore_requested(env)
 
 

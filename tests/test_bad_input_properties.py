@@ -28,7 +28,7 @@ from hpcflow.resources import estimate, memory_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = sorted((ROOT / "jobs").glob("*.toml"))
-SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SPECIAL_NUMBERS = [0, 1, -1, 2, 3, 10**6, 10**9, 10**12, 10**23, 2**63 - 1, -(2**63), 2**64, 0.0, -0.0, 1e-300,
                    5e-324, 1e300, 1.7e308, math.nan, math.inf, -math.inf, 0.5, 1e-3]

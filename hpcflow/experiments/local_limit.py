@@ -39,6 +39,7 @@ def check(cfg: dict, source: str) -> None:
 
 def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import kernel_flow
+    from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.kernels import GaussianKernel
 
@@ -49,7 +50,8 @@ def run(cfg: dict, outdir) -> dict:
         kernel = GaussianKernel(w, form=ll["form"], normalize=None if ll["normalize"] == "none" else "row")
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
-                          early_stop=fl["early_stop"], callback=progress(f"local_limit[w={w:g}]", every=fl["steps"]))
+                          early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),
+                          callback=progress(f"local_limit[w={w:g}]", every=fl["steps"]))
         row = {"width": w, **flow_summary(res, len(train), 0 if test is None else len(test))}
         rows.append(row)
         print(f"local_limit: width={w:g} train gain={row['gain_train']:.4g} test gain={row.get('gain_test')}", flush=True)

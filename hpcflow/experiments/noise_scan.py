@@ -111,6 +111,7 @@ def run(cfg: dict, outdir) -> dict:
     from scipy.spatial import cKDTree
 
     from hpcflow.flow import kernel_flow
+    from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
     from hpcflow.geometry import fs_distance_paired, projector_features
     from hpcflow.jobs.output import write_hdf5
 
@@ -124,7 +125,8 @@ def run(cfg: dict, outdir) -> dict:
     for i, (s, (ps, src, failed)) in enumerate(zip(nz["scales"], sets)):
         res = kernel_flow(kernel, train, ps, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
                           tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
-                          early_stop=fl["early_stop"], callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
+                          early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),
+                          callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
         d_src = fs_distance_paired(ps.points, train.points[src])
         _, nn = tree.query(projector_features(ps.points), k=1)
         d_nn = fs_distance_paired(ps.points, train.points[nn])
