@@ -10,7 +10,7 @@ import pytest
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs import registry
-from tests.test_distributed_sampling import mpiexec
+from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
 
 JOB = """
 [job]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hpcflow.cluster.distributed import lpt_owners
-from tests.test_distributed_sampling import mpiexec
+from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "cluster_checks.py")
 
@@ -45,6 +45,7 @@ def test_distributed_blocks_equal_serial_blocks(ranks):
     assert r.returncode == 0, r.stderr
     outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert sorted(o["rank"] for o in outs) == list(range(ranks))
+    assert all(o["shares_ok"] for o in outs)
     for name, n_batches in (("batched", 4), ("full", 1)):
         parts = [o[name] for o in outs]
         assert all(p["blocks_equal"] and p["fetch_ok"] for p in parts)

@@ -7,7 +7,6 @@ not from the distributed sampler.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,15 +15,10 @@ import pytest
 
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.sampling import LINES_PER_BATCH
+from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "sampling_checks.py")
 FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
-
-
-def mpiexec():
-    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-    assert exe, "mpiexec not found: install the test extra (mpich wheel)"
-    return exe
 
 
 def by_definition(X, n, seed, chart):

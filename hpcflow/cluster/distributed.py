@@ -98,8 +98,8 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
         return labels, {"clustering_batches": int(r == 0), "clustering_seconds": time.perf_counter() - t0}
     batch_size = check_batch_size(batch_size)
     batches = split_batches(z.shape[0], batch_size, seed)
-    k = check_n_clusters(n_clusters, min(b.size for b in batches),
-                         what=f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})")
+    what = f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})"
+    k = check_n_clusters(n_clusters, min(b.size for b in batches), what=what)
     mine = list(range(r, len(batches), R))
     local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k) for i in mine}
     seed_labels = local[0] if r == 0 else np.empty(batches[0].size, dtype=np.int64)

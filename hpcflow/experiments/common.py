@@ -42,6 +42,22 @@ def sample_train_test(geo: dict):
     return X, train, test
 
 
+def sample_train_test_shares(geo: dict, *, comm=None):
+    """(X, train, test, counters): this rank's contiguous shares (decompose.share) of the sets of
+    `sample_train_test`, bitwise the same rows for every R; test is None when n_test = 0. `counters`: this
+    rank's sampled blocks and lines, points owned, bytes sent, seconds (train and test together)."""
+    from hpcflow.geometry.sampling import sample_points
+
+    X = manifold(geo)
+    chart = tuple(geo["chart"])
+    train, counters = sample_points(X, geo["n_train"], geo["seed"], chart=chart, comm=comm, layout="share")
+    test = None
+    if geo["n_test"] > 0:
+        test, more = sample_points(X, geo["n_test"], geo["seed"] + 1, chart=chart, comm=comm, layout="share")
+        counters = {k: v + more[k] for k, v in counters.items()}
+    return X, train, test, counters
+
+
 def gain(initial: float, final: float) -> float:
     """Gain factor sigma_initial / sigma_final (the paper's 'factor gained in the sigma loss')."""
     return float(initial / final) if final > 0 else float("inf")

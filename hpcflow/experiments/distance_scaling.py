@@ -26,7 +26,7 @@ import numpy as np
 from hpcflow.experiments.common import manifold
 from hpcflow.geometry.sampling import sample_points
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_THREADS, SEED_MAX, Field, chart_pair
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair
 
 
 def _sizes(v):
@@ -40,7 +40,7 @@ SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
         **MANIFOLD_FIELDS,
-        "chart": Field(list, None, items=int, check=chart_pair,
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
                        help="[I, J]: sample inside this one chart only, as the paper does (default: all charts)"),
     },
     "scaling": {
@@ -209,7 +209,8 @@ def run(cfg, outdir) -> dict:
             rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(d.size), "min": float(d.min()),
                          "mean": float(d.mean()), "mean_err": float(d.std() / np.sqrt(len(d))),
                          "max": float(d.max()), "median": float(np.median(d)),
-                         "sample_seconds": counters["sample_seconds"], "neighbour_seconds": counters["neighbour_seconds"]})
+                         "sample_seconds": counters["sample_seconds"],
+                         "neighbour_seconds": counters["neighbour_seconds"]})
             datasets[f"nn_distance/N{n_pts}_seed{seed}"] = d
             if c.Get_rank() == 0:
                 print(f"distance_scaling: N={n_pts} seed={seed} queries={d.size} min={d.min():.4g} "

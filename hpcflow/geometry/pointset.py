@@ -14,7 +14,7 @@ from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, UserError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
-from hpcflow.parallel.comm import is_root
+from hpcflow.parallel.comm import is_root, resolve
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
 CONVENTIONS = (
@@ -97,7 +97,10 @@ class PointSet:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
-        if not is_root(comm):
+        c = resolve(comm)
+        if c.Get_size() > 1:
+            c.Barrier()  # every rank has checked the path before rank 0 creates the file
+        if not is_root(c):
             return
         with atomic_file(path) as fh, h5py.File(fh, "w") as f:
             for name in FIELDS:

@@ -68,6 +68,38 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     if xp is not np:
         threads = 1
     width = int(max_value(threads, comm=c)) if R > 1 else threads  # the same wave on every rank
+    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=c)
+    offset = displs(yields[:, 0])
+    last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
+    used = [k for k in sorted(mine) if k <= last and yields[k, 0] > 0]
+    take = [min(int(yields[k, 0]), n_points - int(offset[k])) for k in used]
+    n_blocks, n_kept = len(mine), int(sum(len(p) for p in mine.values()))
+    idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
+    sent = 0
+    if R == 1:
+        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in _FIELDS]
+    else:
+        lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
+        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=c)
+        if layout == "all":
+            buf, lay = pack_rows(arrays)
+            del arrays
+            arrays = unpack_rows(allgatherv(buf, comm=c), lay)
+    ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
+                  seed=int(entropy) if seed is None else seed)
+    counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
+                "sampled_points": n_kept, "points_owned": len(ps),
+                "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
+    return ps, counters
+
+
+def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm):
+    """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
+
+    A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
+    rank k % R; one Allgather per wave settles the yields.
+    """
+    R, r = comm.Get_size(), comm.Get_rank()
     mine, yields, have, k0 = {}, [], 0, 0
     per = len(surface.charts) if chart is not None else 1
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -80,45 +112,27 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
             parts = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp), own))
             mine.update(zip(own, parts))
             local = np.array([[len(p), p.n_dropped] for p in parts], dtype=np.int64).reshape(w, 2)
-            wave = allgatherv(local, comm=c).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
+            wave = allgatherv(local, comm=comm).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
             yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
             have += int(wave[:, 0].sum())
             k0 += R * w
-    yields = np.concatenate(yields)
-    offset = displs(yields[:, 0])
-    last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
-    used = [k for k in sorted(mine) if k <= last and yields[k, 0] > 0]
-    take = [min(int(yields[k, 0]), n_points - int(offset[k])) for k in used]
-    n_blocks, n_kept = len(mine), int(sum(len(p) for p in mine.values()))
-    idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
-    sent = 0
-    if R == 1:
-        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in _FIELDS]
-    else:
-        lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
-        bounds = np.append(lo, n_points)
-        lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in _FIELDS)]
-        send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
-        for k, m in zip(used, take):  # pack block by block, freeing each block as it is packed
-            p = mine.pop(k)
-            pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in _FIELDS], out=send[pos:pos + m])
-            pos += m
-        mine.clear()
-        sent = send.nbytes
-        recv, _ = alltoallv_rows(send, owner_counts(idx, bounds), comm=c)
-        del send
-        idx, arrays = received_in_order(recv, lay)
-        del recv
-        if layout == "all":
-            buf, lay = pack_rows(arrays)
-            del arrays
-            arrays = unpack_rows(allgatherv(buf, comm=c), lay)
-    ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
-                  seed=int(entropy) if seed is None else seed)
-    counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
-                "sampled_points": n_kept, "points_owned": len(ps),
-                "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
-    return ps, counters
+    return mine, np.concatenate(yields)
+
+
+def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm):
+    """(bytes sent, field arrays): the first take[i] rows of blocks used[i] (global rows idx) moved to the rank
+    r with bounds[r] <= idx < bounds[r+1], in global order; blocks are packed and freed one by one."""
+    lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in _FIELDS)]
+    send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
+    for k, m in zip(used, take):
+        p = mine.pop(k)
+        pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in _FIELDS], out=send[pos:pos + m])
+        pos += m
+    mine.clear()
+    sent = send.nbytes
+    recv, _ = alltoallv_rows(send, owner_counts(idx, bounds), comm=comm)
+    del send
+    return sent, received_in_order(recv, lay)[1]
 
 
 def _empty(surface, field: str) -> np.ndarray:

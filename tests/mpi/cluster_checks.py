@@ -9,6 +9,7 @@ import numpy as np
 
 from hpcflow.cluster import flow_blocks
 from hpcflow.cluster.distributed import distributed_blocks
+from hpcflow.experiments.common import sample_train_test_shares
 from hpcflow.geometry import Hypersurface
 from hpcflow.parallel import comm as pcomm
 
@@ -34,6 +35,12 @@ for name, kw in cases.items():
                  "fetch_ok": bool(fetched.tobytes() == train_all.weights[rows].tobytes()
                                   and fetched_test.tobytes() == test_all.g_fs[d.test_rows()].tobytes()),
                  "train_rows": d.train_rows().tolist()}
+# the flow job's train/test shares are the rows of the same sets
+geo = {"manifold": "fermat", "dim": 3, "psi": 0.0, "chart": [0, 1], "n_train": 600, "n_test": 200, "seed": 1}
+_, tr, te, cnt = sample_train_test_shares(geo)
+out["shares_ok"] = bool(tr.points.tobytes() == train.points.tobytes() and te.g_fs.tobytes() == test.g_fs.tobytes()
+                        and cnt["points_owned"] == len(train) + len(test))
 everyone = c.gather(out, root=0)
 for o in everyone if r == 0 else []:
     print(json.dumps(o), flush=True)
+
