@@ -258,7 +258,8 @@ def test_check_flag_validates_and_writes_nothing(tmp_path):
 
 
 def test_killed_run_leaves_a_directory_that_a_rerun_accepts(tmp_path):
-    """SIGKILL during the flow: no summary.json, at most debris; the rerun into the same --out succeeds."""
+    """SIGKILL during the flow: no summary.json, at most debris (and a checkpoint); the rerun into the same --out
+    succeeds, or, when a checkpoint was written, is refused with a pointer to --resume and succeeds with --force."""
     import signal
     import time
 
@@ -277,8 +278,14 @@ def test_killed_run_leaves_a_directory_that_a_rerun_accepts(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert out.is_dir() and not (out / "summary.json").exists()
-    r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--set", "flow.steps=1",
-                 "--set", "geometry.n_train=50", "--set", "geometry.n_test=50", cwd=tmp_path)
+    rerun = ("run", ROOT / "jobs/quickstart.toml", "--out", out, "--set", "flow.steps=1",
+             "--set", "geometry.n_train=50", "--set", "geometry.n_test=50")
+    if (out / "checkpoint.h5").exists():  # killed after its first checkpoint: an interrupted run, kept for --resume
+        before = (out / "checkpoint.h5").read_bytes()
+        r = _hpcflow(*rerun, cwd=tmp_path)
+        assert r.returncode == 2 and "--resume" in r.stderr and (out / "checkpoint.h5").read_bytes() == before
+        rerun = (*rerun, "--force")
+    r = _hpcflow(*rerun, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 1
 

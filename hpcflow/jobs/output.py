@@ -66,13 +66,17 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     Refused: an empty path, a path under /proc, /sys or /dev, an existing file, a directory holding results
     (anything but debris of interrupted writes) without force, one where an output file (summary.json,
     job.toml, `outputs`) is a directory, an unwritable directory, or a missing directory whose nearest
-    existing ancestor is not a writable directory. An empty directory (e.g. left by a killed run) is accepted.
+    existing ancestor is not a writable directory. An empty directory (e.g. left by a killed run) is accepted;
+    one with a checkpoint but no summary.json is an interrupted run, refused with a pointer to --resume.
     """
     path = check_path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
     if os.path.isdir(path):
         results = [e for e in os.listdir(path) if not _is_debris(e)]
+        if results and not force and "checkpoint.h5" in results and "summary.json" not in results:
+            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no summary.json); continue "
+                                  "it with --resume, or pass --force to start over")
         if results and not force:
             raise OutputPathError(
                 f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
