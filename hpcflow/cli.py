@@ -19,6 +19,8 @@ COMMANDS = [
     "hpcflow.commands.sample",
     "hpcflow.commands.run",
     "hpcflow.commands.nn",
+    "hpcflow.commands.tune",
+    "hpcflow.commands.submit",
 ]
 
 

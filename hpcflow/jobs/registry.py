@@ -1,7 +1,8 @@
 """Job kinds: `[job] kind` → the module that defines its `SCHEMA` and `run(cfg, outdir) -> dict`.
 
 A job module may also define `check(cfg, source)` for cross-field checks (raise ConfigError); `load` calls
-it after the schema validation, so every job-file error still comes before any work.
+it after the schema validation, so every job-file error still comes before any work. Optional sections that
+only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECTIONS`) and left out of cfg.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ KINDS = {
     "nn": "hpcflow.nn.job",
 }
 
+#: optional sections validated by their own module: section -> (module with validate_section(table, schema,
+#: source), job kinds that may carry it). `load` validates and drops them; `load_with_extras` returns them.
+EXTRA_SECTIONS = {
+    "tune": ("hpcflow.tune.space", ("flow",)),
+}
+
 
 def job_module(kind: str, *, source: str = "job"):
     """The module implementing job kind `kind` (ConfigError naming the known kinds otherwise)."""
@@ -33,6 +40,12 @@ def job_module(kind: str, *, source: str = "job"):
 def load(path, overrides=()):
     """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
     filled, or a ConfigError before any work."""
+    module, cfg, _ = load_with_extras(path, overrides)
+    return module, cfg
+
+
+def load_with_extras(path, overrides=()):
+    """As `load`, and the validated optional sections (`EXTRA_SECTIONS`) present in the file: (module, cfg, extras)."""
     source = str(path)
     data = apply_overrides(read_toml(path), overrides, source=source)
     job = data.get("job")
@@ -41,8 +54,15 @@ def load(path, overrides=()):
     if not isinstance(job["kind"], str):
         raise ConfigError(f"{source}: [job].kind = {job['kind']!r} must be a string; e.g. kind = \"flow\"")
     module = job_module(job["kind"], source=source)
+    extras = {}
+    for section, (modname, kinds) in EXTRA_SECTIONS.items():
+        if section in data:
+            if job["kind"] not in kinds:
+                raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
+            extras[section] = importlib.import_module(modname).validate_section(
+                data.pop(section), module.SCHEMA, source=source)
     cfg = validate(data, module.SCHEMA, source=source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:
         check(cfg, source)
-    return module, cfg
+    return module, cfg, extras
