@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
                 self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:300]}")
+                if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
+                    self.log(traceback.format_exc().rstrip())
                 if self.current is not None:
                     frozen = self.study.get_trials(deepcopy=False)
                     trial = next(t for t in frozen if t.number == self.current)
@@ -237,7 +240,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     comm = resolve(comm)
     job = load(path, overrides, sampler=sampler)  # every rank: job-file errors before any work
     study_name = study_name or Path(path).stem
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     study, err = None, None
     if is_root(comm):
         try:
