@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
+# EDIT: nothing; it configures Slurm for this host's name, CPUs and memory (SLURM_CONF moves slurm.conf).
 # One-node Slurm on this machine, to try the batch path (sbatch templates, hpcflow submit) on a workstation.
-# Nothing to edit: it configures Slurm for this host's name, CPUs and memory. Needs root and Debian/Ubuntu's
-# packages (slurmctld slurmd slurm-client munge); on a machine where Slurm already answers it changes nothing.
+# Needs root and Debian/Ubuntu's packages (slurmctld slurmd slurm-client munge, installed when missing);
+# on a machine where Slurm already answers it changes nothing.
 #   sudo slurm/local-cluster.sh start     # install if missing (apt-get), write slurm.conf, start munged/slurmctld/slurmd
 #   slurm/local-cluster.sh status         # sinfo of the local node
 #   sudo slurm/local-cluster.sh stop      # stop the daemons it started
