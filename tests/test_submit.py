@@ -99,3 +99,38 @@ def test_requeued_commands_continue():
     assert resume_argv(["run", "j.toml", "--out", "d", "--resume"]).count("--resume") == 1
     assert resume_argv(["tune", "j.toml", "--out", "d", "--trials", "3"])[0] == "tune"
     assert resume_argv(["nn", "j.toml", "--out", "d"]) is None
+
+
+def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
+    """Slurm's USR2 goes to the run's SIGUSR1 checkpoint handler; exit status 4 then hands over to submitit."""
+    import signal
+
+    import hpcflow.cli
+    from hpcflow.submit.task import HpcflowTask
+
+    events = []
+    old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        signal.signal(signal.SIGUSR2, lambda *_: events.append("submitit requeue"))  # as submitit installs it
+
+        def run_with_checkpoint_handler(argv):
+            signal.signal(signal.SIGUSR1, lambda *_: events.append("run checkpoints"))  # as the run installs it
+            os.kill(os.getpid(), signal.SIGUSR2)  # Slurm's --signal before the time limit
+            return 4  # Preempted after the checkpoint
+
+        monkeypatch.setattr(hpcflow.cli, "main", run_with_checkpoint_handler)
+        assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 4
+        assert events == ["run checkpoints", "submitit requeue"]
+
+        events.clear()
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, lambda *_: events.append("submitit requeue"))
+        monkeypatch.setattr(hpcflow.cli, "main", lambda argv: os.kill(os.getpid(), signal.SIGUSR2) or 0)
+        assert HpcflowTask()(["nn", "j.toml", "--out", "d"]) == 0  # no checkpoint handler: requeued at once
+        assert events == ["submitit requeue"]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    nxt = HpcflowTask().checkpoint(["run", "j.toml", "--out", "d"])
+    assert nxt.args == (["run", "j.toml", "--out", "d", "--resume"],)
+    assert HpcflowTask().checkpoint(["nn", "j.toml", "--out", "d"]) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,30 @@ def test_objectives_from_histories():
     assert value("log_gain_test_best", tr, te) == pytest.approx(math.log(2.0), rel=1e-15)
     assert value("sigma_test", tr, te) == 0.3
     assert math.isnan(value("log_gain_test", tr, [0.5, float("nan")]))
+
+
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
+
+
+@pytest.mark.parametrize("kernel, n_train, paper", [
+    ("relu", 2500, {"flow.dt": 0.1, "kernel.w_std": 5.716, "kernel.b_std": 80.52}),
+    ("gaussian", 2500, {"flow.dt": 0.1583, "kernel.width": 1 / 30}),
+    ("delta", 1000, {"flow.dt": 0.3162}),
+])
+def test_table1_searches_hold_the_papers_values(kernel, n_train, paper):
+    _, cfg, extras = registry.load_with_extras(JOBS / f"tune_{kernel}.toml")
+    assert (cfg["geometry"]["n_train"], cfg["flow"]["loss"], cfg["flow"]["steps"]) == (n_train, "sigma", 50)
+    space = {p.name: p for p in extras["tune"]["space"]}
+    for name, v in paper.items():
+        assert space[name].low <= v <= space[name].high
+        registry.load(JOBS / f"tune_{kernel}.toml", [f"{name}={v}"])  # the paper's value is a valid job
+
+
+def test_every_job_file_says_what_it_reproduces_and_how_long_it_runs():
+    for path in sorted(JOBS.glob("*.toml")):
+        header = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line)
+        assert header and "on 2 cores" in " ".join(header), path  # what it reproduces, then its run time

@@ -168,11 +168,12 @@ def test_a_running_trial_older_than_the_grace_period_is_failed(tmp_path):
         [TrialState.COMPLETE] * 2
 
 
-def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path, ranks):
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
     job, out = _job(tmp_path), tmp_path / "study"
-    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "hpcflow", "tune", str(job), "--trials", "2",
+    r = subprocess.run([mpiexec, "-n", str(ranks), sys.executable, "-m", "hpcflow", "tune", str(job), "--trials", "2",
                         "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     trials = _study(out).get_trials()
@@ -189,3 +190,19 @@ def test_an_existing_study_with_another_direction_is_refused(tmp_path, capsys):
     assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--set", "tune.objective=sigma_test"]) == 2
     assert "is to maximize" in capsys.readouterr().err
     assert len(_study(out).get_trials()) == 1
+
+
+def test_an_sqlalchemy_url_works_with_a_heartbeat_and_bad_storage_is_exit_2(tmp_path, capsys):
+    job, url = _job(tmp_path), f"sqlite:///{tmp_path / 'study.db'}"
+    r = optimize(str(job), trials=2, out=str(tmp_path / "s"), storage=url, log=lambda *_: None)
+    assert r["counts"] == {"COMPLETE": 2}
+    from hpcflow.tune.storage import open_storage
+
+    storage = open_storage(url, str(tmp_path), heartbeat=7)
+    assert storage.get_heartbeat_interval() == 7  # Optuna fails trials whose heartbeat stops
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 2
+    for bad in ("nosuch://db", str(job / "x.journal")):  # a file is no directory
+        assert main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "t"), "--storage", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"--storage {bad}: cannot open it" in err and err.count("\n") == 1
+    assert not (tmp_path / "t").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import warnings
 
 from hpcflow.errors import UserError
 
@@ -28,8 +29,10 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     try:
         if "://" in url:
             retry = RetryFailedTrialCallback(max_retry=retries) if retries else None
-            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                              failed_trial_callback=retry)
+            with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                  failed_trial_callback=retry)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
     except (OSError, ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
