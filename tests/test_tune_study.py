@@ -183,13 +183,19 @@ def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path, ranks):
         assert json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())["status"] == "finished"
 
 
-def test_an_existing_study_with_another_direction_is_refused(tmp_path, capsys):
+def test_an_existing_study_with_another_direction_or_name_is_refused(tmp_path, capsys):
     job, out = _job(tmp_path), tmp_path / "study"
     assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--set", "tune.objective=sigma_test"]) == 2
     assert "is to maximize" in capsys.readouterr().err
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--study", "other"]) == 2
+    assert "holds the trials of study 'tiny'" in capsys.readouterr().err  # its trials/NNNN would clash
     assert len(_study(out).get_trials()) == 1
+    run = tmp_path / "run"
+    assert main(["run", str(job), "--out", str(run)]) == 0
+    assert main(["tune", str(job), "--trials", "1", "--out", str(run)]) == 2
+    assert "is not a study directory" in capsys.readouterr().err and not (run / "trials").exists()
 
 
 def test_an_sqlalchemy_url_works_with_a_heartbeat_and_bad_storage_is_exit_2(tmp_path, capsys):

@@ -8,6 +8,7 @@ the study goes on; `DIR/best.toml` is the job with the best parameters filled in
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcflow.errors import ConfigError, MissingDependencyError, RunStop, UserError
+from hpcflow.errors import ConfigError, MissingDependencyError, OutputPathError, RunStop, UserError
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue
@@ -184,11 +185,27 @@ def follow(job: TuneJob, *, comm) -> None:
             continue  # rank 0 records the same failure
 
 
+def check_outdir(out: str, study_name: str) -> None:
+    """DIR holds the trials of one study (DIR/study.json names it): refuse another study or a run directory."""
+    marker = os.path.join(out, "study.json")
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as fh:
+            name = json.load(fh).get("study")
+        if name != study_name:
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
+                                  "trials to it, or choose another --out")
+    elif os.path.exists(os.path.join(out, "summary.json")) or os.path.exists(out) and not os.path.isdir(out):
+        raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
+
+
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
     """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered."""
     import optuna
 
+    from hpcflow.jobs.output import write_json
+
     tune = job.tune
+    check_outdir(out, study_name)
     store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
     seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
@@ -202,6 +219,8 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     if study.direction.name.lower() != tune["direction"]:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
+    os.makedirs(out, exist_ok=True)
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "job": os.path.abspath(job.path)})
     if is_journal(store):
         gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
         if gone:
