@@ -130,13 +130,13 @@ class Worker:
     def objective(self, trial) -> float:
         import optuna
 
+        self.current = trial.number
         mark_worker(trial)
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
         run_dir = os.path.join(self.out, "trials", f"{trial.number:04d}")
         trial.set_user_attr("run_dir", os.path.abspath(run_dir))
         trial.set_user_attr("seeds", list(seeds))
-        self.current = trial.number
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
         summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "wall_seconds"):
