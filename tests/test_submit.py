@@ -74,7 +74,14 @@ def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys):
     assert "runs kind = \"nn\" jobs" in capsys.readouterr().err
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--ntasks-per-node", "2"]) == 2
     assert "one task per job" in capsys.readouterr().err
-    assert _only(tmp_path) == ["bad.toml", "full", "job.toml"]
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "2"]) == 2
+    assert "no [tune] table" in capsys.readouterr().err
+    tune = tmp_path / "tune.toml"
+    tune.write_text(JOB + '[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    assert main(["submit", str(tune), "--out", str(tmp_path / "full"), "--executor", "local", "--command", "tune",
+                 "--trials", "2", "--check"]) == 2
+    assert "is not a study directory" in capsys.readouterr().err
+    assert _only(tmp_path) == ["bad.toml", "full", "job.toml", "tune.toml"]
 
 
 def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):

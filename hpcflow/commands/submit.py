@@ -40,7 +40,7 @@ def run(args) -> int:
     if args.executor == "slurm" and not args.check:
         executor.require_slurm()
     kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                     sampler=args.sampler)
+                     sampler=args.sampler, study=args.study)
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi, signal_delay=args.signal_delay)

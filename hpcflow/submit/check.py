@@ -22,12 +22,14 @@ def check_outdir(path: str, *, force: bool) -> None:
 
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False,
-              sampler: str | None = None) -> str:
+              sampler: str | None = None, study: str | None = None) -> str:
     """Raise the UserError the command would raise on this job; return its kind."""
     if command == "tune":
-        from hpcflow.tune.study import load
+        from hpcflow.tune.study import check_outdir as check_study_dir, load
 
-        return load(job, overrides, sampler=sampler).cfg["job"]["kind"]
+        kind = load(job, overrides, sampler=sampler).cfg["job"]["kind"]
+        check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
+        return kind
     from hpcflow.jobs import registry
 
     _, cfg = registry.load(job, list(overrides))
