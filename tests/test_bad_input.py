@@ -126,8 +126,8 @@ def test_switched_off_sections_are_not_cross_checked(tmp_path):
         _refused(tmp_path, "nn_smoke.toml", *off, on, words=[key])
     _refused(tmp_path, "nn_smoke.toml", *off, "training.lr_min=1.0", words=["[training].lr_min"])
     # a flow's [clustering] keys are checked only with a method
-    _load(tmp_path, "quickstart.toml", "geometry.n_train=50", "clustering.n_clusters=500", "clustering.batch_size=3")
-    _refused(tmp_path, "quickstart.toml", "geometry.n_train=50", "clustering.n_clusters=40",
+    _load(tmp_path, "table1_delta_tuned.toml", "geometry.n_train=50", "clustering.n_clusters=500", "clustering.batch_size=3")
+    _refused(tmp_path, "table1_delta_tuned.toml", "geometry.n_train=50", "clustering.n_clusters=40",
              "clustering.batch_size=20", "clustering.method=\"batched\"", words=["[clustering]"])
 
 
