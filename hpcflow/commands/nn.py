@@ -1,24 +1,83 @@
-"""`hpcflow nn JOB.toml --out DIR [--force]`: run a job of kind "nn" (finite networks, metric-NTK, sec. 3.3)."""
+"""`hpcflow nn JOB.toml --out DIR [--force | --resume]`: run a job of kind "nn" (finite networks, sec. 3.3).
+
+Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
+from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
+finished run; any other change of the job is refused before any work.
+"""
 
 from __future__ import annotations
 
+import os
+
+from hpcflow import __version__
 from hpcflow.commands.run import add_job_arguments
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, RunStop
 
 
 def run(args) -> int:
-    from hpcflow.commands.run import run as run_job
+    from hpcflow.jobs import output, registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
+    from hpcflow.parallel.comm import abort_on_error, check_launch, resolve
 
     job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
     kind = job.get("kind") if isinstance(job, dict) else None
     if kind != "nn":
         raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
-    return run_job(args)
+    overrides = list(args.set or [])
+    module, cfg = registry.load(args.job, overrides)  # every job-file error surfaces here, before any work
+    check_launch()
+    comm = resolve()
+    resume = None
+    if args.resume:
+        from hpcflow.nn.checkpoint import CHECKPOINT, load_checkpoint
+
+        if args.force:
+            raise ConfigError("--resume and --force exclude each other; drop one")
+        resume = load_checkpoint(os.path.join(args.out, CHECKPOINT))
+        module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
+        outdir = args.out
+    else:
+        existed = os.path.isdir(args.out)
+        outdir = output.prepare_outdir(args.out, force=args.force, comm=comm)
+    comm.Barrier()  # every rank has checked --out before rank 0 writes into it
+    with open(args.job, "rb") as fh:
+        job_text = fh.read().decode("utf-8")
+    if overrides:  # the saved job file records how it was run
+        job_text += "\n# run with: " + " ".join(f"--set {o}" for o in overrides) + "\n"
+    info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
+            "resumed": bool(args.resume)}
+    stop = None
+    with abort_on_error(comm):
+        try:
+            output.write_text(os.path.join(outdir, "job.toml"), job_text, comm=comm)
+            summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info)
+        except RunStop as exc:  # collective (every rank raises it): not an error to abort on
+            stop = exc
+        except BaseException:
+            if not args.resume and not existed and comm.Get_rank() == 0:
+                _remove_if_only_job(outdir)  # leave no empty output directory behind a failed run
+            raise
+    if stop is not None:
+        if comm.Get_rank() != 0:  # rank 0 prints the one line
+            return stop.exit_status
+        raise stop
+    if comm.Get_rank() == 0:
+        print(f"hpcflow nn: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
+    return 0
+
+
+def _remove_if_only_job(outdir: str) -> None:
+    """Remove an output directory this run created when it holds nothing but the copied job file."""
+    if os.path.isdir(outdir) and set(os.listdir(outdir)) <= {"job.toml"}:
+        if os.path.exists(os.path.join(outdir, "job.toml")):
+            os.remove(os.path.join(outdir, "job.toml"))
+        os.rmdir(outdir)
 
 
 def register(sub) -> None:
     p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
     add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else change)")
     p.set_defaults(func=run)
