@@ -205,3 +205,10 @@ def test_a_rank_that_raises_mid_epoch_ends_the_job_nonzero(runs):
     p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["raise", "0", "2", "1"], timeout=90)
     assert p.returncode != 0
     assert "rank 1" in p.stderr and "injected failure" in p.stderr
+
+
+def test_writing_checkpoints_after_every_step_does_not_change_the_run(runs):
+    """[checkpoint].seconds tiny: a checkpoint at every step boundary (mid-epoch ones included); same bits."""
+    d = str(runs["tmp"] / "often")
+    assert main(["nn", runs["jobs"]["ultralocal"], "--out", d, "--set", "checkpoint.seconds=1e-9"]) == 0
+    _assert_same_run(runs["ultralocal", 1], d)

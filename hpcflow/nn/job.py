@@ -292,7 +292,9 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
                "n_parameters": sum(p.numel() for p in ctx["model"].parameters())}
         r = trainer.reducer
         per = c.allgather({"rank": c.Get_rank(), "n_train_local": len(ctx["train"]), "n_val_local": len(ctx["val"]),
-                           "comm_seconds": r.seconds, "comm_bytes": r.bytes, "allreduce_calls": r.calls})
+                           "comm_seconds": getattr(trainer.comm, "seconds", 0.0), "comm_calls": getattr(
+                               trainer.comm, "calls", 0), "allreduce_seconds": r.seconds, "allreduce_bytes": r.bytes,
+                           "allreduce_calls": r.calls})
         if c.Get_size() > 1:
             out["per_rank"] = per
         return out, hist

@@ -89,6 +89,31 @@ def global_sigma(eta, weights, *, comm=None) -> float:
     return exact_sum(w * np.abs(eta / kappa - 1.0), comm=comm) / wsum
 
 
+class TimedComm:
+    """A communicator that counts the seconds spent in its collectives (waiting for slower ranks included)."""
+
+    TIMED = ("Allreduce", "allreduce", "allgather", "Allgatherv", "bcast", "Bcast", "Barrier")
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.seconds, self.calls = 0.0, 0
+
+    def __getattr__(self, name):
+        attr = getattr(self.comm, name)
+        if name not in self.TIMED:
+            return attr
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls += 1
+
+        return timed
+
+
 class GradientReducer:
     """The model's gradients as views into one flat float64 buffer with `extra` scalar slots after them;
     `reduce()` sums the buffer over ranks in one Allreduce (in place) and counts its seconds and bytes."""

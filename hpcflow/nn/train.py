@@ -23,7 +23,7 @@ from hpcflow.nn._torch import require_torch
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.loss import metric_loss
-from hpcflow.nn.replicas import GradientReducer, Shard, check_replicas, global_sigma, keep_share
+from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.reduce import any_true
 
@@ -140,7 +140,8 @@ class Trainer:
 
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0):
-        self.comm = resolve(comm)
+        c = resolve(comm)
+        self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
         self.train_shard = as_shard(train_data, comm=self.comm)
         self.val = as_shard(val_data, comm=self.comm)
