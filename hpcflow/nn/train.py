@@ -135,7 +135,7 @@ class Trainer:
     checkpoint(trainer, reason) is called (on every rank) every `every` epochs, when `seconds` have passed
     since the last one (decided at a step boundary), on SIGTERM/SIGUSR1 (then Preempted is raised on every
     rank) and at the end (reason "end"). After `run()`, `diverged` is None or a one-line reason, and
-    `last_finite` the state_dict() of the last epoch whose σ and loss were finite.
+    `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set).
     """
 
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
@@ -216,6 +216,11 @@ class Trainer:
             self.diverged = f"epoch {self.epoch}: {', '.join(bad)}"
         return not bad
 
+    def _snapshot(self) -> None:
+        """Keep the state of this (finite) epoch boundary, for a divergence later; only for checkpointed runs."""
+        if self.checkpoint is not None:
+            self.last_finite = self.state_dict()
+
     def _timer_due(self) -> bool:
         return self.seconds > 0 and self.comm.Get_rank() == 0 and time.monotonic() - self._last_ckpt >= self.seconds
 
@@ -245,7 +250,7 @@ class Trainer:
             self._record()
             if not self._finite_epoch():
                 return
-            self.last_finite = self.state_dict()
+            self._snapshot()
         flags = self.reducer.extra
         while self.epoch < cfg.epochs:
             shuffled, bounds, n_batches = self._epoch_order()
@@ -288,7 +293,7 @@ class Trainer:
                 check_replicas(model, comm=self.comm)
             if not self._finite_epoch():
                 return
-            self.last_finite = self.state_dict()
+            self._snapshot()
             stop = any_true(self.signalled, comm=self.comm)
             if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or any_true(
                     self._timer_due(), comm=self.comm):
