@@ -11,13 +11,34 @@ import os
 
 from hpcflow import __version__
 from hpcflow.commands.run import add_job_arguments
-from hpcflow.errors import ConfigError, RunStop
+from hpcflow.errors import ConfigError, RunStop, UserError
 
 
 def run(args) -> int:
+    from hpcflow.parallel.comm import check_launch, resolve
+
+    check_launch()
+    comm = resolve()
+    failed, prepared = None, None
+    try:  # every input check, on every rank, before any work
+        prepared = _prepare(args, comm)
+    except UserError as exc:
+        failed = exc
+    refusals = comm.allgather(None if failed is None else str(failed))
+    if any(refusals):  # the ranks refuse together; rank 0 prints one line
+        if prepared is not None and not prepared[4] and not args.resume and comm.Get_rank() == 0:
+            _remove_if_only_job(prepared[2])  # the empty --out rank 0 created
+        if comm.Get_rank() != 0:
+            return UserError.exit_status
+        raise failed if failed is not None else UserError(next(m for m in refusals if m))
+    module, cfg, outdir, resume, existed, overrides = prepared
+    return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
+
+
+def _prepare(args, comm):
+    """Validate the job, the checkpoint of --resume and --out: (module, cfg, outdir, resume, existed, overrides)."""
     from hpcflow.jobs import output, registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
-    from hpcflow.parallel.comm import abort_on_error, check_launch, resolve
 
     job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
     kind = job.get("kind") if isinstance(job, dict) else None
@@ -26,9 +47,7 @@ def run(args) -> int:
                           "set kind = \"nn\" or use 'hpcflow run'")
     overrides = list(args.set or [])
     module, cfg = registry.load(args.job, overrides)  # every job-file error surfaces here, before any work
-    check_launch()
-    comm = resolve()
-    resume = None
+    resume, existed = None, os.path.isdir(args.out)
     if args.resume:
         from hpcflow.nn.checkpoint import CHECKPOINT, load_checkpoint
 
@@ -38,8 +57,14 @@ def run(args) -> int:
         module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
         outdir = args.out
     else:
-        existed = os.path.isdir(args.out)
         outdir = output.prepare_outdir(args.out, force=args.force, comm=comm)
+    return module, cfg, outdir, resume, existed, overrides
+
+
+def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
+    from hpcflow.jobs import output
+    from hpcflow.parallel.comm import abort_on_error
+
     comm.Barrier()  # every rank has checked --out before rank 0 writes into it
     with open(args.job, "rb") as fh:
         job_text = fh.read().decode("utf-8")
