@@ -51,11 +51,15 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
         summary = json.load(fh)
     with h5py.File(os.path.join(out, "run", "nn.h5")) as f:
         epoch_seconds = f["history/epoch_seconds"][()]
+        comm_seconds = f["history/comm_seconds"][()]  # (epochs, R)
         sigma_val = f["history/sigma_val"][()]
     shutil.rmtree(out)
     per = summary.get("per_rank", [])
+    best = int(np.argmin(epoch_seconds))
     return {"ranks": ranks, "threads": threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
-            "epochs": epochs, "n_train": n, "best_epoch_seconds": float(np.min(epoch_seconds)),
+            "epochs": epochs, "n_train": n, "best_epoch_seconds": float(epoch_seconds[best]),
+            "best_epoch_comm_seconds": comm_seconds[best].tolist(),
+            "best_epoch_compute_seconds_max": float(epoch_seconds[best] - np.min(comm_seconds[best])),
             "mean_epoch_seconds": float(np.mean(epoch_seconds)), "sigma_val_final": float(sigma_val[-1]),
             "comm_seconds_per_epoch": [p["comm_seconds"] / epochs for p in per],
             "allreduce_seconds_per_epoch": [p["allreduce_seconds"] / epochs for p in per],

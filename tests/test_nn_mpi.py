@@ -21,7 +21,7 @@ from hpcflow.cli import main  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
 #: datasets that hold wall-clock times, different in any two runs
-TIMINGS = {"history/epoch_seconds", "ntk/ntk_seconds"}
+TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds"}
 
 JOB = """
 [job]
@@ -119,6 +119,7 @@ def test_rank_counts_give_the_same_training(runs, loss, ranks):
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 3 and summary["ranks"] == ranks
     assert sorted(p["n_train_local"] for p in summary["per_rank"]) == sorted([300 // ranks] * ranks)
     assert all(p["allreduce_calls"] == 3 * 5 for p in summary["per_rank"])  # 5 batches (4 x 70 + 20) per epoch
+    assert many["history/comm_seconds"].shape == (3, ranks) and one["history/comm_seconds"].shape == (3, 1)
 
 
 def _assert_same_run(a_dir, b_dir):

@@ -18,8 +18,9 @@ Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpo
   train.rng.order      torch.Generator state of the data order at the start of epoch `epoch + 1`
   train.rng.torch      torch's global RNG state; train.rng.numpy: NumPy's legacy global MT19937 state
                        (keys int64, pos, has_gauss, cached_gaussian)
-  train.partial        loss_sum, loss_count, seconds of the unfinished epoch
-  train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values)
+  train.partial        loss_sum, loss_count, seconds, comm_seconds of the unfinished epoch
+  train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
+                       comm_seconds (epoch, R: each rank's seconds in collectives during the epoch)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 """
 

@@ -56,6 +56,7 @@ class History:
     sigma_val: list = field(default_factory=list)  # (epochs+1,) σ on the held-out points
     loss: list = field(default_factory=list)  # (epochs,) mean batch loss
     epoch_seconds: list = field(default_factory=list)  # (epochs,) training time only
+    comm_seconds: list = field(default_factory=list)  # (epochs, R) seconds each rank spent in the epoch's collectives
 
     def arrays(self) -> dict:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
@@ -153,7 +154,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.order_state = self.gen.get_state()
         self.epoch, self.step, self.pos = 0, 0, 0
-        self.loss_sum, self.loss_count, self.partial_seconds = 0.0, 0, 0.0
+        self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
         self.hist = History()
         self.diverged, self.last_finite = None, None
         self.signalled = False
@@ -168,7 +169,8 @@ class Trainer:
             "optimizer": copy.deepcopy(self.opt.state_dict()),
             "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone(),
                     "torch": torch.get_rng_state(), "numpy": _numpy_rng_state()},
-            "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds},
+            "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
+                        "comm_seconds": self.partial_comm},
             "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.__dict__.items()},
         }
 
@@ -181,8 +183,8 @@ class Trainer:
         torch.set_rng_state(st["rng"]["torch"])
         _set_numpy_rng_state(st["rng"]["numpy"])
         p = st["partial"]
-        self.loss_sum, self.loss_count, self.partial_seconds = float(p["loss_sum"]), int(p["loss_count"]), float(
-            p["seconds"])
+        self.loss_sum, self.loss_count = float(p["loss_sum"]), int(p["loss_count"])
+        self.partial_seconds, self.partial_comm = float(p["seconds"]), float(p.get("comm_seconds", 0.0))
         for k, v in st["history"].items():
             setattr(self.hist, k, v.tolist())
 
@@ -221,6 +223,9 @@ class Trainer:
         if self.checkpoint is not None:
             self.last_finite = self.state_dict()
 
+    def _comm_seconds(self) -> float:
+        return getattr(self.comm, "seconds", 0.0)
+
     def _timer_due(self) -> bool:
         return self.seconds > 0 and self.comm.Get_rank() == 0 and time.monotonic() - self._last_ckpt >= self.seconds
 
@@ -255,7 +260,7 @@ class Trainer:
         while self.epoch < cfg.epochs:
             shuffled, bounds, n_batches = self._epoch_order()
             model.train()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), self._comm_seconds()
             for b in range(self.pos, n_batches):
                 for group in self.opt.param_groups:
                     group["lr"] = learning_rate(cfg, self.step, self.epoch, total_steps)
@@ -278,15 +283,17 @@ class Trainer:
                     return
                 if (stop or timer) and self.pos < n_batches:
                     self.partial_seconds += time.perf_counter() - t0
+                    self.partial_comm += self._comm_seconds() - c0
                     self._save("signal" if stop else "seconds")
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), self._comm_seconds()
                     if stop:
                         raise Preempted(f"signal received: checkpoint written after epoch {self.epoch} + "
                                         f"{self.pos} batches; continue with --resume")
             self.hist.epoch_seconds.append(self.partial_seconds + time.perf_counter() - t0)
+            self.hist.comm_seconds.append(self.comm.allgather(self.partial_comm + self._comm_seconds() - c0))
             self.hist.loss.append(self.loss_sum / max(self.loss_count, 1))
             self.epoch, self.pos = self.epoch + 1, 0
-            self.loss_sum, self.loss_count, self.partial_seconds = 0.0, 0, 0.0
+            self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
             model.eval()
             self._record()
             if cfg.check_replicas:
