@@ -3,7 +3,7 @@ ranks with one thread each against one process with 1 and 2 threads, at the base
 batches; the measured Allreduce time, and a model of its cost for wider networks and more ranks.
 
 Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
-       [--lr-for 1024=6e-3] [--allreduce] [--model-only]
+       [--lr-for 256=6e-3] [--allreduce] [--model-only --alpha A --beta B --c C --t0 T]
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
 seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
@@ -100,17 +100,21 @@ def allreduce_model(p: int, ranks: int, alpha: float, beta: float) -> float:
     return 2 * math.ceil(math.log2(ranks)) * alpha + 2 * (ranks - 1) / ranks * 8 * (p + 3) * beta
 
 
-def print_model(alpha: float, beta: float, c_point_param: float, batch: int) -> None:
-    """Modelled step time t(R) = c · (B/R) · P + Allreduce(P, R) and the speedup t(1)/t(R) per width and R."""
+def print_model(alpha: float, beta: float, c_point_param: float, t0: float, batch: int) -> None:
+    """Modelled step time t(R) = t0 + c · (B/R) · P + Allreduce(P, R) + 2 scalar Allreduces (the batch κ sums and
+    the κ term) and the speedup t(1)/t(R) per width and R; t0 is the per-step cost that does not shrink with
+    B/R (Python, operator launches, the optimiser step)."""
+    import math
+
     for width in (64, 256, 1024, 4096):
         p = n_parameters(width)
         for ranks in (2, 4, 8, 16, 64):
             compute = c_point_param * batch * p
-            step = compute / ranks + allreduce_model(p, ranks, alpha, beta)
+            comm = allreduce_model(p, ranks, alpha, beta) + 4 * math.ceil(math.log2(ranks)) * alpha
+            step = t0 + compute / ranks + comm
             print(json.dumps({"model": "data-parallel step", "width": width, "parameters": p, "batch": batch,
-                              "ranks": ranks, "allreduce_seconds": allreduce_model(p, ranks, alpha, beta),
-                              "compute_seconds_per_rank": compute / ranks, "speedup": compute / step,
-                              "allreduce_share": 1 - compute / ranks / step}), flush=True)
+                              "ranks": ranks, "comm_seconds": comm, "compute_seconds_per_rank": compute / ranks,
+                              "t0": t0, "speedup": (t0 + compute) / step, "comm_share": comm / step}), flush=True)
 
 
 def main() -> None:
@@ -126,6 +130,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=None, help="Allreduce latency (s) for the model")
     ap.add_argument("--beta", type=float, default=None, help="Allreduce seconds per byte for the model")
     ap.add_argument("--c", type=float, default=None, help="compute seconds per point per parameter per step")
+    ap.add_argument("--t0", type=float, default=0.0, help="per-step seconds independent of the batch")
     ap.add_argument("--worker", nargs="*", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
@@ -152,7 +157,7 @@ def main() -> None:
                 print(json.dumps(run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch))), flush=True)
     if args.alpha is not None and args.beta is not None and args.c is not None:
         for batch in args.batches:
-            print_model(args.alpha, args.beta, args.c, batch)
+            print_model(args.alpha, args.beta, args.c, args.t0, batch)
 
 
 if __name__ == "__main__":
