@@ -126,9 +126,10 @@ class GradientReducer:
         self.flat = torch.zeros(n + extra, dtype=dtype, device=self.params[0].device)
         self.extra = self.flat[n:]
         self.seconds, self.bytes, self.calls = 0.0, 0, 0
-        off = 0
+        self.views, off = [], 0
         for p in self.params:
-            p.grad = self.flat[off:off + p.numel()].view_as(p)
+            self.views.append(self.flat[off:off + p.numel()].view_as(p))
+            p.grad = self.views[-1]
             off += p.numel()
 
     def zero(self) -> None:
@@ -136,15 +137,14 @@ class GradientReducer:
 
     def check_views(self) -> None:
         """Autograd accumulates into existing .grad tensors in place; make sure it did (else copy)."""
-        off = 0
-        for p in self.params:
-            g = self.flat[off:off + p.numel()].view_as(p)
+        for p, g in zip(self.params, self.views):
+            if p.grad is g:
+                continue
             if p.grad is None:
                 g.zero_()
             elif p.grad.data_ptr() != g.data_ptr():
                 g.copy_(p.grad)
             p.grad = g
-            off += p.numel()
 
     def reduce(self) -> None:
         self.check_views()
