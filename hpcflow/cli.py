@@ -19,6 +19,9 @@ COMMANDS = [
     "hpcflow.commands.sample",
     "hpcflow.commands.run",
     "hpcflow.commands.nn",
+    "hpcflow.commands.report",
+    "hpcflow.commands.tune",
+    "hpcflow.commands.submit",
 ]
 
 

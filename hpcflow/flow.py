@@ -1,28 +1,45 @@
-"""Discrete kernel metric flow (eq. 3.5) on train and test points, with positivity safeguards.
+"""Discrete kernel metric flow (eq. 3.5) on train and test points, with positivity safeguards, on R ranks.
 
-    v^(t+1)(x) = v^(t)(x) - dt sum_{x' in B} Theta(x, x') dl(x')/dv(x')          (eq. 3.5)
+    v^(t+1)(x) = v^(t)(x) - dt sum_{x' in B} Theta(x, x') dL/dv(x')                 (eq. 3.5)
 
 v = the m^2 packed real components of g (`hpcflow.metric`), B = the train points (or, with `blocks`, the
 sources of the point's block). Train and test metrics start at g_FS and move with the same kernel sums over
-train-point gradients. kappa is recomputed from all train points before every step and held fixed within it.
-sigma_train / sigma_test (eq. B.11, each set with its own kappa) are recorded per step, step 0 = FS.
+train-point gradients. dL/dv is the gradient of the total loss (eq. B.11 or B.14) with kappa(g) differentiated
+(`kappa_gradient="exact"`) or held within the step ("fixed"). sigma_train / sigma_test (eq. B.11, each set with
+its own kappa) are recorded per step, step 0 = FS.
+
+Distribution (one code for every rank count R; R = 1 is the single process): `train` and `test` are THIS
+rank's rows, `train_idx` / `test_idx` their global indices (sorted; default: ranks hold consecutive runs in
+rank order, so at R = 1 the whole set). Every global sum (kappa and its weight sums, the loss's sums,
+sigma_train, sigma_test, held test points) is `hpcflow.parallel.reduce.exact_sum`, correctly rounded, so every
+decision and every history value is the same on all ranks and does not depend on R or on the split; "some
+train metric lost positivity, halve dt" is one collective decision (`reduce.any_true`).
+- Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
+  be among this rank's rows; their source rows held by other ranks (the halo) arrive through one
+  `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
+- Exact (`blocks=None`): each rank holds a contiguous run of train and test rows; train points are gathered
+  once, gradients every step (Allgatherv: 72 bytes per train point and step, small next to the N^2 kernel
+  work); a symmetric kernel's train x train tiles are dealt over the ranks once each (`flow_step.Exact`).
+  Memory per rank: own rows, the tiles, and N x (9 gradient + point/feature) values.
+On a GPU each rank uses device node_rank % device_count and stages buffers through the host.
 
 Safeguard: if the step leaves any train metric non-finite or not positive definite, it is rejected and
 retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that fails,
-the flow stops and `FlowResult.stopped` says why. dt returns to its set value at the next step. Test points
-are predictions, not part of the descent: a test point whose update (with the accepted dt) would leave its
-metric non-finite or not positive definite keeps its metric for that step (counted in `test_held`), so one
-bad prediction never stalls the train flow.
+the flow stops (`stop_kind` "no_positive_step"). dt returns to its set value at the next step. Test points are
+predictions, not part of the descent: a test point whose update would leave its metric non-finite or not
+positive definite keeps its metric for that step (counted in `test_held`). A step after which sigma is not
+finite is not taken: the flow stops with the last finite state (`stop_kind` "diverged").
 
-Blocks (clustered / halo flows): any objects with `train_idx`, `test_idx`, `source_idx` integer arrays (e.g.
-`FlowBlock`, defined in `hpcflow.cluster.blocks` and re-exported here, as `hpcflow.cluster.flow_blocks` builds). A point may be in at most one block; a
-point in no block keeps its metric. kappa stays global over all train points.
+State hooks: after every accepted step and once at the end every rank calls `on_step(FlowView)` (returning
+True on any rank stops the flow, `stop_kind` "stopped"); `resume` (a FlowResume: the FlowView scalars and
+`rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -30,20 +47,25 @@ import numpy as np
 
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the one FlowBlock class
+from hpcflow.flow_step import Clustered, Exact
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
-from hpcflow.geometry.measures import kappa as kappa_of, sigma_measure
 from hpcflow.kernels.base import DEFAULT_TILE
 from hpcflow.metric import is_positive_definite, loss_and_grad
+from hpcflow.parallel import comm as pcomm
+from hpcflow.parallel.decompose import displs
+from hpcflow.parallel.reduce import any_true, exact_sum
 
 log = logging.getLogger(__name__)
 
 #: default memory budget for kernel blocks kept across steps (see `kernel_flow`)
 DEFAULT_CACHE_BYTES = 256 * 2 ** 20
+#: FlowResult.stop_kind values that mean a numerical stop (exit status 3 for a job)
+NUMERICAL_STOPS = ("diverged", "no_positive_step")
 
 
 @dataclass
 class FlowResult:
-    """History and final metrics of a kernel flow (arrays over steps have steps_taken + 1 entries)."""
+    """History (global, steps_taken + 1 entries) and final metrics of this rank's rows (`train_idx`, `test_idx`)."""
 
     sigma_train: np.ndarray
     sigma_test: np.ndarray
@@ -55,6 +77,39 @@ class FlowResult:
     stopped: str = ""
     rejections: list = field(default_factory=list)
     test_held: int = 0  # test point-steps whose update was withheld to keep the metric positive definite
+    stop_kind: str = ""  # "", "early_stop", "callback", "stopped", "diverged", "no_positive_step"
+    train_idx: np.ndarray | None = None
+    test_idx: np.ndarray | None = None
+    per_rank: dict = field(default_factory=dict)  # this rank's totals (points, halo rows, kernel entries, ...)
+    history: dict = field(default_factory=dict)  # this rank's per-step figures (steps run in this call)
+
+
+@dataclass
+class FlowView:
+    """The flow's state after `step` steps, as every rank sees it (passed to `on_step`)."""
+
+    step: int
+    sigma_train: list
+    sigma_test: list
+    dt: list
+    rejections: list
+    test_held: int
+    best: float
+    since_best: int
+    stopped: str
+    n_train: int
+    n_test: int
+    per_rank: dict
+    final: bool
+    _train: tuple
+    _test: tuple
+
+    def train_rows(self):
+        """(global indices int64, packed metrics (k, m*m) float64) of this rank's train rows."""
+        return self._train[0], to_host(self._train[1])
+
+    def test_rows(self):
+        return self._test[0], to_host(self._test[1])
 
 
 class _Points(NamedTuple):
@@ -65,15 +120,14 @@ class _Points(NamedTuple):
     omega2: object
     weights: object
 
+    def __len__(self):
+        return self.points.shape[0]
+
 
 def _on(ps, xp):
     if ps is None:
         return None
     return _Points(*(xp.asarray(getattr(ps, f)) for f in _Points._fields))
-
-
-def _sigma(v, ps):
-    return float(sigma_measure(det_hermitian(unpack(v)) / ps.omega2, ps.weights))
 
 
 def _clip(update, clip):
@@ -84,136 +138,193 @@ def _clip(update, clip):
     return update * scale[:, None]
 
 
-def _positive(v, m):
-    return bool(array_module(v).all(is_positive_definite(unpack(v, m=m))))
+def _rows_index(idx, n_local, comm, what):
+    """Global indices of this rank's rows: given (checked sorted, unique), or consecutive runs in rank order."""
+    if idx is not None:
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.shape != (n_local,) or (idx.size > 1 and np.any(np.diff(idx) <= 0)):
+            raise ValueError(f"{what}: need {n_local} strictly increasing global indices, one per local row")
+        return idx
+    counts = np.array(comm.allgather(int(n_local)), dtype=np.int64)
+    lo = int(displs(counts)[comm.Get_rank()])
+    return np.arange(lo, lo + n_local, dtype=np.int64)
 
 
-def _check_blocks(blocks, n_train, n_test):
-    seen_train = np.zeros(n_train, dtype=int)
-    seen_test = np.zeros(n_test, dtype=int)
-    for b in blocks:
-        np.add.at(seen_train, np.asarray(b.train_idx, dtype=np.int64), 1)
-        np.add.at(seen_test, np.asarray(b.test_idx, dtype=np.int64), 1)
-    if seen_train.max(initial=0) > 1 or seen_test.max(initial=0) > 1:
-        raise ValueError("blocks: a train or test point belongs to more than one FlowBlock")
+def _check_blocks(blocks, train_idx, test_idx):
+    for name, rows in (("train", train_idx), ("test", test_idx)):
+        parts = [np.asarray(getattr(b, f"{name}_idx"), dtype=np.int64) for b in blocks]
+        cat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if np.unique(cat).size != cat.size:
+            raise ValueError(f"blocks: a {name} point belongs to more than one FlowBlock")
+        if cat.size and not np.all(np.isin(cat, rows)):
+            raise ValueError(f"blocks: a block's {name} point is not among this rank's {name} rows")
 
 
-def _operator(kernel, x, x_src, tile, cache_bytes):
-    """kernel.operator(x, x_src) when the kernel has one (passing cache_bytes only if it takes it), else apply."""
-    make = getattr(kernel, "operator", None)
-    if make is None:
-        return lambda grad: kernel.apply(x, x_src, grad, tile=tile)
-    if "cache_bytes" in inspect.signature(make).parameters:
-        return make(x, x_src, tile=tile, cache_bytes=cache_bytes)
-    return make(x, x_src, tile=tile)
+def _select_device(xp, comm):
+    """On a GPU: this rank's device, node_rank % device_count (never the global rank)."""
+    if xp is np or comm.Get_size() == 1:
+        return
+    node_rank, _ = pcomm.node_layout(comm)
+    xp.cuda.Device(node_rank % xp.cuda.runtime.getDeviceCount()).use()
 
 
-def _operators(kernel, train, test, blocks, tile, cache_bytes):
-    """(target set, target idx or None, source idx or None, operator) for every block, built once per flow."""
-    xp = array_module(train.points)
-    if blocks is None:
-        share = cache_bytes // 2  # train and test operators share the cache budget
-        ops = [("train", None, None, _operator(kernel, train.points, train.points, tile, share))]
-        if test is not None:
-            ops.append(("test", None, None, _operator(kernel, test.points, train.points, tile, share)))
-        return ops
-    ops, share = [], cache_bytes // (2 * max(1, len(blocks)))
-    for b in blocks:
-        src = np.asarray(b.source_idx, dtype=np.int64)
-        src_dev = xp.asarray(src)
-        xs = train.points[src_dev]
-        for name, idx, ps in (("train", b.train_idx, train), ("test", b.test_idx, test)):
-            idx = np.asarray(idx, dtype=np.int64)
-            if ps is None or not idx.size:
-                continue
-            same = name == "train" and np.array_equal(idx, src)  # lets symmetric kernels halve the work
-            idx_dev = xp.asarray(idx)
-            x = xs if same else ps.points[idx_dev]
-            ops.append((name, idx_dev, src_dev, _operator(kernel, x, xs, tile, share)))
-    return ops
+class _Sums:
+    """Global, correctly rounded sums over all ranks' rows (hpcflow.parallel.reduce.exact_sum)."""
 
+    def __init__(self, comm):
+        self.comm = comm
+        self.seconds = 0.0
 
-def _updates(ops, grad, n_train, n_test, p):
-    xp = array_module(grad)
-    upd = {"train": xp.zeros((n_train, p)), "test": xp.zeros((n_test, p))}
-    for name, idx, src, op in ops:
-        u = op(grad if src is None else grad[src])
-        if idx is None:
-            upd[name][:] = u
-        else:
-            upd[name][idx] = u
-    return upd["train"], upd["test"]
+    def __call__(self, x) -> float:
+        t0 = time.perf_counter()
+        s = exact_sum(to_host(x), comm=self.comm)
+        self.seconds += time.perf_counter() - t0
+        return s
+
+    def eta(self, v, ps):
+        return det_hermitian(unpack(v)) / ps.omega2
+
+    def sigma(self, v, ps, weight_sum):
+        """sigma = sum w |1 - eta/kappa| / sum w over all ranks' rows, kappa from the same rows (eq. B.11)."""
+        eta = self.eta(v, ps)
+        k = self(ps.weights * eta) / weight_sum
+        return self(ps.weights * abs(1.0 - eta / k)) / weight_sum
 
 
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
                 weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
-                clip: float | None = None, early_stop: int | None = None,
-                callback: Callable | None = None, xp=None, cache_bytes: int = DEFAULT_CACHE_BYTES) -> FlowResult:
-    """Iterate eq. 3.5 for `steps` steps from g_FS on train (and test) points; see module docstring.
+                clip: float | None = None, early_stop: int | None = None, kappa_gradient: str = "exact",
+                callback: Callable | None = None, xp=None, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                train_idx=None, test_idx=None, comm=None, resume=None, on_step: Callable | None = None
+                ) -> FlowResult:
+    """Iterate eq. 3.5 up to step `steps` from g_FS (or from `resume`) on this rank's rows; see module docstring.
 
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected;
-    returning True stops the flow. xp: array module (default `hpcflow.backend.get_xp()`: NumPy, or CuPy on a
-    GPU); results are returned as NumPy. cache_bytes: kernel blocks that fit in this budget (split over the
-    operators) are formed once and reused every step; larger ones are re-evaluated tile by tile each step, so
-    memory stays bounded by the tile (0 = always stream).
+    returning True stops the flow. xp: array module (default `hpcflow.backend.get_xp()`); results are NumPy.
+    cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
+    re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
     if not dt > 0 or steps < 0 or max_halvings < 0:
         raise ValueError(f"need dt > 0, steps >= 0, max_halvings >= 0 (got {dt}, {steps}, {max_halvings})")
+    c = pcomm.resolve(comm)
     xp = get_xp() if xp is None else xp
-    n_train, n_test = len(train), (0 if test is None else len(test))
-    if blocks is not None:
-        _check_blocks(blocks, n_train, n_test)
+    _select_device(xp, c)
+    has_test = test is not None
+    train_idx = _rows_index(train_idx, len(train), c, "train_idx")
+    test_idx = _rows_index(test_idx, len(test) if has_test else 0, c, "test_idx")
+    n_train = int(exact_sum(np.array([float(len(train))]), comm=c))
+    n_test = int(exact_sum(np.array([float(len(test_idx))]), comm=c))
     tr, te = _on(train, xp), _on(test, xp)
-    v_train = pack(tr.g_fs)
-    p = v_train.shape[1]
-    m = int(round(p ** 0.5))
-    v_test = pack(te.g_fs) if te is not None else xp.zeros((0, p))
-    ops = _operators(kernel, tr, te, blocks, tile, cache_bytes)
+    if blocks is not None:
+        blocks = list(blocks)
+        _check_blocks(blocks, train_idx, test_idx)
+        step_sums = Clustered(kernel, tr, te, train_idx, test_idx, blocks, tile=tile, cache_bytes=cache_bytes,
+                              comm=c)
+    else:
+        counts = np.array(c.allgather(int(len(train))), dtype=np.int64)
+        step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
+    sums = _Sums(c)
+    w_train = sums(tr.weights)
+    w_test = sums(te.weights) if has_test else float("nan")
+    m = int(train.g_fs.shape[-1])
+    p = m * m
 
-    hist_train = [_sigma(v_train, tr)]
-    hist_test = [_sigma(v_test, te) if te is not None else np.nan]
-    dts, rejections, stopped, since_best, test_held = [], [], "", 0, 0
-    best = hist_test[0] if te is not None else hist_train[0]
-    for step in range(1, steps + 1):
-        eta = det_hermitian(unpack(v_train)) / tr.omega2
-        k = float(kappa_of(eta, tr.weights))
-        _, grad = loss_and_grad(v_train, tr.omega2, tr.weights, k, loss=loss, weighted=weighted)
-        u_train, u_test = _updates(ops, grad, n_train, n_test, p)
+    if resume is None:
+        v_train = pack(tr.g_fs) if len(tr) else xp.zeros((0, p))
+        v_test = pack(te.g_fs) if has_test and len(te) else xp.zeros((0, p))
+        hist_train = [sums.sigma(v_train, tr, w_train)]
+        hist_test = [sums.sigma(v_test, te, w_test) if has_test else float("nan")]
+        dts, rejections, since_best, test_held, start = [], [], 0, 0, 0
+        best = hist_test[0] if has_test else hist_train[0]
+    else:
+        v_train = xp.asarray(resume.rows("train", train_idx)).reshape(-1, p)
+        v_test = xp.asarray(resume.rows("test", test_idx)).reshape(-1, p) if has_test else xp.zeros((0, p))
+        hist_train, hist_test = [float(s) for s in resume.sigma_train], [float(s) for s in resume.sigma_test]
+        dts, rejections = [float(h) for h in resume.dt], [(int(s), float(h)) for s, h in resume.rejections]
+        since_best, test_held, start = int(resume.since_best), int(resume.test_held), int(resume.step)
+        best = float(resume.best)
+    stopped, stop_kind = "", ""
+    history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
+    cnt = step_sums.counters
+
+    def view(step, final):
+        last = {k: (v[-1] if v else 0.0) for k, v in history.items()}
+        return FlowView(step=step, sigma_train=list(hist_train), sigma_test=list(hist_test), dt=list(dts),
+                        rejections=list(rejections), test_held=test_held, best=best, since_best=since_best,
+                        stopped=stopped, n_train=n_train, n_test=n_test, per_rank=last, final=final,
+                        _train=(train_idx, v_train), _test=(test_idx, v_test))
+
+    def allsum(x):
+        return sums(x)
+
+    for step in range(start + 1, steps + 1):
+        t_step = time.perf_counter()
+        before = (cnt.kernel_seconds, cnt.comm_seconds + sums.seconds, cnt.comm_bytes)
+        eta = sums.eta(v_train, tr)
+        k = sums(tr.weights * eta) / w_train
+        _, grad = loss_and_grad(v_train, tr.omega2, tr.weights, k, loss=loss, weighted=weighted,
+                                kappa_gradient=kappa_gradient, weight_sum=w_train, allsum=allsum)
+        u_train, u_test = step_sums(grad)
         if clip is not None:
             u_train, u_test = _clip(u_train, clip), _clip(u_test, clip)
         h = dt
-        for _ in range(max_halvings + 1):
+        for _ in range(max_halvings + 1):  # (overflow in a trial step's minors means "not finite": rejected)
             new_train = v_train - h * u_train
-            if _positive(new_train, m):
+            with np.errstate(over="ignore", invalid="ignore"):
+                bad = not bool(xp.all(is_positive_definite(unpack(new_train, m=m))))
+            if not any_true(bad, comm=c):
                 break
             rejections.append((step, h))
             log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
             h *= 0.5
         else:
             stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
+            stop_kind = "no_positive_step"
             log.warning("flow stopped: %s", stopped)
             break
         new_test = v_test - h * u_test
-        ok_test = is_positive_definite(unpack(new_test, m=m)) if n_test else xp.ones(0, dtype=bool)
-        test_held += int(n_test - int(ok_test.sum()))
-        v_train, v_test = new_train, xp.where(ok_test[:, None], new_test, v_test)
+        ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
+        new_test = xp.where(ok_test[:, None], new_test, v_test)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sigma is handled just below
+            s_train = sums.sigma(new_train, tr, w_train)
+            s_test = sums.sigma(new_test, te, w_test) if has_test else float("nan")
+        if not math.isfinite(s_train) or (has_test and not math.isfinite(s_test)):
+            stopped = f"step {step}: sigma is not finite (diverged); the flow keeps step {step - 1}"
+            stop_kind = "diverged"
+            log.warning("flow stopped: %s", stopped)
+            break
+        test_held += int(sums(np.array([float(len(v_test) - int(ok_test.sum()))])))
+        v_train, v_test = new_train, new_test
         dts.append(h)
-        hist_train.append(_sigma(v_train, tr))
-        hist_test.append(_sigma(v_test, te) if te is not None else np.nan)
+        hist_train.append(s_train)
+        hist_test.append(s_test)
+        history["step_seconds"].append(time.perf_counter() - t_step)
+        history["kernel_seconds"].append(cnt.kernel_seconds - before[0])
+        history["comm_seconds"].append(cnt.comm_seconds + sums.seconds - before[1])
+        history["comm_bytes"].append(cnt.comm_bytes - before[2])
+        if early_stop is not None:
+            monitored = hist_test[-1] if has_test else hist_train[-1]
+            best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
         if callback is not None and callback({"step": step, "sigma_train": hist_train[-1],
                                               "sigma_test": hist_test[-1], "dt": h, "rejected": len(rejections)}):
-            stopped = f"step {step}: callback asked to stop"
+            stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
+        if on_step is not None and any_true(bool(on_step(view(step, False))), comm=c) and not stop_kind:
+            stopped, stop_kind = f"step {step}: stopped on request", "stopped"
+        if not stop_kind and early_stop is not None and since_best >= early_stop:
+            stopped, stop_kind = f"step {step}: no improvement for {early_stop} steps (early stop)", "early_stop"
+        if stop_kind:
             break
-        if early_stop is not None:
-            monitored = hist_test[-1] if te is not None else hist_train[-1]
-            best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
-            if since_best >= early_stop:
-                stopped = f"step {step}: no improvement for {early_stop} steps (early stop)"
-                break
+    if on_step is not None:
+        on_step(view(len(dts), True))
+    per_rank = {"points": int(len(tr)), "test_points": int(len(v_test)), "halo_rows": int(step_sums.halo_rows),
+                "clusters": 0 if blocks is None else len(blocks), **cnt.as_dict()}
+    per_rank["comm_seconds"] += sums.seconds
     return FlowResult(sigma_train=np.array(hist_train), sigma_test=np.array(hist_test),
                       g_train=to_host(unpack(v_train, m=m)),
-                      g_test=to_host(unpack(v_test, m=m)) if test is not None else None,
+                      g_test=to_host(unpack(v_test, m=m)) if has_test else None,
                       rejected_steps=len(rejections), steps_taken=len(dts), dt_history=np.array(dts),
-                      stopped=stopped, rejections=rejections, test_held=test_held)
+                      stopped=stopped, rejections=rejections, test_held=test_held, stop_kind=stop_kind,
+                      train_idx=train_idx, test_idx=test_idx if has_test else None, per_rank=per_rank,
+                      history=history)

@@ -2,23 +2,32 @@
 
 A Hermitian m x m metric g is flowed through its m^2 real components v_I (the paper's multi-index I,
 `hpcflow.geometry.hermitian.pack`: g00, g11, g22, Re g01, Im g01, Re g02, Im g02, Re g12, Im g12 for m = 3).
-With eta = det g / |Omega|^2 the pointwise losses are (times w(x)/sum w if weighted, else times 1)
+With eta = det g / |Omega|^2, r = eta/kappa and scale c = w/W (weighted, W = sum w over all train points) or 1,
+the pointwise losses are l = c f(r) with
 
-    sigma loss       l = |1 - eta/kappa|        (eq. B.11)
-    ultra-local loss l = (eta/kappa - 1)^2      (eq. B.14)
+    sigma loss       f(r) = |1 - r|         (eq. B.11)
+    ultra-local loss f(r) = (r - 1)^2       (eq. B.14)
 
-kappa is held fixed within a step (the caller computes it from all train points before the step), so
-dl/dv_I = l'(eta/kappa) / kappa * d eta/d v_I, with d det g = det g tr(g^-1 dg) = tr(adj(g) dg): the gradient
-of det g w.r.t. the packed components is adj(g) packed with its off-diagonal entries doubled (`det_gradient`).
-At eta = kappa the sigma loss uses the subgradient 0.
+kappa = sum w eta / W depends on every metric, so the functional derivative of L = sum_j l_j is ("exact")
+
+    dL/d eta_i = c_i f'(r_i) / kappa - (w_i / W) / kappa * A,   A = sum_j c_j f'(r_j) r_j
+
+(dr_j/d eta_i = delta_ij / kappa - r_j w_i / (W kappa)); "fixed" drops the A term (kappa held within a step).
+A and W are sums over all points of all ranks (`allsum`). With d det g = tr(adj(g) dg), the gradient of det g
+w.r.t. the packed components is adj(g) packed with its off-diagonal entries doubled (`det_gradient`).
+At eta = kappa the sigma loss uses the subgradient f' = 0.
 """
 
 from __future__ import annotations
 
-from hpcflow.backend import array_module
+import math
+
+from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 
 LOSSES = ("sigma", "ultralocal")
+#: "exact": kappa(g) differentiated (the functional derivative of the loss); "fixed": kappa held within a step
+KAPPA_GRADIENTS = ("exact", "fixed")
 
 
 def adjugate_hermitian(g):
@@ -80,21 +89,37 @@ def is_positive_definite(g):
     return ok
 
 
-def loss_and_grad(v, omega2, weights, kappa, *, loss: str = "sigma", weighted: bool = True):
-    """Pointwise loss l(x) and its exact gradient dl/dv (N, m^2) w.r.t. packed metric components v (N, m^2).
+def correct_sum(x) -> float:
+    """Correctly rounded sum of a 1-D array (math.fsum): independent of order and of how points are split."""
+    return math.fsum(to_host(x).tolist())
+
+
+def loss_and_grad(v, omega2, weights, kappa, *, loss: str = "sigma", weighted: bool = True,
+                  kappa_gradient: str = "exact", weight_sum=None, allsum=None):
+    """Pointwise loss l(x) and the gradient dL/dv (N, m^2) of the total loss w.r.t. packed components v (N, m^2).
 
     loss="sigma": |1 - eta/kappa| (eq. B.11); loss="ultralocal": (eta/kappa - 1)^2 (eq. B.14); each times
-    w(x)/sum w when weighted. kappa is a fixed number (not differentiated).
+    w(x)/W when weighted. kappa_gradient="exact" differentiates kappa = sum w eta / W, "fixed" holds it.
+    weight_sum: W over all train points (default: sum of `weights`); allsum: local 1-D array -> global sum over
+    all points of all ranks (default: the correctly rounded sum of the local array).
     """
     xp = array_module(v)
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
+    if kappa_gradient not in KAPPA_GRADIENTS:
+        raise ValueError(f"kappa_gradient={kappa_gradient!r} is not one of {KAPPA_GRADIENTS}")
+    allsum = correct_sum if allsum is None else allsum
+    total_weight = float(allsum(weights)) if weight_sum is None else float(weight_sum)
     g = unpack(v)
-    r = det_hermitian(g) / omega2 / kappa - 1.0  # eta/kappa - 1
-    scale = weights / xp.sum(weights) if weighted else xp.ones_like(r)
+    ratio = det_hermitian(g) / omega2 / kappa  # r = eta/kappa
+    r = ratio - 1.0
+    scale = weights / total_weight if weighted else xp.ones_like(r)
     if loss == "sigma":
         ell, dl_dr = xp.abs(r), xp.sign(r)
     else:
         ell, dl_dr = r * r, 2.0 * r
-    coef = scale * dl_dr / (omega2 * kappa)
+    dl = scale * dl_dr  # kappa * dL/d eta at fixed kappa
+    if kappa_gradient == "exact":
+        dl = dl - (weights / total_weight) * float(allsum(dl * ratio))
+    coef = dl / (omega2 * kappa)
     return scale * ell, coef[:, None] * det_gradient(g)

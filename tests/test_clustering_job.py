@@ -10,6 +10,7 @@ from sklearn.metrics import silhouette_score
 
 from hpcflow.cli import main
 from hpcflow.geometry import fs_distance
+from roundoff import fs_distance_error
 
 JOB = """
 [job]
@@ -41,7 +42,8 @@ def test_clustering_job_writes_silhouettes_and_fig2_data(tmp_path):
         labels = {m: f[f"labels/{m}"][()] for m in ("batched", "full", "birch")}
         ob, dob = f["order/batched"][()], f["distance_batched"][()]
         dof = f["distance_full"][()]
-    np.testing.assert_allclose(d, fs_distance(z), atol=1e-15)  # the matrix of the stored points
+    ref = fs_distance(z)  # the matrix of the stored points, up to the rounding of a differently tiled product
+    assert np.all(np.abs(d - ref) <= 2 * fs_distance_error(ref))
     for m, lab in labels.items():
         ref = silhouette_score(fs_distance(z), lab, metric="precomputed")
         assert summary[f"silhouette_{m}"] == pytest.approx(ref, abs=1e-12)
@@ -63,25 +65,3 @@ def test_bad_clustering_job_exits_2_without_results(tmp_path, capsys, n, k, b, m
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
     assert not out.exists()  # refused before the output directory is created
-
-
-def test_fig2_script_reads_the_job_output_and_needs_matplotlib(tmp_path, capsys, monkeypatch):
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("fig2_heatmaps", os.path.join(
-        os.path.dirname(__file__), "..", "analysis", "fig2_heatmaps.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out = str(tmp_path / "run")
-    assert main(["run", _write(tmp_path, n=60, k=3, b=30), "--out", out]) == 0
-    h5 = os.path.join(out, "fig2_distances.h5")
-    mats, sil = script.load(h5)
-    assert set(mats) == {"distance", "distance_batched", "distance_full"}
-    assert all(m.shape == (60, 60) for m in mats.values()) and set(sil) >= {"silhouette_batched", "silhouette_full"}
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
-    capsys.readouterr()
-    assert script.main([h5, "--out", str(tmp_path / "fig2.png")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "matplotlib is not installed" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "fig2.png").exists()

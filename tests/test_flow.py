@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 
 from hpcflow.flow import FlowBlock, kernel_flow
-from hpcflow.geometry import Hypersurface
+from hpcflow.geometry import Hypersurface, fs_distance
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.geometry.measures import kappa, sigma_measure
 from hpcflow.kernels import DeltaKernel, GaussianKernel, Kernel, gaussian
-from hpcflow.metric import det_gradient
+from hpcflow.kernels.gaussian import POLY_RTOL
+from hpcflow.metric import loss_and_grad
+from reference import fd_loss_gradient
+from roundoff import U, assert_product_close, gaussian_entry_error
 
 
 @pytest.fixture(scope="module")
@@ -17,30 +20,31 @@ def sets():
     return X.sample(300, seed=21, chart=(0, 1)), X.sample(120, seed=22, chart=(0, 1))
 
 
-def hand_step(train, test, width, dt, loss):
-    """One step of eq. 3.5 written out with the dense reference kernel and explicit loss derivatives."""
-    v, vt = pack(train.g_fs), pack(test.g_fs)
-    eta = det_hermitian(train.g_fs) / train.omega2
-    k = float(kappa(eta, train.weights))
-    r = eta / k - 1.0
-    dl = np.sign(r) if loss == "sigma" else 2.0 * r
-    w = train.weights / train.weights.sum()
-    grad = (w * dl / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
-    new_v = v - dt * gaussian(train.points, width=width) @ grad
-    new_vt = vt - dt * gaussian(test.points, train.points, width=width) @ grad
-    return new_v, new_vt
+def fd_grad(train, loss, h=1e-5):
+    """dL/dv of the total loss (kappa recomputed from v) by finite differences, and its error bound."""
+    v = pack(train.g_fs)
+    r = train.eta() / float(kappa(train.eta(), train.weights)) - 1.0
+    assert np.abs(r).min() > 100 * h  # no point crosses the kink of |1 - eta/kappa| within a step
+    return fd_loss_gradient(v, train.omega2, train.weights, np.arange(len(train)), loss=loss, weighted=True, h=h)
 
 
 @pytest.mark.parametrize("loss", ["sigma", "ultralocal"])
 def test_one_step_matches_hand_computation(sets, loss):
+    """One step of eq. 3.5 by hand: the dense reference kernel times the finite-difference gradient of the
+    loss; the tolerance carries that gradient's error bound through the kernel product."""
     train, test = sets
     res = kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, loss=loss, tile=64)
-    v, vt = hand_step(train, test, 0.3, 0.05, loss)
-    np.testing.assert_allclose(pack(res.g_train), v, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(pack(res.g_test), vt, rtol=1e-12, atol=1e-13)
+    grad, grad_err = fd_grad(train, loss)
+    for pts, before, after in ((train, train.g_fs, res.g_train), (test, test.g_fs, res.g_test)):
+        v0, v1 = pack(before), pack(after)
+        update = (v0 - v1) / 0.05
+        k = gaussian(pts.points, train.points, width=0.3)
+        err = gaussian_entry_error(fs_distance(pts.points, train.points), 0.3, poly_rtol=POLY_RTOL)
+        extra = np.abs(k) @ grad_err + 4 * U * (np.abs(v0) + np.abs(v1)) / 0.05
+        assert_product_close(update, k, grad, a_err=err, extra=extra)
     assert res.sigma_train[0] == pytest.approx(train.sigma(), rel=1e-14)
     assert res.sigma_test[0] == pytest.approx(test.sigma(), rel=1e-14)
-    eta1 = det_hermitian(unpack(v)) / train.omega2
+    eta1 = det_hermitian(res.g_train) / train.omega2
     assert res.sigma_train[1] == pytest.approx(float(sigma_measure(eta1, train.weights)), rel=1e-12)
     assert res.rejected_steps == 0 and res.steps_taken == 1 and list(res.dt_history) == [0.05]
 
@@ -89,32 +93,31 @@ def test_blocks_use_only_their_sources(sets):
     blocks = [FlowBlock(np.arange(half), np.arange(0, len(test), 2), np.arange(half + 20)),
               FlowBlock(np.arange(half, len(train)), np.arange(1, len(test), 2), np.arange(half - 20, len(train)))]
     res = kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, blocks=blocks)
-    # reference: dense kernel masked to each block's sources
-    eta = det_hermitian(train.g_fs) / train.omega2
-    k = float(kappa(eta, train.weights))
-    w = train.weights / train.weights.sum()
-    grad = (w * np.sign(eta / k - 1) / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
+    # reference: dense kernel masked to each block's sources, times the finite-difference gradient
+    grad, grad_err = fd_grad(train, "sigma")
     ktr, kte = gaussian(train.points, width=0.3), gaussian(test.points, train.points, width=0.3)
+    etr = gaussian_entry_error(fs_distance(train.points), 0.3, poly_rtol=POLY_RTOL)
+    ete = gaussian_entry_error(fs_distance(test.points, train.points), 0.3, poly_rtol=POLY_RTOL)
     for b in blocks:
         src = b.source_idx
-        exp_tr = pack(train.g_fs[b.train_idx]) - 0.05 * ktr[np.ix_(b.train_idx, src)] @ grad[src]
-        exp_te = pack(test.g_fs[b.test_idx]) - 0.05 * kte[np.ix_(b.test_idx, src)] @ grad[src]
-        np.testing.assert_allclose(pack(res.g_train[b.train_idx]), exp_tr, rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(pack(res.g_test[b.test_idx]), exp_te, rtol=1e-12, atol=1e-13)
+        for idx, before, after, k, err in ((b.train_idx, train.g_fs, res.g_train, ktr, etr),
+                                           (b.test_idx, test.g_fs, res.g_test, kte, ete)):
+            v0, v1 = pack(before[idx]), pack(after[idx])
+            ks = k[np.ix_(idx, src)]
+            extra = np.abs(ks) @ grad_err[src] + 4 * U * (np.abs(v0) + np.abs(v1)) / 0.05
+            assert_product_close((v0 - v1) / 0.05, ks, grad[src], a_err=err[np.ix_(idx, src)], extra=extra)
     with pytest.raises(ValueError, match="more than one"):
         kernel_flow(GaussianKernel(0.3), train, test, dt=0.05, steps=1, blocks=blocks + blocks[:1])
 
 
 def test_positivity_safeguard_halves_dt(sets):
-    """Delta kernel, unweighted ultra-local loss: a point with eta > kappa gets dg = -dt c adj(g) (c > 0), so
-    its diagonal g_aa - dt c adj_aa turns negative for dt > g_aa / (c adj_aa): provably not positive definite."""
+    """Delta kernel, unweighted ultra-local loss: the update of a point is dg = -dt c adj(g); where c > 0 the
+    diagonal g_aa - dt c adj_aa turns negative for dt > g_aa / (c adj_aa): provably not positive definite."""
     train, _ = sets
     v = pack(train.g_fs)
-    eta = det_hermitian(train.g_fs) / train.omega2
-    k = float(kappa(eta, train.weights))
-    r = eta / k - 1.0
-    upd = (2.0 * r / (k * train.omega2))[:, None] * det_gradient(train.g_fs)
-    dt_break = np.min(np.where(r > 0, v[:, 0] / np.maximum(upd[:, 0], 1e-300), np.inf))
+    k = float(kappa(det_hermitian(train.g_fs) / train.omega2, train.weights))
+    upd = loss_and_grad(v, train.omega2, train.weights, k, loss="ultralocal", weighted=False)[1]
+    dt_break = np.min(np.where(upd[:, 0] > 0, v[:, 0] / np.maximum(upd[:, 0], 1e-300), np.inf))
     dt = 4.0 * dt_break
     # smallest number of halvings after which every metric is positive definite (checked by eigenvalues)
     j = next(j for j in range(30)

@@ -1,5 +1,8 @@
 """Metric packing helpers and pointwise losses: closed forms vs LAPACK, gradients vs finite differences."""
 
+import math
+import threading
+
 import numpy as np
 import pytest
 
@@ -7,6 +10,7 @@ from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.geometry.measures import kappa, sigma_measure
 from hpcflow.metric import adjugate_hermitian, det_gradient, inverse_hermitian, is_positive_definite, loss_and_grad
+from reference import fd_loss_gradient, total_loss
 
 
 def random_pd(n, m, seed=0, shift=0.5):
@@ -50,27 +54,82 @@ def test_positive_definite_matches_eigenvalues():
     assert not is_positive_definite(g)[0]
 
 
+@pytest.fixture(scope="module")
+def off_fs(quintic):
+    """Metrics away from g_FS and away from the kink eta = kappa of the sigma loss."""
+    rng = np.random.default_rng(5)
+    factor = rng.choice([-1.0, 1.0], size=len(quintic)) * rng.uniform(0.05, 0.3, size=len(quintic))
+    eta_fs = np.linalg.det(quintic.g_fs).real / quintic.omega2
+    g = quintic.g_fs * ((1.0 + factor) / eta_fs)[:, None, None] ** (1.0 / 3.0)  # eta_j = 1 + factor_j
+    return pack(g)
+
+
+@pytest.mark.parametrize("form", ["exact", "fixed"])
 @pytest.mark.parametrize("loss", ["sigma", "ultralocal"])
 @pytest.mark.parametrize("weighted", [True, False])
-def test_loss_gradient_matches_finite_differences(quintic, loss, weighted):
-    ps = quintic
-    rng = np.random.default_rng(5)
-    g = ps.g_fs * rng.uniform(0.8, 1.2, size=(len(ps), 1, 1))  # not at the FS metric
-    v = pack(g)
-    k = float(kappa(det_hermitian(g) / ps.omega2, ps.weights))
-    ell, grad = loss_and_grad(v, ps.omega2, ps.weights, k, loss=loss, weighted=weighted)
-    r = det_hermitian(g) / ps.omega2 / k - 1.0
-    keep = np.abs(r) > 1e-3  # away from the kink of |.| for the sigma loss
-    assert keep.sum() > 150
-    for i in range(9):
-        h = 1e-7 * np.abs(v[:, i]).max()
-        e = np.zeros(9)
-        e[i] = h
-        lp = loss_and_grad(v + e, ps.omega2, ps.weights, k, loss=loss, weighted=weighted)[0]
-        lm = loss_and_grad(v - e, ps.omega2, ps.weights, k, loss=loss, weighted=weighted)[0]
-        fd = (lp - lm) / (2 * h)
-        scale = np.abs(grad[keep]).max()
-        np.testing.assert_allclose(grad[keep, i], fd[keep], rtol=1e-5, atol=1e-7 * scale)
+def test_loss_gradient_matches_finite_differences_of_the_total_loss(quintic, off_fs, form, loss, weighted):
+    """dL/dv against central differences of L(v) = sum_j l_j, kappa recomputed from v (exact) or held (fixed);
+    the tolerance is the Richardson estimate of the O(h^2) truncation error plus the rounding bound."""
+    ps, v = quintic, off_fs
+    eta = np.linalg.det(unpack(v)).real / ps.omega2
+    k = float(kappa(eta, ps.weights))
+    r = eta / k - 1.0
+    h = 1e-5  # relative step; it moves any r_j by << min |r_j|, so no point crosses the kink
+    assert np.abs(r).min() > 1e3 * h
+    ell, grad = loss_and_grad(v, ps.omega2, ps.weights, k, loss=loss, weighted=weighted, kappa_gradient=form)
+    assert ell.sum() == pytest.approx(total_loss(v, ps.omega2, ps.weights, loss, weighted)[0], rel=1e-12)
+    rows = np.arange(0, len(ps), 13)
+    fd, tol = fd_loss_gradient(v, ps.omega2, ps.weights, rows, loss=loss, weighted=weighted, h=h,
+                               kappa_fixed=None if form == "exact" else k)
+    assert np.all(np.abs(grad[rows] - fd) <= tol)
+    # the two forms differ by far more than that tolerance: the test tells them apart
+    other = loss_and_grad(v, ps.omega2, ps.weights, k, loss=loss, weighted=weighted,
+                          kappa_gradient="fixed" if form == "exact" else "exact")[1]
+    assert np.abs(other[rows] - fd).max() > 100 * tol.max()
+
+
+def test_split_points_with_global_sums_give_the_whole_set_gradient(quintic, off_fs):
+    """Two halves as two ranks: weight_sum and an allsum over both halves reproduce the whole set's rows."""
+    ps, v = quintic, off_fs
+    k = float(kappa(np.linalg.det(unpack(v)).real / ps.omega2, ps.weights))
+    half = len(ps) // 2 + 7
+    parts = [slice(0, half), slice(half, None)]
+    slots, barrier = [None, None], threading.Barrier(2)
+
+    def allsum_for(rank):
+        def allsum(x):  # both ranks call it in the same order, like MPI_Allreduce
+            slots[rank] = np.array(x)
+            barrier.wait()
+            total = math.fsum(np.concatenate(slots).tolist())
+            barrier.wait()
+            return total
+        return allsum
+
+    for loss in ("sigma", "ultralocal"):
+        for weighted in (True, False):
+            whole = loss_and_grad(v, ps.omega2, ps.weights, k, loss=loss, weighted=weighted)[1]
+            out = [None, None]
+
+            def run(rank, loss=loss, weighted=weighted):
+                s = parts[rank]
+                out[rank] = loss_and_grad(v[s], ps.omega2[s], ps.weights[s], k, loss=loss, weighted=weighted,
+                                          weight_sum=math.fsum(ps.weights.tolist()), allsum=allsum_for(rank))[1]
+
+            threads = [threading.Thread(target=run, args=(rank,)) for rank in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            # the same elementwise arithmetic and correctly rounded global sums: identical rows
+            np.testing.assert_array_equal(np.concatenate(out), whole)
+            local = loss_and_grad(v[parts[0]], ps.omega2[parts[0]], ps.weights[parts[0]], k, loss=loss,
+                                  weighted=weighted)[1]
+            assert np.abs(local - whole[parts[0]]).max() > 1e-6 * np.abs(whole).max()  # sums matter
+
+
+def test_unknown_kappa_gradient_is_rejected(quintic):
+    with pytest.raises(ValueError, match="kappa_gradient"):
+        loss_and_grad(pack(quintic.g_fs), quintic.omega2, quintic.weights, 1.0, kappa_gradient="frozen")
 
 
 def test_weighted_sigma_loss_sums_to_sigma_measure(quintic):

@@ -1,8 +1,8 @@
-"""Jobs under mpiexec at 1, 2 and 3 ranks: only rank 0 writes, results equal the single-process run."""
+"""Flow jobs divided over 1, 2 and 3 ranks: the same histories, the work split (not repeated), halo traffic as
+planned; exact mode against a dense kernel built entry by entry; a failing rank ends the job."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -10,14 +10,24 @@ import h5py
 import numpy as np
 import pytest
 
-JOB = """
+from hpcflow.cluster import flow_blocks
+from hpcflow.geometry import Hypersurface
+from hpcflow.geometry.hermitian import pack
+from hpcflow.kernels.gaussian import POLY_RTOL
+from reference import fd_loss_gradient
+from roundoff import U, assert_product_close, gaussian_entry_error
+from test_parallel import mpiexec
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "flow_checks.py")
+N_TRAIN, N_TEST, STEPS, SEED = 240, 90, 3, 3
+JOB = f"""
 [job]
 kind = "flow"
 [geometry]
 chart = [0, 1]
-n_train = 150
-n_test = 150
-seed = 3
+n_train = {N_TRAIN}
+n_test = {N_TEST}
+seed = {SEED}
 [kernel]
 name = "gaussian"
 form = "exp"
@@ -25,31 +35,164 @@ width = 0.0333333333333333
 normalize = "row"
 [flow]
 dt = 1.0
-steps = 4
+steps = {STEPS}
 loss = "ultralocal"
+tile = 16
 """
+CLUSTERING = """
+[clustering]
+method = "batched"
+n_clusters = 12
+batch_size = 80
+halo_cutoff = 0.3
+"""
+ENV = dict(os.environ, HPCFLOW_THREADS="1")
 
 
-def _mpiexec():
-    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-    assert exe, "mpiexec not found: install the test extra (mpich wheel)"
-    return exe
+def _run_job(tmp_path, mode, ranks):
+    job = tmp_path / f"{mode}.toml"
+    job.write_text(JOB + (CLUSTERING if mode == "clustered" else ""))
+    out = tmp_path / f"{mode}{ranks}"
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+    r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("hpcflow run: wrote") == 1  # only rank 0 prints
+    assert sorted(os.listdir(out)) == ["checkpoint.h5", "job.toml", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    with h5py.File(out / "checkpoint.h5") as f:
+        data = {k: f[k][()] for k in ("history/sigma_train", "history/sigma_test", "train/g", "test/g")}
+        if "cluster/labels" in f:
+            data.update({k: f[k][()] for k in ("cluster/labels", "cluster/owner")})
+        assert f.attrs["step"] == summary["checkpoint_step"] == STEPS and f["history/step_seconds"].shape == (STEPS,
+                                                                                                              ranks)
+    return summary, data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mpi_jobs")
+    return {(mode, ranks): _run_job(tmp, mode, ranks) for mode in ("clustered", "exact") for ranks in (1, 2, 3)}
+
+
+def _halo_expected(owner, ranks):
+    """Rows rank r needs from others: the sources of its blocks that are not its own train rows (from the
+    blocks rebuilt here and the owner map of the checkpoint)."""
+    X = Hypersurface.fermat(3)
+    train = X.sample(N_TRAIN, seed=SEED, chart=(0, 1))
+    test = X.sample(N_TEST, seed=SEED + 1, chart=(0, 1))
+    blocks = flow_blocks(train.points, test.points, method="batched", n_clusters=12, batch_size=80, seed=0,
+                         halo_cutoff=0.3)
+    own, halo = [], []
+    for r in range(ranks):
+        mine = [b for b, o in zip(blocks, owner) if o == r]
+        rows = np.concatenate([b.train_idx for b in mine]) if mine else np.zeros(0, dtype=int)
+        src = np.unique(np.concatenate([b.source_idx for b in mine])) if mine else np.zeros(0, dtype=int)
+        own.append(rows.size)
+        halo.append(np.setdiff1d(src, rows).size)
+    return own, halo
+
+
+@pytest.mark.parametrize("mode", ["clustered", "exact"])
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_divided_flow_equals_one_rank_and_splits_the_work(runs, mode, ranks):
+    (one, d1), (many, dr) = runs[(mode, 1)], runs[(mode, ranks)]
+    assert one["status"] == many["status"] == "finished" and many["ranks"] == ranks and one["rejected_steps"] == 0
+    for key in ("history/sigma_train", "history/sigma_test", "train/g", "test/g"):
+        np.testing.assert_allclose(dr[key], d1[key], rtol=1e-10, atol=0)
+    assert one["sigma_train_final"] < 0.8 * one["sigma_train_initial"]  # the flow does something
+    pr1, pr = one["per_rank"], many["per_rank"]
+    assert [p["rank"] for p in pr] == list(range(ranks))
+    total = pr1[0]["kernel_entries"]
+    entries = [p["kernel_entries"] for p in pr]
+    assert sum(entries) == total and max(entries) <= 1.25 * total / ranks  # divided, not repeated
+    assert sum(p["points"] for p in pr) == N_TRAIN and sum(p["test_points"] for p in pr) == N_TEST
+    if mode == "clustered":
+        np.testing.assert_array_equal(dr["cluster/labels"], d1["cluster/labels"])
+        own, halo = _halo_expected(dr["cluster/owner"], ranks)
+        assert [p["points"] for p in pr] == own and [p["halo_rows"] for p in pr] == halo
+        assert [p["clusters"] for p in pr] == [int(np.sum(dr["cluster/owner"] == r)) for r in range(ranks)]
+        # halo points once (5 complex = 10 doubles) and 9 gradient components every step
+        assert [p["comm_bytes"] for p in pr] == [h * 8 * (10 + 9 * STEPS) for h in halo]
+    else:
+        # all train points once, all train gradients every step (Allgatherv), and the partial sums of the
+        # symmetric tile pairs for this rank's rows from every other rank (9 components + the row-sum column)
+        for p in pr:
+            others = N_TRAIN - p["points"]
+            assert p["halo_rows"] == others
+            assert p["comm_bytes"] == 8 * (10 * others + STEPS * (9 * others + 10 * (ranks - 1) * p["points"]))
+
+
+def _fs_distance_entrywise(a, b):
+    """FS distance by the wedge form, one pair at a time: atan2(|a ^ b|, |<a, b>|) (Lagrange's identity)."""
+    d = np.empty((len(a), len(b)))
+    for i, z in enumerate(a):
+        for j, w in enumerate(b):
+            dot = abs(np.vdot(z, w))
+            wedge = sum(abs(z[k] * w[m] - z[m] * w[k]) ** 2 for k in range(len(z)) for m in range(k + 1, len(z)))
+            d[i, j] = np.arctan2(np.sqrt(wedge), dot)
+    return d
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3])
-def test_flow_job_under_mpiexec_writes_once_and_matches_serial(tmp_path, ranks):
+def test_exact_mode_step_equals_dense_kernel_times_gradient(tmp_path, ranks):
+    """One exact-mode step on R ranks against K (entry by entry, eq. 3.6) times the finite-difference gradient
+    of the total loss; the bound carries the kernel's rounding and the gradient's error through the product."""
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, "dense", str(tmp_path)]
+    r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
+    assert r.returncode == 0, r.stderr
+    X = Hypersurface.fermat(3)
+    train, test = X.sample(61, seed=41, chart=(0, 1)), X.sample(23, seed=42, chart=(0, 1))
+    v = pack(train.g_fs)
+    grad, grad_err = fd_loss_gradient(v, train.omega2, train.weights, np.arange(len(train)), loss="sigma",
+                                      weighted=True)
+    entries = np.load(tmp_path / "dense_entries.npy")
+    n_tr, n_te = len(train), len(test)
+    tiles = np.diff(np.append(np.arange(0, n_tr, 8), n_tr))
+    assert entries.sum() == (n_tr * n_tr + np.sum(tiles ** 2)) // 2 + n_te * n_tr  # each symmetric tile once
+    assert entries.max() <= 1.25 * entries.sum() / ranks
+    for pts, name in ((train, "train"), (test, "test")):
+        v0, v1 = pack(pts.g_fs), np.load(tmp_path / f"dense_{name}.npy")
+        d = _fs_distance_entrywise(pts.points, train.points)
+        k = np.exp(-d / (2 * 0.3))
+        err = gaussian_entry_error(d, 0.3, poly_rtol=POLY_RTOL)
+        extra = np.abs(k) @ grad_err + 4 * U * (np.abs(v0) + np.abs(v1)) / 0.05
+        assert_product_close((v0 - v1) / 0.05, k, grad, a_err=err, extra=extra, what=f"{name} update")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_rank_raising_inside_the_flow_ends_every_rank(tmp_path, ranks):
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, "raise", str(tmp_path)]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
+    assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
+    assert f"rank {ranks - 1}: ERROR RuntimeError: injected kernel failure" in r.stderr
+
+
+def test_run_extended_by_resume_at_another_rank_count(runs, tmp_path):
+    """Two steps on 2 ranks, then --resume on 3 ranks up to step 3: the 3-step run of one rank to 1e-10."""
     job = tmp_path / "job.toml"
-    job.write_text(JOB)
-    serial = tmp_path / "serial"
-    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(serial)],
-                       capture_output=True, text=True, timeout=300)
+    job.write_text(JOB + CLUSTERING)
+    out = tmp_path / "ext"
+    for ranks, extra in ((2, ["--set", f"flow.steps={STEPS - 1}"]), (3, ["--resume"])):
+        cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out),
+               *extra]
+        r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
+        assert r.returncode == 0, r.stderr
+    one, d1 = runs[("clustered", 1)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checkpoint_step"] == STEPS and summary["ranks"] == 3 and summary["status"] == "finished"
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test"):
+        assert summary[key] == pytest.approx(one[key], rel=1e-10, abs=0)
+    with h5py.File(out / "checkpoint.h5") as f:
+        for key in ("history/sigma_train", "history/sigma_test", "train/g", "test/g"):
+            np.testing.assert_allclose(f[key][()], d1[key], rtol=1e-10, atol=0)
+        assert f["history/step_seconds"].shape == (STEPS, 3)
+
+
+def test_ranks_without_clusters_take_part_in_every_collective(tmp_path):
+    """2 clusters on 3 ranks: the third owns no rows; the flow still ends, equal to the single-rank flow."""
+    cmd = [mpiexec(), "-n", "3", sys.executable, SCRIPT, "idle", str(tmp_path)]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
     assert r.returncode == 0, r.stderr
-    out = tmp_path / f"mpi{ranks}"
-    r = subprocess.run([_mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", "run", str(job),
-                        "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(out)) == sorted(os.listdir(serial))  # no per-rank leftovers or temp files
-    a, b = json.loads((serial / "summary.json").read_text()), json.loads((out / "summary.json").read_text())
-    assert a["sigma_train_final"] == b["sigma_train_final"] and a["sigma_test_final"] == b["sigma_test_final"]
-    with h5py.File(serial / "checkpoint.h5") as f, h5py.File(out / "checkpoint.h5") as g:
-        np.testing.assert_array_equal(f["history/sigma_train"][()], g["history/sigma_train"][()])
+    lines = sorted(line for line in r.stdout.splitlines() if line.startswith("idle ok"))
+    assert len(lines) == 3 and "rank 2: 0 rows, 0 halo rows" in lines[2]
+    assert all(" 0 rows" not in line and " 0 halo rows" not in line for line in lines[:2])

@@ -52,10 +52,10 @@ def test_ntk_step_descends_the_fixed_kappa_loss(setup):
     X, tr, _, model = setup
     v = pack(tr.g_fs)
     k = float(kappa(tr.eta(), tr.weights))
-    ell, grad = loss_and_grad(v, tr.omega2, tr.weights, k)
+    ell, grad = loss_and_grad(v, tr.omega2, tr.weights, k, kappa_gradient="fixed")
     u = NetworkNTKKernel(model, X).operator(tr.points, tr.points)(grad)
     dt = 1e-4
-    ell2, _ = loss_and_grad(v - dt * u, tr.omega2, tr.weights, k)
+    ell2, _ = loss_and_grad(v - dt * u, tr.omega2, tr.weights, k, kappa_gradient="fixed")
     predicted = -dt * np.sum(grad * u)
     assert predicted < 0
     assert abs((ell2.sum() - ell.sum()) - predicted) < 0.05 * abs(predicted)

@@ -1,20 +1,24 @@
-"""Job kind "flow": the kernel metric flow of eq. 3.5 on train/test points of one chart (Table 1 jobs).
+"""Job kind "flow": the kernel metric flow of eq. 3.5 on train/test points of one chart (Table 1 jobs), on R ranks.
 
-Writes DIR/checkpoint.h5 (history/sigma_train, history/sigma_test, history/dt per step, step 0 = FS; final
-metrics g of train and test points with their points, weights and |Omega|^2; the job configuration as the
-`config` attribute) and returns the summary (sigma initial/final, gains = sigma_FS / sigma_final, ...).
+Every rank samples the point sets and (with [clustering]) builds the blocks, then keeps its own rows: a
+contiguous share of train and test rows (exact mode) or the rows of the clusters it owns (clusters dealt by
+cost, longest first, to the least loaded rank). DIR/checkpoint.h5 is written by `CheckpointWriter`
+(`hpcflow.checkpoint`, schema there) every [checkpoint].every steps / .seconds seconds and at the end; `run`
+returns the summary (sigma initial/final, gains = sigma_FS / sigma_final, status, checkpoint_step, ranks,
+provenance, per_rank figures), or raises NumericalStop carrying it when the flow diverged.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, sample_train_test
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, non_negative, positive
+from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
 KERNEL_PARAMS = {
@@ -26,38 +30,45 @@ KERNEL_PARAMS = {
 
 KERNEL_SECTION = {
     "name": Field(str, choices=tuple(KERNEL_PARAMS), help="kernel of the flow (sec. 3.2)"),
-    "width": Field(float, None, check=positive, help="gaussian: width w (see hpcflow.kernels.gaussian)"),
+    "width": Field(float, None, lo=1e-12, hi=1e12, help="gaussian: width w (see hpcflow.kernels.gaussian)"),
     "form": Field(str, None, choices=("exp", "gauss"), help="gaussian: exp(-d/2w) (eq. 3.6) or exp(-d^2/2w^2)"),
     "normalize": Field(str, None, choices=("none", "row"), help="gaussian: 'row' divides rows by their sum"),
     "method": Field(str, None, choices=("auto", "poly", "direct")),
-    "w_std": Field(float, None, check=positive, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
-    "b_std": Field(float, None, check=positive, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
-    "sigma_w": Field(float, None, check=positive, help="cosine_ntk: frequency std (eq. 2.32)"),
-    "amplitude": Field(float, None, check=positive, help="cosine_ntk: normalisation A (eq. 2.36)"),
+    "w_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
+    "b_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
+    "sigma_w": Field(float, None, lo=0, lo_open=True, hi=1e6, help="cosine_ntk: frequency std (eq. 2.32)"),
+    "amplitude": Field(float, None, lo=0, lo_open=True, hi=1e12, help="cosine_ntk: normalisation A (eq. 2.36)"),
 }
 
 FLOW_SECTION = {
-    "dt": Field(float, check=positive, help="step size Delta t of eq. 3.5"),
-    "steps": Field(int, 50, check=at_least(0), help="number of flow steps (paper: 50)"),
+    "dt": Field(float, lo=0, lo_open=True, hi=1e12, help="step size Delta t of eq. 3.5"),
+    "steps": Field(int, 50, lo=0, hi=MAX_STEPS, help="number of flow steps (paper: 50)"),
     "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
     "weighted": Field(bool, True, help="multiply the pointwise loss by w/sum(w)"),
-    "tile": Field(int, 2048, check=at_least(1), help="rows per kernel tile (memory bound)"),
-    "max_halvings": Field(int, 10, check=at_least(0), help="dt halvings of a rejected (non-PD) step"),
-    "clip": Field(float, None, check=positive, help="max norm of a point's update (unset = no clipping)"),
-    "early_stop": Field(int, None, check=at_least(1), help="stop after this many steps without improvement"),
+    "tile": Field(int, 2048, lo=1, hi=2**20, help="rows per kernel tile (memory bound)"),
+    "max_halvings": Field(int, 10, lo=0, hi=60, help="dt halvings of a rejected (non-PD) step (2^-60 ~ 1e-18)"),
+    "clip": Field(float, None, lo=0, lo_open=True, hi=1e12, help="max norm of a point's update (unset = no clipping)"),
+    "early_stop": Field(int, None, lo=1, hi=MAX_STEPS, help="stop after this many steps without improvement"),
+    "kappa_gradient": Field(str, "exact", choices=("exact", "fixed"),
+                            help="dL/dg with kappa(g) differentiated (exact) or held within a step (fixed)"),
 }
 
 CLUSTERING_SECTION = {
     "method": Field(str, None, choices=("batched", "full", "birch"), help="unset = no clustering"),
-    "n_clusters": Field(int, 10, check=at_least(1)),
-    "batch_size": Field(int, 1000, check=at_least(1)),
-    "seed": Field(int, 0, check=at_least(0)),
-    "halo_cutoff": Field(float, None, check=non_negative,
+    "n_clusters": Field(int, 10, lo=1),
+    "batch_size": Field(int, 1000, lo=1),
+    "seed": Field(int, 0, lo=0, hi=SEED_MAX),
+    "halo_cutoff": Field(float, None, lo=0, hi=4.0,
                          help="FS distance of halo sources (unset = none, pi/2 = all train points)"),
 }
 
+CHECKPOINT_SECTION = {
+    "every": Field(int, 10, lo=1, hi=MAX_STEPS, help="write DIR/checkpoint.h5 every this many steps"),
+    "seconds": Field(float, 600.0, lo=0, lo_open=True, hi=1e9, help="... and when this many seconds passed since the last one"),
+}
+
 SCHEMA = {"job": JOB_SECTION, "geometry": GEOMETRY_SECTION, "kernel": KERNEL_SECTION, "flow": FLOW_SECTION,
-          "clustering": CLUSTERING_SECTION}
+          "clustering": CLUSTERING_SECTION, "checkpoint": CHECKPOINT_SECTION}
 
 
 def kernel_params(kcfg: dict) -> dict:
@@ -89,10 +100,18 @@ def check_kernel(kcfg: dict, source: str):
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
     check_kernel(cfg["kernel"], source)
-    cl = cfg["clustering"]
-    if cl["method"] is not None and cl["n_clusters"] > cfg["geometry"]["n_train"]:
+    cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
+    if cl["method"] is None:  # clustering switched off: its keys are not cross-checked
+        return
+    if cl["n_clusters"] > n:
         raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train; "
                           "lower it")
+    from hpcflow.cluster import check_settings
+
+    try:
+        check_settings(n, method=cl["method"], n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [clustering] with [geometry].n_train = {n}: {exc}") from None
 
 
 def flow_blocks(cfg: dict, train, test):
@@ -107,12 +126,54 @@ def flow_blocks(cfg: dict, train, test):
                         halo_cutoff=cl["halo_cutoff"])
 
 
+def block_owners(blocks, size: int) -> np.ndarray:
+    """Rank of every block: longest-processing-time greedy on the cost (train + test rows) x sources."""
+    cost = np.array([(len(b.train_idx) + len(b.test_idx)) * len(b.source_idx) for b in blocks], dtype=np.float64)
+    owner, load = np.zeros(len(blocks), dtype=np.int64), np.zeros(size)
+    for i in np.argsort(-cost, kind="stable"):
+        r = int(np.argmin(load))
+        owner[i], load[r] = r, load[r] + cost[i]
+    return owner
+
+
+class Layout(NamedTuple):
+    """This rank's part of a flow: its global train/test rows and blocks; the cluster map when clustered."""
+
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    blocks: list | None
+    labels: np.ndarray | None  # cluster of each of this rank's train rows
+    owner: np.ndarray | None  # rank of every cluster
+
+
+def layout(blocks, n_train: int, n_test: int, *, comm=None) -> Layout:
+    """Exact mode: contiguous shares of train and test rows. Clustered: the rows of the blocks this rank owns."""
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.parallel.decompose import share
+
+    c = resolve(comm)
+    rank, size = c.Get_rank(), c.Get_size()
+    if blocks is None:
+        return Layout(np.arange(*share(n_train, size, rank)), np.arange(*share(n_test, size, rank)), None, None, None)
+    owner = block_owners(blocks, size)
+    mine = [(k, b) for k, b in enumerate(blocks) if owner[k] == rank]
+    none = np.zeros(0, dtype=np.int64)
+    tr = [np.asarray(b.train_idx, dtype=np.int64) for _, b in mine]
+    train_idx = np.concatenate(tr) if tr else none
+    labels = np.concatenate([np.full(len(t), k) for (k, _), t in zip(mine, tr)]) if tr else none
+    order = np.argsort(train_idx, kind="stable")
+    test_idx = np.sort(np.concatenate([np.asarray(b.test_idx, dtype=np.int64) for _, b in mine])) if mine else none
+    return Layout(train_idx[order], test_idx, [b for _, b in mine], labels[order], owner)
+
+
 def progress(label: str, every: int = 10):
     """A kernel_flow callback printing sigma_train/sigma_test every `every` steps."""
     t0 = time.perf_counter()
 
+    from hpcflow.parallel.comm import is_root
+
     def cb(info):
-        if info["step"] % every == 0:
+        if info["step"] % every == 0 and is_root():
             print(f"{label}: step {info['step']:4d} sigma_train={info['sigma_train']:.4e} "
                   f"sigma_test={info['sigma_test']:.4e} dt={info['dt']:.3g} rejected={info['rejected']} "
                   f"({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -137,27 +198,68 @@ def flow_summary(res, n_train: int, n_test: int) -> dict:
     return out
 
 
-def run(cfg: dict, outdir) -> dict:
-    from hpcflow.flow import kernel_flow
-    from hpcflow.jobs.output import write_hdf5
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process (getrusage; kilobytes on Linux)."""
+    import resource
 
-    fl = cfg["flow"]
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
+    """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
+
+    Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
+    checkpoint is written, carrying the summary (status "diverged") for the caller to write.
+    """
+    from hpcflow.checkpoint import CheckpointWriter, check_resumable, load_resume
+    from hpcflow.errors import NumericalStop
+    from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.provenance import provenance
+
+    c = resolve()
+    fl, ck = cfg["flow"], cfg["checkpoint"]
+    path = os.path.join(outdir, "checkpoint.h5")
+    state = None
+    if resume:
+        state = load_resume(path, comm=c)
+        check_resumable(state.config, cfg, path)
     kernel = check_kernel(cfg["kernel"], "job")
-    _, train, test = sample_train_test(cfg["geometry"])
-    blocks = flow_blocks(cfg, train, test)
-    res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
-                      tile=fl["tile"], blocks=blocks, max_halvings=fl["max_halvings"], clip=fl["clip"],
-                      early_stop=fl["early_stop"], callback=progress(f"flow[{cfg['kernel']['name']}]"))
-    data = {"history/sigma_train": res.sigma_train, "history/sigma_test": res.sigma_test,
-            "history/dt": res.dt_history, "train/points": train.points, "train/weights": train.weights,
-            "train/omega2": train.omega2, "train/g": res.g_train}
+    _, train_all, test_all = sample_train_test(cfg["geometry"])
+    n_train, n_test = len(train_all), 0 if test_all is None else len(test_all)
+    blocks = flow_blocks(cfg, train_all, test_all)
+    lay = layout(blocks, n_train, n_test, comm=c)
+    train = train_all.subset(lay.train_idx)
+    test = None if test_all is None else test_all.subset(lay.test_idx)
+    del train_all, test_all, blocks  # this rank keeps its own rows only
+    static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
+    n_rows = dict.fromkeys(static, n_train)
     if test is not None:
-        data.update({"test/points": test.points, "test/weights": test.weights, "test/omega2": test.omega2,
-                     "test/g": res.g_test})
-    summary = flow_summary(res, len(train), 0 if test is None else len(test))
+        static.update({f"test/{k}": (lay.test_idx, getattr(test, k)) for k in ("points", "weights", "omega2")})
+        n_rows.update(dict.fromkeys(("test/points", "test/weights", "test/omega2"), n_test))
+    if lay.labels is not None:
+        n_blocks = len(lay.owner)
+        mine = np.arange(n_blocks) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
+        static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
+        n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
+    writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
+                              resume=state, comm=c)
+    res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
+                      tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"], clip=fl["clip"],
+                      early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
+                      callback=progress(f"flow[{cfg['kernel']['name']}]"), train_idx=lay.train_idx,
+                      test_idx=lay.test_idx if test is not None else None, comm=c, resume=state, on_step=writer)
+    status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
+              "stopped" if res.stop_kind in ("stopped", "callback") else "finished")
+    step = writer.close(status)
+    summary = flow_summary(res, n_train, n_test)
     summary.update(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
-                   loss=fl["loss"], chart=cfg["geometry"]["chart"], n_blocks=None if blocks is None else len(blocks))
-    write_hdf5(os.path.join(outdir, "checkpoint.h5"), data,
-               attrs={"config": cfg, "kind": "hpcflow.flow_checkpoint", "stopped": res.stopped,
-                      "conventions": "step 0 = g_FS; g: final metrics (N, m, m); sigma per eq. B.11"})
+                   loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
+                   n_blocks=None if lay.owner is None else len(lay.owner), status=status, checkpoint_step=step,
+                   ranks=c.Get_size(), provenance=provenance(comm=c), config=cfg)
+    summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, "peak_rss_bytes": peak_rss_bytes()})
+    if status == "diverged":
+        exc = NumericalStop(f"{res.stopped}; outputs up to step {step} are in {outdir}")
+        exc.summary = summary
+        raise exc
     return summary

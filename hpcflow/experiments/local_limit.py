@@ -17,7 +17,7 @@ from hpcflow.jobs.schema import JOB_SECTION, Field
 
 
 def _widths(v):
-    return None if v and min(v) > 0 else "must be a non-empty list of widths > 0"
+    return None if v else "must be a non-empty list of widths"
 
 
 SCHEMA = {
@@ -25,7 +25,7 @@ SCHEMA = {
     "geometry": GEOMETRY_SECTION,
     "flow": FLOW_SECTION,
     "local_limit": {
-        "widths": Field(list, [1.0, 0.1, 0.03, 0.01, 0.003, 0.001], items=float, check=_widths,
+        "widths": Field(list, [1.0, 0.1, 0.03, 0.01, 0.003, 0.001], items=float, check=_widths, lo=1e-12, hi=1e12,
                         help="Gaussian widths w, from wide to narrow"),
         "form": Field(str, "exp", choices=("exp", "gauss"), help="exp(-d/2w) (eq. 3.6) or exp(-d^2/2w^2)"),
         "normalize": Field(str, "none", choices=("none", "row")),
@@ -39,6 +39,7 @@ def check(cfg: dict, source: str) -> None:
 
 def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import kernel_flow
+    from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.kernels import GaussianKernel
 
@@ -49,7 +50,8 @@ def run(cfg: dict, outdir) -> dict:
         kernel = GaussianKernel(w, form=ll["form"], normalize=None if ll["normalize"] == "none" else "row")
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
-                          early_stop=fl["early_stop"], callback=progress(f"local_limit[w={w:g}]", every=fl["steps"]))
+                          early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),
+                          callback=progress(f"local_limit[w={w:g}]", every=fl["steps"]))
         row = {"width": w, **flow_summary(res, len(train), 0 if test is None else len(test))}
         rows.append(row)
         print(f"local_limit: width={w:g} train gain={row['gain_train']:.4g} test gain={row.get('gain_test')}", flush=True)

@@ -152,14 +152,23 @@ class TiledOperator:
         return out
 
     def _symmetric_call(self, grad, xp):
-        """K @ grad for symmetric K(x, x): tile (I, J), I < J, serves both U[I] += K G[J] and U[J] += K^T G[I].
-
-        Tiles are dealt to threads in a fixed round-robin order, each thread sums into its own accumulator and
-        the accumulators are added in thread order, so the result is reproducible run to run.
-        """
+        """K @ grad for symmetric K(x, x): every tile pair (I, J), I <= J, evaluated once (`pair_sum`)."""
         b = self.tile
         edges = [(s, min(s + b, self.n)) for s in range(0, self.n, b)]
         pairs = [(i, j) for i in range(len(edges)) for j in range(i, len(edges))]
+        return self.pair_sum(grad, pairs, edges)
+
+    def pair_sum(self, grad, pairs, edges, tile=None):
+        """Sum over tile pairs (I, J), I <= J, of U[I] += K G[J] and (I != J) U[J] += K^T G[I]: (n, P).
+
+        Tiles are dealt to threads in a fixed round-robin order, each thread sums into its own accumulator and
+        the accumulators are added in thread order, so the result is reproducible run to run. tile(i, j) gives
+        the kernel tile of rows edges[i] and columns edges[j] (default: `tile_rows`).
+        """
+        xp = array_module(grad)
+        if tile is None:
+            def tile(i, j):
+                return self.tile_rows(*edges[i], *edges[j])
         n_work = max(1, min(self.threads if xp is np else 1, len(pairs)))
         accs = [xp.zeros((self.n, grad.shape[1])) for _ in range(n_work)]
 
@@ -167,7 +176,7 @@ class TiledOperator:
             acc = accs[t]
             for i, j in pairs[t::n_work]:
                 (r0, r1), (c0, c1) = edges[i], edges[j]
-                k = self.tile_rows(r0, r1, c0, c1)
+                k = tile(i, j)
                 acc[r0:r1] += k @ grad[c0:c1]
                 if i != j:
                     acc[c0:c1] += k.T @ grad[r0:r1]

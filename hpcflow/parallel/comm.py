@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from hpcflow.errors import ConfigError, UserError
+from hpcflow.errors import ConfigError, RunStop, UserError
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -191,14 +191,15 @@ def abort_on_error(comm=None):
     """Run a block; if it raises on any rank of a multi-rank world, print the error tagged with the rank and Abort.
 
     Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError is
-    re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line.
+    re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line. RunStop
+    and SystemExit pass through: they are decided collectively, so every rank raises them together.
     """
     c = resolve(comm)
     try:
         yield c
     except BaseException as exc:
-        if size(c) == 1 or isinstance(exc, SystemExit) and exc.code in (0, None):
-            raise
+        if size(c) == 1 or isinstance(exc, (SystemExit, RunStop)):
+            raise  # RunStop (preemption, numerical stop) and exits are decided collectively: every rank raises them
         status = int(getattr(exc, "exit_status", 1))
         if isinstance(exc, UserError):
             print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)

@@ -93,3 +93,38 @@ def sum_array(x, *, comm=None) -> np.ndarray:
     out = np.empty_like(x)
     c.Allreduce(x, out, op=MPI.SUM)
     return out
+
+
+def gather_rows(idx, rows, n: int, *, comm=None, root: int = 0):
+    """On `root`: the (n, ...) array whose row idx[i] is rows[i] of some rank (two Gatherv on buffers); None elsewhere.
+
+    Every global row must come from exactly one rank (checked on root: a missing row is an error).
+    """
+    c = resolve(comm)
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    rows = np.ascontiguousarray(rows)
+    if c.Get_size() == 1:
+        all_idx, all_rows = idx, rows
+    else:
+        from mpi4py import MPI
+
+        k = c.gather(idx.size, root=root)
+        row_size = int(np.prod(rows.shape[1:], dtype=np.int64))
+        if c.Get_rank() == root:
+            k = np.asarray(k, dtype=np.int64)
+            all_idx = np.empty(int(k.sum()), dtype=np.int64)
+            all_rows = np.empty((int(k.sum()),) + rows.shape[1:], dtype=rows.dtype)
+            d = np.concatenate([[0], np.cumsum(k)[:-1]])
+            c.Gatherv(idx, [all_idx, k, d, MPI.INT64_T], root=root)
+            c.Gatherv(rows, [all_rows, k * row_size, d * row_size, MPI._typedict[rows.dtype.char]], root=root)
+        else:
+            c.Gatherv(idx, None, root=root)
+            c.Gatherv(rows, None, root=root)
+            return None
+    out = np.empty((int(n),) + rows.shape[1:], dtype=rows.dtype)
+    seen = np.zeros(int(n), dtype=bool)
+    seen[all_idx] = True
+    if all_idx.size != n or not seen.all():
+        raise ValueError(f"gather_rows: {int((~seen).sum())} of {n} rows missing or rows given twice")
+    out[all_idx] = all_rows
+    return out

@@ -1,0 +1,160 @@
+"""The kernel flow divided over MPI ranks: strong scaling, the exact-mode step at 10^5 points, communication volume.
+
+  scaling:    clustered and exact flows of N train points (Gaussian of jobs/table1_gaussian.toml: exp form,
+              width 1/30, row-normalised, ultra-local loss), kernel streamed tile by tile every step (cache off):
+              one process with T threads, one process with 1 thread, and T ranks with 1 thread each, on the same
+              cores; step time = the slowest rank's, median over the steps.
+  exact-step: one exact-mode step of N train points (no test points) on R ranks with 1 thread each.
+  volume:     bytes each rank receives per step (and once, for points) against the model
+                clustered: once 80 h_r, per step 72 h_r               (h_r = halo rows of rank r)
+                exact:     once 80 (N - n_r), per step 72 (N - n_r) + 8 P (R - 1) n_r   (P = 10 row-normalised)
+              for several N, R and halo cutoffs.
+
+Usage: python benchmarks/bench_flow_mpi.py scaling [--n 20000] [--n-test 2000] [--steps 3] [--threads 2]
+       python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2]
+       python benchmarks/bench_flow_mpi.py volume [--n 2000 4000] [--ranks 2 3] [--halo 0.1 0.2 0.4]
+Prints one JSON line per run (the `worker` subcommand is what the others start under mpiexec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: float) -> None:
+    from hpcflow.experiments.flow_job import layout, peak_rss_bytes
+    from hpcflow.flow import kernel_flow
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.kernels import GaussianKernel
+    from hpcflow.parallel import comm as pcomm
+
+    c = pcomm.resolve()
+    threads = pcomm.limit_threads(c)
+    t0 = time.perf_counter()
+    X = Hypersurface.fermat(3)
+    train = X.sample(n, seed=1, chart=(0, 1))
+    test = X.sample(n_test, seed=2, chart=(0, 1)) if n_test else None
+    blocks = None
+    if mode == "clustered":
+        from hpcflow.cluster import flow_blocks
+
+        blocks = flow_blocks(train.points, None if test is None else test.points, method="batched",
+                             n_clusters=clusters, batch_size=10_000, seed=0, halo_cutoff=halo if halo > 0 else None)
+    lay = layout(blocks, n, n_test, comm=c)
+    train = train.subset(lay.train_idx)
+    test = None if test is None else test.subset(lay.test_idx)
+    setup = time.perf_counter() - t0
+    kernel = GaussianKernel(1 / 30, form="exp", normalize="row")
+    t1 = time.perf_counter()
+    res = kernel_flow(kernel, train, test, dt=17.0 * n / 2500, steps=steps, loss="ultralocal", cache_bytes=0,
+                      blocks=lay.blocks, train_idx=lay.train_idx, test_idx=None if test is None else lay.test_idx,
+                      comm=c)
+    wall = time.perf_counter() - t1
+    mine = {**res.per_rank, "history": res.history, "rss_bytes": peak_rss_bytes()}
+    everyone = c.allgather(mine)
+    if c.Get_rank() == 0:
+        step_s = np.max([r["history"]["step_seconds"] for r in everyone], axis=0)
+        out = {"mode": mode, "n": n, "n_test": n_test, "ranks": c.Get_size(), "threads": threads, "halo": halo,
+               "clusters": clusters if mode == "clustered" else None, "setup_s": round(setup, 2),
+               "flow_wall_s": round(wall, 2), "step_s": [round(float(s), 3) for s in step_s],
+               "step_s_median": round(float(np.median(step_s)), 3), "sigma_train": res.sigma_train.tolist(),
+               "sigma_test": res.sigma_test.tolist(), "per_rank": [
+                   {"points": r["points"], "halo_rows": r["halo_rows"], "clusters": r["clusters"],
+                    "kernel_entries_per_step": r["kernel_entries"] // max(1, steps),
+                    "kernel_s_per_step": round(r["kernel_seconds"] / max(1, steps), 3),
+                    "comm_s_per_step": round(float(np.mean(r["history"]["comm_seconds"])), 4),
+                    "comm_bytes_per_step": int(r["history"]["comm_bytes"][-1]) if steps else 0,
+                    "comm_bytes_once": int(r["comm_bytes"] - sum(r["history"]["comm_bytes"])),
+                    "peak_rss_mb": round(r["rss_bytes"] / 2 ** 20, 1)} for r in everyone]}
+        print(json.dumps(out), flush=True)
+
+
+def _launch(ranks: int, threads: int, args: list) -> dict:
+    """Run the worker on `ranks` ranks (plain python for one) with `threads` threads each; its JSON line."""
+    env = dict(os.environ, HPCFLOW_THREADS=str(threads), PYTHONPATH=os.getcwd())
+    cmd = [sys.executable, os.path.abspath(__file__), "worker", *map(str, args)]
+    if ranks > 1:
+        exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
+        cmd = [exe, "-n", str(ranks), *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{r.stderr[-3000:]}")
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def _model(run: dict) -> list:
+    """Modelled (once, per step) bytes received by each rank (see module docstring)."""
+    out, R, n = [], run["ranks"], run["n"]
+    for p in run["per_rank"]:
+        if run["mode"] == "clustered":
+            out.append((80 * p["halo_rows"], 72 * p["halo_rows"]))
+        else:
+            others = n - p["points"]
+            out.append((80 * others, (72 * others + 80 * (R - 1) * p["points"]) if R > 1 else 0))
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker")
+    for name, typ in (("mode", str), ("n", int), ("n_test", int), ("steps", int), ("clusters", int), ("halo", float)):
+        w.add_argument(name, type=typ)
+    s = sub.add_parser("scaling")
+    s.add_argument("--n", type=int, default=20_000)
+    s.add_argument("--n-test", type=int, default=2000)
+    s.add_argument("--steps", type=int, default=3)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--clusters", type=int, default=4)
+    s.add_argument("--halo", type=float, default=0.05)
+    e = sub.add_parser("exact-step")
+    e.add_argument("--n", type=int, default=100_000)
+    e.add_argument("--ranks", type=int, default=2)
+    v = sub.add_parser("volume")
+    v.add_argument("--n", type=int, nargs="+", default=[2000, 4000])
+    v.add_argument("--ranks", type=int, nargs="+", default=[2, 3])
+    v.add_argument("--halo", type=float, nargs="+", default=[0.1, 0.2, 0.4])
+    a = ap.parse_args(argv)
+    if a.cmd == "worker":
+        from hpcflow.parallel.comm import abort_on_error
+
+        with abort_on_error():
+            worker(a.mode, a.n, a.n_test, a.steps, a.clusters, a.halo)
+    elif a.cmd == "scaling":
+        for mode in ("clustered", "exact"):
+            args = [mode, a.n, a.n_test, a.steps, a.clusters, a.halo]
+            runs = {"1x%d" % a.threads: _launch(1, a.threads, args), "1x1": _launch(1, 1, args),
+                    "%dx1" % a.threads: _launch(a.threads, 1, args)}
+            t_best, t_one, t_many = (runs[k]["step_s_median"] for k in ("1x%d" % a.threads, "1x1", "%dx1" % a.threads))
+            sig = [r["sigma_test"][-1] for r in runs.values()]
+            print(json.dumps({"mode": mode, "n": a.n, "step_s": {k: r["step_s_median"] for k, r in runs.items()},
+                              "efficiency_vs_threads": round(t_best / t_many, 3),
+                              "efficiency_vs_one_core": round(t_one / (a.threads * t_many), 3),
+                              "sigma_test_rel_spread": float(np.ptp(sig) / np.mean(sig)),
+                              "runs": runs}), flush=True)
+    elif a.cmd == "exact-step":
+        print(json.dumps(_launch(a.ranks, 1, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)
+    else:
+        for n in a.n:
+            for mode, halo in [("exact", 0.0)] + [("clustered", h) for h in a.halo]:
+                for ranks in a.ranks:
+                    run = _launch(ranks, 1, [mode, n, n // 10, 2, max(2, n // 500), halo])
+                    measured = [(p["comm_bytes_once"], p["comm_bytes_per_step"]) for p in run["per_rank"]]
+                    print(json.dumps({"mode": mode, "n": n, "ranks": ranks, "halo": halo,
+                                      "halo_rows": [p["halo_rows"] for p in run["per_rank"]],
+                                      "measured_once_step": measured, "model_once_step": _model(run),
+                                      "comm_s_per_step": [p["comm_s_per_step"] for p in run["per_rank"]],
+                                      "kernel_s_per_step": [p["kernel_s_per_step"] for p in run["per_rank"]]}),
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()

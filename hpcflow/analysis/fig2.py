@@ -1,0 +1,45 @@
+"""Fig. 2 (sec. 3.1): FS distance heatmaps of the clustered points, unordered and ordered cluster by cluster.
+
+Reads DIR/fig2_distances.h5 of a "clustering" job (datasets distance, distance_batched, distance_full; the
+silhouette scores as root attributes).
+"""
+
+from __future__ import annotations
+
+import math
+
+from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.rundir import FIG2, data_file, read_attrs, read_datasets
+
+PANELS = (("distance", "no clustering", None),
+          ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
+          ("distance_full", "full clustering", "silhouette_full"))
+HINT = "pass the run directory of a clustering job (hpcflow run jobs/fig2_clustering.toml --out DIR)"
+
+
+def load(run_dir) -> dict:
+    """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
+    path = data_file(run_dir, FIG2, hint=HINT)
+    mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT)
+    sil = {k: float(v) for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
+    return {"matrices": mats, "silhouette": sil, "file": path}
+
+
+def plot(data):
+    """Three heatmaps on a common colour scale [0, pi/2] with the silhouette scores in the titles."""
+    fig, axes = new_figure(1, 3, size=(13.5, 4.6))
+    for ax, (name, title, key) in zip(axes, PANELS):
+        im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2, interpolation="antialiased")
+        if key in data["silhouette"]:
+            title += f"\nsilhouette {data['silhouette'][key]:.3f}"
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.8, label="FS distance")
+    return fig
+
+
+def numbers(data) -> list:
+    """Lines to print: the silhouette scores (batched, full, Birch) beside the paper's (.016, -.011, -.032)."""
+    paper = {"silhouette_batched": 0.016, "silhouette_full": -0.011, "silhouette_birch": -0.032}
+    return [f"{k}: {v:.4f} (paper {paper[k]:+.3f})" for k, v in sorted(data["silhouette"].items()) if k in paper]

@@ -1,0 +1,104 @@
+"""Fig. 4 (sec. 3.3): metric-NTK eigenvalue histograms at epoch 0 and the last epoch, Wasserstein distance and
+relative Frobenius change of the NTK versus epoch, and the width sweep (NTK change versus width).
+
+Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 810 pooled eigenvalues), ntk/wasserstein,
+ntk/rel_frobenius; width_sweep/* when the job ran a sweep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.rundir import NN, data_file, read_datasets
+
+HINT = "pass the run directory of an nn job with [ntk] enabled (hpcflow nn jobs/nn_ntk_evolution.toml --out DIR)"
+NTK = ("ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
+SWEEP = ("width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/wasserstein_final",
+         "width_sweep/sigma_val_final")
+BINS = 60
+
+
+def load(run_dir) -> dict:
+    path = data_file(run_dir, NN, hint=HINT)
+    return read_datasets(path, NTK, hint=HINT, optional=SWEEP)
+
+
+def load_sweep(run_dir) -> dict:
+    path = data_file(run_dir, NN, hint="pass the run directory of an nn job with a [width_sweep]")
+    return read_datasets(path, SWEEP, hint="pass the run directory of an nn job with [width_sweep].widths set")
+
+
+def symlog_edges(values, bins: int = BINS):
+    """Bin edges uniform in asinh(x / t), t = 1e-6 max|x|: the spectra span many decades of both signs."""
+    t = 1e-6 * float(np.max(np.abs(values))) or 1.0
+    lo, hi = np.arcsinh(np.min(values) / t), np.arcsinh(np.max(values) / t)
+    if hi <= lo:  # one distinct value: a bin around it
+        return t * np.sinh(np.array([lo - 1.0, hi + 1.0])), t
+    edges = t * np.sinh(np.linspace(lo, hi, bins + 1))
+    edges[0], edges[-1] = np.min(values), np.max(values)  # exact ends: the round trip may lose the extremes
+    return edges, t
+
+
+def _ticks(edges, t):
+    """0 and +-10^k every few decades between t and the largest |edge| (at most four per side)."""
+    top = np.log10(np.max(np.abs(edges)))
+    exps = np.arange(np.ceil(np.log10(t)), np.floor(top) + 1)
+    exps = exps[:: max(1, int(np.ceil(len(exps) / 4)))]
+    pos = 10.0 ** exps
+    return np.concatenate([-pos[::-1][pos[::-1] <= -edges[0]], [0.0], pos[pos <= edges[-1]]])
+
+
+def plot(data):
+    """Histograms (epoch 0, last) and the two NTK-change curves versus epoch."""
+    spec = data["ntk/spectrum"]
+    last = len(spec) - 1
+    fig, axes = new_figure(1, 3, size=(15, 4.4))
+    edges, t = symlog_edges(np.concatenate([spec[0], spec[last]]))
+    for epoch, color in ((0, "C0"), (last, "C3")):
+        counts, _ = np.histogram(spec[epoch], bins=edges)
+        axes[0].stairs(counts, edges, color=color, fill=epoch == 0, alpha=0.5 if epoch == 0 else 1.0,
+                       label=f"epoch {epoch}")
+    axes[0].set_xscale("symlog", linthresh=t)
+    axes[0].set_xticks(_ticks(edges, t))
+    axes[0].tick_params(axis="x", labelsize="small", labelrotation=45)
+    axes[0].set_xlabel("metric-NTK eigenvalue (pooled over I, J)")
+    axes[0].set_ylabel("count")
+    axes[0].legend()
+    epochs = np.arange(len(spec))
+    axes[1].plot(epochs, data["ntk/wasserstein"], "o-")
+    axes[1].set_ylabel("Wasserstein distance to epoch 0")
+    axes[2].plot(epochs, data["ntk/rel_frobenius"], "o-", color="C2")
+    axes[2].set_ylabel("||Theta_t - Theta_0||_F / ||Theta_0||_F")
+    for ax in axes[1:]:
+        ax.set_xlabel("epoch")
+    fig.suptitle("Fig. 4: metric-NTK evolution")
+    return fig
+
+
+def plot_sweep(data):
+    """NTK change after training and final validation sigma versus hidden width (log-log)."""
+    fig, axes = new_figure(1, 2, size=(11, 4.2))
+    w = data["width_sweep/width"]
+    axes[0].plot(w, data["width_sweep/rel_frobenius_final"], "o-", label="relative Frobenius change")
+    axes[0].plot(w, data["width_sweep/wasserstein_final"], "s--", label="Wasserstein distance")
+    axes[0].set_ylabel("NTK change after training")
+    axes[0].legend(fontsize="small")
+    axes[1].plot(w, data["width_sweep/sigma_val_final"], "o-", color="C3")
+    axes[1].set_ylabel("sigma (validation) after training")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden width")
+    fig.suptitle("Width sweep: lazy (NTK fixed) versus feature-learning regime")
+    return fig
+
+
+def numbers(data) -> list:
+    spec = data["ntk/spectrum"]
+    out = [f"epochs: {len(spec) - 1}", f"Wasserstein distance (last epoch): {data['ntk/wasserstein'][-1]:.4g}",
+           f"relative Frobenius change (last epoch): {data['ntk/rel_frobenius'][-1]:.4g}"]
+    if "width_sweep/width" in data:
+        out += [f"width {int(w)}: rel. Frobenius {f:.4g}, sigma_val {s:.4g}" for w, f, s in
+                zip(data["width_sweep/width"], data["width_sweep/rel_frobenius_final"], data["width_sweep/sigma_val_final"])]
+    return out

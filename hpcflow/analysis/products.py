@@ -1,0 +1,107 @@
+"""One function per figure or table: run directories in, figures (by file name), text files and printed
+lines out. Shared by the scripts in analysis/ and by `hpcflow report`; nothing is written here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
+from hpcflow.analysis.rundir import MissingData, label
+from hpcflow.analysis.study import load_study
+
+
+@dataclass
+class Product:
+    figures: dict = field(default_factory=dict)  # file name -> matplotlib Figure
+    texts: dict = field(default_factory=dict)  # file name -> text (markdown tables)
+    lines: list = field(default_factory=list)  # numbers to print
+
+
+def _stem(stem: str, paths, path) -> str:
+    """`stem` for one input, else stem_LABEL (LABEL_i when two inputs share a base name)."""
+    if len(paths) == 1:
+        return stem
+    labels = [label(p) for p in paths]
+    tag = label(path) if labels.count(label(path)) == 1 else f"{label(path)}_{list(paths).index(path)}"
+    return f"{stem}_{tag}"
+
+
+def _name(stem: str, paths, path) -> str:
+    return _stem(stem, paths, path) + ".png"
+
+
+def fig2_heatmaps(paths, **_):
+    out = Product()
+    for p in paths:
+        data = fig2.load(p)
+        out.figures[_name("fig2_heatmaps", paths, p)] = fig2.plot(data)
+        out.lines += [f"{label(p)}: {line}" for line in fig2.numbers(data)]
+    return out
+
+
+def fig3_noise_scan(paths, **_):
+    scans = [fig3_noise.load(p) for p in paths]
+    return Product({"fig3_noise.png": fig3_noise.plot(scans)}, {}, fig3_noise.numbers(scans))
+
+
+def fig3_distance_scaling(paths, **_):
+    out = Product()
+    for p in paths:
+        data = fig3_scaling.load(p)
+        out.figures[_name("fig3_scaling", paths, p)] = fig3_scaling.plot(data)
+        out.lines += [f"{label(p)}: {line}" for line in fig3_scaling.numbers(data)]
+    return out
+
+
+def fig4_ntk(paths, **_):
+    out = Product()
+    for p in paths:
+        data = fig4.load(p)
+        out.figures[_name("fig4_ntk", paths, p)] = fig4.plot(data)
+        if "width_sweep/width" in data:
+            out.figures[_name("fig4_width_sweep", paths, p)] = fig4.plot_sweep(data)
+        out.lines += [f"{label(p)}: {line}" for line in fig4.numbers(data)]
+    return out
+
+
+def table_1(paths, *, study_name=None, **_):
+    rows = table1.load(paths, study_name=study_name)
+    md = table1.markdown(rows)
+    return Product({}, {"table1.md": md}, table1.numbers(rows))
+
+
+def sigma_history(paths, *, suffixes=None, **_):
+    runs = [histories.load(p, suffix=(suffixes or {}).get(p, "")) for p in paths]
+    out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
+    for p, r in zip(paths, runs):
+        if histories.has_per_rank(r):
+            out.figures[_name("per_rank", paths, p)] = histories.plot_per_rank(r)
+    return out
+
+
+def optuna_study(paths, *, study_name=None, **_):
+    out = Product()
+    for p in paths:
+        study, _ = load_study(p, study_name)
+        stem = _stem("optuna", paths, p)
+        for view in optuna_view.VIEWS:
+            try:
+                out.figures[f"{stem}_{view}.png"] = optuna_view.plot(study, view)
+            except MissingData as exc:
+                if view == "history":
+                    raise
+                out.lines.append(f"skipped {view}: {exc}")
+        out.lines += optuna_view.numbers(study)
+    return out
+
+
+#: script / report name -> product function
+PRODUCTS = {
+    "fig2_heatmaps": fig2_heatmaps,
+    "fig3_noise": fig3_noise_scan,
+    "fig3_scaling": fig3_distance_scaling,
+    "fig4_ntk": fig4_ntk,
+    "table1": table_1,
+    "sigma_history": sigma_history,
+    "optuna_view": optuna_study,
+}

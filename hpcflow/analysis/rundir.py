@@ -1,0 +1,130 @@
+"""Run directories as offline analysis reads them: the files a run wrote, its completeness, named datasets.
+
+Layout and completeness follow the run-directory contract (README, "Job files"): summary.json is written
+last; a run is complete when summary.json exists and its `checkpoint_step` equals checkpoint.h5's `step`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+from hpcflow.errors import InputFileError
+
+CHECKPOINT = "checkpoint.h5"
+SUMMARY = "summary.json"
+NN = "nn.h5"
+NOISE_SCAN = "noise_scan.h5"
+DISTANCES = "distances.h5"
+FIG2 = "fig2_distances.h5"
+JOURNAL = "study.journal"
+
+
+class MissingData(InputFileError):
+    """A run directory or HDF5 file lacks the data a figure or table needs (exit status 2)."""
+
+
+def data_file(path, name: str, *, hint: str) -> str:
+    """`path` itself when it is a file, else `path/name`; MissingData naming the file when it is absent."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise MissingData(f"{path}: no such run directory; {hint}")
+    full = os.path.join(path, name)
+    if not os.path.isfile(full):
+        raise MissingData(f"{path}: no {name}; {hint}")
+    return full
+
+
+def read_datasets(h5_path, names, *, hint: str, optional=()) -> dict:
+    """Arrays of the named datasets ("group/name") of an HDF5 file; MissingData naming the first absent one.
+
+    Names in `optional` are returned only when present.
+    """
+    try:
+        with h5py.File(h5_path, "r") as f:
+            for name in names:
+                if not isinstance(f.get(name), h5py.Dataset):
+                    raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
+            return {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
+    except OSError as exc:
+        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+
+
+def dataset_names(h5_path) -> list:
+    """Every dataset path in an HDF5 file (empty when the file cannot be read)."""
+    names = []
+    try:
+        with h5py.File(h5_path, "r") as f:
+            f.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
+    except OSError:
+        return []
+    return names
+
+
+def read_attrs(h5_path) -> dict:
+    """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded."""
+    out = {}
+    with h5py.File(h5_path, "r") as f:
+        for key, value in f.attrs.items():
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            elif isinstance(value, np.generic):
+                value = value.item()
+            out[key] = value
+    return out
+
+
+def read_summary(run_dir) -> dict | None:
+    """summary.json of a run directory, or None when there is none (or it is not valid JSON)."""
+    path = os.path.join(os.fspath(run_dir), SUMMARY)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _checkpoint_step(path) -> int | None:
+    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "step" in f.attrs:
+                return int(f.attrs["step"])
+            if isinstance(f.get("history/sigma_train"), h5py.Dataset):
+                return int(f["history/sigma_train"].shape[0]) - 1
+    except OSError:
+        return None
+    return None
+
+
+def completeness(run_dir) -> tuple[bool, str]:
+    """(complete, reason): complete when summary.json exists and describes the checkpoint's step."""
+    run_dir = os.fspath(run_dir)
+    summary = read_summary(run_dir)
+    if summary is None:
+        return False, "no summary.json (interrupted run; continue it with --resume)"
+    ckpt = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.isfile(ckpt):
+        return True, ""
+    step = _checkpoint_step(ckpt)
+    described = summary.get("checkpoint_step", summary.get("steps_taken"))
+    if step is not None and described is not None and int(described) != step:
+        return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
+                       "(interrupted or extended run; continue it with --resume)")
+    return True, ""
+
+
+def label(run_dir) -> str:
+    """A short name for a run directory in legends and tables (its base name)."""
+    return os.path.basename(os.path.normpath(os.fspath(run_dir))) or os.fspath(run_dir)

@@ -1,0 +1,54 @@
+"""The command line shared by the scripts in analysis/: `python analysis/NAME.py RUN_DIR... --out FIGDIR`.
+
+All inputs are read and every figure is drawn before anything is written; a directory that lacks the data
+gives a one-line error naming the missing file or dataset and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hpcflow.errors import UserError
+
+
+def write(product, out, *, dpi: int = 110) -> list:
+    """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written."""
+    from hpcflow.analysis.figure import save_png
+    from hpcflow.atomic import atomic_file
+
+    os.makedirs(out, exist_ok=True)
+    written = [save_png(fig, os.path.join(out, name), dpi=dpi) for name, fig in product.figures.items()]
+    for name, text in product.texts.items():
+        with atomic_file(os.path.join(out, name), "w") as fh:
+            fh.write(text)
+        written.append(os.path.join(out, name))
+    return written
+
+
+def main(name: str, argv=None, *, description: str = "") -> int:
+    from hpcflow.analysis.products import PRODUCTS
+
+    p = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
+    p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
+    p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
+    p.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
+    args = p.parse_args(argv)
+    try:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
+        if args.dpi < 10:
+            raise UserError(f"--dpi {args.dpi} is too small; use 10 or more (default 110)")
+        product = PRODUCTS[name](args.paths, study_name=args.study)
+        for text in product.texts.values():
+            print(text, end="")
+        for line in product.lines:
+            print(line)
+        for path in write(product, args.out, dpi=args.dpi):
+            print(f"wrote {path}")
+    except UserError as exc:
+        print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_status
+    return 0

@@ -1,0 +1,66 @@
+"""Optuna studies as analysis reads them: open a storage (a run directory's study.journal, a journal file or
+an SQLAlchemy URL) and map trials to their run directories (user attribute `run_dir`)."""
+
+from __future__ import annotations
+
+import os
+
+from hpcflow.analysis.rundir import JOURNAL, MissingData
+
+HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
+
+
+def is_study(path) -> bool:
+    """True for a directory holding study.journal, a *.journal file or a storage URL."""
+    path = os.fspath(path)
+    return "://" in path or path.endswith(".journal") or os.path.isfile(os.path.join(path, JOURNAL))
+
+
+def _storage(path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if "://" in path:
+        return optuna.storages.get_storage(path), os.getcwd()
+    journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
+    if not os.path.isfile(journal):
+        raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
+    return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
+
+
+def load_study(path, study_name: str | None = None):
+    """(study, base directory for relative run_dir attributes); MissingData when the storage has no study."""
+    import optuna
+
+    path = os.fspath(path)
+    storage, base = _storage(path)
+    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    if not names:
+        raise MissingData(f"{path}: the storage holds no study; {HINT}")
+    if study_name is None:
+        if len(names) > 1:
+            raise MissingData(f"{path}: holds studies {names}; choose one with --study NAME")
+        study_name = names[0]
+    elif study_name not in names:
+        raise MissingData(f"{path}: no study {study_name!r} (it holds {names}); fix --study")
+    return optuna.load_study(study_name=study_name, storage=storage), base
+
+
+def trial_run_dir(trial, base) -> str | None:
+    """The trial's run directory (user attribute run_dir, absolute or relative to the study directory)."""
+    rd = trial.user_attrs.get("run_dir")
+    if not rd:
+        return None
+    return rd if os.path.isabs(rd) else os.path.join(base, rd)
+
+
+def best_run_dirs(study, base) -> list:
+    """(trial number, run directory) of the best trial(s) of a finished study; MissingData when none."""
+    try:
+        best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    except ValueError:
+        raise MissingData(f"study {study.study_name!r}: no completed trial; {HINT}") from None
+    out = [(t.number, trial_run_dir(t, base)) for t in best]
+    if not any(rd for _, rd in out):
+        raise MissingData(f"study {study.study_name!r}: best trial has no user attribute 'run_dir'")
+    return [(n, rd) for n, rd in out if rd]

@@ -1,0 +1,76 @@
+"""Table 1 (sec. 3.2): hyper-parameters and train/test gains per kernel, ours beside the paper's.
+
+Reads flow run directories (summary.json/config and checkpoint.h5 history/sigma_train, sigma_test), or the
+best trial's run directory of an Optuna study (user attribute `run_dir`). Gains = sigma(step 0 = FS) /
+sigma(last step), recomputed from the checkpoint's histories.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hpcflow.analysis.rundir import CHECKPOINT, MissingData, data_file, label, read_attrs, read_datasets, read_summary
+from hpcflow.analysis.study import best_run_dirs, is_study, load_study
+
+HINT = "pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or a tune directory"
+#: the paper's Table 1 (points, learning rate, sigma, sigma_b, sigma_w) and its gains (Fig. 3 left at distance 0
+#: for train, sec. 3.2 text for test: "failed to achieve a gain of more than ~5 in the test loss")
+PAPER = {
+    "relu_ntk": {"points": 2500, "lr": 0.1, "hyper": "sigma_b=80.52, sigma_w=5.716", "gains": "~5 / <=5"},
+    "gaussian": {"points": 2500, "lr": 0.1583, "hyper": "sigma=30.0", "gains": "~1e6 / <=5"},
+    "delta": {"points": 1000, "lr": 0.3162, "hyper": "-", "gains": "~1e6 / <=5"},
+}
+HYPER_KEYS = ("width", "form", "normalize", "w_std", "b_std", "sigma_w", "amplitude")
+
+
+def _config(run_dir, ckpt) -> dict:
+    cfg = (read_summary(run_dir) or {}).get("config")
+    if not isinstance(cfg, dict):
+        cfg = read_attrs(ckpt).get("config")
+    if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
+        raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
+    return cfg
+
+
+def load_row(run_dir, *, name: str | None = None) -> dict:
+    """One table row of a flow run: kernel, hyper-parameters and gains recomputed from the histories."""
+    ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
+    h = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT)
+    cfg = _config(run_dir, ckpt)
+    st, se = h["history/sigma_train"], h["history/sigma_test"]
+    kernel = cfg["kernel"]
+    return {"run": name or label(run_dir), "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
+            "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
+            "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
+            "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
+
+
+def load(paths, *, study_name: str | None = None) -> list:
+    """Rows of every flow run directory; a study contributes its best trial's run directory."""
+    rows = []
+    for p in paths:
+        if is_study(p):
+            study, base = load_study(p, study_name)
+            rows += [load_row(rd, name=f"{study.study_name} trial {n}") for n, rd in best_run_dirs(study, base)]
+        else:
+            rows.append(load_row(p))
+    return rows
+
+
+def markdown(rows) -> str:
+    """The table as GitHub markdown: our run's values, then the paper's, per kernel."""
+    head = ("| run | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
+            "paper | steps | gain train | gain test | paper gain train / test |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
+        lines.append(f"| {r['run']} | {r['kernel']} | {r['n_train']} / {p['points']} | {r['dt']:g} / {p['lr']} | "
+                     f"{r['loss'] or '-'} | "
+                     f"{r['hyper'] or '-'} | {p['hyper']} | {r['steps']} | {r['gain_train']:.4g} | "
+                     f"{r['gain_test']:.4g} | {p['gains']} |")
+    return "\n".join(lines) + "\n"
+
+
+def numbers(rows) -> list:
+    return [f"{r['run']} [{r['kernel']}]: gain train {r['gain_train']:.6g}, gain test {r['gain_test']:.6g}"
+            for r in rows]

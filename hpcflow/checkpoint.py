@@ -1,0 +1,254 @@
+"""Restartable HDF5 checkpoints of the kernel flow (eq. 3.5): written atomically on rank 0, read at any rank count.
+
+Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same list, written into the file):
+
+    attrs   kind = "hpcflow.flow_checkpoint", schema_version, step (steps done), status, stopped, test_held,
+            best, since_best, n_train, n_test, ranks, config (JSON of the validated job), hpcflow_version
+    history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
+    history/dt                                (step,)   accepted dt of each step
+    history/rejections                        (k, 2)    (step, dt) of every rejected trial step
+    history/step_seconds, kernel_seconds, comm_seconds, comm_bytes   (step, R)   per step and rank
+    train/g, test/g                           (N, m, m) complex metrics after `step` steps
+    train/points, train/weights, train/omega2 (and test/)  the point data (static, from the writer's `static`)
+    cluster/labels, cluster/owner             when clustered (static)
+
+A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_file`): a crash while writing leaves
+the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) make the
+next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from hpcflow import __version__
+from hpcflow.atomic import atomic_file
+from hpcflow.errors import ConfigError, InputFileError, Preempted
+from hpcflow.geometry.hermitian import pack, unpack
+from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.reduce import any_true, gather_rows
+
+KIND = "hpcflow.flow_checkpoint"
+SCHEMA_VERSION = 1
+#: per-step, per-rank figures kept in history/ (keys of FlowView.per_rank)
+PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
+#: job sections/keys a resume may change: the step count and the checkpoint settings
+RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None))
+SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
+SIGNALS = ("SIGTERM", "SIGUSR1")
+
+
+def _json(obj) -> str:
+    from hpcflow.jobs.output import jsonable
+
+    return json.dumps(jsonable(obj), sort_keys=True)
+
+
+@dataclass
+class FlowResume:
+    """The state of a flow read from a checkpoint: scalars on every rank, metric rows read on demand."""
+
+    path: str
+    step: int
+    sigma_train: list
+    sigma_test: list
+    dt: list
+    rejections: list
+    test_held: int
+    best: float
+    since_best: int
+    stopped: str
+    status: str
+    n_train: int
+    n_test: int
+    config: dict
+    per_rank: dict = field(default_factory=dict)  # name -> (step, R_old) array
+
+    def rows(self, kind: str, global_idx) -> np.ndarray:
+        """Packed metrics v (k, m*m) of the given global rows of "train" or "test", exactly as written."""
+        idx = np.asarray(global_idx, dtype=np.int64)
+        with h5py.File(self.path, "r") as f:
+            ds = f[f"{kind}/g"]
+            if idx.size == 0:
+                return np.zeros((0, ds.shape[1] ** 2))
+            lo, hi = int(idx.min()), int(idx.max()) + 1
+            return pack(ds[lo:hi][idx - lo])
+
+
+def _read_attr_json(f, name, path):
+    try:
+        return json.loads(f.attrs[name])
+    except (KeyError, TypeError, ValueError):
+        raise InputFileError(f"{path}: attribute {name!r} is missing or not JSON; the checkpoint is damaged, "
+                             "rerun without --resume") from None
+
+
+def load_resume(path, *, comm=None) -> FlowResume:
+    """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`)."""
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError):
+        raise InputFileError(f"{path}: no readable checkpoint to resume from; run without --resume") from None
+    with f:
+        if f.attrs.get("kind") != KIND:
+            raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); run without --resume")
+        try:
+            st = f["history/sigma_train"][()].tolist()
+            se = f["history/sigma_test"][()].tolist()
+            dt = f["history/dt"][()].tolist()
+            rej = [(int(s), float(h)) for s, h in f["history/rejections"][()].reshape(-1, 2)]
+            per_rank = {k: f[f"history/{k}"][()] for k in PER_RANK_KEYS if f"history/{k}" in f}
+            step = int(f.attrs["step"])
+            res = FlowResume(path, step, st, se, dt, rej, int(f.attrs["test_held"]), float(f.attrs["best"]),
+                             int(f.attrs["since_best"]), str(f.attrs["stopped"]), str(f.attrs["status"]),
+                             int(f.attrs["n_train"]), int(f.attrs["n_test"]), _read_attr_json(f, "config", path),
+                             per_rank)
+        except KeyError as exc:
+            raise InputFileError(f"{path}: dataset or attribute {exc} is missing; the checkpoint is incomplete, "
+                                 "rerun without --resume") from None
+    if len(st) != step + 1 or len(dt) != step:
+        raise InputFileError(f"{path}: history length {len(st)} does not match step {step}; rerun without --resume")
+    return res
+
+
+def check_resumable(saved: dict, cfg: dict, path) -> None:
+    """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but steps/[checkpoint]."""
+    def allowed(section, key):
+        return any(s == section and (k is None or k == key) for s, k in RESUMABLE_CHANGES)
+
+    for section in sorted(set(saved) | set(cfg)):
+        a, b = saved.get(section, {}), cfg.get(section, {})
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b and not allowed(section, None):
+                raise ConfigError(f"{path}: [{section}] differs from the checkpoint's job; resume with the same job "
+                                  "or start a new --out")
+            continue
+        for key in sorted(set(a) | set(b)):
+            if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key)):
+                raise ConfigError(f"{path}: [{section}].{key} = {b.get(key)!r} differs from the checkpoint's "
+                                  f"{a.get(key)!r}; only [flow].steps and [checkpoint] may change on --resume "
+                                  "(or start a new --out)")
+
+
+class CheckpointWriter:
+    """`on_step` hook of `kernel_flow`: writes DIR/checkpoint.h5 every `every` steps and/or `seconds` seconds,
+    on SIGTERM/SIGUSR1 (then raises Preempted on every rank), and at `close()`. Collective: call on every rank.
+
+    static: {name: (global_idx, local_rows)} datasets that never change (points, weights, labels, ...),
+    gathered to rank 0 once; n_rows: {name: global row count} for them.
+    """
+
+    def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
+                 static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
+                 comm=None, clock=time.monotonic):
+        self.path, self.config = str(path), config
+        self.every, self.seconds, self.clock = every, seconds, clock
+        self.comm = resolve(comm)
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.static = {}
+        for name, (idx, rows) in (static or {}).items():
+            full = gather_rows(idx, rows, (n_rows or {})[name], comm=self.comm)
+            if self.rank == 0:
+                self.static[name] = full
+        self.per_rank = {k: [] for k in PER_RANK_KEYS}  # this rank's figures per step (steps after a resume)
+        self.old_per_rank = {} if resume is None else dict(resume.per_rank)
+        self.last_written = -1 if resume is None else resume.step
+        self.last_time = clock()
+        self.last_view = None
+        self.signalled = threading.Event()
+        self._old_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):  # noqa: ARG002 - signal handler signature
+        self.signalled.set()
+
+    def __call__(self, view) -> bool:
+        """Record the step's figures; write when due; on a signal write and raise Preempted (every rank)."""
+        repeat = self.last_view is not None and self.last_view.step == view.step  # a final call at the same step
+        self.last_view = view
+        for k in PER_RANK_KEYS:
+            value = float(view.per_rank.get(k, np.nan)) if view.per_rank else np.nan
+            if repeat and self.per_rank[k]:
+                self.per_rank[k][-1] = value
+            else:
+                self.per_rank[k].append(value)
+        if repeat:
+            return False
+        due_steps = self.every is not None and view.step % self.every == 0
+        due_time = self.rank == 0 and self.seconds is not None and self.clock() - self.last_time >= self.seconds
+        preempt = any_true(self.signalled.is_set(), comm=self.comm)
+        if due_steps or any_true(due_time, comm=self.comm) or preempt:
+            self.write(view, status="preempted" if preempt else "running")
+        if preempt:
+            self.restore_signals()
+            raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; "
+                            "continue with --resume")
+        return False
+
+    def close(self, status: str):
+        """Write the final state (if the last view is not on disk yet, or its status changes) and restore signals."""
+        self.restore_signals()
+        if self.last_view is not None:
+            self.write(self.last_view, status=status)
+        return self.last_written
+
+    def restore_signals(self):
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
+
+    def _per_rank_table(self, steps_now: int):
+        """(step, R) arrays: earlier runs' rows (resume) then this run's rows, gathered from every rank."""
+        mine = np.array([self.per_rank[k] for k in PER_RANK_KEYS], dtype=np.float64).T  # (steps here, keys)
+        every = self.comm.allgather(mine) if self.size > 1 else [mine]
+        out = {}
+        for j, k in enumerate(PER_RANK_KEYS):
+            new = np.stack([e[:, j] for e in every], axis=1) if every[0].size else np.zeros((0, self.size))
+            old = self.old_per_rank.get(k)
+            if old is not None and old.shape[0] and old.shape[1] != self.size:
+                old = np.full((old.shape[0], self.size), np.nan)  # resumed at another R: per-rank rows unknown
+            table = new if old is None or not old.shape[0] else np.concatenate([old, new])
+            out[k] = table[-steps_now:] if steps_now else table[:0]
+        return out
+
+    def write(self, view, *, status: str) -> None:
+        """Gather the view's rows to rank 0 and write the checkpoint atomically there (collective)."""
+        tr_idx, tr_v = view.train_rows()
+        te_idx, te_v = view.test_rows()
+        g_train = gather_rows(tr_idx, tr_v, view.n_train, comm=self.comm)
+        g_test = gather_rows(te_idx, te_v, view.n_test, comm=self.comm)
+        per_rank = self._per_rank_table(int(view.step))
+        if self.rank == 0:
+            m = int(round(tr_v.shape[1] ** 0.5)) if tr_v.size else None
+            data = {"history/sigma_train": np.asarray(view.sigma_train, dtype=np.float64),
+                    "history/sigma_test": np.asarray(view.sigma_test, dtype=np.float64),
+                    "history/dt": np.asarray(view.dt, dtype=np.float64),
+                    "history/rejections": np.asarray(view.rejections, dtype=np.float64).reshape(-1, 2),
+                    "train/g": unpack(g_train, m=m), "test/g": unpack(g_test, m=m)}
+            data.update({f"history/{k}": v for k, v in per_rank.items()})
+            data.update(self.static)
+            attrs = {"kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
+                     "status": status, "stopped": view.stopped, "test_held": int(view.test_held),
+                     "best": float(view.best), "since_best": int(view.since_best), "n_train": int(view.n_train),
+                     "n_test": int(view.n_test), "ranks": self.size, "config": _json(self.config),
+                     "hpcflow_version": __version__,
+                     "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11"}
+            with atomic_file(self.path) as fh, h5py.File(fh, "w") as f:
+                for name, arr in data.items():
+                    f.create_dataset(name, data=arr)
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+        self.last_written = int(view.step)
+        self.last_time = self.clock()

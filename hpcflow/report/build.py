@@ -1,0 +1,98 @@
+"""Build a report: detect each directory, run the applicable analysis products, write report.md/.html."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hpcflow.errors import UserError
+
+#: product -> section title, in report order
+SECTIONS = {
+    "sigma_history": "sigma histories",
+    "table1": "Table 1: hyper-parameters and gains",
+    "fig2_heatmaps": "Fig. 2: FS distance heatmaps",
+    "fig3_noise": "Fig. 3 left: gain versus distance (noise scan)",
+    "fig3_scaling": "Fig. 3 right: distance scaling",
+    "fig4_ntk": "Fig. 4: metric-NTK evolution",
+    "optuna_view": "Optuna study",
+}
+
+
+@dataclass
+class Section:
+    title: str
+    figures: dict  # file name -> Figure
+    texts: dict  # file name -> markdown
+    lines: list
+
+
+@dataclass
+class Report:
+    infos: list
+    sections: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # (path, one-line reason)
+
+
+def _run_product(name, paths, skipped, **kw):
+    """PRODUCTS[name] on `paths`; a path whose data is missing is dropped (with its reason) and the rest rerun."""
+    from hpcflow.analysis.products import PRODUCTS
+
+    paths = list(paths)
+    while paths:
+        try:
+            return PRODUCTS[name](paths, **kw)
+        except UserError as exc:
+            bad = []
+            for p in paths:
+                try:
+                    PRODUCTS[name]([p], **kw)
+                except UserError as one:
+                    bad.append(p)
+                    skipped.append((p, f"{SECTIONS[name]}: {' '.join(str(one).split())}"))
+            if not bad:  # the paths fail only together: report it once for all
+                skipped.append((", ".join(paths), f"{SECTIONS[name]}: {' '.join(str(exc).split())}"))
+                return None
+            paths = [p for p in paths if p not in bad]
+    return None
+
+
+def collect(paths, *, study_name=None) -> Report:
+    """Detect every directory and draw every applicable figure; nothing is written."""
+    from hpcflow.report.detect import detect
+
+    report = Report([detect(p) for p in paths])
+    groups = {name: [] for name in SECTIONS}
+    suffixes = {}
+    for info in report.infos:
+        if info.kind is None:
+            report.skipped.append((info.path, info.reason))
+            continue
+        if not info.complete:
+            suffixes[info.path] = " (incomplete)"
+        for name in info.products:
+            if name == "table1" and not info.complete:
+                continue
+            groups[name].append(info.path)
+    for name, members in groups.items():
+        if members:
+            prod = _run_product(name, members, report.skipped, study_name=study_name, suffixes=suffixes)
+            if prod is not None:
+                report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines))
+    return report
+
+
+def build_report(paths, out, *, study_name=None) -> dict:
+    """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
+
+    UserError (nothing written) when no directory holds anything to report.
+    """
+    from hpcflow.report import documents
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} exists and is not a directory; choose a directory")
+    report = collect(paths, study_name=study_name)
+    if not report.sections:
+        reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
+        raise UserError(f"nothing to report: {reasons}")
+    return documents.write(report, out)

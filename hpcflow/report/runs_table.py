@@ -1,0 +1,52 @@
+"""The table of each run's key numbers: sigma initial/final, gains, N, kernel, ranks, wall time."""
+
+from __future__ import annotations
+
+import math
+
+from hpcflow.analysis.rundir import label
+
+COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma train", "sigma test",
+           "gain train", "gain test", "wall time [s]")
+
+
+def _num(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return "-"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _arrow(a, b) -> str:
+    return "-" if a is None and b is None else f"{_num(a)} -> {_num(b)}"
+
+
+def row(info) -> list:
+    """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent)."""
+    s, cfg = info.summary, info.summary.get("config") or {}
+    geo = cfg.get("geometry") or cfg.get("points") or {}
+    status = s.get("status", "finished" if s else "-") if info.complete else f"incomplete: {info.reason}"
+    n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
+    n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
+    kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else (cfg.get("kernel") or {}).get("name")
+    if info.kind == "nn":
+        m = cfg.get("model") or {}
+        kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
+    test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
+    test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
+    gain_test = s.get("gain_test")
+    if gain_test is None and test_i and test_f:
+        gain_test = test_i / test_f
+    return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(s.get("ranks", 1 if s else None)),
+            _arrow(s.get("sigma_train_initial"), s.get("sigma_train_final")), _arrow(test_i, test_f),
+            _num(s.get("gain_train")), _num(gain_test), _num(s.get("wall_seconds"))]
+
+
+def markdown(infos) -> str:
+    """The table of the detected runs (directories without data are listed as skipped elsewhere)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row(i)) + " |" for i in infos if i.kind is not None]
+    return "\n".join(lines) + "\n"

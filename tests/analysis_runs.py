@@ -1,0 +1,199 @@
+"""Small run directories of every job kind, produced once per test session with `python -m hpcflow run/nn`,
+and helpers that read figures back (line data, images, bars) for the analysis and report tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+JOBS = {
+    "flow": ("run", """
+[job]
+kind = "flow"
+[geometry]
+manifold = "fermat"
+dim = 3
+chart = [0, 1]
+n_train = 120
+n_test = 80
+seed = 0
+[kernel]
+name = "delta"
+[flow]
+dt = 1.0
+steps = 6
+loss = "ultralocal"
+"""),
+    "flow_gauss": ("run", """
+[job]
+kind = "flow"
+[geometry]
+manifold = "fermat"
+dim = 3
+chart = [0, 1]
+n_train = 100
+n_test = 60
+seed = 3
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 0.65
+steps = 5
+loss = "ultralocal"
+"""),
+    "noise": ("run", """
+[job]
+kind = "noise_scan"
+[geometry]
+manifold = "fermat"
+dim = 3
+chart = [0, 1]
+n_train = 80
+seed = 0
+[kernel]
+name = "delta"
+[flow]
+dt = 1.0
+steps = 4
+loss = "ultralocal"
+[noise]
+scales = [0.0, 0.01, 0.1]
+"""),
+    "scaling": ("run", """
+[job]
+kind = "distance_scaling"
+[geometry]
+manifold = "fermat"
+dim = 3
+[scaling]
+n_points = [50, 100, 200, 400]
+fit_from = 100
+"""),
+    "clustering": ("run", """
+[job]
+kind = "clustering"
+[points]
+manifold = "fermat"
+dim = 3
+n_points = 60
+[clustering]
+n_clusters = 3
+batch_size = 30
+"""),
+    "nn": ("nn", """
+[job]
+kind = "nn"
+[geometry]
+manifold = "fermat"
+dim = 3
+n_train = 200
+n_val = 100
+[model]
+depth = 2
+width = 8
+activation = "gelu"
+[training]
+epochs = 3
+batch_size = 100
+threads = 1
+[ntk]
+n_train_points = 4
+n_test_points = 4
+[width_sweep]
+widths = [4, 16]
+epochs = 1
+n_train = 100
+[kernel_flow]
+enabled = false
+n_train = 100
+n_test = 100
+"""),
+}
+
+_CACHE: dict = {}
+
+
+def env() -> dict:
+    e = dict(os.environ, PYTHONPATH=ROOT, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
+    e.pop("HPCFLOW_BACKEND", None)
+    return e
+
+
+def run_dirs(tmp_path_factory) -> dict:
+    """{kind: run directory} of the JOBS, made once per test session (shared by every test module)."""
+    if "runs" not in _CACHE:
+        key = os.fspath(tmp_path_factory.mktemp("analysis_runs"))
+        out = {}
+        for name, (command, text) in JOBS.items():
+            job = os.path.join(key, f"{name}.toml")
+            with open(job, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            out[name] = os.path.join(key, name)
+            proc = subprocess.run([sys.executable, "-m", "hpcflow", command, job, "--out", out[name]], cwd=ROOT,
+                                  env=env(), capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr
+        _CACHE["runs"] = out
+    return _CACHE["runs"]
+
+
+def script(name, *args, timeout=180):
+    """Run analysis/NAME.py as users do; the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "analysis", f"{name}.py"), *map(str, args)], cwd=ROOT,
+                          env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+def assert_png(path) -> None:
+    """A PNG file that decodes, with a picture larger than a thumbnail."""
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        assert fh.read(8) == PNG_MAGIC, path
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 200
+        px = np.asarray(im.convert("L"))
+    assert px.std() > 1.0, f"{path} is blank"
+
+
+def lines_of(ax) -> list:
+    """(x, y) float arrays of every line of an axes that has points; AssertionError on bare axes."""
+    out = [(np.asarray(l.get_xdata(), float), np.asarray(l.get_ydata(), float)) for l in ax.get_lines()
+           if len(l.get_xdata())]
+    assert out, "axes draw no line"
+    return out
+
+
+def find_line(ax, x, y) -> None:
+    """Assert some line of `ax` is exactly (x, y)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    for lx, ly in lines_of(ax):
+        if lx.shape == x.shape and np.array_equal(lx, x) and np.array_equal(ly, y):
+            return
+    raise AssertionError(f"no line with the expected data among {len(lines_of(ax))} lines")
+
+
+def make_study(directory, run_dir, values):
+    """A maximising Optuna study in directory/study.journal; the best trial's user attribute run_dir = run_dir."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    os.makedirs(directory, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(os.path.join(directory, "study.journal")))
+    study = optuna.create_study(study_name="table1_delta", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for i, value in enumerate(values):
+        trial = study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 10, log=True),
+                           "kernel.width": optuna.distributions.FloatDistribution(0.01, 1.0)})
+        trial.set_user_attr("run_dir", run_dir if i == int(np.argmax(values)) else f"trials/{i:04d}")
+        study.tell(trial, value)
+    return study

@@ -1,0 +1,258 @@
+"""analysis/ scripts and hpcflow.analysis figures on small run directories: valid PNGs, drawn data equal to
+the HDF5 data, printed numbers equal to independent recomputation, one-line errors for missing data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis_runs import assert_png, find_line, lines_of, make_study, run_dirs, script
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def h5(path, *names):
+    with h5py.File(path, "r") as f:
+        return [f[n][()] for n in names]
+
+
+# ---- each script writes a PNG, prints numbers that match the HDF5 data ----------------------------------
+def test_fig2_script_and_heatmaps_equal_hdf5(runs, tmp_path):
+    from hpcflow.analysis import fig2
+
+    proc = script("fig2_heatmaps", runs["clustering"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(tmp_path / "fig2_heatmaps.png")
+    path = os.path.join(runs["clustering"], "fig2_distances.h5")
+    fig = fig2.plot(fig2.load(runs["clustering"]))
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    for img, mat in zip(images, h5(path, "distance", "distance_batched", "distance_full")):
+        np.testing.assert_array_equal(np.asarray(img), mat)
+    assert len(images) == 3
+    with h5py.File(path, "r") as f:
+        sil = {k: float(f.attrs[k]) for k in ("silhouette_batched", "silhouette_full", "silhouette_birch")}
+    assert f"silhouette {sil['silhouette_batched']:.3f}" in fig.axes[1].get_title()
+    assert f"silhouette {sil['silhouette_full']:.3f}" in fig.axes[2].get_title()
+    printed = dict(re.findall(r"(silhouette_\w+): (-?[0-9.]+)", proc.stdout))
+    assert {k: float(v) for k, v in printed.items()} == pytest.approx(sil, abs=5e-5)
+    # the summary's silhouettes (written by the job itself) agree
+    with open(os.path.join(runs["clustering"], "summary.json")) as fh:
+        assert json.load(fh)["silhouette_full"] == pytest.approx(sil["silhouette_full"], rel=1e-12)
+
+
+def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
+    from hpcflow.analysis import fig3_noise
+
+    proc = script("fig3_noise", runs["noise"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(tmp_path / "fig3_noise.png")
+    dist, gain, sigma0 = h5(os.path.join(runs["noise"], "noise_scan.h5"), "table/mean_distance_to_nearest_train",
+                            "table/gain", "scale_1/sigma_test")
+    fig = fig3_noise.plot([fig3_noise.load(runs["noise"])])
+    find_line(fig.axes[0], dist, gain)
+    # the gain of a level is sigma_FS / sigma_final of its own sigma history
+    assert gain[1] == pytest.approx(sigma0[0] / sigma0[-1], rel=1e-12)
+    printed = [float(g) for g in re.findall(r"gain=([0-9.e+-]+)", proc.stdout)]
+    np.testing.assert_allclose(printed, gain, rtol=5e-4)
+    # d_nn (the drawn axis) is the mean FS distance to the nearest train point: recomputed by brute force
+    from hpcflow.geometry import fs_distance
+
+    pts, train_pts = h5(os.path.join(runs["noise"], "noise_scan.h5"), "scale_2/points", "scale_0/points")
+    d_nn = fs_distance(pts, train_pts).min(axis=1).mean()
+    assert d_nn == pytest.approx(dist[2], rel=1e-6)
+    assert "delta" in proc.stdout
+
+
+def loglog_fit(n, d):
+    """(a, b) of log d = log a + b log N from the closed-form normal equations of a straight-line fit."""
+    x, y = np.log(np.asarray(n, float)), np.log(np.asarray(d, float))
+    b = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)
+    return np.exp(y.mean() - b * x.mean()), b
+
+
+def test_fig3_scaling_slope_equals_independent_fit(runs, tmp_path):
+    from hpcflow.analysis import fig3_scaling
+
+    proc = script("fig3_scaling", runs["scaling"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(tmp_path / "fig3_scaling.png")
+    path = os.path.join(runs["scaling"], "distances.h5")
+    n, dmin, dmean, dmax = h5(path, "table/n", "table/min", "table/mean", "table/max")
+    ax = fig3_scaling.plot(fig3_scaling.load(runs["scaling"])).axes[0]
+    for d in (dmin, dmean, dmax):
+        find_line(ax, n, d)
+    a, b = loglog_fit(n, dmean)
+    m = re.search(r"fit mean: a=([0-9.e+-]+) b=([0-9.e+-]+)", proc.stdout)
+    assert float(m.group(1)) == pytest.approx(a, rel=1e-3) and float(m.group(2)) == pytest.approx(b, rel=1e-3)
+    # the fit over N >= fit_from (the job's asymptotic regime): numpy's polyfit on that subset
+    a_sub, b_sub = loglog_fit(n[n >= 100], dmean[n >= 100])
+    m = re.search(r"fit mean \(N >= 100\): a=([0-9.e+-]+) b=([0-9.e+-]+)", proc.stdout)
+    assert float(m.group(1)) == pytest.approx(a_sub, rel=1e-3) and float(m.group(2)) == pytest.approx(b_sub, rel=1e-3)
+    # the job's own fit (stored in the file) agrees
+    with h5py.File(path, "r") as f:
+        stored = json.loads(f.attrs["fits"])["mean"]
+    assert stored["b"] == pytest.approx(b, rel=1e-9)
+    # the drawn fit and paper lines are a N^b and 0.968 N^-0.184 on their own x grid
+    curves = [(lx, ly) for lx, ly in lines_of(ax) if len(lx) == 50]
+    assert len(curves) == 2
+    np.testing.assert_allclose(curves[0][1], a * curves[0][0] ** b, rtol=1e-9)
+    np.testing.assert_allclose(curves[1][1], 0.968 * curves[1][0] ** -0.184, rtol=1e-12)
+
+
+def test_fig4_histograms_and_curves_equal_hdf5(runs, tmp_path):
+    from scipy.stats import wasserstein_distance
+
+    from hpcflow.analysis import fig4
+
+    proc = script("fig4_ntk", runs["nn"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(tmp_path / "fig4_ntk.png")
+    assert_png(tmp_path / "fig4_width_sweep.png")
+    path = os.path.join(runs["nn"], "nn.h5")
+    spec, w, fro = h5(path, "ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
+    fig = fig4.plot(fig4.load(runs["nn"]))
+    stairs = fig.axes[0].patches
+    assert len(stairs) == 2
+    for patch, epoch in zip(stairs, (0, len(spec) - 1)):
+        counts, edges, _ = patch.get_data()
+        np.testing.assert_array_equal(counts, np.histogram(spec[epoch], bins=edges)[0])
+        assert counts.sum() == spec.shape[1]  # every eigenvalue falls in a bin
+    epochs = np.arange(len(spec))
+    find_line(fig.axes[1], epochs, w)
+    find_line(fig.axes[2], epochs, fro)
+    # the stored Wasserstein distance is scipy's between the last and first pooled spectra
+    assert w[-1] == pytest.approx(wasserstein_distance(spec[-1], spec[0]), rel=1e-12)
+    printed = float(re.search(r"Wasserstein distance \(last epoch\): ([0-9.e+-]+)", proc.stdout).group(1))
+    assert printed == pytest.approx(w[-1], rel=1e-3)
+    width, rf, sv = h5(path, "width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/sigma_val_final")
+    sweep = fig4.plot_sweep(fig4.load_sweep(runs["nn"]))
+    find_line(sweep.axes[0], width, rf)
+    find_line(sweep.axes[1], width, sv)
+
+
+def test_table1_gains_equal_recomputation_from_hdf5(runs, tmp_path):
+    proc = script("table1", runs["flow"], runs["flow_gauss"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "table1.md").read_text()
+    assert md.count("\n") == 4 and "| delta |" in md and "| gaussian |" in md and "0.1583" in md
+    for name, kernel in (("flow", "delta"), ("flow_gauss", "gaussian")):
+        st, se = h5(os.path.join(runs[name], "checkpoint.h5"), "history/sigma_train", "history/sigma_test")
+        m = re.search(rf"{name} \[{kernel}\]: gain train ([0-9.e+-]+), gain test ([0-9.e+-]+)", proc.stdout)
+        assert float(m.group(1)) == pytest.approx(st[0] / st[-1], rel=1e-5)
+        assert float(m.group(2)) == pytest.approx(se[0] / se[-1], rel=1e-5)
+        with open(os.path.join(runs[name], "summary.json")) as fh:
+            assert json.load(fh)["gain_train"] == pytest.approx(float(m.group(1)), rel=1e-5)
+
+
+def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
+    from hpcflow.analysis import histories
+
+    dist = tmp_path / "dist"
+    shutil.copytree(runs["flow"], dist)
+    rng = np.random.default_rng(0)
+    steps = len(h5(dist / "checkpoint.h5", "history/dt")[0])
+    secs, comm = rng.uniform(0.1, 1, (steps, 3)), rng.integers(0, 10**6, (steps, 3)).astype(float)
+    with h5py.File(dist / "checkpoint.h5", "a") as f:
+        f["history/step_seconds"], f["history/comm_bytes"] = secs, comm
+    proc = script("sigma_history", runs["flow"], dist, runs["nn"], "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("sigma_history.png", "per_rank_dist.png"):
+        assert_png(tmp_path / "figs" / name)
+    assert not (tmp_path / "figs" / "per_rank_flow.png").exists()
+    loaded = [histories.load(p) for p in (runs["flow"], dist, runs["nn"])]
+    ax = histories.plot(loaded).axes[0]
+    st, se = h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train", "history/sigma_test")
+    find_line(ax, np.arange(len(st)), st)
+    find_line(ax, np.arange(len(se)), se)
+    nt, nv = h5(os.path.join(runs["nn"], "nn.h5"), "history/sigma_train", "history/sigma_val")
+    find_line(ax, np.arange(len(nt)), nt)
+    find_line(ax, np.arange(len(nv)), nv)
+    assert ax.get_yscale() == "log"
+    per_rank = histories.plot_per_rank(loaded[1])
+    for r in range(3):
+        find_line(per_rank.axes[0], np.arange(1, steps + 1), secs[:, r])
+        find_line(per_rank.axes[1], np.arange(1, steps + 1), comm[:, r])
+    only_bytes = {k: v for k, v in loaded[1].items() if k != "step_seconds"}
+    (ax,) = histories.plot_per_rank(only_bytes).axes
+    find_line(ax, np.arange(1, steps + 1), comm[:, 2])
+
+
+# ---- Optuna study ---------------------------------------------------------------------------------------
+def test_optuna_view_and_table1_from_study(runs, tmp_path):
+    import optuna.visualization.matplotlib  # noqa: F401  (matplotlib visualisation available)
+
+    from hpcflow.analysis import optuna_view
+    from hpcflow.analysis.study import load_study
+
+    values = [0.3, 1.7, 0.9, 1.2, 0.5]
+    make_study(tmp_path / "tune", os.path.relpath(runs["flow"], tmp_path / "tune"), values)
+    proc = script("optuna_view", tmp_path / "tune", "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    for view in ("history", "importances", "slice"):
+        assert_png(tmp_path / "figs" / f"optuna_{view}.png")
+    assert "best trial 1: value 1.7" in proc.stdout
+    study, _ = load_study(tmp_path / "tune")
+    ax = optuna_view.plot(study, "history").axes[0]
+    ys = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    np.testing.assert_allclose(np.sort(ys), np.sort(values))
+    # Table 1 from the study: the best trial's run directory (relative to the study directory)
+    proc = script("table1", tmp_path / "tune", "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    st = h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]
+    m = re.search(r"table1_delta trial 1 \[delta\]: gain train ([0-9.e+-]+)", proc.stdout)
+    assert float(m.group(1)) == pytest.approx(st[0] / st[-1], rel=1e-5)
+
+
+# ---- missing data, bare axes ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name, needs", [("fig2_heatmaps", "fig2_distances.h5"), ("fig3_noise", "noise_scan.h5"),
+                                         ("fig3_scaling", "distances.h5"), ("fig4_ntk", "nn.h5"),
+                                         ("table1", "checkpoint.h5"), ("sigma_history", "checkpoint.h5 or nn.h5"),
+                                         ("optuna_view", "study.journal")])
+def test_directory_without_data_one_line_exit_2(tmp_path, capsys, name, needs):
+    from hpcflow.analysis.script import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(name, [str(tmp_path / "empty"), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needs in err and err.startswith(f"{name}: error:")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_missing_dataset_is_named(runs, tmp_path, capsys):
+    from hpcflow.analysis.script import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(runs["flow"], broken)
+    with h5py.File(broken / "checkpoint.h5", "a") as f:
+        del f["history/sigma_test"]
+    for name in ("table1", "sigma_history"):
+        assert main(name, [runs["flow"], str(broken), "--out", str(tmp_path / "figs")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'history/sigma_test'" in err and str(broken) in err
+    assert not (tmp_path / "figs").exists()  # nothing written when one input lacks its data
+
+
+def test_bare_axes_fail():
+    from hpcflow.analysis.figure import new_figure, save_png
+
+    fig, (ax,) = new_figure()
+    with pytest.raises(AssertionError):
+        lines_of(ax)
+    with pytest.raises(AssertionError):
+        find_line(ax, [0, 1], [0, 1])
+    with pytest.raises(ValueError, match="bare axes"):
+        save_png(fig, "/nonexistent/never.png")
+    ax.plot([0, 1], [1, 0])
+    with pytest.raises(AssertionError):
+        find_line(ax, [0, 1], [0, 1])

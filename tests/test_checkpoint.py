@@ -1,0 +1,99 @@
+"""Flow checkpoints: rows from any split of ranks land in global order; atomic replacement; SIGTERM; resume."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcflow.checkpoint import check_resumable, load_resume
+from hpcflow.errors import ConfigError, InputFileError
+from hpcflow.geometry.hermitian import pack
+
+from test_parallel import mpiexec
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "checkpoint_checks.py")
+
+
+def _v(idx, step):  # the fake flow's metrics, restated independently of the script
+    v = np.zeros((len(idx), 9))
+    v[:, :3] = 1.0 + np.asarray(idx)[:, None] * 0.1 + step
+    v[:, 3:] = 0.01 * (np.asarray(idx)[:, None] + np.arange(6)) / (1 + step)
+    return v
+
+
+def _run(ranks, out, steps, *extra):
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(out), str(steps), *map(str, extra)]
+    return subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90,
+                          env=dict(os.environ, HPCFLOW_THREADS="1"))
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_rows_of_every_rank_written_in_global_order(tmp_path, ranks):
+    out = tmp_path / "checkpoint.h5"
+    r = _run(ranks, out, 5)
+    assert r.returncode == 0, r.stderr
+    res = load_resume(out)
+    assert res.step == 5 and res.status == "finished" and res.test_held == 3
+    np.testing.assert_array_equal(res.rows("train", np.arange(11)), _v(np.arange(11), 5))
+    np.testing.assert_array_equal(res.rows("test", [2, 5]), 2 * _v([2, 5], 5))
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(f["train/weights"][()], np.arange(11) * 1.5)
+        st = f["history/step_seconds"][()]
+        assert st.shape == (5, ranks)
+        np.testing.assert_allclose(st[-1], 0.1 * (np.arange(ranks) + 1))
+        assert f["train/g"].shape == (11, 3, 3)
+        np.testing.assert_array_equal(pack(f["train/g"][()]), _v(np.arange(11), 5))
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_sigterm_on_one_rank_checkpoints_next_step_and_exits_4_everywhere(tmp_path, ranks):
+    out = tmp_path / "checkpoint.h5"
+    r = _run(ranks, out, 9, 3)
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert r.stdout.count("preempted") == ranks
+    res = load_resume(out)
+    assert res.step == 3 and res.status == "preempted"  # the step at which the signal arrived, not a later one
+    np.testing.assert_array_equal(res.rows("train", np.arange(11)), _v(np.arange(11), 3))
+
+
+def test_crash_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "checkpoint.h5"
+    assert _run(1, out, 2).returncode == 0
+    before = out.read_bytes()
+    import hpcflow.atomic as atomic
+    from types import SimpleNamespace
+
+    from hpcflow.checkpoint import CheckpointWriter
+
+    def boom(*a, **k):
+        raise OSError("injected crash between writing the temporary and the rename")
+
+    w = CheckpointWriter(out, {}, every=1)
+    w.restore_signals()
+    monkeypatch.setattr(atomic.os, "replace", boom)
+    view = SimpleNamespace(step=1, sigma_train=[1, 1], sigma_test=[1, 1], dt=[1], rejections=[], test_held=0,
+                           best=1.0, since_best=0, stopped="", n_train=1, n_test=0, per_rank={},
+                           train_rows=lambda: (np.arange(1), _v([0], 1)), test_rows=lambda: (np.arange(0), _v([], 1)))
+    with pytest.raises(OSError, match="injected"):
+        w(view)
+    monkeypatch.undo()
+    assert out.read_bytes() == before and load_resume(out).step == 2
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.h5"]
+
+
+def test_resume_refuses_other_jobs_and_damaged_files(tmp_path):
+    saved = {"flow": {"dt": 1.0, "steps": 5}, "kernel": {"name": "gaussian"}, "checkpoint": {"every": 1}}
+    check_resumable(saved, {"flow": {"dt": 1.0, "steps": 9}, "kernel": {"name": "gaussian"},
+                            "checkpoint": {"every": 3}}, "x")
+    with pytest.raises(ConfigError, match=r"\[flow\]\.dt"):
+        check_resumable(saved, {"flow": {"dt": 2.0, "steps": 5}, "kernel": {"name": "gaussian"}}, "x")
+    bad = tmp_path / "c.h5"
+    with h5py.File(bad, "w") as f:
+        f.attrs["kind"] = "hpcflow.flow_checkpoint"
+    with pytest.raises(InputFileError, match="missing"):
+        load_resume(bad)
+    with pytest.raises(InputFileError):
+        load_resume(tmp_path / "none.h5")

@@ -1,0 +1,169 @@
+"""`hpcflow report`: detection, completeness, the key-numbers table, data-URI images decoding to PNGs, and the
+HTML report opened in headless Chromium (a skip is a failure under HPCFLOW_CI=1)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis_runs import PNG_MAGIC, ROOT, env, make_study, run_dirs
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    """A report of every run kind, an interrupted run, an extended run and a directory without data."""
+    base = tmp_path_factory.mktemp("report")
+    interrupted, extended, empty = base / "interrupted", base / "extended", base / "empty"
+    shutil.copytree(runs["flow"], interrupted)
+    os.remove(interrupted / "summary.json")
+    shutil.copytree(runs["flow_gauss"], extended)
+    with h5py.File(extended / "checkpoint.h5", "a") as f:
+        f.attrs["step"] = 9
+    with open(extended / "summary.json") as fh:
+        s = json.load(fh)
+    with open(extended / "summary.json", "w") as fh:
+        json.dump({**s, "checkpoint_step": 5}, fh)
+    empty.mkdir()
+    make_study(base / "tune", runs["flow"], [0.4, 2.0, 1.1])
+    dirs = [runs[k] for k in ("flow", "flow_gauss", "noise", "scaling", "clustering", "nn")]
+    dirs += [str(interrupted), str(extended), str(empty), str(base / "tune")]
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", *dirs, "--out", str(base / "out")], cwd=ROOT,
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return {"out": base / "out", "stdout": proc.stdout, "dirs": dirs}
+
+
+def images(html: str) -> list:
+    return re.findall(r"<img [^>]*src=\"([^\"]*)\"", html)
+
+
+def test_every_img_is_a_data_uri_png(report):
+    from PIL import Image
+
+    html = (report["out"] / "report.html").read_text()
+    srcs = images(html)
+    expected = {"sigma_history.png", "fig2_heatmaps.png", "fig3_noise.png", "fig3_scaling.png", "fig4_ntk.png",
+                "fig4_width_sweep.png", "optuna_history.png", "optuna_importances.png", "optuna_slice.png"}
+    assert len(srcs) == len(expected) == html.count("<img ")
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw[:8] == PNG_MAGIC
+        with Image.open(io.BytesIO(raw)) as im:
+            im.verify()
+    assert "src=\"http" not in html and "href=\"http" not in html  # self-contained
+    md = (report["out"] / "report.md").read_text()
+    linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md))
+    assert linked == expected and all((report["out"] / name).is_file() for name in linked)
+
+
+def test_runs_table_numbers_and_status(report, runs):
+    md = (report["out"] / "report.md").read_text()
+    runs_section = md.split("## Runs")[1].split("\n## ")[0]
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
+            for r in runs_section.splitlines() if r.startswith("| ") and "sigma train" not in r}
+    with open(os.path.join(runs["flow"], "summary.json")) as fh:
+        s = json.load(fh)
+    row = rows["flow"]
+    assert row[1:3] == ["flow", "finished"] and row[3] == f"{s['n_train']} / {s['n_test']}" and row[4] == "delta"
+    assert row[6] == f"{s['sigma_train_initial']:.4g} -> {s['sigma_train_final']:.4g}"
+    assert float(row[8]) == pytest.approx(s["gain_train"], rel=1e-3)
+    assert float(row[10]) == pytest.approx(s["wall_seconds"], rel=1e-3)
+    assert rows["interrupted"][2].startswith("incomplete: no summary.json")
+    assert rows["extended"][2].startswith("incomplete: checkpoint.h5 is at step 9 but summary.json describes step 5")
+    assert "empty" not in rows
+    assert re.search(r"skipped \S*empty: holds none of", report["stdout"])
+    # an incomplete run is drawn (marked) but stays out of Table 1
+    table1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert "| flow |" in table1 and "| flow_gauss |" in table1 and "interrupted" not in table1
+    assert "| table1_delta trial 1 | delta |" in table1  # the study's best trial, its run directory read
+    assert "interrupted [delta] (incomplete): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
+
+
+def test_completeness_contract(tmp_path, runs):
+    from hpcflow.analysis.rundir import completeness
+
+    d = tmp_path / "run"
+    shutil.copytree(runs["flow"], d)
+    assert completeness(d) == (True, "")
+    with h5py.File(d / "checkpoint.h5", "a") as f:
+        f.attrs["step"] = 6
+    with open(d / "summary.json") as fh:
+        s = json.load(fh)
+    for step, complete in ((6, True), (4, False)):
+        with open(d / "summary.json", "w") as fh:
+            json.dump({**s, "checkpoint_step": step}, fh)
+        assert completeness(d)[0] is complete
+    os.remove(d / "summary.json")
+    assert completeness(d)[0] is False
+
+
+def test_report_of_nothing_is_one_line_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", str(tmp_path / "empty"), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "nothing to report" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ---- a real browser -------------------------------------------------------------------------------------
+_MARKER = """<script>
+window.addEventListener("load", function () {
+  var ok = document.images.length > 0;
+  for (var i = 0; i < document.images.length; i++) {
+    var im = document.images[i];
+    if (!(im.complete && im.naturalWidth > 0)) ok = false;
+  }
+  document.body.setAttribute("data-images", (ok ? "loaded " : "broken ") + document.images.length);
+});
+</script>"""
+
+
+def _chromium(*args, user_dir, timeout=90):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={user_dir}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_report_opens_in_headless_chromium(report, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("HPCFLOW_CI") == "1":
+            pytest.fail(f"{CHROMIUM} is missing under HPCFLOW_CI=1: .ci/run must apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); the HTML was checked without a browser")
+    from PIL import Image
+
+    html = (report["out"] / "report.html").read_text()
+    n_img = len(images(html))
+    probe = report["out"] / "probe.html"
+    probe.write_text(html.replace("</body>", _MARKER + "</body>"))
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri(), user_dir=tmp_path / "u1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert f'data-images="loaded {n_img}"' in dom.stdout, re.findall(r'data-images="[^"]*"', dom.stdout)
+    shot = tmp_path / "shot.png"
+    res = _chromium(f"--screenshot={shot}", "--window-size=1200,1600", (report["out"] / "report.html").as_uri(),
+                    user_dir=tmp_path / "u2")
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    with Image.open(shot) as im:
+        px = np.asarray(im.convert("RGB"), dtype=float)
+    assert px.shape[:2] == (1600, 1200)
+    # not blank: many distinct colours and a sizeable fraction of non-white pixels (text, tables, plots)
+    assert len(np.unique(px.reshape(-1, 3), axis=0)) > 50
+    assert (px.min(axis=2) < 200).mean() > 0.02
