@@ -182,23 +182,26 @@ def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys)
 
 
 def test_divergence_stops_with_status_3_and_keeps_the_last_finite_epoch(runs, capsys):
-    """SGD whose learning rate grows 1e50-fold per epoch: epoch 1 trains normally, epoch 2 overflows."""
+    """float32 Adam whose learning rate grows 135-fold per epoch (3e-3, 0.4, 55, 7.4e3): the first epoch stays
+    finite, a later one overflows float32; the outputs equal the run that stops there by its epoch count."""
     tmp, job = runs["tmp"], runs["jobs"]["ultralocal"]
-    absurd = ["--set", "training.optimizer=\"sgd\"", "--set", "training.lr_decay=1e50"]
+    absurd = ["--set", 'model.dtype="float32"', "--set", "training.lr_decay=135.0"]
     d = str(tmp / "div")
-    assert main(["nn", job, "--out", d, *absurd]) == 3
+    assert main(["nn", job, "--out", d, *absurd, "--set", "training.epochs=4"]) == 3
     err = capsys.readouterr().err
     assert "diverged" in err and len(err.strip().splitlines()) == 1
     summary = json.loads(open(os.path.join(d, "summary.json")).read())
-    assert summary["status"] == "diverged" and summary["checkpoint_step"] == 1
-    ref = str(tmp / "one_epoch")  # the same run stopped after epoch 1 by its epoch count
-    assert main(["nn", job, "--out", ref, *absurd, "--set", "training.epochs=1"]) == 0
+    last = summary["checkpoint_step"]
+    assert summary["status"] == "diverged" and 1 <= last < 4
+    ref = str(tmp / "finite_part")  # the same run stopped after the last finite epoch by its epoch count
+    assert main(["nn", job, "--out", ref, *absurd, "--set", f"training.epochs={last}"]) == 0
     got, want = _datasets(os.path.join(d, "nn.h5")), _datasets(os.path.join(ref, "nn.h5"))
-    assert len(got["history/sigma_val"]) == 2 and np.all(np.isfinite(got["history/sigma_val"]))
+    assert len(got["history/sigma_val"]) == last + 1 and np.all(np.isfinite(got["history/sigma_val"]))
     for key in sorted(set(want) - TIMINGS):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     sa, sb = _state(os.path.join(d, "model.pt")), _state(os.path.join(ref, "model.pt"))
     assert all(torch.equal(sa[k], sb[k]) and torch.isfinite(sa[k]).all() for k in sa)
+    assert _state(os.path.join(d, "checkpoint.pt"))["status"] == "diverged"
 
 
 def test_a_rank_that_raises_mid_epoch_ends_the_job_nonzero(runs):

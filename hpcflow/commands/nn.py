@@ -11,7 +11,7 @@ import os
 
 from hpcflow import __version__
 from hpcflow.commands.run import add_job_arguments
-from hpcflow.errors import ConfigError, RunStop, UserError
+from hpcflow.errors import ConfigError, OutputPathError, RunStop, UserError
 
 
 def run(args) -> int:
@@ -32,6 +32,13 @@ def run(args) -> int:
             return UserError.exit_status
         raise failed if failed is not None else UserError(next(m for m in refusals if m))
     module, cfg, outdir, resume, existed, overrides = prepared
+    if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
+        from hpcflow import resources
+
+        if comm.Get_rank() == 0:
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
+                  f"{resources.describe(cfg, ranks=comm.Get_size())}; nothing run")
+        return 0
     return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
 
 
@@ -46,7 +53,8 @@ def _prepare(args, comm):
         raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
     overrides = list(args.set or [])
-    module, cfg = registry.load(args.job, overrides)  # every job-file error surfaces here, before any work
+    module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
+                                memory_check=not getattr(args, "no_memory_check", False))
     resume, existed = None, os.path.isdir(args.out)
     if args.resume:
         from hpcflow.nn.checkpoint import CHECKPOINT, load_checkpoint
@@ -57,26 +65,33 @@ def _prepare(args, comm):
         module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
         outdir = args.out
     else:
-        outdir = output.prepare_outdir(args.out, force=args.force, comm=comm)
+        from hpcflow.nn.checkpoint import CHECKPOINT
+
+        outputs = (*registry.OUTPUTS.get("nn", ()), CHECKPOINT)
+        names = set(os.listdir(args.out)) if os.path.isdir(args.out) else set()
+        if CHECKPOINT in names and "summary.json" not in names and not args.force:
+            raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no summary.json); "
+                                  "continue it with --resume, or pass --force to start over")
+        if getattr(args, "check", False):
+            outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
+        else:
+            outdir = output.prepare_outdir(args.out, force=args.force, outputs=outputs, comm=comm)
     return module, cfg, outdir, resume, existed, overrides
 
 
 def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
-    from hpcflow.jobs import output
     from hpcflow.parallel.comm import abort_on_error
 
+    from hpcflow.commands.run import saved_job
+
     comm.Barrier()  # every rank has checked --out before rank 0 writes into it
-    with open(args.job, "rb") as fh:
-        job_text = fh.read().decode("utf-8")
-    if overrides:  # the saved job file records how it was run
-        job_text += "\n# run with: " + " ".join(f"--set {o}" for o in overrides) + "\n"
+    job_text = saved_job(cfg, args.job, overrides)
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume)}
     stop = None
     with abort_on_error(comm):
         try:
-            output.write_text(os.path.join(outdir, "job.toml"), job_text, comm=comm)
-            summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info)
+            summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
         except RunStop as exc:  # collective (every rank raises it): not an error to abort on
             stop = exc
         except BaseException:

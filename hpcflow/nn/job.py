@@ -88,8 +88,8 @@ SCHEMA = {
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
     },
     "checkpoint": {
-        "every": Field(int, 0, check=at_least(0), help="write DIR/checkpoint.pt every this many epochs (0 = never)"),
-        "seconds": Field(float, 0.0, check=at_least(0.0),
+        "every": Field(int, 0, lo=0, hi=MAX_STEPS, help="write DIR/checkpoint.pt every this many epochs (0 = never)"),
+        "seconds": Field(float, 0.0, lo=0.0, hi=1e9,
                          help="and when this many seconds passed since the last one (0 = never)"),
     },
     "kernel_flow": {
@@ -184,13 +184,15 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
                           f"{cfg['training']['epochs']}; set epochs >= {done}")
 
 
-def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None) -> dict:
+def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
+        job_text: str | None = None) -> dict:
     """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs.
 
     Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
     DIR/checkpoint.pt as configured, then DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last. A
     non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; a signal
-    writes the checkpoint and raises Preempted.
+    writes the checkpoint and raises Preempted. `job_text` (the saved job) goes to DIR/job.toml just before
+    summary.json.
     """
     import time
 
@@ -202,6 +204,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     root = c.Get_rank() == 0
     say = (lambda s: log(f"{LOG_PREFIX} {s}")) if root else (lambda s: None)  # noqa: E731
     ctx = _prepare(cfg, c)
+    ctx["job_text"] = job_text
     base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
             "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"], "n_val": cfg["geometry"]["n_val"]}
     summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0)
@@ -218,7 +221,7 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
     """nn.h5 and model.pt(.json), then summary.json last (rank 0 only)."""
     import time
 
-    from hpcflow.jobs.output import write_hdf5, write_json
+    from hpcflow.jobs.output import write_hdf5
     from hpcflow.nn.checkpoint import save_model
 
     c = ctx["comm"]
@@ -227,7 +230,16 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
                                                            "epoch": epoch, "conventions": _CONVENTIONS}, comm=c)
     save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
     summary.update(status=status, wall_seconds=time.perf_counter() - t0)
-    write_json(os.path.join(outdir, "summary.json"), summary, comm=c)
+    _write_summary(outdir, ctx, summary)
+
+
+def _write_summary(outdir, ctx, summary):
+    """DIR/job.toml (when given), then DIR/summary.json: last, its presence marks what the run finished."""
+    from hpcflow.jobs.output import write_json, write_text
+
+    if ctx.get("job_text") is not None:
+        write_text(os.path.join(outdir, "job.toml"), ctx["job_text"], comm=ctx["comm"])
+    write_json(os.path.join(outdir, "summary.json"), summary, comm=ctx["comm"])
 
 
 def _prepare(cfg: dict, comm) -> dict:
@@ -341,10 +353,8 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
                                    "train": trainer.state_dict(),
                                    "ntk": tracker.state_dict() if tracker is not None else {}}, comm=c)
         if reason == "signal":  # preempted: the summary says so and which checkpoint it describes
-            from hpcflow.jobs.output import write_json
-
             out, _ = summarize(trainer, "preempted")
-            write_json(os.path.join(outdir, "summary.json"), out, comm=c)
+            _write_summary(outdir, ctx, out)
 
     trainer = Trainer(ctx["model"], ctx["train"], ctx["val"], tc, comm=c, on_epoch=tracker, log=say,
                       checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"])
@@ -366,8 +376,10 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
         if tracker is not None and tracker.theta:
             data.update({f"ntk/{k}": v for k, v in tracker.results().items()})
         _write_outputs(outdir, cfg, ctx, data, summary, "diverged", t0)
-        raise NumericalStop(f"the network diverged ({trainer.diverged}); wrote history and model up to epoch "
-                            f"{trainer.epoch} (last finite) to {outdir}")
+        stop = NumericalStop(f"the network diverged ({trainer.diverged}); wrote history and model up to epoch "
+                             f"{trainer.epoch} (last finite) to {outdir}")
+        stop.summary = summary  # `hpcflow run` writes it (again) as its summary.json
+        raise stop
     summary, hist = summarize(trainer, "finished")
     data.update({f"history/{k}": v for k, v in hist.items()})
     if ncfg["enabled"]:
