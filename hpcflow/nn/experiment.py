@@ -15,7 +15,7 @@ from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.ntk import NTKTracker
-from hpcflow.nn.replicas import keep_share
+from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
 
 torch = require_torch()
@@ -30,12 +30,19 @@ def sample_points(X, n_train: int, n_val: int, seed: int, chart=None):
 def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=None):
     """This rank's Shards (hpcflow.nn.replicas) of the train and validation PointSets of `sample_points`.
 
-    The global sets are those of one process for every R (per-block seed streams of Hypersurface.sample).
-    For now every rank samples the global sets and keeps its `decompose.share` slice; this is the one place
-    to call a distributed sampler (each rank drawing only its blocks) instead.
+    Each rank samples only the blocks its rows need (Hypersurface.sample(..., layout="share")); the rows are
+    bitwise those of one process for every R (per-block seed streams).
     """
-    train_ps, val_ps = sample_points(X, n_train, n_val, seed, chart)
-    return keep_share(train_ps, comm=comm), keep_share(val_ps, comm=comm)
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.parallel.decompose import share
+
+    c = resolve(comm)
+    chart = tuple(chart) if chart else None
+    out = []
+    for n, s in ((n_train, seed), (n_val, seed + 1)):
+        ps = X.sample(n, seed=s, chart=chart, comm=c, layout="share")
+        out.append(Shard(ps, share(n, c.Get_size(), c.Get_rank())[0], n))
+    return tuple(out)
 
 
 def build_model(n_in: int, model_cfg: dict, seed: int) -> MetricMLP:
