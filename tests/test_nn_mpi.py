@@ -164,6 +164,9 @@ def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys)
     ck = _state(os.path.join(d, "checkpoint.pt"))
     assert (ck["train"]["epoch"], ck["train"]["position"]) == (2, 0)
     before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    # a plain rerun into the preempted directory points to --resume
+    assert main(["nn", job, "--out", d]) == 2
+    assert "--resume" in capsys.readouterr().err
     # a changed job is refused in one line, before any work, nothing touched
     assert main(["nn", job, "--out", d, "--resume", "--set", "training.lr=1e-3"]) == 2
     err = capsys.readouterr().err
