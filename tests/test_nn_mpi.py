@@ -209,6 +209,10 @@ def test_divergence_stops_with_status_3_and_keeps_the_last_finite_epoch(runs, ca
 
 def test_a_rank_that_raises_mid_epoch_ends_the_job_nonzero(runs):
     d = str(runs["tmp"] / "crash")
+    # bad input under mpiexec: the ranks refuse together, one line (from rank 0), nothing created
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--set", "training.batch_size=0"])
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "batch_size" in p.stderr
+    assert not os.path.exists(d)
     p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["raise", "0", "2", "1"], timeout=90)
     assert p.returncode != 0
     assert "rank 1" in p.stderr and "injected failure" in p.stderr
