@@ -115,6 +115,19 @@ class NTKTracker:
         self.theta.append(empirical_ntk(model, self.x, self.gfs, method=self.method))
         self.seconds.append(time.perf_counter() - t0)
 
+    def state_dict(self) -> dict:
+        """The NTK per epoch so far and its timings, as tensors (part of a training checkpoint)."""
+        theta = torch.from_numpy(np.stack(self.theta)) if self.theta else torch.zeros(0)
+        return {"theta": theta, "seconds": torch.tensor(self.seconds, dtype=torch.float64)}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.theta = list(st["theta"].numpy()) if st["theta"].numel() else []
+        self.seconds = st["seconds"].tolist()
+
+    def truncate(self, epochs: int) -> None:
+        """Keep epochs 0..epochs (after a divergence: up to the last finite epoch)."""
+        self.theta, self.seconds = self.theta[:epochs + 1], self.seconds[:epochs + 1]
+
     def results(self) -> dict:
         """Arrays per epoch: NTK blocks, pooled/full spectra, Wasserstein distance, relative Frobenius change."""
         n = self.n_train
