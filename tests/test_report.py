@@ -170,3 +170,21 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
     # not blank: many distinct colours and a sizeable fraction of non-white pixels (text, tables, plots)
     assert len(np.unique(px.reshape(-1, 3), axis=0)) > 50
     assert (px.min(axis=2) < 200).mean() > 0.02
+
+
+def test_completeness_of_network_runs(tmp_path):
+    """A network run is complete when summary.json describes checkpoint.pt's epoch and was not preempted."""
+    import torch
+
+    from hpcflow.analysis.rundir import completeness
+
+    run = tmp_path / "nn"
+    run.mkdir()
+    torch.save({"format": "x", "train": {"epoch": 4}}, run / "checkpoint.pt")
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 4}))
+    assert completeness(run) == (True, "")
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 3}))
+    ok, why = completeness(run)
+    assert not ok and "epoch 4" in why and "--resume" in why
+    (run / "summary.json").write_text(json.dumps({"status": "preempted", "checkpoint_step": 4}))
+    assert not completeness(run)[0]
