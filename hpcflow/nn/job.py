@@ -450,6 +450,8 @@ _CONVENTIONS = json.dumps({
     "ntk": "Theta[I, J, a, b] = sum_theta dg_I(x_a)/dtheta dg_J(x_b)/dtheta; per epoch (index 0 = init)",
     "spectrum": "eigenvalues of (A_IJ + A_JI)/2, A_IJ[a, b] = Theta_IJ(train_a, train_b), pooled over I, J",
     "spectrum_full": "eigenvalues of the PSD matrix Theta[(I, a), (J, b)] over the train points",
+    "spectrum_train_test": "the paper's statistic: complex eigenvalues of B_IJ[a, b] = Theta_IJ(train_a, test_b), "
+                           "pooled over I, J; wasserstein_train_test compares their real parts with epoch 0",
     "wasserstein": "scipy.stats.wasserstein_distance(spectrum[t], spectrum[0])",
     "rel_frobenius": "||Theta_t - Theta_0||_F / ||Theta_0||_F on the train x test block",
     "kernel_flow": "eq. 3.5 from g_FS with the fixed epoch-0 NTK; nn_* = same initial network trained on the "
