@@ -14,7 +14,7 @@ they say what the step costs when the rank has its cores to itself (contention i
               for several N, R and halo cutoffs.
 
 Usage: python benchmarks/bench_flow_mpi.py scaling [--n 20000] [--n-test 2000] [--steps 3] [--threads 2]
-       python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2]
+       python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2] [--threads 1]
        python benchmarks/bench_flow_mpi.py volume [--n 2000 4000] [--ranks 2 3] [--halo 0.1 0.2 0.4]
 Prints one JSON line per run (the `worker` subcommand is what the others start under mpiexec).
 """
@@ -122,6 +122,7 @@ def main(argv=None) -> None:
     e = sub.add_parser("exact-step")
     e.add_argument("--n", type=int, default=100_000)
     e.add_argument("--ranks", type=int, default=2)
+    e.add_argument("--threads", type=int, default=1, help="threads per rank")
     v = sub.add_parser("volume")
     v.add_argument("--n", type=int, nargs="+", default=[2000, 4000])
     v.add_argument("--ranks", type=int, nargs="+", default=[2, 3])
@@ -145,7 +146,7 @@ def main(argv=None) -> None:
                               "sigma_test_rel_spread": float(np.ptp(sig) / np.mean(sig)),
                               "runs": runs}), flush=True)
     elif a.cmd == "exact-step":
-        print(json.dumps(_launch(a.ranks, 1, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)
+        print(json.dumps(_launch(a.ranks, a.threads, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)
     else:
         for n in a.n:
             for mode, halo in [("exact", 0.0)] + [("clustered", h) for h in a.halo]:
