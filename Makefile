@@ -18,10 +18,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed
 
-## run: the main job (jobs/quickstart.toml: sample the Fermat quintic, Gaussian-kernel metric flow, sigma history)
+## run: the main job on 2 MPI ranks (jobs/quickstart.toml: clustered Gaussian-kernel metric flow, checkpoints), then its report
 run: venv
 	mkdir -p runs
-	$(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
+	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
 	$(VENV)/bin/hpcflow report runs/quickstart --out runs/quickstart_report
 
 ## test: the whole test suite (MPI tests included, slow runs excluded)

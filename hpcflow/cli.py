@@ -20,6 +20,8 @@ COMMANDS = [
     "hpcflow.commands.run",
     "hpcflow.commands.nn",
     "hpcflow.commands.report",
+    "hpcflow.commands.tune",
+    "hpcflow.commands.submit",
 ]
 
 

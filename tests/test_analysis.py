@@ -57,7 +57,7 @@ def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
     proc = script("fig3_noise", runs["noise"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_png(tmp_path / "fig3_noise.png")
-    dist, gain, sigma0 = h5(os.path.join(runs["noise"], "noise_scan.h5"), "table/mean_distance_to_source",
+    dist, gain, sigma0 = h5(os.path.join(runs["noise"], "noise_scan.h5"), "table/mean_distance_to_nearest_train",
                             "table/gain", "scale_1/sigma_test")
     fig = fig3_noise.plot([fig3_noise.load(runs["noise"])])
     find_line(fig.axes[0], dist, gain)
@@ -65,6 +65,12 @@ def test_fig3_noise_lines_equal_hdf5(runs, tmp_path):
     assert gain[1] == pytest.approx(sigma0[0] / sigma0[-1], rel=1e-12)
     printed = [float(g) for g in re.findall(r"gain=([0-9.e+-]+)", proc.stdout)]
     np.testing.assert_allclose(printed, gain, rtol=5e-4)
+    # d_nn (the drawn axis) is the mean FS distance to the nearest train point: recomputed by brute force
+    from hpcflow.geometry import fs_distance
+
+    pts, train_pts = h5(os.path.join(runs["noise"], "noise_scan.h5"), "scale_2/points", "scale_0/points")
+    d_nn = fs_distance(pts, train_pts).min(axis=1).mean()
+    assert d_nn == pytest.approx(dist[2], rel=1e-6)
     assert "delta" in proc.stdout
 
 
@@ -213,23 +219,27 @@ def test_optuna_view_and_table1_from_study(runs, tmp_path):
                                          ("fig3_scaling", "distances.h5"), ("fig4_ntk", "nn.h5"),
                                          ("table1", "checkpoint.h5"), ("sigma_history", "checkpoint.h5 or nn.h5"),
                                          ("optuna_view", "study.journal")])
-def test_directory_without_data_one_line_exit_2(tmp_path, name, needs):
+def test_directory_without_data_one_line_exit_2(tmp_path, capsys, name, needs):
+    from hpcflow.analysis.script import main
+
     (tmp_path / "empty").mkdir()
-    proc = script(name, tmp_path / "empty", "--out", tmp_path / "figs")
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and needs in proc.stderr and proc.stderr.startswith(f"{name}: error:")
+    assert main(name, [str(tmp_path / "empty"), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needs in err and err.startswith(f"{name}: error:")
     assert not (tmp_path / "figs").exists()
 
 
-def test_missing_dataset_is_named(runs, tmp_path):
+def test_missing_dataset_is_named(runs, tmp_path, capsys):
+    from hpcflow.analysis.script import main
+
     broken = tmp_path / "broken"
     shutil.copytree(runs["flow"], broken)
     with h5py.File(broken / "checkpoint.h5", "a") as f:
         del f["history/sigma_test"]
     for name in ("table1", "sigma_history"):
-        proc = script(name, runs["flow"], broken, "--out", tmp_path / "figs")
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-        assert "'history/sigma_test'" in proc.stderr and str(broken) in proc.stderr
+        assert main(name, [runs["flow"], str(broken), "--out", str(tmp_path / "figs")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'history/sigma_test'" in err and str(broken) in err
     assert not (tmp_path / "figs").exists()  # nothing written when one input lacks its data
 
 

@@ -10,6 +10,7 @@ from sklearn.metrics import silhouette_score
 
 from hpcflow.cli import main
 from hpcflow.geometry import fs_distance
+from roundoff import fs_distance_error
 
 JOB = """
 [job]
@@ -41,7 +42,8 @@ def test_clustering_job_writes_silhouettes_and_fig2_data(tmp_path):
         labels = {m: f[f"labels/{m}"][()] for m in ("batched", "full", "birch")}
         ob, dob = f["order/batched"][()], f["distance_batched"][()]
         dof = f["distance_full"][()]
-    np.testing.assert_allclose(d, fs_distance(z), atol=1e-15)  # the matrix of the stored points
+    ref = fs_distance(z)  # the matrix of the stored points, up to the rounding of a differently tiled product
+    assert np.all(np.abs(d - ref) <= 2 * fs_distance_error(ref))
     for m, lab in labels.items():
         ref = silhouette_score(fs_distance(z), lab, metric="precomputed")
         assert summary[f"silhouette_{m}"] == pytest.approx(ref, abs=1e-12)

@@ -124,10 +124,7 @@ def _cfg(module, text, tmp_path):
     return cfg
 
 
-def test_noise_scan_zero_noise_reproduces_train_gain(tmp_path):
-    from hpcflow.experiments import noise_scan
-
-    cfg = _cfg(noise_scan, """
+TINY_NOISE_SCAN = """
 [job]
 kind = "noise_scan"
 [geometry]
@@ -140,7 +137,13 @@ steps = 5
 loss = "ultralocal"
 [noise]
 scales = [0.0, 0.01, 1.0]
-""", tmp_path)
+"""
+
+
+def test_noise_scan_zero_noise_reproduces_train_gain(tmp_path):
+    from hpcflow.experiments import noise_scan
+
+    cfg = _cfg(noise_scan, TINY_NOISE_SCAN, tmp_path)
     s = noise_scan.run(cfg, tmp_path)
     rows = s["table"]
     # zero noise: test points are the train points, so the delta kernel gives them exactly the train flow
@@ -152,6 +155,35 @@ scales = [0.0, 0.01, 1.0]
     assert d[0] < d[1] < d[2]
     assert all(r["mean_distance_to_nearest_train"] <= r["mean_distance_to_source"] + 1e-12 for r in rows)
     assert (tmp_path / "noise_scan.h5").exists()
+
+
+def test_noise_scan_paper_variant_keeps_points_off_x(tmp_path, quintic, train):
+    """project = false: test points are exactly the noised points (off X), with g_FS of the level set of p
+    through them (its tangent vectors annihilate grad p there); zero noise reproduces the train flow."""
+    from hpcflow.experiments import noise_scan
+
+    fixed = train.chart[:, 0]
+    sets = noise_scan.noisy_test_sets(quintic, train, [0.0, 0.05], np.random.default_rng(4), 50, project=False)
+    noised = add_noise(train.points, 0.05, _second_draw(train), fixed=fixed)
+    ps, src, failed = sets[1]
+    np.testing.assert_array_equal(ps.points, noised[src])
+    assert failed < 0.05 * len(train) and np.median(quintic.residual(ps.points)) > 1e-4
+    tangent = np.einsum("nak,nk->na", ps.jacobian, quintic.grad(ps.points))
+    assert np.abs(tangent).max() < 1e-10 * np.abs(quintic.grad(ps.points)).max()
+    cfg = _cfg(noise_scan, TINY_NOISE_SCAN + "project = false\n", tmp_path)
+    s = noise_scan.run(cfg, tmp_path)
+    rows = s["table"]
+    assert s["project"] is False
+    assert rows[0]["gain"] == pytest.approx(rows[0]["gain_train"], rel=1e-9) and rows[0]["max_residual"] < 1e-12
+    assert rows[1]["max_residual"] > 1e-6 and rows[1]["gain"] < rows[1]["gain_train"]
+    assert all(r["mean_distance_to_nearest_train"] <= r["mean_distance_to_source"] + 1e-12 for r in rows)
+
+
+def _second_draw(train):
+    """The generator state noisy_test_sets uses for its second scale (the first scale drew once before)."""
+    rng = np.random.default_rng(4)
+    add_noise(train.points, 0.0, rng, fixed=train.chart[:, 0])
+    return rng
 
 
 def test_local_limit_narrow_width_is_pointwise(tmp_path):

@@ -59,12 +59,13 @@ def load(paths, *, study_name: str | None = None) -> list:
 
 def markdown(rows) -> str:
     """The table as GitHub markdown: our run's values, then the paper's, per kernel."""
-    head = ("| run | kernel | points (ours / paper) | dt (ours) / lr (paper) | kernel parameters (ours) | "
+    head = ("| run | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
             "paper | steps | gain train | gain test | paper gain train / test |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
         lines.append(f"| {r['run']} | {r['kernel']} | {r['n_train']} / {p['points']} | {r['dt']:g} / {p['lr']} | "
+                     f"{r['loss'] or '-'} | "
                      f"{r['hyper'] or '-'} | {p['hyper']} | {r['steps']} | {r['gain_train']:.4g} | "
                      f"{r['gain_test']:.4g} | {p['gains']} |")
     return "\n".join(lines) + "\n"

@@ -40,9 +40,7 @@ def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_cl
     if z_test is not None and z_test.shape[0] and z_test.shape[1] != z_train.shape[1]:
         raise ConfigError(f"test points have {z_test.shape[1]} coordinates, train points {z_train.shape[1]}; "
                           "use points of the same hypersurface")
-    if halo_cutoff is not None and (not isinstance(halo_cutoff, (int, float)) or not math.isfinite(halo_cutoff)
-                                    or halo_cutoff < 0):
-        raise ConfigError(f"halo_cutoff = {halo_cutoff!r} must be a finite FS distance >= 0 (pi/2 = all points)")
+    check_halo_cutoff(halo_cutoff)
     labels = cluster_points(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size, seed=seed).labels
     tree = feature_tree(z_train)
     if z_test is None or z_test.shape[0] == 0:
@@ -56,10 +54,21 @@ def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_cl
         if train_idx.size == 0:
             continue
         test_idx = np.flatnonzero(test_labels == c)
-        if halo_cutoff is None:
-            source_idx = train_idx
-        else:
-            members = np.concatenate([z_train[train_idx], z_test[test_idx]])
-            source_idx = within_fs_distance(tree, members, float(halo_cutoff))
-        blocks.append(FlowBlock(train_idx, test_idx, source_idx))
+        blocks.append(FlowBlock(train_idx, test_idx, block_sources(tree, z_train, z_test, train_idx, test_idx,
+                                                                   halo_cutoff)))
     return blocks
+
+
+def check_halo_cutoff(halo_cutoff) -> None:
+    """None, or a finite FS distance >= 0 (ConfigError otherwise)."""
+    if halo_cutoff is not None and (not isinstance(halo_cutoff, (int, float)) or not math.isfinite(halo_cutoff)
+                                    or halo_cutoff < 0):
+        raise ConfigError(f"halo_cutoff = {halo_cutoff!r} must be a finite FS distance >= 0 (pi/2 = all points)")
+
+
+def block_sources(tree, z_train, z_test, train_idx, test_idx, halo_cutoff) -> np.ndarray:
+    """A block's sources: its own train points, or every train point within `halo_cutoff` of its members."""
+    if halo_cutoff is None:
+        return train_idx
+    members = np.concatenate([z_train[train_idx], z_test[test_idx]])
+    return within_fs_distance(tree, members, float(halo_cutoff))

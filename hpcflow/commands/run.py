@@ -10,7 +10,7 @@ import inspect
 import os
 import time
 
-from hpcflow import __version__
+from hpcflow import __version__, resources
 
 
 def run(args) -> int:
@@ -27,19 +27,21 @@ def _run(args, comm) -> int:
     from hpcflow.jobs import output, registry
 
     overrides = list(args.set or [])
-    module, cfg = registry.load(args.job, overrides)  # every job-file error surfaces here, before any work
+    module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
+                                memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
+    outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
         raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
+    if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
+        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
+    if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
+        if not resume:
+            output.check_outdir(args.out, force=args.force, outputs=outputs)
+        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {resources.describe(cfg)}; nothing run")
+        return 0
     existed = os.path.isdir(args.out)
-    if resume:
-        if not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
-            raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
-        outdir = args.out
-    else:
-        outdir = output.prepare_outdir(args.out, force=args.force)
-    with open(args.job, "rb") as fh:
-        job_text = fh.read().decode("utf-8")
+    outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)
     t0 = time.perf_counter()
     stop = None
     try:
@@ -56,15 +58,23 @@ def _run(args, comm) -> int:
     summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
     summary.setdefault("config", cfg)
     summary["overrides"] = overrides
-    if overrides:  # the saved job file records how it was run
-        job_text += "\n# run with: " + " ".join(f"--set {o}" for o in overrides) + "\n"
-    output.write_text(os.path.join(outdir, "job.toml"), job_text)
+    output.write_text(os.path.join(outdir, "job.toml"), saved_job(cfg, args.job, overrides))
     output.write_json(os.path.join(outdir, "summary.json"), summary)  # last: its presence marks a complete run
     if stop is not None:
         raise stop
     if comm.Get_rank() == 0:
         print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
+
+
+def saved_job(cfg: dict, job: str, overrides) -> str:
+    """DIR/job.toml: the validated configuration (defaults filled in) as TOML, naming the file and overrides."""
+    from hpcflow.jobs.toml_out import dumps
+
+    header = f"hpcflow {__version__}: the validated configuration of {os.path.abspath(job)}"
+    if overrides:
+        header += "\nrun with: " + " ".join(f"--set {o}" for o in overrides)
+    return dumps(cfg, header=header)
 
 
 def register(sub) -> None:
@@ -82,3 +92,6 @@ def add_job_arguments(p, job_help: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3")
+    p.add_argument("--check", action="store_true",
+                   help="validate the job, its memory estimate and --out, then stop (nothing written)")
+    resources.add_memory_check_argument(p)

@@ -7,17 +7,44 @@ import os
 import time
 
 from hpcflow.errors import ConfigError, OutputPathError
+from hpcflow.resources import add_memory_check_argument
 
 MANIFOLDS = ("fermat", "dwork")
 
 
 def check_output_path(path: str, force: bool) -> None:
-    """Refuse an existing output (without --force) or an unwritable directory, before any work."""
-    if os.path.exists(path) and not force:
+    """Refuse, before any work: an empty path or one under /proc, a directory, an existing file without
+    --force, a missing or unwritable parent directory."""
+    from hpcflow.jobs.output import check_path
+
+    path = check_path(path)
+    if os.path.isdir(path):
+        raise OutputPathError(f"--out {path} is a directory; --out names the HDF5 file to write, e.g. {path}/points.h5")
+    if os.path.lexists(path) and not force:
         raise OutputPathError(f"--out {path} exists; choose another path or pass --force to overwrite it")
     parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"--out {path}: directory {parent} is missing or not writable; create it or pick another")
+
+
+def check_arguments(args) -> dict:
+    """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
+    sample needs (hpcflow.resources); returns them as the "sample" configuration."""
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_THREADS, SEED_MAX, Field, validate_field
+    from hpcflow.resources import check_environment, check_resources
+
+    check_environment()
+    fields = {"manifold": MANIFOLD_FIELDS["manifold"], "dim": MANIFOLD_FIELDS["dim"],
+              "n": Field(int, lo=1, help="number of points"), "seed": Field(int, lo=0, hi=SEED_MAX),
+              "threads": Field(int, None, lo=1, hi=MAX_THREADS, help="sampling threads")}
+    cfg = {k: validate_field(f"--{k}", getattr(args, k), f) for k, f in fields.items() if getattr(args, k) is not None}
+    psi = complex(args.psi)
+    for part in (psi.real, psi.imag):
+        validate_field("--psi", part, MANIFOLD_FIELDS["psi"])
+    cfg.update(psi=psi, chart=args.chart, threads=args.threads)
+    check_resources({"sample": cfg}, "sample", force=getattr(args, "no_memory_check", False),
+                    source=f"--n {cfg['n']} --dim {cfg['dim']}")
+    return cfg
 
 
 def build_manifold(name: str, dim: int, psi: complex = 0.0):
@@ -29,14 +56,22 @@ def build_manifold(name: str, dim: int, psi: complex = 0.0):
 
 
 def run(args) -> int:
+    """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
+    from hpcflow.geometry.sampling import check_chart
+    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+
+    check_launch()
+    check_arguments(args)
     check_output_path(args.out, args.force)
-    if args.n <= 0:
-        raise ConfigError(f"--n {args.n} must be a positive number of points")
     X = build_manifold(args.manifold, args.dim, complex(args.psi))
-    t0 = time.perf_counter()
-    ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads)
-    dt = time.perf_counter() - t0
-    ps.save(args.out, force=args.force)
+    check_chart(X, args.chart)  # refused before any work, on every rank alike
+    with abort_on_error():
+        t0 = time.perf_counter()
+        ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
+        dt = time.perf_counter() - t0
+        ps.save(args.out, force=args.force)
+    if not is_root():
+        return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")
     print(f"points        {len(ps)} (dropped {ps.n_dropped} with ambiguous charts or unconverged roots)")
     print(f"sigma_FS      {ps.sigma():.6f}")
@@ -64,4 +99,5 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="sampling threads (default: available CPUs)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    add_memory_check_argument(p)
     p.set_defaults(func=run)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least, chart_pair, in_range
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -27,20 +27,21 @@ SCHEMA = {
     "job": JOB_SECTION,
     "points": {
         **MANIFOLD_FIELDS,
-        "n_points": Field(int, 1000, check=in_range(2, 20000), help="points clustered (<= 20000: full method)"),
-        "seed": Field(int, 0, check=at_least(0), help="sampling seed"),
-        "chart": Field(list, None, items=int, check=chart_pair, help="[I, J] to sample one chart; omit for all"),
+        "n_points": Field(int, 1000, lo=2, hi=20000, help="points clustered (<= 20000: full method)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="sampling seed"),
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+                       help="[I, J] to sample one chart; omit for all"),
     },
     "clustering": {
-        "n_clusters": Field(int, 10, check=at_least(2), help="clusters k (per mini-batch and in total)"),
-        "batch_size": Field(int, 200, check=at_least(2), help="mini-batch size B (1000 points / 200 = 5 batches)"),
-        "seed": Field(int, 0, check=at_least(0), help="seed of the mini-batch shuffle"),
-        "birch_threshold": Field(float, 0.5, check=lambda v: None if v > 0 else "must be > 0",
+        "n_clusters": Field(int, 10, lo=2, help="clusters k (per mini-batch and in total)"),
+        "batch_size": Field(int, 200, lo=2, help="mini-batch size B (1000 points / 200 = 5 batches)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the mini-batch shuffle"),
+        "birch_threshold": Field(float, 0.5, lo=0, lo_open=True, hi=100.0,
                                  help="Birch subcluster radius in feature units"),
     },
     "quality": {
-        "sample_size": Field(int, 0, check=at_least(0), help="silhouette rows (0 = all points, exact)"),
-        "seed": Field(int, 0, check=at_least(0), help="seed of the silhouette row subsample"),
+        "sample_size": Field(int, 0, lo=0, help="silhouette rows (0 = all points, exact)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the silhouette row subsample"),
         "fig2": Field(bool, True, help="write the Fig. 2 distance matrices (N <= 5000)"),
     },
 }

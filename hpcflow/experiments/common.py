@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import MANIFOLD_FIELDS, Field, at_least, chart_pair
+from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
 
 
 #: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
 GEOMETRY_SECTION = {
     **MANIFOLD_FIELDS,
-    "chart": Field(list, [0, 1], items=int, check=chart_pair,
+    "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
-    "n_train": Field(int, 1000, check=at_least(1), help="number of train points"),
-    "n_test": Field(int, 1000, check=at_least(0), help="number of test points (0 = none)"),
-    "seed": Field(int, 0, check=at_least(0), help="seed of the train points; test points use seed + 1"),
+    "n_train": Field(int, 1000, lo=1, help="number of train points"),
+    "n_test": Field(int, 1000, lo=0, help="number of test points (0 = none)"),
+    "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points; test points use seed + 1"),
 }
 
 
@@ -40,6 +40,22 @@ def sample_train_test(geo: dict):
     train = X.sample(geo["n_train"], seed=geo["seed"], chart=chart)
     test = X.sample(geo["n_test"], seed=geo["seed"] + 1, chart=chart) if geo["n_test"] > 0 else None
     return X, train, test
+
+
+def sample_train_test_shares(geo: dict, *, comm=None):
+    """(X, train, test, counters): this rank's contiguous shares (decompose.share) of the sets of
+    `sample_train_test`, bitwise the same rows for every R; test is None when n_test = 0. `counters`: this
+    rank's sampled blocks and lines, points owned, bytes sent, seconds (train and test together)."""
+    from hpcflow.geometry.sampling import sample_points
+
+    X = manifold(geo)
+    chart = tuple(geo["chart"])
+    train, counters = sample_points(X, geo["n_train"], geo["seed"], chart=chart, comm=comm, layout="share")
+    test = None
+    if geo["n_test"] > 0:
+        test, more = sample_points(X, geo["n_test"], geo["seed"] + 1, chart=chart, comm=comm, layout="share")
+        counters = {k: v + more[k] for k, v in counters.items()}
+    return X, train, test, counters
 
 
 def gain(initial: float, final: float) -> float:

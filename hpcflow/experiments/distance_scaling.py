@@ -10,6 +10,10 @@ distance of each found pair is recomputed with the stable paired formula (a near
 d may pick either neighbour). min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
 with standard errors from the residuals (paper, eq. 3.7: a = 0.968, b = -0.184 for the mean; a uniform
 density on a real 6-dimensional X gives b = -1/6).
+`[geometry] chart = [I, J]` samples inside one chart only (the paper's setting, sec. 3.1); default all charts.
+Under MPI the points are sampled distributed (bitwise the same set for every R), each rank searches its share
+for every queried point and the candidates are reduced (smallest distance, ties to the lowest index), so the
+output does not depend on R.
 """
 
 from __future__ import annotations
@@ -20,62 +24,94 @@ import time
 import numpy as np
 
 from hpcflow.experiments.common import manifold
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least
+from hpcflow.geometry.sampling import sample_points
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair
 
 
 def _sizes(v):
-    return None if v and min(v) >= 2 else "must be a non-empty list of sizes >= 2"
+    """A power law d = a N^b needs at least two different sizes; a repeated size is what `repeats` is for."""
+    if len(set(v)) < 2:
+        return "must list at least two different sizes N to fit d = a N^b"
+    return None if len(set(v)) == len(v) else "repeats a size; list each N once and set [scaling].repeats"
 
 
 SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
         **MANIFOLD_FIELDS,
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+                       help="[I, J]: sample inside this one chart only, as the paper does (default: all charts)"),
     },
     "scaling": {
-        "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes,
+        "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes, lo=2,
                           help="sample sizes N"),
-        "repeats": Field(int, 1, check=at_least(1), help="independent samples per N (seed + 1000 i + repeat)"),
-        "seed": Field(int, 0, check=at_least(0)),
-        "workers": Field(int, 1, check=at_least(1), help="threads for the KD-tree queries"),
+        "repeats": Field(int, 1, lo=1, hi=1000, help="independent samples per N (seed + 1000 i + repeat)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX),
+        "workers": Field(int, 1, lo=1, hi=MAX_THREADS, help="threads for the KD-tree queries"),
         "method": Field(str, "brute", choices=("brute", "tree"), help="neighbour search (see module docstring)"),
-        "queries": Field(int, 0, check=at_least(0),
+        "queries": Field(int, 0, lo=0,
                          help="brute only: query this many random points per N when N is larger (0 = all)"),
-        "fit_from": Field(int, 0, check=at_least(0),
+        "fit_from": Field(int, 0, lo=0,
                           help="also fit the mean on N >= fit_from only (the asymptotic regime); 0 = no"),
     },
 }
 
 
+def check(cfg: dict, source: str = "job") -> None:
+    """Cross-field checks, before any work: a `fit_from` fit needs two different sizes N >= fit_from; the chart's
+    indices must exist on P^n."""
+    sc = cfg["scaling"]
+    if sc["fit_from"] > 0 and len({n for n in sc["n_points"] if n >= sc["fit_from"]}) < 2:
+        raise ConfigError(f"{source}: [scaling].fit_from = {sc['fit_from']} leaves fewer than two sizes N >= fit_from "
+                          "to fit; lower it or set 0")
+    geo = cfg["geometry"]
+    if geo["chart"] is not None and max(geo["chart"]) > geo["dim"] + 1:
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1} on "
+                          f"P^{geo['dim'] + 1}; change it")
+
+
 def nearest_neighbour_distance(points, *, workers: int = 1) -> np.ndarray:
     """FS distance from each point to its nearest other point, O(N log N) with a KD-tree."""
-    from scipy.spatial import cKDTree
-
-    from hpcflow.geometry.distance import fs_distance_paired, projector_features
-
-    feats = projector_features(points)
-    _, idx = cKDTree(feats).query(feats, k=2, workers=workers)
-    # column 0 is the point itself unless it has an exact duplicate; take the other index
-    self_idx = np.arange(len(points))
-    nn = np.where(idx[:, 0] == self_idx, idx[:, 1], idx[:, 0])
-    return fs_distance_paired(points, points[nn])
+    return tree_candidates(points, points, np.arange(len(points)), workers=workers)[0]
 
 
 def nearest_neighbour_brute(points, query_idx=None, *, tile_q: int = 512, tile_s: int = 65536):
-    """FS distance from each query point (default: all) to its nearest other point, by tiled BLAS products.
+    """FS distance from each query point (default: all) to its nearest other point, by tiled BLAS products."""
+    q = np.arange(len(points)) if query_idx is None else np.asarray(query_idx)
+    return brute_candidates(points, points[q], q, tile_q=tile_q, tile_s=tile_s)[0]
 
-    Maximises f_q . f = cos^2 d over all points except the query itself; memory O(tile_q * tile_s).
-    """
-    from hpcflow.geometry.distance import fs_distance_paired, projector_features
 
-    feats = projector_features(points)
-    n = len(points)
-    q_idx = np.arange(n) if query_idx is None else np.asarray(query_idx)
-    best = np.full(len(q_idx), -np.inf)
-    arg = np.zeros(len(q_idx), dtype=np.int64)
-    for qs in range(0, len(q_idx), tile_q):
-        q = q_idx[qs:qs + tile_q]
-        fq = feats[q]
+def tree_candidates(ref, z_query, q_idx, *, offset: int = 0, workers: int = 1):
+    """(FS distance, global index) of each query's nearest point among `ref` (global rows offset, offset+1, ...),
+    excluding the query itself (global index q_idx); distance inf where `ref` has no other point. KD-tree."""
+    from scipy.spatial import cKDTree
+
+    from hpcflow.geometry.distance import projector_features
+
+    n_q = len(z_query)
+    if len(ref) == 0 or n_q == 0:
+        return _paired(ref, z_query, np.zeros(n_q, np.int64), np.zeros(n_q, bool), offset)
+    k = min(2, len(ref))
+    _, idx = cKDTree(projector_features(ref)).query(projector_features(z_query), k=k, workers=workers)
+    idx = np.asarray(idx, dtype=np.int64).reshape(n_q, k)
+    is_self = idx[:, 0] == np.asarray(q_idx) - offset  # column 0 is the query itself unless it has a duplicate
+    nn = np.where(is_self, idx[:, -1], idx[:, 0])
+    found = ~is_self if k == 1 else np.ones(n_q, bool)
+    return _paired(ref, z_query, nn, found, offset)
+
+
+def brute_candidates(ref, z_query, q_idx, *, offset: int = 0, tile_q: int = 512, tile_s: int = 65536):
+    """As `tree_candidates`, by tiled BLAS products: maximises f_q . f = cos^2 d over `ref`; memory O(tile_q tile_s)."""
+    from hpcflow.geometry.distance import projector_features
+
+    feats, fq_all = projector_features(ref), projector_features(z_query)
+    q_local = np.asarray(q_idx) - offset  # the query's own row in `ref` (outside [0, n) when it is elsewhere)
+    n = len(ref)
+    best = np.full(len(z_query), -np.inf)
+    arg = np.zeros(len(z_query), dtype=np.int64)
+    for qs in range(0, len(z_query), tile_q):
+        q, fq = q_local[qs:qs + tile_q], fq_all[qs:qs + tile_q]
         rows = np.arange(len(q))
         for ss in range(0, n, tile_s):
             c = fq @ feats[ss:ss + tile_s].T
@@ -86,7 +122,28 @@ def nearest_neighbour_brute(points, query_idx=None, *, tile_q: int = 512, tile_s
             better = cj > best[qs:qs + tile_q]
             best[qs:qs + tile_q][better] = cj[better]
             arg[qs:qs + tile_q][better] = j[better] + ss
-    return fs_distance_paired(points[q_idx], points[arg])
+    return _paired(ref, z_query, arg, best > -np.inf, offset)
+
+
+def _paired(ref, z_query, nn, found, offset):
+    """Stable FS distances of the found pairs (inf elsewhere) and the partners' global indices."""
+    from hpcflow.geometry.distance import fs_distance_paired
+
+    d = np.full(len(z_query), np.inf)
+    if found.any():
+        d[found] = fs_distance_paired(z_query[found], ref[nn[found]])
+    return d, np.where(found, nn + offset, -1).astype(np.int64)
+
+
+def nearest_over_ranks(d, arg, *, comm=None):
+    """Each query's nearest point over all ranks' candidates: smallest distance, ties to the lowest global index."""
+    from hpcflow.parallel.reduce import allgatherv
+
+    all_d = allgatherv(d[None, :], comm=comm)
+    all_arg = allgatherv(arg[None, :], comm=comm)
+    best = all_d.min(axis=0)
+    arg = np.where(all_d == best, all_arg, np.iinfo(np.int64).max).min(axis=0)
+    return best, arg
 
 
 def power_law_fit(n, d) -> dict:
@@ -107,34 +164,57 @@ def power_law_fit(n, d) -> dict:
             "log_rms_residual": float(np.sqrt(np.mean(resid**2)))}
 
 
+def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=None):
+    """(d, counters): FS distance of each queried point to its nearest other point of an N-point sample.
+
+    Points are sampled distributed (each rank keeps its share); every rank gets the query points, searches
+    its share, and the per-rank candidates are reduced, so d is the same for every R. Memory per rank: its
+    share of points plus the queried points (all N when `queries` is 0).
+    """
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.parallel.decompose import share
+    from hpcflow.parallel.redistribute import fetch_rows
+
+    c = resolve(comm)
+    lo, _ = share(n_pts, c.Get_size(), c.Get_rank())
+    ps, counters = sample_points(X, n_pts, seed, chart=chart, comm=c, layout="share")
+    q = np.arange(n_pts)
+    if sc["method"] == "brute" and 0 < sc["queries"] < n_pts:
+        q = np.sort(np.random.default_rng(seed).choice(n_pts, sc["queries"], replace=False))
+    z_query = fetch_rows(ps.points, lo, q, comm=c)
+    t1 = time.perf_counter()
+    if sc["method"] == "tree":
+        d, arg = tree_candidates(ps.points, z_query, q, offset=lo, workers=sc["workers"])
+    else:
+        d, arg = brute_candidates(ps.points, z_query, q, offset=lo)
+    d, _ = nearest_over_ranks(d, arg, comm=c)
+    counters["neighbour_seconds"] = time.perf_counter() - t1
+    return d, counters
+
+
 def run(cfg, outdir) -> dict:
     from hpcflow.jobs.output import write_hdf5
+    from hpcflow.parallel.comm import resolve
 
+    c = resolve()
     X = manifold(cfg["geometry"])
+    chart = None if cfg["geometry"]["chart"] is None else tuple(cfg["geometry"]["chart"])
     sc = cfg["scaling"]
-    rows, datasets = [], {}
+    rows, datasets, per_rank = [], {}, []
     for i, n_pts in enumerate(sc["n_points"]):
         for rep in range(sc["repeats"]):
             seed = sc["seed"] + 1000 * i + rep  # independent samples per N (same-seed samples would be nested)
-            t0 = time.perf_counter()
-            ps = X.sample(n_pts, seed=seed)
-            t1 = time.perf_counter()
-            n_q = n_pts
-            if sc["method"] == "tree":
-                d = nearest_neighbour_distance(ps.points, workers=sc["workers"])
-            else:
-                q = None
-                if 0 < sc["queries"] < n_pts:
-                    q = np.sort(np.random.default_rng(seed).choice(n_pts, sc["queries"], replace=False))
-                    n_q = sc["queries"]
-                d = nearest_neighbour_brute(ps.points, q)
-            rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(n_q), "min": float(d.min()),
+            d, counters = neighbour_distances(X, n_pts, seed, sc, chart=chart, comm=c)
+            per_rank.append(counters)
+            rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(d.size), "min": float(d.min()),
                          "mean": float(d.mean()), "mean_err": float(d.std() / np.sqrt(len(d))),
-                         "max": float(d.max()), "median": float(np.median(d)), "sample_seconds": t1 - t0,
-                         "neighbour_seconds": time.perf_counter() - t1})
+                         "max": float(d.max()), "median": float(np.median(d)),
+                         "sample_seconds": counters["sample_seconds"],
+                         "neighbour_seconds": counters["neighbour_seconds"]})
             datasets[f"nn_distance/N{n_pts}_seed{seed}"] = d
-            print(f"distance_scaling: N={n_pts} seed={seed} queries={n_q} min={d.min():.4g} mean={d.mean():.4g} "
-                  f"max={d.max():.4g} ({time.perf_counter() - t1:.1f} s)", flush=True)
+            if c.Get_rank() == 0:
+                print(f"distance_scaling: N={n_pts} seed={seed} queries={d.size} min={d.min():.4g} "
+                      f"mean={d.mean():.4g} max={d.max():.4g} ({counters['neighbour_seconds']:.1f} s)", flush=True)
     n = [r["n"] for r in rows]
     fits = {stat: power_law_fit(n, [r[stat] for r in rows]) for stat in ("mean", "min", "max")}
     for key in ("n", "seed", "n_queries", "min", "mean", "mean_err", "max", "median"):
@@ -143,7 +223,9 @@ def run(cfg, outdir) -> dict:
     if sc["fit_from"] > 0 and len({r["n"] for r in large}) >= 2:
         fits["mean_from"] = power_law_fit([r["n"] for r in large], [r["mean"] for r in large])
         fits["mean_from"]["fit_from"] = sc["fit_from"]
-    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs={"config": cfg, "fits": fits})
+    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs={"config": cfg, "fits": fits}, comm=c)
+    totals = {k: sum(p[k] for p in per_rank) for k in per_rank[0]}
     return {"table": rows, "fit_mean": fits["mean"], "fit_min": fits["min"], "fit_max": fits["max"],
-            "fit_mean_from": fits.get("mean_from"),
-            "paper_fit_mean": {"a": 0.968, "b": -0.184}, "theory_b": -1.0 / 6.0}
+            "fit_mean_from": fits.get("mean_from"), "chart": None if chart is None else list(chart),
+            "paper_fit_mean": {"a": 0.968, "b": -0.184}, "theory_b": -1.0 / 6.0,
+            "ranks": c.Get_size(), "per_rank": c.allgather(totals) if c.Get_size() > 1 else [totals]}

@@ -18,7 +18,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, sample_train_test
-from hpcflow.jobs.schema import JOB_SECTION, Field, at_least, non_negative, positive
+from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
 KERNEL_PARAMS = {
@@ -30,41 +30,41 @@ KERNEL_PARAMS = {
 
 KERNEL_SECTION = {
     "name": Field(str, choices=tuple(KERNEL_PARAMS), help="kernel of the flow (sec. 3.2)"),
-    "width": Field(float, None, check=positive, help="gaussian: width w (see hpcflow.kernels.gaussian)"),
+    "width": Field(float, None, lo=1e-12, hi=1e12, help="gaussian: width w (see hpcflow.kernels.gaussian)"),
     "form": Field(str, None, choices=("exp", "gauss"), help="gaussian: exp(-d/2w) (eq. 3.6) or exp(-d^2/2w^2)"),
     "normalize": Field(str, None, choices=("none", "row"), help="gaussian: 'row' divides rows by their sum"),
     "method": Field(str, None, choices=("auto", "poly", "direct")),
-    "w_std": Field(float, None, check=positive, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
-    "b_std": Field(float, None, check=positive, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
-    "sigma_w": Field(float, None, check=positive, help="cosine_ntk: frequency std (eq. 2.32)"),
-    "amplitude": Field(float, None, check=positive, help="cosine_ntk: normalisation A (eq. 2.36)"),
+    "w_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
+    "b_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
+    "sigma_w": Field(float, None, lo=0, lo_open=True, hi=1e6, help="cosine_ntk: frequency std (eq. 2.32)"),
+    "amplitude": Field(float, None, lo=0, lo_open=True, hi=1e12, help="cosine_ntk: normalisation A (eq. 2.36)"),
 }
 
 FLOW_SECTION = {
-    "dt": Field(float, check=positive, help="step size Delta t of eq. 3.5"),
-    "steps": Field(int, 50, check=at_least(0), help="number of flow steps (paper: 50)"),
+    "dt": Field(float, lo=0, lo_open=True, hi=1e12, help="step size Delta t of eq. 3.5"),
+    "steps": Field(int, 50, lo=0, hi=MAX_STEPS, help="number of flow steps (paper: 50)"),
     "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
     "weighted": Field(bool, True, help="multiply the pointwise loss by w/sum(w)"),
-    "tile": Field(int, 2048, check=at_least(1), help="rows per kernel tile (memory bound)"),
-    "max_halvings": Field(int, 10, check=at_least(0), help="dt halvings of a rejected (non-PD) step"),
-    "clip": Field(float, None, check=positive, help="max norm of a point's update (unset = no clipping)"),
-    "early_stop": Field(int, None, check=at_least(1), help="stop after this many steps without improvement"),
+    "tile": Field(int, 2048, lo=1, hi=2**20, help="rows per kernel tile (memory bound)"),
+    "max_halvings": Field(int, 10, lo=0, hi=60, help="dt halvings of a rejected (non-PD) step (2^-60 ~ 1e-18)"),
+    "clip": Field(float, None, lo=0, lo_open=True, hi=1e12, help="max norm of a point's update (unset = no clipping)"),
+    "early_stop": Field(int, None, lo=1, hi=MAX_STEPS, help="stop after this many steps without improvement"),
     "kappa_gradient": Field(str, "exact", choices=("exact", "fixed"),
                             help="dL/dg with kappa(g) differentiated (exact) or held within a step (fixed)"),
 }
 
 CLUSTERING_SECTION = {
     "method": Field(str, None, choices=("batched", "full", "birch"), help="unset = no clustering"),
-    "n_clusters": Field(int, 10, check=at_least(1)),
-    "batch_size": Field(int, 1000, check=at_least(1)),
-    "seed": Field(int, 0, check=at_least(0)),
-    "halo_cutoff": Field(float, None, check=non_negative,
+    "n_clusters": Field(int, 10, lo=1),
+    "batch_size": Field(int, 1000, lo=1),
+    "seed": Field(int, 0, lo=0, hi=SEED_MAX),
+    "halo_cutoff": Field(float, None, lo=0, hi=4.0,
                          help="FS distance of halo sources (unset = none, pi/2 = all train points)"),
 }
 
 CHECKPOINT_SECTION = {
-    "every": Field(int, 10, check=at_least(1), help="write DIR/checkpoint.h5 every this many steps"),
-    "seconds": Field(float, 600.0, check=positive, help="... and when this many seconds passed since the last one"),
+    "every": Field(int, 10, lo=1, hi=MAX_STEPS, help="write DIR/checkpoint.h5 every this many steps"),
+    "seconds": Field(float, 600.0, lo=0, lo_open=True, hi=1e9, help="... and when this many seconds passed since the last one"),
 }
 
 SCHEMA = {"job": JOB_SECTION, "geometry": GEOMETRY_SECTION, "kernel": KERNEL_SECTION, "flow": FLOW_SECTION,
@@ -100,10 +100,18 @@ def check_kernel(kcfg: dict, source: str):
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
     check_kernel(cfg["kernel"], source)
-    cl = cfg["clustering"]
-    if cl["method"] is not None and cl["n_clusters"] > cfg["geometry"]["n_train"]:
+    cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
+    if cl["method"] is None:  # clustering switched off: its keys are not cross-checked
+        return
+    if cl["n_clusters"] > n:
         raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train; "
                           "lower it")
+    from hpcflow.cluster import check_settings
+
+    try:
+        check_settings(n, method=cl["method"], n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [clustering] with [geometry].n_train = {n}: {exc}") from None
 
 
 def flow_blocks(cfg: dict, train, test):

@@ -17,7 +17,7 @@ from hpcflow.jobs.schema import JOB_SECTION, Field
 
 
 def _widths(v):
-    return None if v and min(v) > 0 else "must be a non-empty list of widths > 0"
+    return None if v else "must be a non-empty list of widths"
 
 
 SCHEMA = {
@@ -25,7 +25,7 @@ SCHEMA = {
     "geometry": GEOMETRY_SECTION,
     "flow": FLOW_SECTION,
     "local_limit": {
-        "widths": Field(list, [1.0, 0.1, 0.03, 0.01, 0.003, 0.001], items=float, check=_widths,
+        "widths": Field(list, [1.0, 0.1, 0.03, 0.01, 0.003, 0.001], items=float, check=_widths, lo=1e-12, hi=1e12,
                         help="Gaussian widths w, from wide to narrow"),
         "form": Field(str, "exp", choices=("exp", "gauss"), help="exp(-d/2w) (eq. 3.6) or exp(-d^2/2w^2)"),
         "normalize": Field(str, "none", choices=("none", "row")),

@@ -8,19 +8,17 @@ Constructors: `fermat(dim)` (sum z_k^{n+1}), `dwork(dim, psi)` (Fermat - (n+1) p
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from hpcflow.backend import array_module, default_threads, get_xp, to_host
+from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
+from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, sample_points  # noqa: F401
 
-#: lines per sampling batch; fixed so that a seed gives the same points whatever N is.
-LINES_PER_BATCH = 2048
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
 
@@ -184,58 +182,25 @@ class Hypersurface:
         return PointSet(manifold=self, **data)
 
     def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,
-               backend: str | None = None, max_batches: int = 100_000) -> PointSet:
+               backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all") -> PointSet:
         """Shiffman-Zelditch sampling: n_points points on X, FS-distributed, with their geometric data.
 
         Batch k intersects LINES_PER_BATCH random lines (through two points uniform on S^{2n+1}) with X
         (n+1 roots each), drawn from its own seed stream SeedSequence(seed, spawn_key=(k,)), so the result
-        depends only on the seed, not on `threads` (batches run in a thread pool; NumPy releases the GIL).
+        depends only on the seed, not on `threads` (batches run in a thread pool; NumPy releases the GIL)
+        nor on the number of MPI ranks of `comm` (ranks sample disjoint batches: `hpcflow.geometry.sampling`).
         With `chart=(I, J)` only points whose canonical chart is (I, J) are kept and the sampler keeps
         drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
         host; with the CuPy backend the root finding and point data run on the GPU (one thread).
+        `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
+        "root" (rank 0 gets the whole set, the others none).
         """
         n_points = int(n_points)
         if n_points <= 0:
             raise ConfigError(f"number of points N={n_points} must be positive")
-        if chart is not None:
-            chart = tuple(int(c) for c in chart)
-            if chart not in self.charts:
-                raise ConfigError(
-                    f"chart {chart} does not exist on P^{self.n}: need 0 <= I, J <= {self.n} and I != J"
-                )
-        entropy = np.random.SeedSequence(seed).entropy
-        xp = get_xp(backend)
-        threads = default_threads() if threads is None else max(1, int(threads))
-        if xp is not np:
-            threads = 1
-
-        def batch(k):
-            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-            z, n_bad = self.line_points(LINES_PER_BATCH, rng, xp=xp)
-            ps = self.point_set(z)
-            ps.n_dropped += n_bad
-            if chart is not None:
-                dropped = ps.n_dropped
-                ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
-                ps.n_dropped = dropped
-            return ps
-
-        parts, have, k = [], 0, 0
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            while have < n_points:
-                if k >= max_batches:
-                    raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
-                per = len(self.charts) if chart is not None else 1
-                need = -(-(n_points - have) * per // (LINES_PER_BATCH * self.degree))
-                wave = list(range(k, k + max(1, min(need, 4 * threads))))
-                k = wave[-1] + 1
-                for ps in pool.map(batch, wave):
-                    parts.append(ps)
-                    have += len(ps)
-        out = PointSet.concatenate(parts)[:n_points]
-        out.n_dropped = sum(p.n_dropped for p in parts)
-        out.seed = int(entropy) if seed is None else seed
-        return out
+        chart = check_chart(self, chart)
+        return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
+                             max_batches=max_batches, comm=comm, layout=layout)[0]
 
     def line_points(self, n_lines: int, rng, *, xp=np) -> tuple[np.ndarray, int]:
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.

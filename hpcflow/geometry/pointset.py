@@ -11,9 +11,10 @@ import numpy as np
 
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import InputFileError, OutputPathError
+from hpcflow.errors import InputFileError, OutputPathError, UserError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
+from hpcflow.parallel.comm import is_root, resolve
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
 CONVENTIONS = (
@@ -24,6 +25,8 @@ CONVENTIONS = (
 )
 
 FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
+#: a stored point counts as on X when |p(z)| / |z|^deg is below this (the sampler polishes to ~1e-12)
+ON_X_TOL = 1e-8
 
 
 @dataclass
@@ -79,14 +82,26 @@ class PointSet:
         return float(sigma_measure(self.eta(g), self.weights))
 
     # ---- I/O ----------------------------------------------------------------------------------------
-    def save(self, path, *, force: bool = False, attrs: dict | None = None) -> None:
-        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True."""
-        path = os.fspath(path)
-        if os.path.exists(path) and not force:
+    def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
+        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True.
+
+        Under MPI only rank 0 of `comm` writes (the others check the path alike and return): call it on every rank.
+        """
+        from hpcflow.jobs.output import check_path
+
+        path = check_path(path)
+        if os.path.isdir(path):
+            raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
+        if os.path.lexists(path) and not force:
             raise OutputPathError(f"{path} exists; choose another --out or pass --force to overwrite it")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
+        c = resolve(comm)
+        if c.Get_size() > 1:
+            c.Barrier()  # every rank has checked the path before rank 0 creates the file
+        if not is_root(c):
+            return
         with atomic_file(path) as fh, h5py.File(fh, "w") as f:
             for name in FIELDS:
                 f.create_dataset(name, data=getattr(self, name))
@@ -101,9 +116,11 @@ class PointSet:
 
     @classmethod
     def load(cls, path) -> "PointSet":
-        """Read a PointSet file; recomputes the Jacobians from the points and charts."""
-        from hpcflow.geometry.hypersurface import Hypersurface
+        """Read a PointSet file; recomputes the Jacobians from the points and charts.
 
+        Attributes (JSON), dataset kinds, dtypes, shapes and values (finite; positive weights and |Omega|^2;
+        charts that exist) are validated first: InputFileError naming the file and the attribute or dataset.
+        """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise InputFileError(f"{path} does not exist; create it with 'hpcflow sample --out {path}'")
@@ -113,16 +130,106 @@ class PointSet:
             raise InputFileError(f"{path} is not an HDF5 file; pass a file written by 'hpcflow sample'") from None
         with f:
             missing = [k for k in FIELDS if k not in f]
-            if f.attrs.get("kind") != "hpcflow.PointSet" or missing or "manifold" not in f.attrs:
+            if _attr_text(f, "kind") != "hpcflow.PointSet" or missing or "manifold" not in f.attrs:
                 raise InputFileError(
                     f"{path} is not an hpcflow PointSet (missing {missing or 'kind/manifold attributes'}); "
                     "pass a file written by 'hpcflow sample'"
                 )
-            manifold = Hypersurface.from_definition(json.loads(f.attrs["manifold"]))
-            data = {k: f[k][()] for k in FIELDS}
-            seed = json.loads(f.attrs.get("seed", "null"))
-            n_dropped = int(f.attrs.get("n_dropped", 0))
+            manifold = _manifold_attr(f, path)
+            data = _read_fields(f, path, manifold)
+            seed = _json_attr(f, path, "seed", "null")
+            n_dropped = _json_attr(f, path, "n_dropped", "0")
+            if not isinstance(n_dropped, int) or isinstance(n_dropped, bool) or n_dropped < 0:
+                raise InputFileError(f"{path}: attribute 'n_dropped' = {n_dropped!r} is not a count >= 0; "
+                                     "rewrite the file with 'hpcflow sample'")
         ps = manifold.point_set(data["points"], chart=data["chart"])
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
         ps.n_dropped, ps.seed = n_dropped, seed
         return ps
+
+
+# ---- validation of PointSet files ---------------------------------------------------------------------------
+def _attr_text(f, name: str):
+    value = f.attrs.get(name)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _json_attr(f, path: str, name: str, default: str):
+    """Attribute `name` read as JSON (numbers stored natively are accepted as they are)."""
+    value = _attr_text(f, name) if name in f.attrs else default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise InputFileError(f"{path}: attribute {name!r} is not text; rewrite the file with 'hpcflow sample'")
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise InputFileError(f"{path}: attribute {name!r} is not valid JSON; rewrite the file with "
+                             "'hpcflow sample'") from None
+
+
+def _manifold_attr(f, path: str):
+    from hpcflow.geometry.hypersurface import Hypersurface
+
+    d = _json_attr(f, path, "manifold", "null")
+    try:
+        if not isinstance(d, dict):
+            raise TypeError
+        return Hypersurface.from_definition(d)
+    except (KeyError, TypeError, ValueError, OverflowError, UserError) as exc:
+        why = f" ({exc})" if isinstance(exc, UserError) else ""
+        raise InputFileError(f"{path}: attribute 'manifold' is not a hypersurface definition{why}; rewrite the "
+                             "file with 'hpcflow sample'") from None
+
+
+def _read_fields(f, path: str, manifold) -> dict:
+    """The five datasets, checked for kind, dtype, shape and values against each other and the manifold."""
+    from hpcflow.resources import fmt_bytes, memory_limit
+
+    n1, m = manifold.n + 1, manifold.dim
+    kinds = {"points": "c", "weights": "f", "omega2": "f", "g_fs": "c", "chart": "iu"}
+    tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
+    total = 0
+    for name in FIELDS:
+        ds = f[name]
+        if not isinstance(ds, h5py.Dataset):
+            raise InputFileError(f"{path}: '{name}' is not a dataset; rewrite the file with 'hpcflow sample'")
+        if ds.dtype.kind not in kinds[name]:
+            raise InputFileError(f"{path}: dataset '{name}' has dtype {ds.dtype}, expected "
+                                 f"{'complex' if kinds[name] == 'c' else 'float' if kinds[name] == 'f' else 'integer'}")
+        n = f["points"].shape[0] if f["points"].ndim else -1
+        if ds.shape != (n, *tails[name]):
+            raise InputFileError(f"{path}: dataset '{name}' has shape {ds.shape}, expected {(n, *tails[name])} for "
+                                 f"{n} points on P^{manifold.n}")
+        total += ds.size * ds.dtype.itemsize
+    limit, where = memory_limit()
+    if 3 * total > limit:
+        raise InputFileError(f"{path}: its datasets need {fmt_bytes(3 * total)} to load, more than the "
+                             f"{fmt_bytes(limit)} this process may use ({where})")
+    data = {k: f[k][()] for k in FIELDS}
+    for name in ("points", "weights", "omega2", "g_fs"):
+        if not np.all(np.isfinite(data[name])):
+            raise InputFileError(f"{path}: dataset '{name}' holds non-finite values (NaN or inf); resample the points")
+    for name in ("weights", "omega2"):
+        if np.any(data[name] <= 0):
+            raise InputFileError(f"{path}: dataset '{name}' holds values <= 0; resample the points")
+    chart = data["chart"]
+    if len(chart) and (chart.min() < 0 or chart.max() > manifold.n or np.any(chart[:, 0] == chart[:, 1])):
+        raise InputFileError(f"{path}: dataset 'chart' holds a chart that does not exist on P^{manifold.n} "
+                             f"(need 0 <= I != J <= {manifold.n})")
+    data["chart"] = chart = chart.astype(np.int64)
+    z = data["points"]
+    if len(z) and not np.allclose(z[np.arange(len(z)), chart[:, 0]], 1.0, rtol=0, atol=1e-12):
+        raise InputFileError(f"{path}: dataset 'points' is not chart-normalised (z_I = 1 for each point's chart "
+                             "(I, J)); rewrite the file with 'hpcflow sample'")
+    if len(z) and np.max(manifold.residual(z)) > ON_X_TOL:
+        raise InputFileError(f"{path}: dataset 'points' holds points off the hypersurface (|p(z)|/|z|^deg > "
+                             f"{ON_X_TOL:g}); pass points sampled on this manifold")
+    return data

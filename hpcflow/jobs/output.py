@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.atomic import atomic_file
+from hpcflow.atomic import TMP_MARK, atomic_file
 from hpcflow.errors import OutputPathError
 
 
@@ -27,25 +27,95 @@ def rank(comm=None) -> int:
     return _rank(comm)
 
 
-def prepare_outdir(path, *, force: bool = False, comm=None) -> str:
-    """Create the output directory (and missing parents); refuse an existing non-empty one unless force=True.
+#: file systems that are not storage: an output there is refused
+PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+#: files every job run writes into its output directory (kinds add theirs: registry.OUTPUTS)
+RUN_FILES = ("summary.json", "job.toml")
 
-    Only rank 0 creates it; the check itself runs on every rank so all ranks refuse alike.
-    """
+
+def _is_debris(name: str) -> bool:
+    """A temporary `.NAME.tmp-*` left by an interrupted atomic write (never a result)."""
+    return name.startswith(".") and TMP_MARK in name
+
+
+def check_path(path, *, flag: str = "--out") -> str:
+    """Common refusals of an output path: empty, a NUL byte, under /proc, /sys or /dev; returns the str path."""
+    if path is None or not os.fspath(path).strip():
+        raise OutputPathError(f"{flag} is empty; give a path, e.g. {flag} runs/x")
     path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
+    if "\0" in path:
+        raise OutputPathError(f"{flag} {path!r} contains a NUL byte; choose another path")
+    real = os.path.realpath(path)
+    for root in PSEUDO_ROOTS:
+        if real == root or real.startswith(root + os.sep):
+            raise OutputPathError(f"{flag} {path} lies under {root}, which is not storage; choose another path")
+    return path
+
+
+def nearest_existing(path: str) -> str:
+    """The closest ancestor of `path` (itself included) that exists."""
+    p = os.path.abspath(path)
+    while not os.path.lexists(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def check_outdir(path, *, force: bool = False, outputs=()) -> str:
+    """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
+
+    Refused: an empty path, a path under /proc, /sys or /dev, an existing file, a directory holding results
+    (anything but debris of interrupted writes) without force, one where an output file (summary.json,
+    job.toml, `outputs`) is a directory, an unwritable directory, or a missing directory whose nearest
+    existing ancestor is not a writable directory. An empty directory (e.g. left by a killed run) is accepted;
+    one with a checkpoint but no summary.json is an interrupted run, refused with a pointer to --resume.
+    """
+    path = check_path(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
-    if os.path.isdir(path) and os.listdir(path) and not force:
-        raise OutputPathError(
-            f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
-        )
-    if os.path.isdir(path) and not os.access(path, os.W_OK):
-        raise OutputPathError(f"--out {path} is not writable; choose another --out")
+    if os.path.isdir(path):
+        results = [e for e in os.listdir(path) if not _is_debris(e)]
+        if results and not force and "checkpoint.h5" in results and "summary.json" not in results:
+            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no summary.json); continue "
+                                  "it with --resume, or pass --force to start over")
+        if results and not force:
+            raise OutputPathError(
+                f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputPathError(f"--out {path} is not writable; choose another --out")
+        for name in (*RUN_FILES, *outputs):
+            target = os.path.join(path, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
+                                      "or choose another --out")
+        return path
+    parent = nearest_existing(path)
+    if not os.path.isdir(parent):
+        raise OutputPathError(f"cannot create --out {path}: {parent} is not a directory; choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot create --out {path}: {parent} is not writable; choose another --out")
+    return path
+
+
+def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
+    """Create the output directory (and missing parents) after `check_outdir`'s refusals.
+
+    Only rank 0 creates it and removes debris of interrupted writes; the checks run on every rank so all ranks
+    refuse alike. Rule: a directory that is empty (or holds only such debris) is reused silently, which is
+    how a rerun continues after a run was killed before writing anything.
+    """
+    path = check_outdir(path, force=force, outputs=outputs)
     if rank(comm) == 0:
         try:
             os.makedirs(path, exist_ok=True)  # missing parents are created too
         except OSError as exc:
             raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
+        for name in os.listdir(path):
+            if _is_debris(name):
+                try:
+                    os.unlink(os.path.join(path, name))
+                except OSError:
+                    pass
     return path
 
 

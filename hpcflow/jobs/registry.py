@@ -1,7 +1,8 @@
 """Job kinds: `[job] kind` → the module that defines its `SCHEMA` and `run(cfg, outdir) -> dict`.
 
 A job module may also define `check(cfg, source)` for cross-field checks (raise ConfigError); `load` calls
-it after the schema validation, so every job-file error still comes before any work.
+it after the schema validation, so every job-file error still comes before any work. Optional sections that
+only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECTIONS`) and left out of cfg.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ KINDS = {
     "nn": "hpcflow.nn.job",
 }
 
+#: files each kind writes into its output directory besides summary.json and job.toml (checked before work)
+OUTPUTS = {
+    "flow": ("checkpoint.h5",),
+    "noise_scan": ("noise_scan.h5",),
+    "distance_scaling": ("distances.h5",),
+    "local_limit": ("local_limit.h5",),
+    "clustering": ("fig2_distances.h5",),
+    "nn": ("nn.h5", "model.pt", "model.pt.json"),
+}
+
+#: optional sections validated by their own module: section -> (module with validate_section(table, schema,
+#: source), job kinds that may carry it). `load` validates and drops them; `load_with_extras` returns them.
+EXTRA_SECTIONS = {
+    "tune": ("hpcflow.tune.space", ("flow",)),
+}
+
 
 def job_module(kind: str, *, source: str = "job"):
     """The module implementing job kind `kind` (ConfigError naming the known kinds otherwise)."""
@@ -30,9 +47,19 @@ def job_module(kind: str, *, source: str = "job"):
     return importlib.import_module(KINDS[kind])
 
 
-def load(path, overrides=()):
+def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
     """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
-    filled, or a ConfigError before any work."""
+    filled, or a ConfigError before any work. The HPCFLOW_* environment and the estimated peak memory per rank
+    (`hpcflow.resources.check_resources`; skipped with memory_check=False) are checked too."""
+    module, cfg, _ = load_with_extras(path, overrides, ranks=ranks, memory_check=memory_check)
+    return module, cfg
+
+
+def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
+    """As `load`, and the validated optional sections (`EXTRA_SECTIONS`) present in the file: (module, cfg, extras)."""
+    from hpcflow.resources import check_environment
+
+    check_environment()
     source = str(path)
     data = apply_overrides(read_toml(path), overrides, source=source)
     job = data.get("job")
@@ -41,8 +68,24 @@ def load(path, overrides=()):
     if not isinstance(job["kind"], str):
         raise ConfigError(f"{source}: [job].kind = {job['kind']!r} must be a string; e.g. kind = \"flow\"")
     module = job_module(job["kind"], source=source)
+    extras = {}
+    for section, (modname, kinds) in EXTRA_SECTIONS.items():
+        if section in data:
+            if job["kind"] not in kinds:
+                raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
+            extras[section] = importlib.import_module(modname).validate_section(
+                data.pop(section), module.SCHEMA, source=source)
     cfg = validate(data, module.SCHEMA, source=source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:
         check(cfg, source)
-    return module, cfg
+    validate_job(cfg, source=source, ranks=ranks, memory_check=memory_check)
+    return module, cfg, extras
+
+
+def validate_job(cfg: dict, *, source: str = "job", ranks: int = 1, memory_check: bool = True):
+    """The checks after the schema: the job's peak memory per rank against the limit (unless memory_check is
+    False or HPCFLOW_IGNORE_MEMORY_CHECK=1). Returns the hpcflow.resources.Estimate."""
+    from hpcflow.resources import check_resources
+
+    return check_resources(cfg, cfg["job"]["kind"], ranks=ranks, force=not memory_check, source=source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -26,6 +27,17 @@ class _Required:
 
 REQUIRED = _Required()
 
+#: every integer of a job file lies within +-INT_LIMIT (int64 with room for offsets such as seed + 1000 i)
+INT_LIMIT = 2**62
+#: seeds lie in [0, SEED_MAX]
+SEED_MAX = 2**62
+#: longest list a job file may give (sizes, widths, scales)
+MAX_LIST = 1000
+#: most steps / epochs / iterations a job may ask for
+MAX_STEPS = 10**6
+#: most threads or workers a job may ask for
+MAX_THREADS = 1024
+
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a finite number", str: "a string", list: "a list",
                dict: "a table"}
 
@@ -35,8 +47,10 @@ class Field:
     """One job-file key: its type, default (REQUIRED if none), optional value check, help and choices.
 
     `type` may be a type or a tuple of types; int values are accepted for float fields (TOML `1` vs `1.0`)
-    and converted; floats must be finite. `items` gives the element type of a list. A default of None makes the key optional with no value. `check(value)` returns an
-    error string (or False) for an impossible value, or None/True when the value is fine.
+    and converted; floats must be finite. `items` gives the element type of a list. A default of None makes the
+    key optional with no value. `lo`/`hi` bound a number (or every element of a list of numbers), inclusive
+    unless `lo_open`; every int is bounded to [-INT_LIMIT, INT_LIMIT] in any case. `max_len` bounds a list's
+    length. `check(value)` returns an error string (or False) for an impossible value, or None/True when fine.
     """
 
     type: Any
@@ -45,6 +59,10 @@ class Field:
     help: str = ""
     choices: tuple | list | None = None
     items: Any = None  # element type of a list field (each element is coerced like a scalar field)
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # lo itself is excluded (e.g. a learning rate > 0)
+    max_len: int = MAX_LIST
 
     @property
     def required(self) -> bool:
@@ -73,28 +91,59 @@ def _coerce(value, ftype):
     raise TypeError
 
 
+def _short(value) -> str:
+    """repr of a value, cut to 60 characters (a huge or deeply nested value stays a one-line message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bound(x, none: str) -> str:
+    return none if x is None else str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _range_error(v, field: Field) -> str | None:
+    """Why the number v lies outside field's bounds (or the int64-safe range), or None."""
+    lo, hi = field.lo, field.hi
+    if isinstance(v, int) and not isinstance(v, bool):
+        lo = -INT_LIMIT if lo is None else max(lo, -INT_LIMIT)
+        hi = INT_LIMIT if hi is None else min(hi, INT_LIMIT)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or (lo is None and hi is None):
+        return None
+    below = lo is not None and (v <= lo if field.lo_open else v < lo)
+    if below or (hi is not None and v > hi):
+        left = "(" if field.lo_open else "["
+        return f"must lie in {left}{_bound(lo, '-inf')}, {_bound(hi, 'inf')}]"
+    return None
+
+
 def validate_field(where: str, value, field: Field):
     """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix."""
     try:
         value = _coerce(value, field.type)
-    except TypeError:
-        raise ConfigError(f"{where} = {value!r} must be {_type_name(field.type)}; fix its type") from None
+    except (TypeError, OverflowError):
+        raise ConfigError(f"{where} = {_short(value)} must be {_type_name(field.type)}; fix its type") from None
+    hint = f" ({field.help})" if field.help else ""
     if field.items is not None:
+        if len(value) > field.max_len:
+            raise ConfigError(f"{where} has {len(value)} elements, more than {field.max_len}; shorten the list")
         try:
             value = [_coerce(v, field.items) for v in value]
-        except TypeError:
-            raise ConfigError(
-                f"{where} = {value!r} must be a list whose elements are each {_type_name(field.items)}; fix its elements"
-            ) from None
+        except (TypeError, OverflowError):
+            raise ConfigError(f"{where} = {_short(value)} must be a list whose elements are each "
+                              f"{_type_name(field.items)}; fix its elements") from None
+    for v in value if isinstance(value, list) else [value]:
+        reason = _range_error(v, field)
+        if reason:
+            what = f"element {_short(v)}" if isinstance(value, list) else ""
+            raise ConfigError(f"{where} = {_short(value)}: {what + ' ' if what else ''}{reason}{hint}; change it")
     if field.choices is not None and value not in field.choices:
         opts = ", ".join(repr(c) for c in field.choices)
-        raise ConfigError(f"{where} = {value!r} is not one of {opts}; use one of these")
+        raise ConfigError(f"{where} = {_short(value)} is not one of {opts}; use one of these")
     if field.check is not None:
         verdict = field.check(value)
         if verdict is False or isinstance(verdict, str):
             reason = verdict if isinstance(verdict, str) else "is not allowed"
-            hint = f" ({field.help})" if field.help else ""
-            raise ConfigError(f"{where} = {value!r} {reason}{hint}; change it")
+            raise ConfigError(f"{where} = {_short(value)} {reason}{hint}; change it")
     return value
 
 
@@ -138,20 +187,40 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply; fix the syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the job file ({exc.strerror}); check its permissions") from None
+
+
+#: a --set value that is not TOML is taken as a string only when it is one bare word like this
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.+-]*")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """`SECTION.KEY=VALUE` (a command-line --set) -> (section, key, value); VALUE is read as a TOML value
-    (3e-3, true, [64, 128], "x"), and a bare word that is not TOML (reim_abs2) as a string."""
+    """`SECTION.KEY=VALUE` (a command-line --set) -> (section, key, value); VALUE is exactly one TOML value
+    (3e-3, true, [64, 128], "x"); a bare word that is not TOML (reim_abs2) is a string. Anything else (a
+    newline, a second key or table, trailing text) is refused, so an override can never add other keys."""
     name, sep, raw = text.partition("=")
     parts = name.strip().split(".")
-    if not sep or len(parts) != 2 or not all(parts) or not raw.strip():
-        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
+    raw = raw.strip()
+    if not sep or len(parts) != 2 or not all(_BARE_WORD.fullmatch(p) for p in parts) or not raw:
+        raise ConfigError(f"--set {_short(text)}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
+    if any(c in raw for c in "\n\r\x00"):
+        raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        parsed = tomllib.loads(f"v = {raw}")
+    except RecursionError:
+        raise ConfigError(f"--set {_short(text)}: VALUE is nested too deeply; give one plain value") from None
     except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return parts[0], parts[1], value
+        if not _BARE_WORD.fullmatch(raw):
+            raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
+                              f"{parts[0]}.{parts[1]}='\"...\"'") from None
+        return parts[0], parts[1], raw
+    if set(parsed) != {"v"}:
+        raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; "
+                          "set each with its own --set")
+    return parts[0], parts[1], parsed["v"]
 
 
 def apply_overrides(data: dict, overrides, *, source: str = "job") -> dict:
@@ -200,9 +269,14 @@ def chart_pair(v):
     return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
 
 
+#: largest complex dimension (sampling cost grows like dim^4 per point) and |psi| (root accuracy) accepted
+MAX_DIM = 16
+MAX_PSI = 1000.0
+
 #: the manifold keys every job's point section shares (family, complex dimension, Dwork psi)
 MANIFOLD_FIELDS = {
     "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
-    "dim": Field(int, 3, check=at_least(1), help="complex dimension; 3 = the quintic in P^4"),
-    "psi": Field(float, 0.0, help="Dwork parameter psi (real), ignored for fermat"),
+    "dim": Field(int, 3, lo=1, hi=MAX_DIM, help="complex dimension; 3 = the quintic in P^4"),
+    "psi": Field(float, 0.0, lo=-MAX_PSI, hi=MAX_PSI,
+                 help="Dwork parameter psi (real), ignored for fermat; roots lose accuracy for larger |psi|"),
 }

@@ -13,7 +13,7 @@ KERNELS = {"gaussian": GaussianKernel, "delta": DeltaKernel, "relu_ntk": ReluNTK
 
 def make_kernel(name: str, **params):
     """Kernel object by name: gaussian(width, form, normalize, method), delta(), relu_ntk(w_std, b_std),
-    cosine_ntk(sigma_w, amplitude)."""
+    cosine_ntk(sigma_w, amplitude, normalization)."""
     if name not in KERNELS:
         raise ValueError(f"kernel {name!r} is not one of {sorted(KERNELS)}")
     return KERNELS[name](**params)

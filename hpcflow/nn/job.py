@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, Field, at_least, chart_pair, positive
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
+                                 chart_pair)
 
 LOG_PREFIX = "hpcflow nn:"
 
@@ -21,71 +23,75 @@ def _chart(v):
     return None if v == [] or chart_pair(v) is None else "must be [] (all charts) or [I, J] with I != J, both >= 0"
 
 
-def _widths(v):
-    return None if all(w >= 1 for w in v) else "must be a list of widths >= 1 ([] = no sweep)"
+#: widest layer accepted (a 3x2^20 MLP has ~2e12 parameters; memory is checked by hpcflow.resources)
+MAX_WIDTH = 2**20
+#: the learning rate at any epoch or width must lie in [LR_MIN, LR_MAX] (no under/overflow of lr * factor^k)
+LR_MIN, LR_MAX = 1e-300, 1e6
 
 
 SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
         **MANIFOLD_FIELDS,
-        "chart": Field(list, [], items=int, check=_chart, help="[] = points in all charts, or one chart [I, J]"),
-        "n_train": Field(int, 100_000, check=at_least(1), help="train points"),
-        "n_val": Field(int, 10_000, check=at_least(1), help="held-out validation points (seed + 1)"),
-        "seed": Field(int, 0, check=at_least(0), help="seed of the train points"),
+        "chart": Field(list, [], items=int, check=_chart, lo=0, hi=MAX_DIM + 1,
+                       help="[] = points in all charts, or one chart [I, J]"),
+        "n_train": Field(int, 100_000, lo=1, help="train points"),
+        "n_val": Field(int, 10_000, lo=1, help="held-out validation points (seed + 1)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points"),
     },
     "model": {
         "kind": Field(str, "multiplicative", choices=("multiplicative", "additive"),
                       help="g = g_FS + g_FS ⊙ NN(x) or g = g_FS + NN(x)"),
-        "depth": Field(int, 3, check=at_least(1), help="hidden layers"),
-        "width": Field(int, 64, check=at_least(1), help="units per hidden layer"),
+        "depth": Field(int, 3, lo=1, hi=1000, help="hidden layers"),
+        "width": Field(int, 64, lo=1, hi=MAX_WIDTH, help="units per hidden layer"),
         "activation": Field(str, "relu", choices=("relu", "gelu")),
         "dtype": Field(str, "float64", choices=("float64", "float32")),
         "features": Field(str, "reim", choices=("reim", "reim_abs2"),
                           help="first-layer inputs: (Re z, Im z) (the paper's), or with |z_k|^2 appended"),
         "init": Field(str, "torch", choices=("torch", "he"),
                       help="hidden layers: PyTorch's default, or He (N(0, 2/fan_in), zero bias)"),
-        "output_scale": Field(float, 0.1, check=positive,
+        "output_scale": Field(float, 0.1, lo=0, lo_open=True, hi=1e6,
                               help="last-layer init times this (1 = PyTorch default; < 1 starts near g_FS)"),
     },
     "training": {
-        "epochs": Field(int, 50, check=at_least(0)),
-        "batch_size": Field(int, 1000, check=at_least(1)),
-        "lr": Field(float, 1e-3, check=positive, help="learning rate"),
+        "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
+        "batch_size": Field(int, 1000, lo=1),
+        "lr": Field(float, 1e-3, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
         "lr_schedule": Field(str, "exponential", choices=("exponential", "cosine"),
                              help="exponential: lr * lr_decay^epoch; cosine: lr -> lr_min over all steps"),
-        "lr_decay": Field(float, 1.0, check=positive, help="exponential schedule: lr multiplied by this per epoch"),
-        "lr_min": Field(float, 0.0, check=at_least(0.0), help="cosine schedule: the final learning rate"),
+        "lr_decay": Field(float, 1.0, lo=0, lo_open=True, hi=1e6,
+                          help="exponential schedule: lr multiplied by this per epoch"),
+        "lr_min": Field(float, 0.0, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
-        "seed": Field(int, 0, check=at_least(0), help="initialisation and batch-order seed"),
-        "threads": Field(int, 0, check=at_least(0), help="torch CPU threads (0 = torch's default)"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="initialisation and batch-order seed"),
+        "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch CPU threads (0 = torch's default)"),
         "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
     },
     "ntk": {
         "enabled": Field(bool, True, help="track the empirical metric-NTK every epoch"),
-        "n_train_points": Field(int, 10, check=at_least(1)),
-        "n_test_points": Field(int, 10, check=at_least(1)),
+        "n_train_points": Field(int, 10, lo=1, hi=10_000),
+        "n_test_points": Field(int, 10, lo=1, hi=10_000),
         "method": Field(str, "auto", choices=("auto", "jacobian", "layerwise")),
-        "seed": Field(int, 0, check=at_least(0), help="seed choosing the fixed NTK points"),
+        "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed choosing the fixed NTK points"),
     },
     "width_sweep": {
-        "widths": Field(list, [], items=int, check=_widths, help="hidden widths to train ([] = no sweep)"),
-        "lr": Field(float, None, check=positive, help="lr at width_ref (default: the [training] lr)"),
-        "width_ref": Field(int, 64, check=at_least(1), help="width at which the lr is `lr`"),
-        "lr_exponent": Field(float, 1.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
-        "epochs": Field(int, 10, check=at_least(1)),
-        "n_train": Field(int, 5000, check=at_least(1), help="first n_train train points are used"),
+        "widths": Field(list, [], items=int, lo=1, hi=MAX_WIDTH, help="hidden widths to train ([] = no sweep)"),
+        "lr": Field(float, None, lo=LR_MIN, hi=LR_MAX, help="lr at width_ref (default: the [training] lr)"),
+        "width_ref": Field(int, 64, lo=1, hi=MAX_WIDTH, help="width at which the lr is `lr`"),
+        "lr_exponent": Field(float, 1.0, lo=-10.0, hi=10.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
+        "epochs": Field(int, 10, lo=1, hi=MAX_STEPS),
+        "n_train": Field(int, 5000, lo=1, help="first n_train train points are used"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
     },
     "kernel_flow": {
         "enabled": Field(bool, False, help="flow eq. 3.5 with the network's epoch-0 NTK as fixed kernel"),
-        "n_train": Field(int, 500, check=at_least(1), help="first n_train train points"),
-        "n_test": Field(int, 500, check=at_least(1), help="first n_test validation points"),
-        "dt": Field(float, 1e-3, check=positive),
-        "steps": Field(int, 50, check=at_least(1)),
-        "tile": Field(int, 256, check=at_least(1)),
+        "n_train": Field(int, 500, lo=1, help="first n_train train points"),
+        "n_test": Field(int, 500, lo=1, help="first n_test validation points"),
+        "dt": Field(float, 1e-3, lo=0, lo_open=True, hi=1e12),
+        "steps": Field(int, 50, lo=1, hi=MAX_STEPS),
+        "tile": Field(int, 256, lo=1, hi=2**20),
     },
 }
 
@@ -97,18 +103,47 @@ def check(cfg: dict, source: str = "job") -> None:
     torch = require_torch()
     if cfg["training"]["device"] == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
-    geo, ks, kf, tr = cfg["geometry"], cfg["width_sweep"], cfg["kernel_flow"], cfg["training"]
-    if tr["lr_min"] > tr["lr"]:
-        raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
+    geo, tr = cfg["geometry"], cfg["training"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
     if geo["dim"] != 3:
         raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; "
                           "use dim = 3")
-    for sec, key, limit, name in (("width_sweep", "n_train", geo["n_train"], ks), ("kernel_flow", "n_train",
-                                  geo["n_train"], kf), ("kernel_flow", "n_test", geo["n_val"], kf)):
-        if name[key] > limit:
-            raise ConfigError(f"{source}: [{sec}].{key} = {name[key]} exceeds the {limit} sampled points; lower it")
+    _check_schedule(cfg, source)
+    # sections that are switched off are not cross-checked
+    limits = []
+    if cfg["ntk"]["enabled"]:
+        limits += [("ntk", "n_train_points", geo["n_train"]), ("ntk", "n_test_points", geo["n_val"])]
+    if cfg["width_sweep"]["widths"]:
+        limits += [("width_sweep", "n_train", geo["n_train"])]
+    if cfg["kernel_flow"]["enabled"]:
+        limits += [("kernel_flow", "n_train", geo["n_train"]), ("kernel_flow", "n_test", geo["n_val"])]
+    for sec, key, limit in limits:
+        if cfg[sec][key] > limit:
+            raise ConfigError(f"{source}: [{sec}].{key} = {cfg[sec][key]} exceeds the {limit} sampled points; lower it")
+
+
+def _lr_in_range(log_lr: float) -> bool:
+    return math.log(LR_MIN) <= log_lr <= math.log(LR_MAX)
+
+
+def _check_schedule(cfg: dict, source: str) -> None:
+    """Every learning rate the run will use (per epoch, per sweep width) lies in [LR_MIN, LR_MAX]."""
+    tr, ws = cfg["training"], cfg["width_sweep"]
+    if tr["lr_min"] > tr["lr"]:
+        raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
+    if tr["lr_schedule"] == "exponential":
+        last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
+        if not _lr_in_range(last):
+            raise ConfigError(f"{source}: [training].lr_decay = {tr['lr_decay']} over {tr['epochs']} epochs takes the "
+                              f"learning rate to exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; move lr_decay "
+                              "towards 1")
+    lr = tr["lr"] if ws["lr"] is None else ws["lr"]
+    for w in ws["widths"]:
+        log_lr = math.log(lr) + ws["lr_exponent"] * math.log(ws["width_ref"] / w)
+        if not _lr_in_range(log_lr):
+            raise ConfigError(f"{source}: [width_sweep] lr(width={w}) = lr * (width_ref/width)^lr_exponent = "
+                              f"exp({log_lr:.4g}) lies outside [{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
 
 
 def run(cfg: dict, outdir: str, *, log=print) -> dict:

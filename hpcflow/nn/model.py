@@ -8,7 +8,7 @@ packed metric g (N, m^2). `ntk_factors` exposes the per-layer quantities of the 
 
 features "reim" (the paper's) feeds x = (Re z, Im z) to the first layer; "reim_abs2" appends |z_k|^2 =
 (Re z_k)^2 + (Im z_k)^2, a fixed parameter-free map of the same x. On the Fermat quintic η_FS depends on the
-|z_k|^2 only, which ReLU layers must otherwise build piecewise from (Re z_k, Im z_k) (see BENCHMARKS.md).
+|z_k|^2 only, which ReLU layers must otherwise build piecewise from (Re z_k, Im z_k) (see RESULTS.md).
 init "torch" keeps PyTorch's Linear initialisation (variance 1/(3 fan_in)); "he" draws the hidden layers'
 weights from N(0, 2/fan_in) with zero biases (He et al.), which trained the ReLU baseline faster in our runs.
 """

@@ -13,8 +13,10 @@ COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma 
 def _num(v) -> str:
     if isinstance(v, bool) or v is None:
         return "-"
-    if isinstance(v, (int, float)):
-        return "inf" if isinstance(v, float) and math.isinf(v) else f"{v:.4g}"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.4g}"
     return str(v)
 
 

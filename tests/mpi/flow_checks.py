@@ -67,6 +67,9 @@ with pcomm.abort_on_error(c):
         np.testing.assert_allclose(res.sigma_train, ref.sigma_train, rtol=1e-10, atol=0)
         np.testing.assert_allclose(res.sigma_test, ref.sigma_test, rtol=1e-10, atol=0)
         np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[lay.train_idx]), rtol=1e-10, atol=1e-12)
-        print(f"idle ok rank {r}: {len(lay.train_idx)} rows, {res.per_rank['halo_rows']} halo rows", flush=True)
+        line = f"idle ok rank {r}: {len(lay.train_idx)} rows, {res.per_rank['halo_rows']} halo rows"
+        lines = c.gather(line, root=0)  # one writer: lines printed by several ranks can interleave
+        for text in lines if r == 0 else []:
+            print(text, flush=True)
     elif mode == "raise":
         kernel_flow(FailingKernel(0.3), train, test, dt=0.05, steps=5, comm=c)

@@ -1,0 +1,93 @@
+"""Peak memory estimate (hpcflow.resources) vs measured peak RSS, one fresh process per case.
+
+    python benchmarks/bench_memory_estimate.py [--quick]
+
+Each case loads a job file with --set overrides, runs it into a temporary directory in a child process and
+prints the estimate, the child's peak RSS (VmHWM) and their ratio (> 1: the estimate is conservative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, sys, tempfile
+from hpcflow.jobs import registry
+from hpcflow.resources import estimate, peak_rss
+job, overrides = sys.argv[1], json.loads(sys.argv[2])
+module, cfg = registry.load(job, overrides, memory_check=False)
+est = estimate(cfg)
+with tempfile.TemporaryDirectory() as out:
+    module.run(cfg, out)
+print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
+"""
+
+SAMPLE_CHILD = r"""
+import json, sys
+from hpcflow.geometry import Hypersurface
+from hpcflow.resources import estimate, peak_rss
+n, dim, chart = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+est = estimate({"sample": {"n": n, "dim": dim, "chart": chart, "threads": None}}, "sample")
+Hypersurface.fermat(dim).sample(n, seed=0, chart=chart)
+print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
+"""
+
+FLOW = ["flow.steps=2", "kernel.name=\"gaussian\"", "kernel.width=0.0333", "kernel.normalize=\"row\""]
+CASES = [
+    ("sample N=1e5 all charts", "sample", (100_000, 3, None)),
+    ("sample N=1e5 chart (0,1)", "sample", (100_000, 3, [0, 1])),
+    ("sample N=4e5 all charts", "sample", (400_000, 3, None)),
+    ("sample N=2e3 dim=8", "sample", (2_000, 8, None)),
+    ("flow 1000/1000 (quickstart)", "jobs/quickstart.toml", ["flow.steps=2"]),
+    ("flow 4000/4000 gaussian", "jobs/quickstart.toml", ["geometry.n_train=4000", "geometry.n_test=4000"] + FLOW),
+    ("flow 12000/12000 gaussian (streamed)", "jobs/quickstart.toml",
+     ["geometry.n_train=12000", "geometry.n_test=12000"] + FLOW),
+    ("flow 4000 batched clusters", "jobs/quickstart.toml",
+     ["geometry.n_train=4000", "geometry.n_test=4000", "clustering.method=\"batched\"", "clustering.n_clusters=4",
+      "clustering.batch_size=1000"] + FLOW),
+    ("clustering N=1000 (Fig. 2)", "jobs/fig2_clustering.toml", []),
+    ("clustering N=3000", "jobs/fig2_clustering.toml", ["points.n_points=3000", "clustering.batch_size=600"]),
+    ("distance_scaling N<=1e5", "jobs/distance_scaling.toml", ["scaling.n_points=[1000, 100000]", "scaling.queries=2000", "scaling.fit_from=0"]),
+    ("nn smoke, 1 epoch", "jobs/nn_smoke.toml", ["training.epochs=1", "width_sweep.epochs=1", "kernel_flow.steps=2"]),
+    ("nn 3x64 N=1e5, 1 epoch", "jobs/nn_baseline.toml", ["training.epochs=1", "training.batch_size=1000"]),
+    ("nn width sweep to 1024, 1 epoch each", "jobs/nn_width_sweep.toml",
+     ["training.epochs=1", "width_sweep.widths=[64, 1024]", "width_sweep.epochs=1", "kernel_flow.steps=2"]),
+]
+QUICK = {0, 4, 8, 11}
+
+
+def run_case(target, args) -> dict:
+    env = dict(os.environ, PYTHONPATH=ROOT, HPCFLOW_IGNORE_MEMORY_CHECK="1")
+    if target == "sample":
+        cmd = [sys.executable, "-c", SAMPLE_CHILD, str(args[0]), str(args[1]), json.dumps(args[2])]
+    else:
+        cmd = [sys.executable, "-c", CHILD, os.path.join(ROOT, target), json.dumps(args)]
+    with tempfile.TemporaryDirectory() as cwd:
+        out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="four small cases only")
+    args = ap.parse_args()
+    print(f"{'case':42s} {'estimate MiB':>12s} {'peak RSS MiB':>12s} {'ratio':>6s}")
+    for i, (label, target, case_args) in enumerate(CASES):
+        if args.quick and i not in QUICK:
+            continue
+        r = run_case(target, case_args)
+        print(f"{label:42s} {r['estimate'] / 2**20:12.0f} {r['peak'] / 2**20:12.0f} {r['estimate'] / r['peak']:6.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Best parameters of Table 1 studies vs the hand-set jobs: train and test gains on fresh points over seeds.
+
+    hpcflow tune jobs/tune_relu.toml --trials 40 --out runs/tune_relu      # and tune_gaussian, tune_delta
+    python benchmarks/tune_table1.py runs/tune_relu runs/tune_gaussian runs/tune_delta \
+        --hand jobs/table1_relu.toml jobs/table1_gaussian.toml jobs/table1_delta.toml --seeds 101 202 303
+
+Each study directory's best.toml (and each hand-set job) runs as `hpcflow run --set geometry.seed=S` does, for
+every seed S (train points from S, test points from S + 1: none of them seen by any trial). Prints a Markdown
+table: mean ± standard deviation over the seeds of the train and test gains sigma(step 0) / sigma(last step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+import numpy as np
+import optuna
+
+from hpcflow.jobs import registry
+
+
+def gains(job: str, seeds) -> dict:
+    """Train/test gains, steps taken and rejected steps of `job` at each geometry seed."""
+    out = {"gain_train": [], "gain_test": [], "steps_taken": [], "rejected_steps": []}
+    for seed in seeds:
+        module, cfg = registry.load(job, [f"geometry.seed={seed}"])
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = module.run(cfg, tmp)
+        for key in out:
+            out[key].append(summary[key])
+    return out
+
+
+def fmt(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.3g} ± {v.std(ddof=1) if len(v) > 1 else 0:.2g}"
+
+
+def study_line(study_dir: str) -> str:
+    with open(os.path.join(study_dir, "study.json"), encoding="utf-8") as fh:
+        name = json.load(fh)["study"]
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(os.path.join(study_dir, "study.journal")))
+    study = optuna.load_study(study_name=name, storage=storage)
+    states: dict = {}
+    for t in study.trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    best = study.best_trial
+    params = ", ".join(f"{k.split('.')[-1]} {v:.4g}" for k, v in best.params.items())
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return f"{name}: {len(study.trials)} trials ({counts}); best trial {best.number}: value {best.value:.4g}; {params}"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("studies", nargs="+", help="study directories (hpcflow tune --out)")
+    ap.add_argument("--hand", nargs="*", default=[], help="hand-set job files to compare, in any number")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[101, 202, 303])
+    args = ap.parse_args(argv)
+    for d in args.studies:
+        print(study_line(d))
+    print()
+    print(f"| job | train gain | test gain | steps taken | rejected steps |  (seeds {args.seeds})")
+    print("|---|---|---|---|---|")
+    for job in [os.path.join(d, "best.toml") for d in args.studies] + list(args.hand):
+        g = gains(job, args.seeds)
+        print(f"| {job} | {fmt(g['gain_train'])} | {fmt(g['gain_test'])} | {g['steps_taken']} | "
+              f"{g['rejected_steps']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

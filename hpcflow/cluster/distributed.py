@@ -1,0 +1,185 @@
+"""Clustering and flow blocks on R ranks (§3.1): mini-batches clustered in parallel, clusters owned by cost.
+
+Batched method: the mini-batches of `split_batches` (one global shuffle from `seed`) are dealt round-robin,
+batch i to rank i % R; each rank clusters its batches (average linkage), the seed batch 0 is clustered on
+rank 0 and its labels broadcast, and each rank merges its own batches into the seeds (eq. 3.3,
+`merge_to_seeds`). The labels are those of `batched_clustering`, for every R. "full" and "birch" run on
+rank 0 and their labels are broadcast. Blocks are those of `flow_blocks` (global indices); their halos are
+computed round-robin and gathered; then blocks are owned by longest-processing-time greedy on
+cost = (train + test points) x sources (largest first, ties to the lower block; to the least loaded rank,
+ties to the lower rank), so every rank knows the same ownership map.
+
+Memory per rank: the coordinates of all train and test points (16 (n+1) bytes each, 80 for the quintic),
+their projector features for the KD-tree ((n+1)^2 float64: 200 bytes) and the tree (~16 bytes per train
+point), the labels and the blocks' index arrays (8 bytes per train, test and source entry), plus one B x B
+distance matrix while clustering: about 0.3 kB per train point, ~300 MB per rank at 10^6 train points.
+The flow's heavy per-point data (g_FS, metrics, gradients) is not held: `fetch_rows` moves it to owners.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hpcflow.cluster.agglomerative import average_linkage
+from hpcflow.cluster.batched import merge_to_seeds, split_batches
+from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_n_clusters
+from hpcflow.cluster.methods import cluster_points
+from hpcflow.cluster.nearest import feature_tree, nearest_point
+from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
+from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.redistribute import fetch_rows
+from hpcflow.parallel.reduce import allgatherv
+
+
+@dataclass
+class DistributedBlocks:
+    """The flow blocks of a clustered point set and who owns them; the same on every rank (but `counters`).
+
+    blocks: list of FlowBlock (train_idx, test_idx, source_idx: sorted GLOBAL int64 indices);
+    owner: (n_blocks,) rank owning each block; cluster: (n_blocks,) cluster id of each block;
+    labels: (n_train,) cluster of every train point; test_labels: (n_test,) cluster of every test point;
+    cost: (n_blocks,) int64 (train + test) x sources; cluster_owner: (n_clusters,) owner per cluster (-1: empty);
+    train_share / test_share: (lo, hi) of the input rows this rank passed in (decompose.share layout);
+    counters: this rank's figures (clustering_batches, clustering_seconds, clusters_owned, train_owned,
+    test_owned, halo_rows, cost_owned).
+    """
+
+    blocks: list
+    owner: np.ndarray
+    cluster: np.ndarray
+    labels: np.ndarray
+    test_labels: np.ndarray
+    cost: np.ndarray
+    cluster_owner: np.ndarray
+    rank: int
+    train_share: tuple
+    test_share: tuple
+    counters: dict = field(default_factory=dict)
+
+    def owned(self, rank: int | None = None) -> np.ndarray:
+        """Indices of the blocks `rank` (default: this rank) owns."""
+        return np.flatnonzero(self.owner == (self.rank if rank is None else rank))
+
+    def train_rows(self, rank: int | None = None) -> np.ndarray:
+        """Sorted global train indices the owner updates (its blocks' train_idx)."""
+        return _union([self.blocks[b].train_idx for b in self.owned(rank)])
+
+    def source_rows(self, rank: int | None = None) -> np.ndarray:
+        """Sorted global train indices the owner reads (its blocks' sources: own train rows plus halo)."""
+        return _union([self.blocks[b].source_idx for b in self.owned(rank)])
+
+    def test_rows(self, rank: int | None = None) -> np.ndarray:
+        """Sorted global test indices the owner updates."""
+        return _union([self.blocks[b].test_idx for b in self.owned(rank)])
+
+    def fetch_train(self, local, rows, *, comm=None) -> np.ndarray:
+        """Rows `rows` (sorted global train indices) of a per-point train array held in input shares."""
+        return fetch_rows(local, self.train_share[0], rows, comm=comm)
+
+    def fetch_test(self, local, rows, *, comm=None) -> np.ndarray:
+        """Rows `rows` (sorted global test indices) of a per-point test array held in input shares."""
+        return fetch_rows(local, self.test_share[0], rows, comm=comm)
+
+
+def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0,
+                       comm=None, tile: int = DEFAULT_TILE) -> tuple[np.ndarray, dict]:
+    """(labels (N,), counters) of all points z (N, n+1) held on every rank; equal to `cluster_points` for any R."""
+    c = resolve(comm)
+    R, r = c.Get_size(), c.Get_rank()
+    t0 = time.perf_counter()
+    if method != "batched":
+        labels = cluster_points(z, method=method, n_clusters=n_clusters).labels if r == 0 else None
+        labels = c.bcast(labels, root=0) if R > 1 else labels
+        return labels, {"clustering_batches": int(r == 0), "clustering_seconds": time.perf_counter() - t0}
+    batch_size = check_batch_size(batch_size)
+    batches = split_batches(z.shape[0], batch_size, seed)
+    what = f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})"
+    k = check_n_clusters(n_clusters, min(b.size for b in batches), what=what)
+    mine = list(range(r, len(batches), R))
+    local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k) for i in mine}
+    seed_labels = local[0] if r == 0 else np.empty(batches[0].size, dtype=np.int64)
+    if R > 1:
+        c.Bcast(seed_labels, root=0)
+    z_seed = z[batches[0]]
+    targets = {i: np.arange(k) if i == 0 else merge_to_seeds(z_seed, seed_labels, z[batches[i]], local[i], k,
+                                                               tile=tile)[0] for i in mine}
+    idx = np.concatenate([batches[i] for i in mine] or [np.zeros(0, np.int64)]).astype(np.int64)
+    lab = np.concatenate([targets[i][local[i]] for i in mine] or [np.zeros(0, np.int64)]).astype(np.int64)
+    labels = np.empty(z.shape[0], dtype=np.int64)
+    labels[allgatherv(idx, comm=c)] = allgatherv(lab, comm=c)
+    return labels, {"clustering_batches": len(mine), "clustering_seconds": time.perf_counter() - t0}
+
+
+def lpt_owners(cost, size: int) -> np.ndarray:
+    """Longest-processing-time greedy: largest cost first (ties: lower index) to the least loaded rank (ties:
+    lower rank). Makespan <= (4/3 - 1/(3R)) x optimal (Graham 1969)."""
+    cost = np.asarray(cost, dtype=np.int64)
+    owner = np.empty(cost.size, dtype=np.int64)
+    heap = [(0, q) for q in range(int(size))]
+    for b in np.argsort(-cost, kind="stable"):
+        load, q = heapq.heappop(heap)
+        owner[b] = q
+        heapq.heappush(heap, (load + int(cost[b]), q))
+    return owner
+
+
+def distributed_blocks(local_train_points, local_test_points=None, *, comm=None, method: str = "batched",
+                       n_clusters: int, batch_size: int = 10_000, seed=0,
+                       halo_cutoff: float | None = None) -> DistributedBlocks:
+    """`flow_blocks` of points held in contiguous shares (rank r: rows decompose.share(N, R, r), in global order),
+    with an ownership map. Collective; the blocks, labels and owners are identical for every R.
+
+    Returns a DistributedBlocks (see its docstring). Memory per rank: see the module docstring.
+    """
+    c = resolve(comm)
+    R, r = c.Get_size(), c.Get_rank()
+    check_halo_cutoff(halo_cutoff)
+    z_train = allgatherv(as_points(local_train_points, "train points", allow_empty=True), comm=c)
+    z_train = as_points(z_train, "train points")
+    if local_test_points is None:
+        local_test = np.zeros((0, z_train.shape[1]), dtype=np.complex128)
+    else:
+        local_test = as_points(local_test_points, "test points", allow_empty=True).reshape(-1, z_train.shape[1])
+    n_train_local, n_test_local = len(getattr(local_train_points, "points", local_train_points)), len(local_test)
+    lo_train = int(allgatherv(np.array([n_train_local]), comm=c)[:r].sum())
+    test_counts = allgatherv(np.array([n_test_local]), comm=c)
+    lo_test = int(test_counts[:r].sum())
+    labels, counters = distributed_labels(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size,
+                                          seed=seed, comm=c)
+    tree = feature_tree(z_train)
+    test_labels = allgatherv(labels[nearest_point(z_train, local_test, tree=tree)[0]], comm=c)
+    z_test = allgatherv(local_test, comm=c) if halo_cutoff is not None else None
+    clusters = np.unique(labels)
+    train_of = [np.flatnonzero(labels == cl) for cl in clusters]
+    test_of = [np.flatnonzero(test_labels == cl) for cl in clusters]
+    mine = range(r, clusters.size, R)  # halos computed round-robin, then gathered
+    src = [block_sources(tree, z_train, z_test, train_of[b], test_of[b], halo_cutoff) for b in mine]
+    lengths = allgatherv(np.array([s.size for s in src], dtype=np.int64), comm=c)
+    flat = allgatherv(np.concatenate(src or [np.zeros(0, np.int64)]).astype(np.int64), comm=c)
+    order = np.concatenate([np.arange(q, clusters.size, R) for q in range(R)])  # block of each gathered piece
+    sources = [None] * clusters.size
+    for b, piece in zip(order, np.split(flat, np.cumsum(lengths)[:-1])):
+        sources[b] = piece
+    blocks = [FlowBlock(train_of[b], test_of[b], sources[b]) for b in range(clusters.size)]
+    cost = np.array([(b.train_idx.size + b.test_idx.size) * b.source_idx.size for b in blocks], dtype=np.int64)
+    owner = lpt_owners(cost, R)
+    cluster_owner = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+    cluster_owner[clusters] = owner
+    out = DistributedBlocks(blocks, owner, clusters.astype(np.int64), labels, test_labels, cost, cluster_owner, r,
+                            (lo_train, lo_train + n_train_local), (lo_test, lo_test + n_test_local))
+    train, sources_r = out.train_rows(), out.source_rows()
+    counters.update(clusters_owned=int(out.owned().size), train_owned=int(train.size),
+                    test_owned=int(out.test_rows().size), halo_rows=int(np.setdiff1d(sources_r, train).size),
+                    cost_owned=int(cost[out.owned()].sum()))
+    out.counters = counters
+    return out
+
+
+def _union(parts) -> np.ndarray:
+    return np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+

@@ -1,0 +1,94 @@
+"""`hpcflow submit JOB.toml --out DIR --executor slurm|local [--command run|nn|tune] ...`: validate, then queue."""
+
+from __future__ import annotations
+
+import os
+
+from hpcflow.commands.tune import _positive_int
+
+
+def _argvs(args) -> list[list[str]]:
+    """The hpcflow command line of every submitted job (tune: the trials shared over --array workers)."""
+    base = [args.command, os.path.abspath(args.job), "--out", os.path.abspath(args.out)]
+    sets = [x for s in args.set or [] for x in ("--set", s)]
+    if args.command != "tune":
+        return [base + (["--force"] if args.force else []) + sets]
+    from hpcflow.parallel.decompose import counts
+
+    extra = [x for opt, v in (("--storage", args.storage), ("--study", args.study), ("--sampler", args.sampler))
+             if v for x in (opt, v)]
+    return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
+
+
+def _check_options(args) -> None:
+    from hpcflow.errors import ConfigError
+
+    if args.command == "tune" and args.trials is None:
+        raise ConfigError("--command tune needs --trials N (shared over the --array workers)")
+    if args.command != "tune" and args.array > 1:
+        raise ConfigError(f"--array {args.array} starts tune workers sharing one study; use it with --command tune")
+    if args.command == "tune" and args.array > args.trials:
+        raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
+
+
+def run(args) -> int:
+    from hpcflow.submit import executor
+    from hpcflow.submit.check import check_job
+    from hpcflow.submit.task import HpcflowTask
+
+    _check_options(args)
+    if args.executor == "slurm" and not args.check:
+        executor.require_slurm()
+    kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
+                     sampler=args.sampler, study=args.study)
+    res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
+                             gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
+                             partition=args.partition, mpi=args.mpi, signal_delay=args.signal_delay)
+    argvs = _argvs(args)
+    if args.check:
+        print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
+              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s): hpcflow {' '.join(argvs[0])}")
+        return 0
+    logs = args.logs or os.path.abspath(args.out).rstrip("/") + "_logs"
+    name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
+    ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
+    jobs = executor.submit(ex, HpcflowTask(), argvs)
+    for job, argv in zip(jobs, argvs):
+        out, err = executor.log_paths(job)
+        print(f"hpcflow submit: {args.executor} job {job.job_id}: hpcflow {' '.join(argv)}")
+        print(f"hpcflow submit:   logs {out} and {err}")
+    print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
+    if not args.wait:
+        return 0
+    status = executor.wait(jobs)
+    print(f"hpcflow submit: finished with exit status {status}")
+    return status
+
+
+def register(sub) -> None:
+    p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
+    p.add_argument("job", help="TOML job file")
+    p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it holds results)")
+    p.add_argument("--executor", required=True, choices=("slurm", "local"))
+    p.add_argument("--command", default="run", choices=("run", "nn", "tune"), help="hpcflow command to run (default run)")
+    p.add_argument("--force", action="store_true", help="run/nn: overwrite results in --out")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a job-file value (repeatable)")
+    p.add_argument("--trials", type=_positive_int, help="tune: trials in all, shared over the --array workers")
+    p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")
+    p.add_argument("--study", help="tune: study name (default: the job file's stem)")
+    p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="tune: overrides [tune].sampler")
+    p.add_argument("--nodes", type=_positive_int, default=1)
+    p.add_argument("--ntasks-per-node", type=_positive_int, default=None, help="MPI ranks per node (default 1, or "
+                   "one per GPU)")
+    p.add_argument("--gpus-per-node", type=int, default=0)
+    p.add_argument("--cpus-per-task", type=_positive_int, default=1)
+    p.add_argument("--time", type=_positive_int, default=60, help="time limit in minutes (default 60)")
+    p.add_argument("--partition")
+    p.add_argument("--array", type=_positive_int, default=1, help="tune: K workers sharing one study")
+    p.add_argument("--mpi", default="pmi2", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit)")
+    p.add_argument("--signal-delay", type=_positive_int, default=120,
+                   help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120)")
+    p.add_argument("--logs", help="submitit folder for logs and pickles (default OUT_logs)")
+    p.add_argument("--check", action="store_true", help="validate and print what would be queued; queue nothing")
+    p.add_argument("--wait", action="store_true", help="wait for the jobs; exit with their largest exit status")
+    p.set_defaults(func=run)

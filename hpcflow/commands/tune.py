@@ -1,0 +1,48 @@
+"""`hpcflow tune JOB.toml --trials N --out DIR`: add N trials to the Optuna study of the job's [tune] table."""
+
+from __future__ import annotations
+
+
+def run(args) -> int:
+    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+    from hpcflow.tune.study import optimize
+
+    check_launch()
+    with abort_on_error():
+        result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
+                          sampler=args.sampler, overrides=list(args.set or []))
+    if not is_root():
+        return 0
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result["counts"].items()))
+    print(f"hpcflow tune: study {result['study']!r}: {counts}")
+    if result["best"] is None:
+        print("hpcflow tune: no trial has finished yet; see the failures above", flush=True)
+        return 1
+    b = result["best"]
+    print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tune", help="Optuna study over a flow job's [tune] space (fresh points every trial)")
+    p.add_argument("job", help="TOML job file of kind \"flow\" with a [tune] table, e.g. jobs/tune_gaussian.toml")
+    p.add_argument("--trials", type=_positive_int, required=True, help="trials this command adds to the study")
+    p.add_argument("--out", required=True, help="study directory: trials/NNNN/, study.journal, best.toml")
+    p.add_argument("--storage", help="journal file path or SQLAlchemy URL (default DIR/study.journal)")
+    p.add_argument("--study", help="study name (default: the job file's stem)")
+    p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="overrides [tune].sampler")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one job-file value (TOML syntax; repeatable)")
+    p.set_defaults(func=run)

@@ -1,0 +1,154 @@
+"""Shiffman-Zelditch sampling in fixed blocks of lines, shared over ranks: the points depend on the seed alone.
+
+Block k intersects LINES_PER_BATCH random lines with X, drawn from its own stream SeedSequence(entropy,
+spawn_key=(k,)), and computes the points' data (charts, g_FS, |Omega|^2, weights); with a chart, only that
+chart's points are kept, so a block's yield is random. Block k is sampled by rank k % R, in waves of R·W
+blocks (W per rank, run in a thread pool); after each wave one Allgather of the blocks' yields settles where
+every block's points lie in the global order (a prefix sum). The global set is the first N points in block
+order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
+with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
+the block, and moved unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from hpcflow.backend import default_threads, get_xp
+from hpcflow.errors import ConfigError
+from hpcflow.geometry.pointset import PointSet
+from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.decompose import counts, displs
+from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
+                                          unpack_rows)
+from hpcflow.parallel.reduce import allgatherv, max_value
+
+#: lines per sampling block; fixed so that a seed gives the same points whatever N, R and threads are.
+LINES_PER_BATCH = 2048
+#: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
+LAYOUTS = ("all", "share", "root")
+_FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
+
+
+def sample_block(surface, k: int, entropy, chart, xp) -> PointSet:
+    """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points."""
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
+    z, n_bad = surface.line_points(LINES_PER_BATCH, rng, xp=xp)
+    ps = surface.point_set(z)
+    ps.n_dropped += n_bad
+    if chart is not None:
+        dropped = ps.n_dropped
+        ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
+        ps.n_dropped = dropped
+    return ps
+
+
+def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
+                  backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all"):
+    """(PointSet, counters): the global sample's rows this rank gets by `layout` ("all", "share", "root").
+
+    "share" is rows decompose.share(N, R, r); "root" gives all N rows to rank 0 and none elsewhere. Memory
+    per rank: its own blocks (~N/R points, ~0.5 kB each for the quintic) plus send and receive buffers of
+    its share; "all" and "root" add the whole set where it lands. `counters`: this rank's sampled blocks and
+    lines, the points its blocks kept, the points it owns, bytes it sent, seconds.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
+    c = resolve(comm)
+    R, r = c.Get_size(), c.Get_rank()
+    t0 = time.perf_counter()
+    entropy = np.random.SeedSequence(seed).entropy
+    if R > 1 and seed is None:
+        entropy = c.bcast(entropy, root=0)  # one fresh seed for the whole job
+    xp = get_xp(backend)
+    threads = default_threads() if threads is None else max(1, int(threads))
+    if xp is not np:
+        threads = 1
+    width = int(max_value(threads, comm=c)) if R > 1 else threads  # the same wave on every rank
+    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=c)
+    offset = displs(yields[:, 0])
+    last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
+    used = [k for k in sorted(mine) if k <= last and yields[k, 0] > 0]
+    take = [min(int(yields[k, 0]), n_points - int(offset[k])) for k in used]
+    n_blocks, n_kept = len(mine), int(sum(len(p) for p in mine.values()))
+    idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
+    sent = 0
+    if R == 1:
+        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in _FIELDS]
+    else:
+        lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
+        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=c)
+        if layout == "all":
+            buf, lay = pack_rows(arrays)
+            del arrays
+            arrays = unpack_rows(allgatherv(buf, comm=c), lay)
+    ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
+                  seed=int(entropy) if seed is None else seed)
+    counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
+                "sampled_points": n_kept, "points_owned": len(ps),
+                "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
+    return ps, counters
+
+
+def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm):
+    """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
+
+    A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
+    rank k % R; one Allgather per wave settles the yields.
+    """
+    R, r = comm.Get_size(), comm.Get_rank()
+    mine, yields, have, k0 = {}, [], 0, 0
+    per = len(surface.charts) if chart is not None else 1
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        while have < n_points:
+            if k0 >= max_batches:
+                raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
+            need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
+            w = max(1, min(-(-need // R), 4 * width))
+            own = list(range(k0 + r, k0 + R * w, R))
+            parts = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp), own))
+            mine.update(zip(own, parts))
+            local = np.array([[len(p), p.n_dropped] for p in parts], dtype=np.int64).reshape(w, 2)
+            wave = allgatherv(local, comm=comm).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
+            yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
+            have += int(wave[:, 0].sum())
+            k0 += R * w
+    return mine, np.concatenate(yields)
+
+
+def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm):
+    """(bytes sent, field arrays): the first take[i] rows of blocks used[i] (global rows idx) moved to the rank
+    r with bounds[r] <= idx < bounds[r+1], in global order; blocks are packed and freed one by one."""
+    lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in _FIELDS)]
+    send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
+    for k, m in zip(used, take):
+        p = mine.pop(k)
+        pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in _FIELDS], out=send[pos:pos + m])
+        pos += m
+    mine.clear()
+    sent = send.nbytes
+    recv, _ = alltoallv_rows(send, owner_counts(idx, bounds), comm=comm)
+    del send
+    return sent, received_in_order(recv, lay)[1]
+
+
+def _empty(surface, field: str) -> np.ndarray:
+    """A field of a zero-point set, with the dtype and trailing shape sampled sets have."""
+    n1, m = surface.n + 1, surface.dim
+    shapes = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,), "jacobian": (m, n1)}
+    dtype = {"chart": np.int64, "weights": np.float64, "omega2": np.float64}.get(field, np.complex128)
+    return np.zeros((0,) + shapes[field], dtype=dtype)
+
+
+def check_chart(surface, chart):
+    """The chart as a tuple (I, J), or a ConfigError naming the valid range."""
+    if chart is None:
+        return None
+    chart = tuple(int(x) for x in chart)
+    if chart not in surface.charts:
+        raise ConfigError(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
+    return chart
+

@@ -1,0 +1,74 @@
+"""TOML writer for validated job configurations (tomllib only reads): `DIR/job.toml` is rebuilt from the cfg.
+
+`dumps(cfg)` writes one `[section]` table per top-level key; values are strings, booleans, ints, finite floats,
+lists and inline tables. None means "not set" and is left out, so re-reading the text with tomllib and
+validating it against the same schema gives the same cfg.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in a TOML comment
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def key(name: str) -> str:
+    """A TOML key: bare when it can be, else a quoted string."""
+    name = str(name)
+    return name if _BARE_KEY.fullmatch(name) else string(name)
+
+
+def string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def value(v, *, nonfinite: bool = False) -> str:
+    """One TOML value (inline form); ValueError for None, unsupported types or (unless `nonfinite`, which
+    writes TOML's nan/inf) non-finite floats."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            if nonfinite:
+                return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+            raise ValueError(f"{v!r} cannot be written to TOML (validated configurations hold finite numbers)")
+        return repr(v)
+    if isinstance(v, str):
+        return string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(value(x, nonfinite=nonfinite) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{key(k)} = {value(x, nonfinite=nonfinite)}" for k, x in v.items()
+                               if x is not None) + "}"
+    raise ValueError(f"{type(v).__name__} value {v!r} cannot be written to TOML")
+
+
+def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
+    """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments
+    (top-level values that are not tables, as in hand-made test files, are written before the tables)."""
+    lines = [f"# {_CONTROL.sub('?', line)}".rstrip() for line in header.splitlines()]
+    for k, v in cfg.items():  # top-level keys that are not tables come before the first [section]
+        if not isinstance(v, dict) and v is not None:
+            lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
+    for section, table in ((k, v) for k, v in cfg.items() if isinstance(v, dict)):
+        if lines:
+            lines.append("")
+        lines.append(f"[{key(section)}]")
+        for k, v in table.items():
+            if v is not None:
+                lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
+    return "\n".join(lines) + "\n"

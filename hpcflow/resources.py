@@ -1,0 +1,403 @@
+"""Resource bounds: peak memory per rank estimated from a validated job, against what the process may use.
+
+`check_resources(cfg, kind)` refuses (ConfigError, one line: estimate and limit) a job whose estimated peak
+resident memory does not fit; `estimate(cfg, kind)` gives the figure and its parts. The model counts the
+arrays each job holds at its peak (point sets, kernel cache, flow state, network parameters and optimiser
+state, activations) plus the interpreter and libraries; its coefficients were checked against measured peak
+RSS (benchmarks/bench_memory_estimate.py, BENCHMARKS.md). The limit is the smallest of the cgroup (v2/v1)
+memory limit, the Slurm allocation (SLURM_MEM_PER_NODE / SLURM_MEM_PER_CPU) and physical memory, shared by
+the ranks on one node. Override: `force=True`, HPCFLOW_IGNORE_MEMORY_CHECK=1 or the commands'
+--no-memory-check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from dataclasses import dataclass, field
+
+from hpcflow.errors import ConfigError
+
+ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
+#: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)
+BASE_BYTES = 160 * 2**20
+SAMPLE_BASE_BYTES = 80 * 2**20  # `hpcflow sample`: NumPy and h5py only
+TORCH_BASE_BYTES = 450 * 2**20
+#: kernel matrices a flow keeps between steps (hpcflow.flow.DEFAULT_CACHE_BYTES) and the rows of one sampler batch
+FLOW_CACHE_BYTES = 256 * 2**20
+LINES_PER_BATCH = 2048
+#: live copies of a point set while it is sampled (parts + concatenation) and of a batch's temporaries
+SAMPLE_COPIES = 2.0
+BATCH_TEMPORARIES = 2.0
+#: float64 arrays of P = m^2 packed components per point the flow holds (metrics, gradient, update, trial, ...)
+FLOW_STATE_ARRAYS = 12
+#: one streamed kernel tile (512 x 512 float64) and its temporaries, per worker thread
+TILE_BYTES = 4 * 8 * 512 * 512
+#: rough seconds per kernel entry evaluated (Gaussian kernel, 2 threads; BENCHMARKS.md "Memory estimate") and
+#: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
+SECONDS_PER_KERNEL_ENTRY = 6e-8
+SECONDS_PER_CACHED_ENTRY = 1e-8
+
+
+@dataclass
+class Estimate:
+    """Estimated peak resident bytes per rank, its parts (label -> bytes) and, where cheap, seconds."""
+
+    bytes: float
+    parts: dict = field(default_factory=dict)
+    seconds: float | None = None
+
+    def largest(self) -> str:
+        return max(self.parts, key=self.parts.get) if self.parts else "base"
+
+
+def fmt_bytes(n: float) -> str:
+    """1.5 GiB, 300 MiB, 12 KiB (or 'unlimited' for inf)."""
+    if not math.isfinite(n):
+        return "unlimited"
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def peak_rss() -> int:
+    """Peak resident bytes of this process (VmHWM; unlike ru_maxrss, not inherited from the parent across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---- memory the process may use -------------------------------------------------------------------------
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max" (cgroup v2 unlimited) -> None
+
+
+def cgroup_limit(root: str = "/") -> int | None:
+    """The tightest memory limit of this process's cgroup and its ancestors (v2 memory.max, v1
+    memory.limit_in_bytes), or None when there is none."""
+    limits = []
+    try:
+        with open(os.path.join(root, "proc/self/cgroup")) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hid == "0" and controllers == "":  # v2, mounted alone or beside v1 ("hybrid": cgroup/unified)
+            places = [("sys/fs/cgroup", "memory.max"), ("sys/fs/cgroup/unified", "memory.max")]
+        elif "memory" in controllers.split(","):
+            places = [("sys/fs/cgroup/memory", "memory.limit_in_bytes")]
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for base, name in places:
+            for k in range(len(parts), -1, -1):  # the group, then each ancestor (a namespace sees its own root)
+                value = _read_int(os.path.join(root, base, *parts[:k], name))
+                if value is not None and value < 2**60:  # v1 reports "unlimited" as ~2^63
+                    limits.append(value)
+    return min(limits) if limits else None
+
+
+def _leading_int(text: str) -> int | None:
+    digits = ""
+    for ch in text.strip():
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else None
+
+
+def local_ranks(ranks: int, environ=None) -> int:
+    """Ranks sharing this node's memory: the launcher's local size when it says, else all `ranks`."""
+    env = os.environ if environ is None else environ
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MPI_LOCAL_NRANKS", "SLURM_NTASKS_PER_NODE"):
+        n = _leading_int(env.get(var, ""))
+        if n:
+            return min(n, max(1, ranks))
+    return max(1, ranks)
+
+
+def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[float, str]:
+    """(bytes one rank may use, where that figure comes from): node-wide limits (cgroup, SLURM_MEM_PER_NODE,
+    physical memory) shared by the local ranks; per-task limits (SLURM_MEM_PER_CPU x CPUs per task,
+    RLIMIT_AS) as they are."""
+    env = os.environ if environ is None else environ
+    local = local_ranks(ranks, env)
+    found = []
+    try:
+        found.append((os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / local, "physical memory"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    cg = cgroup_limit(root)
+    if cg is not None:
+        found.append((cg / local, "cgroup memory limit"))
+    per_node = _leading_int(env.get("SLURM_MEM_PER_NODE", ""))
+    if per_node:
+        found.append((per_node * 2**20 / local, "SLURM_MEM_PER_NODE"))
+    per_cpu = _leading_int(env.get("SLURM_MEM_PER_CPU", ""))
+    if per_cpu:
+        cpus = _leading_int(env.get("SLURM_CPUS_PER_TASK", "")) or 1
+        found.append((per_cpu * 2**20 * cpus, "SLURM_MEM_PER_CPU"))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft > 0:
+        found.append((soft, "RLIMIT_AS (ulimit -v)"))
+    if not found:
+        return math.inf, "no limit found"
+    bytes_, source = min(found)
+    if local > 1:
+        source += f" / {local} ranks per node" if source in ("physical memory", "cgroup memory limit",
+                                                             "SLURM_MEM_PER_NODE") else ""
+    return bytes_, source
+
+
+# ---- estimates ------------------------------------------------------------------------------------------
+def point_bytes(dim: int) -> int:
+    """Bytes of one sampled point (PointSet: points, weights, |Omega|^2, g_FS, chart, Jacobian) in dimension dim."""
+    n1, m = dim + 2, dim
+    return 16 * n1 + 8 + 8 + 16 * m * m + 16 + 16 * m * n1
+
+
+def sample_bytes(n: int, dim: int, *, threads: int = 1, one_chart: bool = True) -> dict:
+    """Parts of the peak of Hypersurface.sample(n): the kept points and one wave of full sampler batches."""
+    pb, degree = point_bytes(dim), dim + 2
+    per_batch = LINES_PER_BATCH * degree  # points of one batch (all charts)
+    charts = (dim + 2) * (dim + 1) if one_chart else 1
+    batches = -(-n * charts // per_batch)
+    wave = max(1, min(batches, 4 * max(1, threads)))
+    return {"points": SAMPLE_COPIES * n * pb, "sampler batches": BATCH_TEMPORARIES * wave * per_batch * pb}
+
+
+def _add(parts: dict, new: dict, prefix: str = "") -> None:
+    for k, v in new.items():
+        key = f"{prefix}{k}"
+        parts[key] = parts.get(key, 0.0) + float(v)
+
+
+def _operator_entries(n_train: int, n_test: int, ranks: int, blocks: int) -> list[tuple[float, bool]]:
+    """(kernel entries, cached?) of the train and test operators of one rank: a matrix is cached when it fits
+    its share of FLOW_CACHE_BYTES, else streamed tile by tile every step."""
+    share = FLOW_CACHE_BYTES / (2 * blocks)
+    out = []
+    for n in (n_train, n_test):
+        per_block = n * n_train / blocks**2 / ranks
+        out.append((per_block * blocks, 8.0 * per_block <= share))
+    return out
+
+
+def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, blocks: int = 1) -> dict:
+    """Flow state and kernel: cached matrices, plus one streamed tile (TILE_BYTES) per worker thread."""
+    cached = sum(8.0 * e for e, c in _operator_entries(n_train, n_test, ranks, blocks) if c)
+    return {"flow state": FLOW_STATE_ARRAYS * 8.0 * dim * dim * (n_train + n_test),
+            "kernel": cached + TILE_BYTES * threads}
+
+
+def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1) -> float:
+    """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated."""
+    t = 0.0
+    for entries, cached in _operator_entries(n_train, n_test, ranks, blocks):
+        t += entries * (SECONDS_PER_KERNEL_ENTRY + steps * SECONDS_PER_CACHED_ENTRY if cached
+                        else steps * SECONDS_PER_KERNEL_ENTRY)
+    return t
+
+
+def _threads() -> int:
+    from hpcflow.backend import default_threads
+
+    return default_threads()
+
+
+def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
+    """Kind "flow" (and the flow part of noise_scan / local_limit): samples, flow state, kernel, clustering."""
+    geo = cfg["geometry"]
+    n_tr, n_te, dim = geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"]
+    parts = {"base": BASE_BYTES}
+    _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads()), "sample ")
+    cl = cfg.get("clustering", {})
+    blocks = cl["n_clusters"] if cl.get("method") else 1
+    _add(parts, _flow_parts(n_tr, n_te, dim, ranks, _threads(), blocks))
+    if cl.get("method") == "full":
+        parts["clustering distances"] = 3 * 8.0 * n_tr * n_tr
+    elif cl.get("method") == "batched":
+        b = min(cl["batch_size"], n_tr)
+        parts["clustering distances"] = 3 * 8.0 * b * b
+    return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks))
+
+
+def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
+    geo = cfg["geometry"]
+    n = geo["n_train"]
+    est = estimate_flow({"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}, ranks=ranks)
+    levels = len(cfg["noise"]["scales"])
+    est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
+    est.bytes = sum(est.parts.values())
+    est.seconds *= levels
+    return est
+
+
+def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
+    est = estimate_flow(cfg, ranks=ranks)
+    est.seconds *= len(cfg["local_limit"]["widths"])
+    return est
+
+
+def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
+    """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}."""
+    s = cfg["sample"]
+    parts = {"base": SAMPLE_BASE_BYTES}
+    threads = s.get("threads") or _threads()
+    _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=s.get("chart") is not None), "sample ")
+    return Estimate(sum(parts.values()), parts)
+
+
+def estimate_distance_scaling(cfg: dict, *, ranks: int = 1) -> Estimate:
+    geo, sc = cfg["geometry"], cfg["scaling"]
+    n = max(sc["n_points"])
+    parts = {"base": BASE_BYTES}
+    _add(parts, sample_bytes(n, geo["dim"], threads=_threads(), one_chart=False), "sample ")
+    f = (geo["dim"] + 2) ** 2
+    parts["features and tiles"] = 8.0 * n * f * 2 + 1.5 * 8.0 * 512 * min(n, 65536)
+    if sc["method"] == "tree":
+        parts["KD-tree"] = 8.0 * n * (f + 4)
+    return Estimate(sum(parts.values()), parts)
+
+
+def estimate_clustering(cfg: dict, *, ranks: int = 1) -> Estimate:
+    pts = cfg["points"]
+    n = pts["n_points"]
+    parts = {"base": BASE_BYTES}
+    _add(parts, sample_bytes(n, pts["dim"], threads=_threads(), one_chart=pts["chart"] is not None), "sample ")
+    parts["distance matrices"] = 4 * 8.0 * n * n  # full clustering, then (not at once) the Fig. 2 matrices
+    return Estimate(sum(parts.values()), parts)
+
+
+def mlp_parameters(n_in: int, width: int, depth: int, n_out: int = 9) -> int:
+    """Parameters of an MLP n_in -> depth x width -> n_out (weights and biases)."""
+    return (n_in + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_out
+
+
+def estimate_nn(cfg: dict, *, ranks: int = 1) -> Estimate:
+    """Kind "nn": points and tensors, parameters with gradient and Adam state, activations, NTK, width sweep."""
+    geo, mo, tr = cfg["geometry"], cfg["model"], cfg["training"]
+    n = geo["n_train"] + geo["n_val"]
+    itemsize = 8 if mo["dtype"] == "float64" else 4
+    n_in = 10 + (5 if mo["features"] == "reim_abs2" else 0)
+    parts = {"base": TORCH_BASE_BYTES}
+    _add(parts, sample_bytes(n, 3, threads=_threads(), one_chart=bool(geo["chart"])), "sample ")
+    parts["tensors"] = 3.0 * n * (n_in + 9 + 2) * itemsize  # data, one shuffled copy per epoch, batch views
+
+    def network(width: int, batch: int) -> float:
+        p = mlp_parameters(n_in, width, mo["depth"])
+        return 5.0 * p * itemsize + 8.0 * batch * width * mo["depth"] * itemsize * 9  # params+grad+Adam; activations
+
+    batch = min(tr["batch_size"], geo["n_train"])
+    parts["network"] = 2 * network(mo["width"], batch)  # the model and its epoch-0 copy
+    nk = cfg["ntk"]
+    if nk["enabled"]:
+        pts = nk["n_train_points"] + nk["n_test_points"]
+        p = mlp_parameters(n_in, mo["width"], mo["depth"])
+        jac = pts * 9 * p * itemsize
+        use_jac = nk["method"] == "jacobian" or (nk["method"] == "auto" and jac <= 2**28)
+        parts["NTK"] = 3.0 * jac if use_jac else 4.0 * pts * 9 * mo["width"] * mo["depth"] * itemsize
+        parts["NTK"] += 8.0 * 81 * pts * pts * (tr["epochs"] + 1) / 2
+    ws = cfg["width_sweep"]
+    if ws["widths"]:
+        parts["width sweep network"] = network(max(ws["widths"]), min(batch, ws["n_train"]))
+    kf = cfg["kernel_flow"]
+    if kf["enabled"]:
+        nf = kf["n_train"] + kf["n_test"]
+        parts["NTK kernel flow"] = 6.0 * nf * 9 * mo["width"] * mo["depth"] * itemsize + 8.0 * 81 * nf
+    return Estimate(sum(parts.values()), parts)
+
+
+ESTIMATORS = {
+    "flow": estimate_flow,
+    "noise_scan": estimate_noise_scan,
+    "local_limit": estimate_local_limit,
+    "distance_scaling": estimate_distance_scaling,
+    "clustering": estimate_clustering,
+    "nn": estimate_nn,
+    "sample": estimate_sample,
+}
+
+
+def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
+    """Estimated peak memory (and, for flows, seconds) per rank of a validated job configuration."""
+    kind = kind or cfg["job"]["kind"]
+    if kind not in ESTIMATORS:
+        raise ValueError(f"no resource estimate for job kind {kind!r}")
+    return ESTIMATORS[kind](cfg, ranks=max(1, int(ranks)))
+
+
+def ignore_requested(environ=None) -> bool:
+    """True when HPCFLOW_IGNORE_MEMORY_CHECK=1; ConfigError for a value other than 0, 1 or empty."""
+    value = (os.environ if environ is None else environ).get(ENV_IGNORE, "").strip()
+    if value not in ("", "0", "1"):
+        raise ConfigError(f"{ENV_IGNORE}={value[:40]!r} must be 1 (skip the memory check), 0 or unset; fix it")
+    return value == "1"
+
+
+def check_environment(environ=None) -> None:
+    """Validate the HPCFLOW_* variables before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND
+    (numpy, cupy, auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1); ConfigError naming the
+    variable otherwise."""
+    from hpcflow.backend import _CHOICES
+    from hpcflow.jobs.schema import MAX_THREADS
+
+    env = os.environ if environ is None else environ
+    threads = env.get("HPCFLOW_THREADS", "").strip()
+    if threads and not (threads.isdigit() and 1 <= int(threads) <= MAX_THREADS):
+        raise ConfigError(f"HPCFLOW_THREADS={threads[:40]!r} must be an integer in [1, {MAX_THREADS}]; "
+                          "set e.g. HPCFLOW_THREADS=2 or unset it")
+    backend = env.get("HPCFLOW_BACKEND", "").strip().lower()
+    if backend and backend not in _CHOICES:
+        raise ConfigError(f"HPCFLOW_BACKEND={backend[:40]!r} is not one of {', '.join(_CHOICES)}; set numpy, cupy "
+                          "or auto, or unset it")
+    quiet = env.get("HPCFLOW_QUIET", "").strip()
+    if quiet not in ("", "1"):
+        raise ConfigError(f"HPCFLOW_QUIET={quiet[:40]!r} must be 1 (no progress bars) or unset; fix it")
+    ignore_requested(env)
+
+
+def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, force: bool = False,
+                    source: str = "job") -> Estimate:
+    """Refuse (ConfigError) a job whose estimated peak memory per rank exceeds what the process may use,
+    unless `force` or HPCFLOW_IGNORE_MEMORY_CHECK=1. Returns the estimate."""
+    ignore = ignore_requested()
+    est = estimate(cfg, kind, ranks=ranks)
+    if force or ignore:
+        return est
+    limit, where = memory_limit(ranks=ranks)
+    if est.bytes > limit:
+        big = est.largest()
+        raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
+                          f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
+                          f"({where}); reduce the sizes, use more nodes, or pass --no-memory-check "
+                          f"(or {ENV_IGNORE}=1) if you know better")
+    return est
+
+
+def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
+    """One phrase for `--check`: the estimated peak memory per rank against the limit (and seconds if known)."""
+    est = estimate(cfg, kind, ranks=ranks)
+    limit, where = memory_limit(ranks=ranks)
+    text = f"estimated peak memory {fmt_bytes(est.bytes)} per rank of {fmt_bytes(limit)} ({where})"
+    return text + (f", roughly {est.seconds:.3g} s of kernel products" if est.seconds is not None else "")
+
+
+def add_memory_check_argument(parser) -> None:
+    """Add --no-memory-check (dest `no_memory_check`) to an argparse (sub)parser."""
+    parser.add_argument("--no-memory-check", action="store_true", dest="no_memory_check",
+                        help=f"skip the estimate of peak memory against the limit (also {ENV_IGNORE}=1)")

@@ -1,0 +1,56 @@
+"""The objective of a trial from its sigma history (names in `hpcflow.tune.space.OBJECTIVES`).
+
+The same function gives the value reported at every step (pruning compares like with like) and the final one.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def value(name: str, sigma_train, sigma_test) -> float:
+    """Objective `name` of histories whose entry 0 is the FS sigma and whose last entry is the current step."""
+    if name == "log_gain_train":
+        return _log_ratio(sigma_train[0], sigma_train[-1])
+    if name == "log_gain_test":
+        return _log_ratio(sigma_test[0], sigma_test[-1])
+    if name == "log_gain_test_best":
+        return _log_ratio(sigma_test[0], min((s for s in sigma_test if not math.isnan(s)), default=math.nan))
+    if name == "sigma_test":
+        return float(sigma_test[-1])
+    raise ValueError(f"unknown objective {name!r}")
+
+
+def from_summary(name: str, summary: dict) -> float:
+    """Objective `name` at the end of a finished trial, from its summary (gains = sigma(0) / sigma(step))."""
+    key = {"log_gain_train": "gain_train", "log_gain_test": "gain_test", "log_gain_test_best": "gain_test_best",
+           "sigma_test": "sigma_test_final"}[name]
+    x = summary.get(key)
+    if x is None or not x > 0:
+        return float("nan")
+    return float(x) if name == "sigma_test" else math.log(x)
+
+
+def _log_ratio(initial: float, current: float) -> float:
+    """log(initial / current); NaN when either is not a finite positive number (the trial then fails)."""
+    if not (initial > 0 and current > 0 and math.isfinite(initial) and math.isfinite(current)):
+        return float("nan")
+    return math.log(initial / current)
+
+
+class Tracker:
+    """Keeps the sigma histories of a running trial from kernel_flow's per-step callback dicts."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.train: list[float] = []
+        self.test: list[float] = []
+
+    def step(self, info: dict, sigma0: tuple[float, float]) -> float:
+        """Record one step and return the objective at it."""
+        if not self.train:
+            self.train.append(float(sigma0[0]))
+            self.test.append(float(sigma0[1]))
+        self.train.append(float(info["sigma_train"]))
+        self.test.append(float(info["sigma_test"]))
+        return value(self.name, self.train, self.test)

@@ -1,0 +1,128 @@
+"""The `[tune]` table of a flow job: search space over job settings, objective, sampler, pruning, failures.
+
+    [tune]
+    objective = "log_gain_test"          # log(sigma_test(0) / sigma_test(last step)), maximised
+    [tune.space]
+    "flow.dt" = {low = 1.0, high = 30.0, log = true}     # type from the job schema: float field -> float range
+    "flow.steps" = {low = 10, high = 50, step = 10}       # int field -> int range
+    "kernel.form" = {choices = ["exp", "gauss"]}          # categorical (any field type)
+
+Every bound and choice is validated like the job setting it names, so an impossible range is a one-line
+ConfigError naming `[tune.space]."flow.dt".low`, before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import Field, at_least, positive, validate, validate_field
+
+#: objective name -> (default direction, needs test points)
+OBJECTIVES = {
+    "log_gain_test": ("maximize", True),       # log sigma_test gain at the last step (default)
+    "log_gain_test_best": ("maximize", True),  # log sigma_test gain at the best step so far
+    "log_gain_train": ("maximize", False),     # log sigma_train gain at the last step
+    "sigma_test": ("minimize", True),          # sigma_test at the last step
+}
+
+TUNE_SECTION = {
+    "space": Field(dict, help="job setting 'SECTION.KEY' -> {low, high, log, step} or {choices = [...]}"),
+    "objective": Field(str, "log_gain_test", choices=tuple(OBJECTIVES)),
+    "direction": Field(str, None, choices=("maximize", "minimize"), help="unset = the objective's own"),
+    "sampler": Field(str, "tpe", choices=("tpe", "gp", "random"), help="--sampler overrides it"),
+    "seed": Field(int, 0, check=at_least(0), help="study seed: every trial's points derive from it"),
+    "pruner": Field(str, "median", choices=("median", "none")),
+    "pruner_startup_trials": Field(int, 5, check=at_least(0), help="trials finished before pruning starts"),
+    "pruner_warmup_steps": Field(int, 10, check=at_least(0), help="steps of a trial before it may be pruned"),
+    "retries": Field(int, 0, check=at_least(0), help="re-run a failed trial's parameters this many times"),
+    "stale_seconds": Field(float, 86400.0, check=positive,
+                           help="a RUNNING trial older than this (journal storage) is marked failed"),
+    "heartbeat_seconds": Field(int, 60, check=at_least(1), help="RDB storage heartbeat of running trials"),
+}
+
+_RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched job setting: `name` = 'SECTION.KEY'; kind 'float', 'int' or 'categorical'."""
+
+    name: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple = ()
+
+
+def validate_section(table, schema: dict, *, source: str = "job") -> dict:
+    """The validated [tune] table of a job whose kind has `schema`; `space` becomes a list of Params."""
+    tune = validate({"tune": table}, {"tune": TUNE_SECTION}, source=source)["tune"]
+    if not tune["space"]:
+        raise ConfigError(f"{source}: [tune].space is empty; add e.g. [tune.space] \"flow.dt\" = {{low = 1, high = 30}}")
+    tune["space"] = [_param(source, name, spec, schema) for name, spec in tune["space"].items()]
+    if tune["direction"] is None:
+        tune["direction"] = OBJECTIVES[tune["objective"]][0]
+    return tune
+
+
+def _param(source: str, name: str, spec, schema: dict) -> Param:
+    where = f'{source}: [tune.space]."{name}"'
+    section, _, key = name.partition(".")
+    if section in ("job", "tune") or section not in schema or key not in schema[section]:
+        raise ConfigError(f"{where} names no job setting; use 'SECTION.KEY' of a setting of this job kind, "
+                          "e.g. \"flow.dt\"")
+    if name == "geometry.seed":
+        raise ConfigError(f"{where}: every trial draws its own points from [tune].seed; remove it")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} = {spec!r} must be a table {{low, high, log, step}} or {{choices = [...]}}")
+    field = schema[section][key]
+    if "choices" in spec:
+        return _categorical(where, name, spec, field)
+    return _range(where, name, spec, field)
+
+
+def _categorical(where, name, spec, field) -> Param:
+    if set(spec) != {"choices"}:
+        raise ConfigError(f"{where}: choices cannot be combined with {sorted(set(spec) - {'choices'})}; remove them")
+    choices = spec["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"{where}.choices must be a non-empty list; fix it")
+    values = tuple(validate_field(f"{where}.choices[{i}]", c, field) for i, c in enumerate(choices))
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"{where}.choices = {choices!r} repeats a value; list each once")
+    return Param(name, "categorical", choices=values)
+
+
+def _range(where, name, spec, field) -> Param:
+    unknown = sorted(set(spec) - _RANGE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]} is an unknown key; known: low, high, log, step, choices")
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    kind = "int" if int in types else "float" if float in types else None
+    if kind is None:
+        raise ConfigError(f"{where}: a range needs a numeric setting; give {{choices = [...]}} instead")
+    for k in ("low", "high"):
+        if k not in spec:
+            raise ConfigError(f"{where}.{k} is required for a range; add it")
+    low, high = (validate_field(f"{where}.{k}", spec[k], field) for k in ("low", "high"))
+    log = validate_field(f"{where}.log", spec.get("log", False), Field(bool))
+    step = spec.get("step")
+    if step is not None:
+        step = validate_field(f"{where}.step", step, Field(int if kind == "int" else float, check=positive))
+    if not low < high:
+        raise ConfigError(f"{where}: low = {low!r} must be below high = {high!r}; fix the range")
+    if log and low <= 0:
+        raise ConfigError(f"{where}.low = {low!r} must be > 0 with log = true; raise it")
+    if log and step is not None and (kind == "float" or step != 1):
+        raise ConfigError(f"{where}: log = true cannot be combined with step; remove one")
+    return Param(name, kind, low=low, high=high, log=log, step=step)
+
+
+def overrides(params: dict) -> list[str]:
+    """`SECTION.KEY=VALUE` strings (TOML values) that set the chosen parameters on a job, like --set."""
+    from hpcflow.tune.toml import value
+
+    return [f"{name}={value(v)}" for name, v in params.items()]

@@ -1,0 +1,101 @@
+"""Where a study lives: an Optuna journal file (default `DIR/study.journal`) or any SQLAlchemy URL.
+
+A journal needs no server and is safe for several processes on a shared filesystem, but has no heartbeat:
+`recover_stale` marks RUNNING trials whose process is gone (same host) or that are older than a grace period
+as failed, and optionally queues their parameters again. RDB URLs use Optuna's own heartbeat.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import warnings
+
+from hpcflow.errors import UserError
+
+
+class StorageError(UserError):
+    """The --storage URL or journal path cannot be opened."""
+
+
+def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int = 0):
+    """An Optuna storage: JournalStorage on `url` (a path; default out/study.journal) or RDBStorage (a URL)."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    url = url or os.path.join(out, "study.journal")
+    try:
+        if "://" in url:
+            retry = RetryFailedTrialCallback(max_retry=retries) if retries else None
+            with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                  failed_trial_callback=retry)
+        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    except (OSError, ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
+        raise StorageError(f"--storage {url}: cannot open it ({' '.join(str(exc).split())[:200]}); pass a "
+                           "writable journal path or an SQLAlchemy URL such as sqlite:///study.db") from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
+        raise StorageError(f"--storage {url}: cannot open it ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); check the URL and that the server answers") from None
+
+
+def is_journal(storage) -> bool:
+    from optuna.storages import JournalStorage
+
+    return isinstance(storage, JournalStorage)
+
+
+def mark_worker(trial) -> None:
+    """Record which process runs `trial` (user attrs host, pid) so a later worker can tell if it died."""
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+
+
+def _process_gone(host, pid) -> bool:
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return False  # another machine: only the grace period can tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
+    """Mark RUNNING trials of a journal study whose worker is gone, or older than grace_seconds, as FAIL.
+
+    Their parameters are queued again when `retries` allows (user attr `attempt`). Returns the trial numbers.
+    """
+    from optuna.trial import TrialState
+
+    now = datetime.datetime.now()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
+            continue
+        old = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_seconds
+        if not (old or _process_gone(t.user_attrs.get("host"), t.user_attrs.get("pid"))):
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "failure", "worker gone (stale RUNNING trial)")
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except Exception:  # noqa: BLE001 - another worker finished or failed it first
+            continue
+        failed.append(t.number)
+        requeue(study, t, retries)
+    return failed
+
+
+def requeue(study, trial, retries: int) -> bool:
+    """Queue the parameters of a failed trial again if it has attempts left (new points, new number)."""
+    attempt = int(trial.user_attrs.get("attempt", 0))
+    if attempt >= retries or not trial.params:
+        return False
+    study.enqueue_trial(trial.params, user_attrs={"attempt": attempt + 1, "retry_of": trial.number})
+    return True

@@ -1,0 +1,290 @@
+"""An Optuna study over the `[tune]` space of a flow job; each trial a fresh-point flow in DIR/trials/NNNN/.
+
+Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run directory); every rank runs the
+flow and takes rank 0's pruning decision at every step. Re-running on the same storage and study name adds
+trials. A trial that raises is recorded as failed (its parameters queued again while `retries` allow) and
+the study goes on; `DIR/best.toml` is the job with the best parameters filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import traceback
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hpcflow.errors import ConfigError, MissingDependencyError, OutputPathError, RunStop, UserError
+from hpcflow.tune import objective as objectives
+from hpcflow.tune import space as spaces
+from hpcflow.tune.storage import StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue
+from hpcflow.tune.trial import run_trial, trial_seeds
+
+
+@dataclass
+class TuneJob:
+    """A validated job file with its [tune] table and the command-line overrides it is run with."""
+
+    path: str
+    overrides: list
+    cfg: dict
+    tune: dict
+
+    def trial_cfg(self, params: dict) -> dict:
+        """The validated job with `params` set, exactly as `hpcflow run --set ...` would read it."""
+        from hpcflow.jobs import registry
+
+        return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
+
+
+def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
+    """Validate a job file and its [tune] table (and the sampler's dependencies) before any work."""
+    from hpcflow.jobs import registry
+
+    _, cfg, extras = registry.load_with_extras(path, list(overrides))
+    if "tune" not in extras:
+        raise ConfigError(f"{path}: no [tune] table; add [tune.space] with the settings to search "
+                          "(see jobs/tune_gaussian.toml)")
+    tune = extras["tune"]
+    if sampler is not None:
+        tune["sampler"] = sampler
+    if spaces.OBJECTIVES[tune["objective"]][1] and cfg["geometry"]["n_test"] == 0:
+        raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
+                          "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
+    check_sampler(tune["sampler"])
+    return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+def check_sampler(name: str) -> None:
+    if name == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("--sampler gp (Optuna's GPSampler) needs torch: pip install torch "
+                                         "(or pip install 'hpcflow[nn]'), or use --sampler tpe") from None
+
+
+def make_sampler(name: str, seed: int):
+    import optuna
+
+    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "gp": optuna.samplers.GPSampler}[name](seed=seed)
+
+
+def make_pruner(tune: dict):
+    import optuna
+
+    if tune["pruner"] == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=tune["pruner_startup_trials"],
+                                       n_warmup_steps=tune["pruner_warmup_steps"])
+
+
+def suggest(trial, p: spaces.Param):
+    """The value of one parameter for `trial` (Optuna's suggest API by kind)."""
+    if p.kind == "categorical":
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if p.kind == "int":
+        return trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
+    return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
+def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
+    """Run one broadcast trial on every rank; rank 0 (with `trial`) reports each step and decides pruning."""
+    from hpcflow.parallel.comm import resolve
+
+    comm = resolve(comm)
+    cfg = job.trial_cfg(spec["params"])
+    tracker = objectives.Tracker(job.tune["objective"])
+    pruned = []
+
+    def on_step(info, sigma0):
+        v = tracker.step(info, sigma0)
+        stop = None
+        if trial is not None:
+            if math.isfinite(v):
+                trial.report(v, info["step"])
+            stop = bool(trial.should_prune())
+        stop = comm.bcast(stop, root=0)
+        if stop:
+            pruned.append(info["step"])
+        return stop
+
+    summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm)
+    summary["pruned_at"] = pruned[0] if pruned else None
+    return summary
+
+
+class Worker:
+    """Rank 0's side of a study: asks Optuna for trials, broadcasts them, tells the results."""
+
+    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print):
+        self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
+        self.current = None
+
+    def objective(self, trial) -> float:
+        import optuna
+
+        self.current = trial.number
+        mark_worker(trial)
+        params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
+        seeds = trial_seeds(self.job.tune["seed"], trial.number)
+        run_dir = os.path.join(self.out, "trials", f"{trial.number:04d}")
+        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
+        trial.set_user_attr("seeds", list(seeds))
+        spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
+        summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+        for key in ("status", "gain_train", "gain_test", "sigma_test_final", "wall_seconds"):
+            if summary.get(key) is not None:
+                trial.set_user_attr(key, summary[key])
+        if summary["pruned_at"] is not None:
+            raise optuna.TrialPruned(f"pruned at step {summary['pruned_at']}")
+        return objectives.from_summary(self.job.tune["objective"], summary)
+
+    def run(self, n_trials: int) -> None:
+        for _ in range(n_trials):
+            self.current = None
+            try:
+                self.study.optimize(self.objective, n_trials=1, catch=())
+            except (RunStop, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+                self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:300]}")
+                if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
+                    self.log(traceback.format_exc().rstrip())
+                if self.current is not None:
+                    frozen = self.study.get_trials(deepcopy=False)
+                    trial = next(t for t in frozen if t.number == self.current)
+                    if requeue(self.study, trial, self.job.tune["retries"]):
+                        self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
+                continue
+            self.log(_trial_line(self.study, self.current))
+
+
+def _trial_line(study, number) -> str:
+    t = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if t is None:
+        return "hpcflow tune: no trial ran"
+    value = "" if t.value is None else f" value={t.value:.6g}"
+    params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+    return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({t.user_attrs.get('run_dir')})"
+
+
+def follow(job: TuneJob, *, comm) -> None:
+    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None."""
+    while (spec := comm.bcast(None, root=0)) is not None:
+        try:
+            execute(job, spec, None, comm=comm)
+        except UserError:
+            continue  # rank 0 records the same failure
+
+
+def check_outdir(out: str, study_name: str) -> None:
+    """DIR holds the trials of one study (DIR/study.json names it): refuse another study or a run directory."""
+    marker = os.path.join(out, "study.json")
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as fh:
+            name = json.load(fh).get("study")
+        if name != study_name:
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
+                                  "trials to it, or choose another --out")
+    elif os.path.exists(os.path.join(out, "summary.json")) or os.path.exists(out) and not os.path.isdir(out):
+        raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
+
+
+def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
+    """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered."""
+    import optuna
+
+    from hpcflow.jobs.output import write_json
+
+    tune = job.tune
+    check_outdir(out, study_name)
+    store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
+    # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
+    seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
+               .generate_state(1)[0])
+    try:
+        study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
+                                    sampler=make_sampler(tune["sampler"], seed), pruner=make_pruner(tune),
+                                    load_if_exists=existing_ok)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StorageError(f"study {study_name!r} exists in the storage; pass another --study") from None
+    if study.direction.name.lower() != tune["direction"]:
+        raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
+                          f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
+    os.makedirs(out, exist_ok=True)
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "job": os.path.abspath(job.path)})
+    if is_journal(store):
+        gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
+        if gone:
+            print(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
+    return study, store
+
+
+def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> str | None:
+    """Write out/best.toml: the job file with the best trial's parameters (no [tune]); its path, or None."""
+    from optuna.trial import TrialState
+
+    from hpcflow.jobs.output import write_text
+    from hpcflow.jobs.schema import apply_overrides, read_toml
+    from hpcflow.tune.toml import dumps
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    best = study.best_trial
+    data = apply_overrides(read_toml(job.path), [*job.overrides, *spaces.overrides(best.params)], source=job.path)
+    data.pop("tune", None)
+    path = os.path.join(out, "best.toml")
+    header = (f"Best parameters of the Optuna study {study_name!r} on {job.path}: trial {best.number}, "
+              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {best.user_attrs.get('run_dir')}).\n"
+              f"Run: hpcflow run {path} --out runs/{study_name}_best")
+    write_text(path, dumps(data, header=header), comm=comm)
+    return path
+
+
+def optimize(path, *, trials: int, out: str, storage: str | None = None, study_name: str | None = None,
+             sampler: str | None = None, overrides=(), comm=None, log=print) -> dict:
+    """Add `trials` trials to the study of job `path` (validated first); return counts and the best trial."""
+    import optuna
+
+    from hpcflow.parallel.comm import is_root, resolve
+
+    comm = resolve(comm)
+    job = load(path, overrides, sampler=sampler)  # every rank: job-file errors before any work
+    study_name = study_name or Path(path).stem
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
+    study, err = None, None
+    if is_root(comm):
+        try:
+            study, _ = open_study(job, out, storage=storage, study_name=study_name)
+        except UserError as exc:
+            err = exc
+    err = comm.bcast(err, root=0)
+    if err is not None:
+        raise err
+    if not is_root(comm):
+        follow(job, comm=comm)
+        return {}
+    try:
+        Worker(job, study, out, comm=comm, log=log).run(trials)
+    finally:
+        comm.bcast(None, root=0)
+    return report(study, job, out, study_name, comm=comm)
+
+
+def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
+    """Counts of the study's trials by state, the best trial and best.toml (written when a trial finished)."""
+    counts: dict = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    best_toml = write_best(study, job, out, study_name, comm=comm)
+    best = study.best_trial if best_toml else None
+    return {"study": study_name, "counts": counts, "best_toml": best_toml,
+            "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params}}

@@ -1,0 +1,413 @@
+"""Bad input of every class gets a one-line UserError before any work: schema bounds, cross-checks (and none
+for switched-off sections), --set, the saved job.toml, output paths, memory bounds, HPCFLOW_* variables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from hpcflow.errors import ConfigError, OutputPathError, UserError
+from hpcflow.jobs import output, registry
+from hpcflow.jobs.schema import Field, parse_override, validate
+from hpcflow.jobs.toml_out import dumps
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = sorted((ROOT / "jobs").glob("*.toml"))
+
+
+def _load(tmp_path, job: str, *sets, **kw):
+    return registry.load(ROOT / "jobs" / job, list(sets), **kw)
+
+
+def _refused(tmp_path, job, *sets, words=()):
+    with pytest.raises(UserError) as exc:
+        _load(tmp_path, job, *sets)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+# ---- every number is bounded ------------------------------------------------------------------------------
+def _numeric_fields():
+    import importlib
+
+    for kind, modname in registry.KINDS.items():
+        for section, fields in importlib.import_module(modname).SCHEMA.items():
+            for key, f in fields.items():
+                types = f.type if isinstance(f.type, tuple) else (f.type,)
+                if {int, float} & set(types) or f.items in (int, float):
+                    yield kind, section, key, f
+
+
+def test_every_number_of_every_schema_has_bounds():
+    """Floats need a lower and an upper bound, ints at least a lower one (the int64-safe limit caps the top)."""
+    fields = list(_numeric_fields())
+    assert len(fields) > 60
+    for kind, section, key, f in fields:
+        floaty = float in ((f.type,) if not isinstance(f.type, tuple) else f.type) or f.items is float
+        assert f.lo is not None, (kind, section, key)
+        assert f.hi is not None or not floaty, (kind, section, key)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 1e308, -1e308, 10**30, -(10**30)])
+def test_non_finite_and_huge_values_of_each_number_are_refused_naming_the_key(bad):
+    """Each numeric field of every kind, given bad, is refused by its own field with its key in the message
+    (ints refuse floats as a type error; floats refuse non-finite values and huge ones by their bounds)."""
+    from hpcflow.jobs.schema import validate_field
+
+    for kind, section, key, f in _numeric_fields():
+        value = [bad] if f.items is not None else bad
+        where = f"J: [{section}].{key}"
+        with pytest.raises(ConfigError, match=key):
+            validate_field(where, value, f)
+
+
+@pytest.mark.parametrize("sets, words", [
+    (["geometry.seed=-1"], ["[geometry].seed", "[0,"]),
+    (["geometry.seed=99999999999999999999999"], ["[geometry].seed"]),
+    (["geometry.manifold=\"dwork\"", "geometry.psi=nan"], ["[geometry].psi", "finite"]),
+    (["geometry.manifold=\"dwork\"", "geometry.psi=inf"], ["[geometry].psi"]),
+    (["geometry.manifold=\"dwork\"", "geometry.psi=1e9"], ["[geometry].psi", "1000"]),
+    (["geometry.dim=300"], ["[geometry].dim", "16"]),
+    (["flow.max_halvings=100000"], ["[flow].max_halvings"]),
+    (["flow.steps=1000000000000"], ["[flow].steps"]),
+    (["flow.dt=1e-400"], ["[flow].dt"]),
+    (["kernel.width=1e-300"], ["[kernel].width"]),
+    (["geometry.n_train=100000000000000000000000"], ["[geometry].n_train"]),
+    (["geometry.n_train=100000000000000"], ["estimated peak memory", "exceeds", "--no-memory-check"]),
+    (["geometry.n_train=1000000000000"], ["estimated peak memory"]),
+])
+def test_flow_values_that_validate_but_cannot_work(tmp_path, sets, words):
+    _refused(tmp_path, "quickstart.toml", *sets, words=words)
+
+
+def test_distance_scaling_lists_that_cannot_be_fitted(tmp_path):
+    _refused(tmp_path, "distance_scaling.toml", "scaling.n_points=[1000]", "scaling.fit_from=0",
+             words=["[scaling].n_points", "two different sizes"])
+    _refused(tmp_path, "distance_scaling.toml", "scaling.n_points=[1000, 1000]", "scaling.fit_from=0",
+             words=["[scaling].n_points"])
+    _refused(tmp_path, "distance_scaling.toml", "scaling.n_points=[100, 1000, 1000]", "scaling.fit_from=0",
+             words=["[scaling].n_points", "repeats"])
+    _refused(tmp_path, "distance_scaling.toml", "scaling.n_points=[100, 1000]", "scaling.fit_from=500",
+             words=["[scaling].fit_from"])
+    _, cfg = _load(tmp_path, "distance_scaling.toml", "scaling.n_points=[100, 1000]", "scaling.fit_from=0")
+    assert cfg["scaling"]["n_points"] == [100, 1000]
+
+
+def test_learning_rates_that_overflow_are_refused(tmp_path):
+    # lr(width) = 1e-3 * (64 / 1)^10 ~ 1e15 > 1e6
+    _refused(tmp_path, "nn_smoke.toml", "width_sweep.widths=[1, 64]", "width_sweep.width_ref=64",
+             "width_sweep.lr=1e-3", "width_sweep.lr_exponent=10", words=["[width_sweep]", "lr_exponent"])
+    _refused(tmp_path, "nn_smoke.toml", "width_sweep.lr_exponent=1e300", words=["[width_sweep].lr_exponent"])
+    # exponential schedule: 3e-3 * 1e6^5 = 3e27
+    _refused(tmp_path, "nn_smoke.toml", "training.lr_decay=1e6", words=["[training].lr_decay"])
+    _refused(tmp_path, "nn_smoke.toml", "training.lr=1e300", words=["[training].lr"])
+
+
+def test_switched_off_sections_are_not_cross_checked(tmp_path):
+    """A disabled width sweep / kernel flow / NTK / clustering whose sizes exceed the points is accepted;
+    switched on, the same sizes are refused."""
+    small = ["geometry.n_train=200", "geometry.n_val=100", "width_sweep.n_train=5000", "kernel_flow.n_train=500",
+             "kernel_flow.n_test=500", "ntk.n_train_points=300", "ntk.n_test_points=300"]
+    off = small + ["width_sweep.widths=[]", "kernel_flow.enabled=false", "ntk.enabled=false"]
+    _load(tmp_path, "nn_smoke.toml", *off)
+    for on, key in (("width_sweep.widths=[16]", "[width_sweep].n_train"),
+                    ("kernel_flow.enabled=true", "[kernel_flow].n_train"),
+                    ("ntk.enabled=true", "[ntk].n_train_points")):
+        _refused(tmp_path, "nn_smoke.toml", *off, on, words=[key])
+    _refused(tmp_path, "nn_smoke.toml", *off, "training.lr_min=1.0", words=["[training].lr_min"])
+    # a flow's [clustering] keys are checked only with a method
+    _load(tmp_path, "table1_delta_tuned.toml", "geometry.n_train=50", "clustering.n_clusters=500", "clustering.batch_size=3")
+    _refused(tmp_path, "table1_delta_tuned.toml", "geometry.n_train=50", "clustering.n_clusters=40",
+             "clustering.batch_size=20", "clustering.method=\"batched\"", words=["[clustering]"])
+
+
+# ---- --set and the saved job ------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "job.description=\"x\"\n[evil]\ny = 1",
+    "job.description=\"x\"\r[evil]",
+    "flow.steps=1\nflow.dt=3",
+    "flow.steps=1 flow.dt = 3",
+    "flow.steps=\"a\" \"b\"",
+    "job.description=two words",
+    "flow.steps=1, 2",
+    "a.b.c=1",
+    "flow .steps=1",
+])
+def test_set_value_is_one_toml_value_or_refused(text):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override(text)
+
+
+def test_deeply_nested_values_are_config_errors(tmp_path):
+    from hpcflow.jobs.schema import read_toml
+
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override("flow.steps=" + "[" * 50000 + "]" * 50000)
+    job = tmp_path / "deep.toml"
+    job.write_text("[job]\nkind = \"flow\"\n[flow]\ndt = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_toml(job)
+
+
+def test_set_accepts_single_values():
+    assert parse_override("flow.steps=3 # comment") == ("flow", "steps", 3)
+    assert parse_override("kernel.name=delta") == ("kernel", "name", "delta")
+    assert parse_override('job.description="a\\nb = [c]"') == ("job", "description", "a\nb = [c]")
+    assert parse_override("scaling.n_points=[1, 2]") == ("scaling", "n_points", [1, 2])
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda p: p.name)
+def test_saved_job_rereads_to_the_same_configuration(job):
+    _, cfg = registry.load(job)
+    module = registry.job_module(cfg["job"]["kind"])
+    text = dumps(cfg, header=f"from {job}\nrun with: --set x=1")
+    assert validate(tomllib.loads(text), module.SCHEMA) == cfg
+
+
+def test_toml_writer_escapes_strings_and_keys():
+    cfg = {"job": {"kind": "flow", "description": 'a "q" \\ back\nnew\ttab \x01 \x7f é ✓ \U0001F600'},
+           "odd key": {"k.e y": [1, 2.5, -0.0, 1e-300, 1e300], "t": True, "u": {"x": 1, "y": "z"}}}
+    assert tomllib.loads(dumps(cfg, header="line 1\nline \x00 2\r")) == cfg
+    with pytest.raises(ValueError):
+        dumps({"a": {"x": math.nan}})
+
+
+# ---- output paths -----------------------------------------------------------------------------------------
+def test_output_path_refusals(tmp_path):
+    (tmp_path / "file").write_text("x")
+    cases = [("", "empty"), ("   ", "empty"), ("/proc/self/hpcflow_out", "/proc"), ("/sys/kernel/x", "/sys"),
+             (str(tmp_path / "file"), "not a directory"), (str(tmp_path / "file" / "sub" / "x"), "not a directory"),
+             (str(tmp_path / "a\x00b"), "NUL")]
+    for path, words in cases:
+        with pytest.raises(OutputPathError, match=words):
+            output.check_outdir(path)
+    out = tmp_path / "out"
+    (out / "summary.json").mkdir(parents=True)
+    with pytest.raises(OutputPathError, match="summary.json is a directory"):
+        output.check_outdir(out, force=True)
+    (out / "summary.json").rmdir()
+    (out / "checkpoint.h5").mkdir()
+    output.check_outdir(out, force=True)  # not an output of this kind
+    with pytest.raises(OutputPathError, match="checkpoint.h5 is a directory"):
+        output.check_outdir(out, force=True, outputs=registry.OUTPUTS["flow"])
+
+
+def test_empty_directory_and_write_debris_are_accepted_and_debris_removed(tmp_path):
+    """The rule: an empty --out (e.g. left by a killed run) or one holding only `.NAME.tmp-*` debris of an
+    interrupted atomic write is reused without --force; the debris is removed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    output.prepare_outdir(out)
+    (out / ".summary.json.tmp-0123abcd").write_text("half")
+    output.prepare_outdir(out)
+    assert list(out.iterdir()) == []
+    (out / "notes.txt").write_text("x")
+    with pytest.raises(OutputPathError, match="--force"):
+        output.prepare_outdir(out)
+
+
+def _hpcflow(*args, cwd, env=None, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "hpcflow", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): (p.read_bytes() if p.is_file() else None) for p in sorted(d.rglob("*"))}
+
+
+def test_cli_refuses_bad_outputs_before_any_work(tmp_path):
+    """A long job (10^6 steps) refused in seconds: nothing was sampled or flowed, and the directory is as it was."""
+    long = ["--set", "flow.steps=1000000"]
+    (tmp_path / "file").write_text("keep")
+    out = tmp_path / "out"
+    (out / "summary.json").mkdir(parents=True)
+    (out / "summary.json" / "x").write_text("keep")
+    before = _snapshot(tmp_path)
+    for target, extra in ((out, ["--force"]), (tmp_path / "file", ["--force"]), ("", []),
+                          ("/proc/self/out", []), (tmp_path / "file" / "x", [])):
+        r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", target, *extra, *long, cwd=tmp_path, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert _snapshot(tmp_path) == before
+    # sample: a directory where a file is expected, a missing parent
+    for target in (out, tmp_path / "missing" / "p.h5"):
+        r = _hpcflow("sample", "--n", "10", "--out", target, "--force", cwd=tmp_path, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_check_flag_validates_and_writes_nothing(tmp_path):
+    out = tmp_path / "new" / "out"
+    r = _hpcflow("run", ROOT / "jobs/nn_smoke.toml", "--out", out, "--check", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "new").exists()
+    r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", "--set",
+                 "geometry.n_train=1000000000000", cwd=tmp_path)
+    assert r.returncode == 2 and "estimated peak memory" in r.stderr and not (tmp_path / "new").exists()
+
+
+def test_killed_run_leaves_a_directory_that_a_rerun_accepts(tmp_path):
+    """SIGKILL during the flow: no summary.json, at most debris (and a checkpoint); the rerun into the same --out
+    succeeds, or, when a checkpoint was written, is refused with a pointer to --resume and succeeds with --force."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "run", str(ROOT / "jobs/quickstart.toml"), "--out",
+                             str(out), "--set", "flow.steps=100000"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the directory appears once the job is validated, just before the work
+        time.sleep(1.0)  # sampling / flowing
+        assert proc.poll() is None, "the long run ended by itself"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert out.is_dir() and not (out / "summary.json").exists()
+    rerun = ("run", ROOT / "jobs/quickstart.toml", "--out", out, "--set", "flow.steps=1",
+             "--set", "geometry.n_train=50", "--set", "geometry.n_test=50")
+    if (out / "checkpoint.h5").exists():  # killed after its first checkpoint: an interrupted run, kept for --resume
+        before = (out / "checkpoint.h5").read_bytes()
+        r = _hpcflow(*rerun, cwd=tmp_path)
+        assert r.returncode == 2 and "--resume" in r.stderr and (out / "checkpoint.h5").read_bytes() == before
+        rerun = (*rerun, "--force")
+    r = _hpcflow(*rerun, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 1
+
+
+# ---- resources --------------------------------------------------------------------------------------------
+def _fake_root(tmp_path, cgroup: str, files: dict) -> str:
+    root = tmp_path / "root"
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/self/cgroup").write_text(cgroup)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return str(root)
+
+
+def test_memory_limit_reads_cgroups_and_slurm(tmp_path):
+    from hpcflow.resources import cgroup_limit, memory_limit
+
+    v2 = _fake_root(tmp_path / "v2", "0::/job/step\n", {"sys/fs/cgroup/job/step/memory.max": "max\n",
+                                                       "sys/fs/cgroup/job/memory.max": "4294967296\n"})
+    assert cgroup_limit(v2) == 4 * 2**30  # the ancestor's limit binds
+    assert memory_limit(root=v2, environ={}) == (4 * 2**30, "cgroup memory limit")
+    limit, where = memory_limit(ranks=4, root=v2, environ={})
+    assert limit == 2**30 and "4 ranks" in where
+    assert memory_limit(ranks=4, root=v2, environ={"OMPI_COMM_WORLD_LOCAL_SIZE": "2"})[0] == 2 * 2**30
+    v1 = _fake_root(tmp_path / "v1", "4:memory:/slurm/uid\n1:cpu:/\n",
+                    {"sys/fs/cgroup/memory/slurm/uid/memory.limit_in_bytes": "9223372036854771712\n",
+                     "sys/fs/cgroup/memory/slurm/memory.limit_in_bytes": "1073741824\n"})
+    assert cgroup_limit(v1) == 2**30
+    none = _fake_root(tmp_path / "none", "0::/\n", {})
+    assert cgroup_limit(none) is None
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "1000"}) == (1000 * 2**20, "SLURM_MEM_PER_NODE")
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "500", "SLURM_CPUS_PER_TASK": "3"}) == (
+        1500 * 2**20, "SLURM_MEM_PER_CPU")
+    phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory_limit(root=none, environ={})[0] <= phys
+
+
+def test_check_resources_refuses_with_estimate_and_limit_and_can_be_overridden(tmp_path, monkeypatch):
+    from hpcflow.resources import check_resources, fmt_bytes, memory_limit
+
+    _, cfg = _load(tmp_path, "quickstart.toml")
+    cfg["geometry"]["n_train"] = 10**11
+    limit = memory_limit()[0]
+    with pytest.raises(ConfigError) as exc:
+        check_resources(cfg, "flow", source="J")
+    assert fmt_bytes(limit) in str(exc.value) and "estimated peak memory" in str(exc.value)
+    assert check_resources(cfg, "flow", force=True).bytes > limit
+    monkeypatch.setenv("HPCFLOW_IGNORE_MEMORY_CHECK", "1")
+    check_resources(cfg, "flow")
+    _load(tmp_path, "quickstart.toml", "geometry.n_train=100000000000")
+    monkeypatch.setenv("HPCFLOW_IGNORE_MEMORY_CHECK", "yes")
+    with pytest.raises(ConfigError, match="HPCFLOW_IGNORE_MEMORY_CHECK"):
+        _load(tmp_path, "quickstart.toml")
+    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK")
+    _load(tmp_path, "quickstart.toml", "geometry.n_train=100000000000", memory_check=False)
+    with pytest.raises(ConfigError, match="estimated peak memory"):
+        _load(tmp_path, "nn_smoke.toml", "model.width=1000000")
+
+
+@pytest.mark.parametrize("name, value", [("HPCFLOW_THREADS", "0"), ("HPCFLOW_THREADS", "100000"),
+                                         ("HPCFLOW_THREADS", "two"), ("HPCFLOW_BACKEND", "fortran"),
+                                         ("HPCFLOW_QUIET", "yes please")])
+def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        _load(tmp_path, "quickstart.toml")
+
+
+CHILD = """
+import json, sys
+from hpcflow.geometry import Hypersurface
+from hpcflow.resources import estimate, peak_rss
+est = estimate({"sample": {"n": int(sys.argv[1]), "dim": 3, "chart": None, "threads": 2}}, "sample")
+Hypersurface.fermat(3).sample(int(sys.argv[1]), seed=0, threads=2)
+print(json.dumps([est.bytes, peak_rss()]))
+"""
+
+
+def test_sample_memory_estimate_bounds_measured_peak_rss(tmp_path):
+    """The estimate is an upper bound of the measured peak RSS of a fresh process, and not a loose one (< 3x);
+    the growth from 10^4 to 2 10^5 points is bounded by the estimate's growth too."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = {}
+    for n in (10_000, 200_000):
+        r = subprocess.run([sys.executable, "-c", CHILD, str(n)], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        res[n] = json.loads(r.stdout)
+    for est, peak in res.values():
+        assert peak <= est <= 3 * peak
+    assert res[200_000][1] - res[10_000][1] <= res[200_000][0] - res[10_000][0]
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"n": 0}, "--n"), ({"n": -5}, "--n"), ({"n": 10**13}, "estimated peak memory"), ({"n": 10**30}, "--n"),
+    ({"dim": 0}, "--dim"), ({"dim": 300}, "--dim"), ({"seed": -1}, "--seed"), ({"seed": 10**30}, "--seed"),
+    ({"psi": complex(math.nan, 0)}, "--psi"), ({"psi": complex(0, math.inf)}, "--psi"), ({"psi": 1e9}, "--psi"),
+    ({"threads": 0}, "--threads"), ({"threads": 10**6}, "--threads"), ({"manifold": "k3"}, "--manifold"),
+])
+def test_sample_arguments_are_checked_before_work(change, flag):
+    from argparse import Namespace
+
+    from hpcflow.commands.sample import check_arguments
+
+    args = Namespace(**{"manifold": "fermat", "dim": 3, "psi": 0.0, "n": 100, "seed": 0, "chart": None,
+                        "threads": None, "no_memory_check": False, **change})
+    with pytest.raises(ConfigError, match=flag):
+        check_arguments(args)
+    if "memory" in flag:
+        check_arguments(Namespace(**{**vars(args), "no_memory_check": True}))
+
+
+def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
+    """(Tests may run as root, who can write anywhere: the permission answer is simulated.)"""
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(output.os, "access", lambda path, mode: False)
+    with pytest.raises(OutputPathError, match="not writable"):
+        output.check_outdir(tmp_path / "out")
+    with pytest.raises(OutputPathError, match="not writable"):
+        output.check_outdir(tmp_path / "new" / "deeper")
+    from hpcflow.commands.sample import check_output_path
+
+    with pytest.raises(OutputPathError, match="not writable"):
+        check_output_path(str(tmp_path / "p.h5"), False)

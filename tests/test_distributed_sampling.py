@@ -1,0 +1,92 @@
+"""Sampling under mpiexec at 1, 2 and 3 ranks: the global point set is bitwise the block-by-block definition.
+
+The reference is built here from the definition alone (block k = LINES_PER_BATCH lines from
+SeedSequence(seed, spawn_key=(k,)), point data per block, chart filter, first N points in block order),
+not from the distributed sampler.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hpcflow.geometry import Hypersurface
+from hpcflow.geometry.sampling import LINES_PER_BATCH
+from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "sampling_checks.py")
+FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
+
+
+def by_definition(X, n, seed, chart):
+    """First n points of blocks 0, 1, ... and the unusable points of the blocks up to the last one used."""
+    entropy = np.random.SeedSequence(seed).entropy
+    parts, have, dropped, k = [], 0, 0, 0
+    while have < n:
+        rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
+        z, bad = X.line_points(LINES_PER_BATCH, rng)
+        ps = X.point_set(z)
+        dropped += bad + ps.n_dropped
+        if chart is not None:
+            ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
+        parts.append(ps)
+        have += len(ps)
+        k += 1
+    out = {f: np.concatenate([getattr(p, f) for p in parts])[:n] for f in FIELDS}
+    return out, dropped, k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    X = Hypersurface.fermat(3)
+    data = {}
+    for name, n, seed, chart in (("free", 25_001, 11, None), ("chart", 1_500, 12, (0, 1))):
+        ref, dropped, blocks = by_definition(X, n, seed, chart)
+        assert blocks >= 3  # several blocks, so several ranks contribute
+        data.update({f"{name}_{f}": v for f, v in ref.items()}, **{f"{name}_n": n, f"{name}_dropped": dropped})
+    path = tmp_path_factory.mktemp("ref") / "reference.npz"
+    np.savez(path, **data)
+    return path, data
+
+
+def test_serial_sample_is_the_block_definition(reference):
+    _, data = reference
+    X = Hypersurface.fermat(3)
+    for threads in (1, 3):
+        ps = X.sample(1_500, seed=12, chart=(0, 1), threads=threads)
+        for f in FIELDS:
+            assert getattr(ps, f).tobytes() == data[f"chart_{f}"].tobytes(), f
+        assert ps.n_dropped == data["chart_dropped"]
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_sampling_under_mpiexec_is_bitwise_the_definition(reference, ranks):
+    path, data = reference
+    env = dict(os.environ, HPCFLOW_THREADS="1")
+    r = subprocess.run(["timeout", "100", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(path)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert sorted(o["rank"] for o in outs) == list(range(ranks))
+    for o in outs:
+        assert o["mismatch"] == [] and o["moved_ok"], o
+    for name in ("free", "chart"):
+        cnt = [o["counters"][name] for o in outs]
+        assert sum(x["points_owned"] for x in cnt) == data[f"{name}_n"]
+        assert len({x["sampled_blocks"] for x in cnt}) == 1  # every wave deals each rank the same number of blocks
+        assert all(x["sampled_lines"] == x["sampled_blocks"] * LINES_PER_BATCH for x in cnt)
+
+
+def test_sample_command_under_mpiexec_writes_one_identical_file(tmp_path):
+    base = [sys.executable, "-m", "hpcflow", "sample", "--n", "3000", "--seed", "4", "--chart", "1", "2"]
+    r = subprocess.run(base + ["--out", str(tmp_path / "serial.h5")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "mpi").mkdir()
+    r = subprocess.run(["timeout", "60", mpiexec(), "-n", "2"] + base + ["--out", str(tmp_path / "mpi" / "p.h5")],
+                       capture_output=True, text=True, timeout=90, env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(tmp_path / "mpi") == ["p.h5"] and r.stdout.count("written") == 1
+    assert (tmp_path / "serial.h5").read_bytes() == (tmp_path / "mpi" / "p.h5").read_bytes()

@@ -1,0 +1,168 @@
+"""[tune] validation (one-line errors naming the key, exit 2, nothing written), the TOML writer, trial seeds."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpcflow.cli import main
+from hpcflow.errors import ConfigError, MissingDependencyError
+from hpcflow.jobs import registry
+from hpcflow.tune import toml
+from hpcflow.tune.objective import value
+from hpcflow.tune.trial import trial_points, trial_seeds
+
+BASE = """
+[job]
+kind = "flow"
+[geometry]
+n_train = 60
+n_test = 60
+[kernel]
+name = "delta"
+[flow]
+dt = 1.0
+steps = 2
+loss = "ultralocal"
+"""
+
+
+def _job(tmp_path, tune: str, base: str = BASE):
+    p = tmp_path / "job.toml"
+    p.write_text(base + tune)
+    return p
+
+
+@pytest.mark.parametrize("tune, needle", [
+    ('[tune.space]\n"flow.nope" = {low = 1, high = 2}\n', '[tune.space]."flow.nope" names no job setting'),
+    ('[tune.space]\n"flow.dt" = {low = 2.0, high = 1.0}\n', '"flow.dt": low = 2.0 must be below high'),
+    ('[tune.space]\n"flow.dt" = {low = 0.0, high = 1.0}\n', '"flow.dt".low = 0.0: must lie in (0'),
+    ('[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0, log = true, step = 0.1}\n', "cannot be combined with step"),
+    ('[tune.space]\n"flow.steps" = {low = 1.5, high = 4}\n', '"flow.steps".low = 1.5 must be an integer'),
+    ('[tune.space]\n"flow.loss" = {choices = ["sigma", "l2"]}\n', '"flow.loss".choices[1] = \'l2\' is not one of'),
+    ('[tune.space]\n"flow.loss" = {low = 1, high = 2}\n', "a range needs a numeric setting"),
+    ('[tune.space]\n"geometry.seed" = {low = 1, high = 9}\n', "draws its own points from [tune].seed"),
+    ('[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0, lg = true}\n', '"flow.dt".lg is an unknown key'),
+    ('[tune]\nobjective = "accuracy"\n[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n', "[tune].objective"),
+    ('[tune]\nspace = {}\n', "[tune].space is empty"),
+    ('[tune]\nbogus = 1\n[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n', "[tune].bogus is an unknown key"),
+])
+def test_bad_tune_table_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, tune, needle):
+    job = _job(tmp_path, tune)
+    for argv in (["tune", str(job), "--trials", "1", "--out", str(tmp_path / "study")],
+                 ["run", str(job), "--out", str(tmp_path / "run")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
+
+
+def test_tune_only_on_flow_jobs_and_objective_needs_test_points(tmp_path):
+    other = "[job]\nkind = \"distance_scaling\"\n[tune.space]\n\"scaling.seed\" = {low = 0, high = 3}\n"
+    with pytest.raises(ConfigError, match=r"\[tune\] applies only to job kinds flow"):
+        registry.load(_job(tmp_path, "", other))
+    from hpcflow.tune.study import load
+
+    job = _job(tmp_path, '[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n', BASE.replace("n_test = 60", "n_test = 0"))
+    with pytest.raises(ConfigError, match="needs test points"):
+        load(job)
+    assert load(job, ["tune.objective=log_gain_train"]).tune["direction"] == "maximize"
+
+
+def test_run_ignores_the_tune_table(tmp_path):
+    """`hpcflow run` of a job with [tune] gives the same validated config as without it."""
+    tune = '[tune]\nobjective = "sigma_test"\n[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n"flow.steps" = {low = 1, high = 5}\n'
+    _, cfg, extras = registry.load_with_extras(_job(tmp_path, tune))
+    plain = tmp_path / "plain.toml"
+    plain.write_text(BASE)
+    assert cfg == registry.load(plain)[1]
+    t = extras["tune"]
+    assert t["direction"] == "minimize"  # the objective's own direction
+    kinds = {p.name: (p.kind, p.low, p.high) for p in t["space"]}
+    assert kinds == {"flow.dt": ("float", 0.1, 1.0), "flow.steps": ("int", 1, 5)}  # types from the job schema
+    assert main(["run", str(_job(tmp_path, tune)), "--out", str(tmp_path / "r")]) == 0
+
+
+def test_gp_sampler_without_torch_is_a_clear_exit_2(tmp_path, monkeypatch, capsys):
+    from hpcflow.tune.study import check_sampler
+
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(MissingDependencyError, match="pip install torch"):
+        check_sampler("gp")
+    job = _job(tmp_path, '[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n')
+    assert main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "s"), "--sampler", "gp"]) == 2
+    assert "needs torch" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_toml_writer_round_trips_job_like_data():
+    data = {"job": {"kind": "flow", "description": 'quote " back\\slash\ttab\nnewline é'},
+            "geometry": {"chart": [0, 1], "n_train": 2500, "psi": -0.0, "seed": 2 ** 62 + 7},
+            "flow": {"dt": 1e-05, "clip": 1.5e300, "weighted": True, "x": float("inf"), "y": 3.0},
+            "tune": {"space": {"flow.dt": {"low": 0.1, "high": 30.0, "log": True},
+                               "kernel.form": {"choices": ["exp", "gauss"]}}},
+            "a": {"b": {"c": {"d": 1}}}, "top": [[1, 2], ["x"]]}
+    text = toml.dumps(data, header="two\nlines")
+    assert text.startswith("# two\n# lines\n")
+    back = tomllib.loads(text)
+    assert back == data
+    assert math.copysign(1.0, back["geometry"]["psi"]) == -1.0
+    assert isinstance(back["flow"]["y"], float)
+
+
+def test_trial_seeds_are_reproducible_distinct_and_give_disjoint_point_sets():
+    seeds = [trial_seeds(7, n) for n in range(50)]
+    flat = [s for pair in seeds for s in pair]
+    assert len(set(flat)) == len(flat) and all(0 <= s < 2 ** 63 for s in flat)
+    assert seeds == [trial_seeds(7, n) for n in range(50)] and trial_seeds(8, 0) != seeds[0]
+    geo = {"manifold": "fermat", "dim": 3, "psi": 0.0, "chart": [0, 1], "n_train": 30, "n_test": 20, "seed": 0}
+    sets = []
+    for n in range(3):
+        train, test = trial_points(geo, trial_seeds(7, n))
+        assert len(train) == 30 and len(test) == 20
+        sets += [train.points, test.points]
+    rows = np.concatenate(sets)
+    # no point appears twice: the smallest distance between any two rows is far above rounding
+    d = np.abs(rows[:, None, :] - rows[None, :, :]).max(axis=2)
+    d[np.diag_indices_from(d)] = np.inf
+    assert d.min() > 1e-6
+
+
+def test_objectives_from_histories():
+    tr, te = [0.4, 0.2, 0.1], [0.5, 0.25, 0.3]
+    assert value("log_gain_train", tr, te) == pytest.approx(math.log(4.0), rel=1e-15)
+    assert value("log_gain_test", tr, te) == pytest.approx(math.log(0.5 / 0.3), rel=1e-15)
+    assert value("log_gain_test_best", tr, te) == pytest.approx(math.log(2.0), rel=1e-15)
+    assert value("sigma_test", tr, te) == 0.3
+    assert math.isnan(value("log_gain_test", tr, [0.5, float("nan")]))
+
+
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
+
+
+@pytest.mark.parametrize("kernel, n_train, paper", [
+    ("relu", 2500, {"flow.dt": 0.1, "kernel.w_std": 5.716, "kernel.b_std": 80.52}),
+    ("gaussian", 2500, {"flow.dt": 0.1583, "kernel.width": 1 / 30}),
+    ("delta", 1000, {"flow.dt": 0.3162}),
+])
+def test_table1_searches_hold_the_papers_values(kernel, n_train, paper):
+    _, cfg, extras = registry.load_with_extras(JOBS / f"tune_{kernel}.toml")
+    assert (cfg["geometry"]["n_train"], cfg["flow"]["loss"], cfg["flow"]["steps"]) == (n_train, "sigma", 50)
+    space = {p.name: p for p in extras["tune"]["space"]}
+    for name, v in paper.items():
+        assert space[name].low <= v <= space[name].high
+        registry.load(JOBS / f"tune_{kernel}.toml", [f"{name}={v}"])  # the paper's value is a valid job
+
+
+def test_every_job_file_says_what_it_reproduces_and_how_long_it_runs():
+    for path in sorted(JOBS.glob("*.toml")):
+        header = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line)
+        assert header and "on 2 cores" in " ".join(header), path  # what it reproduces, then its run time
