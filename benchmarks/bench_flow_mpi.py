@@ -33,27 +33,23 @@ import numpy as np
 
 
 def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: float) -> None:
-    from hpcflow.experiments.flow_job import layout, peak_rss_bytes
+    from hpcflow.experiments import flow_job
+    from hpcflow.experiments.flow_job import distribute, peak_rss_bytes
     from hpcflow.flow import kernel_flow
-    from hpcflow.geometry import Hypersurface
+    from hpcflow.jobs.schema import validate
     from hpcflow.kernels import GaussianKernel
     from hpcflow.parallel import comm as pcomm
 
     c = pcomm.resolve()
     threads = pcomm.limit_threads(c)
     t0 = time.perf_counter()
-    X = Hypersurface.fermat(3)
-    train = X.sample(n, seed=1, chart=(0, 1))
-    test = X.sample(n_test, seed=2, chart=(0, 1)) if n_test else None
-    blocks = None
+    job = {"job": {"kind": "flow"}, "geometry": {"chart": [0, 1], "n_train": n, "n_test": n_test, "seed": 1},
+           "kernel": {"name": "gaussian", "width": 1 / 30, "normalize": "row"}, "flow": {"dt": 1.0}}
     if mode == "clustered":
-        from hpcflow.cluster import flow_blocks
-
-        blocks = flow_blocks(train.points, None if test is None else test.points, method="batched",
-                             n_clusters=clusters, batch_size=10_000, seed=0, halo_cutoff=halo if halo > 0 else None)
-    lay = layout(blocks, n, n_test, comm=c)
-    train = train.subset(lay.train_idx)
-    test = None if test is None else test.subset(lay.test_idx)
+        job["clustering"] = {"method": "batched", "n_clusters": clusters, "batch_size": 10_000}
+        if halo > 0:
+            job["clustering"]["halo_cutoff"] = halo
+    train, test, lay, _ = distribute(validate(job, flow_job.SCHEMA, source="bench"), comm=c)
     setup = time.perf_counter() - t0
     kernel = GaussianKernel(1 / 30, form="exp", normalize="row")
     t1, cpu1 = time.perf_counter(), time.process_time()

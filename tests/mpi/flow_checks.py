@@ -55,19 +55,18 @@ with pcomm.abort_on_error(c):
             np.save(os.path.join(out, "dense_test.npy"), g_te)
             np.save(os.path.join(out, "dense_entries.npy"), entries)
     elif mode == "idle":
-        from hpcflow.cluster import flow_blocks
-        from hpcflow.experiments.flow_job import layout
+        from hpcflow.cluster.distributed import distributed_blocks
 
-        blocks = flow_blocks(train_all.points, test_all.points, method="full", n_clusters=2, halo_cutoff=1.6)
-        lay = layout(blocks, len(train_all), len(test_all), comm=c)
-        res = kernel_flow(GaussianKernel(0.3), train_all.subset(lay.train_idx), test_all.subset(lay.test_idx),
-                          dt=0.05, steps=2, blocks=lay.blocks, train_idx=lay.train_idx, test_idx=lay.test_idx, comm=c)
-        ref = kernel_flow(GaussianKernel(0.3), train_all, test_all, dt=0.05, steps=2, blocks=blocks,
+        db = distributed_blocks(train.points, test.points, comm=c, method="full", n_clusters=2, halo_cutoff=1.6)
+        rows, test_rows = db.train_rows(), db.test_rows()
+        res = kernel_flow(GaussianKernel(0.3), train_all.subset(rows), test_all.subset(test_rows), dt=0.05, steps=2,
+                          blocks=[db.blocks[b] for b in db.owned()], train_idx=rows, test_idx=test_rows, comm=c)
+        ref = kernel_flow(GaussianKernel(0.3), train_all, test_all, dt=0.05, steps=2, blocks=db.blocks,
                           comm=pcomm.SerialComm())
         np.testing.assert_allclose(res.sigma_train, ref.sigma_train, rtol=1e-10, atol=0)
         np.testing.assert_allclose(res.sigma_test, ref.sigma_test, rtol=1e-10, atol=0)
-        np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[lay.train_idx]), rtol=1e-10, atol=1e-12)
-        line = f"idle ok rank {r}: {len(lay.train_idx)} rows, {res.per_rank['halo_rows']} halo rows"
+        np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[rows]), rtol=1e-10, atol=1e-12)
+        line = f"idle ok rank {r}: {len(rows)} rows, {res.per_rank['halo_rows']} halo rows"
         lines = c.gather(line, root=0)  # one writer: lines printed by several ranks can interleave
         for text in lines if r == 0 else []:
             print(text, flush=True)
