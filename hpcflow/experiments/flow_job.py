@@ -235,6 +235,7 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
         check_resumable(state.config, cfg, path)
     kernel = check_kernel(cfg["kernel"], "job")
     train, test, lay, counters = distribute(cfg, comm=c)
+    counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
     n_rows = dict.fromkeys(static, n_train)
