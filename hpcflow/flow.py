@@ -224,6 +224,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                               comm=c)
     else:
         counts = np.array(c.allgather(int(len(train))), dtype=np.int64)
+        lo = int(displs(counts)[c.Get_rank()])
+        if not np.array_equal(train_idx, np.arange(lo, lo + len(train))):
+            raise ValueError("exact mode (blocks=None): each rank's train rows must be its consecutive run in rank "
+                             "order (decompose.share); pass blocks for any other split")
         step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
     sums = _Sums(c)
     w_train = sums(tr.weights)
