@@ -250,6 +250,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         since_best, test_held, start = int(resume.since_best), int(resume.test_held), int(resume.step)
         best = float(resume.best)
     stopped, stop_kind = "", ""
+    if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done
+        stopped, stop_kind, start = str(resume.stopped), "early_stop", steps
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
     cnt = step_sums.counters
 
