@@ -77,3 +77,28 @@ def test_spectra_of_a_known_tensor():
         assert np.min(np.abs(pooled - lam)) < 1e-12
     for lam in np.linalg.eigvalsh(theta[2, 2]):
         assert np.min(np.abs(pooled - lam)) < 1e-12
+
+
+def test_train_test_spectrum_pools_the_eigenvalues_of_every_block():
+    """Blocks B_IJ = S_IJ diag(lam_IJ) S_IJ^-1 with chosen (complex-pair) eigenvalues: the pooled statistic
+    returns exactly those eigenvalues; every pooled set's sum is the sum of the blocks' traces."""
+    from hpcflow.nn.ntk import train_test_spectrum
+
+    rng = np.random.default_rng(3)
+    p, n = 3, 4
+    blocks, want, conds = np.zeros((p, p, n, n)), [], []
+    for i in range(p):
+        for j in range(p):
+            a, b = rng.uniform(0.5, 2.0), rng.uniform(0.1, 1.0)
+            d = np.zeros((n, n))
+            d[:2, :2] = [[a, -b], [b, a]]  # eigenvalues a +- ib
+            d[2, 2], d[3, 3] = rng.uniform(1, 3), rng.uniform(-3, -1)
+            s = rng.standard_normal((n, n)) + 3 * np.eye(n)
+            blocks[i, j] = s @ d @ np.linalg.inv(s)
+            conds.append(np.linalg.cond(s))  # eigenvalue error <~ cond(S) eps |B| (Bauer-Fike)
+            want += [a + 1j * b, a - 1j * b, d[2, 2], d[3, 3]]
+    got = train_test_spectrum(blocks)
+    want = np.array(want)[np.lexsort((np.imag(want), np.real(want)))]
+    bound = 100 * max(conds) * np.finfo(float).eps * np.abs(blocks).max() * n
+    np.testing.assert_allclose(got, want, rtol=0, atol=bound)
+    assert abs(got.sum() - np.trace(blocks, axis1=2, axis2=3).sum()) < 1e-10 * np.abs(blocks).sum()

@@ -61,7 +61,10 @@ def test_every_img_is_a_data_uri_png(report):
     srcs = images(html)
     expected = {"sigma_history.png", "fig2_heatmaps.png", "fig3_noise.png", "fig3_scaling.png", "fig4_ntk.png",
                 "fig4_width_sweep.png", "optuna_history.png", "optuna_importances.png", "optuna_slice.png"}
-    assert len(srcs) == len(expected) == html.count("<img ")
+    alts = re.findall(r"<img alt=\"([^\"]*)\"", html)
+    extra = set(alts) - expected  # per-rank cost figures of runs whose checkpoint records per-step figures
+    assert expected <= set(alts) and all(a.startswith("per_rank_") for a in extra), alts
+    assert len(srcs) == len(alts) == html.count("<img ")
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         raw = base64.b64decode(src.split(",", 1)[1], validate=True)
@@ -71,7 +74,7 @@ def test_every_img_is_a_data_uri_png(report):
     assert "src=\"http" not in html and "href=\"http" not in html  # self-contained
     md = (report["out"] / "report.md").read_text()
     linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md))
-    assert linked == expected and all((report["out"] / name).is_file() for name in linked)
+    assert linked == set(alts) and all((report["out"] / name).is_file() for name in linked)
 
 
 def test_runs_table_numbers_and_status(report, runs):
@@ -167,3 +170,21 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
     # not blank: many distinct colours and a sizeable fraction of non-white pixels (text, tables, plots)
     assert len(np.unique(px.reshape(-1, 3), axis=0)) > 50
     assert (px.min(axis=2) < 200).mean() > 0.02
+
+
+def test_completeness_of_network_runs(tmp_path):
+    """A network run is complete when summary.json describes checkpoint.pt's epoch and was not preempted."""
+    import torch
+
+    from hpcflow.analysis.rundir import completeness
+
+    run = tmp_path / "nn"
+    run.mkdir()
+    torch.save({"format": "x", "train": {"epoch": 4}}, run / "checkpoint.pt")
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 4}))
+    assert completeness(run) == (True, "")
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 3}))
+    ok, why = completeness(run)
+    assert not ok and "epoch 4" in why and "--resume" in why
+    (run / "summary.json").write_text(json.dumps({"status": "preempted", "checkpoint_step": 4}))
+    assert not completeness(run)[0]

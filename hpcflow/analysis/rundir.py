@@ -108,14 +108,34 @@ def _checkpoint_step(path) -> int | None:
     return None
 
 
+def _training_epoch(path) -> int | None:
+    """Epochs done of a network's training checkpoint (checkpoint.pt, read tensor-only), or None."""
+    try:
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return int(state["train"]["epoch"])
+    except Exception:  # noqa: BLE001 - torch missing or a file that is not a training checkpoint
+        return None
+
+
 def completeness(run_dir) -> tuple[bool, str]:
-    """(complete, reason): complete when summary.json exists and describes the checkpoint's step."""
+    """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
+    step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint."""
     run_dir = os.fspath(run_dir)
     summary = read_summary(run_dir)
     if summary is None:
         return False, "no summary.json (interrupted run; continue it with --resume)"
+    if summary.get("status") == "preempted":
+        return False, "preempted (summary status); continue it with --resume"
     ckpt = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isfile(ckpt):
+        pt = os.path.join(run_dir, "checkpoint.pt")
+        epoch = _training_epoch(pt) if os.path.isfile(pt) else None
+        done = summary.get("checkpoint_step")
+        if epoch is not None and done is not None and int(done) != epoch:
+            return False, (f"checkpoint.pt is at epoch {epoch} but summary.json describes epoch {done} "
+                           "(interrupted or extended run; continue it with hpcflow nn --resume)")
         return True, ""
     step = _checkpoint_step(ckpt)
     described = summary.get("checkpoint_step", summary.get("steps_taken"))

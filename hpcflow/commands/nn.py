@@ -1,13 +1,50 @@
-"""`hpcflow nn JOB.toml --out DIR [--force]`: run a job of kind "nn" (finite networks, metric-NTK, sec. 3.3)."""
+"""`hpcflow nn JOB.toml --out DIR [--force | --resume]`: run a job of kind "nn" (finite networks, sec. 3.3).
+
+Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
+from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
+finished run; any other change of the job is refused before any work.
+"""
 
 from __future__ import annotations
 
+import os
+
+from hpcflow import __version__
 from hpcflow.commands.run import add_job_arguments
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, OutputPathError, RunStop, UserError
 
 
 def run(args) -> int:
-    from hpcflow.commands.run import run as run_job
+    from hpcflow.parallel.comm import check_launch, resolve
+
+    check_launch()
+    comm = resolve()
+    failed, prepared = None, None
+    try:  # every input check, on every rank, before any work
+        prepared = _prepare(args, comm)
+    except UserError as exc:
+        failed = exc
+    refusals = comm.allgather(None if failed is None else str(failed))
+    if any(refusals):  # the ranks refuse together; rank 0 prints one line
+        if prepared is not None and not prepared[4] and not args.resume and comm.Get_rank() == 0:
+            _remove_if_only_job(prepared[2])  # the empty --out rank 0 created
+        if comm.Get_rank() != 0:
+            return UserError.exit_status
+        raise failed if failed is not None else UserError(next(m for m in refusals if m))
+    module, cfg, outdir, resume, existed, overrides = prepared
+    if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
+        from hpcflow import resources
+
+        if comm.Get_rank() == 0:
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
+                  f"{resources.describe(cfg, ranks=comm.Get_size())}; nothing run")
+        return 0
+    return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
+
+
+def _prepare(args, comm):
+    """Validate the job, the checkpoint of --resume and --out: (module, cfg, outdir, resume, existed, overrides)."""
+    from hpcflow.jobs import output, registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
 
     job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
@@ -15,10 +52,87 @@ def run(args) -> int:
     if kind != "nn":
         raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
-    return run_job(args)
+    overrides = list(args.set or [])
+    module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
+                                memory_check=not getattr(args, "no_memory_check", False))
+    resume, existed = None, os.path.isdir(args.out)
+    if args.resume:
+        from hpcflow.nn.checkpoint import CHECKPOINT, load_checkpoint
+
+        if args.force:
+            raise ConfigError("--resume and --force exclude each other; drop one")
+        resume = load_checkpoint(os.path.join(args.out, CHECKPOINT))
+        module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
+        outdir = args.out
+    else:
+        from hpcflow.nn.checkpoint import CHECKPOINT
+
+        outputs = (*registry.OUTPUTS.get("nn", ()), CHECKPOINT)
+        if _interrupted(args.out) and not args.force:
+            raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no finished "
+                                  "summary.json); continue it with --resume, or pass --force to start over")
+        if getattr(args, "check", False):
+            outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
+        else:
+            outdir = output.prepare_outdir(args.out, force=args.force, outputs=outputs, comm=comm)
+    return module, cfg, outdir, resume, existed, overrides
+
+
+def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
+    from hpcflow.parallel.comm import abort_on_error
+
+    from hpcflow.commands.run import saved_job
+
+    comm.Barrier()  # every rank has checked --out before rank 0 writes into it
+    job_text = saved_job(cfg, args.job, overrides)
+    info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
+            "resumed": bool(args.resume)}
+    stop = None
+    with abort_on_error(comm):
+        try:
+            summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
+        except RunStop as exc:  # collective (every rank raises it): not an error to abort on
+            stop = exc
+        except BaseException:
+            if not args.resume and not existed and comm.Get_rank() == 0:
+                _remove_if_only_job(outdir)  # leave no empty output directory behind a failed run
+            raise
+    if stop is not None:
+        if comm.Get_rank() != 0:  # rank 0 prints the one line
+            return stop.exit_status
+        raise stop
+    if comm.Get_rank() == 0:
+        print(f"hpcflow nn: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
+    return 0
+
+
+def _interrupted(outdir: str) -> bool:
+    """A network checkpoint beside no summary.json, or beside one whose status is "preempted"."""
+    import json
+
+    from hpcflow.nn.checkpoint import CHECKPOINT
+
+    if not os.path.isfile(os.path.join(outdir, CHECKPOINT)):
+        return False
+    try:
+        with open(os.path.join(outdir, "summary.json"), encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except (OSError, ValueError):
+        return True
+    return not isinstance(summary, dict) or summary.get("status") == "preempted"
+
+
+def _remove_if_only_job(outdir: str) -> None:
+    """Remove an output directory this run created when it holds nothing but the copied job file."""
+    if os.path.isdir(outdir) and set(os.listdir(outdir)) <= {"job.toml"}:
+        if os.path.exists(os.path.join(outdir, "job.toml")):
+            os.remove(os.path.join(outdir, "job.toml"))
+        os.rmdir(outdir)
 
 
 def register(sub) -> None:
     p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
     add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else change)")
     p.set_defaults(func=run)

@@ -33,6 +33,8 @@ def _run(args, comm) -> int:
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
         raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
+    if resume and cfg["job"]["kind"] == "nn":
+        raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
     if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
         raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written

@@ -3,9 +3,10 @@
 torch is an optional dependency (`pip install 'hpcflow[nn]'`): this package imports it only inside its
 submodules, which raise MissingDependencyError when it is absent. Submodules, one concept each:
 `features` (network inputs, packed Hermitian algebra), `model` (MetricMLP), `loss` (sigma / ultra-local
-losses), `data` (PointSet -> tensors), `train` (Adam, epochs, validation sigma), `ntk` (empirical
+losses), `data` (PointSet -> tensors), `replicas` (data parallelism over MPI ranks: shards, global
+sums, the gradient Allreduce), `train` (Adam, epochs, validation sigma, resumable `Trainer`), `ntk` (empirical
 metric-NTK and its spectra), `kernel` (the epoch-0 NTK as a fixed kernel for kernel_flow), `checkpoint`
-(state dict only), `experiment` (training with NTK tracking, width sweep, NTK kernel flow) and `job` (job
+(model and training checkpoints, state dicts only), `experiment` (training with NTK tracking, width sweep, NTK kernel flow) and `job` (job
 kind "nn", `hpcflow nn JOB.toml --out DIR`).
 """
 

@@ -15,6 +15,7 @@ from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.ntk import NTKTracker
+from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
 
 torch = require_torch()
@@ -26,6 +27,24 @@ def sample_points(X, n_train: int, n_val: int, seed: int, chart=None):
     return X.sample(n_train, seed=seed, chart=chart), X.sample(n_val, seed=seed + 1, chart=chart)
 
 
+def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=None):
+    """This rank's Shards (hpcflow.nn.replicas) of the train and validation PointSets of `sample_points`.
+
+    Each rank samples only the blocks its rows need (Hypersurface.sample(..., layout="share")); the rows are
+    bitwise those of one process for every R (per-block seed streams).
+    """
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.parallel.decompose import share
+
+    c = resolve(comm)
+    chart = tuple(chart) if chart else None
+    out = []
+    for n, s in ((n_train, seed), (n_val, seed + 1)):
+        ps = X.sample(n, seed=s, chart=chart, comm=c, layout="share")
+        out.append(Shard(ps, share(n, c.Get_size(), c.Get_rank())[0], n))
+    return tuple(out)
+
+
 def build_model(n_in: int, model_cfg: dict, seed: int) -> MetricMLP:
     return MetricMLP(n_in, depth=model_cfg["depth"], width=model_cfg["width"], activation=model_cfg["activation"],
                      kind=model_cfg["kind"], dtype=model_cfg.get("dtype", "float64"), seed=seed,
@@ -33,20 +52,29 @@ def build_model(n_in: int, model_cfg: dict, seed: int) -> MetricMLP:
                      init=model_cfg.get("init", "torch"))
 
 
+def ntk_indices(n_train_total: int, n_val_total: int, n_train: int, n_test: int, seed: int):
+    """Sorted global indices of the fixed random train / test points for the NTK (drawn once, seeded)."""
+    rng = np.random.default_rng(seed)
+    i = np.sort(rng.choice(n_train_total, size=min(n_train, n_train_total), replace=False))
+    j = np.sort(rng.choice(n_val_total, size=min(n_test, n_val_total), replace=False))
+    return i, j
+
+
 def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, seed: int):
     """Fixed random train / test points for the NTK (drawn once, seeded)."""
-    rng = np.random.default_rng(seed)
-    i = np.sort(rng.choice(len(train), size=min(n_train, len(train)), replace=False))
-    j = np.sort(rng.choice(len(val), size=min(n_test, len(val)), replace=False))
+    i, j = ntk_indices(len(train), len(val), n_train, n_test, seed)
     return train[torch.as_tensor(i, device=train.x.device)], val[torch.as_tensor(j, device=val.x.device)], i, j
 
 
 def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=None, ntk_test=None,
-                   ntk_method: str = "auto", log=None) -> dict:
-    """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch."""
+                   ntk_method: str = "auto", log=None, comm=None) -> dict:
+    """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch.
+
+    Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points.
+    """
     tracker = NTKTracker(ntk_train, ntk_test, method=ntk_method) if ntk_train is not None else None
     t0 = time.perf_counter()
-    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log)
+    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm)
     out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0}
     if tracker is not None:
         out["ntk"] = tracker.results()
@@ -54,7 +82,7 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
 
 
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
-                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None) -> dict:
+                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None) -> dict:
     """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width."""
     rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
                             "rel_frobenius_final", "wasserstein_final", "seconds")}
@@ -63,7 +91,7 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
         model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed).to(train_data.x.device)
         t0 = time.perf_counter()
         res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
-                             ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise")
+                             ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise", comm=comm)
         vals = (int(width), lr, sum(p.numel() for p in model.parameters()), res["history"]["sigma_val"][0],
                 res["history"]["sigma_val"][-1], res["ntk"]["rel_frobenius"][-1], res["ntk"]["wasserstein"][-1],
                 time.perf_counter() - t0)

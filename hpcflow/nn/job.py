@@ -1,6 +1,7 @@
-"""Job kind "nn" (`hpcflow nn JOB.toml --out DIR`): train a metric network, track its metric-NTK (Fig. 4),
-optionally a width sweep and the kernel flow with the epoch-0 NTK. Writes DIR/nn.h5, DIR/model.pt(.json);
-returns the summary (sigma_val_initial, sigma_val_final, epochs, ntk_wasserstein per epoch, ...).
+"""Job kind "nn" (`hpcflow nn JOB.toml --out DIR [--resume]`): train a metric network, data parallel over the
+MPI ranks, track its metric-NTK (Fig. 4), optionally a width sweep and the kernel flow with the epoch-0 NTK.
+Writes DIR/checkpoint.pt (hpcflow.nn.checkpoint), DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last
+(status "finished" | "diverged" | "preempted", checkpoint_step = epochs done), all on rank 0.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ SCHEMA = {
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="initialisation and batch-order seed"),
         "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch CPU threads (0 = torch's default)"),
         "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
+        "check_replicas": Field(bool, False, help="under MPI: compare the ranks' parameter checksums every epoch"),
     },
     "ntk": {
         "enabled": Field(bool, True, help="track the empirical metric-NTK every epoch"),
@@ -84,6 +86,11 @@ SCHEMA = {
         "epochs": Field(int, 10, lo=1, hi=MAX_STEPS),
         "n_train": Field(int, 5000, lo=1, help="first n_train train points are used"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
+    },
+    "checkpoint": {
+        "every": Field(int, 0, lo=0, hi=MAX_STEPS, help="write DIR/checkpoint.pt every this many epochs (0 = never)"),
+        "seconds": Field(float, 0.0, lo=0.0, hi=1e9,
+                         help="and when this many seconds passed since the last one (0 = never)"),
     },
     "kernel_flow": {
         "enabled": Field(bool, False, help="flow eq. 3.5 with the network's epoch-0 NTK as fixed kernel"),
@@ -146,91 +153,264 @@ def _check_schedule(cfg: dict, source: str) -> None:
                               f"exp({log_lr:.4g}) lies outside [{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
 
 
-def run(cfg: dict, outdir: str, *, log=print) -> dict:
-    """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs."""
-    check(cfg)
-    from hpcflow.jobs.output import write_hdf5
-    from hpcflow.nn.checkpoint import save_model
+#: job keys a resumed run may change (all others must equal the checkpoint's)
+RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None))
 
-    say = lambda s: log(f"{LOG_PREFIX} {s}")  # noqa: E731
-    ctx = _prepare(cfg)
-    summary, data = _train_main(cfg, ctx, say)
+
+def resume_key(cfg: dict) -> str:
+    """The job as JSON without the keys a resume may change (epochs, [checkpoint])."""
+    c = copy.deepcopy(cfg)
+    for sec, key in RESUMABLE_CHANGES:
+        if key is None:
+            c.pop(sec, None)
+        else:
+            c.get(sec, {}).pop(key, None)
+    return json.dumps(c, sort_keys=True)
+
+
+def check_resume(cfg: dict, state: dict, path: str) -> None:
+    """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
+    [checkpoint], or asks for fewer epochs than it has done."""
+    old = json.loads(state["config"])
+    if resume_key(old) != resume_key(cfg):
+        a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
+        diff = sorted(f"[{sec}].{k}" for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
+                      if a.get(sec, {}).get(k) != b.get(sec, {}).get(k))
+        raise ConfigError(f"{path}: the job differs from the checkpoint's in {', '.join(diff)}; --resume may "
+                          "change only [training].epochs and [checkpoint] (start a new --out instead)")
+    done = int(state["train"]["epoch"])
+    if cfg["training"]["epochs"] < done:
+        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = "
+                          f"{cfg['training']['epochs']}; set epochs >= {done}")
+
+
+def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
+        job_text: str | None = None) -> dict:
+    """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs.
+
+    Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
+    DIR/checkpoint.pt as configured, then DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last. A
+    non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; a signal
+    writes the checkpoint and raises Preempted. `job_text` (the saved job) goes to DIR/job.toml just before
+    summary.json.
+    """
+    import time
+
+    from hpcflow.parallel.comm import resolve
+
+    check(cfg)
+    t0 = time.perf_counter()
+    c = resolve(comm)
+    root = c.Get_rank() == 0
+    say = (lambda s: log(f"{LOG_PREFIX} {s}")) if root else (lambda s: None)  # noqa: E731
+    ctx = _prepare(cfg, c)
+    ctx["job_text"] = job_text
+    base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
+            "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"], "n_val": cfg["geometry"]["n_val"]}
+    summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0)
     if cfg["width_sweep"]["widths"]:
         summary["width_sweep"] = _width_sweep(cfg, ctx, data, say)
     if cfg["kernel_flow"]["enabled"]:
         summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say)
-    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg,
-                                                           "conventions": _CONVENTIONS})
-    save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True)
+    _write_outputs(outdir, cfg, ctx, data, summary, "finished", t0)
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
 
 
-def _prepare(cfg: dict) -> dict:
-    """Threads, device, the manifold, train/validation points and tensors, the initial network (and a copy)."""
+def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
+    """nn.h5 and model.pt(.json), then summary.json last (rank 0 only)."""
+    import time
+
+    from hpcflow.jobs.output import write_hdf5
+    from hpcflow.nn.checkpoint import save_model
+
+    c = ctx["comm"]
+    epoch = summary["checkpoint_step"]
+    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg, "status": status,
+                                                           "epoch": epoch, "conventions": _CONVENTIONS}, comm=c)
+    save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
+    summary.update(status=status, wall_seconds=time.perf_counter() - t0)
+    _write_summary(outdir, ctx, summary)
+
+
+def _write_summary(outdir, ctx, summary):
+    """DIR/job.toml (when given), then DIR/summary.json: last, its presence marks what the run finished."""
+    from hpcflow.jobs.output import write_json, write_text
+
+    if ctx.get("job_text") is not None:
+        write_text(os.path.join(outdir, "job.toml"), ctx["job_text"], comm=ctx["comm"])
+    write_json(os.path.join(outdir, "summary.json"), summary, comm=ctx["comm"])
+
+
+def _prepare(cfg: dict, comm) -> dict:
+    """Threads, device, the manifold, this rank's shards of the points and tensors, the initial network."""
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
     from hpcflow.nn._torch import require_torch
+    from hpcflow.nn.replicas import Shard
     from hpcflow.nn.train import TrainConfig
+    from hpcflow.parallel.comm import limit_threads, node_layout
 
     torch = require_torch()
     geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
+    limit_threads(comm)  # the CPUs this rank owns
     if tcfg["threads"]:
         torch.set_num_threads(tcfg["threads"])
     device = tcfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and comm.Get_size() > 1:
+        device = f"cuda:{node_layout(comm)[0] % torch.cuda.device_count()}"
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
-    train_ps, val_ps = ex.sample_points(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
-    train_d, val_d = ex.as_data(train_ps, mcfg["dtype"], device), ex.as_data(val_ps, mcfg["dtype"], device)
-    model = ex.build_model(train_d.x.shape[1], mcfg, tcfg["seed"]).to(device)
+    train_ps, val_ps = ex.sample_shards(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"], comm=comm)
+    train_d = Shard(ex.as_data(train_ps.data, mcfg["dtype"], device), train_ps.lo, train_ps.n)
+    val_d = Shard(ex.as_data(val_ps.data, mcfg["dtype"], device), val_ps.lo, val_ps.n)
+    model = ex.build_model(train_d.data.x.shape[1], mcfg, tcfg["seed"]).to(device)
     tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_min",
-                                             "optimizer", "loss", "detach_kappa", "seed")})
+                                             "optimizer", "loss", "detach_kappa", "seed", "check_replicas")})
     return {"X": X, "train_ps": train_ps, "val_ps": val_ps, "train": train_d, "val": val_d, "model": model,
             "model0": copy.deepcopy(model), "tc": tc, "device": device, "threads": torch.get_num_threads(),
-            "ntk_train": None, "ntk_test": None}
+            "ntk_train": None, "ntk_test": None, "comm": comm}
 
 
-def _train_main(cfg: dict, ctx: dict, say):
-    """Train ctx["model"] with σ history and the NTK on fixed points every epoch: (summary, HDF5 datasets)."""
+def _metric_rows(shard, idx, comm):
+    """MetricData of the rows at global indices idx (on every rank)."""
+    from hpcflow.nn.data import MetricData
+    from hpcflow.nn.replicas import gather_rows
+
+    d = shard.data
+    rows = gather_rows(shard, idx, ("x", "gfs", "omega2", "weights"), comm=comm)
+    return MetricData(*(torch_like(rows[k], d.x) for k in ("x", "gfs", "omega2", "weights")))
+
+
+def torch_like(a, ref):
+    from hpcflow.nn._torch import require_torch
+
+    return require_torch().as_tensor(a, dtype=ref.dtype, device=ref.device)
+
+
+def _point_rows(shard, idx, comm):
+    """PointSet of the rows at global indices idx (on every rank)."""
+    from hpcflow.geometry.pointset import PointSet
+    from hpcflow.nn.replicas import gather_rows
+
+    ps = shard.data
+    names = ("points", "weights", "omega2", "g_fs", "chart") + (("jacobian",) if ps.jacobian is not None else ())
+    rows = gather_rows(shard, idx, names, comm=comm)
+    return PointSet(ps.manifold, rows["points"], rows["weights"], rows["omega2"], rows["g_fs"], rows["chart"],
+                    rows.get("jacobian"), 0, ps.seed, dict(ps.attrs))
+
+
+def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
+    """Train ctx["model"] with σ history and the NTK on fixed points every epoch: (summary, HDF5 datasets).
+
+    Checkpoints go to DIR/checkpoint.pt; divergence writes the last finite state and raises NumericalStop.
+    """
+    from hpcflow.errors import NumericalStop
     from hpcflow.nn import experiment as ex
+    from hpcflow.nn.checkpoint import CHECKPOINT, save_checkpoint
+    from hpcflow.nn.ntk import NTKTracker
+    from hpcflow.nn.replicas import global_sigma
+    from hpcflow.nn.train import Trainer
 
-    ncfg, tc, data = cfg["ntk"], ctx["tc"], {}
+    ncfg, tc, data, c = cfg["ntk"], ctx["tc"], {}, ctx["comm"]
+    root = c.Get_rank() == 0
+    tracker = None
     if ncfg["enabled"]:
-        ctx["ntk_train"], ctx["ntk_test"], i, j = ex.ntk_points(ctx["train"], ctx["val"], ncfg["n_train_points"],
-                                                                ncfg["n_test_points"], ncfg["seed"])
-        data.update({"ntk/points_train": ctx["train_ps"].points[i], "ntk/points_test": ctx["val_ps"].points[j]})
-    res = ex.train_with_ntk(ctx["model"], ctx["train"], ctx["val"], tc, ntk_train=ctx["ntk_train"],
-                            ntk_test=ctx["ntk_test"], ntk_method=ncfg["method"], log=say)
-    hist = res["history"]
-    data.update({f"history/{k}": v for k, v in hist.items()})
-    summary = {"device": str(ctx["device"]), "threads": ctx["threads"], "sigma_fs_val": ctx["val_ps"].sigma(),
-               "sigma_val_initial": hist["sigma_val"][0], "sigma_val_final": hist["sigma_val"][-1],
-               "sigma_train_final": hist["sigma_train"][-1], "epochs": tc.epochs,
-               "train_seconds": res["train_seconds"],
-               "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if tc.epochs else None,
+        i, j = ex.ntk_indices(ctx["train"].n, ctx["val"].n, ncfg["n_train_points"], ncfg["n_test_points"],
+                              ncfg["seed"])
+        ctx["ntk_train"], ctx["ntk_test"] = _metric_rows(ctx["train"], i, c), _metric_rows(ctx["val"], j, c)
+        data.update({"ntk/points_train": _point_rows(ctx["train_ps"], i, c).points,
+                     "ntk/points_test": _point_rows(ctx["val_ps"], j, c).points})
+        if root:  # the NTK of the probe points is computed and written by rank 0 only
+            tracker = NTKTracker(ctx["ntk_train"], ctx["ntk_test"], method=ncfg["method"])
+    vps = ctx["val_ps"].data
+    sigma_fs_val = global_sigma(vps.eta(), vps.weights, comm=c)
+    path = os.path.join(outdir, CHECKPOINT)
+
+    def summarize(trainer, status):
+        hist = {k: np.asarray(v, dtype=np.float64) for k, v in trainer.hist.__dict__.items()}
+        out = {**base, "status": status, "checkpoint_step": trainer.epoch, "sigma_fs_val": sigma_fs_val,
+               "sigma_val_initial": hist["sigma_val"][0] if hist["sigma_val"].size else None,
+               "sigma_val_final": hist["sigma_val"][-1] if hist["sigma_val"].size else None,
+               "sigma_train_final": hist["sigma_train"][-1] if hist["sigma_train"].size else None,
+               "epochs": trainer.epoch, "train_seconds": float(hist["epoch_seconds"].sum()),
+               "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if hist["epoch_seconds"].size else None,
                "n_parameters": sum(p.numel() for p in ctx["model"].parameters())}
-    if "ntk" in res:
-        data.update({f"ntk/{k}": v for k, v in res["ntk"].items()})
-        summary.update(ntk_wasserstein=res["ntk"]["wasserstein"], ntk_rel_frobenius=res["ntk"]["rel_frobenius"],
-                       ntk_seconds_per_epoch=float(np.mean(res["ntk"]["ntk_seconds"])))
+        r = trainer.reducer
+        per = c.allgather({"rank": c.Get_rank(), "n_train_local": len(ctx["train"]), "n_val_local": len(ctx["val"]),
+                           "comm_seconds": getattr(trainer.comm, "seconds", 0.0), "comm_calls": getattr(
+                               trainer.comm, "calls", 0), "allreduce_seconds": r.seconds, "allreduce_bytes": r.bytes,
+                           "allreduce_calls": r.calls})
+        if c.Get_size() > 1:
+            out["per_rank"] = per
+        return out, hist
+
+    def checkpoint(trainer, reason, status="running"):
+        if root:
+            save_checkpoint(path, {"config": json.dumps(cfg, sort_keys=True), "ranks": c.Get_size(),
+                                   "status": "finished" if reason == "end" else status,
+                                   "train": trainer.state_dict(),
+                                   "ntk": tracker.state_dict() if tracker is not None else {}}, comm=c)
+        if reason == "signal":  # preempted: the summary says so and which checkpoint it describes
+            out, _ = summarize(trainer, "preempted")
+            _write_summary(outdir, ctx, out)
+
+    trainer = Trainer(ctx["model"], ctx["train"], ctx["val"], tc, comm=c, on_epoch=tracker, log=say,
+                      checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"])
+    if resume is not None:
+        trainer.load_state_dict(resume["train"])
+        if tracker is not None and resume.get("ntk"):
+            tracker.load_state_dict(resume["ntk"])
+        say(f"resuming after epoch {trainer.epoch} (+{trainer.pos} batches) of {tc.epochs}")
+    trainer.run()
+    if trainer.diverged is not None:
+        last = trainer.last_finite
+        if last is not None:
+            trainer.load_state_dict(last)
+            if tracker is not None:
+                tracker.truncate(trainer.epoch)
+            checkpoint(trainer, "diverged", status="diverged")
+        summary, hist = summarize(trainer, "diverged")
+        data.update({f"history/{k}": v for k, v in hist.items()})
+        if tracker is not None and tracker.theta:
+            data.update({f"ntk/{k}": v for k, v in tracker.results().items()})
+        _write_outputs(outdir, cfg, ctx, data, summary, "diverged", t0)
+        stop = NumericalStop(f"the network diverged ({trainer.diverged}); wrote history and model up to epoch "
+                             f"{trainer.epoch} (last finite) to {outdir}")
+        stop.summary = summary  # `hpcflow run` writes it (again) as its summary.json
+        raise stop
+    summary, hist = summarize(trainer, "finished")
+    data.update({f"history/{k}": v for k, v in hist.items()})
+    if ncfg["enabled"]:
+        res = c.bcast(tracker.results() if root else None, root=0)  # the summary lists the NTK change
+        if root:
+            data.update({f"ntk/{k}": v for k, v in res.items()})
+        summary.update(ntk_wasserstein=res["wasserstein"], ntk_rel_frobenius=res["rel_frobenius"],
+                       ntk_seconds_per_epoch=float(np.mean(res["ntk_seconds"])))
     return summary, data
 
 
+def _first_rows(shard, n, comm, kind):
+    """The first n global rows of a shard, on every rank (MetricData or PointSet)."""
+    idx = np.arange(n, dtype=np.int64)
+    return _metric_rows(shard, idx, comm) if kind == "metric" else _point_rows(shard, idx, comm)
+
+
 def _width_sweep(cfg: dict, ctx: dict, data: dict, say) -> dict:
-    """One network per width on the first n_train train points; NTK change and σ per width."""
+    """One network per width on the first n_train train points; NTK change and σ per width (data parallel)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
-    ws = cfg["width_sweep"]
+    ws, c = cfg["width_sweep"], ctx["comm"]
     lr = ctx["tc"].lr if ws["lr"] is None else ws["lr"]
     sweep_tc = TrainConfig(**{**ctx["tc"].__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"], "lr": lr})
-    tr_small = ctx["train"][: ws["n_train"]]
-    ntk_tr = tr_small[:10] if ctx["ntk_train"] is None else ctx["ntk_train"]
-    ntk_te = ctx["val"][:10] if ctx["ntk_test"] is None else ctx["ntk_test"]
+    tr_small = _first_rows(ctx["train"], ws["n_train"], c, "metric")
+    ntk_tr = _first_rows(ctx["train"], 10, c, "metric") if ctx["ntk_train"] is None else ctx["ntk_train"]
+    ntk_te = _first_rows(ctx["val"], 10, c, "metric") if ctx["ntk_test"] is None else ctx["ntk_test"]
     sw = ex.width_sweep(ws["widths"], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
                         lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te, seed=cfg["training"]["seed"],
-                        log=say)
+                        log=say, comm=c)
     data.update({f"width_sweep/{k}": v for k, v in sw.items()})
     return dict(sw)
 
@@ -240,14 +420,15 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say) -> dict:
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
-    kf, tc, model0 = cfg["kernel_flow"], ctx["tc"], ctx["model0"]
-    tr, te = ctx["train_ps"][: kf["n_train"]], ctx["val_ps"][: kf["n_test"]]
+    kf, tc, model0, c = cfg["kernel_flow"], ctx["tc"], ctx["model0"], ctx["comm"]
+    tr, te = _first_rows(ctx["train_ps"], kf["n_train"], c, "points"), _first_rows(ctx["val_ps"], kf["n_test"], c,
+                                                                                   "points")
     flow = ex.ntk_kernel_flow(model0, ctx["X"], tr, te, dt=kf["dt"], steps=kf["steps"], tile=kf["tile"],
                               loss=tc.loss)
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
     dtype, device = cfg["model"]["dtype"], ctx["device"]
     res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
-                            small_tc)
+                            small_tc, comm=c)
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]
@@ -269,6 +450,8 @@ _CONVENTIONS = json.dumps({
     "ntk": "Theta[I, J, a, b] = sum_theta dg_I(x_a)/dtheta dg_J(x_b)/dtheta; per epoch (index 0 = init)",
     "spectrum": "eigenvalues of (A_IJ + A_JI)/2, A_IJ[a, b] = Theta_IJ(train_a, train_b), pooled over I, J",
     "spectrum_full": "eigenvalues of the PSD matrix Theta[(I, a), (J, b)] over the train points",
+    "spectrum_train_test": "the paper's statistic: complex eigenvalues of B_IJ[a, b] = Theta_IJ(train_a, test_b), "
+                           "pooled over I, J; wasserstein_train_test compares their real parts with epoch 0",
     "wasserstein": "scipy.stats.wasserstein_distance(spectrum[t], spectrum[0])",
     "rel_frobenius": "||Theta_t - Theta_0||_F / ||Theta_0||_F on the train x test block",
     "kernel_flow": "eq. 3.5 from g_FS with the fixed epoch-0 NTK; nn_* = same initial network trained on the "

@@ -13,7 +13,8 @@ Spectra (Fig. 4 statistic): for the fixed train points x_a, the 10x10 matrix A_I
 satisfies A_IJᵀ = A_JI, so it is symmetric for I = J only; we take eigenvalues of its symmetric part
 (A_IJ + A_JI)/2 for every (I, J) and pool them (81·10 values per epoch; (I, J) and (J, I) contribute the
 same values, as in the paper's pooling over all 9x9 entries). We also keep the 90 eigenvalues of the full
-positive semi-definite train-train matrix Θ[(I, a), (J, b)]. Distances: scipy's 1-d Wasserstein distance
+positive semi-definite train-train matrix Θ[(I, a), (J, b)], and the paper's own statistic: the (complex)
+eigenvalues of the train x test blocks B_IJ[a, b] = Θ_IJ(x_a, x'_b), pooled. Distances: scipy's 1-d Wasserstein distance
 between an epoch's pooled spectrum and epoch 0's, and ‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F on the train x test tensor.
 """
 
@@ -97,6 +98,19 @@ def full_spectrum(theta_tt: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(0.5 * (mat + mat.T))
 
 
+def train_test_spectrum(theta_tx: np.ndarray) -> np.ndarray:
+    """The paper's Fig. 4 statistic: eigenvalues of every square block B_IJ[a, b] = Θ_IJ(train_a, test_b), pooled.
+
+    B_IJ is neither symmetric nor normal, so its eigenvalues are complex in general (n_out² · N,) complex128,
+    sorted by real part, then imaginary part.
+    """
+    p, q, n, m = theta_tx.shape
+    if n != m:
+        raise ValueError(f"train x test blocks must be square for eigenvalues (got {n} x {m} points)")
+    ev = np.linalg.eigvals(theta_tx.reshape(p * q, n, m)).ravel()
+    return ev[np.lexsort((ev.imag, ev.real))]
+
+
 class NTKTracker:
     """Records the empirical NTK on fixed train and test points at epoch 0 and after every epoch.
 
@@ -115,6 +129,19 @@ class NTKTracker:
         self.theta.append(empirical_ntk(model, self.x, self.gfs, method=self.method))
         self.seconds.append(time.perf_counter() - t0)
 
+    def state_dict(self) -> dict:
+        """The NTK per epoch so far and its timings, as tensors (part of a training checkpoint)."""
+        theta = torch.from_numpy(np.stack(self.theta)) if self.theta else torch.zeros(0)
+        return {"theta": theta, "seconds": torch.tensor(self.seconds, dtype=torch.float64)}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.theta = list(st["theta"].numpy()) if st["theta"].numel() else []
+        self.seconds = st["seconds"].tolist()
+
+    def truncate(self, epochs: int) -> None:
+        """Keep epochs 0..epochs (after a divergence: up to the last finite epoch)."""
+        self.theta, self.seconds = self.theta[:epochs + 1], self.seconds[:epochs + 1]
+
     def results(self) -> dict:
         """Arrays per epoch: NTK blocks, pooled/full spectra, Wasserstein distance, relative Frobenius change."""
         n = self.n_train
@@ -125,6 +152,12 @@ class NTKTracker:
         w = np.array([wasserstein_distance(s, spec[0]) for s in spec])
         w_full = np.array([wasserstein_distance(s, spec_full[0]) for s in spec_full])
         fro = np.linalg.norm((tx - tx[0]).reshape(len(tx), -1), axis=1) / np.linalg.norm(tx[0])
-        return {"ntk_train_test": tx, "ntk_train_train": tt, "ntk_test_test": full[..., n:, n:],
+        extra = {}
+        if tx.shape[-1] == tx.shape[-2]:  # the paper's train x test statistic needs as many test as train points
+            spec_tx = np.stack([train_test_spectrum(t) for t in tx])
+            extra = {"spectrum_train_test": spec_tx,
+                     "wasserstein_train_test": np.array([wasserstein_distance(s.real, spec_tx[0].real)
+                                                         for s in spec_tx])}
+        return {"ntk_train_test": tx, "ntk_train_train": tt, "ntk_test_test": full[..., n:, n:], **extra,
                 "spectrum": spec, "spectrum_full": spec_full, "wasserstein": w, "wasserstein_full": w_full,
                 "rel_frobenius": fro, "ntk_seconds": np.asarray(self.seconds)}

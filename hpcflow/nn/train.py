@@ -1,17 +1,31 @@
-"""Training loop: Adam (or SGD) on mini-batches of the σ / ultra-local loss, validation σ every epoch."""
+"""Training loop: Adam (or SGD) on mini-batches of the σ / ultra-local loss, validation σ every epoch.
+
+Data parallel over the ranks of `comm` (hpcflow.nn.replicas): the data order is one global permutation of the
+train points per epoch (the same on every rank, from one seeded generator), global batch b is positions
+[bB, (b+1)B) of it, each rank computes the gradient of the rows of that batch it holds, and one Allreduce
+gives every rank the global batch's gradient, so the run is the same for every R up to summation order.
+`Trainer.state_dict()` captures everything a bitwise resume needs (hpcflow.nn.checkpoint documents it).
+"""
 
 from __future__ import annotations
 
+import copy
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, Preempted
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.fused_loss import fused_metric_loss
+from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.loss import metric_loss
+from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
+from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.reduce import any_true
 
 torch = require_torch()
 
@@ -31,6 +45,7 @@ class TrainConfig:
     lr_schedule: str = "exponential"  # or "cosine": lr_min + (lr - lr_min)(1 + cos(π s/S))/2 over all S steps
     lr_min: float = 0.0  # cosine schedule's final learning rate
     seed: int = 0
+    check_replicas: bool = False  # compare parameter checksums of all ranks after every epoch (debug)
 
 
 @dataclass
@@ -41,6 +56,7 @@ class History:
     sigma_val: list = field(default_factory=list)  # (epochs+1,) σ on the held-out points
     loss: list = field(default_factory=list)  # (epochs,) mean batch loss
     epoch_seconds: list = field(default_factory=list)  # (epochs,) training time only
+    comm_seconds: list = field(default_factory=list)  # (epochs, R) seconds each rank spent in the epoch's collectives
 
     def arrays(self) -> dict:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
@@ -52,10 +68,18 @@ def predict(model, data, *, chunk: int = 65536):
     return torch.cat([model(data.x[s:s + chunk], data.gfs[s:s + chunk]) for s in range(0, len(data), chunk)])
 
 
+def as_shard(data, *, comm=None) -> Shard:
+    """A Shard as is; a set every rank holds whole: this rank's share of it (all of it on one rank)."""
+    return data if isinstance(data, Shard) else keep_share(data, comm=comm)
+
+
 @torch.no_grad()
-def evaluate_sigma(model, data) -> float:
-    """σ measure (eq. B.11) of the model's metric on all points of `data` (κ from these points)."""
-    return float(metric_loss(predict(model, data), data.omega2, data.weights, loss="sigma"))
+def evaluate_sigma(model, data, *, comm=None) -> float:
+    """σ measure (eq. B.11) of the model's metric on all points of `data` over all ranks (κ from these points)."""
+    c = resolve(comm)
+    d = as_shard(data, comm=c).data
+    eta = metric_eta(predict(model, d), d.omega2) if len(d) else d.omega2[:0]
+    return global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(), comm=c)
 
 
 def make_optimizer(model, cfg: TrainConfig):
@@ -69,11 +93,14 @@ def make_optimizer(model, cfg: TrainConfig):
         return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def batch_loss(model, batch, cfg: TrainConfig):
-    """Training loss of one batch; 3x3 metrics take the closed-form backward of hpcflow.nn.fused_loss."""
+def batch_loss(model, batch, cfg: TrainConfig, *, comm=None):
+    """Training loss of one batch (this rank's part of it under `comm`); 3x3 metrics take the closed-form
+    backward of hpcflow.nn.fused_loss."""
     if batch.gfs.shape[-1] == 9:
         return fused_metric_loss(model.raw(batch.x), batch.gfs, batch.omega2, batch.weights, kind=model.kind,
-                                 loss=cfg.loss, detach_kappa=cfg.detach_kappa)
+                                 loss=cfg.loss, detach_kappa=cfg.detach_kappa, comm=comm)
+    if comm is not None and comm.Get_size() > 1:
+        raise ConfigError("data-parallel training needs 3x3 metrics (dim = 3); run on one rank")
     return metric_loss(model(batch.x, batch.gfs), batch.omega2, batch.weights, loss=cfg.loss,
                        detach_kappa=cfg.detach_kappa)
 
@@ -88,39 +115,206 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> 
     raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
 
 
-def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None) -> History:
-    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch."""
-    gen = torch.Generator().manual_seed(int(cfg.seed))
-    opt = make_optimizer(model, cfg)
-    learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
-    steps_per_epoch = -(-len(train_data) // cfg.batch_size)
-    total_steps, step = steps_per_epoch * cfg.epochs, 0
-    hist = History()
+def _numpy_rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
 
-    def record(epoch):
-        hist.sigma_train.append(evaluate_sigma(model, train_data))
-        hist.sigma_val.append(evaluate_sigma(model, val_data))
-        if on_epoch is not None:
-            on_epoch(epoch, model)
-        if log is not None:
-            log(f"epoch {epoch:4d}  sigma_train {hist.sigma_train[-1]:.5f}  sigma_val {hist.sigma_val[-1]:.5f}")
 
-    record(0)
-    for epoch in range(1, cfg.epochs + 1):
-        t0, total, count = time.perf_counter(), 0.0, 0
-        model.train()
-        for batch in train_data.batches(cfg.batch_size, gen):
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, step, epoch - 1, total_steps)
-            step += 1
-            opt.zero_grad(set_to_none=True)
-            loss = batch_loss(model, batch, cfg)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
-        hist.epoch_seconds.append(time.perf_counter() - t0)
-        hist.loss.append(total / count)
-        model.eval()
-        record(epoch)
-    return hist
+def _set_numpy_rng_state(st: dict) -> None:
+    np.random.set_state(("MT19937", st["keys"].numpy().astype(np.uint32), st["pos"], st["has_gauss"],
+                         st["cached_gaussian"]))
+
+
+#: signals that make the next step boundary write a checkpoint and stop (exit status 4)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Trainer:
+    """One training run of `model`, resumable from `state_dict()` at any step boundary.
+
+    checkpoint(trainer, reason) is called (on every rank) every `every` epochs, when `seconds` have passed
+    since the last one (decided at a step boundary), on SIGTERM/SIGUSR1 (then Preempted is raised on every
+    rank) and at the end (reason "end"). After `run()`, `diverged` is None or a one-line reason, and
+    `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set).
+    """
+
+    def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
+                 on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0):
+        c = resolve(comm)
+        self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
+        self.model, self.cfg = model, cfg
+        self.train_shard = as_shard(train_data, comm=self.comm)
+        self.val = as_shard(val_data, comm=self.comm)
+        self.on_epoch, self.log, self.on_step = on_epoch, log, on_step
+        self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
+        learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
+        self.opt = make_optimizer(model, cfg)
+        self.reducer = GradientReducer(model, comm=self.comm, extra=3)  # loss, signal flag, timer flag
+        self.gen = torch.Generator().manual_seed(int(cfg.seed))
+        self.order_state = self.gen.get_state()
+        self.epoch, self.step, self.pos = 0, 0, 0
+        self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
+        self.hist = History()
+        self.diverged, self.last_finite = None, None
+        self.signalled = False
+        self._last_ckpt = time.monotonic()
+
+    # ---- state ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Tensors and plain values only (torch.load(..., weights_only=True) reads it back)."""
+        return {
+            "epoch": self.epoch, "step": self.step, "position": self.pos,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone(),
+                    "torch": torch.get_rng_state(), "numpy": _numpy_rng_state()},
+            "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
+                        "comm_seconds": self.partial_comm},
+            "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.__dict__.items()},
+        }
+
+    def load_state_dict(self, st: dict) -> None:
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.epoch, self.step, self.pos = int(st["epoch"]), int(st["step"]), int(st["position"])
+        self.gen.set_state(st["rng"]["order"])
+        self.order_state = st["rng"]["order"].clone()
+        torch.set_rng_state(st["rng"]["torch"])
+        _set_numpy_rng_state(st["rng"]["numpy"])
+        p = st["partial"]
+        self.loss_sum, self.loss_count = float(p["loss_sum"]), int(p["loss_count"])
+        self.partial_seconds, self.partial_comm = float(p["seconds"]), float(p.get("comm_seconds", 0.0))
+        for k, v in st["history"].items():
+            setattr(self.hist, k, v.tolist())
+
+    # ---- the loop ---------------------------------------------------------------------------------------
+    def _epoch_order(self):
+        """This epoch's global permutation -> (this rank's rows in that order, row bounds of each batch)."""
+        tr, bsz = self.train_shard, self.cfg.batch_size
+        self.order_state = self.gen.get_state()
+        perm = torch.randperm(tr.n, generator=self.gen, device="cpu")
+        mine = (perm >= tr.lo) & (perm < tr.hi)
+        local = perm[mine] - tr.lo
+        n_batches = -(-tr.n // bsz)
+        per_batch = torch.bincount(torch.nonzero(mine).squeeze(1) // bsz, minlength=n_batches)
+        bounds = [0] + torch.cumsum(per_batch, 0).tolist()
+        return tr.data[local.to(tr.data.x.device)], bounds, n_batches
+
+    def _record(self) -> None:
+        self.hist.sigma_train.append(evaluate_sigma(self.model, self.train_shard, comm=self.comm))
+        self.hist.sigma_val.append(evaluate_sigma(self.model, self.val, comm=self.comm))
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch, self.model)
+        if self.log is not None:
+            self.log(f"epoch {self.epoch:4d}  sigma_train {self.hist.sigma_train[-1]:.5f}  "
+                     f"sigma_val {self.hist.sigma_val[-1]:.5f}")
+
+    def _finite_epoch(self) -> bool:
+        h = self.hist
+        bad = [f"{k} = {v[-1]}" for k, v in (("sigma_val", h.sigma_val), ("sigma_train", h.sigma_train),
+                                             ("loss", h.loss)) if v and not math.isfinite(v[-1])]
+        if bad:
+            self.diverged = f"epoch {self.epoch}: {', '.join(bad)}"
+        return not bad
+
+    def _snapshot(self) -> None:
+        """Keep the state of this (finite) epoch boundary, for a divergence later; only for checkpointed runs."""
+        if self.checkpoint is not None:
+            self.last_finite = self.state_dict()
+
+    def _comm_seconds(self) -> float:
+        return getattr(self.comm, "seconds", 0.0)
+
+    def _timer_due(self) -> bool:
+        return self.seconds > 0 and self.comm.Get_rank() == 0 and time.monotonic() - self._last_ckpt >= self.seconds
+
+    def _save(self, reason: str) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(self, reason)
+        self._last_ckpt = time.monotonic()
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        self.signalled = True
+
+    def run(self) -> History:
+        handlers = {}
+        if self.checkpoint is not None and threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        try:
+            self._run()
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        return self.hist
+
+    def _run(self) -> None:
+        cfg, model = self.cfg, self.model
+        total_steps = -(-self.train_shard.n // cfg.batch_size) * cfg.epochs
+        if not self.hist.sigma_val:
+            self._record()
+            if not self._finite_epoch():
+                return
+            self._snapshot()
+        flags = self.reducer.extra
+        while self.epoch < cfg.epochs:
+            shuffled, bounds, n_batches = self._epoch_order()
+            model.train()
+            t0, c0 = time.perf_counter(), self._comm_seconds()
+            for b in range(self.pos, n_batches):
+                for group in self.opt.param_groups:
+                    group["lr"] = learning_rate(cfg, self.step, self.epoch, total_steps)
+                self.reducer.zero()
+                loss = batch_loss(model, shuffled[bounds[b]:bounds[b + 1]], cfg, comm=self.comm)
+                loss.backward()
+                flags[0] = loss.detach()
+                flags[1] = float(self.signalled)
+                flags[2] = float(self._timer_due())
+                self.reducer.reduce()
+                loss_b, stop, timer = float(flags[0]), bool(flags[1] > 0), bool(flags[2] > 0)
+                self.opt.step()
+                self.step, self.pos = self.step + 1, b + 1
+                size_b = min(cfg.batch_size, self.train_shard.n - b * cfg.batch_size)
+                self.loss_sum, self.loss_count = self.loss_sum + loss_b * size_b, self.loss_count + size_b
+                if self.on_step is not None:
+                    self.on_step(self)
+                if not math.isfinite(loss_b):
+                    self.diverged = f"epoch {self.epoch + 1}, step {self.step}: batch loss = {loss_b}"
+                    return
+                if (stop or timer) and self.pos < n_batches:
+                    self.partial_seconds += time.perf_counter() - t0
+                    self.partial_comm += self._comm_seconds() - c0
+                    self._save("signal" if stop else "seconds")
+                    t0, c0 = time.perf_counter(), self._comm_seconds()
+                    if stop:
+                        raise Preempted(f"signal received: checkpoint written after epoch {self.epoch} + "
+                                        f"{self.pos} batches; continue with --resume")
+            self.hist.epoch_seconds.append(self.partial_seconds + time.perf_counter() - t0)
+            self.hist.comm_seconds.append(self.comm.allgather(self.partial_comm + self._comm_seconds() - c0))
+            self.hist.loss.append(self.loss_sum / max(self.loss_count, 1))
+            self.epoch, self.pos = self.epoch + 1, 0
+            self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
+            model.eval()
+            self._record()
+            if cfg.check_replicas:
+                check_replicas(model, comm=self.comm)
+            if not self._finite_epoch():
+                return
+            self._snapshot()
+            stop = any_true(self.signalled, comm=self.comm)
+            if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or any_true(
+                    self._timer_due(), comm=self.comm):
+                self._save("signal" if stop else "every")
+                if stop:
+                    raise Preempted(f"signal received: checkpoint written after epoch {self.epoch}; "
+                                    "continue with --resume")
+        self._save("end")
+
+
+def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None) -> History:
+    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch.
+
+    Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
+    keeps its share); the history is global and the same on every rank.
+    """
+    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log).run()

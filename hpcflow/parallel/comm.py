@@ -181,8 +181,9 @@ def limit_threads(comm=None) -> int:
         threadpool_limits(limits=n)
     except Exception:  # noqa: BLE001 - threadpoolctl missing: leave BLAS as it is
         pass
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
+    torch = sys.modules.get("torch")  # only when the job already imported it (None: hidden, as in tests)
+    if torch is not None:
+        torch.set_num_threads(n)
     return n
 
 

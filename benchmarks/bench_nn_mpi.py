@@ -1,0 +1,164 @@
+"""Data-parallel network training: seconds per epoch of the baseline job (10^5 points, 3x64 ReLU) at 1 and 2
+ranks with one thread each against one process with 1 and 2 threads, at the baseline batch and larger global
+batches; the measured Allreduce time, and a model of its cost for wider networks and more ranks.
+
+Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
+       [--lr-for 256=6e-3] [--allreduce] [--model-only --alpha A --beta B --c C --t0 T]
+Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
+prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
+seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
+ranks and prints the latency/bandwidth fit used by the cost model (--model-only: the model from given
+--alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JOB = os.path.join(ROOT, "jobs", "nn_baseline.toml")
+
+
+def mpiexec() -> str:
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
+
+
+def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: float | None) -> dict:
+    """One `hpcflow nn` run of the baseline job; the figures of its nn.h5 and summary.json."""
+    import h5py
+    import numpy as np
+
+    out = tempfile.mkdtemp(prefix="bench_nn_mpi_")
+    sets = [f"training.epochs={epochs}", f"training.batch_size={batch}", f"training.threads={threads}",
+            "ntk.enabled=false", f"geometry.n_train={n}"] + ([f"training.lr={lr}"] if lr else [])
+    cmd = [sys.executable, "-m", "hpcflow", "nn", JOB, "--out", os.path.join(out, "run")]
+    for s in sets:
+        cmd += ["--set", s]
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks)] + cmd
+    env = dict(os.environ, HPCFLOW_THREADS=str(threads), PYTHONPATH=ROOT)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    with open(os.path.join(out, "run", "summary.json")) as fh:
+        summary = json.load(fh)
+    with h5py.File(os.path.join(out, "run", "nn.h5")) as f:
+        epoch_seconds = f["history/epoch_seconds"][()]
+        comm_seconds = f["history/comm_seconds"][()]  # (epochs, R)
+        sigma_val = f["history/sigma_val"][()]
+    shutil.rmtree(out)
+    per = summary.get("per_rank", [])
+    best = int(np.argmin(epoch_seconds))
+    return {"ranks": ranks, "threads": threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
+            "epochs": epochs, "n_train": n, "best_epoch_seconds": float(epoch_seconds[best]),
+            "best_epoch_comm_seconds": comm_seconds[best].tolist(),
+            "best_epoch_compute_seconds_max": float(epoch_seconds[best] - np.min(comm_seconds[best])),
+            "mean_epoch_seconds": float(np.mean(epoch_seconds)), "sigma_val_final": float(sigma_val[-1]),
+            "comm_seconds_per_epoch": [p["comm_seconds"] / epochs for p in per],
+            "allreduce_seconds_per_epoch": [p["allreduce_seconds"] / epochs for p in per],
+            "allreduce_calls_per_epoch": [p["allreduce_calls"] / epochs for p in per], "wall_seconds": wall}
+
+
+def allreduce_worker(sizes, repeat: int) -> None:
+    """Under mpiexec: the best time of MPI_Allreduce (in place, SUM) of float64 buffers of each size."""
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    for n in sizes:
+        buf = np.ones(n)
+        best = float("inf")
+        for _ in range(repeat):
+            comm.Barrier()
+            t0 = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            best = min(best, time.perf_counter() - t0)
+        best = comm.allreduce(best, op=MPI.MAX)
+        if comm.Get_rank() == 0:
+            print(json.dumps({"allreduce_floats": n, "ranks": comm.Get_size(), "seconds": best}), flush=True)
+
+
+def n_parameters(width: int, depth: int = 3, n_in: int = 10, n_out: int = 9) -> int:
+    sizes = [n_in] + [width] * depth + [n_out]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def allreduce_model(p: int, ranks: int, alpha: float, beta: float) -> float:
+    """Seconds of one Allreduce of p float64 (+3 scalars) at R ranks: recursive doubling for the latency,
+    reduce-scatter + allgather for the volume, 2 (R-1)/R · 8p bytes at beta seconds per byte."""
+    import math
+
+    if ranks == 1:
+        return 0.0
+    return 2 * math.ceil(math.log2(ranks)) * alpha + 2 * (ranks - 1) / ranks * 8 * (p + 3) * beta
+
+
+def print_model(alpha: float, beta: float, c_point_param: float, t0: float, batch: int) -> None:
+    """Modelled step time t(R) = t0 + c · (B/R) · P + Allreduce(P, R) + 2 scalar Allreduces (the batch κ sums and
+    the κ term) and the speedup t(1)/t(R) per width and R; t0 is the per-step cost that does not shrink with
+    B/R (Python, operator launches, the optimiser step)."""
+    import math
+
+    for width in (64, 256, 1024, 4096):
+        p = n_parameters(width)
+        for ranks in (2, 4, 8, 16, 64):
+            compute = c_point_param * batch * p
+            comm = allreduce_model(p, ranks, alpha, beta) + 4 * math.ceil(math.log2(ranks)) * alpha
+            step = t0 + compute / ranks + comm
+            print(json.dumps({"model": "data-parallel step", "width": width, "parameters": p, "batch": batch,
+                              "ranks": ranks, "comm_seconds": comm, "compute_seconds_per_rank": compute / ranks,
+                              "t0": t0, "speedup": (t0 + compute) / step, "comm_share": comm / step}), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts at one thread each")
+    ap.add_argument("--single-threads", type=int, default=2, help="one process with this many threads too")
+    ap.add_argument("--lr-for", nargs="*", default=[], metavar="BATCH=LR", help="learning rate for a batch size")
+    ap.add_argument("--allreduce", action="store_true", help="time MPI_Allreduce at 2 ranks and fit alpha, beta")
+    ap.add_argument("--model-only", action="store_true")
+    ap.add_argument("--alpha", type=float, default=None, help="Allreduce latency (s) for the model")
+    ap.add_argument("--beta", type=float, default=None, help="Allreduce seconds per byte for the model")
+    ap.add_argument("--c", type=float, default=None, help="compute seconds per point per parameter per step")
+    ap.add_argument("--t0", type=float, default=0.0, help="per-step seconds independent of the batch")
+    ap.add_argument("--worker", nargs="*", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        allreduce_worker(args.worker, 50)
+        return
+    if args.allreduce:
+        sizes = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
+        res = subprocess.run([mpiexec(), "-n", "2", sys.executable, __file__, "--worker", *map(str, sizes)],
+                             check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+        for r in rows:
+            print(json.dumps(r))
+        alpha = min(r["seconds"] for r in rows) / 2  # 2 latencies at 2 ranks
+        big = rows[-1]
+        beta = (big["seconds"] - 2 * alpha) / (8 * big["allreduce_floats"])  # 2 (R-1)/R = 1 at R = 2
+        print(json.dumps({"fit": "allreduce", "alpha_seconds": alpha, "beta_seconds_per_byte": beta}))
+        args.alpha, args.beta = args.alpha or alpha, args.beta or beta
+    lrs = {int(k): float(v) for k, v in (s.split("=") for s in args.lr_for)}
+    if not args.model_only:
+        for batch in args.batches:
+            cases = [(1, args.single_threads)] if args.single_threads > 1 else []
+            cases += [(r, 1) for r in args.ranks]
+            for ranks, threads in cases:
+                print(json.dumps(run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch))), flush=True)
+    if args.alpha is not None and args.beta is not None and args.c is not None:
+        for batch in args.batches:
+            print_model(args.alpha, args.beta, args.c, args.t0, batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""`hpcflow nn ...` with one fault injected after a chosen optimiser step, for tests/test_nn_mpi.py.
+
+Usage: python nn_driver.py MODE EPOCH POSITION RANK nn JOB --out DIR ...
+After the step that leaves (epochs done, batches done in the next epoch) = (EPOCH, POSITION) on rank RANK:
+MODE "signal" sends SIGTERM to this process (a scheduler's preemption); MODE "raise" raises RuntimeError.
+"""
+
+import os
+import signal
+import sys
+
+from hpcflow.cli import main
+from hpcflow.nn import train as _train
+
+mode, epoch, position, rank = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+_init = _train.Trainer.__init__
+
+
+def _init_with_fault(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    if self.checkpoint is None:  # only the job's main training (the one that checkpoints)
+        return
+
+    def on_step(trainer):
+        if (trainer.epoch, trainer.pos, trainer.comm.Get_rank()) == (epoch, position, rank):
+            if mode == "signal":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise RuntimeError("injected failure")
+
+    self.on_step = on_step
+
+
+_train.Trainer.__init__ = _init_with_fault
+sys.exit(main(sys.argv[5:]))

@@ -1,0 +1,225 @@
+"""`hpcflow nn` data parallel at 1, 2 and 3 ranks, checkpoints and --resume, divergence, a failing rank.
+
+Rank counts differ only in summation order (gradients and κ sums of a batch split over ranks), so σ per epoch
+and the final parameters agree to rounding amplified over ~20 optimiser steps (measured ~1e-16; 1e-10 asked);
+a resumed run repeats the uninterrupted one bit for bit at the same rank count.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hpcflow.cli import main  # noqa: E402
+
+DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
+#: datasets that hold wall-clock times, different in any two runs
+TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds"}
+
+JOB = """
+[job]
+kind = "nn"
+[geometry]
+n_train = 300
+n_val = 150
+seed = 3
+[model]
+depth = 2
+width = 8
+activation = "gelu"
+[training]
+epochs = 3
+batch_size = 70
+lr = 3e-3
+loss = "LOSS"
+threads = 1
+check_replicas = true
+[ntk]
+n_train_points = 3
+n_test_points = 2
+[checkpoint]
+every = 1
+[width_sweep]
+n_train = 100
+[kernel_flow]
+n_train = 30
+n_test = 20
+"""
+
+
+def mpiexec():
+    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    assert exe, "mpiexec not found: install the test extra (mpich wheel)"
+    return exe
+
+
+def _env():
+    return dict(os.environ, HPCFLOW_THREADS="1", PYTHONPATH=os.getcwd())
+
+
+def _job(tmp_path, loss):
+    p = tmp_path / f"job_{loss}.toml"
+    p.write_text(JOB.replace("LOSS", loss))
+    return str(p)
+
+
+def _mpi(ranks, args, *, driver=None, timeout=120):
+    prog = [sys.executable, DRIVER, *driver] if driver else [sys.executable, "-m", "hpcflow"]
+    return subprocess.run([mpiexec(), "-n", str(ranks), *prog, *args], capture_output=True, text=True,
+                          timeout=timeout, env=_env())
+
+
+def _datasets(path):
+    with h5py.File(path) as f:
+        out = {}
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        return out
+
+
+def _state(path):
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The ultralocal job at 1 (in process), 2 and 3 ranks, and the σ-loss job at 1 and 2 ranks."""
+    tmp = tmp_path_factory.mktemp("nnmpi")
+    out = {}
+    for loss, ranks in (("ultralocal", (1, 2, 3)), ("sigma", (1, 2))):
+        job = _job(tmp, loss)
+        for r in ranks:
+            d = str(tmp / f"{loss}{r}")
+            if r == 1:
+                assert main(["nn", job, "--out", d]) == 0
+            else:
+                p = _mpi(r, ["nn", job, "--out", d])
+                assert p.returncode == 0, p.stderr
+            out[loss, r] = d
+    out["tmp"], out["jobs"] = tmp, {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}
+    return out
+
+
+@pytest.mark.parametrize("loss,ranks", [("ultralocal", 2), ("ultralocal", 3), ("sigma", 2)])
+def test_rank_counts_give_the_same_training(runs, loss, ranks):
+    one, many = _datasets(os.path.join(runs[loss, 1], "nn.h5")), _datasets(os.path.join(runs[loss, ranks], "nn.h5"))
+    for key in ("history/sigma_val", "history/sigma_train", "history/loss", "ntk/ntk_train_test"):
+        np.testing.assert_allclose(many[key], one[key], rtol=1e-10, atol=0, err_msg=key)
+    assert len(one["history/sigma_val"]) == 4 and one["history/sigma_val"][-1] < one["history/sigma_val"][0]
+    a, b = _state(os.path.join(runs[loss, 1], "model.pt")), _state(os.path.join(runs[loss, ranks], "model.pt"))
+    for k in a:
+        assert torch.max(torch.abs(a[k] - b[k])) <= 1e-10 * torch.max(torch.abs(a[k])), k
+    summary = json.loads(open(os.path.join(runs[loss, ranks], "summary.json")).read())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 3 and summary["ranks"] == ranks
+    assert sorted(p["n_train_local"] for p in summary["per_rank"]) == sorted([300 // ranks] * ranks)
+    assert all(p["allreduce_calls"] == 3 * 5 for p in summary["per_rank"])  # 5 batches (4 x 70 + 20) per epoch
+    assert many["history/comm_seconds"].shape == (3, ranks) and one["history/comm_seconds"].shape == (3, 1)
+
+
+def _assert_same_run(a_dir, b_dir):
+    a, b = _datasets(os.path.join(a_dir, "nn.h5")), _datasets(os.path.join(b_dir, "nn.h5"))
+    assert a.keys() == b.keys()
+    for key in sorted(set(a) - TIMINGS):
+        np.testing.assert_array_equal(b[key], a[key], err_msg=key)
+    sa, sb = _state(os.path.join(a_dir, "model.pt")), _state(os.path.join(b_dir, "model.pt"))
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    ca, cb = _state(os.path.join(a_dir, "checkpoint.pt")), _state(os.path.join(b_dir, "checkpoint.pt"))
+    for pid, st in ca["train"]["optimizer"]["state"].items():
+        for name, t in st.items():
+            assert torch.equal(t, cb["train"]["optimizer"]["state"][pid][name]), (pid, name)
+
+
+def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):
+    """SIGTERM reaches rank 1 after batch 2 of epoch 2: the next step boundary writes the checkpoint and every
+    rank stops with status 4; --resume then finishes the run exactly as the uninterrupted one."""
+    d = str(runs["tmp"] / "sig2")
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["signal", "1", "2", "1"])
+    assert p.returncode == 4, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "--resume" in p.stderr
+    summary = json.loads(open(os.path.join(d, "summary.json")).read())
+    assert summary["status"] == "preempted" and summary["checkpoint_step"] == 1
+    ck = _state(os.path.join(d, "checkpoint.pt"))
+    assert (ck["train"]["epoch"], ck["train"]["position"], ck["status"]) == (1, 3, "running")
+    assert not os.path.exists(os.path.join(d, "nn.h5"))
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
+    assert p.returncode == 0, p.stderr
+    _assert_same_run(runs["sigma", 2], d)
+    assert json.loads(open(os.path.join(d, "summary.json")).read())["status"] == "finished"
+
+
+def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys):
+    tmp, job = runs["tmp"], runs["jobs"]["ultralocal"]
+    d = str(tmp / "sig1")
+    # the signal arrives in the last batch of epoch 2: the epoch-end decision writes the checkpoint
+    p = subprocess.run([sys.executable, DRIVER, "signal", "1", "5", "0", "nn", job, "--out", d], capture_output=True,
+                       text=True, timeout=120, env=_env())
+    assert p.returncode == 4, p.stderr
+    ck = _state(os.path.join(d, "checkpoint.pt"))
+    assert (ck["train"]["epoch"], ck["train"]["position"]) == (2, 0)
+    before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    # a plain rerun into the preempted directory points to --resume
+    assert main(["nn", job, "--out", d]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # a changed job is refused in one line, before any work, nothing touched
+    assert main(["nn", job, "--out", d, "--resume", "--set", "training.lr=1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "[training].lr" in err and len(err.strip().splitlines()) == 1
+    assert main(["nn", job, "--out", d, "--resume", "--set", "training.epochs=1"]) == 2
+    assert "epochs" in capsys.readouterr().err
+    assert {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)} == before
+    assert main(["nn", job, "--out", d, "--resume", "--set", "checkpoint.every=0"]) == 0
+    _assert_same_run(runs["ultralocal", 1], d)
+    # a finished 3-epoch run extended to 4 epochs equals a 4-epoch run (exponential schedule: lr per epoch)
+    assert main(["nn", job, "--out", d, "--resume", "--set", "training.epochs=4"]) == 0
+    full = str(tmp / "four")
+    assert main(["nn", job, "--out", full, "--set", "training.epochs=4"]) == 0
+    _assert_same_run(full, d)
+    assert json.loads(open(os.path.join(d, "summary.json")).read())["checkpoint_step"] == 4
+
+
+def test_divergence_stops_with_status_3_and_keeps_the_last_finite_epoch(runs, capsys):
+    """float32 Adam whose learning rate grows 135-fold per epoch (3e-3, 0.4, 55, 7.4e3): the first epoch stays
+    finite, a later one overflows float32; the outputs equal the run that stops there by its epoch count."""
+    tmp, job = runs["tmp"], runs["jobs"]["ultralocal"]
+    absurd = ["--set", 'model.dtype="float32"', "--set", "training.lr_decay=135.0"]
+    d = str(tmp / "div")
+    assert main(["nn", job, "--out", d, *absurd, "--set", "training.epochs=4"]) == 3
+    err = capsys.readouterr().err
+    assert "diverged" in err and len(err.strip().splitlines()) == 1
+    summary = json.loads(open(os.path.join(d, "summary.json")).read())
+    last = summary["checkpoint_step"]
+    assert summary["status"] == "diverged" and 1 <= last < 4
+    ref = str(tmp / "finite_part")  # the same run stopped after the last finite epoch by its epoch count
+    assert main(["nn", job, "--out", ref, *absurd, "--set", f"training.epochs={last}"]) == 0
+    got, want = _datasets(os.path.join(d, "nn.h5")), _datasets(os.path.join(ref, "nn.h5"))
+    assert len(got["history/sigma_val"]) == last + 1 and np.all(np.isfinite(got["history/sigma_val"]))
+    for key in sorted(set(want) - TIMINGS):
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    sa, sb = _state(os.path.join(d, "model.pt")), _state(os.path.join(ref, "model.pt"))
+    assert all(torch.equal(sa[k], sb[k]) and torch.isfinite(sa[k]).all() for k in sa)
+    assert _state(os.path.join(d, "checkpoint.pt"))["status"] == "diverged"
+
+
+def test_a_rank_that_raises_mid_epoch_ends_the_job_nonzero(runs):
+    d = str(runs["tmp"] / "crash")
+    # bad input under mpiexec: the ranks refuse together, one line (from rank 0), nothing created
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--set", "training.batch_size=0"])
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "batch_size" in p.stderr
+    assert not os.path.exists(d)
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["raise", "0", "2", "1"], timeout=90)
+    assert p.returncode != 0
+    assert "rank 1" in p.stderr and "injected failure" in p.stderr
+
+
+def test_writing_checkpoints_after_every_step_does_not_change_the_run(runs):
+    """[checkpoint].seconds tiny: a checkpoint at every step boundary (mid-epoch ones included); same bits."""
+    d = str(runs["tmp"] / "often")
+    assert main(["nn", runs["jobs"]["ultralocal"], "--out", d, "--set", "checkpoint.seconds=1e-9"]) == 0
+    _assert_same_run(runs["ultralocal", 1], d)
