@@ -197,3 +197,31 @@ def test_ranks_without_clusters_take_part_in_every_collective(tmp_path):
     lines = sorted(line for line in r.stdout.splitlines() if line.startswith("idle ok"))
     assert len(lines) == 3 and "rank 2: 0 rows, 0 halo rows" in lines[2]
     assert all(" 0 rows" not in line and " 0 halo rows" not in line for line in lines[:2])
+
+
+def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+    """SIGTERM on one rank during step 3: checkpoint of step 3, exit 4 on every rank; --resume at the same R
+    gives every dataset and summary number of the uninterrupted run, bit for bit."""
+    job = tmp_path / "job.toml"
+    job.write_text((JOB + CLUSTERING).replace(f"steps = {STEPS}", "steps = 6"))
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    launches = [([SCRIPT, "preempt", str(cut), str(job)], 4),
+                (["-m", "hpcflow", "run", str(job), "--out", str(cut), "--resume"], 0),
+                (["-m", "hpcflow", "run", str(job), "--out", str(whole)], 0)]
+    for k, (args, status) in enumerate(launches):
+        r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, *args], capture_output=True,
+                           text=True, timeout=150, env=ENV)
+        assert r.returncode == status, r.stderr
+        if k == 0:
+            with h5py.File(cut / "checkpoint.h5") as f:
+                assert f.attrs["step"] == 3 and f.attrs["status"] == "preempted"
+            assert not (cut / "summary.json").exists()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
+                "rejected_steps", "checkpoint_step", "status"):
+        assert a[key] == b[key], key
+    with h5py.File(cut / "checkpoint.h5") as f, h5py.File(whole / "checkpoint.h5") as g:
+        for key in ("history/sigma_train", "history/sigma_test", "history/dt", "train/g", "test/g", "train/points",
+                    "cluster/labels", "cluster/owner"):
+            np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
+        assert f["history/step_seconds"].shape == g["history/step_seconds"].shape == (6, 2)

@@ -4,7 +4,9 @@ dense: one exact-mode step (Gaussian, tile 8 so tile pairs spread over ranks) of
 rank 0 saves the gathered metrics and the per-rank kernel entries to OUT/dense_*.npy.
 raise: the last rank raises inside the flow at step 2 while the others wait in a collective.
 idle: 2 clusters (halo = every train point) on R ranks, so some ranks own nothing; every rank checks the
-histories against the same flow run by itself alone and prints "idle ok" with its row counts."""
+histories against the same flow run by itself alone and prints "idle ok" with its row counts.
+preempt JOB: the flow job of JOB into OUT, with SIGTERM sent to the last rank during step 3's checkpoint hook;
+exits with the Preempted status (4) after the checkpoint of step 3 is written."""
 
 import os
 import sys
@@ -70,5 +72,26 @@ with pcomm.abort_on_error(c):
         lines = c.gather(line, root=0)  # one writer: lines printed by several ranks can interleave
         for text in lines if r == 0 else []:
             print(text, flush=True)
+    elif mode == "preempt":
+        import signal
+
+        from hpcflow import checkpoint
+        from hpcflow.errors import Preempted
+        from hpcflow.experiments import flow_job
+        from hpcflow.jobs import output, registry
+
+        hook = checkpoint.CheckpointWriter.__call__
+
+        def signalled_hook(self, view):
+            if view.step == 3 and r == R - 1 and not view.final:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return hook(self, view)
+
+        checkpoint.CheckpointWriter.__call__ = signalled_hook
+        _, cfg = registry.load(sys.argv[3])
+        try:
+            flow_job.run(cfg, output.prepare_outdir(out))
+        except Preempted as exc:
+            sys.exit(exc.exit_status)
     elif mode == "raise":
         kernel_flow(FailingKernel(0.3), train, test, dt=0.05, steps=5, comm=c)
