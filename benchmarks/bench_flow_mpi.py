@@ -1,5 +1,8 @@
 """The kernel flow divided over MPI ranks: strong scaling, the exact-mode step at 10^5 points, communication volume.
 
+CPU seconds per step and rank (process time, all threads) are printed next to wall times: on a shared machine
+they say what the step costs when the rank has its cores to itself (contention inflates them somewhat too).
+
   scaling:    clustered and exact flows of N train points (Gaussian of jobs/table1_gaussian.toml: exp form,
               width 1/30, row-normalised, ultra-local loss), kernel streamed tile by tile every step (cache off):
               one process with T threads, one process with 1 thread, and T ranks with 1 thread each, on the same
@@ -11,7 +14,7 @@
               for several N, R and halo cutoffs.
 
 Usage: python benchmarks/bench_flow_mpi.py scaling [--n 20000] [--n-test 2000] [--steps 3] [--threads 2]
-       python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2]
+       python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2] [--threads 1]
        python benchmarks/bench_flow_mpi.py volume [--n 2000 4000] [--ranks 2 3] [--halo 0.1 0.2 0.4]
 Prints one JSON line per run (the `worker` subcommand is what the others start under mpiexec).
 """
@@ -30,35 +33,31 @@ import numpy as np
 
 
 def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: float) -> None:
-    from hpcflow.experiments.flow_job import layout, peak_rss_bytes
+    from hpcflow.experiments import flow_job
+    from hpcflow.experiments.flow_job import distribute, peak_rss_bytes
     from hpcflow.flow import kernel_flow
-    from hpcflow.geometry import Hypersurface
+    from hpcflow.jobs.schema import validate
     from hpcflow.kernels import GaussianKernel
     from hpcflow.parallel import comm as pcomm
 
     c = pcomm.resolve()
     threads = pcomm.limit_threads(c)
     t0 = time.perf_counter()
-    X = Hypersurface.fermat(3)
-    train = X.sample(n, seed=1, chart=(0, 1))
-    test = X.sample(n_test, seed=2, chart=(0, 1)) if n_test else None
-    blocks = None
+    job = {"job": {"kind": "flow"}, "geometry": {"chart": [0, 1], "n_train": n, "n_test": n_test, "seed": 1},
+           "kernel": {"name": "gaussian", "width": 1 / 30, "normalize": "row"}, "flow": {"dt": 1.0}}
     if mode == "clustered":
-        from hpcflow.cluster import flow_blocks
-
-        blocks = flow_blocks(train.points, None if test is None else test.points, method="batched",
-                             n_clusters=clusters, batch_size=10_000, seed=0, halo_cutoff=halo if halo > 0 else None)
-    lay = layout(blocks, n, n_test, comm=c)
-    train = train.subset(lay.train_idx)
-    test = None if test is None else test.subset(lay.test_idx)
+        job["clustering"] = {"method": "batched", "n_clusters": clusters, "batch_size": 10_000}
+        if halo > 0:
+            job["clustering"]["halo_cutoff"] = halo
+    train, test, lay, _ = distribute(validate(job, flow_job.SCHEMA, source="bench"), comm=c)
     setup = time.perf_counter() - t0
     kernel = GaussianKernel(1 / 30, form="exp", normalize="row")
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), time.process_time()
     res = kernel_flow(kernel, train, test, dt=17.0 * n / 2500, steps=steps, loss="ultralocal", cache_bytes=0,
                       blocks=lay.blocks, train_idx=lay.train_idx, test_idx=None if test is None else lay.test_idx,
                       comm=c)
-    wall = time.perf_counter() - t1
-    mine = {**res.per_rank, "history": res.history, "rss_bytes": peak_rss_bytes()}
+    wall, cpu = time.perf_counter() - t1, time.process_time() - cpu1
+    mine = {**res.per_rank, "history": res.history, "rss_bytes": peak_rss_bytes(), "cpu_s": cpu}
     everyone = c.allgather(mine)
     if c.Get_rank() == 0:
         step_s = np.max([r["history"]["step_seconds"] for r in everyone], axis=0)
@@ -70,6 +69,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
                    {"points": r["points"], "halo_rows": r["halo_rows"], "clusters": r["clusters"],
                     "kernel_entries_per_step": r["kernel_entries"] // max(1, steps),
                     "kernel_s_per_step": round(r["kernel_seconds"] / max(1, steps), 3),
+                    "cpu_s_per_step": round(r["cpu_s"] / max(1, steps), 3),
                     "comm_s_per_step": round(float(np.mean(r["history"]["comm_seconds"])), 4),
                     "comm_bytes_per_step": int(r["history"]["comm_bytes"][-1]) if steps else 0,
                     "comm_bytes_once": int(r["comm_bytes"] - sum(r["history"]["comm_bytes"])),
@@ -114,10 +114,11 @@ def main(argv=None) -> None:
     s.add_argument("--steps", type=int, default=3)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--clusters", type=int, default=4)
-    s.add_argument("--halo", type=float, default=0.05)
+    s.add_argument("--halo", type=float, default=0.1)
     e = sub.add_parser("exact-step")
     e.add_argument("--n", type=int, default=100_000)
     e.add_argument("--ranks", type=int, default=2)
+    e.add_argument("--threads", type=int, default=1, help="threads per rank")
     v = sub.add_parser("volume")
     v.add_argument("--n", type=int, nargs="+", default=[2000, 4000])
     v.add_argument("--ranks", type=int, nargs="+", default=[2, 3])
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
                               "sigma_test_rel_spread": float(np.ptp(sig) / np.mean(sig)),
                               "runs": runs}), flush=True)
     elif a.cmd == "exact-step":
-        print(json.dumps(_launch(a.ranks, 1, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)
+        print(json.dumps(_launch(a.ranks, a.threads, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)
     else:
         for n in a.n:
             for mode, halo in [("exact", 0.0)] + [("clustered", h) for h in a.halo]:

@@ -202,7 +202,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected;
-    returning True stops the flow. xp: array module (default `hpcflow.backend.get_xp()`); results are NumPy.
+    returning True (on any rank) stops the flow. xp: array module (default `hpcflow.backend.get_xp()`); results are NumPy.
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
@@ -224,6 +224,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                               comm=c)
     else:
         counts = np.array(c.allgather(int(len(train))), dtype=np.int64)
+        lo = int(displs(counts)[c.Get_rank()])
+        if not np.array_equal(train_idx, np.arange(lo, lo + len(train))):
+            raise ValueError("exact mode (blocks=None): each rank's train rows must be its consecutive run in rank "
+                             "order (decompose.share); pass blocks for any other split")
         step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
     sums = _Sums(c)
     w_train = sums(tr.weights)
@@ -246,6 +250,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         since_best, test_held, start = int(resume.since_best), int(resume.test_held), int(resume.step)
         best = float(resume.best)
     stopped, stop_kind = "", ""
+    if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done
+        stopped, stop_kind, start = str(resume.stopped), "early_stop", steps
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
     cnt = step_sums.counters
 
@@ -307,8 +313,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         if early_stop is not None:
             monitored = hist_test[-1] if has_test else hist_train[-1]
             best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
-        if callback is not None and callback({"step": step, "sigma_train": hist_train[-1],
-                                              "sigma_test": hist_test[-1], "dt": h, "rejected": len(rejections)}):
+        if callback is not None and any_true(bool(callback({"step": step, "sigma_train": hist_train[-1],
+                                                            "sigma_test": hist_test[-1], "dt": h,
+                                                            "rejected": len(rejections)})), comm=c):
             stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
         if on_step is not None and any_true(bool(on_step(view(step, False))), comm=c) and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"

@@ -32,7 +32,8 @@ class RecordedResume:
     """A resume built from a FlowView recorded by on_step (copies of its rows)."""
 
     def __init__(self, view):
-        for name in ("step", "sigma_train", "sigma_test", "dt", "rejections", "test_held", "best", "since_best"):
+        for name in ("step", "sigma_train", "sigma_test", "dt", "rejections", "test_held", "best", "since_best",
+                     "stopped"):
             setattr(self, name, getattr(view, name))
         self._rows = {"train": [a.copy() for a in view.train_rows()], "test": [a.copy() for a in view.test_rows()]}
 
@@ -75,6 +76,15 @@ def test_interrupted_and_resumed_flow_is_bitwise_the_uninterrupted_one(sets, tmp
         resume = RecordedResume(cut)
     rest = kernel_flow(_kernel(train), train, test, resume=resume, **KW)
     _assert_bitwise(rest, full)
+
+
+def test_resuming_an_early_stopped_flow_takes_no_further_step(sets):
+    train, test = sets
+    views = []
+    full = kernel_flow(_kernel(train), train, test, on_step=views.append, **KW)
+    again = kernel_flow(_kernel(train), train, test, resume=RecordedResume(views[-1]), **KW)
+    assert views[-1].final and full.stop_kind == "early_stop"
+    _assert_bitwise(again, full)
 
 
 class ExplodingKernel:

@@ -74,17 +74,18 @@ def runs(tmp_path_factory):
     return {(mode, ranks): _run_job(tmp, mode, ranks) for mode in ("clustered", "exact") for ranks in (1, 2, 3)}
 
 
-def _halo_expected(owner, ranks):
+def _halo_expected(labels, owner, ranks):
     """Rows rank r needs from others: the sources of its blocks that are not its own train rows (from the
-    blocks rebuilt here and the owner map of the checkpoint)."""
+    blocks rebuilt here in one process and the cluster labels and owner map of the checkpoint)."""
     X = Hypersurface.fermat(3)
     train = X.sample(N_TRAIN, seed=SEED, chart=(0, 1))
     test = X.sample(N_TEST, seed=SEED + 1, chart=(0, 1))
     blocks = flow_blocks(train.points, test.points, method="batched", n_clusters=12, batch_size=80, seed=0,
                          halo_cutoff=0.3)
     own, halo = [], []
+    assert all(np.all(labels[b.train_idx] == labels[b.train_idx[0]]) for b in blocks)  # the same clusters
     for r in range(ranks):
-        mine = [b for b, o in zip(blocks, owner) if o == r]
+        mine = [b for b in blocks if owner[labels[b.train_idx[0]]] == r]
         rows = np.concatenate([b.train_idx for b in mine]) if mine else np.zeros(0, dtype=int)
         src = np.unique(np.concatenate([b.source_idx for b in mine])) if mine else np.zeros(0, dtype=int)
         own.append(rows.size)
@@ -108,7 +109,7 @@ def test_divided_flow_equals_one_rank_and_splits_the_work(runs, mode, ranks):
     assert sum(p["points"] for p in pr) == N_TRAIN and sum(p["test_points"] for p in pr) == N_TEST
     if mode == "clustered":
         np.testing.assert_array_equal(dr["cluster/labels"], d1["cluster/labels"])
-        own, halo = _halo_expected(dr["cluster/owner"], ranks)
+        own, halo = _halo_expected(dr["cluster/labels"], dr["cluster/owner"], ranks)
         assert [p["points"] for p in pr] == own and [p["halo_rows"] for p in pr] == halo
         assert [p["clusters"] for p in pr] == [int(np.sum(dr["cluster/owner"] == r)) for r in range(ranks)]
         # halo points once (5 complex = 10 doubles) and 9 gradient components every step
@@ -196,3 +197,31 @@ def test_ranks_without_clusters_take_part_in_every_collective(tmp_path):
     lines = sorted(line for line in r.stdout.splitlines() if line.startswith("idle ok"))
     assert len(lines) == 3 and "rank 2: 0 rows, 0 halo rows" in lines[2]
     assert all(" 0 rows" not in line and " 0 halo rows" not in line for line in lines[:2])
+
+
+def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+    """SIGTERM on one rank during step 3: checkpoint of step 3, exit 4 on every rank; --resume at the same R
+    gives every dataset and summary number of the uninterrupted run, bit for bit."""
+    job = tmp_path / "job.toml"
+    job.write_text((JOB + CLUSTERING).replace(f"steps = {STEPS}", "steps = 6"))
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    launches = [([SCRIPT, "preempt", str(cut), str(job)], 4),
+                (["-m", "hpcflow", "run", str(job), "--out", str(cut), "--resume"], 0),
+                (["-m", "hpcflow", "run", str(job), "--out", str(whole)], 0)]
+    for k, (args, status) in enumerate(launches):
+        r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, *args], capture_output=True,
+                           text=True, timeout=150, env=ENV)
+        assert r.returncode == status, r.stderr
+        if k == 0:
+            with h5py.File(cut / "checkpoint.h5") as f:
+                assert f.attrs["step"] == 3 and f.attrs["status"] == "preempted"
+            assert not (cut / "summary.json").exists()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
+                "rejected_steps", "checkpoint_step", "status"):
+        assert a[key] == b[key], key
+    with h5py.File(cut / "checkpoint.h5") as f, h5py.File(whole / "checkpoint.h5") as g:
+        for key in ("history/sigma_train", "history/sigma_test", "history/dt", "train/g", "test/g", "train/points",
+                    "cluster/labels", "cluster/owner"):
+            np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
+        assert f["history/step_seconds"].shape == g["history/step_seconds"].shape == (6, 2)

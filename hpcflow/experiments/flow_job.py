@@ -1,8 +1,7 @@
 """Job kind "flow": the kernel metric flow of eq. 3.5 on train/test points of one chart (Table 1 jobs), on R ranks.
 
-Every rank samples the point sets and (with [clustering]) builds the blocks, then keeps its own rows: a
-contiguous share of train and test rows (exact mode) or the rows of the clusters it owns (clusters dealt by
-cost, longest first, to the least loaded rank). DIR/checkpoint.h5 is written by `CheckpointWriter`
+Each rank samples its share of the point sets and keeps it (exact mode), or (with [clustering]) the blocks
+are built in parallel and each rank fetches the rows of the clusters it owns (`distribute`). DIR/checkpoint.h5 is written by `CheckpointWriter`
 (`hpcflow.checkpoint`, schema there) every [checkpoint].every steps / .seconds seconds and at the end; `run`
 returns the summary (sigma initial/final, gains = sigma_FS / sigma_final, status, checkpoint_step, ranks,
 provenance, per_rank figures), or raises NumericalStop carrying it when the flow diverged.
@@ -126,16 +125,6 @@ def flow_blocks(cfg: dict, train, test):
                         halo_cutoff=cl["halo_cutoff"])
 
 
-def block_owners(blocks, size: int) -> np.ndarray:
-    """Rank of every block: longest-processing-time greedy on the cost (train + test rows) x sources."""
-    cost = np.array([(len(b.train_idx) + len(b.test_idx)) * len(b.source_idx) for b in blocks], dtype=np.float64)
-    owner, load = np.zeros(len(blocks), dtype=np.int64), np.zeros(size)
-    for i in np.argsort(-cost, kind="stable"):
-        r = int(np.argmin(load))
-        owner[i], load[r] = r, load[r] + cost[i]
-    return owner
-
-
 class Layout(NamedTuple):
     """This rank's part of a flow: its global train/test rows and blocks; the cluster map when clustered."""
 
@@ -143,27 +132,47 @@ class Layout(NamedTuple):
     test_idx: np.ndarray
     blocks: list | None
     labels: np.ndarray | None  # cluster of each of this rank's train rows
-    owner: np.ndarray | None  # rank of every cluster
+    owner: np.ndarray | None  # rank of every cluster (-1: empty cluster)
 
 
-def layout(blocks, n_train: int, n_test: int, *, comm=None) -> Layout:
-    """Exact mode: contiguous shares of train and test rows. Clustered: the rows of the blocks this rank owns."""
+def _rows_of(fetch, ps, rows, comm):
+    """The PointSet of global rows `rows`, fetched from the ranks holding them (bitwise copies)."""
+    from hpcflow.geometry.pointset import PointSet
+
+    arrays = [fetch(getattr(ps, f), rows, comm=comm) for f in ("points", "weights", "omega2", "g_fs", "chart")]
+    return PointSet(ps.manifold, *arrays, None, ps.n_dropped, ps.seed, dict(ps.attrs))
+
+
+def distribute(cfg: dict, *, comm=None):
+    """(train, test, Layout, counters): this rank's rows of the job's point sets (collective).
+
+    Points are sampled in contiguous shares (`sample_train_test_shares`, the same global set for every R). Exact
+    mode keeps the shares. Clustered: `hpcflow.cluster.distributed.distributed_blocks` (labels, halos and
+    cost-balanced owners identical for every R), then each rank fetches the rows of the clusters it owns.
+    """
+    from hpcflow.experiments.common import sample_train_test_shares
     from hpcflow.parallel.comm import resolve
-    from hpcflow.parallel.decompose import share
+    from hpcflow.parallel.decompose import displs
 
     c = resolve(comm)
-    rank, size = c.Get_rank(), c.Get_size()
-    if blocks is None:
-        return Layout(np.arange(*share(n_train, size, rank)), np.arange(*share(n_test, size, rank)), None, None, None)
-    owner = block_owners(blocks, size)
-    mine = [(k, b) for k, b in enumerate(blocks) if owner[k] == rank]
-    none = np.zeros(0, dtype=np.int64)
-    tr = [np.asarray(b.train_idx, dtype=np.int64) for _, b in mine]
-    train_idx = np.concatenate(tr) if tr else none
-    labels = np.concatenate([np.full(len(t), k) for (k, _), t in zip(mine, tr)]) if tr else none
-    order = np.argsort(train_idx, kind="stable")
-    test_idx = np.sort(np.concatenate([np.asarray(b.test_idx, dtype=np.int64) for _, b in mine])) if mine else none
-    return Layout(train_idx[order], test_idx, [b for _, b in mine], labels[order], owner)
+    _, train, test, counters = sample_train_test_shares(cfg["geometry"], comm=c)
+    cl = cfg["clustering"]
+    if cl["method"] is None:
+        lo = displs(c.allgather(len(train)))[c.Get_rank()]
+        lo_t = displs(c.allgather(0 if test is None else len(test)))[c.Get_rank()]
+        return train, test, Layout(np.arange(lo, lo + len(train)), np.arange(lo_t, lo_t + (len(test) if test else 0)),
+                                   None, None, None), counters
+    from hpcflow.cluster.distributed import distributed_blocks
+
+    db = distributed_blocks(train.points, None if test is None else test.points, comm=c, method=cl["method"],
+                            n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
+                            halo_cutoff=cl["halo_cutoff"])
+    rows, test_rows = db.train_rows(), db.test_rows()
+    train = _rows_of(db.fetch_train, train, rows, c)
+    test = None if test is None else _rows_of(db.fetch_test, test, test_rows, c)
+    counters.update({k: v for k, v in db.counters.items() if k.startswith("clustering_")})
+    return train, test, Layout(rows, test_rows, [db.blocks[b] for b in db.owned()], db.labels[rows],
+                               db.cluster_owner), counters
 
 
 def progress(label: str, every: int = 10):
@@ -225,20 +234,16 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
         state = load_resume(path, comm=c)
         check_resumable(state.config, cfg, path)
     kernel = check_kernel(cfg["kernel"], "job")
-    _, train_all, test_all = sample_train_test(cfg["geometry"])
-    n_train, n_test = len(train_all), 0 if test_all is None else len(test_all)
-    blocks = flow_blocks(cfg, train_all, test_all)
-    lay = layout(blocks, n_train, n_test, comm=c)
-    train = train_all.subset(lay.train_idx)
-    test = None if test_all is None else test_all.subset(lay.test_idx)
-    del train_all, test_all, blocks  # this rank keeps its own rows only
+    train, test, lay, counters = distribute(cfg, comm=c)
+    counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
+    n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
     n_rows = dict.fromkeys(static, n_train)
     if test is not None:
         static.update({f"test/{k}": (lay.test_idx, getattr(test, k)) for k in ("points", "weights", "omega2")})
         n_rows.update(dict.fromkeys(("test/points", "test/weights", "test/omega2"), n_test))
     if lay.labels is not None:
-        n_blocks = len(lay.owner)
+        n_blocks = len(lay.owner)  # clusters
         mine = np.arange(n_blocks) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
@@ -257,7 +262,8 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
                    loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                    n_blocks=None if lay.owner is None else len(lay.owner), status=status, checkpoint_step=step,
                    ranks=c.Get_size(), provenance=provenance(comm=c), config=cfg)
-    summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, "peak_rss_bytes": peak_rss_bytes()})
+    summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, **counters,
+                                       "peak_rss_bytes": peak_rss_bytes()})
     if status == "diverged":
         exc = NumericalStop(f"{res.stopped}; outputs up to step {step} are in {outdir}")
         exc.summary = summary

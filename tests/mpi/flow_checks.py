@@ -4,7 +4,9 @@ dense: one exact-mode step (Gaussian, tile 8 so tile pairs spread over ranks) of
 rank 0 saves the gathered metrics and the per-rank kernel entries to OUT/dense_*.npy.
 raise: the last rank raises inside the flow at step 2 while the others wait in a collective.
 idle: 2 clusters (halo = every train point) on R ranks, so some ranks own nothing; every rank checks the
-histories against the same flow run by itself alone and prints "idle ok" with its row counts."""
+histories against the same flow run by itself alone and prints "idle ok" with its row counts.
+preempt JOB: the flow job of JOB into OUT, with SIGTERM sent to the last rank during step 3's checkpoint hook;
+exits with the Preempted status (4) after the checkpoint of step 3 is written."""
 
 import os
 import sys
@@ -55,21 +57,41 @@ with pcomm.abort_on_error(c):
             np.save(os.path.join(out, "dense_test.npy"), g_te)
             np.save(os.path.join(out, "dense_entries.npy"), entries)
     elif mode == "idle":
-        from hpcflow.cluster import flow_blocks
-        from hpcflow.experiments.flow_job import layout
+        from hpcflow.cluster.distributed import distributed_blocks
 
-        blocks = flow_blocks(train_all.points, test_all.points, method="full", n_clusters=2, halo_cutoff=1.6)
-        lay = layout(blocks, len(train_all), len(test_all), comm=c)
-        res = kernel_flow(GaussianKernel(0.3), train_all.subset(lay.train_idx), test_all.subset(lay.test_idx),
-                          dt=0.05, steps=2, blocks=lay.blocks, train_idx=lay.train_idx, test_idx=lay.test_idx, comm=c)
-        ref = kernel_flow(GaussianKernel(0.3), train_all, test_all, dt=0.05, steps=2, blocks=blocks,
+        db = distributed_blocks(train.points, test.points, comm=c, method="full", n_clusters=2, halo_cutoff=1.6)
+        rows, test_rows = db.train_rows(), db.test_rows()
+        res = kernel_flow(GaussianKernel(0.3), train_all.subset(rows), test_all.subset(test_rows), dt=0.05, steps=2,
+                          blocks=[db.blocks[b] for b in db.owned()], train_idx=rows, test_idx=test_rows, comm=c)
+        ref = kernel_flow(GaussianKernel(0.3), train_all, test_all, dt=0.05, steps=2, blocks=db.blocks,
                           comm=pcomm.SerialComm())
         np.testing.assert_allclose(res.sigma_train, ref.sigma_train, rtol=1e-10, atol=0)
         np.testing.assert_allclose(res.sigma_test, ref.sigma_test, rtol=1e-10, atol=0)
-        np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[lay.train_idx]), rtol=1e-10, atol=1e-12)
-        line = f"idle ok rank {r}: {len(lay.train_idx)} rows, {res.per_rank['halo_rows']} halo rows"
+        np.testing.assert_allclose(pack(res.g_train), pack(ref.g_train[rows]), rtol=1e-10, atol=1e-12)
+        line = f"idle ok rank {r}: {len(rows)} rows, {res.per_rank['halo_rows']} halo rows"
         lines = c.gather(line, root=0)  # one writer: lines printed by several ranks can interleave
         for text in lines if r == 0 else []:
             print(text, flush=True)
+    elif mode == "preempt":
+        import signal
+
+        from hpcflow import checkpoint
+        from hpcflow.errors import Preempted
+        from hpcflow.experiments import flow_job
+        from hpcflow.jobs import output, registry
+
+        hook = checkpoint.CheckpointWriter.__call__
+
+        def signalled_hook(self, view):
+            if view.step == 3 and r == R - 1 and not view.final:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return hook(self, view)
+
+        checkpoint.CheckpointWriter.__call__ = signalled_hook
+        _, cfg = registry.load(sys.argv[3])
+        try:
+            flow_job.run(cfg, output.prepare_outdir(out))
+        except Preempted as exc:
+            sys.exit(exc.exit_status)
     elif mode == "raise":
         kernel_flow(FailingKernel(0.3), train, test, dt=0.05, steps=5, comm=c)
