@@ -2,7 +2,9 @@
 
 Points come from seeds spawned from the study seed and the trial number (`trial_seeds`), so every trial sees
 new points (reusing points lets the optimiser fit them, paper sec. 3.2) and the study is reproducible.
-The run directory holds checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`).
+The run directory holds checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`). Under MPI every
+rank samples the trial's whole point sets and runs the whole flow (identical on all ranks; rank 0 writes): the
+trial is replicated, not divided over the ranks.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     """
     from hpcflow.flow import kernel_flow
     from hpcflow.jobs.output import write_hdf5, write_json
-    from hpcflow.parallel.comm import size
+    from hpcflow.parallel.comm import SerialComm, size
 
     t0 = time.perf_counter()
     fl = cfg["flow"]
@@ -68,7 +70,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     callback = None if on_step is None else (lambda info: bool(on_step(info, sigma0)))
     res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
                       tile=fl["tile"], blocks=_blocks(cfg, train, test), max_halvings=fl["max_halvings"],
-                      clip=fl["clip"], early_stop=fl["early_stop"], callback=callback)
+                      clip=fl["clip"], early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
+                      callback=callback, comm=SerialComm())  # whole sets on every rank: not a divided flow
     status = _status(res, test is not None)
     data = {"history/sigma_train": res.sigma_train, "history/sigma_test": res.sigma_test,
             "history/dt": res.dt_history}
