@@ -35,6 +35,7 @@ from hpcflow.cluster.agglomerative import average_linkage, one_hot
 from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters
 from hpcflow.cluster.result import Clustering
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
+from hpcflow.progress import progress
 
 
 def split_batches(n_points: int, batch_size: int, seed) -> list[np.ndarray]:
@@ -87,7 +88,7 @@ def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, merg
     batch_labels = np.empty(z.shape[0], dtype=np.int64)
     targets, means = [np.arange(k)], [None]
     z_seed = z[batches[0]]
-    for i, idx in enumerate(batches):
+    for i, idx in enumerate(progress(batches, desc="clustering", unit="batch")):
         zb = z_seed if i == 0 else z[idx]
         lab = average_linkage(fs_distance(zb, tile=tile), k)
         if i == 0:

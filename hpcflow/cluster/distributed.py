@@ -34,6 +34,7 @@ from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.redistribute import fetch_rows
 from hpcflow.parallel.reduce import allgatherv
+from hpcflow.progress import progress
 
 
 @dataclass
@@ -102,7 +103,8 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
     what = f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})"
     k = check_n_clusters(n_clusters, min(b.size for b in batches), what=what)
     mine = list(range(r, len(batches), R))
-    local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k) for i in mine}
+    local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k)
+             for i in progress(mine, desc="clustering", unit="batch", comm=c)}
     seed_labels = local[0] if r == 0 else np.empty(batches[0].size, dtype=np.int64)
     if R > 1:
         c.Bcast(seed_labels, root=0)
