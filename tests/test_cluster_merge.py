@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hpcflow.cluster import MERGES, batched_clustering, check_settings, cluster_points
-from hpcflow.cluster.batched import split_batches
+from hpcflow.cluster.batched import merge_census, split_batches
 from hpcflow.errors import ConfigError
 from hpcflow.experiments import clustering_quality, flow_job
 
@@ -34,14 +34,17 @@ def test_printed_rule_differs_from_nearest_where_a_seed_takes_a_cluster_nearer_a
     # [[0.1, 0.3], [0.6, 0.4]]. Printed rule: S0 takes P (0.1 < 0.3), S1 takes Q (0.4 < 0.6).
     # Nearest rule: Q is nearer S0 (0.3) than S1 (0.4), so both P and Q join S0.
     z, group, size = placed([[0.0, 0.7], [0.1, 0.3]])
-    by_group = {}
+    by_group, census = {}, {}
     for merge in ("paper", "nearest"):
         res = batched_clustering(z, n_clusters=2, batch_size=size, seed=5, merge=merge)
         assert res.merge == merge
         np.testing.assert_allclose(res.merge_distance[1], [[0.1, 0.3], [0.6, 0.4]], atol=1e-9)
         by_group[merge] = [set(res.labels[group == g].tolist()) for g in range(4)]
+        census[merge] = merge_census(res)
     assert by_group["paper"] == [{0}, {1}, {0}, {1}]
     assert by_group["nearest"] == [{0}, {1}, {0}, {0}]
+    assert census["paper"] == {"taken_once": 2, "taken_more": 0, "taken_none": 0, "not_nearest": 1}  # Q
+    assert census["nearest"] == {"taken_once": 2, "taken_more": 0, "taken_none": 0, "not_nearest": 0}
 
 
 def test_doubly_taken_cluster_joins_the_closer_seed_and_untaken_cluster_its_nearest_seed():
@@ -54,6 +57,7 @@ def test_doubly_taken_cluster_joins_the_closer_seed_and_untaken_cluster_its_near
                                atol=1e-9)
     assert [set(res.labels[group == g].tolist()) for g in range(6)] == [{0}, {1}, {2}, {1}, {2}, {2}]
     assert res.sizes().tolist() == [2, 4, 6]  # S0 lost its pick and keeps only its own points
+    assert merge_census(res) == {"taken_once": 1, "taken_more": 1, "taken_none": 1, "not_nearest": 0}
 
 
 def test_every_point_lies_in_one_cluster_and_each_batch_cluster_is_kept_whole():

@@ -64,6 +64,16 @@ def merge_targets(mean, merge: str = "nearest") -> np.ndarray:
     return np.where(taken.any(axis=0), np.argmin(np.where(taken, mean, np.inf), axis=0), nearest)
 
 
+def merge_census(clustering: Clustering) -> dict:
+    """Later batches' clusters taken by one seed, several, none (eq. 3.3 as printed), and those whose seed is not
+    their nearest one (0 under "nearest")."""
+    means = clustering.merge_distance[1:]
+    taken = np.array([np.bincount(np.argmin(m, axis=1), minlength=m.shape[1]) for m in means])
+    moved = sum(int((t != merge_targets(m)).sum()) for t, m in zip(clustering.merge_target[1:], means))
+    return {"taken_once": int((taken == 1).sum()), "taken_more": int((taken > 1).sum()),
+            "taken_none": int((taken == 0).sum()), "not_nearest": moved}
+
+
 def merge_to_seeds(z_seed, seed_labels, z_batch, batch_labels, n_clusters: int, *, merge: str = "nearest",
                    tile: int = DEFAULT_TILE):
     """Step 4 / eq. 3.3: the seed each cluster of a batch joins, and the (k, k) mean seed-to-cluster distances."""

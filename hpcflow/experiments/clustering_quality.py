@@ -78,6 +78,7 @@ def run(cfg: dict, outdir) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from hpcflow.cluster import batched_clustering, birch_clustering, full_clustering, silhouette_fs
+    from hpcflow.cluster.batched import merge_census
     from hpcflow.geometry import fs_distance
     from hpcflow.jobs.output import write_hdf5
 
@@ -103,6 +104,7 @@ def run(cfg: dict, outdir) -> dict:
         summary[f"cluster_sizes_{name}"] = res.sizes().tolist()
         summary[f"seconds_{name}"] = seconds
     summary["n_batches"] = int(results["batched"].batch_index.max()) + 1
+    summary["merge_census"] = merge_census(results["batched"])
     summary["silhouette_rows"] = sil.n_rows
     summary["adjusted_rand_batched_vs_full"] = float(adjusted_rand_score(results["full"].labels,
                                                                          results["batched"].labels))
