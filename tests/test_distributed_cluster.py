@@ -46,7 +46,10 @@ def test_distributed_blocks_equal_serial_blocks(ranks):
     outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert sorted(o["rank"] for o in outs) == list(range(ranks))
     assert all(o["shares_ok"] for o in outs)
-    for name, n_batches in (("batched", 4), ("full", 1)):
+    # eq. 3.3 as printed: the same labels on every rank and for every R (the serial ones), and not the default's
+    assert all(o["paper"]["labels"] == outs[0]["paper"]["labels"] for o in outs)
+    assert outs[0]["paper"]["labels"] != outs[0]["batched"]["labels"]
+    for name, n_batches in (("batched", 4), ("paper", 4), ("full", 1)):
         parts = [o[name] for o in outs]
         assert all(p["blocks_equal"] and p["fetch_ok"] for p in parts)
         assert all(p["owner"] == parts[0]["owner"] for p in parts)  # every rank knows the same map

@@ -29,7 +29,8 @@ class FlowBlock(NamedTuple):
 
 
 def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_clusters: int,
-                batch_size: int = 10_000, seed=0, halo_cutoff: float | None = None) -> list[FlowBlock]:
+                batch_size: int = 10_000, seed=0, merge: str = "nearest",
+                halo_cutoff: float | None = None) -> list[FlowBlock]:
     """Cluster the train points, attach each test point to its nearest train point's cluster, build blocks.
 
     Every train point and every test point lies in exactly one block; blocks without train points are
@@ -41,7 +42,8 @@ def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_cl
         raise ConfigError(f"test points have {z_test.shape[1]} coordinates, train points {z_train.shape[1]}; "
                           "use points of the same hypersurface")
     check_halo_cutoff(halo_cutoff)
-    labels = cluster_points(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size, seed=seed).labels
+    labels = cluster_points(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size, seed=seed,
+                            merge=merge).labels
     tree = feature_tree(z_train)
     if z_test is None or z_test.shape[0] == 0:
         test_labels = np.zeros(0, dtype=np.int64)

@@ -1,13 +1,13 @@
 """Clustering and flow blocks on R ranks (§3.1): mini-batches clustered in parallel, clusters owned by cost.
 
 Batched method: the mini-batches of `split_batches` (one global shuffle from `seed`) are dealt round-robin,
-batch i to rank i % R; each rank clusters its batches (average linkage), the seed batch 0 is clustered on
-rank 0 and its labels broadcast, and each rank merges its own batches into the seeds (eq. 3.3,
-`merge_to_seeds`). The labels are those of `batched_clustering`, for every R. "full" and "birch" run on
-rank 0 and their labels are broadcast. Blocks are those of `flow_blocks` (global indices); their halos are
-computed round-robin and gathered; then blocks are owned by longest-processing-time greedy on
-cost = (train + test points) x sources (largest first, ties to the lower block; to the least loaded rank,
-ties to the lower rank), so every rank knows the same ownership map.
+batch i to rank i % R; each rank clusters its batches (average linkage), the seed batch 0 is clustered on rank
+0 and its labels broadcast, and each rank merges its own batches into the seeds (eq. 3.3, `merge_to_seeds`,
+rule `merge`: each batch's merge needs only the seeds, so no further communication). The labels are those of
+`batched_clustering`, for every R. "full" and "birch" run on rank 0 and their labels are broadcast. Blocks are
+those of `flow_blocks` (global indices); their halos are computed round-robin and gathered; then blocks are
+owned by longest-processing-time greedy on cost = (train + test points) x sources (largest first, ties to the
+lower block; to the least loaded rank, ties to the lower rank), so every rank knows the same ownership map.
 
 Memory per rank: the coordinates of all train and test points (16 (n+1) bytes each, 80 for the quintic),
 their projector features for the KD-tree ((n+1)^2 float64: 200 bytes) and the tree (~16 bytes per train
@@ -27,13 +27,14 @@ import numpy as np
 from hpcflow.cluster.agglomerative import average_linkage
 from hpcflow.cluster.batched import merge_to_seeds, split_batches
 from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
-from hpcflow.cluster.inputs import as_points, check_batch_size, check_n_clusters
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters
 from hpcflow.cluster.methods import cluster_points
 from hpcflow.cluster.nearest import feature_tree, nearest_point
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.redistribute import fetch_rows
 from hpcflow.parallel.reduce import allgatherv
+from hpcflow.progress import progress
 
 
 @dataclass
@@ -87,11 +88,12 @@ class DistributedBlocks:
 
 
 def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0,
-                       comm=None, tile: int = DEFAULT_TILE) -> tuple[np.ndarray, dict]:
+                       merge: str = "nearest", comm=None, tile: int = DEFAULT_TILE) -> tuple[np.ndarray, dict]:
     """(labels (N,), counters) of all points z (N, n+1) held on every rank; equal to `cluster_points` for any R."""
     c = resolve(comm)
     R, r = c.Get_size(), c.Get_rank()
     t0 = time.perf_counter()
+    check_merge(merge)
     if method != "batched":
         labels = cluster_points(z, method=method, n_clusters=n_clusters).labels if r == 0 else None
         labels = c.bcast(labels, root=0) if R > 1 else labels
@@ -101,13 +103,14 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
     what = f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})"
     k = check_n_clusters(n_clusters, min(b.size for b in batches), what=what)
     mine = list(range(r, len(batches), R))
-    local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k) for i in mine}
+    local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k)
+             for i in progress(mine, desc="clustering", unit="batch", comm=c)}
     seed_labels = local[0] if r == 0 else np.empty(batches[0].size, dtype=np.int64)
     if R > 1:
         c.Bcast(seed_labels, root=0)
     z_seed = z[batches[0]]
     targets = {i: np.arange(k) if i == 0 else merge_to_seeds(z_seed, seed_labels, z[batches[i]], local[i], k,
-                                                               tile=tile)[0] for i in mine}
+                                                               merge=merge, tile=tile)[0] for i in mine}
     idx = np.concatenate([batches[i] for i in mine] or [np.zeros(0, np.int64)]).astype(np.int64)
     lab = np.concatenate([targets[i][local[i]] for i in mine] or [np.zeros(0, np.int64)]).astype(np.int64)
     labels = np.empty(z.shape[0], dtype=np.int64)
@@ -129,7 +132,7 @@ def lpt_owners(cost, size: int) -> np.ndarray:
 
 
 def distributed_blocks(local_train_points, local_test_points=None, *, comm=None, method: str = "batched",
-                       n_clusters: int, batch_size: int = 10_000, seed=0,
+                       n_clusters: int, batch_size: int = 10_000, seed=0, merge: str = "nearest",
                        halo_cutoff: float | None = None) -> DistributedBlocks:
     """`flow_blocks` of points held in contiguous shares (rank r: rows decompose.share(N, R, r), in global order),
     with an ownership map. Collective; the blocks, labels and owners are identical for every R.
@@ -150,7 +153,7 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     test_counts = allgatherv(np.array([n_test_local]), comm=c)
     lo_test = int(test_counts[:r].sum())
     labels, counters = distributed_labels(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size,
-                                          seed=seed, comm=c)
+                                          seed=seed, merge=merge, comm=c)
     tree = feature_tree(z_train)
     test_labels = allgatherv(labels[nearest_point(z_train, local_test, tree=tree)[0]], comm=c)
     z_test = allgatherv(local_test, comm=c) if halo_cutoff is not None else None

@@ -9,6 +9,10 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 
+#: rules of the eq. 3.3 merge (hpcflow.cluster.batched): each batch cluster picks its nearest seed, or each
+#: seed takes its nearest cluster of every batch (as printed)
+MERGES = ("nearest", "paper")
+
 
 def as_points(points, name: str = "points", *, allow_empty: bool = False) -> np.ndarray:
     """Homogeneous points (N, n+1) complex128 from an array or a PointSet; reject empty sets and NaN/inf."""
@@ -53,3 +57,10 @@ def check_batch_size(batch_size) -> int:
     if batch_size < 2:
         raise ConfigError(f"batch_size = {batch_size} must be >= 2; use mini-batches of at least 2 points")
     return int(batch_size)
+
+
+def check_merge(merge) -> str:
+    """The merge rule of the batched method must be one of MERGES."""
+    if merge not in MERGES:
+        raise ConfigError(f"merge = {merge!r} is not one of {', '.join(MERGES)}; use one of these")
+    return merge

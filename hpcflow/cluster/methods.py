@@ -7,17 +7,20 @@ import math
 from hpcflow.cluster.batched import batched_clustering
 from hpcflow.cluster.birch import birch_clustering
 from hpcflow.cluster.full import MAX_POINTS, full_clustering
-from hpcflow.cluster.inputs import check_batch_size, check_n_clusters
+from hpcflow.cluster.inputs import check_batch_size, check_merge, check_n_clusters
 from hpcflow.cluster.result import Clustering
 from hpcflow.errors import ConfigError
 
 METHODS = ("batched", "full", "birch")
 
 
-def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0) -> Clustering:
-    """Cluster points by `method`; `batch_size` and `seed` matter for "batched" only (the others are deterministic)."""
+def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0,
+                   merge: str = "nearest") -> Clustering:
+    """Cluster points by `method`; `batch_size`, `seed` and `merge` (eq. 3.3 rule: "nearest" or "paper") matter
+    for "batched" only (the others are deterministic)."""
+    check_merge(merge)
     if method == "batched":
-        return batched_clustering(points, n_clusters=n_clusters, batch_size=batch_size, seed=seed)
+        return batched_clustering(points, n_clusters=n_clusters, batch_size=batch_size, seed=seed, merge=merge)
     if method == "full":
         return full_clustering(points, n_clusters=n_clusters)
     if method == "birch":
@@ -25,8 +28,10 @@ def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_si
     raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
 
 
-def check_settings(n_points: int, *, method: str, n_clusters: int, batch_size: int = 10_000) -> None:
+def check_settings(n_points: int, *, method: str, n_clusters: int, batch_size: int = 10_000,
+                   merge: str = "nearest") -> None:
     """Raise the ConfigError that `cluster_points` would raise for these sizes, without any points (job checks)."""
+    check_merge(merge)
     if method not in METHODS:
         raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
     if n_points < 1:

@@ -14,13 +14,15 @@ class Clustering:
     For method "batched": `batch_index` (N,) is the mini-batch of each point, `batch_labels` (N,) its
     cluster within that mini-batch, and `merge_target[I][beta]` the seed cluster (of mini-batch 0) that
     cluster beta of mini-batch I joined (eq. 3.3); `merge_distance[I]` (k, k) holds the mean FS distances
-    between seed clusters (rows) and the clusters of mini-batch I (columns). None for other methods.
+    between seed clusters (rows) and the clusters of mini-batch I (columns); `merge` the rule that chose the
+    targets ("nearest" or "paper"). None for other methods.
     """
 
     labels: np.ndarray
     n_clusters: int
     method: str
     seed: int | None = None
+    merge: str | None = None
     batch_index: np.ndarray | None = None
     batch_labels: np.ndarray | None = None
     merge_target: list | None = None

@@ -61,6 +61,8 @@ def run(args) -> int:
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
 
     check_launch()
+    if getattr(args, "quiet", False):
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
     check_arguments(args)
     check_output_path(args.out, args.force)
     X = build_manifold(args.manifold, args.dim, complex(args.psi))
@@ -99,5 +101,6 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="sampling threads (default: available CPUs)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (as HPCFLOW_QUIET=1)")
     add_memory_check_argument(p)
     p.set_defaults(func=run)

@@ -36,6 +36,8 @@ SCHEMA = {
         "n_clusters": Field(int, 10, lo=2, help="clusters k (per mini-batch and in total)"),
         "batch_size": Field(int, 200, lo=2, help="mini-batch size B (1000 points / 200 = 5 batches)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the mini-batch shuffle"),
+        "merge": Field(str, "nearest", choices=("nearest", "paper"),
+                       help="eq. 3.3: each batch cluster picks its nearest seed, or 'paper' as printed"),
         "birch_threshold": Field(float, 0.5, lo=0, lo_open=True, hi=100.0,
                                  help="Birch subcluster radius in feature units"),
     },
@@ -53,7 +55,8 @@ def check(cfg: dict, source: str = "job") -> None:
 
     n, cl = cfg["points"]["n_points"], cfg["clustering"]
     try:
-        check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
+        check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"],
+                       merge=cl["merge"])
     except ConfigError as exc:
         raise ConfigError(f"{source}: [clustering] with [points].n_points = {n}: {exc}") from None
     if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
@@ -75,6 +78,7 @@ def run(cfg: dict, outdir) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from hpcflow.cluster import batched_clustering, birch_clustering, full_clustering, silhouette_fs
+    from hpcflow.cluster.batched import merge_census
     from hpcflow.geometry import fs_distance
     from hpcflow.jobs.output import write_hdf5
 
@@ -83,11 +87,12 @@ def run(cfg: dict, outdir) -> dict:
     z = _sample(cfg["points"]).points
     k = cl["n_clusters"]
     runs = {
-        "batched": lambda: batched_clustering(z, n_clusters=k, batch_size=cl["batch_size"], seed=cl["seed"]),
+        "batched": lambda: batched_clustering(z, n_clusters=k, batch_size=cl["batch_size"], seed=cl["seed"],
+                                              merge=cl["merge"]),
         "full": lambda: full_clustering(z, n_clusters=k),
         "birch": lambda: birch_clustering(z, n_clusters=k, threshold=cl["birch_threshold"]),
     }
-    summary, results = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"],
+    summary, results = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"], "merge": cl["merge"],
                         "paper_silhouette": PAPER_SILHOUETTE}, {}
     for name, fn in runs.items():
         t0 = time.perf_counter()
@@ -99,6 +104,7 @@ def run(cfg: dict, outdir) -> dict:
         summary[f"cluster_sizes_{name}"] = res.sizes().tolist()
         summary[f"seconds_{name}"] = seconds
     summary["n_batches"] = int(results["batched"].batch_index.max()) + 1
+    summary["merge_census"] = merge_census(results["batched"])
     summary["silhouette_rows"] = sil.n_rows
     summary["adjusted_rand_batched_vs_full"] = float(adjusted_rand_score(results["full"].labels,
                                                                          results["batched"].labels))

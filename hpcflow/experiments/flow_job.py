@@ -57,6 +57,7 @@ CLUSTERING_SECTION = {
     "n_clusters": Field(int, 10, lo=1),
     "batch_size": Field(int, 1000, lo=1),
     "seed": Field(int, 0, lo=0, hi=SEED_MAX),
+    "merge": Field(str, "nearest", choices=("nearest", "paper"), help="eq. 3.3 rule (hpcflow.cluster.batched)"),
     "halo_cutoff": Field(float, None, lo=0, hi=4.0,
                          help="FS distance of halo sources (unset = none, pi/2 = all train points)"),
 }
@@ -122,7 +123,7 @@ def flow_blocks(cfg: dict, train, test):
 
     return _flow_blocks(train.points, None if test is None else test.points, method=cl["method"],
                         n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
-                        halo_cutoff=cl["halo_cutoff"])
+                        merge=cl["merge"], halo_cutoff=cl["halo_cutoff"])
 
 
 class Layout(NamedTuple):

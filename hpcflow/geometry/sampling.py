@@ -25,6 +25,7 @@ from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
                                           unpack_rows)
 from hpcflow.parallel.reduce import allgatherv, max_value
+from hpcflow.progress import progress
 
 #: lines per sampling block; fixed so that a seed gives the same points whatever N, R and threads are.
 LINES_PER_BATCH = 2048
@@ -97,12 +98,13 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
     A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
-    rank k % R; one Allgather per wave settles the yields.
+    rank k % R; one Allgather per wave settles the yields. A progress bar (points found) shows on rank 0's terminal.
     """
     R, r = comm.Get_size(), comm.Get_rank()
     mine, yields, have, k0 = {}, [], 0, 0
     per = len(surface.charts) if chart is not None else 1
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool, \
+            progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm) as bar:
         while have < n_points:
             if k0 >= max_batches:
                 raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
@@ -114,6 +116,7 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             local = np.array([[len(p), p.n_dropped] for p in parts], dtype=np.int64).reshape(w, 2)
             wave = allgatherv(local, comm=comm).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
             yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
+            bar.update(min(int(wave[:, 0].sum()), n_points - have))
             have += int(wave[:, 0].sum())
             k0 += R * w
     return mine, np.concatenate(yields)

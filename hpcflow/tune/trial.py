@@ -42,7 +42,7 @@ def _blocks(cfg, train, test):
 
     return flow_blocks(train.points, None if test is None else test.points, method=cl["method"],
                        n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
-                       halo_cutoff=cl["halo_cutoff"])
+                       merge=cl.get("merge", "nearest"), halo_cutoff=cl["halo_cutoff"])
 
 
 def _status(res, has_test: bool) -> str:

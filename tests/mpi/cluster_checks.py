@@ -17,6 +17,7 @@ c = pcomm.resolve()
 r, R = c.Get_rank(), c.Get_size()
 X = Hypersurface.fermat(3)
 cases = {"batched": dict(method="batched", n_clusters=5, batch_size=150, seed=3, halo_cutoff=0.3),
+         "paper": dict(method="batched", n_clusters=5, batch_size=150, seed=3, halo_cutoff=0.3, merge="paper"),
          "full": dict(method="full", n_clusters=4, halo_cutoff=None)}
 train_all, test_all = X.sample(600, seed=1, chart=(0, 1)), X.sample(200, seed=2, chart=(0, 1))
 train, test = X.sample(600, seed=1, chart=(0, 1), layout="share"), X.sample(200, seed=2, chart=(0, 1), layout="share")
@@ -34,7 +35,7 @@ for name, kw in cases.items():
                  "counters": {k: v for k, v in d.counters.items() if "seconds" not in k},
                  "fetch_ok": bool(fetched.tobytes() == train_all.weights[rows].tobytes()
                                   and fetched_test.tobytes() == test_all.g_fs[d.test_rows()].tobytes()),
-                 "train_rows": d.train_rows().tolist()}
+                 "train_rows": d.train_rows().tolist(), "labels": d.labels.tolist()}
 # the flow job's train/test shares are the rows of the same sets
 geo = {"manifold": "fermat", "dim": 3, "psi": 0.0, "chart": [0, 1], "n_train": 600, "n_test": 200, "seed": 1}
 _, tr, te, cnt = sample_train_test_shares(geo)
