@@ -87,3 +87,24 @@ def test_merge_is_checked_everywhere():
         check_settings(8, method="batched", n_clusters=2, batch_size=4, merge="printed")
     for schema in (clustering_quality.SCHEMA["clustering"], flow_job.CLUSTERING_SECTION):
         assert schema["merge"].choices == MERGES and schema["merge"].default == "nearest"
+
+
+def test_flow_job_passes_merge_to_the_blocks(tmp_path):
+    from hpcflow.cluster import flow_blocks
+    from hpcflow.experiments.common import sample_train_test
+    from hpcflow.jobs import registry
+
+    job = tmp_path / "job.toml"
+    job.write_text('[job]\nkind = "flow"\n[geometry]\nchart = [0, 1]\nn_train = 300\nn_test = 60\nseed = 3\n'
+                   '[kernel]\nname = "delta"\n[flow]\ndt = 0.5\n'
+                   '[clustering]\nmethod = "batched"\nn_clusters = 5\nbatch_size = 60\nmerge = "paper"\n')
+    module, cfg = registry.load(job)
+    assert module is flow_job and cfg["clustering"]["merge"] == "paper"
+    _, train, test = sample_train_test(cfg["geometry"])
+    got = [b.train_idx.tolist() for b in flow_job.flow_blocks(cfg, train, test)]
+    kw = dict(n_clusters=5, batch_size=60, seed=0)
+    assert got == [b.train_idx.tolist() for b in flow_blocks(train.points, test.points, merge="paper", **kw)]
+    assert got != [b.train_idx.tolist() for b in flow_blocks(train.points, test.points, **kw)]
+    job.write_text(job.read_text().replace('"paper"', '"printed"'))
+    with pytest.raises(ConfigError, match="merge"):
+        registry.load(job)
