@@ -105,6 +105,8 @@ def test_flow_job_passes_merge_to_the_blocks(tmp_path):
     kw = dict(n_clusters=5, batch_size=60, seed=0)
     assert got == [b.train_idx.tolist() for b in flow_blocks(train.points, test.points, merge="paper", **kw)]
     assert got != [b.train_idx.tolist() for b in flow_blocks(train.points, test.points, **kw)]
+    _, _, lay, _ = flow_job.distribute(cfg)  # the path `hpcflow run` takes (one rank: every block owned here)
+    assert sorted(b.train_idx.tolist() for b in lay.blocks) == sorted(got)
     job.write_text(job.read_text().replace('"paper"', '"printed"'))
     with pytest.raises(ConfigError, match="merge"):
         registry.load(job)

@@ -167,7 +167,7 @@ def distribute(cfg: dict, *, comm=None):
 
     db = distributed_blocks(train.points, None if test is None else test.points, comm=c, method=cl["method"],
                             n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
-                            halo_cutoff=cl["halo_cutoff"])
+                            merge=cl["merge"], halo_cutoff=cl["halo_cutoff"])
     rows, test_rows = db.train_rows(), db.test_rows()
     train = _rows_of(db.fetch_train, train, rows, c)
     test = None if test is None else _rows_of(db.fetch_test, test, test_rows, c)
