@@ -107,10 +107,12 @@ def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile
     """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used)."""
     from hpcflow.flow import kernel_flow
     from hpcflow.nn.kernel import NetworkNTKKernel
+    from hpcflow.parallel.comm import SerialComm
 
     kernel = NetworkNTKKernel(copy.deepcopy(model0), X)
     t0 = time.perf_counter()
-    res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile)
+    # every rank holds the same gathered points: the flow is replicated, not divided over ranks
+    res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile, comm=SerialComm())
     return {"sigma_train": res.sigma_train, "sigma_test": res.sigma_test, "rejected_steps": res.rejected_steps,
             "steps_taken": res.steps_taken, "seconds": time.perf_counter() - t0, "stopped": res.stopped}
 
