@@ -39,18 +39,8 @@ def read_all(master) -> str:
 
 def sample(tmp_path, *extra, tty: bool):
     """Run `hpcflow sample --n 500` with stderr on a pseudo-terminal (tty) or a pipe: (result, terminal text)."""
-    env = {k: v for k, v in os.environ.items() if k != "HPCFLOW_QUIET"}
-    env["TQDM_MININTERVAL"] = "0"  # draw every update, so the final count shows
-    args = [sys.executable, "-m", "hpcflow", "sample", "--n", "500", "--seed", "2", "--threads", "1",
-            "--out", str(tmp_path / "p.h5"), "--force", *extra]
-    if not tty:
-        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120), ""
-    master, slave = pseudo_terminal()
-    try:
-        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, text=True, env=env, timeout=120)
-    finally:
-        os.close(slave)
-    return r, read_all(master)
+    return _job(tmp_path, "sample", "--n", "500", "--seed", "2", "--threads", "1", "--out", tmp_path / "p.h5",
+                "--force", *extra, tty=tty)
 
 
 def test_sample_draws_a_bar_on_a_terminal_and_nothing_elsewhere(tmp_path):
@@ -79,3 +69,37 @@ def test_clustering_batches_draw_a_bar_on_a_terminal_only(monkeypatch, capsys):
         w.flush()
     text = read_all(master)
     assert text.count("clustering") >= 2 and "/5" in text and "batch" in text
+
+
+def _job(tmp_path, *args, tty: bool):
+    """Run `hpcflow ARGS` with stderr on a pseudo-terminal (tty) or a pipe: (result, terminal text)."""
+    env = {k: v for k, v in os.environ.items() if k != "HPCFLOW_QUIET"}
+    env["TQDM_MININTERVAL"] = "0"  # draw every update, so the final count shows
+    cmd = [sys.executable, "-m", "hpcflow", *map(str, args)]
+    if not tty:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300), ""
+    master, slave = pseudo_terminal()
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=slave, text=True, env=env, timeout=300)
+    finally:
+        os.close(slave)
+    return r, read_all(master)
+
+
+def test_flow_steps_and_training_epochs_draw_bars_on_a_terminal_only(tmp_path):
+    root = os.path.join(os.path.dirname(__file__), "..", "jobs")
+    flow = ("run", os.path.join(root, "quickstart.toml"), "--set", "geometry.n_train=200", "--set",
+            "geometry.n_test=50", "--set", "flow.steps=7", "--set", "clustering.batch_size=100", "--force")
+    r, text = _job(tmp_path, *flow, "--out", tmp_path / "f1", tty=True)
+    assert r.returncode == 0, r.stderr
+    assert "flow[gaussian]" in text and "7/7" in text and "step" in text
+    r, _ = _job(tmp_path, *flow, "--out", tmp_path / "f2", tty=False)
+    assert r.returncode == 0 and "7/7" not in r.stderr
+    r, text = _job(tmp_path, *flow, "--out", tmp_path / "f3", "--quiet", tty=True)
+    assert r.returncode == 0 and "7/7" not in text
+    nn = ("nn", os.path.join(root, "nn_smoke.toml"), "--set", "training.epochs=2", "--force")
+    r, text = _job(tmp_path, *nn, "--out", tmp_path / "n1", tty=True)
+    assert r.returncode == 0, r.stderr
+    assert "training" in text and "2/2" in text and "epoch" in text
+    r, _ = _job(tmp_path, *nn, "--out", tmp_path / "n2", tty=False)
+    assert r.returncode == 0 and "2/2" not in r.stderr

@@ -17,6 +17,8 @@ from hpcflow.errors import ConfigError, OutputPathError, RunStop, UserError
 def run(args) -> int:
     from hpcflow.parallel.comm import check_launch, resolve
 
+    if getattr(args, "quiet", False):
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     check_launch()
     comm = resolve()
     failed, prepared = None, None

@@ -16,6 +16,8 @@ from hpcflow import __version__, resources
 def run(args) -> int:
     from hpcflow.parallel import comm as pcomm
 
+    if getattr(args, "quiet", False):
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
     pcomm.check_launch()
     with pcomm.abort_on_error() as c:
         pcomm.limit_threads(c)
@@ -94,6 +96,7 @@ def add_job_arguments(p, job_help: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
     p.add_argument("--check", action="store_true",
                    help="validate the job, its memory estimate and --out, then stop (nothing written)")
     resources.add_memory_check_argument(p)

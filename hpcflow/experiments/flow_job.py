@@ -176,13 +176,21 @@ def distribute(cfg: dict, *, comm=None):
                                db.cluster_owner), counters
 
 
-def progress(label: str, every: int = 10):
-    """A kernel_flow callback printing sigma_train/sigma_test every `every` steps."""
+def progress(label: str, every: int = 10, *, total: int | None = None):
+    """A kernel_flow callback printing sigma_train/sigma_test every `every` steps (rank 0), and a progress bar over
+    `total` steps when stderr is a terminal (`hpcflow.progress`; the plain lines stay for logs)."""
     t0 = time.perf_counter()
 
     from hpcflow.parallel.comm import is_root
+    from hpcflow.progress import progress as bar_of
+
+    bar = bar_of(total=total, desc=label, unit="step") if total else None
 
     def cb(info):
+        if bar is not None:
+            bar.update(1)
+            if info["step"] >= total:
+                bar.close()
         if info["step"] % every == 0 and is_root():
             print(f"{label}: step {info['step']:4d} sigma_train={info['sigma_train']:.4e} "
                   f"sigma_test={info['sigma_test']:.4e} dt={info['dt']:.3g} rejected={info['rejected']} "
@@ -253,7 +261,7 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
     res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
                       tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"], clip=fl["clip"],
                       early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
-                      callback=progress(f"flow[{cfg['kernel']['name']}]"), train_idx=lay.train_idx,
+                      callback=progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), train_idx=lay.train_idx,
                       test_idx=lay.test_idx if test is not None else None, comm=c, resume=state, on_step=writer)
     status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
               "stopped" if res.stop_kind in ("stopped", "callback") else "finished")

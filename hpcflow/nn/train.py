@@ -25,6 +25,7 @@ from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.loss import metric_loss
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import resolve
+from hpcflow.progress import progress
 from hpcflow.parallel.reduce import any_true
 
 torch = require_torch()
@@ -241,9 +242,11 @@ class Trainer:
         handlers = {}
         if self.checkpoint is not None and threading.current_thread() is threading.main_thread():
             handlers = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        self.bar = progress(total=self.cfg.epochs, initial=self.epoch, desc="training", unit="epoch", comm=self.comm)
         try:
             self._run()
         finally:
+            self.bar.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
         return self.hist
@@ -293,6 +296,7 @@ class Trainer:
             self.hist.comm_seconds.append(self.comm.allgather(self.partial_comm + self._comm_seconds() - c0))
             self.hist.loss.append(self.loss_sum / max(self.loss_count, 1))
             self.epoch, self.pos = self.epoch + 1, 0
+            self.bar.update(1)
             self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
             model.eval()
             self._record()
