@@ -1,0 +1,114 @@
+"""Faults of a real distributed run: a rank killed with SIGKILL ends the job; kill -9 of the whole job loses at
+most one checkpoint interval, and --resume finishes it from there."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+from test_parallel import mpiexec
+
+JOB = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 5000
+n_test = 200
+seed = 4
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 6.5
+steps = 60
+loss = "ultralocal"
+[checkpoint]
+every = 1
+"""
+ENV = dict(os.environ, HPCFLOW_THREADS="1")
+
+
+def _start(tmp_path, out):
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+    return job, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV,
+                                 start_new_session=True)
+
+
+def _step(path) -> int:
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["step"])
+    except (OSError, KeyError):
+        return -1
+
+
+def _wait_for_step(proc, path, step, timeout=120):
+    deadline = time.monotonic() + timeout
+    while _step(path) < step:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.01)
+
+
+def _ranks_of(out) -> list:
+    """PIDs of the python processes of the run writing to `out` (the ranks, not mpiexec itself)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in args and b"hpcflow" in args and b"mpiexec" not in args[0]:
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_rank_killed_with_sigkill_ends_the_job(tmp_path):
+    out = tmp_path / "out"
+    _, proc = _start(tmp_path, out)
+    try:
+        _wait_for_step(proc, out / "checkpoint.h5", 2)
+        ranks = _ranks_of(out)
+        assert len(ranks) == 2, ranks
+        os.kill(ranks[1], signal.SIGKILL)
+        assert proc.wait(timeout=60) != 0  # the launcher ends the job, in bounded time
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    time.sleep(0.5)
+    assert not _ranks_of(out)  # no rank left waiting in a collective
+
+
+def test_kill_9_of_the_whole_job_then_resume(tmp_path):
+    out = tmp_path / "out"
+    job, proc = _start(tmp_path, out)
+    try:
+        _wait_for_step(proc, out / "checkpoint.h5", 3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # launcher and ranks at once
+        proc.wait()
+    assert not (out / "summary.json").exists()
+    with h5py.File(out / "checkpoint.h5") as f:  # the last checkpoint is readable: at most one interval lost
+        killed_at = int(f.attrs["step"])
+        hist = f["history/sigma_train"][()]
+    assert killed_at >= 3 and len(hist) == killed_at + 1
+    r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job),
+                        "--out", str(out), "--resume"], capture_output=True, text=True, timeout=150, env=ENV)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60
+    with h5py.File(out / "checkpoint.h5") as f:
+        np.testing.assert_array_equal(f["history/sigma_train"][: killed_at + 1], hist)
+        assert f["history/sigma_train"].shape == (61,)
