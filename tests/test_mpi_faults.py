@@ -112,3 +112,37 @@ def test_kill_9_of_the_whole_job_then_resume(tmp_path):
     with h5py.File(out / "checkpoint.h5") as f:
         np.testing.assert_array_equal(f["history/sigma_train"][: killed_at + 1], hist)
         assert f["history/sigma_train"].shape == (61,)
+
+
+def test_crash_between_checkpoint_and_summary(tmp_path, monkeypatch, capsys):
+    """A crash after checkpoint.h5 but before summary.json: readers call the run incomplete, a plain rerun is
+    refused with a pointer to --resume, and --resume completes the directory."""
+    from hpcflow.analysis.rundir import completeness
+    from hpcflow.cli import main
+    from hpcflow.jobs import output
+
+    job = tmp_path / "job.toml"
+    job.write_text(JOB.replace("n_train = 5000", "n_train = 300").replace("steps = 60", "steps = 4"))
+    out = tmp_path / "out"
+    real = output.write_json
+
+    def crash(path, obj, **kw):
+        if os.path.basename(path) == "summary.json":
+            raise KeyboardInterrupt("injected crash before summary.json")
+        return real(path, obj, **kw)
+
+    monkeypatch.setattr(output, "write_json", crash)
+    try:
+        main(["run", str(job), "--out", str(out)])
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert (out / "checkpoint.h5").exists() and not (out / "summary.json").exists()
+    ok, why = completeness(out)
+    assert not ok and "--resume" in why
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["run", str(job), "--out", str(out), "--resume"]) == 0
+    assert completeness(out) == (True, "")
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
