@@ -38,6 +38,9 @@ TILE_BYTES = 4 * 8 * 512 * 512
 #: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
 SECONDS_PER_KERNEL_ENTRY = 6e-8
 SECONDS_PER_CACHED_ENTRY = 1e-8
+#: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
+#: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
+SECONDS_PER_DELTA_POINT = 2e-6
 
 
 @dataclass
@@ -233,6 +236,10 @@ def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
     elif cl.get("method") == "batched":
         b = min(cl["batch_size"], n_tr)
         parts["clustering distances"] = 3 * 8.0 * b * b
+    if cfg.get("kernel", {}).get("name") == "delta":  # a gather from the nearest source: no kernel matrix
+        parts["kernel"] = TILE_BYTES * _threads()
+        seconds = cfg["flow"]["steps"] * (n_tr + n_te) / ranks * SECONDS_PER_DELTA_POINT
+        return Estimate(sum(parts.values()), parts, seconds)
     return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks))
 
 
