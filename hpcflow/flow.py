@@ -201,7 +201,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
 
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
-    steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected;
+    steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
+    sigma_train_initial, sigma_test_initial (step 0);
     returning True (on any rank) stops the flow. xp: array module (default `hpcflow.backend.get_xp()`); results are NumPy.
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
@@ -315,7 +316,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
         if callback is not None and any_true(bool(callback({"step": step, "sigma_train": hist_train[-1],
                                                             "sigma_test": hist_test[-1], "dt": h,
-                                                            "rejected": len(rejections)})), comm=c):
+                                                            "rejected": len(rejections),
+                                                            "sigma_train_initial": hist_train[0],
+                                                            "sigma_test_initial": hist_test[0]})), comm=c):
             stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
         if on_step is not None and any_true(bool(on_step(view(step, False))), comm=c) and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"

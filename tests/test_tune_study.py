@@ -180,7 +180,10 @@ def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path, ranks):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # 2 trials, not 2 per rank
     assert r.stdout.count("best trial") == 1
     for t in trials:
-        assert json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())["status"] == "finished"
+        summary = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["ranks"] == ranks
+        points = [p["points"] for p in summary["per_rank"]]  # the trial's flow is divided, not replicated
+        assert sum(points) == summary["n_train"] and max(points) < summary["n_train"]
 
 
 def test_an_existing_study_with_another_direction_or_name_is_refused(tmp_path, capsys):

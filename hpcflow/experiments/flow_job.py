@@ -144,7 +144,7 @@ def _rows_of(fetch, ps, rows, comm):
     return PointSet(ps.manifold, *arrays, None, ps.n_dropped, ps.seed, dict(ps.attrs))
 
 
-def distribute(cfg: dict, *, comm=None):
+def distribute(cfg: dict, *, comm=None, test_seed: int | None = None):
     """(train, test, Layout, counters): this rank's rows of the job's point sets (collective).
 
     Points are sampled in contiguous shares (`sample_train_test_shares`, the same global set for every R). Exact
@@ -156,7 +156,7 @@ def distribute(cfg: dict, *, comm=None):
     from hpcflow.parallel.decompose import displs
 
     c = resolve(comm)
-    _, train, test, counters = sample_train_test_shares(cfg["geometry"], comm=c)
+    _, train, test, counters = sample_train_test_shares(cfg["geometry"], comm=c, test_seed=test_seed)
     cl = cfg["clustering"]
     if cl["method"] is None:
         lo = displs(c.allgather(len(train)))[c.Get_rank()]
@@ -200,6 +200,13 @@ def progress(label: str, every: int = 10, *, total: int | None = None):
     return cb
 
 
+def _both(first, second):
+    """One kernel_flow callback calling `first` then `second` (if any); True when either asks to stop."""
+    if second is None:
+        return first
+    return lambda info: bool(first(info)) | bool(second(info))
+
+
 def flow_summary(res, n_train: int, n_test: int) -> dict:
     """Summary numbers of a FlowResult (gains = sigma at step 0 / sigma at the last step)."""
     st, se = res.sigma_train, res.sigma_test
@@ -223,8 +230,11 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
+def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, test_seed: int | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
+
+    callback(info) (see `kernel_flow`) runs after every step besides the progress lines; True stops the flow.
+    test_seed: seed of the test points (default [geometry].seed + 1).
 
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
@@ -235,7 +245,7 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
     from hpcflow.parallel.comm import resolve
     from hpcflow.provenance import provenance
 
-    c = resolve()
+    c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
     state = None
@@ -243,7 +253,7 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
         state = load_resume(path, comm=c)
         check_resumable(state.config, cfg, path)
     kernel = check_kernel(cfg["kernel"], "job")
-    train, test, lay, counters = distribute(cfg, comm=c)
+    train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
@@ -261,7 +271,7 @@ def run(cfg: dict, outdir, *, resume: bool = False) -> dict:
     res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
                       tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"], clip=fl["clip"],
                       early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
-                      callback=progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), train_idx=lay.train_idx,
+                      callback=_both(progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), callback), train_idx=lay.train_idx,
                       test_idx=lay.test_idx if test is not None else None, comm=c, resume=state, on_step=writer)
     status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
               "stopped" if res.stop_kind in ("stopped", "callback") else "finished")
