@@ -145,7 +145,7 @@ def test_chart_independence_of_eta_and_weights(quintic):
 
 
 def test_sigma_of_fs_metric_on_fermat_quintic(big_sample):
-    """Literature value sigma_FS ~ 0.37-0.38 (issue 2: 0.373 +- 0.005 at >= 1e5 points)."""
+    """Literature value sigma_FS ~ 0.37-0.38 (0.373 +- 0.005 at >= 1e5 points)."""
     s = big_sample.sigma()
     assert abs(s - 0.373) < 0.005, s
     # kappa for g_FS is N / sum(w): eta = 1/w exactly

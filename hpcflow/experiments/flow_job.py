@@ -119,7 +119,7 @@ def flow_blocks(cfg: dict, train, test):
     cl = cfg["clustering"]
     if cl["method"] is None:
         return None
-    from hpcflow.cluster import flow_blocks as _flow_blocks  # helper C's module; import only when asked for
+    from hpcflow.cluster import flow_blocks as _flow_blocks  # imported only when asked for
 
     return _flow_blocks(train.points, None if test is None else test.points, method=cl["method"],
                         n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
