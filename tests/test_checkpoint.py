@@ -97,3 +97,20 @@ def test_resume_refuses_other_jobs_and_damaged_files(tmp_path):
         load_resume(bad)
     with pytest.raises(InputFileError):
         load_resume(tmp_path / "none.h5")
+
+
+def test_resume_of_a_checkpoint_older_than_a_job_key(tmp_path):
+    """A key added to the job schema after a checkpoint was written counts as its default on --resume, and only
+    then: a non-default value is still a change."""
+    from hpcflow.experiments.flow_job import with_defaults
+
+    saved = {"job": {"kind": "flow"}, "flow": {"dt": 1.0, "steps": 5}, "clustering": {"method": "batched"}}
+    new = with_defaults(saved)
+    assert new["clustering"]["merge"] == "nearest"
+    assert new["flow"]["kappa_gradient"] == "fixed"  # flows written before the key held kappa fixed: no mixing
+    assert new["flow"]["dt"] == 1.0 and saved["clustering"] == {"method": "batched"}  # the input is not changed
+    cfg = {s: dict(v) for s, v in new.items()}
+    check_resumable(new, cfg, "x")
+    cfg["clustering"]["merge"] = "paper"
+    with pytest.raises(ConfigError, match=r"\[clustering\]\.merge"):
+        check_resumable(new, cfg, "x")

@@ -200,6 +200,23 @@ def progress(label: str, every: int = 10, *, total: int | None = None):
     return cb
 
 
+#: what a checkpoint written before a key existed did: flows before [flow].kappa_gradient held kappa fixed
+LEGACY_DEFAULTS = {("flow", "kappa_gradient"): "fixed"}
+
+
+def with_defaults(saved: dict) -> dict:
+    """A checkpoint's job configuration with keys added to the schema since it was written set to their defaults
+    (so a resume compares like with like; a key that existed must still match)."""
+    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in saved.items()}
+    for section, fields in SCHEMA.items():
+        table = out.setdefault(section, {})
+        if isinstance(table, dict):
+            for key, field in fields.items():
+                if key not in table and not field.required:
+                    table[key] = LEGACY_DEFAULTS.get((section, key), field.default)
+    return out
+
+
 def _both(first, second):
     """One kernel_flow callback calling `first` then `second` (if any); True when either asks to stop."""
     if second is None:
@@ -251,7 +268,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     state = None
     if resume:
         state = load_resume(path, comm=c)
-        check_resumable(state.config, cfg, path)
+        check_resumable(with_defaults(state.config), cfg, path)
     kernel = check_kernel(cfg["kernel"], "job")
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
