@@ -31,6 +31,7 @@ import numpy as np
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import ConfigError, InputFileError, Preempted
+from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.reduce import any_true, gather_rows
@@ -52,22 +53,11 @@ def _json(obj) -> str:
 
 
 @dataclass
-class FlowResume:
+class FlowResume(FlowScalars):
     """The state of a flow read from a checkpoint: scalars on every rank, metric rows read on demand."""
 
     path: str
-    step: int
-    sigma_train: list
-    sigma_test: list
-    dt: list
-    rejections: list
-    test_held: int
-    best: float
-    since_best: int
-    stopped: str
     status: str
-    n_train: int
-    n_test: int
     config: dict
     per_rank: dict = field(default_factory=dict)  # name -> (step, R_old) array
 
@@ -107,10 +97,12 @@ def load_resume(path, *, comm=None) -> FlowResume:
             rej = [(int(s), float(h)) for s, h in f["history/rejections"][()].reshape(-1, 2)]
             per_rank = {k: f[f"history/{k}"][()] for k in PER_RANK_KEYS if f"history/{k}" in f}
             step = int(f.attrs["step"])
-            res = FlowResume(path, step, st, se, dt, rej, int(f.attrs["test_held"]), float(f.attrs["best"]),
-                             int(f.attrs["since_best"]), str(f.attrs["stopped"]), str(f.attrs["status"]),
-                             int(f.attrs["n_train"]), int(f.attrs["n_test"]), _read_attr_json(f, "config", path),
-                             per_rank)
+            res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
+                             test_held=int(f.attrs["test_held"]), best=float(f.attrs["best"]),
+                             since_best=int(f.attrs["since_best"]), stopped=str(f.attrs["stopped"]),
+                             n_train=int(f.attrs["n_train"]), n_test=int(f.attrs["n_test"]), path=path,
+                             status=str(f.attrs["status"]), config=_read_attr_json(f, "config", path),
+                             per_rank=per_rank)
         except KeyError as exc:
             raise InputFileError(f"{path}: dataset or attribute {exc} is missing; the checkpoint is incomplete, "
                                  "rerun without --resume") from None

@@ -85,8 +85,8 @@ class FlowResult:
 
 
 @dataclass
-class FlowView:
-    """The flow's state after `step` steps, as every rank sees it (passed to `on_step`)."""
+class FlowScalars:
+    """The state of a flow that every rank holds alike after `step` steps (histories, dt and early-stop state)."""
 
     step: int
     sigma_train: list
@@ -99,6 +99,12 @@ class FlowView:
     stopped: str
     n_train: int
     n_test: int
+
+
+@dataclass
+class FlowView(FlowScalars):
+    """The flow's state after `step` steps, as every rank sees it (passed to `on_step`)."""
+
     per_rank: dict
     final: bool
     _train: tuple

@@ -1,4 +1,4 @@
-"""Small run directories of every job kind, produced once per test session with `python -m hpcflow run/nn`,
+"""Small run directories of every job kind, produced once per pytest run with `python -m hpcflow run/nn`,
 and helpers that read figures back (line data, images, bars) for the analysis and report tests."""
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def env() -> dict:
 
 
 def run_dirs(tmp_path_factory) -> dict:
-    """{kind: run directory} of the JOBS, made once per test session (shared by every test module)."""
+    """{kind: run directory} of the JOBS, made once per pytest run (shared by every test module)."""
     if "runs" not in _CACHE:
         key = os.fspath(tmp_path_factory.mktemp("analysis_runs"))
         out = {}

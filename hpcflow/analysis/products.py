@@ -30,13 +30,22 @@ def _name(stem: str, paths, path) -> str:
     return _stem(stem, paths, path) + ".png"
 
 
-def fig2_heatmaps(paths, **_):
+def _per_run(paths, module, stem: str, extra=()) -> Product:
+    """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers; `extra`:
+    (stem, dataset needed, plot function) figures drawn where the run holds that dataset."""
     out = Product()
     for p in paths:
-        data = fig2.load(p)
-        out.figures[_name("fig2_heatmaps", paths, p)] = fig2.plot(data)
-        out.lines += [f"{label(p)}: {line}" for line in fig2.numbers(data)]
+        data = module.load(p)
+        out.figures[_name(stem, paths, p)] = module.plot(data)
+        for more, needs, plot in extra:
+            if needs in data:
+                out.figures[_name(more, paths, p)] = plot(data)
+        out.lines += [f"{label(p)}: {line}" for line in module.numbers(data)]
     return out
+
+
+def fig2_heatmaps(paths, **_):
+    return _per_run(paths, fig2, "fig2_heatmaps")
 
 
 def fig3_noise_scan(paths, **_):
@@ -45,23 +54,11 @@ def fig3_noise_scan(paths, **_):
 
 
 def fig3_distance_scaling(paths, **_):
-    out = Product()
-    for p in paths:
-        data = fig3_scaling.load(p)
-        out.figures[_name("fig3_scaling", paths, p)] = fig3_scaling.plot(data)
-        out.lines += [f"{label(p)}: {line}" for line in fig3_scaling.numbers(data)]
-    return out
+    return _per_run(paths, fig3_scaling, "fig3_scaling")
 
 
 def fig4_ntk(paths, **_):
-    out = Product()
-    for p in paths:
-        data = fig4.load(p)
-        out.figures[_name("fig4_ntk", paths, p)] = fig4.plot(data)
-        if "width_sweep/width" in data:
-            out.figures[_name("fig4_width_sweep", paths, p)] = fig4.plot_sweep(data)
-        out.lines += [f"{label(p)}: {line}" for line in fig4.numbers(data)]
-    return out
+    return _per_run(paths, fig4, "fig4_ntk", extra=[("fig4_width_sweep", "width_sweep/width", fig4.plot_sweep)])
 
 
 def table_1(paths, *, study_name=None, **_):
