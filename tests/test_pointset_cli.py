@@ -110,10 +110,10 @@ def test_info_reports_mpi_world_size_under_mpiexec():
 
 
 def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():
-    r = hpcflow("info", env={"SLURM_NTASKS": "4"})
+    r = hpcflow("info", env={"SLURM_STEP_NUM_TASKS": "4"})  # an srun step of 4 tasks
     assert r.returncode == 0
     assert "warning" in r.stdout and "world size 1" in r.stdout
-    r = hpcflow("info", env={"SLURM_NTASKS": "1"})
+    r = hpcflow("info", env={"SLURM_STEP_NUM_TASKS": "1"})
     assert "warning" not in r.stdout
 
 

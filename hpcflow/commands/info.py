@@ -15,20 +15,6 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-LAUNCHER_VARS = ("SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
-
-
-def launcher_ranks() -> int | None:
-    """Number of tasks the launcher says it started (Slurm, PMI, Open MPI), or None if not launched."""
-    import os
-
-    for var in LAUNCHER_VARS:
-        val = os.environ.get(var, "")
-        if val.isdigit():
-            return int(val)
-    return None
-
-
 def collect() -> dict:
     """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
     from hpcflow import __version__
@@ -45,7 +31,9 @@ def collect() -> dict:
     except Exception as exc:  # noqa: BLE001 - RuntimeError when no MPI library is found
         facts["mpi_library"] = f"not usable ({type(exc).__name__}: {exc})"
         facts["mpi_world_size"] = 1
-    launcher = launcher_ranks()
+    from hpcflow.parallel.comm import launcher_tasks
+
+    launcher = launcher_tasks()
     if launcher and launcher > 1 and facts["mpi_world_size"] == 1:
         facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: mpi4py is not "
                             "linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 "

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from hpcflow.errors import ConfigError, RunStop, UserError
+from hpcflow.backend import default_threads
+from hpcflow.errors import RunStop, UserError
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
-#: launcher variables with the number of tasks on this node
-LOCAL_VARS = ("SLURM_STEP_TASKS_PER_NODE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
 
 _DEFAULT = None
 
@@ -151,11 +150,8 @@ def node_layout(comm=None) -> tuple[int, int]:
 def threads_per_rank(comm=None) -> int:
     """CPUs this rank may use: $HPCFLOW_THREADS, else SLURM_CPUS_PER_TASK, else the affinity mask divided by the
     ranks on this node when they share one mask (mpiexec without binding), else the mask itself."""
-    env = os.environ.get("HPCFLOW_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ConfigError(f"HPCFLOW_THREADS={env!r} is not a positive integer; set e.g. HPCFLOW_THREADS=2 or unset it")
-        return int(env)
+    if os.environ.get("HPCFLOW_THREADS", "").strip():
+        return default_threads()  # the one reader of $HPCFLOW_THREADS
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
     if slurm.isdigit() and int(slurm) > 0:
         return int(slurm)
