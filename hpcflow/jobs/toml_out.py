@@ -1,7 +1,7 @@
 """TOML writer for validated job configurations (tomllib only reads): `DIR/job.toml` is rebuilt from the cfg.
 
-`dumps(cfg)` writes one `[section]` table per top-level key; values are strings, booleans, ints, finite floats,
-lists and inline tables. None means "not set" and is left out, so re-reading the text with tomllib and
+`dumps(cfg)` writes one `[section]` table per top-level key (nested tables as [section.table]); values are strings,
+booleans, ints, finite floats (nan/inf with nonfinite=True) and lists. None means "not set" and is left out, so re-reading the text with tomllib and
 validating it against the same schema gives the same cfg.
 """
 
@@ -58,17 +58,21 @@ def value(v, *, nonfinite: bool = False) -> str:
 
 
 def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
-    """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments
-    (top-level values that are not tables, as in hand-made test files, are written before the tables)."""
+    """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments.
+
+    Top-level values that are not tables (as in hand-made test files) come first; a table inside a section is
+    written as its own [section.table] (e.g. [tune.space]); None values are left out.
+    """
     lines = [f"# {_CONTROL.sub('?', line)}".rstrip() for line in header.splitlines()]
-    for k, v in cfg.items():  # top-level keys that are not tables come before the first [section]
-        if not isinstance(v, dict) and v is not None:
-            lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
-    for section, table in ((k, v) for k, v in cfg.items() if isinstance(v, dict)):
-        if lines:
-            lines.append("")
-        lines.append(f"[{key(section)}]")
-        for k, v in table.items():
-            if v is not None:
-                lines.append(f"{key(k)} = {value(v, nonfinite=nonfinite)}")
-    return "\n".join(lines) + "\n"
+    _table(lines, (), cfg, nonfinite)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _table(lines: list, path: tuple, table: dict, nonfinite: bool) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and v is not None}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        lines += ["", "[" + ".".join(key(p) for p in path) + "]"]
+    lines += [f"{key(k)} = {value(v, nonfinite=nonfinite)}" for k, v in scalars.items()]
+    for k, v in tables.items():
+        _table(lines, (*path, str(k)), v, nonfinite)

@@ -123,6 +123,6 @@ def _range(where, name, spec, field) -> Param:
 
 def overrides(params: dict) -> list[str]:
     """`SECTION.KEY=VALUE` strings (TOML values) that set the chosen parameters on a job, like --set."""
-    from hpcflow.tune.toml import value
+    from hpcflow.jobs.toml_out import value
 
     return [f"{name}={value(v)}" for name, v in params.items()]

@@ -234,7 +234,7 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
 
     from hpcflow.jobs.output import write_text
     from hpcflow.jobs.schema import apply_overrides, read_toml
-    from hpcflow.tune.toml import dumps
+    from hpcflow.jobs.toml_out import dumps
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
