@@ -34,7 +34,8 @@ import numpy as np
 
 def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: float) -> None:
     from hpcflow.experiments import flow_job
-    from hpcflow.experiments.flow_job import distribute, peak_rss_bytes
+    from hpcflow.experiments.flow_job import distribute
+    from hpcflow.resources import peak_rss
     from hpcflow.flow import kernel_flow
     from hpcflow.jobs.schema import validate
     from hpcflow.kernels import GaussianKernel
@@ -57,7 +58,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
                       blocks=lay.blocks, train_idx=lay.train_idx, test_idx=None if test is None else lay.test_idx,
                       comm=c)
     wall, cpu = time.perf_counter() - t1, time.process_time() - cpu1
-    mine = {**res.per_rank, "history": res.history, "rss_bytes": peak_rss_bytes(), "cpu_s": cpu}
+    mine = {**res.per_rank, "history": res.history, "rss_bytes": peak_rss(), "cpu_s": cpu}
     everyone = c.allgather(mine)
     if c.Get_rank() == 0:
         step_s = np.max([r["history"]["step_seconds"] for r in everyone], axis=0)

@@ -240,13 +240,6 @@ def flow_summary(res, n_train: int, n_test: int) -> dict:
     return out
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process (getrusage; kilobytes on Linux)."""
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, test_seed: int | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
 
@@ -261,6 +254,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
     from hpcflow.provenance import provenance
+    from hpcflow.resources import peak_rss
 
     c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
@@ -299,7 +293,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
                    n_blocks=None if lay.owner is None else len(lay.owner), status=status, checkpoint_step=step,
                    ranks=c.Get_size(), provenance=provenance(comm=c), config=cfg)
     summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, **counters,
-                                       "peak_rss_bytes": peak_rss_bytes()})
+                                       "peak_rss_bytes": peak_rss()})
     if status == "diverged":
         exc = NumericalStop(f"{res.stopped}; outputs up to step {step} are in {outdir}")
         exc.summary = summary
