@@ -198,6 +198,8 @@ def test_run_tiny_flow_job_end_to_end(tmp_path):
     (("chart = [0, 1]", "chart = [0, 7]"), "[geometry].chart"),
     (("name = \"delta\"", "name = \"delta\"\nwidth = 0.1"), "[kernel].width"),
     (("name = \"delta\"", "name = \"gaussian\""), "[kernel].width"),
+    (("name = \"delta\"", "name = \"delta\"\nengine = \"numba\""), "[kernel].engine"),
+    (("name = \"delta\"", "name = \"gaussian\"\nwidth = 0.5\nengine = \"fortran\""), "[kernel].engine"),
     (("kind = \"flow\"", "kind = \"flwo\""), "[job].kind"),
 ])
 def test_run_rejects_bad_job_before_any_work(tmp_path, change, key):

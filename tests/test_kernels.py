@@ -47,9 +47,9 @@ def test_gaussian_reference_on_known_distances():
 
 @pytest.mark.parametrize("width,form", [(30.0, "exp"), (1.0, "exp"), (0.1, "exp"), (1 / 30, "exp"),
                                         (3.0, "gauss"), (1.0, "gauss")])
-@pytest.mark.parametrize("method", ["auto", "direct"])
-def test_gaussian_block_matches_distance_formula(points, width, form, method):
-    kern = GaussianKernel(width, form=form, method=method)
+@pytest.mark.parametrize("method,engine", [("auto", "auto"), ("auto", "numpy"), ("direct", "auto")])
+def test_gaussian_block_matches_distance_formula(points, width, form, method, engine):
+    kern = GaussianKernel(width, form=form, method=method, engine=engine)
     x1, x2 = points[600:], points
     ref = gaussian(x1, x2, width=width, form=form)
     got = kern.block(x1, x2)
@@ -60,6 +60,44 @@ def test_gaussian_block_matches_distance_formula(points, width, form, method):
     assert np.median(2 * err / ref) < 2e-12  # and that bound is a sharp test for most entries
     if method == "auto" and width >= 0.1:
         assert kern.method == "poly"  # the fast path is actually exercised
+    if kern.method == "poly" and engine == "auto":
+        assert kern.engine == "numba"  # numba is a dependency of the set-up: its loop is what runs
+
+
+def test_gaussian_numba_loop_agrees_with_numpy_passes_and_ignores_tile_shape(points):
+    """The compiled loop rounds like the NumPy passes up to fused multiply-adds in Horner's rule (a few ulps of K
+    times the squarings' doubling), and an entry's value does not depend on where it sits in a tile (vector lane
+    or scalar remainder), so tiles of any shape give the same K bit for bit."""
+    from hpcflow.kernels import jit
+
+    for width, form in ((1 / 30, "exp"), (0.5, "exp"), (1.0, "gauss")):
+        fast = GaussianKernel(width, form=form, engine="numba")
+        slow = GaussianKernel(width, form=form, engine="numpy")
+        f = fast.features(points)
+        whole = fast.tile_block(f[:333], f).copy()
+        ref = slow.tile_block(f[:333], f)
+        # Horner on q <= tan(pi/8) with |coef| ratios ~1: each FMA step changes rounding by <= 2 ulp of p;
+        # deg steps, then 2^k from the squarings
+        bound = 4 * (len(fast.coef) + 2) * 2 ** fast.squarings * U
+        assert np.max(np.abs(whole / ref - 1.0)) <= bound
+        c = f[:333] @ f.T  # the same cos^2 d for every sub-tile (BLAS may sum a thin product in another order)
+        for r0, r1, c0, c1 in ((0, 1, 0, 7), (5, 38, 3, 700), (100, 333, 1, 741), (17, 18, 600, 741)):
+            sub = jit.gaussian_poly(c[r0:r1, c0:c1].copy(), fast._padded, fast.squarings)
+            assert np.array_equal(sub, jit.gaussian_poly(c.copy(), fast._padded, fast.squarings)[r0:r1, c0:c1])
+
+
+def test_gaussian_engine_choice(monkeypatch):
+    from hpcflow.kernels import jit
+
+    assert GaussianKernel(0.5, dtype="float32").engine == "numpy"  # float32 tiles keep their NumPy arithmetic
+    assert GaussianKernel(0.5, method="direct").engine == "numpy"
+    assert GaussianKernel(0.5).params()["engine"] == GaussianKernel(0.5).engine
+    monkeypatch.setattr(jit, "numba_version", lambda: None)
+    assert GaussianKernel(0.5).engine == "numpy"  # without numba, auto falls back
+    with pytest.raises(ValueError, match="pip install numba"):
+        GaussianKernel(0.5, engine="numba")
+    with pytest.raises(ValueError, match="engine"):
+        GaussianKernel(0.5, engine="fortran")
 
 
 @pytest.mark.parametrize("width,form", [(30.0, "exp"), (0.5, "exp"), (0.1, "exp"), (1 / 30, "exp"), (0.01, "exp"),

@@ -21,7 +21,7 @@ from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
 KERNEL_PARAMS = {
-    "gaussian": (("width",), ("form", "normalize", "method")),
+    "gaussian": (("width",), ("form", "normalize", "method", "engine")),
     "delta": ((), ()),
     "relu_ntk": (("w_std", "b_std"), ()),
     "cosine_ntk": (("sigma_w",), ("amplitude",)),
@@ -33,6 +33,8 @@ KERNEL_SECTION = {
     "form": Field(str, None, choices=("exp", "gauss"), help="gaussian: exp(-d/2w) (eq. 3.6) or exp(-d^2/2w^2)"),
     "normalize": Field(str, None, choices=("none", "row"), help="gaussian: 'row' divides rows by their sum"),
     "method": Field(str, None, choices=("auto", "poly", "direct")),
+    "engine": Field(str, None, choices=("auto", "numba", "numpy"),
+                    help="gaussian: tile passes in one compiled Numba loop or as NumPy passes (auto: numba if installed)"),
     "w_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
     "b_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
     "sigma_w": Field(float, None, lo=0, lo_open=True, hi=1e6, help="cosine_ntk: frequency std (eq. 2.32)"),

@@ -1,0 +1,102 @@
+"""The Gaussian kernel tile's element-wise passes (eq. 3.6 by polynomial) as one loop compiled by Numba.
+
+NumPy evaluates K = P(q)^(2^k), q = tan(d/4) from c = cos^2 d, in ~35 passes over a tile (3 sqrt, a division,
+2 deg Horner passes, k squarings), each streaming the tile through the cache; one compiled loop keeps an entry
+in registers from c to K (measured 3x fewer ns per tile entry on the 2-core sandbox; BENCHMARKS.md). The
+arithmetic is the NumPy path's, operation for operation, with fused multiply-adds in the Horner steps (IEEE sqrt
+and division are exact roundings either way), so the two agree to a few ulps of K. Numba is optional: without it
+(or on a device array) the NumPy path runs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+#: largest polynomial degree the compiled loop takes (coefficients above the fitted degree are zero)
+MAX_DEGREE = 24
+#: no reassociation or reciprocal approximations: a vector lane and the scalar remainder round alike, so an
+#: entry's value does not depend on its position in the tile (tiles of other shapes give the same K)
+FASTMATH = {"contract", "nnan", "ninf", "nsz"}
+
+
+@functools.lru_cache(maxsize=1)
+def numba_version() -> str | None:
+    """The installed Numba's version, or None when it cannot be imported."""
+    try:
+        import numba
+    except Exception:  # ImportError, or a Numba built for another NumPy
+        return None
+    return str(numba.__version__)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled():
+    import numba
+
+    @numba.njit(nogil=True, fastmath=FASTMATH, boundscheck=False, error_model="numpy", cache=True)
+    def gaussian_poly(a, c, squarings):  # pragma: no cover - runs compiled
+        n, m = a.shape
+        r2 = 1.4142135623730951  # sqrt(2), as np.sqrt(2.0) in the NumPy path
+        (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21,
+         c22, c23, c24) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
+                           c[13], c[14], c[15], c[16], c[17], c[18], c[19], c[20], c[21], c[22], c[23], c[24])
+        for i in range(n):
+            row = a[i]
+            for j in range(m):
+                x = row[j]
+                x = 0.0 if x < 0.0 else x  # clip c = cos^2 d to [0, 1]
+                x = 1.0 if x > 1.0 else x
+                t = np.sqrt(x)  # cos d
+                q = np.sqrt(1.0 - t) / (np.sqrt(1.0 + t) + r2)  # tan(d/4)
+                p = c24
+                p = p * q + c23
+                p = p * q + c22
+                p = p * q + c21
+                p = p * q + c20
+                p = p * q + c19
+                p = p * q + c18
+                p = p * q + c17
+                p = p * q + c16
+                p = p * q + c15
+                p = p * q + c14
+                p = p * q + c13
+                p = p * q + c12
+                p = p * q + c11
+                p = p * q + c10
+                p = p * q + c9
+                p = p * q + c8
+                p = p * q + c7
+                p = p * q + c6
+                p = p * q + c5
+                p = p * q + c4
+                p = p * q + c3
+                p = p * q + c2
+                p = p * q + c1
+                p = p * q + c0
+                row[j] = p
+            for _ in range(squarings):
+                for j in range(m):
+                    row[j] = row[j] * row[j]
+
+    return gaussian_poly
+
+
+def padded(coef) -> np.ndarray:
+    """Power-series coefficients (low to high) padded with zeros to MAX_DEGREE + 1 entries."""
+    coef = np.asarray(coef, dtype=np.float64)
+    if coef.size > MAX_DEGREE + 1:
+        raise ValueError(f"polynomial degree {coef.size - 1} exceeds the compiled loop's {MAX_DEGREE}")
+    out = np.zeros(MAX_DEGREE + 1)
+    out[:coef.size] = coef
+    return out
+
+
+def gaussian_poly(a: np.ndarray, coef: np.ndarray, squarings: int) -> np.ndarray:
+    """In place: a = c = cos^2 d (float64, C-contiguous rows) -> K = P(tan(d/4))^(2^squarings); returns a.
+
+    `coef` is `padded(...)` of the fitted polynomial. The caller checks `numba_version()` first.
+    """
+    _compiled()(a, coef, int(squarings))
+    return a
