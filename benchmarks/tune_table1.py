@@ -49,7 +49,8 @@ def study_line(study_dir: str) -> str:
     for t in study.trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
     best = study.best_trial
-    params = ", ".join(f"{k.split('.')[-1]} {v:.4g}" for k, v in best.params.items())
+    params = ", ".join(f"{k.split('.')[-1]} {v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]} {v}"
+                       for k, v in best.params.items())
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     return f"{name}: {len(study.trials)} trials ({counts}); best trial {best.number}: value {best.value:.4g}; {params}"
 
