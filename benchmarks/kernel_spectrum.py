@@ -1,0 +1,45 @@
+"""How many directions a fixed-kernel flow can move in 50 steps: the spectrum of K on a job's train points.
+
+A flow step multiplies the error's component along the kernel's eigenvector i by about (1 - dt lambda_i); dt is
+bounded by the largest eigenvalue (dt lambda_max < 2, else positivity or the loss breaks), so in 50 steps only
+modes with lambda_i / lambda_max >~ 1/100 move. Prints, for each job, the number of eigenvalues of the train
+kernel matrix above 10^-1, 10^-2, 10^-3 of the largest.
+
+    python benchmarks/kernel_spectrum.py jobs/table1_relu.toml runs/tune_relu_wide/best.toml \
+        runs/tune_gaussian_wide/best.toml [--seed 101]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from hpcflow.experiments.common import sample_train_test
+from hpcflow.experiments.flow_job import check_kernel
+from hpcflow.jobs import registry
+
+
+def spectrum_counts(job: str, seed: int) -> dict:
+    _, cfg = registry.load(job, [f"geometry.seed={seed}"])
+    _, train, _ = sample_train_test(cfg["geometry"])
+    kernel = check_kernel(cfg["kernel"], job)
+    k = kernel.block(train.points, train.points)
+    ev = np.linalg.eigvalsh(0.5 * (k + k.T))[::-1]
+    ratio = ev / ev[0]
+    return {"job": job, "kernel": cfg["kernel"], "n_train": len(train),
+            "modes_above": {f"{t:g}": int((ratio > t).sum()) for t in (1e-1, 1e-2, 1e-3)}}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("jobs", nargs="+")
+    ap.add_argument("--seed", type=int, default=101)
+    a = ap.parse_args(argv)
+    for job in a.jobs:
+        print(json.dumps(spectrum_counts(job, a.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
