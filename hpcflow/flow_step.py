@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from hpcflow.backend import array_module, to_host
+from hpcflow.backend import array_module, default_threads, to_host
 from hpcflow.kernels.base import TiledOperator
 from hpcflow.parallel.decompose import displs
 from hpcflow.parallel.exchange import ExchangePlan
@@ -282,6 +282,11 @@ class Exact:
 
 
 
+#: train rows per KD-tree of `Nearest` (features ~200 bytes a row for the quintic: at most ~1.7 GB a tree). A
+#: query's cost grows slowly with the tree (25 features, ~6 intrinsic dimensions), so one large tree beats chunks.
+NEAREST_CHUNK = 2 ** 23
+
+
 def _keep_nearer(dist, best, d, g):
     """Replace (dist, best) in place where (d, g) is nearer: a smaller distance, or the same and a smaller index."""
     nearer = (d < dist) | ((d == dist) & (g < best))
@@ -303,7 +308,7 @@ class Nearest:
     the gathered test points, the candidates and every step's gradient rows as communication.
     """
 
-    def __init__(self, kernel, tr, te, train_idx, *, comm, chunk: int = 2 ** 20):
+    def __init__(self, kernel, tr, te, train_idx, *, comm, chunk: int = NEAREST_CHUNK):
         xp = array_module(tr.points)
         self.xp, self.comm, self.counters = xp, comm, Counters()
         self.size = comm.Get_size()
@@ -342,7 +347,7 @@ class Nearest:
         dist, best = np.full(f_test.shape[0], np.inf), np.full(f_test.shape[0], -1, dtype=np.int64)
         x_train = to_host(tr.points)
         for lo in range(0, self.n_train, chunk):
-            d, i = tree_nearest(cKDTree(projector_features(x_train[lo:lo + chunk])), f_test)
+            d, i = tree_nearest(cKDTree(projector_features(x_train[lo:lo + chunk])), f_test, workers=default_threads())
             _keep_nearer(dist, best, d, train_idx[lo + i])
         del f_test
         c.kernel_seconds += time.perf_counter() - t1

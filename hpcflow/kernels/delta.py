@@ -17,14 +17,14 @@ from hpcflow.geometry.distance import projector_features
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel
 
 
-def tree_nearest(tree, f):
+def tree_nearest(tree, f, *, workers: int = 1):
     """(distance (n,), index (n,) int64) of the point of `tree` nearest to every row of the features f; among points
-    at exactly the same distance the smallest index. An empty tree gives (inf, -1)."""
+    at exactly the same distance the smallest index. An empty tree gives (inf, -1). workers: query threads."""
     f = np.atleast_2d(np.asarray(f, dtype=np.float64))
     if tree.n == 0:
         return np.full(f.shape[0], np.inf), np.full(f.shape[0], -1, dtype=np.int64)
     k = min(2, tree.n)
-    d, i = tree.query(f, k=k)
+    d, i = tree.query(f, k=k, workers=workers)
     d, i = d.reshape(f.shape[0], k), i.reshape(f.shape[0], k)
     dist, idx = d[:, 0].copy(), i[:, 0].astype(np.int64)
     for t in np.flatnonzero(d[:, -1] == d[:, 0]) if k > 1 else ():  # exact ties (duplicate points): rare
