@@ -39,7 +39,10 @@ def tree_nearest(tree, f, *, workers: int = 1):
 
 
 def nearest_source(x, x_src):
-    """Index (N,) of the FS-nearest point of x_src for every point of x (ties: the smallest index)."""
+    """Index (N,) of the FS-nearest point of x_src for every point of x (ties: the smallest index); x is x_src:
+    every point is its own nearest (distance 0; no search)."""
+    if x is x_src:
+        return np.arange(x.shape[0], dtype=np.int64)
     return tree_nearest(cKDTree(projector_features(to_host(x_src))), projector_features(to_host(x)))[1]
 
 
