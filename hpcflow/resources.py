@@ -29,8 +29,11 @@ FLOW_CACHE_BYTES = 256 * 2**20
 LINES_PER_BATCH = 2048
 #: live copies of a point set while it is sampled (parts + concatenation) and of a batch's temporaries
 SAMPLE_COPIES = 2.0
-#: ... and of a rank's share while it is sampled and moved to its owner (send, receive and unpacked rows)
+#: ... of a rank's share while it is sampled and moved to its owner (send, receive and unpacked rows), and as
+#: resident after that (the kept rows and what the allocator keeps of the freed buffers; measured: 10^6 + 10^5
+#: points on 2 ranks, peak 1.13 GB per rank, BENCHMARKS.md "End-to-end scale runs")
 SHARE_COPIES = 3.0
+SHARE_HELD = 2.0
 BATCH_TEMPORARIES = 2.0
 #: float64 arrays of P = m^2 packed components per point the flow holds (metrics, gradient, update, trial, ...)
 FLOW_STATE_ARRAYS = 12
@@ -258,12 +261,13 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
 
     share = -(-(n_train + n_test) // ranks)
     pb, f = point_bytes(dim), (dim + 2) ** 2  # bytes of a point; projector features per point
+    held = SHARE_HELD * share * pb
     sampling = sample_bytes(share, dim, threads=_threads())
     buffers = SHARE_COPIES * share * pb + sampling["sampler batches"]
     state = FLOW_STATE_ARRAYS * 8.0 * dim * dim * share
     search = 8.0 * n_test * (f + 2 * (dim + 2) + 4) + 8.0 * min(NEAREST_CHUNK, share) * (f + 4)
-    parts = {"base": BASE_BYTES, "points": share * pb,
-             "flow state, sampling buffers or nearest search": max(state, buffers - share * pb, search),
+    parts = {"base": BASE_BYTES, "points": held,
+             "flow state, sampling buffers or nearest search": max(state, buffers - held, search),
              "checkpoint block": 3 * 8.0 * dim * dim * min(BLOCK_ROWS, n_train)}
     return sum(parts.values()), parts
 
