@@ -19,6 +19,7 @@ next step boundary write a checkpoint and raise `Preempted` on every rank (exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -34,7 +35,7 @@ from hpcflow.errors import ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.parallel.comm import resolve
-from hpcflow.parallel.reduce import any_true, gather_rows
+from hpcflow.parallel.reduce import any_true, gather_row_blocks
 
 KIND = "hpcflow.flow_checkpoint"
 SCHEMA_VERSION = 1
@@ -44,6 +45,8 @@ PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
 RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None))
 SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 SIGNALS = ("SIGTERM", "SIGUSR1")
+#: global rows of a row dataset gathered to rank 0 and written at a time (19 MB of packed metrics)
+BLOCK_ROWS = 2 ** 18
 
 
 def _json(obj) -> str:
@@ -134,22 +137,22 @@ class CheckpointWriter:
     """`on_step` hook of `kernel_flow`: writes DIR/checkpoint.h5 every `every` steps and/or `seconds` seconds,
     on SIGTERM/SIGUSR1 (then raises Preempted on every rank), and at `close()`. Collective: call on every rank.
 
-    static: {name: (global_idx, local_rows)} datasets that never change (points, weights, labels, ...),
-    gathered to rank 0 once; n_rows: {name: global row count} for them.
+    static: {name: (global_idx, local_rows)} datasets that never change (points, weights, labels, ...); n_rows:
+    {name: global row count} for them. Every row dataset (metrics and static) goes to rank 0 `block_rows` global
+    rows at a time (`hpcflow.parallel.reduce.gather_row_blocks`) and is written block by block, so rank 0 holds
+    one block beyond its own rows, never a whole dataset (the local rows are kept by reference, not copied).
     """
 
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
-                 comm=None, clock=time.monotonic):
+                 comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS):
         self.path, self.config = str(path), config
         self.every, self.seconds, self.clock = every, seconds, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.static = {}
-        for name, (idx, rows) in (static or {}).items():
-            full = gather_rows(idx, rows, (n_rows or {})[name], comm=self.comm)
-            if self.rank == 0:
-                self.static[name] = full
+        self.block_rows = int(block_rows)
+        self.static = {name: (np.asarray(idx, dtype=np.int64), rows, int((n_rows or {})[name]))
+                       for name, (idx, rows) in (static or {}).items()}
         self.per_rank = {k: [] for k in PER_RANK_KEYS}  # this rank's figures per step (steps after a resume)
         self.old_per_rank = {} if resume is None else dict(resume.per_rank)
         self.last_written = -1 if resume is None else resume.step
@@ -216,31 +219,41 @@ class CheckpointWriter:
         return out
 
     def write(self, view, *, status: str) -> None:
-        """Gather the view's rows to rank 0 and write the checkpoint atomically there (collective)."""
+        """Write the checkpoint atomically on rank 0, row datasets gathered block by block (collective)."""
         tr_idx, tr_v = view.train_rows()
         te_idx, te_v = view.test_rows()
-        g_train = gather_rows(tr_idx, tr_v, view.n_train, comm=self.comm)
-        g_test = gather_rows(te_idx, te_v, view.n_test, comm=self.comm)
+        m = int(round(np.shape(tr_v)[1] ** 0.5))
         per_rank = self._per_rank_table(int(view.step))
-        if self.rank == 0:
-            m = int(round(tr_v.shape[1] ** 0.5)) if tr_v.size else None
-            data = {"history/sigma_train": np.asarray(view.sigma_train, dtype=np.float64),
-                    "history/sigma_test": np.asarray(view.sigma_test, dtype=np.float64),
-                    "history/dt": np.asarray(view.dt, dtype=np.float64),
-                    "history/rejections": np.asarray(view.rejections, dtype=np.float64).reshape(-1, 2),
-                    "train/g": unpack(g_train, m=m), "test/g": unpack(g_test, m=m)}
-            data.update({f"history/{k}": v for k, v in per_rank.items()})
-            data.update(self.static)
-            attrs = {"kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
-                     "status": status, "stopped": view.stopped, "test_held": int(view.test_held),
-                     "best": float(view.best), "since_best": int(view.since_best), "n_train": int(view.n_train),
-                     "n_test": int(view.n_test), "ranks": self.size, "config": _json(self.config),
-                     "hpcflow_version": __version__,
-                     "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11"}
-            with atomic_file(self.path) as fh, h5py.File(fh, "w") as f:
+        rows = {"train/g": (tr_idx, tr_v, int(view.n_train)), "test/g": (te_idx, te_v, int(view.n_test)),
+                **self.static}
+        root = self.rank == 0
+        with atomic_file(self.path) if root else contextlib.nullcontext() as fh, \
+                h5py.File(fh, "w") if root else contextlib.nullcontext() as f:
+            if root:
+                data = {"history/sigma_train": np.asarray(view.sigma_train, dtype=np.float64),
+                        "history/sigma_test": np.asarray(view.sigma_test, dtype=np.float64),
+                        "history/dt": np.asarray(view.dt, dtype=np.float64),
+                        "history/rejections": np.asarray(view.rejections, dtype=np.float64).reshape(-1, 2)}
+                data.update({f"history/{k}": v for k, v in per_rank.items()})
                 for name, arr in data.items():
                     f.create_dataset(name, data=arr)
+                attrs = {"kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
+                         "status": status, "stopped": view.stopped, "test_held": int(view.test_held),
+                         "best": float(view.best), "since_best": int(view.since_best),
+                         "n_train": int(view.n_train), "n_test": int(view.n_test), "ranks": self.size,
+                         "config": _json(self.config), "hpcflow_version": __version__,
+                         "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11"}
                 for k, v in attrs.items():
                     f.attrs[k] = v
+            for name, (idx, local, n) in rows.items():
+                ds = None
+                for lo, hi, block in gather_row_blocks(idx, local, n, block=self.block_rows, comm=self.comm):
+                    if not root:
+                        continue
+                    if name.endswith("/g"):
+                        block = unpack(block, m=m)
+                    if ds is None:
+                        ds = f.create_dataset(name, shape=(n,) + block.shape[1:], dtype=block.dtype)
+                    ds[lo:hi] = block
         self.last_written = int(view.step)
         self.last_time = self.clock()

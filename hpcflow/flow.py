@@ -20,7 +20,9 @@ train metric lost positivity, halve dt" is one collective decision (`reduce.any_
 - Exact (`blocks=None`): each rank holds a contiguous run of train and test rows; train points are gathered
   once, gradients every step (Allgatherv: 72 bytes per train point and step, small next to the N^2 kernel
   work); a symmetric kernel's train x train tiles are dealt over the ranks once each (`flow_step.Exact`).
-  Memory per rank: own rows, the tiles, and N x (9 gradient + point/feature) values.
+  Memory per rank: own rows, the tiles, and N x (9 gradient + point/feature) values. A nearest-train-point
+  kernel (Delta, `kernel.nearest`) needs none of that (`flow_step.Nearest`): own rows, the test points, and
+  the gradients of the test rows' nearest train points held by other ranks.
 On a GPU each rank uses device node_rank % device_count and stages buffers through the host.
 
 Safeguard: if the step leaves any train metric non-finite or not positive definite, it is rejected and
@@ -47,7 +49,7 @@ import numpy as np
 
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the one FlowBlock class
-from hpcflow.flow_step import Clustered, Exact
+from hpcflow.flow_step import Clustered, Exact, Nearest
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.kernels.base import DEFAULT_TILE
 from hpcflow.metric import is_positive_definite, loss_and_grad
@@ -235,7 +237,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         if not np.array_equal(train_idx, np.arange(lo, lo + len(train))):
             raise ValueError("exact mode (blocks=None): each rank's train rows must be its consecutive run in rank "
                              "order (decompose.share); pass blocks for any other split")
-        step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
+        if getattr(kernel, "nearest", False):  # Delta: a gather from the nearest train point, no N x N work
+            step_sums = Nearest(kernel, tr, te, train_idx, comm=c)
+        else:
+            step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
     sums = _Sums(c)
     w_train = sums(tr.weights)
     w_test = sums(te.weights) if has_test else float("nan")

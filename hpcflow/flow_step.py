@@ -7,6 +7,9 @@ train and test rows; train points are gathered once and the N x 9 train gradient
 test rows stream tiles against all train rows; a symmetric train x train kernel is split into tile pairs
 (I <= J) dealt over the ranks in contiguous runs of equal cost, each tile serving U[I] += K G[J] and
 U[J] += K^T G[I], and the partial sums go to the rows' owners with one Alltoallv (summed in rank order).
+`Nearest` (unclustered Delta kernel): train rows take their own gradients; each test row's nearest train point
+is found once by per-rank KD-trees and a (distance, index) reduction, its gradient fetched every step by an
+`ExchangePlan`; nothing of size N is held on any rank.
 Both keep counters: kernel entries evaluated, kernel and communication seconds, bytes received.
 """
 
@@ -17,7 +20,7 @@ import time
 
 import numpy as np
 
-from hpcflow.backend import array_module, to_host
+from hpcflow.backend import array_module, default_threads, to_host
 from hpcflow.kernels.base import TiledOperator
 from hpcflow.parallel.decompose import displs
 from hpcflow.parallel.exchange import ExchangePlan
@@ -276,3 +279,107 @@ class Exact:
         if self.pairs.row_normalized:
             u_train = u_train[:, :-1] / u_train[:, -1:]
         return u_train, u_test
+
+
+
+#: train rows per KD-tree of `Nearest` (features ~200 bytes a row for the quintic: at most ~1.7 GB a tree). A
+#: query's cost grows slowly with the tree (25 features, ~6 intrinsic dimensions), so one large tree beats chunks.
+NEAREST_CHUNK = 2 ** 23
+
+
+def _keep_nearer(dist, best, d, g):
+    """Replace (dist, best) in place where (d, g) is nearer: a smaller distance, or the same and a smaller index."""
+    nearer = (d < dist) | ((d == dist) & (g < best))
+    dist[nearer], best[nearer] = d[nearer], g[nearer]
+
+
+class Nearest:
+    """Unclustered sums of a nearest-train-point kernel (Delta, `kernel.nearest`), in O(own rows + n_test) per rank.
+
+    Train rows: a train point's nearest train point is itself (FS distance 0), so its update is its own gradient
+    (duplicate points share their gradient, so a tie changes nothing): no train point, feature or gradient of
+    another rank is needed. Test rows: the points of every rank's test rows are gathered once (n_test is
+    small); each rank queries KD-trees over the projector features of its own train rows (one per `chunk`
+    rows, so features and tree stay small) and sends every test point's (distance, global train index) to the
+    rank holding that test row (one Alltoallv), which keeps the smallest distance, ties to the smallest index:
+    the choice of one tree over all train points, for every R and chunk. The gradients of those nearest train
+    points held by other ranks arrive every step by an `ExchangePlan` built once.
+    Counters: one kernel entry (the 1 of the nearest source) per row and step; tree work as kernel seconds;
+    the gathered test points, the candidates and every step's gradient rows as communication.
+    """
+
+    def __init__(self, kernel, tr, te, train_idx, *, comm, chunk: int = NEAREST_CHUNK):
+        xp = array_module(tr.points)
+        self.xp, self.comm, self.counters = xp, comm, Counters()
+        self.size = comm.Get_size()
+        train_idx = np.asarray(train_idx, dtype=np.int64)
+        self.n_train, self.n_test = len(train_idx), (0 if te is None else len(te))
+        t0 = time.perf_counter()
+        nearest = self._nearest_train(tr, te, train_idx, chunk)
+        own = np.isin(nearest, train_idx)
+        self.plan = ExchangePlan.build(train_idx, nearest[~own], comm=comm)
+        self.test_own, self.test_halo = np.flatnonzero(own), np.flatnonzero(~own)
+        self.own_src = xp.asarray(np.searchsorted(train_idx, nearest[own]))
+        order = np.argsort(self.plan.recv_idx, kind="stable")
+        self.halo_src = order[np.searchsorted(self.plan.recv_idx[order], nearest[~own])]
+        self.nearest = nearest
+        self.counters.comm_seconds += time.perf_counter() - t0 - self.counters.kernel_seconds
+
+    def _nearest_train(self, tr, te, train_idx, chunk):
+        """Global index of the nearest train point of each of this rank's test rows (collective)."""
+        from scipy.spatial import cKDTree
+
+        from hpcflow.geometry.distance import projector_features
+        from hpcflow.kernels.delta import tree_nearest
+        from hpcflow.parallel.redistribute import alltoallv_rows
+        from hpcflow.parallel.reduce import allgatherv
+
+        c = self.counters
+        n_test_of = np.array(self.comm.allgather(self.n_test), dtype=np.int64)
+        if not n_test_of.sum():
+            return np.zeros(0, dtype=np.int64)
+        mine = _host_rows(te.points) if self.n_test else np.zeros((0, 2 * tr.points.shape[1]))
+        z_test = allgatherv(mine, comm=self.comm)  # every rank's test points, in rank order
+        c.comm_bytes += (z_test.size - mine.size) * 8
+        t1 = time.perf_counter()
+        f_test = projector_features(z_test.view(np.complex128))
+        del z_test
+        dist, best = np.full(f_test.shape[0], np.inf), np.full(f_test.shape[0], -1, dtype=np.int64)
+        x_train = to_host(tr.points)
+        for lo in range(0, self.n_train, chunk):
+            d, i = tree_nearest(cKDTree(projector_features(x_train[lo:lo + chunk])), f_test, workers=default_threads())
+            _keep_nearer(dist, best, d, train_idx[lo + i])
+        del f_test
+        c.kernel_seconds += time.perf_counter() - t1
+        cand = np.stack([dist.view(np.int64), best], axis=1)  # distances travel as their bits
+        got, _ = alltoallv_rows(cand, n_test_of, comm=self.comm)  # this rank's test rows from each rank in turn
+        c.comm_bytes += (got.size - 2 * self.n_test) * 8
+        got = got.reshape(self.size, self.n_test, 2)
+        dist, best = np.full(self.n_test, np.inf), np.full(self.n_test, -1, dtype=np.int64)
+        for q in range(self.size):
+            _keep_nearer(dist, best, got[q, :, 0].copy().view(np.float64), got[q, :, 1])
+        if np.any(best < 0):
+            raise ValueError("Nearest: test points, but no train points on any rank")
+        return best
+
+    @property
+    def halo_rows(self) -> int:
+        return self.plan.n_recv
+
+    def __call__(self, grad):
+        """(U on this rank's train rows = their own gradients, U on its test rows = their nearest train gradients)."""
+        xp, c = self.xp, self.counters
+        t0 = time.perf_counter()
+        halo = None
+        if self.size > 1:
+            halo = self.plan.exchange(to_host(grad))
+            c.comm_bytes += self.plan.bytes_received(grad.shape[1])
+        t1 = time.perf_counter()
+        c.comm_seconds += t1 - t0
+        u_test = xp.empty((self.n_test, grad.shape[1]))
+        u_test[xp.asarray(self.test_own)] = grad[self.own_src]
+        if self.test_halo.size:
+            u_test[xp.asarray(self.test_halo)] = xp.asarray(halo[self.halo_src])
+        c.kernel_entries += self.n_train + self.n_test
+        c.kernel_seconds += time.perf_counter() - t1
+        return grad, u_test

@@ -29,6 +29,11 @@ FLOW_CACHE_BYTES = 256 * 2**20
 LINES_PER_BATCH = 2048
 #: live copies of a point set while it is sampled (parts + concatenation) and of a batch's temporaries
 SAMPLE_COPIES = 2.0
+#: ... of a rank's share while it is sampled and moved to its owner (send, receive and unpacked rows), and as
+#: resident after that (the kept rows and what the allocator keeps of the freed buffers; measured: 10^6 + 10^5
+#: points on 2 ranks, peak 1.13 GB per rank, BENCHMARKS.md "End-to-end scale runs")
+SHARE_COPIES = 3.0
+SHARE_HELD = 2.0
 BATCH_TEMPORARIES = 2.0
 #: float64 arrays of P = m^2 packed components per point the flow holds (metrics, gradient, update, trial, ...)
 FLOW_STATE_ARRAYS = 12
@@ -237,10 +242,34 @@ def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
         b = min(cl["batch_size"], n_tr)
         parts["clustering distances"] = 3 * 8.0 * b * b
     if cfg.get("kernel", {}).get("name") == "delta":  # a gather from the nearest source: no kernel matrix
-        parts["kernel"] = TILE_BYTES * _threads()
         seconds = cfg["flow"]["steps"] * (n_tr + n_te) / ranks * SECONDS_PER_DELTA_POINT
+        if not cl.get("method"):
+            return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
+        parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, seconds)
     return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks))
+
+
+def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
+    """Unclustered Delta flow (`hpcflow.flow_step.Nearest`), nothing of size n_train on any rank: a rank keeps its
+    share of the points and, one after the other (each freed before the next), the sampler's buffers of that
+    share (sampling, then the rows' move to their owners), the nearest-train search (every test point's
+    features, one KD-tree over a chunk of its train rows) and the flow state of its rows: the largest counts.
+    Rank 0 writes the checkpoint one block of rows at a time."""
+    from hpcflow.checkpoint import BLOCK_ROWS
+    from hpcflow.flow_step import NEAREST_CHUNK
+
+    share = -(-(n_train + n_test) // ranks)
+    pb, f = point_bytes(dim), (dim + 2) ** 2  # bytes of a point; projector features per point
+    held = SHARE_HELD * share * pb
+    sampling = sample_bytes(share, dim, threads=_threads())
+    buffers = SHARE_COPIES * share * pb + sampling["sampler batches"]
+    state = FLOW_STATE_ARRAYS * 8.0 * dim * dim * share
+    search = 8.0 * n_test * (f + 2 * (dim + 2) + 4) + 8.0 * min(NEAREST_CHUNK, share) * (f + 4)
+    parts = {"base": BASE_BYTES, "points": held,
+             "flow state, sampling buffers or nearest search": max(state, buffers - held, search),
+             "checkpoint block": 3 * 8.0 * dim * dim * min(BLOCK_ROWS, n_train)}
+    return sum(parts.values()), parts
 
 
 def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:

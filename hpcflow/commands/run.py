@@ -42,7 +42,8 @@ def _run(args, comm) -> int:
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         if not resume:
             output.check_outdir(args.out, force=args.force, outputs=outputs)
-        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {resources.describe(cfg)}; nothing run")
+        memory = resources.describe(cfg, ranks=comm.Get_size())
+        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
         return 0
     existed = os.path.isdir(args.out)
     outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)

@@ -1,8 +1,10 @@
 """Delta ("nearest neighbour") kernel (sec. 3.2): a point takes the update of its nearest source point.
 
-Theta_IJ(x, x') = delta_IJ [x' = nn(x)], nn(x) = the source point nearest to x in FS distance. Train points are
-their own nearest sources (distance 0), so train points update pointwise. The nearest neighbour is found with a
-KD-tree on projector features, whose Euclidean distance sqrt(2) sin d is monotone in the FS distance d.
+Theta_IJ(x, x') = delta_IJ [x' = nn(x)], nn(x) = the source point nearest to x in FS distance; among sources at
+the same distance, the one with the smallest index (so the choice does not depend on how the sources are split
+over trees or ranks). Train points are their own nearest sources (distance 0), so train points update pointwise.
+The nearest neighbour is found with a KD-tree on projector features, whose Euclidean distance sqrt(2) sin d is
+monotone in the FS distance d.
 """
 
 from __future__ import annotations
@@ -15,10 +17,33 @@ from hpcflow.geometry.distance import projector_features
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel
 
 
+def tree_nearest(tree, f, *, workers: int = 1):
+    """(distance (n,), index (n,) int64) of the point of `tree` nearest to every row of the features f; among points
+    at exactly the same distance the smallest index. An empty tree gives (inf, -1). workers: query threads."""
+    f = np.atleast_2d(np.asarray(f, dtype=np.float64))
+    if tree.n == 0:
+        return np.full(f.shape[0], np.inf), np.full(f.shape[0], -1, dtype=np.int64)
+    k = min(2, tree.n)
+    d, i = tree.query(f, k=k, workers=workers)
+    d, i = d.reshape(f.shape[0], k), i.reshape(f.shape[0], k)
+    dist, idx = d[:, 0].copy(), i[:, 0].astype(np.int64)
+    for t in np.flatnonzero(d[:, -1] == d[:, 0]) if k > 1 else ():  # exact ties (duplicate points): rare
+        kk = k
+        while True:
+            kk = min(2 * kk, tree.n)
+            dd, ii = tree.query(f[t], k=kk)
+            if dd[-1] > dd[0] or kk == tree.n:
+                break
+        idx[t] = int(ii[dd == dd[0]].min())
+    return dist, idx
+
+
 def nearest_source(x, x_src):
-    """Index (N,) of the FS-nearest point of x_src for every point of x."""
-    _, idx = cKDTree(projector_features(to_host(x_src))).query(projector_features(to_host(x)), k=1)
-    return np.asarray(idx, dtype=np.int64)
+    """Index (N,) of the FS-nearest point of x_src for every point of x (ties: the smallest index); x is x_src:
+    every point is its own nearest (distance 0; no search)."""
+    if x is x_src:
+        return np.arange(x.shape[0], dtype=np.int64)
+    return tree_nearest(cKDTree(projector_features(to_host(x_src))), projector_features(to_host(x)))[1]
 
 
 def delta(z1, z2):
@@ -30,9 +55,13 @@ def delta(z1, z2):
 
 
 class DeltaKernel(Kernel):
-    """Nearest-train-point kernel; `apply` is a gather, O(N log N), no N1 x N2 block is formed."""
+    """Nearest-train-point kernel; `apply` is a gather, O(N log N), no N1 x N2 block is formed.
+
+    `nearest = True` tells an unclustered flow to use `hpcflow.flow_step.Nearest` (each rank: its own train rows
+    and the test rows' nearest train gradients) instead of gathering every train point to every rank."""
 
     name = "delta"
+    nearest = True
 
     def block(self, x1, x2):
         return delta(x1, x2)

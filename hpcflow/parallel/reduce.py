@@ -128,3 +128,19 @@ def gather_rows(idx, rows, n: int, *, comm=None, root: int = 0):
         raise ValueError(f"gather_rows: {int((~seen).sum())} of {n} rows missing or rows given twice")
     out[all_idx] = all_rows
     return out
+
+
+def gather_row_blocks(idx, rows, n: int, *, block: int, comm=None, root: int = 0):
+    """Yield (lo, hi, rows lo..hi of the global (n, ...) array on `root`, None elsewhere) for lo = 0, block, ...:
+    `gather_rows` one block of global rows at a time (two Gatherv each), so root holds one block, never all n
+    rows. Collective: every rank iterates to the end. n = 0 yields one empty block (0, 0, ...)."""
+    c = resolve(comm)
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    rows = np.asarray(rows)
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    for lo in range(0, max(int(n), 1), int(block)):
+        hi = min(lo + int(block), int(n))
+        a, b = np.searchsorted(sorted_idx, [lo, hi])
+        mine = order[a:b]
+        yield lo, hi, gather_rows(idx[mine] - lo, rows[mine], hi - lo, comm=c, root=root)

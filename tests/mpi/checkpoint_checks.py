@@ -31,7 +31,7 @@ def v_of(idx, step):  # packed positive-definite metrics depending on the global
 
 tr, te = np.arange(lo, hi), np.arange(tlo, thi)
 w = CheckpointWriter(out, {"flow": {"steps": steps}}, every=2, static={"train/weights": (tr, tr * 1.5)},
-                     n_rows={"train/weights": N})
+                     n_rows={"train/weights": N}, block_rows=4)  # several blocks per dataset
 with pcomm.abort_on_error(c):
     try:
         for step in range(1, steps + 1):
