@@ -3,12 +3,15 @@ ranks with one thread each against one process with 1 and 2 threads, at the base
 batches; the measured Allreduce time, and a model of its cost for wider networks and more ranks.
 
 Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
-       [--lr-for 256=6e-3] [--allreduce] [--model-only --alpha A --beta B --c C --t0 T]
+       [--lr-for 256=6e-3] [--set-for 512:training.lr_warmup=2] [--allreduce]
+       [--model-only --alpha A --beta B --c C --t0 T] [--steps-only --rows 64 128 256 512 1024]
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
 seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
 ranks and prints the latency/bandwidth fit used by the cost model (--model-only: the model from given
---alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case).
+--alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
+step of the 3x3 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
+autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ def mpiexec() -> str:
     return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
 
 
-def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: float | None) -> dict:
-    """One `hpcflow nn` run of the baseline job; the figures of its nn.h5 and summary.json."""
+def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: float | None, extra=()) -> dict:
+    """One `hpcflow nn` run of the baseline job (`extra`: more --set values); the figures of its nn.h5 and
+    summary.json."""
     import h5py
     import numpy as np
 
     out = tempfile.mkdtemp(prefix="bench_nn_mpi_")
     sets = [f"training.epochs={epochs}", f"training.batch_size={batch}", f"training.threads={threads}",
-            "ntk.enabled=false", f"geometry.n_train={n}"] + ([f"training.lr={lr}"] if lr else [])
+            "ntk.enabled=false", f"geometry.n_train={n}"] + ([f"training.lr={lr}"] if lr else []) + list(extra)
     cmd = [sys.executable, "-m", "hpcflow", "nn", JOB, "--out", os.path.join(out, "run")]
     for s in sets:
         cmd += ["--set", s]
@@ -57,6 +61,7 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
     per = summary.get("per_rank", [])
     best = int(np.argmin(epoch_seconds))
     return {"ranks": ranks, "threads": threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
+            "set": list(extra),
             "epochs": epochs, "n_train": n, "best_epoch_seconds": float(epoch_seconds[best]),
             "best_epoch_comm_seconds": comm_seconds[best].tolist(),
             "best_epoch_compute_seconds_max": float(epoch_seconds[best] - np.min(comm_seconds[best])),
@@ -117,6 +122,65 @@ def print_model(alpha: float, beta: float, c_point_param: float, t0: float, batc
                               "t0": t0, "speedup": (t0 + compute) / step, "comm_share": comm / step}), flush=True)
 
 
+def step_times(rows_list, repeat: int = 300) -> None:
+    """Seconds of one optimiser step of the baseline network on `rows` points at one thread: hand-written
+    (hpcflow.nn.fast_step) and autograd + Optimizer.step; best of 5 x `repeat` in CPU time (process_time);
+    then the least-squares t0, c_B."""
+    import numpy as np
+    import torch
+
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn.fast_step import AdamStep, ManualGradient
+    from hpcflow.nn.job import SCHEMA
+    from hpcflow.nn.replicas import GradientReducer
+    from hpcflow.nn.train import TrainConfig, batch_loss, make_optimizer
+
+    torch.set_num_threads(1)
+    model_cfg = {k: f.default for k, f in SCHEMA["model"].items()}
+    model_cfg.update(depth=3, width=64, activation="relu", init="he")
+    data = ex.as_data(Hypersurface.fermat(3).sample(max(rows_list), seed=0), "float64")
+    cfg = TrainConfig(lr=1e-3, loss="ultralocal")
+    fits = {}
+    for manual in (True, False):
+        model = ex.build_model(data.x.shape[1], model_cfg, 0)
+        opt = make_optimizer(model, cfg)
+        red = GradientReducer(model, extra=3)
+        grad = ManualGradient.build(model, red.params, red.views, loss=cfg.loss, detach_kappa=False)
+        adam = AdamStep.build(opt)
+
+        def step(b):
+            if manual:
+                red.extra[0] = grad(b)
+                red.reduce()
+                adam(1e-4)
+            else:
+                red.zero()
+                loss = batch_loss(model, b, cfg)
+                loss.backward()
+                red.extra[0] = loss.detach()
+                red.reduce()
+                opt.step()
+
+        times = []
+        for rows in rows_list:
+            b = data[:rows]
+            for _ in range(20):
+                step(b)
+            best = float("inf")
+            for _ in range(5):  # CPU seconds of this one-thread process: time descheduled does not count
+                t0 = time.process_time()
+                for _ in range(repeat):
+                    step(b)
+                best = min(best, (time.process_time() - t0) / repeat)
+            times.append(best)
+            print(json.dumps({"step": "fast_step" if manual else "autograd", "rows": rows, "seconds": best}),
+                  flush=True)
+        c_b, t0 = np.polyfit(np.asarray(rows_list, float), np.asarray(times), 1)
+        fits["fast_step" if manual else "autograd"] = {"t0_seconds": t0, "seconds_per_row": c_b}
+    print(json.dumps({"fit": "t(B) = t0 + c_B B", **fits}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
@@ -125,6 +189,10 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts at one thread each")
     ap.add_argument("--single-threads", type=int, default=2, help="one process with this many threads too")
     ap.add_argument("--lr-for", nargs="*", default=[], metavar="BATCH=LR", help="learning rate for a batch size")
+    ap.add_argument("--set-for", nargs="*", default=[], metavar="BATCH:KEY=VALUE",
+                    help="one more --set for the runs of a batch size (repeatable)")
+    ap.add_argument("--steps-only", action="store_true", help="time one optimiser step per --rows, then stop")
+    ap.add_argument("--rows", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     ap.add_argument("--allreduce", action="store_true", help="time MPI_Allreduce at 2 ranks and fit alpha, beta")
     ap.add_argument("--model-only", action="store_true")
     ap.add_argument("--alpha", type=float, default=None, help="Allreduce latency (s) for the model")
@@ -135,6 +203,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker is not None:
         allreduce_worker(args.worker, 50)
+        return
+    if args.steps_only:
+        step_times(args.rows)
         return
     if args.allreduce:
         sizes = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
@@ -149,12 +220,17 @@ def main() -> None:
         print(json.dumps({"fit": "allreduce", "alpha_seconds": alpha, "beta_seconds_per_byte": beta}))
         args.alpha, args.beta = args.alpha or alpha, args.beta or beta
     lrs = {int(k): float(v) for k, v in (s.split("=") for s in args.lr_for)}
+    extra = {}
+    for item in args.set_for:
+        b, kv = item.split(":", 1)
+        extra.setdefault(int(b), []).append(kv)
     if not args.model_only:
         for batch in args.batches:
             cases = [(1, args.single_threads)] if args.single_threads > 1 else []
             cases += [(r, 1) for r in args.ranks]
             for ranks, threads in cases:
-                print(json.dumps(run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch))), flush=True)
+                print(json.dumps(run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch),
+                                            extra.get(batch, ()))), flush=True)
     if args.alpha is not None and args.beta is not None and args.c is not None:
         for batch in args.batches:
             print_model(args.alpha, args.beta, args.c, args.t0, batch)

@@ -63,6 +63,8 @@ SCHEMA = {
         "lr_decay": Field(float, 1.0, lo=0, lo_open=True, hi=1e6,
                           help="exponential schedule: lr multiplied by this per epoch"),
         "lr_min": Field(float, 0.0, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
+        "lr_warmup": Field(float, 0.0, lo=0.0, hi=MAX_STEPS,
+                           help="epochs of linear warmup: the schedule's rate times min(1, (s + 1)/S_w) at step s"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
@@ -139,6 +141,9 @@ def _check_schedule(cfg: dict, source: str) -> None:
     tr, ws = cfg["training"], cfg["width_sweep"]
     if tr["lr_min"] > tr["lr"]:
         raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
+    if tr["lr_warmup"] > max(tr["epochs"], 1):
+        raise ConfigError(f"{source}: [training].lr_warmup = {tr['lr_warmup']} epochs exceeds epochs = {tr['epochs']}; "
+                          "lower lr_warmup")
     if tr["lr_schedule"] == "exponential":
         last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
         if not _lr_in_range(last):
@@ -168,10 +173,23 @@ def resume_key(cfg: dict) -> str:
     return json.dumps(c, sort_keys=True)
 
 
+def with_defaults(saved: dict) -> dict:
+    """A checkpoint's job with keys added to the schema since it was written set to their defaults (so a resume
+    compares like with like; a key that existed must still match)."""
+    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in saved.items()}
+    for section, fields in SCHEMA.items():
+        table = out.setdefault(section, {})
+        if isinstance(table, dict):
+            for key, field in fields.items():
+                if key not in table and not field.required:
+                    table[key] = field.default
+    return out
+
+
 def check_resume(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
     [checkpoint], or asks for fewer epochs than it has done."""
-    old = json.loads(state["config"])
+    old = with_defaults(json.loads(state["config"]))
     if resume_key(old) != resume_key(cfg):
         a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
         diff = sorted(f"[{sec}].{k}" for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
@@ -267,7 +285,7 @@ def _prepare(cfg: dict, comm) -> dict:
     val_d = Shard(ex.as_data(val_ps.data, mcfg["dtype"], device), val_ps.lo, val_ps.n)
     model = ex.build_model(train_d.data.x.shape[1], mcfg, tcfg["seed"]).to(device)
     tc = TrainConfig(**{k: tcfg[k] for k in ("epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_min",
-                                             "optimizer", "loss", "detach_kappa", "seed", "check_replicas")})
+                                             "lr_warmup", "optimizer", "loss", "detach_kappa", "seed", "check_replicas")})
     return {"X": X, "train_ps": train_ps, "val_ps": val_ps, "train": train_d, "val": val_d, "model": model,
             "model0": copy.deepcopy(model), "tc": tc, "device": device, "threads": torch.get_num_threads(),
             "ntk_train": None, "ntk_test": None, "comm": comm}

@@ -20,9 +20,10 @@ import numpy as np
 
 from hpcflow.errors import ConfigError, Preempted
 from hpcflow.nn._torch import require_torch
+from hpcflow.nn.fast_step import AdamStep, ManualGradient
 from hpcflow.nn.fused_loss import fused_metric_loss
+from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
-from hpcflow.nn.loss import metric_loss
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import resolve
 from hpcflow.progress import progress
@@ -45,8 +46,10 @@ class TrainConfig:
     lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (exponential schedule)
     lr_schedule: str = "exponential"  # or "cosine": lr_min + (lr - lr_min)(1 + cos(π s/S))/2 over all S steps
     lr_min: float = 0.0  # cosine schedule's final learning rate
+    lr_warmup: float = 0.0  # epochs of linear warmup: the schedule's rate times min(1, (step + 1)/warmup steps)
     seed: int = 0
     check_replicas: bool = False  # compare parameter checksums of all ranks after every epoch (debug)
+    manual_step: bool = True  # hpcflow.nn.fast_step where it applies (same results to rounding); False: autograd
 
 
 @dataclass
@@ -108,11 +111,14 @@ def batch_loss(model, batch, cfg: TrainConfig, *, comm=None):
 
 def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> float:
     """Learning rate of optimiser step `step` (0-based) in epoch `epoch` (0-based) of a `total_steps` run."""
+    warm = 1.0
+    if cfg.lr_warmup > 0:  # S_w = lr_warmup epochs of steps
+        warm = min(1.0, (step + 1) / (cfg.lr_warmup * total_steps / max(cfg.epochs, 1)))
     if cfg.lr_schedule == "exponential":
-        return cfg.lr * cfg.lr_decay ** epoch
+        return warm * cfg.lr * cfg.lr_decay ** epoch
     if cfg.lr_schedule == "cosine":
         frac = step / max(total_steps - 1, 1)
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * frac))
+        return warm * (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * frac)))
     raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
 
 
@@ -152,6 +158,12 @@ class Trainer:
         learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
         self.opt = make_optimizer(model, cfg)
         self.reducer = GradientReducer(model, comm=self.comm, extra=3)  # loss, signal flag, timer flag
+        self.manual = self.adam_step = None
+        if cfg.manual_step:
+            if cfg.loss in LOSSES and self.train_shard.data.gfs.shape[-1] == 9:
+                self.manual = ManualGradient.build(model, self.reducer.params, self.reducer.views, loss=cfg.loss,
+                                                   detach_kappa=cfg.detach_kappa)
+            self.adam_step = AdamStep.build(self.opt)
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.order_state = self.gen.get_state()
         self.epoch, self.step, self.pos = 0, 0, 0
@@ -265,17 +277,26 @@ class Trainer:
             model.train()
             t0, c0 = time.perf_counter(), self._comm_seconds()
             for b in range(self.pos, n_batches):
-                for group in self.opt.param_groups:
-                    group["lr"] = learning_rate(cfg, self.step, self.epoch, total_steps)
-                self.reducer.zero()
-                loss = batch_loss(model, shuffled[bounds[b]:bounds[b + 1]], cfg, comm=self.comm)
-                loss.backward()
-                flags[0] = loss.detach()
+                lr = learning_rate(cfg, self.step, self.epoch, total_steps)
+                batch = shuffled[bounds[b]:bounds[b + 1]]
+                if self.manual is not None:  # gradients written into the reducer's buffer
+                    flags[0] = self.manual(batch, comm=self.comm)
+                else:
+                    self.reducer.zero()
+                    loss = batch_loss(model, batch, cfg, comm=self.comm)
+                    loss.backward()
+                    flags[0] = loss.detach()
                 flags[1] = float(self.signalled)
                 flags[2] = float(self._timer_due())
                 self.reducer.reduce()
-                loss_b, stop, timer = float(flags[0]), bool(flags[1] > 0), bool(flags[2] > 0)
-                self.opt.step()
+                loss_b, stop, timer = flags.tolist()
+                stop, timer = stop > 0, timer > 0
+                if self.adam_step is not None:
+                    self.adam_step(lr)
+                else:
+                    for group in self.opt.param_groups:
+                        group["lr"] = lr
+                    self.opt.step()
                 self.step, self.pos = self.step + 1, b + 1
                 size_b = min(cfg.batch_size, self.train_shard.n - b * cfg.batch_size)
                 self.loss_sum, self.loss_count = self.loss_sum + loss_b * size_b, self.loss_count + size_b

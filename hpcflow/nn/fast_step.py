@@ -1,0 +1,125 @@
+"""A training step without autograd: the MetricMLP's forward and backward written out, and Adam's two kernels.
+
+For the networks the job schema allows (MetricMLP: Linear layers, ReLU or GELU, features "reim" or
+"reim_abs2", a 3x3 metric, either model kind and loss) `ManualGradient` computes one batch's loss and writes
+the parameter gradients straight into the GradientReducer's flat buffer:
+
+    forward   h_0 = embed(x), z_l = h_{l-1} W_lᵀ + b_l, h_l = act(z_l), y = h_L W_outᵀ + b_out
+    loss      L and dL/dy from hpcflow.nn.fused_loss.loss_and_output_gradient (κ over the global batch)
+    backward  δ = dL/dy; per layer from the top: dW = δᵀ h_in, db = Σ_rows δ, then δ = (δ W) ⊙ act'(z)
+
+(ReLU': threshold_backward(·, h, 0), GELU': gelu_backward(·, z), the kernels autograd itself uses), so one
+step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph. `AdamStep` runs the two
+kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
+bit for bit without Optimizer.step's per-call bookkeeping; the state dict stays torch's.
+`ManualGradient.build` / `AdamStep.build` return None where they do not apply (another model, layer or
+activation, a parameter order the reducer does not share, another optimizer); the Trainer then takes
+autograd and Optimizer.step, with the same results to rounding.
+"""
+
+from __future__ import annotations
+
+from hpcflow.nn._torch import require_torch
+from hpcflow.nn.fused_loss import loss_and_output_gradient
+from hpcflow.nn.model import ACTIVATIONS, FEATURES, MetricMLP, embed
+
+torch = require_torch()
+
+_ATEN = torch.ops.aten
+
+
+class ManualGradient:
+    """Loss of one batch (this rank's rows) and its parameter gradients, written into `grads` in place."""
+
+    def __init__(self, model: MetricMLP, grads, *, loss: str, detach_kappa: bool):
+        self.model = model
+        self.weights = [layer.weight for layer in model.layers]
+        self.biases = [layer.bias for layer in model.layers]
+        self.grad_w, self.grad_b = list(grads[0::2]), list(grads[1::2])
+        self.relu = model.activation == "relu"
+        self.flags = dict(multiplicative=model.kind == "multiplicative", squared=loss == "ultralocal",
+                          detach_kappa=bool(detach_kappa))
+
+    @classmethod
+    def build(cls, model, params, grads, *, loss: str, detach_kappa: bool):
+        """A ManualGradient if `model` is a MetricMLP of the schema's kinds whose parameters are exactly
+        `params` in layer order (weight, bias per layer) with gradient buffers `grads`; else None."""
+        if type(model) is not MetricMLP or model.activation not in ACTIVATIONS or model.features not in FEATURES:
+            return None
+        if model.config["n_out"] != 9 or any(type(layer) is not torch.nn.Linear for layer in model.layers):
+            return None
+        expected = [p for layer in model.layers for p in (layer.weight, layer.bias)]
+        if len(expected) != len(params) or any(a is not b for a, b in zip(expected, params)):
+            return None
+        if any(not p.requires_grad for p in expected) or len(list(model.parameters())) != len(expected):
+            return None
+        if any(g.shape != p.shape or not g.is_contiguous() for g, p in zip(grads, params)):
+            return None
+        return cls(model, grads, loss=loss, detach_kappa=detach_kappa)
+
+    @torch.no_grad()
+    def __call__(self, batch, *, comm=None) -> float:
+        """This rank's part of the global batch loss; the gradients of its rows are in the buffers after."""
+        ws, bs = self.weights, self.biases
+        hs, zs = [embed(self.model.features, batch.x)], []
+        for w, b in zip(ws[:-1], bs[:-1]):
+            zs.append(torch.addmm(b, hs[-1], w.t()))
+            hs.append(torch.relu(zs[-1]) if self.relu else torch.nn.functional.gelu(zs[-1]))
+        y = torch.addmm(bs[-1], hs[-1], ws[-1].t())
+        loss, delta = loss_and_output_gradient(y, batch.gfs, batch.omega2, batch.weights, comm=comm, **self.flags)
+        for layer in range(len(ws) - 1, -1, -1):
+            torch.mm(delta.t(), hs[layer], out=self.grad_w[layer])
+            torch.sum(delta, 0, out=self.grad_b[layer])
+            if layer:
+                dh = torch.mm(delta, ws[layer])
+                delta = (_ATEN.threshold_backward(dh, hs[layer], 0.0) if self.relu
+                         else _ATEN.gelu_backward(dh, zs[layer - 1]))
+        return loss
+
+
+class AdamStep:
+    """`opt.step()` of a torch Adam built with fused=True, as its two kernels on the optimizer's state."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.params = list(opt.param_groups[0]["params"])
+        self.lists = None
+
+    @classmethod
+    def build(cls, opt):
+        """An AdamStep for a fused, plain Adam (one parameter group, no amsgrad / weight decay / maximize /
+        capturable / differentiable / decoupled decay); else None."""
+        if type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1 or not hasattr(torch, "_fused_adam_"):
+            return None
+        g = opt.param_groups[0]
+        plain = dict(fused=True, amsgrad=False, weight_decay=0, maximize=False, capturable=False,
+                     differentiable=False, decoupled_weight_decay=False)
+        if any(g.get(k, v) != v for k, v in plain.items()) or any(torch.is_tensor(a) for a in (g["lr"], *g["betas"])):
+            return None
+        if any(p.device.type != "cpu" or p.grad is None or p.is_complex() for p in g["params"]):
+            return None
+        return cls(opt)
+
+    def _state_lists(self):
+        """(exp_avgs, exp_avg_sqs, steps) of the optimizer's current state (rebuilt after load_state_dict)."""
+        st = self.opt.state.get(self.params[0])
+        if self.lists is None or st is None or st.get("exp_avg") is not self.lists[0][0]:
+            if any(p not in self.opt.state for p in self.params):
+                return None
+            states = [self.opt.state[p] for p in self.params]
+            self.lists = tuple([s[k] for s in states] for k in ("exp_avg", "exp_avg_sq", "step"))
+        return self.lists
+
+    def __call__(self, lr: float) -> None:
+        group = self.opt.param_groups[0]  # load_state_dict replaces the group
+        group["lr"] = lr
+        lists = self._state_lists()
+        if lists is None:  # no state yet: torch's step creates it
+            self.opt.step()
+            return
+        exp_avgs, exp_avg_sqs, steps = lists
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(self.params, [p.grad for p in self.params], exp_avgs, exp_avg_sqs, [], steps,
+                           amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                           eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
