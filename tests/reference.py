@@ -37,3 +37,9 @@ def fd_loss_gradient(v, omega2, weights, rows, *, loss, weighted, kappa_fixed=No
     fd1, b1 = _central(v, omega2, weights, rows, loss, weighted, kappa_fixed, h)
     fd2, b2 = _central(v, omega2, weights, rows, loss, weighted, kappa_fixed, h / 2)
     return fd2, (4 / 3) * np.abs(fd1 - fd2) + b1 + 2 * b2 + 1e-9 * np.abs(fd2).max()
+
+
+def random_hermitian(rng, n):
+    """(n, 3, 3) random Hermitian positive-definite matrices (eigenvalues >= 0.5)."""
+    a = rng.standard_normal((n, 3, 3)) + 1j * rng.standard_normal((n, 3, 3))
+    return a @ a.conj().transpose(0, 2, 1) + 0.5 * np.eye(3)

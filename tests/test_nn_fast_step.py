@@ -19,6 +19,7 @@ from hpcflow.nn.fast_step import AdamStep, ManualGradient  # noqa: E402
 from hpcflow.nn.fused_loss import bilinear_tables, loss_and_output_gradient  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
+from reference import random_hermitian  # noqa: E402
 from hpcflow.nn.replicas import GradientReducer  # noqa: E402
 from hpcflow.nn.train import TrainConfig, Trainer, make_optimizer  # noqa: E402
 
@@ -36,18 +37,13 @@ def data():
     return MetricData.from_pointset(Hypersurface.fermat(3).sample(300, seed=4))
 
 
-def _random_hermitian(rng, n):
-    a = rng.standard_normal((n, 3, 3)) + 1j * rng.standard_normal((n, 3, 3))
-    return a @ a.conj().transpose(0, 2, 1) + 0.5 * np.eye(3)
-
-
 def _outer(a, b):
     return (a[:, :, None] * b[:, None, :]).reshape(len(a), 81)
 
 
 def test_tables_give_det_its_gradient_and_the_hadamard_map_of_complex_matrices():
     rng = np.random.default_rng(1)
-    g, h = _random_hermitian(rng, 30), _random_hermitian(rng, 30)
+    g, h = random_hermitian(rng, 30), random_hermitian(rng, 30)
     t_det, had, had_t = (t.numpy() for t in bilinear_tables())
     v, w = pack(g), pack(h)
     ddet = _outer(v, v) @ t_det

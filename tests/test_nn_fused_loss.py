@@ -13,6 +13,7 @@ from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.fused_loss import det_and_grad_packed, fused_metric_loss  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
+from reference import random_hermitian  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -22,13 +23,8 @@ def data():
     return MetricData.from_pointset(Hypersurface.fermat(3).sample(300, seed=4))
 
 
-def _random_hermitian(rng, n):
-    a = rng.standard_normal((n, 3, 3)) + 1j * rng.standard_normal((n, 3, 3))
-    return a @ a.conj().transpose(0, 2, 1) + 0.5 * np.eye(3)
-
-
 def test_det_and_gradient_match_numpy_adjugate_and_finite_differences():
-    g = _random_hermitian(np.random.default_rng(0), 40)
+    g = random_hermitian(np.random.default_rng(0), 40)
     v = pack(g)
     det, grad = det_and_grad_packed(torch.tensor(v))
     np.testing.assert_allclose(det.numpy(), np.linalg.det(g).real, rtol=1e-12)

@@ -18,6 +18,7 @@ import numpy as np
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, sample_train_test
 from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
+from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
 KERNEL_PARAMS = {
@@ -207,16 +208,8 @@ LEGACY_DEFAULTS = {("flow", "kappa_gradient"): "fixed"}
 
 
 def with_defaults(saved: dict) -> dict:
-    """A checkpoint's job configuration with keys added to the schema since it was written set to their defaults
-    (so a resume compares like with like; a key that existed must still match)."""
-    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in saved.items()}
-    for section, fields in SCHEMA.items():
-        table = out.setdefault(section, {})
-        if isinstance(table, dict):
-            for key, field in fields.items():
-                if key not in table and not field.required:
-                    table[key] = LEGACY_DEFAULTS.get((section, key), field.default)
-    return out
+    """A checkpoint's job configuration completed with this schema's later keys (`schema.with_defaults`)."""
+    return schema_defaults(saved, SCHEMA, LEGACY_DEFAULTS)
 
 
 def _both(first, second):

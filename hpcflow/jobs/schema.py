@@ -240,6 +240,21 @@ def load_job(path, schema: dict) -> dict:
     return validate(read_toml(path), schema, source=os.fspath(path))
 
 
+def with_defaults(saved: dict, schema: dict, legacy: dict | None = None) -> dict:
+    """A saved (checkpoint) job configuration with keys added to `schema` since it was written set to their
+    defaults, or to legacy[(section, key)] where older code behaved otherwise (so a resume compares like with
+    like; a key that existed must still match)."""
+    legacy = legacy or {}
+    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in saved.items()}
+    for section, fields in schema.items():
+        table = out.setdefault(section, {})
+        if isinstance(table, dict):
+            for key, field in fields.items():
+                if key not in table and not field.required:
+                    table[key] = legacy.get((section, key), field.default)
+    return out
+
+
 #: the `[job]` section common to every job file (job modules put it into their SCHEMA)
 JOB_SECTION = {
     "kind": Field(str, help="job kind, e.g. 'flow' (see hpcflow.jobs.registry)"),

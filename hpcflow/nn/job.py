@@ -16,6 +16,7 @@ import numpy as np
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
                                  chart_pair)
+from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 LOG_PREFIX = "hpcflow nn:"
 
@@ -174,16 +175,8 @@ def resume_key(cfg: dict) -> str:
 
 
 def with_defaults(saved: dict) -> dict:
-    """A checkpoint's job with keys added to the schema since it was written set to their defaults (so a resume
-    compares like with like; a key that existed must still match)."""
-    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in saved.items()}
-    for section, fields in SCHEMA.items():
-        table = out.setdefault(section, {})
-        if isinstance(table, dict):
-            for key, field in fields.items():
-                if key not in table and not field.required:
-                    table[key] = field.default
-    return out
+    """A checkpoint's job completed with this schema's later keys (`schema.with_defaults`)."""
+    return schema_defaults(saved, SCHEMA)
 
 
 def check_resume(cfg: dict, state: dict, path: str) -> None:
