@@ -43,3 +43,17 @@ def random_hermitian(rng, n):
     """(n, 3, 3) random Hermitian positive-definite matrices (eigenvalues >= 0.5)."""
     a = rng.standard_normal((n, 3, 3)) + 1j * rng.standard_normal((n, 3, 3))
     return a @ a.conj().transpose(0, 2, 1) + 0.5 * np.eye(3)
+
+
+def load_relu_ntk_fixture(path):
+    """A neural-tangents fixture of tests/reference/make_relu_ntk_fixture.py with its lists as arrays: complex
+    points, network inputs, and per setting the NTK, NNGP and NNGP diagonal."""
+    import json
+
+    data = json.loads(path.read_text())
+    data["points"] = np.array(data["points_real"]) + 1j * np.array(data["points_imag"])
+    data["inputs"] = np.array(data["inputs"])
+    for s in data["settings"]:
+        for key in ("ntk", "nngp", "nngp_diagonal"):
+            s[key] = np.array(s[key])
+    return data

@@ -49,6 +49,41 @@ def relu_ntk_entry_error(h1, h2, w_std):
     return scale * (inner + 32 * U * (1.0 + 2.0 * np.pi))  # + the dozen elementwise roundings of the tile
 
 
+def relu_ntk_deep_entry_error(h1, h2, w_std, b_std, depth):
+    """Rounding bound of each computed entry of the depth-L ReLU NTK (hpcflow.kernels.relu_ntk's layer recursion)
+    from relu_features rows, propagated layer by layer as absolute bounds e_r (cos theta), e_T (Theta) and a
+    relative bound e_n (norms sqrt(Sigma(x, x))). J(rho) = sqrt(1 - rho^2) + (pi - arccos rho) rho has dJ/drho =
+    pi - arccos rho, so J moves by at most pi e_r; the angle alone (Theta's factor pi - theta) has the arccos
+    branch point, bounded by arccos_error."""
+    c = w_std * w_std / (2.0 * np.pi)
+    b2 = b_std * b_std
+    d = h1.shape[1] - 1
+    n1, n2 = h1[:, -1:], h2[:, -1][None, :]
+    rho = np.clip(h1[:, :-1] @ h2[:, :-1].T, -1.0, 1.0)
+    e_r, e_n = unit_dot_error(d), gamma(d + 4)
+    t = rho * n1 * n2
+    e_t = n1 * n2 * (e_r + np.abs(rho) * (2 * e_n + 3 * U))
+    for _ in range(depth):
+        one_minus = np.maximum(1.0 - rho * rho, 0.0)
+        with np.errstate(divide="ignore"):
+            e_s = np.minimum(np.where(one_minus > 0, 2 * U / np.sqrt(np.where(one_minus > 0, one_minus, 1.0)), np.inf),
+                             np.sqrt(2 * U)) + 2 * U
+        angle = np.arccos(rho)
+        j = np.sqrt(one_minus) + (np.pi - angle) * rho
+        e_j = np.pi * e_r + e_s + 8 * np.pi * U
+        sigma = c * n1 * n2 * j + b2
+        e_sigma = c * n1 * n2 * (e_j + (2 * e_n + 4 * U) * np.abs(j)) + U * np.abs(sigma)
+        e_angle = arccos_error(rho, e_r) + 4 * np.pi * U
+        t_new = sigma + c * (np.pi - angle) * t
+        e_t = e_sigma + c * ((np.pi - angle) * e_t + e_angle * (np.abs(t) + e_t)) + 3 * U * np.abs(t_new)
+        t = t_new
+        n1, n2 = np.sqrt(0.5 * w_std ** 2 * n1 * n1 + b2), np.sqrt(0.5 * w_std ** 2 * n2 * n2 + b2)
+        e_n = e_n + 3 * U
+        rho = np.clip(sigma / (n1 * n2), -1.0, 1.0)
+        e_r = e_sigma / (n1 * n2) + np.abs(rho) * (2 * e_n + 3 * U)
+    return e_t
+
+
 def fs_arccos_error(d, n):
     """Rounding bound of an FS distance d computed as arccos|<u, v>| of unit vectors in C^n (u.conj() @ v.T):
     |<u, v>| is a sum of 4n real products of unit-vector entries, amplified by 1/sin d near d = 0."""

@@ -411,3 +411,11 @@ def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
 
     with pytest.raises(OutputPathError, match="not writable"):
         check_output_path(str(tmp_path / "p.h5"), False)
+
+
+def test_relu_ntk_depth_is_validated(tmp_path):
+    _refused(tmp_path, "table1_relu.toml", "kernel.depth=0", words=["[kernel].depth"])
+    _refused(tmp_path, "table1_relu.toml", "kernel.depth=2.5", words=["[kernel].depth"])
+    _refused(tmp_path, "table1_gaussian.toml", "kernel.depth=4", words=["[kernel].depth", "remove it"])
+    _, cfg = _load(tmp_path, "table1_relu.toml", "kernel.depth=8")
+    assert cfg["kernel"]["depth"] == 8

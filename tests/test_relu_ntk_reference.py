@@ -1,13 +1,13 @@
 """The ReLU NTK against neural-tangents, the implementation the paper used: reference values computed once by
 tests/reference/make_relu_ntk_fixture.py (run by hand) and stored in tests/data/relu_ntk_reference.json."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hpcflow.kernels import ReluNTKKernel, real_features, relu_ntk
+from reference import load_relu_ntk_fixture
 from roundoff import gamma, relu_ntk_entry_error
 
 FIXTURE = Path(__file__).parent / "data" / "relu_ntk_reference.json"
@@ -16,13 +16,7 @@ PAPER = (5.716, 80.52)  # Table 1
 
 @pytest.fixture(scope="module")
 def ref():
-    data = json.loads(FIXTURE.read_text())
-    data["points"] = np.array(data["points_real"]) + 1j * np.array(data["points_imag"])
-    data["inputs"] = np.array(data["inputs"])
-    for s in data["settings"]:
-        for key in ("ntk", "nngp", "nngp_diagonal"):
-            s[key] = np.array(s[key])
-    return data
+    return load_relu_ntk_fixture(FIXTURE)
 
 
 def setting(ref, w_std, b_std):

@@ -1,4 +1,5 @@
-"""Infinite-width NTK of stax.serial(Dense(W_std, b_std), Relu(), Dense(W_std, b_std)), NTK parameterisation.
+"""Infinite-width NTK of stax.serial(Dense(W_std, b_std), Relu(), Dense(W_std, b_std)), NTK parameterisation,
+and of its deeper forms with `depth` (Dense, Relu) pairs before the readout Dense.
 
 Layer maps (neural-tangents conventions, formulas only): a Dense layer of fan-in n computes
 W_std/sqrt(n) W h + b_std b with W, b ~ N(0, 1); its NNGP kernel is W_std^2 Sigma_in + b_std^2 and its
@@ -14,6 +15,13 @@ On the diagonal (theta = 0): Theta(x, x) = W^2 Sigma0(x, x) + b^2. Near theta = 
 term, so rounding of cos theta (1e-16) moves it by ~1e-8 relative; the diagonal is therefore set to the closed form
 whenever the operator knows that x and x' are the same point. The inputs are the real features
 (Re z, Im z) of the chart-normalised homogeneous coordinates, d = 2(n+1). Theta_IJ = delta_IJ Theta.
+
+Depth L > 1 repeats the (Relu, Dense) map on (Sigma, Theta) of the pre-activations, layer by layer:
+  Sigma' = W^2 sqrt(Sigma(x,x) Sigma(x',x')) (sin theta + (pi - theta) cos theta) / (2 pi) + b^2,
+  Theta' = Sigma' + W^2 (pi - theta) / (2 pi) Theta,   cos theta = Sigma(x,x') / sqrt(Sigma(x,x) Sigma(x',x')),
+with the diagonal Sigma'(x,x) = W^2 Sigma(x,x) / 2 + b^2, Theta'(x,x) = Sigma'(x,x) + W^2 Theta(x,x) / 2.
+Each layer pulls cos theta towards a fixed point below 1, so deeper kernels are less smooth in x: more of
+their eigenvalues stay within 10^-2 of the largest (benchmarks/kernel_spectrum.py).
 """
 
 from __future__ import annotations
@@ -30,22 +38,28 @@ def real_features(z):
     return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
 
-def relu_ntk(f1, f2, *, w_std: float, b_std: float):
-    """NTK (N1, N2) of Dense-Relu-Dense at infinite width on real features f (N, d) (see module docstring).
+def relu_ntk(f1, f2, *, w_std: float, b_std: float, depth: int = 1):
+    """NTK (N1, N2) of (Dense-Relu)^depth-Dense at infinite width on real features f (N, d) (module docstring).
 
     f2 is f1 (or None): the diagonal is set to its closed form (theta = 0 exactly).
     """
     h1 = relu_features(f1, w_std, b_std)
     if f2 is None or f2 is f1:
-        k = relu_tile(h1, h1, w_std, b_std)
-        array_module(k).fill_diagonal(k, relu_diagonal(h1, w_std, b_std))
+        k = relu_tile(h1, h1, w_std, b_std, depth)
+        array_module(k).fill_diagonal(k, relu_diagonal(h1, w_std, b_std, depth))
         return k
-    return relu_tile(h1, relu_features(f2, w_std, b_std), w_std, b_std)
+    return relu_tile(h1, relu_features(f2, w_std, b_std), w_std, b_std, depth)
 
 
-def relu_diagonal(h, w_std: float, b_std: float):
-    """Theta(x, x) = W^2 Sigma0(x, x) + b^2 (theta = 0) from relu_features rows h."""
-    return w_std * w_std * h[:, -1] ** 2 + b_std * b_std
+def relu_diagonal(h, w_std: float, b_std: float, depth: int = 1):
+    """Theta(x, x) after `depth` (Relu, Dense) layers (theta = 0 in each) from relu_features rows h."""
+    w2, b2 = w_std * w_std, b_std * b_std
+    sigma = h[:, -1] ** 2
+    theta = sigma
+    for _ in range(depth):
+        sigma = 0.5 * w2 * sigma + b2
+        theta = sigma + 0.5 * w2 * theta
+    return theta
 
 
 def relu_features(f, w_std: float, b_std: float):
@@ -56,11 +70,14 @@ def relu_features(f, w_std: float, b_std: float):
     return xp.ascontiguousarray(xp.concatenate([h / norm, norm], axis=1))
 
 
-def relu_tile(h1, h2, w_std: float, b_std: float):
+def relu_tile(h1, h2, w_std: float, b_std: float, depth: int = 1):
     """Theta = b^2 + W^2 |h||h'| (sin theta + 2 (pi - theta) cos theta) / (2 pi), cos theta = h.h'/(|h||h'|).
 
     (W^2 Sigma1 + W^2 Sigmadot Sigma0 with Sigma0 = |h||h'| cos theta, written with one arccos per entry.)
+    depth > 1: relu_tile_deep.
     """
+    if depth > 1:
+        return relu_tile_deep(h1, h2, w_std, b_std, depth)
     xp = array_module(h1)
     rho = h1[:, :-1] @ h2[:, :-1].T
     xp.clip(rho, -1.0, 1.0, out=rho)
@@ -78,23 +95,47 @@ def relu_tile(h1, h2, w_std: float, b_std: float):
     return rho
 
 
+def relu_tile_deep(h1, h2, w_std: float, b_std: float, depth: int):
+    """Theta after `depth` (Relu, Dense) layers by the layer recursion of the module docstring, one arccos per
+    entry and layer; the per-point norms sqrt(Sigma(x, x)) follow the diagonal recursion."""
+    xp = array_module(h1)
+    w2, b2 = w_std * w_std, b_std * b_std
+    n1, n2 = h1[:, -1:], h2[:, -1]
+    rho = h1[:, :-1] @ h2[:, :-1].T  # cos theta of layer 0
+    theta_k = rho * n1 * n2  # Theta0 = Sigma0
+    for _ in range(depth):
+        xp.clip(rho, -1.0, 1.0, out=rho)
+        angle = xp.arccos(rho)
+        sin = xp.sqrt(xp.maximum(1.0 - rho * rho, 0.0))
+        pi_minus = np.pi - angle
+        sigma = (w2 / (2.0 * np.pi)) * (n1 * n2) * (sin + pi_minus * rho) + b2
+        theta_k *= (w2 / (2.0 * np.pi)) * pi_minus
+        theta_k += sigma
+        n1, n2 = xp.sqrt(0.5 * w2 * n1 * n1 + b2), xp.sqrt(0.5 * w2 * n2 * n2 + b2)
+        rho = sigma / (n1 * n2)
+    return theta_k
+
+
 class ReluNTKKernel(Kernel):
-    """ReLU NTK of Table 1 (W_std = sigma_w, b_std = sigma_b) on (Re z, Im z)."""
+    """ReLU NTK of Table 1 (W_std = sigma_w, b_std = sigma_b, `depth` hidden ReLU layers; the paper's: 1) on
+    (Re z, Im z)."""
 
     name = "relu_ntk"
     symmetric = True
 
-    def __init__(self, w_std: float, b_std: float):
-        self.w_std, self.b_std = float(w_std), float(b_std)
+    def __init__(self, w_std: float, b_std: float, depth: int = 1):
+        if int(depth) != depth or depth < 1:
+            raise ValueError(f"relu_ntk depth must be an integer >= 1, got {depth!r}")
+        self.w_std, self.b_std, self.depth = float(w_std), float(b_std), int(depth)
 
     def params(self) -> dict:
-        return {"w_std": self.w_std, "b_std": self.b_std}
+        return {"w_std": self.w_std, "b_std": self.b_std, "depth": self.depth}
 
     def features(self, x):
         return relu_features(real_features(x), self.w_std, self.b_std)
 
     def tile_block(self, f1, f2):
-        return relu_tile(f1, f2, self.w_std, self.b_std)
+        return relu_tile(f1, f2, self.w_std, self.b_std, self.depth)
 
     def diagonal(self, f):
-        return relu_diagonal(f, self.w_std, self.b_std)
+        return relu_diagonal(f, self.w_std, self.b_std, self.depth)

@@ -1,5 +1,6 @@
 """Regenerate tests/data/relu_ntk_reference.json: the infinite-width NTK of the paper's ReLU network, computed by
-neural-tangents (the package the paper used, sec. 3.2), on 20 fixed network inputs built by hpcflow.
+neural-tangents (the package the paper used, sec. 3.2), on 20 fixed network inputs built by hpcflow; and
+tests/data/relu_ntk_deep_reference.json: the same for deeper networks, (Dense, Relu) x depth, then Dense.
 
 Run by hand, not in CI (neural-tangents is not a dependency of hpcflow). From the repository root:
 
@@ -41,6 +42,10 @@ OUT = Path(__file__).resolve().parents[1] / "data" / "relu_ntk_reference.json"
 SEED = 2310
 #: (W_std, b_std): the paper's Table 1 setting, a small-bias one (wide angles) and a bias-free one
 SETTINGS = [(5.716, 80.52), (1.5, 0.3), (1.0, 0.0)]
+#: (W_std, b_std, depth) of the deep reference: the paper's setting at depth 3, and small-bias kernels from 2 to 64
+#: layers (the deep ReLU NTK's angles shrink layer by layer towards the arccos branch point)
+DEEP_SETTINGS = [(5.716, 80.52, 3), (1.5, 0.3, 2), (1.414, 0.01, 8), (1.414, 0.0, 32), (1.2, 0.05, 64)]
+DEEP_OUT = OUT.parent / "relu_ntk_deep_reference.json"
 WIDTH = 512  # hidden width: irrelevant to the infinite-width kernel, required by the layer constructor
 
 
@@ -58,12 +63,14 @@ def make_points():
     return np.concatenate([z, np.array(near), z[3:4]])
 
 
-def ntk_nngp(x, w_std, b_std):
-    """(NTK, NNGP, NNGP diagonal) of the paper's network on inputs x (N, d) by neural-tangents' analytic kernel_fn;
-    the diagonal is its cov1, which it propagates without an angle (no arccos branch point)."""
-    _, _, kernel_fn = stax.serial(stax.Dense(WIDTH, W_std=w_std, b_std=b_std, parameterization="ntk"),
-                                  stax.Relu(),
-                                  stax.Dense(1, W_std=w_std, b_std=b_std, parameterization="ntk"))
+def ntk_nngp(x, w_std, b_std, depth=1):
+    """(NTK, NNGP, NNGP diagonal) of the paper's network (depth 1) or its deeper form on inputs x (N, d) by
+    neural-tangents' analytic kernel_fn; the diagonal is its cov1, which it propagates without an angle (no arccos
+    branch point)."""
+    layers = [stax.Dense(WIDTH, W_std=w_std, b_std=b_std, parameterization="ntk"), stax.Relu()]
+    for _ in range(depth - 1):
+        layers += [stax.Dense(WIDTH, W_std=w_std, b_std=b_std, parameterization="ntk"), stax.Relu()]
+    _, _, kernel_fn = stax.serial(*layers, stax.Dense(1, W_std=w_std, b_std=b_std, parameterization="ntk"))
     xj = jnp.asarray(x, dtype=jnp.float64)
     k = kernel_fn(xj, None, ("ntk", "nngp", "cov1"))
     ntk, nngp, diag = np.asarray(k.ntk), np.asarray(k.nngp), np.asarray(k.cov1)
@@ -94,6 +101,15 @@ def main():
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {OUT} ({len(x)} inputs, d = {x.shape[1]}, settings {SETTINGS})", file=sys.stderr)
+    deep = dict(data, settings=[], description=data["description"].replace(
+        "stax.serial(Dense(W_std, b_std), Relu(), Dense(W_std, b_std))",
+        "stax.serial((Dense(W_std, b_std), Relu()) x depth, Dense(W_std, b_std))"))
+    for w_std, b_std, depth in DEEP_SETTINGS:
+        ntk, nngp, diag = ntk_nngp(x, w_std, b_std, depth)
+        deep["settings"].append({"w_std": w_std, "b_std": b_std, "depth": depth, "ntk": ntk.tolist(),
+                                 "nngp": nngp.tolist(), "nngp_diagonal": diag.tolist()})
+    DEEP_OUT.write_text(json.dumps(deep, indent=1) + "\n")
+    print(f"wrote {DEEP_OUT} (settings {DEEP_SETTINGS})", file=sys.stderr)
 
 
 if __name__ == "__main__":
