@@ -20,7 +20,7 @@ PAPER = {
     "gaussian": {"points": 2500, "lr": 0.1583, "hyper": "sigma=30.0", "gains": "~1e6 / <=5"},
     "delta": {"points": 1000, "lr": 0.3162, "hyper": "-", "gains": "~1e6 / <=5"},
 }
-HYPER_KEYS = ("width", "form", "normalize", "w_std", "b_std", "sigma_w", "amplitude")
+HYPER_KEYS = ("width", "form", "normalize", "w_std", "b_std", "depth", "sigma_w", "amplitude")
 
 
 def _config(run_dir, ckpt) -> dict:
