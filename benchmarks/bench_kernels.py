@@ -31,6 +31,8 @@ CASES = [
     ("gaussian", {"width": 30.0, "method": "direct"}),
     ("gaussian", {"width": 1.0, "dtype": "float32"}),
     ("relu_ntk", {"w_std": 5.716, "b_std": 80.52}),
+    ("relu_ntk", {"w_std": 1.414, "b_std": 0.01, "depth": 8}),
+    ("relu_ntk", {"w_std": 1.414, "b_std": 0.01, "depth": 64}),
     ("cosine_ntk", {"sigma_w": 1.0}),
     ("delta", {}),
 ]

@@ -43,6 +43,8 @@ TILE_BYTES = 4 * 8 * 512 * 512
 #: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
 SECONDS_PER_KERNEL_ENTRY = 6e-8
 SECONDS_PER_CACHED_ENTRY = 1e-8
+#: the ReLU NTK of depth L evaluates L layers per entry, each about one one-layer kernel's cost (2 threads,
+#: N = 5000: 1.06e8 entries/s at L = 1, 1.37e7 at L = 8, 1.43e6 at L = 64; BENCHMARKS.md "Deeper ReLU NTKs")
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -212,12 +214,12 @@ def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, b
             "kernel": cached + TILE_BYTES * threads}
 
 
-def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1) -> float:
-    """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated."""
-    t = 0.0
+def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1, layers: int = 1) -> float:
+    """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated;
+    `layers` kernel evaluations per entry (the ReLU NTK's depth)."""
+    t, entry = 0.0, SECONDS_PER_KERNEL_ENTRY * layers
     for entries, cached in _operator_entries(n_train, n_test, ranks, blocks):
-        t += entries * (SECONDS_PER_KERNEL_ENTRY + steps * SECONDS_PER_CACHED_ENTRY if cached
-                        else steps * SECONDS_PER_KERNEL_ENTRY)
+        t += entries * (entry + steps * SECONDS_PER_CACHED_ENTRY if cached else steps * entry)
     return t
 
 
@@ -247,7 +249,10 @@ def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
             return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
         parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, seconds)
-    return Estimate(sum(parts.values()), parts, _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks))
+    kernel = cfg.get("kernel", {})
+    layers = (kernel.get("depth") or 1) if kernel.get("name") == "relu_ntk" else 1
+    return Estimate(sum(parts.values()), parts,
+                    _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks, layers))
 
 
 def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
