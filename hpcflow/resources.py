@@ -24,6 +24,9 @@ ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 BASE_BYTES = 160 * 2**20
 SAMPLE_BASE_BYTES = 80 * 2**20  # `hpcflow sample`: NumPy and h5py only
 TORCH_BASE_BYTES = 450 * 2**20
+#: the compiled Gaussian tile (hpcflow.kernels.jit: Numba and LLVM) resident after its first call, over the
+#: imports above (measured +125 MB in a fresh process with the compiled code cached)
+JIT_BYTES = 160 * 2**20
 #: kernel matrices a flow keeps between steps (hpcflow.flow.DEFAULT_CACHE_BYTES) and the rows of one sampler batch
 FLOW_CACHE_BYTES = 256 * 2**20
 LINES_PER_BATCH = 2048
@@ -174,20 +177,23 @@ def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[floa
 
 
 # ---- estimates ------------------------------------------------------------------------------------------
-def point_bytes(dim: int) -> int:
-    """Bytes of one sampled point (PointSet: points, weights, |Omega|^2, g_FS, chart, Jacobian) in dimension dim."""
+def point_bytes(dim: int, jacobian: bool = True) -> int:
+    """Bytes of one sampled point (PointSet: points, weights, |Omega|^2, g_FS, chart, Jacobian) in dimension dim;
+    jacobian=False: without the Jacobian (the flows' point sets)."""
     n1, m = dim + 2, dim
-    return 16 * n1 + 8 + 8 + 16 * m * m + 16 + 16 * m * n1
+    return 16 * n1 + 8 + 8 + 16 * m * m + 16 + (16 * m * n1 if jacobian else 0)
 
 
-def sample_bytes(n: int, dim: int, *, threads: int = 1, one_chart: bool = True) -> dict:
-    """Parts of the peak of Hypersurface.sample(n): the kept points and one wave of full sampler batches."""
+def sample_bytes(n: int, dim: int, *, threads: int = 1, one_chart: bool = True, jacobian: bool = True) -> dict:
+    """Parts of the peak of Hypersurface.sample(n): the kept points (with or without Jacobians) and one wave of
+    full sampler batches (a batch forms the Jacobian to get g_FS)."""
     pb, degree = point_bytes(dim), dim + 2
     per_batch = LINES_PER_BATCH * degree  # points of one batch (all charts)
     charts = (dim + 2) * (dim + 1) if one_chart else 1
     batches = -(-n * charts // per_batch)
     wave = max(1, min(batches, 4 * max(1, threads)))
-    return {"points": SAMPLE_COPIES * n * pb, "sampler batches": BATCH_TEMPORARIES * wave * per_batch * pb}
+    return {"points": SAMPLE_COPIES * n * point_bytes(dim, jacobian),
+            "sampler batches": BATCH_TEMPORARIES * wave * per_batch * pb}
 
 
 def _add(parts: dict, new: dict, prefix: str = "") -> None:
@@ -229,12 +235,23 @@ def _threads() -> int:
     return default_threads()
 
 
-def estimate_flow(cfg: dict, *, ranks: int = 1) -> Estimate:
-    """Kind "flow" (and the flow part of noise_scan / local_limit): samples, flow state, kernel, clustering."""
+def _compiled_kernel(kernel: dict) -> bool:
+    """Whether the flow's kernel runs the Numba-compiled Gaussian tile (engine auto/numba with Numba installed)."""
+    import importlib.util
+
+    return (kernel.get("name") == "gaussian" and kernel.get("engine") in (None, "auto", "numba")
+            and importlib.util.find_spec("numba") is not None)
+
+
+def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estimate:
+    """Kind "flow" (and the flow part of noise_scan / local_limit, whose point sets keep the Jacobian: jacobian=True):
+    samples, flow state, kernel, clustering."""
     geo = cfg["geometry"]
     n_tr, n_te, dim = geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"]
     parts = {"base": BASE_BYTES}
-    _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads()), "sample ")
+    if _compiled_kernel(cfg.get("kernel", {})):
+        parts["compiled kernel"] = JIT_BYTES
+    _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads(), jacobian=jacobian), "sample ")
     cl = cfg.get("clustering", {})
     blocks = cl["n_clusters"] if cl.get("method") else 1
     _add(parts, _flow_parts(n_tr, n_te, dim, ranks, _threads(), blocks))
@@ -265,9 +282,9 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
     from hpcflow.flow_step import NEAREST_CHUNK
 
     share = -(-(n_train + n_test) // ranks)
-    pb, f = point_bytes(dim), (dim + 2) ** 2  # bytes of a point; projector features per point
+    pb, f = point_bytes(dim, jacobian=False), (dim + 2) ** 2  # bytes of a flow's point; projector features per point
     held = SHARE_HELD * share * pb
-    sampling = sample_bytes(share, dim, threads=_threads())
+    sampling = sample_bytes(share, dim, threads=_threads(), jacobian=False)
     buffers = SHARE_COPIES * share * pb + sampling["sampler batches"]
     state = FLOW_STATE_ARRAYS * 8.0 * dim * dim * share
     search = 8.0 * n_test * (f + 2 * (dim + 2) + 4) + 8.0 * min(NEAREST_CHUNK, share) * (f + 4)
@@ -280,7 +297,7 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
 def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     geo = cfg["geometry"]
     n = geo["n_train"]
-    est = estimate_flow({"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}, ranks=ranks)
+    est = estimate_flow({"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}, ranks=ranks, jacobian=True)
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
     est.bytes = sum(est.parts.values())
@@ -289,7 +306,7 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
 
 
 def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
-    est = estimate_flow(cfg, ranks=ranks)
+    est = estimate_flow(cfg, ranks=ranks, jacobian=True)
     est.seconds *= len(cfg["local_limit"]["widths"])
     return est
 

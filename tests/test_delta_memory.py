@@ -40,10 +40,10 @@ def test_estimate_per_rank_depends_on_the_share_not_on_n_train():
 
 def test_estimate_bounds_the_peak_rss_of_every_rank(tmp_path):
     """Each rank's peak RSS (summary per_rank) is below the estimate, which is within 3x of it; the growth from
-    10^4 to 10^5 train points follows the estimate's growth."""
+    10^5 to 3*10^5 train points (where each rank's points and flow state dominate) follows the estimate's growth."""
     env = dict(os.environ, HPCFLOW_THREADS="1")
     res = {}
-    for n in (10_000, 100_000):
+    for n in (100_000, 300_000):
         job = tmp_path / f"delta{n}.toml"
         job.write_text(JOB.format(n=n, dt=6.5e-3 * n))
         out = tmp_path / f"out{n}"
@@ -54,6 +54,6 @@ def test_estimate_bounds_the_peak_rss_of_every_rank(tmp_path):
         res[n] = (estimate(_cfg(n, 10_000), ranks=2).bytes, max(peaks))
     for est, peak in res.values():
         assert peak <= est <= 3 * peak
-    # growth with the share: within 1.25x of the estimate's (allocator granularity at these small sizes); the
-    # gather-everything path grew ~1.5x as fast (1.78 against 1.13 GB per rank at 10^6 + 10^5 points)
-    assert res[100_000][1] - res[10_000][1] <= 1.25 * (res[100_000][0] - res[10_000][0])
+    # growth with the share: within 1.25x of the estimate's (allocator granularity); the gather-everything path
+    # grew ~1.5x as fast (1.78 against 1.13 GB per rank at 10^6 + 10^5 points)
+    assert res[300_000][1] - res[100_000][1] <= 1.25 * (res[300_000][0] - res[100_000][0])

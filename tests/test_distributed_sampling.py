@@ -78,6 +78,11 @@ def test_sampling_under_mpiexec_is_bitwise_the_definition(reference, ranks):
         assert sum(x["points_owned"] for x in cnt) == data[f"{name}_n"]
         assert len({x["sampled_blocks"] for x in cnt}) == 1  # every wave deals each rank the same number of blocks
         assert all(x["sampled_lines"] == x["sampled_blocks"] * LINES_PER_BATCH for x in cnt)
+        # jacobian=False moves the same rows with row bytes 8 (index) + 16*5 + 8 + 8 + 16*9 + 16 = 264 instead of
+        # 264 + 16*15 = 504 (the quintic's Jacobian dz/dx is 3 x 5 complex)
+        lean = [o["counters"][name + "_no_jacobian"] for o in outs]
+        assert [x["sample_bytes_sent"] * 504 for x in lean] == [x["sample_bytes_sent"] * 264 for x in cnt]
+        assert (sum(x["sample_bytes_sent"] for x in cnt) > 0) == (ranks > 1)
 
 
 def test_sample_command_under_mpiexec_writes_one_identical_file(tmp_path):

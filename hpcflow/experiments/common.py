@@ -45,17 +45,19 @@ def sample_train_test(geo: dict):
 def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = None):
     """(X, train, test, counters): this rank's contiguous shares (decompose.share) of the sets of
     `sample_train_test`, bitwise the same rows for every R; test is None when n_test = 0. `counters`: this
-    rank's sampled blocks and lines, points owned, bytes sent, seconds (train and test together). test_seed:
+    rank's sampled blocks and lines, points owned, bytes sent, seconds (train and test together); without
+    Jacobians, which no flow uses. test_seed:
     the test set's seed (default [geometry].seed + 1; a tune trial passes its own spawned seed)."""
     from hpcflow.geometry.sampling import sample_points
 
     X = manifold(geo)
     chart = tuple(geo["chart"])
-    train, counters = sample_points(X, geo["n_train"], geo["seed"], chart=chart, comm=comm, layout="share")
+    train, counters = sample_points(X, geo["n_train"], geo["seed"], chart=chart, comm=comm, layout="share",
+                                    jacobian=False)
     test = None
     if geo["n_test"] > 0:
         seed = geo["seed"] + 1 if test_seed is None else test_seed
-        test, more = sample_points(X, geo["n_test"], seed, chart=chart, comm=comm, layout="share")
+        test, more = sample_points(X, geo["n_test"], seed, chart=chart, comm=comm, layout="share", jacobian=False)
         counters = {k: v + more[k] for k, v in counters.items()}
     return X, train, test, counters
 

@@ -34,11 +34,14 @@ LAYOUTS = ("all", "share", "root")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 
-def sample_block(surface, k: int, entropy, chart, xp) -> PointSet:
-    """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points."""
+def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> PointSet:
+    """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points.
+    jacobian=False drops dz/dx once g_FS is formed (half a quintic point's bytes)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
     z, n_bad = surface.line_points(LINES_PER_BATCH, rng, xp=xp)
     ps = surface.point_set(z)
+    if not jacobian:
+        ps.jacobian = None
     ps.n_dropped += n_bad
     if chart is not None:
         dropped = ps.n_dropped
@@ -48,8 +51,10 @@ def sample_block(surface, k: int, entropy, chart, xp) -> PointSet:
 
 
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
-                  backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all"):
+                  backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all",
+                  jacobian: bool = True):
     """(PointSet, counters): the global sample's rows this rank gets by `layout` ("all", "share", "root").
+    jacobian=False: the set has no Jacobian (flows do not use it), every other field bitwise the same.
 
     "share" is rows decompose.share(N, R, r); "root" gives all N rows to rank 0 and none elsewhere. Memory
     per rank: its own blocks (~N/R points, ~0.5 kB each for the quintic) plus send and receive buffers of
@@ -69,7 +74,9 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     if xp is not np:
         threads = 1
     width = int(max_value(threads, comm=c)) if R > 1 else threads  # the same wave on every rank
-    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=c)
+    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=c,
+                                jacobian=jacobian)
+    fields = _FIELDS if jacobian else _FIELDS[:-1]
     offset = displs(yields[:, 0])
     last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
     used = [k for k in sorted(mine) if k <= last and yields[k, 0] > 0]
@@ -78,10 +85,10 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
     sent = 0
     if R == 1:
-        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in _FIELDS]
+        arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in fields]
     else:
         lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
-        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=c)
+        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=c, fields=fields)
         if layout == "all":
             buf, lay = pack_rows(arrays)
             del arrays
@@ -94,7 +101,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     return ps, counters
 
 
-def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm):
+def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm, jacobian=True):
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
     A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
@@ -111,7 +118,7 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
             w = max(1, min(-(-need // R), 4 * width))
             own = list(range(k0 + r, k0 + R * w, R))
-            parts = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp), own))
+            parts = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
             mine.update(zip(own, parts))
             local = np.array([[len(p), p.n_dropped] for p in parts], dtype=np.int64).reshape(w, 2)
             wave = allgatherv(local, comm=comm).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
@@ -122,14 +129,14 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     return mine, np.concatenate(yields)
 
 
-def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm):
+def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIELDS):
     """(bytes sent, field arrays): the first take[i] rows of blocks used[i] (global rows idx) moved to the rank
     r with bounds[r] <= idx < bounds[r+1], in global order; blocks are packed and freed one by one."""
-    lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in _FIELDS)]
+    lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in fields)]
     send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
     for k, m in zip(used, take):
         p = mine.pop(k)
-        pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in _FIELDS], out=send[pos:pos + m])
+        pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in fields], out=send[pos:pos + m])
         pos += m
     mine.clear()
     sent = send.nbytes

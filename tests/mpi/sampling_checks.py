@@ -35,6 +35,13 @@ for name, kw in cases.items():
     from hpcflow.geometry.sampling import sample_points
 
     out["counters"][name] = sample_points(X, n, chart=kw["chart"], seed=kw["seed"], threads=1, layout="share")[1]
+    # without Jacobians (the flows' point sets): every other field bitwise the same share, fewer bytes moved
+    ps, cnt = sample_points(X, n, chart=kw["chart"], seed=kw["seed"], threads=1, layout="share", jacobian=False)
+    lo, hi = share(n, R, r)
+    if ps.jacobian is not None or any(getattr(ps, f).tobytes() != ref[f"{name}_{f}"][lo:hi].tobytes()
+                                      for f in FIELDS[:-1]):
+        out["mismatch"].append([name, 1, "share", "jacobian=False"])
+    out["counters"][name + "_no_jacobian"] = cnt
 
 # fewer points than ranks (empty shares): the first 2 points of seed 11 are the prefix of its larger sample
 tiny = X.sample(2, seed=11, layout="share")
