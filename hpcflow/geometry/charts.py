@@ -49,15 +49,19 @@ def local_indices(n: int, i, j):
     return xp.nonzero(keep)[1].reshape(len(i), n - 1)
 
 
-def point_data(surface, z, *, chart=None) -> dict:
-    """All PointSet fields for points z (N, n+1) on X, in the canonical or the given charts."""
+def point_data(surface, z, *, chart=None, only=None) -> dict:
+    """All PointSet fields for points z (N, n+1) on X, in the canonical or the given charts. only=(I, J): just the
+    points whose canonical chart is (I, J), the rest of the data formed for them alone (row by row the same
+    values); n_dropped still counts the ambiguous points among all of z."""
     xp = array_module(z)
     n = surface.n
     z = z.astype(np.complex128, copy=False)
     if chart is None:
         chart, ok, zs, dp = canonical_charts(surface, z, return_scaled=True)
-        zs, dp, chart = zs[ok], dp[ok], chart[ok]
         n_dropped = int((~ok).sum())
+        if only is not None:
+            ok = ok & (chart[:, 0] == int(only[0])) & (chart[:, 1] == int(only[1]))
+        zs, dp, chart = zs[ok], dp[ok], chart[ok]
     else:
         chart = xp.asarray(chart, dtype=np.int64).reshape(len(z), 2)
         n_dropped = 0

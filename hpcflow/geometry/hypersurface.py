@@ -166,18 +166,18 @@ class Hypersurface:
         return xp.abs(self.p(z)) / xp.linalg.norm(z, axis=-1) ** self.degree
 
     # ---- points -------------------------------------------------------------------------------------
-    def point_set(self, points, *, chart=None) -> PointSet:
+    def point_set(self, points, *, chart=None, only=None) -> PointSet:
         """Geometric data (charts, Jacobians, g_FS, |Omega|^2, weights) at given homogeneous points on X.
 
         `chart` (N, 2) forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by default
         each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
-        (`PointSet.n_dropped`).
+        (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J).
         """
         xp = array_module(points)
         z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
-        data = _charts.point_data(self, z, chart=chart)
+        data = _charts.point_data(self, z, chart=chart, only=only)
         data = {k: (to_host(v) if k != "n_dropped" else v) for k, v in data.items()}
         return PointSet(manifold=self, **data)
 

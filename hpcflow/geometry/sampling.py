@@ -39,14 +39,10 @@ def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> 
     jacobian=False drops dz/dx once g_FS is formed (half a quintic point's bytes)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
     z, n_bad = surface.line_points(LINES_PER_BATCH, rng, xp=xp)
-    ps = surface.point_set(z)
+    ps = surface.point_set(z, only=chart)  # the chart's points only: their data alone is formed
     if not jacobian:
         ps.jacobian = None
     ps.n_dropped += n_bad
-    if chart is not None:
-        dropped = ps.n_dropped
-        ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
-        ps.n_dropped = dropped
     return ps
 
 
