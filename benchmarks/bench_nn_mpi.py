@@ -4,7 +4,7 @@ batches; the measured Allreduce time, and a model of its cost for wider networks
 
 Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
        [--lr-for 256=6e-3] [--set-for 512:training.lr_warmup=2] [--allreduce]
-       [--model-only --alpha A --beta B --c C --t0 T] [--steps-only --rows 64 128 256 512 1024]
+       [--model-only --alpha A --beta B --c C --t0 T] [--steps-only --rows 64 128 256 512 1024] [--repeat K]
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
 seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
@@ -12,6 +12,9 @@ ranks and prints the latency/bandwidth fit used by the cost model (--model-only:
 --alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
 step of the 3x3 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
 autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
+--repeat K runs every case of a batch K times, interleaved (1 process, 2 ranks, 1 process, ...), so that drift of
+a shared machine hits all cases alike, and prints per batch the median and range of each case's fastest epoch
+and the speedup of the ranks over the best single process, run by run.
 """
 
 from __future__ import annotations
@@ -69,6 +72,21 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
             "comm_seconds_per_epoch": [p["comm_seconds"] / epochs for p in per],
             "allreduce_seconds_per_epoch": [p["allreduce_seconds"] / epochs for p in per],
             "allreduce_calls_per_epoch": [p["allreduce_calls"] / epochs for p in per], "wall_seconds": wall}
+
+
+def repeat_summary(batch: int, runs: dict) -> dict:
+    """Median and range of each case's fastest epoch over the repeats, and per repeat the speedup of each rank
+    count (one thread per rank) over the faster single process of the same repeat."""
+    import numpy as np
+
+    single = [k for k in runs if k[0] == 1]
+    best_single = np.min([runs[k] for k in single], axis=0)
+    out = {"batch": batch, "repeats": len(best_single),
+           "cases": {f"{r}x{t}": {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
+                     for (r, t), v in runs.items()}}
+    out["speedup_vs_best_single"] = {f"{r} ranks": [float(b / x) for b, x in zip(best_single, runs[(r, t)])]
+                                     for (r, t) in runs if r > 1}
+    return out
 
 
 def allreduce_worker(sizes, repeat: int) -> None:
@@ -199,6 +217,7 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=None, help="Allreduce seconds per byte for the model")
     ap.add_argument("--c", type=float, default=None, help="compute seconds per point per parameter per step")
     ap.add_argument("--t0", type=float, default=0.0, help="per-step seconds independent of the batch")
+    ap.add_argument("--repeat", type=int, default=1, help="run each batch's cases K times, interleaved")
     ap.add_argument("--worker", nargs="*", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
@@ -228,9 +247,14 @@ def main() -> None:
         for batch in args.batches:
             cases = [(1, args.single_threads)] if args.single_threads > 1 else []
             cases += [(r, 1) for r in args.ranks]
-            for ranks, threads in cases:
-                print(json.dumps(run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch),
-                                            extra.get(batch, ()))), flush=True)
+            runs = {case: [] for case in cases}
+            for _ in range(max(1, args.repeat)):
+                for ranks, threads in cases:
+                    res = run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch), extra.get(batch, ()))
+                    runs[(ranks, threads)].append(res["best_epoch_seconds"])
+                    print(json.dumps(res), flush=True)
+            if args.repeat > 1:
+                print(json.dumps(repeat_summary(batch, runs)), flush=True)
     if args.alpha is not None and args.beta is not None and args.c is not None:
         for batch in args.batches:
             print_model(args.alpha, args.beta, args.c, args.t0, batch)
