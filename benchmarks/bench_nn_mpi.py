@@ -79,13 +79,14 @@ def repeat_summary(batch: int, runs: dict) -> dict:
     count (one thread per rank) over the faster single process of the same repeat."""
     import numpy as np
 
-    single = [k for k in runs if k[0] == 1]
-    best_single = np.min([runs[k] for k in single], axis=0)
-    out = {"batch": batch, "repeats": len(best_single),
+    out = {"batch": batch, "repeats": len(next(iter(runs.values()))),
            "cases": {f"{r}x{t}": {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
                      for (r, t), v in runs.items()}}
-    out["speedup_vs_best_single"] = {f"{r} ranks": [float(b / x) for b, x in zip(best_single, runs[(r, t)])]
-                                     for (r, t) in runs if r > 1}
+    single = [runs[k] for k in runs if k[0] == 1]
+    if single:  # no single-process case asked for: nothing to compare with
+        best_single = np.min(single, axis=0)
+        out["speedup_vs_best_single"] = {f"{r} ranks": [float(b / x) for b, x in zip(best_single, runs[(r, t)])]
+                                         for (r, t) in runs if r > 1}
     return out
 
 

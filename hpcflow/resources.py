@@ -49,8 +49,6 @@ TILE_BYTES = 4 * 8 * 512 * 512
 #: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
 SECONDS_PER_KERNEL_ENTRY = 6e-8
 SECONDS_PER_CACHED_ENTRY = 1e-8
-#: the ReLU NTK of depth L evaluates L layers per entry, each about one one-layer kernel's cost (2 threads,
-#: N = 5000: 1.06e8 entries/s at L = 1, 1.37e7 at L = 8, 1.43e6 at L = 64; BENCHMARKS.md "Deeper ReLU NTKs")
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -225,7 +223,8 @@ def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, b
 
 def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1, layers: int = 1) -> float:
     """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated;
-    `layers` kernel evaluations per entry (the ReLU NTK's depth)."""
+    `layers` kernel evaluations per entry (the ReLU NTK's depth: 2 threads, N = 5000, 1.06e8 entries/s at depth 1,
+    1.37e7 at 8, 1.43e6 at 64; BENCHMARKS.md "Deeper ReLU NTKs")."""
     t, entry = 0.0, SECONDS_PER_KERNEL_ENTRY * layers
     for entries, cached in _operator_entries(n_train, n_test, ranks, blocks):
         t += entries * (entry + steps * SECONDS_PER_CACHED_ENTRY if cached else steps * entry)
@@ -251,8 +250,9 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estim
     samples, flow state, kernel, clustering."""
     geo = cfg["geometry"]
     n_tr, n_te, dim = geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"]
+    kernel = cfg.get("kernel", {})
     parts = {"base": BASE_BYTES}
-    if _compiled_kernel(cfg.get("kernel", {})):
+    if _compiled_kernel(kernel):
         parts["compiled kernel"] = JIT_BYTES
     _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads(), jacobian=jacobian), "sample ")
     cl = cfg.get("clustering", {})
@@ -263,13 +263,12 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estim
     elif cl.get("method") == "batched":
         b = min(cl["batch_size"], n_tr)
         parts["clustering distances"] = 3 * 8.0 * b * b
-    if cfg.get("kernel", {}).get("name") == "delta":  # a gather from the nearest source: no kernel matrix
+    if kernel.get("name") == "delta":  # a gather from the nearest source: no kernel matrix
         seconds = cfg["flow"]["steps"] * (n_tr + n_te) / ranks * SECONDS_PER_DELTA_POINT
         if not cl.get("method"):
             return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
         parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, seconds)
-    kernel = cfg.get("kernel", {})
     layers = (kernel.get("depth") or 1) if kernel.get("name") == "relu_ntk" else 1
     return Estimate(sum(parts.values()), parts,
                     _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks, layers))
@@ -303,6 +302,8 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     est = estimate_flow({"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}, ranks=ranks, jacobian=True)
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
+    if _compiled_kernel(cfg.get("kernel", {})):
+        est.parts["compiled kernel"] = JIT_BYTES
     est.bytes = sum(est.parts.values())
     est.seconds *= levels
     return est
