@@ -8,7 +8,8 @@ Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 1
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
 seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
-ranks and prints the latency/bandwidth fit used by the cost model (--model-only: the model from given
+ranks, and torch.distributed's gloo all_reduce of the same buffers (the alternative to MPI for the gradient),
+and prints the MPI latency/bandwidth fit used by the cost model (--model-only: the model from given
 --alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
 step of the 3x3 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
 autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
@@ -90,23 +91,55 @@ def repeat_summary(batch: int, runs: dict) -> dict:
     return out
 
 
+def _best_seconds(call, barrier, repeat: int) -> float:
+    """The fastest of `repeat` calls, each started after a barrier."""
+    best = float("inf")
+    for _ in range(repeat):
+        barrier()
+        t0 = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def allreduce_worker(sizes, repeat: int) -> None:
-    """Under mpiexec: the best time of MPI_Allreduce (in place, SUM) of float64 buffers of each size."""
+    """Under mpiexec: the best time of an in-place SUM Allreduce of float64 buffers of each size, by MPI
+    (mpi4py) and by torch.distributed's gloo backend (TCP on loopback, rendezvous address from rank 0)."""
+    import socket
+
     import numpy as np
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
+
+    def report(backend: str, n: int, best: float) -> None:
+        best = comm.allreduce(best, op=MPI.MAX)
+        if rank == 0:
+            print(json.dumps({"backend": backend, "allreduce_floats": n, "ranks": comm.Get_size(),
+                              "seconds": best}), flush=True)
+
     for n in sizes:
         buf = np.ones(n)
-        best = float("inf")
-        for _ in range(repeat):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-            best = min(best, time.perf_counter() - t0)
-        best = comm.allreduce(best, op=MPI.MAX)
-        if comm.Get_rank() == 0:
-            print(json.dumps({"allreduce_floats": n, "ranks": comm.Get_size(), "seconds": best}), flush=True)
+        report("mpi", n, _best_seconds(lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM), comm.Barrier, repeat))
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_gloo_available():
+        return
+    port = None
+    if rank == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    port = comm.bcast(port)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=comm.Get_size())
+    try:
+        for n in sizes:
+            t = torch.ones(n, dtype=torch.float64)
+            report("gloo", n, _best_seconds(lambda: dist.all_reduce(t), comm.Barrier, repeat))
+    finally:
+        dist.destroy_process_group()
 
 
 def n_parameters(width: int, depth: int = 3, n_in: int = 10, n_out: int = 9) -> int:
@@ -231,9 +264,10 @@ def main() -> None:
         sizes = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
         res = subprocess.run([mpiexec(), "-n", "2", sys.executable, __file__, "--worker", *map(str, sizes)],
                              check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
-        rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-        for r in rows:
+        every = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+        for r in every:
             print(json.dumps(r))
+        rows = [r for r in every if r["backend"] == "mpi"]
         alpha = min(r["seconds"] for r in rows) / 2  # 2 latencies at 2 ranks
         big = rows[-1]
         beta = (big["seconds"] - 2 * alpha) / (8 * big["allreduce_floats"])  # 2 (R-1)/R = 1 at R = 2
