@@ -12,6 +12,7 @@ the ranks on one node. Override: `force=True`, HPCFLOW_IGNORE_MEMORY_CHECK=1 or 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import resource
@@ -239,8 +240,6 @@ def _threads() -> int:
 
 def _compiled_kernel(kernel: dict) -> bool:
     """Whether the flow's kernel runs the Numba-compiled Gaussian tile (engine auto/numba with Numba installed)."""
-    import importlib.util
-
     return (kernel.get("name") == "gaussian" and kernel.get("engine") in (None, "auto", "numba")
             and importlib.util.find_spec("numba") is not None)
 
@@ -357,6 +356,8 @@ def estimate_nn(cfg: dict, *, ranks: int = 1) -> Estimate:
     itemsize = 8 if mo["dtype"] == "float64" else 4
     n_in = 10 + (5 if mo["features"] == "reim_abs2" else 0)
     parts = {"base": TORCH_BASE_BYTES}
+    if mo["dtype"] == "float64" and importlib.util.find_spec("numba") is not None:
+        parts["compiled loss"] = JIT_BYTES  # hpcflow.nn.jit_loss: the same Numba and LLVM as the Gaussian tile
     _add(parts, sample_bytes(n, 3, threads=_threads(), one_chart=bool(geo["chart"])), "sample ")
     parts["tensors"] = 3.0 * n * (n_in + 9 + 2) * itemsize  # data, one shuffled copy per epoch, batch views
 

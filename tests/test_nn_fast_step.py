@@ -16,6 +16,7 @@ from hpcflow.geometry.hermitian import pack, unpack  # noqa: E402
 from hpcflow.metric import det_gradient  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.fast_step import AdamStep, ManualGradient  # noqa: E402
+from hpcflow.nn import fused_loss  # noqa: E402
 from hpcflow.nn.fused_loss import bilinear_tables, loss_and_output_gradient  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
@@ -86,8 +87,10 @@ def test_manual_gradient_equals_autograd(data, act, features, kind, loss, detach
         assert err <= GRAD_RTOL * float(ref.abs().max()), (err, float(ref.abs().max()))
 
 
-def test_loss_gradient_matches_finite_differences_of_the_loss(data):
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "tables"])
+def test_loss_gradient_matches_finite_differences_of_the_loss(data, compiled, monkeypatch):
     """dL/dy of both losses against central differences of the autograd-free loss value."""
+    monkeypatch.setattr(fused_loss, "COMPILED", compiled)
     sub = data[:20]
     y = 0.2 * torch.randn(20, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     for squared in (False, True):

@@ -10,6 +10,7 @@ from hpcflow.geometry import Hypersurface  # noqa: E402
 from hpcflow.geometry.hermitian import pack, unpack  # noqa: E402
 from hpcflow.metric import det_gradient  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
+from hpcflow.nn import fused_loss  # noqa: E402
 from hpcflow.nn.fused_loss import det_and_grad_packed, fused_metric_loss  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
@@ -41,7 +42,11 @@ def test_det_and_gradient_match_numpy_adjugate_and_finite_differences():
 @pytest.mark.parametrize("kind", ["multiplicative", "additive"])
 @pytest.mark.parametrize("loss", ["sigma", "ultralocal"])
 @pytest.mark.parametrize("detach", [False, True])
-def test_fused_loss_equals_autograd_path(data, kind, loss, detach):
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "tables"])
+def test_fused_loss_equals_autograd_path(data, kind, loss, detach, compiled, monkeypatch):
+    """Both forms of the closed-form backward (compiled per-row passes, torch tables) against autograd."""
+    monkeypatch.setattr(fused_loss, "COMPILED", compiled)
+    assert fused_loss._compiled_rows(data.x) is compiled  # Numba is a dependency: the compiled form runs
     model = MetricMLP(10, depth=2, width=16, activation="gelu", kind=kind, seed=1,
                       output_scale=0.3 if kind == "multiplicative" else 0.05)
     params = list(model.parameters())

@@ -8,7 +8,8 @@ hpcflow.metric.det_gradient) and the Hadamard map g_FS ⊙ y are bilinear, each 
     dL/dη_j = w_j / (W κ) [φ'(r_j) - Σ_i w_i φ'(r_i) η_i / (κ W)]      (the bracket's 2nd term only if κ is
                                                                        differentiated, detach_kappa=False)
 then dL/dv = dL/dη · (d det/d v)/|Ω|² and dL/dy = Mᵀ dL/dv, M = ∂v/∂y (g_FS ⊙ · or the identity).
-hpcflow.nn.fast_step uses the same function without any autograd graph (BENCHMARKS.md).
+hpcflow.nn.fast_step uses the same function without any autograd graph (BENCHMARKS.md). On CPU float64
+tensors the per-row part runs as two compiled loops instead (hpcflow.nn.jit_loss, when Numba imports).
 
 Data parallel (`comm` of R > 1 ranks, each holding part of one global batch): W, Σ w η and the κ term's
 Σ w φ'(r) η are global sums (one Allreduce of 2-3 numbers in forward; for φ = r² the κ term is
@@ -20,6 +21,7 @@ rows, so the parameter gradients summed over ranks are those of the global batch
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError
+from hpcflow.nn import jit_loss
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.loss import LOSSES
 from hpcflow.nn.replicas import global_sums
@@ -84,10 +86,14 @@ def _outer(a, b):
 
 def loss_and_output_gradient(y, gfs, omega2, weights, *, multiplicative: bool = True, squared: bool = True,
                              detach_kappa: bool = False, comm=None):
-    """(this rank's part of the loss as a float, dL/dy (N, 9) or None) of raw outputs y, with the closed-form
-    backward of the module docstring in ~25 tensor operations: the Hadamard map, det and its gradient are one
-    outer product and one (81, 9) matrix product each (bilinear_tables), and det = v · d det/d v / 3 (Euler:
-    det is homogeneous of degree 3); the global scalars are Python floats."""
+    """(this rank's part of the loss as a float, dL/dy (N, 9)) of raw outputs y, with the closed-form backward of
+    the module docstring: for CPU float64 tensors two compiled per-row passes (hpcflow.nn.jit_loss) when Numba
+    imports, else ~25 tensor operations: the Hadamard map, det and its gradient are one outer product and one
+    (81, 9) matrix product each (bilinear_tables), and det = v · d det/d v / 3 (Euler: det is homogeneous of
+    degree 3); the global scalars are Python floats."""
+    if _compiled_rows(y, gfs, omega2, weights):
+        return _loss_compiled(y, gfs, omega2, weights, multiplicative=multiplicative, squared=squared,
+                              detach_kappa=detach_kappa, comm=comm)
     t_det, had, had_t = bilinear_tables(y.dtype, y.device)
     v = torch.addmm(gfs, _outer(gfs, y), had) if multiplicative else gfs + y
     ddet = torch.mm(_outer(v, v), t_det)
@@ -111,6 +117,34 @@ def loss_and_output_gradient(y, gfs, omega2, weights, *, multiplicative: bool = 
     d_eta = torch.add(wd, weights, alpha=-kterm / (scale * kappa * wsum)).mul_(scale / (wsum * kappa))
     gv = ddet.mul_(d_eta.div_(omega2)[:, None])
     return loss, (torch.mm(_outer(gfs, gv), had_t) if multiplicative else gv)
+
+
+#: use the compiled passes where they apply (tests set False to compare the two paths)
+COMPILED = True
+
+
+def _compiled_rows(*tensors) -> bool:
+    return COMPILED and jit_loss.available() and all(
+        t.device.type == "cpu" and t.dtype == torch.float64 for t in tensors)
+
+
+def _loss_compiled(y, gfs, omega2, weights, *, multiplicative: bool, squared: bool, detach_kappa: bool, comm):
+    """loss_and_output_gradient by hpcflow.nn.jit_loss: the same global sums, in the same Allreduces."""
+    arrays = [t.detach().contiguous().numpy() for t in (y, gfs, omega2, weights)]
+    ddet, eta, sums = jit_loss.forward(*arrays, multiplicative)
+    parts = sums if squared and not detach_kappa else sums[:2]
+    sums = global_sums(torch.from_numpy(parts), comm).tolist()
+    wsum, kappa = sums[0], sums[1] / sums[0]
+    s_phi, s_deta = jit_loss.residual(eta, arrays[3], kappa, squared)
+    scale = 2.0 if squared else 1.0
+    kterm = 0.0
+    if not detach_kappa:  # Σ_i w_i φ'(r_i) η_i over the global batch
+        kterm = 2.0 * (sums[2] / kappa - sums[1]) if squared else global_sums(
+            torch.tensor([s_deta], dtype=torch.float64), comm).item()
+    gy = jit_loss.backward(eta, arrays[1], arrays[2], arrays[3], ddet, multiplicative=multiplicative,
+                           squared=squared, kappa=kappa, alpha=kterm / (scale * kappa * wsum),
+                           scale=scale / (wsum * kappa))
+    return s_phi / wsum, torch.from_numpy(gy)
 
 
 class _FusedMetricLoss(torch.autograd.Function):
