@@ -255,6 +255,7 @@ def _write_summary(outdir, ctx, summary):
 
 def _prepare(cfg: dict, comm) -> dict:
     """Threads, device, the manifold, this rank's shards of the points and tensors, the initial network."""
+    from hpcflow.allocator import retain_freed_memory
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
     from hpcflow.nn._torch import require_torch
@@ -264,6 +265,7 @@ def _prepare(cfg: dict, comm) -> dict:
 
     torch = require_torch()
     geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
+    retain_freed_memory()  # a step's temporaries reuse their pages instead of faulting in fresh ones
     limit_threads(comm)  # the CPUs this rank owns
     if tcfg["threads"]:
         torch.set_num_threads(tcfg["threads"])
