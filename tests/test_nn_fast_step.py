@@ -15,6 +15,7 @@ from hpcflow.geometry import Hypersurface  # noqa: E402
 from hpcflow.geometry.hermitian import pack, unpack  # noqa: E402
 from hpcflow.metric import det_gradient  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
+from hpcflow.nn import fast_step  # noqa: E402
 from hpcflow.nn.fast_step import AdamStep, ManualGradient  # noqa: E402
 from hpcflow.nn import fused_loss  # noqa: E402
 from hpcflow.nn.fused_loss import bilinear_tables, loss_and_output_gradient  # noqa: E402
@@ -72,13 +73,17 @@ CASES = list(itertools.product(("relu", "gelu"), ("reim", "reim_abs2"), ("multip
 
 
 @pytest.mark.parametrize("act,features,kind,loss,detach", CASES)
-def test_manual_gradient_equals_autograd(data, act, features, kind, loss, detach):
+@pytest.mark.parametrize("blas", ["numpy", "torch"])
+def test_manual_gradient_equals_autograd(data, act, features, kind, loss, detach, blas, monkeypatch):
+    """Every case with the matrix products by NumPy's BLAS (batches of HOST_BLAS_ROWS rows or more) and torch's."""
+    monkeypatch.setattr(fast_step, "HOST_BLAS_ROWS", 1 if blas == "numpy" else 10**9)
+    torch.set_num_threads(1)  # NumPy's BLAS serves one-thread processes only
     model = MetricMLP(10, depth=2, width=16, activation=act, kind=kind, seed=1, features=features, init="he",
                       output_scale=0.3 if kind == "multiplicative" else 0.05)
     ref_loss, ref_grads = _autograd_reference(model, data, loss, detach)
     reducer = GradientReducer(model)
     step = ManualGradient.build(model, reducer.params, reducer.views, loss=loss, detach_kappa=detach)
-    assert step is not None
+    assert step is not None and step.host
     reducer.flat.fill_(np.nan)  # every gradient entry must be written
     got_loss = step(data)
     assert ref_loss > 1e-3 and abs(got_loss - ref_loss) <= 1e-13 * ref_loss

@@ -9,7 +9,8 @@ the parameter gradients straight into the GradientReducer's flat buffer:
     backward  δ = dL/dy; per layer from the top: dW = δᵀ h_in, db = Σ_rows δ, then δ = (δ W) ⊙ act'(z)
 
 (ReLU': threshold_backward(·, h, 0), GELU': gelu_backward(·, z), the kernels autograd itself uses), so one
-step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph. `AdamStep` runs the two
+step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph; in a one-thread process
+the matrix products of CPU float64 batches of HOST_BLAS_ROWS rows or more go to NumPy's BLAS. `AdamStep` runs the two
 kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
 bit for bit without Optimizer.step's per-call bookkeeping; the state dict stays torch's.
 `ManualGradient.build` / `AdamStep.build` return None where they do not apply (another model, layer or
@@ -19,6 +20,9 @@ autograd and Optimizer.step, with the same results to rounding.
 
 from __future__ import annotations
 
+import numpy as np
+
+from hpcflow.nn import jit_loss
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.fused_loss import loss_and_output_gradient
 from hpcflow.nn.model import ACTIVATIONS, FEATURES, MetricMLP, embed
@@ -26,6 +30,23 @@ from hpcflow.nn.model import ACTIVATIONS, FEATURES, MetricMLP, embed
 torch = require_torch()
 
 _ATEN = torch.ops.aten
+
+
+#: from this many rows on, a one-thread process (an MPI rank's usual setting) sends CPU float64 products to
+#: NumPy's BLAS (OpenBLAS in the wheels), which ran the network's (rows x 64) x (64 x 64) products 1.3-1.7x
+#: faster than torch's on the AMD EPYC sandbox (a whole step 1.2x at 256 rows, 1.3-1.4x from 768 on); below it
+#: torch's lower per-call cost wins. With more torch threads torch's own products stay: OpenBLAS's threads
+#: and torch's spinning OpenMP threads slow each other down ~10x, and OpenBLAS's threads gain little on these
+#: narrow products (BENCHMARKS.md)
+HOST_BLAS_ROWS = 256
+
+
+def _host_mm(a, b, *, out=None):
+    """torch.mm(a, b, out=out) for CPU float64 tensors by NumPy's matmul (zero-copy views, transposes as flags)."""
+    if out is None:
+        return torch.from_numpy(np.matmul(a.detach().numpy(), b.detach().numpy()))
+    np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.numpy())
+    return out
 
 
 class ManualGradient:
@@ -37,6 +58,9 @@ class ManualGradient:
         self.biases = [layer.bias for layer in model.layers]
         self.grad_w, self.grad_b = list(grads[0::2]), list(grads[1::2])
         self.relu = model.activation == "relu"
+        self.host = all(p.device.type == "cpu" and p.dtype == torch.float64 for p in self.weights)
+        if self.host and jit_loss.available():
+            jit_loss.warm()  # before the first epoch's clock starts
         self.flags = dict(multiplicative=model.kind == "multiplicative", squared=loss == "ultralocal",
                           detach_kappa=bool(detach_kappa))
 
@@ -61,18 +85,28 @@ class ManualGradient:
     def __call__(self, batch, *, comm=None) -> float:
         """This rank's part of the global batch loss; the gradients of its rows are in the buffers after."""
         ws, bs = self.weights, self.biases
+        host = self.host and batch.x.shape[0] >= HOST_BLAS_ROWS and torch.get_num_threads() == 1
+        mm = _host_mm if host else torch.mm
+
+        def affine(h, w, b):  # h wᵀ + b
+            return _host_mm(h, w.t()).add_(b) if host else torch.addmm(b, h, w.t())
+
         hs, zs = [embed(self.model.features, batch.x)], []
         for w, b in zip(ws[:-1], bs[:-1]):
-            zs.append(torch.addmm(b, hs[-1], w.t()))
-            hs.append(torch.relu(zs[-1]) if self.relu else torch.nn.functional.gelu(zs[-1]))
-        y = torch.addmm(bs[-1], hs[-1], ws[-1].t())
+            z = affine(hs[-1], w, b)
+            if self.relu:  # in place: ReLU's backward needs h only
+                hs.append(torch.relu_(z))
+            else:
+                zs.append(z)
+                hs.append(torch.nn.functional.gelu(z))
+        y = affine(hs[-1], ws[-1], bs[-1])
         loss, delta = loss_and_output_gradient(y, batch.gfs, batch.omega2, batch.weights, comm=comm, **self.flags)
         for layer in range(len(ws) - 1, -1, -1):
-            torch.mm(delta.t(), hs[layer], out=self.grad_w[layer])
+            mm(delta.t(), hs[layer], out=self.grad_w[layer])
             torch.sum(delta, 0, out=self.grad_b[layer])
             if layer:
-                dh = torch.mm(delta, ws[layer])
-                delta = (_ATEN.threshold_backward(dh, hs[layer], 0.0) if self.relu
+                dh = mm(delta, ws[layer])
+                delta = (_ATEN.threshold_backward.grad_input(dh, hs[layer], 0.0, grad_input=dh) if self.relu
                          else _ATEN.gelu_backward(dh, zs[layer - 1]))
         return loss
 

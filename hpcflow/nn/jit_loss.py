@@ -130,3 +130,12 @@ def backward(eta, gfs, omega2, weights, ddet, *, multiplicative: bool, squared: 
     _compiled()[2](eta, gfs, omega2, weights, ddet, bool(multiplicative), bool(squared), float(kappa), float(alpha),
                    float(scale), gy)
     return gy
+
+
+def warm() -> None:
+    """Load (or compile) the three loops now, on one row, so that the first training step is not charged ~1 s."""
+    one, ones = np.zeros((1, 9)), np.ones((1, 9))
+    ddet, eta, _ = forward(one, ones, np.ones(1), np.ones(1), True)
+    residual(eta, np.ones(1), 1.0, True)
+    backward(eta, ones, np.ones(1), np.ones(1), ddet, multiplicative=True, squared=True, kappa=1.0, alpha=0.0,
+             scale=1.0)
