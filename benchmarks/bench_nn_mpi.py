@@ -5,6 +5,7 @@ batches; the measured Allreduce time, and a model of its cost for wider networks
 Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
        [--lr-for 256=6e-3] [--set-for 512:training.lr_warmup=2] [--allreduce]
        [--model-only --alpha A --beta B --c C --t0 T] [--steps-only --rows 64 128 256 512 1024] [--repeat K]
+       [--single-threads 2 [--single-mixed]]
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
 seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
@@ -15,7 +16,9 @@ step of the 3x3 network in this process (one thread) on each number of rows, wit
 autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
 --repeat K runs every case of a batch K times, interleaved (1 process, 2 ranks, 1 process, ...), so that drift of
 a shared machine hits all cases alike, and prints per batch the median and range of each case's fastest epoch
-and the speedup of the ranks over the best single process, run by run.
+and the speedup of the ranks over the best single process, run by run. --single-mixed adds a single process
+with one torch thread and --single-threads BLAS threads (a one-thread process's products go to NumPy's BLAS,
+hpcflow.nn.fast_step), so that every single-process setting competes.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ def mpiexec() -> str:
     return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
 
 
-def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: float | None, extra=()) -> dict:
-    """One `hpcflow nn` run of the baseline job (`extra`: more --set values); the figures of its nn.h5 and
-    summary.json."""
+def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: float | None, extra=(),
+             blas: int | None = None) -> dict:
+    """One `hpcflow nn` run of the baseline job (`extra`: more --set values) with `threads` torch threads per
+    rank and `blas` CPUs per rank (HPCFLOW_THREADS: NumPy's BLAS; default `threads`); the figures of its nn.h5
+    and summary.json."""
     import h5py
     import numpy as np
 
@@ -51,7 +56,7 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
         cmd += ["--set", s]
     if ranks > 1:
         cmd = [mpiexec(), "-n", str(ranks)] + cmd
-    env = dict(os.environ, HPCFLOW_THREADS=str(threads), PYTHONPATH=ROOT)
+    env = dict(os.environ, HPCFLOW_THREADS=str(blas or threads), PYTHONPATH=ROOT)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -64,7 +69,7 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
     shutil.rmtree(out)
     per = summary.get("per_rank", [])
     best = int(np.argmin(epoch_seconds))
-    return {"ranks": ranks, "threads": threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
+    return {"ranks": ranks, "threads": threads, "blas_threads": blas or threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
             "set": list(extra),
             "epochs": epochs, "n_train": n, "best_epoch_seconds": float(epoch_seconds[best]),
             "best_epoch_comm_seconds": comm_seconds[best].tolist(),
@@ -81,14 +86,20 @@ def repeat_summary(batch: int, runs: dict) -> dict:
     import numpy as np
 
     out = {"batch": batch, "repeats": len(next(iter(runs.values()))),
-           "cases": {f"{r}x{t}": {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
-                     for (r, t), v in runs.items()}}
+           "cases": {_label(case): {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
+                     for case, v in runs.items()}}
     single = [runs[k] for k in runs if k[0] == 1]
     if single:  # no single-process case asked for: nothing to compare with
         best_single = np.min(single, axis=0)
-        out["speedup_vs_best_single"] = {f"{r} ranks": [float(b / x) for b, x in zip(best_single, runs[(r, t)])]
-                                         for (r, t) in runs if r > 1}
+        out["speedup_vs_best_single"] = {f"{case[0]} ranks": [float(b / x) for b, x in zip(best_single, runs[case])]
+                                         for case in runs if case[0] > 1}
     return out
+
+
+def _label(case) -> str:
+    """'RxT' for R ranks of T threads, with 'bB' when NumPy's BLAS has B threads instead of T."""
+    r, t, b = case
+    return f"{r}x{t}" + (f"b{b}" if b != t else "")
 
 
 def _best_seconds(call, barrier, repeat: int) -> float:
@@ -188,7 +199,10 @@ def step_times(rows_list, repeat: int = 300) -> None:
     from hpcflow.nn.replicas import GradientReducer
     from hpcflow.nn.train import TrainConfig, batch_loss, make_optimizer
 
+    from hpcflow.allocator import retain_freed_memory
+
     torch.set_num_threads(1)
+    retain_freed_memory()  # as `hpcflow nn` does
     model_cfg = {k: f.default for k, f in SCHEMA["model"].items()}
     model_cfg.update(depth=3, width=64, activation="relu", init="he")
     data = ex.as_data(Hypersurface.fermat(3).sample(max(rows_list), seed=0), "float64")
@@ -240,6 +254,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts at one thread each")
     ap.add_argument("--single-threads", type=int, default=2, help="one process with this many threads too")
+    ap.add_argument("--single-mixed", action="store_true",
+                    help="and one process with one torch thread and --single-threads BLAS threads")
     ap.add_argument("--lr-for", nargs="*", default=[], metavar="BATCH=LR", help="learning rate for a batch size")
     ap.add_argument("--set-for", nargs="*", default=[], metavar="BATCH:KEY=VALUE",
                     help="one more --set for the runs of a batch size (repeatable)")
@@ -280,13 +296,16 @@ def main() -> None:
         extra.setdefault(int(b), []).append(kv)
     if not args.model_only:
         for batch in args.batches:
-            cases = [(1, args.single_threads)] if args.single_threads > 1 else []
-            cases += [(r, 1) for r in args.ranks]
+            cases = [(1, args.single_threads, args.single_threads)] if args.single_threads > 1 else []
+            if args.single_threads > 1 and args.single_mixed:
+                cases.append((1, 1, args.single_threads))
+            cases += [(r, 1, 1) for r in args.ranks]
             runs = {case: [] for case in cases}
             for _ in range(max(1, args.repeat)):
-                for ranks, threads in cases:
-                    res = run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch), extra.get(batch, ()))
-                    runs[(ranks, threads)].append(res["best_epoch_seconds"])
+                for ranks, threads, blas in cases:
+                    res = run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch), extra.get(batch, ()),
+                                   blas=blas)
+                    runs[(ranks, threads, blas)].append(res["best_epoch_seconds"])
                     print(json.dumps(res), flush=True)
             if args.repeat > 1:
                 print(json.dumps(repeat_summary(batch, runs)), flush=True)

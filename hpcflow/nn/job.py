@@ -70,7 +70,7 @@ SCHEMA = {
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="initialisation and batch-order seed"),
-        "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch and BLAS CPU threads (0 = the rank's CPUs)"),
+        "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch CPU threads (0 = the rank's CPUs)"),
         "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
         "check_replicas": Field(bool, False, help="under MPI: compare the ranks' parameter checksums every epoch"),
     },
@@ -262,7 +262,6 @@ def _prepare(cfg: dict, comm) -> dict:
     from hpcflow.nn.replicas import Shard
     from hpcflow.nn.train import TrainConfig
     from hpcflow.parallel.comm import limit_threads, node_layout
-    from threadpoolctl import threadpool_limits
 
     torch = require_torch()
     geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
@@ -270,7 +269,6 @@ def _prepare(cfg: dict, comm) -> dict:
     limit_threads(comm)  # the CPUs this rank owns
     if tcfg["threads"]:
         torch.set_num_threads(tcfg["threads"])
-        threadpool_limits(limits=tcfg["threads"], user_api="blas")  # large batches' products (nn.fast_step)
     device = tcfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
