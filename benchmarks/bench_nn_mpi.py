@@ -69,8 +69,8 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
     shutil.rmtree(out)
     per = summary.get("per_rank", [])
     best = int(np.argmin(epoch_seconds))
-    return {"ranks": ranks, "threads": threads, "blas_threads": blas or threads, "batch": batch, "lr": summary["config"]["training"]["lr"],
-            "set": list(extra),
+    return {"ranks": ranks, "threads": threads, "blas_threads": blas or threads, "batch": batch,
+            "lr": summary["config"]["training"]["lr"], "set": list(extra),
             "epochs": epochs, "n_train": n, "best_epoch_seconds": float(epoch_seconds[best]),
             "best_epoch_comm_seconds": comm_seconds[best].tolist(),
             "best_epoch_compute_seconds_max": float(epoch_seconds[best] - np.min(comm_seconds[best])),
