@@ -174,3 +174,24 @@ def test_trainer_uses_the_manual_step_where_it_applies_with_the_results_of_autog
     sgd = Trainer(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(**{**cfg.__dict__, "optimizer": "sgd"}))
     assert sgd.manual is not None and sgd.adam_step is None
     assert len(wrapped.run().sigma_val) == 3 and len(sgd.run().sigma_val) == 3
+
+
+def test_numpys_blas_serves_one_thread_processes_and_large_batches_only(data, monkeypatch):
+    """torch's OpenMP threads and OpenBLAS's threads in one process slow each other ~10x (BENCHMARKS.md): with
+    more than one torch thread, or below HOST_BLAS_ROWS rows, the products must stay with torch."""
+    calls = []
+    real = fast_step._host_mm
+    monkeypatch.setattr(fast_step, "_host_mm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = MetricMLP(10, depth=2, width=16, kind="multiplicative", seed=1, init="he", output_scale=0.3)
+    reducer = GradientReducer(model)
+    step = ManualGradient.build(model, reducer.params, reducer.views, loss="ultralocal", detach_kappa=False)
+    threads = torch.get_num_threads()
+    try:
+        for n_threads, rows, used in ((1, fast_step.HOST_BLAS_ROWS, True), (1, fast_step.HOST_BLAS_ROWS - 1, False),
+                                      (2, fast_step.HOST_BLAS_ROWS, False)):
+            torch.set_num_threads(n_threads)
+            calls.clear()
+            step(data[:rows])
+            assert bool(calls) is used, (n_threads, rows)
+    finally:
+        torch.set_num_threads(threads)
