@@ -73,11 +73,10 @@ CASES = list(itertools.product(("relu", "gelu"), ("reim", "reim_abs2"), ("multip
 
 
 @pytest.mark.parametrize("act,features,kind,loss,detach", CASES)
-@pytest.mark.parametrize("blas", ["numpy", "torch"])
-def test_manual_gradient_equals_autograd(data, act, features, kind, loss, detach, blas, monkeypatch):
-    """Every case with the matrix products by NumPy's BLAS (batches of HOST_BLAS_ROWS rows or more) and torch's."""
-    monkeypatch.setattr(fast_step, "HOST_BLAS_ROWS", 1 if blas == "numpy" else 10**9)
-    torch.set_num_threads(1)  # NumPy's BLAS serves one-thread processes only
+@pytest.mark.parametrize("path", ["compiled", "numpy", "torch"])
+def test_manual_gradient_equals_autograd(data, act, features, kind, loss, detach, path, monkeypatch):
+    """Every case by each of the step's three forms (ManualGradient.path)."""
+    monkeypatch.setattr(ManualGradient, "path", lambda self, rows: path)
     model = MetricMLP(10, depth=2, width=16, activation=act, kind=kind, seed=1, features=features, init="he",
                       output_scale=0.3 if kind == "multiplicative" else 0.05)
     ref_loss, ref_grads = _autograd_reference(model, data, loss, detach)
@@ -176,22 +175,26 @@ def test_trainer_uses_the_manual_step_where_it_applies_with_the_results_of_autog
     assert len(wrapped.run().sigma_val) == 3 and len(sgd.run().sigma_val) == 3
 
 
-def test_numpys_blas_serves_one_thread_processes_and_large_batches_only(data, monkeypatch):
+def test_the_step_form_follows_threads_rows_and_activation(data):
     """torch's OpenMP threads and OpenBLAS's threads in one process slow each other ~10x (BENCHMARKS.md): with
-    more than one torch thread, or below HOST_BLAS_ROWS rows, the products must stay with torch."""
-    calls = []
-    real = fast_step._host_mm
-    monkeypatch.setattr(fast_step, "_host_mm", lambda *a, **k: calls.append(1) or real(*a, **k))
-    model = MetricMLP(10, depth=2, width=16, kind="multiplicative", seed=1, init="he", output_scale=0.3)
-    reducer = GradientReducer(model)
-    step = ManualGradient.build(model, reducer.params, reducer.views, loss="ultralocal", detach_kappa=False)
+    more than one torch thread the products stay with torch; the compiled form takes ReLU networks and small
+    batches, NumPy's BLAS the large GELU batches."""
+    reducer = {}
+
+    def step(act):
+        model = MetricMLP(10, depth=2, width=16, activation=act, seed=1, init="he", output_scale=0.3)
+        reducer[act] = GradientReducer(model)
+        return ManualGradient.build(model, reducer[act].params, reducer[act].views, loss="ultralocal",
+                                    detach_kappa=False)
+
+    relu, gelu = step("relu"), step("gelu")
+    big, small = fast_step.HOST_BLAS_ROWS, fast_step.HOST_BLAS_ROWS - 1
     threads = torch.get_num_threads()
     try:
-        for n_threads, rows, used in ((1, fast_step.HOST_BLAS_ROWS, True), (1, fast_step.HOST_BLAS_ROWS - 1, False),
-                                      (2, fast_step.HOST_BLAS_ROWS, False)):
-            torch.set_num_threads(n_threads)
-            calls.clear()
-            step(data[:rows])
-            assert bool(calls) is used, (n_threads, rows)
+        torch.set_num_threads(1)
+        assert [relu.path(small), relu.path(big), gelu.path(small), gelu.path(big)] == [
+            "compiled", "compiled", "compiled", "numpy"]
+        torch.set_num_threads(2)
+        assert {relu.path(small), relu.path(big), gelu.path(small), gelu.path(big)} == {"torch"}
     finally:
         torch.set_num_threads(threads)

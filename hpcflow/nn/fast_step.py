@@ -9,9 +9,10 @@ the parameter gradients straight into the GradientReducer's flat buffer:
     backward  δ = dL/dy; per layer from the top: dW = δᵀ h_in, db = Σ_rows δ, then δ = (δ W) ⊙ act'(z)
 
 (ReLU': threshold_backward(·, h, 0), GELU': gelu_backward(·, z), the kernels autograd itself uses), so one
-step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph; in a one-thread process
-the matrix products of CPU float64 batches of HOST_BLAS_ROWS rows or more go to NumPy's BLAS. `AdamStep` runs the two
-kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
+step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph. In a one-thread process
+(an MPI rank's usual setting) on CPU float64 the forward and the backward are one compiled call each
+(hpcflow.nn.jit_mlp; for GELU on small batches only), else the products of batches of HOST_BLAS_ROWS rows or more
+go to NumPy's BLAS (`ManualGradient.path`). `AdamStep` runs the two kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
 bit for bit without Optimizer.step's per-call bookkeeping; the state dict stays torch's.
 `ManualGradient.build` / `AdamStep.build` return None where they do not apply (another model, layer or
 activation, a parameter order the reducer does not share, another optimizer); the Trainer then takes
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpcflow.nn import jit_loss
+from hpcflow.nn import jit_loss, jit_mlp
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.fused_loss import loss_and_output_gradient
 from hpcflow.nn.model import ACTIVATIONS, FEATURES, MetricMLP, embed
@@ -59,8 +60,14 @@ class ManualGradient:
         self.grad_w, self.grad_b = list(grads[0::2]), list(grads[1::2])
         self.relu = model.activation == "relu"
         self.host = all(p.device.type == "cpu" and p.dtype == torch.float64 for p in self.weights)
-        if self.host and jit_loss.available():
+        self.compiled = None
+        if self.host and jit_loss.available() and jit_mlp.available():
             jit_loss.warm()  # before the first epoch's clock starts
+            self.compiled = jit_mlp.CompiledMLP(
+                [w.detach().numpy() for w in self.weights], [b.detach().numpy() for b in self.biases],
+                [g.numpy() for g in self.grad_w], [g.numpy() for g in self.grad_b], features=model.features,
+                relu=self.relu)
+            self.compiled.warm()
         self.flags = dict(multiplicative=model.kind == "multiplicative", squared=loss == "ultralocal",
                           detach_kappa=bool(detach_kappa))
 
@@ -81,11 +88,28 @@ class ManualGradient:
             return None
         return cls(model, grads, loss=loss, detach_kappa=detach_kappa)
 
+    def path(self, rows: int) -> str:
+        """How a batch of `rows` rows runs: "compiled" (hpcflow.nn.jit_mlp, one thread: ReLU networks, or small
+        batches), "numpy" (torch's element-wise kernels, NumPy's BLAS for the products: one thread, HOST_BLAS_ROWS
+        rows or more) or "torch" (GPU, float32, or more than one torch thread)."""
+        if not self.host or torch.get_num_threads() != 1:
+            return "torch"
+        if self.compiled is not None and (self.relu or rows < HOST_BLAS_ROWS):
+            return "compiled"  # GELU's erf per entry is slower in the compiled loop than in torch's vector kernel
+        return "numpy" if rows >= HOST_BLAS_ROWS else "torch"
+
     @torch.no_grad()
     def __call__(self, batch, *, comm=None) -> float:
         """This rank's part of the global batch loss; the gradients of its rows are in the buffers after."""
+        path = self.path(batch.x.shape[0])
+        if path == "compiled":
+            y = torch.from_numpy(self.compiled.forward(batch.x.detach().contiguous().numpy()))
+            loss, delta = loss_and_output_gradient(y, batch.gfs, batch.omega2, batch.weights, comm=comm,
+                                                   **self.flags)
+            self.compiled.backward(delta.contiguous().numpy())
+            return loss
         ws, bs = self.weights, self.biases
-        host = self.host and batch.x.shape[0] >= HOST_BLAS_ROWS and torch.get_num_threads() == 1
+        host = path == "numpy"
         mm = _host_mm if host else torch.mm
 
         def affine(h, w, b):  # h wᵀ + b
