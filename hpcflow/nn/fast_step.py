@@ -11,8 +11,8 @@ the parameter gradients straight into the GradientReducer's flat buffer:
 (ReLU': threshold_backward(·, h, 0), GELU': gelu_backward(·, z), the kernels autograd itself uses), so one
 step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph. In a one-thread process
 (an MPI rank's usual setting) on CPU float64 the forward and the backward are one compiled call each
-(hpcflow.nn.jit_mlp; for GELU on small batches only), else the products of batches of HOST_BLAS_ROWS rows or more
-go to NumPy's BLAS (`ManualGradient.path`). `AdamStep` runs the two kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
+(hpcflow.nn.jit_mlp) below COMPILED_ROWS rows, and the products of larger batches go to NumPy's BLAS
+(`ManualGradient.path`). `AdamStep` runs the two kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
 bit for bit without Optimizer.step's per-call bookkeeping; the state dict stays torch's.
 `ManualGradient.build` / `AdamStep.build` return None where they do not apply (another model, layer or
 activation, a parameter order the reducer does not share, another optimizer); the Trainer then takes
@@ -40,6 +40,11 @@ _ATEN = torch.ops.aten
 #: and torch's spinning OpenMP threads slow each other down ~10x, and OpenBLAS's threads gain little on these
 #: narrow products (BENCHMARKS.md)
 HOST_BLAS_ROWS = 256
+#: below this many rows a one-thread process runs the compiled forward/backward (hpcflow.nn.jit_mlp), which
+#: saves ~40 operator calls per step (2.2x at 64 rows, 1.5x at 256, 1.1-1.2x at 768-1024 for ReLU) but whose
+#: loops do not beat torch's vector kernels and NumPy's BLAS on large batches (0.91-0.93x at 2048-4096 rows;
+#: for GELU, whose erf and exp run per entry, from 256 rows on: 0.96-0.98x)
+COMPILED_ROWS = {"relu": 1536, "gelu": HOST_BLAS_ROWS}
 
 
 def _host_mm(a, b, *, out=None):
@@ -89,13 +94,13 @@ class ManualGradient:
         return cls(model, grads, loss=loss, detach_kappa=detach_kappa)
 
     def path(self, rows: int) -> str:
-        """How a batch of `rows` rows runs: "compiled" (hpcflow.nn.jit_mlp, one thread: ReLU networks, or small
-        batches), "numpy" (torch's element-wise kernels, NumPy's BLAS for the products: one thread, HOST_BLAS_ROWS
-        rows or more) or "torch" (GPU, float32, or more than one torch thread)."""
+        """How a batch of `rows` rows runs: "compiled" (hpcflow.nn.jit_mlp: one thread, below COMPILED_ROWS),
+        "numpy" (torch's element-wise kernels, NumPy's BLAS for the products: one thread, HOST_BLAS_ROWS rows or
+        more) or "torch" (GPU, float32, more than one torch thread, or small batches without Numba)."""
         if not self.host or torch.get_num_threads() != 1:
             return "torch"
-        if self.compiled is not None and (self.relu or rows < HOST_BLAS_ROWS):
-            return "compiled"  # GELU's erf per entry is slower in the compiled loop than in torch's vector kernel
+        if self.compiled is not None and rows < COMPILED_ROWS[self.model.activation]:
+            return "compiled"
         return "numpy" if rows >= HOST_BLAS_ROWS else "torch"
 
     @torch.no_grad()
