@@ -12,8 +12,9 @@ the parameter gradients straight into the GradientReducer's flat buffer:
 step is ~45 tensor operations instead of ~100 operator launches plus autograd's graph. In a one-thread process
 (an MPI rank's usual setting) on CPU float64 the forward and the backward are one compiled call each
 (hpcflow.nn.jit_mlp) below COMPILED_ROWS rows, and the products of larger batches go to NumPy's BLAS
-(`ManualGradient.path`). `AdamStep` runs the two kernels of torch's fused Adam (step counts +1, `_fused_adam_`) on the optimizer's own state, the same update
-bit for bit without Optimizer.step's per-call bookkeeping; the state dict stays torch's.
+(`ManualGradient.path`). `AdamStep` runs the two kernels of torch's fused Adam (step counts +1,
+`_fused_adam_`) on the optimizer's own state, the same update bit for bit without Optimizer.step's per-call
+bookkeeping; the state dict stays torch's.
 `ManualGradient.build` / `AdamStep.build` return None where they do not apply (another model, layer or
 activation, a parameter order the reducer does not share, another optimizer); the Trainer then takes
 autograd and Optimizer.step, with the same results to rounding.
