@@ -65,7 +65,7 @@ def _compiled():
 
     @jit
     def backward(delta, ws, relu, hs, zs, ds, grad_w, grad_b):  # pragma: no cover - runs compiled
-        """dW_l = δ_lᵀ h_l, db_l = Σ_rows δ_l, δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1}), from the output layer down."""
+        """dW_l = δ_lᵀ h_l, db_l = Σ_rows δ_l, δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1}), from the output down."""
         n = delta.shape[0]
         d = delta
         for layer in range(len(ws) - 1, -1, -1):
