@@ -4,7 +4,8 @@ By default glibc serves blocks above a moving threshold (at most 32 MB) with fre
 top of the heap to the kernel once more than twice that is free, so each training step of a large batch
 page-faults and zero-fills its MB-sized activations anew (a 4096-row step of the 3x64 network: 30 ms instead of
 18 ms; BENCHMARKS.md). Fixed thresholds keep blocks up to MMAP_THRESHOLD on the heap and freed memory up to
-TRIM_THRESHOLD in the process; the peak resident size is unchanged (freed pages were in use at the peak).
+TRIM_THRESHOLD in the process; the peak resident size stays that of the memory in use at the peak, up to the
+heap's fragmentation.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def retain_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)
-        mallopt, version = libc.mallopt, libc.gnu_get_libc_version  # glibc only (musl has no version call)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only (musl has mallopt as a stub, no such call)
     except (OSError, AttributeError):
         return False
-    del version
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

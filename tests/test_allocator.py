@@ -5,6 +5,7 @@ mmap threshold, 32 MB) allocated, written and freed ten times faults every one o
 default, and (nearly) none after the call once the first round has populated the heap."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -47,8 +48,6 @@ def test_freed_blocks_are_reused_without_page_faults_after_the_call():
     assert retained["faults"] < 0.01 * PAGES
 
 
-def test_the_users_own_malloc_settings_are_left_alone(monkeypatch):
-    import os
-
+def test_the_users_own_malloc_settings_are_left_alone():
     env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="0")
     assert _faults(True, env)["applied"] is False

@@ -67,7 +67,7 @@ class ManualGradient:
         self.relu = model.activation == "relu"
         self.host = all(p.device.type == "cpu" and p.dtype == torch.float64 for p in self.weights)
         self.compiled = None
-        if self.host and jit_loss.available() and jit_mlp.available():
+        if self.host and jit_loss.available():  # both compiled parts need only Numba
             jit_loss.warm()  # before the first epoch's clock starts
             self.compiled = jit_mlp.CompiledMLP(
                 [w.detach().numpy() for w in self.weights], [b.detach().numpy() for b in self.biases],

@@ -13,13 +13,6 @@ import functools
 
 import numpy as np
 
-from hpcflow.kernels.jit import numba_version
-
-
-def available() -> bool:
-    """Whether the compiled forward and backward can run (Numba imports)."""
-    return numba_version() is not None
-
 
 @functools.lru_cache(maxsize=1)
 def _compiled():
@@ -113,8 +106,8 @@ class CompiledMLP:
         self.rows = max(rows, 2 * self.rows)
         hidden = self.widths[1:-1]
         self.hs = self.List([np.empty((self.rows, w)) for w in self.widths[:-1]])
-        self.zs = self.List([np.empty((self.rows, w)) for w in hidden] or [np.empty((1, 1))])
-        self.ds = self.List([np.empty((self.rows, w)) for w in hidden] or [np.empty((1, 1))])
+        self.zs = self.List([np.empty((self.rows, w)) for w in hidden])  # a MetricMLP has >= 1 hidden layer
+        self.ds = self.List([np.empty((self.rows, w)) for w in hidden])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw outputs y (rows, n_out) for features x (C-contiguous float64)."""
