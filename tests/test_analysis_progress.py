@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import select
 import struct
 import termios
 
@@ -32,12 +33,16 @@ def tty():
     w = os.fdopen(slave, "w")
 
     def read():
+        """Everything written so far: the terminal may pass it on in pieces, so read until it stays quiet
+        for 0.2 s (one read once returned only the bar's first line on a loaded machine)."""
         w.flush()
-        os.set_blocking(master, False)
-        try:
-            return os.read(master, 65536).decode("utf-8", "replace")
-        except BlockingIOError:
-            return ""
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunks.append(os.read(master, 65536))
+            except OSError:  # the writer side closed
+                break
+        return b"".join(chunks).decode("utf-8", "replace")
 
     yield w, read
     w.close()
