@@ -92,10 +92,8 @@ class CompiledMLP:
     of the reducer's flat buffer (updated in place), activations in buffers for the largest batch seen."""
 
     def __init__(self, weights, biases, grad_w, grad_b, *, features: str, relu: bool):
-        from numba.typed import List
-
-        self.List = List
-        self.ws, self.bs, self.grad_w, self.grad_b = List(weights), List(biases), List(grad_w), List(grad_b)
+        # tuples, not numba.typed.List: a typed List compiles its methods in every new process (~1.5 s)
+        self.ws, self.bs, self.grad_w, self.grad_b = tuple(weights), tuple(biases), tuple(grad_w), tuple(grad_b)
         self.abs2, self.relu = features == "reim_abs2", bool(relu)
         self.widths = [w.shape[1] for w in weights] + [weights[-1].shape[0]]  # h_0 .. h_L, then y
         self.rows = 0
@@ -105,9 +103,9 @@ class CompiledMLP:
             return
         self.rows = max(rows, 2 * self.rows)
         hidden = self.widths[1:-1]
-        self.hs = self.List([np.empty((self.rows, w)) for w in self.widths[:-1]])
-        self.zs = self.List([np.empty((self.rows, w)) for w in hidden])  # a MetricMLP has >= 1 hidden layer
-        self.ds = self.List([np.empty((self.rows, w)) for w in hidden])
+        self.hs = tuple(np.empty((self.rows, w)) for w in self.widths[:-1])
+        self.zs = tuple(np.empty((self.rows, w)) for w in hidden)  # a MetricMLP has >= 1 hidden layer
+        self.ds = tuple(np.empty((self.rows, w)) for w in hidden)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw outputs y (rows, n_out) for features x (C-contiguous float64)."""
