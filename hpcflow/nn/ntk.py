@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 from hpcflow.errors import ConfigError
 from hpcflow.nn._torch import require_torch
@@ -144,6 +143,8 @@ class NTKTracker:
 
     def results(self) -> dict:
         """Arrays per epoch: NTK blocks, pooled/full spectra, Wasserstein distance, relative Frobenius change."""
+        from scipy.stats import wasserstein_distance  # here: scipy.stats takes ~1 s to import, for every nn run
+
         n = self.n_train
         full = np.stack(self.theta)  # (E, 9, 9, Ntr+Nte, Ntr+Nte)
         tt, tx = full[..., :n, :n], full[..., :n, n:]
