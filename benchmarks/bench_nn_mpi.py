@@ -82,7 +82,8 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
 
 def repeat_summary(batch: int, runs: dict) -> dict:
     """Median and range of each case's fastest epoch over the repeats, and per repeat the speedup of each rank
-    count (one thread per rank) over the faster single process of the same repeat."""
+    count (one thread per rank) over the faster single process of the same repeat, and the ceiling of that speedup:
+    R ranks dividing the one-thread process's epoch perfectly (R x best single / one thread)."""
     import numpy as np
 
     out = {"batch": batch, "repeats": len(next(iter(runs.values()))),
@@ -93,6 +94,10 @@ def repeat_summary(batch: int, runs: dict) -> dict:
         best_single = np.min(single, axis=0)
         out["speedup_vs_best_single"] = {f"{case[0]} ranks": [float(b / x) for b, x in zip(best_single, runs[case])]
                                          for case in runs if case[0] > 1}
+        if (1, 1, 1) in runs:  # R ranks cannot beat one thread's epoch divided by R: the speedup that would give
+            out["ceiling_vs_best_single"] = {f"{case[0]} ranks": [float(case[0] * b / t) for b, t in
+                                                                  zip(best_single, runs[(1, 1, 1)])]
+                                             for case in runs if case[0] > 1}
     return out
 
 
