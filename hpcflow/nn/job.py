@@ -196,14 +196,16 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
 
 
 def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
-        job_text: str | None = None) -> dict:
+        job_text: str | None = None, on_epoch=None) -> dict:
     """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs.
 
     Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
     DIR/checkpoint.pt as configured, then DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last. A
     non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; a signal
     writes the checkpoint and raises Preempted. `job_text` (the saved job) goes to DIR/job.toml just before
-    summary.json.
+    summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
+    training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
+    pruned by hpcflow.tune).
     """
     import time
 
@@ -218,12 +220,15 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     ctx["job_text"] = job_text
     base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
             "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"], "n_val": cfg["geometry"]["n_val"]}
-    summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0)
-    if cfg["width_sweep"]["widths"]:
+    summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0, on_epoch)
+    status = summary["status"]
+    if cfg["width_sweep"]["widths"] and status == "finished":
         summary["width_sweep"] = _width_sweep(cfg, ctx, data, say)
-    if cfg["kernel_flow"]["enabled"]:
+    if cfg["kernel_flow"]["enabled"] and status == "finished":
         summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say)
-    _write_outputs(outdir, cfg, ctx, data, summary, "finished", t0)
+    _write_outputs(outdir, cfg, ctx, data, summary, status, t0)
+    if status == "stopped":
+        say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
 
@@ -314,7 +319,7 @@ def _point_rows(shard, idx, comm):
                     rows.get("jacobian"), 0, ps.seed, dict(ps.attrs))
 
 
-def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
+def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=None):
     """Train ctx["model"] with σ history and the NTK on fixed points every epoch: (summary, HDF5 datasets).
 
     Checkpoints go to DIR/checkpoint.pt; divergence writes the last finite state and raises NumericalStop.
@@ -347,6 +352,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
                "sigma_val_initial": hist["sigma_val"][0] if hist["sigma_val"].size else None,
                "sigma_val_final": hist["sigma_val"][-1] if hist["sigma_val"].size else None,
                "sigma_train_final": hist["sigma_train"][-1] if hist["sigma_train"].size else None,
+               "sigma_val_best": _finite_min(hist["sigma_val"]),
                "epochs": trainer.epoch, "train_seconds": float(hist["epoch_seconds"].sum()),
                "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if hist["epoch_seconds"].size else None,
                "n_parameters": sum(p.numel() for p in ctx["model"].parameters())}
@@ -362,15 +368,18 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
     def checkpoint(trainer, reason, status="running"):
         if root:
             save_checkpoint(path, {"config": json.dumps(cfg, sort_keys=True), "ranks": c.Get_size(),
-                                   "status": "finished" if reason == "end" else status,
+                                   "status": {"end": "finished", "stopped": "stopped"}.get(reason, status),
                                    "train": trainer.state_dict(),
                                    "ntk": tracker.state_dict() if tracker is not None else {}}, comm=c)
         if reason == "signal":  # preempted: the summary says so and which checkpoint it describes
             out, _ = summarize(trainer, "preempted")
             _write_summary(outdir, ctx, out)
 
+    should_stop = None if on_epoch is None else (
+        lambda t: bool(on_epoch(t.epoch, list(t.hist.sigma_train), list(t.hist.sigma_val))))
     trainer = Trainer(ctx["model"], ctx["train"], ctx["val"], tc, comm=c, on_epoch=tracker, log=say,
-                      checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"])
+                      checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"],
+                      should_stop=should_stop)
     if resume is not None:
         trainer.load_state_dict(resume["train"])
         if tracker is not None and resume.get("ntk"):
@@ -393,7 +402,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
                              f"{trainer.epoch} (last finite) to {outdir}")
         stop.summary = summary  # `hpcflow run` writes it (again) as its summary.json
         raise stop
-    summary, hist = summarize(trainer, "finished")
+    summary, hist = summarize(trainer, "stopped" if trainer.stopped else "finished")
     data.update({f"history/{k}": v for k, v in hist.items()})
     if ncfg["enabled"]:
         res = c.bcast(tracker.results() if root else None, root=0)  # the summary lists the NTK change
@@ -402,6 +411,12 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0):
         summary.update(ntk_wasserstein=res["wasserstein"], ntk_rel_frobenius=res["rel_frobenius"],
                        ntk_seconds_per_epoch=float(np.mean(res["ntk_seconds"])))
     return summary, data
+
+
+def _finite_min(values):
+    """The smallest finite entry (a float), or None when there is none."""
+    finite = [float(v) for v in values if np.isfinite(v)]
+    return min(finite) if finite else None
 
 
 def _first_rows(shard, n, comm, kind):

@@ -142,18 +142,20 @@ class Trainer:
 
     checkpoint(trainer, reason) is called (on every rank) every `every` epochs, when `seconds` have passed
     since the last one (decided at a step boundary), on SIGTERM/SIGUSR1 (then Preempted is raised on every
-    rank) and at the end (reason "end"). After `run()`, `diverged` is None or a one-line reason, and
+    rank) and at the end (reason "end"). should_stop(trainer), called on every rank after each epoch's σ, ends
+    the run early when it returns True before the last epoch (the same on every rank; reason "stopped", no "end").
+    After `run()`, `diverged` is None or a one-line reason, `stopped` whether should_stop ended it, and
     `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set).
     """
 
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
-                 on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0):
+                 on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
         self.train_shard = as_shard(train_data, comm=self.comm)
         self.val = as_shard(val_data, comm=self.comm)
-        self.on_epoch, self.log, self.on_step = on_epoch, log, on_step
+        self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop
         self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
         learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
         self.opt = make_optimizer(model, cfg)
@@ -169,7 +171,7 @@ class Trainer:
         self.epoch, self.step, self.pos = 0, 0, 0
         self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
         self.hist = History()
-        self.diverged, self.last_finite = None, None
+        self.diverged, self.last_finite, self.stopped = None, None, False
         self.signalled = False
         self._last_ckpt = time.monotonic()
 
@@ -326,6 +328,10 @@ class Trainer:
             if not self._finite_epoch():
                 return
             self._snapshot()
+            if self.should_stop is not None and self.should_stop(self) and self.epoch < cfg.epochs:
+                self.stopped = True
+                self._save("stopped")
+                return
             stop = any_true(self.signalled, comm=self.comm)
             if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or any_true(
                     self._timer_due(), comm=self.comm):
