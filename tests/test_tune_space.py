@@ -61,9 +61,9 @@ def test_bad_tune_table_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
 
 
-def test_tune_only_on_flow_jobs_and_objective_needs_test_points(tmp_path):
+def test_tune_only_on_flow_and_nn_jobs_and_objective_needs_test_points(tmp_path):
     other = "[job]\nkind = \"distance_scaling\"\n[tune.space]\n\"scaling.seed\" = {low = 0, high = 3}\n"
-    with pytest.raises(ConfigError, match=r"\[tune\] applies only to job kinds flow"):
+    with pytest.raises(ConfigError, match=r"\[tune\] applies only to job kinds flow, nn; remove it"):
         registry.load(_job(tmp_path, "", other))
     from hpcflow.tune.study import load
 

@@ -36,8 +36,9 @@ def _positive_int(text: str) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tune", help="Optuna study over a flow job's [tune] space (fresh points every trial)")
-    p.add_argument("job", help="TOML job file of kind \"flow\" with a [tune] table, e.g. jobs/tune_gaussian.toml")
+    p = sub.add_parser("tune", help="Optuna study over a flow or nn job's [tune] space (fresh points every trial)")
+    p.add_argument("job", help="TOML job file of kind \"flow\" or \"nn\" with a [tune] table, e.g. "
+                               "jobs/tune_gaussian.toml")
     p.add_argument("--trials", type=_positive_int, required=True, help="trials this command adds to the study")
     p.add_argument("--out", required=True, help="study directory: trials/NNNN/, study.journal, best.toml")
     p.add_argument("--storage", help="journal file path or SQLAlchemy URL (default DIR/study.journal)")

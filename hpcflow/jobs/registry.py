@@ -33,9 +33,9 @@ OUTPUTS = {
 }
 
 #: optional sections validated by their own module: section -> (module with validate_section(table, schema,
-#: source), job kinds that may carry it). `load` validates and drops them; `load_with_extras` returns them.
+#: source=, kind=), job kinds that may carry it). `load` validates and drops them; `load_with_extras` returns them.
 EXTRA_SECTIONS = {
-    "tune": ("hpcflow.tune.space", ("flow",)),
+    "tune": ("hpcflow.tune.space", ("flow", "nn")),
 }
 
 
@@ -74,7 +74,7 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
             if job["kind"] not in kinds:
                 raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
             extras[section] = importlib.import_module(modname).validate_section(
-                data.pop(section), module.SCHEMA, source=source)
+                data.pop(section), module.SCHEMA, source=source, kind=job["kind"])
     cfg = validate(data, module.SCHEMA, source=source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:

@@ -8,8 +8,14 @@ from __future__ import annotations
 import math
 
 
+#: an nn job's objectives are its flow counterparts on the validation points (its held-out set)
+NN_ALIASES = {"log_gain_val": "log_gain_test", "log_gain_val_best": "log_gain_test_best", "sigma_val": "sigma_test"}
+
+
 def value(name: str, sigma_train, sigma_test) -> float:
-    """Objective `name` of histories whose entry 0 is the FS sigma and whose last entry is the current step."""
+    """Objective `name` of histories whose entry 0 is the FS sigma (the untrained network's, for nn jobs, whose
+    sigma_test is sigma_val) and whose last entry is the current step or epoch."""
+    name = NN_ALIASES.get(name, name)
     if name == "log_gain_train":
         return _log_ratio(sigma_train[0], sigma_train[-1])
     if name == "log_gain_test":
@@ -23,12 +29,22 @@ def value(name: str, sigma_train, sigma_test) -> float:
 
 def from_summary(name: str, summary: dict) -> float:
     """Objective `name` at the end of a finished trial, from its summary (gains = sigma(0) / sigma(step))."""
+    if name in NN_ALIASES:  # an nn summary: sigma_val at epoch 0, at the end and at its best epoch
+        initial, final, best = (summary.get(k) for k in ("sigma_val_initial", "sigma_val_final", "sigma_val_best"))
+        if name == "sigma_val":
+            return _finite_positive(final)
+        return _log_ratio(_finite_positive(initial), _finite_positive(best if name == "log_gain_val_best" else final))
     key = {"log_gain_train": "gain_train", "log_gain_test": "gain_test", "log_gain_test_best": "gain_test_best",
            "sigma_test": "sigma_test_final"}[name]
     x = summary.get(key)
     if x is None or not x > 0:
         return float("nan")
     return float(x) if name == "sigma_test" else math.log(x)
+
+
+def _finite_positive(x) -> float:
+    """x as a float if it is a finite positive number, else NaN (the trial then fails)."""
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) and x > 0 else float("nan")
 
 
 def _log_ratio(initial: float, current: float) -> float:

@@ -1,4 +1,4 @@
-"""The `[tune]` table of a flow job: search space over job settings, objective, sampler, pruning, failures.
+"""The `[tune]` table of a flow or nn job: search space over job settings, objective, sampler, pruning, failures.
 
     [tune]
     objective = "log_gain_test"          # log(sigma_test(0) / sigma_test(last step)), maximised
@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import Field, at_least, positive, validate, validate_field
 
-#: objective name -> (default direction, needs test points)
+#: objective name -> (default direction, needs test points, job kind)
 OBJECTIVES = {
-    "log_gain_test": ("maximize", True),       # log sigma_test gain at the last step (default)
-    "log_gain_test_best": ("maximize", True),  # log sigma_test gain at the best step so far
-    "log_gain_train": ("maximize", False),     # log sigma_train gain at the last step
-    "sigma_test": ("minimize", True),          # sigma_test at the last step
+    "log_gain_test": ("maximize", True, "flow"),       # log sigma_test gain at the last step (flow default)
+    "log_gain_test_best": ("maximize", True, "flow"),  # log sigma_test gain at the best step so far
+    "log_gain_train": ("maximize", False, "flow"),     # log sigma_train gain at the last step
+    "sigma_test": ("minimize", True, "flow"),          # sigma_test at the last step
+    "log_gain_val": ("maximize", False, "nn"),         # log sigma_val gain at the last epoch (nn default)
+    "log_gain_val_best": ("maximize", False, "nn"),    # log sigma_val gain at the best epoch so far
+    "sigma_val": ("minimize", False, "nn"),            # sigma_val at the last epoch
 }
+#: job kind -> its default objective
+DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
 
 TUNE_SECTION = {
     "space": Field(dict, help="job setting 'SECTION.KEY' -> {low, high, log, step} or {choices = [...]}"),
-    "objective": Field(str, "log_gain_test", choices=tuple(OBJECTIVES)),
+    "objective": Field(str, None, choices=tuple(OBJECTIVES),
+                       help="unset = log_gain_test (flow jobs) or log_gain_val (nn jobs)"),
     "direction": Field(str, None, choices=("maximize", "minimize"), help="unset = the objective's own"),
     "sampler": Field(str, "tpe", choices=("tpe", "gp", "random"), help="--sampler overrides it"),
     "seed": Field(int, 0, check=at_least(0), help="study seed: every trial's points derive from it"),
@@ -57,9 +63,15 @@ class Param:
     choices: tuple = ()
 
 
-def validate_section(table, schema: dict, *, source: str = "job") -> dict:
-    """The validated [tune] table of a job whose kind has `schema`; `space` becomes a list of Params."""
+def validate_section(table, schema: dict, *, source: str = "job", kind: str = "flow") -> dict:
+    """The validated [tune] table of a job of `kind` with `schema`; `space` becomes a list of Params."""
     tune = validate({"tune": table}, {"tune": TUNE_SECTION}, source=source)["tune"]
+    if tune["objective"] is None:
+        tune["objective"] = DEFAULT_OBJECTIVE[kind]
+    if OBJECTIVES[tune["objective"]][2] != kind:
+        fits = ", ".join(repr(k) for k, v in OBJECTIVES.items() if v[2] == kind)
+        raise ConfigError(f"{source}: [tune].objective = {tune['objective']!r} is for "
+                          f"{OBJECTIVES[tune['objective']][2]} jobs; a {kind} job takes one of {fits}")
     if not tune["space"]:
         raise ConfigError(f"{source}: [tune].space is empty; add e.g. [tune.space] \"flow.dt\" = {{low = 1, high = 30}}")
     tune["space"] = [_param(source, name, spec, schema) for name, spec in tune["space"].items()]

@@ -1,8 +1,9 @@
-"""An Optuna study over the `[tune]` space of a flow job; each trial a fresh-point flow in DIR/trials/NNNN/.
+"""An Optuna study over the `[tune]` space of a flow or nn job; each trial a fresh-point flow (or network
+training) in DIR/trials/NNNN/.
 
 Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run directory); every rank runs the
-flow and takes rank 0's pruning decision at every step. Re-running on the same storage and study name adds
-trials. A trial that raises is recorded as failed (its parameters queued again while `retries` allow) and
+flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
+Re-running on the same storage and study name adds trials. A trial that raises is recorded as failed (its parameters queued again while `retries` allow) and
 the study goes on; `DIR/best.toml` is the job with the best parameters filled in.
 """
 
@@ -100,23 +101,30 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
 
     comm = resolve(comm)
     cfg = job.trial_cfg(spec["params"])
-    tracker = objectives.Tracker(job.tune["objective"])
+    name = job.tune["objective"]
+    tracker = objectives.Tracker(name)
     pruned = []
 
-    def on_step(info, sigma0):
-        v = tracker.step(info, sigma0)
+    def decide(v, step):
         stop = None
         if trial is not None:
             if math.isfinite(v):
-                trial.report(v, info["step"])
+                trial.report(v, step)
             stop = bool(trial.should_prune())
         stop = comm.bcast(stop, root=0)
         if stop:
-            pruned.append(info["step"])
+            pruned.append(step)
         return stop
 
+    if cfg["job"]["kind"] == "nn":  # reported after every epoch; pruning stops training before the last one
+        def on_step(epoch, sigma_train, sigma_val):
+            return decide(objectives.value(name, sigma_train, sigma_val), epoch)
+    else:
+        def on_step(info, sigma0):
+            return decide(tracker.step(info, sigma0), info["step"])
+
     summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm)
-    summary["pruned_at"] = pruned[0] if pruned else None
+    summary["pruned_at"] = pruned[0] if pruned and summary.get("status") == "stopped" else None
     return summary
 
 
@@ -139,7 +147,7 @@ class Worker:
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
         summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
-        for key in ("status", "gain_train", "gain_test", "sigma_test_final", "wall_seconds"):
+        for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
                 trial.set_user_attr(key, summary[key])
         if summary["pruned_at"] is not None:

@@ -1,9 +1,10 @@
-"""One trial: the job's kernel flow on fresh train and test points, written as a run directory.
+"""One trial: the job's kernel flow (or, for an nn job, its network training) on fresh points, as a run directory.
 
 Points come from seeds spawned from the study seed and the trial number (`trial_seeds`), so every trial sees
 new points (reusing points lets the optimiser fit them, paper sec. 3.2) and the study is reproducible.
-The run directory holds checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`). Under MPI the
-trial's flow is divided over the ranks like any `hpcflow run` (rank 0 alone talks to the study's storage).
+The run directory holds checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`; an nn trial's
+that of `hpcflow nn`: nn.h5, model.pt, checkpoint.pt). Under MPI the trial's flow is divided over the ranks like
+any `hpcflow run`, and an nn trial trains data parallel like `hpcflow nn` (rank 0 alone talks to the storage).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def trial_points(geo: dict, seeds: tuple[int, int]):
 
 
 def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None) -> dict:
-    """Run the flow of validated job `cfg` on points from `seeds` into `run_dir`; return the summary.
+    """Run the flow of validated job `cfg` on points from `seeds` into `run_dir`; return the summary. For an nn
+    job see _run_nn_trial (on_step is then its on_epoch).
 
     The trial is the job's own distributed flow (`hpcflow.experiments.flow_job.run`: points sampled in shares,
     clusters or rows divided over the ranks of `comm`, checkpoints in run_dir). on_step(info, sigma0) is called
@@ -47,6 +49,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     c = resolve(comm)
     t0 = time.perf_counter()
     cfg = {**cfg, "geometry": {**cfg["geometry"], "seed": seeds[0]}}
+    if cfg["job"]["kind"] == "nn":
+        return _run_nn_trial(cfg, run_dir, seeds=seeds, on_epoch=on_step, comm=c, t0=t0)
     callback = None if on_step is None else (
         lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
     if c.Get_rank() == 0:
@@ -58,4 +62,25 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
         summary = exc.summary
     summary.update(kind="flow", seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
     write_json(os.path.join(run_dir, "summary.json"), summary, comm=c)  # last: the run directory is complete
+    return summary
+
+
+def _run_nn_trial(cfg: dict, run_dir: str, *, seeds, on_epoch, comm, t0) -> dict:
+    """Train the network of nn job `cfg` (train and validation points from seeds[0], the validation set from
+    its own stream as in `hpcflow nn`) into `run_dir`. on_epoch(epoch, sigma_train, sigma_val) is called after
+    every epoch on every rank with the histories so far (entry 0: the untrained network); True stops training
+    (status "stopped"). A diverged network's summary is returned with status "diverged"."""
+    from hpcflow.errors import NumericalStop
+    from hpcflow.jobs.output import write_json
+    from hpcflow.nn import job as nn_job
+
+    if comm.Get_rank() == 0:
+        os.makedirs(run_dir, exist_ok=True)
+    comm.Barrier()
+    try:
+        summary = nn_job.run(cfg, run_dir, comm=comm, log=lambda *_: None, on_epoch=on_epoch)
+    except NumericalStop as exc:
+        summary = exc.summary
+    summary.update(seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
+    write_json(os.path.join(run_dir, "summary.json"), summary, comm=comm)
     return summary
