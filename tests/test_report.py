@@ -188,3 +188,18 @@ def test_completeness_of_network_runs(tmp_path):
     assert not ok and "epoch 4" in why and "--resume" in why
     (run / "summary.json").write_text(json.dumps({"status": "preempted", "checkpoint_step": 4}))
     assert not completeness(run)[0]
+
+
+def test_a_study_of_network_trials_gets_its_optuna_figures_and_no_table_1(tmp_path, runs):
+    from hpcflow.report.detect import detect
+
+    study = tmp_path / "tune_nn"
+    shutil.copytree(runs["nn"], study / "trials" / "0000")
+    make_study(study, str(study / "trials" / "0000"), [1.0, 2.0])
+    assert detect(study).products == ("optuna_view",)
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", str(study), "--out", str(tmp_path / "out")],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "skipped" not in proc.stdout, proc.stdout + proc.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Optuna study" in md and "## Table 1" not in md
+    assert (tmp_path / "out" / "optuna_history.png").read_bytes()[:8] == PNG_MAGIC

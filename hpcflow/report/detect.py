@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ def detect(path) -> RunInfo:
     if kind == "nn" and "ntk/spectrum" not in dataset_names(os.path.join(path, NN)):
         products = ("sigma_history",)
     if kind == "study":
+        if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
+            products = ("optuna_view",)
         return RunInfo(path, kind, True, "", {}, products)
     complete, reason = completeness(path)
     summary = read_summary(path) or {}
