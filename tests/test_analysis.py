@@ -246,6 +246,15 @@ def test_missing_dataset_is_named(runs, tmp_path, capsys):
     assert not (tmp_path / "figs").exists()  # nothing written when one input lacks its data
 
 
+def test_table1_of_a_network_run_says_so(runs, tmp_path, capsys):
+    from hpcflow.analysis.script import main
+
+    assert main("table1", [runs["flow"], runs["nn"], "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{runs['nn']} is a network run (nn.h5)" in err
+    assert not (tmp_path / "figs").exists()
+
+
 def test_bare_axes_fail():
     from hpcflow.analysis.figure import new_figure, save_png
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 
-from hpcflow.analysis.rundir import CHECKPOINT, MissingData, data_file, label, read_attrs, read_datasets, read_summary
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, data_file, label, read_attrs, read_datasets,
+                                     read_summary)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
-HINT = "pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or a tune directory"
+HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
+        "flow job's study (hpcflow tune)")
 #: the paper's Table 1 (points, learning rate, sigma, sigma_b, sigma_w) and its gains (Fig. 3 left at distance 0
 #: for train, sec. 3.2 text for test: "failed to achieve a gain of more than ~5 in the test loss")
 PAPER = {
@@ -34,6 +36,8 @@ def _config(run_dir, ckpt) -> dict:
 
 def load_row(run_dir, *, name: str | None = None) -> dict:
     """One table row of a flow run: kernel, hyper-parameters and gains recomputed from the histories."""
+    if os.path.isfile(os.path.join(os.fspath(run_dir), NN)):
+        raise MissingData(f"{run_dir} is a network run (nn.h5); Table 1 compares kernel flows: {HINT}")
     ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
     h = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT)
     cfg = _config(run_dir, ckpt)
