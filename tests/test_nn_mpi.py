@@ -101,6 +101,7 @@ def runs(tmp_path_factory):
             else:
                 p = _mpi(r, ["nn", job, "--out", d])
                 assert p.returncode == 0, p.stderr
+                out["stdout", loss, r] = p.stdout
             out[loss, r] = d
     out["tmp"], out["jobs"] = tmp, {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}
     return out
@@ -134,6 +135,13 @@ def _assert_same_run(a_dir, b_dir):
     for pid, st in ca["train"]["optimizer"]["state"].items():
         for name, t in st.items():
             assert torch.equal(t, cb["train"]["optimizer"]["state"][pid][name]), (pid, name)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_batch_split_into_few_rows_per_rank_is_noted_once(runs, ranks):
+    lines = [s for s in runs["stdout", "ultralocal", ranks].splitlines() if "rows per rank" in s]
+    assert len(lines) == 1  # rank 0 only
+    assert f"batch_size = 70 over {ranks} ranks is {round(70 / ranks)} rows per rank" in lines[0]
 
 
 def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):

@@ -19,6 +19,10 @@ from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEP
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 LOG_PREFIX = "hpcflow nn:"
+#: below this many rows per rank and step, a step's fixed costs (~0.1-0.3 ms, two collectives) outweigh the
+#: halved rows: 2 ranks ran the paper's batch of 64 at 0.6x one process, and batch 768 at 1.0-1.3x
+#: (BENCHMARKS.md, "Finite networks under MPI")
+FEW_ROWS_PER_RANK = 256
 
 
 def _chart(v):
@@ -216,6 +220,12 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     c = resolve(comm)
     root = c.Get_rank() == 0
     say = (lambda s: log(f"{LOG_PREFIX} {s}")) if root else (lambda s: None)  # noqa: E731
+    rows = cfg["training"]["batch_size"] / c.Get_size()
+    if c.Get_size() > 1 and rows < FEW_ROWS_PER_RANK:
+        say(f"note: batch_size = {cfg['training']['batch_size']} over {c.Get_size()} ranks is {rows:.0f} rows per "
+            f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
+            "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
+            "the cores better")
     ctx = _prepare(cfg, c)
     ctx["job_text"] = job_text
     base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
