@@ -3,8 +3,9 @@ training) in DIR/trials/NNNN/.
 
 Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run directory); every rank runs the
 flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
-Re-running on the same storage and study name adds trials. A trial that raises is recorded as failed (its parameters queued again while `retries` allow) and
-the study goes on; `DIR/best.toml` is the job with the best parameters filled in.
+Re-running on the same storage and study name adds trials. A trial that raises is recorded as failed (its
+parameters queued again while `retries` allow) and the study goes on; `DIR/best.toml` is the job with the best
+parameters filled in.
 """
 
 from __future__ import annotations
@@ -102,7 +103,6 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
     comm = resolve(comm)
     cfg = job.trial_cfg(spec["params"])
     name = job.tune["objective"]
-    tracker = objectives.Tracker(name)
     pruned = []
 
     def decide(v, step):
@@ -120,6 +120,8 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
         def on_step(epoch, sigma_train, sigma_val):
             return decide(objectives.value(name, sigma_train, sigma_val), epoch)
     else:
+        tracker = objectives.Tracker(name)
+
         def on_step(info, sigma0):
             return decide(tracker.step(info, sigma0), info["step"])
 
