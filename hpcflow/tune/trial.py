@@ -34,13 +34,15 @@ def trial_points(geo: dict, seeds: tuple[int, int]):
 
 
 def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None) -> dict:
-    """Run the flow of validated job `cfg` on points from `seeds` into `run_dir`; return the summary. For an nn
-    job see _run_nn_trial (on_step is then its on_epoch).
+    """Run validated job `cfg` on points from `seeds` into `run_dir`; return the summary.
 
-    The trial is the job's own distributed flow (`hpcflow.experiments.flow_job.run`: points sampled in shares,
-    clusters or rows divided over the ranks of `comm`, checkpoints in run_dir). on_step(info, sigma0) is called
-    after every step on every rank (info: the kernel_flow callback dict; sigma0: the FS sigma of (train, test));
-    returning True stops the flow (status "stopped").
+    A flow job's trial is its own distributed flow (`hpcflow.experiments.flow_job.run`: points sampled in
+    shares, clusters or rows divided over the ranks of `comm`, checkpoints in run_dir); on_step(info, sigma0) is
+    called after every step on every rank (info: the kernel_flow callback dict; sigma0: the FS sigma of (train,
+    test)). An nn job's trial trains its network data parallel (`hpcflow.nn.job.run`; train and validation
+    points from seeds[0]); on_step(epoch, sigma_train, sigma_val) is called after every epoch on every rank with
+    the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
+    (status "stopped"); a diverged run's summary is returned with its status.
     """
     from hpcflow.errors import NumericalStop
     from hpcflow.jobs.output import write_json
@@ -48,39 +50,22 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
 
     c = resolve(comm)
     t0 = time.perf_counter()
+    kind = cfg["job"]["kind"]
     cfg = {**cfg, "geometry": {**cfg["geometry"], "seed": seeds[0]}}
-    if cfg["job"]["kind"] == "nn":
-        return _run_nn_trial(cfg, run_dir, seeds=seeds, on_epoch=on_step, comm=c, t0=t0)
-    callback = None if on_step is None else (
-        lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
     if c.Get_rank() == 0:
         os.makedirs(run_dir, exist_ok=True)
     c.Barrier()
     try:
-        summary = flow_job.run(cfg, run_dir, comm=c, callback=callback, test_seed=seeds[1])
+        if kind == "nn":
+            from hpcflow.nn import job as nn_job
+
+            summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step)
+        else:
+            callback = None if on_step is None else (
+                lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
+            summary = flow_job.run(cfg, run_dir, comm=c, callback=callback, test_seed=seeds[1])
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
-    summary.update(kind="flow", seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
+    summary.update(kind=kind, seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
     write_json(os.path.join(run_dir, "summary.json"), summary, comm=c)  # last: the run directory is complete
-    return summary
-
-
-def _run_nn_trial(cfg: dict, run_dir: str, *, seeds, on_epoch, comm, t0) -> dict:
-    """Train the network of nn job `cfg` (train and validation points from seeds[0], the validation set from
-    its own stream as in `hpcflow nn`) into `run_dir`. on_epoch(epoch, sigma_train, sigma_val) is called after
-    every epoch on every rank with the histories so far (entry 0: the untrained network); True stops training
-    (status "stopped"). A diverged network's summary is returned with status "diverged"."""
-    from hpcflow.errors import NumericalStop
-    from hpcflow.jobs.output import write_json
-    from hpcflow.nn import job as nn_job
-
-    if comm.Get_rank() == 0:
-        os.makedirs(run_dir, exist_ok=True)
-    comm.Barrier()
-    try:
-        summary = nn_job.run(cfg, run_dir, comm=comm, log=lambda *_: None, on_epoch=on_epoch)
-    except NumericalStop as exc:
-        summary = exc.summary
-    summary.update(seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
-    write_json(os.path.join(run_dir, "summary.json"), summary, comm=comm)
     return summary
