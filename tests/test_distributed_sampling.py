@@ -95,3 +95,13 @@ def test_sample_command_under_mpiexec_writes_one_identical_file(tmp_path):
     assert r.returncode == 0, r.stderr
     assert os.listdir(tmp_path / "mpi") == ["p.h5"] and r.stdout.count("written") == 1
     assert (tmp_path / "serial.h5").read_bytes() == (tmp_path / "mpi" / "p.h5").read_bytes()
+
+
+def test_a_check_failing_on_one_rank_only_ends_every_rank(tmp_path):
+    """A memory limit seen by rank 1 only (as on a node with less memory): exit 2 for the job, not rank 0 done and
+    rank 1 waiting in the sampling collective for ever; no file written."""
+    base = [sys.executable, "-m", "hpcflow", "sample", "--n", "3000", "--quiet", "--out", str(tmp_path / "p.h5")]
+    cmd = ["timeout", "60", mpiexec(), "-n", "1", *base, ":", "-n", "1", "-env", "SLURM_MEM_PER_NODE", "1", *base]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "rank 1" in r.stderr and "SLURM_MEM_PER_NODE" in r.stderr and os.listdir(tmp_path) == []

@@ -63,11 +63,11 @@ def run(args) -> int:
     check_launch()
     if getattr(args, "quiet", False):
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
-    check_arguments(args)
-    check_output_path(args.out, args.force)
-    X = build_manifold(args.manifold, args.dim, complex(args.psi))
-    check_chart(X, args.chart)  # refused before any work, on every rank alike
-    with abort_on_error():
+    with abort_on_error():  # a check that fails on some ranks only (node-local paths, memory) ends them all
+        check_arguments(args)
+        check_output_path(args.out, args.force)
+        X = build_manifold(args.manifold, args.dim, complex(args.psi))
+        check_chart(X, args.chart)  # refused before any work
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
