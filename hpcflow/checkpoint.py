@@ -47,6 +47,8 @@ SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 SIGNALS = ("SIGTERM", "SIGUSR1")
 #: global rows of a row dataset gathered to rank 0 and written at a time (19 MB of packed metrics)
 BLOCK_ROWS = 2 ** 18
+#: what to do with a checkpoint that cannot be resumed (a plain rerun of a directory with one is refused)
+RESTART = "start the run again with --force (replaces it) or use a new --out"
 
 
 def _json(obj) -> str:
@@ -80,7 +82,7 @@ def _read_attr_json(f, name, path):
         return json.loads(f.attrs[name])
     except (KeyError, TypeError, ValueError):
         raise InputFileError(f"{path}: attribute {name!r} is missing or not JSON; the checkpoint is damaged, "
-                             "rerun without --resume") from None
+                             f"{RESTART}") from None
 
 
 def load_resume(path, *, comm=None) -> FlowResume:
@@ -89,10 +91,10 @@ def load_resume(path, *, comm=None) -> FlowResume:
     try:
         f = h5py.File(path, "r")
     except (OSError, FileNotFoundError):
-        raise InputFileError(f"{path}: no readable checkpoint to resume from; run without --resume") from None
+        raise InputFileError(f"{path}: no readable checkpoint to resume from; {RESTART}") from None
     with f:
         if f.attrs.get("kind") != KIND:
-            raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); run without --resume")
+            raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
             st = f["history/sigma_train"][()].tolist()
             se = f["history/sigma_test"][()].tolist()
@@ -106,16 +108,37 @@ def load_resume(path, *, comm=None) -> FlowResume:
                              n_train=int(f.attrs["n_train"]), n_test=int(f.attrs["n_test"]), path=path,
                              status=str(f.attrs["status"]), config=_read_attr_json(f, "config", path),
                              per_rank=per_rank)
+            for kind, n in (("train", res.n_train), ("test", res.n_test)):
+                _check_rows(f, f"{kind}/g", n, path)
         except KeyError as exc:
             raise InputFileError(f"{path}: dataset or attribute {exc} is missing; the checkpoint is incomplete, "
-                                 "rerun without --resume") from None
-    if len(st) != step + 1 or len(dt) != step:
-        raise InputFileError(f"{path}: history length {len(st)} does not match step {step}; rerun without --resume")
+                                 f"{RESTART}") from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InputFileError(f"{path}: a dataset or attribute has the wrong type or shape ({exc}); the "
+                                 f"checkpoint is damaged, {RESTART}") from None
+    if len(st) != step + 1 or len(se) != step + 1 or len(dt) != step:
+        raise InputFileError(f"{path}: history length {len(st)} does not match step {step}; {RESTART}")
     return res
 
 
-def check_resumable(saved: dict, cfg: dict, path) -> None:
-    """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but steps/[checkpoint]."""
+def _check_rows(f, name: str, n: int, path) -> None:
+    """Refuse a metric dataset that is missing or is not (n, m, m) complex: resuming would fail mid-flow."""
+    ds = f[name]  # KeyError when missing
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or ds.shape[0] != n or ds.shape[1] != ds.shape[2] \
+            or ds.dtype.kind != "c":
+        shape = getattr(ds, "shape", None)
+        raise InputFileError(f"{path}: {name} has shape {shape} and type {getattr(ds, 'dtype', None)}, not "
+                             f"({n}, m, m) complex; the checkpoint is damaged, {RESTART}")
+
+
+def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) -> None:
+    """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but steps/[checkpoint],
+    or whose [flow].steps is below the checkpoint's `step` (steps done): only a larger count extends a run."""
+    steps = cfg.get("flow", {}).get("steps")
+    if step is not None and steps is not None and steps < step:
+        raise ConfigError(f"{path}: [flow].steps = {steps} is below the {step} steps the checkpoint holds; resume "
+                          f"with --set flow.steps=N, N >= {step}")
+
     def allowed(section, key):
         return any(s == section and (k is None or k == key) for s, k in RESUMABLE_CHANGES)
 

@@ -114,3 +114,90 @@ def test_resume_of_a_checkpoint_older_than_a_job_key(tmp_path):
     cfg["clustering"]["merge"] = "paper"
     with pytest.raises(ConfigError, match=r"\[clustering\]\.merge"):
         check_resumable(new, cfg, "x")
+
+
+RESUME_JOB = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 120
+n_test = 40
+seed = 4
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.05
+normalize = "row"
+[flow]
+dt = 6.5
+steps = 3
+loss = "ultralocal"
+"""
+
+
+def _damage(path, how):
+    with h5py.File(path, "r+") as f:
+        if how == "no train/g":
+            del f["train/g"]
+        elif how == "cut train/g":
+            g = f["train/g"][:60]
+            del f["train/g"]
+            f["train/g"] = g
+        elif how == "real test/g":
+            g = f["test/g"][()].real
+            del f["test/g"]
+            f["test/g"] = g
+        elif how == "step not a number":
+            f.attrs["step"] = "abc"
+        elif how == "dt a string":
+            del f["history/dt"]
+            f["history/dt"] = "x"
+        elif how == "short test history":
+            st = f["history/sigma_test"][:-1]
+            del f["history/sigma_test"]
+            f["history/sigma_test"] = st
+
+
+@pytest.mark.parametrize("how", ["no train/g", "cut train/g", "real test/g", "step not a number", "dt a string",
+                                 "short test history"])
+def test_damaged_checkpoint_is_refused_in_one_line_before_work(tmp_path, capsys, how):
+    """--resume (and --resume --check) on a checkpoint with a missing, cut or mistyped dataset: exit 2 naming the
+    file and --force, the file unchanged."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    ck = out / "checkpoint.h5"
+    _damage(ck, how)
+    before = ck.read_bytes()
+    capsys.readouterr()
+    for extra in ([], ["--check"]):
+        assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(ck) in err and "--force" in err, err
+    assert ck.read_bytes() == before
+
+
+def test_resume_below_the_checkpoint_step_and_changed_jobs_are_refused_with_check_too(tmp_path, capsys):
+    """A [flow].steps below the steps a checkpoint holds is refused (it would record a run that did not happen), by
+    --check as by the run; equal or more steps resume; a changed kernel is refused by --check as by the run."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    before = (out / "checkpoint.h5").read_bytes(), (out / "summary.json").read_bytes()
+    capsys.readouterr()
+    for extra in (["--set", "flow.steps=2"], ["--set", "kernel.width=0.06"]):
+        for check in ([], ["--check"]):
+            assert main(["run", str(job), "--out", str(out), "--resume", *extra, *check]) == 2
+            err = capsys.readouterr().err
+            assert ("flow.steps=N, N >= 3" if "flow.steps=2" in extra else "[kernel].width") in err, err
+    assert ((out / "checkpoint.h5").read_bytes(), (out / "summary.json").read_bytes()) == before
+    assert main(["run", str(job), "--out", str(out), "--resume", "--check"]) == 0
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=4", "--quiet"]) == 0
+    assert load_resume(out / "checkpoint.h5").step == 4

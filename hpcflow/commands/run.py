@@ -42,6 +42,8 @@ def _run(args, comm) -> int:
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         if not resume:
             output.check_outdir(args.out, force=args.force, outputs=outputs)
+        elif hasattr(module, "resume_state"):
+            module.resume_state(cfg, args.out, comm=comm)  # the checkpoint the run would continue, checked alike
         memory = resources.describe(cfg, ranks=comm.Get_size())
         print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
         return 0

@@ -236,6 +236,17 @@ def flow_summary(res, n_train: int, n_test: int) -> dict:
     return out
 
 
+def resume_state(cfg: dict, outdir, *, comm=None):
+    """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
+    it is damaged, belongs to another job, or holds more steps than [flow].steps."""
+    from hpcflow.checkpoint import check_resumable, load_resume
+
+    path = os.path.join(outdir, "checkpoint.h5")
+    state = load_resume(path, comm=comm)
+    check_resumable(with_defaults(state.config), cfg, path, step=state.step)
+    return state
+
+
 def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, test_seed: int | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
 
@@ -245,7 +256,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     """
-    from hpcflow.checkpoint import CheckpointWriter, check_resumable, load_resume
+    from hpcflow.checkpoint import CheckpointWriter
     from hpcflow.errors import NumericalStop
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
@@ -255,10 +266,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
-    state = None
-    if resume:
-        state = load_resume(path, comm=c)
-        check_resumable(with_defaults(state.config), cfg, path)
+    state = resume_state(cfg, outdir, comm=c) if resume else None
     kernel = check_kernel(cfg["kernel"], "job")
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here

@@ -1,7 +1,8 @@
 """Job kinds: `[job] kind` → the module that defines its `SCHEMA` and `run(cfg, outdir) -> dict`.
 
 A job module may also define `check(cfg, source)` for cross-field checks (raise ConfigError); `load` calls
-it after the schema validation, so every job-file error still comes before any work. Optional sections that
+it after the schema validation, so every job-file error still comes before any work; a kind with checkpoints
+defines `run(..., resume=)` and `resume_state(cfg, outdir, comm=)` (the checkpoint checked, for --check too). Optional sections that
 only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECTIONS`) and left out of cfg.
 """
 
