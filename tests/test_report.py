@@ -203,3 +203,28 @@ def test_a_study_of_network_trials_gets_its_optuna_figures_and_no_table_1(tmp_pa
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Optuna study" in md and "## Table 1" not in md
     assert (tmp_path / "out" / "optuna_history.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_path, runs):
+    """A flow that diverged at its first step (exit 3, 0 steps, empty per-rank tables) is reported with its one
+    sigma point; a truncated checkpoint.h5 among the runs is listed as skipped, and the rest is still reported."""
+    from hpcflow.cli import main
+    from hpcflow.report.build import build_report
+
+    job = tmp_path / "job.toml"
+    shutil.copy(os.path.join(ROOT, "jobs", "quickstart.toml"), job)
+    diverged = tmp_path / "diverged"
+    sets = ["geometry.n_train=200", "geometry.n_test=50", "clustering.batch_size=100", "flow.dt=1e6",
+            "flow.max_halvings=0"]
+    assert main(["run", str(job), "--out", str(diverged), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 3
+    with h5py.File(diverged / "checkpoint.h5", "r") as f:
+        assert f.attrs["step"] == 0 and f["history/step_seconds"].shape[0] == 0
+    cut = tmp_path / "cut"
+    shutil.copytree(runs["flow"], cut)
+    with open(cut / "checkpoint.h5", "r+b") as fh:
+        fh.truncate(os.path.getsize(cut / "checkpoint.h5") // 2)
+    res = build_report([runs["flow"], str(diverged), str(cut)], tmp_path / "out")
+    assert {p for p, _ in res["skipped"]} == {str(cut)}, res["skipped"]
+    assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
+    md = open(res["md"], encoding="utf-8").read()
+    assert "diverged [gaussian]: sigma train" in md and "(0 flow steps)" in md

@@ -22,7 +22,7 @@ def _kernel_tag(run_dir, ckpt) -> str:
     """' [kernel]' from summary.json, or from the checkpoint's config when the run has no summary yet."""
     kernel = (read_summary(run_dir) or {}).get("kernel")
     if not isinstance(kernel, str) and os.path.isfile(ckpt):
-        cfg = read_attrs(ckpt).get("config")
+        cfg = read_attrs(ckpt, hint=HINT).get("config")
         kernel = ((cfg.get("kernel") or {}).get("name")) if isinstance(cfg, dict) else None
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
@@ -65,12 +65,13 @@ RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes sent"))
 
 
 def has_per_rank(run) -> bool:
-    return any(key in run for key, _ in RANK_PANELS)
+    """Whether per-rank figures were recorded for at least one step (a run can stop before its first step)."""
+    return any(len(run.get(key, ())) for key, _ in RANK_PANELS)
 
 
 def plot_per_rank(run):
     """Step time and communication volume per step (those recorded), one line per rank."""
-    panels = [(key, ylabel) for key, ylabel in RANK_PANELS if key in run]
+    panels = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
     fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
         values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)

@@ -66,10 +66,14 @@ def dataset_names(h5_path) -> list:
     return names
 
 
-def read_attrs(h5_path) -> dict:
-    """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded."""
+def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
+    """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded; MissingData when it cannot be read."""
     out = {}
-    with h5py.File(h5_path, "r") as f:
+    try:
+        f = h5py.File(h5_path, "r")
+    except OSError as exc:
+        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+    with f:
         for key, value in f.attrs.items():
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
