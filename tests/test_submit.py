@@ -101,11 +101,21 @@ def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
     assert r.returncode == 1 and "finished with exit status 1" in r.stdout, r.stdout + r.stderr
 
 
-def test_requeued_commands_continue():
-    assert resume_argv(["run", "j.toml", "--out", "d"]) == ["run", "j.toml", "--out", "d", "--resume"]
-    assert resume_argv(["run", "j.toml", "--out", "d", "--resume"]).count("--resume") == 1
+def test_requeued_commands_continue(tmp_path):
+    """A run or network run resumes its checkpoint when --out holds one (--force dropped: it would start over),
+    and runs again as submitted when preempted before its first checkpoint (--resume there would be refused)."""
+    d = tmp_path / "d"
+    for cmd, name in (("run", "checkpoint.h5"), ("nn", "checkpoint.pt")):
+        for argv in ([cmd, "j.toml", "--out", str(d)], [cmd, "j.toml", "--force", f"--out={d}"]):
+            assert resume_argv(argv) == argv  # no checkpoint yet
+        d.mkdir(exist_ok=True)
+        (d / name).write_bytes(b"")
+        assert resume_argv([cmd, "j.toml", "--out", str(d)]) == [cmd, "j.toml", "--out", str(d), "--resume"]
+        assert resume_argv([cmd, "j.toml", "--force", f"--out={d}"]) == [cmd, "j.toml", f"--out={d}", "--resume"]
+        assert resume_argv([cmd, "j.toml", "--out", str(d), "--resume"]).count("--resume") == 1
+        (d / name).unlink()
     assert resume_argv(["tune", "j.toml", "--out", "d", "--trials", "3"])[0] == "tune"
-    assert resume_argv(["nn", "j.toml", "--out", "d"]) is None
+    assert resume_argv(["sample", "--n", "5", "--out", "p.h5"]) is None
 
 
 def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
@@ -138,6 +148,42 @@ def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    nxt = HpcflowTask().checkpoint(["run", "j.toml", "--out", "d"])
-    assert nxt.args == (["run", "j.toml", "--out", "d", "--resume"],)
-    assert HpcflowTask().checkpoint(["nn", "j.toml", "--out", "d"]) is None
+    nxt = HpcflowTask().checkpoint(["run", "j.toml", "--out", os.path.dirname(__file__)])  # holds no checkpoint
+    assert nxt.args == (["run", "j.toml", "--out", os.path.dirname(__file__)],)
+    assert HpcflowTask().checkpoint(["sample", "--n", "5", "--out", "p.h5"]) is None
+
+
+def test_a_job_preempted_before_any_checkpoint_is_requeued_as_submitted_and_finishes(tmp_path):
+    """USR2 (Slurm's pre-timeout signal) to the local worker of a noise scan (a kind without checkpoints): submitit
+    requeues it, the requeued command runs as submitted (with --resume it was refused, exit 2) and finishes."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HPCFLOW_THREADS="1")
+    out, logs = tmp_path / "out", tmp_path / "out_logs"
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", str(ROOT / "jobs" / "noise_scan.toml"),
+                             "--out", str(out), "--executor", "local", "--wait"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the run has started (its --out exists): submitit's handler is installed
+        workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and str(logs).encode() in
+                   _cmdline(p) and b"submitit.core._submit" in _cmdline(p)]
+        assert len(workers) == 1 and not (out / "summary.json").exists(), workers
+        os.kill(workers[0], signal.SIGUSR2)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "finished with exit status 0" in text, text
+    log = "".join(p.read_text() for p in logs.glob("*_log.out"))
+    assert "this job is preempted" in log and log.count("Starting with") == 2, log
+    assert json.loads((out / "summary.json").read_text())["kind"] == "noise_scan"
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""

@@ -2,7 +2,8 @@
 
 Preemption: Slurm sends submitit's signal (USR2) before the time limit; it is handed to the run's checkpoint
 handler (SIGUSR1), the run writes a checkpoint and stops with exit status 4, and the job is requeued through
-submitit with `--resume` added. A command without a checkpoint handler is requeued at once.
+submitit with `--resume` added. A command without a checkpoint handler is requeued at once, as it was submitted
+(a flow or network run preempted before its first checkpoint, a kind without checkpoints).
 """
 
 from __future__ import annotations
@@ -15,14 +16,32 @@ import submitit
 from hpcflow.errors import EXIT_PREEMPTED
 
 
+#: the file a command's run checkpoints into in --out: when it exists at preemption, the requeue resumes it
+CHECKPOINTS = {"run": "checkpoint.h5", "nn": "checkpoint.pt"}
+
+
+def _out(argv: list) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--out" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--out="):
+            return arg[len("--out="):]
+    return None
+
+
 def resume_argv(argv: list) -> list | None:
-    """The command line that continues `argv` after preemption (None: not continued)."""
+    """The command line that continues `argv` after preemption (None: not continued), decided when preempted: a
+    run or network run whose --out holds its checkpoint resumes it (--force dropped: it would start over);
+    without one (preempted before the first checkpoint, or a kind without checkpoints) it runs again as given."""
     argv = list(argv)
-    if argv[0] == "run":
-        return argv if "--resume" in argv else [*argv, "--resume"]
     if argv[0] == "tune":
         return argv  # stale trials are recovered by the next worker; it adds its trials
-    return None
+    if argv[0] not in CHECKPOINTS:
+        return None
+    out = _out(argv)
+    if out is not None and os.path.isfile(os.path.join(out, CHECKPOINTS[argv[0]])):
+        return [a for a in argv if a not in ("--resume", "--force")] + ["--resume"]
+    return argv
 
 
 def preemption_signal() -> int:
