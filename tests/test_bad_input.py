@@ -216,6 +216,29 @@ def test_empty_directory_and_write_debris_are_accepted_and_debris_removed(tmp_pa
         output.prepare_outdir(out)
 
 
+def test_force_removes_every_earlier_run_file_and_keeps_other_files(tmp_path, capsys):
+    """--force over a finished flow run with a noise scan: the flow's checkpoint.h5 (which a report would show
+    as this run's, and --resume would continue) goes with the summary; files the runs never write stay."""
+    from hpcflow.cli import main
+    from hpcflow.nn.checkpoint import CHECKPOINT
+
+    assert CHECKPOINT in registry.OUTPUTS["nn"]
+    out = tmp_path / "out"
+    small = ["--set", "geometry.n_train=200", "--set", "flow.steps=2", "--quiet", "--out", str(out)]
+    assert main(["run", str(ROOT / "jobs" / "quickstart.toml"), "--set", "geometry.n_test=50", "--set",
+                 "clustering.batch_size=100", *small]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.h5", "job.toml", "summary.json"]
+    (out / "notes.txt").write_text("mine")
+    (out / "model.pt").write_bytes(b"an earlier network run's")
+    assert main(["run", str(ROOT / "jobs" / "noise_scan.toml"), *small]) == 2  # without --force: refused
+    assert (out / "checkpoint.h5").exists()
+    assert main(["run", str(ROOT / "jobs" / "noise_scan.toml"), *small, "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["job.toml", "noise_scan.h5", "notes.txt", "summary.json"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert main(["run", str(ROOT / "jobs" / "quickstart.toml"), *small, "--resume"]) == 2  # nothing to continue
+    assert "checkpoint.h5 does not exist" in capsys.readouterr().err
+
+
 def _hpcflow(*args, cwd, env=None, timeout=120):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "hpcflow", *map(str, args)], cwd=cwd, env=env,

@@ -199,5 +199,7 @@ def test_resume_below_the_checkpoint_step_and_changed_jobs_are_refused_with_chec
             assert ("flow.steps=N, N >= 3" if "flow.steps=2" in extra else "[kernel].width") in err, err
     assert ((out / "checkpoint.h5").read_bytes(), (out / "summary.json").read_bytes()) == before
     assert main(["run", str(job), "--out", str(out), "--resume", "--check"]) == 0
+    (out / ".checkpoint.h5.tmp-0123abcd").write_bytes(b"a write cut short")
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=4", "--quiet"]) == 0
     assert load_resume(out / "checkpoint.h5").step == 4
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.h5", "job.toml", "summary.json"]  # debris gone

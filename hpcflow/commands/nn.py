@@ -66,10 +66,12 @@ def _prepare(args, comm):
         resume = load_checkpoint(os.path.join(args.out, CHECKPOINT))
         module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
         outdir = args.out
+        if not getattr(args, "check", False):
+            output.remove_debris(outdir, comm=comm)
     else:
         from hpcflow.nn.checkpoint import CHECKPOINT
 
-        outputs = (*registry.OUTPUTS.get("nn", ()), CHECKPOINT)
+        outputs = registry.OUTPUTS["nn"]  # the checkpoint among them
         if _interrupted(args.out) and not args.force:
             raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no finished "
                                   "summary.json); continue it with --resume, or pass --force to start over")

@@ -48,6 +48,8 @@ def _run(args, comm) -> int:
         print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
         return 0
     existed = os.path.isdir(args.out)
+    if resume:
+        output.remove_debris(args.out)
     outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)
     t0 = time.perf_counter()
     stop = None

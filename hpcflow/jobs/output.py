@@ -102,7 +102,9 @@ def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
 
     Only rank 0 creates it and removes debris of interrupted writes; the checks run on every rank so all ranks
     refuse alike. Rule: a directory that is empty (or holds only such debris) is reused silently, which is
-    how a rerun continues after a run was killed before writing anything.
+    how a rerun continues after a run was killed before writing anything. With force, the files an earlier run
+    of any kind wrote there are removed first (summary.json first), so no reader mixes its results with this
+    run's and no --resume continues it; other files are left alone.
     """
     path = check_outdir(path, force=force, outputs=outputs)
     if rank(comm) == 0:
@@ -110,13 +112,35 @@ def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
             os.makedirs(path, exist_ok=True)  # missing parents are created too
         except OSError as exc:
             raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
-        for name in os.listdir(path):
-            if _is_debris(name):
-                try:
-                    os.unlink(os.path.join(path, name))
-                except OSError:
-                    pass
+        if force:
+            for name in _all_run_files():
+                target = os.path.join(path, name)
+                if os.path.isfile(target) or os.path.islink(target):
+                    try:
+                        os.unlink(target)
+                    except OSError as exc:
+                        raise OutputPathError(f"--force: cannot remove the earlier run's {target} "
+                                              f"({exc.strerror}); remove it or choose another --out") from None
+        remove_debris(path)
     return path
+
+
+def _all_run_files() -> tuple:
+    from hpcflow.jobs.registry import OUTPUTS
+
+    return (*RUN_FILES, *dict.fromkeys(name for names in OUTPUTS.values() for name in names))
+
+
+def remove_debris(path, *, comm=None) -> None:
+    """Remove the temporary files of interrupted atomic writes in directory `path` (rank 0; never a result)."""
+    if rank(comm) != 0:
+        return
+    for name in os.listdir(path):
+        if _is_debris(name):
+            try:
+                os.unlink(os.path.join(path, name))
+            except OSError:
+                pass
 
 
 def jsonable(obj):

@@ -30,7 +30,7 @@ OUTPUTS = {
     "distance_scaling": ("distances.h5",),
     "local_limit": ("local_limit.h5",),
     "clustering": ("fig2_distances.h5",),
-    "nn": ("nn.h5", "model.pt", "model.pt.json"),
+    "nn": ("nn.h5", "model.pt", "model.pt.json", "checkpoint.pt"),
 }
 
 #: optional sections validated by their own module: section -> (module with validate_section(table, schema,
