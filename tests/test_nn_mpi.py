@@ -156,10 +156,20 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ran
     ck = _state(os.path.join(d, "checkpoint.pt"))
     assert (ck["train"]["epoch"], ck["train"]["position"], ck["status"]) == (1, 3, "running")
     assert not os.path.exists(os.path.join(d, "nn.h5"))
+    other = str(runs["tmp"] / "sig2_on_1")
+    shutil.copytree(d, other)
     p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
     assert p.returncode == 0, p.stderr
     _assert_same_run(runs["sigma", 2], d)
     assert json.loads(open(os.path.join(d, "summary.json")).read())["status"] == "finished"
+    # the same checkpoint resumed on one rank: the training of R = 1 and 2 to rounding, the per-rank seconds of
+    # the epoch trained on 2 ranks unknown (NaN) in the 1-rank table
+    assert main(["nn", runs["jobs"]["sigma"], "--out", other, "--resume", "--quiet"]) == 0
+    a, b = _datasets(os.path.join(runs["sigma", 1], "nn.h5")), _datasets(os.path.join(other, "nn.h5"))
+    for key in ("history/sigma_val", "history/sigma_train", "history/loss"):
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-10, atol=0, err_msg=key)
+    comm = b["history/comm_seconds"]
+    assert comm.shape == (3, 1) and np.isnan(comm[0]).all() and np.isfinite(comm[1:]).all()
 
 
 def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys):

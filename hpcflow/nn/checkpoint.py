@@ -20,7 +20,8 @@ Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpo
                        (keys int64, pos, has_gauss, cached_gaussian)
   train.partial        loss_sum, loss_count, seconds, comm_seconds of the unfinished epoch
   train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
-                       comm_seconds (epoch, R: each rank's seconds in collectives during the epoch)
+                       comm_seconds (epoch, R: each rank's seconds in collectives during the epoch; NaN for
+                       epochs trained at another rank count before a resume)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 """
 

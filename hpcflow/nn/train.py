@@ -202,6 +202,9 @@ class Trainer:
         self.partial_seconds, self.partial_comm = float(p["seconds"]), float(p.get("comm_seconds", 0.0))
         for k, v in st["history"].items():
             setattr(self.hist, k, v.tolist())
+        size = self.comm.Get_size()
+        if any(len(row) != size for row in self.hist.comm_seconds):  # resumed at another R: per-rank rows unknown
+            self.hist.comm_seconds = [[math.nan] * size for _ in self.hist.comm_seconds]
 
     # ---- the loop ---------------------------------------------------------------------------------------
     def _epoch_order(self):
