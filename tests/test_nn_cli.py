@@ -125,3 +125,68 @@ def test_set_overrides_reach_the_nn_job(tmp_path):
     with h5py.File(out / "nn.h5") as f:
         assert f["history/sigma_val"].shape == (2,)
     assert main(["nn", _write(tmp_path, JOB), "--out", str(tmp_path / "b"), "--set", "job.kind=flow"]) == 2
+
+
+SMALL = JOB.split("[width_sweep]")[0].replace("[ntk]\n", "[ntk]\nenabled = false\n")
+
+
+def _edit(state, how):
+    import torch
+
+    tr = state["train"]
+    if how == "no config":
+        del state["config"]
+    elif how == "config a list":
+        state["config"] = "[1, 2]"
+    elif how == "config not JSON":
+        state["config"] = "{not json"
+    elif how == "no rng":
+        del tr["rng"]
+    elif how == "negative position":
+        tr["position"] = -5
+    elif how == "position past the epoch":
+        tr["position"] = 10 ** 6
+    elif how == "epoch a string":
+        tr["epoch"] = "four"
+    elif how == "short history":
+        tr["history"]["sigma_val"] = tr["history"]["sigma_val"][:1]
+    elif how == "wrong model shape":
+        k = next(iter(tr["model"]))
+        tr["model"][k] = torch.zeros(3, 3, dtype=torch.float64)
+    return state
+
+
+@pytest.mark.parametrize("how", ["no config", "config a list", "config not JSON", "no rng", "negative position",
+                                 "position past the epoch", "epoch a string", "short history", "wrong model shape"])
+def test_a_damaged_checkpoint_is_one_line_exit_2_and_left_as_it_was(tmp_path, capsys, how):
+    """Entries of checkpoint.pt missing, mistyped or out of range (a file torch still loads): --resume refuses in one
+    line naming the file (exit 2), the checkpoint unchanged; a sound checkpoint resumes."""
+    import torch
+
+    job, out = _write(tmp_path, SMALL), tmp_path / "run"
+    assert main(["nn", job, "--out", str(out), "--quiet"]) == 0
+    ck = out / "checkpoint.pt"
+    torch.save(_edit(torch.load(ck, weights_only=True), how), ck)
+    before = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(ck) in err and "damaged" in err, err
+    assert ck.read_bytes() == before
+
+
+def test_resume_refuses_an_output_that_is_a_directory_before_any_work(tmp_path, capsys, monkeypatch):
+    """nn.h5 replaced by a directory: --resume is refused like a fresh run (exit 2), checkpoint.pt untouched; a
+    bad HPCFLOW_QUIET is refused even with --quiet."""
+    job, out = _write(tmp_path, SMALL), tmp_path / "run"
+    assert main(["nn", job, "--out", str(out), "--quiet"]) == 0
+    (out / "nn.h5").unlink()
+    (out / "nn.h5").mkdir()
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=3"]) == 2
+    assert "nn.h5 is a directory" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == before
+    monkeypatch.setenv("HPCFLOW_QUIET", "yes")
+    assert main(["nn", job, "--out", str(tmp_path / "q"), "--quiet"]) == 2
+    assert "HPCFLOW_QUIET" in capsys.readouterr().err and not (tmp_path / "q").exists()

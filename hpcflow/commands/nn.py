@@ -17,8 +17,6 @@ from hpcflow.errors import ConfigError, OutputPathError, RunStop, UserError
 def run(args) -> int:
     from hpcflow.parallel.comm import check_launch, resolve
 
-    if getattr(args, "quiet", False):
-        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     check_launch()
     comm = resolve()
     failed, prepared = None, None
@@ -34,6 +32,8 @@ def run(args) -> int:
             return UserError.exit_status
         raise failed if failed is not None else UserError(next(m for m in refusals if m))
     module, cfg, outdir, resume, existed, overrides = prepared
+    if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         from hpcflow import resources
 
@@ -59,13 +59,15 @@ def _prepare(args, comm):
                                 memory_check=not getattr(args, "no_memory_check", False))
     resume, existed = None, os.path.isdir(args.out)
     if args.resume:
-        from hpcflow.nn.checkpoint import CHECKPOINT, load_checkpoint
+        from hpcflow.nn.checkpoint import CHECKPOINT, check_train_state, load_checkpoint
 
         if args.force:
             raise ConfigError("--resume and --force exclude each other; drop one")
-        resume = load_checkpoint(os.path.join(args.out, CHECKPOINT))
-        module.check_resume(cfg, resume, os.path.join(args.out, CHECKPOINT))
-        outdir = args.out
+        path = os.path.join(args.out, CHECKPOINT)
+        resume = load_checkpoint(path)
+        check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
+        module.check_resume(cfg, resume, path)
+        outdir = output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"])  # outputs writable
         if not getattr(args, "check", False):
             output.remove_debris(outdir, comm=comm)
     else:

@@ -16,8 +16,6 @@ from hpcflow import __version__, resources
 def run(args) -> int:
     from hpcflow.parallel import comm as pcomm
 
-    if getattr(args, "quiet", False):
-        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
     pcomm.check_launch()
     with pcomm.abort_on_error() as c:
         pcomm.limit_threads(c)
@@ -31,6 +29,8 @@ def _run(args, comm) -> int:
     overrides = list(args.set or [])
     module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
                                 memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
+    if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
@@ -39,6 +39,8 @@ def _run(args, comm) -> int:
         raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
     if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
         raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
+    if resume:
+        output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         if not resume:
             output.check_outdir(args.out, force=args.force, outputs=outputs)

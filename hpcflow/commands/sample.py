@@ -61,10 +61,10 @@ def run(args) -> int:
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
 
     check_launch()
-    if getattr(args, "quiet", False):
-        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
     with abort_on_error():  # a check that fails on some ranks only (node-local paths, memory) ends them all
-        check_arguments(args)
+        check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
+        if getattr(args, "quiet", False):
+            os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         check_output_path(args.out, args.force)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)  # refused before any work

@@ -93,6 +93,48 @@ def save_checkpoint(path, state: dict, *, comm=None) -> None:
         torch.save({"format": FORMAT, "version": VERSION, **state}, fh)
 
 
+#: what to do with a checkpoint that cannot be resumed
+RESTART = "start the run again with --force (replaces it) or use a new --out"
+
+
+def check_train_state(state: dict, path, *, batches: int) -> None:
+    """Refuse (InputFileError naming the entry) a training checkpoint whose entries do not have the schema above:
+    counters in range for `batches` batches per epoch, histories as long as the epochs done."""
+    try:
+        _check_train_state(state, batches)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
+                             f"{RESTART}") from None
+
+
+def _check_train_state(state: dict, batches: int) -> None:
+    train = state["train"]
+    if not isinstance(train, dict):
+        raise TypeError("train")
+    counts = {k: train[k] for k in ("epoch", "step", "position")}
+    for k, v in counts.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"train.{k} = {v!r}")
+    if counts["position"] >= batches:
+        raise ValueError(f"train.position = {counts['position']} (the job has {batches} batches per epoch)")
+    for k in ("model", "optimizer", "rng", "partial", "history"):
+        if not isinstance(train[k], dict):
+            raise TypeError(f"train.{k}")
+    for k in ("order", "torch"):
+        if not torch.is_tensor(train["rng"][k]):
+            raise TypeError(f"train.rng.{k}")
+    train["rng"]["numpy"]
+    for k in ("loss_sum", "loss_count", "seconds"):
+        float(train["partial"][k])
+    epoch, hist = counts["epoch"], train["history"]
+    for k, n in (("sigma_train", epoch + 1), ("sigma_val", epoch + 1), ("loss", epoch), ("epoch_seconds", epoch),
+                 ("comm_seconds", epoch)):
+        if not torch.is_tensor(hist[k]) or len(hist[k]) != n:
+            raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
+    if not isinstance(state.get("ntk", {}), dict):
+        raise TypeError("ntk")
+
+
 def load_checkpoint(path) -> dict:
     """Read a training checkpoint (weights_only=True); InputFileError naming the file if it is not one."""
     path = os.fspath(path)

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
                                  chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
@@ -185,8 +185,17 @@ def with_defaults(saved: dict) -> dict:
 
 def check_resume(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
-    [checkpoint], or asks for fewer epochs than it has done."""
-    old = with_defaults(json.loads(state["config"]))
+    [checkpoint], or asks for fewer epochs than it has done; InputFileError when its config is not a job."""
+    from hpcflow.nn.checkpoint import RESTART
+
+    try:
+        old = json.loads(state["config"])
+        if not isinstance(old, dict):
+            raise TypeError("config is not a JSON object")
+        old = with_defaults(old)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
+                             f"{RESTART}") from None
     if resume_key(old) != resume_key(cfg):
         a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
         diff = sorted(f"[{sec}].{k}" for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
@@ -391,9 +400,13 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
                       checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"],
                       should_stop=should_stop)
     if resume is not None:
-        trainer.load_state_dict(resume["train"])
-        if tracker is not None and resume.get("ntk"):
-            tracker.load_state_dict(resume["ntk"])
+        try:  # the entries were checked before any work; a tensor of the wrong shape shows only here
+            trainer.load_state_dict(resume["train"])
+            if tracker is not None and resume.get("ntk"):
+                tracker.load_state_dict(resume["ntk"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            raise InputFileError(f"{os.path.join(outdir, CHECKPOINT)}: does not fit this job's network "
+                                 f"({' '.join(str(exc).split())[:200]}); the checkpoint is damaged") from None
         say(f"resuming after epoch {trainer.epoch} (+{trainer.pos} batches) of {tc.epochs}")
     trainer.run()
     if trainer.diverged is not None:
