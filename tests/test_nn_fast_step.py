@@ -189,11 +189,15 @@ def test_the_step_form_follows_threads_rows_and_activation(data):
 
     relu, gelu = step("relu"), step("gelu")
     rows = (fast_step.HOST_BLAS_ROWS - 1, fast_step.HOST_BLAS_ROWS, fast_step.COMPILED_ROWS["relu"])
+    deep = MetricMLP(10, depth=fast_step.COMPILED_MAX_LAYERS, width=4, activation="relu", seed=1)  # one layer more
+    deep_reducer = GradientReducer(deep)
+    deep = ManualGradient.build(deep, deep_reducer.params, deep_reducer.views, loss="ultralocal", detach_kappa=False)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         assert [relu.path(r) for r in rows] == ["compiled", "compiled", "numpy"]
         assert [gelu.path(r) for r in rows] == ["compiled", "numpy", "numpy"]
+        assert [deep.path(r) for r in rows] == ["torch", "numpy", "numpy"]  # not compiled for each new depth
         torch.set_num_threads(2)
         assert {s.path(r) for s in (relu, gelu) for r in rows} == {"torch"}
     finally:

@@ -46,6 +46,10 @@ HOST_BLAS_ROWS = 256
 #: loops do not beat torch's vector kernels and NumPy's BLAS on large batches (0.91-0.93x at 2048-4096 rows;
 #: for GELU, whose erf and exp run per entry, from 256 rows on: 0.96-0.98x)
 COMPILED_ROWS = {"relu": 1536, "gelu": HOST_BLAS_ROWS}
+#: the compiled forward/backward is specialised on the number of layers (their arrays are tuples): a new depth
+#: compiles once into Numba's cache, ~4 s at 8 layers and ~30 s at 64 (Numba refuses 1000); deeper networks
+#: take the other paths
+COMPILED_MAX_LAYERS = 8
 
 
 def _host_mm(a, b, *, out=None):
@@ -69,6 +73,7 @@ class ManualGradient:
         self.compiled = None
         if self.host and jit_loss.available():  # both compiled parts need only Numba
             jit_loss.warm()  # before the first epoch's clock starts
+        if self.host and jit_loss.available() and len(self.weights) <= COMPILED_MAX_LAYERS:
             self.compiled = jit_mlp.CompiledMLP(
                 [w.detach().numpy() for w in self.weights], [b.detach().numpy() for b in self.biases],
                 [g.numpy() for g in self.grad_w], [g.numpy() for g in self.grad_b], features=model.features,
