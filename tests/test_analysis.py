@@ -220,7 +220,7 @@ def test_optuna_view_and_table1_from_study(runs, tmp_path):
 # ---- missing data, bare axes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name, needs", [("fig2_heatmaps", "fig2_distances.h5"), ("fig3_noise", "noise_scan.h5"),
                                          ("fig3_scaling", "distances.h5"), ("fig4_ntk", "nn.h5"),
-                                         ("table1", "checkpoint.h5"), ("sigma_history", "checkpoint.h5 or nn.h5"),
+                                         ("table1", "checkpoint.h5"), ("sigma_history", "checkpoint.h5, nn.h5 or checkpoint.pt"),
                                          ("optuna_view", "study.journal")])
 def test_directory_without_data_one_line_exit_2(tmp_path, capsys, name, needs):
     from hpcflow.analysis.script import main

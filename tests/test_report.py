@@ -228,3 +228,50 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
     assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     assert "diverged [gaussian]: sigma train" in md and "(0 flow steps)" in md
+
+
+def test_report_out_replaces_an_earlier_report_and_refuses_other_files_without_force(tmp_path, runs, capsys):
+    """An --out holding an earlier report is replaced, its figures that the new report does not draw removed; one
+    holding a file of the user's is refused in one line (exit 2, before any work, the file kept) unless --force."""
+    from hpcflow.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["report", runs["flow"], runs["noise"], "--out", str(out)]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert "fig3_noise.png" in first
+    assert main(["report", runs["flow"], "--out", str(out)]) == 0  # the earlier report is replaced
+    again = sorted(p.name for p in out.iterdir())
+    assert "fig3_noise.png" not in again and set(again) < set(first)
+    md = (out / "report.md").read_text()
+    assert all(f"({name})" in md for name in again if name.endswith(".png"))
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["report", runs["flow"], "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--force" in err
+    assert main(["report", runs["flow"], "--out", str(out), "--force"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_history(tmp_path, runs):
+    """A preempted network run holds checkpoint.pt and summary.json (status "preempted") but no nn.h5 yet: it is
+    reported as incomplete with the sigma histories its checkpoint holds, not skipped."""
+    import torch
+
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "cut"
+    shutil.copytree(runs["nn"], d)
+    os.remove(d / "nn.h5")
+    with open(d / "summary.json") as fh:
+        s = json.load(fh)
+    with open(d / "summary.json", "w") as fh:
+        json.dump({**s, "status": "preempted"}, fh)
+    hist = torch.load(d / "checkpoint.pt", weights_only=True)["train"]["history"]
+    res = build_report([str(d)], tmp_path / "out")
+    assert res["skipped"] == []
+    md = open(res["md"], encoding="utf-8").read()
+    line = next(x for x in md.splitlines() if x.startswith("cut (incomplete): sigma train"))
+    epochs = len(hist["sigma_val"]) - 1
+    assert f"{float(hist['sigma_train'][0]):.4g} -> {float(hist['sigma_train'][-1]):.4g}" in line
+    assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line

@@ -2,7 +2,8 @@
 communication volume of a distributed run.
 
 Flow runs: DIR/checkpoint.h5 history/sigma_train, history/sigma_test (step 0 = FS), and when recorded
-history/step_seconds, history/comm_bytes (steps, ranks). nn runs: DIR/nn.h5 history/sigma_train, sigma_val.
+history/step_seconds, history/comm_bytes (steps, ranks). nn runs: DIR/nn.h5 history/sigma_train, sigma_val
+(an interrupted one: the same histories in DIR/checkpoint.pt).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import CHECKPOINT, NN, MissingData, label, read_attrs, read_datasets, read_summary
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, label, read_attrs, read_datasets,
+                                     read_summary, training_history)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")
@@ -39,8 +41,11 @@ def load(run_dir, *, suffix: str = "") -> dict:
     elif os.path.isfile(nn):
         d = read_datasets(nn, ("history/sigma_train", "history/sigma_val"), hint=HINT)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
+    elif os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):  # a network run interrupted before nn.h5
+        d = training_history(os.path.join(run_dir, NN_CHECKPOINT), ("sigma_train", "sigma_val"), hint=HINT)
+        out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch"}
     else:
-        raise MissingData(f"{run_dir}: no {CHECKPOINT} or {NN}; {HINT}")
+        raise MissingData(f"{run_dir}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
 

@@ -17,6 +17,8 @@ from hpcflow.errors import InputFileError
 CHECKPOINT = "checkpoint.h5"
 SUMMARY = "summary.json"
 NN = "nn.h5"
+#: a network run's training checkpoint (before nn.h5 exists: the only record of an interrupted run)
+NN_CHECKPOINT = "checkpoint.pt"
 NOISE_SCAN = "noise_scan.h5"
 DISTANCES = "distances.h5"
 FIG2 = "fig2_distances.h5"
@@ -123,6 +125,18 @@ def _training_epoch(path) -> int | None:
         return None
 
 
+def training_history(path, names, *, hint: str) -> dict:
+    """{name: array} of `train.history` in a network's training checkpoint (an interrupted run has no nn.h5 yet);
+    MissingData when torch is missing or the file is not such a checkpoint."""
+    try:
+        import torch
+
+        hist = torch.load(path, map_location="cpu", weights_only=True)["train"]["history"]
+        return {name: np.asarray(hist[name].numpy(), dtype=np.float64) for name in names}
+    except Exception as exc:  # noqa: BLE001 - torch missing, unreadable file, or not a training checkpoint
+        raise MissingData(f"{path}: no training history readable ({type(exc).__name__}); {hint}") from None
+
+
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint."""
@@ -134,7 +148,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, "preempted (summary status); continue it with --resume"
     ckpt = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isfile(ckpt):
-        pt = os.path.join(run_dir, "checkpoint.pt")
+        pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = _training_epoch(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is not None and done is not None and int(done) != epoch:

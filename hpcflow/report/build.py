@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from hpcflow.errors import UserError
@@ -82,15 +81,15 @@ def collect(paths, *, study_name=None) -> Report:
     return report
 
 
-def build_report(paths, out, *, study_name=None) -> dict:
+def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
-    UserError (nothing written) when no directory holds anything to report.
+    UserError (nothing written) when no directory holds anything to report, or --out holds other files than an
+    earlier report and not force.
     """
     from hpcflow.report import documents
 
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out} exists and is not a directory; choose a directory")
+    documents.check_out(out, force=force)
     report = collect(paths, study_name=study_name)
     if not report.sections:
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)

@@ -6,14 +6,15 @@ import glob
 import os
 from dataclasses import dataclass, field
 
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NOISE_SCAN, completeness,
-                                     dataset_names, read_summary)
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN,
+                                     completeness, dataset_names, read_summary)
 
 #: data file -> (kind, products of hpcflow.analysis.products.PRODUCTS that read it)
 FILES = {
     JOURNAL: ("study", ("optuna_view", "table1")),
     CHECKPOINT: ("flow", ("sigma_history", "table1")),
     NN: ("nn", ("sigma_history", "fig4_ntk")),
+    NN_CHECKPOINT: ("nn", ("sigma_history",)),  # a network run interrupted before it wrote nn.h5
     NOISE_SCAN: ("noise_scan", ("fig3_noise",)),
     DISTANCES: ("distance_scaling", ("fig3_scaling",)),
     FIG2: ("clustering", ("fig2_heatmaps",)),

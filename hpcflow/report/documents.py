@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 
 from hpcflow.analysis.figure import save_png
-from hpcflow.atomic import atomic_file
+from hpcflow.atomic import TMP_MARK, atomic_file
+from hpcflow.errors import UserError
 from hpcflow.report import runs_table
 
 TITLE = "hpcflow report"
@@ -62,8 +64,43 @@ def html_page(report, pngs: dict) -> str:
     return "\n".join(parts)
 
 
+#: what a report writes besides its PNGs (an earlier report in --out is recognised by them and replaced)
+REPORT_FILES = ("report.md", "report.html")
+
+
+def earlier_figures(out) -> list | None:
+    """The PNG names an earlier report in directory `out` refers to; None when `out` holds anything else (a file
+    of the user's, another program's output); [] for a missing or empty directory."""
+    if not os.path.isdir(out):
+        return []
+    names = [n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n)]
+    if not names:
+        return []
+    try:
+        with open(os.path.join(out, "report.md"), encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    figures = re.findall(r"^!\[[^\]\n]*\]\(([^)\n/]+\.png)\)$", text, flags=re.M)
+    if not text.startswith(f"# {TITLE}\n") or set(names) - set(REPORT_FILES) - set(figures):
+        return None
+    return figures
+
+
+def check_out(out, *, force: bool = False) -> None:
+    """Refuse (UserError, before any work) an --out that is a file, or a directory holding anything but an earlier
+    hpcflow report, unless force."""
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} exists and is not a directory; choose a directory")
+    if not force and earlier_figures(out) is None:
+        raise UserError(f"--out {out} holds files that are not an hpcflow report; choose another --out or pass "
+                        "--force to write the report among them")
+
+
 def write(report, out) -> dict:
-    """Write the PNGs, report.md and report.html into `out`; their paths and the skipped directories."""
+    """Write the PNGs, report.md and report.html into `out` (an earlier report's figures that this one does not
+    draw are removed, so none is left behind unreferenced); their paths and the skipped directories."""
+    old = earlier_figures(out) or []
     os.makedirs(out, exist_ok=True)
     pngs = {}
     for sec in report.sections:
@@ -73,4 +110,9 @@ def write(report, out) -> dict:
     for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
         with atomic_file(paths[key], "w") as fh:
             fh.write(text)
+    for name in set(old) - set(pngs):
+        try:
+            os.unlink(os.path.join(out, name))
+        except OSError:
+            pass
     return {**paths, "skipped": list(report.skipped)}
