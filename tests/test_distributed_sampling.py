@@ -104,4 +104,18 @@ def test_a_check_failing_on_one_rank_only_ends_every_rank(tmp_path):
     cmd = ["timeout", "60", mpiexec(), "-n", "1", *base, ":", "-n", "1", "-env", "SLURM_MEM_PER_NODE", "1", *base]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=dict(os.environ, HPCFLOW_THREADS="1"))
     assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "rank 1" in r.stderr and "SLURM_MEM_PER_NODE" in r.stderr and os.listdir(tmp_path) == []
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # rank 0 prints rank 1's refusal, once
+    assert "SLURM_MEM_PER_NODE" in r.stderr and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_bad_input_under_mpiexec_is_one_line_for_all_ranks(tmp_path, ranks):
+    """A refusal every rank makes alike (a bad --n, a bad job value) is printed once, not once per rank."""
+    env = dict(os.environ, HPCFLOW_THREADS="1")
+    job = os.path.join(os.path.dirname(__file__), "..", "jobs", "quickstart.toml")
+    for args in (["sample", "--n", "0", "--out", str(tmp_path / "p.h5")],
+                 ["run", job, "--set", "flow.dt=-1", "--out", str(tmp_path / "r")]):
+        r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", *args],
+                           capture_output=True, text=True, timeout=90, env=env)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"hpcflow {args[0]}: error: ") and os.listdir(tmp_path) == []

@@ -23,35 +23,19 @@ def run(args) -> int:
 
 
 def _run(args, comm) -> int:
-    from hpcflow.errors import ConfigError, RunStop
-    from hpcflow.jobs import output, registry
+    from hpcflow.errors import RunStop
+    from hpcflow.jobs import output
+    from hpcflow.parallel.comm import refuse_together
 
-    overrides = list(args.set or [])
-    module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
-                                memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
-    if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
-        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
-    outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
-    resume = bool(getattr(args, "resume", False))
-    if resume and "resume" not in inspect.signature(module.run).parameters:
-        raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
-    if resume and cfg["job"]["kind"] == "nn":
-        raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
-    if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
-        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
-    if resume:
-        output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
+    module, cfg, outputs, resume, overrides = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
-        if not resume:
-            output.check_outdir(args.out, force=args.force, outputs=outputs)
-        elif hasattr(module, "resume_state"):
-            module.resume_state(cfg, args.out, comm=comm)  # the checkpoint the run would continue, checked alike
-        memory = resources.describe(cfg, ranks=comm.Get_size())
-        print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
+        if comm.Get_rank() == 0:
+            memory = resources.describe(cfg, ranks=comm.Get_size())
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
         return 0
-    existed = os.path.isdir(args.out)
     if resume:
         output.remove_debris(args.out)
+    existed = os.path.isdir(args.out)
     outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)
     t0 = time.perf_counter()
     stop = None
@@ -76,6 +60,32 @@ def _run(args, comm) -> int:
     if comm.Get_rank() == 0:
         print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
+
+
+def _prepare(args, comm):
+    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides)."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.jobs import output, registry
+
+    overrides = list(args.set or [])
+    module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
+                                memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
+    if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
+        os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
+    outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
+    resume = bool(getattr(args, "resume", False))
+    if resume and "resume" not in inspect.signature(module.run).parameters:
+        raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
+    if resume and cfg["job"]["kind"] == "nn":
+        raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
+    if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
+        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
+    if resume:
+        output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
+        module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job, ...
+    else:
+        output.check_outdir(args.out, force=args.force, outputs=outputs)
+    return module, cfg, outputs, resume, overrides
 
 
 def saved_job(cfg: dict, job: str, overrides) -> str:

@@ -58,16 +58,21 @@ def build_manifold(name: str, dim: int, psi: complex = 0.0):
 def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
-    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, refuse_together
 
     check_launch()
-    with abort_on_error():  # a check that fails on some ranks only (node-local paths, memory) ends them all
+
+    def checks():
         check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
-        if getattr(args, "quiet", False):
-            os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         check_output_path(args.out, args.force)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
-        check_chart(X, args.chart)  # refused before any work
+        check_chart(X, args.chart)
+        return X
+
+    with abort_on_error():
+        X = refuse_together(checks)  # a check failing on some ranks only (node-local paths, memory): all refuse
+        if getattr(args, "quiet", False):
+            os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0

@@ -195,8 +195,9 @@ def abort_on_error(comm=None):
     try:
         yield c
     except BaseException as exc:
-        if size(c) == 1 or isinstance(exc, (SystemExit, RunStop)):
-            raise  # RunStop (preemption, numerical stop) and exits are decided collectively: every rank raises them
+        if size(c) == 1 or isinstance(exc, (SystemExit, RunStop)) or getattr(exc, "collective", False):
+            raise  # RunStop (preemption, numerical stop), exits and `refuse_together`'s refusals are decided
+            # collectively: every rank raises them
         status = int(getattr(exc, "exit_status", 1))
         if isinstance(exc, UserError):
             print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
@@ -205,3 +206,29 @@ def abort_on_error(comm=None):
             print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr, flush=True)
         c.Abort(status)
         raise
+
+
+def refuse_together(check, comm=None):
+    """Run the input checks `check()` on every rank and return its value; a UserError on any rank is refused by
+    all: rank 0 raises it (the CLI prints one line: the lowest failing rank's message), the others exit with its
+    status in silence. `check` must not call collectives that a failing rank would skip."""
+    c = resolve(comm)
+    try:
+        value, failed = check(), None
+    except UserError as exc:
+        value, failed = None, exc
+    if size(c) == 1:
+        if failed is not None:
+            raise failed
+        return value
+    refusals = c.allgather(None if failed is None else (" ".join(str(failed).split()), failed.exit_status))
+    first = next((r for r in refusals if r is not None), None)
+    if first is None:
+        return value
+    if rank(c) != 0:
+        raise SystemExit(first[1])
+    if failed is None:
+        failed = UserError(first[0])
+        failed.exit_status = first[1]
+    failed.collective = True  # every rank refuses: `abort_on_error` lets it through to the CLI's one line
+    raise failed
