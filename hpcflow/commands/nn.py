@@ -11,27 +11,17 @@ import os
 
 from hpcflow import __version__
 from hpcflow.commands.run import add_job_arguments
-from hpcflow.errors import ConfigError, OutputPathError, RunStop, UserError
+from hpcflow.errors import ConfigError, OutputPathError, RunStop
 
 
 def run(args) -> int:
-    from hpcflow.parallel.comm import check_launch, resolve
+    from hpcflow.jobs import output, registry
+    from hpcflow.parallel.comm import check_launch, refuse_together, resolve
 
     check_launch()
     comm = resolve()
-    failed, prepared = None, None
-    try:  # every input check, on every rank, before any work
-        prepared = _prepare(args, comm)
-    except UserError as exc:
-        failed = exc
-    refusals = comm.allgather(None if failed is None else str(failed))
-    if any(refusals):  # the ranks refuse together; rank 0 prints one line
-        if prepared is not None and not prepared[4] and not args.resume and comm.Get_rank() == 0:
-            _remove_if_only_job(prepared[2])  # the empty --out rank 0 created
-        if comm.Get_rank() != 0:
-            return UserError.exit_status
-        raise failed if failed is not None else UserError(next(m for m in refusals if m))
-    module, cfg, outdir, resume, existed, overrides = prepared
+    # every input check, on every rank, before any work; the ranks refuse together (rank 0 prints one line)
+    module, cfg, outdir, resume, existed, overrides = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
@@ -41,6 +31,11 @@ def run(args) -> int:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; nothing run")
         return 0
+    if resume is not None:
+        output.remove_debris(outdir, comm=comm)
+    else:  # rank 0 creates it (or clears an earlier run's files with --force); a failure there is refused by all
+        outdir = refuse_together(lambda: output.prepare_outdir(args.out, force=args.force,
+                                                               outputs=registry.OUTPUTS["nn"], comm=comm), comm)
     return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
 
 
@@ -68,8 +63,6 @@ def _prepare(args, comm):
         check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
         module.check_resume(cfg, resume, path)
         outdir = output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"])  # outputs writable
-        if not getattr(args, "check", False):
-            output.remove_debris(outdir, comm=comm)
     else:
         from hpcflow.nn.checkpoint import CHECKPOINT
 
@@ -77,10 +70,7 @@ def _prepare(args, comm):
         if _interrupted(args.out) and not args.force:
             raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no finished "
                                   "summary.json); continue it with --resume, or pass --force to start over")
-        if getattr(args, "check", False):
-            outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
-        else:
-            outdir = output.prepare_outdir(args.out, force=args.force, outputs=outputs, comm=comm)
+        outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
     return module, cfg, outdir, resume, existed, overrides
 
 
