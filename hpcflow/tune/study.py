@@ -264,21 +264,15 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     """Add `trials` trials to the study of job `path` (validated first); return counts and the best trial."""
     import optuna
 
-    from hpcflow.parallel.comm import is_root, resolve
+    from hpcflow.parallel.comm import is_root, refuse_together, resolve
 
     comm = resolve(comm)
-    job = load(path, overrides, sampler=sampler)  # every rank: job-file errors before any work
+    # every rank: job-file errors before any work, refused together (one line from rank 0)
+    job = refuse_together(lambda: load(path, overrides, sampler=sampler), comm)
     study_name = study_name or Path(path).stem
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
-    study, err = None, None
-    if is_root(comm):
-        try:
-            study, _ = open_study(job, out, storage=storage, study_name=study_name)
-        except UserError as exc:
-            err = exc
-    err = comm.bcast(err, root=0)
-    if err is not None:
-        raise err
+    study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
+        lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
     if not is_root(comm):
         follow(job, comm=comm)
         return {}
