@@ -132,3 +132,67 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     script = next((slurm / "runs" / "s_logs").glob("*_submission.sh")).read_text()
     assert "--mpi=pmi2" in script and "#SBATCH --signal=USR2@120" in script
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
+
+
+NN_JOB = """
+[job]
+kind = "nn"
+[geometry]
+n_train = 12000
+n_val = 500
+seed = 3
+[model]
+depth = 2
+width = 8
+[training]
+epochs = 60
+batch_size = 200
+lr = 1e-3
+threads = 1
+[ntk]
+enabled = false
+[checkpoint]
+every = 1
+"""
+
+
+def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
+    """hpcflow_mpi.sbatch with a network job on 2 ranks: SIGUSR1 to its step (what --signal=USR1@120 sends before
+    the time limit) writes the checkpoint, exit 4, and the script requeues the job; the template run again over
+    that directory continues with `hpcflow nn --resume` and finishes every epoch. (The requeued job itself is
+    cancelled: Slurm holds a requeued job back for minutes, BeginTime.)"""
+    (slurm / "nn.toml").write_text(NN_JOB)
+    args = ["--ntasks-per-node=2", "--output=nn.out", "--open-mode=append", ROOT / "slurm" / "hpcflow_mpi.sbatch",
+            "nn.toml", "runs/nn"]
+    r = subprocess.run(["sbatch", "--parsable", "--mem=2G", *map(str, args)], cwd=slurm, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip()
+    out = slurm / "runs" / "nn"
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists():  # training has begun (a checkpoint every epoch)
+            running = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
+            assert time.monotonic() < deadline and running.strip(), (slurm / "nn.out").read_text()
+            time.sleep(0.2)
+        subprocess.run(["scancel", "--signal=USR1", job], check=True, timeout=30)
+        deadline = time.monotonic() + 120
+        while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
+            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout.strip():
+        assert time.monotonic() < deadline, "the cancelled job did not leave the queue"
+        time.sleep(0.3)
+    assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
+    _sbatch(slurm, "--mem=2G", *args)
+    logs = (slurm / "nn.out").read_text()
+    assert logs.index("signal received") < logs.index("resuming after epoch"), logs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
+
+
+def _job_info(job: str) -> str:
+    return subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=30).stdout

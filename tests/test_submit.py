@@ -187,3 +187,29 @@ def _cmdline(pid: str) -> bytes:
             return fh.read()
     except OSError:
         return b""
+
+
+def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp_path):
+    """`python -m hpcflow.submit.requeue JOB DIR` (what the MPI/GPU templates run): `nn` for network jobs, `run`
+    otherwise; --resume only for a directory whose checkpoint belongs to an interrupted run."""
+    from hpcflow.submit.requeue import command
+
+    flow, nn = tmp_path / "flow.toml", tmp_path / "nn.toml"
+    flow.write_text(JOB)
+    nn.write_text('[job]\nkind = "nn"\n')
+    d = tmp_path / "d"
+    assert command(str(flow), str(d)) == ["run"] and command(str(nn), str(d)) == ["nn"]
+    d.mkdir()
+    (d / "checkpoint.h5").write_bytes(b"")
+    assert command(str(flow), str(d)) == ["run", "--resume"]  # preempted flows write no summary.json
+    assert command(str(nn), str(d)) == ["nn"]  # not its checkpoint
+    (d / "checkpoint.pt").write_bytes(b"")
+    for status, resume in (("preempted", True), ("finished", False), ("diverged", False)):
+        (d / "summary.json").write_text(json.dumps({"status": status}))
+        assert command(str(nn), str(d)) == (["nn", "--resume"] if resume else ["nn"])
+        assert command(str(flow), str(d)) == (["run", "--resume"] if resume else ["run"])
+    (d / "summary.json").write_text("{not json")
+    assert command(str(nn), str(d)) == ["nn"]  # the run itself refuses the directory, with the reason
+    r = subprocess.run([sys.executable, "-m", "hpcflow.submit.requeue", str(nn), str(tmp_path / "none")],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert r.returncode == 0 and r.stdout == "nn\n"
