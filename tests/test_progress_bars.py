@@ -93,13 +93,10 @@ def test_flow_steps_and_training_epochs_draw_bars_on_a_terminal_only(tmp_path):
     r, text = _job(tmp_path, *flow, "--out", tmp_path / "f1", tty=True)
     assert r.returncode == 0, r.stderr
     assert "flow[gaussian]" in text and "7/7" in text and "step" in text
-    r, _ = _job(tmp_path, *flow, "--out", tmp_path / "f2", tty=False)
-    assert r.returncode == 0 and "7/7" not in r.stderr
     r, text = _job(tmp_path, *flow, "--out", tmp_path / "f3", "--quiet", tty=True)
     assert r.returncode == 0 and "7/7" not in text
     nn = ("nn", os.path.join(root, "nn_smoke.toml"), "--set", "training.epochs=2", "--force")
     r, text = _job(tmp_path, *nn, "--out", tmp_path / "n1", tty=True)
     assert r.returncode == 0, r.stderr
     assert "training" in text and "2/2" in text and "epoch" in text
-    r, _ = _job(tmp_path, *nn, "--out", tmp_path / "n2", tty=False)
-    assert r.returncode == 0 and "2/2" not in r.stderr
+    # on a pipe the bars stay silent: the sampling run above (the same hpcflow.progress bar as these)

@@ -138,14 +138,14 @@ NN_JOB = """
 [job]
 kind = "nn"
 [geometry]
-n_train = 12000
+n_train = 8000
 n_val = 500
 seed = 3
 [model]
 depth = 2
 width = 8
 [training]
-epochs = 60
+epochs = 30
 batch_size = 200
 lr = 1e-3
 threads = 1
@@ -191,7 +191,7 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     logs = (slurm / "nn.out").read_text()
     assert logs.index("signal received") < logs.index("resuming after epoch"), logs
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 30 and summary["ranks"] == 2
 
 
 def _job_info(job: str) -> str:
