@@ -114,8 +114,10 @@ def test_completeness_contract(tmp_path, runs):
         with open(d / "summary.json", "w") as fh:
             json.dump({**s, "checkpoint_step": step}, fh)
         assert completeness(d)[0] is complete
+    (d / "summary.json").write_text("{cut short")
+    assert completeness(d) == (False, "summary.json is not a JSON object (damaged); rerun the job with --force")
     os.remove(d / "summary.json")
-    assert completeness(d)[0] is False
+    assert completeness(d)[0] is False and "no summary.json" in completeness(d)[1]
 
 
 def test_report_of_nothing_is_one_line_exit_2(tmp_path):

@@ -142,6 +142,8 @@ def completeness(run_dir) -> tuple[bool, str]:
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint."""
     run_dir = os.fspath(run_dir)
     summary = read_summary(run_dir)
+    if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
+        return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
     if summary is None:
         return False, "no summary.json (interrupted run; continue it with --resume)"
     if summary.get("status") == "preempted":
