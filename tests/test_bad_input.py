@@ -148,6 +148,20 @@ def test_set_value_is_one_toml_value_or_refused(text):
         parse_override(text)
 
 
+def test_an_error_in_an_overridden_value_names_the_set(capsys):
+    """The job file is fine; the refused value came from --set: the one line says so (and only then)."""
+    from hpcflow.cli import main
+
+    job = str(ROOT / "jobs" / "quickstart.toml")
+    for text, words in (("flow.dt=x", "[flow].dt"), ("flow.dt=-1", "[flow].dt"), ("flow.dtt=1", "[flow].dtt"),
+                        ("geometry.n_train=0", "n_train")):
+        assert main(["run", job, "--out", "unused", "--check", "--set", "flow.steps=3", "--set", text]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.rstrip().endswith(f"(from --set {text})") and "flow.steps" not in err, err
+    assert main(["run", job, "--out", "unused", "--check", "--set", "foo=1"]) == 2
+    assert "expected SECTION.KEY=VALUE" in capsys.readouterr().err
+
+
 def test_deeply_nested_values_are_config_errors(tmp_path):
     from hpcflow.jobs.schema import read_toml
 

@@ -57,7 +57,21 @@ def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
 
 
 def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
-    """As `load`, and the validated optional sections (`EXTRA_SECTIONS`) present in the file: (module, cfg, extras)."""
+    """As `load`, and the validated optional sections (`EXTRA_SECTIONS`) present in the file: (module, cfg, extras).
+
+    An error about a key that an override set names that `--set` too (the file itself may be fine)."""
+    try:
+        return _load_with_extras(path, overrides, ranks=ranks, memory_check=memory_check)
+    except ConfigError as exc:
+        for text in overrides or ():
+            section, _, key = text.split("=", 1)[0].strip().partition(".")
+            name = f"[{section}].{key}"
+            if key and (f"{name} " in str(exc) or str(exc).rstrip().endswith(name)):
+                raise ConfigError(f"{exc} (from --set {text})") from None
+        raise
+
+
+def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
     from hpcflow.resources import check_environment
 
     check_environment()
