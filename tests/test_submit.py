@@ -209,7 +209,8 @@ def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp
         assert command(str(nn), str(d)) == (["nn", "--resume"] if resume else ["nn"])
         assert command(str(flow), str(d)) == (["run", "--resume"] if resume else ["run"])
     (d / "summary.json").write_text("{not json")
-    assert command(str(nn), str(d)) == ["nn"]  # the run itself refuses the directory, with the reason
+    assert command(str(nn), str(d)) == ["nn", "--resume"]  # no readable summary: interrupted (a plain rerun is
+    # refused there with a pointer to --resume)
     r = subprocess.run([sys.executable, "-m", "hpcflow.submit.requeue", str(nn), str(tmp_path / "none")],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert r.returncode == 0 and r.stdout == "nn\n"

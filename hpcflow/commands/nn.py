@@ -67,7 +67,7 @@ def _prepare(args, comm):
         from hpcflow.nn.checkpoint import CHECKPOINT
 
         outputs = registry.OUTPUTS["nn"]  # the checkpoint among them
-        if _interrupted(args.out) and not args.force:
+        if output.interrupted(args.out, CHECKPOINT) and not args.force:
             raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no finished "
                                   "summary.json); continue it with --resume, or pass --force to start over")
         outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
@@ -100,22 +100,6 @@ def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
     if comm.Get_rank() == 0:
         print(f"hpcflow nn: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
-
-
-def _interrupted(outdir: str) -> bool:
-    """A network checkpoint beside no summary.json, or beside one whose status is "preempted"."""
-    import json
-
-    from hpcflow.nn.checkpoint import CHECKPOINT
-
-    if not os.path.isfile(os.path.join(outdir, CHECKPOINT)):
-        return False
-    try:
-        with open(os.path.join(outdir, "summary.json"), encoding="utf-8") as fh:
-            summary = json.load(fh)
-    except (OSError, ValueError):
-        return True
-    return not isinstance(summary, dict) or summary.get("status") == "preempted"
 
 
 def _remove_if_only_job(outdir: str) -> None:

@@ -60,6 +60,19 @@ def nearest_existing(path: str) -> str:
     return p
 
 
+def interrupted(path, checkpoint: str) -> bool:
+    """Whether directory `path` holds an interrupted run: its `checkpoint` file beside no readable summary.json, or
+    beside one whose status is "preempted" (what --resume continues)."""
+    if not os.path.isfile(os.path.join(path, checkpoint)):
+        return False
+    try:
+        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except (OSError, ValueError):
+        return True
+    return not isinstance(summary, dict) or summary.get("status") == "preempted"
+
+
 def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
@@ -67,16 +80,16 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     (anything but debris of interrupted writes) without force, one where an output file (summary.json,
     job.toml, `outputs`) is a directory, an unwritable directory, or a missing directory whose nearest
     existing ancestor is not a writable directory. An empty directory (e.g. left by a killed run) is accepted;
-    one with a checkpoint but no summary.json is an interrupted run, refused with a pointer to --resume.
+    one with a checkpoint but no readable summary.json (`interrupted`) is refused with a pointer to --resume.
     """
     path = check_path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
     if os.path.isdir(path):
         results = [e for e in os.listdir(path) if not _is_debris(e)]
-        if results and not force and "checkpoint.h5" in results and "summary.json" not in results:
-            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no summary.json); continue "
-                                  "it with --resume, or pass --force to start over")
+        if results and not force and interrupted(path, "checkpoint.h5"):
+            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no finished summary.json); "
+                                  "continue it with --resume, or pass --force to start over")
         if results and not force:
             raise OutputPathError(
                 f"--out {path} already holds results; choose another --out or pass --force to overwrite them"

@@ -123,7 +123,7 @@ def _check_train_state(state: dict, batches: int) -> None:
     for k in ("order", "torch"):
         if not torch.is_tensor(train["rng"][k]):
             raise TypeError(f"train.rng.{k}")
-    train["rng"]["numpy"]
+    train["rng"]["numpy"]  # present (KeyError otherwise)
     for k in ("loss_sum", "loss_count", "seconds"):
         float(train["partial"][k])
     epoch, hist = counts["epoch"], train["history"]
