@@ -201,6 +201,7 @@ def test_run_tiny_flow_job_end_to_end(tmp_path):
     (("name = \"delta\"", "name = \"delta\"\nengine = \"numba\""), "[kernel].engine"),
     (("name = \"delta\"", "name = \"gaussian\"\nwidth = 0.5\nengine = \"fortran\""), "[kernel].engine"),
     (("kind = \"flow\"", "kind = \"flwo\""), "[job].kind"),
+    (("chart = [0, 1]", "chart = [0, 1]\npsi = 0.5"), "[geometry].psi"),  # psi of a Fermat job: meant Dwork
 ])
 def test_run_rejects_bad_job_before_any_work(tmp_path, change, key):
     job = _write(tmp_path, TINY.replace(*change))
@@ -236,6 +237,9 @@ def test_clustering_table_builds_blocks_and_full_halo_equals_one_block(tmp_path)
         return flow_job.run(cfg, out)
 
     plain = run("", "plain.toml")
+    # "none" unsets an optional key, as if the table had no method (what --set clustering.method=none gives)
+    off = run("[clustering]\nmethod = \"none\"\nn_clusters = 3\nhalo_cutoff = \"none\"\n", "off.toml")
+    assert off["n_blocks"] is None and off["sigma_train_final"] == plain["sigma_train_final"]
     clustered = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\n", "clustered.toml")
     halo = run("[clustering]\nmethod = \"full\"\nn_clusters = 3\nhalo_cutoff = 1.5708\n", "halo.toml")
     assert plain["n_blocks"] is None and clustered["n_blocks"] == 3 == halo["n_blocks"]
@@ -276,6 +280,18 @@ def test_bad_set_is_one_line_exit_2_before_any_work(tmp_path, override, words):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], r.stderr
     assert not out.exists()
+
+
+def test_none_unsets_only_optional_keys_without_a_none_choice(tmp_path):
+    """clip (default None) given as "none" is unset; "none" for a key with a default, or for a required key, is
+    still a type error naming the key; a key whose choices include "none" keeps it as its value."""
+    cfg = load_job(_write(tmp_path, '[job]\nkind = "x"\n[flow]\ndt = 0.1\nclip = "none"\n'), SCHEMA)
+    assert cfg["flow"]["clip"] is None
+    for body, key in (('dt = "none"', "[flow].dt"), ('dt = 0.1\nsteps = "none"', "[flow].steps")):
+        with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+            load_job(_write(tmp_path, f'[job]\nkind = "x"\n[flow]\n{body}\n'), SCHEMA)
+    own = {**SCHEMA, "flow": {**SCHEMA["flow"], "norm": Field(str, None, choices=("none", "row"))}}
+    assert load_job(_write(tmp_path, '[job]\nkind = "x"\n[flow]\ndt = 0.1\nnorm = "none"\n'), own)["flow"]["norm"] == "none"
 
 
 def test_parse_override_reads_toml_values():

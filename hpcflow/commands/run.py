@@ -112,7 +112,8 @@ def add_job_arguments(p, job_help: str) -> None:
     p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
     p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3")
+                   help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3; "
+                        "none unsets an optional key (--set clustering.method=none)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
     p.add_argument("--check", action="store_true",
                    help="validate the job, its memory estimate and --out, then stop (nothing written)")

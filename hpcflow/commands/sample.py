@@ -41,6 +41,8 @@ def check_arguments(args) -> dict:
     psi = complex(args.psi)
     for part in (psi.real, psi.imag):
         validate_field("--psi", part, MANIFOLD_FIELDS["psi"])
+    if psi and cfg.get("manifold", "fermat") == "fermat":
+        raise ConfigError("--psi applies to --manifold dwork only; add --manifold dwork or drop --psi")
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
     check_resources({"sample": cfg}, "sample", force=getattr(args, "no_memory_check", False),
                     source=f"--n {cfg['n']} --dim {cfg['dim']}")

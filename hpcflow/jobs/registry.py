@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import apply_overrides, read_toml, validate
+from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, validate
 
 #: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
 KINDS = {
@@ -91,6 +91,7 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
             extras[section] = importlib.import_module(modname).validate_section(
                 data.pop(section), module.SCHEMA, source=source, kind=job["kind"])
     cfg = validate(data, module.SCHEMA, source=source)
+    check_manifold(cfg, source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:
         check(cfg, source)

@@ -147,8 +147,15 @@ def validate_field(where: str, value, field: Field):
     return value
 
 
+def _unsets(value, field: Field) -> bool:
+    """An optional key (default None) given as the word "none" is unset, as if absent (so `--set
+    clustering.method=none` switches clustering off); not where "none" is one of the key's own choices."""
+    return value == "none" and field.default is None and "none" not in (field.choices or ())
+
+
 def validate(data: dict, schema: dict, *, source: str = "job") -> dict:
-    """Validate a parsed job dict against `schema`; return {section: {key: value}} with defaults filled."""
+    """Validate a parsed job dict against `schema`; return {section: {key: value}} with defaults filled (an
+    optional key given as "none" is unset)."""
     for section, table in data.items():
         if section not in schema:
             known = ", ".join(f"[{s}]" for s in schema)
@@ -165,7 +172,9 @@ def validate(data: dict, schema: dict, *, source: str = "job") -> dict:
         values = {}
         for key, field in fields.items():
             where = f"{source}: [{section}].{key}"
-            if key in table:
+            if key in table and _unsets(table[key], field):
+                values[key] = None
+            elif key in table:
                 values[key] = validate_field(where, table[key], field)
             elif field.required:
                 raise ConfigError(f"{where} is required but missing; add it to the job file")
@@ -293,5 +302,14 @@ MANIFOLD_FIELDS = {
     "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
     "dim": Field(int, 3, lo=1, hi=MAX_DIM, help="complex dimension; 3 = the quintic in P^4"),
     "psi": Field(float, 0.0, lo=-MAX_PSI, hi=MAX_PSI,
-                 help="Dwork parameter psi (real), ignored for fermat; roots lose accuracy for larger |psi|"),
+                 help="Dwork parameter psi (real), dwork only; roots lose accuracy for larger |psi|"),
 }
+
+
+def check_manifold(cfg: dict, source: str) -> None:
+    """A nonzero psi in a section of MANIFOLD_FIELDS with manifold = "fermat" is refused: psi belongs to the
+    Dwork family (whose psi = 0 member is the Fermat quintic), and a job that names it surely meant that family."""
+    for section, table in cfg.items():
+        if isinstance(table, dict) and table.get("manifold") == "fermat" and table.get("psi"):
+            raise ConfigError(f"{source}: [{section}].psi = {table['psi']:g} applies to manifold = 'dwork' only; "
+                              f"set [{section}].manifold = \"dwork\" or remove psi")
