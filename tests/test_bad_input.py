@@ -154,7 +154,7 @@ def test_an_error_in_an_overridden_value_names_the_set(capsys):
 
     job = str(ROOT / "jobs" / "quickstart.toml")
     for text, words in (("flow.dt=x", "[flow].dt"), ("flow.dt=-1", "[flow].dt"), ("flow.dtt=1", "[flow].dtt"),
-                        ("geometry.n_train=0", "n_train")):
+                        ("geometry.n_train=0", "n_train"), ("training.lr=3e-3", "unknown section [training]")):
         assert main(["run", job, "--out", "unused", "--check", "--set", "flow.steps=3", "--set", text]) == 2
         err = capsys.readouterr().err
         assert words in err and err.rstrip().endswith(f"(from --set {text})") and "flow.steps" not in err, err

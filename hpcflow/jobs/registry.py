@@ -66,7 +66,8 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
         for text in overrides or ():
             section, _, key = text.split("=", 1)[0].strip().partition(".")
             name = f"[{section}].{key}"
-            if key and (f"{name} " in str(exc) or str(exc).rstrip().endswith(name)):
+            if key and (f"{name} " in str(exc) or str(exc).rstrip().endswith(name)
+                        or f"unknown section [{section}];" in str(exc)):
                 raise ConfigError(f"{exc} (from --set {text})") from None
         raise
 
