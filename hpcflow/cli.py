@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcflow", description="Metric flows with neural networks on Calabi-Yau manifolds.")
     parser.add_argument("--version", action="version", version=f"hpcflow {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for modname in COMMANDS:
         importlib.import_module(modname).register(sub)
     return parser
@@ -48,11 +48,11 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         msg = " ".join(str(exc).split())
-        print(f"hpcflow {args.command}: error: {msg}", file=sys.stderr)
+        print(f"hpcflow {args.verb}: error: {msg}", file=sys.stderr)
         return exc.exit_status
     except RunStop as exc:
         msg = " ".join(str(exc).split())
-        print(f"hpcflow {args.command}: stopped: {msg}", file=sys.stderr)
+        print(f"hpcflow {args.verb}: stopped: {msg}", file=sys.stderr)
         return exc.exit_status
 
 
