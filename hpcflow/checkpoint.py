@@ -34,6 +34,7 @@ from hpcflow.atomic import atomic_file
 from hpcflow.errors import ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
+from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.reduce import any_true, gather_row_blocks
 
@@ -152,8 +153,8 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
         for key in sorted(set(a) | set(b)):
             if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key)):
                 raise ConfigError(f"{path}: [{section}].{key} = {b.get(key)!r} differs from the checkpoint's "
-                                  f"{a.get(key)!r}; only [flow].steps and [checkpoint] may change on --resume "
-                                  "(or start a new --out)")
+                                  f"{a.get(key)!r}; only [flow].steps and [checkpoint] may change on --resume: "
+                                  f"resume with {set_arg(section, key, a.get(key))} (or start a new --out)")
 
 
 class CheckpointWriter:

@@ -1,6 +1,7 @@
 """Flow checkpoints: rows from any split of ranks land in global order; atomic replacement; SIGTERM; resume."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -97,6 +98,19 @@ def test_resume_refuses_other_jobs_and_damaged_files(tmp_path):
         load_resume(bad)
     with pytest.raises(InputFileError):
         load_resume(tmp_path / "none.h5")
+
+
+def test_a_refused_resume_names_the_set_that_restores_an_unset_key():
+    from hpcflow.experiments.flow_job import SCHEMA
+    from hpcflow.jobs.schema import apply_overrides, validate
+
+    saved = {"clustering": {"method": "full", "halo_cutoff": None}}
+    with pytest.raises(ConfigError, match=r"resume with --set clustering.halo_cutoff=none ") as exc:
+        check_resumable(saved, {"clustering": {"method": "full", "halo_cutoff": 0.3}}, "x")
+    text = str(exc.value).split("resume with --set ")[1].split(" ")[0]
+    job = {"job": {"kind": "flow"}, "kernel": {"name": "delta"}, "flow": {"dt": 1.0},
+           "clustering": {"method": "full", "halo_cutoff": 0.3}}
+    assert validate(apply_overrides(job, [text]), SCHEMA)["clustering"]["halo_cutoff"] is None
 
 
 def test_resume_of_a_checkpoint_older_than_a_job_key(tmp_path):
@@ -197,6 +211,10 @@ def test_resume_below_the_checkpoint_step_and_changed_jobs_are_refused_with_chec
             assert main(["run", str(job), "--out", str(out), "--resume", *extra, *check]) == 2
             err = capsys.readouterr().err
             assert ("flow.steps=N, N >= 3" if "flow.steps=2" in extra else "[kernel].width") in err, err
+    # the refusal names the --set that restores the checkpoint's value, and that --set is accepted
+    suggested = re.search(r"resume with (--set \S+)", err).group(1).split(" ")
+    assert suggested == ["--set", "kernel.width=0.05"], err
+    assert main(["run", str(job), "--out", str(out), "--resume", "--check", *extra, *suggested]) == 0
     assert ((out / "checkpoint.h5").read_bytes(), (out / "summary.json").read_bytes()) == before
     assert main(["run", str(job), "--out", str(out), "--resume", "--check"]) == 0
     (out / ".checkpoint.h5.tmp-0123abcd").write_bytes(b"a write cut short")

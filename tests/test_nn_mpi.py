@@ -7,6 +7,7 @@ a resumed run repeats the uninterrupted one bit for bit at the same rank count.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,9 +187,14 @@ def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys)
     assert main(["nn", job, "--out", d]) == 2
     assert "--resume" in capsys.readouterr().err
     # a changed job is refused in one line, before any work, nothing touched
-    assert main(["nn", job, "--out", d, "--resume", "--set", "training.lr=1e-3"]) == 2
+    assert main(["nn", job, "--out", d, "--resume", "--set", "training.lr=1e-3", "--set", "model.width=9"]) == 2
     err = capsys.readouterr().err
     assert "[training].lr" in err and len(err.strip().splitlines()) == 1
+    # ... naming the --set arguments that restore the checkpoint's job, which --check then accepts
+    restore = re.search(r"resume with ((--set \S+ ?)+)", err).group(1).split()
+    assert restore == ["--set", "model.width=8", "--set", "training.lr=0.003"], err  # the job file's values
+    assert main(["nn", job, "--out", d, "--resume", "--set", "training.lr=1e-3", "--set", "model.width=9",
+                 *restore, "--check"]) == 0
     assert main(["nn", job, "--out", d, "--resume", "--set", "training.epochs=1"]) == 2
     assert "epochs" in capsys.readouterr().err
     assert {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)} == before

@@ -57,6 +57,12 @@ def value(v, *, nonfinite: bool = False) -> str:
     raise ValueError(f"{type(v).__name__} value {v!r} cannot be written to TOML")
 
 
+def set_arg(section: str, name: str, v) -> str:
+    """The `--set SECTION.KEY=VALUE` that gives a job key the value v (`none` unsets it), e.g. for a refusal
+    that tells how to match a checkpoint's job."""
+    return f"--set {section}.{name}={'none' if v is None else value(v)}"
+
+
 def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
     """The job configuration {section: {key: value}} as TOML text, after `header` written as # comments.
 

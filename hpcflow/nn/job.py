@@ -17,6 +17,7 @@ from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
                                  chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
+from hpcflow.jobs.toml_out import set_arg
 
 LOG_PREFIX = "hpcflow nn:"
 #: below this many rows per rank and step, a step's fixed costs (~0.1-0.3 ms, two collectives) outweigh the
@@ -198,10 +199,12 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
                              f"{RESTART}") from None
     if resume_key(old) != resume_key(cfg):
         a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
-        diff = sorted(f"[{sec}].{k}" for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
+        diff = sorted((sec, k) for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
                       if a.get(sec, {}).get(k) != b.get(sec, {}).get(k))
-        raise ConfigError(f"{path}: the job differs from the checkpoint's in {', '.join(diff)}; --resume may "
-                          "change only [training].epochs and [checkpoint] (start a new --out instead)")
+        restore = " ".join(set_arg(sec, k, a.get(sec, {}).get(k)) for sec, k in diff)
+        raise ConfigError(f"{path}: the job differs from the checkpoint's in "
+                          f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
+                          f"[training].epochs and [checkpoint]: resume with {restore} (or start a new --out)")
     done = int(state["train"]["epoch"])
     if cfg["training"]["epochs"] < done:
         raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = "
