@@ -143,6 +143,7 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
     def allowed(section, key):
         return any(s == section and (k is None or k == key) for s, k in RESUMABLE_CHANGES)
 
+    diff = []
     for section in sorted(set(saved) | set(cfg)):
         a, b = saved.get(section, {}), cfg.get(section, {})
         if not isinstance(a, dict) or not isinstance(b, dict):
@@ -150,11 +151,14 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
                 raise ConfigError(f"{path}: [{section}] differs from the checkpoint's job; resume with the same job "
                                   "or start a new --out")
             continue
-        for key in sorted(set(a) | set(b)):
-            if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key)):
-                raise ConfigError(f"{path}: [{section}].{key} = {b.get(key)!r} differs from the checkpoint's "
-                                  f"{a.get(key)!r}; only [flow].steps and [checkpoint] may change on --resume: "
-                                  f"resume with {set_arg(section, key, a.get(key))} (or start a new --out)")
+        diff += [(section, key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
+                 if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key))]
+    if diff:
+        section, key, old, new = diff[0]
+        more = f" (and {', '.join(f'[{s}].{k}' for s, k, _, _ in diff[1:])})" if len(diff) > 1 else ""
+        raise ConfigError(f"{path}: [{section}].{key} = {new!r} differs from the checkpoint's {old!r}{more}; only "
+                          "[flow].steps and [checkpoint] may change on --resume: resume with "
+                          f"{' '.join(set_arg(s, k, v) for s, k, v, _ in diff)} (or start a new --out)")
 
 
 class CheckpointWriter:

@@ -104,9 +104,10 @@ def test_a_refused_resume_names_the_set_that_restores_an_unset_key():
     from hpcflow.experiments.flow_job import SCHEMA
     from hpcflow.jobs.schema import apply_overrides, validate
 
-    saved = {"clustering": {"method": "full", "halo_cutoff": None}}
-    with pytest.raises(ConfigError, match=r"resume with --set clustering.halo_cutoff=none ") as exc:
-        check_resumable(saved, {"clustering": {"method": "full", "halo_cutoff": 0.3}}, "x")
+    saved = {"clustering": {"method": "full", "halo_cutoff": None}, "flow": {"dt": 1.0}}
+    with pytest.raises(ConfigError, match=r"resume with --set clustering.halo_cutoff=none --set flow.dt=1.0 ") as exc:
+        check_resumable(saved, {"clustering": {"method": "full", "halo_cutoff": 0.3}, "flow": {"dt": 2.0}}, "x")
+    assert "(and [flow].dt)" in str(exc.value)
     text = str(exc.value).split("resume with --set ")[1].split(" ")[0]
     job = {"job": {"kind": "flow"}, "kernel": {"name": "delta"}, "flow": {"dt": 1.0},
            "clustering": {"method": "full", "halo_cutoff": 0.3}}
