@@ -292,6 +292,15 @@ def test_check_flag_validates_and_writes_nothing(tmp_path):
     r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", "--set",
                  "geometry.n_train=1000000000000", cwd=tmp_path)
     assert r.returncode == 2 and "estimated peak memory" in r.stderr and not (tmp_path / "new").exists()
+    # a GPU job checked on a node without one is accepted (login node) with a warning; the run itself refuses it
+    from hpcflow.backend import gpu_available
+
+    r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", cwd=tmp_path,
+                 env={"HPCFLOW_BACKEND": "cupy"})
+    assert r.returncode == 0 and ("no usable GPU" in r.stdout) == (not gpu_available()), r.stdout
+    assert "backend numpy" in _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", cwd=tmp_path,
+                                       env={"HPCFLOW_BACKEND": "numpy"}).stdout
+    assert not (tmp_path / "new").exists()
 
 
 def test_killed_run_leaves_a_directory_that_a_rerun_accepts(tmp_path):

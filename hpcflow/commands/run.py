@@ -31,7 +31,7 @@ def _run(args, comm) -> int:
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; nothing run")
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {_backend_note()}; nothing run")
         return 0
     if resume:
         output.remove_debris(args.out)
@@ -60,6 +60,17 @@ def _run(args, comm) -> int:
     if comm.Get_rank() == 0:
         print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
+
+
+def _backend_note() -> str:
+    """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal)."""
+    from hpcflow.backend import gpu_available
+
+    want = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
+    gpu = gpu_available()
+    if want == "cupy" and not gpu:
+        return "backend cupy, but this node has no usable GPU (CuPy): run it on a GPU node"
+    return f"backend {'cupy' if want == 'cupy' or (want == 'auto' and gpu) else 'numpy'}"
 
 
 def _prepare(args, comm):
