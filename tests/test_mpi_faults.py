@@ -10,6 +10,7 @@ import time
 
 import h5py
 import numpy as np
+import pytest
 
 from test_parallel import mpiexec
 
@@ -146,3 +147,29 @@ def test_crash_between_checkpoint_and_summary(tmp_path, monkeypatch, capsys):
     assert main(["run", str(job), "--out", str(out), "--resume"]) == 0
     assert completeness(out) == (True, "")
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_sigusr1_stops_a_job_kind_without_checkpoints_at_once(tmp_path, ranks):
+    """Slurm's warning signal before the time limit (SIGUSR1) ends a noise scan (no checkpoints) at once with the
+    signal's status and no partial output, at 1 rank and under mpiexec, although MPI_Init took the signal over."""
+    out = tmp_path / "out"
+    job = os.path.join(os.path.dirname(__file__), "..", "jobs", "noise_scan_gaussian.toml")
+    cmd = [sys.executable, "-m", "hpcflow", "run", job, "--out", str(out), "--set", "flow.steps=400", "--quiet"]
+    proc = subprocess.Popen(([mpiexec(), "-n", str(ranks)] if ranks > 1 else []) + cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and len(_ranks_of(out)) == ranks):  # validated: the scan is under way
+            assert proc.poll() is None and time.monotonic() < deadline, "the scan did not start"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        for pid in _ranks_of(out):
+            os.kill(pid, signal.SIGUSR1)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc != 0 and (ranks > 1 or rc == -signal.SIGUSR1), rc
+    assert not any(out.iterdir())  # nothing written: no noise_scan.h5, no summary.json

@@ -7,7 +7,9 @@ abort-on-error guard that ends every rank when one raises, and threads per rank.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from contextlib import contextmanager
 
@@ -106,8 +108,20 @@ def resolve(comm=None):
         if MPI is None:
             _DEFAULT = SerialComm()
         else:
+            default_stop_signals()
             _DEFAULT = MPI.COMM_WORLD.Dup() if MPI.COMM_WORLD.Get_size() > 1 else SerialComm()
     return _DEFAULT
+
+
+def default_stop_signals() -> None:
+    """Give SIGTERM and SIGUSR1 back their default action (stop at once, status 128+N) where Python's view is the
+    default: MPI_Init (MPICH) installs a C handler that swallows SIGUSR1, the signal Slurm sends before the time
+    limit. Handlers set in Python (a checkpoint writer, submitit) are kept; only the main thread can do this."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def rank(comm=None) -> int:
