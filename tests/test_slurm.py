@@ -134,6 +134,37 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
 
 
+def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm):
+    """hpcflow submit --executor slurm on 2 ranks: submitit's USR2 writes the checkpoint and the job is requeued,
+    after every rank left MPI. A rank killed inside MPI by the requeue leaves its /dev/shm/mpich_shm_* segment, which
+    the requeued step (same job and step id) opens again: its MPI_Init failed and the job never resumed. (The
+    requeued job is cancelled here: Slurm holds it back for minutes, BeginTime.)"""
+    (slurm / "long.toml").write_text(JOB.replace("n_train = 90", "n_train = 3000").replace("steps = 3", "steps = 400")
+                                     .split("[tune]")[0] + "[checkpoint]\nevery = 1\n")
+    shm = set(os.listdir("/dev/shm"))
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/p", "--executor",
+                        "slurm", "--ntasks-per-node", "2", "--time", "5"], cwd=slurm, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    try:
+        deadline = time.monotonic() + 120
+        while not (slurm / "runs" / "p" / "checkpoint.h5").exists():
+            assert time.monotonic() < deadline, _job_info(job)
+            time.sleep(0.2)
+        subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
+        deadline = time.monotonic() + 120
+        while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
+            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
+    assert "checkpoint of step" in err and "continue with --resume" in err, err
+    leaked = sorted(n for n in set(os.listdir("/dev/shm")) - shm if n.startswith("mpich_shm"))
+    assert not leaked, leaked
+
+
 NN_JOB = """
 [job]
 kind = "nn"

@@ -2,14 +2,16 @@
 
 Preemption: Slurm sends submitit's signal (USR2) before the time limit; it is handed to the run's checkpoint
 handler (SIGUSR1), the run writes a checkpoint and stops with exit status 4, and the job is requeued through
-submitit with `--resume` added. A command without a checkpoint handler is requeued at once, as it was submitted
-(a flow or network run preempted before its first checkpoint, a kind without checkpoints).
+submitit with `--resume` added, after every rank has left MPI. A command without a checkpoint handler (a flow or
+network run preempted before its first checkpoint, a kind without checkpoints) is requeued at once, as it was
+submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import submitit
 
@@ -44,6 +46,24 @@ def resume_argv(argv: list) -> list | None:
     return argv
 
 
+def _world_size() -> int:
+    from hpcflow.parallel.comm import size
+
+    return size()
+
+
+def leave_mpi() -> None:
+    """Every rank leaves MPI together (Barrier, Finalize) before rank 0 requeues the job, which kills the step: a rank
+    killed inside MPI leaves its shared-memory segment (/dev/shm/mpich_shm_*) under a name that the requeued step,
+    with the same job and step id, opens again, and its MPI_Init then fails."""
+    from hpcflow.parallel.comm import _mpi
+
+    MPI = _mpi()
+    if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
+        MPI.COMM_WORLD.Barrier()
+        MPI.Finalize()
+
+
 def preemption_signal() -> int:
     return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
 
@@ -61,13 +81,17 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             checkpoint = signal.getsignal(signal.SIGUSR1)
             if callable(checkpoint) and checkpoint is not forward:
                 checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
+            elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail
+                print(f"hpcflow submit: preempted; 'hpcflow {' '.join(argv)}' has no checkpoint to stop at and runs "
+                      "on several ranks, so it is not requeued: submit it again", file=sys.stderr, flush=True)
             elif callable(requeue):
                 requeue(signum, frame)
 
         signal.signal(sig, forward)
         status = main(list(argv))
         if status == EXIT_PREEMPTED and callable(requeue):
-            requeue(sig, None)  # submitit: checkpoint() below, requeue, exit
+            leave_mpi()
+            requeue(sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
         return status
 
     def checkpoint(self, argv: list):  # noqa: D102 - submitit's hook
