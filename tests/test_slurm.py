@@ -147,18 +147,7 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     job = re.search(r"slurm job (\d+):", r.stdout).group(1)
-    try:
-        deadline = time.monotonic() + 120
-        while not (slurm / "runs" / "p" / "checkpoint.h5").exists():
-            assert time.monotonic() < deadline, _job_info(job)
-            time.sleep(0.2)
-        subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
-        deadline = time.monotonic() + 120
-        while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
-            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
-            time.sleep(0.2)
-    finally:
-        subprocess.run(["scancel", job], timeout=30)
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "p" / "checkpoint.h5", "USR2", lambda: _job_info(job))
     err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
     assert "checkpoint of step" in err and "continue with --resume" in err, err
     leaked = sorted(n for n in set(os.listdir("/dev/shm")) - shm if n.startswith("mpich_shm"))
@@ -200,19 +189,8 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     assert r.returncode == 0, r.stdout + r.stderr
     job = r.stdout.strip()
     out = slurm / "runs" / "nn"
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "checkpoint.pt").exists():  # training has begun (a checkpoint every epoch)
-            running = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
-            assert time.monotonic() < deadline and running.strip(), (slurm / "nn.out").read_text()
-            time.sleep(0.2)
-        subprocess.run(["scancel", "--signal=USR1", job], check=True, timeout=30)
-        deadline = time.monotonic() + 120
-        while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
-            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
-            time.sleep(0.2)
-    finally:
-        subprocess.run(["scancel", job], timeout=30)
+    # training has begun when the first checkpoint appears (one every epoch)
+    _signal_and_wait_for_requeue(job, out / "checkpoint.pt", "USR1", lambda: (slurm / "nn.out").read_text())
     deadline = time.monotonic() + 60
     while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout.strip():
         assert time.monotonic() < deadline, "the cancelled job did not leave the queue"
@@ -223,6 +201,24 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     assert logs.index("signal received") < logs.index("resuming after epoch"), logs
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 30 and summary["ranks"] == 2
+
+
+def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log) -> None:
+    """Once `checkpoint` exists, send SIG to the job's step and wait until Slurm holds it requeued (Restarts=1,
+    PENDING); then cancel it. log() says why the job ended early."""
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists():
+            running = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
+            assert time.monotonic() < deadline and running.strip(), log()
+            time.sleep(0.2)
+        subprocess.run(["scancel", f"--signal={sig}", job], check=True, timeout=30)
+        deadline = time.monotonic() + 120
+        while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
+            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
 
 
 def _job_info(job: str) -> str:
