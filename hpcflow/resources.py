@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import resource
 from dataclasses import dataclass, field
 
@@ -135,6 +136,26 @@ def _leading_int(text: str) -> int | None:
     return int(digits) if digits else None
 
 
+def _slurm_mebibytes(text: str) -> int | None:
+    """A Slurm memory size in MiB: a number with an optional K, M (default), G or T suffix (sbatch --mem's units)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", text or "", re.IGNORECASE)
+    if m is None:
+        return None
+    return int(m.group(1)) * {"K": 2**-10, "": 1, "M": 1, "G": 2**10, "T": 2**20}[m.group(2).upper()]
+
+
+def _tasks_on_this_node(env) -> int | None:
+    """This node's entry of SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on nodes 0-2, 1 on node 3), by SLURM_NODEID."""
+    text, node = env.get("SLURM_TASKS_PER_NODE", "").strip(), _leading_int(env.get("SLURM_NODEID", "") or "0")
+    counts = []
+    for part in text.split(",") if text else []:
+        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if m is None:
+            return None
+        counts += [int(m.group(1))] * int(m.group(2) or 1)
+    return counts[node] if node is not None and node < len(counts) else None
+
+
 def local_ranks(ranks: int, environ=None) -> int:
     """Ranks sharing this node's memory: the launcher's local size when it says, else all `ranks`."""
     env = os.environ if environ is None else environ
@@ -142,7 +163,8 @@ def local_ranks(ranks: int, environ=None) -> int:
         n = _leading_int(env.get(var, ""))
         if n:
             return min(n, max(1, ranks))
-    return max(1, ranks)
+    n = _tasks_on_this_node(env)  # set by srun/sbatch whether or not --ntasks-per-node was given
+    return min(n, max(1, ranks)) if n else max(1, ranks)
 
 
 def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[float, str]:
@@ -159,10 +181,10 @@ def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[floa
     cg = cgroup_limit(root)
     if cg is not None:
         found.append((cg / local, "cgroup memory limit"))
-    per_node = _leading_int(env.get("SLURM_MEM_PER_NODE", ""))
+    per_node = _slurm_mebibytes(env.get("SLURM_MEM_PER_NODE", ""))
     if per_node:
         found.append((per_node * 2**20 / local, "SLURM_MEM_PER_NODE"))
-    per_cpu = _leading_int(env.get("SLURM_MEM_PER_CPU", ""))
+    per_cpu = _slurm_mebibytes(env.get("SLURM_MEM_PER_CPU", ""))
     if per_cpu:
         cpus = _leading_int(env.get("SLURM_CPUS_PER_TASK", "")) or 1
         found.append((per_cpu * 2**20 * cpus, "SLURM_MEM_PER_CPU"))

@@ -366,6 +366,15 @@ def test_memory_limit_reads_cgroups_and_slurm(tmp_path):
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "1000"}) == (1000 * 2**20, "SLURM_MEM_PER_NODE")
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "500", "SLURM_CPUS_PER_TASK": "3"}) == (
         1500 * 2**20, "SLURM_MEM_PER_CPU")
+    # sbatch --mem units (M default, K/G/T), and a value that is not a size does not count
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "2G"}) == (2 * 2**30, "SLURM_MEM_PER_NODE")
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "512k"}) == (2**19, "SLURM_MEM_PER_CPU")
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "abc"})[1] != "SLURM_MEM_PER_NODE"
+    # ranks on this node from SLURM_TASKS_PER_NODE ("2(x2),1": 2, 2 and 1 tasks on nodes 0-2) without
+    # --ntasks-per-node: node memory is shared by this node's ranks, not by all 5
+    for node, local in ((1, 2), (2, 1)):
+        env = {"SLURM_MEM_PER_NODE": "1200", "SLURM_TASKS_PER_NODE": "2(x2),1", "SLURM_NODEID": str(node)}
+        assert memory_limit(ranks=5, root=none, environ=env)[0] == 1200 * 2**20 / local
     phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert memory_limit(root=none, environ={})[0] <= phys
 
