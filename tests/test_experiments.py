@@ -214,6 +214,25 @@ widths = [1.0, 1e-5]
     assert rows[1]["gain_train"] > rows[0]["gain_train"]
 
 
+def test_local_limit_under_mpiexec_prints_each_width_once(tmp_path):
+    """At R > 1 every rank runs the whole local-limit job (only rank 0 writes); one result line per width."""
+    import os
+    import subprocess
+    import sys
+
+    from test_parallel import mpiexec
+
+    job = tmp_path / "ll.toml"
+    job.write_text('[job]\nkind = "local_limit"\n[geometry]\nn_train = 60\nn_test = 30\n[flow]\ndt = 0.5\n'
+                   'steps = 2\nloss = "ultralocal"\n[local_limit]\nwidths = [1.0, 0.1]\n')
+    r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out",
+                        str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[1] for line in r.stdout.splitlines() if line.startswith("local_limit:")] == [
+        "width=1", "width=0.1"], r.stdout
+
+
 def test_distance_scaling_job_small(tmp_path):
     import h5py
 

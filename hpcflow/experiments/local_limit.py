@@ -39,7 +39,7 @@ def check(cfg: dict, source: str) -> None:
 
 def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import kernel_flow
-    from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
+    from hpcflow.parallel.comm import SerialComm, is_root  # at R > 1 every rank runs the whole job
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.kernels import GaussianKernel
 
@@ -54,7 +54,9 @@ def run(cfg: dict, outdir) -> dict:
                           callback=progress(f"local_limit[w={w:g}]", every=fl["steps"]))
         row = {"width": w, **flow_summary(res, len(train), 0 if test is None else len(test))}
         rows.append(row)
-        print(f"local_limit: width={w:g} train gain={row['gain_train']:.4g} test gain={row.get('gain_test')}", flush=True)
+        if is_root():  # every rank runs the whole job; one prints
+            print(f"local_limit: width={w:g} train gain={row['gain_train']:.4g} test gain={row.get('gain_test')}",
+                  flush=True)
         data[f"width_{i}/sigma_train"] = res.sigma_train
         data[f"width_{i}/sigma_test"] = res.sigma_test
     data["table/width"] = np.array(ll["widths"], dtype=float)
