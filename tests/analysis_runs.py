@@ -209,3 +209,48 @@ def make_study(directory, run_dir, values):
         trial.set_user_attr("run_dir", run_dir if i == int(np.argmax(values)) else f"trials/{i:04d}")
         study.tell(trial, value)
     return study
+
+
+def interrupted_copy(src, dst) -> str:
+    """A copy of flow run `src` as SIGTERM leaves it: checkpoint.h5 with status "preempted", no summary.json."""
+    import shutil
+
+    import h5py
+
+    shutil.copytree(src, dst)
+    os.remove(os.path.join(dst, "summary.json"))
+    with h5py.File(os.path.join(dst, "checkpoint.h5"), "a") as f:
+        f.attrs["status"] = "preempted"
+    return os.fspath(dst)
+
+
+def extended_copy(src, dst, described: int) -> str:
+    """A copy of finished flow run `src` as if it had finished at step `described`, then been extended with
+    --resume and preempted at its last step: summary.json describes `described`, checkpoint.h5 is further on."""
+    import json
+    import shutil
+
+    import h5py
+
+    shutil.copytree(src, dst)
+    with open(os.path.join(dst, "summary.json"), encoding="utf-8") as fh:
+        s = json.load(fh)
+    with open(os.path.join(dst, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump({**s, "checkpoint_step": described, "steps_taken": described}, fh)
+    with h5py.File(os.path.join(dst, "checkpoint.h5"), "a") as f:
+        f.attrs["status"] = "preempted"
+    return os.fspath(dst)
+
+
+def diverged_run(directory) -> str:
+    """The "flow" job with dt = 2 and no halving: it takes one step and stops at step 2 (exit 3, "diverged")."""
+    os.makedirs(directory, exist_ok=True)
+    job = os.path.join(directory, "flow.toml")
+    with open(job, "w", encoding="utf-8") as fh:
+        fh.write(JOBS["flow"][1])
+    out = os.path.join(directory, "diverged")
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", out, "--quiet", "--set", "flow.dt=2",
+                           "--set", "flow.max_halvings=0", "--set", "flow.steps=10"], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    return out

@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import assert_png, find_line, lines_of, make_study, run_dirs, script
+from analysis_runs import (assert_png, diverged_run, extended_copy, find_line, interrupted_copy, lines_of, make_study,
+                           run_dirs, script)
 
 pytest.importorskip("matplotlib")
 
@@ -189,6 +190,46 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
     only_bytes = {k: v for k, v in loaded[1].items() if k != "step_seconds"}
     (ax,) = histories.plot_per_rank(only_bytes).axes
     find_line(ax, np.arange(1, steps + 1), comm[:, 2])
+
+
+@pytest.fixture(scope="module")
+def unfinished(runs, tmp_path_factory):
+    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json), extended then
+    interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
+    base = tmp_path_factory.mktemp("unfinished")
+    return {"interrupted": interrupted_copy(runs["flow"], base / "interrupted"),
+            "extended": extended_copy(runs["flow"], base / "extended", described=3),
+            "diverged": diverged_run(base)}
+
+
+def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished, tmp_path):
+    from hpcflow.analysis import histories
+
+    steps = len(h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]) - 1
+    with open(os.path.join(unfinished["diverged"], "summary.json")) as fh:
+        div = json.load(fh)
+    div_steps = len(h5(os.path.join(unfinished["diverged"], "checkpoint.h5"), "history/sigma_train")[0]) - 1
+    assert div["status"] == "diverged" and div_steps == 1 and div["stopped"].startswith("step 2: ")
+    marks = {"flow": None,
+             "interrupted": f"incomplete: no summary.json, preempted at step {steps}",
+             "extended": f"incomplete: checkpoint.h5 is at step {steps} but summary.json describes step 3",
+             "diverged": f"diverged after step 1; {div['stopped']}"}
+    dirs = [runs["flow"], *unfinished.values()]
+    proc = script("table1", *dirs, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
+            for r in (tmp_path / "table1.md").read_text().splitlines()[2:]}
+    assert (tmp_path / "table1.md").read_text().startswith("| run | status |")
+    hist = script("sigma_history", *dirs, "--out", tmp_path / "sh")
+    assert hist.returncode == 0, hist.stderr
+    legends = [t.get_text() for t in histories.plot([histories.load(d) for d in dirs]).axes[0].get_legend().get_texts()]
+    for name, mark in marks.items():
+        assert rows[name][1] == (mark or "finished")
+        tag = f"{name} [delta]" + (f" ({mark})" if mark else "")
+        assert re.search(rf"^{re.escape(tag)}: gain train", proc.stdout, flags=re.M), proc.stdout
+        assert re.search(rf"^{re.escape(tag)}: sigma train", hist.stdout, flags=re.M), hist.stdout
+        assert f"{tag} train" in legends
+    assert rows["diverged"][8] == "1" and rows["interrupted"][8] == str(steps)
 
 
 # ---- Optuna study ---------------------------------------------------------------------------------------

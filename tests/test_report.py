@@ -96,8 +96,8 @@ def test_runs_table_numbers_and_status(report, runs):
     # an incomplete run is drawn (marked) but stays out of Table 1
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow |" in table1 and "| flow_gauss |" in table1 and "interrupted" not in table1
-    assert "| table1_delta trial 1 | delta |" in table1  # the study's best trial, its run directory read
-    assert "interrupted [delta] (incomplete): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
+    assert "| table1_delta trial 1 | finished | delta |" in table1  # the study's best trial, its run directory read
+    assert "interrupted [delta] (incomplete: no summary.json): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
 
 
 def test_completeness_contract(tmp_path, runs):
@@ -229,7 +229,14 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
     assert {p for p, _ in res["skipped"]} == {str(cut)}, res["skipped"]
     assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
-    assert "diverged [gaussian]: sigma train" in md and "(0 flow steps)" in md
+    with open(diverged / "summary.json") as fh:
+        stopped = json.load(fh)["stopped"]
+    assert stopped.startswith("step 1: ")
+    mark = f"diverged after step 0; {stopped}"
+    assert f"diverged [gaussian] ({mark}): sigma train" in md and "(0 flow steps)" in md
+    # Table 1 keeps the diverged run, marked in its status column (a finished run says so)
+    table1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert f"| diverged | {mark} | gaussian |" in table1 and "| flow | finished | delta |" in table1
 
 
 def test_report_out_replaces_an_earlier_report_and_refuses_other_files_without_force(tmp_path, runs, capsys):
@@ -273,7 +280,7 @@ def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_
     res = build_report([str(d)], tmp_path / "out")
     assert res["skipped"] == []
     md = open(res["md"], encoding="utf-8").read()
-    line = next(x for x in md.splitlines() if x.startswith("cut (incomplete): sigma train"))
     epochs = len(hist["sigma_val"]) - 1
+    line = next(x for x in md.splitlines() if x.startswith(f"cut (incomplete: preempted at epoch {epochs}): sigma train"))
     assert f"{float(hist['sigma_train'][0]):.4g} -> {float(hist['sigma_train'][-1]):.4g}" in line
     assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line

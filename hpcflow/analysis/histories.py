@@ -14,7 +14,7 @@ import numpy as np
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, label, read_attrs, read_datasets,
-                                     read_summary, training_history)
+                                     read_summary, run_state, training_history)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")
@@ -29,11 +29,11 @@ def _kernel_tag(run_dir, ckpt) -> str:
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
 
-def load(run_dir, *, suffix: str = "") -> dict:
-    """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch)."""
+def load(run_dir) -> dict:
+    """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch); the label
+    marks a run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix)."""
     run_dir = os.fspath(run_dir)
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
-    name = label(run_dir) + _kernel_tag(run_dir, ckpt) + suffix
     if os.path.isfile(ckpt):
         d = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
@@ -46,6 +46,7 @@ def load(run_dir, *, suffix: str = "") -> dict:
         out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch"}
     else:
         raise MissingData(f"{run_dir}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
+    name = label(run_dir) + _kernel_tag(run_dir, ckpt) + run_state(run_dir).suffix()
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
 

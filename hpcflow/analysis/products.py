@@ -67,8 +67,8 @@ def table_1(paths, *, study_name=None, **_):
     return Product({}, {"table1.md": md}, table1.numbers(rows))
 
 
-def sigma_history(paths, *, suffixes=None, **_):
-    runs = [histories.load(p, suffix=(suffixes or {}).get(p, "")) for p in paths]
+def sigma_history(paths, **_):
+    runs = [histories.load(p) for p in paths]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
     for p, r in zip(paths, runs):
         if histories.has_per_rank(r):

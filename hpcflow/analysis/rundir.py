@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -163,6 +164,78 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
                        "(interrupted or extended run; continue it with --resume)")
     return True, ""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run directory says about how its run ended: completeness, status, last step on disk, stop reason."""
+
+    complete: bool
+    reason: str  # why incomplete ("" when complete)
+    status: str  # summary.json `status`, else the data file's `status` attribute ("" when neither says)
+    step: int | None  # last step (flow) or epoch (network) written
+    stopped: str  # why the run stopped early ("" when it did not say)
+    unit: str  # "step" or "epoch"
+
+    def note(self) -> str:
+        """'' for a finished run, else a short mark: 'incomplete: ...', 'diverged after step k; <why>', ..."""
+        at = f"{self.unit} {self.step}" if self.step is not None else ""
+        if not self.complete:
+            short = self.reason.split(" (")[0].split(";")[0]
+            if self.status in ("preempted", "running") and at and at not in short:
+                short += f" at {at}" if self.status in short else f", {self.status} at {at}"
+            return f"incomplete: {short}"
+        if self.status in ("", "finished"):
+            return ""
+        return " ".join(filter(None, (self.status, f"after {at}" if at else ""))) + (
+            f"; {self.stopped}" if self.stopped else "")
+
+    def suffix(self) -> str:
+        """' (note)' for legends and printed lines; '' for a finished run."""
+        note = self.note()
+        return f" ({note})" if note else ""
+
+
+def _state_attrs(path) -> dict:
+    """`status`, `stopped` and `step`/`epoch` attributes of a data file ({} when absent or unreadable)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: f.attrs[k] for k in ("status", "stopped", "step", "epoch") if k in f.attrs}
+    except OSError:
+        return {}
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if not isinstance(value, (bool, np.bool_)) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def run_state(run_dir) -> RunState:
+    """The RunState of a flow or network run directory, from completeness(), summary.json and the attributes of
+    checkpoint.h5 (flow) or nn.h5 (network), which a run writes before its summary."""
+    run_dir = os.fspath(run_dir)
+    complete, reason = completeness(run_dir)
+    summary = read_summary(run_dir) or {}
+    ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
+    flow = os.path.isfile(ckpt)
+    attrs = _state_attrs(ckpt if flow else nn)
+    # a complete run's summary describes its data file; an incomplete one's data file is newer than its summary
+    first, second = (summary, attrs) if complete else (attrs, summary)
+    status = _text(first.get("status")) or _text(second.get("status"))
+    stopped = _text(first.get("stopped")) or _text(second.get("stopped"))
+    step = _int(attrs.get("step" if flow else "epoch"))
+    if step is None:
+        step = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
+    network = not flow and (os.path.isfile(nn) or os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)))
+    return RunState(complete, reason, status, step, stopped, "epoch" if network else "step")
 
 
 def label(run_dir) -> str:

@@ -62,20 +62,17 @@ def collect(paths, *, study_name=None) -> Report:
 
     report = Report([detect(p) for p in paths])
     groups = {name: [] for name in SECTIONS}
-    suffixes = {}
     for info in report.infos:
         if info.kind is None:
             report.skipped.append((info.path, info.reason))
             continue
-        if not info.complete:
-            suffixes[info.path] = " (incomplete)"
         for name in info.products:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
     for name, members in groups.items():
         if members:
-            prod = _run_product(name, members, report.skipped, study_name=study_name, suffixes=suffixes)
+            prod = _run_product(name, members, report.skipped, study_name=study_name)
             if prod is not None:
                 report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines))
     return report
