@@ -118,6 +118,12 @@ def test_completeness_contract(tmp_path, runs):
     assert completeness(d) == (False, "summary.json is not a JSON object (damaged); rerun the job with --force")
     os.remove(d / "summary.json")
     assert completeness(d)[0] is False and "no summary.json" in completeness(d)[1]
+    # a checkpoint.h5 cut short (or not HDF5 at all) beside a finished summary: damaged, not finished
+    shutil.copy(os.path.join(runs["flow"], "summary.json"), d / "summary.json")
+    for cut in (os.path.getsize(d / "checkpoint.h5") // 2, 0):
+        with open(d / "checkpoint.h5", "r+b") as fh:
+            fh.truncate(cut)
+        assert completeness(d) == (False, "checkpoint.h5 unreadable (damaged); rerun the job with --force")
 
 
 def test_report_of_nothing_is_one_line_exit_2(tmp_path):
@@ -229,6 +235,9 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
     assert {p for p, _ in res["skipped"]} == {str(cut)}, res["skipped"]
     assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
+    # the runs table calls it damaged (its summary.json alone would say finished)
+    cut_row = next(r for r in md.splitlines() if r.startswith("| cut |"))
+    assert "| incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force |" in cut_row
     with open(diverged / "summary.json") as fh:
         stopped = json.load(fh)["stopped"]
     assert stopped.startswith("step 1: ")

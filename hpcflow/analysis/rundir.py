@@ -102,16 +102,21 @@ def read_summary(run_dir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+class _Unreadable(Exception):
+    """checkpoint.h5 exists but is not a readable HDF5 file."""
+
+
 def _checkpoint_step(path) -> int | None:
-    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one."""
+    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one (None when it holds
+    neither); _Unreadable when the file cannot be opened (truncated, not HDF5)."""
     try:
         with h5py.File(path, "r") as f:
             if "step" in f.attrs:
                 return int(f.attrs["step"])
             if isinstance(f.get("history/sigma_train"), h5py.Dataset):
                 return int(f["history/sigma_train"].shape[0]) - 1
-    except OSError:
-        return None
+    except (OSError, TypeError, ValueError):  # not HDF5, cut short, or a `step` that is no integer
+        raise _Unreadable(path) from None
     return None
 
 
@@ -140,8 +145,14 @@ def training_history(path, names, *, hint: str) -> dict:
 
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
-    step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint."""
+    step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
+    cannot be read makes the run incomplete (damaged), whatever its summary says."""
     run_dir = os.fspath(run_dir)
+    ckpt = os.path.join(run_dir, CHECKPOINT)
+    try:
+        step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
+    except _Unreadable:
+        return False, "checkpoint.h5 unreadable (damaged); rerun the job with --force"
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
@@ -149,7 +160,6 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, "no summary.json (interrupted run; continue it with --resume)"
     if summary.get("status") == "preempted":
         return False, "preempted (summary status); continue it with --resume"
-    ckpt = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isfile(ckpt):
         pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = _training_epoch(pt) if os.path.isfile(pt) else None
@@ -158,9 +168,8 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, (f"checkpoint.pt is at epoch {epoch} but summary.json describes epoch {done} "
                            "(interrupted or extended run; continue it with hpcflow nn --resume)")
         return True, ""
-    step = _checkpoint_step(ckpt)
-    described = summary.get("checkpoint_step", summary.get("steps_taken"))
-    if step is not None and described is not None and int(described) != step:
+    described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
+    if step is not None and described is not None and described != step:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
                        "(interrupted or extended run; continue it with --resume)")
     return True, ""
