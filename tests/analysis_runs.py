@@ -242,15 +242,16 @@ def extended_copy(src, dst, described: int) -> str:
     return os.fspath(dst)
 
 
-def diverged_run(directory) -> str:
-    """The "flow" job with dt = 2 and no halving: it takes one step and stops at step 2 (exit 3, "diverged")."""
+def diverged_run(directory, name: str = "flow", *, status: int = 3) -> str:
+    """Job `name` of JOBS with dt = 2 and no halving, in directory/diverged_NAME: its flows take one step and stop
+    at step 2 (no positive-definite step); a "flow" job exits 3 ("diverged")."""
     os.makedirs(directory, exist_ok=True)
-    job = os.path.join(directory, "flow.toml")
+    job = os.path.join(directory, f"{name}.toml")
     with open(job, "w", encoding="utf-8") as fh:
-        fh.write(JOBS["flow"][1])
-    out = os.path.join(directory, "diverged")
+        fh.write(JOBS[name][1])
+    out = os.path.join(directory, "diverged" if name == "flow" else f"diverged_{name}")
     proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", out, "--quiet", "--set", "flow.dt=2",
-                           "--set", "flow.max_halvings=0", "--set", "flow.steps=10"], cwd=ROOT, env=env(),
+                           "--set", "flow.max_halvings=0"], cwd=ROOT, env=env(),
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == status, proc.stderr
     return out

@@ -232,6 +232,41 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
     assert rows["diverged"][8] == "1" and rows["interrupted"][8] == str(steps)
 
 
+def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
+    """Flows of a noise scan that stop for a numerical reason are written into noise_scan.h5 (steps, reason), the
+    run's status says so, and fig3_noise marks exactly those points; a scan that ran through is unmarked."""
+    from hpcflow.analysis import fig3_noise
+
+    stopped = diverged_run(tmp_path, "noise", status=0)
+    path = os.path.join(stopped, "noise_scan.h5")
+    with h5py.File(path, "r") as f:
+        steps, why = f["table/steps_taken"][()], [v.decode() for v in f["table/stopped"][()]]
+        gain = f["table/gain"][()]
+        hists = [f[f"scale_{i}/sigma_test"][()] for i in range(len(gain))]
+    assert [len(h) - 1 for h in hists] == list(steps) == [1, 1, 1]  # one step each, as the histories show
+    assert all(w.startswith("step 2: no dt >= 2 keeps all metrics positive definite") for w in why), why
+    np.testing.assert_allclose(gain, [h[0] / h[-1] for h in hists], rtol=1e-12)  # the last finite step's gain
+    with open(os.path.join(stopped, "summary.json")) as fh:
+        s = json.load(fh)
+    assert s["status"] == "stopped" and s["stopped"].startswith("3 of 3 flows stopped")
+    with h5py.File(os.path.join(runs["noise"], "noise_scan.h5"), "r") as f:
+        assert [v.decode() for v in f["table/stopped"][()]] == ["", "", ""]
+        assert [len(f[f"scale_{i}/sigma_test"][()]) - 1 for i in range(3)] == list(f["table/steps_taken"][()]) == [4] * 3
+    with open(os.path.join(runs["noise"], "summary.json")) as fh:
+        assert json.load(fh)["status"] == "finished"
+    proc = script("fig3_noise", runs["noise"], stopped, "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    ok, bad = [x for x in lines if x.startswith("noise [")], [x for x in lines if x.startswith("diverged_noise [")]
+    assert len(ok) == len(bad) == 3 and not any("stopped" in x for x in ok)
+    assert all(x.endswith(f"(flow stopped after step 1: {w})") for x, w in zip(bad, why)), bad
+    fig = fig3_noise.plot([fig3_noise.load(runs["noise"]), fig3_noise.load(stopped)])
+    crosses = [l for l in fig.axes[0].get_lines() if l.get_marker() == "x"]
+    dist = h5(path, "table/mean_distance_to_nearest_train")[0]
+    assert len(crosses) == 1 and np.array_equal(crosses[0].get_xdata(), dist)
+    assert np.array_equal(crosses[0].get_ydata(), gain)
+
+
 # ---- Optuna study ---------------------------------------------------------------------------------------
 def test_optuna_view_and_table1_from_study(runs, tmp_path):
     import optuna.visualization.matplotlib  # noqa: F401  (matplotlib visualisation available)
