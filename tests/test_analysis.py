@@ -308,6 +308,28 @@ def test_directory_without_data_one_line_exit_2(tmp_path, capsys, name, needs):
     assert not (tmp_path / "figs").exists()
 
 
+@pytest.mark.parametrize("where", ["proc", "under_a_file", "a_file", "empty"])
+def test_invalid_out_is_one_line_exit_2_before_any_input_is_read(tmp_path, capsys, where):
+    """An --out that cannot be a directory is refused first: the inputs (here: a directory that does not exist)
+    are not even looked at, and nothing is created."""
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main as cli_main
+
+    (tmp_path / "afile").write_text("mine")
+    out = {"proc": "/proc/hpcflow_figs", "under_a_file": str(tmp_path / "afile" / "figs"),
+           "a_file": str(tmp_path / "afile"), "empty": ""}[where]
+    missing = str(tmp_path / "no_such_run")
+    for name in ("table1", "sigma_history", "fig3_noise"):
+        assert script_main(name, [missing, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"{name}: error: ") and "--out" in err, err
+        assert "no_such_run" not in err
+    assert cli_main(["report", missing, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "no_such_run" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
 def test_missing_dataset_is_named(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 
