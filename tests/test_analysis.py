@@ -344,6 +344,66 @@ def test_missing_dataset_is_named(runs, tmp_path, capsys):
     assert not (tmp_path / "figs").exists()  # nothing written when one input lacks its data
 
 
+def _replace(path, name, value):
+    with h5py.File(path, "a") as f:
+        del f[name]
+        f[name] = value
+
+
+def _edit_config(run_dir, **sections):
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        s = json.load(fh)
+    s["config"] = {**s["config"], **sections}
+    for key in [k for k, v in sections.items() if v is None]:
+        del s["config"][key]
+    with open(os.path.join(run_dir, "summary.json"), "w") as fh:
+        json.dump(s, fh)
+
+
+#: (fixture run, file, how it is spoiled, scripts that read it, words the error must hold)
+MALFORMED = {
+    "empty_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", np.zeros(0)),
+                      ("table1", "sigma_history"), "dataset 'history/sigma_train' is empty"),
+    "2d_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_test", np.ones((3, 2))),
+                   ("table1", "sigma_history"), "dataset 'history/sigma_test' has shape (3, 2)"),
+    "text_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", "abc"),
+                     ("table1", "sigma_history"), "dataset 'history/sigma_train' holds"),
+    "no_geometry": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), geometry=None),
+                    ("table1",), "config [geometry] is missing"),
+    "kernel_string": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), kernel="gaussian"),
+                      ("table1",), "config [kernel] is not a table"),
+    "fig2_1d": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance", np.ones(5)),
+                ("fig2_heatmaps",), "dataset 'distance' has shape (5,)"),
+    "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),
+                  ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
+    "noise_lengths": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/gain", np.ones(2)),
+                      ("fig3_noise",), "different lengths"),
+    "one_size": ("scaling", "distances.h5",
+                 lambda p: [_replace(p, f"table/{k}", np.ones(1)) for k in ("n", "min", "mean", "max")],
+                 ("fig3_scaling",), "needs two or more positive sizes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_data_is_one_line_exit_2_naming_file_and_dataset(runs, tmp_path, capsys, case):
+    """Present but malformed datasets or configuration (empty, wrong dimension, text, a missing or non-table
+    section): one line naming the file and the entry, exit 2, nothing written; `hpcflow report` skips them."""
+    from hpcflow.analysis.script import main
+    from hpcflow.report.build import collect
+
+    kind, name, spoil, scripts, words = MALFORMED[case]
+    bad = tmp_path / case
+    shutil.copytree(runs[kind], bad)
+    spoil(str(bad / name))
+    for script_name in scripts:
+        assert main(script_name, [str(bad), "--out", str(tmp_path / "figs")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and str(bad / name) in err, err
+    assert not (tmp_path / "figs").exists()
+    report = collect([str(bad)])  # no traceback: the directory's products are skipped with the same reason
+    assert any(words in why for _, why in report.skipped), report.skipped
+
+
 def test_table1_of_a_network_run_says_so(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 

@@ -12,27 +12,27 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NOISE_SCAN, data_file, label, read_attrs, read_datasets
+from hpcflow.analysis.rundir import NOISE_SCAN, data_file, label, read_attrs, read_datasets, read_strings, same_length
 
 HINT = "pass the run directory of a noise_scan job (hpcflow run jobs/noise_scan.toml --out DIR)"
 COLUMNS = ("table/scale", "table/mean_distance_to_nearest_train", "table/mean_distance_to_source", "table/gain")
-STOPS = ("table/steps_taken", "table/stopped")  # absent in files of older versions
-
-
-def _text(v) -> str:
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+STEPS = "table/steps_taken"  # with table/stopped (text): absent in files of older versions
 
 
 def load(run_dir) -> dict:
     """{'kernel', 'label', 'scale', 'distance' (to the nearest train point), 'distance_to_source', 'gain'} of one
     noise scan (gain = sigma_FS / sigma_final of the test points)."""
     path = data_file(run_dir, NOISE_SCAN, hint=HINT)
-    d = read_datasets(path, COLUMNS, hint=HINT, optional=STOPS)
+    d = read_datasets(path, COLUMNS, hint=HINT, optional=(STEPS,), ndim=dict.fromkeys((*COLUMNS, STEPS), 1))
+    stopped = read_strings(path, "table/stopped", hint=HINT)
+    if stopped is not None:
+        d["table/stopped"] = stopped
+    n = same_length(path, d, (*COLUMNS, STEPS, "table/stopped"), hint=HINT)
     cfg = read_attrs(path).get("config") or {}
     kernel = (cfg.get("kernel") or {}).get("name", "?") if isinstance(cfg, dict) else "?"
-    n = len(d["table/scale"])
-    stopped = [_text(v) for v in d.get("table/stopped", [""] * n)]
-    steps = [int(v) for v in d.get("table/steps_taken", [-1] * n)]
+    kernel = kernel if isinstance(kernel, str) else "?"
+    stopped = d.get("table/stopped", [""] * n)
+    steps = [int(v) for v in d.get(STEPS, [-1] * n)]
     return {"kernel": kernel, "label": label(run_dir), "scale": d["table/scale"],
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],

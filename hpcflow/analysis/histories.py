@@ -13,11 +13,12 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, label, read_attrs, read_datasets,
-                                     read_summary, run_state, training_history)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, label, read_attrs,
+                                     read_datasets, read_summary, run_state, training_history)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")
+NDIM = {"history/sigma_train": 1, "history/sigma_test": 1, "history/sigma_val": 1, **dict.fromkeys(PER_RANK, (1, 2))}
 
 
 def _kernel_tag(run_dir, ckpt) -> str:
@@ -35,14 +36,16 @@ def load(run_dir) -> dict:
     run_dir = os.fspath(run_dir)
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
     if os.path.isfile(ckpt):
-        d = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK)
+        d = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK, ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
         out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d})
     elif os.path.isfile(nn):
-        d = read_datasets(nn, ("history/sigma_train", "history/sigma_val"), hint=HINT)
+        d = read_datasets(nn, ("history/sigma_train", "history/sigma_val"), hint=HINT, ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
     elif os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):  # a network run interrupted before nn.h5
-        d = training_history(os.path.join(run_dir, NN_CHECKPOINT), ("sigma_train", "sigma_val"), hint=HINT)
+        pt = os.path.join(run_dir, NN_CHECKPOINT)
+        d = {k: check_array(pt, f"train.history.{k}", v, ndim=1, hint=HINT)
+             for k, v in training_history(pt, ("sigma_train", "sigma_val"), hint=HINT).items()}
         out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch"}
     else:
         raise MissingData(f"{run_dir}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")

@@ -43,19 +43,64 @@ def data_file(path, name: str, *, hint: str) -> str:
     return full
 
 
-def read_datasets(h5_path, names, *, hint: str, optional=()) -> dict:
-    """Arrays of the named datasets ("group/name") of an HDF5 file; MissingData naming the first absent one.
+def check_array(path, name: str, value, *, ndim=None, nonempty: bool = True, hint: str) -> np.ndarray:
+    """`value` as a numeric (integer or real) array of `ndim` dimensions (an int or a tuple of them), non-empty
+    unless told; MissingData naming the file, the dataset and what it holds otherwise."""
+    arr = np.asarray(value)
+    what = f"{path}: dataset '{name}'"
+    if arr.dtype.kind not in "iuf":
+        raise MissingData(f"{what} holds {arr.dtype} data, not numbers; {hint}")
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and arr.ndim not in allowed:
+        dims = " or ".join(map(str, allowed))
+        raise MissingData(f"{what} has shape {arr.shape}, not {dims}-dimensional; {hint}")
+    if nonempty and arr.size == 0:
+        raise MissingData(f"{what} is empty (shape {arr.shape}); {hint}")
+    return arr
 
-    Names in `optional` are returned only when present.
+
+def read_datasets(h5_path, names, *, hint: str, optional=(), ndim=None) -> dict:
+    """Arrays of the named datasets ("group/name") of an HDF5 file; MissingData naming the first absent one, or
+    the first that is not a non-empty numeric array of the dimension `ndim` gives it (`ndim`: {name: int or
+    tuple of ints}; names it omits are not checked for dimension).
+
+    Names in `optional` are returned only when present (and may be empty).
     """
+    ndim = ndim or {}
     try:
         with h5py.File(h5_path, "r") as f:
             for name in names:
                 if not isinstance(f.get(name), h5py.Dataset):
                     raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
-            return {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
+            raw = {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
     except OSError as exc:
         raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+    return {name: check_array(h5_path, name, value, ndim=ndim.get(name), nonempty=name in names, hint=hint)
+            for name, value in raw.items()}
+
+
+def same_length(path, data: dict, names, *, hint: str) -> int:
+    """The common first-axis length of data[name] for `names` (those present); MissingData when they differ."""
+    lengths = {name: len(data[name]) for name in names if name in data}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"'{k}' {v}" for k, v in lengths.items())
+        raise MissingData(f"{path}: datasets of one table have different lengths ({listed}); {hint}")
+    return next(iter(lengths.values()), 0)
+
+
+def read_strings(h5_path, name: str, *, hint: str) -> list | None:
+    """The text dataset `name` as a list of str (None when absent); MissingData when it holds no 1-D text."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            if not isinstance(f.get(name), h5py.Dataset):
+                return None
+            value = np.asarray(f[name][()])
+    except OSError as exc:
+        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+    if value.ndim != 1 or value.dtype.kind not in "SOU":
+        raise MissingData(f"{h5_path}: dataset '{name}' is not a 1-D list of strings ({value.dtype}, shape "
+                          f"{value.shape}); {hint}")
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
 
 
 def dataset_names(h5_path) -> list:
@@ -113,8 +158,9 @@ def _checkpoint_step(path) -> int | None:
         with h5py.File(path, "r") as f:
             if "step" in f.attrs:
                 return int(f.attrs["step"])
-            if isinstance(f.get("history/sigma_train"), h5py.Dataset):
-                return int(f["history/sigma_train"].shape[0]) - 1
+            shape = f["history/sigma_train"].shape if isinstance(f.get("history/sigma_train"), h5py.Dataset) else ()
+            if len(shape) == 1:
+                return int(shape[0]) - 1
     except (OSError, TypeError, ValueError):  # not HDF5, cut short, or a `step` that is no integer
         raise _Unreadable(path) from None
     return None

@@ -26,12 +26,30 @@ PAPER = {
 HYPER_KEYS = ("width", "form", "normalize", "w_std", "b_std", "depth", "sigma_w", "amplitude")
 
 
+#: configuration entries a row reads: section -> {key: (accepted types, required)}
+CONFIG = {"kernel": {"name": (str, True)}, "geometry": {"n_train": (int, True), "n_test": (int, False)},
+          "flow": {"dt": ((int, float), True), "loss": (str, False)}}
+
+
 def _config(run_dir, ckpt) -> dict:
-    cfg = (read_summary(run_dir) or {}).get("config")
+    """The job configuration of summary.json (else checkpoint.h5's `config` attribute); MissingData naming the
+    file and the entry when a section or key that a row reads is missing or of the wrong type."""
+    cfg, source = (read_summary(run_dir) or {}).get("config"), os.path.join(os.fspath(run_dir), "summary.json")
     if not isinstance(cfg, dict):
-        cfg = read_attrs(ckpt).get("config")
+        cfg, source = read_attrs(ckpt).get("config"), ckpt
     if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
         raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
+    for section, keys in CONFIG.items():
+        table = cfg.get(section)
+        if not isinstance(table, dict):
+            raise MissingData(f"{source}: config [{section}] is {'missing' if table is None else 'not a table'}; "
+                              f"{HINT}")
+        for key, (types, required) in keys.items():
+            value = table.get(key)
+            if (value is None and required) or (value is not None and (
+                    isinstance(value, bool) or not isinstance(value, types))):
+                raise MissingData(f"{source}: config [{section}].{key} = {value!r} is missing or of the wrong type; "
+                                  f"{HINT}")
     return cfg
 
 
@@ -40,7 +58,8 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
     if os.path.isfile(os.path.join(os.fspath(run_dir), NN)):
         raise MissingData(f"{run_dir} is a network run (nn.h5); Table 1 compares kernel flows: {HINT}")
     ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
-    h = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT)
+    names = ("history/sigma_train", "history/sigma_test")
+    h = read_datasets(ckpt, names, hint=HINT, ndim=dict.fromkeys(names, 1))
     cfg = _config(run_dir, ckpt)
     st, se = h["history/sigma_train"], h["history/sigma_test"]
     kernel = cfg["kernel"]
