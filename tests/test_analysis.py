@@ -267,6 +267,12 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
     assert np.array_equal(crosses[0].get_ydata(), gain)
 
 
+def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
+    proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig3_scaling_scaling_0.png", "fig3_scaling_scaling_1.png"]
+
+
 # ---- Optuna study ---------------------------------------------------------------------------------------
 def test_optuna_view_and_table1_from_study(runs, tmp_path):
     import optuna.visualization.matplotlib  # noqa: F401  (matplotlib visualisation available)
