@@ -267,6 +267,39 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
     assert np.array_equal(crosses[0].get_ydata(), gain)
 
 
+def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tmp_path, capsys):
+    """The HDF5 file itself may be passed (the scripts' help): by its own name it stands for its run directory,
+    renamed it is read by its datasets; a network run's per-rank seconds in collectives (epochs, ranks) get a
+    per-rank figure; a path that does not exist is called so."""
+    from hpcflow.analysis import histories
+    from hpcflow.analysis.script import main
+
+    nn2 = tmp_path / "nn2"
+    shutil.copytree(runs["nn"], nn2)
+    epochs = len(h5(nn2 / "nn.h5", "history/epoch_seconds")[0])
+    comm = np.random.default_rng(1).uniform(0.01, 1.0, (epochs, 2))  # two ranks' seconds in collectives
+    with h5py.File(nn2 / "nn.h5", "a") as f:
+        del f["history/comm_seconds"]
+        f["history/comm_seconds"] = comm
+    renamed = tmp_path / "copy.h5"
+    shutil.copy(os.path.join(runs["flow"], "checkpoint.h5"), renamed)
+    ckpt = os.path.join(runs["flow"], "checkpoint.h5")
+    by_dir = script("sigma_history", runs["flow"], "--out", tmp_path / "a")
+    by_file = script("sigma_history", ckpt, nn2 / "nn.h5", renamed, "--out", tmp_path / "b")
+    assert by_dir.returncode == 0 and by_file.returncode == 0, by_dir.stderr + by_file.stderr
+    line = by_dir.stdout.splitlines()[0]
+    assert line.startswith("flow [delta]: sigma train") and by_file.stdout.splitlines()[0] == line
+    st = h5(ckpt, "history/sigma_train")[0]
+    assert f"copy.h5 [delta]: sigma train {st[0]:.4g} -> {st[-1]:.4g}" in by_file.stdout
+    assert_png(tmp_path / "b" / "per_rank_nn2.png")
+    (ax,) = histories.plot_per_rank(histories.load(nn2 / "nn.h5")).axes
+    for r in range(2):
+        find_line(ax, np.arange(1, epochs + 1), comm[:, r])
+    assert ax.get_xlabel() == "epoch"
+    assert main("sigma_history", [str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert "nope: no such run directory or file" in capsys.readouterr().err
+
+
 def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
     proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr

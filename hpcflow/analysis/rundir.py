@@ -24,6 +24,8 @@ NOISE_SCAN = "noise_scan.h5"
 DISTANCES = "distances.h5"
 FIG2 = "fig2_distances.h5"
 JOURNAL = "study.journal"
+#: the data files a run writes under these names (a path to one of them stands for its run directory)
+DATA_FILES = (CHECKPOINT, NN, NN_CHECKPOINT, NOISE_SCAN, DISTANCES, FIG2)
 
 
 class MissingData(InputFileError):
@@ -273,10 +275,28 @@ def _int(value) -> int | None:
         return None
 
 
+def run_dir_of(path) -> str | None:
+    """The run directory `path` stands for: itself, or the directory of a data file passed by its own name
+    (DATA_FILES); None for a file of another name (a copy without its run directory)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return path
+    return os.path.dirname(os.path.abspath(path)) if os.path.basename(path) in DATA_FILES else None
+
+
 def run_state(run_dir) -> RunState:
-    """The RunState of a flow or network run directory, from completeness(), summary.json and the attributes of
-    checkpoint.h5 (flow) or nn.h5 (network), which a run writes before its summary."""
-    run_dir = os.fspath(run_dir)
+    """The RunState of a flow or network run directory (or of one of its data files), from completeness(),
+    summary.json and the attributes of checkpoint.h5 (flow) or nn.h5 (network), which a run writes before its
+    summary; a data file of another name is judged by its own attributes alone."""
+    path, run_dir = os.fspath(run_dir), run_dir_of(run_dir)
+    if run_dir is None:
+        attrs = _state_attrs(path)
+        status = _text(attrs.get("status"))
+        step = _int(attrs.get("step", attrs.get("epoch")))
+        unit = "step" if "step" in attrs else "epoch"
+        if status in ("preempted", "running"):
+            return RunState(False, f"{status} (status of {os.path.basename(path)})", status, step, "", unit)
+        return RunState(True, "", status, step, _text(attrs.get("stopped")), unit)
     complete, reason = completeness(run_dir)
     summary = read_summary(run_dir) or {}
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
@@ -294,5 +314,7 @@ def run_state(run_dir) -> RunState:
 
 
 def label(run_dir) -> str:
-    """A short name for a run directory in legends and tables (its base name)."""
-    return os.path.basename(os.path.normpath(os.fspath(run_dir))) or os.fspath(run_dir)
+    """A short name for a run directory in legends and tables (its base name; for a data file passed by its
+    own name, its directory's)."""
+    path = run_dir_of(run_dir) or os.fspath(run_dir)
+    return os.path.basename(os.path.normpath(path)) or path
