@@ -41,15 +41,18 @@ def row(info) -> list:
     if info.kind == "nn":
         m = _table(cfg, "model")
         kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
+    train_i, train_f = s.get("sigma_train_initial"), s.get("sigma_train_final")
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
-    gain_test = s.get("gain_test")
-    if gain_test is None and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (test_i, test_f)) \
-            and test_i and test_f:
-        gain_test = test_i / test_f
     return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(s.get("ranks", 1 if s else None)),
-            _arrow(s.get("sigma_train_initial"), s.get("sigma_train_final")), _arrow(test_i, test_f),
-            _num(s.get("gain_train")), _num(gain_test), _num(s.get("wall_seconds"))]
+            _arrow(train_i, train_f), _arrow(test_i, test_f), _num(_gain(s.get("gain_train"), train_i, train_f)),
+            _num(_gain(s.get("gain_test"), test_i, test_f)), _num(s.get("wall_seconds"))]
+
+
+def _gain(given, initial, final):
+    """`given`, else initial / final when both are nonzero numbers (network summaries hold no gains)."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (initial, final))
+    return initial / final if given is None and numbers and initial and final else given
 
 
 def markdown(infos) -> str:
