@@ -233,7 +233,8 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
         fh.truncate(os.path.getsize(cut / "checkpoint.h5") // 2)
     res = build_report([runs["flow"], str(diverged), str(cut)], tmp_path / "out")
     assert {p for p, _ in res["skipped"]} == {str(cut)}, res["skipped"]
-    assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
+    assert all("not a readable HDF5 file" in why and "rerun that job with --force" in why
+               for _, why in res["skipped"]), res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     # the runs table calls it damaged (its summary.json alone would say finished)
     cut_row = next(r for r in md.splitlines() if r.startswith("| cut |"))

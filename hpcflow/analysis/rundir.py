@@ -32,6 +32,13 @@ class MissingData(InputFileError):
     """A run directory or HDF5 file lacks the data a figure or table needs (exit status 2)."""
 
 
+def _unreadable(h5_path, exc, hint: str) -> MissingData:
+    """The error for a file h5py cannot open: damaged (cut short by a crash, a full disk or a partial copy) or
+    not HDF5 at all; both fixes are named."""
+    return MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); if the run wrote it, it is damaged: rerun that "
+                       f"job with --force; else {hint}")
+
+
 def data_file(path, name: str, *, hint: str) -> str:
     """`path` itself when it is a file, else `path/name`; MissingData naming the file when it is absent."""
     path = os.fspath(path)
@@ -76,7 +83,7 @@ def read_datasets(h5_path, names, *, hint: str, optional=(), ndim=None) -> dict:
                     raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
             raw = {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
     except OSError as exc:
-        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+        raise _unreadable(h5_path, exc, hint) from None
     return {name: check_array(h5_path, name, value, ndim=ndim.get(name), nonempty=name in names, hint=hint)
             for name, value in raw.items()}
 
@@ -98,7 +105,7 @@ def read_strings(h5_path, name: str, *, hint: str) -> list | None:
                 return None
             value = np.asarray(f[name][()])
     except OSError as exc:
-        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+        raise _unreadable(h5_path, exc, hint) from None
     if value.ndim != 1 or value.dtype.kind not in "SOU":
         raise MissingData(f"{h5_path}: dataset '{name}' is not a 1-D list of strings ({value.dtype}, shape "
                           f"{value.shape}); {hint}")
@@ -122,7 +129,7 @@ def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     try:
         f = h5py.File(h5_path, "r")
     except OSError as exc:
-        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+        raise _unreadable(h5_path, exc, hint) from None
     with f:
         for key, value in f.attrs.items():
             if isinstance(value, bytes):
