@@ -89,6 +89,22 @@ n_points = 60
 n_clusters = 3
 batch_size = 30
 """),
+    "local_limit": ("run", """
+[job]
+kind = "local_limit"
+[geometry]
+manifold = "fermat"
+dim = 3
+chart = [0, 1]
+n_train = 80
+n_test = 40
+[flow]
+dt = 0.5
+steps = 3
+loss = "ultralocal"
+[local_limit]
+widths = [1.0, 0.1]
+"""),
     "nn": ("nn", """
 [job]
 kind = "nn"
@@ -155,6 +171,12 @@ def _wait(procs: dict) -> None:
     proc = procs.pop(name)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, f"{name}: {err}"
+
+
+def md_rows(text) -> dict:
+    """{first cell: [cells]} of the body rows of the markdown tables in `text` (header and rule rows left out)."""
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+    return {r[0]: r for r in rows if r[0] not in ("run",)}
 
 
 def script(name, *args, timeout=180):

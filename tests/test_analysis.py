@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analysis_runs import (assert_png, diverged_run, extended_copy, find_line, interrupted_copy, lines_of, make_study,
-                           run_dirs, script)
+                           md_rows, run_dirs, script)
 
 pytest.importorskip("matplotlib")
 
@@ -217,8 +217,7 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
     dirs = [runs["flow"], *unfinished.values()]
     proc = script("table1", *dirs, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
-            for r in (tmp_path / "table1.md").read_text().splitlines()[2:]}
+    rows = md_rows((tmp_path / "table1.md").read_text())
     assert (tmp_path / "table1.md").read_text().startswith("| run | status |")
     hist = script("sigma_history", *dirs, "--out", tmp_path / "sh")
     assert hist.returncode == 0, hist.stderr

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, make_study, run_dirs
+from analysis_runs import PNG_MAGIC, ROOT, env, make_study, md_rows, run_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -80,8 +80,7 @@ def test_every_img_is_a_data_uri_png(report):
 def test_runs_table_numbers_and_status(report, runs):
     md = (report["out"] / "report.md").read_text()
     runs_section = md.split("## Runs")[1].split("\n## ")[0]
-    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
-            for r in runs_section.splitlines() if r.startswith("| ") and "sigma train" not in r}
+    rows = md_rows(runs_section)
     with open(os.path.join(runs["flow"], "summary.json")) as fh:
         s = json.load(fh)
     row = rows["flow"]
@@ -296,41 +295,17 @@ def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_
     assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line
 
 
-LOCAL_LIMIT_JOB = """
-[job]
-kind = "local_limit"
-[geometry]
-manifold = "fermat"
-dim = 3
-chart = [0, 1]
-n_train = 80
-n_test = 40
-[flow]
-dt = 0.5
-steps = 3
-loss = "ultralocal"
-[local_limit]
-widths = [1.0, 0.1]
-"""
-
 
 def test_a_local_limit_run_is_listed_and_a_network_row_has_its_initial_train_sigma(tmp_path, runs):
     """A local_limit run (no figure of its own) is a row of the runs table, not skipped, and a report of it alone
     is written; a network row shows sigma_train at epoch 0 (nn.h5) and the train gain, which summary.json lacks."""
     from hpcflow.report.build import build_report
 
-    job = tmp_path / "ll.toml"
-    job.write_text(LOCAL_LIMIT_JOB)
-    ll = tmp_path / "ll"
-    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(ll), "--quiet"], cwd=ROOT,
-                          env=env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    res = build_report([str(ll), runs["nn"]], tmp_path / "out")
+    ll = runs["local_limit"]
+    res = build_report([ll, runs["nn"]], tmp_path / "out")
     assert res["skipped"] == []
-    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
-            for r in open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0].splitlines()
-            if r.startswith("| ") and "sigma train" not in r}
-    assert rows["ll"][:5] == ["ll", "local_limit", "finished", "80 / 40", "gaussian"]
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert rows["local_limit"][:5] == ["local_limit", "local_limit", "finished", "80 / 40", "gaussian"]
     with h5py.File(os.path.join(runs["nn"], "nn.h5"), "r") as f:
         st = f["history/sigma_train"][()]
     with open(os.path.join(runs["nn"], "summary.json")) as fh:
@@ -338,5 +313,5 @@ def test_a_local_limit_run_is_listed_and_a_network_row_has_its_initial_train_sig
     assert "sigma_train_initial" not in s and s["sigma_train_final"] == pytest.approx(st[-1], rel=1e-12)
     assert rows["nn"][6] == f"{st[0]:.4g} -> {st[-1]:.4g}"
     assert float(rows["nn"][8]) == pytest.approx(st[0] / st[-1], rel=1e-3)
-    alone = build_report([str(ll)], tmp_path / "out_ll")  # the runs table is something to report
-    assert "| ll | local_limit |" in open(alone["md"], encoding="utf-8").read()
+    alone = build_report([ll], tmp_path / "out_ll")  # the runs table is something to report
+    assert "| local_limit | local_limit |" in open(alone["md"], encoding="utf-8").read()
