@@ -264,6 +264,11 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
     dist = h5(path, "table/mean_distance_to_nearest_train")[0]
     assert len(crosses) == 1 and np.array_equal(crosses[0].get_xdata(), dist)
     assert np.array_equal(crosses[0].get_ydata(), gain)
+    from hpcflow.report.build import collect
+    from hpcflow.report.runs_table import markdown
+
+    rows = md_rows(markdown(collect([runs["noise"], stopped]).infos))
+    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"stopped: {s['stopped']}"
 
 
 def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tmp_path, capsys):

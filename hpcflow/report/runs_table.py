@@ -35,6 +35,8 @@ def row(info) -> list:
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
     status = s.get("status", "finished" if s else "-") if info.complete else f"incomplete: {info.reason}"
+    if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
+        status = f"{status}: {s['stopped']}"  # diverged, stopped: why
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
     kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else _table(cfg, "kernel").get("name")
