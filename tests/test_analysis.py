@@ -288,13 +288,13 @@ def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tm
     renamed = tmp_path / "copy.h5"
     shutil.copy(os.path.join(runs["flow"], "checkpoint.h5"), renamed)
     ckpt = os.path.join(runs["flow"], "checkpoint.h5")
-    by_dir = script("sigma_history", runs["flow"], "--out", tmp_path / "a")
-    by_file = script("sigma_history", ckpt, nn2 / "nn.h5", renamed, "--out", tmp_path / "b")
-    assert by_dir.returncode == 0 and by_file.returncode == 0, by_dir.stderr + by_file.stderr
-    line = by_dir.stdout.splitlines()[0]
-    assert line.startswith("flow [delta]: sigma train") and by_file.stdout.splitlines()[0] == line
+    assert main("sigma_history", [runs["flow"], "--out", str(tmp_path / "a")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert main("sigma_history", [ckpt, str(nn2 / "nn.h5"), str(renamed), "--out", str(tmp_path / "b")]) == 0
+    by_file = capsys.readouterr().out
+    assert line.startswith("flow [delta]: sigma train") and by_file.splitlines()[0] == line
     st = h5(ckpt, "history/sigma_train")[0]
-    assert f"copy.h5 [delta]: sigma train {st[0]:.4g} -> {st[-1]:.4g}" in by_file.stdout
+    assert f"copy.h5 [delta]: sigma train {st[0]:.4g} -> {st[-1]:.4g}" in by_file
     assert_png(tmp_path / "b" / "per_rank_nn2.png")
     (ax,) = histories.plot_per_rank(histories.load(nn2 / "nn.h5")).axes
     for r in range(2):
