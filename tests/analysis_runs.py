@@ -89,6 +89,22 @@ n_points = 60
 n_clusters = 3
 batch_size = 30
 """),
+    "local_limit": ("run", """
+[job]
+kind = "local_limit"
+[geometry]
+manifold = "fermat"
+dim = 3
+chart = [0, 1]
+n_train = 80
+n_test = 40
+[flow]
+dt = 0.5
+steps = 3
+loss = "ultralocal"
+[local_limit]
+widths = [1.0, 0.1]
+"""),
     "nn": ("nn", """
 [job]
 kind = "nn"
@@ -157,6 +173,12 @@ def _wait(procs: dict) -> None:
     assert proc.returncode == 0, f"{name}: {err}"
 
 
+def md_rows(text) -> dict:
+    """{first cell: [cells]} of the body rows of the markdown tables in `text` (header and rule rows left out)."""
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+    return {r[0]: r for r in rows if r[0] not in ("run",)}
+
+
 def script(name, *args, timeout=180):
     """Run analysis/NAME.py as users do; the CompletedProcess."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "analysis", f"{name}.py"), *map(str, args)], cwd=ROOT,
@@ -209,3 +231,49 @@ def make_study(directory, run_dir, values):
         trial.set_user_attr("run_dir", run_dir if i == int(np.argmax(values)) else f"trials/{i:04d}")
         study.tell(trial, value)
     return study
+
+
+def interrupted_copy(src, dst) -> str:
+    """A copy of flow run `src` as SIGTERM leaves it: checkpoint.h5 with status "preempted", no summary.json."""
+    import shutil
+
+    import h5py
+
+    shutil.copytree(src, dst)
+    os.remove(os.path.join(dst, "summary.json"))
+    with h5py.File(os.path.join(dst, "checkpoint.h5"), "a") as f:
+        f.attrs["status"] = "preempted"
+    return os.fspath(dst)
+
+
+def extended_copy(src, dst, described: int) -> str:
+    """A copy of finished flow run `src` as if it had finished at step `described`, then been extended with
+    --resume and preempted at its last step: summary.json describes `described`, checkpoint.h5 is further on."""
+    import json
+    import shutil
+
+    import h5py
+
+    shutil.copytree(src, dst)
+    with open(os.path.join(dst, "summary.json"), encoding="utf-8") as fh:
+        s = json.load(fh)
+    with open(os.path.join(dst, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump({**s, "checkpoint_step": described, "steps_taken": described}, fh)
+    with h5py.File(os.path.join(dst, "checkpoint.h5"), "a") as f:
+        f.attrs["status"] = "preempted"
+    return os.fspath(dst)
+
+
+def diverged_run(directory, name: str = "flow", *, status: int = 3) -> str:
+    """Job `name` of JOBS with dt = 2 and no halving, in directory/diverged_NAME: its flows take one step and stop
+    at step 2 (no positive-definite step); a "flow" job exits 3 ("diverged")."""
+    os.makedirs(directory, exist_ok=True)
+    job = os.path.join(directory, f"{name}.toml")
+    with open(job, "w", encoding="utf-8") as fh:
+        fh.write(JOBS[name][1])
+    out = os.path.join(directory, "diverged" if name == "flow" else f"diverged_{name}")
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", out, "--quiet", "--set", "flow.dt=2",
+                           "--set", "flow.max_halvings=0"], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status, proc.stderr
+    return out

@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import assert_png, find_line, lines_of, make_study, run_dirs, script
+from analysis_runs import (assert_png, diverged_run, extended_copy, find_line, interrupted_copy, lines_of, make_study,
+                           md_rows, run_dirs, script)
 
 pytest.importorskip("matplotlib")
 
@@ -191,6 +192,124 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
     find_line(ax, np.arange(1, steps + 1), comm[:, 2])
 
 
+@pytest.fixture(scope="module")
+def unfinished(runs, tmp_path_factory):
+    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json), extended then
+    interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
+    base = tmp_path_factory.mktemp("unfinished")
+    return {"interrupted": interrupted_copy(runs["flow"], base / "interrupted"),
+            "extended": extended_copy(runs["flow"], base / "extended", described=3),
+            "diverged": diverged_run(base)}
+
+
+def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished, tmp_path):
+    from hpcflow.analysis import histories
+
+    steps = len(h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]) - 1
+    with open(os.path.join(unfinished["diverged"], "summary.json")) as fh:
+        div = json.load(fh)
+    div_steps = len(h5(os.path.join(unfinished["diverged"], "checkpoint.h5"), "history/sigma_train")[0]) - 1
+    assert div["status"] == "diverged" and div_steps == 1 and div["stopped"].startswith("step 2: ")
+    marks = {"flow": None,
+             "interrupted": f"incomplete: no summary.json, preempted at step {steps}",
+             "extended": f"incomplete: checkpoint.h5 is at step {steps} but summary.json describes step 3",
+             "diverged": f"diverged after step 1; {div['stopped']}"}
+    dirs = [runs["flow"], *unfinished.values()]
+    proc = script("table1", *dirs, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = md_rows((tmp_path / "table1.md").read_text())
+    assert (tmp_path / "table1.md").read_text().startswith("| run | status |")
+    hist = script("sigma_history", *dirs, "--out", tmp_path / "sh")
+    assert hist.returncode == 0, hist.stderr
+    legends = [t.get_text() for t in histories.plot([histories.load(d) for d in dirs]).axes[0].get_legend().get_texts()]
+    for name, mark in marks.items():
+        assert rows[name][1] == (mark or "finished")
+        tag = f"{name} [delta]" + (f" ({mark})" if mark else "")
+        assert re.search(rf"^{re.escape(tag)}: gain train", proc.stdout, flags=re.M), proc.stdout
+        assert re.search(rf"^{re.escape(tag)}: sigma train", hist.stdout, flags=re.M), hist.stdout
+        assert f"{tag} train" in legends
+    assert rows["diverged"][8] == "1" and rows["interrupted"][8] == str(steps)
+
+
+def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
+    """Flows of a noise scan that stop for a numerical reason are written into noise_scan.h5 (steps, reason), the
+    run's status says so, and fig3_noise marks exactly those points; a scan that ran through is unmarked."""
+    from hpcflow.analysis import fig3_noise
+
+    stopped = diverged_run(tmp_path, "noise", status=0)
+    path = os.path.join(stopped, "noise_scan.h5")
+    with h5py.File(path, "r") as f:
+        steps, why = f["table/steps_taken"][()], [v.decode() for v in f["table/stopped"][()]]
+        gain = f["table/gain"][()]
+        hists = [f[f"scale_{i}/sigma_test"][()] for i in range(len(gain))]
+    assert [len(h) - 1 for h in hists] == list(steps) == [1, 1, 1]  # one step each, as the histories show
+    assert all(w.startswith("step 2: no dt >= 2 keeps all metrics positive definite") for w in why), why
+    np.testing.assert_allclose(gain, [h[0] / h[-1] for h in hists], rtol=1e-12)  # the last finite step's gain
+    with open(os.path.join(stopped, "summary.json")) as fh:
+        s = json.load(fh)
+    assert s["status"] == "stopped" and s["stopped"].startswith("3 of 3 flows stopped")
+    with h5py.File(os.path.join(runs["noise"], "noise_scan.h5"), "r") as f:
+        assert [v.decode() for v in f["table/stopped"][()]] == ["", "", ""]
+        assert [len(f[f"scale_{i}/sigma_test"][()]) - 1 for i in range(3)] == list(f["table/steps_taken"][()]) == [4] * 3
+    with open(os.path.join(runs["noise"], "summary.json")) as fh:
+        assert json.load(fh)["status"] == "finished"
+    proc = script("fig3_noise", runs["noise"], stopped, "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    ok, bad = [x for x in lines if x.startswith("noise [")], [x for x in lines if x.startswith("diverged_noise [")]
+    assert len(ok) == len(bad) == 3 and not any("stopped" in x for x in ok)
+    assert all(x.endswith(f"(flow stopped after step 1: {w})") for x, w in zip(bad, why)), bad
+    fig = fig3_noise.plot([fig3_noise.load(runs["noise"]), fig3_noise.load(stopped)])
+    crosses = [l for l in fig.axes[0].get_lines() if l.get_marker() == "x"]
+    dist = h5(path, "table/mean_distance_to_nearest_train")[0]
+    assert len(crosses) == 1 and np.array_equal(crosses[0].get_xdata(), dist)
+    assert np.array_equal(crosses[0].get_ydata(), gain)
+    from hpcflow.report.build import collect
+    from hpcflow.report.runs_table import markdown
+
+    rows = md_rows(markdown(collect([runs["noise"], stopped]).infos))
+    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"stopped: {s['stopped']}"
+
+
+def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tmp_path, capsys):
+    """The HDF5 file itself may be passed (the scripts' help): by its own name it stands for its run directory,
+    renamed it is read by its datasets; a network run's per-rank seconds in collectives (epochs, ranks) get a
+    per-rank figure; a path that does not exist is called so."""
+    from hpcflow.analysis import histories
+    from hpcflow.analysis.script import main
+
+    nn2 = tmp_path / "nn2"
+    shutil.copytree(runs["nn"], nn2)
+    epochs = len(h5(nn2 / "nn.h5", "history/epoch_seconds")[0])
+    comm = np.random.default_rng(1).uniform(0.01, 1.0, (epochs, 2))  # two ranks' seconds in collectives
+    with h5py.File(nn2 / "nn.h5", "a") as f:
+        del f["history/comm_seconds"]
+        f["history/comm_seconds"] = comm
+    renamed = tmp_path / "copy.h5"
+    shutil.copy(os.path.join(runs["flow"], "checkpoint.h5"), renamed)
+    ckpt = os.path.join(runs["flow"], "checkpoint.h5")
+    assert main("sigma_history", [runs["flow"], "--out", str(tmp_path / "a")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert main("sigma_history", [ckpt, str(nn2 / "nn.h5"), str(renamed), "--out", str(tmp_path / "b")]) == 0
+    by_file = capsys.readouterr().out
+    assert line.startswith("flow [delta]: sigma train") and by_file.splitlines()[0] == line
+    st = h5(ckpt, "history/sigma_train")[0]
+    assert f"copy.h5 [delta]: sigma train {st[0]:.4g} -> {st[-1]:.4g}" in by_file
+    assert_png(tmp_path / "b" / "per_rank_nn2.png")
+    (ax,) = histories.plot_per_rank(histories.load(nn2 / "nn.h5")).axes
+    for r in range(2):
+        find_line(ax, np.arange(1, epochs + 1), comm[:, r])
+    assert ax.get_xlabel() == "epoch"
+    assert main("sigma_history", [str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert "nope: no such run directory or file" in capsys.readouterr().err
+
+
+def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
+    proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig3_scaling_scaling_0.png", "fig3_scaling_scaling_1.png"]
+
+
 # ---- Optuna study ---------------------------------------------------------------------------------------
 def test_optuna_view_and_table1_from_study(runs, tmp_path):
     import optuna.visualization.matplotlib  # noqa: F401  (matplotlib visualisation available)
@@ -232,6 +351,28 @@ def test_directory_without_data_one_line_exit_2(tmp_path, capsys, name, needs):
     assert not (tmp_path / "figs").exists()
 
 
+@pytest.mark.parametrize("where", ["proc", "under_a_file", "a_file", "empty"])
+def test_invalid_out_is_one_line_exit_2_before_any_input_is_read(tmp_path, capsys, where):
+    """An --out that cannot be a directory is refused first: the inputs (here: a directory that does not exist)
+    are not even looked at, and nothing is created."""
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main as cli_main
+
+    (tmp_path / "afile").write_text("mine")
+    out = {"proc": "/proc/hpcflow_figs", "under_a_file": str(tmp_path / "afile" / "figs"),
+           "a_file": str(tmp_path / "afile"), "empty": ""}[where]
+    missing = str(tmp_path / "no_such_run")
+    for name in ("table1", "sigma_history", "fig3_noise"):
+        assert script_main(name, [missing, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"{name}: error: ") and "--out" in err, err
+        assert "no_such_run" not in err
+    assert cli_main(["report", missing, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "no_such_run" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
 def test_missing_dataset_is_named(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 
@@ -244,6 +385,66 @@ def test_missing_dataset_is_named(runs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "'history/sigma_test'" in err and str(broken) in err
     assert not (tmp_path / "figs").exists()  # nothing written when one input lacks its data
+
+
+def _replace(path, name, value):
+    with h5py.File(path, "a") as f:
+        del f[name]
+        f[name] = value
+
+
+def _edit_config(run_dir, **sections):
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        s = json.load(fh)
+    s["config"] = {**s["config"], **sections}
+    for key in [k for k, v in sections.items() if v is None]:
+        del s["config"][key]
+    with open(os.path.join(run_dir, "summary.json"), "w") as fh:
+        json.dump(s, fh)
+
+
+#: (fixture run, file, how it is spoiled, scripts that read it, words the error must hold)
+MALFORMED = {
+    "empty_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", np.zeros(0)),
+                      ("table1", "sigma_history"), "dataset 'history/sigma_train' is empty"),
+    "2d_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_test", np.ones((3, 2))),
+                   ("table1", "sigma_history"), "dataset 'history/sigma_test' has shape (3, 2)"),
+    "text_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", "abc"),
+                     ("table1", "sigma_history"), "dataset 'history/sigma_train' holds"),
+    "no_geometry": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), geometry=None),
+                    ("table1",), "config [geometry] is missing"),
+    "kernel_string": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), kernel="gaussian"),
+                      ("table1",), "config [kernel] is not a table"),
+    "fig2_1d": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance", np.ones(5)),
+                ("fig2_heatmaps",), "dataset 'distance' has shape (5,)"),
+    "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),
+                  ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
+    "noise_lengths": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/gain", np.ones(2)),
+                      ("fig3_noise",), "different lengths"),
+    "one_size": ("scaling", "distances.h5",
+                 lambda p: [_replace(p, f"table/{k}", np.ones(1)) for k in ("n", "min", "mean", "max")],
+                 ("fig3_scaling",), "needs two or more positive sizes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_data_is_one_line_exit_2_naming_file_and_dataset(runs, tmp_path, capsys, case):
+    """Present but malformed datasets or configuration (empty, wrong dimension, text, a missing or non-table
+    section): one line naming the file and the entry, exit 2, nothing written; `hpcflow report` skips them."""
+    from hpcflow.analysis.script import main
+    from hpcflow.report.build import collect
+
+    kind, name, spoil, scripts, words = MALFORMED[case]
+    bad = tmp_path / case
+    shutil.copytree(runs[kind], bad)
+    spoil(str(bad / name))
+    for script_name in scripts:
+        assert main(script_name, [str(bad), "--out", str(tmp_path / "figs")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and str(bad / name) in err, err
+    assert not (tmp_path / "figs").exists()
+    report = collect([str(bad)])  # no traceback: the directory's products are skipped with the same reason
+    assert any(words in why for _, why in report.skipped), report.skipped
 
 
 def test_table1_of_a_network_run_says_so(runs, tmp_path, capsys):

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, make_study, run_dirs
+from analysis_runs import PNG_MAGIC, ROOT, env, make_study, md_rows, run_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -80,8 +80,7 @@ def test_every_img_is_a_data_uri_png(report):
 def test_runs_table_numbers_and_status(report, runs):
     md = (report["out"] / "report.md").read_text()
     runs_section = md.split("## Runs")[1].split("\n## ")[0]
-    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
-            for r in runs_section.splitlines() if r.startswith("| ") and "sigma train" not in r}
+    rows = md_rows(runs_section)
     with open(os.path.join(runs["flow"], "summary.json")) as fh:
         s = json.load(fh)
     row = rows["flow"]
@@ -96,8 +95,8 @@ def test_runs_table_numbers_and_status(report, runs):
     # an incomplete run is drawn (marked) but stays out of Table 1
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow |" in table1 and "| flow_gauss |" in table1 and "interrupted" not in table1
-    assert "| table1_delta trial 1 | delta |" in table1  # the study's best trial, its run directory read
-    assert "interrupted [delta] (incomplete): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
+    assert "| table1_delta trial 1 | finished | delta |" in table1  # the study's best trial, its run directory read
+    assert "interrupted [delta] (incomplete: no summary.json): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
 
 
 def test_completeness_contract(tmp_path, runs):
@@ -118,6 +117,12 @@ def test_completeness_contract(tmp_path, runs):
     assert completeness(d) == (False, "summary.json is not a JSON object (damaged); rerun the job with --force")
     os.remove(d / "summary.json")
     assert completeness(d)[0] is False and "no summary.json" in completeness(d)[1]
+    # a checkpoint.h5 cut short (or not HDF5 at all) beside a finished summary: damaged, not finished
+    shutil.copy(os.path.join(runs["flow"], "summary.json"), d / "summary.json")
+    for cut in (os.path.getsize(d / "checkpoint.h5") // 2, 0):
+        with open(d / "checkpoint.h5", "r+b") as fh:
+            fh.truncate(cut)
+        assert completeness(d) == (False, "checkpoint.h5 unreadable (damaged); rerun the job with --force")
 
 
 def test_report_of_nothing_is_one_line_exit_2(tmp_path):
@@ -227,9 +232,20 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
         fh.truncate(os.path.getsize(cut / "checkpoint.h5") // 2)
     res = build_report([runs["flow"], str(diverged), str(cut)], tmp_path / "out")
     assert {p for p, _ in res["skipped"]} == {str(cut)}, res["skipped"]
-    assert all("not a readable HDF5 file" in why for _, why in res["skipped"]), res["skipped"]
+    assert all("not a readable HDF5 file" in why and "rerun that job with --force" in why
+               for _, why in res["skipped"]), res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
-    assert "diverged [gaussian]: sigma train" in md and "(0 flow steps)" in md
+    # the runs table calls it damaged (its summary.json alone would say finished)
+    cut_row = next(r for r in md.splitlines() if r.startswith("| cut |"))
+    assert "| incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force |" in cut_row
+    with open(diverged / "summary.json") as fh:
+        stopped = json.load(fh)["stopped"]
+    assert stopped.startswith("step 1: ")
+    mark = f"diverged after step 0; {stopped}"
+    assert f"diverged [gaussian] ({mark}): sigma train" in md and "(0 flow steps)" in md
+    # Table 1 keeps the diverged run, marked in its status column (a finished run says so)
+    table1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert f"| diverged | {mark} | gaussian |" in table1 and "| flow | finished | delta |" in table1
 
 
 def test_report_out_replaces_an_earlier_report_and_refuses_other_files_without_force(tmp_path, runs, capsys):
@@ -273,7 +289,29 @@ def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_
     res = build_report([str(d)], tmp_path / "out")
     assert res["skipped"] == []
     md = open(res["md"], encoding="utf-8").read()
-    line = next(x for x in md.splitlines() if x.startswith("cut (incomplete): sigma train"))
     epochs = len(hist["sigma_val"]) - 1
+    line = next(x for x in md.splitlines() if x.startswith(f"cut (incomplete: preempted at epoch {epochs}): sigma train"))
     assert f"{float(hist['sigma_train'][0]):.4g} -> {float(hist['sigma_train'][-1]):.4g}" in line
     assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line
+
+
+
+def test_a_local_limit_run_is_listed_and_a_network_row_has_its_initial_train_sigma(tmp_path, runs):
+    """A local_limit run (no figure of its own) is a row of the runs table, not skipped, and a report of it alone
+    is written; a network row shows sigma_train at epoch 0 (nn.h5) and the train gain, which summary.json lacks."""
+    from hpcflow.report.build import build_report
+
+    ll = runs["local_limit"]
+    res = build_report([ll, runs["nn"]], tmp_path / "out")
+    assert res["skipped"] == []
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert rows["local_limit"][:5] == ["local_limit", "local_limit", "finished", "80 / 40", "gaussian"]
+    with h5py.File(os.path.join(runs["nn"], "nn.h5"), "r") as f:
+        st = f["history/sigma_train"][()]
+    with open(os.path.join(runs["nn"], "summary.json")) as fh:
+        s = json.load(fh)
+    assert "sigma_train_initial" not in s and s["sigma_train_final"] == pytest.approx(st[-1], rel=1e-12)
+    assert rows["nn"][6] == f"{st[0]:.4g} -> {st[-1]:.4g}"
+    assert float(rows["nn"][8]) == pytest.approx(st[0] / st[-1], rel=1e-3)
+    alone = build_report([ll], tmp_path / "out_ll")  # the runs table is something to report
+    assert "| local_limit | local_limit |" in open(alone["md"], encoding="utf-8").read()

@@ -20,7 +20,7 @@ HINT = "pass the run directory of a clustering job (hpcflow run jobs/fig2_cluste
 def load(run_dir) -> dict:
     """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
     path = data_file(run_dir, FIG2, hint=HINT)
-    mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT)
+    mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT, ndim={name: 2 for name, _, _ in PANELS})
     sil = {k: float(v) for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
     return {"matrices": mats, "silhouette": sil, "file": path}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import DISTANCES, data_file, read_attrs, read_datasets
+from hpcflow.analysis.rundir import DISTANCES, MissingData, data_file, read_attrs, read_datasets, same_length
 
 HINT = "pass the run directory of a distance_scaling job (hpcflow run jobs/distance_scaling.toml --out DIR)"
 PAPER = (0.968, -0.184)  # eq. 3.7
@@ -19,8 +19,13 @@ STATS = ("min", "mean", "max")
 def load(run_dir) -> dict:
     """{'n', 'min', 'mean', 'max'}: one entry per sample (N, seed)."""
     path = data_file(run_dir, DISTANCES, hint=HINT)
-    d = read_datasets(path, [f"table/{k}" for k in ("n", *STATS)], hint=HINT)
+    names = [f"table/{k}" for k in ("n", *STATS)]
+    d = read_datasets(path, names, hint=HINT, ndim=dict.fromkeys(names, 1))
+    same_length(path, d, names, hint=HINT)
     out = {k: np.asarray(d[f"table/{k}"], dtype=float) for k in ("n", *STATS)}
+    if len(np.unique(out["n"])) < 2 or not (out["n"] > 0).all():
+        raise MissingData(f"{path}: dataset 'table/n' holds {len(np.unique(out['n']))} distinct size(s) "
+                          f"{np.unique(out['n'])[:5].tolist()}; a fit needs two or more positive sizes; {HINT}")
     cfg = read_attrs(path).get("config")
     out["fit_from"] = int(((cfg or {}).get("scaling") or {}).get("fit_from") or 0) if isinstance(cfg, dict) else 0
     return out

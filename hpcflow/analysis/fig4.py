@@ -10,23 +10,32 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NN, data_file, read_datasets
+from hpcflow.analysis.rundir import NN, data_file, read_datasets, same_length
 
 HINT = "pass the run directory of an nn job with [ntk] enabled (hpcflow nn jobs/nn_ntk_evolution.toml --out DIR)"
 NTK = ("ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
 SWEEP = ("width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/wasserstein_final",
          "width_sweep/sigma_val_final")
+NDIM = {"ntk/spectrum": 2, **dict.fromkeys((*NTK[1:], *SWEEP), 1)}
 BINS = 60
 
 
 def load(run_dir) -> dict:
     path = data_file(run_dir, NN, hint=HINT)
-    return read_datasets(path, NTK, hint=HINT, optional=SWEEP)
+    data = read_datasets(path, NTK, hint=HINT, optional=SWEEP, ndim=NDIM)
+    same_length(path, data, NTK, hint=HINT)
+    complete = all(name in data for name in SWEEP)
+    if complete and same_length(path, data, SWEEP, hint=HINT):  # lengths differing: MissingData
+        return data
+    return {k: v for k, v in data.items() if k not in SWEEP}  # no sweep, a partial or an empty one: Fig. 4 alone
 
 
 def load_sweep(run_dir) -> dict:
     path = data_file(run_dir, NN, hint="pass the run directory of an nn job with a [width_sweep]")
-    return read_datasets(path, SWEEP, hint="pass the run directory of an nn job with [width_sweep].widths set")
+    hint = "pass the run directory of an nn job with [width_sweep].widths set"
+    data = read_datasets(path, SWEEP, hint=hint, ndim=NDIM)
+    same_length(path, data, SWEEP, hint=hint)
+    return data
 
 
 def symlog_edges(values, bins: int = BINS):

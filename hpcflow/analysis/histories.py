@@ -1,9 +1,10 @@
-"""sigma histories (eq. B.11, train and test, log scale) of any runs overlaid, and per-rank step time and
-communication volume of a distributed run.
+"""sigma histories (eq. B.11, train and test, log scale) of any runs overlaid, and per-rank cost: step time and
+communication volume of a flow run, seconds in collectives of a network run.
 
 Flow runs: DIR/checkpoint.h5 history/sigma_train, history/sigma_test (step 0 = FS), and when recorded
-history/step_seconds, history/comm_bytes (steps, ranks). nn runs: DIR/nn.h5 history/sigma_train, sigma_val
-(an interrupted one: the same histories in DIR/checkpoint.pt).
+history/step_seconds, history/comm_bytes (steps, ranks). nn runs: DIR/nn.h5 history/sigma_train, sigma_val,
+history/comm_seconds (epochs, ranks) (an interrupted one: the sigma histories in DIR/checkpoint.pt). The file
+itself may be passed instead of its directory.
 """
 
 from __future__ import annotations
@@ -13,39 +14,71 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, label, read_attrs, read_datasets,
-                                     read_summary, training_history)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
+                                     read_attrs, read_datasets, read_summary, run_dir_of, run_state, training_history)
 
 HINT = "pass the run directory of a flow or nn job"
-PER_RANK = ("history/step_seconds", "history/comm_bytes")
+PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
+NN_PER_RANK = ("history/comm_seconds",)  # network: (epochs, ranks)
+NDIM = {"history/sigma_train": 1, "history/sigma_test": 1, "history/sigma_val": 1,
+        **dict.fromkeys((*PER_RANK, *NN_PER_RANK), (1, 2))}
+
+
+def _files(path) -> dict:
+    """{'flow' | 'nn' | 'pt': file} of a run directory, or of a data file passed itself (by its own name, or by
+    its datasets for a renamed copy); MissingData naming the path when there is none."""
+    path = os.fspath(path)
+    names = {"flow": CHECKPOINT, "nn": NN, "pt": NN_CHECKPOINT}
+    if os.path.isdir(path):
+        found = {k: os.path.join(path, n) for k, n in names.items() if os.path.isfile(os.path.join(path, n))}
+        if not found:
+            raise MissingData(f"{path}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
+        return found
+    if not os.path.isfile(path):
+        raise MissingData(f"{path}: no such run directory or file; {HINT}")
+    by_name = {n: k for k, n in names.items()}.get(os.path.basename(path))
+    if by_name:
+        return {by_name: path}
+    held = set(dataset_names(path))
+    if "history/sigma_test" in held:
+        return {"flow": path}
+    if "history/sigma_val" in held:
+        return {"nn": path}
+    raise MissingData(f"{path}: holds neither 'history/sigma_test' (flow checkpoint) nor 'history/sigma_val' (nn.h5), "
+                      f"or is not a readable HDF5 file; {HINT}")
 
 
 def _kernel_tag(run_dir, ckpt) -> str:
     """' [kernel]' from summary.json, or from the checkpoint's config when the run has no summary yet."""
-    kernel = (read_summary(run_dir) or {}).get("kernel")
-    if not isinstance(kernel, str) and os.path.isfile(ckpt):
+    kernel = (read_summary(run_dir) or {}).get("kernel") if run_dir else None
+    if not isinstance(kernel, str) and ckpt and os.path.isfile(ckpt):
         cfg = read_attrs(ckpt, hint=HINT).get("config")
         kernel = ((cfg.get("kernel") or {}).get("name")) if isinstance(cfg, dict) else None
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
 
-def load(run_dir, *, suffix: str = "") -> dict:
-    """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch)."""
-    run_dir = os.fspath(run_dir)
-    ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
-    name = label(run_dir) + _kernel_tag(run_dir, ckpt) + suffix
-    if os.path.isfile(ckpt):
-        d = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK)
+def load(run_dir) -> dict:
+    """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a run
+    directory, or from such a file passed itself; the label marks a run that did not finish (incomplete,
+    diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded: step_seconds, comm_bytes (flow),
+    comm_seconds (network)."""
+    path = os.fspath(run_dir)
+    files = _files(path)
+    if "flow" in files:
+        d = read_datasets(files["flow"], ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK,
+                          ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
         out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d})
-    elif os.path.isfile(nn):
-        d = read_datasets(nn, ("history/sigma_train", "history/sigma_val"), hint=HINT)
+    elif "nn" in files:
+        d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT, optional=NN_PER_RANK,
+                          ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
-    elif os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):  # a network run interrupted before nn.h5
-        d = training_history(os.path.join(run_dir, NN_CHECKPOINT), ("sigma_train", "sigma_val"), hint=HINT)
+        out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d})
+    else:  # a network run interrupted before nn.h5: its training checkpoint
+        d = {k: check_array(files["pt"], f"train.history.{k}", v, ndim=1, hint=HINT)
+             for k, v in training_history(files["pt"], ("sigma_train", "sigma_val"), hint=HINT).items()}
         out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch"}
-    else:
-        raise MissingData(f"{run_dir}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
+    name = label(path) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
 
@@ -66,7 +99,8 @@ def plot(runs):
     return fig
 
 
-RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes sent"))
+RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes sent"),
+               ("comm_seconds", "seconds in collectives"))
 
 
 def has_per_rank(run) -> bool:
@@ -75,7 +109,8 @@ def has_per_rank(run) -> bool:
 
 
 def plot_per_rank(run):
-    """Step time and communication volume per step (those recorded), one line per rank."""
+    """Step time and communication volume per flow step, or seconds in collectives per epoch (those recorded),
+    one line per rank."""
     panels = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
     fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
@@ -83,7 +118,7 @@ def plot_per_rank(run):
         steps = np.arange(1, len(values) + 1)
         for r in range(values.shape[1]):
             ax.plot(steps, values[:, r], "-", lw=1, label=f"rank {r}")
-        ax.set_xlabel("flow step")
+        ax.set_xlabel(run.get("unit", "flow step"))
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"per-rank cost: {run['label']}")

@@ -17,29 +17,30 @@ class Product:
     lines: list = field(default_factory=list)  # numbers to print
 
 
-def _stem(stem: str, paths, path) -> str:
-    """`stem` for one input, else stem_LABEL (LABEL_i when two inputs share a base name)."""
+def _stem(stem: str, paths, i: int) -> str:
+    """`stem` for one input, else stem_LABEL of input i (LABEL_i when two inputs share a base name, the same
+    directory given twice included, so no figure overwrites another)."""
     if len(paths) == 1:
         return stem
     labels = [label(p) for p in paths]
-    tag = label(path) if labels.count(label(path)) == 1 else f"{label(path)}_{list(paths).index(path)}"
+    tag = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]}_{i}"
     return f"{stem}_{tag}"
 
 
-def _name(stem: str, paths, path) -> str:
-    return _stem(stem, paths, path) + ".png"
+def _name(stem: str, paths, i: int) -> str:
+    return _stem(stem, paths, i) + ".png"
 
 
 def _per_run(paths, module, stem: str, extra=()) -> Product:
     """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers; `extra`:
     (stem, dataset needed, plot function) figures drawn where the run holds that dataset."""
     out = Product()
-    for p in paths:
+    for i, p in enumerate(paths):
         data = module.load(p)
-        out.figures[_name(stem, paths, p)] = module.plot(data)
+        out.figures[_name(stem, paths, i)] = module.plot(data)
         for more, needs, plot in extra:
             if needs in data:
-                out.figures[_name(more, paths, p)] = plot(data)
+                out.figures[_name(more, paths, i)] = plot(data)
         out.lines += [f"{label(p)}: {line}" for line in module.numbers(data)]
     return out
 
@@ -67,20 +68,20 @@ def table_1(paths, *, study_name=None, **_):
     return Product({}, {"table1.md": md}, table1.numbers(rows))
 
 
-def sigma_history(paths, *, suffixes=None, **_):
-    runs = [histories.load(p, suffix=(suffixes or {}).get(p, "")) for p in paths]
+def sigma_history(paths, **_):
+    runs = [histories.load(p) for p in paths]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
-    for p, r in zip(paths, runs):
+    for i, r in enumerate(runs):
         if histories.has_per_rank(r):
-            out.figures[_name("per_rank", paths, p)] = histories.plot_per_rank(r)
+            out.figures[_name("per_rank", paths, i)] = histories.plot_per_rank(r)
     return out
 
 
 def optuna_study(paths, *, study_name=None, **_):
     out = Product()
-    for p in paths:
+    for i, p in enumerate(paths):
         study, _ = load_study(p, study_name)
-        stem = _stem("optuna", paths, p)
+        stem = _stem("optuna", paths, i)
         for view in optuna_view.VIEWS:
             try:
                 out.figures[f"{stem}_{view}.png"] = optuna_view.plot(study, view)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -23,10 +24,19 @@ NOISE_SCAN = "noise_scan.h5"
 DISTANCES = "distances.h5"
 FIG2 = "fig2_distances.h5"
 JOURNAL = "study.journal"
+#: the data files a run writes under these names (a path to one of them stands for its run directory)
+DATA_FILES = (CHECKPOINT, NN, NN_CHECKPOINT, NOISE_SCAN, DISTANCES, FIG2)
 
 
 class MissingData(InputFileError):
     """A run directory or HDF5 file lacks the data a figure or table needs (exit status 2)."""
+
+
+def _unreadable(h5_path, exc, hint: str) -> MissingData:
+    """The error for a file h5py cannot open: damaged (cut short by a crash, a full disk or a partial copy) or
+    not HDF5 at all; both fixes are named."""
+    return MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); if the run wrote it, it is damaged: rerun that "
+                       f"job with --force; else {hint}")
 
 
 def data_file(path, name: str, *, hint: str) -> str:
@@ -42,19 +52,64 @@ def data_file(path, name: str, *, hint: str) -> str:
     return full
 
 
-def read_datasets(h5_path, names, *, hint: str, optional=()) -> dict:
-    """Arrays of the named datasets ("group/name") of an HDF5 file; MissingData naming the first absent one.
+def check_array(path, name: str, value, *, ndim=None, nonempty: bool = True, hint: str) -> np.ndarray:
+    """`value` as a numeric (integer or real) array of `ndim` dimensions (an int or a tuple of them), non-empty
+    unless told; MissingData naming the file, the dataset and what it holds otherwise."""
+    arr = np.asarray(value)
+    what = f"{path}: dataset '{name}'"
+    if arr.dtype.kind not in "iuf":
+        raise MissingData(f"{what} holds {arr.dtype} data, not numbers; {hint}")
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and arr.ndim not in allowed:
+        dims = " or ".join(map(str, allowed))
+        raise MissingData(f"{what} has shape {arr.shape}, not {dims}-dimensional; {hint}")
+    if nonempty and arr.size == 0:
+        raise MissingData(f"{what} is empty (shape {arr.shape}); {hint}")
+    return arr
 
-    Names in `optional` are returned only when present.
+
+def read_datasets(h5_path, names, *, hint: str, optional=(), ndim=None) -> dict:
+    """Arrays of the named datasets ("group/name") of an HDF5 file; MissingData naming the first absent one, or
+    the first that is not a non-empty numeric array of the dimension `ndim` gives it (`ndim`: {name: int or
+    tuple of ints}; names it omits are not checked for dimension).
+
+    Names in `optional` are returned only when present (and may be empty).
     """
+    ndim = ndim or {}
     try:
         with h5py.File(h5_path, "r") as f:
             for name in names:
                 if not isinstance(f.get(name), h5py.Dataset):
                     raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
-            return {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
+            raw = {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
     except OSError as exc:
-        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+        raise _unreadable(h5_path, exc, hint) from None
+    return {name: check_array(h5_path, name, value, ndim=ndim.get(name), nonempty=name in names, hint=hint)
+            for name, value in raw.items()}
+
+
+def same_length(path, data: dict, names, *, hint: str) -> int:
+    """The common first-axis length of data[name] for `names` (those present); MissingData when they differ."""
+    lengths = {name: len(data[name]) for name in names if name in data}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"'{k}' {v}" for k, v in lengths.items())
+        raise MissingData(f"{path}: datasets of one table have different lengths ({listed}); {hint}")
+    return next(iter(lengths.values()), 0)
+
+
+def read_strings(h5_path, name: str, *, hint: str) -> list | None:
+    """The text dataset `name` as a list of str (None when absent); MissingData when it holds no 1-D text."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            if not isinstance(f.get(name), h5py.Dataset):
+                return None
+            value = np.asarray(f[name][()])
+    except OSError as exc:
+        raise _unreadable(h5_path, exc, hint) from None
+    if value.ndim != 1 or value.dtype.kind not in "SOU":
+        raise MissingData(f"{h5_path}: dataset '{name}' is not a 1-D list of strings ({value.dtype}, shape "
+                          f"{value.shape}); {hint}")
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
 
 
 def dataset_names(h5_path) -> list:
@@ -74,7 +129,7 @@ def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     try:
         f = h5py.File(h5_path, "r")
     except OSError as exc:
-        raise MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); {hint}") from None
+        raise _unreadable(h5_path, exc, hint) from None
     with f:
         for key, value in f.attrs.items():
             if isinstance(value, bytes):
@@ -101,16 +156,22 @@ def read_summary(run_dir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+class _Unreadable(Exception):
+    """checkpoint.h5 exists but is not a readable HDF5 file."""
+
+
 def _checkpoint_step(path) -> int | None:
-    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one."""
+    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one (None when it holds
+    neither); _Unreadable when the file cannot be opened (truncated, not HDF5)."""
     try:
         with h5py.File(path, "r") as f:
             if "step" in f.attrs:
                 return int(f.attrs["step"])
-            if isinstance(f.get("history/sigma_train"), h5py.Dataset):
-                return int(f["history/sigma_train"].shape[0]) - 1
-    except OSError:
-        return None
+            shape = f["history/sigma_train"].shape if isinstance(f.get("history/sigma_train"), h5py.Dataset) else ()
+            if len(shape) == 1:
+                return int(shape[0]) - 1
+    except (OSError, TypeError, ValueError):  # not HDF5, cut short, or a `step` that is no integer
+        raise _Unreadable(path) from None
     return None
 
 
@@ -139,8 +200,14 @@ def training_history(path, names, *, hint: str) -> dict:
 
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
-    step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint."""
+    step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
+    cannot be read makes the run incomplete (damaged), whatever its summary says."""
     run_dir = os.fspath(run_dir)
+    ckpt = os.path.join(run_dir, CHECKPOINT)
+    try:
+        step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
+    except _Unreadable:
+        return False, "checkpoint.h5 unreadable (damaged); rerun the job with --force"
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
@@ -148,7 +215,6 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, "no summary.json (interrupted run; continue it with --resume)"
     if summary.get("status") == "preempted":
         return False, "preempted (summary status); continue it with --resume"
-    ckpt = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isfile(ckpt):
         pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = _training_epoch(pt) if os.path.isfile(pt) else None
@@ -157,14 +223,105 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, (f"checkpoint.pt is at epoch {epoch} but summary.json describes epoch {done} "
                            "(interrupted or extended run; continue it with hpcflow nn --resume)")
         return True, ""
-    step = _checkpoint_step(ckpt)
-    described = summary.get("checkpoint_step", summary.get("steps_taken"))
-    if step is not None and described is not None and int(described) != step:
+    described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
+    if step is not None and described is not None and described != step:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
                        "(interrupted or extended run; continue it with --resume)")
     return True, ""
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What a run directory says about how its run ended: completeness, status, last step on disk, stop reason."""
+
+    complete: bool
+    reason: str  # why incomplete ("" when complete)
+    status: str  # summary.json `status`, else the data file's `status` attribute ("" when neither says)
+    step: int | None  # last step (flow) or epoch (network) written
+    stopped: str  # why the run stopped early ("" when it did not say)
+    unit: str  # "step" or "epoch"
+
+    def note(self) -> str:
+        """'' for a finished run, else a short mark: 'incomplete: ...', 'diverged after step k; <why>', ..."""
+        at = f"{self.unit} {self.step}" if self.step is not None else ""
+        if not self.complete:
+            short = self.reason.split(" (")[0].split(";")[0]
+            if self.status in ("preempted", "running") and at and at not in short:
+                short += f" at {at}" if self.status in short else f", {self.status} at {at}"
+            return f"incomplete: {short}"
+        if self.status in ("", "finished"):
+            return ""
+        return " ".join(filter(None, (self.status, f"after {at}" if at else ""))) + (
+            f"; {self.stopped}" if self.stopped else "")
+
+    def suffix(self) -> str:
+        """' (note)' for legends and printed lines; '' for a finished run."""
+        note = self.note()
+        return f" ({note})" if note else ""
+
+
+def _state_attrs(path) -> dict:
+    """`status`, `stopped` and `step`/`epoch` attributes of a data file ({} when absent or unreadable)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: f.attrs[k] for k in ("status", "stopped", "step", "epoch") if k in f.attrs}
+    except OSError:
+        return {}
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if not isinstance(value, (bool, np.bool_)) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def run_dir_of(path) -> str | None:
+    """The run directory `path` stands for: itself, or the directory of a data file passed by its own name
+    (DATA_FILES); None for a file of another name (a copy without its run directory)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return path
+    return os.path.dirname(os.path.abspath(path)) if os.path.basename(path) in DATA_FILES else None
+
+
+def run_state(run_dir) -> RunState:
+    """The RunState of a flow or network run directory (or of one of its data files), from completeness(),
+    summary.json and the attributes of checkpoint.h5 (flow) or nn.h5 (network), which a run writes before its
+    summary; a data file of another name is judged by its own attributes alone."""
+    path, run_dir = os.fspath(run_dir), run_dir_of(run_dir)
+    if run_dir is None:
+        attrs = _state_attrs(path)
+        status = _text(attrs.get("status"))
+        step = _int(attrs.get("step", attrs.get("epoch")))
+        unit = "step" if "step" in attrs else "epoch"
+        if status in ("preempted", "running"):
+            return RunState(False, f"{status} (status of {os.path.basename(path)})", status, step, "", unit)
+        return RunState(True, "", status, step, _text(attrs.get("stopped")), unit)
+    complete, reason = completeness(run_dir)
+    summary = read_summary(run_dir) or {}
+    ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
+    flow = os.path.isfile(ckpt)
+    attrs = _state_attrs(ckpt if flow else nn)
+    # a complete run's summary describes its data file; an incomplete one's data file is newer than its summary
+    first, second = (summary, attrs) if complete else (attrs, summary)
+    status = _text(first.get("status")) or _text(second.get("status"))
+    stopped = _text(first.get("stopped")) or _text(second.get("stopped"))
+    step = _int(attrs.get("step" if flow else "epoch"))
+    if step is None:
+        step = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
+    network = not flow and (os.path.isfile(nn) or os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)))
+    return RunState(complete, reason, status, step, stopped, "epoch" if network else "step")
+
+
 def label(run_dir) -> str:
-    """A short name for a run directory in legends and tables (its base name)."""
-    return os.path.basename(os.path.normpath(os.fspath(run_dir))) or os.fspath(run_dir)
+    """A short name for a run directory in legends and tables (its base name; for a data file passed by its
+    own name, its directory's)."""
+    path = run_dir_of(run_dir) or os.fspath(run_dir)
+    return os.path.basename(os.path.normpath(path)) or path

@@ -13,12 +13,37 @@ import sys
 from hpcflow.errors import UserError
 
 
+def check_out(out, *, flag: str = "--out") -> str:
+    """Refuse (UserError, before any work) an output directory that cannot be one: empty, under /proc, /sys or
+    /dev, an existing file, an unwritable directory, or a missing one whose nearest existing ancestor is not a
+    writable directory (a file where a directory is expected)."""
+    from hpcflow.jobs.output import check_path, nearest_existing
+
+    out = check_path(out, flag=flag)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserError(f"{flag} {out} exists and is not a directory; choose a directory")
+    parent = out if os.path.isdir(out) else nearest_existing(out)
+    if not os.path.isdir(parent):
+        raise UserError(f"cannot create {flag} {out}: {parent} is not a directory; choose another {flag}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {out}: {parent} is not writable; choose another {flag}")
+    return out
+
+
+def make_dir(out, *, flag: str = "--out") -> None:
+    """os.makedirs(out) with an OSError (a race, a read-only file system) as a one-line UserError."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {flag} {out} ({exc.strerror}); choose a writable directory") from None
+
+
 def write(product, out, *, dpi: int = 110) -> list:
     """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written."""
     from hpcflow.analysis.figure import save_png
     from hpcflow.atomic import atomic_file
 
-    os.makedirs(out, exist_ok=True)
+    make_dir(out)
     written = [save_png(fig, os.path.join(out, name), dpi=dpi) for name, fig in product.figures.items()]
     for name, text in product.texts.items():
         with atomic_file(os.path.join(out, name), "w") as fh:
@@ -37,8 +62,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     p.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
     args = p.parse_args(argv)
     try:
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise UserError(f"--out {args.out} exists and is not a directory; choose a directory")
+        check_out(args.out)
         if args.dpi < 10:
             raise UserError(f"--dpi {args.dpi} is too small; use 10 or more (default 110)")
         product = PRODUCTS[name](args.paths, study_name=args.study)

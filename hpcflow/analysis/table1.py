@@ -2,7 +2,8 @@
 
 Reads flow run directories (summary.json/config and checkpoint.h5 history/sigma_train, sigma_test), or the
 best trial's run directory of an Optuna study (user attribute `run_dir`). Gains = sigma(step 0 = FS) /
-sigma(last step), recomputed from the checkpoint's histories.
+sigma(last step), recomputed from the checkpoint's histories. A run that did not finish (interrupted, extended
+and interrupted, diverged, stopped) is marked in the status column and the printed lines (rundir.RunState).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, data_file, label, read_attrs, read_datasets,
-                                     read_summary)
+                                     read_summary, run_state)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -25,12 +26,30 @@ PAPER = {
 HYPER_KEYS = ("width", "form", "normalize", "w_std", "b_std", "depth", "sigma_w", "amplitude")
 
 
+#: configuration entries a row reads: section -> {key: (accepted types, required)}
+CONFIG = {"kernel": {"name": (str, True)}, "geometry": {"n_train": (int, True), "n_test": (int, False)},
+          "flow": {"dt": ((int, float), True), "loss": (str, False)}}
+
+
 def _config(run_dir, ckpt) -> dict:
-    cfg = (read_summary(run_dir) or {}).get("config")
+    """The job configuration of summary.json (else checkpoint.h5's `config` attribute); MissingData naming the
+    file and the entry when a section or key that a row reads is missing or of the wrong type."""
+    cfg, source = (read_summary(run_dir) or {}).get("config"), os.path.join(os.fspath(run_dir), "summary.json")
     if not isinstance(cfg, dict):
-        cfg = read_attrs(ckpt).get("config")
+        cfg, source = read_attrs(ckpt).get("config"), ckpt
     if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
         raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
+    for section, keys in CONFIG.items():
+        table = cfg.get(section)
+        if not isinstance(table, dict):
+            raise MissingData(f"{source}: config [{section}] is {'missing' if table is None else 'not a table'}; "
+                              f"{HINT}")
+        for key, (types, required) in keys.items():
+            value = table.get(key)
+            if (value is None and required) or (value is not None and (
+                    isinstance(value, bool) or not isinstance(value, types))):
+                raise MissingData(f"{source}: config [{section}].{key} = {value!r} is missing or of the wrong type; "
+                                  f"{HINT}")
     return cfg
 
 
@@ -39,11 +58,12 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
     if os.path.isfile(os.path.join(os.fspath(run_dir), NN)):
         raise MissingData(f"{run_dir} is a network run (nn.h5); Table 1 compares kernel flows: {HINT}")
     ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
-    h = read_datasets(ckpt, ("history/sigma_train", "history/sigma_test"), hint=HINT)
+    names = ("history/sigma_train", "history/sigma_test")
+    h = read_datasets(ckpt, names, hint=HINT, ndim=dict.fromkeys(names, 1))
     cfg = _config(run_dir, ckpt)
     st, se = h["history/sigma_train"], h["history/sigma_test"]
     kernel = cfg["kernel"]
-    return {"run": name or label(run_dir), "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
+    return {"run": name or label(run_dir), "status": run_state(run_dir).note() or "finished", "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
             "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
@@ -63,12 +83,13 @@ def load(paths, *, study_name: str | None = None) -> list:
 
 def markdown(rows) -> str:
     """The table as GitHub markdown: our run's values, then the paper's, per kernel."""
-    head = ("| run | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
+    head = ("| run | status | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
             "paper | steps | gain train | gain test | paper gain train / test |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
-        lines.append(f"| {r['run']} | {r['kernel']} | {r['n_train']} / {p['points']} | {r['dt']:g} / {p['lr']} | "
+        status = r["status"].replace("|", "/")
+        lines.append(f"| {r['run']} | {status} | {r['kernel']} | {r['n_train']} / {p['points']} | {r['dt']:g} / {p['lr']} | "
                      f"{r['loss'] or '-'} | "
                      f"{r['hyper'] or '-'} | {p['hyper']} | {r['steps']} | {r['gain_train']:.4g} | "
                      f"{r['gain_test']:.4g} | {p['gains']} |")
@@ -76,5 +97,9 @@ def markdown(rows) -> str:
 
 
 def numbers(rows) -> list:
-    return [f"{r['run']} [{r['kernel']}]: gain train {r['gain_train']:.6g}, gain test {r['gain_test']:.6g}"
-            for r in rows]
+    """One line per row; a run that did not finish carries its status in parentheses."""
+    out = []
+    for r in rows:
+        mark = "" if r["status"] == "finished" else f" ({r['status']})"
+        out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {r['gain_train']:.6g}, gain test {r['gain_test']:.6g}")
+    return out

@@ -11,6 +11,8 @@ test metric that leaves positivity stops the flow it belongs to); per level we r
 sigma_FS / sigma_final of the test points versus their mean FS distance to their source train point and to the
 nearest train point (the paper's axis: "average shortest geodesic distance between noised and sampled points").
 The test points keep the train points' chart (I, J), the coordinate system the train metrics live in.
+A level whose flow stops for a numerical reason (diverged, no positive-definite step) keeps the gain of its last
+finite step; noise_scan.h5 says which (table/stopped, table/steps_taken) and the summary's status is "stopped".
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def project_to_hypersurface(X, z, *, fixed, max_iter: int = 50, tol: float = PRO
     converged = np.isfinite(z).all(axis=1) & (X.residual(z) < tol)
     z[~np.isfinite(z).all(axis=1)] = 0.0
     return z, converged
+
+
+#: the `conventions` attribute of noise_scan.h5
+CONVENTIONS = ("one row of table/* per noise scale: gain = sigma_FS / sigma_final of the test points (eq. B.11, "
+               "sigma_FS at step 0); mean_distance_to_source / _to_nearest_train: mean FS distance of the noised "
+               "test points to their source train point / the nearest train point; steps_taken: flow steps taken; "
+               "stopped: why the flow stopped before [flow].steps for a numerical reason ('' when it did not); "
+               "scale_i/sigma_test, sigma_train: histories (step 0 = FS)")
 
 
 # ---- job -------------------------------------------------------------------------------------------------
@@ -110,7 +120,9 @@ def noisy_test_sets(X, train, scales, rng, max_newton: int, project: bool = True
 def run(cfg: dict, outdir) -> dict:
     from scipy.spatial import cKDTree
 
-    from hpcflow.flow import kernel_flow
+    import h5py
+
+    from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
     from hpcflow.geometry import fs_distance_paired, projector_features
     from hpcflow.jobs.output import write_hdf5
@@ -137,7 +149,7 @@ def run(cfg: dict, outdir) -> dict:
                      "sigma_initial": float(se[0]), "sigma_final": float(se[-1]), "gain": gain(se[0], se[-1]),
                      "gain_best": gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
                      "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps), "test_held": int(res.test_held),
-                     "stopped": res.stopped})
+                     "stopped": res.stopped, "numerical_stop": res.stop_kind in NUMERICAL_STOPS})
         print(f"noise_scan: scale={s:g} mean d(source)={d_src.mean():.4g} test gain={rows[-1]['gain']:.4g} "
               f"train gain={rows[-1]['gain_train']:.4g} {res.stopped}", flush=True)
         data[f"scale_{i}/distance_to_source"] = d_src
@@ -146,6 +158,15 @@ def run(cfg: dict, outdir) -> dict:
         data[f"scale_{i}/sigma_train"] = st
     for key in ("scale", "mean_distance_to_source", "mean_distance_to_nearest_train", "gain"):
         data[f"table/{key}"] = np.array([r[key] for r in rows], dtype=float)
-    write_hdf5(os.path.join(outdir, "noise_scan.h5"), data, attrs={"config": cfg})
+    data["table/steps_taken"] = np.array([r["steps_taken"] for r in rows], dtype=np.int64)
+    data["table/stopped"] = np.array([r["stopped"] if r["numerical_stop"] else "" for r in rows],
+                                     dtype=h5py.string_dtype("utf-8"))
+    write_hdf5(os.path.join(outdir, "noise_scan.h5"), data, attrs={"config": cfg, "conventions": CONVENTIONS})
+    stopped = [r for r in rows if r["numerical_stop"]]
+    status = {"status": "finished", "stopped": ""}
+    if stopped:
+        scales = ", ".join(f"{r['scale']:g}" for r in stopped)
+        status = {"status": "stopped", "stopped": f"{len(stopped)} of {len(rows)} flows stopped for a numerical reason "
+                  f"(scales {scales}); their gains are those of their last finite step (table[*].stopped)"}
     return {"table": rows, "kernel": cfg["kernel"]["name"], "kernel_params": kernel.params(), "n_train": len(train),
-            "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"], "project": nz["project"]}
+            "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"], "project": nz["project"], **status}

@@ -62,20 +62,17 @@ def collect(paths, *, study_name=None) -> Report:
 
     report = Report([detect(p) for p in paths])
     groups = {name: [] for name in SECTIONS}
-    suffixes = {}
     for info in report.infos:
         if info.kind is None:
             report.skipped.append((info.path, info.reason))
             continue
-        if not info.complete:
-            suffixes[info.path] = " (incomplete)"
         for name in info.products:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
     for name, members in groups.items():
         if members:
-            prod = _run_product(name, members, report.skipped, study_name=study_name, suffixes=suffixes)
+            prod = _run_product(name, members, report.skipped, study_name=study_name)
             if prod is not None:
                 report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines))
     return report
@@ -84,14 +81,14 @@ def collect(paths, *, study_name=None) -> Report:
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
-    UserError (nothing written) when no directory holds anything to report, or --out holds other files than an
+    UserError (nothing written) when no directory holds anything to report (no figure, no run to list), or --out holds other files than an
     earlier report and not force.
     """
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
     report = collect(paths, study_name=study_name)
-    if not report.sections:
+    if not report.sections and not any(i.kind is not None and not i.products for i in report.infos):
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
         raise UserError(f"nothing to report: {reasons}")
     return documents.write(report, out)

@@ -6,8 +6,10 @@ import glob
 import os
 from dataclasses import dataclass, field
 
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN,
-                                     completeness, dataset_names, read_summary)
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, MissingData,
+                                     completeness, dataset_names, read_datasets, read_summary)
+
+LOCAL_LIMIT = "local_limit.h5"
 
 #: data file -> (kind, products of hpcflow.analysis.products.PRODUCTS that read it)
 FILES = {
@@ -18,6 +20,7 @@ FILES = {
     NOISE_SCAN: ("noise_scan", ("fig3_noise",)),
     DISTANCES: ("distance_scaling", ("fig3_scaling",)),
     FIG2: ("clustering", ("fig2_heatmaps",)),
+    LOCAL_LIMIT: ("local_limit", ()),  # no figure: listed in the runs table
 }
 
 
@@ -48,4 +51,18 @@ def detect(path) -> RunInfo:
         return RunInfo(path, kind, True, "", {}, products)
     complete, reason = completeness(path)
     summary = read_summary(path) or {}
+    if kind == "nn" and summary and not isinstance(summary.get("sigma_train_initial"), (int, float)):
+        summary = {**summary, **_initial_train_sigma(os.path.join(path, NN))}
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products)
+
+
+def _initial_train_sigma(nn_h5) -> dict:
+    """{'sigma_train_initial': history/sigma_train[0]} of a network's nn.h5 (its summary.json holds only the
+    final train sigma); {} when the file or the history is missing or unreadable."""
+    if not os.path.isfile(nn_h5):
+        return {}
+    try:
+        st = read_datasets(nn_h5, ("history/sigma_train",), hint="", ndim={"history/sigma_train": 1})
+    except MissingData:
+        return {}
+    return {"sigma_train_initial": float(st["history/sigma_train"][0])}

@@ -88,10 +88,12 @@ def earlier_figures(out) -> list | None:
 
 
 def check_out(out, *, force: bool = False) -> None:
-    """Refuse (UserError, before any work) an --out that is a file, or a directory holding anything but an earlier
-    hpcflow report, unless force."""
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out} exists and is not a directory; choose a directory")
+    """Refuse (UserError, before any work) an --out that cannot be a directory (analysis.script.check_out: a
+    file, under /proc, /sys or /dev, an unwritable or non-directory parent), or a directory holding anything but
+    an earlier hpcflow report, unless force."""
+    from hpcflow.analysis.script import check_out as check_dir
+
+    check_dir(out)
     if not force and earlier_figures(out) is None:
         raise UserError(f"--out {out} holds files that are not an hpcflow report; choose another --out or pass "
                         "--force to write the report among them")
@@ -100,8 +102,10 @@ def check_out(out, *, force: bool = False) -> None:
 def write(report, out) -> dict:
     """Write the PNGs, report.md and report.html into `out` (an earlier report's figures that this one does not
     draw are removed, so none is left behind unreferenced); their paths and the skipped directories."""
+    from hpcflow.analysis.script import make_dir
+
     old = earlier_figures(out) or []
-    os.makedirs(out, exist_ok=True)
+    make_dir(out)
     pngs = {}
     for sec in report.sections:
         for name, fig in sec.figures.items():

@@ -24,25 +24,37 @@ def _arrow(a, b) -> str:
     return "-" if a is None and b is None else f"{_num(a)} -> {_num(b)}"
 
 
+def _table(d, *keys) -> dict:
+    """The first of d[key] for `keys` that is a dict (a hand-edited summary may hold anything); {} when none."""
+    return next((d[k] for k in keys if isinstance(d.get(k), dict)), {})
+
+
 def row(info) -> list:
     """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent)."""
-    s, cfg = info.summary, info.summary.get("config") or {}
-    geo = cfg.get("geometry") or cfg.get("points") or {}
+    s = info.summary
+    cfg = _table(s, "config")
+    geo = _table(cfg, "geometry", "points")
     status = s.get("status", "finished" if s else "-") if info.complete else f"incomplete: {info.reason}"
+    if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
+        status = f"{status}: {s['stopped']}"  # diverged, stopped: why
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
-    kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else (cfg.get("kernel") or {}).get("name")
+    kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else _table(cfg, "kernel").get("name")
     if info.kind == "nn":
-        m = cfg.get("model") or {}
+        m = _table(cfg, "model")
         kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
+    train_i, train_f = s.get("sigma_train_initial"), s.get("sigma_train_final")
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
-    gain_test = s.get("gain_test")
-    if gain_test is None and test_i and test_f:
-        gain_test = test_i / test_f
     return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(s.get("ranks", 1 if s else None)),
-            _arrow(s.get("sigma_train_initial"), s.get("sigma_train_final")), _arrow(test_i, test_f),
-            _num(s.get("gain_train")), _num(gain_test), _num(s.get("wall_seconds"))]
+            _arrow(train_i, train_f), _arrow(test_i, test_f), _num(_gain(s.get("gain_train"), train_i, train_f)),
+            _num(_gain(s.get("gain_test"), test_i, test_f)), _num(s.get("wall_seconds"))]
+
+
+def _gain(given, initial, final):
+    """`given`, else initial / final when both are nonzero numbers (network summaries hold no gains)."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (initial, final))
+    return initial / final if given is None and numbers and initial and final else given
 
 
 def markdown(infos) -> str:
