@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 import warnings
 
@@ -41,6 +42,32 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
         raise StorageError(f"--storage {url}: cannot open it ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); check the URL and that the server answers") from None
+
+
+def storage_label(url: str | None, out: str) -> str:
+    """How study.json records a storage: a journal inside DIR relative to it ("study.journal" by default), another
+    journal as an absolute path, a URL without its password (a relative sqlite path made absolute)."""
+    url = url or os.path.join(out, "study.journal")
+    if "://" not in url:
+        path, base = os.path.abspath(url), os.path.abspath(out)
+        return os.path.relpath(path, base) if path.startswith(base + os.sep) else path
+    url = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)  # never write a password to disk
+    head, sep, tail = url.partition(":///")
+    if head.split("+")[0] == "sqlite" and sep and tail and not tail.startswith("/") and not tail.startswith(":memory"):
+        url = f"{head}:///{os.path.abspath(tail)}"
+    return url
+
+
+def storage_shown(label: str, out: str) -> str:
+    """A recorded storage as a user passes it: a relative journal path joined to DIR."""
+    return label if "://" in label or os.path.isabs(label) else os.path.join(out, label)
+
+
+def storage_option(label: str, out: str) -> str:
+    """The --storage option that opens the storage study.json records as `label` (for messages)."""
+    if label == "study.journal":
+        return f"no --storage (it is {os.path.join(out, label)})"
+    return f"--storage {storage_shown(label, out)}"
 
 
 def is_journal(storage) -> bool:

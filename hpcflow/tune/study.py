@@ -24,8 +24,13 @@ import numpy as np
 from hpcflow.errors import ConfigError, MissingDependencyError, OutputPathError, RunStop, UserError
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue
+from hpcflow.tune.storage import (StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue,
+                                  storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
+
+
+class TrialDirTaken(OutputPathError):
+    """A trial's run directory holds another trial's files: the worker stops (exit 2), nothing is overwritten."""
 
 
 @dataclass
@@ -145,6 +150,11 @@ class Worker:
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
         run_dir = os.path.join(self.out, "trials", f"{trial.number:04d}")
+        try:
+            check_trial_dir(run_dir)
+        except TrialDirTaken as exc:
+            trial.set_user_attr("failure", str(exc))
+            raise
         trial.set_user_attr("run_dir", os.path.abspath(run_dir))
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
@@ -161,7 +171,7 @@ class Worker:
             self.current = None
             try:
                 self.study.optimize(self.objective, n_trials=1, catch=())
-            except (RunStop, KeyboardInterrupt):
+            except (RunStop, KeyboardInterrupt, TrialDirTaken):
                 raise
             except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
                 self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
@@ -195,42 +205,105 @@ def follow(job: TuneJob, *, comm) -> None:
             continue  # rank 0 records the same failure
 
 
-def check_outdir(out: str, study_name: str) -> None:
-    """DIR holds the trials of one study (DIR/study.json names it): refuse another study or a run directory."""
+def read_record(out: str) -> dict | None:
+    """DIR/study.json (what the study in DIR was created with), or None when DIR holds none."""
     marker = os.path.join(out, "study.json")
-    if os.path.isfile(marker):
+    if not os.path.isfile(marker):
+        return None
+    try:
         with open(marker, encoding="utf-8") as fh:
-            name = json.load(fh).get("study")
+            record = json.load(fh)
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("study"), str):
+        raise OutputPathError(f"--out {out}: study.json is not readable JSON naming a study; restore it or "
+                              "choose another --out")
+    return record
+
+
+def check_outdir(out: str, study_name: str, storage: str | None = None) -> None:
+    """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
+    storage (its trial numbers would reuse DIR/trials/NNNN) or a run directory."""
+    record = read_record(out)
+    if record is not None:
+        name = record["study"]
         if name != study_name:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
                                   "trials to it, or choose another --out")
+        label = storage_label(storage, out)
+        known = record.get("storage")
+        if known is None and os.path.isfile(os.path.join(out, "study.journal")):
+            known = "study.journal"  # written before study.json recorded the storage: the default journal
+        if known is not None and known != label:
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
+                                  f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
+                                  f"{storage_option(known, out)} to add trials to it, or choose another --out")
     elif os.path.exists(os.path.join(out, "summary.json")) or os.path.exists(out) and not os.path.isdir(out):
         raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
 
 
+def check_trial_dir(run_dir: str) -> None:
+    """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
+    from hpcflow.atomic import TMP_MARK
+
+    if os.path.isdir(run_dir) and any(not (e.startswith(".") and TMP_MARK in e) for e in os.listdir(run_dir)):
+        raise TrialDirTaken(f"--out: {run_dir} already holds the results of another trial (written through another "
+                            "storage); choose another --out")
+
+
+def _foreign_trials(out: str, n_trials: int) -> list[str]:
+    """DIR/trials/NNNN directories with files whose number the study (of n_trials trials) has not reached:
+    another storage's trials, which this study's next trials would write over."""
+    trials = os.path.join(out, "trials")
+    names = sorted(os.listdir(trials)) if os.path.isdir(trials) else []
+    return [n for n in names if n.isdigit() and int(n) >= n_trials and os.listdir(os.path.join(trials, n))]
+
+
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
-    """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered."""
+    """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered.
+
+    Every refusal comes before the first write: a new study is not created in a DIR that holds trials (they
+    belong to a study in another storage), and an existing one is loaded without writing to its storage.
+    """
     import optuna
 
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
-    check_outdir(out, study_name)
+    check_outdir(out, study_name, storage)
+    url = storage or os.path.join(out, "study.journal")
+    label = storage_label(storage, out)
+
+    def refuse_foreign(n_trials):
+        foreign = _foreign_trials(out, n_trials)
+        if foreign:
+            raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
+                                  f"{storage_shown(label, out)} has not reached (another storage wrote it); pass the "
+                                  f"--storage that holds it, or choose another --out")
+
+    if "://" not in url and not os.path.exists(url):
+        refuse_foreign(0)
     store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
     seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
                .generate_state(1)[0])
-    try:
+    sampler, pruner = make_sampler(tune["sampler"], seed), make_pruner(tune)
+    exists = study_name in optuna.study.get_all_study_names(store)
+    if exists and not existing_ok:
+        raise StorageError(f"study {study_name!r} exists in the storage; pass another --study")
+    if exists:
+        study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler, pruner=pruner)
+        refuse_foreign(len(study.get_trials(deepcopy=False)))
+    else:
+        refuse_foreign(0)
         study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
-                                    sampler=make_sampler(tune["sampler"], seed), pruner=make_pruner(tune),
-                                    load_if_exists=existing_ok)
-    except optuna.exceptions.DuplicatedStudyError:
-        raise StorageError(f"study {study_name!r} exists in the storage; pass another --study") from None
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
     if study.direction.name.lower() != tune["direction"]:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), {"study": study_name, "job": os.path.abspath(job.path)})
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label,
+                                                 "job": os.path.abspath(job.path)})
     if is_journal(store):
         gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
         if gone:

@@ -1,0 +1,119 @@
+"""What a study directory records (storage, job, trial directories) and the refusals that keep its trials intact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from hpcflow.cli import main
+
+JOB = """
+[job]
+kind = "flow"
+[geometry]
+n_train = 60
+n_test = 60
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 1.0
+steps = 3
+loss = "ultralocal"
+[tune]
+sampler = "random"
+seed = 5
+pruner = "none"
+[tune.space]
+"flow.dt" = {low = 0.01, high = 3.0, log = true}
+"""
+
+
+def _job(tmp_path, text=JOB, name="tiny.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _journal(path, name="tiny"):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+def _digests(root: Path) -> dict:
+    """Every file under root -> its sha256 (what 'nothing lost on disk' compares)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _tune(capsys, *args):
+    capsys.readouterr()
+    rc = main(["tune", *map(str, args)])
+    return rc, capsys.readouterr()
+
+
+def test_another_storage_in_the_same_out_is_refused_and_nothing_is_overwritten(tmp_path, capsys):
+    job, out, url = _job(tmp_path), tmp_path / "s", f"sqlite:///{tmp_path / 'q.db'}"
+    rc, _ = _tune(capsys, job, "--trials", "2", "--out", out, "--storage", url)
+    assert rc == 0
+    record = json.loads((out / "study.json").read_text())
+    assert record["storage"] == url and record["study"] == "tiny"
+    before = _digests(out)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)  # the default journal: another study's trial 0
+    assert rc == 2 and io.err.count("\n") == 1
+    assert f"pass --storage {url} to add trials" in io.err
+    assert _digests(out) == before and not (out / "study.journal").exists()
+    rc, _ = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url)  # the recorded one still works
+    assert rc == 0 and len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+
+
+def test_a_directory_whose_record_names_no_storage_keeps_its_trials(tmp_path, capsys):
+    """study.json without a storage (older layout) and trials/ of a study the storage does not hold."""
+    job, out, url = _job(tmp_path), tmp_path / "s", f"sqlite:///{tmp_path / 'q.db'}"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url)[0] == 0
+    record = json.loads((out / "study.json").read_text())
+    del record["storage"]
+    (out / "study.json").write_text(json.dumps(record))
+    before = _digests(out)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 2 and "holds trials/0000, which study 'tiny' in storage" in io.err and io.err.count("\n") == 1
+    assert _digests(out) == before and not (out / "study.journal").exists()
+    # a journal that holds the study but whose next trial number is a directory written through another storage
+    store = tmp_path / "other.journal"
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.create_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(store))),
+                        direction="maximize")
+    journal = store.read_bytes()
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", store)
+    assert rc == 2 and "holds trials/0000, which study 'tiny'" in io.err and io.err.count("\n") == 1
+    assert _digests(out) == before and store.read_bytes() == journal
+
+
+def test_a_trial_directory_that_holds_files_is_never_written_over(tmp_path):
+    """The last guard (a directory written between the checks and the trial): the worker stops, exit 2."""
+    import pytest
+
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.tune.study import TrialDirTaken, Worker, load, open_study, optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    tj = load(str(job))
+    study, _ = open_study(tj, str(out), study_name="tiny")
+    (out / "trials" / "0001").mkdir()
+    (out / "trials" / "0001" / "summary.json").write_text("{}")
+    with pytest.raises(TrialDirTaken, match="0001 already holds the results of another trial"):
+        Worker(tj, study, str(out), comm=resolve(None), log=lambda *_: None).run(1)
+    assert (out / "trials" / "0001" / "summary.json").read_text() == "{}"
+    trial = _journal(out / "study.journal").trials[1]
+    assert trial.state == TrialState.FAIL and "already holds" in trial.user_attrs["failure"]
