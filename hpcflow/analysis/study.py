@@ -22,9 +22,17 @@ def _storage(path):
 
     if "://" in path:
         return optuna.storages.get_storage(path), os.getcwd()
+    from hpcflow.tune.storage import journal_problem
+
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
+    try:
+        problem = journal_problem(journal, partial_tail_ok=True)  # Optuna skips an unended last line
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror})"
+    if problem:
+        raise MissingData(f"{journal}: {problem.split('; ')[0]}; restore it from a copy or {HINT}")
     return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
 
 
@@ -34,7 +42,11 @@ def load_study(path, study_name: str | None = None):
 
     path = os.fspath(path)
     storage, base = _storage(path)
-    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    try:
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    except ValueError as exc:  # a journal line that is not JSON (json.JSONDecodeError is a ValueError)
+        raise MissingData(f"{path}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
+                          f"from a copy or {HINT}") from None
     if not names:
         raise MissingData(f"{path}: the storage holds no study; {HINT}")
     if study_name is None:

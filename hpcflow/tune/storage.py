@@ -34,8 +34,11 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                                   failed_trial_callback=retry)
+        check_journal(url)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
+    except StorageError:
+        raise
     except (OSError, ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
         raise StorageError(f"--storage {url}: cannot open it ({' '.join(str(exc).split())[:200]}); pass a "
                            "writable journal path or an SQLAlchemy URL such as sqlite:///study.db") from None
@@ -68,6 +71,53 @@ def storage_option(label: str, out: str) -> str:
     if label == "study.journal":
         return f"no --storage (it is {os.path.join(out, label)})"
     return f"--storage {storage_shown(label, out)}"
+
+
+def journal_problem(path: str, *, partial_tail_ok: bool = False) -> str | None:
+    """What makes file `path` unreadable as an Optuna journal (one JSON operation with an op_code a line, every line
+    ended by a newline), or None. `partial_tail_ok`: an unended last line may be a write in progress (readers)."""
+    import json
+
+    with open(path, "rb") as fh:
+        lines = fh.read().split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if tail and not partial_tail_ok:
+        return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk); remove that "
+                f"partial last line (keep lines 1-{len(lines)}), or pass another --storage")
+    for i, line in enumerate(lines, start=1):
+        try:
+            op = json.loads(line)
+        except ValueError:
+            op = None
+        if not (isinstance(op, dict) and isinstance(op.get("op_code"), int)):
+            what = "not an Optuna journal" if i == 1 else "damaged"
+            return (f"line {i} is not an Optuna journal operation (the file is {what}); restore it from a copy, "
+                    "or pass another --storage")
+    return None
+
+
+def check_journal(path: str) -> None:
+    """Refuse (StorageError) a journal file that Optuna would fail on or write after a partial line, before any
+    write; read under the journal's own lock so that another worker's append in progress is not taken for damage."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not os.path.isfile(path):
+        return
+    lock = JournalFileSymlinkLock(path)
+    locked = False
+    try:
+        locked = lock.acquire()
+    except OSError:
+        pass  # an unwritable directory: read without the lock (opening the journal will refuse it)
+    try:
+        problem = journal_problem(path)
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror}); fix its permissions or pass another --storage"
+    finally:
+        if locked:
+            lock.release()
+    if problem:
+        raise StorageError(f"study journal {path}: {problem}")
 
 
 def is_journal(storage) -> bool:

@@ -1,0 +1,64 @@
+"""Journal storage of tune studies: damaged or foreign journals, output paths, stale and preempted trials."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from hpcflow.analysis.rundir import MissingData
+from hpcflow.cli import main
+from hpcflow.tune.study import optimize
+from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
+
+
+def _damaged_copies(tmp_path):
+    """A one-trial study, then two copies of its journal: one cut 40 bytes short (the last operation half
+    written), one with its second line cut in half (damage inside the file)."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    data = (out / "study.journal").read_bytes()
+    lines = data.split(b"\n")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "study.journal").write_bytes(data[:-40])
+    (cut / "study.json").write_text((out / "study.json").read_text())
+    mid = tmp_path / "mid.journal"
+    mid.write_bytes(b"\n".join([lines[0], lines[1][: len(lines[1]) // 2], *lines[2:]]))
+    return job, cut, mid
+
+
+def test_a_damaged_or_foreign_journal_is_refused_before_anything_is_written(tmp_path, capsys):
+    job, cut, mid = _damaged_copies(tmp_path)
+    with pytest.raises(ValueError):  # the damage is real: Optuna itself cannot read the mid-file cut
+        optuna.load_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(mid))))
+    n_lines = (cut / "study.journal").read_bytes().count(b"\n")
+    cases = [(cut, None, f"line {n_lines + 1} is incomplete"), (tmp_path / "m", mid, "line 2 is not an Optuna")]
+    foreign = tmp_path / "notes.journal"
+    foreign.write_text("hello world\n")
+    cases.append((tmp_path / "f", foreign, "line 1 is not an Optuna journal operation (the file is not an Optuna"))
+    for out, storage, says in cases:
+        journal = storage or out / "study.journal"
+        before = journal.read_bytes()
+        rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *(["--storage", storage] if storage else []))
+        assert rc == 2 and says in io.err and io.err.count("\n") == 1, io.err
+        assert journal.read_bytes() == before
+        assert not (out / "trials").exists() and io.out == ""
+
+
+def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_read(tmp_path, capsys):
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.analysis.study import load_study
+
+    job, cut, mid = _damaged_copies(tmp_path)
+    with pytest.raises(MissingData, match="line 2 is not an Optuna journal operation"):
+        load_study(mid)
+    assert script_main("table1", [str(mid), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2 is not an Optuna journal operation" in err and err.count("\n") == 1
+    study, _ = load_study(cut)  # Optuna's reader skips a last line still being written: trial 0 is RUNNING
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
