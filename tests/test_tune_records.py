@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpcflow.cli import main
@@ -42,9 +44,6 @@ def _job(tmp_path, text=JOB, name="tiny.toml"):
 
 
 def _journal(path, name="tiny"):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
 
 
@@ -88,9 +87,6 @@ def test_a_directory_whose_record_names_no_storage_keeps_its_trials(tmp_path, ca
     assert _digests(out) == before and not (out / "study.journal").exists()
     # a journal that holds the study but whose next trial number is a directory written through another storage
     store = tmp_path / "other.journal"
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     optuna.create_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(store))),
                         direction="maximize")
     journal = store.read_bytes()
@@ -117,3 +113,26 @@ def test_a_trial_directory_that_holds_files_is_never_written_over(tmp_path):
     assert (out / "trials" / "0001" / "summary.json").read_text() == "{}"
     trial = _journal(out / "study.journal").trials[1]
     assert trial.state == TrialState.FAIL and "already holds" in trial.user_attrs["failure"]
+
+
+def test_a_diverged_trial_is_pruned_never_the_best(tmp_path):
+    """dt = 5000 stops this job at its first step (no positive-definite step), dt = 0.5 runs its 3 steps."""
+    from hpcflow.jobs import registry
+    from hpcflow.tune.study import optimize
+
+    job = _job(tmp_path, JOB.replace("high = 3.0", "high = 9000.0"))
+    out = tmp_path / "s"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    study.enqueue_trial({"flow.dt": 5000.0})
+    study.enqueue_trial({"flow.dt": 0.5})
+    lines = []
+    r = optimize(str(job), trials=2, out=str(out), log=lines.append)
+    diverged, finished = _journal(out / "study.journal").trials
+    summary = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["checkpoint_step"] < 3  # the run did diverge
+    assert diverged.state == TrialState.PRUNED and diverged.user_attrs["status"] == "diverged"
+    assert "trial 0 PRUNED (diverged)" in lines[0]
+    assert finished.state == TrialState.COMPLETE and r["best"]["number"] == 1
+    assert registry.load(out / "best.toml")[1]["flow"]["dt"] == 0.5

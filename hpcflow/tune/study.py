@@ -164,6 +164,12 @@ class Worker:
                 trial.set_user_attr(key, summary[key])
         if summary["pruned_at"] is not None:
             raise optuna.TrialPruned(f"pruned at step {summary['pruned_at']}")
+        if summary.get("status") == "diverged":
+            # Neither COMPLETE (its value, taken at another step than the others', could become the best and
+            # best.toml would stop with exit 3) nor FAIL: TPE ignores failed trials and would keep proposing the
+            # same region, while it ranks pruned ones below every complete trial (by their last reported step and
+            # value), so it learns to avoid them; the median pruner and GPSampler use complete trials only.
+            raise optuna.TrialPruned(f"diverged after step {summary.get('checkpoint_step')}")
         return objectives.from_summary(self.job.tune["objective"], summary)
 
     def run(self, n_trials: int) -> None:
@@ -192,6 +198,8 @@ def _trial_line(study, number) -> str:
     if t is None:
         return "hpcflow tune: no trial ran"
     value = "" if t.value is None else f" value={t.value:.6g}"
+    if t.user_attrs.get("status") == "diverged":
+        value = " (diverged)"
     params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
     return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({t.user_attrs.get('run_dir')})"
 
