@@ -136,3 +136,33 @@ def test_a_diverged_trial_is_pruned_never_the_best(tmp_path):
     assert "trial 0 PRUNED (diverged)" in lines[0]
     assert finished.state == TrialState.COMPLETE and r["best"]["number"] == 1
     assert registry.load(out / "best.toml")[1]["flow"]["dt"] == 0.5
+
+
+def test_another_job_or_other_set_values_are_refused_and_best_toml_is_the_studys_job(tmp_path, capsys):
+    from hpcflow.jobs import registry
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--set", "geometry.n_train=40")[0] == 0
+    journal = (out / "study.journal").read_bytes()
+    relu = _job(tmp_path, JOB.replace('name = "gaussian"\nform = "exp"\nwidth = 0.0333333333333333\n'
+                                      'normalize = "row"', 'name = "relu_ntk"\nw_std = 1.0\nb_std = 0.1'), "relu.toml")
+    refusals = [((relu, "--study", "tiny", "--set", "geometry.n_train=40"),
+                 "[kernel].name = 'relu_ntk', not 'gaussian'"),
+                ((job, "--set", "geometry.n_train=50"), "[geometry].n_train = 50, not 40"),
+                ((job,), "[geometry].n_train = 60, not 40"),
+                ((job, "--set", "geometry.n_train=40", "--set", "tune.seed=6"), "[tune].seed = 6, not 5")]
+    for args, says in refusals:
+        rc, io = _tune(capsys, args[0], "--trials", "1", "--out", out, *args[1:])
+        assert rc == 2 and says in io.err and "--set geometry.n_train=40" in io.err and io.err.count("\n") == 1
+        assert (out / "study.journal").read_bytes() == journal
+    # what does not change a trial's result may change: [tune] retries and range, [checkpoint], the file's path
+    moved = _job(tmp_path, JOB.replace("high = 3.0", "high = 2.0"), "moved.toml")
+    rc, _ = _tune(capsys, moved, "--study", "tiny", "--trials", "1", "--out", out, "--set", "geometry.n_train=40",
+                  "--set", "tune.retries=1", "--set", "checkpoint.every=1")
+    assert rc == 0
+    record = json.loads((out / "study.json").read_text())
+    assert record["job"] == str(job.resolve()) and record["overrides"] == ["geometry.n_train=40"]
+    study = _journal(out / "study.journal")
+    best = registry.load(out / "best.toml")[1]
+    assert best["geometry"]["n_train"] == 40 and best["flow"]["dt"] == study.best_trial.params["flow.dt"]
+    assert "checkpoint.every" not in (out / "best.toml").read_text() and best["checkpoint"]["every"] != 1

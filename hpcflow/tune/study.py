@@ -48,6 +48,62 @@ class TuneJob:
 
         return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
 
+    def record(self) -> dict:
+        """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
+        written (best.toml starts from it) and as validated (later workers must match it), objective and seed."""
+        from hpcflow.jobs.output import jsonable
+        from hpcflow.jobs.schema import apply_overrides, read_toml
+
+        data = apply_overrides(read_toml(self.path), self.overrides, source=self.path)
+        data.pop("tune", None)
+        return json.loads(json.dumps(jsonable({
+            "job": os.path.abspath(self.path), "overrides": list(self.overrides), "job_data": data,
+            "config": self.cfg, "objective": self.tune["objective"], "seed": self.tune["seed"],
+            "space": [p.name for p in self.tune["space"]]})))
+
+
+#: study user attribute holding `TuneJob.record()` of the job the study was created with
+RECORD = "hpcflow_job"
+#: job settings a later worker may change: they do not change what a trial computes ([tune] aside from its
+#: objective and seed, which are compared on their own; searched settings are set by every trial)
+FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("checkpoint", None)}
+
+
+def record_mismatch(old: dict, new: dict) -> str | None:
+    """The first setting in which job record `new` differs from the study's `old` one, as a phrase, or None."""
+    for key in ("objective", "seed"):
+        if old.get(key) != new.get(key):
+            return f"[tune].{key} = {new.get(key)!r}, not {old.get(key)!r}"
+    searched = {tuple(n.split(".", 1)) for n in [*old.get("space", []), *new.get("space", [])]}
+    a, b = old.get("config", {}), new.get("config", {})
+    for section in sorted(set(a) | set(b)):
+        if (section, None) in FREE_SETTINGS:
+            continue
+        sa, sb = a.get(section, {}), b.get(section, {})
+        for key in sorted(set(sa) | set(sb), key=lambda k: (k != "name", k)):  # a kernel's name says most
+            if (section, key) in FREE_SETTINGS or (section, key) in searched:
+                continue
+            if sa.get(key) != sb.get(key):
+                return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}"
+    return None
+
+
+def check_record(study, job: TuneJob, study_name: str) -> dict:
+    """Refuse (ConfigError) a job that computes trials differently from the one the study was created with, so
+    that its trials stay comparable and best.toml runs; a study without a record (older layout) gets this one.
+    Returns the study's record."""
+    new = job.record()
+    old = study.user_attrs.get(RECORD)
+    if old is None:
+        study.set_user_attr(RECORD, new)
+        return new
+    what = record_mismatch(old, new)
+    if what:
+        given = " ".join(f"--set {o}" for o in old.get("overrides", [])) or "no --set"
+        raise ConfigError(f"{job.path}: study {study_name!r} was created with {old.get('job')} and {given}; this job "
+                          f"has {what}: run the same job and --set values, or pass another --study and --out")
+    return old
+
 
 def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     """Validate a job file and its [tune] table (and the sampler's dependencies) before any work."""
@@ -309,9 +365,10 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     if study.direction.name.lower() != tune["direction"]:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
+    record = check_record(study, job, study_name)
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label,
-                                                 "job": os.path.abspath(job.path)})
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
+                                                 "overrides": record["overrides"]})
     if is_journal(store):
         gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
         if gone:
@@ -330,10 +387,13 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     best = study.best_trial
-    data = apply_overrides(read_toml(job.path), [*job.overrides, *spaces.overrides(best.params)], source=job.path)
+    record = study.user_attrs.get(RECORD)
+    if record is None:  # a study of the older layout: the job it is run with now
+        record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
+    data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
     path = os.path.join(out, "best.toml")
-    header = (f"Best parameters of the Optuna study {study_name!r} on {job.path}: trial {best.number}, "
+    header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
               f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {best.user_attrs.get('run_dir')}).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
     write_text(path, dumps(data, header=header), comm=comm)
