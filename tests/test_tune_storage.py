@@ -62,3 +62,15 @@ def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_r
     assert "line 2 is not an Optuna journal operation" in err and err.count("\n") == 1
     study, _ = load_study(cut)  # Optuna's reader skips a last line still being written: trial 0 is RUNNING
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("args, says", [(["--out", ""], "--out is empty"),
+                                        (["--out", "/proc/zz"], "--out /proc/zz lies under /proc"),
+                                        (["--out", "o", "--study", ""], "--study is empty"),
+                                        (["--out", "o", "--storage", " "], "--storage is empty")])
+def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, args, says):
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, io = _tune(capsys, job, "--trials", "1", *args)
+    assert rc == 2 and says in io.err and io.err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory

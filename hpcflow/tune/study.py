@@ -306,6 +306,19 @@ def check_outdir(out: str, study_name: str, storage: str | None = None) -> None:
         raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
 
 
+def check_options(out, storage, study_name) -> None:
+    """Refuse an empty, pseudo-file-system or uncreatable --out and an empty --storage or --study (one line)."""
+    from hpcflow.jobs.output import check_path, nearest_existing
+
+    check_path(out)
+    for flag, value in (("--storage", storage), ("--study", study_name)):
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{flag} is empty; give one or leave the option out")
+    parent = nearest_existing(out)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot create --out {out}: {parent} is not a writable directory; choose another --out")
+
+
 def check_trial_dir(run_dir: str) -> None:
     """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
     from hpcflow.atomic import TMP_MARK
@@ -334,6 +347,7 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
+    check_options(out, storage, study_name)
     check_outdir(out, study_name, storage)
     url = storage or os.path.join(out, "study.journal")
     label = storage_label(storage, out)
@@ -410,7 +424,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
     job = refuse_together(lambda: load(path, overrides, sampler=sampler), comm)
-    study_name = study_name or Path(path).stem
+    study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
         lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
