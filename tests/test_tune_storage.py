@@ -74,3 +74,62 @@ def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_pat
     rc, io = _tune(capsys, job, "--trials", "1", *args)
     assert rc == 2 and says in io.err and io.err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory
+
+
+def _running_trial_of(out, pid, host=None):
+    """A RUNNING trial whose worker is `pid` on `host` (default: this host), started now."""
+    import socket
+
+    t = _journal(out / "study.journal").ask({"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True)})
+    t.set_user_attr("host", host or socket.gethostname())
+    t.set_user_attr("pid", pid)
+    return t
+
+
+def test_a_live_worker_on_this_host_keeps_its_trial_however_old_and_a_dead_ones_is_requeued_once(tmp_path):
+    import subprocess
+    import sys
+
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 1'))
+    out = tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _running_trial_of(out, sleeper.pid)
+        optimize(str(job), trials=1, out=str(out), overrides=["tune.stale_seconds=1e-3"], log=lambda *_: None)
+        assert _journal(out / "study.journal").trials[1].state == TrialState.RUNNING  # alive: not failed
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)  # gone: failed, its parameters queued once
+    trials = _journal(out / "study.journal").trials
+    assert trials[1].state == TrialState.FAIL and "worker gone" in trials[1].user_attrs["failure"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retries) == 1 and retries[0].params == trials[1].params
+
+
+def test_a_trial_failed_by_another_worker_while_it_runs_is_not_requeued_again(tmp_path, monkeypatch):
+    """Another host's worker (age only) fails and requeues a trial while it runs: the running worker cannot tell
+    its result and says so in one line; the parameters are queued once, not twice."""
+    from hpcflow.tune import study as study_mod
+    from hpcflow.tune.storage import recover_stale
+
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 3'))
+    out = tmp_path / "s"
+    real = study_mod.execute
+
+    def execute_then_recovered_elsewhere(job_, spec, trial=None, *, comm=None):
+        summary = real(job_, spec, trial, comm=comm)
+        trial.set_user_attr("host", "another-node")  # as seen from another host after stale_seconds
+        s = _journal(out / "study.journal")
+        assert recover_stale(s, s._storage, grace_seconds=0.0, retries=3) == [spec["number"]]
+        return summary
+
+    monkeypatch.setattr(study_mod, "execute", execute_then_recovered_elsewhere)
+    lines = []
+    optimize(str(job), trials=1, out=str(out), log=lines.append)
+    trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].user_attrs["retry_of"] == 0
+    assert "trial 0 was marked failed by another worker" in lines[0] and not any("Traceback" in x for x in lines)
+    assert json.loads((out / "trials" / "0000" / "summary.json").read_text())["status"] == "finished"

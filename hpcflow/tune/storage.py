@@ -1,8 +1,8 @@
 """Where a study lives: an Optuna journal file (default `DIR/study.journal`) or any SQLAlchemy URL.
 
 A journal needs no server and is safe for several processes on a shared filesystem, but has no heartbeat:
-`recover_stale` marks RUNNING trials whose process is gone (same host) or that are older than a grace period
-as failed, and optionally queues their parameters again. RDB URLs use Optuna's own heartbeat.
+`recover_stale` marks RUNNING trials whose process is gone (same host: the pid alone decides) or, run from
+another host, that are older than a grace period as failed, and optionally queues their parameters again. RDB URLs use Optuna's own heartbeat.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ def _process_gone(host, pid) -> bool:
 
 
 def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
-    """Mark RUNNING trials of a journal study whose worker is gone, or older than grace_seconds, as FAIL.
+    """Mark RUNNING trials of a journal study whose worker is gone as FAIL: its pid is gone (a worker on this host)
+    or the trial is older than grace_seconds (a worker on another host).
 
     Their parameters are queued again when `retries` allows (user attr `attempt`). Returns the trial numbers.
     """
@@ -156,8 +157,11 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
             continue
-        old = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_seconds
-        if not (old or _process_gone(t.user_attrs.get("host"), t.user_attrs.get("pid"))):
+        if t.user_attrs.get("host") == socket.gethostname() and isinstance(t.user_attrs.get("pid"), int):
+            gone = _process_gone(t.user_attrs["host"], t.user_attrs["pid"])  # this host: the pid settles it
+        else:  # another host (or no record of the worker): only the age can tell
+            gone = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_seconds
+        if not gone:
             continue
         try:
             storage.set_trial_user_attr(t._trial_id, "failure", "worker gone (stale RUNNING trial)")

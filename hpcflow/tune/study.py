@@ -236,15 +236,19 @@ class Worker:
             except (RunStop, KeyboardInterrupt, TrialDirTaken):
                 raise
             except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+                trial = None if self.current is None else next(
+                    t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
+                if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
+                    self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
+                             f"({trial.user_attrs['failure']}); its run directory {trial.user_attrs.get('run_dir')} "
+                             "keeps what it computed")
+                    continue
                 self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:300]}")
                 if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
                     self.log(traceback.format_exc().rstrip())
-                if self.current is not None:
-                    frozen = self.study.get_trials(deepcopy=False)
-                    trial = next(t for t in frozen if t.number == self.current)
-                    if requeue(self.study, trial, self.job.tune["retries"]):
-                        self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
+                if trial is not None and requeue(self.study, trial, self.job.tune["retries"]):
+                    self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
                 continue
             self.log(_trial_line(self.study, self.current))
 
