@@ -133,3 +133,33 @@ def test_a_trial_failed_by_another_worker_while_it_runs_is_not_requeued_again(tm
     assert trials[1].user_attrs["retry_of"] == 0
     assert "trial 0 was marked failed by another worker" in lines[0] and not any("Traceback" in x for x in lines)
     assert json.loads((out / "trials" / "0000" / "summary.json").read_text())["status"] == "finished"
+
+
+def test_a_preempted_trial_says_how_to_continue_and_the_next_worker_runs_its_parameters(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from hpcflow.tune import objective
+
+    job, out = _job(tmp_path, JOB.replace("steps = 3", "steps = 6")), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    (out / "best.toml").unlink()
+    real = objective.Tracker.step
+
+    def step_then_sigterm(self, info, sigma0):  # SIGTERM during step 2: the flow stops at the next step boundary
+        if info["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, info, sigma0)
+
+    monkeypatch.setattr(objective.Tracker, "step", step_then_sigterm)
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
+    assert rc == 4 and io.err.count("\n") == 1 and "--resume" not in io.err
+    assert "signal received during trial 1" in io.err and "run the same hpcflow tune command" in io.err
+    assert (out / "best.toml").exists()  # trial 0 finished: best.toml is written before the worker stops
+    trials = _journal(out / "study.journal").trials
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["failure"] == "preempted"
+    assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 1  # although retries = 0
+    monkeypatch.setattr(objective.Tracker, "step", real)
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    trials = _journal(out / "study.journal").trials
+    assert trials[2].state == TrialState.COMPLETE and trials[2].params == trials[1].params and len(trials) == 3

@@ -173,10 +173,12 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> 
     return failed
 
 
-def requeue(study, trial, retries: int) -> bool:
-    """Queue the parameters of a failed trial again if it has attempts left (new points, new number)."""
+def requeue(study, trial, retries: int, *, preempted: bool = False) -> bool:
+    """Queue the parameters of a failed trial again if it has attempts left (new points, new number); a preempted
+    trial's parameters always, without counting an attempt (the signal says nothing about them)."""
     attempt = int(trial.user_attrs.get("attempt", 0))
-    if attempt >= retries or not trial.params:
+    if not trial.params or (attempt >= retries and not preempted):
         return False
-    study.enqueue_trial(trial.params, user_attrs={"attempt": attempt + 1, "retry_of": trial.number})
+    study.enqueue_trial(trial.params, user_attrs={"attempt": attempt + (0 if preempted else 1),
+                                                  "retry_of": trial.number})
     return True

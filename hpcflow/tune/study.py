@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcflow.errors import ConfigError, MissingDependencyError, OutputPathError, RunStop, UserError
+from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
+                            UserError)
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue,
@@ -214,7 +215,11 @@ class Worker:
         trial.set_user_attr("run_dir", os.path.abspath(run_dir))
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
-        summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+        try:
+            summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+        except Preempted:
+            trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
+            raise
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
                 trial.set_user_attr(key, summary[key])
@@ -233,6 +238,13 @@ class Worker:
             self.current = None
             try:
                 self.study.optimize(self.objective, n_trials=1, catch=())
+            except Preempted:
+                trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
+                queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+                where = "" if trial is None else f" (checkpoint in {trial.user_attrs.get('run_dir')})"
+                again = "its parameters are queued again; " if queued else ""
+                raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
+                                "tune command to continue the study") from None
             except (RunStop, KeyboardInterrupt, TrialDirTaken):
                 raise
             except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
@@ -271,6 +283,8 @@ def follow(job: TuneJob, *, comm) -> None:
             execute(job, spec, None, comm=comm)
         except UserError:
             continue  # rank 0 records the same failure
+        except Preempted:
+            raise SystemExit(EXIT_PREEMPTED) from None  # rank 0 says it, once
 
 
 def read_record(out: str) -> dict | None:
@@ -437,6 +451,9 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
         return {}
     try:
         Worker(job, study, out, comm=comm, log=log).run(trials)
+    except Preempted:
+        write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+        raise
     finally:
         comm.bcast(None, root=0)
     return report(study, job, out, study_name, comm=comm)
