@@ -166,3 +166,44 @@ def test_another_job_or_other_set_values_are_refused_and_best_toml_is_the_studys
     best = registry.load(out / "best.toml")[1]
     assert best["geometry"]["n_train"] == 40 and best["flow"]["dt"] == study.best_trial.params["flow.dt"]
     assert "checkpoint.every" not in (out / "best.toml").read_text() and best["checkpoint"]["every"] != 1
+
+
+def test_a_moved_study_directory_is_still_analysed_and_older_absolute_run_dirs_are_found(tmp_path, capsys):
+    import shutil
+
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.analysis.study import best_run_dirs, load_study
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=2, out=str(out), log=lambda *_: None)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(str(out), str(moved))
+    study, base = load_study(moved)
+    (number, run_dir), = best_run_dirs(study, base)
+    assert Path(run_dir) == moved / "trials" / f"{number:04d}" and (Path(run_dir) / "summary.json").is_file()
+    assert script_main("table1", [str(moved), "--out", str(tmp_path / "t1")]) == 0
+    assert f"tiny trial {number}" in capsys.readouterr().out
+    # a study of the older layout: absolute run_dir of a directory that has since moved
+    old = tmp_path / "old"
+    (old / "trials").mkdir(parents=True)
+    shutil.copytree(run_dir, old / "trials" / "0000")
+    storage = JournalStorage(JournalFileBackend(str(old / "study.journal")))
+    s = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    s.add_trial(optuna.trial.create_trial(
+        params={"flow.dt": 1.0}, distributions={"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0)},
+        value=0.5, user_attrs={"run_dir": str(out / "trials" / "0000")}))
+    study, base = load_study(old)
+    assert best_run_dirs(study, base) == [(0, str(old / "trials" / "0000"))]
+
+
+def test_a_study_directory_of_an_sqlite_storage_is_analysed_through_its_record(tmp_path, capsys):
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "q"
+    optimize(str(job), trials=2, out=str(out), storage=f"sqlite:///{tmp_path / 'q.db'}", log=lambda *_: None)
+    assert not (out / "study.journal").exists()
+    assert script_main("table1", [str(out), "--out", str(tmp_path / "t1")]) == 0
+    assert "tiny trial" in capsys.readouterr().out

@@ -79,8 +79,8 @@ def test_two_local_workers_share_one_journal_then_a_rerun_adds_trials(tmp_path, 
     assert len({(t.user_attrs["host"], t.user_attrs["pid"]) for t in trials}) == 2  # two worker processes
     points = []
     for t in trials:
-        run = Path(t.user_attrs["run_dir"])
-        assert run == out / "trials" / f"{t.number:04d}"
+        assert t.user_attrs["run_dir"] == f"trials/{t.number:04d}"  # relative to the study directory
+        run = out / t.user_attrs["run_dir"]
         assert tuple(t.user_attrs["seeds"]) == trial_seeds(11, t.number)
         summary = json.loads((run / "summary.json").read_text())
         with h5py.File(run / "checkpoint.h5", "r") as f:
@@ -134,7 +134,7 @@ def test_a_trial_worse_than_the_median_is_pruned(tmp_path):
     assert r["counts"] == {"COMPLETE": 1, "PRUNED": 1}
     pruned = _study(out).get_trials()[1]
     assert pruned.state == TrialState.PRUNED and list(pruned.intermediate_values) == [1]
-    summary = json.loads((Path(pruned.user_attrs["run_dir"]) / "summary.json").read_text())
+    summary = json.loads((out / pruned.user_attrs["run_dir"] / "summary.json").read_text())
     assert summary["status"] == "stopped" and summary["checkpoint_step"] == 1  # stopped at the first step
 
 
@@ -180,7 +180,7 @@ def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path, ranks):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # 2 trials, not 2 per rank
     assert r.stdout.count("best trial") == 1
     for t in trials:
-        summary = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        summary = json.loads((out / t.user_attrs["run_dir"] / "summary.json").read_text())
         assert summary["status"] == "finished" and summary["ranks"] == ranks
         points = [p["points"] for p in summary["per_rank"]]  # the trial's flow is divided, not replicated
         assert sum(points) == summary["n_train"] and max(points) < summary["n_train"]

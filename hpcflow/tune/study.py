@@ -206,13 +206,15 @@ class Worker:
         mark_worker(trial)
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
-        run_dir = os.path.join(self.out, "trials", f"{trial.number:04d}")
+        rel = os.path.join("trials", f"{trial.number:04d}")
+        run_dir = os.path.join(self.out, rel)
         try:
             check_trial_dir(run_dir)
         except TrialDirTaken as exc:
             trial.set_user_attr("failure", str(exc))
             raise
-        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
+        trial.set_user_attr("run_dir", rel)  # relative to the study directory, which may be moved or copied
+        trial.set_user_attr("study_dir", os.path.abspath(self.out))  # where it was written (a storage URL's readers)
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
         try:
@@ -241,7 +243,7 @@ class Worker:
             except Preempted:
                 trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
                 queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
-                where = "" if trial is None else f" (checkpoint in {trial.user_attrs.get('run_dir')})"
+                where = "" if trial is None else f" (checkpoint in {run_dir_of(trial, self.out)})"
                 again = "its parameters are queued again; " if queued else ""
                 raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
                                 "tune command to continue the study") from None
@@ -252,7 +254,7 @@ class Worker:
                     t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
                 if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
                     self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
-                             f"({trial.user_attrs['failure']}); its run directory {trial.user_attrs.get('run_dir')} "
+                             f"({trial.user_attrs['failure']}); its run directory {run_dir_of(trial, self.out)} "
                              "keeps what it computed")
                     continue
                 self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
@@ -262,10 +264,17 @@ class Worker:
                 if trial is not None and requeue(self.study, trial, self.job.tune["retries"]):
                     self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
                 continue
-            self.log(_trial_line(self.study, self.current))
+            self.log(_trial_line(self.study, self.current, self.out))
 
 
-def _trial_line(study, number) -> str:
+def run_dir_of(trial, out: str) -> str | None:
+    """A trial's run directory as a path: its run_dir attribute (relative to the study directory `out`, or an
+    absolute path in studies of the older layout)."""
+    rd = trial.user_attrs.get("run_dir")
+    return None if rd is None else os.path.join(out, rd)
+
+
+def _trial_line(study, number, out) -> str:
     t = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if t is None:
         return "hpcflow tune: no trial ran"
@@ -273,7 +282,7 @@ def _trial_line(study, number) -> str:
     if t.user_attrs.get("status") == "diverged":
         value = " (diverged)"
     params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-    return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({t.user_attrs.get('run_dir')})"
+    return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
 
 def follow(job: TuneJob, *, comm) -> None:
@@ -426,7 +435,7 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
     data.pop("tune", None)
     path = os.path.join(out, "best.toml")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
-              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {best.user_attrs.get('run_dir')}).\n"
+              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
     write_text(path, dumps(data, header=header), comm=comm)
     return path
