@@ -207,3 +207,26 @@ def test_a_study_directory_of_an_sqlite_storage_is_analysed_through_its_record(t
     assert not (out / "study.journal").exists()
     assert script_main("table1", [str(out), "--out", str(tmp_path / "t1")]) == 0
     assert "tiny trial" in capsys.readouterr().out
+
+
+def test_space_choices_the_job_refuses_are_found_before_work_and_a_refused_combination_is_not_retried(tmp_path,
+                                                                                                      capsys):
+    relu = JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}',
+                       '"kernel.name" = {choices = ["gaussian", "relu_ntk"]}')
+    rc, io = _tune(capsys, _job(tmp_path, relu), "--trials", "3", "--out", tmp_path / "a")
+    assert rc == 2 and io.err.count("\n") == 1 and not (tmp_path / "a").exists()
+    assert """[tune.space]."kernel.name".choices[1] = 'relu_ntk' gives a job""" in io.err
+    assert "[kernel].w_std is required" in io.err and "(from --set" not in io.err
+    # n_train = 20 and n_clusters = 40 each pass with the job's other values, not together (40 clusters > 20 points)
+    clustered = JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 2').replace(
+        '"flow.dt" = {low = 0.01, high = 3.0, log = true}',
+        '"geometry.n_train" = {choices = [60, 20]}\n"clustering.n_clusters" = {choices = [10, 40]}')
+    clustered += '[clustering]\nmethod = "full"\nn_clusters = 10\n'
+    out = tmp_path / "b"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    optuna.create_study(study_name="tiny", storage=storage, direction="maximize").enqueue_trial(
+        {"geometry.n_train": 20, "clustering.n_clusters": 40})
+    rc, io = _tune(capsys, _job(tmp_path, clustered), "--trials", "1", "--out", out)
+    assert rc == 3 and "n_clusters = 40 exceeds [geometry].n_train" in io.out and "Traceback" not in io.out
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.FAIL]  # not queued again

@@ -121,7 +121,28 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
+    check_space(path, overrides, tune["space"])
     return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+def check_space(path, overrides, space) -> None:
+    """Validate the whole job with each choice, and with the low and high of each range, of the search space:
+    values that pass their field's own check but not the job's cross-field checks are refused before any work
+    (ConfigError naming `[tune.space]."NAME".choices[i]`), not found by every trial that draws them."""
+    from hpcflow.jobs import registry
+
+    for p in space:
+        values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
+        for where, value in values:
+            label = f"choices[{where}]" if p.kind == "categorical" else where
+            setting = spaces.overrides({p.name: value})
+            try:
+                registry.load(path, [*overrides, *setting])
+            except UserError as exc:
+                msg = " ".join(str(exc).split()).replace(f" (from --set {setting[0]})", "")
+                msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
+                raise ConfigError(f'{path}: [tune.space]."{p.name}".{label} = {value!r} gives a job that fails its '
+                                  f"checks: {msg}") from None
 
 
 def check_sampler(name: str) -> None:
@@ -198,6 +219,7 @@ class Worker:
     def __init__(self, job: TuneJob, study, out: str, *, comm, log=print):
         self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
         self.current = None
+        self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
 
     def objective(self, trial) -> float:
         import optuna
@@ -261,7 +283,11 @@ class Worker:
                          f"{' '.join(str(exc).split())[:300]}")
                 if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
                     self.log(traceback.format_exc().rstrip())
-                if trial is not None and requeue(self.study, trial, self.job.tune["retries"]):
+                if not isinstance(exc, UserError):
+                    self.bugs += 1
+                # bad input found by the trial (a combination of parameters the job refuses) recurs: no retry
+                if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
+                                                                                    self.job.tune["retries"]):
                     self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
                 continue
             self.log(_trial_line(self.study, self.current, self.out))
@@ -458,14 +484,15 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     if not is_root(comm):
         follow(job, comm=comm)
         return {}
+    worker = Worker(job, study, out, comm=comm, log=log)
     try:
-        Worker(job, study, out, comm=comm, log=log).run(trials)
+        worker.run(trials)
     except Preempted:
         write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
         raise
     finally:
         comm.bcast(None, root=0)
-    return report(study, job, out, study_name, comm=comm)
+    return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs}
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
