@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from pathlib import Path
 
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+import pytest
 from optuna.trial import TrialState
 
 from hpcflow.cli import main
@@ -230,3 +232,31 @@ def test_space_choices_the_job_refuses_are_found_before_work_and_a_refused_combi
     rc, io = _tune(capsys, _job(tmp_path, clustered), "--trials", "1", "--out", out)
     assert rc == 3 and "n_clusters = 40 exceeds [geometry].n_train" in io.out and "Traceback" not in io.out
     assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.FAIL]  # not queued again
+
+
+def test_a_trials_job_toml_reruns_it_bit_for_bit_and_test_seed_defaults_to_seed_plus_one(tmp_path, capsys):
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    trial = _journal(out / "study.journal").trials[0]
+    text = (out / "trials" / "0000" / "job.toml").read_text()
+    s0, s1 = trial.user_attrs["seeds"]
+    assert f"seed = {s0}" in text and f"test_seed = {s1}" in text and "[tune" not in text
+    assert f"seeds [{s0}, {s1}]" in (out / "best.toml").read_text()
+    assert main(["run", str(out / "trials" / "0000" / "job.toml"), "--out", str(tmp_path / "again")]) == 0
+    a = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    b = json.loads((tmp_path / "again" / "summary.json").read_text())
+    for key in ("sigma_train_initial", "sigma_test_initial", "gain_train", "gain_test", "sigma_test_final"):
+        assert a[key] == b[key], key  # the same points and flow: bit for bit
+    assert trial.value == pytest.approx(math.log(b["gain_test"]), rel=1e-12)
+    # unset test_seed is seed + 1: the same test points as test_seed = seed + 1 written out
+    plain = _job(tmp_path, JOB.replace("[tune]", "[geometry_unused]").split("[geometry_unused]")[0], "plain.toml")
+    assert main(["run", str(plain), "--out", str(tmp_path / "u"), "--set", "geometry.seed=7"]) == 0
+    assert main(["run", str(plain), "--out", str(tmp_path / "v"), "--set", "geometry.seed=7",
+                 "--set", "geometry.test_seed=8"]) == 0
+    assert main(["run", str(plain), "--out", str(tmp_path / "w"), "--set", "geometry.seed=7",
+                 "--set", "geometry.test_seed=9"]) == 0
+    u, v, w = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "uvw")
+    assert u["sigma_test_initial"] == v["sigma_test_initial"] != w["sigma_test_initial"]
+    assert u["sigma_train_initial"] == w["sigma_train_initial"]

@@ -86,7 +86,7 @@ def _param(source: str, name: str, spec, schema: dict) -> Param:
     if section in ("job", "tune") or section not in schema or key not in schema[section]:
         raise ConfigError(f"{where} names no job setting; use 'SECTION.KEY' of a setting of this job kind, "
                           "e.g. \"flow.dt\"")
-    if name == "geometry.seed":
+    if name in ("geometry.seed", "geometry.test_seed"):
         raise ConfigError(f"{where}: every trial draws its own points from [tune].seed; remove it")
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} = {spec!r} must be a table {{low, high, log, step}} or {{choices = [...]}}")

@@ -461,7 +461,8 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
     data.pop("tune", None)
     path = os.path.join(out, "best.toml")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
-              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}).\n"
+              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}; its "
+              f"job.toml, with the trial's point seeds {best.user_attrs.get('seeds')}, reruns the trial).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
     write_text(path, dumps(data, header=header), comm=comm)
     return path
