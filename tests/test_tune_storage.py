@@ -163,3 +163,24 @@ def test_a_preempted_trial_says_how_to_continue_and_the_next_worker_runs_its_par
     assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
     trials = _journal(out / "study.journal").trials
     assert trials[2].state == TrialState.COMPLETE and trials[2].params == trials[1].params and len(trials) == 3
+
+
+def test_a_signal_between_trials_stops_the_worker_with_best_toml_and_no_running_trial(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from hpcflow.tune import study as study_mod
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    real = study_mod._trial_line
+
+    def line_then_sigterm(*args):  # trial 0 is recorded: SIGTERM before trial 1 starts
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(study_mod, "_trial_line", line_then_sigterm)
+    rc, io = _tune(capsys, job, "--trials", "3", "--out", out)
+    assert rc == 4 and "signal received between trials" in io.err and io.err.count("\n") == 1
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.COMPLETE]
+    assert (out / "best.toml").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the worker's handler is gone again

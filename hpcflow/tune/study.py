@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import traceback
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,39 +261,65 @@ class Worker:
         return objectives.from_summary(self.job.tune["objective"], summary)
 
     def run(self, n_trials: int) -> None:
-        for _ in range(n_trials):
-            self.current = None
-            try:
-                self.study.optimize(self.objective, n_trials=1, catch=())
-            except Preempted:
-                trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
-                queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
-                where = "" if trial is None else f" (checkpoint in {run_dir_of(trial, self.out)})"
-                again = "its parameters are queued again; " if queued else ""
-                raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
-                                "tune command to continue the study") from None
-            except (RunStop, KeyboardInterrupt, TrialDirTaken):
-                raise
-            except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
-                trial = None if self.current is None else next(
-                    t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
-                if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
-                    self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
-                             f"({trial.user_attrs['failure']}); its run directory {run_dir_of(trial, self.out)} "
-                             "keeps what it computed")
-                    continue
-                self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:300]}")
-                if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
-                    self.log(traceback.format_exc().rstrip())
-                if not isinstance(exc, UserError):
-                    self.bugs += 1
-                # bad input found by the trial (a combination of parameters the job refuses) recurs: no retry
-                if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
-                                                                                    self.job.tune["retries"]):
-                    self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
-                continue
-            self.log(_trial_line(self.study, self.current, self.out))
+        with signals_between_trials() as signalled:
+            for _ in range(n_trials):
+                if signalled.is_set():  # during a trial its flow's checkpoint writer takes the signal instead
+                    raise Preempted("signal received between trials; the trials so far are recorded: run the same "
+                                    "hpcflow tune command to continue the study")
+                self._one()
+
+    def _one(self) -> None:
+        """Run one trial; record its failure (the study goes on) or raise what stops the worker."""
+        self.current = None
+        try:
+            self.study.optimize(self.objective, n_trials=1, catch=())
+        except Preempted:
+            trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
+            queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+            where = "" if trial is None else f" (checkpoint in {run_dir_of(trial, self.out)})"
+            again = "its parameters are queued again; " if queued else ""
+            raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
+                            "tune command to continue the study") from None
+        except (RunStop, KeyboardInterrupt, TrialDirTaken):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+            trial = None if self.current is None else next(
+                t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
+            if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
+                self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
+                         f"({trial.user_attrs['failure']}); its run directory {run_dir_of(trial, self.out)} "
+                         "keeps what it computed")
+                return
+            self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
+                     f"{' '.join(str(exc).split())[:300]}")
+            if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
+                self.log(traceback.format_exc().rstrip())
+                self.bugs += 1
+            # bad input found by the trial (a combination of parameters the job refuses) recurs: no retry
+            if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
+                                                                                self.job.tune["retries"]):
+                self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
+            return
+        self.log(_trial_line(self.study, self.current, self.out))
+
+
+@contextmanager
+def signals_between_trials():
+    """An Event set by SIGTERM/SIGUSR1 while the worker is between trials (Slurm's notice before a time limit or
+    preemption), so that it stops with exit status 4 and best.toml instead of dying; handlers restored after."""
+    from hpcflow.checkpoint import SIGNALS
+
+    event, old = threading.Event(), {}
+    if threading.current_thread() is threading.main_thread():
+        for name in SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                old[sig] = signal.signal(sig, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def run_dir_of(trial, out: str) -> str | None:
@@ -312,7 +341,13 @@ def _trial_line(study, number, out) -> str:
 
 
 def follow(job: TuneJob, *, comm) -> None:
-    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None."""
+    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
+    to act on: it broadcasts None)."""
+    with signals_between_trials():
+        _follow(job, comm=comm)
+
+
+def _follow(job: TuneJob, *, comm) -> None:
     while (spec := comm.bcast(None, root=0)) is not None:
         try:
             execute(job, spec, None, comm=comm)
