@@ -74,6 +74,8 @@ def test_another_storage_in_the_same_out_is_refused_and_nothing_is_overwritten(t
     assert _digests(out) == before and not (out / "study.journal").exists()
     rc, _ = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url)  # the recorded one still works
     assert rc == 0 and len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "1",
+                 "--storage", url, "--check"]) == 0  # submit's checks accept the study directory of its storage
 
 
 def test_a_directory_whose_record_names_no_storage_keeps_its_trials(tmp_path, capsys):

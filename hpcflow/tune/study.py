@@ -373,15 +373,21 @@ def read_record(out: str) -> dict | None:
     return record
 
 
-def check_outdir(out: str, study_name: str, storage: str | None = None) -> None:
+#: `check_outdir`'s storage when the caller does not know it (submit's checks): the storage is not compared
+UNKNOWN = object()
+
+
+def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
     """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
-    storage (its trial numbers would reuse DIR/trials/NNNN) or a run directory."""
+    storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal) or a run directory."""
     record = read_record(out)
     if record is not None:
         name = record["study"]
         if name != study_name:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
                                   "trials to it, or choose another --out")
+        if storage is UNKNOWN:
+            return
         label = storage_label(storage, out)
         known = record.get("storage")
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
