@@ -100,7 +100,7 @@ def check_record(study, job: TuneJob, study_name: str) -> dict:
     old = study.user_attrs.get(RECORD)
     if old is None:
         study.set_user_attr(RECORD, new)
-        return new
+        old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
     what = record_mismatch(old, new)
     if what:
         given = " ".join(f"--set {o}" for o in old.get("overrides", [])) or "no --set"
