@@ -120,7 +120,7 @@ def test_tune_array_workers_share_one_journal(slurm):
     trials = optuna.load_study(study_name="job", storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # two array tasks, one study
-    assert all((Path(t.user_attrs["run_dir"]) / "checkpoint.h5").is_file() for t in trials)
+    assert all((slurm / "study" / t.user_attrs["run_dir"] / "checkpoint.h5").is_file() for t in trials)
 
 
 def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):

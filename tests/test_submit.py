@@ -93,13 +93,15 @@ def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
     assert f"logs {tmp_path}/out_logs/" in r.stdout and f"results in {out}" in r.stdout
-    # a tune whose every trial fails exits 1 (no finished trial); --wait hands that status back
+    # a tune whose every trial fails exits 3 (no finished trial); --wait hands that status back. Each choice
+    # passes the job's checks alone (so submit queues it), the two together do not (40 clusters > 20 points)
     failing = tmp_path / "failing.toml"
-    failing.write_text(JOB + '[tune.space]\n"kernel.name" = {choices = ["relu_ntk"]}\n')
+    failing.write_text(JOB + '[clustering]\nmethod = "full"\n[tune.space]\n"geometry.n_train" = {choices = [20]}\n'
+                       '"clustering.n_clusters" = {choices = [40]}\n')
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(failing), "--out", str(tmp_path / "t"),
                         "--executor", "local", "--command", "tune", "--trials", "1", "--wait"],
                        env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "finished with exit status 1" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 3 and "finished with exit status 3" in r.stdout, r.stdout + r.stderr
 
 
 def test_requeued_commands_continue(tmp_path):

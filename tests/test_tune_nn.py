@@ -74,7 +74,7 @@ def test_an_nn_study_reports_sigma_val_every_epoch_and_draws_fresh_points(tmp_pa
     study = _study(out)
     assert study.direction == optuna.study.StudyDirection.MINIMIZE  # sigma_val is minimised
     for t in study.get_trials():
-        run = Path(t.user_attrs["run_dir"])
+        run = out / t.user_attrs["run_dir"]
         summary = json.loads((run / "summary.json").read_text())
         sigma_val, status = _history(run)
         assert status == "finished" and len(sigma_val) == 4 and summary["kind"] == "nn"
@@ -109,7 +109,7 @@ def test_a_network_worse_than_the_median_stops_training_at_that_epoch(tmp_path):
     done, pruned = _study(out).get_trials()
     assert pruned.state == TrialState.PRUNED and list(pruned.intermediate_values) == [1]
     assert pruned.intermediate_values[1] > done.intermediate_values[1]
-    run = Path(pruned.user_attrs["run_dir"])
+    run = out / pruned.user_attrs["run_dir"]
     summary = json.loads((run / "summary.json").read_text())
     sigma_val, status = _history(run)
     assert summary["status"] == status == "stopped" and summary["epochs"] == 1 and len(sigma_val) == 2
@@ -135,7 +135,7 @@ def test_data_parallel_trials_give_the_values_of_one_process(tmp_path, ranks=2):
     a, b = _study(one).get_trials(), _study(many).get_trials()
     assert [t.state for t in b] == [TrialState.COMPLETE] * 2 and [t.params for t in a] == [t.params for t in b]
     for ta, tb in zip(a, b):
-        summary = json.loads((Path(tb.user_attrs["run_dir"]) / "summary.json").read_text())
+        summary = json.loads((many / tb.user_attrs["run_dir"] / "summary.json").read_text())
         assert summary["ranks"] == ranks
         assert sum(p["n_train_local"] for p in summary["per_rank"]) == 300  # the points are divided
         for e in (1, 2, 3):  # the same training up to summation order (float64)

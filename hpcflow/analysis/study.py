@@ -10,10 +10,27 @@ from hpcflow.analysis.rundir import JOURNAL, MissingData
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
 
 
+#: what `hpcflow tune` writes into a study directory: the study's name and storage
+RECORD = "study.json"
+
+
 def is_study(path) -> bool:
-    """True for a directory holding study.journal, a *.journal file or a storage URL."""
+    """True for a directory holding study.journal or study.json, a *.journal file or a storage URL."""
     path = os.fspath(path)
-    return "://" in path or path.endswith(".journal") or os.path.isfile(os.path.join(path, JOURNAL))
+    return ("://" in path or path.endswith(".journal") or os.path.isfile(os.path.join(path, JOURNAL))
+            or os.path.isfile(os.path.join(path, RECORD)))
+
+
+def _record(path) -> dict:
+    """A study directory's study.json ({} when there is none or it is unreadable)."""
+    import json
+
+    try:
+        with open(os.path.join(path, RECORD), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _storage(path):
@@ -22,9 +39,27 @@ def _storage(path):
 
     if "://" in path:
         return optuna.storages.get_storage(path), os.getcwd()
+    from hpcflow.tune.storage import journal_problem
+
+    label = _record(path).get("storage") if os.path.isdir(path) else None
+    if isinstance(label, str) and label != JOURNAL:  # the study directory of another storage
+        if "***" in label:
+            raise MissingData(f"{path}: the study lives in {label}; pass that URL with its password")
+        if "://" in label:
+            return optuna.storages.get_storage(label), path
+        journal = label if os.path.isabs(label) else os.path.join(path, label)
+        storage, _ = _storage(journal)
+        return storage, path
+
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
+    try:
+        problem = journal_problem(journal, partial_tail_ok=True)  # Optuna skips an unended last line
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror})"
+    if problem:
+        raise MissingData(f"{journal}: {problem.split('; ')[0]}; restore it from a copy or {HINT}")
     return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
 
 
@@ -34,9 +69,15 @@ def load_study(path, study_name: str | None = None):
 
     path = os.fspath(path)
     storage, base = _storage(path)
-    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    try:
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    except ValueError as exc:  # a journal line that is not JSON (json.JSONDecodeError is a ValueError)
+        raise MissingData(f"{path}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
+                          f"from a copy or {HINT}") from None
     if not names:
         raise MissingData(f"{path}: the storage holds no study; {HINT}")
+    if study_name is None and os.path.isdir(path) and _record(path).get("study") in names:
+        study_name = _record(path)["study"]
     if study_name is None:
         if len(names) > 1:
             raise MissingData(f"{path}: holds studies {names}; choose one with --study NAME")
@@ -47,11 +88,19 @@ def load_study(path, study_name: str | None = None):
 
 
 def trial_run_dir(trial, base) -> str | None:
-    """The trial's run directory (user attribute run_dir, absolute or relative to the study directory)."""
+    """The trial's run directory: user attribute run_dir relative to the study directory `base` (or to the one
+    the trial was written in, user attribute study_dir, when the storage was given as a URL), or an absolute
+    path (older studies; when it is gone, as trials/NNNN of `base`: the study directory was moved or copied)."""
     rd = trial.user_attrs.get("run_dir")
     if not rd:
         return None
-    return rd if os.path.isabs(rd) else os.path.join(base, rd)
+    if os.path.isabs(rd):
+        parent, name = os.path.split(os.path.normpath(rd))
+        candidates = [rd] + ([os.path.join(base, "trials", name)] if os.path.basename(parent) == "trials" else [])
+    else:
+        study_dir = trial.user_attrs.get("study_dir")
+        candidates = [os.path.join(base, rd)] + ([os.path.join(study_dir, rd)] if study_dir else [])
+    return next((c for c in candidates if os.path.isdir(c)), candidates[0])
 
 
 def best_run_dirs(study, base) -> list:

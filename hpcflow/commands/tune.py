@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def run(args) -> int:
+    from hpcflow.errors import EXIT_INTERNAL, EXIT_NUMERICAL
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
     from hpcflow.tune.study import optimize
 
@@ -15,9 +16,9 @@ def run(args) -> int:
         return 0
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result["counts"].items()))
     print(f"hpcflow tune: study {result['study']!r}: {counts}")
-    if result["best"] is None:
+    if result["best"] is None:  # 1: a trial failed with an internal error; 3: they failed, diverged or were pruned
         print("hpcflow tune: no trial has finished yet; see the failures above", flush=True)
-        return 1
+        return EXIT_INTERNAL if result.get("bugs") else EXIT_NUMERICAL
     b = result["best"]
     print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
     return 0

@@ -71,7 +71,11 @@ CHECKPOINT_SECTION = {
     "seconds": Field(float, 600.0, lo=0, lo_open=True, hi=1e9, help="... and when this many seconds passed since the last one"),
 }
 
-SCHEMA = {"job": JOB_SECTION, "geometry": GEOMETRY_SECTION, "kernel": KERNEL_SECTION, "flow": FLOW_SECTION,
+#: a flow's test points may have their own seed (a tune trial's spawned one, to rerun the trial with hpcflow run)
+GEOMETRY_FLOW = {**GEOMETRY_SECTION, "test_seed": Field(int, None, lo=0, hi=SEED_MAX,
+                                                        help="seed of the test points; unset = seed + 1")}
+
+SCHEMA = {"job": JOB_SECTION, "geometry": GEOMETRY_FLOW, "kernel": KERNEL_SECTION, "flow": FLOW_SECTION,
           "clustering": CLUSTERING_SECTION, "checkpoint": CHECKPOINT_SECTION}
 
 
@@ -251,7 +255,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
 
     callback(info) (see `kernel_flow`) runs after every step besides the progress lines; True stops the flow.
-    test_seed: seed of the test points (default [geometry].seed + 1).
+    test_seed: seed of the test points (default [geometry].test_seed, unset = [geometry].seed + 1).
 
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
@@ -268,6 +272,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     path = os.path.join(outdir, "checkpoint.h5")
     state = resume_state(cfg, outdir, comm=c) if resume else None
     kernel = check_kernel(cfg["kernel"], "job")
+    test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]

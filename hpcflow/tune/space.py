@@ -37,7 +37,8 @@ TUNE_SECTION = {
                        help="unset = log_gain_test (flow jobs) or log_gain_val (nn jobs)"),
     "direction": Field(str, None, choices=("maximize", "minimize"), help="unset = the objective's own"),
     "sampler": Field(str, "tpe", choices=("tpe", "gp", "random"), help="--sampler overrides it"),
-    "seed": Field(int, 0, check=at_least(0), help="study seed: every trial's points derive from it"),
+    "seed": Field(int, 0, check=at_least(0),
+                  help="study seed: every trial's points derive from it (the sampler's from it, pid and host)"),
     "pruner": Field(str, "median", choices=("median", "none")),
     "pruner_startup_trials": Field(int, 5, check=at_least(0), help="trials finished before pruning starts"),
     "pruner_warmup_steps": Field(int, 10, check=at_least(0), help="steps of a trial before it may be pruned"),
@@ -86,7 +87,7 @@ def _param(source: str, name: str, spec, schema: dict) -> Param:
     if section in ("job", "tune") or section not in schema or key not in schema[section]:
         raise ConfigError(f"{where} names no job setting; use 'SECTION.KEY' of a setting of this job kind, "
                           "e.g. \"flow.dt\"")
-    if name == "geometry.seed":
+    if name in ("geometry.seed", "geometry.test_seed"):
         raise ConfigError(f"{where}: every trial draws its own points from [tune].seed; remove it")
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} = {spec!r} must be a table {{low, high, log, step}} or {{choices = [...]}}")

@@ -13,19 +13,28 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import traceback
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hpcflow.errors import ConfigError, MissingDependencyError, OutputPathError, RunStop, UserError
+from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
+                            UserError)
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue
+from hpcflow.tune.storage import (StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue,
+                                  storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
+
+
+class TrialDirTaken(OutputPathError):
+    """A trial's run directory holds another trial's files: the worker stops (exit 2), nothing is overwritten."""
 
 
 @dataclass
@@ -43,6 +52,62 @@ class TuneJob:
 
         return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
 
+    def record(self) -> dict:
+        """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
+        written (best.toml starts from it) and as validated (later workers must match it), objective and seed."""
+        from hpcflow.jobs.output import jsonable
+        from hpcflow.jobs.schema import apply_overrides, read_toml
+
+        data = apply_overrides(read_toml(self.path), self.overrides, source=self.path)
+        data.pop("tune", None)
+        return json.loads(json.dumps(jsonable({
+            "job": os.path.abspath(self.path), "overrides": list(self.overrides), "job_data": data,
+            "config": self.cfg, "objective": self.tune["objective"], "seed": self.tune["seed"],
+            "space": [p.name for p in self.tune["space"]]})))
+
+
+#: study user attribute holding `TuneJob.record()` of the job the study was created with
+RECORD = "hpcflow_job"
+#: job settings a later worker may change: they do not change what a trial computes ([tune] aside from its
+#: objective and seed, which are compared on their own; searched settings are set by every trial)
+FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("checkpoint", None)}
+
+
+def record_mismatch(old: dict, new: dict) -> str | None:
+    """The first setting in which job record `new` differs from the study's `old` one, as a phrase, or None."""
+    for key in ("objective", "seed"):
+        if old.get(key) != new.get(key):
+            return f"[tune].{key} = {new.get(key)!r}, not {old.get(key)!r}"
+    searched = {tuple(n.split(".", 1)) for n in [*old.get("space", []), *new.get("space", [])]}
+    a, b = old.get("config", {}), new.get("config", {})
+    for section in sorted(set(a) | set(b)):
+        if (section, None) in FREE_SETTINGS:
+            continue
+        sa, sb = a.get(section, {}), b.get(section, {})
+        for key in sorted(set(sa) | set(sb), key=lambda k: (k != "name", k)):  # a kernel's name says most
+            if (section, key) in FREE_SETTINGS or (section, key) in searched:
+                continue
+            if sa.get(key) != sb.get(key):
+                return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}"
+    return None
+
+
+def check_record(study, job: TuneJob, study_name: str) -> dict:
+    """Refuse (ConfigError) a job that computes trials differently from the one the study was created with, so
+    that its trials stay comparable and best.toml runs; a study without a record (older layout) gets this one.
+    Returns the study's record."""
+    new = job.record()
+    old = study.user_attrs.get(RECORD)
+    if old is None:
+        study.set_user_attr(RECORD, new)
+        old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
+    what = record_mismatch(old, new)
+    if what:
+        given = " ".join(f"--set {o}" for o in old.get("overrides", [])) or "no --set"
+        raise ConfigError(f"{job.path}: study {study_name!r} was created with {old.get('job')} and {given}; this job "
+                          f"has {what}: run the same job and --set values, or pass another --study and --out")
+    return old
+
 
 def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     """Validate a job file and its [tune] table (and the sampler's dependencies) before any work."""
@@ -59,7 +124,28 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
+    check_space(path, overrides, tune["space"])
     return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+def check_space(path, overrides, space) -> None:
+    """Validate the whole job with each choice, and with the low and high of each range, of the search space:
+    values that pass their field's own check but not the job's cross-field checks are refused before any work
+    (ConfigError naming `[tune.space]."NAME".choices[i]`), not found by every trial that draws them."""
+    from hpcflow.jobs import registry
+
+    for p in space:
+        values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
+        for where, value in values:
+            label = f"choices[{where}]" if p.kind == "categorical" else where
+            setting = spaces.overrides({p.name: value})
+            try:
+                registry.load(path, [*overrides, *setting])
+            except UserError as exc:
+                msg = " ".join(str(exc).split()).replace(f" (from --set {setting[0]})", "")
+                msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
+                raise ConfigError(f'{path}: [tune.space]."{p.name}".{label} = {value!r} gives a job that fails its '
+                                  f"checks: {msg}") from None
 
 
 def check_sampler(name: str) -> None:
@@ -136,6 +222,7 @@ class Worker:
     def __init__(self, job: TuneJob, study, out: str, *, comm, log=print):
         self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
         self.current = None
+        self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
 
     def objective(self, trial) -> float:
         import optuna
@@ -144,93 +231,252 @@ class Worker:
         mark_worker(trial)
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
-        run_dir = os.path.join(self.out, "trials", f"{trial.number:04d}")
-        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
+        rel = os.path.join("trials", f"{trial.number:04d}")
+        run_dir = os.path.join(self.out, rel)
+        try:
+            check_trial_dir(run_dir)
+        except TrialDirTaken as exc:
+            trial.set_user_attr("failure", str(exc))
+            raise
+        trial.set_user_attr("run_dir", rel)  # relative to the study directory, which may be moved or copied
+        trial.set_user_attr("study_dir", os.path.abspath(self.out))  # where it was written (a storage URL's readers)
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
-        summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+        try:
+            summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+        except Preempted:
+            trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
+            raise
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
                 trial.set_user_attr(key, summary[key])
         if summary["pruned_at"] is not None:
             raise optuna.TrialPruned(f"pruned at step {summary['pruned_at']}")
+        if summary.get("status") == "diverged":
+            # Neither COMPLETE (its value, taken at another step than the others', could become the best and
+            # best.toml would stop with exit 3) nor FAIL: TPE ignores failed trials and would keep proposing the
+            # same region, while it ranks pruned ones below every complete trial (by their last reported step and
+            # value), so it learns to avoid them; the median pruner and GPSampler use complete trials only.
+            raise optuna.TrialPruned(f"diverged after step {summary.get('checkpoint_step')}")
         return objectives.from_summary(self.job.tune["objective"], summary)
 
     def run(self, n_trials: int) -> None:
-        for _ in range(n_trials):
-            self.current = None
-            try:
-                self.study.optimize(self.objective, n_trials=1, catch=())
-            except (RunStop, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
-                self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:300]}")
-                if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
-                    self.log(traceback.format_exc().rstrip())
-                if self.current is not None:
-                    frozen = self.study.get_trials(deepcopy=False)
-                    trial = next(t for t in frozen if t.number == self.current)
-                    if requeue(self.study, trial, self.job.tune["retries"]):
-                        self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
-                continue
-            self.log(_trial_line(self.study, self.current))
+        with signals_between_trials() as signalled:
+            for _ in range(n_trials):
+                if signalled.is_set():  # during a trial its flow's checkpoint writer takes the signal instead
+                    raise Preempted("signal received between trials; the trials so far are recorded: run the same "
+                                    "hpcflow tune command to continue the study")
+                self._one()
+
+    def _one(self) -> None:
+        """Run one trial; record its failure (the study goes on) or raise what stops the worker."""
+        self.current = None
+        try:
+            self.study.optimize(self.objective, n_trials=1, catch=())
+        except Preempted:
+            trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
+            queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+            where = "" if trial is None else f" (checkpoint in {run_dir_of(trial, self.out)})"
+            again = "its parameters are queued again; " if queued else ""
+            raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
+                            "tune command to continue the study") from None
+        except (RunStop, KeyboardInterrupt, TrialDirTaken):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+            trial = None if self.current is None else next(
+                t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
+            if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
+                self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
+                         f"({trial.user_attrs['failure']}); its run directory {run_dir_of(trial, self.out)} "
+                         "keeps what it computed")
+                return
+            self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
+                     f"{' '.join(str(exc).split())[:300]}")
+            if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
+                self.log(traceback.format_exc().rstrip())
+                self.bugs += 1
+            # bad input found by the trial (a combination of parameters the job refuses) recurs: no retry
+            if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
+                                                                                self.job.tune["retries"]):
+                self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
+            return
+        self.log(_trial_line(self.study, self.current, self.out))
 
 
-def _trial_line(study, number) -> str:
+@contextmanager
+def signals_between_trials():
+    """An Event set by SIGTERM/SIGUSR1 while the worker is between trials (Slurm's notice before a time limit or
+    preemption), so that it stops with exit status 4 and best.toml instead of dying; handlers restored after."""
+    from hpcflow.checkpoint import SIGNALS
+
+    event, old = threading.Event(), {}
+    if threading.current_thread() is threading.main_thread():
+        for name in SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                old[sig] = signal.signal(sig, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def run_dir_of(trial, out: str) -> str | None:
+    """A trial's run directory as a path: its run_dir attribute (relative to the study directory `out`, or an
+    absolute path in studies of the older layout)."""
+    rd = trial.user_attrs.get("run_dir")
+    return None if rd is None else os.path.join(out, rd)
+
+
+def _trial_line(study, number, out) -> str:
     t = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if t is None:
         return "hpcflow tune: no trial ran"
     value = "" if t.value is None else f" value={t.value:.6g}"
+    if t.user_attrs.get("status") == "diverged":
+        value = " (diverged)"
     params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-    return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({t.user_attrs.get('run_dir')})"
+    return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
 
 def follow(job: TuneJob, *, comm) -> None:
-    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None."""
+    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
+    to act on: it broadcasts None)."""
+    with signals_between_trials():
+        _follow(job, comm=comm)
+
+
+def _follow(job: TuneJob, *, comm) -> None:
     while (spec := comm.bcast(None, root=0)) is not None:
         try:
             execute(job, spec, None, comm=comm)
         except UserError:
             continue  # rank 0 records the same failure
+        except Preempted:
+            raise SystemExit(EXIT_PREEMPTED) from None  # rank 0 says it, once
 
 
-def check_outdir(out: str, study_name: str) -> None:
-    """DIR holds the trials of one study (DIR/study.json names it): refuse another study or a run directory."""
+def read_record(out: str) -> dict | None:
+    """DIR/study.json (what the study in DIR was created with), or None when DIR holds none."""
     marker = os.path.join(out, "study.json")
-    if os.path.isfile(marker):
+    if not os.path.isfile(marker):
+        return None
+    try:
         with open(marker, encoding="utf-8") as fh:
-            name = json.load(fh).get("study")
+            record = json.load(fh)
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("study"), str):
+        raise OutputPathError(f"--out {out}: study.json is not readable JSON naming a study; restore it or "
+                              "choose another --out")
+    return record
+
+
+#: `check_outdir`'s storage when the caller does not know it (submit's checks): the storage is not compared
+UNKNOWN = object()
+
+
+def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
+    """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
+    storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal) or a run directory."""
+    record = read_record(out)
+    if record is not None:
+        name = record["study"]
         if name != study_name:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
                                   "trials to it, or choose another --out")
+        if storage is UNKNOWN:
+            return
+        label = storage_label(storage, out)
+        known = record.get("storage")
+        if known is None and os.path.isfile(os.path.join(out, "study.journal")):
+            known = "study.journal"  # written before study.json recorded the storage: the default journal
+        if known is not None and known != label:
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
+                                  f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
+                                  f"{storage_option(known, out)} to add trials to it, or choose another --out")
     elif os.path.exists(os.path.join(out, "summary.json")) or os.path.exists(out) and not os.path.isdir(out):
         raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
 
 
+def check_options(out, storage, study_name) -> None:
+    """Refuse an empty, pseudo-file-system or uncreatable --out and an empty --storage or --study (one line)."""
+    from hpcflow.jobs.output import check_path, nearest_existing
+
+    check_path(out)
+    for flag, value in (("--storage", storage), ("--study", study_name)):
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{flag} is empty; give one or leave the option out")
+    parent = nearest_existing(out)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot create --out {out}: {parent} is not a writable directory; choose another --out")
+
+
+def check_trial_dir(run_dir: str) -> None:
+    """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
+    from hpcflow.atomic import TMP_MARK
+
+    if os.path.isdir(run_dir) and any(not (e.startswith(".") and TMP_MARK in e) for e in os.listdir(run_dir)):
+        raise TrialDirTaken(f"--out: {run_dir} already holds the results of another trial (written through another "
+                            "storage); choose another --out")
+
+
+def _foreign_trials(out: str, n_trials: int) -> list[str]:
+    """DIR/trials/NNNN directories with files whose number the study (of n_trials trials) has not reached:
+    another storage's trials, which this study's next trials would write over."""
+    trials = os.path.join(out, "trials")
+    names = sorted(os.listdir(trials)) if os.path.isdir(trials) else []
+    return [n for n in names if n.isdigit() and int(n) >= n_trials and os.listdir(os.path.join(trials, n))]
+
+
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
-    """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered."""
+    """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered.
+
+    Every refusal comes before the first write: a new study is not created in a DIR that holds trials (they
+    belong to a study in another storage), and an existing one is loaded without writing to its storage.
+    """
     import optuna
 
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
-    check_outdir(out, study_name)
+    check_options(out, storage, study_name)
+    check_outdir(out, study_name, storage)
+    url = storage or os.path.join(out, "study.journal")
+    label = storage_label(storage, out)
+
+    def refuse_foreign(n_trials):
+        foreign = _foreign_trials(out, n_trials)
+        if foreign:
+            raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
+                                  f"{storage_shown(label, out)} has not reached (another storage wrote it); pass the "
+                                  f"--storage that holds it, or choose another --out")
+
+    if "://" not in url and not os.path.exists(url):
+        refuse_foreign(0)
     store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
     seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
                .generate_state(1)[0])
-    try:
+    sampler, pruner = make_sampler(tune["sampler"], seed), make_pruner(tune)
+    exists = study_name in optuna.study.get_all_study_names(store)
+    if exists and not existing_ok:
+        raise StorageError(f"study {study_name!r} exists in the storage; pass another --study")
+    if exists:
+        study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler, pruner=pruner)
+        refuse_foreign(len(study.get_trials(deepcopy=False)))
+    else:
+        refuse_foreign(0)
         study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
-                                    sampler=make_sampler(tune["sampler"], seed), pruner=make_pruner(tune),
-                                    load_if_exists=existing_ok)
-    except optuna.exceptions.DuplicatedStudyError:
-        raise StorageError(f"study {study_name!r} exists in the storage; pass another --study") from None
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
     if study.direction.name.lower() != tune["direction"]:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
+    record = check_record(study, job, study_name)
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), {"study": study_name, "job": os.path.abspath(job.path)})
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
+                                                 "overrides": record["overrides"]})
     if is_journal(store):
         gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
         if gone:
@@ -249,11 +495,15 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
     best = study.best_trial
-    data = apply_overrides(read_toml(job.path), [*job.overrides, *spaces.overrides(best.params)], source=job.path)
+    record = study.user_attrs.get(RECORD)
+    if record is None:  # a study of the older layout: the job it is run with now
+        record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
+    data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
     path = os.path.join(out, "best.toml")
-    header = (f"Best parameters of the Optuna study {study_name!r} on {job.path}: trial {best.number}, "
-              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {best.user_attrs.get('run_dir')}).\n"
+    header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
+              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}; its "
+              f"job.toml, with the trial's point seeds {best.user_attrs.get('seeds')}, reruns the trial).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
     write_text(path, dumps(data, header=header), comm=comm)
     return path
@@ -269,18 +519,22 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
     job = refuse_together(lambda: load(path, overrides, sampler=sampler), comm)
-    study_name = study_name or Path(path).stem
+    study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
         lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
     if not is_root(comm):
         follow(job, comm=comm)
         return {}
+    worker = Worker(job, study, out, comm=comm, log=log)
     try:
-        Worker(job, study, out, comm=comm, log=log).run(trials)
+        worker.run(trials)
+    except Preempted:
+        write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+        raise
     finally:
         comm.bcast(None, root=0)
-    return report(study, job, out, study_name, comm=comm)
+    return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs}
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:

@@ -2,7 +2,8 @@
 
 Points come from seeds spawned from the study seed and the trial number (`trial_seeds`), so every trial sees
 new points (reusing points lets the optimiser fit them, paper sec. 3.2) and the study is reproducible.
-The run directory holds checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`; an nn trial's
+The run directory holds job.toml (the trial's validated job with its seeds: `hpcflow run` on it reruns the
+trial), checkpoint.h5 and, written last, summary.json (layout of `hpcflow run`; an nn trial's
 that of `hpcflow nn`: nn.h5, model.pt, checkpoint.pt). Under MPI the trial's flow is divided over the ranks like
 any `hpcflow run`, and an nn trial trains data parallel like `hpcflow nn` (rank 0 alone talks to the storage).
 """
@@ -19,9 +20,10 @@ from hpcflow.experiments.common import sample_train_test
 
 
 def trial_seeds(study_seed: int, number: int) -> tuple[int, int]:
-    """(train seed, test seed): two 63-bit integers from SeedSequence(study_seed, spawn_key=(number,))."""
+    """(train seed, test seed): two 62-bit integers from SeedSequence(study_seed, spawn_key=(number,)), below the
+    job files' SEED_MAX so that the trial's job.toml holds them as [geometry] seed and test_seed."""
     state = np.random.SeedSequence(study_seed, spawn_key=(number,)).generate_state(2, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1)), int(state[1] >> np.uint64(1))
+    return int(state[0] >> np.uint64(2)), int(state[1] >> np.uint64(2))
 
 
 def trial_points(geo: dict, seeds: tuple[int, int]):
@@ -44,16 +46,25 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
     (status "stopped"); a diverged run's summary is returned with its status.
     """
+    from hpcflow import __version__
     from hpcflow.errors import NumericalStop
-    from hpcflow.jobs.output import write_json
+    from hpcflow.jobs.output import write_json, write_text
+    from hpcflow.jobs.toml_out import dumps
     from hpcflow.parallel.comm import resolve
 
     c = resolve(comm)
     t0 = time.perf_counter()
     kind = cfg["job"]["kind"]
-    cfg = {**cfg, "geometry": {**cfg["geometry"], "seed": seeds[0]}}
+    geometry = {**cfg["geometry"], "seed": seeds[0]}
+    if kind != "nn":  # an nn trial draws its train and validation points from seeds[0]
+        geometry["test_seed"] = seeds[1]
+    cfg = {**cfg, "geometry": geometry}
     if c.Get_rank() == 0:
         os.makedirs(run_dir, exist_ok=True)
+    command = "hpcflow nn" if kind == "nn" else "hpcflow run"
+    write_text(os.path.join(run_dir, "job.toml"), dumps(cfg, header=(
+        f"hpcflow {__version__}: the validated job of this tune trial, its parameters and point seeds filled in;\n"
+        f"{command} on this file reruns the trial")), comm=c)
     c.Barrier()
     try:
         if kind == "nn":
@@ -63,7 +74,7 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
         else:
             callback = None if on_step is None else (
                 lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
-            summary = flow_job.run(cfg, run_dir, comm=c, callback=callback, test_seed=seeds[1])
+            summary = flow_job.run(cfg, run_dir, comm=c, callback=callback)  # test points: [geometry].test_seed
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
     summary.update(kind=kind, seeds=list(seeds), wall_seconds=time.perf_counter() - t0)

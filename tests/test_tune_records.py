@@ -1,0 +1,264 @@
+"""What a study directory records (storage, job, trial directories) and the refusals that keep its trials intact."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import json
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+import pytest
+from optuna.trial import TrialState
+
+from hpcflow.cli import main
+
+JOB = """
+[job]
+kind = "flow"
+[geometry]
+n_train = 60
+n_test = 60
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 1.0
+steps = 3
+loss = "ultralocal"
+[tune]
+sampler = "random"
+seed = 5
+pruner = "none"
+[tune.space]
+"flow.dt" = {low = 0.01, high = 3.0, log = true}
+"""
+
+
+def _job(tmp_path, text=JOB, name="tiny.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _journal(path, name="tiny"):
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+def _digests(root: Path) -> dict:
+    """Every file under root -> its sha256 (what 'nothing lost on disk' compares)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _tune(capsys, *args):
+    capsys.readouterr()
+    rc = main(["tune", *map(str, args)])
+    return rc, capsys.readouterr()
+
+
+def test_another_storage_in_the_same_out_is_refused_and_nothing_is_overwritten(tmp_path, capsys):
+    job, out, url = _job(tmp_path), tmp_path / "s", f"sqlite:///{tmp_path / 'q.db'}"
+    rc, _ = _tune(capsys, job, "--trials", "2", "--out", out, "--storage", url)
+    assert rc == 0
+    record = json.loads((out / "study.json").read_text())
+    assert record["storage"] == url and record["study"] == "tiny"
+    before = _digests(out)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)  # the default journal: another study's trial 0
+    assert rc == 2 and io.err.count("\n") == 1
+    assert f"pass --storage {url} to add trials" in io.err
+    assert _digests(out) == before and not (out / "study.journal").exists()
+    rc, _ = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url)  # the recorded one still works
+    assert rc == 0 and len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "1",
+                 "--storage", url, "--check"]) == 0  # submit's checks accept the study directory of its storage
+
+
+def test_a_directory_whose_record_names_no_storage_keeps_its_trials(tmp_path, capsys):
+    """study.json without a storage (older layout) and trials/ of a study the storage does not hold."""
+    job, out, url = _job(tmp_path), tmp_path / "s", f"sqlite:///{tmp_path / 'q.db'}"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url)[0] == 0
+    record = json.loads((out / "study.json").read_text())
+    del record["storage"]
+    (out / "study.json").write_text(json.dumps(record))
+    before = _digests(out)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 2 and "holds trials/0000, which study 'tiny' in storage" in io.err and io.err.count("\n") == 1
+    assert _digests(out) == before and not (out / "study.journal").exists()
+    # a journal that holds the study but whose next trial number is a directory written through another storage
+    store = tmp_path / "other.journal"
+    optuna.create_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(store))),
+                        direction="maximize")
+    journal = store.read_bytes()
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", store)
+    assert rc == 2 and "holds trials/0000, which study 'tiny'" in io.err and io.err.count("\n") == 1
+    assert _digests(out) == before and store.read_bytes() == journal
+
+
+def test_a_trial_directory_that_holds_files_is_never_written_over(tmp_path):
+    """The last guard (a directory written between the checks and the trial): the worker stops, exit 2."""
+    import pytest
+
+    from hpcflow.parallel.comm import resolve
+    from hpcflow.tune.study import TrialDirTaken, Worker, load, open_study, optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    tj = load(str(job))
+    study, _ = open_study(tj, str(out), study_name="tiny")
+    (out / "trials" / "0001").mkdir()
+    (out / "trials" / "0001" / "summary.json").write_text("{}")
+    with pytest.raises(TrialDirTaken, match="0001 already holds the results of another trial"):
+        Worker(tj, study, str(out), comm=resolve(None), log=lambda *_: None).run(1)
+    assert (out / "trials" / "0001" / "summary.json").read_text() == "{}"
+    trial = _journal(out / "study.journal").trials[1]
+    assert trial.state == TrialState.FAIL and "already holds" in trial.user_attrs["failure"]
+
+
+def test_a_diverged_trial_is_pruned_never_the_best(tmp_path):
+    """dt = 5000 stops this job at its first step (no positive-definite step), dt = 0.5 runs its 3 steps."""
+    from hpcflow.jobs import registry
+    from hpcflow.tune.study import optimize
+
+    job = _job(tmp_path, JOB.replace("high = 3.0", "high = 9000.0"))
+    out = tmp_path / "s"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    study.enqueue_trial({"flow.dt": 5000.0})
+    study.enqueue_trial({"flow.dt": 0.5})
+    lines = []
+    r = optimize(str(job), trials=2, out=str(out), log=lines.append)
+    diverged, finished = _journal(out / "study.journal").trials
+    summary = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["checkpoint_step"] < 3  # the run did diverge
+    assert diverged.state == TrialState.PRUNED and diverged.user_attrs["status"] == "diverged"
+    assert "trial 0 PRUNED (diverged)" in lines[0]
+    assert finished.state == TrialState.COMPLETE and r["best"]["number"] == 1
+    assert registry.load(out / "best.toml")[1]["flow"]["dt"] == 0.5
+
+
+def test_another_job_or_other_set_values_are_refused_and_best_toml_is_the_studys_job(tmp_path, capsys):
+    from hpcflow.jobs import registry
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--set", "geometry.n_train=40")[0] == 0
+    journal = (out / "study.journal").read_bytes()
+    relu = _job(tmp_path, JOB.replace('name = "gaussian"\nform = "exp"\nwidth = 0.0333333333333333\n'
+                                      'normalize = "row"', 'name = "relu_ntk"\nw_std = 1.0\nb_std = 0.1'), "relu.toml")
+    refusals = [((relu, "--study", "tiny", "--set", "geometry.n_train=40"),
+                 "[kernel].name = 'relu_ntk', not 'gaussian'"),
+                ((job, "--set", "geometry.n_train=50"), "[geometry].n_train = 50, not 40"),
+                ((job,), "[geometry].n_train = 60, not 40"),
+                ((job, "--set", "geometry.n_train=40", "--set", "tune.seed=6"), "[tune].seed = 6, not 5")]
+    for args, says in refusals:
+        rc, io = _tune(capsys, args[0], "--trials", "1", "--out", out, *args[1:])
+        assert rc == 2 and says in io.err and "--set geometry.n_train=40" in io.err and io.err.count("\n") == 1
+        assert (out / "study.journal").read_bytes() == journal
+    # what does not change a trial's result may change: [tune] retries and range, [checkpoint], the file's path
+    moved = _job(tmp_path, JOB.replace("high = 3.0", "high = 2.0"), "moved.toml")
+    rc, _ = _tune(capsys, moved, "--study", "tiny", "--trials", "1", "--out", out, "--set", "geometry.n_train=40",
+                  "--set", "tune.retries=1", "--set", "checkpoint.every=1")
+    assert rc == 0
+    record = json.loads((out / "study.json").read_text())
+    assert record["job"] == str(job.resolve()) and record["overrides"] == ["geometry.n_train=40"]
+    study = _journal(out / "study.journal")
+    best = registry.load(out / "best.toml")[1]
+    assert best["geometry"]["n_train"] == 40 and best["flow"]["dt"] == study.best_trial.params["flow.dt"]
+    assert "checkpoint.every" not in (out / "best.toml").read_text() and best["checkpoint"]["every"] != 1
+
+
+def test_a_moved_study_directory_is_still_analysed_and_older_absolute_run_dirs_are_found(tmp_path, capsys):
+    import shutil
+
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.analysis.study import best_run_dirs, load_study
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=2, out=str(out), log=lambda *_: None)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(str(out), str(moved))
+    study, base = load_study(moved)
+    (number, run_dir), = best_run_dirs(study, base)
+    assert Path(run_dir) == moved / "trials" / f"{number:04d}" and (Path(run_dir) / "summary.json").is_file()
+    assert script_main("table1", [str(moved), "--out", str(tmp_path / "t1")]) == 0
+    assert f"tiny trial {number}" in capsys.readouterr().out
+    # a study of the older layout: absolute run_dir of a directory that has since moved
+    old = tmp_path / "old"
+    (old / "trials").mkdir(parents=True)
+    shutil.copytree(run_dir, old / "trials" / "0000")
+    storage = JournalStorage(JournalFileBackend(str(old / "study.journal")))
+    s = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    s.add_trial(optuna.trial.create_trial(
+        params={"flow.dt": 1.0}, distributions={"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0)},
+        value=0.5, user_attrs={"run_dir": str(out / "trials" / "0000")}))
+    study, base = load_study(old)
+    assert best_run_dirs(study, base) == [(0, str(old / "trials" / "0000"))]
+
+
+def test_a_study_directory_of_an_sqlite_storage_is_analysed_through_its_record(tmp_path, capsys):
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "q"
+    optimize(str(job), trials=2, out=str(out), storage=f"sqlite:///{tmp_path / 'q.db'}", log=lambda *_: None)
+    assert not (out / "study.journal").exists()
+    assert script_main("table1", [str(out), "--out", str(tmp_path / "t1")]) == 0
+    assert "tiny trial" in capsys.readouterr().out
+
+
+def test_space_choices_the_job_refuses_are_found_before_work_and_a_refused_combination_is_not_retried(tmp_path,
+                                                                                                      capsys):
+    relu = JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}',
+                       '"kernel.name" = {choices = ["gaussian", "relu_ntk"]}')
+    rc, io = _tune(capsys, _job(tmp_path, relu), "--trials", "3", "--out", tmp_path / "a")
+    assert rc == 2 and io.err.count("\n") == 1 and not (tmp_path / "a").exists()
+    assert """[tune.space]."kernel.name".choices[1] = 'relu_ntk' gives a job""" in io.err
+    assert "[kernel].w_std is required" in io.err and "(from --set" not in io.err
+    # n_train = 20 and n_clusters = 40 each pass with the job's other values, not together (40 clusters > 20 points)
+    clustered = JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 2').replace(
+        '"flow.dt" = {low = 0.01, high = 3.0, log = true}',
+        '"geometry.n_train" = {choices = [60, 20]}\n"clustering.n_clusters" = {choices = [10, 40]}')
+    clustered += '[clustering]\nmethod = "full"\nn_clusters = 10\n'
+    out = tmp_path / "b"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    optuna.create_study(study_name="tiny", storage=storage, direction="maximize").enqueue_trial(
+        {"geometry.n_train": 20, "clustering.n_clusters": 40})
+    rc, io = _tune(capsys, _job(tmp_path, clustered), "--trials", "1", "--out", out)
+    assert rc == 3 and "n_clusters = 40 exceeds [geometry].n_train" in io.out and "Traceback" not in io.out
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.FAIL]  # not queued again
+
+
+def test_a_trials_job_toml_reruns_it_bit_for_bit_and_test_seed_defaults_to_seed_plus_one(tmp_path, capsys):
+    from hpcflow.tune.study import optimize
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    trial = _journal(out / "study.journal").trials[0]
+    text = (out / "trials" / "0000" / "job.toml").read_text()
+    s0, s1 = trial.user_attrs["seeds"]
+    assert f"seed = {s0}" in text and f"test_seed = {s1}" in text and "[tune" not in text
+    assert f"seeds [{s0}, {s1}]" in (out / "best.toml").read_text()
+    assert main(["run", str(out / "trials" / "0000" / "job.toml"), "--out", str(tmp_path / "again")]) == 0
+    a = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    b = json.loads((tmp_path / "again" / "summary.json").read_text())
+    for key in ("sigma_train_initial", "sigma_test_initial", "gain_train", "gain_test", "sigma_test_final"):
+        assert a[key] == b[key], key  # the same points and flow: bit for bit
+    assert trial.value == pytest.approx(math.log(b["gain_test"]), rel=1e-12)
+    # unset test_seed is seed + 1: the same test points as test_seed = seed + 1 written out
+    plain = _job(tmp_path, JOB.replace("[tune]", "[geometry_unused]").split("[geometry_unused]")[0], "plain.toml")
+    assert main(["run", str(plain), "--out", str(tmp_path / "u"), "--set", "geometry.seed=7"]) == 0
+    assert main(["run", str(plain), "--out", str(tmp_path / "v"), "--set", "geometry.seed=7",
+                 "--set", "geometry.test_seed=8"]) == 0
+    assert main(["run", str(plain), "--out", str(tmp_path / "w"), "--set", "geometry.seed=7",
+                 "--set", "geometry.test_seed=9"]) == 0
+    u, v, w = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "uvw")
+    assert u["sigma_test_initial"] == v["sigma_test_initial"] != w["sigma_test_initial"]
+    assert u["sigma_train_initial"] == w["sigma_train_initial"]

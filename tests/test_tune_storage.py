@@ -1,0 +1,186 @@
+"""Journal storage of tune studies: damaged or foreign journals, output paths, stale and preempted trials."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from hpcflow.analysis.rundir import MissingData
+from hpcflow.cli import main
+from hpcflow.tune.study import optimize
+from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
+
+
+def _damaged_copies(tmp_path):
+    """A one-trial study, then two copies of its journal: one cut 40 bytes short (the last operation half
+    written), one with its second line cut in half (damage inside the file)."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    data = (out / "study.journal").read_bytes()
+    lines = data.split(b"\n")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "study.journal").write_bytes(data[:-40])
+    (cut / "study.json").write_text((out / "study.json").read_text())
+    mid = tmp_path / "mid.journal"
+    mid.write_bytes(b"\n".join([lines[0], lines[1][: len(lines[1]) // 2], *lines[2:]]))
+    return job, cut, mid
+
+
+def test_a_damaged_or_foreign_journal_is_refused_before_anything_is_written(tmp_path, capsys):
+    job, cut, mid = _damaged_copies(tmp_path)
+    with pytest.raises(ValueError):  # the damage is real: Optuna itself cannot read the mid-file cut
+        optuna.load_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(mid))))
+    n_lines = (cut / "study.journal").read_bytes().count(b"\n")
+    cases = [(cut, None, f"line {n_lines + 1} is incomplete"), (tmp_path / "m", mid, "line 2 is not an Optuna")]
+    foreign = tmp_path / "notes.journal"
+    foreign.write_text("hello world\n")
+    cases.append((tmp_path / "f", foreign, "line 1 is not an Optuna journal operation (the file is not an Optuna"))
+    for out, storage, says in cases:
+        journal = storage or out / "study.journal"
+        before = journal.read_bytes()
+        rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *(["--storage", storage] if storage else []))
+        assert rc == 2 and says in io.err and io.err.count("\n") == 1, io.err
+        assert journal.read_bytes() == before
+        assert not (out / "trials").exists() and io.out == ""
+
+
+def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_read(tmp_path, capsys):
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.analysis.study import load_study
+
+    job, cut, mid = _damaged_copies(tmp_path)
+    with pytest.raises(MissingData, match="line 2 is not an Optuna journal operation"):
+        load_study(mid)
+    assert script_main("table1", [str(mid), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2 is not an Optuna journal operation" in err and err.count("\n") == 1
+    study, _ = load_study(cut)  # Optuna's reader skips a last line still being written: trial 0 is RUNNING
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("args, says", [(["--out", ""], "--out is empty"),
+                                        (["--out", "/proc/zz"], "--out /proc/zz lies under /proc"),
+                                        (["--out", "o", "--study", ""], "--study is empty"),
+                                        (["--out", "o", "--storage", " "], "--storage is empty")])
+def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, args, says):
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, io = _tune(capsys, job, "--trials", "1", *args)
+    assert rc == 2 and says in io.err and io.err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory
+
+
+def _running_trial_of(out, pid, host=None):
+    """A RUNNING trial whose worker is `pid` on `host` (default: this host), started now."""
+    import socket
+
+    t = _journal(out / "study.journal").ask({"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True)})
+    t.set_user_attr("host", host or socket.gethostname())
+    t.set_user_attr("pid", pid)
+    return t
+
+
+def test_a_live_worker_on_this_host_keeps_its_trial_however_old_and_a_dead_ones_is_requeued_once(tmp_path):
+    import subprocess
+    import sys
+
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 1'))
+    out = tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _running_trial_of(out, sleeper.pid)
+        optimize(str(job), trials=1, out=str(out), overrides=["tune.stale_seconds=1e-3"], log=lambda *_: None)
+        assert _journal(out / "study.journal").trials[1].state == TrialState.RUNNING  # alive: not failed
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)  # gone: failed, its parameters queued once
+    trials = _journal(out / "study.journal").trials
+    assert trials[1].state == TrialState.FAIL and "worker gone" in trials[1].user_attrs["failure"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retries) == 1 and retries[0].params == trials[1].params
+
+
+def test_a_trial_failed_by_another_worker_while_it_runs_is_not_requeued_again(tmp_path, monkeypatch):
+    """Another host's worker (age only) fails and requeues a trial while it runs: the running worker cannot tell
+    its result and says so in one line; the parameters are queued once, not twice."""
+    from hpcflow.tune import study as study_mod
+    from hpcflow.tune.storage import recover_stale
+
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 3'))
+    out = tmp_path / "s"
+    real = study_mod.execute
+
+    def execute_then_recovered_elsewhere(job_, spec, trial=None, *, comm=None):
+        summary = real(job_, spec, trial, comm=comm)
+        trial.set_user_attr("host", "another-node")  # as seen from another host after stale_seconds
+        s = _journal(out / "study.journal")
+        assert recover_stale(s, s._storage, grace_seconds=0.0, retries=3) == [spec["number"]]
+        return summary
+
+    monkeypatch.setattr(study_mod, "execute", execute_then_recovered_elsewhere)
+    lines = []
+    optimize(str(job), trials=1, out=str(out), log=lines.append)
+    trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].user_attrs["retry_of"] == 0
+    assert "trial 0 was marked failed by another worker" in lines[0] and not any("Traceback" in x for x in lines)
+    assert json.loads((out / "trials" / "0000" / "summary.json").read_text())["status"] == "finished"
+
+
+def test_a_preempted_trial_says_how_to_continue_and_the_next_worker_runs_its_parameters(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from hpcflow.tune import objective
+
+    job, out = _job(tmp_path, JOB.replace("steps = 3", "steps = 6")), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    (out / "best.toml").unlink()
+    real = objective.Tracker.step
+
+    def step_then_sigterm(self, info, sigma0):  # SIGTERM during step 2: the flow stops at the next step boundary
+        if info["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, info, sigma0)
+
+    monkeypatch.setattr(objective.Tracker, "step", step_then_sigterm)
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
+    assert rc == 4 and io.err.count("\n") == 1 and "--resume" not in io.err
+    assert "signal received during trial 1" in io.err and "run the same hpcflow tune command" in io.err
+    assert (out / "best.toml").exists()  # trial 0 finished: best.toml is written before the worker stops
+    trials = _journal(out / "study.journal").trials
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["failure"] == "preempted"
+    assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 1  # although retries = 0
+    monkeypatch.setattr(objective.Tracker, "step", real)
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    trials = _journal(out / "study.journal").trials
+    assert trials[2].state == TrialState.COMPLETE and trials[2].params == trials[1].params and len(trials) == 3
+
+
+def test_a_signal_between_trials_stops_the_worker_with_best_toml_and_no_running_trial(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from hpcflow.tune import study as study_mod
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    real = study_mod._trial_line
+
+    def line_then_sigterm(*args):  # trial 0 is recorded: SIGTERM before trial 1 starts
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(study_mod, "_trial_line", line_then_sigterm)
+    rc, io = _tune(capsys, job, "--trials", "3", "--out", out)
+    assert rc == 4 and "signal received between trials" in io.err and io.err.count("\n") == 1
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.COMPLETE]
+    assert (out / "best.toml").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the worker's handler is gone again
