@@ -29,6 +29,17 @@ def h5(path, *names):
 
 
 # ---- each script writes a PNG, prints numbers that match the HDF5 data ----------------------------------
+def test_every_hdf5_file_a_job_writes_states_its_conventions(runs):
+    """README: every HDF5 file carries a `conventions` attribute (what its datasets mean, their normalisation)."""
+    files = [os.path.join(d, n) for d in runs.values() for n in sorted(os.listdir(d)) if n.endswith(".h5")]
+    assert {os.path.basename(f) for f in files} >= {"checkpoint.h5", "noise_scan.h5", "distances.h5",
+                                                      "fig2_distances.h5", "nn.h5", "local_limit.h5"}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get("conventions")
+            assert isinstance(text, str) and len(text) > 40, path
+
+
 def test_fig2_script_and_heatmaps_equal_hdf5(runs, tmp_path):
     from hpcflow.analysis import fig2
 

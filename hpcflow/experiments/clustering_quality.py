@@ -21,6 +21,12 @@ PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
 #: the Fig. 2 file stores N x N matrices; above this N it is skipped (the full method is capped too)
 FIG2_MAX_POINTS = 5000
 FIG2_FILE = "fig2_distances.h5"
+#: the `conventions` attribute of fig2_distances.h5
+FIG2_CONVENTIONS = ("points: homogeneous coordinates (see hpcflow.geometry); distance: FS geodesic distance matrix "
+                    "d(z, z') = arccos(|<z,z'>| / (|z||z'|)) (eq. 3.2) in sampling order; distance_batched / "
+                    "distance_full: the same matrix with rows and columns in order/batched / order/full (points "
+                    "grouped cluster by cluster); labels/METHOD: each point's cluster; attributes silhouette_METHOD: "
+                    "mean silhouette with the FS distance ([quality].sample_size rows when set)")
 
 
 SCHEMA = {
@@ -117,7 +123,7 @@ def run(cfg: dict, outdir) -> dict:
         attrs = {f"silhouette_{m}": summary[f"silhouette_{m}"] for m in runs}
         attrs.update(description="Fig. 2 (sec. 3.1): FS distance matrix of the points, unordered and ordered "
                                  "cluster by cluster (batched eq. 3.3 / full average linkage)",
-                     n_batches=summary["n_batches"], n_clusters=k, config=cfg)
+                     n_batches=summary["n_batches"], n_clusters=k, config=cfg, conventions=FIG2_CONVENTIONS)
         write_hdf5(os.path.join(outdir, FIG2_FILE), datasets, attrs=attrs)
         summary["fig2_file"] = FIG2_FILE
     return summary

@@ -146,6 +146,13 @@ def nearest_over_ranks(d, arg, *, comm=None):
     return best, arg
 
 
+#: the `conventions` attribute of distances.h5
+CONVENTIONS = ("nn_distance/N{N}_seed{seed}: FS geodesic distance d(z, z') = arccos(|<z,z'>| / (|z||z'|)) in [0, pi/2] "
+               "(eq. 3.2) from each queried point to its nearest other point of the same N-point sample; table/*: one "
+               "row per (N, seed) with min, mean (mean_err = std / sqrt(n_queries)), max, median; attribute fits: "
+               "d = a N^b by least squares in log d vs log N (a, b, standard errors, residual rms)")
+
+
 def power_law_fit(n, d) -> dict:
     """Least-squares fit log d = log a + b log n; returns a, b, their standard errors and the residual rms.
 
@@ -223,7 +230,8 @@ def run(cfg, outdir) -> dict:
     if sc["fit_from"] > 0 and len({r["n"] for r in large}) >= 2:
         fits["mean_from"] = power_law_fit([r["n"] for r in large], [r["mean"] for r in large])
         fits["mean_from"]["fit_from"] = sc["fit_from"]
-    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs={"config": cfg, "fits": fits}, comm=c)
+    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs={"config": cfg, "fits": fits,
+                                                                      "conventions": CONVENTIONS}, comm=c)
     totals = {k: sum(p[k] for p in per_rank) for k in per_rank[0]}
     return {"table": rows, "fit_mean": fits["mean"], "fit_min": fits["min"], "fit_max": fits["max"],
             "fit_mean_from": fits.get("mean_from"), "chart": None if chart is None else list(chart),

@@ -33,6 +33,12 @@ SCHEMA = {
 }
 
 
+#: the `conventions` attribute of local_limit.h5
+CONVENTIONS = ("width_i/sigma_train, sigma_test: sigma (eq. B.11) per flow step (step 0 = FS) of the Gaussian-kernel "
+               "flow with [local_limit].widths[i]; table/*: one row per width, gain = sigma at step 0 / at the last "
+               "step")
+
+
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
 
@@ -63,6 +69,6 @@ def run(cfg: dict, outdir) -> dict:
     data["table/gain_train"] = np.array([r["gain_train"] for r in rows], dtype=float)
     if test is not None:
         data["table/gain_test"] = np.array([r["gain_test"] for r in rows], dtype=float)
-    write_hdf5(os.path.join(outdir, "local_limit.h5"), data, attrs={"config": cfg})
+    write_hdf5(os.path.join(outdir, "local_limit.h5"), data, attrs={"config": cfg, "conventions": CONVENTIONS})
     return {"table": rows, "kernel": "gaussian", "form": ll["form"], "normalize": ll["normalize"],
             "n_train": len(train), "n_test": 0 if test is None else len(test), "steps": fl["steps"]}
