@@ -173,3 +173,36 @@ def test_sigusr1_stops_a_job_kind_without_checkpoints_at_once(tmp_path, ranks):
             proc.wait()
     assert rc != 0 and (ranks > 1 or rc == -signal.SIGUSR1), rc
     assert not any(out.iterdir())  # nothing written: no noise_scan.h5, no summary.json
+
+
+def test_a_preempted_run_writes_its_summary_and_job_then_resumes(tmp_path):
+    """SIGTERM to a 2-rank flow (CLI): exit 4, summary.json with status "preempted" describing the checkpoint's step
+    and job.toml reading back to the job (with its --set), so the directory says what it holds; a plain rerun is
+    refused with a pointer to --resume, and --resume finishes it."""
+    from hpcflow.jobs import registry
+
+    out = tmp_path / "out"
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--set",
+           "flow.steps=20"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, start_new_session=True)
+    try:
+        _wait_for_step(proc, out / "checkpoint.h5", 2)
+        for pid in _ranks_of(out):
+            os.kill(pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 4, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["checkpoint_step"] == _step(out / "checkpoint.h5") >= 2
+    assert summary["ranks"] == 2 and summary["overrides"] == ["flow.steps=20"]
+    assert registry.load(out / "job.toml")[1] == registry.load(job, ["flow.steps=20"])[1]
+    rerun = subprocess.run(cmd[3:], capture_output=True, text=True, timeout=60, env=ENV)
+    assert rerun.returncode == 2 and "--resume" in rerun.stderr
+    done = subprocess.run(cmd[3:] + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 20

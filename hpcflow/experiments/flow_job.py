@@ -261,7 +261,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     """
     from hpcflow.checkpoint import CheckpointWriter
-    from hpcflow.errors import NumericalStop
+    from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
     from hpcflow.provenance import provenance
@@ -288,19 +288,25 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c)
-    res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
-                      tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"], clip=fl["clip"],
-                      early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
-                      callback=_both(progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), callback), train_idx=lay.train_idx,
-                      test_idx=lay.test_idx if test is not None else None, comm=c, resume=state, on_step=writer)
+    described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
+                     loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
+                     n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size())
+    try:
+        res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
+                          weighted=fl["weighted"], tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"],
+                          clip=fl["clip"], early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
+                          callback=_both(progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), callback),
+                          train_idx=lay.train_idx, test_idx=lay.test_idx if test is not None else None, comm=c,
+                          resume=state, on_step=writer)
+    except Preempted as exc:  # every rank: the checkpoint is written; the caller writes this summary and job.toml
+        exc.summary = dict(described, status="preempted", checkpoint_step=writer.last_view.step, n_train=n_train,
+                           n_test=n_test, provenance=provenance(comm=c), config=cfg)
+        raise
     status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
               "stopped" if res.stop_kind in ("stopped", "callback") else "finished")
     step = writer.close(status)
     summary = flow_summary(res, n_train, n_test)
-    summary.update(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
-                   loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
-                   n_blocks=None if lay.owner is None else len(lay.owner), status=status, checkpoint_step=step,
-                   ranks=c.Get_size(), provenance=provenance(comm=c), config=cfg)
+    summary.update(described, status=status, checkpoint_step=step, provenance=provenance(comm=c), config=cfg)
     summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, **counters,
                                        "peak_rss_bytes": peak_rss()})
     if status == "diverged":
