@@ -211,6 +211,11 @@ def test_a_study_directory_of_an_sqlite_storage_is_analysed_through_its_record(t
     assert not (out / "study.journal").exists()
     assert script_main("table1", [str(out), "--out", str(tmp_path / "t1")]) == 0
     assert "tiny trial" in capsys.readouterr().out
+    from hpcflow.cli import main  # the report finds the study by its record too
+
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "tiny trial" in md and "Skipped" not in md, md
 
 
 def test_space_choices_the_job_refuses_are_found_before_work_and_a_refused_combination_is_not_retried(tmp_path,

@@ -10,10 +10,12 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, N
                                      completeness, dataset_names, read_datasets, read_summary)
 
 LOCAL_LIMIT = "local_limit.h5"
+STUDY_RECORD = "study.json"
 
 #: data file -> (kind, products of hpcflow.analysis.products.PRODUCTS that read it)
 FILES = {
     JOURNAL: ("study", ("optuna_view", "table1")),
+    STUDY_RECORD: ("study", ("optuna_view", "table1")),  # a study kept in another storage (sqlite:///...)
     CHECKPOINT: ("flow", ("sigma_history", "table1")),
     NN: ("nn", ("sigma_history", "fig4_ntk")),
     NN_CHECKPOINT: ("nn", ("sigma_history",)),  # a network run interrupted before it wrote nn.h5
