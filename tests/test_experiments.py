@@ -231,6 +231,9 @@ def test_local_limit_under_mpiexec_prints_each_width_once(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [line.split()[1] for line in r.stdout.splitlines() if line.startswith("local_limit:")] == [
         "width=1", "width=0.1"], r.stdout
+    import json
+
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["ranks"] == 2
 
 
 def test_distance_scaling_job_small(tmp_path):
