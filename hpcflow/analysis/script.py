@@ -13,21 +13,11 @@ import sys
 from hpcflow.errors import UserError
 
 
-def check_out(out, *, flag: str = "--out") -> str:
-    """Refuse (UserError, before any work) an output directory that cannot be one: empty, under /proc, /sys or
-    /dev, an existing file, an unwritable directory, or a missing one whose nearest existing ancestor is not a
-    writable directory (a file where a directory is expected)."""
-    from hpcflow.jobs.output import check_path, nearest_existing
+def check_out(out) -> str:
+    """Refuse (OutputPathError, before any work) an output directory that cannot be one (`writable_dir`)."""
+    from hpcflow.jobs.output import writable_dir
 
-    out = check_path(out, flag=flag)
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise UserError(f"{flag} {out} exists and is not a directory; choose a directory")
-    parent = out if os.path.isdir(out) else nearest_existing(out)
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot create {flag} {out}: {parent} is not a directory; choose another {flag}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {out}: {parent} is not writable; choose another {flag}")
-    return out
+    return writable_dir(out)
 
 
 def make_dir(out, *, flag: str = "--out") -> None:

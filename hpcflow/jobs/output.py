@@ -33,7 +33,7 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 RUN_FILES = ("summary.json", "job.toml")
 
 
-def _is_debris(name: str) -> bool:
+def is_debris(name: str) -> bool:
     """A temporary `.NAME.tmp-*` left by an interrupted atomic write (never a result)."""
     return name.startswith(".") and TMP_MARK in name
 
@@ -73,20 +73,35 @@ def interrupted(path, checkpoint: str) -> bool:
     return not isinstance(summary, dict) or summary.get("status") == "preempted"
 
 
-def check_outdir(path, *, force: bool = False, outputs=()) -> str:
-    """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
-
-    Refused: an empty path, a path under /proc, /sys or /dev, an existing file, a directory holding results
-    (anything but debris of interrupted writes) without force, one where an output file (summary.json,
-    job.toml, `outputs`) is a directory, an unwritable directory, or a missing directory whose nearest
-    existing ancestor is not a writable directory. An empty directory (e.g. left by a killed run) is accepted;
-    one with a checkpoint but no readable summary.json (`interrupted`) is refused with a pointer to --resume.
-    """
+def writable_dir(path) -> str:
+    """The refusals of a directory to write into, without touching the disk: `check_path`'s, an existing file, an
+    unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory."""
     path = check_path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
     if os.path.isdir(path):
-        results = [e for e in os.listdir(path) if not _is_debris(e)]
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputPathError(f"--out {path} is not writable; choose another --out")
+        return path
+    parent = nearest_existing(path)
+    if not os.path.isdir(parent):
+        raise OutputPathError(f"cannot create --out {path}: {parent} is not a directory; choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot create --out {path}: {parent} is not writable; choose another --out")
+    return path
+
+
+def check_outdir(path, *, force: bool = False, outputs=()) -> str:
+    """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
+
+    Refused: what `writable_dir` refuses, a directory holding results (anything but debris of interrupted
+    writes) without force, and one where an output file (summary.json, job.toml, `outputs`) is a directory. An
+    empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable summary.json
+    (`interrupted`) is refused with a pointer to --resume.
+    """
+    path = writable_dir(path)
+    if os.path.isdir(path):
+        results = [e for e in os.listdir(path) if not is_debris(e)]
         if results and not force and interrupted(path, "checkpoint.h5"):
             raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no finished summary.json); "
                                   "continue it with --resume, or pass --force to start over")
@@ -94,19 +109,11 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
             raise OutputPathError(
                 f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
             )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputPathError(f"--out {path} is not writable; choose another --out")
         for name in (*RUN_FILES, *outputs):
             target = os.path.join(path, name)
             if os.path.isdir(target) and not os.path.islink(target):
                 raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
                                       "or choose another --out")
-        return path
-    parent = nearest_existing(path)
-    if not os.path.isdir(parent):
-        raise OutputPathError(f"cannot create --out {path}: {parent} is not a directory; choose another --out")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot create --out {path}: {parent} is not writable; choose another --out")
     return path
 
 
@@ -149,7 +156,7 @@ def remove_debris(path, *, comm=None) -> None:
     if rank(comm) != 0:
         return
     for name in os.listdir(path):
-        if _is_debris(name):
+        if is_debris(name):
             try:
                 os.unlink(os.path.join(path, name))
             except OSError:

@@ -88,12 +88,12 @@ def earlier_figures(out) -> list | None:
 
 
 def check_out(out, *, force: bool = False) -> None:
-    """Refuse (UserError, before any work) an --out that cannot be a directory (analysis.script.check_out: a
-    file, under /proc, /sys or /dev, an unwritable or non-directory parent), or a directory holding anything but
-    an earlier hpcflow report, unless force."""
-    from hpcflow.analysis.script import check_out as check_dir
+    """Refuse (UserError, before any work) an --out that cannot be a directory to write into (`writable_dir`: a
+    file, under /proc, /sys or /dev, unwritable or not creatable), or a directory holding anything but an earlier
+    hpcflow report, unless force."""
+    from hpcflow.jobs.output import writable_dir
 
-    check_dir(out)
+    writable_dir(out)
     if not force and earlier_figures(out) is None:
         raise UserError(f"--out {out} holds files that are not an hpcflow report; choose another --out or pass "
                         "--force to write the report among them")

@@ -401,23 +401,21 @@ def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
 
 
 def check_options(out, storage, study_name) -> None:
-    """Refuse an empty, pseudo-file-system or uncreatable --out and an empty --storage or --study (one line)."""
-    from hpcflow.jobs.output import check_path, nearest_existing
+    """Refuse an --out that cannot be a directory to write into (`writable_dir`: empty, a pseudo file system, a
+    file, not writable or not creatable) and an empty --storage or --study (one line)."""
+    from hpcflow.jobs.output import writable_dir
 
-    check_path(out)
+    writable_dir(out)
     for flag, value in (("--storage", storage), ("--study", study_name)):
         if value is not None and not str(value).strip():
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
-    parent = nearest_existing(out)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot create --out {out}: {parent} is not a writable directory; choose another --out")
 
 
 def check_trial_dir(run_dir: str) -> None:
     """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
-    from hpcflow.atomic import TMP_MARK
+    from hpcflow.jobs.output import is_debris
 
-    if os.path.isdir(run_dir) and any(not (e.startswith(".") and TMP_MARK in e) for e in os.listdir(run_dir)):
+    if os.path.isdir(run_dir) and any(not is_debris(e) for e in os.listdir(run_dir)):
         raise TrialDirTaken(f"--out: {run_dir} already holds the results of another trial (written through another "
                             "storage); choose another --out")
 
