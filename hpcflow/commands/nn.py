@@ -68,8 +68,8 @@ def _prepare(args, comm):
 
         outputs = registry.OUTPUTS["nn"]  # the checkpoint among them
         if output.interrupted(args.out, CHECKPOINT) and not args.force:
-            raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT}, no finished "
-                                  "summary.json); continue it with --resume, or pass --force to start over")
+            raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT} that no finished "
+                                  "summary.json describes); continue it with --resume, or pass --force to start over")
         outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
     return module, cfg, outdir, resume, existed, overrides
 

@@ -60,17 +60,39 @@ def nearest_existing(path: str) -> str:
     return p
 
 
+def checkpoint_progress(path) -> int | None:
+    """Steps (checkpoint.h5's `step` attribute) or epochs (a network's checkpoint.pt, `train.epoch`) a checkpoint
+    holds; None when it cannot be read (damaged, torch missing)."""
+    try:
+        if os.fspath(path).endswith(".pt"):
+            import torch
+
+            return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["train"]["epoch"])
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["step"])
+    except Exception:  # noqa: BLE001 - not a readable checkpoint: the caller decides from summary.json alone
+        return None
+
+
 def interrupted(path, checkpoint: str) -> bool:
-    """Whether directory `path` holds an interrupted run: its `checkpoint` file beside no readable summary.json, or
-    beside one whose status is "preempted" (what --resume continues)."""
-    if not os.path.isfile(os.path.join(path, checkpoint)):
+    """Whether directory `path` holds an interrupted run (what --resume continues): its `checkpoint` file beside no
+    readable summary.json, beside one whose status is "preempted", or further on than the summary's
+    `checkpoint_step` (a finished run extended with --resume and killed without a signal: SIGKILL, node failure)."""
+    ckpt = os.path.join(path, checkpoint)
+    if not os.path.isfile(ckpt):
         return False
     try:
         with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
             summary = json.load(fh)
     except (OSError, ValueError):
         return True
-    return not isinstance(summary, dict) or summary.get("status") == "preempted"
+    if not isinstance(summary, dict) or summary.get("status") == "preempted":
+        return True
+    done = summary.get("checkpoint_step")
+    if isinstance(done, int) and not isinstance(done, bool):
+        progress = checkpoint_progress(ckpt)
+        return progress is not None and progress > done
+    return False
 
 
 def writable_dir(path) -> str:
@@ -103,8 +125,8 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     if os.path.isdir(path):
         results = [e for e in os.listdir(path) if not is_debris(e)]
         if results and not force and interrupted(path, "checkpoint.h5"):
-            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5, no finished summary.json); "
-                                  "continue it with --resume, or pass --force to start over")
+            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5 that no finished summary.json "
+                                  "describes); continue it with --resume, or pass --force to start over")
         if results and not force:
             raise OutputPathError(
                 f"--out {path} already holds results; choose another --out or pass --force to overwrite them"

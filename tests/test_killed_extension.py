@@ -1,0 +1,112 @@
+"""A finished run extended with --resume and killed without a signal handler (SIGKILL, node failure) is an
+interrupted run: its checkpoint is past the step summary.json describes, so a requeue continues it with --resume
+and a plain rerun is refused with a pointer to --resume; a finished run is not interrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+
+from hpcflow.jobs.output import interrupted
+from hpcflow.submit.requeue import command
+
+JOB = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 3000
+n_test = 200
+seed = 2
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 6.5
+steps = 4
+loss = "ultralocal"
+[checkpoint]
+every = 1
+"""
+ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
+
+
+def _hpcflow(*args, **kw):
+    return [sys.executable, "-m", "hpcflow", *map(str, args)]
+
+
+def _step(path) -> int:
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["step"])
+    except (OSError, KeyError):
+        return -1
+
+
+def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path):
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    r = subprocess.run(_hpcflow("run", job, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
+    assert not interrupted(out, "checkpoint.h5") and command(str(job), str(out)) == ["run"]
+
+    ext = subprocess.Popen(_hpcflow("run", job, "--out", out, "--resume", "--set", "flow.steps=100000"), env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while _step(out / "checkpoint.h5") < 6:
+        assert ext.poll() is None, ext.stderr.read().decode()
+        assert time.monotonic() < deadline, "the extension wrote no checkpoint past the summary in time"
+        time.sleep(0.05)
+    os.killpg(ext.pid, signal.SIGKILL)
+    ext.wait(timeout=30)
+    ext.stderr.close()
+    killed_at = _step(out / "checkpoint.h5")
+    assert killed_at > 4 and json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
+
+    assert interrupted(out, "checkpoint.h5")
+    assert command(str(job), str(out)) == ["run", "--resume"]
+    r = subprocess.run(_hpcflow("run", job, "--out", out, "--set", "flow.steps=100000", "--check"), env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--resume" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert _step(out / "checkpoint.h5") == killed_at  # the refusal touched nothing
+
+
+NN_JOB = """
+[job]
+kind = "nn"
+[geometry]
+n_train = 400
+n_val = 100
+seed = 0
+[model]
+depth = 1
+width = 8
+[training]
+epochs = 2
+batch_size = 100
+lr = 3e-3
+threads = 1
+[ntk]
+enabled = false
+"""
+
+
+def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path):
+    """The epochs a real checkpoint.pt holds are read (torch, tensors only): equal to the summary's
+    checkpoint_step when finished; a summary describing fewer epochs (the run extended, then killed) marks it."""
+    job, out = tmp_path / "nn.toml", tmp_path / "nn"
+    job.write_text(NN_JOB)
+    r = subprocess.run(_hpcflow("nn", job, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checkpoint_step"] == 2
+    (out / "summary.json").write_text(json.dumps({**summary, "checkpoint_step": 1}))
+    assert interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn", "--resume"]
