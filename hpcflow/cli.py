@@ -51,8 +51,11 @@ def main(argv=None) -> int:
         print(f"hpcflow {args.verb}: error: {msg}", file=sys.stderr)
         return exc.exit_status
     except RunStop as exc:
-        msg = " ".join(str(exc).split())
-        print(f"hpcflow {args.verb}: stopped: {msg}", file=sys.stderr)
+        from hpcflow.parallel.comm import rank
+
+        if rank() == 0:  # every rank stops together (a collective decision): one line for the world
+            msg = " ".join(str(exc).split())
+            print(f"hpcflow {args.verb}: stopped: {msg}", file=sys.stderr)
         return exc.exit_status
 
 

@@ -196,6 +196,8 @@ def test_a_preempted_run_writes_its_summary_and_job_then_resumes(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    stopped = [line for line in proc.stderr.read().decode().splitlines() if "stopped:" in line]
+    assert len(stopped) == 1 and stopped[0].startswith("hpcflow run: stopped: "), stopped  # once, not per rank
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == _step(out / "checkpoint.h5") >= 2
     assert summary["ranks"] == 2 and summary["overrides"] == ["flow.steps=20"]

@@ -106,7 +106,17 @@ def test_info_reports_mpi_world_size_under_mpiexec():
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     sizes = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("mpi_world_size")]
-    assert sizes == ["2", "2"]
+    assert sizes == ["2"]  # one table for the world, not one per rank
+    assert len([line for line in r.stdout.splitlines() if line.startswith("numpy ")]) == 1
+
+
+def test_info_prints_a_fact_that_differs_between_ranks_once_per_rank():
+    from hpcflow.commands.info import lines
+
+    out = lines([{"numpy": "2.0", "host": "a", "gpu_available": True},
+                 {"numpy": "2.0", "host": "b", "gpu_available": True}])
+    assert out == ["numpy            2.0", "host             rank 0: a", "host             rank 1: b",
+                   "gpu_available    True"]
 
 
 def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():

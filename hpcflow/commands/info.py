@@ -21,7 +21,8 @@ def collect() -> dict:
     from hpcflow.backend import backend_name, gpu_available
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
-    for dist in ("numpy", "scipy", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch", "cupy-cuda12x"):
+    for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch",
+                 "cupy-cuda12x"):
         facts[dist] = _version(dist)
     try:
         from mpi4py import MPI
@@ -46,9 +47,32 @@ def collect() -> dict:
     return facts
 
 
+def lines(per_rank: list) -> list:
+    """The table of facts gathered from every rank: a fact all ranks share once, one that differs once per rank
+    (`key  rank r: value`), so a world of R ranks prints one table, not R."""
+    out = []
+    for key in dict.fromkeys(k for facts in per_rank for k in facts):
+        values = [facts.get(key, "-") for facts in per_rank]
+        if all(v == values[0] for v in values):
+            out.append(f"{key:16s} {values[0]}")
+        else:
+            out.extend(f"{key:16s} rank {r}: {v}" for r, v in enumerate(values))
+    return out
+
+
 def run(args) -> int:
-    for key, value in collect().items():
-        print(f"{key:16s} {value}")
+    facts = collect()
+    if facts["mpi_world_size"] > 1:
+        from hpcflow.parallel.comm import rank, resolve
+
+        facts = {**facts, "host": platform.node()}
+        per_rank = resolve().gather(facts, root=0)
+        if rank() != 0:
+            return 0
+    else:
+        per_rank = [facts]
+    for line in lines(per_rank):
+        print(line)
     return 0
 
 
