@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hpcflow import __version__
@@ -41,7 +42,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ReaderGone:
+    """A text stream that, once its reader has gone (`hpcflow run ... | head`), writes to /dev/null instead: the
+    run's log lines are not its product, so a closed pipe must not stop it half-way with a traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _to_devnull(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())  # the interpreter's own flush at exit then succeeds too
+        finally:
+            os.close(null)
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _survive_closed_pipes() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _ReaderGone):
+            try:
+                stream.fileno()
+            except (AttributeError, OSError, ValueError):  # no file descriptor (pytest's capture): nothing to guard
+                continue
+            setattr(sys, name, _ReaderGone(stream))
+
+
 def main(argv=None) -> int:
+    _survive_closed_pipes()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
