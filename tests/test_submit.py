@@ -85,13 +85,39 @@ def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys):
     assert _only(tmp_path) == ["bad.toml", "full", "job.toml", "tune.toml"]
 
 
+def test_quiet_goes_to_commands_that_have_it_and_unknown_options_are_refused_by_submit(tmp_path, job, capsys):
+    """submit --quiet reaches the submitted command where its parser has --quiet: the queued command line is one
+    that hpcflow's own parser accepts. An unknown option is refused by submit itself (argparse's message named the
+    top-level parser, 'hpcflow: error'), exit 2, nothing written."""
+    from hpcflow.cli import build_parser
+
+    tune = tmp_path / "tune.toml"
+    tune.write_text(JOB + '[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    for command, path, extra in (("run", job, []), ("nn", ROOT / "jobs" / "nn_smoke.toml", []),
+                                 ("tune", tune, ["--trials", "2"])):
+        assert main(["submit", str(path), "--out", str(tmp_path / "out"), "--executor", "local", "--check",
+                     "--command", command, "--quiet", *extra]) == 0
+        queued = capsys.readouterr().out.split("): hpcflow ", 1)[1].split()
+        args = build_parser().parse_args(queued)  # exits 2 on an option the command does not have
+        assert args.verb == command and args.out == str(tmp_path / "out")
+        if command in ("run", "nn"):
+            assert args.quiet is True
+    with pytest.raises(SystemExit) as stop:
+        main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--quiet", "--bogus", "x"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("hpcflow submit: error: unrecognized arguments: --bogus x"), err
+    assert _only(tmp_path) == ["job.toml", "tune.toml"]
+
+
 def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(job), "--out", str(out), "--executor", "local",
-                        "--wait"], env=env, capture_output=True, text=True, timeout=120)
+                        "--wait", "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
+    assert f"hpcflow run {job} --out {out} --quiet" in r.stdout
     assert f"logs {tmp_path}/out_logs/" in r.stdout and f"results in {out}" in r.stdout
     # a tune whose every trial fails exits 3 (no finished trial); --wait hands that status back. Each choice
     # passes the job's checks alone (so submit queues it), the two together do not (40 clusters > 20 points)
