@@ -152,9 +152,12 @@ def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
     import signal
 
     import hpcflow.cli
+    import hpcflow.submit.task
     from hpcflow.submit.task import HpcflowTask
 
     events = []
+    # (MPI_Finalize here would end MPI for the rest of this process: MPICH aborts it at its next MPI call)
+    monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: events.append("every rank leaves MPI"))
     old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
     try:
         signal.signal(signal.SIGUSR2, lambda *_: events.append("submitit requeue"))  # as submitit installs it
@@ -166,7 +169,7 @@ def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
 
         monkeypatch.setattr(hpcflow.cli, "main", run_with_checkpoint_handler)
         assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 4
-        assert events == ["run checkpoints", "submitit requeue"]
+        assert events == ["run checkpoints", "every rank leaves MPI", "submitit requeue"]
 
         events.clear()
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
@@ -174,12 +177,38 @@ def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
         monkeypatch.setattr(hpcflow.cli, "main", lambda argv: os.kill(os.getpid(), signal.SIGUSR2) or 0)
         assert HpcflowTask()(["nn", "j.toml", "--out", "d"]) == 0  # no checkpoint handler: requeued at once
         assert events == ["submitit requeue"]
+
+        events.clear()  # SIGTERM (scancel) stops the run with 4 too: a cancelled job is not requeued
+        monkeypatch.setattr(hpcflow.cli, "main", lambda argv: 4)
+        assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 4 and events == []
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     nxt = HpcflowTask().checkpoint(["run", "j.toml", "--out", os.path.dirname(__file__)])  # holds no checkpoint
     assert nxt.args == (["run", "j.toml", "--out", os.path.dirname(__file__)],)
     assert HpcflowTask().checkpoint(["sample", "--n", "5", "--out", "p.h5"]) is None
+
+
+def test_a_job_slurm_requeued_itself_resumes_its_checkpoint(tmp_path, monkeypatch):
+    """A run stopped by SIGTERM is not requeued by the task (scancel must cancel); where Slurm requeues the job itself
+    (PreemptMode=REQUEUE: SIGTERM, then requeue), the job starts again with SLURM_RESTART_COUNT set and resumes."""
+    import hpcflow.cli
+    from hpcflow.submit.task import HpcflowTask
+
+    ran = []
+    monkeypatch.setattr(hpcflow.cli, "main", lambda argv: ran.append(argv) or 0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.h5").write_bytes(b"")
+    argv = ["run", "j.toml", "--out", str(out)]
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    HpcflowTask()(argv)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    HpcflowTask()(argv)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    HpcflowTask()(argv)
+    HpcflowTask()(["sample", "--n", "5", "--out", "p.h5"])  # no checkpoints: as given
+    assert ran == [argv, argv, argv + ["--resume"], ["sample", "--n", "5", "--out", "p.h5"]]
 
 
 def test_a_job_preempted_before_any_checkpoint_is_requeued_as_submitted_and_finishes(tmp_path):
