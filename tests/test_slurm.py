@@ -129,9 +129,38 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
                        timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"slurm job \d+: hpcflow run ", r.stdout) and "finished with exit status 0" in r.stdout
+    _no_sacct_noise(r.stdout + r.stderr)
     script = next((slurm / "runs" / "s_logs").glob("*_submission.sh")).read_text()
     assert "--mpi=pmi2" in script and "#SBATCH --signal=USR2@120" in script
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
+
+
+def _no_sacct_noise(said: str) -> None:
+    """Where sacct fails (no accounting, as on the local cluster), `--wait` said so once at most: submitit printed
+    sacct's error and 'Bypassing sacct error' (twice: stdout and stderr) at every poll."""
+    assert "Bypassing sacct error" not in said and said.count("accounting storage is disabled") <= 1, said
+    assert said.count("sacct cannot report job states") <= 1, said
+
+
+def test_submit_wait_ends_when_its_job_is_killed(slurm):
+    """A job killed before it has a result: `--wait` says so and exits 1. Without accounting, sacct never gave its
+    state and the wait went on for ever."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0])
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/k", "--executor",
+                             "slurm", "--time", "5", "--wait"], cwd=slurm, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job = None
+    try:
+        job = re.search(r"slurm job (\d+):", proc.stdout.readline()).group(1)
+        subprocess.run(["scancel", "--full", "--signal=KILL", job], check=True, timeout=30)
+        said, _ = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+        if job:
+            subprocess.run(["scancel", job], timeout=30)
+    assert proc.returncode == 1, said
+    assert re.search(rf"job {job} ended without a result \(state (CANCELLED|FAILED|ENDED)\)", said), said
+    _no_sacct_noise(said)
 
 
 def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm):

@@ -272,3 +272,51 @@ def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp
     r = subprocess.run([sys.executable, "-m", "hpcflow.submit.requeue", str(nn), str(tmp_path / "none")],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert r.returncode == 0 and r.stdout == "nn\n"
+
+
+def _script(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/bash\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_job_states_come_from_squeue_said_once_where_sacct_fails(tmp_path, monkeypatch):
+    """A Slurm without accounting: sacct fails at every poll. submitit printed sacct's error and its own warning at
+    every poll, and never learned that a job had ended without a result (`--wait` hung). The watcher says it once and
+    asks squeue; a job squeue no longer knows has ended; a failing squeue is said each time (states unknown)."""
+    from hpcflow.submit.executor import QueueWatcher
+
+    bin_dir, d = tmp_path / "bin", tmp_path / "q"
+    bin_dir.mkdir()
+    d.mkdir()
+    _script(bin_dir / "sacct", f'echo x >> {d}/sacct.calls; echo "Slurm accounting storage is disabled" >&2; exit 1')
+    _script(bin_dir / "squeue", f'echo "$@" > {d}/args; cat {d}/out; cat {d}/err >&2; exit "$(cat {d}/rc)"')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def squeue(out="", err="", rc=0):
+        for name, text in (("out", out), ("err", err), ("rc", str(rc))):
+            (d / name).write_text(text)
+
+    said = []
+    w = QueueWatcher(log=said.append)
+    for j in ("12", "15_0", "15_1"):
+        w.register_job(j)
+    squeue("12|RUNNING|vm\n15_0|RUNNING|vm\n15_1|PENDING|\n")
+    w.update()
+    assert [w.get_state(j, mode="cache") for j in ("12", "15_0", "15_1")] == ["RUNNING", "RUNNING", "PENDING"]
+    assert (d / "args").read_text().split()[-2:] == ["-j", "12,15"]
+    assert len(said) == 1 and "sacct cannot report job states here (Slurm accounting storage is disabled)" in said[0]
+    squeue("12|CANCELLED|vm\n15_0|COMPLETED|vm\n")  # 15_1 forgotten by Slurm (MinJobAge): it has ended
+    w.update()
+    assert [w.get_state(j, mode="cache") for j in ("12", "15_0", "15_1")] == ["CANCELLED", "COMPLETED", "ENDED"]
+    assert all(w.is_done(j, mode="cache") for j in ("12", "15_0", "15_1"))
+    assert len(said) == 1 and (d / "sacct.calls").read_text() == "x\n"  # sacct asked once
+
+    w.register_job("20")
+    squeue(err="slurm_load_jobs error: Invalid job id specified\n", rc=1)  # squeue's answer when it knows none
+    w.update()
+    assert w.get_state("20", mode="cache") == "ENDED" and len(said) == 1
+    w.register_job("21")
+    squeue(err="slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n", rc=1)
+    w.update()
+    assert not w.is_done("21", mode="cache")  # unknown: still waited for
+    assert len(said) == 2 and "squeue failed (slurm_load_jobs error: Unable to contact slurm controller" in said[1]
