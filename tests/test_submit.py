@@ -320,3 +320,37 @@ def test_job_states_come_from_squeue_said_once_where_sacct_fails(tmp_path, monke
     w.update()
     assert not w.is_done("21", mode="cache")  # unknown: still waited for
     assert len(said) == 2 and "squeue failed (slurm_load_jobs error: Unable to contact slurm controller" in said[1]
+
+
+def test_the_templates_batch_step_passes_sigusr1_on_and_requeues_on_status_4(tmp_path):
+    """`exec python -m hpcflow.submit.step srun ...` ends the MPI and GPU templates: a SIGUSR1 sent to the batch step
+    (sbatch --signal=B:USR1@..., scancel --full) reaches the command (bash, the batch step before, ended on it and the
+    job was never requeued), and exit status 4 (checkpoint written) requeues the job."""
+    import signal
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _script(bin_dir / "scontrol", f'echo "$@" >> {tmp_path}/scontrol.log')
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT), SLURM_JOB_ID="77")
+    ready = tmp_path / "ready"
+    child = ("import signal, sys, time\nsignal.signal(signal.SIGUSR1, lambda *_: sys.exit(4))\n"
+             f"open({str(ready)!r}, 'w').close()\ntime.sleep(60)\n")
+    step = [sys.executable, "-m", "hpcflow.submit.step"]
+    proc = subprocess.Popen([*step, sys.executable, "-c", child], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGUSR1)
+        assert proc.wait(timeout=30) == 4
+    finally:
+        proc.kill()
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"
+    for code, status in (("raise SystemExit(3)", 3), ("import os; os.kill(os.getpid(), 15)", 128 + 15)):
+        r = subprocess.run([*step, sys.executable, "-c", code], env=env, timeout=60)
+        assert r.returncode == status
+    r = subprocess.run([*step, str(tmp_path / "missing")], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 127 and "cannot run" in r.stderr
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"  # requeued on status 4 only
