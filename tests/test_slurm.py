@@ -129,9 +129,38 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
                        timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"slurm job \d+: hpcflow run ", r.stdout) and "finished with exit status 0" in r.stdout
+    _no_sacct_noise(r.stdout + r.stderr)
     script = next((slurm / "runs" / "s_logs").glob("*_submission.sh")).read_text()
     assert "--mpi=pmi2" in script and "#SBATCH --signal=USR2@120" in script
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
+
+
+def _no_sacct_noise(said: str) -> None:
+    """Where sacct fails (no accounting, as on the local cluster), `--wait` said so once at most: submitit printed
+    sacct's error and 'Bypassing sacct error' (twice: stdout and stderr) at every poll."""
+    assert "Bypassing sacct error" not in said and said.count("accounting storage is disabled") <= 1, said
+    assert said.count("sacct cannot report job states") <= 1, said
+
+
+def test_submit_wait_ends_when_its_job_is_killed(slurm):
+    """A job killed before it has a result: `--wait` says so and exits 1. Without accounting, sacct never gave its
+    state and the wait went on for ever."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0])
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/k", "--executor",
+                             "slurm", "--time", "5", "--wait"], cwd=slurm, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job = None
+    try:
+        job = re.search(r"slurm job (\d+):", proc.stdout.readline()).group(1)
+        subprocess.run(["scancel", "--full", "--signal=KILL", job], check=True, timeout=30)
+        said, _ = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+        if job:
+            subprocess.run(["scancel", job], timeout=30)
+    assert proc.returncode == 1, said
+    assert re.search(rf"job {job} ended without a result \(state (CANCELLED|FAILED|ENDED)\)", said), said
+    _no_sacct_noise(said)
 
 
 def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm):
@@ -141,17 +170,43 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     requeued job is cancelled here: Slurm holds it back for minutes, BeginTime.)"""
     (slurm / "long.toml").write_text(JOB.replace("n_train = 90", "n_train = 3000").replace("steps = 3", "steps = 400")
                                      .split("[tune]")[0] + "[checkpoint]\nevery = 1\n")
-    shm = set(os.listdir("/dev/shm"))
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/p", "--executor",
                         "slurm", "--ntasks-per-node", "2", "--time", "5"], cwd=slurm, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     job = re.search(r"slurm job (\d+):", r.stdout).group(1)
-    _signal_and_wait_for_requeue(job, slurm / "runs" / "p" / "checkpoint.h5", "USR2", lambda: _job_info(job))
+    segments = set()  # its ranks' (other MPI runs on the machine make, and leave, their own)
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "p" / "checkpoint.h5", "USR2", lambda: _job_info(job),
+                                 running=lambda: segments.update(_mpich_segments(job)))
+    assert segments, "the job's ranks mapped no /dev/shm/mpich_shm_* segment: MPICH's shared memory was not in use"
     err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
     assert "checkpoint of step" in err and "continue with --resume" in err, err
-    leaked = sorted(n for n in set(os.listdir("/dev/shm")) - shm if n.startswith("mpich_shm"))
+    leaked = sorted(n for n in segments if os.path.exists(f"/dev/shm/{n}"))
     assert not leaked, leaked
+
+
+@pytest.mark.parametrize("who", ["--full", "--batch"])
+def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued(slurm, who):
+    """hpcflow_mpi.sbatch on 2 ranks, SIGUSR1 sent to the batch shell too (scancel --full) or to it alone (--batch,
+    as sbatch --signal=B:USR1@120 sends it): the ranks write their checkpoint, exit 4, and the job is requeued, as
+    with the steps-only signal of the documented --signal=USR1@120. bash, the batch step, ended on the signal: the
+    job ended FAILED and was never requeued, the checkpoint written (--full) or not even asked for (--batch)."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--ntasks-per-node=2", "--output=long.out",
+                        str(ROOT / "slurm" / "hpcflow_mpi.sbatch"), "long.toml", "runs/l"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip()
+    out = slurm / "runs" / "l"
+    _signal_and_wait_for_requeue(job, out / "checkpoint.h5", "USR1", lambda: (slurm / "long.out").read_text(),
+                                 who=(who,))
+    log = (slurm / "long.out").read_text()
+    assert log.count("hpcflow run: stopped: signal received: checkpoint of step") == 2, log  # both ranks
+    assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
+    from hpcflow.submit.requeue import command
+
+    assert command(str(slurm / "long.toml"), str(out)) == ["run", "--resume"]  # what the requeued job runs
 
 
 NN_JOB = """
@@ -203,22 +258,38 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 30 and summary["ranks"] == 2
 
 
-def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log) -> None:
-    """Once `checkpoint` exists, send SIG to the job's step and wait until Slurm holds it requeued (Restarts=1,
-    PENDING); then cancel it. log() says why the job ended early."""
+def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None) -> None:
+    """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),
+    wait until Slurm holds it requeued (Restarts=1, PENDING); then cancel it. log() says why the job ended early."""
     try:
         deadline = time.monotonic() + 120
         while not checkpoint.exists():
-            running = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
-            assert time.monotonic() < deadline and running.strip(), log()
+            queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
+            assert time.monotonic() < deadline and queued.strip(), log()
             time.sleep(0.2)
-        subprocess.run(["scancel", f"--signal={sig}", job], check=True, timeout=30)
+        if running is not None:
+            running()
+        subprocess.run(["scancel", *who, f"--signal={sig}", job], check=True, timeout=30)
         deadline = time.monotonic() + 120
         while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
-            assert time.monotonic() < deadline, f"the job was not requeued in 120 s: {info}"
+            ended = re.search(r"JobState=(FAILED|COMPLETED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)", info)
+            assert time.monotonic() < deadline and not ended, f"the job was not requeued: {info}\n{log()}"
             time.sleep(0.2)
     finally:
         subprocess.run(["scancel", job], timeout=30)
+
+
+def _mpich_segments(job: str) -> set:
+    """The /dev/shm/mpich_shm_* segments mapped by the running job's processes (found by SLURM_JOB_ID)."""
+    names = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if f"SLURM_JOB_ID={job}".encode() not in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                continue
+            names |= set(re.findall(r"/dev/shm/(mpich_shm\S*)", Path(f"/proc/{pid}/maps").read_text()))
+        except OSError:
+            continue
+    return names
 
 
 def _job_info(job: str) -> str:

@@ -7,9 +7,21 @@ import os
 from hpcflow.commands.tune import _positive_int
 
 
+def _options_of(command: str) -> set[str]:
+    """The option strings of `hpcflow COMMAND` (read from its parser: an option a command gains is passed on)."""
+    import argparse
+
+    from hpcflow.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices[command]._option_string_actions)
+
+
 def _argvs(args) -> list[list[str]]:
     """The hpcflow command line of every submitted job (tune: the trials shared over --array workers)."""
     base = [args.command, os.path.abspath(args.job), "--out", os.path.abspath(args.out)]
+    if args.quiet and "--quiet" in _options_of(args.command):
+        base.append("--quiet")
     sets = [x for s in args.set or [] for x in ("--set", s)]
     if args.command != "tune":
         return [base + (["--force"] if args.force else []) + sets]
@@ -65,8 +77,23 @@ def run(args) -> int:
     return status
 
 
+def _refuse_unknown(parser) -> None:
+    """Unknown options are refused by `parser` itself ('hpcflow submit: error: unrecognized arguments: ...', exit 2):
+    argparse otherwise hands a subcommand's leftovers to the top-level parser, whose message names `hpcflow`."""
+    parse_known_args = parser.parse_known_args
+
+    def strict(args=None, namespace=None):
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.parse_known_args = strict
+
+
 def register(sub) -> None:
     p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
+    _refuse_unknown(p)
     p.add_argument("job", help="TOML job file")
     p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it holds results)")
     p.add_argument("--executor", required=True, choices=("slurm", "local"))
@@ -91,4 +118,6 @@ def register(sub) -> None:
     p.add_argument("--logs", help="submitit folder for logs and pickles (default OUT_logs)")
     p.add_argument("--check", action="store_true", help="validate and print what would be queued; queue nothing")
     p.add_argument("--wait", action="store_true", help="wait for the jobs; exit with their largest exit status")
+    p.add_argument("--quiet", action="store_true", help="passed on to the command where it has --quiet (run, nn: no "
+                   "progress bars)")
     p.set_defaults(func=run)

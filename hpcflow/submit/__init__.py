@@ -2,5 +2,7 @@
 
 `check` validates a job exactly as the command will before anything is queued; `task` is the submitted
 callable (the command line run in-process on every task, requeued with --resume after preemption);
-`executor` turns the resource options into a submitit executor and submits.
+`executor` turns the resource options into a submitit executor, submits and waits. The MPI and GPU sbatch
+templates use `requeue` (which command, with --resume or not) and `step` (their run's step: SIGUSR1 passed on,
+requeued on exit status 4).
 """

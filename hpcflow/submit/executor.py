@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
+
+from submitit.core.utils import UncompletedJobError
+from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from hpcflow.errors import UserError
 
@@ -73,18 +79,88 @@ def submit(ex, task, argvs: list) -> list:
     return ex.map_array(task, argvs)
 
 
+class QueueWatcher(SlurmInfoWatcher):
+    """submitit's Slurm job-state watcher, quiet where sacct fails (a Slurm without accounting).
+
+    submitit asks sacct at every poll; where it fails, sacct's error and submitit's 'Bypassing sacct error' warning
+    were printed at every poll, and a job that ended without a result (cancelled, killed) was waited for forever, its
+    state never known. Here sacct's failure is said once (log) and squeue answers instead: it shows ended jobs'
+    states until Slurm forgets them (MinJobAge), and a job it no longer knows has ended. A failing squeue is said
+    each time: the wait then goes on without states, as submitit's does."""
+
+    def __init__(self, log=print, delay_s: int = 600) -> None:
+        super().__init__(delay_s=delay_s)
+        self.log = log
+        self.sacct = True
+
+    def update(self) -> None:
+        command = self._make_command()
+        if command is None:
+            return
+        self._num_calls += 1
+        self._info_dict.update(self._states(command))
+        self._last_status_check = time.time()
+        self._finished |= {j for j in self._registered - self._finished if self.is_done(j, mode="cache")}
+
+    def _states(self, sacct: list) -> dict:
+        if self.sacct:
+            r = _ask(sacct)
+            if r.returncode == 0:
+                return self.read_info(r.stdout)
+            self.sacct = False
+            self.log(f"hpcflow submit: sacct cannot report job states here ({_first_line(r)}); following the jobs "
+                     "with squeue")
+        ids = {j.split("_")[0] for j in self._registered - self._finished}
+        r = _ask(["squeue", "-h", "-t", "all", "-r", "-o", "%i|%T|%N", "-j", ",".join(sorted(ids))])
+        if r.returncode != 0 and "Invalid job id" not in r.stderr:  # (every job forgotten: squeue refuses them)
+            self.log(f"hpcflow submit: squeue failed ({_first_line(r)}); still waiting for the results")
+            return {}
+        states = self.read_info("JobID|State|NodeList\n" + (r.stdout if r.returncode == 0 else ""))
+        return {**{j: {"State": "ENDED"} for j in self._registered - self._finished}, **states}
+
+
+def _ask(command: list) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(command, 1, "", str(exc))
+
+
+def _first_line(r: subprocess.CompletedProcess) -> str:
+    return next((line.strip() for line in r.stderr.splitlines() if line.strip()), f"exit status {r.returncode}")
+
+
+@contextlib.contextmanager
+def _watched(jobs, log):
+    """Slurm jobs' states come from a QueueWatcher while in the block (submitit's watcher is a class attribute)."""
+    if not any(isinstance(job, SlurmJob) for job in jobs):
+        yield
+        return
+    old, SlurmJob.watcher = SlurmJob.watcher, QueueWatcher(log)
+    try:
+        yield
+    finally:
+        SlurmJob.watcher = old
+
+
 def wait(jobs, *, log=print) -> int:
     """Wait for every job; the largest exit status of their tasks (1 when a job failed without one)."""
     status = 0
-    for job in jobs:
-        try:
-            results = job.results()
-        except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError/UncompletedJobError
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            log(f"hpcflow submit: job {job.job_id} failed: {first.strip()[:200]}; see {job.paths.stderr}")
-            status = max(status, 1)
-            continue
-        status = max([status, *(int(r) for r in results)])
+    with _watched(jobs, log):
+        for job in jobs:
+            try:
+                results = job.results()
+            except UncompletedJobError:  # no result: killed, cancelled, out of time or memory
+                log(f"hpcflow submit: job {job.job_id} ended without a result (state {job.state}); see "
+                    f"{job.paths.stderr}")
+                status = max(status, 1)
+                continue
+            except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError
+                first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                log(f"hpcflow submit: job {job.job_id} failed: {first.strip()[:200]}; see {job.paths.stderr}")
+                status = max(status, 1)
+                continue
+            status = max([status, *(int(r) for r in results)])
     return status
 
 

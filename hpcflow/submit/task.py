@@ -5,6 +5,8 @@ handler (SIGUSR1), the run writes a checkpoint and stops with exit status 4, and
 submitit with `--resume` added, after every rank has left MPI. A command without a checkpoint handler (a flow or
 network run preempted before its first checkpoint, a kind without checkpoints) is requeued at once, as it was
 submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
+A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
+requeues itself (PreemptMode=REQUEUE sends SIGTERM first; node failure) resumes all the same when it starts again.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def _world_size() -> int:
     return size()
 
 
+def _any_rank(flag: bool) -> bool:
+    from hpcflow.parallel.reduce import any_true
+
+    return any_true(flag)
+
+
 def leave_mpi() -> None:
     """Every rank leaves MPI together (Barrier, Finalize) before rank 0 requeues the job, which kills the step: a rank
     killed inside MPI leaves its shared-memory segment (/dev/shm/mpich_shm_*) under a name that the requeued step,
@@ -74,10 +82,14 @@ class HpcflowTask(submitit.helpers.Checkpointable):
     def __call__(self, argv: list) -> int:
         from hpcflow.cli import main
 
+        if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:  # requeued by Slurm itself (preemption, node failure)
+            argv = resume_argv(argv) or argv
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
+        preempted = []
 
         def forward(signum, frame):
+            preempted.append(signum)
             checkpoint = signal.getsignal(signal.SIGUSR1)
             if callable(checkpoint) and checkpoint is not forward:
                 checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
@@ -89,7 +101,8 @@ class HpcflowTask(submitit.helpers.Checkpointable):
 
         signal.signal(sig, forward)
         status = main(list(argv))
-        if status == EXIT_PREEMPTED and callable(requeue):
+        # requeued after submitit's signal only: the run stops with 4 on SIGTERM too (scancel), and is not requeued
+        if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
             requeue(sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
         return status
