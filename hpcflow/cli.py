@@ -33,10 +33,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class _Subcommand(_Parser):
+    """A subcommand's parser refuses unknown options itself, so the one line names it ('hpcflow run: error: ...');
+    argparse otherwise hands its leftovers to the top-level parser, whose message names `hpcflow`."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcflow", description="Metric flows with neural networks on Calabi-Yau manifolds.")
     parser.add_argument("--version", action="version", version=f"hpcflow {__version__}")
-    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Subcommand)
     for modname in COMMANDS:
         importlib.import_module(modname).register(sub)
     return parser

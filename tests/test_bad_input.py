@@ -474,3 +474,17 @@ def test_relu_ntk_depth_is_validated(tmp_path):
     _refused(tmp_path, "table1_gaussian.toml", "kernel.depth=4", words=["[kernel].depth", "remove it"])
     _, cfg = _load(tmp_path, "table1_relu.toml", "kernel.depth=8")
     assert cfg["kernel"]["depth"] == 8
+
+
+@pytest.mark.parametrize("argv", [["run", "j.toml", "--out", "o"], ["nn", "j.toml", "--out", "o"],
+                                  ["sample", "--n", "10", "--out", "p.h5"], ["tune", "j.toml", "--trials", "1", "--out", "o"],
+                                  ["report", "d", "--out", "o"], ["info"],
+                                  ["submit", "j.toml", "--out", "o", "--executor", "local"]])
+def test_an_unknown_option_is_refused_by_the_subcommand_in_one_line(argv, capsys):
+    from hpcflow.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*argv, "--bogus", "x"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"hpcflow {argv[0]}: error: unrecognized arguments: --bogus x"), err

@@ -77,23 +77,8 @@ def run(args) -> int:
     return status
 
 
-def _refuse_unknown(parser) -> None:
-    """Unknown options are refused by `parser` itself ('hpcflow submit: error: unrecognized arguments: ...', exit 2):
-    argparse otherwise hands a subcommand's leftovers to the top-level parser, whose message names `hpcflow`."""
-    parse_known_args = parser.parse_known_args
-
-    def strict(args=None, namespace=None):
-        namespace, extras = parse_known_args(args, namespace)
-        if extras:
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
-
-    parser.parse_known_args = strict
-
-
 def register(sub) -> None:
     p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
-    _refuse_unknown(p)
     p.add_argument("job", help="TOML job file")
     p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it holds results)")
     p.add_argument("--executor", required=True, choices=("slurm", "local"))
