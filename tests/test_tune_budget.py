@@ -137,11 +137,14 @@ def test_what_counts_toward_max_trials():
     assert room(trials, 5)  # trial 7, queued, is the next one drawn and is within a cap of 5 ...
     assert not room(trials, 4)  # ... but not of 4 (0, 1, 3 and 5 come before it)
     assert not room(trials[:7], 5) and room(trials[:7], 6)  # nothing queued: 0, 1, 3, 5, 6 (no retry yet) count
+    ran = _study_of([(C, {}), (P, {}), (F, {"error": "RuntimeError: x"}), (F, {}), (F, {"failure": "preempted"}),
+                     (F, {"error": "RuntimeError: x", "failure": "worker gone (...)"}), (R, {}), (W, {})])
+    assert [finished(t) for t in ran] == [True, True, True] + [False] * 5  # 3: failed by Optuna's RDB heartbeat
 
 
 def test_max_trials_fills_a_study_shared_by_two_workers_to_exactly_m(tmp_path):
-    job, out = _job(tmp_path, JOB.replace("steps = 3", "steps = 6")), tmp_path / "s"
-    procs = [subprocess.Popen(_tune_cmd(job, out, "--trials", 4, "--max-trials", 5), env=_env(),
+    job, out = _job(tmp_path), tmp_path / "s"
+    procs = [subprocess.Popen(_tune_cmd(job, out, "--trials", 3, "--max-trials", 5), env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
@@ -150,7 +153,7 @@ def test_max_trials_fills_a_study_shared_by_two_workers_to_exactly_m(tmp_path):
     lost = [t for t in trials if t.state != TrialState.COMPLETE]  # races lost at the 5th place: nothing computed
     assert all(t.user_attrs["failure"].startswith(OVER_CAP) for t in lost)
     assert sorted(os.listdir(out / "trials")) == [f"{t.number:04d}" for t in trials if t.state == TrialState.COMPLETE]
-    assert any("this worker stops" in log for log in logs)  # 8 trials asked for: one worker at least met the cap
+    assert any("this worker stops" in log for log in logs)  # 6 trials asked for: one worker at least met the cap
     r = optimize(str(job), trials=3, out=str(out), max_trials=5, log=lambda *_: None)  # a later worker: nothing
     assert r["ran"] == 0 and len(_journal(out / "study.journal").trials) == len(trials)
     r = optimize(str(job), trials=3, out=str(out), max_trials=6, log=lambda *_: None)

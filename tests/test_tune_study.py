@@ -124,6 +124,7 @@ def test_a_raising_trial_is_failed_retried_and_the_study_goes_on(tmp_path, monke
     r = optimize(str(job), trials=1, out=str(out), study_name="tiny", log=lines.append)
     assert r["counts"] == {"FAIL": 1, "WAITING": 1} and r["best"] is None and not (out / "best.toml").exists()
     assert "RuntimeError: lost the node" in lines[0] and r["bugs"] == 1
+    assert _study(out).get_trials()[0].user_attrs["error"] == "RuntimeError: lost the node"
     r = optimize(str(job), trials=1, out=str(out), study_name="tiny", log=lines.append)
     retried = _study(out).get_trials()[1]  # the queued retry of trial 0: same parameters, new points
     assert retried.state == TrialState.FAIL and retried.user_attrs["retry_of"] == 0

@@ -4,9 +4,10 @@
 A worker's own count. A requeued Slurm job runs the same command again with the same job (SLURM_JOB_ID, or
 SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID) and a higher SLURM_RESTART_COUNT; every trial records the job and run
 count of its worker (`storage.mark_worker`). A worker with SLURM_RESTART_COUNT > 0 subtracts from N the trials
-that earlier runs of its job finished (`finished_before`): complete, pruned, or failed by their own error; a
-trial failed with a `failure` attribute (preempted, worker gone, over the cap) did not finish, and its queued
-retry is run instead. Without Slurm, or at SLURM_RESTART_COUNT 0, a command adds N trials.
+that earlier runs of its job finished (`finished_before`): complete, pruned, or failed by their own error (user
+attribute `error`); a trial failed otherwise (`failure`: preempted, worker gone, over the cap; or by Optuna's RDB
+heartbeat) did not finish, and its queued retry is run instead. Without Slurm, or at SLURM_RESTART_COUNT 0, a
+command adds N trials.
 
 The cap. A trial *counts* toward M (`counts`) when it is complete, pruned, running or waiting (queued), or failed
 without a retry queued for it; a failed trial whose parameters were queued again is counted through its retry,
@@ -63,11 +64,12 @@ def room(trials, max_trials: int) -> bool:
 
 
 def finished(t) -> bool:
-    """Whether a worker finished trial `t`: complete, pruned, or failed by its own error (no `failure` set)."""
+    """Whether a worker finished trial `t`: complete, pruned, or failed by its own error (`error` set, no
+    `failure`: not stopped from outside)."""
     from optuna.trial import TrialState
 
     return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        t.state == TrialState.FAIL and "failure" not in t.user_attrs)
+        t.state == TrialState.FAIL and "error" in t.user_attrs and "failure" not in t.user_attrs)
 
 
 def finished_before(trials, job: str | None, restart: int) -> int:

@@ -221,6 +221,15 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
     return summary
 
 
+def record_error(trial, exc: Exception) -> None:
+    """User attribute `error` of a trial whose computation raised (`budget.finished`: it ran to an end), unless
+    another worker has failed it meanwhile."""
+    try:
+        trial.set_user_attr("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    except Exception:  # noqa: BLE001 - already failed by another worker (its failure attribute says why)
+        pass
+
+
 class Worker:
     """Rank 0's side of a study: asks Optuna for trials, broadcasts them, tells the results."""
 
@@ -258,6 +267,9 @@ class Worker:
                 summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
         except Preempted:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
+            raise
+        except Exception as exc:
+            record_error(trial, exc)
             raise
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
