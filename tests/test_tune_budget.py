@@ -38,11 +38,12 @@ def _finished_by(trials, job):
 
 def test_a_requeued_slurm_worker_adds_only_the_trials_it_has_not_finished(tmp_path, monkeypatch):
     """A worker of array task 4240_2 is stopped by SIGTERM after its second trial (a Slurm preemption); its requeue
-    (same job, SLURM_RESTART_COUNT=1, same command) ends the count at --trials 5, its preempted trial's parameters
-    run again; a requeue that finds the count reached adds nothing; another job, or no Slurm, adds --trials."""
-    job, out = _job(tmp_path, JOB.replace("steps = 3", "steps = 25")), tmp_path / "s"
+    (same job, SLURM_RESTART_COUNT=1, same command) ends the count at --trials 4, its preempted trial's parameters
+    run again; a requeue that finds the count reached adds nothing; a run at SLURM_RESTART_COUNT 0 (by hand in the
+    same allocation) or without Slurm adds --trials."""
+    job, out = _job(tmp_path, JOB.replace("steps = 3", "steps = 8")), tmp_path / "s"
     array = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2"}
-    first = subprocess.Popen(_tune_cmd(job, out, "--trials", 5), env=_env(**array), stdout=subprocess.PIPE,
+    first = subprocess.Popen(_tune_cmd(job, out, "--trials", 4), env=_env(**array), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     lines = []
     for line in first.stdout:
@@ -54,24 +55,24 @@ def test_a_requeued_slurm_worker_adds_only_the_trials_it_has_not_finished(tmp_pa
     assert first.returncode == 4, "".join(lines) + rest + err  # stopped mid-study, as Slurm's notice does
     before = _journal(out / "study.journal").trials
     done = sum(finished(t) for t in before)
-    assert 2 <= done < 5
+    assert 2 <= done < 4
 
-    again = subprocess.run(_tune_cmd(job, out, "--trials", 5), env=_env(**array, SLURM_RESTART_COUNT="1"),
+    again = subprocess.run(_tune_cmd(job, out, "--trials", 4), env=_env(**array, SLURM_RESTART_COUNT="1"),
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     trials = _journal(out / "study.journal").trials
-    assert sum(finished(t) for t in trials) == 5  # the study holds the 5 trials asked for, not 5 + done
-    assert f"finished {done} of its --trials 5 before it was requeued; adding {5 - done}" in again.stdout
+    assert sum(finished(t) for t in trials) == 4  # the study holds the 4 trials asked for, not 4 + done
+    assert f"finished {done} of its --trials 4 before it was requeued; adding {4 - done}" in again.stdout
     mine = _finished_by(trials, "4240_2")
-    assert len(mine) == 5 and len(_finished_by(before, "4240_2")) == done
-    assert [t.user_attrs["slurm_restart"] for t in mine].count(1) == 5 - done
+    assert len(mine) == 4 and len(_finished_by(before, "4240_2")) == done
+    assert [t.user_attrs["slurm_restart"] for t in mine].count(1) == 4 - done
     assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]  # a preempted retry ran
 
     lines = []
     for k, v in {**array, "SLURM_RESTART_COUNT": "2"}.items():
         monkeypatch.setenv(k, v)
-    assert optimize(str(job), trials=5, out=str(out), log=lines.append)["ran"] == 0  # requeued once more: none
-    assert "finished 5 of its --trials 5 before it was requeued; nothing to add" in lines[0]
+    assert optimize(str(job), trials=4, out=str(out), log=lines.append)["ran"] == 0  # requeued once more: none
+    assert "finished 4 of its --trials 4 before it was requeued; nothing to add" in lines[0]
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")  # run by hand inside the same allocation: --trials
     assert optimize(str(job), trials=1, out=str(out), log=lambda *_: None)["ran"] == 1
     for k in [*array, "SLURM_RESTART_COUNT"]:
