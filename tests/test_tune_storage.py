@@ -76,13 +76,16 @@ def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory
 
 
-def _running_trial_of(out, pid, host=None):
-    """A RUNNING trial whose worker is `pid` on `host` (default: this host), started now."""
+def _running_trial_of(out, pid, host=None, heartbeat=None):
+    """A RUNNING trial whose worker is `pid` on `host` (default: this host), started now, with a last heartbeat at
+    time.time() = `heartbeat` (None: none recorded)."""
     import socket
 
     t = _journal(out / "study.journal").ask({"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True)})
     t.set_user_attr("host", host or socket.gethostname())
     t.set_user_attr("pid", pid)
+    if heartbeat is not None:
+        t.set_user_attr("heartbeat", heartbeat)
     return t
 
 
@@ -95,8 +98,8 @@ def test_a_live_worker_on_this_host_keeps_its_trial_however_old_and_a_dead_ones_
     optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        _running_trial_of(out, sleeper.pid)
-        optimize(str(job), trials=1, out=str(out), overrides=["tune.stale_seconds=1e-3"], log=lambda *_: None)
+        _running_trial_of(out, sleeper.pid, heartbeat=0.0)  # its last heartbeat in 1970
+        optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
         assert _journal(out / "study.journal").trials[1].state == TrialState.RUNNING  # alive: not failed
     finally:
         sleeper.kill()

@@ -124,6 +124,7 @@ def test_a_raising_trial_is_failed_retried_and_the_study_goes_on(tmp_path, monke
     r = optimize(str(job), trials=1, out=str(out), study_name="tiny", log=lines.append)
     assert r["counts"] == {"FAIL": 1, "WAITING": 1} and r["best"] is None and not (out / "best.toml").exists()
     assert "RuntimeError: lost the node" in lines[0] and r["bugs"] == 1
+    assert _study(out).get_trials()[0].user_attrs["error"] == "RuntimeError: lost the node"
     r = optimize(str(job), trials=1, out=str(out), study_name="tiny", log=lines.append)
     retried = _study(out).get_trials()[1]  # the queued retry of trial 0: same parameters, new points
     assert retried.state == TrialState.FAIL and retried.user_attrs["retry_of"] == 0
@@ -167,17 +168,119 @@ def test_a_worker_marks_trials_of_dead_workers_failed(tmp_path):
     assert r["counts"] == {"COMPLETE": 2, "FAIL": 1}
 
 
-def test_a_running_trial_older_than_the_grace_period_is_failed(tmp_path):
+def test_a_running_trial_on_another_host_is_failed_by_its_heartbeat_never_by_its_age(tmp_path):
+    """Three trials started two days ago on another node: a fresh heartbeat keeps its trial RUNNING; a heartbeat
+    older than stale_seconds (default 600 s), or none (a trial of the older layout: its start counts), fails it."""
+    import datetime
+    import time
+
     job, out = _job(tmp_path), tmp_path / "study"
     optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
-    t = _study(out).ask()
-    t.set_user_attr("host", "another-node")  # a live worker elsewhere: only its age can tell
-    t.set_user_attr("pid", os.getpid())
+    s, dist = _study(out), {"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True)}
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
+    for beat in (time.time(), time.time() - 700, None):
+        attrs = {"host": "another-node", "pid": os.getpid(), **({} if beat is None else {"heartbeat": beat})}
+        s.add_trial(optuna.trial.FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=started,
+                                             datetime_complete=None, params={"flow.dt": 1.0}, distributions=dist,
+                                             user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=0))
     optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
-    assert _study(out).get_trials()[1].state == TrialState.RUNNING  # younger than the default grace (1 day)
-    optimize(str(job), trials=1, out=str(out), overrides=["tune.stale_seconds=1e-3"], log=lambda *_: None)
-    assert [t.state for t in _study(out).get_trials()] == [TrialState.COMPLETE, TrialState.FAIL] + \
-        [TrialState.COMPLETE] * 2
+    trials = _study(out).get_trials()
+    assert [t.state for t in trials[1:4]] == [TrialState.RUNNING, TrialState.FAIL, TrialState.FAIL]
+    assert trials[2].user_attrs["failure"].startswith("worker gone (no heartbeat for 70")
+    assert trials[3].user_attrs["failure"].startswith("worker gone (no heartbeat recorded; started 17")  # 172800 s
+
+
+def test_a_worker_beats_while_its_trial_runs_so_another_host_never_fails_it(tmp_path, monkeypatch):
+    """A trial that runs longer than stale_seconds keeps a fresh heartbeat (one every heartbeat_seconds)."""
+    import time
+
+    from hpcflow.tune import study as study_mod
+    from hpcflow.tune.storage import recover_stale
+
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nheartbeat_seconds = 1\nstale_seconds = 2'))
+    out, real, seen = tmp_path / "study", study_mod.execute, {}
+
+    def slow(job_, spec, trial=None, *, comm=None):
+        time.sleep(3.5)
+        trial.set_user_attr("host", "another-node")  # as if its worker ran on another host
+        s = _study(out)
+        seen["age"] = time.time() - s.trials[spec["number"]].datetime_start.timestamp()
+        seen["failed"] = recover_stale(s, s._storage, grace_seconds=2.0)  # what another worker does
+        return real(job_, spec, trial, comm=comm)
+
+    monkeypatch.setattr(study_mod, "execute", slow)
+    assert optimize(str(job), trials=1, out=str(out), log=lambda *_: None)["counts"] == {"COMPLETE": 1}
+    assert seen["failed"] == [] and seen["age"] > 3.4
+    beats = [json.loads(x) for x in (out / "study.journal").read_text().splitlines()]
+    assert sum(op.get("user_attr", {}).keys() == {"heartbeat"} for op in beats) >= 3  # start, then every second
+    with pytest.raises(Exception, match=r"stale_seconds = 1.5 must be at least twice heartbeat_seconds = 1"):
+        optimize(str(job), trials=1, out=str(out), overrides=["tune.stale_seconds=1.5"], log=lambda *_: None)
+
+
+def test_best_toml_is_read_and_written_under_a_lock_so_an_older_view_never_wins(tmp_path, monkeypatch):
+    """Worker A has read the study (best: trial 0) and is about to write best.toml when worker B, whose trial 1 is
+    better, writes it: A's write must not be the last one from its older view."""
+    import threading
+
+    from hpcflow.jobs import output
+    from hpcflow.tune.study import load, write_best
+
+    job, out = _job(tmp_path), tmp_path / "study"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    tj, real, others = load(str(job)), output.write_text, []
+    dist = {"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True),
+            "kernel.form": optuna.distributions.CategoricalDistribution(["exp", "gauss"])}
+
+    def write_while_another_worker_finishes(path, text, **kw):
+        if not others:
+            _study(out).add_trial(optuna.trial.create_trial(  # worker B's trial 1, better than trial 0
+                value=_study(out).best_value + 1.0, params={"flow.dt": 0.5, "kernel.form": "gauss"},
+                distributions=dist))
+            others.append(threading.Thread(target=write_best, args=(_study(out), tj, str(out), "tiny")))
+            others[0].start()
+            others[0].join(timeout=1.0)  # B writes now unless a lock makes it wait for A
+        real(path, text, **kw)
+
+    monkeypatch.setattr(output, "write_text", write_while_another_worker_finishes)
+    write_best(_study(out), tj, str(out), "tiny")  # A: its view holds trial 0 only
+    others[0].join()
+    assert "trial 1," in (out / "best.toml").read_text()  # the last write is B's, from the storage as it is now
+    assert registry.load(out / "best.toml")[1]["flow"]["dt"] == 0.5 and not (out / "best.toml.lock").exists()
+
+
+def test_quiet_draws_no_progress_bar_and_a_bad_hpcflow_quiet_is_still_refused(tmp_path, monkeypatch, capsys):
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    job = _job(tmp_path)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    terminal = os.fdopen(slave, "w")
+
+    def tune(*args):
+        monkeypatch.setattr(sys, "stderr", terminal)
+        rc = main(["tune", str(job), "--trials", "1", *map(str, args)])
+        terminal.flush()
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            chunks.append(os.read(master, 65536))
+        return rc, b"".join(chunks).decode("utf-8", "replace")
+
+    try:
+        monkeypatch.delenv("HPCFLOW_QUIET", raising=False)  # restored after the test (--quiet sets it)
+        rc, shown = tune("--out", tmp_path / "a")
+        assert rc == 0 and "sampling" in shown  # on a terminal: bars
+        rc, shown = tune("--out", tmp_path / "b", "--quiet")
+        assert rc == 0 and shown == ""
+        monkeypatch.setenv("HPCFLOW_QUIET", "yes")
+        rc, shown = tune("--out", tmp_path / "c", "--quiet")
+        assert rc == 2 and "HPCFLOW_QUIET='yes' must be 1" in shown and shown.strip().count("\n") == 0
+        assert not (tmp_path / "c").exists()
+    finally:
+        terminal.close()
+        os.close(master)
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

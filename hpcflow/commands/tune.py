@@ -1,4 +1,5 @@
-"""`hpcflow tune JOB.toml --trials N --out DIR`: add N trials to the Optuna study of the job's [tune] table."""
+"""`hpcflow tune JOB.toml --trials N --out DIR [--max-trials M]`: add N trials to the Optuna study of the job's
+[tune] table (a requeued Slurm job: those it has not finished), never beyond M in the study."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ def run(args) -> int:
     check_launch()
     with abort_on_error():
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
-                          sampler=args.sampler, overrides=list(args.set or []))
+                          sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,
+                          quiet=args.quiet)
     if not is_root():
         return 0
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result["counts"].items()))
+    if result.get("over_cap"):
+        counts += f" ({result['over_cap']} of the failed drawn over --max-trials, not run)"
     print(f"hpcflow tune: study {result['study']!r}: {counts}")
     if result["best"] is None:  # 1: a trial failed with an internal error; 3: they failed, diverged or were pruned
-        print("hpcflow tune: no trial has finished yet; see the failures above", flush=True)
+        print("hpcflow tune: no trial has finished yet" + ("; see the failures above" if result.get("ran") else ""),
+              flush=True)
         return EXIT_INTERNAL if result.get("bugs") else EXIT_NUMERICAL
     b = result["best"]
     print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
@@ -40,11 +45,16 @@ def register(sub) -> None:
     p = sub.add_parser("tune", help="Optuna study over a flow or nn job's [tune] space (fresh points every trial)")
     p.add_argument("job", help="TOML job file of kind \"flow\" or \"nn\" with a [tune] table, e.g. "
                                "jobs/tune_gaussian.toml")
-    p.add_argument("--trials", type=_positive_int, required=True, help="trials this command adds to the study")
+    p.add_argument("--trials", type=_positive_int, required=True,
+                   help="trials this command adds to the study (a requeued Slurm job: those it has not finished)")
+    p.add_argument("--max-trials", type=_positive_int, metavar="M",
+                   help="stop drawing trials once the study holds M (complete, pruned, running, queued, or failed "
+                        "without a retry), counting every worker's")
     p.add_argument("--out", required=True, help="study directory: trials/NNNN/, study.journal, best.toml")
     p.add_argument("--storage", help="journal file path or SQLAlchemy URL (default DIR/study.journal)")
     p.add_argument("--study", help="study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="overrides [tune].sampler")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
     p.set_defaults(func=run)

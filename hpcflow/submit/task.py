@@ -39,7 +39,7 @@ def resume_argv(argv: list) -> list | None:
     without one (preempted before the first checkpoint, or a kind without checkpoints) it runs again as given."""
     argv = list(argv)
     if argv[0] == "tune":
-        return argv  # stale trials are recovered by the next worker; it adds its trials
+        return argv  # its requeue (same Slurm job, higher SLURM_RESTART_COUNT) adds only the trials it has not finished
     if argv[0] not in CHECKPOINTS:
         return None
     out = _out(argv)

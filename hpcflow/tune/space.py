@@ -43,9 +43,11 @@ TUNE_SECTION = {
     "pruner_startup_trials": Field(int, 5, check=at_least(0), help="trials finished before pruning starts"),
     "pruner_warmup_steps": Field(int, 10, check=at_least(0), help="steps of a trial before it may be pruned"),
     "retries": Field(int, 0, check=at_least(0), help="re-run a failed trial's parameters this many times"),
-    "stale_seconds": Field(float, 86400.0, check=positive,
-                           help="a RUNNING trial older than this (journal storage) is marked failed"),
-    "heartbeat_seconds": Field(int, 60, check=at_least(1), help="RDB storage heartbeat of running trials"),
+    "stale_seconds": Field(float, 600.0, check=positive,
+                           help="journal storage: a RUNNING trial of a worker on another host whose last heartbeat is "
+                                "older than this is marked failed (at least 2 x heartbeat_seconds)"),
+    "heartbeat_seconds": Field(int, 60, check=at_least(1),
+                               help="a running trial's heartbeat (journal: user attribute heartbeat; RDB: Optuna's)"),
 }
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
@@ -78,6 +80,9 @@ def validate_section(table, schema: dict, *, source: str = "job", kind: str = "f
     tune["space"] = [_param(source, name, spec, schema) for name, spec in tune["space"].items()]
     if tune["direction"] is None:
         tune["direction"] = OBJECTIVES[tune["objective"]][0]
+    if tune["stale_seconds"] < 2 * tune["heartbeat_seconds"]:  # a live worker's trial would look gone
+        raise ConfigError(f"{source}: [tune].stale_seconds = {tune['stale_seconds']!r} must be at least twice "
+                          f"heartbeat_seconds = {tune['heartbeat_seconds']}; raise it or lower heartbeat_seconds")
     return tune
 
 

@@ -1,19 +1,24 @@
 """Where a study lives: an Optuna journal file (default `DIR/study.journal`) or any SQLAlchemy URL.
 
-A journal needs no server and is safe for several processes on a shared filesystem, but has no heartbeat:
-`recover_stale` marks RUNNING trials whose process is gone (same host: the pid alone decides) or, run from
-another host, that are older than a grace period as failed, and optionally queues their parameters again. RDB URLs use Optuna's own heartbeat.
+A journal needs no server and is safe for several processes on a shared filesystem, but Optuna keeps no
+heartbeat in it: the worker running a trial writes one (user attribute `heartbeat`, seconds since the epoch, every
+`[tune] heartbeat_seconds`), and `recover_stale` marks a RUNNING trial failed only when its worker is gone: its pid
+is gone (a worker on this host), it ran in an earlier run of this worker's own Slurm job (requeued), or its last
+heartbeat is older than a grace period (a worker on another host; never by the trial's age alone). It optionally
+queues their parameters again. RDB URLs use Optuna's own heartbeat.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import socket
+import threading
+import time
 import warnings
+from contextlib import contextmanager
 
-from hpcflow.errors import UserError
+from hpcflow.errors import ConfigError, UserError
 
 
 class StorageError(UserError):
@@ -126,10 +131,65 @@ def is_journal(storage) -> bool:
     return isinstance(storage, JournalStorage)
 
 
+def slurm_worker(environ=None) -> tuple[str | None, int]:
+    """(this worker's Slurm job, its run count): "ARRAYJOB_TASK" for an array task, else SLURM_JOB_ID (None
+    outside Slurm), and SLURM_RESTART_COUNT (0 unset; Slurm raises it at every requeue of the same job).
+    ConfigError for a restart count that is not a whole number."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID", "").strip() or None
+    array, task = env.get("SLURM_ARRAY_JOB_ID", "").strip(), env.get("SLURM_ARRAY_TASK_ID", "").strip()
+    if job is not None and array and task:
+        job = f"{array}_{task}"
+    text = env.get("SLURM_RESTART_COUNT", "").strip()
+    if text and not text.isdigit():
+        raise ConfigError(f"SLURM_RESTART_COUNT={text[:40]!r} must be a whole number (Slurm sets it when it requeues "
+                          "a job) or unset; fix it")
+    return job, int(text or 0)
+
+
 def mark_worker(trial) -> None:
-    """Record which process runs `trial` (user attrs host, pid) so a later worker can tell if it died."""
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
+    """Record which process runs `trial` (user attrs host, pid, slurm_job, slurm_restart) so that a later worker
+    can tell if it died or was requeued, and its first heartbeat. Written whatever the trial carried before (a
+    retry created by Optuna copies the failed trial's attributes)."""
+    job, restart = slurm_worker()
+    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("slurm_job", job),
+                       ("slurm_restart", restart if job is not None else None), (HEARTBEAT, time.time())):
+        trial.set_user_attr(key, value)
+
+
+#: user attribute of a RUNNING trial: time.time() of its worker's last sign of life (journal storage)
+HEARTBEAT = "heartbeat"
+
+
+@contextmanager
+def heartbeat(storage, trial_id: int, seconds: float):
+    """Write user attribute `heartbeat` = time.time() on trial `trial_id` every `seconds` from a thread while the
+    block runs (a trial's computation); it stops when the trial is finished or failed by another worker."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(seconds):
+            try:
+                storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
+            except Exception:  # noqa: BLE001 - finished, or failed by another worker: nothing to keep alive
+                return
+
+    thread = threading.Thread(target=beat, name="hpcflow-tune-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def last_sign_of_life(t) -> float | None:
+    """time.time() of the last heartbeat of RUNNING trial `t`, or of its start (a trial written before trials
+    carried heartbeats); None when neither is known."""
+    beat = t.user_attrs.get(HEARTBEAT)
+    if isinstance(beat, (int, float)) and not isinstance(beat, bool):
+        return float(beat)
+    return None if t.datetime_start is None else t.datetime_start.timestamp()
 
 
 def _process_gone(host, pid) -> bool:
@@ -144,27 +204,43 @@ def _process_gone(host, pid) -> bool:
     return False
 
 
-def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
-    """Mark RUNNING trials of a journal study whose worker is gone as FAIL: its pid is gone (a worker on this host)
-    or the trial is older than grace_seconds (a worker on another host).
+def worker_gone(t, *, grace_seconds: float, now: float | None = None) -> str | None:
+    """Why the worker of RUNNING trial `t` is gone (a phrase), or None while it may be alive. In this order: a
+    trial of an earlier run of this worker's Slurm job (same job, lower SLURM_RESTART_COUNT: Slurm runs one at a
+    time); a worker on this host whose pid is gone (its pid alive: never gone, however old the trial); a worker
+    on another host (or unknown) whose last heartbeat (`last_sign_of_life`) is older than grace_seconds."""
+    a = t.user_attrs
+    job, restart = slurm_worker()
+    if job is not None and a.get("slurm_job") == job and isinstance(a.get("slurm_restart"), int) \
+            and a["slurm_restart"] < restart:
+        return f"worker gone (Slurm job {job} was requeued)"
+    if a.get("host") == socket.gethostname() and isinstance(a.get("pid"), int):
+        return "worker gone (its process ended)" if _process_gone(a["host"], a["pid"]) else None
+    last = last_sign_of_life(t)
+    now = time.time() if now is None else now
+    if last is None or now - last <= grace_seconds:
+        return None
+    if HEARTBEAT in a:
+        return f"worker gone (no heartbeat for {now - last:.0f} s)"
+    return f"worker gone (no heartbeat recorded; started {now - last:.0f} s ago)"
 
-    Their parameters are queued again when `retries` allows (user attr `attempt`). Returns the trial numbers.
-    """
+
+def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
+    """Mark RUNNING trials of a journal study whose worker is gone (`worker_gone`) as FAIL, with user attribute
+    `failure` saying why. Their parameters are queued again when `retries` allows (user attr `attempt`). Returns
+    the trial numbers."""
     from optuna.trial import TrialState
 
-    now = datetime.datetime.now()
+    now = time.time()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
             continue
-        if t.user_attrs.get("host") == socket.gethostname() and isinstance(t.user_attrs.get("pid"), int):
-            gone = _process_gone(t.user_attrs["host"], t.user_attrs["pid"])  # this host: the pid settles it
-        else:  # another host (or no record of the worker): only the age can tell
-            gone = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_seconds
-        if not gone:
+        why = worker_gone(t, grace_seconds=grace_seconds, now=now)
+        if why is None:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, "failure", "worker gone (stale RUNNING trial)")
+            storage.set_trial_user_attr(t._trial_id, "failure", why)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except Exception:  # noqa: BLE001 - another worker finished or failed it first
             continue

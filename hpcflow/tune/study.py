@@ -3,9 +3,9 @@ training) in DIR/trials/NNNN/.
 
 Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run directory); every rank runs the
 flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
-Re-running on the same storage and study name adds trials. A trial that raises is recorded as failed (its
-parameters queued again while `retries` allow) and the study goes on; `DIR/best.toml` is the job with the best
-parameters filled in.
+Re-running on the same storage and study name adds trials (a requeued Slurm job only those it has not finished;
+`--max-trials` caps the study: `budget`). A trial that raises is recorded as failed (its parameters queued again
+while `retries` allow) and the study goes on; `DIR/best.toml` is the job with the best parameters filled in.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import socket
 import threading
 import traceback
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +26,20 @@ import numpy as np
 
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError)
+from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (StorageError, is_journal, mark_worker, open_storage, recover_stale, requeue,
-                                  storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (StorageError, heartbeat, is_journal, mark_worker, open_storage, recover_stale,
+                                  requeue, slurm_worker, storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
 class TrialDirTaken(OutputPathError):
     """A trial's run directory holds another trial's files: the worker stops (exit 2), nothing is overwritten."""
+
+
+class OverCap(Exception):
+    """The trial just drawn is beyond --max-trials (another worker took the last place first): failed unrun."""
 
 
 @dataclass
@@ -216,19 +221,32 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
     return summary
 
 
+def record_error(trial, exc: Exception) -> None:
+    """User attribute `error` of a trial whose computation raised (`budget.finished`: it ran to an end), unless
+    another worker has failed it meanwhile."""
+    try:
+        trial.set_user_attr("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    except Exception:  # noqa: BLE001 - already failed by another worker (its failure attribute says why)
+        pass
+
+
 class Worker:
     """Rank 0's side of a study: asks Optuna for trials, broadcasts them, tells the results."""
 
-    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print):
+    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print, max_trials: int | None = None):
         self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
+        self.max_trials = max_trials
         self.current = None
         self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
+        self.journal = is_journal(study._storage)
 
     def objective(self, trial) -> float:
         import optuna
 
         self.current = trial.number
         mark_worker(trial)
+        if self.max_trials is not None:
+            self.check_cap(trial)
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
         rel = os.path.join("trials", f"{trial.number:04d}")
@@ -242,10 +260,16 @@ class Worker:
         trial.set_user_attr("study_dir", os.path.abspath(self.out))  # where it was written (a storage URL's readers)
         trial.set_user_attr("seeds", list(seeds))
         spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
+        beat = heartbeat(self.study._storage, trial._trial_id, self.job.tune["heartbeat_seconds"]) if self.journal \
+            else nullcontext()  # an RDB storage keeps Optuna's own heartbeat
         try:
-            summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+            with beat:
+                summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
         except Preempted:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
+            raise
+        except Exception as exc:
+            record_error(trial, exc)
             raise
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
@@ -260,19 +284,65 @@ class Worker:
             raise optuna.TrialPruned(f"diverged after step {summary.get('checkpoint_step')}")
         return objectives.from_summary(self.job.tune["objective"], summary)
 
-    def run(self, n_trials: int) -> None:
+    def check_cap(self, trial) -> None:
+        """Raise OverCap for a trial drawn beyond --max-trials (`budget.within_cap`), failed before any work; a
+        queued trial it took (a retry, an enqueued point) is queued again, so its parameters are not lost."""
+        trials = self.study.get_trials(deepcopy=False)
+        if budget.within_cap(trials, trial.number, self.max_trials):
+            return
+        frozen = next(t for t in trials if t.number == trial.number)
+        queued = frozen.system_attrs.get("fixed_params") or frozen.params
+        trial.set_user_attr("failure", f"{budget.OVER_CAP} {self.max_trials} (another worker took the last place)")
+        if queued:
+            self.study.enqueue_trial(dict(queued), user_attrs={"attempt": frozen.user_attrs.get("attempt", 0),
+                                                               "retry_of": budget.predecessor(frozen)})
+        raise OverCap(trial.number)
+
+    def todo(self, n_trials: int) -> int:
+        """The trials this command adds: `n_trials`, less those that earlier runs of its Slurm job finished (a
+        requeued job runs the same command again)."""
+        job, restart = slurm_worker()
+        done = budget.finished_before(self.study.get_trials(deepcopy=False), job, restart)
+        if done:
+            left = max(0, n_trials - done)
+            self.log(f"hpcflow tune: Slurm job {job} (restart {restart}) finished {min(done, n_trials)} of its "
+                     f"--trials {n_trials} before it was requeued; " + (f"adding {left}" if left else "nothing to add"))
+        return max(0, n_trials - done)
+
+    def capped(self) -> bool:
+        """Whether the study holds --max-trials counted trials (`budget.room`); journal trials left RUNNING by a
+        gone worker are failed first, so that they do not hold places."""
+        if self.max_trials is None:
+            return False
+        if self.journal:
+            recover(self.study, self.job, log=self.log)
+        if budget.room(self.study.get_trials(deepcopy=False), self.max_trials):
+            return False
+        self.log(f"hpcflow tune: study holds --max-trials {self.max_trials} trials (complete, pruned, running, "
+                 "queued, or failed without a retry); this worker stops")
+        return True
+
+    def run(self, n_trials: int) -> int:
+        """Run this command's trials (`todo`) until the cap; return how many ran."""
+        todo, ran = self.todo(n_trials), 0
         with signals_between_trials() as signalled:
-            for _ in range(n_trials):
+            while ran < todo:
                 if signalled.is_set():  # during a trial its flow's checkpoint writer takes the signal instead
                     raise Preempted("signal received between trials; the trials so far are recorded: run the same "
                                     "hpcflow tune command to continue the study")
-                self._one()
+                if self.capped():
+                    break
+                ran += self._one()
+        return ran
 
-    def _one(self) -> None:
-        """Run one trial; record its failure (the study goes on) or raise what stops the worker."""
+    def _one(self) -> int:
+        """Run one trial; record its failure (the study goes on) or raise what stops the worker. Returns 0 for a
+        trial drawn over --max-trials (not run), else 1."""
         self.current = None
         try:
             self.study.optimize(self.objective, n_trials=1, catch=())
+        except OverCap:
+            return 0
         except Preempted:
             trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
             queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
@@ -289,7 +359,7 @@ class Worker:
                 self.log(f"hpcflow tune: trial {self.current} was marked failed by another worker "
                          f"({trial.user_attrs['failure']}); its run directory {run_dir_of(trial, self.out)} "
                          "keeps what it computed")
-                return
+                return 1
             self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
                      f"{' '.join(str(exc).split())[:300]}")
             if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
@@ -299,8 +369,9 @@ class Worker:
             if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
                                                                                 self.job.tune["retries"]):
                 self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
-            return
+            return 1
         self.log(_trial_line(self.study, self.current, self.out))
+        return 1
 
 
 @contextmanager
@@ -402,10 +473,11 @@ def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
 
 def check_options(out, storage, study_name) -> None:
     """Refuse an --out that cannot be a directory to write into (`writable_dir`: empty, a pseudo file system, a
-    file, not writable or not creatable) and an empty --storage or --study (one line)."""
+    file, not writable or not creatable), an empty --storage or --study and a bad SLURM_RESTART_COUNT (one line)."""
     from hpcflow.jobs.output import writable_dir
 
     writable_dir(out)
+    slurm_worker()  # a SLURM_RESTART_COUNT that is not a count
     for flag, value in (("--storage", storage), ("--study", study_name)):
         if value is not None and not str(value).strip():
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
@@ -476,14 +548,46 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
                                                  "overrides": record["overrides"]})
     if is_journal(store):
-        gone = recover_stale(study, store, grace_seconds=tune["stale_seconds"], retries=tune["retries"])
-        if gone:
-            print(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
+        recover(study, job)
     return study, store
 
 
-def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> str | None:
-    """Write out/best.toml: the job file with the best trial's parameters (no [tune]); its path, or None."""
+def recover(study, job: TuneJob, *, log=print) -> None:
+    """Fail (and queue again, as `retries` allow) the RUNNING trials of a journal study whose worker is gone."""
+    gone = recover_stale(study, study._storage, grace_seconds=job.tune["stale_seconds"], retries=job.tune["retries"])
+    if gone:
+        log(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
+
+
+@contextmanager
+def best_lock(path: str):
+    """Hold DIR/best.toml.lock (Optuna's symlink lock, as the journal's: safe on NFS; a holder gone for 30 s loses
+    it) while a worker reads the best trial from the storage and writes best.toml: workers ending together write
+    one after the other, each from the storage as it is then, so the last written names the best trial."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(path)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None):
+    """Write out/best.toml: the job file with the best trial's parameters (no [tune]); (its path, the best trial
+    it names), or (None, None) when no trial is complete. Rank 0 reads the storage under `best_lock`, so no
+    worker writes over best.toml from an older view of the study."""
+    from hpcflow.parallel.comm import rank
+
+    if rank(comm) != 0:
+        return None, None
+    path = os.path.join(out, "best.toml")
+    with best_lock(path):
+        return _write_best(study, job, out, study_name, path)
+
+
+def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
     from optuna.trial import TrialState
 
     from hpcflow.jobs.output import write_text
@@ -491,25 +595,29 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> 
     from hpcflow.jobs.toml_out import dumps
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
+        return None, None
     best = study.best_trial
     record = study.user_attrs.get(RECORD)
     if record is None:  # a study of the older layout: the job it is run with now
         record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
     data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
-    path = os.path.join(out, "best.toml")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
               f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}; its "
               f"job.toml, with the trial's point seeds {best.user_attrs.get('seeds')}, reruns the trial).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
-    write_text(path, dumps(data, header=header), comm=comm)
-    return path
+    write_text(path, dumps(data, header=header))
+    return path, best
 
 
 def optimize(path, *, trials: int, out: str, storage: str | None = None, study_name: str | None = None,
-             sampler: str | None = None, overrides=(), comm=None, log=print) -> dict:
-    """Add `trials` trials to the study of job `path` (validated first); return counts and the best trial."""
+             sampler: str | None = None, overrides=(), max_trials: int | None = None, quiet: bool = False, comm=None,
+             log=print) -> dict:
+    """Add `trials` trials to the study of job `path` (validated first); return counts and the best trial.
+
+    A requeued Slurm job adds only the trials its earlier runs did not finish; `max_trials`: stop drawing trials
+    once the study holds that many (`budget`). `quiet`: no progress bars (HPCFLOW_QUIET=1, once the environment
+    is checked)."""
     import optuna
 
     from hpcflow.parallel.comm import is_root, refuse_together, resolve
@@ -517,6 +625,8 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
     job = refuse_together(lambda: load(path, overrides, sampler=sampler), comm)
+    if quiet:  # after load checked the environment: a bad HPCFLOW_QUIET is refused even with --quiet
+        os.environ["HPCFLOW_QUIET"] = "1"
     study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
@@ -524,23 +634,24 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     if not is_root(comm):
         follow(job, comm=comm)
         return {}
-    worker = Worker(job, study, out, comm=comm, log=log)
+    worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
     try:
-        worker.run(trials)
+        ran = worker.run(trials)
     except Preempted:
         write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
         raise
     finally:
         comm.bcast(None, root=0)
-    return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs}
+    return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
     """Counts of the study's trials by state, the best trial and best.toml (written when a trial finished)."""
     counts: dict = {}
+    over_cap = 0
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    best_toml = write_best(study, job, out, study_name, comm=comm)
-    best = study.best_trial if best_toml else None
-    return {"study": study_name, "counts": counts, "best_toml": best_toml,
+        over_cap += str(t.user_attrs.get("failure", "")).startswith(budget.OVER_CAP)
+    best_toml, best = write_best(study, job, out, study_name, comm=comm)
+    return {"study": study_name, "counts": counts, "over_cap": over_cap, "best_toml": best_toml,
             "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params}}
