@@ -264,9 +264,10 @@ def extended_copy(src, dst, described: int) -> str:
     return os.fspath(dst)
 
 
-def diverged_run(directory, name: str = "flow", *, status: int = 3) -> str:
+def diverged_run(directory, name: str = "flow", *, status: int = 3, with_proc: bool = False):
     """Job `name` of JOBS with dt = 2 and no halving, in directory/diverged_NAME: its flows take one step and stop
-    at step 2 (no positive-definite step); a "flow" job exits 3 ("diverged")."""
+    at step 2 (no positive-definite step); the job exits 3 ("diverged"). The run directory (and the
+    CompletedProcess with with_proc)."""
     os.makedirs(directory, exist_ok=True)
     job = os.path.join(directory, f"{name}.toml")
     with open(job, "w", encoding="utf-8") as fh:
@@ -276,4 +277,4 @@ def diverged_run(directory, name: str = "flow", *, status: int = 3) -> str:
                            "--set", "flow.max_halvings=0"], cwd=ROOT, env=env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == status, proc.stderr
-    return out
+    return (out, proc) if with_proc else out

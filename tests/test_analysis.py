@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import (assert_png, diverged_run, extended_copy, find_line, interrupted_copy, lines_of, make_study,
-                           md_rows, run_dirs, script)
+from analysis_runs import (JOBS, assert_png, diverged_run, extended_copy, find_line, interrupted_copy, lines_of,
+                           make_study, md_rows, run_dirs, script)
 
 pytest.importorskip("matplotlib")
 
@@ -243,24 +243,32 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
 
 
 def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
-    """Flows of a noise scan that stop for a numerical reason are written into noise_scan.h5 (steps, reason), the
-    run's status says so, and fig3_noise marks exactly those points; a scan that ran through is unmarked."""
+    """Flows of a noise scan that stop for a numerical reason are written into noise_scan.h5 (steps, reason,
+    status), the job ends with exit status 3 naming the scales, its summary's status is "diverged", and
+    fig3_noise marks exactly those points; a scan that ran through is unmarked."""
     from hpcflow.analysis import fig3_noise
 
-    stopped = diverged_run(tmp_path, "noise", status=0)
+    stopped, proc = diverged_run(tmp_path, "noise", with_proc=True)
     path = os.path.join(stopped, "noise_scan.h5")
     with h5py.File(path, "r") as f:
         steps, why = f["table/steps_taken"][()], [v.decode() for v in f["table/stopped"][()]]
-        gain = f["table/gain"][()]
+        gain, scales = f["table/gain"][()], f["table/scale"][()]
         hists = [f[f"scale_{i}/sigma_test"][()] for i in range(len(gain))]
+        attrs = dict(f.attrs)
     assert [len(h) - 1 for h in hists] == list(steps) == [1, 1, 1]  # one step each, as the histories show
     assert all(w.startswith("step 2: no dt >= 2 keeps all metrics positive definite") for w in why), why
     np.testing.assert_allclose(gain, [h[0] / h[-1] for h in hists], rtol=1e-12)  # the last finite step's gain
     with open(os.path.join(stopped, "summary.json")) as fh:
         s = json.load(fh)
-    assert s["status"] == "stopped" and s["stopped"].startswith("3 of 3 flows stopped")
+    assert s["status"] == attrs["status"] == "diverged" and s["stopped"] == attrs["stopped"]
+    assert s["stopped"].startswith("the flows of 3 of 3 scales stopped (scale 0: step 2: ")
+    assert all(f"scale {x:g}: {w}" in s["stopped"] for x, w in zip(scales, why))
+    err = proc.stderr.strip().splitlines()
+    assert err[-1] == f"hpcflow run: stopped: {s['stopped']}; outputs are in {stopped}", err
+    printed = [x for x in proc.stdout.splitlines() if x.startswith("noise_scan: scale=")]
+    assert len(printed) == 3 and all(x.endswith(f"(flow stopped after step 1: {w})") for x, w in zip(printed, why))
     with h5py.File(os.path.join(runs["noise"], "noise_scan.h5"), "r") as f:
-        assert [v.decode() for v in f["table/stopped"][()]] == ["", "", ""]
+        assert [v.decode() for v in f["table/stopped"][()]] == ["", "", ""] and f.attrs["status"] == "finished"
         assert [len(f[f"scale_{i}/sigma_test"][()]) - 1 for i in range(3)] == list(f["table/steps_taken"][()]) == [4] * 3
     with open(os.path.join(runs["noise"], "summary.json")) as fh:
         assert json.load(fh)["status"] == "finished"
@@ -279,7 +287,81 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
     from hpcflow.report.runs_table import markdown
 
     rows = md_rows(markdown(collect([runs["noise"], stopped]).infos))
-    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"stopped: {s['stopped']}"
+    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"diverged: {s['stopped']}"
+
+
+def test_noise_scan_levels_left_without_test_points_have_no_gain_and_exit_3(tmp_path, capsys):
+    """One Newton step cannot project noised points back onto X: every level but zero noise is left without test
+    points. The scan used to end in a ZeroDivisionError traceback; now those levels flow the train points alone,
+    have gain NaN with the reason, and the job writes everything and exits 3 naming them."""
+    from hpcflow.analysis import fig3_noise
+    from hpcflow.cli import main
+
+    job = tmp_path / "noise.toml"
+    job.write_text(JOBS["noise"][1])
+    out = tmp_path / "few"
+    assert main(["run", str(job), "--out", str(out), "--quiet", "--set", "noise.max_newton=1"]) == 3
+    err = capsys.readouterr().err
+    with h5py.File(out / "noise_scan.h5", "r") as f:
+        why, gain = [v.decode() for v in f["table/stopped"][()]], f["table/gain"][()]
+        test0, train = f["scale_0/sigma_test"][()], [f[f"scale_{i}/sigma_train"][()] for i in range(3)]
+        n_points = [len(f[f"scale_{i}/points"][()]) for i in range(3)]
+    assert n_points == [80, 0, 0] and why[0] == "" and gain[0] == pytest.approx(test0[0] / test0[-1], rel=1e-12)
+    assert np.isnan(gain[1:]).all() and all(w.startswith("no test gain: 0 of 80 test points left (80 failed the "
+                                                          "projection onto X") for w in why[1:]), why
+    for t in train[1:]:  # the train points flowed all the same
+        np.testing.assert_array_equal(t, train[0])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "diverged" and s["stopped"].startswith("the flows of 2 of 3 scales stopped (scale 0.01: no "
+                                                                  "test gain: 0 of 80")
+    assert "scale 0:" not in s["stopped"] and f"hpcflow run: stopped: {s['stopped']}" in err
+    lines = fig3_noise.numbers([fig3_noise.load(out)])
+    assert lines[0].endswith("gain=" + f"{gain[0]:.4g}") and all(x.endswith(f"gain=nan ({w})")
+                                                                   for x, w in zip(lines[1:], why[1:])), lines
+
+
+def test_noise_scans_of_older_versions_are_not_called_finished(runs, tmp_path):
+    """A noise scan written before table/stopped and the summary status existed: a level whose history reached
+    [flow].steps ran through; a level that ended early is "status unknown" in fig3_noise's lines, its figure and
+    the report's runs table (they used to show every such run as finished)."""
+    from hpcflow.analysis import fig3_noise
+    from hpcflow.report.build import collect
+    from hpcflow.report.runs_table import markdown
+
+    old = tmp_path / "old"
+    shutil.copytree(runs["noise"], old)
+    with h5py.File(old / "noise_scan.h5", "a") as f:
+        for name in ("table/stopped", "table/steps_taken"):
+            del f[name]
+        for name in ("status", "stopped"):
+            del f.attrs[name]
+        hist = f["scale_2/sigma_test"][()]
+        del f["scale_2/sigma_test"]
+        f["scale_2/sigma_test"] = hist[:3]  # its flow ended after step 2 of 4
+    s = json.loads((old / "summary.json").read_text())
+    for key in ("status", "stopped"):
+        s.pop(key)
+    s["table"][2]["steps_taken"] = 2
+    (old / "summary.json").write_text(json.dumps(s))
+    lines = fig3_noise.numbers([fig3_noise.load(old)])
+    assert not any("(" in x for x in lines[:2]), lines
+    assert lines[2].endswith("(status unknown: noise_scan.h5 has no table/stopped record (written by an older "
+                             "hpcflow); its flow ended after step 2 of 4)"), lines
+    circled = [l for l in fig3_noise.plot([fig3_noise.load(old)]).axes[0].get_lines() if l.get_marker() == "o"
+               and l.get_linestyle() == "None"]
+    assert len(circled) == 1 and list(circled[0].get_xdata()) == [h5(old / "noise_scan.h5",
+                                                                     "table/mean_distance_to_nearest_train")[0][2]]
+    row = md_rows(markdown(collect([str(old)]).infos))["old"]
+    assert row[2] == ("status unknown: summary.json records no status (written by an older hpcflow); the flows of "
+                      "scales 0.1 ended before step 4"), row
+    s["table"][2]["steps_taken"] = 4  # every flow took its steps: finished, and said how that is known
+    (old / "summary.json").write_text(json.dumps(s))
+    assert md_rows(markdown(collect([str(old)]).infos))["old"][2] == ("finished (no status recorded; every flow "
+                                                                     "took its 4 steps)")
+    with h5py.File(old / "noise_scan.h5", "a") as f:  # no history either: nothing says how the levels ended
+        for i in range(3):
+            del f[f"scale_{i}/sigma_test"]
+    assert all(x.endswith(f"({fig3_noise.UNKNOWN})") for x in fig3_noise.numbers([fig3_noise.load(old)]))
 
 
 def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tmp_path, capsys):

@@ -103,6 +103,48 @@ def test_distance_scaling_lists_that_cannot_be_fitted(tmp_path):
     assert cfg["scaling"]["n_points"] == [100, 1000]
 
 
+# sizes too small for the statistic a kind reports: sigma (eq. B.11) of one point is 0 whatever the metric
+# (kappa is the weighted mean of eta over the same points), a silhouette needs 2 <= clusters <= N - 1, a standard
+# error needs two samples; each is refused naming its key, and what the same kind accepts at the bound runs
+@pytest.mark.parametrize("job, sets, words", [
+    ("noise_scan.toml", ["geometry.n_train=1"], ["[geometry].n_train = 1", ">= 2", "sigma"]),
+    ("noise_scan.toml", ["geometry.n_train=0"], ["[geometry].n_train = 0", ">= 2"]),
+    ("local_limit.toml", ["geometry.n_test=0"], ["[geometry].n_test = 0", ">= 2", "test points"]),
+    ("local_limit.toml", ["geometry.n_test=1"], ["[geometry].n_test = 1", ">= 2"]),
+    ("local_limit.toml", ["geometry.n_train=1"], ["[geometry].n_train = 1", ">= 2"]),
+    ("quickstart.toml", ["geometry.n_test=1"], ["[geometry].n_test = 1", "must be 0 (no test points) or >= 2"]),
+    ("quickstart.toml", ["geometry.n_train=1", "clustering.method=none"], ["[geometry].n_train = 1", ">= 2"]),
+    ("fig2_clustering.toml", ["quality.sample_size=1"], ["[quality].sample_size = 1", "0 (every point", ">= 2"]),
+    ("fig2_clustering.toml", ["points.n_points=10", "clustering.n_clusters=10", "clustering.batch_size=10"],
+     ["[clustering].n_clusters = 10", "[points].n_points = 10", "N - 1 = 9"]),
+    ("distance_scaling.toml", ["scaling.queries=1"], ["[scaling].queries = 1", ">= 2"]),
+])
+def test_sizes_too_small_for_the_reported_statistic_are_refused(tmp_path, job, sets, words):
+    msg = _refused(tmp_path, job, *sets, words=words)
+    assert msg.startswith(str(ROOT / "jobs" / job) + ": "), msg
+
+
+def test_the_smallest_accepted_sizes_load():
+    for job, sets in (("noise_scan.toml", ["geometry.n_train=2"]), ("local_limit.toml", ["geometry.n_test=2"]),
+                      ("quickstart.toml", ["geometry.n_test=0", "geometry.n_train=2", "clustering.method=none"]),
+                      ("fig2_clustering.toml", ["quality.sample_size=2"]),
+                      ("fig2_clustering.toml", ["points.n_points=11", "clustering.n_clusters=10",
+                                                "clustering.batch_size=11"]),
+                      ("distance_scaling.toml", ["scaling.queries=2"])):
+        _load(None, job, *sets)
+
+
+def test_a_local_limit_without_test_points_is_refused_by_the_cli_before_any_work(tmp_path, capsys):
+    """`hpcflow run` of local_limit with n_test = 0 used to run and print sigma_test=nan, test gain=None."""
+    from hpcflow.cli import main
+
+    out = tmp_path / "ll"
+    assert main(["run", str(ROOT / "jobs/local_limit.toml"), "--out", str(out), "--set", "geometry.n_test=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "[geometry].n_test = 0" in err and "(from --set geometry.n_test=0)" in err, err
+    assert not out.exists()
+
+
 def test_learning_rates_that_overflow_are_refused(tmp_path):
     # lr(width) = 1e-3 * (64 / 1)^10 ~ 1e15 > 1e6
     _refused(tmp_path, "nn_smoke.toml", "width_sweep.widths=[1, 64]", "width_sweep.width_ref=64",

@@ -99,6 +99,12 @@ def test_silhouette_agrees_with_sklearn(quintic_points):
     samples = silhouette_samples(d, clustered, metric="precomputed")
     assert sub.score == pytest.approx(samples[rows].mean(), abs=1e-12)
     assert sub.stderr == pytest.approx(samples[rows].std(ddof=1) / np.sqrt(50), rel=1e-9)
+    # two rows are the fewest with a standard error; one row is refused (its stderr was NaN)
+    two = silhouette_fs(z, clustered, sample_size=2, seed=4)
+    rows = np.sort(np.random.default_rng(4).choice(200, size=2, replace=False))
+    assert two.stderr == pytest.approx(abs(samples[rows[0]] - samples[rows[1]]) / 2, rel=1e-9)
+    with pytest.raises(ConfigError, match="sample_size = 1 must be >= 2"):
+        silhouette_fs(z, clustered, sample_size=1)
 
 
 def test_birch_baseline_runs_on_euclidean_features(separated_groups):

@@ -25,9 +25,9 @@ seed = 1
 """
 
 
-def _write(tmp_path, n=240, k=4, b=60):
+def _write(tmp_path, n=240, k=4, b=60, extra=""):
     path = tmp_path / "job.toml"
-    path.write_text(JOB.format(n=n, k=k, b=b))
+    path.write_text(JOB.format(n=n, k=k, b=b) + extra)
     return str(path)
 
 
@@ -65,3 +65,34 @@ def test_bad_clustering_job_exits_2_without_results(tmp_path, capsys, n, k, b, m
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
     assert not out.exists()  # refused before the output directory is created
+
+
+@pytest.mark.parametrize("n, k, b, extra, key", [
+    (10, 10, 10, "", "[clustering].n_clusters = 10 with [points].n_points = 10"),  # every point its own cluster
+    (240, 4, 60, "birch_threshold = 3.0\n", "[clustering].birch_threshold = 3"),  # Birch finds one subcluster
+    (240, 4, 60, "[quality]\nsample_size = 1\n", "[quality].sample_size = 1"),  # no standard error of one row
+])
+def test_a_clustering_without_a_silhouette_is_refused_naming_the_file_and_key(tmp_path, capsys, n, k, b, extra, key):
+    """A silhouette needs 2 <= clusters <= N - 1: n_clusters = N is refused before any work, a Birch threshold that
+    leaves one cluster right after Birch (the cheap method, run first): one line naming the job file and the key
+    (the message used to be 'silhouette needs 2 <= number of clusters <= N-1 ...' alone, after sklearn's warning)."""
+    job = _write(tmp_path, n, k, b, extra)
+    out = tmp_path / "run"
+    assert main(["run", job, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"hpcflow run: error: {job}: {key}") and "silhouette" in err[0], err
+    assert not out.exists()
+
+
+def test_a_birch_that_finds_fewer_clusters_says_so_in_one_line(tmp_path, capsys):
+    """Birch with a threshold that leaves 9 of the 10 clusters asked for: the run goes on (the silhouette of 9
+    clusters is defined) and says so in one line of its own instead of sklearn's warning."""
+    out = str(tmp_path / "run")
+    assert main(["run", _write(tmp_path, 240, 10, 60, "birch_threshold = 1.5\n"), "--out", out, "--quiet"]) == 0
+    cap = capsys.readouterr()
+    with open(os.path.join(out, "summary.json")) as fh:
+        summary = json.load(fh)
+    assert len(summary["cluster_sizes_birch"]) == 9 and len(summary["cluster_sizes_full"]) == 10
+    assert ("clustering: birch found 9 of the 10 clusters asked for ([clustering].birch_threshold = 1.5 is large for "
+            "these points); its silhouette is of 9 clusters") in cap.out.splitlines()
+    assert "Warning" not in cap.err

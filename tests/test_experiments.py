@@ -214,6 +214,35 @@ widths = [1.0, 1e-5]
     assert rows[1]["gain_train"] > rows[0]["gain_train"]
 
 
+def test_local_limit_whose_flows_stop_writes_them_and_exits_3(tmp_path, capsys):
+    """dt = 10^6 without halving leaves no positive-definite first step: the sweep used to exit 0 with gains 1 and
+    no status; now local_limit.h5 and the summary record each width's stop, and the job exits 3 naming them."""
+    import json
+
+    import h5py
+
+    from hpcflow.cli import main
+
+    job = tmp_path / "ll.toml"
+    job.write_text('[job]\nkind = "local_limit"\n[geometry]\nn_train = 40\nn_test = 20\n[flow]\ndt = 1e6\n'
+                   'steps = 3\nmax_halvings = 0\nloss = "ultralocal"\n[local_limit]\nwidths = [1.0, 0.1]\n')
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    with h5py.File(out / "local_limit.h5", "r") as f:
+        why, steps = [v.decode() for v in f["table/stopped"][()]], list(f["table/steps_taken"][()])
+        hist = [len(f[f"width_{i}/sigma_train"][()]) for i in range(2)]
+        status, stopped = f.attrs["status"], f.attrs["stopped"]
+    assert steps == [0, 0] and hist == [1, 1]
+    assert all(w == "step 1: no dt >= 1e+06 keeps all metrics positive definite" for w in why), why
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == status == "diverged" and s["stopped"] == stopped
+    assert stopped == f"the flows of 2 of 2 widths stopped (width 1: {why[0]}; width 0.1: {why[1]}); a stopped " \
+                      "flow's gains are those of its last finite step"
+    assert err.strip().splitlines()[-1] == f"hpcflow run: stopped: {stopped}; outputs are in {out}"
+    assert (out / "job.toml").is_file()
+
+
 def test_local_limit_under_mpiexec_prints_each_width_once(tmp_path):
     """At R > 1 every rank runs the whole local-limit job (only rank 0 writes); one result line per width."""
     import os

@@ -293,6 +293,35 @@ def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_
     line = next(x for x in md.splitlines() if x.startswith(f"cut (incomplete: preempted at epoch {epochs}): sigma train"))
     assert f"{float(hist['sigma_train'][0]):.4g} -> {float(hist['sigma_train'][-1]):.4g}" in line
     assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line
+    # its row in the runs table: sigma_train at epoch 0 from checkpoint.pt (its summary has the final one only)
+    row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["cut"]
+    st0, st = float(hist["sigma_train"][0]), s["sigma_train_final"]
+    assert "sigma_train_initial" not in s and row[2].startswith("incomplete: preempted")
+    assert row[6] == f"{st0:.4g} -> {st:.4g}" and float(row[8]) == pytest.approx(st0 / st, rel=1e-3), row
+
+
+def test_a_flow_run_preempted_before_its_summary_had_numbers_shows_its_checkpoint_sigmas(tmp_path, runs):
+    """SIGTERM leaves a flow's summary.json with its status and checkpoint step but no sigma (and a kill, none at
+    all): the runs table takes sigma at step 0 and at the checkpoint's step from checkpoint.h5, marked incomplete."""
+    from hpcflow.report.build import collect
+    from hpcflow.report.runs_table import markdown
+
+    d = tmp_path / "pre"
+    shutil.copytree(runs["flow"], d)
+    s = json.loads((d / "summary.json").read_text())
+    kept = ("kernel", "kernel_params", "steps", "dt", "loss", "chart", "ranks", "n_train", "n_test", "config", "kind")
+    (d / "summary.json").write_text(json.dumps({**{k: s[k] for k in kept if k in s}, "status": "preempted",
+                                                "checkpoint_step": s["checkpoint_step"]}))
+    killed = tmp_path / "killed"
+    shutil.copytree(d, killed)
+    os.remove(killed / "summary.json")
+    with h5py.File(d / "checkpoint.h5", "r") as f:
+        st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
+    rows = md_rows(markdown(collect([str(d), str(killed)]).infos))
+    for name in ("pre", "killed"):
+        row = rows[name]
+        assert row[2].startswith("incomplete: ") and row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}", row
+        assert row[7] == f"{se[0]:.4g} -> {se[-1]:.4g}" and float(row[9]) == pytest.approx(se[0] / se[-1], rel=1e-3)
 
 
 

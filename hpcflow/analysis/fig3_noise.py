@@ -4,7 +4,10 @@ to the train points (the paper's axis), per kernel.
 Reads DIR/noise_scan.h5 of "noise_scan" jobs (table/mean_distance_to_nearest_train, table/gain, and
 table/mean_distance_to_source, printed alongside; one job per kernel or reading). A level whose flow stopped
 for a numerical reason (table/stopped, table/steps_taken) is marked with a cross in the figure and its reason in
-the printed line: its gain is that of its last finite step, not of the scan's [flow].steps.
+the printed line: its gain is that of its last finite step, not of the scan's [flow].steps (NaN, with the reason,
+for a level left with fewer than two test points). A file written before table/stopped existed does not say how
+its flows ended: a level whose history shows fewer than [flow].steps steps is circled and printed as "status
+unknown" (a level whose flow ran all its steps did run through).
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from hpcflow.analysis.rundir import NOISE_SCAN, data_file, label, read_attrs, re
 HINT = "pass the run directory of a noise_scan job (hpcflow run jobs/noise_scan.toml --out DIR)"
 COLUMNS = ("table/scale", "table/mean_distance_to_nearest_train", "table/mean_distance_to_source", "table/gain")
 STEPS = "table/steps_taken"  # with table/stopped (text): absent in files of older versions
+#: the mark of a level of a file without table/stopped whose flow did not reach [flow].steps
+UNKNOWN = "status unknown: noise_scan.h5 has no table/stopped record (written by an older hpcflow)"
 
 
 def load(run_dir) -> dict:
-    """{'kernel', 'label', 'scale', 'distance' (to the nearest train point), 'distance_to_source', 'gain'} of one
-    noise scan (gain = sigma_FS / sigma_final of the test points)."""
+    """{'kernel', 'label', 'scale', 'distance' (to the nearest train point), 'distance_to_source', 'gain',
+    'stopped', 'steps_taken', 'unknown'} of one noise scan (gain = sigma_FS / sigma_final of the test points).
+
+    stopped[i]: why level i's flow stopped for a numerical reason or why it has no test gain ('' when neither);
+    unknown[i]: for a file without that record, why level i's status is unknown ('' when its history shows that
+    its flow ran all [flow].steps, or when the record exists)."""
     path = data_file(run_dir, NOISE_SCAN, hint=HINT)
     d = read_datasets(path, COLUMNS, hint=HINT, optional=(STEPS,), ndim=dict.fromkeys((*COLUMNS, STEPS), 1))
     stopped = read_strings(path, "table/stopped", hint=HINT)
@@ -29,33 +38,64 @@ def load(run_dir) -> dict:
         d["table/stopped"] = stopped
     n = same_length(path, d, (*COLUMNS, STEPS, "table/stopped"), hint=HINT)
     cfg = read_attrs(path).get("config") or {}
-    kernel = (cfg.get("kernel") or {}).get("name", "?") if isinstance(cfg, dict) else "?"
+    cfg = cfg if isinstance(cfg, dict) else {}
+    kernel = (cfg.get("kernel") or {}).get("name", "?") if isinstance(cfg.get("kernel"), dict) else "?"
     kernel = kernel if isinstance(kernel, str) else "?"
-    stopped = d.get("table/stopped", [""] * n)
-    steps = [int(v) for v in d.get(STEPS, [-1] * n)]
+    if stopped is None:
+        steps, unknown = _steps_of_old_file(path, n, cfg)
+        stopped = [""] * n
+    else:
+        steps, unknown = [int(v) for v in d.get(STEPS, [-1] * n)], [""] * n
     return {"kernel": kernel, "label": label(run_dir), "scale": d["table/scale"],
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],
-            "stopped": stopped, "steps_taken": steps}
+            "stopped": stopped, "steps_taken": steps, "unknown": unknown}
 
 
-def _stopped_mask(scan):
-    return np.array([bool(s) for s in scan.get("stopped", [""] * len(scan["gain"]))], dtype=bool)
+def _steps_of_old_file(path, n: int, cfg: dict):
+    """(steps taken, unknown marks) of the n levels of a file without table/stopped: steps from the length of
+    each level's scale_i/sigma_test history (-1 when absent); a level whose flow took [flow].steps ran through,
+    any other is marked unknown (it stopped early, for a numerical reason or by [flow].early_stop)."""
+    names = [f"scale_{i}/sigma_test" for i in range(n)]
+    hist = read_datasets(path, (), hint=HINT, optional=names, ndim=dict.fromkeys(names, 1))
+    flow = cfg.get("flow") if isinstance(cfg.get("flow"), dict) else {}
+    total = flow.get("steps")
+    total = total if isinstance(total, int) and not isinstance(total, bool) else None
+    steps, unknown = [], []
+    for name in names:
+        k = len(hist[name]) - 1 if name in hist else -1
+        steps.append(k)
+        if k < 0 or total is None:
+            unknown.append(UNKNOWN)
+        elif k < total:
+            unknown.append(f"{UNKNOWN}; its flow ended after step {k} of {total}")
+        else:
+            unknown.append("")
+    return steps, unknown
+
+
+def _mask(scan, key):
+    return np.array([bool(s) for s in scan.get(key, [""] * len(scan["gain"]))], dtype=bool)
 
 
 def plot(scans):
-    """One line per scan (log gain versus FS distance; symlog distance axis so that distance 0 shows)."""
+    """One line per scan (log gain versus FS distance; symlog distance axis so that distance 0 shows); levels
+    whose flow stopped are crossed, levels of unknown status circled."""
     fig, (ax,) = new_figure(size=(6.4, 4.6))
     positive = []
-    crossed = False
+    shown = set()
     for s in scans:
-        (line,) = ax.plot(s["distance"], s["gain"], "o-", label=f"{s['kernel']} ({s['label']})")
-        bad = _stopped_mask(s)
-        if bad.any():
-            ax.plot(s["distance"][bad], s["gain"][bad], "x", color="red", ms=11, mew=2,
-                    label=None if crossed else "flow stopped (gain of its last finite step)")
-            crossed = True
-        positive.extend(s["distance"][s["distance"] > 0])
+        ax.plot(s["distance"], s["gain"], "o-", label=f"{s['kernel']} ({s['label']})")
+        for key, style, text in (("stopped", dict(marker="x", color="red", ms=11, mew=2, ls="none"),
+                                  "flow stopped (gain of its last finite step)"),
+                                 ("unknown", dict(marker="o", mfc="none", color="0.3", ms=13, mew=1.5, ls="none"),
+                                  "status unknown (no stop record; flow ended early)")):
+            bad = _mask(s, key)
+            if bad.any():
+                ax.plot(s["distance"][bad], s["gain"][bad], label=None if key in shown else text, **style)
+                shown.add(key)
+        finite = s["distance"][np.isfinite(s["distance"])]
+        positive.extend(finite[finite > 0])
     ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-3)
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
@@ -66,14 +106,23 @@ def plot(scans):
     return fig
 
 
+def _mark(why: str, steps: int, gain: float, unknown: str) -> str:
+    """' (...)' after a level's printed line: why it has no test gain (NaN), after which step its flow stopped,
+    or why its status is unknown; '' for a level that ran through."""
+    if why:
+        return f" ({why})" if not np.isfinite(gain) else f" (flow stopped after step {steps}: {why})"
+    return f" ({unknown})" if unknown else ""
+
+
 def numbers(scans) -> list:
     """One line per scan and noise level: kernel, scale, mean distances (nearest train point, source), gain; a
-    level whose flow stopped says so."""
+    level whose flow stopped, or whose status a file of an older version does not record, says so."""
     out = []
     for s in scans:
         n = len(s["gain"])
-        for sc, d, ds, g, why, k in zip(s["scale"], s["distance"], s["distance_to_source"], s["gain"],
-                                         s.get("stopped", [""] * n), s.get("steps_taken", [-1] * n)):
-            mark = f" (flow stopped after step {k}: {why})" if why else ""
-            out.append(f"{s['label']} [{s['kernel']}] scale={sc:g} d_nn={d:.4g} d_src={ds:.4g} gain={g:.4g}{mark}")
+        for sc, d, ds, g, why, k, unknown in zip(s["scale"], s["distance"], s["distance_to_source"], s["gain"],
+                                                 s.get("stopped", [""] * n), s.get("steps_taken", [-1] * n),
+                                                 s.get("unknown", [""] * n)):
+            out.append(f"{s['label']} [{s['kernel']}] scale={sc:g} d_nn={d:.4g} d_src={ds:.4g} gain={g:.4g}"
+                       f"{_mark(why, k, g, unknown)}")
     return out

@@ -20,6 +20,8 @@ from hpcflow.cluster.inputs import as_points
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.distance import fs_distance
 
+#: fewest silhouette rows of a subsample: its standard error std(s) / sqrt(m) needs m >= 2
+MIN_SAMPLE = 2
 #: distance entries per row tile (tile rows x N columns); ~160 MB of float64
 TILE_ENTRIES = 20_000_000
 
@@ -70,13 +72,14 @@ def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
     if sample_size is None or sample_size >= n:
         rows = np.arange(n)
     else:
-        if sample_size < 1:
-            raise ConfigError(f"sample_size = {sample_size} must be >= 1; use at least one point")
+        if sample_size < MIN_SAMPLE:
+            raise ConfigError(f"sample_size = {sample_size} must be >= {MIN_SAMPLE} (the standard error of a "
+                              "subsample needs two rows); use more rows, or None for every point")
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
     step = max(1, tile_entries // n)
     s = np.concatenate([silhouette_rows(fs_distance(z[r], z, tile=step), labels, r)
                         for r in (rows[i : i + step] for i in range(0, rows.size, step))])
-    stderr = 0.0 if rows.size == n else float(np.std(s, ddof=1) / np.sqrt(rows.size)) if rows.size > 1 else float("nan")
+    stderr = 0.0 if rows.size == n else float(np.std(s, ddof=1) / np.sqrt(rows.size))
     return Silhouette(float(np.mean(s)), stderr, int(rows.size))
 
 

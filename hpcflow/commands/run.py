@@ -40,7 +40,8 @@ def _run(args, comm) -> int:
     t0 = time.perf_counter()
     stop = None
     try:
-        summary = dict(module.run(cfg, outdir, resume=True) if resume else module.run(cfg, outdir))
+        named = {"source": args.job} if "source" in inspect.signature(module.run).parameters else {}  # for errors
+        summary = dict(module.run(cfg, outdir, resume=True) if resume else module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:
             raise

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
+from hpcflow.cluster.quality import MIN_SAMPLE
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
+                                 zero_or_at_least)
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -48,7 +51,9 @@ SCHEMA = {
                                  help="Birch subcluster radius in feature units"),
     },
     "quality": {
-        "sample_size": Field(int, 0, lo=0, help="silhouette rows (0 = all points, exact)"),
+        "sample_size": Field(int, 0, lo=0, check=zero_or_at_least(MIN_SAMPLE, "every point, exact", "the standard "
+                                                                  "error of a subsample needs two rows"),
+                             help="silhouette rows (0 = all points, exact)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the silhouette row subsample"),
         "fig2": Field(bool, True, help="write the Fig. 2 distance matrices (N <= 5000)"),
     },
@@ -60,6 +65,9 @@ def check(cfg: dict, source: str = "job") -> None:
     from hpcflow.cluster import check_settings
 
     n, cl = cfg["points"]["n_points"], cfg["clustering"]
+    if cl["n_clusters"] > n - 1:  # the silhouette needs 2 <= clusters <= N - 1 (a point alone in each: no score)
+        raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} with [points].n_points = {n}: the "
+                          f"silhouette needs at most N - 1 = {n - 1} clusters; lower n_clusters or raise n_points")
     try:
         check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"],
                        merge=cl["merge"])
@@ -80,35 +88,58 @@ def _sample(pts: dict):
     return X.sample(pts["n_points"], seed=pts["seed"], chart=chart)
 
 
-def run(cfg: dict, outdir) -> dict:
+def run(cfg: dict, outdir, *, source: str = "job") -> dict:
+    """Cluster, score and write DIR/fig2_distances.h5; ConfigError naming `source` (the job file) and the key when a
+    method leaves fewer than two clusters (Birch with a large threshold): no silhouette exists then."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import adjusted_rand_score
 
     from hpcflow.cluster import batched_clustering, birch_clustering, full_clustering, silhouette_fs
     from hpcflow.cluster.batched import merge_census
     from hpcflow.geometry import fs_distance
     from hpcflow.jobs.output import write_hdf5
+    from hpcflow.parallel.comm import is_root
 
-    check(cfg)
+    check(cfg, source)
     cl, q = cfg["clustering"], cfg["quality"]
     z = _sample(cfg["points"]).points
     k = cl["n_clusters"]
-    runs = {
+    runs = {  # Birch (cheap, and the one that may find too few clusters) runs first; reported in the paper's order
+        "birch": lambda: birch_clustering(z, n_clusters=k, threshold=cl["birch_threshold"]),
         "batched": lambda: batched_clustering(z, n_clusters=k, batch_size=cl["batch_size"], seed=cl["seed"],
                                               merge=cl["merge"]),
         "full": lambda: full_clustering(z, n_clusters=k),
-        "birch": lambda: birch_clustering(z, n_clusters=k, threshold=cl["birch_threshold"]),
     }
-    summary, results = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"], "merge": cl["merge"],
-                        "paper_silhouette": PAPER_SILHOUETTE}, {}
+    summary, results, seconds = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"],
+                                 "merge": cl["merge"], "paper_silhouette": PAPER_SILHOUETTE}, {}, {}
     for name, fn in runs.items():
         t0 = time.perf_counter()
-        res = results[name] = fn()
-        seconds = time.perf_counter() - t0
+        with warnings.catch_warnings():  # Birch's "fewer subclusters than n_clusters" becomes the line below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = results[name] = fn()
+        seconds[name] = time.perf_counter() - t0
+        found = int(np.unique(res.labels).size)
+        why = f" ([clustering].birch_threshold = {cl['birch_threshold']:g} is large for these points)" if (
+            name == "birch") else ""
+        if 2 <= found < k and is_root():
+            print(f"clustering: {name} found {found} of the {k} clusters asked for{why}; its silhouette is of {found} "
+                  "clusters", flush=True)
+        if found < 2:
+            key = (f"birch_threshold = {cl['birch_threshold']:g}" if name == "birch" else f"n_clusters = {k}")
+            fix = "lower birch_threshold" if name == "birch" else "raise n_clusters"
+            exc = ConfigError(f"{source}: [clustering].{key}: {name} clustering found {found} cluster of the {k} "
+                              f"asked for, and the silhouette needs 2 <= clusters <= N - 1; {fix}")
+            if not is_root():  # every rank clusters the same points: rank 0 says it, the others leave quietly
+                raise SystemExit(exc.exit_status)
+            exc.collective = True
+            raise exc
+    for name in PAPER_SILHOUETTE:
+        res = results[name]
         sil = silhouette_fs(z, res.labels, sample_size=q["sample_size"] or None, seed=q["seed"])
         summary[f"silhouette_{name}"] = sil.score
         summary[f"silhouette_{name}_stderr"] = sil.stderr
         summary[f"cluster_sizes_{name}"] = res.sizes().tolist()
-        summary[f"seconds_{name}"] = seconds
+        summary[f"seconds_{name}"] = seconds[name]
     summary["n_batches"] = int(results["batched"].batch_index.max()) + 1
     summary["merge_census"] = merge_census(results["batched"])
     summary["silhouette_rows"] = sil.n_rows
@@ -120,7 +151,7 @@ def run(cfg: dict, outdir) -> dict:
         datasets = {"points": z, "distance": d, "distance_batched": d[np.ix_(ob, ob)],
                     "distance_full": d[np.ix_(of, of)], "order/batched": ob, "order/full": of}
         datasets.update({f"labels/{m}": r.labels for m, r in results.items()})
-        attrs = {f"silhouette_{m}": summary[f"silhouette_{m}"] for m in runs}
+        attrs = {f"silhouette_{m}": summary[f"silhouette_{m}"] for m in PAPER_SILHOUETTE}
         attrs.update(description="Fig. 2 (sec. 3.1): FS distance matrix of the points, unordered and ordered "
                                  "cluster by cluster (batched eq. 3.3 / full average linkage)",
                      n_batches=summary["n_batches"], n_clusters=k, config=cfg, conventions=FIG2_CONVENTIONS)

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair
+from hpcflow.errors import ConfigError, NumericalStop
+from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, at_least, chart_pair, zero_or_at_least
+
+
+#: fewest points a sigma (eq. B.11) means anything for: kappa is the weighted mean of eta over the same points,
+#: so for one point eta / kappa = 1 and sigma = 0 whatever the metric (a gain 0/0)
+MIN_POINTS = 2
+
+
+_ONE_POINT = "sigma needs two points: for one it is 0 by construction"
+#: checks of point-set sizes for sigma: at least MIN_POINTS; 0 (no test points) or at least MIN_POINTS
+enough_points = at_least(MIN_POINTS, _ONE_POINT)
+none_or_enough_points = zero_or_at_least(MIN_POINTS, "no test points", _ONE_POINT)
 
 
 #: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
@@ -11,8 +22,8 @@ GEOMETRY_SECTION = {
     **MANIFOLD_FIELDS,
     "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
-    "n_train": Field(int, 1000, lo=1, help="number of train points"),
-    "n_test": Field(int, 1000, lo=0, help="number of test points (0 = none)"),
+    "n_train": Field(int, 1000, lo=0, check=enough_points, help="number of train points"),
+    "n_test": Field(int, 1000, lo=0, check=none_or_enough_points, help="number of test points (0 = none)"),
     "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points; test points use seed + 1"),
 }
 
@@ -65,3 +76,41 @@ def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = No
 def gain(initial: float, final: float) -> float:
     """Gain factor sigma_initial / sigma_final (the paper's 'factor gained in the sigma loss')."""
     return float(initial / final) if final > 0 else float("inf")
+
+
+def stops_status(rows, name: str) -> dict:
+    """{'status', 'stopped'} of a job of one flow per row (row[name]: the row's parameter, e.g. its noise scale):
+    "diverged" naming every row whose flow stopped for a numerical reason (row["numerical_stop"], the reason in
+    row["stopped"]), else "finished"."""
+    bad = [r for r in rows if r["numerical_stop"]]
+    if not bad:
+        return {"status": "finished", "stopped": ""}
+    which = "; ".join(f"{name} {r[name]:g}: {r['stopped']}" for r in bad)
+    return {"status": "diverged", "stopped": f"the flows of {len(bad)} of {len(rows)} {name}s stopped ({which}); a "
+                                             "stopped flow's gains are those of its last finite step"}
+
+
+def write_scan(path, data: dict, rows, name: str, cfg: dict, conventions: str) -> dict:
+    """Write the HDF5 file of a job of one flow per row: `data` with table/steps_taken and table/stopped (the
+    reason of a numerical stop, '' for none) added, the job's config, `conventions` and its status (stops_status)
+    as attributes; returns that status."""
+    import h5py
+    import numpy as np
+
+    from hpcflow.jobs.output import write_hdf5
+
+    data = {**data, "table/steps_taken": np.array([r["steps_taken"] for r in rows], dtype=np.int64),
+            "table/stopped": np.array([r["stopped"] if r["numerical_stop"] else "" for r in rows],
+                                      dtype=h5py.string_dtype("utf-8"))}
+    status = stops_status(rows, name)
+    write_hdf5(path, data, attrs={"config": cfg, "conventions": conventions, **status})
+    return status
+
+
+def finish(summary: dict, outdir) -> dict:
+    """`summary`, or NumericalStop carrying it (exit status 3; the caller writes it) when its status is "diverged"."""
+    if summary["status"] != "diverged":
+        return summary
+    exc = NumericalStop(f"{summary['stopped']}; outputs are in {outdir}")
+    exc.summary = summary
+    raise exc

@@ -26,7 +26,8 @@ import numpy as np
 from hpcflow.experiments.common import manifold
 from hpcflow.geometry.sampling import sample_points
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
+                                 zero_or_at_least)
 
 
 def _sizes(v):
@@ -50,7 +51,8 @@ SCHEMA = {
         "seed": Field(int, 0, lo=0, hi=SEED_MAX),
         "workers": Field(int, 1, lo=1, hi=MAX_THREADS, help="threads for the KD-tree queries"),
         "method": Field(str, "brute", choices=("brute", "tree"), help="neighbour search (see module docstring)"),
-        "queries": Field(int, 0, lo=0,
+        "queries": Field(int, 0, lo=0, check=zero_or_at_least(2, "query every point", "one queried point has no "
+                                                               "spread: its mean_err would read 0"),
                          help="brute only: query this many random points per N when N is larger (0 = all)"),
         "fit_from": Field(int, 0, lo=0,
                           help="also fit the mean on N >= fit_from only (the asymptotic regime); 0 = no"),

@@ -11,8 +11,10 @@ test metric that leaves positivity stops the flow it belongs to); per level we r
 sigma_FS / sigma_final of the test points versus their mean FS distance to their source train point and to the
 nearest train point (the paper's axis: "average shortest geodesic distance between noised and sampled points").
 The test points keep the train points' chart (I, J), the coordinate system the train metrics live in.
-A level whose flow stops for a numerical reason (diverged, no positive-definite step) keeps the gain of its last
-finite step; noise_scan.h5 says which (table/stopped, table/steps_taken) and the summary's status is "stopped".
+A level whose flow stops for a numerical reason (diverged, no positive-definite step), or keeps fewer than two
+test points (no test sigma; its gain is NaN), keeps the gain of its last finite step; noise_scan.h5 says which
+(table/stopped, table/steps_taken; root attributes status, stopped), and the job writes everything, then ends
+with status "diverged" (exit status 3) naming those scales.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import os
 
 import numpy as np
 
-from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, manifold
+from hpcflow.experiments.common import (GEOMETRY_SECTION, MIN_POINTS, check_geometry, finish, gain, manifold,
+                                        write_scan)
 from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
 from hpcflow.jobs.schema import JOB_SECTION, SEED_MAX, Field
 
@@ -66,8 +69,10 @@ def project_to_hypersurface(X, z, *, fixed, max_iter: int = 50, tol: float = PRO
 CONVENTIONS = ("one row of table/* per noise scale: gain = sigma_FS / sigma_final of the test points (eq. B.11, "
                "sigma_FS at step 0); mean_distance_to_source / _to_nearest_train: mean FS distance of the noised "
                "test points to their source train point / the nearest train point; steps_taken: flow steps taken; "
-               "stopped: why the flow stopped before [flow].steps for a numerical reason ('' when it did not); "
-               "scale_i/sigma_test, sigma_train: histories (step 0 = FS)")
+               "stopped: why the flow stopped before [flow].steps for a numerical reason, or why the level has no "
+               "test gain (NaN: fewer than 2 test points) ('' when neither); scale_i/sigma_test, sigma_train: "
+               "histories (step 0 = FS); attributes status ('finished' or 'diverged': some level's table/stopped is "
+               "set) and stopped")
 
 
 # ---- job -------------------------------------------------------------------------------------------------
@@ -118,14 +123,13 @@ def noisy_test_sets(X, train, scales, rng, max_newton: int, project: bool = True
 
 
 def run(cfg: dict, outdir) -> dict:
+    """Run the scan into outdir/noise_scan.h5; the summary, or NumericalStop carrying it (status "diverged", exit
+    status 3) when the flow of any scale stopped for a numerical reason (noise_scan.h5 is written either way)."""
     from scipy.spatial import cKDTree
 
-    import h5py
-
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
-    from hpcflow.parallel.comm import SerialComm  # at R > 1 every rank runs the whole job
+    from hpcflow.parallel.comm import SerialComm, is_root  # at R > 1 every rank runs the whole job
     from hpcflow.geometry import fs_distance_paired, projector_features
-    from hpcflow.jobs.output import write_hdf5
 
     geo, fl, nz = cfg["geometry"], cfg["flow"], cfg["noise"]
     kernel = check_kernel(cfg["kernel"], "job")
@@ -135,38 +139,47 @@ def run(cfg: dict, outdir) -> dict:
     tree = cKDTree(projector_features(train.points))
     rows, data = [], {}
     for i, (s, (ps, src, failed)) in enumerate(zip(nz["scales"], sets)):
-        res = kernel_flow(kernel, train, ps, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"], weighted=fl["weighted"],
-                          tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
+        few = len(ps) < MIN_POINTS  # no test sigma (eq. B.11 needs two points): the train points flow alone
+        res = kernel_flow(kernel, train, None if few else ps, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
+                          weighted=fl["weighted"], tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
                           early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),
                           callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
         d_src = fs_distance_paired(ps.points, train.points[src])
-        _, nn = tree.query(projector_features(ps.points), k=1)
+        _, nn = tree.query(projector_features(ps.points), k=1) if len(ps) else (None, np.zeros(0, dtype=np.int64))
         d_nn = fs_distance_paired(ps.points, train.points[nn])
-        se, st = res.sigma_test, res.sigma_train
+        se, st = np.full(len(res.sigma_train), np.nan) if few else res.sigma_test, res.sigma_train
+        stopped, numerical = res.stopped, res.stop_kind in NUMERICAL_STOPS
+        if few:
+            fix = "raise [noise].max_newton or lower the scale" if nz["project"] else "lower the scale"
+            flow_stop = f"; the train flow stopped: {stopped}" if numerical else ""
+            stopped, numerical = (f"no test gain: {len(ps)} of {len(train)} test points left ({failed} failed "
+                                  f"{'the projection onto X' if nz['project'] else 'the train chart'}; sigma needs "
+                                  f">= {MIN_POINTS}), {fix}{flow_stop}"), True
         rows.append({"scale": s, "n_points": len(ps), "projection_failed": failed,
                      "max_residual": float(np.max(X.residual(ps.points))) if len(ps) else 0.0,
-                     "mean_distance_to_source": float(d_src.mean()), "mean_distance_to_nearest_train": float(d_nn.mean()),
-                     "sigma_initial": float(se[0]), "sigma_final": float(se[-1]), "gain": gain(se[0], se[-1]),
-                     "gain_best": gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
+                     "mean_distance_to_source": _mean(d_src), "mean_distance_to_nearest_train": _mean(d_nn),
+                     "sigma_initial": float(se[0]), "sigma_final": float(se[-1]),
+                     "gain": float("nan") if few else gain(se[0], se[-1]),
+                     "gain_best": float("nan") if few else gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
                      "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps), "test_held": int(res.test_held),
-                     "stopped": res.stopped, "numerical_stop": res.stop_kind in NUMERICAL_STOPS})
-        print(f"noise_scan: scale={s:g} mean d(source)={d_src.mean():.4g} test gain={rows[-1]['gain']:.4g} "
-              f"train gain={rows[-1]['gain_train']:.4g} {res.stopped}", flush=True)
+                     "stopped": stopped, "numerical_stop": numerical})
+        if is_root():  # every rank runs the whole job; one prints
+            why = stopped if few else f"flow stopped after step {res.steps_taken}: {stopped}"
+            mark = f" ({why})" if numerical else ""
+            print(f"noise_scan: scale={s:g} mean d(source)={rows[-1]['mean_distance_to_source']:.4g} test "
+                  f"gain={rows[-1]['gain']:.4g} train gain={rows[-1]['gain_train']:.4g}{mark}", flush=True)
         data[f"scale_{i}/distance_to_source"] = d_src
         data[f"scale_{i}/points"] = ps.points
         data[f"scale_{i}/sigma_test"] = se
         data[f"scale_{i}/sigma_train"] = st
     for key in ("scale", "mean_distance_to_source", "mean_distance_to_nearest_train", "gain"):
         data[f"table/{key}"] = np.array([r[key] for r in rows], dtype=float)
-    data["table/steps_taken"] = np.array([r["steps_taken"] for r in rows], dtype=np.int64)
-    data["table/stopped"] = np.array([r["stopped"] if r["numerical_stop"] else "" for r in rows],
-                                     dtype=h5py.string_dtype("utf-8"))
-    write_hdf5(os.path.join(outdir, "noise_scan.h5"), data, attrs={"config": cfg, "conventions": CONVENTIONS})
-    stopped = [r for r in rows if r["numerical_stop"]]
-    status = {"status": "finished", "stopped": ""}
-    if stopped:
-        scales = ", ".join(f"{r['scale']:g}" for r in stopped)
-        status = {"status": "stopped", "stopped": f"{len(stopped)} of {len(rows)} flows stopped for a numerical reason "
-                  f"(scales {scales}); their gains are those of their last finite step (table[*].stopped)"}
-    return {"table": rows, "kernel": cfg["kernel"]["name"], "kernel_params": kernel.params(), "n_train": len(train),
-            "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"], "project": nz["project"], **status}
+    status = write_scan(os.path.join(outdir, "noise_scan.h5"), data, rows, "scale", cfg, CONVENTIONS)
+    return finish({"table": rows, "kernel": cfg["kernel"]["name"], "kernel_params": kernel.params(),
+                   "n_train": len(train), "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"],
+                   "project": nz["project"], **status}, outdir)
+
+
+def _mean(d) -> float:
+    """Mean of the distances d (NaN for none: a scale whose noised points all failed)."""
+    return float(d.mean()) if len(d) else float("nan")

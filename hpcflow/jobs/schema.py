@@ -280,8 +280,15 @@ def non_negative(v):
     return None if v >= 0 else "must be >= 0"
 
 
-def at_least(lo):
-    return lambda v: None if v >= lo else f"must be >= {lo}"
+def at_least(lo, why: str = ""):
+    """Check v >= lo; `why` (e.g. "sigma needs two points") is said in the message."""
+    reason = f" ({why})" if why else ""
+    return lambda v: None if v >= lo else f"must be >= {lo}{reason}"
+
+
+def zero_or_at_least(lo, zero: str, why: str):
+    """Check of a size where 0 means `zero` (e.g. "every point") and any other value must be >= lo (`why`)."""
+    return lambda v: None if v == 0 or v >= lo else f"must be 0 ({zero}) or >= {lo} ({why})"
 
 
 def in_range(lo, hi):

@@ -6,8 +6,10 @@ import glob
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, MissingData,
-                                     completeness, dataset_names, read_datasets, read_summary)
+                                     completeness, dataset_names, read_summary)
 
 LOCAL_LIMIT = "local_limit.h5"
 STUDY_RECORD = "study.json"
@@ -53,18 +55,32 @@ def detect(path) -> RunInfo:
         return RunInfo(path, kind, True, "", {}, products)
     complete, reason = completeness(path)
     summary = read_summary(path) or {}
-    if kind == "nn" and summary and not isinstance(summary.get("sigma_train_initial"), (int, float)):
-        summary = {**summary, **_initial_train_sigma(os.path.join(path, NN))}
+    if kind in ("flow", "nn"):
+        summary = {**summary, **_history_sigmas(path, summary, kind)}
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products)
 
 
-def _initial_train_sigma(nn_h5) -> dict:
-    """{'sigma_train_initial': history/sigma_train[0]} of a network's nn.h5 (its summary.json holds only the
-    final train sigma); {} when the file or the history is missing or unreadable."""
-    if not os.path.isfile(nn_h5):
+def _history_sigmas(path, summary: dict, kind: str) -> dict:
+    """sigma at the first and last step (epoch) of a flow or network run's own history (checkpoint.h5; nn.h5, else
+    checkpoint.pt of a network interrupted before it wrote nn.h5) for the summary keys that are absent or null
+    (a network summary holds no initial train sigma; a run stopped before its summary has none): {} when the
+    history cannot be read; non-finite values (a flow without test points) are left out."""
+    from hpcflow.analysis.histories import load
+
+    test = "sigma_val" if kind == "nn" else "sigma_test"
+    keys = {"sigma_train_initial": ("train", 0), "sigma_train_final": ("train", -1),
+            f"{test}_initial": ("test", 0), f"{test}_final": ("test", -1)}
+    missing = [k for k in keys if not isinstance(summary.get(k), (int, float)) or isinstance(summary.get(k), bool)]
+    if not missing:
         return {}
     try:
-        st = read_datasets(nn_h5, ("history/sigma_train",), hint="", ndim={"history/sigma_train": 1})
+        hist = load(path)
     except MissingData:
         return {}
-    return {"sigma_train_initial": float(st["history/sigma_train"][0])}
+    out = {}
+    for key in missing:
+        series, i = keys[key]
+        values = hist[series]
+        if len(values) and np.isfinite(values[i]):
+            out[key] = float(values[i])
+    return out

@@ -34,7 +34,7 @@ def row(info) -> list:
     s = info.summary
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
-    status = s.get("status", "finished" if s else "-") if info.complete else f"incomplete: {info.reason}"
+    status = _status(s, info.kind) if info.complete else f"incomplete: {info.reason}"
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
         status = f"{status}: {s['stopped']}"  # diverged, stopped: why
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
@@ -49,6 +49,30 @@ def row(info) -> list:
     return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(s.get("ranks", 1 if s else None)),
             _arrow(train_i, train_f), _arrow(test_i, test_f), _num(_gain(s.get("gain_train"), train_i, train_f)),
             _num(_gain(s.get("gain_test"), test_i, test_f)), _num(s.get("wall_seconds"))]
+
+
+#: kinds of one flow per table row (the row's parameter) whose summaries of older versions hold no status
+SCANS = {"noise_scan": "scale", "local_limit": "width"}
+
+
+def _status(s: dict, kind) -> str:
+    """summary.json's status; for a scan written before scans recorded one, what its rows say: "finished" when
+    every flow took all [flow].steps, else "status unknown" naming the rows whose flow ended early."""
+    if "status" in s or not s:
+        return str(s.get("status", "-"))
+    if kind not in SCANS:
+        return "finished"  # kinds without flows: summary.json, written last, marks the end
+    rows, steps, name = s.get("table"), s.get("steps"), SCANS[kind]
+    known = isinstance(rows, list) and rows and isinstance(steps, int) and all(
+        isinstance(r, dict) and isinstance(r.get("steps_taken"), int) for r in rows)
+    if not known:
+        return "status unknown: summary.json records no status (written by an older hpcflow)"
+    short = [r for r in rows if r["steps_taken"] < steps]
+    if not short:
+        return f"finished (no status recorded; every flow took its {steps} steps)"
+    which = ", ".join(_num(r.get(name)) for r in short)
+    return (f"status unknown: summary.json records no status (written by an older hpcflow); the flows of {name}s "
+            f"{which} ended before step {steps}")
 
 
 def _gain(given, initial, final):
