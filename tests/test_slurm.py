@@ -202,7 +202,8 @@ def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued
     _signal_and_wait_for_requeue(job, out / "checkpoint.h5", "USR1", lambda: (slurm / "long.out").read_text(),
                                  who=(who,))
     log = (slurm / "long.out").read_text()
-    assert log.count("hpcflow run: stopped: signal received: checkpoint of step") == 2, log  # both ranks
+    assert log.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, log  # said by rank 0
+    assert "tasks 0-1: Exited with exit code 4" in log, log  # both ranks stopped at the checkpoint (srun's line)
     assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
     from hpcflow.submit.requeue import command
 
