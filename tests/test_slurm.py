@@ -295,3 +295,54 @@ def _mpich_segments(job: str) -> set:
 
 def _job_info(job: str) -> str:
     return subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
+
+
+def _largest_node_cpus() -> int:
+    """The most CPUs a node of the default partition has (sinfo)."""
+    out = subprocess.run(["sinfo", "-h", "-o", "%P %c"], capture_output=True, text=True, timeout=30).stdout
+    return max(int(c.rstrip("+")) for p, c in (line.split() for line in out.splitlines()) if p.endswith("*"))
+
+
+def _queued(workdir: Path) -> set:
+    """The ids of the jobs in the queue submitted from `workdir` (other users of the cluster have their own)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, timeout=30).stdout
+    return {line.split(" ", 1)[0] for line in out.splitlines() if line.split(" ", 1)[-1] == str(workdir)}
+
+
+def test_submit_refuses_more_cpus_than_a_node_has_and_queues_nothing(slurm):
+    """One task more than the largest node's CPUs: sbatch would accept it (EnforcePartLimits=NO) and the job would
+    pend for ever (PartitionConfig), `--wait` with it. Refused before queueing, one line, exit 2."""
+    tasks = _largest_node_cpus() + 1
+    try:
+        for check in ([], ["--check"]):
+            r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/big",
+                                "--executor", "slurm", "--ntasks-per-node", str(tasks), "--time", "5", "--wait",
+                                *check], cwd=slurm, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+            assert r.stderr.count("\n") == 1 and f"needs {tasks} CPUs per node; partition " in r.stderr, r.stderr
+            assert f"have {tasks - 1}: lower --ntasks-per-node" in r.stderr or f"has {tasks - 1}:" in r.stderr
+        assert not _queued(slurm)  # nothing queued
+        assert not (slurm / "runs").exists()
+    finally:
+        for job in _queued(slurm):  # (what a regression queued: it would pend for ever)
+            subprocess.run(["scancel", job], timeout=30)
+
+
+def test_wait_cancels_a_queued_job_that_can_never_start(slurm):
+    """A job above the node's CPUs that reached the queue (sbatch accepts it): the wait stops at its pending reason
+    (PartitionConfig) with the fix, and cancels it."""
+    from hpcflow.submit import executor
+    from hpcflow.submit.task import HpcflowTask
+
+    res = executor.Resources(ntasks_per_node=_largest_node_cpus() + 1, time=5)
+    ex = executor.make_executor("slurm", str(slurm / "logs"), res, name="hpcflow-held")
+    jobs = executor.submit(ex, HpcflowTask(), [["info"]])
+    try:
+        with pytest.raises(executor.SubmitError) as stop:
+            executor.wait(jobs, res=res, log=lambda line: None)
+    finally:
+        subprocess.run(["scancel", jobs[0].job_id], timeout=30)
+    assert re.fullmatch(rf"job {jobs[0].job_id} can never start \(pending, reason PartitionConfig\): --ntasks-per-node "
+                        rf"{res.ntasks_per_node} x --cpus-per-task 1 needs .*; the job is cancelled", str(stop.value))
+    state = re.search(r"JobState=(\S+)", _job_info(jobs[0].job_id))
+    assert state is None or state.group(1) == "CANCELLED"

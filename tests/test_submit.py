@@ -51,11 +51,13 @@ def test_slurm_executor_without_slurm_is_one_line_exit_2(tmp_path, job, monkeypa
     assert _only(tmp_path) == ["bin", "job.toml"]  # nothing half-submitted
 
 
-def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys):
+def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys, monkeypatch):
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
     out = tmp_path / "out"
     assert main(["submit", str(job), "--out", str(out), "--executor", "slurm", "--check", "--ntasks-per-node", "4"]) == 0
     said = capsys.readouterr().out
-    assert "is valid (kind flow)" in said and "1 node(s) x 4 task(s)" in said and f"--out {out}" in said
+    assert "is valid (kind flow)" in said and "1 node(s) x 4 task(s) in partition debug" in said
+    assert f"--out {out}" in said
     bad = tmp_path / "bad.toml"
     bad.write_text(JOB.replace("dt = 2.0", "dt = -2.0"))
     for argv in (["submit", str(bad), "--out", str(out), "--executor", "local"],
@@ -82,7 +84,7 @@ def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys):
     assert main(["submit", str(tune), "--out", str(tmp_path / "full"), "--executor", "local", "--command", "tune",
                  "--trials", "2", "--check"]) == 2
     assert "is not a study directory" in capsys.readouterr().err
-    assert _only(tmp_path) == ["bad.toml", "full", "job.toml", "tune.toml"]
+    assert _only(tmp_path) == ["bad.toml", "bin", "full", "job.toml", "tune.toml"]
 
 
 def test_quiet_goes_to_commands_that_have_it_and_unknown_options_are_refused_by_submit(tmp_path, job, capsys):
@@ -354,3 +356,212 @@ def test_the_templates_batch_step_passes_sigusr1_on_and_requeues_on_status_4(tmp
     r = subprocess.run([*step, str(tmp_path / "missing")], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 127 and "cannot run" in r.stderr
     assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"  # requeued on status 4 only
+
+
+def _stand_in_slurm(bin_dir: Path, monkeypatch, sinfo: str, rc: int = 0) -> Path:
+    """sinfo printing `sinfo` (its lines: one per partition and kind of node), sbatch/srun/scancel that only record
+    that they were called (in bin_dir/called); put first on PATH."""
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "sinfo.out").write_text(sinfo + "\n")
+    _script(bin_dir / "sinfo", f'cat {bin_dir}/sinfo.out; exit {rc}')
+    for name in ("sbatch", "srun", "scancel"):
+        _script(bin_dir / name, f'echo "{name} $*" >> {bin_dir}/called')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir / "called"
+
+
+def test_slurm_times_gres_and_partition_lines_are_read():
+    """Slurm's time forms (sbatch --time's, as sinfo prints MaxTime), GPUs of a node's gres, and sinfo's lines of a
+    partition with two kinds of node; values sinfo gives only as a lower bound ("4+") or not at all limit nothing."""
+    from hpcflow.submit.capacity import Nodes, gpus, minutes, read_sinfo
+
+    for text, mins in (("45", 45), ("0:30", 0.5), ("30:00", 30), ("1:30:00", 90), ("2-12", 2 * 1440 + 12 * 60),
+                       ("2-12:30", 2 * 1440 + 12 * 60 + 30), ("1-02:00:00", 1440 + 120),
+                       ("7-00:00:01", 7 * 1440 + 1 / 60)):
+        assert minutes(text) == pytest.approx(mins, rel=1e-15), text
+    assert minutes("infinite") is None and minutes("UNLIMITED") is None and minutes("n/a") is None
+    for gres, n in (("(null)", 0), ("gpu:4", 4), ("gpu:a100:4(S:0-1)", 4), ("gpu:tesla:2(S:0,1)", 2),
+                    ("gpu:a:2,gpu:b:2,mps:200", 4), ("mps:400,gpu:1", 1), ("gpu", 1), ("gpu:a100", 1)):
+        assert gpus(gres) == n, gres
+    parts = read_sinfo("gpu|32|2|gpu:a100:4(S:0-1)|2-00:00:00|2-4|24\n"
+                       "batch*|64|10|(null)|infinite|1-infinite|UNLIMITED\n"
+                       "batch*|128|2|(null)|infinite|1-infinite|UNLIMITED\n"
+                       "odd|4+|3|(null)|n/a|infinite|UNLIMITED\nnot a line\n")
+    assert sorted(parts) == ["batch", "gpu", "odd"] and [p.name for p in parts.values() if p.default] == ["batch"]
+    g = parts["gpu"]
+    assert (g.max_time_min, g.min_nodes, g.max_nodes, g.max_cpus_per_node) == (2880, 2, 4, 24)
+    assert g.nodes == [Nodes(2, 32, 4)]
+    assert parts["batch"].nodes == [Nodes(10, 64, 0), Nodes(2, 128, 0)] and parts["batch"].max_nodes is None
+    o = parts["odd"]
+    assert o.nodes == [Nodes(3, None, 0)] and o.max_time_min is None and (o.min_nodes, o.max_nodes) == (None, None)
+
+
+SINFO = """batch*|2|1|(null)|infinite|1-infinite|UNLIMITED
+mixed|8|4|(null)|1-00:00:00|1-infinite|UNLIMITED
+mixed|4|2|gpu:a100:2(S:0-1)|1-00:00:00|1-infinite|UNLIMITED
+capped|16|8|(null)|30:00|2-4|12"""
+
+
+@pytest.mark.parametrize("options, line", [
+    # the README's example on a 2-CPU node (the audit's job pended for ever, reason PartitionConfig)
+    (["--ntasks-per-node", "4"], "--ntasks-per-node 4 x --cpus-per-task 1 needs 4 CPUs per node; partition batch's "
+     "nodes have 2: lower --ntasks-per-node or pick another --partition"),
+    (["--ntasks-per-node", "2", "--cpus-per-task", "2"], "needs 4 CPUs per node; partition batch's nodes have 2: "
+     "lower --ntasks-per-node or --cpus-per-task or pick another --partition"),
+    (["--nodes", "2"], "--nodes 2 needs 2 node(s); partition batch has 1: lower --nodes or pick another --partition"),
+    (["--partition", "mixed", "--ntasks-per-node", "9"], "needs 9 CPUs per node; partition mixed's largest node has 8"),
+    (["--partition", "mixed", "--gpus-per-node", "3"], "--gpus-per-node 3 needs 3 GPUs per node; partition mixed's "
+     "largest node has 2: lower --gpus-per-node or pick another --partition"),
+    (["--gpus-per-node", "1"], "--gpus-per-node 1 needs 1 GPUs per node; partition batch's nodes have none"),
+    # every kind of node holds part of the request, none all of it
+    (["--partition", "mixed", "--ntasks-per-node", "8", "--gpus-per-node", "1"], "--nodes 1 needs 1 node(s) of 8 CPUs "
+     "and 1 GPUs each; partition mixed has 0 such node(s) (of 6)"),
+    (["--partition", "mixed", "--nodes", "3", "--gpus-per-node", "2"], "--nodes 3 needs 3 node(s) of 2 CPUs and 2 GPUs "
+     "each; partition mixed has 2 such node(s) (of 6)"),
+    (["--partition", "mixed", "--nodes", "7"], "--nodes 7 needs 7 node(s); partition mixed has 6"),
+    (["--partition", "mixed", "--time", "1441"], "--time 1441 (minutes) exceeds partition mixed's time limit "
+     "1-00:00:00 (MaxTime): lower --time or pick another --partition"),
+    (["--partition", "capped", "--nodes", "2", "--ntasks-per-node", "13", "--time", "30"],
+     "needs 13 CPUs per node; partition capped gives a job 12 per node (MaxCPUsPerNode)"),
+    (["--partition", "capped", "--nodes", "5", "--time", "30"], "--nodes 5 exceeds partition capped's 4 node(s) per "
+     "job (MaxNodes)"),
+    (["--partition", "capped", "--time", "30"], "--nodes 1 is below partition capped's 2 nodes per job (MinNodes)"),
+    (["--partition", "capped,batch", "--nodes", "2", "--time", "30", "--ntasks-per-node", "13"],
+     "partition capped gives a job 12 per node"),  # fits neither: the first one's reason
+    (["--partition", "gpu"], "--partition gpu: this Slurm has no partition gpu; pick one of batch, mixed, capped"),
+])
+def test_a_request_no_node_of_its_partition_holds_is_refused_before_queueing(tmp_path, job, monkeypatch, capsys,
+                                                                              options, line):
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, SINFO)
+    out = tmp_path / "out"
+    for check in ([], ["--check"]):
+        assert main(["submit", str(job), "--out", str(out), "--executor", "slurm", "--wait", *options, *check]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("hpcflow submit: error: ") and line in err, err
+    assert not called.exists()  # sbatch never ran
+    assert _only(tmp_path) == ["bin", "job.toml"]  # no --out, no logs
+
+
+@pytest.mark.parametrize("options, where", [
+    ([], "batch"),  # the default partition
+    (["--partition", "mixed", "--nodes", "6", "--ntasks-per-node", "4", "--time", "1440"], "mixed"),
+    (["--partition", "mixed", "--nodes", "2", "--ntasks-per-node", "4", "--gpus-per-node", "2"], "mixed"),
+    (["--partition", "mixed", "--nodes", "4", "--ntasks-per-node", "8"], "mixed"),
+    (["--partition", "capped,batch"], "capped,batch"),  # fits batch
+    (["--partition", "capped", "--nodes", "4", "--ntasks-per-node", "12", "--time", "30"], "capped"),
+])
+def test_a_request_that_fits_is_checked_and_passes(tmp_path, job, monkeypatch, capsys, options, where):
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, SINFO)
+    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check", *options]) == 0
+    assert f" in partition {where}: hpcflow run" in capsys.readouterr().out
+
+
+def test_no_check_where_sinfo_does_not_answer_or_for_the_local_executor(tmp_path, job, monkeypatch, capsys):
+    """No Slurm answering (sinfo fails, prints nothing, or speaks of no partition) and the local executor: nothing to
+    compare the request with, so nothing is refused for its size."""
+    big = ["--ntasks-per-node", "64", "--time", "100000"]
+    for sinfo, rc in (("", 1), ("", 0), ("slurm_load_partitions: Unable to contact slurm controller", 0)):
+        _stand_in_slurm(tmp_path / "bin", monkeypatch, sinfo, rc)
+        assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check", *big]) == 0
+        said = capsys.readouterr().out
+        assert "x 64 task(s): hpcflow run" in said and "in partition" not in said
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "batch*|2|1|(null)|10|1-infinite|UNLIMITED")
+    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--check"]) == 0
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "other|2|1|(null)|10|1-infinite|UNLIMITED")  # no default one
+    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check"]) == 2
+    assert "no --partition given and this Slurm has no default partition: pass --partition (one of other)" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reason, stops", [
+    ("PartitionConfig", True), ("PartitionTimeLimit", True), ("BadConstraints", True),
+    ("DependencyNeverSatisfied", True), ("InvalidAccount", True), ("QOSNotAllowed", True),
+    ("ReservationDeleted", True), ("QOSMaxCpuPerJobLimit", True), ("AssocMaxWallDurationPerJobLimit", True),
+    ("QOSMaxGRESPerNode", True), ("QOSMinCpuNotSatisfied", True), ("MaxMemPerLimit", True),
+    # waiting (for others' jobs, a begin time, a person) may start these
+    ("Resources", False), ("Priority", False), ("Dependency", False), ("BeginTime", False), ("None", False),
+    ("ReqNodeNotAvail, UnavailableNodes:n[1-4]", False), ("PartitionDown", False), ("JobHeldUser", False),
+    ("QOSMaxJobsPerUserLimit", False), ("QOSMaxCpuPerUserLimit", False), ("AssocGrpCpuLimit", False),
+    ("PartitionNodeLimit", False),  # the request fits the partition's nodes: some are down or drained
+])
+def test_which_pending_reasons_stop_the_wait(tmp_path, monkeypatch, reason, stops):
+    from hpcflow.submit.executor import Resources
+    from hpcflow.submit.pending import Verdicts
+
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, SINFO)
+    assert bool(Verdicts(Resources()).never(reason)) is stops
+
+
+def _waited_job(tmp_path, monkeypatch, *, sinfo, squeue, sacct=None):
+    """A submitit Slurm job 333 (nothing queued), with stand-in sinfo, squeue (printing bin/squeue.out, rewritable
+    by the test), sacct (failing without `sacct`: no accounting) and scancel (recorded in bin/called)."""
+    from submitit.slurm.slurm import SlurmJob
+
+    import hpcflow.submit.executor as executor
+
+    bin_dir = tmp_path / "bin"
+    called = _stand_in_slurm(bin_dir, monkeypatch, sinfo)
+    (bin_dir / "squeue.out").write_text(squeue)
+    _script(bin_dir / "squeue", f'cat {bin_dir}/squeue.out')
+    if sacct is None:
+        _script(bin_dir / "sacct", 'echo "Slurm accounting storage is disabled" >&2; exit 1')
+    else:
+        (bin_dir / "sacct.out").write_text(sacct)
+        _script(bin_dir / "sacct", f'cat {bin_dir}/sacct.out')
+    monkeypatch.setattr(executor, "POLL_S", 0.01)
+    (tmp_path / "logs").mkdir()
+    job = SlurmJob(folder=tmp_path / "logs", job_id="333")
+    job._results_timeout_s = 0  # (submitit waits this long for a result file that a cancelled job never writes)
+    return job, bin_dir, called
+
+
+def test_wait_cancels_a_job_that_can_never_start_and_names_the_fix(tmp_path, monkeypatch):
+    """The audit's case: 4 tasks on 2-CPU nodes pend for ever (PartitionConfig) and --wait waited for ever. The wait
+    stops with one line naming the job, the reason and the option to change (from sinfo), and cancels the job."""
+    from hpcflow.submit.executor import Resources, SubmitError, wait
+
+    job, _, called = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue="333|PENDING||PartitionConfig\n")
+    said = []
+    with pytest.raises(SubmitError) as stop:
+        wait([job], res=Resources(ntasks_per_node=4), log=said.append)
+    assert str(stop.value) == ("job 333 can never start (pending, reason PartitionConfig): --ntasks-per-node 4 x "
+                               "--cpus-per-task 1 needs 4 CPUs per node; partition batch's nodes have 2: lower "
+                               "--ntasks-per-node or pick another --partition; the job is cancelled")
+    assert called.read_text() == "scancel 333\n"
+    assert len(said) == 1 and "sacct cannot report job states" in said[0]
+
+
+def test_wait_with_accounting_asks_squeue_for_the_reason_and_says_how_to_cancel_if_scancel_fails(tmp_path, monkeypatch):
+    """sacct answers (states, no reasons): the pending job's reason comes from squeue. Where sinfo does not answer
+    the line gives the reason's own fix; where scancel fails it says how to cancel."""
+    from hpcflow.submit.executor import Resources, SubmitError, wait
+
+    job, bin_dir, _ = _waited_job(tmp_path, monkeypatch, sinfo="", squeue="333|PartitionTimeLimit\n",
+                                  sacct="JobID|State|NodeList\n333|PENDING|None assigned\n")
+    _script(bin_dir / "sinfo", "exit 1")
+    _script(bin_dir / "scancel", 'echo "scancel: error: Access/permission denied" >&2; exit 1')
+    with pytest.raises(SubmitError) as stop:
+        wait([job], res=Resources(time=100000), log=lambda line: None)
+    assert str(stop.value) == ("job 333 can never start (pending, reason PartitionTimeLimit): --time exceeds its "
+                               "partition's time limit (MaxTime): lower --time or pick another --partition; cancel it "
+                               "with: scancel 333")
+
+
+def test_wait_goes_on_through_a_reason_that_a_person_resolves(tmp_path, monkeypatch):
+    """PartitionNodeLimit for a request the partition's nodes hold: some are down or drained (an administrator
+    brings them back). Said once; the wait goes on (here until the job ends without a result, cancelled by hand)."""
+    from hpcflow.submit.executor import Resources, wait
+
+    job, bin_dir, called = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue="333|PENDING||PartitionNodeLimit\n")
+    said = []
+
+    def log(line):
+        said.append(line)
+        if "still waiting" in line:
+            (bin_dir / "squeue.out").write_text("333|CANCELLED|n1|None\n")
+
+    assert wait([job], res=Resources(), log=log) == 1
+    assert said[1:] == ["hpcflow submit: job 333 is pending (PartitionNodeLimit: the nodes that would run it are down "
+                        "or drained); still waiting (scancel 333 stops it)",
+                        f"hpcflow submit: job 333 ended without a result (state CANCELLED); see {job.paths.stderr}"]
+    assert not called.exists()  # not cancelled

@@ -56,10 +56,12 @@ def run(args) -> int:
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi, signal_delay=args.signal_delay)
+    fits = executor.require_fit(res) if args.executor == "slurm" else None  # (None: sinfo does not answer)
     argvs = _argvs(args)
     if args.check:
+        where = f" in partition {fits}" if fits else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
-              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s): hpcflow {' '.join(argvs[0])}")
+              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}")
         return 0
     logs = args.logs or os.path.abspath(args.out).rstrip("/") + "_logs"
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
@@ -72,7 +74,7 @@ def run(args) -> int:
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
-    status = executor.wait(jobs)
+    status = executor.wait(jobs, res=res)
     print(f"hpcflow submit: finished with exit status {status}")
     return status
 

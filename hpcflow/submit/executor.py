@@ -14,6 +14,7 @@ from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from hpcflow.errors import UserError
+from hpcflow.submit import capacity, pending
 
 
 class SubmitError(UserError):
@@ -44,6 +45,18 @@ def require_slurm() -> None:
     if missing:
         raise SubmitError(f"--executor slurm: {' and '.join(missing)} not on PATH (no Slurm here); use --executor "
                           "local, or start a one-node Slurm with: sudo slurm/local-cluster.sh start")
+
+
+def require_fit(res: Resources) -> str | None:
+    """SubmitError when `res` can never start in its partition (capacity.misfit); the partition(s) it was checked
+    against, or None where sinfo does not answer (no check)."""
+    parts = capacity.query()
+    if parts is None:
+        return None
+    why = capacity.misfit(res, parts)
+    if why:
+        raise SubmitError(why)
+    return res.partition or next(p.name for p in parts.values() if p.default)
 
 
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1):
@@ -98,7 +111,9 @@ class QueueWatcher(SlurmInfoWatcher):
         if command is None:
             return
         self._num_calls += 1
-        self._info_dict.update(self._states(command))
+        info = self._states(command)
+        self._reasons(info)
+        self._info_dict.update(info)
         self._last_status_check = time.time()
         self._finished |= {j for j in self._registered - self._finished if self.is_done(j, mode="cache")}
 
@@ -111,12 +126,25 @@ class QueueWatcher(SlurmInfoWatcher):
             self.log(f"hpcflow submit: sacct cannot report job states here ({_first_line(r)}); following the jobs "
                      "with squeue")
         ids = {j.split("_")[0] for j in self._registered - self._finished}
-        r = _ask(["squeue", "-h", "-t", "all", "-r", "-o", "%i|%T|%N", "-j", ",".join(sorted(ids))])
+        r = _ask(["squeue", "-h", "-t", "all", "-r", "-o", "%i|%T|%N|%r", "-j", ",".join(sorted(ids))])
         if r.returncode != 0 and "Invalid job id" not in r.stderr:  # (every job forgotten: squeue refuses them)
             self.log(f"hpcflow submit: squeue failed ({_first_line(r)}); still waiting for the results")
             return {}
-        states = self.read_info("JobID|State|NodeList\n" + (r.stdout if r.returncode == 0 else ""))
-        return {**{j: {"State": "ENDED"} for j in self._registered - self._finished}, **states}
+        states = self.read_info("JobID|State|NodeList|Reason\n" + (r.stdout if r.returncode == 0 else ""))
+        return {**{j: {"State": "ENDED"} for j in self._registered - self._finished},
+                **{j: {"Reason": "", **i} for j, i in states.items()}}  # (squeue's reason: not asked again)
+
+    def _reasons(self, info: dict) -> None:
+        """Add squeue's Reason to the pending jobs of `info` that have none (sacct's states carry no reason)."""
+        asked = {j for j, i in info.items() if i.get("State") == "PENDING" and "Reason" not in i}
+        if not asked:
+            return
+        r = _ask(["squeue", "-h", "-t", "PENDING", "-r", "-o", "%i|%r", "-j",
+                  ",".join(sorted({j.split("_")[0] for j in asked}))])
+        if r.returncode == 0:
+            for j, i in self.read_info("JobID|Reason\n" + r.stdout).items():
+                if j in asked:
+                    info[j] = {**info[j], **i}
 
 
 def _ask(command: list) -> subprocess.CompletedProcess:
@@ -143,10 +171,46 @@ def _watched(jobs, log):
         SlurmJob.watcher = old
 
 
-def wait(jobs, *, log=print) -> int:
-    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one)."""
+POLL_S = 1.0  # between looks at the jobs (a result file; Slurm is asked by the watcher, backing off to 10 min)
+
+
+def _until_done(jobs, res: Resources | None, log) -> None:
+    """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
+    the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
+    verdicts, said = pending.Verdicts(res), set()
+    while True:
+        waiting = [job for job in jobs if not job.done()]
+        if not waiting:
+            return
+        never = []  # (job id, reason code, fix)
+        for job in waiting:
+            info = job.watcher.get_info(job.job_id, mode="cache") if isinstance(job, SlurmJob) else {}
+            reason = info.get("Reason", "") if info.get("State") == "PENDING" else ""
+            code = pending.code(reason)
+            if not code:
+                continue
+            fix = verdicts.never(reason)
+            if fix:
+                never.append((job.job_id, code, fix))
+            elif code in pending.PERSON and (job.job_id, code) not in said:
+                said.add((job.job_id, code))
+                log(f"hpcflow submit: job {job.job_id} is pending ({reason}: {pending.PERSON[code]}); still waiting "
+                    f"(scancel {job.job_id} stops it)")
+        if never:  # (the jobs of one submission ask for the same: one line says it for all)
+            ids = [j for j, _, _ in never]
+            _, code, fix = never[0]
+            r = _ask(["scancel", *ids])
+            done = "the job is cancelled" if r.returncode == 0 else f"cancel it with: scancel {' '.join(ids)}"
+            raise SubmitError(f"job {', '.join(ids)} can never start (pending, reason {code}): {fix}; {done}")
+        time.sleep(POLL_S)
+
+
+def wait(jobs, *, res: Resources | None = None, log=print) -> int:
+    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one). SubmitError when
+    a job can never start (it is cancelled): `res` (what it asked for) lets the line name the option to change."""
     status = 0
     with _watched(jobs, log):
+        _until_done(jobs, res, log)
         for job in jobs:
             try:
                 results = job.results()
