@@ -95,7 +95,9 @@ def test_flow_steps_and_training_epochs_draw_bars_on_a_terminal_only(tmp_path):
     assert "flow[gaussian]" in text and "7/7" in text and "step" in text
     r, text = _job(tmp_path, *flow, "--out", tmp_path / "f3", "--quiet", tty=True)
     assert r.returncode == 0 and "7/7" not in text
-    nn = ("nn", os.path.join(root, "nn_smoke.toml"), "--set", "training.epochs=2", "--force")
+    nn = ("nn", os.path.join(root, "nn_smoke.toml"), "--set", "training.epochs=2", "--set", "geometry.n_train=800",
+          "--set", "geometry.n_val=200", "--set", "width_sweep.widths=[]", "--set", "kernel_flow.enabled=false",
+          "--set", "ntk.enabled=false", "--force")
     r, text = _job(tmp_path, *nn, "--out", tmp_path / "n1", tty=True)
     assert r.returncode == 0, r.stderr
     assert "training" in text and "2/2" in text and "epoch" in text
