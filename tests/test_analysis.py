@@ -40,6 +40,21 @@ def test_every_hdf5_file_a_job_writes_states_its_conventions(runs):
             assert isinstance(text, str) and len(text) > 40, path
 
 
+def test_every_kind_summary_records_its_status_and_ranks(runs):
+    """README: summary.json, written last, holds `status` and `ranks` whatever the kind (a script filtering runs
+    on s["status"] == "finished" needs it in every one); each fixture run finished on one process."""
+    from hpcflow.jobs.registry import KINDS
+
+    summaries = {}
+    for path in runs.values():
+        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
+            s = json.load(fh)
+        summaries[s["kind"]] = s
+    assert set(summaries) == set(KINDS)
+    for kind, s in summaries.items():
+        assert (s.get("status"), s.get("ranks")) == ("finished", 1), kind
+
+
 def test_fig2_script_and_heatmaps_equal_hdf5(runs, tmp_path):
     from hpcflow.analysis import fig2
 
