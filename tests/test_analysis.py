@@ -220,10 +220,11 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
 
 @pytest.fixture(scope="module")
 def unfinished(runs, tmp_path_factory):
-    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json), extended then
-    interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
+    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json; SIGTERM, or killed:
+    SIGKILL), extended then interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
     base = tmp_path_factory.mktemp("unfinished")
     return {"interrupted": interrupted_copy(runs["flow"], base / "interrupted"),
+            "killed": interrupted_copy(runs["flow"], base / "killed", status="running"),
             "extended": extended_copy(runs["flow"], base / "extended", described=3),
             "diverged": diverged_run(base)}
 
@@ -238,6 +239,7 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
     assert div["status"] == "diverged" and div_steps == 1 and div["stopped"].startswith("step 2: ")
     marks = {"flow": None,
              "interrupted": f"incomplete: no summary.json, preempted at step {steps}",
+             "killed": f"incomplete: no summary.json, interrupted at step {steps}",
              "extended": f"incomplete: checkpoint.h5 is at step {steps} but summary.json describes step 3",
              "diverged": f"diverged after step 1; {div['stopped']}"}
     dirs = [runs["flow"], *unfinished.values()]
@@ -255,6 +257,10 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
         assert re.search(rf"^{re.escape(tag)}: sigma train", hist.stdout, flags=re.M), hist.stdout
         assert f"{tag} train" in legends
     assert rows["diverged"][8] == "1" and rows["interrupted"][8] == str(steps)
+    from hpcflow.analysis.rundir import run_state
+
+    loose = shutil.copy(os.path.join(unfinished["killed"], "checkpoint.h5"), tmp_path / "copy.h5")  # no run dir
+    assert run_state(loose).note() == f"incomplete: interrupted at step {steps}"
 
 
 def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
