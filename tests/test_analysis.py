@@ -487,6 +487,23 @@ def test_invalid_out_is_one_line_exit_2_before_any_input_is_read(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
 
 
+def test_a_path_that_does_not_exist_is_called_so(tmp_path, capsys):
+    """optuna_view and hpcflow report say that a path does not exist (not "no study.journal", "not a directory",
+    which describe a path that is there); one line, exit 2, nothing written."""
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main as cli_main
+
+    missing, afile = str(tmp_path / "nosuch"), tmp_path / "afile"
+    afile.write_text("mine")
+    assert script_main("optuna_view", [missing, "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"optuna_view: error: {missing}: does not exist; ") and err.count("\n") == 1, err
+    assert cli_main(["report", missing, str(afile), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: does not exist; {afile}: not a directory" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_missing_dataset_is_named(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 
