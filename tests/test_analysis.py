@@ -504,6 +504,20 @@ def test_a_path_that_does_not_exist_is_called_so(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.parametrize("args", [["RUN"], ["RUN", "--out", "F", "--dpi", "x"], ["--out", "F"], ["RUN", "--outt", "F"]])
+def test_command_line_syntax_errors_are_one_line_exit_2(tmp_path, capsys, args):
+    """README (bad input): command-line syntax gets argparse's one line and exit 2, as from hpcflow itself (the
+    scripts printed the usage lines first)."""
+    from hpcflow.analysis.script import main as script_main
+
+    args = [str(tmp_path / a) if a in ("RUN", "F") else a for a in args]
+    with pytest.raises(SystemExit) as exc:
+        script_main("sigma_history", args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("sigma_history.py: error: ") and err.count("\n") == 1, err
+    assert "sigma_history.py --help" in err and not any(tmp_path.iterdir())
+
+
 def test_missing_dataset_is_named(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 
