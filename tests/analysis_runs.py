@@ -233,8 +233,9 @@ def make_study(directory, run_dir, values):
     return study
 
 
-def interrupted_copy(src, dst) -> str:
-    """A copy of flow run `src` as SIGTERM leaves it: checkpoint.h5 with status "preempted", no summary.json."""
+def interrupted_copy(src, dst, status: str = "preempted") -> str:
+    """A copy of flow run `src` with checkpoint.h5's status attribute `status` and no summary.json: "preempted" as
+    SIGTERM left it before summaries of preempted runs, "running" as SIGKILL (a node failure) leaves it."""
     import shutil
 
     import h5py
@@ -242,7 +243,7 @@ def interrupted_copy(src, dst) -> str:
     shutil.copytree(src, dst)
     os.remove(os.path.join(dst, "summary.json"))
     with h5py.File(os.path.join(dst, "checkpoint.h5"), "a") as f:
-        f.attrs["status"] = "preempted"
+        f.attrs["status"] = status
     return os.fspath(dst)
 
 

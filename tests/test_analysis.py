@@ -40,6 +40,21 @@ def test_every_hdf5_file_a_job_writes_states_its_conventions(runs):
             assert isinstance(text, str) and len(text) > 40, path
 
 
+def test_every_kind_summary_records_its_status_and_ranks(runs):
+    """README: summary.json, written last, holds `status` and `ranks` whatever the kind (a script filtering runs
+    on s["status"] == "finished" needs it in every one); each fixture run finished on one process."""
+    from hpcflow.jobs.registry import KINDS
+
+    summaries = {}
+    for path in runs.values():
+        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
+            s = json.load(fh)
+        summaries[s["kind"]] = s
+    assert set(summaries) == set(KINDS)
+    for kind, s in summaries.items():
+        assert (s.get("status"), s.get("ranks")) == ("finished", 1), kind
+
+
 def test_fig2_script_and_heatmaps_equal_hdf5(runs, tmp_path):
     from hpcflow.analysis import fig2
 
@@ -205,10 +220,11 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
 
 @pytest.fixture(scope="module")
 def unfinished(runs, tmp_path_factory):
-    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json), extended then
-    interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
+    """{name: run directory} of flow runs that did not finish: interrupted (no summary.json; SIGTERM, or killed:
+    SIGKILL), extended then interrupted (checkpoint past the summary), diverged (a real run, exit 3)."""
     base = tmp_path_factory.mktemp("unfinished")
     return {"interrupted": interrupted_copy(runs["flow"], base / "interrupted"),
+            "killed": interrupted_copy(runs["flow"], base / "killed", status="running"),
             "extended": extended_copy(runs["flow"], base / "extended", described=3),
             "diverged": diverged_run(base)}
 
@@ -223,6 +239,7 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
     assert div["status"] == "diverged" and div_steps == 1 and div["stopped"].startswith("step 2: ")
     marks = {"flow": None,
              "interrupted": f"incomplete: no summary.json, preempted at step {steps}",
+             "killed": f"incomplete: no summary.json, interrupted at step {steps}",
              "extended": f"incomplete: checkpoint.h5 is at step {steps} but summary.json describes step 3",
              "diverged": f"diverged after step 1; {div['stopped']}"}
     dirs = [runs["flow"], *unfinished.values()]
@@ -240,6 +257,10 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
         assert re.search(rf"^{re.escape(tag)}: sigma train", hist.stdout, flags=re.M), hist.stdout
         assert f"{tag} train" in legends
     assert rows["diverged"][8] == "1" and rows["interrupted"][8] == str(steps)
+    from hpcflow.analysis.rundir import run_state
+
+    loose = shutil.copy(os.path.join(unfinished["killed"], "checkpoint.h5"), tmp_path / "copy.h5")  # no run dir
+    assert run_state(loose).note() == f"incomplete: interrupted at step {steps}"
 
 
 def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
@@ -464,6 +485,37 @@ def test_invalid_out_is_one_line_exit_2_before_any_input_is_read(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err and "no_such_run" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_path_that_does_not_exist_is_called_so(tmp_path, capsys):
+    """optuna_view and hpcflow report say that a path does not exist (not "no study.journal", "not a directory",
+    which describe a path that is there); one line, exit 2, nothing written."""
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main as cli_main
+
+    missing, afile = str(tmp_path / "nosuch"), tmp_path / "afile"
+    afile.write_text("mine")
+    assert script_main("optuna_view", [missing, "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"optuna_view: error: {missing}: does not exist; ") and err.count("\n") == 1, err
+    assert cli_main(["report", missing, str(afile), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: does not exist; {afile}: not a directory" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("args", [["RUN"], ["RUN", "--out", "F", "--dpi", "x"], ["--out", "F"], ["RUN", "--outt", "F"]])
+def test_command_line_syntax_errors_are_one_line_exit_2(tmp_path, capsys, args):
+    """README (bad input): command-line syntax gets argparse's one line and exit 2, as from hpcflow itself (the
+    scripts printed the usage lines first)."""
+    from hpcflow.analysis.script import main as script_main
+
+    args = [str(tmp_path / a) if a in ("RUN", "F") else a for a in args]
+    with pytest.raises(SystemExit) as exc:
+        script_main("sigma_history", args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("sigma_history.py: error: ") and err.count("\n") == 1, err
+    assert "sigma_history.py --help" in err and not any(tmp_path.iterdir())
 
 
 def test_missing_dataset_is_named(runs, tmp_path, capsys):

@@ -140,12 +140,32 @@ scales = [0.0, 0.01, 1.0]
 """
 
 
-def test_noise_scan_zero_noise_reproduces_train_gain(tmp_path):
+def _printed(out: str, prefix: str) -> list:
+    """{key: value} of each printed line starting with `prefix` ('key=value' pairs), checking that the line has no
+    trailing blank and that every number is short (4 significant digits, as %.4g, or the row's own %g)."""
+    import re
+
+    found = []
+    for line in (x for x in out.splitlines() if x.startswith(prefix)):
+        assert line == line.rstrip(), repr(line)
+        pairs = dict(re.findall(r"((?:\w+ )?[\w()]+)=(\S+)", line))  # 'test gain=1.5' -> {'test gain': '1.5'}
+        assert all(len(v.replace(".", "").replace("-", "").split("e")[0].lstrip("0")) <= 4 for v in pairs.values()), line
+        found.append({k: float(v) for k, v in pairs.items()})
+    return found
+
+
+def test_noise_scan_zero_noise_reproduces_train_gain(tmp_path, capsys):
     from hpcflow.experiments import noise_scan
 
     cfg = _cfg(noise_scan, TINY_NOISE_SCAN, tmp_path)
+    capsys.readouterr()
     s = noise_scan.run(cfg, tmp_path)
     rows = s["table"]
+    printed = _printed(capsys.readouterr().out, "noise_scan: ")
+    assert [p["scale"] for p in printed] == [0.0, 0.01, 1.0]
+    for p, r in zip(printed, rows):  # the lines say the table's numbers, rounded
+        assert (p["test gain"], p["train gain"], p["mean d(source)"]) == pytest.approx(
+            (r["gain"], r["gain_train"], r["mean_distance_to_source"]), rel=5e-4)
     # zero noise: test points are the train points, so the delta kernel gives them exactly the train flow
     assert rows[0]["mean_distance_to_source"] == 0.0
     assert rows[0]["gain"] == pytest.approx(rows[0]["gain_train"], rel=1e-9) and rows[0]["gain"] > 1
@@ -186,7 +206,7 @@ def _second_draw(train):
     return rng
 
 
-def test_local_limit_narrow_width_is_pointwise(tmp_path):
+def test_local_limit_narrow_width_is_pointwise(tmp_path, capsys):
     """Width -> 0: train flow equals the delta-kernel (pointwise) flow and test points stay at g_FS."""
     from hpcflow.experiments import local_limit
     from hpcflow.experiments.common import sample_train_test
@@ -206,7 +226,12 @@ loss = "ultralocal"
 [local_limit]
 widths = [1.0, 1e-5]
 """, tmp_path)
+    capsys.readouterr()
     rows = local_limit.run(cfg, tmp_path)["table"]
+    printed = _printed(capsys.readouterr().out, "local_limit: ")
+    assert [p["width"] for p in printed] == [1.0, 1e-5]
+    for p, r in zip(printed, rows):  # the lines say the table's numbers, rounded
+        assert (p["train gain"], p["test gain"]) == pytest.approx((r["gain_train"], r["gain_test"]), rel=5e-4)
     _, train, _ = sample_train_test(cfg["geometry"])
     ref = kernel_flow(DeltaKernel(), train, None, dt=0.5, steps=4, loss="ultralocal")
     assert rows[1]["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-9)

@@ -92,6 +92,30 @@ def test_bad_job_files_exit_2_before_any_work(tmp_path, capsys, edit, needle):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("key, old, new", [
+    ("geometry].n_train", "n_train = 400", "n_train = 1"), ("geometry].n_val", "n_val = 200", "n_val = 1"),
+    ("width_sweep].n_train", "n_train = 100", "n_train = 1"), ("kernel_flow].n_train", "n_train = 30", "n_train = 1"),
+    ("kernel_flow].n_test", "n_test = 20", "n_test = 1"),
+])
+def test_one_point_sets_are_refused_as_sigma_needs_two(tmp_path, capsys, key, old, new):
+    """sigma (eq. B.11) of one point is 0 whatever the metric: a point set a network is trained or scored on
+    (train, validation, width sweep, kernel flow) has >= 2 points, as for the flow kinds."""
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, JOB.replace(old, new, 1)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"[{key} = 1 must be >= 2 (sigma needs two points" in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_two_point_sets_are_accepted(tmp_path):
+    from hpcflow.jobs import registry
+
+    two = [f"{k}=2" for k in ("geometry.n_train", "geometry.n_val", "width_sweep.n_train", "kernel_flow.n_train",
+                              "kernel_flow.n_test", "ntk.n_train_points", "ntk.n_test_points")]
+    cfg = registry.load(_write(tmp_path, JOB), two)[1]
+    assert (cfg["geometry"]["n_val"], cfg["width_sweep"]["n_train"], cfg["kernel_flow"]["n_test"]) == (2, 2, 2)
+
+
 def test_missing_torch_is_a_one_line_error_with_the_install_line(tmp_path):
     """Without torch (simulated: sys.modules['torch'] = None) the job is refused before --out is created."""
     import os

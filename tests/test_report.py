@@ -42,7 +42,7 @@ def report(runs, tmp_path_factory):
         json.dump({**s, "checkpoint_step": 5}, fh)
     empty.mkdir()
     make_study(base / "tune", runs["flow"], [0.4, 2.0, 1.1])
-    dirs = [runs[k] for k in ("flow", "flow_gauss", "noise", "scaling", "clustering", "nn")]
+    dirs = [runs[k] for k in ("flow", "flow_gauss", "noise", "scaling", "clustering", "nn", "local_limit")]
     dirs += [str(interrupted), str(extended), str(empty), str(base / "tune")]
     proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", *dirs, "--out", str(base / "out")], cwd=ROOT,
                           env=env(), capture_output=True, text=True, timeout=300)
@@ -91,6 +91,11 @@ def test_runs_table_numbers_and_status(report, runs):
     assert rows["interrupted"][2].startswith("incomplete: no summary.json")
     assert rows["extended"][2].startswith("incomplete: checkpoint.h5 is at step 9 but summary.json describes step 5")
     assert "empty" not in rows
+    # the study's row: its trials by state and best trial (make_study: values 0.4, 2.0, 1.1), whose run directory
+    # (the flow run) gives the other numbers
+    assert rows["tune"][1:3] == ["study", "3 trials: 3 complete; best trial 1 (the numbers of this row): value = 2"]
+    assert rows["tune"][3:10] == row[3:10] and rows["tune"][10] == "-"
+    assert rows["local_limit"][8].startswith("w=1: ")
     assert re.search(r"skipped \S*empty: holds none of", report["stdout"])
     # an incomplete run is drawn (marked) but stays out of Table 1
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
@@ -335,6 +340,15 @@ def test_a_local_limit_run_is_listed_and_a_network_row_has_its_initial_train_sig
     assert res["skipped"] == []
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert rows["local_limit"][:5] == ["local_limit", "local_limit", "finished", "80 / 40", "gaussian"]
+    # its key numbers: train and test gain (sigma at step 0 / at the last step) at the widest and narrowest of its
+    # widths [1.0, 0.1], from the sigma histories of local_limit.h5
+    with h5py.File(os.path.join(ll, "local_limit.h5"), "r") as f:
+        hist = {k: [f[f"width_{i}/sigma_{k}"][()] for i in (0, 1)] for k in ("train", "test")}
+    for col, key in ((8, "train"), (9, "test")):
+        cell = re.fullmatch(r"w=1: (\S+); w=0\.1: (\S+)", rows["local_limit"][col])
+        assert cell, rows["local_limit"][col]
+        for got, h in zip(cell.groups(), hist[key]):
+            assert float(got) == pytest.approx(h[0] / h[-1], rel=1e-3), (key, cell.group(0))
     with h5py.File(os.path.join(runs["nn"], "nn.h5"), "r") as f:
         st = f["history/sigma_train"][()]
     with open(os.path.join(runs["nn"], "summary.json")) as fh:
@@ -344,3 +358,28 @@ def test_a_local_limit_run_is_listed_and_a_network_row_has_its_initial_train_sig
     assert float(rows["nn"][8]) == pytest.approx(st[0] / st[-1], rel=1e-3)
     alone = build_report([ll], tmp_path / "out_ll")  # the runs table is something to report
     assert "| local_limit | local_limit |" in open(alone["md"], encoding="utf-8").read()
+
+
+def test_a_study_row_counts_trials_by_state_and_names_the_best(tmp_path, runs):
+    """Trials complete, pruned and failed are counted by state; the best trial (value 2.0) is named with the
+    study's objective; a study without a completed trial has counts alone and no numbers."""
+    from optuna.trial import TrialState
+
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    study = make_study(tmp_path / "tune", runs["flow"], [0.4, 2.0, 1.1])
+    for state in (TrialState.FAIL, TrialState.PRUNED, TrialState.FAIL):
+        study.tell(study.ask(), state=state)
+    study.set_user_attr("hpcflow_job", {"objective": "log_gain_test"})  # what hpcflow tune records
+    cells = row(detect(tmp_path / "tune"))
+    assert cells[2] == ("6 trials: 3 complete, 1 pruned, 2 failed; best trial 1 (the numbers of this row): "
+                        "log_gain_test = 2")
+    assert cells[3:10] == row(detect(runs["flow"]))[3:10]
+    failed = make_study(tmp_path / "none", runs["flow"], [])
+    failed.tell(failed.ask(), state=TrialState.FAIL)
+    assert row(detect(tmp_path / "none"))[2:] == ["1 trial: 1 failed", "- / -", "-", "-", "-", "-", "-", "-", "-"]
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "study.journal").write_text("")
+    assert row(detect(tmp_path / "blank"))[2].startswith("unreadable: ") and "holds no study" in row(
+        detect(tmp_path / "blank"))[2]

@@ -245,7 +245,7 @@ def test_a_trials_job_toml_reruns_it_bit_for_bit_and_test_seed_defaults_to_seed_
     from hpcflow.tune.study import optimize
 
     job, out = _job(tmp_path), tmp_path / "s"
-    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    optimize(str(job), trials=1, out=str(out), overrides=["flow.steps=2"], log=lambda *_: None)
     trial = _journal(out / "study.journal").trials[0]
     text = (out / "trials" / "0000" / "job.toml").read_text()
     s0, s1 = trial.user_attrs["seeds"]
@@ -257,8 +257,16 @@ def test_a_trials_job_toml_reruns_it_bit_for_bit_and_test_seed_defaults_to_seed_
     for key in ("sigma_train_initial", "sigma_test_initial", "gain_train", "gain_test", "sigma_test_final"):
         assert a[key] == b[key], key  # the same points and flow: bit for bit
     assert trial.value == pytest.approx(math.log(b["gain_test"]), rel=1e-12)
-    # unset test_seed is seed + 1: the same test points as test_seed = seed + 1 written out
     plain = _job(tmp_path, JOB.replace("[tune]", "[geometry_unused]").split("[geometry_unused]")[0], "plain.toml")
+    # the summary's overrides, as a run's: the study's --set values and the trial's parameters, which with its
+    # seeds rerun the trial from the job file
+    assert a["overrides"][0] == "flow.steps=2" and len(a["overrides"]) == 2 and a["checkpoint_step"] == 2
+    assert float(a["overrides"][1].removeprefix("flow.dt=")) == trial.params["flow.dt"]
+    sets = [x for o in [*a["overrides"], f"geometry.seed={s0}", f"geometry.test_seed={s1}"] for x in ("--set", o)]
+    assert main(["run", str(plain), "--out", str(tmp_path / "set"), *sets]) == 0
+    c = json.loads((tmp_path / "set" / "summary.json").read_text())
+    assert (c["sigma_test_final"], c["gain_train"]) == (a["sigma_test_final"], a["gain_train"])
+    # unset test_seed is seed + 1: the same test points as test_seed = seed + 1 written out
     assert main(["run", str(plain), "--out", str(tmp_path / "u"), "--set", "geometry.seed=7"]) == 0
     assert main(["run", str(plain), "--out", str(tmp_path / "v"), "--set", "geometry.seed=7",
                  "--set", "geometry.test_seed=8"]) == 0

@@ -246,8 +246,9 @@ class RunState:
         at = f"{self.unit} {self.step}" if self.step is not None else ""
         if not self.complete:
             short = self.reason.split(" (")[0].split(";")[0]
-            if self.status in ("preempted", "running") and at and at not in short:
-                short += f" at {at}" if self.status in short else f", {self.status} at {at}"
+            word = _ended(self.status)
+            if word and at and at not in short:
+                short += f" at {at}" if word in short else f", {word} at {at}"
             return f"incomplete: {short}"
         if self.status in ("", "finished"):
             return ""
@@ -258,6 +259,13 @@ class RunState:
         """' (note)' for legends and printed lines; '' for a finished run."""
         note = self.note()
         return f" ({note})" if note else ""
+
+
+def _ended(status: str) -> str:
+    """How a run whose data file has `status` and no finished summary ended: "preempted" (SIGTERM/SIGUSR1), or
+    "interrupted" for "running", which says only that the run was running when it last wrote the file (a
+    SIGKILL, a node failure or a crash leaves it so; so does a run still in progress); '' for other states."""
+    return {"preempted": "preempted", "running": "interrupted"}.get(status, "")
 
 
 def _state_attrs(path) -> dict:
@@ -301,8 +309,9 @@ def run_state(run_dir) -> RunState:
         status = _text(attrs.get("status"))
         step = _int(attrs.get("step", attrs.get("epoch")))
         unit = "step" if "step" in attrs else "epoch"
-        if status in ("preempted", "running"):
-            return RunState(False, f"{status} (status of {os.path.basename(path)})", status, step, "", unit)
+        if _ended(status):
+            return RunState(False, f"{_ended(status)} (status {status!r} of {os.path.basename(path)})", status, step,
+                            "", unit)
         return RunState(True, "", status, step, _text(attrs.get("stopped")), unit)
     complete, reason = completeness(run_dir)
     summary = read_summary(run_dir) or {}

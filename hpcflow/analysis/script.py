@@ -6,7 +6,6 @@ gives a one-line error naming the missing file or dataset and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -44,8 +43,9 @@ def write(product, out, *, dpi: int = 110) -> list:
 
 def main(name: str, argv=None, *, description: str = "") -> int:
     from hpcflow.analysis.products import PRODUCTS
+    from hpcflow.cli import _Parser  # argparse's errors in one line (exit 2), as every hpcflow command's
 
-    p = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    p = _Parser(prog=f"{name}.py", description=description)
     p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
     p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")

@@ -51,6 +51,8 @@ def _storage(path):
         storage, _ = _storage(journal)
         return storage, path
 
+    if not os.path.exists(path):
+        raise MissingData(f"{path}: does not exist; {HINT}")
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
@@ -113,3 +115,31 @@ def best_run_dirs(study, base) -> list:
     if not any(rd for _, rd in out):
         raise MissingData(f"study {study.study_name!r}: best trial has no user attribute 'run_dir'")
     return [(n, rd) for n, rd in out if rd]
+
+
+#: trial states in the order the runs table lists them (Optuna's TrialState names, lower case)
+STATES = ("complete", "pruned", "fail", "running", "waiting")
+
+
+def overview(path, study_name: str | None = None) -> dict:
+    """A study's key numbers: {'trials': count, 'states': {state: count}, 'objective': [tune].objective (None
+    for a study hpcflow did not create), and for a study with a completed trial 'best_trial', 'best_value' and
+    'best_summary' (summary.json of its run directory, {} when unreadable)}; MissingData when the storage
+    cannot be read."""
+    from hpcflow.analysis.rundir import read_summary
+    from hpcflow.tune.study import RECORD as JOB_RECORD
+
+    study, base = load_study(path, study_name)
+    trials = study.get_trials(deepcopy=False)
+    states = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    record = study.user_attrs.get(JOB_RECORD)
+    out = {"trials": len(trials), "states": states,
+           "objective": record.get("objective") if isinstance(record, dict) else None}
+    if len(study.directions) == 1 and "complete" in states:
+        best = study.best_trial
+        run_dir = trial_run_dir(best, base)
+        out.update(best_trial=best.number, best_value=best.value,
+                   best_summary=(read_summary(run_dir) if run_dir else None) or {})
+    return out

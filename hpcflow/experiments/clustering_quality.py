@@ -110,8 +110,10 @@ def run(cfg: dict, outdir, *, source: str = "job") -> dict:
                                               merge=cl["merge"]),
         "full": lambda: full_clustering(z, n_clusters=k),
     }
-    summary, results, seconds = {"n_points": len(z), "n_clusters": k, "batch_size": cl["batch_size"],
-                                 "merge": cl["merge"], "paper_silhouette": PAPER_SILHOUETTE}, {}, {}
+    # status: summary.json's field of every kind; this job has no early stop (a signal ends it without a summary)
+    summary, results, seconds = {"status": "finished", "n_points": len(z), "n_clusters": k,
+                                 "batch_size": cl["batch_size"], "merge": cl["merge"],
+                                 "paper_silhouette": PAPER_SILHOUETTE}, {}, {}
     for name, fn in runs.items():
         t0 = time.perf_counter()
         with warnings.catch_warnings():  # Birch's "fewer subclusters than n_clusters" becomes the line below

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from hpcflow.errors import ConfigError, InputFileError
+from hpcflow.experiments.common import enough_points  # sigma (eq. B.11) of one point is 0 by construction
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
                                  chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
@@ -42,8 +43,8 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "chart": Field(list, [], items=int, check=_chart, lo=0, hi=MAX_DIM + 1,
                        help="[] = points in all charts, or one chart [I, J]"),
-        "n_train": Field(int, 100_000, lo=1, help="train points"),
-        "n_val": Field(int, 10_000, lo=1, help="held-out validation points (seed + 1)"),
+        "n_train": Field(int, 100_000, lo=0, check=enough_points, help="train points"),
+        "n_val": Field(int, 10_000, lo=0, check=enough_points, help="held-out validation points (seed + 1)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points"),
     },
     "model": {
@@ -92,7 +93,7 @@ SCHEMA = {
         "width_ref": Field(int, 64, lo=1, hi=MAX_WIDTH, help="width at which the lr is `lr`"),
         "lr_exponent": Field(float, 1.0, lo=-10.0, hi=10.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
         "epochs": Field(int, 10, lo=1, hi=MAX_STEPS),
-        "n_train": Field(int, 5000, lo=1, help="first n_train train points are used"),
+        "n_train": Field(int, 5000, lo=0, check=enough_points, help="first n_train train points are used"),
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
     },
     "checkpoint": {
@@ -102,8 +103,8 @@ SCHEMA = {
     },
     "kernel_flow": {
         "enabled": Field(bool, False, help="flow eq. 3.5 with the network's epoch-0 NTK as fixed kernel"),
-        "n_train": Field(int, 500, lo=1, help="first n_train train points"),
-        "n_test": Field(int, 500, lo=1, help="first n_test validation points"),
+        "n_train": Field(int, 500, lo=0, check=enough_points, help="first n_train train points"),
+        "n_test": Field(int, 500, lo=0, check=enough_points, help="first n_test validation points"),
         "dt": Field(float, 1e-3, lo=0, lo_open=True, hi=1e12),
         "steps": Field(int, 50, lo=1, hi=MAX_STEPS),
         "tile": Field(int, 256, lo=1, hi=2**20),

@@ -60,7 +60,7 @@ def collect(paths, *, study_name=None) -> Report:
     """Detect every directory and draw every applicable figure; nothing is written."""
     from hpcflow.report.detect import detect
 
-    report = Report([detect(p) for p in paths])
+    report = Report([detect(p, study_name=study_name) for p in paths])
     groups = {name: [] for name in SECTIONS}
     for info in report.infos:
         if info.kind is None:

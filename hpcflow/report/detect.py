@@ -38,9 +38,13 @@ class RunInfo:
     products: tuple = ()
 
 
-def detect(path) -> RunInfo:
-    """The RunInfo of a directory; kind None (with the reason) when it holds none of the known data files."""
+def detect(path, *, study_name: str | None = None) -> RunInfo:
+    """The RunInfo of a directory; kind None (with the reason) when it holds none of the known data files. A
+    study's summary is its overview (`hpcflow.analysis.study.overview`, key 'study': trials by state, best
+    trial; or 'study_error' when it cannot be read) with the summary.json of its best trial's run directory."""
     path = os.fspath(path)
+    if not os.path.exists(path):
+        return RunInfo(path, None, False, "does not exist")
     if not os.path.isdir(path):
         return RunInfo(path, None, False, "not a directory")
     present = [name for name in FILES if os.path.isfile(os.path.join(path, name))]
@@ -52,12 +56,25 @@ def detect(path) -> RunInfo:
     if kind == "study":
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
-        return RunInfo(path, kind, True, "", {}, products)
+        return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     complete, reason = completeness(path)
     summary = read_summary(path) or {}
     if kind in ("flow", "nn"):
         summary = {**summary, **_history_sigmas(path, summary, kind)}
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products)
+
+
+def _study_summary(path, study_name) -> dict:
+    """The runs table's numbers of a study directory (see detect)."""
+    from hpcflow.analysis.study import overview
+    from hpcflow.errors import UserError
+
+    try:
+        ov = overview(path, study_name)
+    except (UserError, ImportError) as exc:  # unreadable storage, several studies without --study, no optuna
+        return {"study_error": " ".join(str(exc).split())}
+    skip = ("kind", "status", "stopped", "wall_seconds")  # the study's own, not the best trial's
+    return {**{k: v for k, v in ov.pop("best_summary", {}).items() if k not in skip}, "study": ov}
 
 
 def _history_sigmas(path, summary: dict, kind: str) -> dict:

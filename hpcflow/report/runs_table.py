@@ -30,11 +30,15 @@ def _table(d, *keys) -> dict:
 
 
 def row(info) -> list:
-    """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent)."""
+    """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent): a local_limit
+    run's gains at its widest and narrowest width; a study's trials by state and best trial in its status, the
+    other cells those of the best trial's run."""
     s = info.summary
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
     status = _status(s, info.kind) if info.complete else f"incomplete: {info.reason}"
+    if info.kind == "study":
+        status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
         status = f"{status}: {s['stopped']}"  # diverged, stopped: why
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
@@ -46,9 +50,42 @@ def row(info) -> list:
     train_i, train_f = s.get("sigma_train_initial"), s.get("sigma_train_final")
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
-    return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(s.get("ranks", 1 if s else None)),
-            _arrow(train_i, train_f), _arrow(test_i, test_f), _num(_gain(s.get("gain_train"), train_i, train_f)),
-            _num(_gain(s.get("gain_test"), test_i, test_f)), _num(s.get("wall_seconds"))]
+    gains = [_num(_gain(s.get("gain_train"), train_i, train_f)), _num(_gain(s.get("gain_test"), test_i, test_f))]
+    if info.kind == "local_limit":
+        gains = _width_gains(s.get("table"))
+    ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
+    return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(ranks),
+            _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _num(s.get("wall_seconds"))]
+
+
+def _width_gains(rows) -> list:
+    """[train cell, test cell] of a local_limit summary's table: 'w=W: gain' at the widest and the narrowest
+    width (the sweep's two ends: train gain grows, test gain -> 1 as w -> 0); '-' when the table is unusable."""
+    rows = [r for r in (rows if isinstance(rows, list) else []) if isinstance(r, dict)
+            and isinstance(r.get("width"), (int, float)) and not isinstance(r["width"], bool)]
+    if not rows:
+        return ["-", "-"]
+    ends = [max(rows, key=lambda r: r["width"]), min(rows, key=lambda r: r["width"])]
+    ends = ends[:1] if ends[0] is ends[1] else ends
+    return ["; ".join(f"w={_num(float(r['width']))}: {_num(r.get(key))}" for r in ends)
+            for key in ("gain_train", "gain_test")]
+
+
+def _study_status(s: dict) -> str:
+    """'N trials: a complete, b pruned, ...; best trial k: OBJECTIVE = v' of a study's overview (detect)."""
+    from hpcflow.analysis.study import STATES
+
+    ov = s.get("study")
+    if not isinstance(ov, dict):
+        return f"unreadable: {s.get('study_error', 'no study')}"
+    states, n = ov["states"], ov["trials"]
+    order = [k for k in STATES if k in states] + sorted(k for k in states if k not in STATES)
+    counts = ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}" for k in order)
+    text = f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
+    if "best_trial" in ov:
+        here = " (the numbers of this row)" if len(s) > 1 else ""  # its run directory's summary.json was read
+        text += f"; best trial {ov['best_trial']}{here}: {ov['objective'] or 'value'} = {_num(ov['best_value'])}"
+    return text
 
 
 #: kinds of one flow per table row (the row's parameter) whose summaries of older versions hold no status

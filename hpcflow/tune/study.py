@@ -51,11 +51,15 @@ class TuneJob:
     cfg: dict
     tune: dict
 
+    def trial_overrides(self, params: dict) -> list:
+        """The --set values of a trial: the study's, then `params`."""
+        return [*self.overrides, *spaces.overrides(params)]
+
     def trial_cfg(self, params: dict) -> dict:
         """The validated job with `params` set, exactly as `hpcflow run --set ...` would read it."""
         from hpcflow.jobs import registry
 
-        return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
+        return registry.load(self.path, self.trial_overrides(params))[1]
 
     def record(self) -> dict:
         """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
@@ -216,7 +220,8 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
         def on_step(info, sigma0):
             return decide(tracker.step(info, sigma0), info["step"])
 
-    summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm)
+    summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm,
+                        overrides=job.trial_overrides(spec["params"]))
     summary["pruned_at"] = pruned[0] if pruned and summary.get("status") == "stopped" else None
     return summary
 

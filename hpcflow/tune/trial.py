@@ -35,8 +35,10 @@ def trial_points(geo: dict, seeds: tuple[int, int]):
     return train, test
 
 
-def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None) -> dict:
-    """Run validated job `cfg` on points from `seeds` into `run_dir`; return the summary.
+def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None, overrides=()) -> dict:
+    """Run validated job `cfg` on points from `seeds` into `run_dir`; return the summary (with `seeds` and
+    `overrides`: the --set values that, with the seeds, make `cfg` of the study's job file, as `hpcflow run`
+    records its own).
 
     A flow job's trial is its own distributed flow (`hpcflow.experiments.flow_job.run`: points sampled in
     shares, clusters or rows divided over the ranks of `comm`, checkpoints in run_dir); on_step(info, sigma0) is
@@ -77,6 +79,6 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
             summary = flow_job.run(cfg, run_dir, comm=c, callback=callback)  # test points: [geometry].test_seed
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
-    summary.update(kind=kind, seeds=list(seeds), wall_seconds=time.perf_counter() - t0)
+    summary.update(kind=kind, seeds=list(seeds), overrides=list(overrides), wall_seconds=time.perf_counter() - t0)
     write_json(os.path.join(run_dir, "summary.json"), summary, comm=c)  # last: the run directory is complete
     return summary
