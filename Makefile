@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # CPU build of torch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
-# Extra pytest arguments, e.g. make test PYTEST_ARGS="-m slow"
-PYTEST_ARGS ?= -m "not slow"
+# pytest arguments, e.g. make test PYTEST_ARGS="-m slow"; the suite runs on 2 worker processes (pytest-xdist), a
+# test file each at a time (its module fixtures built once); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile
 
 .PHONY: venv run test test-mpi bench clean
 

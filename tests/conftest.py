@@ -1,10 +1,8 @@
 """Test-wide hygiene: an MPI job that a test kills (SIGKILL, Abort, a rank that raises) leaves MPICH's
-shared-memory segment /dev/shm/mpich_shm_* behind (~1-3 MB each); remove those a test leaves, unmapped."""
+shared-memory segment /dev/shm/mpich_shm_* behind (~1-3 MB each); remove those the run left, unmapped."""
 
 import os
 import re
-
-import pytest
 
 SHM = "/dev/shm"
 _SEGMENT = re.compile(r"/dev/shm/(mpich_shm_\S+)")
@@ -31,14 +29,20 @@ def _mapped() -> set:
     return names
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_mpich_segments():
-    before = _segments()
-    yield
-    left = _segments() - before
-    if left:
-        for name in left - _mapped():
-            try:
-                os.unlink(os.path.join(SHM, name))
-            except OSError:
-                pass
+_BEFORE: set = set()
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the run's own process (pytest-xdist's workers excluded)
+        _BEFORE.update(_segments())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """At the end of the run, not after each test: a test that checks that a job leaks no segment must see it."""
+    if hasattr(session.config, "workerinput"):
+        return
+    for name in _segments() - _BEFORE - _mapped():
+        try:
+            os.unlink(os.path.join(SHM, name))
+        except OSError:
+            pass
