@@ -215,7 +215,7 @@ class CheckpointWriter:
         if due_steps or any_true(due_time, comm=self.comm) or preempt:
             self.write(view, status="preempted" if preempt else "running")
         if preempt:
-            self.restore_signals()
+            self.restore_signals(stopping=True)
             raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; "
                             "continue with --resume")
         return False
@@ -227,9 +227,11 @@ class CheckpointWriter:
             self.write(self.last_view, status=status)
         return self.last_written
 
-    def restore_signals(self):
-        for sig, old in self._old_handlers.items():
-            signal.signal(sig, old)
+    def restore_signals(self, *, stopping: bool = False):
+        """Put the handlers back; `stopping` (a signal was honoured): a repeat of it is ignored, not fatal."""
+        from hpcflow.stop_signals import restore
+
+        restore(self._old_handlers, stopping=stopping)
         self._old_handlers = {}
 
     def _per_rank_table(self, steps_now: int):

@@ -3,6 +3,9 @@ shared-memory segment /dev/shm/mpich_shm_* behind (~1-3 MB each); remove those t
 
 import os
 import re
+import signal
+
+import pytest
 
 SHM = "/dev/shm"
 _SEGMENT = re.compile(r"/dev/shm/(mpich_shm_\S+)")
@@ -46,3 +49,14 @@ def pytest_sessionfinish(session, exitstatus):
             os.unlink(os.path.join(SHM, name))
         except OSError:
             pass
+
+
+@pytest.fixture(autouse=True)
+def _stop_signal_dispositions():
+    """A test that stops a run in-process leaves SIGTERM/SIGUSR1 ignored (hpcflow.stop_signals), and children
+    inherit SIG_IGN: give every test the dispositions the test before it started with."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)

@@ -27,6 +27,7 @@ from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import resolve
 from hpcflow.progress import progress
+from hpcflow.stop_signals import restore
 from hpcflow.parallel.reduce import any_true
 
 torch = require_torch()
@@ -264,8 +265,7 @@ class Trainer:
             self._run()
         finally:
             self.bar.close()
-            for s, h in handlers.items():
-                signal.signal(s, h)
+            restore(handlers, stopping=self.signalled)  # a repeat of an honoured stop request is ignored
         return self.hist
 
     def _run(self) -> None:

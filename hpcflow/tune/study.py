@@ -26,6 +26,7 @@ import numpy as np
 
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError)
+from hpcflow.stop_signals import restore
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -394,8 +395,7 @@ def signals_between_trials():
     try:
         yield event
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        restore(old, stopping=event.is_set())  # a repeat of an honoured stop request is ignored
 
 
 def run_dir_of(trial, out: str) -> str | None:

@@ -46,5 +46,7 @@ with pcomm.abort_on_error(c):
             w(view)
         w.close("finished")
     except Preempted as exc:
+        for repeat in (signal.SIGUSR1, signal.SIGTERM):  # the request again (scancel --full delivers it twice)
+            os.kill(os.getpid(), repeat)  # ignored by a run that has stopped: it still says so and exits 4
         print(f"rank {r}: preempted: {exc}", flush=True)
         sys.exit(exc.exit_status)

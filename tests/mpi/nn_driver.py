@@ -2,7 +2,8 @@
 
 Usage: python nn_driver.py MODE EPOCH POSITION RANK nn JOB --out DIR ...
 After the step that leaves (epochs done, batches done in the next epoch) = (EPOCH, POSITION) on rank RANK:
-MODE "signal" sends SIGTERM to this process (a scheduler's preemption); MODE "raise" raises RuntimeError.
+MODE "signal" sends SIGTERM to this process (a scheduler's preemption), and again once training has stopped;
+MODE "raise" raises RuntimeError.
 """
 
 import os
@@ -31,5 +32,17 @@ def _init_with_fault(self, *args, **kwargs):
     self.on_step = on_step
 
 
+_run = _train.Trainer.run
+
+
+def _run_then_repeat(self):
+    try:
+        return _run(self)
+    finally:
+        if mode == "signal" and self.signalled:  # the request again, as scancel --full delivers it (task and srun):
+            os.kill(os.getpid(), signal.SIGTERM)  # a run that has stopped ignores it and still exits 4
+
+
 _train.Trainer.__init__ = _init_with_fault
+_train.Trainer.run = _run_then_repeat
 sys.exit(main(sys.argv[5:]))
