@@ -107,6 +107,27 @@ def test_one_point_sets_are_refused_as_sigma_needs_two(tmp_path, capsys, key, ol
     assert not out.exists()
 
 
+def test_a_batch_of_one_point_is_refused_as_its_loss_is_zero(tmp_path, capsys):
+    """kappa is the batch's mean of eta, so one point has eta/kappa = 1: loss 0, gradient 0, nothing learnt."""
+    import torch
+
+    from hpcflow.nn.loss import metric_loss
+
+    v = torch.tensor([[2.0, 0.1, 0.0, 0.1, 3.0, 0.2, 0.0, 0.2, 1.5]], dtype=torch.float64, requires_grad=True)
+    for loss in ("sigma", "ultralocal"):  # the reason, from the loss itself on a batch of one point
+        value = metric_loss(v, torch.tensor([0.7], dtype=torch.float64), torch.tensor([1.3], dtype=torch.float64),
+                            loss=loss)
+        (grad,) = torch.autograd.grad(value, v)
+        assert value.item() == 0.0 and torch.all(grad == 0)
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, JOB.replace("batch_size = 100", "batch_size = 1", 1)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[training].batch_size = 1 must be >= 2" in err and err.count("\n") == 1, err
+    assert not out.exists()
+    assert main(["nn", _write(tmp_path, JOB.replace("batch_size = 100", "batch_size = 2", 1)), "--out", str(out),
+                 "--check"]) == 0
+
+
 def test_two_point_sets_are_accepted(tmp_path):
     from hpcflow.jobs import registry
 

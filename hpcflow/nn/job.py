@@ -16,7 +16,7 @@ import numpy as np
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points  # sigma (eq. B.11) of one point is 0 by construction
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 chart_pair)
+                                 at_least, chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 
@@ -63,7 +63,8 @@ SCHEMA = {
     },
     "training": {
         "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
-        "batch_size": Field(int, 1000, lo=1),
+        "batch_size": Field(int, 1000, lo=1, check=at_least(2, "the loss of one point is 0: kappa is the batch's "
+                                                           "mean of eta, so eta/kappa = 1"), help="global batch"),
         "lr": Field(float, 1e-3, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
         "lr_schedule": Field(str, "exponential", choices=("exponential", "cosine"),
                              help="exponential: lr * lr_decay^epoch; cosine: lr -> lr_min over all steps"),
