@@ -1,6 +1,7 @@
 """A finished run extended with --resume and killed without a signal handler (SIGKILL, node failure) is an
 interrupted run: its checkpoint is past the step summary.json describes, so a requeue continues it with --resume
-and a plain rerun is refused with a pointer to --resume; a finished run is not interrupted."""
+and a plain rerun is refused with a pointer to --resume; a finished run is not interrupted, and its --resume with
+the same steps has nothing to do and rewrites nothing."""
 
 import json
 import os
@@ -56,6 +57,11 @@ def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
     assert not interrupted(out, "checkpoint.h5") and command(str(job), str(out)) == ["run"]
+    before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.h5", "job.toml")}
+    r = subprocess.run(_hpcflow("run", job, "--out", out, "--resume"), env=ENV, capture_output=True, text=True,
+                       timeout=300)  # a finished run resumed with the same steps: nothing to add, nothing rewritten
+    assert r.returncode == 0 and "already finished at step 4" in r.stdout and "nothing to do" in r.stdout, r.stderr
+    assert {name: (out / name).read_bytes() for name in before} == before
 
     ext = subprocess.Popen(_hpcflow("run", job, "--out", out, "--resume", "--set", "flow.steps=100000"), env=ENV,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

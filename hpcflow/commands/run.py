@@ -27,11 +27,16 @@ def _run(args, comm) -> int:
     from hpcflow.jobs import output
     from hpcflow.parallel.comm import refuse_together
 
-    module, cfg, outputs, resume, overrides = refuse_together(lambda: _prepare(args, comm), comm)
+    module, cfg, outputs, resume, overrides, done = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {_backend_note()}; nothing run")
+        return 0
+    if done is not None:  # its summary stays as the run wrote it (wall_seconds included)
+        if comm.Get_rank() == 0:
+            print(f"hpcflow run: {args.out} already finished at step {done} ([flow].steps = "
+                  f"{cfg['flow']['steps']}): nothing to do; raise [flow].steps to extend it")
         return 0
     if resume:
         output.remove_debris(args.out)
@@ -76,7 +81,8 @@ def _backend_note() -> str:
 
 
 def _prepare(args, comm):
-    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides)."""
+    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides, done); done:
+    the step of a finished run that --resume has nothing to add to (else None)."""
     from hpcflow.errors import ConfigError
     from hpcflow.jobs import output, registry
 
@@ -95,10 +101,13 @@ def _prepare(args, comm):
         raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
     if resume:
         output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
-        module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job, ...
+        state = module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job
+        finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
+        done = state.step if finished and state.step >= cfg["flow"]["steps"] else None
     else:
         output.check_outdir(args.out, force=args.force, outputs=outputs)
-    return module, cfg, outputs, resume, overrides
+        done = None
+    return module, cfg, outputs, resume, overrides, done
 
 
 def saved_job(cfg: dict, job: str, overrides) -> str:
