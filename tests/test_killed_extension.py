@@ -112,6 +112,11 @@ def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path):
     r = subprocess.run(_hpcflow("nn", job, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert not interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn"]
+    before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.pt", "nn.h5", "model.pt")}
+    r = subprocess.run(_hpcflow("nn", job, "--out", out, "--resume"), env=ENV, capture_output=True, text=True,
+                       timeout=300)  # finished with the same epochs: nothing to add, nothing rewritten
+    assert r.returncode == 0 and "already finished at epoch 2" in r.stdout and "nothing to do" in r.stdout, r.stderr
+    assert {name: (out / name).read_bytes() for name in before} == before
     summary = json.loads((out / "summary.json").read_text())
     assert summary["checkpoint_step"] == 2
     (out / "summary.json").write_text(json.dumps({**summary, "checkpoint_step": 1}))

@@ -2,7 +2,8 @@
 
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
-finished run; any other change of the job is refused before any work.
+finished run (the same epochs: "nothing to do", its files left as they are); any other change of the job is
+refused before any work.
 """
 
 from __future__ import annotations
@@ -31,12 +32,28 @@ def run(args) -> int:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; nothing run")
         return 0
+    done = None if resume is None else _already_finished(resume, cfg, outdir)
+    if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
+        if comm.Get_rank() == 0:
+            print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
+                  f"{cfg['training']['epochs']}): nothing to do; raise [training].epochs to extend it")
+        return 0
     if resume is not None:
         output.remove_debris(outdir, comm=comm)
     else:  # rank 0 creates it (or clears an earlier run's files with --force); a failure there is refused by all
         outdir = refuse_together(lambda: output.prepare_outdir(args.out, force=args.force,
                                                                outputs=registry.OUTPUTS["nn"], comm=comm), comm)
     return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
+
+
+def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
+    """The epoch of a finished run that --resume has nothing to add to (its summary describes it), else None."""
+    from hpcflow.jobs.output import interrupted
+    from hpcflow.nn.checkpoint import CHECKPOINT
+
+    epoch = int(resume["train"]["epoch"])
+    finished = resume.get("status") == "finished" and not interrupted(outdir, CHECKPOINT)
+    return epoch if finished and epoch >= cfg["training"]["epochs"] else None
 
 
 def _prepare(args, comm):
