@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from hpcflow.errors import InputFileError
+from hpcflow.jobs.output import checkpoint_progress
 
 CHECKPOINT = "checkpoint.h5"
 SUMMARY = "summary.json"
@@ -175,17 +176,6 @@ def _checkpoint_step(path) -> int | None:
     return None
 
 
-def _training_epoch(path) -> int | None:
-    """Epochs done of a network's training checkpoint (checkpoint.pt, read tensor-only), or None."""
-    try:
-        import torch
-
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return int(state["train"]["epoch"])
-    except Exception:  # noqa: BLE001 - torch missing or a file that is not a training checkpoint
-        return None
-
-
 def training_history(path, names, *, hint: str) -> dict:
     """{name: array} of `train.history` in a network's training checkpoint (an interrupted run has no nn.h5 yet);
     MissingData when torch is missing or the file is not such a checkpoint."""
@@ -217,7 +207,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, "preempted (summary status); continue it with --resume"
     if not os.path.isfile(ckpt):
         pt = os.path.join(run_dir, NN_CHECKPOINT)
-        epoch = _training_epoch(pt) if os.path.isfile(pt) else None
+        epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is not None and done is not None and int(done) != epoch:
             return False, (f"checkpoint.pt is at epoch {epoch} but summary.json describes epoch {done} "
