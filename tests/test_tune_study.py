@@ -301,6 +301,28 @@ def test_tune_under_mpiexec_talks_to_storage_from_rank_0_only(tmp_path, ranks):
         assert sum(points) == summary["n_train"] and max(points) < summary["n_train"]
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_an_internal_error_of_one_rank_in_a_trial_ends_the_mpi_worker(tmp_path, rank):
+    """Rank 0 used to record the failure and broadcast the next trial while the others waited in the failed
+    trial's collectives: the ranks spun until SIGKILL, and the next trial's heartbeat kept it looking alive."""
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
+    job, out = _job(tmp_path), tmp_path / "study"
+    driver = ROOT / "tests" / "mpi" / "tune_driver.py"
+    r = subprocess.run([mpiexec, "-n", "3", sys.executable, str(driver), str(rank), "tune", str(job), "--trials", "2",
+                        "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=90)
+    assert r.returncode not in (0, 2, 3, 4), r.stdout + r.stderr  # an internal error: not success nor bad input
+    assert f"injected failure on rank {rank}" in r.stdout + r.stderr
+    assert not (out / "trials" / "0001").exists()  # no second trial was started
+    state = _study(out).get_trials()[0].state
+    if rank == 0:  # rank 0 recorded the failure before it ended the worker
+        assert [t.state for t in _study(out).get_trials()] == [TrialState.FAIL]
+        return
+    assert state == TrialState.RUNNING  # the abort reached rank 0 first; the next command fails it (pid gone)
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]) == 0
+    assert [t.state for t in _study(out).get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
 def test_an_existing_study_with_another_direction_or_name_is_refused(tmp_path, capsys):
     job, out = _job(tmp_path), tmp_path / "study"
     assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 0

@@ -375,6 +375,11 @@ class Worker:
             if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
                                                                                 self.job.tune["retries"]):
                 self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
+            if self.comm.Get_size() > 1 and not isinstance(exc, UserError):
+                # the other ranks may still wait in the trial's collectives: end the worker (abort_on_error)
+                self.log(f"hpcflow tune: an internal error under {self.comm.Get_size()} ranks ends this worker; "
+                         "the same hpcflow tune command continues the study")
+                raise
             return 1
         self.log(_trial_line(self.study, self.current, self.out))
         return 1
