@@ -168,6 +168,20 @@ def test_rank_raising_inside_the_flow_ends_every_rank(tmp_path, ranks):
     assert f"rank {ranks - 1}: ERROR RuntimeError: injected kernel failure" in r.stderr
 
 
+def test_a_bad_environment_variable_on_one_rank_is_refused_once_by_every_rank(tmp_path):
+    """HPCFLOW_THREADS=0 on rank 2 only (a node with another environment): one line, exit 2, nothing written. It
+    used to be read before the ranks' common checks: an error per bad rank, MPI_Abort, exit 9."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    args = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+    cmd = [mpiexec(), "-n", "2", *args, ":", "-n", "1", "-env", "HPCFLOW_THREADS", "0", *args]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hpcflow run: error: HPCFLOW_THREADS='0'"), r.stderr
+    assert not out.exists()
+
+
 def test_run_extended_by_resume_at_another_rank_count(runs, tmp_path):
     """Two steps on 2 ranks, then --resume on 3 ranks up to step 3: the 3-step run of one rank to 1e-10."""
     job = tmp_path / "job.toml"

@@ -18,6 +18,7 @@ def run(args) -> int:
 
     pcomm.check_launch()
     with pcomm.abort_on_error() as c:
+        pcomm.refuse_together(resources.check_environment, c)  # HPCFLOW_THREADS is read by limit_threads
         pcomm.limit_threads(c)
         return _run(args, c)
 
