@@ -83,3 +83,54 @@ def test_one_rank_raising_ends_every_rank(ranks):
                        capture_output=True, text=True, timeout=90)
     assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
     assert f"rank {ranks - 1}: ERROR RuntimeError: injected failure" in r.stderr
+
+
+CLUSTERED_FLOW = """
+[job]
+kind = "flow"
+[geometry]
+n_train = 200
+n_test = 50
+[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+[flow]
+dt = 1.0
+steps = 2
+loss = "ultralocal"
+[clustering]
+method = "batched"
+n_clusters = 4
+batch_size = 100
+"""
+
+
+TUNE = """
+[tune]
+sampler = "random"
+pruner = "none"
+[tune.space]
+"flow.dt" = {low = 0.5, high = 1.0}
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_thread_pools_loaded_after_the_limit_follow_it(tmp_path, command):
+    """SciPy's OpenBLAS and scikit-learn's OpenMP load after `limit_threads` (during sampling and clustering); with
+    no *_NUM_THREADS set they used to start one thread per CPU of the node in every rank (and a tune worker limited
+    no pool at all). The run's provenance lists every pool loaded by its end (threadpoolctl)."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(CLUSTERED_FLOW + TUNE)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                            "MKL_NUM_THREADS")}
+    env.update(HPCFLOW_THREADS="1", PYTHONPATH=os.getcwd())
+    extra = ["--trials", "1"] if command == "tune" else []
+    r = subprocess.run([sys.executable, "-m", "hpcflow", command, str(job), "--out", str(out), "--quiet", *extra],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    summary = out / "trials" / "0000" / "summary.json" if command == "tune" else out / "summary.json"
+    pools = json.loads(summary.read_text())["provenance"]["blas"]
+    assert {p["internal_api"] for p in pools} >= {"openblas", "openmp"}  # NumPy's, SciPy's and sklearn's pools
+    assert [p["num_threads"] for p in pools] == [1] * len(pools), pools

@@ -181,10 +181,17 @@ def threads_per_rank(comm=None) -> int:
     return max(1, len(mask) // max(1, sharing))
 
 
+#: read by BLAS and OpenMP runtimes when they load: libraries a job imports later (SciPy's OpenBLAS, the
+#: OpenMP of scikit-learn's clustering) start with `threads_per_rank` threads too, not one per CPU of the node
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def limit_threads(comm=None) -> int:
-    """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch; return it."""
+    """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch (those loaded now, and
+    through THREAD_VARIABLES those loaded later); return it."""
     n = threads_per_rank(comm)
-    os.environ["HPCFLOW_THREADS"] = str(n)
+    for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):
+        os.environ[name] = str(n)
     try:
         from threadpoolctl import threadpool_limits
 

@@ -630,11 +630,12 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     is checked)."""
     import optuna
 
-    from hpcflow.parallel.comm import is_root, refuse_together, resolve
+    from hpcflow.parallel.comm import is_root, limit_threads, refuse_together, resolve
 
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
     job = refuse_together(lambda: load(path, overrides, sampler=sampler), comm)
+    limit_threads(comm)  # the CPUs this rank owns, as for hpcflow run (an nn trial's training sets its own)
     if quiet:  # after load checked the environment: a bad HPCFLOW_QUIET is refused even with --quiet
         os.environ["HPCFLOW_QUIET"] = "1"
     study_name = Path(path).stem if study_name is None else study_name
