@@ -53,11 +53,18 @@ def test_launch_trap_is_refused(monkeypatch):
 
 
 def test_threads_per_rank_follows_environment(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))  # a process bound to 8 CPUs
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setenv("HPCFLOW_THREADS", "3")
     assert pcomm.threads_per_rank() == 3
+    monkeypatch.setenv("HPCFLOW_THREADS", "64")  # an explicit choice beyond the mask is taken as given
+    assert pcomm.threads_per_rank() == 64
     monkeypatch.delenv("HPCFLOW_THREADS")
+    assert pcomm.threads_per_rank() == 8
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")
     assert pcomm.threads_per_rank() == 5
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "16")  # more than the process may run on: the mask bounds it
+    assert pcomm.threads_per_rank() == 8
     monkeypatch.setenv("HPCFLOW_THREADS", "x")
     with pytest.raises(UserError, match="HPCFLOW_THREADS"):
         pcomm.threads_per_rank()
@@ -75,6 +82,9 @@ def test_collectives_under_mpiexec(ranks):
         assert o["size"] == ranks
         assert o["sum"] == o["fsum"]  # the same bits for every rank count
         assert o["gathered_ok"] and o["any"] and not o["none"] and o["max"] == ranks - 1
+        share = max(1, len(os.sched_getaffinity(0)) // ranks)  # mpiexec binds nothing: the ranks share our mask
+        assert o["slurm_threads"] == min(64, share)
+        assert o["mixed_threads"] == (1 if o["rank"] == 0 else min(64, share))
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

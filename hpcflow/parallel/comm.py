@@ -162,23 +162,24 @@ def node_layout(comm=None) -> tuple[int, int]:
 
 
 def threads_per_rank(comm=None) -> int:
-    """CPUs this rank may use: $HPCFLOW_THREADS, else SLURM_CPUS_PER_TASK, else the affinity mask divided by the
-    ranks on this node when they share one mask (mpiexec without binding), else the mask itself."""
-    if os.environ.get("HPCFLOW_THREADS", "").strip():
-        return default_threads()  # the one reader of $HPCFLOW_THREADS
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
-    if slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
+    """CPUs this rank may use: $HPCFLOW_THREADS, else SLURM_CPUS_PER_TASK but no more than its share of the
+    affinity mask (`sbatch -c 8` then `mpiexec -n 4`: the 4 ranks share the task's 8 CPUs), else that share: the
+    mask divided by the ranks whose masks overlap it (mpiexec without binding), else the mask itself. Collective
+    at R > 1 whatever the environment (the ranks' variables may differ)."""
+    c = resolve(comm)
     try:
         mask = os.sched_getaffinity(0)
     except AttributeError:
         mask = set(range(os.cpu_count() or 1))
-    c = resolve(comm)
-    if size(c) == 1:
-        return max(1, len(mask))
-    masks = c.allgather(sorted(mask)) if node_layout(c)[1] > 1 else [sorted(mask)]
+    masks = c.allgather(sorted(mask)) if size(c) > 1 and node_layout(c)[1] > 1 else [sorted(mask)]
     sharing = sum(1 for m in masks if set(m) & mask)  # ranks (on any node) whose CPUs overlap ours
-    return max(1, len(mask) // max(1, sharing))
+    share = max(1, len(mask) // max(1, sharing))
+    if os.environ.get("HPCFLOW_THREADS", "").strip():
+        return default_threads()  # the one reader of $HPCFLOW_THREADS: an explicit choice, taken as given
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        return min(int(slurm), share)
+    return share
 
 
 #: read by BLAS and OpenMP runtimes when they load: libraries a job imports later (SciPy's OpenBLAS, the

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -24,6 +25,14 @@ out["gathered_ok"] = bool(g.shape == (R * (R - 1) // 2, 3)
 out["any"] = any_true(r == R - 1)
 out["none"] = any_true(False)
 out["max"] = max_value(float(r))
+# threads per rank: SLURM_CPUS_PER_TASK of an `sbatch -c 64` task that mpiexec runs 1-3 ranks in (the ranks share
+# its CPUs), then HPCFLOW_THREADS on rank 0 only (collective whatever the variables: no rank may return early)
+os.environ.pop("HPCFLOW_THREADS", None)
+os.environ["SLURM_CPUS_PER_TASK"] = "64"
+out["slurm_threads"] = pcomm.threads_per_rank(c)
+if r == 0:
+    os.environ["HPCFLOW_THREADS"] = "1"
+out["mixed_threads"] = pcomm.threads_per_rank(c)
 everyone = c.gather(out, root=0)  # one writer: lines of several ranks could interleave
 for o in everyone if r == 0 else []:
     print(json.dumps(o), flush=True)
