@@ -10,10 +10,14 @@ its own kappa) are recorded per step, step 0 = FS.
 
 Distribution (one code for every rank count R; R = 1 is the single process): `train` and `test` are THIS
 rank's rows, `train_idx` / `test_idx` their global indices (sorted; default: ranks hold consecutive runs in
-rank order, so at R = 1 the whole set). Every global sum (kappa and its weight sums, the loss's sums,
-sigma_train, sigma_test, held test points) is `hpcflow.parallel.reduce.exact_sum`, correctly rounded, so every
-decision and every history value is the same on all ranks and does not depend on R or on the split; "some
-train metric lost positivity, halve dt" is one collective decision (`reduce.any_true`).
+rank order, so at R = 1 the whole set). A set that every rank passes whole (bitwise the same rows on every
+rank, e.g. `Hypersurface.sample`'s default layout "all") without indices is one set, not R copies: each rank
+keeps its `decompose.share` rows of it (as `hpcflow.nn.train.train` does), so the flow equals the
+single-process run; the check is one allgather of (rows, digest) per set (`hpcflow.parallel.replicated`),
+and FlowResult.train_idx / test_idx say which rows a rank kept. Every global sum (kappa and its weight sums, the
+loss's sums, sigma_train, sigma_test, held test points) is `hpcflow.parallel.reduce.exact_sum`, correctly
+rounded, so every decision and every history value is the same on all ranks and does not depend on R or on the
+split; "some train metric lost positivity, halve dt" is one collective decision (`reduce.any_true`).
 - Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
   be among this rank's rows; their source rows held by other ranks (the halo) arrive through one
   `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
@@ -52,9 +56,10 @@ from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the on
 from hpcflow.flow_step import Clustered, Exact, Nearest
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.kernels.base import DEFAULT_TILE
-from hpcflow.metric import is_positive_definite, loss_and_grad
+from hpcflow.metric import KAPPA_GRADIENTS, LOSSES, is_positive_definite, loss_and_grad
 from hpcflow.parallel import comm as pcomm
-from hpcflow.parallel.decompose import displs
+from hpcflow.parallel.decompose import displs, share
+from hpcflow.parallel.replicated import identical_on_all
 from hpcflow.parallel.reduce import any_true, exact_sum
 
 log = logging.getLogger(__name__)
@@ -158,6 +163,52 @@ def _rows_index(idx, n_local, comm, what):
     return np.arange(lo, lo + n_local, dtype=np.int64)
 
 
+_POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
+
+
+def _check_args(kernel, train, test, xp, **num):
+    """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective."""
+    if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
+        raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
+                        "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
+    for name, ps in (("train", train), ("test", test)):
+        if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
+            raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
+                            "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
+    if test is not None and np.shape(test.points)[1:] != np.shape(train.points)[1:]:
+        raise ValueError(f"test: points of shape {np.shape(test.points)} next to train points of shape "
+                         f"{np.shape(train.points)}; pass train and test points of the same manifold")
+    if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
+        raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
+    integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
+    number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
+    checks = (("dt", number(num["dt"]) and num["dt"] > 0, "a number > 0"),
+              ("steps", integer(num["steps"]) and num["steps"] >= 0, "an integer >= 0"),
+              ("max_halvings", integer(num["max_halvings"]) and num["max_halvings"] >= 0, "an integer >= 0"),
+              ("clip", num["clip"] is None or (number(num["clip"]) and num["clip"] > 0), "None or a number > 0"),
+              ("early_stop", num["early_stop"] is None or (integer(num["early_stop"]) and num["early_stop"] >= 1),
+               "None or an integer >= 1"),
+              ("loss", num["loss"] in LOSSES, f"one of {LOSSES}"),
+              ("kappa_gradient", num["kappa_gradient"] in KAPPA_GRADIENTS, f"one of {KAPPA_GRADIENTS}"))
+    for name, ok, want in checks:
+        if not ok:
+            raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
+
+
+def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
+    """At R > 1, a set that every rank holds whole (bitwise the same rows, `replicated.identical_on_all`) and
+    passes without global indices is cut to this rank's `decompose.share` rows; other sets are this rank's rows."""
+    if comm.Get_size() == 1:
+        return train, test
+    out = []
+    for ps, idx in ((train, train_idx), (test, test_idx)):
+        whole = ps is not None and identical_on_all([to_host(getattr(ps, f)) for f in _POINT_FIELDS], comm=comm)
+        if whole and idx is None:
+            ps = ps[slice(*share(len(ps), comm.Get_size(), comm.Get_rank()))]
+        out.append(ps)
+    return tuple(out)
+
+
 def _check_blocks(blocks, train_idx, test_idx):
     for name, rows in (("train", train_idx), ("test", test_idx)):
         parts = [np.asarray(getattr(b, f"{name}_idx"), dtype=np.int64) for b in blocks]
@@ -207,6 +258,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                 ) -> FlowResult:
     """Iterate eq. 3.5 up to step `steps` from g_FS (or from `resume`) on this rank's rows; see module docstring.
 
+    kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
+    omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
+    test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
+    or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work.
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
@@ -215,16 +270,21 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
-    if not dt > 0 or steps < 0 or max_halvings < 0:
-        raise ValueError(f"need dt > 0, steps >= 0, max_halvings >= 0 (got {dt}, {steps}, {max_halvings})")
+    _check_args(kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip,
+                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient)
     c = pcomm.resolve(comm)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
+    train, test = _shares_of_whole_sets(train, test, train_idx, test_idx, c)
+    n_train = int(exact_sum(np.array([float(len(train))]), comm=c))
+    if n_train == 0:
+        raise ValueError("train: the train set has no points (on any rank); pass a PointSet of >= 1 point")
+    n_test = int(exact_sum(np.array([float(len(test))]), comm=c)) if test is not None else 0
+    if n_test == 0:
+        test = None  # no test points on any rank: as test=None (a flow job's n_test = 0)
     has_test = test is not None
     train_idx = _rows_index(train_idx, len(train), c, "train_idx")
     test_idx = _rows_index(test_idx, len(test) if has_test else 0, c, "test_idx")
-    n_train = int(exact_sum(np.array([float(len(train))]), comm=c))
-    n_test = int(exact_sum(np.array([float(len(test_idx))]), comm=c))
     tr, te = _on(train, xp), _on(test, xp)
     if blocks is not None:
         blocks = list(blocks)

@@ -614,3 +614,21 @@ def test_bare_axes_fail():
     ax.plot([0, 1], [1, 0])
     with pytest.raises(AssertionError):
         find_line(ax, [0, 1], [0, 1])
+
+
+def test_table1_load_and_histories_plot_take_one_run_as_well_as_a_list(runs):
+    """From Python, one run directory (str or os.PathLike) or one `histories.load` result is one run, as the other
+    modules' load(run_dir) take one: not an iteration over the characters of a path or the keys of a dict."""
+    import pathlib
+
+    from hpcflow.analysis import histories, table1
+
+    (row,) = table1.load([runs["flow"]])
+    sigma = h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]
+    assert row["gain_train"] == pytest.approx(sigma[0] / sigma[-1], rel=1e-15)
+    assert table1.load(str(runs["flow"])) == table1.load(pathlib.Path(runs["flow"])) == [row]
+    run = histories.load(runs["flow"])
+    one, listed = histories.plot(run), histories.plot([run])
+    drawn = [[(x.tolist(), y.tolist()) for x, y in lines_of(fig.axes[0])] for fig in (one, listed)]
+    assert drawn[0] == drawn[1] and (list(range(len(sigma))), sigma.tolist()) in drawn[0]
+    assert histories.numbers(run) == histories.numbers([run]) and len(histories.numbers(run)) == 1

@@ -84,7 +84,9 @@ def load(run_dir) -> dict:
 
 
 def plot(runs):
-    """Train (solid) and test (dashed) sigma per step of every run, one colour per run, log y."""
+    """Train (solid) and test (dashed) sigma per step of every run (one `load` result, or a list), one colour per
+    run, log y."""
+    runs = [runs] if isinstance(runs, dict) else runs
     fig, (ax,) = new_figure(size=(7.2, 4.8))
     for i, r in enumerate(runs):
         ax.plot(r["x"], r["train"], "-", color=f"C{i % 10}", label=f"{r['label']} train")
@@ -126,5 +128,7 @@ def plot_per_rank(run):
 
 
 def numbers(runs) -> list:
+    """One line per run (one `load` result, or a list)."""
+    runs = [runs] if isinstance(runs, dict) else runs
     return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, "
             f"test {r['test'][0]:.4g} -> {r['test'][-1]:.4g} ({len(r['x']) - 1} {r['unit']}s)" for r in runs]

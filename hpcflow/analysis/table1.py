@@ -70,9 +70,9 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
 
 
 def load(paths, *, study_name: str | None = None) -> list:
-    """Rows of every flow run directory; a study contributes its best trial's run directory."""
+    """Rows of every flow run directory (one path, or a list); a study contributes its best trial's run directory."""
     rows = []
-    for p in paths:
+    for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         if is_study(p):
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{study.study_name} trial {n}") for n, rd in best_run_dirs(study, base)]

@@ -29,6 +29,9 @@ def normalize(z, xp=None):
 
 def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
     """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product)."""
+    if np.shape(z1) != np.shape(z2):
+        raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
+                         "(N, n+1)")
     xp = array_module(z1)
     u, v = normalize(z1, xp), normalize(z2, xp)
     inner = xp.abs(xp.sum(xp.conj(u) * v, axis=-1))
@@ -47,6 +50,9 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     Holds one (tile, N2) block of temporaries at a time; nearly equal pairs are recomputed stably and the
     noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0.
     """
+    if np.ndim(z1) != 2 or (z2 is not None and (np.ndim(z2) != 2 or np.shape(z2)[1] != np.shape(z1)[1])):
+        raise ValueError(f"z1 {np.shape(z1)}, z2 {None if z2 is None else np.shape(z2)}: pass points as 2-D "
+                         "arrays (N, n+1) with the same n+1 (one point: z[None])")
     xp = array_module(z1)
     u = normalize(z1, xp)
     v = u if z2 is None else normalize(z2, xp)

@@ -23,9 +23,11 @@ from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, sample_point
 RESIDUAL_TOL = 1e-12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hypersurface:
-    """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold)."""
+    """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold).
+
+    Equal (and of equal hash) when their definitions are: name, parameters, monomials and coefficients."""
 
     monomials: np.ndarray  # (M, n+1) int exponents
     coefficients: np.ndarray  # (M,) complex128
@@ -39,6 +41,13 @@ class Hypersurface:
             raise ConfigError("monomials must be a non-empty (M, n+1) integer array; pass one exponent row per term")
         if coef.shape != (mon.shape[0],):
             raise ConfigError(f"coefficients has shape {coef.shape}, expected ({mon.shape[0]},): one per monomial")
+        if not np.all(np.isfinite(coef)):
+            bad = int(np.flatnonzero(~np.isfinite(coef))[0])
+            raise ConfigError(f"coefficient {bad} is {coef[bad]} (not finite); pass finite complex coefficients "
+                              "(for dwork, a finite psi)")
+        if not np.any(coef):
+            raise ConfigError("coefficients are all zero (p = 0 is not a hypersurface); pass at least one non-zero "
+                              "coefficient")
         if np.any(mon < 0) or not np.issubdtype(mon.dtype, np.integer):
             raise ConfigError("monomials must hold non-negative integer exponents")
         n = mon.shape[1] - 1
@@ -109,6 +118,14 @@ class Hypersurface:
 
     def definition_json(self) -> str:
         return json.dumps(self.definition(), sort_keys=True)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Hypersurface):
+            return NotImplemented
+        return self.definition_json() == other.definition_json()
+
+    def __hash__(self) -> int:
+        return hash(self.definition_json())
 
     @classmethod
     def from_definition(cls, d: dict) -> "Hypersurface":
@@ -195,6 +212,8 @@ class Hypersurface:
         `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
         "root" (rank 0 gets the whole set, the others none).
         """
+        if not (seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+            raise ConfigError(f"seed={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
         n_points = int(n_points)
         if n_points <= 0:
             raise ConfigError(f"number of points N={n_points} must be positive")

@@ -7,6 +7,8 @@ sigma = sum_w |1 - eta/kappa| / sum_w, all with the Monte Carlo weights w = |Ome
 
 from __future__ import annotations
 
+import numpy as np
+
 from hpcflow.backend import array_module
 
 
@@ -18,6 +20,8 @@ def kappa(eta, weights):
 
 def sigma_measure(eta, weights, kappa_value=None):
     """sigma = sum w |1 - eta/kappa| / sum w (eq. B.11); kappa from the same points unless given."""
+    if np.shape(eta) != np.shape(weights):
+        raise ValueError(f"eta {np.shape(eta)} and weights {np.shape(weights)}: pass one eta per weight")
     xp = array_module(eta)
     k = kappa(eta, weights) if kappa_value is None else kappa_value
     return xp.sum(weights * xp.abs(1.0 - eta / k)) / xp.sum(weights)

@@ -15,6 +15,7 @@ from hpcflow.errors import InputFileError, OutputPathError, UserError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.parallel.comm import is_root, resolve
+from hpcflow.parallel.replicated import gather_to_root, identical_on_all
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
 CONVENTIONS = (
@@ -57,6 +58,12 @@ class PointSet:
         return self._take(idx)
 
     def __getitem__(self, idx) -> "PointSet":
+        """The points selected by a slice, mask or index array; an integer gives a PointSet of that one point."""
+        if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
+            i = int(idx) + len(self) if idx < 0 else int(idx)
+            if not 0 <= i < len(self):
+                raise IndexError(f"point index {int(idx)} is out of range for a PointSet of {len(self)} points")
+            idx = slice(i, i + 1)
         return self._take(idx)
 
     @staticmethod
@@ -75,6 +82,8 @@ class PointSet:
 
     def eta(self, g=None) -> np.ndarray:
         """eta = det g / |Omega|^2 (eq. B.11) for metrics g (N, m, m), default g_FS."""
+        if g is not None and np.shape(g) != self.g_fs.shape:
+            raise ValueError(f"g has shape {np.shape(g)}; pass one metric per point, shape {self.g_fs.shape}")
         return det_hermitian(self.g_fs if g is None else g) / self.omega2
 
     def sigma(self, g=None) -> float:
@@ -85,7 +94,9 @@ class PointSet:
     def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
         """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True.
 
-        Under MPI only rank 0 of `comm` writes (the others check the path alike and return): call it on every rank.
+        Under MPI call it on every rank of `comm`; rank 0 writes. Ranks that hold the same set (layout "all") write
+        it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
+        (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
         """
         from hpcflow.jobs.output import check_path
 
@@ -98,13 +109,15 @@ class PointSet:
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
         c = resolve(comm)
-        if c.Get_size() > 1:
-            c.Barrier()  # every rank has checked the path before rank 0 creates the file
+        data = [getattr(self, name) for name in FIELDS]
+        # (a collective at R > 1: every rank has checked the path before rank 0 creates the file)
+        if not identical_on_all(data, comm=c):
+            data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
         if not is_root(c):
             return
         with atomic_file(path) as fh, h5py.File(fh, "w") as f:
-            for name in FIELDS:
-                f.create_dataset(name, data=getattr(self, name))
+            for name, values in zip(FIELDS, data):
+                f.create_dataset(name, data=values)
             f.attrs["kind"] = "hpcflow.PointSet"
             f.attrs["manifold"] = self.manifold.definition_json()
             f.attrs["seed"] = json.dumps(self.seed)

@@ -153,6 +153,8 @@ def check_chart(surface, chart):
     """The chart as a tuple (I, J), or a ConfigError naming the valid range."""
     if chart is None:
         return None
+    if np.ndim(chart) != 1 or np.size(chart) != 2:
+        raise ConfigError(f"chart={chart!r} is not a pair; pass chart=(I, J): scale index I, eliminated index J")
     chart = tuple(int(x) for x in chart)
     if chart not in surface.charts:
         raise ConfigError(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")

@@ -69,6 +69,9 @@ class Kernel:
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
+        if np.ndim(grad_src) != 2 or np.shape(grad_src)[0] != np.shape(x_src)[0]:
+            raise ValueError(f"grad_src has shape {np.shape(grad_src)}; pass one gradient row per source point, "
+                             f"shape ({np.shape(x_src)[0]}, P)")
         return self.operator(x, x_src, tile=tile)(grad_src)
 
     def params(self) -> dict:

@@ -52,6 +52,12 @@ class TrainConfig:
     check_replicas: bool = False  # compare parameter checksums of all ranks after every epoch (debug)
     manual_step: bool = True  # hpcflow.nn.fast_step where it applies (same results to rounding); False: autograd
 
+    def __post_init__(self):
+        for name, low in (("epochs", 0), ("batch_size", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+                raise ConfigError(f"TrainConfig: {name}={v!r} is invalid; pass an integer >= {low}")
+
 
 @dataclass
 class History:

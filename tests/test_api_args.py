@@ -1,0 +1,186 @@
+"""The Python API refuses bad arguments at its entry points with one clear error naming the argument (instead of a
+NumPy/SciPy error deep inside, a silently wrong result, or hours of sampling), and handles the edge cases it
+documents: empty sets in kernel_flow, PointSet[int], Hypersurface equality and hashing."""
+
+import numpy as np
+import pytest
+
+from hpcflow.errors import ConfigError
+from hpcflow.flow import kernel_flow
+from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
+from hpcflow.geometry.measures import sigma_measure
+from hpcflow.geometry.pointset import FIELDS
+from hpcflow.kernels import make_kernel
+from hpcflow.parallel.replicated import fingerprint, gather_to_root, identical_on_all
+
+
+@pytest.fixture(scope="module")
+def X():
+    return Hypersurface.fermat(3)
+
+
+@pytest.fixture(scope="module")
+def sets(X):
+    return X.sample(60, seed=0, chart=(0, 1)), X.sample(30, seed=1, chart=(0, 1))
+
+
+# ---- Hypersurface -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: Hypersurface.dwork(3, float("nan")),
+    lambda: Hypersurface.dwork(3, complex(0, float("inf"))),
+    lambda: Hypersurface.from_monomials(np.eye(5, dtype=int) * 5, [1, 1, 1, 1, float("inf")]),
+])
+def test_non_finite_coefficients_are_refused(make):
+    with pytest.raises(ConfigError, match=r"coefficient \d+ is .*not finite"):
+        make()
+
+
+def test_zero_polynomial_is_refused():
+    with pytest.raises(ConfigError, match="coefficients are all zero"):
+        Hypersurface.from_monomials(np.eye(5, dtype=int) * 5, [0, 0, 0, 0, 0])
+
+
+def test_hypersurfaces_compare_and_hash_by_definition():
+    a, b = Hypersurface.fermat(3), Hypersurface.fermat(3)
+    assert a == b and not a != b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != Hypersurface.fermat(2) and a != Hypersurface.dwork(3, 0.1) and a != "fermat"
+    assert Hypersurface.dwork(3, 0.1) == Hypersurface.dwork(3, 0.1)
+    same_polynomial = Hypersurface.from_monomials(a.monomials, a.coefficients)
+    assert same_polynomial != a  # a custom definition is not the named family's (name and params differ)
+    assert Hypersurface.from_definition(a.definition()) == a
+
+
+@pytest.mark.parametrize("kw, word", [(dict(seed=-1), "seed"), (dict(seed=1.5), "seed"), (dict(seed="0"), "seed"),
+                                      (dict(chart=0), "chart"), (dict(chart=(0, 1, 2)), "chart")])
+def test_sample_refuses_bad_seed_and_chart(X, kw, word):
+    with pytest.raises(ConfigError, match=word):
+        X.sample(10, **kw)
+
+
+def test_sample_accepts_numpy_integer_seed(X):
+    a, b = X.sample(20, seed=np.uint64(3)), X.sample(20, seed=3)
+    assert a.points.tobytes() == b.points.tobytes()
+
+
+# ---- PointSet -----------------------------------------------------------------------------------------------
+def test_integer_index_gives_one_point(sets):
+    ps = sets[0]
+    for i, row in ((5, 5), (np.int64(7), 7), (-1, len(ps) - 1), (-len(ps), 0)):
+        one = ps[i]
+        assert isinstance(one, PointSet) and len(one) == 1 and one.points.shape == (1, 5)
+        for f in FIELDS:
+            np.testing.assert_array_equal(getattr(one, f)[0], getattr(ps, f)[row])
+        assert one.sigma() == 0.0  # one point: eta equals its own kappa
+    for bad in (len(ps), -len(ps) - 1):
+        with pytest.raises(IndexError, match="out of range"):
+            ps[bad]
+
+
+def test_sigma_of_metrics_of_another_length_is_refused(sets):
+    ps = sets[0]
+    with pytest.raises(ValueError, match="one metric per point"):
+        ps.sigma(np.ones((5, 3, 3)))
+    with pytest.raises(ValueError, match="one eta per weight"):
+        sigma_measure(ps.eta(), ps.weights[:5])
+
+
+# ---- distances ----------------------------------------------------------------------------------------------
+def test_distances_refuse_mismatched_shapes(sets):
+    z = sets[0].points
+    with pytest.raises(ValueError, match="same n\\+1"):
+        fs_distance(z[:3], np.ones((3, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        fs_distance(z[0])
+    with pytest.raises(ValueError, match="same shape"):
+        fs_distance_paired(z[:3], z[:4])
+
+
+# ---- kernels ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, kw", [("delta", {}), ("gaussian", dict(width=1.0)),
+                                      ("relu_ntk", dict(w_std=1.0, b_std=0.1))])
+def test_apply_refuses_a_gradient_per_other_rows(sets, name, kw):
+    z = sets[0].points
+    with pytest.raises(ValueError, match="one gradient row per source point"):
+        make_kernel(name, **kw).apply(z[:3], z[:5], np.ones((4, 9)))
+
+
+# ---- kernel_flow --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, word", [
+    (dict(clip=-1.0), "clip"), (dict(clip=0), "clip"), (dict(early_stop=0), "early_stop"),
+    (dict(loss="bogus"), "loss"), (dict(kappa_gradient="x"), "kappa_gradient"), (dict(steps=2.5), "steps"),
+    (dict(steps=-1), "steps"), (dict(dt="1"), "dt"), (dict(dt=float("nan")), "dt"), (dict(max_halvings=-1), "max_"),
+])
+def test_kernel_flow_refuses_bad_numbers_before_any_work(sets, kw, word):
+    class Unused:
+        """A kernel that fails if the flow gets as far as using it."""
+
+        def operator(self, *a, **k):
+            raise AssertionError("the kernel was used before the arguments were checked")
+
+    args = dict(dt=1.0, steps=0, **{k: v for k, v in kw.items() if k not in ("dt", "steps")})
+    args.update({k: v for k, v in kw.items() if k in ("dt", "steps")})
+    with pytest.raises(ValueError, match=word):
+        kernel_flow(Unused(), *sets, **args)
+
+
+@pytest.mark.parametrize("where, word", [("kernel", "kernel"), ("train", "train"), ("test", "test"), ("xp", "xp")])
+def test_kernel_flow_refuses_objects_of_the_wrong_kind(sets, where, word):
+    train, test = sets
+    args = dict(kernel=make_kernel("delta"), train=train, test=test, xp=None)
+    args[where] = {"kernel": "gaussian", "train": train.points, "test": test.points, "xp": "numpy"}[where]
+    with pytest.raises(TypeError, match=word):
+        kernel_flow(args.pop("kernel"), args.pop("train"), args.pop("test"), dt=1.0, steps=1, **args)
+
+
+def test_kernel_flow_refuses_test_points_of_another_manifold(sets):
+    other = Hypersurface.fermat(2).sample(20, seed=0)
+    with pytest.raises(ValueError, match="same manifold"):
+        kernel_flow(make_kernel("delta"), sets[0], other, dt=1.0, steps=1)
+
+
+def test_kernel_flow_refuses_an_empty_train_set(sets):
+    for name, kw in (("delta", {}), ("gaussian", dict(width=0.1))):
+        with pytest.raises(ValueError, match="train: the train set has no points"):
+            kernel_flow(make_kernel(name, **kw), sets[0][:0], sets[1], dt=1.0, steps=1)
+
+
+def test_an_empty_test_set_flows_as_no_test_set(sets):
+    K = make_kernel("gaussian", width=0.1)
+    empty = kernel_flow(K, sets[0], sets[1][:0], dt=1.0, steps=2)
+    none = kernel_flow(K, sets[0], None, dt=1.0, steps=2)
+    assert empty.steps_taken == 2 and np.all(np.isnan(empty.sigma_test)) and empty.g_test is None
+    np.testing.assert_array_equal(empty.sigma_train, none.sigma_train)
+    assert empty.sigma_train[-1] < empty.sigma_train[0]
+
+
+def test_clip_bounds_every_update(sets):
+    """A positive clip keeps each point's packed-metric update at most `clip` (the descent still lowers sigma)."""
+    from hpcflow.geometry.hermitian import pack
+
+    K, clip = make_kernel("gaussian", width=0.1), 1e-3
+    res = kernel_flow(K, sets[0], sets[1], dt=1.0, steps=1, clip=clip)
+    moved = np.linalg.norm(pack(res.g_train) - pack(sets[0].g_fs), axis=1)
+    assert moved.max() <= clip * (1 + 1e-12) and res.sigma_train[1] < res.sigma_train[0]
+
+
+# ---- parallel.replicated on one process ---------------------------------------------------------------------
+def test_fingerprint_tells_dtype_shape_and_bytes_apart():
+    a = np.arange(6, dtype=np.float64)
+    fp = fingerprint([a])
+    assert fp == fingerprint([a.copy()]) and fp[0] == 6
+    assert fp != fingerprint([a.astype(np.int64)]) and fp != fingerprint([a.reshape(3, 2)])
+    b = a.copy()
+    b[5] = np.nextafter(b[5], 7.0)
+    assert fp != fingerprint([b])
+    assert identical_on_all([a]) and [x.tobytes() for x in gather_to_root([a])] == [a.tobytes()]
+
+
+# ---- networks -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, word", [(dict(batch_size=0), "batch_size"), (dict(batch_size=2.5), "batch_size"),
+                                      (dict(epochs=-1), "epochs")])
+def test_train_config_refuses_bad_sizes(kw, word):
+    pytest.importorskip("torch")
+    from hpcflow.nn.train import TrainConfig
+
+    with pytest.raises(ConfigError, match=word):
+        TrainConfig(**kw)
