@@ -355,12 +355,14 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             if not any_true(bad, comm=c):
                 break
             rejections.append((step, h))
-            log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
+            if c.Get_rank() == 0:  # a collective decision: said once
+                log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
             h *= 0.5
         else:
             stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
             stop_kind = "no_positive_step"
-            log.warning("flow stopped: %s", stopped)
+            if c.Get_rank() == 0:
+                log.warning("flow stopped: %s", stopped)
             break
         new_test = v_test - h * u_test
         ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
@@ -371,7 +373,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         if not math.isfinite(s_train) or (has_test and not math.isfinite(s_test)):
             stopped = f"step {step}: sigma is not finite (diverged); the flow keeps step {step - 1}"
             stop_kind = "diverged"
-            log.warning("flow stopped: %s", stopped)
+            if c.Get_rank() == 0:
+                log.warning("flow stopped: %s", stopped)
             break
         test_held += int(sums(np.array([float(len(v_test) - int(ok_test.sum()))])))
         v_train, v_test = new_train, new_test

@@ -182,6 +182,18 @@ def test_a_bad_environment_variable_on_one_rank_is_refused_once_by_every_rank(tm
     assert not out.exists()
 
 
+def test_a_collective_numerical_stop_is_said_once(tmp_path):
+    """dt = 1e9 with no halving leaves no positive-definite step: exit 3, and its warning once, not once per rank."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    cmd = [mpiexec(), "-n", "3", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--set",
+           "flow.dt=1e9", "--set", "flow.max_halvings=0"]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
+    assert r.returncode == 3, r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert said.count("flow stopped: step 1: no dt") == 1 and said.count("hpcflow run: stopped:") == 1, said
+
+
 def test_run_extended_by_resume_at_another_rank_count(runs, tmp_path):
     """Two steps on 2 ranks, then --resume on 3 ranks up to step 3: the 3-step run of one rank to 1e-10."""
     job = tmp_path / "job.toml"
