@@ -202,8 +202,10 @@ def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
         return train, test
     out = []
     for ps, idx in ((train, train_idx), (test, test_idx)):
-        whole = ps is not None and identical_on_all([to_host(getattr(ps, f)) for f in _POINT_FIELDS], comm=comm)
-        if whole and idx is None:
+        # (rows with global indices are this rank's by the caller's word: nothing to compare)
+        whole = ps is not None and idx is None and identical_on_all([to_host(getattr(ps, f)) for f in _POINT_FIELDS],
+                                                                    comm=comm)
+        if whole:
             ps = ps[slice(*share(len(ps), comm.Get_size(), comm.Get_rank()))]
         out.append(ps)
     return tuple(out)
