@@ -321,13 +321,15 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
     """nn.h5 and model.pt(.json), then summary.json last (rank 0 only)."""
     import time
 
+    from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.nn.checkpoint import save_model
 
     c = ctx["comm"]
     epoch = summary["checkpoint_step"]
     write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg, "status": status,
-                                                           "epoch": epoch, "conventions": _CONVENTIONS}, comm=c)
+                                                           "epoch": epoch, "conventions": _CONVENTIONS,
+                                                           "geometry_conventions": GEOMETRY_CONVENTIONS}, comm=c)
     save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
     summary.update(status=status, wall_seconds=time.perf_counter() - t0)
     _write_summary(outdir, ctx, summary)
