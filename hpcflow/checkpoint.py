@@ -3,11 +3,17 @@
 Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same list, written into the file):
 
     attrs   kind = "hpcflow.flow_checkpoint", schema_version, step (steps done), status, stopped, test_held,
-            best, since_best, n_train, n_test, ranks, config (JSON of the validated job), hpcflow_version
+            best, since_best, n_train, n_test, ranks (R of the last leg), config (JSON of the validated job),
+            hpcflow_version, conventions, geometry_conventions (hpcflow.geometry.pointset.CONVENTIONS),
+            legs (JSON list, one entry per run that wrote this checkpoint, first to last: from_step, to_step,
+            ranks, wall_seconds up to its last write, hpcflow_version; version 1 files have none: a resume
+            of one records the steps before it as one leg whose ranks/wall_seconds/hpcflow_version are null)
     history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
     history/dt                                (step,)   accepted dt of each step
     history/rejections                        (k, 2)    (step, dt) of every rejected trial step
-    history/step_seconds, kernel_seconds, comm_seconds, comm_bytes   (step, R)   per step and rank
+    history/step_seconds, kernel_seconds, comm_seconds, comm_bytes   (step, R)   per step and rank (column j =
+                                              rank j); rows of steps run at another rank count than the last
+                                              leg's R (a resume at another R) are NaN: `legs` says which
     train/g, test/g                           (N, m, m) complex metrics after `step` steps
     train/points, train/weights, train/omega2 (and test/)  the point data (static, from the writer's `static`)
     cluster/labels, cluster/owner             when clustered (static)
@@ -34,12 +40,14 @@ from hpcflow.atomic import atomic_file
 from hpcflow.errors import ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
+from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.reduce import any_true, gather_row_blocks
 
 KIND = "hpcflow.flow_checkpoint"
-SCHEMA_VERSION = 1
+#: 2: `legs` and `geometry_conventions` added (version 1 checkpoints still resume)
+SCHEMA_VERSION = 2
 #: per-step, per-rank figures kept in history/ (keys of FlowView.per_rank)
 PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
 #: job sections/keys a resume may change: the step count and the checkpoint settings
@@ -66,6 +74,7 @@ class FlowResume(FlowScalars):
     status: str
     config: dict
     per_rank: dict = field(default_factory=dict)  # name -> (step, R_old) array
+    legs: list | None = None  # the runs so far (attribute `legs`); None in a version 1 checkpoint
 
     def rows(self, kind: str, global_idx) -> np.ndarray:
         """Packed metrics v (k, m*m) of the given global rows of "train" or "test", exactly as written."""
@@ -108,7 +117,7 @@ def load_resume(path, *, comm=None) -> FlowResume:
                              since_best=int(f.attrs["since_best"]), stopped=str(f.attrs["stopped"]),
                              n_train=int(f.attrs["n_train"]), n_test=int(f.attrs["n_test"]), path=path,
                              status=str(f.attrs["status"]), config=_read_attr_json(f, "config", path),
-                             per_rank=per_rank)
+                             per_rank=per_rank, legs=_read_legs(f, path))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
         except KeyError as exc:
@@ -120,6 +129,36 @@ def load_resume(path, *, comm=None) -> FlowResume:
     if len(st) != step + 1 or len(se) != step + 1 or len(dt) != step:
         raise InputFileError(f"{path}: history length {len(st)} does not match step {step}; {RESTART}")
     return res
+
+
+LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
+
+
+def _read_legs(f, path) -> list | None:
+    """The `legs` attribute (a list of LEG_KEYS dicts), None when the checkpoint predates it (version 1)."""
+    if "legs" not in f.attrs:
+        return None
+    legs = _read_attr_json(f, "legs", path)
+    if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
+        raise InputFileError(f"{path}: attribute 'legs' is not a list of {{{', '.join(LEG_KEYS)}}}; the checkpoint "
+                             f"is damaged, {RESTART}")
+    return legs
+
+
+def earlier_legs(resume: FlowResume | None) -> list:
+    """The legs before a run that continues `resume` ([] for a new run); a version 1 checkpoint's steps become one
+    leg whose ranks, wall_seconds and hpcflow_version are unknown (null)."""
+    if resume is None:
+        return []
+    if resume.legs is not None:
+        return [dict(g) for g in resume.legs]
+    return [{"from_step": 0, "to_step": int(resume.step), "ranks": None, "wall_seconds": None,
+             "hpcflow_version": None}]
+
+
+def wall_seconds_total(legs) -> float:
+    """Sum of the legs' wall_seconds (legs with null wall_seconds not counted)."""
+    return float(sum(g["wall_seconds"] for g in legs if g.get("wall_seconds") is not None))
 
 
 def _check_rows(f, name: str, n: int, path) -> None:
@@ -173,7 +212,7 @@ class CheckpointWriter:
 
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
-                 comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS):
+                 comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None):
         self.path, self.config = str(path), config
         self.every, self.seconds, self.clock = every, seconds, clock
         self.comm = resolve(comm)
@@ -185,6 +224,11 @@ class CheckpointWriter:
         self.old_per_rank = {} if resume is None else dict(resume.per_rank)
         self.last_written = -1 if resume is None else resume.step
         self.last_time = clock()
+        # this run's leg (its wall time counted from `started`, a time.perf_counter() value, default now)
+        self.started = time.perf_counter() if started is None else started
+        self.first_step = 0 if resume is None else int(resume.step)
+        self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
+        self._earlier = len(self.legs)
         self.last_view = None
         self.signalled = threading.Event()
         self._old_handlers = {}
@@ -257,6 +301,7 @@ class CheckpointWriter:
         rows = {"train/g": (tr_idx, tr_v, int(view.n_train)), "test/g": (te_idx, te_v, int(view.n_test)),
                 **self.static}
         root = self.rank == 0
+        legs = self._legs_at(int(view.step))
         with atomic_file(self.path) if root else contextlib.nullcontext() as fh, \
                 h5py.File(fh, "w") if root else contextlib.nullcontext() as f:
             if root:
@@ -267,12 +312,13 @@ class CheckpointWriter:
                 data.update({f"history/{k}": v for k, v in per_rank.items()})
                 for name, arr in data.items():
                     f.create_dataset(name, data=arr)
-                attrs = {"kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
+                attrs = {"legs": _json(legs), "kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
                          "status": status, "stopped": view.stopped, "test_held": int(view.test_held),
                          "best": float(view.best), "since_best": int(view.since_best),
                          "n_train": int(view.n_train), "n_test": int(view.n_test), "ranks": self.size,
                          "config": _json(self.config), "hpcflow_version": __version__,
-                         "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11"}
+                         "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11",
+                         "geometry_conventions": GEOMETRY_CONVENTIONS}
                 for k, v in attrs.items():
                     f.attrs[k] = v
             for name, (idx, local, n) in rows.items():
@@ -287,3 +333,10 @@ class CheckpointWriter:
                     ds[lo:hi] = block
         self.last_written = int(view.step)
         self.last_time = self.clock()
+        self.legs = legs
+
+    def _legs_at(self, step: int) -> list:
+        """The earlier legs and this run's, from the step it started at to `step`, timed up to now."""
+        mine = {"from_step": self.first_step, "to_step": int(step), "ranks": self.size,
+                "wall_seconds": time.perf_counter() - self.started, "hpcflow_version": __version__}
+        return self.legs[:self._earlier] + [mine]

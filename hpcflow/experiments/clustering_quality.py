@@ -16,6 +16,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.cluster.quality import MIN_SAMPLE
+from hpcflow.experiments.common import file_attrs
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
                                  zero_or_at_least)
 
@@ -153,7 +154,8 @@ def run(cfg: dict, outdir, *, source: str = "job") -> dict:
         datasets = {"points": z, "distance": d, "distance_batched": d[np.ix_(ob, ob)],
                     "distance_full": d[np.ix_(of, of)], "order/batched": ob, "order/full": of}
         datasets.update({f"labels/{m}": r.labels for m, r in results.items()})
-        attrs = {f"silhouette_{m}": summary[f"silhouette_{m}"] for m in PAPER_SILHOUETTE}
+        attrs = {**file_attrs("hpcflow.clustering_fig2"),
+                 **{f"silhouette_{m}": summary[f"silhouette_{m}"] for m in PAPER_SILHOUETTE}}
         attrs.update(description="Fig. 2 (sec. 3.1): FS distance matrix of the points, unordered and ordered "
                                  "cluster by cluster (batched eq. 3.3 / full average linkage)",
                      n_batches=summary["n_batches"], n_clusters=k, config=cfg, conventions=FIG2_CONVENTIONS)

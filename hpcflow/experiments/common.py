@@ -90,10 +90,22 @@ def stops_status(rows, name: str) -> dict:
                                              "stopped flow's gains are those of its last finite step"}
 
 
-def write_scan(path, data: dict, rows, name: str, cfg: dict, conventions: str) -> dict:
+#: schema_version attribute of the experiments' HDF5 files (noise_scan, local_limit, distances, fig2_distances)
+FILE_SCHEMA_VERSION = 1
+
+
+def file_attrs(kind: str) -> dict:
+    """Root attributes every experiment HDF5 file carries: `kind` (e.g. "hpcflow.noise_scan"), `schema_version`
+    (layouts in docs/outputs.md) and `geometry_conventions` (normalisation of the points, g_FS, Ω, the weights)."""
+    from hpcflow.geometry.pointset import CONVENTIONS
+
+    return {"kind": kind, "schema_version": FILE_SCHEMA_VERSION, "geometry_conventions": CONVENTIONS}
+
+
+def write_scan(path, data: dict, rows, name: str, cfg: dict, conventions: str, kind: str) -> dict:
     """Write the HDF5 file of a job of one flow per row: `data` with table/steps_taken and table/stopped (the
-    reason of a numerical stop, '' for none) added, the job's config, `conventions` and its status (stops_status)
-    as attributes; returns that status."""
+    reason of a numerical stop, '' for none) added, the job's config, `conventions`, `file_attrs(kind)` and its
+    status (stops_status) as attributes; returns that status."""
     import h5py
     import numpy as np
 
@@ -103,7 +115,7 @@ def write_scan(path, data: dict, rows, name: str, cfg: dict, conventions: str) -
             "table/stopped": np.array([r["stopped"] if r["numerical_stop"] else "" for r in rows],
                                       dtype=h5py.string_dtype("utf-8"))}
     status = stops_status(rows, name)
-    write_hdf5(path, data, attrs={"config": cfg, "conventions": conventions, **status})
+    write_hdf5(path, data, attrs={**file_attrs(kind), "config": cfg, "conventions": conventions, **status})
     return status
 
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from hpcflow.experiments.common import manifold
+from hpcflow.experiments.common import file_attrs, manifold
 from hpcflow.geometry.sampling import sample_points
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
@@ -232,8 +232,8 @@ def run(cfg, outdir) -> dict:
     if sc["fit_from"] > 0 and len({r["n"] for r in large}) >= 2:
         fits["mean_from"] = power_law_fit([r["n"] for r in large], [r["mean"] for r in large])
         fits["mean_from"]["fit_from"] = sc["fit_from"]
-    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs={"config": cfg, "fits": fits,
-                                                                      "conventions": CONVENTIONS}, comm=c)
+    attrs = {**file_attrs("hpcflow.distance_scaling"), "config": cfg, "fits": fits, "conventions": CONVENTIONS}
+    write_hdf5(os.path.join(outdir, "distances.h5"), datasets, attrs=attrs, comm=c)
     totals = {k: sum(p[k] for p in per_rank) for k in per_rank[0]}
     # every kind's summary has a status; this job cannot stop early (a signal ends it with no summary.json)
     return {"status": "finished", "table": rows, "fit_mean": fits["mean"], "fit_min": fits["min"],

@@ -240,6 +240,13 @@ def flow_summary(res, n_train: int, n_test: int) -> dict:
     return out
 
 
+def legs_summary(legs: list) -> dict:
+    """Summary keys of a checkpointed flow's runs: `legs` (hpcflow.checkpoint schema) and `wall_seconds_total`."""
+    from hpcflow.checkpoint import wall_seconds_total
+
+    return {"legs": [dict(g) for g in legs], "wall_seconds_total": wall_seconds_total(legs)}
+
+
 def resume_state(cfg: dict, outdir, *, comm=None):
     """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
     it is damaged, belongs to another job, or holds more steps than [flow].steps."""
@@ -267,6 +274,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     from hpcflow.provenance import provenance
     from hpcflow.resources import peak_rss
 
+    started = time.perf_counter()  # this leg's wall time (the checkpoint's `legs`)
     c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
@@ -287,10 +295,10 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
-                              resume=state, comm=c)
+                              resume=state, comm=c, started=started)
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
-                     n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size())
+                     n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(), resumed=resume)
     try:
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"],
@@ -300,13 +308,14 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
                           resume=state, on_step=writer)
     except Preempted as exc:  # every rank: the checkpoint is written; the caller writes this summary and job.toml
         exc.summary = dict(described, status="preempted", checkpoint_step=writer.last_view.step, n_train=n_train,
-                           n_test=n_test, provenance=provenance(comm=c), config=cfg)
+                           n_test=n_test, provenance=provenance(comm=c), config=cfg, **legs_summary(writer.legs))
         raise
     status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
               "stopped" if res.stop_kind in ("stopped", "callback") else "finished")
     step = writer.close(status)
     summary = flow_summary(res, n_train, n_test)
-    summary.update(described, status=status, checkpoint_step=step, provenance=provenance(comm=c), config=cfg)
+    summary.update(described, status=status, checkpoint_step=step, provenance=provenance(comm=c), config=cfg,
+                   **legs_summary(writer.legs))
     summary["per_rank"] = c.allgather({"rank": c.Get_rank(), **res.per_rank, **counters,
                                        "peak_rss_bytes": peak_rss()})
     if status == "diverged":

@@ -79,6 +79,7 @@ def run(cfg: dict, outdir) -> dict:
     data["table/width"] = np.array(ll["widths"], dtype=float)
     data["table/gain_train"] = np.array([r["gain_train"] for r in rows], dtype=float)
     data["table/gain_test"] = np.array([r["gain_test"] for r in rows], dtype=float)
-    status = write_scan(os.path.join(outdir, "local_limit.h5"), data, rows, "width", cfg, CONVENTIONS)
+    status = write_scan(os.path.join(outdir, "local_limit.h5"), data, rows, "width", cfg, CONVENTIONS,
+                        "hpcflow.local_limit")
     return finish({"table": rows, "kernel": "gaussian", "form": ll["form"], "normalize": ll["normalize"],
                    "n_train": len(train), "n_test": len(test), "steps": fl["steps"], **status}, outdir)

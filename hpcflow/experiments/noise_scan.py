@@ -174,7 +174,8 @@ def run(cfg: dict, outdir) -> dict:
         data[f"scale_{i}/sigma_train"] = st
     for key in ("scale", "mean_distance_to_source", "mean_distance_to_nearest_train", "gain"):
         data[f"table/{key}"] = np.array([r[key] for r in rows], dtype=float)
-    status = write_scan(os.path.join(outdir, "noise_scan.h5"), data, rows, "scale", cfg, CONVENTIONS)
+    status = write_scan(os.path.join(outdir, "noise_scan.h5"), data, rows, "scale", cfg, CONVENTIONS,
+                        "hpcflow.noise_scan")
     return finish({"table": rows, "kernel": cfg["kernel"]["name"], "kernel_params": kernel.params(),
                    "n_train": len(train), "steps": fl["steps"], "dt": fl["dt"], "loss": fl["loss"],
                    "project": nz["project"], **status}, outdir)

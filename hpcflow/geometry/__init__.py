@@ -1,6 +1,7 @@
 """Geometry of Calabi-Yau hypersurfaces X = {p = 0} in P^n: points, charts, g_FS, Omega, weights.
 
-Conventions (also written into every HDF5 file as the `conventions` attribute):
+Conventions (their summary, `pointset.CONVENTIONS`, is written into every HDF5 file that holds points or
+metrics: `conventions` of PointSet files, `geometry_conventions` of job outputs):
 - Points are homogeneous coordinates scaled so that the chart's scale coordinate z_i equals 1.
 - Chart (i, j): i = argmax |z_k|, j = argmax_{k != i} |dp/dz_k| (smallest |Omega|^2), sec. 3.1;
   the local coordinates are the remaining n-1 z_k in ascending order.

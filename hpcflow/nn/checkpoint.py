@@ -8,7 +8,9 @@ Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpo
 [checkpoint].seconds, on SIGTERM/SIGUSR1 and at the end:
   format, version      "hpcflow.nn_checkpoint", 1
   config               JSON of the validated job (resume refuses a change other than epochs / [checkpoint])
-  status               "running" (periodic or signal checkpoint) | "finished" | "diverged"
+  status               "running" (periodic or signal checkpoint) | "finished" (training done; the width sweep,
+                       kernel flow and outputs follow: the run is complete when summary.json says "finished")
+                       | "stopped" | "diverged"
   ranks                ranks of the run that wrote it
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)

@@ -219,8 +219,10 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
 
     Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
     DIR/checkpoint.pt as configured, then DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last. A
-    non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; a signal
-    writes the checkpoint and raises Preempted. `job_text` (the saved job) goes to DIR/job.toml just before
+    non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; SIGTERM/SIGUSR1
+    are handled throughout: during training the checkpoint is written, after it (between sweep widths, around the
+    kernel flow, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on
+    every rank. `job_text` (the saved job) goes to DIR/job.toml just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
     training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
     pruned by hpcflow.tune).
@@ -240,34 +242,94 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
             "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
             "the cores better")
-    ctx = _prepare(cfg, c)
-    ctx["job_text"] = job_text
-    base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
-            "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"], "n_val": cfg["geometry"]["n_val"]}
-    summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0, on_epoch)
-    status = summary["status"]
-    if cfg["width_sweep"]["widths"] and status == "finished":
-        summary["width_sweep"] = _width_sweep(cfg, ctx, data, say)
-    if cfg["kernel_flow"]["enabled"] and status == "finished":
-        summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say)
-    _write_outputs(outdir, cfg, ctx, data, summary, status, t0)
+    with StopRequests(c) as stops:  # handled from here to the last output: a stop is honoured, never fatal
+        ctx = _prepare(cfg, c)
+        ctx["job_text"], ctx["stops"] = job_text, stops
+        base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
+                "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
+                "n_val": cfg["geometry"]["n_val"]}
+        summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0, on_epoch)
+        status = summary["status"]
+        if status == "finished":
+            _stop_point(ctx, outdir, summary, "after training")
+            if cfg["width_sweep"]["widths"]:
+                summary["width_sweep"] = _width_sweep(cfg, ctx, data, say, outdir, summary)
+            if cfg["kernel_flow"]["enabled"]:
+                _stop_point(ctx, outdir, summary, "before the kernel flow")
+                summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say, outdir, summary)
+            _stop_point(ctx, outdir, summary, "before writing nn.h5")
+        _write_outputs(outdir, cfg, ctx, data, summary, status, t0)
     if status == "stopped":
         say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
 
 
+class StopRequests:
+    """SIGTERM/SIGUSR1 (hpcflow.nn.train.STOP_SIGNALS) handled for a whole job: the trainer takes them over while
+    it trains; outside training a request sets a flag that `requested` (collective) turns into one decision."""
+
+    def __init__(self, comm):
+        self.comm, self.signalled, self._handlers = comm, False, {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        from hpcflow.nn.train import STOP_SIGNALS
+
+        if threading.current_thread() is threading.main_thread():
+            self._handlers = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        from hpcflow.errors import Preempted
+        from hpcflow.stop_signals import restore
+
+        # a repeat of an honoured request (ours or the trainer's) is ignored while the process leaves
+        restore(self._handlers, stopping=self.signalled or isinstance(exc, Preempted))
+        self._handlers = {}
+        return False
+
+    def _handler(self, signum, frame):  # noqa: ARG002 - signal handler signature
+        self.signalled = True
+
+    def requested(self) -> bool:
+        """Whether any rank got a stop request (collective: call on every rank at the same point)."""
+        from hpcflow.parallel.reduce import any_true
+
+        return any_true(self.signalled, comm=self.comm)
+
+
+def _stop_point(ctx, outdir, summary, where) -> None:
+    """A safe boundary after training: on a stop request (any rank) write job.toml and summary.json (status
+    "preempted", checkpoint_step = epochs, whose checkpoint.pt --resume continues from) and raise Preempted."""
+    from hpcflow.errors import Preempted
+
+    stops = ctx.get("stops")
+    if stops is None or not stops.requested():
+        return
+    stops.signalled = True
+    out = {k: v for k, v in summary.items() if k not in ("width_sweep", "kernel_flow")}
+    out.update(status="preempted", checkpoint_step=summary["epochs"])
+    _write_summary(outdir, ctx, out)
+    raise Preempted(f"signal received {where}: training had finished ({summary['epochs']} epochs, in "
+                    f"{os.path.join(outdir, 'checkpoint.pt')}); continue with --resume to redo what follows it")
+
+
 def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
     """nn.h5 and model.pt(.json), then summary.json last (rank 0 only)."""
     import time
 
+    from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.nn.checkpoint import save_model
 
     c = ctx["comm"]
     epoch = summary["checkpoint_step"]
     write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg, "status": status,
-                                                           "epoch": epoch, "conventions": _CONVENTIONS}, comm=c)
+                                                           "epoch": epoch, "conventions": _CONVENTIONS,
+                                                           "geometry_conventions": GEOMETRY_CONVENTIONS}, comm=c)
     save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
     summary.update(status=status, wall_seconds=time.perf_counter() - t0)
     _write_summary(outdir, ctx, summary)
@@ -413,7 +475,12 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
             raise InputFileError(f"{os.path.join(outdir, CHECKPOINT)}: does not fit this job's network "
                                  f"({' '.join(str(exc).split())[:200]}); the checkpoint is damaged") from None
         say(f"resuming after epoch {trainer.epoch} (+{trainer.pos} batches) of {tc.epochs}")
+    stops = ctx.get("stops")
+    if stops is not None:  # a request before training (sampling, the NTK points) stops at its first boundary
+        trainer.signalled = trainer.signalled or stops.signalled
     trainer.run()
+    if stops is not None:  # one after the trainer's last look at its flag is honoured at the next stop point
+        stops.signalled = stops.signalled or trainer.signalled
     if trainer.diverged is not None:
         last = trainer.last_finite
         if last is not None:
@@ -453,8 +520,9 @@ def _first_rows(shard, n, comm, kind):
     return _metric_rows(shard, idx, comm) if kind == "metric" else _point_rows(shard, idx, comm)
 
 
-def _width_sweep(cfg: dict, ctx: dict, data: dict, say) -> dict:
-    """One network per width on the first n_train train points; NTK change and σ per width (data parallel)."""
+def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
+    """One network per width on the first n_train train points; NTK change and σ per width (data parallel).
+    A stop request is honoured between widths (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
@@ -464,15 +532,21 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say) -> dict:
     tr_small = _first_rows(ctx["train"], ws["n_train"], c, "metric")
     ntk_tr = _first_rows(ctx["train"], 10, c, "metric") if ctx["ntk_train"] is None else ctx["ntk_train"]
     ntk_te = _first_rows(ctx["val"], 10, c, "metric") if ctx["ntk_test"] is None else ctx["ntk_test"]
-    sw = ex.width_sweep(ws["widths"], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
-                        lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te, seed=cfg["training"]["seed"],
-                        log=say, comm=c)
+    parts = []
+    for i, width in enumerate(ws["widths"]):  # each width's network is independent of the others
+        if i:
+            _stop_point(ctx, outdir, summary, f"in the width sweep, before width {width}")
+        parts.append(ex.width_sweep([width], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
+                                    lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te,
+                                    seed=cfg["training"]["seed"], log=say, comm=c))
+    sw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     data.update({f"width_sweep/{k}": v for k, v in sw.items()})
     return dict(sw)
 
 
-def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say) -> dict:
-    """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points."""
+def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
+    """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points; a stop
+    request is honoured between the two (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
@@ -481,6 +555,7 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say) -> dict:
                                                                                    "points")
     flow = ex.ntk_kernel_flow(model0, ctx["X"], tr, te, dt=kf["dt"], steps=kf["steps"], tile=kf["tile"],
                               loss=tc.loss)
+    _stop_point(ctx, outdir, summary, "after the kernel flow")
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
     dtype, device = cfg["model"]["dtype"], ctx["device"]
     res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
