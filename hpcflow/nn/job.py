@@ -236,9 +236,9 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     c = resolve(comm)
     root = c.Get_rank() == 0
     say = (lambda s: log(f"{LOG_PREFIX} {s}")) if root else (lambda s: None)  # noqa: E731
-    rows = cfg["training"]["batch_size"] / c.Get_size()
-    if c.Get_size() > 1 and rows < FEW_ROWS_PER_RANK:
-        say(f"note: batch_size = {cfg['training']['batch_size']} over {c.Get_size()} ranks is {rows:.0f} rows per "
+    batch, ranks = cfg["training"]["batch_size"], c.Get_size()
+    if ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: those of its shard (a mean)
+        say(f"note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
             "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
             "the cores better")
