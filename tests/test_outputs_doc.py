@@ -99,3 +99,19 @@ def test_files_carry_the_geometry_conventions_and_their_kind(files):
             assert WEIGHTS in text and "no 1/pi" in text, key
             if key not in ("nn.h5", "PointSet"):
                 assert int(f.attrs["schema_version"]) >= 1, key
+
+
+@pytest.mark.parametrize("job", ["flow", "nn", "noise", "local_limit", "scaling", "clustering"])
+def test_every_kind_records_how_its_run_was_made(tmp_path_factory, job):
+    """summary.json's provenance (the flow's alone had it): version, commit, the BLAS pools, MPI and hosts."""
+    import json
+
+    from hpcflow import __version__
+
+    path = os.path.join(run_dirs(tmp_path_factory)[job], "summary.json")
+    with open(path, encoding="utf-8") as fh:
+        summary = json.load(fh)
+    prov = summary["provenance"]
+    assert prov["hpcflow_version"] == __version__ and prov["hosts"] == [os.uname().nodename]
+    assert prov["rank_hosts"] == [os.uname().nodename] * summary["ranks"]
+    assert {p["internal_api"] for p in prov["blas"]} >= {"openblas"}

@@ -64,6 +64,10 @@ def _run(args, comm) -> int:
     summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
     summary.setdefault("config", cfg)
     summary.setdefault("ranks", comm.Get_size())  # every kind: the kinds that run whole on each rank say so too
+    if "provenance" not in summary:  # the flow's own is taken where it ends; the other kinds' here (collective)
+        from hpcflow.provenance import provenance
+
+        summary["provenance"] = provenance(comm=comm)
     summary["overrides"] = overrides
     output.write_text(os.path.join(outdir, "job.toml"), saved_job(cfg, args.job, overrides))
     output.write_json(os.path.join(outdir, "summary.json"), summary)  # last: its presence marks a complete run

@@ -336,9 +336,12 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
 
 
 def _write_summary(outdir, ctx, summary):
-    """DIR/job.toml (when given), then DIR/summary.json: last, its presence marks what the run finished."""
+    """DIR/job.toml (when given), then DIR/summary.json: last, its presence marks what the run finished. Every
+    rank calls it (the provenance gathers the ranks' hosts)."""
     from hpcflow.jobs.output import write_json, write_text
+    from hpcflow.provenance import provenance
 
+    summary["provenance"] = provenance(comm=ctx["comm"])
     if ctx.get("job_text") is not None:
         write_text(os.path.join(outdir, "job.toml"), ctx["job_text"], comm=ctx["comm"])
     write_json(os.path.join(outdir, "summary.json"), summary, comm=ctx["comm"])
