@@ -21,6 +21,8 @@ from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 
 LOG_PREFIX = "hpcflow nn:"
+#: of DIR/nn.h5 (docs/outputs.md), raised when a dataset or attribute changes meaning or place
+NN_H5_SCHEMA_VERSION = 1
 #: below this many rows per rank and step, a step's fixed costs (~0.1-0.3 ms, two collectives) outweigh the
 #: halved rows: 2 ranks ran the paper's batch of 64 at 0.6x one process, and batch 768 at 1.0-1.3x
 #: (BENCHMARKS.md, "Finite networks under MPI")
@@ -327,9 +329,9 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
 
     c = ctx["comm"]
     epoch = summary["checkpoint_step"]
-    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs={"kind": "hpcflow.nn", "config": cfg, "status": status,
-                                                           "epoch": epoch, "conventions": _CONVENTIONS,
-                                                           "geometry_conventions": GEOMETRY_CONVENTIONS}, comm=c)
+    attrs = {"kind": "hpcflow.nn", "schema_version": NN_H5_SCHEMA_VERSION, "config": cfg, "status": status,
+             "epoch": epoch, "conventions": _CONVENTIONS, "geometry_conventions": GEOMETRY_CONVENTIONS}
+    write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs=attrs, comm=c)
     save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
     summary.update(status=status, wall_seconds=time.perf_counter() - t0)
     _write_summary(outdir, ctx, summary)
