@@ -76,6 +76,16 @@ def test_integer_index_gives_one_point(sets):
             ps[bad]
 
 
+def test_concatenate_refuses_nothing_and_mixed_manifolds(X, sets):
+    a, b = sets
+    joined = PointSet.concatenate([a, b])
+    assert len(joined) == len(a) + len(b) and np.array_equal(joined.points[len(a):], b.points)
+    with pytest.raises(ValueError, match="parts is empty"):  # was IndexError: list index out of range
+        PointSet.concatenate([])
+    with pytest.raises(ValueError, match="different manifolds"):  # was a NumPy shape error (P^4 and P^3 points)
+        PointSet.concatenate([a, Hypersurface.fermat(2).sample(10, seed=0)])
+
+
 def test_sigma_of_metrics_of_another_length_is_refused(sets):
     ps = sets[0]
     with pytest.raises(ValueError, match="one metric per point"):

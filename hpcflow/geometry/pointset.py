@@ -69,7 +69,12 @@ class PointSet:
     @staticmethod
     def concatenate(parts) -> "PointSet":
         parts = list(parts)
+        if not parts:
+            raise ValueError("PointSet.concatenate: parts is empty; pass at least one PointSet")
         first = parts[0]
+        # Hypersurface compares by its definition
+        if any(p.manifold is not first.manifold and p.manifold != first.manifold for p in parts):
+            raise ValueError("PointSet.concatenate: the parts lie on different manifolds; concatenate sets of one X")
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         jac = None if any(p.jacobian is None for p in parts) else cat("jacobian")
         return PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
