@@ -309,7 +309,7 @@ def test_an_internal_error_of_one_rank_in_a_trial_ends_the_mpi_worker(tmp_path, 
     assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
     job, out = _job(tmp_path), tmp_path / "study"
     driver = ROOT / "tests" / "mpi" / "tune_driver.py"
-    r = subprocess.run([mpiexec, "-n", "3", sys.executable, str(driver), str(rank), "tune", str(job), "--trials", "2",
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, str(driver), str(rank), "tune", str(job), "--trials", "2",
                         "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=90)
     assert r.returncode not in (0, 2, 3, 4), r.stdout + r.stderr  # an internal error: not success nor bad input
     assert f"injected failure on rank {rank}" in r.stdout + r.stderr
