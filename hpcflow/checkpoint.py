@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.reduce import any_true, gather_row_blocks
+from hpcflow.stop_signals import install
 
 KIND = "hpcflow.flow_checkpoint"
 #: 2: `legs` and `geometry_conventions` added (version 1 checkpoints still resume)
@@ -53,7 +53,6 @@ PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
 #: job sections/keys a resume may change: the step count and the checkpoint settings
 RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None))
 SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
-SIGNALS = ("SIGTERM", "SIGUSR1")
 #: global rows of a row dataset gathered to rank 0 and written at a time (19 MB of packed metrics)
 BLOCK_ROWS = 2 ** 18
 #: what to do with a checkpoint that cannot be resumed (a plain rerun of a directory with one is refused)
@@ -231,12 +230,7 @@ class CheckpointWriter:
         self._earlier = len(self.legs)
         self.last_view = None
         self.signalled = threading.Event()
-        self._old_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for name in SIGNALS:
-                sig = getattr(signal, name, None)
-                if sig is not None:
-                    self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        self._old_handlers = install(self._on_signal)  # hpcflow.stop_signals.SIGNALS
 
     def _on_signal(self, signum, frame):  # noqa: ARG002 - signal handler signature
         self.signalled.set()

@@ -8,6 +8,18 @@ ignores the signal instead."""
 from __future__ import annotations
 
 import signal
+import threading
+
+#: the stop requests: SIGTERM (scancel, preemption) and SIGUSR1 (`--signal=USR1@120` before a time limit)
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+def install(handler) -> dict:
+    """Set `handler` for SIGNALS; return the handlers it replaced, for `restore` ({} off the main thread, where
+    Python cannot set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in SIGNALS}
 
 
 def restore(handlers: dict, *, stopping: bool) -> None:

@@ -268,20 +268,16 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
 
 
 class StopRequests:
-    """SIGTERM/SIGUSR1 (hpcflow.nn.train.STOP_SIGNALS) handled for a whole job: the trainer takes them over while
+    """SIGTERM/SIGUSR1 (hpcflow.stop_signals.SIGNALS) handled for a whole job: the trainer takes them over while
     it trains; outside training a request sets a flag that `requested` (collective) turns into one decision."""
 
     def __init__(self, comm):
         self.comm, self.signalled, self._handlers = comm, False, {}
 
     def __enter__(self):
-        import signal
-        import threading
+        from hpcflow.stop_signals import install
 
-        from hpcflow.nn.train import STOP_SIGNALS
-
-        if threading.current_thread() is threading.main_thread():
-            self._handlers = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        self._handlers = install(self._handler)
         return self
 
     def __exit__(self, exc_type, exc, tb):

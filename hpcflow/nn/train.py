@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +25,7 @@ from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import resolve
 from hpcflow.progress import progress
-from hpcflow.stop_signals import restore
+from hpcflow.stop_signals import install, restore
 from hpcflow.parallel.reduce import any_true
 
 torch = require_torch()
@@ -138,10 +136,6 @@ def _numpy_rng_state() -> dict:
 def _set_numpy_rng_state(st: dict) -> None:
     np.random.set_state(("MT19937", st["keys"].numpy().astype(np.uint32), st["pos"], st["has_gauss"],
                          st["cached_gaussian"]))
-
-
-#: signals that make the next step boundary write a checkpoint and stop (exit status 4)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Trainer:
@@ -263,9 +257,7 @@ class Trainer:
         self.signalled = True
 
     def run(self) -> History:
-        handlers = {}
-        if self.checkpoint is not None and threading.current_thread() is threading.main_thread():
-            handlers = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS}
+        handlers = install(self._handler) if self.checkpoint is not None else {}
         self.bar = progress(total=self.cfg.epochs, initial=self.epoch, desc="training", unit="epoch", comm=self.comm)
         try:
             self._run()

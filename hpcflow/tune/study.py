@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import socket
 import threading
 import traceback
@@ -26,7 +25,7 @@ import numpy as np
 
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError)
-from hpcflow.stop_signals import restore
+from hpcflow.stop_signals import install, restore
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -389,14 +388,8 @@ class Worker:
 def signals_between_trials():
     """An Event set by SIGTERM/SIGUSR1 while the worker is between trials (Slurm's notice before a time limit or
     preemption), so that it stops with exit status 4 and best.toml instead of dying; handlers restored after."""
-    from hpcflow.checkpoint import SIGNALS
-
-    event, old = threading.Event(), {}
-    if threading.current_thread() is threading.main_thread():
-        for name in SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                old[sig] = signal.signal(sig, lambda *_: event.set())
+    event = threading.Event()
+    old = install(lambda *_: event.set())
     try:
         yield event
     finally:
