@@ -306,13 +306,13 @@ class CheckpointWriter:
                 data.update({f"history/{k}": v for k, v in per_rank.items()})
                 for name, arr in data.items():
                     f.create_dataset(name, data=arr)
-                attrs = {"legs": _json(legs), "kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
+                attrs = {"kind": KIND, "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "step": int(view.step),
                          "status": status, "stopped": view.stopped, "test_held": int(view.test_held),
                          "best": float(view.best), "since_best": int(view.since_best),
                          "n_train": int(view.n_train), "n_test": int(view.n_test), "ranks": self.size,
                          "config": _json(self.config), "hpcflow_version": __version__,
                          "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11",
-                         "geometry_conventions": GEOMETRY_CONVENTIONS}
+                         "geometry_conventions": GEOMETRY_CONVENTIONS, "legs": _json(legs)}
                 for k, v in attrs.items():
                     f.attrs[k] = v
             for name, (idx, local, n) in rows.items():
