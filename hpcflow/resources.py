@@ -20,6 +20,7 @@ import resource
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import api_integer, api_threads
 
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 #: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)
@@ -340,7 +341,7 @@ def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
     """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}."""
     s = cfg["sample"]
     parts = {"base": SAMPLE_BASE_BYTES}
-    threads = s.get("threads") or _threads()
+    threads = _threads() if s.get("threads") is None else api_threads(s["threads"], "[sample].threads")
     _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=s.get("chart") is not None), "sample ")
     return Estimate(sum(parts.values()), parts)
 
@@ -423,7 +424,7 @@ def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
     kind = kind or cfg["job"]["kind"]
     if kind not in ESTIMATORS:
         raise ValueError(f"no resource estimate for job kind {kind!r}")
-    return ESTIMATORS[kind](cfg, ranks=max(1, int(ranks)))
+    return ESTIMATORS[kind](cfg, ranks=api_integer("ranks", ranks, "an integer >= 1 (MPI ranks)", lo=1))
 
 
 def ignore_requested(environ=None) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
+from hpcflow.jobs.schema import api_integer, api_number
 
 #: distances below this are set to 0 (eq. 3.4); float64 round-off on d is ~1e-8 with the arccos form,
 #: ~1e-16 with the stable form, so 1e-12 only removes genuine round-off of numerically identical points.
@@ -27,11 +28,19 @@ def normalize(z, xp=None):
     return z / xp.linalg.norm(z, axis=-1, keepdims=True)
 
 
+def check_noise_floor(noise_floor) -> float:
+    """The noise floor (eq. 3.4) as a float in [0, pi/2] (0: none); a ValueError/TypeError naming it otherwise
+    (nan would silently switch the floor off, inf or more than pi/2 would set every distance to 0)."""
+    return api_number("noise_floor", noise_floor, "a number in [0, pi/2] (distances below it are set to 0)",
+                      lo=0.0, hi=np.pi / 2)
+
+
 def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
     """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product)."""
     if np.shape(z1) != np.shape(z2):
         raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
                          "(N, n+1)")
+    noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
     u, v = normalize(z1, xp), normalize(z2, xp)
     inner = xp.abs(xp.sum(xp.conj(u) * v, axis=-1))
@@ -53,6 +62,8 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     if np.ndim(z1) != 2 or (z2 is not None and (np.ndim(z2) != 2 or np.shape(z2)[1] != np.shape(z1)[1])):
         raise ValueError(f"z1 {np.shape(z1)}, z2 {None if z2 is None else np.shape(z2)}: pass points as 2-D "
                          "arrays (N, n+1) with the same n+1 (one point: z[None])")
+    tile = api_integer("tile", tile, "an integer >= 1 (rows of z1 per block)", lo=1)
+    noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
     u = normalize(z1, xp)
     v = u if z2 is None else normalize(z2, xp)

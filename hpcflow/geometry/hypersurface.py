@@ -17,7 +17,8 @@ from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
-from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, sample_points  # noqa: F401
+from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, check_sample_sizes, sample_points  # noqa: F401
+from hpcflow.jobs.schema import api_integer
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
@@ -70,9 +71,8 @@ class Hypersurface:
     @classmethod
     def dwork(cls, dim: int, psi: complex, _name: str = "dwork") -> "Hypersurface":
         """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1."""
-        dim = int(dim)
-        if dim < 1:
-            raise ConfigError(f"dim={dim} is invalid: a Calabi-Yau hypersurface needs dim >= 1 (n = dim+1 >= 2)")
+        dim = api_integer("dim", dim, "an integer >= 1: a Calabi-Yau hypersurface needs dim >= 1 (n = dim+1 >= 2)",
+                          lo=1, type_error=ConfigError, value_error=ConfigError)
         n = dim + 1
         mon = [np.eye(n + 1, dtype=np.int64)[k] * (n + 1) for k in range(n + 1)]
         coef = [1.0 + 0j] * (n + 1)
@@ -214,9 +214,7 @@ class Hypersurface:
         """
         if not (seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
             raise ConfigError(f"seed={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
-        n_points = int(n_points)
-        if n_points <= 0:
-            raise ConfigError(f"number of points N={n_points} must be positive")
+        n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, error=ConfigError)
         chart = check_chart(self, chart)
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout)[0]

@@ -20,6 +20,7 @@ import numpy as np
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
+from hpcflow.jobs.schema import api_integer, api_threads
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
@@ -46,6 +47,16 @@ def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> 
     return ps
 
 
+def check_sample_sizes(n_points, threads, max_batches, *, error=ValueError):
+    """(n_points, threads, max_batches) checked: integers (integral floats such as 1e5 taken as such), N >= 1,
+    threads None or in [1, MAX_THREADS], max_batches >= 1; `error` naming the argument otherwise (a fractional
+    N is not truncated, threads=0 is not taken as 1)."""
+    errors = dict(type_error=error if error is not ValueError else TypeError, value_error=error)
+    n_points = api_integer("n_points", n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
+    max_batches = api_integer("max_batches", max_batches, "an integer >= 1", lo=1, **errors)
+    return n_points, api_threads(threads, **errors), max_batches
+
+
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
                   backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all",
                   jacobian: bool = True):
@@ -59,6 +70,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
+    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches)
     c = resolve(comm)
     R, r = c.Get_size(), c.Get_rank()
     t0 = time.perf_counter()
@@ -66,7 +78,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     if R > 1 and seed is None:
         entropy = c.bcast(entropy, root=0)  # one fresh seed for the whole job
     xp = get_xp(backend)
-    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = default_threads() if threads is None else threads
     if xp is not np:
         threads = 1
     width = int(max_value(threads, comm=c)) if R > 1 else threads  # the same wave on every rank

@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable
 
 from hpcflow.errors import ConfigError
@@ -298,6 +299,48 @@ def in_range(lo, hi):
 def chart_pair(v):
     """Check of a chart [I, J]: two distinct non-negative indices (bounds on P^n are checked per job)."""
     return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
+
+
+# ---- Python API arguments ------------------------------------------------------------------------------
+def _api_error(name, value, want, exc):
+    return exc(f"{name}={_short(value)} is invalid; pass {want}")
+
+
+def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
+                type_error=TypeError, value_error=ValueError) -> int:
+    """A Python API count, size or seed as an int: an int, a NumPy integer, or a float with an integral value
+    (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
+    or a value outside [lo, hi]. The message names `name` and says `want` (e.g. "an integer >= 1")."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _api_error(name, value, want, type_error)
+    if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        raise _api_error(name, value, want, value_error)
+    out = int(value)
+    if (lo is not None and out < lo) or (hi is not None and out > hi):
+        raise _api_error(name, value, want, value_error)
+    return out
+
+
+def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open: bool = False,
+               hi: float | None = None, type_error=TypeError, value_error=ValueError) -> float:
+    """A Python API width, scale or threshold as a finite float (ints and NumPy numbers accepted), within
+    [lo, hi] ((lo, hi] with lo_open); `type_error` for a non-number (bool, str, None), `value_error` for nan,
+    +-inf or a value out of bounds."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _api_error(name, value, want, type_error)
+    out = float(value)
+    below = lo is not None and (out <= lo if lo_open else out < lo)
+    if not math.isfinite(out) or below or (hi is not None and out > hi):
+        raise _api_error(name, value, want, value_error)
+    return out
+
+
+def api_threads(value, name: str = "threads", **errors) -> int | None:
+    """A `threads` argument: None (the default: $HPCFLOW_THREADS or the usable CPUs) or an integer in
+    [1, MAX_THREADS]; 0 or a negative count is refused, not taken as 1."""
+    if value is None:
+        return None
+    return api_integer(name, value, f"None or an integer in [1, {MAX_THREADS}]", lo=1, hi=MAX_THREADS, **errors)
 
 
 #: largest complex dimension (sampling cost grows like dim^4 per point) and |psi| (root accuracy) accepted

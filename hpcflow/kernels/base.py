@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from hpcflow.backend import array_module, default_threads
+from hpcflow.jobs.schema import api_integer, api_threads
 
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048
@@ -84,18 +85,18 @@ class TiledOperator:
 
     def __init__(self, kernel: Kernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
                  cache_bytes: int = 0):
-        if tile < 1:
-            raise ValueError(f"tile={tile} must be >= 1")
+        tile = api_integer("tile", tile, "an integer >= 1 (rows of a kernel tile)", lo=1)
+        threads = api_threads(threads)
         self.kernel = kernel
         # a mixing kernel's tile is (rows, P, cols, P): keep its edge in components near CACHE_EDGE too
-        self.tile = min(int(tile), CACHE_EDGE // 8 if kernel.mixes_components else CACHE_EDGE)
-        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self.tile = min(tile, CACHE_EDGE // 8 if kernel.mixes_components else CACHE_EDGE)
+        self.threads = default_threads() if threads is None else threads
         self.f = kernel.features(x)
         self.same = x_src is x
         self.f_src = self.f if self.same else kernel.features(x_src)
         self.n = x.shape[0]
         self.n_src = x_src.shape[0]
-        self.cache_bytes = int(cache_bytes)
+        self.cache_bytes = api_integer("cache_bytes", cache_bytes, "an integer >= 0 (0: no cached kernel matrix)", lo=0)
         self.dense = None
         self.symmetric = bool(kernel.symmetric and self.same and not kernel.mixes_components)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
+from hpcflow.jobs.schema import api_number
 from hpcflow.kernels.base import Kernel
 from hpcflow.kernels.relu_ntk import real_features
 
@@ -64,8 +65,9 @@ class CosineNTKKernel(Kernel):
     def __init__(self, sigma_w: float, amplitude: float | None = None, normalization: str = "delta"):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={normalization!r} is not one of {NORMALIZATIONS}")
-        self.sigma_w = float(sigma_w)
-        self.amplitude = None if amplitude is None else float(amplitude)
+        self.sigma_w = api_number("sigma_w", sigma_w, "a finite frequency standard deviation > 0", lo=0.0, lo_open=True)
+        self.amplitude = None if amplitude is None else api_number(
+            "amplitude", amplitude, "None (eq. 2.36) or a finite number > 0", lo=0.0, lo_open=True)
         self.normalization = normalization
 
     def params(self) -> dict:

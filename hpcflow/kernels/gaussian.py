@@ -46,6 +46,7 @@ from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import NOISE_FLOOR, STABLE_BELOW, fs_distance, fs_distance_paired, projector_features
+from hpcflow.jobs.schema import api_number
 from hpcflow.kernels import jit
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel, TiledOperator
 
@@ -146,8 +147,7 @@ class GaussianKernel(Kernel):
 
     def __init__(self, width: float, *, form: str = "exp", normalize: str | None = None, method: str = "auto",
                  dtype: str = "float64", engine: str = "auto"):
-        if not width > 0:
-            raise ValueError(f"width={width} must be > 0")
+        width = api_number("width", width, "a finite number > 0 (the kernel width w)", lo=0.0, lo_open=True)
         if form not in FORMS:
             raise ValueError(f"form={form!r} is not one of {FORMS}")
         if normalize not in NORMALIZE:
@@ -160,7 +160,7 @@ class GaussianKernel(Kernel):
             raise ValueError(f"engine={engine!r} is not one of {ENGINES}")
         if engine == "numba" and jit.numba_version() is None:
             raise ValueError("engine='numba' needs the numba package; pip install numba, or use engine='numpy'")
-        self.width, self.form, self.normalize = float(width), form, normalize
+        self.width, self.form, self.normalize = width, form, normalize
         self.dtype = DTYPES[dtype]
         rtol = POLY_RTOL if dtype == "float64" else POLY_RTOL_FLOAT32
         fit = None if method == "direct" else fit_polynomial(self.width, form, rtol=rtol)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
+from hpcflow.jobs.schema import api_integer, api_number
 from hpcflow.kernels.base import Kernel
 
 
@@ -124,9 +125,9 @@ class ReluNTKKernel(Kernel):
     symmetric = True
 
     def __init__(self, w_std: float, b_std: float, depth: int = 1):
-        if int(depth) != depth or depth < 1:
-            raise ValueError(f"relu_ntk depth must be an integer >= 1, got {depth!r}")
-        self.w_std, self.b_std, self.depth = float(w_std), float(b_std), int(depth)
+        self.w_std = api_number("w_std", w_std, "a finite weight standard deviation > 0", lo=0.0, lo_open=True)
+        self.b_std = api_number("b_std", b_std, "a finite bias standard deviation >= 0", lo=0.0)
+        self.depth = api_integer("depth", depth, "an integer >= 1 (relu_ntk hidden layers)", lo=1)
 
     def params(self) -> dict:
         return {"w_std": self.w_std, "b_std": self.b_std, "depth": self.depth}
