@@ -174,3 +174,40 @@ def test_command_line_refuses_in_one_line_and_keeps_the_output(tmp_path, argv, e
         assert w in r.stderr, r.stderr
     assert _snapshot(tmp_path) == before
 
+
+# ---- GaussianKernel.block honours normalize="row" -----------------------------------------------------------
+@pytest.mark.parametrize("width, form", [(0.2, "exp"), (1 / 30, "exp"), (0.5, "gauss")])
+def test_row_normalised_block_is_the_matrix_apply_uses(points, width, form):
+    """block(x1, x2) is K / row sums, against the reference kernel of `fs_distance` divided directly (entry bounds
+    of tests/roundoff.py carried through the division), its rows sum to 1, and block @ g is apply(x1, x2, g)."""
+    from hpcflow.kernels.gaussian import POLY_RTOL, gaussian
+    from roundoff import U, gamma, gaussian_entry_error
+
+    kern = GaussianKernel(width, form=form, normalize="row")
+    g = np.random.default_rng(5).normal(size=(len(points), 9))
+    for x1 in (points[:15], points):  # the second: x1 is x2 (exact diagonal, symmetric operator)
+        n = len(points)
+        got = kern.block(x1, points)
+        k = gaussian(x1, points, width=width, form=form)
+        err = gaussian_entry_error(fs_distance(x1, points), width, form, POLY_RTOL)
+        s = k.sum(axis=1, keepdims=True)
+        ds = err.sum(axis=1, keepdims=True) + gamma(n) * s  # bound on the computed row sum's error
+        bound = 2 * (err / s + (k / s) * ds / s) + 4 * U * k / s
+        assert np.all(np.abs(got - k / s) <= bound)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=0, atol=2 * gamma(n))
+        u = kern.apply(x1, points, g, tile=16)
+        # both sides: K's entries to err, sums of n terms, one division by a row sum known to ds
+        ref = np.abs(k / s) @ np.abs(g)
+        tol = 2 * ((err / s) @ np.abs(g) + gamma(n + 2) * ref + ref * ds / s) + 4 * U * ref
+        assert np.all(np.abs(got @ g - u) <= tol)
+    assert not np.allclose(GaussianKernel(width, form=form).block(points[:15], points), got[:15])  # it divides
+
+
+def test_unnormalised_block_is_unchanged(points):
+    """normalize=None: block is K itself (the reference kernel's entries), as before."""
+    from hpcflow.kernels.gaussian import POLY_RTOL, gaussian
+    from roundoff import gaussian_entry_error
+
+    got = GaussianKernel(0.2).block(points[:15], points)
+    err = gaussian_entry_error(fs_distance(points[:15], points), 0.2, "exp", POLY_RTOL)
+    assert np.all(np.abs(got - gaussian(points[:15], points, width=0.2)) <= 2 * err)

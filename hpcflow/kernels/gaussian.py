@@ -18,6 +18,8 @@ everything else is float64.
 
 normalize="row" divides each row by its sum, K(x, x') / sum_x' K(x, x'), so the update at x is a K-weighted
 average of the source gradients: "normalising the updates such that they are sizable" (sec. 3.2) for any width.
+`apply`, `operator` and `block` all give the normalised kernel (block(x1, x2) @ grad == apply(x1, x2, grad));
+only the raw tiles (`tile_block`, `GaussianOperator.tile_rows`) are unnormalised, their sums divided afterwards.
 
 Fast evaluation: c = cos^2 d = <P, P'> is one real matmul of projector features (25 columns for P^4); then
 K = F(q) with q = tan(d/4) = sqrt(1 - t) / (sqrt 2 + sqrt(1 + t)), t = sqrt c = cos d, q in [0, tan(pi/8)],
@@ -218,8 +220,14 @@ class GaussianKernel(Kernel):
         return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def block(self, x1, x2):
+        """The matrix the flow applies, (N1, N2): K(x1, x2) with exact near pairs, and with normalize="row" each
+        row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad == apply(x1, x2, grad) to
+        rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
-        return op.tile_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
+        k = op.tile_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
+        if self.normalize == "row":
+            k /= k.sum(axis=1, keepdims=True)
+        return k
 
 
 def near_distance(kernel) -> float:
@@ -256,6 +264,8 @@ class GaussianOperator(TiledOperator):
         return rows, cols, kernel_of_distance(d, self.kernel.width, self.kernel.form)
 
     def tile_rows(self, r0, r1, c0, c1):
+        """Unnormalised K tile (exact near pairs) whatever `normalize`: __call__ and the flow's tile-pair sums
+        divide by the row sums after summing tiles."""
         k = self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
         lo, hi = np.searchsorted(self.pair_rows, [r0, r1])
         if hi > lo:
