@@ -211,3 +211,33 @@ def test_unnormalised_block_is_unchanged(points):
     got = GaussianKernel(0.2).block(points[:15], points)
     err = gaussian_entry_error(fs_distance(points[:15], points), 0.2, "exp", POLY_RTOL)
     assert np.all(np.abs(got - gaussian(points[:15], points, width=0.2)) <= 2 * err)
+
+
+# ---- charts and seeds of sampling ---------------------------------------------------------------------------
+@pytest.mark.parametrize("chart", [(0.5, 1), (0, 1.2), np.array([0.7, 1.0]), ("0", 1), (True, 1)])
+def test_a_fractional_chart_index_is_refused_not_truncated(X, chart):
+    """chart=(0.5, 1) was int()-ed to (0, 1): points of another chart than the one asked for."""
+    with pytest.raises(ConfigError, match=r"chart=.*index"):
+        X.sample(5, seed=0, chart=chart, comm=SerialComm())
+
+
+def test_integral_chart_indices_are_that_chart(X):
+    a = X.sample(5, seed=0, chart=(0, 1), comm=SerialComm())
+    for chart in ((0.0, 1.0), np.array([0, 1]), np.array([0.0, 1.0])):
+        assert X.sample(5, seed=0, chart=chart, comm=SerialComm()).points.tobytes() == a.points.tobytes()
+
+
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])
+def test_sample_points_refuses_a_bad_seed_naming_it(X, seed, error):
+    with pytest.raises(error, match="seed="):
+        sample_points(X, 5, seed, comm=SerialComm())
+
+
+@pytest.mark.parametrize("width", [0, 2.5, -3])
+def test_empirical_cosine_ntk_needs_a_positive_number_of_hidden_units(points, width):
+    """width=0 gave a matrix of nan (0/0) with a RuntimeWarning, 2.5 a NumPy shape error."""
+    from hpcflow.kernels import cosine_ntk_empirical, real_features
+
+    f = real_features(points[:3])
+    with pytest.raises(ValueError, match="width="):
+        cosine_ntk_empirical(f, f, width=width, sigma_w=1.0)

@@ -212,9 +212,7 @@ class Hypersurface:
         `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
         "root" (rank 0 gets the whole set, the others none).
         """
-        if not (seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
-            raise ConfigError(f"seed={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
-        n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, error=ConfigError)
+        n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed, error=ConfigError)
         chart = check_chart(self, chart)
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout)[0]

@@ -47,11 +47,15 @@ def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> 
     return ps
 
 
-def check_sample_sizes(n_points, threads, max_batches, *, error=ValueError):
+def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError):
     """(n_points, threads, max_batches) checked: integers (integral floats such as 1e5 taken as such), N >= 1,
-    threads None or in [1, MAX_THREADS], max_batches >= 1; `error` naming the argument otherwise (a fractional
-    N is not truncated, threads=0 is not taken as 1)."""
+    threads None or in [1, MAX_THREADS], max_batches >= 1, and seed None or an integer >= 0; `error` naming the
+    argument otherwise (a fractional N is not truncated, threads=0 is not taken as 1)."""
     errors = dict(type_error=error if error is not ValueError else TypeError, value_error=error)
+    integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    if seed is not None and not (integer and seed >= 0):  # (no float seeds: SeedSequence takes ints only)
+        raise errors["value_error" if integer else "type_error"](
+            f"seed={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
     n_points = api_integer("n_points", n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
     max_batches = api_integer("max_batches", max_batches, "an integer >= 1", lo=1, **errors)
     return n_points, api_threads(threads, **errors), max_batches
@@ -70,7 +74,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
-    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches)
+    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed)
     c = resolve(comm)
     R, r = c.Get_size(), c.Get_rank()
     t0 = time.perf_counter()
@@ -167,7 +171,9 @@ def check_chart(surface, chart):
         return None
     if np.ndim(chart) != 1 or np.size(chart) != 2:
         raise ConfigError(f"chart={chart!r} is not a pair; pass chart=(I, J): scale index I, eliminated index J")
-    chart = tuple(int(x) for x in chart)
+    given = tuple(x.item() if isinstance(x, np.generic) else x for x in chart)
+    chart = tuple(api_integer(f"chart={given!r}: index", x, "integers I, J (scale index I, eliminated index J)",
+                              type_error=ConfigError, value_error=ConfigError) for x in given)
     if chart not in surface.charts:
         raise ConfigError(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
     return chart

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
-from hpcflow.jobs.schema import api_number
+from hpcflow.jobs.schema import api_integer, api_number
 from hpcflow.kernels.base import Kernel
 from hpcflow.kernels.relu_ntk import real_features
 
@@ -48,6 +48,7 @@ def cosine_ntk(f1, f2, *, sigma_w: float, amplitude: float | None = None, normal
 def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float | None = None,
                          normalization: str = "delta", seed=0):
     """Finite-width NTK of eq. 2.33 for one draw of (w, b) with `width` hidden units."""
+    width = api_integer("width", width, "an integer >= 1 (hidden units)", lo=1)
     d = f1.shape[1]
     a = cosine_amplitude(sigma_w, d, normalization) if amplitude is None else amplitude
     rng = np.random.default_rng(seed)
