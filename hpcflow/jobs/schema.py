@@ -308,15 +308,16 @@ def _api_error(name, value, want, exc):
 
 def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
                 type_error=TypeError, value_error=ValueError) -> int:
-    """A Python API count, size or seed as an int: an int, a NumPy integer, or a float with an integral value
+    """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value
     (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
-    or a value outside [lo, hi]. The message names `name` and says `want` (e.g. "an integer >= 1")."""
+    or a value outside [lo, hi] (within +-INT_LIMIT, as job files). The message names `name` and says `want`."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise _api_error(name, value, want, type_error)
     if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
         raise _api_error(name, value, want, value_error)
     out = int(value)
-    if (lo is not None and out < lo) or (hi is not None and out > hi):
+    lo, hi = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT), min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
+    if not lo <= out <= hi:
         raise _api_error(name, value, want, value_error)
     return out
 
