@@ -20,7 +20,7 @@ import resource
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import api_integer, api_threads
+from hpcflow.arguments import api_integer, api_threads
 
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 #: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
-from hpcflow.jobs.schema import api_integer, api_number
+from hpcflow.arguments import api_integer, api_number
 
 #: distances below this are set to 0 (eq. 3.4); float64 round-off on d is ~1e-8 with the arccos form,
 #: ~1e-16 with the stable form, so 1e-12 only removes genuine round-off of numerically identical points.

@@ -18,7 +18,7 @@ from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, check_sample_sizes, sample_points  # noqa: F401
-from hpcflow.jobs.schema import api_integer
+from hpcflow.arguments import api_integer
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12

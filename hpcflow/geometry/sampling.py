@@ -20,7 +20,7 @@ import numpy as np
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
-from hpcflow.jobs.schema import api_integer, api_threads
+from hpcflow.arguments import api_integer, api_threads
 from hpcflow.parallel.comm import resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,

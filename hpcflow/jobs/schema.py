@@ -13,9 +13,10 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any, Callable
 
+from hpcflow.arguments import INT_LIMIT, MAX_THREADS  # noqa: F401  (re-exported: job-file bounds)
+from hpcflow.arguments import short_repr as _short
 from hpcflow.errors import ConfigError
 
 
@@ -28,16 +29,12 @@ class _Required:
 
 REQUIRED = _Required()
 
-#: every integer of a job file lies within +-INT_LIMIT (int64 with room for offsets such as seed + 1000 i)
-INT_LIMIT = 2**62
 #: seeds lie in [0, SEED_MAX]
 SEED_MAX = 2**62
 #: longest list a job file may give (sizes, widths, scales)
 MAX_LIST = 1000
 #: most steps / epochs / iterations a job may ask for
 MAX_STEPS = 10**6
-#: most threads or workers a job may ask for
-MAX_THREADS = 1024
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a finite number", str: "a string", list: "a list",
                dict: "a table"}
@@ -90,12 +87,6 @@ def _coerce(value, ftype):
         if t not in (int, float, bool) and isinstance(value, t):
             return value
     raise TypeError
-
-
-def _short(value) -> str:
-    """repr of a value, cut to 60 characters (a huge or deeply nested value stays a one-line message)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _bound(x, none: str) -> str:
@@ -299,49 +290,6 @@ def in_range(lo, hi):
 def chart_pair(v):
     """Check of a chart [I, J]: two distinct non-negative indices (bounds on P^n are checked per job)."""
     return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
-
-
-# ---- Python API arguments ------------------------------------------------------------------------------
-def _api_error(name, value, want, exc):
-    return exc(f"{name}={_short(value)} is invalid; pass {want}")
-
-
-def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
-                type_error=TypeError, value_error=ValueError) -> int:
-    """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value
-    (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
-    or a value outside [lo, hi] (within +-INT_LIMIT, as job files). The message names `name` and says `want`."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise _api_error(name, value, want, type_error)
-    if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
-        raise _api_error(name, value, want, value_error)
-    out = int(value)
-    lo, hi = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT), min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
-    if not lo <= out <= hi:
-        raise _api_error(name, value, want, value_error)
-    return out
-
-
-def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open: bool = False,
-               hi: float | None = None, type_error=TypeError, value_error=ValueError) -> float:
-    """A Python API width, scale or threshold as a finite float (ints and NumPy numbers accepted), within
-    [lo, hi] ((lo, hi] with lo_open); `type_error` for a non-number (bool, str, None), `value_error` for nan,
-    +-inf or a value out of bounds."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise _api_error(name, value, want, type_error)
-    out = float(value)
-    below = lo is not None and (out <= lo if lo_open else out < lo)
-    if not math.isfinite(out) or below or (hi is not None and out > hi):
-        raise _api_error(name, value, want, value_error)
-    return out
-
-
-def api_threads(value, name: str = "threads", **errors) -> int | None:
-    """A `threads` argument: None (the default: $HPCFLOW_THREADS or the usable CPUs) or an integer in
-    [1, MAX_THREADS]; 0 or a negative count is refused, not taken as 1."""
-    if value is None:
-        return None
-    return api_integer(name, value, f"None or an integer in [1, {MAX_THREADS}]", lo=1, hi=MAX_THREADS, **errors)
 
 
 #: largest complex dimension (sampling cost grows like dim^4 per point) and |psi| (root accuracy) accepted

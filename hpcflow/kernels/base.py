@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from hpcflow.backend import array_module, default_threads
-from hpcflow.jobs.schema import api_integer, api_threads
+from hpcflow.arguments import api_integer, api_threads
 
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
-from hpcflow.jobs.schema import api_integer, api_number
+from hpcflow.arguments import api_integer, api_number
 from hpcflow.kernels.base import Kernel
 from hpcflow.kernels.relu_ntk import real_features
 

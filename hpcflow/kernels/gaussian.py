@@ -48,7 +48,7 @@ from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import NOISE_FLOOR, STABLE_BELOW, fs_distance, fs_distance_paired, projector_features
-from hpcflow.jobs.schema import api_number
+from hpcflow.arguments import api_number
 from hpcflow.kernels import jit
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel, TiledOperator
 

@@ -1,0 +1,62 @@
+"""Checks of Python API arguments: counts, sizes, widths and thread numbers refused in one line, never coerced.
+
+A low-level module (standard library only) so geometry and kernels can check their arguments without importing
+the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+#: every integer of a job file or API call lies within +-INT_LIMIT (int64 with room for offsets such as seed + 1000 i)
+INT_LIMIT = 2**62
+#: most threads or workers a job or call may ask for
+MAX_THREADS = 1024
+
+
+def short_repr(value) -> str:
+    """repr of a value, cut to 60 characters (a huge or deeply nested value stays a one-line message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _api_error(name, value, want, exc):
+    return exc(f"{name}={short_repr(value)} is invalid; pass {want}")
+
+
+def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
+                type_error=TypeError, value_error=ValueError) -> int:
+    """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value
+    (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
+    or a value outside [lo, hi] (within +-INT_LIMIT, as job files). The message names `name` and says `want`."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _api_error(name, value, want, type_error)
+    if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        raise _api_error(name, value, want, value_error)
+    out = int(value)
+    lo, hi = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT), min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
+    if not lo <= out <= hi:
+        raise _api_error(name, value, want, value_error)
+    return out
+
+
+def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open: bool = False,
+               hi: float | None = None, type_error=TypeError, value_error=ValueError) -> float:
+    """A Python API width, scale or threshold as a finite float (ints and NumPy numbers accepted), within
+    [lo, hi] ((lo, hi] with lo_open); `type_error` for a non-number (bool, str, None), `value_error` for nan,
+    +-inf or a value out of bounds."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _api_error(name, value, want, type_error)
+    out = float(value)
+    below = lo is not None and (out <= lo if lo_open else out < lo)
+    if not math.isfinite(out) or below or (hi is not None and out > hi):
+        raise _api_error(name, value, want, value_error)
+    return out
+
+
+def api_threads(value, name: str = "threads", **errors) -> int | None:
+    """A `threads` argument: None (the default: $HPCFLOW_THREADS or the usable CPUs) or an integer in
+    [1, MAX_THREADS]; 0 or a negative count is refused, not taken as 1."""
+    if value is None:
+        return None
+    return api_integer(name, value, f"None or an integer in [1, {MAX_THREADS}]", lo=1, hi=MAX_THREADS, **errors)
