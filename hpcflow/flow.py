@@ -181,15 +181,20 @@ def _check_args(kernel, train, test, xp, **num):
     if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
         raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
-    number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
-    checks = (("dt", number(num["dt"]) and num["dt"] > 0, "a number > 0"),
+    finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
+                        and bool(np.isfinite(v)))
+    checks = (("dt", finite(num["dt"]) and num["dt"] > 0, "a finite number > 0"),
               ("steps", integer(num["steps"]) and num["steps"] >= 0, "an integer >= 0"),
               ("max_halvings", integer(num["max_halvings"]) and num["max_halvings"] >= 0, "an integer >= 0"),
-              ("clip", num["clip"] is None or (number(num["clip"]) and num["clip"] > 0), "None or a number > 0"),
+              ("clip", num["clip"] is None or (finite(num["clip"]) and num["clip"] > 0),
+               "None (no clipping) or a finite number > 0"),
               ("early_stop", num["early_stop"] is None or (integer(num["early_stop"]) and num["early_stop"] >= 1),
                "None or an integer >= 1"),
               ("loss", num["loss"] in LOSSES, f"one of {LOSSES}"),
-              ("kappa_gradient", num["kappa_gradient"] in KAPPA_GRADIENTS, f"one of {KAPPA_GRADIENTS}"))
+              ("kappa_gradient", num["kappa_gradient"] in KAPPA_GRADIENTS, f"one of {KAPPA_GRADIENTS}"),
+              ("cache_bytes", integer(num["cache_bytes"]) and num["cache_bytes"] >= 0,
+               "an integer >= 0 (0: no cached kernel blocks)"),
+              ("tile", integer(num["tile"]) and num["tile"] >= 1, "an integer >= 1 (rows of a kernel tile)"))
     for name, ok, want in checks:
         if not ok:
             raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
@@ -273,7 +278,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
     _check_args(kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip,
-                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient)
+                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile)
     c = pcomm.resolve(comm)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)

@@ -119,6 +119,8 @@ def test_apply_refuses_a_gradient_per_other_rows(sets, name, kw):
     (dict(clip=-1.0), "clip"), (dict(clip=0), "clip"), (dict(early_stop=0), "early_stop"),
     (dict(loss="bogus"), "loss"), (dict(kappa_gradient="x"), "kappa_gradient"), (dict(steps=2.5), "steps"),
     (dict(steps=-1), "steps"), (dict(dt="1"), "dt"), (dict(dt=float("nan")), "dt"), (dict(max_halvings=-1), "max_"),
+    (dict(dt=float("inf")), "dt="), (dict(clip=float("inf")), "clip="), (dict(cache_bytes=-7), "cache_bytes=-7"),
+    (dict(cache_bytes=1.5), "cache_bytes=1.5"), (dict(tile=0), "tile=0"), (dict(tile=2.5), "tile=2.5"),
 ])
 def test_kernel_flow_refuses_bad_numbers_before_any_work(sets, kw, word):
     class Unused:
