@@ -163,6 +163,14 @@ def test_the_checkpoint_says_trained_until_the_outputs_are_written(chain):
     assert _read(chain["out"])[1]["legs"] == c3["legs"]
 
 
+def test_a_stop_request_in_the_kernel_flow_is_honoured_after_its_step(chain):
+    steps = [int(s) for s in re.findall(r"kernel flow step: (\d+)", chain["flow_stderr"])]
+    assert steps == list(range(1, STOP + 1)), steps  # not the remaining FLOW_STEPS - STOP steps
+    assert f"in the kernel flow, after step {STOP} of {FLOW_STEPS}" in chain["flow_stderr"]
+    s2, _ = chain["second"]
+    assert "kernel_flow" not in s2 and not os.path.exists(os.path.join(chain["out"], "nn.h5.tmp"))
+
+
 def test_a_version_1_checkpoint_resumes_its_epochs_as_one_leg_of_unknown_time(chain, tmp_path):
     out = str(tmp_path / "v1")
     shutil.copytree(chain["tmp"] / "first", out)
@@ -212,3 +220,19 @@ def test_docs_describe_every_checkpoint_entry_and_status(chain):
     assert have <= set(doc), sorted(have - set(doc))
     assert all(re.search(rf'"{s}"', doc["status"]) for s in ("running", "trained", "finished", "stopped", "diverged"))
 
+
+@pytest.mark.slow
+def test_a_stop_request_on_one_rank_stops_every_ranks_kernel_flow_after_its_step(tmp_path):
+    """The flow runs whole on every rank; the request reaches rank 1 only and both stop after the same step."""
+    from test_parallel import mpiexec
+
+    job, out = tmp_path / "job.toml", str(tmp_path / "run")
+    job.write_text(JOB.replace("epochs = 2", "epochs = 1").replace("widths = [4, 8]", "widths = []"))
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, os.path.join(HERE, "mpi", "nn_flow_stop_driver.py"),
+                        "1", "1", "nn", str(job), "--out", out], capture_output=True, text=True, timeout=180,
+                       env=_env())
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert sorted(int(s) for s in re.findall(r"kernel flow step: (\d+)", p.stderr)) == [1, 1], p.stderr[-2000:]
+    summary, c = _read(out)
+    assert summary["status"] == "preempted" and c["status"] == "trained"
+    assert _spans(c["legs"]) == [(0, 1, 2, "preempted")] and summary["legs"] == c["legs"]

@@ -561,15 +561,19 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
 
 def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
     """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points; a stop
-    request is honoured between the two (`_stop_point`)."""
+    request is honoured after every step of the flow and between the two (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
     kf, tc, model0, c = cfg["kernel_flow"], ctx["tc"], ctx["model0"], ctx["comm"]
     tr, te = _first_rows(ctx["train_ps"], kf["n_train"], c, "points"), _first_rows(ctx["val_ps"], kf["n_test"], c,
                                                                                    "points")
+
+    def stop_point(info):  # after every step of the flow: a stop request is honoured within one step
+        _stop_point(ctx, outdir, summary, f"in the kernel flow, after step {info['step']} of {kf['steps']}")
+
     flow = ex.ntk_kernel_flow(model0, ctx["X"], tr, te, dt=kf["dt"], steps=kf["steps"], tile=kf["tile"],
-                              loss=tc.loss)
+                              loss=tc.loss, callback=stop_point)
     _stop_point(ctx, outdir, summary, "after the kernel flow")
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
     dtype, device = cfg["model"]["dtype"], ctx["device"]
