@@ -61,3 +61,28 @@ def test_train_refuses_mismatched_data_before_any_step(quintic):
     with pytest.raises(ValueError, match="x is float64 but the weights are float32"):
         train(model, tr, tr, TrainConfig(epochs=1, batch_size=20, seed=0))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("dim", [2, 4])
+def test_a_job_whose_points_would_not_fit_the_network_is_refused_before_any_work(tmp_path, capsys, dim):
+    """Through `hpcflow nn`, the input width follows [geometry] (2(dim + 2) features) and only dim = 3 has the 9
+    outputs the network gives: any other dim is exit 2 naming the key, nothing written."""
+    from hpcflow.cli import main
+    from test_nn_cli import JOB, _write
+
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out), "--set", f"geometry.dim={dim}", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "[geometry].dim" in err and "use dim = 3" in err and "\n" not in err, err
+    assert not out.exists()
+
+
+def test_a_float32_job_gives_its_data_the_weights_dtype(tmp_path):
+    """[model].dtype = "float32" converts the points too (training, NTK, width sweep, kernel flow): it runs."""
+    from hpcflow.cli import main
+    from hpcflow.nn.checkpoint import load_model
+    from test_nn_cli import JOB, _write
+
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out), "--set", "model.dtype=float32", "--quiet"]) == 0
+    assert load_model(out / "model.pt").dtype == torch.float32
