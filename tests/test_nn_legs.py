@@ -203,6 +203,20 @@ def test_a_checkpoint_of_a_later_version_is_refused_in_one_line(chain, tmp_path,
     assert open(ck, "rb").read() == before
 
 
+@pytest.mark.parametrize("legs", ["a string", [{"from_step": 0}]])
+def test_damaged_legs_are_refused_in_one_line(chain, tmp_path, capsys, legs):
+    out = str(tmp_path / "bad")
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    state["legs"] = legs
+    torch.save(state, ck)
+    capsys.readouterr()
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ck in err and "legs" in err and "damaged" in err, err
+
+
 def _documented_checkpoint_entries() -> dict:
     """{entry: meaning} of the checkpoint.pt table in docs/outputs.md."""
     with open(DOC, encoding="utf-8") as fh:
