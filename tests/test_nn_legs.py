@@ -237,7 +237,8 @@ def test_docs_describe_every_checkpoint_entry_and_status(chain):
 
 @pytest.mark.slow
 def test_a_stop_request_on_one_rank_stops_every_ranks_kernel_flow_after_its_step(tmp_path):
-    """The flow runs whole on every rank; the request reaches rank 1 only and both stop after the same step."""
+    """The flow runs whole on every rank; the request reaches rank 1 only and both stop after the same step; the
+    resume at one rank is a leg of its own (no epochs: it redoes what follows the training)."""
     from test_parallel import mpiexec
 
     job, out = tmp_path / "job.toml", str(tmp_path / "run")
@@ -250,3 +251,7 @@ def test_a_stop_request_on_one_rank_stops_every_ranks_kernel_flow_after_its_step
     summary, c = _read(out)
     assert summary["status"] == "preempted" and c["status"] == "trained"
     assert _spans(c["legs"]) == [(0, 1, 2, "preempted")] and summary["legs"] == c["legs"]
+    assert main(["nn", str(job), "--out", out, "--resume", "--quiet"]) == 0  # at another rank count
+    summary, c = _read(out)
+    assert _spans(c["legs"]) == [(0, 1, 2, "preempted"), (1, 1, 1, "finished")] and summary["legs"] == c["legs"]
+    assert summary["ranks"] == 1 and summary["status"] == "finished" and c["status"] == "finished"
