@@ -5,13 +5,20 @@ weights_only=True)`, which refuses pickled objects. Writers are atomic (hpcflow.
 of `comm` only. The architecture (MetricMLP.config) lives in `model.pt.json`.
 
 Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpoint].every epochs, every
-[checkpoint].seconds, on SIGTERM/SIGUSR1 and at the end:
-  format, version      "hpcflow.nn_checkpoint", 1
+[checkpoint].seconds, on SIGTERM/SIGUSR1, at the end of training and, once the outputs are written, again with
+the run's final status:
+  format, version      "hpcflow.nn_checkpoint", 2 (1: no `legs`; still resumed, its epochs one leg of null
+                       ranks, wall_seconds and hpcflow_version)
   config               JSON of the validated job (resume refuses a change other than epochs / [checkpoint])
-  status               "running" (periodic or signal checkpoint) | "finished" (training done; the width sweep,
-                       kernel flow and outputs follow: the run is complete when summary.json says "finished")
-                       | "stopped" | "diverged"
+  status               "running" (periodic or signal checkpoint) | "trained" (training done; the width sweep,
+                       kernel flow and outputs are still to come: --resume redoes them) | "finished" (the whole
+                       run, outputs written) | "stopped" (a tune trial pruned) | "diverged"
   ranks                ranks of the run that wrote it
+  legs                 one entry per run (leg) that wrote this checkpoint, first to last: from_step, to_step (epochs
+                       done at its start and at its last write, as summary.json's checkpoint_step), ranks,
+                       wall_seconds (from its start to its last write), hpcflow_version, status (how it ended as
+                       far as its last write says: "preempted", "finished", "stopped", "diverged"; "trained": it
+                       was killed after training; "running": killed without a signal, or still running)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -31,7 +38,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
+from hpcflow import __version__
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.nn._torch import require_torch
@@ -41,7 +50,12 @@ from hpcflow.parallel.comm import rank
 torch = require_torch()
 
 FORMAT = "hpcflow.nn_checkpoint"
-VERSION = 1
+#: 2: `legs` added (version 1 checkpoints still resume)
+VERSION = 2
+#: versions `load_checkpoint` reads
+READABLE_VERSIONS = (1, 2)
+#: keys of each entry of `legs` (those of the flow checkpoint's, hpcflow.checkpoint.LEG_KEYS, and `status`)
+LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "status")
 #: the training checkpoint's name in a run directory
 CHECKPOINT = "checkpoint.pt"
 
@@ -135,6 +149,9 @@ def _check_train_state(state: dict, batches: int) -> None:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
     if not isinstance(state.get("ntk", {}), dict):
         raise TypeError("ntk")
+    legs = state.get("legs", [])
+    if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
+        raise ValueError(f"legs (not a list of {{{', '.join(LEG_KEYS)}}})")
 
 
 def load_checkpoint(path) -> dict:
@@ -144,7 +161,58 @@ def load_checkpoint(path) -> dict:
         raise InputFileError(f"{path} not found: --resume needs the directory of an earlier 'hpcflow nn' run; "
                              "run without --resume")
     state = _load(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
-        raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT} v{VERSION}); "
-                             "run without --resume")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
+    if state.get("version") not in READABLE_VERSIONS:
+        raise InputFileError(f"{path} is a network checkpoint of version {state.get('version')!r}, which this hpcflow "
+                             f"({__version__}) does not read (versions {READABLE_VERSIONS}); resume it with the "
+                             f"hpcflow that wrote it, or {RESTART}")
     return state
+
+
+def earlier_legs(state: dict | None) -> list:
+    """The legs before a run that continues checkpoint `state` ([] for a new run); a version 1 checkpoint's epochs
+    become one leg whose ranks, wall_seconds and hpcflow_version are unknown (null)."""
+    if state is None:
+        return []
+    if "legs" in state:
+        return [dict(g) for g in state["legs"]]
+    return [{"from_step": 0, "to_step": int(state["train"]["epoch"]), "ranks": None, "wall_seconds": None,
+             "hpcflow_version": None, "status": str(state.get("status"))}]
+
+
+class TrainingCheckpoint:
+    """DIR/checkpoint.pt of one run (leg): every write carries the earlier legs and this one, timed from `started`
+    (a time.perf_counter() value) to the write. Collective: call on every rank (rank 0 writes); `legs` is the
+    record as last written, on every rank."""
+
+    def __init__(self, path, resume: dict | None = None, *, started: float, comm=None):
+        from hpcflow.parallel.comm import resolve
+
+        self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
+        self.first = 0 if resume is None else int(resume["train"]["epoch"])
+        self.legs = earlier_legs(resume)
+        self._earlier = len(self.legs)
+        self.epoch = None  # epochs done at the last write (None: nothing written by this leg)
+
+    def _legs_at(self, epoch: int, ended: str) -> list:
+        mine = {"from_step": self.first, "to_step": int(epoch), "ranks": self.comm.Get_size(),
+                "wall_seconds": time.perf_counter() - self.started, "hpcflow_version": __version__,
+                "status": ended}
+        return self.legs[:self._earlier] + [mine]
+
+    def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:
+        """Write `state` (config, ranks, train, ntk: a dict on rank 0, else unused) with `status`; this leg's entry
+        says `ended` (default: `status`)."""
+        self.legs, self.epoch = self._legs_at(epoch, status if ended is None else ended), int(epoch)
+        if rank(self.comm) == 0:
+            save_checkpoint(self.path, {**state, "status": status, "legs": self.legs}, comm=self.comm)
+
+    def restamp(self, *, status: str | None = None, ended: str) -> None:
+        """Rewrite the last checkpoint as it is (the training state read back from the file) with this leg timed
+        to now, ending as `ended`, and `status` when given; nothing when this leg has not written one."""
+        if self.epoch is None:
+            return
+        state = _load(self.path) if rank(self.comm) == 0 else None
+        keep = state["status"] if state is not None else None
+        self.save(self.epoch, state, status=keep if status is None else status, ended=ended)

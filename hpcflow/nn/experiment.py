@@ -103,8 +103,9 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
 
 
 def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile: int = 256,
-                    loss: str = "sigma") -> dict:
-    """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used)."""
+                    loss: str = "sigma", callback=None) -> dict:
+    """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used); `callback(info)` runs
+    after every step (`kernel_flow`'s: True stops the flow; an exception it raises ends the flow there)."""
     from hpcflow.flow import kernel_flow
     from hpcflow.nn.kernel import NetworkNTKKernel
     from hpcflow.parallel.comm import SerialComm
@@ -112,7 +113,8 @@ def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile
     kernel = NetworkNTKKernel(copy.deepcopy(model0), X)
     t0 = time.perf_counter()
     # every rank holds the same gathered points: the flow is replicated, not divided over ranks
-    res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile, comm=SerialComm())
+    res = kernel_flow(kernel, train_ps, test_ps, dt=dt, steps=steps, loss=loss, tile=tile, comm=SerialComm(),
+                      callback=callback)
     return {"sigma_train": res.sigma_train, "sigma_test": res.sigma_test, "rejected_steps": res.rejected_steps,
             "steps_taken": res.steps_taken, "seconds": time.perf_counter() - t0, "stopped": res.stopped}
 

@@ -1,7 +1,9 @@
 """Job kind "nn" (`hpcflow nn JOB.toml --out DIR [--resume]`): train a metric network, data parallel over the
 MPI ranks, track its metric-NTK (Fig. 4), optionally a width sweep and the kernel flow with the epoch-0 NTK.
-Writes DIR/checkpoint.pt (hpcflow.nn.checkpoint), DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last
-(status "finished" | "diverged" | "preempted", checkpoint_step = epochs done), all on rank 0.
+Writes DIR/checkpoint.pt (hpcflow.nn.checkpoint: status "trained" at the end of training, the run's final status
+once the outputs are written; `legs`: one entry per run), DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last
+(status "finished" | "diverged" | "preempted", checkpoint_step = epochs done, legs, wall_seconds_total), all on
+rank 0.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import copy
 import json
 import math
 import os
+import time
 
 import numpy as np
 
@@ -229,8 +232,6 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
     pruned by hpcflow.tune).
     """
-    import time
-
     from hpcflow.parallel.comm import resolve
 
     check(cfg)
@@ -246,7 +247,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             "the cores better")
     with StopRequests(c) as stops:  # handled from here to the last output: a stop is honoured, never fatal
         ctx = _prepare(cfg, c)
-        ctx["job_text"], ctx["stops"] = job_text, stops
+        ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
                 "n_val": cfg["geometry"]["n_val"]}
@@ -308,17 +309,16 @@ def _stop_point(ctx, outdir, summary, where) -> None:
     if stops is None or not stops.requested():
         return
     stops.signalled = True
+    ctx["checkpoint"].restamp(ended="preempted")  # the training state as it was, this leg timed to here
     out = {k: v for k, v in summary.items() if k not in ("width_sweep", "kernel_flow")}
     out.update(status="preempted", checkpoint_step=summary["epochs"])
-    _write_summary(outdir, ctx, out)
+    _write_summary(outdir, ctx, _with_legs(ctx, out))
     raise Preempted(f"signal received {where}: training had finished ({summary['epochs']} epochs, in "
                     f"{os.path.join(outdir, 'checkpoint.pt')}); continue with --resume to redo what follows it")
 
 
 def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
     """nn.h5 and model.pt(.json), then summary.json last (rank 0 only)."""
-    import time
-
     from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
     from hpcflow.jobs.output import write_hdf5
     from hpcflow.nn.checkpoint import save_model
@@ -329,8 +329,22 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
              "epoch": epoch, "conventions": _CONVENTIONS, "geometry_conventions": GEOMETRY_CONVENTIONS}
     write_hdf5(os.path.join(outdir, "nn.h5"), data, attrs=attrs, comm=c)
     save_model(os.path.join(outdir, "model.pt"), ctx["model"], force=True, comm=c)
-    summary.update(status=status, wall_seconds=time.perf_counter() - t0)
-    _write_summary(outdir, ctx, summary)
+    ctx["checkpoint"].restamp(status=status, ended=status)  # the run is complete: its checkpoint says so
+    summary.update(status=status)
+    _write_summary(outdir, ctx, _with_legs(ctx, summary, time.perf_counter() - t0))
+
+
+def _with_legs(ctx, summary, wall: float | None = None) -> dict:
+    """`summary` with this run's `wall_seconds` (default: up to now), the checkpoint's `legs` and
+    `wall_seconds_total` (the earlier legs' recorded seconds plus this run's; legs of unknown time not counted)."""
+    from hpcflow.checkpoint import wall_seconds_total
+
+    ck = ctx["checkpoint"]
+    wall = time.perf_counter() - ctx["t0"] if wall is None else wall
+    earlier = ck.legs if ck.epoch is None else ck.legs[:-1]  # the last leg is this run's once it has written
+    summary.update(wall_seconds=wall, legs=[dict(g) for g in ck.legs],
+                   wall_seconds_total=wall_seconds_total(earlier) + wall)
+    return summary
 
 
 def _write_summary(outdir, ctx, summary):
@@ -413,7 +427,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     """
     from hpcflow.errors import NumericalStop
     from hpcflow.nn import experiment as ex
-    from hpcflow.nn.checkpoint import CHECKPOINT, save_checkpoint
+    from hpcflow.nn.checkpoint import CHECKPOINT, TrainingCheckpoint
     from hpcflow.nn.ntk import NTKTracker
     from hpcflow.nn.replicas import global_sigma
     from hpcflow.nn.train import Trainer
@@ -432,6 +446,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     vps = ctx["val_ps"].data
     sigma_fs_val = global_sigma(vps.eta(), vps.weights, comm=c)
     path = os.path.join(outdir, CHECKPOINT)
+    ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c)
 
     def summarize(trainer, status):
         hist = {k: np.asarray(v, dtype=np.float64) for k, v in trainer.hist.__dict__.items()}
@@ -453,14 +468,13 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
         return out, hist
 
     def checkpoint(trainer, reason, status="running"):
-        if root:
-            save_checkpoint(path, {"config": json.dumps(cfg, sort_keys=True), "ranks": c.Get_size(),
-                                   "status": {"end": "finished", "stopped": "stopped"}.get(reason, status),
-                                   "train": trainer.state_dict(),
-                                   "ntk": tracker.state_dict() if tracker is not None else {}}, comm=c)
+        state = {"config": json.dumps(cfg, sort_keys=True), "ranks": c.Get_size(), "train": trainer.state_dict(),
+                 "ntk": tracker.state_dict() if tracker is not None else {}} if root else None
+        ckpt.save(trainer.epoch, state, status={"end": "trained", "stopped": "stopped"}.get(reason, status),
+                  ended="preempted" if reason == "signal" else None)
         if reason == "signal":  # preempted: the summary says so and which checkpoint it describes
             out, _ = summarize(trainer, "preempted")
-            _write_summary(outdir, ctx, out)
+            _write_summary(outdir, ctx, _with_legs(ctx, out))
 
     should_stop = None if on_epoch is None else (
         lambda t: bool(on_epoch(t.epoch, list(t.hist.sigma_train), list(t.hist.sigma_val))))
@@ -547,15 +561,19 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
 
 def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
     """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points; a stop
-    request is honoured between the two (`_stop_point`)."""
+    request is honoured after every step of the flow and between the two (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
     kf, tc, model0, c = cfg["kernel_flow"], ctx["tc"], ctx["model0"], ctx["comm"]
     tr, te = _first_rows(ctx["train_ps"], kf["n_train"], c, "points"), _first_rows(ctx["val_ps"], kf["n_test"], c,
                                                                                    "points")
+
+    def stop_point(info):  # after every step of the flow: a stop request is honoured within one step
+        _stop_point(ctx, outdir, summary, f"in the kernel flow, after step {info['step']} of {kf['steps']}")
+
     flow = ex.ntk_kernel_flow(model0, ctx["X"], tr, te, dt=kf["dt"], steps=kf["steps"], tile=kf["tile"],
-                              loss=tc.loss)
+                              loss=tc.loss, callback=stop_point)
     _stop_point(ctx, outdir, summary, "after the kernel flow")
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
     dtype, device = cfg["model"]["dtype"], ctx["device"]

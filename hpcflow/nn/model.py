@@ -50,6 +50,10 @@ def _act_deriv(name: str, z):
     return cdf + z * pdf
 
 
+def _last(t):
+    return t.shape[-1] if getattr(t, "ndim", 0) else "?"
+
+
 class MetricMLP(torch.nn.Module):
     """g(x) = g_FS ∘ NN(x) for an MLP NN with `depth` hidden layers of `width` units (sec. 3.3)."""
 
@@ -99,8 +103,26 @@ class MetricMLP(torch.nn.Module):
     def dtype(self):
         return self.layers[0].weight.dtype
 
+    def check_inputs(self, x, gfs=None) -> None:
+        """ValueError (one line: expected and received, and the fix) unless x is (N, n_in) and gfs (N, n_out), both of
+        the weights' dtype: what a mismatch would otherwise end in is a bare torch error deep in a layer."""
+        n_in, n_out, dtype = self.config["n_in"], self.config["n_out"], self.dtype
+        for name, t, width, fix in (("x", x, n_in, f"build the network with n_in={_last(x)} (the data's feature "
+                                                   "count, 2(n+1) for points in P^n) or pass (Re z, Im z) features"),
+                                    ("gfs", gfs, n_out, f"pass packed g_FS of {n_out} components per point")):
+            if t is None:
+                continue
+            if t.ndim != 2 or t.shape[-1] != width:
+                raise ValueError(f"MetricMLP: {name} has shape {tuple(t.shape)}, expected (N, {width}); {fix}")
+            if t.dtype != dtype:
+                want = str(dtype).removeprefix("torch.")
+                got = str(t.dtype).removeprefix("torch.")
+                raise ValueError(f"MetricMLP: {name} is {got} but the weights are {want}; build the network with "
+                                 f"dtype='{got}' or convert the data with .to(torch.{want})")
+
     def raw(self, x):
         """The MLP's outputs NN(x) (N, n_out), before combining with g_FS."""
+        self.check_inputs(x)
         h = embed(self.features, x)
         for layer in self.layers[:-1]:
             h = _act(self.activation, layer(h))
@@ -111,6 +133,7 @@ class MetricMLP(torch.nn.Module):
         return gfs + (hadamard_packed(gfs, y) if self.kind == "multiplicative" else y)
 
     def forward(self, x, gfs):
+        self.check_inputs(None, gfs)
         return self.combine(gfs, self.raw(x))
 
     def output_map(self, gfs):
@@ -128,6 +151,7 @@ class MetricMLP(torch.nn.Module):
         Then ∂g_I(x)/∂W_l[i, j] = δ_l[I, i] h_l[j] and ∂g_I/∂b_l[i] = δ_l[I, i], so the metric-NTK is
         Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J) (h_l(x) · h_l(x') + 1) exactly (layer-wise form).
         """
+        self.check_inputs(x, gfs)
         hs, zs = [embed(self.features, x)], []
         for layer in self.layers[:-1]:
             z = layer(hs[-1])

@@ -156,6 +156,9 @@ class Trainer:
         self.model, self.cfg = model, cfg
         self.train_shard = as_shard(train_data, comm=self.comm)
         self.val = as_shard(val_data, comm=self.comm)
+        check = getattr(model, "check_inputs", None)  # a MetricMLP: data of another width or dtype, before any work
+        for d in (self.train_shard.data, self.val.data) if check is not None else ():
+            check(d.x, d.gfs)
         self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop
         self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
         learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work

@@ -1,0 +1,257 @@
+"""A network run interrupted, resumed and extended records each run (`legs`) in checkpoint.pt and summary.json, as
+flow runs do (tests/test_flow_legs.py); the end-of-training checkpoint says "trained" until the outputs are written
+("finished"); a stop request in the job's kernel flow is honoured after the step it arrives in. The chain:
+
+1. SIGTERM in epoch 2 of 2 (tests/mpi/nn_driver.py): exit 4, a checkpoint after epoch 1 + 2 batches;
+2. --resume, SIGTERM after step STOP of the kernel flow (tests/mpi/nn_flow_stop_driver.py): exit 4;
+3. --resume with epochs = 3 (an extension): finished; its files bit for bit those of an uninterrupted 3-epoch run.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hpcflow.cli import main  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+DOC = os.path.join(HERE, "..", "docs", "outputs.md")
+#: wall-clock datasets, different in any two runs
+TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds", "width_sweep/seconds"}
+FLOW_STEPS, STOP = 5, 2
+JOB = f"""
+[job]
+kind = "nn"
+[geometry]
+n_train = 200
+n_val = 100
+seed = 3
+[model]
+depth = 2
+width = 8
+activation = "gelu"
+[training]
+epochs = 2
+batch_size = 70
+lr = 3e-3
+threads = 1
+[ntk]
+n_train_points = 3
+n_test_points = 2
+[checkpoint]
+every = 1
+[width_sweep]
+widths = [4, 8]
+epochs = 1
+n_train = 100
+[kernel_flow]
+enabled = true
+n_train = 20
+n_test = 20
+steps = {FLOW_STEPS}
+"""
+
+
+def _env():
+    return dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1", PYTHONPATH=os.getcwd())
+
+
+def _driver(name, *args):
+    return subprocess.run([sys.executable, os.path.join(HERE, "mpi", name), *map(str, args)], capture_output=True,
+                          text=True, timeout=180, env=_env())
+
+
+def _read(out):
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+        summary = json.load(fh)
+    return summary, torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
+
+
+def _datasets(path):
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _spans(legs):
+    return [(g["from_step"], g["to_step"], g["ranks"], g["status"]) for g in legs]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nnlegs")
+    job, out = str(tmp / "job.toml"), str(tmp / "run")
+    (tmp / "job.toml").write_text(JOB)
+    res = {"job": job, "out": out, "tmp": tmp}
+    p = _driver("nn_driver.py", "signal", 1, 1, 0, "nn", job, "--out", out)
+    assert p.returncode == 4, p.stderr[-2000:]
+    res["first"] = _read(out)
+    shutil.copytree(out, tmp / "first")  # for the version 1 and version 3 checks
+    p = _driver("nn_flow_stop_driver.py", STOP, 0, "nn", job, "--out", out, "--resume")
+    assert p.returncode == 4, p.stderr[-2000:]
+    res["flow_stderr"], res["second"] = p.stderr, _read(out)
+    assert main(["nn", job, "--out", out, "--resume", "--set", "training.epochs=3", "--quiet"]) == 0
+    res["third"] = _read(out)
+    res["plain"] = str(tmp / "plain")
+    assert main(["nn", job, "--out", res["plain"], "--set", "training.epochs=3", "--quiet"]) == 0
+    return res
+
+
+def test_legs_chain_over_two_interruptions_and_an_extension(chain):
+    from hpcflow import __version__
+
+    s1, c1 = chain["first"]
+    assert s1["status"] == "preempted" and s1["checkpoint_step"] == 1 and s1["resumed"] is False
+    assert (c1["train"]["epoch"], c1["train"]["position"]) == (1, 2)
+    assert _spans(c1["legs"]) == [(0, 1, 1, "preempted")] and s1["legs"] == c1["legs"]
+    assert 0 < c1["legs"][0]["wall_seconds"] <= s1["wall_seconds"] == s1["wall_seconds_total"]
+
+    s2, c2 = chain["second"]
+    assert s2["status"] == "preempted" and s2["checkpoint_step"] == 2 and s2["resumed"] is True
+    assert _spans(c2["legs"]) == [(0, 1, 1, "preempted"), (1, 2, 1, "preempted")] and s2["legs"] == c2["legs"]
+    assert c2["legs"][0] == c1["legs"][0]  # carried over as recorded
+    np.testing.assert_allclose(s2["wall_seconds_total"], c1["legs"][0]["wall_seconds"] + s2["wall_seconds"],
+                               rtol=1e-12)
+
+    s3, c3 = chain["third"]
+    legs = c3["legs"]
+    assert s3["status"] == "finished" and s3["resumed"] is True and s3["legs"] == legs
+    assert _spans(legs) == [(0, 1, 1, "preempted"), (1, 2, 1, "preempted"), (2, 3, 1, "finished")]
+    assert legs[:2] == c2["legs"] and all(g["hpcflow_version"] == __version__ for g in legs)
+    assert legs[0]["from_step"] == 0 and legs[-1]["to_step"] == s3["checkpoint_step"] == c3["train"]["epoch"] == 3
+    assert all(a["to_step"] == b["from_step"] for a, b in zip(legs, legs[1:]))  # the epochs chain
+    assert all(g["wall_seconds"] > 0 for g in legs) and legs[-1]["wall_seconds"] <= s3["wall_seconds"]
+    np.testing.assert_allclose(s3["wall_seconds_total"], legs[0]["wall_seconds"] + legs[1]["wall_seconds"]
+                               + s3["wall_seconds"], rtol=1e-12)
+
+
+def test_the_interrupted_and_extended_run_is_bitwise_the_uninterrupted_one(chain):
+    got, ref = _datasets(os.path.join(chain["out"], "nn.h5")), _datasets(os.path.join(chain["plain"], "nn.h5"))
+    assert got.keys() == ref.keys()
+    for key in sorted(set(got) - TIMINGS):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    for name in ("model.pt",):
+        a, b = (torch.load(os.path.join(d, name), weights_only=True) for d in (chain["out"], chain["plain"]))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    (_, c), (_, p) = chain["third"], (None, torch.load(os.path.join(chain["plain"], "checkpoint.pt"),
+                                                      weights_only=True))
+    assert all(torch.equal(c["train"]["model"][k], p["train"]["model"][k]) for k in p["train"]["model"])
+    for pid, st in p["train"]["optimizer"]["state"].items():
+        assert all(torch.equal(t, c["train"]["optimizer"]["state"][pid][n]) for n, t in st.items())
+    assert _spans(p["legs"]) == [(0, 3, 1, "finished")]  # legs: metadata, not part of what is compared
+
+
+def test_the_checkpoint_says_trained_until_the_outputs_are_written(chain):
+    """Stopped in the kernel flow, training was done but the run was not: "trained"; after the outputs, "finished"
+    (what --resume reads as "nothing to do")."""
+    _, c2 = chain["second"]
+    _, c3 = chain["third"]
+    assert (c2["status"], c2["train"]["epoch"]) == ("trained", 2)
+    assert c3["status"] == "finished"
+    assert not os.path.exists(os.path.join(chain["tmp"], "first", "nn.h5"))
+    assert main(["nn", chain["job"], "--out", chain["out"], "--resume", "--set", "training.epochs=3",
+                 "--quiet"]) == 0  # nothing to do: files left as they are
+    assert _read(chain["out"])[1]["legs"] == c3["legs"]
+
+
+def test_a_stop_request_in_the_kernel_flow_is_honoured_after_its_step(chain):
+    steps = [int(s) for s in re.findall(r"kernel flow step: (\d+)", chain["flow_stderr"])]
+    assert steps == list(range(1, STOP + 1)), steps  # not the remaining FLOW_STEPS - STOP steps
+    assert f"in the kernel flow, after step {STOP} of {FLOW_STEPS}" in chain["flow_stderr"]
+    s2, _ = chain["second"]
+    assert "kernel_flow" not in s2 and not os.path.exists(os.path.join(chain["out"], "nn.h5.tmp"))
+
+
+def test_a_version_1_checkpoint_resumes_its_epochs_as_one_leg_of_unknown_time(chain, tmp_path):
+    out = str(tmp_path / "v1")
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    del state["legs"]
+    state["version"] = 1
+    torch.save(state, ck)
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 0
+    summary, c = _read(out)
+    assert c["version"] == 2 and summary["legs"] == c["legs"]
+    assert c["legs"][0] == {"from_step": 0, "to_step": 1, "ranks": None, "wall_seconds": None,
+                            "hpcflow_version": None, "status": "running"}
+    assert _spans(c["legs"][1:]) == [(1, 2, 1, "finished")]
+    assert summary["wall_seconds_total"] == summary["wall_seconds"]  # the leg of unknown time is not counted
+
+
+def test_a_checkpoint_of_a_later_version_is_refused_in_one_line(chain, tmp_path, capsys):
+    out = str(tmp_path / "v3")
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    state["version"] = 3
+    torch.save(state, ck)
+    before = open(ck, "rb").read()
+    capsys.readouterr()
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ck in err and "version 3" in err and "--force" in err, err
+    assert open(ck, "rb").read() == before
+
+
+@pytest.mark.parametrize("legs", ["a string", [{"from_step": 0}]])
+def test_damaged_legs_are_refused_in_one_line(chain, tmp_path, capsys, legs):
+    out = str(tmp_path / "bad")
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    state["legs"] = legs
+    torch.save(state, ck)
+    capsys.readouterr()
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ck in err and "legs" in err and "damaged" in err, err
+
+
+def _documented_checkpoint_entries() -> dict:
+    """{entry: meaning} of the checkpoint.pt table in docs/outputs.md."""
+    with open(DOC, encoding="utf-8") as fh:
+        part = [p for p in fh.read().split("\n## ") if "`checkpoint.pt`" in p.splitlines()[0]]
+    assert len(part) == 1, "docs/outputs.md: no section for checkpoint.pt"
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in part[0].splitlines()
+            if line.startswith("| `")]
+    return {r[0].strip("`"): r[-1] for r in rows}
+
+
+def test_docs_describe_every_checkpoint_entry_and_status(chain):
+    doc = _documented_checkpoint_entries()
+    _, c = chain["third"]
+    have = set(c) | {f"train.{k}" for k in c["train"]} | {f"legs[].{k}" for g in c["legs"] for k in g}
+    assert have <= set(doc), sorted(have - set(doc))
+    assert all(re.search(rf'"{s}"', doc["status"]) for s in ("running", "trained", "finished", "stopped", "diverged"))
+
+
+@pytest.mark.slow
+def test_a_stop_request_on_one_rank_stops_every_ranks_kernel_flow_after_its_step(tmp_path):
+    """The flow runs whole on every rank; the request reaches rank 1 only and both stop after the same step; the
+    resume at one rank is a leg of its own (no epochs: it redoes what follows the training)."""
+    from test_parallel import mpiexec
+
+    job, out = tmp_path / "job.toml", str(tmp_path / "run")
+    job.write_text(JOB.replace("epochs = 2", "epochs = 1").replace("widths = [4, 8]", "widths = []"))
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, os.path.join(HERE, "mpi", "nn_flow_stop_driver.py"),
+                        "1", "1", "nn", str(job), "--out", out], capture_output=True, text=True, timeout=180,
+                       env=_env())
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert sorted(int(s) for s in re.findall(r"kernel flow step: (\d+)", p.stderr)) == [1, 1], p.stderr[-2000:]
+    summary, c = _read(out)
+    assert summary["status"] == "preempted" and c["status"] == "trained"
+    assert _spans(c["legs"]) == [(0, 1, 2, "preempted")] and summary["legs"] == c["legs"]
+    assert main(["nn", str(job), "--out", out, "--resume", "--quiet"]) == 0  # at another rank count
+    summary, c = _read(out)
+    assert _spans(c["legs"]) == [(0, 1, 2, "preempted"), (1, 1, 1, "finished")] and summary["legs"] == c["legs"]
+    assert summary["ranks"] == 1 and summary["status"] == "finished" and c["status"] == "finished"
