@@ -16,7 +16,7 @@ from hpcflow.geometry.hermitian import pack
 from hpcflow.kernels.gaussian import POLY_RTOL
 from reference import fd_loss_gradient
 from roundoff import U, assert_product_close, gaussian_entry_error
-from test_parallel import mpiexec
+from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "flow_checks.py")
 N_TRAIN, N_TEST, STEPS, SEED = 240, 90, 3, 3
@@ -235,10 +235,13 @@ def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
                 (["-m", "hpcflow", "run", str(job), "--out", str(cut), "--resume"], 0),
                 (["-m", "hpcflow", "run", str(job), "--out", str(whole)], 0)]
     for k, (args, status) in enumerate(launches):
-        r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, *args], capture_output=True,
-                           text=True, timeout=150, env=ENV)
+        cmd = [mpiexec(), "-n", "2", sys.executable, *args]
+        if k == 0:  # the signalled run: every rank's own status, not mpiexec's (the ranks' ORed: 4 | 0 reads 4)
+            cmd = each_rank_status(tmp_path / "statuses", 2, [sys.executable, *args])
+        r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
         assert r.returncode == status, r.stderr
         if k == 0:
+            assert rank_statuses(tmp_path / "statuses", 2) == [4, 4]
             with h5py.File(cut / "checkpoint.h5") as f:
                 assert f.attrs["step"] == 3 and f.attrs["status"] == "preempted"
             assert not (cut / "summary.json").exists()
