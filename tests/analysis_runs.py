@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 
+from jobtexts import GAUSSIAN_KERNEL, SMALL_NET
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,12 +42,7 @@ chart = [0, 1]
 n_train = 100
 n_test = 60
 seed = 3
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 0.65
 steps = 5
 loss = "ultralocal"
@@ -113,11 +110,7 @@ manifold = "fermat"
 dim = 3
 n_train = 200
 n_val = 100
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + """[training]
 epochs = 3
 batch_size = 100
 threads = 1

@@ -14,6 +14,7 @@ from hpcflow.cluster import flow_blocks
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.hermitian import pack
 from hpcflow.kernels.gaussian import POLY_RTOL
+from jobtexts import GAUSSIAN_KERNEL
 from reference import fd_loss_gradient
 from roundoff import U, assert_product_close, gaussian_entry_error
 from test_parallel import each_rank_status, mpiexec, rank_statuses
@@ -28,12 +29,7 @@ chart = [0, 1]
 n_train = {N_TRAIN}
 n_test = {N_TEST}
 seed = {SEED}
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + f"""[flow]
 dt = 1.0
 steps = {STEPS}
 loss = "ultralocal"

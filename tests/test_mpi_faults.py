@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from jobtexts import GAUSSIAN_KERNEL
 from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 JOB = """
@@ -22,12 +23,7 @@ chart = [0, 1]
 n_train = 5000
 n_test = 200
 seed = 4
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 6.5
 steps = 60
 loss = "ultralocal"

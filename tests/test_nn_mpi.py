@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from jobtexts import SMALL_NET  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
 #: datasets that hold wall-clock times, different in any two runs
@@ -31,11 +32,7 @@ kind = "nn"
 n_train = 300
 n_val = 150
 seed = 3
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + """[training]
 epochs = 3
 batch_size = 70
 lr = 3e-3

@@ -14,6 +14,7 @@ from hpcflow.errors import UserError
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import counts, displs, share
 from hpcflow.parallel.reduce import exact_sum, expansion
+from jobtexts import GAUSSIAN_KERNEL
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "parallel_checks.py")
 RANK_STATUS = os.path.join(os.path.dirname(__file__), "mpi", "rank_status.py")
@@ -132,12 +133,7 @@ kind = "flow"
 [geometry]
 n_train = 200
 n_test = 50
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 1.0
 steps = 2
 loss = "ultralocal"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from jobtexts import DELTA_FLOW
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = sorted((ROOT / "slurm").glob("*.sbatch")) + [ROOT / "slurm" / "local-cluster.sh"]
 
@@ -27,13 +29,7 @@ kind = "flow"
 n_train = 90
 n_test = 50
 seed = 4
-[kernel]
-name = "delta"
-[flow]
-dt = 2.0
-steps = 3
-loss = "ultralocal"
-[tune]
+""" + DELTA_FLOW + """[tune]
 sampler = "random"
 pruner = "none"
 [tune.space]

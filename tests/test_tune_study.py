@@ -20,6 +20,7 @@ from hpcflow.cli import main
 from hpcflow.jobs import registry
 from hpcflow.tune.study import optimize
 from hpcflow.tune.trial import trial_seeds
+from jobtexts import GAUSSIAN_KERNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +30,7 @@ kind = "flow"
 [geometry]
 n_train = 100
 n_test = 100
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 1.0
 steps = 4
 loss = "ultralocal"
