@@ -22,6 +22,7 @@ from hpcflow.cli import main  # noqa: E402
 from jobtexts import SMALL_NET  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
+SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
 #: datasets that hold wall-clock times, different in any two runs
 TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds"}
 
@@ -68,8 +69,12 @@ def _job(tmp_path, loss):
     return str(p)
 
 
-def _mpi(ranks, args, *, driver=None, timeout=120):
+def _mpi(ranks, args, *, driver=None, timeout=120, sequence=False):
+    """`hpcflow ARGS` on `ranks` ranks; through nn_driver.py with the arguments `driver` first, or with
+    `sequence` through cli_sequence.py (ARGS: its command groups)."""
     prog = [sys.executable, DRIVER, *driver] if driver else [sys.executable, "-m", "hpcflow"]
+    if sequence:
+        prog = [sys.executable, SEQUENCE]
     return subprocess.run([mpiexec(), "-n", str(ranks), *prog, *args], capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
@@ -87,21 +92,24 @@ def _state(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The ultralocal job at 1 (in process), 2 and 3 ranks, and the σ-loss job at 1 and 2 ranks."""
+    """The ultralocal job at 1 (in process), 2 and 3 ranks, and the σ-loss job at 1 and 2 ranks (the two jobs at 2
+    ranks in one launch: tests/mpi/cli_sequence.py, one start-up of torch; each run's output its own)."""
     tmp = tmp_path_factory.mktemp("nnmpi")
-    out = {}
-    for loss, ranks in (("ultralocal", (1, 2, 3)), ("sigma", (1, 2))):
-        job = _job(tmp, loss)
-        for r in ranks:
-            d = str(tmp / f"{loss}{r}")
-            if r == 1:
-                assert main(["nn", job, "--out", d]) == 0
-            else:
-                p = _mpi(r, ["nn", job, "--out", d])
-                assert p.returncode == 0, p.stderr
-                out["stdout", loss, r] = p.stdout
-            out[loss, r] = d
-    out["tmp"], out["jobs"] = tmp, {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}
+    out = {"tmp": tmp, "jobs": {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}}
+    for loss in ("ultralocal", "sigma"):
+        out[loss, 1] = str(tmp / f"{loss}1")
+        assert main(["nn", out["jobs"][loss], "--out", out[loss, 1]]) == 0
+    for ranks, losses in ((2, ("ultralocal", "sigma")), (3, ("ultralocal",))):
+        args = []
+        for loss in losses:
+            out[loss, ranks] = str(tmp / f"{loss}{ranks}")
+            args += ["--next", "nn", out["jobs"][loss], "--out", out[loss, ranks]]
+        p = _mpi(ranks, args[1:], sequence=True)
+        assert p.returncode == 0, p.stderr
+        said = re.split(r"cli_sequence: command \d+ status 0\n", p.stdout)
+        assert len(said) == len(losses) + 1 and not said[-1], p.stdout  # every command ran, and ended with 0
+        for loss, text in zip(losses, said):
+            out["stdout", loss, ranks] = text
     return out
 
 
