@@ -210,15 +210,15 @@ NN_JOB = """
 [job]
 kind = "nn"
 [geometry]
-n_train = 8000
+n_train = 2000
 n_val = 500
 seed = 3
 [model]
 depth = 2
 width = 8
 [training]
-epochs = 30
-batch_size = 200
+epochs = 60
+batch_size = 50
 lr = 1e-3
 threads = 1
 [ntk]
@@ -252,7 +252,7 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     logs = (slurm / "nn.out").read_text()
     assert logs.index("signal received") < logs.index("resuming after epoch"), logs
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["checkpoint_step"] == 30 and summary["ranks"] == 2
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
 
 
 def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None) -> None:
