@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
 from jobtexts import SMALL_NET  # noqa: E402
+from test_parallel import each_rank_status, rank_statuses  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
 SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
@@ -154,9 +155,11 @@ def test_a_batch_split_into_few_rows_per_rank_is_noted_once(runs, ranks):
 def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):
     """SIGTERM reaches rank 1 after batch 2 of epoch 2: the next step boundary writes the checkpoint and every
     rank stops with status 4; --resume then finishes the run exactly as the uninterrupted one."""
-    d = str(runs["tmp"] / "sig2")
-    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["signal", "1", "2", "1"])
+    d, statuses = str(runs["tmp"] / "sig2"), runs["tmp"] / "sig2_statuses"
+    cmd = [sys.executable, DRIVER, "signal", "1", "2", "1", "nn", runs["jobs"]["sigma"], "--out", d]
+    p = subprocess.run(each_rank_status(statuses, 2, cmd), capture_output=True, text=True, timeout=120, env=_env())
     assert p.returncode == 4, p.stderr
+    assert rank_statuses(statuses, 2) == [4, 4]  # each rank's own (mpiexec's is theirs ORed: 4 | 0 reads 4)
     assert len(p.stderr.strip().splitlines()) == 1 and "--resume" in p.stderr
     summary = json.loads(open(os.path.join(d, "summary.json")).read())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == 1
