@@ -4,10 +4,13 @@ and helpers that read figures back (line data, images, bars) for the analysis an
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+
+from jobtexts import GAUSSIAN_KERNEL, SMALL_NET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,12 +43,7 @@ chart = [0, 1]
 n_train = 100
 n_test = 60
 seed = 3
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 0.65
 steps = 5
 loss = "ultralocal"
@@ -113,11 +111,7 @@ manifold = "fermat"
 dim = 3
 n_train = 200
 n_val = 100
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + """[training]
 epochs = 3
 batch_size = 100
 threads = 1
@@ -145,24 +139,41 @@ def env() -> dict:
 
 
 def run_dirs(tmp_path_factory) -> dict:
-    """{kind: run directory} of the JOBS, made once per pytest run (shared by every test module)."""
+    """{kind: run directory} of the JOBS, made once per pytest run and shared by every test module, also across
+    pytest-xdist's workers: the first to ask makes them under the run's common temporary folder, holding a lock
+    that the others wait on; the tests read them (a test that changes one works on a copy)."""
     if "runs" not in _CACHE:
-        key = os.fspath(tmp_path_factory.mktemp("analysis_runs"))
-        out, procs = {}, {}
-        for name, (command, text) in JOBS.items():  # one thread each, two at a time (the jobs are independent)
-            job = os.path.join(key, f"{name}.toml")
-            with open(job, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            out[name] = os.path.join(key, name)
-            if len(procs) >= 2:
-                _wait(procs)
-            procs[name] = subprocess.Popen([sys.executable, "-m", "hpcflow", command, job, "--out", out[name]],
-                                           cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                           text=True)
-        while procs:
-            _wait(procs)
-        _CACHE["runs"] = out
+        from filelock import FileLock
+
+        base = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # basetemp is the worker's folder in the run's
+            base = base.parent
+        root = os.path.join(base, "analysis_runs")
+        with FileLock(root + ".lock"):
+            if not os.path.exists(os.path.join(root, "made")):
+                _make(root)
+                with open(os.path.join(root, "made"), "w", encoding="utf-8"):
+                    pass
+        _CACHE["runs"] = {name: os.path.join(root, name) for name in JOBS}
     return _CACHE["runs"]
+
+
+def _make(key: str) -> None:
+    """Run every job of JOBS into KEY/NAME, one thread each, two at a time (the jobs are independent)."""
+    shutil.rmtree(key, ignore_errors=True)  # what a worker that failed left
+    os.makedirs(key)
+    procs = {}
+    for name, (command, text) in JOBS.items():
+        job = os.path.join(key, f"{name}.toml")
+        with open(job, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if len(procs) >= 2:
+            _wait(procs)
+        procs[name] = subprocess.Popen([sys.executable, "-m", "hpcflow", command, job, "--out",
+                                        os.path.join(key, name)], cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+    while procs:
+        _wait(procs)
 
 
 def _wait(procs: dict) -> None:

@@ -14,6 +14,7 @@ import h5py
 
 from hpcflow.jobs.output import interrupted
 from hpcflow.submit.requeue import command
+from jobtexts import GAUSSIAN_KERNEL
 
 JOB = """
 [job]
@@ -23,12 +24,7 @@ chart = [0, 1]
 n_train = 3000
 n_test = 200
 seed = 2
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 6.5
 steps = 4
 loss = "ultralocal"

@@ -3,6 +3,7 @@ planned; exact mode against a dense kernel built entry by entry; a failing rank 
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,11 +15,13 @@ from hpcflow.cluster import flow_blocks
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.hermitian import pack
 from hpcflow.kernels.gaussian import POLY_RTOL
+from jobtexts import GAUSSIAN_KERNEL
 from reference import fd_loss_gradient
 from roundoff import U, assert_product_close, gaussian_entry_error
-from test_parallel import mpiexec
+from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "flow_checks.py")
+SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
 N_TRAIN, N_TEST, STEPS, SEED = 240, 90, 3, 3
 JOB = f"""
 [job]
@@ -28,12 +31,7 @@ chart = [0, 1]
 n_train = {N_TRAIN}
 n_test = {N_TEST}
 seed = {SEED}
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + f"""[flow]
 dt = 1.0
 steps = {STEPS}
 loss = "ultralocal"
@@ -49,29 +47,39 @@ halo_cutoff = 0.3
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
 
 
-def _run_job(tmp_path, mode, ranks):
-    job = tmp_path / f"{mode}.toml"
-    job.write_text(JOB + (CLUSTERING if mode == "clustered" else ""))
-    out = tmp_path / f"{mode}{ranks}"
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+def _run_jobs(tmp_path, ranks, modes=("clustered", "exact")):
+    """The job of each mode on `ranks` ranks, in one launch (tests/mpi/cli_sequence.py: one start-up of the ranks);
+    {(mode, ranks): (summary, datasets)}, each run checked for what it wrote."""
+    args = []
+    for mode in modes:
+        job = tmp_path / f"{mode}.toml"
+        job.write_text(JOB + (CLUSTERING if mode == "clustered" else ""))
+        args += ["--next", "run", str(job), "--out", str(tmp_path / f"{mode}{ranks}")]
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, SEQUENCE, *args[1:]]
     r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("hpcflow run: wrote") == 1  # only rank 0 prints
-    assert sorted(os.listdir(out)) == ["checkpoint.h5", "job.toml", "summary.json"]
-    summary = json.loads((out / "summary.json").read_text())
-    with h5py.File(out / "checkpoint.h5") as f:
-        data = {k: f[k][()] for k in ("history/sigma_train", "history/sigma_test", "train/g", "test/g")}
-        if "cluster/labels" in f:
-            data.update({k: f[k][()] for k in ("cluster/labels", "cluster/owner")})
-        assert f.attrs["step"] == summary["checkpoint_step"] == STEPS and f["history/step_seconds"].shape == (STEPS,
-                                                                                                              ranks)
-    return summary, data
+    said = re.split(r"cli_sequence: command \d+ status 0\n", r.stdout)
+    assert len(said) == len(modes) + 1 and not said[-1], r.stdout  # every command ran, and ended with 0
+    runs = {}
+    for mode, text in zip(modes, said):
+        out = tmp_path / f"{mode}{ranks}"
+        assert text.count("hpcflow run: wrote") == 1  # only rank 0 prints
+        assert sorted(os.listdir(out)) == ["checkpoint.h5", "job.toml", "summary.json"]
+        summary = json.loads((out / "summary.json").read_text())
+        with h5py.File(out / "checkpoint.h5") as f:
+            data = {k: f[k][()] for k in ("history/sigma_train", "history/sigma_test", "train/g", "test/g")}
+            if "cluster/labels" in f:
+                data.update({k: f[k][()] for k in ("cluster/labels", "cluster/owner")})
+            assert f.attrs["step"] == summary["checkpoint_step"] == STEPS
+            assert f["history/step_seconds"].shape == (STEPS, ranks)
+        runs[mode, ranks] = summary, data
+    return runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mpi_jobs")
-    return {(mode, ranks): _run_job(tmp, mode, ranks) for mode in ("clustered", "exact") for ranks in (1, 2, 3)}
+    return {key: run for ranks in (1, 2, 3) for key, run in _run_jobs(tmp, ranks).items()}
 
 
 def _halo_expected(labels, owner, ranks):
@@ -235,10 +243,13 @@ def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
                 (["-m", "hpcflow", "run", str(job), "--out", str(cut), "--resume"], 0),
                 (["-m", "hpcflow", "run", str(job), "--out", str(whole)], 0)]
     for k, (args, status) in enumerate(launches):
-        r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, *args], capture_output=True,
-                           text=True, timeout=150, env=ENV)
+        cmd = [mpiexec(), "-n", "2", sys.executable, *args]
+        if k == 0:  # the signalled run: every rank's own status, not mpiexec's (the ranks' ORed: 4 | 0 reads 4)
+            cmd = each_rank_status(tmp_path / "statuses", 2, [sys.executable, *args])
+        r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
         assert r.returncode == status, r.stderr
         if k == 0:
+            assert rank_statuses(tmp_path / "statuses", 2) == [4, 4]
             with h5py.File(cut / "checkpoint.h5") as f:
                 assert f.attrs["step"] == 3 and f.attrs["status"] == "preempted"
             assert not (cut / "summary.json").exists()

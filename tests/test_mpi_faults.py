@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from test_parallel import mpiexec
+from jobtexts import GAUSSIAN_KERNEL
+from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 JOB = """
 [job]
@@ -22,12 +23,7 @@ chart = [0, 1]
 n_train = 5000
 n_test = 200
 seed = 4
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 6.5
 steps = 60
 loss = "ultralocal"
@@ -70,7 +66,8 @@ def _ranks_of(out) -> list:
                 args = fh.read().split(b"\0")
         except OSError:
             continue
-        if str(out).encode() in args and b"hpcflow" in args and b"mpiexec" not in args[0]:
+        if str(out).encode() in args and b"hpcflow" in args and b"mpiexec" not in args[0] and not (
+                len(args) > 1 and args[1].endswith(b"rank_status.py")):  # the wrapper of each_rank_status
             pids.append(int(pid))
     return pids
 
@@ -184,27 +181,31 @@ def test_a_preempted_run_writes_its_summary_and_job_then_resumes(tmp_path):
     out = tmp_path / "out"
     job = tmp_path / "job.toml"
     job.write_text(JOB)
-    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--set",
-           "flow.steps=20"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, start_new_session=True)
+    cmd = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--set", "flow.steps=20"]
+    statuses = tmp_path / "statuses"
+    proc = subprocess.Popen(each_rank_status(statuses, 2, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=ENV, start_new_session=True)
     try:
         _wait_for_step(proc, out / "checkpoint.h5", 2)
-        for pid in _ranks_of(out):
+        ranks = _ranks_of(out)
+        assert len(ranks) == 2, ranks
+        for pid in ranks:
             os.kill(pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 4, proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    assert rank_statuses(statuses, 2) == [4, 4]  # each rank's own status (mpiexec's is theirs ORed)
     stopped = [line for line in proc.stderr.read().decode().splitlines() if "stopped:" in line]
     assert len(stopped) == 1 and stopped[0].startswith("hpcflow run: stopped: "), stopped  # once, not per rank
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == _step(out / "checkpoint.h5") >= 2
     assert summary["ranks"] == 2 and summary["overrides"] == ["flow.steps=20"]
     assert registry.load(out / "job.toml")[1] == registry.load(job, ["flow.steps=20"])[1]
-    rerun = subprocess.run(cmd[3:], capture_output=True, text=True, timeout=60, env=ENV)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=ENV)
     assert rerun.returncode == 2 and "--resume" in rerun.stderr
-    done = subprocess.run(cmd[3:] + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
+    done = subprocess.run(cmd + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 20

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from jobtexts import SMALL_NET, SMALL_SWEEP  # noqa: E402
 
 JOB = """
 [job]
@@ -17,11 +18,7 @@ kind = "nn"
 n_train = 400
 n_val = 200
 seed = 3
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + """[training]
 epochs = 2
 batch_size = 100
 lr = 3e-3
@@ -29,11 +26,7 @@ threads = 1
 [ntk]
 n_train_points = 4
 n_test_points = 3
-[width_sweep]
-widths = [4, 8]
-epochs = 1
-n_train = 100
-[kernel_flow]
+""" + SMALL_SWEEP + """[kernel_flow]
 enabled = true
 n_train = 30
 n_test = 20

@@ -19,8 +19,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from jobtexts import SMALL_NET  # noqa: E402
+from test_parallel import each_rank_status, rank_statuses  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
+SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
 #: datasets that hold wall-clock times, different in any two runs
 TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds"}
 
@@ -31,11 +34,7 @@ kind = "nn"
 n_train = 300
 n_val = 150
 seed = 3
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + """[training]
 epochs = 3
 batch_size = 70
 lr = 3e-3
@@ -71,8 +70,12 @@ def _job(tmp_path, loss):
     return str(p)
 
 
-def _mpi(ranks, args, *, driver=None, timeout=120):
+def _mpi(ranks, args, *, driver=None, timeout=120, sequence=False):
+    """`hpcflow ARGS` on `ranks` ranks; through nn_driver.py with the arguments `driver` first, or with
+    `sequence` through cli_sequence.py (ARGS: its command groups)."""
     prog = [sys.executable, DRIVER, *driver] if driver else [sys.executable, "-m", "hpcflow"]
+    if sequence:
+        prog = [sys.executable, SEQUENCE]
     return subprocess.run([mpiexec(), "-n", str(ranks), *prog, *args], capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
@@ -90,21 +93,24 @@ def _state(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The ultralocal job at 1 (in process), 2 and 3 ranks, and the σ-loss job at 1 and 2 ranks."""
+    """The ultralocal job at 1 (in process), 2 and 3 ranks, and the σ-loss job at 1 and 2 ranks (the two jobs at 2
+    ranks in one launch: tests/mpi/cli_sequence.py, one start-up of torch; each run's output its own)."""
     tmp = tmp_path_factory.mktemp("nnmpi")
-    out = {}
-    for loss, ranks in (("ultralocal", (1, 2, 3)), ("sigma", (1, 2))):
-        job = _job(tmp, loss)
-        for r in ranks:
-            d = str(tmp / f"{loss}{r}")
-            if r == 1:
-                assert main(["nn", job, "--out", d]) == 0
-            else:
-                p = _mpi(r, ["nn", job, "--out", d])
-                assert p.returncode == 0, p.stderr
-                out["stdout", loss, r] = p.stdout
-            out[loss, r] = d
-    out["tmp"], out["jobs"] = tmp, {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}
+    out = {"tmp": tmp, "jobs": {loss: _job(tmp, loss) for loss in ("ultralocal", "sigma")}}
+    for loss in ("ultralocal", "sigma"):
+        out[loss, 1] = str(tmp / f"{loss}1")
+        assert main(["nn", out["jobs"][loss], "--out", out[loss, 1]]) == 0
+    for ranks, losses in ((2, ("ultralocal", "sigma")), (3, ("ultralocal",))):
+        args = []
+        for loss in losses:
+            out[loss, ranks] = str(tmp / f"{loss}{ranks}")
+            args += ["--next", "nn", out["jobs"][loss], "--out", out[loss, ranks]]
+        p = _mpi(ranks, args[1:], sequence=True)
+        assert p.returncode == 0, p.stderr
+        said = re.split(r"cli_sequence: command \d+ status 0\n", p.stdout)
+        assert len(said) == len(losses) + 1 and not said[-1], p.stdout  # every command ran, and ended with 0
+        for loss, text in zip(losses, said):
+            out["stdout", loss, ranks] = text
     return out
 
 
@@ -149,9 +155,11 @@ def test_a_batch_split_into_few_rows_per_rank_is_noted_once(runs, ranks):
 def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):
     """SIGTERM reaches rank 1 after batch 2 of epoch 2: the next step boundary writes the checkpoint and every
     rank stops with status 4; --resume then finishes the run exactly as the uninterrupted one."""
-    d = str(runs["tmp"] / "sig2")
-    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d], driver=["signal", "1", "2", "1"])
+    d, statuses = str(runs["tmp"] / "sig2"), runs["tmp"] / "sig2_statuses"
+    cmd = [sys.executable, DRIVER, "signal", "1", "2", "1", "nn", runs["jobs"]["sigma"], "--out", d]
+    p = subprocess.run(each_rank_status(statuses, 2, cmd), capture_output=True, text=True, timeout=120, env=_env())
     assert p.returncode == 4, p.stderr
+    assert rank_statuses(statuses, 2) == [4, 4]  # each rank's own (mpiexec's is theirs ORed: 4 | 0 reads 4)
     assert len(p.stderr.strip().splitlines()) == 1 and "--resume" in p.stderr
     summary = json.loads(open(os.path.join(d, "summary.json")).read())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == 1

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from jobtexts import SMALL_NET, SMALL_SWEEP  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_post_driver.py")
 #: wall-clock datasets, different in any two runs
@@ -28,11 +29,7 @@ kind = "nn"
 n_train = 200
 n_val = 100
 seed = 3
-[model]
-depth = 2
-width = 8
-activation = "gelu"
-[training]
+""" + SMALL_NET + f"""[training]
 epochs = {EPOCHS}
 batch_size = 100
 lr = 3e-3
@@ -40,11 +37,7 @@ threads = 1
 [ntk]
 n_train_points = 3
 n_test_points = 2
-[width_sweep]
-widths = [4, 8]
-epochs = 1
-n_train = 100
-[kernel_flow]
+""" + SMALL_SWEEP + f"""[kernel_flow]
 enabled = true
 n_train = 20
 n_test = 20

@@ -14,14 +14,46 @@ from hpcflow.errors import UserError
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import counts, displs, share
 from hpcflow.parallel.reduce import exact_sum, expansion
+from jobtexts import GAUSSIAN_KERNEL
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "parallel_checks.py")
+RANK_STATUS = os.path.join(os.path.dirname(__file__), "mpi", "rank_status.py")
 
 
 def mpiexec():
     exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     assert exe, "mpiexec not found: install the test extra (mpich wheel)"
     return exe
+
+
+def each_rank_status(statuses, ranks: int, cmd: list) -> list:
+    """`mpiexec -n ranks cmd...` with every rank's exit status written to the folder `statuses` (mpiexec's own
+    status is the ranks' statuses ORed: a 4 and a 0 read 4); read them back with `rank_statuses`."""
+    os.makedirs(statuses, exist_ok=True)
+    return [mpiexec(), "-n", str(ranks), sys.executable, RANK_STATUS, str(statuses), *cmd]
+
+
+def rank_statuses(statuses, ranks: int) -> list:
+    """The exit status of each rank 0..ranks-1 (None: the rank recorded none, e.g. it was killed with its
+    wrapper)."""
+    found = []
+    for r in range(ranks):
+        path = os.path.join(statuses, f"rank{r}")
+        if not os.path.exists(path):
+            found.append(None)
+            continue
+        with open(path, encoding="utf-8") as fh:
+            found.append(int(fh.read()))
+    return found
+
+
+def test_each_rank_status_records_what_every_rank_returned(tmp_path):
+    """The wrapper's records against statuses known in advance (mpiexec itself reports 1 | 2 = 3 here)."""
+    code = "from mpi4py import MPI; import sys; sys.exit(MPI.COMM_WORLD.allreduce(1) - 3 + MPI.COMM_WORLD.Get_rank())"
+    r = subprocess.run(["timeout", "60", *each_rank_status(tmp_path, 3, [sys.executable, "-c", code])],
+                       capture_output=True, text=True, timeout=90)
+    assert rank_statuses(tmp_path, 3) == [0, 1, 2], r.stderr  # each rank's own, after a collective of all three
+    assert r.returncode not in (0, 124)
 
 
 @pytest.mark.parametrize("n,size", [(0, 3), (1, 3), (10, 3), (7, 1), (5, 8)])
@@ -101,12 +133,7 @@ kind = "flow"
 [geometry]
 n_train = 200
 n_test = 50
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 1.0
 steps = 2
 loss = "ultralocal"

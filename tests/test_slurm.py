@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from jobtexts import DELTA_FLOW
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = sorted((ROOT / "slurm").glob("*.sbatch")) + [ROOT / "slurm" / "local-cluster.sh"]
 
@@ -27,13 +29,7 @@ kind = "flow"
 n_train = 90
 n_test = 50
 seed = 4
-[kernel]
-name = "delta"
-[flow]
-dt = 2.0
-steps = 3
-loss = "ultralocal"
-[tune]
+""" + DELTA_FLOW + """[tune]
 sampler = "random"
 pruner = "none"
 [tune.space]
@@ -214,15 +210,15 @@ NN_JOB = """
 [job]
 kind = "nn"
 [geometry]
-n_train = 8000
+n_train = 2000
 n_val = 500
 seed = 3
 [model]
 depth = 2
 width = 8
 [training]
-epochs = 30
-batch_size = 200
+epochs = 60
+batch_size = 50
 lr = 1e-3
 threads = 1
 [ntk]
@@ -256,7 +252,7 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     logs = (slurm / "nn.out").read_text()
     assert logs.index("signal received") < logs.index("resuming after epoch"), logs
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["checkpoint_step"] == 30 and summary["ranks"] == 2
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
 
 
 def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None) -> None:

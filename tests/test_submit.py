@@ -12,6 +12,7 @@ import pytest
 
 from hpcflow.cli import main
 from hpcflow.submit.task import resume_argv
+from jobtexts import DELTA_FLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,13 +22,7 @@ kind = "flow"
 [geometry]
 n_train = 80
 n_test = 40
-[kernel]
-name = "delta"
-[flow]
-dt = 2.0
-steps = 3
-loss = "ultralocal"
-"""
+""" + DELTA_FLOW
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpcflow.cli import main
+from jobtexts import GAUSSIAN_KERNEL
 
 JOB = """
 [job]
@@ -21,12 +22,7 @@ kind = "flow"
 [geometry]
 n_train = 60
 n_test = 60
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 1.0
 steps = 3
 loss = "ultralocal"

@@ -20,6 +20,7 @@ from hpcflow.cli import main
 from hpcflow.jobs import registry
 from hpcflow.tune.study import optimize
 from hpcflow.tune.trial import trial_seeds
+from jobtexts import GAUSSIAN_KERNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +30,7 @@ kind = "flow"
 [geometry]
 n_train = 100
 n_test = 100
-[kernel]
-name = "gaussian"
-form = "exp"
-width = 0.0333333333333333
-normalize = "row"
-[flow]
+""" + GAUSSIAN_KERNEL + """[flow]
 dt = 1.0
 steps = 4
 loss = "ultralocal"
@@ -321,6 +317,33 @@ def test_an_internal_error_of_one_rank_in_a_trial_ends_the_mpi_worker(tmp_path, 
     assert state == TrialState.RUNNING  # the abort reached rank 0 first; the next command fails it (pid gone)
     assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]) == 0
     assert [t.state for t in _study(out).get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_an_error_of_every_rank_at_once_in_a_trial_ends_the_mpi_worker_and_is_recorded_once(tmp_path, capsys):
+    """Every rank raises in the same trial (an error of the trial's own code): the worker ends in bounded time with
+    an internal error's status; trial 0 is FAIL with that error (rank 0 recorded it before the abort reached it) or
+    still RUNNING (the other rank's abort came first), never finished or queued again, and no second trial ran."""
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
+    job, out = _job(tmp_path), tmp_path / "study"
+    driver = ROOT / "tests" / "mpi" / "tune_driver.py"
+    r = subprocess.run(["timeout", "60", mpiexec, "-n", "2", sys.executable, str(driver), "all", "tune", str(job),
+                        "--trials", "2", "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=90)
+    assert r.returncode not in (0, 2, 3, 4, 124), r.stdout + r.stderr  # an internal error, not the timeout's 124
+    assert "injected failure on rank 1" in r.stderr  # rank 1's own error is reported, not only rank 0's
+    assert sorted(os.listdir(out / "trials")) == ["0000"] and not (out / "trials" / "0000" / "summary.json").exists()
+    [trial] = _study(out).get_trials()
+    assert "best trial" not in r.stdout and not (out / "best.toml").exists()
+    if trial.state == TrialState.FAIL:  # recorded by rank 0, once, with the error it raised
+        assert trial.user_attrs["error"] == "RuntimeError: injected failure on rank 0"
+        assert r.stdout.count("hpcflow tune: trial 0 failed: RuntimeError: injected failure on rank 0") == 1
+    else:
+        assert trial.state == TrialState.RUNNING and "error" not in trial.user_attrs
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]) == 0  # the study goes on
+    assert [t.state for t in _study(out).get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+    failed = _study(out).get_trials()[0]
+    assert "error" in failed.user_attrs or "failure" in failed.user_attrs  # why it failed is in the journal
+    assert "1 complete, 1 fail" in capsys.readouterr().out
 
 
 def test_an_existing_study_with_another_direction_or_name_is_refused(tmp_path, capsys):

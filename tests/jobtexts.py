@@ -1,0 +1,32 @@
+"""Job-file fragments that several test files build their jobs from (TOML sections, joined with `+`)."""
+
+#: the Gaussian kernel of the small flow jobs: exp form, width 1/30, rows normalised
+GAUSSIAN_KERNEL = """[kernel]
+name = "gaussian"
+form = "exp"
+width = 0.0333333333333333
+normalize = "row"
+"""
+
+#: the small network of the nn jobs: two hidden layers of 8 GELU units
+SMALL_NET = """[model]
+depth = 2
+width = 8
+activation = "gelu"
+"""
+
+#: the Delta kernel's ultralocal flow of 3 steps with dt = 2 (the Slurm and submit jobs)
+DELTA_FLOW = """[kernel]
+name = "delta"
+[flow]
+dt = 2.0
+steps = 3
+loss = "ultralocal"
+"""
+
+#: the nn jobs' width sweep: widths 4 and 8, one epoch on the first 100 train points
+SMALL_SWEEP = """[width_sweep]
+widths = [4, 8]
+epochs = 1
+n_train = 100
+"""
