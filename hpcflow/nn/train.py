@@ -346,10 +346,12 @@ class Trainer:
         self._save("end")
 
 
-def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None) -> History:
-    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch.
+def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None,
+          on_step=None) -> History:
+    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch,
+    `on_step(trainer)` after each optimiser step (on every rank; an exception it raises ends the training there).
 
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
     keeps its share); the history is global and the same on every rank.
     """
-    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log).run()
+    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log, on_step=on_step).run()
