@@ -21,6 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from hpcflow.nn.checkpoint import VERSION  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 DOC = os.path.join(HERE, "..", "docs", "outputs.md")
@@ -181,7 +182,7 @@ def test_a_version_1_checkpoint_resumes_its_epochs_as_one_leg_of_unknown_time(ch
     torch.save(state, ck)
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 0
     summary, c = _read(out)
-    assert c["version"] == 2 and summary["legs"] == c["legs"]
+    assert c["version"] == VERSION and summary["legs"] == c["legs"]
     assert c["legs"][0] == {"from_step": 0, "to_step": 1, "ranks": None, "wall_seconds": None,
                             "hpcflow_version": None, "status": "running"}
     assert _spans(c["legs"][1:]) == [(1, 2, 1, "finished")]
@@ -193,13 +194,13 @@ def test_a_checkpoint_of_a_later_version_is_refused_in_one_line(chain, tmp_path,
     shutil.copytree(chain["tmp"] / "first", out)
     ck = os.path.join(out, "checkpoint.pt")
     state = torch.load(ck, weights_only=True)
-    state["version"] = 3
+    state["version"] = VERSION + 1
     torch.save(state, ck)
     before = open(ck, "rb").read()
     capsys.readouterr()
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and ck in err and "version 3" in err and "--force" in err, err
+    assert len(err.splitlines()) == 1 and ck in err and f"version {VERSION + 1}" in err and "--force" in err, err
     assert open(ck, "rb").read() == before
 
 
