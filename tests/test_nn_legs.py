@@ -2,15 +2,19 @@
 flow runs do (tests/test_flow_legs.py); the end-of-training checkpoint says "trained" until the outputs are written
 ("finished"); a stop request in the job's kernel flow is honoured after the step it arrives in. The chain:
 
-1. SIGTERM in epoch 2 of 2 (tests/mpi/nn_driver.py): exit 4, a checkpoint after epoch 1 + 2 batches;
-2. --resume, SIGTERM after step STOP of the kernel flow (tests/mpi/nn_flow_stop_driver.py): exit 4;
+1. SIGTERM in epoch 2 of 2 (as tests/mpi/nn_driver.py sends it): exit 4, a checkpoint after epoch 1 + 2 batches;
+2. --resume, SIGTERM after step STOP of the kernel flow (as tests/mpi/nn_flow_stop_driver.py): exit 4;
 3. --resume with epochs = 3 (an extension): finished; its files bit for bit those of an uninterrupted 3-epoch run.
+The chain runs in this process (the signals sent to it); the 2-rank test runs the driver under mpiexec.
 """
 
+import contextlib
+import io
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -21,6 +25,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
+from hpcflow.nn.checkpoint import VERSION  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 DOC = os.path.join(HERE, "..", "docs", "outputs.md")
@@ -64,11 +69,6 @@ def _env():
     return dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1", PYTHONPATH=os.getcwd())
 
 
-def _driver(name, *args):
-    return subprocess.run([sys.executable, os.path.join(HERE, "mpi", name), *map(str, args)], capture_output=True,
-                          text=True, timeout=180, env=_env())
-
-
 def _read(out):
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)
@@ -86,19 +86,56 @@ def _spans(legs):
     return [(g["from_step"], g["to_step"], g["ranks"], g["status"]) for g in legs]
 
 
+@contextlib.contextmanager
+def _stop_at(*, epoch=None, position=None, flow_step=None, seen=None):
+    """SIGTERM to this process after optimiser step (epoch, position) of the main training or after step flow_step of
+    the kernel flow (each step appended to `seen`); the signal dispositions of before afterwards (a stopped run leaves
+    SIGTERM/SIGUSR1 ignored: hpcflow.stop_signals)."""
+    from hpcflow import flow
+    from hpcflow.nn import train
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    init, kernel_flow = train.Trainer.__init__, flow.kernel_flow
+
+    def _init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.checkpoint is not None and epoch is not None:  # the main training (the one that checkpoints)
+            self.on_step = lambda t: (t.epoch, t.pos) == (epoch, position) and os.kill(os.getpid(), signal.SIGTERM)
+
+    def _kernel_flow(*args, callback=None, **kwargs):
+        def watched(info):
+            seen.append(info["step"])
+            if info["step"] == flow_step:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return callback(info) if callback is not None else False
+
+        return kernel_flow(*args, callback=watched, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train.Trainer, "__init__", _init)
+        if flow_step is not None:
+            mp.setattr(flow, "kernel_flow", _kernel_flow)
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nnlegs")
     job, out = str(tmp / "job.toml"), str(tmp / "run")
     (tmp / "job.toml").write_text(JOB)
-    res = {"job": job, "out": out, "tmp": tmp}
-    p = _driver("nn_driver.py", "signal", 1, 1, 0, "nn", job, "--out", out)
-    assert p.returncode == 4, p.stderr[-2000:]
+    res = {"job": job, "out": out, "tmp": tmp, "flow_steps": []}
+    with _stop_at(epoch=1, position=1):  # honoured at the next step boundary: epoch 1 + 2 batches
+        assert main(["nn", job, "--out", out, "--quiet"]) == 4
     res["first"] = _read(out)
     shutil.copytree(out, tmp / "first")  # for the version 1 and version 3 checks
-    p = _driver("nn_flow_stop_driver.py", STOP, 0, "nn", job, "--out", out, "--resume")
-    assert p.returncode == 4, p.stderr[-2000:]
-    res["flow_stderr"], res["second"] = p.stderr, _read(out)
+    err = io.StringIO()
+    with _stop_at(flow_step=STOP, seen=res["flow_steps"]), contextlib.redirect_stderr(err):
+        assert main(["nn", job, "--out", out, "--resume", "--quiet"]) == 4
+    res["flow_stderr"], res["second"] = err.getvalue(), _read(out)
     assert main(["nn", job, "--out", out, "--resume", "--set", "training.epochs=3", "--quiet"]) == 0
     res["third"] = _read(out)
     res["plain"] = str(tmp / "plain")
@@ -164,7 +201,7 @@ def test_the_checkpoint_says_trained_until_the_outputs_are_written(chain):
 
 
 def test_a_stop_request_in_the_kernel_flow_is_honoured_after_its_step(chain):
-    steps = [int(s) for s in re.findall(r"kernel flow step: (\d+)", chain["flow_stderr"])]
+    steps = chain["flow_steps"]
     assert steps == list(range(1, STOP + 1)), steps  # not the remaining FLOW_STEPS - STOP steps
     assert f"in the kernel flow, after step {STOP} of {FLOW_STEPS}" in chain["flow_stderr"]
     s2, _ = chain["second"]
@@ -181,7 +218,7 @@ def test_a_version_1_checkpoint_resumes_its_epochs_as_one_leg_of_unknown_time(ch
     torch.save(state, ck)
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 0
     summary, c = _read(out)
-    assert c["version"] == 2 and summary["legs"] == c["legs"]
+    assert c["version"] == VERSION and summary["legs"] == c["legs"]
     assert c["legs"][0] == {"from_step": 0, "to_step": 1, "ranks": None, "wall_seconds": None,
                             "hpcflow_version": None, "status": "running"}
     assert _spans(c["legs"][1:]) == [(1, 2, 1, "finished")]
@@ -193,13 +230,13 @@ def test_a_checkpoint_of_a_later_version_is_refused_in_one_line(chain, tmp_path,
     shutil.copytree(chain["tmp"] / "first", out)
     ck = os.path.join(out, "checkpoint.pt")
     state = torch.load(ck, weights_only=True)
-    state["version"] = 3
+    state["version"] = VERSION + 1
     torch.save(state, ck)
     before = open(ck, "rb").read()
     capsys.readouterr()
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and ck in err and "version 3" in err and "--force" in err, err
+    assert len(err.splitlines()) == 1 and ck in err and f"version {VERSION + 1}" in err and "--force" in err, err
     assert open(ck, "rb").read() == before
 
 

@@ -7,8 +7,10 @@ of `comm` only. The architecture (MetricMLP.config) lives in `model.pt.json`.
 Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpoint].every epochs, every
 [checkpoint].seconds, on SIGTERM/SIGUSR1, at the end of training and, once the outputs are written, again with
 the run's final status:
-  format, version      "hpcflow.nn_checkpoint", 2 (1: no `legs`; still resumed, its epochs one leg of null
-                       ranks, wall_seconds and hpcflow_version)
+  format, version      "hpcflow.nn_checkpoint", 3 (2: also train.rng.torch and train.rng.numpy, the process's
+                       global generators, which no run draws from: still resumed, those entries ignored; 1: no
+                       `legs` either: still resumed, its epochs one leg of null ranks, wall_seconds and
+                       hpcflow_version)
   config               JSON of the validated job (resume refuses a change other than epochs / [checkpoint])
   status               "running" (periodic or signal checkpoint) | "trained" (training done; the width sweep,
                        kernel flow and outputs are still to come: --resume redoes them) | "finished" (the whole
@@ -24,14 +26,15 @@ the run's final status:
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
   train.model          the network's state dict
   train.optimizer      the optimiser's state dict (Adam moments and step counts, param groups)
-  train.rng.order      torch.Generator state of the data order at the start of epoch `epoch + 1`
-  train.rng.torch      torch's global RNG state; train.rng.numpy: NumPy's legacy global MT19937 state
-                       (keys int64, pos, has_gauss, cached_gaussian)
+  train.rng.order      torch.Generator state of the data order at the start of epoch `epoch + 1` (the only random
+                       stream of a training: MetricMLP draws its initialisation from its own seed)
   train.partial        loss_sum, loss_count, seconds, comm_seconds of the unfinished epoch
   train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
                        comm_seconds (epoch, R: each rank's seconds in collectives during the epoch; NaN for
                        epochs trained at another rank count before a resume)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
+
+Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
 """
 
 from __future__ import annotations
@@ -50,10 +53,14 @@ from hpcflow.parallel.comm import rank
 torch = require_torch()
 
 FORMAT = "hpcflow.nn_checkpoint"
-#: 2: `legs` added (version 1 checkpoints still resume)
-VERSION = 2
+#: 2: `legs` added (version 1 checkpoints still resume); 3: train.rng.torch and train.rng.numpy dropped (version 2
+#: checkpoints still resume: no run drew from those generators)
+VERSION = 3
 #: versions `load_checkpoint` reads
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
+#: the entries that differ between two runs of the same job (wall-clock seconds; "legs[]." of every leg)
+TIMINGS = ("legs[].wall_seconds", "train.partial.seconds", "train.partial.comm_seconds",
+           "train.history.epoch_seconds", "train.history.comm_seconds", "ntk.seconds")
 #: keys of each entry of `legs` (those of the flow checkpoint's, hpcflow.checkpoint.LEG_KEYS, and `status`)
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "status")
 #: the training checkpoint's name in a run directory
@@ -136,10 +143,8 @@ def _check_train_state(state: dict, batches: int) -> None:
     for k in ("model", "optimizer", "rng", "partial", "history"):
         if not isinstance(train[k], dict):
             raise TypeError(f"train.{k}")
-    for k in ("order", "torch"):
-        if not torch.is_tensor(train["rng"][k]):
-            raise TypeError(f"train.rng.{k}")
-    train["rng"]["numpy"]  # present (KeyError otherwise)
+    if not torch.is_tensor(train["rng"]["order"]):
+        raise TypeError("train.rng.order")
     for k in ("loss_sum", "loss_count", "seconds"):
         float(train["partial"][k])
     epoch, hist = counts["epoch"], train["history"]

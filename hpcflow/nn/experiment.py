@@ -67,14 +67,15 @@ def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, se
 
 
 def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=None, ntk_test=None,
-                   ntk_method: str = "auto", log=None, comm=None) -> dict:
+                   ntk_method: str = "auto", log=None, comm=None, on_step=None) -> dict:
     """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch.
 
-    Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points.
+    Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points;
+    `on_step(trainer)` runs after every optimiser step (`train`).
     """
     tracker = NTKTracker(ntk_train, ntk_test, method=ntk_method) if ntk_train is not None else None
     t0 = time.perf_counter()
-    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm)
+    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm, on_step=on_step)
     out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0}
     if tracker is not None:
         out["ntk"] = tracker.results()
@@ -82,8 +83,9 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
 
 
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
-                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None) -> dict:
-    """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width."""
+                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None, on_step=None) -> dict:
+    """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width.
+    `on_step(trainer)` runs after every optimiser step of every width's training (`train`)."""
     rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
                             "rel_frobenius_final", "wasserstein_final", "seconds")}
     for width in widths:
@@ -91,7 +93,8 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
         model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed).to(train_data.x.device)
         t0 = time.perf_counter()
         res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
-                             ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise", comm=comm)
+                             ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise", comm=comm,
+                             on_step=on_step)
         vals = (int(width), lr, sum(p.numel() for p in model.parameters()), res["history"]["sigma_val"][0],
                 res["history"]["sigma_val"][-1], res["ntk"]["rel_frobenius"][-1], res["ntk"]["wasserstein"][-1],
                 time.perf_counter() - t0)

@@ -225,9 +225,10 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
     DIR/checkpoint.pt as configured, then DIR/nn.h5, DIR/model.pt(.json) and DIR/summary.json last. A
     non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; SIGTERM/SIGUSR1
-    are handled throughout: during training the checkpoint is written, after it (between sweep widths, around the
-    kernel flow, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on
-    every rank. `job_text` (the saved job) goes to DIR/job.toml just before
+    are handled throughout: during training the checkpoint is written, after it (after every optimiser step of the
+    sweep's and the kernel flow network's trainings and every step of the kernel flow, between sweep widths and
+    phases, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on every
+    rank. `job_text` (the saved job) goes to DIR/job.toml just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
     training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
     pruned by hpcflow.tune).
@@ -315,6 +316,16 @@ def _stop_point(ctx, outdir, summary, where) -> None:
     _write_summary(outdir, ctx, _with_legs(ctx, out))
     raise Preempted(f"signal received {where}: training had finished ({summary['epochs']} epochs, in "
                     f"{os.path.join(outdir, 'checkpoint.pt')}); continue with --resume to redo what follows it")
+
+
+def _step_stop(ctx, outdir, summary, where):
+    """A Trainer's on_step hook honouring a stop request after every optimiser step (`_stop_point`; collective:
+    one Allreduce of a flag per step under MPI)."""
+
+    def on_step(trainer):
+        _stop_point(ctx, outdir, summary, f"{where}, after step {trainer.pos} of epoch {trainer.epoch + 1}")
+
+    return on_step
 
 
 def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
@@ -537,7 +548,8 @@ def _first_rows(shard, n, comm, kind):
 
 def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
     """One network per width on the first n_train train points; NTK change and σ per width (data parallel).
-    A stop request is honoured between widths (`_stop_point`)."""
+    A stop request is honoured between widths and after every optimiser step of a width's training
+    (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
@@ -553,7 +565,8 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
             _stop_point(ctx, outdir, summary, f"in the width sweep, before width {width}")
         parts.append(ex.width_sweep([width], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
                                     lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te,
-                                    seed=cfg["training"]["seed"], log=say, comm=c))
+                                    seed=cfg["training"]["seed"], log=say, comm=c,
+                                    on_step=_step_stop(ctx, outdir, summary, f"in the width sweep, width {width}")))
     sw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     data.update({f"width_sweep/{k}": v for k, v in sw.items()})
     return dict(sw)
@@ -561,7 +574,8 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
 
 def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict:
     """Kernel flow with the epoch-0 network's NTK vs that network trained on the same (flow) train points; a stop
-    request is honoured after every step of the flow and between the two (`_stop_point`)."""
+    request is honoured after every step of the flow, between the two and after every optimiser step of the
+    network's training (`_stop_point`)."""
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
@@ -578,7 +592,8 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
     small_tc = TrainConfig(**{**tc.__dict__, "batch_size": min(tc.batch_size, kf["n_train"])})
     dtype, device = cfg["model"]["dtype"], ctx["device"]
     res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
-                            small_tc, comm=c)
+                            small_tc, comm=c, on_step=_step_stop(ctx, outdir, summary, "training the network on "
+                                                                 "the kernel flow's points"))
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]

@@ -127,17 +127,6 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> 
     raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
 
 
-def _numpy_rng_state() -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-
-
-def _set_numpy_rng_state(st: dict) -> None:
-    np.random.set_state(("MT19937", st["keys"].numpy().astype(np.uint32), st["pos"], st["has_gauss"],
-                         st["cached_gaussian"]))
-
-
 class Trainer:
     """One training run of `model`, resumable from `state_dict()` at any step boundary.
 
@@ -186,8 +175,9 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "position": self.pos,
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": copy.deepcopy(self.opt.state_dict()),
-            "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone(),
-                    "torch": torch.get_rng_state(), "numpy": _numpy_rng_state()},
+            # the run draws only from this generator (MetricMLP seeds its own init): the process's global torch and
+            # NumPy generators, seeded at random at import, are not part of the state
+            "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone()},
             "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
                         "comm_seconds": self.partial_comm},
             "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.__dict__.items()},
@@ -198,9 +188,7 @@ class Trainer:
         self.opt.load_state_dict(st["optimizer"])
         self.epoch, self.step, self.pos = int(st["epoch"]), int(st["step"]), int(st["position"])
         self.gen.set_state(st["rng"]["order"])
-        self.order_state = st["rng"]["order"].clone()
-        torch.set_rng_state(st["rng"]["torch"])
-        _set_numpy_rng_state(st["rng"]["numpy"])
+        self.order_state = st["rng"]["order"].clone()  # a version 1-2 checkpoint's global states are not used
         p = st["partial"]
         self.loss_sum, self.loss_count = float(p["loss_sum"]), int(p["loss_count"])
         self.partial_seconds, self.partial_comm = float(p["seconds"]), float(p.get("comm_seconds", 0.0))
@@ -346,10 +334,12 @@ class Trainer:
         self._save("end")
 
 
-def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None) -> History:
-    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch.
+def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None,
+          on_step=None) -> History:
+    """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch,
+    `on_step(trainer)` after each optimiser step (on every rank; an exception it raises ends the training there).
 
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
     keeps its share); the history is global and the same on every rank.
     """
-    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log).run()
+    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log, on_step=on_step).run()
