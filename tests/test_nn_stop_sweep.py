@@ -2,14 +2,15 @@
 points, is honoured after the optimiser step it arrives in (not at the end of that training): exit status 4,
 summary.json status "preempted" with the epochs of the finished main training, and --resume redoes what follows
 the training, bit for bit the uninterrupted run's nn.h5. Stops are injected after a chosen step
-(tests/mpi/nn_step_stop_driver.py), in this process at one rank. The same at 2 ranks with the request on rank 1
-only, `mpiexec -n 2 python tests/mpi/nn_step_stop_driver.py 1 1 1 nn JOB --out DIR` (both ranks take step 1 of the
-first width only and exit 4), is not in the suite: starting the ranks alone takes many seconds."""
+(tests/mpi/nn_step_stop_driver.py), in this process at one rank, and (slow: the ranks' start takes many seconds)
+at 2 ranks with the request on rank 1 only."""
 
 import importlib.util
 import json
 import os
 import re
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -116,3 +117,18 @@ def test_a_stop_request_in_a_training_after_the_main_one_is_honoured_after_its_s
     assert got.keys() == ref.keys()
     for key in sorted(set(got) - TIMINGS):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_stop_request_on_one_rank_stops_both_ranks_sweep_training_after_its_step(job):
+    from test_parallel import mpiexec
+
+    out = str(job / "two")
+    env = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1", PYTHONPATH=os.getcwd())
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, DRIVER, "1", "1", "1", "nn", str(job / "job.toml"),
+                        "--out", out], capture_output=True, text=True, timeout=180, env=env)
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert sorted(int(s) for s in re.findall(r"training 1 step (\d+)", p.stderr)) == [1, 1], p.stderr[-2000:]
+    assert "training 2 step" not in p.stderr
+    summary = _summary(out)
+    assert summary["status"] == "preempted" and summary["ranks"] == 2 and summary["checkpoint_step"] == 1
