@@ -102,6 +102,37 @@ def test_threads_per_rank_follows_environment(monkeypatch):
         pcomm.threads_per_rank()
 
 
+def test_launch_is_told_by_the_launchers_variables(monkeypatch):
+    monkeypatch.delitem(sys.modules, "mpi4py.MPI", raising=False)
+    for env in ({"PMI_RANK": "0"}, {"PMIX_RANK": "1"}, {"OMPI_COMM_WORLD_SIZE": "4"}, {"SLURM_PROCID": "0"},
+                {"SLURM_STEP_NUM_TASKS": "2"}, {"MV2_COMM_WORLD_RANK": "0"}, {"HYDRA_CONTROL_FD": "5"}):
+        assert pcomm.launched({"HOME": "/h", **env}), env
+    for env in ({}, {"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "4"}, {"MPI_HOME": "/opt", "PMI": "x"}):
+        assert not pcomm.launched(env), env
+
+
+def test_a_plain_process_flows_without_initialising_mpi(tmp_path):
+    """comm=None in a process no launcher started (a notebook, a login node): one rank, and mpi4py never
+    imported, so MPI is not initialised (Open MPI's singleton init can fail or hang on a login node)."""
+    code = ("import sys\n"
+            "from hpcflow.geometry.hypersurface import Hypersurface\n"
+            "from hpcflow.flow import kernel_flow\n"
+            "from hpcflow.kernels import make_kernel\n"
+            "from hpcflow.parallel import comm\n"
+            "X = Hypersurface.fermat(3)\n"
+            "tr, te = X.sample(40, seed=1), X.sample(20, seed=2)\n"
+            "res = kernel_flow(make_kernel('gaussian', width=0.3), tr, te, dt=1.0, steps=2)\n"
+            "tr.save(sys.argv[1])\n"
+            "assert res.sigma_train[-1] < res.sigma_train[0]\n"
+            "print(type(comm.resolve()).__name__, 'mpi4py' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(pcomm.LAUNCH_PREFIXES)}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tr.h5")], capture_output=True, text=True,
+                       timeout=120, env=dict(env, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["SerialComm", "False"]
+    assert (tmp_path / "tr.h5").exists()
+
+
 @pytest.mark.parametrize("ranks", [1, 2, 3])
 def test_collectives_under_mpiexec(ranks):
     env = dict(os.environ, HPCFLOW_THREADS="1")
@@ -111,7 +142,7 @@ def test_collectives_under_mpiexec(ranks):
     outs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert sorted(o["rank"] for o in outs) == list(range(ranks))
     for o in outs:
-        assert o["size"] == ranks
+        assert o["size"] == ranks and o["mpi_loaded"]  # a launched process asks MPI, also at one rank
         assert o["sum"] == o["fsum"]  # the same bits for every rank count
         assert o["gathered_ok"] and o["any"] and not o["none"] and o["max"] == ranks - 1
         share = max(1, len(os.sched_getaffinity(0)) // ranks)  # mpiexec binds nothing: the ranks share our mask

@@ -21,6 +21,12 @@ from hpcflow.errors import RunStop, UserError
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 
+#: prefixes of the variables a process manager sets in every process it starts (MPICH/Hydra and srun's PMI-2:
+#: PMI_; PMIx, e.g. Open MPI 5 or srun --mpi=pmix: PMIX_; Open MPI: OMPI_; MVAPICH: MV2_, MPIRUN_; IBM jsrun:
+#: JSM_NAMESPACE_; Cray aprun: ALPS_APP_), and Slurm's task variables: without any, the world is this process alone
+LAUNCH_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "MV2_", "MPIRUN_", "HYDRA_", "I_MPI_", "JSM_NAMESPACE_", "ALPS_APP_",
+                   "SLURM_PROCID", "SLURM_STEP_")
+
 _DEFAULT = None
 
 
@@ -98,13 +104,21 @@ def launcher_tasks() -> int | None:
     return None
 
 
+def launched(environ=None) -> bool:
+    """True when a launcher (mpiexec, srun, ...) may have started this process, or mpi4py's MPI is loaded already:
+    only then can the world hold other ranks. A plain `python` (a notebook, a login-node script) is one rank."""
+    env = os.environ if environ is None else environ
+    return "mpi4py.MPI" in sys.modules or any(k.startswith(LAUNCH_PREFIXES) for k in env)
+
+
 def resolve(comm=None):
-    """`comm` itself, or the library default: a duplicate of MPI.COMM_WORLD made once (SerialComm without MPI)."""
+    """`comm` itself, or the library default: a duplicate of MPI.COMM_WORLD made once; SerialComm when the world
+    is one rank, and without initialising MPI at all when no launcher started this process (`launched`)."""
     global _DEFAULT
     if comm is not None:
         return comm
     if _DEFAULT is None:
-        MPI = _mpi()
+        MPI = _mpi() if launched() else None
         if MPI is None:
             _DEFAULT = SerialComm()
         else:

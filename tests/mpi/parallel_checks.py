@@ -16,7 +16,8 @@ r, R = c.Get_rank(), c.Get_size()
 rng = np.random.default_rng(7)
 x = rng.standard_normal(1001) * np.exp(rng.uniform(-20, 20, 1001))  # the same global data on every rank
 lo, hi = share(x.size, R, r)
-out = {"rank": r, "size": R, "sum": exact_sum(x[lo:hi]), "fsum": math.fsum(x.tolist())}
+out = {"rank": r, "size": R, "sum": exact_sum(x[lo:hi]), "fsum": math.fsum(x.tolist()),
+       "mpi_loaded": "mpi4py.MPI" in sys.modules}
 # uneven rows, one rank possibly empty: rank k holds k rows of 3 columns
 local = np.full((r, 3), float(r))
 g = allgatherv(local)
