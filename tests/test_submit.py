@@ -560,3 +560,23 @@ def test_wait_goes_on_through_a_reason_that_a_person_resolves(tmp_path, monkeypa
                         "or drained); still waiting (scancel 333 stops it)",
                         f"hpcflow submit: job 333 ended without a result (state CANCELLED); see {job.paths.stderr}"]
     assert not called.exists()  # not cancelled
+
+
+def test_the_sbatch_script_keeps_a_python_and_a_log_folder_with_spaces_one_word_each(tmp_path, monkeypatch):
+    """The generated sbatch script's command line is shell text: the interpreter (a venv under "My Projects") and
+    the log folder must each stay one word, and a shell character in them must not run anything."""
+    import shlex
+
+    from hpcflow.submit import executor
+
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    py = tmp_path / "My Projects" / "venv $(touch pwned); x" / "bin" / "python"
+    logs = tmp_path / "runs & logs" / "out_logs"
+    monkeypatch.setattr(sys, "executable", str(py))
+    ex = executor.make_executor("slurm", str(logs), executor.Resources(nodes=2), name="hpcflow-run-my job")
+    text = ex._make_submission_file_text(ex._submitit_command_str, "uid")
+    line = next(ln for ln in text.splitlines() if ln.startswith("srun "))
+    words = shlex.split(line)
+    assert words[words.index("-u") - 1] == str(py), line
+    assert words[-5:] == [str(py), "-u", "-m", "submitit.core._submit", str(logs)], line
+    assert "#SBATCH --job-name='hpcflow-run-my job'" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,9 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
                              signal_delay_s=res.signal_delay)
         return ex
     require_slurm()
-    ex = submitit.SlurmExecutor(folder=folder, python=sys.executable)
+    # `python` goes into the sbatch script's command line as shell text: quoted, so that a venv path with spaces or
+    # shell characters stays one word (submitit quotes its own default, not a given one)
+    ex = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable))
     params = dict(job_name=name, nodes=res.nodes, ntasks_per_node=res.ntasks_per_node, cpus_per_task=res.cpus_per_task,
                   time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array)
     if res.gpus_per_node:
