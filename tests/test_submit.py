@@ -580,3 +580,20 @@ def test_the_sbatch_script_keeps_a_python_and_a_log_folder_with_spaces_one_word_
     assert words[words.index("-u") - 1] == str(py), line
     assert words[-5:] == [str(py), "-u", "-m", "submitit.core._submit", str(logs)], line
     assert "#SBATCH --job-name='hpcflow-run-my job'" in text
+
+
+def test_a_checkpoint_signal_at_or_before_the_start_is_refused_before_anything_is_written(tmp_path, job, capsys):
+    """sbatch --signal sends the signal once the job is within --signal-delay of its time limit: --time 2 with the
+    default 120 s is as it starts (checkpoint or requeue at every start); submitit's local executor instead never
+    signals (its signal step, timeout - delay, is never reached). Slurm's signal time is a 16-bit number."""
+    out = str(tmp_path / "out")
+    for extra, said in ((["--time", "2"], "--signal-delay 120 (seconds) is not below --time 2 (minutes, 120 s)"),
+                        (["--time", "1", "--signal-delay", "90"], "raise --time above 1 or lower --signal-delay below 60"),
+                        (["--time", "2000", "--signal-delay", "65536"], "--signal-delay 65536 exceeds Slurm's largest")):
+        for check in (["--check"], []):
+            assert main(["submit", str(job), "--out", out, "--executor", "local", *extra, *check]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and said in err, err
+    assert _only(tmp_path) == ["job.toml"]  # neither the logs folder nor the output directory
+    for extra in (["--time", "2", "--signal-delay", "119"], ["--time", "2000", "--signal-delay", "65535"]):
+        assert main(["submit", str(job), "--out", out, "--executor", "local", "--check", *extra]) == 0

@@ -6,6 +6,9 @@ import os
 
 from hpcflow.commands.tune import _positive_int
 
+#: sbatch --signal's largest sig_time (Slurm keeps it in 16 bits; sbatch refuses more)
+SIGNAL_DELAY_MAX = 65535
+
 
 def _options_of(command: str) -> set[str]:
     """The option strings of `hpcflow COMMAND` (read from its parser: an option a command gains is passed on)."""
@@ -41,6 +44,16 @@ def _check_options(args) -> None:
         raise ConfigError(f"--array {args.array} starts tune workers sharing one study; use it with --command tune")
     if args.command == "tune" and args.array > args.trials:
         raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
+    # Slurm signals a job once it is within --signal-delay of its end (sbatch --signal): at or above the time limit
+    # that is as it starts, and the run checkpoints (or, before its first checkpoint, is requeued as submitted) again
+    # at every start; submitit's local executor then never signals (the job is killed at --time, no checkpoint)
+    if args.signal_delay >= 60 * args.time:
+        raise ConfigError(f"--signal-delay {args.signal_delay} (seconds) is not below --time {args.time} (minutes, "
+                          f"{60 * args.time} s): the checkpoint signal would come as the job starts; raise --time "
+                          f"above {args.signal_delay // 60} or lower --signal-delay below {60 * args.time}")
+    if args.signal_delay > SIGNAL_DELAY_MAX:
+        raise ConfigError(f"--signal-delay {args.signal_delay} exceeds Slurm's largest signal time "
+                          f"({SIGNAL_DELAY_MAX} s); lower --signal-delay")
 
 
 def run(args) -> int:
@@ -101,7 +114,8 @@ def register(sub) -> None:
     p.add_argument("--array", type=_positive_int, default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", default="pmi2", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit)")
     p.add_argument("--signal-delay", type=_positive_int, default=120,
-                   help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120)")
+                   help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120; "
+                        "below --time)")
     p.add_argument("--logs", help="submitit folder for logs and pickles (default OUT_logs)")
     p.add_argument("--check", action="store_true", help="validate and print what would be queued; queue nothing")
     p.add_argument("--wait", action="store_true", help="wait for the jobs; exit with their largest exit status")
