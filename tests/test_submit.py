@@ -597,3 +597,18 @@ def test_a_checkpoint_signal_at_or_before_the_start_is_refused_before_anything_i
     assert _only(tmp_path) == ["job.toml"]  # neither the logs folder nor the output directory
     for extra in (["--time", "2", "--signal-delay", "119"], ["--time", "2000", "--signal-delay", "65535"]):
         assert main(["submit", str(job), "--out", out, "--executor", "local", "--check", *extra]) == 0
+
+
+def test_a_negative_gpu_count_is_refused_before_sbatch_or_the_logs_folder(tmp_path, job, monkeypatch, capsys):
+    """--gpus-per-node -1 reached sbatch as `#SBATCH --gpus-per-node=-1` (nothing to hold it: it fits every node),
+    after the logs folder and its pickle were written; it is a usage error naming the option."""
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "gpu*|8|2|gpu:4|infinite|1-infinite|UNLIMITED")
+    for executor in ("slurm", "local"):
+        with pytest.raises(SystemExit) as stop:
+            main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", executor, "--gpus-per-node", "-1"])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1
+        assert "argument --gpus-per-node: '-1' is not a whole number of 0 or more" in err, err
+    assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]
+    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check",
+                 "--gpus-per-node", "0"]) == 0

@@ -6,6 +6,19 @@ import os
 
 from hpcflow.commands.tune import _positive_int
 
+def _count(text: str) -> int:
+    """A count that may be 0 (--gpus-per-node)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return n
+
+
 #: sbatch --signal's largest sig_time (Slurm keeps it in 16 bits; sbatch refuses more)
 SIGNAL_DELAY_MAX = 65535
 
@@ -107,7 +120,7 @@ def register(sub) -> None:
     p.add_argument("--nodes", type=_positive_int, default=1)
     p.add_argument("--ntasks-per-node", type=_positive_int, default=None, help="MPI ranks per node (default 1, or "
                    "one per GPU)")
-    p.add_argument("--gpus-per-node", type=int, default=0)
+    p.add_argument("--gpus-per-node", type=_count, default=0)
     p.add_argument("--cpus-per-task", type=_positive_int, default=1)
     p.add_argument("--time", type=_positive_int, default=60, help="time limit in minutes (default 60)")
     p.add_argument("--partition")
