@@ -70,8 +70,10 @@ def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys, 
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "nn"]) == 2
     err = capsys.readouterr().err  # the line names the verb the user typed, not the --command it queues
     assert "runs kind = \"nn\" jobs" in err and err.startswith("hpcflow submit: error:")
-    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--ntasks-per-node", "2"]) == 2
-    assert "one task per job" in capsys.readouterr().err
+    for check in ([], ["--check"]):  # --check says what a submission would: refused the same
+        assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--ntasks-per-node", "2",
+                     *check]) == 2
+        assert "one task per job" in capsys.readouterr().err
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "2"]) == 2
     assert "no [tune] table" in capsys.readouterr().err
     tune = tmp_path / "tune.toml"

@@ -82,6 +82,7 @@ def run(args) -> int:
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi, signal_delay=args.signal_delay)
+    executor.check_executor(args.executor, res)
     fits = executor.require_fit(res) if args.executor == "slurm" else None  # (None: sinfo does not answer)
     argvs = _argvs(args)
     if args.check:

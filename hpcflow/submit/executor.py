@@ -60,14 +60,20 @@ def require_fit(res: Resources) -> str | None:
     return res.partition or next(p.name for p in parts.values() if p.default)
 
 
+def check_executor(kind: str, res: Resources) -> None:
+    """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job);
+    the same check for `--check` as for a real submission."""
+    if kind == "local" and res.tasks > 1:
+        raise SubmitError("--executor local runs one task per job; use --executor slurm, or mpiexec -n T "
+                          "hpcflow ... for an MPI run on this machine")
+
+
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1):
     """A submitit executor writing its pickles and logs under `folder`."""
     import submitit
 
+    check_executor(kind, res)
     if kind == "local":
-        if res.tasks > 1:
-            raise SubmitError("--executor local runs one task per job; use --executor slurm, or mpiexec -n T "
-                              "hpcflow ... for an MPI run on this machine")
         ex = submitit.LocalExecutor(folder=folder)
         ex.update_parameters(timeout_min=res.time, gpus_per_node=res.gpus_per_node,
                              signal_delay_s=res.signal_delay)
