@@ -614,3 +614,28 @@ def test_a_negative_gpu_count_is_refused_before_sbatch_or_the_logs_folder(tmp_pa
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]
     assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check",
                  "--gpus-per-node", "0"]) == 0
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30:00", 90), ("0-1", 60), ("0-12:30", 750),
+                                           ("0-0:2:00", 2), ("5:00", 5), ("2-0", 2880), ("1-12:30", 2190)])
+def test_time_limit_takes_sbatch_forms(job, tmp_path, capsys, text, minutes):
+    """--time as sbatch writes it (D-H:M:S and its parts), in minutes: the signal-delay check sees the same limit."""
+    out, delay = str(tmp_path / "out"), min(60 * minutes, 65536)  # (above 65535 s: Slurm's largest signal time)
+    ok = main(["submit", str(job), "--out", out, "--executor", "local", "--time", text, "--signal-delay",
+               str(delay - 1), "--check"])
+    assert ok == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["submit", str(job), "--out", out, "--executor", "local", "--time", text, "--signal-delay",
+                 str(delay), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert (f"is not below --time {minutes} (minutes" if delay < 65536 else "exceeds Slurm's largest") in err
+
+
+@pytest.mark.parametrize("text", ["0", "0:00:00", "1:30", "abc", "1:2:3:4", "-5", "infinite", ""])
+def test_time_limit_not_whole_minutes_is_one_line_exit_2(job, tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as e:
+        main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--time", text, "--check"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--time" in err and "whole minutes" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

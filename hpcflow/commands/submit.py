@@ -19,6 +19,19 @@ def _count(text: str) -> int:
     return n
 
 
+def _time_limit(text: str) -> int:
+    """--time in whole minutes, written as sbatch --time takes it: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S."""
+    import argparse
+
+    from hpcflow.submit.capacity import minutes
+
+    m = minutes(text) if text.strip().lower() not in ("infinite", "unlimited") else None
+    if m is None or m <= 0 or m != int(m) or m > 10**7:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time limit of whole minutes > 0: give minutes (90) or "
+                                         "sbatch's forms H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
+    return int(m)
+
+
 #: sbatch --signal's largest sig_time (Slurm keeps it in 16 bits; sbatch refuses more)
 SIGNAL_DELAY_MAX = 65535
 
@@ -123,7 +136,8 @@ def register(sub) -> None:
                    "one per GPU)")
     p.add_argument("--gpus-per-node", type=_count, default=0)
     p.add_argument("--cpus-per-task", type=_positive_int, default=1)
-    p.add_argument("--time", type=_positive_int, default=60, help="time limit in minutes (default 60)")
+    p.add_argument("--time", type=_time_limit, default=60,
+                   help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")
     p.add_argument("--array", type=_positive_int, default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", default="pmi2", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit)")
