@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from hpcflow.commands.tune import _positive_int
 
@@ -77,6 +78,13 @@ def _check_options(args) -> None:
         raise ConfigError(f"--signal-delay {args.signal_delay} (seconds) is not below --time {args.time} (minutes, "
                           f"{60 * args.time} s): the checkpoint signal would come as the job starts; raise --time "
                           f"above {args.signal_delay // 60} or lower --signal-delay below {60 * args.time}")
+    # values that go into the sbatch script: Slurm's own names are letters, digits and - _ . (partitions: a list)
+    names = (("--partition", args.partition, r"[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*", "sinfo's PARTITION column"),
+             ("--mpi", args.mpi, r"[A-Za-z0-9_]+", "one of srun --mpi=list (e.g. pmi2, pmix)"))
+    for opt, value, pattern, where in names:
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{opt} {value[:40]!r} is not a Slurm name (letters, digits, - _ .); give one from "
+                              f"{where}")
     if args.signal_delay > SIGNAL_DELAY_MAX:
         raise ConfigError(f"--signal-delay {args.signal_delay} exceeds Slurm's largest signal time "
                           f"({SIGNAL_DELAY_MAX} s); lower --signal-delay")
