@@ -1,4 +1,5 @@
-"""slurm/hpcflow_run.sbatch run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run."""
+"""slurm/hpcflow_run.sbatch and hpcflow_gpu.sbatch run by bash with a stand-in `srun` (no Slurm here): arguments
+reach hpcflow run, and the GPU template asks one GPU per task only when the job has GPUs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "slurm" / "hpcflow_run.sbatch"
+GPU_SCRIPT = ROOT / "slurm" / "hpcflow_gpu.sbatch"
 
 JOB = """
 [job]
@@ -26,15 +28,18 @@ steps = 3
 """
 
 
-def _run(tmp_path, *args):
+def _run(tmp_path, *args, script=SCRIPT, **env_extra):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    srun = bin_dir / "srun"  # drops srun's own options, then runs the command, as srun does for one task
-    srun.write_text('#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\nexec "$@"\n')
+    srun = bin_dir / "srun"  # records its own options, drops them, then runs the command, as srun does for one task
+    srun.write_text('#!/bin/bash\nopts=()\nwhile [[ "$1" == --* ]]; do opts+=("$1"); shift; done\n'
+                    f'echo "${{opts[*]}}" >> {str(tmp_path / "srun_options")!r}\nexec "$@"\n')
     srun.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
-               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1")
-    return subprocess.run(["bash", str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True,
+               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1", **env_extra)
+    if "SLURM_GPUS_PER_NODE" not in env_extra:  # (the test's own environment may be a Slurm job's)
+        env.pop("SLURM_GPUS_PER_NODE", None)
+    return subprocess.run(["bash", str(script), *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -48,3 +53,18 @@ def test_sbatch_script_runs_the_job_with_extra_arguments(tmp_path):
     assert "hpcflow" in r.stdout  # `hpcflow info` ran first
     r = _run(tmp_path, job)  # OUTDIR missing: usage message, non-zero exit, nothing written
     assert r.returncode != 0 and "usage" in r.stderr
+
+
+def test_gpu_template_binds_one_gpu_per_task_only_with_gpus(tmp_path):
+    """Without GPUs (an empty GPU_BIND under set -u) the run goes on NumPy; with 4 per node every srun asks one GPU
+    per task. Both srun calls (`hpcflow info`, the run) get the same options."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    for gpus, out, want in ((None, "runs/cpu", "--mpi=pmi2"), ("4", "runs/gpu", "--mpi=pmi2 --gpus-per-task=1"),
+                            ("a100:0", "runs/none", "--mpi=pmi2")):
+        (tmp_path / "srun_options").unlink(missing_ok=True)
+        extra = {} if gpus is None else {"SLURM_GPUS_PER_NODE": gpus}
+        r = _run(tmp_path, job, out, script=GPU_SCRIPT, HPCFLOW_BACKEND="numpy", **extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert (tmp_path / "srun_options").read_text().splitlines() == [want, want], gpus
+        assert json.loads((tmp_path / out / "summary.json").read_text())["steps"] == 3
