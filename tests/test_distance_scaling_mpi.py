@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
+from h5data import datasets
 from hpcflow.errors import ConfigError
 from hpcflow.jobs import registry
 from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
@@ -22,13 +22,6 @@ n_points = [60, 700]
 queries = 200
 method = "{method}"
 """
-
-
-def datasets(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def run_job(tmp_path, name, text, ranks):

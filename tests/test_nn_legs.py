@@ -18,19 +18,17 @@ import signal
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 from hpcflow.nn.checkpoint import VERSION  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 DOC = os.path.join(HERE, "..", "docs", "outputs.md")
-#: wall-clock datasets, different in any two runs
-TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds", "width_sweep/seconds"}
 FLOW_STEPS, STOP = 5, 2
 JOB = f"""
 [job]
@@ -73,13 +71,6 @@ def _read(out):
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)
     return summary, torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
-
-
-def _datasets(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def _spans(legs):
@@ -172,9 +163,9 @@ def test_legs_chain_over_two_interruptions_and_an_extension(chain):
 
 
 def test_the_interrupted_and_extended_run_is_bitwise_the_uninterrupted_one(chain):
-    got, ref = _datasets(os.path.join(chain["out"], "nn.h5")), _datasets(os.path.join(chain["plain"], "nn.h5"))
+    got, ref = datasets(os.path.join(chain["out"], "nn.h5")), datasets(os.path.join(chain["plain"], "nn.h5"))
     assert got.keys() == ref.keys()
-    for key in sorted(set(got) - TIMINGS):
+    for key in sorted(set(got) - NN_TIMINGS):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
     for name in ("model.pt",):
         a, b = (torch.load(os.path.join(d, name), weights_only=True) for d in (chain["out"], chain["plain"]))

@@ -12,12 +12,12 @@ import shutil
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from h5data import datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 from jobtexts import SMALL_NET  # noqa: E402
 from test_parallel import each_rank_status, rank_statuses  # noqa: E402
@@ -80,13 +80,6 @@ def _mpi(ranks, args, *, driver=None, timeout=120, sequence=False):
                           timeout=timeout, env=_env())
 
 
-def _datasets(path):
-    with h5py.File(path) as f:
-        out = {}
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-        return out
-
-
 def _state(path):
     return torch.load(path, weights_only=True)
 
@@ -116,7 +109,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.parametrize("loss,ranks", [("ultralocal", 2), ("ultralocal", 3), ("sigma", 2)])
 def test_rank_counts_give_the_same_training(runs, loss, ranks):
-    one, many = _datasets(os.path.join(runs[loss, 1], "nn.h5")), _datasets(os.path.join(runs[loss, ranks], "nn.h5"))
+    one, many = datasets(os.path.join(runs[loss, 1], "nn.h5")), datasets(os.path.join(runs[loss, ranks], "nn.h5"))
     for key in ("history/sigma_val", "history/sigma_train", "history/loss", "ntk/ntk_train_test"):
         np.testing.assert_allclose(many[key], one[key], rtol=1e-10, atol=0, err_msg=key)
     assert len(one["history/sigma_val"]) == 4 and one["history/sigma_val"][-1] < one["history/sigma_val"][0]
@@ -131,7 +124,7 @@ def test_rank_counts_give_the_same_training(runs, loss, ranks):
 
 
 def _assert_same_run(a_dir, b_dir):
-    a, b = _datasets(os.path.join(a_dir, "nn.h5")), _datasets(os.path.join(b_dir, "nn.h5"))
+    a, b = datasets(os.path.join(a_dir, "nn.h5")), datasets(os.path.join(b_dir, "nn.h5"))
     assert a.keys() == b.keys()
     for key in sorted(set(a) - TIMINGS):
         np.testing.assert_array_equal(b[key], a[key], err_msg=key)
@@ -175,7 +168,7 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ran
     # the same checkpoint resumed on one rank: the training of R = 1 and 2 to rounding, the per-rank seconds of
     # the epoch trained on 2 ranks unknown (NaN) in the 1-rank table
     assert main(["nn", runs["jobs"]["sigma"], "--out", other, "--resume", "--quiet"]) == 0
-    a, b = _datasets(os.path.join(runs["sigma", 1], "nn.h5")), _datasets(os.path.join(other, "nn.h5"))
+    a, b = datasets(os.path.join(runs["sigma", 1], "nn.h5")), datasets(os.path.join(other, "nn.h5"))
     for key in ("history/sigma_val", "history/sigma_train", "history/loss"):
         np.testing.assert_allclose(b[key], a[key], rtol=1e-10, atol=0, err_msg=key)
     comm = b["history/comm_seconds"]
@@ -231,7 +224,7 @@ def test_divergence_stops_with_status_3_and_keeps_the_last_finite_epoch(runs, ca
     assert summary["status"] == "diverged" and 1 <= last < 4
     ref = str(tmp / "finite_part")  # the same run stopped after the last finite epoch by its epoch count
     assert main(["nn", job, "--out", ref, *absurd, "--set", f"training.epochs={last}"]) == 0
-    got, want = _datasets(os.path.join(d, "nn.h5")), _datasets(os.path.join(ref, "nn.h5"))
+    got, want = datasets(os.path.join(d, "nn.h5")), datasets(os.path.join(ref, "nn.h5"))
     assert len(got["history/sigma_val"]) == last + 1 and np.all(np.isfinite(got["history/sigma_val"]))
     for key in sorted(set(want) - TIMINGS):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)

@@ -8,18 +8,16 @@ import shutil
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
+from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 from jobtexts import SMALL_NET, SMALL_SWEEP  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_post_driver.py")
-#: wall-clock datasets, different in any two runs
-TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds", "width_sweep/seconds"}
 EPOCHS = 2
 
 JOB = f"""
@@ -62,13 +60,6 @@ def _run(ranks, args, driver):
                           env=_env())
 
 
-def _datasets(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nnpost")
@@ -80,7 +71,7 @@ def job(tmp_path_factory):
 def uninterrupted(job):
     out = str(job / "plain")
     assert main(["nn", str(job / "job.toml"), "--out", out]) == 0
-    return _datasets(os.path.join(out, "nn.h5"))
+    return datasets(os.path.join(out, "nn.h5"))
 
 
 # the signal on one rank: the other stops with it; the resume (in this process, 1 rank) redoes sweep and flow
@@ -102,9 +93,9 @@ def test_stop_after_training_exits_4_and_resumes_to_the_same_files(job, uninterr
     assert main(["nn", str(job / "job.toml"), "--out", out, "--resume"]) == 0
     summary = json.loads(open(os.path.join(out, "summary.json")).read())
     assert summary["status"] == "finished" and summary["resumed"] is True
-    got = _datasets(os.path.join(out, "nn.h5"))
+    got = datasets(os.path.join(out, "nn.h5"))
     assert got.keys() == uninterrupted.keys()
-    for key in sorted(set(got) - TIMINGS):
+    for key in sorted(set(got) - NN_TIMINGS):
         if ranks == 1:  # the same rank count: bit for bit
             np.testing.assert_array_equal(got[key], uninterrupted[key], err_msg=key)
         else:  # trained on 2 ranks: gradients summed in another order (tests/test_nn_mpi.py: ~1e-16 measured)

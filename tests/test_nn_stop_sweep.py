@@ -12,18 +12,16 @@ import re
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
+from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 DRIVER = os.path.join(HERE, "mpi", "nn_step_stop_driver.py")
-#: wall-clock datasets, different in any two runs
-TIMINGS = {"history/epoch_seconds", "history/comm_seconds", "ntk/ntk_seconds", "width_sweep/seconds"}
 #: trainings: 0 the main one, 1 and 2 the sweep's widths (3 steps each), 3 the kernel flow's network (2 steps)
 SWEEP_STEPS, FLOW_NET_STEPS = 3, 2
 JOB = """
@@ -62,13 +60,6 @@ def _driver():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def _datasets(path):
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def _summary(out):
@@ -113,9 +104,9 @@ def test_a_stop_request_in_a_training_after_the_main_one_is_honoured_after_its_s
     assert os.path.isfile(os.path.join(out, "job.toml")) and not os.path.exists(os.path.join(out, "nn.h5"))
     assert main(["nn", str(job / "job.toml"), "--out", out, "--resume", "--quiet"]) == 0
     assert _summary(out)["status"] == "finished"
-    got, ref = _datasets(os.path.join(out, "nn.h5")), _datasets(os.path.join(job, "plain", "nn.h5"))
+    got, ref = datasets(os.path.join(out, "nn.h5")), datasets(os.path.join(job, "plain", "nn.h5"))
     assert got.keys() == ref.keys()
-    for key in sorted(set(got) - TIMINGS):
+    for key in sorted(set(got) - NN_TIMINGS):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
 
 
