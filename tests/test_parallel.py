@@ -148,6 +148,11 @@ def test_collectives_under_mpiexec(ranks):
         share = max(1, len(os.sched_getaffinity(0)) // ranks)  # mpiexec binds nothing: the ranks share our mask
         assert o["slurm_threads"] == min(64, share)
         assert o["mixed_threads"] == (1 if o["rank"] == 0 else min(64, share))
+        arrived, waited = o["arrived"]
+        assert arrived and (o["rank"] == ranks - 1 or waited >= 0.25)  # the others waited for the late rank
+        if o["rank"] < ranks - 1:  # the last rank never came: the others gave up after 0.5 s, not at once
+            gave_up, waited = o["gave_up"]
+            assert not gave_up and 0.5 <= waited < 30
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

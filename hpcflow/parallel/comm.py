@@ -1,7 +1,8 @@
 """Communicators: `comm=None` resolves to one duplicate of MPI's world (or a serial stand-in without MPI).
 
 Also the launch checks (several launcher tasks but a size-1 world is the srun-without-PMI trap), the
-abort-on-error guard that ends every rank when one raises, and threads per rank.
+abort-on-error guard that ends every rank when one raises, a private duplicate for a block, a barrier that gives
+up, and threads per rank.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from contextlib import contextmanager
 
@@ -242,6 +244,36 @@ def abort_on_error(comm=None):
             print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr, flush=True)
         c.Abort(status)
         raise
+
+
+@contextmanager
+def duplicate(comm=None):
+    """A duplicate of `comm` for a block (None on one rank), whose messages never match those on `comm`; freed when
+    the block ends without an exception (one that ends the process may leave a request pending on it)."""
+    c = resolve(comm)
+    dup = c.Dup() if size(c) > 1 else None
+    yield dup
+    if dup is not None:
+        dup.Free()
+
+
+#: seconds between two tests of `arrive_within`'s barrier
+ARRIVE_POLL = 0.01
+
+
+def arrive_within(comm, seconds: float) -> bool:
+    """A barrier that gives up: True when every rank of `comm` entered it within `seconds`, else False (a rank is
+    elsewhere, e.g. in a collective this one left). An abandoned barrier stays pending on `comm`: give it a
+    communicator used for nothing else."""
+    if comm.Get_size() == 1:
+        return True
+    request = comm.Ibarrier()
+    deadline = time.monotonic() + seconds
+    while not request.Test():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(ARRIVE_POLL)
+    return True
 
 
 def refuse_together(check, comm=None):

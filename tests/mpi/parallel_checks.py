@@ -4,6 +4,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -34,6 +35,17 @@ out["slurm_threads"] = pcomm.threads_per_rank(c)
 if r == 0:
     os.environ["HPCFLOW_THREADS"] = "1"
 out["mixed_threads"] = pcomm.threads_per_rank(c)
+# a barrier that gives up: every rank arrives, the last one late (the others wait for it); then, on a duplicate
+# of its own, the last rank stays away and the others give up after their wait
+with pcomm.duplicate(c) as d:
+    if r == R - 1:
+        time.sleep(0.3)
+    t0 = time.monotonic()
+    out["arrived"] = [pcomm.arrive_within(c if d is None else d, 30.0), time.monotonic() - t0]
+away = c.Dup() if R > 1 else None
+if away is not None and r < R - 1:
+    t0 = time.monotonic()
+    out["gave_up"] = [pcomm.arrive_within(away, 0.5), time.monotonic() - t0]
 everyone = c.gather(out, root=0)  # one writer: lines of several ranks could interleave
 for o in everyone if r == 0 else []:
     print(json.dumps(o), flush=True)
