@@ -14,6 +14,7 @@ import json
 import math
 import os
 import socket
+import sys
 import threading
 import traceback
 import zlib
@@ -235,11 +236,30 @@ def record_error(trial, exc: Exception) -> None:
         pass
 
 
+#: seconds a rank whose trial raised an internal error waits for the others in `end_together`: when every rank
+#: failed they end as soon as rank 0 has recorded the failure (milliseconds on a journal); when some rank waits in a
+#: collective of the trial, the failing ranks end after this
+FAILED_TRIAL_WAIT = 5.0
+
+
+def end_together(agree) -> None:
+    """Before a trial's internal error ends this rank (`abort_on_error`), wait up to FAILED_TRIAL_WAIT for the other
+    ranks at a barrier on `agree`, a duplicate of the trial's communicator (None: one rank), so that another rank's
+    Abort cannot end rank 0 before it has recorded the failure in the storage."""
+    from hpcflow.parallel.comm import arrive_within
+
+    if agree is None:
+        return
+    sys.stdout.flush()  # what this rank printed (rank 0: the trial's failure) is not lost in the Abort
+    arrive_within(agree, FAILED_TRIAL_WAIT)
+
+
 class Worker:
     """Rank 0's side of a study: asks Optuna for trials, broadcasts them, tells the results."""
 
-    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print, max_trials: int | None = None):
+    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print, max_trials: int | None = None, agree=None):
         self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
+        self.agree = agree  # `end_together`'s communicator
         self.max_trials = max_trials
         self.current = None
         self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
@@ -378,6 +398,7 @@ class Worker:
                 # the other ranks may still wait in the trial's collectives: end the worker (abort_on_error)
                 self.log(f"hpcflow tune: an internal error under {self.comm.Get_size()} ranks ends this worker; "
                          "the same hpcflow tune command continues the study")
+                end_together(self.agree)
                 raise
             return 1
         self.log(_trial_line(self.study, self.current, self.out))
@@ -414,14 +435,14 @@ def _trial_line(study, number, out) -> str:
     return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
 
-def follow(job: TuneJob, *, comm) -> None:
+def follow(job: TuneJob, *, comm, agree=None) -> None:
     """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
     to act on: it broadcasts None)."""
     with signals_between_trials():
-        _follow(job, comm=comm)
+        _follow(job, comm=comm, agree=agree)
 
 
-def _follow(job: TuneJob, *, comm) -> None:
+def _follow(job: TuneJob, *, comm, agree=None) -> None:
     while (spec := comm.bcast(None, root=0)) is not None:
         try:
             execute(job, spec, None, comm=comm)
@@ -429,6 +450,11 @@ def _follow(job: TuneJob, *, comm) -> None:
             continue  # rank 0 records the same failure
         except Preempted:
             raise SystemExit(EXIT_PREEMPTED) from None  # rank 0 says it, once
+        except RunStop:
+            raise  # decided collectively: every rank stops
+        except Exception:
+            end_together(agree)  # an internal error ends the worker: once rank 0 has recorded it, if it failed too
+            raise
 
 
 def read_record(out: str) -> dict | None:
@@ -623,7 +649,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     is checked)."""
     import optuna
 
-    from hpcflow.parallel.comm import is_root, limit_threads, refuse_together, resolve
+    from hpcflow.parallel.comm import duplicate, is_root, limit_threads, refuse_together, resolve
 
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
@@ -635,17 +661,18 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
         lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
-    if not is_root(comm):
-        follow(job, comm=comm)
-        return {}
-    worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
-    try:
-        ran = worker.run(trials)
-    except Preempted:
-        write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
-        raise
-    finally:
-        comm.bcast(None, root=0)
+    with duplicate(comm) as agree:  # a failed trial's `end_together`: never matched with a collective of the trial
+        if not is_root(comm):
+            follow(job, comm=comm, agree=agree)
+            return {}
+        worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials, agree=agree)
+        try:
+            ran = worker.run(trials)
+        except Preempted:
+            write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+            raise
+        finally:
+            comm.bcast(None, root=0)
     return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
 
 
