@@ -145,6 +145,18 @@ def _slurm_mebibytes(text: str) -> int | None:
     return int(m.group(1)) * {"K": 2**-10, "": 1, "M": 1, "G": 2**10, "T": 2**20}[m.group(2).upper()]
 
 
+def slurm_cpus_per_task(environ=None) -> int | None:
+    """SLURM_CPUS_PER_TASK (the CPUs `sbatch -c`/`srun -c` gave each task), None when unset or empty; ConfigError for
+    anything but a positive integer (Slurm writes one: it refuses -c 0), which was read as "not set" or a prefix."""
+    text = (os.environ if environ is None else environ).get("SLURM_CPUS_PER_TASK", "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise ConfigError(f"SLURM_CPUS_PER_TASK={text[:40]!r} is not a positive integer (CPUs per task, as Slurm "
+                          "sets it for sbatch -c N); unset it or set e.g. SLURM_CPUS_PER_TASK=4")
+    return int(text)
+
+
 def _tasks_on_this_node(env) -> int | None:
     """This node's entry of SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on nodes 0-2, 1 on node 3), by SLURM_NODEID."""
     text, node = env.get("SLURM_TASKS_PER_NODE", "").strip(), _leading_int(env.get("SLURM_NODEID", "") or "0")
@@ -187,7 +199,7 @@ def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[floa
         found.append((per_node * 2**20 / local, "SLURM_MEM_PER_NODE"))
     per_cpu = _slurm_mebibytes(env.get("SLURM_MEM_PER_CPU", ""))
     if per_cpu:
-        cpus = _leading_int(env.get("SLURM_CPUS_PER_TASK", "")) or 1
+        cpus = slurm_cpus_per_task(env) or 1
         found.append((per_cpu * 2**20 * cpus, "SLURM_MEM_PER_CPU"))
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY and soft > 0:
@@ -436,9 +448,9 @@ def ignore_requested(environ=None) -> bool:
 
 
 def check_environment(environ=None) -> None:
-    """Validate the HPCFLOW_* variables before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND
-    (numpy, cupy, auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1); ConfigError naming the
-    variable otherwise."""
+    """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
+    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1) and SLURM_CPUS_PER_TASK (>= 1; read for threads
+    and memory); ConfigError naming the variable otherwise."""
     from hpcflow.backend import _CHOICES
     from hpcflow.jobs.schema import MAX_THREADS
 
@@ -455,6 +467,7 @@ def check_environment(environ=None) -> None:
     if quiet not in ("", "1"):
         raise ConfigError(f"HPCFLOW_QUIET={quiet[:40]!r} must be 1 (no progress bars) or unset; fix it")
     ignore_requested(env)
+    slurm_cpus_per_task(env)
 
 
 def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, force: bool = False,

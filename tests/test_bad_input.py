@@ -1,5 +1,5 @@
 """Bad input of every class gets a one-line UserError before any work: schema bounds, cross-checks (and none
-for switched-off sections), --set, the saved job.toml, output paths, memory bounds, HPCFLOW_* variables."""
+for switched-off sections), --set, the saved job.toml, output paths, memory bounds, HPCFLOW_* and Slurm variables."""
 
 from __future__ import annotations
 
@@ -408,6 +408,8 @@ def test_memory_limit_reads_cgroups_and_slurm(tmp_path):
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "1000"}) == (1000 * 2**20, "SLURM_MEM_PER_NODE")
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "500", "SLURM_CPUS_PER_TASK": "3"}) == (
         1500 * 2**20, "SLURM_MEM_PER_CPU")
+    with pytest.raises(ConfigError, match="SLURM_CPUS_PER_TASK='4x'"):  # was read as 4 CPUs
+        memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "500", "SLURM_CPUS_PER_TASK": "4x"})
     # sbatch --mem units (M default, K/G/T), and a value that is not a size does not count
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "2G"}) == (2 * 2**30, "SLURM_MEM_PER_NODE")
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "512k"}) == (2**19, "SLURM_MEM_PER_CPU")
@@ -445,11 +447,46 @@ def test_check_resources_refuses_with_estimate_and_limit_and_can_be_overridden(t
 
 @pytest.mark.parametrize("name, value", [("HPCFLOW_THREADS", "0"), ("HPCFLOW_THREADS", "100000"),
                                          ("HPCFLOW_THREADS", "two"), ("HPCFLOW_BACKEND", "fortran"),
-                                         ("HPCFLOW_QUIET", "yes please")])
+                                         ("HPCFLOW_QUIET", "yes please"),
+                                         ("SLURM_CPUS_PER_TASK", "0"), ("SLURM_CPUS_PER_TASK", "4x")])
 def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         _load(tmp_path, "quickstart.toml")
+
+
+def test_slurm_cpus_per_task_is_a_positive_integer_or_not_set():
+    """The one reader of SLURM_CPUS_PER_TASK (threads per rank, the memory of SLURM_MEM_PER_CPU): what Slurm writes
+    (digits, >= 1) is read; unset or blank is "not set"; anything else is refused in one line naming it and the fix."""
+    from hpcflow.resources import slurm_cpus_per_task
+
+    for text in ("1", "2", "64", "007", " 8\n", str(10**6)):
+        assert slurm_cpus_per_task({"SLURM_CPUS_PER_TASK": text}) == int(text.strip())
+    for env in ({}, {"SLURM_CPUS_PER_TASK": ""}, {"SLURM_CPUS_PER_TASK": "  "}):
+        assert slurm_cpus_per_task(env) is None
+    for text in ("0", "00", "abc", "-3", "4x", "+4", "4.0", "1e3", "4 4", "\u00b2", "\u0663"):
+        with pytest.raises(ConfigError) as exc:
+            slurm_cpus_per_task({"SLURM_CPUS_PER_TASK": text})
+        msg = str(exc.value)
+        assert "\n" not in msg and msg.startswith(f"SLURM_CPUS_PER_TASK={text.strip()!r} ") and "unset it" in msg
+
+
+@pytest.mark.parametrize("argv, value", [
+    (["run", ROOT / "jobs/quickstart.toml", "--out", "out"], "abc"),
+    (["run", ROOT / "jobs/quickstart.toml", "--out", "out"], "4x"),
+    (["nn", ROOT / "jobs/nn_smoke.toml", "--out", "out"], "0"),
+    (["sample", "--n", "200", "--out", "out.h5"], "-3"),
+])
+def test_a_slurm_cpus_per_task_slurm_never_writes_is_refused_by_the_commands(tmp_path, argv, value):
+    """Exit 2, one line naming the variable and the fix, no output created; a value Slurm writes is accepted."""
+    r = _hpcflow(*argv, cwd=tmp_path, env={"SLURM_CPUS_PER_TASK": value})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert f"error: SLURM_CPUS_PER_TASK={value!r} is not a positive integer" in lines[0] and "unset it" in lines[0]
+    assert _snapshot(tmp_path) == {}
+    check = ["--check"] if argv[0] != "sample" else []
+    r = _hpcflow(*argv, *check, cwd=tmp_path, env={"SLURM_CPUS_PER_TASK": "1"})
+    assert r.returncode == 0, r.stderr
 
 
 CHILD = """

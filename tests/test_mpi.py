@@ -176,17 +176,19 @@ def test_rank_raising_inside_the_flow_ends_every_rank(tmp_path, ranks):
     assert f"rank {ranks - 1}: ERROR RuntimeError: injected kernel failure" in r.stderr
 
 
-def test_a_bad_environment_variable_on_one_rank_is_refused_once_by_every_rank(tmp_path):
-    """HPCFLOW_THREADS=0 on rank 2 only (a node with another environment): one line, exit 2, nothing written. It
-    used to be read before the ranks' common checks: an error per bad rank, MPI_Abort, exit 9."""
+@pytest.mark.parametrize("name", ["HPCFLOW_THREADS", "SLURM_CPUS_PER_TASK"])
+def test_a_bad_environment_variable_on_one_rank_is_refused_once_by_every_rank(tmp_path, name):
+    """HPCFLOW_THREADS=0 (or SLURM_CPUS_PER_TASK=0, which was read as "not set") on rank 2 only (a node with another
+    environment): one line, exit 2, nothing written. HPCFLOW_THREADS used to be read before the ranks' common checks:
+    an error per bad rank, MPI_Abort, exit 9."""
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB)
     args = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
-    cmd = [mpiexec(), "-n", "2", *args, ":", "-n", "1", "-env", "HPCFLOW_THREADS", "0", *args]
+    cmd = [mpiexec(), "-n", "2", *args, ":", "-n", "1", "-env", name, "0", *args]
     r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV)
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("hpcflow run: error: HPCFLOW_THREADS='0'"), r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"hpcflow run: error: {name}='0'"), r.stderr
     assert not out.exists()
 
 

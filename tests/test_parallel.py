@@ -100,6 +100,11 @@ def test_threads_per_rank_follows_environment(monkeypatch):
     monkeypatch.setenv("HPCFLOW_THREADS", "x")
     with pytest.raises(UserError, match="HPCFLOW_THREADS"):
         pcomm.threads_per_rank()
+    monkeypatch.delenv("HPCFLOW_THREADS")
+    for bad in ("0", "abc", "4x", "-3"):  # values Slurm never writes: refused, not read as "not set" (the mask)
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", bad)
+        with pytest.raises(UserError, match=f"SLURM_CPUS_PER_TASK='{bad}'"):
+            pcomm.threads_per_rank()
 
 
 def test_launch_is_told_by_the_launchers_variables(monkeypatch):

@@ -19,6 +19,7 @@ import numpy as np
 
 from hpcflow.backend import default_threads
 from hpcflow.errors import RunStop, UserError
+from hpcflow.resources import slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -192,10 +193,8 @@ def threads_per_rank(comm=None) -> int:
     share = max(1, len(mask) // max(1, sharing))
     if os.environ.get("HPCFLOW_THREADS", "").strip():
         return default_threads()  # the one reader of $HPCFLOW_THREADS: an explicit choice, taken as given
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
-    if slurm.isdigit() and int(slurm) > 0:
-        return min(int(slurm), share)
-    return share
+    slurm = slurm_cpus_per_task()  # ConfigError for a value Slurm never writes (0, "abc")
+    return share if slurm is None else min(slurm, share)
 
 
 #: read by BLAS and OpenMP runtimes when they load: libraries a job imports later (SciPy's OpenBLAS, the
