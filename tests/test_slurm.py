@@ -324,6 +324,33 @@ def test_submit_refuses_more_cpus_than_a_node_has_and_queues_nothing(slurm):
             subprocess.run(["scancel", job], timeout=30)
 
 
+def test_submit_refuses_an_mpi_type_this_srun_lacks_and_queues_nothing(slurm):
+    """--mpi nosuchtype would be queued and fail as the job starts; refused in one line naming --mpi, the value and
+    the types of this srun (as `srun --mpi=list` prints them), exit 2, nothing written or queued. pmi2 (the MPI
+    templates' type) is accepted."""
+    listing = subprocess.run(["srun", "--mpi=list"], capture_output=True, text=True, timeout=30)
+    listing = listing.stdout + listing.stderr
+    try:
+        for check in ([], ["--check"]):
+            r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/mpi",
+                                "--executor", "slurm", "--mpi", "nosuchtype", "--time", "5", *check], cwd=slurm,
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r.stdout + r.stderr
+            said = re.fullmatch(r"hpcflow submit: error: --mpi nosuchtype: not an MPI type of this cluster's srun, "
+                                r"which offers (.+) \(srun --mpi=list\); pass --mpi with one of them\n", r.stderr)
+            assert said, r.stderr
+            types = said.group(1).split(", ")
+            assert "pmi2" in types and all(re.search(rf"(^|\s|/){t}(,|\s|$)", listing) for t in types), listing
+        assert not _queued(slurm) and not (slurm / "runs").exists()
+    finally:
+        for job in _queued(slurm):
+            subprocess.run(["scancel", job], timeout=30)
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/mpi", "--executor",
+                        "slurm", "--mpi", "pmi2", "--check"], cwd=slurm, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "is valid (kind flow)" in r.stdout, r.stdout + r.stderr
+    assert not (slurm / "runs").exists()
+
+
 def test_wait_cancels_a_queued_job_that_can_never_start(slurm):
     """A job above the node's CPUs that reached the queue (sbatch accepts it): the wait stops at its pending reason
     (PartitionConfig) with the fix, and cancels it."""

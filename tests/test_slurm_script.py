@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from standin_srun import stand_in_srun
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "slurm" / "hpcflow_run.sbatch"
 GPU_SCRIPT = ROOT / "slurm" / "hpcflow_gpu.sbatch"
@@ -30,11 +32,7 @@ steps = 3
 
 def _run(tmp_path, *args, script=SCRIPT, **env_extra):
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    srun = bin_dir / "srun"  # records its own options, drops them, then runs the command, as srun does for one task
-    srun.write_text('#!/bin/bash\nopts=()\nwhile [[ "$1" == --* ]]; do opts+=("$1"); shift; done\n'
-                    f'echo "${{opts[*]}}" >> {str(tmp_path / "srun_options")!r}\nexec "$@"\n')
-    srun.chmod(0o755)
+    stand_in_srun(bin_dir, tmp_path / "srun_options")
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
                PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1", **env_extra)
     if "SLURM_GPUS_PER_NODE" not in env_extra:  # (the test's own environment may be a Slurm job's)

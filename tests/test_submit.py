@@ -653,3 +653,81 @@ def test_names_written_into_the_sbatch_script_are_slurm_names(job, tmp_path, cap
     assert not out.exists()
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--partition", "gpu-a100,batch_2",
                  "--mpi", "pmix_v4", "--check"]) == 0
+
+
+#: `srun --mpi=list` in Slurm's two forms (hpcflow.submit.mpi_types): printf on stdout, as Slurm 22.05 prints it (its
+#: plugrack_print_mpi_plugins: the pmix versions comma-joined on the last line), and srun's log on stderr
+#: (plugrack_print_all_plugin: info() lines, types named after their mpi_*.so files or, older, as full types mpi/X).
+#: The types are the mpi_*.so files in Slurm's PluginDir: a site without mpi_pmi2.so lists no pmi2.
+SLURM_22_05 = ("MPI plugin types are...\n\tpmix\n\tnone\n\tcray_shasta\n\tpmi2\n"
+               "specific pmix plugin versions available: pmix_v4\n")
+PRINTF_NO_PMI2 = ("MPI plugin types are...\n\tnone\n\tcray_shasta\n\tpmix\n"
+                  "specific pmix plugin versions available: pmix_v3,pmix_v4\n")
+LOG_NO_PMI2 = "srun: MPI types are...\nsrun: none\nsrun: pmix\nsrun: pmix_v3\n"
+LOG_FULL_TYPES = "srun: MPI types are...\nsrun: mpi/none\nsrun: mpi/openmpi\nsrun: mpi/pmi2\n"
+
+
+@pytest.mark.parametrize("text, types", [
+    (SLURM_22_05, ["pmix", "none", "cray_shasta", "pmi2", "pmix_v4"]),
+    (PRINTF_NO_PMI2, ["none", "cray_shasta", "pmix", "pmix_v3", "pmix_v4"]),
+    (LOG_NO_PMI2, ["none", "pmix", "pmix_v3"]),
+    (LOG_FULL_TYPES, ["none", "openmpi", "pmi2"]),
+    ("srun: debug: a note first\n" + SLURM_22_05 + "srun: error: a warning after\n",
+     ["pmix", "none", "cray_shasta", "pmi2", "pmix_v4"]),
+    ("", None), ("srun: error: Unable to contact slurm controller\n", None),  # no list: the name is all that is checked
+    ("Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]]\n", None), ("MPI plugin types are...\n", None),
+], ids=["slurm-22.05", "printf", "log", "log-full-types", "log-lines-around", "empty", "error", "usage", "no-types"])
+def test_sruns_mpi_list_is_read_in_both_of_slurms_forms(text, types):
+    from hpcflow.submit.mpi_types import read_types
+
+    assert read_types(text) == types
+
+
+@pytest.mark.parametrize("listing, stream, types", [(PRINTF_NO_PMI2, 1, "none, cray_shasta, pmix, pmix_v3, pmix_v4"),
+                                                    (LOG_NO_PMI2, 2, "none, pmix, pmix_v3")],
+                         ids=["printf-stdout", "log-stderr"])
+def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_path, job, monkeypatch, capsys,
+                                                                          listing, stream, types):
+    """--mpi pmi2 where srun lists no pmi2: refused in one line naming --mpi, the value and srun's types, with and
+    without --check, before sbatch or any folder; the default pmi2 only where srun gets it (several tasks)."""
+    from standin_srun import stand_in_srun
+
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    stand_in_srun(tmp_path / "bin", tmp_path / "bin" / "srun_options", listing, stream)
+    out = str(tmp_path / "out")
+    for options in (["--mpi", "pmi2"], ["--mpi", "pmi2", "--check"], ["--ntasks-per-node", "2", "--check"],
+                    ["--mpi", "pmi", "--nodes", "2", "--wait"]):
+        assert main(["submit", str(job), "--out", out, "--executor", "slurm", *options]) == 2
+        err = capsys.readouterr().err
+        mpi = options[options.index("--mpi") + 1] if "--mpi" in options else "pmi2"
+        assert err == (f"hpcflow submit: error: --mpi {mpi}: not an MPI type of this cluster's srun, which offers "
+                       f"{types} (srun --mpi=list); pass --mpi with one of them\n")
+    assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]  # no sbatch, no --out, no logs
+    for options in ([], ["--mpi", "pmix_v3", "--ntasks-per-node", "2"], ["--mpi", "none", "--ntasks-per-node", "2"]):
+        assert main(["submit", str(job), "--out", out, "--executor", "slurm", "--check", *options]) == 0
+    assert main(["submit", str(job), "--out", out, "--executor", "local", "--mpi", "pmi2", "--check"]) == 0
+    assert set((tmp_path / "bin" / "srun_options").read_text().splitlines()) == {"--mpi=list"}  # it ran nothing
+
+
+def test_the_mpi_name_alone_is_checked_where_sruns_list_cannot_be_had(tmp_path, job, monkeypatch, capsys):
+    """srun missing, printing no list, or not answering in time: --mpi is checked as a name only, without delay."""
+    import time
+
+    from hpcflow.submit import mpi_types
+
+    bin_dir = tmp_path / "bin"
+    _stand_in_slurm(bin_dir, monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    monkeypatch.setattr(mpi_types, "TIMEOUT_S", 1)
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--mpi", "nosuchtype",
+            "--ntasks-per-node", "2", "--check"]
+    for srun in ("echo 'srun: error: Unable to contact slurm controller' >&2; exit 1", "exec sleep 30", None):
+        if srun is None:
+            (bin_dir / "srun").unlink()
+            monkeypatch.setenv("PATH", str(bin_dir))  # (no other srun either)
+        else:
+            _script(bin_dir / "srun", srun)
+        t0 = time.monotonic()
+        assert main(argv) == 0, capsys.readouterr().err
+        assert time.monotonic() - t0 < 10
+    assert main([*argv, "--mpi", "pmi2 x"]) == 2  # the name is still checked
+    assert "not a Slurm name" in capsys.readouterr().err

@@ -102,9 +102,12 @@ def run(args) -> int:
                      sampler=args.sampler, study=args.study)
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
-                             partition=args.partition, mpi=args.mpi, signal_delay=args.signal_delay)
+                             partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
+                             signal_delay=args.signal_delay)
     executor.check_executor(args.executor, res)
     fits = executor.require_fit(res) if args.executor == "slurm" else None  # (None: sinfo does not answer)
+    if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
+        executor.require_mpi_type(res.mpi)
     argvs = _argvs(args)
     if args.check:
         where = f" in partition {fits}" if fits else ""
@@ -148,7 +151,8 @@ def register(sub) -> None:
                    help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")
     p.add_argument("--array", type=_positive_int, default=1, help="tune: K workers sharing one study")
-    p.add_argument("--mpi", default="pmi2", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit)")
+    p.add_argument("--mpi", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit); --executor "
+                   "slurm: one of srun --mpi=list where srun is here")
     p.add_argument("--signal-delay", type=_positive_int, default=120,
                    help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120; "
                         "below --time)")

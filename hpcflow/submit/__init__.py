@@ -1,9 +1,9 @@
 """Batch submission of hpcflow commands with submitit: Slurm (sbatch/srun) or local subprocesses.
 
 `check` validates a job exactly as the command will before anything is queued; `capacity` refuses a request that
-no node of its partition can hold (sinfo); `task` is the submitted callable (the command line run in-process on
-every task, requeued with --resume after preemption); `executor` turns the resource options into a submitit
-executor, submits and waits; `pending` says which pending reasons end that wait. The MPI and GPU sbatch templates
-use `requeue` (which command, with --resume or not) and `step` (their run's step: SIGUSR1 passed on, requeued on
-exit status 4).
+no node of its partition can hold (sinfo), `mpi_types` a --mpi type the cluster's srun lacks; `task` is the
+submitted callable (the command line run in-process on every task, requeued with --resume after preemption);
+`executor` turns the resource options into a submitit executor, submits and waits; `pending` says which pending
+reasons end that wait. The MPI and GPU sbatch templates use `requeue` (which command, with --resume or not) and
+`step` (their run's step: SIGUSR1 passed on, requeued on exit status 4).
 """

@@ -15,7 +15,7 @@ from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from hpcflow.errors import UserError
-from hpcflow.submit import capacity, pending
+from hpcflow.submit import capacity, mpi_types, pending
 
 
 class SubmitError(UserError):
@@ -58,6 +58,14 @@ def require_fit(res: Resources) -> str | None:
     if why:
         raise SubmitError(why)
     return res.partition or next(p.name for p in parts.values() if p.default)
+
+
+def require_mpi_type(mpi: str) -> None:
+    """SubmitError when the srun here lacks MPI type `mpi` (mpi_types.unknown); no check where srun is missing or
+    its list cannot be read."""
+    why = mpi_types.unknown(mpi)
+    if why:
+        raise SubmitError(why)
 
 
 def check_executor(kind: str, res: Resources) -> None:
