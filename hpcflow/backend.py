@@ -71,7 +71,7 @@ def default_threads() -> int:
     """Worker threads for host array work (sampling, kernel tiles): $HPCFLOW_THREADS, else the usable CPUs."""
     env = os.environ.get("HPCFLOW_THREADS", "").strip()
     if env:
-        if not env.isdigit() or int(env) < 1:
+        if not (env.isascii() and env.isdigit()) or int(env) < 1:  # ASCII: str.isdigit takes '²'
             raise ConfigError(f"HPCFLOW_THREADS={env!r} is not a positive integer; set e.g. HPCFLOW_THREADS=2 or unset it")
         return int(env)
     try:

@@ -456,7 +456,7 @@ def check_environment(environ=None) -> None:
 
     env = os.environ if environ is None else environ
     threads = env.get("HPCFLOW_THREADS", "").strip()
-    if threads and not (threads.isdigit() and 1 <= int(threads) <= MAX_THREADS):
+    if threads and not (threads.isascii() and threads.isdigit() and 1 <= int(threads) <= MAX_THREADS):
         raise ConfigError(f"HPCFLOW_THREADS={threads[:40]!r} must be an integer in [1, {MAX_THREADS}]; "
                           "set e.g. HPCFLOW_THREADS=2 or unset it")
     backend = env.get("HPCFLOW_BACKEND", "").strip().lower()

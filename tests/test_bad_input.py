@@ -446,13 +446,24 @@ def test_check_resources_refuses_with_estimate_and_limit_and_can_be_overridden(t
 
 
 @pytest.mark.parametrize("name, value", [("HPCFLOW_THREADS", "0"), ("HPCFLOW_THREADS", "100000"),
-                                         ("HPCFLOW_THREADS", "two"), ("HPCFLOW_BACKEND", "fortran"),
+                                         ("HPCFLOW_THREADS", "two"), ("HPCFLOW_THREADS", "\u00b2"),
+                                         ("HPCFLOW_THREADS", "\u0663"), ("HPCFLOW_BACKEND", "fortran"),
                                          ("HPCFLOW_QUIET", "yes please"),
                                          ("SLURM_CPUS_PER_TASK", "0"), ("SLURM_CPUS_PER_TASK", "4x")])
 def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         _load(tmp_path, "quickstart.toml")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "0", "two"])
+def test_default_threads_refuses_what_is_not_ascii_digits(monkeypatch, value):
+    """str.isdigit() takes a superscript two (then int() raised a traceback) and other scripts' digits."""
+    from hpcflow.backend import default_threads
+
+    monkeypatch.setenv("HPCFLOW_THREADS", value)
+    with pytest.raises(ConfigError, match="HPCFLOW_THREADS"):
+        default_threads()
 
 
 def test_slurm_cpus_per_task_is_a_positive_integer_or_not_set():
