@@ -111,6 +111,17 @@ def test_a_requeued_worker_fails_its_earlier_runs_trial_at_once_and_does_not_cou
         optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
 
 
+@pytest.mark.parametrize("text", ["x", "-1", "1.0", "\u00b2", "\u0663"])
+def test_a_restart_count_that_is_not_ascii_digits_is_refused_in_one_line(text):
+    """SLURM_RESTART_COUNT: digits only (a superscript two passed str.isdigit and int() raised a traceback)."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.tune.storage import slurm_worker
+
+    assert slurm_worker({"SLURM_JOB_ID": "5", "SLURM_RESTART_COUNT": "3"}) == ("5", 3)
+    with pytest.raises(ConfigError, match="^SLURM_RESTART_COUNT=.* must be a whole number"):
+        slurm_worker({"SLURM_JOB_ID": "5", "SLURM_RESTART_COUNT": text})
+
+
 def _study_of(states_and_attrs):
     """An in-memory study with trials of the given (state, user_attrs) in number order."""
     study = optuna.create_study()

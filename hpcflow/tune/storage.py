@@ -141,7 +141,7 @@ def slurm_worker(environ=None) -> tuple[str | None, int]:
     if job is not None and array and task:
         job = f"{array}_{task}"
     text = env.get("SLURM_RESTART_COUNT", "").strip()
-    if text and not text.isdigit():
+    if text and not (text.isascii() and text.isdigit()):  # str.isdigit alone takes '²', which int() refuses
         raise ConfigError(f"SLURM_RESTART_COUNT={text[:40]!r} must be a whole number (Slurm sets it when it requeues "
                           "a job) or unset; fix it")
     return job, int(text or 0)
