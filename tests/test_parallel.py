@@ -162,10 +162,13 @@ def test_collectives_under_mpiexec(ranks):
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_one_rank_raising_ends_every_rank(ranks):
+    """... and what the failing rank had printed to stdout (a batch job's log: block-buffered) is not lost."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, "raise"],
-                       capture_output=True, text=True, timeout=90)
+                       capture_output=True, text=True, timeout=90, env=env)
     assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
     assert f"rank {ranks - 1}: ERROR RuntimeError: injected failure" in r.stderr
+    assert f"rank {ranks - 1} printed before failing" in r.stdout
 
 
 CLUSTERED_FLOW = """

@@ -236,6 +236,7 @@ def abort_on_error(comm=None):
             raise  # RunStop (preemption, numerical stop), exits and `refuse_together`'s refusals are decided
             # collectively: every rank raises them
         status = int(getattr(exc, "exit_status", 1))
+        sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
         if isinstance(exc, UserError):
             print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         else:

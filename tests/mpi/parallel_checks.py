@@ -53,5 +53,6 @@ c.Barrier()
 if len(sys.argv) > 1 and sys.argv[1] == "raise":
     with pcomm.abort_on_error():
         if r == R - 1:
+            print(f"rank {r} printed before failing")  # block-buffered on a pipe: lost unless flushed before Abort
             raise RuntimeError("injected failure")
         c.Barrier()  # the other ranks wait in a collective
