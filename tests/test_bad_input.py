@@ -202,6 +202,10 @@ def test_an_error_in_an_overridden_value_names_the_set(capsys):
         assert words in err and err.rstrip().endswith(f"(from --set {text})") and "flow.steps" not in err, err
     assert main(["run", job, "--out", "unused", "--check", "--set", "foo=1"]) == 2
     assert "expected SECTION.KEY=VALUE" in capsys.readouterr().err
+    # a key set twice: the last --set is in force, and the line names that one, not the fine value before it
+    assert main(["run", job, "--out", "unused", "--check", "--set", "flow.dt=1", "--set", "flow.dt=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "[flow].dt = -1" in err and err.rstrip().endswith("(from --set flow.dt=-1)"), err
 
 
 def test_deeply_nested_values_are_config_errors(tmp_path):

@@ -63,7 +63,7 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
     try:
         return _load_with_extras(path, overrides, ranks=ranks, memory_check=memory_check)
     except ConfigError as exc:
-        for text in overrides or ():
+        for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
             section, _, key = text.split("=", 1)[0].strip().partition(".")
             name = f"[{section}].{key}"
             if key and (f"{name} " in str(exc) or str(exc).rstrip().endswith(name)
