@@ -102,3 +102,15 @@ def test_save_refuses_directories_pseudo_files_and_empty_names_before_writing(tm
         with pytest.raises(OutputPathError, match=words):
             ps.save(target, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["d"] and list((tmp_path / "d").iterdir()) == []
+
+
+def test_save_over_an_existing_file_names_the_api_argument(tmp_path, good):
+    """PointSet.save is API: an existing file is refused with the keyword that overwrites it (force=True), not the
+    command line's --force; the file is kept as it was."""
+    ps, target = PointSet.load(good), tmp_path / "x.h5"
+    target.write_bytes(b"old")
+    with pytest.raises(OutputPathError, match=r"exists; choose another path or pass force=True") as exc:
+        ps.save(target)
+    assert "--" not in str(exc.value) and target.read_bytes() == b"old"
+    ps.save(target, force=True)
+    assert len(PointSet.load(target)) == len(ps)

@@ -109,7 +109,7 @@ class PointSet:
         if os.path.isdir(path):
             raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
         if os.path.lexists(path) and not force:
-            raise OutputPathError(f"{path} exists; choose another --out or pass --force to overwrite it")
+            raise OutputPathError(f"{path} exists; choose another path or pass force=True to overwrite it")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
