@@ -137,11 +137,16 @@ def _leading_int(text: str) -> int | None:
     return int(digits) if digits else None
 
 
-def _slurm_mebibytes(text: str) -> int | None:
-    """A Slurm memory size in MiB: a number with an optional K, M (default), G or T suffix (sbatch --mem's units)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", text or "", re.IGNORECASE)
-    if m is None:
+def slurm_mebibytes(name: str, environ=None) -> int | None:
+    """Slurm memory variable `name` (SLURM_MEM_PER_NODE / _PER_CPU) in MiB: a number with an optional K, M (default),
+    G or T suffix (sbatch --mem's units); None when unset or empty; ConfigError for anything else, which was ignored."""
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    if not text:
         return None
+    m = re.fullmatch(r"([0-9]+)\s*([KMGT]?)B?", text, re.IGNORECASE)
+    if m is None:
+        raise ConfigError(f"{name}={text[:40]!r} is not a memory size (MiB, or a number with a K, M, G or T suffix, "
+                          f"as Slurm sets it for --mem/--mem-per-cpu); unset it or set e.g. {name}=4000")
     return int(m.group(1)) * {"K": 2**-10, "": 1, "M": 1, "G": 2**10, "T": 2**20}[m.group(2).upper()]
 
 
@@ -194,10 +199,10 @@ def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[floa
     cg = cgroup_limit(root)
     if cg is not None:
         found.append((cg / local, "cgroup memory limit"))
-    per_node = _slurm_mebibytes(env.get("SLURM_MEM_PER_NODE", ""))
+    per_node = slurm_mebibytes("SLURM_MEM_PER_NODE", env)
     if per_node:
         found.append((per_node * 2**20 / local, "SLURM_MEM_PER_NODE"))
-    per_cpu = _slurm_mebibytes(env.get("SLURM_MEM_PER_CPU", ""))
+    per_cpu = slurm_mebibytes("SLURM_MEM_PER_CPU", env)
     if per_cpu:
         cpus = slurm_cpus_per_task(env) or 1
         found.append((per_cpu * 2**20 * cpus, "SLURM_MEM_PER_CPU"))
@@ -449,8 +454,8 @@ def ignore_requested(environ=None) -> bool:
 
 def check_environment(environ=None) -> None:
     """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
-    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1) and SLURM_CPUS_PER_TASK (>= 1; read for threads
-    and memory); ConfigError naming the variable otherwise."""
+    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), SLURM_CPUS_PER_TASK (>= 1; read for threads
+    and memory) and SLURM_MEM_PER_NODE / _PER_CPU (memory sizes); ConfigError naming the variable otherwise."""
     from hpcflow.backend import _CHOICES
     from hpcflow.jobs.schema import MAX_THREADS
 
@@ -468,6 +473,8 @@ def check_environment(environ=None) -> None:
         raise ConfigError(f"HPCFLOW_QUIET={quiet[:40]!r} must be 1 (no progress bars) or unset; fix it")
     ignore_requested(env)
     slurm_cpus_per_task(env)
+    for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
+        slurm_mebibytes(name, env)
 
 
 def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, force: bool = False,

@@ -414,10 +414,15 @@ def test_memory_limit_reads_cgroups_and_slurm(tmp_path):
         1500 * 2**20, "SLURM_MEM_PER_CPU")
     with pytest.raises(ConfigError, match="SLURM_CPUS_PER_TASK='4x'"):  # was read as 4 CPUs
         memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "500", "SLURM_CPUS_PER_TASK": "4x"})
-    # sbatch --mem units (M default, K/G/T), and a value that is not a size does not count
+    # sbatch --mem units (M default, K/G/T); 0 (--mem=0: the whole node) is no limit; a value that is not a size
+    # is refused in one line naming it (it was ignored: the job ran without the limit Slurm would enforce)
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "2G"}) == (2 * 2**30, "SLURM_MEM_PER_NODE")
     assert memory_limit(root=none, environ={"SLURM_MEM_PER_CPU": "512k"}) == (2**19, "SLURM_MEM_PER_CPU")
-    assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "abc"})[1] != "SLURM_MEM_PER_NODE"
+    assert memory_limit(root=none, environ={"SLURM_MEM_PER_NODE": "0"})[1] != "SLURM_MEM_PER_NODE"
+    for name, text in (("SLURM_MEM_PER_NODE", "abc"), ("SLURM_MEM_PER_NODE", "2X"), ("SLURM_MEM_PER_CPU", "-5"),
+                       ("SLURM_MEM_PER_CPU", "1.5G"), ("SLURM_MEM_PER_NODE", "\u0663")):
+        with pytest.raises(ConfigError, match=f"^{name}='.*' is not a memory size .* unset it or set e.g. {name}="):
+            memory_limit(root=none, environ={name: text})
     # ranks on this node from SLURM_TASKS_PER_NODE ("2(x2),1": 2, 2 and 1 tasks on nodes 0-2) without
     # --ntasks-per-node: node memory is shared by this node's ranks, not by all 5
     for node, local in ((1, 2), (2, 1)):
@@ -453,7 +458,8 @@ def test_check_resources_refuses_with_estimate_and_limit_and_can_be_overridden(t
                                          ("HPCFLOW_THREADS", "two"), ("HPCFLOW_THREADS", "\u00b2"),
                                          ("HPCFLOW_THREADS", "\u0663"), ("HPCFLOW_BACKEND", "fortran"),
                                          ("HPCFLOW_QUIET", "yes please"),
-                                         ("SLURM_CPUS_PER_TASK", "0"), ("SLURM_CPUS_PER_TASK", "4x")])
+                                         ("SLURM_CPUS_PER_TASK", "0"), ("SLURM_CPUS_PER_TASK", "4x"),
+                                         ("SLURM_MEM_PER_NODE", "lots"), ("SLURM_MEM_PER_CPU", "2GiB")])
 def test_environment_variables_are_checked_before_work(tmp_path, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
