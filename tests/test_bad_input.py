@@ -226,6 +226,24 @@ def test_set_accepts_single_values():
     assert parse_override("scaling.n_points=[1, 2]") == ("scaling", "n_points", [1, 2])
 
 
+def test_none_on_a_key_that_is_not_optional_says_it_cannot_unset(capsys):
+    """`none` unsets optional keys (default None); on another key the line says so and what to give, instead of
+    "'none' must be a list; fix its type", which hid that [] is the sweep switched off."""
+    from hpcflow.cli import main
+
+    jobs = ROOT / "jobs"
+    for cmd, job, text, words in (
+            ("nn", "nn_width_sweep.toml", "width_sweep.widths=none", "this one defaults to []; give a list"),
+            ("run", "quickstart.toml", "flow.steps=none", "this one defaults to 50; give an integer")):
+        assert main([cmd, str(jobs / job), "--out", "unused", "--check", "--set", text]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "= 'none' cannot unset it: only optional keys unset" in err and words in err
+    schema = {"job": {"kind": Field(str)}, "s": {"k": Field(int)}}
+    with pytest.raises(ConfigError, match=r"\[s\]\.k = 'none' cannot unset it: .* this one is required; give an int"):
+        validate({"job": {"kind": "x"}, "s": {"k": "none"}}, schema)
+    assert validate({"job": {"kind": "x"}, "s": {"k": 3}}, schema)["s"]["k"] == 3
+
+
 @pytest.mark.parametrize("job", JOBS, ids=lambda p: p.name)
 def test_saved_job_rereads_to_the_same_configuration(job):
     _, cfg = registry.load(job)

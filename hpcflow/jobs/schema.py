@@ -113,6 +113,10 @@ def validate_field(where: str, value, field: Field):
     try:
         value = _coerce(value, field.type)
     except (TypeError, OverflowError):
+        if value == "none" and field.default is not None:  # the word that unsets an optional key: this one is not
+            has = "is required" if field.required else f"defaults to {_short(field.default)}"
+            raise ConfigError(f"{where} = 'none' cannot unset it: only optional keys unset, and this one {has}; "
+                              f"give {_type_name(field.type)}") from None
         raise ConfigError(f"{where} = {_short(value)} must be {_type_name(field.type)}; fix its type") from None
     hint = f" ({field.help})" if field.help else ""
     if field.items is not None:
