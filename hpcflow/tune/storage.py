@@ -89,16 +89,35 @@ def journal_problem(path: str, *, partial_tail_ok: bool = False) -> str | None:
     if tail and not partial_tail_ok:
         return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk); remove that "
                 f"partial last line (keep lines 1-{len(lines)}), or pass another --storage")
+    replay = _replay()
     for i, line in enumerate(lines, start=1):
         try:
             op = json.loads(line)
         except ValueError:
             op = None
+        what = "not an Optuna journal" if i == 1 else "damaged"
         if not (isinstance(op, dict) and isinstance(op.get("op_code"), int)):
-            what = "not an Optuna journal" if i == 1 else "damaged"
             return (f"line {i} is not an Optuna journal operation (the file is {what}); restore it from a copy, "
                     "or pass another --storage")
+        try:  # Optuna's own reader, a line at a time: an operation it cannot apply is named by its line
+            replay is None or replay.apply_logs([op])
+        except Exception as exc:  # noqa: BLE001 - KeyError, AssertionError, TypeError ... of a malformed operation
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+            return (f"line {i} is an operation Optuna cannot apply ({why}; the file is {what}); restore it from a "
+                    "copy, or pass another --storage")
     return None
+
+
+def _replay():
+    """Optuna's journal replayer (the state a journal's operations build), or None where this Optuna moved it."""
+    try:
+        from optuna.storages.journal._storage import JournalStorageReplayResult
+    except ImportError:
+        try:
+            from optuna.storages._journal.storage import JournalStorageReplayResult
+        except ImportError:
+            return None
+    return JournalStorageReplayResult("hpcflow-check-")
 
 
 def check_journal(path: str) -> None:
