@@ -61,10 +61,23 @@ def test_sample_cli_end_to_end(tmp_path):
     np.testing.assert_array_equal(ps.points, Hypersurface.fermat(3).sample(2000, seed=0, chart=(0, 1)).points)
 
 
+def test_sample_cli_takes_a_whole_count_in_float_notation(tmp_path):
+    """--n 2e3 is --n 2000 (as the API's sample(2e3)): the same file, bitwise."""
+    for n in ("2e3", "2000"):
+        r = hpcflow("sample", "--n", n, "--seed", "3", "--out", str(tmp_path / f"{n}.h5"), "--quiet")
+        assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "2e3.h5") as a, h5py.File(tmp_path / "2000.h5") as b:
+        assert sorted(a) == sorted(b) and all(np.array_equal(a[k][()], b[k][()]) for k in a)
+        assert a["points"].shape[0] == 2000
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--manifold", "foo"], "--manifold"),
     (["--dim", "0"], "dim"),
     (["--n", "0"], "--n"),
+    (["--n", "12.5"], "--n"),
+    (["--n", "1e400"], "--n"),
+    (["--n", "nan"], "--n"),
     (["--chart", "2", "2"], "chart"),
     (["--chart", "0", "7"], "chart"),
     (["--psi", "abc", "--manifold", "dwork"], "--psi"),

@@ -96,12 +96,30 @@ def _complex(s: str) -> complex:
         raise argparse.ArgumentTypeError(f"{s!r} is not a complex number; write e.g. 0.5 or 0.1+0.2j") from None
 
 
+def _count(text: str) -> int:
+    """--n as an integer, also written as a whole number in float notation (1e5, as the API's sample(1e5))."""
+    import argparse
+    import math
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; write e.g. 100000 or 1e5")
+    return int(value)
+
+
 def register(sub) -> None:
     p = sub.add_parser("sample", help="sample points on a CY hypersurface (Shiffman-Zelditch) to HDF5")
     p.add_argument("--manifold", default="fermat", help="fermat | dwork (default fermat)")
     p.add_argument("--dim", type=int, default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 (1 torus, 2 K3, 3 quintic)")
     p.add_argument("--psi", type=_complex, default=0.0, help="Dwork parameter psi (dwork only)")
-    p.add_argument("--n", type=int, required=True, help="number of points")
+    p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
                    help="keep only points whose chart is (scale index I, eliminated index J)")
