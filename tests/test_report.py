@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, make_study, md_rows, run_dirs
+from analysis_runs import PNG_MAGIC, ROOT, env, extended_copy, make_study, md_rows, run_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -33,13 +33,7 @@ def report(runs, tmp_path_factory):
     interrupted, extended, empty = base / "interrupted", base / "extended", base / "empty"
     shutil.copytree(runs["flow"], interrupted)
     os.remove(interrupted / "summary.json")
-    shutil.copytree(runs["flow_gauss"], extended)
-    with h5py.File(extended / "checkpoint.h5", "a") as f:
-        f.attrs["step"] = 9
-    with open(extended / "summary.json") as fh:
-        s = json.load(fh)
-    with open(extended / "summary.json", "w") as fh:
-        json.dump({**s, "checkpoint_step": 5}, fh)
+    extended_copy(runs["flow_gauss"], extended, described=3)  # its 5 steps in checkpoint.h5, 3 in summary.json
     empty.mkdir()
     make_study(base / "tune", runs["flow"], [0.4, 2.0, 1.1])
     dirs = [runs[k] for k in ("flow", "flow_gauss", "noise", "scaling", "clustering", "nn", "local_limit")]
@@ -89,7 +83,7 @@ def test_runs_table_numbers_and_status(report, runs):
     assert float(row[8]) == pytest.approx(s["gain_train"], rel=1e-3)
     assert float(row[10]) == pytest.approx(s["wall_seconds"], rel=1e-3)
     assert rows["interrupted"][2].startswith("incomplete: no summary.json")
-    assert rows["extended"][2].startswith("incomplete: checkpoint.h5 is at step 9 but summary.json describes step 5")
+    assert rows["extended"][2].startswith("incomplete: checkpoint.h5 is at step 5 but summary.json describes step 3")
     assert "empty" not in rows
     # the study's row: its trials by state and best trial (make_study: values 0.4, 2.0, 1.1), whose run directory
     # (the flow run) gives the other numbers
@@ -128,6 +122,31 @@ def test_completeness_contract(tmp_path, runs):
         with open(d / "checkpoint.h5", "r+b") as fh:
             fh.truncate(cut)
         assert completeness(d) == (False, "checkpoint.h5 unreadable (damaged); rerun the job with --force")
+
+
+def _drop_attr(f, name):
+    del f.attrs[name]
+
+
+#: how a finished flow's checkpoint.h5 is spoiled -> the phrase its runs-table status gives
+SPOILED = {"no n_train": (lambda f: _drop_attr(f, "n_train"), "dataset or attribute 'n_train' is missing"),
+           "no test/g": (lambda f: f.pop("test/g"), "dataset or attribute 'g' is missing"),
+           "config cut": (lambda f: f.attrs.modify("config", "{cut"), "attribute 'config' is missing or not JSON"),
+           "step past history": (lambda f: f.attrs.modify("step", 9), "history length 7 does not match step 9")}
+
+
+def test_completeness_of_a_checkpoint_resume_refuses_names_why_in_a_phrase(tmp_path, runs):
+    """A finished flow whose checkpoint.h5 opens but lacks an attribute or a metric dataset, holds a configuration
+    that is no JSON, or says more steps than its history holds is damaged (as --resume finds it), whatever its
+    summary says; the reason is one phrase naming the entry."""
+    from hpcflow.analysis.rundir import completeness
+
+    for case, (spoil, phrase) in SPOILED.items():
+        d = tmp_path / case.replace(" ", "_").replace("/", "_")
+        shutil.copytree(runs["flow"], d)
+        with h5py.File(d / "checkpoint.h5", "a") as f:
+            spoil(f)
+        assert completeness(d) == (False, f"checkpoint.h5 damaged: {phrase}; rerun the job with --force"), case
 
 
 def test_report_of_nothing_is_one_line_exit_2(tmp_path):
@@ -383,3 +402,39 @@ def test_a_study_row_counts_trials_by_state_and_names_the_best(tmp_path, runs):
     (tmp_path / "blank" / "study.journal").write_text("")
     assert row(detect(tmp_path / "blank"))[2].startswith("unreadable: ") and "holds no study" in row(
         detect(tmp_path / "blank"))[2]
+
+
+def test_a_checkpoint_that_resume_refuses_is_damaged_in_the_runs_table_table1_and_figures(tmp_path, runs, capsys):
+    """A finished run whose checkpoint.h5 lacks a dataset, or was replaced by another HDF5 file (a point set), is
+    refused by --resume; the report agrees: its row and Table 1 status say damaged and why, not finished, the
+    sigma-history legend marks the run it still draws, the point set is skipped there, Table 1 leaves both out."""
+    from hpcflow.analysis import histories, table1
+    from hpcflow.cli import main
+    from hpcflow.report.build import build_report
+
+    no_dt, other = tmp_path / "no_dt", tmp_path / "other"
+    for d in (no_dt, other):
+        shutil.copytree(runs["flow"], d)
+    with h5py.File(no_dt / "checkpoint.h5", "a") as f:
+        del f["history/dt"]
+    assert main(["sample", "--n", "50", "--out", str(tmp_path / "points.h5"), "--quiet"]) == 0
+    shutil.copy(tmp_path / "points.h5", other / "checkpoint.h5")
+    capsys.readouterr()
+    for d in (no_dt, other):
+        assert main(["run", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'dt'" in err and "not an hpcflow flow checkpoint (attribute kind)" in err
+    res = build_report([runs["flow"], str(no_dt), str(other)], tmp_path / "out")
+    md = open(res["md"], encoding="utf-8").read()
+    rows = md_rows(md.split("## Runs")[1].split("\n## ")[0])
+    mark = "incomplete: checkpoint.h5 damaged: dataset or attribute 'dt' is missing"
+    assert rows["no_dt"][2] == f"{mark}; rerun the job with --force"
+    assert rows["other"][2] == ("incomplete: checkpoint.h5 damaged: not an hpcflow flow checkpoint (attribute kind); "
+                                "rerun the job with --force")
+    assert rows["flow"][2] == "finished"
+    t1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert "| flow | finished |" in t1 and "| no_dt |" not in t1 and "| other |" not in t1
+    assert [p for p, why in res["skipped"]] == [str(other)] and "sigma histories" in res["skipped"][0][1]
+    assert histories.load(no_dt)["label"] == f"no_dt [delta] ({mark})"
+    assert table1.load_row(no_dt)["status"] == mark
+

@@ -1,13 +1,15 @@
 """Run directories as offline analysis reads them: the files a run wrote, its completeness, named datasets.
 
 Layout and completeness follow the run-directory contract (README, "Job files"): summary.json is written
-last; a run is complete when summary.json exists and its `checkpoint_step` equals checkpoint.h5's `step`.
+last; a run is complete when summary.json exists and its `checkpoint_step` equals checkpoint.h5's `step`, and
+checkpoint.h5 is one that --resume reads (else the run is damaged, whatever its summary says).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import h5py
@@ -161,19 +163,31 @@ class _Unreadable(Exception):
     """checkpoint.h5 exists but is not a readable HDF5 file."""
 
 
-def _checkpoint_step(path) -> int | None:
-    """checkpoint.h5's `step` attribute, else the length of its sigma history minus one (None when it holds
-    neither); _Unreadable when the file cannot be opened (truncated, not HDF5)."""
+class _Damaged(Exception):
+    """checkpoint.h5 opens but is no complete flow checkpoint: --resume refuses it (the message says why)."""
+
+
+def _checkpoint_step(path) -> int:
+    """checkpoint.h5's `step` as --resume reads it (`hpcflow.checkpoint.load_resume`, the one judge of a readable
+    and complete flow checkpoint); _Unreadable when h5py cannot open the file (cut short, not HDF5), _Damaged with
+    the loader's reason in a short phrase when it refuses the file (a dataset missing, another HDF5 file)."""
+    from hpcflow.checkpoint import load_resume
+
     try:
-        with h5py.File(path, "r") as f:
-            if "step" in f.attrs:
-                return int(f.attrs["step"])
-            shape = f["history/sigma_train"].shape if isinstance(f.get("history/sigma_train"), h5py.Dataset) else ()
-            if len(shape) == 1:
-                return int(shape[0]) - 1
-    except (OSError, TypeError, ValueError):  # not HDF5, cut short, or a `step` that is no integer
+        h5py.File(path, "r").close()
+    except OSError:
         raise _Unreadable(path) from None
-    return None
+    try:
+        return load_resume(path).step
+    except (InputFileError, OSError) as exc:
+        raise _Damaged(_phrase(path, exc)) from None
+
+
+def _phrase(path, exc) -> str:
+    """The checkpoint loader's message without the file name and the fix, h5py's wording of a missing object cut to
+    the name it quotes ("dataset or attribute 'dt' is missing")."""
+    text = str(exc).removeprefix(f"{path}: ").split("; ")[0]
+    return re.sub(r"\"Unable to [^\"]*?(?:object|attribute:) '([^'\"]+)'[^\"]*\"", r"'\1'", text)
 
 
 def training_history(path, names, *, hint: str) -> dict:
@@ -191,13 +205,16 @@ def training_history(path, names, *, hint: str) -> dict:
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
-    cannot be read makes the run incomplete (damaged), whatever its summary says."""
+    cannot be read, or that --resume refuses (a dataset missing, another HDF5 file), makes the run incomplete
+    (damaged, the reason in a short phrase), whatever its summary says."""
     run_dir = os.fspath(run_dir)
     ckpt = os.path.join(run_dir, CHECKPOINT)
     try:
         step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
     except _Unreadable:
         return False, "checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    except _Damaged as exc:
+        return False, f"checkpoint.h5 damaged: {exc}; rerun the job with --force"
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
