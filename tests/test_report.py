@@ -404,6 +404,45 @@ def test_a_study_row_counts_trials_by_state_and_names_the_best(tmp_path, runs):
         detect(tmp_path / "blank"))[2]
 
 
+def _with_summary(src, dst, **changes) -> str:
+    """A copy of run directory `src` whose summary.json has `changes` (a None value removes the key)."""
+    shutil.copytree(src, dst)
+    s = json.loads((dst / "summary.json").read_text())
+    s.update(changes)
+    (dst / "summary.json").write_text(json.dumps({k: v for k, v in s.items() if v is not None}))
+    return str(dst)
+
+
+def test_wall_time_of_a_resumed_run_is_its_legs_total_with_the_leg_count(tmp_path, runs):
+    """A flow extended with --resume (two legs) shows the whole run's cost, the earlier leg's recorded seconds plus
+    the last run's, and its leg count; so does a network run's summary of two legs; a summary written before legs
+    were recorded shows its wall_seconds; a leg of unknown time is named, as the total leaves it out."""
+    from hpcflow.cli import main
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = tmp_path / "resumed"
+    shutil.copytree(runs["flow"], d)
+    assert main(["run", str(d / "job.toml"), "--out", str(d), "--resume", "--set", "flow.steps=8", "--quiet"]) == 0
+    s = json.loads((d / "summary.json").read_text())
+    assert [(g["from_step"], g["to_step"]) for g in s["legs"]] == [(0, 6), (6, 8)]
+    total = s["legs"][0]["wall_seconds"] + s["wall_seconds"]
+    assert total > 1.2 * s["wall_seconds"]  # the last leg alone is visibly less
+    cell = re.fullmatch(r"(\S+) \(2 legs\)", row(detect(d))[10])
+    assert cell and float(cell.group(1)) == pytest.approx(total, rel=1e-3), row(detect(d))[10]
+    nn = json.loads(open(os.path.join(runs["nn"], "summary.json")).read())
+    first = nn["legs"][0]
+    legs = [first, {**first, "from_step": first["to_step"], "to_step": first["to_step"] + 1, "wall_seconds": 2.5}]
+    two = _with_summary(runs["nn"], tmp_path / "nn2", legs=legs, wall_seconds=2.5,
+                        wall_seconds_total=first["wall_seconds"] + 2.5)
+    assert row(detect(two))[10] == f"{first['wall_seconds'] + 2.5:.4g} (2 legs)"
+    old = _with_summary(d, tmp_path / "old", legs=None, wall_seconds_total=None)
+    assert row(detect(old))[10] == f"{s['wall_seconds']:.4g}"
+    untimed = [{**s["legs"][0], "wall_seconds": None}, s["legs"][1]]
+    v1 = _with_summary(d, tmp_path / "v1", legs=untimed, wall_seconds_total=s["wall_seconds"])
+    assert row(detect(v1))[10] == f"{s['wall_seconds']:.4g} (2 legs, 1 of unknown time)"
+
+
 def test_a_checkpoint_that_resume_refuses_is_damaged_in_the_runs_table_table1_and_figures(tmp_path, runs, capsys):
     """A finished run whose checkpoint.h5 lacks a dataset, or was replaced by another HDF5 file (a point set), is
     refused by --resume; the report agrees: its row and Table 1 status say damaged and why, not finished, the

@@ -73,7 +73,7 @@ def _study_summary(path, study_name) -> dict:
         ov = overview(path, study_name)
     except (UserError, ImportError) as exc:  # unreadable storage, several studies without --study, no optuna
         return {"study_error": " ".join(str(exc).split())}
-    skip = ("kind", "status", "stopped", "wall_seconds")  # the study's own, not the best trial's
+    skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
     return {**{k: v for k, v in ov.pop("best_summary", {}).items() if k not in skip}, "study": ov}
 
 

@@ -55,7 +55,19 @@ def row(info) -> list:
         gains = _width_gains(s.get("table"))
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
     return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(ranks),
-            _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _num(s.get("wall_seconds"))]
+            _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _wall(s)]
+
+
+def _wall(s: dict) -> str:
+    """The whole run's wall time: `wall_seconds_total` (every leg of a resumed run), else `wall_seconds` (a summary
+    written before runs recorded legs); '(k legs)' after it for a run of several legs, naming those of unknown time
+    (a leg before legs were recorded), which the total leaves out."""
+    text = _num(s.get("wall_seconds_total", s.get("wall_seconds")))
+    legs = s.get("legs") if isinstance(s.get("legs"), list) else []
+    if len(legs) < 2:
+        return text
+    untimed = sum(not isinstance(g, dict) or not isinstance(g.get("wall_seconds"), (int, float)) for g in legs)
+    return f"{text} ({len(legs)} legs" + (f", {untimed} of unknown time" if untimed else "") + ")"
 
 
 def _width_gains(rows) -> list:
