@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, extended_copy, make_study, md_rows, run_dirs
+from analysis_runs import PNG_MAGIC, ROOT, env, extended_copy, interrupted_copy, make_study, md_rows, run_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -477,3 +477,16 @@ def test_a_checkpoint_that_resume_refuses_is_damaged_in_the_runs_table_table1_an
     assert histories.load(no_dt)["label"] == f"no_dt [delta] ({mark})"
     assert table1.load_row(no_dt)["status"] == mark
 
+
+def test_a_killed_flow_run_shows_n_kernel_and_ranks_from_its_checkpoint(tmp_path, runs):
+    """SIGKILL leaves a flow without summary.json: its row takes N train / test, the kernel and the ranks from
+    checkpoint.h5's attributes (n_train, n_test, config, ranks), not '-' or one rank."""
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    killed = interrupted_copy(runs["flow"], tmp_path / "killed", status="running")
+    with h5py.File(os.path.join(killed, "checkpoint.h5"), "a") as f:
+        f.attrs["ranks"] = 2  # as a run on two ranks writes it
+        n_train, n_test = f["train/g"].shape[0], f["test/g"].shape[0]  # the metrics it holds, one per point
+    cells = row(detect(killed))
+    assert cells[2].startswith("incomplete: no summary.json") and cells[3:6] == [f"{n_train} / {n_test}", "delta", "2"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, MissingData,
-                                     completeness, dataset_names, read_summary)
+                                     completeness, dataset_names, read_attrs, read_summary)
 
 LOCAL_LIMIT = "local_limit.h5"
 STUDY_RECORD = "study.json"
@@ -59,6 +59,8 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     complete, reason = completeness(path)
     summary = read_summary(path) or {}
+    if kind == "flow":
+        summary = {**_checkpoint_numbers(path), **summary}
     if kind in ("flow", "nn"):
         summary = {**summary, **_history_sigmas(path, summary, kind)}
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products)
@@ -75,6 +77,21 @@ def _study_summary(path, study_name) -> dict:
         return {"study_error": " ".join(str(exc).split())}
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
     return {**{k: v for k, v in ov.pop("best_summary", {}).items() if k not in skip}, "study": ov}
+
+
+#: checkpoint.h5 attributes (hpcflow.checkpoint schema) that stand in for summary keys a flow run lacks
+CHECKPOINT_KEYS = {"n_train": int, "n_test": int, "ranks": int, "config": dict}
+
+
+def _checkpoint_numbers(path) -> dict:
+    """N train / test, ranks and job configuration from checkpoint.h5's attributes, for a flow run killed before it
+    wrote its summary ({} when the file cannot be read; values of another type left out)."""
+    try:
+        attrs = read_attrs(os.path.join(path, CHECKPOINT))
+    except MissingData:
+        return {}
+    return {k: attrs[k] for k, t in CHECKPOINT_KEYS.items()
+            if isinstance(attrs.get(k), t) and not isinstance(attrs[k], bool)}
 
 
 def _history_sigmas(path, summary: dict, kind: str) -> dict:
