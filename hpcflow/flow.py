@@ -8,16 +8,18 @@ train-point gradients. dL/dv is the gradient of the total loss (eq. B.11 or B.14
 (`kappa_gradient="exact"`) or held within the step ("fixed"). sigma_train / sigma_test (eq. B.11, each set with
 its own kappa) are recorded per step, step 0 = FS.
 
-Distribution (one code for every rank count R; R = 1 is the single process): `train` and `test` are THIS
-rank's rows, `train_idx` / `test_idx` their global indices (sorted; default: ranks hold consecutive runs in
-rank order, so at R = 1 the whole set). A set that every rank passes whole (bitwise the same rows on every
-rank, e.g. `Hypersurface.sample`'s default layout "all") without indices is one set, not R copies: each rank
-keeps its `decompose.share` rows of it (as `hpcflow.nn.train.train` does), so the flow equals the
-single-process run; the check is one allgather of (rows, digest) per set (`hpcflow.parallel.replicated`),
-and FlowResult.train_idx / test_idx say which rows a rank kept. Every global sum (kappa and its weight sums, the
-loss's sums, sigma_train, sigma_test, held test points) is `hpcflow.parallel.reduce.exact_sum`, correctly
-rounded, so every decision and every history value is the same on all ranks and does not depend on R or on the
-split; "some train metric lost positivity, halve dt" is one collective decision (`reduce.any_true`).
+Distribution (one code for every rank count R; R = 1 is the single process): `train` and `test` are THIS rank's
+rows, `train_idx` / `test_idx` their global indices (sorted; default: ranks hold consecutive runs in rank order, so
+at R = 1 the whole set); given ones must be, over the ranks, each of 0..N-1 once (N = the ranks' rows together; at
+R = 1 arange(N)), or every rank refuses them (`hpcflow.parallel.partition`). A set that every rank passes whole
+(bitwise the same rows on every rank, e.g. `Hypersurface.sample`'s default layout "all") without indices is one
+set, not R copies: each rank keeps its `decompose.share` rows of it (as `hpcflow.nn.train.train` does), so the flow
+equals the single-process run; the check is one allgather of (rows, digest) per set
+(`hpcflow.parallel.replicated`), and FlowResult.train_idx / test_idx say which rows a rank kept. Every global sum
+(kappa and its weight sums, the loss's sums, sigma_train, sigma_test, held test points) is
+`hpcflow.parallel.reduce.exact_sum`, correctly rounded, so every decision and every history value is the same on
+all ranks and does not depend on R or on the split; "some train metric lost positivity, halve dt" is one collective
+decision (`reduce.any_true`).
 - Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
   be among this rank's rows; their source rows held by other ranks (the halo) arrive through one
   `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
@@ -59,6 +61,7 @@ from hpcflow.kernels.base import DEFAULT_TILE
 from hpcflow.metric import KAPPA_GRADIENTS, LOSSES, is_positive_definite, loss_and_grad
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import displs, share
+from hpcflow.parallel.partition import check_indices
 from hpcflow.parallel.replicated import identical_on_all
 from hpcflow.parallel.reduce import any_true, exact_sum
 
@@ -151,12 +154,9 @@ def _clip(update, clip):
     return update * scale[:, None]
 
 
-def _rows_index(idx, n_local, comm, what):
-    """Global indices of this rank's rows: given (checked sorted, unique), or consecutive runs in rank order."""
+def _rows_index(idx, n_local, comm):
+    """Global indices of this rank's rows: given (`partition.check_indices`), or consecutive runs in rank order."""
     if idx is not None:
-        idx = np.asarray(idx, dtype=np.int64)
-        if idx.shape != (n_local,) or (idx.size > 1 and np.any(np.diff(idx) <= 0)):
-            raise ValueError(f"{what}: need {n_local} strictly increasing global indices, one per local row")
         return idx
     counts = np.array(comm.allgather(int(n_local)), dtype=np.int64)
     lo = int(displs(counts)[comm.Get_rank()])
@@ -207,7 +207,7 @@ def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
         return train, test
     out = []
     for ps, idx in ((train, train_idx), (test, test_idx)):
-        # (rows with global indices are this rank's by the caller's word: nothing to compare)
+        # (rows with global indices are this rank's: `check_indices` saw them partition the set)
         whole = ps is not None and idx is None and identical_on_all([to_host(getattr(ps, f)) for f in _POINT_FIELDS],
                                                                     comm=comm)
         if whole:
@@ -282,6 +282,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     c = pcomm.resolve(comm)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
+    train_idx, test_idx = check_indices((("train_idx", train_idx, len(train)),
+                                         ("test_idx", test_idx, 0 if test is None else len(test))), comm=c)
     train, test = _shares_of_whole_sets(train, test, train_idx, test_idx, c)
     n_train = int(exact_sum(np.array([float(len(train))]), comm=c))
     if n_train == 0:
@@ -290,8 +292,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     if n_test == 0:
         test = None  # no test points on any rank: as test=None (a flow job's n_test = 0)
     has_test = test is not None
-    train_idx = _rows_index(train_idx, len(train), c, "train_idx")
-    test_idx = _rows_index(test_idx, len(test) if has_test else 0, c, "test_idx")
+    train_idx = _rows_index(train_idx, len(train), c)
+    test_idx = _rows_index(test_idx, len(test) if has_test else 0, c)
     tr, te = _on(train, xp), _on(test, xp)
     if blocks is not None:
         blocks = list(blocks)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpcflow.errors import ConfigError
-from hpcflow.flow import kernel_flow
+from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointset import FIELDS
@@ -115,6 +115,13 @@ def test_apply_refuses_a_gradient_per_other_rows(sets, name, kw):
 
 
 # ---- kernel_flow --------------------------------------------------------------------------------------------
+class Unused:
+    """A kernel that fails if the flow gets as far as using it."""
+
+    def operator(self, *a, **k):
+        raise AssertionError("the kernel was used before the arguments were checked")
+
+
 @pytest.mark.parametrize("kw, word", [
     (dict(clip=-1.0), "clip"), (dict(clip=0), "clip"), (dict(early_stop=0), "early_stop"),
     (dict(loss="bogus"), "loss"), (dict(kappa_gradient="x"), "kappa_gradient"), (dict(steps=2.5), "steps"),
@@ -123,12 +130,6 @@ def test_apply_refuses_a_gradient_per_other_rows(sets, name, kw):
     (dict(cache_bytes=1.5), "cache_bytes=1.5"), (dict(tile=0), "tile=0"), (dict(tile=2.5), "tile=2.5"),
 ])
 def test_kernel_flow_refuses_bad_numbers_before_any_work(sets, kw, word):
-    class Unused:
-        """A kernel that fails if the flow gets as far as using it."""
-
-        def operator(self, *a, **k):
-            raise AssertionError("the kernel was used before the arguments were checked")
-
     args = dict(dt=1.0, steps=0, **{k: v for k, v in kw.items() if k not in ("dt", "steps")})
     args.update({k: v for k, v in kw.items() if k in ("dt", "steps")})
     with pytest.raises(ValueError, match=word):
@@ -154,6 +155,29 @@ def test_kernel_flow_refuses_an_empty_train_set(sets):
     for name, kw in (("delta", {}), ("gaussian", dict(width=0.1))):
         with pytest.raises(ValueError, match="train: the train set has no points"):
             kernel_flow(make_kernel(name, **kw), sets[0][:0], sets[1], dt=1.0, steps=1)
+
+
+def test_kernel_flow_on_one_rank_takes_its_rows_global_indices(sets):
+    """On one rank the rows' global indices are arange(N): given so, the flow is the one without them."""
+    K = make_kernel("gaussian", width=0.1)
+    given = kernel_flow(K, *sets, dt=1.0, steps=2, train_idx=np.arange(60), test_idx=np.arange(30))
+    plain = kernel_flow(K, *sets, dt=1.0, steps=2)
+    for key in ("sigma_train", "sigma_test", "g_train", "g_test", "train_idx", "test_idx"):
+        np.testing.assert_array_equal(getattr(given, key), getattr(plain, key), err_msg=key)
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(test_idx=np.arange(1, 31)), r"test_idx: index 30 is outside range\(30\)"),
+    (dict(test_idx=np.arange(-1, 29)), r"test_idx: index -1 is outside range\(30\)"),
+    (dict(train_idx=np.arange(1, 61), test_idx=np.arange(30)), r"train_idx: index 60 is outside range\(60\)"),
+])
+def test_kernel_flow_on_one_rank_refuses_indices_outside_its_rows(sets, kw, word):
+    """Indices name rows of the global set (on one rank: this rank's N rows), e.g. where a checkpoint keeps them."""
+    train_idx = kw.get("train_idx", np.arange(60))
+    for blocks in (None, [FlowBlock(train_idx, kw["test_idx"], train_idx)]):  # exact mode, clustered
+        with pytest.raises(ValueError, match=word) as err:
+            kernel_flow(Unused(), *sets, dt=1.0, steps=1, blocks=blocks, **kw)
+        assert "\n" not in str(err.value)
 
 
 def test_an_empty_test_set_flows_as_no_test_set(sets):

@@ -13,6 +13,7 @@ import pytest
 from hpcflow.errors import UserError
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import counts, displs, share
+from hpcflow.parallel.partition import bitmap, covered
 from hpcflow.parallel.reduce import exact_sum, expansion
 from jobtexts import GAUSSIAN_KERNEL
 
@@ -63,6 +64,17 @@ def test_shares_cover_range_once(n, size):
     seen = np.concatenate([np.arange(*share(n, size, r)) for r in range(size)])
     np.testing.assert_array_equal(seen, np.arange(n))
     np.testing.assert_array_equal(displs(c), [share(n, size, r)[0] for r in range(size)])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 1003])
+def test_bitmap_and_coverage_count_the_indices(n):
+    """One rank's bitmap is np.packbits of the index mask; `covered` counts the distinct indices."""
+    rng = np.random.default_rng(n)
+    for idx in (np.arange(n), np.sort(rng.choice(n, n // 3, replace=False)), np.arange(n)[::5]):
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        np.testing.assert_array_equal(bitmap(idx, n), np.packbits(mask))
+        assert covered([(idx, n), (idx[:1], n + 1)], comm=pcomm.SerialComm()) == [idx.size, min(idx.size, 1)]
 
 
 def test_exact_sum_is_correctly_rounded_for_any_split():

@@ -1,6 +1,8 @@
 """Whole sets on every rank at R = 2, 3: `kernel_flow` flows one set (not R copies) and gives the single-process
-histories; `PointSet.save` of shares writes every rank's rows (not rank 0's alone)."""
+histories; `PointSet.save` of shares writes every rank's rows (not rank 0's alone). Given global indices that are
+not, over the ranks, each row index once are refused by every rank together; a partition r::R flows as one process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from hpcflow.geometry.pointset import FIELDS
 from hpcflow.kernels import make_kernel
 from hpcflow.parallel.decompose import counts
 from roundoff import gamma
-from test_parallel import mpiexec
+from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "whole_set_checks.py")
 N_TRAIN, N_TEST, STEPS = 200, 100, 3
@@ -68,3 +70,65 @@ def test_save_of_shares_writes_every_rank_rows(runs, ranks):
     for f in FIELDS:
         a, b = getattr(saved, f), getattr(whole, f)
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), f
+
+
+@pytest.fixture(scope="module")
+def index_runs(tmp_path_factory):
+    """R -> (output folder, each rank's exit status, stderr) of the script's "indices" mode."""
+    found = {}
+    env = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
+    for ranks in (2, 3):
+        out = tmp_path_factory.mktemp(f"indices_{ranks}")
+        cmd = each_rank_status(out / "status", ranks, [sys.executable, SCRIPT, str(out), "indices"])
+        r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=env)
+        found[ranks] = out, rank_statuses(out / "status", ranks), r.stderr
+    return found
+
+
+def refusals(ranks):
+    """case of tests/mpi/whole_set_checks.py -> how every rank's message starts, counted from the case's layout."""
+    n_overlap = N_TRAIN + 5 * (ranks - 1)  # each rank but the last holds 5 rows of the next rank's share as well
+    n_local = int(counts(N_TEST, ranks).max())  # test rows numbered from 0 on each rank: 0..largest share - 1
+    want = {
+        "overlap": f"train_idx: the ranks' indices together hit {N_TRAIN} of range({n_overlap}): "
+                   f"{n_overlap - N_TRAIN} duplicated across ranks and as many missing",
+        "gap": f"train_idx on rank {ranks - 1}: index {N_TRAIN} is outside range({N_TRAIN})",
+        "test_local": f"test_idx: the ranks' indices together hit {n_local} of range({N_TEST}): "
+                      f"{N_TEST - n_local} duplicated across ranks",
+        "rank0_only": f"train_idx: given on rank(s) 0 but not on {', '.join(map(str, range(1, ranks)))};",
+    }
+    return want
+
+
+@pytest.mark.parametrize("ranks, case", [(ranks, case) for ranks in (2, 3) for case in refusals(ranks)])
+def test_indices_that_are_not_each_row_once_are_refused_by_every_rank(index_runs, ranks, case):
+    want = refusals(ranks)[case]
+    out, _, stderr = index_runs[ranks]
+    assert (out / f"refused_{ranks}.json").exists(), stderr
+    every = [m[case] for m in json.loads((out / f"refused_{ranks}.json").read_text())]
+    assert len(every) == ranks and every[0] is not None, f"{case} accepted at R={ranks}"
+    assert every == [every[0]] * ranks  # every rank refuses, with the same line
+    assert "\n" not in every[0] and every[0].startswith(want), every[0]
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_whole_sets_with_arange_indices_end_every_rank(index_runs, ranks):
+    """Uncaught, the refusal ends every rank (status 1, its own one-line ValueError) within the time limit."""
+    _, statuses, stderr = index_runs[ranks]
+    assert statuses == [1] * ranks, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("ValueError")]
+    want = f"ValueError: train_idx: the ranks' indices together hit {N_TRAIN} of range({ranks * N_TRAIN}): "
+    assert len(lines) == ranks and all(line.startswith(want) for line in lines), stderr
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_strided_partition_flows_as_one_process(index_runs, serial, ranks):
+    out, _, stderr = index_runs[ranks]
+    assert (out / f"strided_{ranks}.npz").exists(), stderr
+    got = np.load(out / f"strided_{ranks}.npz")
+    for k in range(ranks):
+        np.testing.assert_array_equal(got[f"train_idx_{k}"], np.arange(k, N_TRAIN, ranks))
+        np.testing.assert_array_equal(got[f"test_idx_{k}"], np.arange(k, N_TEST, ranks))
+        for key in ("sigma_train", "sigma_test"):
+            np.testing.assert_allclose(got[f"{key}_{k}"], getattr(serial["gaussian_row"], key), rtol=0,
+                                       atol=ATOL["gaussian_row"], err_msg=f"{key} of rank {k} at R={ranks}")

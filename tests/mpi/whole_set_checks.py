@@ -1,27 +1,80 @@
-"""Run under mpiexec -n R by tests/test_whole_sets_mpi.py. argv: OUT.
+"""Run under mpiexec -n R by tests/test_whole_sets_mpi.py. argv: OUT [indices].
 
-Every rank passes the whole train and test sets (`Hypersurface.sample`'s default layout "all") to
-`kernel_flow` with the Delta kernel and the row-normalised Gaussian; rank 0 saves the histories to
-OUT/flow_R.npz with every rank's histories (to show they agree). Then every rank saves its share
-(layout "share") of a sample as OUT/share_R.h5.
+Without "indices": every rank passes the whole train and test sets (`Hypersurface.sample`'s default layout "all")
+to `kernel_flow` with the Delta kernel and the row-normalised Gaussian; rank 0 saves the histories to
+OUT/flow_R.npz with every rank's histories (to show they agree). Then every rank saves its share (layout "share")
+of a sample as OUT/share_R.h5.
+
+With "indices": every rank passes its rows with their global indices. Sets that are not, over the ranks, each index
+once (`cases`), are caught as ValueErrors; rank 0 saves every rank's messages to OUT/refused_R.json. The partition
+rank r::R flows (histories, train_idx, test_idx to OUT/strided_R.npz, key_RANK). Last, the whole sets with arange
+indices on every rank, not caught: every rank ends with it.
 """
 
+import json
 import os
 import sys
 
 import numpy as np
 
-from hpcflow.flow import kernel_flow
+from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface
 from hpcflow.kernels import make_kernel
 from hpcflow.parallel import comm as pcomm
+from hpcflow.parallel.decompose import share
 
+N_TRAIN, N_TEST = 200, 100
 out = sys.argv[1]
 c = pcomm.resolve()
-R = c.Get_size()
+R, r = c.Get_size(), c.Get_rank()
 X = Hypersurface.fermat(3)
-train, test = X.sample(200, seed=0, chart=(0, 1)), X.sample(100, seed=1, chart=(0, 1))
+train, test = X.sample(N_TRAIN, seed=0, chart=(0, 1)), X.sample(N_TEST, seed=1, chart=(0, 1))
+GAUSSIAN_ROW = make_kernel("gaussian", width=1 / 30, normalize="row", engine="numpy")
+KW = dict(dt=17.0, steps=3, loss="ultralocal", comm=c)
+
+
+def cases():
+    """name -> (train rows, train_idx, test rows, test_idx, blocks) of this rank."""
+    own, town = np.arange(*share(N_TRAIN, R, r)), np.arange(*share(N_TEST, R, r))
+    everything = np.arange(N_TRAIN)
+    last_lo = share(N_TRAIN, R, R - 1)[0]
+    overlap = np.arange(own[0], min(own[-1] + 6, N_TRAIN))  # 5 rows of the next rank's share as well
+    gap = own + (1 if r == R - 1 else 0)  # the last rank's rows labelled one up: last_lo unused, N_TRAIN given
+    found = {
+        "overlap": (overlap, overlap, town, town, [FlowBlock(overlap, town, everything)]),
+        "gap": (own, gap, town, town, [FlowBlock(gap, town, np.setdiff1d(np.arange(N_TRAIN + 1), [last_lo]))]),
+        "test_local": (own, own, town, np.arange(town.size), None),  # each rank's test rows numbered from 0
+        "rank0_only": (own, own if r == 0 else None, town, None, None),
+    }
+    return found
+
+
+def run(rows, idx, trows, tidx, blocks):
+    return kernel_flow(GAUSSIAN_ROW, train.subset(rows), test.subset(trows), train_idx=idx, test_idx=tidx,
+                       blocks=blocks, **KW)
+
+
 with pcomm.abort_on_error(c):
+    if sys.argv[2:] == ["indices"]:
+        refused = {}
+        for name, args in cases().items():
+            try:
+                run(*args)
+                refused[name] = None
+            except ValueError as exc:
+                refused[name] = str(exc)
+        every = c.gather(refused, root=0)
+        idx, tidx = np.arange(r, N_TRAIN, R), np.arange(r, N_TEST, R)
+        res = run(idx, idx, tidx, tidx, [FlowBlock(idx, tidx, np.arange(N_TRAIN))])
+        got = {k: c.gather(getattr(res, k), root=0) for k in ("sigma_train", "sigma_test", "train_idx", "test_idx")}
+        if r == 0:
+            with open(os.path.join(out, f"refused_{R}.json"), "w", encoding="utf-8") as fh:
+                json.dump(every, fh)
+            np.savez(os.path.join(out, f"strided_{R}.npz"), **{f"{k}_{i}": v for k, per in got.items()
+                                                                for i, v in enumerate(per)})
+        c.Barrier()
+        run(np.arange(N_TRAIN), np.arange(N_TRAIN), np.arange(N_TEST), np.arange(N_TEST), None)
+        sys.exit(0)  # not reached: the line above is refused
     hist = {}
     for name, kw in (("delta", {}), ("gaussian_row", dict(width=1 / 30, normalize="row", engine="numpy"))):
         res = kernel_flow(make_kernel(name.split("_")[0], **kw), train, test, dt=17.0, steps=3, loss="ultralocal",
@@ -30,6 +83,6 @@ with pcomm.abort_on_error(c):
         for key in ("sigma_train", "sigma_test"):
             hist[f"{name}_{key}"] = np.array(c.gather(getattr(res, key), root=0))
         hist[f"{name}_rows"] = np.array(rows)
-    if c.Get_rank() == 0:
+    if r == 0:
         np.savez(os.path.join(out, f"flow_{R}.npz"), **hist)
     X.sample(1000, seed=0, layout="share").save(os.path.join(out, f"share_{R}.h5"))
