@@ -216,14 +216,16 @@ def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
     return tuple(out)
 
 
-def _check_blocks(blocks, train_idx, test_idx):
+def _blocks_fault(blocks, train_idx, test_idx) -> str | None:
+    """What is wrong with this rank's FlowBlocks next to its rows (None: nothing)."""
     for name, rows in (("train", train_idx), ("test", test_idx)):
         parts = [np.asarray(getattr(b, f"{name}_idx"), dtype=np.int64) for b in blocks]
         cat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if np.unique(cat).size != cat.size:
-            raise ValueError(f"blocks: a {name} point belongs to more than one FlowBlock")
+            return f"blocks: a {name} point belongs to more than one FlowBlock"
         if cat.size and not np.all(np.isin(cat, rows)):
-            raise ValueError(f"blocks: a block's {name} point is not among this rank's {name} rows")
+            return f"blocks: a block's {name} point is not among this rank's {name} rows"
+    return None
 
 
 def _select_device(xp, comm):
@@ -297,15 +299,16 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     tr, te = _on(train, xp), _on(test, xp)
     if blocks is not None:
         blocks = list(blocks)
-        _check_blocks(blocks, train_idx, test_idx)
+        pcomm.value_error_together(_blocks_fault(blocks, train_idx, test_idx), comm=c)
         step_sums = Clustered(kernel, tr, te, train_idx, test_idx, blocks, tile=tile, cache_bytes=cache_bytes,
                               comm=c)
     else:
         counts = np.array(c.allgather(int(len(train))), dtype=np.int64)
         lo = int(displs(counts)[c.Get_rank()])
-        if not np.array_equal(train_idx, np.arange(lo, lo + len(train))):
-            raise ValueError("exact mode (blocks=None): each rank's train rows must be its consecutive run in rank "
-                             "order (decompose.share); pass blocks for any other split")
+        run = np.array_equal(train_idx, np.arange(lo, lo + len(train)))
+        pcomm.value_error_together(None if run else "exact mode (blocks=None): each rank's train rows must be its "
+                                   "consecutive run in rank order (decompose.share); pass blocks for any other split",
+                                   comm=c)
         if getattr(kernel, "nearest", False):  # Delta: a gather from the nearest train point, no N x N work
             step_sums = Nearest(kernel, tr, te, train_idx, comm=c)
         else:

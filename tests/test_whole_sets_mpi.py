@@ -96,7 +96,10 @@ def refusals(ranks):
         "test_local": f"test_idx: the ranks' indices together hit {n_local} of range({N_TEST}): "
                       f"{N_TEST - n_local} duplicated across ranks",
         "rank0_only": f"train_idx: given on rank(s) 0 but not on {', '.join(map(str, range(1, ranks)))};",
+        "block_one_rank": "blocks: a block's train point is not among this rank's train rows",
     }
+    if ranks >= 3:  # a partition of which rank 0 alone holds its exact-mode run
+        want["exact_order"] = "exact mode (blocks=None): each rank's train rows must be its consecutive run"
     return want
 
 

@@ -300,3 +300,15 @@ def refuse_together(check, comm=None):
         failed.exit_status = first[1]
     failed.collective = True  # every rank refuses: `abort_on_error` lets it through to the CLI's one line
     raise failed
+
+
+def value_error_together(message: str | None, *, comm=None) -> None:
+    """Refuse a Python-API argument on every rank together: `message` is this rank's complaint (None: none); when
+    any rank has one, every rank raises ValueError with the lowest such rank's (one allgather at R > 1), so no
+    rank goes on into a collective the others left."""
+    c = resolve(comm)
+    first = message if size(c) == 1 else next((m for m in c.allgather(message) if m is not None), None)
+    if first is not None:
+        exc = ValueError(first)
+        exc.collective = size(c) > 1  # every rank raises it: `abort_on_error` lets it through
+        raise exc

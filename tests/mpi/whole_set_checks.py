@@ -6,9 +6,10 @@ OUT/flow_R.npz with every rank's histories (to show they agree). Then every rank
 of a sample as OUT/share_R.h5.
 
 With "indices": every rank passes its rows with their global indices. Sets that are not, over the ranks, each index
-once (`cases`), are caught as ValueErrors; rank 0 saves every rank's messages to OUT/refused_R.json. The partition
-rank r::R flows (histories, train_idx, test_idx to OUT/strided_R.npz, key_RANK). Last, the whole sets with arange
-indices on every rank, not caught: every rank ends with it.
+once (`cases`), and blocks or an exact-mode split wrong on one rank alone, are caught as ValueErrors; rank 0 saves
+every rank's messages to OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to
+OUT/strided_R.npz, key_RANK). Last, the whole sets with arange indices on every rank, not caught: every rank ends
+with it.
 """
 
 import json
@@ -40,12 +41,18 @@ def cases():
     last_lo = share(N_TRAIN, R, R - 1)[0]
     overlap = np.arange(own[0], min(own[-1] + 6, N_TRAIN))  # 5 rows of the next rank's share as well
     gap = own + (1 if r == R - 1 else 0)  # the last rank's rows labelled one up: last_lo unused, N_TRAIN given
+    rest = np.arange(share(N_TRAIN, R, 0)[1], N_TRAIN)
+    dealt = own if r == 0 else rest[r - 1::R - 1]  # a partition; rank 0 alone holds its run of the exact split
+    stray = FlowBlock(np.union1d(own, [(own[-1] + 1) % N_TRAIN]), town, everything)  # a row of another rank
     found = {
         "overlap": (overlap, overlap, town, town, [FlowBlock(overlap, town, everything)]),
         "gap": (own, gap, town, town, [FlowBlock(gap, town, np.setdiff1d(np.arange(N_TRAIN + 1), [last_lo]))]),
         "test_local": (own, own, town, np.arange(town.size), None),  # each rank's test rows numbered from 0
         "rank0_only": (own, own if r == 0 else None, town, None, None),
+        "block_one_rank": (own, own, town, town, [stray if r == R - 1 else FlowBlock(own, town, everything)]),
     }
+    if R >= 3:  # (at R = 2 a partition whose rank 0 holds its run is the exact split itself)
+        found["exact_order"] = (dealt, dealt, town, town, None)
     return found
 
 
