@@ -490,3 +490,21 @@ def test_a_killed_flow_run_shows_n_kernel_and_ranks_from_its_checkpoint(tmp_path
         n_train, n_test = f["train/g"].shape[0], f["test/g"].shape[0]  # the metrics it holds, one per point
     cells = row(detect(killed))
     assert cells[2].startswith("incomplete: no summary.json") and cells[3:6] == [f"{n_train} / {n_test}", "delta", "2"]
+
+
+def test_runs_with_one_base_name_get_rows_told_apart_and_a_directory_given_twice_one_row(tmp_path, runs):
+    """x/run and y/run were two rows both named 'run'; the same directory given twice (also as another spelling of
+    its path) was two rows and its figures drawn twice."""
+    from hpcflow.report.build import build_report
+
+    for sub in ("x", "y"):
+        shutil.copytree(runs["flow"], tmp_path / sub / "run")
+    again = str(tmp_path / "x" / ".." / "x" / "run")
+    res = build_report([tmp_path / "x" / "run", tmp_path / "y" / "run", again], tmp_path / "out")
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert sorted(rows) == [os.path.join("x", "run"), os.path.join("y", "run")], rows
+    assert rows[os.path.join("x", "run")][1:] == rows[os.path.join("y", "run")][1:]  # copies: the same numbers
+    assert [r for _, r in res["skipped"]] == ["given twice: reported once"]
+    one = build_report([runs["flow"]], tmp_path / "out1")  # a base name alone stays the row's name
+    assert list(md_rows(open(one["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])) == [
+        os.path.basename(runs["flow"])]

@@ -58,9 +58,19 @@ def _run_product(name, paths, skipped, **kw):
 
 def collect(paths, *, study_name=None) -> Report:
     """Detect every directory and draw every applicable figure; nothing is written."""
-    from hpcflow.report.detect import detect
+    import os
 
-    report = Report([detect(p, study_name=study_name) for p in paths])
+    from hpcflow.report.detect import detect, names
+
+    unique, seen, twice = [], set(), []
+    for p in map(os.fspath, paths):  # a directory given twice (or by two spellings) is reported once
+        key = os.path.realpath(p)
+        (twice if key in seen else unique).append(p)
+        seen.add(key)
+    report = Report([detect(p, study_name=study_name) for p in unique])
+    report.skipped += [(p, "given twice: reported once") for p in twice]
+    for info, name in zip(report.infos, names(unique)):
+        info.name = name
     groups = {name: [] for name in SECTIONS}
     for info in report.infos:
         if info.kind is None:

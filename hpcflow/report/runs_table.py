@@ -54,7 +54,7 @@ def row(info) -> list:
     if info.kind == "local_limit":
         gains = _width_gains(s.get("table"))
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
-    return [label(info.path), info.kind or "-", status, n, kernel or "-", _num(ranks),
+    return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-", _num(ranks),
             _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _wall(s)]
 
 
