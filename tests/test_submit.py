@@ -731,3 +731,22 @@ def test_the_mpi_name_alone_is_checked_where_sruns_list_cannot_be_had(tmp_path, 
         assert time.monotonic() - t0 < 10
     assert main([*argv, "--mpi", "pmi2 x"]) == 2  # the name is still checked
     assert "not a Slurm name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+@pytest.mark.parametrize("where", ["/proc/hpcflow-out", "file", "file/sub", ""])
+def test_an_out_that_cannot_be_a_directory_is_refused_before_anything_is_queued(tmp_path, job, capsys, command,
+                                                                               where):
+    """--out under /proc, a file, below a file or empty: refused as the command itself refuses it (one line naming
+    --out, exit 2), by --check too, before the logs folder is made. --check said such a job was valid; an empty
+    --out became the working directory."""
+    (tmp_path / "file").write_text("")
+    tune = tmp_path / "tune.toml"
+    tune.write_text(JOB + '[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    out = where if where.startswith("/") or not where else str(tmp_path / where)
+    extra = ["--command", "tune", "--trials", "2"] if command == "tune" else []
+    for check in (["--check"], []):
+        assert main(["submit", str(tune), "--out", out, "--executor", "local", *extra, *check]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1 and "--out" in captured.err, captured
+    assert _only(tmp_path) == ["file", "job.toml", "tune.toml"]
