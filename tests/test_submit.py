@@ -750,3 +750,32 @@ def test_an_out_that_cannot_be_a_directory_is_refused_before_anything_is_queued(
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.count("\n") == 1 and "--out" in captured.err, captured
     assert _only(tmp_path) == ["file", "job.toml", "tune.toml"]
+
+
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+@pytest.mark.parametrize("logs, said", [("/proc/hpcflow-logs", "--logs /proc/hpcflow-logs lies under /proc"),
+                                        ("file", "--logs {tmp}/file exists and is not a directory"),
+                                        ("file/sub", "cannot create --logs {tmp}/file/sub: {tmp}/file is not a dir"),
+                                        ("", "--logs is empty"),
+                                        (None, "--logs {tmp}/out_logs exists and is not a directory; choose another "
+                                               "--logs (not given: --logs defaults to --out followed by _logs)")],
+                         ids=["proc", "file", "below-a-file", "empty", "default-a-file"])
+def test_a_logs_folder_that_cannot_be_one_is_refused_before_anything_is_queued(tmp_path, job, monkeypatch, capsys,
+                                                                              executor, logs, said):
+    """--logs (or, not given, DIR_logs beside --out) under /proc, a file, below a file or empty: refused as --out is,
+    one line naming --logs, exit 2, by --check too, nothing written or queued. submitit made the folder after the
+    checks: its traceback (exit 1), and --check called the submission valid."""
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    (tmp_path / "file").write_text("")
+    if logs is None:
+        (tmp_path / "out_logs").write_text("")
+    given = [] if logs is None else ["--logs", logs if logs.startswith("/") or not logs else str(tmp_path / logs)]
+    for check in (["--check"], []):
+        assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", executor, *given,
+                     *check]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured
+        assert said.format(tmp=tmp_path) in captured.err, captured.err
+    assert not called.exists()
+    assert _only(tmp_path) == ["bin", "file", "job.toml", *(["out_logs"] if logs is None else [])]
+    assert (tmp_path / "file").read_text() == ""

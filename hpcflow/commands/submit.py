@@ -90,6 +90,21 @@ def _check_options(args) -> None:
                           f"({SIGNAL_DELAY_MAX} s); lower --signal-delay")
 
 
+def _logs_folder(args) -> str:
+    """--logs, or DIR_logs beside --out when not given: refused as --out is (`writable_dir`) before anything is
+    written or queued (submitit makes the folder, and a file or /proc there ended in its traceback)."""
+    from hpcflow.errors import OutputPathError
+    from hpcflow.jobs.output import writable_dir
+
+    if args.logs is not None:
+        return os.path.abspath(writable_dir(args.logs, flag="--logs"))
+    logs = os.path.abspath(args.out).rstrip("/") + "_logs"
+    try:
+        return writable_dir(logs, flag="--logs")
+    except OutputPathError as exc:
+        raise OutputPathError(f"{exc} (not given: --logs defaults to --out followed by _logs)") from None
+
+
 def run(args) -> int:
     from hpcflow.submit import executor
     from hpcflow.submit.check import check_job
@@ -108,13 +123,13 @@ def run(args) -> int:
     fits = executor.require_fit(res) if args.executor == "slurm" else None  # (None: sinfo does not answer)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
         executor.require_mpi_type(res.mpi)
+    logs = _logs_folder(args)
     argvs = _argvs(args)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
               f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}")
         return 0
-    logs = args.logs or os.path.abspath(args.out).rstrip("/") + "_logs"
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
     jobs = executor.submit(ex, HpcflowTask(), argvs)

@@ -95,21 +95,21 @@ def interrupted(path, checkpoint: str) -> bool:
     return False
 
 
-def writable_dir(path) -> str:
+def writable_dir(path, *, flag: str = "--out") -> str:
     """The refusals of a directory to write into, without touching the disk: `check_path`'s, an existing file, an
     unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory."""
-    path = check_path(path)
+    path = check_path(path, flag=flag)
     if os.path.lexists(path) and not os.path.isdir(path):
-        raise OutputPathError(f"--out {path} exists and is not a directory; choose another --out")
+        raise OutputPathError(f"{flag} {path} exists and is not a directory; choose another {flag}")
     if os.path.isdir(path):
         if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputPathError(f"--out {path} is not writable; choose another --out")
+            raise OutputPathError(f"{flag} {path} is not writable; choose another {flag}")
         return path
     parent = nearest_existing(path)
     if not os.path.isdir(parent):
-        raise OutputPathError(f"cannot create --out {path}: {parent} is not a directory; choose another --out")
+        raise OutputPathError(f"cannot create {flag} {path}: {parent} is not a directory; choose another {flag}")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot create --out {path}: {parent} is not writable; choose another --out")
+        raise OutputPathError(f"cannot create {flag} {path}: {parent} is not writable; choose another {flag}")
     return path
 
 
