@@ -779,3 +779,32 @@ def test_a_logs_folder_that_cannot_be_one_is_refused_before_anything_is_queued(t
     assert not called.exists()
     assert _only(tmp_path) == ["bin", "file", "job.toml", *(["out_logs"] if logs is None else [])]
     assert (tmp_path / "file").read_text() == ""
+
+
+@pytest.mark.parametrize("command", ["run", "nn"])
+@pytest.mark.parametrize("option", [["--trials", "3"], ["--sampler", "tpe"], ["--study", "s"], ["--storage", "s.db"],
+                                    ["--storage", ""]])
+def test_tune_options_without_command_tune_are_refused_as_array_is(tmp_path, capsys, command, option):
+    """--trials, --sampler, --study and --storage only reach `hpcflow tune`: with run or nn they were accepted and
+    dropped from the queued command line (as --array is refused: one line naming the option, exit 2), --check too."""
+    job = ROOT / "jobs" / ("nn_smoke.toml" if command == "nn" else "quickstart.toml")
+    for check in (["--check"], []):
+        assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--command", command,
+                     *option, *check]) == 2
+        err = capsys.readouterr().err
+        said = f"{' '.join(filter(None, option))} is an option of --command tune, not of --command {command}; drop it or " \
+            "use it with --command tune"
+        assert err.count("\n") == 1 and said in err, err
+    assert _only(tmp_path) == []
+
+
+def test_force_with_command_tune_is_refused(tmp_path, capsys):
+    """`hpcflow tune` has no --force (it adds trials to the study in --out): submit dropped it from the command line."""
+    tune = tmp_path / "tune.toml"
+    tune.write_text(JOB + '[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    for check in (["--check"], []):
+        assert main(["submit", str(tune), "--out", str(tmp_path / "out"), "--executor", "local", "--command", "tune",
+                     "--trials", "2", "--force", *check]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--force is an option of --command run and nn" in err, err
+    assert _only(tmp_path) == ["tune.toml"]

@@ -62,6 +62,10 @@ def _argvs(args) -> list[list[str]]:
     return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
 
 
+#: submit's options that only `hpcflow tune` takes (--array: checked apart, its default is 1)
+TUNE_ONLY = ("--trials", "--storage", "--study", "--sampler")
+
+
 def _check_options(args) -> None:
     from hpcflow.errors import ConfigError
 
@@ -69,6 +73,14 @@ def _check_options(args) -> None:
         raise ConfigError("--command tune needs --trials N (shared over the --array workers)")
     if args.command != "tune" and args.array > 1:
         raise ConfigError(f"--array {args.array} starts tune workers sharing one study; use it with --command tune")
+    for opt in TUNE_ONLY if args.command != "tune" else ():  # (run and nn do not take them)
+        value = getattr(args, opt[2:])
+        if value is not None:
+            raise ConfigError(f"{opt} {value!s:.40} is an option of --command tune, not of --command {args.command}; "
+                              "drop it or use it with --command tune")
+    if args.command == "tune" and args.force:
+        raise ConfigError("--force is an option of --command run and nn (a tune adds trials to the study in --out); "
+                          "drop it, or choose another --out for a new study")
     if args.command == "tune" and args.array > args.trials:
         raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
     # Slurm signals a job once it is within --signal-delay of its end (sbatch --signal): at or above the time limit
