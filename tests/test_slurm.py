@@ -39,10 +39,14 @@ pruner = "none"
 
 @pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
 def test_templates_parse_and_say_what_to_edit(script):
+    """Each sbatch template appends to its log: a requeued job (every template's can be: --requeue, or Slurm's
+    default JobRequeue=1 after a node failure) truncated it as it started again, losing the first leg's lines."""
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     lines = script.read_text().splitlines()
     assert lines[0] == "#!/bin/bash" or lines[0] == "#!/usr/bin/env bash"
     assert lines[1].startswith("# EDIT:")
+    if script.suffix == ".sbatch":
+        assert "#SBATCH --open-mode=append" in lines
 
 
 def _slurm_answers() -> bool:
@@ -73,7 +77,11 @@ def _sbatch(cwd, *args, timeout=150):
     r = subprocess.run(["sbatch", "--parsable", "--mem=1G", *map(str, args)], cwd=cwd, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
-    job = r.stdout.strip().split(";")[0]
+    return _completed(r.stdout.strip().split(";")[0], args, timeout)
+
+
+def _completed(job: str, args, timeout: float) -> str:
+    """Poll squeue until `job` has left the queue (cancel it after `timeout` s); assert that it COMPLETED."""
     deadline = time.monotonic() + timeout
     while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout.strip():
         if time.monotonic() > deadline:
@@ -128,6 +136,7 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     _no_sacct_noise(r.stdout + r.stderr)
     script = next((slurm / "runs" / "s_logs").glob("*_submission.sh")).read_text()
     assert "--mpi=pmi2" in script and "#SBATCH --signal=USR2@120" in script
+    assert "#SBATCH --open-mode=append" in script  # (submitit's own: a requeued job's log keeps both legs)
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
 
 
@@ -230,34 +239,33 @@ every = 1
 
 def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     """hpcflow_mpi.sbatch with a network job on 2 ranks: SIGUSR1 to its step (what --signal=USR1@120 sends before
-    the time limit) writes the checkpoint, exit 4, and the script requeues the job; the template run again over
-    that directory continues with `hpcflow nn --resume` and finishes every epoch. (The requeued job itself is
-    cancelled: Slurm holds a requeued job back for minutes, BeginTime.)"""
+    the time limit) writes the checkpoint, exit 4, and the script requeues the job; the requeued job (started at
+    once: Slurm holds it back for minutes, BeginTime) continues with `hpcflow nn --resume` and finishes every epoch.
+    The template's log (%x-%j.out, the same file for both legs) holds both: it was truncated as the job started
+    again, the first leg's 'signal received' lost."""
     (slurm / "nn.toml").write_text(NN_JOB)
-    args = ["--ntasks-per-node=2", "--output=nn.out", "--open-mode=append", ROOT / "slurm" / "hpcflow_mpi.sbatch",
-            "nn.toml", "runs/nn"]
-    r = subprocess.run(["sbatch", "--parsable", "--mem=2G", *map(str, args)], cwd=slurm, capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(["sbatch", "--parsable", "--mem=2G", "--ntasks-per-node=2",
+                        str(ROOT / "slurm" / "hpcflow_mpi.sbatch"), "nn.toml", "runs/nn"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     job = r.stdout.strip()
-    out = slurm / "runs" / "nn"
+    out, log = slurm / "runs" / "nn", slurm / f"hpcflow-mpi-{job}.out"
     # training has begun when the first checkpoint appears (one every epoch)
-    _signal_and_wait_for_requeue(job, out / "checkpoint.pt", "USR1", lambda: (slurm / "nn.out").read_text())
-    deadline = time.monotonic() + 60
-    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout.strip():
-        assert time.monotonic() < deadline, "the cancelled job did not leave the queue"
-        time.sleep(0.3)
-    assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
-    _sbatch(slurm, "--mem=2G", *args)
-    logs = (slurm / "nn.out").read_text()
-    assert logs.index("signal received") < logs.index("resuming after epoch"), logs
+    _signal_and_wait_for_requeue(job, out / "checkpoint.pt", "USR1", log.read_text, release=True)
+    _completed(job, "(requeued)", 150)
+    assert "Restarts=1" in _job_info(job)
+    text = log.read_text()
+    assert "signal received" in text and text.index("signal received") < text.index("resuming after epoch"), text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
 
 
-def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None) -> None:
+def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None,
+                                 release=False) -> None:
     """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),
-    wait until Slurm holds it requeued (Restarts=1, PENDING); then cancel it. log() says why the job ended early."""
+    wait until Slurm holds it requeued (Restarts=1, PENDING); then cancel it, or with `release` let it start again
+    within seconds (scontrol update StartTime=now). log() says why the job ended early."""
+    requeued = False
     try:
         deadline = time.monotonic() + 120
         while not checkpoint.exists():
@@ -272,8 +280,13 @@ def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, w
             ended = re.search(r"JobState=(FAILED|COMPLETED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)", info)
             assert time.monotonic() < deadline and not ended, f"the job was not requeued: {info}\n{log()}"
             time.sleep(0.2)
+        if release:
+            time.sleep(2)  # past the second its credential was revoked in: one made then fails ('credential revoked')
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
+        requeued = True
     finally:
-        subprocess.run(["scancel", job], timeout=30)
+        if not (release and requeued):
+            subprocess.run(["scancel", job], timeout=30)
 
 
 def _mpich_segments(job: str) -> set:
