@@ -167,6 +167,26 @@ def test_kernel_flow_on_one_rank_takes_its_rows_global_indices(sets):
 
 
 @pytest.mark.parametrize("kw, word", [
+    (dict(train_idx=np.arange(60) + 0.5), r"^train_idx: index 0.5 is not a whole number; pass integer global indices"),
+    (dict(train_idx=[0.5, 1.7]), r"^train_idx: index 0.5 is not a whole number"),  # was taken as [0, 1]
+    (dict(test_idx=np.r_[np.arange(29), 29.000001]), r"^test_idx: index 29.000001 is not a whole number"),
+    (dict(test_idx=np.r_[np.arange(29), np.nan]), r"^test_idx: index nan is not a whole number"),
+    (dict(test_idx=np.ones(30, dtype=bool)), r"^test_idx: a boolean array is a mask, not indices; pass np.flatnonzero"),
+    (dict(test_idx=[str(i) for i in range(30)]), r"^test_idx: indices of dtype <U2 are not integers"),
+])
+def test_kernel_flow_refuses_indices_that_are_not_integers(sets, kw, word):
+    """Fractions were truncated (train_idx=[0.5, 1.7] flowed as [0, 1]), masks and strings cast; now refused."""
+    train, test = sets
+    if len(kw.get("train_idx", ())) == 2:
+        train = train[:2]
+    blocks = [FlowBlock(np.arange(len(train)), np.arange(30), np.arange(len(train)))]
+    for blk in (None, blocks):  # exact mode, clustered
+        with pytest.raises(ValueError, match=word) as err:
+            kernel_flow(Unused(), train, test, dt=1.0, steps=1, blocks=blk, **kw)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kw, word", [
     (dict(test_idx=np.arange(1, 31)), r"test_idx: index 30 is outside range\(30\)"),
     (dict(test_idx=np.arange(-1, 29)), r"test_idx: index -1 is outside range\(30\)"),
     (dict(train_idx=np.arange(1, 61), test_idx=np.arange(30)), r"train_idx: index 60 is outside range\(60\)"),
@@ -178,6 +198,16 @@ def test_kernel_flow_on_one_rank_refuses_indices_outside_its_rows(sets, kw, word
         with pytest.raises(ValueError, match=word) as err:
             kernel_flow(Unused(), *sets, dt=1.0, steps=1, blocks=blocks, **kw)
         assert "\n" not in str(err.value)
+
+
+def test_float_indices_of_integral_value_are_those_integers(sets):
+    """train_idx=[0.0, 1.0, ...] is arange (as a count of 1e5 is 100000, `arguments.api_integer`): the same flow."""
+    K = make_kernel("gaussian", width=0.1)
+    floats = kernel_flow(K, *sets, dt=1.0, steps=2, train_idx=np.arange(60.0), test_idx=list(np.arange(30.0)))
+    plain = kernel_flow(K, *sets, dt=1.0, steps=2)
+    for key in ("sigma_train", "sigma_test", "g_train", "g_test"):
+        assert getattr(floats, key).tobytes() == getattr(plain, key).tobytes(), key
+    assert floats.train_idx.dtype == np.int64 and np.array_equal(floats.train_idx, np.arange(60))
 
 
 def test_an_empty_test_set_flows_as_no_test_set(sets):

@@ -309,6 +309,12 @@ def value_error_together(message: str | None, *, comm=None) -> None:
     c = resolve(comm)
     first = message if size(c) == 1 else next((m for m in c.allgather(message) if m is not None), None)
     if first is not None:
-        exc = ValueError(first)
-        exc.collective = size(c) > 1  # every rank raises it: `abort_on_error` lets it through
-        raise exc
+        refuse_alike(first, comm=c)
+
+
+def refuse_alike(message: str, *, comm=None):
+    """Raise ValueError(message) where every rank decides the refusal from the same values (no collective here):
+    marked collective at R > 1, so `abort_on_error` lets it through instead of aborting the others."""
+    exc = ValueError(message)
+    exc.collective = size(comm) > 1
+    raise exc
