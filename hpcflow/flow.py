@@ -55,6 +55,7 @@ import numpy as np
 
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the one FlowBlock class
+from hpcflow.flow_inputs import check_sets
 from hpcflow.flow_step import Clustered, Exact, Nearest
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 from hpcflow.kernels.base import DEFAULT_TILE
@@ -175,9 +176,6 @@ def _check_args(kernel, train, test, xp, **num):
         if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
             raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
                             "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
-    if test is not None and np.shape(test.points)[1:] != np.shape(train.points)[1:]:
-        raise ValueError(f"test: points of shape {np.shape(test.points)} next to train points of shape "
-                         f"{np.shape(train.points)}; pass train and test points of the same manifold")
     if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
         raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
@@ -271,6 +269,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
     or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work.
+    Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
+    ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
+    value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
+    are given on every rank or on none.
     clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
@@ -284,12 +286,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     c = pcomm.resolve(comm)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
+    check_sets(kernel, train, test, blocks, comm=c)
     train_idx, test_idx = check_indices((("train_idx", train_idx, len(train)),
                                          ("test_idx", test_idx, 0 if test is None else len(test))), comm=c)
     train, test = _shares_of_whole_sets(train, test, train_idx, test_idx, c)
-    n_train = int(exact_sum(np.array([float(len(train))]), comm=c))
-    if n_train == 0:
-        raise ValueError("train: the train set has no points (on any rank); pass a PointSet of >= 1 point")
+    n_train = int(exact_sum(np.array([float(len(train))]), comm=c))  # (>= 1: `check_sets`)
     n_test = int(exact_sum(np.array([float(len(test))]), comm=c)) if test is not None else 0
     if n_test == 0:
         test = None  # no test points on any rank: as test=None (a flow job's n_test = 0)

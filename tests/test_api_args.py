@@ -10,7 +10,7 @@ from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointset import FIELDS
-from hpcflow.kernels import make_kernel
+from hpcflow.kernels import Kernel, gaussian, make_kernel
 from hpcflow.parallel.replicated import fingerprint, gather_to_root, identical_on_all
 
 
@@ -149,6 +149,76 @@ def test_kernel_flow_refuses_test_points_of_another_manifold(sets):
     other = Hypersurface.fermat(2).sample(20, seed=0)
     with pytest.raises(ValueError, match="same manifold"):
         kernel_flow(make_kernel("delta"), sets[0], other, dt=1.0, steps=1)
+
+
+class ScalarAsMixing(Kernel):
+    """A component-mixing kernel (blocks (N1, 9, N2, 9)), equal to the Gaussian times delta_IJ."""
+
+    mixes_components = True
+
+    def tile_block(self, x1, x2):
+        return gaussian(x1, x2, width=0.3)[:, None, :, None] * np.eye(9)[None, :, None, :]
+
+
+@pytest.fixture(scope="module")
+def charts(X):
+    """Sets of the audit: test in chart (0, 1), test in chart (1, 2), train in every chart, test on another X."""
+    return {"tr": X.sample(100, seed=0, chart=(0, 1)), "te": X.sample(50, seed=2, chart=(0, 1)),
+            "te12": X.sample(50, seed=2, chart=(1, 2)), "many": X.sample(100, seed=5),
+            "dwork": Hypersurface.dwork(3, 0.3).sample(50, seed=2, chart=(0, 1))}
+
+
+FIX = "; kernel_flow needs every train and test point in one chart"
+
+
+@pytest.mark.parametrize("kernel", ["unused", "gaussian_row", "delta"])
+@pytest.mark.parametrize("train, test, want", [
+    ("tr", "dwork", r"^test: points on dwork\(dim=3, psi=\(0.3\+0j\)\), train: points on fermat\(dim=3\); pass "
+                    "train and test points of one manifold"),
+    ("tr", "te12", r"^test: points in chart \(1, 2\), train points in chart \(0, 1\)" + FIX),
+    ("many", "te", r"^train: points in 19 charts \(0, 1\), \(0, 2\), \(0, 4\), \(1, 0\) and 15 more" + FIX),
+    ("tr", "many", r"^test: points in 19 charts .* and 15 more" + FIX),
+])
+def test_kernel_flow_refuses_sets_of_two_manifolds_or_charts(charts, kernel, train, test, want):
+    """The metric components are one chart's local coordinates and Theta = delta_IJ K adds them across points:
+    mixed charts or manifolds gave finite, meaningless sigmas. Refused in one line with the fix, before any work."""
+    k = {"unused": Unused(), "gaussian_row": make_kernel("gaussian", width=1 / 30, normalize="row"),
+         "delta": make_kernel("delta")}[kernel]
+    with pytest.raises(ValueError, match=want) as err:
+        kernel_flow(k, charts[train], charts[test], dt=1.0, steps=2)
+    assert "\n" not in str(err.value)
+    if "chart" in want:  # the fix the message gives works: sample with chart=(0, 1), or keep chart (0, 1)
+        assert "sample with chart=(0, 1), or keep one chart: ps[(ps.chart == (0, 1)).all(axis=1)]" in str(err.value)
+        keep = [ps[(ps.chart == (0, 1)).all(axis=1)] for ps in (charts[train], charts[test])]
+        res = kernel_flow(make_kernel("delta"), *keep, dt=1.0, steps=2)
+        assert res.steps_taken == 2 and np.isfinite(res.sigma_train).all()
+
+
+def test_a_component_mixing_kernel_takes_points_of_several_charts(charts):
+    """A kernel that mixes components (a network's NTK) holds each point's own chart: several charts are fine."""
+    res = kernel_flow(ScalarAsMixing(), charts["many"], charts["te12"], dt=0.01, steps=2)
+    assert res.steps_taken == 2 and np.isfinite(res.sigma_train).all() and np.isfinite(res.sigma_test).all()
+
+
+class Bare:
+    """The four arrays a flow needs, without manifold or chart (which `kernel_flow` does not check then)."""
+
+    def __init__(self, ps):
+        self.points, self.g_fs, self.omega2, self.weights = ps.points, ps.g_fs, ps.omega2, ps.weights
+
+    def __len__(self):
+        return len(self.points)
+
+
+@pytest.mark.parametrize("name, kw", [("delta", {}), ("gaussian", dict(width=1 / 30, normalize="row"))])
+def test_the_set_checks_leave_a_one_chart_flow_as_it_was(charts, name, kw):
+    """A valid one-chart flow is bitwise the flow of the same arrays with nothing to check (no manifold, no chart)."""
+    k = make_kernel(name, **kw)
+    a = kernel_flow(k, charts["tr"], charts["te"], dt=1.0, steps=3)
+    b = kernel_flow(k, Bare(charts["tr"]), Bare(charts["te"]), dt=1.0, steps=3)
+    for key in ("sigma_train", "sigma_test", "g_train", "g_test", "dt_history"):
+        assert getattr(a, key).tobytes() == getattr(b, key).tobytes(), key
+    assert a.sigma_train[-1] != a.sigma_train[0]
 
 
 def test_kernel_flow_refuses_an_empty_train_set(sets):

@@ -137,7 +137,7 @@ def test_a_plain_process_flows_without_initialising_mpi(tmp_path):
             "from hpcflow.kernels import make_kernel\n"
             "from hpcflow.parallel import comm\n"
             "X = Hypersurface.fermat(3)\n"
-            "tr, te = X.sample(40, seed=1), X.sample(20, seed=2)\n"
+            "tr, te = X.sample(40, seed=1, chart=(0, 1)), X.sample(20, seed=2, chart=(0, 1))\n"
             "res = kernel_flow(make_kernel('gaussian', width=0.3), tr, te, dt=1.0, steps=2)\n"
             "tr.save(sys.argv[1])\n"
             "assert res.sigma_train[-1] < res.sigma_train[0]\n"

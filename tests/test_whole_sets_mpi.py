@@ -1,6 +1,8 @@
 """Whole sets on every rank at R = 2, 3: `kernel_flow` flows one set (not R copies) and gives the single-process
 histories; `PointSet.save` of shares writes every rank's rows (not rank 0's alone). Given global indices that are
-not, over the ranks, each row index once are refused by every rank together; a partition r::R flows as one process."""
+not, over the ranks, each row index once, and sets that are wrong on one rank or together (charts, manifolds, test or
+blocks on some ranks only, no train point), are refused by every rank together; a partition r::R flows as one
+process."""
 
 import json
 import os
@@ -14,7 +16,7 @@ from hpcflow.flow import kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet
 from hpcflow.geometry.pointset import FIELDS
 from hpcflow.kernels import make_kernel
-from hpcflow.parallel.decompose import counts
+from hpcflow.parallel.decompose import counts, share
 from roundoff import gamma
 from test_parallel import each_rank_status, mpiexec, rank_statuses
 
@@ -100,18 +102,54 @@ def refusals(ranks):
     }
     if ranks >= 3:  # a partition of which rank 0 alone holds its exact-mode run
         want["exact_order"] = "exact mode (blocks=None): each rank's train rows must be its consecutive run"
-    return want
+    return {**want, **set_refusals(ranks)}
+
+
+def set_refusals(ranks):
+    """case of the script's `set_cases` -> how every rank's message starts; the last rank is the odd one out."""
+    last, others = ranks - 1, ", ".join(map(str, range(ranks - 1)))
+    by_rank = (f"(rank(s) {others}: (0, 1); rank(s) {last}: (1, 2)); kernel_flow needs every train and test point in "
+               "one chart")
+    return {
+        "chart_one_rank": f"test: points in 2 charts (0, 1), (1, 2) {by_rank}",
+        "chart_by_rank": f"train: points in 2 charts (0, 1), (1, 2) {by_rank}",
+        "manifold_one_rank": f"test on rank {last}: points on dwork(dim=3, psi=(0.3+0j)), train on rank 0: points on "
+                             "fermat(dim=3); pass train and test points of one manifold",
+        "test_some_ranks": f"test: given on rank(s) {', '.join(map(str, range(1, ranks)))} but not on 0; pass a test "
+                           "set on every rank",
+        "blocks_some_ranks": f"blocks: given on rank(s) 0 but not on {', '.join(map(str, range(1, ranks)))}; pass "
+                             "blocks on every rank",
+        "empty_train": "train: the train set has no points (on any rank)",
+        "float_idx_one_rank": f"train_idx on rank {last}: index {share(N_TRAIN, ranks, last)[0] + 0.5!r} is not a "
+                              "whole number; pass integer global indices",
+    }
 
 
 @pytest.mark.parametrize("ranks, case", [(ranks, case) for ranks in (2, 3) for case in refusals(ranks)])
 def test_indices_that_are_not_each_row_once_are_refused_by_every_rank(index_runs, ranks, case):
+    """Every rank refuses with the same line, a ValueError marked collective (`abort_on_error` lets it through)."""
     want = refusals(ranks)[case]
     out, _, stderr = index_runs[ranks]
     assert (out / f"refused_{ranks}.json").exists(), stderr
     every = [m[case] for m in json.loads((out / f"refused_{ranks}.json").read_text())]
-    assert len(every) == ranks and every[0] is not None, f"{case} accepted at R={ranks}"
+    assert len(every) == ranks and all(e is not None for e in every), f"{case} accepted at R={ranks}: {every}"
     assert every == [every[0]] * ranks  # every rank refuses, with the same line
-    assert "\n" not in every[0] and every[0].startswith(want), every[0]
+    line, collective = every[0]
+    assert "\n" not in line and line.startswith(want), line
+    assert collective, f"{case} at R={ranks}: the ValueError is not marked collective"
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_rows_of_one_chart_per_rank_but_not_the_same_end_every_rank(ranks, tmp_path):
+    """Each rank's rows lie in one chart, the last rank's in another: uncaught, every rank ends (status 1) with the
+    same one-line ValueError within the time limit (no rank flows on, none waits)."""
+    env = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
+    cmd = each_rank_status(tmp_path / "status", ranks, [sys.executable, SCRIPT, str(tmp_path), "charts"])
+    r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=env)
+    assert rank_statuses(tmp_path / "status", ranks) == [1] * ranks, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("ValueError")]
+    want = "ValueError: " + set_refusals(ranks)["chart_by_rank"]
+    assert len(lines) == ranks and all(line.startswith(want) for line in lines), r.stderr
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

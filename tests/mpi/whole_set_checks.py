@@ -1,4 +1,4 @@
-"""Run under mpiexec -n R by tests/test_whole_sets_mpi.py. argv: OUT [indices].
+"""Run under mpiexec -n R by tests/test_whole_sets_mpi.py. argv: OUT [indices | charts].
 
 Without "indices": every rank passes the whole train and test sets (`Hypersurface.sample`'s default layout "all")
 to `kernel_flow` with the Delta kernel and the row-normalised Gaussian; rank 0 saves the histories to
@@ -6,10 +6,12 @@ OUT/flow_R.npz with every rank's histories (to show they agree). Then every rank
 of a sample as OUT/share_R.h5.
 
 With "indices": every rank passes its rows with their global indices. Sets that are not, over the ranks, each index
-once (`cases`), and blocks or an exact-mode split wrong on one rank alone, are caught as ValueErrors; rank 0 saves
-every rank's messages to OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to
-OUT/strided_R.npz, key_RANK). Last, the whole sets with arange indices on every rank, not caught: every rank ends
-with it.
+once (`cases`), and blocks or an exact-mode split wrong on one rank alone, or sets wrong on one rank or across
+ranks (`set_cases`), are caught as ValueErrors; rank 0 saves every rank's [message, collective] to
+OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to OUT/strided_R.npz, key_RANK).
+Last, the whole sets with arange indices on every rank, not caught: every rank ends with it.
+
+With "charts": each rank's train and test rows lie in one chart, the last rank's in another; not caught.
 """
 
 import json
@@ -32,6 +34,8 @@ X = Hypersurface.fermat(3)
 train, test = X.sample(N_TRAIN, seed=0, chart=(0, 1)), X.sample(N_TEST, seed=1, chart=(0, 1))
 GAUSSIAN_ROW = make_kernel("gaussian", width=1 / 30, normalize="row", engine="numpy")
 KW = dict(dt=17.0, steps=3, loss="ultralocal", comm=c)
+OTHER_CHART = X.sample(N_TRAIN, seed=0, chart=(1, 2)), X.sample(N_TEST, seed=1, chart=(1, 2))
+DWORK_TEST = Hypersurface.dwork(3, 0.3).sample(N_TEST, seed=1, chart=(0, 1))
 
 
 def cases():
@@ -56,6 +60,28 @@ def cases():
     return found
 
 
+def set_cases():
+    """name -> (train rows, test rows or None, train_idx, test_idx, blocks) of this rank; every rank's are a
+    valid flow's but where a case says otherwise."""
+    own, town = np.arange(*share(N_TRAIN, R, r)), np.arange(*share(N_TEST, R, r))
+    last = r == R - 1
+    other_train, other_test = (OTHER_CHART if last else (train, test))
+    mine = train.subset(own), test.subset(town)
+    return {
+        "chart_one_rank": (mine[0], other_test.subset(town), own, town, None),  # the last rank's test rows
+        "chart_by_rank": (other_train.subset(own), other_test.subset(town), own, town, None),  # one chart a rank
+        "manifold_one_rank": (mine[0], (DWORK_TEST if last else test).subset(town), own, town, None),
+        "test_some_ranks": (mine[0], None if r == 0 else mine[1], own, None, None),
+        "blocks_some_ranks": (*mine, own, town, [FlowBlock(own, town, np.arange(N_TRAIN))] if r == 0 else None),
+        "empty_train": (train.subset(own[:0]), mine[1], own[:0], town, None),
+        "float_idx_one_rank": (*mine, own + 0.5 if last else own, town, None),
+    }
+
+
+def run_sets(train_rows, test_rows, idx, tidx, blocks):
+    return kernel_flow(GAUSSIAN_ROW, train_rows, test_rows, train_idx=idx, test_idx=tidx, blocks=blocks, **KW)
+
+
 def run(rows, idx, trows, tidx, blocks):
     return kernel_flow(GAUSSIAN_ROW, train.subset(rows), test.subset(trows), train_idx=idx, test_idx=tidx,
                        blocks=blocks, **KW)
@@ -64,12 +90,13 @@ def run(rows, idx, trows, tidx, blocks):
 with pcomm.abort_on_error(c):
     if sys.argv[2:] == ["indices"]:
         refused = {}
-        for name, args in cases().items():
+        for name, (flow, args) in [*((n, (run, a)) for n, a in cases().items()),
+                                   *((n, (run_sets, a)) for n, a in set_cases().items())]:
             try:
-                run(*args)
+                flow(*args)
                 refused[name] = None
             except ValueError as exc:
-                refused[name] = str(exc)
+                refused[name] = [str(exc), bool(getattr(exc, "collective", False))]
         every = c.gather(refused, root=0)
         idx, tidx = np.arange(r, N_TRAIN, R), np.arange(r, N_TEST, R)
         res = run(idx, idx, tidx, tidx, [FlowBlock(idx, tidx, np.arange(N_TRAIN))])
@@ -82,6 +109,9 @@ with pcomm.abort_on_error(c):
         c.Barrier()
         run(np.arange(N_TRAIN), np.arange(N_TRAIN), np.arange(N_TEST), np.arange(N_TEST), None)
         sys.exit(0)  # not reached: the line above is refused
+    if sys.argv[2:] == ["charts"]:
+        run_sets(*set_cases()["chart_by_rank"])
+        sys.exit(0)  # not reached: refused
     hist = {}
     for name, kw in (("delta", {}), ("gaussian_row", dict(width=1 / 30, normalize="row", engine="numpy"))):
         res = kernel_flow(make_kernel(name.split("_")[0], **kw), train, test, dt=17.0, steps=3, loss="ultralocal",
