@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from hpcflow.arguments import api_integer, api_number
 from hpcflow.errors import ConfigError
 from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.features import hadamard_packed
@@ -54,6 +55,25 @@ def _last(t):
     return t.shape[-1] if getattr(t, "ndim", 0) else "?"
 
 
+def check_sizes(n_in, depth, width, n_out, output_scale, seed):
+    """MetricMLP's sizes as ints, its output_scale as a float and its seed as None or an int; TypeError (not a number,
+    a bool) or ValueError (fractional, < 1, not finite; n_out not m² for a packed m x m metric) naming the argument,
+    the value and what to pass, before any layer is built."""
+    n_in = api_integer("MetricMLP: n_in", n_in, "an integer >= 1: the input features, 2(n+1) = (Re z, Im z) of "
+                       "points in P^n (10 for the quintic)", lo=1)
+    depth = api_integer("MetricMLP: depth", depth, "an integer >= 1 (hidden layers)", lo=1)
+    width = api_integer("MetricMLP: width", width, "an integer >= 1 (units per hidden layer)", lo=1)
+    n_out = api_integer("MetricMLP: n_out", n_out, "a square m² >= 1: the packed components of an m x m metric (9 "
+                        "for 3 x 3)", lo=1)
+    if math.isqrt(n_out) ** 2 != n_out:
+        raise ValueError(f"MetricMLP: n_out={n_out} is invalid; pass a square m² >= 1: the packed components of an "
+                         "m x m metric (9 for 3 x 3)")
+    output_scale = api_number("MetricMLP: output_scale", output_scale, "a finite number (the last layer's initial "
+                              "weights and biases times this; 1 = PyTorch's initialisation)")
+    seed = None if seed is None else api_integer("MetricMLP: seed", seed, "None or an integer >= 0", lo=0)
+    return n_in, depth, width, n_out, output_scale, seed
+
+
 class MetricMLP(torch.nn.Module):
     """g(x) = g_FS ∘ NN(x) for an MLP NN with `depth` hidden layers of `width` units (sec. 3.3)."""
 
@@ -61,6 +81,7 @@ class MetricMLP(torch.nn.Module):
                  kind: str = "multiplicative", n_out: int = 9, dtype: str = "float64", seed: int | None = None,
                  output_scale: float = 1.0, features: str = "reim", init: str = "torch"):
         super().__init__()
+        n_in, depth, width, n_out, output_scale, seed = check_sizes(n_in, depth, width, n_out, output_scale, seed)
         if kind not in KINDS:
             raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
         if activation not in ACTIVATIONS:
@@ -71,16 +92,13 @@ class MetricMLP(torch.nn.Module):
             raise ConfigError(f"features = {features!r} needs (Re z, Im z) inputs, an even count; got {n_in}")
         if init not in INITS:
             raise ConfigError(f"init = {init!r} is not one of {INITS}; use 'torch' or 'he'")
-        if depth < 1 or width < 1:
-            raise ConfigError(f"depth = {depth}, width = {width}: both must be >= 1")
-        self.config = dict(n_in=int(n_in), depth=int(depth), width=int(width), activation=activation, kind=kind,
-                           n_out=int(n_out), dtype=dtype, output_scale=float(output_scale), features=features,
-                           init=init)
+        self.config = dict(n_in=n_in, depth=depth, width=width, activation=activation, kind=kind, n_out=n_out,
+                           dtype=dtype, output_scale=output_scale, features=features, init=init)
         sizes = [n_in + (n_in // 2 if features == "reim_abs2" else 0)] + [width] * depth + [n_out]
         gen_state = None
         if seed is not None:
             gen_state = torch.random.get_rng_state()
-            torch.manual_seed(int(seed))
+            torch.manual_seed(seed)
         try:
             self.layers = torch.nn.ModuleList(
                 torch.nn.Linear(a, b, dtype=torch_dtype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])
