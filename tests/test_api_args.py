@@ -318,5 +318,5 @@ def test_train_config_refuses_bad_sizes(kw, word):
     pytest.importorskip("torch")
     from hpcflow.nn.train import TrainConfig
 
-    with pytest.raises(ConfigError, match=word):
+    with pytest.raises(ValueError, match=word):
         TrainConfig(**kw)

@@ -1,19 +1,101 @@
 """The `hpcflow.nn` Python API refuses bad input before any work with one TypeError / ValueError naming the argument,
-the value and the fix: MetricMLP sizes that are fractional, empty or not a packed metric's."""
+the value and the fix: data that are not MetricData or too few points to train on or measure (σ of one point is 0
+for any metric), MetricMLP sizes that are fractional, empty or not a packed metric's, and TrainConfig values that
+the job file's [training] section refuses (the two accept the same values). Under MPI every rank refuses alike."""
 
+import json
 import math
+import os
+from dataclasses import fields
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from hpcflow.errors import ConfigError  # noqa: E402
+from hpcflow.geometry import Hypersurface  # noqa: E402
+from hpcflow.jobs.schema import validate, validate_field  # noqa: E402
+from hpcflow.nn import job  # noqa: E402
+from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
+from hpcflow.nn.replicas import Shard  # noqa: E402
+from hpcflow.nn.train import FIELDS, TrainConfig, api_value, train  # noqa: E402
+from test_flow_legs import _mpi  # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "nn_api_checks.py")
+
+
+@pytest.fixture(scope="module")
+def points():
+    X = Hypersurface.fermat(3)
+    return X.sample(40, seed=0), X.sample(20, seed=1)
+
+
+@pytest.fixture(scope="module")
+def sets(points):
+    return MetricData.from_pointset(points[0]), MetricData.from_pointset(points[1])
 
 
 def _one_line(exc) -> str:
     text = str(exc.value)
     assert "\n" not in text, text
     return text
+
+
+def _refused_before_any_work(train_data, val_data, cfg, error, words):
+    """`train` raises `error` with all `words` in one line, before the first σ evaluation or step."""
+    model = MetricMLP(10, depth=1, width=4, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+    with pytest.raises(error) as exc:
+        train(model, train_data, val_data, cfg, on_epoch=lambda *a: calls.append(a), on_step=calls.append)
+    text = _one_line(exc)
+    assert all(w in text for w in words), text
+    assert not calls and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+# ---- train: the data ----------------------------------------------------------------------------------------
+FIX = "pass MetricData.from_pointset(ps)"
+DATA_CASES = {  # name -> (train_data, val_data from (train, val, train PointSet, val PointSet)), error, words
+    "val None": (lambda t, v, pt, pv: (t, None), TypeError, ["val_data is None", FIX]),
+    "train PointSet": (lambda t, v, pt, pv: (pt, v), TypeError, ["train_data is a PointSet", FIX]),
+    "val Shard of a PointSet": (lambda t, v, pt, pv: (t, Shard(pv, 0, len(pv))), TypeError,
+                                ["val_data is a PointSet", FIX]),
+    "val empty": (lambda t, v, pt, pv: (t, v[:0]), ValueError, ["val_data has 0 points", "pass >= 2"]),
+    "val 1 point": (lambda t, v, pt, pv: (t, v[:1]), ValueError,
+                    ["val_data has 1 point", "pass >= 2", "sigma_val would be 0"]),
+    "train empty": (lambda t, v, pt, pv: (t[:0], v), ValueError, ["train_data has 0 points", "pass >= 2"]),
+    "train 1 point": (lambda t, v, pt, pv: (t[:1], v), ValueError,
+                      ["train_data has 1 point", "pass >= 2", "would not move the network"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_train_refuses_data_it_cannot_train_on_or_measure(sets, points, case):
+    make, error, words = DATA_CASES[case]
+    _refused_before_any_work(*make(*sets, *points), TrainConfig(epochs=1, batch_size=20), error, words)
+
+
+def test_train_refuses_a_config_that_is_not_a_valid_train_config(sets):
+    _refused_before_any_work(*sets, {"epochs": 1}, TypeError, ["cfg is a dict", "pass TrainConfig("])
+    cfg = TrainConfig(epochs=1, batch_size=20)
+    cfg.batch_size = 1  # changed after the config was checked
+    _refused_before_any_work(*sets, cfg, ValueError, ["TrainConfig: batch_size=1 is invalid", "pass an integer >= 2"])
+
+
+def test_the_smallest_accepted_sets_and_batch_train(sets):
+    """2 train points in batches of 2 and 2 validation points: the network moves and σ_val with it."""
+    model = MetricMLP(10, depth=1, width=4, seed=0)
+    hist = train(model, sets[0][:2], sets[1][:2], TrainConfig(epochs=1, batch_size=2, lr=1e-2, seed=0))
+    assert hist.sigma_val[0] > 0 and hist.sigma_val[1] != hist.sigma_val[0]
+
+
+def test_from_pointset_refuses_what_is_not_a_point_set(sets):
+    with pytest.raises(TypeError, match="ps is already MetricData; pass it to train"):
+        MetricData.from_pointset(sets[0])
+    with pytest.raises(TypeError, match="ps is a NoneType, not a point set; pass a PointSet"):
+        MetricData.from_pointset(None)
 
 
 # ---- MetricMLP ----------------------------------------------------------------------------------------------
@@ -36,3 +118,126 @@ def test_metric_mlp_refuses_sizes_that_are_not_counts(kw, error, words):
         MetricMLP(**{"n_in": 10, "depth": 1, "width": 4, **kw})
     text = _one_line(exc)
     assert all(w in text for w in words), text
+
+
+def test_integral_floats_and_numpy_integers_are_the_counts_they_hold(sets):
+    """1e1-style floats and NumPy scalars build and train bitwise as the Python ints (the config stays JSON)."""
+    plain = MetricMLP(10, depth=2, width=8, seed=3)
+    other = MetricMLP(np.int64(10), depth=2.0, width=np.int32(8), seed=np.int64(3))
+    assert json.dumps(other.config) == json.dumps(plain.config)
+    a = train(plain, *sets, TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=1))
+    b = train(other, *sets, TrainConfig(epochs=np.int64(2), batch_size=16.0, lr=np.float64(3e-3), seed=1.0))
+    assert a.sigma_val == b.sigma_val
+    assert all(torch.equal(v, other.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
+# ---- TrainConfig ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, error, words", [
+    (dict(batch_size=1), ValueError, ["batch_size=1 is invalid", "pass an integer >= 2", "no gradient"]),
+    (dict(lr=0.0), ValueError, ["lr=0.0 is invalid", "in [1e-300, 1e+06]"]),
+    (dict(lr=-1e-3), ValueError, ["lr=-0.001 is invalid"]),
+    (dict(lr=math.nan), ValueError, ["lr=nan is invalid", "a finite number"]),
+    (dict(lr=math.inf), ValueError, ["lr=inf is invalid"]),
+    (dict(lr="1e-3"), TypeError, ["lr='1e-3' is invalid"]),
+    (dict(epochs=10**6 + 1), ValueError, ["epochs=1000001 is invalid", "in [0, 1000000]"]),
+    (dict(optimizer="adamw"), ValueError, ["optimizer='adamw' is invalid", "one of 'adam', 'sgd'"]),
+    (dict(loss="mse"), ValueError, ["loss='mse' is invalid", "one of 'sigma', 'ultralocal'"]),
+    (dict(lr_schedule="step"), ValueError, ["lr_schedule='step' is invalid", "'exponential', 'cosine'"]),
+    (dict(lr_decay=0.0), ValueError, ["lr_decay=0.0 is invalid", "in (0, 1e+06]"]),
+    (dict(lr_min=-1.0), ValueError, ["lr_min=-1.0 is invalid"]),
+    (dict(lr_warmup=-1.0), ValueError, ["lr_warmup=-1.0 is invalid"]),
+    (dict(seed=-1), ValueError, ["seed=-1 is invalid", "an integer >= 0"]),
+    (dict(seed=1.5), ValueError, ["seed=1.5 is invalid"]),
+    (dict(detach_kappa="no"), TypeError, ["detach_kappa='no' is invalid", "True or False"]),
+    (dict(check_replicas=1), TypeError, ["check_replicas=1 is invalid"]),
+    (dict(manual_step=None), TypeError, ["manual_step=None is invalid"]),
+    (dict(lr=1e-3, lr_min=1e-2), ValueError, ["lr_min=0.01 exceeds lr=0.001", "pass lr_min <= lr"]),
+    (dict(epochs=4, lr_warmup=5.0), ValueError, ["lr_warmup=5.0 epochs exceeds epochs=4"]),
+    (dict(epochs=2000, lr_decay=0.5), ValueError, ["lr_decay=0.5 over 2000 epochs", "closer to 1"]),
+    (dict(epochs=20, lr_decay=10.0), ValueError, ["lr_decay=10.0 over 20 epochs"]),
+])
+def test_train_config_refuses_what_the_job_file_refuses(kw, error, words):
+    with pytest.raises(error) as exc:
+        TrainConfig(**kw)
+    text = _one_line(exc)
+    assert text.startswith("TrainConfig: ") and all(w in text for w in words), text
+
+
+def _probes(field):
+    """Values of the field's own type on and around its bounds and choices."""
+    if field.type is bool:
+        return [True, False]
+    if field.type is str:
+        return [*field.choices, "", "x", field.choices[0].upper()]
+    found = [-1, 0, 1, 2, 3, 10**6, 10**6 + 1, 2**62, 2**62 + 1]
+    if field.type is float:
+        found += [-1.0, 0.0, 5e-324, 1e-300, np.nextafter(1e-300, 0.0), 1e-3, 1e6, np.nextafter(1e6, 2e6), 1e9,
+                  math.nan, math.inf, -math.inf]
+    return found
+
+
+def _accepts(check, *args) -> bool:
+    try:
+        check(*args)
+    except (TypeError, ValueError, ConfigError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", list(FIELDS))
+def test_train_config_fields_accept_what_the_job_file_accepts(name):
+    """Each TrainConfig field that is a [training] key of the nn job accepts and refuses the same values there
+    (the rule is kept in both layers; this keeps them one rule)."""
+    assert {f.name for f in fields(TrainConfig)} == set(FIELDS)
+    job_field = job.SCHEMA["training"].get(name)
+    if job_field is None:
+        assert name == "manual_step"  # the Python API's only key of its own
+        return
+    for v in _probes(job_field):
+        assert _accepts(api_value, name, v, FIELDS[name]) == _accepts(validate_field, name, v, job_field), (name, v)
+
+
+@pytest.mark.parametrize("training", [
+    dict(lr=1e-3, lr_min=1e-2), dict(lr=1e-3, lr_min=1e-3), dict(epochs=4, lr_warmup=5.0),
+    dict(epochs=4, lr_warmup=4.0), dict(epochs=0, lr_warmup=1.0), dict(epochs=0, lr_warmup=1.5),
+    dict(epochs=2000, lr_decay=0.5), dict(epochs=900, lr_decay=0.5), dict(epochs=20, lr_decay=10.0),
+    dict(epochs=2000, lr_decay=0.5, lr_schedule="cosine"),
+])
+def test_train_config_schedules_accept_what_the_job_file_accepts(training):
+    cfg = validate({"job": {"kind": "nn"}, "training": training}, job.SCHEMA, source="job.toml")
+    assert _accepts(lambda: TrainConfig(**training)) == _accepts(job.check, cfg, "job.toml"), training
+
+
+# ---- under MPI ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mpi_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nn_api")
+    for ranks in (2, 3):
+        r = _mpi(ranks, [SCRIPT, str(out)])
+        assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+MPI_REFUSALS = {  # case of tests/mpi/nn_api_checks.py -> how every rank's message starts
+    "train_one_point_shards": "ValueError: train_data has 1 point (all ranks together); pass >= 2",
+    "val_one_point_shards": "ValueError: val_data has 1 point (all ranks together); pass >= 2",
+    "val_one_point_on_rank_0": "ValueError: val_data has 1 point (all ranks together); pass >= 2",
+    "batch_size_1": "ValueError: TrainConfig: batch_size=1 is invalid; pass an integer >= 2",
+}
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_rank_refuses_alike_and_then_trains(mpi_runs, ranks):
+    """A set of 1 point over all ranks (a rank's share may hold it or nothing) is refused by every rank with the
+    same line, also when one rank alone was given too few; the ranks then train one epoch on the same
+    communicator, as one process does (whole sets: the runs differ in summation order only)."""
+    every = json.loads((mpi_runs / f"refused_{ranks}.json").read_text())
+    assert len(every) == ranks
+    for case, start in MPI_REFUSALS.items():
+        got = [m[case] for m in every]
+        assert got == [got[0]] * ranks and got[0] is not None and got[0].startswith(start), (case, got)
+    X = Hypersurface.fermat(3)
+    tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
+    one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))
+    for m in every:
+        np.testing.assert_allclose(m["valid_sigma_val"], one.sigma_val, rtol=1e-10, atol=0)

@@ -13,6 +13,20 @@ from hpcflow.nn.features import point_features
 torch = require_torch()
 
 
+#: what a set of network data holds (MetricData's fields)
+FIELDS = ("x", "gfs", "omega2", "weights")
+
+
+def check_metric_data(name: str, data) -> None:
+    """TypeError naming the argument `name` unless `data` holds MetricData's fields (a PointSet does not: the fix is
+    MetricData.from_pointset), before any work."""
+    if all(hasattr(data, f) for f in FIELDS):
+        return
+    what = "None" if data is None else f"a {type(data).__name__}"
+    raise TypeError(f"{name} is {what}, not network data; pass MetricData.from_pointset(ps) (hpcflow.nn.data) of a "
+                    "PointSet ps of >= 2 points, e.g. from Hypersurface.sample")
+
+
 @dataclass
 class MetricData:
     """Network inputs and geometric data of N points, as tensors of one dtype."""
@@ -24,6 +38,12 @@ class MetricData:
 
     @classmethod
     def from_pointset(cls, ps, *, dtype=None, device=None) -> "MetricData":
+        """Features (Re z, Im z), packed g_FS, |Ω|² and weights of a PointSet, as tensors (float64 unless `dtype`)."""
+        if isinstance(ps, MetricData):
+            raise TypeError("from_pointset: ps is already MetricData; pass it to train / the network as it is")
+        if not all(hasattr(ps, f) for f in ("points", "g_fs", "omega2", "weights")):
+            raise TypeError(f"from_pointset: ps is a {type(ps).__name__}, not a point set; pass a PointSet "
+                            "(e.g. Hypersurface.sample(...))")
         dtype = dtype or torch.float64
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
         return cls(t(point_features(ps.points)), t(pack(ps.g_fs)), t(ps.omega2), t(ps.weights))

@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hpcflow.arguments import INT_LIMIT, api_integer, api_number, short_repr
 from hpcflow.errors import ConfigError, Preempted
+from hpcflow.experiments.common import MIN_POINTS
+from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
 from hpcflow.nn._torch import require_torch
+from hpcflow.nn.data import check_metric_data
 from hpcflow.nn.fast_step import AdamStep, ManualGradient
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
-from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.comm import resolve, value_error_together
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
 from hpcflow.parallel.reduce import any_true
@@ -32,10 +36,66 @@ torch = require_torch()
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("exponential", "cosine")
+#: every learning rate of a run (any epoch) lies in [LR_MIN, LR_MAX]: no under/overflow of lr * lr_decay^epoch
+LR_MIN, LR_MAX = 1e-300, 1e6
+#: why sets and batches need MIN_POINTS points
+FEW_POINTS = "σ (eq. B.11) of one point is 0 for any metric (κ is the weighted mean of η over the same points)"
+
+#: the values TrainConfig accepts: those of the job file's [training] keys (hpcflow.nn.job.SCHEMA, a layer above
+#: this one; tests/test_nn_api_args.py checks that the two accept and refuse the same values)
+FIELDS = {
+    "epochs": Field(int, lo=0, hi=MAX_STEPS),
+    "batch_size": Field(int, lo=MIN_POINTS, help=f"{FEW_POINTS}: no gradient"),
+    "lr": Field(float, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
+    "loss": Field(str, choices=LOSSES),
+    "detach_kappa": Field(bool),
+    "optimizer": Field(str, choices=OPTIMIZERS),
+    "lr_decay": Field(float, lo=0.0, lo_open=True, hi=1e6, help="exponential schedule: lr times this per epoch"),
+    "lr_schedule": Field(str, choices=SCHEDULES),
+    "lr_min": Field(float, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
+    "lr_warmup": Field(float, lo=0.0, hi=MAX_STEPS, help="epochs of linear warmup"),
+    "seed": Field(int, lo=0, hi=SEED_MAX),
+    "check_replicas": Field(bool),
+    "manual_step": Field(bool),
+}
+
+
+def _want(field: Field) -> str:
+    """What a value of `field` must be, in words: "an integer >= 2 (why)", "a finite number in (0, 1e+06]"..."""
+    if field.choices is not None:
+        return "one of " + ", ".join(repr(c) for c in field.choices)
+    if field.type is bool:
+        return "True or False"
+    fmt = str if field.type is int else "{:g}".format
+    kind = "an integer" if field.type is int else "a finite number"
+    if field.hi is None or field.hi >= INT_LIMIT:  # (every integer is bounded by INT_LIMIT anyway)
+        text = f"{kind} {'>' if field.lo_open else '>='} {fmt(field.lo)}"
+    else:
+        text = f"{kind} in {'(' if field.lo_open else '['}{fmt(field.lo)}, {fmt(field.hi)}]"
+    return text + (f" ({field.help})" if field.help else "")
+
+
+def api_value(name: str, value, field: Field):
+    """`value` of the TrainConfig field `name` checked against `field` and converted (1e3 -> 1000 for an integer,
+    NumPy scalars -> Python): TypeError for a value of another type, ValueError for one outside the field's range or
+    choices, naming the field, the value and what to pass."""
+    want, where = _want(field), f"TrainConfig: {name}"
+    if field.type is int:
+        return api_integer(where, value, want, lo=field.lo, hi=field.hi)
+    if field.type is float:
+        return api_number(where, value, want, lo=field.lo, lo_open=field.lo_open, hi=field.hi)
+    if not isinstance(value, (bool, np.bool_) if field.type is bool else field.type):
+        raise TypeError(f"{where}={short_repr(value)} is invalid; pass {want}")
+    if field.choices is not None and value not in field.choices:
+        raise ValueError(f"{where}={short_repr(value)} is invalid; pass {want}")
+    return bool(value) if field.type is bool else value
 
 
 @dataclass
 class TrainConfig:
+    """Training settings; every value is checked (and converted) when the config is made, as the job file's
+    [training] keys are (FIELDS, `check`): a TypeError or ValueError names the first bad one and the fix."""
+
     epochs: int = 50
     batch_size: int = 1000
     lr: float = 1e-3
@@ -51,10 +111,24 @@ class TrainConfig:
     manual_step: bool = True  # hpcflow.nn.fast_step where it applies (same results to rounding); False: autograd
 
     def __post_init__(self):
-        for name, low in (("epochs", 0), ("batch_size", 1)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-                raise ConfigError(f"TrainConfig: {name}={v!r} is invalid; pass an integer >= {low}")
+        self.check()
+
+    def check(self) -> None:
+        """Check every field (FIELDS) and the schedule as a whole, converting values in place; the trainer checks
+        again, so a field changed after the config was made is refused too."""
+        for name, field in FIELDS.items():
+            setattr(self, name, api_value(name, getattr(self, name), field))
+        if self.lr_min > self.lr:
+            raise ValueError(f"TrainConfig: lr_min={self.lr_min!r} exceeds lr={self.lr!r}; pass lr_min <= lr")
+        if self.lr_warmup > max(self.epochs, 1):
+            raise ValueError(f"TrainConfig: lr_warmup={self.lr_warmup!r} epochs exceeds epochs={self.epochs}; "
+                             "pass lr_warmup <= epochs")
+        if self.lr_schedule == "exponential":
+            last = math.log(self.lr) + max(self.epochs, 1) * math.log(self.lr_decay)
+            if not math.log(LR_MIN) <= last <= math.log(LR_MAX):
+                raise ValueError(f"TrainConfig: lr_decay={self.lr_decay!r} over {self.epochs} epochs takes the "
+                                 f"learning rate to exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; pass an "
+                                 "lr_decay closer to 1")
 
 
 @dataclass
@@ -127,6 +201,28 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> 
     raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
 
 
+def check_arguments(train_data, val_data, cfg) -> None:
+    """TypeError / ValueError naming the first bad argument of `train` / `Trainer`, before any work or collective:
+    data that are not MetricData (or a Shard of it), a cfg that is not a valid TrainConfig."""
+    for name, d in (("train_data", train_data), ("val_data", val_data)):
+        check_metric_data(name, d.data if isinstance(d, Shard) else d)
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg is a {type(cfg).__name__}, not a TrainConfig; pass TrainConfig(epochs=..., "
+                        "batch_size=..., lr=...) (hpcflow.nn.train)")
+    cfg.check()
+
+
+def too_few_points(train: Shard, val: Shard) -> str | None:
+    """Why a train or validation set of fewer than MIN_POINTS points (over all ranks: Shard.n) cannot be trained
+    on or measured (σ of one point is 0 by construction), or None."""
+    for name, s, use in (("train_data", train, "training would not move the network"),
+                         ("val_data", val, "sigma_val would be 0")):
+        if s.n < MIN_POINTS:
+            return (f"{name} has {s.n} point{'s' * (s.n != 1)} (all ranks together); pass >= {MIN_POINTS}: "
+                    f"{FEW_POINTS}, so {use}")
+    return None
+
+
 class Trainer:
     """One training run of `model`, resumable from `state_dict()` at any step boundary.
 
@@ -141,16 +237,17 @@ class Trainer:
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
+        check_arguments(train_data, val_data, cfg)
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
         self.train_shard = as_shard(train_data, comm=self.comm)
         self.val = as_shard(val_data, comm=self.comm)
+        value_error_together(too_few_points(self.train_shard, self.val), comm=c)
         check = getattr(model, "check_inputs", None)  # a MetricMLP: data of another width or dtype, before any work
         for d in (self.train_shard.data, self.val.data) if check is not None else ():
             check(d.x, d.gfs)
         self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop
         self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
-        learning_rate(cfg, 0, 0, 1)  # validate the schedule before any work
         self.opt = make_optimizer(model, cfg)
         self.reducer = GradientReducer(model, comm=self.comm, extra=3)  # loss, signal flag, timer flag
         self.manual = self.adam_step = None
