@@ -20,7 +20,9 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
 
 A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_file`): a crash while writing leaves
 the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) make the
-next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
+next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4). `load_resume` refuses
+(exit 2) a file that lacks an entry, has a wrong shape or type, or holds NaN/inf where the writer stores only finite
+values.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def load_resume(path, *, comm=None) -> FlowResume:
                              per_rank=per_rank, legs=_read_legs(f, path))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
+            _check_finite(f, res, path, comm)
         except KeyError as exc:
             raise InputFileError(f"{path}: dataset or attribute {exc} is missing; the checkpoint is incomplete, "
                                  f"{RESTART}") from None
@@ -168,6 +171,50 @@ def _check_rows(f, name: str, n: int, path) -> None:
         shape = getattr(ds, "shape", None)
         raise InputFileError(f"{path}: {name} has shape {shape} and type {getattr(ds, 'dtype', None)}, not "
                              f"({n}, m, m) complex; the checkpoint is damaged, {RESTART}")
+
+
+#: row datasets in which the writer stores only finite values (the metrics and the point data; present ones checked)
+FINITE_ROWS = ("train/g", "test/g", "train/points", "train/weights", "train/omega2", "test/points", "test/weights",
+               "test/omega2")
+
+
+def _refuse_non_finite(path, name: str, values: np.ndarray, *, first: int = 0, unit: str | None = "index") -> None:
+    """InputFileError naming `name` when `values` holds NaN or inf (its first entry is `unit` `first`; no unit: a
+    scalar, no position said)."""
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=tuple(range(1, values.ndim))))
+    if bad.size:
+        at = f" at {unit} {first + int(bad[0])}" if unit else ""
+        raise InputFileError(f"{path}: {name} holds a non-finite value (NaN or inf){at}, where the flow writes only "
+                             f"finite ones; the checkpoint is damaged, {RESTART}")
+
+
+def _check_finite(f, res: FlowResume, path, comm) -> None:
+    """Refuse NaN/inf where a flow never writes one (a resume would continue from it and rewrite a finished result
+    as diverged): @best, history/sigma_train, history/dt, history/rejections, history/sigma_test when the run has
+    test points (NaN without), and FINITE_ROWS. The per-rank timings may be NaN (`legs`). Each rank reads its
+    `decompose.share` of every row dataset, BLOCK_ROWS rows at a time: one read of each row over all ranks; a rank
+    that finds one raises alone (`refuse_together` makes every rank refuse)."""
+    from hpcflow.parallel.decompose import share
+
+    _refuse_non_finite(path, "attribute best", np.array([res.best]), unit=None)
+    history = {"history/sigma_train": res.sigma_train, "history/dt": res.dt,
+               "history/rejections": np.array(res.rejections, dtype=np.float64).reshape(-1, 2)}
+    if res.n_test:
+        history["history/sigma_test"] = res.sigma_test
+    for name, values in history.items():
+        _refuse_non_finite(path, name, np.asarray(values, dtype=np.float64))
+    c = resolve(comm)
+    for name in FINITE_ROWS:
+        ds = f.get(name)
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fc" or not ds.ndim:
+            continue
+        lo, hi = share(ds.shape[0], c.Get_size(), c.Get_rank())
+        for start in range(lo, hi, BLOCK_ROWS):
+            block = ds[start:min(hi, start + BLOCK_ROWS)]
+            with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf propagate: a finite sum means finite
+                total = block.sum()  # values; an overflowing sum of finite ones is looked at value by value
+            if not np.isfinite(total):
+                _refuse_non_finite(path, name, block, first=start, unit="row")
 
 
 def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) -> None:

@@ -13,7 +13,7 @@ from hpcflow.checkpoint import check_resumable, load_resume
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.geometry.hermitian import pack
 
-from test_parallel import mpiexec
+from test_parallel import each_rank_status, mpiexec, rank_statuses
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "checkpoint_checks.py")
 
@@ -222,3 +222,76 @@ def test_resume_below_the_checkpoint_step_and_changed_jobs_are_refused_with_chec
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=4", "--quiet"]) == 0
     assert load_resume(out / "checkpoint.h5").step == 4
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.h5", "job.toml", "summary.json"]  # debris gone
+
+
+def _poison(path, name, index, value=np.nan):
+    """Put `value` into entry `index` of dataset `name` (an attribute when `name` starts with "@")."""
+    with h5py.File(path, "r+") as f:
+        if name.startswith("@"):
+            f.attrs[name[1:]] = value
+            return
+        data = f[name][()]
+        data[index] = value
+        f[name][...] = data
+
+
+#: where NaN or inf may not be (dataset, index, value): each a finished run's result that --resume would continue
+POISONS = [("train/g", (0, 0, 0), np.nan), ("test/g", (-1, 1, 2), np.inf), ("train/weights", 7, np.nan),
+           ("train/points", (3, 1), -np.inf), ("test/omega2", -1, np.nan), ("history/sigma_train", -1, np.nan),
+           ("history/sigma_test", 2, np.nan), ("history/dt", 0, np.inf), ("@best", None, np.nan)]
+
+
+@pytest.mark.parametrize("name,index,value", POISONS, ids=[p[0] for p in POISONS])
+def test_a_non_finite_checkpoint_is_refused_and_nothing_is_rewritten(tmp_path, capsys, name, index, value):
+    """NaN/inf in the state a resume continues from (metrics, point data, history, @best): --resume (and --check)
+    exit 2 in one line naming the file and the dataset, before any work; checkpoint.h5, summary.json and job.toml
+    stay as they were (the finished result is not rewritten as diverged)."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    _poison(out / "checkpoint.h5", name, index, value)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    for extra in (["--check"], []):
+        assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        shown = "attribute best" if name == "@best" else name
+        assert len(err.splitlines()) == 1 and f"{out / 'checkpoint.h5'}: {shown} " in err and "--force" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_nan_where_the_schema_allows_it_still_resumes(tmp_path):
+    """history/sigma_test of a run without test points is NaN by definition: such a run resumes."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB.replace("n_test = 40", "n_test = 0"))
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert np.isnan(f["history/sigma_test"][()]).all()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
+    assert load_resume(out / "checkpoint.h5").step == 5
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_path, ranks):
+    """The rows are checked in shares (each rank reads its own): a NaN in the last row of test/g is found by the
+    last rank alone; every rank exits 2, rank 0 prints the one line, nothing is rewritten."""
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    env = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
+    args = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+    assert subprocess.run(args, capture_output=True, text=True, timeout=120, env=env).returncode == 0
+    _poison(out / "checkpoint.h5", "test/g", (-1, 2, 2))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cmd = each_rank_status(tmp_path / "statuses", ranks, [*args, "--resume", "--set", "flow.steps=5"])
+    r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=env)
+    assert rank_statuses(tmp_path / "statuses", ranks) == [2] * ranks, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "test/g holds a non-finite value (NaN or inf) at row 39" in lines[0], r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -213,6 +213,51 @@ def test_a_damaged_checkpoint_is_one_line_exit_2_and_left_as_it_was(tmp_path, ca
     assert ck.read_bytes() == before
 
 
+#: (entry path in checkpoint.pt, index, value) where a training never writes NaN or inf
+NN_POISONS = [(("train", "model", "layers.0.weight"), (0, 0), float("nan")),
+              (("train", "optimizer", "state", 0, "exp_avg_sq"), (1,), float("inf")),
+              (("train", "history", "sigma_val"), (1,), float("nan"))]
+
+
+@pytest.mark.parametrize("entry,index,value", NN_POISONS, ids=[".".join(map(str, p[0])) for p in NN_POISONS])
+def test_a_non_finite_checkpoint_is_refused_and_the_finished_run_kept(tmp_path, capsys, entry, index, value):
+    """NaN/inf in a parameter, an optimiser moment or a history of checkpoint.pt: --resume exits 2 in one line naming
+    the file and the entry, before any work; every file of the finished run stays as it was (not rewritten as
+    diverged)."""
+    import torch
+
+    job, out = _write(tmp_path, SMALL), tmp_path / "run"
+    assert main(["nn", job, "--out", str(out), "--quiet"]) == 0
+    ck = out / "checkpoint.pt"
+    state = torch.load(ck, weights_only=True)
+    *parents, last = entry
+    holder = state
+    for key in parents:
+        holder = holder[key]
+    holder[last][index] = value
+    torch.save(state, ck)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    name = ".".join(map(str, entry))
+    assert len(err.splitlines()) == 1 and f"{ck}: entry {name} holds a non-finite value" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_nan_per_rank_seconds_of_another_rank_count_still_resume(tmp_path):
+    """train.history.comm_seconds is NaN for epochs trained at another rank count: such a checkpoint resumes."""
+    import torch
+
+    job, out = _write(tmp_path, SMALL), tmp_path / "run"
+    assert main(["nn", job, "--out", str(out), "--quiet"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state["train"]["history"]["comm_seconds"][:] = float("nan")
+    torch.save(state, out / "checkpoint.pt")
+    assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=3", "--quiet"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["train"]["epoch"] == 3
+
+
 def test_resume_refuses_an_output_that_is_a_directory_before_any_work(tmp_path, capsys, monkeypatch):
     """nn.h5 replaced by a directory: --resume is refused like a fresh run (exit 2), checkpoint.pt untouched; a
     bad HPCFLOW_QUIET is refused even with --quiet."""

@@ -132,13 +132,16 @@ def _drop_attr(f, name):
 SPOILED = {"no n_train": (lambda f: _drop_attr(f, "n_train"), "dataset or attribute 'n_train' is missing"),
            "no test/g": (lambda f: f.pop("test/g"), "dataset or attribute 'g' is missing"),
            "config cut": (lambda f: f.attrs.modify("config", "{cut"), "attribute 'config' is missing or not JSON"),
-           "step past history": (lambda f: f.attrs.modify("step", 9), "history length 7 does not match step 9")}
+           "step past history": (lambda f: f.attrs.modify("step", 9), "history length 7 does not match step 9"),
+           "NaN in train/g": (lambda f: f["train/g"].__setitem__((2, 1, 1), np.nan),
+                              "train/g holds a non-finite value (NaN or inf) at row 2, where the flow writes only "
+                              "finite ones")}
 
 
 def test_completeness_of_a_checkpoint_resume_refuses_names_why_in_a_phrase(tmp_path, runs):
     """A finished flow whose checkpoint.h5 opens but lacks an attribute or a metric dataset, holds a configuration
-    that is no JSON, or says more steps than its history holds is damaged (as --resume finds it), whatever its
-    summary says; the reason is one phrase naming the entry."""
+    that is no JSON, says more steps than its history holds, or holds NaN where a flow writes none is damaged (as
+    --resume finds it), whatever its summary says; the reason is one phrase naming the entry."""
     from hpcflow.analysis.rundir import completeness
 
     for case, (spoil, phrase) in SPOILED.items():

@@ -47,7 +47,7 @@ def _run(args, comm) -> int:
     stop = None
     try:
         named = {"source": args.job} if "source" in inspect.signature(module.run).parameters else {}  # for errors
-        summary = dict(module.run(cfg, outdir, resume=True) if resume else module.run(cfg, outdir, **named))
+        summary = dict(module.run(cfg, outdir, resume=resume) if resume else module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:
             raise
@@ -90,7 +90,8 @@ def _backend_note() -> str:
 
 
 def _prepare(args, comm):
-    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides, done); done:
+    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides, done); resume:
+    the checked checkpoint state of --resume (`module.resume_state`, passed on to `module.run`), else None; done:
     the step of a finished run that --resume has nothing to add to (else None)."""
     from hpcflow.errors import ConfigError
     from hpcflow.jobs import output, registry
@@ -115,8 +116,8 @@ def _prepare(args, comm):
         done = state.step if finished and state.step >= cfg["flow"]["steps"] else None
     else:
         output.check_outdir(args.out, force=args.force, outputs=outputs)
-        done = None
-    return module, cfg, outputs, resume, overrides, done
+        state, done = None, None
+    return module, cfg, outputs, state, overrides, done
 
 
 def saved_job(cfg: dict, job: str, overrides) -> str:

@@ -258,8 +258,9 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     return state
 
 
-def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, test_seed: int | None = None) -> dict:
-    """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective).
+def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed: int | None = None) -> dict:
+    """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective): `resume`
+    True reads it (`resume_state`), a FlowResume is the state `resume_state` returned already (not read again).
 
     callback(info) (see `kernel_flow`) runs after every step besides the progress lines; True stops the flow.
     test_seed: seed of the test points (default [geometry].test_seed, unset = [geometry].seed + 1).
@@ -267,7 +268,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     """
-    from hpcflow.checkpoint import CheckpointWriter
+    from hpcflow.checkpoint import CheckpointWriter, FlowResume
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
@@ -278,7 +279,7 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
     c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
-    state = resume_state(cfg, outdir, comm=c) if resume else None
+    state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
     kernel = check_kernel(cfg["kernel"], "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
@@ -298,7 +299,8 @@ def run(cfg: dict, outdir, *, resume: bool = False, comm=None, callback=None, te
                               resume=state, comm=c, started=started)
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
-                     n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(), resumed=resume)
+                     n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),
+                     resumed=state is not None)
     try:
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"],

@@ -40,6 +40,7 @@ Two runs of the same job at the same R write equal checkpoints but for the wall-
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -128,6 +129,32 @@ def check_train_state(state: dict, path, *, batches: int) -> None:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
                              f"{RESTART}") from None
+    for part in ("train", "ntk"):
+        bad = _non_finite(state.get(part, {}), part)
+        if bad is not None:
+            raise InputFileError(f"{path}: entry {bad} holds a non-finite value (NaN or inf), where a training writes "
+                                 f"only finite ones; the checkpoint is damaged, {RESTART}")
+
+
+#: entries that may hold NaN: the per-rank seconds of epochs trained at another rank count
+MAY_BE_NAN = ("train.history.comm_seconds",)
+
+
+def _non_finite(obj, name: str) -> str | None:
+    """The dotted name of the first float (tensor or number) under `obj` that holds NaN or inf, else None (one pass
+    over the tensors: the model, the optimiser's moments, the histories, the NTK)."""
+    if name in MAY_BE_NAN:
+        return None
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif torch.is_tensor(obj):
+        finite = not (obj.is_floating_point() or obj.is_complex()) or bool(torch.isfinite(obj).all())
+        return None if finite else name
+    else:
+        return None if not isinstance(obj, float) or math.isfinite(obj) else name
+    return next((bad for k, v in items if (bad := _non_finite(v, f"{name}.{k}")) is not None), None)
 
 
 def _check_train_state(state: dict, batches: int) -> None:
