@@ -88,6 +88,21 @@ class FlowResume(FlowScalars):
             return pack(ds[lo:hi][idx - lo])
 
 
+def _dataset(f, name: str):
+    """Dataset (or group) `name` of file `f`; KeyError("dataset NAME") when it is missing, NAME its path in the file."""
+    try:
+        return f[name]
+    except KeyError:
+        raise KeyError(f"dataset {name}") from None
+
+
+def _attr(f, name: str):
+    """Root attribute `name` of file `f`; KeyError("attribute NAME") when it is missing."""
+    if name not in f.attrs:
+        raise KeyError(f"attribute {name}")
+    return f.attrs[name]
+
+
 def _read_attr_json(f, name, path):
     try:
         return json.loads(f.attrs[name])
@@ -107,24 +122,22 @@ def load_resume(path, *, comm=None) -> FlowResume:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
-            st = f["history/sigma_train"][()].tolist()
-            se = f["history/sigma_test"][()].tolist()
-            dt = f["history/dt"][()].tolist()
-            rej = [(int(s), float(h)) for s, h in f["history/rejections"][()].reshape(-1, 2)]
+            st, se, dt = (_dataset(f, f"history/{k}")[()].tolist() for k in ("sigma_train", "sigma_test", "dt"))
+            rej = [(int(s), float(h)) for s, h in _dataset(f, "history/rejections")[()].reshape(-1, 2)]
             per_rank = {k: f[f"history/{k}"][()] for k in PER_RANK_KEYS if f"history/{k}" in f}
-            step = int(f.attrs["step"])
+            a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
+                                          "status")}
+            step = int(a["step"])
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
-                             test_held=int(f.attrs["test_held"]), best=float(f.attrs["best"]),
-                             since_best=int(f.attrs["since_best"]), stopped=str(f.attrs["stopped"]),
-                             n_train=int(f.attrs["n_train"]), n_test=int(f.attrs["n_test"]), path=path,
-                             status=str(f.attrs["status"]), config=_read_attr_json(f, "config", path),
+                             test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
+                             stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
+                             path=path, status=str(a["status"]), config=_read_attr_json(f, "config", path),
                              per_rank=per_rank, legs=_read_legs(f, path))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
             _check_finite(f, res, path, comm)
-        except KeyError as exc:
-            raise InputFileError(f"{path}: dataset or attribute {exc} is missing; the checkpoint is incomplete, "
-                                 f"{RESTART}") from None
+        except KeyError as exc:  # from `_dataset` / `_attr`: "dataset history/dt", "attribute best"
+            raise InputFileError(f"{path}: {exc.args[0]} is missing; the checkpoint is incomplete, {RESTART}") from None
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputFileError(f"{path}: a dataset or attribute has the wrong type or shape ({exc}); the "
                                  f"checkpoint is damaged, {RESTART}") from None
@@ -165,7 +178,7 @@ def wall_seconds_total(legs) -> float:
 
 def _check_rows(f, name: str, n: int, path) -> None:
     """Refuse a metric dataset that is missing or is not (n, m, m) complex: resuming would fail mid-flow."""
-    ds = f[name]  # KeyError when missing
+    ds = _dataset(f, name)
     if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or ds.shape[0] != n or ds.shape[1] != ds.shape[2] \
             or ds.dtype.kind != "c":
         shape = getattr(ds, "shape", None)

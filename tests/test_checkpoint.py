@@ -295,3 +295,25 @@ def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_p
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "test/g holds a non-finite value (NaN or inf) at row 39" in lines[0], r.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["history/dt", "history/rejections", "test/g", "@best", "@n_train"])
+def test_a_missing_entry_is_named_by_its_path_in_the_file(tmp_path, capsys, name):
+    """A dataset (by its path in the file) or attribute deleted from checkpoint.h5: --resume names it and the fix in
+    one line (exit 2), the file unchanged."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    ck = out / "checkpoint.h5"
+    with h5py.File(ck, "r+") as f:
+        del (f.attrs if name.startswith("@") else f)[name.lstrip("@")]
+    before = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    what = f"attribute {name[1:]}" if name.startswith("@") else f"dataset {name}"
+    assert len(err.splitlines()) == 1 and f"{ck}: {what} is missing; " in err and "--force" in err, err
+    assert ck.read_bytes() == before

@@ -129,8 +129,8 @@ def _drop_attr(f, name):
 
 
 #: how a finished flow's checkpoint.h5 is spoiled -> the phrase its runs-table status gives
-SPOILED = {"no n_train": (lambda f: _drop_attr(f, "n_train"), "dataset or attribute 'n_train' is missing"),
-           "no test/g": (lambda f: f.pop("test/g"), "dataset or attribute 'g' is missing"),
+SPOILED = {"no n_train": (lambda f: _drop_attr(f, "n_train"), "attribute n_train is missing"),
+           "no test/g": (lambda f: f.pop("test/g"), "dataset test/g is missing"),
            "config cut": (lambda f: f.attrs.modify("config", "{cut"), "attribute 'config' is missing or not JSON"),
            "step past history": (lambda f: f.attrs.modify("step", 9), "history length 7 does not match step 9"),
            "NaN in train/g": (lambda f: f["train/g"].__setitem__((2, 1, 1), np.nan),
@@ -465,11 +465,11 @@ def test_a_checkpoint_that_resume_refuses_is_damaged_in_the_runs_table_table1_an
     for d in (no_dt, other):
         assert main(["run", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "'dt'" in err and "not an hpcflow flow checkpoint (attribute kind)" in err
+    assert "dataset history/dt is missing" in err and "not an hpcflow flow checkpoint (attribute kind)" in err
     res = build_report([runs["flow"], str(no_dt), str(other)], tmp_path / "out")
     md = open(res["md"], encoding="utf-8").read()
     rows = md_rows(md.split("## Runs")[1].split("\n## ")[0])
-    mark = "incomplete: checkpoint.h5 damaged: dataset or attribute 'dt' is missing"
+    mark = "incomplete: checkpoint.h5 damaged: dataset history/dt is missing"
     assert rows["no_dt"][2] == f"{mark}; rerun the job with --force"
     assert rows["other"][2] == ("incomplete: checkpoint.h5 damaged: not an hpcflow flow checkpoint (attribute kind); "
                                 "rerun the job with --force")

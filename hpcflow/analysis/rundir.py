@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 
 import h5py
@@ -184,10 +183,8 @@ def _checkpoint_step(path) -> int:
 
 
 def _phrase(path, exc) -> str:
-    """The checkpoint loader's message without the file name and the fix, h5py's wording of a missing object cut to
-    the name it quotes ("dataset or attribute 'dt' is missing")."""
-    text = str(exc).removeprefix(f"{path}: ").split("; ")[0]
-    return re.sub(r"\"Unable to [^\"]*?(?:object|attribute:) '([^'\"]+)'[^\"]*\"", r"'\1'", text)
+    """The checkpoint loader's message without the file name and the fix ("dataset history/dt is missing")."""
+    return str(exc).removeprefix(f"{path}: ").split("; ")[0]
 
 
 def training_history(path, names, *, hint: str) -> dict:
