@@ -30,3 +30,13 @@ widths = [4, 8]
 epochs = 1
 n_train = 100
 """
+
+
+#: the job table and point sets of the small nn jobs: 200 train and 100 validation points, seed 3
+NN_POINTS = """[job]
+kind = "nn"
+[geometry]
+n_train = 200
+n_val = 100
+seed = 3
+"""

@@ -317,3 +317,21 @@ def test_a_missing_entry_is_named_by_its_path_in_the_file(tmp_path, capsys, name
     what = f"attribute {name[1:]}" if name.startswith("@") else f"dataset {name}"
     assert len(err.splitlines()) == 1 and f"{ck}: {what} is missing; " in err and "--force" in err, err
     assert ck.read_bytes() == before
+
+
+def test_resume_with_force_is_refused_and_nothing_is_touched(tmp_path, capsys):
+    """--resume continues the run in --out and --force starts it over: together, one line and exit 2 before any
+    work (--check too), every file as it was."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    for extra in (["--check"], []):
+        assert main(["run", str(job), "--out", str(out), "--resume", "--force", "--set", "flow.steps=5", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--resume and --force exclude each other" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -26,18 +26,12 @@ torch = pytest.importorskip("torch")
 from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 from hpcflow.nn.checkpoint import VERSION  # noqa: E402
+from jobtexts import NN_POINTS  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 DOC = os.path.join(HERE, "..", "docs", "outputs.md")
 FLOW_STEPS, STOP = 5, 2
-JOB = f"""
-[job]
-kind = "nn"
-[geometry]
-n_train = 200
-n_val = 100
-seed = 3
-[model]
+JOB = "\n" + NN_POINTS + f"""[model]
 depth = 2
 width = 8
 activation = "gelu"

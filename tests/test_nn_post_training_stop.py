@@ -15,19 +15,12 @@ pytest.importorskip("torch")
 
 from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
-from jobtexts import SMALL_NET, SMALL_SWEEP  # noqa: E402
+from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_post_driver.py")
 EPOCHS = 2
 
-JOB = f"""
-[job]
-kind = "nn"
-[geometry]
-n_train = 200
-n_val = 100
-seed = 3
-""" + SMALL_NET + f"""[training]
+JOB = "\n" + NN_POINTS + SMALL_NET + f"""[training]
 epochs = {EPOCHS}
 batch_size = 100
 lr = 3e-3

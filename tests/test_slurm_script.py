@@ -1,5 +1,6 @@
-"""slurm/hpcflow_run.sbatch and hpcflow_gpu.sbatch run by bash with a stand-in `srun` (no Slurm here): arguments
-reach hpcflow run, and the GPU template asks one GPU per task only when the job has GPUs."""
+"""The sbatch templates run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run, the GPU
+template asks one GPU per task only when the job has GPUs, and a requeued MPI or GPU job resumes without the --force
+it was submitted with."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from jobtexts import NN_POINTS
 from standin_srun import stand_in_srun
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +70,45 @@ def test_gpu_template_binds_one_gpu_per_task_only_with_gpus(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert (tmp_path / "srun_options").read_text().splitlines() == [want, want], gpus
         assert json.loads((tmp_path / out / "summary.json").read_text())["steps"] == 3
+
+
+MPI_SCRIPT = ROOT / "slurm" / "hpcflow_mpi.sbatch"
+NN_JOB = NN_POINTS + """[model]
+depth = 1
+width = 8
+[training]
+epochs = 1
+batch_size = 100
+threads = 1
+[ntk]
+enabled = false
+"""
+
+
+def _preempted(out: Path) -> None:
+    """Mark the finished run in `out` as preempted (what its summary says after SIGUSR1): a requeue resumes it."""
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
+
+
+@pytest.mark.parametrize("script,kind", [(MPI_SCRIPT, "flow"), (GPU_SCRIPT, "flow"), (MPI_SCRIPT, "nn")],
+                         ids=["mpi-flow", "gpu-flow", "mpi-nn"])
+def test_a_job_submitted_with_force_resumes_when_requeued(tmp_path, script, kind):
+    """`sbatch TEMPLATE JOB OUT --force ...` requeued after preemption runs `--resume` without the --force (which
+    would refuse it): the run continues from its checkpoint; a first submission keeps --force."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB if kind == "flow" else NN_JOB)
+    longer = ["--set", "flow.steps=4"] if kind == "flow" else ["--set", "training.epochs=2"]
+    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "runs" / "out"
+    if kind == "flow":  # a finished run, submitted again with --force: started over, as asked
+        r = _run(tmp_path, job, "runs/out", "--force", script=script, HPCFLOW_BACKEND="numpy")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert len(json.loads((out / "summary.json").read_text())["legs"]) == 1
+    _preempted(out)
+    r = _run(tmp_path, job, "runs/out", "--force", *longer, script=script, HPCFLOW_BACKEND="numpy")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["status"] == "finished", summary
+    assert summary["checkpoint_step"] == (4 if kind == "flow" else 2) and len(summary["legs"]) == 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from hpcflow import __version__
-from hpcflow.commands.run import add_job_arguments
+from hpcflow.commands.run import add_job_arguments, refuse_resume_with_force
 from hpcflow.errors import ConfigError, OutputPathError, RunStop
 
 
@@ -61,6 +61,7 @@ def _prepare(args, comm):
     from hpcflow.jobs import output, registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
 
+    refuse_resume_with_force(args)
     job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
     kind = job.get("kind") if isinstance(job, dict) else None
     if kind != "nn":
@@ -73,8 +74,6 @@ def _prepare(args, comm):
     if args.resume:
         from hpcflow.nn.checkpoint import CHECKPOINT, check_train_state, load_checkpoint
 
-        if args.force:
-            raise ConfigError("--resume and --force exclude each other; drop one")
         path = os.path.join(args.out, CHECKPOINT)
         resume = load_checkpoint(path)
         check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))

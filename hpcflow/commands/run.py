@@ -96,6 +96,7 @@ def _prepare(args, comm):
     from hpcflow.errors import ConfigError
     from hpcflow.jobs import output, registry
 
+    refuse_resume_with_force(args)
     overrides = list(args.set or [])
     module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
                                 memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
@@ -118,6 +119,15 @@ def _prepare(args, comm):
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         state, done = None, None
     return module, cfg, outputs, state, overrides, done
+
+
+def refuse_resume_with_force(args) -> None:
+    """--resume continues the run in --out, --force starts it over: given together they are refused (exit 2)."""
+    from hpcflow.errors import ConfigError
+
+    if getattr(args, "resume", False) and getattr(args, "force", False):
+        raise ConfigError("--resume and --force exclude each other (--resume continues the run in --out, --force "
+                          "starts it over); drop one")
 
 
 def saved_job(cfg: dict, job: str, overrides) -> str:
