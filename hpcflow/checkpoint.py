@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -267,12 +268,17 @@ class CheckpointWriter:
     {name: global row count} for them. Every row dataset (metrics and static) goes to rank 0 `block_rows` global
     rows at a time (`hpcflow.parallel.reduce.gather_row_blocks`) and is written block by block, so rank 0 holds
     one block beyond its own rows, never a whole dataset (the local rows are kept by reference, not copied).
+    job_text: DIR/job.toml (the saved job), written atomically by rank 0 right after this run's first checkpoint, so
+    a run killed without a signal (SIGKILL, node failure) still says which job and --set values its checkpoint
+    continues; before that, the directory holds nothing of this run (a new run's is empty, a resumed run's job.toml
+    and checkpoint are the earlier run's).
     """
 
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
-                 comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None):
-        self.path, self.config = str(path), config
+                 comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None,
+                 job_text: str | None = None):
+        self.path, self.config, self.job_text = str(path), config, job_text
         self.every, self.seconds, self.clock = every, seconds, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
@@ -385,6 +391,11 @@ class CheckpointWriter:
                     if ds is None:
                         ds = f.create_dataset(name, shape=(n,) + block.shape[1:], dtype=block.dtype)
                     ds[lo:hi] = block
+        if self.job_text is not None:  # this run's first checkpoint is in place: the job it continues beside it
+            from hpcflow.jobs.output import write_text
+
+            write_text(os.path.join(os.path.dirname(self.path), "job.toml"), self.job_text, comm=self.comm)
+            self.job_text = None
         self.last_written = int(view.step)
         self.last_time = self.clock()
         self.legs = legs

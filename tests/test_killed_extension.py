@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import h5py
+import pytest
 
 from hpcflow.jobs.output import interrupted
 from hpcflow.submit.requeue import command
@@ -59,18 +61,12 @@ def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path):
     assert r.returncode == 0 and "already finished at step 4" in r.stdout and "nothing to do" in r.stdout, r.stderr
     assert {name: (out / name).read_bytes() for name in before} == before
 
-    ext = subprocess.Popen(_hpcflow("run", job, "--out", out, "--resume", "--set", "flow.steps=100000"), env=ENV,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while _step(out / "checkpoint.h5") < 6:
-        assert ext.poll() is None, ext.stderr.read().decode()
-        assert time.monotonic() < deadline, "the extension wrote no checkpoint past the summary in time"
-        time.sleep(0.05)
-    os.killpg(ext.pid, signal.SIGKILL)
-    ext.wait(timeout=30)
-    ext.stderr.close()
+    _kill_after_checkpoints(_hpcflow("run", job, "--out", out, "--resume", "--set", "flow.steps=100000"),
+                            str(out / "checkpoint.h5"), 5)
     killed_at = _step(out / "checkpoint.h5")
     assert killed_at > 4 and json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
+    saved = tomllib.loads((out / "job.toml").read_text())  # the job the checkpoint continues, not the finished run's
+    assert saved["flow"]["steps"] == 100000 and "--set flow.steps=100000" in (out / "job.toml").read_text()
 
     assert interrupted(out, "checkpoint.h5")
     assert command(str(job), str(out)) == ["run", "--resume"]
@@ -117,3 +113,44 @@ def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path):
     assert summary["checkpoint_step"] == 2
     (out / "summary.json").write_text(json.dumps({**summary, "checkpoint_step": 1}))
     assert interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn", "--resume"]
+
+
+def _kill_after_checkpoints(cmd, checkpoint, progress: int) -> None:
+    """Start `cmd`, SIGKILL it (no handler runs) once `checkpoint` holds more than `progress` steps or epochs."""
+    from hpcflow.jobs.output import checkpoint_progress
+
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while (done := checkpoint_progress(checkpoint)) is None or done <= progress:  # None: not there (yet)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, f"no checkpoint past {progress} in time"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+
+
+@pytest.mark.parametrize("command", ["run", "nn"])
+def test_a_run_killed_after_its_first_checkpoint_leaves_its_job_toml(tmp_path, command):
+    """SIGKILL (no handler, no summary) after the first checkpoints: DIR/job.toml is there beside them, the validated
+    job with the --set values of the run, and `hpcflow COMMAND DIR/job.toml --out DIR --resume` continues it."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    if command == "run":
+        job.write_text(JOB)
+        ckpt, longer, key = out / "checkpoint.h5", "flow.steps=100000", ("flow", "steps")
+    else:
+        job.write_text(NN_JOB + "[checkpoint]\nevery = 1\n")
+        ckpt, longer, key = out / "checkpoint.pt", "training.epochs=100000", ("training", "epochs")
+    # killed once its second checkpoint is in place: job.toml follows the first (between the two, a kill leaves the
+    # first checkpoint alone, as before)
+    _kill_after_checkpoints(_hpcflow(command, job, "--out", out, "--set", longer), str(ckpt), 1)
+    assert not (out / "summary.json").exists()
+    text = (out / "job.toml").read_text()
+    assert f"run with: --set {longer}" in text and tomllib.loads(text)[key[0]][key[1]] == 100000, text
+    from hpcflow.jobs.output import checkpoint_progress
+
+    done = checkpoint_progress(str(ckpt))
+    r = subprocess.run(_hpcflow(command, out / "job.toml", "--out", out, "--resume", "--set",
+                                f"{'.'.join(key)}={done + 1}"), env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == done + 1

@@ -46,8 +46,13 @@ def _run(args, comm) -> int:
     t0 = time.perf_counter()
     stop = None
     try:
-        named = {"source": args.job} if "source" in inspect.signature(module.run).parameters else {}  # for errors
-        summary = dict(module.run(cfg, outdir, resume=resume) if resume else module.run(cfg, outdir, **named))
+        params = inspect.signature(module.run).parameters
+        named = {"source": args.job} if "source" in params else {}  # for errors
+        if "job_text" in params:  # a kind with checkpoints writes job.toml beside its first one
+            named["job_text"] = saved_job(cfg, args.job, overrides)
+        if resume:
+            named["resume"] = resume
+        summary = dict(module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:
             raise

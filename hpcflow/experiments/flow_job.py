@@ -258,12 +258,14 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     return state
 
 
-def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed: int | None = None) -> dict:
+def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed: int | None = None,
+        job_text: str | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective): `resume`
     True reads it (`resume_state`), a FlowResume is the state `resume_state` returned already (not read again).
 
     callback(info) (see `kernel_flow`) runs after every step besides the progress lines; True stops the flow.
     test_seed: seed of the test points (default [geometry].test_seed, unset = [geometry].seed + 1).
+    job_text: DIR/job.toml, written beside the first checkpoint (`CheckpointWriter`).
 
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
@@ -296,7 +298,7 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
-                              resume=state, comm=c, started=started)
+                              resume=state, comm=c, started=started, job_text=job_text)
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                      n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),

@@ -216,12 +216,14 @@ def earlier_legs(state: dict | None) -> list:
 class TrainingCheckpoint:
     """DIR/checkpoint.pt of one run (leg): every write carries the earlier legs and this one, timed from `started`
     (a time.perf_counter() value) to the write. Collective: call on every rank (rank 0 writes); `legs` is the
-    record as last written, on every rank."""
+    record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
+    first write, so a run killed without a signal still says which job and --set values its checkpoint continues."""
 
-    def __init__(self, path, resume: dict | None = None, *, started: float, comm=None):
+    def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None):
         from hpcflow.parallel.comm import resolve
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
+        self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
         self._earlier = len(self.legs)
@@ -239,6 +241,11 @@ class TrainingCheckpoint:
         self.legs, self.epoch = self._legs_at(epoch, status if ended is None else ended), int(epoch)
         if rank(self.comm) == 0:
             save_checkpoint(self.path, {**state, "status": status, "legs": self.legs}, comm=self.comm)
+        if self.job_text is not None:  # this run's first checkpoint is in place: the job it continues beside it
+            from hpcflow.jobs.output import write_text
+
+            write_text(os.path.join(os.path.dirname(self.path), "job.toml"), self.job_text, comm=self.comm)
+            self.job_text = None
 
     def restamp(self, *, status: str | None = None, ended: str) -> None:
         """Rewrite the last checkpoint as it is (the training state read back from the file) with this leg timed

@@ -228,7 +228,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     are handled throughout: during training the checkpoint is written, after it (after every optimiser step of the
     sweep's and the kernel flow network's trainings and every step of the kernel flow, between sweep widths and
     phases, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on every
-    rank. `job_text` (the saved job) goes to DIR/job.toml just before
+    rank. `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
     training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
     pruned by hpcflow.tune).
@@ -457,7 +457,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     vps = ctx["val_ps"].data
     sigma_fs_val = global_sigma(vps.eta(), vps.weights, comm=c)
     path = os.path.join(outdir, CHECKPOINT)
-    ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c)
+    ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c, job_text=ctx.get("job_text"))
 
     def summarize(trainer, status):
         hist = {k: np.asarray(v, dtype=np.float64) for k, v in trainer.hist.__dict__.items()}
