@@ -1,6 +1,7 @@
 """Kernels against independent formulas: FS-distance Gaussian, brute-force nearest neighbours, the empirical NTK
 of wide finite NumPy networks, and the tiled evaluator against dense products."""
 
+import importlib
 import tracemalloc
 
 import numpy as np
@@ -147,6 +148,51 @@ def test_gaussian_narrow_kernel_is_local(points):
     x = points[:500]
     g = grads(500, seed=3)
     np.testing.assert_allclose(kern.apply(x, x, g), g, rtol=1e-12, atol=1e-300)
+
+
+# ---- arguments shared by every kernel ---------------------------------------------------------------------------
+
+KERNEL_ARGS = [("gaussian", dict(width=0.5)), ("gaussian", dict(width=0.5, normalize="row")), ("delta", {}),
+               ("relu_ntk", dict(w_std=1.0, b_std=0.1)), ("cosine_ntk", dict(sigma_w=1.0))]
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_refuse_points_they_cannot_pair_before_any_work(points, monkeypatch, name, kw):
+    delta_module = importlib.import_module("hpcflow.kernels.delta")  # the package exports the function `delta`
+    kern = make_kernel(name, **kw)
+
+    def no_work(*a, **k):
+        raise AssertionError("the kernel started work on points it should have refused")
+
+    monkeypatch.setattr(kern, "features", no_work)
+    monkeypatch.setattr(delta_module, "nearest_source", no_work)
+    z1, z2, g = points[:6], points[6:13], np.ones((7, 9))
+    cases = [(lambda: kern.block(z1[0], z2), r"x1 has shape \(5,\); pass points as a 2-D array .*x1\[None\]"),
+             (lambda: kern.block(z1, z2[:, :4]), r"x2 has shape \(7, 4\) but x1 has shape \(6, 5\); pass both with "
+                                                 r"the same number of homogeneous coordinates"),
+             (lambda: kern.apply(z1, z2[:, :4], g), r"x_src has shape \(7, 4\) but x has shape \(6, 5\)"),
+             (lambda: kern.operator(z1[0], z2), r"x has shape \(5,\)"),
+             (lambda: kern.apply(z1, z2[0], g[:1]), r"x_src has shape \(5,\)")]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_empty_source_set(points, name, kw):
+    """No source points: refused where the kernel is undefined (the delta kernel's nearest source, the row
+    average), the empty sum 0 where the kernel is a sum over sources."""
+    kern = make_kernel(name, **kw)
+    z, none = points[:6], points[:0]
+    if name == "delta" or kw.get("normalize") == "row":
+        for call in (lambda: kern.apply(z, none, np.ones((0, 9))), lambda: kern.block(z, none),
+                     lambda: kern.operator(z, none)):
+            with pytest.raises(ValueError, match=r"x(_src|2) has shape \(0, 5\), no source points, but .*; pass at "
+                                                 r"least one source point"):
+                call()
+    else:
+        assert np.array_equal(kern.apply(z, none, np.ones((0, 9))), np.zeros((6, 9)))
+        assert kern.block(z, none).shape == (6, 0)
 
 
 def test_invalid_gaussian_parameters():

@@ -5,6 +5,7 @@ kernel block is a scalar (N1, N2) matrix and the update is K @ grad with grad of
 A full metric-NTK (e.g. an empirical NTK of a network that outputs all P components) sets
 `mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
 tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the tile, not by N1 * N2.
+Every kernel's block, operator and apply first pass their point sets through `check_point_sets`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ DEFAULT_TILE = 2048
 CACHE_EDGE = 512
 
 
+def check_point_sets(kernel, names, x, x_src):
+    """Refuse, before any work, point sets a kernel cannot pair: one ValueError naming the argument, the shapes
+    and the fix. Points are 2-D (N, n+1), both sets with the same n+1; an empty source set is refused where the
+    kernel is undefined on it (`Kernel.needs_sources`), else its sums are the empty sum, 0."""
+    for name, pts in zip(names, (x, x_src)):
+        if np.ndim(pts) != 2:
+            raise ValueError(f"{name} has shape {np.shape(pts)}; pass points as a 2-D array (N, n+1), one row of "
+                             f"homogeneous coordinates per point (one point: {name}[None])")
+    (a, b), sa, sb = names, np.shape(x), np.shape(x_src)
+    if sa[1] != sb[1]:
+        raise ValueError(f"{b} has shape {sb} but {a} has shape {sa}; pass both with the same number of homogeneous "
+                         f"coordinates per point (points of one CP^n)")
+    if sb[0] == 0 and kernel.needs_sources:
+        raise ValueError(f"{b} has shape {sb}, no source points, but {kernel.needs_sources}; pass at least one "
+                         f"source point")
+
+
 def _single_threaded_blas(xp):
     """Context: host BLAS on one thread (tiles are small; parallelism comes from our worker threads)."""
     if xp is not np:
@@ -40,6 +58,9 @@ class Kernel:
     mixes_components = False
     #: K(x, x') = K(x', x): the train-on-train product then evaluates each off-diagonal tile once
     symmetric = False
+    #: why the kernel is undefined on an empty source set (a nearest source, an average over sources), or None:
+    #: its sums over no sources are 0
+    needs_sources: str | None = None
 
     def features(self, x):
         """Per-point data the kernel needs, derived once from chart-normalised points x (N, n+1)."""
@@ -55,6 +76,7 @@ class Kernel:
 
     def block(self, x1, x2):
         """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
+        check_point_sets(self, ("x1", "x2"), x1, x2)
         if x2 is x1:
             return TiledOperator(self, x1, x1, tile=max(1, x1.shape[0]), threads=1).tile_rows(
                 0, x1.shape[0], 0, x1.shape[0])
@@ -66,10 +88,12 @@ class Kernel:
         cache_bytes > 0: if the whole kernel matrix fits in that many bytes it is formed on the first call and
         reused (a flow evaluates the same points every step); otherwise memory stays bounded by the tile.
         """
+        check_point_sets(self, ("x", "x_src"), x, x_src)
         return TiledOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
+        check_point_sets(self, ("x", "x_src"), x, x_src)
         if np.ndim(grad_src) != 2 or np.shape(grad_src)[0] != np.shape(x_src)[0]:
             raise ValueError(f"grad_src has shape {np.shape(grad_src)}; pass one gradient row per source point, "
                              f"shape ({np.shape(x_src)[0]}, P)")

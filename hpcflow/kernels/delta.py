@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import projector_features
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel
+from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_point_sets
 
 
 def tree_nearest(tree, f, *, workers: int = 1):
@@ -62,10 +62,13 @@ class DeltaKernel(Kernel):
 
     name = "delta"
     nearest = True
+    needs_sources = "the delta kernel gives each point the update of its nearest source point"
 
     def block(self, x1, x2):
+        check_point_sets(self, ("x1", "x2"), x1, x2)
         return delta(x1, x2)
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        check_point_sets(self, ("x", "x_src"), x, x_src)
         idx = array_module(x).asarray(nearest_source(x, x_src))
         return lambda grad: grad[idx]

@@ -50,7 +50,7 @@ from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import NOISE_FLOOR, STABLE_BELOW, fs_distance, fs_distance_paired, projector_features
 from hpcflow.arguments import api_number
 from hpcflow.kernels import jit
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel, TiledOperator
+from hpcflow.kernels.base import DEFAULT_TILE, Kernel, TiledOperator, check_point_sets
 
 FORMS = ("exp", "gauss")
 NORMALIZE = (None, "row")
@@ -163,6 +163,7 @@ class GaussianKernel(Kernel):
         if engine == "numba" and jit.numba_version() is None:
             raise ValueError("engine='numba' needs the numba package; pip install numba, or use engine='numpy'")
         self.width, self.form, self.normalize = width, form, normalize
+        self.needs_sources = "normalize='row' averages over the source points" if normalize == "row" else None
         self.dtype = DTYPES[dtype]
         rtol = POLY_RTOL if dtype == "float64" else POLY_RTOL_FLOAT32
         fit = None if method == "direct" else fit_polynomial(self.width, form, rtol=rtol)
@@ -217,12 +218,14 @@ class GaussianKernel(Kernel):
         return a
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
+        check_point_sets(self, ("x", "x_src"), x, x_src)
         return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def block(self, x1, x2):
         """The matrix the flow applies, (N1, N2): K(x1, x2) with exact near pairs, and with normalize="row" each
         row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad == apply(x1, x2, grad) to
         rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
+        check_point_sets(self, ("x1", "x2"), x1, x2)
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
         k = op.tile_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
         if self.normalize == "row":
