@@ -206,14 +206,8 @@ def _second_draw(train):
     return rng
 
 
-def test_local_limit_narrow_width_is_pointwise(tmp_path, capsys):
-    """Width -> 0: train flow equals the delta-kernel (pointwise) flow and test points stay at g_FS."""
-    from hpcflow.experiments import local_limit
-    from hpcflow.experiments.common import sample_train_test
-    from hpcflow.flow import kernel_flow
-    from hpcflow.kernels import DeltaKernel
-
-    cfg = _cfg(local_limit, """
+#: a local_limit job of 60 train and 30 test points, 4 steps; the [local_limit] keys follow
+TINY_LOCAL_LIMIT = """
 [job]
 kind = "local_limit"
 [geometry]
@@ -224,8 +218,17 @@ dt = 0.5
 steps = 4
 loss = "ultralocal"
 [local_limit]
-widths = [1.0, 1e-5]
-""", tmp_path)
+"""
+
+
+def test_local_limit_narrow_width_is_pointwise(tmp_path, capsys):
+    """Width -> 0: train flow equals the delta-kernel (pointwise) flow and test points stay at g_FS."""
+    from hpcflow.experiments import local_limit
+    from hpcflow.experiments.common import sample_train_test
+    from hpcflow.flow import kernel_flow
+    from hpcflow.kernels import DeltaKernel
+
+    cfg = _cfg(local_limit, TINY_LOCAL_LIMIT + "widths = [1.0, 1e-5]\n", tmp_path)
     capsys.readouterr()
     rows = local_limit.run(cfg, tmp_path)["table"]
     printed = _printed(capsys.readouterr().out, "local_limit: ")
@@ -237,6 +240,29 @@ widths = [1.0, 1e-5]
     assert rows[1]["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-9)
     assert rows[1]["gain_test"] == pytest.approx(1.0, abs=1e-9)
     assert rows[1]["gain_train"] > rows[0]["gain_train"]
+
+
+def test_local_limit_row_normalised_narrow_width_is_the_nearest_neighbour_flow(tmp_path):
+    """normalize="row", form="gauss": as w -> 0 each test point takes its nearest train point's update, so the
+    sweep's narrow end is the delta-kernel flow, train and test (the row sums underflowed to 0/0: every test
+    update was held and the test gain read exactly 1)."""
+    from hpcflow.experiments import local_limit
+    from hpcflow.experiments.common import sample_train_test
+    from hpcflow.flow import kernel_flow
+    from hpcflow.kernels import DeltaKernel
+
+    cfg = _cfg(local_limit, TINY_LOCAL_LIMIT + 'widths = [1e-3, 1e-5]\nform = "gauss"\nnormalize = "row"\n', tmp_path)
+    rows = local_limit.run(cfg, tmp_path)["table"]
+    _, train, test = sample_train_test(cfg["geometry"])
+    d2 = np.sort(fs_distance(test.points, train.points) ** 2, axis=1)
+    # the second-nearest train point's weight exp(-(d_2^2 - d_1^2) / 2w^2) is below 1e-300 at both widths
+    assert np.all(d2[:, 1] - d2[:, 0] > 700 * 2 * 1e-3 ** 2)
+    ref = kernel_flow(DeltaKernel(), train, test, dt=0.5, steps=4, loss="ultralocal")
+    assert ref.test_held == 0 and abs(ref.sigma_test[-1] / ref.sigma_test[0] - 1) > 1e-3  # not the held gain 1
+    for r in rows:
+        assert not r["numerical_stop"]
+        assert r["sigma_train_final"] == pytest.approx(ref.sigma_train[-1], rel=1e-12)
+        assert r["gain_test"] == pytest.approx(ref.sigma_test[0] / ref.sigma_test[-1], rel=1e-12)
 
 
 def test_local_limit_whose_flows_stop_writes_them_and_exits_3(tmp_path, capsys):

@@ -4,6 +4,7 @@ of wide finite NumPy networks, and the tiled evaluator against dense products.""
 import importlib
 import tracemalloc
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from hpcflow.geometry import Hypersurface, fs_distance
 from hpcflow.kernels import (CosineNTKKernel, DeltaKernel, GaussianKernel, Kernel, ReluNTKKernel, cosine_amplitude,
                              cosine_ntk, cosine_ntk_empirical, delta, gaussian, make_kernel, real_features, relu_ntk)
 from hpcflow.kernels.gaussian import POLY_RTOL, fit_polynomial, horner
-from roundoff import U, assert_product_close, gamma, gaussian_entry_error, relu_ntk_entry_error
+from roundoff import U, assert_product_close, fs_distance_error, gamma, gaussian_entry_error, relu_ntk_entry_error
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,132 @@ def test_gaussian_narrow_kernel_is_local(points):
     x = points[:500]
     g = grads(500, seed=3)
     np.testing.assert_allclose(kern.apply(x, x, g), g, rtol=1e-12, atol=1e-300)
+
+
+# ---- Gaussian row normalisation: exp(-(D - m)/s) / sum, m = min_j D (log-sum-exp shift) ------------------------
+
+def cp4_points(n, seed):
+    """n points of CP^4 drawn with the Fubini-Study measure (complex Gaussian homogeneous coordinates)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 5)) + 1j * rng.normal(size=(n, 5))
+
+
+def mp_fs_distance(z1, z2, dps=40):
+    """FS distances (N1, N2) at `dps` digits from the float coordinates: arccos |<u, v>| / (|u| |v|)."""
+    with mpmath.workdps(dps):
+        rows = [[mpmath.mpc(complex(c)) for c in r] for r in z1]
+        cols = [[mpmath.mpc(complex(c)) for c in r] for r in z2]
+        nr = [mpmath.sqrt(mpmath.fsum(abs(c) ** 2 for c in r)) for r in rows]
+        nc = [mpmath.sqrt(mpmath.fsum(abs(c) ** 2 for c in r)) for r in cols]
+        return [[mpmath.acos(min(mpmath.mpf(1), abs(mpmath.fsum(mpmath.conj(a) * b for a, b in zip(r, c))) / (n1 * n2)))
+                 for c, n2 in zip(cols, nc)] for r, n1 in zip(rows, nr)]
+
+
+def mp_row_weights(dist, width, form, dps=40):
+    """K(x, x') / sum_x'' K(x, x'') at `dps` digits (shifted by the row minimum, which the ratio does not see)."""
+    with mpmath.workdps(dps):
+        w = mpmath.mpf(width)
+        s = 2 * w if form == "exp" else 2 * w * w
+        out = []
+        for row in dist:
+            big_d = [d if form == "exp" else d * d for d in row]
+            m = min(big_d)
+            k = [mpmath.exp(-(v - m) / s) for v in big_d]
+            total = mpmath.fsum(k)
+            out.append([float(v / total) for v in k])
+    return np.array(out)
+
+
+def row_weight_bound(d, width, form, *, n_tiles=1, poly_rtol=0.0):
+    """|W_computed - W| bound, entrywise, for the row weights W = exp(-(D - m)/s) / sum (D = d or d^2) at exact FS
+    distances d. In exp(-(D_ij - m_i)/s) the distance error dD_ij moves the exponent by dD_ij/s; the error of the
+    shift m_i is common to the row and cancels in the ratio; D - m, the division by s (s itself rounded) and exp
+    round by <= u each, relative to the exponent e_ij = (D_ij - m_i)/s or the result: 4u e + 2u; each rescale of
+    a tiled partial sum by exp(-(m_old - m_new)/s) adds 2u (m_old - m_new)/s + 2u, the rescales of an entry
+    telescoping to <= 2u e + 2u n_tiles. The ratio then moves by its own entry's relative error, the
+    weighted mean of the row's, and the sum's gamma_(n+2); doubled for the first-order terms. The row sum is >= 1
+    (the nearest weighs 1), so an exp result in the subnormal range (absolute error <= 2^-1074) adds 2^-1072."""
+    dd = fs_distance_error(d)
+    if form == "exp":
+        big_d, err_d, s = d, dd, 2 * width
+    else:
+        big_d, err_d, s = d * d, (2 * d + dd) * dd + U * d * d, 2 * width * width
+    e = (big_d - big_d.min(axis=1, keepdims=True)) / s
+    eps = err_d / s + 8 * U * e + 2 * U * (n_tiles + 2) + poly_rtol
+    w = np.exp(-e)
+    w /= w.sum(axis=1, keepdims=True)
+    rel = eps + (w * eps).sum(axis=1, keepdims=True) + gamma(d.shape[1] + 2)
+    return 2 * rel * w + 2.0 ** -1072
+
+
+@pytest.fixture(scope="module")
+def cp4_sets():
+    """Targets, sources and their 40-digit FS distances (floats and mpf)."""
+    x1, x2 = cp4_points(25, 2), cp4_points(40, 4)
+    dist = mp_fs_distance(x1, x2)
+    return x1, x2, dist, np.array([[float(v) for v in r] for r in dist])
+
+
+@pytest.mark.parametrize("width,form", [(1.0, "gauss"), (0.2, "gauss"), (0.03, "gauss"), (0.01, "gauss"),
+                                        (1 / 30, "exp"), (1e-3, "exp"), (3e-4, "exp")])
+@pytest.mark.parametrize("method", ["auto", "direct"])
+def test_row_normalised_gaussian_matches_high_precision_weights(cp4_sets, width, form, method):
+    """block, the tiled apply (online rescaling over 6 source tiles, 2 threads) and the cached operator against
+    40-digit weights. At 0.03 and 0.01 (gauss), 1e-3 and 3e-4 (exp) some row sums underflowed: NaN rows, or rows
+    whose subnormal sums put them 1e10 times outside the bound; the wider ones pin the shifted evaluation to
+    the unshifted values at roundoff."""
+    x1, x2, dist, d = cp4_sets
+    kern = GaussianKernel(width, form=form, normalize="row", method=method)
+    ref = mp_row_weights(dist, width, form)
+    poly_rtol = POLY_RTOL if kern.method == "poly" else 0.0
+    bound = row_weight_bound(d, width, form, n_tiles=6, poly_rtol=poly_rtol)
+    eye = np.eye(len(x2))
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        for got in (kern.block(x1, x2), kern.apply(x1, x2, eye, tile=7),
+                    kern.operator(x1, x2, tile=7, threads=2)(eye),
+                    kern.operator(x1, x2, tile=7, cache_bytes=10 ** 8)(eye)):
+            assert np.all(np.abs(got - ref) <= bound)
+
+
+@pytest.mark.parametrize("width,form", [(1e-3, "gauss"), (1e-6, "gauss"), (1e-200, "gauss"), (1e-9, "exp")])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_narrow_row_normalised_gaussian_is_the_nearest_neighbour_kernel(cp4_sets, width, form, dtype):
+    """Where every K of a row underflows (old: 0/0, all-NaN rows), the row is the nearest source's indicator,
+    exactly, with equal shares for a tie (two copies of a point near target 0, whose stable near-pair distances
+    are the same bits); on every path. Train on train (x_src is x) stays the identity (the copies share)."""
+    x1, x2, dist, d = cp4_sets
+    twin = x1[:1] * (1.0 + 1e-5 * np.array([[1, -2, 0.5, 1j, -1j]]))
+    src = np.concatenate([x2[:20], twin, x2[20:], twin])  # copies at columns 20 and 41
+    d = np.concatenate([d[:, :20], fs_distance(x1, twin), d[:, 20:], fs_distance(x1, twin)], axis=1)
+    big_d = d if form == "exp" else d * d
+    s = 2 * width if form == "exp" else 2 * width * width
+    nearest = big_d == big_d.min(axis=1, keepdims=True)
+    second = np.where(nearest, np.inf, big_d).min(axis=1)
+    assert np.all(second - big_d.min(axis=1) > 800 * s + 1e-6)  # every other source's exp(-(D - m)/s) is 0
+    assert nearest[0, 20] and nearest[0, 41] and nearest.sum() == len(x1) + 1
+    want = nearest / nearest.sum(axis=1, keepdims=True)  # 1, or 1/2 for the tie
+    kern = GaussianKernel(width, form=form, normalize="row", dtype=dtype)
+    eye = np.eye(len(src))
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        for got in (kern.block(x1, src), kern.apply(x1, src, eye, tile=7),
+                    kern.operator(x1, src, tile=7, threads=2)(eye),
+                    kern.operator(x1, src, tile=7, cache_bytes=10 ** 8)(eye)):
+            assert np.array_equal(got, want)
+        same = kern.block(src, src)
+    own = np.eye(len(src))
+    own[20, 41] = own[41, 20] = 1.0
+    assert np.array_equal(same, own / own.sum(axis=1, keepdims=True))
+
+
+def test_row_normalised_float32_polynomial_is_kept_above_the_normal_range():
+    """float32 tiles underflow below 1e-38: a row-normalised kernel whose K reaches that on [0, pi/2] takes the
+    shifted direct path (the polynomial's row sums could vanish); asking for the polynomial is refused."""
+    # K(pi/2) = exp(-(pi/2)^2 / 0.02) = 4e-54: a normal float64, below float32's 1e-38
+    assert GaussianKernel(0.1, form="gauss", dtype="float32", normalize="row").method == "direct"
+    assert GaussianKernel(0.1, form="gauss", dtype="float32").method == "poly"  # unnormalised: unchanged
+    assert GaussianKernel(0.1, form="gauss", normalize="row").method == "poly"  # float64: K >= 1e-250
+    with pytest.raises(ValueError, match="normalize='row' with dtype='float32'.*method='direct'"):
+        GaussianKernel(0.1, form="gauss", dtype="float32", normalize="row", method="poly")
 
 
 # ---- arguments shared by every kernel ---------------------------------------------------------------------------

@@ -20,6 +20,15 @@ normalize="row" divides each row by its sum, K(x, x') / sum_x' K(x, x'), so the 
 average of the source gradients: "normalising the updates such that they are sizable" (sec. 3.2) for any width.
 `apply`, `operator` and `block` all give the normalised kernel (block(x1, x2) @ grad == apply(x1, x2, grad));
 only the raw tiles (`tile_block`, `GaussianOperator.tile_rows`) are unnormalised, their sums divided afterwards.
+With K = exp(-D/s) (D = d, s = 2w for "exp"; D = d^2, s = 2w^2 for "gauss") the row is evaluated as
+exp(-(D - m)/s) / sum exp(-(D - m)/s), m = min over the row's sources of D (the log-sum-exp shift): the same
+ratio, but the nearest source weighs exactly 1, so no row sum underflows to 0 (0/0) however narrow the kernel,
+and as w -> 0 the row tends to the nearest-neighbour kernel (ties: equal shares). The shift is applied on the
+direct path (method="direct", and every width whose K falls below 1e-250 on [0, pi/2]); the polynomial and its
+compiled loop run only where every K is >= 1e-250 (float32: >= NORMAL_FLOOR), so their row sums cannot
+underflow and are divided unshifted. Tiled sums keep a running minimum of D per row and rescale the partial sums
+when it drops (streaming softmax, one pass); when x_src is x each row's minimum is its own point's D = 0 (exact
+near pair), so the train-on-train tiles, tile pairs included, need no shift.
 
 Fast evaluation: c = cos^2 d = <P, P'> is one real matmul of projector features (25 columns for P^4); then
 K = F(q) with q = tan(d/4) = sqrt(1 - t) / (sqrt 2 + sqrt(1 + t)), t = sqrt c = cos d, q in [0, tan(pi/8)],
@@ -68,6 +77,10 @@ STABLE_BELOW_FLOAT32 = 3e-2
 #: largest near-pair radius used for narrow exp-form kernels (see `near_distance`)
 NARROW_CAP = 5e-2
 POLY_MAX_DEGREE = 24
+#: a row-normalised polynomial kernel needs every K above this (its dtype's smallest normal over eps): the
+#: row sums then stay normal and subnormal rounding is below eps of them; below it the shifted direct path runs
+NORMAL_FLOOR = {np.float64: np.finfo(np.float64).tiny / np.finfo(np.float64).eps,
+                np.float32: float(np.finfo(np.float32).tiny / np.finfo(np.float32).eps)}
 V_MAX = np.tan(np.pi / 8)  # q = tan(d/4) for d in [0, pi/2]
 
 
@@ -101,8 +114,9 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
     passes) accepted pair is returned.
     """
     grid = np.linspace(0.0, V_MAX, 2001)
-    exact = kernel_of_distance(distance_of(grid), width, form)
-    if exact.min() < 1e-250:
+    with np.errstate(divide="ignore", invalid="ignore"):  # 2 w^2 = 0 (w < 1e-154): 0/0 at d = 0, no fit
+        exact = kernel_of_distance(distance_of(grid), width, form)
+    if not exact.min() >= 1e-250:
         return None
     best = None
     for k in range(0, 16):
@@ -167,11 +181,23 @@ class GaussianKernel(Kernel):
         self.dtype = DTYPES[dtype]
         rtol = POLY_RTOL if dtype == "float64" else POLY_RTOL_FLOAT32
         fit = None if method == "direct" else fit_polynomial(self.width, form, rtol=rtol)
+        if fit is not None and normalize == "row" and \
+                kernel_of_distance(np.pi / 2, self.width, form) < NORMAL_FLOOR[self.dtype]:
+            if method == "poly":
+                raise ValueError(f"normalize='row' with dtype={dtype!r}: K of width={width}, form={form!r} falls "
+                                 "below the dtype's normal range, where the polynomial's row sums can vanish; "
+                                 "use method='direct' (row-shifted exp) or dtype='float64'")
+            fit = None
         self.coef, self.squarings = (None, 0) if fit is None else fit
         if method == "poly" and self.coef is None:
             raise ValueError(f"no polynomial of degree <= {POLY_MAX_DEGREE} reaches rtol {rtol} for "
                              f"width={width}, form={form!r}; use method='direct'")
         self.method = "poly" if self.coef is not None else "direct"
+        #: rows normalised through exp(-(D - m)/s) (module docstring); the polynomial's K cannot underflow
+        self.shift_rows = normalize == "row" and self.method == "direct"
+        # s of K = exp(-D/s), kept normal in the tile dtype so that D - m = 0 gives exactly 1 at any width
+        scale = 2.0 * width if form == "exp" else 2.0 * width * width
+        self.scale = max(scale, float(np.finfo(self.dtype).tiny))
         compiled = engine != "numpy" and self.method == "poly" and self.dtype == np.float64 \
             and jit.numba_version() is not None
         self.engine = "numba" if compiled else "numpy"
@@ -200,12 +226,10 @@ class GaussianKernel(Kernel):
         xp.matmul(f1, f2.T, out=a)  # c = cos^2 d
         if self.engine == "numba" and xp is np:
             return jit.gaussian_poly(a, self._padded, self.squarings)
+        if self.method == "direct":
+            return self.of_distance(self._arccos(a, xp))
         xp.clip(a, 0.0, 1.0, out=a)
         xp.sqrt(a, out=a)  # t = cos d
-        if self.method == "direct":
-            xp.arccos(a, out=a)
-            a[a < NOISE_FLOOR] = 0.0
-            return kernel_of_distance(a, self.width, self.form)
         xp.subtract(1.0, a, out=b)  # 1 - t = 2 sin^2(d/2)
         a += 1.0  # 1 + t = 2 cos^2(d/2)
         xp.sqrt(a, out=a)
@@ -217,6 +241,40 @@ class GaussianKernel(Kernel):
             a *= a
         return a
 
+    @staticmethod
+    def _arccos(a, xp):
+        """In place: c = cos^2 d -> d (the direct path's distance, noise floor applied)."""
+        xp.clip(a, 0.0, 1.0, out=a)
+        xp.sqrt(a, out=a)  # t = cos d
+        xp.arccos(a, out=a)
+        a[a < NOISE_FLOOR] = 0.0
+        return a
+
+    def tile_distance(self, f1, f2):
+        """FS distance d of the direct path for feature rows f1, f2 (without the near-pair correction)."""
+        xp = array_module(f1)
+        a, _ = self._buffers((f1.shape[0], f2.shape[0]), xp)
+        xp.matmul(f1, f2.T, out=a)  # c = cos^2 d
+        return self._arccos(a, xp)
+
+    def of_distance(self, d):
+        """K of the direct path from FS distances d, in place: kernel_of_distance's, and with normalize="row"
+        exp(-D/s) (the same bits wherever 2 w^2 is a normal number, and 1 at d = 0 for any width)."""
+        if not self.shift_rows:
+            return kernel_of_distance(d, self.width, self.form)
+        if self.form == "gauss":
+            d *= d
+        return self.shifted(d)
+
+    def shifted(self, e, low=None):
+        """In place: D -> exp(-(D - low)/s) for a tile D, `low` (one per row) the shift m, e.g. each row's minimum
+        of D (None: 0)."""
+        xp = array_module(e)
+        if low is not None:
+            e -= low[:, None]
+        e /= -self.scale
+        return xp.exp(e, out=e)
+
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
         check_point_sets(self, ("x", "x_src"), x, x_src)
         return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
@@ -227,7 +285,11 @@ class GaussianKernel(Kernel):
         rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
         check_point_sets(self, ("x1", "x2"), x1, x2)
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
-        k = op.tile_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
+        if op.shift:
+            e = op.distance_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
+            k = self.shifted(e, e.min(axis=1))
+        else:
+            k = op.tile_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
         if self.normalize == "row":
             k /= k.sum(axis=1, keepdims=True)
         return k
@@ -252,10 +314,18 @@ class GaussianOperator(TiledOperator):
     def __init__(self, kernel: GaussianKernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
                  cache_bytes: int = 0):
         super().__init__(kernel, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
-        self.pair_rows, self.pair_cols, self.pair_vals = self._near_pairs(x, x_src)
+        self.pair_rows, self.pair_cols, self.pair_dist = self._near_pairs(x, x_src)
+        #: rows summed as exp(-(D - m)/s) (module docstring); x_src is x: m = 0, the plain tiles are the same
+        self.shift = kernel.shift_rows and not self.same
+
+    @functools.cached_property
+    def pair_vals(self):
+        """Unshifted K of the near pairs (for `tile_rows`; a shifted operator never needs them)."""
+        return self.kernel.of_distance(self.pair_dist.copy())
 
     def _near_pairs(self, x, x_src):
-        """Pairs closer than `near_distance` (KD-tree on projector features, on the host), sorted by row, exact K."""
+        """Pairs closer than `near_distance` (KD-tree on projector features, on the host), sorted by row, their
+        stable FS distance."""
         below = near_distance(self.kernel)
         radius = np.sqrt(2.0) * np.sin(below)
         tree = cKDTree(to_host(self.f_src))
@@ -263,21 +333,60 @@ class GaussianOperator(TiledOperator):
         rows = np.repeat(np.arange(len(hits)), [len(h) for h in hits]).astype(np.int64)
         cols = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=rows.size)
         x, x_src = to_host(x), to_host(x_src)
-        d = fs_distance_paired(x[rows], x_src[cols]) if rows.size else np.zeros(0)
-        return rows, cols, kernel_of_distance(d, self.kernel.width, self.kernel.form)
+        return rows, cols, fs_distance_paired(x[rows], x_src[cols]) if rows.size else np.zeros(0)
 
-    def tile_rows(self, r0, r1, c0, c1):
-        """Unnormalised K tile (exact near pairs) whatever `normalize`: __call__ and the flow's tile-pair sums
-        divide by the row sums after summing tiles."""
-        k = self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
+    def _put_pairs(self, k, vals, r0, r1, c0, c1):
+        """In place: the near pairs' entries of the tile k (rows r0:r1, columns c0:c1) set from vals."""
         lo, hi = np.searchsorted(self.pair_rows, [r0, r1])
         if hi > lo:
             rr, cc = self.pair_rows[lo:hi], self.pair_cols[lo:hi]
             m = (cc >= c0) & (cc < c1)
             if m.any():
                 xp = array_module(k)
-                k[xp.asarray(rr[m] - r0), xp.asarray(cc[m] - c0)] = xp.asarray(self.pair_vals[lo:hi][m])
+                k[xp.asarray(rr[m] - r0), xp.asarray(cc[m] - c0)] = xp.asarray(vals[lo:hi][m])
         return k
+
+    def tile_rows(self, r0, r1, c0, c1):
+        """Unnormalised K tile (exact near pairs) whatever `normalize`: __call__ and the flow's tile-pair sums
+        divide by the row sums after summing tiles."""
+        return self._put_pairs(self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1]), self.pair_vals,
+                               r0, r1, c0, c1)
+
+    def distance_rows(self, r0, r1, c0, c1):
+        """D of K = exp(-D/s) for rows r0:r1, columns c0:c1: d (form "exp") or d^2 ("gauss"), exact near pairs."""
+        d = self._put_pairs(self.kernel.tile_distance(self.f[r0:r1], self.f_src[c0:c1]), self.pair_dist,
+                            r0, r1, c0, c1)
+        if self.kernel.form == "gauss":
+            d *= d
+        return d
+
+    def _rows(self, r0, r1, grad, out):
+        """out[r0:r1] = sum over column tiles of exp(-(D - m)/s) @ grad, m the running row minimum of D: the
+        sums so far are rescaled by exp(-(m_old - m)/s) when a tile brings a nearer source (one pass)."""
+        if not self.shift:
+            return super()._rows(r0, r1, grad, out)
+        xp = array_module(grad)
+        acc = out[r0:r1]
+        acc[...] = 0.0
+        low = None
+        for c0 in range(0, self.n_src, self.tile):
+            c1 = min(c0 + self.tile, self.n_src)
+            e = self.distance_rows(r0, r1, c0, c1)
+            m = e.min(axis=1) if low is None else xp.minimum(low, e.min(axis=1))
+            if low is not None:
+                acc *= xp.exp((m - low) / self.kernel.scale)[:, None]
+            low = m
+            acc += self.kernel.shifted(e, low) @ grad[c0:c1]
+
+    def _fill_dense(self, r0, r1):
+        """The cached rows r0:r1: exp(-(D - m)/s) with m their minimum over all columns (plain tiles unshifted)."""
+        if not self.shift:
+            return super()._fill_dense(r0, r1)
+        rows = self.dense[r0:r1]
+        for c0 in range(0, self.n_src, self.tile):
+            c1 = min(c0 + self.tile, self.n_src)
+            rows[:, c0:c1] = self.distance_rows(r0, r1, c0, c1)
+        self.kernel.shifted(rows, rows.min(axis=1))
 
     def __call__(self, grad):
         if self.kernel.normalize != "row":
