@@ -1,0 +1,119 @@
+"""Cost of the checks that run before any work: kernel_flow's global row indices and charts, a study journal.
+
+- `partition.check_indices`: every rank's train_idx (rows r::R of N) checked to be, over the ranks, each of 0..N-1
+  once (one allgather of counts and bounds, one Allreduce of an N-bit bitmap).
+- `flow_inputs.check_sets`: train and test of one chart (and manifold) over the ranks (one allgather), for sets of
+  one chart (the usual case) and of many charts (the refusal, which counts them).
+- `tune.storage.journal_problem`: a study journal of T trials read line by line and replayed with Optuna's own
+  reader (what `hpcflow tune` and the analysis scripts do before opening it), against Optuna opening it.
+
+Prints one JSON line per check: best-of-`--repeats` seconds, the slowest rank's. Usage:
+
+    .venv/bin/python benchmarks/bench_input_checks.py [--n 1000000] [--trials 1000] [--repeats 5]
+    .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_input_checks.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from hpcflow.parallel.comm import resolve
+
+
+def best(fn, repeats: int, comm) -> float:
+    """Smallest over repeats of the slowest rank's seconds for fn() (ranks start together)."""
+    times = []
+    for _ in range(repeats):
+        comm.Barrier()
+        t = time.perf_counter()
+        try:
+            fn()
+        except ValueError:
+            pass  # a refusal is what some cases time
+        times.append(max(comm.allgather(time.perf_counter() - t)))
+    return min(times)
+
+
+class Rows:
+    """The fields check_sets reads of a point set: points (for the shape), chart, and len."""
+
+    def __init__(self, n: int, charts: np.ndarray):
+        self.points = np.zeros((n, 5), dtype=np.complex128)
+        self.chart = charts
+        self.manifold = None
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+class Unmixed:
+    """A kernel as check_sets sees it: one that does not mix components (the paper's four)."""
+
+    mixes_components = False
+
+
+def journal(path: str, trials: int) -> None:
+    """A study journal of `trials` finished trials (two parameters, one value each)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="bench", storage=JournalStorage(JournalFileBackend(path)))
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0), "y": optuna.distributions.FloatDistribution(0, 1)}
+    rng = np.random.default_rng(0)
+    for _ in range(trials):
+        t = study.ask(dist)
+        study.tell(t, float(rng.uniform()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000, help="rows of train and of test over all ranks")
+    p.add_argument("--trials", type=int, default=1000, help="trials in the journal")
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    comm = resolve(None)
+    R, r = comm.Get_size(), comm.Get_rank()
+    from hpcflow.flow_inputs import check_sets
+    from hpcflow.parallel.partition import check_indices
+
+    mine = np.arange(r, args.n, R, dtype=np.int64)
+    out = {"ranks": R, "n": args.n}
+    out["check_indices_s"] = best(lambda: check_indices([("train_idx", mine, len(mine))], comm=comm),
+                                  args.repeats, comm)
+    one = np.tile(np.array([0, 1], dtype=np.int64), (len(mine), 1))
+    many = np.random.default_rng(r).integers(0, 5, size=(len(mine), 2))
+    for name, charts in (("one_chart", one), ("many_charts", many)):
+        train, test = Rows(len(mine), charts), Rows(len(mine), charts)
+        out[f"check_sets_{name}_s"] = best(lambda: check_sets(Unmixed(), train, test, None, comm=comm),
+                                           args.repeats, comm)
+    if r == 0:
+        from hpcflow.tune.storage import journal_problem
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "study.journal")
+            journal(path, args.trials)
+            with open(path, "rb") as fh:
+                out["journal_lines"] = fh.read().count(b"\n")
+            t = time.perf_counter()
+            problem = journal_problem(path)
+            out["journal_check_s"] = time.perf_counter() - t
+            assert problem is None, problem
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            t = time.perf_counter()
+            JournalStorage(JournalFileBackend(path)).get_all_studies()
+            out["optuna_open_s"] = time.perf_counter() - t
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
