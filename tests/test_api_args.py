@@ -76,6 +76,40 @@ def test_integer_index_gives_one_point(sets):
             ps[bad]
 
 
+@pytest.mark.parametrize("bad, exc, words", [
+    (True, TypeError, "boolean scalar"), (np.True_, TypeError, "boolean scalar"), (False, TypeError, "boolean"),
+    (np.array(False), TypeError, "boolean scalar"), (None, TypeError, "not an int"), (..., TypeError, "not an int"),
+    ((1, 2), TypeError, "tuple"), (np.array([1.0, 2.0]), TypeError, "not an int"), ("3", TypeError, "not an int"),
+    (np.array([[1, 2]]), IndexError, "shape (1, 2)"), (np.ones(3, bool), IndexError, "mask of length 3"),
+    (np.ones((60, 1), bool), IndexError, "mask of shape"), (np.array([0, 60]), IndexError, "row 60 is out of range"),
+    (np.array(-61), IndexError, "row -61 is out of range"), (2**70, IndexError, "out of range"),
+])
+def test_bad_point_index_is_refused_naming_it_and_what_to_pass(sets, bad, exc, words):
+    """ps[idx] and ps.subset(idx) select rows of one axis; anything else (bools, None, Ellipsis, tuples, float or
+    multi-dimensional arrays, masks of another length) built sets of malformed shape that computed and saved."""
+    ps = sets[0]
+    for select, what in ((ps.__getitem__, "PointSet index"), (ps.subset, "PointSet.subset index")):
+        with pytest.raises(exc) as info:
+            select(bad)
+        msg = str(info.value)
+        assert msg.startswith(what) and words in msg and "\n" not in msg
+        assert msg.endswith("pass an int, a slice, a 1-D integer index array or a 1-D boolean mask of length 60")
+
+
+def test_zero_d_integer_arrays_and_subset_select_as_indexing_does(sets):
+    """A 0-d integer array (as np.array(argmax) gives) is ps[int]; subset(idx) is ps[idx] for every index kind."""
+    ps = sets[0]
+    k = int(np.argmax(ps.weights))
+    mask = ps.weights > np.median(ps.weights)
+    for idx, rows in ((np.array(k), [k]), (np.array(-2, dtype=np.int32), [len(ps) - 2]), (np.uint8(4), [4]),
+                      (k, [k]), (mask, np.flatnonzero(mask)), ([3, -1, 3], [3, len(ps) - 1, 3]),
+                      (np.array([5, 0]), [5, 0]), (slice(2, 9, 3), [2, 5, 8]), ([], [])):
+        for got in (ps[idx], ps.subset(idx)):
+            assert len(got) == len(rows)
+            for f in FIELDS:
+                np.testing.assert_array_equal(getattr(got, f), getattr(ps, f)[np.asarray(rows, dtype=int)])
+
+
 def test_concatenate_refuses_nothing_and_mixed_manifolds(X, sets):
     a, b = sets
     joined = PointSet.concatenate([a, b])

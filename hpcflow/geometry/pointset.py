@@ -29,6 +29,57 @@ FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
 #: a stored point counts as on X when |p(z)| / |z|^deg is below this (the sampler polishes to ~1e-12)
 ON_X_TOL = 1e-8
 
+#: what PointSet indexing and `subset` take
+INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
+
+
+def one_line_repr(value) -> str:
+    """repr of a value on one line (an array's rows joined), cut to 60 characters (`arguments.short_repr` keeps
+    an array's line breaks)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def row_index(idx, n: int, what: str = "PointSet index"):
+    """`idx` as a slice or a 1-D integer array of rows of a set of n points: an int (negative counts from the end)
+    or a 0-d integer array (argmax's result) gives that one row; TypeError for bools, None, Ellipsis, tuples and
+    non-integer arrays, IndexError for out-of-range rows, masks of another length and arrays of ndim > 1."""
+    def refuse(why, exc=TypeError):
+        return exc(f"{what} {one_line_repr(idx)} is invalid: {why}; pass {INDEX_WANT.replace('N', str(n))}")
+
+    if isinstance(idx, slice):
+        return idx
+    if isinstance(idx, (int, np.integer)) and not isinstance(idx, (bool, np.bool_)):
+        if not -n <= idx < n:
+            raise refuse(f"row {idx} is out of range for {n} points", IndexError)
+        return slice(int(idx) % n, int(idx) % n + 1)
+    if isinstance(idx, tuple):
+        raise refuse("a tuple indexes several axes and a PointSet has one (a list or array of rows selects them)")
+    if isinstance(idx, list) and not idx:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        arr = None if isinstance(idx, (str, bytes)) or idx is None or idx is Ellipsis else np.asarray(idx)
+    except (TypeError, ValueError):  # a ragged list
+        arr = None
+    if arr is None or arr.dtype.kind not in "biu":
+        raise refuse("not an int, slice or integer / boolean array")
+    if arr.dtype.kind == "b":
+        if arr.ndim != 1:
+            raise refuse("a boolean scalar selects no row" if arr.ndim == 0 else f"a mask of shape {arr.shape}",
+                         TypeError if arr.ndim == 0 else IndexError)
+        if arr.size != n:
+            raise refuse(f"a mask of length {arr.size}", IndexError)
+        return arr
+    if arr.ndim > 1:
+        raise refuse(f"an index array of shape {arr.shape}", IndexError)
+    bad = (arr < -n) | (arr >= n)
+    if bad.any():
+        raise refuse(f"row {int(arr.reshape(-1)[np.argmax(bad.reshape(-1))])} is out of range for {n} points",
+                     IndexError)
+    if arr.ndim == 0:
+        return row_index(int(arr), n, what)
+    return arr.astype(np.int64, copy=False)
+
 
 @dataclass
 class PointSet:
@@ -54,17 +105,13 @@ class PointSet:
                         self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs))
 
     def subset(self, idx) -> "PointSet":
-        """The points selected by a boolean mask or index array."""
-        return self._take(idx)
+        """The points selected by a boolean mask or index array (anything `ps[idx]` takes, with the same result)."""
+        return self._take(row_index(idx, len(self), "PointSet.subset index"))
 
     def __getitem__(self, idx) -> "PointSet":
         """The points selected by a slice, mask or index array; an integer gives a PointSet of that one point."""
-        if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
-            i = int(idx) + len(self) if idx < 0 else int(idx)
-            if not 0 <= i < len(self):
-                raise IndexError(f"point index {int(idx)} is out of range for a PointSet of {len(self)} points")
-            idx = slice(i, i + 1)
-        return self._take(idx)
+        return self._take(row_index(idx, len(self)))
+
 
     @staticmethod
     def concatenate(parts) -> "PointSet":
