@@ -19,8 +19,11 @@ def hpcflow(*args, env=None):
 
 
 def test_save_load_round_trip(tmp_path):
+    """Every field bitwise, the Jacobians recomputed CHUNK rows at a time included."""
+    from hpcflow.geometry.pointcheck import CHUNK
+
     X = Hypersurface.dwork(3, 0.2 + 0.1j)
-    ps = X.sample(500, seed=1)
+    ps = X.sample(CHUNK + 500, seed=1)
     ps.save(tmp_path / "p.h5")
     back = PointSet.load(tmp_path / "p.h5")
     for name in ("points", "weights", "omega2", "g_fs", "chart", "jacobian"):

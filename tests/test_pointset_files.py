@@ -75,16 +75,26 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, mutate", CASES, ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
-def test_malformed_pointset_is_an_input_file_error_naming_file_and_dataset(tmp_path, good, name, mutate):
+def _mutated(tmp_path, good, mutate):
+    """A copy of the good file changed in place by mutate(h5py.File)."""
     path = tmp_path / "bad.h5"
     shutil.copy(good, path)
     with h5py.File(path, "r+") as f:
         mutate(f)
+    return path
+
+
+def _refusal(path) -> str:
     with pytest.raises(InputFileError) as exc:
         PointSet.load(path)
     msg = str(exc.value)
-    assert str(path) in msg and f"'{name}'" in msg and "\n" not in msg
+    assert str(path) in msg and "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("name, mutate", CASES, ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
+def test_malformed_pointset_is_an_input_file_error_naming_file_and_dataset(tmp_path, good, name, mutate):
+    assert f"'{name}'" in _refusal(_mutated(tmp_path, good, mutate))
 
 
 def test_good_file_still_loads_exactly(good):
@@ -114,3 +124,184 @@ def test_save_over_an_existing_file_names_the_api_argument(tmp_path, good):
     assert "--" not in str(exc.value) and target.read_bytes() == b"old"
     ps.save(target, force=True)
     assert len(PointSet.load(target)) == len(ps)
+
+
+# ---- data that do not fit together --------------------------------------------------------------------------
+def _rows(name, fn):
+    def mutate(f):
+        data = f[name][()]
+        f[name][...] = fn(data)
+    return mutate
+
+
+def _upper_plus_one(g):
+    a, b = np.triu_indices(g.shape[-1], 1)
+    g[:, a, b] += 1.0
+    return g
+
+
+def _row_times(k, factor):
+    def fn(a):
+        a[k] = a[k] * factor
+        return a
+    return fn
+
+
+def _other_chart(f):
+    """Row 3 eliminates another coordinate than its own J: a chart that covers the point, but not the one whose g_FS,
+    |Omega|^2 and weight the file holds."""
+    chart = f["chart"][()]
+    chart[3, 1] = next(k for k in range(f["points"].shape[1]) if k not in chart[3])
+    f["chart"][...] = chart
+
+
+MISFITS = [
+    ("g_fs", "is not Hermitian", _rows("g_fs", _upper_plus_one)),
+    ("omega2", "does not agree", _rows("omega2", lambda a: 3 * a)),
+    ("g_fs", "does not agree", _rows("g_fs", lambda a: 2 * a)),
+    ("weights", "does not agree", _rows("weights", _row_times(7, 1 + 1e-9))),
+    ("g_fs", "does not agree", _rows("g_fs", _row_times(7, 1 + 1e-9))),
+    ("omega2", "does not agree", _rows("omega2", _row_times(7, 1 + 1e-9))),
+    ("g_fs", "does not agree", _other_chart),
+]
+
+
+@pytest.mark.parametrize("name, words, mutate", MISFITS, ids=[f"{i}-{c[0]}" for i, c in enumerate(MISFITS)])
+def test_data_that_do_not_fit_their_points_are_refused_naming_file_and_dataset(tmp_path, good, name, words, mutate):
+    """g_FS must be Hermitian and g_FS, |Omega|^2 and the weights those the points and charts give (eq. B.11's
+    inputs): a changed entry (even by 1e-9 relative) is refused before sigma could change."""
+    msg = _refusal(_mutated(tmp_path, good, mutate))
+    assert f"dataset '{name}' {words}" in msg and "Hypersurface.point_set" in msg
+
+
+def test_a_chart_that_does_not_cover_its_point_is_refused(tmp_path, good):
+    """z = (1, -1, 0, 0, 0) lies on the Fermat quintic, where dp/dz_2 = 5 z_2^4 = 0: chart (0, 2) eliminates a
+    coordinate the point cannot be solved for (its Jacobian is infinite)."""
+    def mutate(f):
+        z, chart = f["points"][()], f["chart"][()]
+        z[0], chart[0] = [1, -1, 0, 0, 0], [0, 2]
+        f["points"][...], f["chart"][...] = z, chart
+
+    msg = _refusal(_mutated(tmp_path, good, mutate))
+    assert "dataset 'chart' gives row 0 the chart (0, 2), which does not cover the point" in msg
+
+
+@pytest.mark.parametrize("name", ["g_fs", "omega2", "weights"])
+def test_roundoff_sized_differences_from_the_points_are_accepted_and_kept(tmp_path, good, name):
+    """Data computed from the points in another order (another machine, another build) differ by a few ulps: they
+    load, as stored, while a difference of 1e-9 relative in the same entries does not."""
+    for ulps, loads in ((3, True), (None, False)):
+        path = tmp_path / f"{name}_{ulps}.h5"
+        shutil.copy(good, path)
+        with h5py.File(path, "r+") as f:
+            data = f[name][()]
+            view = data.view(np.float64)  # the real and imaginary parts of complex entries
+            view[...] = view * (1 + 1e-9) if ulps is None else view + 3 * np.spacing(view)
+            f[name][...] = data
+        if loads:
+            np.testing.assert_array_equal(getattr(PointSet.load(path), name), data)
+        else:
+            with pytest.raises(InputFileError, match=f"dataset '{name}' does not agree"):
+                PointSet.load(path)
+
+
+@pytest.mark.parametrize("name, dtype", [("weights", np.float32), ("omega2", np.float32), ("g_fs", np.complex64),
+                                         ("weights", np.float16)])
+def test_lower_precision_floats_are_read_as_float64(tmp_path, good, name, dtype):
+    """A file may store data in single precision (a user's choice): they load as float64 / complex128 holding the
+    stored values exactly, as every PointSet field is float64 / complex128."""
+    ps = PointSet.load(_mutated(tmp_path, good, _replace(name, lambda a: a.astype(dtype))))
+    with h5py.File(good) as f:
+        stored = f[name][()].astype(dtype)
+    want = np.complex128 if np.iscomplexobj(stored) else np.float64
+    assert getattr(ps, name).dtype == want
+    np.testing.assert_array_equal(getattr(ps, name), stored.astype(want))
+    full = PointSet.load(good)
+    assert abs(ps.sigma() - full.sigma()) <= 10 * np.finfo(dtype).eps * full.sigma()
+
+
+def test_single_precision_points_are_refused_for_their_precision(tmp_path, good):
+    """complex64 points lie ~1e-7 off X: the refusal says so (not that the points are off the hypersurface)."""
+    msg = _refusal(_mutated(tmp_path, good, _replace("points", lambda a: a.astype(np.complex64))))
+    assert "dataset 'points' is complex64" in msg and "complex128" in msg and "off the hypersurface" not in msg
+
+
+# ---- save writes only what load reads -----------------------------------------------------------------------
+def _set(ps, **fields):
+    data = {name: getattr(ps, name) for name in ("points", "weights", "omega2", "g_fs", "chart")}
+    data.update(fields)
+    return PointSet(ps.manifold, **data, n_dropped=ps.n_dropped, seed=ps.seed)
+
+
+def _cast(ps, name, dtype):
+    return _set(ps, **{name: getattr(ps, name).astype(dtype)})
+
+
+def _entry(ps, name, index, value):
+    data = getattr(ps, name).copy()
+    data[index] = value
+    return _set(ps, **{name: data})
+
+
+IN_MEMORY = [  # (what, refused by save, make)
+    ("rows of shape (1, N, n+1)", True, lambda ps: _set(ps, **{k: getattr(ps, k)[None] for k in
+                                                               ("points", "weights", "omega2", "g_fs", "chart")})),
+    ("one row's coordinates", True, lambda ps: _set(ps, **{k: getattr(ps, k)[3] for k in
+                                                           ("points", "weights", "omega2", "g_fs", "chart")})),
+    ("complex64 points", True, lambda ps: _cast(ps, "points", np.complex64)),
+    ("real g_fs", True, lambda ps: _set(ps, g_fs=ps.g_fs.real)),
+    ("omega2 x 3", True, lambda ps: _set(ps, omega2=3 * ps.omega2)),
+    ("non-Hermitian g_fs", True, lambda ps: _entry(ps, "g_fs", (2, 0, 1), 1.0)),
+    ("NaN weight", True, lambda ps: _entry(ps, "weights", 4, np.nan)),
+    ("chart out of range", True, lambda ps: _entry(ps, "chart", (1, 1), 9)),
+    ("point off X", True, lambda ps: _entry(ps, "points", (5, 3), 0.7 + 0.1j)),
+    ("n_dropped < 0", True, lambda ps: setattr(ps, "n_dropped", -2) or ps),
+    ("object seed", True, lambda ps: setattr(ps, "seed", object()) or ps),
+    ("attrs replace kind", True, lambda ps: ps.attrs.update(kind="other") or ps),
+    ("attrs replace seed", True, lambda ps: ps.attrs.update(seed="{") or ps),
+    ("attrs replace manifold", True, lambda ps: ps.attrs.update(manifold="{}") or ps),
+    ("float32 weights", False, lambda ps: _cast(ps, "weights", np.float32)),
+    ("complex64 g_fs", False, lambda ps: _cast(ps, "g_fs", np.complex64)),
+    ("NumPy seed", False, lambda ps: setattr(ps, "seed", np.int64(5)) or ps),
+]
+
+
+@pytest.mark.parametrize("what, refused, make", IN_MEMORY, ids=[c[0] for c in IN_MEMORY])
+def test_save_refuses_in_one_line_what_load_would_refuse_and_writes_nothing(tmp_path, good, what, refused, make):
+    """A set whose file load would refuse is refused by save before the file is created, naming the path, the
+    field and how to form a valid set; every file save writes loads back with its values."""
+    ps = make(PointSet.load(good))
+    path = tmp_path / "out.h5"
+    if refused:
+        with pytest.raises(ValueError) as exc:
+            ps.save(path)
+        msg = str(exc.value)
+        assert str(path) in msg and "which PointSet.load refuses; nothing written" in msg and "\n" not in msg
+        assert list(tmp_path.iterdir()) == []
+        return
+    ps.save(path)
+    back = PointSet.load(path)
+    for name in ("points", "weights", "omega2", "g_fs", "chart"):
+        np.testing.assert_array_equal(getattr(back, name), np.asarray(getattr(ps, name)))
+        assert getattr(back, name).dtype in (np.complex128, np.float64, np.int64)  # float32 is read as float64
+    assert back.seed == ps.seed
+
+
+def test_a_malformed_index_result_cannot_reach_a_file(tmp_path, good):
+    """The audit's sets (ps[True], ps[None], ps[np.array(3)]) are refused or well formed; none is written malformed."""
+    ps = PointSet.load(good)
+    with pytest.raises(ValueError, match="dataset 'points' has shape"):
+        _set(ps, **{k: getattr(ps, k)[None] for k in ("points", "weights", "omega2", "g_fs", "chart")}).save(
+            tmp_path / "x.h5")
+    one = ps[np.array(3)]
+    one.save(tmp_path / "one.h5")
+    back = PointSet.load(tmp_path / "one.h5")
+    assert len(back) == 1 and np.array_equal(back.points, ps.points[3:4]) and back.sigma() == 0.0
+
+
+def test_a_numpy_integer_seed_is_saved_as_the_number_it_holds(tmp_path):
+    """sample(seed=np.uint64(3)) kept the NumPy integer, which json.dumps refused when the set was saved."""
+    ps = Hypersurface.fermat(3).sample(20, seed=np.uint64(3))
+    assert type(ps.seed) is int
+    ps.save(tmp_path / "s.h5")
+    assert PointSet.load(tmp_path / "s.h5").seed == 3

@@ -172,6 +172,12 @@ class Hypersurface:
                 out[..., k] += term
         return out
 
+    def grad_majorant(self, z):
+        """sum_m |c_m| e_mk |z^(e_m - 1_k)| (..., n+1): the sum of the moduli of dp/dz_k's terms, against which
+        the roundoff of `grad` is bounded (its condition number is grad_majorant / |grad|)."""
+        plain = Hypersurface(self.monomials, np.abs(self.coefficients))
+        return plain.grad(array_module(z).abs(z).astype(np.complex128)).real
+
     def p_and_grad(self, z):
         """(p(z), dp/dz) sharing the power table."""
         pw = self._powers(z)

@@ -11,10 +11,12 @@ import numpy as np
 
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import InputFileError, OutputPathError, UserError
+from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
-from hpcflow.parallel.comm import is_root, resolve
+from hpcflow.geometry.pointcheck import (FIELDS, KIND, Problem, as_float64, attribute_text, check_attributes,
+                                         check_layout, check_rows)
+from hpcflow.parallel.comm import is_root, resolve, value_error_together
 from hpcflow.parallel.replicated import gather_to_root, identical_on_all
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
@@ -24,10 +26,6 @@ CONVENTIONS = (
     "omega2 = |Omega|^2 = 1/|dp/dz_j|^2; weights = omega2/det(g_fs) (unnormalised); "
     "eta = det(g)/omega2; kappa = sum(w eta)/sum(w); sigma = sum(w |1-eta/kappa|)/sum(w) (eq. B.11)"
 )
-
-FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
-#: a stored point counts as on X when |p(z)| / |z|^deg is below this (the sampler polishes to ~1e-12)
-ON_X_TOL = 1e-8
 
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
@@ -112,7 +110,6 @@ class PointSet:
         """The points selected by a slice, mask or index array; an integer gives a PointSet of that one point."""
         return self._take(row_index(idx, len(self)))
 
-
     @staticmethod
     def concatenate(parts) -> "PointSet":
         parts = list(parts)
@@ -149,6 +146,8 @@ class PointSet:
         Under MPI call it on every rank of `comm`; rank 0 writes. Ranks that hold the same set (layout "all") write
         it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
         (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
+        Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) are refused
+        first, by every rank together: one ValueError, nothing written.
         """
         from hpcflow.jobs.output import check_path
 
@@ -161,8 +160,14 @@ class PointSet:
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
         c = resolve(comm)
+        seed = _json_or_none(self.seed)
+        attributes = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
+                      "n_dropped": self.n_dropped, "conventions": CONVENTIONS, "hpcflow_version": __version__,
+                      **self.attrs, **(attrs or {})}
+        whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
+        value_error_together(self._save_refusal(f"{path}{whose}", attributes, seed is not None), comm=c)
         data = [getattr(self, name) for name in FIELDS]
-        # (a collective at R > 1: every rank has checked the path before rank 0 creates the file)
+        # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
         if not identical_on_all(data, comm=c):
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
         if not is_root(c):
@@ -170,21 +175,30 @@ class PointSet:
         with atomic_file(path) as fh, h5py.File(fh, "w") as f:
             for name, values in zip(FIELDS, data):
                 f.create_dataset(name, data=values)
-            f.attrs["kind"] = "hpcflow.PointSet"
-            f.attrs["manifold"] = self.manifold.definition_json()
-            f.attrs["seed"] = json.dumps(self.seed)
-            f.attrs["n_dropped"] = self.n_dropped
-            f.attrs["conventions"] = CONVENTIONS
-            f.attrs["hpcflow_version"] = __version__
-            for k, v in {**self.attrs, **(attrs or {})}.items():
+            for k, v in attributes.items():
                 f.attrs[k] = v
+
+    def _save_refusal(self, where: str, attributes: dict, seed_is_json: bool) -> str | None:
+        """Why `load` would refuse the file `save` is about to write from these rows and attributes (the same rules,
+        `hpcflow.geometry.pointcheck`), or None."""
+        try:
+            if not seed_is_json:
+                raise Problem("attribute 'seed'", f"= {one_line_repr(self.seed)} is not JSON-serialisable")
+            manifold = check_attributes(attributes)[0]
+            fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
+            check_layout(manifold, fields)
+            check_rows(manifold, *as_float64(fields))
+        except Problem as p:
+            fix = SAVE_FIXES["attribute" if p.where.startswith("attribute") else "dataset"]
+            return f"PointSet.save({where}): {p.where} {p.what}, which PointSet.load refuses; nothing written: {fix}"
+        return None
 
     @classmethod
     def load(cls, path) -> "PointSet":
-        """Read a PointSet file; recomputes the Jacobians from the points and charts.
-
-        Attributes (JSON), dataset kinds, dtypes, shapes and values (finite; positive weights and |Omega|^2;
-        charts that exist) are validated first: InputFileError naming the file and the attribute or dataset.
+        """Read a PointSet file; recomputes the Jacobians, g_FS, |Omega|^2 and weights from the points and charts
+        and keeps the stored ones where they agree (`hpcflow.geometry.pointcheck`: attributes, dataset kinds and
+        shapes, values, Hermitian g_FS, agreement within roundoff); float32 / complex64 data are read as float64 /
+        complex128. Otherwise InputFileError naming the file, the attribute or dataset and the fix.
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -193,108 +207,51 @@ class PointSet:
             f = h5py.File(path, "r")
         except OSError:
             raise InputFileError(f"{path} is not an HDF5 file; pass a file written by 'hpcflow sample'") from None
-        with f:
-            missing = [k for k in FIELDS if k not in f]
-            if _attr_text(f, "kind") != "hpcflow.PointSet" or missing or "manifold" not in f.attrs:
-                raise InputFileError(
-                    f"{path} is not an hpcflow PointSet (missing {missing or 'kind/manifold attributes'}); "
-                    "pass a file written by 'hpcflow sample'"
-                )
-            manifold = _manifold_attr(f, path)
-            data = _read_fields(f, path, manifold)
-            seed = _json_attr(f, path, "seed", "null")
-            n_dropped = _json_attr(f, path, "n_dropped", "0")
-            if not isinstance(n_dropped, int) or isinstance(n_dropped, bool) or n_dropped < 0:
-                raise InputFileError(f"{path}: attribute 'n_dropped' = {n_dropped!r} is not a count >= 0; "
-                                     "rewrite the file with 'hpcflow sample'")
-        ps = manifold.point_set(data["points"], chart=data["chart"])
+        try:
+            with f:
+                missing = [k for k in FIELDS if k not in f]
+                if attribute_text(f.attrs, "kind") != KIND or missing or "manifold" not in f.attrs:
+                    raise InputFileError(
+                        f"{path} is not an hpcflow PointSet (missing {missing or 'kind/manifold attributes'}); "
+                        "pass a file written by 'hpcflow sample'"
+                    )
+                manifold, seed, n_dropped = check_attributes(f.attrs)
+                data, eps = _read_fields(f, path, manifold)
+            ps = check_rows(manifold, data, eps, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
+        except Problem as p:
+            raise InputFileError(f"{path}: {p}") from None
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
         ps.n_dropped, ps.seed = n_dropped, seed
         return ps
 
 
-# ---- validation of PointSet files ---------------------------------------------------------------------------
-def _attr_text(f, name: str):
-    value = f.attrs.get(name)
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
+#: what to do when `save` refuses a set whose file `load` would refuse
+SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurface.point_set and select rows with "
+                         f"ps[...] ({INDEX_WANT})",
+              "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0, and "
+                           "leave kind, manifold, seed and n_dropped out of attrs= and PointSet.attrs"}
 
 
-def _json_attr(f, path: str, name: str, default: str):
-    """Attribute `name` read as JSON (numbers stored natively are accepted as they are)."""
-    value = _attr_text(f, name) if name in f.attrs else default
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if not isinstance(value, str):
-        raise InputFileError(f"{path}: attribute {name!r} is not text; rewrite the file with 'hpcflow sample'")
+def _json_or_none(value):
+    """value as JSON text (NumPy numbers as the Python numbers they hold), None if it has no JSON form."""
     try:
-        return json.loads(value)
-    except ValueError:
-        raise InputFileError(f"{path}: attribute {name!r} is not valid JSON; rewrite the file with "
-                             "'hpcflow sample'") from None
+        return json.dumps(value.item() if isinstance(value, np.generic) else value)
+    except (TypeError, ValueError):
+        return None
 
 
-def _manifold_attr(f, path: str):
-    from hpcflow.geometry.hypersurface import Hypersurface
-
-    d = _json_attr(f, path, "manifold", "null")
-    try:
-        if not isinstance(d, dict):
-            raise TypeError
-        return Hypersurface.from_definition(d)
-    except (KeyError, TypeError, ValueError, OverflowError, UserError) as exc:
-        why = f" ({exc})" if isinstance(exc, UserError) else ""
-        raise InputFileError(f"{path}: attribute 'manifold' is not a hypersurface definition{why}; rewrite the "
-                             "file with 'hpcflow sample'") from None
-
-
-def _read_fields(f, path: str, manifold) -> dict:
-    """The five datasets, checked for kind, dtype, shape and values against each other and the manifold."""
+def _read_fields(f, path: str, manifold) -> tuple[dict, dict]:
+    """The five datasets (layout checked, sizes within memory) as float64 / complex128 / int64, and the rounding
+    of each float field as stored (`pointcheck.as_float64`)."""
     from hpcflow.resources import fmt_bytes, memory_limit
 
-    n1, m = manifold.n + 1, manifold.dim
-    kinds = {"points": "c", "weights": "f", "omega2": "f", "g_fs": "c", "chart": "iu"}
-    tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
-    total = 0
     for name in FIELDS:
-        ds = f[name]
-        if not isinstance(ds, h5py.Dataset):
-            raise InputFileError(f"{path}: '{name}' is not a dataset; rewrite the file with 'hpcflow sample'")
-        if ds.dtype.kind not in kinds[name]:
-            raise InputFileError(f"{path}: dataset '{name}' has dtype {ds.dtype}, expected "
-                                 f"{'complex' if kinds[name] == 'c' else 'float' if kinds[name] == 'f' else 'integer'}")
-        n = f["points"].shape[0] if f["points"].ndim else -1
-        if ds.shape != (n, *tails[name]):
-            raise InputFileError(f"{path}: dataset '{name}' has shape {ds.shape}, expected {(n, *tails[name])} for "
-                                 f"{n} points on P^{manifold.n}")
-        total += ds.size * ds.dtype.itemsize
+        if not isinstance(f[name], h5py.Dataset):
+            raise Problem(f"'{name}'", "is not a dataset")
+    check_layout(manifold, {name: f[name] for name in FIELDS})
+    total = sum(f[name].size * f[name].dtype.itemsize for name in FIELDS)
     limit, where = memory_limit()
     if 3 * total > limit:
         raise InputFileError(f"{path}: its datasets need {fmt_bytes(3 * total)} to load, more than the "
                              f"{fmt_bytes(limit)} this process may use ({where})")
-    data = {k: f[k][()] for k in FIELDS}
-    for name in ("points", "weights", "omega2", "g_fs"):
-        if not np.all(np.isfinite(data[name])):
-            raise InputFileError(f"{path}: dataset '{name}' holds non-finite values (NaN or inf); resample the points")
-    for name in ("weights", "omega2"):
-        if np.any(data[name] <= 0):
-            raise InputFileError(f"{path}: dataset '{name}' holds values <= 0; resample the points")
-    chart = data["chart"]
-    if len(chart) and (chart.min() < 0 or chart.max() > manifold.n or np.any(chart[:, 0] == chart[:, 1])):
-        raise InputFileError(f"{path}: dataset 'chart' holds a chart that does not exist on P^{manifold.n} "
-                             f"(need 0 <= I != J <= {manifold.n})")
-    data["chart"] = chart = chart.astype(np.int64)
-    z = data["points"]
-    if len(z) and not np.allclose(z[np.arange(len(z)), chart[:, 0]], 1.0, rtol=0, atol=1e-12):
-        raise InputFileError(f"{path}: dataset 'points' is not chart-normalised (z_I = 1 for each point's chart "
-                             "(I, J)); rewrite the file with 'hpcflow sample'")
-    if len(z) and np.max(manifold.residual(z)) > ON_X_TOL:
-        raise InputFileError(f"{path}: dataset 'points' holds points off the hypersurface (|p(z)|/|z|^deg > "
-                             f"{ON_X_TOL:g}); pass points sampled on this manifold")
-    return data
+    return as_float64({name: f[name][()] for name in FIELDS})

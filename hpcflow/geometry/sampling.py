@@ -106,7 +106,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
             del arrays
             arrays = unpack_rows(allgatherv(buf, comm=c), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
-                  seed=int(entropy) if seed is None else seed)
+                  seed=int(entropy if seed is None else seed))  # a Python int: JSON in files
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
                 "sampled_points": n_kept, "points_owned": len(ps),
                 "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}

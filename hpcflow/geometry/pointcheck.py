@@ -1,0 +1,247 @@
+"""Rules of PointSet files, shared by `PointSet.load` (a file's attributes and datasets) and `PointSet.save` (what it
+is about to write), so that save never writes a file that load refuses.
+
+Attributes: kind, a manifold definition, JSON seed, n_dropped a count. Layout: kinds and shapes of the five
+datasets for N points on P^n. Values: finite; weights and |Omega|^2 > 0; charts (I, J) that exist;
+chart-normalised points on X; Hermitian g_FS. Agreement: g_FS, |Omega|^2 and the weights are those that the
+points and charts give (`charts.point_data`), within a bound on the float64 roundoff of computing them that carries
+the conditioning of dp/dz and of det g (`agreement_tolerances`). Floats stored in lower precision (float32
+weights, complex64 g_FS) are read as float64 / complex128 and their rounding joins the bounds; complex64 points are
+refused: single precision cannot place a point on X within ON_X_TOL.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from hpcflow.errors import UserError
+from hpcflow.geometry.charts import local_indices
+
+KIND = "hpcflow.PointSet"
+FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
+#: a stored point counts as on X when |p(z)| / |z|^deg is below this (the sampler polishes to ~1e-12)
+ON_X_TOL = 1e-8
+REWRITE = "rewrite the file with 'hpcflow sample'"
+RECOMPUTE = "recompute the data from the points (Hypersurface.point_set(points, chart=chart)) or resample them"
+#: rows checked at once against their recomputed data (~2 kB of temporaries a quintic row; 2^14 rows ran faster
+#: than 2^16 or all 10^6 rows at once)
+CHUNK = 1 << 14
+EPS = float(np.finfo(np.float64).eps)
+_KINDS = {"points": "c", "weights": "f", "omega2": "f", "g_fs": "c", "chart": "iu"}
+_KIND_NAMES = {"c": "complex", "f": "float", "iu": "integer"}
+_DTYPES = {"points": np.complex128, "weights": np.float64, "omega2": np.float64, "g_fs": np.complex128,
+           "chart": np.int64}
+
+
+class Problem(Exception):
+    """A rule that one attribute or dataset breaks: `where` ("dataset 'g_fs'"), `what` is wrong and the `fix`."""
+
+    def __init__(self, where: str, what: str, fix: str = REWRITE):
+        super().__init__(f"{where} {what}; {fix}")
+        self.where, self.what, self.fix = where, what, fix
+
+
+def _ds(name: str) -> str:
+    return f"dataset '{name}'"
+
+
+# ---- attributes ---------------------------------------------------------------------------------------------
+def attribute_text(attrs, name: str):
+    """Attribute `name` of a mapping (h5py attrs or a dict) as str or a Python number (None if undecodable)."""
+    value = attrs.get(name)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def json_attribute(attrs, name: str, default: str):
+    """Attribute `name` read as JSON (numbers stored natively are accepted as they are)."""
+    value = attribute_text(attrs, name) if name in attrs else default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise Problem(f"attribute {name!r}", "is not text")
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise Problem(f"attribute {name!r}", "is not valid JSON") from None
+
+
+def check_attributes(attrs) -> tuple:
+    """(manifold, seed, n_dropped) of a PointSet file's attributes, or the Problem of the first bad one."""
+    from hpcflow.geometry.hypersurface import Hypersurface
+
+    if attribute_text(attrs, "kind") != KIND:
+        raise Problem("attribute 'kind'", f"is not {KIND!r}", "pass a file written by 'hpcflow sample'")
+    d = json_attribute(attrs, "manifold", "null")
+    try:
+        if not isinstance(d, dict):
+            raise TypeError
+        manifold = Hypersurface.from_definition(d)
+    except (KeyError, TypeError, ValueError, OverflowError, UserError) as exc:
+        why = f" ({exc})" if isinstance(exc, UserError) else ""
+        raise Problem("attribute 'manifold'", f"is not a hypersurface definition{why}") from None
+    seed = json_attribute(attrs, "seed", "null")
+    n_dropped = json_attribute(attrs, "n_dropped", "0")
+    if not isinstance(n_dropped, int) or isinstance(n_dropped, bool) or n_dropped < 0:
+        raise Problem("attribute 'n_dropped'", f"= {n_dropped!r} is not a count >= 0")
+    return manifold, seed, n_dropped
+
+
+# ---- layout -------------------------------------------------------------------------------------------------
+def check_layout(manifold, fields) -> None:
+    """The five fields' kinds and shapes for N = len(points) points on P^n; `fields` maps each name to anything
+    with .dtype and .shape (h5py datasets, arrays). Complex64 points are refused here: see the module docstring."""
+    n1, m = manifold.n + 1, manifold.dim
+    tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
+    n = fields["points"].shape[0] if len(fields["points"].shape) else -1
+    for name in FIELDS:
+        dtype, shape = fields[name].dtype, tuple(fields[name].shape)
+        if dtype.kind not in _KINDS[name]:
+            raise Problem(_ds(name), f"has dtype {dtype}, expected {_KIND_NAMES[_KINDS[name]]}")
+        if name == "points" and storage_eps(dtype) > 0:
+            raise Problem(_ds(name), f"is {dtype}: its precision ({np.finfo(dtype).eps:.1e}) cannot hold points on X "
+                          f"to |p(z)|/|z|^deg < {ON_X_TOL:g}", "store the points as complex128 ('hpcflow sample' does)")
+        if shape != (n, *tails[name]):
+            raise Problem(_ds(name), f"has shape {shape}, expected {(n, *tails[name])} for {n} points on "
+                          f"P^{manifold.n}")
+
+
+def storage_eps(dtype) -> float:
+    """The relative rounding of a float64 value stored in `dtype`: its eps where coarser than float64's, else 0."""
+    eps = float(np.finfo(dtype).eps)
+    return eps if eps > EPS else 0.0
+
+
+def as_float64(data: dict) -> tuple[dict, dict]:
+    """(the fields as complex128 / float64 / int64, each float field's `storage_eps` as it was stored)."""
+    eps = {k: storage_eps(v.dtype) for k, v in data.items() if v.dtype.kind in "fc"}
+    return {k: np.asarray(v, dtype=_DTYPES[k]) for k, v in data.items()}, eps
+
+
+# ---- values and agreement -----------------------------------------------------------------------------------
+def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False):
+    """The Problem of the first rule the rows of `data` (float64 fields, checked layout) break: values, then, CHUNK
+    rows at a time, chart normalisation, distance to X, Hermiticity and agreement with the data the points give.
+    keep=True: returns those, `manifold.point_set(points, chart=chart)` (the same bits as one call on all rows:
+    every operation is per row); else None."""
+    for name in ("points", "weights", "omega2", "g_fs"):
+        if not np.all(np.isfinite(data[name])):
+            raise Problem(_ds(name), "holds non-finite values (NaN or inf)", "resample the points")
+    for name in ("weights", "omega2"):
+        if np.any(data[name] <= 0):
+            raise Problem(_ds(name), "holds values <= 0", "resample the points")
+    chart, n = data["chart"], manifold.n
+    if len(chart) and (chart.min() < 0 or chart.max() > n or np.any(chart[:, 0] == chart[:, 1])):
+        raise Problem(_ds("chart"), f"holds a chart that does not exist on P^{n} (need 0 <= I != J <= {n})")
+
+    parts = []
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # dp/dz_J = 0: refused in the check
+        for lo in range(0, len(chart), CHUNK):
+            part = {k: v[lo:lo + CHUNK] for k, v in data.items()}
+            re = manifold.point_set(part["points"], chart=part["chart"])
+            _check_chunk(manifold, part, eps, re, lo)
+            parts += [re] if keep else []
+    if not keep:
+        return None
+    return type(parts[0]).concatenate(parts) if parts else manifold.point_set(data["points"], chart=chart)
+
+
+def _check_chunk(manifold, d: dict, eps: dict, re, lo: int) -> None:
+    z, chart = d["points"], d["chart"]
+    at = np.arange(len(z))
+    if not np.allclose(z[at, chart[:, 0]], 1.0, rtol=0, atol=1e-12):
+        raise Problem(_ds("points"), "is not chart-normalised (z_I = 1 for each point's chart (I, J))")
+    if np.max(manifold.residual(z)) > ON_X_TOL:
+        raise Problem(_ds("points"), f"holds points off the hypersurface (|p(z)|/|z|^deg > {ON_X_TOL:g})",
+                      "pass points sampled on this manifold")
+    g = d["g_fs"]
+    _first_excess("g_fs", np.abs(g - np.conj(np.swapaxes(g, -1, -2))), hermitian_tolerance(z, g, eps.get("g_fs", 0.0)),
+                  lo + np.arange(len(z)), "is not Hermitian", "|g - g^H|")
+    ok = np.isfinite(re.omega2) & np.isfinite(re.weights) & (re.weights > 0)
+    if not ok.all():
+        k = int(np.argmin(ok))
+        raise Problem(_ds("chart"), f"gives row {lo + k} the chart {tuple(chart[k].tolist())}, which does not cover "
+                      "the point (dp/dz_J = 0 there)", "pass the charts the points were sampled in")
+    # rows equal to their recomputed data bitwise (a file of this build's sampler: all) need no bound
+    differ = np.flatnonzero((g != re.g_fs).any(axis=(1, 2)) | (d["omega2"] != re.omega2) | (d["weights"] != re.weights))
+    if differ.size == 0:
+        return
+    re = re._take(differ)
+    tol = agreement_tolerances(manifold, z[differ], chart[differ], re, eps)
+    for name in ("g_fs", "omega2", "weights"):
+        _first_excess(name, np.abs(d[name][differ] - getattr(re, name)), tol[name], lo + differ,
+                      "does not agree with its points", "the difference from the data its point and chart give")
+
+
+def _first_excess(name, diff, tol, rows, what, measure) -> None:
+    """Problem naming the first of `rows` where diff exceeds tol (any entry), and by how much."""
+    over = diff > tol
+    if over.ndim > 1:
+        over = over.reshape(len(over), -1).any(axis=1)
+    if over.any():
+        k = int(np.argmax(over))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.nanmax(np.where(diff[k] > tol[k], diff[k] / tol[k], 0.0))
+        raise Problem(_ds(name), f"{what}: at row {int(rows[k])} {measure} is {np.max(diff[k]):.3g}, {ratio:.3g} "
+                      "times the bound that float64 roundoff of its computation allows", RECOMPUTE)
+
+
+def hermitian_tolerance(z, g, eps_g: float = 0.0):
+    """Bound (N, m, m) on |g - g^H| of g_FS computed (`charts.point_data`) at chart-normalised points z (N, n+1).
+
+    Entry (a, b) and (b, a) are formed from the same c, w and |z|^2, so only their final operations differ: at
+    most 6 roundings each of the terms T_ab = (|c_a c_b| + |w_a w_b|/|z|^2 + delta_ab)/|z|^2, and T_ab <=
+    2 |z|^2 sqrt(g_aa g_bb) (the tangent vectors have no z_I component, so |w_a|^2 <= (1 + |c_a|^2)(|z|^2 - 1)).
+    Values stored in lower precision round by eps_g each."""
+    nz2 = np.sum(z.real**2 + z.imag**2, axis=1)[:, None, None]
+    d = np.abs(np.diagonal(g, axis1=1, axis2=2).real)
+    return 24 * max(EPS, eps_g) * nz2 * np.sqrt(d[:, :, None] * d[:, None, :])
+
+
+def agreement_tolerances(manifold, z, chart, re, eps: dict) -> dict:
+    """Largest differences {g_fs (N, m, m), omega2 (N,), weights (N,)} between stored data and `re`, the data the
+    points z and charts give, that float64 roundoff explains: four times one evaluation's first-order bound (two
+    evaluations, a factor 2 for the terms neglected), plus the rounding of storing them (eps[name]).
+
+    dp/dz_k (`Hypersurface.grad`) errs by at most gamma A_k, A = `grad_majorant`, gamma = (2 deg + M + 4) eps; so
+    c_a = -dp_a/dp_J by (gamma A_a + |c_a| gamma A_J)/|dp_J| + 2 eps |c_a| (A/|dp| is the condition number of
+    the gradient). g_FS = (c c^H - w w^H/|z|^2 + 1)/|z|^2 with w = zbar_loc + c zbar_J (`charts.point_data`) carries
+    these errors and (2n + 10) eps of its own terms T; |Omega|^2 = 1/|dp_J|^2 errs by 2 gamma A_J/|dp_J| + 4 eps;
+    the weights |Omega|^2/det g by that plus tr(|g^-1| |dg|) (first order in dg, with 4 m eps |g| for the
+    determinant's own rounding)."""
+    n, m = manifold.n, manifold.dim
+    at = np.arange(len(z))[:, None]
+    j = chart[:, 1]
+    loc = local_indices(n, chart[:, 0], j)
+    c = re.jacobian[at, np.arange(m)[None, :], j[:, None]]
+    ac = np.abs(c)
+    adp = 1.0 / np.sqrt(re.omega2)  # |dp/dz_J|
+    A = manifold.grad_majorant(z)
+    gamma = (2 * manifold.degree + len(manifold.coefficients) + 4) * EPS
+    rel_j = gamma * A[at[:, 0], j] / adp
+    dc = gamma * A[at, loc] / adp[:, None] + ac * (rel_j[:, None] + 2 * EPS)
+    zj = np.abs(z[at[:, 0], j])[:, None]
+    w = np.conj(z[at, loc]) + c * np.conj(z[at[:, 0], j])[:, None]
+    aw = np.abs(w)
+    dw = dc * zj + 3 * EPS * (np.abs(z[at, loc]) + ac * zj)
+    nz2 = np.sum(z.real**2 + z.imag**2, axis=1)[:, None, None]
+
+    def outer(a, b):
+        return a[:, :, None] * b[:, None, :]
+
+    T = (outer(ac, ac) + outer(aw, aw) / nz2 + np.eye(m)) / nz2
+    P = (outer(dc, ac) + outer(ac, dc) + (outer(dw, aw) + outer(aw, dw)) / nz2) / nz2
+    tol_g = 4 * (P + (2 * n + 10) * EPS * T) + eps.get("g_fs", 0.0) * T
+    tol_o = 4 * re.omega2 * (2 * rel_j + 4 * EPS) + eps.get("omega2", 0.0) * re.omega2
+    g_inv = np.abs(np.swapaxes(np.linalg.inv(re.g_fs), -1, -2))
+    rel_det = np.sum(g_inv * (tol_g + 4 * m * EPS * np.abs(re.g_fs)), axis=(1, 2))
+    tol_w = re.weights * (tol_o / re.omega2 + rel_det + 4 * EPS + eps.get("weights", 0.0))
+    return {"g_fs": tol_g, "omega2": tol_o, "weights": tol_w}
