@@ -110,6 +110,15 @@ def test_zero_d_integer_arrays_and_subset_select_as_indexing_does(sets):
                 np.testing.assert_array_equal(getattr(got, f), getattr(ps, f)[np.asarray(rows, dtype=int)])
 
 
+def test_dwork_refuses_a_psi_that_is_not_a_number_and_takes_every_number():
+    """A string psi ("0.1") built a manifold, True was taken as 1, None raised complex()'s own TypeError."""
+    for psi in ("0.1", None, True, np.bool_(False), [0.1], b"1", {}):
+        with pytest.raises(TypeError, match=r"^psi=.* is invalid; pass a number \(complex, float or int\)"):
+            Hypersurface.dwork(3, psi)
+    for psi in (0.1, 1, 0.1 + 0.2j, np.float64(0.1), np.complex128(0.1 + 0.2j), np.int64(1)):
+        assert Hypersurface.dwork(3, psi) == Hypersurface.dwork(3, complex(psi))
+
+
 def test_concatenate_refuses_nothing_and_mixed_manifolds(X, sets):
     a, b = sets
     joined = PointSet.concatenate([a, b])

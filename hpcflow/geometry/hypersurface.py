@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from numbers import Number
 
 import numpy as np
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
-from hpcflow.geometry.pointset import PointSet
+from hpcflow.geometry.pointset import PointSet, one_line_repr
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, check_sample_sizes, sample_points  # noqa: F401
 from hpcflow.arguments import api_integer
@@ -73,6 +74,8 @@ class Hypersurface:
         """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1."""
         dim = api_integer("dim", dim, "an integer >= 1: a Calabi-Yau hypersurface needs dim >= 1 (n = dim+1 >= 2)",
                           lo=1, type_error=ConfigError, value_error=ConfigError)
+        if isinstance(psi, (bool, np.bool_)) or not isinstance(psi, Number):
+            raise TypeError(f"psi={one_line_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")
         n = dim + 1
         mon = [np.eye(n + 1, dtype=np.int64)[k] * (n + 1) for k in range(n + 1)]
         coef = [1.0 + 0j] * (n + 1)
