@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
 
-from hpcflow.cluster import (batched_clustering, birch_clustering, check_settings, flow_blocks, full_clustering,
-                             nearest_point, silhouette_fs, silhouette_precomputed)
+from hpcflow.cluster import (batched_clustering, birch_clustering, check_settings, cluster_points, flow_blocks,
+                             full_clustering, nearest_point, silhouette_fs, silhouette_precomputed)
+from hpcflow.cluster.batched import split_batches
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, fs_distance
 from roundoff import fs_distance_error
@@ -191,3 +192,28 @@ def test_check_settings_predicts_clustering_errors(quintic_points):
             with pytest.raises(ConfigError) as info:
                 check_settings(n, method="batched", n_clusters=k, batch_size=b)
             assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("method", ["full", "birch", "batched"])
+def test_more_clusters_than_points_advises_more_points_not_a_batch_size(quintic_points, method):
+    """With k > N no batch size helps (and "full" and "birch" have none): the advice is fewer clusters or more
+    points, the same from the point-free job check."""
+    with pytest.raises(ConfigError) as exc:
+        cluster_points(quintic_points[:3], method=method, n_clusters=5, batch_size=2)
+    msg = str(exc.value)
+    assert "larger than the 3 points; lower n_clusters or cluster more points" in msg and "batch" not in msg
+    with pytest.raises(ConfigError) as job:
+        check_settings(3, method=method, n_clusters=5, batch_size=2)
+    assert str(job.value) == msg
+
+
+def test_a_mini_batch_too_small_for_k_names_the_batch_size_that_fits(quintic_points):
+    """k <= N but above the smallest mini-batch: the batch size advised is the least one that clusters (checked
+    against split_batches itself, the size one below it does not)."""
+    for n, k, b in [(60, 40, 50), (61, 21, 30), (7, 4, 2), (100, 20, 16), (599, 25, 20), (600, 201, 299)]:
+        with pytest.raises(ConfigError, match=r"raise batch_size to >= (\d+)$") as exc:
+            batched_clustering(quintic_points[:n], n_clusters=k, batch_size=b, seed=0)
+        need = int(str(exc.value).rsplit(" ", 1)[1])
+        smallest = lambda size: min(part.size for part in split_batches(n, size, 0))  # noqa: E731
+        assert smallest(need) >= k > smallest(need - 1), (n, k, b, need)
+        check_settings(n, method="batched", n_clusters=k, batch_size=need)

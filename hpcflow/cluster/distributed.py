@@ -99,9 +99,8 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
         labels = c.bcast(labels, root=0) if R > 1 else labels
         return labels, {"clustering_batches": int(r == 0), "clustering_seconds": time.perf_counter() - t0}
     batch_size = check_batch_size(batch_size)
+    k = check_n_clusters(n_clusters, z.shape[0], batch_size=batch_size)
     batches = split_batches(z.shape[0], batch_size, seed)
-    what = f"points of the smallest mini-batch (N={z.shape[0]} split into batches of <= {batch_size})"
-    k = check_n_clusters(n_clusters, min(b.size for b in batches), what=what)
     mine = list(range(r, len(batches), R))
     local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k)
              for i in progress(mine, desc="clustering", unit="batch", comm=c)}

@@ -5,6 +5,8 @@ Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming th
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hpcflow.errors import ConfigError
@@ -36,16 +38,22 @@ def as_points(points, name: str = "points", *, allow_empty: bool = False) -> np.
     return z
 
 
-def check_n_clusters(n_clusters, n_points: int, *, what: str = "points") -> int:
-    """k must be an integer with 1 <= k <= number of points clustered together."""
+def check_n_clusters(n_clusters, n_points: int, *, batch_size: int | None = None) -> int:
+    """k must be an integer with 1 <= k <= the points clustered together: all n_points, or with `batch_size` (the
+    batched method) the smallest of the ceil(N/B) near-equal mini-batches, floor(N / ceil(N/B)) points. The advice
+    fits the case: more points when k > N, else the batch size that makes the smallest mini-batch hold k points."""
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
         raise ConfigError(f"n_clusters = {n_clusters!r} must be an integer; fix it")
     if n_clusters < 1:
         raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
     if n_clusters > n_points:
+        raise ConfigError(f"n_clusters = {n_clusters} is larger than the {n_points} points; lower n_clusters or "
+                          "cluster more points")
+    if batch_size is not None and n_clusters > (smallest := n_points // math.ceil(n_points / batch_size)):
+        need = math.ceil(n_points / (n_points // n_clusters))  # the least B whose smallest mini-batch holds k
         raise ConfigError(
-            f"n_clusters = {n_clusters} is larger than the {n_points} {what}; "
-            "lower n_clusters or raise batch_size"
+            f"n_clusters = {n_clusters} is larger than the {smallest} points of the smallest mini-batch (N="
+            f"{n_points} split into batches of <= {batch_size}); lower n_clusters or raise batch_size to >= {need}"
         )
     return int(n_clusters)
 

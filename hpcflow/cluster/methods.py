@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from hpcflow.cluster.batched import batched_clustering
 from hpcflow.cluster.birch import birch_clustering
 from hpcflow.cluster.full import MAX_POINTS, full_clustering
@@ -37,10 +35,7 @@ def check_settings(n_points: int, *, method: str, n_clusters: int, batch_size: i
     if n_points < 1:
         raise ConfigError("the point set is empty; sample at least one point")
     if method == "batched":
-        batch_size = check_batch_size(batch_size)
-        smallest = n_points // math.ceil(n_points / batch_size)
-        check_n_clusters(n_clusters, smallest, what=f"points of the smallest mini-batch (N={n_points} split into "
-                                                    f"batches of <= {batch_size})")
+        check_n_clusters(n_clusters, n_points, batch_size=check_batch_size(batch_size))
     else:
         if method == "full" and n_points > MAX_POINTS:
             raise ConfigError(f"method 'full' on {n_points} points exceeds its limit of {MAX_POINTS}; use 'batched'")
