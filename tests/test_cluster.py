@@ -7,6 +7,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_
 from hpcflow.cluster import (batched_clustering, birch_clustering, check_settings, cluster_points, flow_blocks,
                              full_clustering, nearest_point, silhouette_fs, silhouette_precomputed)
 from hpcflow.cluster.batched import split_batches
+from hpcflow.jobs.schema import SEED_MAX
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, fs_distance
 from roundoff import fs_distance_error
@@ -217,3 +218,25 @@ def test_a_mini_batch_too_small_for_k_names_the_batch_size_that_fits(quintic_poi
         smallest = lambda size: min(part.size for part in split_batches(n, size, 0))  # noqa: E731
         assert smallest(need) >= k > smallest(need - 1), (n, k, b, need)
         check_settings(n, method="batched", n_clusters=k, batch_size=need)
+
+
+@pytest.mark.parametrize("seed, exc", [(-1, ValueError), (SEED_MAX + 1, ValueError), (2**64, ValueError),
+                                       (None, TypeError), (1.0, TypeError), (True, TypeError), ("0", TypeError)])
+def test_shuffle_seed_outside_the_job_files_range_is_refused_naming_seed(quintic_points, seed, exc):
+    """seed: an integer in [0, SEED_MAX] as job files take; -1 raised NumPy's bare 'expected non-negative
+    integer', None shuffled each call (and each MPI rank) differently, 2**64 was taken."""
+    z = quintic_points[:40]
+    for run in (lambda: batched_clustering(z, n_clusters=2, batch_size=20, seed=seed),
+                lambda: cluster_points(z, method="batched", n_clusters=2, batch_size=20, seed=seed),
+                lambda: flow_blocks(z, None, n_clusters=2, batch_size=20, seed=seed)):
+        with pytest.raises(exc, match=rf"^seed={seed!r} .*; pass an integer in \[0, {SEED_MAX}\]"):
+            run()
+
+
+def test_shuffle_seeds_at_the_ends_of_the_range_and_numpy_integers_are_taken(quintic_points):
+    z = quintic_points[:40]
+    for seed in (0, SEED_MAX, np.int64(12), np.uint64(12)):
+        res = batched_clustering(z, n_clusters=2, batch_size=20, seed=seed)
+        assert res.seed == int(seed) and type(res.seed) is int
+        np.testing.assert_array_equal(res.labels, batched_clustering(z, n_clusters=2, batch_size=20,
+                                                                     seed=int(seed)).labels)

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from hpcflow.cluster.agglomerative import average_linkage, one_hot
-from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters, check_seed
 from hpcflow.cluster.result import Clustering
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
 from hpcflow.progress import progress
@@ -40,7 +40,7 @@ from hpcflow.progress import progress
 
 def split_batches(n_points: int, batch_size: int, seed) -> list[np.ndarray]:
     """Step 1: shuffled point indices cut into ceil(N/B) mini-batches of near-equal size (<= B each)."""
-    perm = np.random.default_rng(seed).permutation(n_points)
+    perm = np.random.default_rng(check_seed(seed)).permutation(n_points)
     return np.array_split(perm, math.ceil(n_points / batch_size))
 
 
@@ -107,5 +107,5 @@ def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, merg
             targets.append(target)
             means.append(mean)
         labels[idx], batch_index[idx], batch_labels[idx] = target[lab], i, lab
-    return Clustering(labels, k, "batched", seed=seed, merge=merge, batch_index=batch_index,
+    return Clustering(labels, k, "batched", seed=int(seed), merge=merge, batch_index=batch_index,
                       batch_labels=batch_labels, merge_target=targets, merge_distance=means)

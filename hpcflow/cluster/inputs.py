@@ -1,6 +1,7 @@
 """Checks shared by the clustering entry points: points as (N, n+1) complex128 arrays, sizes of k and B.
 
-Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming the setting and the fix.
+Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming the setting and the fix; a bad
+shuffle seed (checked by job files before it gets here) is a Python API TypeError / ValueError naming seed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import math
 
 import numpy as np
 
+from hpcflow.arguments import short_repr
 from hpcflow.errors import ConfigError
 
 #: rules of the eq. 3.3 merge (hpcflow.cluster.batched): each batch cluster picks its nearest seed, or each
@@ -56,6 +58,19 @@ def check_n_clusters(n_clusters, n_points: int, *, batch_size: int | None = None
             f"{n_points} split into batches of <= {batch_size}); lower n_clusters or raise batch_size to >= {need}"
         )
     return int(n_clusters)
+
+
+def check_seed(seed) -> int:
+    """The shuffle seed of the batched method: an integer in [0, SEED_MAX], the range job files allow (None, a
+    random seed, would give each MPI rank its own mini-batches)."""
+    from hpcflow.jobs.schema import SEED_MAX
+
+    want = f"pass an integer in [0, {SEED_MAX}] (2**62), as job files take"
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed={short_repr(seed)} is not an integer; {want}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed={seed} is out of range; {want}")
+    return int(seed)
 
 
 def check_batch_size(batch_size) -> int:
