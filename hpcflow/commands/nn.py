@@ -16,34 +16,40 @@ from hpcflow.errors import ConfigError, OutputPathError, RunStop
 
 
 def run(args) -> int:
-    from hpcflow.jobs import output, registry
+    from hpcflow.jobs import outlock, output, registry
     from hpcflow.parallel.comm import check_launch, refuse_together, resolve
 
     check_launch()
     comm = resolve()
     # every input check, on every rank, before any work; the ranks refuse together (rank 0 prints one line)
-    module, cfg, outdir, resume, existed, overrides = refuse_together(lambda: _prepare(args, comm), comm)
+    module, cfg, overrides = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         from hpcflow import resources
 
+        refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
+        refuse_together(lambda: _prepare_out(args, module, cfg), comm)
         if comm.Get_rank() == 0:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; nothing run")
         return 0
-    done = None if resume is None else _already_finished(resume, cfg, outdir)
-    if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
-        if comm.Get_rank() == 0:
-            print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
-                  f"{cfg['training']['epochs']}): nothing to do; raise [training].epochs to extend it")
-        return 0
-    if resume is not None:
-        output.remove_debris(outdir, comm=comm)
-    else:  # rank 0 creates it (or clears an earlier run's files with --force); a failure there is refused by all
-        outdir = refuse_together(lambda: output.prepare_outdir(args.out, force=args.force,
-                                                               outputs=registry.OUTPUTS["nn"], comm=comm), comm)
-    return _run(args, comm, module, cfg, outdir, resume, existed, overrides)
+    # held before the first look into --out (so before --force removes anything) until the run ends
+    with outlock.holding(args.out, command="hpcflow nn", comm=comm) as lock:
+        outdir, resume = refuse_together(lambda: _prepare_out(args, module, cfg), comm)
+        done = None if resume is None else _already_finished(resume, cfg, outdir)
+        if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
+            if comm.Get_rank() == 0:
+                print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
+                      f"{cfg['training']['epochs']}): nothing to do; raise [training].epochs to extend it")
+            return 0
+        if resume is not None:
+            output.remove_debris(outdir, comm=comm)
+        else:  # rank 0 clears an earlier run's files with --force; a failure there is refused by all
+            outdir = refuse_together(lambda: output.prepare_outdir(args.out, force=args.force,
+                                                                   outputs=registry.OUTPUTS["nn"], comm=comm), comm)
+        created = lock is not None and lock.created
+        return _run(args, comm, module, cfg, outdir, resume, created, overrides)
 
 
 def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
@@ -57,8 +63,8 @@ def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
 
 
 def _prepare(args, comm):
-    """Validate the job, the checkpoint of --resume and --out: (module, cfg, outdir, resume, existed, overrides)."""
-    from hpcflow.jobs import output, registry
+    """Validate the job, before --out is looked into: (module, cfg, overrides)."""
+    from hpcflow.jobs import registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
 
     refuse_resume_with_force(args)
@@ -70,27 +76,29 @@ def _prepare(args, comm):
     overrides = list(args.set or [])
     module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
                                 memory_check=not getattr(args, "no_memory_check", False))
-    resume, existed = None, os.path.isdir(args.out)
+    return module, cfg, overrides
+
+
+def _prepare_out(args, module, cfg):
+    """Validate the checkpoint of --resume and --out (under its lock, but for --check): (outdir, resume)."""
+    from hpcflow.jobs import output, registry
+    from hpcflow.nn.checkpoint import CHECKPOINT
+
     if args.resume:
-        from hpcflow.nn.checkpoint import CHECKPOINT, check_train_state, load_checkpoint
+        from hpcflow.nn.checkpoint import check_train_state, load_checkpoint
 
         path = os.path.join(args.out, CHECKPOINT)
         resume = load_checkpoint(path)
         check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
         module.check_resume(cfg, resume, path)
-        outdir = output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"])  # outputs writable
-    else:
-        from hpcflow.nn.checkpoint import CHECKPOINT
-
-        outputs = registry.OUTPUTS["nn"]  # the checkpoint among them
-        if output.interrupted(args.out, CHECKPOINT) and not args.force:
-            raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT} that no finished "
-                                  "summary.json describes); continue it with --resume, or pass --force to start over")
-        outdir = output.check_outdir(args.out, force=args.force, outputs=outputs)
-    return module, cfg, outdir, resume, existed, overrides
+        return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
+    if output.interrupted(args.out, CHECKPOINT) and not args.force:
+        raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT} that no finished "
+                              "summary.json describes); continue it with --resume, or pass --force to start over")
+    return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"]), None  # checkpoint too
 
 
-def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
+def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     from hpcflow.parallel.comm import abort_on_error
 
     from hpcflow.commands.run import saved_job
@@ -106,8 +114,8 @@ def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
         except RunStop as exc:  # collective (every rank raises it): not an error to abort on
             stop = exc
         except BaseException:
-            if not args.resume and not existed and comm.Get_rank() == 0:
-                _remove_if_only_job(outdir)  # leave no empty output directory behind a failed run
+            if created:  # rank 0, whose lock then removes the directory it created, empty again
+                _remove_if_only_job(outdir)
             raise
     if stop is not None:
         if comm.Get_rank() != 0:  # rank 0 prints the one line
@@ -119,11 +127,11 @@ def _run(args, comm, module, cfg, outdir, resume, existed, overrides) -> int:
 
 
 def _remove_if_only_job(outdir: str) -> None:
-    """Remove an output directory this run created when it holds nothing but the copied job file."""
-    if os.path.isdir(outdir) and set(os.listdir(outdir)) <= {"job.toml"}:
-        if os.path.exists(os.path.join(outdir, "job.toml")):
-            os.remove(os.path.join(outdir, "job.toml"))
-        os.rmdir(outdir)
+    """Remove the copied job file from an output directory that holds no other result of this run."""
+    from hpcflow.jobs.output import is_result
+
+    if os.path.isdir(outdir) and {e for e in os.listdir(outdir) if is_result(e)} == {"job.toml"}:
+        os.remove(os.path.join(outdir, "job.toml"))
 
 
 def register(sub) -> None:

@@ -24,16 +24,28 @@ def run(args) -> int:
 
 
 def _run(args, comm) -> int:
-    from hpcflow.errors import RunStop
-    from hpcflow.jobs import output
+    from hpcflow.jobs import outlock
     from hpcflow.parallel.comm import refuse_together
 
-    module, cfg, outputs, resume, overrides, done = refuse_together(lambda: _prepare(args, comm), comm)
+    module, cfg, outputs, overrides = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
+        refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
+        refuse_together(lambda: _prepare_out(args, module, cfg, outputs, comm), comm)
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {_backend_note()}; nothing run")
         return 0
+    # held before the first look into --out (so before --force removes anything) until the run ends
+    with outlock.holding(args.out, command="hpcflow run", comm=comm):
+        resume, done = refuse_together(lambda: _prepare_out(args, module, cfg, outputs, comm), comm)
+        return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done)
+
+
+def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> int:
+    """The run itself, in --out (which this process has locked); summary.json last."""
+    from hpcflow.errors import RunStop
+    from hpcflow.jobs import output
+
     if done is not None:  # its summary stays as the run wrote it (wall_seconds included)
         if comm.Get_rank() == 0:
             print(f"hpcflow run: {args.out} already finished at step {done} ([flow].steps = "
@@ -41,7 +53,6 @@ def _run(args, comm) -> int:
         return 0
     if resume:
         output.remove_debris(args.out)
-    existed = os.path.isdir(args.out)
     outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)
     t0 = time.perf_counter()
     stop = None
@@ -57,10 +68,6 @@ def _run(args, comm) -> int:
         if getattr(exc, "summary", None) is None:
             raise
         summary, stop = dict(exc.summary), exc
-    except BaseException:
-        if not existed and os.path.isdir(outdir) and not os.listdir(outdir):
-            os.rmdir(outdir)  # leave no empty output directory behind a failed run
-        raise
     summary["wall_seconds"] = time.perf_counter() - t0
     if summary.get("legs"):  # a checkpointed flow: the earlier runs' legs as recorded, then this whole run
         from hpcflow.checkpoint import wall_seconds_total
@@ -95,11 +102,10 @@ def _backend_note() -> str:
 
 
 def _prepare(args, comm):
-    """Every input check of `hpcflow run`, before any work: (module, cfg, outputs, resume, overrides, done); resume:
-    the checked checkpoint state of --resume (`module.resume_state`, passed on to `module.run`), else None; done:
-    the step of a finished run that --resume has nothing to add to (else None)."""
+    """The job's input checks of `hpcflow run`, before any work and before --out is looked into: (module, cfg,
+    outputs, overrides)."""
     from hpcflow.errors import ConfigError
-    from hpcflow.jobs import output, registry
+    from hpcflow.jobs import registry
 
     refuse_resume_with_force(args)
     overrides = list(args.set or [])
@@ -113,17 +119,25 @@ def _prepare(args, comm):
         raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
     if resume and cfg["job"]["kind"] == "nn":
         raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
-    if resume and not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
-        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
-    if resume:
-        output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
-        state = module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job
-        finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
-        done = state.step if finished and state.step >= cfg["flow"]["steps"] else None
-    else:
+    return module, cfg, outputs, overrides
+
+
+def _prepare_out(args, module, cfg, outputs, comm):
+    """The checks of --out (under its lock, but for --check): (resume, done); resume: the checked checkpoint state
+    of --resume (`module.resume_state`, passed on to `module.run`), else None; done: the step of a finished run
+    that --resume has nothing to add to (else None)."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.jobs import output
+
+    if not getattr(args, "resume", False):
         output.check_outdir(args.out, force=args.force, outputs=outputs)
-        state, done = None, None
-    return module, cfg, outputs, state, overrides, done
+        return None, None
+    if not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
+        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
+    output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
+    state = module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job
+    finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
+    return state, (state.step if finished and state.step >= cfg["flow"]["steps"] else None)
 
 
 def refuse_resume_with_force(args) -> None:

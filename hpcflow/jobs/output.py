@@ -38,6 +38,13 @@ def is_debris(name: str) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
+def is_result(name: str) -> bool:
+    """Whether an entry of an output directory is a result: neither debris nor the directory's lock file."""
+    from hpcflow.jobs.outlock import LOCK_NAME
+
+    return not is_debris(name) and name != LOCK_NAME
+
+
 def check_path(path, *, flag: str = "--out") -> str:
     """Common refusals of an output path: empty, a NUL byte, under /proc, /sys or /dev; returns the str path."""
     if path is None or not os.fspath(path).strip():
@@ -116,14 +123,14 @@ def writable_dir(path, *, flag: str = "--out") -> str:
 def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
-    Refused: what `writable_dir` refuses, a directory holding results (anything but debris of interrupted
-    writes) without force, and one where an output file (summary.json, job.toml, `outputs`) is a directory. An
-    empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable summary.json
-    (`interrupted`) is refused with a pointer to --resume.
+    Refused: what `writable_dir` refuses, a directory holding results (anything but debris of interrupted writes
+    and the lock file: `is_result`) without force, and one where an output file (summary.json, job.toml, `outputs`)
+    is a directory. An empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable
+    summary.json (`interrupted`) is refused with a pointer to --resume.
     """
     path = writable_dir(path)
     if os.path.isdir(path):
-        results = [e for e in os.listdir(path) if not is_debris(e)]
+        results = [e for e in os.listdir(path) if is_result(e)]
         if results and not force and interrupted(path, "checkpoint.h5"):
             raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5 that no finished summary.json "
                                   "describes); continue it with --resume, or pass --force to start over")

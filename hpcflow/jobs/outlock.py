@@ -1,0 +1,203 @@
+"""The lock of an output directory: one run (`hpcflow run`, `hpcflow nn`) writes into DIR at a time.
+
+The run holds `flock(LOCK_EX | LOCK_NB)` on DIR/.hpcflow.lock from before its first look at DIR (so before --force
+deletes anything) to its end, with its command, host, pid and start time written in the file for the refusal of
+another run.
+The kernel drops a lock when its process ends, SIGKILL included: a killed run leaves the file, never a held lock,
+and readers of DIR ignore the file. A holder removes the file while still holding the lock, and a new holder checks
+that the file it locked is still the one named DIR/.hpcflow.lock, so two runs never hold two files.
+On NFSv4, Linux maps flock to a POSIX lock held by the server (dropped when a dead client's lease expires, ~90 s);
+a process loses its POSIX locks when it closes any descriptor of the file, so the holder never opens it again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+from contextlib import contextmanager
+
+from hpcflow.errors import OutputPathError, RunStop
+
+#: the lock file in an output directory (not a result: check_outdir and the readers of DIR ignore it)
+LOCK_NAME = ".hpcflow.lock"
+_OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+#: attempts at a lock file that another holder removes meanwhile (each a new file)
+ATTEMPTS = 50
+
+
+class OutdirBusy(OutputPathError):
+    """Another live process holds --out's lock: nothing is done (exit 2); wait for it or choose another --out."""
+
+
+class OutdirLock:
+    """A held lock of directory `outdir` (fd None where the file system cannot lock); `release` ends it."""
+
+    def __init__(self, outdir: str, fd: int | None, *, created: str | None, shared: bool):
+        self.outdir, self.fd, self.shared = outdir, fd, shared
+        self.created = created  # the topmost directory `acquire` created for `outdir` (itself or a parent)
+        self.path = os.path.join(outdir, LOCK_NAME)
+
+    def release(self, *, remove_dir: bool = False) -> None:
+        """Remove the lock file (unless other shared holders remain) and unlock; with remove_dir, remove the directory
+        and the parents this lock created for it, as far as they are empty (a run refused or failed before writing
+        anything leaves nothing)."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                if self.shared:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last shared holder removes the file
+                os.unlink(self.path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        path = os.path.abspath(self.outdir)
+        while remove_dir and self.created is not None:
+            try:
+                os.rmdir(path)
+            except OSError:
+                return
+            if path == self.created:
+                return
+            path = os.path.dirname(path)
+
+
+def holder_line(outdir: str, raw: bytes) -> str:
+    """The refusal of --out `outdir`, naming the holder as its lock file `raw` describes it."""
+    try:
+        h = json.loads(raw.decode("utf-8"))
+        job = f", Slurm job {h['slurm_job']}" if h.get("slurm_job") else ""
+        who = f"{h['command']} (pid {int(h['pid'])} on {h['host']}{job}, since {h['since']})"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        who = f"another process (which has not yet written its pid into {LOCK_NAME})"
+    return f"--out {outdir} is in use by {who}; wait for it, or choose another --out"
+
+
+def _created_dir(outdir: str) -> str | None:
+    """Create `outdir` and its missing parents; the topmost directory this call created (None: it existed)."""
+    if os.path.isdir(outdir):
+        return None
+    top = os.path.abspath(outdir)
+    while not os.path.lexists(os.path.dirname(top)):
+        top = os.path.dirname(top)
+    try:
+        os.makedirs(outdir)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise OutputPathError(f"cannot create --out {outdir} ({exc.strerror}); choose a writable path") from None
+    return top
+
+
+def _open(outdir: str, path: str) -> int | None:
+    """A descriptor of the lock file, created if missing; None when DIR itself went away meanwhile."""
+    try:
+        return os.open(path, _OPEN, 0o644)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OutputPathError(f"--out {outdir}: cannot open its lock file {LOCK_NAME} ({exc.strerror}); remove it "
+                              "or choose another --out") from None
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether the locked file is still the one at `path` (an earlier holder removes it on release)."""
+    try:
+        mine, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:  # removed (ENOENT), or stale on NFS (ESTALE)
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _stamp(fd: int, command: str) -> None:
+    """Write the holder's command, host, pid, Slurm job and start time into the lock file (for another run's
+    refusal)."""
+    since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    text = json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                       "slurm_job": os.environ.get("SLURM_JOB_ID"), "since": since})
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (text + "\n").encode("utf-8"), 0)
+    os.fsync(fd)
+
+
+def acquire(outdir, *, command: str, shared: bool = False) -> OutdirLock:
+    """Lock directory `outdir` (created when missing) for this process: exclusively, or `shared` with other
+    holders that are shared too. OutdirBusy (exit 2, nothing changed) when another process holds it; where the file
+    system cannot lock, one warning line and an unlocked OutdirLock."""
+    from hpcflow.jobs.output import writable_dir
+
+    outdir = writable_dir(outdir)  # refused before anything is created: empty, a NUL byte, /proc, a file
+    path = os.path.join(outdir, LOCK_NAME)
+    created = _created_dir(outdir)
+    for _ in range(ATTEMPTS):
+        fd = _open(outdir, path)
+        if fd is None:  # the directory was removed by a holder that created it: create it again
+            created = _created_dir(outdir) or created
+            continue
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as exc:
+            busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+            raw = os.pread(fd, 4096, 0) if busy else b""
+            if not busy and exc.errno != errno.ESTALE and os.fstat(fd).st_size == 0:
+                os.unlink(path)  # the empty file this call created: no lock means no lock file
+            os.close(fd)
+            if busy:
+                raise OutdirBusy(holder_line(outdir, raw)) from None
+            if exc.errno == errno.ESTALE:
+                continue
+            # a file system that cannot lock (ENOLCK: NFS without lockd; ENOSYS: Lustre without -o flock): unlocked
+            print(f"{command}: warning: cannot lock --out {outdir} ({exc.strerror}: a file system without flock, "
+                  "e.g. Lustre without -o flock); nothing stops another run from writing there too",
+                  file=sys.stderr, flush=True)
+            return OutdirLock(outdir, None, created=created, shared=shared)
+        if _still_named(fd, path):
+            _stamp(fd, command)
+            return OutdirLock(outdir, fd, created=created, shared=shared)
+        os.close(fd)  # a file its holder removed on release: lock the one named now
+    raise OutputPathError(f"--out {outdir}: its lock file {LOCK_NAME} kept changing under this run; retry, or choose "
+                          "another --out")
+
+
+def refuse_held(outdir) -> None:
+    """OutdirBusy when another process holds `outdir`'s lock exclusively (`--check`: nothing created or written; the
+    probe is a shared lock held for an instant, which a run starting in that instant would take for a holder)."""
+    path = os.path.join(os.fspath(outdir), LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # no lock file (nobody holds it), or one that `acquire` names when the run starts
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise OutdirBusy(holder_line(os.fspath(outdir), os.pread(fd, 4096, 0))) from None
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def holding(outdir, *, command: str, shared: bool = False, comm=None):
+    """Hold `outdir`'s lock for a block: rank 0 of `comm` takes it (only rank 0 writes shared files), every rank
+    refuses together when another process holds it (one line from rank 0, exit 2); released when the block ends.
+    A block ended by an exception other than RunStop (a refusal, a failure) leaves no directory that the lock created
+    and nothing was written into; a run stopped early (RunStop: preempted) keeps it, for its rerun."""
+    from hpcflow.parallel.comm import rank, refuse_together
+
+    lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared) if rank(comm) == 0 else None,
+                           comm)
+    failed = True
+    try:
+        yield lock
+        failed = False
+    except RunStop:
+        failed = False
+        raise
+    finally:
+        if lock is not None:
+            lock.release(remove_dir=failed)
