@@ -274,3 +274,27 @@ def test_a_refused_run_leaves_no_directory_its_lock_created(tmp_path):
 
     assert main(["run", str(job), "--out", str(out), "--resume"]) == 2
     assert not (tmp_path / "new").exists()  # nor the missing parent it created
+
+
+def test_a_run_does_not_write_into_a_study_directory(tmp_path):
+    """A study directory (study.json) is refused to a run with --force too: --force would not remove the study, so
+    the run's summary.json would sit among its trials and end `hpcflow tune` on it."""
+    from hpcflow.errors import OutputPathError
+
+    (tmp_path / "study.json").write_text('{"study": "s"}')
+    with pytest.raises(OutputPathError, match="study directory of 'hpcflow tune'"):
+        check_outdir(tmp_path, force=True)
+
+
+def test_a_study_is_not_started_in_a_directory_a_run_holds(tmp_path):
+    from hpcflow.tune.study import optimize
+
+    out = tmp_path / "study"
+    lock = outlock.acquire(out, command="hpcflow run")
+    try:
+        job = os.path.join(os.path.dirname(__file__), "..", "jobs", "tune_gaussian.toml")
+        with pytest.raises(outlock.OutdirBusy, match=rf"in use by hpcflow run \(pid {os.getpid()} "):
+            optimize(job, trials=1, out=str(out))
+        assert os.listdir(out) == [outlock.LOCK_NAME]  # no study.json, journal or trial written
+    finally:
+        lock.release()

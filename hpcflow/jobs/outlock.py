@@ -2,7 +2,7 @@
 
 The run holds `flock(LOCK_EX | LOCK_NB)` on DIR/.hpcflow.lock from before its first look at DIR (so before --force
 deletes anything) to its end, with its command, host, pid and start time written in the file for the refusal of
-another run.
+another run; `hpcflow tune` workers hold it shared (they write into one study directory together, and no run may).
 The kernel drops a lock when its process ends, SIGKILL included: a killed run leaves the file, never a held lock,
 and readers of DIR ignore the file. A holder removes the file while still holding the lock, and a new holder checks
 that the file it locked is still the one named DIR/.hpcflow.lock, so two runs never hold two files.

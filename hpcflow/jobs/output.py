@@ -31,6 +31,8 @@ def rank(comm=None) -> int:
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 #: files every job run writes into its output directory (kinds add theirs: registry.OUTPUTS)
 RUN_FILES = ("summary.json", "job.toml")
+#: the record of an `hpcflow tune` study in its directory (hpcflow.tune.study.read_record)
+STUDY_RECORD = "study.json"
 
 
 def is_debris(name: str) -> bool:
@@ -123,13 +125,17 @@ def writable_dir(path, *, flag: str = "--out") -> str:
 def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
-    Refused: what `writable_dir` refuses, a directory holding results (anything but debris of interrupted writes
-    and the lock file: `is_result`) without force, and one where an output file (summary.json, job.toml, `outputs`)
-    is a directory. An empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable
+    Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) even with force (a run
+    would write among its trials), a directory holding results (anything but debris of interrupted writes and the
+    lock file: `is_result`) without force, and one where an output file (summary.json, job.toml, `outputs`) is a
+    directory. An empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable
     summary.json (`interrupted`) is refused with a pointer to --resume.
     """
     path = writable_dir(path)
     if os.path.isdir(path):
+        if os.path.lexists(os.path.join(path, STUDY_RECORD)):
+            raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
+                                  "not write among its trials, with --force neither: choose another --out")
         results = [e for e in os.listdir(path) if is_result(e)]
         if results and not force and interrupted(path, "checkpoint.h5"):
             raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5 that no finished summary.json "

@@ -649,6 +649,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     is checked)."""
     import optuna
 
+    from hpcflow.jobs import outlock
     from hpcflow.parallel.comm import duplicate, is_root, limit_threads, refuse_together, resolve
 
     comm = resolve(comm)
@@ -659,21 +660,23 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
         os.environ["HPCFLOW_QUIET"] = "1"
     study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
-    study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
-        lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
-    with duplicate(comm) as agree:  # a failed trial's `end_together`: never matched with a collective of the trial
-        if not is_root(comm):
-            follow(job, comm=comm, agree=agree)
-            return {}
-        worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials, agree=agree)
-        try:
-            ran = worker.run(trials)
-        except Preempted:
-            write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
-            raise
-        finally:
-            comm.bcast(None, root=0)
-    return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
+    # held shared: the study's workers write into --out together, and no `hpcflow run` or `nn` meanwhile
+    with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
+        study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
+            lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
+        with duplicate(comm) as agree:  # a failed trial's `end_together`: never matched with a collective of the trial
+            if not is_root(comm):
+                follow(job, comm=comm, agree=agree)
+                return {}
+            worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials, agree=agree)
+            try:
+                ran = worker.run(trials)
+            except Preempted:
+                write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+                raise
+            finally:
+                comm.bcast(None, root=0)
+        return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
