@@ -116,8 +116,8 @@ class TrainConfig:
     def check(self) -> None:
         """Check every field (FIELDS) and the schedule as a whole, converting values in place; the trainer checks
         again, so a field changed after the config was made is refused too."""
-        for name, field in FIELDS.items():
-            setattr(self, name, api_value(name, getattr(self, name), field))
+        for name, spec in FIELDS.items():
+            setattr(self, name, api_value(name, getattr(self, name), spec))
         if self.lr_min > self.lr:
             raise ValueError(f"TrainConfig: lr_min={self.lr_min!r} exceeds lr={self.lr!r}; pass lr_min <= lr")
         if self.lr_warmup > max(self.epochs, 1):
