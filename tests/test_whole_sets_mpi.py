@@ -147,9 +147,7 @@ def test_rows_of_one_chart_per_rank_but_not_the_same_end_every_rank(ranks, tmp_p
     cmd = each_rank_status(tmp_path / "status", ranks, [sys.executable, SCRIPT, str(tmp_path), "charts"])
     r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=env)
     assert rank_statuses(tmp_path / "status", ranks) == [1] * ranks, r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.startswith("ValueError")]
-    want = "ValueError: " + set_refusals(ranks)["chart_by_rank"]
-    assert len(lines) == ranks and all(line.startswith(want) for line in lines), r.stderr
+    _every_rank_said(r.stderr, set_refusals(ranks)["chart_by_rank"], ranks)
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -157,9 +155,15 @@ def test_whole_sets_with_arange_indices_end_every_rank(index_runs, ranks):
     """Uncaught, the refusal ends every rank (status 1, its own one-line ValueError) within the time limit."""
     _, statuses, stderr = index_runs[ranks]
     assert statuses == [1] * ranks, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("ValueError")]
-    want = f"ValueError: train_idx: the ranks' indices together hit {N_TRAIN} of range({ranks * N_TRAIN}): "
-    assert len(lines) == ranks and all(line.startswith(want) for line in lines), stderr
+    _every_rank_said(stderr, f"train_idx: the ranks' indices together hit {N_TRAIN} of range({ranks * N_TRAIN}): ",
+                     ranks)
+
+
+def _every_rank_said(stderr: str, message: str, ranks: int) -> None:
+    """Each of the ranks printed an uncaught ValueError with `message`. The interpreter writes the type name, ': '
+    and the message in separate writes, so another rank's traceback lines can land between them on the shared
+    stderr: the message is counted, not the lines."""
+    assert stderr.count(message) == ranks and stderr.count("ValueError") >= ranks, stderr
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
