@@ -236,6 +236,16 @@ def test_row_normalised_gaussian_matches_high_precision_weights(cp4_sets, width,
             assert np.all(np.abs(got - ref) <= bound)
 
 
+def every_path(kern, x1, src):
+    """The matrix of a kernel from block, the tiled apply (7-row tiles), the 2-thread operator and the cached one,
+    each computed with every floating-point exception raised."""
+    eye = np.eye(len(src))
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        return (kern.block(x1, src), kern.apply(x1, src, eye, tile=7),
+                kern.operator(x1, src, tile=7, threads=2)(eye),
+                kern.operator(x1, src, tile=7, cache_bytes=10 ** 8)(eye))
+
+
 @pytest.mark.parametrize("width,form", [(1e-3, "gauss"), (1e-6, "gauss"), (1e-200, "gauss"), (1e-9, "exp")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_narrow_row_normalised_gaussian_is_the_nearest_neighbour_kernel(cp4_sets, width, form, dtype):
@@ -254,16 +264,28 @@ def test_narrow_row_normalised_gaussian_is_the_nearest_neighbour_kernel(cp4_sets
     assert nearest[0, 20] and nearest[0, 41] and nearest.sum() == len(x1) + 1
     want = nearest / nearest.sum(axis=1, keepdims=True)  # 1, or 1/2 for the tie
     kern = GaussianKernel(width, form=form, normalize="row", dtype=dtype)
-    eye = np.eye(len(src))
+    for got in every_path(kern, x1, src):
+        assert np.array_equal(got, want)
     with np.errstate(divide="raise", over="raise", invalid="raise"):
-        for got in (kern.block(x1, src), kern.apply(x1, src, eye, tile=7),
-                    kern.operator(x1, src, tile=7, threads=2)(eye),
-                    kern.operator(x1, src, tile=7, cache_bytes=10 ** 8)(eye)):
-            assert np.array_equal(got, want)
         same = kern.block(src, src)
     own = np.eye(len(src))
     own[20, 41] = own[41, 20] = 1.0
     assert np.array_equal(same, own / own.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("width,form,dtype", [(1e-160, "gauss", "float64"), (1e-200, "gauss", "float64"),
+                                              (1e-320, "exp", "float64"), (1e-25, "gauss", "float32")])
+def test_unnormalised_kernel_where_its_scale_underflows_is_the_indicator_of_coincidence(cp4_sets, width, form, dtype):
+    """Where 2 w^2 (or 2 w) is below the dtype's smallest normal number, exp(-D/s) at d = 0 was exp(-0/0): NaN on the
+    diagonal. The limit w -> 0 of K is the indicator of d == 0: 1 for a point with itself (and its exact copy), 0
+    for every other pair (all at d > 1e-6 here), on every path and without a floating-point exception."""
+    x1, x2, _, d = cp4_sets
+    assert d.min() > 1e-6
+    src = np.concatenate([x2, x1[:3]])  # targets 0..2 also sources 40..42
+    want = np.zeros((len(x1), len(src)))
+    want[[0, 1, 2], [40, 41, 42]] = 1.0
+    for got in every_path(GaussianKernel(width, form=form, dtype=dtype), x1, src):
+        assert np.array_equal(got, want)
 
 
 def test_row_normalised_float32_polynomial_is_kept_above_the_normal_range():

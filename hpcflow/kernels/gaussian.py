@@ -90,13 +90,16 @@ def distance_of(q):
 
 
 def kernel_of_distance(d, width: float, form: str = "exp"):
-    """K as a function of the FS distance d (see module docstring)."""
+    """K as a function of the FS distance d (see module docstring). The scale s of exp(-D/s) is kept at least the
+    smallest normal number of d's dtype, so K(0) = 1 where 2 w^2 underflows (the limit w -> 0 is d == 0's indicator)."""
     xp = array_module(d)
+    if form not in FORMS:
+        raise ValueError(f"form={form!r} is not one of {FORMS}")
+    scale = 2.0 * width if form == "exp" else 2.0 * width * width
+    scale = max(scale, float(np.finfo(np.result_type(getattr(d, "dtype", np.float64), np.float32)).tiny))
     if form == "exp":
-        return xp.exp(-d / (2.0 * width))
-    if form == "gauss":
-        return xp.exp(-(d * d) / (2.0 * width * width))
-    raise ValueError(f"form={form!r} is not one of {FORMS}")
+        return xp.exp(-d / scale)
+    return xp.exp(-(d * d) / scale)
 
 
 def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
