@@ -496,8 +496,22 @@ def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
                                   f"{storage_option(known, out)} to add trials to it, or choose another --out")
-    elif os.path.exists(os.path.join(out, "summary.json")) or os.path.exists(out) and not os.path.isdir(out):
-        raise OutputPathError(f"--out {out} is not a study directory (it holds a run or is a file); choose another --out")
+    elif os.path.exists(out) and not os.path.isdir(out):
+        raise OutputPathError(f"--out {out} is not a study directory (it is a file); choose another --out")
+    elif run_file(out) is not None:
+        raise OutputPathError(f"--out {out} is not a study directory: it holds {run_file(out)} of an hpcflow run "
+                              "(and no study.json); a study does not start among a run's files: choose another --out")
+
+
+def run_file(out: str) -> str | None:
+    """The first file an `hpcflow run` or `nn` writes at the top of its --out (summary.json, a kind's outputs:
+    checkpoint.h5, ..., job.toml) that directory `out` holds; None when none (a study keeps its trials' files in
+    trials/NNNN/). A killed run leaves its checkpoint without summary.json; a finished one both."""
+    from hpcflow.jobs.output import RUN_FILES
+    from hpcflow.jobs.registry import OUTPUTS
+
+    names = dict.fromkeys(("summary.json", *(name for files in OUTPUTS.values() for name in files), *RUN_FILES))
+    return next((name for name in names if os.path.lexists(os.path.join(out, name))), None)
 
 
 def check_options(out, storage, study_name) -> None:
@@ -660,6 +674,9 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
         os.environ["HPCFLOW_QUIET"] = "1"
     study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
+    # a run's directory is refused before its lock file is taken over (a killed run's holder record stays)
+    refuse_together(lambda: (check_options(out, storage, study_name), check_outdir(out, study_name, storage))
+                    if is_root(comm) else None, comm)
     # held shared: the study's workers write into --out together, and no `hpcflow run` or `nn` meanwhile
     with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
         study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
