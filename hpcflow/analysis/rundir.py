@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from hpcflow.errors import InputFileError
+from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress
 
 CHECKPOINT = "checkpoint.h5"
@@ -234,6 +235,10 @@ def completeness(run_dir) -> tuple[bool, str]:
     return True, ""
 
 
+#: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)
+RUNNING = "running: "
+
+
 @dataclass(frozen=True)
 class RunState:
     """What a run directory says about how its run ended: completeness, status, last step on disk, stop reason."""
@@ -248,6 +253,8 @@ class RunState:
     def note(self) -> str:
         """'' for a finished run, else a short mark: 'incomplete: ...', 'diverged after step k; <why>', ..."""
         at = f"{self.unit} {self.step}" if self.step is not None else ""
+        if self.reason.startswith(RUNNING):  # a live run (its lock held): its progress so far
+            return self.reason + (f", at {at}" if at else "")
         if not self.complete:
             short = self.reason.split(" (")[0].split(";")[0]
             word = _ended(self.status)
@@ -268,7 +275,8 @@ class RunState:
 def _ended(status: str) -> str:
     """How a run whose data file has `status` and no finished summary ended: "preempted" (SIGTERM/SIGUSR1), or
     "interrupted" for "running", which says only that the run was running when it last wrote the file (a
-    SIGKILL, a node failure or a crash leaves it so; so does a run still in progress); '' for other states."""
+    SIGKILL, a node failure or a crash leaves it so; a run still in progress holds its lock: `run_state`); '' for
+    other states."""
     return {"preempted": "preempted", "running": "interrupted"}.get(status, "")
 
 
@@ -303,10 +311,17 @@ def run_dir_of(path) -> str | None:
     return os.path.dirname(os.path.abspath(path)) if os.path.basename(path) in DATA_FILES else None
 
 
+def judged(run_dir) -> tuple[bool, str]:
+    """completeness() of a run directory, or (False, "running: hpcflow run, pid P@HOST, since T") while a live run
+    holds its lock (`hpcflow.jobs.outlock.live_holder`): its data file is still being written, and not judged."""
+    running = live_holder(run_dir)
+    return (False, f"{RUNNING}{running}") if running else completeness(run_dir)
+
+
 def run_state(run_dir) -> RunState:
-    """The RunState of a flow or network run directory (or of one of its data files), from completeness(),
-    summary.json and the attributes of checkpoint.h5 (flow) or nn.h5 (network), which a run writes before its
-    summary; a data file of another name is judged by its own attributes alone."""
+    """The RunState of a flow or network run directory (or of one of its data files), from its lock (a live run:
+    "running: ..."), completeness(), summary.json and the attributes of checkpoint.h5 (flow) or nn.h5 (network),
+    which a run writes before its summary; a data file of another name is judged by its own attributes alone."""
     path, run_dir = os.fspath(run_dir), run_dir_of(run_dir)
     if run_dir is None:
         attrs = _state_attrs(path)
@@ -317,7 +332,7 @@ def run_state(run_dir) -> RunState:
             return RunState(False, f"{_ended(status)} (status {status!r} of {os.path.basename(path)})", status, step,
                             "", unit)
         return RunState(True, "", status, step, _text(attrs.get("stopped")), unit)
-    complete, reason = completeness(run_dir)
+    complete, reason = judged(run_dir)
     summary = read_summary(run_dir) or {}
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
     flow = os.path.isfile(ckpt)

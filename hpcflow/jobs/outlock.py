@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import sys
+import time
 from contextlib import contextmanager
 
 from hpcflow.errors import OutputPathError, RunStop
@@ -67,15 +68,33 @@ class OutdirLock:
             path = os.path.dirname(path)
 
 
-def holder_line(outdir: str, raw: bytes) -> str:
-    """The refusal of --out `outdir`, naming the holder as its lock file `raw` describes it."""
+def record(raw: bytes) -> dict | None:
+    """The holder's command, pid (int), host, Slurm job (or None) and start time from its lock file's bytes `raw`;
+    None while the holder has not yet written them (or they are not such a record)."""
     try:
         h = json.loads(raw.decode("utf-8"))
-        job = f", Slurm job {h['slurm_job']}" if h.get("slurm_job") else ""
-        who = f"{h['command']} (pid {int(h['pid'])} on {h['host']}{job}, since {h['since']})"
+        return {"command": str(h["command"]), "pid": int(h["pid"]), "host": str(h["host"]),
+                "slurm_job": h.get("slurm_job") or None, "since": str(h["since"])}
     except (ValueError, KeyError, TypeError, AttributeError):
-        who = f"another process (which has not yet written its pid into {LOCK_NAME})"
-    return f"--out {outdir} is in use by {who}; wait for it, or choose another --out"
+        return None
+
+
+#: the holder of a lock file that names none yet
+UNNAMED = f"another process (which has not yet written its pid into {LOCK_NAME})"
+
+
+def describe(raw: bytes) -> str:
+    """The holder as its lock file's bytes `raw` record it: "hpcflow run (pid P on HOST, Slurm job J, since T)"."""
+    h = record(raw)
+    if h is None:
+        return UNNAMED
+    job = f", Slurm job {h['slurm_job']}" if h["slurm_job"] else ""
+    return f"{h['command']} (pid {h['pid']} on {h['host']}{job}, since {h['since']})"
+
+
+def holder_line(outdir: str, raw: bytes) -> str:
+    """The refusal of --out `outdir`, naming the holder as its lock file `raw` describes it."""
+    return f"--out {outdir} is in use by {describe(raw)}; wait for it, or choose another --out"
 
 
 def _created_dir(outdir: str) -> str | None:
@@ -125,6 +144,30 @@ def _stamp(fd: int, command: str) -> None:
     os.fsync(fd)
 
 
+#: seconds a run waits for a lock held shared meanwhile: a probe (`held_by`: report, --check, submit) holds it so an
+#: instant, a run or tune worker for good
+PROBE_WAIT = 0.5
+
+
+def _lock(fd: int, shared: bool) -> None:
+    """flock `fd` without blocking; an exclusive lock that a shared holder keeps is tried again for PROBE_WAIT s
+    (a probe lets go at once), then OSError EWOULDBLOCK as for a holder."""
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if shared or exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() > deadline:
+                raise
+        try:  # an exclusive holder: no wait
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            raise OSError(errno.EWOULDBLOCK, os.strerror(errno.EWOULDBLOCK)) from None
+        time.sleep(0.01)
+
+
 def acquire(outdir, *, command: str, shared: bool = False) -> OutdirLock:
     """Lock directory `outdir` (created when missing) for this process: exclusively, or `shared` with other
     holders that are shared too. OutdirBusy (exit 2, nothing changed) when another process holds it; where the file
@@ -140,7 +183,7 @@ def acquire(outdir, *, command: str, shared: bool = False) -> OutdirLock:
             created = _created_dir(outdir) or created
             continue
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            _lock(fd, shared)
         except OSError as exc:
             busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
             raw = os.pread(fd, 4096, 0) if busy else b""
@@ -164,21 +207,45 @@ def acquire(outdir, *, command: str, shared: bool = False) -> OutdirLock:
                           "another --out")
 
 
-def refuse_held(outdir) -> None:
-    """OutdirBusy when another process holds `outdir`'s lock exclusively (`--check`: nothing created or written; the
-    probe is a shared lock held for an instant, which a run starting in that instant would take for a holder)."""
+def held_by(outdir) -> bytes | None:
+    """The lock file's record (bytes, see `describe`) when a live process holds `outdir`'s lock exclusively (a run),
+    else None: no lock file, one that a killed or finished run left (the kernel dropped its lock), or tune workers'
+    shared lock. Nothing is created or written: the probe is a shared lock held for an instant (a run that starts
+    in it waits for it, `acquire`). Another host's lock is seen where the file system passes flock to the server
+    (NFSv4; Lustre with -o flock); where flock is local to each host (NFS mounted local_lock=flock, Lustre
+    -o localflock) a run on another host is not seen, and refuses others itself only on its own host."""
     path = os.path.join(os.fspath(outdir), LOCK_NAME)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return  # no lock file (nobody holds it), or one that `acquire` names when the run starts
+        return None  # no lock file (nobody holds it), or one that `acquire` names when the run starts
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise OutdirBusy(holder_line(os.fspath(outdir), os.pread(fd, 4096, 0))) from None
+            return os.pread(fd, 4096, 0)
     finally:
         os.close(fd)
+    return None
+
+
+def live_holder(outdir) -> str:
+    """The live run that holds `outdir`'s lock (`held_by`) as its lock file names it: "hpcflow run, pid P@HOST,
+    Slurm job J, since T"; "" when none holds it (a killed run's lock file names a dead one)."""
+    raw = held_by(outdir)
+    h = None if raw is None else record(raw)
+    if h is None:
+        return "" if raw is None else UNNAMED
+    job = f", Slurm job {h['slurm_job']}" if h["slurm_job"] else ""
+    return f"{h['command']}, pid {h['pid']}@{h['host']}{job}, since {h['since']}"
+
+
+def refuse_held(outdir) -> None:
+    """OutdirBusy when another process holds `outdir`'s lock exclusively (`--check`: nothing created or written;
+    `held_by`)."""
+    raw = held_by(outdir)
+    if raw is not None:
+        raise OutdirBusy(holder_line(os.fspath(outdir), raw))
 
 
 @contextmanager

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, MissingData,
-                                     completeness, dataset_names, read_attrs, read_summary)
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
+                                     MissingData, dataset_names, judged, read_attrs, read_summary)
+from hpcflow.jobs.outlock import live_holder
 
 LOCAL_LIMIT = "local_limit.h5"
 STUDY_RECORD = "study.json"
@@ -37,6 +38,7 @@ class RunInfo:
     summary: dict = field(default_factory=dict)
     products: tuple = ()
     name: str = ""  # its row's name in the runs table (`names`): the base name, or more where base names repeat
+    running: str = ""  # the live run that holds the directory's lock (`outlock.live_holder`), "" when none
 
 
 def names(paths) -> list:
@@ -63,7 +65,9 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, None, False, "not a directory")
     present = [name for name in FILES if os.path.isfile(os.path.join(path, name))]
     if not present:
-        return RunInfo(path, None, False, "holds none of " + ", ".join(FILES))
+        running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
+        return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet" if running else
+                       "holds none of " + ", ".join(FILES), running=running)
     kind, products = FILES[present[0]]
     if kind == "nn" and "ntk/spectrum" not in dataset_names(os.path.join(path, NN)):
         products = ("sigma_history",)
@@ -71,13 +75,14 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
-    complete, reason = completeness(path)
+    complete, reason = judged(path)  # a live run: "running: ..."
+    running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = read_summary(path) or {}
     if kind == "flow":
         summary = {**_checkpoint_numbers(path), **summary}
     if kind in ("flow", "nn"):
         summary = {**summary, **_history_sigmas(path, summary, kind)}
-    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products)
+    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running)
 
 
 def _study_summary(path, study_name) -> dict:

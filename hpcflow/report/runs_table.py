@@ -37,6 +37,8 @@ def row(info) -> list:
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
     status = _status(s, info.kind) if info.complete else f"incomplete: {info.reason}"
+    if info.running:
+        status = info.reason  # "running: ...", not "incomplete"
     if info.kind == "study":
         status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
