@@ -117,12 +117,29 @@ def _logs_folder(args) -> str:
         raise OutputPathError(f"{exc} (not given: --logs defaults to --out followed by _logs)") from None
 
 
+def _refuse_busy_out(out: str) -> None:
+    """Refuse (exit 2, before any work, --check too) an --out whose lock a live `hpcflow run` or `nn` holds: the
+    queued job would be refused when it starts. A lock is seen wherever the file system passes flock to its server
+    (NFSv4, Lustre -o flock), another host's included, and is then a live holder (a dead host's NFS lock ends with its
+    lease, ~90 s); where flock is local to each host (NFS local_lock=flock, Lustre -o localflock) a run on another
+    host is not seen, and submit does not guess from the lock file, which a killed run leaves too. A requeue of a
+    submitted job never comes here: it starts the job's command again (`submit.task`, the sbatch templates), whose
+    own lock is gone with its previous run."""
+    from hpcflow.jobs.outlock import OutdirBusy, held_by, holder_line
+    from hpcflow.jobs.output import check_path
+
+    raw = held_by(check_path(out))  # (an empty path, a NUL byte or /proc: refused as the command refuses them)
+    if raw is not None:
+        raise OutdirBusy(holder_line(out, raw))
+
+
 def run(args) -> int:
     from hpcflow.submit import executor
     from hpcflow.submit.check import check_job
     from hpcflow.submit.task import HpcflowTask
 
     _check_options(args)
+    _refuse_busy_out(args.out)
     if args.executor == "slurm" and not args.check:
         executor.require_slurm()
     kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,

@@ -1,0 +1,63 @@
+"""`hpcflow submit` (and --check) into an --out whose lock a live run holds: one line naming the holder and the fix,
+exit 2, before any work (nothing queued, no logs folder, --out as it was); a lock file without a holder (a killed
+run's) is no refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from hpcflow.cli import main
+from hpcflow.jobs import outlock
+from test_submit import JOB
+
+
+def _files(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+SUBMITS = {"run --check": ["--executor", "local", "--check"],
+           "run --force --check": ["--executor", "local", "--check", "--force"],
+           "tune --check": ["--executor", "local", "--check", "--command", "tune", "--trials", "1"],
+           "run": ["--executor", "local"],
+           "slurm --check": ["--executor", "slurm", "--check"]}
+
+
+@pytest.mark.parametrize("host", [None, "node7"])
+def test_submit_into_an_out_a_live_run_holds_is_refused_before_any_work(tmp_path, capsys, host):
+    """Held by this process (as `hpcflow run` holds it), its record naming this host or (host) another one: a lock
+    that the file system reports held is a live holder wherever it runs."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB + "[tune]\nsampler = \"random\"\n[tune.space]\n\"flow.dt\" = {low = 0.5, high = 3.0}\n")
+    lock = outlock.acquire(out, command="hpcflow run")
+    try:
+        if host is not None:
+            record = json.loads((out / outlock.LOCK_NAME).read_text())
+            os.pwrite(lock.fd, json.dumps({**record, "host": host, "slurm_job": "42"}).encode().ljust(200), 0)
+        before = _files(tmp_path)
+        for case, extra in SUBMITS.items():
+            capsys.readouterr()
+            assert main(["submit", str(job), "--out", str(out), *extra]) == 2, case
+            err = capsys.readouterr().err
+            where = f"on {host}, Slurm job 42" if host else f"on {os.uname().nodename}"
+            assert err.count("\n") == 1 and f"--out {out} is in use by hpcflow run (pid {os.getpid()} {where}" in err, \
+                (case, err)
+            assert "wait for it, or choose another --out" in err, err
+            assert _files(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["job.toml", "out"], case
+    finally:
+        lock.release()
+    capsys.readouterr()
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 0  # released
+
+
+def test_a_lock_file_without_a_holder_is_no_refusal(tmp_path, capsys):
+    """A killed run leaves its lock file (naming it) but no lock: the directory, empty otherwise, is taken."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    out.mkdir()
+    (out / outlock.LOCK_NAME).write_text(json.dumps({"command": "hpcflow run", "pid": 999999, "host": "node7",
+                                                     "slurm_job": "42", "since": "2026-01-01T00:00:00+00:00"}))
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 0
+    assert "is valid (kind flow)" in capsys.readouterr().out
