@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import h5py
@@ -167,7 +168,41 @@ class _Damaged(Exception):
     """checkpoint.h5 opens but is no complete flow checkpoint: --resume refuses it (the message says why)."""
 
 
+#: each checkpoint's step or refusal, by file identity, while `judging_once` is active (None: judged every time)
+_JUDGED: dict | None = None
+
+
+@contextmanager
+def judging_once():
+    """Judge each checkpoint.h5 once in the block: a report asks for a run's state for its row, its Table 1 row and
+    its figure legend, and each judgement reads every row (`load_resume`'s NaN/inf check). A file replaced or
+    changed meanwhile (another inode, size or mtime) is judged again."""
+    global _JUDGED
+    outer = _JUDGED
+    _JUDGED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _JUDGED = outer
+
+
 def _checkpoint_step(path) -> int:
+    """checkpoint.h5's `step` as --resume reads it (`_judge`), once per file inside `judging_once`."""
+    if _JUDGED is None:
+        return _judge(path)
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _JUDGED:
+        try:
+            _JUDGED[key] = _judge(path)
+        except (_Unreadable, _Damaged) as exc:
+            _JUDGED[key] = exc
+    if isinstance(_JUDGED[key], Exception):
+        raise _JUDGED[key]
+    return _JUDGED[key]
+
+
+def _judge(path) -> int:
     """checkpoint.h5's `step` as --resume reads it (`hpcflow.checkpoint.load_resume`, the one judge of a readable
     and complete flow checkpoint); _Unreadable when h5py cannot open the file (cut short, not HDF5), _Damaged with
     the loader's reason in a short phrase when it refuses the file (a dataset missing, another HDF5 file)."""

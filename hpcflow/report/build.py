@@ -57,7 +57,15 @@ def _run_product(name, paths, skipped, **kw):
 
 
 def collect(paths, *, study_name=None) -> Report:
-    """Detect every directory and draw every applicable figure; nothing is written."""
+    """Detect every directory and draw every applicable figure; nothing is written. Each checkpoint is judged once
+    (`judging_once`), though its row, Table 1 and the sigma histories each ask for its state."""
+    from hpcflow.analysis.rundir import judging_once
+
+    with judging_once():
+        return _collect(paths, study_name=study_name)
+
+
+def _collect(paths, *, study_name=None) -> Report:
     import os
 
     from hpcflow.report.detect import detect, names
