@@ -7,6 +7,8 @@ Points whose i or j is ambiguous within rounding (relative gap < CHART_TIE_RTOL)
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from hpcflow.backend import array_module
@@ -42,17 +44,31 @@ def canonical_charts(surface, z, *, return_scaled=False):
 
 
 def local_indices(n: int, i, j):
-    """The n-1 local-coordinate indices (ascending, without i and j) per point, shape (N, n-1)."""
+    """The n-1 local-coordinate indices (ascending, without i and j) per point, shape (N, n-1); needs i != j.
+
+    Read from a table of the (n+1)^2 charts (a gather, instead of a mask and nonzero over all points)."""
     xp = array_module(i)
-    allk = xp.arange(n + 1)
-    keep = (allk[None, :] != i[:, None]) & (allk[None, :] != j[:, None])
-    return xp.nonzero(keep)[1].reshape(len(i), n - 1)
+    if bool(xp.any(i == j)):
+        raise ValueError("local_indices: a chart (i, j) has i == j; pass charts with i != j")
+    return xp.asarray(_local_table(n))[i, j]
 
 
-def point_data(surface, z, *, chart=None, only=None) -> dict:
+@lru_cache(maxsize=None)
+def _local_table(n: int) -> np.ndarray:
+    """(n+1, n+1, n-1) int64: entry [i, j] the ascending indices other than i and j (zeros where i == j)."""
+    table = np.zeros((n + 1, n + 1, n - 1), dtype=np.int64)
+    for i in range(n + 1):
+        for j in range(n + 1):
+            if i != j:
+                table[i, j] = [k for k in range(n + 1) if k not in (i, j)]
+    return table
+
+
+def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True) -> dict:
     """All PointSet fields for points z (N, n+1) on X, in the canonical or the given charts. only=(I, J): just the
     points whose canonical chart is (I, J), the rest of the data formed for them alone (row by row the same
-    values); n_dropped still counts the ambiguous points among all of z."""
+    values); n_dropped still counts the ambiguous points among all of z. jacobian=False: no Jacobian is formed
+    (None), every other field bitwise the same."""
     xp = array_module(z)
     n = surface.n
     z = z.astype(np.complex128, copy=False)
@@ -76,10 +92,12 @@ def point_data(surface, z, *, chart=None, only=None) -> dict:
     # Embedding Jacobian J[a, k] = dz_k/dx_a: 1 at the local coordinate, c_a = -dp/dx_a / dp/dz_j at z_j.
     dpj = dp[rows, j]
     c = -dp[rows[:, None], loc] / dpj[:, None]
-    jac = xp.zeros((len(zs), n - 1, n + 1), dtype=np.complex128)
     a = xp.arange(n - 1)
-    jac[rows[:, None], a[None, :], loc] = 1.0
-    jac[rows[:, None], a[None, :], j[:, None]] = c
+    jac = None
+    if jacobian:
+        jac = xp.zeros((len(zs), n - 1, n + 1), dtype=np.complex128)
+        jac[rows[:, None], a[None, :], loc] = 1.0
+        jac[rows[:, None], a[None, :], j[:, None]] = c
     # g_FS = J G J^dag with J J^dag = 1 + c c^dag and J zbar = zbar_loc + c zbar_j (no small matmuls)
     nz2 = xp.sum(zs.real**2 + zs.imag**2, axis=1)[:, None, None]
     w = xp.conj(zs[rows[:, None], loc]) + c * xp.conj(zs[rows, j])[:, None]

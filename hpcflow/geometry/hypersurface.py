@@ -192,19 +192,20 @@ class Hypersurface:
         return xp.abs(self.p(z)) / xp.linalg.norm(z, axis=-1) ** self.degree
 
     # ---- points -------------------------------------------------------------------------------------
-    def point_set(self, points, *, chart=None, only=None) -> PointSet:
+    def point_set(self, points, *, chart=None, only=None, jacobian: bool = True) -> PointSet:
         """Geometric data (charts, Jacobians, g_FS, |Omega|^2, weights) at given homogeneous points on X.
 
         `chart` (N, 2) forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by default
         each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
         (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J).
+        jacobian=False: no Jacobian (None), every other field bitwise the same.
         """
         xp = array_module(points)
         z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
-        data = _charts.point_data(self, z, chart=chart, only=only)
-        data = {k: (to_host(v) if k != "n_dropped" else v) for k, v in data.items()}
+        data = _charts.point_data(self, z, chart=chart, only=only, jacobian=jacobian)
+        data = {k: (v if k == "n_dropped" or v is None else to_host(v)) for k, v in data.items()}
         return PointSet(manifold=self, **data)
 
     def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,

@@ -127,11 +127,15 @@ def as_float64(data: dict) -> tuple[dict, dict]:
 
 
 # ---- values and agreement -----------------------------------------------------------------------------------
-def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False):
+def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False, formed: bool = False):
     """The Problem of the first rule the rows of `data` (float64 fields, checked layout) break: values, then, CHUNK
     rows at a time, chart normalisation, distance to X, Hermiticity and agreement with the data the points give.
     keep=True: returns those, `manifold.point_set(points, chart=chart)` (the same bits as one call on all rows:
-    every operation is per row); else None."""
+    every operation is per row); else None.
+
+    formed=True (the sampler's rows, unchanged: `PointSet.mark_sampled`): values and chart normalisation only. The
+    sampler kept points with |p(z)|/|z|^deg < RESIDUAL_TOL (1e-12, under ON_X_TOL) and formed their data with
+    `charts.point_data` in these charts: bitwise the data the check would form again, Hermitian as it forms them."""
     for name in ("points", "weights", "omega2", "g_fs"):
         if not np.all(np.isfinite(data[name])):
             raise Problem(_ds(name), "holds non-finite values (NaN or inf)", "resample the points")
@@ -141,12 +145,15 @@ def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False):
     chart, n = data["chart"], manifold.n
     if len(chart) and (chart.min() < 0 or chart.max() > n or np.any(chart[:, 0] == chart[:, 1])):
         raise Problem(_ds("chart"), f"holds a chart that does not exist on P^{n} (need 0 <= I != J <= {n})")
+    if formed:
+        _check_normalised(data["points"], chart)
+        return None
 
     parts = []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # dp/dz_J = 0: refused in the check
         for lo in range(0, len(chart), CHUNK):
             part = {k: v[lo:lo + CHUNK] for k, v in data.items()}
-            re = manifold.point_set(part["points"], chart=part["chart"])
+            re = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep)
             _check_chunk(manifold, part, eps, re, lo)
             parts += [re] if keep else []
     if not keep:
@@ -157,14 +164,14 @@ def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False):
 def _check_chunk(manifold, d: dict, eps: dict, re, lo: int) -> None:
     z, chart = d["points"], d["chart"]
     at = np.arange(len(z))
-    if not np.allclose(z[at, chart[:, 0]], 1.0, rtol=0, atol=1e-12):
-        raise Problem(_ds("points"), "is not chart-normalised (z_I = 1 for each point's chart (I, J))")
+    _check_normalised(z, chart)
     if np.max(manifold.residual(z)) > ON_X_TOL:
         raise Problem(_ds("points"), f"holds points off the hypersurface (|p(z)|/|z|^deg > {ON_X_TOL:g})",
                       "pass points sampled on this manifold")
     g = d["g_fs"]
-    _first_excess("g_fs", np.abs(g - np.conj(np.swapaxes(g, -1, -2))), hermitian_tolerance(z, g, eps.get("g_fs", 0.0)),
-                  lo + np.arange(len(z)), "is not Hermitian", "|g - g^H|")
+    ia, ib = np.triu_indices(g.shape[-1])  # entries (a, b) and (b, a) of a Hermitian pair, once each
+    _first_excess("g_fs", np.abs(g[:, ia, ib] - np.conj(g[:, ib, ia])),
+                  _hermitian_bound(z, g, eps.get("g_fs", 0.0), ia, ib), lo + at, "is not Hermitian", "|g - g^H|")
     ok = np.isfinite(re.omega2) & np.isfinite(re.weights) & (re.weights > 0)
     if not ok.all():
         k = int(np.argmin(ok))
@@ -174,11 +181,17 @@ def _check_chunk(manifold, d: dict, eps: dict, re, lo: int) -> None:
     differ = np.flatnonzero((g != re.g_fs).any(axis=(1, 2)) | (d["omega2"] != re.omega2) | (d["weights"] != re.weights))
     if differ.size == 0:
         return
-    re = re._take(differ)
+    # with their Jacobians (the bound's dz/dx); the other fields are the same bits
+    re = re._take(differ) if re.jacobian is not None else manifold.point_set(z[differ], chart=chart[differ])
     tol = agreement_tolerances(manifold, z[differ], chart[differ], re, eps)
     for name in ("g_fs", "omega2", "weights"):
         _first_excess(name, np.abs(d[name][differ] - getattr(re, name)), tol[name], lo + differ,
                       "does not agree with its points", "the difference from the data its point and chart give")
+
+
+def _check_normalised(z, chart) -> None:
+    if not np.allclose(z[np.arange(len(z)), chart[:, 0]], 1.0, rtol=0, atol=1e-12):
+        raise Problem(_ds("points"), "is not chart-normalised (z_I = 1 for each point's chart (I, J))")
 
 
 def _first_excess(name, diff, tol, rows, what, measure) -> None:
@@ -201,9 +214,16 @@ def hermitian_tolerance(z, g, eps_g: float = 0.0):
     most 6 roundings each of the terms T_ab = (|c_a c_b| + |w_a w_b|/|z|^2 + delta_ab)/|z|^2, and T_ab <=
     2 |z|^2 sqrt(g_aa g_bb) (the tangent vectors have no z_I component, so |w_a|^2 <= (1 + |c_a|^2)(|z|^2 - 1)).
     Values stored in lower precision round by eps_g each."""
-    nz2 = np.sum(z.real**2 + z.imag**2, axis=1)[:, None, None]
+    m = g.shape[-1]
+    a, b = np.divmod(np.arange(m * m), m)
+    return _hermitian_bound(z, g, eps_g, a, b).reshape(len(g), m, m)
+
+
+def _hermitian_bound(z, g, eps_g: float, a, b):
+    """`hermitian_tolerance` at the entries (a[k], b[k]) only, shape (N, len(a))."""
+    nz2 = np.sum(z.real**2 + z.imag**2, axis=1)[:, None]
     d = np.abs(np.diagonal(g, axis1=1, axis2=2).real)
-    return 24 * max(EPS, eps_g) * nz2 * np.sqrt(d[:, :, None] * d[:, None, :])
+    return 24 * max(EPS, eps_g) * nz2 * np.sqrt(d[:, a] * d[:, b])
 
 
 def agreement_tolerances(manifold, z, chart, re, eps: dict) -> dict:

@@ -37,12 +37,10 @@ _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> PointSet:
     """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points.
-    jacobian=False drops dz/dx once g_FS is formed (half a quintic point's bytes)."""
+    jacobian=False forms no dz/dx (half a quintic point's bytes)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
     z, n_bad = surface.line_points(LINES_PER_BATCH, rng, xp=xp)
-    ps = surface.point_set(z, only=chart)  # the chart's points only: their data alone is formed
-    if not jacobian:
-        ps.jacobian = None
+    ps = surface.point_set(z, only=chart, jacobian=jacobian)  # the chart's points only: their data alone is formed
     ps.n_dropped += n_bad
     return ps
 
@@ -107,6 +105,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
             arrays = unpack_rows(allgatherv(buf, comm=c), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
                   seed=int(entropy if seed is None else seed))  # a Python int: JSON in files
+    ps.mark_sampled()
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
                 "sampled_points": n_kept, "points_owned": len(ps),
                 "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
