@@ -6,6 +6,7 @@ the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS).
 from __future__ import annotations
 
 import math
+import re
 from numbers import Integral, Real
 
 #: every integer of a job file or API call lies within +-INT_LIMIT (int64 with room for offsets such as seed + 1000 i)
@@ -15,8 +16,9 @@ MAX_THREADS = 1024
 
 
 def short_repr(value) -> str:
-    """repr of a value, cut to 60 characters (a huge or deeply nested value stays a one-line message)."""
-    text = repr(value)
+    """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
+    that a huge, nested or multi-line value stays a one-line message."""
+    text = re.sub(r"\s*[\r\n]\s*", " ", repr(value).strip())
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -16,10 +16,10 @@ import numpy as np
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
-from hpcflow.geometry.pointset import PointSet, one_line_repr
+from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, check_sample_sizes, sample_points  # noqa: F401
-from hpcflow.arguments import api_integer
+from hpcflow.arguments import api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
@@ -75,7 +75,7 @@ class Hypersurface:
         dim = api_integer("dim", dim, "an integer >= 1: a Calabi-Yau hypersurface needs dim >= 1 (n = dim+1 >= 2)",
                           lo=1, type_error=ConfigError, value_error=ConfigError)
         if isinstance(psi, (bool, np.bool_)) or not isinstance(psi, Number):
-            raise TypeError(f"psi={one_line_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")
+            raise TypeError(f"psi={short_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")
         n = dim + 1
         mon = [np.eye(n + 1, dtype=np.int64)[k] * (n + 1) for k in range(n + 1)]
         coef = [1.0 + 0j] * (n + 1)

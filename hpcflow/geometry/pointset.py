@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
+from hpcflow.arguments import short_repr
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry.hermitian import det_hermitian
@@ -32,19 +33,12 @@ CONVENTIONS = (
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
 
 
-def one_line_repr(value) -> str:
-    """repr of a value on one line (an array's rows joined), cut to 60 characters (`arguments.short_repr` keeps
-    an array's line breaks)."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def row_index(idx, n: int, what: str = "PointSet index"):
     """`idx` as a slice or a 1-D integer array of rows of a set of n points: an int (negative counts from the end)
     or a 0-d integer array (argmax's result) gives that one row; TypeError for bools, None, Ellipsis, tuples and
     non-integer arrays, IndexError for out-of-range rows, masks of another length and arrays of ndim > 1."""
     def refuse(why, exc=TypeError):
-        return exc(f"{what} {one_line_repr(idx)} is invalid: {why}; pass {INDEX_WANT.replace('N', str(n))}")
+        return exc(f"{what} {short_repr(idx)} is invalid: {why}; pass {INDEX_WANT.replace('N', str(n))}")
 
     if isinstance(idx, slice):
         return idx
@@ -202,7 +196,7 @@ class PointSet:
         `hpcflow.geometry.pointcheck`), or None."""
         try:
             if not seed_is_json:
-                raise Problem("attribute 'seed'", f"= {one_line_repr(self.seed)} is not JSON-serialisable")
+                raise Problem("attribute 'seed'", f"= {short_repr(self.seed)} is not JSON-serialisable")
             manifold = check_attributes(attributes)[0]
             fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
             check_layout(manifold, fields)
