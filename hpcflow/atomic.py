@@ -3,10 +3,14 @@
 The temporary is created with O_CREAT | O_EXCL | O_NOFOLLOW under a random name and written through that one
 descriptor (never reopened by name), so a symlink planted at the final or temporary name cannot redirect the
 write; the target is replaced only after flush + fsync, so a crash leaves either the old file or the new one.
+With replace=False the complete file is placed only where no file of that name exists by then (a hard link, which
+the kernel refuses over any existing name), so of two writers racing for one new name the second fails and the
+first one's file stays.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from contextlib import contextmanager
@@ -35,11 +39,41 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+#: os.link errors of a file system without hard links (vfat, some FUSE and SMB mounts): place by O_EXCL instead
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+_RESERVE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _place_new(tmp: str, path: str) -> None:
+    """Give the complete temporary the name `path` only if nothing has that name (FileExistsError otherwise).
+
+    A hard link (of the temporary's name itself, never a symlink's target) fails atomically over any existing name,
+    a dangling symlink too; then the temporary's name goes. Without hard links: the name is reserved by an empty
+    file created with O_EXCL and the temporary renamed onto it (a reader may see the empty file for that moment; a
+    second writer still finds the name taken)."""
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except (OSError, NotImplementedError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _NO_HARD_LINKS:
+            raise
+        os.close(os.open(path, _RESERVE, 0o644))
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(path)  # the empty file that reserved the name
+            raise
+        return
+    os.unlink(tmp)
+
+
 @contextmanager
-def atomic_file(path, mode: str = "wb", *, encoding: str | None = None):
+def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace: bool = True):
     """Yield a file object on a new temporary next to `path`; on success fsync and rename it onto `path`.
 
     mode "wb" (binary, readable too, as h5py.File(fh, "w") needs) or "w" (text, `encoding` default UTF-8).
+    replace=False: FileExistsError if `path` exists when the file is complete (`_place_new`), nothing replaced.
     On any error the temporary is removed and `path` is untouched.
     """
     path = os.fspath(path)
@@ -53,7 +87,10 @@ def atomic_file(path, mode: str = "wb", *, encoding: str | None = None):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
         _fsync_dir(os.path.dirname(path))
     except BaseException:
         try:

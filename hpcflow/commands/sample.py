@@ -78,7 +78,14 @@ def run(args) -> int:
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
-        ps.save(args.out, force=args.force)
+        try:
+            ps.save(args.out, force=args.force)
+        except OutputPathError:
+            if args.force or not os.path.lexists(args.out):
+                raise
+            raise OutputPathError(f"--out {args.out} was created by another process while this one sampled; it is "
+                                  "left as it is and nothing was written: choose another --out, or pass --force to "
+                                  "overwrite it") from None
     if not is_root():
         return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")

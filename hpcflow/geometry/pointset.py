@@ -154,7 +154,8 @@ class PointSet:
 
     # ---- I/O ----------------------------------------------------------------------------------------
     def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
-        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True.
+        """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True, also a file that
+        another process creates at `path` while this one writes (OutputPathError, that file kept).
 
         Under MPI call it on every rank of `comm`; rank 0 writes. Ranks that hold the same set (layout "all") write
         it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
@@ -185,11 +186,16 @@ class PointSet:
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
         if not is_root(c):
             return
-        with atomic_file(path) as fh, h5py.File(fh, "w") as f:
-            for name, values in zip(FIELDS, data):
-                f.create_dataset(name, data=values)
-            for k, v in attributes.items():
-                f.attrs[k] = v
+        try:  # without force, placed only if no file took the name meanwhile (a concurrent save or sample)
+            with atomic_file(path, replace=force) as fh, h5py.File(fh, "w") as f:
+                for name, values in zip(FIELDS, data):
+                    f.create_dataset(name, data=values)
+                for k, v in attributes.items():
+                    f.attrs[k] = v
+        except FileExistsError:
+            raise OutputPathError(f"{path} was created by another process while this set was being written; it is "
+                                  "left as it is and this set is not written: choose another path, or pass "
+                                  "force=True to overwrite it") from None
 
     def _save_refusal(self, where: str, attributes: dict, seed_is_json: bool) -> str | None:
         """Why `load` would refuse the file `save` is about to write from these rows and attributes (the same rules,
