@@ -227,10 +227,11 @@ class Hypersurface:
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout)[0]
 
-    def line_points(self, n_lines: int, rng, *, xp=np) -> tuple[np.ndarray, int]:
+    def line_points(self, n_lines: int, rng, *, xp=np, residuals: bool = False):
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.
 
         Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped.
+        residuals=True: also |p(z)|/|z|^{n+1} of all n_lines*(n+1) points (host array).
         """
         n1 = self.n + 1
         ab = rng.standard_normal((2, n_lines, 2 * n1))
@@ -240,5 +241,7 @@ class Hypersurface:
         b = xp.asarray(b / np.linalg.norm(b, axis=1, keepdims=True))
         t = line_roots(self, a, b)  # (n_lines, degree)
         z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
-        good = self.residual(z) < RESIDUAL_TOL
-        return z[good], int((~good).sum())
+        residual = self.residual(z)
+        good = residual < RESIDUAL_TOL
+        out = z[good], int((~good).sum())
+        return (*out, to_host(residual)) if residuals else out

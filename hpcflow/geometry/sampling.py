@@ -7,7 +7,8 @@ blocks (W per rank, run in a thread pool); after each wave one Allgather of the 
 every block's points lie in the global order (a prefix sum). The global set is the first N points in block
 order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
 with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
-the block, and moved unchanged.
+the block, and moved unchanged. When the first wave's lines meet X mostly in points whose roots float64 cannot
+resolve (Dwork at huge |psi|), sampling stops there (`check_placed`).
 """
 
 from __future__ import annotations
@@ -30,19 +31,23 @@ from hpcflow.progress import progress
 
 #: lines per sampling block; fixed so that a seed gives the same points whatever N, R and threads are.
 LINES_PER_BATCH = 2048
+#: a first wave whose random lines meet X in more than this fraction of points that cannot be placed on X (roots
+#: too ill-conditioned for float64) stops the sampling: the rest would be a biased sample, or none
+MAX_OFF_X = 0.5
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 
-def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> PointSet:
+def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> tuple[PointSet, int, float]:
     """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points.
-    jacobian=False forms no dz/dx (half a quintic point's bytes)."""
+    jacobian=False forms no dz/dx (half a quintic point's bytes). Also: how many of the block's intersection points
+    could not be placed on X, and the 99th percentile of |p(z)|/|z|^deg over all of them (`check_placed`)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-    z, n_bad = surface.line_points(LINES_PER_BATCH, rng, xp=xp)
+    z, n_bad, residual = surface.line_points(LINES_PER_BATCH, rng, xp=xp, residuals=True)
     ps = surface.point_set(z, only=chart, jacobian=jacobian)  # the chart's points only: their data alone is formed
     ps.n_dropped += n_bad
-    return ps
+    return ps, n_bad, float(np.percentile(np.where(np.isnan(residual), np.inf, residual), 99))
 
 
 def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError):
@@ -125,19 +130,60 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm) as bar:
         while have < n_points:
             if k0 >= max_batches:
-                raise ConfigError(f"could not find {n_points} points in chart {chart} in {max_batches} batches")
+                where = f" in chart {chart}" if chart is not None else ""
+                raise ConfigError(f"could not find {n_points} points{where} in {max_batches} batches (found {have}); "
+                                  "raise max_batches" + (" or choose a chart that more points have" if where else ""))
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
             w = max(1, min(-(-need // R), 4 * width))
             own = list(range(k0 + r, k0 + R * w, R))
-            parts = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
+            blocks = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
+            parts = [b[0] for b in blocks]
             mine.update(zip(own, parts))
-            local = np.array([[len(p), p.n_dropped] for p in parts], dtype=np.int64).reshape(w, 2)
-            wave = allgatherv(local, comm=comm).reshape(R, w, 2).transpose(1, 0, 2).reshape(R * w, 2)
+            local = np.array([[len(p), p.n_dropped, off, np.float64(q).view(np.int64)] for p, off, q in blocks],
+                             dtype=np.int64).reshape(w, 4)
+            wave = allgatherv(local, comm=comm).reshape(R, w, 4).transpose(1, 0, 2).reshape(R * w, 4)
+            if k0 == 0:  # every rank decides on the same numbers
+                check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64))
+            wave = wave[:, :2]
             yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
             bar.update(min(int(wave[:, 0].sum()), n_points - have))
             have += int(wave[:, 0].sum())
             k0 += R * w
     return mine, np.concatenate(yields)
+
+
+def check_placed(surface, off_x, q99) -> None:
+    """ConfigError when more than MAX_OFF_X of the first wave's intersection points (off_x of each block's) could not
+    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, before more batches run in vain.
+
+    A point z = a + t b of a line is computed with absolute rounding ~eps |a|, so |p(z)| cannot fall below about
+    eps |dp/dz|: for Dwork at large |psi| the points lie within ~1/|psi| of a coordinate plane, where |dp/dz| ~
+    (n+1)|psi|, and that floor grows like |psi| eps. Dropping those points would bias the sample (Shiffman-Zelditch
+    needs every intersection point of a line). In that regime the residual of each point is proportional to
+    |psi|, so q99 (the largest block's 99th percentile) gives the |psi| at which 99% of the points would be placed."""
+    from hpcflow.geometry.hypersurface import RESIDUAL_TOL
+
+    total = len(off_x) * LINES_PER_BATCH * surface.degree
+    frac = float(np.sum(off_x)) / total
+    if frac <= MAX_OFF_X:
+        return
+    params = dict(surface.params)
+    psi = complex(params["psi"]) if "psi" in params else None
+    shown = {**params, **({"psi": f"{psi.real:g}" if psi.imag == 0 else f"{psi:g}"} if psi is not None else {})}
+    what = f"{surface.name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+    batches = f"{len(off_x)} batch{'es' if len(off_x) > 1 else ''}"
+    why = (f"{what}: {frac:.0%} of the {total} points where the random lines of the first {batches} meet X "
+           f"cannot be placed on X to |p(z)|/|z|^{surface.degree} < {RESIDUAL_TOL:g} (99% of them have residuals up "
+           f"to {np.max(q99):.1e}): float64 rounding of a point on its line moves p by about eps |dp/dz|, too much "
+           "for these ill-conditioned roots, and sampling without them would be biased; ")
+    if psi is not None and np.isfinite(np.max(q99)):
+        fix = (f"use |psi| <= {abs(psi) * RESIDUAL_TOL / np.max(q99):.2g} (the residuals grow in proportion to |psi|; "
+               "there 99% of the points are placed)")
+    elif psi is not None:
+        fix = "use a smaller |psi|"
+    else:
+        fix = "use coefficients of comparable sizes (large ratios make the roots ill-conditioned)"
+    raise ConfigError(why + fix)
 
 
 def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIELDS):
