@@ -220,30 +220,47 @@ def limit_threads(comm=None) -> int:
     return n
 
 
+#: seconds a rank whose block raised waits in `abort_on_error`, its message printed, for the other ranks before the
+#: job is aborted: when every rank raised (bad input all ranks saw, an I/O error) the job ends as soon as all have
+#: said why, so no Abort cuts rank 0's message off; when some rank waits in a collective, the failing ones end after it
+ABORT_WAIT = 3.0
+
+
 @contextmanager
 def abort_on_error(comm=None):
     """Run a block; if it raises on any rank of a multi-rank world, print the error tagged with the rank and Abort.
 
     Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError is
     re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line. RunStop
-    and SystemExit pass through: they are decided collectively, so every rank raises them together.
+    and SystemExit pass through: they are decided collectively, so every rank raises them together. Collective on
+    entry (a private duplicate of `comm` for `abort_together`).
     """
     c = resolve(comm)
-    try:
-        yield c
-    except BaseException as exc:
-        if size(c) == 1 or isinstance(exc, (SystemExit, RunStop)) or getattr(exc, "collective", False):
-            raise  # RunStop (preemption, numerical stop), exits and `refuse_together`'s refusals are decided
-            # collectively: every rank raises them
-        status = int(getattr(exc, "exit_status", 1))
-        sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
-        if isinstance(exc, UserError):
-            print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-        else:
-            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr, flush=True)
-        c.Abort(status)
-        raise
+    with duplicate(c) as agree:
+        try:
+            yield c
+        except BaseException as exc:
+            if agree is None or isinstance(exc, (SystemExit, RunStop)) or getattr(exc, "collective", False):
+                raise  # RunStop (preemption, numerical stop), exits and `refuse_together`'s refusals are decided
+                # collectively: every rank raises them
+            sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
+            if isinstance(exc, UserError):
+                print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            else:
+                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr,
+                      flush=True)
+            abort_together(c, agree, int(getattr(exc, "exit_status", 1)))
+            raise
+
+
+def abort_together(comm, agree, status: int) -> None:
+    """Abort the job once the ranks that fail together have all printed why: wait up to ABORT_WAIT at a barrier on
+    `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each aborts with rank 0's
+    status (the job's, whichever Abort ends it); else this rank aborts with its own after the wait."""
+    if arrive_within(agree, ABORT_WAIT):
+        status = agree.bcast(status, root=0)  # every rank is here: no one is left waiting in this collective
+    comm.Abort(status)
 
 
 @contextmanager

@@ -1,0 +1,67 @@
+"""`abort_on_error` at 2 and 3 ranks: when every rank raises, each rank's message (rank 0's included, though it
+raises last) and rank 0's buffered stdout come out before the Abort, and the job's status is rank 0's; when one rank
+raises while the others wait in a collective, the job still ends, non-zero, within ABORT_WAIT and a margin."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hpcflow.parallel.comm import ABORT_WAIT
+from test_parallel import mpiexec
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "abort_checks.py")
+ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
+#: seconds rank 0 raises after the others (well within ABORT_WAIT): it lost the race for the Abort every time
+SKEW = 0.2
+
+
+def _run(mode: str, ranks: int, skew: float = SKEW):
+    t0 = time.monotonic()
+    r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, mode, str(skew)],
+                       capture_output=True, text=True, timeout=90, env=ENV)
+    return r, time.monotonic() - t0
+
+
+def _said(stderr: str, rank: int, header: str, last: str | None) -> None:
+    """`rank`'s message is in the ranks' shared stderr whole: its tagged first line and, for a traceback, its
+    last line, which the first line holds too (counted, not looked for at line starts or ends: the interpreter
+    writes a line and its end separately, and other ranks' output can land between them)."""
+    assert stderr.count(f"hpcflow: rank {rank}: {header}") == 1, stderr
+    if last is not None:
+        assert last in header and stderr.count(last) == 2, stderr
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("skew", [0.0, SKEW, SKEW])
+def test_every_rank_raising_prints_every_message_before_the_abort(ranks, skew):
+    r, _ = _run("all", ranks, skew)
+    assert r.returncode == 1, r.stderr
+    for k in range(ranks):
+        _said(r.stderr, k, f"ERROR RuntimeError: injected failure on rank {k}",
+              f"RuntimeError: injected failure on rank {k}")
+        assert r.stdout.count(f"rank {k} printed before failing") == 1, r.stdout
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("mode", ["user", "mixed"])
+def test_every_rank_raising_ends_with_rank_0s_status(ranks, mode):
+    """A UserError on rank 0 gives status 2 at R > 1, whatever the others raised (their Abort used to win)."""
+    r, _ = _run(mode, ranks)
+    assert r.returncode == 2, r.stderr
+    _said(r.stderr, 0, "error: injected bad input on rank 0", None)
+    for k in range(1, ranks):
+        _said(r.stderr, k, "error: injected bad input" if mode == "user" else "ERROR RuntimeError: injected failure",
+              None)
+    assert r.stdout.count("rank 0 printed before failing") == 1, r.stdout
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_one_rank_raising_ends_the_job_in_bounded_time(ranks):
+    r, seconds = _run("one", ranks)
+    assert r.returncode not in (0, 124), r.returncode  # non-zero, and not the timeout's status
+    _said(r.stderr, ranks - 1, f"ERROR RuntimeError: injected failure on rank {ranks - 1}",
+          f"RuntimeError: injected failure on rank {ranks - 1}")
+    assert seconds < ABORT_WAIT + 30, seconds  # the others wait in a collective: the failing rank gives up on them
