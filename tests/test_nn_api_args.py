@@ -6,6 +6,8 @@ the job file's [training] section refuses (the two accept the same values). Unde
 import json
 import math
 import os
+import subprocess
+import sys
 from dataclasses import fields
 
 import numpy as np
@@ -22,6 +24,7 @@ from hpcflow.nn.model import MetricMLP  # noqa: E402
 from hpcflow.nn.replicas import Shard  # noqa: E402
 from hpcflow.nn.train import FIELDS, TrainConfig, api_value, train  # noqa: E402
 from test_flow_legs import _mpi  # noqa: E402
+from test_parallel import mpiexec  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "nn_api_checks.py")
 
@@ -235,7 +238,35 @@ def test_every_rank_refuses_alike_and_then_trains(mpi_runs, ranks):
     assert len(every) == ranks
     for case, start in MPI_REFUSALS.items():
         got = [m[case] for m in every]
-        assert got == [got[0]] * ranks and got[0] is not None and got[0].startswith(start), (case, got)
+        assert got == [got[0]] * ranks and got[0] is not None and got[0][0].startswith(start), (case, got)
+    X = Hypersurface.fermat(3)
+    tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
+    one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))
+    for m in every:
+        np.testing.assert_allclose(m["valid_sigma_val"], one.sigma_val, rtol=1e-10, atol=0)
+
+
+DIFFER = {  # "differ" case of tests/mpi/nn_api_checks.py -> how every rank's message starts (the last rank's refusal)
+    "cfg_dict": "TypeError: cfg is a dict, not a TrainConfig; pass TrainConfig(",
+    "train_pointset": "TypeError: train_data is a PointSet",
+    "cfg_changed": "ValueError: TrainConfig: batch_size=1 is invalid; pass an integer >= 2",
+    "model_dtype": "ValueError: MetricMLP: x is float64 but the weights are float32",
+}
+
+
+def test_arguments_of_one_rank_alone_are_refused_by_every_rank(tmp_path):
+    """At R = 2 the last rank alone passes a bad argument: every rank raises its one-line refusal, marked collective
+    and naming the rank (the others used to go on into a collective and wait for ever); then all train together."""
+    r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, SCRIPT, str(tmp_path), "differ"],
+                       capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    every = json.loads((tmp_path / "differ_2.json").read_text())
+    for case, start in DIFFER.items():
+        got = [m[case] for m in every]
+        assert got[0] is not None and got == [got[0]] * 2, (case, got)
+        line, collective = got[0]
+        assert "\n" not in line and line.startswith(start) and collective, (case, line)
+        assert line.endswith(" (on rank 1; 1 of 2 ranks refused their arguments)"), line
     X = Hypersurface.fermat(3)
     tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
     one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))

@@ -27,7 +27,7 @@ from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
-from hpcflow.parallel.comm import resolve, value_error_together
+from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
 from hpcflow.parallel.reduce import any_true
@@ -223,6 +223,20 @@ def too_few_points(train: Shard, val: Shard) -> str | None:
     return None
 
 
+def checked_sets(model, train_data, val_data, cfg, comm) -> tuple[Shard, Shard]:
+    """This rank's shards of the train and validation sets once `check_arguments`, `too_few_points` and the
+    model's `check_inputs` (a MetricMLP: data of another width or dtype) accept them; no collective."""
+    check_arguments(train_data, val_data, cfg)
+    train_shard, val = as_shard(train_data, comm=comm), as_shard(val_data, comm=comm)
+    few = too_few_points(train_shard, val)
+    if few is not None:
+        raise ValueError(few)
+    check = getattr(model, "check_inputs", None)
+    for d in (train_shard.data, val.data) if check is not None else ():
+        check(d.x, d.gfs)
+    return train_shard, val
+
+
 class Trainer:
     """One training run of `model`, resumable from `state_dict()` at any step boundary.
 
@@ -237,15 +251,10 @@ class Trainer:
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
-        check_arguments(train_data, val_data, cfg)
+        self.train_shard, self.val = arguments_together(lambda: checked_sets(model, train_data, val_data, cfg, c),
+                                                        comm=c)  # the ranks' arguments may differ: all refuse
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
-        self.train_shard = as_shard(train_data, comm=self.comm)
-        self.val = as_shard(val_data, comm=self.comm)
-        value_error_together(too_few_points(self.train_shard, self.val), comm=c)
-        check = getattr(model, "check_inputs", None)  # a MetricMLP: data of another width or dtype, before any work
-        for d in (self.train_shard.data, self.val.data) if check is not None else ():
-            check(d.x, d.gfs)
         self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop
         self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
         self.opt = make_optimizer(model, cfg)

@@ -329,6 +329,30 @@ def value_error_together(message: str | None, *, comm=None) -> None:
         refuse_alike(first, comm=c)
 
 
+def arguments_together(check, *, comm=None):
+    """Run the Python-API argument checks `check()` on every rank and return its value; a TypeError or ValueError
+    on any rank is raised by every rank (one allgather at R > 1): the lowest failing rank's type and one-line
+    message, naming its rank when the ranks' refusals differ, marked collective for `abort_on_error`.
+    `check` must not call collectives (a failing rank skips the rest of it)."""
+    c = resolve(comm)
+    if size(c) == 1:
+        return check()
+    try:
+        value, mine = check(), None
+    except (TypeError, ValueError) as exc:
+        value, mine = None, (isinstance(exc, TypeError), " ".join(str(exc).split()))
+    every = c.allgather(mine)
+    failed = [k for k, m in enumerate(every) if m is not None]
+    if not failed:
+        return value
+    is_type, message = every[failed[0]]
+    if any(m != every[failed[0]] for m in every):  # the ranks' arguments differ: say whose this is
+        message += f" (on rank {failed[0]}; {len(failed)} of {len(every)} ranks refused their arguments)"
+    exc = (TypeError if is_type else ValueError)(message)
+    exc.collective = True
+    raise exc
+
+
 def refuse_alike(message: str, *, comm=None):
     """Raise ValueError(message) where every rank decides the refusal from the same values (no collective here):
     marked collective at R > 1, so `abort_on_error` lets it through instead of aborting the others."""

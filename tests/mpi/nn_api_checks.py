@@ -1,9 +1,11 @@
-"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT.
+"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT [differ].
 
 Every rank calls `train` with sets too small to train on or measure (shards of 1 point over all ranks, a whole set
-of 1 point on rank 0 alone) and with batch_size=1, catching each refusal; rank 0 writes every rank's
-"ExceptionName: message" per case (None: accepted) to OUT/refused_R.json. Then every rank trains one valid epoch on
-the same communicator (the refusals left no collective unmatched) and rank 0 adds its sigma_val history.
+of 1 point on rank 0 alone) and with batch_size=1; with "differ", with arguments of which the last rank's alone are
+refused (a dict for the config, a PointSet for the data, a config changed after its check, a network of another
+dtype than the data). Each refusal is caught; rank 0 writes every rank's ["ExceptionName: message", marked
+collective] per case (None: accepted) to OUT/refused_R.json (differ_R.json). Then every rank trains one valid epoch
+on the same communicator (the refusals left no collective unmatched) and rank 0 adds its sigma_val history.
 """
 
 import json
@@ -17,16 +19,25 @@ from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
 from hpcflow.parallel import comm as pcomm
 
-out = sys.argv[1]
+out, differ = sys.argv[1], sys.argv[2:] == ["differ"]
 c = pcomm.resolve()
 R, r = c.Get_size(), c.Get_rank()
+last = r == R - 1
 X = Hypersurface.fermat(3)
-tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
+pts = X.sample(60, seed=0)
+tr, va = MetricData.from_pointset(pts), MetricData.from_pointset(X.sample(30, seed=1))
 one_point = Shard(tr[:1], 0, 1) if r == 0 else Shard(tr[:0], 1, 1)  # rank 0 holds the set's only row
 
 
-def model():
-    return MetricMLP(10, depth=1, width=4, seed=0)
+def model(dtype="float64"):
+    return MetricMLP(10, depth=1, width=4, seed=0, dtype=dtype)
+
+
+def changed():
+    cfg = TrainConfig(epochs=1, batch_size=20)
+    if last:
+        cfg.batch_size = 1  # changed after the config was checked
+    return cfg
 
 
 cases = {
@@ -36,15 +47,23 @@ cases = {
                                              TrainConfig(epochs=1, batch_size=20), comm=c),
     "batch_size_1": lambda: train(model(), tr, va, TrainConfig(epochs=1, batch_size=1), comm=c),
 }
+differing = {
+    "cfg_dict": lambda: train(model(), tr, va, {"epochs": 1} if last else TrainConfig(epochs=1, batch_size=20),
+                              comm=c),
+    "train_pointset": lambda: train(model(), pts if last else tr, va, TrainConfig(epochs=1, batch_size=20), comm=c),
+    "cfg_changed": lambda: train(model(), tr, va, changed(), comm=c),
+    "model_dtype": lambda: train(model("float32" if last else "float64"), tr, va, TrainConfig(epochs=1, batch_size=20),
+                                 comm=c),
+}
 mine = {}
-for name, call in cases.items():
+for name, call in (differing if differ else cases).items():
     try:
         call()
         mine[name] = None
     except (TypeError, ValueError) as exc:
-        mine[name] = f"{type(exc).__name__}: {exc}"
+        mine[name] = [f"{type(exc).__name__}: {exc}", getattr(exc, "collective", False)]
 mine["valid_sigma_val"] = train(model(), tr, va, TrainConfig(epochs=1, batch_size=20), comm=c).sigma_val
 every = c.allgather(mine)
 if r == 0:
-    with open(os.path.join(out, f"refused_{R}.json"), "w") as fh:
+    with open(os.path.join(out, f"{'differ' if differ else 'refused'}_{R}.json"), "w") as fh:
         json.dump(every, fh)
