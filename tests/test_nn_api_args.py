@@ -154,10 +154,10 @@ def test_integral_floats_and_numpy_integers_are_the_counts_they_hold(sets):
     (dict(detach_kappa="no"), TypeError, ["detach_kappa='no' is invalid", "True or False"]),
     (dict(check_replicas=1), TypeError, ["check_replicas=1 is invalid"]),
     (dict(manual_step=None), TypeError, ["manual_step=None is invalid"]),
-    (dict(lr=1e-3, lr_min=1e-2), ValueError, ["lr_min=0.01 exceeds lr=0.001", "pass lr_min <= lr"]),
-    (dict(epochs=4, lr_warmup=5.0), ValueError, ["lr_warmup=5.0 epochs exceeds epochs=4"]),
-    (dict(epochs=2000, lr_decay=0.5), ValueError, ["lr_decay=0.5 over 2000 epochs", "closer to 1"]),
-    (dict(epochs=20, lr_decay=10.0), ValueError, ["lr_decay=10.0 over 20 epochs"]),
+    (dict(lr=1e-3, lr_min=1e-2), ValueError, ["lr_min = 0.01 exceeds lr = 0.001", "set lr_min <= lr"]),
+    (dict(epochs=4, lr_warmup=5.0), ValueError, ["lr_warmup = 5.0 epochs exceeds epochs = 4"]),
+    (dict(epochs=2000, lr_decay=0.5), ValueError, ["lr_decay = 0.5 over 2000 epochs", "closer to 1"]),
+    (dict(epochs=20, lr_decay=10.0), ValueError, ["lr_decay = 10.0 over 20 epochs"]),
 ])
 def test_train_config_refuses_what_the_job_file_refuses(kw, error, words):
     with pytest.raises(error) as exc:
@@ -206,9 +206,29 @@ def test_train_config_fields_accept_what_the_job_file_accepts(name):
     dict(epochs=2000, lr_decay=0.5), dict(epochs=900, lr_decay=0.5), dict(epochs=20, lr_decay=10.0),
     dict(epochs=2000, lr_decay=0.5, lr_schedule="cosine"),
 ])
-def test_train_config_schedules_accept_what_the_job_file_accepts(training):
+def test_train_config_schedules_are_refused_as_the_job_file_refuses_them(training):
+    """TrainConfig and the job file's [training] refuse the same schedules with the same words after their own
+    prefix ("TrainConfig: " and "FILE: [training].")."""
     cfg = validate({"job": {"kind": "nn"}, "training": training}, job.SCHEMA, source="job.toml")
-    assert _accepts(lambda: TrainConfig(**training)) == _accepts(job.check, cfg, "job.toml"), training
+    said = []
+    for call, prefix in ((lambda: TrainConfig(**training), "TrainConfig: "),
+                         (lambda: job.check(cfg, "job.toml"), "job.toml: [training].")):
+        try:
+            call()
+            said.append(None)
+        except (ValueError, ConfigError) as exc:
+            assert str(exc).startswith(prefix), str(exc)
+            said.append(str(exc).removeprefix(prefix))
+    assert said[0] == said[1], training
+
+
+def test_the_learning_rate_rules_load_without_torch():
+    """The job file's schema and the learning-rate rules TrainConfig shares with it import no torch: validating
+    a job does not need it."""
+    code = ("import sys, hpcflow.jobs.schema, hpcflow.nn.rates, hpcflow.nn.job\n"
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr
 
 
 # ---- under MPI ------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEP
                                  at_least, chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
+from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, in_range, schedule_fault
 
 LOG_PREFIX = "hpcflow nn:"
 #: of DIR/nn.h5 (docs/outputs.md), raised when a dataset or attribute changes meaning or place
@@ -38,9 +39,6 @@ def _chart(v):
 
 #: widest layer accepted (a 3x2^20 MLP has ~2e12 parameters; memory is checked by hpcflow.resources)
 MAX_WIDTH = 2**20
-#: the learning rate at any epoch or width must lie in [LR_MIN, LR_MAX] (no under/overflow of lr * factor^k)
-LR_MIN, LR_MAX = 1e-300, 1e6
-
 
 SCHEMA = {
     "job": JOB_SECTION,
@@ -70,14 +68,7 @@ SCHEMA = {
         "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
         "batch_size": Field(int, 1000, lo=1, check=at_least(2, "the loss of one point is 0: kappa is the batch's "
                                                            "mean of eta, so eta/kappa = 1"), help="global batch"),
-        "lr": Field(float, 1e-3, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
-        "lr_schedule": Field(str, "exponential", choices=("exponential", "cosine"),
-                             help="exponential: lr * lr_decay^epoch; cosine: lr -> lr_min over all steps"),
-        "lr_decay": Field(float, 1.0, lo=0, lo_open=True, hi=1e6,
-                          help="exponential schedule: lr multiplied by this per epoch"),
-        "lr_min": Field(float, 0.0, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
-        "lr_warmup": Field(float, 0.0, lo=0.0, hi=MAX_STEPS,
-                           help="epochs of linear warmup: the schedule's rate times min(1, (s + 1)/S_w) at step s"),
+        **RATE_FIELDS,
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
@@ -145,28 +136,16 @@ def check(cfg: dict, source: str = "job") -> None:
             raise ConfigError(f"{source}: [{sec}].{key} = {cfg[sec][key]} exceeds the {limit} sampled points; lower it")
 
 
-def _lr_in_range(log_lr: float) -> bool:
-    return math.log(LR_MIN) <= log_lr <= math.log(LR_MAX)
-
-
 def _check_schedule(cfg: dict, source: str) -> None:
     """Every learning rate the run will use (per epoch, per sweep width) lies in [LR_MIN, LR_MAX]."""
     tr, ws = cfg["training"], cfg["width_sweep"]
-    if tr["lr_min"] > tr["lr"]:
-        raise ConfigError(f"{source}: [training].lr_min = {tr['lr_min']} exceeds lr = {tr['lr']}; lower lr_min")
-    if tr["lr_warmup"] > max(tr["epochs"], 1):
-        raise ConfigError(f"{source}: [training].lr_warmup = {tr['lr_warmup']} epochs exceeds epochs = {tr['epochs']}; "
-                          "lower lr_warmup")
-    if tr["lr_schedule"] == "exponential":
-        last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
-        if not _lr_in_range(last):
-            raise ConfigError(f"{source}: [training].lr_decay = {tr['lr_decay']} over {tr['epochs']} epochs takes the "
-                              f"learning rate to exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; move lr_decay "
-                              "towards 1")
+    fault = schedule_fault(tr)
+    if fault is not None:
+        raise ConfigError(f"{source}: [training].{' '.join(fault)}")
     lr = tr["lr"] if ws["lr"] is None else ws["lr"]
     for w in ws["widths"]:
         log_lr = math.log(lr) + ws["lr_exponent"] * math.log(ws["width_ref"] / w)
-        if not _lr_in_range(log_lr):
+        if not in_range(log_lr):
             raise ConfigError(f"{source}: [width_sweep] lr(width={w}) = lr * (width_ref/width)^lr_exponent = "
                               f"exp({log_lr:.4g}) lies outside [{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
 

@@ -26,6 +26,7 @@ from hpcflow.nn.fast_step import AdamStep, ManualGradient
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
+from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, schedule_fault
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
 from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.progress import progress
@@ -35,25 +36,20 @@ from hpcflow.parallel.reduce import any_true
 torch = require_torch()
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("exponential", "cosine")
-#: every learning rate of a run (any epoch) lies in [LR_MIN, LR_MAX]: no under/overflow of lr * lr_decay^epoch
-LR_MIN, LR_MAX = 1e-300, 1e6
 #: why sets and batches need MIN_POINTS points
 FEW_POINTS = "σ (eq. B.11) of one point is 0 for any metric (κ is the weighted mean of η over the same points)"
 
 #: the values TrainConfig accepts: those of the job file's [training] keys (hpcflow.nn.job.SCHEMA, a layer above
-#: this one; tests/test_nn_api_args.py checks that the two accept and refuse the same values)
+#: this one; tests/test_nn_api_args.py checks that the two accept and refuse the same values); the learning-rate
+#: keys are the same Fields (hpcflow.nn.rates)
 FIELDS = {
     "epochs": Field(int, lo=0, hi=MAX_STEPS),
     "batch_size": Field(int, lo=MIN_POINTS, help=f"{FEW_POINTS}: no gradient"),
-    "lr": Field(float, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
+    "lr": RATE_FIELDS["lr"],
     "loss": Field(str, choices=LOSSES),
     "detach_kappa": Field(bool),
     "optimizer": Field(str, choices=OPTIMIZERS),
-    "lr_decay": Field(float, lo=0.0, lo_open=True, hi=1e6, help="exponential schedule: lr times this per epoch"),
-    "lr_schedule": Field(str, choices=SCHEDULES),
-    "lr_min": Field(float, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
-    "lr_warmup": Field(float, lo=0.0, hi=MAX_STEPS, help="epochs of linear warmup"),
+    **{k: RATE_FIELDS[k] for k in ("lr_decay", "lr_schedule", "lr_min", "lr_warmup")},
     "seed": Field(int, lo=0, hi=SEED_MAX),
     "check_replicas": Field(bool),
     "manual_step": Field(bool),
@@ -118,17 +114,9 @@ class TrainConfig:
         again, so a field changed after the config was made is refused too."""
         for name, spec in FIELDS.items():
             setattr(self, name, api_value(name, getattr(self, name), spec))
-        if self.lr_min > self.lr:
-            raise ValueError(f"TrainConfig: lr_min={self.lr_min!r} exceeds lr={self.lr!r}; pass lr_min <= lr")
-        if self.lr_warmup > max(self.epochs, 1):
-            raise ValueError(f"TrainConfig: lr_warmup={self.lr_warmup!r} epochs exceeds epochs={self.epochs}; "
-                             "pass lr_warmup <= epochs")
-        if self.lr_schedule == "exponential":
-            last = math.log(self.lr) + max(self.epochs, 1) * math.log(self.lr_decay)
-            if not math.log(LR_MIN) <= last <= math.log(LR_MAX):
-                raise ValueError(f"TrainConfig: lr_decay={self.lr_decay!r} over {self.epochs} epochs takes the "
-                                 f"learning rate to exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; pass an "
-                                 "lr_decay closer to 1")
+        fault = schedule_fault(self.__dict__)
+        if fault is not None:
+            raise ValueError(f"TrainConfig: {' '.join(fault)}")
 
 
 @dataclass

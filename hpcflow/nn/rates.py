@@ -1,0 +1,50 @@
+"""Learning-rate limits and schedule rules of a network's training, one copy for the job file's [training] section
+(hpcflow.nn.job) and the Python API's TrainConfig (hpcflow.nn.train); torch-free, so validating a job file does not
+import torch.
+
+Every learning rate of a run (any epoch, any sweep width) lies in [LR_MIN, LR_MAX]: lr * lr_decay^epoch and
+lr * (width_ref/width)^lr_exponent neither underflow to 0 nor overflow.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hpcflow.jobs.schema import MAX_STEPS, Field
+
+LR_MIN, LR_MAX = 1e-300, 1e6
+
+#: the learning-rate keys of [training] and TrainConfig (the job file's defaults; TrainConfig has its own)
+RATE_FIELDS = {
+    "lr": Field(float, 1e-3, lo=LR_MIN, hi=LR_MAX, help="learning rate"),
+    "lr_schedule": Field(str, "exponential", choices=("exponential", "cosine"),
+                         help="exponential: lr * lr_decay^epoch; cosine: lr -> lr_min over all steps"),
+    "lr_decay": Field(float, 1.0, lo=0, lo_open=True, hi=1e6, help="exponential schedule: lr multiplied by this "
+                      "per epoch"),
+    "lr_min": Field(float, 0.0, lo=0.0, hi=LR_MAX, help="cosine schedule: the final learning rate"),
+    "lr_warmup": Field(float, 0.0, lo=0.0, hi=MAX_STEPS,
+                       help="epochs of linear warmup: the schedule's rate times min(1, (s + 1)/S_w) at step s"),
+}
+SCHEDULES = RATE_FIELDS["lr_schedule"].choices
+
+
+def in_range(log_lr: float) -> bool:
+    """Whether the learning rate exp(log_lr) lies in [LR_MIN, LR_MAX]."""
+    return math.log(LR_MIN) <= log_lr <= math.log(LR_MAX)
+
+
+def schedule_fault(tr: dict) -> tuple[str, str] | None:
+    """(key, why and the fix) for the first schedule rule the checked values `tr` (epochs, lr, lr_schedule,
+    lr_decay, lr_min, lr_warmup) break, or None: lr_min above lr, a warmup longer than the run, an exponential
+    decay that leaves [LR_MIN, LR_MAX]. Each layer prefixes the key its own way."""
+    if tr["lr_min"] > tr["lr"]:
+        return "lr_min", f"= {tr['lr_min']!r} exceeds lr = {tr['lr']!r}; set lr_min <= lr"
+    if tr["lr_warmup"] > max(tr["epochs"], 1):
+        return "lr_warmup", (f"= {tr['lr_warmup']!r} epochs exceeds epochs = {tr['epochs']}; set lr_warmup <= "
+                             "epochs")
+    if tr["lr_schedule"] == "exponential":
+        last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
+        if not in_range(last):
+            return "lr_decay", (f"= {tr['lr_decay']!r} over {tr['epochs']} epochs takes the learning rate to "
+                                f"exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1")
+    return None
