@@ -31,7 +31,6 @@ from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replica
 from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
-from hpcflow.parallel.reduce import any_true
 
 torch = require_torch()
 
@@ -333,6 +332,15 @@ class Trainer:
     def _timer_due(self) -> bool:
         return self.seconds > 0 and self.comm.Get_rank() == 0 and time.monotonic() - self._last_ckpt >= self.seconds
 
+    def _stop_flags(self) -> tuple[bool, bool]:
+        """(a stop signal reached any rank, rank 0's checkpoint timer is due): one Allreduce under MPI."""
+        flags = np.array([self.signalled, self._timer_due()], dtype=np.int64)
+        if self.comm.Get_size() > 1:
+            from mpi4py import MPI
+
+            self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+        return bool(flags[0]), bool(flags[1])
+
     def _save(self, reason: str) -> None:
         if self.checkpoint is not None:
             self.checkpoint(self, reason)
@@ -418,9 +426,8 @@ class Trainer:
                 self.stopped = True
                 self._save("stopped")
                 return
-            stop = any_true(self.signalled, comm=self.comm)
-            if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or any_true(
-                    self._timer_due(), comm=self.comm):
+            stop, timer = self._stop_flags()
+            if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or timer:
                 self._save("signal" if stop else "every")
                 if stop:
                     raise Preempted(f"signal received: checkpoint written after epoch {self.epoch}; "
