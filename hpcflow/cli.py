@@ -47,7 +47,8 @@ class _Subcommand(_Parser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcflow", description="Metric flows with neural networks on Calabi-Yau manifolds.")
     parser.add_argument("--version", action="version", version=f"hpcflow {__version__}")
-    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Subcommand)
+    # not required=True: argparse would then name the destination ("required: verb"), not the fix (main says it)
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Subcommand)
     for modname in COMMANDS:
         importlib.import_module(modname).register(sub)
     return parser
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     _survive_closed_pipes()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

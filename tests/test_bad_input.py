@@ -606,3 +606,16 @@ def test_an_unknown_option_is_refused_by_the_subcommand_in_one_line(argv, capsys
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"hpcflow {argv[0]}: error: unrecognized arguments: --bogus x"), err
+
+
+@pytest.mark.parametrize("argv", [[], ["--bogus"]])
+def test_hpcflow_without_a_command_names_the_commands_in_one_line(argv, capsys):
+    """`hpcflow` alone says which commands there are, not argparse's internal destination name."""
+    from hpcflow.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "verb" not in err
+    assert (argv[0] in err) if argv else all(m.rsplit(".", 1)[1] in err for m in COMMANDS), err
