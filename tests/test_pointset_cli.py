@@ -135,6 +135,21 @@ def test_info_prints_a_fact_that_differs_between_ranks_once_per_rank():
                    "gpu_available    True"]
 
 
+def test_info_shows_whole_lines_of_the_mpi_library_version():
+    """MPICH's multi-line version is shown line by line up to 120 characters, never a line cut mid-field."""
+    from hpcflow.commands.info import library_line
+
+    mpich = ("MPICH Version:      5.0.2\nMPICH Release date: Fri Sep 25 20:45:26 UTC 2026\nMPICH ABI:          18:2:6\n"
+             "MPICH Device:       ch4:ucx ofi\nMPICH configure:    --with-device=ch4:ucx,ofi --with-pm=hydra\n")
+    line = library_line(mpich)
+    assert line == ("MPICH Version: 5.0.2; MPICH Release date: Fri Sep 25 20:45:26 UTC 2026; MPICH ABI: 18:2:6; "
+                    "MPICH Device: ch4:ucx ofi")
+    one = "Open MPI v4.1.5, package: Open MPI builder@host Distribution, ident: 4.1.5, " * 3
+    cut = library_line(one)
+    assert len(cut) <= 120 and cut.endswith("...") and one.startswith(cut[:-3] + " ")
+    assert library_line("Intel(R) MPI Library 2021.10\n") == "Intel(R) MPI Library 2021.10"
+
+
 def test_info_warns_when_launcher_says_several_ranks_but_mpi_sees_one():
     r = hpcflow("info", env={"SLURM_STEP_NUM_TASKS": "4"})  # an srun step of 4 tasks
     assert r.returncode == 0

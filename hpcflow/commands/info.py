@@ -15,6 +15,20 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def library_line(text: str, width: int = 120) -> str:
+    """MPI's library version (several lines for MPICH) as one line of at most `width` characters: whole lines
+    joined by "; ", a line that does not fit left off, a first line longer than `width` cut at a word ("...")."""
+    out = ""
+    for line in (" ".join(raw.split()) for raw in text.splitlines()):
+        if not line:
+            continue
+        joined = f"{out}; {line}" if out else line
+        if len(joined) > width:
+            return out or line[:width - 3].rsplit(" ", 1)[0] + "..."
+        out = joined
+    return out
+
+
 def collect() -> dict:
     """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
     from hpcflow import __version__
@@ -27,7 +41,7 @@ def collect() -> dict:
     try:
         from mpi4py import MPI
 
-        facts["mpi_library"] = " ".join(MPI.Get_library_version().split())[:120]
+        facts["mpi_library"] = library_line(MPI.Get_library_version())
         facts["mpi_world_size"] = MPI.COMM_WORLD.Get_size()
     except Exception as exc:  # noqa: BLE001 - RuntimeError when no MPI library is found
         facts["mpi_library"] = f"not usable ({type(exc).__name__}: {exc})"
