@@ -538,6 +538,11 @@ def _replace(path, name, value):
         f[name] = value
 
 
+def _set_attr(path, key, value):
+    with h5py.File(path, "a") as f:
+        f.attrs[key] = value
+
+
 def _edit_config(run_dir, **sections):
     with open(os.path.join(run_dir, "summary.json")) as fh:
         s = json.load(fh)
@@ -562,6 +567,10 @@ MALFORMED = {
                       ("table1",), "config [kernel] is not a table"),
     "fig2_1d": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance", np.ones(5)),
                 ("fig2_heatmaps",), "dataset 'distance' has shape (5,)"),
+    "fig2_not_square": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance_full", np.ones((5, 4))),
+                        ("fig2_heatmaps",), "dataset 'distance_full' has shape (5, 4), not that of a square"),
+    "fig2_silhouette_text": ("clustering", "fig2_distances.h5", lambda p: _set_attr(p, "silhouette_full", "high"),
+                             ("fig2_heatmaps",), "attribute 'silhouette_full' = 'high' is not a number"),
     "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),
                   ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
     "noise_lengths": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/gain", np.ones(2)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import FIG2, data_file, read_attrs, read_datasets
+from hpcflow.analysis.rundir import FIG2, MissingData, data_file, read_attrs, read_datasets
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
@@ -21,8 +21,15 @@ def load(run_dir) -> dict:
     """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
     path = data_file(run_dir, FIG2, hint=HINT)
     mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT, ndim={name: 2 for name, _, _ in PANELS})
-    sil = {k: float(v) for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
-    return {"matrices": mats, "silhouette": sil, "file": path}
+    for name, mat in mats.items():
+        if mat.shape[0] != mat.shape[1]:
+            raise MissingData(f"{path}: dataset '{name}' has shape {mat.shape}, not that of a square distance "
+                              f"matrix; {HINT}")
+    sil = {k: v for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
+    for key, value in sil.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MissingData(f"{path}: attribute '{key}' = {value!r} is not a number; {HINT}")
+    return {"matrices": mats, "silhouette": {k: float(v) for k, v in sil.items()}, "file": path}
 
 
 def plot(data):
