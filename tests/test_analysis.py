@@ -450,6 +450,18 @@ def test_optuna_view_and_table1_from_study(runs, tmp_path):
     assert float(m.group(1)) == pytest.approx(st[0] / st[-1], rel=1e-5)
 
 
+def test_table1_rows_of_two_studies_of_one_name_name_their_directories(runs, tmp_path):
+    """Two study directories of one job file hold studies of one name (the default: the job file's stem); each
+    row names its directory, and a study named as its directory keeps the plain name."""
+    from hpcflow.analysis import table1
+
+    for d in ("first", "table1_delta"):
+        make_study(tmp_path / d, os.path.relpath(runs["flow"], tmp_path / d), [0.3, 1.7])
+    rows = table1.load([tmp_path / "first", tmp_path / "table1_delta", tmp_path / "first" / "study.journal"])
+    assert [r["run"] for r in rows] == ["first: table1_delta trial 1", "table1_delta trial 1",
+                                        "first: table1_delta trial 1"]
+
+
 # ---- missing data, bare axes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name, needs", [("fig2_heatmaps", "fig2_distances.h5"), ("fig3_noise", "noise_scan.h5"),
                                          ("fig3_scaling", "distances.h5"), ("fig4_ntk", "nn.h5"),

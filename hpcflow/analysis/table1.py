@@ -69,13 +69,24 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
             "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
 
 
+def _study_label(path, study_name: str) -> str:
+    """A study's name in the table, prefixed by its directory's when they differ: two directories of one job file
+    hold studies of one default name (the job file's stem), whose rows must not read alike."""
+    path = os.fspath(path)
+    if "://" in path:
+        return study_name
+    where = label(os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else path)  # a journal: its directory's
+    return study_name if where == study_name else f"{where}: {study_name}"
+
+
 def load(paths, *, study_name: str | None = None) -> list:
     """Rows of every flow run directory (one path, or a list); a study contributes its best trial's run directory."""
     rows = []
     for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         if is_study(p):
             study, base = load_study(p, study_name)
-            rows += [load_row(rd, name=f"{study.study_name} trial {n}") for n, rd in best_run_dirs(study, base)]
+            rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
+                     for n, rd in best_run_dirs(study, base)]
         else:
             rows.append(load_row(p))
     return rows
