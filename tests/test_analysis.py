@@ -462,6 +462,17 @@ def test_table1_rows_of_two_studies_of_one_name_name_their_directories(runs, tmp
                                         "first: table1_delta trial 1"]
 
 
+@pytest.mark.parametrize("dpi", ["5", "100000"])
+def test_a_dpi_out_of_range_is_one_line_exit_2_before_drawing(runs, tmp_path, capsys, dpi):
+    """A resolution whose pixels cannot be held (10^5 dpi: a MemoryError traceback) is refused like one too small."""
+    from hpcflow.analysis.script import main
+
+    assert main("sigma_history", [runs["flow"], "--out", str(tmp_path / "figs"), "--dpi", dpi]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--dpi {dpi} is out of range; use 10 to 1200" in err, err
+    assert not (tmp_path / "figs").exists()
+
+
 # ---- missing data, bare axes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name, needs", [("fig2_heatmaps", "fig2_distances.h5"), ("fig3_noise", "noise_scan.h5"),
                                          ("fig3_scaling", "distances.h5"), ("fig4_ntk", "nn.h5"),

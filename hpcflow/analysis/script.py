@@ -12,6 +12,10 @@ import sys
 from hpcflow.errors import UserError
 
 
+#: PNG resolutions the scripts accept: at 1200 the widest figure (13.5 in) is 16200 pixels wide
+MIN_DPI, MAX_DPI = 10, 1200
+
+
 def check_out(out) -> str:
     """Refuse (OutputPathError, before any work) an output directory that cannot be one (`writable_dir`)."""
     from hpcflow.jobs.output import writable_dir
@@ -49,12 +53,12 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
     p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
-    p.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
+    p.add_argument("--dpi", type=int, default=110, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} (default 110)")
     args = p.parse_args(argv)
     try:
         check_out(args.out)
-        if args.dpi < 10:
-            raise UserError(f"--dpi {args.dpi} is too small; use 10 or more (default 110)")
+        if not MIN_DPI <= args.dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
+            raise UserError(f"--dpi {args.dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         product = PRODUCTS[name](args.paths, study_name=args.study)
         for text in product.texts.values():
             print(text, end="")
