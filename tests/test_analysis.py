@@ -561,6 +561,11 @@ def _replace(path, name, value):
         f[name] = value
 
 
+def _set_value(path, name, index, value):
+    with h5py.File(path, "a") as f:
+        f[name][index] = value
+
+
 def _set_attr(path, key, value):
     with h5py.File(path, "a") as f:
         f.attrs[key] = value
@@ -596,6 +601,8 @@ MALFORMED = {
                              ("fig2_heatmaps",), "attribute 'silhouette_full' = 'high' is not a number"),
     "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),
                   ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
+    "ntk_nan": ("nn", "nn.h5", lambda p: _set_value(p, "ntk/spectrum", (1, 7), np.nan),
+                ("fig4_ntk",), "dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch 1"),
     "noise_lengths": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/gain", np.ones(2)),
                       ("fig3_noise",), "different lengths"),
     "one_size": ("scaling", "distances.h5",

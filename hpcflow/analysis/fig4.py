@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NN, data_file, read_datasets, same_length
+from hpcflow.analysis.rundir import NN, MissingData, data_file, read_datasets, same_length
 
 HINT = "pass the run directory of an nn job with [ntk] enabled (hpcflow nn jobs/nn_ntk_evolution.toml --out DIR)"
 NTK = ("ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
@@ -24,6 +24,10 @@ def load(run_dir) -> dict:
     path = data_file(run_dir, NN, hint=HINT)
     data = read_datasets(path, NTK, hint=HINT, optional=SWEEP, ndim=NDIM)
     same_length(path, data, NTK, hint=HINT)
+    bad = np.flatnonzero(~np.isfinite(data["ntk/spectrum"]).all(axis=1))
+    if len(bad):  # a run writes the NTK of finite epochs only: the histogram's bins would be NaN
+        raise MissingData(f"{path}: dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch {bad[0]}; "
+                          f"{HINT}")
     complete = all(name in data for name in SWEEP)
     if complete and same_length(path, data, SWEEP, hint=HINT):  # lengths differing: MissingData
         return data
