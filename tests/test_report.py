@@ -94,7 +94,8 @@ def test_runs_table_numbers_and_status(report, runs):
     # an incomplete run is drawn (marked) but stays out of Table 1
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow |" in table1 and "| flow_gauss |" in table1 and "interrupted" not in table1
-    assert "| table1_delta trial 1 | finished | delta |" in table1  # the study's best trial, its run directory read
+    # the study's best trial, its run directory read; the study (table1_delta) named after its directory (tune)
+    assert "| tune: table1_delta trial 1 | finished | delta |" in table1
     assert "interrupted [delta] (incomplete: no summary.json): sigma train" in md.split("## sigma histories")[1].split("\n## ")[0]
 
 
