@@ -14,7 +14,6 @@ import json
 import math
 import os
 import socket
-import sys
 import threading
 import traceback
 import zlib
@@ -236,30 +235,11 @@ def record_error(trial, exc: Exception) -> None:
         pass
 
 
-#: seconds a rank whose trial raised an internal error waits for the others in `end_together`: when every rank
-#: failed they end as soon as rank 0 has recorded the failure (milliseconds on a journal); when some rank waits in a
-#: collective of the trial, the failing ranks end after this
-FAILED_TRIAL_WAIT = 5.0
-
-
-def end_together(agree) -> None:
-    """Before a trial's internal error ends this rank (`abort_on_error`), wait up to FAILED_TRIAL_WAIT for the other
-    ranks at a barrier on `agree`, a duplicate of the trial's communicator (None: one rank), so that another rank's
-    Abort cannot end rank 0 before it has recorded the failure in the storage."""
-    from hpcflow.parallel.comm import arrive_within
-
-    if agree is None:
-        return
-    sys.stdout.flush()  # what this rank printed (rank 0: the trial's failure) is not lost in the Abort
-    arrive_within(agree, FAILED_TRIAL_WAIT)
-
-
 class Worker:
     """Rank 0's side of a study: asks Optuna for trials, broadcasts them, tells the results."""
 
-    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print, max_trials: int | None = None, agree=None):
+    def __init__(self, job: TuneJob, study, out: str, *, comm, log=print, max_trials: int | None = None):
         self.job, self.study, self.out, self.comm, self.log = job, study, out, comm, log
-        self.agree = agree  # `end_together`'s communicator
         self.max_trials = max_trials
         self.current = None
         self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
@@ -395,10 +375,11 @@ class Worker:
                                                                                 self.job.tune["retries"]):
                 self.log(f"hpcflow tune: trial {self.current}'s parameters queued again")
             if self.comm.Get_size() > 1 and not isinstance(exc, UserError):
-                # the other ranks may still wait in the trial's collectives: end the worker (abort_on_error)
+                # the other ranks may still wait in the trial's collectives: end the worker (abort_on_error). The
+                # failure is recorded above, before this rank arrives at abort_on_error's barrier: when every rank
+                # failed, none aborts before that barrier, so no Abort cuts the records off
                 self.log(f"hpcflow tune: an internal error under {self.comm.Get_size()} ranks ends this worker; "
                          "the same hpcflow tune command continues the study")
-                end_together(self.agree)
                 raise
             return 1
         self.log(_trial_line(self.study, self.current, self.out))
@@ -435,14 +416,15 @@ def _trial_line(study, number, out) -> str:
     return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
 
-def follow(job: TuneJob, *, comm, agree=None) -> None:
+def follow(job: TuneJob, *, comm) -> None:
     """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
-    to act on: it broadcasts None)."""
+    to act on: it broadcasts None). An internal error ends the worker (`abort_on_error`, once rank 0 has recorded
+    the trial's failure if it failed too)."""
     with signals_between_trials():
-        _follow(job, comm=comm, agree=agree)
+        _follow(job, comm=comm)
 
 
-def _follow(job: TuneJob, *, comm, agree=None) -> None:
+def _follow(job: TuneJob, *, comm) -> None:
     while (spec := comm.bcast(None, root=0)) is not None:
         try:
             execute(job, spec, None, comm=comm)
@@ -452,9 +434,6 @@ def _follow(job: TuneJob, *, comm, agree=None) -> None:
             raise SystemExit(EXIT_PREEMPTED) from None  # rank 0 says it, once
         except RunStop:
             raise  # decided collectively: every rank stops
-        except Exception:
-            end_together(agree)  # an internal error ends the worker: once rank 0 has recorded it, if it failed too
-            raise
 
 
 def read_record(out: str) -> dict | None:
@@ -664,7 +643,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     import optuna
 
     from hpcflow.jobs import outlock
-    from hpcflow.parallel.comm import duplicate, is_root, limit_threads, refuse_together, resolve
+    from hpcflow.parallel.comm import is_root, limit_threads, refuse_together, resolve
 
     comm = resolve(comm)
     # every rank: job-file errors before any work, refused together (one line from rank 0)
@@ -681,18 +660,17 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
         study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
             lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
-        with duplicate(comm) as agree:  # a failed trial's `end_together`: never matched with a collective of the trial
-            if not is_root(comm):
-                follow(job, comm=comm, agree=agree)
-                return {}
-            worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials, agree=agree)
-            try:
-                ran = worker.run(trials)
-            except Preempted:
-                write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
-                raise
-            finally:
-                comm.bcast(None, root=0)
+        if not is_root(comm):
+            follow(job, comm=comm)
+            return {}
+        worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
+        try:
+            ran = worker.run(trials)
+        except Preempted:
+            write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+            raise
+        finally:
+            comm.bcast(None, root=0)
         return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
 
 
