@@ -45,7 +45,7 @@ from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import resolve
-from hpcflow.parallel.reduce import any_true, gather_row_blocks
+from hpcflow.parallel.reduce import gather_row_blocks, sum_array
 from hpcflow.stop_signals import install
 
 KIND = "hpcflow.flow_checkpoint"
@@ -268,11 +268,15 @@ class CheckpointWriter:
     {name: global row count} for them. Every row dataset (metrics and static) goes to rank 0 `block_rows` global
     rows at a time (`hpcflow.parallel.reduce.gather_row_blocks`) and is written block by block, so rank 0 holds
     one block beyond its own rows, never a whole dataset (the local rows are kept by reference, not copied).
+    Its answer is False on every rank (or Preempted raised on every rank): `answers_alike`, so `kernel_flow` takes
+    it without a collective.
     job_text: DIR/job.toml (the saved job), written atomically by rank 0 right after this run's first checkpoint, so
     a run killed without a signal (SIGKILL, node failure) still says which job and --set values its checkpoint
     continues; before that, the directory holds nothing of this run (a new run's is empty, a resumed run's job.toml
     and checkpoint are the earlier run's).
     """
+
+    answers_alike = True
 
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
@@ -315,8 +319,9 @@ class CheckpointWriter:
             return False
         due_steps = self.every is not None and view.step % self.every == 0
         due_time = self.rank == 0 and self.seconds is not None and self.clock() - self.last_time >= self.seconds
-        preempt = any_true(self.signalled.is_set(), comm=self.comm)
-        if due_steps or any_true(due_time, comm=self.comm) or preempt:
+        # both flags of any rank in one collective (sums of 0/1: exact)
+        preempt, due_time = sum_array([float(self.signalled.is_set()), float(due_time)], comm=self.comm) > 0
+        if due_steps or due_time or preempt:
             self.write(view, status="preempted" if preempt else "running")
         if preempt:
             self.restore_signals(stopping=True)

@@ -19,7 +19,10 @@ equals the single-process run; the check is one allgather of (rows, digest) per 
 (kappa and its weight sums, the loss's sums, sigma_train, sigma_test, held test points) is
 `hpcflow.parallel.reduce.exact_sum`, correctly rounded, so every decision and every history value is the same on
 all ranks and does not depend on R or on the split; "some train metric lost positivity, halve dt" is one collective
-decision (`reduce.any_true`).
+decision (`reduce.any_true`). A step's collectives besides the kernel sums' (at R > 1): the sum of the loss
+gradient's kappa term ("exact"), one allgather per trial dt deciding it together with the kappa sums of the new
+metrics, one for sigma_train, sigma_test and test_held (the next step's kappa is the accepted one's), and the
+callback's and on_step's decisions.
 - Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
   be among this rank's rows; their source rows held by other ranks (the halo) arrive through one
   `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
@@ -39,7 +42,8 @@ positive definite keeps its metric for that step (counted in `test_held`). A ste
 finite is not taken: the flow stops with the last finite state (`stop_kind` "diverged").
 
 State hooks: after every accepted step and once at the end every rank calls `on_step(FlowView)` (returning
-True on any rank stops the flow, `stop_kind` "stopped"); `resume` (a FlowResume: the FlowView scalars and
+True on any rank stops the flow, `stop_kind` "stopped"; an on_step whose attribute `answers_alike` is true returns
+the same on every rank, so its answer needs no collective); `resume` (a FlowResume: the FlowView scalars and
 `rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
 """
 
@@ -64,7 +68,7 @@ from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import displs, share
 from hpcflow.parallel.partition import check_indices
 from hpcflow.parallel.replicated import identical_on_all
-from hpcflow.parallel.reduce import any_true, exact_sum
+from hpcflow.parallel.reduce import any_true, exact_sum, expansion
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +239,7 @@ def _select_device(xp, comm):
 
 
 class _Sums:
-    """Global, correctly rounded sums over all ranks' rows (hpcflow.parallel.reduce.exact_sum)."""
+    """Global, correctly rounded sums over all ranks' rows (hpcflow.parallel.reduce.exact_sum), several at a time."""
 
     def __init__(self, comm):
         self.comm = comm
@@ -247,14 +251,39 @@ class _Sums:
         self.seconds += time.perf_counter() - t0
         return s
 
+    def together(self, parts, *, stop: bool = False):
+        """(any rank's `stop`, [global sum of each array of parts()]) in one allgather at R > 1 (parts() is not
+        called where `stop` is set; no sums when any rank's is). Each sum is `exact_sum`'s: the same expansion
+        terms summed in rank order, so bitwise its value."""
+        t0 = time.perf_counter()
+        mine = (bool(stop), None if stop else [expansion(to_host(x)) for x in parts()])
+        every = [mine] if self.comm.Get_size() == 1 else self.comm.allgather(mine)
+        stopped = any(s for s, _ in every)
+        sums = None if stopped else [math.fsum(t for _, terms in every for t in terms[i]) for i in range(len(mine[1]))]
+        self.seconds += time.perf_counter() - t0
+        return stopped, sums
+
     def eta(self, v, ps):
         return det_hermitian(unpack(v)) / ps.omega2
 
-    def sigma(self, v, ps, weight_sum):
-        """sigma = sum w |1 - eta/kappa| / sum w over all ranks' rows, kappa from the same rows (eq. B.11)."""
-        eta = self.eta(v, ps)
-        k = self(ps.weights * eta) / weight_sum
-        return self(ps.weights * abs(1.0 - eta / k)) / weight_sum
+    def kappas(self, etas, sets, *, stop: bool = False):
+        """(any rank's `stop`, [kappa = sum w eta / W of each (ps, W) of `sets`]) in one collective."""
+        stopped, s = self.together(lambda: [ps.weights * eta for eta, (ps, _) in zip(etas, sets)], stop=stop)
+        return stopped, None if stopped else [t / w for t, (_, w) in zip(s, sets)]
+
+    def sigmas(self, etas, sets, kappas, extra=()):
+        """[sigma = sum w |1 - eta/kappa| / W of each set (eq. B.11)] + [global sum of each array of `extra`], in
+        one collective."""
+        _, s = self.together(lambda: [ps.weights * abs(1.0 - eta / k) for eta, (ps, _), k in zip(etas, sets, kappas)]
+                             + list(extra))
+        return [t / w for t, (_, w) in zip(s, sets)] + s[len(sets):]
+
+
+def _asked(on_step, view, comm) -> bool:
+    """on_step(view) on every rank: True when any rank's answer is; an on_step whose `answers_alike` is true answers
+    the same on every rank (CheckpointWriter), and its answer is taken without a collective."""
+    answer = bool(on_step(view))
+    return answer if getattr(on_step, "answers_alike", False) else any_true(answer, comm=comm)
 
 
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
@@ -320,11 +349,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     m = int(train.g_fs.shape[-1])
     p = m * m
 
+    sets = [(tr, w_train), (te, w_test)][:1 + has_test]  # the sets whose kappa and sigma are summed
+    k_train = None  # kappa of v_train, once summed (a step's sigma sums it for the next step)
     if resume is None:
         v_train = pack(tr.g_fs) if len(tr) else xp.zeros((0, p))
         v_test = pack(te.g_fs) if has_test and len(te) else xp.zeros((0, p))
-        hist_train = [sums.sigma(v_train, tr, w_train)]
-        hist_test = [sums.sigma(v_test, te, w_test) if has_test else float("nan")]
+        etas = [sums.eta(v, ps) for v, (ps, _) in zip((v_train, v_test), sets)]
+        kappas = sums.kappas(etas, sets)[1]
+        hist_train, hist_test = (sums.sigmas(etas, sets, kappas) + [float("nan")])[:2]
+        hist_train, hist_test, k_train = [hist_train], [hist_test], kappas[0]
         dts, rejections, since_best, test_held, start = [], [], 0, 0, 0
         best = hist_test[0] if has_test else hist_train[0]
     else:
@@ -353,8 +386,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     for step in range(start + 1, steps + 1):
         t_step = time.perf_counter()
         before = (cnt.kernel_seconds, cnt.comm_seconds + sums.seconds, cnt.comm_bytes)
-        eta = sums.eta(v_train, tr)
-        k = sums(tr.weights * eta) / w_train
+        if k_train is None:
+            k_train = sums(tr.weights * sums.eta(v_train, tr)) / w_train
+        k = k_train
         _, grad = loss_and_grad(v_train, tr.omega2, tr.weights, k, loss=loss, weighted=weighted,
                                 kappa_gradient=kappa_gradient, weight_sum=w_train, allsum=allsum)
         u_train, u_test = step_sums(grad)
@@ -365,7 +399,16 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             new_train = v_train - h * u_train
             with np.errstate(over="ignore", invalid="ignore"):
                 bad = not bool(xp.all(is_positive_definite(unpack(new_train, m=m))))
-            if not any_true(bad, comm=c):
+            etas = None
+            if not bad:  # this rank's side of the step and its kappa sums, in the collective that decides it
+                new_test = v_test - h * u_test
+                ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
+                new_test = xp.where(ok_test[:, None], new_test, v_test)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    etas = [sums.eta(v, ps) for v, (ps, _) in zip((new_train, new_test), sets)]
+            with np.errstate(over="ignore", invalid="ignore"):
+                rejected, kappas = sums.kappas(etas, sets, stop=bad)
+            if not rejected:
                 break
             rejections.append((step, h))
             if c.Get_rank() == 0:  # a collective decision: said once
@@ -377,20 +420,18 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             if c.Get_rank() == 0:
                 log.warning("flow stopped: %s", stopped)
             break
-        new_test = v_test - h * u_test
-        ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
-        new_test = xp.where(ok_test[:, None], new_test, v_test)
+        held = np.array([float(len(v_test) - int(ok_test.sum()))])
         with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sigma is handled just below
-            s_train = sums.sigma(new_train, tr, w_train)
-            s_test = sums.sigma(new_test, te, w_test) if has_test else float("nan")
+            *sigma, held = sums.sigmas(etas, sets, kappas, extra=[held])
+        s_train, s_test = (sigma + [float("nan")])[:2]
         if not math.isfinite(s_train) or (has_test and not math.isfinite(s_test)):
             stopped = f"step {step}: sigma is not finite (diverged); the flow keeps step {step - 1}"
             stop_kind = "diverged"
             if c.Get_rank() == 0:
                 log.warning("flow stopped: %s", stopped)
             break
-        test_held += int(sums(np.array([float(len(v_test) - int(ok_test.sum()))])))
-        v_train, v_test = new_train, new_test
+        test_held += int(held)
+        v_train, v_test, k_train = new_train, new_test, kappas[0]
         dts.append(h)
         hist_train.append(s_train)
         hist_test.append(s_test)
@@ -407,7 +448,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                                                             "sigma_train_initial": hist_train[0],
                                                             "sigma_test_initial": hist_test[0]})), comm=c):
             stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
-        if on_step is not None and any_true(bool(on_step(view(step, False))), comm=c) and not stop_kind:
+        if on_step is not None and _asked(on_step, view(step, False), c) and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"
         if not stop_kind and early_stop is not None and since_best >= early_stop:
             stopped, stop_kind = f"step {step}: no improvement for {early_stop} steps (early stop)", "early_stop"
