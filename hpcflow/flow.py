@@ -171,17 +171,41 @@ def _rows_index(idx, n_local, comm):
 _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 
 
-def _check_args(kernel, train, test, xp, **num):
-    """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective."""
+def _check_args(kernel, train, test, xp, *, comm, **num):
+    """Refuse the first bad argument of `kernel_flow` (TypeError / ValueError naming it) before any work, on every
+    rank together: each rank's fault (or None) in one allgather at R > 1, every rank raising the lowest failing
+    rank's, so none goes on into a collective that the others left."""
+    fault = _args_fault(kernel, train, test, xp, **num)
+    first = fault if comm.Get_size() == 1 else next((f for f in comm.allgather(fault) if f is not None), None)
+    if first is not None:
+        exc = (TypeError if first[0] == "TypeError" else ValueError)(first[1])
+        exc.collective = comm.Get_size() > 1  # every rank raises it: `abort_on_error` lets it through
+        raise exc
+
+
+def _args_fault(kernel, train, test, xp, **num):
+    """("TypeError" | "ValueError", one-line message naming the first bad argument), or None: this rank's view."""
+    fault = _type_fault(kernel, train, test, xp)
+    if fault is not None:
+        return "TypeError", " ".join(fault.split())
+    fault = _value_fault(**num)
+    return None if fault is None else ("ValueError", " ".join(fault.split()))
+
+
+def _type_fault(kernel, train, test, xp) -> str | None:
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
-        raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
-                        "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
+        return (f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
+                "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
     for name, ps in (("train", train), ("test", test)):
         if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
-            raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
-                            "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
+            return (f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
+                    "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
     if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
-        raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
+        return f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)"
+    return None
+
+
+def _value_fault(**num) -> str | None:
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
                         and bool(np.isfinite(v)))
@@ -197,9 +221,7 @@ def _check_args(kernel, train, test, xp, **num):
               ("cache_bytes", integer(num["cache_bytes"]) and num["cache_bytes"] >= 0,
                "an integer >= 0 (0: no cached kernel blocks)"),
               ("tile", integer(num["tile"]) and num["tile"] >= 1, "an integer >= 1 (rows of a kernel tile)"))
-    for name, ok, want in checks:
-        if not ok:
-            raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
+    return next((f"{name}={num[name]!r} is invalid; pass {want}" for name, ok, want in checks if not ok), None)
 
 
 def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
@@ -297,7 +319,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
-    or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work.
+    or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work,
+    by every rank together when it is bad on some ranks only.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
@@ -310,9 +333,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
-    _check_args(kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip,
-                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile)
     c = pcomm.resolve(comm)
+    _check_args(kernel, train, test, xp, comm=c, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip,
+                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
     check_sets(kernel, train, test, blocks, comm=c)

@@ -1,0 +1,73 @@
+"""Run under mpiexec -n R by tests/test_flow_args_mpi.py. argv: OUT [uncaught].
+
+Each case of CASES gives one or two ranks a bad kernel_flow argument (the others good ones); every rank records
+what it raised ([type, message, collective]) and rank 0 writes them to OUT/refused_R.json with what one process
+raises for the lowest failing rank's arguments; then a valid flow runs
+(the ranks are still in step) and its sigma_train goes to OUT/after_R.npy. uncaught: the last rank passes a
+kernel by name, nothing catches it.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from hpcflow.flow import kernel_flow
+from hpcflow.geometry import Hypersurface
+from hpcflow.kernels import make_kernel
+from hpcflow.parallel import comm as pcomm
+from hpcflow.parallel.decompose import share
+
+#: case -> [(rank, keyword, bad value), ...] (rank -1: the last); at R = 2 the middle rank 1 is the last
+CASES = {
+    "kernel_by_name": [(-1, "kernel", "gaussian")],
+    "train_not_a_set": [(0, "train", np.zeros((4, 3)))],
+    "xp_by_name": [(1, "xp", "numpy")],
+    "dt_negative": [(-1, "dt", -1.0)],
+    "steps_fraction": [(1, "steps", 2.5)],
+    "two_ranks": [(0, "tile", 0), (-1, "kernel", "gaussian")],  # rank 0's is said
+}
+
+out = sys.argv[1]
+c = pcomm.resolve()
+r, R = c.Get_rank(), c.Get_size()
+whole = Hypersurface.fermat(3).sample(40, seed=3, chart=(0, 1))
+GOOD = dict(kernel=make_kernel("gaussian", width=0.3), train=whole.subset(np.arange(*share(40, R, r))), dt=0.05,
+            steps=2, comm=c)
+
+
+def args(case, rank=r, **kw):
+    """kernel_flow's keywords on `rank` in `case` (GOOD updated by kw, then by the case's values for `rank`)."""
+    kw = {**GOOD, **kw}
+    kw.update({key: value for at, key, value in CASES[case] if at % R == rank})
+    return kw
+
+
+def alone(case):
+    """[type, message] that one process raises for the arguments of the case's lowest failing rank."""
+    try:
+        kernel_flow(**args(case, min(at % R for at, _, _ in CASES[case]), train=whole, comm=pcomm.SerialComm()))
+    except (TypeError, ValueError) as exc:
+        return [type(exc).__name__, str(exc)]
+    return None
+
+
+with pcomm.abort_on_error(c):
+    if sys.argv[2:] == ["uncaught"]:
+        kernel_flow(**args("kernel_by_name"))
+        sys.exit(0)  # not reached: refused
+    said = {}
+    for case in CASES:
+        try:
+            kernel_flow(**args(case))
+            said[case] = None
+        except (TypeError, ValueError) as exc:
+            said[case] = [type(exc).__name__, str(exc), bool(getattr(exc, "collective", False))]
+    every = c.gather(said, root=0)
+    expected = {case: alone(case) for case in CASES}
+    after = kernel_flow(**GOOD).sigma_train
+    if r == 0:
+        with open(os.path.join(out, f"refused_{R}.json"), "w", encoding="utf-8") as fh:
+            json.dump({"every": every, "alone": expected}, fh)
+        np.save(os.path.join(out, f"after_{R}.npy"), after)

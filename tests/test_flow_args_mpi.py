@@ -1,0 +1,53 @@
+"""kernel_flow's argument checks at R = 2, 3 with a bad argument on one or two ranks (tests/mpi/flow_arg_checks.py):
+every rank raises the lowest failing rank's one-line TypeError / ValueError together, as one process would for
+those arguments, and stays in step with the others; uncaught, every rank ends within the time limit."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_parallel import each_rank_status, mpiexec, rank_statuses
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "flow_arg_checks.py")
+ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow_args")
+    for ranks in (2, 3):
+        r = subprocess.run(["timeout", "120", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(out)],
+                           capture_output=True, text=True, timeout=150, env=ENV)
+        assert r.returncode == 0, r.stdout + r.stderr  # (124: a rank waited in a collective the others left)
+    return out
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_bad_argument_on_some_ranks_is_refused_by_every_rank(refused, ranks):
+    got = json.loads((refused / f"refused_{ranks}.json").read_text())
+    every, alone = got["every"], got["alone"]
+    assert len(every) == ranks
+    for case, expected in alone.items():
+        assert expected is not None and "\n" not in expected[1], case  # one process refuses it, in one line
+        for rank, said in enumerate(every):
+            assert said[case] == [*expected, True], f"{case}, rank {rank} of {ranks}"  # marked collective
+    assert alone["two_ranks"][0] == "ValueError" and alone["two_ranks"][1].startswith("tile=0")  # rank 0's
+    after = np.load(refused / f"after_{ranks}.npy")
+    assert after.shape == (3,) and np.all(np.isfinite(after))  # a valid flow afterwards: the ranks are in step
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_an_uncaught_refusal_ends_every_rank(tmp_path, ranks):
+    """The last rank's kernel by name, uncaught: every rank ends with status 1, each with the TypeError, none by
+    `abort_on_error`'s Abort of the others (a refusal decided together is let through)."""
+    cmd = each_rank_status(tmp_path / "status", ranks, [sys.executable, SCRIPT, str(tmp_path), "uncaught"])
+    r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
+    assert rank_statuses(tmp_path / "status", ranks) == [1] * ranks, r.stderr
+    # counted, not looked for at line starts: the ranks share stderr and their lines may interleave
+    assert r.stderr.count("kernel='gaussian' is not a kernel") == ranks and r.stderr.count("TypeError") >= ranks, \
+        r.stderr
+    assert "ERROR TypeError" not in r.stderr, r.stderr  # (abort_on_error's line for one rank's exception)
