@@ -39,7 +39,8 @@ retried with dt/2, at most `max_halvings` times (each rejection is counted and l
 the flow stops (`stop_kind` "no_positive_step"). dt returns to its set value at the next step. Test points are
 predictions, not part of the descent: a test point whose update would leave its metric non-finite or not
 positive definite keeps its metric for that step (counted in `test_held`). A step after which sigma is not
-finite is not taken: the flow stops with the last finite state (`stop_kind` "diverged").
+finite is not taken: the flow stops with the last finite state (`stop_kind` "diverged"). A numerical stop is
+logged once, by rank 0, as a warning "flow stopped: ..." (at INFO within `stops_said_by_caller`).
 
 State hooks: after every accepted step and once at the end every rank calls `on_step(FlowView)` (returning
 True on any rank stops the flow, `stop_kind` "stopped"; an on_step whose attribute `answers_alike` is true returns
@@ -49,6 +50,8 @@ the same on every rank, so its answer needs no collective); `resume` (a FlowResu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -76,6 +79,19 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 #: FlowResult.stop_kind values that mean a numerical stop (exit status 3 for a job)
 NUMERICAL_STOPS = ("diverged", "no_positive_step")
+#: whether the caller says a numerical stop itself (`stops_said_by_caller`)
+_STOP_SAID = contextvars.ContextVar("hpcflow_flow_stop_said", default=False)
+
+
+@contextlib.contextmanager
+def stops_said_by_caller():
+    """Within the block, a flow's numerical stop ("flow stopped: ...") is logged at INFO, not WARNING: for a caller
+    that says it itself (`hpcflow run`'s "stopped:" line), so that a user reads it once."""
+    token = _STOP_SAID.set(True)
+    try:
+        yield
+    finally:
+        _STOP_SAID.reset(token)
 
 
 @dataclass
@@ -440,8 +456,6 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         else:
             stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
             stop_kind = "no_positive_step"
-            if c.Get_rank() == 0:
-                log.warning("flow stopped: %s", stopped)
             break
         held = np.array([float(len(v_test) - int(ok_test.sum()))])
         with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sigma is handled just below
@@ -450,8 +464,6 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         if not math.isfinite(s_train) or (has_test and not math.isfinite(s_test)):
             stopped = f"step {step}: sigma is not finite (diverged); the flow keeps step {step - 1}"
             stop_kind = "diverged"
-            if c.Get_rank() == 0:
-                log.warning("flow stopped: %s", stopped)
             break
         test_held += int(held)
         v_train, v_test, k_train = new_train, new_test, kappas[0]
@@ -477,6 +489,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             stopped, stop_kind = f"step {step}: no improvement for {early_stop} steps (early stop)", "early_stop"
         if stop_kind:
             break
+    if stop_kind in NUMERICAL_STOPS and c.Get_rank() == 0:  # a collective decision: said once
+        log.log(logging.INFO if _STOP_SAID.get() else logging.WARNING, "flow stopped: %s", stopped)
     if on_step is not None:
         on_step(view(len(dts), True))
     per_rank = {"points": int(len(tr)), "test_points": int(len(v_test)), "halo_rows": int(step_sums.halo_rows),

@@ -63,7 +63,10 @@ def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> in
             named["job_text"] = saved_job(cfg, args.job, overrides)
         if resume:
             named["resume"] = resume
-        summary = dict(module.run(cfg, outdir, **named))
+        from hpcflow.flow import stops_said_by_caller
+
+        with stops_said_by_caller():  # a numerical stop ends the run with its reason in the "stopped:" line
+            summary = dict(module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:
             raise
