@@ -187,41 +187,18 @@ def _rows_index(idx, n_local, comm):
 _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 
 
-def _check_args(kernel, train, test, xp, *, comm, **num):
-    """Refuse the first bad argument of `kernel_flow` (TypeError / ValueError naming it) before any work, on every
-    rank together: each rank's fault (or None) in one allgather at R > 1, every rank raising the lowest failing
-    rank's, so none goes on into a collective that the others left."""
-    fault = _args_fault(kernel, train, test, xp, **num)
-    first = fault if comm.Get_size() == 1 else next((f for f in comm.allgather(fault) if f is not None), None)
-    if first is not None:
-        exc = (TypeError if first[0] == "TypeError" else ValueError)(first[1])
-        exc.collective = comm.Get_size() > 1  # every rank raises it: `abort_on_error` lets it through
-        raise exc
-
-
-def _args_fault(kernel, train, test, xp, **num):
-    """("TypeError" | "ValueError", one-line message naming the first bad argument), or None: this rank's view."""
-    fault = _type_fault(kernel, train, test, xp)
-    if fault is not None:
-        return "TypeError", " ".join(fault.split())
-    fault = _value_fault(**num)
-    return None if fault is None else ("ValueError", " ".join(fault.split()))
-
-
-def _type_fault(kernel, train, test, xp) -> str | None:
+def _check_args(kernel, train, test, xp, **num):
+    """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective (run on
+    every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all)."""
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
-        return (f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
-                "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
+        raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
+                        "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
     for name, ps in (("train", train), ("test", test)):
         if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
-            return (f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
-                    "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
+            raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
+                            "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
     if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
-        return f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)"
-    return None
-
-
-def _value_fault(**num) -> str | None:
+        raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
                         and bool(np.isfinite(v)))
@@ -237,7 +214,9 @@ def _value_fault(**num) -> str | None:
               ("cache_bytes", integer(num["cache_bytes"]) and num["cache_bytes"] >= 0,
                "an integer >= 0 (0: no cached kernel blocks)"),
               ("tile", integer(num["tile"]) and num["tile"] >= 1, "an integer >= 1 (rows of a kernel tile)"))
-    return next((f"{name}={num[name]!r} is invalid; pass {want}" for name, ok, want in checks if not ok), None)
+    for name, ok, want in checks:
+        if not ok:
+            raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
 
 
 def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
@@ -350,8 +329,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
     c = pcomm.resolve(comm)
-    _check_args(kernel, train, test, xp, comm=c, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip,
-                early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile)
+    pcomm.arguments_together(lambda: _check_args(
+        kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip, early_stop=early_stop,
+        loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile), comm=c)
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
     check_sets(kernel, train, test, blocks, comm=c)

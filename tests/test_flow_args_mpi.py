@@ -29,12 +29,14 @@ def refused(tmp_path_factory):
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_a_bad_argument_on_some_ranks_is_refused_by_every_rank(refused, ranks):
     got = json.loads((refused / f"refused_{ranks}.json").read_text())
-    every, alone = got["every"], got["alone"]
+    every, alone, failing = got["every"], got["alone"], got["failing"]
     assert len(every) == ranks
     for case, expected in alone.items():
         assert expected is not None and "\n" not in expected[1], case  # one process refuses it, in one line
+        kind, message = expected  # ... and every rank the same, naming the lowest failing rank (the ranks differ)
+        message += f" (on rank {min(failing[case])}; {len(failing[case])} of {ranks} ranks refused their arguments)"
         for rank, said in enumerate(every):
-            assert said[case] == [*expected, True], f"{case}, rank {rank} of {ranks}"  # marked collective
+            assert said[case] == [kind, message, True], f"{case}, rank {rank} of {ranks}"  # marked collective
     assert alone["two_ranks"][0] == "ValueError" and alone["two_ranks"][1].startswith("tile=0")  # rank 0's
     after = np.load(refused / f"after_{ranks}.npy")
     assert after.shape == (3,) and np.all(np.isfinite(after))  # a valid flow afterwards: the ranks are in step

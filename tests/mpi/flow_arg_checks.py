@@ -2,7 +2,7 @@
 
 Each case of CASES gives one or two ranks a bad kernel_flow argument (the others good ones); every rank records
 what it raised ([type, message, collective]) and rank 0 writes them to OUT/refused_R.json with what one process
-raises for the lowest failing rank's arguments; then a valid flow runs
+raises for the lowest failing rank's arguments, and the failing ranks of each case; then a valid flow runs
 (the ranks are still in step) and its sigma_train goes to OUT/after_R.npy. uncaught: the last rank passes a
 kernel by name, nothing catches it.
 """
@@ -69,5 +69,6 @@ with pcomm.abort_on_error(c):
     after = kernel_flow(**GOOD).sigma_train
     if r == 0:
         with open(os.path.join(out, f"refused_{R}.json"), "w", encoding="utf-8") as fh:
-            json.dump({"every": every, "alone": expected}, fh)
+            json.dump({"every": every, "alone": expected,
+                       "failing": {case: sorted({at % R for at, _, _ in CASES[case]}) for case in CASES}}, fh)
         np.save(os.path.join(out, f"after_{R}.npy"), after)
