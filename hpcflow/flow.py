@@ -420,10 +420,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                 bad = not bool(xp.all(is_positive_definite(unpack(new_train, m=m))))
             etas = None
             if not bad:  # this rank's side of the step and its kappa sums, in the collective that decides it
-                new_test = v_test - h * u_test
-                ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
-                new_test = xp.where(ok_test[:, None], new_test, v_test)
-                with np.errstate(over="ignore", invalid="ignore"):
+                with np.errstate(over="ignore", invalid="ignore"):  # (another rank may still reject this dt)
+                    new_test = v_test - h * u_test
+                    ok_test = is_positive_definite(unpack(new_test, m=m)) if len(v_test) else xp.ones(0, dtype=bool)
+                    new_test = xp.where(ok_test[:, None], new_test, v_test)
                     etas = [sums.eta(v, ps) for v, (ps, _) in zip((new_train, new_test), sets)]
             with np.errstate(over="ignore", invalid="ignore"):
                 rejected, kappas = sums.kappas(etas, sets, stop=bad)
