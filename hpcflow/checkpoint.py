@@ -112,6 +112,15 @@ def _read_attr_json(f, name, path):
                              f"{RESTART}") from None
 
 
+def _history(f, name: str, path) -> list:
+    """history/NAME as a list, one value per step; a scalar or a 2-D dataset is a damaged checkpoint (InputFileError)."""
+    shape = getattr(_dataset(f, f"history/{name}"), "shape", None)
+    if shape is None or len(shape) != 1:
+        raise InputFileError(f"{path}: dataset history/{name} has shape {shape}, not one value per step; the "
+                             f"checkpoint is damaged, {RESTART}")
+    return f[f"history/{name}"][()].tolist()
+
+
 def load_resume(path, *, comm=None) -> FlowResume:
     """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`)."""
     path = str(path)
@@ -123,7 +132,7 @@ def load_resume(path, *, comm=None) -> FlowResume:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
-            st, se, dt = (_dataset(f, f"history/{k}")[()].tolist() for k in ("sigma_train", "sigma_test", "dt"))
+            st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
             rej = [(int(s), float(h)) for s, h in _dataset(f, "history/rejections")[()].reshape(-1, 2)]
             per_rank = {k: f[f"history/{k}"][()] for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",

@@ -168,6 +168,13 @@ def _damage(path, how):
         elif how == "dt a string":
             del f["history/dt"]
             f["history/dt"] = "x"
+        elif how == "dt a number":
+            del f["history/dt"]
+            f["history/dt"] = 1.0
+        elif how == "dt 2-D":
+            dt = f["history/dt"][()]
+            del f["history/dt"]
+            f["history/dt"] = dt[None, :]
         elif how == "short test history":
             st = f["history/sigma_test"][:-1]
             del f["history/sigma_test"]
@@ -175,7 +182,7 @@ def _damage(path, how):
 
 
 @pytest.mark.parametrize("how", ["no train/g", "cut train/g", "real test/g", "step not a number", "dt a string",
-                                 "short test history"])
+                                 "dt a number", "dt 2-D", "short test history"])
 def test_damaged_checkpoint_is_refused_in_one_line_before_work(tmp_path, capsys, how):
     """--resume (and --resume --check) on a checkpoint with a missing, cut or mistyped dataset: exit 2 naming the
     file and --force, the file unchanged."""
