@@ -26,17 +26,18 @@ def gpu_available() -> bool:
 
 
 def backend_name(name: str | None = None) -> str:
-    """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND."""
-    choice = (name or os.environ.get("HPCFLOW_BACKEND") or "auto").lower()
+    """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND; a refusal names the
+    one of the two the choice came from, so the fix it gives is the setting the user made."""
+    from_env = not name and bool(os.environ.get("HPCFLOW_BACKEND", "").strip())
+    choice = (name or os.environ.get("HPCFLOW_BACKEND", "").strip() or "auto").lower()
+    key = "HPCFLOW_BACKEND" if from_env else "backend"
     if choice not in _CHOICES:
-        raise ConfigError(
-            f"HPCFLOW_BACKEND/backend={choice!r} is not one of {', '.join(_CHOICES)}; set it to numpy, cupy or auto"
-        )
+        raise ConfigError(f"{key}={choice!r} is not one of {', '.join(_CHOICES)}; set it to numpy, cupy or auto")
     if choice == "auto":
         return "cupy" if gpu_available() else "numpy"
     if choice == "cupy" and not gpu_available():
         raise MissingDependencyError(
-            "backend=cupy but no usable CUDA device/CuPy: pip install 'hpcflow[gpu]' on a GPU node, or use backend=numpy"
+            f"{key}=cupy but no usable CUDA device/CuPy: pip install 'hpcflow[gpu]' on a GPU node, or use {key}=numpy"
         )
     return choice
 

@@ -115,6 +115,26 @@ def test_invalid_backend_env_is_a_one_line_error():
     assert backend_name("numpy") == "numpy"
 
 
+def test_cupy_without_gpu_names_the_setting_it_came_from(tmp_path, monkeypatch):
+    """HPCFLOW_BACKEND=cupy on a node without a GPU: the fix names HPCFLOW_BACKEND=numpy (what the user set), not
+    the API argument; an explicit backend= argument keeps naming backend=numpy."""
+    import hpcflow.backend as backend
+    from hpcflow.errors import MissingDependencyError
+
+    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    monkeypatch.setenv("HPCFLOW_BACKEND", "cupy")
+    with pytest.raises(MissingDependencyError, match="use HPCFLOW_BACKEND=numpy$"):
+        backend.backend_name()
+    with pytest.raises(MissingDependencyError, match="use backend=numpy$"):
+        backend.backend_name("cupy")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "o"
+    r = hpcflow("run", os.path.join(root, "jobs", "quickstart.toml"), "--out", str(out),
+                env={"HPCFLOW_BACKEND": "cupy", "CUDA_VISIBLE_DEVICES": ""})  # no GPU visible, CuPy or not
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "HPCFLOW_BACKEND=cupy" in r.stderr and "HPCFLOW_BACKEND=numpy" in r.stderr and not out.exists()
+
+
 def test_info_reports_mpi_world_size_under_mpiexec():
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     assert mpiexec, "mpiexec not found: install the test extra (mpich wheel)"
