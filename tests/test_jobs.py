@@ -115,6 +115,35 @@ def test_prepare_outdir_refuses_results_unless_forced(tmp_path):
     assert os.path.isdir(output.prepare_outdir(tmp_path / "a" / "b"))  # missing parents are created
 
 
+def test_prepare_outdir_tells_files_no_run_writes_from_results(tmp_path):
+    """A directory holding only a user's file is refused as not empty (the file named, not as results); --force
+    runs beside it and leaves it as it was; an earlier run's file is still refused as results."""
+    out = tmp_path / "od"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputPathError, match=r"is not empty: it holds 'notes\.txt', which no run writes") as exc:
+        output.prepare_outdir(out)
+    assert "already holds results" not in str(exc.value) and "--force" in str(exc.value)
+    (out / "b.txt").write_text("also mine")
+    with pytest.raises(OutputPathError, match=r"'b\.txt' and 1 more entry"):
+        output.prepare_outdir(out)
+    output.prepare_outdir(out, force=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "b.txt").read_text() == "also mine"
+    (out / "summary.json").write_text("{}")
+    with pytest.raises(OutputPathError, match=r"already holds results \(summary\.json\)"):
+        output.prepare_outdir(out)
+    cli = tmp_path / "cli"  # the command line: one line, exit 2; --force runs beside the user's file
+    cli.mkdir()
+    (cli / "notes.txt").write_text("mine")
+    job = _write(tmp_path, TINY)
+    r = _hpcflow("run", job, "--out", cli, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'notes.txt'" in r.stderr, r.stderr
+    assert sorted(os.listdir(cli)) == ["notes.txt"]
+    r = _hpcflow("run", job, "--out", cli, "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (cli / "notes.txt").read_text() == "mine" and (cli / "summary.json").is_file()
+
+
 # ---- hpcflow run end to end ----------------------------------------------------------------------------
 TINY = """
 [job]

@@ -173,8 +173,9 @@ def register(sub) -> None:
 def add_job_arguments(p, job_help: str) -> None:
     """The JOB, --out and --force arguments shared by the job-running subcommands."""
     p.add_argument("job", help=job_help)
-    p.add_argument("--out", required=True, help="output directory (refused if it already holds results)")
-    p.add_argument("--force", action="store_true", help="overwrite results in an existing --out directory")
+    p.add_argument("--out", required=True, help="output directory (refused if it holds files, unless --force)")
+    p.add_argument("--force", action="store_true",
+                   help="run in a --out that holds files: an earlier run's files are removed first, others left alone")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3; "
                         "none unsets an optional key (--set clustering.method=none)")

@@ -127,9 +127,10 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
 
     Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) even with force (a run
     would write among its trials), a directory holding results (anything but debris of interrupted writes and the
-    lock file: `is_result`) without force, and one where an output file (summary.json, job.toml, `outputs`) is a
-    directory. An empty directory (e.g. left by a killed run) is accepted; one with a checkpoint but no readable
-    summary.json (`interrupted`) is refused with a pointer to --resume.
+    lock file: `is_result`; an earlier run's files and files no run writes are told apart) without force, and one
+    where an output file (summary.json, job.toml, `outputs`) is a directory. An empty directory (e.g. left by a
+    killed run) is accepted; one with a checkpoint but no readable summary.json (`interrupted`) is refused with a
+    pointer to --resume.
     """
     path = writable_dir(path)
     if os.path.isdir(path):
@@ -141,15 +142,25 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
             raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5 that no finished summary.json "
                                   "describes); continue it with --resume, or pass --force to start over")
         if results and not force:
-            raise OutputPathError(
-                f"--out {path} already holds results; choose another --out or pass --force to overwrite them"
-            )
+            raise OutputPathError(_not_empty(path, results))
         for name in (*RUN_FILES, *outputs):
             target = os.path.join(path, name)
             if os.path.isdir(target) and not os.path.islink(target):
                 raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
                                       "or choose another --out")
     return path
+
+
+def _not_empty(path: str, results: list) -> str:
+    """The refusal of a directory with entries, without --force: an earlier run's results, or files no run writes
+    (which --force leaves alone: it removes a run's own files only)."""
+    own = sorted(set(results) & set(_all_run_files()))
+    if own:
+        return f"--out {path} already holds results ({own[0]}); choose another --out or pass --force to overwrite them"
+    first, more = sorted(results)[0], len(results) - 1
+    others = f" and {more} more entr{'y' if more == 1 else 'ies'}" if more else ""
+    return (f"--out {path} is not empty: it holds {first!r}{others}, which no run writes; choose another --out, or "
+            "pass --force to run beside them (--force removes only an earlier run's files)")
 
 
 def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
