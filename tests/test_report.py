@@ -512,3 +512,17 @@ def test_runs_with_one_base_name_get_rows_told_apart_and_a_directory_given_twice
     one = build_report([runs["flow"]], tmp_path / "out1")  # a base name alone stays the row's name
     assert list(md_rows(open(one["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])) == [
         os.path.basename(runs["flow"])]
+
+
+def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, runs):
+    """A mistyped DIR was listed as 'skipped: does not exist' under exit 0; it is a one-line error naming it (exit 2)
+    and no report is written. A file given as DIR is refused alike; a directory without a run stays a skip."""
+    out = tmp_path / "R"
+    typo = tmp_path / "typo_dir"
+    afile = tmp_path / "summary.json"
+    afile.write_text("{}")
+    for bad, words in ((typo, "does not exist"), (afile, "is not a directory")):
+        proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", runs["flow"], str(bad), "--out", str(out)],
+                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stdout + proc.stderr
+        assert f"{bad} {words}" in proc.stderr and not out.exists() and proc.stdout == ""

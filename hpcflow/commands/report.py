@@ -6,11 +6,25 @@ from __future__ import annotations
 def run(args) -> int:
     from hpcflow.report import build_report
 
+    check_dirs(args.dirs)
     result = build_report(args.dirs, args.out, study_name=args.study, force=args.force)
     for path, reason in result["skipped"]:
         print(f"hpcflow report: skipped {path}: {reason}")
     print(f"hpcflow report: wrote {result['html']} and {result['md']}")
     return 0
+
+
+def check_dirs(dirs) -> None:
+    """Refuse a given DIR that does not exist or is not a directory (a mistyped path), before anything is read or
+    written; a directory without a run in it stays a skip of the report."""
+    import os
+
+    from hpcflow.errors import InputFileError
+
+    for path in dirs:
+        if not os.path.isdir(path):
+            what = "is not a directory" if os.path.lexists(path) else "does not exist"
+            raise InputFileError(f"{path} {what}; give run or tune directories (check the path)")
 
 
 def register(sub) -> None:
