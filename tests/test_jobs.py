@@ -74,6 +74,31 @@ def test_schema_errors_name_the_key(tmp_path, body, words):
         assert w in msg
 
 
+@pytest.mark.parametrize("body, fix", [
+    ("dt = nan", "= nan is not a finite number; give a finite value"),
+    ("dt = -inf", "= -inf is not a finite number; give a finite value"),
+    ("dt = " + "9" * 400, "is beyond a float's range; give a finite value"),
+    ("dt = 1\nscales = [0.1, inf]", "element inf is not a finite number; give a finite value"),
+    ("dt = \"fast\"", "must be a finite number; fix its type"),
+    ("dt = 1\nscales = [0.1, \"a\"]", "fix its elements"),
+])
+def test_a_nan_or_inf_is_a_value_to_change_a_string_a_type_to_fix(tmp_path, body, fix):
+    """NaN and inf are numbers of the right type with a wrong value: the fix is a finite value, not 'fix its
+    type', which stays for a wrong type."""
+    with pytest.raises(ConfigError) as exc:
+        load_job(_write(tmp_path, f"[job]\nkind = \"x\"\n[flow]\n{body}\n"), SCHEMA)
+    assert fix in str(exc.value) and "\n" not in str(exc.value)
+    assert ("fix its" in str(exc.value)) == ("fix its" in fix)
+
+
+def test_sample_psi_nan_asks_for_a_finite_value(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "sample", "--manifold", "dwork", "--psi", "nan", "--n", "10",
+                        "--out", str(tmp_path / "p.h5")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and not (tmp_path / "p.h5").exists(), r.stderr
+    assert "--psi = nan is not a finite number; give a finite value" in r.stderr
+
+
 def test_malformed_and_missing_files_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_job(_write(tmp_path, "[job\n"), SCHEMA)

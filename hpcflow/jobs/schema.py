@@ -72,14 +72,23 @@ def _type_name(t) -> str:
     return " or ".join(_TYPE_NAMES.get(x, x.__name__) for x in types)
 
 
+class _NotFinite(ValueError):
+    """A number of the right type for a float field whose value is NaN or infinite (or an int beyond a float)."""
+
+
 def _coerce(value, ftype):
-    """The value converted to `ftype`, or raise TypeError (bool is never an int/float here)."""
+    """The value converted to `ftype`; TypeError for a wrong type (bool is never an int/float here), _NotFinite
+    for a number a float field cannot hold (NaN, inf, an int beyond a float's range)."""
     types = ftype if isinstance(ftype, tuple) else (ftype,)
     for t in types:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise TypeError
-            return float(value)
+            try:
+                converted = float(value)
+            except OverflowError:
+                raise _NotFinite("is beyond a float's range") from None
+            if not math.isfinite(converted):
+                raise _NotFinite("is not a finite number")
+            return converted
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t is bool and isinstance(value, bool):
@@ -112,7 +121,9 @@ def validate_field(where: str, value, field: Field):
     """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix."""
     try:
         value = _coerce(value, field.type)
-    except (TypeError, OverflowError):
+    except _NotFinite as exc:
+        raise ConfigError(f"{where} = {_short(value)} {exc}; give a finite value") from None
+    except TypeError:
         if value == "none" and field.default is not None:  # the word that unsets an optional key: this one is not
             has = "is required" if field.required else f"defaults to {_short(field.default)}"
             raise ConfigError(f"{where} = 'none' cannot unset it: only optional keys unset, and this one {has}; "
@@ -122,11 +133,17 @@ def validate_field(where: str, value, field: Field):
     if field.items is not None:
         if len(value) > field.max_len:
             raise ConfigError(f"{where} has {len(value)} elements, more than {field.max_len}; shorten the list")
-        try:
-            value = [_coerce(v, field.items) for v in value]
-        except (TypeError, OverflowError):
-            raise ConfigError(f"{where} = {_short(value)} must be a list whose elements are each "
-                              f"{_type_name(field.items)}; fix its elements") from None
+        coerced = []
+        for v in value:
+            try:
+                coerced.append(_coerce(v, field.items))
+            except _NotFinite as exc:
+                raise ConfigError(f"{where} = {_short(value)}: element {_short(v)} {exc}; give a finite value"
+                                  ) from None
+            except TypeError:
+                raise ConfigError(f"{where} = {_short(value)} must be a list whose elements are each "
+                                  f"{_type_name(field.items)}; fix its elements") from None
+        value = coerced
     for v in value if isinstance(value, list) else [value]:
         reason = _range_error(v, field)
         if reason:
