@@ -138,5 +138,5 @@ def register(sub) -> None:
     p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
     add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else change)")
+                   help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else may change)")
     p.set_defaults(func=run)
