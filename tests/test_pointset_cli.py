@@ -115,6 +115,14 @@ def test_invalid_backend_env_is_a_one_line_error():
     assert backend_name("numpy") == "numpy"
 
 
+def test_sample_help_states_the_defaults_of_dim_and_psi():
+    """--help of sample gave no default for --dim or --psi; it states the ones the parser applies."""
+    r = hpcflow("sample", "--help", env={"COLUMNS": "400"})  # one line per option
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip().startswith("--")}
+    assert "default 3)" in lines["--dim"] and "default 0.0)" in lines["--psi"], r.stdout
+
+
 def test_cupy_without_gpu_names_the_setting_it_came_from(tmp_path, monkeypatch):
     """HPCFLOW_BACKEND=cupy on a node without a GPU: the fix names HPCFLOW_BACKEND=numpy (what the user set), not
     the API argument; an explicit backend= argument keeps naming backend=numpy."""

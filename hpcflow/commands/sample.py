@@ -124,8 +124,10 @@ def _count(text: str) -> int:
 def register(sub) -> None:
     p = sub.add_parser("sample", help="sample points on a CY hypersurface (Shiffman-Zelditch) to HDF5")
     p.add_argument("--manifold", default="fermat", help="fermat | dwork (default fermat)")
-    p.add_argument("--dim", type=int, default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 (1 torus, 2 K3, 3 quintic)")
-    p.add_argument("--psi", type=_complex, default=0.0, help="Dwork parameter psi (dwork only)")
+    p.add_argument("--dim", type=int, default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 "
+                   "(1 torus, 2 K3, 3 quintic; default %(default)s)")
+    p.add_argument("--psi", type=_complex, default=0.0,
+                   help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j (dwork only; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
