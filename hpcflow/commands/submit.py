@@ -177,7 +177,7 @@ def run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
     p.add_argument("job", help="TOML job file")
-    p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it holds results)")
+    p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it is not empty, unless --force)")
     p.add_argument("--executor", required=True, choices=("slurm", "local"))
     p.add_argument("--command", default="run", choices=("run", "nn", "tune"), help="hpcflow command to run (default run)")
     p.add_argument("--force", action="store_true", help="run/nn: overwrite results in --out")
