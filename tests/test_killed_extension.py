@@ -14,6 +14,7 @@ import tomllib
 import h5py
 import pytest
 
+from hpcflow.cli import main
 from hpcflow.jobs.output import interrupted
 from hpcflow.submit.requeue import command
 from jobtexts import GAUSSIAN_KERNEL
@@ -36,6 +37,13 @@ every = 1
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
 
 
+@pytest.fixture
+def env_here(monkeypatch):
+    """ENV's hpcflow variables in this process, for the runs that need no process of their own (hpcflow.cli.main)."""
+    for name in ("HPCFLOW_THREADS", "HPCFLOW_QUIET"):
+        monkeypatch.setenv(name, ENV[name])
+
+
 def _hpcflow(*args, **kw):
     return [sys.executable, "-m", "hpcflow", *map(str, args)]
 
@@ -48,17 +56,18 @@ def _step(path) -> int:
         return -1
 
 
-def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path):
+def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path, env_here, capsys):
+    """The runs that are not killed run in this process (hpcflow.cli.main)."""
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB)
-    r = subprocess.run(_hpcflow("run", job, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert main(["run", str(job), "--out", str(out)]) == 0, capsys.readouterr().err
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
     assert not interrupted(out, "checkpoint.h5") and command(str(job), str(out)) == ["run"]
     before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.h5", "job.toml")}
-    r = subprocess.run(_hpcflow("run", job, "--out", out, "--resume"), env=ENV, capture_output=True, text=True,
-                       timeout=300)  # a finished run resumed with the same steps: nothing to add, nothing rewritten
-    assert r.returncode == 0 and "already finished at step 4" in r.stdout and "nothing to do" in r.stdout, r.stderr
+    capsys.readouterr()
+    status = main(["run", str(job), "--out", str(out), "--resume"])  # finished, the same steps: nothing to add
+    said = capsys.readouterr()
+    assert status == 0 and "already finished at step 4" in said.out and "nothing to do" in said.out, said.err
     assert {name: (out / name).read_bytes() for name in before} == before
 
     _kill_after_checkpoints(_hpcflow("run", job, "--out", out, "--resume", "--set", "flow.steps=100000"),
@@ -70,9 +79,10 @@ def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path):
 
     assert interrupted(out, "checkpoint.h5")
     assert command(str(job), str(out)) == ["run", "--resume"]
-    r = subprocess.run(_hpcflow("run", job, "--out", out, "--set", "flow.steps=100000", "--check"), env=ENV,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "--resume" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    capsys.readouterr()
+    status = main(["run", str(job), "--out", str(out), "--set", "flow.steps=100000", "--check"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--resume" in err and len(err.strip().splitlines()) == 1, err
     assert _step(out / "checkpoint.h5") == killed_at  # the refusal touched nothing
 
 
@@ -96,18 +106,19 @@ enabled = false
 """
 
 
-def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path):
+def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path, env_here, capsys):
     """The epochs a real checkpoint.pt holds are read (torch, tensors only): equal to the summary's
-    checkpoint_step when finished; a summary describing fewer epochs (the run extended, then killed) marks it."""
+    checkpoint_step when finished; a summary describing fewer epochs (the run extended, then killed) marks it.
+    Both runs in this process (no kill here): no start-up of torch per run."""
     job, out = tmp_path / "nn.toml", tmp_path / "nn"
     job.write_text(NN_JOB)
-    r = subprocess.run(_hpcflow("nn", job, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert main(["nn", str(job), "--out", str(out)]) == 0, capsys.readouterr().err
     assert not interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn"]
     before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.pt", "nn.h5", "model.pt")}
-    r = subprocess.run(_hpcflow("nn", job, "--out", out, "--resume"), env=ENV, capture_output=True, text=True,
-                       timeout=300)  # finished with the same epochs: nothing to add, nothing rewritten
-    assert r.returncode == 0 and "already finished at epoch 2" in r.stdout and "nothing to do" in r.stdout, r.stderr
+    capsys.readouterr()
+    status = main(["nn", str(job), "--out", str(out), "--resume"])  # finished with the same epochs: nothing to add
+    said = capsys.readouterr()
+    assert status == 0 and "already finished at epoch 2" in said.out and "nothing to do" in said.out, said.err
     assert {name: (out / name).read_bytes() for name in before} == before
     summary = json.loads((out / "summary.json").read_text())
     assert summary["checkpoint_step"] == 2
@@ -131,9 +142,10 @@ def _kill_after_checkpoints(cmd, checkpoint, progress: int) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "nn"])
-def test_a_run_killed_after_its_first_checkpoint_leaves_its_job_toml(tmp_path, command):
+def test_a_run_killed_after_its_first_checkpoint_leaves_its_job_toml(tmp_path, command, env_here, capsys):
     """SIGKILL (no handler, no summary) after the first checkpoints: DIR/job.toml is there beside them, the validated
-    job with the --set values of the run, and `hpcflow COMMAND DIR/job.toml --out DIR --resume` continues it."""
+    job with the --set values of the run, and `hpcflow COMMAND DIR/job.toml --out DIR --resume` continues it (in
+    this process: only the killed run needs one of its own)."""
     job, out = tmp_path / "job.toml", tmp_path / "out"
     if command == "run":
         job.write_text(JOB)
@@ -150,7 +162,7 @@ def test_a_run_killed_after_its_first_checkpoint_leaves_its_job_toml(tmp_path, c
     from hpcflow.jobs.output import checkpoint_progress
 
     done = checkpoint_progress(str(ckpt))
-    r = subprocess.run(_hpcflow(command, out / "job.toml", "--out", out, "--resume", "--set",
-                                f"{'.'.join(key)}={done + 1}"), env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    status = main([command, str(out / "job.toml"), "--out", str(out), "--resume", "--set",
+                   f"{'.'.join(key)}={done + 1}"])
+    assert status == 0, capsys.readouterr().err
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == done + 1
