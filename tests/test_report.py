@@ -521,8 +521,8 @@ def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, r
     typo = tmp_path / "typo_dir"
     afile = tmp_path / "summary.json"
     afile.write_text("{}")
-    for bad, words in ((typo, "does not exist"), (afile, "is not a directory")):
+    for bad, words in ((typo, "does not exist"), (afile, "not a directory")):
         proc = subprocess.run([sys.executable, "-m", "hpcflow", "report", runs["flow"], str(bad), "--out", str(out)],
                               cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stdout + proc.stderr
-        assert f"{bad} {words}" in proc.stderr and not out.exists() and proc.stdout == ""
+        assert f"{bad}: {words}" in proc.stderr and not out.exists() and proc.stdout == ""
