@@ -296,6 +296,13 @@ class _Sums:
         return [t / w for t, (_, w) in zip(s, sets)] + s[len(sets):]
 
 
+def _kernel_params(kernel) -> dict:
+    """The kernel's hyperparameters (`Kernel.params`; {} for a kernel object without them), which every rank of a
+    flow must share."""
+    params = getattr(kernel, "params", None)
+    return dict(params()) if callable(params) else {}
+
+
 def _asked(on_step, view, comm) -> bool:
     """on_step(view) on every rank: True when any rank's answer is; an on_step whose `answers_alike` is true answers
     the same on every rank (CheckpointWriter), and its answer is taken without a collective."""
@@ -315,7 +322,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
     or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work,
-    by every rank together when it is bad on some ranks only.
+    by every rank together when it is bad on some ranks only; so is a dt, steps, loss, weighted, max_halvings, clip,
+    early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
@@ -331,7 +339,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     c = pcomm.resolve(comm)
     pcomm.arguments_together(lambda: _check_args(
         kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip, early_stop=early_stop,
-        loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile), comm=c)
+        loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile), comm=c, same=lambda: {
+        "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
+        "steps": steps, "loss": loss, "weighted": weighted, "max_halvings": max_halvings, "clip": clip,
+        "early_stop": early_stop, "kappa_gradient": kappa_gradient})
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
     check_sets(kernel, train, test, blocks, comm=c)

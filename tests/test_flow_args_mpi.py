@@ -43,6 +43,22 @@ def test_a_bad_argument_on_some_ranks_is_refused_by_every_rank(refused, ranks):
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
+def test_valid_arguments_that_differ_between_ranks_are_refused_by_every_rank(refused, ranks):
+    """dt, the kernel's width or early_stop given otherwise on the last rank: each rank flowed its own way, mixing
+    its sums with the others' (no error); every rank now refuses the first such argument, naming both values."""
+    every = json.loads((refused / f"refused_{ranks}.json").read_text())["every"]
+    last = ranks - 1
+    for name, mine, theirs in (("dt", "0.05", "0.1"), ("early_stop", "None", "3"),
+                               ("kernel", "'width': 0.3,", "'width': 0.31,")):
+        for rank, said in enumerate(every):
+            kind, message, collective = said["unlike_" + name]
+            assert kind == "ValueError" and collective and "\n" not in message, (name, rank, message)
+            assert message.startswith(f"{name} differs between ranks ({name}=") and f"on rank {last})" in message
+            head, tail = message.split(" on rank 0, ")
+            assert mine in head and theirs in tail and message.endswith(f"pass the same {name} on every rank")
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
 def test_an_uncaught_refusal_ends_every_rank(tmp_path, ranks):
     """The last rank's kernel by name, uncaught: every rank ends with status 1, each with the TypeError, none by
     `abort_on_error`'s Abort of the others (a refusal decided together is let through)."""

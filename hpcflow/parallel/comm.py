@@ -329,11 +329,13 @@ def value_error_together(message: str | None, *, comm=None) -> None:
         refuse_alike(first, comm=c)
 
 
-def arguments_together(check, *, comm=None):
+def arguments_together(check, *, comm=None, same=None):
     """Run the Python-API argument checks `check()` on every rank and return its value; a TypeError or ValueError
     on any rank is raised by every rank (one allgather at R > 1): the lowest failing rank's type and one-line
     message, naming its rank when the ranks' refusals differ, marked collective for `abort_on_error`.
-    `check` must not call collectives (a failing rank skips the rest of it)."""
+    `check` must not call collectives (a failing rank skips the rest of it). `same()` (called after a passing
+    check): {name: value} that must be equal on every rank, compared by repr in the same allgather; the first that
+    differs is refused by every rank (valid values that differ would flow on silently, each rank its own way)."""
     c = resolve(comm)
     if size(c) == 1:
         return check()
@@ -341,16 +343,31 @@ def arguments_together(check, *, comm=None):
         value, mine = check(), None
     except (TypeError, ValueError) as exc:
         value, mine = None, (isinstance(exc, TypeError), " ".join(str(exc).split()))
-    every = c.allgather(mine)
-    failed = [k for k, m in enumerate(every) if m is not None]
+    alike = None if mine is not None or same is None else [(k, repr(v)) for k, v in same().items()]
+    every = c.allgather((mine, alike))
+    failed = [k for k, (m, _) in enumerate(every) if m is not None]
     if not failed:
+        _refuse_unlike([a for _, a in every])
         return value
-    is_type, message = every[failed[0]]
-    if any(m != every[failed[0]] for m in every):  # the ranks' arguments differ: say whose this is
+    is_type, message = every[failed[0]][0]
+    if any(m != every[failed[0]][0] for m, _ in every):  # the ranks' arguments differ: say whose this is
         message += f" (on rank {failed[0]}; {len(failed)} of {len(every)} ranks refused their arguments)"
     exc = (TypeError if is_type else ValueError)(message)
     exc.collective = True
     raise exc
+
+
+def _refuse_unlike(alike) -> None:
+    """ValueError (collective) naming the first argument whose repr differs between ranks (`arguments_together`)."""
+    if alike[0] is None:
+        return
+    for i, (name, first) in enumerate(alike[0]):
+        other = next((r for r, a in enumerate(alike) if a[i][1] != first), None)
+        if other is not None:
+            exc = ValueError(f"{name} differs between ranks ({name}={first} on rank 0, {alike[other][i][1]} on rank "
+                             f"{other}); pass the same {name} on every rank")
+            exc.collective = True
+            raise exc
 
 
 def refuse_alike(message: str, *, comm=None):

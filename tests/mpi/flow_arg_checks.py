@@ -3,8 +3,9 @@
 Each case of CASES gives one or two ranks a bad kernel_flow argument (the others good ones); every rank records
 what it raised ([type, message, collective]) and rank 0 writes them to OUT/refused_R.json with what one process
 raises for the lowest failing rank's arguments, and the failing ranks of each case; then a valid flow runs
-(the ranks are still in step) and its sigma_train goes to OUT/after_R.npy. uncaught: the last rank passes a
-kernel by name, nothing catches it.
+(the ranks are still in step) and its sigma_train goes to OUT/after_R.npy. The cases of UNLIKE give the last
+rank a valid argument that differs from the others'; what each rank raised is recorded as case "unlike_NAME".
+uncaught: the last rank passes a kernel by name, nothing catches it.
 """
 
 import json
@@ -28,6 +29,12 @@ CASES = {
     "steps_fraction": [(1, "steps", 2.5)],
     "two_ranks": [(0, "tile", 0), (-1, "kernel", "gaussian")],  # rank 0's is said
 }
+#: valid on every rank, but not the same on the last one: each rank would flow its own way
+UNLIKE = {
+    "dt": [(-1, "dt", 0.1)],
+    "kernel": [(-1, "kernel", make_kernel("gaussian", width=0.31))],
+    "early_stop": [(-1, "early_stop", 3)],
+}
 
 out = sys.argv[1]
 c = pcomm.resolve()
@@ -37,10 +44,11 @@ GOOD = dict(kernel=make_kernel("gaussian", width=0.3), train=whole.subset(np.ara
             steps=2, comm=c)
 
 
-def args(case, rank=r, **kw):
-    """kernel_flow's keywords on `rank` in `case` (GOOD updated by kw, then by the case's values for `rank`)."""
+def args(case, rank=r, table=CASES, **kw):
+    """kernel_flow's keywords on `rank` in `case` of `table` (GOOD updated by kw, then by the case's values for
+    `rank`)."""
     kw = {**GOOD, **kw}
-    kw.update({key: value for at, key, value in CASES[case] if at % R == rank})
+    kw.update({key: value for at, key, value in table[case] if at % R == rank})
     return kw
 
 
@@ -64,6 +72,12 @@ with pcomm.abort_on_error(c):
             said[case] = None
         except (TypeError, ValueError) as exc:
             said[case] = [type(exc).__name__, str(exc), bool(getattr(exc, "collective", False))]
+    for case in UNLIKE:
+        try:
+            kernel_flow(**args(case, table=UNLIKE))
+            said["unlike_" + case] = None
+        except (TypeError, ValueError) as exc:
+            said["unlike_" + case] = [type(exc).__name__, str(exc), bool(getattr(exc, "collective", False))]
     every = c.gather(said, root=0)
     expected = {case: alone(case) for case in CASES}
     after = kernel_flow(**GOOD).sigma_train
