@@ -88,8 +88,12 @@ def describe(raw: bytes) -> str:
     h = record(raw)
     if h is None:
         return UNNAMED
-    job = f", Slurm job {h['slurm_job']}" if h["slurm_job"] else ""
-    return f"{h['command']} (pid {h['pid']} on {h['host']}{job}, since {h['since']})"
+    return f"{h['command']} (pid {h['pid']} on {h['host']}{_job(h)}, since {h['since']})"
+
+
+def _job(h: dict) -> str:
+    """", Slurm job J" of a holder's `record`, "" outside Slurm."""
+    return f", Slurm job {h['slurm_job']}" if h["slurm_job"] else ""
 
 
 def holder_line(outdir: str, raw: bytes) -> str:
@@ -236,8 +240,7 @@ def live_holder(outdir) -> str:
     h = None if raw is None else record(raw)
     if h is None:
         return "" if raw is None else UNNAMED
-    job = f", Slurm job {h['slurm_job']}" if h["slurm_job"] else ""
-    return f"{h['command']}, pid {h['pid']}@{h['host']}{job}, since {h['since']}"
+    return f"{h['command']}, pid {h['pid']}@{h['host']}{_job(h)}, since {h['since']}"
 
 
 def refuse_held(outdir) -> None:

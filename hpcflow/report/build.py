@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from hpcflow.errors import UserError
+from hpcflow.errors import InputFileError, UserError
 
 #: product -> section title, in report order
 SECTIONS = {
@@ -66,8 +67,6 @@ def collect(paths, *, study_name=None) -> Report:
 
 
 def _collect(paths, *, study_name=None) -> Report:
-    import os
-
     from hpcflow.report.detect import detect, names
 
     unique, seen, twice = [], set(), []
@@ -100,11 +99,16 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
     UserError (nothing written) when no directory holds anything to report (no figure, no run to list), or --out holds other files than an
-    earlier report and not force.
+    earlier report and not force; InputFileError naming every path that does not exist or is not a directory (a
+    mistyped path), after --out's check and before anything is read. A directory without a run stays a skip.
     """
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
+    bad = [f"{p}: {'not a directory' if os.path.lexists(p) else 'does not exist'}" for p in map(os.fspath, paths)
+           if not os.path.isdir(p)]
+    if bad:
+        raise InputFileError(f"{'; '.join(bad)}; give run or tune directories (check the path)")
     report = collect(paths, study_name=study_name)
     if not report.sections and not any(i.kind is not None and not i.products for i in report.infos):
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
