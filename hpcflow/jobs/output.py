@@ -154,7 +154,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
 def _not_empty(path: str, results: list) -> str:
     """The refusal of a directory with entries, without --force: an earlier run's results, or files no run writes
     (which --force leaves alone: it removes a run's own files only)."""
-    own = sorted(set(results) & set(_all_run_files()))
+    own = sorted(set(results) & set(all_run_files()))
     if own:
         return f"--out {path} already holds results ({own[0]}); choose another --out or pass --force to overwrite them"
     first, more = sorted(results)[0], len(results) - 1
@@ -179,7 +179,7 @@ def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
         except OSError as exc:
             raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
         if force:
-            for name in _all_run_files():
+            for name in all_run_files():
                 target = os.path.join(path, name)
                 if os.path.isfile(target) or os.path.islink(target):
                     try:
@@ -191,10 +191,12 @@ def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
     return path
 
 
-def _all_run_files() -> tuple:
+def all_run_files() -> tuple:
+    """Every file a run of any kind writes at the top of its --out, the most telling first: summary.json, the kinds'
+    outputs (checkpoint.h5, ...), job.toml."""
     from hpcflow.jobs.registry import OUTPUTS
 
-    return (*RUN_FILES, *dict.fromkeys(name for names in OUTPUTS.values() for name in names))
+    return tuple(dict.fromkeys(("summary.json", *(name for names in OUTPUTS.values() for name in names), *RUN_FILES)))
 
 
 def remove_debris(path, *, comm=None) -> None:

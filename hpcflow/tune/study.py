@@ -477,8 +477,8 @@ def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
                                   f"{storage_option(known, out)} to add trials to it, or choose another --out")
     elif os.path.exists(out) and not os.path.isdir(out):
         raise OutputPathError(f"--out {out} is not a study directory (it is a file); choose another --out")
-    elif run_file(out) is not None:
-        raise OutputPathError(f"--out {out} is not a study directory: it holds {run_file(out)} of an hpcflow run "
+    elif (found := run_file(out)) is not None:
+        raise OutputPathError(f"--out {out} is not a study directory: it holds {found} of an hpcflow run "
                               "(and no study.json); a study does not start among a run's files: choose another --out")
 
 
@@ -486,11 +486,9 @@ def run_file(out: str) -> str | None:
     """The first file an `hpcflow run` or `nn` writes at the top of its --out (summary.json, a kind's outputs:
     checkpoint.h5, ..., job.toml) that directory `out` holds; None when none (a study keeps its trials' files in
     trials/NNNN/). A killed run leaves its checkpoint without summary.json; a finished one both."""
-    from hpcflow.jobs.output import RUN_FILES
-    from hpcflow.jobs.registry import OUTPUTS
+    from hpcflow.jobs.output import all_run_files
 
-    names = dict.fromkeys(("summary.json", *(name for files in OUTPUTS.values() for name in files), *RUN_FILES))
-    return next((name for name in names if os.path.lexists(os.path.join(out, name))), None)
+    return next((name for name in all_run_files() if os.path.lexists(os.path.join(out, name))), None)
 
 
 def check_options(out, storage, study_name) -> None:
