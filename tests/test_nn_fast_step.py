@@ -16,7 +16,7 @@ from hpcflow.geometry.hermitian import pack, unpack  # noqa: E402
 from hpcflow.metric import det_gradient  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn import fast_step  # noqa: E402
-from hpcflow.nn.fast_step import AdamStep, ManualGradient  # noqa: E402
+from hpcflow.nn.fast_step import AdamStep, ManualGradient, SgdStep, optimizer_step  # noqa: E402
 from hpcflow.nn import fused_loss  # noqa: E402
 from hpcflow.nn.fused_loss import bilinear_tables, loss_and_output_gradient  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
@@ -133,7 +133,9 @@ def test_adam_kernels_are_optimizer_step_bit_for_bit_also_after_loading_its_stat
     s1, s2 = o1.state_dict(), o2.state_dict()
     assert s1["param_groups"] == s2["param_groups"]
     for i in s1["state"]:
-        for key in ("step", "exp_avg", "exp_avg_sq"):
+        assert s1["state"][i].keys() == s2["state"][i].keys()
+        for key in ("step", "exp_avg", "exp_avg_sq"):  # the first step's state formed as torch forms it
+            assert s1["state"][i][key].dtype == s2["state"][i][key].dtype
             assert torch.equal(s1["state"][i][key], s2["state"][i][key])
     assert AdamStep.build(torch.optim.Adam(m1.parameters(), lr=1e-3, weight_decay=1e-4, fused=True)) is None
     assert AdamStep.build(torch.optim.SGD(m1.parameters(), lr=1e-3)) is None
@@ -161,7 +163,7 @@ def test_trainer_uses_the_manual_step_where_it_applies_with_the_results_of_autog
     for manual in (True, False):
         model = MetricMLP(10, depth=2, width=16, seed=0, output_scale=0.1, init="he")
         t = Trainer(model, tr, va, TrainConfig(**{**cfg.__dict__, "manual_step": manual}))
-        assert (t.manual is not None, t.adam_step is not None) == (manual, manual)
+        assert (t.manual is not None, t.fast_step is not None) == (manual, manual)
         runs[manual] = (t.run(), model)
     (h1, m1), (h2, m2) = runs[True], runs[False]
     np.testing.assert_allclose(h1.sigma_val, h2.sigma_val, rtol=1e-10)
@@ -169,9 +171,9 @@ def test_trainer_uses_the_manual_step_where_it_applies_with_the_results_of_autog
     for a, b in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-10)
     wrapped = Trainer(_Wrapped(MetricMLP(10, depth=1, width=4, seed=0)), tr, va, cfg)
-    assert wrapped.manual is None and wrapped.adam_step is not None
+    assert wrapped.manual is None and isinstance(wrapped.fast_step, AdamStep)
     sgd = Trainer(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(**{**cfg.__dict__, "optimizer": "sgd"}))
-    assert sgd.manual is not None and sgd.adam_step is None
+    assert sgd.manual is not None and isinstance(sgd.fast_step, SgdStep)
     assert len(wrapped.run().sigma_val) == 3 and len(sgd.run().sigma_val) == 3
 
 
@@ -202,3 +204,28 @@ def test_the_step_form_follows_threads_rows_and_activation(data):
         assert {s.path(r) for s in (relu, gelu) for r in rows} == {"torch"}
     finally:
         torch.set_num_threads(threads)
+
+
+def test_sgd_step_is_optimizer_step_bit_for_bit():
+    """The width sweep's plain SGD: the same parameters as torch's SGD.step after steps of changing lr."""
+    def make():
+        model = MetricMLP(10, depth=2, width=8, seed=3, output_scale=0.1)
+        return model, make_optimizer(model, TrainConfig(lr=0.5, optimizer="sgd")), GradientReducer(model)
+
+    (m1, o1, r1), (m2, o2, r2) = make(), make()
+    fast = optimizer_step(o2)
+    assert isinstance(fast, SgdStep)
+    gen = torch.Generator().manual_seed(1)
+    for k in range(4):
+        g = torch.randn(r1.flat.shape, dtype=torch.float64, generator=gen)
+        r1.flat.copy_(g)
+        r2.flat.copy_(g)
+        lr = 0.5 / (k + 1)
+        o1.param_groups[0]["lr"] = lr
+        o1.step()
+        fast(lr)
+        for a, b in zip(m1.parameters(), m2.parameters()):
+            assert torch.equal(a, b)
+    assert o1.state_dict() == o2.state_dict()  # no momentum buffers; the last lr in the group
+    assert SgdStep.build(torch.optim.SGD(m1.parameters(), lr=0.1, momentum=0.9)) is None
+    assert SgdStep.build(torch.optim.SGD(m1.parameters(), lr=0.1, weight_decay=1e-3)) is None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 from hpcflow.errors import ConfigError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'hpcflow[nn]'"
@@ -31,3 +34,16 @@ def torch_dtype(name: str):
     if name not in DTYPES:
         raise ConfigError(f"dtype = {name!r} is not one of {DTYPES}; use 'float64' (default) or 'float32'")
     return torch.float64 if name == "float64" else torch.float32
+
+
+def optim_without_dynamo(torch) -> None:
+    """Let torch.optim's eager methods run without importing torch._dynamo (~2 s, a third of a network job's
+    start-up): methods wrapped by torch._disable_dynamo import it at their first call only to build a wrapper that
+    turns compilation off, and hpcflow never compiles. Each such Optimizer method is marked as its own disabled
+    form; nothing is changed once torch._dynamo is imported (a process that may compile keeps torch's wrappers)."""
+    if "torch._dynamo" in sys.modules:
+        return
+    wrapper = torch._disable_dynamo(lambda: None).__code__
+    for f in vars(torch.optim.Optimizer).values():
+        if isinstance(f, types.FunctionType) and f.__code__ is wrapper and hasattr(f, "__wrapped__"):
+            setattr(f.__wrapped__, "__dynamo_disable", f.__wrapped__)

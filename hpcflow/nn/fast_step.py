@@ -170,25 +170,66 @@ class AdamStep:
         return cls(opt)
 
     def _state_lists(self):
-        """(exp_avgs, exp_avg_sqs, steps) of the optimizer's current state (rebuilt after load_state_dict)."""
+        """(exp_avgs, exp_avg_sqs, steps) of the optimizer's current state (rebuilt after load_state_dict); a
+        parameter without state gets Adam's initial one, as torch's first step forms it (step: a float32 scalar for
+        the fused kernel; both moments zero), so that no step goes through Optimizer.step."""
         st = self.opt.state.get(self.params[0])
         if self.lists is None or st is None or st.get("exp_avg") is not self.lists[0][0]:
-            if any(p not in self.opt.state for p in self.params):
-                return None
+            for p in self.params:
+                if not self.opt.state[p]:
+                    self.opt.state[p].update(step=torch.zeros((), dtype=torch.float32, device=p.device),
+                                             exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
+                                             exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format))
             states = [self.opt.state[p] for p in self.params]
             self.lists = tuple([s[k] for s in states] for k in ("exp_avg", "exp_avg_sq", "step"))
         return self.lists
 
+    @torch.no_grad()
     def __call__(self, lr: float) -> None:
         group = self.opt.param_groups[0]  # load_state_dict replaces the group
         group["lr"] = lr
-        lists = self._state_lists()
-        if lists is None:  # no state yet: torch's step creates it
-            self.opt.step()
-            return
-        exp_avgs, exp_avg_sqs, steps = lists
+        exp_avgs, exp_avg_sqs, steps = self._state_lists()
         beta1, beta2 = group["betas"]
         torch._foreach_add_(steps, 1)
         torch._fused_adam_(self.params, [p.grad for p in self.params], exp_avgs, exp_avg_sqs, [], steps,
                            amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
                            eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+
+class SgdStep:
+    """`opt.step()` of a plain torch SGD on CPU (no momentum, weight decay, dampening, Nesterov or maximize):
+    p <- p - lr grad per parameter, the single-tensor update torch runs there."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.params = list(opt.param_groups[0]["params"])
+
+    @classmethod
+    def build(cls, opt):
+        """An SgdStep for a plain SGD of one parameter group on CPU parameters with gradients; else None."""
+        if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
+            return None
+        g = opt.param_groups[0]
+        plain = dict(momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False, foreach=None,
+                     fused=None, differentiable=False)
+        if any(g.get(k, v) != v for k, v in plain.items()) or torch.is_tensor(g["lr"]):
+            return None
+        if any(p.device.type != "cpu" or p.grad is None or p.grad.is_sparse for p in g["params"]):
+            return None
+        return cls(opt)
+
+    @torch.no_grad()
+    def __call__(self, lr: float) -> None:
+        self.opt.param_groups[0]["lr"] = lr
+        for p in self.params:
+            p.add_(p.grad, alpha=-lr)
+
+
+def optimizer_step(opt):
+    """`opt.step()` of Adam (fused) or plain SGD without Optimizer.step's bookkeeping (which also imports
+    torch._dynamo, ~2 s of a process's start-up), as a callable of the learning rate; None for other optimizers."""
+    for kind in (AdamStep, SgdStep):
+        step = kind.build(opt)
+        if step is not None:
+            return step
+    return None

@@ -20,9 +20,9 @@ from hpcflow.arguments import INT_LIMIT, api_integer, api_number, short_repr
 from hpcflow.errors import ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
-from hpcflow.nn._torch import require_torch
+from hpcflow.nn._torch import optim_without_dynamo, require_torch
 from hpcflow.nn.data import check_metric_data
-from hpcflow.nn.fast_step import AdamStep, ManualGradient
+from hpcflow.nn.fast_step import ManualGradient, optimizer_step
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
@@ -155,6 +155,7 @@ def evaluate_sigma(model, data, *, comm=None) -> float:
 def make_optimizer(model, cfg: TrainConfig):
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer = {cfg.optimizer!r} is not one of {OPTIMIZERS}; use 'adam' or 'sgd'")
+    optim_without_dynamo(torch)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr)
     try:  # the fused kernel: one call per step instead of ~10 small ops per parameter tensor (same update)
@@ -246,12 +247,12 @@ class Trainer:
         self.checkpoint, self.every, self.seconds = checkpoint, int(every or 0), float(seconds or 0.0)
         self.opt = make_optimizer(model, cfg)
         self.reducer = GradientReducer(model, comm=self.comm, extra=3)  # loss, signal flag, timer flag
-        self.manual = self.adam_step = None
+        self.manual = self.fast_step = None
         if cfg.manual_step:
             if cfg.loss in LOSSES and self.train_shard.data.gfs.shape[-1] == 9:
                 self.manual = ManualGradient.build(model, self.reducer.params, self.reducer.views, loss=cfg.loss,
                                                    detach_kappa=cfg.detach_kappa)
-            self.adam_step = AdamStep.build(self.opt)
+            self.fast_step = optimizer_step(self.opt)
         self.gen = torch.Generator().manual_seed(int(cfg.seed))
         self.order_state = self.gen.get_state()
         self.epoch, self.step, self.pos = 0, 0, 0
@@ -387,8 +388,8 @@ class Trainer:
                 self.reducer.reduce()
                 loss_b, stop, timer = flags.tolist()
                 stop, timer = stop > 0, timer > 0
-                if self.adam_step is not None:
-                    self.adam_step(lr)
+                if self.fast_step is not None:
+                    self.fast_step(lr)
                 else:
                     for group in self.opt.param_groups:
                         group["lr"] = lr
