@@ -412,7 +412,7 @@ def estimate_nn(cfg: dict, *, ranks: int = 1) -> Estimate:
         pts = nk["n_train_points"] + nk["n_test_points"]
         p = mlp_parameters(n_in, mo["width"], mo["depth"])
         jac = pts * 9 * p * itemsize
-        use_jac = nk["method"] == "jacobian" or (nk["method"] == "auto" and jac <= 2**28)
+        use_jac = nk["method"] == "jacobian"  # "auto" is layer-wise for the job's MetricMLP
         parts["NTK"] = 3.0 * jac if use_jac else 4.0 * pts * 9 * mo["width"] * mo["depth"] * itemsize
         parts["NTK"] += 8.0 * 81 * pts * pts * (tr["epochs"] + 1) / 2
     ws = cfg["width_sweep"]

@@ -60,6 +60,25 @@ def test_layerwise_equals_jacobian_on_a_wider_net(data):
     np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
 
 
+def test_auto_is_layerwise_for_a_metric_mlp_and_jacobian_for_other_models(data):
+    """"auto" takes the layer-wise form wherever the model has one (all the job schema's networks)."""
+    model = MetricMLP(data.x.shape[1], depth=2, width=6, activation="relu", seed=3)
+    auto = empirical_ntk(model, data.x, data.gfs)
+    assert np.array_equal(auto, empirical_ntk(model, data.x, data.gfs, method="layerwise"))
+
+    class Plain(torch.nn.Module):  # the same network without ntk_factors
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, gfs):
+            return self.inner(x, gfs)
+
+    plain = Plain(model)
+    assert np.array_equal(empirical_ntk(plain, data.x, data.gfs),
+                          empirical_ntk(plain, data.x, data.gfs, method="jacobian"))
+
+
 def test_spectra_of_a_known_tensor():
     """Pooled symmetric-part spectrum and full PSD spectrum on a Θ built from a random J (independent)."""
     rng = np.random.default_rng(0)

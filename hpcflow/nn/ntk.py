@@ -7,7 +7,8 @@ Two exact methods give the same tensor (tested against each other and against an
 - "layerwise": for MetricMLP, Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J)(h_l(x) · h_l(x') + 1) from the
   layer inputs h_l and back-propagated signals δ_l (MetricMLP.ntk_factors); memory N·9·width, so it
   serves wide networks (width sweep) where J would not fit.
-"auto" picks "jacobian" when J fits in `max_jacobian_bytes`, else "layerwise".
+"auto" picks "layerwise" for a model that has ntk_factors (2-70x faster than "jacobian" for the job schema's
+networks, equal to ~1e-15 relative; BENCHMARKS.md), else "jacobian".
 
 Spectra (Fig. 4 statistic): for the fixed train points x_a, the 10x10 matrix A_IJ[a, b] = Θ_IJ(x_a, x_b)
 satisfies A_IJᵀ = A_JI, so it is symmetric for I = J only; we take eigenvalues of its symmetric part
@@ -65,19 +66,12 @@ def _ntk_layerwise(model, x1, g1, x2, g2):
     return theta
 
 
-def n_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto",
-                  max_jacobian_bytes: float = 2 ** 28) -> np.ndarray:
+def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto") -> np.ndarray:
     """Θ (n_out, n_out, N1, N2) float64 between points (x1, g1) and (x2, g2) (default: the same points)."""
     if method not in METHODS:
         raise ConfigError(f"ntk method = {method!r} is not one of {METHODS}")
     if method == "auto":
-        n_pts = x1.shape[0] + (0 if x2 is None else x2.shape[0])
-        big = n_pts * g1.shape[-1] * n_parameters(model) * x1.element_size() > max_jacobian_bytes
-        method = "layerwise" if big and hasattr(model, "ntk_factors") else "jacobian"
+        method = "layerwise" if hasattr(model, "ntk_factors") else "jacobian"
     fn = _ntk_layerwise if method == "layerwise" else _ntk_jacobian
     with torch.no_grad() if method == "layerwise" else torch.enable_grad():
         theta = fn(model, x1, g1, x2, g2)
