@@ -339,10 +339,14 @@ class CheckpointWriter:
         return False
 
     def close(self, status: str):
-        """Write the final state (if the last view is not on disk yet, or its status changes) and restore signals."""
+        """Write the final state and restore signals. Returns on every rank only once rank 0 has put the file in
+        place (one Barrier at R > 1: the writes' collectives all come before rank 0's rename), so any rank may read
+        the checkpoint right after close."""
         self.restore_signals()
         if self.last_view is not None:
             self.write(self.last_view, status=status)
+            if self.size > 1:
+                self.comm.Barrier()
         return self.last_written
 
     def restore_signals(self, *, stopping: bool = False):

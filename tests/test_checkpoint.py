@@ -49,6 +49,21 @@ def test_rows_of_every_rank_written_in_global_order(tmp_path, ranks):
         np.testing.assert_array_equal(pack(f["train/g"][()]), _v(np.arange(11), 5))
 
 
+#: seconds rank 0's fsync is slowed by in the read-after-close runs (a slow shared file system)
+SLOW_SYNC = 0.3
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_rank_reads_the_final_checkpoint_right_after_close(tmp_path, ranks):
+    """close() returns on a rank only once rank 0 has renamed the final checkpoint into place: the other ranks used
+    to leave close while rank 0 was still syncing and read the checkpoint of the step before (step 4 here)."""
+    out = tmp_path / "checkpoint.h5"
+    r = _run(ranks, out, 5, -1, SLOW_SYNC)
+    assert r.returncode == 0, r.stderr
+    for k in range(ranks):
+        assert r.stdout.count(f"rank {k}: read step 5 status finished") == 1, r.stdout
+
+
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_sigterm_on_one_rank_checkpoints_next_step_and_exits_4_everywhere(tmp_path, ranks):
     out = tmp_path / "checkpoint.h5"

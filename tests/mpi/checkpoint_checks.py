@@ -1,20 +1,25 @@
 """Run under mpiexec -n R by tests/test_checkpoint.py: a fake flow whose rows are split over ranks is
-checkpointed; argv: OUT STEPS [signal_at_step]."""
+checkpointed; argv: OUT STEPS [signal_at_step [slow_sync]].
+
+slow_sync S > 0: rank 0's fsync takes S seconds longer (a slow shared file system), and right after close every
+rank reads the checkpoint back (`load_resume`) and prints "rank R: read step S status X"."""
 
 import os
 import signal
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
 
-from hpcflow.checkpoint import CheckpointWriter
+from hpcflow.checkpoint import CheckpointWriter, load_resume
 from hpcflow.errors import Preempted
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import share
 
 out, steps = sys.argv[1], int(sys.argv[2])
 sig_at = int(sys.argv[3]) if len(sys.argv) > 3 else -1
+slow_sync = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 c = pcomm.resolve()
 r, R = c.Get_rank(), c.Get_size()
 N, M = 11, 7
@@ -30,6 +35,14 @@ def v_of(idx, step):  # packed positive-definite metrics depending on the global
 
 
 tr, te = np.arange(lo, hi), np.arange(tlo, thi)
+if slow_sync > 0 and r == 0:
+    _fsync = os.fsync
+
+    def _slow_fsync(fd):
+        time.sleep(slow_sync)
+        _fsync(fd)
+
+    os.fsync = _slow_fsync  # hpcflow.atomic's fsync before the rename
 w = CheckpointWriter(out, {"flow": {"steps": steps}}, every=2, static={"train/weights": (tr, tr * 1.5)},
                      n_rows={"train/weights": N}, block_rows=4)  # several blocks per dataset
 with pcomm.abort_on_error(c):
@@ -45,6 +58,9 @@ with pcomm.abort_on_error(c):
                                    test_rows=lambda s=step: (te, v_of(te, s) * 2))
             w(view)
         w.close("finished")
+        if slow_sync > 0:
+            res = load_resume(out, comm=c)
+            print(f"rank {r}: read step {res.step} status {res.status}", flush=True)
     except Preempted as exc:
         for repeat in (signal.SIGUSR1, signal.SIGTERM):  # the request again (scancel --full delivers it twice)
             os.kill(os.getpid(), repeat)  # ignored by a run that has stopped: it still says so and exits 4
