@@ -18,10 +18,10 @@ ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
 SKEW = 0.2
 
 
-def _run(mode: str, ranks: int, skew: float = SKEW):
+def _run(mode: str, ranks: int, skew: float = SKEW, *wait: float):
     t0 = time.monotonic()
-    r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, mode, str(skew)],
-                       capture_output=True, text=True, timeout=90, env=ENV)
+    r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, mode, str(skew),
+                        *map(str, wait)], capture_output=True, text=True, timeout=90, env=ENV)
     return r, time.monotonic() - t0
 
 
@@ -45,6 +45,33 @@ def test_every_rank_raising_prints_every_message_before_the_abort(ranks, skew):
         _said(r.stderr, k, f"ERROR RuntimeError: injected failure on rank {k}",
               f"RuntimeError: injected failure on rank {k}")
         assert r.stdout.count(f"rank {k} printed before failing") == 1, r.stdout
+
+
+#: seconds rank 0 raises after the others in the `wait=` tests: beyond ABORT_WAIT, within LONG_WAIT
+LATE, LONG_WAIT = ABORT_WAIT + 1.0, ABORT_WAIT + 2.0
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_longer_wait_lets_a_late_rank_0_speak_before_the_abort(ranks):
+    """abort_on_error(wait=...) is how long the failing ranks wait for the others: rank 0, LATE seconds behind them
+    (recording the failure somewhere first, as `hpcflow tune` does), still prints its message and its stdout, and
+    the job ends with rank 0's status (a UserError: 2; the others raised RuntimeErrors: 1)."""
+    r, seconds = _run("mixed", ranks, LATE, LONG_WAIT)
+    assert r.returncode == 2, r.stderr
+    _said(r.stderr, 0, "error: injected bad input on rank 0", None)
+    for k in range(1, ranks):
+        _said(r.stderr, k, "ERROR RuntimeError: injected failure", None)
+    assert r.stdout.count("rank 0 printed before failing") == 1, r.stdout
+    assert LATE <= seconds < LONG_WAIT + 30, seconds
+
+
+def test_the_default_wait_gives_up_on_a_rank_0_later_than_it():
+    """The same run with the default wait (ABORT_WAIT < LATE): rank 1 aborts the job with its own status before
+    rank 0 says anything, so the longer wait above is what let rank 0 speak."""
+    r, _ = _run("mixed", 2, LATE)
+    assert r.returncode not in (0, 2, 124), r.returncode
+    _said(r.stderr, 1, "ERROR RuntimeError: injected failure", None)
+    assert "hpcflow: rank 0" not in r.stderr and "rank 0 printed" not in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

@@ -227,13 +227,14 @@ ABORT_WAIT = 3.0
 
 
 @contextmanager
-def abort_on_error(comm=None):
+def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
     """Run a block; if it raises on any rank of a multi-rank world, print the error tagged with the rank and Abort.
 
     Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError is
     re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line. RunStop
     and SystemExit pass through: they are decided collectively, so every rank raises them together. Collective on
-    entry (a private duplicate of `comm` for `abort_together`).
+    entry (a private duplicate of `comm` for `abort_together`). `wait`: seconds a failing rank waits for the others
+    before the Abort (longer where rank 0 records the failure somewhere before it arrives, as `hpcflow tune` does).
     """
     c = resolve(comm)
     with duplicate(c) as agree:
@@ -250,15 +251,15 @@ def abort_on_error(comm=None):
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr,
                       flush=True)
-            abort_together(c, agree, int(getattr(exc, "exit_status", 1)))
+            abort_together(c, agree, int(getattr(exc, "exit_status", 1)), wait=wait)
             raise
 
 
-def abort_together(comm, agree, status: int) -> None:
-    """Abort the job once the ranks that fail together have all printed why: wait up to ABORT_WAIT at a barrier on
-    `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each aborts with rank 0's
+def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> None:
+    """Abort the job once the ranks that fail together have all printed why: wait up to `wait` seconds at a barrier
+    on `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each aborts with rank 0's
     status (the job's, whichever Abort ends it); else this rank aborts with its own after the wait."""
-    if arrive_within(agree, ABORT_WAIT):
+    if arrive_within(agree, wait):
         status = agree.bcast(status, root=0)  # every rank is here: no one is left waiting in this collective
     comm.Abort(status)
 
