@@ -7,10 +7,10 @@ from __future__ import annotations
 def run(args) -> int:
     from hpcflow.errors import EXIT_INTERNAL, EXIT_NUMERICAL
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
-    from hpcflow.tune.study import optimize
+    from hpcflow.tune.study import RECORD_WAIT, optimize
 
     check_launch()
-    with abort_on_error():
+    with abort_on_error(wait=RECORD_WAIT):
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
                           sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,
                           quiet=args.quiet)

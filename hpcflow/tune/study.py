@@ -77,6 +77,9 @@ class TuneJob:
 
 #: study user attribute holding `TuneJob.record()` of the job the study was created with
 RECORD = "hpcflow_job"
+#: seconds a failing rank of an MPI worker waits at `abort_on_error`'s barrier for the others before the Abort: rank 0
+#: records the failed trial in the storage first (a journal on a slow shared file system), which may outlast ABORT_WAIT
+RECORD_WAIT = 5.0
 #: job settings a later worker may change: they do not change what a trial computes ([tune] aside from its
 #: objective and seed, which are compared on their own; searched settings are set by every trial)
 FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("checkpoint", None)}
@@ -377,7 +380,7 @@ class Worker:
             if self.comm.Get_size() > 1 and not isinstance(exc, UserError):
                 # the other ranks may still wait in the trial's collectives: end the worker (abort_on_error). The
                 # failure is recorded above, before this rank arrives at abort_on_error's barrier: when every rank
-                # failed, none aborts before that barrier, so no Abort cuts the records off
+                # failed, none aborts before that barrier (within RECORD_WAIT), so no Abort cuts the records off
                 self.log(f"hpcflow tune: an internal error under {self.comm.Get_size()} ranks ends this worker; "
                          "the same hpcflow tune command continues the study")
                 raise
