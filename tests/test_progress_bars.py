@@ -88,8 +88,10 @@ def _job(tmp_path, *args, tty: bool):
 
 def test_flow_steps_and_training_epochs_draw_bars_on_a_terminal_only(tmp_path):
     root = os.path.join(os.path.dirname(__file__), "..", "jobs")
+    # the NumPy tile: the bar is the flow's, whatever the kernel's engine (Numba's load adds ~1 s to each run)
     flow = ("run", os.path.join(root, "quickstart.toml"), "--set", "geometry.n_train=200", "--set",
-            "geometry.n_test=50", "--set", "flow.steps=7", "--set", "clustering.batch_size=100", "--force")
+            "geometry.n_test=50", "--set", "flow.steps=7", "--set", "clustering.batch_size=100", "--set",
+            "kernel.engine=numpy", "--force")
     r, text = _job(tmp_path, *flow, "--out", tmp_path / "f1", tty=True)
     assert r.returncode == 0, r.stderr
     assert "flow[gaussian]" in text and "7/7" in text and "step" in text
