@@ -97,6 +97,16 @@ def _survive_closed_pipes() -> None:
             setattr(sys, name, _ReaderGone(stream))
 
 
+def _said_elsewhere(exc, *, collective: bool = False) -> bool:
+    """True on ranks > 0 for an error every rank raises together (marked collective, or `collective`): rank 0
+    prints its one line for the world."""
+    if not (collective or getattr(exc, "collective", False)):
+        return False
+    from hpcflow.parallel.comm import rank
+
+    return rank() != 0
+
+
 def main(argv=None) -> int:
     _survive_closed_pipes()
     parser = build_parser()
@@ -106,13 +116,13 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
+        if _said_elsewhere(exc):
+            return exc.exit_status
         msg = " ".join(str(exc).split())
         print(f"hpcflow {args.verb}: error: {msg}", file=sys.stderr)
         return exc.exit_status
     except RunStop as exc:
-        from hpcflow.parallel.comm import rank
-
-        if rank() == 0:  # every rank stops together (a collective decision): one line for the world
+        if not _said_elsewhere(exc, collective=True):  # every rank stops together: one line for the world
             msg = " ".join(str(exc).split())
             print(f"hpcflow {args.verb}: stopped: {msg}", file=sys.stderr)
         return exc.exit_status

@@ -242,8 +242,8 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
             yield c
         except BaseException as exc:
             if agree is None or isinstance(exc, (SystemExit, RunStop)) or getattr(exc, "collective", False):
-                raise  # RunStop (preemption, numerical stop), exits and `refuse_together`'s refusals are decided
-                # collectively: every rank raises them
+                raise  # RunStop (preemption, numerical stop), exits, `refuse_together`'s refusals and errors raised
+                # by `raise_together` are decided collectively: every rank raises them
             sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
             if isinstance(exc, UserError):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
@@ -372,8 +372,13 @@ def _refuse_unlike(alike) -> None:
 
 
 def refuse_alike(message: str, *, comm=None):
-    """Raise ValueError(message) where every rank decides the refusal from the same values (no collective here):
-    marked collective at R > 1, so `abort_on_error` lets it through instead of aborting the others."""
-    exc = ValueError(message)
+    """Raise ValueError(message) where every rank decides the refusal from the same values (`raise_together`)."""
+    raise_together(ValueError(message), comm=comm)
+
+
+def raise_together(exc: BaseException, *, comm=None):
+    """Raise `exc`, which every rank raises at the same point, decided on the same data (values after a
+    collective): no collective here. Marked collective at R > 1, so `abort_on_error` lets it through on every rank
+    (no Abort) and the CLI prints it once, from rank 0; every rank can catch it alike and go on together."""
     exc.collective = size(comm) > 1
     raise exc
