@@ -22,7 +22,7 @@ from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.arguments import api_integer, api_threads
-from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.comm import raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
                                           unpack_rows)
@@ -129,10 +129,11 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     with ThreadPoolExecutor(max_workers=threads) as pool, \
             progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm) as bar:
         while have < n_points:
-            if k0 >= max_batches:
+            if k0 >= max_batches:  # k0 and have come from the allgathered yields: every rank raises it here
                 where = f" in chart {chart}" if chart is not None else ""
-                raise ConfigError(f"could not find {n_points} points{where} in {max_batches} batches (found {have}); "
-                                  "raise max_batches" + (" or choose a chart that more points have" if where else ""))
+                raise_together(ConfigError(
+                    f"could not find {n_points} points{where} in {max_batches} batches (found {have}); raise "
+                    "max_batches" + (" or choose a chart that more points have" if where else "")), comm=comm)
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
             w = max(1, min(-(-need // R), 4 * width))
             own = list(range(k0 + r, k0 + R * w, R))
@@ -143,7 +144,7 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                              dtype=np.int64).reshape(w, 4)
             wave = allgatherv(local, comm=comm).reshape(R, w, 4).transpose(1, 0, 2).reshape(R * w, 4)
             if k0 == 0:  # every rank decides on the same numbers
-                check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64))
+                check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64), comm=comm)
             wave = wave[:, :2]
             yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
             bar.update(min(int(wave[:, 0].sum()), n_points - have))
@@ -152,9 +153,10 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     return mine, np.concatenate(yields)
 
 
-def check_placed(surface, off_x, q99) -> None:
+def check_placed(surface, off_x, q99, *, comm) -> None:
     """ConfigError when more than MAX_OFF_X of the first wave's intersection points (off_x of each block's) could not
-    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, before more batches run in vain.
+    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, before more batches run in vain; off_x and q99 are the
+    allgathered wave's, so every rank of `comm` raises it together (`raise_together`).
 
     A point z = a + t b of a line is computed with absolute rounding ~eps |a|, so |p(z)| cannot fall below about
     eps |dp/dz|: for Dwork at large |psi| the points lie within ~1/|psi| of a coordinate plane, where |dp/dz| ~
@@ -183,7 +185,7 @@ def check_placed(surface, off_x, q99) -> None:
         fix = "use a smaller |psi|"
     else:
         fix = "use coefficients of comparable sizes (large ratios make the roots ill-conditioned)"
-    raise ConfigError(why + fix)
+    raise_together(ConfigError(why + fix), comm=comm)
 
 
 def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIELDS):
