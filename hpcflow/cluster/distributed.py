@@ -27,11 +27,12 @@ import numpy as np
 from hpcflow.cluster.agglomerative import average_linkage
 from hpcflow.cluster.batched import merge_to_seeds, split_batches
 from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
-from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters
-from hpcflow.cluster.methods import cluster_points
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_n_clusters
+from hpcflow.cluster.methods import check_settings, cluster_points
 from hpcflow.cluster.nearest import feature_tree, nearest_point
+from hpcflow.errors import ConfigError
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
-from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.comm import raise_together, resolve
 from hpcflow.parallel.redistribute import fetch_rows
 from hpcflow.parallel.reduce import allgatherv
 from hpcflow.progress import progress
@@ -93,7 +94,10 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
     c = resolve(comm)
     R, r = c.Get_size(), c.Get_rank()
     t0 = time.perf_counter()
-    check_merge(merge)
+    try:  # on every rank, before rank 0 alone clusters by "full" or "birch": N is every rank's
+        check_settings(z.shape[0], method=method, n_clusters=n_clusters, batch_size=batch_size, merge=merge)
+    except ConfigError as exc:
+        raise_together(exc, comm=c)
     if method != "batched":
         labels = cluster_points(z, method=method, n_clusters=n_clusters).labels if r == 0 else None
         labels = c.bcast(labels, root=0) if R > 1 else labels
@@ -142,7 +146,10 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     R, r = c.Get_size(), c.Get_rank()
     check_halo_cutoff(halo_cutoff)
     z_train = allgatherv(as_points(local_train_points, "train points", allow_empty=True), comm=c)
-    z_train = as_points(z_train, "train points")
+    try:
+        z_train = as_points(z_train, "train points")  # every rank's points (no train point on any rank: refused)
+    except ConfigError as exc:
+        raise_together(exc, comm=c)
     if local_test_points is None:
         local_test = np.zeros((0, z_train.shape[1]), dtype=np.complex128)
     else:

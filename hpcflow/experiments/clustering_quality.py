@@ -99,7 +99,7 @@ def run(cfg: dict, outdir, *, source: str = "job") -> dict:
     from hpcflow.cluster.batched import merge_census
     from hpcflow.geometry import fs_distance
     from hpcflow.jobs.output import write_hdf5
-    from hpcflow.parallel.comm import is_root
+    from hpcflow.parallel.comm import is_root, raise_together
 
     check(cfg, source)
     cl, q = cfg["clustering"], cfg["quality"]
@@ -130,12 +130,9 @@ def run(cfg: dict, outdir, *, source: str = "job") -> dict:
         if found < 2:
             key = (f"birch_threshold = {cl['birch_threshold']:g}" if name == "birch" else f"n_clusters = {k}")
             fix = "lower birch_threshold" if name == "birch" else "raise n_clusters"
-            exc = ConfigError(f"{source}: [clustering].{key}: {name} clustering found {found} cluster of the {k} "
-                              f"asked for, and the silhouette needs 2 <= clusters <= N - 1; {fix}")
-            if not is_root():  # every rank clusters the same points: rank 0 says it, the others leave quietly
-                raise SystemExit(exc.exit_status)
-            exc.collective = True
-            raise exc
+            raise_together(ConfigError(  # every rank clusters the same points (the sample's "all" layout)
+                f"{source}: [clustering].{key}: {name} clustering found {found} cluster of the {k} asked for, and "
+                f"the silhouette needs 2 <= clusters <= N - 1; {fix}"))
     for name in PAPER_SILHOUETTE:
         res = results[name]
         sil = silhouette_fs(z, res.labels, sample_size=q["sample_size"] or None, seed=q["seed"])
