@@ -249,6 +249,15 @@ MPI_REFUSALS = {  # case of tests/mpi/nn_api_checks.py -> how every rank's messa
 }
 
 
+def _trained_as_one_process(every):
+    """Each rank's epoch on whole sets after the refusals has one process's σ_val (up to summation order)."""
+    X = Hypersurface.fermat(3)
+    tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
+    one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))
+    for m in every:
+        np.testing.assert_allclose(m["valid_sigma_val"], one.sigma_val, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_every_rank_refuses_alike_and_then_trains(mpi_runs, ranks):
     """A set of 1 point over all ranks (a rank's share may hold it or nothing) is refused by every rank with the
@@ -259,11 +268,7 @@ def test_every_rank_refuses_alike_and_then_trains(mpi_runs, ranks):
     for case, start in MPI_REFUSALS.items():
         got = [m[case] for m in every]
         assert got == [got[0]] * ranks and got[0] is not None and got[0][0].startswith(start), (case, got)
-    X = Hypersurface.fermat(3)
-    tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
-    one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))
-    for m in every:
-        np.testing.assert_allclose(m["valid_sigma_val"], one.sigma_val, rtol=1e-10, atol=0)
+    _trained_as_one_process(every)
 
 
 DIFFER = {  # "differ" case of tests/mpi/nn_api_checks.py -> how every rank's message starts (the last rank's refusal)
@@ -287,8 +292,42 @@ def test_arguments_of_one_rank_alone_are_refused_by_every_rank(tmp_path):
         line, collective = got[0]
         assert "\n" not in line and line.startswith(start) and collective, (case, line)
         assert line.endswith(" (on rank 1; 1 of 2 ranks refused their arguments)"), line
-    X = Hypersurface.fermat(3)
-    tr, va = MetricData.from_pointset(X.sample(60, seed=0)), MetricData.from_pointset(X.sample(30, seed=1))
-    one = train(MetricMLP(10, depth=1, width=4, seed=0), tr, va, TrainConfig(epochs=1, batch_size=20))
-    for m in every:
-        np.testing.assert_allclose(m["valid_sigma_val"], one.sigma_val, rtol=1e-10, atol=0)
+    _trained_as_one_process(every)
+
+
+UNLIKE = {  # "same" case of tests/mpi/nn_api_checks.py -> (what differs, rank 0's repr, the other rank's repr)
+    "network_width": ("MetricMLP.width", "4", "8"),
+    "network_depth": ("MetricMLP.depth", "1", "2"),
+    "network_activation": ("MetricMLP.activation", "'relu'", "'gelu'"),
+    "network_kind": ("MetricMLP.kind", "'multiplicative'", "'additive'"),
+    "network_features": ("MetricMLP.features", "'reim'", "'reim_abs2'"),
+    "network_dtype": ("MetricMLP.dtype", "'float64'", "'float32'"),
+    "config_lr": ("TrainConfig.lr", "0.001", "0.002"),
+    "config_batch_size": ("TrainConfig.batch_size", "20", "30"),
+    "config_epochs": ("TrainConfig.epochs", "1", "2"),
+    "config_loss": ("TrainConfig.loss", "'sigma'", "'ultralocal'"),
+    "config_lr_schedule": ("TrainConfig.lr_schedule", "'exponential'", "'cosine'"),
+    "config_optimizer": ("TrainConfig.optimizer", "'adam'", "'sgd'"),
+    "config_detach_kappa": ("TrainConfig.detach_kappa", "False", "True"),
+    "config_seed_on_rank_0": ("TrainConfig.seed", "1", "0"),
+}
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_network_or_config_that_differs_between_ranks_is_refused_by_every_rank(tmp_path, ranks):
+    """Valid arguments that differ between ranks (the last rank's network width, depth, activation, kind, features or
+    dtype, a TrainConfig value; rank 0's seed) are refused by every rank with one line naming the value and the rank
+    that differs, in the arguments' allgather (their gradients of other layouts used to meet in one Allreduce, which
+    failed or waited for ever, or the replicas stepped apart); then all train together."""
+    r = subprocess.run(["timeout", "120", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(tmp_path), "same"],
+                       capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    every = json.loads((tmp_path / f"same_{ranks}.json").read_text())
+    assert len(every) == ranks
+    for case, (name, first, other) in UNLIKE.items():
+        got = [m[case] for m in every]
+        assert got[0] is not None and got == [got[0]] * ranks, (case, got)
+        at = 1 if case.endswith("_on_rank_0") else ranks - 1
+        assert got[0] == [f"ValueError: {name} differs between ranks ({name}={first} on rank 0, {other} on rank {at}); "
+                          f"pass the same {name} on every rank", True], (case, got[0])
+    _trained_as_one_process(every)

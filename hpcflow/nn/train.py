@@ -225,6 +225,18 @@ def checked_sets(model, train_data, val_data, cfg, comm) -> tuple[Shard, Shard]:
     return train_shard, val
 
 
+def same_settings(model, cfg: TrainConfig) -> dict:
+    """{name: value} that every rank must share (`arguments_together`'s `same`): the network's class and `config`
+    (width, depth, activation, kind, features, dtype, ...) and every TrainConfig field; ranks that differ would mix
+    gradients of other layouts in one Allreduce (or wait in it for ever) or step their replicas apart."""
+    net = type(model).__name__
+    config = getattr(model, "config", None)
+    config = config if isinstance(config, dict) else {}
+    keys = sorted(config)  # the class and the key set first: the per-key entries then line up on every rank
+    return {"network": net, f"{net} config keys": keys, **{f"{net}.{k}": config[k] for k in keys},
+            **{f"TrainConfig.{k}": getattr(cfg, k) for k in FIELDS}}
+
+
 class Trainer:
     """One training run of `model`, resumable from `state_dict()` at any step boundary.
 
@@ -239,8 +251,8 @@ class Trainer:
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
-        self.train_shard, self.val = arguments_together(lambda: checked_sets(model, train_data, val_data, cfg, c),
-                                                        comm=c)  # the ranks' arguments may differ: all refuse
+        self.train_shard, self.val = arguments_together(  # the ranks' arguments may differ: all refuse
+            lambda: checked_sets(model, train_data, val_data, cfg, c), comm=c, same=lambda: same_settings(model, cfg))
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
         self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop
@@ -442,6 +454,7 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
     `on_step(trainer)` after each optimiser step (on every rank; an exception it raises ends the training there).
 
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
-    keeps its share); the history is global and the same on every rank.
+    keeps its share) and a network and cfg of the same settings (`same_settings`; every rank refuses others); the
+    history is global and the same on every rank.
     """
     return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log, on_step=on_step).run()

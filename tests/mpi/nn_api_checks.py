@@ -1,16 +1,20 @@
-"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT [differ].
+"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT [differ | same].
 
 Every rank calls `train` with sets too small to train on or measure (shards of 1 point over all ranks, a whole set
 of 1 point on rank 0 alone) and with batch_size=1; with "differ", with arguments of which the last rank's alone are
 refused (a dict for the config, a PointSet for the data, a config changed after its check, a network of another
 dtype than the data). Each refusal is caught; rank 0 writes every rank's ["ExceptionName: message", marked
-collective] per case (None: accepted) to OUT/refused_R.json (differ_R.json). Then every rank trains one valid epoch
-on the same communicator (the refusals left no collective unmatched) and rank 0 adds its sigma_val history.
+collective] per case (None: accepted) to OUT/refused_R.json (differ_R.json). With "same", valid arguments of which
+the last rank's network config or TrainConfig differs from the others' (rank 0's seed in one case) -> same_R.json.
+Then every rank trains one valid epoch on the same communicator (the refusals left no collective unmatched) and
+rank 0 adds its sigma_val history.
 """
 
 import json
 import os
 import sys
+
+import torch
 
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn.data import MetricData
@@ -19,18 +23,19 @@ from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
 from hpcflow.parallel import comm as pcomm
 
-out, differ = sys.argv[1], sys.argv[2:] == ["differ"]
+out, mode = sys.argv[1], (sys.argv[2:] or ["refused"])[0]
 c = pcomm.resolve()
 R, r = c.Get_size(), c.Get_rank()
 last = r == R - 1
 X = Hypersurface.fermat(3)
 pts = X.sample(60, seed=0)
-tr, va = MetricData.from_pointset(pts), MetricData.from_pointset(X.sample(30, seed=1))
+val_pts = X.sample(30, seed=1)
+tr, va = MetricData.from_pointset(pts), MetricData.from_pointset(val_pts)
 one_point = Shard(tr[:1], 0, 1) if r == 0 else Shard(tr[:0], 1, 1)  # rank 0 holds the set's only row
 
 
-def model(dtype="float64"):
-    return MetricMLP(10, depth=1, width=4, seed=0, dtype=dtype)
+def model(dtype="float64", **kw):
+    return MetricMLP(10, **{"depth": 1, "width": 4, "seed": 0, "dtype": dtype, **kw})
 
 
 def changed():
@@ -55,8 +60,32 @@ differing = {
     "model_dtype": lambda: train(model("float32" if last else "float64"), tr, va, TrainConfig(epochs=1, batch_size=20),
                                  comm=c),
 }
+
+def unlike_network(**kw):
+    """Train a network whose config on the last rank has `kw` (float32 data for a float32 network)."""
+    dtype = kw.pop("dtype", "float64") if last else "float64"
+    data = [MetricData.from_pointset(ps, dtype=getattr(torch, dtype)) for ps in (pts, val_pts)]
+    return train(model(dtype, **(kw if last else {})), *data, TrainConfig(epochs=1, batch_size=20), comm=c)
+
+
+def unlike_config(rank, **kw):
+    """Train with a TrainConfig that has `kw` on rank `rank` only."""
+    return train(model(), tr, va, TrainConfig(**{"epochs": 1, "batch_size": 20, **(kw if r == rank else {})}),
+                 comm=c)
+
+
+unlike = {
+    **{f"network_{k}": (lambda kv=kv: unlike_network(**kv)) for k, kv in (
+        ("width", {"width": 8}), ("depth", {"depth": 2}), ("activation", {"activation": "gelu"}),
+        ("kind", {"kind": "additive"}), ("features", {"features": "reim_abs2"}), ("dtype", {"dtype": "float32"}))},
+    **{f"config_{k}": (lambda kv=kv: unlike_config(R - 1, **kv)) for k, kv in (
+        ("lr", {"lr": 2e-3}), ("batch_size", {"batch_size": 30}), ("epochs", {"epochs": 2}),
+        ("loss", {"loss": "ultralocal"}), ("lr_schedule", {"lr_schedule": "cosine"}),
+        ("optimizer", {"optimizer": "sgd"}), ("detach_kappa", {"detach_kappa": True}))},
+    "config_seed_on_rank_0": lambda: unlike_config(0, seed=1),
+}
 mine = {}
-for name, call in (differing if differ else cases).items():
+for name, call in {"refused": cases, "differ": differing, "same": unlike}[mode].items():
     try:
         call()
         mine[name] = None
@@ -65,5 +94,5 @@ for name, call in (differing if differ else cases).items():
 mine["valid_sigma_val"] = train(model(), tr, va, TrainConfig(epochs=1, batch_size=20), comm=c).sigma_val
 every = c.allgather(mine)
 if r == 0:
-    with open(os.path.join(out, f"{'differ' if differ else 'refused'}_{R}.json"), "w") as fh:
+    with open(os.path.join(out, f"{mode}_{R}.json"), "w") as fh:
         json.dump(every, fh)
