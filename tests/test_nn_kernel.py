@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from hpcflow.errors import ConfigError  # noqa: E402
 from hpcflow.flow import kernel_flow  # noqa: E402
 from hpcflow.geometry import Hypersurface  # noqa: E402
 from hpcflow.geometry.hermitian import pack  # noqa: E402
@@ -13,7 +14,7 @@ from hpcflow.metric import loss_and_grad  # noqa: E402
 from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.kernel import NetworkNTKKernel  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
-from hpcflow.nn.ntk import parameter_jacobian  # noqa: E402
+from hpcflow.nn.ntk import empirical_ntk, parameter_jacobian  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -79,3 +80,73 @@ def test_kernel_refuses_a_network_that_changed_after_freezing(setup):
         m.layers[0].bias.add_(1.0)
     with pytest.raises(Exception, match="changed"):
         k.block(tr.points[:2], tr.points[:2])
+
+
+class Plain(torch.nn.Module):
+    """A MetricMLP without ntk_factors: only torch.func can differentiate it."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    @property
+    def dtype(self):
+        return self.inner.dtype
+
+    def forward(self, x, gfs):
+        return self.inner(x, gfs)
+
+
+def _jacobian(model, ps):
+    """(N, 9, P) parameter Jacobian of the packed metric at the points of `ps` (torch.func, every parameter)."""
+    jac = parameter_jacobian(model, *_tensors(ps))
+    return torch.cat([j.flatten(2) for j in jac.values()], dim=2).numpy()
+
+
+@pytest.mark.parametrize("kind,act,features", [("multiplicative", "gelu", "reim"), ("additive", "relu", "reim_abs2")])
+def test_layerwise_operator_equals_the_torch_func_operator_and_the_explicit_ntk(setup, kind, act, features):
+    """Θ u at 30 targets from 40 sources, several tiles: the layer-wise product (auto, layerwise), torch.func's
+    (jacobian, and auto for a model without ntk_factors) and Θ from empirical_ntk contracted with u agree to
+    n ε Σ |J(x)| |J(x')|ᵀ |u|, the float64 rounding bound of sums of n = P + 9 N_src products."""
+    X, tr, te, _ = setup
+    model = MetricMLP(10, depth=2, width=12, activation=act, kind=kind, features=features, seed=6)
+    u = np.random.default_rng(1).standard_normal((len(tr), 9))
+    jt, js = _jacobian(model, te), _jacobian(model, tr)
+    n = js.shape[2] + js.shape[0] * 9
+    bound = n * np.finfo(np.float64).eps * np.einsum("aIp,bJp,bJ->aI", np.abs(jt), np.abs(js), np.abs(u))
+    theta = empirical_ntk(model, *_tensors(te), *_tensors(tr))  # (9, 9, 30, 40)
+    forms = {"explicit": np.einsum("IJab,bJ->aI", theta, u)}
+    for name, m, method in (("auto", model, "auto"), ("layerwise", model, "layerwise"),
+                            ("jacobian", model, "jacobian"), ("no factors", Plain(model), "auto")):
+        forms[name] = NetworkNTKKernel(m, X, method=method).operator(te.points, tr.points, tile=7)(u)
+    for name, out in forms.items():
+        assert out.shape == (30, 9)
+        for other in forms:
+            assert np.all(np.abs(out - forms[other]) <= bound), (name, other, np.abs(out - forms[other]).max())
+    assert np.abs(forms["auto"]).max() > 1e3 * bound.max()  # the bound is far below the values it compares
+
+
+def test_the_kernel_method_chooses_the_operator_form(setup, monkeypatch):
+    """"auto" and "layerwise" apply Θ from the model's ntk_factors, "jacobian" never calls them; with a cache budget
+    the tiles' factors are computed once for every call; a method the model cannot take is refused when the kernel
+    is built (as empirical_ntk refuses it)."""
+    X, tr, te, model = setup
+    calls = []
+    factors = model.ntk_factors
+    monkeypatch.setattr(model, "ntk_factors", lambda *a: calls.append(1) or factors(*a))
+    u = np.ones((len(tr), 9))
+    for method, used in (("auto", True), ("layerwise", True), ("jacobian", False)):
+        calls.clear()
+        NetworkNTKKernel(model, X, method=method).operator(te.points, tr.points, tile=16)(u)
+        assert bool(calls) == used, method
+        if used:  # ntk_factors once per source tile and once per target tile
+            assert len(calls) == 3 + 2, calls
+    calls.clear()
+    op = NetworkNTKKernel(model, X).operator(te.points, tr.points, tile=16, cache_bytes=2 ** 30)
+    first, again = op(u), op(u)  # a flow applies the operator to the same points every step: factors kept
+    assert len(calls) == 5 and np.array_equal(first, again), calls
+    assert np.array_equal(first, NetworkNTKKernel(model, X).operator(te.points, tr.points, tile=16)(u))
+    with pytest.raises(ConfigError, match="ntk method = 'vmap' is not one of"):
+        NetworkNTKKernel(model, X, method="vmap")
+    with pytest.raises(ConfigError, match="'layerwise' needs a model with ntk_factors.*not a Plain; use 'auto'"):
+        NetworkNTKKernel(Plain(model), X, method="layerwise")

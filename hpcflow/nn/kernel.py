@@ -2,9 +2,13 @@
 
 NetworkNTKKernel(model, manifold) follows hpcflow.kernels' protocol with mixes_components = True:
 `block(x1, x2)` is Θ in the layout (N1, 9, N2, 9). `operator(x, x_src)` applies Θ without forming it:
-Σ_x' Θ(x, x') u(x') = J(x) [Σ_x' J(x')ᵀ u(x')], one vector-Jacobian product over the sources and one
-Jacobian-vector product over the targets (torch.func.vjp / jvp). A flow with this kernel is gradient flow of
-the network linearised around these parameters: the lazy (kernel) regime the paper contrasts with training.
+Σ_x' Θ(x, x') u(x') = J(x) [Σ_x' J(x')ᵀ u(x')], the parameter direction d = Σ_x' J(x')ᵀ u(x') from the
+sources, then its image J(x) d at the targets. `method` chooses the form as for `empirical_ntk` ("auto":
+layer-wise when the model has ntk_factors): layer-wise, with (h_l, δ_l) of MetricMLP.ntk_factors,
+dW_l = Σ_x' (u(x') · δ_l(x')) ⊗ h_l(x'), db_l = Σ_x' u(x') · δ_l(x') and (J d)_I(x) = Σ_l δ_l(x)_I · (dW_l h_l(x)
++ db_l); "jacobian": one vector-Jacobian and one Jacobian-vector product (torch.func.vjp / jvp, which import
+torch._dynamo, ~2-4 s). A flow with this kernel is gradient flow of the network linearised around these
+parameters: the lazy (kernel) regime the paper contrasts with training.
 The network's g_FS input at each point is recomputed from the points with `manifold.point_set`.
 Observed: with κ fixed within each step (as kernel_flow does), a small step lowers the fixed-κ loss (Θ is
 PSD; tested to first order), yet σ with κ recomputed rose slowly in our runs from g_FS, presumably because
@@ -19,7 +23,7 @@ from hpcflow.errors import ConfigError
 from hpcflow.kernels.base import DEFAULT_TILE, Kernel
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.data import MetricData
-from hpcflow.nn.ntk import empirical_ntk
+from hpcflow.nn.ntk import empirical_ntk, ntk_method
 
 torch = require_torch()
 
@@ -31,6 +35,7 @@ class NetworkNTKKernel(Kernel):
     mixes_components = True
 
     def __init__(self, model, manifold, *, method: str = "auto"):
+        ntk_method(model, method)  # a method the model cannot take is refused here, before any work
         self.model = model
         self.manifold = manifold
         self.method = method
@@ -55,8 +60,9 @@ class NetworkNTKKernel(Kernel):
         return theta.transpose(2, 0, 3, 1)  # (9, 9, N1, N2) -> (N1, 9, N2, 9)
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None, cache_bytes: int = 0):
-        """Matrix-free Θ application (never forms Θ, so `cache_bytes` and `threads` are not needed)."""
-        return _NTKOperator(self, self.features(x), self.features(x_src), tile=tile)
+        """Matrix-free Θ application (never forms Θ; `threads` is not needed). The layer-wise form keeps the tiles'
+        ntk_factors that fit in `cache_bytes` for the next call (a flow applies Θ to the same points every step)."""
+        return _NTKOperator(self, self.features(x), self.features(x_src), tile=tile, cache_bytes=cache_bytes)
 
     def params(self) -> dict:
         return {"model": dict(self.model.config), "method": self.method}
@@ -65,25 +71,57 @@ class NetworkNTKKernel(Kernel):
 class _NTKOperator:
     """u (N_src, 9) -> J(x) Σ_x' J(x')ᵀ u(x'), tiled over sources and targets (bounded memory)."""
 
-    def __init__(self, kernel: NetworkNTKKernel, f: MetricData, f_src: MetricData, *, tile: int):
+    def __init__(self, kernel: NetworkNTKKernel, f: MetricData, f_src: MetricData, *, tile: int,
+                 cache_bytes: int = 0):
         self.kernel, self.f, self.f_src, self.tile = kernel, f, f_src, max(1, int(tile))
+        self.layerwise = ntk_method(kernel.model, kernel.method) == "layerwise"
+        self.cache, self.cache_left = {}, int(cache_bytes)
 
     def __call__(self, grad):
+        model = self.kernel._model_at_theta0()
+        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype, device=self.f.x.device)
+        out = self._layerwise(model, u) if self.layerwise else self._jacobian(model, u)
+        return torch.cat(out).to(torch.float64).cpu().numpy() if out else np.zeros((0, u.shape[1]))
+
+    def _tiles(self, f: MetricData):
+        return ((s, f[s:s + self.tile]) for s in range(0, len(f), self.tile))
+
+    def _factors(self, model, which: str, s: int, b: MetricData) -> list:
+        """model.ntk_factors of the tile at row s of the targets or sources, kept while the cache budget lasts."""
+        found = self.cache.get((which, s))
+        if found is None:
+            found = model.ntk_factors(b.x, b.gfs)
+            size = sum(h.nbytes + d.nbytes for h, d in found)
+            if size <= self.cache_left:
+                self.cache[(which, s)], self.cache_left = found, self.cache_left - size
+        return found
+
+    @torch.no_grad()
+    def _layerwise(self, model, u) -> list:
+        """The product from MetricMLP.ntk_factors: per layer (dW_l, db_l) summed over source tiles, then
+        Σ_l δ_l(x) · (dW_l h_l(x) + db_l) for each target tile."""
+        direction = None
+        for s, b in self._tiles(self.f_src):
+            vh = [(torch.einsum("aI,aIk->ak", u[s:s + self.tile], d), h) for h, d in self._factors(model, "src", s, b)]
+            part = [(v.T @ h, v.sum(0)) for v, h in vh]
+            direction = part if direction is None else [(w + pw, c + pc) for (w, c), (pw, pc) in zip(direction, part)]
+        return [sum(torch.einsum("aIk,ak->aI", d, torch.addmm(db, h, dw.T))
+                    for (h, d), (dw, db) in zip(self._factors(model, "dst", s, b), direction))
+                for s, b in self._tiles(self.f)] if direction is not None else [u.new_zeros(len(self.f), u.shape[1])]
+
+    def _jacobian(self, model, u) -> list:
+        """The product as one vjp over the sources and one jvp over the targets (torch.func, any model)."""
         from torch.func import functional_call, jvp, vjp
 
-        model = self.kernel._model_at_theta0()
         params = self.kernel.theta0
-        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype, device=self.f.x.device)
         direction = {k: torch.zeros_like(v) for k, v in params.items()}
-        for s in range(0, len(self.f_src), self.tile):
-            b = self.f_src[s:s + self.tile]
+        for s, b in self._tiles(self.f_src):
             _, pull = vjp(lambda p: functional_call(model, p, (b.x, b.gfs)), params)  # noqa: B023
             (dp,) = pull(u[s:s + self.tile])
             for k in direction:
                 direction[k] += dp[k]
         out = []
-        for s in range(0, len(self.f), self.tile):
-            b = self.f[s:s + self.tile]
+        for _, b in self._tiles(self.f):
             _, tangent = jvp(lambda p: functional_call(model, p, (b.x, b.gfs)), (params,), (direction,))  # noqa: B023
             out.append(tangent.detach())
-        return torch.cat(out).to(torch.float64).cpu().numpy()
+        return out

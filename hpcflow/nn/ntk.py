@@ -66,12 +66,21 @@ def _ntk_layerwise(model, x1, g1, x2, g2):
     return theta
 
 
-def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto") -> np.ndarray:
-    """Θ (n_out, n_out, N1, N2) float64 between points (x1, g1) and (x2, g2) (default: the same points)."""
+def ntk_method(model, method: str) -> str:
+    """The exact form `method` stands for with `model`: "layerwise" or "jacobian" ("auto": layer-wise when the model
+    has ntk_factors); ConfigError for another name or "layerwise" with a model that has no ntk_factors."""
     if method not in METHODS:
         raise ConfigError(f"ntk method = {method!r} is not one of {METHODS}")
-    if method == "auto":
-        method = "layerwise" if hasattr(model, "ntk_factors") else "jacobian"
+    has_factors = hasattr(model, "ntk_factors")
+    if method == "layerwise" and not has_factors:
+        raise ConfigError(f"ntk method = 'layerwise' needs a model with ntk_factors (MetricMLP), not a "
+                          f"{type(model).__name__}; use 'auto' or 'jacobian'")
+    return method if method != "auto" else "layerwise" if has_factors else "jacobian"
+
+
+def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto") -> np.ndarray:
+    """Θ (n_out, n_out, N1, N2) float64 between points (x1, g1) and (x2, g2) (default: the same points)."""
+    method = ntk_method(model, method)
     fn = _ntk_layerwise if method == "layerwise" else _ntk_jacobian
     with torch.no_grad() if method == "layerwise" else torch.enable_grad():
         theta = fn(model, x1, g1, x2, g2)
