@@ -4,8 +4,8 @@ Usage: collective_error_checks.py MODE DIR. Through the CLI (exit status: main's
 Dwork(dim 1) at psi = -1e7, whose first wave the sampler refuses (`check_placed`; the CLI's --psi bound is widened
 for this); "batches", `hpcflow sample` in one chart with max_batches = 1 (the CLI's default lowered): the first wave
 is too few points; "birch", `hpcflow run` of a clustering job whose Birch threshold leaves one cluster. Through the
-Python API, each rank catching the ConfigError and then taking part in one allreduce (it prints what it caught and
-the allreduce's value): "sample", `Hypersurface.sample` with max_batches = 1; "labels", `distributed_labels` by
+Python API (mode "api", the three calls in turn, one launch), each rank catching the ConfigError and then taking
+part in one allreduce (it prints what it caught and the allreduce's value): "sample", `Hypersurface.sample` with max_batches = 1; "labels", `distributed_labels` by
 "birch" (rank 0 alone clusters) with more clusters than points; "blocks", `distributed_blocks` with no train point
 on any rank. DIR: a directory for the run's files.
 """
@@ -54,17 +54,18 @@ if mode == "birch":
     sys.exit(main(["run", job, "--out", out, "--quiet"]))
 
 c = pcomm.resolve()
-z = Hypersurface.fermat(3).sample(12, seed=0, threads=1).points if mode == "labels" else None
+z = Hypersurface.fermat(3).sample(12, seed=0, threads=1).points
 calls = {
     "sample": lambda: Hypersurface.fermat(3).sample(20000, seed=0, chart=(0, 1), threads=1, max_batches=1),
     "labels": lambda: distributed_labels(z, method="birch", n_clusters=len(z) + 1),
     "blocks": lambda: distributed_blocks(np.zeros((0, 5), dtype=complex), n_clusters=2),
 }
-try:
-    calls[mode]()
-    caught = None
-except ConfigError as exc:
-    caught = exc
-together = c.allreduce(1)  # every rank is still here, in step with the others
-print(f"rank {c.Get_rank()}: caught {type(caught).__name__} collective={getattr(caught, 'collective', None)} "
-      f"allreduce={together}", flush=True)
+for name, call in calls.items():
+    try:
+        call()
+        caught = None
+    except ConfigError as exc:
+        caught = exc
+    together = c.allreduce(1)  # every rank is still here, in step with the others
+    print(f"{name}: rank {c.Get_rank()}: caught {type(caught).__name__} "
+          f"collective={getattr(caught, 'collective', None)} allreduce={together}", flush=True)
