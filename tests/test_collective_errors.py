@@ -10,7 +10,7 @@ import time
 import pytest
 
 from hpcflow.parallel.comm import ABORT_WAIT
-from test_parallel import each_rank_status, mpiexec, rank_statuses
+from test_parallel import each_rank_status, rank_statuses
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "collective_error_checks.py")
 ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")

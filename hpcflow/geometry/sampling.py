@@ -79,7 +79,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
     n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed)
     c = resolve(comm)
-    R, r = c.Get_size(), c.Get_rank()
+    R = c.Get_size()
     t0 = time.perf_counter()
     entropy = np.random.SeedSequence(seed).entropy
     if R > 1 and seed is None:
