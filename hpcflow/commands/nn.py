@@ -55,7 +55,7 @@ def run(args) -> int:
 def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
     """The epoch of a finished run that --resume has nothing to add to (its summary describes it), else None."""
     from hpcflow.jobs.output import interrupted
-    from hpcflow.nn.checkpoint import CHECKPOINT
+    from hpcflow.nn.files import CHECKPOINT
 
     epoch = int(resume["train"]["epoch"])
     finished = resume.get("status") == "finished" and not interrupted(outdir, CHECKPOINT)
@@ -82,7 +82,7 @@ def _prepare(args, comm):
 def _prepare_out(args, module, cfg):
     """Validate the checkpoint of --resume and --out (under its lock, but for --check): (outdir, resume)."""
     from hpcflow.jobs import output, registry
-    from hpcflow.nn.checkpoint import CHECKPOINT
+    from hpcflow.nn.files import CHECKPOINT
 
     if args.resume:
         from hpcflow.nn.checkpoint import check_train_state, load_checkpoint

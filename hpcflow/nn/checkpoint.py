@@ -48,6 +48,7 @@ from hpcflow import __version__
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.nn._torch import require_torch
+from hpcflow.nn.files import CHECKPOINT  # noqa: F401 - the name as its callers import it from here
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
 
@@ -64,8 +65,6 @@ TIMINGS = ("legs[].wall_seconds", "train.partial.seconds", "train.partial.comm_s
            "train.history.epoch_seconds", "train.history.comm_seconds", "ntk.seconds")
 #: keys of each entry of `legs` (those of the flow checkpoint's, hpcflow.checkpoint.LEG_KEYS, and `status`)
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "status")
-#: the training checkpoint's name in a run directory
-CHECKPOINT = "checkpoint.pt"
 
 
 def _config_path(path: str) -> str:
