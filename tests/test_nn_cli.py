@@ -146,6 +146,81 @@ def test_missing_torch_is_a_one_line_error_with_the_install_line(tmp_path):
     assert not out.exists()
 
 
+REFUSAL = """
+import contextlib, io, json, sys
+from hpcflow.cli import main
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    rc = main(json.loads(sys.argv[1]))
+print(json.dumps([rc, out.getvalue(), err.getvalue(), "torch" in sys.modules]))
+"""
+
+
+def test_refusals_and_check_of_a_fresh_out_do_not_import_torch(tmp_path):
+    """A job-file error, --out held by a live run, --out a file, an interrupted --out, and --check of a fresh --out
+    are answered without importing torch (~2 s of a refusal's start-up)."""
+    import os
+    import subprocess
+    import sys
+
+    from hpcflow.jobs import outlock
+    from hpcflow.nn.checkpoint import CHECKPOINT
+
+    job = _write(tmp_path, JOB)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "interrupted").mkdir()
+    (tmp_path / "interrupted" / CHECKPOINT).write_bytes(b"not read")
+    fresh = tmp_path / "fresh"
+    cases = [("job", ["nn", job, "--out", str(fresh), "--set", "ntk.n_train_points=401"]),
+             ("held", ["nn", job, "--out", str(tmp_path / "held")]),
+             ("file", ["nn", job, "--out", str(tmp_path / "file")]),
+             ("interrupted", ["nn", job, "--out", str(tmp_path / "interrupted")]),
+             ("check", ["nn", job, "--out", str(fresh), "--check"])]
+    said = {}
+    lock = outlock.acquire(tmp_path / "held", command="hpcflow run")  # another process's lock to the children
+    try:
+        for name, argv in cases:  # one process each: torch, once imported, stays
+            proc = subprocess.run([sys.executable, "-c", REFUSAL, json.dumps(argv)], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            said[name] = json.loads(proc.stdout)
+    finally:
+        lock.release()
+    expected = {"job": "[ntk].n_train_points = 401 exceeds the 400 sampled points",
+                "held": f"is in use by hpcflow run (pid {os.getpid()} on ",
+                "file": "exists and is not a directory; choose another --out",
+                "interrupted": f"holds an interrupted run ({CHECKPOINT} that no finished summary.json describes)"}
+    for name, words in expected.items():
+        rc, out, err, _ = said[name]
+        assert rc == 2 and out == "" and err.startswith("hpcflow nn: error: ") and words in err, (name, err)
+        assert len(err.splitlines()) == 1, (name, err)
+    rc, out, err, _ = said["check"]
+    assert rc == 0 and err == "" and f"valid; --out {fresh} accepted;" in out and "nothing run" in out, out + err
+    assert {name: said[name][3] for name, _ in cases} == {name: False for name, _ in cases}
+    assert not fresh.exists() and os.listdir(tmp_path / "interrupted") == [CHECKPOINT]
+
+
+def test_a_torch_that_fails_to_import_is_refused_before_force_removes_anything(tmp_path):
+    """torch found but failing to import (a broken install) is refused by the run, with --out's earlier results
+    kept: the job's checks only look torch up, the run imports it before --force clears --out."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fake" / "torch").mkdir(parents=True)
+    (tmp_path / "fake" / "torch" / "__init__.py").write_text("raise ImportError('libtorch_cpu.so: cannot open')\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    code = ("import sys; from hpcflow.cli import main; "
+            f"sys.exit(main(['nn', {_write(tmp_path, JOB)!r}, '--out', {str(out)!r}, '--force']))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.getcwd()])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'hpcflow[nn]'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert os.listdir(out) == ["summary.json"]
+
+
 def test_set_overrides_reach_the_nn_job(tmp_path):
     """`--set` changes epochs, the cosine schedule and the input features; the checkpoint records them."""
     out = tmp_path / "run"

@@ -17,6 +17,7 @@ from hpcflow.errors import ConfigError, OutputPathError, RunStop
 
 def run(args) -> int:
     from hpcflow.jobs import outlock, output, registry
+    from hpcflow.nn._torch import require_torch
     from hpcflow.parallel.comm import check_launch, refuse_together, resolve
 
     check_launch()
@@ -37,6 +38,7 @@ def run(args) -> int:
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow nn", comm=comm) as lock:
         outdir, resume = refuse_together(lambda: _prepare_out(args, module, cfg), comm)
+        refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else _already_finished(resume, cfg, outdir)
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
             if comm.Get_rank() == 0:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 
 from hpcflow.errors import ConfigError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'hpcflow[nn]'"
+_MISSING = f"the neural-network part of hpcflow needs PyTorch; run {INSTALL_HINT}"
 DTYPES = ("float64", "float32")
 
 
@@ -24,8 +26,15 @@ def require_torch():
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError(f"the neural-network part of hpcflow needs PyTorch; run {INSTALL_HINT}") from None
+        raise MissingDependencyError(_MISSING) from None
     return torch
+
+
+def refuse_without_torch() -> None:
+    """MissingDependencyError naming the install line when torch is not installed, without importing it (~2 s): a
+    job's checks and the refusals of its --out then run without torch."""
+    if importlib.util.find_spec("torch") is None:  # None too where sys.modules["torch"] is None
+        raise MissingDependencyError(_MISSING)
 
 
 def torch_dtype(name: str):

@@ -110,11 +110,12 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks, run by hpcflow.jobs.registry.load before any work (torch must be importable)."""
-    from hpcflow.nn._torch import require_torch
+    """Cross-field checks, run by hpcflow.jobs.registry.load before any work (torch must be installed; it is
+    imported only to ask for a GPU, device = 'cuda')."""
+    from hpcflow.nn._torch import refuse_without_torch, require_torch
 
-    torch = require_torch()
-    if cfg["training"]["device"] == "cuda" and not torch.cuda.is_available():
+    refuse_without_torch()
+    if cfg["training"]["device"] == "cuda" and not require_torch().cuda.is_available():
         raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
     geo, tr = cfg["geometry"], cfg["training"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
