@@ -150,3 +150,62 @@ def test_the_kernel_method_chooses_the_operator_form(setup, monkeypatch):
         NetworkNTKKernel(model, X, method="vmap")
     with pytest.raises(ConfigError, match="'layerwise' needs a model with ntk_factors.*not a Plain; use 'auto'"):
         NetworkNTKKernel(Plain(model), X, method="layerwise")
+
+
+def test_operators_on_one_source_set_reuse_the_direction_only_for_the_same_u_and_tile(setup):
+    """Operators on bitwise-equal sources share the direction Σ_x' J(x')ᵀ u(x'); every product, after u changed in
+    place, another u, another tile or sources changed in place, has the bits of a kernel that shares nothing."""
+    X, tr, te, model = setup
+    k = NetworkNTKKernel(model, X)
+    ops = {(name, tile): k.operator(x, src, tile=tile) for name, x, src in (("train", tr.points, tr.points),
+                                                                           ("test", te.points, tr.points.copy()))
+           for tile in (7, 16)}
+    rng = np.random.default_rng(2)
+    u, other = rng.standard_normal((2, len(tr), 9))
+    for name, tile, change in (("train", 7, None), ("test", 7, None), ("test", 7, "in place"), ("train", 7, None),
+                               ("test", 16, None), ("train", 16, "new"), ("test", 7, None), ("test", 16, None)):
+        if change == "in place":
+            u[3, 2] += 1.0
+        elif change == "new":
+            u = other
+        x = {"train": tr.points, "test": te.points}[name]
+        alone = NetworkNTKKernel(model, X).operator(x, tr.points, tile=tile)(u.copy())
+        assert np.array_equal(ops[(name, tile)](u), alone), (name, tile, change)
+    src = tr.points.copy()
+    first = k.operator(te.points, src, tile=7)
+    first(u)
+    src[[0, 1]] = src[[1, 0]]  # the same array, other sources: an operator built now shares nothing with `first`
+    alone = NetworkNTKKernel(model, X).operator(te.points, src.copy(), tile=7)(u)
+    assert np.array_equal(k.operator(te.points, src, tile=7)(u), alone)
+
+
+class Unshared(NetworkNTKKernel):
+    """The network kernel with fresh sources for every operator: nothing shared between products."""
+
+    def _sources(self, x_src):
+        self._last_sources = None
+        return super()._sources(x_src)
+
+
+def test_a_flow_step_forms_the_direction_once_for_both_products(setup):
+    """Each step passes the sources through the network once for the direction and each target set once for its
+    image (cache_bytes = 0: no factors kept), not the sources once per product; the history has the bits of a flow
+    whose products share nothing."""
+    X, tr, te, model = setup
+    passes = []
+    hook = model.layers[0].register_forward_hook(lambda *a: passes.append(a[1][0].shape[0]))
+    tiles = -(-len(tr) // 16), -(-len(te) // 16)
+    try:
+        for method in ("auto", "jacobian"):
+            runs = {}
+            for kind, sources in ((NetworkNTKKernel, 1), (Unshared, 2)):
+                passes.clear()
+                runs[kind] = res = kernel_flow(kind(model, X, method=method), tr, te, dt=1e-3, steps=3, tile=16,
+                                               cache_bytes=0)
+                assert res.steps_taken == 3, method
+                assert len(passes) == 3 * ((sources + 1) * tiles[0] + tiles[1]), (method, kind, len(passes))
+                assert sum(passes) == 3 * ((sources + 1) * len(tr) + len(te)), (method, kind)
+            for key in ("sigma_train", "sigma_test", "g_train", "g_test", "dt_history"):
+                assert np.array_equal(getattr(runs[NetworkNTKKernel], key), getattr(runs[Unshared], key)), key
+    finally:
+        hook.remove()
