@@ -45,13 +45,14 @@ def torch_dtype(name: str):
     return torch.float64 if name == "float64" else torch.float32
 
 
-def optim_without_dynamo(torch) -> None:
+def optim_without_dynamo() -> None:
     """Let torch.optim's eager methods run without importing torch._dynamo (~2 s, a third of a network job's
     start-up): methods wrapped by torch._disable_dynamo import it at their first call only to build a wrapper that
     turns compilation off, and hpcflow never compiles. Each such Optimizer method is marked as its own disabled
     form; nothing is changed once torch._dynamo is imported (a process that may compile keeps torch's wrappers)."""
     if "torch._dynamo" in sys.modules:
         return
+    torch = require_torch()
     wrapper = torch._disable_dynamo(lambda: None).__code__
     for f in vars(torch.optim.Optimizer).values():
         if isinstance(f, types.FunctionType) and f.__code__ is wrapper and hasattr(f, "__wrapped__"):

@@ -117,7 +117,7 @@ def check(cfg: dict, source: str = "job") -> None:
     refuse_without_torch()
     if cfg["training"]["device"] == "cuda" and not require_torch().cuda.is_available():
         raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
-    geo, tr = cfg["geometry"], cfg["training"]
+    geo = cfg["geometry"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
     if geo["dim"] != 3:

@@ -155,7 +155,7 @@ def evaluate_sigma(model, data, *, comm=None) -> float:
 def make_optimizer(model, cfg: TrainConfig):
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer = {cfg.optimizer!r} is not one of {OPTIMIZERS}; use 'adam' or 'sgd'")
-    optim_without_dynamo(torch)
+    optim_without_dynamo()
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr)
     try:  # the fused kernel: one call per step instead of ~10 small ops per parameter tensor (same update)
