@@ -7,7 +7,7 @@ Two exact methods give the same tensor (tested against each other and against an
 - "layerwise": for MetricMLP, Θ_IJ(x, x') = Σ_l (δ_l(x)_I · δ_l(x')_J)(h_l(x) · h_l(x') + 1) from the
   layer inputs h_l and back-propagated signals δ_l (MetricMLP.ntk_factors); memory N·9·width, so it
   serves wide networks (width sweep) where J would not fit.
-"auto" picks "layerwise" for a model that has ntk_factors (2-70x faster than "jacobian" for the job schema's
+"auto" picks "layerwise" for a model that has ntk_factors (4-150x faster than "jacobian" for the job schema's
 networks, equal to ~1e-15 relative; BENCHMARKS.md), else "jacobian".
 
 Spectra (Fig. 4 statistic): for the fixed train points x_a, the 10x10 matrix A_IJ[a, b] = Θ_IJ(x_a, x_b)
