@@ -61,7 +61,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from hpcflow.backend import array_module, get_xp, to_host
-from hpcflow.cluster.blocks import FlowBlock  # noqa: F401 - re-exported: the one FlowBlock class
+from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
 from hpcflow.flow_step import Clustered, Exact, Nearest
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
@@ -72,6 +72,9 @@ from hpcflow.parallel.decompose import displs, share
 from hpcflow.parallel.partition import check_indices
 from hpcflow.parallel.replicated import identical_on_all
 from hpcflow.parallel.reduce import any_true, exact_sum, expansion
+
+__all__ = ["DEFAULT_CACHE_BYTES", "NUMERICAL_STOPS", "FlowBlock", "FlowResult", "FlowScalars", "FlowView",
+           "kernel_flow", "stops_said_by_caller"]
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,14 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpcflow.arguments import INT_LIMIT, MAX_THREADS  # noqa: F401  (re-exported: job-file bounds)
+from hpcflow.arguments import INT_LIMIT, MAX_THREADS
 from hpcflow.arguments import short_repr as _short
 from hpcflow.errors import ConfigError
+
+__all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
+           "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
+           "load_job", "non_negative", "parse_override", "positive", "read_toml", "validate", "validate_field",
+           "with_defaults", "zero_or_at_least"]
 
 
 class _Required:

@@ -48,9 +48,13 @@ from hpcflow import __version__
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.nn._torch import require_torch
-from hpcflow.nn.files import CHECKPOINT  # noqa: F401 - the name as its callers import it from here
+from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
+
+__all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "READABLE_VERSIONS", "RESTART", "TIMINGS", "VERSION",
+           "TrainingCheckpoint", "check_train_state", "earlier_legs", "load_checkpoint", "load_model",
+           "save_checkpoint", "save_model"]
 
 torch = require_torch()
 
