@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import types
@@ -14,8 +15,9 @@ DTYPES = ("float64", "float32")
 
 
 def torch_available() -> bool:
+    """Whether `import torch` succeeds; it imports torch (~2 s), where `refuse_without_torch` only looks for it."""
     try:
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     except ImportError:
         return False
     return True

@@ -10,6 +10,7 @@ while `retries` allow) and the study goes on; `DIR/best.toml` is the job with th
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -163,7 +164,7 @@ def check_space(path, overrides, space) -> None:
 def check_sampler(name: str) -> None:
     if name == "gp":
         try:
-            import torch  # noqa: F401
+            importlib.import_module("torch")
         except ImportError:
             raise MissingDependencyError("--sampler gp (Optuna's GPSampler) needs torch: pip install torch "
                                          "(or pip install 'hpcflow[nn]'), or use --sampler tpe") from None
