@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain, sample_train_test
+from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain
 from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 

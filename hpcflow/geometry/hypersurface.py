@@ -18,7 +18,7 @@ from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
-from hpcflow.geometry.sampling import LINES_PER_BATCH, check_chart, check_sample_sizes, sample_points  # noqa: F401
+from hpcflow.geometry.sampling import check_chart, check_sample_sizes, sample_points
 from hpcflow.arguments import api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
