@@ -28,7 +28,7 @@ threads = 1
 [ntk]
 n_train_points = 3
 n_test_points = 2
-""" + SMALL_SWEEP + f"""[kernel_flow]
+""" + SMALL_SWEEP + """[kernel_flow]
 enabled = true
 n_train = 20
 n_test = 20

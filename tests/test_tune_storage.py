@@ -11,7 +11,6 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpcflow.analysis.rundir import MissingData
-from hpcflow.cli import main
 from hpcflow.tune.study import optimize
 from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
 
