@@ -18,12 +18,13 @@ import numpy as np
 from hpcflow.errors import InputFileError
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress
+from hpcflow.nn import files as nn_files
 
 CHECKPOINT = "checkpoint.h5"
 SUMMARY = "summary.json"
 NN = "nn.h5"
 #: a network run's training checkpoint (before nn.h5 exists: the only record of an interrupted run)
-NN_CHECKPOINT = "checkpoint.pt"
+NN_CHECKPOINT = nn_files.CHECKPOINT
 NOISE_SCAN = "noise_scan.h5"
 DISTANCES = "distances.h5"
 FIG2 = "fig2_distances.h5"
@@ -260,7 +261,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is not None and done is not None and int(done) != epoch:
-            return False, (f"checkpoint.pt is at epoch {epoch} but summary.json describes epoch {done} "
+            return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
                            "(interrupted or extended run; continue it with hpcflow nn --resume)")
         return True, ""
     described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))

@@ -12,6 +12,7 @@ import importlib
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, validate
+from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 #: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
 KINDS = {
@@ -30,7 +31,7 @@ OUTPUTS = {
     "distance_scaling": ("distances.h5",),
     "local_limit": ("local_limit.h5",),
     "clustering": ("fig2_distances.h5",),
-    "nn": ("nn.h5", "model.pt", "model.pt.json", "checkpoint.pt"),
+    "nn": ("nn.h5", "model.pt", "model.pt.json", NN_CHECKPOINT),
 }
 
 #: optional sections validated by their own module: section -> (module with validate_section(table, schema,
