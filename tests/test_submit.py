@@ -146,6 +146,20 @@ def test_requeued_commands_continue(tmp_path):
     assert resume_argv(["sample", "--n", "5", "--out", "p.h5"]) is None
 
 
+def test_a_network_job_submitted_with_command_run_is_queued_as_nn_and_resumes_its_checkpoint(tmp_path, capsys):
+    """--command run (the default) of a kind "nn" job queues `hpcflow nn`: after preemption its checkpoint.pt is
+    resumed, where `hpcflow run ... --out DIR` would be refused on the non-empty DIR and the training lost."""
+    out = tmp_path / "out"
+    assert main(["submit", str(ROOT / "jobs" / "nn_smoke.toml"), "--out", str(out), "--executor", "local",
+                 "--check"]) == 0
+    said = capsys.readouterr().out
+    argv = said.split(": hpcflow ", 1)[1].split()
+    assert argv[0] == "nn" and argv[argv.index("--out") + 1] == str(out), said
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"")  # what the run's SIGUSR1 handler leaves at preemption
+    assert resume_argv(argv)[0] == "nn" and resume_argv(argv)[-1] == "--resume"
+
+
 def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
     """Slurm's USR2 goes to the run's SIGUSR1 checkpoint handler; exit status 4 then hands over to submitit."""
     import signal

@@ -144,6 +144,8 @@ def run(args) -> int:
         executor.require_slurm()
     kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
                      sampler=args.sampler, study=args.study)
+    if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
+        args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
