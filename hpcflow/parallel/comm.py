@@ -331,9 +331,10 @@ def value_error_together(message: str | None, *, comm=None) -> None:
 
 
 def arguments_together(check, *, comm=None, same=None):
-    """Run the Python-API argument checks `check()` on every rank and return its value; a TypeError or ValueError
-    on any rank is raised by every rank (one allgather at R > 1): the lowest failing rank's type and one-line
-    message, naming its rank when the ranks' refusals differ, marked collective for `abort_on_error`.
+    """Run the Python-API argument checks `check()` on every rank and return its value; a TypeError, ValueError or
+    UserError (a ConfigError of the job-file layer) on any rank is raised by every rank (one allgather at R > 1): the
+    lowest failing rank's type and one-line message, naming its rank when the ranks' refusals differ, marked
+    collective for `abort_on_error`.
     `check` must not call collectives (a failing rank skips the rest of it). `same()` (called after a passing
     check): {name: value} that must be equal on every rank, compared by repr in the same allgather; the first that
     differs is refused by every rank (valid values that differ would flow on silently, each rank its own way)."""
@@ -342,20 +343,28 @@ def arguments_together(check, *, comm=None, same=None):
         return check()
     try:
         value, mine = check(), None
-    except (TypeError, ValueError) as exc:
-        value, mine = None, (isinstance(exc, TypeError), " ".join(str(exc).split()))
+    except (TypeError, ValueError, UserError) as exc:
+        value, mine = None, (_kind(exc), " ".join(str(exc).split()))
     alike = None if mine is not None or same is None else [(k, repr(v)) for k, v in same().items()]
     every = c.allgather((mine, alike))
     failed = [k for k, (m, _) in enumerate(every) if m is not None]
     if not failed:
         _refuse_unlike([a for _, a in every])
         return value
-    is_type, message = every[failed[0]][0]
+    kind, message = every[failed[0]][0]
     if any(m != every[failed[0]][0] for m, _ in every):  # the ranks' arguments differ: say whose this is
         message += f" (on rank {failed[0]}; {len(failed)} of {len(every)} ranks refused their arguments)"
-    exc = (TypeError if is_type else ValueError)(message)
+    exc = kind(message)
     exc.collective = True
     raise exc
+
+
+def _kind(exc) -> type:
+    """The class `arguments_together` raises for `exc` on every rank: hpcflow's own UserError class (ConfigError,
+    OutputPathError, ...), else TypeError or ValueError (a subclass, e.g. NumPy's, is not sent between ranks)."""
+    if isinstance(exc, UserError):
+        return type(exc)
+    return TypeError if isinstance(exc, TypeError) else ValueError
 
 
 def _refuse_unlike(alike) -> None:
