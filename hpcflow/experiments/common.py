@@ -53,22 +53,41 @@ def sample_train_test(geo: dict):
     return X, train, test
 
 
+#: `sample_train_test_shares`' names of the train set's sampling arguments
+TRAIN = {"surface": "manifold", "n_points": "n_train"}
+
+
 def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = None):
     """(X, train, test, counters): this rank's contiguous shares (decompose.share) of the sets of
     `sample_train_test`, bitwise the same rows for every R; test is None when n_test = 0. `counters`: this
     rank's sampled blocks and lines, points owned, bytes sent, seconds (train and test together); without
     Jacobians, which no flow uses. test_seed:
-    the test set's seed (default [geometry].seed + 1; a tune trial passes its own spawned seed)."""
-    from hpcflow.geometry.sampling import sample_points
+    the test set's seed (default [geometry].seed + 1; a tune trial passes its own spawned seed). Bad sizes, seeds
+    or chart on any rank, or a manifold, n_train, n_test, seed, chart or test seed that differs between ranks, are
+    refused by every rank together before any sampling (one allgather at R > 1)."""
+    from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
+    from hpcflow.parallel.comm import arguments_together, resolve
 
-    X = manifold(geo)
-    chart = tuple(geo["chart"])
-    train, counters = sample_points(X, geo["n_train"], geo["seed"], chart=chart, comm=comm, layout="share",
-                                    jacobian=False)
-    test = None
-    if geo["n_test"] > 0:
-        seed = geo["seed"] + 1 if test_seed is None else test_seed
-        test, more = sample_points(X, geo["n_test"], seed, chart=chart, comm=comm, layout="share", jacobian=False)
+    c = resolve(comm)
+    sets = []
+
+    def check():
+        X = manifold(geo)
+        kw = dict(chart=tuple(geo["chart"]), layout="share", jacobian=False)
+        train = sampling_arguments(X, geo["n_train"], geo["seed"], **kw, names=TRAIN)
+        test = None
+        if geo["n_test"] > 0:
+            test = sampling_arguments(X, geo["n_test"], geo["seed"] + 1 if test_seed is None else test_seed, **kw,
+                                      names={"n_points": "n_test", "seed": "test_seed"})
+        sets[:] = [X, train, test]
+
+    arguments_together(check, comm=c, same=lambda: {
+        **agreed(sets[0], sets[1], TRAIN),
+        **({"n_test": 0} if sets[2] is None else {"n_test": sets[2]["n_points"], "test_seed": sets[2]["seed"]})})
+    X, train, test = sets
+    train, counters = sample_checked(X, **train, comm=c)
+    if test is not None:
+        test, more = sample_checked(X, **test, comm=c)
         counters = {k: v + more[k] for k, v in counters.items()}
     return X, train, test, counters
 

@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from hpcflow.experiments.common import file_attrs, manifold
-from hpcflow.geometry.sampling import sample_points
+from hpcflow.arguments import api_integer
+from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
                                  zero_or_at_least)
@@ -173,32 +174,55 @@ def power_law_fit(n, d) -> dict:
             "log_rms_residual": float(np.sqrt(np.mean(resid**2)))}
 
 
+#: `neighbour_distances`' names of its sampling arguments
+NAMES = {"surface": "X", "n_points": "n_pts"}
+
+
 def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=None):
     """(d, counters): FS distance of each queried point to its nearest other point of an N-point sample.
 
     Points are sampled distributed (each rank keeps its share); every rank gets the query points, searches
     its share, and the per-rank candidates are reduced, so d is the same for every R. Memory per rank: its
-    share of points plus the queried points (all N when `queries` is 0).
+    share of points plus the queried points (all N when `queries` is 0). A bad argument on any rank, or an X,
+    n_pts, seed, chart, sc["method"] or (brute) sc["queries"] that differs between ranks (sc["workers"] is each
+    rank's own), is refused by every rank together before any sampling (one allgather at R > 1).
     """
-    from hpcflow.parallel.comm import resolve
+    from hpcflow.parallel.comm import arguments_together, resolve
     from hpcflow.parallel.decompose import share
     from hpcflow.parallel.redistribute import fetch_rows
 
     c = resolve(comm)
+    args = {}
+    arguments_together(lambda: args.update(_checked(X, n_pts, seed, sc, chart)), comm=c, same=lambda: {
+        **agreed(X, args, NAMES), "sc['method']": args["method"],
+        **({"sc['queries']": args["queries"]} if args["method"] == "brute" else {})})
+    n_pts, method, queries, workers = (args.pop(k) for k in ("n_points", "method", "queries", "workers"))
     lo, _ = share(n_pts, c.Get_size(), c.Get_rank())
-    ps, counters = sample_points(X, n_pts, seed, chart=chart, comm=c, layout="share")
+    ps, counters = sample_checked(X, n_points=n_pts, **args, comm=c)
     q = np.arange(n_pts)
-    if sc["method"] == "brute" and 0 < sc["queries"] < n_pts:
-        q = np.sort(np.random.default_rng(seed).choice(n_pts, sc["queries"], replace=False))
+    if method == "brute" and 0 < queries < n_pts:  # from the sample's seed: the same on every rank with seed None
+        q = np.sort(np.random.default_rng(ps.seed).choice(n_pts, queries, replace=False))
     z_query = fetch_rows(ps.points, lo, q, comm=c)
     t1 = time.perf_counter()
-    if sc["method"] == "tree":
-        d, arg = tree_candidates(ps.points, z_query, q, offset=lo, workers=sc["workers"])
+    if method == "tree":
+        d, arg = tree_candidates(ps.points, z_query, q, offset=lo, workers=workers)
     else:
         d, arg = brute_candidates(ps.points, z_query, q, offset=lo)
     d, _ = nearest_over_ranks(d, arg, comm=c)
     counters["neighbour_seconds"] = time.perf_counter() - t1
     return d, counters
+
+
+def _checked(X, n_pts, seed, sc, chart) -> dict:
+    """`sample_checked`'s keywords for `neighbour_distances` (`sampling_arguments`) with sc's method, and the
+    setting that method uses checked: queries (brute: an integer >= 0) or workers (tree: >= 1); no collective."""
+    args = sampling_arguments(X, n_pts, seed, chart=chart, layout="share", names=NAMES)
+    method, queries, workers = sc["method"], sc["queries"], sc["workers"]
+    if method == "brute":
+        queries = api_integer("sc['queries']", queries, "an integer >= 0 (0: query every point)", lo=0)
+    if method == "tree":
+        workers = api_integer("sc['workers']", workers, "an integer >= 1 (KD-tree threads)", lo=1)
+    return {**args, "method": method, "queries": queries, "workers": workers}
 
 
 def run(cfg, outdir) -> dict:

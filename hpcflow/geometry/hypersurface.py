@@ -18,7 +18,7 @@ from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
-from hpcflow.geometry.sampling import check_chart, check_sample_sizes, sample_points
+from hpcflow.geometry.sampling import sample_points
 from hpcflow.arguments import api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
@@ -220,12 +220,11 @@ class Hypersurface:
         drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
         host; with the CuPy backend the root finding and point data run on the GPU (one thread).
         `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
-        "root" (rank 0 gets the whole set, the others none).
+        "root" (rank 0 gets the whole set, the others none). A bad argument (ConfigError) on any rank, or one that
+        differs between ranks, is refused by every rank together (`sample_points`).
         """
-        n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed, error=ConfigError)
-        chart = check_chart(self, chart)
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
-                             max_batches=max_batches, comm=comm, layout=layout)[0]
+                             max_batches=max_batches, comm=comm, layout=layout, error=ConfigError)[0]
 
     def line_points(self, n_lines: int, rng, *, xp=np, residuals: bool = False):
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.

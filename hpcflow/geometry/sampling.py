@@ -8,11 +8,14 @@ every block's points lie in the global order (a prefix sum). The global set is t
 order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
 with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
 the block, and moved unchanged. When the first wave's lines meet X mostly in points whose roots float64 cannot
-resolve (Dwork at huge |psi|), sampling stops there (`check_placed`).
+resolve (Dwork at huge |psi|), sampling stops there (`check_placed`). The arguments are checked on every rank
+together before any of this (`sampling_arguments`, `comm.arguments_together`): one rank's bad or differing
+argument is refused by all, not left waiting in the first wave's Allgather.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,7 +25,7 @@ from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.arguments import api_integer, api_threads
-from hpcflow.parallel.comm import raise_together, resolve
+from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
                                           unpack_rows)
@@ -36,6 +39,8 @@ LINES_PER_BATCH = 2048
 MAX_OFF_X = 0.5
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
+#: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
+AGREED = ("n_points", "seed", "chart", "max_batches", "layout", "jacobian")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 
@@ -50,23 +55,25 @@ def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> 
     return ps, n_bad, float(np.percentile(np.where(np.isnan(residual), np.inf, residual), 99))
 
 
-def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError):
+def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError, names=None):
     """(n_points, threads, max_batches) checked: integers (integral floats such as 1e5 taken as such), N >= 1,
     threads None or in [1, MAX_THREADS], max_batches >= 1, and seed None or an integer >= 0; `error` naming the
-    argument otherwise (a fractional N is not truncated, threads=0 is not taken as 1)."""
+    argument otherwise (a fractional N is not truncated, threads=0 is not taken as 1), as the caller calls it
+    (`names`: {"n_points": "n_val"})."""
+    names = {"n_points": "n_points", "seed": "seed", **(names or {})}
     errors = dict(type_error=error if error is not ValueError else TypeError, value_error=error)
     integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
     if seed is not None and not (integer and seed >= 0):  # (no float seeds: SeedSequence takes ints only)
         raise errors["value_error" if integer else "type_error"](
-            f"seed={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
-    n_points = api_integer("n_points", n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
+            f"{names['seed']}={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
+    n_points = api_integer(names["n_points"], n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
     max_batches = api_integer("max_batches", max_batches, "an integer >= 1", lo=1, **errors)
     return n_points, api_threads(threads, **errors), max_batches
 
 
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
                   backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all",
-                  jacobian: bool = True):
+                  jacobian: bool = True, error=ValueError):
     """(PointSet, counters): the global sample's rows this rank gets by `layout` ("all", "share", "root").
     jacobian=False: the set has no Jacobian (flows do not use it), every other field bitwise the same.
 
@@ -74,22 +81,61 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     per rank: its own blocks (~N/R points, ~0.5 kB each for the quintic) plus send and receive buffers of
     its share; "all" and "root" add the whole set where it lands. `counters`: this rank's sampled blocks and
     lines, the points its blocks kept, the points it owns, bytes it sent, seconds.
+    A bad argument (`error` naming it, `sampling_arguments`) on any rank, or a surface, n_points, seed, chart,
+    max_batches, layout or jacobian that differs between ranks, is refused by every rank together.
     """
+    c = resolve(comm)
+    args = {}
+    arguments_together(lambda: args.update(sampling_arguments(
+        surface, n_points, seed, chart=chart, threads=threads, backend=backend, max_batches=max_batches,
+        layout=layout, jacobian=jacobian, error=error)), comm=c, same=lambda: agreed(surface, args))
+    return sample_checked(surface, **args, comm=c)
+
+
+def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None, backend=None,
+                       max_batches=100_000, layout="all", jacobian=True, error=ValueError, names=None) -> dict:
+    """`sample_checked`'s keywords from `sample_points`' arguments: sizes and seed (`check_sample_sizes`), the
+    chart (`check_chart`), layout, backend (`get_xp`: its ConfigError) checked; `error` names the first bad one as
+    the caller calls it (`names`: {"surface": "X", "n_points": "n_val"}). No collective: each rank's are checked
+    alone (`sample_points` then refuses them on every rank together)."""
+    if not callable(getattr(surface, "definition_json", None)):
+        raise TypeError(f"{(names or {}).get('surface', 'surface')} is a {type(surface).__name__}, not a "
+                        "Hypersurface; pass one, e.g. hpcflow.geometry.Hypersurface.fermat(3)")
+    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed, error=error,
+                                                        names=names)
+    chart = check_chart(surface, chart, error=error)
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
-    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed)
-    c = resolve(comm)
-    R = c.Get_size()
+    return dict(n_points=n_points, seed=None if seed is None else int(seed), chart=chart, threads=threads,
+                xp=get_xp(backend), max_batches=max_batches, layout=layout, jacobian=bool(jacobian))
+
+
+def agreed(surface, args: dict, names=None) -> dict:
+    """{name: value} of `sampling_arguments`' `args` that every rank must share (AGREED) and the surface
+    (`surface_key`), for `arguments_together`'s `same`; each named as the caller calls it (`names`)."""
+    names = names or {}
+    return {names.get("surface", "surface"): surface_key(surface), **{names.get(k, k): args[k] for k in AGREED}}
+
+
+def surface_key(surface) -> str:
+    """The surface's name and parameters and a digest of its definition: equal exactly when the definitions are."""
+    params = ", ".join(f"{k}={v}" for k, v in surface.params)
+    digest = hashlib.blake2b(surface.definition_json().encode(), digest_size=8).hexdigest()
+    return f"{surface.name}({params}) #{digest}"
+
+
+def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, layout, jacobian, comm):
+    """`sample_points` with its arguments checked on every rank together (`sampling_arguments`' keywords)."""
+    R = comm.Get_size()
     t0 = time.perf_counter()
     entropy = np.random.SeedSequence(seed).entropy
     if R > 1 and seed is None:
-        entropy = c.bcast(entropy, root=0)  # one fresh seed for the whole job
-    xp = get_xp(backend)
+        entropy = comm.bcast(entropy, root=0)  # one fresh seed for the whole job
     threads = default_threads() if threads is None else threads
     if xp is not np:
         threads = 1
-    width = int(max_value(threads, comm=c)) if R > 1 else threads  # the same wave on every rank
-    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=c,
+    width = int(max_value(threads, comm=comm)) if R > 1 else threads  # the same wave on every rank
+    mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=comm,
                                 jacobian=jacobian)
     fields = _FIELDS if jacobian else _FIELDS[:-1]
     offset = displs(yields[:, 0])
@@ -103,11 +149,11 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
         arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in fields]
     else:
         lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
-        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=c, fields=fields)
+        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=comm, fields=fields)
         if layout == "all":
             buf, lay = pack_rows(arrays)
             del arrays
-            arrays = unpack_rows(allgatherv(buf, comm=c), lay)
+            arrays = unpack_rows(allgatherv(buf, comm=comm), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
                   seed=int(entropy if seed is None else seed))  # a Python int: JSON in files
     ps.mark_sampled()
@@ -212,16 +258,18 @@ def _empty(surface, field: str) -> np.ndarray:
     return np.zeros((0,) + shapes[field], dtype=dtype)
 
 
-def check_chart(surface, chart):
-    """The chart as a tuple (I, J), or a ConfigError naming the valid range."""
+def check_chart(surface, chart, *, error=ConfigError):
+    """The chart as a tuple (I, J), or `error` naming the valid range (ValueError: TypeError for what is not a pair
+    of integers)."""
     if chart is None:
         return None
+    type_error = error if error is not ValueError else TypeError
     if np.ndim(chart) != 1 or np.size(chart) != 2:
-        raise ConfigError(f"chart={chart!r} is not a pair; pass chart=(I, J): scale index I, eliminated index J")
+        raise type_error(f"chart={chart!r} is not a pair; pass chart=(I, J): scale index I, eliminated index J")
     given = tuple(x.item() if isinstance(x, np.generic) else x for x in chart)
     chart = tuple(api_integer(f"chart={given!r}: index", x, "integers I, J (scale index I, eliminated index J)",
-                              type_error=ConfigError, value_error=ConfigError) for x in given)
+                              type_error=type_error, value_error=error) for x in given)
     if chart not in surface.charts:
-        raise ConfigError(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
+        raise error(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
     return chart
 

@@ -31,17 +31,30 @@ def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=No
     """This rank's Shards (hpcflow.nn.replicas) of the train and validation PointSets of `sample_points`.
 
     Each rank samples only the blocks its rows need (Hypersurface.sample(..., layout="share")); the rows are
-    bitwise those of one process for every R (per-block seed streams).
+    bitwise those of one process for every R (per-block seed streams). The arguments are checked on every rank
+    together first (one allgather at R > 1): a bad one on any rank (ConfigError, as Hypersurface.sample's), or
+    an X, n_train, n_val, seed or chart that differs between ranks, is refused by every rank.
     """
-    from hpcflow.parallel.comm import resolve
+    from hpcflow.errors import ConfigError
+    from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
+    from hpcflow.parallel.comm import arguments_together, resolve
     from hpcflow.parallel.decompose import share
 
     c = resolve(comm)
-    chart = tuple(chart) if chart else None
+    sets, names = [], {"surface": "X", "n_points": "n_train"}
+
+    def check():
+        kw = dict(chart=tuple(chart) if chart else None, layout="share", error=ConfigError)
+        train = sampling_arguments(X, n_train, seed, **kw, names=names)
+        if seed is None:
+            raise TypeError("seed=None is invalid; pass an integer >= 0 (the validation set uses seed + 1)")
+        sets[:] = [train, sampling_arguments(X, n_val, train["seed"] + 1, **kw, names={"n_points": "n_val"})]
+
+    arguments_together(check, comm=c, same=lambda: {**agreed(X, sets[0], names), "n_val": sets[1]["n_points"]})
     out = []
-    for n, s in ((n_train, seed), (n_val, seed + 1)):
-        ps = X.sample(n, seed=s, chart=chart, comm=c, layout="share")
-        out.append(Shard(ps, share(n, c.Get_size(), c.Get_rank())[0], n))
+    for args in sets:
+        ps = sample_checked(X, **args, comm=c)[0]
+        out.append(Shard(ps, share(args["n_points"], c.Get_size(), c.Get_rank())[0], args["n_points"]))
     return tuple(out)
 
 
