@@ -27,14 +27,17 @@ import numpy as np
 from hpcflow.cluster.agglomerative import average_linkage
 from hpcflow.cluster.batched import merge_to_seeds, split_batches
 from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
-from hpcflow.cluster.inputs import as_points, check_batch_size, check_n_clusters
-from hpcflow.cluster.methods import check_settings, cluster_points
+from hpcflow.cluster.inputs import (as_points, check_batch_size, check_cluster_count, check_merge, check_n_clusters,
+                                   check_seed)
+from hpcflow.cluster.methods import check_method, check_settings, cluster_points
 from hpcflow.cluster.nearest import feature_tree, nearest_point
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
-from hpcflow.parallel.comm import raise_together, resolve
+from hpcflow.arguments import api_integer
+from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.redistribute import fetch_rows
 from hpcflow.parallel.reduce import allgatherv
+from hpcflow.parallel.replicated import fingerprint
 from hpcflow.progress import progress
 
 
@@ -90,21 +93,50 @@ class DistributedBlocks:
 
 def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0,
                        merge: str = "nearest", comm=None, tile: int = DEFAULT_TILE) -> tuple[np.ndarray, dict]:
-    """(labels (N,), counters) of all points z (N, n+1) held on every rank; equal to `cluster_points` for any R."""
+    """(labels (N,), counters) of all points z (N, n+1) held on every rank; equal to `cluster_points` for any R.
+    A bad setting on any rank, or points z or a setting (`clustering_settings`) that differ between ranks, is
+    refused by every rank together (one allgather at R > 1; `tile` is each rank's own)."""
     c = resolve(comm)
+    got = {}
+
+    def check():
+        if getattr(z, "ndim", None) != 2:
+            raise TypeError(f"z is a {type(z).__name__}, not an (N, n+1) array of points; pass the same one on "
+                            "every rank")
+        api_integer("tile", tile, "an integer >= 1 (rows per distance block)", lo=1)
+        got.update(clustering_settings(method, n_clusters, batch_size, seed, merge))
+
+    arguments_together(check, comm=c, same=lambda: {**got, "z": fingerprint([z])})
+    return _labels(z, got, tile=tile, c=c)
+
+
+def clustering_settings(method, n_clusters, batch_size, seed, merge) -> dict:
+    """The clustering settings checked as far as they can be without the points (`check_settings` does the rest
+    from N), normalised, for `arguments_together`'s `same`: method, n_clusters, and for "batched" (which alone uses
+    them) batch_size, seed and merge. No collective."""
+    check_merge(merge)
+    out = {"method": check_method(method), "n_clusters": check_cluster_count(n_clusters)}
+    if method == "batched":
+        out.update(batch_size=check_batch_size(batch_size), seed=check_seed(seed), merge=merge)
+    return out
+
+
+def _labels(z, args: dict, *, tile: int, c) -> tuple[np.ndarray, dict]:
+    """`distributed_labels` of settings `args` (`clustering_settings`) that every rank of `c` shares."""
     R, r = c.Get_size(), c.Get_rank()
+    method, n_clusters = args["method"], args["n_clusters"]
     t0 = time.perf_counter()
     try:  # on every rank, before rank 0 alone clusters by "full" or "birch": N is every rank's
-        check_settings(z.shape[0], method=method, n_clusters=n_clusters, batch_size=batch_size, merge=merge)
+        check_settings(z.shape[0], **{k: v for k, v in args.items() if k != "seed"})
     except ConfigError as exc:
         raise_together(exc, comm=c)
     if method != "batched":
         labels = cluster_points(z, method=method, n_clusters=n_clusters).labels if r == 0 else None
         labels = c.bcast(labels, root=0) if R > 1 else labels
         return labels, {"clustering_batches": int(r == 0), "clustering_seconds": time.perf_counter() - t0}
-    batch_size = check_batch_size(batch_size)
+    batch_size, merge = args["batch_size"], args["merge"]
     k = check_n_clusters(n_clusters, z.shape[0], batch_size=batch_size)
-    batches = split_batches(z.shape[0], batch_size, seed)
+    batches = split_batches(z.shape[0], batch_size, args["seed"])
     mine = list(range(r, len(batches), R))
     local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k)
              for i in progress(mine, desc="clustering", unit="batch", comm=c)}
@@ -141,25 +173,27 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     with an ownership map. Collective; the blocks, labels and owners are identical for every R.
 
     Returns a DistributedBlocks (see its docstring). Memory per rank: see the module docstring.
+    A bad argument on any rank (this rank's points too), or a setting (`clustering_settings`), halo_cutoff or
+    number of coordinates per point that differs between ranks, is refused by every rank together (one allgather
+    at R > 1).
     """
     c = resolve(comm)
     R, r = c.Get_size(), c.Get_rank()
-    check_halo_cutoff(halo_cutoff)
-    z_train = allgatherv(as_points(local_train_points, "train points", allow_empty=True), comm=c)
+    got = {}
+    arguments_together(lambda: got.update(_block_arguments(local_train_points, local_test_points, halo_cutoff, (
+        method, n_clusters, batch_size, seed, merge))), comm=c, same=lambda: {
+        **got["settings"], "halo_cutoff": got["halo_cutoff"], "coordinates per point": got["train"].shape[1]})
+    z_train = allgatherv(got["train"], comm=c)
     try:
         z_train = as_points(z_train, "train points")  # every rank's points (no train point on any rank: refused)
     except ConfigError as exc:
         raise_together(exc, comm=c)
-    if local_test_points is None:
-        local_test = np.zeros((0, z_train.shape[1]), dtype=np.complex128)
-    else:
-        local_test = as_points(local_test_points, "test points", allow_empty=True).reshape(-1, z_train.shape[1])
-    n_train_local, n_test_local = len(getattr(local_train_points, "points", local_train_points)), len(local_test)
+    local_test = got["test"].reshape(-1, z_train.shape[1])
+    n_train_local, n_test_local = len(got["train"]), len(local_test)
     lo_train = int(allgatherv(np.array([n_train_local]), comm=c)[:r].sum())
     test_counts = allgatherv(np.array([n_test_local]), comm=c)
     lo_test = int(test_counts[:r].sum())
-    labels, counters = distributed_labels(z_train, method=method, n_clusters=n_clusters, batch_size=batch_size,
-                                          seed=seed, merge=merge, comm=c)
+    labels, counters = _labels(z_train, got["settings"], tile=DEFAULT_TILE, c=c)
     tree = feature_tree(z_train)
     test_labels = allgatherv(labels[nearest_point(z_train, local_test, tree=tree)[0]], comm=c)
     z_test = allgatherv(local_test, comm=c) if halo_cutoff is not None else None
@@ -187,6 +221,21 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
                     cost_owned=int(cost[out.owned()].sum()))
     out.counters = counters
     return out
+
+
+def _block_arguments(local_train_points, local_test_points, halo_cutoff, clustering) -> dict:
+    """`distributed_blocks`' arguments on this rank checked (no collective): its train and test points (test points
+    of the train points' width, none: an empty set), halo_cutoff (a float or None) and the
+    `clustering_settings`."""
+    check_halo_cutoff(halo_cutoff)
+    train = as_points(local_train_points, "train points", allow_empty=True)
+    test = np.zeros((0, train.shape[1]), dtype=np.complex128) if local_test_points is None else as_points(
+        local_test_points, "test points", allow_empty=True)
+    if len(test) and test.shape[1] != train.shape[1]:
+        raise ConfigError(f"test points have {test.shape[1]} coordinates, the train points {train.shape[1]}; pass "
+                          "points of one manifold")
+    return {"train": train, "test": test, "halo_cutoff": None if halo_cutoff is None else float(halo_cutoff),
+            "settings": clustering_settings(*clustering)}
 
 
 def _union(parts) -> np.ndarray:

@@ -44,10 +44,7 @@ def check_n_clusters(n_clusters, n_points: int, *, batch_size: int | None = None
     """k must be an integer with 1 <= k <= the points clustered together: all n_points, or with `batch_size` (the
     batched method) the smallest of the ceil(N/B) near-equal mini-batches, floor(N / ceil(N/B)) points. The advice
     fits the case: more points when k > N, else the batch size that makes the smallest mini-batch hold k points."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
-        raise ConfigError(f"n_clusters = {n_clusters!r} must be an integer; fix it")
-    if n_clusters < 1:
-        raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
+    n_clusters = check_cluster_count(n_clusters)
     if n_clusters > n_points:
         raise ConfigError(f"n_clusters = {n_clusters} is larger than the {n_points} points; lower n_clusters or "
                           "cluster more points")
@@ -57,6 +54,15 @@ def check_n_clusters(n_clusters, n_points: int, *, batch_size: int | None = None
             f"n_clusters = {n_clusters} is larger than the {smallest} points of the smallest mini-batch (N="
             f"{n_points} split into batches of <= {batch_size}); lower n_clusters or raise batch_size to >= {need}"
         )
+    return int(n_clusters)
+
+
+def check_cluster_count(n_clusters) -> int:
+    """k as an int: an integer >= 1, whatever the points (`check_n_clusters` compares it with them)."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
+        raise ConfigError(f"n_clusters = {n_clusters!r} must be an integer; fix it")
+    if n_clusters < 1:
+        raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
     return int(n_clusters)
 
 

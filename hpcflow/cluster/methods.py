@@ -23,15 +23,21 @@ def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_si
         return full_clustering(points, n_clusters=n_clusters)
     if method == "birch":
         return birch_clustering(points, n_clusters=n_clusters)
-    raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
+    check_method(method)
+
+
+def check_method(method) -> str:
+    """The clustering method must be one of METHODS."""
+    if method not in METHODS:
+        raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
+    return method
 
 
 def check_settings(n_points: int, *, method: str, n_clusters: int, batch_size: int = 10_000,
                    merge: str = "nearest") -> None:
     """Raise the ConfigError that `cluster_points` would raise for these sizes, without any points (job checks)."""
     check_merge(merge)
-    if method not in METHODS:
-        raise ConfigError(f"clustering method {method!r} is not one of {', '.join(METHODS)}; use one of these")
+    check_method(method)
     if n_points < 1:
         raise ConfigError("the point set is empty; sample at least one point")
     if method == "batched":
