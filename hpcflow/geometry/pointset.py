@@ -18,7 +18,7 @@ from hpcflow.geometry.hermitian import det_hermitian
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointcheck import (FIELDS, KIND, Problem, as_float64, attribute_text, check_attributes,
                                          check_layout, check_rows)
-from hpcflow.parallel.comm import is_root, resolve, value_error_together
+from hpcflow.parallel.comm import arguments_together, is_root, resolve
 from hpcflow.parallel.replicated import gather_to_root, identical_on_all
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
@@ -161,25 +161,25 @@ class PointSet:
         it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
         (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
         Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) are refused
-        first, by every rank together: one ValueError, nothing written.
+        first, by every rank together: one ValueError, nothing written; so is a path one rank cannot write
+        (OutputPathError), and a path or force that differs between ranks (one allgather at R > 1).
         """
-        from hpcflow.jobs.output import check_path
-
-        path = check_path(path)
-        if os.path.isdir(path):
-            raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
-        if os.path.lexists(path) and not force:
-            raise OutputPathError(f"{path} exists; choose another path or pass force=True to overwrite it")
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
         c = resolve(comm)
-        seed = _json_or_none(self.seed)
-        attributes = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
-                      "n_dropped": self.n_dropped, "conventions": CONVENTIONS, "hpcflow_version": __version__,
-                      **self.attrs, **(attrs or {})}
-        whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
-        value_error_together(self._save_refusal(f"{path}{whose}", attributes, seed is not None), comm=c)
+        got = {}
+
+        def check():
+            got["path"] = _writable(path, force)
+            seed = _json_or_none(self.seed)
+            got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
+                                 "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
+                                 "hpcflow_version": __version__, **self.attrs, **(attrs or {})}
+            whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
+            refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
+            if refusal is not None:
+                raise ValueError(refusal)
+
+        arguments_together(check, comm=c, same=lambda: {"path": os.path.abspath(got["path"]), "force": bool(force)})
+        path, attributes = got["path"], got["attributes"]
         data = [getattr(self, name) for name in FIELDS]
         # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
         if not identical_on_all(data, comm=c):
@@ -250,6 +250,22 @@ SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurf
                          f"ps[...] ({INDEX_WANT})",
               "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0, and "
                            "leave kind, manifold, seed and n_dropped out of attrs= and PointSet.attrs"}
+
+
+def _writable(path, force: bool) -> str:
+    """`path` as a str once `PointSet.save` may write it: not a directory, not an existing file without force, in
+    a writable directory (OutputPathError otherwise)."""
+    from hpcflow.jobs.output import check_path
+
+    path = check_path(path)
+    if os.path.isdir(path):
+        raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
+    if os.path.lexists(path) and not force:
+        raise OutputPathError(f"{path} exists; choose another path or pass force=True to overwrite it")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
+    return path
 
 
 def _json_or_none(value):
