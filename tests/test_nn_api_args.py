@@ -271,6 +271,17 @@ def test_every_rank_refuses_alike_and_then_trains(mpi_runs, ranks):
     _trained_as_one_process(every)
 
 
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_sample_shards_refuses_a_size_one_rank_alone_gives_on_every_rank(mpi_runs, ranks):
+    """n_val = 0 on the last rank alone: every rank raises its ConfigError naming n_val and that rank, marked
+    collective (the last rank used to raise alone while the others sampled the train set, waiting in its first
+    wave's Allgather for ever)."""
+    every = json.loads((mpi_runs / f"refused_{ranks}.json").read_text())
+    got = [m["sample_shards_n_val_on_last_rank"] for m in every]
+    assert got == [[f"ConfigError: n_val=0 is invalid; pass a whole number of points >= 1, e.g. 1000 (on rank "
+                     f"{ranks - 1}; 1 of {ranks} ranks refused their arguments)", True]] * ranks, got
+
+
 DIFFER = {  # "differ" case of tests/mpi/nn_api_checks.py -> how every rank's message starts (the last rank's refusal)
     "cfg_dict": "TypeError: cfg is a dict, not a TrainConfig; pass TrainConfig(",
     "train_pointset": "TypeError: train_data is a PointSet",
@@ -310,6 +321,7 @@ UNLIKE = {  # "same" case of tests/mpi/nn_api_checks.py -> (what differs, rank 0
     "config_optimizer": ("TrainConfig.optimizer", "'adam'", "'sgd'"),
     "config_detach_kappa": ("TrainConfig.detach_kappa", "False", "True"),
     "config_seed_on_rank_0": ("TrainConfig.seed", "1", "0"),
+    "sample_shards_seed": ("seed", "1", "2"),
 }
 
 

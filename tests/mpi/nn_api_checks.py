@@ -3,7 +3,8 @@
 Every rank calls `train` with sets too small to train on or measure (shards of 1 point over all ranks, a whole set
 of 1 point on rank 0 alone) and with batch_size=1; with "differ", with arguments of which the last rank's alone are
 refused (a dict for the config, a PointSet for the data, a config changed after its check, a network of another
-dtype than the data). Each refusal is caught; rank 0 writes every rank's ["ExceptionName: message", marked
+dtype than the data). Also `sample_shards` with n_val = 0 on the last rank alone ("refused") and with another seed
+there ("same"). Each refusal is caught; rank 0 writes every rank's ["ExceptionName: message", marked
 collective] per case (None: accepted) to OUT/refused_R.json (differ_R.json). With "same", valid arguments of which
 the last rank's network config or TrainConfig differs from the others' (rank 0's seed in one case) -> same_R.json.
 Then every rank trains one valid epoch on the same communicator (the refusals left no collective unmatched) and
@@ -16,8 +17,10 @@ import sys
 
 import torch
 
+from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn.data import MetricData
+from hpcflow.nn.experiment import sample_shards
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
@@ -51,6 +54,7 @@ cases = {
     "val_one_point_on_rank_0": lambda: train(model(), tr, va[:1] if r == 0 else va,
                                              TrainConfig(epochs=1, batch_size=20), comm=c),
     "batch_size_1": lambda: train(model(), tr, va, TrainConfig(epochs=1, batch_size=1), comm=c),
+    "sample_shards_n_val_on_last_rank": lambda: sample_shards(X, 20, 0 if last else 20, 1, (0, 1), comm=c),
 }
 differing = {
     "cfg_dict": lambda: train(model(), tr, va, {"epochs": 1} if last else TrainConfig(epochs=1, batch_size=20),
@@ -83,13 +87,14 @@ unlike = {
         ("loss", {"loss": "ultralocal"}), ("lr_schedule", {"lr_schedule": "cosine"}),
         ("optimizer", {"optimizer": "sgd"}), ("detach_kappa", {"detach_kappa": True}))},
     "config_seed_on_rank_0": lambda: unlike_config(0, seed=1),
+    "sample_shards_seed": lambda: sample_shards(X, 20, 20, 2 if last else 1, (0, 1), comm=c),
 }
 mine = {}
 for name, call in {"refused": cases, "differ": differing, "same": unlike}[mode].items():
     try:
         call()
         mine[name] = None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ConfigError) as exc:
         mine[name] = [f"{type(exc).__name__}: {exc}", getattr(exc, "collective", False)]
 mine["valid_sigma_val"] = train(model(), tr, va, TrainConfig(epochs=1, batch_size=20), comm=c).sigma_val
 every = c.allgather(mine)
