@@ -1,16 +1,21 @@
 """docs/outputs.md against the files tiny runs of every kind write: each dataset and root attribute of a file is
 listed in its section (with its rank and dtype), and each entry listed for every run is in the file; every file
-that holds points, weights, |Omega|^2, metrics or distances carries the geometry conventions and its kind."""
+that holds points, weights, |Omega|^2, metrics or distances carries the geometry conventions and its kind; each
+key of every kind's summary.json (and of a tune study's) is listed with its JSON type, and each key listed for
+every run is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 
 import h5py
 import pytest
 
-from analysis_runs import ROOT, run_dirs
+from analysis_runs import JOBS, ROOT, env, run_dirs
 
 DOC = os.path.join(ROOT, "docs", "outputs.md")
 #: section heading (the file name in backticks) -> (tests/analysis_runs.py job, file in its directory)
@@ -24,6 +29,23 @@ KINDS = {"checkpoint.h5": "hpcflow.flow_checkpoint", "nn.h5": "hpcflow.nn", "noi
 #: a phrase of the geometry conventions (hpcflow/geometry/__init__.py: w = |Omega|^2 / det g_FS, unnormalised)
 WEIGHTS = "weights = omega2/det(g_fs) (unnormalised)"
 DTYPES = {"float64": "f8", "int64": "i8", "complex128": "c16"}
+#: tests/analysis_runs.py job -> the section of docs/outputs.md listing its kind's summary.json keys (besides the
+#: keys of every kind, section "summary.json")
+SUMMARIES = {"flow": "summary.json:flow", "flow_gauss": "summary.json:flow", "nn": "summary.json:nn",
+             "noise": "summary.json:noise_scan", "local_limit": "summary.json:local_limit",
+             "scaling": "summary.json:distance_scaling", "clustering": "summary.json:clustering"}
+#: keys of every kind that a tune trial's summary.json leaves out (docs/outputs.md, section summary.json:tune)
+TRIAL_LEAVES_OUT = ("job_file", "hpcflow_version")
+#: a flow job with a [tune] table: one trial of `hpcflow tune` writes a trial's summary.json and the study.json
+TUNE_JOB = JOBS["flow"][1] + """[tune]
+sampler = "random"
+seed = 5
+pruner = "none"
+[tune.space]
+"flow.dt" = {low = 0.1, high = 3.0, log = true}
+"""
+#: the word a documented JSON type starts with ("float or null", "list of int"), by Python type (bool before int)
+JSON_TYPES = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "dict"))
 
 
 def _sections() -> dict:
@@ -115,3 +137,95 @@ def test_every_kind_records_how_its_run_was_made(tmp_path_factory, job):
     assert prov["hpcflow_version"] == __version__ and prov["hosts"] == [os.uname().nodename]
     assert prov["rank_hosts"] == [os.uname().nodename] * summary["ranks"]
     assert {p["internal_api"] for p in prov["blas"]} >= {"openblas"}
+
+
+def _json_word(value) -> str:
+    """The JSON type of a value read back from a file: null, bool, int, float, str, list or dict."""
+    return "null" if value is None else next(word for t, word in JSON_TYPES if isinstance(value, t))
+
+
+def _type_problems(name: str, value, documented: str) -> list:
+    """Why `value` is not of the documented type ("float or null", "list of int", "list of dicts", "dict"), or [];
+    any float may be null (non-finite numbers are written as null)."""
+    alternatives = [a.split() for a in documented.split(" or ")]
+    words = {a[0] for a in alternatives}
+    word = _json_word(value)
+    if word not in words and not (word == "null" and "float" in words):
+        return [f"{name} is {word}, documented as {documented}"]
+    if word == "list":
+        items = {a[2].rstrip("s") for a in alternatives if a[0] == "list" and len(a) > 2}
+        wrong = [v for v in value if items and _json_word(v) not in items | ({"null"} if "float" in items else set())]
+        return [f"{name} holds {_json_word(wrong[0])}, documented as {documented}"] if wrong else []
+    return []
+
+
+def _child_row(name: str):
+    """(parent, child) of a `parent.child` or `parent[].child` row name; None for a top-level key."""
+    m = re.fullmatch(r"([^.\[]+)(?:\[\])?\.(.+)", name)
+    return m.groups() if m else None
+
+
+def _summary_problems(summary: dict, rows) -> list:
+    """What docs/outputs.md's rows get wrong about one summary.json: a key no row lists (a key of a dict, or of each
+    dict of a list, too, where rows list its parent's keys), a value of another type than listed, a key listed
+    for every run (relative to its parent) that is not written."""
+    top = [r for r in rows if _child_row(r[0]) is None]
+    children = [(*_child_row(r[0]), r) for r in rows if _child_row(r[0]) is not None]
+    problems = []
+    for key, value in summary.items():
+        row = next((r for r in top if _pattern(r[0]).match(key)), None)
+        if row is None:
+            problems.append(f"{key} is not listed")
+            continue
+        problems += _type_problems(key, value, row[2])
+        listed = [(child, r) for parent, child, r in children if _pattern(parent).match(key)]
+        if not listed:  # a dict described in its own row
+            continue
+        for part in [value] if isinstance(value, dict) else value if isinstance(value, list) else []:
+            for sub, v in part.items():
+                row = next((r for child, r in listed if _pattern(child).match(sub)), None)
+                if row is None:
+                    problems.append(f"{key}: {sub} is not listed")
+                else:
+                    problems += _type_problems(f"{key}.{sub}", v, row[2])
+            problems += [f"{key}: {child} is listed, not written" for child, r in listed
+                         if r[3] and not any(_pattern(child).match(sub) for sub in part)]
+    problems += [f"{r[0]} is listed, not written" for r in top if r[3] and not any(_pattern(r[0]).match(k)
+                                                                                   for k in summary)]
+    return list(dict.fromkeys(problems))  # a key of every dict of a list said once
+
+
+@pytest.fixture(scope="module")
+def summaries(tmp_path_factory) -> list:
+    """[(what, summary.json or study.json as a dict, the sections listing its keys, keys listed for every run it
+    leaves out)]: every tiny run's summary, and a one-trial tune study's trial summary and study.json."""
+    runs = run_dirs(tmp_path_factory)
+    study = tmp_path_factory.mktemp("tune")
+    (study / "tune.toml").write_text(TUNE_JOB)
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "tune", str(study / "tune.toml"), "--trials", "1", "--out",
+                           str(study / "out")], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+    def read(*path):
+        with open(os.path.join(*path), encoding="utf-8") as fh:
+            return json.load(fh)
+
+    out = [(job, read(runs[job], "summary.json"), ("summary.json", section), ())
+           for job, section in SUMMARIES.items()]
+    out.append(("tune trial", read(study, "out", "trials", "0000", "summary.json"),
+                ("summary.json", "summary.json:flow", "summary.json:tune"), TRIAL_LEAVES_OUT))
+    out.append(("tune study", read(study, "out", "study.json"), ("study.json",), ()))
+    return out
+
+
+def test_every_summary_key_is_described_and_every_described_key_is_written(summaries):
+    """A job that starts writing a key docs/outputs.md does not list, or stops writing one it lists for every
+    run, fails here; so does a documented JSON type the value does not have."""
+    doc = _sections()
+    problems = []
+    for what, summary, sections, left_out in summaries:
+        assert set(sections) <= set(doc), f"docs/outputs.md has no section {sorted(set(sections) - set(doc))}"
+        rows = [(name, ndim, kind, always and name not in left_out) for s in sections for name, ndim, kind, always
+                in doc[s]]
+        problems += [f"{what} ({sections[-1]}): {p}" for p in _summary_problems(summary, rows)]
+    assert not problems, "docs/outputs.md vs summary.json:\n" + "\n".join(problems)
