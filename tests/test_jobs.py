@@ -106,6 +106,25 @@ def test_malformed_and_missing_files_are_config_errors(tmp_path):
         load_job(tmp_path / "nope.toml", SCHEMA)
 
 
+def test_a_directory_given_as_the_job_file_is_called_a_directory(tmp_path):
+    """`hpcflow run jobs/ --out X` said "job file does not exist" of a directory that exists: it says what it is
+    and asks for a TOML file in it (exit 2, one line, nothing written)."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    _write(jobs, TINY, "tiny.toml")
+    r = _hpcflow("run", jobs, "--out", tmp_path / "out", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert f"{jobs}: is a directory, not a job file" in lines[0] and str(jobs / "tiny.toml") in lines[0]
+    assert "does not exist" not in lines[0] and not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="empty: is a directory, not a job file; pass the path of a TOML job file"):
+        load_job(empty, SCHEMA)
+    with pytest.raises(ConfigError, match="null: is not a regular file; pass the path of a TOML job file"):
+        load_job(os.devnull, SCHEMA)  # exists, but is a device
+
+
 # ---- output helpers ------------------------------------------------------------------------------------
 class _Rank1:
     def Get_rank(self):

@@ -205,8 +205,11 @@ def validate(data: dict, schema: dict, *, source: str = "job") -> dict:
 def read_toml(path) -> dict:
     """Parse a TOML job file; a missing or malformed file is a ConfigError naming it."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a directory, not a job file; pass the path of a TOML job file{_toml_in(path)}")
     if not os.path.isfile(path):
-        raise ConfigError(f"{path}: job file does not exist; pass the path of a TOML job file (see jobs/)")
+        what = "is not a regular file" if os.path.exists(path) else "job file does not exist"
+        raise ConfigError(f"{path}: {what}; pass the path of a TOML job file (see jobs/)")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -218,6 +221,15 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: arrays or tables nested too deeply; fix the syntax") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the job file ({exc.strerror}); check its permissions") from None
+
+
+def _toml_in(directory: str) -> str:
+    """' in it, e.g. DIR/NAME.toml' naming its first TOML file, or ' (see jobs/)' when it holds none."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".toml"))
+    except OSError:
+        names = []
+    return f" in it, e.g. {os.path.join(directory, names[0])}" if names else " (see jobs/)"
 
 
 #: a --set value that is not TOML is taken as a string only when it is one bare word like this
