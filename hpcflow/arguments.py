@@ -18,7 +18,12 @@ MAX_THREADS = 1024
 def short_repr(value) -> str:
     """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
     that a huge, nested or multi-line value stays a one-line message."""
-    text = re.sub(r"\s*[\r\n]\s*", " ", repr(value).strip())
+    return short_text(repr(value))
+
+
+def short_text(text: str) -> str:
+    """`text` on one line, cut to 60 characters (`short_repr` of a value's own rendering)."""
+    text = re.sub(r"\s*[\r\n]\s*", " ", text.strip())
     return text if len(text) <= 60 else text[:57] + "..."
 
 

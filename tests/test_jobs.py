@@ -367,6 +367,22 @@ def test_none_unsets_only_optional_keys_without_a_none_choice(tmp_path):
     assert load_job(_write(tmp_path, '[job]\nkind = "x"\n[flow]\ndt = 0.1\nnorm = "none"\n'), own)["flow"]["norm"] == "none"
 
 
+@pytest.mark.parametrize("override, shown", [
+    ("flow.steps=true", "[flow].steps = true must be an integer"),
+    ("flow.loss=false", "[flow].loss = false must be a string"),
+    ("geometry.chart=[true, 1]", "[geometry].chart = [true, 1] must be a list whose elements are each an integer"),
+    ("job.kind=true", "[job].kind = true must be a string"),
+])
+def test_a_wrong_value_is_shown_as_toml_writes_it(tmp_path, override, shown):
+    """A boolean given where it does not fit is echoed as the user wrote it (TOML's true), not Python's True."""
+    from hpcflow.jobs import registry
+
+    with pytest.raises(ConfigError) as exc:
+        registry.load(_write(tmp_path, TINY), [override])
+    msg = str(exc.value)
+    assert shown in msg and f"(from --set {override})" in msg and "True" not in msg and "False" not in msg, msg
+
+
 def test_parse_override_reads_toml_values():
     from hpcflow.jobs.schema import parse_override
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, validate
+from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, shown, validate
 from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 #: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
@@ -83,7 +83,7 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
     if not isinstance(job, dict) or "kind" not in job:
         raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")
     if not isinstance(job["kind"], str):
-        raise ConfigError(f"{source}: [job].kind = {job['kind']!r} must be a string; e.g. kind = \"flow\"")
+        raise ConfigError(f"{source}: [job].kind = {shown(job['kind'])} must be a string; e.g. kind = \"flow\"")
     module = job_module(job["kind"], source=source)
     extras = {}
     for section, (modname, kinds) in EXTRA_SECTIONS.items():

@@ -17,12 +17,14 @@ from typing import Any, Callable
 
 from hpcflow.arguments import INT_LIMIT, MAX_THREADS
 from hpcflow.arguments import short_repr as _short
+from hpcflow.arguments import short_text
 from hpcflow.errors import ConfigError
+from hpcflow.jobs.toml_out import key as toml_key
 
 __all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
-           "load_job", "non_negative", "parse_override", "positive", "read_toml", "validate", "validate_field",
-           "with_defaults", "zero_or_at_least"]
+           "load_job", "non_negative", "parse_override", "positive", "read_toml", "shown", "validate",
+           "validate_field", "with_defaults", "zero_or_at_least"]
 
 
 class _Required:
@@ -103,6 +105,24 @@ def _coerce(value, ftype):
     raise TypeError
 
 
+def _toml_text(value) -> str:
+    """A parsed job-file value in TOML's spelling: true/false, [..], {key = ..}; strings and numbers as Python
+    writes them ('exp', 0.001, nan), which TOML reads the same."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_toml_text, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_key(k)} = {_toml_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def shown(value) -> str:
+    """A job-file value in an error message as the user wrote it (`steps = true`, not Python's True), on one line
+    and cut to 60 characters."""
+    return short_text(_toml_text(value))
+
+
 def _bound(x, none: str) -> str:
     return none if x is None else str(x) if isinstance(x, int) else f"{x:g}"
 
@@ -127,13 +147,13 @@ def validate_field(where: str, value, field: Field):
     try:
         value = _coerce(value, field.type)
     except _NotFinite as exc:
-        raise ConfigError(f"{where} = {_short(value)} {exc}; give a finite value") from None
+        raise ConfigError(f"{where} = {shown(value)} {exc}; give a finite value") from None
     except TypeError:
         if value == "none" and field.default is not None:  # the word that unsets an optional key: this one is not
-            has = "is required" if field.required else f"defaults to {_short(field.default)}"
+            has = "is required" if field.required else f"defaults to {shown(field.default)}"
             raise ConfigError(f"{where} = 'none' cannot unset it: only optional keys unset, and this one {has}; "
                               f"give {_type_name(field.type)}") from None
-        raise ConfigError(f"{where} = {_short(value)} must be {_type_name(field.type)}; fix its type") from None
+        raise ConfigError(f"{where} = {shown(value)} must be {_type_name(field.type)}; fix its type") from None
     hint = f" ({field.help})" if field.help else ""
     if field.items is not None:
         if len(value) > field.max_len:
@@ -143,25 +163,25 @@ def validate_field(where: str, value, field: Field):
             try:
                 coerced.append(_coerce(v, field.items))
             except _NotFinite as exc:
-                raise ConfigError(f"{where} = {_short(value)}: element {_short(v)} {exc}; give a finite value"
+                raise ConfigError(f"{where} = {shown(value)}: element {shown(v)} {exc}; give a finite value"
                                   ) from None
             except TypeError:
-                raise ConfigError(f"{where} = {_short(value)} must be a list whose elements are each "
+                raise ConfigError(f"{where} = {shown(value)} must be a list whose elements are each "
                                   f"{_type_name(field.items)}; fix its elements") from None
         value = coerced
     for v in value if isinstance(value, list) else [value]:
         reason = _range_error(v, field)
         if reason:
-            what = f"element {_short(v)}" if isinstance(value, list) else ""
-            raise ConfigError(f"{where} = {_short(value)}: {what + ' ' if what else ''}{reason}{hint}; change it")
+            what = f"element {shown(v)}" if isinstance(value, list) else ""
+            raise ConfigError(f"{where} = {shown(value)}: {what + ' ' if what else ''}{reason}{hint}; change it")
     if field.choices is not None and value not in field.choices:
         opts = ", ".join(repr(c) for c in field.choices)
-        raise ConfigError(f"{where} = {_short(value)} is not one of {opts}; use one of these")
+        raise ConfigError(f"{where} = {shown(value)} is not one of {opts}; use one of these")
     if field.check is not None:
         verdict = field.check(value)
         if verdict is False or isinstance(verdict, str):
             reason = verdict if isinstance(verdict, str) else "is not allowed"
-            raise ConfigError(f"{where} = {_short(value)} {reason}{hint}; change it")
+            raise ConfigError(f"{where} = {shown(value)} {reason}{hint}; change it")
     return value
 
 
