@@ -343,3 +343,24 @@ queries = 300
     with h5py.File(tmp_path / "distances.h5") as f:
         d = f[f"nn_distance/N800_seed{rows[4]['seed']}"][()]
         assert d.shape == (300,) and d.mean() == pytest.approx(rows[4]["mean"], rel=1e-12)  # 300 queried
+
+
+def test_distance_scaling_theory_exponent_follows_the_dimension(tmp_path):
+    """Nearest-neighbour distances of N uniform points on a real D-dimensional X fall as N^(-1/D): on the quartic
+    K3 (D = 4) the fitted b lies near -1/4, which the summary's theory_b states (not the threefold's -1/6)."""
+    from hpcflow.experiments import distance_scaling
+
+    cfg = _cfg(distance_scaling, """
+[job]
+kind = "distance_scaling"
+[geometry]
+dim = 2
+[scaling]
+n_points = [1000, 3162, 10000, 31623]
+queries = 3000
+fit_from = 0
+""", tmp_path)
+    s = distance_scaling.run(cfg, tmp_path)
+    fit = s["fit_mean"]
+    assert abs(fit["b"] + 0.25) < max(0.02, 5 * fit["b_err"]) and abs(fit["b"] + 1 / 6) > 0.05, fit
+    assert s["theory_b"] == pytest.approx(-0.25, rel=1e-15)

@@ -9,7 +9,7 @@ quantiles are then unbiased Monte Carlo estimates, min and max are over the quer
 distance of each found pair is recomputed with the stable paired formula (a near-tie closer than ~1e-8 in
 d may pick either neighbour). min/mean/max over points are fitted by least squares in log-log space: log d = log a + b log N,
 with standard errors from the residuals (paper, eq. 3.7: a = 0.968, b = -0.184 for the mean; a uniform
-density on a real 6-dimensional X gives b = -1/6).
+density on a real 6-dimensional X gives b = -1/6; on a hypersurface in P^n, of real dimension 2(n-1), b = -1/(2(n-1))).
 `[geometry] chart = [I, J]` samples inside one chart only (the paper's setting, sec. 3.1); default all charts.
 Under MPI the points are sampled distributed (bitwise the same set for every R), each rank searches its share
 for every queried point and the candidates are reduced (smallest distance, ties to the lowest index), so the
@@ -263,5 +263,5 @@ def run(cfg, outdir) -> dict:
     return {"status": "finished", "table": rows, "fit_mean": fits["mean"], "fit_min": fits["min"],
             "fit_max": fits["max"], "fit_mean_from": fits.get("mean_from"),
             "chart": None if chart is None else list(chart),
-            "paper_fit_mean": {"a": 0.968, "b": -0.184}, "theory_b": -1.0 / 6.0,
+            "paper_fit_mean": {"a": 0.968, "b": -0.184}, "theory_b": -1.0 / (2 * (X.n - 1)),
             "ranks": c.Get_size(), "per_rank": c.allgather(totals) if c.Get_size() > 1 else [totals]}
