@@ -226,7 +226,10 @@ def test_completeness_of_network_runs(tmp_path):
 
 
 def test_a_study_of_network_trials_gets_its_optuna_figures_and_no_table_1(tmp_path, runs):
+    """No Table 1 for network trials; the study's row has its best trial's numbers, as a flow study's has: the
+    network of the job (SMALL_NET: 2x8 gelu) and sigma_train at epoch 0 and last (nn.h5) with their gain."""
     from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
 
     study = tmp_path / "tune_nn"
     shutil.copytree(runs["nn"], study / "trials" / "0000")
@@ -238,6 +241,12 @@ def test_a_study_of_network_trials_gets_its_optuna_figures_and_no_table_1(tmp_pa
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Optuna study" in md and "## Table 1" not in md
     assert (tmp_path / "out" / "optuna_history.png").read_bytes()[:8] == PNG_MAGIC
+    cells = md_rows(md.split("## Runs")[1].split("\n## ")[0])["tune_nn"]
+    with h5py.File(study / "trials" / "0000" / "nn.h5", "r") as f:
+        st = f["history/sigma_train"][()]
+    assert cells[4] == "network 2x8 gelu" and cells[6] == f"{st[0]:.4g} -> {st[-1]:.4g}", cells
+    assert float(cells[8]) == pytest.approx(st[0] / st[-1], rel=1e-3)
+    assert cells[3:10] == row(detect(study / "trials" / "0000"))[3:10] and cells[10] == "-"
 
 
 def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_path, runs):

@@ -124,9 +124,8 @@ STATES = ("complete", "pruned", "fail", "running", "waiting")
 def overview(path, study_name: str | None = None) -> dict:
     """A study's key numbers: {'trials': count, 'states': {state: count}, 'objective': [tune].objective (None
     for a study hpcflow did not create), and for a study with a completed trial 'best_trial', 'best_value' and
-    'best_summary' (summary.json of its run directory, {} when unreadable)}; MissingData when the storage
-    cannot be read."""
-    from hpcflow.analysis.rundir import read_summary
+    'best_run_dir' (its run directory, None when the trial names none)}; MissingData when the storage cannot be
+    read."""
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
     study, base = load_study(path, study_name)
@@ -139,7 +138,5 @@ def overview(path, study_name: str | None = None) -> dict:
            "objective": record.get("objective") if isinstance(record, dict) else None}
     if len(study.directions) == 1 and "complete" in states:
         best = study.best_trial
-        run_dir = trial_run_dir(best, base)
-        out.update(best_trial=best.number, best_value=best.value,
-                   best_summary=(read_summary(run_dir) if run_dir else None) or {})
+        out.update(best_trial=best.number, best_value=best.value, best_run_dir=trial_run_dir(best, base))
     return out

@@ -54,16 +54,22 @@ def names(paths) -> list:
     return out
 
 
+def _present(path) -> list:
+    """The data files of FILES that directory `path` holds, in FILES' order (the first decides its kind)."""
+    return [name for name in FILES if os.path.isfile(os.path.join(path, name))]
+
+
 def detect(path, *, study_name: str | None = None) -> RunInfo:
     """The RunInfo of a directory; kind None (with the reason) when it holds none of the known data files. A
     study's summary is its overview (`hpcflow.analysis.study.overview`, key 'study': trials by state, best
-    trial; or 'study_error' when it cannot be read) with the summary.json of its best trial's run directory."""
+    trial; or 'study_error' when it cannot be read) with the numbers of its best trial's run directory, read as
+    that run's own (`_run_summary`)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         return RunInfo(path, None, False, "does not exist")
     if not os.path.isdir(path):
         return RunInfo(path, None, False, "not a directory")
-    present = [name for name in FILES if os.path.isfile(os.path.join(path, name))]
+    present = _present(path)
     if not present:
         running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
         return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet" if running else
@@ -77,16 +83,24 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     complete, reason = judged(path)  # a live run: "running: ..."
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
+    summary = _run_summary(path, kind)
+    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running)
+
+
+def _run_summary(path, kind) -> dict:
+    """summary.json of a run directory ({} when none) with what a flow's checkpoint.h5 and a flow's or network's
+    history add where it lacks them (`_checkpoint_numbers`, `_history_sigmas`)."""
     summary = read_summary(path) or {}
     if kind == "flow":
         summary = {**_checkpoint_numbers(path), **summary}
     if kind in ("flow", "nn"):
         summary = {**summary, **_history_sigmas(path, summary, kind)}
-    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running)
+    return summary
 
 
 def _study_summary(path, study_name) -> dict:
-    """The runs table's numbers of a study directory (see detect)."""
+    """The runs table's numbers of a study directory (see detect); the overview's 'best_kind' is the kind of its
+    best trial's run (the row's kernel cell names a network's)."""
     from hpcflow.analysis.study import overview
     from hpcflow.errors import UserError
 
@@ -94,8 +108,13 @@ def _study_summary(path, study_name) -> dict:
         ov = overview(path, study_name)
     except (UserError, ImportError) as exc:  # unreadable storage, several studies without --study, no optuna
         return {"study_error": " ".join(str(exc).split())}
+    run_dir = ov.pop("best_run_dir", None)
+    present = _present(run_dir) if run_dir else []
+    kind = FILES[present[0]][0] if present else None
+    best = _run_summary(run_dir, kind) if run_dir else {}
+    ov["best_kind"] = best.get("kind", kind)
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
-    return {**{k: v for k, v in ov.pop("best_summary", {}).items() if k not in skip}, "study": ov}
+    return {**{k: v for k, v in best.items() if k not in skip}, "study": ov}
 
 
 #: checkpoint.h5 attributes (hpcflow.checkpoint schema) that stand in for summary keys a flow run lacks

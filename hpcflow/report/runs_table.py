@@ -46,7 +46,7 @@ def row(info) -> list:
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
     kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else _table(cfg, "kernel").get("name")
-    if info.kind == "nn":
+    if (_table(s, "study").get("best_kind") if info.kind == "study" else info.kind) == "nn":  # a study: its trial's
         m = _table(cfg, "model")
         kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
     train_i, train_f = s.get("sigma_train_initial"), s.get("sigma_train_final")
