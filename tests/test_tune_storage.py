@@ -70,8 +70,9 @@ def test_a_journal_line_that_parses_but_optuna_cannot_apply_is_named(tmp_path, c
     says = f"line {n + 1} is an operation Optuna cannot apply"
     assert rc == 2 and says in io.err and io.err.count("\n") == 1 and "server" not in io.err, io.err
     assert journal.read_bytes() == before and len(list((out / "trials").iterdir())) == 1
-    with pytest.raises(MissingData, match=says):
+    with pytest.raises(MissingData, match=says) as exc:
         load_study(journal)
+    assert str(exc.value).count("(") == str(exc.value).count(")"), exc.value  # the reason is given whole
 
 
 def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_read(tmp_path, capsys):

@@ -57,11 +57,11 @@ def _storage(path):
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
     try:
-        problem = journal_problem(journal, partial_tail_ok=True)  # Optuna skips an unended last line
+        problem = journal_problem(journal, partial_tail_ok=True, instead=HINT)  # Optuna skips an unended last line
     except OSError as exc:
-        problem = f"cannot read it ({exc.strerror})"
+        problem = f"cannot read it ({exc.strerror}); fix its permissions, or {HINT}"
     if problem:
-        raise MissingData(f"{journal}: {problem.split('; ')[0]}; restore it from a copy or {HINT}")
+        raise MissingData(f"{journal}: {problem}")
     return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
 
 

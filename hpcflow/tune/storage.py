@@ -78,9 +78,14 @@ def storage_option(label: str, out: str) -> str:
     return f"--storage {storage_shown(label, out)}"
 
 
-def journal_problem(path: str, *, partial_tail_ok: bool = False) -> str | None:
+#: the other way out that a journal's problem names (`journal_problem`), for tune's own --storage option
+OTHER_STORAGE = "pass another --storage"
+
+
+def journal_problem(path: str, *, partial_tail_ok: bool = False, instead: str = OTHER_STORAGE) -> str | None:
     """What makes file `path` unreadable as an Optuna journal (one JSON operation with an op_code a line, every line
-    ended by a newline), or None. `partial_tail_ok`: an unended last line may be a write in progress (readers)."""
+    ended by a newline), or None; each problem names its fix, `instead` the other way out. `partial_tail_ok`: an
+    unended last line may be a write in progress (readers)."""
     import json
 
     with open(path, "rb") as fh:
@@ -88,7 +93,7 @@ def journal_problem(path: str, *, partial_tail_ok: bool = False) -> str | None:
     tail = lines.pop()  # b"" when the file ends with a newline
     if tail and not partial_tail_ok:
         return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk); remove that "
-                f"partial last line (keep lines 1-{len(lines)}), or pass another --storage")
+                f"partial last line (keep lines 1-{len(lines)}), or {instead}")
     replay = _replay()
     for i, line in enumerate(lines, start=1):
         try:
@@ -98,13 +103,13 @@ def journal_problem(path: str, *, partial_tail_ok: bool = False) -> str | None:
         what = "not an Optuna journal" if i == 1 else "damaged"
         if not (isinstance(op, dict) and isinstance(op.get("op_code"), int)):
             return (f"line {i} is not an Optuna journal operation (the file is {what}); restore it from a copy, "
-                    "or pass another --storage")
+                    f"or {instead}")
         try:  # Optuna's own reader, a line at a time: an operation it cannot apply is named by its line
             replay is None or replay.apply_logs([op])
         except Exception as exc:  # noqa: BLE001 - KeyError, AssertionError, TypeError ... of a malformed operation
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
-            return (f"line {i} is an operation Optuna cannot apply ({why}; the file is {what}); restore it from a "
-                    "copy, or pass another --storage")
+            return (f"line {i} is an operation Optuna cannot apply ({why}), so the file is {what}; restore it from "
+                    f"a copy, or {instead}")
     return None
 
 
