@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import optuna
 import pytest
@@ -75,9 +77,14 @@ def test_a_journal_line_that_parses_but_optuna_cannot_apply_is_named(tmp_path, c
     assert str(exc.value).count("(") == str(exc.value).count(")"), exc.value  # the reason is given whole
 
 
-def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_read(tmp_path, capsys):
+def test_analysis_and_report_of_a_damaged_journal_are_one_line_naming_the_damage_as_tune_does(tmp_path, capsys):
+    """A cut-off last line is damage for readers too (Optuna's reader skips it: the study read as 1 running trial);
+    the report's row of the study says so, with tune's reason."""
     from hpcflow.analysis.script import main as script_main
     from hpcflow.analysis.study import load_study
+    from hpcflow.cli import main
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
 
     job, cut, mid = _damaged_copies(tmp_path)
     with pytest.raises(MissingData, match="line 2 is not an Optuna journal operation"):
@@ -85,8 +92,46 @@ def test_analysis_of_a_damaged_journal_is_one_line_but_an_unended_last_line_is_r
     assert script_main("table1", [str(mid), "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert "line 2 is not an Optuna journal operation" in err and err.count("\n") == 1
-    study, _ = load_study(cut)  # Optuna's reader skips a last line still being written: trial 0 is RUNNING
-    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    n_lines = (cut / "study.journal").read_bytes().count(b"\n")
+    says = f"line {n_lines + 1} is incomplete"
+    seen = optuna.load_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(cut / "study.journal"))))
+    assert [t.state for t in seen.trials] == [TrialState.RUNNING]  # what Optuna's reader makes of it
+    with pytest.raises(MissingData, match=says):
+        load_study(cut)
+    cells = row(detect(cut))
+    assert cells[2].startswith("unreadable: ") and says in cells[2] and "the file is damaged" in cells[2], cells
+    before = (cut / "study.journal").read_bytes()
+    assert main(["report", str(cut), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+    assert (cut / "study.journal").read_bytes() == before and sorted(p.name for p in cut.iterdir()) == [
+        "study.journal", "study.json"]  # nothing written, its lock released
+
+
+def test_a_journal_line_being_written_is_waited_for_not_taken_for_damage(tmp_path):
+    """A worker appending holds the journal's lock: a reader waits for it and reads the whole line."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from hpcflow.analysis.study import load_study
+
+    _, cut, _ = _damaged_copies(tmp_path)
+    whole = (tmp_path / "s" / "study.journal").read_bytes()
+    lock = JournalFileSymlinkLock(str(cut / "study.journal"))
+    assert lock.acquire()
+
+    def finish_write():
+        time.sleep(0.5)
+        (cut / "study.journal").write_bytes(whole)
+        lock.release()
+
+    writer = threading.Thread(target=finish_write)
+    writer.start()
+    try:
+        study, _ = load_study(cut)
+        states = [t.state for t in study.trials]  # read now: Optuna reads the journal again at each access
+    finally:
+        writer.join()
+    assert states == [TrialState.COMPLETE]
 
 
 @pytest.mark.parametrize("args, says", [(["--out", ""], "--out is empty"),

@@ -39,7 +39,7 @@ def _storage(path):
 
     if "://" in path:
         return optuna.storages.get_storage(path), os.getcwd()
-    from hpcflow.tune.storage import journal_problem
+    from hpcflow.tune.storage import locked_journal_problem
 
     label = _record(path).get("storage") if os.path.isdir(path) else None
     if isinstance(label, str) and label != JOURNAL:  # the study directory of another storage
@@ -56,10 +56,7 @@ def _storage(path):
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
-    try:
-        problem = journal_problem(journal, partial_tail_ok=True, instead=HINT)  # Optuna skips an unended last line
-    except OSError as exc:
-        problem = f"cannot read it ({exc.strerror}); fix its permissions, or {HINT}"
+    problem = locked_journal_problem(journal, instead=HINT)  # Optuna's reader would skip a cut-off last line
     if problem:
         raise MissingData(f"{journal}: {problem}")
     return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))

@@ -82,18 +82,18 @@ def storage_option(label: str, out: str) -> str:
 OTHER_STORAGE = "pass another --storage"
 
 
-def journal_problem(path: str, *, partial_tail_ok: bool = False, instead: str = OTHER_STORAGE) -> str | None:
+def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
     """What makes file `path` unreadable as an Optuna journal (one JSON operation with an op_code a line, every line
-    ended by a newline), or None; each problem names its fix, `instead` the other way out. `partial_tail_ok`: an
-    unended last line may be a write in progress (readers)."""
+    ended by a newline), or None; each problem names its fix, `instead` the other way out. An unended last line
+    is a problem: read the file under its lock (`locked_journal_problem`), which a write in progress holds."""
     import json
 
     with open(path, "rb") as fh:
         lines = fh.read().split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
-    if tail and not partial_tail_ok:
-        return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk); remove that "
-                f"partial last line (keep lines 1-{len(lines)}), or {instead}")
+    if tail:
+        return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk), so the file is "
+                f"damaged; remove that partial last line (keep lines 1-{len(lines)}), or {instead}")
     replay = _replay()
     for i, line in enumerate(lines, start=1):
         try:
@@ -125,26 +125,31 @@ def _replay():
     return JournalStorageReplayResult("hpcflow-check-")
 
 
-def check_journal(path: str) -> None:
-    """Refuse (StorageError) a journal file that Optuna would fail on or write after a partial line, before any
-    write; read under the journal's own lock so that another worker's append in progress is not taken for damage."""
+def locked_journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
+    """`journal_problem` of file `path` read under the journal's own lock, so that another worker's append in
+    progress is not taken for damage (an unwritable directory: read without the lock); a file that cannot be read
+    is a problem too."""
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    if not os.path.isfile(path):
-        return
     lock = JournalFileSymlinkLock(path)
     locked = False
     try:
         locked = lock.acquire()
     except OSError:
-        pass  # an unwritable directory: read without the lock (opening the journal will refuse it)
+        pass  # an unwritable directory: read without the lock (tune's opening of the journal refuses it)
     try:
-        problem = journal_problem(path)
+        return journal_problem(path, instead=instead)
     except OSError as exc:
-        problem = f"cannot read it ({exc.strerror}); fix its permissions or pass another --storage"
+        return f"cannot read it ({exc.strerror}); fix its permissions, or {instead}"
     finally:
         if locked:
             lock.release()
+
+
+def check_journal(path: str) -> None:
+    """Refuse (StorageError) a journal file that Optuna would fail on or write after a partial line, before any
+    write (`locked_journal_problem`)."""
+    problem = locked_journal_problem(path) if os.path.isfile(path) else None
     if problem:
         raise StorageError(f"study journal {path}: {problem}")
 
