@@ -535,3 +535,27 @@ def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, r
                               cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stdout + proc.stderr
         assert f"{bad}: {words}" in proc.stderr and not out.exists() and proc.stdout == ""
+
+
+@pytest.mark.parametrize("args, said", [((), ""), (("--bogus",), "unrecognized arguments: --bogus")])
+def test_under_mpiexec_rank_0_alone_reports_and_speaks_and_every_rank_exits_with_its_status(tmp_path, runs, args,
+                                                                                          said):
+    """At 2 ranks the report is written once (one 'skipped' and one 'wrote' line; every rank wrote it, at the same
+    time into one folder) and argparse's error is one line (one per rank); each rank exits with rank 0's status."""
+    from test_parallel import each_rank_status, rank_statuses
+
+    (tmp_path / "empty").mkdir()
+    cmd = [sys.executable, "-m", "hpcflow", "report", runs["flow"], str(tmp_path / "empty"), "--out",
+           str(tmp_path / "out"), *args]
+    proc = subprocess.run(["timeout", "120", *each_rank_status(tmp_path / "status", 2, cmd)], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=150)
+    status = 2 if said else 0
+    assert rank_statuses(tmp_path / "status", 2) == [status, status] and proc.returncode == status, proc.stderr
+    if said:
+        assert proc.stderr.count("\n") == 1 and f"hpcflow report: error: {said}" in proc.stderr, proc.stderr
+        assert proc.stdout == "" and not (tmp_path / "out").exists()
+        return
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("hpcflow report: skipped ") and "empty" in lines[0], proc.stdout
+    assert lines[1] == f"hpcflow report: wrote {tmp_path / 'out' / 'report.html'} and {tmp_path / 'out' / 'report.md'}"
+    assert proc.stderr == "" and (tmp_path / "out" / "report.md").read_text().startswith("# hpcflow report\n")

@@ -1,16 +1,64 @@
-"""`hpcflow report DIR... --out REPORT_DIR`: figures, tables and key numbers of run directories in one report."""
+"""`hpcflow report DIR... --out REPORT_DIR`: figures, tables and key numbers of run directories in one report.
+
+A serial tool: under mpiexec/srun rank 0 writes the report while the other ranks wait, then every rank exits with
+rank 0's status, each message printed once; without a launcher MPI is not loaded."""
 
 from __future__ import annotations
 
+import math
 
-def run(args) -> int:
+
+def _write(args) -> dict:
     from hpcflow.report import build_report
 
-    result = build_report(args.dirs, args.out, study_name=args.study, force=args.force)
+    return build_report(args.dirs, args.out, study_name=args.study, force=args.force)
+
+
+def _on_rank_0(work, comm):
+    """work() on rank 0 (its value; None elsewhere) while the other ranks wait in a polled barrier, asleep rather
+    than spinning in a collective for as long as the report takes."""
+    from hpcflow.parallel.comm import arrive_within
+
+    try:
+        return work() if comm.Get_rank() == 0 else None
+    finally:
+        arrive_within(comm, math.inf)
+
+
+def run(args) -> int:
+    from hpcflow.parallel.comm import abort_on_error, check_launch, duplicate, refuse_together
+
+    check_launch()
+    with abort_on_error() as comm, duplicate(comm) as waiting:
+        # rank 0's refusal (UserError) is raised by every rank together: one line, every rank exits with its status
+        result = refuse_together(lambda: _on_rank_0(lambda: _write(args), waiting or comm), comm)
+    if result is None:  # the other ranks
+        return 0
     for path, reason in result["skipped"]:
         print(f"hpcflow report: skipped {path}: {reason}")
     print(f"hpcflow report: wrote {result['html']} and {result['md']}")
     return 0
+
+
+def _first_rank() -> bool:
+    from hpcflow.parallel.comm import rank
+
+    return rank() == 0
+
+
+def _said_once(parser) -> None:
+    """Every rank under mpiexec parses the same command line: the parser's error line and --help are printed by
+    rank 0 alone, and every rank exits with argparse's status."""
+    exit_, print_help = parser.exit, parser.print_help
+
+    def exit_once(status=0, message=None):
+        exit_(status, message if _first_rank() else None)
+
+    def help_once(file=None):
+        if _first_rank():
+            print_help(file)
+
+    parser.exit, parser.print_help = exit_once, help_once
 
 
 def register(sub) -> None:
@@ -21,3 +69,4 @@ def register(sub) -> None:
                    help="write into an --out that holds other files (an earlier report is replaced without it)")
     p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
     p.set_defaults(func=run)
+    _said_once(p)
