@@ -469,13 +469,16 @@ def test_a_request_that_fits_is_checked_and_passes(tmp_path, job, monkeypatch, c
 
 def test_no_check_where_sinfo_does_not_answer_or_for_the_local_executor(tmp_path, job, monkeypatch, capsys):
     """No Slurm answering (sinfo fails, prints nothing, or speaks of no partition) and the local executor: nothing to
-    compare the request with, so nothing is refused for its size."""
+    compare the request with, so nothing is refused for its size (the line says it went unchecked, and why)."""
     big = ["--ntasks-per-node", "64", "--time", "100000"]
-    for sinfo, rc in (("", 1), ("", 0), ("slurm_load_partitions: Unable to contact slurm controller", 0)):
+    for sinfo, rc, why in (("", 1, "exit status 1"), ("", 0, "no partition listed"),
+                           ("slurm_load_partitions: Unable to contact slurm controller", 0,
+                            "no partition listed: slurm_load_partitions: Unable to contact slurm controller")):
         _stand_in_slurm(tmp_path / "bin", monkeypatch, sinfo, rc)
         assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check", *big]) == 0
         said = capsys.readouterr().out
-        assert "x 64 task(s): hpcflow run" in said and "in partition" not in said
+        assert f"x 64 task(s), not checked against the cluster's partitions because sinfo did not answer ({why}): " \
+            "hpcflow run" in said and "in partition" not in said, said
     _stand_in_slurm(tmp_path / "bin", monkeypatch, "batch*|2|1|(null)|10|1-infinite|UNLIMITED")
     assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--check"]) == 0
     _stand_in_slurm(tmp_path / "bin", monkeypatch, "other|2|1|(null)|10|1-infinite|UNLIMITED")  # no default one

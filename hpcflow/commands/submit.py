@@ -151,13 +151,14 @@ def run(args) -> int:
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay)
     executor.check_executor(args.executor, res)
-    fits = executor.require_fit(res) if args.executor == "slurm" else None  # (None: sinfo does not answer)
+    fits, unchecked = executor.require_fit(res) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
         executor.require_mpi_type(res.mpi)
     logs = _logs_folder(args)
     argvs = _argvs(args)
     if args.check:
         where = f" in partition {fits}" if fits else ""
+        where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
               f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}")
         return 0
@@ -168,6 +169,8 @@ def run(args) -> int:
         out, err = executor.log_paths(job)
         print(f"hpcflow submit: {args.executor} job {job.job_id}: hpcflow {' '.join(argv)}")
         print(f"hpcflow submit:   logs {out} and {err}")
+    if unchecked:
+        print(f"hpcflow submit: the request was not checked against the cluster's partitions because {unchecked}")
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0

@@ -100,14 +100,33 @@ def read_sinfo(text: str) -> dict:
     return parts
 
 
-def query(timeout: float = 20) -> dict | None:
-    """The partitions sinfo lists; None where sinfo does not answer (no Slurm here, its controller down)."""
+#: seconds sinfo may take (it retries a controller that does not answer for about Slurm's MessageTimeout, 10 s)
+TIMEOUT_S = 20
+
+
+def ask(timeout: float | None = None) -> tuple[dict | None, str]:
+    """(the partitions sinfo lists, ""), or (None, why in one phrase) where sinfo does not answer: not on PATH, not
+    in `timeout` seconds (TIMEOUT_S), an error (its controller down), or no partition in what it printed."""
+    timeout = TIMEOUT_S if timeout is None else timeout
     try:
-        r = subprocess.run(SINFO, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    parts = read_sinfo(r.stdout) if r.returncode == 0 else {}
-    return parts or None
+        r = subprocess.run(SINFO, capture_output=True, text=True, errors="replace", timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return None, "not on PATH"
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__
+    except subprocess.TimeoutExpired:
+        return None, f"no answer in {timeout:g} s"
+    said = next((line.strip() for line in (r.stderr + "\n" + r.stdout).splitlines() if line.strip()), "")[:200]
+    if r.returncode != 0:
+        return None, said or f"exit status {r.returncode}"
+    parts = read_sinfo(r.stdout)
+    return (parts, "") if parts else (None, "no partition listed" + (f": {said}" if said else ""))
+
+
+def query(timeout: float | None = None) -> dict | None:
+    """The partitions sinfo lists; None where sinfo does not answer (`ask` says why)."""
+    return ask(timeout)[0]
 
 
 def misfit(res, parts: dict) -> str | None:

@@ -48,16 +48,17 @@ def require_slurm() -> None:
                           "local, or start a one-node Slurm with: sudo slurm/local-cluster.sh start")
 
 
-def require_fit(res: Resources) -> str | None:
-    """SubmitError when `res` can never start in its partition (capacity.misfit); the partition(s) it was checked
-    against, or None where sinfo does not answer (no check)."""
-    parts = capacity.query()
+def require_fit(res: Resources) -> tuple[str | None, str | None]:
+    """SubmitError when `res` can never start in its partition (capacity.misfit); else (the partition(s) it was
+    checked against, None), or (None, why it was not checked) where sinfo does not answer: a login node may lack
+    sinfo, so that refuses nothing, but the line that describes the request says so."""
+    parts, why = capacity.ask()
     if parts is None:
-        return None
-    why = capacity.misfit(res, parts)
-    if why:
-        raise SubmitError(why)
-    return res.partition or next(p.name for p in parts.values() if p.default)
+        return None, f"sinfo did not answer ({why})"
+    misfit = capacity.misfit(res, parts)
+    if misfit:
+        raise SubmitError(misfit)
+    return res.partition or next(p.name for p in parts.values() if p.default), None
 
 
 def require_mpi_type(mpi: str) -> None:
