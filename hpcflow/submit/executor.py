@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shlex
 import shutil
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-from hpcflow.errors import UserError
-from hpcflow.submit import capacity, mpi_types, pending
+from hpcflow.errors import RunStop, UserError
+from hpcflow.submit import capacity, mpi_types, pending, sbatch_error
 
 
 class SubmitError(UserError):
@@ -103,11 +104,31 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
     return ex
 
 
+class SubmitUnknown(RunStop):
+    """sbatch failed in a way that leaves unknown whether the job was queued (a lost reply); its files are kept."""
+
+
 def submit(ex, task, argvs: list) -> list:
-    """Submit one job per command line (a Slurm job array when several); return the submitit jobs."""
-    if len(argvs) == 1:
-        return [ex.submit(task, argvs[0])]
-    return ex.map_array(task, argvs)
+    """Submit one job per command line (a Slurm job array when several); return the submitit jobs. Where sbatch
+    fails, one line instead of submitit's traceback (and of the sbatch error it prints first): SubmitError when
+    nothing was queued, the files this submission wrote removed; SubmitUnknown when the job may be queued."""
+    from submitit.core.utils import FailedJobError, FailedSubmissionError, JobPaths
+
+    own = sbatch_error.OwnFiles(JobPaths.get_first_id_independent_folder(ex.folder))
+    held = io.StringIO()
+    try:
+        with own.recording(), contextlib.redirect_stderr(held):
+            jobs = [ex.submit(task, argvs[0])] if len(argvs) == 1 else ex.map_array(task, argvs)
+    except (FailedJobError, FailedSubmissionError) as exc:  # (what submitit printed is in the line)
+        if sbatch_error.maybe_queued(exc):
+            raise SubmitUnknown(sbatch_error.unknown(exc, ex.parameters.get("job_name", "?"), own.folder)) from None
+        own.remove()
+        raise SubmitError(sbatch_error.refused(exc)) from None
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+    sys.stderr.write(held.getvalue())
+    return jobs
 
 
 class QueueWatcher(SlurmInfoWatcher):
