@@ -1,14 +1,21 @@
 """`hpcflow submit` where Slurm fails it: sbatch refused or unanswered (one line, nothing left behind), sinfo silent
-(--check says the request went unchecked)."""
+(--check says the request went unchecked), and an interrupted run resubmitted with --resume."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from hpcflow.cli import main
-from test_submit import JOB, _script, _stand_in_slurm
+from test_checkpoint import RESUME_JOB
+from test_submit import JOB, ROOT, _script, _stand_in_slurm
 
 DOWN = "Unable to contact slurm controller (connect failure)"
 SINFO_OK = "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED"
@@ -126,3 +133,91 @@ def test_check_says_that_the_request_went_unchecked_where_sinfo_does_not_answer(
     assert main(["submit", str(job), "--out", out, "--executor", "slurm", "--partition", "nope"]) == 0
     said = capsys.readouterr().out
     assert "slurm job 42: hpcflow run" in said and f"hpcflow submit: the request was {note}\n" in said, said
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HPCFLOW_THREADS="1")
+
+
+def _interrupted_run(job: Path, out: Path) -> int:
+    """`hpcflow run` of `job` stopped by SIGTERM once it has checkpointed (exit 4); the step its checkpoint holds."""
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--quiet", "--set",
+                             "flow.steps=1000000"], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.h5").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 4, proc.stderr.read()
+    finally:
+        proc.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "preempted"
+    return summary["checkpoint_step"]
+
+
+def _error(capsys, verb: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpcflow {verb}: error: ") and err.count("\n") == 1, err
+    return err[len(f"hpcflow {verb}: error: "):]
+
+
+def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(tmp_path, capsys):
+    """A run stopped by SIGTERM (exit 4): `submit --check` said "continue it with --resume", which submit refused
+    (unrecognized arguments). Now its line names `hpcflow submit ... --resume` (`hpcflow run` keeps its own), and
+    submit --resume is checked by run's own code: every refusal is run's, word for word, before anything is queued;
+    the queued job continues the checkpoint; a finished run is not queued again for nothing."""
+    from hpcflow.checkpoint import load_resume
+
+    job, out, fresh = tmp_path / "job.toml", tmp_path / "pre", tmp_path / "fresh"
+    job.write_text(RESUME_JOB)
+    step = _interrupted_run(job, out)
+    target = f"flow.steps={step + 2}"
+    local = ["--executor", "local"]
+    assert main(["run", str(job), "--out", str(out), "--check"]) == 2
+    assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "run")
+    assert main(["submit", str(job), "--out", str(out), *local, "--check"]) == 2
+    assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.h5 that no finished "
+                                        f"summary.json describes); continue it with 'hpcflow submit {job} --out {out} "
+                                        "... --resume', or pass --force to start over\n")
+    for where, extra in ((out, []), (out, ["--set", "flow.steps=2"]), (out, ["--set", "kernel.width=0.06"]),
+                         (out, ["--force", "--set", target]), (fresh, [])):
+        assert main(["run", str(job), "--out", str(where), "--resume", "--check", *extra]) == 2
+        refused = _error(capsys, "run")
+        assert main(["submit", str(job), "--out", str(where), *local, "--resume", "--check", *extra]) == 2
+        assert _error(capsys, "submit") == refused
+    assert main(["submit", str(job), "--out", str(out), *local, "--resume", "--command", "tune", "--trials", "2"]) == 2
+    assert "--resume is an option of --command run and nn" in _error(capsys, "submit")
+    assert not fresh.exists() and not (tmp_path / "pre_logs").exists()
+
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(job), "--out", str(out), *local, "--resume",
+                        "--set", target, "--wait", "--quiet"], env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "finished with exit status 0" in r.stdout, r.stdout + r.stderr
+    assert f"hpcflow run {job} --out {out} --quiet --resume --set {target}" in r.stdout
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    assert load_resume(out / "checkpoint.h5").step == step + 2
+    assert main(["submit", str(job), "--out", str(out), *local, "--resume", "--set", target, "--check"]) == 2
+    assert _error(capsys, "submit") == (f"--resume: {out} already finished at step {step + 2} ([flow].steps = "
+                                        f"{step + 2}): the job would do nothing, so nothing is queued; raise "
+                                        "[flow].steps to extend it\n")
+
+
+def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_checks_it(tmp_path, capsys):
+    """A network run's checkpoint.pt without a finished summary: submit named it among 'results' (choose another
+    --out or --force) where `hpcflow nn` points to --resume; now it points to submit's --resume, whose checks of the
+    checkpoint are nn's own (an unreadable one refused in nn's words)."""
+    job, out = ROOT / "jobs" / "nn_smoke.toml", tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["nn", str(job), "--out", str(out), "--check"]) == 2
+    assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "nn")
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2
+    assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.pt that no finished "
+                                        f"summary.json describes); continue it with 'hpcflow submit {job} --out {out} "
+                                        "... --resume', or pass --force to start over\n")
+    assert main(["nn", str(job), "--out", str(out), "--resume", "--check"]) == 2
+    refused = _error(capsys, "nn")
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]) == 2
+    assert _error(capsys, "submit") == refused and "checkpoint.pt" in refused

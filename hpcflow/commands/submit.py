@@ -54,7 +54,7 @@ def _argvs(args) -> list[list[str]]:
         base.append("--quiet")
     sets = [x for s in args.set or [] for x in ("--set", s)]
     if args.command != "tune":
-        return [base + (["--force"] if args.force else []) + sets]
+        return [base + (["--force"] if args.force else []) + (["--resume"] if args.resume else []) + sets]
     from hpcflow.parallel.decompose import counts
 
     extra = [x for opt, v in (("--storage", args.storage), ("--study", args.study), ("--sampler", args.sampler))
@@ -67,6 +67,7 @@ TUNE_ONLY = ("--trials", "--storage", "--study", "--sampler")
 
 
 def _check_options(args) -> None:
+    from hpcflow.commands.run import refuse_resume_with_force
     from hpcflow.errors import ConfigError
 
     if args.command == "tune" and args.trials is None:
@@ -81,6 +82,10 @@ def _check_options(args) -> None:
     if args.command == "tune" and args.force:
         raise ConfigError("--force is an option of --command run and nn (a tune adds trials to the study in --out); "
                           "drop it, or choose another --out for a new study")
+    if args.command == "tune" and args.resume:
+        raise ConfigError("--resume is an option of --command run and nn (a tune adds trials to the study in --out, "
+                          "its finished ones kept); drop it")
+    refuse_resume_with_force(args)
     if args.command == "tune" and args.array > args.trials:
         raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
     # Slurm signals a job once it is within --signal-delay of its end (sbatch --signal): at or above the time limit
@@ -143,7 +148,7 @@ def run(args) -> int:
     if args.executor == "slurm" and not args.check:
         executor.require_slurm()
     kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                     sampler=args.sampler, study=args.study)
+                     resume=args.resume, sampler=args.sampler, study=args.study)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
@@ -186,6 +191,8 @@ def register(sub) -> None:
     p.add_argument("--executor", required=True, choices=("slurm", "local"))
     p.add_argument("--command", default="run", choices=("run", "nn", "tune"), help="hpcflow command to run (default run)")
     p.add_argument("--force", action="store_true", help="run/nn: overwrite results in --out")
+    p.add_argument("--resume", action="store_true", help="run/nn: continue the interrupted run in --out from its "
+                   "checkpoint (checked as the command checks it)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a job-file value (repeatable)")
     p.add_argument("--trials", type=_positive_int, help="tune: trials in all, shared over the --array workers")
     p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")

@@ -138,9 +138,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
             raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
                                   "not write among its trials, with --force neither: choose another --out")
         results = [e for e in os.listdir(path) if is_result(e)]
-        if results and not force and interrupted(path, "checkpoint.h5"):
-            raise OutputPathError(f"--out {path} holds an interrupted run (checkpoint.h5 that no finished summary.json "
-                                  "describes); continue it with --resume, or pass --force to start over")
+        refuse_interrupted(path, "checkpoint.h5", force=force)
         if results and not force:
             raise OutputPathError(_not_empty(path, results))
         for name in (*RUN_FILES, *outputs):
@@ -149,6 +147,14 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
                 raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
                                       "or choose another --out")
     return path
+
+
+def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume") -> None:
+    """Without force, OutputPathError when directory `path` holds an interrupted run (`interrupted`) of `checkpoint`;
+    the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume)."""
+    if not force and interrupted(path, checkpoint):
+        raise OutputPathError(f"--out {path} holds an interrupted run ({checkpoint} that no finished summary.json "
+                              f"describes); continue it with {resume}, or pass --force to start over")
 
 
 def _not_empty(path: str, results: list) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.output import check_outdir, writable_dir
+from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
 
 
-def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False,
+def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None) -> str:
     """Raise the UserError the command would raise on this job and --out (the command's own checks); return its
     kind."""
@@ -20,11 +21,42 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
         check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
         return kind
     from hpcflow.jobs import registry
+    from hpcflow.submit.task import CHECKPOINTS
 
     _, cfg = registry.load(job, list(overrides))
     kind = cfg["job"]["kind"]
     if command == "nn" and kind != "nn":
         raise ConfigError(f"{job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use --command run")
+    queued = "nn" if kind == "nn" else "run"  # (a network job is queued as `hpcflow nn`)
+    if resume:
+        _check_resume(queued, job, out, overrides)
+        return kind
+    refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"'hpcflow submit {job} --out {out} ... --resume'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return kind
+
+
+def _check_resume(queued: str, job: str, out: str, overrides) -> None:
+    """The checks of `hpcflow run|nn --resume`, by the commands' own code on one rank: a checkpoint in --out that
+    this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there is
+    finished and the job adds nothing to it (the queued command would do nothing)."""
+    from hpcflow.parallel.comm import SerialComm
+
+    args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False)
+    if queued == "nn":
+        from hpcflow.commands import nn
+
+        module, cfg, _ = nn._prepare(args, SerialComm())
+        outdir, state = nn._prepare_out(args, module, cfg)
+        done, unit, (section, name) = nn._already_finished(state, cfg, outdir), "epoch", ("training", "epochs")
+    else:
+        from hpcflow.commands import run
+
+        module, cfg, outputs, _ = run._prepare(args, SerialComm())
+        done, unit, (section, name) = run._prepare_out(args, module, cfg, outputs, SerialComm())[1], "step", \
+            ("flow", "steps")
+    if done is not None:
+        key = f"[{section}].{name}"
+        raise ConfigError(f"--resume: {out} already finished at {unit} {done} ({key} = {cfg[section][name]}): the "
+                          f"job would do nothing, so nothing is queued; raise {key} to extend it")
