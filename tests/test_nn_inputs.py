@@ -3,6 +3,7 @@ the fix (not a bare torch error from inside a layer), from the network itself an
 
 import re
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -50,6 +51,28 @@ def test_weights_and_data_of_different_dtypes_name_both_and_the_fix(quintic, wei
         assert f"is {got} but the weights are {weights}" in text and f"dtype='{got}'" in text, text
     fixed = MetricData.from_pointset(quintic, dtype=getattr(torch, weights))  # the other fix it names
     assert model(fixed.x, fixed.gfs).dtype == getattr(torch, weights)
+
+
+def test_numpy_data_and_a_half_given_second_point_set_are_named(quintic):
+    """NumPy arrays where tensors go (the dtype message read 'float64 but the weights are float64') and empirical_ntk's
+    x2 without g2 (an AttributeError inside the model) are refused in one line naming the argument and the fix."""
+    from hpcflow.nn.ntk import empirical_ntk
+
+    d = MetricData.from_pointset(quintic)
+    model = MetricMLP(10, depth=1, width=4, seed=0)
+    for call, name in ((lambda: model(d.x.numpy(), d.gfs), "x"), (lambda: model(d.x, d.gfs.numpy()), "gfs"),
+                       (lambda: empirical_ntk(model, d.x.numpy()[:3], d.gfs.numpy()[:3]), "x")):
+        with pytest.raises(TypeError) as exc:
+            call()
+        assert f"{name} is a numpy.ndarray, not a torch.Tensor" in _one_line(exc)
+    for x2, g2, missing in ((d.x[:2], None, "g2"), (None, d.gfs[:2], "x2")):
+        with pytest.raises(ValueError) as exc:
+            empirical_ntk(model, d.x[:3], d.gfs[:3], x2, g2)
+        assert f"{missing} is missing" in _one_line(exc)
+    theta = empirical_ntk(model, d.x[:3], d.gfs[:3], d.x[:2], d.gfs[:2])  # both given: Θ(x1, x2) of the same model
+    assert theta.shape == (9, 9, 3, 2)
+    whole = empirical_ntk(model, d.x[:3], d.gfs[:3])[:, :, :, :2]
+    assert np.abs(theta - whole).max() <= 1e-13 * np.abs(whole).max()  # summation order of a few products
 
 
 def test_train_refuses_mismatched_data_before_any_step(quintic):

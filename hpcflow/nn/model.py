@@ -130,6 +130,9 @@ class MetricMLP(torch.nn.Module):
                                     ("gfs", gfs, n_out, f"pass packed g_FS of {n_out} components per point")):
             if t is None:
                 continue
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"MetricMLP: {name} is a {type(t).__module__}.{type(t).__name__}, not a torch.Tensor; "
+                                f"pass torch.as_tensor({name})")
             if t.ndim != 2 or t.shape[-1] != width:
                 raise ValueError(f"MetricMLP: {name} has shape {tuple(t.shape)}, expected (N, {width}); {fix}")
             if t.dtype != dtype:

@@ -80,6 +80,9 @@ def ntk_method(model, method: str) -> str:
 
 def empirical_ntk(model, x1, g1, x2=None, g2=None, *, method: str = "auto") -> np.ndarray:
     """Θ (n_out, n_out, N1, N2) float64 between points (x1, g1) and (x2, g2) (default: the same points)."""
+    if (x2 is None) != (g2 is None):
+        raise ValueError(f"empirical_ntk: {'g2' if g2 is None else 'x2'} is missing; pass x2 and g2 together (the "
+                         "second points and their packed g_FS), or neither for Θ of (x1, g1) with itself")
     method = ntk_method(model, method)
     fn = _ntk_layerwise if method == "layerwise" else _ntk_jacobian
     with torch.no_grad() if method == "layerwise" else torch.enable_grad():
