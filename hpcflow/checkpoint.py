@@ -19,10 +19,10 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
     cluster/labels, cluster/owner             when clustered (static)
 
 A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_file`): a crash while writing leaves
-the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) make the
-next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4). `load_resume` refuses
-(exit 2) a file that lacks an entry, has a wrong shape or type, or holds NaN/inf where the writer stores only finite
-values.
+the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) and a first
+Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
+`load_resume` refuses (exit 2) a file that lacks an entry, has a wrong shape or type, or holds NaN/inf where the
+writer stores only finite values.
 """
 
 from __future__ import annotations

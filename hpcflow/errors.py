@@ -2,7 +2,7 @@
 
 Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
 stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
-SIGTERM/SIGUSR1 after writing a checkpoint, continue with --resume (`Preempted`).
+SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`).
 """
 
 EXIT_OK = 0
@@ -51,6 +51,6 @@ class NumericalStop(RunStop):
 
 
 class Preempted(RunStop):
-    """SIGTERM/SIGUSR1 arrived; a checkpoint was written at a step boundary; resume with --resume."""
+    """SIGTERM/SIGUSR1/SIGINT arrived; a checkpoint was written at a step boundary; resume with --resume."""
 
     exit_status = EXIT_PREEMPTED

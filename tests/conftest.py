@@ -54,8 +54,9 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(autouse=True)
 def _stop_signal_dispositions():
     """A test that stops a run in-process leaves SIGTERM/SIGUSR1 ignored (hpcflow.stop_signals), and children
-    inherit SIG_IGN: give every test the dispositions the test before it started with."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    inherit SIG_IGN; one that stops it by Ctrl-C may leave SIGINT to a stop request's handler: give every test the
+    dispositions the test before it started with."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
     yield
     for sig, handler in saved.items():
         if handler is not None:

@@ -250,8 +250,8 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
 
 
 class StopRequests:
-    """SIGTERM/SIGUSR1 (hpcflow.stop_signals.SIGNALS) handled for a whole job: the trainer takes them over while
-    it trains; outside training a request sets a flag that `requested` (collective) turns into one decision."""
+    """SIGTERM/SIGUSR1/SIGINT (hpcflow.stop_signals.SIGNALS) handled for a whole job: the trainer takes them over
+    while it trains; outside training a request sets a flag that `requested` (collective) turns into one decision."""
 
     def __init__(self, comm):
         self.comm, self.signalled, self._handlers = comm, False, {}

@@ -392,8 +392,9 @@ class Worker:
 
 @contextmanager
 def signals_between_trials():
-    """An Event set by SIGTERM/SIGUSR1 while the worker is between trials (Slurm's notice before a time limit or
-    preemption), so that it stops with exit status 4 and best.toml instead of dying; handlers restored after."""
+    """An Event set by SIGTERM/SIGUSR1 (Slurm's notice before a time limit or preemption) or a first Ctrl-C while the
+    worker is between trials, so that it stops with exit status 4 and best.toml instead of dying; handlers restored
+    after."""
     event = threading.Event()
     old = install(lambda *_: event.set())
     try:

@@ -1,0 +1,204 @@
+"""Ctrl-C (SIGINT) on the commands that run work: the first is a stop request like SIGTERM where the run has
+checkpoints (checkpoint of the step it stops at, exit 4, --resume continues bit for bit), a second interrupts at
+once. The processes get the signal as from a terminal: SIGINT's default action restored in the child
+(a non-interactive shell starts background jobs with it ignored, and hpcflow leaves an ignored SIGINT ignored), and
+under mpiexec sent to mpiexec, which forwards it to every rank."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcflow import stop_signals
+from hpcflow.atomic import TMP_MARK
+from jobtexts import GAUSSIAN_KERNEL, NN_POINTS, SMALL_NET
+from test_parallel import mpiexec
+
+HERE = os.path.dirname(__file__)
+ENV = dict(os.environ, HPCFLOW_THREADS="1")
+STEPS, SEEN = 300, 20  # the flow's steps; Ctrl-C once its progress line of step SEEN is out
+FLOW = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 240
+n_test = 90
+seed = 3
+""" + GAUSSIAN_KERNEL + f"""[flow]
+dt = 1.0
+steps = {STEPS}
+loss = "ultralocal"
+[clustering]
+method = "batched"
+n_clusters = 12
+batch_size = 80
+halo_cutoff = 0.3
+[checkpoint]
+every = {STEPS}
+"""
+EPOCHS = 150
+NN = NN_POINTS + SMALL_NET + f"""[training]
+epochs = {EPOCHS}
+batch_size = 20
+lr = 3e-3
+threads = 1
+[ntk]
+enabled = false
+[checkpoint]
+every = {EPOCHS}
+"""
+
+
+def _ctrl_c_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the child's Python then raises KeyboardInterrupt, as at a terminal
+
+
+def _start(cmd, log):
+    """`cmd` in its own session, stdout to the file `log`, stderr piped, SIGINT as at a terminal."""
+    with open(log, "w", encoding="utf-8") as fh:
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+                                preexec_fn=_ctrl_c_default)
+
+
+def _wait_for(proc, log, pattern, timeout=60):
+    """Wait until the file `log` holds a match of `pattern` (the process still running)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, log.read_text(encoding="utf-8")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, f"no {pattern!r} in time"
+        time.sleep(0.01)
+
+
+def _ctrl_c(proc, timeout=60):
+    """SIGINT to the process (mpiexec: it forwards it to every rank); (exit status, stderr)."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+def _run(cmd, timeout=120):
+    r = subprocess.run(["timeout", str(timeout), *cmd], capture_output=True, text=True, timeout=timeout + 30, env=ENV)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _debris(out) -> list:
+    """The atomic writer's temporaries left in `out` (none: an interrupted write removes its own)."""
+    return [name for name in os.listdir(out) if TMP_MARK in name] if os.path.isdir(out) else []
+
+
+def test_the_first_sigint_is_a_stop_request_and_a_second_interrupts():
+    """In one process: the first SIGINT calls the stop request's handler, the second raises KeyboardInterrupt; once
+    the handlers are restored after a stop, SIGINT interrupts again (SIGTERM's repeat is ignored instead). A SIGINT
+    ignored when the handler is installed stays ignored."""
+    seen = []
+    old = stop_signals.install(lambda signum, frame: seen.append(signum))
+    try:
+        try:
+            signal.raise_signal(signal.SIGINT)  # raise_signal runs the Python handler before it returns
+        except KeyboardInterrupt:
+            pytest.fail("the first SIGINT interrupted instead of asking the run to stop")
+        assert seen == [signal.SIGINT]
+        signal.raise_signal(signal.SIGTERM)  # SIGTERM's repeats are requests, not interrupts
+        signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGINT, signal.SIGTERM, signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert len(seen) == 3
+    finally:
+        stop_signals.restore(old, stopping=True)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    # a new run in this process: its first SIGINT is a request again; from SIG_DFL a stop leaves KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    old = stop_signals.install(lambda signum, frame: seen.append(signum))
+    signal.raise_signal(signal.SIGINT)
+    stop_signals.restore(old, stopping=True)
+    assert seen[3:] == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old = stop_signals.install(lambda signum, frame: seen.append(signum))
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.SIGINT not in old
+    stop_signals.restore(old, stopping=False)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterrupted_run(tmp_path, ranks):
+    """Ctrl-C after step 20 of a flow with no periodic checkpoint due before its end: the checkpoint of the step it
+    stops at (none of the steps since the start lost), summary.json "preempted", exit 4 on every rank and one line
+    naming --resume; --resume ends with every dataset and summary number of the uninterrupted run, bit for bit."""
+    job = tmp_path / "job.toml"
+    job.write_text(FLOW)
+    cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
+    run = [*([mpiexec(), "-n", str(ranks)] if ranks > 1 else []), sys.executable, "-m", "hpcflow", "run", str(job),
+           "--quiet"]
+    proc = _start([*run, "--out", str(cut)], log)
+    _wait_for(proc, log, rf"step\s+{SEEN} ")
+    status, err = _ctrl_c(proc)
+    assert status == 4, err  # mpiexec: the ranks' statuses ORed, so a rank's 1 or 130 would show
+    lines = err.splitlines()
+    said = re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step (\d+) written to \S+; continue "
+                        r"with --resume", lines[0])
+    assert len(lines) == 1 and said, err
+    with h5py.File(cut / "checkpoint.h5") as f:
+        step = int(f.attrs["step"])
+        assert f.attrs["status"] == "preempted" and f["history/sigma_train"].shape == (step + 1,)
+    assert step == int(said.group(1)) and SEEN <= step < STEPS
+    summary = json.loads((cut / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["checkpoint_step"] == step and summary["ranks"] == ranks
+    assert not _debris(cut)
+    _run([*run, "--out", str(cut), "--resume"])
+    _run([*run, "--out", str(whole)])
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
+                "rejected_steps", "checkpoint_step", "status"):
+        assert a[key] == b[key], key
+    with h5py.File(cut / "checkpoint.h5") as f, h5py.File(whole / "checkpoint.h5") as g:
+        for key in ("history/sigma_train", "history/sigma_test", "history/dt", "train/g", "test/g", "cluster/labels"):
+            np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
+        assert f["history/step_seconds"].shape == (STEPS, ranks)
+
+
+def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+    """`hpcflow nn`: Ctrl-C after epoch 2 of a training with no periodic checkpoint due: checkpoint.pt of where it
+    stopped, summary.json "preempted", exit 4 and one line; --resume gives the uninterrupted run's nn.h5."""
+    pytest.importorskip("torch")
+    from h5data import NN_TIMINGS, datasets
+    from hpcflow.nn.checkpoint import load_checkpoint
+
+    job = tmp_path / "job.toml"
+    job.write_text(NN)
+    cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
+    nn = [sys.executable, "-m", "hpcflow", "nn", str(job), "--quiet"]
+    proc = _start([*nn, "--out", str(cut)], log)
+    _wait_for(proc, log, r"epoch\s+2 ")
+    status, err = _ctrl_c(proc)
+    assert status == 4, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"hpcflow nn: stopped: signal received: checkpoint written after epoch "
+                                            r"\d+( \+ \d+ batches)?; continue with --resume", lines[0]), err
+    state = load_checkpoint(str(cut / "checkpoint.pt"))
+    epoch = int(state["train"]["epoch"])
+    assert state["status"] == "running" and 2 <= epoch < EPOCHS
+    summary = json.loads((cut / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["checkpoint_step"] == epoch
+    assert not _debris(cut) and not (cut / "nn.h5").exists()
+    _run([*nn, "--out", str(cut), "--resume"])
+    _run([*nn, "--out", str(whole)])
+    got, ref = datasets(cut / "nn.h5"), datasets(whole / "nn.h5")
+    assert got.keys() == ref.keys()
+    for key in sorted(set(got) - NN_TIMINGS):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+
