@@ -1,7 +1,8 @@
 """The `hpcflow` command line: one subcommand module each under hpcflow.commands.
 
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal
-error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written).
+error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 130
+interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one; one line).
 """
 
 from __future__ import annotations
@@ -109,10 +110,22 @@ def _said_elsewhere(exc, *, collective: bool = False) -> bool:
 
 def main(argv=None) -> int:
     _survive_closed_pipes()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verb is None:
-        parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
+    args = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.verb is None:
+            parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
+        return _run(args)
+    except KeyboardInterrupt:  # what was written is whole (atomic writes remove their temporaries)
+        from hpcflow.stop_signals import interrupted
+
+        verb = getattr(args, "verb", None)
+        return interrupted(f"hpcflow {verb}" if verb else "hpcflow")
+
+
+def _run(args) -> int:
+    """The subcommand; its UserError and RunStop become their exit status and one line."""
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
 stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
-SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`).
+SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 130 (128 +
+SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint is written, or by a second Ctrl-C.
 """
 
 EXIT_OK = 0
@@ -10,6 +11,7 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_PREEMPTED = 4
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):

@@ -12,8 +12,12 @@ ignored.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+import time
+from contextlib import contextmanager
 
 #: the stop requests: SIGTERM (scancel, preemption), SIGUSR1 (`--signal=USR1@120` before a time limit) and SIGINT
 #: (Ctrl-C at a terminal; mpiexec forwards it to every rank)
@@ -66,3 +70,46 @@ def restore(handlers: dict, *, stopping: bool) -> None:
             old = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_IGN
         signal.signal(sig, old)
 
+
+#: seconds a rank > 0 waits before it ends an interrupted job itself: rank 0, interrupted too, says it once first
+SAY_WAIT = 0.5
+
+
+def _mpi_world():
+    """MPI.COMM_WORLD where MPI runs with several ranks, else None (never initialises MPI)."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized() or MPI.COMM_WORLD.Get_size() == 1:
+        return None
+    return MPI.COMM_WORLD
+
+
+def interrupted(prog: str) -> int:
+    """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt: Ctrl-C where no
+    checkpoint is written, or a second one); returns EXIT_INTERRUPTED. Under MPI it ends every rank at once (Abort
+    with that status): the others may wait in a collective for this one, which would never come."""
+    from hpcflow.errors import EXIT_INTERRUPTED
+
+    world = _mpi_world()
+    rank = 0 if world is None else world.Get_rank()
+    if world is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ending: a further Ctrl-C must not interrupt the goodbye
+    if rank:
+        time.sleep(SAY_WAIT)
+    sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
+    print(f"{prog}: interrupted" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
+    if world is not None:
+        world.Abort(EXIT_INTERRUPTED)
+        os._exit(EXIT_INTERRUPTED)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
+    return EXIT_INTERRUPTED
+
+
+@contextmanager
+def interrupts_end_the_job(prog: str):
+    """Inside `hpcflow.parallel.comm.abort_on_error`: under MPI a KeyboardInterrupt ends the job in one line
+    (`interrupted`) instead of a traceback; on one rank it goes on to the CLI, which says the same line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if _mpi_world() is not None:
+            interrupted(prog)
+        raise

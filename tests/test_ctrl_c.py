@@ -1,6 +1,7 @@
 """Ctrl-C (SIGINT) on the commands that run work: the first is a stop request like SIGTERM where the run has
 checkpoints (checkpoint of the step it stops at, exit 4, --resume continues bit for bit), a second interrupts at
-once. The processes get the signal as from a terminal: SIGINT's default action restored in the child
+once; anywhere else, and after a second one, the command ends in one line with status 130, no traceback, and no
+partial file left. The processes get the signal as from a terminal: SIGINT's default action restored in the child
 (a non-interactive shell starts background jobs with it ignored, and hpcflow leaves an ignored SIGINT ignored), and
 under mpiexec sent to mpiexec, which forwards it to every rank."""
 
@@ -18,10 +19,12 @@ import pytest
 
 from hpcflow import stop_signals
 from hpcflow.atomic import TMP_MARK
+from hpcflow.jobs.output import is_result
 from jobtexts import GAUSSIAN_KERNEL, NN_POINTS, SMALL_NET
 from test_parallel import mpiexec
 
 HERE = os.path.dirname(__file__)
+DRIVER = os.path.join(HERE, "mpi", "ctrl_c_driver.py")
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
 STEPS, SEEN = 300, 20  # the flow's steps; Ctrl-C once its progress line of step SEEN is out
 FLOW = """
@@ -171,6 +174,25 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
         assert f["history/step_seconds"].shape == (STEPS, ranks)
 
 
+@pytest.mark.parametrize("when", ["step", "fsync"])
+def test_a_second_ctrl_c_while_stopping_ends_in_one_line_with_130_and_keeps_the_last_checkpoint(tmp_path, when):
+    """A second SIGINT before the step boundary that honours the first, or while the stop's checkpoint is being
+    synced (tests/mpi/ctrl_c_driver.py): exit 130, the one line "hpcflow run: interrupted", no traceback, the
+    checkpoint of step 4 (every 2 steps) as it was, no temporary left; --resume finishes the run from it."""
+    job = tmp_path / "job.toml"
+    job.write_text(FLOW.replace(f"every = {STEPS}", "every = 2").replace(f"steps = {STEPS}", "steps = 8"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, DRIVER, "5", when, "run", str(job), "--out", str(out), "--quiet"]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90, env=ENV,
+                       preexec_fn=_ctrl_c_default)
+    assert r.returncode == 130 and r.stderr == "hpcflow run: interrupted\n", (r.returncode, r.stderr)
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert f.attrs["step"] == 4 and f.attrs["status"] == "running"
+    assert not _debris(out) and not (out / "summary.json").exists()
+    _run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--resume", "--quiet"])
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 8
+
+
 def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     """`hpcflow nn`: Ctrl-C after epoch 2 of a training with no periodic checkpoint due: checkpoint.pt of where it
     stopped, summary.json "preempted", exit 4 and one line; --resume gives the uninterrupted run's nn.h5."""
@@ -202,3 +224,23 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
     for key in sorted(set(got) - NN_TIMINGS):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
 
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_ctrl_c_of_a_job_without_checkpoints_ends_in_one_line_with_130(tmp_path, ranks):
+    """A noise scan (no checkpoints) stops at once on Ctrl-C: exit 130, one line "hpcflow run: interrupted" (under
+    mpiexec one rank's, rank 0's unless it waits in a collective, before the job's Abort), no traceback, no result
+    and no temporary in --out."""
+    out, log = tmp_path / "out", tmp_path / "log"
+    job = os.path.join(HERE, "..", "jobs", "noise_scan_gaussian.toml")
+    cmd = [sys.executable, "-m", "hpcflow", "run", job, "--out", str(out), "--set", "flow.steps=400", "--quiet"]
+    proc = _start([*([mpiexec(), "-n", str(ranks)] if ranks > 1 else []), *cmd], log)
+    deadline = time.monotonic() + 60
+    while not out.is_dir():  # validated: the scan is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "the scan did not start"
+        time.sleep(0.01)
+    status, err = _ctrl_c(proc)
+    assert status == 130, err
+    ours = [line for line in err.splitlines() if line.startswith("hpcflow")]
+    assert len(ours) == 1 and ours[0].startswith("hpcflow run: interrupted") and "Traceback" not in err, err
+    left = os.listdir(out) if out.is_dir() else []  # the directory the run created goes when it holds nothing
+    assert not [name for name in left if is_result(name)] and not _debris(out), left

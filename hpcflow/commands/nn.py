@@ -102,6 +102,7 @@ def _prepare_out(args, module, cfg):
 
 def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     from hpcflow.parallel.comm import abort_on_error
+    from hpcflow.stop_signals import interrupts_end_the_job
 
     from hpcflow.commands.run import saved_job
 
@@ -110,7 +111,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume)}
     stop = None
-    with abort_on_error(comm):
+    with abort_on_error(comm), interrupts_end_the_job("hpcflow nn"):
         try:
             summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
         except RunStop as exc:  # collective (every rank raises it): not an error to abort on

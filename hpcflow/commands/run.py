@@ -15,9 +15,10 @@ from hpcflow import __version__, resources
 
 def run(args) -> int:
     from hpcflow.parallel import comm as pcomm
+    from hpcflow.stop_signals import interrupts_end_the_job
 
     pcomm.check_launch()
-    with pcomm.abort_on_error() as c:
+    with pcomm.abort_on_error() as c, interrupts_end_the_job("hpcflow run"):
         pcomm.refuse_together(resources.check_environment, c)  # HPCFLOW_THREADS is read by limit_threads
         pcomm.limit_threads(c)
         return _run(args, c)

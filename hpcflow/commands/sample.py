@@ -61,6 +61,7 @@ def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, refuse_together
+    from hpcflow.stop_signals import interrupts_end_the_job
 
     check_launch()
 
@@ -71,7 +72,7 @@ def run(args) -> int:
         check_chart(X, args.chart)
         return X
 
-    with abort_on_error():
+    with abort_on_error(), interrupts_end_the_job("hpcflow sample"):
         X = refuse_together(checks)  # a check failing on some ranks only (node-local paths, memory): all refuse
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay

@@ -7,10 +7,11 @@ from __future__ import annotations
 def run(args) -> int:
     from hpcflow.errors import EXIT_INTERNAL, EXIT_NUMERICAL
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+    from hpcflow.stop_signals import interrupts_end_the_job
     from hpcflow.tune.study import RECORD_WAIT, optimize
 
     check_launch()
-    with abort_on_error(wait=RECORD_WAIT):
+    with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune"):
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
                           sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,
                           quiet=args.quiet)
