@@ -33,6 +33,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def _print_message(self, message, file=None):
+        """Every rank under mpiexec parses the same command line: its error line, usage, --help and --version are
+        printed by rank 0 alone (every rank still exits with argparse's status)."""
+        if _first_rank():
+            super()._print_message(message, file)
+
+
+def _first_rank() -> bool:
+    """Rank 0 of a launched job, or a process no launcher started (which never loads MPI for this)."""
+    from hpcflow.parallel.comm import launched, rank
+
+    return not launched() or rank() == 0
+
 
 class _Subcommand(_Parser):
     """A subcommand's parser refuses unknown options itself, so the one line names it ('hpcflow run: error: ...');

@@ -27,9 +27,10 @@ def _on_rank_0(work, comm):
 
 def run(args) -> int:
     from hpcflow.parallel.comm import abort_on_error, check_launch, duplicate, refuse_together
+    from hpcflow.stop_signals import interrupts_end_the_job
 
     check_launch()
-    with abort_on_error() as comm, duplicate(comm) as waiting:
+    with abort_on_error() as comm, interrupts_end_the_job("hpcflow report"), duplicate(comm) as waiting:
         # rank 0's refusal (UserError) is raised by every rank together: one line, every rank exits with its status
         result = refuse_together(lambda: _on_rank_0(lambda: _write(args), waiting or comm), comm)
     if result is None:  # the other ranks
@@ -40,27 +41,6 @@ def run(args) -> int:
     return 0
 
 
-def _first_rank() -> bool:
-    from hpcflow.parallel.comm import rank
-
-    return rank() == 0
-
-
-def _said_once(parser) -> None:
-    """Every rank under mpiexec parses the same command line: the parser's error line and --help are printed by
-    rank 0 alone, and every rank exits with argparse's status."""
-    exit_, print_help = parser.exit, parser.print_help
-
-    def exit_once(status=0, message=None):
-        exit_(status, message if _first_rank() else None)
-
-    def help_once(file=None):
-        if _first_rank():
-            print_help(file)
-
-    parser.exit, parser.print_help = exit_once, help_once
-
-
 def register(sub) -> None:
     p = sub.add_parser("report", help="report of run directories: figures, tables, key numbers (HTML + markdown)")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (flow, nn, noise_scan, ...) or tune directories")
@@ -69,4 +49,3 @@ def register(sub) -> None:
                    help="write into an --out that holds other files (an earlier report is replaced without it)")
     p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
     p.set_defaults(func=run)
-    _said_once(p)
