@@ -359,9 +359,9 @@ def test_check_flag_validates_and_writes_nothing(tmp_path):
     # a GPU job checked on a node without one is accepted (login node) with a warning; the run itself refuses it
     from hpcflow.backend import gpu_available
 
-    r = _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", cwd=tmp_path,
-                 env={"HPCFLOW_BACKEND": "cupy"})
-    assert r.returncode == 0 and ("no usable GPU" in r.stdout) == (not gpu_available()), r.stdout
+    for cmd, job in (("run", "quickstart.toml"), ("nn", "nn_smoke.toml")):  # (the run of `hpcflow nn` refuses too)
+        r = _hpcflow(cmd, ROOT / "jobs" / job, "--out", out, "--check", cwd=tmp_path, env={"HPCFLOW_BACKEND": "cupy"})
+        assert r.returncode == 0 and ("no usable GPU" in r.stdout) == (not gpu_available()), r.stdout
     assert "backend numpy" in _hpcflow("run", ROOT / "jobs/quickstart.toml", "--out", out, "--check", cwd=tmp_path,
                                        env={"HPCFLOW_BACKEND": "numpy"}).stdout
     assert not (tmp_path / "new").exists()

@@ -34,7 +34,7 @@ def _run(args, comm) -> int:
         refuse_together(lambda: _prepare_out(args, module, cfg, outputs, comm), comm)
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {_backend_note()}; nothing run")
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {backend_note()}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
@@ -94,7 +94,7 @@ def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> in
     return 0
 
 
-def _backend_note() -> str:
+def backend_note() -> str:
     """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal)."""
     from hpcflow.backend import gpu_available
 
