@@ -105,8 +105,11 @@ def test_silhouette_agrees_with_sklearn(quintic_points):
     two = silhouette_fs(z, clustered, sample_size=2, seed=4)
     rows = np.sort(np.random.default_rng(4).choice(200, size=2, replace=False))
     assert two.stderr == pytest.approx(abs(samples[rows[0]] - samples[rows[1]]) / 2, rel=1e-9)
-    with pytest.raises(ConfigError, match="sample_size = 1 must be >= 2"):
-        silhouette_fs(z, clustered, sample_size=1)
+    for bad in (1, 2.5, "50", True):  # (2.5 ended in NumPy's TypeError from choice, naming no argument)
+        with pytest.raises(ConfigError, match=f"sample_size={bad!r} is invalid; pass a whole number of rows >= 2"):
+            silhouette_fs(z, clustered, sample_size=bad)
+    with pytest.raises(ValueError, match="tile_entries=0 is invalid"):
+        silhouette_fs(z, clustered, tile_entries=0)
 
 
 def test_birch_baseline_runs_on_euclidean_features(separated_groups):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpcflow.arguments import api_integer
 from hpcflow.cluster.agglomerative import one_hot
 from hpcflow.cluster.inputs import as_points
 from hpcflow.errors import ConfigError
@@ -69,12 +70,14 @@ def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
     z = as_points(points)
     labels = _check_labels(labels, z.shape[0])
     n = z.shape[0]
+    tile_entries = api_integer("tile_entries", tile_entries, "an integer >= 1 (distance entries per tile)", lo=1)
+    if sample_size is not None:
+        sample_size = api_integer("sample_size", sample_size, f"a whole number of rows >= {MIN_SAMPLE} (the standard "
+                                  "error of a subsample needs two rows), or None for every point", lo=MIN_SAMPLE,
+                                  type_error=ConfigError, value_error=ConfigError)
     if sample_size is None or sample_size >= n:
         rows = np.arange(n)
     else:
-        if sample_size < MIN_SAMPLE:
-            raise ConfigError(f"sample_size = {sample_size} must be >= {MIN_SAMPLE} (the standard error of a "
-                              "subsample needs two rows); use more rows, or None for every point")
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
     step = max(1, tile_entries // n)
     s = np.concatenate([silhouette_rows(fs_distance(z[r], z, tile=step), labels, r)
