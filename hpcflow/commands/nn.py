@@ -12,7 +12,7 @@ import os
 
 from hpcflow import __version__
 from hpcflow.commands.run import backend_note, add_job_arguments, refuse_resume_with_force
-from hpcflow.errors import ConfigError, OutputPathError, RunStop
+from hpcflow.errors import ConfigError, RunStop
 
 
 def run(args) -> int:
@@ -94,9 +94,7 @@ def _prepare_out(args, module, cfg):
         check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
         module.check_resume(cfg, resume, path)
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
-    if output.interrupted(args.out, CHECKPOINT) and not args.force:
-        raise OutputPathError(f"--out {args.out} holds an interrupted run ({CHECKPOINT} that no finished "
-                              "summary.json describes); continue it with --resume, or pass --force to start over")
+    output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)
     return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"]), None  # checkpoint too
 
 
