@@ -313,6 +313,12 @@ def _asked(on_step, view, comm) -> bool:
     return answer if getattr(on_step, "answers_alike", False) else any_true(answer, comm=comm)
 
 
+def _best_so_far(sigmas: list) -> tuple:
+    """(smallest sigma of a history, steps since its first step): the early-stop state after that history."""
+    best = min(sigmas)
+    return best, len(sigmas) - 1 - sigmas.index(best)
+
+
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
                 weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
                 clip: float | None = None, early_stop: int | None = None, kappa_gradient: str = "exact",
@@ -391,15 +397,14 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         kappas = sums.kappas(etas, sets)[1]
         hist_train, hist_test = (sums.sigmas(etas, sets, kappas) + [float("nan")])[:2]
         hist_train, hist_test, k_train = [hist_train], [hist_test], kappas[0]
-        dts, rejections, since_best, test_held, start = [], [], 0, 0, 0
-        best = hist_test[0] if has_test else hist_train[0]
+        dts, rejections, test_held, start = [], [], 0, 0
     else:
         v_train = xp.asarray(resume.rows("train", train_idx)).reshape(-1, p)
         v_test = xp.asarray(resume.rows("test", test_idx)).reshape(-1, p) if has_test else xp.zeros((0, p))
         hist_train, hist_test = [float(s) for s in resume.sigma_train], [float(s) for s in resume.sigma_test]
         dts, rejections = [float(h) for h in resume.dt], [(int(s), float(h)) for s, h in resume.rejections]
-        since_best, test_held, start = int(resume.since_best), int(resume.test_held), int(resume.step)
-        best = float(resume.best)
+        test_held, start = int(resume.test_held), int(resume.step)
+    best, since_best = _best_so_far(hist_test if has_test else hist_train)  # (a resume's from its history)
     stopped, stop_kind = "", ""
     if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done
         stopped, stop_kind, start = str(resume.stopped), "early_stop", steps
@@ -468,9 +473,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         history["kernel_seconds"].append(cnt.kernel_seconds - before[0])
         history["comm_seconds"].append(cnt.comm_seconds + sums.seconds - before[1])
         history["comm_bytes"].append(cnt.comm_bytes - before[2])
-        if early_stop is not None:
-            monitored = hist_test[-1] if has_test else hist_train[-1]
-            best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
+        monitored = hist_test[-1] if has_test else hist_train[-1]
+        best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
         if callback is not None and any_true(bool(callback({"step": step, "sigma_train": hist_train[-1],
                                                             "sigma_test": hist_test[-1], "dt": h,
                                                             "rejected": len(rejections),
