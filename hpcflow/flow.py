@@ -407,7 +407,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     best, since_best = _best_so_far(hist_test if has_test else hist_train)  # (a resume's from its history)
     stopped, stop_kind = "", ""
     if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done
-        stopped, stop_kind, start = str(resume.stopped), "early_stop", steps
+        stopped = str(resume.stopped) or f"step {start}: no improvement for {early_stop} steps (early stop)"
+        stop_kind, start = "early_stop", steps
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
     cnt = step_sums.counters
 

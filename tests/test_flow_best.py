@@ -13,6 +13,10 @@ import pytest
 
 from hpcflow import checkpoint as ckpt
 from hpcflow import cli
+from hpcflow.flow import kernel_flow
+from hpcflow.geometry import Hypersurface
+from hpcflow.kernels import make_kernel
+from test_flow_state import RecordedResume
 
 STEPS, STOP = 10, 8  # sigma_test of this job is lowest at step 7, between step 0 and the last step
 
@@ -75,3 +79,18 @@ def test_a_resumed_run_has_the_best_of_its_whole_history(tmp_path, monkeypatch):
         _run(job, "--out", d, "--resume")
         np.testing.assert_array_equal(_check_best(d, 40), whole)
 
+
+def test_an_api_resume_with_early_stop_stops_at_once_after_that_many_steps_without_improvement():
+    """A flow run without early_stop and continued with it stops at once when its history already went that many
+    steps without a new best, saying so (an early stop, as its uninterrupted run would have made earlier)."""
+    X = Hypersurface.fermat(3)
+    train, test = X.sample(120, seed=4, chart=(0, 1)), X.sample(40, seed=5, chart=(0, 1))
+    kernel, kw = make_kernel("gaussian", width=0.05, form="exp", normalize="row"), dict(dt=6.5, loss="ultralocal")
+    views = []
+    part = kernel_flow(kernel, train, test, steps=STOP, on_step=views.append, **kw)
+    se = list(part.sigma_test)
+    since = STOP - se.index(min(se))
+    assert (views[-1].best, views[-1].since_best) == (min(se), since) and since >= 1
+    rest = kernel_flow(kernel, train, test, steps=STEPS, early_stop=since, resume=RecordedResume(views[-1]), **kw)
+    assert rest.steps_taken == STOP and rest.stop_kind == "early_stop" and "early stop" in rest.stopped
+    np.testing.assert_array_equal(rest.sigma_test, part.sigma_test)
