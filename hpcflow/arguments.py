@@ -1,4 +1,5 @@
-"""Checks of Python API arguments: counts, sizes, widths and thread numbers refused in one line, never coerced.
+"""Checks of Python API arguments: counts, sizes, widths, switches and thread numbers refused in one line, never
+coerced.
 
 A low-level module (standard library only) so geometry and kernels can check their arguments without importing
 the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS).
@@ -59,6 +60,16 @@ def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open:
     if not math.isfinite(out) or below or (hi is not None and out > hi):
         raise _api_error(name, value, want, value_error)
     return out
+
+
+def api_bool(name: str, value, *, type_error=TypeError) -> bool:
+    """A Python API switch as a bool: True, False, a NumPy bool (or a 0-d boolean array); `type_error` for anything
+    else ("no", None, 0, 1), which truthiness would take silently for True or False."""
+    if isinstance(value, bool):
+        return value
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "shape", None) == ():
+        return bool(value)
+    raise _api_error(name, value, "True or False", type_error)
 
 
 def api_threads(value, name: str = "threads", **errors) -> int | None:

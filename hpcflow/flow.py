@@ -60,6 +60,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from hpcflow.arguments import api_bool
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
@@ -202,6 +203,7 @@ def _check_args(kernel, train, test, xp, **num):
                             "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
     if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
         raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
+    api_bool("weighted", num["weighted"])
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
                         and bool(np.isfinite(v)))
@@ -330,9 +332,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
-    or xp given by name, or a bad number is refused (TypeError / ValueError naming the argument) before any work,
-    by every rank together when it is bad on some ranks only; so is a dt, steps, loss, weighted, max_halvings, clip,
-    early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
+    or xp given by name, a weighted that is not a bool, or a bad number is refused (TypeError / ValueError naming
+    the argument) before any work, by every rank together when it is bad on some ranks only; so is a dt, steps,
+    loss, weighted, max_halvings, clip, early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that
+    differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
@@ -347,10 +350,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     """
     c = pcomm.resolve(comm)
     pcomm.arguments_together(lambda: _check_args(
-        kernel, train, test, xp, dt=dt, steps=steps, max_halvings=max_halvings, clip=clip, early_stop=early_stop,
-        loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile), comm=c, same=lambda: {
+        kernel, train, test, xp, dt=dt, steps=steps, weighted=weighted, max_halvings=max_halvings, clip=clip,
+        early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
+        comm=c, same=lambda: {
         "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
-        "steps": steps, "loss": loss, "weighted": weighted, "max_halvings": max_halvings, "clip": clip,
+        "steps": steps, "loss": loss, "weighted": bool(weighted), "max_halvings": max_halvings, "clip": clip,
         "early_stop": early_stop, "kappa_gradient": kappa_gradient})
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)

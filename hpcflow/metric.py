@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from hpcflow.arguments import api_bool
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
 
@@ -99,7 +100,7 @@ def loss_and_grad(v, omega2, weights, kappa, *, loss: str = "sigma", weighted: b
     """Pointwise loss l(x) and the gradient dL/dv (N, m^2) of the total loss w.r.t. packed components v (N, m^2).
 
     loss="sigma": |1 - eta/kappa| (eq. B.11); loss="ultralocal": (eta/kappa - 1)^2 (eq. B.14); each times
-    w(x)/W when weighted. kappa_gradient="exact" differentiates kappa = sum w eta / W, "fixed" holds it.
+    w(x)/W when weighted (a bool). kappa_gradient="exact" differentiates kappa = sum w eta / W, "fixed" holds it.
     weight_sum: W over all train points (default: sum of `weights`); allsum: local 1-D array -> global sum over
     all points of all ranks (default: the correctly rounded sum of the local array).
     """
@@ -108,6 +109,7 @@ def loss_and_grad(v, omega2, weights, kappa, *, loss: str = "sigma", weighted: b
         raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
     if kappa_gradient not in KAPPA_GRADIENTS:
         raise ValueError(f"kappa_gradient={kappa_gradient!r} is not one of {KAPPA_GRADIENTS}")
+    api_bool("weighted", weighted)
     allsum = correct_sum if allsum is None else allsum
     total_weight = float(allsum(weights)) if weight_sum is None else float(weight_sum)
     g = unpack(v)

@@ -11,6 +11,7 @@ from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_pa
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointset import FIELDS
 from hpcflow.kernels import Kernel, gaussian, make_kernel
+from hpcflow.metric import loss_and_grad
 from hpcflow.parallel.replicated import fingerprint, gather_to_root, identical_on_all
 
 
@@ -177,6 +178,25 @@ def test_kernel_flow_refuses_bad_numbers_before_any_work(sets, kw, word):
     args.update({k: v for k, v in kw.items() if k in ("dt", "steps")})
     with pytest.raises(ValueError, match=word):
         kernel_flow(Unused(), *sets, **args)
+
+
+@pytest.mark.parametrize("bad", ["no", None, 1, 0, np.array([True])])
+def test_kernel_flow_and_its_loss_refuse_a_weighted_that_is_not_a_bool(sets, bad):
+    """A truthy or falsy stand-in for weighted ("no", None, 0, 1) would run the weighted or unweighted flow silently."""
+    with pytest.raises(TypeError, match=r"^weighted=.* is invalid; pass True or False$"):
+        kernel_flow(Unused(), *sets, dt=1.0, steps=2, weighted=bad)
+    v = np.tile(np.eye(3).ravel(), (2, 1))
+    with pytest.raises(TypeError, match=r"^weighted="):
+        loss_and_grad(v, np.ones(2), np.ones(2), 1.0, weighted=bad)
+
+
+def test_a_numpy_bool_weighted_flows_as_that_bool(sets):
+    K = make_kernel("gaussian", width=0.1)
+    for flag in (True, False):
+        want = kernel_flow(K, *sets, dt=1.0, steps=2, weighted=flag)
+        got = kernel_flow(K, *sets, dt=1.0, steps=2, weighted=np.bool_(flag))
+        np.testing.assert_array_equal(got.sigma_test, want.sigma_test)
+    assert not np.array_equal(want.sigma_test, kernel_flow(K, *sets, dt=1.0, steps=2, weighted=True).sigma_test)
 
 
 @pytest.mark.parametrize("where, word", [("kernel", "kernel"), ("train", "train"), ("test", "test"), ("xp", "xp")])
