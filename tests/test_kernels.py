@@ -3,6 +3,7 @@ of wide finite NumPy networks, and the tiled evaluator against dense products.""
 
 import importlib
 import tracemalloc
+import warnings
 
 import mpmath
 import numpy as np
@@ -325,6 +326,56 @@ def test_kernels_refuse_points_they_cannot_pair_before_any_work(points, monkeypa
     for call, match in cases:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_refuse_gradients_that_are_not_real_numbers(points, monkeypatch, name, kw):
+    """A complex, boolean or non-numeric grad_src is one TypeError naming it, from apply before any work and from
+    the operator's call, where a cast used to drop the imaginary part (ComplexWarning) or keep it (delta)."""
+    kern = make_kernel(name, **kw)
+    z1, z2, g = points[:6], points[6:13], grads(7)
+    op = kern.operator(z1, z2)
+    def no_work(*a, **k):
+        raise AssertionError("apply started work on a gradient it should have refused")
+
+    monkeypatch.setattr(kern, "features", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    complex_advice = r"grad_src has dtype complex128; pass real numbers .*grad_src\.real and grad_src\.imag"
+    for bad, match in [(g + 1j * g, complex_advice), (g > 0, "grad_src has dtype bool; pass real numbers"),
+                       (g.astype(object), "grad_src has dtype object; pass real numbers"),
+                       (g.astype(str), "grad_src has dtype <U.*; pass real numbers")]:
+        for call in (lambda: kern.apply(z1, z2, bad), lambda: op(bad)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # refused, not cast with a ComplexWarning
+                with pytest.raises(TypeError, match=match):
+                    call()
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_operator_call_refuses_a_gradient_per_other_rows(points, name, kw):
+    """The operator's call checks its argument as apply does: one ValueError naming grad_src and the shape to pass
+    (the delta kernel's gather failed with an IndexError, the others inside matmul)."""
+    op = make_kernel(name, **kw).operator(points[:6], points[6:13])
+    for bad in (grads(4), grads(30), np.ones(7), np.ones((7, 9, 1))):
+        with pytest.raises(ValueError, match=rf"grad_src has shape \({', '.join(map(str, bad.shape))},?\); pass one "
+                                             r"gradient row per source point, shape \(7, P\)"):
+            op(bad)
+
+
+def test_a_complex_gradient_is_applied_by_its_real_and_imaginary_parts(points):
+    """The refusal's advice gives K @ G for complex G: against the FS-distance Gaussian and brute-force nearest
+    sources, apply(Re G) + i apply(Im G) is the reference K @ G."""
+    x, xs = points[:40], points[100:400]
+    g = grads(300, seed=1) + 1j * grads(300, seed=2)
+    gauss = GaussianKernel(0.5)
+    got = gauss.apply(x, xs, g.real) + 1j * gauss.apply(x, xs, g.imag)
+    d = fs_distance(x, xs)
+    err = gaussian_entry_error(d, 0.5, poly_rtol=POLY_RTOL)
+    for part in (np.real, np.imag):
+        assert_product_close(part(got), gaussian(x, xs, width=0.5), part(g), a_err=err)
+    nearest = np.argmin(d, axis=1)
+    dk = DeltaKernel()
+    np.testing.assert_array_equal(dk.apply(x, xs, g.real) + 1j * dk.apply(x, xs, g.imag), g[nearest])
 
 
 @pytest.mark.parametrize("name,kw", KERNEL_ARGS)

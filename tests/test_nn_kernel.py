@@ -1,5 +1,7 @@
 """The network's frozen empirical NTK as a mixing kernel for kernel_flow (eq. 3.5)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,24 @@ def test_a_flow_step_forms_the_direction_once_for_both_products(setup):
                 assert np.array_equal(getattr(runs[NetworkNTKKernel], key), getattr(runs[Unshared], key)), key
     finally:
         hook.remove()
+
+
+def test_the_network_kernel_refuses_gradients_as_the_scalar_kernels_do(setup, monkeypatch):
+    """A complex or boolean grad_src, or one with other than one row per source point, is one error naming it, from
+    the operator's call and from apply before any network pass; a complex one was cast to the model's dtype,
+    its imaginary part dropped with only a ComplexWarning."""
+    X, tr, te, model = setup
+    k = NetworkNTKKernel(model, X)
+    op = k.operator(te.points, tr.points, tile=16)
+    g = np.random.default_rng(3).standard_normal((len(tr), 9))
+    monkeypatch.setattr(k, "features", lambda *a: pytest.fail("apply started work on a refused gradient"))
+    cases = [(g + 1j * g, TypeError, r"grad_src has dtype complex128; pass real numbers .*grad_src\.real"),
+             (g > 0, TypeError, "grad_src has dtype bool; pass real numbers"),
+             (g[:-1], ValueError, rf"grad_src has shape \({len(tr) - 1}, 9\); pass one gradient row per source point"),
+             (g[0], ValueError, r"grad_src has shape \(9,\); pass one gradient row per source point")]
+    for bad, exc, match in cases:
+        for call in (lambda: op(bad), lambda: k.apply(te.points, tr.points, bad)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(exc, match=match):
+                    call()

@@ -5,7 +5,8 @@ kernel block is a scalar (N1, N2) matrix and the update is K @ grad with grad of
 A full metric-NTK (e.g. an empirical NTK of a network that outputs all P components) sets
 `mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
 tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the tile, not by N1 * N2.
-Every kernel's block, operator and apply first pass their point sets through `check_point_sets`.
+Every kernel's block, operator and apply first pass their point sets through `check_point_sets`; apply and every
+operator's call pass the gradient through `check_gradient` (once per call, O(1) for an array, never per tile).
 """
 
 from __future__ import annotations
@@ -40,6 +41,26 @@ def check_point_sets(kernel, names, x, x_src):
     if sb[0] == 0 and kernel.needs_sources:
         raise ValueError(f"{b} has shape {sb}, no source points, but {kernel.needs_sources}; pass at least one "
                          f"source point")
+
+
+def check_gradient(grad, n_src: int):
+    """grad_src as an array of real numbers with one row per source point, else one error naming it and the fix.
+
+    The flow's gradients are the packed real metric components (`hpcflow.geometry.hermitian.pack`), and every
+    kernel is a real operator on them: a complex, boolean or non-numeric array is refused, not cast (a cast drops
+    the imaginary part with only a ComplexWarning). Integer and float32 arrays are taken; results are float64.
+    """
+    grad = array_module(grad).asarray(grad)
+    if grad.dtype.kind == "c":
+        raise TypeError(f"grad_src has dtype {grad.dtype}; pass real numbers (float64), the packed real metric "
+                        f"components; for a complex array apply the kernel to grad_src.real and grad_src.imag")
+    if grad.dtype.kind not in "iuf":
+        raise TypeError(f"grad_src has dtype {grad.dtype}; pass real numbers (float64), the packed real metric "
+                        f"components, one row per source point")
+    if grad.ndim != 2 or grad.shape[0] != n_src:
+        raise ValueError(f"grad_src has shape {grad.shape}; pass one gradient row per source point, shape "
+                         f"({n_src}, P)")
+    return grad
 
 
 def _single_threaded_blas(xp):
@@ -94,9 +115,7 @@ class Kernel:
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
         check_point_sets(self, ("x", "x_src"), x, x_src)
-        if np.ndim(grad_src) != 2 or np.shape(grad_src)[0] != np.shape(x_src)[0]:
-            raise ValueError(f"grad_src has shape {np.shape(grad_src)}; pass one gradient row per source point, "
-                             f"shape ({np.shape(x_src)[0]}, P)")
+        check_gradient(grad_src, np.shape(x_src)[0])
         return self.operator(x, x_src, tile=tile)(grad_src)
 
     def params(self) -> dict:
@@ -158,7 +177,11 @@ class TiledOperator:
                 k[idx - r0, idx - c0] = diag
         return k
 
-    def __call__(self, grad):
+    def __call__(self, grad_src):
+        """(N, P) float64 = Theta(x, x_src) @ grad_src, grad_src (N_src, P) real (`check_gradient`)."""
+        return self._product(check_gradient(grad_src, self.n_src))
+
+    def _product(self, grad):
         xp = array_module(grad)
         p = grad.shape[1]
         dtype = getattr(self.kernel, "dtype", np.float64)

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import projector_features
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_point_sets
+from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_gradient, check_point_sets
 
 
 def tree_nearest(tree, f, *, workers: int = 1):
@@ -70,5 +70,14 @@ class DeltaKernel(Kernel):
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
         check_point_sets(self, ("x", "x_src"), x, x_src)
-        idx = array_module(x).asarray(nearest_source(x, x_src))
-        return lambda grad: grad[idx]
+        return NearestOperator(array_module(x).asarray(nearest_source(x, x_src)), x_src.shape[0])
+
+
+class NearestOperator:
+    """grad_src (N_src, P) -> (N, P): each point's row is its nearest source's gradient row (a gather)."""
+
+    def __init__(self, idx, n_src: int):
+        self.idx, self.n_src = idx, n_src
+
+    def __call__(self, grad_src):
+        return check_gradient(grad_src, self.n_src)[self.idx]

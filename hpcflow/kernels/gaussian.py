@@ -391,10 +391,10 @@ class GaussianOperator(TiledOperator):
             rows[:, c0:c1] = self.distance_rows(r0, r1, c0, c1)
         self.kernel.shifted(rows, rows.min(axis=1))
 
-    def __call__(self, grad):
+    def _product(self, grad):
         if self.kernel.normalize != "row":
-            return super().__call__(grad)
+            return super()._product(grad)
         xp = array_module(grad)
         ext = xp.concatenate([grad, xp.ones((grad.shape[0], 1))], axis=1)
-        out = super().__call__(ext)
+        out = super()._product(ext)
         return out[:, :-1] / out[:, -1:]

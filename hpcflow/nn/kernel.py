@@ -25,7 +25,7 @@ import weakref
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel
+from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_gradient
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.ntk import empirical_ntk, ntk_method
@@ -116,9 +116,11 @@ class _NTKOperator:
         self.layerwise = ntk_method(kernel.model, kernel.method) == "layerwise"
         self.cache, self.cache_left = {}, int(cache_bytes)
 
-    def __call__(self, grad):
+    def __call__(self, grad_src):
+        """(N, 9) float64 = Σ_x' Θ(x, x') grad_src(x'), grad_src (N_src, 9) real (`check_gradient`)."""
+        grad = check_gradient(np.asarray(grad_src), len(self.f_src))
         model = self.kernel._model_at_theta0()
-        u = torch.as_tensor(np.asarray(grad), dtype=model.dtype, device=self.f.x.device)
+        u = torch.as_tensor(grad, dtype=model.dtype, device=self.f.x.device)
         if self.layerwise:
             direction = self.src.direction(u, self.tile, lambda: self._layerwise_direction(model, u))
             out = self._layerwise(model, u, direction)
