@@ -106,11 +106,16 @@ def test_integral_depth_and_zero_bias_are_accepted():
                                       (dict(threads=1.5), "threads="), (dict(tile=2.5), "tile="),
                                       (dict(tile=0), "tile="), (dict(cache_bytes=-1), "cache_bytes="),
                                       (dict(cache_bytes=1.5), "cache_bytes=")])
-@pytest.mark.parametrize("name, params", [("gaussian", dict(width=0.3)), ("relu_ntk", dict(w_std=1.0, b_std=0.1))])
+@pytest.mark.parametrize("name, params", [("gaussian", dict(width=0.3)), ("relu_ntk", dict(w_std=1.0, b_std=0.1)),
+                                          ("cosine_ntk", dict(sigma_w=1.0)), ("delta", {})])
 def test_kernel_operators_refuse_zero_threads_and_fractional_tiles(points, name, params, kw, word):
+    """Every kernel's operator, the delta kernel's gather too (it takes no tile but took tile=0), and its apply."""
     kern = make_kernel(name, **params)
     with pytest.raises(ValueError, match=word):
         kern.operator(points, points, **kw)
+    if "tile" in kw:
+        with pytest.raises(ValueError, match=word):
+            kern.apply(points, points, np.ones((len(points), 9)), **kw)
 
 
 def test_operator_with_integral_float_sizes_equals_the_integer_one(points):

@@ -362,6 +362,22 @@ def test_operator_call_refuses_a_gradient_per_other_rows(points, name, kw):
             op(bad)
 
 
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_integer_and_float32_gradients_give_the_float64_result(points, name, kw):
+    """The result is float64 whatever real dtype grad_src has (no kernel here has a float32 option on): the delta
+    kernel returned float32 or int64 rows. Against brute-force nearest sources for delta; for the others, the
+    same values given as float64."""
+    kern = make_kernel(name, **kw)
+    x, xs = points[:50], points[100:400]
+    g = np.random.default_rng(5).integers(-1000, 1000, size=(300, 9))
+    for given in (g, g.astype(np.int32), g.astype(np.float32)):  # every value exact in each dtype
+        got = kern.apply(x, xs, given)
+        assert got.dtype == np.float64, (given.dtype, got.dtype)
+        assert np.array_equal(got, kern.apply(x, xs, g.astype(np.float64)))
+        if name == "delta":
+            assert np.array_equal(got, g[np.argmin(fs_distance(x, xs), axis=1)])
+
+
 def test_a_complex_gradient_is_applied_by_its_real_and_imaginary_parts(points):
     """The refusal's advice gives K @ G for complex G: against the FS-distance Gaussian and brute-force nearest
     sources, apply(Re G) + i apply(Im G) is the reference K @ G."""

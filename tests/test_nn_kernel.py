@@ -232,3 +232,15 @@ def test_the_network_kernel_refuses_gradients_as_the_scalar_kernels_do(setup, mo
                 warnings.simplefilter("error")
                 with pytest.raises(exc, match=match):
                     call()
+
+
+@pytest.mark.parametrize("kw, word", [(dict(tile=0), "tile=0"), (dict(tile=2.5), "tile=2.5"),
+                                      (dict(cache_bytes=-1), "cache_bytes=-1"), (dict(threads=0), "threads=0")])
+def test_the_network_kernel_refuses_bad_operator_settings_as_the_others_do(setup, monkeypatch, kw, word):
+    """tile=0 or 2.5 was taken as 1 or 2 and a negative cache as none; now the one ValueError every kernel gives,
+    before the network sees the points."""
+    X, tr, te, model = setup
+    k = NetworkNTKKernel(model, X)
+    monkeypatch.setattr(k, "features", lambda *a: pytest.fail("the kernel started work on refused settings"))
+    with pytest.raises(ValueError, match=rf"{word} is invalid; pass "):
+        k.operator(te.points, tr.points, **kw)

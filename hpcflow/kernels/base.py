@@ -63,6 +63,13 @@ def check_gradient(grad, n_src: int):
     return grad
 
 
+def operator_settings(tile, threads, cache_bytes):
+    """(tile, threads, cache_bytes) of a kernel operator as counts (threads None: the default), or one error naming
+    the one that is not: a tile of 0 or 2.5 rows is refused, not rounded, by every kernel."""
+    return (api_integer("tile", tile, "an integer >= 1 (rows of a kernel tile)", lo=1), api_threads(threads),
+            api_integer("cache_bytes", cache_bytes, "an integer >= 0 (0: no cached kernel matrix)", lo=0))
+
+
 def _single_threaded_blas(xp):
     """Context: host BLAS on one thread (tiles are small; parallelism comes from our worker threads)."""
     if xp is not np:
@@ -104,12 +111,18 @@ class Kernel:
         return self.tile_block(self.features(x1), self.features(x2))
 
     def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
-        """A callable grad_src (N_src, P) -> (N, P) = sum_x' Theta(x, x') grad_src(x'), for fixed points.
+        """A callable grad_src (N_src, P) -> (N, P) float64 = sum_x' Theta(x, x') grad_src(x'), for fixed points.
 
         cache_bytes > 0: if the whole kernel matrix fits in that many bytes it is formed on the first call and
         reused (a flow evaluates the same points every step); otherwise memory stays bounded by the tile.
+        The points and the settings are checked here, for every kernel; kernels build theirs in `_operator`.
         """
         check_point_sets(self, ("x", "x_src"), x, x_src)
+        tile, threads, cache_bytes = operator_settings(tile, threads, cache_bytes)
+        return self._operator(x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
+
+    def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
+        """The operator of `operator` for checked points and settings."""
         return TiledOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
@@ -128,8 +141,7 @@ class TiledOperator:
 
     def __init__(self, kernel: Kernel, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None,
                  cache_bytes: int = 0):
-        tile = api_integer("tile", tile, "an integer >= 1 (rows of a kernel tile)", lo=1)
-        threads = api_threads(threads)
+        tile, threads, cache_bytes = operator_settings(tile, threads, cache_bytes)
         self.kernel = kernel
         # a mixing kernel's tile is (rows, P, cols, P): keep its edge in components near CACHE_EDGE too
         self.tile = min(tile, CACHE_EDGE // 8 if kernel.mixes_components else CACHE_EDGE)
@@ -139,7 +151,7 @@ class TiledOperator:
         self.f_src = self.f if self.same else kernel.features(x_src)
         self.n = x.shape[0]
         self.n_src = x_src.shape[0]
-        self.cache_bytes = api_integer("cache_bytes", cache_bytes, "an integer >= 0 (0: no cached kernel matrix)", lo=0)
+        self.cache_bytes = cache_bytes
         self.dense = None
         self.symmetric = bool(kernel.symmetric and self.same and not kernel.mixes_components)
 

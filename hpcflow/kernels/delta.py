@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import projector_features
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_gradient, check_point_sets
+from hpcflow.kernels.base import Kernel, check_gradient, check_point_sets
 
 
 def tree_nearest(tree, f, *, workers: int = 1):
@@ -68,16 +68,16 @@ class DeltaKernel(Kernel):
         check_point_sets(self, ("x1", "x2"), x1, x2)
         return delta(x1, x2)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
-        check_point_sets(self, ("x", "x_src"), x, x_src)
+    def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
         return NearestOperator(array_module(x).asarray(nearest_source(x, x_src)), x_src.shape[0])
 
 
 class NearestOperator:
-    """grad_src (N_src, P) -> (N, P): each point's row is its nearest source's gradient row (a gather)."""
+    """grad_src (N_src, P) -> (N, P) float64, as every kernel's: each point's row is its nearest source's gradient
+    row (a gather; the kernel takes no tile, threads or cache, but refuses bad ones as the others do)."""
 
     def __init__(self, idx, n_src: int):
         self.idx, self.n_src = idx, n_src
 
     def __call__(self, grad_src):
-        return check_gradient(grad_src, self.n_src)[self.idx]
+        return check_gradient(grad_src, self.n_src)[self.idx].astype(np.float64, copy=False)

@@ -278,8 +278,7 @@ class GaussianKernel(Kernel):
         e /= -self.scale
         return xp.exp(e, out=e)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads: int | None = None, cache_bytes: int = 0):
-        check_point_sets(self, ("x", "x_src"), x, x_src)
+    def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
         return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
     def block(self, x1, x2):

@@ -25,7 +25,7 @@ import weakref
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.kernels.base import DEFAULT_TILE, Kernel, check_gradient
+from hpcflow.kernels.base import Kernel, check_gradient
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.ntk import empirical_ntk, ntk_method
@@ -65,7 +65,7 @@ class NetworkNTKKernel(Kernel):
         theta = empirical_ntk(self._model_at_theta0(), f1.x, f1.gfs, f2.x, f2.gfs, method=self.method)
         return theta.transpose(2, 0, 3, 1)  # (9, 9, N1, N2) -> (N1, 9, N2, 9)
 
-    def operator(self, x, x_src, *, tile: int = DEFAULT_TILE, threads=None, cache_bytes: int = 0):
+    def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
         """Matrix-free Θ application (never forms Θ; `threads` is not needed). The layer-wise form keeps the tiles'
         ntk_factors that fit in `cache_bytes` for the next call (a flow applies Θ to the same points every step)."""
         return _NTKOperator(self, self.features(x), self._sources(x_src), tile=tile, cache_bytes=cache_bytes)
@@ -114,7 +114,7 @@ class _NTKOperator:
     def __init__(self, kernel: NetworkNTKKernel, f: MetricData, src: _Sources, *, tile: int, cache_bytes: int = 0):
         self.kernel, self.f, self.src, self.f_src, self.tile = kernel, f, src, src.f, max(1, int(tile))
         self.layerwise = ntk_method(kernel.model, kernel.method) == "layerwise"
-        self.cache, self.cache_left = {}, int(cache_bytes)
+        self.cache, self.cache_left = {}, cache_bytes
 
     def __call__(self, grad_src):
         """(N, 9) float64 = Σ_x' Θ(x, x') grad_src(x'), grad_src (N_src, 9) real (`check_gradient`)."""
