@@ -329,6 +329,38 @@ def test_kernels_refuse_points_they_cannot_pair_before_any_work(points, monkeypa
 
 
 @pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_refuse_points_that_are_not_finite_before_any_work(points, monkeypatch, name, kw):
+    """A nan or inf coordinate (real or imaginary part) in either set is one ValueError naming the set and the row,
+    from block, operator and apply: relu_ntk and cosine_ntk returned NaN rows without a word, the others failed in
+    SciPy's KD-tree ("data must be finite"), which names neither set."""
+    kern = make_kernel(name, **kw)
+
+    def no_work(*a, **k):
+        raise AssertionError("the kernel started work on points it should have refused")
+
+    monkeypatch.setattr(kern, "features", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    g = grads(7)
+    for bad in (np.nan, np.inf, -np.inf, complex(0, np.nan)):
+        for which, (r0, r1) in (("x", (0, 6)), ("x_src", (6, 13))):
+            z = points[:13].copy()
+            z[r0 + 2, 3] = bad
+            z[r0 + 4, 0] = bad
+            x, xs = z[:6], z[6:13]
+            for call, name_ in ((lambda: kern.apply(x, xs, g), which), (lambda: kern.operator(x, xs), which),
+                                (lambda: kern.block(x, xs), {"x": "x1", "x_src": "x2"}[which])):
+                with pytest.raises(ValueError, match=rf"^{name_} has 2 point\(s\) with a nan or inf coordinate "
+                                                     r"\(row 2 first\); pass finite homogeneous coordinates$"):
+                    call()
+        z = points[:6].copy()
+        z[1, 1] = bad
+        with pytest.raises(ValueError, match=r"^x has 1 point\(s\) .*row 1 first"):  # x is x_src: named once
+            kern.operator(z, z)
+    with pytest.raises(TypeError, match="x_src has dtype object; pass points as numbers"):
+        kern.operator(points[:6], points[6:13].astype(object))
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
 def test_kernels_refuse_gradients_that_are_not_real_numbers(points, monkeypatch, name, kw):
     """A complex, boolean or non-numeric grad_src is one TypeError naming it, from apply before any work and from
     the operator's call, where a cast used to drop the imaginary part (ComplexWarning) or keep it (delta)."""

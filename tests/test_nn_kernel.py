@@ -244,3 +244,15 @@ def test_the_network_kernel_refuses_bad_operator_settings_as_the_others_do(setup
     monkeypatch.setattr(k, "features", lambda *a: pytest.fail("the kernel started work on refused settings"))
     with pytest.raises(ValueError, match=rf"{word} is invalid; pass "):
         k.operator(te.points, tr.points, **kw)
+
+
+def test_the_network_kernel_refuses_points_that_are_not_finite(setup, monkeypatch):
+    """Its operator checks the points as every kernel's does (it checked none): a nan coordinate is one ValueError
+    naming the set and the row, before the network sees the points."""
+    X, tr, te, model = setup
+    k = NetworkNTKKernel(model, X)
+    monkeypatch.setattr(k, "features", lambda *a: pytest.fail("the kernel started work on refused points"))
+    src = tr.points.copy()
+    src[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^x_src has 1 point\(s\) with a nan or inf coordinate \(row 5 first\)"):
+        k.operator(te.points, src)

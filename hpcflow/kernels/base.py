@@ -5,8 +5,8 @@ kernel block is a scalar (N1, N2) matrix and the update is K @ grad with grad of
 A full metric-NTK (e.g. an empirical NTK of a network that outputs all P components) sets
 `mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
 tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the tile, not by N1 * N2.
-Every kernel's block, operator and apply first pass their point sets through `check_point_sets`; apply and every
-operator's call pass the gradient through `check_gradient` (once per call, O(1) for an array, never per tile).
+Every kernel's block and operator first pass their point sets through `check_point_sets` (O(N n) once per call,
+never per tile); apply and every operator's call pass the gradient through `check_gradient` (O(1) for an array).
 """
 
 from __future__ import annotations
@@ -27,9 +27,27 @@ CACHE_EDGE = 512
 
 
 def check_point_sets(kernel, names, x, x_src):
-    """Refuse, before any work, point sets a kernel cannot pair: one ValueError naming the argument, the shapes
-    and the fix. Points are 2-D (N, n+1), both sets with the same n+1; an empty source set is refused where the
-    kernel is undefined on it (`Kernel.needs_sources`), else its sums are the empty sum, 0."""
+    """Refuse, before any work, point sets a kernel cannot pair (`check_point_shapes`) or whose coordinates are not
+    finite numbers: one error naming the argument and the fix. A NaN point made the relu_ntk and cosine_ntk results
+    NaN without a word and the KD-trees of the others fail with SciPy's message, which names neither set. One pass
+    over each set, O(N (n+1)); a set given as both x and x_src is read once."""
+    check_point_shapes(kernel, names, x, x_src)
+    for name, pts in zip(names, (x,) if x_src is x else (x, x_src)):
+        xp = array_module(pts)
+        pts = xp.asarray(pts)
+        if pts.dtype.kind not in "iufc":
+            raise TypeError(f"{name} has dtype {pts.dtype}; pass points as numbers, one row of homogeneous "
+                            f"coordinates per point")
+        bad = xp.flatnonzero(~xp.isfinite(pts).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} has {bad.size} point(s) with a nan or inf coordinate (row {int(bad[0])} first); "
+                             f"pass finite homogeneous coordinates")
+
+
+def check_point_shapes(kernel, names, x, x_src):
+    """Refuse point sets a kernel cannot pair: one ValueError naming the argument, the shapes and the fix. Points
+    are 2-D (N, n+1), both sets with the same n+1; an empty source set is refused where the kernel is undefined on
+    it (`Kernel.needs_sources`), else its sums are the empty sum, 0."""
     for name, pts in zip(names, (x, x_src)):
         if np.ndim(pts) != 2:
             raise ValueError(f"{name} has shape {np.shape(pts)}; pass points as a 2-D array (N, n+1), one row of "
@@ -127,7 +145,7 @@ class Kernel:
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
-        check_point_sets(self, ("x", "x_src"), x, x_src)
+        check_point_shapes(self, ("x", "x_src"), x, x_src)  # operator reads the points (check_point_sets)
         check_gradient(grad_src, np.shape(x_src)[0])
         return self.operator(x, x_src, tile=tile)(grad_src)
 
