@@ -78,3 +78,34 @@ def test_projector_features_distance_is_sqrt2_sin_d():
     # e: 25 differences of projector entries (each ~2 ulps) under a square root; d: its own rounding
     assert np.all(np.abs(e - np.sqrt(2) * np.sin(d)) <= np.sqrt(2) * fs_distance_error(d) + 100 * U)
     np.testing.assert_allclose(chordal_to_fs(e), d, atol=1e-6)
+
+
+@pytest.mark.parametrize("lam", [1e160, 1e-170, 1e300 * np.exp(0.7j), 1e-300j, 2.0 ** -1070])
+def test_a_point_at_any_scale_is_at_distance_zero(lam):
+    """d(z, lambda z) = 0 for every complex lambda != 0 (eq. 3.2), also where |lambda z|^2 over- or underflows
+    (2^-1070 z: subnormal coordinates, exact for these z)."""
+    z = np.array([[1, 2, 0.5], [1j, -0.25, 3]])
+    both = np.vstack([z, lam * z])
+    d = fs_distance(both)
+    same = np.abs(np.subtract.outer(np.arange(4) % 2, np.arange(4) % 2)) == 0
+    assert np.all(d[same] == 0.0)
+    assert np.all(fs_distance_paired(z, lam * z) == 0.0)
+    # the other point: the distance of the unscaled pair
+    d0 = fs_distance(z)[0, 1]
+    assert np.all(np.abs(d[~same] - d0) <= 2 * fs_distance_error(d0))
+    assert np.abs(fs_distance_paired(z[:1], lam * z[1:]) - d0) <= 2 * fs_distance_error(d0)
+    f, f0 = projector_features(both), projector_features(z)
+    assert np.all(np.abs(f - np.vstack([f0, f0])) <= 8 * U)  # entries of P = u u^H, |u_k| <= 1
+
+
+@pytest.mark.parametrize("lam", [(1e200, 1e-200), (1e-160j, 1e170), (1e300, 1.0)])
+def test_known_distances_at_extreme_scales(lam):
+    # (1,0) and (cos t, sin t e^{i phi}) in P^1 are at distance t, whatever the scale of either representative
+    t = np.linspace(0, np.pi / 2, 11)
+    z1 = lam[0] * np.array([[1.0, 0.0]], dtype=complex)
+    z2 = lam[1] * np.stack([np.cos(t), np.sin(t) * np.exp(0.3j)], axis=1)
+    err = fs_distance_error(t) + 8 * U  # + cos t, sin t and their scaling stored
+    assert np.all(np.abs(fs_distance(z1, z2)[0] - t) <= err)
+    assert np.all(np.abs(fs_distance_paired(np.repeat(z1, 11, 0), z2) - t) <= err)
+    f1, f2 = projector_features(z1), projector_features(z2)
+    assert np.all(np.abs(np.linalg.norm(f1 - f2, axis=1) - np.sqrt(2) * np.sin(t)) <= np.sqrt(2) * err + 100 * U)

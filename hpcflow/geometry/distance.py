@@ -23,9 +23,43 @@ DEFAULT_TILE = 2048
 
 
 def normalize(z, xp=None):
-    """Unit representatives u = z/|z| (rows)."""
+    """Unit representatives u = z/|z| (rows), at any scale of the homogeneous coordinates (d(z, lambda z) = 0).
+
+    Rows whose |z| lies outside `safe_norms` (|z|^2 overflows, or underflows into subnormals and loses digits, so
+    z/|z| would be 0, NaN or inexact) are first multiplied by the power of two that brings their largest component
+    into [1/2, 1); other rows are divided as they are: their bits do not change, at the cost of one pass over |z|.
+    """
     xp = xp or array_module(z)
-    return z / xp.linalg.norm(z, axis=-1, keepdims=True)
+    z = xp.asarray(z)
+    with np.errstate(over="ignore", under="ignore"):  # such rows are the ones rescaled
+        norm = xp.linalg.norm(z, axis=-1, keepdims=True)
+    lo, hi = safe_norms(norm.dtype)
+    odd = ~((norm >= lo) & (norm <= hi))[..., 0]
+    if not bool(xp.any(odd)):
+        return z / norm
+    u = z / xp.where(odd[..., None], 1.0, norm)
+    scaled = rescale(z[odd], xp)
+    u[odd] = scaled / xp.linalg.norm(scaled, axis=-1, keepdims=True)
+    return u
+
+
+def safe_norms(dtype) -> tuple[float, float]:
+    """(lo, hi) for `normalize`: for lo <= |z| <= hi the sum |z|^2 does not overflow and its subnormal terms are
+    below eps^2 of it (2^-485 and 2^511 in float64)."""
+    f = np.finfo(dtype)
+    return float(np.sqrt(f.tiny / f.eps)), float(2.0 ** (f.maxexp // 2 - 1))
+
+
+def rescale(z, xp):
+    """Rows of z times the power of two 2^-e that brings their largest |Re|, |Im| into [1/2, 1) (exact; in two
+    factors, as 2^-e alone overflows for subnormal rows). Rows of zeros or non-finite values are left as they are."""
+    big = xp.abs(z.real)
+    if xp.iscomplexobj(z):
+        big = xp.maximum(big, xp.abs(z.imag))
+    e = xp.frexp(xp.max(big, axis=-1, keepdims=True))[1]
+    half = e // 2
+    one = xp.ones((), dtype=big.dtype if big.dtype.kind == "f" else np.float64)
+    return z * xp.ldexp(one, -half) * xp.ldexp(one, half - e)
 
 
 def check_noise_floor(noise_floor) -> float:
