@@ -24,7 +24,10 @@ import math
 
 from hpcflow.arguments import api_bool
 from hpcflow.backend import array_module, to_host
-from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
+from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
+
+__all__ = ["KAPPA_GRADIENTS", "LOSSES", "adjugate_hermitian", "correct_sum", "det_gradient", "inverse_hermitian",
+           "is_positive_definite", "loss_and_grad"]
 
 LOSSES = ("sigma", "ultralocal")
 #: "exact": kappa(g) differentiated (the functional derivative of the loss); "fixed": kappa held within a step
@@ -77,17 +80,6 @@ def det_gradient(g):
     p = pack(adjugate_hermitian(g))
     p[..., m:] *= 2.0
     return p
-
-
-def is_positive_definite(g):
-    """Boolean (...,): Hermitian g is positive definite and finite (leading principal minors > 0, m <= 3)."""
-    xp = array_module(g)
-    m = g.shape[-1]
-    finite = xp.all(xp.isfinite(g.real) & xp.isfinite(g.imag), axis=(-2, -1))
-    ok = finite.copy()
-    for k in range(1, m + 1):
-        ok &= det_hermitian(g[..., :k, :k]) > 0
-    return ok
 
 
 def correct_sum(x) -> float:

@@ -8,7 +8,7 @@ import pytest
 from hpcflow.errors import ConfigError
 from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
-from hpcflow.geometry.measures import sigma_measure
+from hpcflow.geometry.measures import kappa, sigma_measure
 from hpcflow.geometry.pointset import FIELDS
 from hpcflow.kernels import Kernel, gaussian, make_kernel
 from hpcflow.metric import loss_and_grad
@@ -136,6 +136,59 @@ def test_sigma_of_metrics_of_another_length_is_refused(sets):
         ps.sigma(np.ones((5, 3, 3)))
     with pytest.raises(ValueError, match="one eta per weight"):
         sigma_measure(ps.eta(), ps.weights[:5])
+
+
+def test_sigma_refuses_arrays_that_are_not_metrics(sets):
+    """-g_FS has negative eigenvalues and det(-g) = -det g (m = 3), so eta/kappa and sigma would be those of g_FS; a
+    non-Hermitian g or one with a NaN gives another number. Each is refused, naming g and the point."""
+    ps = sets[0]
+    g = ps.g_fs
+    assert np.all(np.linalg.eigvalsh(-g) < 0)  # the premise, by LAPACK
+    skew = g.copy()
+    skew[7, 0, 1] *= 1.3  # g[7]_01 != conj(g[7]_10)
+    assert np.abs(skew[7] - skew[7].conj().T).max() > 0.01 * np.abs(g[7]).max()
+    nan = g.copy()
+    nan[4, 2, 2] = np.nan
+    for bad, words in ((-g, r"g\[0\] is not positive definite"), (skew, r"g\[7\] is not Hermitian"),
+                       (nan, r"g\[4\] holds values that are not finite")):
+        for call in (ps.sigma, ps.eta):
+            with pytest.raises(ValueError, match=words):
+                call(bad)
+
+
+def test_sigma_takes_metrics_hermitian_to_rounding(sets):
+    """A metric formed by matrix products (A g_FS A^H, A invertible: positive definite, Hermitian up to the
+    products' rounding) is taken, and sigma is eq. B.11 evaluated with LAPACK determinants."""
+    ps = sets[0]
+    rng = np.random.default_rng(3)
+    a = np.eye(3) + 0.3 * (rng.normal(size=(len(ps), 3, 3)) + 1j * rng.normal(size=(len(ps), 3, 3)))
+    g = a @ ps.g_fs @ a.conj().transpose(0, 2, 1)
+    eta = np.linalg.det(g).real / ps.omega2
+    w = ps.weights
+    expect = np.sum(w * np.abs(1 - eta / (np.sum(w * eta) / np.sum(w)))) / np.sum(w)
+    assert abs(ps.sigma(g) - expect) <= 1e-12 * expect and abs(expect - ps.sigma()) > 0.01
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda e, w: (e, w[:2]), r"eta \(60,\) and weights \(2,\)"),  # was NumPy's broadcast error, from kappa
+    (lambda e, w: (e, np.where(np.arange(60) == 5, -w, w)), r"weights\[5\] = -[\d.e+-]+ is not a finite number >= 0"),
+    (lambda e, w: (e, np.where(np.arange(60) == 9, np.inf, w)), r"weights\[9\] = inf is not"),
+    (lambda e, w: (e, 0 * w), "weights sum to 0"),
+    (lambda e, w: (e + 0j, w), r"eta is complex"),
+    (lambda e, w: (np.where(np.arange(60) == 3, np.nan, e), w), r"eta\[3\] = nan is not a finite number > 0"),
+    (lambda e, w: (-e, w), r"eta\[0\] = -[\d.e+-]+ is not a finite number > 0"),
+])
+def test_kappa_and_sigma_measure_refuse_what_is_not_eta_and_weights(sets, change, words):
+    eta, w = change(sets[0].eta(), sets[0].weights)
+    for call in (kappa, sigma_measure):
+        with pytest.raises(ValueError, match=words):
+            call(eta, w)
+
+
+@pytest.mark.parametrize("k", [0.0, -1.0, np.nan, np.inf])
+def test_sigma_measure_refuses_a_kappa_that_is_not_positive(sets, k):
+    with pytest.raises(ValueError, match="kappa_value"):
+        sigma_measure(sets[0].eta(), sets[0].weights, kappa_value=k)
 
 
 # ---- distances ----------------------------------------------------------------------------------------------

@@ -1,8 +1,16 @@
-"""Batched determinants of small Hermitian matrices, closed forms for 1x1..3x3 (faster than LAPACK there)."""
+"""Batched determinants of small Hermitian matrices (closed forms for 1x1..3x3, faster than LAPACK there), and the
+check that arrays passed as metrics are Hermitian and positive definite."""
 
 from __future__ import annotations
 
-from hpcflow.backend import array_module
+import numpy as np
+
+from hpcflow.backend import array_module, to_host
+
+#: g counts as Hermitian when at each point |g - g^H| <= HERMITIAN_ULPS eps |g|, |.| the largest real or imaginary
+#: part of an entry, eps that of g's precision: a metric formed in floating point as sums of products is Hermitian to
+#: a few eps of its largest entry (a few hundred with strong cancellation); one that is not differs by its entries
+HERMITIAN_ULPS = 4096
 
 
 def det_hermitian(g):
@@ -19,6 +27,65 @@ def det_hermitian(g):
         return (a * b * c + 2.0 * (x * z * y.conj()).real
                 - a * (z * z.conj()).real - b * (y * y.conj()).real - c * (x * x.conj()).real)
     return xp.linalg.det(g).real
+
+
+def is_positive_definite(g):
+    """Boolean (...,): Hermitian g is positive definite and finite (leading principal minors > 0, Sylvester)."""
+    xp = array_module(g)
+    m = g.shape[-1]
+    finite = xp.all(xp.isfinite(g.real) & xp.isfinite(g.imag), axis=(-2, -1))
+    ok = finite.copy()
+    for k in range(1, m + 1):
+        ok &= det_hermitian(g[..., :k, :k]) > 0
+    return ok
+
+
+def check_metrics(g, name: str = "g"):
+    """g (..., m, m) as an array once every matrix is a metric: finite, Hermitian (to HERMITIAN_ULPS eps) and
+    positive definite (`is_positive_definite`); else one ValueError naming `name`, the first point that is not and
+    why (TypeError for an array that is not numeric or not of square matrices). O(N m^3), closed forms for m <= 3."""
+    xp = array_module(g)
+    g = xp.asarray(g)
+    if g.dtype.kind not in "iufc" or g.ndim < 2 or g.shape[-1] != g.shape[-2]:
+        raise TypeError(f"{name} of dtype {g.dtype} and shape {g.shape} is not an array of metrics; pass Hermitian "
+                        "positive definite matrices, shape (N, m, m)")
+    m = g.shape[-1]
+    flat = g.reshape((-1, m, m)).astype(np.result_type(g.dtype, np.float32), copy=False)
+    asym, scale = _asymmetry(flat.reshape(-1, m * m), m)
+    ulps = HERMITIAN_ULPS * float(np.finfo(flat.dtype).eps)
+    ok = (asym <= ulps * scale) & is_positive_definite(flat)
+    if bool(xp.all(ok)):
+        return g
+    k = int(np.argmin(to_host(ok)))
+    if not bool(xp.all(xp.isfinite(flat[k]))):
+        why = "holds values that are not finite"
+    elif not float(asym[k]) <= ulps * float(scale[k]):
+        why = (f"is not Hermitian: |g - g^H| = {float(asym[k]):.3g}, more than {ulps:.2g} times its largest entry "
+               f"{float(scale[k]):.3g} (largest real or imaginary parts)")
+    else:
+        minors = ", ".join(f"{float(det_hermitian(flat[k, :j, :j])):.3g}" for j in range(1, m + 1))
+        why = f"is not positive definite (leading principal minors {minors})"
+    raise ValueError(f"{name}[{k}] {why}; pass Hermitian positive definite metrics, shape (N, m, m) (g_FS, or a "
+                     "perturbation of it that keeps every leading principal minor > 0)")
+
+
+def _asymmetry(rows, m: int):
+    """(|g - g^H|, |g|) per row of flattened m x m matrices, |.| the largest real or imaginary part of an entry (on
+    the real and imaginary parts' views: one gather of the pairs a < b)."""
+    xp = array_module(rows)
+    a, b = np.triu_indices(m, 1)
+    up, lo = a * m + b, b * m + a
+    re = rows.real
+    parts, scale = [xp.abs(re[:, up] - re[:, lo])], xp.max(xp.abs(re), axis=1)
+    if xp.iscomplexobj(rows):
+        im = rows.imag
+        parts += [xp.abs(im[:, up] + im[:, lo]), 2 * xp.abs(im[:, np.arange(m) * (m + 1)])]
+        scale = xp.maximum(scale, xp.max(xp.abs(im), axis=1))
+    asym = xp.zeros(rows.shape[0], dtype=re.dtype)
+    for part in parts:
+        if part.shape[1]:  # (no pair a < b for m = 1)
+            asym = xp.maximum(asym, xp.max(part, axis=1))
+    return asym, scale
 
 
 def pack(g):

@@ -14,7 +14,7 @@ from hpcflow import __version__
 from hpcflow.arguments import short_repr
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError
-from hpcflow.geometry.hermitian import det_hermitian
+from hpcflow.geometry.hermitian import check_metrics, det_hermitian
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointcheck import (FIELDS, KIND, Problem, as_float64, attribute_text, check_attributes,
                                          check_layout, check_rows)
@@ -143,10 +143,13 @@ class PointSet:
         return det_hermitian(self.g_fs)
 
     def eta(self, g=None) -> np.ndarray:
-        """eta = det g / |Omega|^2 (eq. B.11) for metrics g (N, m, m), default g_FS."""
-        if g is not None and np.shape(g) != self.g_fs.shape:
+        """eta = det g / |Omega|^2 (eq. B.11) for metrics g (N, m, m), default g_FS; a g that is not one Hermitian
+        positive definite matrix per point is refused (`hermitian.check_metrics`: ValueError naming the point)."""
+        if g is None:
+            return det_hermitian(self.g_fs) / self.omega2
+        if np.shape(g) != self.g_fs.shape:
             raise ValueError(f"g has shape {np.shape(g)}; pass one metric per point, shape {self.g_fs.shape}")
-        return det_hermitian(self.g_fs if g is None else g) / self.omega2
+        return det_hermitian(check_metrics(g)) / self.omega2
 
     def sigma(self, g=None) -> float:
         """sigma measure of metrics g (default g_FS) on these points (eq. B.11)."""
