@@ -25,6 +25,28 @@ from hpcflow.arguments import api_integer, short_repr
 RESIDUAL_TOL = 1e-12
 
 
+def _check_reduced(mon: np.ndarray, coef: np.ndarray) -> None:
+    """ConfigError for two checks that are exact and cost O(M n): a monomial listed twice (p is then the sum of the two
+    terms, which the definition does not show, and may cancel), and a coordinate z_k that divides every term of p
+    (p = z_k^e q: X contains the hyperplane z_k = 0, with multiplicity e, and is singular where it meets q = 0, or
+    along all of it when e > 1: dp vanishes there). Other singular X are not detected here (`sampling.check_placed`
+    finds a dp that vanishes on a part of X)."""
+    rows, count = np.unique(mon, axis=0, return_counts=True)
+    if np.any(count > 1):
+        e = rows[np.argmax(count > 1)]
+        same = np.flatnonzero((mon == e).all(axis=1)).tolist()
+        raise ConfigError(f"monomial {tuple(e.tolist())} is listed {len(same)} times (rows {same}), so p is the sum "
+                          "of those terms; list each monomial once, with the sum of its coefficients")
+    common = mon[coef != 0].min(axis=0)
+    if np.any(common > 0):
+        k = int(np.argmax(common > 0))
+        e = int(common[k])
+        where = f"with multiplicity {e}, on which dp vanishes" if e > 1 else "and is singular where it meets q = 0"
+        raise ConfigError(f"every term of p has the factor z_{k}{f'^{e}' if e > 1 else ''} (p = z_{k}"
+                          f"{f'^{e}' if e > 1 else ''} q): X contains the hyperplane z_{k} = 0 {where}, so it is not a "
+                          "smooth Calabi-Yau; pass a polynomial with a term free of z_" + str(k))
+
+
 @dataclass(frozen=True, eq=False)
 class Hypersurface:
     """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold).
@@ -60,7 +82,9 @@ class Hypersurface:
             raise ConfigError(
                 f"monomial degrees {sorted(set(degs.tolist()))} are not n+1={n + 1}: not a Calabi-Yau hypersurface of P^{n}"
             )
-        object.__setattr__(self, "monomials", mon.astype(np.int64))
+        mon = mon.astype(np.int64)
+        _check_reduced(mon, coef)
+        object.__setattr__(self, "monomials", mon)
         object.__setattr__(self, "coefficients", coef)
 
     # ---- constructors -------------------------------------------------------------------------------
@@ -230,7 +254,8 @@ class Hypersurface:
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.
 
         Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped.
-        residuals=True: also |p(z)|/|z|^{n+1} of all n_lines*(n+1) points (host array).
+        residuals=True: also, of all n_lines*(n+1) points (host arrays), |p(z)|/|z|^{n+1} and the Newton step
+        |p(z)| / (|grad p(z)| |z|), how far z lies from X to first order (large where dp vanishes on X).
         """
         n1 = self.n + 1
         ab = rng.standard_normal((2, n_lines, 2 * n1))
@@ -238,9 +263,15 @@ class Hypersurface:
         a, b = ab[0], ab[1]
         a = xp.asarray(a / np.linalg.norm(a, axis=1, keepdims=True))
         b = xp.asarray(b / np.linalg.norm(b, axis=1, keepdims=True))
-        t = line_roots(self, a, b)  # (n_lines, degree)
+        roots = line_roots(self, a, b, grad_norms=residuals)  # (n_lines, degree)
+        t, grad = roots if residuals else (roots, None)
         z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
-        residual = self.residual(z)
+        ap, nz = xp.abs(self.p(z)), xp.linalg.norm(z, axis=-1)
+        residual = ap / nz ** self.degree  # `residual`
         good = residual < RESIDUAL_TOL
         out = z[good], int((~good).sum())
-        return (*out, to_host(residual)) if residuals else out
+        if not residuals:
+            return out
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = ap / (grad.reshape(-1) * nz)
+        return (*out, to_host(residual), to_host(newton))

@@ -84,8 +84,9 @@ def aberth(c, *, tol=ABERTH_TOL, max_iter=ABERTH_MAX_ITER, unmasked_iter=8):
     return t, ~active
 
 
-def line_roots(surface, a, b):
-    """Parameters t (L, d) with p(a + t b) = 0 for each line (a[l], b[l]), polished to full precision."""
+def line_roots(surface, a, b, *, grad_norms: bool = False):
+    """Parameters t (L, d) with p(a + t b) = 0 for each line (a[l], b[l]), polished to full precision.
+    grad_norms=True: also |grad p| (L, d) there, as the last Newton step evaluated it (just before that step)."""
     xp = array_module(a)
     c = line_coefficients(surface, a, b)
     t, ok = aberth(c)
@@ -100,7 +101,9 @@ def line_roots(surface, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
             step = pz / dpz
         t = t - xp.where(xp.isfinite(step), step, 0.0)
-    return t
+    if not grad_norms:
+        return t
+    return t, xp.sqrt(xp.sum(gz.real ** 2 + gz.imag ** 2, axis=-1))
 
 
 def _companion_roots(c):

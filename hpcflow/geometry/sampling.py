@@ -8,9 +8,10 @@ every block's points lie in the global order (a prefix sum). The global set is t
 order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
 with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
 the block, and moved unchanged. When the first wave's lines meet X mostly in points whose roots float64 cannot
-resolve (Dwork at huge |psi|), sampling stops there (`check_placed`). The arguments are checked on every rank
-together before any of this (`sampling_arguments`, `comm.arguments_together`): one rank's bad or differing
-argument is refused by all, not left waiting in the first wave's Allgather.
+resolve (Dwork at huge |psi|), or more than 1% of them where dp vanishes (p with a repeated factor), sampling stops
+there (`check_placed`). The arguments are checked on every rank together before any of this (`sampling_arguments`,
+`comm.arguments_together`): one rank's bad or differing argument is refused by all, not left waiting in the first
+wave's Allgather.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ LINES_PER_BATCH = 2048
 #: a first wave whose random lines meet X in more than this fraction of points that cannot be placed on X (roots
 #: too ill-conditioned for float64) stops the sampling: the rest would be a biased sample, or none
 MAX_OFF_X = 0.5
+#: a first wave with more than this fraction of intersection points where dp vanishes (`check_placed`: Newton step
+#: above NEWTON_TOL) stops the sampling: X is then singular along a part of it. A repeated factor q^k of p puts
+#: k deg(q) of each line's n+1 roots there (>= 2/(n+1)); a smooth X puts none (an isolated singular point, e.g. Dwork
+#: at psi = 1, is met by a vanishing fraction of lines)
+MAX_FLAT = 0.01
+#: Newton step |p(z)| / (|grad p(z)| |z|) above which an intersection point counts as lying where dp vanishes: a
+#: simple root is placed to ~eps times its condition number (below 1e-12 for every smooth X measured: Fermat and
+#: Dwork up to dim 16, Dwork at psi = 1 and up to the |psi| that `check_placed` admits); float64 places a root of
+#: multiplicity k only to ~eps^(1/k) (1e-8 for k = 2, measured 1e-9 and above)
+NEWTON_TOL = 1e-10
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
 #: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
@@ -44,15 +55,17 @@ AGREED = ("n_points", "seed", "chart", "max_batches", "layout", "jacobian")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 
-def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> tuple[PointSet, int, float]:
+def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> tuple[PointSet, int, float, int]:
     """The points of block k (with their data), kept to `chart` if given; n_dropped counts unusable points.
     jacobian=False forms no dz/dx (half a quintic point's bytes). Also: how many of the block's intersection points
-    could not be placed on X, and the 99th percentile of |p(z)|/|z|^deg over all of them (`check_placed`)."""
+    could not be placed on X, the 99th percentile of |p(z)|/|z|^deg over all of them, and how many lie where dp
+    vanishes (Newton step above NEWTON_TOL) (`check_placed`)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-    z, n_bad, residual = surface.line_points(LINES_PER_BATCH, rng, xp=xp, residuals=True)
+    z, n_bad, residual, newton = surface.line_points(LINES_PER_BATCH, rng, xp=xp, residuals=True)
     ps = surface.point_set(z, only=chart, jacobian=jacobian)  # the chart's points only: their data alone is formed
     ps.n_dropped += n_bad
-    return ps, n_bad, float(np.percentile(np.where(np.isnan(residual), np.inf, residual), 99))
+    return (ps, n_bad, float(np.percentile(np.where(np.isnan(residual), np.inf, residual), 99)),
+            int(np.sum(newton > NEWTON_TOL)))
 
 
 def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError, names=None):
@@ -186,11 +199,11 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             blocks = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
             parts = [b[0] for b in blocks]
             mine.update(zip(own, parts))
-            local = np.array([[len(p), p.n_dropped, off, np.float64(q).view(np.int64)] for p, off, q in blocks],
-                             dtype=np.int64).reshape(w, 4)
-            wave = allgatherv(local, comm=comm).reshape(R, w, 4).transpose(1, 0, 2).reshape(R * w, 4)
+            local = np.array([[len(p), p.n_dropped, off, np.float64(q).view(np.int64), flat]
+                              for p, off, q, flat in blocks], dtype=np.int64).reshape(w, 5)
+            wave = allgatherv(local, comm=comm).reshape(R, w, 5).transpose(1, 0, 2).reshape(R * w, 5)
             if k0 == 0:  # every rank decides on the same numbers
-                check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64), comm=comm)
+                check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64), wave[:, 4], comm=comm)
             wave = wave[:, :2]
             yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
             bar.update(min(int(wave[:, 0].sum()), n_points - have))
@@ -199,10 +212,11 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     return mine, np.concatenate(yields)
 
 
-def check_placed(surface, off_x, q99, *, comm) -> None:
+def check_placed(surface, off_x, q99, flat, *, comm) -> None:
     """ConfigError when more than MAX_OFF_X of the first wave's intersection points (off_x of each block's) could not
-    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, before more batches run in vain; off_x and q99 are the
-    allgathered wave's, so every rank of `comm` raises it together (`raise_together`).
+    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, or more than MAX_FLAT lie where dp vanishes (flat of each
+    block's, `check_flat`), before more batches run in vain; off_x, q99 and flat are the allgathered wave's, so every
+    rank of `comm` raises it together (`raise_together`).
 
     A point z = a + t b of a line is computed with absolute rounding ~eps |a|, so |p(z)| cannot fall below about
     eps |dp/dz|: for Dwork at large |psi| the points lie within ~1/|psi| of a coordinate plane, where |dp/dz| ~
@@ -213,14 +227,19 @@ def check_placed(surface, off_x, q99, *, comm) -> None:
 
     total = len(off_x) * LINES_PER_BATCH * surface.degree
     frac = float(np.sum(off_x)) / total
-    if frac <= MAX_OFF_X:
-        return
     params = dict(surface.params)
     psi = complex(params["psi"]) if "psi" in params else None
     shown = {**params, **({"psi": f"{psi.real:g}" if psi.imag == 0 else f"{psi:g}"} if psi is not None else {})}
     what = f"{surface.name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
     batches = f"{len(off_x)} batch{'es' if len(off_x) > 1 else ''}"
-    why = (f"{what}: {frac:.0%} of the {total} points where the random lines of the first {batches} meet X "
+
+    def points(share: float) -> str:
+        return f"{what}: {share:.0%} of the {total} points where the random lines of the first {batches} meet X "
+
+    if frac <= MAX_OFF_X:
+        check_flat(float(np.sum(flat)) / total, points, comm=comm)
+        return
+    why = (points(frac) +
            f"cannot be placed on X to |p(z)|/|z|^{surface.degree} < {RESIDUAL_TOL:g} (99% of them have residuals up "
            f"to {np.max(q99):.1e}): float64 rounding of a point on its line moves p by about eps |dp/dz|, too much "
            "for these ill-conditioned roots, and sampling without them would be biased; ")
@@ -232,6 +251,19 @@ def check_placed(surface, off_x, q99, *, comm) -> None:
     else:
         fix = "use coefficients of comparable sizes (large ratios make the roots ill-conditioned)"
     raise_together(ConfigError(why + fix), comm=comm)
+
+
+def check_flat(frac: float, points, *, comm) -> None:
+    """ConfigError (every rank together) when a fraction frac > MAX_FLAT of the first wave's intersection points has
+    a Newton step |p(z)| / (|grad p(z)| |z|) above NEWTON_TOL: dp vanishes on a part of X (a repeated factor of p,
+    e.g. a power of a linear form), where X is singular and the weights |Omega|^2 / det g_FS diverge (~1e31 for
+    (z0 + z1)^5), so sigma would be meaningless. `points(frac)` begins the message, naming the wave's points."""
+    if frac > MAX_FLAT:
+        raise_together(ConfigError(
+            points(frac) + f"lie where dp vanishes (|p(z)|/(|dp(z)| |z|) > {NEWTON_TOL:g}: float64 places a "
+            "root of multiplicity k only to eps^(1/k)), so X is singular along a part of it (p has a repeated "
+            "factor, e.g. a power of a linear form); pass a polynomial without repeated factors (a smooth X)"),
+            comm=comm)
 
 
 def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIELDS):
