@@ -182,6 +182,27 @@ def test_bad_points_are_config_errors(quintic_points):
         silhouette_fs(quintic_points[:50], np.zeros(50, dtype=int))
 
 
+@pytest.mark.parametrize("scale", [1e-170, 1e160])
+def test_points_at_extreme_scales_cluster_as_at_scale_1(quintic_points, scale):
+    """z and lambda z are one point of P^n: every third row left at scale 1, the others at 1e-170 (|z| underflows
+    to 0, which was refused as a zero point) or 1e160 (|z|^2 overflows)."""
+    z = quintic_points[:300]
+    w = z * scale
+    w[::3] = z[::3]
+    assert np.array_equal(full_clustering(w, n_clusters=5).labels, full_clustering(z, n_clusters=5).labels)
+    ref = cluster_points(z, n_clusters=5, batch_size=100, seed=1).labels
+    assert np.array_equal(cluster_points(w, n_clusters=5, batch_size=100, seed=1).labels, ref)
+    d = fs_distance(z)
+    assert silhouette_fs(w, ref).score == pytest.approx(silhouette_precomputed(d, ref), abs=1e-12)
+
+
+def test_a_zero_row_is_refused_naming_it(quintic_points):
+    bad = quintic_points[:50] * 1e-170
+    bad[9] = 0.0
+    with pytest.raises(ConfigError, match=r"points: row 9 has all coordinates 0, which is no point of P\^n"):
+        full_clustering(bad, n_clusters=2)
+
+
 def test_check_settings_predicts_clustering_errors(quintic_points):
     """The point-free check used by job files raises exactly when the clustering itself would."""
     for n, k, b in [(60, 30, 60), (60, 31, 60), (61, 20, 30), (61, 21, 30), (7, 3, 2), (7, 4, 2), (5, 2, 1)]:

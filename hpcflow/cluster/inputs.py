@@ -35,8 +35,10 @@ def as_points(points, name: str = "points", *, allow_empty: bool = False) -> np.
             f"{name}: {int(bad.sum())} point(s) contain NaN or inf (first at row {int(np.argmax(bad))}); "
             "drop or resample them"
         )
-    if np.any(np.linalg.norm(z, axis=1) == 0.0):
-        raise ConfigError(f"{name}: a point has all coordinates 0, which is no point of P^n; drop it")
+    zero = ~np.any(z != 0, axis=1)  # not |z| == 0: |z| underflows to 0 for valid points such as 1e-170 z
+    if zero.any():
+        raise ConfigError(f"{name}: row {int(np.argmax(zero))} has all coordinates 0, which is no point of P^n; "
+                          "drop it")
     return z
 
 
