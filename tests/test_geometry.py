@@ -218,3 +218,20 @@ def test_bad_manifold_input_raises_config_error(bad):
 
 def test_all_twenty_quintic_charts_listed(quintic):
     assert sorted(quintic.charts) == sorted(itertools.permutations(range(5), 2))
+
+
+@pytest.mark.parametrize("k", [-560, 530, -1000, 1000])
+def test_residual_is_the_same_at_any_scale_of_the_coordinates(quintic, k):
+    """|p(z)|/|z|^5 is homogeneous of degree 0: at 2^k z (exact) it is bitwise the value at z, where p(z) and
+    |z|^5 overflowed or underflowed (NaN); at 1e-170 z and 1e160 z (rounded) within the round-off of p."""
+    rng = np.random.default_rng(5)
+    z = quintic.sample(100, seed=4).points
+    z = np.concatenate([z, z + 1e-3 * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))])
+    ref = quintic.residual(z)
+    w = z * 2.0 ** k
+    w[::3] = z[::3]  # rows at scale 1 beside the others
+    assert np.array_equal(quintic.residual(w), ref)
+    for scale in (1e-170, 1e160):
+        bound = 8 * gamma(quintic.degree + 2) * (quintic.grad_majorant(z) * np.abs(z)).sum(axis=1) / \
+            np.linalg.norm(z, axis=1) ** quintic.degree + 4 * U * ref
+        assert np.all(np.abs(quintic.residual(z * scale) - ref) <= bound)

@@ -16,6 +16,7 @@ import numpy as np
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
+from hpcflow.geometry.distance import rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import sample_points
@@ -211,9 +212,22 @@ class Hypersurface:
         return self.p(z, pw), self.grad(z, pw)
 
     def residual(self, z):
-        """|p(z)| / |z|^{n+1}: scale-free measure of how far z is from X."""
+        """|p(z)| / |z|^{n+1}: scale-free measure of how far z is from X, at any scale of the coordinates.
+
+        Rows whose |z|^{n+1} lies outside `safe_norms` (p(z) and |z|^{n+1} overflow or underflow: NaN) are first
+        multiplied by an exact power of two (`rescale`), which p, homogeneous, carries exactly; other rows as before.
+        """
         xp = array_module(z)
-        return xp.abs(self.p(z)) / xp.linalg.norm(z, axis=-1) ** self.degree
+        z = xp.asarray(z)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            scale = xp.linalg.norm(z, axis=-1) ** self.degree
+            out = xp.abs(self.p(z)) / scale
+        lo, hi = safe_norms(scale.dtype)
+        odd = ~((scale >= lo) & (scale <= hi))
+        if bool(xp.any(odd)):
+            w = rescale(z[odd], xp)
+            out[odd] = xp.abs(self.p(w)) / xp.linalg.norm(w, axis=-1) ** self.degree
+        return out
 
     # ---- points -------------------------------------------------------------------------------------
     def point_set(self, points, *, chart=None, only=None, jacobian: bool = True) -> PointSet:
