@@ -109,3 +109,19 @@ def test_known_distances_at_extreme_scales(lam):
     assert np.all(np.abs(fs_distance_paired(np.repeat(z1, 11, 0), z2) - t) <= err)
     f1, f2 = projector_features(z1), projector_features(z2)
     assert np.all(np.abs(np.linalg.norm(f1 - f2, axis=1) - np.sqrt(2) * np.sin(t)) <= np.sqrt(2) * err + 100 * U)
+
+
+@pytest.mark.parametrize("fill, what", [(0.0, "has all coordinates 0"), (np.nan, "has a nan or inf coordinate"),
+                                        (np.inf, "has a nan or inf coordinate")])
+def test_a_zero_or_non_finite_row_is_refused_naming_the_argument_and_row(fill, what):
+    """Such rows gave NaN distances without a word; rows at 1e-170 beside them are points and are taken."""
+    z = Hypersurface.fermat(3).sample(20, seed=1).points
+    bad = z * 1e-170
+    bad[[7, 11]] = 0.0
+    if fill != 0.0:
+        bad[7, 2] = fill
+    for call, name in ((lambda: fs_distance(z, bad), "z2"), (lambda: fs_distance(bad), "z1"),
+                       (lambda: fs_distance_paired(bad, z), "z1"), (lambda: fs_distance_paired(z, bad), "z2"),
+                       (lambda: projector_features(bad), "z")):
+        with pytest.raises(ValueError, match=rf"^{name} row 7 {what}"):
+            call()

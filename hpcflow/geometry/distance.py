@@ -22,25 +22,42 @@ STABLE_BELOW = 1e-3
 DEFAULT_TILE = 2048
 
 
-def normalize(z, xp=None):
+def normalize(z, xp=None, name=None):
     """Unit representatives u = z/|z| (rows), at any scale of the homogeneous coordinates (d(z, lambda z) = 0).
 
     Rows whose |z| lies outside `safe_norms` (|z|^2 overflows, or underflows into subnormals and loses digits, so
     z/|z| would be 0, NaN or inexact) are first multiplied by the power of two that brings their largest component
     into [1/2, 1); other rows are divided as they are: their bits do not change, at the cost of one pass over |z|.
+    With `name`, a row of zeros (no point of P^n) or with a nan/inf coordinate (NaN distances without a word) is
+    refused naming it; such rows are among the rescaled ones, so ordinary inputs pay nothing for the check.
     """
     xp = xp or array_module(z)
     z = xp.asarray(z)
-    with np.errstate(over="ignore", under="ignore"):  # such rows are the ones rescaled
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # such rows are the ones rescaled
         norm = xp.linalg.norm(z, axis=-1, keepdims=True)
     lo, hi = safe_norms(norm.dtype)
     odd = ~((norm >= lo) & (norm <= hi))[..., 0]
     if not bool(xp.any(odd)):
         return z / norm
+    with np.errstate(invalid="ignore"):  # rows with an inf: NaN, refused with `name`
+        scaled = rescale(z[odd], xp)
+        odd_norm = xp.linalg.norm(scaled, axis=-1, keepdims=True)
+    if name is not None:
+        check_rows(name, z, odd, odd_norm[..., 0], xp)
     u = z / xp.where(odd[..., None], 1.0, norm)
-    scaled = rescale(z[odd], xp)
-    u[odd] = scaled / xp.linalg.norm(scaled, axis=-1, keepdims=True)
+    u[odd] = scaled / odd_norm
     return u
+
+
+def check_rows(name, z, odd, norm, xp) -> None:
+    """ValueError naming `name` and its first row of zeros or with a nan/inf coordinate, if any, from the
+    norms of the rescaled rows `odd` (0: zeros, nan/inf: non-finite)."""
+    bad = ~(xp.isfinite(norm) & (norm > 0))
+    if bool(xp.any(bad)):
+        where = np.unravel_index(int(xp.flatnonzero(odd)[int(xp.argmax(bad))]), odd.shape)
+        row = int(where[0]) if len(where) == 1 else tuple(int(i) for i in where)
+        what = "has all coordinates 0 (no point of P^n)" if bool(xp.all(z[row] == 0)) else "has a nan or inf coordinate"
+        raise ValueError(f"{name} row {row} {what}; pass finite homogeneous coordinates, not all 0")
 
 
 def safe_norms(dtype) -> tuple[float, float]:
@@ -76,7 +93,7 @@ def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
                          "(N, n+1)")
     noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
-    u, v = normalize(z1, xp), normalize(z2, xp)
+    u, v = normalize(z1, xp, "z1"), normalize(z2, xp, "z2")
     inner = xp.abs(xp.sum(xp.conj(u) * v, axis=-1))
     n = u.shape[-1]
     wedge2 = xp.zeros(inner.shape, dtype=inner.dtype)
@@ -99,8 +116,8 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     tile = api_integer("tile", tile, "an integer >= 1 (rows of z1 per block)", lo=1)
     noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
-    u = normalize(z1, xp)
-    v = u if z2 is None else normalize(z2, xp)
+    u = normalize(z1, xp, "z1")
+    v = u if z2 is None else normalize(z2, xp, "z2")
     out = xp.empty((u.shape[0], v.shape[0]), dtype=np.float64)
     for s in range(0, u.shape[0], tile):
         out[s : s + tile] = _distance_block(u[s : s + tile], v, xp, noise_floor)
@@ -124,7 +141,7 @@ def projector_features(z):
     answer FS nearest-neighbour queries. Shape (N, (n+1)^2) for z of shape (N, n+1).
     """
     xp = array_module(z)
-    u = normalize(z, xp)
+    u = normalize(z, xp, "z")
     n1 = u.shape[-1]
     p = u[:, :, None] * u.conj()[:, None, :]
     iu = np.triu_indices(n1, 1)
