@@ -62,6 +62,15 @@ def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open:
     return out
 
 
+def api_keys(d, name: str, keys) -> dict:
+    """`d` (a section such as geo or sc) when it has every one of `keys`; else ValueError naming the first missing
+    one (a KeyError on one rank is not a refusal that `arguments_together` shares)."""
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ValueError(f"{name} has no key {missing[0]!r}; pass a {name} with {', '.join(map(repr, keys))}")
+    return d
+
+
 def api_bool(name: str, value, *, type_error=TypeError) -> bool:
     """A Python API switch as a bool: True, False, a NumPy bool (or a 0-d boolean array); `type_error` for anything
     else ("no", None, 0, 1), which truthiness would take silently for True or False."""

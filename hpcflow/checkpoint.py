@@ -38,13 +38,14 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
+from hpcflow.arguments import api_integer, api_number
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.jobs.toml_out import set_arg
-from hpcflow.parallel.comm import resolve
+from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
 from hpcflow.stop_signals import install
 
@@ -269,9 +270,21 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
                           f"{' '.join(set_arg(s, k, v) for s, k, v, _ in diff)} (or start a new --out)")
 
 
+def _writer_settings(every, seconds, block_rows) -> dict:
+    """`CheckpointWriter`'s every (None or steps >= 1), seconds (None or finite > 0, as [checkpoint]) and
+    block_rows (>= 1), checked; no collective."""
+    return {"every": None if every is None else api_integer("every", every, "None or a whole number of steps >= 1",
+                                                            lo=1),
+            "seconds": None if seconds is None else api_number("seconds", seconds, "None or a finite number of "
+                                                               "seconds > 0", lo=0, lo_open=True),
+            "block_rows": api_integer("block_rows", block_rows, "a whole number of rows >= 1", lo=1)}
+
+
 class CheckpointWriter:
     """`on_step` hook of `kernel_flow`: writes DIR/checkpoint.h5 every `every` steps and/or `seconds` seconds,
     on SIGTERM/SIGUSR1 (then raises Preempted on every rank), and at `close()`. Collective: call on every rank.
+    A bad every, seconds or block_rows on any rank, or one that differs between ranks (their writes would fall out
+    of step), is refused by every rank at construction (one allgather at R > 1).
 
     static: {name: (global_idx, local_rows)} datasets that never change (points, weights, labels, ...); n_rows:
     {name: global row count} for them. Every row dataset (metrics and static) goes to rank 0 `block_rows` global
@@ -291,11 +304,13 @@ class CheckpointWriter:
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
                  comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None,
                  job_text: str | None = None):
-        self.path, self.config, self.job_text = str(path), config, job_text
-        self.every, self.seconds, self.clock = every, seconds, clock
+        self.path, self.config, self.job_text, self.clock = str(path), config, job_text, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.block_rows = int(block_rows)
+        got = {}  # every, seconds and block_rows pace the collective writes: checked and equal on every rank
+        arguments_together(lambda: got.update(_writer_settings(every, seconds, block_rows)), comm=self.comm,
+                           same=lambda: got)
+        self.every, self.seconds, self.block_rows = got["every"], got["seconds"], got["block_rows"]
         self.static = {name: (np.asarray(idx, dtype=np.int64), rows, int((n_rows or {})[name]))
                        for name, (idx, rows) in (static or {}).items()}
         self.per_rank = {k: [] for k in PER_RANK_KEYS}  # this rank's figures per step (steps after a resume)

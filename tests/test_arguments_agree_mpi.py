@@ -1,10 +1,10 @@
 """The collective Python-API entry points at R = 2, 3 (tests/mpi/argument_agreement_checks.py, one launch per rank
 count): an argument bad on one rank alone, or valid but different on one rank, is refused by every rank together
 in one line naming it (sample_points, Hypersurface.sample, sample_train_test_shares, neighbour_distances,
-distributed_labels, distributed_blocks, PointSet.save; sample_shards: tests/test_nn_api_args.py). The failing rank
-used to raise alone while the others waited in the sampler's, the clustering's or the save's first collective
-for ever (or met another collective and aborted), and differing valid values sampled, clustered or wrote each
-rank's own way, or hung."""
+distributed_labels, distributed_blocks, PointSet.save, CheckpointWriter; sample_shards: tests/test_nn_api_args.py).
+The failing rank used to raise alone while the others waited in the sampler's, the clustering's or the save's first
+collective for ever (or met another collective and aborted), and differing valid values sampled, clustered or wrote
+each rank's own way, or hung."""
 
 import json
 import os
@@ -32,6 +32,11 @@ REFUSED = {
     "sample_points_backend": ("ConfigError", "backend='gpu' is not one of numpy, cupy, auto", -1),
     "surface_sample_seed": ("ConfigError", "seed=-1 is invalid; pass an integer >= 0", -1),
     "train_test_shares_n_train": ("ValueError", "n_train=0 is invalid; pass a whole number of points >= 1", -1),
+    "train_test_shares_missing_key": ("ValueError", "geo has no key 'n_test'; pass a geo with 'manifold',", -1),
+    "neighbour_distances_missing_key": ("ValueError", "sc has no key 'queries'; pass a sc with 'method',", -1),
+    "checkpoint_every": ("ValueError", "every=0 is invalid; pass None or a whole number of steps >= 1", -1),
+    "checkpoint_seconds": ("ValueError", "seconds=nan is invalid; pass None or a finite number of seconds > 0", -1),
+    "checkpoint_block_rows": ("ValueError", "block_rows=2.5 is invalid; pass a whole number of rows >= 1", -1),
     "neighbour_distances_queries": ("ValueError", "sc['queries']=-1 is invalid; pass an integer >= 0", -1),
     "labels_n_clusters": ("ConfigError", "n_clusters = 0 must be >= 1", -1),
     "labels_seed_on_rank_0": ("TypeError", "seed='a' is not an integer", 0),
@@ -51,6 +56,9 @@ UNLIKE = {
     "shares_test_seed": ("test_seed", "1", "5"),  # (rank 0's: [geometry].seed + 1)
     "distances_queries": ("sc['queries']", "10", "12"),
     "labels_seed": ("seed", "0", "1"),
+    "checkpoint_every": ("every", "2", "3"),
+    "checkpoint_seconds": ("seconds", "None", "60.0"),
+    "checkpoint_block_rows": ("block_rows", "4", "8"),
     "blocks_halo_cutoff": ("halo_cutoff", "0.5", "None"),
 }
 #: case -> (argument, how rank 0's value starts, how the last rank's starts): values that end in a digest
@@ -93,8 +101,9 @@ def _alike(every, case):
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_an_argument_bad_on_one_rank_is_refused_by_every_rank(runs, ranks):
-    """Every rank raises the bad rank's type and line, naming that rank; then all sample a share together: the rows
-    of one process."""
+    """Every rank raises the bad rank's type and line, naming that rank (a geo or sc without a key the call reads:
+    a ValueError naming the key, not a KeyError on that rank alone); then all sample a share together: the rows of
+    one process."""
     every = _said(runs, ranks)
     for case, (kind, start, at) in REFUSED.items():
         said = _alike(every, case)
@@ -124,8 +133,9 @@ def test_a_save_one_rank_may_not_make_is_refused_by_every_rank_and_nothing_is_wr
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_valid_arguments_that_differ_between_ranks_are_refused_by_every_rank(runs, ranks):
     """n_points, seed, chart, max_batches, layout, jacobian, the surface, n_test, the test seed, queries, the
-    clustering seed, the points z or halo_cutoff given otherwise on the last rank: every rank raises ValueError
-    naming the argument, rank 0's value and the last rank's."""
+    clustering seed, the points z, halo_cutoff or a CheckpointWriter's every, seconds or block_rows (its writes would
+    fall out of step) given otherwise on the last rank: every rank raises ValueError naming the argument, rank 0's
+    value and the last rank's."""
     every = _said(runs, ranks)
     for case, (name, first, other) in UNLIKE.items():
         kind, message = _alike(every, "unlike_" + case)

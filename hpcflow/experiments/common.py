@@ -35,6 +35,10 @@ def check_geometry(geo: dict, source: str) -> None:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {n} on P^{n}; change it")
 
 
+#: keys of the [geometry] section that `sample_train_test_shares` reads (and "psi" for dwork)
+GEO_KEYS = ("manifold", "dim", "chart", "n_train", "n_test", "seed")
+
+
 def manifold(geo: dict):
     """The Hypersurface of a [geometry] section."""
     from hpcflow.geometry import Hypersurface
@@ -65,6 +69,7 @@ def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = No
     the test set's seed (default [geometry].seed + 1; a tune trial passes its own spawned seed). Bad sizes, seeds
     or chart on any rank, or a manifold, n_train, n_test, seed, chart or test seed that differs between ranks, are
     refused by every rank together before any sampling (one allgather at R > 1)."""
+    from hpcflow.arguments import api_keys
     from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
     from hpcflow.parallel.comm import arguments_together, resolve
 
@@ -72,6 +77,7 @@ def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = No
     sets = []
 
     def check():
+        api_keys(geo, "geo", GEO_KEYS + (("psi",) if geo.get("manifold") == "dwork" else ()))
         X = manifold(geo)
         kw = dict(chart=tuple(geo["chart"]), layout="share", jacobian=False)
         train = sampling_arguments(X, geo["n_train"], geo["seed"], **kw, names=TRAIN)

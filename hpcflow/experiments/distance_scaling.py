@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from hpcflow.experiments.common import file_attrs, manifold
-from hpcflow.arguments import api_integer
+from hpcflow.arguments import api_integer, api_keys
 from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
@@ -213,11 +213,16 @@ def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=
     return d, counters
 
 
+#: keys of `neighbour_distances`' sc
+SC_KEYS = ("method", "queries", "workers")
+
+
 def _checked(X, n_pts, seed, sc, chart) -> dict:
     """`sample_checked`'s keywords for `neighbour_distances` (`sampling_arguments`) with sc's method, and the
     setting that method uses checked: queries (brute: an integer >= 0) or workers (tree: >= 1); no collective."""
     args = sampling_arguments(X, n_pts, seed, chart=chart, layout="share", names=NAMES)
-    method, queries, workers = sc["method"], sc["queries"], sc["workers"]
+    api_keys(sc, "sc", SC_KEYS)
+    method, queries, workers = (sc[k] for k in SC_KEYS)
     if method == "brute":
         queries = api_integer("sc['queries']", queries, "an integer >= 0 (0: query every point)", lo=0)
     if method == "tree":

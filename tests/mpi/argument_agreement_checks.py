@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from hpcflow.checkpoint import CheckpointWriter
 from hpcflow.cluster.distributed import distributed_blocks, distributed_labels
 from hpcflow.experiments.common import sample_train_test_shares
 from hpcflow.experiments.distance_scaling import neighbour_distances
@@ -53,6 +54,16 @@ def saved(**kw):
                                                         comm=c)
 
 
+def without(d, key):
+    """`d` less `key`."""
+    return {k: v for k, v in d.items() if k != key}
+
+
+def writer(**kw):
+    """A CheckpointWriter that writes nothing (its signal handlers put back at once)."""
+    CheckpointWriter(os.path.join(out, f"never_{R}.h5"), {}, comm=c, **kw).restore_signals()
+
+
 REFUSED = {
     "sample_points_n_points": lambda: sample_points(X, odd(40, 0), 1, threads=1, comm=c),
     "sample_points_chart": lambda: sample_points(X, 40, 1, chart=odd((0, 1), (0, 0)), threads=1, comm=c),
@@ -60,6 +71,11 @@ REFUSED = {
     "sample_points_backend": lambda: sample_points(X, 40, 1, backend=odd("numpy", "gpu"), comm=c),
     "surface_sample_seed": lambda: X.sample(40, seed=odd(1, -1), threads=1, comm=c),
     "train_test_shares_n_train": lambda: sample_train_test_shares({**GEO, "n_train": odd(20, 0)}, comm=c),
+    "train_test_shares_missing_key": lambda: sample_train_test_shares(odd(GEO, without(GEO, "n_test")), comm=c),
+    "neighbour_distances_missing_key": lambda: neighbour_distances(X, 40, 1, odd(SC, without(SC, "queries")), comm=c),
+    "checkpoint_every": lambda: writer(every=odd(2, 0)),
+    "checkpoint_seconds": lambda: writer(seconds=odd(60.0, float("nan"))),
+    "checkpoint_block_rows": lambda: writer(block_rows=odd(4, 2.5)),
     "neighbour_distances_queries": lambda: neighbour_distances(X, 40, 1, {**SC, "queries": odd(0, -1)}, comm=c),
     "labels_n_clusters": lambda: distributed_labels(z, n_clusters=odd(2, 0), batch_size=6, comm=c),
     "labels_seed_on_rank_0": lambda: distributed_labels(z, n_clusters=2, batch_size=6, seed=odd(0, "a", 0), comm=c),
@@ -86,6 +102,9 @@ UNLIKE = {
     "labels_z": lambda: distributed_labels(odd(z, z[::-1]), n_clusters=2, batch_size=6, comm=c),
     "blocks_halo_cutoff": lambda: distributed_blocks(mine, method="full", n_clusters=2, halo_cutoff=odd(0.5, None),
                                                      comm=c),
+    "checkpoint_every": lambda: writer(every=odd(2, 3)),
+    "checkpoint_seconds": lambda: writer(seconds=odd(None, 60.0)),
+    "checkpoint_block_rows": lambda: writer(block_rows=odd(4, 8)),
     "save_path": lambda: saved(path=os.path.join(out, f"unwritten_{R}_{r == R - 1}.h5")),
 }
 
