@@ -287,6 +287,8 @@ DIFFER = {  # "differ" case of tests/mpi/nn_api_checks.py -> how every rank's me
     "train_pointset": "TypeError: train_data is a PointSet",
     "cfg_changed": "ValueError: TrainConfig: batch_size=1 is invalid; pass an integer >= 2",
     "model_dtype": "ValueError: MetricMLP: x is float64 but the weights are float32",
+    "ntk_method": "ConfigError: ntk method = 'bad' is not one of ('auto', 'jacobian', 'layerwise')",
+    "sweep_width": "ValueError: widths[0]=0 is invalid; pass an integer >= 1 (units per hidden layer)",
 }
 
 
@@ -321,6 +323,8 @@ UNLIKE = {  # "same" case of tests/mpi/nn_api_checks.py -> (what differs, rank 0
     "config_optimizer": ("TrainConfig.optimizer", "'adam'", "'sgd'"),
     "config_detach_kappa": ("TrainConfig.detach_kappa", "False", "True"),
     "config_seed_on_rank_0": ("TrainConfig.seed", "1", "0"),
+    "ntk_method": ("ntk_method", "'layerwise'", "'jacobian'"),
+    "sweep_widths": ("widths", "[4]", "[4, 8]"),
     "sample_shards_seed": ("seed", "1", "2"),
 }
 

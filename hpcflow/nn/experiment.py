@@ -84,9 +84,15 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
     """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch.
 
     Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points;
-    `on_step(trainer)` runs after every optimiser step (`train`).
+    `on_step(trainer)` runs after every optimiser step (`train`). A bad ntk_method on any rank, or NTK points or a
+    method that differ between ranks, is refused by every rank before training (one allgather at R > 1).
     """
-    tracker = NTKTracker(ntk_train, ntk_test, method=ntk_method) if ntk_train is not None else None
+    from hpcflow.parallel.comm import arguments_together
+
+    got = {}
+    arguments_together(lambda: got.update(_ntk_settings(model, ntk_train, ntk_test, ntk_method)), comm=comm,
+                       same=lambda: got)
+    tracker = NTKTracker(ntk_train, ntk_test, method=got["ntk_method"]) if got["ntk points"] else None
     t0 = time.perf_counter()
     hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm, on_step=on_step)
     out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0}
@@ -95,10 +101,43 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
     return out
 
 
+def _ntk_settings(model, ntk_train, ntk_test, method) -> dict:
+    """`train_with_ntk`'s NTK settings, checked (no collective): whether NTK points are given (both sets or
+    neither) and the exact method (`hpcflow.nn.ntk.ntk_method`)."""
+    from hpcflow.nn.ntk import ntk_method
+
+    if (ntk_train is None) != (ntk_test is None):
+        raise TypeError("ntk_train and ntk_test: pass both sets of NTK points or neither")
+    return {"ntk points": ntk_train is not None, "ntk_method": ntk_method(model, method)}
+
+
+def _sweep_settings(widths, n_in, model_cfg, cfg, width_ref, lr_exponent, seed) -> dict:
+    """`width_sweep`'s widths (integers >= 1), width_ref (> 0), lr_exponent (finite) and cfg (a TrainConfig),
+    checked, and model_cfg by building its network at width 1 (no collective)."""
+    from hpcflow.arguments import api_integer, api_keys, api_number
+
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg is a {type(cfg).__name__}; pass a TrainConfig")
+    with torch.random.fork_rng(devices=[]):  # a network without a seed draws from the global generator
+        build_model(n_in, {**api_keys(model_cfg, "model_cfg", ("depth", "activation", "kind")), "width": 1}, seed)
+    return {"widths": [api_integer(f"widths[{i}]", w, "an integer >= 1 (units per hidden layer)", lo=1)
+                       for i, w in enumerate(widths)],
+            "width_ref": api_number("width_ref", width_ref, "a number > 0", lo=0, lo_open=True),
+            "lr_exponent": api_number("lr_exponent", lr_exponent, "a finite number"), "seed": seed}
+
+
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
                 lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None, on_step=None) -> dict:
     """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width.
-    `on_step(trainer)` runs after every optimiser step of every width's training (`train`)."""
+    `on_step(trainer)` runs after every optimiser step of every width's training (`train`). A bad width, width_ref,
+    lr_exponent, cfg or model_cfg on any rank, or widths, width_ref, lr_exponent or seed that differ between ranks,
+    is refused by every rank before the first network is built (one allgather at R > 1)."""
+    from hpcflow.parallel.comm import arguments_together
+
+    got = {}
+    arguments_together(lambda: got.update(_sweep_settings(widths, train_data.x.shape[1], model_cfg, cfg, width_ref,
+                                                          lr_exponent, seed)), comm=comm, same=lambda: got)
+    widths, width_ref, lr_exponent = got["widths"], got["width_ref"], got["lr_exponent"]
     rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
                             "rel_frobenius_final", "wasserstein_final", "seconds")}
     for width in widths:

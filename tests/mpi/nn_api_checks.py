@@ -3,10 +3,12 @@
 Every rank calls `train` with sets too small to train on or measure (shards of 1 point over all ranks, a whole set
 of 1 point on rank 0 alone) and with batch_size=1; with "differ", with arguments of which the last rank's alone are
 refused (a dict for the config, a PointSet for the data, a config changed after its check, a network of another
-dtype than the data). Also `sample_shards` with n_val = 0 on the last rank alone ("refused") and with another seed
-there ("same"). Each refusal is caught; rank 0 writes every rank's ["ExceptionName: message", marked
-collective] per case (None: accepted) to OUT/refused_R.json (differ_R.json). With "same", valid arguments of which
-the last rank's network config or TrainConfig differs from the others' (rank 0's seed in one case) -> same_R.json.
+dtype than the data, an NTK method of `train_with_ntk`, a width of `width_sweep`). Also `sample_shards` with
+n_val = 0 on the last rank alone ("refused") and with another seed there ("same"). Each refusal is caught; rank 0
+writes every rank's ["ExceptionName: message", marked collective] per case (None: accepted) to OUT/refused_R.json
+(differ_R.json). With "same", valid arguments of which
+the last rank's network config, TrainConfig, NTK method or sweep widths differ from the others' (rank 0's seed in
+one case) -> same_R.json.
 Then every rank trains one valid epoch on the same communicator (the refusals left no collective unmatched) and
 rank 0 adds its sigma_val history.
 """
@@ -20,7 +22,7 @@ import torch
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn.data import MetricData
-from hpcflow.nn.experiment import sample_shards
+from hpcflow.nn.experiment import sample_shards, train_with_ntk, width_sweep
 from hpcflow.nn.model import MetricMLP
 from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
@@ -56,7 +58,22 @@ cases = {
     "batch_size_1": lambda: train(model(), tr, va, TrainConfig(epochs=1, batch_size=1), comm=c),
     "sample_shards_n_val_on_last_rank": lambda: sample_shards(X, 20, 0 if last else 20, 1, (0, 1), comm=c),
 }
+def with_ntk(method):
+    """One epoch tracking the NTK of 4 train and 4 validation points with `method`."""
+    return train_with_ntk(model(), tr, va, TrainConfig(epochs=1, batch_size=20), ntk_train=tr[:4], ntk_test=va[:4],
+                          ntk_method=method, comm=c)
+
+
+def sweep(widths):
+    """`width_sweep` over `widths`, one epoch each."""
+    return width_sweep(widths, tr, va, {"depth": 1, "activation": "relu", "kind": "multiplicative"},
+                       TrainConfig(epochs=1, batch_size=20), width_ref=4, lr_exponent=1.0, ntk_train=tr[:4],
+                       ntk_test=va[:4], seed=0, comm=c)
+
+
 differing = {
+    "ntk_method": lambda: with_ntk("bad" if last else "auto"),
+    "sweep_width": lambda: sweep([0] if last else [4]),
     "cfg_dict": lambda: train(model(), tr, va, {"epochs": 1} if last else TrainConfig(epochs=1, batch_size=20),
                               comm=c),
     "train_pointset": lambda: train(model(), pts if last else tr, va, TrainConfig(epochs=1, batch_size=20), comm=c),
@@ -87,6 +104,8 @@ unlike = {
         ("loss", {"loss": "ultralocal"}), ("lr_schedule", {"lr_schedule": "cosine"}),
         ("optimizer", {"optimizer": "sgd"}), ("detach_kappa", {"detach_kappa": True}))},
     "config_seed_on_rank_0": lambda: unlike_config(0, seed=1),
+    "ntk_method": lambda: with_ntk("jacobian" if last else "layerwise"),
+    "sweep_widths": lambda: sweep([4, 8] if last else [4]),
     "sample_shards_seed": lambda: sample_shards(X, 20, 20, 2 if last else 1, (0, 1), comm=c),
 }
 mine = {}
