@@ -256,11 +256,16 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
 
 
 def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> None:
-    """Abort the job once the ranks that fail together have all printed why: wait up to `wait` seconds at a barrier
-    on `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each aborts with rank 0's
-    status (the job's, whichever Abort ends it); else this rank aborts with its own after the wait."""
+    """End the job once the ranks that fail together have all printed why: wait up to `wait` seconds at a barrier
+    on `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each leaves its process with
+    rank 0's status (the job's): none waits in a collective, so no Abort is needed, and Aborts from every rank at
+    once sometimes ended the job with the status of a rank the launcher's kill reached first (9). Else this rank
+    aborts with its own status after the wait."""
     if arrive_within(agree, wait):
         status = agree.bcast(status, root=0)  # every rank is here: no one is left waiting in this collective
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # so each leaves with it: no Abort, whose kills raced the others' Aborts for the status
     comm.Abort(status)
 
 
