@@ -580,10 +580,8 @@ def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
         output.check_outdir(tmp_path / "out")
     with pytest.raises(OutputPathError, match="not writable"):
         output.check_outdir(tmp_path / "new" / "deeper")
-    from hpcflow.commands.sample import check_output_path
-
     with pytest.raises(OutputPathError, match="not writable"):
-        check_output_path(str(tmp_path / "p.h5"), False)
+        output.check_output_file(str(tmp_path / "p.h5"), force=False)
 
 
 def test_relu_ntk_depth_is_validated(tmp_path):

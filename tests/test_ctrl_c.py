@@ -65,7 +65,8 @@ def _ctrl_c_default():
 
 
 def _start(cmd, log):
-    """`cmd` in its own session, stdout to the file `log`, stderr piped, SIGINT as at a terminal."""
+    """`cmd` as the leader of a new process group (start_new_session), stdout to the file `log`, stderr piped,
+    SIGINT as at a terminal."""
     with open(log, "w", encoding="utf-8") as fh:
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
                                 preexec_fn=_ctrl_c_default)

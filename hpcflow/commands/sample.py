@@ -12,21 +12,6 @@ from hpcflow.resources import add_memory_check_argument
 MANIFOLDS = ("fermat", "dwork")
 
 
-def check_output_path(path: str, force: bool) -> None:
-    """Refuse, before any work: an empty path or one under /proc, a directory, an existing file without
-    --force, a missing or unwritable parent directory."""
-    from hpcflow.jobs.output import check_path
-
-    path = check_path(path)
-    if os.path.isdir(path):
-        raise OutputPathError(f"--out {path} is a directory; --out names the HDF5 file to write, e.g. {path}/points.h5")
-    if os.path.lexists(path) and not force:
-        raise OutputPathError(f"--out {path} exists; choose another path or pass --force to overwrite it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"--out {path}: directory {parent} is missing or not writable; create it or pick another")
-
-
 def check_arguments(args) -> dict:
     """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
     sample needs (hpcflow.resources); returns them as the "sample" configuration."""
@@ -60,6 +45,7 @@ def build_manifold(name: str, dim: int, psi: complex = 0.0):
 def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
+    from hpcflow.jobs.output import check_output_file
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, refuse_together
     from hpcflow.stop_signals import interrupts_end_the_job
 
@@ -67,7 +53,7 @@ def run(args) -> int:
 
     def checks():
         check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
-        check_output_path(args.out, args.force)
+        check_output_file(args.out, force=args.force)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)
         return X

@@ -171,7 +171,9 @@ class PointSet:
         got = {}
 
         def check():
-            got["path"] = _writable(path, force)
+            from hpcflow.jobs.output import check_output_file
+
+            got["path"] = check_output_file(path, force=force, flag="", force_flag="force=True")
             seed = _json_or_none(self.seed)
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
                                  "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
@@ -253,22 +255,6 @@ SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurf
                          f"ps[...] ({INDEX_WANT})",
               "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0, and "
                            "leave kind, manifold, seed and n_dropped out of attrs= and PointSet.attrs"}
-
-
-def _writable(path, force: bool) -> str:
-    """`path` as a str once `PointSet.save` may write it: not a directory, not an existing file without force, in
-    a writable directory (OutputPathError otherwise)."""
-    from hpcflow.jobs.output import check_path
-
-    path = check_path(path)
-    if os.path.isdir(path):
-        raise OutputPathError(f"{path} is a directory; pass the name of the HDF5 file to write")
-    if os.path.lexists(path) and not force:
-        raise OutputPathError(f"{path} exists; choose another path or pass force=True to overwrite it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise OutputPathError(f"cannot write {path}: directory {parent} is missing or not writable")
-    return path
 
 
 def _json_or_none(value):

@@ -61,6 +61,23 @@ def check_path(path, *, flag: str = "--out") -> str:
     return path
 
 
+def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str = "--force") -> str:
+    """An HDF5 output file's path as a str once it may be written (OutputPathError otherwise): `check_path`'s
+    refusals, a directory, an existing file without force, a missing or unwritable parent directory. `flag` names the
+    path in the messages ("" for a Python-API argument), `force_flag` how to overwrite."""
+    path = check_path(path, flag=flag or "--out")
+    lead = f"{flag} " if flag else ""
+    if os.path.isdir(path):
+        raise OutputPathError(f"{lead}{path} is a directory; pass the name of the HDF5 file to write, e.g. "
+                              f"{os.path.join(path, 'points.h5')}")
+    if os.path.lexists(path) and not force:
+        raise OutputPathError(f"{lead}{path} exists; choose another path or pass {force_flag} to overwrite it")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{lead}{path}: directory {parent} is missing or not writable; create it or pick another")
+    return path
+
+
 def nearest_existing(path: str) -> str:
     """The closest ancestor of `path` (itself included) that exists."""
     p = os.path.abspath(path)
