@@ -123,8 +123,14 @@ def _history(f, name: str, path) -> list:
 
 
 def load_resume(path, *, comm=None) -> FlowResume:
-    """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`)."""
-    path = str(path)
+    """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`). Collective:
+    a rank that cannot read it, or finds it damaged in its share of the rows, makes every rank raise (one allgather
+    at R > 1), so none goes on into the flow's collectives alone."""
+    return arguments_together(lambda: _load_resume(str(path), comm), comm=comm)
+
+
+def _load_resume(path: str, comm) -> FlowResume:
+    """`load_resume` on this rank alone: InputFileError for a missing, foreign or damaged file; no collective."""
     try:
         f = h5py.File(path, "r")
     except (OSError, FileNotFoundError):

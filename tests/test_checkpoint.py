@@ -357,3 +357,30 @@ def test_resume_with_force_is_refused_and_nothing_is_touched(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--resume and --force exclude each other" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _read_at(ranks, out, mode):
+    script = os.path.join(os.path.dirname(__file__), "mpi", "resume_read_checks.py")
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, script, str(out), mode]
+    r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90,
+                       env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    return sorted(r.stdout.splitlines())
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_checkpoint_one_rank_cannot_read_is_refused_by_every_rank(tmp_path, ranks):
+    """A rank that cannot open the file (node-local path) or finds NaN in its share of the rows makes every rank
+    raise, so none goes on alone into the flow's collectives."""
+    out = tmp_path / "checkpoint.h5"
+    assert _run(1, out, 2).returncode == 0
+    assert _read_at(ranks, out, "as_is") == [f"rank {k}: read step 2" for k in range(ranks)]
+    lines = _read_at(ranks, out, "missing_on_last")
+    assert all(line.startswith(f"rank {k}: refused: ") and "checkpoint.h5.missing: no readable checkpoint" in line
+               for k, line in enumerate(lines)), lines
+    with h5py.File(out, "r+") as f:  # the last row: read only by the last rank's share
+        g = f["train/g"]
+        g[g.shape[0] - 1, 0, 0] = np.nan
+    lines = _read_at(ranks, out, "as_is")
+    assert all(line.startswith(f"rank {k}: refused: ") and "train/g holds a non-finite value" in line
+               for k, line in enumerate(lines)), lines

@@ -31,14 +31,14 @@ def _run(args, comm) -> int:
     module, cfg, outputs, overrides = refuse_together(lambda: _prepare(args, comm), comm)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        refuse_together(lambda: _prepare_out(args, module, cfg, outputs, comm), comm)
+        _prepare_out(args, module, cfg, outputs, comm)
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {backend_note()}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
-        resume, done = refuse_together(lambda: _prepare_out(args, module, cfg, outputs, comm), comm)
+        resume, done = _prepare_out(args, module, cfg, outputs, comm)
         return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done)
 
 
@@ -129,19 +129,30 @@ def _prepare(args, comm):
 def _prepare_out(args, module, cfg, outputs, comm):
     """The checks of --out (under its lock, but for --check): (resume, done); resume: the checked checkpoint state
     of --resume (`module.resume_state`, passed on to `module.run`), else None; done: the step of a finished run
-    that --resume has nothing to add to (else None)."""
+    that --resume has nothing to add to (else None). Collective: a refusal on any rank is raised by every rank."""
+    from hpcflow.jobs import output
+    from hpcflow.parallel.comm import refuse_together
+
+    if not refuse_together(lambda: _check_out(args, outputs), comm):
+        return None, None
+    state = module.resume_state(cfg, args.out, comm=comm)  # collective: damaged, another job: every rank raises
+    finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
+    return state, (state.step if finished and state.step >= cfg["flow"]["steps"] else None)
+
+
+def _check_out(args, outputs) -> bool:
+    """This rank's look into --out (no collective): writable outputs, and with --resume a checkpoint there; True for
+    --resume."""
     from hpcflow.errors import ConfigError
     from hpcflow.jobs import output
 
     if not getattr(args, "resume", False):
         output.check_outdir(args.out, force=args.force, outputs=outputs)
-        return None, None
+        return False
     if not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
         raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
     output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
-    state = module.resume_state(cfg, args.out, comm=comm)  # the checkpoint it continues: damaged, another job
-    finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
-    return state, (state.step if finished and state.step >= cfg["flow"]["steps"] else None)
+    return True
 
 
 def refuse_resume_with_force(args) -> None:
