@@ -256,3 +256,12 @@ def test_the_network_kernel_refuses_points_that_are_not_finite(setup, monkeypatc
     src[5, 2] = np.nan
     with pytest.raises(ValueError, match=r"^x_src has 1 point\(s\) with a nan or inf coordinate \(row 5 first\)"):
         k.operator(te.points, src)
+
+
+def test_a_gradient_with_other_than_the_packed_component_count_is_refused(setup):
+    """Θ mixes the m² = 9 packed components of a point: 8 or 10 columns get one error naming the shape to pass."""
+    X, tr, te, model = setup
+    op = NetworkNTKKernel(model, X).operator(te.points, tr.points)
+    for cols in (8, 10):
+        with pytest.raises(ValueError, match=r"grad_src has shape \(40, %d\); .* pass shape \(40, 9\)" % cols):
+            op(np.ones((40, cols)))

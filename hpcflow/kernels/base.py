@@ -61,8 +61,9 @@ def check_point_shapes(kernel, names, x, x_src):
                          f"source point")
 
 
-def check_gradient(grad, n_src: int):
-    """grad_src as an array of real numbers with one row per source point, else one error naming it and the fix.
+def check_gradient(grad, n_src: int, columns: int | None = None):
+    """grad_src as an array of real numbers with one row per source point (and `columns` columns, when the kernel
+    mixes that many components), else one error naming it and the fix.
 
     The flow's gradients are the packed real metric components (`hpcflow.geometry.hermitian.pack`), and every
     kernel is a real operator on them: a complex, boolean or non-numeric array is refused, not cast (a cast drops
@@ -78,6 +79,9 @@ def check_gradient(grad, n_src: int):
     if grad.ndim != 2 or grad.shape[0] != n_src:
         raise ValueError(f"grad_src has shape {grad.shape}; pass one gradient row per source point, shape "
                          f"({n_src}, P)")
+    if columns is not None and grad.shape[1] != columns:
+        raise ValueError(f"grad_src has shape {grad.shape}; this kernel mixes the {columns} packed real metric "
+                         f"components of a point, pass shape ({n_src}, {columns})")
     return grad
 
 

@@ -118,7 +118,7 @@ class _NTKOperator:
 
     def __call__(self, grad_src):
         """(N, 9) float64 = Σ_x' Θ(x, x') grad_src(x'), grad_src (N_src, 9) real (`check_gradient`)."""
-        grad = check_gradient(np.asarray(grad_src), len(self.f_src))
+        grad = check_gradient(np.asarray(grad_src), len(self.f_src), self.f_src.gfs.shape[-1])
         model = self.kernel._model_at_theta0()
         u = torch.as_tensor(grad, dtype=model.dtype, device=self.f.x.device)
         if self.layerwise:
