@@ -23,23 +23,23 @@ def run(args) -> int:
     check_launch()
     comm = resolve()
     # every input check, on every rank, before any work; the ranks refuse together (rank 0 prints one line)
-    module, cfg, overrides = refuse_together(lambda: _prepare(args, comm), comm)
+    module, cfg, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         from hpcflow import resources
 
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        refuse_together(lambda: _prepare_out(args, module, cfg), comm)
+        refuse_together(lambda: prepare_out(args, module, cfg), comm)
         if comm.Get_rank() == 0:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {backend_note()}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow nn", comm=comm) as lock:
-        outdir, resume = refuse_together(lambda: _prepare_out(args, module, cfg), comm)
+        outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
-        done = None if resume is None else _already_finished(resume, cfg, outdir)
+        done = None if resume is None else already_finished(resume, cfg, outdir)
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
             if comm.Get_rank() == 0:
                 print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
@@ -54,7 +54,7 @@ def run(args) -> int:
         return _run(args, comm, module, cfg, outdir, resume, created, overrides)
 
 
-def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
+def already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
     """The epoch of a finished run that --resume has nothing to add to (its summary describes it), else None."""
     from hpcflow.jobs.output import interrupted
     from hpcflow.nn.files import CHECKPOINT
@@ -64,7 +64,7 @@ def _already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
     return epoch if finished and epoch >= cfg["training"]["epochs"] else None
 
 
-def _prepare(args, comm):
+def prepare_job(args, comm):
     """Validate the job, before --out is looked into: (module, cfg, overrides)."""
     from hpcflow.jobs import registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
@@ -81,7 +81,7 @@ def _prepare(args, comm):
     return module, cfg, overrides
 
 
-def _prepare_out(args, module, cfg):
+def prepare_out(args, module, cfg):
     """Validate the checkpoint of --resume and --out (under its lock, but for --check): (outdir, resume)."""
     from hpcflow.jobs import output, registry
     from hpcflow.nn.files import CHECKPOINT

@@ -28,17 +28,17 @@ def _run(args, comm) -> int:
     from hpcflow.jobs import outlock
     from hpcflow.parallel.comm import refuse_together
 
-    module, cfg, outputs, overrides = refuse_together(lambda: _prepare(args, comm), comm)
+    module, cfg, outputs, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        _prepare_out(args, module, cfg, outputs, comm)
+        prepare_out(args, module, cfg, outputs, comm)
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {backend_note()}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
-        resume, done = _prepare_out(args, module, cfg, outputs, comm)
+        resume, done = prepare_out(args, module, cfg, outputs, comm)
         return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done)
 
 
@@ -105,7 +105,7 @@ def backend_note() -> str:
     return f"backend {'cupy' if want == 'cupy' or (want == 'auto' and gpu) else 'numpy'}"
 
 
-def _prepare(args, comm):
+def prepare_job(args, comm):
     """The job's input checks of `hpcflow run`, before any work and before --out is looked into: (module, cfg,
     outputs, overrides)."""
     from hpcflow.errors import ConfigError
@@ -126,7 +126,7 @@ def _prepare(args, comm):
     return module, cfg, outputs, overrides
 
 
-def _prepare_out(args, module, cfg, outputs, comm):
+def prepare_out(args, module, cfg, outputs, comm):
     """The checks of --out (under its lock, but for --check): (resume, done); resume: the checked checkpoint state
     of --resume (`module.resume_state`, passed on to `module.run`), else None; done: the step of a finished run
     that --resume has nothing to add to (else None). Collective: a refusal on any rank is raised by every rank."""

@@ -47,14 +47,14 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     if queued == "nn":
         from hpcflow.commands import nn
 
-        module, cfg, _ = nn._prepare(args, SerialComm())
-        outdir, state = nn._prepare_out(args, module, cfg)
-        done, unit, (section, name) = nn._already_finished(state, cfg, outdir), "epoch", ("training", "epochs")
+        module, cfg, _ = nn.prepare_job(args, SerialComm())
+        outdir, state = nn.prepare_out(args, module, cfg)
+        done, unit, (section, name) = nn.already_finished(state, cfg, outdir), "epoch", ("training", "epochs")
     else:
         from hpcflow.commands import run
 
-        module, cfg, outputs, _ = run._prepare(args, SerialComm())
-        done, unit, (section, name) = run._prepare_out(args, module, cfg, outputs, SerialComm())[1], "step", \
+        module, cfg, outputs, _ = run.prepare_job(args, SerialComm())
+        done, unit, (section, name) = run.prepare_out(args, module, cfg, outputs, SerialComm())[1], "step", \
             ("flow", "steps")
     if done is not None:
         key = f"[{section}].{name}"
