@@ -208,13 +208,14 @@ def _judge(path) -> int:
     and complete flow checkpoint); _Unreadable when h5py cannot open the file (cut short, not HDF5), _Damaged with
     the loader's reason in a short phrase when it refuses the file (a dataset missing, another HDF5 file)."""
     from hpcflow.checkpoint import load_resume
+    from hpcflow.parallel.comm import SerialComm
 
     try:
         h5py.File(path, "r").close()
     except OSError:
         raise _Unreadable(path) from None
-    try:
-        return load_resume(path).step
+    try:  # this process alone (under mpiexec only rank 0 reports): no collective with the other ranks
+        return load_resume(path, comm=SerialComm()).step
     except (InputFileError, OSError) as exc:
         raise _Damaged(_phrase(path, exc)) from None
 
