@@ -271,3 +271,29 @@ def test_a_trials_job_toml_reruns_it_bit_for_bit_and_test_seed_defaults_to_seed_
     u, v, w = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "uvw")
     assert u["sigma_test_initial"] == v["sigma_test_initial"] != w["sigma_test_initial"]
     assert u["sigma_train_initial"] == w["sigma_train_initial"]
+
+
+def test_a_setting_the_study_searched_keeps_the_studys_value_when_a_later_job_fixes_it(tmp_path, capsys):
+    """best.toml is the study's job with the best trial's parameters: a job that stops searching flow.dt and fixes
+    it elsewhere would run trials best.toml cannot describe, so it is refused; at the study's value it runs."""
+    from hpcflow.jobs import registry
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    journal = (out / "study.journal").read_bytes()
+    steps = '"flow.steps" = {low = 2, high = 3}'
+    moved = _job(tmp_path, JOB.replace("dt = 1.0", "dt = 2.5").replace(
+        '"flow.dt" = {low = 0.01, high = 3.0, log = true}', steps), "steps.toml")
+    rc, io = _tune(capsys, moved, "--study", "tiny", "--trials", "1", "--out", out)
+    assert rc == 2 and io.err.count("\n") == 1 and "[flow].dt = 2.5, not 1.0 (the study searched it" in io.err
+    assert (out / "study.journal").read_bytes() == journal and not (out / "trials" / "0001").exists()
+    kept = _job(tmp_path, JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', steps), "kept.toml")
+    assert _tune(capsys, kept, "--study", "tiny", "--trials", "2", "--out", out)[0] == 0
+    study = _journal(out / "study.journal")
+    for t in study.trials:  # each trial's own job.toml against the study's job with its parameters
+        ran = registry.load(out / "trials" / f"{t.number:04d}" / "job.toml")[1]["flow"]
+        described = registry.load(job, [f"{k}={v!r}" for k, v in t.params.items()])[1]["flow"]
+        assert (ran["dt"], ran["steps"]) == (described["dt"], described["steps"]), t.number
+    best = registry.load(out / "best.toml")[1]["flow"]
+    ran = registry.load(out / "trials" / f"{study.best_trial.number:04d}" / "job.toml")[1]["flow"]
+    assert (best["dt"], best["steps"]) == (ran["dt"], ran["steps"])

@@ -87,11 +87,16 @@ FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("checkpoint", No
 
 
 def record_mismatch(old: dict, new: dict) -> str | None:
-    """The first setting in which job record `new` differs from the study's `old` one, as a phrase, or None."""
+    """The first setting in which job record `new` differs from the study's `old` one, as a phrase, or None.
+
+    Only the settings `new` searches may differ: every other one must keep the study's value, also one that the
+    study's job searched. So each trial ran with the study's job and its own parameters, whichever job drew it,
+    and best.toml (the study's job with the best trial's parameters) holds exactly what the best trial ran."""
     for key in ("objective", "seed"):
         if old.get(key) != new.get(key):
             return f"[tune].{key} = {new.get(key)!r}, not {old.get(key)!r}"
-    searched = {tuple(n.split(".", 1)) for n in [*old.get("space", []), *new.get("space", [])]}
+    searched = {tuple(n.split(".", 1)) for n in new.get("space", [])}
+    searched_before = {tuple(n.split(".", 1)) for n in old.get("space", [])}
     a, b = old.get("config", {}), new.get("config", {})
     for section in sorted(set(a) | set(b)):
         if (section, None) in FREE_SETTINGS:
@@ -101,7 +106,9 @@ def record_mismatch(old: dict, new: dict) -> str | None:
             if (section, key) in FREE_SETTINGS or (section, key) in searched:
                 continue
             if sa.get(key) != sb.get(key):
-                return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}"
+                why = (f" (the study searched it; a job that does not must keep the study's {sa.get(key)!r}, which "
+                       "best.toml gives its trials, or search it too)" if (section, key) in searched_before else "")
+                return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}{why}"
     return None
 
 
