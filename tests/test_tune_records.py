@@ -297,3 +297,22 @@ def test_a_setting_the_study_searched_keeps_the_studys_value_when_a_later_job_fi
     best = registry.load(out / "best.toml")[1]["flow"]
     ran = registry.load(out / "trials" / f"{study.best_trial.number:04d}" / "job.toml")[1]["flow"]
     assert (best["dt"], best["steps"]) == (ran["dt"], ran["steps"])
+
+
+@pytest.mark.parametrize("param", ["x", "flow.dt"])
+def test_a_study_another_program_ran_is_refused_not_adopted(tmp_path, capsys, param):
+    """A study of the same name in the journal without hpcflow's record, its trials run by plain Optuna: refused
+    before any work (nothing appended to the journal), naming its parameters when this job does not search them."""
+    out = tmp_path / "s"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.create_study(study_name="tiny", storage=storage, direction="maximize").optimize(
+        lambda t: t.suggest_float(param, 0.1, 1.0), n_trials=2)
+    journal = (out / "study.journal").read_bytes()
+    rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", out)
+    says = "parameters 'x' that this job does not search" if param == "x" else "that hpcflow tune did not run"
+    assert rc == 2 and io.err.count("\n") == 1 and "study 'tiny' in the storage records no hpcflow job" in io.err
+    assert says in io.err and "pass another --study" in io.err
+    assert (out / "study.journal").read_bytes() == journal and not (out / "trials").exists()
+    assert not (out / "best.toml").exists()

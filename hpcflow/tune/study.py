@@ -114,11 +114,13 @@ def record_mismatch(old: dict, new: dict) -> str | None:
 
 def check_record(study, job: TuneJob, study_name: str) -> dict:
     """Refuse (ConfigError) a job that computes trials differently from the one the study was created with, so
-    that its trials stay comparable and best.toml runs; a study without a record (older layout) gets this one.
+    that its trials stay comparable and best.toml runs; a study without a record (just created, points queued for
+    it, or the older layout) gets this one unless it holds trials of another program (`refuse_foreign`).
     Returns the study's record."""
     new = job.record()
     old = study.user_attrs.get(RECORD)
     if old is None:
+        refuse_foreign(study, job, study_name)
         study.set_user_attr(RECORD, new)
         old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
     what = record_mismatch(old, new)
@@ -127,6 +129,25 @@ def check_record(study, job: TuneJob, study_name: str) -> dict:
         raise ConfigError(f"{job.path}: study {study_name!r} was created with {old.get('job')} and {given}; this job "
                           f"has {what}: run the same job and --set values, or pass another --study and --out")
     return old
+
+
+def refuse_foreign(study, job: TuneJob, study_name: str) -> None:
+    """Refuse (ConfigError) to adopt a study without hpcflow's record whose trials another program ran or queued:
+    adopted are only queued trials (enqueue_trial) and trials with a run directory (the older layout), and only
+    when their parameters are all settings this job searches."""
+    from optuna.trial import TrialState
+
+    space = {p.name for p in job.tune["space"]}
+    trials = study.get_trials(deepcopy=False)
+    names = {n for t in trials for n in [*t.params, *(t.system_attrs.get("fixed_params") or {})]}
+    ours = all(t.state == TrialState.WAITING or "run_dir" in t.user_attrs for t in trials)
+    if ours and names <= space:
+        return
+    extra = sorted(names - space)
+    why = (f"parameters {', '.join(map(repr, extra))} that this job does not search" if extra else
+           "trials that hpcflow tune did not run (no run directory)")
+    raise ConfigError(f"{job.path}: study {study_name!r} in the storage records no hpcflow job and holds "
+                      f"{len(trials)} trials, with {why}; pass another --study, or another --out or --storage")
 
 
 def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
