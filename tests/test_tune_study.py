@@ -369,7 +369,10 @@ def test_an_existing_study_with_another_direction_or_name_is_refused(tmp_path, c
     assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--set", "tune.objective=sigma_test"]) == 2
-    assert "is to maximize" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the setting the user changed, not the direction it implies
+    assert "[tune].objective = 'sigma_test', not 'log_gain_test'" in err and "direction" not in err
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--set", "tune.direction=minimize"]) == 2
+    assert "is to maximize, but [tune].direction is 'minimize'" in capsys.readouterr().err
     assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--study", "other"]) == 2
     assert "holds the trials of study 'tiny'" in capsys.readouterr().err  # its trials/NNNN would clash
     assert len(_study(out).get_trials()) == 1

@@ -119,16 +119,28 @@ def check_record(study, job: TuneJob, study_name: str) -> dict:
     Returns the study's record."""
     new = job.record()
     old = study.user_attrs.get(RECORD)
-    if old is None:
+    if old is not None:  # the job first: a changed objective is named as such, not by the direction it implies
+        refuse_mismatch(old, new, job, study_name)
+    else:
         refuse_foreign(study, job, study_name)
+    direction = job.tune["direction"]
+    if study.direction.name.lower() != direction:
+        raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
+                          f"but [tune].direction is {direction!r}; pass another --study or fix the direction")
+    if old is None:
         study.set_user_attr(RECORD, new)
         old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
+        refuse_mismatch(old, new, job, study_name)
+    return old
+
+
+def refuse_mismatch(old: dict, new: dict, job: TuneJob, study_name: str) -> None:
+    """Refuse (ConfigError) job record `new` where it differs from the study's `old` one (`record_mismatch`)."""
     what = record_mismatch(old, new)
     if what:
         given = " ".join(f"--set {o}" for o in old.get("overrides", [])) or "no --set"
         raise ConfigError(f"{job.path}: study {study_name!r} was created with {old.get('job')} and {given}; this job "
                           f"has {what}: run the same job and --set values, or pass another --study and --out")
-    return old
 
 
 def refuse_foreign(study, job: TuneJob, study_name: str) -> None:
@@ -593,9 +605,6 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
         refuse_foreign(0)
         study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
                                     sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
-    if study.direction.name.lower() != tune["direction"]:
-        raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
-                          f"but [tune].direction is {tune['direction']!r}; pass another --study or fix the direction")
     record = check_record(study, job, study_name)
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
