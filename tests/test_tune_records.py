@@ -316,3 +316,48 @@ def test_a_study_another_program_ran_is_refused_not_adopted(tmp_path, capsys, pa
     assert says in io.err and "pass another --study" in io.err
     assert (out / "study.journal").read_bytes() == journal and not (out / "trials").exists()
     assert not (out / "best.toml").exists()
+
+
+SPACE = '"flow.dt" = {low = 0.01, high = 3.0, log = true}'
+REDRAWN = [  # a later job's [tune.space] entries; each with the suggest call that gives Optuna the same distribution
+    ('"flow.dt" = {low = 0.5, high = 2.0, log = true}', lambda t: t.suggest_float("flow.dt", 0.5, 2.0, log=True)),
+    ('"flow.dt" = {low = 0.5, high = 2.0, step = 0.5}', lambda t: t.suggest_float("flow.dt", 0.5, 2.0, step=0.5)),
+    ('"flow.dt" = {choices = [0.5, 1.0]}', lambda t: t.suggest_categorical("flow.dt", [0.5, 1.0])),
+    ('"flow.steps" = {choices = [2, 3]}', lambda t: t.suggest_categorical("flow.steps", [2, 3])),
+    ('"flow.steps" = {choices = [3, 2]}', lambda t: t.suggest_categorical("flow.steps", [3, 2])),
+    ('"flow.steps" = {low = 2, high = 3}', lambda t: t.suggest_int("flow.steps", 2, 3)),
+]
+
+
+def _optuna_takes(first, then) -> bool:
+    """Whether Optuna's own storage takes a value drawn by `then` in a study whose first trial drew by `first`."""
+    study = optuna.create_study()
+    first(study.ask())
+    try:
+        then(study.ask())
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("spec, draw", REDRAWN)
+def test_a_space_entry_optuna_would_refuse_at_every_trial_is_refused_before_any_work(tmp_path, capsys, spec, draw):
+    """Bounds and steps may change; another log setting, kind or list of choices is what Optuna's storage refuses
+    at every draw (a traceback per trial): refused up front, naming the entry and what the study's trials drew."""
+    first = JOB.replace(SPACE, SPACE + '\n"flow.steps" = {choices = [2, 3]}')
+    job, out = _job(tmp_path, first), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    name = spec.split('"')[1]
+    taken = _optuna_takes(lambda t: (t.suggest_float("flow.dt", 0.01, 3.0, log=True),
+                                     t.suggest_categorical("flow.steps", [2, 3])), draw)
+    later = _job(tmp_path, first.replace(next(line for line in first.splitlines() if line.startswith(f'"{name}"')),
+                                         spec), "later.toml")
+    journal = (out / "study.journal").read_bytes()
+    rc, io = _tune(capsys, later, "--study", "tiny", "--trials", "1", "--out", out)
+    if taken:
+        assert rc == 0 and "Traceback" not in io.out and "1 fail" not in io.out, io.out
+        assert _journal(out / "study.journal").trials[1].state == TrialState.COMPLETE
+    else:
+        assert rc == 2 and io.err.count("\n") == 1, io.err
+        assert f'[tune.space]."{name}" = ' in io.err and "whose trials drew it from {" in io.err
+        assert (out / "study.journal").read_bytes() == journal

@@ -127,6 +127,7 @@ def check_record(study, job: TuneJob, study_name: str) -> dict:
     if study.direction.name.lower() != direction:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {direction!r}; pass another --study or fix the direction")
+    refuse_redrawn(study, job, study_name)
     if old is None:
         study.set_user_attr(RECORD, new)
         old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
@@ -160,6 +161,51 @@ def refuse_foreign(study, job: TuneJob, study_name: str) -> None:
            "trials that hpcflow tune did not run (no run directory)")
     raise ConfigError(f"{job.path}: study {study_name!r} in the storage records no hpcflow job and holds "
                       f"{len(trials)} trials, with {why}; pass another --study, or another --out or --storage")
+
+
+def refuse_redrawn(study, job: TuneJob, study_name: str) -> None:
+    """Refuse (ConfigError) a [tune.space] entry that Optuna would refuse at every trial: a parameter keeps its
+    kind (float range, int range or choices), its log setting and its choices for the whole study (Optuna's
+    check_distribution_compatibility, which the storage applies to every drawn value); bounds and step may change."""
+    from optuna.distributions import CategoricalDistribution, check_distribution_compatibility
+
+    trials = study.get_trials(deepcopy=False)
+    for p in job.tune["space"]:
+        stored = next((t.distributions[p.name] for t in trials if p.name in t.distributions), None)
+        drawn = distribution(p)
+        try:
+            stored is None or check_distribution_compatibility(stored, drawn)
+        except ValueError:
+            why = ("another kind (float range, int range or choices)" if type(stored) is not type(drawn) else
+                   "other choices" if isinstance(stored, CategoricalDistribution) else
+                   f"log = {str(drawn.log).lower()} where its trials had log = {str(stored.log).lower()}")
+            raise ConfigError(f'{job.path}: [tune.space]."{p.name}" = {shown(drawn)} does not fit study '
+                              f"{study_name!r}, whose trials drew it from {shown(stored)}: Optuna takes other bounds "
+                              f"or steps for a parameter of a study, not {why}; restore it, or pass another --study "
+                              "and --out") from None
+
+
+def distribution(p: spaces.Param):
+    """The Optuna distribution `suggest` draws parameter `p` from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if p.kind == "categorical":
+        return CategoricalDistribution(list(p.choices))
+    if p.kind == "int":
+        return IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
+    return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+
+
+def shown(d) -> str:
+    """An Optuna distribution as the [tune.space] table that gives it."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from hpcflow.jobs.toml_out import value
+
+    if isinstance(d, CategoricalDistribution):
+        return value({"choices": list(d.choices)})
+    step = None if isinstance(d, IntDistribution) and d.step == 1 else d.step
+    return value({"low": d.low, "high": d.high, "log": d.log or None, "step": step})
 
 
 def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
