@@ -232,6 +232,9 @@ def test_a_preempted_trial_says_how_to_continue_and_the_next_worker_runs_its_par
     trials = _journal(out / "study.journal").trials
     assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["failure"] == "preempted"
     assert trials[2].state == TrialState.WAITING and trials[2].user_attrs["retry_of"] == 1  # although retries = 0
+    summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())  # as hpcflow run's, with the seeds
+    assert summary["status"] == "preempted" and 2 <= summary["checkpoint_step"] < 6 and summary["kind"] == "flow"
+    assert summary["seeds"] == trials[1].user_attrs["seeds"] and len(summary["overrides"]) == len(trials[1].params)
     monkeypatch.setattr(objective.Tracker, "step", real)
     assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
     trials = _journal(out / "study.journal").trials

@@ -49,8 +49,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     (status "stopped"); a diverged run's summary is returned with its status.
     """
     from hpcflow import __version__
-    from hpcflow.errors import NumericalStop
-    from hpcflow.jobs.output import write_json, write_text
+    from hpcflow.errors import NumericalStop, Preempted
+    from hpcflow.jobs.output import write_text
     from hpcflow.jobs.toml_out import dumps
     from hpcflow.parallel.comm import resolve
 
@@ -79,6 +79,18 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
             summary = flow_job.run(cfg, run_dir, comm=c, callback=callback)  # test points: [geometry].test_seed
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
+    except Preempted as exc:  # a flow's checkpoint is written and its summary (status "preempted") is carried here
+        if getattr(exc, "summary", None) is not None:  # (an nn trial wrote its own)
+            _write_summary(run_dir, dict(exc.summary), kind, seeds, overrides, t0, c)
+        raise
+    return _write_summary(run_dir, summary, kind, seeds, overrides, t0, c)
+
+
+def _write_summary(run_dir, summary: dict, kind, seeds, overrides, t0, comm) -> dict:
+    """run_dir/summary.json, written last (the run directory is complete), with the trial's kind, seeds, --set
+    values and wall time added; returns the summary."""
+    from hpcflow.jobs.output import write_json
+
     summary.update(kind=kind, seeds=list(seeds), overrides=list(overrides), wall_seconds=time.perf_counter() - t0)
-    write_json(os.path.join(run_dir, "summary.json"), summary, comm=c)  # last: the run directory is complete
+    write_json(os.path.join(run_dir, "summary.json"), summary, comm=comm)
     return summary
