@@ -361,3 +361,30 @@ def test_a_space_entry_optuna_would_refuse_at_every_trial_is_refused_before_any_
         assert rc == 2 and io.err.count("\n") == 1, io.err
         assert f'[tune.space]."{name}" = ' in io.err and "whose trials drew it from {" in io.err
         assert (out / "study.journal").read_bytes() == journal
+
+
+def test_best_toml_names_the_run_directory_of_another_study_directory_on_the_same_journal(tmp_path, capsys):
+    """--out E1, E2, E1 on one --storage journal: trial 1 (the best, queued with a dt that gains more in 3 steps
+    than dt = 0.01) lies in E2, and E1's best.toml names E2/trials/0001, or says it is not found once E2 is gone."""
+    import re
+    import shutil
+
+    from hpcflow.tune.study import load, write_best
+
+    job, shared = _job(tmp_path), tmp_path / "shared.journal"
+    study = optuna.create_study(study_name="tiny", storage=JournalStorage(JournalFileBackend(str(shared))),
+                                direction="maximize")
+    for dt in (0.01, 1.0, 0.01):
+        study.enqueue_trial({"flow.dt": dt})
+    for out in ("E1", "E2", "E1"):
+        assert _tune(capsys, job, "--trials", "1", "--out", tmp_path / out, "--storage", shared)[0] == 0
+    best = _journal(shared).best_trial
+    assert best.number == 1 and not (tmp_path / "E1" / "trials" / "0001").exists()
+    header = (tmp_path / "E1" / "best.toml").read_text().split("\n[")[0]
+    named = re.search(r"trial run directory (\S+);", header).group(1)
+    assert Path(named) == tmp_path / "E2" / "trials" / "0001"
+    assert f"seed = {best.user_attrs['seeds'][0]}" in (Path(named) / "job.toml").read_text()
+    shutil.move(str(tmp_path / "E2"), str(tmp_path / "gone"))
+    write_best(_journal(shared), load(str(job)), str(tmp_path / "E1"), "tiny")
+    header = (tmp_path / "E1" / "best.toml").read_text().split("\n[")[0]
+    assert "trial run directory" not in header and f"trials/0001 of {tmp_path / 'E2'} is not found" in header

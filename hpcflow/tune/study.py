@@ -490,10 +490,16 @@ def signals_between_trials():
 
 
 def run_dir_of(trial, out: str) -> str | None:
-    """A trial's run directory as a path: its run_dir attribute (relative to the study directory `out`, or an
-    absolute path in studies of the older layout)."""
+    """A trial's run directory as a path: its run_dir attribute relative to the study directory `out`, or, when
+    `out` lacks it, to the directory the trial was written in (user attribute study_dir: another study directory on
+    the same storage); an absolute path in studies of the older layout."""
     rd = trial.user_attrs.get("run_dir")
-    return None if rd is None else os.path.join(out, rd)
+    if rd is None:
+        return None
+    here, written = os.path.join(out, rd), trial.user_attrs.get("study_dir")
+    if written and not os.path.isdir(here) and os.path.isdir(os.path.join(written, rd)):
+        return os.path.join(written, rd)
+    return here
 
 
 def _trial_line(study, number, out) -> str:
@@ -710,9 +716,14 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
         record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
     data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
+    seeds, where = best.user_attrs.get("seeds"), run_dir_of(best, out)
+    if where is not None and os.path.isdir(where):
+        rerun = f"trial run directory {where}; its job.toml, with the trial's point seeds {seeds}, reruns the trial"
+    else:  # moved, removed, or written where this worker cannot see it
+        rerun = (f"its run directory {best.user_attrs.get('run_dir')} of {best.user_attrs.get('study_dir')} is not "
+                 f"found from here; the trial's point seeds were {seeds}")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
-              f"{job.tune['objective']} = {best.value:.6g}\n(trial run directory {run_dir_of(best, out)}; its "
-              f"job.toml, with the trial's point seeds {best.user_attrs.get('seeds')}, reruns the trial).\n"
+              f"{job.tune['objective']} = {best.value:.6g}\n({rerun}).\n"
               f"Run: hpcflow run {path} --out runs/{study_name}_best")
     write_text(path, dumps(data, header=header))
     return path, best
