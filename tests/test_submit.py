@@ -825,3 +825,17 @@ def test_force_with_command_tune_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--force is an option of --command run and nn" in err, err
     assert _only(tmp_path) == ["tune.toml"]
+
+
+def test_check_of_tune_workers_says_how_they_share_the_trials(tmp_path, capsys):
+    """--check shows the first worker's command line: with --array 3 it says how the 7 trials are shared."""
+    tune = tmp_path / "tune.toml"
+    tune.write_text(JOB + '[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    argv = ["submit", str(tune), "--out", str(tmp_path / "s"), "--executor", "local", "--command", "tune",
+            "--trials", "7", "--check"]
+    assert main([*argv, "--array", "3"]) == 0
+    said = capsys.readouterr().out
+    assert "--trials 3" in said and said.rstrip().endswith("the 3 workers share --trials 7 as --trials 3, 2, 2")
+    assert main(argv) == 0
+    assert "share" not in capsys.readouterr().out  # one worker: its line says it all
+    assert _only(tmp_path) == ["tune.toml"]

@@ -62,6 +62,14 @@ def _argvs(args) -> list[list[str]]:
     return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
 
 
+def _shared_trials(argvs, args) -> str:
+    """For several tune workers: how they share --trials (the command line shown is the first worker's)."""
+    if len(argvs) < 2:
+        return ""
+    each = [argv[argv.index("--trials") + 1] for argv in argvs]
+    return f"; the {len(argvs)} workers share --trials {args.trials} as --trials {', '.join(each)}"
+
+
 #: submit's options that only `hpcflow tune` takes (--array: checked apart, its default is 1)
 TUNE_ONLY = ("--trials", "--storage", "--study", "--sampler")
 
@@ -165,7 +173,8 @@ def run(args) -> int:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
-              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}")
+              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}"
+              f"{_shared_trials(argvs, args)}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
