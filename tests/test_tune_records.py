@@ -388,3 +388,24 @@ def test_best_toml_names_the_run_directory_of_another_study_directory_on_the_sam
     write_best(_journal(shared), load(str(job)), str(tmp_path / "E1"), "tiny")
     header = (tmp_path / "E1" / "best.toml").read_text().split("\n[")[0]
     assert "trial run directory" not in header and f"trials/0001 of {tmp_path / 'E2'} is not found" in header
+
+
+def test_a_worker_whose_trials_did_not_finish_while_another_workers_trial_runs_exits_0(tmp_path, capsys):
+    """No finished trial yet is exit 3 only when nothing still runs: a worker whose trial diverged, or which ran
+    none (--max-trials taken), while another worker's trial runs says so and exits 0 (an array task)."""
+    job, out = _job(tmp_path, JOB.replace("high = 3.0", "high = 9000.0")), tmp_path / "s"
+    out.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    optuna.create_study(study_name="tiny", storage=storage, direction="maximize").enqueue_trial({"flow.dt": 5000.0})
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)  # alone: its only trial diverged
+    assert rc == 3 and "no trial has finished yet; this worker's trials: 1 diverged" in io.out, io.out
+    assert "see the failures above" not in io.out
+    study = _journal(out / "study.journal")
+    study.ask()  # another worker's trial, running (started just now)
+    study.enqueue_trial({"flow.dt": 5000.0})
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 0 and "this worker's trials: 1 diverged; 1 trial of other workers still runs" in io.out, io.out
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--max-trials", "3")
+    assert rc == 0 and "this worker ran no trial (the study holds --max-trials trials); 1 trial" in io.out, io.out
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.PRUNED, TrialState.RUNNING,
+                                                                         TrialState.PRUNED]

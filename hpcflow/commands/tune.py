@@ -21,13 +21,31 @@ def run(args) -> int:
     if result.get("over_cap"):
         counts += f" ({result['over_cap']} of the failed drawn over --max-trials, not run)"
     print(f"hpcflow tune: study {result['study']!r}: {counts}")
-    if result["best"] is None:  # 1: a trial failed with an internal error; 3: they failed, diverged or were pruned
-        print("hpcflow tune: no trial has finished yet" + ("; see the failures above" if result.get("ran") else ""),
-              flush=True)
-        return EXIT_INTERNAL if result.get("bugs") else EXIT_NUMERICAL
+    if result["best"] is None:
+        print(f"hpcflow tune: no trial has finished yet; {unfinished(result)}", flush=True)
+        if result.get("bugs"):  # a trial of this worker failed with an internal error
+            return EXIT_INTERNAL
+        # other workers' trials may still finish (an array task that drew a diverged point or the study's last
+        # place ends first); else every trial failed, diverged or was pruned
+        return 0 if result["counts"].get("RUNNING") else EXIT_NUMERICAL
     b = result["best"]
     print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
     return 0
+
+
+def unfinished(result: dict) -> str:
+    """What this worker's trials did, and what other workers still run, when the study has no finished trial."""
+    mine = result.get("mine") or {}
+    if not result.get("ran"):
+        said = "this worker ran no trial" + (" (the study holds --max-trials trials)" if result.get("capped") else "")
+    else:
+        said = "this worker's trials: " + ", ".join(f"{n} {k}" for k, n in mine.items() if n)
+        said += " (see the failures above)" if mine.get("failed") else ""
+    running = result["counts"].get("RUNNING", 0)
+    if running:
+        said += (f"; {running} trial{'s' * (running > 1)} of other workers still run{'s' * (running == 1)}, and "
+                 "the worker that finishes one writes best.toml")
+    return said
 
 
 def _positive_int(text: str) -> int:

@@ -333,6 +333,8 @@ class Worker:
         self.max_trials = max_trials
         self.current = None
         self.bugs = 0  # trials that failed with an internal error (not bad input): exit status 1
+        self.numbers: list[int] = []  # the trials this worker ran (not those drawn over --max-trials)
+        self.capped_out = False  # stopped because the study holds --max-trials trials
         self.journal = is_journal(study._storage)
 
     def objective(self, trial) -> float:
@@ -426,8 +428,12 @@ class Worker:
                     raise Preempted("signal received between trials; the trials so far are recorded: run the same "
                                     "hpcflow tune command to continue the study")
                 if self.capped():
+                    self.capped_out = True
                     break
-                ran += self._one()
+                done = self._one()
+                ran += done
+                if done and self.current is not None:
+                    self.numbers.append(self.current)
         return ran
 
     def _one(self) -> int:
@@ -768,7 +774,22 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             raise
         finally:
             comm.bcast(None, root=0)
-        return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran}
+        return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran,
+                "mine": outcomes(study, worker.numbers), "capped": worker.capped_out}
+
+
+def outcomes(study, numbers) -> dict:
+    """How trials `numbers` (a worker's) ended: counts of 'complete', 'pruned', 'diverged' (pruned as diverged)
+    and 'failed', in that order."""
+    from optuna.trial import TrialState
+
+    out = dict.fromkeys(("complete", "pruned", "diverged", "failed"), 0)
+    for t in study.get_trials(deepcopy=False):
+        if t.number in numbers:
+            key = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")
+            key = "diverged" if t.user_attrs.get("status") == "diverged" else key
+            out[key] += t.state.is_finished()
+    return out
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
