@@ -257,10 +257,14 @@ def check_sampler(name: str) -> None:
 
 
 def make_sampler(name: str, seed: int):
+    """The sampler of [tune].sampler; gp: Optuna's GPSampler shown the pruned and diverged trials (`tune.gp`)."""
     import optuna
 
-    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-            "gp": optuna.samplers.GPSampler}[name](seed=seed)
+    if name == "gp":
+        from hpcflow.tune.gp import GPSampler
+
+        return GPSampler(seed=seed)
+    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name](seed=seed)
 
 
 def make_pruner(tune: dict):
@@ -377,7 +381,8 @@ class Worker:
             # Neither COMPLETE (its value, taken at another step than the others', could become the best and
             # best.toml would stop with exit 3) nor FAIL: TPE ignores failed trials and would keep proposing the
             # same region, while it ranks pruned ones below every complete trial (by their last reported step and
-            # value), so it learns to avoid them; the median pruner and GPSampler use complete trials only.
+            # value), so it learns to avoid them; the median pruner uses complete trials only, and --sampler gp is
+            # shown pruned and diverged trials apart (hpcflow.tune.gp).
             raise optuna.TrialPruned(f"diverged after step {summary.get('checkpoint_step')}")
         return objectives.from_summary(self.job.tune["objective"], summary)
 
