@@ -277,3 +277,22 @@ def test_a_stop_request_on_one_rank_stops_every_ranks_kernel_flow_after_its_step
     summary, c = _read(out)
     assert _spans(c["legs"]) == [(0, 1, 2, "preempted"), (1, 1, 1, "finished")] and summary["legs"] == c["legs"]
     assert summary["ranks"] == 1 and summary["status"] == "finished" and c["status"] == "finished"
+
+
+def test_a_resume_part_way_into_an_epoch_must_finish_that_epoch(chain, tmp_path, capsys):
+    """The first leg stopped 2 batches into epoch 2: --resume with epochs = 1 would write that part-trained network
+    as model.pt beside an nn.h5 of epoch 1; it is refused in one line (exit 2) saying epochs >= 2, nothing
+    rewritten, and epochs = 2 finishes the run."""
+    out = str(tmp_path / "part")
+    shutil.copytree(chain["tmp"] / "first", out)
+    _, c = _read(out)
+    done = c["train"]["epoch"]
+    assert c["train"]["position"] > 0
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    capsys.readouterr()
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--set", f"training.epochs={done}", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and f"epochs >= {done + 1}" in err, err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--set", f"training.epochs={done + 1}",
+                 "--quiet"]) == 0

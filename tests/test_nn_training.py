@@ -149,3 +149,32 @@ def test_batches_cover_every_point_once_per_epoch(sets):
 def _rows(all_x, sub_x):
     """Row index in all_x of each row of sub_x (exact match)."""
     return [int(np.flatnonzero((all_x.numpy() == r).all(axis=1))[0]) for r in sub_x.numpy()]
+
+
+def test_a_trainer_resumed_part_way_into_an_epoch_refuses_fewer_epochs(sets):
+    """A state saved 2 batches into epoch 2 loaded by a Trainer of 1 epoch: run() would return that part-trained
+    network as if epoch 1 had ended; it raises ValueError naming epochs >= 2, the network untouched."""
+    from hpcflow.nn.train import Trainer
+
+    _, tr, va = sets
+    tr, va = tr[:400], va[:200]
+
+    class Stop(Exception):
+        pass
+
+    def stop(t):
+        if (t.epoch, t.pos) == (1, 2):
+            raise Stop
+
+    model = MetricMLP(10, depth=2, width=8, seed=0)
+    first = Trainer(model, tr, va, TrainConfig(epochs=2, batch_size=100, lr=3e-3, seed=0), on_step=stop)
+    with pytest.raises(Stop):
+        first.run()
+    state = first.state_dict()
+    assert (state["epoch"], state["position"]) == (1, 2)
+    again = Trainer(MetricMLP(10, depth=2, width=8, seed=0), tr, va, TrainConfig(epochs=1, batch_size=100, lr=3e-3))
+    again.load_state_dict(state)
+    weights = {k: v.clone() for k, v in again.model.state_dict().items()}
+    with pytest.raises(ValueError, match="epochs >= 2"):
+        again.run()
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in weights.items())

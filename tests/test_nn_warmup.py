@@ -37,7 +37,7 @@ def test_warmup_longer_than_the_run_is_refused_and_an_older_checkpoint_resumes()
     check(_job(lr_warmup=4.0), "job.toml")
     old = _job()
     del old["training"]["lr_warmup"]  # a checkpoint written before the key existed
-    state = {"config": json.dumps(old), "train": {"epoch": 2}}
+    state = {"config": json.dumps(old), "train": {"epoch": 2, "position": 0}}
     check_resume(_job(), state, "ck.pt")
     with pytest.raises(ConfigError, match=r"\[training\]\.lr_warmup"):
         check_resume(_job(lr_warmup=1.0), state, "ck.pt")

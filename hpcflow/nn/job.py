@@ -173,7 +173,8 @@ def with_defaults(saved: dict) -> dict:
 
 def check_resume(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
-    [checkpoint], or asks for fewer epochs than it has done; InputFileError when its config is not a job."""
+    [checkpoint], or asks for fewer epochs than it has done (or, part way into an epoch, than it has begun);
+    InputFileError when its config is not a job."""
     from hpcflow.nn.checkpoint import RESTART
 
     try:
@@ -192,10 +193,13 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
         raise ConfigError(f"{path}: the job differs from the checkpoint's in "
                           f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
                           f"[training].epochs and [checkpoint]: resume with {restore} (or start a new --out)")
-    done = int(state["train"]["epoch"])
-    if cfg["training"]["epochs"] < done:
-        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = "
-                          f"{cfg['training']['epochs']}; set epochs >= {done}")
+    done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
+    if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
+        raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
+                          f"= {epochs}; set epochs >= {done + 1} to finish that epoch")
+    if epochs < done:
+        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
+                          f"set epochs >= {done}")
 
 
 def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
