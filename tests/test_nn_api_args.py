@@ -329,16 +329,23 @@ UNLIKE = {  # "same" case of tests/mpi/nn_api_checks.py -> (what differs, rank 0
 }
 
 
+@pytest.fixture(scope="module")
+def same_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nn_api_same")
+    for ranks in (2, 3):
+        r = subprocess.run(["timeout", "120", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(out), "same"],
+                           capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
+        assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_a_network_or_config_that_differs_between_ranks_is_refused_by_every_rank(tmp_path, ranks):
+def test_a_network_or_config_that_differs_between_ranks_is_refused_by_every_rank(same_runs, ranks):
     """Valid arguments that differ between ranks (the last rank's network width, depth, activation, kind, features or
     dtype, a TrainConfig value; rank 0's seed) are refused by every rank with one line naming the value and the rank
     that differs, in the arguments' allgather (their gradients of other layouts used to meet in one Allreduce, which
     failed or waited for ever, or the replicas stepped apart); then all train together."""
-    r = subprocess.run(["timeout", "120", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(tmp_path), "same"],
-                       capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    every = json.loads((tmp_path / f"same_{ranks}.json").read_text())
+    every = json.loads((same_runs / f"same_{ranks}.json").read_text())
     assert len(every) == ranks
     for case, (name, first, other) in UNLIKE.items():
         got = [m[case] for m in every]
@@ -346,4 +353,23 @@ def test_a_network_or_config_that_differs_between_ranks_is_refused_by_every_rank
         at = 1 if case.endswith("_on_rank_0") else ranks - 1
         assert got[0] == [f"ValueError: {name} differs between ranks ({name}={first} on rank 0, {other} on rank {at}); "
                           f"pass the same {name} on every rank", True], (case, got[0])
+    _trained_as_one_process(every)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_whole_sets_that_differ_between_ranks_are_refused_by_every_rank(same_runs, ranks):
+    """Each rank passes its own 20 rows as a plain MetricData (train used rows of a share of each rank's own set,
+    dropping the rest), or the last rank alone a Shard of the validation set: every rank raises one line naming the
+    set, what differs and how to pass shards, marked collective; then all train together."""
+    every = json.loads((same_runs / f"same_{ranks}.json").read_text())
+    fix = ("a set that is not a Shard must be one whole set, the same on every rank, of which each rank keeps its "
+           "share; pass that, or each rank's own rows as hpcflow.nn.replicas.Shard(rows, lo, n)")
+    for case, start in (("train_rows_of_each_rank", "train_data differs between ranks (rank 0: 20 rows, rank 1: 20 "
+                                                    "rows of other values): "),
+                        ("val_shard_on_last_rank", f"val_data differs between ranks (rank 0: 30 rows, rank {ranks - 1}"
+                                                   ": a Shard): ")):
+        got = [m[case] for m in every]
+        assert got[0] is not None and got == [got[0]] * ranks, (case, got)
+        line, collective = got[0]
+        assert line.startswith(f"ValueError: {start}{fix}") and "\n" not in line and collective, (case, line)
     _trained_as_one_process(every)

@@ -49,11 +49,55 @@ def as_shard(data) -> Shard:
     return data if isinstance(data, Shard) else Shard(data, 0, len(data))
 
 
-def keep_share(data, *, comm=None) -> Shard:
-    """This rank's `decompose.share` slice of a global set that every rank holds (MetricData or PointSet)."""
+def keep_share(data, *, comm=None, name: str = "data") -> Shard:
+    """This rank's `decompose.share` slice of a global set that every rank holds (MetricData or PointSet); a set
+    that differs between ranks is refused by every rank (`keep_shares`)."""
+    return keep_shares({name: data}, comm=comm)[name]
+
+
+def keep_shares(sets: dict, *, comm=None) -> dict:
+    """{name: Shard}: a Shard as it is, any other set (held whole, the same on every rank) cut to this rank's
+    `decompose.share` rows. At R > 1 one allgather of each whole set's row count and digest
+    (`replicated.fingerprint`) checks that; a set whose rows differ between ranks (e.g. each rank's own rows, not
+    marked as a Shard) is refused by every rank with one ValueError: its shares would mix the ranks' sets."""
     c = resolve(comm)
-    lo, hi = share(len(data), c.Get_size(), c.Get_rank())
-    return Shard(data[lo:hi], lo, len(data))
+    if c.Get_size() > 1:
+        from hpcflow.parallel.comm import raise_together
+        from hpcflow.parallel.replicated import fingerprint
+
+        every = c.allgather({k: None if isinstance(d, Shard) else fingerprint(_arrays(d)) for k, d in sets.items()})
+        for k in sets:
+            other = next((r for r, e in enumerate(every) if e[k] != every[0][k]), None)
+            if other is not None:
+                raise_together(ValueError(_differs(k, every[0][k], every[other][k], other)), comm=c)
+    out = {}
+    for k, d in sets.items():
+        if not isinstance(d, Shard):
+            lo, hi = share(len(d), c.Get_size(), c.Get_rank())
+            d = Shard(d[lo:hi], lo, len(d))
+        out[k] = d
+    return out
+
+
+def _arrays(data) -> list:
+    """The arrays of a MetricData (x, gfs, omega2, weights) or PointSet (points, weights, omega2, g_fs, chart)."""
+    names = ("x", "gfs", "omega2", "weights") if hasattr(data, "gfs") else ("points", "weights", "omega2", "g_fs",
+                                                                            "chart")
+    arrays = [getattr(data, k) for k in names]
+    return [a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a) for a in arrays]
+
+
+def _differs(name: str, first, mine, rank: int) -> str:
+    """Why set `name` is refused: rank `rank`'s (rows, digest) or None (a Shard) is not rank 0's."""
+    def what(fp):
+        return "a Shard" if fp is None else f"{fp[0]} rows"
+
+    how = f"rank 0: {what(first)}, rank {rank}: {what(mine)}"
+    if first is not None and mine is not None and first[0] == mine[0]:
+        how += " of other values"
+    return (f"{name} differs between ranks ({how}): a set that is not a Shard must be one whole set, the same on "
+            "every rank, of which each rank keeps its share; pass that, or each rank's own rows as "
+            "hpcflow.nn.replicas.Shard(rows, lo, n) (rows lo, lo + 1, ... of the n points of all ranks)")
 
 
 def gather_rows(shard: Shard, idx, fields, *, comm=None) -> dict:

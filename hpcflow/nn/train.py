@@ -27,7 +27,8 @@ from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, schedule_fault
-from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_share
+from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_shares
+from hpcflow.nn.replicas import as_shard as whole_shard
 from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
@@ -138,9 +139,10 @@ def predict(model, data, *, chunk: int = 65536):
     return torch.cat([model(data.x[s:s + chunk], data.gfs[s:s + chunk]) for s in range(0, len(data), chunk)])
 
 
-def as_shard(data, *, comm=None) -> Shard:
-    """A Shard as is; a set every rank holds whole: this rank's share of it (all of it on one rank)."""
-    return data if isinstance(data, Shard) else keep_share(data, comm=comm)
+def as_shard(data, *, comm=None, name: str = "data") -> Shard:
+    """A Shard as is; a set every rank holds whole: this rank's share of it (all of it on one rank); collective,
+    a set that differs between ranks is refused by every rank (`replicas.keep_shares`)."""
+    return keep_shares({name: data}, comm=comm)[name]
 
 
 @torch.no_grad()
@@ -211,18 +213,17 @@ def too_few_points(train: Shard, val: Shard) -> str | None:
     return None
 
 
-def checked_sets(model, train_data, val_data, cfg, comm) -> tuple[Shard, Shard]:
-    """This rank's shards of the train and validation sets once `check_arguments`, `too_few_points` and the
-    model's `check_inputs` (a MetricMLP: data of another width or dtype) accept them; no collective."""
+def checked_sets(model, train_data, val_data, cfg) -> None:
+    """`check_arguments`, `too_few_points` and the model's `check_inputs` (a MetricMLP: data of another width or
+    dtype) on this rank's train and validation sets (Shards, or whole sets); no collective."""
     check_arguments(train_data, val_data, cfg)
-    train_shard, val = as_shard(train_data, comm=comm), as_shard(val_data, comm=comm)
+    train_shard, val = whole_shard(train_data), whole_shard(val_data)
     few = too_few_points(train_shard, val)
     if few is not None:
         raise ValueError(few)
     check = getattr(model, "check_inputs", None)
     for d in (train_shard.data, val.data) if check is not None else ():
         check(d.x, d.gfs)
-    return train_shard, val
 
 
 def same_settings(model, cfg: TrainConfig) -> dict:
@@ -251,8 +252,11 @@ class Trainer:
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
-        self.train_shard, self.val = arguments_together(  # the ranks' arguments may differ: all refuse
-            lambda: checked_sets(model, train_data, val_data, cfg, c), comm=c, same=lambda: same_settings(model, cfg))
+        # the ranks' arguments may differ: all refuse; then whole sets must be the same on every rank
+        arguments_together(lambda: checked_sets(model, train_data, val_data, cfg), comm=c,
+                           same=lambda: same_settings(model, cfg))
+        shards = keep_shares({"train_data": train_data, "val_data": val_data}, comm=c)
+        self.train_shard, self.val = shards["train_data"], shards["val_data"]
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
         self.on_epoch, self.log, self.on_step, self.should_stop = on_epoch, log, on_step, should_stop

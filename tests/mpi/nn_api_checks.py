@@ -8,7 +8,8 @@ n_val = 0 on the last rank alone ("refused") and with another seed there ("same"
 writes every rank's ["ExceptionName: message", marked collective] per case (None: accepted) to OUT/refused_R.json
 (differ_R.json). With "same", valid arguments of which
 the last rank's network config, TrainConfig, NTK method or sweep widths differ from the others' (rank 0's seed in
-one case) -> same_R.json.
+one case), or whose whole train set differs (each rank's own rows) or is a Shard on the last rank alone
+-> same_R.json.
 Then every rank trains one valid epoch on the same communicator (the refusals left no collective unmatched) and
 rank 0 adds its sigma_val history.
 """
@@ -107,6 +108,11 @@ unlike = {
     "ntk_method": lambda: with_ntk("jacobian" if last else "layerwise"),
     "sweep_widths": lambda: sweep([4, 8] if last else [4]),
     "sample_shards_seed": lambda: sample_shards(X, 20, 20, 2 if last else 1, (0, 1), comm=c),
+    # each rank's own 20 rows passed as a whole set; the validation set as a Shard on the last rank alone
+    "train_rows_of_each_rank": lambda: train(model(), tr[20 * r:20 * (r + 1)], va, TrainConfig(epochs=1, batch_size=20),
+                                             comm=c),
+    "val_shard_on_last_rank": lambda: train(model(), tr, Shard(va[10:], 10, 30) if last else va,
+                                            TrainConfig(epochs=1, batch_size=20), comm=c),
 }
 mine = {}
 for name, call in {"refused": cases, "differ": differing, "same": unlike}[mode].items():
