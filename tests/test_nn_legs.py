@@ -296,3 +296,53 @@ def test_a_resume_part_way_into_an_epoch_must_finish_that_epoch(chain, tmp_path,
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
     assert main(["nn", chain["job"], "--out", out, "--resume", "--set", f"training.epochs={done + 1}",
                  "--quiet"]) == 0
+
+
+def _damage(state, how):
+    """checkpoint.pt's `state` with one tensor or counter that no training writes (-> the entry named)."""
+    tr = state["train"]
+    if how == "theta_epochs":
+        state["ntk"]["theta"] = state["ntk"]["theta"][:1]
+        return "ntk.theta"
+    if how == "theta_points":
+        state["ntk"]["theta"] = state["ntk"]["theta"][..., :3, :3]
+        return "ntk.theta"
+    if how == "ntk_seconds":
+        state["ntk"]["seconds"] = state["ntk"]["seconds"][:1]
+        return "ntk.seconds"
+    if how == "moment_short":
+        tr["optimizer"]["state"][0]["exp_avg"] = torch.zeros(2)
+        return "train.optimizer.state.0.exp_avg"
+    if how == "moment_float32":
+        st = tr["optimizer"]["state"][1]
+        st["exp_avg_sq"] = st["exp_avg_sq"].float()
+        return "train.optimizer.state.1.exp_avg_sq"
+    if how == "adam_step_shape":
+        tr["optimizer"]["state"][2]["step"] = torch.zeros(2)
+        return "train.optimizer.state.2.step"
+    if how == "step":
+        tr["step"] += 1
+        return "train.step"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["theta_epochs", "theta_points", "ntk_seconds", "moment_short", "moment_float32",
+                                 "adam_step_shape", "step"])
+def test_a_checkpoint_tensor_that_does_not_fit_the_job_is_refused_before_any_work(chain, tmp_path, how):
+    """An NTK of fewer epochs or other probe points, an optimiser moment or step count of another shape or dtype
+    than its parameter, a train.step that epoch and position do not give: --resume exits 2 with one line naming
+    the entry, nothing rewritten (they went into nn.h5, failed in np.stack after training, crashed fused Adam or
+    shifted the learning-rate schedule)."""
+    out = str(tmp_path / how)
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    entry = _damage(state, how)
+    torch.save(state, ck)
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    cmd = [sys.executable, "-m", "hpcflow", "nn", chain["job"], "--out", out, "--resume", "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env())  # fused Adam: SIGSEGV
+    assert p.returncode == 2, p.stderr[-2000:]
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and f"{ck}: entry {entry} " in err and "damaged" in err, err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before

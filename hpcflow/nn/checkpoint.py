@@ -53,8 +53,8 @@ from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "READABLE_VERSIONS", "RESTART", "TIMINGS", "VERSION",
-           "TrainingCheckpoint", "check_train_state", "earlier_legs", "load_checkpoint", "load_model",
-           "save_checkpoint", "save_model"]
+           "TrainingCheckpoint", "check_train_layout", "check_train_state", "earlier_legs", "load_checkpoint",
+           "load_model", "save_checkpoint", "save_model"]
 
 torch = require_torch()
 
@@ -126,17 +126,79 @@ RESTART = "start the run again with --force (replaces it) or use a new --out"
 
 def check_train_state(state: dict, path, *, batches: int) -> None:
     """Refuse (InputFileError naming the entry) a training checkpoint whose entries do not have the schema above:
-    counters in range for `batches` batches per epoch, histories as long as the epochs done."""
-    try:
-        _check_train_state(state, batches)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
-                             f"{RESTART}") from None
+    counters in range for `batches` batches per epoch (train.step = epoch * batches + position), histories as long
+    as the epochs done."""
+    _entries_checked(_check_train_state, path, state, batches)
     for part in ("train", "ntk"):
         bad = _non_finite(state.get(part, {}), part)
         if bad is not None:
             raise InputFileError(f"{path}: entry {bad} holds a non-finite value (NaN or inf), where a training writes "
                                  f"only finite ones; the checkpoint is damaged, {RESTART}")
+
+
+def check_train_layout(state: dict, path, *, network, ntk_shape) -> None:
+    """Refuse (InputFileError naming the entry) a checkpoint, already through `check_train_state`, whose tensors do
+    not fit the job: train.model and the optimiser's per-parameter state with the names, shapes and dtypes of
+    `network`'s parameters (the job's network, e.g. built on torch's meta device), ntk.theta of shape
+    (epoch + 1, *ntk_shape) and ntk.seconds of epoch + 1 values (ntk_shape None: no NTK tracked). A tensor of
+    another shape failed only after the points were sampled, or ran: fused Adam read past a short moment (SIGSEGV),
+    a short theta went into nn.h5 beside a longer history."""
+    _entries_checked(_check_layout, path, state, network, ntk_shape)
+
+
+def _entries_checked(check, path, *args) -> None:
+    """check(*args), its KeyError ... IndexError (naming an entry) as one InputFileError naming `path`."""
+    try:
+        check(*args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
+                             f"{RESTART}") from None
+
+
+def _same_layout(name: str, t, ref) -> None:
+    """ValueError naming entry `name` unless tensor `t` has the shape and dtype of `ref`."""
+    if not torch.is_tensor(t):
+        raise TypeError(f"{name} (not a tensor)")
+    if t.shape != ref.shape or t.dtype != ref.dtype:
+        raise ValueError(f"{name} ({_layout(t)}, where the job's network has {_layout(ref)})")
+
+
+def _layout(t) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}"
+
+
+def _check_layout(state: dict, network, ntk_shape) -> None:
+    train = state["train"]
+    want = network.state_dict()
+    if sorted(train["model"]) != sorted(want):
+        raise ValueError(f"train.model (tensors {sorted(train['model'])}, where the job's network has {sorted(want)})")
+    for k, ref in want.items():
+        _same_layout(f"train.model.{k}", train["model"][k], ref)
+    params = list(network.parameters())
+    opt = train["optimizer"]
+    ids = [i for group in opt["param_groups"] for i in group["params"]]
+    if ids != list(range(len(params))):
+        raise ValueError(f"train.optimizer.param_groups (parameters {ids}, not 0..{len(params) - 1})")
+    for pid, entries in opt["state"].items():
+        if pid not in ids:
+            raise ValueError(f"train.optimizer.state.{pid} (no such parameter)")
+        for k, v in entries.items():
+            name = f"train.optimizer.state.{pid}.{k}"
+            if k == "step":
+                if not (torch.is_tensor(v) and v.numel() == 1 and float(v) >= 0):
+                    raise ValueError(f"{name} (not one step count >= 0)")
+            elif v is not None:
+                _same_layout(name, v, params[pid])
+    if ntk_shape is None:
+        return
+    n = train["epoch"] + 1
+    theta, seconds = state["ntk"]["theta"], state["ntk"]["seconds"]
+    if not torch.is_tensor(theta) or tuple(theta.shape) != (n, *ntk_shape) or theta.dtype != torch.float64:
+        got = _layout(theta) if torch.is_tensor(theta) else type(theta).__name__
+        raise ValueError(f"ntk.theta ({got}, not float64 of shape {(n, *ntk_shape)}: epoch 0..{n - 1} of "
+                         f"{ntk_shape[-1]} NTK points)")
+    if not torch.is_tensor(seconds) or tuple(seconds.shape) != (n,):
+        raise ValueError(f"ntk.seconds (not {n} values for {n - 1} epochs)")
 
 
 #: entries that may hold NaN: the per-rank seconds of epochs trained at another rank count
@@ -170,6 +232,10 @@ def _check_train_state(state: dict, batches: int) -> None:
             raise ValueError(f"train.{k} = {v!r}")
     if counts["position"] >= batches:
         raise ValueError(f"train.position = {counts['position']} (the job has {batches} batches per epoch)")
+    steps = counts["epoch"] * batches + counts["position"]  # the learning-rate schedule's position
+    if counts["step"] != steps:
+        raise ValueError(f"train.step = {counts['step']} (epoch {counts['epoch']} + {counts['position']} batches of "
+                         f"{batches} make {steps} steps)")
     for k in ("model", "optimizer", "rng", "partial", "history"):
         if not isinstance(train[k], dict):
             raise TypeError(f"train.{k}")

@@ -202,6 +202,22 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
                           f"set epochs >= {done}")
 
 
+def checkpoint_layout(cfg: dict) -> dict:
+    """What the job's checkpoint tensors must fit (`checkpoint.check_train_layout`'s keywords): the job's network
+    on torch's meta device (its parameters' names, shapes and dtypes, without memory or values) and the NTK's shape
+    per epoch over the probe points (None: not tracked)."""
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn._torch import require_torch
+    from hpcflow.nn.features import point_features
+
+    n_in = point_features(np.zeros((1, cfg["geometry"]["dim"] + 2), dtype=complex)).shape[1]
+    with require_torch().device("meta"):
+        net = ex.build_model(n_in, cfg["model"], cfg["training"]["seed"])
+    ncfg = cfg["ntk"]
+    m, points = net.config["n_out"], ncfg["n_train_points"] + ncfg["n_test_points"]
+    return {"network": net, "ntk_shape": (m, m, points, points) if ncfg["enabled"] else None}
+
+
 def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
         job_text: str | None = None, on_epoch=None) -> dict:
     """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs.
@@ -477,7 +493,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
                       checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"],
                       should_stop=should_stop)
     if resume is not None:
-        try:  # the entries were checked before any work; a tensor of the wrong shape shows only here
+        try:  # the entries and tensors' shapes were checked before any work (prepare_out); anything else shows here
             trainer.load_state_dict(resume["train"])
             if tracker is not None and resume.get("ntk"):
                 tracker.load_state_dict(resume["ntk"])
