@@ -348,3 +348,44 @@ def test_resume_refuses_an_output_that_is_a_directory_before_any_work(tmp_path, 
     monkeypatch.setenv("HPCFLOW_QUIET", "yes")
     assert main(["nn", job, "--out", str(tmp_path / "q"), "--quiet"]) == 2
     assert "HPCFLOW_QUIET" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_a_diverging_sweep_width_or_kernel_flow_network_makes_the_run_diverged(tmp_path, capsys, monkeypatch):
+    """A NaN learning rate for the width sweep's width-8 network and the kernel flow's network (batch 30) alone:
+    both stop at epoch 1's non-finite σ. Every output is written, status "diverged" (summary, nn.h5, checkpoint),
+    exit status 3 with one line naming both; their rows say why, their final σ are null/NaN, the other width's are
+    finite (the run was "finished" with σ of the last finite epoch)."""
+    import math
+
+    import torch
+
+    from hpcflow.nn import train as T
+
+    rate = T.learning_rate
+    lr8 = 3e-3 * 64 / 8  # lr * (width_ref / width)^1, width_ref 64 by default
+
+    def nan_rate(cfg, step, epoch, total):
+        bad = math.isclose(cfg.lr, lr8) or cfg.batch_size == 30
+        return math.nan if bad else rate(cfg, step, epoch, total)
+
+    monkeypatch.setattr(T, "learning_rate", nan_rate)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out), "--quiet"]) == 3
+    err = capsys.readouterr().err.strip()
+    why = "epoch 1: sigma_val = nan, sigma_train = nan"
+    assert len(err.splitlines()) == 1 and f"width 8 ({why})" in err and f"kernel flow's network ({why})" in err, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "width 4" not in summary["stopped"]
+    sw, kf = summary["width_sweep"], summary["kernel_flow"]
+    assert sw["width"] == [4, 8] and sw["stopped"] == ["", why]
+    assert math.isfinite(sw["sigma_val_final"][0]) and sw["sigma_val_final"][1] is None
+    assert sw["rel_frobenius_final"][1] is None and sw["wasserstein_final"][1] is None
+    assert kf["nn_stopped"] == why and kf["nn_sigma_test_final"] is None and kf["nn_sigma_train_final"] is None
+    with h5py.File(out / "nn.h5") as f:
+        assert f.attrs["status"] == "diverged"
+        assert [s.decode() for s in f["width_sweep/stopped"][()]] == ["", why]
+        assert np.isnan(f["width_sweep/sigma_val_final"][1]) and np.isnan(f["kernel_flow/nn_sigma_test"][-1])
+        assert f["history/sigma_val"].shape == (3,) and np.isfinite(f["history/sigma_val"][()]).all()
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["status"] == "diverged"
+    assert (out / "model.pt").exists()

@@ -89,7 +89,7 @@ def test_stop_after_training_exits_4_and_resumes_to_the_same_files(job, uninterr
     got = datasets(os.path.join(out, "nn.h5"))
     assert got.keys() == uninterrupted.keys()
     for key in sorted(set(got) - NN_TIMINGS):
-        if ranks == 1:  # the same rank count: bit for bit
+        if ranks == 1 or got[key].dtype.kind not in "fc":  # the same rank count, or not numbers: bit for bit
             np.testing.assert_array_equal(got[key], uninterrupted[key], err_msg=key)
         else:  # trained on 2 ranks: gradients summed in another order (tests/test_nn_mpi.py: ~1e-16 measured)
             np.testing.assert_allclose(got[key], uninterrupted[key], rtol=1e-9, atol=1e-12, err_msg=key)

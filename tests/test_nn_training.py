@@ -178,3 +178,37 @@ def test_a_trainer_resumed_part_way_into_an_epoch_refuses_fewer_epochs(sets):
     with pytest.raises(ValueError, match="epochs >= 2"):
         again.run()
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in weights.items())
+
+
+def test_train_and_the_sweep_say_when_a_network_diverged(sets, monkeypatch):
+    """Non-finite data: train returns History.diverged naming epoch 0 (sigma_val of one value); a NaN learning rate
+    from optimiser step 5 on (4 steps per epoch) makes the loss of step 7 NaN: train_with_ntk says so, its NTK as
+    long as the history; width_sweep's `stopped` names the width whose rate was NaN, whose final σ and NTK change
+    are NaN, the other width's finite; a finite training has diverged None."""
+    import math
+
+    from hpcflow.nn import train as T
+    from hpcflow.nn.experiment import train_with_ntk
+
+    _, tr, va = sets
+    tr, va = tr[:400], va[:200]
+    cfg = TrainConfig(epochs=2, batch_size=100, lr=3e-3, seed=0)
+    bad = copy.deepcopy(tr)
+    bad.omega2[7] = float("nan")
+    hist = train(MetricMLP(10, depth=2, width=8, seed=0), bad, va, cfg)
+    assert hist.diverged.startswith("epoch 0: ") and "sigma_train = nan" in hist.diverged and len(hist.sigma_val) == 1
+    assert train(MetricMLP(10, depth=2, width=8, seed=0), tr, va, TrainConfig(epochs=1, batch_size=100)).diverged \
+        is None
+    rate = T.learning_rate  # NaN from step 5 on for a rate below 1e-3
+    monkeypatch.setattr(T, "learning_rate", lambda c, step, epoch, total: math.nan if step >= 5 and c.lr < 1e-3
+                        else rate(c, step, epoch, total))
+    slow = TrainConfig(epochs=2, batch_size=100, lr=1e-4, seed=0)
+    res = train_with_ntk(MetricMLP(10, depth=2, width=8, seed=0), tr, va, slow, ntk_train=tr[:3], ntk_test=va[:3])
+    assert res["diverged"] == "epoch 2, step 7: batch loss = nan"
+    assert len(res["history"]["sigma_val"]) == 2 and res["ntk"]["wasserstein"].shape == (2,)
+    sweep = width_sweep([4, 16], tr, va, {"depth": 2, "activation": "gelu", "kind": "multiplicative"}, cfg,
+                        width_ref=4, lr_exponent=1.0, ntk_train=tr[:3], ntk_test=va[:3], seed=0)
+    assert list(sweep["lr"]) == [3e-3, 3e-3 / 4]  # width 16's rate is below 1e-3
+    assert list(sweep["stopped"]) == ["", "epoch 2, step 7: batch loss = nan"]
+    for k in ("sigma_val_final", "rel_frobenius_final", "wasserstein_final"):
+        assert np.isfinite(sweep[k][0]) and np.isnan(sweep[k][1]), k

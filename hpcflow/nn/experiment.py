@@ -7,8 +7,10 @@ Each function takes plain values (no job-file dicts), so tests and benchmarks ca
 from __future__ import annotations
 
 import copy
+import math
 import time
 
+import h5py
 import numpy as np
 
 from hpcflow.nn._torch import require_torch, torch_dtype
@@ -83,6 +85,8 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
                    ntk_method: str = "auto", log=None, comm=None, on_step=None) -> dict:
     """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch.
 
+    Returns {"history", "train_seconds", "diverged", "ntk" (with NTK points)}: `diverged` is None, or why the training
+    stopped early for a numerical reason (History.diverged; the NTK then ends at the last epoch whose σ are finite).
     Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points;
     `on_step(trainer)` runs after every optimiser step (`train`). A bad ntk_method on any rank, or NTK points or a
     method that differ between ranks, is refused by every rank before training (one allgather at R > 1).
@@ -95,8 +99,12 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
     tracker = NTKTracker(ntk_train, ntk_test, method=got["ntk_method"]) if got["ntk points"] else None
     t0 = time.perf_counter()
     hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm, on_step=on_step)
-    out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0}
+    out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0, "diverged": hist.diverged}
     if tracker is not None:
+        h = out["history"]
+        bad = np.flatnonzero(~(np.isfinite(h["sigma_val"]) & np.isfinite(h["sigma_train"])))
+        if bad.size:  # the network of an epoch whose σ is not finite has no NTK to compare (epoch 0's is kept)
+            tracker.truncate(max(int(bad[0]) - 1, 0))
         out["ntk"] = tracker.results()
     return out
 
@@ -129,9 +137,11 @@ def _sweep_settings(widths, n_in, model_cfg, cfg, width_ref, lr_exponent, seed) 
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
                 lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None, on_step=None) -> dict:
     """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width.
-    `on_step(trainer)` runs after every optimiser step of every width's training (`train`). A bad width, width_ref,
-    lr_exponent, cfg or model_cfg on any rank, or widths, width_ref, lr_exponent or seed that differ between ranks,
-    is refused by every rank before the first network is built (one allgather at R > 1)."""
+    `stopped` says why a width's training stopped early for a numerical reason ('' when it did not); its final σ
+    and NTK change are then NaN (no result). `on_step(trainer)` runs after every optimiser step of every width's
+    training (`train`). A bad width, width_ref, lr_exponent, cfg or model_cfg on any rank, or widths, width_ref,
+    lr_exponent or seed that differ between ranks, is refused by every rank before the first network is built (one
+    allgather at R > 1)."""
     from hpcflow.parallel.comm import arguments_together
 
     got = {}
@@ -139,7 +149,7 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
                                                           lr_exponent, seed)), comm=comm, same=lambda: got)
     widths, width_ref, lr_exponent = got["widths"], got["width_ref"], got["lr_exponent"]
     rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
-                            "rel_frobenius_final", "wasserstein_final", "seconds")}
+                            "rel_frobenius_final", "wasserstein_final", "seconds", "stopped")}
     for width in widths:
         lr = cfg.lr * (width_ref / width) ** lr_exponent
         model = build_model(train_data.x.shape[1], {**model_cfg, "width": int(width)}, seed).to(train_data.x.device)
@@ -147,14 +157,17 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
         res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
                              ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise", comm=comm,
                              on_step=on_step)
+        final = math.nan if res["diverged"] else 1.0  # a diverged width has no final result
         vals = (int(width), lr, sum(p.numel() for p in model.parameters()), res["history"]["sigma_val"][0],
-                res["history"]["sigma_val"][-1], res["ntk"]["rel_frobenius"][-1], res["ntk"]["wasserstein"][-1],
-                time.perf_counter() - t0)
+                final * res["history"]["sigma_val"][-1], final * res["ntk"]["rel_frobenius"][-1],
+                final * res["ntk"]["wasserstein"][-1], time.perf_counter() - t0, res["diverged"] or "")
         for k, v in zip(rows, vals):
             rows[k].append(v)
         if log is not None:
-            log(f"width {width:5d}  lr {lr:.3g}  sigma_val {vals[4]:.4f}  NTK rel. change {vals[5]:.4f}")
-    return {k: np.asarray(v) for k, v in rows.items()}
+            log(f"width {width:5d}  lr {lr:.3g}  " + (f"diverged: {res['diverged']}" if res["diverged"] else
+                                                    f"sigma_val {vals[4]:.4f}  NTK rel. change {vals[5]:.4f}"))
+    out = {k: np.asarray(v) for k, v in rows.items() if k != "stopped"}
+    return {**out, "stopped": np.array(rows["stopped"], dtype=h5py.string_dtype("utf-8"))}
 
 
 def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile: int = 256,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from hpcflow.errors import ConfigError, InputFileError
-from hpcflow.experiments.common import enough_points  # sigma (eq. B.11) of one point is 0 by construction
+from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
                                  at_least, chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
@@ -262,7 +262,11 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
                 _stop_point(ctx, outdir, summary, "before the kernel flow")
                 summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say, outdir, summary)
             _stop_point(ctx, outdir, summary, "before writing nn.h5")
+            stopped = _diverged_after_training(summary)
+            if stopped:  # every output is written, then exit status 3
+                status, summary["stopped"] = "diverged", stopped
         _write_outputs(outdir, cfg, ctx, data, summary, status, t0)
+    finish(summary, outdir)
     if status == "stopped":
         say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
@@ -299,6 +303,16 @@ class StopRequests:
         from hpcflow.parallel.reduce import any_true
 
         return any_true(self.signalled, comm=self.comm)
+
+
+def _diverged_after_training(summary: dict) -> str:
+    """Which networks trained after the main one (width sweep, kernel flow) diverged, and why ('' for none)."""
+    sweep, kf = summary.get("width_sweep", {}), summary.get("kernel_flow", {})
+    bad = [f"width {w} ({why})" for w, why in zip(sweep.get("width", ()), sweep.get("stopped", ())) if why]
+    parts = [f"the width sweep's networks of {', '.join(bad)}"] if bad else []
+    if kf.get("nn_stopped"):
+        parts.append(f"the kernel flow's network ({kf['nn_stopped']})")
+    return f"{' and '.join(parts)} diverged" if parts else ""
 
 
 def _stop_point(ctx, outdir, summary, where) -> None:
@@ -460,7 +474,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c, job_text=ctx.get("job_text"))
 
     def summarize(trainer, status):
-        hist = {k: np.asarray(v, dtype=np.float64) for k, v in trainer.hist.__dict__.items()}
+        hist = trainer.hist.arrays()
         out = {**base, "status": status, "checkpoint_step": trainer.epoch, "sigma_fs_val": sigma_fs_val,
                "sigma_val_initial": hist["sigma_val"][0] if hist["sigma_val"].size else None,
                "sigma_val_final": hist["sigma_val"][-1] if hist["sigma_val"].size else None,
@@ -598,14 +612,16 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]
     data["kernel_flow/nn_sigma_test"] = res["history"]["sigma_val"]
+    final = math.nan if res["diverged"] else 1.0  # a diverged network has no final result
     out = {"flow_sigma_test_final": flow["sigma_test"][-1], "flow_sigma_train_final": flow["sigma_train"][-1],
            "flow_sigma_test_initial": flow["sigma_test"][0], "flow_steps_taken": flow["steps_taken"],
            "flow_rejected_steps": flow["rejected_steps"], "flow_seconds": flow["seconds"],
            "nn_sigma_test_initial": res["history"]["sigma_val"][0],
-           "nn_sigma_test_final": res["history"]["sigma_val"][-1],
-           "nn_sigma_train_final": res["history"]["sigma_train"][-1]}
+           "nn_sigma_test_final": final * res["history"]["sigma_val"][-1],
+           "nn_sigma_train_final": final * res["history"]["sigma_train"][-1], "nn_stopped": res["diverged"] or ""}
+    nn = f"diverged ({res['diverged']})" if res["diverged"] else f"{out['nn_sigma_test_final']:.4f}"
     say(f"kernel flow (epoch-0 NTK) sigma_test {out['flow_sigma_test_final']:.4f}  vs  "
-        f"network trained on the same points {out['nn_sigma_test_final']:.4f}")
+        f"network trained on the same points {nn}")
     return out
 
 

@@ -119,18 +119,28 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: {' '.join(fault)}")
 
 
+#: the per-epoch series of a History (what a checkpoint and nn.h5 history/ hold)
+SERIES = ("sigma_train", "sigma_val", "loss", "epoch_seconds", "comm_seconds")
+
+
 @dataclass
 class History:
-    """Per-epoch record; index 0 is before training (the initial network)."""
+    """Per-epoch record; index 0 is before training (the initial network). `diverged`: None, or why training
+    stopped early for a numerical reason (`Trainer.diverged`); the series then end at the last epoch recorded."""
 
     sigma_train: list = field(default_factory=list)  # (epochs+1,) σ on all train points
     sigma_val: list = field(default_factory=list)  # (epochs+1,) σ on the held-out points
     loss: list = field(default_factory=list)  # (epochs,) mean batch loss
     epoch_seconds: list = field(default_factory=list)  # (epochs,) training time only
     comm_seconds: list = field(default_factory=list)  # (epochs, R) seconds each rank spent in the epoch's collectives
+    diverged: str | None = None
+
+    def series(self) -> dict:
+        """{name: list} of the per-epoch series (`SERIES`)."""
+        return {k: getattr(self, k) for k in SERIES}
 
     def arrays(self) -> dict:
-        return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.series().items()}
 
 
 @torch.no_grad()
@@ -290,7 +300,7 @@ class Trainer:
             "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone()},
             "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
                         "comm_seconds": self.partial_comm},
-            "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.__dict__.items()},
+            "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.series().items()},
         }
 
     def load_state_dict(self, st: dict) -> None:
@@ -374,6 +384,7 @@ class Trainer:
         self.bar = progress(total=self.cfg.epochs, initial=self.epoch, desc="training", unit="epoch", comm=self.comm)
         try:
             self._run()
+            self.hist.diverged = self.diverged
         finally:
             self.bar.close()
             restore(handlers, stopping=self.signalled)  # a repeat of an honoured stop request is ignored
@@ -459,6 +470,7 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
           on_step=None) -> History:
     """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch,
     `on_step(trainer)` after each optimiser step (on every rank; an exception it raises ends the training there).
+    A σ or batch loss that is not finite ends the training there: the History's `diverged` says why (else None).
 
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
     keeps its share) and a network and cfg of the same settings (`same_settings`; every rank refuses others); the
