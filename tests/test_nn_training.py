@@ -1,6 +1,7 @@
 """Training lowers σ_val; checkpoints round-trip; lazy (wide, small lr) vs feature-learning NTK change."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -212,3 +213,33 @@ def test_train_and_the_sweep_say_when_a_network_diverged(sets, monkeypatch):
     assert list(sweep["stopped"]) == ["", "epoch 2, step 7: batch loss = nan"]
     for k in ("sigma_val_final", "rel_frobenius_final", "wasserstein_final"):
         assert np.isfinite(sweep[k][0]) and np.isnan(sweep[k][1]), k
+
+
+#: how model.pt.json or model.pt is replaced -> (its new config (dict: JSON of it) or model.pt, the file named)
+LOAD_FAULTS = {"config not JSON": ("{not json", "json"), "config a list": ("[1, 2]", "json"),
+               "config with another key": ({"foo": 1}, "json"), "config of a wider network": ({"width": 8}, "pt"),
+               "a training checkpoint as model.pt": ("checkpoint", "pt"), "model.pt a list": ([1, 2], "pt")}
+
+
+@pytest.mark.parametrize("how", list(LOAD_FAULTS))
+def test_a_model_that_does_not_load_is_one_input_file_error(tmp_path, how):
+    """load_model of a malformed or mismatched model.pt.json, or a model.pt that is not that network's (a training
+    checkpoint, another width): one InputFileError line naming the file and what to pass (JSONDecodeError,
+    TypeError and torch's many-line RuntimeError before)."""
+    from hpcflow.errors import InputFileError
+    from hpcflow.nn.checkpoint import FORMAT
+
+    path, cfg_path = tmp_path / "model.pt", tmp_path / "model.pt.json"
+    save_model(path, MetricMLP(10, depth=1, width=4, seed=0))
+    new, named = LOAD_FAULTS[how]
+    if isinstance(new, dict):
+        cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **new}))
+    elif how.startswith("config"):
+        cfg_path.write_text(new)
+    else:
+        torch.save({"format": FORMAT, "train": {}} if new == "checkpoint" else new, path)
+    with pytest.raises(InputFileError) as exc:
+        load_model(path)
+    text = str(exc.value)
+    bad = cfg_path if named == "json" else path
+    assert "\n" not in text and text.startswith(f"{bad} ") and "pass the model.pt of an 'hpcflow nn' run" in text, text

@@ -90,18 +90,53 @@ def save_model(path, model, *, force: bool = False, comm=None) -> None:
         torch.save(model.state_dict(), fh)
 
 
+#: how to get a model load_model reads
+MODEL_FIX = "pass the model.pt of an 'hpcflow nn' run (or of save_model) with the model.pt.json written beside it"
+
+
 def load_model(path) -> MetricMLP:
-    """Rebuild the MetricMLP saved by `save_model` (weights loaded with weights_only=True)."""
+    """Rebuild the MetricMLP saved by `save_model` (weights loaded with weights_only=True); one InputFileError
+    naming the file when model.pt.json is not a MetricMLP's config or model.pt does not hold that network's
+    tensors."""
+    from hpcflow.errors import UserError
+
     path = os.fspath(path)
-    if not os.path.isfile(path) or not os.path.isfile(_config_path(path)):
-        raise InputFileError(f"{path} or {_config_path(path)} is missing; pass a checkpoint written by 'hpcflow nn'")
-    with open(_config_path(path), encoding="utf-8") as fh:
-        config = json.load(fh)
+    cfg_path = _config_path(path)
+    if not os.path.isfile(path) or not os.path.isfile(cfg_path):
+        raise InputFileError(f"{path} or {cfg_path} is missing; pass a checkpoint written by 'hpcflow nn'")
+    try:
+        with open(cfg_path, encoding="utf-8") as fh:
+            config = json.load(fh)
+        if not isinstance(config, dict):
+            raise TypeError(f"a JSON {type(config).__name__}, not an object")
+        model = MetricMLP(**config)
+    except (OSError, TypeError, ValueError, UserError) as exc:  # a JSONDecodeError is a ValueError
+        raise InputFileError(f"{cfg_path} is not the config of a MetricMLP ({' '.join(str(exc).split())}); "
+                             f"{MODEL_FIX}") from None
     state = _load(path)
-    model = MetricMLP(**config)
+    fault = _state_fault(state, model.state_dict())
+    if fault is not None:
+        raise InputFileError(f"{path} does not hold the network of {cfg_path}: {fault}; {MODEL_FIX}")
     model.load_state_dict(state)
     model.eval()
     return model
+
+
+def _state_fault(state, want: dict) -> str | None:
+    """Why `state` (a loaded model.pt) is not a state dict of the tensors `want`, in a few words, or None."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a state dict"
+    if state.get("format") == FORMAT:
+        return "it is a training checkpoint (checkpoint.pt), not a model"
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        return f"tensors {missing} missing, {extra} not of the network"
+    for k, ref in want.items():
+        t = state[k]
+        if not torch.is_tensor(t) or t.shape != ref.shape:
+            got = f"of shape {tuple(t.shape)}" if torch.is_tensor(t) else f"a {type(t).__name__}"
+            return f"{k} is {got}, the network's is of shape {tuple(ref.shape)}"
+    return None
 
 
 def _load(path):
