@@ -231,6 +231,52 @@ def test_the_learning_rate_rules_load_without_torch():
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr
 
 
+#: width_sweep arguments -> (error, words of its one line): no NTK points; a width's lr below 1e-300 (8 x width_ref
+#: with lr_exponent 1000), above 1e6 (4^1000 overflowed a float); a cosine schedule's lr_min above a width's lr
+SWEEP_REFUSALS = {
+    "no NTK points": (dict(ntk_train=None, ntk_test=None), TypeError, ["ntk_train is None", "train_data[:10]"]),
+    "lr(width) below 1e-300": (dict(widths=[4, 32], lr_exponent=1000.0), ValueError,
+                               ["width_sweep: lr(width=32)", "lower |lr_exponent|"]),
+    "lr(width) overflows": (dict(widths=[4, 1], lr_exponent=1000.0), ValueError, ["width_sweep: lr(width=1)"]),
+    "lr_min above lr(width)": (dict(widths=[4, 400], cfg=TrainConfig(epochs=1, batch_size=20, lr=1e-3,
+                                                                     lr_schedule="cosine", lr_min=1e-4)),
+                               ValueError, ["at width 400", "lr_min = 0.0001 exceeds lr = 1e-05"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SWEEP_REFUSALS))
+def test_width_sweep_refuses_before_its_first_network(sets, case):
+    """NTK points missing, or a width whose learning rate or schedule cannot train: one line before any network
+    trains (the first width trained, then a KeyError, a refusal at that width's turn or an OverflowError)."""
+    from hpcflow.nn.experiment import width_sweep
+
+    tr, va = sets
+    kw, error, words = SWEEP_REFUSALS[case]
+    args = {"widths": [4, 8], "cfg": TrainConfig(epochs=1, batch_size=20), "lr_exponent": 1.0,
+            "ntk_train": tr[:3], "ntk_test": va[:3], **kw}
+    steps = []
+    with pytest.raises(error) as exc:
+        width_sweep(args.pop("widths"), tr, va, {"depth": 1, "activation": "relu", "kind": "multiplicative"},
+                    args.pop("cfg"), width_ref=4, seed=0, on_step=steps.append, **args)
+    text = _one_line(exc)
+    assert all(w in text for w in words) and not steps, text
+
+
+def test_a_sweep_schedule_that_cannot_train_is_refused_with_the_job_file(tmp_path):
+    """[training] lr_warmup longer than [width_sweep].epochs (the sweep trains with the training's schedule):
+    refused when the job loads, naming [width_sweep] (TrainConfig refused it after the main training)."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.jobs import registry
+
+    path = tmp_path / "job.toml"
+    path.write_text(open(os.path.join(os.path.dirname(__file__), "..", "jobs", "nn_smoke.toml")).read())
+    with pytest.raises(ConfigError) as exc:
+        registry.load(str(path), ["training.lr_warmup=4", "width_sweep.epochs=3"])
+    text = _one_line(exc)
+    assert ("[width_sweep] (trained with the [training] schedule) with lr = 1.0 over 3 epochs: lr_warmup = 4.0 "
+            "epochs exceeds epochs = 3") in text, text
+
+
 # ---- under MPI ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mpi_runs(tmp_path_factory):

@@ -119,19 +119,31 @@ def _ntk_settings(model, ntk_train, ntk_test, method) -> dict:
     return {"ntk points": ntk_train is not None, "ntk_method": ntk_method(model, method)}
 
 
-def _sweep_settings(widths, n_in, model_cfg, cfg, width_ref, lr_exponent, seed) -> dict:
-    """`width_sweep`'s widths (integers >= 1), width_ref (> 0), lr_exponent (finite) and cfg (a TrainConfig),
-    checked, and model_cfg by building its network at width 1 (no collective)."""
+def _sweep_settings(widths, n_in, model_cfg, cfg, width_ref, lr_exponent, seed, ntk_train, ntk_test) -> dict:
+    """`width_sweep`'s widths (integers >= 1), width_ref (> 0), lr_exponent (finite), cfg (a TrainConfig) and every
+    width's learning rate and schedule (`rates.sweep_fault`), checked, model_cfg by building its network at width 1,
+    and NTK points given (no collective)."""
     from hpcflow.arguments import api_integer, api_keys, api_number
+    from hpcflow.nn.data import check_metric_data
+    from hpcflow.nn.rates import sweep_fault
 
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg is a {type(cfg).__name__}; pass a TrainConfig")
+    for name, d in (("ntk_train", ntk_train), ("ntk_test", ntk_test)):
+        if d is None:
+            raise TypeError(f"{name} is None: width_sweep measures each width's NTK change on ntk_train and ntk_test; "
+                            "pass MetricData of a few points of each set, e.g. train_data[:10] and val_data[:10]")
+        check_metric_data(name, d)
     with torch.random.fork_rng(devices=[]):  # a network without a seed draws from the global generator
         build_model(n_in, {**api_keys(model_cfg, "model_cfg", ("depth", "activation", "kind")), "width": 1}, seed)
-    return {"widths": [api_integer(f"widths[{i}]", w, "an integer >= 1 (units per hidden layer)", lo=1)
-                       for i, w in enumerate(widths)],
-            "width_ref": api_number("width_ref", width_ref, "a number > 0", lo=0, lo_open=True),
-            "lr_exponent": api_number("lr_exponent", lr_exponent, "a finite number"), "seed": seed}
+    got = {"widths": [api_integer(f"widths[{i}]", w, "an integer >= 1 (units per hidden layer)", lo=1)
+                      for i, w in enumerate(widths)],
+           "width_ref": api_number("width_ref", width_ref, "a number > 0", lo=0, lo_open=True),
+           "lr_exponent": api_number("lr_exponent", lr_exponent, "a finite number"), "seed": seed}
+    fault = sweep_fault(cfg.__dict__, got["widths"], got["width_ref"], got["lr_exponent"])
+    if fault is not None:
+        raise ValueError(f"width_sweep: {fault}")
+    return got
 
 
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
@@ -146,7 +158,8 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
 
     got = {}
     arguments_together(lambda: got.update(_sweep_settings(widths, train_data.x.shape[1], model_cfg, cfg, width_ref,
-                                                          lr_exponent, seed)), comm=comm, same=lambda: got)
+                                                          lr_exponent, seed, ntk_train, ntk_test)),
+                       comm=comm, same=lambda: got)
     widths, width_ref, lr_exponent = got["widths"], got["width_ref"], got["lr_exponent"]
     rows = {k: [] for k in ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final",
                             "rel_frobenius_final", "wasserstein_final", "seconds", "stopped")}

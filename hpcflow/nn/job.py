@@ -22,7 +22,7 @@ from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEP
                                  at_least, chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
-from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, in_range, schedule_fault
+from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, schedule_fault, sweep_fault
 
 LOG_PREFIX = "hpcflow nn:"
 #: of DIR/nn.h5 (docs/outputs.md), raised when a dataset or attribute changes meaning or place
@@ -143,12 +143,10 @@ def _check_schedule(cfg: dict, source: str) -> None:
     fault = schedule_fault(tr)
     if fault is not None:
         raise ConfigError(f"{source}: [training].{' '.join(fault)}")
-    lr = tr["lr"] if ws["lr"] is None else ws["lr"]
-    for w in ws["widths"]:
-        log_lr = math.log(lr) + ws["lr_exponent"] * math.log(ws["width_ref"] / w)
-        if not in_range(log_lr):
-            raise ConfigError(f"{source}: [width_sweep] lr(width={w}) = lr * (width_ref/width)^lr_exponent = "
-                              f"exp({log_lr:.4g}) lies outside [{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
+    sweep = {**tr, "lr": tr["lr"] if ws["lr"] is None else ws["lr"], "epochs": ws["epochs"]}  # its TrainConfig's
+    fault = sweep_fault(sweep, ws["widths"], ws["width_ref"], ws["lr_exponent"])
+    if fault is not None:
+        raise ConfigError(f"{source}: [width_sweep] (trained with the [training] schedule) {fault}")
 
 
 #: job keys a resumed run may change (all others must equal the checkpoint's)

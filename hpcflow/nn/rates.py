@@ -48,3 +48,23 @@ def schedule_fault(tr: dict) -> tuple[str, str] | None:
             return "lr_decay", (f"= {tr['lr_decay']!r} over {tr['epochs']} epochs takes the learning rate to "
                                 f"exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1")
     return None
+
+
+def sweep_fault(tr: dict, widths, width_ref: float, lr_exponent: float) -> str | None:
+    """Why (and the fix) a width sweep's schedule, or its first width, cannot train, or None: its learning rate
+    lr(width) = lr (width_ref/width)^lr_exponent outside [LR_MIN, LR_MAX] (judged in logs: no overflow), or its
+    schedule (`schedule_fault` of `tr`, the sweep's checked values, with that lr) broken. Each layer prefixes its
+    section."""
+    fault = schedule_fault(tr) if len(widths) else None  # no widths: nothing trains with it
+    if fault is not None:
+        return f"with lr = {tr['lr']!r} over {tr['epochs']} epochs: {' '.join(fault)}"
+    for w in widths:
+        log_lr = math.log(tr["lr"]) + lr_exponent * math.log(width_ref / w)
+        if not in_range(log_lr):
+            return (f"lr(width={w}) = lr * (width_ref/width)^lr_exponent = exp({log_lr:.4g}) lies outside "
+                    f"[{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
+        lr = tr["lr"] * (width_ref / w) ** lr_exponent  # as the sweep computes it: in range, so finite
+        fault = schedule_fault({**tr, "lr": lr})
+        if fault is not None:
+            return f"at width {w}, lr(width) = {lr:.4g}: {' '.join(fault)}"
+    return None
