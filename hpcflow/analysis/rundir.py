@@ -19,6 +19,7 @@ from hpcflow.errors import InputFileError
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.nn import files as nn_files
+from hpcflow.nn import torch_available
 
 CHECKPOINT = "checkpoint.h5"
 SUMMARY = "summary.json"
@@ -261,6 +262,9 @@ def completeness(run_dir) -> tuple[bool, str]:
         pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
+        if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
+            return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged)" if torch_available() else
+                                     f"torch needed to read {NN_CHECKPOINT} (pip install torch)")
         if epoch is not None and done is not None and int(done) != epoch:
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
                            "(interrupted or extended run; continue it with hpcflow nn --resume)")
@@ -274,6 +278,8 @@ def completeness(run_dir) -> tuple[bool, str]:
 
 #: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)
 RUNNING = "running: "
+#: the reason of a run whose checkpoint cannot be read: it may be finished or further on than its summary
+UNKNOWN = "status unknown: "
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,8 @@ class RunState:
         at = f"{self.unit} {self.step}" if self.step is not None else ""
         if self.reason.startswith(RUNNING):  # a live run (its lock held): its progress so far
             return self.reason + (f", at {at}" if at else "")
+        if self.reason.startswith(UNKNOWN):
+            return self.reason
         if not self.complete:
             short = self.reason.split(" (")[0].split(";")[0]
             word = _ended(self.status)

@@ -88,16 +88,31 @@ def nearest_existing(path: str) -> str:
 
 def checkpoint_progress(path) -> int | None:
     """Steps (checkpoint.h5's `step` attribute) or epochs (a network's checkpoint.pt, `train.epoch`) a checkpoint
-    holds; None when it cannot be read (damaged, torch missing)."""
+    holds; None when it cannot be read (damaged; a checkpoint.pt that is no zip archive of torch.save, which only torch
+    reads, where torch is missing)."""
     try:
         if os.fspath(path).endswith(".pt"):
-            import torch
-
-            return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["train"]["epoch"])
+            return _pt_epoch(path)
         with h5py.File(path, "r") as f:
             return int(f.attrs["step"])
     except Exception:  # noqa: BLE001 - not a readable checkpoint: the caller decides from summary.json alone
         return None
+
+
+def _pt_epoch(path) -> int:
+    """checkpoint.pt's `train.epoch`, read from the zip archive without torch (`torch_file.plain_entries`), else
+    by torch (an archive of another layout); an exception when neither reads it."""
+    from hpcflow.jobs.torch_file import plain_entries
+
+    try:
+        epoch = plain_entries(path).get(("train", "epoch"))
+    except ValueError:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=True)["train"]["epoch"])
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise ValueError(f"{path}: train.epoch = {epoch!r}")
+    return epoch
 
 
 def interrupted(path, checkpoint: str) -> bool:

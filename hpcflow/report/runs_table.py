@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hpcflow.analysis.rundir import label
+from hpcflow.analysis.rundir import UNKNOWN, label
 
 COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma train", "sigma test",
            "gain train", "gain test", "wall time [s]")
@@ -37,8 +37,8 @@ def row(info) -> list:
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
     status = _status(s, info.kind) if info.complete else f"incomplete: {info.reason}"
-    if info.running:
-        status = info.reason  # "running: ...", not "incomplete"
+    if info.running or info.reason.startswith(UNKNOWN):
+        status = info.reason  # "running: ..." or "status unknown: ...", not "incomplete"
     if info.kind == "study":
         status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:

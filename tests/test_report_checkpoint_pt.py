@@ -1,0 +1,98 @@
+"""A network run's checkpoint.pt as the offline analysis reads it without torch (a laptop without it): its plain
+entries as torch.load gives them, the epoch of an extended run killed mid-training, and a file that only torch reads
+marked "status unknown", never passed off as finished."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+
+import pytest
+
+from analysis_runs import run_dirs
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _plain(obj, prefix=()):
+    """(key path, value) of the str, int, float, bool and None values under str keys of nested dicts."""
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            continue
+        if isinstance(value, dict):
+            yield from _plain(value, (*prefix, key))
+        elif value is None or isinstance(value, (str, int, float)):
+            yield (*prefix, key), value
+
+
+def _resaved(src, dst, *, status=None, described=None, legacy=False):
+    """A copy of network run `src` whose checkpoint.pt says `status` (written in torch's older format with legacy)
+    and whose summary.json describes epoch `described`."""
+    import torch
+
+    shutil.copytree(src, dst)
+    state = torch.load(dst / "checkpoint.pt", weights_only=True)
+    if status is not None:
+        state["status"] = status
+    torch.save(state, dst / "checkpoint.pt", _use_new_zipfile_serialization=not legacy)
+    if described is not None:
+        s = json.loads((dst / "summary.json").read_text())
+        (dst / "summary.json").write_text(json.dumps({**s, "checkpoint_step": described}))
+    return dst
+
+
+def test_the_entries_read_without_torch_are_those_torch_load_gives(runs):
+    import os
+
+    import torch
+
+    from hpcflow.jobs.torch_file import plain_entries
+
+    path = os.path.join(runs["nn"], "checkpoint.pt")
+    expected = dict(_plain(torch.load(path, weights_only=True)))
+    got = plain_entries(path)
+    assert got == expected
+    assert got[("train", "epoch")] == json.loads(got[("config",)])["training"]["epochs"]
+
+
+def test_an_extended_network_run_killed_mid_training_is_incomplete_without_torch(tmp_path, runs, monkeypatch):
+    """A finished run (summary.json at epoch 1) extended with --resume and killed at epoch 3: without torch its
+    checkpoint.pt's epoch is still read, so the run is incomplete in its state, legend and runs-table row."""
+    from hpcflow.analysis import histories
+    from hpcflow.analysis.rundir import completeness
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = _resaved(runs["nn"], tmp_path / "ext", status="running", described=1)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    with pytest.raises(ImportError):
+        importlib.import_module("torch")
+    mark = "checkpoint.pt is at epoch 3 but summary.json describes epoch 1"
+    ok, why = completeness(d)
+    assert not ok and why.startswith(mark), why
+    assert histories.load(d)["label"] == f"ext (incomplete: {mark})"
+    assert row(detect(d))[2].startswith(f"incomplete: {mark}")
+
+
+def test_a_checkpoint_only_torch_reads_is_status_unknown_without_torch(tmp_path, runs, monkeypatch):
+    """checkpoint.pt in torch's older (not zip) format: torch reads its epoch (the run is finished); without torch
+    the run's status is unknown, and a file neither reads is damaged; neither is called finished."""
+    from hpcflow.analysis.rundir import completeness, run_state
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = _resaved(runs["nn"], tmp_path / "old", legacy=True)
+    assert completeness(d) == (True, "")
+    cut = shutil.copytree(d, tmp_path / "cut")
+    with open(cut / "checkpoint.pt", "r+b") as fh:
+        fh.truncate(100)
+    assert completeness(cut) == (False, "status unknown: checkpoint.pt unreadable (damaged)")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    unknown = "status unknown: torch needed to read checkpoint.pt (pip install torch)"
+    assert completeness(d) == (False, unknown)
+    assert run_state(d).note() == unknown and row(detect(d))[2] == unknown
