@@ -96,3 +96,34 @@ def test_a_checkpoint_only_torch_reads_is_status_unknown_without_torch(tmp_path,
     unknown = "status unknown: torch needed to read checkpoint.pt (pip install torch)"
     assert completeness(d) == (False, unknown)
     assert run_state(d).note() == unknown and row(detect(d))[2] == unknown
+
+
+def test_a_killed_network_run_says_its_epoch_and_its_row_the_job_of_its_checkpoint(tmp_path, runs, monkeypatch):
+    """SIGKILL leaves a network run with checkpoint.pt alone (status "running", no nn.h5, no summary.json): it is
+    interrupted at the checkpoint's epoch, a live one running at it, and its row has N train / val, the network and
+    the ranks of the job the checkpoint holds, not '- / -' and 'network'; all without torch."""
+    import os
+
+    import torch
+
+    from hpcflow.analysis.rundir import run_state
+    from hpcflow.jobs import outlock
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = _resaved(runs["nn"], tmp_path / "killed", status="running")
+    for name in ("summary.json", "nn.h5"):
+        os.remove(d / name)
+    state = torch.load(d / "checkpoint.pt", weights_only=True)
+    cfg, epoch = json.loads(state["config"]), state["train"]["epoch"]
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert run_state(d).note() == f"incomplete: no summary.json, interrupted at epoch {epoch}"
+    m, geo = cfg["model"], cfg["geometry"]
+    assert row(detect(d))[3:6] == [f"{geo['n_train']} / {geo['n_val']}",
+                                   f"network {m['depth']}x{m['width']} {m['activation']}", str(state["ranks"])]
+    lock = outlock.acquire(d, command="hpcflow nn")
+    try:
+        note = run_state(d).note()
+    finally:
+        lock.release()
+    assert note.startswith("running: hpcflow nn, pid ") and note.endswith(f", at epoch {epoch}"), note

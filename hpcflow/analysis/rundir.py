@@ -320,9 +320,9 @@ class RunState:
 def _ended(status: str) -> str:
     """How a run whose data file has `status` and no finished summary ended: "preempted" (SIGTERM/SIGUSR1), or
     "interrupted" for "running", which says only that the run was running when it last wrote the file (a
-    SIGKILL, a node failure or a crash leaves it so; a run still in progress holds its lock: `run_state`); '' for
-    other states."""
-    return {"preempted": "preempted", "running": "interrupted"}.get(status, "")
+    SIGKILL, a node failure or a crash leaves it so; a run still in progress holds its lock: `run_state`), and for a
+    network's "trained" (killed after training, before its outputs); '' for other states."""
+    return {"preempted": "preempted", "running": "interrupted", "trained": "interrupted"}.get(status, "")
 
 
 def _state_attrs(path) -> dict:
@@ -332,6 +332,33 @@ def _state_attrs(path) -> dict:
             return {k: f.attrs[k] for k in ("status", "stopped", "step", "epoch") if k in f.attrs}
     except OSError:
         return {}
+
+
+def network_checkpoint(run_dir) -> dict:
+    """The plain entries of a network run's checkpoint.pt (`hpcflow.jobs.torch_file.plain_entries`: status,
+    train.epoch, config, ranks), read without torch; {} when there is none or it cannot be read so."""
+    from hpcflow.jobs.torch_file import plain_entries
+
+    path = os.path.join(os.fspath(run_dir), NN_CHECKPOINT)
+    try:
+        return plain_entries(path) if os.path.isfile(path) else {}
+    except ValueError:
+        return {}
+
+
+def _network_state(run_dir, summary: dict) -> dict:
+    """nn.h5's `status`, `stopped` and `epoch` attributes (`_state_attrs`) with the status and epoch of checkpoint.pt,
+    the newest record of a network run (written every [checkpoint].every epochs and on a signal; nn.h5 at its end),
+    but for the status of a summary that describes the checkpoint's epoch (a preempted run's: its checkpoint says
+    "running")."""
+    attrs = _state_attrs(os.path.join(run_dir, NN))
+    entries = network_checkpoint(run_dir)
+    for key, path in (("status", ("status",)), ("epoch", ("train", "epoch"))):
+        if path in entries:
+            attrs[key] = entries[path]
+    if "epoch" in attrs and _int(summary.get("checkpoint_step")) == _int(attrs["epoch"]) and summary.get("status"):
+        attrs["status"] = summary["status"]
+    return attrs
 
 
 def _text(value) -> str:
@@ -381,7 +408,7 @@ def run_state(run_dir) -> RunState:
     summary = read_summary(run_dir) or {}
     ckpt, nn = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, NN)
     flow = os.path.isfile(ckpt)
-    attrs = _state_attrs(ckpt if flow else nn)
+    attrs = _state_attrs(ckpt) if flow else _network_state(run_dir, summary)
     # a complete run's summary describes its data file; an incomplete one's data file is newer than its summary
     first, second = (summary, attrs) if complete else (attrs, summary)
     status = _text(first.get("status")) or _text(second.get("status"))

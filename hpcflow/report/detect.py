@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
-                                     MissingData, dataset_names, judged, read_attrs, read_summary)
+                                     MissingData, dataset_names, judged, network_checkpoint, read_attrs,
+                                     read_summary)
 from hpcflow.jobs.outlock import live_holder
 
 LOCAL_LIMIT = "local_limit.h5"
@@ -93,6 +95,8 @@ def _run_summary(path, kind) -> dict:
     summary = read_summary(path) or {}
     if kind == "flow":
         summary = {**_checkpoint_numbers(path), **summary}
+    if kind == "nn":
+        summary = {**_network_numbers(path), **summary}
     if kind in ("flow", "nn"):
         summary = {**summary, **_history_sigmas(path, summary, kind)}
     return summary
@@ -130,6 +134,23 @@ def _checkpoint_numbers(path) -> dict:
         return {}
     return {k: attrs[k] for k, t in CHECKPOINT_KEYS.items()
             if isinstance(attrs.get(k), t) and not isinstance(attrs[k], bool)}
+
+
+def _network_numbers(path) -> dict:
+    """Ranks and job configuration from a network run's checkpoint.pt (read without torch), for a run killed before
+    it wrote its summary ({} when the file cannot be read so; values of another type left out)."""
+    entries = network_checkpoint(path)
+    out = {}
+    try:
+        cfg = json.loads(entries.get(("config",)))
+    except (TypeError, ValueError):
+        cfg = None
+    if isinstance(cfg, dict):
+        out["config"] = cfg
+    ranks = entries.get(("ranks",))
+    if isinstance(ranks, int) and not isinstance(ranks, bool):
+        out["ranks"] = ranks
+    return out
 
 
 def _history_sigmas(path, summary: dict, kind: str) -> dict:
