@@ -559,3 +559,33 @@ def test_under_mpiexec_rank_0_alone_reports_and_speaks_and_every_rank_exits_with
     assert len(lines) == 2 and lines[0].startswith("hpcflow report: skipped ") and "empty" in lines[0], proc.stdout
     assert lines[1] == f"hpcflow report: wrote {tmp_path / 'out' / 'report.html'} and {tmp_path / 'out' / 'report.md'}"
     assert proc.stderr == "" and (tmp_path / "out" / "report.md").read_text().startswith("# hpcflow report\n")
+
+
+def test_an_extended_run_killed_midway_shows_its_checkpoint_numbers_in_the_runs_table(tmp_path, runs):
+    """A finished run extended with --resume and killed after its last checkpoint (summary.json still the first
+    run's): its row takes sigma, gains and wall time (both legs) from checkpoint.h5, as its sigma-history line and
+    Table 1 row do, not the older summary's beside an 'incomplete' status."""
+    from hpcflow.analysis import table1
+    from hpcflow.cli import main
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "ext"
+    shutil.copytree(runs["flow"], d)
+    first = (d / "summary.json").read_text()
+    assert main(["run", str(d / "job.toml"), "--out", str(d), "--resume", "--set", "flow.steps=9", "--quiet"]) == 0
+    (d / "summary.json").write_text(first)  # what a SIGKILL after the last checkpoint leaves
+    with h5py.File(d / "checkpoint.h5", "a") as f:
+        f.attrs["status"] = "running"
+        st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
+        legs = json.loads(f.attrs["legs"])
+    assert len(st) == 10 and json.loads(first)["sigma_train_final"] != pytest.approx(st[-1])
+    md = open(build_report([str(d)], tmp_path / "out")["md"], encoding="utf-8").read()
+    row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["ext"]
+    assert row[2].startswith("incomplete: checkpoint.h5 is at step 9 but summary.json describes step 6"), row
+    assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{se[0]:.4g} -> {se[-1]:.4g}", row
+    assert float(row[8]) == pytest.approx(st[0] / st[-1], rel=1e-3)
+    assert float(row[9]) == pytest.approx(se[0] / se[-1], rel=1e-3)
+    assert len(legs) == 2 and row[10] == f"{sum(g['wall_seconds'] for g in legs):.4g} (2 legs)", row
+    assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, test {se[0]:.4g} -> {se[-1]:.4g} (9 flow steps)" in md
+    t1 = table1.load_row(d)
+    assert t1["steps"] == 9 and t1["gain_train"] == pytest.approx(st[0] / st[-1], rel=1e-12)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from analysis_runs import run_dirs
+from analysis_runs import md_rows, run_dirs
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +20,11 @@ def runs(tmp_path_factory):
 
 
 def _plain(obj, prefix=()):
-    """(key path, value) of the str, int, float, bool and None values under str keys of nested dicts."""
-    for key, value in obj.items():
-        if not isinstance(key, str):
+    """(key path, value) of the str, int, float, bool and None values of nested dicts (str keys) and lists."""
+    for key, value in obj.items() if isinstance(obj, dict) else enumerate(obj):
+        if isinstance(obj, dict) and not isinstance(key, str):
             continue
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list)):
             yield from _plain(value, (*prefix, key))
         elif value is None or isinstance(value, (str, int, float)):
             yield (*prefix, key), value
@@ -127,3 +127,32 @@ def test_a_killed_network_run_says_its_epoch_and_its_row_the_job_of_its_checkpoi
     finally:
         lock.release()
     assert note.startswith("running: hpcflow nn, pid ") and note.endswith(f", at epoch {epoch}"), note
+
+
+def test_an_extended_network_run_killed_midway_shows_its_checkpoint_history(tmp_path, runs):
+    """A network run extended with --resume and killed after its last checkpoint (nn.h5 and summary.json still
+    the first run's): its sigma-history line and row take sigma from checkpoint.pt, which torch reads, and the
+    row's wall time is its legs' total."""
+    import os
+
+    import torch
+
+    from hpcflow.cli import main
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "ext"
+    shutil.copytree(runs["nn"], d)
+    kept = {name: (d / name).read_bytes() for name in ("summary.json", "nn.h5")}
+    assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--set", "training.epochs=5", "--quiet"]) == 0
+    for name, data in kept.items():  # what a SIGKILL after the last checkpoint leaves
+        (d / name).write_bytes(data)
+    state = torch.load(d / "checkpoint.pt", weights_only=True)
+    st, sv = (state["train"]["history"][k].numpy() for k in ("sigma_train", "sigma_val"))
+    assert len(st) == 6
+    md = open(build_report([str(d)], tmp_path / "out")["md"], encoding="utf-8").read()
+    row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["ext"]
+    assert row[2].startswith("incomplete: checkpoint.pt is at epoch 5 but summary.json describes epoch 3"), row
+    assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{sv[0]:.4g} -> {sv[-1]:.4g}", row
+    assert row[10] == f"{sum(g['wall_seconds'] for g in state['legs']):.4g} (2 legs)", row
+    assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, test {sv[0]:.4g} -> {sv[-1]:.4g} (5 epochs)" in md
+    assert os.path.isfile(d / "nn.h5")

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
+from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
                                      read_attrs, read_datasets, read_summary, run_dir_of, run_state, training_history)
 
@@ -58,29 +59,52 @@ def _kernel_tag(run_dir, ckpt) -> str:
 
 
 def load(run_dir) -> dict:
-    """{'label', 'x', 'train', 'test', 'unit', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a run
-    directory, or from such a file passed itself; the label marks a run that did not finish (incomplete,
-    diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded: step_seconds, comm_bytes (flow),
-    comm_seconds (network)."""
+    """{'label', 'x', 'train', 'test', 'unit', 'file', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a
+    run directory, or from such a file passed itself ('file': the one read); a network's checkpoint.pt instead of
+    nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it. The label marks a
+    run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
+    step_seconds, comm_bytes (flow), comm_seconds (network)."""
     path = os.fspath(run_dir)
     files = _files(path)
     if "flow" in files:
         d = read_datasets(files["flow"], ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK,
                           ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
-        out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d})
-    elif "nn" in files:
+        out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d}, file=files["flow"])
+    elif "nn" in files and not (_further_on(files) and (out := _checkpoint_history(files["pt"], quiet=True))):
         d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT, optional=NN_PER_RANK,
                           ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
-        out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d})
-    else:  # a network run interrupted before nn.h5: its training checkpoint
-        d = {k: check_array(files["pt"], f"train.history.{k}", v, ndim=1, hint=HINT)
-             for k, v in training_history(files["pt"], ("sigma_train", "sigma_val"), hint=HINT).items()}
-        out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch"}
+        out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d}, file=files["nn"])
+    elif "nn" not in files:  # a network run interrupted before nn.h5: its training checkpoint
+        out = _checkpoint_history(files["pt"])
     name = label(path) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
+
+
+def _further_on(files: dict) -> bool:
+    """Whether a network run's checkpoint.pt holds more epochs than its nn.h5 (attribute `epoch`)."""
+    if "pt" not in files:
+        return False
+    epoch = checkpoint_progress(files["pt"])
+    try:
+        return epoch is not None and epoch > int(read_attrs(files["nn"], hint=HINT).get("epoch"))
+    except (MissingData, TypeError, ValueError):
+        return False
+
+
+def _checkpoint_history(pt, *, quiet: bool = False) -> dict | None:
+    """The sigma histories of a network's checkpoint.pt (torch reads it); MissingData, or None when quiet, when they
+    cannot be read."""
+    try:
+        d = {k: check_array(pt, f"train.history.{k}", v, ndim=1, hint=HINT)
+             for k, v in training_history(pt, ("sigma_train", "sigma_val"), hint=HINT).items()}
+    except MissingData:
+        if quiet:
+            return None
+        raise
+    return {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch", "file": pt}
 
 
 def plot(runs):

@@ -2,8 +2,8 @@
 
 Such a file is a zip archive: DIR/data.pkl describes the saved object, DIR/data/N hold the tensors' bytes. The
 opcodes of data.pkl are walked as a stream of tokens (`pickletools.genops`, which builds no object, imports no class
-and calls nothing); only the str, int, float, bool and None values stored under the keys of nested dicts are kept,
-every other value (a tensor, a list, anything a class builds) is an opaque placeholder. So a run's checkpoint.pt says
+and calls nothing); only the str, int, float, bool and None values stored in nested dicts (under str keys) and lists
+are kept, every other value (a tensor, a tuple, anything a class builds) is an opaque placeholder. So a run's checkpoint.pt says
 its epoch, status and job configuration on a machine without torch, and reading it cannot run code.
 """
 
@@ -25,16 +25,36 @@ _OPAQUE = object()
 
 
 class _Dict:
-    """A dict of the saved object: its plain values and its dict values, by key."""
+    """A dict of the saved object: its plain, dict and list values by key."""
 
     def __init__(self):
         self.items: dict = {}
 
+    def add(self, pairs: list) -> None:
+        """Set key, value, key, value, ... (str keys; nothing from a malformed stream's odd count)."""
+        if len(pairs) % 2 == 0:
+            self.items.update((k, v) for k, v in zip(pairs[::2], pairs[1::2]) if isinstance(k, str))
+
+
+class _List:
+    """A list of the saved object: its items."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def add(self, items: list) -> None:
+        self.items += items
+
+
+#: opcodes that fill a container: (its class, how many items they take, or 0: down to the MARK; a new container)
+_FILLS = {"APPEND": (_List, 1, False), "APPENDS": (_List, 0, False), "LIST": (_List, 0, True),
+          "SETITEM": (_Dict, 2, False), "SETITEMS": (_Dict, 0, False), "DICT": (_Dict, 0, True)}
+
 
 def plain_entries(path) -> dict:
-    """{key path (tuple of str): value} of every str, int, float, bool or None value under str keys of the saved
-    object's nested dicts, e.g. {('train', 'epoch'): 97, ('status',): 'running', ...}; ValueError when the file is no
-    zip archive of torch.save or its data.pkl does not parse as a dict."""
+    """{key path: value} of every str, int, float, bool or None value of the saved object's nested dicts (str keys)
+    and lists (int positions), e.g. {('train', 'epoch'): 97, ('status',): 'running', ('legs', 0, 'to_step'): 5, ...};
+    ValueError when the file is no zip archive of torch.save or its data.pkl does not parse as a dict."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if _DATA.match(n)]
@@ -65,13 +85,17 @@ def _walk(data: bytes):
                 marks.append(len(stack))
             elif name == "EMPTY_DICT":
                 stack.append(_Dict())
-            elif name in ("SETITEM", "SETITEMS", "DICT"):
-                start = len(stack) - 2 if name == "SETITEM" else marks.pop()
-                pairs = stack[start:]
+            elif name == "EMPTY_LIST":
+                stack.append(_List())
+            elif name in _FILLS:
+                kind, taken, new = _FILLS[name]
+                start = len(stack) - taken if taken else marks.pop()
+                items = stack[start:]
                 del stack[start:]
-                if name == "DICT":
-                    stack.append(_Dict())
-                _set(stack[-1], pairs)
+                if new:
+                    stack.append(kind())
+                if isinstance(stack[-1], kind):  # the items of an opaque container are not kept
+                    stack[-1].add(items)
             elif name == "STOP":
                 return stack[-1]
             elif name in _SCALARS:
@@ -97,20 +121,12 @@ def _generic(op, stack: list, marks: list) -> None:
     stack.extend([_OPAQUE] * len(op.stack_after))
 
 
-def _set(target, pairs: list) -> None:
-    if not isinstance(target, _Dict) or len(pairs) % 2:
-        return  # items of a dict that is not followed (an opaque one), or a malformed stream: nothing is kept
-    for key, value in zip(pairs[::2], pairs[1::2]):
-        if isinstance(key, str):
-            target.items[key] = value
-
-
-def _flatten(node: _Dict, prefix: tuple, out: dict, seen: set) -> None:
-    if id(node) in seen:  # a dict that holds itself: each is read once
+def _flatten(node, prefix: tuple, out: dict, seen: set) -> None:
+    if id(node) in seen:  # a container that holds itself: each is read once
         return
     seen.add(id(node))
-    for key, value in node.items.items():
-        if isinstance(value, _Dict):
+    for key, value in node.items.items() if isinstance(node, _Dict) else enumerate(node.items):
+        if isinstance(value, (_Dict, _List)):
             _flatten(value, (*prefix, key), out, seen)
         elif value is not _OPAQUE:
             out[(*prefix, key)] = value

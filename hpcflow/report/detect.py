@@ -85,21 +85,31 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     complete, reason = judged(path)  # a live run: "running: ..."
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
-    summary = _run_summary(path, kind)
+    summary = _run_summary(path, kind, complete=complete)
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running)
 
 
-def _run_summary(path, kind) -> dict:
-    """summary.json of a run directory ({} when none) with what a flow's checkpoint.h5 and a flow's or network's
-    history add where it lacks them (`_checkpoint_numbers`, `_history_sigmas`)."""
+#: summary.json's numbers that the checkpoint of an incomplete run (further on than its summary, or the summary's own
+#: step) stands in for: the sigmas, gains and wall time shown beside its "incomplete" status are the checkpoint's
+SUPERSEDED = ("sigma_train_initial", "sigma_train_final", "sigma_test_initial", "sigma_test_final", "sigma_val_initial",
+              "sigma_val_final", "gain_train", "gain_test", "wall_seconds", "wall_seconds_total", "legs")
+
+
+def _run_summary(path, kind, *, complete: bool = True) -> dict:
+    """summary.json of a run directory ({} when none) with what a flow's checkpoint.h5 or a network's checkpoint.pt
+    (`_checkpoint_numbers`, `_network_numbers`) and the run's history (`_history_sigmas`) add where it lacks them; of
+    an incomplete run whose history is its checkpoint's, the checkpoint's numbers win (SUPERSEDED), as in its sigma
+    histories and Table 1 row."""
     summary = read_summary(path) or {}
-    if kind == "flow":
-        summary = {**_checkpoint_numbers(path), **summary}
-    if kind == "nn":
-        summary = {**_network_numbers(path), **summary}
-    if kind in ("flow", "nn"):
-        summary = {**summary, **_history_sigmas(path, summary, kind)}
-    return summary
+    if kind not in ("flow", "nn"):
+        return summary
+    newer = _checkpoint_numbers(path) if kind == "flow" else _network_numbers(path)
+    sigmas = {} if complete else _history_sigmas(path, {}, kind, checkpoint_only=True)
+    if sigmas:  # an incomplete run whose history is its checkpoint's: the checkpoint's numbers win
+        return {**{k: v for k, v in summary.items() if k not in SUPERSEDED}, **newer, **sigmas}
+    timed = "wall_seconds" in summary or "wall_seconds_total" in summary  # else the checkpoint's legs time the run
+    summary = {**{k: v for k, v in newer.items() if k in CHECKPOINT_KEYS or not timed}, **summary}
+    return {**summary, **_history_sigmas(path, summary, kind)}
 
 
 def _study_summary(path, study_name) -> dict:
@@ -126,38 +136,52 @@ CHECKPOINT_KEYS = {"n_train": int, "n_test": int, "ranks": int, "config": dict}
 
 
 def _checkpoint_numbers(path) -> dict:
-    """N train / test, ranks and job configuration from checkpoint.h5's attributes, for a flow run killed before it
-    wrote its summary ({} when the file cannot be read; values of another type left out)."""
+    """N train / test, ranks and job configuration (CHECKPOINT_KEYS) and the legs from checkpoint.h5's attributes,
+    for a flow run killed before it wrote its summary or further on than it ({} when the file cannot be read; values
+    of another type left out)."""
     try:
         attrs = read_attrs(os.path.join(path, CHECKPOINT))
     except MissingData:
         return {}
-    return {k: attrs[k] for k, t in CHECKPOINT_KEYS.items()
-            if isinstance(attrs.get(k), t) and not isinstance(attrs[k], bool)}
+    return _typed(attrs)
 
 
 def _network_numbers(path) -> dict:
-    """Ranks and job configuration from a network run's checkpoint.pt (read without torch), for a run killed before
-    it wrote its summary ({} when the file cannot be read so; values of another type left out)."""
+    """Ranks, job configuration and legs from a network run's checkpoint.pt (read without torch), as
+    `_checkpoint_numbers` ({} when the file cannot be read so)."""
     entries = network_checkpoint(path)
-    out = {}
+    legs = {}
+    for key, value in entries.items():
+        if len(key) == 3 and key[0] == "legs":
+            legs.setdefault(key[1], {})[key[2]] = value
+    out = {"ranks": entries.get(("ranks",)), "legs": [legs[i] for i in sorted(legs)]}
     try:
-        cfg = json.loads(entries.get(("config",)))
+        out["config"] = json.loads(entries.get(("config",)))
     except (TypeError, ValueError):
-        cfg = None
-    if isinstance(cfg, dict):
-        out["config"] = cfg
-    ranks = entries.get(("ranks",))
-    if isinstance(ranks, int) and not isinstance(ranks, bool):
-        out["ranks"] = ranks
+        pass
+    return _typed(out)
+
+
+def _typed(numbers: dict) -> dict:
+    """The CHECKPOINT_KEYS of `numbers` of their types, and its non-empty list of legs with their whole wall time
+    (wall_seconds_total: the sum of the legs' timed wall_seconds, as `hpcflow.checkpoint.wall_seconds_total`)."""
+    out = {k: v for k, t in CHECKPOINT_KEYS.items() if isinstance(v := numbers.get(k), t) and not isinstance(v, bool)}
+    legs = numbers.get("legs")
+    if isinstance(legs, list) and legs:
+        out["legs"] = legs
+        timed = [g["wall_seconds"] for g in legs if isinstance(g, dict) and isinstance(
+            g.get("wall_seconds"), (int, float)) and not isinstance(g["wall_seconds"], bool)]
+        if timed:
+            out["wall_seconds_total"] = float(sum(timed))
     return out
 
 
-def _history_sigmas(path, summary: dict, kind: str) -> dict:
-    """sigma at the first and last step (epoch) of a flow or network run's own history (checkpoint.h5; nn.h5, else
-    checkpoint.pt of a network interrupted before it wrote nn.h5) for the summary keys that are absent or null
+def _history_sigmas(path, summary: dict, kind: str, *, checkpoint_only: bool = False) -> dict:
+    """sigma at the first and last step (epoch) of a flow or network run's own history (`histories.load`:
+    checkpoint.h5; nn.h5, or checkpoint.pt where it is further on) for the summary keys that are absent or null
     (a network summary holds no initial train sigma; a run stopped before its summary has none): {} when the
-    history cannot be read; non-finite values (a flow without test points) are left out."""
+    history cannot be read, or with checkpoint_only is not the checkpoint's; non-finite values (a flow without test
+    points) are left out."""
     from hpcflow.analysis.histories import load
 
     test = "sigma_val" if kind == "nn" else "sigma_test"
@@ -169,6 +193,8 @@ def _history_sigmas(path, summary: dict, kind: str) -> dict:
     try:
         hist = load(path)
     except MissingData:
+        return {}
+    if checkpoint_only and os.path.basename(hist["file"]) not in (CHECKPOINT, NN_CHECKPOINT):
         return {}
     out = {}
     for key in missing:
