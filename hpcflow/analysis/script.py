@@ -31,11 +31,25 @@ def make_dir(out, *, flag: str = "--out") -> None:
         raise UserError(f"cannot create {flag} {out} ({exc.strerror}); choose a writable directory") from None
 
 
+def check_names(out, names, *, flag: str = "--out") -> None:
+    """Refuse (OutputPathError) an output file name in directory `out` that is a directory there, before anything is
+    written (a write would fail on it half-way, after the files before it)."""
+    from hpcflow.errors import OutputPathError
+
+    for name in names:
+        target = os.path.join(out, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise OutputPathError(f"{flag} {out}: {target} is a directory where a file is to be written; remove it or "
+                                  f"choose another {flag}")
+
+
 def write(product, out, *, dpi: int = 110) -> list:
-    """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written."""
+    """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written. Refused before
+    anything is written where one of their names is a directory (`check_names`)."""
     from hpcflow.analysis.figure import save_png
     from hpcflow.atomic import atomic_file
 
+    check_names(out, [*product.figures, *product.texts])
     make_dir(out)
     written = [save_png(fig, os.path.join(out, name), dpi=dpi) for name, fig in product.figures.items()]
     for name, text in product.texts.items():

@@ -89,11 +89,13 @@ def earlier_figures(out) -> list | None:
 
 def check_out(out, *, force: bool = False) -> None:
     """Refuse (UserError, before any work) an --out that cannot be a directory to write into (`writable_dir`: a
-    file, under /proc, /sys or /dev, unwritable or not creatable), or a directory holding anything but an earlier
-    hpcflow report, unless force."""
+    file, under /proc, /sys or /dev, unwritable or not creatable), one where report.md or report.html is a directory,
+    or a directory holding anything but an earlier hpcflow report, unless force."""
+    from hpcflow.analysis.script import check_names
     from hpcflow.jobs.output import writable_dir
 
     writable_dir(out)
+    check_names(out, REPORT_FILES)
     if not force and earlier_figures(out) is None:
         raise UserError(f"--out {out} holds files that are not an hpcflow report; choose another --out or pass "
                         "--force to write the report among them")
@@ -102,8 +104,9 @@ def check_out(out, *, force: bool = False) -> None:
 def write(report, out) -> dict:
     """Write the PNGs, report.md and report.html into `out` (an earlier report's figures that this one does not
     draw are removed, so none is left behind unreferenced); their paths and the skipped directories."""
-    from hpcflow.analysis.script import make_dir
+    from hpcflow.analysis.script import check_names, make_dir
 
+    check_names(out, [*REPORT_FILES, *(name for sec in report.sections for name in sec.figures)])
     old = earlier_figures(out) or []
     make_dir(out)
     pngs = {}

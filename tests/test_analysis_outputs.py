@@ -1,0 +1,32 @@
+"""What the analysis scripts and `hpcflow report` write into --out: refused before anything is written where a file's
+name is a directory there, whole when the reader of their printed lines goes away, one file per run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from analysis_runs import run_dirs
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+@pytest.mark.parametrize("command, name", [("table1", "table1.md"), ("sigma_history", "sigma_history.png"),
+                                           ("report", "report.html"), ("report", "report.md"),
+                                           ("report", "sigma_history.png")])
+def test_an_output_name_that_is_a_directory_is_one_line_exit_2_before_anything_is_written(runs, tmp_path, capsys,
+                                                                                          command, name):
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main
+
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    args = [runs["flow"], "--out", str(out)]
+    status = main(["report", *args, "--force"]) if command == "report" else script_main(command, args)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and f"{out / name} is a directory" in err, err
+    assert os.listdir(out) == [name] and os.listdir(out / name) == []
