@@ -100,7 +100,9 @@ class _ReaderGone:
         return getattr(self._stream, name)
 
 
-def _survive_closed_pipes() -> None:
+def survive_closed_pipes() -> None:
+    """stdout and stderr as `_ReaderGone` streams (those with a file descriptor): after their reader has gone, what
+    is printed goes to /dev/null."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, _ReaderGone):
@@ -122,7 +124,7 @@ def _said_elsewhere(exc, *, collective: bool = False) -> bool:
 
 
 def main(argv=None) -> int:
-    _survive_closed_pipes()
+    survive_closed_pipes()
     args = None
     try:
         parser = build_parser()

@@ -30,3 +30,21 @@ def test_an_output_name_that_is_a_directory_is_one_line_exit_2_before_anything_i
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and f"{out / name} is a directory" in err, err
     assert os.listdir(out) == [name] and os.listdir(out / name) == []
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_script_whose_reader_closed_the_pipe_writes_its_files_and_exits_0(runs, tmp_path, unbuffered):
+    """`table1.py RUN --out F | head -1`: the table is written to F, no BrokenPipeError traceback, exit 0."""
+    import subprocess
+    import sys
+
+    from analysis_runs import ROOT, env
+
+    out = tmp_path / "f"
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "analysis", "table1.py"), runs["flow"], "--out",
+                             str(out)], cwd=ROOT, env={**env(), "PYTHONUNBUFFERED": unbuffered}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+    assert (out / "table1.md").read_text().startswith("| run | status |")

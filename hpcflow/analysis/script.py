@@ -60,9 +60,12 @@ def write(product, out, *, dpi: int = 110) -> list:
 
 
 def main(name: str, argv=None, *, description: str = "") -> int:
+    """The script `name`: its files are written before its table and numbers are printed, and a reader of those that
+    goes away (`table1.py ... | head -1`) ends neither early nor with a traceback."""
     from hpcflow.analysis.products import PRODUCTS
-    from hpcflow.cli import _Parser  # argparse's errors in one line (exit 2), as every hpcflow command's
+    from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
 
+    survive_closed_pipes()
     p = _Parser(prog=f"{name}.py", description=description)
     p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
@@ -74,11 +77,12 @@ def main(name: str, argv=None, *, description: str = "") -> int:
         if not MIN_DPI <= args.dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
             raise UserError(f"--dpi {args.dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         product = PRODUCTS[name](args.paths, study_name=args.study)
+        written = write(product, args.out, dpi=args.dpi)
         for text in product.texts.values():
             print(text, end="")
         for line in product.lines:
             print(line)
-        for path in write(product, args.out, dpi=args.dpi):
+        for path in written:
             print(f"wrote {path}")
     except UserError as exc:
         print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
