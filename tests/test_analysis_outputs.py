@@ -48,3 +48,34 @@ def test_a_script_whose_reader_closed_the_pipe_writes_its_files_and_exits_0(runs
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == "", err
     assert (out / "table1.md").read_text().startswith("| run | status |")
+
+
+def test_runs_of_one_base_name_get_a_figure_each_and_the_runs_table_names_in_legends_and_rows(runs, tmp_path):
+    """Runs c/x/a, c/y/a and c/a_0: the per-rank figures were per_rank_a_0.png (twice) and per_rank_a_1.png, the
+    legends and Table 1 said 'a' twice; each run now has its own figure, and the names the runs table gives them
+    (x/a, y/a, a_0) in every legend, row and printed line."""
+    import shutil
+
+    from analysis_runs import md_rows, script
+    from hpcflow.analysis.products import PRODUCTS
+    from hpcflow.report.build import build_report
+
+    dirs = [tmp_path / "c" / "x" / "a", tmp_path / "c" / "y" / "a", tmp_path / "c" / "a_0"]
+    for d in dirs:
+        shutil.copytree(runs["flow"], d)
+    names = [os.path.join("x", "a"), os.path.join("y", "a"), "a_0"]
+    out = tmp_path / "f"
+    proc = script("sigma_history", *dirs, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    per_rank = sorted(p.name for p in out.iterdir() if p.name.startswith("per_rank"))
+    assert len(per_rank) == 3 and [line.split(" [")[0] for line in proc.stdout.splitlines()[:3]] == names, per_rank
+    prod = PRODUCTS["sigma_history"](list(map(str, dirs)))
+    assert sorted(fig._suptitle.get_text() for name, fig in prod.figures.items() if name in per_rank) == sorted(
+        f"per-rank cost: {n} [delta]" for n in names)
+    legend = [t.get_text() for t in prod.figures["sigma_history.png"].axes[0].get_legend().get_texts()]
+    assert legend == [f"{n} [delta] {part}" for n in names for part in ("train", "test")]
+    assert [r[0] for r in md_rows(PRODUCTS["table1"](list(map(str, dirs))).texts["table1.md"]).values()] == names
+    md = open(build_report(dirs, tmp_path / "r")["md"], encoding="utf-8").read()
+    assert list(md_rows(md.split("## Runs")[1].split("\n## ")[0])) == names
+    assert list(md_rows(md.split("## Table 1")[1].split("\n## ")[0])) == names
+    assert len([p for p in os.listdir(tmp_path / "r") if p.startswith("per_rank")]) == 3

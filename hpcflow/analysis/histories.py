@@ -58,12 +58,13 @@ def _kernel_tag(run_dir, ckpt) -> str:
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
 
-def load(run_dir) -> dict:
+def load(run_dir, *, name: str | None = None) -> dict:
     """{'label', 'x', 'train', 'test', 'unit', 'file', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a
     run directory, or from such a file passed itself ('file': the one read); a network's checkpoint.pt instead of
     nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it. The label marks a
     run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
-    step_seconds, comm_bytes (flow), comm_seconds (network)."""
+    step_seconds, comm_bytes (flow), comm_seconds (network). `name`: the run's in the label (default: its base
+    name)."""
     path = os.fspath(run_dir)
     files = _files(path)
     if "flow" in files:
@@ -78,7 +79,7 @@ def load(run_dir) -> dict:
         out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d}, file=files["nn"])
     elif "nn" not in files:  # a network run interrupted before nn.h5: its training checkpoint
         out = _checkpoint_history(files["pt"])
-    name = label(path) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
+    name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
 

@@ -3,10 +3,12 @@ lines out. Shared by the scripts in analysis/ and by `hpcflow report`; nothing i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
-from hpcflow.analysis.rundir import MissingData, label
+from hpcflow.analysis.rundir import MissingData
+from hpcflow.analysis.rundir import names as rundir_names
 from hpcflow.analysis.study import load_study
 
 
@@ -17,71 +19,85 @@ class Product:
     lines: list = field(default_factory=list)  # numbers to print
 
 
-def _stem(stem: str, paths, i: int) -> str:
-    """`stem` for one input, else stem_LABEL of input i (LABEL_i when two inputs share a base name, the same
-    directory given twice included, so no figure overwrites another)."""
-    if len(paths) == 1:
-        return stem
-    labels = [label(p) for p in paths]
-    tag = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]}_{i}"
-    return f"{stem}_{tag}"
+def run_names(paths, names=None) -> list:
+    """The name of each input in legends, rows and printed lines: names[path] where `names` (a dict) gives it (the
+    report's runs table), else `rundir.names` of the inputs (x/run and y/run where base names repeat)."""
+    return [names[p] for p in paths] if names else rundir_names(paths)
 
 
-def _name(stem: str, paths, i: int) -> str:
-    return _stem(stem, paths, i) + ".png"
+def _tags(names) -> list:
+    """A distinct file-name tag per input: its name with path separators as '_', NAME_i (i its position) where two
+    inputs share one (the same directory given twice), and '_i' more on a tag already taken, so no figure overwrites
+    another."""
+    base = [n.replace(os.sep, "_").replace("/", "_") for n in names]
+    tags = []
+    for i, tag in enumerate(base):
+        tag = tag if base.count(tag) == 1 else f"{tag}_{i}"
+        while tag in tags:
+            tag += f"_{i}"
+        tags.append(tag)
+    return tags
 
 
-def _per_run(paths, module, stem: str, extra=()) -> Product:
+def _stems(stem: str, names) -> list:
+    """`stem` for one input, else stem_TAG per input (`_tags`)."""
+    return [stem] if len(names) == 1 else [f"{stem}_{tag}" for tag in _tags(names)]
+
+
+def _per_run(paths, module, stem: str, extra=(), names=None) -> Product:
     """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers; `extra`:
     (stem, dataset needed, plot function) figures drawn where the run holds that dataset."""
     out = Product()
+    named = run_names(paths, names)
+    stems = {s: _stems(s, named) for s in (stem, *(more for more, _, _ in extra))}
     for i, p in enumerate(paths):
         data = module.load(p)
-        out.figures[_name(stem, paths, i)] = module.plot(data)
+        out.figures[stems[stem][i] + ".png"] = module.plot(data)
         for more, needs, plot in extra:
             if needs in data:
-                out.figures[_name(more, paths, i)] = plot(data)
-        out.lines += [f"{label(p)}: {line}" for line in module.numbers(data)]
+                out.figures[stems[more][i] + ".png"] = plot(data)
+        out.lines += [f"{named[i]}: {line}" for line in module.numbers(data)]
     return out
 
 
-def fig2_heatmaps(paths, **_):
-    return _per_run(paths, fig2, "fig2_heatmaps")
+def fig2_heatmaps(paths, *, names=None, **_):
+    return _per_run(paths, fig2, "fig2_heatmaps", names=names)
 
 
-def fig3_noise_scan(paths, **_):
-    scans = [fig3_noise.load(p) for p in paths]
+def fig3_noise_scan(paths, *, names=None, **_):
+    scans = [{**fig3_noise.load(p), "label": name} for p, name in zip(paths, run_names(paths, names))]
     return Product({"fig3_noise.png": fig3_noise.plot(scans)}, {}, fig3_noise.numbers(scans))
 
 
-def fig3_distance_scaling(paths, **_):
-    return _per_run(paths, fig3_scaling, "fig3_scaling")
+def fig3_distance_scaling(paths, *, names=None, **_):
+    return _per_run(paths, fig3_scaling, "fig3_scaling", names=names)
 
 
-def fig4_ntk(paths, **_):
-    return _per_run(paths, fig4, "fig4_ntk", extra=[("fig4_width_sweep", "width_sweep/width", fig4.plot_sweep)])
+def fig4_ntk(paths, *, names=None, **_):
+    return _per_run(paths, fig4, "fig4_ntk", extra=[("fig4_width_sweep", "width_sweep/width", fig4.plot_sweep)],
+                    names=names)
 
 
-def table_1(paths, *, study_name=None, **_):
-    rows = table1.load(paths, study_name=study_name)
+def table_1(paths, *, study_name=None, names=None, **_):
+    rows = table1.load(paths, study_name=study_name, names=run_names(paths, names))
     md = table1.markdown(rows)
     return Product({}, {"table1.md": md}, table1.numbers(rows))
 
 
-def sigma_history(paths, **_):
-    runs = [histories.load(p) for p in paths]
+def sigma_history(paths, *, names=None, **_):
+    named = run_names(paths, names)
+    runs = [histories.load(p, name=name) for p, name in zip(paths, named)]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
-    for i, r in enumerate(runs):
+    for stem, r in zip(_stems("per_rank", named), runs):
         if histories.has_per_rank(r):
-            out.figures[_name("per_rank", paths, i)] = histories.plot_per_rank(r)
+            out.figures[stem + ".png"] = histories.plot_per_rank(r)
     return out
 
 
-def optuna_study(paths, *, study_name=None, **_):
+def optuna_study(paths, *, study_name=None, names=None, **_):
     out = Product()
-    for i, p in enumerate(paths):
+    for p, stem in zip(paths, _stems("optuna", run_names(paths, names))):
         study, _ = load_study(p, study_name)
-        stem = _stem("optuna", paths, i)
         for view in optuna_view.VIEWS:
             try:
                 out.figures[f"{stem}_{view}.png"] = optuna_view.plot(study, view)

@@ -420,6 +420,19 @@ def run_state(run_dir) -> RunState:
     return RunState(complete, reason, status, step, stopped, "epoch" if network else "step")
 
 
+def names(paths) -> list:
+    """Names that tell runs apart in one table or legend: each run's base name (`label`), and where two share one,
+    their paths below the deepest directory they share (x/run and y/run, not run twice); a directory given twice
+    keeps its one name."""
+    short = [label(p) for p in paths]
+    dirs = [os.path.abspath(run_dir_of(p) or p) for p in paths]
+    out = []
+    for d, s in zip(dirs, short):
+        twins = [q for q, t in zip(dirs, short) if t == s]
+        out.append(s if len(set(twins)) == 1 else os.path.relpath(d, os.path.commonpath(twins)))
+    return out
+
+
 def label(run_dir) -> str:
     """A short name for a run directory in legends and tables (its base name; for a data file passed by its
     own name, its directory's)."""

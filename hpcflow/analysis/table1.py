@@ -79,16 +79,18 @@ def _study_label(path, study_name: str) -> str:
     return study_name if where == study_name else f"{where}: {study_name}"
 
 
-def load(paths, *, study_name: str | None = None) -> list:
-    """Rows of every flow run directory (one path, or a list); a study contributes its best trial's run directory."""
+def load(paths, *, study_name: str | None = None, names=None) -> list:
+    """Rows of every flow run directory (one path, or a list; `names`: the rows' names, one per path, else each
+    directory's base name); a study contributes its best trial's run directory."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
     rows = []
-    for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+    for p, name in zip(paths, names or [None] * len(paths)):
         if is_study(p):
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
                      for n, rd in best_run_dirs(study, base)]
         else:
-            rows.append(load_row(p))
+            rows.append(load_row(p, name=name))
     return rows
 
 

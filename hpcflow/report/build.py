@@ -67,7 +67,8 @@ def collect(paths, *, study_name=None) -> Report:
 
 
 def _collect(paths, *, study_name=None) -> Report:
-    from hpcflow.report.detect import detect, names
+    from hpcflow.analysis.rundir import names
+    from hpcflow.report.detect import detect
 
     unique, seen, twice = [], set(), []
     for p in map(os.fspath, paths):  # a directory given twice (or by two spellings) is reported once
@@ -78,6 +79,7 @@ def _collect(paths, *, study_name=None) -> Report:
     report.skipped += [(p, "given twice: reported once") for p in twice]
     for info, name in zip(report.infos, names(unique)):
         info.name = name
+    named = {info.path: info.name for info in report.infos}  # the runs table's names, in every section too
     groups = {name: [] for name in SECTIONS}
     for info in report.infos:
         if info.kind is None:
@@ -89,7 +91,7 @@ def _collect(paths, *, study_name=None) -> Report:
             groups[name].append(info.path)
     for name, members in groups.items():
         if members:
-            prod = _run_product(name, members, report.skipped, study_name=study_name)
+            prod = _run_product(name, members, report.skipped, study_name=study_name, names=named)
             if prod is not None:
                 report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines))
     return report

@@ -39,21 +39,8 @@ class RunInfo:
     reason: str  # why incomplete, or why skipped (kind None)
     summary: dict = field(default_factory=dict)
     products: tuple = ()
-    name: str = ""  # its row's name in the runs table (`names`): the base name, or more where base names repeat
+    name: str = ""  # its row's name in the runs table (`rundir.names`): the base name, or more where base names repeat
     running: str = ""  # the live run that holds the directory's lock (`outlock.live_holder`), "" when none
-
-
-def names(paths) -> list:
-    """Names that tell the runs apart in one table: each directory's base name (`label`), and where two share one,
-    their paths below the deepest directory they share (x/run and y/run, not run twice)."""
-    from hpcflow.analysis.rundir import label
-
-    short = [label(p) for p in paths]
-    out = []
-    for p, s in zip(paths, short):
-        twins = [os.path.abspath(q) for q, t in zip(paths, short) if t == s]
-        out.append(s if len(twins) == 1 else os.path.relpath(os.path.abspath(p), os.path.commonpath(twins)))
-    return out
 
 
 def _present(path) -> list:
