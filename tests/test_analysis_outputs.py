@@ -79,3 +79,34 @@ def test_runs_of_one_base_name_get_a_figure_each_and_the_runs_table_names_in_leg
     assert list(md_rows(md.split("## Runs")[1].split("\n## ")[0])) == names
     assert list(md_rows(md.split("## Table 1")[1].split("\n## ")[0])) == names
     assert len([p for p in os.listdir(tmp_path / "r") if p.startswith("per_rank")]) == 3
+
+
+def test_run_names_with_a_parenthesis_space_bracket_or_bar_keep_the_report_and_tables_whole(runs, tmp_path):
+    """Runs named 'run (copy)', 'live run', 'x]y' and 'a|b': the same report written twice into one --out is
+    replaced (an earlier report was not recognised by its figure lines, and refused); every figure link is a
+    CommonMark link target (no space or parenthesis: percent-encoded) naming a file written; Table 1 and the runs
+    table keep their columns ('|' in a name shifted them)."""
+    import re
+    import shutil
+    from urllib.parse import unquote
+
+    from analysis_runs import md_rows
+    from hpcflow.cli import main
+
+    dirs = [runs["flow"]]
+    for name in ("run (copy)", "live run", "x]y", "a|b"):
+        shutil.copytree(runs["flow"], tmp_path / "runs" / name)
+        dirs.append(str(tmp_path / "runs" / name))
+    out = tmp_path / "rep"
+    assert main(["report", *dirs, "--out", str(out)]) == 0
+    assert main(["report", *dirs, "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    links = [line for line in md.splitlines() if line.startswith("![")]
+    pngs = sorted(p.name for p in out.iterdir() if p.suffix == ".png")
+    targets = [re.fullmatch(r"!\[(?:[^\[\]\\]|\\.)*\]\(([^\s()<>]+)\)", line) for line in links]
+    assert all(targets), links
+    assert sorted(unquote(t.group(1)) for t in targets) == pngs and len(pngs) == 1 + len(dirs)
+    for section, columns in (("## Runs", 11), ("## Table 1", 12)):
+        rows = md_rows(md.split(section)[1].split("\n## ")[0])
+        assert sorted(rows) == sorted(["flow", "run (copy)", "live run", "x]y", "a/b"]), rows
+        assert all(len(cells) == columns for cells in rows.values()), rows

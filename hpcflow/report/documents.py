@@ -6,6 +6,7 @@ import base64
 import html
 import os
 import re
+from urllib.parse import quote, unquote
 
 from hpcflow.analysis.figure import save_png
 from hpcflow.atomic import TMP_MARK, atomic_file
@@ -38,8 +39,15 @@ def markdown(report, pngs: dict) -> str:
         parts += [text for text in sec.texts.values()]
         if sec.lines:
             parts.append("```\n" + "\n".join(sec.lines) + "\n```\n")
-        parts += [f"![{name}]({name})\n" for name in sec.figures if name in pngs]
+        parts += [_image(name) for name in sec.figures if name in pngs]
     return "\n".join(parts)
+
+
+def _image(name: str) -> str:
+    """The markdown line of PNG file `name`: its link percent-encoded (a space, a parenthesis ends a CommonMark link
+    target), its alt text with brackets escaped; `earlier_figures` reads the name back."""
+    alt = name.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"![{alt}]({quote(name)})\n"
 
 
 def html_page(report, pngs: dict) -> str:
@@ -81,7 +89,9 @@ def earlier_figures(out) -> list | None:
             text = fh.read()
     except (OSError, UnicodeDecodeError):
         return None
-    figures = re.findall(r"^!\[[^\]\n]*\]\(([^)\n/]+\.png)\)$", text, flags=re.M)
+    # the figure lines of `_image` (of an older report: its target not encoded): the target after the last "]("
+    figures = [unquote(t) for t in re.findall(r"^!\[.*\]\((.+\.png)\)$", text, flags=re.M)]
+    figures = [name for name in figures if "/" not in name]
     if not text.startswith(f"# {TITLE}\n") or set(names) - set(REPORT_FILES) - set(figures):
         return None
     return figures
