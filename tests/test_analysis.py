@@ -211,6 +211,7 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
     find_line(ax, np.arange(len(nv)), nv)
     assert ax.get_yscale() == "log"
     per_rank = histories.plot_per_rank(loaded[1])
+    assert [ax.get_ylabel() for ax in per_rank.axes] == ["step time [s]", "bytes received"]  # flow_step counts those
     for r in range(3):
         find_line(per_rank.axes[0], np.arange(1, steps + 1), secs[:, r])
         find_line(per_rank.axes[1], np.arange(1, steps + 1), comm[:, r])

@@ -126,7 +126,7 @@ def plot(runs):
     return fig
 
 
-RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes sent"),
+RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes received"),  # flow_step's counters
                ("comm_seconds", "seconds in collectives"))
 
 
@@ -136,8 +136,8 @@ def has_per_rank(run) -> bool:
 
 
 def plot_per_rank(run):
-    """Step time and communication volume per flow step, or seconds in collectives per epoch (those recorded),
-    one line per rank."""
+    """Step time and bytes received from other ranks per flow step, or seconds in collectives per epoch (those
+    recorded), one line per rank."""
     panels = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
     fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
