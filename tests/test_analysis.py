@@ -673,3 +673,26 @@ def test_table1_load_and_histories_plot_take_one_run_as_well_as_a_list(runs):
     drawn = [[(x.tolist(), y.tolist()) for x, y in lines_of(fig.axes[0])] for fig in (one, listed)]
     assert drawn[0] == drawn[1] and (list(range(len(sigma))), sigma.tolist()) in drawn[0]
     assert histories.numbers(run) == histories.numbers([run]) and len(histories.numbers(run)) == 1
+
+
+def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path):
+    """A network job with [ntk] disabled and a [width_sweep] writes width_sweep/* and no ntk group: fig4_ntk.py and
+    the report draw its sweep (they refused it: "no dataset 'ntk/spectrum'")."""
+    from hpcflow.analysis.products import PRODUCTS
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "no_ntk"
+    shutil.copytree(runs["nn"], d)
+    with h5py.File(d / "nn.h5", "a") as f:
+        del f["ntk"]  # as such a job writes it
+    proc = script("fig4_ntk", d, "--out", tmp_path / "f")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["fig4_width_sweep.png"]
+    assert_png(tmp_path / "f" / "fig4_width_sweep.png")
+    width, rf, sv = h5(d / "nn.h5", "width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/sigma_val_final")
+    sweep = PRODUCTS["fig4_ntk"]([str(d)]).figures["fig4_width_sweep.png"]
+    find_line(sweep.axes[0], width, rf)
+    find_line(sweep.axes[1], width, sv)
+    res = build_report([str(d)], tmp_path / "r")
+    assert res["skipped"] == [] and (tmp_path / "r" / "fig4_width_sweep.png").is_file()
+    assert "(fig4_width_sweep.png)" in (tmp_path / "r" / "report.md").read_text()

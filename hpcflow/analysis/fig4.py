@@ -2,7 +2,7 @@
 relative Frobenius change of the NTK versus epoch, and the width sweep (NTK change versus width).
 
 Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 810 pooled eigenvalues), ntk/wasserstein,
-ntk/rel_frobenius; width_sweep/* when the job ran a sweep.
+ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without [ntk]).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NN, MissingData, data_file, read_datasets, same_length
+from hpcflow.analysis.rundir import NN, MissingData, data_file, dataset_names, read_datasets, same_length
 
-HINT = "pass the run directory of an nn job with [ntk] enabled (hpcflow nn jobs/nn_ntk_evolution.toml --out DIR)"
+HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
+        "jobs/nn_ntk_evolution.toml --out DIR)")
 NTK = ("ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
 SWEEP = ("width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/wasserstein_final",
          "width_sweep/sigma_val_final")
@@ -21,17 +22,21 @@ BINS = 60
 
 
 def load(run_dir) -> dict:
+    """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
+    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise."""
     path = data_file(run_dir, NN, hint=HINT)
-    data = read_datasets(path, NTK, hint=HINT, optional=SWEEP, ndim=NDIM)
+    sweep = read_datasets(path, (), hint=HINT, optional=SWEEP, ndim=NDIM)
+    complete = all(name in sweep for name in SWEEP)
+    sweep = sweep if complete and same_length(path, sweep, SWEEP, hint=HINT) else {}  # lengths differing: MissingData
+    if sweep and not set(NTK) & set(dataset_names(path)):  # a sweep of a run without [ntk]: drawn alone
+        return sweep
+    data = read_datasets(path, NTK, hint=HINT, ndim=NDIM)
     same_length(path, data, NTK, hint=HINT)
     bad = np.flatnonzero(~np.isfinite(data["ntk/spectrum"]).all(axis=1))
     if len(bad):  # a run writes the NTK of finite epochs only: the histogram's bins would be NaN
         raise MissingData(f"{path}: dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch {bad[0]}; "
                           f"{HINT}")
-    complete = all(name in data for name in SWEEP)
-    if complete and same_length(path, data, SWEEP, hint=HINT):  # lengths differing: MissingData
-        return data
-    return {k: v for k, v in data.items() if k not in SWEEP}  # no sweep, a partial or an empty one: Fig. 4 alone
+    return {**data, **sweep}  # no sweep, a partial or an empty one: Fig. 4 alone
 
 
 def load_sweep(run_dir) -> dict:
@@ -108,9 +113,11 @@ def plot_sweep(data):
 
 
 def numbers(data) -> list:
-    spec = data["ntk/spectrum"]
-    out = [f"epochs: {len(spec) - 1}", f"Wasserstein distance (last epoch): {data['ntk/wasserstein'][-1]:.4g}",
-           f"relative Frobenius change (last epoch): {data['ntk/rel_frobenius'][-1]:.4g}"]
+    out = []
+    if "ntk/spectrum" in data:
+        out += [f"epochs: {len(data['ntk/spectrum']) - 1}",
+                f"Wasserstein distance (last epoch): {data['ntk/wasserstein'][-1]:.4g}",
+                f"relative Frobenius change (last epoch): {data['ntk/rel_frobenius'][-1]:.4g}"]
     if "width_sweep/width" in data:
         out += [f"width {int(w)}: rel. Frobenius {f:.4g}, sigma_val {s:.4g}" for w, f, s in
                 zip(data["width_sweep/width"], data["width_sweep/rel_frobenius_final"], data["width_sweep/sigma_val_final"])]

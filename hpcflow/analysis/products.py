@@ -44,18 +44,18 @@ def _stems(stem: str, names) -> list:
     return [stem] if len(names) == 1 else [f"{stem}_{tag}" for tag in _tags(names)]
 
 
-def _per_run(paths, module, stem: str, extra=(), names=None) -> Product:
-    """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers; `extra`:
-    (stem, dataset needed, plot function) figures drawn where the run holds that dataset."""
+def _per_run(paths, module, stem: str, extra=(), names=None, needs=None) -> Product:
+    """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers (where the run holds
+    dataset `needs`, when given); `extra`: (stem, dataset needed, plot function) figures drawn where the run holds
+    that dataset."""
     out = Product()
     named = run_names(paths, names)
     stems = {s: _stems(s, named) for s in (stem, *(more for more, _, _ in extra))}
     for i, p in enumerate(paths):
         data = module.load(p)
-        out.figures[stems[stem][i] + ".png"] = module.plot(data)
-        for more, needs, plot in extra:
-            if needs in data:
-                out.figures[stems[more][i] + ".png"] = plot(data)
+        for name, held, plot in ((stem, needs, module.plot), *extra):
+            if held is None or held in data:
+                out.figures[stems[name][i] + ".png"] = plot(data)
         out.lines += [f"{named[i]}: {line}" for line in module.numbers(data)]
     return out
 
@@ -75,7 +75,7 @@ def fig3_distance_scaling(paths, *, names=None, **_):
 
 def fig4_ntk(paths, *, names=None, **_):
     return _per_run(paths, fig4, "fig4_ntk", extra=[("fig4_width_sweep", "width_sweep/width", fig4.plot_sweep)],
-                    names=names)
+                    names=names, needs="ntk/spectrum")
 
 
 def table_1(paths, *, study_name=None, names=None, **_):

@@ -64,8 +64,8 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet" if running else
                        "holds none of " + ", ".join(FILES), running=running)
     kind, products = FILES[present[0]]
-    if kind == "nn" and "ntk/spectrum" not in dataset_names(os.path.join(path, NN)):
-        products = ("sigma_history",)
+    if kind == "nn" and not {"ntk/spectrum", "width_sweep/width"} & set(dataset_names(os.path.join(path, NN))):
+        products = ("sigma_history",)  # Fig. 4 draws the NTK and the width sweep
     if kind == "study":
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
