@@ -110,3 +110,31 @@ def test_run_names_with_a_parenthesis_space_bracket_or_bar_keep_the_report_and_t
         rows = md_rows(md.split(section)[1].split("\n## ")[0])
         assert sorted(rows) == sorted(["flow", "run (copy)", "live run", "x]y", "a/b"]), rows
         assert all(len(cells) == columns for cells in rows.values()), rows
+
+
+def test_without_matplotlib_table1_is_written_and_figures_are_one_line_naming_the_fix(runs, tmp_path):
+    """matplotlib hidden (a sitecustomize on the path): table1.py, which draws nothing, writes its table; a script
+    that draws and hpcflow report refuse in one line naming the install line, exit 2, nothing written (both ended in
+    an ImportError traceback)."""
+    import subprocess
+    import sys
+
+    from analysis_runs import ROOT, env
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
+    e = {**env(), "PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=e, capture_output=True, text=True,
+                              timeout=120)
+
+    proc = run(os.path.join(ROOT, "analysis", "table1.py"), runs["flow"], "--out", tmp_path / "t")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert (tmp_path / "t" / "table1.md").read_text().startswith("| run | status |")
+    for args, out in (((os.path.join(ROOT, "analysis", "sigma_history.py"),), tmp_path / "s"),
+                      (("-m", "hpcflow", "report"), tmp_path / "r")):
+        proc = run(*args, runs["flow"], "--out", out)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "needs matplotlib" in proc.stderr and "pip install matplotlib" in proc.stderr and not out.exists()

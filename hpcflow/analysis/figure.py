@@ -1,17 +1,35 @@
-"""Figures without pyplot's global state: an Agg-canvas Figure, and a PNG writer that refuses bare axes."""
+"""Figures without pyplot's global state: an Agg-canvas Figure, and a PNG writer that refuses bare axes.
+
+matplotlib is imported when a figure is made, so what draws none (Table 1) reads and writes without it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from hpcflow.atomic import atomic_file
+from hpcflow.errors import MissingDependencyError
+
+#: the fix for a missing matplotlib
+INSTALL_HINT = "pip install matplotlib"
+
+
+def require_matplotlib() -> None:
+    """MissingDependencyError naming the install line where matplotlib, which draws every figure, cannot be
+    imported."""
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        raise MissingDependencyError(f"drawing figures needs matplotlib, which is not installed; run {INSTALL_HINT}"
+                                     ) from None
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):
     """(fig, axes) on an Agg canvas; axes is a flat list."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()

@@ -13,6 +13,9 @@ VIEWS = ("history", "importances", "slice")
 
 
 def _pyplot():
+    from hpcflow.analysis.figure import require_matplotlib
+
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")

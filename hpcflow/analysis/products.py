@@ -109,6 +109,9 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
     return out
 
 
+#: products that draw no figure: they need no matplotlib
+TABLES = ("table1",)
+
 #: script / report name -> product function
 PRODUCTS = {
     "fig2_heatmaps": fig2_heatmaps,

@@ -62,7 +62,8 @@ def write(product, out, *, dpi: int = 110) -> list:
 def main(name: str, argv=None, *, description: str = "") -> int:
     """The script `name`: its files are written before its table and numbers are printed, and a reader of those that
     goes away (`table1.py ... | head -1`) ends neither early nor with a traceback."""
-    from hpcflow.analysis.products import PRODUCTS
+    from hpcflow.analysis.figure import require_matplotlib
+    from hpcflow.analysis.products import PRODUCTS, TABLES
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
 
     survive_closed_pipes()
@@ -76,6 +77,8 @@ def main(name: str, argv=None, *, description: str = "") -> int:
         check_out(args.out)
         if not MIN_DPI <= args.dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
             raise UserError(f"--dpi {args.dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
+        if name not in TABLES:
+            require_matplotlib()
         product = PRODUCTS[name](args.paths, study_name=args.study)
         written = write(product, args.out, dpi=args.dpi)
         for text in product.texts.values():

@@ -102,8 +102,10 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
 
     UserError (nothing written) when no directory holds anything to report (no figure, no run to list), or --out holds other files than an
     earlier report and not force; InputFileError naming every path that does not exist or is not a directory (a
-    mistyped path), after --out's check and before anything is read. A directory without a run stays a skip.
+    mistyped path), after --out's check and before anything is read, then MissingDependencyError without matplotlib.
+    A directory without a run stays a skip.
     """
+    from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
@@ -111,6 +113,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
            if not os.path.isdir(p)]
     if bad:
         raise InputFileError(f"{'; '.join(bad)}; give run or tune directories (check the path)")
+    require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
     if not report.sections and not any(i.kind is not None and not i.products for i in report.infos):
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
