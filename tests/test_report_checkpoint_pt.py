@@ -93,7 +93,7 @@ def test_a_checkpoint_only_torch_reads_is_status_unknown_without_torch(tmp_path,
         fh.truncate(100)
     assert completeness(cut) == (False, "status unknown: checkpoint.pt unreadable (damaged)")
     monkeypatch.setitem(sys.modules, "torch", None)
-    unknown = "status unknown: torch needed to read checkpoint.pt (pip install torch)"
+    unknown = "status unknown: torch needed to read checkpoint.pt (pip install 'hpcflow[nn]')"
     assert completeness(d) == (False, unknown)
     assert run_state(d).note() == unknown and row(detect(d))[2] == unknown
 
@@ -156,3 +156,19 @@ def test_an_extended_network_run_killed_midway_shows_its_checkpoint_history(tmp_
     assert row[10] == f"{sum(g['wall_seconds'] for g in state['legs']):.4g} (2 legs)", row
     assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, test {sv[0]:.4g} -> {sv[-1]:.4g} (5 epochs)" in md
     assert os.path.isfile(d / "nn.h5")
+
+
+def test_without_torch_the_history_of_a_run_without_nn_h5_is_skipped_naming_the_install_line(tmp_path, runs,
+                                                                                             monkeypatch):
+    """A network run interrupted before nn.h5 has its sigma history in checkpoint.pt only: without torch the report
+    skips its figure saying torch is needed and how to install it (it said 'ModuleNotFoundError')."""
+    import os
+
+    from hpcflow.report.build import build_report
+
+    d = _resaved(runs["nn"], tmp_path / "cut", status="running")
+    os.remove(d / "nn.h5")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    res = build_report([runs["flow"], str(d)], tmp_path / "out")
+    assert [p for p, _ in res["skipped"]] == [str(d)]
+    assert "reading its training history needs torch; run pip install 'hpcflow[nn]'" in res["skipped"][0][1]

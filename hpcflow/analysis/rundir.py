@@ -20,6 +20,7 @@ from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.nn import files as nn_files
 from hpcflow.nn import torch_available
+from hpcflow.nn._torch import INSTALL_HINT as TORCH_HINT
 
 CHECKPOINT = "checkpoint.h5"
 SUMMARY = "summary.json"
@@ -231,10 +232,12 @@ def training_history(path, names, *, hint: str) -> dict:
     MissingData when torch is missing or the file is not such a checkpoint."""
     try:
         import torch
-
+    except ImportError:
+        raise MissingData(f"{path}: reading its training history needs torch; run {TORCH_HINT}") from None
+    try:
         hist = torch.load(path, map_location="cpu", weights_only=True)["train"]["history"]
         return {name: np.asarray(hist[name].numpy(), dtype=np.float64) for name in names}
-    except Exception as exc:  # noqa: BLE001 - torch missing, unreadable file, or not a training checkpoint
+    except Exception as exc:  # noqa: BLE001 - unreadable file, or not a training checkpoint
         raise MissingData(f"{path}: no training history readable ({type(exc).__name__}); {hint}") from None
 
 
@@ -264,7 +267,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
             return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged)" if torch_available() else
-                                     f"torch needed to read {NN_CHECKPOINT} (pip install torch)")
+                                     f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
                            "(interrupted or extended run; continue it with hpcflow nn --resume)")
