@@ -589,3 +589,25 @@ def test_an_extended_run_killed_midway_shows_its_checkpoint_numbers_in_the_runs_
     assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, test {se[0]:.4g} -> {se[-1]:.4g} (9 flow steps)" in md
     t1 = table1.load_row(d)
     assert t1["steps"] == 9 and t1["gain_train"] == pytest.approx(st[0] / st[-1], rel=1e-12)
+
+
+def test_a_study_whose_trials_all_were_pruned_or_failed_is_a_row_and_table1_says_why(tmp_path, runs, capsys):
+    """A study without a completed trial (every trial diverged, pruned, or failed): the report lists it with its
+    trials by state, its figures skipped (it said 'nothing to report', exit 2); table1.py says there is no completed
+    trial and how many of each state, not to pass a tune directory, which it was given."""
+    from optuna.trial import TrialState
+
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main
+
+    study = make_study(tmp_path / "M", runs["flow"], [])
+    for state in (TrialState.PRUNED, TrialState.PRUNED, TrialState.FAIL):
+        study.tell(study.ask(), state=state)
+    assert main(["report", str(tmp_path / "M"), "--out", str(tmp_path / "R")]) == 0
+    md = (tmp_path / "R" / "report.md").read_text()
+    assert md_rows(md.split("## Runs")[1].split("\n## ")[0])["M"][1:3] == ["study", "3 trials: 2 pruned, 1 failed"]
+    capsys.readouterr()
+    assert script_main("table1", [str(tmp_path / "M"), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no completed trial (trials: 2 pruned, 1 failed)" in err, err
+    assert "holding study.journal" not in err and not (tmp_path / "t").exists()

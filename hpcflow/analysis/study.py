@@ -107,7 +107,10 @@ def best_run_dirs(study, base) -> list:
     try:
         best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
-        raise MissingData(f"study {study.study_name!r}: no completed trial; {HINT}") from None
+        held = state_counts(_states(study.get_trials(deepcopy=False))) or "none"
+        raise MissingData(f"study {study.study_name!r}: no completed trial (trials: {held}), so no best trial's run "
+                          "directory to read; run more trials into it with hpcflow tune, or pass a run directory"
+                          ) from None
     out = [(t.number, trial_run_dir(t, base)) for t in best]
     if not any(rd for _, rd in out):
         raise MissingData(f"study {study.study_name!r}: best trial has no user attribute 'run_dir'")
@@ -116,6 +119,20 @@ def best_run_dirs(study, base) -> list:
 
 #: trial states in the order the runs table lists them (Optuna's TrialState names, lower case)
 STATES = ("complete", "pruned", "fail", "running", "waiting")
+
+
+def state_counts(states: dict) -> str:
+    """'a complete, b pruned, c failed, ...' of {state: count}, in the order of STATES, then the others'."""
+    order = [k for k in STATES if k in states] + sorted(k for k in states if k not in STATES)
+    return ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}" for k in order)
+
+
+def _states(trials) -> dict:
+    """{state (Optuna's TrialState name, lower case): count} of `trials`."""
+    states = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    return states
 
 
 def overview(path, study_name: str | None = None) -> dict:
@@ -127,9 +144,7 @@ def overview(path, study_name: str | None = None) -> dict:
 
     study, base = load_study(path, study_name)
     trials = study.get_trials(deepcopy=False)
-    states = {}
-    for t in trials:
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    states = _states(trials)
     record = study.user_attrs.get(JOB_RECORD)
     out = {"trials": len(trials), "states": states,
            "objective": record.get("objective") if isinstance(record, dict) else None}

@@ -100,8 +100,9 @@ def _collect(paths, *, study_name=None) -> Report:
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
-    UserError (nothing written) when no directory holds anything to report (no figure, no run to list), or --out holds other files than an
-    earlier report and not force; InputFileError naming every path that does not exist or is not a directory (a
+    UserError (nothing written) when no directory holds anything to report (no figure, no run without figures to
+    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw), or
+    --out holds other files than an earlier report and not force; InputFileError naming every path that does not exist or is not a directory (a
     mistyped path), after --out's check and before anything is read, then MissingDependencyError without matplotlib.
     A directory without a run stays a skip.
     """
@@ -115,7 +116,8 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
         raise InputFileError(f"{'; '.join(bad)}; give run or tune directories (check the path)")
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
-    if not report.sections and not any(i.kind is not None and not i.products for i in report.infos):
+    if not report.sections and not any(i.kind is not None and (not i.products or "study" in i.summary)
+                                       for i in report.infos):  # a study that reads is a row: trials by state
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
         raise UserError(f"nothing to report: {reasons}")
     return documents.write(report, out)

@@ -87,14 +87,13 @@ def _width_gains(rows) -> list:
 
 def _study_status(s: dict) -> str:
     """'N trials: a complete, b pruned, ...; best trial k: OBJECTIVE = v' of a study's overview (detect)."""
-    from hpcflow.analysis.study import STATES
+    from hpcflow.analysis.study import state_counts
 
     ov = s.get("study")
     if not isinstance(ov, dict):
         return f"unreadable: {s.get('study_error', 'no study')}"
     states, n = ov["states"], ov["trials"]
-    order = [k for k in STATES if k in states] + sorted(k for k in states if k not in STATES)
-    counts = ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}" for k in order)
+    counts = state_counts(states)
     text = f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
     if "best_trial" in ov:
         here = " (the numbers of this row)" if len(s) > 1 else ""  # its run directory's summary.json was read
