@@ -696,3 +696,25 @@ def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path):
     res = build_report([str(d)], tmp_path / "r")
     assert res["skipped"] == [] and (tmp_path / "r" / "fig4_width_sweep.png").is_file()
     assert "(fig4_width_sweep.png)" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/nonexist.db", "sqlite:///nonexist.db"])
+def test_a_sqlite_url_of_no_file_is_refused_without_creating_it(tmp_path, capsys, monkeypatch, url):
+    """optuna_view.py sqlite:///nonexist.db exited 2 ("holds no study") but left a new nonexist.db behind: nothing
+    is written on a refusal. A study in an existing SQLite file is still read."""
+    import optuna
+
+    from hpcflow.analysis.script import main
+
+    monkeypatch.chdir(tmp_path)  # a relative URL's file is in the current directory
+    url = url.format(tmp=tmp_path)
+    assert main("optuna_view", [url, "--out", str(tmp_path / "F")]) == 2
+    assert sorted(os.listdir(tmp_path)) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nonexist.db does not exist" in err, err
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/there.db")
+    for x in (0.5, 1.5):
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions={
+            "x": optuna.distributions.FloatDistribution(0, 2)}, value=x * x))
+    assert main("optuna_view", [f"sqlite:///{tmp_path}/there.db", "--out", str(tmp_path / "F")]) == 0
+    assert (tmp_path / "F" / "optuna_history.png").is_file()

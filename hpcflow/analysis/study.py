@@ -34,11 +34,10 @@ def _record(path) -> dict:
 
 
 def _storage(path):
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if "://" in path:
-        return optuna.storages.get_storage(path), os.getcwd()
+        return _url_storage(path), os.getcwd()
     from hpcflow.tune.storage import locked_journal_problem
 
     label = _record(path).get("storage") if os.path.isdir(path) else None
@@ -46,7 +45,7 @@ def _storage(path):
         if "***" in label:
             raise MissingData(f"{path}: the study lives in {label}; pass that URL with its password")
         if "://" in label:
-            return optuna.storages.get_storage(label), path
+            return _url_storage(label), path
         journal = label if os.path.isabs(label) else os.path.join(path, label)
         storage, _ = _storage(journal)
         return storage, path
@@ -60,6 +59,26 @@ def _storage(path):
     if problem:
         raise MissingData(f"{journal}: {problem}")
     return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
+
+
+def _url_storage(url: str):
+    """Optuna's storage at an SQLAlchemy URL; MissingData for an SQLite file that does not exist, before it is opened
+    (opening one creates it: a refusal would leave a new database behind) or an in-memory database (no study)."""
+    import optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise MissingData(f"{url}: not a storage URL; {HINT}") from None
+    if parsed.get_backend_name() == "sqlite":
+        where = parsed.database or ":memory:"
+        if where == ":memory:":
+            raise MissingData(f"{url}: an in-memory database holds no study; {HINT}")
+        if not (where.startswith("file:") or os.path.isfile(where)):  # file:...: SQLite's own URI, left to it
+            raise MissingData(f"{url}: the database file {where} does not exist; {HINT}")
+    return optuna.storages.get_storage(url)
 
 
 def load_study(path, study_name: str | None = None):
