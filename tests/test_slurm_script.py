@@ -1,6 +1,6 @@
 """The sbatch templates run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run, the GPU
 template asks one GPU per task only when the job has GPUs, and a requeued MPI or GPU job resumes without the --force
-it was submitted with."""
+it was submitted with, which a first submission keeps."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ def _run(tmp_path, *args, script=SCRIPT, **env_extra):
     stand_in_srun(bin_dir, tmp_path / "srun_options")
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
                PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1", **env_extra)
-    if "SLURM_GPUS_PER_NODE" not in env_extra:  # (the test's own environment may be a Slurm job's)
-        env.pop("SLURM_GPUS_PER_NODE", None)
+    for name in ("SLURM_GPUS_PER_NODE", "SLURM_RESTART_COUNT"):  # (the test's own environment may be a Slurm job's)
+        if name not in env_extra:
+            env.pop(name, None)
     return subprocess.run(["bash", str(script), *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -93,21 +94,25 @@ def _preempted(out: Path) -> None:
 
 @pytest.mark.parametrize("script,kind", [(MPI_SCRIPT, "flow"), (GPU_SCRIPT, "flow"), (MPI_SCRIPT, "nn")],
                          ids=["mpi-flow", "gpu-flow", "mpi-nn"])
-def test_a_job_submitted_with_force_resumes_when_requeued(tmp_path, script, kind):
-    """`sbatch TEMPLATE JOB OUT --force ...` requeued after preemption runs `--resume` without the --force (which
-    would refuse it): the run continues from its checkpoint; a first submission keeps --force."""
+def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_path, script, kind):
+    """`sbatch TEMPLATE JOB OUT --force ...` on an OUT holding a preempted run starts over, as asked (it resumed it,
+    or failed on a job shorter than the checkpoint); the same job requeued after preemption (SLURM_RESTART_COUNT 1)
+    runs `--resume` without the --force (which would refuse it) and continues from its checkpoint."""
     job = tmp_path / "job.toml"
     job.write_text(JOB if kind == "flow" else NN_JOB)
     longer = ["--set", "flow.steps=4"] if kind == "flow" else ["--set", "training.epochs=2"]
-    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
+    r = _run(tmp_path, job, "runs/out", *longer, script=script, HPCFLOW_BACKEND="numpy")
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "runs" / "out"
-    if kind == "flow":  # a finished run, submitted again with --force: started over, as asked
-        r = _run(tmp_path, job, "runs/out", "--force", script=script, HPCFLOW_BACKEND="numpy")
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert len(json.loads((out / "summary.json").read_text())["legs"]) == 1
     _preempted(out)
-    r = _run(tmp_path, job, "runs/out", "--force", *longer, script=script, HPCFLOW_BACKEND="numpy")
+    r = _run(tmp_path, job, "runs/out", "--force", script=script, HPCFLOW_BACKEND="numpy")  # first submission
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is False and len(summary["legs"]) == 1, summary
+    assert summary["checkpoint_step"] == (3 if kind == "flow" else 1), summary
+    _preempted(out)
+    r = _run(tmp_path, job, "runs/out", "--force", *longer, script=script, HPCFLOW_BACKEND="numpy",
+             SLURM_RESTART_COUNT="1")
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] is True and summary["status"] == "finished", summary

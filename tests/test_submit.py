@@ -262,7 +262,8 @@ def _cmdline(pid: str) -> bytes:
 
 def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp_path):
     """`python -m hpcflow.submit.requeue JOB DIR` (what the MPI/GPU templates run): `nn` for network jobs, `run`
-    otherwise; --resume only for a directory whose checkpoint belongs to an interrupted run."""
+    otherwise; --resume only in a requeued job (SLURM_RESTART_COUNT > 0) and for a directory whose checkpoint belongs
+    to an interrupted run."""
     from hpcflow.submit.requeue import command
 
     flow, nn = tmp_path / "flow.toml", tmp_path / "nn.toml"
@@ -282,9 +283,14 @@ def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp
     (d / "summary.json").write_text("{not json")
     assert command(str(nn), str(d)) == ["nn", "--resume"]  # no readable summary: interrupted (a plain rerun is
     # refused there with a pointer to --resume)
-    r = subprocess.run([sys.executable, "-m", "hpcflow.submit.requeue", str(nn), str(tmp_path / "none")],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
-    assert r.returncode == 0 and r.stdout == "nn\n"
+    assert command(str(nn), str(d), requeued=False) == ["nn"]  # a first submission: the options as given
+    for restarts, said in ((None, "nn\n"), ("0", "nn\n"), ("1", "nn --resume\n"), ("x", "")):
+        env = {k: v for k, v in os.environ.items() if k != "SLURM_RESTART_COUNT"}
+        env.update(PYTHONPATH=str(ROOT), **({} if restarts is None else {"SLURM_RESTART_COUNT": restarts}))
+        r = subprocess.run([sys.executable, "-m", "hpcflow.submit.requeue", str(nn), str(d)], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert r.returncode == (2 if restarts == "x" else 0) and r.stdout == said, (restarts, r.stdout + r.stderr)
+    assert "SLURM_RESTART_COUNT='x' must be a whole number" in r.stderr and r.stderr.count("\n") == 1
 
 
 def _script(path: Path, body: str) -> None:

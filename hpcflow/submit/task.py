@@ -48,6 +48,14 @@ def resume_argv(argv: list) -> list | None:
     return argv
 
 
+def requeued(environ=None) -> bool:
+    """Whether this is a Slurm job started again after a requeue (preemption, node failure, scontrol requeue):
+    SLURM_RESTART_COUNT above 0. ConfigError for a count that is not a whole number."""
+    from hpcflow.tune.storage import slurm_worker
+
+    return slurm_worker(environ)[1] > 0
+
+
 def _world_size() -> int:
     from hpcflow.parallel.comm import size
 
@@ -82,7 +90,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
     def __call__(self, argv: list) -> int:
         from hpcflow.cli import main
 
-        if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:  # requeued by Slurm itself (preemption, node failure)
+        if requeued():  # requeued by Slurm itself (preemption, node failure)
             argv = resume_argv(argv) or argv
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
