@@ -215,6 +215,26 @@ def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued
     assert command(str(slurm / "long.toml"), str(out)) == ["run", "--resume"]  # what the requeued job runs
 
 
+def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
+    """hpcflow_run.sbatch requeued while it runs (scontrol requeue, as Slurm does after a node failure or preemption):
+    SIGTERM writes the checkpoint (exit 4) and the requeued job continues with --resume to the last step, its log
+    appended to. The requeued job ran plain `hpcflow run`, refused on the interrupted run in --out (exit 2)."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 8000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 100\n")
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--cpus-per-task=1", "--output=run.out",
+                        str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", "runs/r", "--quiet"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job, out, log = r.stdout.strip(), slurm / "runs" / "r", slurm / "run.out"
+    _signal_and_wait_for_requeue(job, out / "checkpoint.h5", None, log.read_text, release=True)
+    _completed(job, "(requeued)", 150)
+    text = log.read_text()
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed"] is True and len(summary["legs"]) == 2, text
+    assert summary["checkpoint_step"] == 8000
+
+
 NN_JOB = """
 [job]
 kind = "nn"
@@ -260,9 +280,10 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
 
 
-def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, who=(), running=None,
+def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, log, *, who=(), running=None,
                                  release=False) -> None:
     """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),
+    or with sig None requeue it (`scontrol requeue`: SIGTERM to the job, then requeued as after a node failure),
     wait until Slurm holds it requeued (Restarts=1, PENDING); then cancel it, or with `release` let it start again
     within seconds (scontrol update StartTime=now). log() says why the job ended early."""
     requeued = False
@@ -274,7 +295,8 @@ def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str, log, *, w
             time.sleep(0.2)
         if running is not None:
             running()
-        subprocess.run(["scancel", *who, f"--signal={sig}", job], check=True, timeout=30)
+        send = ["scontrol", "requeue", job] if sig is None else ["scancel", *who, f"--signal={sig}", job]
+        subprocess.run(send, check=True, timeout=30)
         deadline = time.monotonic() + 120
         while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
             ended = re.search(r"JobState=(FAILED|COMPLETED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)", info)

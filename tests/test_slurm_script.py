@@ -1,6 +1,6 @@
 """The sbatch templates run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run, the GPU
-template asks one GPU per task only when the job has GPUs, and a requeued MPI or GPU job resumes without the --force
-it was submitted with, which a first submission keeps."""
+template asks one GPU per task only when the job has GPUs, and a requeued job resumes without the --force it was
+submitted with, which a first submission keeps."""
 
 from __future__ import annotations
 
@@ -92,8 +92,9 @@ def _preempted(out: Path) -> None:
     (out / "summary.json").write_text(json.dumps({**summary, "status": "preempted"}))
 
 
-@pytest.mark.parametrize("script,kind", [(MPI_SCRIPT, "flow"), (GPU_SCRIPT, "flow"), (MPI_SCRIPT, "nn")],
-                         ids=["mpi-flow", "gpu-flow", "mpi-nn"])
+@pytest.mark.parametrize("script,kind", [(MPI_SCRIPT, "flow"), (GPU_SCRIPT, "flow"), (MPI_SCRIPT, "nn"),
+                                         (SCRIPT, "flow"), (SCRIPT, "nn")],
+                         ids=["mpi-flow", "gpu-flow", "mpi-nn", "run-flow", "run-nn"])
 def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_path, script, kind):
     """`sbatch TEMPLATE JOB OUT --force ...` on an OUT holding a preempted run starts over, as asked (it resumed it,
     or failed on a job shorter than the checkpoint); the same job requeued after preemption (SLURM_RESTART_COUNT 1)
