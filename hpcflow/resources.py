@@ -17,6 +17,7 @@ import math
 import os
 import re
 import resource
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
@@ -185,12 +186,13 @@ def local_ranks(ranks: int, environ=None) -> int:
     return min(n, max(1, ranks)) if n else max(1, ranks)
 
 
-def memory_limit(*, ranks: int = 1, environ=None, root: str = "/") -> tuple[float, str]:
+def memory_limit(*, ranks: int = 1, per_node: int | None = None, environ=None,
+                 root: str = "/") -> tuple[float, str]:
     """(bytes one rank may use, where that figure comes from): node-wide limits (cgroup, SLURM_MEM_PER_NODE,
-    physical memory) shared by the local ranks; per-task limits (SLURM_MEM_PER_CPU x CPUs per task,
-    RLIMIT_AS) as they are."""
+    physical memory) shared by the local ranks (`per_node` where given: a job yet to be launched, as submit checks
+    it); per-task limits (SLURM_MEM_PER_CPU x CPUs per task, RLIMIT_AS) as they are."""
     env = os.environ if environ is None else environ
-    local = local_ranks(ranks, env)
+    local = local_ranks(ranks, env) if per_node is None else api_integer("per_node", per_node, "an integer >= 1", lo=1)
     found = []
     try:
         found.append((os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / local, "physical memory"))
@@ -452,6 +454,23 @@ def ignore_requested(environ=None) -> bool:
     return value == "1"
 
 
+@contextmanager
+def skipped_memory_check(skip: bool = True):
+    """Within it, with `skip`, every memory check is skipped as under HPCFLOW_IGNORE_MEMORY_CHECK=1 (a command's
+    --no-memory-check reaching checks it does not call itself: a tune's trials); the variable restored after."""
+    ignore_requested()  # (a value that is neither 0 nor 1 is refused, not replaced)
+    old = os.environ.get(ENV_IGNORE)
+    if skip:
+        os.environ[ENV_IGNORE] = "1"
+    try:
+        yield
+    finally:
+        if skip and old is None:
+            os.environ.pop(ENV_IGNORE, None)
+        elif skip:
+            os.environ[ENV_IGNORE] = old
+
+
 def check_environment(environ=None) -> None:
     """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
     auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), SLURM_CPUS_PER_TASK (>= 1; read for threads
@@ -477,15 +496,16 @@ def check_environment(environ=None) -> None:
         slurm_mebibytes(name, env)
 
 
-def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, force: bool = False,
-                    source: str = "job") -> Estimate:
-    """Refuse (ConfigError) a job whose estimated peak memory per rank exceeds what the process may use,
-    unless `force` or HPCFLOW_IGNORE_MEMORY_CHECK=1. Returns the estimate."""
+def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_node: int | None = None,
+                    force: bool = False, source: str = "job") -> Estimate:
+    """Refuse (ConfigError) a job whose estimated peak memory per rank exceeds what the process may use (its
+    `ranks`, `per_node` of them on a node where given: `memory_limit`), unless `force` or
+    HPCFLOW_IGNORE_MEMORY_CHECK=1. Returns the estimate."""
     ignore = ignore_requested()
     est = estimate(cfg, kind, ranks=ranks)
     if force or ignore:
         return est
-    limit, where = memory_limit(ranks=ranks)
+    limit, where = memory_limit(ranks=ranks, per_node=per_node)
     if est.bytes > limit:
         big = est.largest()
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "

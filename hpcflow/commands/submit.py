@@ -50,8 +50,9 @@ def _options_of(command: str) -> set[str]:
 def _argvs(args) -> list[list[str]]:
     """The hpcflow command line of every submitted job (tune: the trials shared over --array workers)."""
     base = [args.command, os.path.abspath(args.job), "--out", os.path.abspath(args.out)]
-    if args.quiet and "--quiet" in _options_of(args.command):
-        base.append("--quiet")
+    for flag, given in (("--quiet", args.quiet), ("--no-memory-check", args.no_memory_check)):
+        if given and flag in _options_of(args.command):
+            base.append(flag)
     sets = [x for s in args.set or [] for x in ("--set", s)]
     if args.command != "tune":
         return [base + (["--force"] if args.force else []) + (["--resume"] if args.resume else []) + sets]
@@ -155,14 +156,15 @@ def run(args) -> int:
     _refuse_busy_out(args.out)
     if args.executor == "slurm" and not args.check:
         executor.require_slurm()
-    kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                     resume=args.resume, sampler=args.sampler, study=args.study)
-    if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
-        args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay)
+    kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
+                     resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
+                     per_node=res.ntasks_per_node, memory_check=not args.no_memory_check)
+    if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
+        args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res)
     fits, unchecked = executor.require_fit(res) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
@@ -194,6 +196,8 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
+    from hpcflow.resources import add_memory_check_argument
+
     p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
     p.add_argument("job", help="TOML job file")
     p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it is not empty, unless --force)")
@@ -226,4 +230,5 @@ def register(sub) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the jobs; exit with their largest exit status")
     p.add_argument("--quiet", action="store_true", help="passed on to the command where it has --quiet (run, nn: no "
                    "progress bars)")
+    add_memory_check_argument(p)  # (passed on to the command: it checks again on the node)
     p.set_defaults(func=run)

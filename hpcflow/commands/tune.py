@@ -7,11 +7,13 @@ from __future__ import annotations
 def run(args) -> int:
     from hpcflow.errors import EXIT_INTERNAL, EXIT_NUMERICAL
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root
+    from hpcflow.resources import skipped_memory_check
     from hpcflow.stop_signals import interrupts_end_the_job
     from hpcflow.tune.study import RECORD_WAIT, optimize
 
     check_launch()
-    with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune"):
+    with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune"), \
+            skipped_memory_check(args.no_memory_check):  # (the job's and every trial's check)
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
                           sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,
                           quiet=args.quiet)
@@ -61,6 +63,8 @@ def _positive_int(text: str) -> int:
 
 
 def register(sub) -> None:
+    from hpcflow.resources import add_memory_check_argument
+
     p = sub.add_parser("tune", help="Optuna study over a flow or nn job's [tune] space (fresh points every trial)")
     p.add_argument("job", help="TOML job file of kind \"flow\" or \"nn\" with a [tune] table, e.g. "
                                "jobs/tune_gaussian.toml")
@@ -76,4 +80,5 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
+    add_memory_check_argument(p)
     p.set_defaults(func=run)

@@ -10,21 +10,27 @@ from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
 
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
-              sampler: str | None = None, study: str | None = None) -> str:
-    """Raise the UserError the command would raise on this job and --out (the command's own checks); return its
+              sampler: str | None = None, study: str | None = None, nodes: int = 1, per_node: int = 1,
+              memory_check: bool = True) -> str:
+    """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
+    rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`); return its
     kind."""
+    from hpcflow.resources import check_resources, skipped_memory_check
+
     if command == "tune":
         from hpcflow.tune.study import check_outdir as check_study_dir, load
 
-        kind = load(job, overrides, sampler=sampler).cfg["job"]["kind"]
+        with skipped_memory_check(not memory_check):
+            kind = load(job, overrides, sampler=sampler).cfg["job"]["kind"]
         writable_dir(out)
         check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
         return kind
     from hpcflow.jobs import registry
     from hpcflow.submit.task import CHECKPOINTS
 
-    _, cfg = registry.load(job, list(overrides))
+    _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
     kind = cfg["job"]["kind"]
+    check_resources(cfg, kind, ranks=nodes * per_node, per_node=per_node, force=not memory_check, source=job)
     if command == "nn" and kind != "nn":
         raise ConfigError(f"{job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use --command run")
@@ -43,7 +49,8 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     finished and the job adds nothing to it (the queued command would do nothing)."""
     from hpcflow.parallel.comm import SerialComm
 
-    args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False)
+    args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False,
+                              no_memory_check=True)  # (checked by check_job on the job's ranks)
     if queued == "nn":
         from hpcflow.commands import nn
 

@@ -1,0 +1,86 @@
+"""`hpcflow submit` checks the job's memory per rank as the queued job will: its ranks, those on one node sharing
+the node's memory; `--no-memory-check`, which the refusal names, is taken by submit and tune and passed on."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hpcflow.cli import build_parser, main
+from hpcflow.jobs import registry
+from hpcflow.resources import ENV_IGNORE, estimate, fmt_bytes
+from test_submit import JOB, _only, _stand_in_slurm
+
+TUNE = JOB + '[tune]\nsampler = "random"\npruner = "none"\n[tune.space]\n"flow.dt" = {low = 0.5, high = 3.0}\n'
+
+
+def _queued(said: str) -> list:
+    """The command line that submit --check says it would queue."""
+    return said.split(": hpcflow ", 1)[1].split()
+
+
+def test_ranks_on_one_node_share_its_memory_at_submission(tmp_path, monkeypatch, capsys):
+    """A node limit (SLURM_MEM_PER_NODE) that holds the job's one rank but not two: --ntasks-per-node 2 is refused
+    (the queued job refused itself as it started), 2 nodes of 1 task pass; --no-memory-check queues it with the
+    flag passed on (the refusal named a flag that submit did not take)."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    _, cfg = registry.load(str(job), memory_check=False)
+    one, two = estimate(cfg, ranks=1).bytes, estimate(cfg, ranks=2).bytes
+    node = int(1.5 * max(one, two) / 2**20)  # MiB: one rank fits, two of them on the node do not
+    assert one <= node * 2**20 and two > node * 2**20 / 2
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", str(node))
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    base = ["submit", str(job), "--out", str(out), "--executor", "slurm", "--check"]
+    for check in (["--check"], []):
+        assert main([*base[:-1], *check, "--ntasks-per-node", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"estimated peak memory {fmt_bytes(two)} per rank" in err, err
+        assert f"exceeds the {fmt_bytes(node * 2**20 / 2)} " in err and "SLURM_MEM_PER_NODE / 2 ranks per node" in err
+        assert "pass --no-memory-check" in err
+    assert main([*base, "--nodes", "2"]) == 0  # one rank a node
+    assert "is valid" in capsys.readouterr().out
+    assert main([*base, "--ntasks-per-node", "2", "--no-memory-check"]) == 0
+    queued = _queued(capsys.readouterr().out)
+    assert "--no-memory-check" in queued and build_parser().parse_args(queued).no_memory_check is True
+    assert _only(tmp_path) == ["bin", "job.toml"]
+
+
+def test_tune_takes_no_memory_check_as_its_refusal_says(tmp_path, monkeypatch, capsys):
+    """A tune whose job exceeds the limit is refused naming --no-memory-check; tune and submit --command tune take
+    the flag (they refused it: unrecognized arguments), the tune's trial then runs, and the environment is as
+    before."""
+    job, out = tmp_path / "tune.toml", tmp_path / "study"
+    job.write_text(TUNE)
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "1")  # 1 MiB: below any job's estimate
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    tune = ["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]
+    submit = ["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "1",
+              "--check"]
+    for argv in (tune, submit):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "exceeds the 1 MiB" in err and "pass --no-memory-check" in err, err
+    assert not out.exists()
+    assert main([*submit, "--no-memory-check"]) == 0
+    queued = _queued(capsys.readouterr().out)
+    assert queued[0] == "tune" and build_parser().parse_args(queued).no_memory_check is True
+    assert main([*tune, "--no-memory-check"]) == 0
+    assert "1 complete" in capsys.readouterr().out
+    assert ENV_IGNORE not in os.environ
+
+
+@pytest.mark.parametrize("value", ["0", "yes"])
+def test_no_memory_check_keeps_the_environment_checks(tmp_path, monkeypatch, capsys, value):
+    """tune --no-memory-check leaves HPCFLOW_IGNORE_MEMORY_CHECK as it was, and one that is not 0 or 1 is still
+    refused, naming it."""
+    job = tmp_path / "tune.toml"
+    job.write_text(TUNE)
+    monkeypatch.setenv(ENV_IGNORE, value)
+    rc = main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "study"), "--quiet", "--no-memory-check"])
+    err = capsys.readouterr().err
+    assert (rc, os.environ[ENV_IGNORE]) == ((2 if value == "yes" else 0), value), err
+    if value == "yes":
+        assert f"{ENV_IGNORE}='yes' must be 1" in err and err.count("\n") == 1
