@@ -140,6 +140,24 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
 
 
+def test_submit_wait_returns_2_when_every_rank_refuses_the_job_as_it_starts(slurm):
+    """A two-rank job refused as it starts (its allocation, SBATCH_MEM_PER_NODE, below two ranks' estimate; submit
+    checked this host's memory): `--wait` exits 2, the refusal's status. Rank 1 left by SystemExit(2) (the refusal
+    decided together) and wrote no result, so the job 'ended without a result (state FAILED)', exit 1."""
+    from hpcflow.jobs import registry
+    from hpcflow.resources import estimate
+
+    _, cfg = registry.load(str(slurm / "job.toml"), memory_check=False)
+    node = int(1.5 * estimate(cfg, ranks=2).bytes / 2**20)  # MiB: 0.75 of the estimate per rank
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/m", "--executor", "slurm",
+                        "--ntasks-per-node", "2", "--time", "5", "--wait"], cwd=slurm, capture_output=True, text=True,
+                       timeout=150, env=dict(os.environ, SBATCH_MEM_PER_NODE=f"{node}M"))
+    assert r.returncode == 2 and "finished with exit status 2" in r.stdout, r.stdout + r.stderr
+    assert "without a result" not in r.stdout + r.stderr
+    err = next((slurm / "runs" / "m_logs").glob("*_0_log.err")).read_text()
+    assert "SLURM_MEM_PER_NODE / 2 ranks per node" in err, err
+
+
 def _no_sacct_noise(said: str) -> None:
     """Where sacct fails (no accounting, as on the local cluster), `--wait` said so once at most: submitit printed
     sacct's error and 'Bypassing sacct error' (twice: stdout and stderr) at every poll."""

@@ -224,6 +224,39 @@ def test_a_job_slurm_requeued_itself_resumes_its_checkpoint(tmp_path, monkeypatc
     assert ran == [argv, argv, argv + ["--resume"], ["sample", "--n", "5", "--out", "p.h5"]]
 
 
+def test_a_task_that_exits_by_systemexit_returns_its_status(monkeypatch):
+    """Ranks above 0 of a refusal decided together leave by SystemExit(2) (and argparse by SystemExit on every rank):
+    the task returns that status as its result (a task without one made `--wait` say the job ended without a result,
+    exit 1, where rank 0 said 2). SystemExit's codes as Python maps them: None 0, an integer itself, a message 1."""
+    import hpcflow.cli
+    from hpcflow.submit.task import HpcflowTask
+
+    def exits(code):
+        def main(argv):
+            raise SystemExit(code)
+        return main
+
+    for code, status in ((2, 2), (None, 0), (0, 0), (3, 3), ("a message", 1)):
+        monkeypatch.setattr(hpcflow.cli, "main", exits(code))
+        assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == status, code
+    import signal
+
+    def requeue_exits(signum, frame):  # submitit's handler: requeue, then end the process
+        raise SystemExit(-1)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:  # preempted without a checkpoint handler: submitit's exit is not taken for the command's status
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, requeue_exits)
+        monkeypatch.setattr(hpcflow.cli, "main", lambda argv: os.kill(os.getpid(), signal.SIGUSR2) or 0)
+        with pytest.raises(SystemExit) as stop:
+            HpcflowTask()(["sample", "--n", "5", "--out", "p.h5"])
+        assert stop.value.code == -1
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def test_a_job_preempted_before_any_checkpoint_is_requeued_as_submitted_and_finishes(tmp_path):
     """USR2 (Slurm's pre-timeout signal) to the local worker of a noise scan (a kind without checkpoints): submitit
     requeues it, the requeued command runs as submitted (with --resume it was refused, exit 2) and finishes."""

@@ -80,6 +80,13 @@ def leave_mpi() -> None:
         MPI.Finalize()
 
 
+def exit_status(code) -> int:
+    """The process status that SystemExit(code) gives: None 0, an integer itself, anything else 1 (as Python)."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
 def preemption_signal() -> int:
     return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
 
@@ -94,7 +101,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             argv = resume_argv(argv) or argv
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
-        preempted = []
+        preempted, handed = [], []
 
         def forward(signum, frame):
             preempted.append(signum)
@@ -105,10 +112,17 @@ class HpcflowTask(submitit.helpers.Checkpointable):
                 print(f"hpcflow submit: preempted; 'hpcflow {' '.join(argv)}' has no checkpoint to stop at and runs "
                       "on several ranks, so it is not requeued: submit it again", file=sys.stderr, flush=True)
             elif callable(requeue):
-                requeue(signum, frame)
+                handed.append(signum)
+                requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
 
         signal.signal(sig, forward)
-        status = main(list(argv))
+        try:
+            status = main(list(argv))
+        except SystemExit as exc:
+            if handed:  # submitit's requeue ends the process so: its exit, not the command's
+                raise
+            # ranks above 0 of a refusal decided together (refuse_together) and argparse end so: the task's result
+            status = exit_status(exc.code)
         # requeued after submitit's signal only: the run stops with 4 on SIGTERM too (scancel), and is not requeued
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
