@@ -814,13 +814,19 @@ def test_an_out_that_cannot_be_a_directory_is_refused_before_anything_is_queued(
                                         ("file/sub", "cannot create --logs {tmp}/file/sub: {tmp}/file is not a dir"),
                                         ("", "--logs is empty"),
                                         (None, "--logs {tmp}/out_logs exists and is not a directory; choose another "
-                                               "--logs (not given: --logs defaults to --out followed by _logs)")],
-                         ids=["proc", "file", "below-a-file", "empty", "default-a-file"])
+                                               "--logs (not given: --logs defaults to --out followed by _logs)"),
+                                        ("out", "--logs {tmp}/out is --out {tmp}/out: the job's logs, written as it "
+                                                "starts, would make --out not empty; choose a --logs folder outside"),
+                                        ("out/logs", "--logs {tmp}/out/logs lies inside --out {tmp}/out: the job's "),
+                                        ("bin/../out", "--logs {tmp}/bin/../out is --out {tmp}/out")],
+                         ids=["proc", "file", "below-a-file", "empty", "default-a-file", "out", "inside-out",
+                              "out-by-another-name"])
 def test_a_logs_folder_that_cannot_be_one_is_refused_before_anything_is_queued(tmp_path, job, monkeypatch, capsys,
                                                                               executor, logs, said):
     """--logs (or, not given, DIR_logs beside --out) under /proc, a file, below a file or empty: refused as --out is,
     one line naming --logs, exit 2, by --check too, nothing written or queued. submitit made the folder after the
-    checks: its traceback (exit 1), and --check called the submission valid."""
+    checks: its traceback (exit 1), and --check called the submission valid. --logs that is --out or inside it is
+    refused too: the logs made --out not empty and the command refused it as the job started."""
     called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
     (tmp_path / "file").write_text("")
     if logs is None:
@@ -835,6 +841,19 @@ def test_a_logs_folder_that_cannot_be_one_is_refused_before_anything_is_queued(t
     assert not called.exists()
     assert _only(tmp_path) == ["bin", "file", "job.toml", *(["out_logs"] if logs is None else [])]
     assert (tmp_path / "file").read_text() == ""
+
+
+def test_logs_inside_an_existing_out_through_a_link_is_refused(tmp_path, job, capsys):
+    """--logs inside an existing --out by way of a symbolic link: refused, with --force too, nothing written there."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "link").symlink_to(out)
+    for extra in ([], ["--force"]):
+        assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--logs", str(tmp_path / "link" / "l"),
+                     "--check", *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"--logs {tmp_path}/link/l lies inside --out {out}" in err and err.count("\n") == 1, err
+    assert not any(out.iterdir())
 
 
 @pytest.mark.parametrize("command", ["run", "nn"])

@@ -118,12 +118,20 @@ def _check_options(args) -> None:
 
 def _logs_folder(args) -> str:
     """--logs, or DIR_logs beside --out when not given: refused as --out is (`writable_dir`) before anything is
-    written or queued (submitit makes the folder, and a file or /proc there ended in its traceback)."""
+    written or queued (submitit makes the folder, and a file or /proc there ended in its traceback), and where it is
+    --out or inside it (the logs written as the job starts made --out not empty: the command refused it)."""
     from hpcflow.errors import OutputPathError
     from hpcflow.jobs.output import writable_dir
 
     if args.logs is not None:
-        return os.path.abspath(writable_dir(args.logs, flag="--logs"))
+        logs = os.path.abspath(writable_dir(args.logs, flag="--logs"))
+        out = os.path.realpath(args.out)
+        if os.path.commonpath([out, os.path.realpath(logs)]) == out:
+            where = "is --out" if os.path.realpath(logs) == out else "lies inside --out"
+            raise OutputPathError(f"--logs {args.logs} {where} {args.out}: the job's logs, written as it starts, "
+                                  "would make --out not empty; choose a --logs folder outside --out (by default "
+                                  "OUT_logs beside it)")
+        return logs
     logs = os.path.abspath(args.out).rstrip("/") + "_logs"
     try:
         return writable_dir(logs, flag="--logs")
