@@ -6,7 +6,7 @@ arrays each job holds at its peak (point sets, kernel cache, flow state, network
 state, activations) plus the interpreter and libraries; its coefficients were checked against measured peak
 RSS (benchmarks/bench_memory_estimate.py, BENCHMARKS.md). The limit is the smallest of the cgroup (v2/v1)
 memory limit, the Slurm allocation (SLURM_MEM_PER_NODE / SLURM_MEM_PER_CPU) and physical memory, shared by
-the ranks on one node. Override: `force=True`, HPCFLOW_IGNORE_MEMORY_CHECK=1 or the commands'
+the ranks on one node (SLURM_MEM_PER_CPU x CPUs per task: by the ranks of one task). Override: `force=True`, HPCFLOW_IGNORE_MEMORY_CHECK=1 or the commands'
 --no-memory-check.
 """
 
@@ -163,6 +163,16 @@ def slurm_cpus_per_task(environ=None) -> int | None:
     return int(text)
 
 
+def ranks_per_task(local: int, environ=None) -> int:
+    """Ranks sharing one Slurm task (its SLURM_MEM_PER_CPU x CPUs per task): the `local` ranks of this node over
+    Slurm's tasks on it (SLURM_NTASKS_PER_NODE, this node's SLURM_TASKS_PER_NODE; 1 where neither says), rounded up.
+    1 under srun (a rank a task); `local` where a launcher (mpiexec) started them inside one task (sbatch -c 8 with
+    mpiexec -n 4: 4)."""
+    env = os.environ if environ is None else environ
+    tasks = _leading_int(env.get("SLURM_NTASKS_PER_NODE", "")) or _tasks_on_this_node(env) or 1
+    return max(1, -(-local // tasks))
+
+
 def _tasks_on_this_node(env) -> int | None:
     """This node's entry of SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on nodes 0-2, 1 on node 3), by SLURM_NODEID."""
     text, node = env.get("SLURM_TASKS_PER_NODE", "").strip(), _leading_int(env.get("SLURM_NODEID", "") or "0")
@@ -189,8 +199,9 @@ def local_ranks(ranks: int, environ=None) -> int:
 def memory_limit(*, ranks: int = 1, per_node: int | None = None, environ=None,
                  root: str = "/") -> tuple[float, str]:
     """(bytes one rank may use, where that figure comes from): node-wide limits (cgroup, SLURM_MEM_PER_NODE,
-    physical memory) shared by the local ranks (`per_node` where given: a job yet to be launched, as submit checks
-    it); per-task limits (SLURM_MEM_PER_CPU x CPUs per task, RLIMIT_AS) as they are."""
+    physical memory) shared by the local ranks (`per_node` where given: a job yet to be launched by srun, as submit
+    checks it); SLURM_MEM_PER_CPU x CPUs per task shared by the ranks of one task (`ranks_per_task`); RLIMIT_AS (a
+    process's own) as it is."""
     env = os.environ if environ is None else environ
     local = local_ranks(ranks, env) if per_node is None else api_integer("per_node", per_node, "an integer >= 1", lo=1)
     found = []
@@ -201,13 +212,14 @@ def memory_limit(*, ranks: int = 1, per_node: int | None = None, environ=None,
     cg = cgroup_limit(root)
     if cg is not None:
         found.append((cg / local, "cgroup memory limit"))
-    per_node = slurm_mebibytes("SLURM_MEM_PER_NODE", env)
-    if per_node:
-        found.append((per_node * 2**20 / local, "SLURM_MEM_PER_NODE"))
+    node_mib = slurm_mebibytes("SLURM_MEM_PER_NODE", env)
+    if node_mib:
+        found.append((node_mib * 2**20 / local, "SLURM_MEM_PER_NODE"))
     per_cpu = slurm_mebibytes("SLURM_MEM_PER_CPU", env)
     if per_cpu:
-        cpus = slurm_cpus_per_task(env) or 1
-        found.append((per_cpu * 2**20 * cpus, "SLURM_MEM_PER_CPU"))
+        cpus, share = slurm_cpus_per_task(env) or 1, 1 if per_node is not None else ranks_per_task(local, env)
+        found.append((per_cpu * 2**20 * cpus / share,
+                      "SLURM_MEM_PER_CPU" + (f" x {cpus} CPUs / {share} ranks per task" if share > 1 else "")))
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY and soft > 0:
         found.append((soft, "RLIMIT_AS (ulimit -v)"))

@@ -27,3 +27,54 @@ def test_gaussian_flow_estimate_bounds_its_peak_rss(tmp_path, sets):
     _, cfg = registry.load(job, sets)
     est = estimate(cfg).bytes
     assert peak <= est <= 2 * peak, (peak, est)
+
+
+def _no_cgroup(tmp_path):
+    """A root whose process is in no memory-limited cgroup (memory_limit's `root`)."""
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "cgroup").write_text("0::/\n")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("env, ranks, share", [
+    ({"MPI_LOCALNRANKS": "2"}, 2, 2),  # mpiexec -n 2 in one task (no Slurm task count: one task)
+    ({"MPI_LOCALNRANKS": "4", "SLURM_TASKS_PER_NODE": "1"}, 4, 4),  # README: sbatch -c 8, mpiexec -n 4
+    ({"OMPI_COMM_WORLD_LOCAL_SIZE": "3", "SLURM_NTASKS_PER_NODE": "2"}, 3, 2),  # 3 ranks over 2 tasks: 2 in one
+    ({"SLURM_NTASKS_PER_NODE": "2"}, 2, 1),  # srun: a rank a task
+    ({"SLURM_TASKS_PER_NODE": "2(x2),1", "SLURM_NODEID": "2"}, 5, 1),
+    ({}, 1, 1),
+])
+def test_memory_per_cpu_is_shared_by_the_ranks_of_one_task(tmp_path, env, ranks, share):
+    """SLURM_MEM_PER_CPU x SLURM_CPUS_PER_TASK is what one Slurm task may use: ranks that a launcher started inside
+    one task share it (each was given all of it), ranks that srun started have one each."""
+    from hpcflow.resources import memory_limit
+
+    env = {"SLURM_MEM_PER_CPU": "300", "SLURM_CPUS_PER_TASK": "2", **env}
+    limit, where = memory_limit(ranks=ranks, environ=env, root=_no_cgroup(tmp_path))
+    assert limit == 300 * 2 * 2**20 / share and where.startswith("SLURM_MEM_PER_CPU")
+    assert (f"/ {share} ranks per task" in where) == (share > 1), where
+    assert memory_limit(ranks=ranks, per_node=ranks, environ=env, root=_no_cgroup(tmp_path / "n"))[0] == 600 * 2**20
+
+
+def test_two_ranks_in_one_task_are_refused_what_one_fits(tmp_path):
+    """`mpiexec -n 2 hpcflow run --check` with one task's SLURM_MEM_PER_CPU x CPUs above one rank's estimate but below
+    two ranks': refused (exit 2, naming the ranks per task), where each rank was given the whole task's memory."""
+
+    job = os.path.join(JOBS, "quickstart.toml")
+    sets = ["geometry.n_train=200", "geometry.n_test=200", "clustering.batch_size=100", "flow.steps=2"]
+    _, cfg = registry.load(job, sets)
+    two = estimate(cfg, ranks=2).bytes
+    per_cpu = int(0.75 * two / 2**20)  # MiB: x 2 CPUs holds two ranks' 1.5 of an estimate, not two estimates
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    args = [a for s in sets for a in ("--set", s)]
+    env = dict(os.environ, SLURM_MEM_PER_CPU=str(per_cpu), SLURM_CPUS_PER_TASK="2", HPCFLOW_THREADS="1")
+    for name in ("SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_MEM_PER_NODE", "HPCFLOW_IGNORE_MEMORY_CHECK"):
+        env.pop(name, None)
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "hpcflow", "run", job, "--out",
+                        str(tmp_path / "run"), "--check", *args], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "SLURM_MEM_PER_CPU x 2 CPUs / 2 ranks per task" in r.stderr and "exceeds the" in r.stderr, r.stderr
+    one = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", str(tmp_path / "run"), "--check",
+                          *args], capture_output=True, text=True, timeout=120, env=env)
+    assert one.returncode == 0 and "(SLURM_MEM_PER_CPU)" in one.stdout, one.stdout + one.stderr
+    assert not (tmp_path / "run").exists()
