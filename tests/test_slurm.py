@@ -94,6 +94,31 @@ def _completed(job: str, args, timeout: float) -> str:
     return job
 
 
+def _documented_run_lines() -> list:
+    """The `sbatch ... slurm/hpcflow_run.sbatch JOB DIR` lines the README's command list and the template's header give
+    for a Slurm node of their own (README: JOB.toml DIR; the header's workstation example), as argument lists."""
+    import shlex
+
+    readme = re.findall(r"^ +(sbatch [^#\n]*slurm/hpcflow_run\.sbatch JOB\.toml DIR) ", (ROOT / "README.md").read_text(),
+                        re.M)
+    header = re.findall(r"^#\s+(sbatch -c .*slurm/hpcflow_run\.sbatch .*)$", (ROOT / "slurm" / "hpcflow_run.sbatch")
+                        .read_text(), re.M)
+    return [shlex.split(line) for line in readme[:1] + header]
+
+
+def test_the_documented_run_template_lines_fit_a_workstation_node(slurm):
+    """The README's first `sbatch slurm/hpcflow_run.sbatch JOB.toml DIR` (the command list) and the template's own
+    workstation example ask what this one-node cluster (slurm/local-cluster.sh: a workstation's CPUs) holds:
+    `sbatch --test-only` accepts them. The README's line ran the template's -c 8 --mem=16G unedited, which on a 2-CPU
+    node pends for ever (PartitionConfig)."""
+    lines = _documented_run_lines()
+    assert lines and lines[0][-2:] == ["JOB.toml", "DIR"], lines  # the README's line first
+    for argv in lines:
+        args = [str(ROOT / a) if a == "slurm/hpcflow_run.sbatch" else a for a in argv[1:]]
+        r = subprocess.run(["sbatch", "--test-only", *args], cwd=slurm, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "to start at" in r.stderr, (argv, r.stdout + r.stderr)
+
+
 def test_run_template_on_slurm(slurm):
     job = _sbatch(slurm, "--cpus-per-task=1", "--output=run.out", ROOT / "slurm" / "hpcflow_run.sbatch",
                   "job.toml", "runs/a", "--set", "flow.steps=2")
