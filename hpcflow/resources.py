@@ -403,39 +403,133 @@ def mlp_parameters(n_in: int, width: int, depth: int, n_out: int = 9) -> int:
     return (n_in + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_out
 
 
+#: the network's training step (hpcflow.nn.fast_step; not imported: it imports torch): CPU float64 batches below
+#: these rows, of networks up to COMPILED_MAX_LAYERS layers, run the compiled loops (hpcflow.nn.jit_mlp), whose
+#: activation buffers stay between steps (tests/test_memory_estimate.py checks the values against fast_step's)
+COMPILED_ROWS = {"relu": 1536, "gelu": 256}
+COMPILED_MAX_LAYERS = 8
+#: rows of one forward pass when a network is evaluated (hpcflow.nn.train.predict's chunk)
+PREDICT_ROWS = 65536
+#: blocks above hpcflow.allocator's mmap threshold (a job's network keeps freed heap memory: `retain_freed_memory`)
+#: go back to the system when freed; smaller ones stay on the heap, where an evaluation's layer outputs, the BLAS
+#: products' buffers and the training steps' smaller arrays between two evaluations took up to 9 chunks of rows x
+#: width (a width sweep's network of width 1024 on 5000 rows; 6 for one evaluation alone, 3 above the threshold)
+MMAP_THRESHOLD = 64 * 2**20
+EVAL_HEAP_BLOCKS = 8.0
+#: copies of every epoch's NTK a network job holds at once: the tracker's list, its stack in the last checkpoint or
+#: in the results (`NTKTracker.results`), and the results' blocks made contiguous for the HDF5 file (measured: 3.5
+#: at 300 points and 10 epochs)
+NTK_COPIES = 4
+
+
+def _activation_bytes(width: int, depth: int, rows: int, eval_rows: int, itemsize: int, activation: str) -> float:
+    """Peak bytes of one network's activations. A training step of `rows` rows: the compiled loops' buffers h, z and
+    δ of every hidden layer (kept between steps, so they stay during the evaluation), or else the step's h per
+    layer (and z for GELU) with two δ-sized temporaries; the evaluation of `eval_rows` rows in chunks: input, z and
+    output of one layer at a time, or EVAL_HEAP_BLOCKS chunks where they come from the heap (`MMAP_THRESHOLD`)."""
+    layer = float(rows) * width * itemsize
+    chunk = min(eval_rows, PREDICT_ROWS) * width * itemsize
+    evaluation = (3.0 if chunk > MMAP_THRESHOLD else EVAL_HEAP_BLOCKS) * chunk
+    compiled = (itemsize == 8 and depth + 1 <= COMPILED_MAX_LAYERS and rows < COMPILED_ROWS[activation]
+                and importlib.util.find_spec("numba") is not None)
+    if compiled:
+        return 3.0 * depth * layer + evaluation
+    return max(((2 if activation == "gelu" else 1) * depth + 2) * layer, evaluation)
+
+
+def _optimizer_state(optimizer: str, epochs: int) -> int:
+    """Copies of the parameters in a model's training state: the parameters and Adam's two moments (formed at the
+    first step)."""
+    return 3 if optimizer == "adam" and epochs > 0 else 1
+
+
+def _network_copies(state: int, periodic: bool) -> int:
+    """Copies of the parameters a job's network training holds (hpcflow.nn.train.Trainer): its training state, the
+    gradient buffer and the epoch-0 copy; the last finite epoch's state (kept for a divergence) and the state being
+    written to the checkpoint, and one more between periodic checkpoints; one of slack (measured: 11-12 copies with
+    Adam, 6 with SGD, 15 with a checkpoint every epoch)."""
+    return state + 2 + 2 * state + (state if periodic else 0) + 1
+
+
+def _ntk_bytes(points: int, epochs: int, n_in: int, width: int, depth: int, params: int, itemsize: int,
+               method: str) -> float:
+    """An NTK tracker on `points` points over `epochs` epochs (hpcflow.nn.ntk): one evaluation (layer-wise: the
+    factors h_l, z_l, δ_l of every layer with a δ-sized temporary; jacobian: the per-point Jacobian (N, 9, P), three
+    times with torch.func's and the products' copies; both: three (9, 9, N, N) products) and every epoch's Θ in
+    float64 four times (`NTK_COPIES`)."""
+    if method == "jacobian":
+        factors = 3.0 * points * 9 * params * itemsize
+    else:
+        factors = float(points) * ((11 * depth + 10) * width + n_in + 81) * itemsize
+    return factors + 3.0 * 81 * points**2 * itemsize + _ntk_held(points, epochs)
+
+
+def _ntk_held(points: int, epochs: int) -> float:
+    """Every epoch's Θ (9, 9, N, N) in float64, NTK_COPIES times."""
+    return NTK_COPIES * 81.0 * points**2 * 8 * (epochs + 1)
+
+
+def _training_bytes(params: int, width: int, depth: int, batch: int, eval_rows: int, itemsize: int,
+                    activation: str, state: int) -> float:
+    """A network trained without checkpoints (width sweep, the kernel flow's network): its training state
+    (`_optimizer_state`), the gradient buffer and its activations."""
+    return (state + 1.0) * params * itemsize + _activation_bytes(width, depth, batch, eval_rows, itemsize, activation)
+
+
+def _kernel_flow_bytes(kf: dict, mo: dict, n_in: int, params: int, itemsize: int, training: float) -> float:
+    """The kernel flow with the epoch-0 NTK (hpcflow.nn.kernel), then the network trained on its points
+    (`training`), one after the other: the kernel's frozen copy of the network (and of its parameters), the
+    layer-wise factors of the points that its two operators cache (within the flow's cache budget each: the train
+    operator its targets and sources, the test operator its targets and the shared train sources) and those of one
+    tile of targets and one of sources, and the flow's state."""
+    w, d = mo["width"], mo["depth"]
+    per_point = (n_in + d * w + 9 * (d * w + 9)) * itemsize  # ntk_factors' h_l and δ_l
+    n_tr, n_te = kf["n_train"], kf["n_test"]
+    cached = min(FLOW_CACHE_BYTES, 2 * n_tr * per_point) + min(FLOW_CACHE_BYTES, (n_tr + n_te) * per_point)
+    flow = (2.0 * params * itemsize + cached + 3.0 * min(kf["tile"], max(n_tr, n_te)) * per_point
+            + FLOW_STATE_ARRAYS * 8.0 * 9 * (n_tr + n_te) + (n_tr + n_te) * point_bytes(3))
+    return max(flow, training)
+
+
 def estimate_nn(cfg: dict, *, ranks: int = 1) -> Estimate:
-    """Kind "nn": points and tensors, parameters with gradient and Adam state, activations, NTK, width sweep."""
-    geo, mo, tr = cfg["geometry"], cfg["model"], cfg["training"]
+    """Kind "nn": points and tensors, then the largest of three phases (measured against peak RSS: 1.1-1.8). Training:
+    the network's copies (`_network_copies`), activations (`_activation_bytes`) and NTK tracker (`_ntk_bytes`). After
+    it, beside the trained network, its epoch-0 copy and the NTKs kept: the width sweep's largest network, or the
+    kernel flow (`_kernel_flow_bytes`)."""
+    geo, mo, tr, nk, ws, kf = (cfg[k] for k in ("geometry", "model", "training", "ntk", "width_sweep",
+                                                 "kernel_flow"))
     n = geo["n_train"] + geo["n_val"]
-    itemsize = 8 if mo["dtype"] == "float64" else 4
+    s = 8 if mo["dtype"] == "float64" else 4
     n_in = 10 + (5 if mo["features"] == "reim_abs2" else 0)
+    w, d, act = mo["width"], mo["depth"], mo["activation"]
     parts = {"base": TORCH_BASE_BYTES}
     if mo["dtype"] == "float64" and importlib.util.find_spec("numba") is not None:
         parts["compiled loss"] = JIT_BYTES  # hpcflow.nn.jit_loss: the same Numba and LLVM as the Gaussian tile
     _add(parts, sample_bytes(n, 3, threads=_threads(), one_chart=bool(geo["chart"])), "sample ")
-    parts["tensors"] = 3.0 * n * (n_in + 9 + 2) * itemsize  # data, one shuffled copy per epoch, batch views
-
-    def network(width: int, batch: int) -> float:
-        p = mlp_parameters(n_in, width, mo["depth"])
-        return 5.0 * p * itemsize + 8.0 * batch * width * mo["depth"] * itemsize * 9  # params+grad+Adam; activations
-
+    parts["tensors"] = 3.0 * n * (10 + 9 + 2) * s  # x, g_FS, |Ω|², weights; one shuffled copy per epoch, batch views
+    p = mlp_parameters(n_in, w, d)
+    state = _optimizer_state(tr["optimizer"], tr["epochs"])
+    periodic = bool(cfg["checkpoint"]["every"] or cfg["checkpoint"]["seconds"])
     batch = min(tr["batch_size"], geo["n_train"])
-    parts["network"] = 2 * network(mo["width"], batch)  # the model and its epoch-0 copy
-    nk = cfg["ntk"]
-    if nk["enabled"]:
-        pts = nk["n_train_points"] + nk["n_test_points"]
-        p = mlp_parameters(n_in, mo["width"], mo["depth"])
-        jac = pts * 9 * p * itemsize
-        use_jac = nk["method"] == "jacobian"  # "auto" is layer-wise for the job's MetricMLP
-        parts["NTK"] = 3.0 * jac if use_jac else 4.0 * pts * 9 * mo["width"] * mo["depth"] * itemsize
-        parts["NTK"] += 8.0 * 81 * pts * pts * (tr["epochs"] + 1) / 2
-    ws = cfg["width_sweep"]
-    if ws["widths"]:
-        parts["width sweep network"] = network(max(ws["widths"]), min(batch, ws["n_train"]))
-    kf = cfg["kernel_flow"]
+    parts["network"] = float(_network_copies(state, periodic)) * p * s
+    parts["activations"] = _activation_bytes(w, d, batch, max(geo["n_train"], geo["n_val"]), s, act)
+    points = nk["n_train_points"] + nk["n_test_points"] if nk["enabled"] else 0
+    held = _ntk_held(points, tr["epochs"])  # the NTKs kept once training ends
+    if points:
+        parts["NTK"] = _ntk_bytes(points, tr["epochs"], n_in, w, d, p, s, nk["method"])
+    training = parts["network"] + parts["activations"] + parts.get("NTK", 0.0)
+    after = 2.0 * p * s + held  # the trained network and its epoch-0 copy, the NTKs
+    sweep = max((_training_bytes(mlp_parameters(n_in, v, d), v, d, min(batch, ws["n_train"]),
+                                 max(ws["n_train"], geo["n_val"]), s, act, _optimizer_state(ws["optimizer"], 1))
+                 + _ntk_bytes(points or 20, ws["epochs"], n_in, v, d, mlp_parameters(n_in, v, d), s, "layerwise")
+                 for v in ws["widths"]), default=0.0)
+    if sweep:
+        parts["width sweep network"] = max(0.0, after + sweep - training)
     if kf["enabled"]:
-        nf = kf["n_train"] + kf["n_test"]
-        parts["NTK kernel flow"] = 6.0 * nf * 9 * mo["width"] * mo["depth"] * itemsize + 8.0 * 81 * nf
+        kf_training = _training_bytes(p, w, d, min(batch, kf["n_train"]), max(kf["n_train"], kf["n_test"]), s, act,
+                                      state)
+        flow = after + _kernel_flow_bytes(kf, mo, n_in, p, s, kf_training)
+        parts["NTK kernel flow"] = max(0.0, flow - max(training, after + sweep))
     return Estimate(sum(parts.values()), parts)
 
 

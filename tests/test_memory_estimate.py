@@ -29,6 +29,49 @@ def test_gaussian_flow_estimate_bounds_its_peak_rss(tmp_path, sets):
     assert peak <= est <= 2 * peak, (peak, est)
 
 
+NN_CASES = {
+    # the network's parameters and activations dominate: estimated 5x the peak before
+    "width 1024, batch 1000": ["geometry.n_train=2000", "geometry.n_val=500", "model.width=1024",
+                               "training.batch_size=1000", "width_sweep.widths=[]", "kernel_flow.enabled=false",
+                               "ntk.enabled=false"],
+    # NTK every epoch, a width sweep to 1024 on 2000 rows and the kernel flow after training
+    "NTK, width sweep, kernel flow": ["geometry.n_train=2000", "geometry.n_val=500", "width_sweep.widths=[16, 1024]",
+                                      "width_sweep.n_train=2000", "width_sweep.epochs=1", "kernel_flow.steps=2",
+                                      "ntk.n_train_points=40", "ntk.n_test_points=40"],
+}
+
+
+@pytest.mark.parametrize("case", NN_CASES)
+def test_network_estimate_bounds_its_peak_rss(tmp_path, case):
+    """A network job's peak RSS (VmHWM of the process that ran it) lies below the estimate and within 2x of it."""
+    job = os.path.join(JOBS, "nn_smoke.toml")
+    sets = NN_CASES[case] + ["training.epochs=1"]
+    argv = ["nn", job, "--out", str(tmp_path / "run"), "--quiet", *[a for s in sets for a in ("--set", s)]]
+    code = ("import sys; from hpcflow.cli import main; from hpcflow.resources import peak_rss; "
+            f"rc = main({argv!r}); print(peak_rss()); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HPCFLOW_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    peak = int(r.stdout.split()[-1])
+    _, cfg = registry.load(job, sets)
+    est = estimate(cfg).bytes
+    assert peak <= est <= 2 * peak, (peak, est)
+
+
+def test_the_network_estimate_reads_the_settings_the_code_runs_with():
+    """The estimate's copies of hpcflow.nn's and hpcflow.flow's settings (resources imports no torch) are theirs."""
+    import inspect
+
+    from hpcflow import allocator, flow, resources
+    from hpcflow.nn import fast_step, train
+
+    assert resources.COMPILED_ROWS == fast_step.COMPILED_ROWS
+    assert resources.COMPILED_MAX_LAYERS == fast_step.COMPILED_MAX_LAYERS
+    assert resources.PREDICT_ROWS == inspect.signature(train.predict).parameters["chunk"].default
+    assert resources.MMAP_THRESHOLD == allocator.MMAP_THRESHOLD
+    assert resources.FLOW_CACHE_BYTES == flow.DEFAULT_CACHE_BYTES
+
+
 def _no_cgroup(tmp_path):
     """A root whose process is in no memory-limited cgroup (memory_limit's `root`)."""
     (tmp_path / "proc" / "self").mkdir(parents=True)
