@@ -59,6 +59,12 @@ CASES = [
     ("nn 3x64 N=1e5, 1 epoch", "jobs/nn_baseline.toml", ["training.epochs=1", "training.batch_size=1000"]),
     ("nn width sweep to 1024, 1 epoch each", "jobs/nn_width_sweep.toml",
      ["training.epochs=1", "width_sweep.widths=[64, 1024]", "width_sweep.epochs=1", "kernel_flow.steps=2"]),
+    ("nn 3x2048 N=2e4, batch 4000, 1 epoch", "jobs/nn_baseline.toml",
+     ["geometry.n_train=20000", "geometry.n_val=4000", "model.width=2048", "training.epochs=1",
+      "training.batch_size=4000"]),
+    ("nn 3x256 GELU float32 N=2e4, batch 4096, 1 epoch", "jobs/nn_baseline.toml",
+     ["geometry.n_train=20000", "geometry.n_val=4000", "model.width=256", "model.activation=\"gelu\"",
+      "model.dtype=\"float32\"", "training.epochs=1", "training.batch_size=4096"]),
 ]
 QUICK = {0, 4, 8, 11}
 
