@@ -16,7 +16,7 @@ from hpcflow.errors import ConfigError, RunStop
 
 
 def run(args) -> int:
-    from hpcflow.jobs import outlock, output, registry
+    from hpcflow.jobs import outlock
     from hpcflow.nn._torch import require_torch
     from hpcflow.parallel.comm import check_launch, refuse_together, resolve
 
@@ -45,11 +45,6 @@ def run(args) -> int:
                 print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
                       f"{cfg['training']['epochs']}): nothing to do; raise [training].epochs to extend it")
             return 0
-        if resume is not None:
-            output.remove_debris(outdir, comm=comm)
-        else:  # rank 0 clears an earlier run's files with --force; a failure there is refused by all
-            outdir = refuse_together(lambda: output.prepare_outdir(args.out, force=args.force,
-                                                                   outputs=registry.OUTPUTS["nn"], comm=comm), comm)
         created = lock is not None and lock.created
         return _run(args, comm, module, cfg, outdir, resume, created, overrides)
 
@@ -100,17 +95,22 @@ def prepare_out(args, module, cfg):
 
 
 def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
+    """The run in --out (locked): rank 0 sets an earlier run's files aside with --force, put back if the run is
+    refused and removed once it has written its own (`hpcflow.jobs.replaced`); a failure there is refused by all."""
+    from hpcflow.jobs.registry import OUTPUTS
+    from hpcflow.jobs.replaced import replacing
     from hpcflow.parallel.comm import abort_on_error
     from hpcflow.stop_signals import interrupts_end_the_job
 
     from hpcflow.commands.run import saved_job
 
-    comm.Barrier()  # every rank has checked --out before rank 0 writes into it
     job_text = saved_job(cfg, args.job, overrides)
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume)}
     stop = None
-    with abort_on_error(comm), interrupts_end_the_job("hpcflow nn"):
+    with abort_on_error(comm), interrupts_end_the_job("hpcflow nn"), \
+            replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):
+        comm.Barrier()  # every rank has checked --out before rank 0 writes into it
         try:
             summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
         except RunStop as exc:  # collective (every rank raises it): not an error to abort on

@@ -43,18 +43,24 @@ def _run(args, comm) -> int:
 
 
 def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> int:
-    """The run itself, in --out (which this process has locked); summary.json last."""
-    from hpcflow.errors import RunStop
-    from hpcflow.jobs import output
+    """The run itself, in --out (which this process has locked); an earlier run's files that --force replaces stay
+    set aside until it ends (`hpcflow.jobs.replaced`)."""
+    from hpcflow.jobs.replaced import replacing
 
     if done is not None:  # its summary stays as the run wrote it (wall_seconds included)
         if comm.Get_rank() == 0:
             print(f"hpcflow run: {args.out} already finished at step {done} ([flow].steps = "
                   f"{cfg['flow']['steps']}): nothing to do; raise [flow].steps to extend it")
         return 0
-    if resume:
-        output.remove_debris(args.out)
-    outdir = args.out if resume else output.prepare_outdir(args.out, force=args.force, outputs=outputs)
+    with replacing(args.out, force=args.force, outputs=outputs, resume=bool(resume), comm=comm) as outdir:
+        return _write_run(args, comm, module, cfg, outdir, overrides, resume)
+
+
+def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
+    """Run the job into `outdir`; summary.json last."""
+    from hpcflow.errors import RunStop
+    from hpcflow.jobs import output
+
     t0 = time.perf_counter()
     stop = None
     try:
@@ -188,7 +194,8 @@ def add_job_arguments(p, job_help: str) -> None:
     p.add_argument("job", help=job_help)
     p.add_argument("--out", required=True, help="output directory (refused if it holds files, unless --force)")
     p.add_argument("--force", action="store_true",
-                   help="run in a --out that holds files: an earlier run's files are removed first, others left alone")
+                   help="run in a --out that holds files: an earlier run's files are set aside, removed once this "
+                        "run has written its own (put back if it is refused), others left alone")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3; "
                         "none unsets an optional key (--set clustering.method=none)")

@@ -162,7 +162,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     lock file: `is_result`; an earlier run's files and files no run writes are told apart) without force, and one
     where an output file (summary.json, job.toml, `outputs`) is a directory. An empty directory (e.g. left by a
     killed run) is accepted; one with a checkpoint but no readable summary.json (`interrupted`) is refused with a
-    pointer to --resume.
+    pointer to --resume, one with files a killed --force run set aside (`refuse_set_aside`) naming them.
     """
     path = writable_dir(path)
     if os.path.isdir(path):
@@ -171,6 +171,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
                                   "not write among its trials, with --force neither: choose another --out")
         results = [e for e in os.listdir(path) if is_result(e)]
         refuse_interrupted(path, "checkpoint.h5", force=force)
+        refuse_set_aside(path, force=force)
         if results and not force:
             raise OutputPathError(_not_empty(path, results))
         for name in (*RUN_FILES, *outputs):
@@ -187,6 +188,19 @@ def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: st
     if not force and interrupted(path, checkpoint):
         raise OutputPathError(f"--out {path} holds an interrupted run ({checkpoint} that no finished summary.json "
                               f"describes); continue it with {resume}, or pass --force to start over")
+
+
+def refuse_set_aside(path, *, force: bool = False) -> None:
+    """Without force, OutputPathError when directory `path` holds an earlier run's files that a --force run set
+    aside and was killed before it removed them or put them back (`hpcflow.jobs.replaced`)."""
+    from hpcflow.jobs.replaced import leftovers
+
+    left = leftovers(path)
+    if left and not force:
+        aside = os.path.join(path, left[0])
+        raise OutputPathError(f"--out {path}: {aside} holds an earlier run's files, set aside by a --force run that "
+                              f"was killed before it removed them or put them back; move them back into {path} to "
+                              "keep them, or pass --force to replace them")
 
 
 def _not_empty(path: str, results: list) -> str:
@@ -208,25 +222,26 @@ def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
     refuse alike. Rule: a directory that is empty (or holds only such debris) is reused silently, which is
     how a rerun continues after a run was killed before writing anything. With force, the files an earlier run
     of any kind wrote there are removed first (summary.json first), so no reader mixes its results with this
-    run's and no --resume continues it; other files are left alone.
+    run's and no --resume continues it; other files are left alone. The commands use
+    `hpcflow.jobs.replaced.replacing` instead, which keeps them until the new run has written its own.
     """
+    from hpcflow.jobs.replaced import discard, set_aside
+
     path = check_outdir(path, force=force, outputs=outputs)
     if rank(comm) == 0:
-        try:
-            os.makedirs(path, exist_ok=True)  # missing parents are created too
-        except OSError as exc:
-            raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
+        make_outdir(path)
         if force:
-            for name in all_run_files():
-                target = os.path.join(path, name)
-                if os.path.isfile(target) or os.path.islink(target):
-                    try:
-                        os.unlink(target)
-                    except OSError as exc:
-                        raise OutputPathError(f"--force: cannot remove the earlier run's {target} "
-                                              f"({exc.strerror}); remove it or choose another --out") from None
+            discard(path, set_aside(path))
         remove_debris(path)
     return path
+
+
+def make_outdir(path: str) -> None:
+    """Create directory `path` and missing parents (OutputPathError naming it when that fails)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"cannot create --out {path} ({exc.strerror}); choose a writable path") from None
 
 
 def all_run_files() -> tuple:

@@ -1,0 +1,126 @@
+"""--force without loss: an earlier run's files wait in DIR/.hpcflow.replaced-XXXX until the new run has its own.
+
+A run that --force starts over moves the earlier run's files (`output.all_run_files`, summary.json first) into a new
+directory DIR/.hpcflow.replaced-XXXX on rank 0, one rename each, instead of deleting them: checks that need the data
+(Birch finding too few clusters, ...) come after that, and bad input must lose nothing. When the run ends by bad
+input (UserError, exit 2), or by any exception before it wrote a file of its own, they are put back (whatever the
+run wrote under a run file's name removed first), so DIR is as it was; once it ended otherwise they are removed.
+A run killed meanwhile (SIGKILL, node failure, an MPI Abort) leaves them there, never lost: a plain run is refused
+naming the directory (`output.check_outdir`), the next --force sets it aside inside its own (put back with it), and
+a --resume of the killed run removes it once it ends otherwise than by bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from contextlib import contextmanager
+
+from hpcflow.errors import OutputPathError, UserError
+
+#: name prefix of a directory of set-aside files in --out (not debris: it holds an earlier run's results)
+PREFIX = ".hpcflow.replaced"
+
+
+def leftovers(path) -> list:
+    """The set-aside directories in directory `path` (names), left by runs that were killed before they ended."""
+    return sorted(name for name in os.listdir(path) if name.startswith(PREFIX))
+
+
+def _wrote(path) -> bool:
+    """Whether directory `path` holds a run's file (this run's, once the earlier ones are set aside)."""
+    from hpcflow.jobs.output import all_run_files
+
+    return any(os.path.lexists(os.path.join(path, name)) for name in all_run_files())
+
+
+def set_aside(path) -> str | None:
+    """Move the earlier run's files in `path` and its leftovers into a new PREFIX-XXXX directory there (rank 0);
+    its path, None when there was nothing. A rename that fails puts the moved ones back: OutputPathError."""
+    from hpcflow.jobs.output import all_run_files
+
+    names = [n for n in all_run_files() if os.path.isfile(os.path.join(path, n)) or os.path.islink(os.path.join(
+        path, n))] + leftovers(path)
+    if not names:
+        return None
+    aside = os.path.join(path, f"{PREFIX}-{secrets.token_hex(4)}")
+    name = aside
+    try:
+        os.mkdir(aside)
+        for name in names:
+            os.rename(os.path.join(path, name), os.path.join(aside, name))
+    except OSError as exc:
+        if os.path.isdir(aside):
+            put_back(path, aside)
+        raise OutputPathError(f"--force: cannot set the earlier run's {os.path.basename(name)} aside in {path} "
+                              f"({exc.strerror}); remove it or choose another --out") from None
+    return aside
+
+
+def put_back(path, aside: str) -> None:
+    """Remove the run files written in `path` since, then move the set-aside ones back (summary.json last: it marks a
+    complete run). One that cannot move stays in `aside`, named on stderr."""
+    from hpcflow.jobs.output import all_run_files
+
+    for name in all_run_files():
+        target = os.path.join(path, name)
+        if os.path.isfile(target) or os.path.islink(target):
+            os.unlink(target)
+    for name in sorted(os.listdir(aside), key=lambda n: n == "summary.json"):
+        try:
+            os.replace(os.path.join(aside, name), os.path.join(path, name))
+        except OSError as exc:
+            print(f"hpcflow: warning: cannot put the earlier run's {name} back from {aside} ({exc.strerror}); it "
+                  "stays there", file=sys.stderr, flush=True)
+    try:
+        os.rmdir(aside)
+    except OSError:
+        pass
+
+
+def discard(path, aside: str | None = None) -> None:
+    """Remove the set-aside files `aside` and any leftovers in `path` (rank 0): the run that replaced them has its
+    own."""
+    for name in ([] if aside is None else [os.path.basename(aside)]) + leftovers(path):
+        shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+
+
+@contextmanager
+def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, comm=None):
+    """The output directory of a run, for the block that runs it (collective): `output.check_outdir`'s refusals on
+    every rank, then rank 0 creates it and with `force` sets the earlier run's files aside; `resume` (the run in DIR
+    continues) keeps DIR as it is. The block ending by a UserError, or by any exception before a run file is in DIR,
+    puts the set-aside files back; any other end removes them and leftovers of killed runs (module docstring)."""
+    from hpcflow.jobs.output import check_outdir, remove_debris
+    from hpcflow.parallel.comm import rank, refuse_together
+
+    root = rank(comm) == 0
+    aside = None
+    if resume:
+        remove_debris(path, comm=comm)
+    else:
+        path = refuse_together(lambda: check_outdir(path, force=force, outputs=outputs), comm)
+        aside = refuse_together(lambda: _prepare(path, force) if root else None, comm)
+    try:
+        yield path
+    except BaseException as exc:
+        if root and (isinstance(exc, UserError) or not _wrote(path)):
+            if aside is not None:
+                put_back(path, aside)
+        elif root:
+            discard(path, aside)
+        raise
+    if root:
+        discard(path, aside)
+
+
+def _prepare(path: str, force: bool) -> str | None:
+    """Rank 0: create `path` (and missing parents), set the earlier run's files aside with `force`, remove debris."""
+    from hpcflow.jobs.output import make_outdir, remove_debris
+
+    make_outdir(path)
+    aside = set_aside(path) if force else None
+    remove_debris(path)
+    return aside

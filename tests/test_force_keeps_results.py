@@ -1,0 +1,120 @@
+"""--force keeps an earlier run's files until the new run has written its own: a run that its data refuses (exit 2,
+at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which a plain run names, the
+next --force keeps while it may still be refused, and a run that ends removes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hpcflow.cli import main
+from hpcflow.jobs import replaced
+from hpcflow.jobs.output import all_run_files
+from jobtexts import DELTA_FLOW
+from test_parallel import mpiexec
+
+JOB = """
+[job]
+kind = "clustering"
+[points]
+n_points = 60
+seed = 0
+[clustering]
+n_clusters = 4
+batch_size = 30
+[quality]
+fig2 = true
+"""
+FLOW = """
+[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = 60
+n_test = 20
+seed = 0
+""" + DELTA_FLOW
+#: Birch's threshold above every distance of the features: one cluster, refused after the points are sampled
+ONE_CLUSTER = "clustering.birch_threshold=50"
+ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    for name in ("HPCFLOW_THREADS", "HPCFLOW_QUIET"):
+        monkeypatch.setenv(name, ENV[name])
+
+
+def _files(out) -> dict:
+    """Every file under `out` (set-aside ones included) by relative path -> bytes; the lock file left out."""
+    found = {}
+    for root, _, names in os.walk(out):
+        for name in names:
+            path = os.path.join(root, name)
+            if name != ".hpcflow.lock":
+                found[os.path.relpath(path, out)] = open(path, "rb").read()
+    return found
+
+
+def _run(job, out, *more):
+    return main(["run", str(job), "--out", str(out), "--quiet", *more])
+
+
+def test_a_forced_run_refused_by_its_data_at_two_ranks_keeps_the_earlier_results(tmp_path):
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    assert _run(job, out) == 0
+    before = _files(out)
+    assert {"summary.json", "job.toml", "fig2_distances.h5"} <= set(before)
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out),
+                        "--force", "--set", ONE_CLUSTER], capture_output=True, text=True, timeout=120, env=ENV)
+    assert p.returncode == 2 and "birch_threshold" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert _files(out) == before  # nothing set aside is left either
+    assert _run(job, out, "--force", "--set", "clustering.n_clusters=3") == 0
+    after = _files(out)
+    assert set(after) == set(before) and after["summary.json"] != before["summary.json"]
+
+
+def test_files_a_killed_forced_run_set_aside_are_named_kept_and_then_removed(tmp_path, capsys):
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    assert _run(job, out) == 0
+    before = _files(out)
+    aside = replaced.set_aside(str(out))  # what a --force run killed before it ended leaves
+    assert os.path.dirname(aside) == str(out) and not any(os.path.lexists(out / n) for n in all_run_files())
+    capsys.readouterr()
+    assert _run(job, out) == 2  # a plain run: refused, naming where they are
+    err = capsys.readouterr().err
+    assert aside in err and "--force" in err and err.count("\n") == 1, err
+    assert _run(job, out, "--force", "--set", ONE_CLUSTER) == 2  # refused by its data: all as it was
+    assert _files(out) == {os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
+    assert _run(job, out, "--force") == 0  # written: the set-aside files go, this run's stay
+    assert set(_files(out)) == set(before) and replaced.leftovers(str(out)) == []
+
+
+def test_a_resumed_run_removes_what_its_killed_forced_start_set_aside(tmp_path):
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(FLOW)
+    assert _run(job, out) == 0
+    os.makedirs(out / f"{replaced.PREFIX}-0")
+    (out / f"{replaced.PREFIX}-0" / "summary.json").write_text("{}")
+    assert _run(job, out, "--resume", "--set", "flow.steps=4") == 0
+    assert replaced.leftovers(str(out)) == []
+
+
+@pytest.mark.parametrize("wrote", [False, True])
+def test_a_failed_run_puts_the_earlier_files_back_unless_it_wrote_its_own(tmp_path, wrote):
+    """Any exception (here an internal error) before the run wrote a run file puts them back; after, they go."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("earlier")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError), replaced.replacing(str(out), force=True) as path:
+        assert not (out / "summary.json").exists() and replaced.leftovers(path)
+        if wrote:
+            (out / "checkpoint.h5").write_text("this run's")
+        raise RuntimeError("failed")
+    left = sorted(os.listdir(out))
+    assert left == (["checkpoint.h5", "notes.txt"] if wrote else ["notes.txt", "summary.json"])
+    assert (out / "notes.txt").read_text() == "mine"
