@@ -321,6 +321,14 @@ def _best_so_far(sigmas: list) -> tuple:
     return best, len(sigmas) - 1 - sigmas.index(best)
 
 
+def stopped_early(state: FlowScalars, early_stop: int | None) -> bool:
+    """Whether a flow state had met its early stop: its monitored sigma (test with test points, else train) has not
+    gone below its best for `early_stop` steps (None: no early stop)."""
+    if early_stop is None:
+        return False
+    return _best_so_far(state.sigma_test if state.n_test else state.sigma_train)[1] >= early_stop
+
+
 def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: str = "sigma",
                 weighted: bool = True, tile: int = DEFAULT_TILE, blocks=None, max_halvings: int = 10,
                 clip: float | None = None, early_stop: int | None = None, kappa_gradient: str = "exact",
@@ -406,8 +414,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         v_train = xp.asarray(resume.rows("train", train_idx)).reshape(-1, p)
         v_test = xp.asarray(resume.rows("test", test_idx)).reshape(-1, p) if has_test else xp.zeros((0, p))
         hist_train, hist_test = [float(s) for s in resume.sigma_train], [float(s) for s in resume.sigma_test]
-        dts, rejections = [float(h) for h in resume.dt], [(int(s), float(h)) for s, h in resume.rejections]
         test_held, start = int(resume.test_held), int(resume.step)
+        # (a numerical stop's checkpoint holds the rejected trials of the step it could not take: a retry records them)
+        dts, rejections = [float(h) for h in resume.dt], [(int(s), float(h)) for s, h in resume.rejections
+                                                           if int(s) <= start]
     best, since_best = _best_so_far(hist_test if has_test else hist_train)  # (a resume's from its history)
     stopped, stop_kind = "", ""
     if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done

@@ -47,10 +47,14 @@ def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> in
     set aside until it ends (`hpcflow.jobs.replaced`)."""
     from hpcflow.jobs.replaced import replacing
 
-    if done is not None:  # its summary stays as the run wrote it (wall_seconds included)
+    if done is not None:  # its files stay as the run wrote them (summary, checkpoint, legs, wall_seconds)
+        said = f"{args.out} {done.why}: nothing to do; {done.fix}"
+        if done.exit_status:  # a numerical stop: said as the run said it, with its status (every rank raises)
+            from hpcflow.errors import NumericalStop
+
+            raise NumericalStop(said)
         if comm.Get_rank() == 0:
-            print(f"hpcflow run: {args.out} already finished at step {done} ([flow].steps = "
-                  f"{cfg['flow']['steps']}): nothing to do; raise [flow].steps to extend it")
+            print(f"hpcflow run: {said}")
         return 0
     with replacing(args.out, force=args.force, outputs=outputs, resume=bool(resume), comm=comm) as outdir:
         return _write_run(args, comm, module, cfg, outdir, overrides, resume)
@@ -134,16 +138,18 @@ def prepare_job(args, comm):
 
 def prepare_out(args, module, cfg, outputs, comm):
     """The checks of --out (under its lock, but for --check): (resume, done); resume: the checked checkpoint state
-    of --resume (`module.resume_state`, passed on to `module.run`), else None; done: the step of a finished run
-    that --resume has nothing to add to (else None). Collective: a refusal on any rank is raised by every rank."""
+    of --resume (`module.resume_state`, passed on to `module.run`), else None; done: for a run that ended by its own
+    rule (steps done, early stop, numerical stop) and that --resume has nothing to add to, `module.resume_done`'s
+    record of it (else None). Collective: a refusal on any rank is raised by every rank."""
     from hpcflow.jobs import output
     from hpcflow.parallel.comm import refuse_together
 
     if not refuse_together(lambda: _check_out(args, outputs), comm):
         return None, None
     state = module.resume_state(cfg, args.out, comm=comm)  # collective: damaged, another job: every rank raises
-    finished = state.status == "finished" and not output.interrupted(args.out, "checkpoint.h5")
-    return state, (state.step if finished and state.step >= cfg["flow"]["steps"] else None)
+    if output.interrupted(args.out, "checkpoint.h5"):  # its summary is still to write: the resume runs
+        return state, None
+    return state, module.resume_done(state, cfg)
 
 
 def _check_out(args, outputs) -> bool:

@@ -259,6 +259,42 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     return state
 
 
+class Finished(NamedTuple):
+    """A checkpointed flow that ended by its own rule, which --resume has nothing to add to: the last step held, what
+    ended it ("already finished at step N ..."), what would let it go on, and the exit status saying so (0, or 3
+    for a numerical stop, as the run itself exited)."""
+
+    step: int
+    why: str
+    fix: str
+    exit_status: int
+
+
+def resume_done(state, cfg: dict) -> Finished | None:
+    """Whether --resume of job `cfg` would add nothing to the ended run `state` (its checkpoint): its [flow].steps are
+    done, its early stop was met ([flow].early_stop, which a resume keeps, so more steps add none), or it stopped
+    numerically (a resume keeps [flow].dt and would repeat the step that failed); else None."""
+    from hpcflow.errors import EXIT_NUMERICAL
+    from hpcflow.flow import stopped_early
+
+    fl, step = cfg["flow"], int(state.step)
+    keep = "start over with --force or in a new --out"
+    if state.status == "diverged":
+        return Finished(step, f"ended after step {step} ({state.stopped})",
+                        f"a resume would repeat step {step + 1} with the same [flow].dt = {fl['dt']:g}, which --resume "
+                        f"keeps: {keep} with a smaller dt (--set flow.dt=...)", EXIT_NUMERICAL)
+    if state.status != "finished":
+        return None
+    if step >= fl["steps"]:
+        return Finished(step, f"already finished at step {step} ([flow].steps = {fl['steps']})",
+                        "raise [flow].steps to extend it", 0)
+    if stopped_early(state, fl["early_stop"]):
+        return Finished(step, f"already finished at step {step} by its early stop (no improvement for [flow]."
+                        f"early_stop = {fl['early_stop']} steps)",
+                        f"--resume keeps early_stop, so more steps add none: {keep} to change it", 0)
+    return None
+
+
 def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed: int | None = None,
         job_text: str | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective): `resume`

@@ -2,7 +2,8 @@
 
 A job module may also define `check(cfg, source)` for cross-field checks (raise ConfigError); `load` calls
 it after the schema validation, so every job-file error still comes before any work; a kind with checkpoints
-defines `run(..., resume=)` and `resume_state(cfg, outdir, comm=)` (the checkpoint checked, for --check too). Optional sections that
+defines `run(..., resume=)`, `resume_state(cfg, outdir, comm=)` (the checkpoint checked, for --check too) and
+`resume_done(state, cfg)` (a run ended by its own rule, which --resume has nothing to add to). Optional sections that
 only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECTIONS`) and left out of cfg.
 """
 

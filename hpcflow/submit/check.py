@@ -45,8 +45,9 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     """The checks of `hpcflow run|nn --resume`, by the commands' own code on one rank: a checkpoint in --out that
-    this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there is
-    finished and the job adds nothing to it (the queued command would do nothing)."""
+    this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there ended by
+    its own rule (steps or epochs done; a flow's early or numerical stop) and the job adds nothing to it (the queued
+    command would do nothing)."""
     from hpcflow.parallel.comm import SerialComm
 
     args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False,
@@ -56,14 +57,14 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
 
         module, cfg, _ = nn.prepare_job(args, SerialComm())
         outdir, state = nn.prepare_out(args, module, cfg)
-        done, unit, (section, name) = nn.already_finished(state, cfg, outdir), "epoch", ("training", "epochs")
+        epoch = nn.already_finished(state, cfg, outdir)
+        done = None if epoch is None else (f"already finished at epoch {epoch} ([training].epochs = "
+                                           f"{cfg['training']['epochs']})", "raise [training].epochs to extend it")
     else:
         from hpcflow.commands import run
 
         module, cfg, outputs, _ = run.prepare_job(args, SerialComm())
-        done, unit, (section, name) = run.prepare_out(args, module, cfg, outputs, SerialComm())[1], "step", \
-            ("flow", "steps")
+        ended = run.prepare_out(args, module, cfg, outputs, SerialComm())[1]  # steps done, early or numerical stop
+        done = None if ended is None else (ended.why, ended.fix)
     if done is not None:
-        key = f"[{section}].{name}"
-        raise ConfigError(f"--resume: {out} already finished at {unit} {done} ({key} = {cfg[section][name]}): the "
-                          f"job would do nothing, so nothing is queued; raise {key} to extend it")
+        raise ConfigError(f"--resume: {out} {done[0]}: the job would do nothing, so nothing is queued; {done[1]}")
