@@ -158,8 +158,11 @@ def _load_resume(path: str, comm) -> FlowResume:
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputFileError(f"{path}: a dataset or attribute has the wrong type or shape ({exc}); the "
                                  f"checkpoint is damaged, {RESTART}") from None
-    if len(st) != step + 1 or len(se) != step + 1 or len(dt) != step:
-        raise InputFileError(f"{path}: history length {len(st)} does not match step {step}; {RESTART}")
+    for name, values, want in (("sigma_train", st, step + 1), ("sigma_test", se, step + 1), ("dt", dt, step)):
+        if len(values) != want:
+            per = "one per step and step 0" if want > step else "one per step"
+            raise InputFileError(f"{path}: dataset history/{name} holds {len(values)} values, not {want} ({per}: "
+                                 f"attribute step = {step}); the checkpoint is damaged, {RESTART}")
     return res
 
 

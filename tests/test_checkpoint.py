@@ -319,17 +319,23 @@ def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def _finished_run(tmp_path):
+    """(job, out, out/checkpoint.h5) of RESUME_JOB run to its end in tmp_path/out."""
+    from hpcflow.cli import main
+
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(RESUME_JOB)
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    return job, out, out / "checkpoint.h5"
+
+
 @pytest.mark.parametrize("name", ["history/dt", "history/rejections", "test/g", "@best", "@n_train"])
 def test_a_missing_entry_is_named_by_its_path_in_the_file(tmp_path, capsys, name):
     """A dataset (by its path in the file) or attribute deleted from checkpoint.h5: --resume names it and the fix in
     one line (exit 2), the file unchanged."""
     from hpcflow.cli import main
 
-    job = tmp_path / "job.toml"
-    job.write_text(RESUME_JOB)
-    out = tmp_path / "out"
-    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
-    ck = out / "checkpoint.h5"
+    job, out, ck = _finished_run(tmp_path)
     with h5py.File(ck, "r+") as f:
         del (f.attrs if name.startswith("@") else f)[name.lstrip("@")]
     before = ck.read_bytes()
@@ -339,6 +345,26 @@ def test_a_missing_entry_is_named_by_its_path_in_the_file(tmp_path, capsys, name
     what = f"attribute {name[1:]}" if name.startswith("@") else f"dataset {name}"
     assert len(err.splitlines()) == 1 and f"{ck}: {what} is missing; " in err and "--force" in err, err
     assert ck.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["history/sigma_train", "history/sigma_test", "history/dt"])
+def test_a_history_of_the_wrong_length_is_named_with_its_length_and_the_step(tmp_path, capsys, name):
+    """A history dataset one row short: --resume names that dataset, its length and the one the step attribute asks
+    for (step + 1 sigmas, step dts) in one line (exit 2), the file unchanged."""
+    from hpcflow.cli import main
+
+    job, out, ck = _finished_run(tmp_path)
+    with h5py.File(ck, "r+") as f:
+        step, values = int(f.attrs["step"]), f[name][()]
+        del f[name]
+        f[name] = values[:-1]
+    before = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    want = step if name == "history/dt" else step + 1
+    assert len(err.splitlines()) == 1 and f"{ck}: dataset {name} holds {want - 1} values, not {want} " in err, err
+    assert f"step = {step}" in err and "--force" in err and ck.read_bytes() == before
 
 
 def test_resume_with_force_is_refused_and_nothing_is_touched(tmp_path, capsys):

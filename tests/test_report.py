@@ -133,7 +133,8 @@ def _drop_attr(f, name):
 SPOILED = {"no n_train": (lambda f: _drop_attr(f, "n_train"), "attribute n_train is missing"),
            "no test/g": (lambda f: f.pop("test/g"), "dataset test/g is missing"),
            "config cut": (lambda f: f.attrs.modify("config", "{cut"), "attribute 'config' is missing or not JSON"),
-           "step past history": (lambda f: f.attrs.modify("step", 9), "history length 7 does not match step 9"),
+           "step past history": (lambda f: f.attrs.modify("step", 9), "dataset history/sigma_train holds 7 values, "
+                                 "not 10 (one per step and step 0: attribute step = 9)"),
            "NaN in train/g": (lambda f: f["train/g"].__setitem__((2, 1, 1), np.nan),
                               "train/g holds a non-finite value (NaN or inf) at row 2, where the flow writes only "
                               "finite ones")}
