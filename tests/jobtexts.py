@@ -40,3 +40,15 @@ n_train = 200
 n_val = 100
 seed = 3
 """
+
+
+def flow_points(n_train: int, n_test: int, seed: int = 0) -> str:
+    """The job table and point sets of a small flow job in chart (0, 1)."""
+    return f"""[job]
+kind = "flow"
+[geometry]
+chart = [0, 1]
+n_train = {n_train}
+n_test = {n_test}
+seed = {seed}
+"""

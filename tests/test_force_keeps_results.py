@@ -11,7 +11,7 @@ import pytest
 from hpcflow.cli import main
 from hpcflow.jobs import replaced
 from hpcflow.jobs.output import all_run_files
-from jobtexts import DELTA_FLOW
+from jobtexts import DELTA_FLOW, flow_points
 from test_parallel import mpiexec
 
 JOB = """
@@ -26,15 +26,7 @@ batch_size = 30
 [quality]
 fig2 = true
 """
-FLOW = """
-[job]
-kind = "flow"
-[geometry]
-chart = [0, 1]
-n_train = 60
-n_test = 20
-seed = 0
-""" + DELTA_FLOW
+FLOW = flow_points(60, 20) + DELTA_FLOW
 #: Birch's threshold above every distance of the features: one cluster, refused after the points are sampled
 ONE_CLUSTER = "clustering.birch_threshold=50"
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")

@@ -10,18 +10,10 @@ import sys
 import h5py
 
 from hpcflow.cli import main
-from jobtexts import GAUSSIAN_KERNEL
+from jobtexts import GAUSSIAN_KERNEL, flow_points
 from test_parallel import mpiexec
 
-GEOMETRY = """
-[job]
-kind = "flow"
-[geometry]
-chart = [0, 1]
-n_train = 400
-n_test = 300
-seed = 0
-"""
+GEOMETRY = flow_points(400, 300)
 #: dt just above this flow's stability edge: step 10 finds no positive-definite dt (exit 3)
 DIVERGES = GEOMETRY + GAUSSIAN_KERNEL + """[flow]
 dt = 17.0

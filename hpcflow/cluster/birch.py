@@ -3,11 +3,14 @@
 Features: real and imaginary parts of the chart-normalised homogeneous coordinates (each point scaled so
 its largest-modulus coordinate is 1, the geometry's chart convention), i.e. the raw input features of
 the networks, with plain Euclidean distance instead of the FS distance. Birch's final step groups its
-subclusters into k clusters; if it finds fewer than k subclusters (threshold too large) the result has
-fewer clusters, as scikit-learn warns.
+subclusters into k clusters; if it finds fewer than k subclusters (threshold too large for these points) the
+result has fewer clusters (`Clustering.n_clusters` says how many): the caller says so in its own words, in place
+of scikit-learn's ConvergenceWarning.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -23,12 +26,21 @@ def euclidean_features(z) -> np.ndarray:
     return np.concatenate([zc.real, zc.imag], axis=1)
 
 
-def birch_clustering(points, *, n_clusters: int, threshold: float = 0.5, branching_factor: int = 50) -> Clustering:
-    """k Birch clusters of the Euclidean features (scikit-learn defaults for threshold and branching)."""
+#: Birch's radius of a subcluster where a job sets none (scikit-learn's default)
+THRESHOLD = 0.5
+
+
+def birch_clustering(points, *, n_clusters: int, threshold: float = THRESHOLD, branching_factor: int = 50
+                     ) -> Clustering:
+    """k Birch clusters of the Euclidean features (scikit-learn defaults for threshold and branching); fewer when
+    Birch finds fewer subclusters, without its warning."""
     z = as_points(points)
     k = check_n_clusters(n_clusters, z.shape[0])
     from sklearn.cluster import Birch
+    from sklearn.exceptions import ConvergenceWarning
 
     model = Birch(n_clusters=k, threshold=threshold, branching_factor=branching_factor)
-    labels = canonical_labels(model.fit_predict(euclidean_features(z)))
+    with warnings.catch_warnings():  # "fewer subclusters than n_clusters": the labels say it, the caller too
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = canonical_labels(model.fit_predict(euclidean_features(z)))
     return Clustering(labels, int(labels.max()) + 1, "birch")

@@ -176,12 +176,28 @@ def distribute(cfg: dict, *, comm=None, test_seed: int | None = None):
     db = distributed_blocks(train.points, None if test is None else test.points, comm=c, method=cl["method"],
                             n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
                             merge=cl["merge"], halo_cutoff=cl["halo_cutoff"])
+    say_clusters_found(cl, len(db.blocks), comm=c)
     rows, test_rows = db.train_rows(), db.test_rows()
     train = _rows_of(db.fetch_train, train, rows, c)
     test = None if test is None else _rows_of(db.fetch_test, test, test_rows, c)
     counters.update({k: v for k, v in db.counters.items() if k.startswith("clustering_")})
     return train, test, Layout(rows, test_rows, [db.blocks[b] for b in db.owned()], db.labels[rows],
                                db.cluster_owner), counters
+
+
+def say_clusters_found(cl: dict, found: int, *, comm=None) -> None:
+    """One line (rank 0) when the clustering of [clustering] `cl` found fewer clusters than its n_clusters (Birch at
+    its fixed threshold on points too close together): the flow runs with those blocks."""
+    from hpcflow.cluster.birch import THRESHOLD
+    from hpcflow.parallel.comm import is_root
+
+    k = cl["n_clusters"]
+    if found < k and is_root(comm):
+        why = f" (Birch's subclusters at its threshold {THRESHOLD:g}, which a flow job does not set)" if (
+            cl["method"] == "birch") else ""
+        print(f"flow: [clustering] method {cl['method']!r} found {found} of the {k} clusters asked for{why}; the "
+              f"flow runs with {found} blocks; set [clustering].n_clusters <= {found} (or another method) to ask "
+              "for what it finds", flush=True)
 
 
 def progress(label: str, every: int = 10, *, total: int | None = None):
