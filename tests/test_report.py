@@ -309,6 +309,28 @@ def test_report_out_replaces_an_earlier_report_and_refuses_other_files_without_f
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_a_forced_report_among_other_files_removes_the_earlier_reports_figures_and_keeps_the_others(tmp_path, runs):
+    """--force over an earlier report beside a file of the user's removes the earlier report's figures that the new
+    one does not draw and keeps the user's files (a PNG too): the directory is a report again once they are gone."""
+    from hpcflow.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["report", runs["flow"], runs["noise"], "--out", str(out)]) == 0
+    first = {p.name for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+    (out / "mine.png").write_bytes(b"not drawn by a report")
+    assert main(["report", runs["flow"], "--out", str(out), "--force"]) == 0
+    md = (out / "report.md").read_text()
+    drawn = set(re.findall(r"^!\[[^\]]*\]\(([^)]+)\)$", md, flags=re.M))
+    left = {p.name for p in out.iterdir()}
+    assert "fig3_noise.png" in first - drawn  # the earlier report drew a figure that the new one does not
+    assert left == drawn | {"report.md", "report.html", "notes.txt", "mine.png"}, left
+    assert (out / "notes.txt").read_text() == "mine" and (out / "mine.png").read_bytes() == b"not drawn by a report"
+    os.remove(out / "notes.txt")
+    os.remove(out / "mine.png")
+    assert main(["report", runs["flow"], "--out", str(out)]) == 0  # an hpcflow report alone again
+
+
 def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_history(tmp_path, runs):
     """A preempted network run holds checkpoint.pt and summary.json (status "preempted") but no nn.h5 yet: it is
     reported as incomplete with the sigma histories its checkpoint holds, not skipped."""

@@ -84,17 +84,25 @@ def earlier_figures(out) -> list | None:
     names = [n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n)]
     if not names:
         return []
+    figures = _own_figures(out)
+    if figures is None or set(names) - set(REPORT_FILES) - set(figures):
+        return None
+    return figures
+
+
+def _own_figures(out) -> list | None:
+    """The PNG names that the hpcflow report.md in directory `out` links to (files of that report, whatever else
+    the directory holds); None when `out` holds no readable hpcflow report.md."""
     try:
         with open(os.path.join(out, "report.md"), encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError):
         return None
+    if not text.startswith(f"# {TITLE}\n"):
+        return None
     # the figure lines of `_image` (of an older report: its target not encoded): the target after the last "]("
     figures = [unquote(t) for t in re.findall(r"^!\[.*\]\((.+\.png)\)$", text, flags=re.M)]
-    figures = [name for name in figures if "/" not in name]
-    if not text.startswith(f"# {TITLE}\n") or set(names) - set(REPORT_FILES) - set(figures):
-        return None
-    return figures
+    return [name for name in figures if "/" not in name]
 
 
 def check_out(out, *, force: bool = False) -> None:
@@ -113,11 +121,12 @@ def check_out(out, *, force: bool = False) -> None:
 
 def write(report, out) -> dict:
     """Write the PNGs, report.md and report.html into `out` (an earlier report's figures that this one does not
-    draw are removed, so none is left behind unreferenced); their paths and the skipped directories."""
+    draw are removed, among other files under --force too, so none is left behind unreferenced); their paths and the
+    skipped directories."""
     from hpcflow.analysis.script import check_names, make_dir
 
     check_names(out, [*REPORT_FILES, *(name for sec in report.sections for name in sec.figures)])
-    old = earlier_figures(out) or []
+    old = _own_figures(out) or []
     make_dir(out)
     pngs = {}
     for sec in report.sections:
