@@ -546,6 +546,24 @@ def test_runs_with_one_base_name_get_rows_told_apart_and_a_directory_given_twice
         os.path.basename(runs["flow"])]
 
 
+def test_a_run_given_as_dot_or_dot_dot_is_named_after_the_directory_they_stand_for(tmp_path, runs, monkeypatch):
+    """'.' and '..' name the directory they stand for in the runs table, Table 1, legends and per-rank titles; they
+    were all labelled '.'."""
+    from hpcflow.analysis import histories
+    from hpcflow.report.build import build_report
+
+    run = tmp_path / "myrun"
+    shutil.copytree(runs["flow"], run)
+    (run / "sub").mkdir()
+    for cwd, given in ((run, "."), (run / "sub", "..")):
+        monkeypatch.chdir(cwd)
+        md = open(build_report([given], tmp_path / f"out{len(given)}")["md"], encoding="utf-8").read()
+        assert list(md_rows(md.split("## Runs")[1].split("\n## ")[0])) == ["myrun"], given
+        assert list(md_rows(md.split("## Table 1")[1].split("\n## ")[0])) == ["myrun"], given
+        assert histories.load(given)["label"].startswith("myrun ["), given
+        assert histories.plot_per_rank(histories.load(given))._suptitle.get_text().startswith("per-rank cost: myrun [")
+
+
 def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, runs):
     """A mistyped DIR was listed as 'skipped: does not exist' under exit 0; it is a one-line error naming it (exit 2)
     and no report is written. A file given as DIR is refused alike; a directory without a run stays a skip."""

@@ -437,7 +437,7 @@ def names(paths) -> list:
 
 
 def label(run_dir) -> str:
-    """A short name for a run directory in legends and tables (its base name; for a data file passed by its
-    own name, its directory's)."""
-    path = run_dir_of(run_dir) or os.fspath(run_dir)
-    return os.path.basename(os.path.normpath(path)) or path
+    """A short name for a run directory in legends and tables (its base name, of its absolute path: '.' or '..'
+    names the directory they stand for; for a data file passed by its own name, its directory's)."""
+    path = os.path.abspath(run_dir_of(run_dir) or os.fspath(run_dir))
+    return os.path.basename(path) or path
