@@ -529,6 +529,35 @@ def test_a_path_that_does_not_exist_is_called_so(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_study_flag_without_a_study_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, runs):
+    """--study NAME where no input is a study went unused (exit 0): table1.py, optuna_view.py and hpcflow report say
+    it applies to study inputs alone, the scripts that read no study do not take it; nothing written. With a study
+    among the inputs it still chooses the study."""
+    from hpcflow.analysis.script import main as script_main
+    from hpcflow.cli import main as cli_main
+
+    out = tmp_path / "f"
+    for name in ("table1", "optuna_view"):
+        assert script_main(name, [runs["flow"], "--out", str(out), "--study", "nonexistent"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"{name}: error: --study nonexistent: ") and err.count("\n") == 1, err
+        assert "applies only to study inputs" in err
+    assert cli_main(["report", runs["flow"], "--out", str(out), "--study", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--study nope: the option applies only to study inputs" in err and err.count("\n") == 1, err
+    for name in ("fig2_heatmaps", "fig3_noise", "fig3_scaling", "fig4_ntk", "sigma_history"):
+        with pytest.raises(SystemExit) as exc:
+            script_main(name, [runs["clustering"], "--out", str(out), "--study", "x"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "unrecognized arguments: --study x" in err and err.count("\n") == 1, err
+    assert not out.exists()
+    make_study(tmp_path / "tune", runs["flow"], [0.4, 2.0])
+    assert script_main("table1", [runs["flow"], str(tmp_path / "tune"), "--out", str(out), "--study",
+                                  "table1_delta"]) == 0
+    assert "| tune: table1_delta trial 1 |" in (out / "table1.md").read_text()
+
+
 @pytest.mark.parametrize("args", [["RUN"], ["RUN", "--out", "F", "--dpi", "x"], ["--out", "F"], ["RUN", "--outt", "F"]])
 def test_command_line_syntax_errors_are_one_line_exit_2(tmp_path, capsys, args):
     """README (bad input): command-line syntax gets argparse's one line and exit 2, as from hpcflow itself (the

@@ -12,6 +12,9 @@ import sys
 from hpcflow.errors import UserError
 
 
+#: the scripts whose inputs may be studies: they alone take --study
+STUDY_READERS = ("table1", "optuna_view")
+
 #: PNG resolutions the scripts accept: at 1200 the widest figure (13.5 in) is 16200 pixels wide
 MIN_DPI, MAX_DPI = 10, 1200
 
@@ -64,22 +67,25 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     goes away (`table1.py ... | head -1`) ends neither early nor with a traceback."""
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
+    from hpcflow.analysis.study import check_study_flag
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
 
     survive_closed_pipes()
     p = _Parser(prog=f"{name}.py", description=description)
     p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
-    p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
+    if name in STUDY_READERS:
+        p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
     p.add_argument("--dpi", type=int, default=110, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} (default 110)")
     args = p.parse_args(argv)
     try:
         check_out(args.out)
+        check_study_flag(args.paths, getattr(args, "study", None))
         if not MIN_DPI <= args.dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
             raise UserError(f"--dpi {args.dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
-        product = PRODUCTS[name](args.paths, study_name=args.study)
+        product = PRODUCTS[name](args.paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=args.dpi)
         for text in product.texts.values():
             print(text, end="")

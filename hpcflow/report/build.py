@@ -102,11 +102,13 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
 
     UserError (nothing written) when no directory holds anything to report (no figure, no run without figures to
     list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw), or
-    --out holds other files than an earlier report and not force; InputFileError naming every path that does not exist or is not a directory (a
-    mistyped path), after --out's check and before anything is read, then MissingDependencyError without matplotlib.
-    A directory without a run stays a skip.
+    --out holds other files than an earlier report and not force; InputFileError naming every path that does not
+    exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
+    --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
+    stays a skip.
     """
     from hpcflow.analysis.figure import require_matplotlib
+    from hpcflow.analysis.study import check_study_flag
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
@@ -114,6 +116,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
            if not os.path.isdir(p)]
     if bad:
         raise InputFileError(f"{'; '.join(bad)}; give run or tune directories (check the path)")
+    check_study_flag(paths, study_name)
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
     if not report.sections and not any(i.kind is not None and (not i.products or "study" in i.summary)
