@@ -602,6 +602,18 @@ def _set_attr(path, key, value):
         f.attrs[key] = value
 
 
+def _del_attr(path, key):
+    with h5py.File(path, "a") as f:
+        del f.attrs[key]
+
+
+def _edit_attr_config(path, **sections):
+    """The root attribute `config` of HDF5 file `path` with `sections` replaced (None: removed)."""
+    with h5py.File(path, "a") as f:
+        cfg = {**json.loads(f.attrs["config"]), **sections}
+        f.attrs["config"] = json.dumps({k: v for k, v in cfg.items() if v is not None}, sort_keys=True)
+
+
 def _edit_config(run_dir, **sections):
     with open(os.path.join(run_dir, "summary.json")) as fh:
         s = json.load(fh)
@@ -634,6 +646,18 @@ MALFORMED = {
                   ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
     "ntk_nan": ("nn", "nn.h5", lambda p: _set_value(p, "ntk/spectrum", (1, 7), np.nan),
                 ("fig4_ntk",), "dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch 1"),
+    "noise_config_text": ("noise", "noise_scan.h5", lambda p: _set_attr(p, "config", "not json"),
+                          ("fig3_noise",), "attribute 'config' is not a JSON object"),
+    "noise_config_list": ("noise", "noise_scan.h5", lambda p: _set_attr(p, "config", "[1, 2]"),
+                          ("fig3_noise",), "attribute 'config' is not a JSON object"),
+    "noise_config_missing": ("noise", "noise_scan.h5", lambda p: _del_attr(p, "config"),
+                             ("fig3_noise",), "attribute 'config' is missing"),
+    "noise_kernel_string": ("noise", "noise_scan.h5", lambda p: _edit_attr_config(p, kernel="delta"),
+                            ("fig3_noise",), "config [kernel] is not a table"),
+    "noise_no_flow": ("noise", "noise_scan.h5", lambda p: _edit_attr_config(p, flow=None),
+                      ("fig3_noise",), "config [flow] is missing"),
+    "noise_kernel_unnamed": ("noise", "noise_scan.h5", lambda p: _edit_attr_config(p, kernel={"width": 0.1}),
+                             ("fig3_noise",), "config [kernel].name = None is missing or not a string"),
     "noise_lengths": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/gain", np.ones(2)),
                       ("fig3_noise",), "different lengths"),
     "one_size": ("scaling", "distances.h5",

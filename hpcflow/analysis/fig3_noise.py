@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NOISE_SCAN, data_file, label, read_attrs, read_datasets, read_strings, same_length
+from hpcflow.analysis.rundir import (NOISE_SCAN, MissingData, config_table, data_file, label, read_attrs, read_datasets,
+                                    read_strings, same_length)
 
 HINT = "pass the run directory of a noise_scan job (hpcflow run jobs/noise_scan.toml --out DIR)"
 COLUMNS = ("table/scale", "table/mean_distance_to_nearest_train", "table/mean_distance_to_source", "table/gain")
@@ -37,10 +38,8 @@ def load(run_dir) -> dict:
     if stopped is not None:
         d["table/stopped"] = stopped
     n = same_length(path, d, (*COLUMNS, STEPS, "table/stopped"), hint=HINT)
-    cfg = read_attrs(path).get("config") or {}
-    cfg = cfg if isinstance(cfg, dict) else {}
-    kernel = (cfg.get("kernel") or {}).get("name", "?") if isinstance(cfg.get("kernel"), dict) else "?"
-    kernel = kernel if isinstance(kernel, str) else "?"
+    cfg = _config(path)
+    kernel = cfg["kernel"]["name"]
     if stopped is None:
         steps, unknown = _steps_of_old_file(path, n, cfg)
         stopped = [""] * n
@@ -52,14 +51,27 @@ def load(run_dir) -> dict:
             "stopped": stopped, "steps_taken": steps, "unknown": unknown}
 
 
+def _config(path) -> dict:
+    """The scan's job configuration (root attribute `config`, a JSON object) with its [kernel] and [flow] tables and
+    the kernel's name; MissingData naming the file and the entry otherwise (the figure's kernel would be unknown)."""
+    cfg = read_attrs(path, hint=HINT).get("config")
+    if not isinstance(cfg, dict):
+        what = "missing" if cfg is None else "not a JSON object"
+        raise MissingData(f"{path}: attribute 'config' is {what}; {HINT}")
+    name = config_table(cfg, "kernel", path, hint=HINT).get("name")
+    config_table(cfg, "flow", path, hint=HINT)
+    if not isinstance(name, str):
+        raise MissingData(f"{path}: config [kernel].name = {name!r} is missing or not a string; {HINT}")
+    return cfg
+
+
 def _steps_of_old_file(path, n: int, cfg: dict):
     """(steps taken, unknown marks) of the n levels of a file without table/stopped: steps from the length of
     each level's scale_i/sigma_test history (-1 when absent); a level whose flow took [flow].steps ran through,
     any other is marked unknown (it stopped early, for a numerical reason or by [flow].early_stop)."""
     names = [f"scale_{i}/sigma_test" for i in range(n)]
     hist = read_datasets(path, (), hint=HINT, optional=names, ndim=dict.fromkeys(names, 1))
-    flow = cfg.get("flow") if isinstance(cfg.get("flow"), dict) else {}
-    total = flow.get("steps")
+    total = cfg["flow"].get("steps")
     total = total if isinstance(total, int) and not isinstance(total, bool) else None
     steps, unknown = [], []
     for name in names:

@@ -152,6 +152,15 @@ def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     return out
 
 
+def config_table(cfg: dict, section: str, source, *, hint: str) -> dict:
+    """Table [section] of job configuration `cfg` read from `source`; MissingData naming the file and the section
+    when it is missing or not a table."""
+    table = cfg.get(section)
+    if not isinstance(table, dict):
+        raise MissingData(f"{source}: config [{section}] is {'missing' if table is None else 'not a table'}; {hint}")
+    return table
+
+
 def read_summary(run_dir) -> dict | None:
     """summary.json of a run directory, or None when there is none (or it is not valid JSON)."""
     path = os.path.join(os.fspath(run_dir), SUMMARY)

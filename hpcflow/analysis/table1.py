@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, data_file, label, read_attrs, read_datasets,
-                                     read_summary, run_state)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file, label, read_attrs,
+                                     read_datasets, read_summary, run_state)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -40,10 +40,7 @@ def _config(run_dir, ckpt) -> dict:
     if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
         raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
     for section, keys in CONFIG.items():
-        table = cfg.get(section)
-        if not isinstance(table, dict):
-            raise MissingData(f"{source}: config [{section}] is {'missing' if table is None else 'not a table'}; "
-                              f"{HINT}")
+        table = config_table(cfg, section, source, hint=HINT)
         for key, (types, required) in keys.items():
             value = table.get(key)
             if (value is None and required) or (value is not None and (
