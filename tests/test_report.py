@@ -564,6 +564,32 @@ def test_a_run_given_as_dot_or_dot_dot_is_named_after_the_directory_they_stand_f
         assert histories.plot_per_rank(histories.load(given))._suptitle.get_text().startswith("per-rank cost: myrun [")
 
 
+@pytest.mark.parametrize("ended", ["running", "preempted"])
+def test_a_preempted_run_resumed_and_killed_shows_its_progress_in_the_runs_table_as_in_table1(tmp_path, runs, ended):
+    """Preempted at step 3 (summary.json), resumed and killed at step 6 (checkpoint.h5 status 'running'): the runs
+    table said 'preempted (summary status)' without step 6 where Table 1 and the legend say 'preempted,
+    interrupted at step 6'. The runs table says what they say, then how to continue."""
+    from hpcflow.analysis import histories, table1
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "p"
+    shutil.copytree(runs["flow"], d)
+    with open(d / "summary.json") as fh:
+        s = json.load(fh)
+    with open(d / "summary.json", "w") as fh:
+        json.dump({**s, "status": "preempted", "checkpoint_step": 3, "steps_taken": 3}, fh)
+    with h5py.File(d / "checkpoint.h5", "a") as f:
+        f.attrs["status"] = ended
+        step = int(f.attrs["step"])
+        assert step == f["history/sigma_train"].shape[0] - 1 > 3  # further on than the summary's step 3
+    mark = f"incomplete: preempted, interrupted at step {step}" if ended == "running" else \
+        f"incomplete: preempted at step {step}"
+    assert table1.load_row(d)["status"] == mark and histories.load(d)["label"] == f"p [delta] ({mark})"
+    md = open(build_report([str(d)], tmp_path / "out")["md"], encoding="utf-8").read()
+    row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["p"]
+    assert row[2] == f"{mark}; continue it with --resume", row
+
+
 def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, runs):
     """A mistyped DIR was listed as 'skipped: does not exist' under exit 0; it is a one-line error naming it (exit 2)
     and no report is written. A file given as DIR is refused alike; a directory without a run stays a skip."""

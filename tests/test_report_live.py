@@ -46,7 +46,8 @@ def test_a_live_run_is_running_with_its_pid_at_host_and_a_killed_one_interrupted
         proc.wait(timeout=60)
     assert (run / outlock.LOCK_NAME).exists()  # the killed run's lock file stays; its lock is gone
     rows, page, md = _report([run], tmp_path / "killed")
-    assert rows["flow"][2].startswith("incomplete: no summary.json (interrupted run"), rows["flow"]
+    assert re.fullmatch(r"incomplete: no summary.json, interrupted at step \d+; continue it with --resume",
+                        rows["flow"][2]), rows["flow"]
     assert "flow [gaussian] (incomplete: no summary.json, interrupted at step " in md, md
     assert "running" not in rows["flow"][2] and f"pid {proc.pid}" not in page
 

@@ -267,9 +267,9 @@ def completeness(run_dir) -> tuple[bool, str]:
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
     if summary is None:
-        return False, "no summary.json (interrupted run; continue it with --resume)"
+        return False, "no summary.json; continue it with --resume"
     if summary.get("status") == "preempted":
-        return False, "preempted (summary status); continue it with --resume"
+        return False, "preempted; continue it with --resume"
     if not os.path.isfile(ckpt):
         pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
@@ -313,15 +313,33 @@ class RunState:
         if self.reason.startswith(UNKNOWN):
             return self.reason
         if not self.complete:
-            short = self.reason.split(" (")[0].split(";")[0]
-            word = _ended(self.status)
-            if word and at and at not in short:
-                short += f" at {at}" if word in short else f", {word} at {at}"
-            return f"incomplete: {short}"
+            short = self._head()
+            return f"incomplete: {short}{self._progress(short)}"
         if self.status in ("", "finished"):
             return ""
         return " ".join(filter(None, (self.status, f"after {at}" if at else ""))) + (
             f"; {self.stopped}" if self.stopped else "")
+
+    def status_line(self) -> str:
+        """The runs table's status of an incomplete run: note()'s judgement with the whole reason (what is damaged,
+        how to continue) after it; note() for a complete, live or unknown one."""
+        if self.complete or self.reason.startswith((RUNNING, UNKNOWN)):
+            return self.note()
+        head = self._head()
+        return f"incomplete: {head}{self._progress(head)}{self.reason[len(head):]}"
+
+    def _head(self) -> str:
+        """The reason up to its parenthesis or fix ('preempted', 'no summary.json')."""
+        return self.reason.split(" (")[0].split(";")[0]
+
+    def _progress(self, head: str) -> str:
+        """How far an incomplete run got, where its reason's `head` does not say: ' at step S' after a head naming how
+        it ended, else ', interrupted at step S' (or preempted, from its data file's status); '' when unknown."""
+        at = f"{self.unit} {self.step}" if self.step is not None else ""
+        word = _ended(self.status)
+        if not (word and at) or at in head:
+            return ""
+        return f" at {at}" if word in head else f", {word} at {at}"
 
     def suffix(self) -> str:
         """' (note)' for legends and printed lines; '' for a finished run."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
                                      MissingData, dataset_names, judged, network_checkpoint, read_attrs,
-                                     read_summary)
+                                     read_summary, run_state)
 from hpcflow.jobs.outlock import live_holder
 
 LOCAL_LIMIT = "local_limit.h5"
@@ -41,6 +41,7 @@ class RunInfo:
     products: tuple = ()
     name: str = ""  # its row's name in the runs table (`rundir.names`): the base name, or more where base names repeat
     running: str = ""  # the live run that holds the directory's lock (`outlock.live_holder`), "" when none
+    status: str = ""  # a flow or network run's status in the runs table (`RunState.status_line`), "" for other kinds
 
 
 def _present(path) -> list:
@@ -70,10 +71,12 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
-    complete, reason = judged(path)  # a live run: "running: ..."
+    state = run_state(path) if kind in ("flow", "nn") else None  # how far an incomplete run got, as Table 1 says
+    complete, reason = (state.complete, state.reason) if state else judged(path)  # a live run: "running: ..."
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
-    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running)
+    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
+                   status=state.status_line() if state else "")
 
 
 #: summary.json's numbers that the checkpoint of an incomplete run (further on than its summary, or the summary's own

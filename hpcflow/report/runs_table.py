@@ -36,7 +36,7 @@ def row(info) -> list:
     s = info.summary
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
-    status = _status(s, info.kind) if info.complete else f"incomplete: {info.reason}"
+    status = _status(s, info.kind) if info.complete else info.status or f"incomplete: {info.reason}"
     if info.running or info.reason.startswith(UNKNOWN):
         status = info.reason  # "running: ..." or "status unknown: ...", not "incomplete"
     if info.kind == "study":
