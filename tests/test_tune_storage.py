@@ -51,6 +51,38 @@ def test_a_damaged_or_foreign_journal_is_refused_before_anything_is_written(tmp_
         assert not (out / "trials").exists() and io.out == ""
 
 
+@pytest.mark.parametrize("kind", ["hdf5", "sqlite", "latin1", "unended_text"])
+def test_a_file_of_another_kind_is_not_an_optuna_journal_not_a_cut_off_one(tmp_path, capsys, kind):
+    """An HDF5 file or an SQLite database given as the journal (binary; its bytes end without a newline) was called
+    a journal whose last line a write cut off, with the advice to remove that line (damaging the file): tune and
+    optuna_view.py say it is not an Optuna journal, before anything is written; the file is untouched."""
+    import sqlite3
+
+    import h5py
+    import numpy as np
+
+    from hpcflow.analysis.script import main as script_main
+
+    path = tmp_path / f"given.{kind}"
+    if kind == "hdf5":
+        with h5py.File(path, "w") as f:
+            f["x"] = np.arange(1000.0)
+    elif kind == "sqlite":
+        with sqlite3.connect(path) as db:
+            db.execute("create table t (x)")
+    else:
+        path.write_bytes("café\n".encode("latin-1") if kind == "latin1" else b"hello\nworld")
+    before = path.read_bytes()
+    says = "not an Optuna journal (binary content" if kind in ("hdf5", "sqlite", "latin1") else \
+        "line 1 is not an Optuna journal operation (the file is not an Optuna journal)"
+    rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", tmp_path / "o", "--storage", path)
+    assert rc == 2 and says in io.err and io.err.count("\n") == 1 and "incomplete" not in io.err, io.err
+    assert script_main("optuna_view", [str(path), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "incomplete" not in err, err
+    assert path.read_bytes() == before and not (tmp_path / "o").exists() and not (tmp_path / "f").exists()
+
+
 @pytest.mark.parametrize("op", [{"op_code": 99, "worker_id": "x"},  # an operation this Optuna does not know
                                 {"op_code": 0, "worker_id": "x"},  # create a study: without its name
                                 {"op_code": 4, "worker_id": "x"}])  # create a trial: without its study

@@ -86,22 +86,23 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
     """What makes file `path` unreadable as an Optuna journal (one JSON operation with an op_code a line, every line
     ended by a newline), or None; each problem names its fix, `instead` the other way out. An unended last line
     is a problem: read the file under its lock (`locked_journal_problem`), which a write in progress holds."""
-    import json
-
     with open(path, "rb") as fh:
-        lines = fh.read().split(b"\n")
+        data = fh.read()
+    if b"\0" in data or not _utf8(data):  # an HDF5 file, an SQLite database: no line of it is an operation
+        return f"not an Optuna journal (binary content, not UTF-8 text); {instead}"
+    lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
+    if data and _operation(lines[0] if lines else tail) is None:  # before its last line: another kind of file
+        return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal); restore it from a "
+                f"copy, or {instead}")
     if tail:
         return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk), so the file is "
                 f"damaged; remove that partial last line (keep lines 1-{len(lines)}), or {instead}")
     replay = _replay()
     for i, line in enumerate(lines, start=1):
-        try:
-            op = json.loads(line)
-        except ValueError:
-            op = None
+        op = _operation(line)
         what = "not an Optuna journal" if i == 1 else "damaged"
-        if not (isinstance(op, dict) and isinstance(op.get("op_code"), int)):
+        if op is None:
             return (f"line {i} is not an Optuna journal operation (the file is {what}); restore it from a copy, "
                     f"or {instead}")
         try:  # Optuna's own reader, a line at a time: an operation it cannot apply is named by its line
@@ -111,6 +112,25 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
             return (f"line {i} is an operation Optuna cannot apply ({why}), so the file is {what}; restore it from "
                     f"a copy, or {instead}")
     return None
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _operation(line: bytes) -> dict | None:
+    """A journal line's operation (a JSON object with an integer op_code), None when it is none."""
+    import json
+
+    try:
+        op = json.loads(line)
+    except ValueError:
+        return None
+    return op if isinstance(op, dict) and isinstance(op.get("op_code"), int) else None
 
 
 def _replay():
