@@ -558,6 +558,50 @@ def test_study_flag_without_a_study_input_is_one_line_exit_2_before_any_work(tmp
     assert "| tune: table1_delta trial 1 |" in (out / "table1.md").read_text()
 
 
+def _positional_help(capsys, name) -> str:
+    from hpcflow.analysis.script import main as script_main
+
+    with pytest.raises(SystemExit) as exc:
+        script_main(name, ["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    return " ".join(text.split("positional arguments:")[1].split("options:")[0].split())
+
+
+@pytest.mark.parametrize("name", ["fig2_heatmaps", "fig3_noise", "fig3_scaling", "fig4_ntk", "sigma_history", "table1"])
+def test_each_scripts_help_names_the_data_files_it_reads_and_they_are_read(runs, tmp_path, capsys, name):
+    """Each script's --help names its inputs (every script said 'run directories (or the HDF5 file itself)'):
+    each data file its help names, passed itself, is read (exit 0)."""
+    from hpcflow.analysis.script import main as script_main
+
+    said = _positional_help(capsys, name)
+    files = re.findall(r"\b\w+\.(?:h5|pt)\b", said)
+    assert files, said
+    for i, file in enumerate(files):
+        path = next(os.path.join(d, file) for d in runs.values() if os.path.isfile(os.path.join(d, file)))
+        assert script_main(name, [path, "--out", str(tmp_path / str(i))]) == 0, (file, capsys.readouterr().err)
+
+
+def test_optuna_view_help_names_studies_not_hdf5_files_and_reads_what_it_names(runs, tmp_path, capsys):
+    """optuna_view.py's input is a study: its help said 'run directories (or the HDF5 file itself)'. The tune
+    directory, journal file and storage URL its help names are read."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from hpcflow.analysis.script import main as script_main
+
+    said = _positional_help(capsys, "optuna_view")
+    assert "HDF5" not in said and "run director" not in said, said
+    assert all(words in said for words in ("tune directories", "journal files", "storage URLs")), said
+    study = make_study(tmp_path / "tune", runs["flow"], [0.4, 2.0, 1.1])
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "tune" / "study.journal")))
+    optuna.copy_study(from_study_name=study.study_name, from_storage=journal, to_storage=url)
+    for i, given in enumerate([tmp_path / "tune", tmp_path / "tune" / "study.journal", url]):
+        assert script_main("optuna_view", [str(given), "--out", str(tmp_path / f"f{i}")]) == 0, given
+
+
 @pytest.mark.parametrize("args", [["RUN"], ["RUN", "--out", "F", "--dpi", "x"], ["--out", "F"], ["RUN", "--outt", "F"]])
 def test_command_line_syntax_errors_are_one_line_exit_2(tmp_path, capsys, args):
     """README (bad input): command-line syntax gets argparse's one line and exit 2, as from hpcflow itself (the

@@ -12,6 +12,19 @@ import sys
 from hpcflow.errors import UserError
 
 
+#: each script's inputs: its positional's metavar and help
+INPUTS = {
+    "fig2_heatmaps": ("RUN_DIR", "clustering run directories (or their fig2_distances.h5 itself)"),
+    "fig3_noise": ("RUN_DIR", "noise_scan run directories (or their noise_scan.h5 itself)"),
+    "fig3_scaling": ("RUN_DIR", "distance_scaling run directories (or their distances.h5 itself)"),
+    "fig4_ntk": ("RUN_DIR", "nn run directories (or their nn.h5 itself)"),
+    "sigma_history": ("RUN_DIR", "flow or nn run directories (or their checkpoint.h5, nn.h5 or checkpoint.pt itself)"),
+    "table1": ("RUN_DIR_OR_STUDY", "flow run directories (or their checkpoint.h5 itself), or studies, each giving its "
+               "best trial's run: tune directories, journal files or storage URLs (sqlite:///...)"),
+    "optuna_view": ("STUDY_DIR_OR_URL", "studies: tune directories (holding study.journal or study.json), journal "
+                    "files or storage URLs (sqlite:///...)"),
+}
+
 #: the scripts whose inputs may be studies: they alone take --study
 STUDY_READERS = ("table1", "optuna_view")
 
@@ -72,7 +85,8 @@ def main(name: str, argv=None, *, description: str = "") -> int:
 
     survive_closed_pipes()
     p = _Parser(prog=f"{name}.py", description=description)
-    p.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories (or the HDF5 file itself)")
+    metavar, what = INPUTS[name]
+    p.add_argument("paths", nargs="+", metavar=metavar, help=what)
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
     if name in STUDY_READERS:
         p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
