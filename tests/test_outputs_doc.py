@@ -123,6 +123,43 @@ def test_files_carry_the_geometry_conventions_and_their_kind(files):
                 assert int(f.attrs["schema_version"]) >= 1, key
 
 
+def _unsorted_objects(text: str) -> list:
+    """The key lists of the JSON objects in `text`, at every depth, whose keys are not in sorted order."""
+    found = []
+
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        if keys != sorted(keys):
+            found.append(keys)
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=hook)
+    return found
+
+
+def test_json_root_attributes_are_sorted_and_the_intro_names_every_variable_length_dataset(files):
+    """docs/outputs.md's opening: JSON root attributes are written with sorted keys (nn.h5's `conventions` was not),
+    and the variable-length datasets it names are those the files hold (it named table/stopped alone, and nn.h5
+    holds width_sweep/stopped)."""
+    with open(DOC, encoding="utf-8") as fh:
+        intro = fh.read().split("\n## ")[0]
+    said = " ".join(intro.split()).split("variable-length")[1].split(". ")[0]
+    assert "sorted keys" in intro
+    vlen, json_attrs = set(), set()
+    for key, path in files.items():
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: vlen.add(name) if isinstance(obj, h5py.Dataset)
+                         and h5py.check_vlen_dtype(obj.dtype) is not None else None)
+            for name, value in f.attrs.items():
+                text = value.decode() if isinstance(value, bytes) else value
+                if isinstance(text, str) and text.startswith(("[", "{")):
+                    json_attrs.add(key)
+                    assert not _unsorted_objects(text), (key, name, _unsorted_objects(text))
+    assert json_attrs >= set(FILES)  # the job's config in each at least
+    assert {"table/stopped", "width_sweep/stopped"} <= vlen
+    assert {name for name in re.findall(r"`([^`]+)`", said) if "/" in name} == vlen, (said, vlen)  # dataset paths
+
+
 @pytest.mark.parametrize("job", ["flow", "nn", "noise", "local_limit", "scaling", "clustering"])
 def test_every_kind_records_how_its_run_was_made(tmp_path_factory, job):
     """summary.json's provenance (the flow's alone had it): version, commit, the BLAS pools, MPI and hosts."""

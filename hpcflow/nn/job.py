@@ -623,7 +623,7 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
     return out
 
 
-_CONVENTIONS = json.dumps({
+_CONVENTIONS = json.dumps({  # sorted keys, as every JSON attribute (docs/outputs.md)
     "packing": "g00, g11, g22, Re g01, Im g01, Re g02, Im g02, Re g12, Im g12 (hpcflow.geometry.hermitian.pack)",
     "history": "index 0 = before training; sigma (eq. B.11) with kappa from the evaluated points",
     "ntk": "Theta[I, J, a, b] = sum_theta dg_I(x_a)/dtheta dg_J(x_b)/dtheta; per epoch (index 0 = init)",
@@ -635,4 +635,4 @@ _CONVENTIONS = json.dumps({
     "rel_frobenius": "||Theta_t - Theta_0||_F / ||Theta_0||_F on the train x test block",
     "kernel_flow": "eq. 3.5 from g_FS with the fixed epoch-0 NTK; nn_* = same initial network trained on the "
                    "flow's train points, evaluated on its test points",
-})
+}, sort_keys=True)
