@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
@@ -197,6 +198,12 @@ def test_noise_scan_paper_variant_keeps_points_off_x(tmp_path, quintic, train):
     assert rows[0]["gain"] == pytest.approx(rows[0]["gain_train"], rel=1e-9) and rows[0]["max_residual"] < 1e-12
     assert rows[1]["max_residual"] > 1e-6 and rows[1]["gain"] < rows[1]["gain_train"]
     assert all(r["mean_distance_to_nearest_train"] <= r["mean_distance_to_source"] + 1e-12 for r in rows)
+    # docs/outputs.md: scale_{i}/points holds the kept noised points, off X; n_points + projection_failed = N
+    with h5py.File(tmp_path / "noise_scan.h5", "r") as f:
+        for i, r in enumerate(rows):
+            points = f[f"scale_{i}/points"][()]
+            assert len(points) == r["n_points"] == s["n_train"] - r["projection_failed"]
+            assert r["max_residual"] == pytest.approx(float(np.max(quintic.residual(points))), rel=1e-12)
 
 
 def _second_draw(train):
