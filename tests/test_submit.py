@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -99,8 +100,15 @@ def test_quiet_goes_to_commands_that_have_it_and_unknown_options_are_refused_by_
         queued = capsys.readouterr().out.split("): hpcflow ", 1)[1].split()
         args = build_parser().parse_args(queued)  # exits 2 on an option the command does not have
         assert args.verb == command and args.out == str(tmp_path / "out")
-        if command in ("run", "nn"):
-            assert args.quiet is True
+        assert args.quiet is True  # each of run, nn and tune takes --quiet
+    # submit --help and the README name the commands it passes --quiet on to (they named run and nn alone)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    taking = ", ".join(c for c in ("run", "nn", "tune") if "--quiet" in sub[c]._option_string_actions)
+    said = next(a.help for a in sub["submit"]._actions if "--quiet" in a.option_strings)
+    assert f"({taking}: " in said, said
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "`--quiet` is passed on to the command where it has one (" + ", ".join(
+        f"`{c}`" for c in taking.split(", ")) + ")" in readme
     with pytest.raises(SystemExit) as stop:
         main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--quiet", "--bogus", "x"])
     err = capsys.readouterr().err

@@ -236,7 +236,7 @@ def register(sub) -> None:
     p.add_argument("--logs", help="submitit folder for logs and pickles (default OUT_logs)")
     p.add_argument("--check", action="store_true", help="validate and print what would be queued; queue nothing")
     p.add_argument("--wait", action="store_true", help="wait for the jobs; exit with their largest exit status")
-    p.add_argument("--quiet", action="store_true", help="passed on to the command where it has --quiet (run, nn: no "
-                   "progress bars)")
+    p.add_argument("--quiet", action="store_true", help="passed on to the command where it has --quiet (run, nn, "
+                   "tune: no progress bars)")
     add_memory_check_argument(p)  # (passed on to the command: it checks again on the node)
     p.set_defaults(func=run)
