@@ -231,6 +231,13 @@ def test_divergence_stops_with_status_3_and_keeps_the_last_finite_epoch(runs, ca
     sa, sb = _state(os.path.join(d, "model.pt")), _state(os.path.join(ref, "model.pt"))
     assert all(torch.equal(sa[k], sb[k]) and torch.isfinite(sa[k]).all() for k in sa)
     assert _state(os.path.join(d, "checkpoint.pt"))["status"] == "diverged"
+    # --resume keeps the [training] settings, so it would train the diverging epoch again: nothing to do, status 3
+    before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    capsys.readouterr()
+    assert main(["nn", job, "--out", d, *absurd, "--set", "training.epochs=4", "--resume"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"diverged in epoch {last + 1}" in err and "nothing to do" in err, err
+    assert {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)} == before
 
 
 def test_a_rank_that_raises_mid_epoch_ends_the_job_nonzero(runs):

@@ -41,22 +41,39 @@ def run(args) -> int:
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
+            said = f"{outdir} {done.why}: nothing to do; {done.fix}"
+            if done.exit_status:  # diverged: said as the run said it, with its status (every rank raises)
+                from hpcflow.errors import NumericalStop
+
+                raise NumericalStop(said)
             if comm.Get_rank() == 0:
-                print(f"hpcflow nn: {outdir} already finished at epoch {done} ([training].epochs = "
-                      f"{cfg['training']['epochs']}): nothing to do; raise [training].epochs to extend it")
+                print(f"hpcflow nn: {said}")
             return 0
         created = lock is not None and lock.created
         return _run(args, comm, module, cfg, outdir, resume, created, overrides)
 
 
-def already_finished(resume: dict, cfg: dict, outdir: str) -> int | None:
-    """The epoch of a finished run that --resume has nothing to add to (its summary describes it), else None."""
+def already_finished(resume: dict, cfg: dict, outdir: str):
+    """A run that --resume has nothing to add to (its summary describes it), as `flow_job.Finished`, else None: its
+    [training].epochs are done, or its network diverged (a resume keeps the [training] settings and would train the
+    diverging epoch again from the same state)."""
+    from hpcflow.errors import EXIT_NUMERICAL
+    from hpcflow.experiments.flow_job import Finished
     from hpcflow.jobs.output import interrupted
     from hpcflow.nn.files import CHECKPOINT
 
-    epoch = int(resume["train"]["epoch"])
-    finished = resume.get("status") == "finished" and not interrupted(outdir, CHECKPOINT)
-    return epoch if finished and epoch >= cfg["training"]["epochs"] else None
+    epoch, status, epochs = int(resume["train"]["epoch"]), resume.get("status"), cfg["training"]["epochs"]
+    if interrupted(outdir, CHECKPOINT):
+        return None
+    if status == "diverged":
+        return Finished(epoch, f"diverged in epoch {epoch + 1} (it holds epoch {epoch}, its last finite one)",
+                        f"a resume would train epoch {epoch + 1} again with the same [training] settings, which "
+                        "--resume keeps: start over with --force or in a new --out with a smaller training.lr",
+                        EXIT_NUMERICAL)
+    if status == "finished" and epoch >= epochs:
+        return Finished(epoch, f"already finished at epoch {epoch} ([training].epochs = {epochs})",
+                        "raise [training].epochs to extend it", 0)
+    return None
 
 
 def prepare_job(args, comm):

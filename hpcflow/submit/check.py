@@ -46,8 +46,8 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     """The checks of `hpcflow run|nn --resume`, by the commands' own code on one rank: a checkpoint in --out that
     this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there ended by
-    its own rule (steps or epochs done; a flow's early or numerical stop) and the job adds nothing to it (the queued
-    command would do nothing)."""
+    its own rule (steps or epochs done; a flow's early or numerical stop, a network's divergence) and the job adds
+    nothing to it (the queued command would do nothing)."""
     from hpcflow.parallel.comm import SerialComm
 
     args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False,
@@ -57,9 +57,8 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
 
         module, cfg, _ = nn.prepare_job(args, SerialComm())
         outdir, state = nn.prepare_out(args, module, cfg)
-        epoch = nn.already_finished(state, cfg, outdir)
-        done = None if epoch is None else (f"already finished at epoch {epoch} ([training].epochs = "
-                                           f"{cfg['training']['epochs']})", "raise [training].epochs to extend it")
+        ended = nn.already_finished(state, cfg, outdir)  # epochs done, or diverged
+        done = None if ended is None else (ended.why, ended.fix)
     else:
         from hpcflow.commands import run
 
