@@ -13,6 +13,7 @@ import numpy as np
 
 from hpcflow.backend import array_module
 from hpcflow.errors import ConfigError
+from hpcflow.geometry import admissible
 from hpcflow.geometry.hermitian import det_hermitian
 
 CHART_TIE_RTOL = 1e-12
@@ -64,28 +65,38 @@ def _local_table(n: int) -> np.ndarray:
     return table
 
 
-def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True) -> dict:
+def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True, check: bool = True) -> dict:
     """All PointSet fields for points z (N, n+1) on X, in the canonical or the given charts. only=(I, J): just the
     points whose canonical chart is (I, J), the rest of the data formed for them alone (row by row the same
     values); n_dropped still counts the ambiguous points among all of z. jacobian=False: no Jacobian is formed
-    (None), every other field bitwise the same."""
+    (None), every other field bitwise the same. check: `admissible.UnfitPoint` for the first row off X, in a chart
+    that does not cover it, or whose data are not finite; check=False forms whatever the formulas give."""
     xp = array_module(z)
     n = surface.n
     z = z.astype(np.complex128, copy=False)
+    kept = None
     if chart is None:
+        if check:
+            admissible.check_coordinates(z)
         chart, ok, zs, dp = canonical_charts(surface, z, return_scaled=True)
+        if check:
+            admissible.check_fit(surface, zs, dp, chart, given=False)
         n_dropped = int((~ok).sum())
         if only is not None:
             ok = ok & (chart[:, 0] == int(only[0])) & (chart[:, 1] == int(only[1]))
-        zs, dp, chart = zs[ok], dp[ok], chart[ok]
+        zs, dp, chart, kept = zs[ok], dp[ok], chart[ok], xp.flatnonzero(ok)
     else:
         chart = xp.asarray(chart, dtype=np.int64).reshape(len(z), 2)
         n_dropped = 0
         if bool(xp.any(chart[:, 0] == chart[:, 1])) or bool(xp.any((chart < 0) | (chart > n))):
             raise ConfigError(f"chart indices must satisfy 0 <= i, j <= {n} and i != j")
+        if check:
+            admissible.check_coordinates(z, chart)
         zs = z / z[xp.arange(len(z)), chart[:, 0]][:, None]
         zs[xp.arange(len(z)), chart[:, 0]] = 1.0
         dp = surface.grad(zs)
+        if check:
+            admissible.check_fit(surface, zs, dp, chart, given=True)
     i, j = chart[:, 0], chart[:, 1]
     rows = xp.arange(len(zs))
     loc = local_indices(n, i, j)
@@ -105,6 +116,8 @@ def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True) -> d
     g_fs[:, a, a] += 1.0 / nz2[:, :, 0]
     g_fs[:, a, a] = g_fs[:, a, a].real  # exactly Hermitian: no round-off imaginary parts on the diagonal
     omega2 = 1.0 / xp.abs(dpj) ** 2
-    det = det_hermitian(g_fs)
-    return dict(points=zs, weights=omega2 / det, omega2=omega2, g_fs=g_fs, chart=chart, jacobian=jac,
+    weights = omega2 / det_hermitian(g_fs)
+    if check:
+        admissible.check_data(weights, omega2, chart, kept)
+    return dict(points=zs, weights=weights, omega2=omega2, g_fs=g_fs, chart=chart, jacobian=jac,
                 n_dropped=n_dropped)

@@ -187,8 +187,11 @@ class Hypersurface:
     def grad(self, z, pw=None):
         """dp/dz_k (..., n+1)."""
         pw = self._powers(z) if pw is None else pw
-        out = array_module(z).zeros(z.shape, dtype=np.complex128)
-        for m, c in zip(self.monomials, self.coefficients):
+        return self._grad_sum(pw, self.coefficients, array_module(z).zeros(z.shape, dtype=np.complex128))
+
+    def _grad_sum(self, pw, coefficients, out):
+        """out += sum_m c_m d(z^e_m)/dz_k for the power table pw of z (complex, or |z| with |c_m|: real)."""
+        for m, c in zip(self.monomials, coefficients):
             nz = np.nonzero(m)[0]
             for k in nz:
                 term = c * m[k]
@@ -202,9 +205,31 @@ class Hypersurface:
 
     def grad_majorant(self, z):
         """sum_m |c_m| e_mk |z^(e_m - 1_k)| (..., n+1): the sum of the moduli of dp/dz_k's terms, against which
-        the roundoff of `grad` is bounded (its condition number is grad_majorant / |grad|)."""
-        plain = Hypersurface(self.monomials, np.abs(self.coefficients))
-        return plain.grad(array_module(z).abs(z).astype(np.complex128)).real
+        the roundoff of `grad` is bounded (its condition number is grad_majorant / |grad|). Real arithmetic."""
+        xp = array_module(z)
+        az = xp.abs(xp.asarray(z))
+        return self._grad_sum(self._powers(az), np.abs(self.coefficients), xp.zeros(az.shape, dtype=np.float64))
+
+    def term_sizes(self, z):
+        """sum_m |c_m z^e_m| (...): the sum of the moduli of p's terms, against which the roundoff of `p` is bounded.
+        Real arithmetic on the coordinates' moduli as contiguous rows, forming only the powers the monomials use."""
+        xp = array_module(z)
+        a = xp.ascontiguousarray(xp.moveaxis(xp.abs(xp.asarray(z)), -1, 0))
+        powers = {}
+
+        def power(k, e):  # |z_k|^e by squaring
+            if (k, e) not in powers:
+                half = a[k] if e == 1 else power(k, e // 2)
+                powers[k, e] = half if e == 1 else half * half * a[k] if e % 2 else half * half
+            return powers[k, e]
+
+        out = xp.zeros(z.shape[:-1], dtype=np.float64)
+        for m, c in zip(self.monomials, np.abs(self.coefficients)):
+            term = None
+            for k in np.nonzero(m)[0]:
+                term = power(k, int(m[k])) if term is None else term * power(k, int(m[k]))
+            out += c * term
+        return out
 
     def p_and_grad(self, z):
         """(p(z), dp/dz) sharing the power table."""
@@ -230,19 +255,22 @@ class Hypersurface:
         return out
 
     # ---- points -------------------------------------------------------------------------------------
-    def point_set(self, points, *, chart=None, only=None, jacobian: bool = True) -> PointSet:
+    def point_set(self, points, *, chart=None, only=None, jacobian: bool = True, check: bool = True) -> PointSet:
         """Geometric data (charts, Jacobians, g_FS, |Omega|^2, weights) at given homogeneous points on X.
 
         `chart` (N, 2) forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by default
         each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
         (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J).
-        jacobian=False: no Jacobian (None), every other field bitwise the same.
+        jacobian=False: no Jacobian (None), every other field bitwise the same. A point off X (beyond roundoff),
+        a chart that does not cover its point or data that are not finite is refused naming the first such row
+        (`admissible.UnfitPoint`, a ConfigError); check=False, for points the caller has placed on X or filters
+        itself, forms whatever the formulas give.
         """
         xp = array_module(points)
         z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
-        data = _charts.point_data(self, z, chart=chart, only=only, jacobian=jacobian)
+        data = _charts.point_data(self, z, chart=chart, only=only, jacobian=jacobian, check=check)
         data = {k: (v if k == "n_dropped" or v is None else to_host(v)) for k, v in data.items()}
         return PointSet(manifold=self, **data)
 

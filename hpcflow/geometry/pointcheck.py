@@ -3,11 +3,12 @@ is about to write), so that save never writes a file that load refuses.
 
 Attributes: kind, a manifold definition, JSON seed, n_dropped a count. Layout: kinds and shapes of the five
 datasets for N points on P^n. Values: finite; weights and |Omega|^2 > 0; charts (I, J) that exist;
-chart-normalised points on X; Hermitian g_FS. Agreement: g_FS, |Omega|^2 and the weights are those that the
-points and charts give (`charts.point_data`), within a bound on the float64 roundoff of computing them that carries
-the conditioning of dp/dz and of det g (`agreement_tolerances`). Floats stored in lower precision (float32
-weights, complex64 g_FS) are read as float64 / complex128 and their rounding joins the bounds; complex64 points are
-refused: single precision cannot place a point on X within ON_X_TOL.
+chart-normalised points on X (ON_X_TOL, and within roundoff: `admissible`) in charts that cover them; Hermitian
+g_FS. Agreement: g_FS, |Omega|^2 and the weights are those that the points and charts give (`charts.point_data`),
+within a bound on the float64 roundoff of computing them that carries the conditioning of dp/dz and of det g
+(`agreement_tolerances`). Floats stored in lower precision (float32 weights, complex64 g_FS) are read as float64 /
+complex128 and their rounding joins the bounds; complex64 points are refused: single precision cannot place a point
+on X within ON_X_TOL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import numpy as np
 
 from hpcflow.errors import UserError
+from hpcflow.geometry.admissible import UnfitPoint
 from hpcflow.geometry.charts import local_indices
 
 KIND = "hpcflow.PointSet"
@@ -150,18 +152,21 @@ def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False, formed: b
         return None
 
     parts = []
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # dp/dz_J = 0: refused in the check
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # g_FS underflows: refused in the check
         for lo in range(0, len(chart), CHUNK):
             part = {k: v[lo:lo + CHUNK] for k, v in data.items()}
-            re = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep)
-            _check_chunk(manifold, part, eps, re, lo)
+            try:
+                re, unfit = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep), None
+            except UnfitPoint as exc:  # reported after the checks of the stored values
+                re, unfit = None, exc
+            _check_chunk(manifold, part, eps, re, unfit, lo)
             parts += [re] if keep else []
     if not keep:
         return None
     return type(parts[0]).concatenate(parts) if parts else manifold.point_set(data["points"], chart=chart)
 
 
-def _check_chunk(manifold, d: dict, eps: dict, re, lo: int) -> None:
+def _check_chunk(manifold, d: dict, eps: dict, re, unfit, lo: int) -> None:
     z, chart = d["points"], d["chart"]
     at = np.arange(len(z))
     _check_normalised(z, chart)
@@ -172,17 +177,18 @@ def _check_chunk(manifold, d: dict, eps: dict, re, lo: int) -> None:
     ia, ib = np.triu_indices(g.shape[-1])  # entries (a, b) and (b, a) of a Hermitian pair, once each
     _first_excess("g_fs", np.abs(g[:, ia, ib] - np.conj(g[:, ib, ia])),
                   _hermitian_bound(z, g, eps.get("g_fs", 0.0), ia, ib), lo + at, "is not Hermitian", "|g - g^H|")
-    ok = np.isfinite(re.omega2) & np.isfinite(re.weights) & (re.weights > 0)
-    if not ok.all():
-        k = int(np.argmin(ok))
-        raise Problem(_ds("chart"), f"gives row {lo + k} the chart {tuple(chart[k].tolist())}, which does not cover "
-                      "the point (dp/dz_J = 0 there)", "pass the charts the points were sampled in")
+    if unfit is not None and unfit.field == "chart":
+        raise Problem(_ds("chart"), f"gives row {lo + unfit.row} the chart {unfit.pair}, which does not cover the "
+                      f"point ({unfit.why})", "pass the charts the points were sampled in")
+    if unfit is not None:
+        raise Problem(_ds("points"), f"row {lo + unfit.row} {unfit.why}", "pass points sampled on this manifold")
     # rows equal to their recomputed data bitwise (a file of this build's sampler: all) need no bound
     differ = np.flatnonzero((g != re.g_fs).any(axis=(1, 2)) | (d["omega2"] != re.omega2) | (d["weights"] != re.weights))
     if differ.size == 0:
         return
     # with their Jacobians (the bound's dz/dx); the other fields are the same bits
-    re = re._take(differ) if re.jacobian is not None else manifold.point_set(z[differ], chart=chart[differ])
+    re = re._take(differ) if re.jacobian is not None else manifold.point_set(z[differ], chart=chart[differ],
+                                                                              check=False)
     tol = agreement_tolerances(manifold, z[differ], chart[differ], re, eps)
     for name in ("g_fs", "omega2", "weights"):
         _first_excess(name, np.abs(d[name][differ] - getattr(re, name)), tol[name], lo + differ,
