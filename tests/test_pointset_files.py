@@ -3,6 +3,7 @@ naming the file and the attribute or dataset; a good file still loads exactly.""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
@@ -102,6 +103,38 @@ def test_good_file_still_loads_exactly(good):
     with h5py.File(good) as f:
         assert np.array_equal(ps.points, f["points"][()]) and np.array_equal(ps.weights, f["weights"][()])
     assert len(ps) == 40 and np.isfinite(ps.sigma())
+
+
+def _labelled(**changes):
+    """The manifold attribute with its name or params changed, its monomials and coefficients kept."""
+    def mutate(f):
+        d = json.loads(f.attrs["manifold"])
+        d.update(changes)
+        f.attrs["manifold"] = json.dumps(d)
+    return mutate
+
+
+@pytest.fixture(scope="module")
+def dwork_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ps") / "dwork.h5"
+    Hypersurface.dwork(3, 0.7).sample(40, seed=0).save(path)
+    return path
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(name="fermat", params={"dim": 3}), "fermat(dim=3) gives monomial (1, 1, 1, 1, 1) the coefficient 0"),
+    (dict(params={"dim": 3, "psi": "0.5"}), "psi=0.5) gives monomial (1, 1, 1, 1, 1) the coefficient -2.5"),
+    (dict(params={"dim": 4, "psi": "(0.7+0j)"}), "lies in P^5, but the definition's monomials in P^4"),
+    (dict(params={"dim": 3}), "dwork takes params dim, psi, not dim"),
+])
+def test_a_family_name_that_does_not_give_the_stored_polynomial_is_refused(tmp_path, dwork_file, changes, words):
+    """The manifold attribute names a family and its params besides the polynomial: a Dwork set relabelled Fermat
+    (the psi monomial kept) loaded as a 'fermat' with 6 terms, and psi = 0.5 over the coefficients of psi = 0.7
+    (-(n+1) psi = -3.5) loaded as psi = 0.5. The family rebuilt from the params must be the stored polynomial."""
+    msg = _refusal(_mutated(tmp_path, dwork_file, _labelled(**changes)))
+    assert "attribute 'manifold'" in msg and words in msg and "name it custom" in msg
+    assert PointSet.load(dwork_file).manifold == Hypersurface.dwork(3, 0.7)
+    assert PointSet.load(_mutated(tmp_path, dwork_file, _labelled(name="custom"))).manifold.name == "custom"
 
 
 def test_save_refuses_directories_pseudo_files_and_empty_names_before_writing(tmp_path, good):

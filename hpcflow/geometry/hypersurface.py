@@ -48,6 +48,35 @@ def _check_reduced(mon: np.ndarray, coef: np.ndarray) -> None:
                           "smooth Calabi-Yau; pass a polynomial with a term free of z_" + str(k))
 
 
+#: the params each named family is built from (`Hypersurface.fermat`, `Hypersurface.dwork`)
+FAMILY_PARAMS = {"fermat": ("dim",), "dwork": ("dim", "psi")}
+
+
+def _check_family(X) -> None:
+    """ConfigError unless X's family rebuilt from its params (FAMILY_PARAMS) has X's monomials and coefficients
+    (each within 4 eps of the rebuilt one's)."""
+    params = dict(X.params)
+    label = f"{X.name}({', '.join(f'{k}={v}' for k, v in X.params)})"
+    if sorted(params) != sorted(FAMILY_PARAMS[X.name]):
+        raise ConfigError(f"{X.name} takes params {', '.join(FAMILY_PARAMS[X.name])}, not "
+                          f"{', '.join(params) or 'none'}; write those, or name it custom")
+    try:
+        psi = complex(params.get("psi", 0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label}: psi={params['psi']!r} is not a complex number") from None
+    built = Hypersurface.fermat(params["dim"]) if X.name == "fermat" else Hypersurface.dwork(params["dim"], psi)
+    if built.n != X.n:
+        raise ConfigError(f"{label} lies in P^{built.n}, but the definition's monomials in P^{X.n}: its name and "
+                          "params do not describe its polynomial; make them agree, or name it custom")
+    have = {tuple(m.tolist()): c for m, c in zip(X.monomials, X.coefficients)}
+    want = {tuple(m.tolist()): c for m, c in zip(built.monomials, built.coefficients)}
+    for m in sorted(set(have) | set(want)):
+        a, b = have.get(m, 0j), want.get(m, 0j)
+        if not abs(a - b) <= 4 * np.finfo(np.float64).eps * abs(b):
+            raise ConfigError(f"{label} gives monomial {m} the coefficient {b:.6g}, the definition {a:.6g}: its "
+                              "name and params do not describe its polynomial; make them agree, or name it custom")
+
+
 @dataclass(frozen=True, eq=False)
 class Hypersurface:
     """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold).
@@ -157,9 +186,14 @@ class Hypersurface:
 
     @classmethod
     def from_definition(cls, d: dict) -> "Hypersurface":
+        """The hypersurface a `definition` describes. A family name (fermat, dwork) whose params do not give the
+        monomials and coefficients is refused (ConfigError): the name would label another polynomial."""
         coef = np.array([complex(re, im) for re, im in d["coefficients"]])
-        return cls(np.array(d["monomials"]), coef, name=d.get("name", "custom"),
-                   params=tuple(sorted(d.get("params", {}).items())))
+        X = cls(np.array(d["monomials"]), coef, name=d.get("name", "custom"),
+                params=tuple(sorted(d.get("params", {}).items())))
+        if X.name in FAMILY_PARAMS:
+            _check_family(X)
+        return X
 
     # ---- polynomial ---------------------------------------------------------------------------------
     def _powers(self, z):
