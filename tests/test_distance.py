@@ -125,3 +125,19 @@ def test_a_zero_or_non_finite_row_is_refused_naming_the_argument_and_row(fill, w
                        (lambda: projector_features(bad), "z")):
         with pytest.raises(ValueError, match=rf"^{name} row 7 {what}"):
             call()
+
+
+def test_point_sets_are_taken_as_their_points():
+    """fs_distance(ps) raised numpy's 'setting an array element with a sequence' for a PointSet, which the clustering
+    functions take as its points: all three take it so, with the values of eq. 3.2 on its points."""
+    a, b = Hypersurface.fermat(3).sample(30, seed=1), Hypersurface.fermat(3).sample(20, seed=2)
+    u = a.points / np.linalg.norm(a.points, axis=1, keepdims=True)
+    v = b.points / np.linalg.norm(b.points, axis=1, keepdims=True)
+    want = np.arccos(np.minimum(np.abs(np.conj(u) @ v.T), 1.0))
+    d = fs_distance(a, b)
+    assert np.all(np.abs(d - want) <= fs_distance_error(want) + 4 * U)
+    assert np.array_equal(fs_distance(a), fs_distance(a.points)) and np.array_equal(d, fs_distance(a.points, b))
+    paired = fs_distance_paired(a[:20], b)
+    assert np.array_equal(paired, fs_distance_paired(a.points[:20], b.points))
+    assert np.all(np.abs(paired - np.diag(want[:20])) <= fs_distance_error(np.diag(want[:20])) + 4 * U)
+    assert np.array_equal(projector_features(a), projector_features(a.points))

@@ -79,6 +79,13 @@ def rescale(z, xp):
     return z * xp.ldexp(one, -half) * xp.ldexp(one, half - e)
 
 
+def as_coordinates(z):
+    """The homogeneous coordinates (N, n+1) of a PointSet (its .points, as the clustering functions take it), or z."""
+    from hpcflow.geometry.pointset import PointSet
+
+    return z.points if isinstance(z, PointSet) else z
+
+
 def check_noise_floor(noise_floor) -> float:
     """The noise floor (eq. 3.4) as a float in [0, pi/2] (0: none); a ValueError/TypeError naming it otherwise
     (nan would silently switch the floor off, inf or more than pi/2 would set every distance to 0)."""
@@ -87,7 +94,9 @@ def check_noise_floor(noise_floor) -> float:
 
 
 def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
-    """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product)."""
+    """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product); arrays
+    of points (N, n+1) or PointSets."""
+    z1, z2 = as_coordinates(z1), as_coordinates(z2)
     if np.shape(z1) != np.shape(z2):
         raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
                          "(N, n+1)")
@@ -108,8 +117,9 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     """Pairwise FS distance matrix (N1, N2) (eq. 3.2), tiled over rows of z1; z2=None means z1 with itself.
 
     Holds one (tile, N2) block of temporaries at a time; nearly equal pairs are recomputed stably and the
-    noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0.
+    noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0. z1, z2: arrays (N, n+1) or PointSets.
     """
+    z1, z2 = as_coordinates(z1), as_coordinates(z2)
     if np.ndim(z1) != 2 or (z2 is not None and (np.ndim(z2) != 2 or np.shape(z2)[1] != np.shape(z1)[1])):
         raise ValueError(f"z1 {np.shape(z1)}, z2 {None if z2 is None else np.shape(z2)}: pass points as 2-D "
                          "arrays (N, n+1) with the same n+1 (one point: z[None])")
@@ -138,8 +148,9 @@ def projector_features(z):
     """Real features of the projector P = u u^dagger with |P(z) - P(z')|_F = sqrt(2) sin d(z, z').
 
     Euclidean distance of these features is monotone in the FS distance on [0, pi/2], so KD-/ball-trees
-    answer FS nearest-neighbour queries. Shape (N, (n+1)^2) for z of shape (N, n+1).
+    answer FS nearest-neighbour queries. Shape (N, (n+1)^2) for z of shape (N, n+1) (or a PointSet).
     """
+    z = as_coordinates(z)
     xp = array_module(z)
     u = normalize(z, xp, "z")
     n1 = u.shape[-1]
