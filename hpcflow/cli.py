@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from hpcflow import __version__
@@ -27,10 +28,17 @@ COMMANDS = [
 ]
 
 
+#: argparse's refusal of an option whose value it took for an option (--psi -0.5+0.2j: only -N and -N.N pass as values)
+_ONE_ARGUMENT = re.compile(r"argument (--[\w-]+)(/\S+)?: expected one argument$")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with exit status 2 and a one-line message naming the fix."""
 
     def error(self, message):  # noqa: D401
+        one = _ONE_ARGUMENT.match(message)
+        if one:
+            message += f" (a value that starts with '-' is written {one.group(1)}=VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
     def _print_message(self, message, file=None):

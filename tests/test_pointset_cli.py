@@ -123,6 +123,21 @@ def test_sample_help_states_the_defaults_of_dim_and_psi():
     assert "default 3)" in lines["--dim"] and "default 0.0)" in lines["--psi"], r.stdout
 
 
+def test_a_psi_that_starts_with_a_minus_is_told_to_use_the_equals_form(tmp_path):
+    """argparse takes '-0.5+0.2j' for an option ('expected one argument', nothing else said); the refusal and --help
+    say to write --psi=-0.5+0.2j, which the parser reads as that number."""
+    from hpcflow.cli import build_parser
+
+    out = tmp_path / "pts.h5"
+    r = hpcflow("sample", "--manifold", "dwork", "--psi", "-0.5+0.2j", "--n", "10", "--out", str(out))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "--psi=VALUE" in lines[0] and not out.exists(), r.stderr
+    r = hpcflow("sample", "--help", env={"COLUMNS": "400"})
+    assert "--psi=-0.5+0.2j" in next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("--psi"))
+    args = build_parser().parse_args(["sample", "--psi=-0.5+0.2j", "--n", "10", "--out", str(out)])
+    assert args.psi == complex(-0.5, 0.2)
+
+
 def test_cupy_without_gpu_names_the_setting_it_came_from(tmp_path, monkeypatch):
     """HPCFLOW_BACKEND=cupy on a node without a GPU: the fix names HPCFLOW_BACKEND=numpy (what the user set), not
     the API argument; an explicit backend= argument keeps naming backend=numpy."""

@@ -114,7 +114,8 @@ def register(sub) -> None:
     p.add_argument("--dim", type=int, default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 "
                    "(1 torus, 2 K3, 3 quintic; default %(default)s)")
     p.add_argument("--psi", type=_complex, default=0.0,
-                   help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j (dwork only; default %(default)s)")
+                   help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
+                   "(dwork only; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
