@@ -572,6 +572,21 @@ def test_sample_arguments_are_checked_before_work(change, flag):
         check_arguments(Namespace(**{**vars(args), "no_memory_check": True}))
 
 
+def test_sample_psi_is_bounded_by_its_modulus():
+    """--psi 999+999j passed (each part within [-1000, 1000]) though |psi| = 999 sqrt(2) > 1000, the bound README
+    states; refused now, while |psi| = 1000 exactly (600+800j) passes."""
+    from argparse import Namespace
+
+    from hpcflow.commands.sample import check_arguments
+
+    base = {"manifold": "dwork", "dim": 3, "n": 100, "seed": 0, "chart": None, "threads": None,
+            "no_memory_check": False}
+    for psi in (999 + 999j, -1000.5j, 707.2 - 707.2j):
+        with pytest.raises(ConfigError, match=rf"--psi = .*\|psi\| = {abs(psi):.6g} must be <= 1000"):
+            check_arguments(Namespace(psi=psi, **base))
+    assert check_arguments(Namespace(psi=600 + 800j, **base))["psi"] == 600 + 800j
+
+
 def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
     """(Tests may run as root, who can write anywhere: the permission answer is simulated.)"""
     (tmp_path / "out").mkdir()

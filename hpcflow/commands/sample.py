@@ -15,7 +15,7 @@ MANIFOLDS = ("fermat", "dwork")
 def check_arguments(args) -> dict:
     """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
     sample needs (hpcflow.resources); returns them as the "sample" configuration."""
-    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_THREADS, SEED_MAX, Field, validate_field
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, SEED_MAX, Field, validate_field
     from hpcflow.resources import check_environment, check_resources
 
     check_environment()
@@ -24,8 +24,11 @@ def check_arguments(args) -> dict:
               "threads": Field(int, None, lo=1, hi=MAX_THREADS, help="sampling threads")}
     cfg = {k: validate_field(f"--{k}", getattr(args, k), f) for k, f in fields.items() if getattr(args, k) is not None}
     psi = complex(args.psi)
-    for part in (psi.real, psi.imag):
-        validate_field("--psi", part, MANIFOLD_FIELDS["psi"])
+    for part in (psi.real, psi.imag):  # finite; the bound is on the modulus, not on each part (999+999j)
+        validate_field("--psi", part, Field(float))
+    if abs(psi) > MAX_PSI:
+        raise ConfigError(f"--psi = {args.psi}: |psi| = {abs(psi):.6g} must be <= {MAX_PSI:g} (roots lose accuracy "
+                          "for larger |psi|); change it")
     if psi and cfg.get("manifold", "fermat") == "fermat":
         raise ConfigError("--psi applies to --manifold dwork only; add --manifold dwork or drop --psi")
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
@@ -115,7 +118,7 @@ def register(sub) -> None:
                    "(1 torus, 2 K3, 3 quintic; default %(default)s)")
     p.add_argument("--psi", type=_complex, default=0.0,
                    help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
-                   "(dwork only; default %(default)s)")
+                   "(dwork only; |psi| <= 1000; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
