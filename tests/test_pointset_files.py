@@ -137,6 +137,48 @@ def test_a_family_name_that_does_not_give_the_stored_polynomial_is_refused(tmp_p
     assert PointSet.load(_mutated(tmp_path, dwork_file, _labelled(name="custom"))).manifold.name == "custom"
 
 
+@pytest.mark.parametrize("mutate, words", [
+    (_attr("kind", "other.Kind"), "attribute 'kind' is 'other.Kind', expected 'hpcflow.PointSet'"),
+    (lambda f: f.attrs.__delitem__("kind"), "has no attribute 'kind'"),
+    (lambda f: f.__delitem__("g_fs"), "a PointSet without dataset 'g_fs'"),
+    (_replace("points", lambda a: a[0, 0]), "dataset 'points' has shape () (a scalar), expected a 2-D dataset (N, 5)"),
+    (_replace("points", lambda a: a[0]), "dataset 'points' has shape (5,), expected a 2-D dataset (N, 5)"),
+])
+def test_a_file_of_another_kind_or_layout_is_named_as_such(tmp_path, good, mutate, words):
+    """A wrong kind was reported as 'missing kind/manifold attributes', a missing dataset in the same words, and a
+    scalar points dataset as 'expected (-1, 5) for -1 points'."""
+    assert words in _refusal(_mutated(tmp_path, good, mutate))
+
+
+def test_a_directory_is_named_a_directory(tmp_path):
+    """PointSet.load(a directory) said it 'does not exist' and to create it with 'hpcflow sample --out DIR'."""
+    with pytest.raises(InputFileError, match=f"^{tmp_path} is a directory, not a PointSet file") as exc:
+        PointSet.load(tmp_path)
+    assert "does not exist" not in str(exc.value)
+
+
+@pytest.mark.parametrize("attrs, words", [
+    ({"m": {"a": 1}}, "attrs['m'] = {'a': 1} (dict)"), ({"m": None}, "attrs['m'] = None (NoneType)"),
+    ({"m": [1, "x"]}, "attrs['m'] = [1, 'x'] (list)"), ({"m": 10**30}, "attrs['m'] = 10"), ({3: 1}, "the name 3"),
+    ([("m", 1)], "attrs is a list"),
+])
+def test_save_refuses_attributes_hdf5_cannot_hold_before_any_file_exists(tmp_path, good, attrs, words):
+    """h5py raised its own TypeError ('Object dtype dtype('O') has no native HDF5 equivalent') naming no attribute,
+    after the temporary file was created; str, numbers and numeric lists are saved and read back."""
+    ps = PointSet.load(good)
+    with pytest.raises(TypeError) as exc:
+        ps.save(tmp_path / "x.h5", attrs=attrs)
+    assert words in str(exc.value) and "PointSet.save" in str(exc.value) and "\n" not in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
+    ps.attrs["m"] = {"a": 1}
+    with pytest.raises(TypeError, match=r"PointSet\.attrs\['m'\]"):
+        ps.save(tmp_path / "x.h5")
+    ps.attrs.clear()
+    ps.save(tmp_path / "x.h5", attrs={"s": "text", "n": 3, "c": 1 + 2j, "v": [1.5, 2.0]})
+    with h5py.File(tmp_path / "x.h5") as f:
+        assert (f.attrs["s"], f.attrs["n"], f.attrs["c"], list(f.attrs["v"])) == ("text", 3, 1 + 2j, [1.5, 2.0])
+
+
 def test_save_refuses_directories_pseudo_files_and_empty_names_before_writing(tmp_path, good):
     ps = PointSet.load(good)
     (tmp_path / "d").mkdir()

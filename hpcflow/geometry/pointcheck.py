@@ -103,7 +103,11 @@ def check_layout(manifold, fields) -> None:
     with .dtype and .shape (h5py datasets, arrays). Complex64 points are refused here: see the module docstring."""
     n1, m = manifold.n + 1, manifold.dim
     tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
-    n = fields["points"].shape[0] if len(fields["points"].shape) else -1
+    shape = tuple(fields["points"].shape)
+    if len(shape) != 2:
+        raise Problem(_ds("points"), f"has shape {shape}{' (a scalar)' if not shape else ''}, expected a 2-D dataset "
+                      f"(N, {n1}): the {n1} homogeneous coordinates of each of N points on P^{n1 - 1}")
+    n = shape[0]
     for name in FIELDS:
         dtype, shape = fields[name].dtype, tuple(fields[name].shape)
         if dtype.kind not in _KINDS[name]:

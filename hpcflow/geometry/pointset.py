@@ -173,6 +173,8 @@ class PointSet:
         def check():
             from hpcflow.jobs.output import check_output_file
 
+            check_attrs(self.attrs, "PointSet.attrs")
+            check_attrs(attrs, "attrs")
             got["path"] = check_output_file(path, force=force, flag="", force_flag="force=True")
             seed = _json_or_none(self.seed)
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
@@ -226,6 +228,9 @@ class PointSet:
         complex128. Otherwise InputFileError naming the file, the attribute or dataset and the fix.
         """
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise InputFileError(f"{path} is a directory, not a PointSet file; pass the file that 'hpcflow sample "
+                                 "--out FILE' wrote")
         if not os.path.isfile(path):
             raise InputFileError(f"{path} does not exist; create it with 'hpcflow sample --out {path}'")
         try:
@@ -234,12 +239,7 @@ class PointSet:
             raise InputFileError(f"{path} is not an HDF5 file; pass a file written by 'hpcflow sample'") from None
         try:
             with f:
-                missing = [k for k in FIELDS if k not in f]
-                if attribute_text(f.attrs, "kind") != KIND or missing or "manifold" not in f.attrs:
-                    raise InputFileError(
-                        f"{path} is not an hpcflow PointSet (missing {missing or 'kind/manifold attributes'}); "
-                        "pass a file written by 'hpcflow sample'"
-                    )
+                _check_kind(f, path)
                 manifold, seed, n_dropped = check_attributes(f.attrs)
                 data, eps = _read_fields(f, path, manifold)
             ps = check_rows(manifold, data, eps, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
@@ -248,6 +248,44 @@ class PointSet:
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
         ps.n_dropped, ps.seed = n_dropped, seed
         return ps
+
+
+def check_attrs(attrs, name: str) -> None:
+    """TypeError naming the first entry of `attrs` (a dict or None) that an HDF5 attribute cannot hold: names are
+    str, values str, bytes, a number or a list / array of numbers (NumPy kinds b, i, u, f, c)."""
+    if attrs is None:
+        return
+    if not isinstance(attrs, dict):
+        raise TypeError(f"PointSet.save: {name} is a {type(attrs).__name__}; pass a dict {{name: value}} or None")
+    for key, value in attrs.items():
+        if not isinstance(key, str):
+            raise TypeError(f"PointSet.save: {name} has the name {short_repr(key)} ({type(key).__name__}); HDF5 "
+                            "attribute names are str; nothing written")
+        if isinstance(value, (str, bytes)):
+            continue
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (TypeError, ValueError):  # a ragged list
+            kind = "O"
+        if kind not in "biufc":
+            raise TypeError(f"PointSet.save: {name}[{key!r}] = {short_repr(value)} ({type(value).__name__}) cannot be "
+                            "an HDF5 attribute; pass a str, a number or a list / array of numbers (json.dumps(value) "
+                            "for other data); nothing written")
+
+
+def _check_kind(f, path: str) -> None:
+    """InputFileError unless the open file says it is a PointSet (attribute kind) and has a manifold attribute and the
+    five datasets: a file of another kind is named as such, not as one that misses parts."""
+    written = "pass a file written by 'hpcflow sample'"
+    if "kind" not in f.attrs:
+        raise InputFileError(f"{path} is not an hpcflow PointSet (it has no attribute 'kind'); {written}")
+    kind = attribute_text(f.attrs, "kind")
+    if kind != KIND:
+        raise InputFileError(f"{path}: attribute 'kind' is {short_repr(kind)}, expected {KIND!r}: not a PointSet "
+                             f"file; {written}")
+    missing = [f"dataset {k!r}" for k in FIELDS if k not in f] + ["attribute 'manifold'"] * ("manifold" not in f.attrs)
+    if missing:
+        raise InputFileError(f"{path}: a PointSet without {', '.join(missing)}; {written}")
 
 
 #: what to do when `save` refuses a set whose file `load` would refuse
