@@ -34,7 +34,7 @@ JIT_BYTES = 160 * 2**20
 #: kernel matrices a flow keeps between steps (hpcflow.flow.DEFAULT_CACHE_BYTES) and the rows of one sampler batch
 FLOW_CACHE_BYTES = 256 * 2**20
 LINES_PER_BATCH = 2048
-#: live copies of a point set while it is sampled (parts + concatenation) and of a batch's temporaries
+#: live copies of a point set while it is sampled (parts + concatenation)
 SAMPLE_COPIES = 2.0
 #: ... of a rank's share while it is sampled and moved to its owner (send, receive and unpacked rows), and as
 #: resident after that (the kept rows and what the allocator keeps of the freed buffers; measured: 10^6 + 10^5
@@ -44,7 +44,9 @@ SHARE_HELD = 2.0
 #: the Delta flow's per-point parts grew ~2.5 % faster than counted from 10^6 to 10^7 train points on 2 ranks
 #: (allocator), and at 3*10^6 the count was within 1 % of the peak: 5 % headroom on them keeps it a bound
 DELTA_SHARE_MARGIN = 1.05
-BATCH_TEMPORARIES = 2.0
+#: live copies of a sampler batch's point data while a worker forms them (its rows and the temporaries of g_FS and
+#: its determinant; measured 2.06, 2.03, 2.01, 2.01 at dim 3, 8, 16, 24); a formed batch holds one until the wave ends
+BATCH_TEMPORARIES = 2.1
 #: float64 arrays of P = m^2 packed components per point the flow holds (metrics, gradient, update, trial, ...)
 FLOW_STATE_ARRAYS = 12
 #: one streamed kernel tile (512 x 512 float64) and its temporaries, per worker thread
@@ -240,16 +242,30 @@ def point_bytes(dim: int, jacobian: bool = True) -> int:
     return 16 * n1 + 8 + 8 + 16 * m * m + 16 + (16 * m * n1 if jacobian else 0)
 
 
+def line_bytes(dim: int) -> int:
+    """Bytes per intersection point of a sampler batch's root finding and first gradient (`Hypersurface.line_points`,
+    `charts.canonical_charts`): the table of the deg = dim + 2 powers of its n + 1 = dim + 2 coordinates (complex),
+    the point, p and residuals. Measured peaks: 683, 1927, 5622, 11376 B at dim 3, 8, 16, 24 (this gives 736, 2016,
+    5728, 11488)."""
+    return 16 * (dim + 2) * (dim + 3) + 256
+
+
 def sample_bytes(n: int, dim: int, *, threads: int = 1, one_chart: bool = True, jacobian: bool = True) -> dict:
-    """Parts of the peak of Hypersurface.sample(n): the kept points (with or without Jacobians) and one wave of
-    full sampler batches (a batch forms the Jacobian to get g_FS)."""
+    """Parts of the peak of Hypersurface.sample(n): the kept points (with or without Jacobians), one wave of
+    full sampler batches (a batch forms the Jacobian to get g_FS; the threads' batches with their temporaries), and
+    the heap that the root finding of each batch in flight used: glibc keeps it in the worker's arena while the
+    batch's g_FS and Jacobian, above its 32 MiB mmap threshold, are mapped anew (one batch at dim 16: 106 of its
+    198 MiB kept, at dim 24: 520 of 578; without it the peak RSS exceeded the estimate, 809 MiB for 766 at dim 16,
+    2598 for 2150 at dim 24)."""
     pb, degree = point_bytes(dim), dim + 2
     per_batch = LINES_PER_BATCH * degree  # points of one batch (all charts)
     charts = (dim + 2) * (dim + 1) if one_chart else 1
     batches = -(-n * charts // per_batch)
     wave = max(1, min(batches, 4 * max(1, threads)))
+    in_flight = min(wave, max(1, threads))  # batches formed at once (the pool's workers); the others wait formed
     return {"points": SAMPLE_COPIES * n * point_bytes(dim, jacobian),
-            "sampler batches": BATCH_TEMPORARIES * wave * per_batch * pb}
+            "sampler batches": (wave + in_flight * (BATCH_TEMPORARIES - 1)) * per_batch * pb,
+            "sampler heap kept": in_flight * per_batch * line_bytes(dim)}
 
 
 def _add(parts: dict, new: dict, prefix: str = "") -> None:
