@@ -1,12 +1,16 @@
 """The one place that chooses the array module: NumPy, or CuPy when a GPU is usable.
 
 `HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only if `cupy.cuda.is_available()`).
-All array code takes `xp` from here; transfers to the host are explicit (`to_host`).
+All array code takes `xp` from here; transfers to the host are explicit (`to_host`). A job's checks refuse a GPU
+this node lacks before any work (`refuse_unusable`), except where the job's GPU is checked elsewhere
+(`gpu_checked_elsewhere`: --check on a login node, a job queued to another node).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -40,6 +44,34 @@ def backend_name(name: str | None = None) -> str:
             f"{key}=cupy but no usable CUDA device/CuPy: pip install 'hpcflow[gpu]' on a GPU node, or use {key}=numpy"
         )
     return choice
+
+
+#: set within `gpu_checked_elsewhere`: the GPU a job asks for is not this node's to provide
+_ELSEWHERE = contextvars.ContextVar("hpcflow_gpu_checked_elsewhere", default=False)
+
+
+@contextmanager
+def gpu_checked_elsewhere(elsewhere: bool = True):
+    """Within it (with `elsewhere`), a job's checks accept a GPU this node lacks instead of refusing it: --check on
+    a login node, a job queued to run on another node, whose command checks it again as it starts."""
+    token = _ELSEWHERE.set(bool(elsewhere) or _ELSEWHERE.get())
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
+
+
+def gpu_needed_here() -> bool:
+    """Whether a job's checks must find the GPU it asks for on this node (outside `gpu_checked_elsewhere`)."""
+    return not _ELSEWHERE.get()
+
+
+def refuse_unusable() -> None:
+    """Refuse before any work (MissingDependencyError, exit 2) an $HPCFLOW_BACKEND this node cannot run (cupy
+    without a usable GPU), unless the job's GPU is checked elsewhere; the name itself is checked with the
+    environment (`hpcflow.resources.check_environment`)."""
+    if gpu_needed_here():
+        backend_name()
 
 
 def get_xp(name: str | None = None):

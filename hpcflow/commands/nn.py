@@ -78,6 +78,7 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
 
 def prepare_job(args, comm):
     """Validate the job, before --out is looked into: (module, cfg, overrides)."""
+    from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.jobs import registry
     from hpcflow.jobs.schema import apply_overrides, read_toml
 
@@ -88,8 +89,9 @@ def prepare_job(args, comm):
         raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
     overrides = list(args.set or [])
-    module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
-                                memory_check=not getattr(args, "no_memory_check", False))
+    with gpu_checked_elsewhere(getattr(args, "check", False)):  # --check: a missing GPU is said, not refused
+        module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
+                                    memory_check=not getattr(args, "no_memory_check", False))
     return module, cfg, overrides
 
 

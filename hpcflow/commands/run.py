@@ -118,13 +118,15 @@ def backend_note() -> str:
 def prepare_job(args, comm):
     """The job's input checks of `hpcflow run`, before any work and before --out is looked into: (module, cfg,
     outputs, overrides)."""
+    from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.errors import ConfigError
     from hpcflow.jobs import registry
 
     refuse_resume_with_force(args)
     overrides = list(args.set or [])
-    module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
-                                memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
+    with gpu_checked_elsewhere(getattr(args, "check", False)):  # --check: a missing GPU is said, not refused
+        module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
+                                    memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())

@@ -170,7 +170,8 @@ def run(args) -> int:
                              signal_delay=args.signal_delay)
     kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
                      resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
-                     per_node=res.ntasks_per_node, memory_check=not args.no_memory_check)
+                     per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
+                     runs_here=args.executor == "local" and not args.check)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res)

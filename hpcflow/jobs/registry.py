@@ -52,7 +52,8 @@ def job_module(kind: str, *, source: str = "job"):
 
 def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
     """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
-    filled, or a ConfigError before any work. The HPCFLOW_* environment and the estimated peak memory per rank
+    filled, or a ConfigError before any work. The HPCFLOW_* environment, the GPU the job asks for (not within
+    `hpcflow.backend.gpu_checked_elsewhere`) and the estimated peak memory per rank
     (`hpcflow.resources.check_resources`; skipped with memory_check=False) are checked too."""
     module, cfg, _ = load_with_extras(path, overrides, ranks=ranks, memory_check=memory_check)
     return module, cfg
@@ -75,9 +76,11 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
 
 
 def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
+    from hpcflow.backend import refuse_unusable
     from hpcflow.resources import check_environment
 
     check_environment()
+    refuse_unusable()  # HPCFLOW_BACKEND=cupy without a usable GPU, before any work (not under --check)
     source = str(path)
     data = apply_overrides(read_toml(path), overrides, source=source)
     job = data.get("job")

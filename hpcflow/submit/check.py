@@ -11,10 +11,18 @@ from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None, nodes: int = 1, per_node: int = 1,
-              memory_check: bool = True) -> str:
+              memory_check: bool = True, runs_here: bool = False) -> str:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
-    rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`); return its
-    kind."""
+    rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`; the GPU it
+    asks for only where it `runs_here`, a local job, not one queued to another node or --check); return its kind."""
+    from hpcflow.backend import gpu_checked_elsewhere
+
+    with gpu_checked_elsewhere(not runs_here):
+        return _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
+                          study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
+
+
+def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node, memory_check) -> str:
     from hpcflow.resources import check_resources, skipped_memory_check
 
     if command == "tune":
