@@ -1,6 +1,7 @@
-"""A job that asks for a GPU this node lacks (HPCFLOW_BACKEND=cupy without a usable CuPy device): refused in one
-line before any work by the commands that run it here, accepted with a warning by --check and by a submission to
-another node. The GPU is faked present or absent through the backend's probe (`hpcflow.backend.gpu_available`)."""
+"""A job that asks for a GPU this node lacks (HPCFLOW_BACKEND=cupy without a usable CuPy device; a network job's
+[training].device = 'cuda' where torch sees none): refused in one line before any work by the commands that run it
+here, accepted with a warning by --check and by a submission to another node. The GPU is faked present or absent
+through the probes (`hpcflow.backend.gpu_available`, `torch.cuda.is_available`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from hpcflow.jobs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE_JOB = ROOT / "jobs" / "tune_delta.toml"
+NN_JOB = ROOT / "jobs" / "nn_smoke.toml"
+CUDA = ["--set", 'training.device="cuda"']
 
 
 @pytest.fixture
@@ -23,6 +26,17 @@ def cupy_asked(monkeypatch):
 
     def gpu(usable: bool) -> None:
         monkeypatch.setattr(backend, "gpu_available", lambda: usable)
+
+    return gpu
+
+
+@pytest.fixture
+def torch_gpu(monkeypatch):
+    """`gpu(bool)` sets whether torch sees a GPU."""
+    import torch
+
+    def gpu(usable: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: usable)
 
     return gpu
 
@@ -66,3 +80,60 @@ def test_a_submission_checks_the_gpu_where_the_job_runs(tmp_path, cupy_asked, ca
     assert main(["run", str(ROOT / "jobs" / "quickstart.toml"), "--out", str(out), "--check"]) == 0
     assert "no usable GPU" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def _check_line(capsys, argv) -> str:
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    return out[0]
+
+
+def test_a_cuda_network_job_is_checked_without_a_gpu_and_refused_by_its_run(tmp_path, torch_gpu, capsys):
+    """nn --check of device 'cuda' on a login node exited 2 ('torch sees no GPU'); it now says so and accepts the job,
+    as run --check does for HPCFLOW_BACKEND=cupy, while the run itself refuses it in one line, nothing written. The
+    line names the torch device the run would train on, not the array backend ('backend numpy')."""
+    torch_gpu(False)
+    out = tmp_path / "out"
+    for command in ("nn", "run"):
+        line = _check_line(capsys, [command, str(NN_JOB), "--out", str(out), "--check", *CUDA])
+        assert "; torch device cuda, but torch sees no GPU on this node: run it on a GPU node; nothing run" in line
+        assert "backend" not in line
+    assert "; torch device cpu; nothing run" in _check_line(
+        capsys, ["nn", str(NN_JOB), "--out", str(out), "--check", "--set", 'training.device="cpu"'])
+    line = _check_line(capsys, ["nn", str(NN_JOB), "--out", str(out), "--check"])  # (device auto)
+    assert "; torch device auto (cuda where torch sees a GPU, else cpu); nothing run" in line and "backend" not in line
+    assert main(["nn", str(NN_JOB), "--out", str(out), *CUDA]) == 2
+    assert "[training].device = 'cuda' but torch sees no GPU" in _one_line_refusal(capsys, "nn")
+    assert list(tmp_path.iterdir()) == []
+    torch_gpu(True)
+    assert "; torch device cuda; nothing run" in _check_line(capsys, ["nn", str(NN_JOB), "--out", str(out), "--check",
+                                                                      *CUDA])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cuda_network_job_is_submitted_to_slurm_from_a_node_without_a_gpu(tmp_path, torch_gpu, monkeypatch,
+                                                                            capsys):
+    """submit --check of device 'cuda' exited 2 before the partition was looked at (--gpus-per-node 1 too), and so
+    did the submission: the job runs on a GPU node, which checks its device as it starts. A local job runs here:
+    refused before anything is queued or written."""
+    from test_submit import SINFO, _stand_in_slurm
+    from test_submit_failures import _sbatch
+
+    torch_gpu(False)
+    bin_dir = tmp_path / "bin"
+    called = _stand_in_slurm(bin_dir, monkeypatch, SINFO)
+    _sbatch(bin_dir, out="Submitted batch job 42\n", rc=0)
+    out = tmp_path / "out"
+    submit = ["submit", str(NN_JOB), "--out", str(out), "--command", "nn", *CUDA]
+    assert main([*submit, "--executor", "local"]) == 2
+    assert "[training].device = 'cuda' but torch sees no GPU" in _one_line_refusal(capsys, "submit")
+    gpus = ["--executor", "slurm", "--partition", "mixed", "--gpus-per-node", "1"]
+    line = _check_line(capsys, [*submit, *gpus, "--check"])
+    assert " in partition mixed: hpcflow nn " in line
+    assert line.endswith("; torch device cuda, but torch sees no GPU on this node: run it on a GPU node"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"] and not called.exists()
+    assert main([*submit, *gpus]) == 0, capsys.readouterr().err
+    assert "slurm job 42: hpcflow nn " in capsys.readouterr().out and called.read_text().startswith("sbatch ")
+    torch_gpu(True)  # a GPU here: nothing to warn of
+    assert _check_line(capsys, [*submit, *gpus, "--check"]).endswith('--set training.device="cuda"')

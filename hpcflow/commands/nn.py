@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from hpcflow import __version__
-from hpcflow.commands.run import backend_note, add_job_arguments, refuse_resume_with_force
+from hpcflow.commands.run import add_job_arguments, device_note, refuse_resume_with_force
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -33,7 +33,7 @@ def run(args) -> int:
         refuse_together(lambda: prepare_out(args, module, cfg), comm)
         if comm.Get_rank() == 0:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
-                  f"{resources.describe(cfg, ranks=comm.Get_size())}; {backend_note()}; nothing run")
+                  f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow nn", comm=comm) as lock:

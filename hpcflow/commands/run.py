@@ -34,7 +34,8 @@ def _run(args, comm) -> int:
         prepare_out(args, module, cfg, outputs, comm)
         if comm.Get_rank() == 0:
             memory = resources.describe(cfg, ranks=comm.Get_size())
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {backend_note()}; nothing run")
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {device_note(module, cfg)}; "
+                  "nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
@@ -104,15 +105,38 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
     return 0
 
 
+def cupy_missing() -> bool:
+    """HPCFLOW_BACKEND=cupy on a node without a usable GPU (CuPy), which a run here refuses."""
+    from hpcflow.backend import gpu_available
+
+    return os.environ.get("HPCFLOW_BACKEND", "").strip().lower() == "cupy" and not gpu_available()
+
+
 def backend_note() -> str:
     """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal)."""
     from hpcflow.backend import gpu_available
 
-    want = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
-    gpu = gpu_available()
-    if want == "cupy" and not gpu:
+    if cupy_missing():
         return "backend cupy, but this node has no usable GPU (CuPy): run it on a GPU node"
-    return f"backend {'cupy' if want == 'cupy' or (want == 'auto' and gpu) else 'numpy'}"
+    want = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
+    return f"backend {'cupy' if want == 'cupy' or (want == 'auto' and gpu_available()) else 'numpy'}"
+
+
+def device_note(module, cfg) -> str:
+    """What a run here would compute on, for --check's line: the array backend (`backend_note`), or for a kind with
+    a device of its own (a network's torch device: its module's `device_note`) that device, and the backend only
+    where this node lacks the GPU it asks for. A missing GPU is said, not refused: a login node checks GPU jobs."""
+    own = getattr(module, "device_note", None)
+    if own is None:
+        return backend_note()
+    return own(cfg) + (f"; {backend_note()}" if cupy_missing() else "")
+
+
+def missing_gpu_note(module, cfg) -> str | None:
+    """`device_note` where the job asks for a GPU this node lacks (its module's `gpu_missing`, HPCFLOW_BACKEND=cupy),
+    else None: submit --check's warning (the job itself may run on another node)."""
+    own = getattr(module, "gpu_missing", None)
+    return device_note(module, cfg) if cupy_missing() or (own is not None and own(cfg)) else None
 
 
 def prepare_job(args, comm):

@@ -168,10 +168,10 @@ def run(args) -> int:
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay)
-    kind = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                     resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
-                     per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
-                     runs_here=args.executor == "local" and not args.check)
+    kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
+                               resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
+                               per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
+                               runs_here=args.executor == "local" and not args.check)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res)
@@ -185,7 +185,7 @@ def run(args) -> int:
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
               f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}"
-              f"{_shared_trials(argvs, args)}")
+              f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))

@@ -32,6 +32,11 @@ def require_torch():
     return torch
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a GPU (imports torch, ~2 s): what a network job's device 'auto' and 'cuda' ask."""
+    return bool(require_torch().cuda.is_available())
+
+
 def refuse_without_torch() -> None:
     """MissingDependencyError naming the install line when torch is not installed, without importing it (~2 s): a
     job's checks and the refusals of its --out then run without torch."""

@@ -111,12 +111,15 @@ SCHEMA = {
 
 def check(cfg: dict, source: str = "job") -> None:
     """Cross-field checks, run by hpcflow.jobs.registry.load before any work (torch must be installed; it is
-    imported only to ask for a GPU, device = 'cuda')."""
-    from hpcflow.nn._torch import refuse_without_torch, require_torch
+    imported only to ask for a GPU, device = 'cuda', where the job's GPU is not checked elsewhere: --check, a job
+    queued to another node)."""
+    from hpcflow.backend import gpu_needed_here
+    from hpcflow.nn._torch import refuse_without_torch
 
     refuse_without_torch()
-    if cfg["training"]["device"] == "cuda" and not require_torch().cuda.is_available():
-        raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
+    if gpu_needed_here() and gpu_missing(cfg):
+        raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu', or run "
+                          "it on a GPU node")
     geo = cfg["geometry"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
@@ -135,6 +138,25 @@ def check(cfg: dict, source: str = "job") -> None:
     for sec, key, limit in limits:
         if cfg[sec][key] > limit:
             raise ConfigError(f"{source}: [{sec}].{key} = {cfg[sec][key]} exceeds the {limit} sampled points; lower it")
+
+
+def gpu_missing(cfg: dict) -> bool:
+    """[training].device = 'cuda' where torch sees no GPU (a run here refuses it; --check says it)."""
+    from hpcflow.nn._torch import cuda_available
+
+    return cfg["training"]["device"] == "cuda" and not cuda_available()
+
+
+def device_note(cfg: dict) -> str:
+    """The torch device a run here would train on, for --check's line; a 'cuda' that torch sees no GPU for is said,
+    not refused, so a GPU job can be checked on a login node. 'auto' is named with its rule: --check of a fresh --out
+    never imports torch (~2 s) but to ask for a GPU that [training].device names."""
+    device = cfg["training"]["device"]
+    if device == "auto":
+        return "torch device auto (cuda where torch sees a GPU, else cpu)"
+    if device == "cuda" and gpu_missing(cfg):
+        return "torch device cuda, but torch sees no GPU on this node: run it on a GPU node"
+    return f"torch device {device}"
 
 
 def _check_schedule(cfg: dict, source: str) -> None:
@@ -387,7 +409,7 @@ def _prepare(cfg: dict, comm) -> dict:
     from hpcflow.allocator import retain_freed_memory
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
-    from hpcflow.nn._torch import require_torch
+    from hpcflow.nn._torch import cuda_available, require_torch
     from hpcflow.nn.replicas import Shard
     from hpcflow.nn.train import TrainConfig
     from hpcflow.parallel.comm import limit_threads, node_layout
@@ -400,7 +422,7 @@ def _prepare(cfg: dict, comm) -> dict:
         torch.set_num_threads(tcfg["threads"])
     device = tcfg["device"]
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if cuda_available() else "cpu"
     if device == "cuda" and comm.Get_size() > 1:
         device = f"cuda:{node_layout(comm)[0] % torch.cuda.device_count()}"
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)

@@ -11,28 +11,35 @@ from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None, nodes: int = 1, per_node: int = 1,
-              memory_check: bool = True, runs_here: bool = False) -> str:
+              memory_check: bool = True, runs_here: bool = False) -> tuple[str, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`; the GPU it
-    asks for only where it `runs_here`, a local job, not one queued to another node or --check); return its kind."""
+    asks for only where it `runs_here`, a local job, not one queued to another node or --check); return its kind
+    and, where it asks for a GPU this node lacks, what --check says of it (`hpcflow.commands.run.missing_gpu_note`),
+    else None."""
     from hpcflow.backend import gpu_checked_elsewhere
+    from hpcflow.commands.run import missing_gpu_note
+    from hpcflow.jobs import registry
 
     with gpu_checked_elsewhere(not runs_here):
-        return _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
-                          study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
+        cfg = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
+                         study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
+    kind = cfg["job"]["kind"]
+    return kind, missing_gpu_note(registry.job_module(kind), cfg)
 
 
-def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node, memory_check) -> str:
+def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node, memory_check) -> dict:
+    """`check_job`'s checks; the validated job."""
     from hpcflow.resources import check_resources, skipped_memory_check
 
     if command == "tune":
         from hpcflow.tune.study import check_outdir as check_study_dir, load
 
         with skipped_memory_check(not memory_check):
-            kind = load(job, overrides, sampler=sampler).cfg["job"]["kind"]
+            cfg = load(job, overrides, sampler=sampler).cfg
         writable_dir(out)
         check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
-        return kind
+        return cfg
     from hpcflow.jobs import registry
     from hpcflow.submit.task import CHECKPOINTS
 
@@ -45,10 +52,10 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, n
     queued = "nn" if kind == "nn" else "run"  # (a network job is queued as `hpcflow nn`)
     if resume:
         _check_resume(queued, job, out, overrides)
-        return kind
+        return cfg
     refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"'hpcflow submit {job} --out {out} ... --resume'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
-    return kind
+    return cfg
 
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
