@@ -137,3 +137,24 @@ def test_a_cuda_network_job_is_submitted_to_slurm_from_a_node_without_a_gpu(tmp_
     assert "slurm job 42: hpcflow nn " in capsys.readouterr().out and called.read_text().startswith("sbatch ")
     torch_gpu(True)  # a GPU here: nothing to warn of
     assert _check_line(capsys, [*submit, *gpus, "--check"]).endswith('--set training.device="cuda"')
+
+
+def test_info_names_the_cupy_distribution_installed_and_each_gpu_probe(tmp_path, monkeypatch, cupy_asked, torch_gpu):
+    """CuPy's line was tied to cupy-cuda12x: another CuPy distribution read 'cupy-cuda12x not installed' beside
+    'gpu_available True'. The distribution that provides the `cupy` module is named (here a metadata-only
+    cupy-cuda11x on sys.path). HPCFLOW_BACKEND=cupy without a GPU is a valid setting, not 'invalid'; torch's own GPU
+    probe, which network jobs ask, has its line."""
+    from hpcflow.commands.info import collect
+
+    dist = tmp_path / "cupy_cuda11x-13.3.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cupy-cuda11x\nVersion: 13.3.0\n")
+    (dist / "top_level.txt").write_text("cupy\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for cupy_gpu, torch_sees in ((True, False), (False, True)):
+        cupy_asked(cupy_gpu)
+        torch_gpu(torch_sees)
+        facts = collect()
+        assert facts["cupy"] == "13.3.0 (cupy-cuda11x)" and "cupy-cuda12x" not in facts
+        assert facts["gpu_available"] is cupy_gpu and facts["torch_cuda"] is torch_sees
+        assert facts["backend"] == ("cupy" if cupy_gpu else "cupy requested, no usable GPU here")

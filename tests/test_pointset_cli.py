@@ -105,8 +105,10 @@ def test_sample_cli_refuses_existing_output_and_unwritable_dir(tmp_path):
 
 
 def test_invalid_backend_env_is_a_one_line_error():
+    """info too refuses it (it printed 'backend invalid (...)' and exited 0), as the README's environment row says."""
     r = hpcflow("info", env={"HPCFLOW_BACKEND": "tpu"})
-    assert r.returncode == 0 and "invalid" in r.stdout  # info reports, never fails
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r
+    assert r.stderr.startswith("hpcflow info: error: HPCFLOW_BACKEND='tpu' is not one of numpy, cupy, auto"), r.stderr
     from hpcflow.backend import backend_name
     from hpcflow.errors import ConfigError
 

@@ -1,4 +1,5 @@
-"""`hpcflow info`: versions, MPI library and world size, CuPy/GPU usability."""
+"""`hpcflow info`: versions, MPI library and world size, GPU usability (CuPy's and torch's), the array backend. A bad
+HPCFLOW_* setting is refused in one line, exit 2, as by every command (README, "environment")."""
 
 from __future__ import annotations
 
@@ -13,6 +14,45 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def cupy_version() -> str:
+    """The installed CuPy's version and the distribution that provides the `cupy` module ('13.3.0 (cupy-cuda11x)'):
+    CuPy ships as cupy-cuda11x, cupy-cuda12x, cupy-rocm-*, cupy; read from its metadata, else 'not installed'."""
+    from importlib import metadata
+
+    for dist in sorted(set(metadata.packages_distributions().get("cupy", []))):
+        try:
+            return f"{metadata.version(dist)} ({dist})"
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def torch_cuda() -> bool | str | None:
+    """Whether torch sees a GPU (what a network job's device 'auto' and 'cuda' ask); None without torch."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        from hpcflow.nn._torch import cuda_available
+
+        return cuda_available()
+    except Exception as exc:  # noqa: BLE001 - a broken install (ImportError, OSError of a missing library)
+        return f"torch does not import ({type(exc).__name__}: {exc})"
+
+
+def backend_line() -> str:
+    """The array backend a run would take here; HPCFLOW_BACKEND=cupy without a usable GPU said as such (a valid
+    setting a run on this node refuses)."""
+    from hpcflow.backend import backend_name
+    from hpcflow.errors import MissingDependencyError
+
+    try:
+        return backend_name()
+    except MissingDependencyError:
+        return "cupy requested, no usable GPU here"
 
 
 def library_line(text: str, width: int = 120) -> str:
@@ -32,12 +72,12 @@ def library_line(text: str, width: int = 120) -> str:
 def collect() -> dict:
     """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
     from hpcflow import __version__
-    from hpcflow.backend import backend_name, gpu_available
+    from hpcflow.backend import gpu_available
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
-    for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch",
-                 "cupy-cuda12x"):
+    for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch"):
         facts[dist] = _version(dist)
+    facts["cupy"] = cupy_version()
     try:
         from mpi4py import MPI
 
@@ -53,11 +93,11 @@ def collect() -> dict:
         facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: mpi4py is not "
                             "linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 "
                             "or mpiexec from the same MPI as mpi4py)")
-    facts["gpu_available"] = gpu_available()
-    try:
-        facts["backend"] = backend_name()
-    except Exception as exc:  # noqa: BLE001
-        facts["backend"] = f"invalid ({exc})"
+    facts["gpu_available"] = gpu_available()  # CuPy's (the array backend's)
+    cuda = torch_cuda()
+    if cuda is not None:
+        facts["torch_cuda"] = cuda
+    facts["backend"] = backend_line()
     return facts
 
 
@@ -75,6 +115,10 @@ def lines(per_rank: list) -> list:
 
 
 def run(args) -> int:
+    from hpcflow.parallel.comm import refuse_together
+    from hpcflow.resources import check_environment
+
+    refuse_together(check_environment)  # one line from rank 0 under mpiexec
     facts = collect()
     if facts["mpi_world_size"] > 1:
         from hpcflow.parallel.comm import rank, resolve
