@@ -40,6 +40,7 @@ out = os.path.join(where, "out")
 common = ["--threads", "1", "--quiet", "--out", out + ".h5"]
 if mode == "placed":
     schema.MANIFOLD_FIELDS["psi"] = schema.Field(float, 0.0, lo=-1e9, hi=1e9)
+    schema.MAX_PSI = 1e9  # the --psi modulus bound, read when the arguments are checked
     sys.exit(main(["sample", "--manifold", "dwork", "--dim", "1", "--psi=-1e7", "--n", "1000", *common]))
 if mode == "batches":
     Hypersurface.sample.__kwdefaults__["max_batches"] = 1
