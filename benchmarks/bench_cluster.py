@@ -16,14 +16,14 @@ Prints one JSON line per measurement.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import _args
 
 
 def _sample(n, seed, chart=None):
@@ -59,14 +59,42 @@ def one_clustering(method: str, n: int, k: int, batch_size: int, silhouette_rows
             "cluster_size_max": int(sizes.max())}
 
 
+def clusters(n: int, given: int | None) -> int:
+    """k: the one given, else the paper's N/5000 (at least 1)."""
+    return given or max(1, round(n / 5000))
+
+
+def check_cluster(ap, args) -> None:
+    """Refuse, before any clustering, a k the points or mini-batches cannot hold, or a silhouette of one cluster."""
+    from hpcflow.cluster.full import MAX_POINTS
+    from hpcflow.cluster.inputs import check_n_clusters
+    from hpcflow.cluster.quality import MIN_SAMPLE
+    from hpcflow.errors import ConfigError
+
+    if args.silhouette_rows and args.silhouette_rows < MIN_SAMPLE:
+        ap.error(f"argument --silhouette-rows: {args.silhouette_rows} rows give no standard error; pass 0 (skip) "
+                 f"or >= {MIN_SAMPLE}")
+    if args.full_up_to > MAX_POINTS:
+        ap.error(f"argument --full-up-to: the unbatched method holds at most {MAX_POINTS} points; pass <= {MAX_POINTS}")
+    for n in args.n:
+        k = clusters(n, args.clusters)
+        try:
+            check_n_clusters(k, n, batch_size=args.batch_size)
+        except ConfigError as exc:
+            ap.error(f"--n {n} with k = {k} (--clusters) and --batch-size {args.batch_size}: {exc}")
+        if args.silhouette_rows and not 2 <= k <= n - 1:
+            ap.error(f"--n {n}: the silhouette needs 2 <= k <= N-1 clusters, and k = {k}"
+                     f"{'' if args.clusters else ' (N/5000)'}; pass --clusters 2 or more, or --silhouette-rows 0")
+
+
 def bench_cluster(args):
     for n in args.n:
-        k = args.clusters or max(1, round(n / 5000))
+        k = clusters(n, args.clusters)
         methods = ["batched"] + (["full"] if n <= args.full_up_to else [])
         for method in methods:
             cmd = [sys.executable, __file__, "_child", method, str(n), str(k), str(args.batch_size),
                    str(args.silhouette_rows)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            out = _args.child(cmd, f"{method} clustering of N={n}").stdout
             print(out.strip().splitlines()[-1], flush=True)
 
 
@@ -83,13 +111,29 @@ def _run_flow(kernel, train, test, blocks, args, *, steps, cache_bytes):
     return res, float(np.median(diffs)) if diffs.size else float("nan"), total
 
 
+def check_flow(ap, args) -> None:
+    """Refuse, before any sampling, a flow comparison that measures nothing or whose clusters cannot be made."""
+    from hpcflow.cluster.inputs import check_n_clusters
+    from hpcflow.errors import ConfigError
+
+    if args.time_steps == 1:
+        ap.error("argument --time-steps: one step has no step interval to time; pass 0 (skip) or >= 2")
+    if not args.time_steps and not args.steps:
+        ap.error("--time-steps 0 and --steps 0 measure nothing; pass either >= 1")
+    k = clusters(args.n, None)
+    try:
+        check_n_clusters(k, args.n, batch_size=args.batch_size)
+    except ConfigError as exc:
+        ap.error(f"--n {args.n} with k = {k} (N/5000) and --batch-size {args.batch_size}: {exc}")
+
+
 def bench_flow(args):
     from hpcflow.cluster import flow_blocks
     from hpcflow.kernels import make_kernel
 
     chart = (0, 1)
     train, test = _sample(args.n, 0, chart), _sample(args.n_test, 1, chart)
-    k = max(1, round(args.n / 5000))
+    k = clusters(args.n, None)
     t0 = time.perf_counter()
     blocks = flow_blocks(train, test, method="batched", n_clusters=k, batch_size=args.batch_size, seed=0)
     t_blocks = time.perf_counter() - t0
@@ -124,26 +168,35 @@ def main(argv=None):
         method, n, k, b, rows = argv[1], int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5])
         print(json.dumps(one_clustering(method, n, k, b, rows)))
         return
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _args.parser(__doc__)
     sub = p.add_subparsers(dest="what", required=True)
     c = sub.add_parser("cluster", help="time and peak memory of batched clustering")
-    c.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
-    c.add_argument("--batch-size", type=int, default=10_000)
-    c.add_argument("--full-up-to", type=int, default=10_000, help="also run the unbatched method up to this N")
-    c.add_argument("--clusters", type=int, default=None, help="k (default N/5000, the paper's choice)")
-    c.add_argument("--silhouette-rows", type=int, default=0, help="FS silhouette on this many rows (0 = skip)")
+    c.add_argument("--n", type=_args.POSITIVE, nargs="+", default=[10_000, 100_000])
+    c.add_argument("--batch-size", type=_args.POSITIVE, default=10_000)
+    c.add_argument("--full-up-to", type=_args.NONNEGATIVE, default=10_000,
+                   help="also run the unbatched method up to this N")
+    c.add_argument("--clusters", type=_args.POSITIVE, default=None, help="k (default N/5000, the paper's choice)")
+    c.add_argument("--silhouette-rows", type=_args.NONNEGATIVE, default=0,
+                   help="FS silhouette on this many rows (0 = skip)")
     f = sub.add_parser("flow", help="per-cluster vs unclustered flow: step time and sigma_test")
-    f.add_argument("--n", type=int, default=20_000)
-    f.add_argument("--n-test", type=int, default=2000)
-    f.add_argument("--batch-size", type=int, default=10_000)
-    f.add_argument("--time-steps", type=int, default=3, help="streamed steps timed per variant (0 = skip)")
-    f.add_argument("--steps", type=int, default=50, help="cached steps for the sigma_test comparison (0 = skip)")
-    f.add_argument("--cache-gb", type=float, default=8.0, help="kernel cache budget (halved train/test)")
-    f.add_argument("--dt-per-point", type=float, default=17.0 / 2500)
-    f.add_argument("--width", type=float, default=1 / 30)
+    f.add_argument("--n", type=_args.POSITIVE, default=20_000)
+    f.add_argument("--n-test", type=_args.POSITIVE, default=2000)
+    f.add_argument("--batch-size", type=_args.POSITIVE, default=10_000)
+    f.add_argument("--time-steps", type=_args.NONNEGATIVE, default=3,
+                   help="streamed steps timed per variant (0 = skip; else >= 2, a median of step intervals)")
+    f.add_argument("--steps", type=_args.NONNEGATIVE, default=50,
+                   help="cached steps for the sigma_test comparison (0 = skip)")
+    f.add_argument("--cache-gb", type=_args.real(0.0, above=False), default=8.0,
+                   help="kernel cache budget (halved train/test)")
+    f.add_argument("--dt-per-point", type=_args.real(), default=17.0 / 2500)
+    f.add_argument("--width", type=_args.real(), default=1 / 30)
     args = p.parse_args(argv)
-    (bench_cluster if args.what == "cluster" else bench_flow)(args)
-
+    if args.what == "cluster":
+        check_cluster(c, args)
+        bench_cluster(args)
+    else:
+        check_flow(f, args)
+        bench_flow(args)
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,6 @@ a before/after ratio holds on a busy machine. Prints one JSON line per case: bes
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -18,23 +17,29 @@ import time
 
 import numpy as np
 
+import _args
 import hpcflow.geometry.distance as tree
+
+#: the module of a checkout that --baseline times
+BASELINE_MODULE = os.path.join("hpcflow", "geometry", "distance.py")
 
 
 def load_baseline(root: str):
     """DIR/hpcflow/geometry/distance.py as a module of its own (its imports resolve to this tree's hpcflow)."""
-    spec = importlib.util.spec_from_file_location("baseline_distance",
-                                                  os.path.join(root, "hpcflow", "geometry", "distance.py"))
+    spec = importlib.util.spec_from_file_location("baseline_distance", os.path.join(root, BASELINE_MODULE))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--baseline", default=None, help="a checkout whose distance module is timed alongside")
+    p = _args.parser(__doc__)
+    p.add_argument("--repeats", type=_args.POSITIVE, default=9)
+    p.add_argument("--baseline", type=_args.directory, default=None,
+                   help="a checkout whose distance module is timed alongside")
     args = p.parse_args(argv)
+    if args.baseline and not os.path.isfile(os.path.join(args.baseline, BASELINE_MODULE)):
+        p.error(f"argument --baseline: {args.baseline} has no {BASELINE_MODULE}; pass the root of an hpcflow checkout")
     rng = np.random.default_rng(0)
     z = rng.normal(size=(200_000, 5)) + 1j * rng.normal(size=(200_000, 5))
     cases = {"fs_distance 4000x4000": lambda m: m.fs_distance(z[:4000]),

@@ -14,17 +14,22 @@ Prints one JSON line per repeat (the `worker` subcommand is what it starts under
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _args
+
+#: fewest steps: the steady steps counted are 3 .. steps, one at least
+MIN_STEPS = 3
+#: fewest train points: N/3 test points, at least one
+MIN_N = 3
 
 
 class CountingComm:
@@ -82,21 +87,26 @@ def worker(n: int, steps: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ranks", type=int, default=2)
-    ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap = _args.parser(__doc__)
+    ap.add_argument("--ranks", type=_args.POSITIVE, default=2)
+    ap.add_argument("--n", type=_args.whole(MIN_N), default=300, help=f"train points (>= {MIN_N}: N/3 test points)")
+    ap.add_argument("--steps", type=_args.whole(MIN_STEPS), default=300,
+                    help=f"flow steps (>= {MIN_STEPS}: collectives are counted over steps 3 .. steps)")
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=3)
     args = ap.parse_args()
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
     env = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
     for _ in range(args.repeat):
-        subprocess.run([mpiexec, "-n", str(args.ranks), sys.executable, __file__, "worker", str(args.n),
-                        str(args.steps)], check=True, env=env)
+        out = _args.child([mpiexec, "-n", str(args.ranks), sys.executable, __file__, "worker", str(args.n),
+                           str(args.steps)], f"the flow at {args.ranks} ranks", env=env).stdout
+        print(out, end="", flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        worker(int(sys.argv[2]), int(sys.argv[3]))
+        from hpcflow.parallel.comm import abort_on_error
+
+        with abort_on_error():  # one rank's exception ends every rank, none left in a collective
+            worker(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()

@@ -21,15 +21,24 @@ Prints one JSON line per run (the `worker` subcommand is what the others start u
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import _args
+
+
+#: mini-batch size of the clustered flows' [clustering]
+BATCH_SIZE = 10_000
+
+
+def volume_clusters(n: int) -> int:
+    """Clusters of the volume runs at N train points."""
+    return max(2, n // 500)
 
 
 def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: float) -> None:
@@ -47,7 +56,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
     job = {"job": {"kind": "flow"}, "geometry": {"chart": [0, 1], "n_train": n, "n_test": n_test, "seed": 1},
            "kernel": {"name": "gaussian", "width": 1 / 30, "normalize": "row"}, "flow": {"dt": 1.0}}
     if mode == "clustered":
-        job["clustering"] = {"method": "batched", "n_clusters": clusters, "batch_size": 10_000}
+        job["clustering"] = {"method": "batched", "n_clusters": clusters, "batch_size": BATCH_SIZE}
         if halo > 0:
             job["clustering"]["halo_cutoff"] = halo
     train, test, lay, _ = distribute(validate(job, flow_job.SCHEMA, source="bench"), comm=c)
@@ -85,9 +94,7 @@ def _launch(ranks: int, threads: int, args: list) -> dict:
     if ranks > 1:
         exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
         cmd = [exe, "-n", str(ranks), *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if r.returncode != 0:
-        raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{r.stderr[-3000:]}")
+    r = _args.child(cmd, f"the {args[0]} flow of N={args[1]} at {ranks} ranks x {threads} threads", env=env)
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
 
 
@@ -103,28 +110,48 @@ def _model(run: dict) -> list:
     return out
 
 
+def check_clusters(ap, k: int, n: int, flag: str) -> None:
+    """Refuse k clusters that N points in mini-batches of BATCH_SIZE cannot hold, before any run."""
+    from hpcflow.cluster.inputs import check_n_clusters
+    from hpcflow.errors import ConfigError
+
+    try:
+        check_n_clusters(k, n, batch_size=BATCH_SIZE)
+    except ConfigError as exc:
+        ap.error(f"--n {n} with k = {k} ({flag}) and mini-batches of {BATCH_SIZE}: {exc}")
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from hpcflow.arguments import MAX_THREADS
+
+    threads = _args.whole(1, MAX_THREADS)
+    ap = _args.parser(__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("worker")
     for name, typ in (("mode", str), ("n", int), ("n_test", int), ("steps", int), ("clusters", int), ("halo", float)):
         w.add_argument(name, type=typ)
     s = sub.add_parser("scaling")
-    s.add_argument("--n", type=int, default=20_000)
-    s.add_argument("--n-test", type=int, default=2000)
-    s.add_argument("--steps", type=int, default=3)
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--clusters", type=int, default=4)
-    s.add_argument("--halo", type=float, default=0.1)
+    s.add_argument("--n", type=_args.POSITIVE, default=20_000)
+    s.add_argument("--n-test", type=_args.NONNEGATIVE, default=2000)
+    s.add_argument("--steps", type=_args.POSITIVE, default=3)
+    s.add_argument("--threads", type=threads, default=2)
+    s.add_argument("--clusters", type=_args.POSITIVE, default=4)
+    s.add_argument("--halo", type=_args.real(0.0, above=False), default=0.1, help="halo cutoff (0: none)")
     e = sub.add_parser("exact-step")
-    e.add_argument("--n", type=int, default=100_000)
-    e.add_argument("--ranks", type=int, default=2)
-    e.add_argument("--threads", type=int, default=1, help="threads per rank")
+    e.add_argument("--n", type=_args.POSITIVE, default=100_000)
+    e.add_argument("--ranks", type=_args.POSITIVE, default=2)
+    e.add_argument("--threads", type=threads, default=1, help="threads per rank")
     v = sub.add_parser("volume")
-    v.add_argument("--n", type=int, nargs="+", default=[2000, 4000])
-    v.add_argument("--ranks", type=int, nargs="+", default=[2, 3])
-    v.add_argument("--halo", type=float, nargs="+", default=[0.1, 0.2, 0.4])
+    v.add_argument("--n", type=_args.POSITIVE, nargs="+", default=[2000, 4000])
+    v.add_argument("--ranks", type=_args.POSITIVE, nargs="+", default=[2, 3])
+    v.add_argument("--halo", type=_args.real(0.0, above=False), nargs="+", default=[0.1, 0.2, 0.4],
+                   help="halo cutoffs (0: none)")
     a = ap.parse_args(argv)
+    if a.cmd == "scaling":
+        check_clusters(s, a.clusters, a.n, "--clusters")
+    elif a.cmd == "volume":
+        for n in a.n:
+            check_clusters(v, volume_clusters(n), n, "N/500, at least 2")
     if a.cmd == "worker":
         from hpcflow.parallel.comm import abort_on_error
 
@@ -148,7 +175,7 @@ def main(argv=None) -> None:
         for n in a.n:
             for mode, halo in [("exact", 0.0)] + [("clustered", h) for h in a.halo]:
                 for ranks in a.ranks:
-                    run = _launch(ranks, 1, [mode, n, n // 10, 2, max(2, n // 500), halo])
+                    run = _launch(ranks, 1, [mode, n, n // 10, 2, volume_clusters(n), halo])
                     measured = [(p["comm_bytes_once"], p["comm_bytes_per_step"]) for p in run["per_rank"]]
                     print(json.dumps({"mode": mode, "n": n, "ranks": ranks, "halo": halo,
                                       "halo_rows": [p["halo_rows"] for p in run["per_rank"]],

@@ -13,14 +13,14 @@ rank), bytes hashed per point, hash throughput. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from functools import partial
 
 import numpy as np
 
-from hpcflow.parallel.comm import resolve
+import _args
+from hpcflow.parallel.comm import abort_on_error
 from hpcflow.parallel.replicated import fingerprint, identical_on_all
 
 
@@ -45,11 +45,16 @@ def best(fn, repeats: int, comm) -> float:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = _args.parser(__doc__)  # every rank parses the same arguments: all refuse them together, rank 0 says why
+    ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--repeats", type=_args.POSITIVE, default=5)
     a = ap.parse_args(argv)
-    c = resolve(None)
+    with abort_on_error() as c:  # one rank's exception ends every rank, none left in a collective
+        measure(a, c)
+
+
+def measure(a, c) -> None:
+    """One JSON line per size (rank 0)."""
     for n in a.sizes:
         arrays = whole_set(n)
         nbytes = sum(x.nbytes for x in arrays)

@@ -15,7 +15,6 @@ Prints one JSON line per check: best-of-`--repeats` seconds, the slowest rank's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -23,7 +22,8 @@ import time
 
 import numpy as np
 
-from hpcflow.parallel.comm import resolve
+import _args
+from hpcflow.parallel.comm import abort_on_error
 
 
 def best(fn, repeats: int, comm) -> float:
@@ -74,12 +74,17 @@ def journal(path: str, trials: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1_000_000, help="rows of train and of test over all ranks")
-    p.add_argument("--trials", type=int, default=1000, help="trials in the journal")
-    p.add_argument("--repeats", type=int, default=5)
+    p = _args.parser(__doc__)  # every rank parses the same arguments: all refuse them together, rank 0 says why
+    p.add_argument("--n", type=_args.POSITIVE, default=1_000_000, help="rows of train and of test over all ranks")
+    p.add_argument("--trials", type=_args.POSITIVE, default=1000, help="trials in the journal")
+    p.add_argument("--repeats", type=_args.POSITIVE, default=5)
     args = p.parse_args()
-    comm = resolve(None)
+    with abort_on_error() as comm:  # one rank's exception ends every rank, none left in a collective
+        measure(args, comm)
+
+
+def measure(args, comm) -> None:
+    """The checks' seconds, one JSON line (rank 0)."""
     R, r = comm.Get_size(), comm.Get_rank()
     from hpcflow.flow_inputs import check_sets
     from hpcflow.parallel.partition import check_indices

@@ -6,7 +6,6 @@ Usage: python benchmarks/bench_kernels.py [--n 10000] [--repeat 2] [--mem-n 5000
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -15,6 +14,8 @@ import tracemalloc
 
 import numpy as np
 
+import _args
+from hpcflow.arguments import MAX_THREADS
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.hermitian import pack
 from hpcflow.kernels import make_kernel
@@ -161,16 +162,19 @@ def peak_memory(n, tile, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--tile", type=int, default=2048)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--mem-n", type=int, default=50_000)
-    ap.add_argument("--only", default=None, help="run only this kernel name")
+    ap = _args.parser(__doc__)
+    ap.add_argument("--n", type=_args.POSITIVE, default=10_000)
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=2)
+    ap.add_argument("--tile", type=_args.POSITIVE, default=2048)
+    ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=None)
+    ap.add_argument("--mem-n", type=_args.NONNEGATIVE, default=50_000, help="points of the peak-memory step (0 = skip)")
+    ap.add_argument("--only", default=None, choices=sorted({name for name, _ in CASES}),
+                    help="run only this kernel name")
     ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
     ap.add_argument("--profile", action="store_true", help="only the per-stage single-thread tile profile")
     args = ap.parse_args()
+    if args.mem_only and not args.mem_n:
+        ap.error("--mem-only with --mem-n 0 measures nothing; pass --mem-n N (points, >= 1)")
     if args.profile:
         print(json.dumps(stage_profile(), indent=1))
         return

@@ -1,6 +1,6 @@
 """Peak memory estimate (hpcflow.resources) vs measured peak RSS, one fresh process per case.
 
-    python benchmarks/bench_memory_estimate.py [--quick]
+    python benchmarks/bench_memory_estimate.py [--quick | --only CASE [CASE ...]]
 
 Each case loads a job file with --set overrides, runs it into a temporary directory in a child process and
 prints the estimate, the child's peak RSS (VmHWM) and their ratio (> 1: the estimate is conservative).
@@ -8,12 +8,12 @@ prints the estimate, the child's peak RSS (VmHWM) and their ratio (> 1: the esti
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
+
+import _args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,29 +69,33 @@ CASES = [
 QUICK = {0, 4, 8, 11}
 
 
-def run_case(target, args) -> dict:
+def run_case(label, target, args) -> dict:
     env = dict(os.environ, PYTHONPATH=ROOT, HPCFLOW_IGNORE_MEMORY_CHECK="1")
     if target == "sample":
         cmd = [sys.executable, "-c", SAMPLE_CHILD, str(args[0]), str(args[1]), json.dumps(args[2])]
     else:
         cmd = [sys.executable, "-c", CHILD, os.path.join(ROOT, target), json.dumps(args)]
     with tempfile.TemporaryDirectory() as cwd:
-        out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
+        out = _args.child(cmd, f"the case {label!r}", cwd=cwd, env=env, timeout=1800)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="four small cases only")
+    labels = [label for label, _, _ in CASES]
+    ap = _args.parser(__doc__)
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--quick", action="store_true", help="four small cases only")
+    which.add_argument("--only", nargs="+", metavar="CASE", help="only the cases of these labels (as printed)")
     args = ap.parse_args()
-    print(f"{'case':42s} {'estimate MiB':>12s} {'peak RSS MiB':>12s} {'ratio':>6s}")
+    unknown = [c for c in args.only or () if c not in labels]
+    if unknown:
+        ap.error(f"argument --only: no case {unknown[0]!r}; the cases: {'; '.join(labels)}")
+    print(f"{'case':50s} {'estimate MiB':>12s} {'peak RSS MiB':>12s} {'ratio':>6s}")
     for i, (label, target, case_args) in enumerate(CASES):
-        if args.quick and i not in QUICK:
+        if (args.quick and i not in QUICK) or (args.only and label not in args.only):
             continue
-        r = run_case(target, case_args)
-        print(f"{label:42s} {r['estimate'] / 2**20:12.0f} {r['peak'] / 2**20:12.0f} {r['estimate'] / r['peak']:6.2f}",
+        r = run_case(label, target, case_args)
+        print(f"{label:50s} {r['estimate'] / 2**20:12.0f} {r['peak'] / 2**20:12.0f} {r['estimate'] / r['peak']:6.2f}",
               flush=True)
 
 

@@ -1,6 +1,6 @@
-"""Finite networks (sec. 3.3, Fig. 4): seconds per training epoch on 10^5 points (3x64 ReLU baseline),
-empirical metric-NTK time per epoch (10 + 10 points) for the Fig. 4 model (3x128 GELU), by method and width.
+"""Finite networks (sec. 3.3, Fig. 4): seconds per training epoch and per empirical metric-NTK, by method and width.
 
+Epochs: the 3x64 ReLU baseline on 10^5 points; the NTK: the Fig. 4 model (3xW GELU) on 10 + 10 points.
 Usage: python benchmarks/bench_nn.py [--threads 1 2] [--n 100000] [--epochs 2] [--batches 64 1000]
        [--dtypes float64 float32] [--features reim reim_abs2] [--device cpu|cuda]
 Prints one JSON line per measurement. The whole Fig. 4 run: `hpcflow nn jobs/nn_ntk_evolution.toml --out DIR`
@@ -9,12 +9,12 @@ Prints one JSON line per measurement. The whole Fig. 4 run: `hpcflow nn jobs/nn_
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import torch
 
+import _args
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
@@ -48,16 +48,21 @@ def bench_ntk(data, *, width, method, device, repeat=3):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--epochs", type=int, default=2, help="epochs timed per case (the fastest is reported)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[64, 1000], help="64 = the baseline job's batch")
+    from hpcflow.arguments import MAX_THREADS
+
+    ap = _args.parser(__doc__)
+    ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), nargs="+", default=[1, 2])
+    ap.add_argument("--n", type=_args.POSITIVE, default=100_000)
+    ap.add_argument("--epochs", type=_args.POSITIVE, default=2, help="epochs timed per case (the fastest is reported)")
+    ap.add_argument("--batches", type=_args.POSITIVE, nargs="+", default=[64, 1000],
+                    help="64 = the baseline job's batch")
     ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=("float64", "float32"))
     ap.add_argument("--features", nargs="+", default=["reim"], choices=("reim", "reim_abs2"))
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ap.add_argument("--ntk-widths", type=int, nargs="+", default=[128, 1024, 4096])
+    ap.add_argument("--ntk-widths", type=_args.POSITIVE, nargs="+", default=[128, 1024, 4096])
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("argument --device: torch sees no CUDA GPU on this machine; use --device cpu")
     X = Hypersurface.fermat(3)
     ps = X.sample(args.n + 2000, seed=0)
     for threads in args.threads:

@@ -1,6 +1,8 @@
-"""Data-parallel network training: seconds per epoch of the baseline job (10^5 points, 3x64 ReLU) at 1 and 2
-ranks with one thread each against one process with 1 and 2 threads, at the baseline batch and larger global
-batches; the measured Allreduce time, and a model of its cost for wider networks and more ranks.
+"""Data-parallel network training: seconds per epoch at R ranks against one process, Allreduce cost and its model.
+
+The baseline job (10^5 points, 3x64 ReLU) at 1 and 2 ranks with one thread each against one process with 1 and 2
+threads, at the baseline batch and larger global batches; the measured Allreduce time, and a model of its cost for
+wider networks and more ranks.
 
 Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 100000] [--ranks 1 2]
        [--lr-for 256=6e-3] [--set-for 512:training.lr_warmup=2] [--allreduce]
@@ -12,7 +14,7 @@ seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allre
 ranks, and torch.distributed's gloo all_reduce of the same buffers (the alternative to MPI for the gradient),
 and prints the MPI latency/bandwidth fit used by the cost model (--model-only: the model from given
 --alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
-step of the 3x3 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
+step of the 3x64 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
 autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
 --repeat K runs every case of a batch K times, interleaved (1 process, 2 ranks, 1 process, ...), so that drift of
 a shared machine hits all cases alike, and prints per batch the median and range of each case's fastest epoch
@@ -31,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import _args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB = os.path.join(ROOT, "jobs", "nn_baseline.toml")
@@ -58,7 +62,8 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
         cmd = [mpiexec(), "-n", str(ranks)] + cmd
     env = dict(os.environ, HPCFLOW_THREADS=str(blas or threads), PYTHONPATH=ROOT)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    _args.child(cmd, f"hpcflow nn at {ranks} ranks x {threads} threads, batch {batch}", env=env,
+                stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     with open(os.path.join(out, "run", "summary.json")) as fh:
         summary = json.load(fh)
@@ -252,39 +257,98 @@ def step_times(rows_list, repeat: int = 300) -> None:
     print(json.dumps({"fit": "t(B) = t0 + c_B B", **fits}), flush=True)
 
 
+def lr_for(text: str) -> tuple[int, float]:
+    """An argparse type: BATCH=LR, a batch size >= 1 and a learning rate > 0."""
+    batch, sep, lr = text.partition("=")
+    try:
+        if not sep:
+            raise argparse.ArgumentTypeError("no '='")
+        return _args.POSITIVE(batch), _args.real()(lr)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BATCH=LR ({exc}); pass e.g. 256=6e-3") from None
+
+
+def set_for(text: str) -> tuple[int, str]:
+    """An argparse type: BATCH:KEY=VALUE, a batch size >= 1 and one --set of `hpcflow nn` (which checks it)."""
+    batch, sep, kv = text.partition(":")
+    try:
+        if not sep or not kv.split("=", 1)[0].strip() or "=" not in kv:
+            raise argparse.ArgumentTypeError("no ':' or no KEY=VALUE")
+        return _args.POSITIVE(batch), kv
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BATCH:KEY=VALUE ({exc}); pass e.g. "
+                                         "512:training.lr_warmup=2") from None
+
+
+def check_batches(ap, args) -> None:
+    """Refuse a --lr-for or --set-for for a batch size that --batches does not run (it would go unused)."""
+    for flag, items in (("--lr-for", args.lr_for), ("--set-for", args.set_for)):
+        for batch, _ in items:
+            if batch not in args.batches:
+                ap.error(f"argument {flag}: batch {batch} is not among --batches "
+                         f"({' '.join(map(str, args.batches))}); add it to --batches or drop it")
+
+
+def check_model(ap, args) -> None:
+    """Refuse a cost model asked for (--model-only, or any of its numbers) without all its numbers, and a step fit
+    on fewer than two batch sizes."""
+    if args.steps_only and len(set(args.rows)) < 2:
+        ap.error("argument --rows: the fit t(B) = t0 + c_B B needs two or more distinct row counts; pass e.g. "
+                 "--rows 64 1024")
+    given = {"--alpha": args.alpha, "--beta": args.beta, "--c": args.c}
+    if args.steps_only or not (args.model_only or any(v is not None for v in given.values())):
+        return
+    fitted = ("--alpha", "--beta") if args.allreduce else ()  # --allreduce measures them
+    missing = [k for k, v in given.items() if v is None and k not in fitted]
+    if missing:
+        ap.error(f"the cost model needs {', '.join(missing)}; pass {' and '.join(missing)}"
+                 + ("" if args.allreduce else " (or --allreduce, which measures --alpha and --beta)"))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts at one thread each")
-    ap.add_argument("--single-threads", type=int, default=2, help="one process with this many threads too")
+    from hpcflow.arguments import MAX_THREADS
+
+    seconds = _args.real(0.0, above=False)
+    ap = _args.parser(__doc__)
+    ap.add_argument("--batches", type=_args.POSITIVE, nargs="+", default=[64, 1024])
+    ap.add_argument("--epochs", type=_args.POSITIVE, default=2)
+    ap.add_argument("--n", type=_args.POSITIVE, default=100_000)
+    ap.add_argument("--ranks", type=_args.POSITIVE, nargs="+", default=[1, 2], help="rank counts at one thread each")
+    ap.add_argument("--single-threads", type=_args.whole(1, MAX_THREADS), default=2,
+                    help="one process with this many threads too")
     ap.add_argument("--single-mixed", action="store_true",
                     help="and one process with one torch thread and --single-threads BLAS threads")
-    ap.add_argument("--lr-for", nargs="*", default=[], metavar="BATCH=LR", help="learning rate for a batch size")
-    ap.add_argument("--set-for", nargs="*", default=[], metavar="BATCH:KEY=VALUE",
+    ap.add_argument("--lr-for", nargs="*", type=lr_for, default=[], metavar="BATCH=LR",
+                    help="learning rate for a batch size")
+    ap.add_argument("--set-for", nargs="*", type=set_for, default=[], metavar="BATCH:KEY=VALUE",
                     help="one more --set for the runs of a batch size (repeatable)")
     ap.add_argument("--steps-only", action="store_true", help="time one optimiser step per --rows, then stop")
-    ap.add_argument("--rows", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--rows", type=_args.POSITIVE, nargs="+", default=[64, 128, 256, 512, 1024])
     ap.add_argument("--allreduce", action="store_true", help="time MPI_Allreduce at 2 ranks and fit alpha, beta")
-    ap.add_argument("--model-only", action="store_true")
-    ap.add_argument("--alpha", type=float, default=None, help="Allreduce latency (s) for the model")
-    ap.add_argument("--beta", type=float, default=None, help="Allreduce seconds per byte for the model")
-    ap.add_argument("--c", type=float, default=None, help="compute seconds per point per parameter per step")
-    ap.add_argument("--t0", type=float, default=0.0, help="per-step seconds independent of the batch")
-    ap.add_argument("--repeat", type=int, default=1, help="run each batch's cases K times, interleaved")
+    ap.add_argument("--model-only", action="store_true",
+                    help="print the cost model alone (needs --alpha, --beta, --c, or --allreduce and --c)")
+    ap.add_argument("--alpha", type=seconds, default=None, help="Allreduce latency (s) for the model")
+    ap.add_argument("--beta", type=seconds, default=None, help="Allreduce seconds per byte for the model")
+    ap.add_argument("--c", type=seconds, default=None, help="compute seconds per point per parameter per step")
+    ap.add_argument("--t0", type=seconds, default=0.0, help="per-step seconds independent of the batch")
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=1, help="run each batch's cases K times, interleaved")
     ap.add_argument("--worker", nargs="*", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
-        allreduce_worker(args.worker, 50)
+        from hpcflow.parallel.comm import abort_on_error
+
+        with abort_on_error():  # one rank's exception ends every rank, none left in a collective
+            allreduce_worker(args.worker, 50)
         return
+    check_model(ap, args)
+    check_batches(ap, args)
     if args.steps_only:
         step_times(args.rows)
         return
     if args.allreduce:
         sizes = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
-        res = subprocess.run([mpiexec(), "-n", "2", sys.executable, __file__, "--worker", *map(str, sizes)],
-                             check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        res = _args.child([mpiexec(), "-n", "2", sys.executable, __file__, "--worker", *map(str, sizes)],
+                          "the Allreduce timing at 2 ranks", env=dict(os.environ, PYTHONPATH=ROOT))
         every = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
         for r in every:
             print(json.dumps(r))
@@ -294,11 +358,10 @@ def main() -> None:
         beta = (big["seconds"] - 2 * alpha) / (8 * big["allreduce_floats"])  # 2 (R-1)/R = 1 at R = 2
         print(json.dumps({"fit": "allreduce", "alpha_seconds": alpha, "beta_seconds_per_byte": beta}))
         args.alpha, args.beta = args.alpha or alpha, args.beta or beta
-    lrs = {int(k): float(v) for k, v in (s.split("=") for s in args.lr_for)}
+    lrs = dict(args.lr_for)
     extra = {}
-    for item in args.set_for:
-        b, kv = item.split(":", 1)
-        extra.setdefault(int(b), []).append(kv)
+    for b, kv in args.set_for:
+        extra.setdefault(b, []).append(kv)
     if not args.model_only:
         for batch in args.batches:
             cases = [(1, args.single_threads, args.single_threads)] if args.single_threads > 1 else []
@@ -306,7 +369,7 @@ def main() -> None:
                 cases.append((1, 1, args.single_threads))
             cases += [(r, 1, 1) for r in args.ranks]
             runs = {case: [] for case in cases}
-            for _ in range(max(1, args.repeat)):
+            for _ in range(args.repeat):
                 for ranks, threads, blas in cases:
                     res = run_case(ranks, threads, batch, args.epochs, args.n, lrs.get(batch), extra.get(batch, ()),
                                    blas=blas)

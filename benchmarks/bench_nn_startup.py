@@ -11,11 +11,11 @@ torch._dynamo was imported; a first run after a change also pays Numba's compile
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
+
+import _args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,14 +54,13 @@ print(json.dumps({n: t[i + 1] - t[i] for i, n in enumerate(names)} | {"compiled"
 def main(argv=None) -> None:
     import numpy as np
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap = _args.parser(__doc__)
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=3)
     args = ap.parse_args(argv)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     rows = []
-    for _ in range(max(1, args.repeat)):
-        res = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, check=True, capture_output=True,
-                             text=True)
+    for _ in range(args.repeat):
+        res = _args.child([sys.executable, "-c", CHILD], "the start-up child", env=env, cwd=ROOT)
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     phases = [k for k in rows[0] if k not in ("compiled", "dynamo")]

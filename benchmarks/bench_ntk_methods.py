@@ -1,6 +1,7 @@
-"""The empirical metric-NTK's two exact forms on probe sets of several sizes: seconds of torch.func's vmap(jacrev)
-("jacobian") and of the layer-wise form from MetricMLP.ntk_factors ("layerwise", what method "auto" takes for a
-MetricMLP), and their largest difference relative to the largest entry.
+"""Seconds of the empirical metric-NTK's two exact forms on probe sets of several sizes, and their largest difference.
+
+The forms: torch.func's vmap(jacrev) ("jacobian") and the layer-wise form from MetricMLP.ntk_factors ("layerwise",
+what method "auto" takes for a MetricMLP); the difference is relative to the largest entry.
 
 Usage: python benchmarks/bench_ntk_methods.py [--repeat 3] [--threads 1]
 Each case: N Fermat-quintic points (seed 1), a GELU MetricMLP of the given depth x width (seed 0); one warm-up call
@@ -9,13 +10,14 @@ per form, then the mean of `repeat` calls. Prints one JSON line per case.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 import torch
 
+import _args
+from hpcflow.arguments import MAX_THREADS
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
@@ -26,9 +28,9 @@ CASES = ((20, 8, 2), (20, 64, 3), (100, 64, 3), (200, 256, 3))
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = _args.parser(__doc__)
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=3)
+    ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = MetricData.from_pointset(Hypersurface.fermat(3).sample(max(n for n, _, _ in CASES), seed=1))

@@ -1,23 +1,25 @@
-"""One step's network-NTK operator products (train x train and test x train) of the nn job's kernel flow, at its
-defaults (kernel_flow n_train = n_test = 500, tile 256, kernel_flow's cache_bytes; [model] 3x64 ReLU,
-multiplicative, float64): the layer-wise form (method "auto" for a MetricMLP; with its tiles' ntk_factors cached,
-as in a flow, and without) against torch.func's vjp/jvp ("jacobian"), their largest difference relative
-to the largest entry, and the seconds a fresh process spends importing torch._dynamo, which torch.func's first
-vjp/jvp call imports (the jacobian form only); then the job's whole kernel flow (kernel_flow steps, dt) each way.
+"""Seconds of one kernel-flow step's network-NTK operator products, layer-wise against torch.func, and the whole flow.
+
+The products (train x train and test x train) of the nn job's kernel flow, at its defaults (kernel_flow n_train =
+n_test = 500, tile 256, kernel_flow's cache_bytes; [model] 3x64 ReLU, multiplicative, float64): the layer-wise form
+(method "auto" for a MetricMLP; with its tiles' ntk_factors cached, as in a flow, and without) against torch.func's
+vjp/jvp ("jacobian"), their largest difference relative to the largest entry, and the seconds a fresh process spends
+importing torch._dynamo, which torch.func's first vjp/jvp call imports (the jacobian form only); then the job's whole
+kernel flow (kernel_flow steps, dt) each way.
 
 Usage: python benchmarks/bench_ntk_operator.py [--repeat 5] [--threads T]
 """
 
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
 
+import _args
+from hpcflow.arguments import MAX_THREADS
 from hpcflow.flow import DEFAULT_CACHE_BYTES, kernel_flow
 from hpcflow.geometry import Hypersurface
 from hpcflow.nn import job
@@ -49,13 +51,13 @@ def step_seconds(kernel, train, test, grad, tile: int, cache_bytes: int, repeat:
 def import_seconds() -> float:
     """Wall seconds of `import torch._dynamo` in a fresh process that already imported torch."""
     code = "import time, torch; t = time.perf_counter(); import torch._dynamo; print(time.perf_counter() - t)"
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return float(_args.child([sys.executable, "-c", code], "the torch._dynamo import").stdout)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap = _args.parser(__doc__)
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=5)
+    ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -5,11 +5,11 @@ arrays (PointSet(...)), which are checked in full, as `load` checks a file. Usag
     .venv/bin/python benchmarks/bench_pointset_io.py [--sizes 100000 1000000] [--repeat 3] [--dir DIR]
 """
 
-import argparse
 import os
 import tempfile
 import time
 
+import _args
 from hpcflow.geometry import Hypersurface, PointSet
 
 FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
@@ -26,15 +26,17 @@ def best(fn, repeat: int) -> tuple[float, float]:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1e5, 1e6])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--dir", default=None, help="where to write the files (default: a temporary directory)")
+    ap = _args.parser(__doc__)
+    ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=[100_000, 1_000_000],
+                    help="points per set (whole numbers; 1e5 is read as 100000)")
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=3)
+    ap.add_argument("--dir", type=_args.directory, default=None,
+                    help="where to write the files (default: a temporary directory)")
     args = ap.parse_args()
     X = Hypersurface.fermat(3)
     print(f"{'N':>9} {'operation':>13} {'CPU s':>7} {'wall s':>7}")
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
-        for n in map(int, args.sizes):
+        for n in args.sizes:
             ps = X.sample(n, seed=0)
             arrays = PointSet(X, *(getattr(ps, f) for f in FIELDS), n_dropped=ps.n_dropped, seed=ps.seed)
             path = lambda tag, i: os.path.join(d, f"{n}-{tag}-{i}.h5")  # noqa: E731

@@ -1,6 +1,8 @@
-"""Cost of `hpcflow report` on a flow run whose checkpoint.h5 holds N train rows: the checkpoint's judge
-(`analysis.rundir.completeness`, which asks `checkpoint.load_resume`, NaN/inf of every row included), how often one
-report reads the checkpoint so (`load_resume` calls), and the whole report. The checkpoint is a tiny run's, its train rows repeated to N.
+"""Cost of `hpcflow report` on a flow run whose checkpoint.h5 holds N train rows: judging it, reading it, the report.
+
+The checkpoint's judge (`analysis.rundir.completeness`, which asks `checkpoint.load_resume`, NaN/inf of every row
+included), how often one report reads the checkpoint so (`load_resume` calls), and the whole report. The checkpoint
+is a tiny run's, its train rows repeated to N (a kept --run: its own N).
 
 Prints one JSON line. Usage (2.4 GB of disk per 10^7 rows, under --dir):
 
@@ -9,20 +11,24 @@ Prints one JSON line. Usage (2.4 GB of disk per 10^7 rows, under --dir):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 import h5py
 import numpy as np
 
+import _args
+
 #: the tiny run whose train rows are repeated: the printed Delta job, 60 points, 3 steps
 JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jobs", "table1_delta.toml")
 SETS = ("geometry.n_train=60", "geometry.n_test=60", "flow.steps=3")
 ROWS = ("g", "points", "weights", "omega2")
+#: train rows when --n is not given and no kept run says
+DEFAULT_N = 10**7
 
 
 def big_run(base: str, n: int) -> str:
@@ -48,27 +54,52 @@ def big_run(base: str, n: int) -> str:
     return run
 
 
+def kept_rows(ap, kept: str) -> int:
+    """Train rows of the run this benchmark kept in `kept` (its checkpoint's n_train); refused in one line when
+    `kept` holds no such run."""
+    path = os.path.join(kept, "run", "checkpoint.h5")
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["n_train"])
+    except (OSError, KeyError, TypeError, ValueError):
+        ap.error(f"argument --run: {kept} holds no run this benchmark kept (no {path} with attribute n_train); "
+                 "pass a new or empty directory (the run is made there) or one it kept")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=10 ** 7)
-    ap.add_argument("--dir", default=None)
+    ap = _args.parser(__doc__)
+    ap.add_argument("--n", type=_args.POSITIVE, default=None,
+                    help=f"train rows (default {DEFAULT_N:.0e}; a kept --run's own)")
+    ap.add_argument("--dir", type=_args.directory, default=None, help="where the temporary run and report go")
     ap.add_argument("--run", default=None, help="a run this benchmark made before (kept: pass it again)")
     args = ap.parse_args()
+    kept = args.run is not None and os.path.exists(args.run) and not (os.path.isdir(args.run)
+                                                                       and not os.listdir(args.run))
+    n = args.n or DEFAULT_N
+    if kept:
+        n = kept_rows(ap, args.run)
+        if args.n is not None and args.n != n:
+            ap.error(f"argument --n: {args.n} rows, but the run kept in {args.run} holds {n}; drop --n (the kept "
+                     "run's is used) or pass a new --run")
     import hpcflow.checkpoint
     from hpcflow.analysis import rundir
     from hpcflow.report.build import build_report
 
     with tempfile.TemporaryDirectory(dir=args.dir) as base:
-        run = args.run or big_run(base, args.n)
-        if args.run and not os.path.isdir(run):
-            os.makedirs(run)
-            shutil.move(big_run(base, args.n), run)
-            run = os.path.join(run, "run")
-        elif args.run:
-            run = os.path.join(run, "run")
+        if kept:
+            run = os.path.join(args.run, "run")
+        else:
+            run = big_run(base, n)
+            if args.run:
+                os.makedirs(args.run, exist_ok=True)
+                shutil.move(run, args.run)
+                run = os.path.join(args.run, "run")
         t = time.perf_counter()
-        assert rundir.completeness(run) == (True, "")
+        complete, why = rundir.completeness(run)
         judge = time.perf_counter() - t
+        if not complete:
+            print(f"{ap.prog}: error: the run in {run} is not complete ({why}); pass a new --run", file=sys.stderr)
+            raise SystemExit(2)
         reads, load = [], hpcflow.checkpoint.load_resume
 
         def counted(path, **kw):
@@ -82,9 +113,8 @@ def main() -> None:
             whole = time.perf_counter() - t
         finally:
             hpcflow.checkpoint.load_resume = load
-    print(json.dumps({"n_train": args.n, "completeness_s": round(judge, 2), "reads_per_report": len(reads),
+    print(json.dumps({"n_train": n, "completeness_s": round(judge, 2), "reads_per_report": len(reads),
                       "report_s": round(whole, 2)}))
-
 
 if __name__ == "__main__":
     main()

@@ -5,10 +5,10 @@ Each size runs in a fresh subprocess so that its peak RSS is its own. Usage:
 (--chart I J: only points whose canonical chart is (I, J), as the Table 1 and scale jobs sample.)
 """
 
-import argparse
 import json
-import subprocess
 import sys
+
+import _args
 
 CHILD = r"""
 import json, resource, sys, time
@@ -29,17 +29,25 @@ print(json.dumps({"n": n, "threads": threads, "seconds": dt, "points_per_s": n /
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    from hpcflow.arguments import MAX_THREADS
+    from hpcflow.errors import ConfigError
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.geometry.sampling import check_chart
+
+    ap = _args.parser(__doc__)
+    ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), nargs="+", default=[1, 2])
     ap.add_argument("--chart", type=int, nargs=2, default=None, metavar=("I", "J"))
     args = ap.parse_args()
+    try:
+        check_chart(Hypersurface.fermat(3), args.chart)
+    except ConfigError as exc:
+        ap.error(f"argument --chart: {exc}")
     chart = ",".join(map(str, args.chart)) if args.chart else "-"
     print(f"{'N':>9} {'threads':>7} {'seconds':>8} {'points/s':>10} {'peak RSS MB':>11} {'sigma_FS':>9}")
     for n in args.sizes:
         for th in args.threads:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(th), chart], capture_output=True,
-                                 text=True, check=True).stdout
+            out = _args.child([sys.executable, "-c", CHILD, str(n), str(th), chart], f"sampling N={n}").stdout
             r = json.loads(out)
             print(f"{r['n']:>9} {r['threads']:>7} {r['seconds']:>8.3f} {r['points_per_s']:>10,.0f} "
                   f"{r['peak_rss_mb']:>11.0f} {r['sigma_fs']:>9.5f}")

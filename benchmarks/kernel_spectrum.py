@@ -11,20 +11,28 @@ kernel matrix above 10^-1, 10^-2, 10^-3 of the largest.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 
+import _args
+from hpcflow.errors import UserError
 from hpcflow.experiments.common import sample_train_test
 from hpcflow.experiments.flow_job import check_kernel
 from hpcflow.jobs import registry
 
 
-def spectrum_counts(job: str, seed: int) -> dict:
+def flow_job(job: str, seed: int):
+    """(cfg, kernel) of a flow job file at geometry seed `seed`; UserError naming the file for any other job."""
     _, cfg = registry.load(job, [f"geometry.seed={seed}"])
+    if cfg.get("job", {}).get("kind") != "flow":
+        raise UserError(f"{job}: [job].kind is {cfg.get('job', {}).get('kind')!r}, not 'flow'; pass a flow job file")
+    return cfg, check_kernel(cfg["kernel"], job)
+
+
+def spectrum_counts(job: str, seed: int) -> dict:
+    cfg, kernel = flow_job(job, seed)
     _, train, _ = sample_train_test(cfg["geometry"])
-    kernel = check_kernel(cfg["kernel"], job)
     k = kernel.block(train.points, train.points)
     if getattr(kernel, "normalize", None) == "row":
         # D^-1 K is similar to the symmetric D^-1/2 K D^-1/2: real eigenvalues, but not those of its symmetric part
@@ -37,10 +45,17 @@ def spectrum_counts(job: str, seed: int) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("jobs", nargs="+")
-    ap.add_argument("--seed", type=int, default=101)
+    from hpcflow.jobs.schema import SEED_MAX
+
+    ap = _args.parser(__doc__)
+    ap.add_argument("jobs", nargs="+", type=_args.file, help="flow job files (a study's best.toml too)")
+    ap.add_argument("--seed", type=_args.whole(0, SEED_MAX), default=101, help="geometry seed of the train points")
     a = ap.parse_args(argv)
+    for job in a.jobs:  # every job checked before the first spectrum
+        try:
+            flow_job(job, a.seed)
+        except UserError as exc:
+            ap.error(" ".join(str(exc).split()))
     for job in a.jobs:
         print(json.dumps(spectrum_counts(job, a.seed)), flush=True)
 

@@ -11,7 +11,6 @@ table: mean ± standard deviation over the seeds of the train and test gains sig
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -19,7 +18,12 @@ import tempfile
 import numpy as np
 import optuna
 
+import _args
+from hpcflow.errors import UserError
 from hpcflow.jobs import registry
+
+#: the files of a study directory (hpcflow tune --out) this script reads
+STUDY_FILES = ("study.json", "study.journal", "best.toml")
 
 
 def gains(job: str, seeds) -> dict:
@@ -56,11 +60,28 @@ def study_line(study_dir: str) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("studies", nargs="+", help="study directories (hpcflow tune --out)")
-    ap.add_argument("--hand", nargs="*", default=[], help="hand-set job files to compare, in any number")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[101, 202, 303])
+    from hpcflow.jobs.schema import SEED_MAX
+    from hpcflow.tune.storage import journal_problem
+
+    ap = _args.parser(__doc__)
+    ap.add_argument("studies", nargs="+", type=_args.directory, help="study directories (hpcflow tune --out)")
+    ap.add_argument("--hand", nargs="*", type=_args.file, default=[],
+                    help="hand-set job files to compare, in any number")
+    ap.add_argument("--seeds", nargs="+", type=_args.whole(0, SEED_MAX), default=[101, 202, 303])
     args = ap.parse_args(argv)
+    for d in args.studies:
+        missing = [name for name in STUDY_FILES if not os.path.isfile(os.path.join(d, name))]
+        if missing:
+            ap.error(f"{d} has no {missing[0]}; pass a directory `hpcflow tune --out` wrote")
+        problem = journal_problem(os.path.join(d, "study.journal"))
+        if problem:
+            ap.error(f"{os.path.join(d, 'study.journal')}: {problem}")
+    for job in [os.path.join(d, "best.toml") for d in args.studies] + list(args.hand):
+        for seed in args.seeds:  # every job and seed checked before the first flow runs
+            try:
+                registry.load(job, [f"geometry.seed={seed}"])
+            except UserError as exc:
+                ap.error(" ".join(str(exc).split()))
     for d in args.studies:
         print(study_line(d))
     print()

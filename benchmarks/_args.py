@@ -1,0 +1,113 @@
+"""Command lines of the benchmark scripts: bad arguments refused in one line (exit 2) before any work, and a child
+process's failure told in one line with its own message and exit status.
+
+The scripts import it as `_args` (it sits beside them, on their sys.path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+
+
+def parser(doc: str, **kwargs) -> argparse.ArgumentParser:
+    """hpcflow's argparse (one-line errors, exit 2; under mpiexec printed by rank 0 alone, every rank exiting):
+    `doc`'s first paragraph, on one line, is the description, the rest of it the epilog, as written."""
+    from hpcflow.cli import _Parser
+
+    first, _, rest = doc.strip().partition("\n\n")
+    kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    return _Parser(description=" ".join(first.split()), epilog=rest.strip("\n") or None, **kwargs)
+
+
+def whole(lo: int = 1, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi] (an integral float such as 1e5 too), else a one-line refusal."""
+    want = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                f = float(text)
+            except ValueError:
+                f = math.nan
+            if not (math.isfinite(f) and f.is_integer()):
+                raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; pass {want}") from None
+            value = int(f)
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; pass {want}")
+        return value
+
+    parse.__name__ = want  # argparse names the type in some messages
+    return parse
+
+
+def real(lo: float = 0.0, *, above: bool = True):
+    """An argparse type: a finite float > lo (>= lo with above=False), else a one-line refusal."""
+    want = f"a number {'>' if above else '>='} {lo:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; pass {want}") from None
+        if not math.isfinite(value) or value < lo or (above and value == lo):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; pass {want}")
+        return value
+
+    parse.__name__ = want
+    return parse
+
+
+def directory(text: str) -> str:
+    """An argparse type: an existing directory."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is not an existing directory; create it or pass another")
+    return text
+
+
+def file(text: str) -> str:
+    """An argparse type: an existing file."""
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} is not an existing file; pass the path of one")
+    return text
+
+
+POSITIVE = whole(1)
+NONNEGATIVE = whole(0)
+
+
+def error_line(stderr: str) -> str:
+    """The line of a failed child's stderr that says why: hpcflow's tagged line of a rank that raised, else the
+    exception line of the last Python traceback, else the last line with 'error', else the last line."""
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    tagged = [line for line in lines if line.startswith("hpcflow: rank ")]
+    if tagged:
+        return tagged[0]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        after = [line for line in lines[starts[-1] + 1:] if not line.startswith((" ", "\t"))]
+        if after:
+            return after[0]
+    errors = [line for line in lines if re.search(r"error", line, re.IGNORECASE)]
+    return (errors or lines or ["(nothing on stderr)"])[-1].strip()
+
+
+def child(cmd: list, what: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run a child process (stdout captured as text unless `stdout` is given); its stderr is passed on when it
+    succeeds. When it fails this process ends with one line naming `what` and the child's own error line, and the
+    child's exit status (1 for a signal)."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, **kwargs)
+    if done.returncode != 0:
+        prog = os.path.basename(sys.argv[0])
+        print(f"{prog}: error: {what} failed (exit status {done.returncode}): {error_line(done.stderr)}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(done.returncode if 0 < done.returncode < 128 else 1)
+    sys.stderr.write(done.stderr)
+    return done

@@ -1,0 +1,132 @@
+"""The benchmark scripts refuse bad arguments in one line on stderr with exit status 2, before any work (nothing on
+stdout), within seconds; under mpiexec every rank refuses them (none is left waiting in a collective); a child
+process's own error comes out as one line; a kept run's rows are its own."""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from test_parallel import mpiexec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+#: one CPU per process, and no GPU for torch (--device cuda is refused alike on every machine)
+ENV = dict(os.environ, PYTHONPATH=ROOT, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+#: seconds a refusal may take (imports only); the old scripts ran some of these cases for minutes, or hung
+TIMEOUT = 60
+
+#: (script, arguments) refused before any work: bad counts, missing paths, values a case cannot use
+REFUSED = [
+    ("bench_sampler.py", "--sizes 0 --threads 1"),
+    ("bench_sampler.py", "--sizes 10 --threads 1 --chart 0 0"),
+    ("bench_cluster.py", "cluster --n 2000 --batch-size 500 --silhouette-rows 200"),
+    ("bench_cluster.py", "cluster --n 1000 --clusters 0 --full-up-to 0"),
+    ("bench_cluster.py", "flow --n 200 --n-test 20 --time-steps 1 --steps 0"),
+    ("bench_distance.py", "--baseline /nonexistent --repeats 1"),
+    ("bench_distance.py", "--repeats 0"),
+    ("bench_distributed_data.py", "blocks --sizes 5 --ranks 1"),
+    ("bench_distributed_data.py", "sample --sizes 1000 --ranks 0"),
+    ("bench_flow_collectives.py", "--steps 2 --repeat 1"),
+    ("bench_flow_collectives.py", "--ranks 0 --n 30 --steps 3 --repeat 1"),
+    ("bench_flow_mpi.py", "exact-step --ranks 0 --n 100"),
+    ("bench_flow_mpi.py", "volume --n 1 --ranks 1 --halo 0.1"),
+    ("bench_identity_check.py", "--sizes 0 100 --repeats 1"),
+    ("bench_input_checks.py", "--repeats 0 --n 100 --trials 2"),
+    ("bench_kernels.py", "--only nosuch --n 100 --mem-n 0 --repeat 1"),
+    ("bench_memory_estimate.py", "--quick extra"),
+    ("bench_nn.py", "--n 3000 --device cuda"),
+    ("bench_nn_mpi.py", "--model-only --lr-for abc"),
+    ("bench_nn_mpi.py", "--model-only"),
+    ("bench_nn_startup.py", "--repeat 0"),
+    ("bench_ntk_methods.py", "--threads 0"),
+    ("bench_ntk_operator.py", "--repeat 0"),
+    ("bench_pointset_io.py", "--dir /nonexistent --sizes 10 --repeat 1"),
+    ("bench_pointset_io.py", "--sizes 1.5 --repeat 1"),
+    ("bench_pointset_io.py", "--sizes 10 --repeat 0"),
+    ("bench_report_checkpoint.py", "--n 100 --dir /nonexistent"),
+    ("kernel_spectrum.py", "/nonexistent.toml"),
+    ("tune_table1.py", "/nonexistent --seeds 1"),
+]
+
+
+def bench(script: str, *args: str, ranks: int | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Run a benchmark script (under `mpiexec -n ranks` when given) within TIMEOUT seconds."""
+    cmd = [sys.executable, os.path.join(BENCH, script), *args]
+    if ranks:
+        cmd = ["timeout", str(TIMEOUT), mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=cwd or ROOT, timeout=TIMEOUT + 30)
+
+
+def refused(r: subprocess.CompletedProcess, script: str) -> str:
+    """The one line of a refusal (exit status 2, nothing on stdout), naming the script."""
+    lines = r.stderr.strip().splitlines()
+    assert (r.returncode, r.stdout, len(lines)) == (2, "", 1), (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
+    assert lines[0].startswith(script), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("script,args", REFUSED, ids=[f"{s} {a}" for s, a in REFUSED])
+def test_bad_arguments_refused_in_one_line(script, args):
+    refused(bench(script, *args.split()), script)
+
+
+@pytest.mark.parametrize("script,args", [("bench_identity_check.py", "--sizes 0 100 --repeats 1"),
+                                         ("bench_input_checks.py", "--n 100 --trials 2 --repeats 0")])
+def test_every_rank_refuses_together(script, args):
+    """Under mpiexec the ranks parse the same arguments: all exit 2, rank 0 alone prints (rank 0 used to raise
+    while printing and rank 1 waited in the next collective for ever)."""
+    refused(bench(script, *args.split(), ranks=2), script)
+
+
+def test_child_error_in_one_line():
+    """`hpcflow nn` refuses the value of a --set-for: its own line comes out, with its exit status."""
+    line = refused(bench("bench_nn_mpi.py", "--batches", "64", "--set-for", "64:training.lr=abc", "--ranks", "1",
+                         "--single-threads", "1", "--epochs", "1", "--n", "200"), "bench_nn_mpi.py")
+    assert "hpcflow nn: error:" in line and "training" in line and "lr" in line, line
+
+
+def test_kept_run_reports_its_own_rows(tmp_path):
+    """A kept --run is measured with the rows its checkpoint holds; another --n is refused."""
+    kept = str(tmp_path / "kept")
+    first = bench("bench_report_checkpoint.py", "--n", "150", "--run", kept, "--dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-3000:]
+    with h5py.File(os.path.join(kept, "run", "checkpoint.h5"), "r") as f:
+        rows = f["train/points"].shape[0]
+    again = bench("bench_report_checkpoint.py", "--run", kept, "--dir", str(tmp_path))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["n_train"] == rows
+    line = refused(bench("bench_report_checkpoint.py", "--n", "5000000", "--run", kept), "bench_report_checkpoint.py")
+    assert "--n" in line and str(rows) in line, line
+
+
+def small_study(folder) -> str:
+    """A study directory as `hpcflow tune --out` leaves it: study.json, a journal of one finished trial, and
+    best.toml (a flow of 60 train and 30 test points, 10 steps: one progress line)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from jobtexts import GAUSSIAN_KERNEL, flow_points
+
+    os.makedirs(folder)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = JournalStorage(JournalFileBackend(os.path.join(folder, "study.journal")))
+    study = optuna.create_study(study_name="small", storage=storage)
+    trial = study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 1.0)})
+    study.tell(trial, 1.5)
+    with open(os.path.join(folder, "study.json"), "w") as fh:
+        json.dump({"study": "small"}, fh)
+    with open(os.path.join(folder, "best.toml"), "w") as fh:
+        fh.write(flow_points(60, 30) + GAUSSIAN_KERNEL + '[flow]\ndt = 0.5\nsteps = 10\nloss = "ultralocal"\n')
+    return folder
+
+
+def test_tune_table1_missing_hand_file_refused_first(tmp_path):
+    """A --hand file that does not exist is refused before any study seed runs."""
+    study = small_study(str(tmp_path / "study"))
+    refused(bench("tune_table1.py", study, "--hand", str(tmp_path / "nosuch.toml"), "--seeds", "1"), "tune_table1.py")
+
