@@ -45,7 +45,7 @@ def one_clustering(method: str, n: int, k: int, batch_size: int, silhouette_rows
         res = full_clustering(z, n_clusters=k)
     t2 = time.perf_counter()
     sizes = res.sizes()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # read before the silhouette
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, read before the silhouette
     sil = {}
     if silhouette_rows:
         t3 = time.perf_counter()
@@ -54,7 +54,7 @@ def one_clustering(method: str, n: int, k: int, batch_size: int, silhouette_rows
                "silhouette_seconds": time.perf_counter() - t3}
     return {"bench": "cluster", "method": method, "n": n, "k": k,
             "batch_size": batch_size if method == "batched" else n, "sample_seconds": t1 - t0,
-            "cluster_seconds": t2 - t1, "peak_rss_gb": peak, **sil,
+            "cluster_seconds": t2 - t1, "peak_rss_gib": peak, **sil,
             "cluster_size_min": int(sizes.min()), "cluster_size_median": float(np.median(sizes)),
             "cluster_size_max": int(sizes.max())}
 

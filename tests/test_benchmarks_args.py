@@ -130,3 +130,16 @@ def test_tune_table1_missing_hand_file_refused_first(tmp_path):
     study = small_study(str(tmp_path / "study"))
     refused(bench("tune_table1.py", study, "--hand", str(tmp_path / "nosuch.toml"), "--seeds", "1"), "tune_table1.py")
 
+
+
+def test_cluster_peak_rss_in_gib():
+    """bench_cluster's peak RSS is ru_maxrss (KiB) in GiB: the process's VmHWM (kB = KiB) / 2**20 (it was / 1e6)."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_cluster
+    finally:
+        sys.path.remove(BENCH)
+    out = bench_cluster.one_clustering("batched", 300, 2, 150)
+    with open("/proc/self/status") as fh:
+        hwm_kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    assert out["peak_rss_gib"] == pytest.approx(hwm_kib / 2**20, rel=0.02)
