@@ -14,8 +14,9 @@ seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allre
 ranks, and torch.distributed's gloo all_reduce of the same buffers (the alternative to MPI for the gradient),
 and prints the MPI latency/bandwidth fit used by the cost model (--model-only: the model from given
 --alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
-step of the 3x64 network in this process (one thread) on each number of rows, with hpcflow.nn.fast_step and with
-autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
+step of the 3x64 network in this process (one torch thread, one BLAS thread) on each number of rows, with
+hpcflow.nn.fast_step and with autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of
+the cost model).
 --repeat K runs every case of a batch K times, interleaved (1 process, 2 ranks, 1 process, ...), so that drift of
 a shared machine hits all cases alike, and prints per batch the median and range of each case's fastest epoch
 and the speedup of the ranks over the best single process, run by run. --single-mixed adds a single process
@@ -196,11 +197,10 @@ def print_model(alpha: float, beta: float, c_point_param: float, t0: float, batc
 
 
 def step_times(rows_list, repeat: int = 300) -> None:
-    """Seconds of one optimiser step of the baseline network on `rows` points at one thread: hand-written
+    """Seconds of one optimiser step of the baseline network on `rows` points on one CPU: hand-written
     (hpcflow.nn.fast_step) and autograd + Optimizer.step; best of 5 x `repeat` in CPU time (process_time);
     then the least-squares t0, c_B."""
     import numpy as np
-    import torch
 
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
@@ -210,8 +210,12 @@ def step_times(rows_list, repeat: int = 300) -> None:
     from hpcflow.nn.train import TrainConfig, batch_loss, make_optimizer
 
     from hpcflow.allocator import retain_freed_memory
+    from hpcflow.parallel.comm import SerialComm, limit_threads
 
-    torch.set_num_threads(1)
+    # one CPU for torch's threads and NumPy's BLAS (fast_step's products) alike, as `hpcflow nn` limits a rank's
+    # (torch is loaded: hpcflow.nn imported it); process_time would otherwise count a second BLAS thread
+    os.environ["HPCFLOW_THREADS"] = "1"
+    limit_threads(SerialComm())
     retain_freed_memory()  # as `hpcflow nn` does
     model_cfg = {k: f.default for k, f in SCHEMA["model"].items()}
     model_cfg.update(depth=3, width=64, activation="relu", init="he")

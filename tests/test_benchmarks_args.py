@@ -143,3 +143,17 @@ def test_cluster_peak_rss_in_gib():
     with open("/proc/self/status") as fh:
         hwm_kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
     assert out["peak_rss_gib"] == pytest.approx(hwm_kib / 2**20, rel=0.02)
+
+
+def test_steps_only_on_one_cpu():
+    """bench_nn_mpi --steps-only times a step on one CPU: one torch thread and one thread in every BLAS and OpenMP
+    pool (NumPy's BLAS kept its default, and process_time counted its second thread), whatever the environment."""
+    code = ("import json, sys, threadpoolctl, torch; sys.path.insert(0, sys.argv[1]); import bench_nn_mpi; "
+            "bench_nn_mpi.step_times([32, 64], repeat=1); "
+            "print(json.dumps([torch.get_num_threads()] + [p['num_threads'] for p in threadpoolctl.threadpool_info()]))")
+    env = {k: v for k, v in ENV.items() if k not in ("HPCFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code, BENCH], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    threads = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(threads) >= 2 and set(threads) == {1}, threads
