@@ -40,15 +40,18 @@ print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
 """
 
 FLOW = ["flow.steps=2", "kernel.name=\"gaussian\"", "kernel.width=0.0333", "kernel.normalize=\"row\""]
+#: the quickstart job is clustered (4 clusters, halo 0.3): the unclustered cases switch its clustering off
+UNCLUSTERED = ["clustering.method=\"none\""]
 CASES = [
     ("sample N=1e5 all charts", "sample", (100_000, 3, None)),
     ("sample N=1e5 chart (0,1)", "sample", (100_000, 3, [0, 1])),
     ("sample N=4e5 all charts", "sample", (400_000, 3, None)),
     ("sample N=2e3 dim=8", "sample", (2_000, 8, None)),
     ("flow 1000/1000 (quickstart)", "jobs/quickstart.toml", ["flow.steps=2"]),
-    ("flow 4000/4000 gaussian", "jobs/quickstart.toml", ["geometry.n_train=4000", "geometry.n_test=4000"] + FLOW),
-    ("flow 12000/12000 gaussian (streamed)", "jobs/quickstart.toml",
-     ["geometry.n_train=12000", "geometry.n_test=12000"] + FLOW),
+    ("flow 4000/4000 gaussian, unclustered", "jobs/quickstart.toml",
+     ["geometry.n_train=4000", "geometry.n_test=4000"] + FLOW + UNCLUSTERED),
+    ("flow 12000/12000 gaussian, unclustered (streamed)", "jobs/quickstart.toml",
+     ["geometry.n_train=12000", "geometry.n_test=12000"] + FLOW + UNCLUSTERED),
     ("flow 4000 batched clusters", "jobs/quickstart.toml",
      ["geometry.n_train=4000", "geometry.n_test=4000", "clustering.method=\"batched\"", "clustering.n_clusters=4",
       "clustering.batch_size=1000"] + FLOW),

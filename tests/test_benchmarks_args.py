@@ -157,3 +157,27 @@ def test_steps_only_on_one_cpu():
     assert r.returncode == 0, r.stderr[-3000:]
     threads = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(threads) >= 2 and set(threads) == {1}, threads
+
+
+def test_memory_estimate_flow_labels_say_what_runs():
+    """Each flow case of bench_memory_estimate says whether it is clustered ('unclustered', or a number of clusters)
+    or runs its job as it is ('quickstart'): the loaded job's [clustering].method agrees (the quickstart is
+    clustered; 'flow 4000/4000 gaussian' ran clustered though BENCHMARKS.md read it as unclustered)."""
+    from hpcflow.jobs import registry
+
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_memory_estimate as bme
+    finally:
+        sys.path.remove(BENCH)
+    flows = [(label, target, sets) for label, target, sets in bme.CASES if label.startswith("flow")]
+    assert flows
+    for label, target, sets in flows:
+        _, cfg = registry.load(os.path.join(ROOT, target), sets, memory_check=False)
+        clustered = cfg["clustering"]["method"] is not None
+        if "unclustered" in label:
+            assert not clustered, label
+        elif "cluster" in label:
+            assert clustered, label
+        else:
+            assert "quickstart" in label, f"{label!r} does not say whether it runs clustered ({clustered})"
