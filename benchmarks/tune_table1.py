@@ -11,8 +11,10 @@ table: mean ± standard deviation over the seeds of the train and test gains sig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -27,11 +29,12 @@ STUDY_FILES = ("study.json", "study.journal", "best.toml")
 
 
 def gains(job: str, seeds) -> dict:
-    """Train/test gains, steps taken and rejected steps of `job` at each geometry seed."""
+    """Train/test gains, steps taken and rejected steps of `job` at each geometry seed (the flow's progress lines
+    go to stderr: stdout is the table)."""
     out = {"gain_train": [], "gain_test": [], "steps_taken": [], "rejected_steps": []}
     for seed in seeds:
         module, cfg = registry.load(job, [f"geometry.seed={seed}"])
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
             summary = module.run(cfg, tmp)
         for key in out:
             out[key].append(summary[key])

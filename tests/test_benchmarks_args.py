@@ -1,6 +1,6 @@
 """The benchmark scripts refuse bad arguments in one line on stderr with exit status 2, before any work (nothing on
 stdout), within seconds; under mpiexec every rank refuses them (none is left waiting in a collective); a child
-process's own error comes out as one line; a kept run's rows are its own."""
+process's own error comes out as one line; a kept run's rows are its own; tune_table1's stdout is its table alone."""
 
 import json
 import os
@@ -181,3 +181,14 @@ def test_memory_estimate_flow_labels_say_what_runs():
             assert clustered, label
         else:
             assert "quickstart" in label, f"{label!r} does not say whether it runs clustered ({clustered})"
+
+
+def test_tune_table1_stdout_is_the_table(tmp_path):
+    """The flows' progress lines go to stderr: stdout holds the study line, a blank line and the Markdown table."""
+    study = small_study(str(tmp_path / "study"))
+    r = bench("tune_table1.py", study, "--hand", os.path.join(study, "best.toml"), "--seeds", "1", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("small: 1 trials") and lines[1] == "", r.stdout
+    assert len(lines) == 6 and all(line.startswith("|") for line in lines[2:]), r.stdout
+    assert "step" in r.stderr, r.stderr[-2000:]
