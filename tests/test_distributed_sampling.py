@@ -22,9 +22,10 @@ FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 
 def by_definition(X, n, seed, chart):
-    """First n points of blocks 0, 1, ... and the unusable points of the blocks up to the last one used."""
+    """First n points of blocks 0, 1, ... (with the block each came from, as field "block") and the unusable points
+    of the blocks up to the last one used."""
     entropy = np.random.SeedSequence(seed).entropy
-    parts, have, dropped, k = [], 0, 0, 0
+    parts, blocks, have, dropped, k = [], [], 0, 0, 0
     while have < n:
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
         z, bad = X.line_points(LINES_PER_BATCH, rng)
@@ -33,10 +34,11 @@ def by_definition(X, n, seed, chart):
         if chart is not None:
             ps = ps.subset(np.all(ps.chart == np.array(chart), axis=1))
         parts.append(ps)
+        blocks.append(np.full(len(ps), k))
         have += len(ps)
         k += 1
     out = {f: np.concatenate([getattr(p, f) for p in parts])[:n] for f in FIELDS}
-    return out, dropped, k
+    return {**out, "block": np.concatenate(blocks)[:n]}, dropped, k
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,18 @@ def test_sampling_under_mpiexec_is_bitwise_the_definition(reference, ranks):
         # 264 + 16*15 = 504 (the quintic's Jacobian dz/dx is 3 x 5 complex)
         lean = [o["counters"][name + "_no_jacobian"] for o in outs]
         assert [x["sample_bytes_sent"] * 504 for x in lean] == [x["sample_bytes_sent"] * 264 for x in cnt]
-        assert (sum(x["sample_bytes_sent"] for x in cnt) > 0) == (ranks > 1)
+        # bytes sent: rank q samples block k when k % R == q and keeps the rows of its share; 504 bytes a row
+        away = [np.sum((data[f"{name}_block"] % ranks == q) & ~in_share(data[f"{name}_n"], ranks, q))
+                for q in range(ranks)]
+        assert [x["sample_bytes_sent"] for x in cnt] == [504 * int(a) for a in away]
+        assert (sum(away) > 0) == (ranks > 1)
+
+
+def in_share(n, ranks, q):
+    """Mask of the n global rows that rank q owns in the "share" layout: one divmod, the first n % R get one more."""
+    base, extra = divmod(n, ranks)
+    lo = q * base + min(q, extra)
+    return (np.arange(n) >= lo) & (np.arange(n) < lo + base + (q < extra))
 
 
 def test_sample_command_under_mpiexec_writes_one_identical_file(tmp_path):

@@ -94,7 +94,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     "share" is rows decompose.share(N, R, r); "root" gives all N rows to rank 0 and none elsewhere. Memory
     per rank: its own blocks (~N/R points, ~0.5 kB each for the quintic) plus send and receive buffers of
     its share; "all" and "root" add the whole set where it lands. `counters`: this rank's sampled blocks and
-    lines, the points its blocks kept, the points it owns, bytes it sent, seconds.
+    lines, the points its blocks kept, the points it owns, bytes it sent to other ranks, seconds.
     A bad argument (`error` naming it, `sampling_arguments`) on any rank, or a surface, n_points, seed, chart,
     max_batches, layout or jacobian that differs between ranks, is refused by every rank together.
     """
@@ -268,8 +268,8 @@ def check_flat(frac: float, points, *, comm) -> None:
 
 
 def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIELDS):
-    """(bytes sent, field arrays): the first take[i] rows of blocks used[i] (global rows idx) moved to the rank
-    r with bounds[r] <= idx < bounds[r+1], in global order; blocks are packed and freed one by one."""
+    """(bytes sent to other ranks, field arrays): the first take[i] rows of blocks used[i] (global rows idx) moved to
+    the rank r with bounds[r] <= idx < bounds[r+1], in global order; blocks are packed and freed one by one."""
     lay = [(np.dtype(np.int64).str, ())] + [(e.dtype.str, e.shape[1:]) for e in (_empty(surface, f) for f in fields)]
     send, pos = np.empty((idx.size, row_bytes(lay)), dtype=np.uint8), 0
     for k, m in zip(used, take):
@@ -277,8 +277,9 @@ def rows_to_layout(surface, mine, used, take, idx, bounds, *, comm, fields=_FIEL
         pack_rows([idx[pos:pos + m]] + [getattr(p, f)[:m] for f in fields], out=send[pos:pos + m])
         pos += m
     mine.clear()
-    sent = send.nbytes
-    recv, _ = alltoallv_rows(send, owner_counts(idx, bounds), comm=comm)
+    to = owner_counts(idx, bounds)
+    sent = (int(to.sum()) - int(to[comm.Get_rank()])) * send.shape[1]  # the rows it keeps are not sent
+    recv, _ = alltoallv_rows(send, to, comm=comm)
     del send
     return sent, received_in_order(recv, lay)[1]
 
