@@ -51,10 +51,22 @@ BATCH_TEMPORARIES = 2.1
 FLOW_STATE_ARRAYS = 12
 #: one streamed kernel tile (512 x 512 float64) and its temporaries, per worker thread
 TILE_BYTES = 4 * 8 * 512 * 512
-#: rough seconds per kernel entry evaluated (Gaussian kernel, 2 threads; BENCHMARKS.md "Memory estimate") and
-#: per entry of a cached kernel applied in one step; time is reported (--check), never a reason to refuse
-SECONDS_PER_KERNEL_ENTRY = 6e-8
-SECONDS_PER_CACHED_ENTRY = 1e-8
+#: rough seconds per kernel entry one thread evaluates with the products it serves (BENCHMARKS.md): the compiled
+#: Gaussian tile (13.7 ns in the 10^6-point scale run, 10.3 in the exact step at 10^5, 14 at N = 5000), the NumPy
+#: passes and the cosine NTK (18.4-24 ns), a ReLU NTK per layer (9.4-10.9 ns per N^2 entry and layer with 2 threads,
+#: the step evaluating half of them); and per entry of a cached kernel applied in one step (4.6 ns in
+#: jobs/table1_relu_deep.toml at depth 1, 6.4 in the quickstart at N = 3000). Time is reported (--check), never a
+#: reason to refuse
+SECONDS_PER_COMPILED_ENTRY = 1.2e-8
+SECONDS_PER_KERNEL_ENTRY = 2e-8
+SECONDS_PER_RELU_LAYER_ENTRY = 4e-8
+SECONDS_PER_CACHED_ENTRY = 5e-9
+#: loading the compiled Gaussian tile from Numba's cache in a fresh process, within the first kernel sums (0.3-1.7 s)
+COMPILED_START_SECONDS = 0.5
+#: share of the points within h of a cluster's members that a halo of width h adds to its sources while the points
+#: are sparse (`halo_growth`; fitted: the quickstart's geometry, 10^3-10^5 train points, k = 4-20, h = 0.1-0.3,
+#: grew its sources by 1.00-2.25: `halo_growth` gave 0.92-2.7 times that)
+HALO_REACH = 0.1
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -67,6 +79,8 @@ class Estimate:
     bytes: float
     parts: dict = field(default_factory=dict)
     seconds: float | None = None
+    #: kernel entries a flow's busiest rank evaluates in the run (a cached matrix's once), as its counters count them
+    entries: float | None = None
 
     def largest(self) -> str:
         return max(self.parts, key=self.parts.get) if self.parts else "base"
@@ -292,14 +306,70 @@ def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, b
             "kernel": cached + TILE_BYTES * threads}
 
 
-def _flow_seconds(steps: int, n_train: int, n_test: int, ranks: int, blocks: int = 1, layers: int = 1) -> float:
-    """Kernel work of a flow: cached matrices are formed once and applied each step, others re-evaluated;
-    `layers` kernel evaluations per entry (the ReLU NTK's depth: 2 threads, N = 5000, 1.06e8 entries/s at depth 1,
-    1.37e7 at 8, 1.43e6 at 64; BENCHMARKS.md "Deeper ReLU NTKs")."""
-    t, entry = 0.0, SECONDS_PER_KERNEL_ENTRY * layers
-    for entries, cached in _operator_entries(n_train, n_test, ranks, blocks):
-        t += entries * (entry + steps * SECONDS_PER_CACHED_ENTRY if cached else steps * entry)
-    return t
+def _flow_seconds(cfg: dict, ranks: int, threads: int) -> tuple[float, float]:
+    """(seconds, kernel entries) of a flow's kernel sums on its busiest rank: per block (`_block_operators`), a
+    cached matrix is formed once and applied each step, others are evaluated every step, a symmetric one's tile
+    pairs (I <= J) once each; the rank's threads share the entries."""
+    geo, kernel, cl = cfg["geometry"], cfg.get("kernel", {}), cfg.get("clustering", {})
+    steps, (rate, t) = cfg["flow"]["steps"], _entry_seconds(kernel)
+    evaluated = 0.0
+    for entries, cached in _block_operators(geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"], ranks,
+                                            cl["n_clusters"] if cl.get("method") else None, cl.get("halo_cutoff")):
+        evaluated += entries if cached else steps * entries
+        t += steps * entries * SECONDS_PER_CACHED_ENTRY if cached else 0.0
+    return t + evaluated * rate / threads, evaluated
+
+
+def _entry_seconds(kernel: dict) -> tuple[float, float]:
+    """(seconds per kernel entry and thread, seconds to start): the compiled Gaussian tile (loaded from Numba's
+    cache), a ReLU NTK per layer, or NumPy passes (SECONDS_PER_*)."""
+    if kernel.get("name") == "relu_ntk":
+        return SECONDS_PER_RELU_LAYER_ENTRY * (kernel.get("depth") or 1), 0.0
+    if _compiled_kernel(kernel) and kernel.get("method") != "direct":
+        return SECONDS_PER_COMPILED_ENTRY, COMPILED_START_SECONDS
+    return SECONDS_PER_KERNEL_ENTRY, 0.0
+
+
+def _block_operators(n_train: int, n_test: int, dim: int, ranks: int, clusters: int | None,
+                     halo_cutoff: float | None) -> list[tuple[float, bool]]:
+    """(kernel entries one evaluation costs, cached?) of the train and test operators of the busiest rank
+    (`hpcflow.flow_step`): a matrix is cached when it fits its share of FLOW_CACHE_BYTES (half of it, split over the
+    rank's blocks); a symmetric train x train one is evaluated as tile pairs I <= J, (n^2 + n tile) / 2 entries.
+    Unclustered: the train pairs and the test rows are dealt over the ranks. Clustered: a rank owns ceil(k / R)
+    clusters of n_train / k train and n_test / k test points; with a halo each block's sources are its train
+    points times `halo_growth`, and its train operator is no longer symmetric."""
+    from hpcflow.kernels.base import CACHE_EDGE
+
+    def pairs(n):
+        return (n * n + n * min(n, CACHE_EDGE)) / 2
+
+    if clusters is None:
+        train = pairs(n_train) / ranks
+        return [(train, 8.0 * train <= FLOW_CACHE_BYTES / 2),
+                (n_test / ranks * n_train, 8.0 * n_test / ranks * n_train <= FLOW_CACHE_BYTES / 2)]
+    mine, m, t = -(-clusters // ranks), n_train / clusters, n_test / clusters
+    share = FLOW_CACHE_BYTES / (2 * mine)
+    growth = halo_growth(n_train, n_test, dim, clusters, halo_cutoff)
+    s = min(n_train, m * growth)
+    fits = [8.0 * m * s <= share, 8.0 * t * s <= share]
+    train = pairs(m) if growth == 1.0 and not fits[0] else m * s  # a cached matrix is formed whole
+    return [(mine * train, fits[0]), (mine * t * s, fits[1])]
+
+
+def halo_growth(n_train: int, n_test: int, dim: int, clusters: int, halo_cutoff: float | None) -> float:
+    """Rough factor by which a halo of FS width h grows a cluster's sources (1 without one; `clusters` with every
+    train point). A cluster is taken as a ball of radius rho holding its 1/k of the chart's points: a small FS ball
+    on a Calabi-Yau X of degree dim + 2 in P^(dim+1) holds (dim + 1) r^(2 dim) of one chart's points (its volume
+    pi^dim r^(2 dim) / dim! over X's, (dim + 2) pi^dim / dim!, per chart); the halo adds the shell out to rho + h as
+    far as the points are dense enough to fill it, 1 - exp(-HALO_REACH lambda), lambda the train and test points
+    within h of one point."""
+    if not halo_cutoff:
+        return 1.0
+    ball = dim + 1.0
+    rho = (1.0 / (clusters * ball)) ** (1.0 / (2 * dim))
+    dense = min(float(clusters), (1.0 + halo_cutoff / rho) ** (2 * dim))
+    near = (n_train + n_test) * ball * min(halo_cutoff, math.pi / 2) ** (2 * dim)
+    return 1.0 + (dense - 1.0) * -math.expm1(-HALO_REACH * near)
 
 
 def _threads() -> int:
@@ -338,9 +408,7 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estim
             return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
         parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, seconds)
-    layers = (kernel.get("depth") or 1) if kernel.get("name") == "relu_ntk" else 1
-    return Estimate(sum(parts.values()), parts,
-                    _flow_seconds(cfg["flow"]["steps"], n_tr, n_te, ranks, blocks, layers))
+    return Estimate(sum(parts.values()), parts, *_flow_seconds(cfg, ranks, _threads()))
 
 
 def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
@@ -374,13 +442,18 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     if _compiled_kernel(cfg.get("kernel", {})):
         est.parts["compiled kernel"] = JIT_BYTES
     est.bytes = sum(est.parts.values())
-    est.seconds *= levels
-    return est
+    return _repeated(est, levels)
 
 
 def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
     est = estimate_flow(cfg, ranks=ranks, jacobian=True)
-    est.seconds *= len(cfg["local_limit"]["widths"])
+    return _repeated(est, len(cfg["local_limit"]["widths"]))
+
+
+def _repeated(est: Estimate, flows: int) -> Estimate:
+    """`est` with the seconds and kernel entries of `flows` flows (one after another; the memory of one)."""
+    est.seconds *= flows
+    est.entries = None if est.entries is None else est.entries * flows
     return est
 
 
