@@ -63,10 +63,11 @@ def install(handler) -> dict:
 
 def restore(handlers: dict, *, stopping: bool) -> None:
     """Put back `handlers` ({signal: handler} as signal.signal returned them); when `stopping`, a default action
-    (SIG_DFL, which ends the process) becomes SIG_IGN: the process is already on its way out. SIGINT's becomes
+    (SIG_DFL, which ends the process, or a handler that ends in it: `default_action`) becomes SIG_IGN: the process
+    is already on its way out. SIGINT's becomes
     Python's KeyboardInterrupt instead: a second Ctrl-C interrupts."""
     for sig, old in handlers.items():
-        if stopping and old in (signal.SIG_DFL, None):
+        if stopping and (old in (signal.SIG_DFL, None) or getattr(old, "default_action", False)):
             old = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_IGN
         signal.signal(sig, old)
 

@@ -110,3 +110,41 @@ def test_a_failed_run_puts_the_earlier_files_back_unless_it_wrote_its_own(tmp_pa
     left = sorted(os.listdir(out))
     assert left == (["checkpoint.h5", "notes.txt"] if wrote else ["notes.txt", "summary.json"])
     assert (out / "notes.txt").read_text() == "mine"
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: a --force run's setup (before the run writes a file or installs its own stop handler) receiving a stop request
+STOPPED = """
+import os, signal, sys, time
+from hpcflow.jobs.replaced import replacing
+out, sig, write = sys.argv[1], getattr(signal, sys.argv[2]), sys.argv[3] == "1"
+with replacing(out, force=True):
+    if write:
+        open(os.path.join(out, "summary.json"), "w").write("{}")  # the new run's own file
+    os.kill(os.getpid(), sig)
+    time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1"])
+def test_a_stop_request_during_setup_puts_the_earlier_run_back(tmp_path, sig):
+    """scancel (SIGTERM) or Slurm's USR1 notice while a --force run samples its points, before its own file or stop
+    handler: the earlier run's files are put back (they stayed set aside, as after SIGKILL) and the process still
+    ends by the signal; once the new run wrote a file of its own, they stay set aside as documented."""
+    import signal
+
+    for write in (False, True):
+        out = tmp_path / f"run{int(write)}"
+        out.mkdir()
+        earlier = {"summary.json": b'{"status": "finished"}', "checkpoint.h5": b"earlier", "mine.txt": b"user"}
+        for name, data in earlier.items():
+            (out / name).write_bytes(data)
+        r = subprocess.run([sys.executable, "-c", STOPPED, str(out), sig, str(int(write))], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+        assert r.returncode == -getattr(signal, sig), r.stderr
+        left = replaced.leftovers(out)
+        if write:  # the new run had begun writing: the earlier files wait in one set-aside folder
+            assert len(left) == 1 and (out / left[0] / "checkpoint.h5").read_bytes() == b"earlier"
+            assert (out / "mine.txt").read_bytes() == b"user"
+        else:
+            assert left == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier

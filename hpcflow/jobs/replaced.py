@@ -5,7 +5,9 @@ directory DIR/.hpcflow.replaced-XXXX on rank 0, one rename each, instead of dele
 (Birch finding too few clusters, ...) come after that, and bad input must lose nothing. When the run ends by bad
 input (UserError, exit 2), or by any exception before it wrote a file of its own, they are put back (whatever the
 run wrote under a run file's name removed first), so DIR is as it was; once it ended otherwise they are removed.
-A run killed meanwhile (SIGKILL, node failure, an MPI Abort) leaves them there, never lost: a plain run is refused
+A SIGTERM or SIGUSR1 before the run wrote a file of its own (and before its own stop
+handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, node
+failure, an MPI Abort) leaves them there, never lost: a plain run is refused
 naming the directory (`output.check_outdir`), the next --force sets it aside inside its own (put back with it), and
 a --resume of the killed run removes it once it ends otherwise than by bad input.
 """
@@ -15,7 +17,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 
 from hpcflow.errors import OutputPathError, UserError
@@ -103,6 +107,7 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
     else:
         path = refuse_together(lambda: check_outdir(path, force=force, outputs=outputs), comm)
         aside = refuse_together(lambda: _prepare(path, force) if root else None, comm)
+    handlers = _put_back_on_stop(path, aside) if root and aside is not None else {}
     try:
         yield path
     except BaseException as exc:
@@ -112,8 +117,38 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         elif root:
             discard(path, aside)
         raise
+    finally:
+        _restore(handlers)
     if root:
         discard(path, aside)
+
+
+#: stop requests whose default action ends the process without Python's clean-up (SIGINT raises KeyboardInterrupt)
+_ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+def _put_back_on_stop(path: str, aside: str) -> dict:
+    """Rank 0, until the run installs its own stop handler: a SIGTERM/SIGUSR1 (scancel, preemption) before the run
+    wrote a file of its own puts the set-aside files back, then ends the process by the signal's default action as
+    before; the handlers replaced ({} off the main thread). `stop_signals.restore` ignores a repeat of it while a
+    run that honoured a stop request leaves, as it does the default action."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def on_stop(signum, frame):
+        if not _wrote(path) and os.path.isdir(aside):
+            put_back(path, aside)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    on_stop.default_action = True
+    return {sig: signal.signal(sig, on_stop) for sig in _ENDING}
+
+
+def _restore(handlers: dict) -> None:
+    """Put back the handlers `_put_back_on_stop` replaced."""
+    for sig, old in handlers.items():
+        signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
 def _prepare(path: str, force: bool) -> str | None:
