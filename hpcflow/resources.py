@@ -434,9 +434,14 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
 
 
 def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
+    """One flow per noise level of n_train train and n_train test points: the memory of a kernel-matrix flow whose
+    point sets keep the Jacobian (for every kernel), the seconds of the job's kernel."""
     geo = cfg["geometry"]
     n = geo["n_train"]
-    est = estimate_flow({"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}, ranks=ranks, jacobian=True)
+    flow = {"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}
+    est = estimate_flow(flow, ranks=ranks, jacobian=True)
+    timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=ranks, jacobian=True)
+    est.seconds, est.entries = timed.seconds, timed.entries
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
     if _compiled_kernel(cfg.get("kernel", {})):

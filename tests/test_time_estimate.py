@@ -42,3 +42,24 @@ def test_time_estimate_follows_the_flows_kernel_work(tmp_path, monkeypatch, case
     measured = max(x["kernel_seconds"] for x in per_rank)
     assert measured / 10 <= est.seconds <= 3 * measured, (est.seconds, measured)
     assert abs(est.entries / busiest["kernel_entries"] - 1) <= 0.15, (est.entries, per_rank)
+
+
+@pytest.mark.parametrize("scan, flow", [("noise_scan_gaussian.toml", "table1_gaussian_tuned.toml"),
+                                        ("noise_scan.toml", "table1_delta_tuned.toml")])
+def test_noise_scan_seconds_follow_its_kernel(monkeypatch, scan, flow):
+    """A noise scan's seconds are its levels' flows of n_train train and test points, each timed as a flow job of
+    that size and kernel (they were timed at the NumPy passes' rate whatever the kernel); its memory does not follow
+    the kernel (a Gaussian scan's NumPy engine, the Delta kernel: the same bytes)."""
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")
+    jobs = os.path.join(os.path.dirname(__file__), "..", "jobs")
+    _, ns = registry.load(os.path.join(jobs, scan), memory_check=False)
+    geo = ns["geometry"]
+    _, fl = registry.load(os.path.join(jobs, flow), ["clustering.method=none", f"geometry.n_train={geo['n_train']}",
+                                                     f"geometry.n_test={geo['n_train']}",
+                                                     f"flow.steps={ns['flow']['steps']}"], memory_check=False)
+    assert fl["kernel"] == ns["kernel"] and fl["geometry"]["dim"] == geo["dim"]
+    levels = len(ns["noise"]["scales"])
+    for ranks in (1, 2):
+        assert estimate(ns, ranks=ranks).seconds == pytest.approx(levels * estimate(fl, ranks=ranks).seconds)
+    est, numpy_engine = estimate(ns), estimate({**ns, "kernel": {"name": "gaussian", "engine": "numpy"}})
+    assert est.bytes - est.parts.get("compiled kernel", 0.0) == numpy_engine.bytes
