@@ -296,9 +296,11 @@ SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurf
 
 
 def _json_or_none(value):
-    """value as JSON text (NumPy numbers as the Python numbers they hold), None if it has no JSON form."""
+    """value as JSON text with sorted keys, as every JSON root attribute (docs/outputs.md; keys made text first, so
+    int and str keys sort together); NumPy numbers as the Python numbers they hold; None if it has no JSON form."""
     try:
-        return json.dumps(value.item() if isinstance(value, np.generic) else value)
+        text = json.dumps(value.item() if isinstance(value, np.generic) else value)
+        return json.dumps(json.loads(text), sort_keys=True)
     except (TypeError, ValueError):
         return None
 
