@@ -158,3 +158,27 @@ def test_info_names_the_cupy_distribution_installed_and_each_gpu_probe(tmp_path,
         assert facts["cupy"] == "13.3.0 (cupy-cuda11x)" and "cupy-cuda12x" not in facts
         assert facts["gpu_available"] is cupy_gpu and facts["torch_cuda"] is torch_sees
         assert facts["backend"] == ("cupy" if cupy_gpu else "cupy requested, no usable GPU here")
+
+
+def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, torch_gpu, capsys):
+    """A [tune.space] choice training.device = "cuda" passed submit --check without a word on a node without a GPU
+    (only the base job's device was looked at), while a tune here refuses it before any trial: --check says it as it
+    says a base job's device 'cuda', naming the choice."""
+    job = tmp_path / "tune_cuda.toml"
+    job.write_text((ROOT / "jobs" / "tune_nn.toml").read_text() + '"training.device" = {choices = ["cpu", "cuda"]}\n')
+    out = tmp_path / "study"
+    torch_gpu(False)
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 2
+    assert "choices[1] = 'cuda' gives a job that fails its checks" in _one_line_refusal(capsys, "tune")
+    for executor in ("local", "slurm"):
+        line = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
+                                    "--executor", executor, "--check"])
+        assert line.endswith("""; [tune.space]."training.device".choices[1] = 'cuda': torch device cuda, but torch """
+                             "sees no GPU on this node: run it on a GPU node"), line
+    base = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
+                                "--executor", "slurm", "--check", *CUDA])  # the base job's own device: said as before
+    assert base.endswith("; torch device cuda, but torch sees no GPU on this node: run it on a GPU node"), base
+    torch_gpu(True)
+    assert "torch" not in _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out",
+                                               str(out), "--executor", "local", "--check"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tune_cuda.toml"]

@@ -22,24 +22,46 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     from hpcflow.jobs import registry
 
     with gpu_checked_elsewhere(not runs_here):
-        cfg = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
-                         study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
+        cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
+                                study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
     kind = cfg["job"]["kind"]
-    return kind, missing_gpu_note(registry.job_module(kind), cfg)
+    module = registry.job_module(kind)
+    note = missing_gpu_note(module, cfg)
+    if note is None and not runs_here:  # (here a space value asking for a missing GPU was refused already)
+        note = _space_gpu_note(module, job, overrides, space)
+    return kind, note
 
 
-def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node, memory_check) -> dict:
-    """`check_job`'s checks; the validated job."""
+def _space_gpu_note(module, job: str, overrides, space) -> str | None:
+    """`missing_gpu_note` of the first [tune.space] value whose trials ask for a GPU this node lacks, naming it (a
+    tune here refuses that value before any trial), else None."""
+    from hpcflow.backend import gpu_checked_elsewhere
+    from hpcflow.commands.run import missing_gpu_note
+    from hpcflow.jobs import registry
+    from hpcflow.tune.study import space_settings
+
+    for where, value, setting in space_settings(space):
+        with gpu_checked_elsewhere():
+            _, cfg = registry.load(job, [*overrides, *setting], memory_check=False)
+        note = missing_gpu_note(module, cfg)
+        if note is not None:
+            return f"{where} = {value!r}: {note}"
+    return None
+
+
+def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node,
+               memory_check) -> tuple[dict, list]:
+    """`check_job`'s checks; the validated job and its [tune.space] (empty but for a tune)."""
     from hpcflow.resources import check_resources, skipped_memory_check
 
     if command == "tune":
         from hpcflow.tune.study import check_outdir as check_study_dir, load
 
         with skipped_memory_check(not memory_check):
-            cfg = load(job, overrides, sampler=sampler).cfg
+            tune_job = load(job, overrides, sampler=sampler)
         writable_dir(out)
         check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
-        return cfg
+        return tune_job.cfg, tune_job.tune["space"]
     from hpcflow.jobs import registry
     from hpcflow.submit.task import CHECKPOINTS
 
@@ -52,10 +74,10 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, n
     queued = "nn" if kind == "nn" else "run"  # (a network job is queued as `hpcflow nn`)
     if resume:
         _check_resume(queued, job, out, overrides)
-        return cfg
+        return cfg, []
     refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"'hpcflow submit {job} --out {out} ... --resume'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
-    return cfg
+    return cfg, []
 
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:

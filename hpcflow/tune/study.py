@@ -233,18 +233,23 @@ def check_space(path, overrides, space) -> None:
     (ConfigError naming `[tune.space]."NAME".choices[i]`), not found by every trial that draws them."""
     from hpcflow.jobs import registry
 
+    for where, value, setting in space_settings(space):
+        try:
+            registry.load(path, [*overrides, *setting])
+        except UserError as exc:
+            msg = " ".join(str(exc).split()).replace(f" (from --set {setting[0]})", "")
+            msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
+            raise ConfigError(f"{path}: {where} = {value!r} gives a job that fails its checks: {msg}") from None
+
+
+def space_settings(space):
+    """(`[tune.space]."NAME".choices[i]` or `.low` / `.high`, value, its --set overrides) for each choice, and the
+    low and high of each range, of the search space: the values whose jobs are checked before any trial."""
     for p in space:
         values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
         for where, value in values:
             label = f"choices[{where}]" if p.kind == "categorical" else where
-            setting = spaces.overrides({p.name: value})
-            try:
-                registry.load(path, [*overrides, *setting])
-            except UserError as exc:
-                msg = " ".join(str(exc).split()).replace(f" (from --set {setting[0]})", "")
-                msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
-                raise ConfigError(f'{path}: [tune.space]."{p.name}".{label} = {value!r} gives a job that fails its '
-                                  f"checks: {msg}") from None
+            yield f'[tune.space]."{p.name}".{label}', value, spaces.overrides({p.name: value})
 
 
 def check_sampler(name: str) -> None:
