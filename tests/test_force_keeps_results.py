@@ -148,3 +148,18 @@ def test_a_stop_request_during_setup_puts_the_earlier_run_back(tmp_path, sig):
             assert (out / "mine.txt").read_bytes() == b"user"
         else:
             assert left == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+
+
+def test_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tmp_path, capsys):
+    """A --force run killed before its first file leaves the earlier run's checkpoint set aside: --resume names that
+    folder (it said only 'checkpoint.h5 does not exist; run without --resume', which a plain run then refused)."""
+    out = tmp_path / "run"
+    aside = out / f"{replaced.PREFIX}-abcd1234"
+    aside.mkdir(parents=True)
+    (aside / "checkpoint.h5").write_bytes(b"earlier")
+    job = tmp_path / "job.toml"
+    job.write_text(FLOW)
+    assert main(["run", str(job), "--out", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(aside) in err, err
+    assert (aside / "checkpoint.h5").read_bytes() == b"earlier"
