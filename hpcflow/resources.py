@@ -435,12 +435,13 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
 
 def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     """One flow per noise level of n_train train and n_train test points: the memory of a kernel-matrix flow whose
-    point sets keep the Jacobian (for every kernel), the seconds of the job's kernel."""
+    point sets keep the Jacobian (for every kernel), the seconds of the job's kernel. Every rank runs the whole
+    scan (only rank 0 writes), so each needs what one process does at any `ranks`."""
     geo = cfg["geometry"]
     n = geo["n_train"]
     flow = {"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}
-    est = estimate_flow(flow, ranks=ranks, jacobian=True)
-    timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=ranks, jacobian=True)
+    est = estimate_flow(flow, ranks=1, jacobian=True)
+    timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=1, jacobian=True)
     est.seconds, est.entries = timed.seconds, timed.entries
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
@@ -451,7 +452,8 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
 
 
 def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
-    est = estimate_flow(cfg, ranks=ranks, jacobian=True)
+    """One flow per width, one after another; every rank runs the whole job (only rank 0 writes), at any `ranks`."""
+    est = estimate_flow(cfg, ranks=1, jacobian=True)
     return _repeated(est, len(cfg["local_limit"]["widths"]))
 
 
