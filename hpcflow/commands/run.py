@@ -188,7 +188,8 @@ def _check_out(args, outputs) -> bool:
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         return False
     if not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
-        output.refuse_set_aside(args.out)  # a killed --force run's set-aside files: the checkpoint may be there
+        if os.path.isdir(args.out):  # a killed --force run's set-aside files: the checkpoint may be there
+            output.refuse_set_aside(args.out)
         raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
     output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
     return True
