@@ -117,10 +117,11 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         elif root:
             discard(path, aside)
         raise
+    else:
+        if root:
+            discard(path, aside)
     finally:
         _restore(handlers)
-    if root:
-        discard(path, aside)
 
 
 #: stop requests whose default action ends the process without Python's clean-up (SIGINT raises KeyboardInterrupt)
@@ -146,9 +147,11 @@ def _put_back_on_stop(path: str, aside: str) -> dict:
 
 
 def _restore(handlers: dict) -> None:
-    """Put back the handlers `_put_back_on_stop` replaced."""
+    """Put back the handlers `_put_back_on_stop` replaced, where it is still set: a run that honoured a stop request
+    leaves the signal ignored (`stop_signals.restore`), as it is while the process ends."""
     for sig, old in handlers.items():
-        signal.signal(sig, signal.SIG_DFL if old is None else old)
+        if getattr(signal.getsignal(sig), "default_action", False):
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
 def _prepare(path: str, force: bool) -> str | None:
