@@ -43,8 +43,8 @@ def measure(c, what, n):
         cnt = d.counters
     c.Barrier()
     dt = time.perf_counter() - t
-    row = {"rank": c.Get_rank(), "threads": threads, "seconds": dt, "base_rss_mb": base / 1024,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    row = {"rank": c.Get_rank(), "threads": threads, "seconds": dt, "base_rss_mib": base / 1024,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            **{k: v for k, v in cnt.items() if "seconds" not in k}}
     rows = c.gather(row, root=0) if c.Get_size() > 1 else [row]
     if c.Get_rank() == 0:
@@ -67,16 +67,16 @@ def main():
                  f"{MIN_BLOCKS_N}")
     sizes = args.sizes or ([100_000, 1_000_000] if args.what == "sample" else [20_000])
     exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
-    print(f"{args.what}: N, R, rank, threads, seconds (after warm-up), peak RSS MB (base after imports), counters")
+    print(f"{args.what}: N, R, rank, threads, seconds (after warm-up), peak RSS MiB (base after imports), counters")
     for n in sizes:
         for ranks in args.ranks:
             out = _args.child([exe, "-n", str(ranks), sys.executable, "-c", CHILD, args.what, str(n)],
                               f"{args.what} N={n} at {ranks} ranks").stdout
             for r in json.loads(out.strip().splitlines()[-1]):
-                extra = {k: v for k, v in r.items() if k not in ("rank", "threads", "seconds", "base_rss_mb",
-                                                                    "peak_rss_mb")}
+                extra = {k: v for k, v in r.items() if k not in ("rank", "threads", "seconds", "base_rss_mib",
+                                                                    "peak_rss_mib")}
                 print(f"{n:>9} {ranks:>2} {r['rank']:>2} {r['threads']:>2} {r['seconds']:>8.2f} "
-                      f"{r['peak_rss_mb']:>8.0f} ({r['base_rss_mb']:.0f}) {json.dumps(extra)}", flush=True)
+                      f"{r['peak_rss_mib']:>8.0f} ({r['base_rss_mib']:.0f}) {json.dumps(extra)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
                     "comm_s_per_step": round(float(np.mean(r["history"]["comm_seconds"])), 4),
                     "comm_bytes_per_step": int(r["history"]["comm_bytes"][-1]) if steps else 0,
                     "comm_bytes_once": int(r["comm_bytes"] - sum(r["history"]["comm_bytes"])),
-                    "peak_rss_mb": round(r["rss_bytes"] / 2 ** 20, 1)} for r in everyone]}
+                    "peak_rss_mib": round(r["rss_bytes"] / 2 ** 20, 1)} for r in everyone]}
         print(json.dumps(out), flush=True)
 
 

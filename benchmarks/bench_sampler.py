@@ -24,7 +24,7 @@ ps = X.sample(n, seed=0, threads=threads, chart=chart)
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"n": n, "threads": threads, "seconds": dt, "points_per_s": n / dt,
-                  "peak_rss_mb": peak / 1024, "sigma_fs": ps.sigma(), "gpu": gpu_available()}))
+                  "peak_rss_mib": peak / 1024, "sigma_fs": ps.sigma(), "gpu": gpu_available()}))
 """
 
 
@@ -44,13 +44,13 @@ def main():
     except ConfigError as exc:
         ap.error(f"argument --chart: {exc}")
     chart = ",".join(map(str, args.chart)) if args.chart else "-"
-    print(f"{'N':>9} {'threads':>7} {'seconds':>8} {'points/s':>10} {'peak RSS MB':>11} {'sigma_FS':>9}")
+    print(f"{'N':>9} {'threads':>7} {'seconds':>8} {'points/s':>10} {'peak RSS MiB':>11} {'sigma_FS':>9}")
     for n in args.sizes:
         for th in args.threads:
             out = _args.child([sys.executable, "-c", CHILD, str(n), str(th), chart], f"sampling N={n}").stdout
             r = json.loads(out)
             print(f"{r['n']:>9} {r['threads']:>7} {r['seconds']:>8.3f} {r['points_per_s']:>10,.0f} "
-                  f"{r['peak_rss_mb']:>11.0f} {r['sigma_fs']:>9.5f}")
+                  f"{r['peak_rss_mib']:>11.0f} {r['sigma_fs']:>9.5f}")
 
 
 if __name__ == "__main__":
