@@ -616,6 +616,18 @@ def test_command_line_syntax_errors_are_one_line_exit_2(tmp_path, capsys, args):
     assert "sigma_history.py --help" in err and not any(tmp_path.iterdir())
 
 
+def test_table1_takes_no_dpi(runs, tmp_path, capsys):
+    """table1 writes text only: --dpi is a syntax error (one line, exit 2) rather than an option that does nothing."""
+    from hpcflow.analysis.script import main as script_main
+
+    with pytest.raises(SystemExit) as exc:
+        script_main("table1", [runs["flow"], "--out", str(tmp_path / "t"), "--dpi", "80"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "--dpi" in err, err
+    assert not (tmp_path / "t").exists()
+    assert script_main("table1", [runs["flow"], "--out", str(tmp_path / "t")]) == 0
+
+
 def test_missing_dataset_is_named(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main
 

@@ -90,17 +90,19 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
     if name in STUDY_READERS:
         p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
-    p.add_argument("--dpi", type=int, default=110, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} (default 110)")
+    if name not in TABLES:  # a table script draws no figure: --dpi would be accepted and do nothing
+        p.add_argument("--dpi", type=int, default=110, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} (default 110)")
     args = p.parse_args(argv)
+    dpi = getattr(args, "dpi", 110)
     try:
         check_out(args.out)
         check_study_flag(args.paths, getattr(args, "study", None))
-        if not MIN_DPI <= args.dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
-            raise UserError(f"--dpi {args.dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
+        if not MIN_DPI <= dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
+            raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
         product = PRODUCTS[name](args.paths, study_name=getattr(args, "study", None))
-        written = write(product, args.out, dpi=args.dpi)
+        written = write(product, args.out, dpi=dpi)
         for text in product.texts.values():
             print(text, end="")
         for line in product.lines:
