@@ -162,6 +162,23 @@ def test_report_of_nothing_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_directory_whose_run_a_killed_force_set_aside_names_that_folder_which_reports(tmp_path, runs, capsys):
+    """A --force run killed before it wrote leaves DIR holding only DIR/.hpcflow.replaced-XXXX: "nothing to report"
+    names that folder, and the folder given itself is reported as the run it holds."""
+    import shutil
+
+    from hpcflow.cli import main
+
+    aside = tmp_path / "d" / ".hpcflow.replaced-k1ll"
+    shutil.copytree(runs["flow"], aside)
+    assert main(["report", str(tmp_path / "d"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to report" in err and str(aside) in err, err
+    assert not (tmp_path / "r").exists()
+    assert main(["report", str(aside), "--out", str(tmp_path / "r")]) == 0
+    assert "checkpoint.h5" not in capsys.readouterr().err and (tmp_path / "r" / "report.html").is_file()
+
+
 # ---- a real browser -------------------------------------------------------------------------------------
 _MARKER = """<script>
 window.addEventListener("load", function () {

@@ -49,6 +49,17 @@ def _present(path) -> list:
     return [name for name in FILES if os.path.isfile(os.path.join(path, name))]
 
 
+def _set_aside(path) -> str:
+    """The words naming an earlier run's files that a killed --force run left set aside in `path`, "" if none."""
+    from hpcflow.jobs.replaced import leftovers
+
+    left = leftovers(path)
+    if not left:
+        return ""
+    return (f"; {os.path.join(path, left[0])} holds an earlier run's files, set aside by a --force run that was "
+            "killed: report that directory, or move its files back")
+
+
 def detect(path, *, study_name: str | None = None) -> RunInfo:
     """The RunInfo of a directory; kind None (with the reason) when it holds none of the known data files. A
     study's summary is its overview (`hpcflow.analysis.study.overview`, key 'study': trials by state, best
@@ -62,8 +73,9 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
     present = _present(path)
     if not present:
         running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
-        return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet" if running else
-                       "holds none of " + ", ".join(FILES), running=running)
+        if running:
+            return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet", running=running)
+        return RunInfo(path, None, False, "holds none of " + ", ".join(FILES) + _set_aside(path))
     kind, products = FILES[present[0]]
     if kind == "nn" and not {"ntk/spectrum", "width_sweep/width"} & set(dataset_names(os.path.join(path, NN))):
         products = ("sigma_history",)  # Fig. 4 draws the NTK and the width sweep
