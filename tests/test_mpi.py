@@ -15,7 +15,7 @@ from hpcflow.cluster import flow_blocks
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.hermitian import pack
 from hpcflow.kernels.gaussian import POLY_RTOL
-from jobtexts import GAUSSIAN_KERNEL
+from jobtexts import GAUSSIAN_KERNEL, flow_points
 from reference import fd_loss_gradient
 from roundoff import U, assert_product_close, gaussian_entry_error
 from test_parallel import each_rank_status, mpiexec, rank_statuses
@@ -23,15 +23,7 @@ from test_parallel import each_rank_status, mpiexec, rank_statuses
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "flow_checks.py")
 SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
 N_TRAIN, N_TEST, STEPS, SEED = 240, 90, 3, 3
-JOB = f"""
-[job]
-kind = "flow"
-[geometry]
-chart = [0, 1]
-n_train = {N_TRAIN}
-n_test = {N_TEST}
-seed = {SEED}
-""" + GAUSSIAN_KERNEL + f"""[flow]
+JOB = "\n" + flow_points(N_TRAIN, N_TEST, SEED) + GAUSSIAN_KERNEL + f"""[flow]
 dt = 1.0
 steps = {STEPS}
 loss = "ultralocal"
