@@ -658,3 +658,30 @@ def test_gaussian_float32_option(points):
         got = kern.operator(x, points, tile=128, threads=2)(g)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_take_a_point_set_or_a_list_as_its_points(points, name, kw):
+    """A PointSet is taken by its chart-normalised .points, as fs_distance and hpcflow.cluster take it, and a list of
+    rows as its array: block and apply gave NumPy's "maximum number of dimension" error or an AttributeError. One
+    set given twice (ps and ps.points too) stays one set: relu_ntk's exact diagonal, bitwise the array call. The
+    array calls against the FS-distance Gaussian and brute-force nearest sources."""
+    ps = Hypersurface.fermat(3).sample(60, seed=4, chart=(0, 1))
+    z, g = ps.points, grads(60, seed=3)
+    kern = make_kernel(name, **kw)
+    rows = z.tolist()
+    for a, b, same in ((ps, ps, True), (rows, rows, True), (ps, z, True), (rows, ps, False), (ps, z.copy(), False)):
+        ref = (z, z) if same else (z, z.copy())
+        np.testing.assert_array_equal(kern.block(a, b), kern.block(*ref))
+        np.testing.assert_array_equal(kern.apply(a, b, g), kern.apply(*ref, g))
+        np.testing.assert_array_equal(kern.operator(a, b)(g), kern.apply(*ref, g))
+    ref_block = kern.block(z, z)
+    d = fs_distance(z)
+    if name == "delta":
+        np.testing.assert_array_equal(ref_block, np.eye(60))
+    elif name == "gaussian" and not kw.get("normalize"):
+        ref = gaussian(z, z, width=kw["width"])
+        assert np.all(np.abs(ref_block - ref) <= gaussian_entry_error(d, kw["width"], poly_rtol=POLY_RTOL))
+    with pytest.raises(ValueError, match=r"^x1 is not an array of points; pass a 2-D array \(N, n\+1\)"):
+        kern.block([[1, 2], [3]], z)
+

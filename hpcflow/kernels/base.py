@@ -18,6 +18,7 @@ import numpy as np
 
 from hpcflow.backend import array_module, default_threads
 from hpcflow.arguments import api_integer, api_threads
+from hpcflow.geometry.distance import as_coordinates
 
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048
@@ -26,15 +27,35 @@ DEFAULT_TILE = 2048
 CACHE_EDGE = 512
 
 
+def point_arrays(names, x, x_src):
+    """(x, x_src) as arrays of homogeneous coordinates: a PointSet gives its chart-normalised .points (as
+    `fs_distance` and `hpcflow.cluster` take it), a list or other array-like its NumPy array, a NumPy or CuPy array
+    itself; one set given as both stays one array (x_src is x: the kernels' exact diagonal)."""
+    out = tuple(_point_array(name, pts) for name, pts in zip(names, (x,) if x_src is x else (x, x_src)))
+    return (out[0], out[0]) if x_src is x else out
+
+
+def _point_array(name, pts):
+    pts = as_coordinates(pts)
+    if array_module(pts) is not np:
+        return pts
+    try:
+        return np.asarray(pts)
+    except (TypeError, ValueError):  # a ragged list
+        raise ValueError(f"{name} is not an array of points; pass a 2-D array (N, n+1), one row of homogeneous "
+                         f"coordinates per point, or a PointSet") from None
+
+
 def check_point_sets(kernel, names, x, x_src):
-    """Refuse, before any work, point sets a kernel cannot pair (`check_point_shapes`) or whose coordinates are not
-    finite numbers: one error naming the argument and the fix. A NaN point made the relu_ntk and cosine_ntk results
-    NaN without a word and the KD-trees of the others fail with SciPy's message, which names neither set. One pass
-    over each set, O(N (n+1)); a set given as both x and x_src is read once."""
+    """(x, x_src) as arrays (`point_arrays`), after refusing, before any work, point sets a kernel cannot pair
+    (`check_point_shapes`) or whose coordinates are not finite numbers: one error naming the argument and the fix. A
+    NaN point made the relu_ntk and cosine_ntk results NaN without a word and the KD-trees of the others fail with
+    SciPy's message, which names neither set. One pass over each set, O(N (n+1)); a set given as both x and x_src is
+    read once."""
+    x, x_src = point_arrays(names, x, x_src)
     check_point_shapes(kernel, names, x, x_src)
     for name, pts in zip(names, (x,) if x_src is x else (x, x_src)):
         xp = array_module(pts)
-        pts = xp.asarray(pts)
         if pts.dtype.kind not in "iufc":
             raise TypeError(f"{name} has dtype {pts.dtype}; pass points as numbers, one row of homogeneous "
                             f"coordinates per point")
@@ -42,6 +63,7 @@ def check_point_sets(kernel, names, x, x_src):
         if bad.size:
             raise ValueError(f"{name} has {bad.size} point(s) with a nan or inf coordinate (row {int(bad[0])} first); "
                              f"pass finite homogeneous coordinates")
+    return x, x_src
 
 
 def check_point_shapes(kernel, names, x, x_src):
@@ -126,7 +148,7 @@ class Kernel:
 
     def block(self, x1, x2):
         """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
-        check_point_sets(self, ("x1", "x2"), x1, x2)
+        x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         if x2 is x1:
             return TiledOperator(self, x1, x1, tile=max(1, x1.shape[0]), threads=1).tile_rows(
                 0, x1.shape[0], 0, x1.shape[0])
@@ -139,7 +161,7 @@ class Kernel:
         reused (a flow evaluates the same points every step); otherwise memory stays bounded by the tile.
         The points and the settings are checked here, for every kernel; kernels build theirs in `_operator`.
         """
-        check_point_sets(self, ("x", "x_src"), x, x_src)
+        x, x_src = check_point_sets(self, ("x", "x_src"), x, x_src)
         tile, threads, cache_bytes = operator_settings(tile, threads, cache_bytes)
         return self._operator(x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
@@ -149,8 +171,9 @@ class Kernel:
 
     def apply(self, x, x_src, grad_src, *, tile: int = DEFAULT_TILE):
         """(N, P) = sum_x' Theta(x, x') grad_src(x'), evaluated tile by tile with bounded memory."""
+        x, x_src = point_arrays(("x", "x_src"), x, x_src)
         check_point_shapes(self, ("x", "x_src"), x, x_src)  # operator reads the points (check_point_sets)
-        check_gradient(grad_src, np.shape(x_src)[0])
+        check_gradient(grad_src, x_src.shape[0])
         return self.operator(x, x_src, tile=tile)(grad_src)
 
     def params(self) -> dict:

@@ -65,7 +65,7 @@ class DeltaKernel(Kernel):
     needs_sources = "the delta kernel gives each point the update of its nearest source point"
 
     def block(self, x1, x2):
-        check_point_sets(self, ("x1", "x2"), x1, x2)
+        x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         return delta(x1, x2)
 
     def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):

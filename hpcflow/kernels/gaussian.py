@@ -285,7 +285,7 @@ class GaussianKernel(Kernel):
         """The matrix the flow applies, (N1, N2): K(x1, x2) with exact near pairs, and with normalize="row" each
         row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad == apply(x1, x2, grad) to
         rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
-        check_point_sets(self, ("x1", "x2"), x1, x2)
+        x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
         if op.shift:
             e = op.distance_rows(0, x1.shape[0], 0, x2.shape[0]).copy()
