@@ -685,3 +685,24 @@ def test_kernels_take_a_point_set_or_a_list_as_its_points(points, name, kw):
     with pytest.raises(ValueError, match=r"^x1 is not an array of points; pass a 2-D array \(N, n\+1\)"):
         kern.block([[1, 2], [3]], z)
 
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_refuse_gradients_that_are_not_finite(points, monkeypatch, name, kw):
+    """A nan or inf gradient entry is one ValueError naming grad_src and its first row, from apply before any work
+    and from the operator's call: it made every row it reaches nan without a word (gaussian: all of them)."""
+    kern = make_kernel(name, **kw)
+    z1, z2 = points[:6], points[6:13]
+    op = kern.operator(z1, z2)
+
+    def no_work(*a, **k):
+        raise AssertionError("apply started work on a gradient it should have refused")
+
+    monkeypatch.setattr(kern, "features", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    for bad in (np.nan, np.inf, -np.inf):
+        g = grads(7)
+        g[4, 8], g[6, 0] = bad, bad
+        for call in (lambda: kern.apply(z1, z2, g), lambda: op(g), lambda: op(g.astype(np.float32))):
+            with pytest.raises(ValueError, match=r"^grad_src has 2 row\(s\) with a nan or inf entry \(row 4 first\); "
+                                                 r"pass finite gradients"):
+                call()

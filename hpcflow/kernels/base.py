@@ -6,7 +6,7 @@ A full metric-NTK (e.g. an empirical NTK of a network that outputs all P compone
 `mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
 tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the tile, not by N1 * N2.
 Every kernel's block and operator first pass their point sets through `check_point_sets` (O(N n) once per call,
-never per tile); apply and every operator's call pass the gradient through `check_gradient` (O(1) for an array).
+never per tile); apply and every operator's call pass the gradient through `check_gradient` (one O(N P) pass).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hpcflow.backend import array_module, default_threads
+from hpcflow.backend import array_module, default_threads, to_host
 from hpcflow.arguments import api_integer, api_threads
 from hpcflow.geometry.distance import as_coordinates
 
@@ -85,7 +85,8 @@ def check_point_shapes(kernel, names, x, x_src):
 
 def check_gradient(grad, n_src: int, columns: int | None = None):
     """grad_src as an array of real numbers with one row per source point (and `columns` columns, when the kernel
-    mixes that many components), else one error naming it and the fix.
+    mixes that many components) with finite entries, else one error naming it and the fix (a nan or inf row made
+    every row it reaches nan without a word; one isfinite pass over the array).
 
     The flow's gradients are the packed real metric components (`hpcflow.geometry.hermitian.pack`), and every
     kernel is a real operator on them: a complex, boolean or non-numeric array is refused, not cast (a cast drops
@@ -104,6 +105,10 @@ def check_gradient(grad, n_src: int, columns: int | None = None):
     if columns is not None and grad.shape[1] != columns:
         raise ValueError(f"grad_src has shape {grad.shape}; this kernel mixes the {columns} packed real metric "
                          f"components of a point, pass shape ({n_src}, {columns})")
+    if not bool(array_module(grad).isfinite(grad).all()):
+        bad = np.flatnonzero(~np.isfinite(to_host(grad)).all(axis=1))
+        raise ValueError(f"grad_src has {bad.size} row(s) with a nan or inf entry (row {int(bad[0])} first); pass "
+                         f"finite gradients, one row per source point")
     return grad
 
 
