@@ -104,3 +104,23 @@ def test_load_refuses_a_point_off_x_that_its_absolute_residual_let_through(tmp_p
             f[name][...] = getattr(moved, name)
     with pytest.raises(InputFileError, match=r"off\.h5: dataset 'points' row 5 is not on X"):
         PointSet.load(path)
+
+
+def test_charts_other_than_one_integer_pair_per_point_are_refused_naming_chart(sampled):
+    """`chart` is one (i, j) per point, an integer array (N, 2): a single pair failed in NumPy's reshape ("cannot
+    reshape array of size 2 into shape (N,2)"), another row count likewise, and float indices were truncated
+    (0.5 -> 0). Each is one ConfigError naming chart and the shape; a pair tiled over the points is taken."""
+    z = sampled.points[:50]
+    for chart, match in [(np.array([0, 1]), r"chart has shape \(2,\); pass one chart \(i, j\) per point, an integer "
+                                            r"array of shape \(50, 2\) \(one pair for every point: np\.tile\(chart, "
+                                            r"\(50, 1\)\); only=\(I, J\)"),
+                         ((0, 1), r"chart has shape \(2,\)"),
+                         (sampled.chart[:49], r"chart has shape \(49, 2\); pass one chart \(i, j\) per point"),
+                         (sampled.chart[:50] + 0.5, r"chart has dtype float64; pass integer indices"),
+                         (sampled.chart[:50].astype(float), r"chart has dtype float64")]:
+        with pytest.raises(ConfigError, match=match):
+            QUINTIC.point_set(z, chart=chart)
+    mine = sampled.chart[:50]
+    same = np.all(mine == mine[0], axis=1)
+    tiled = QUINTIC.point_set(z[same], chart=np.tile(mine[0], (int(same.sum()), 1)))
+    assert np.array_equal(tiled.chart, mine[same]) and np.array_equal(tiled.weights, sampled.weights[:50][same])

@@ -65,6 +65,24 @@ def _local_table(n: int) -> np.ndarray:
     return table
 
 
+def given_charts(chart, n_points: int, n: int, xp=np):
+    """Charts given per point as an int64 array (n_points, 2) of pairs (i, j), 0 <= i, j <= n, i != j; else one
+    ConfigError naming `chart` and the fix. A single pair is refused, not broadcast (`only=(I, J)` keeps the points
+    whose canonical chart it is), and float indices are refused, not truncated."""
+    got = xp.asarray(chart)
+    if got.shape != (n_points, 2):
+        one = f" (one pair for every point: np.tile(chart, ({n_points}, 1)); only=(I, J) keeps the points whose " \
+              "canonical chart is (I, J))" if got.shape == (2,) else ""
+        raise ConfigError(f"chart has shape {got.shape}; pass one chart (i, j) per point, an integer array of shape "
+                          f"({n_points}, 2){one}")
+    if got.dtype.kind not in "iu" and got.size:
+        raise ConfigError(f"chart has dtype {got.dtype}; pass integer indices (i, j), an integer array of shape "
+                          f"({n_points}, 2)")
+    if bool(xp.any(got[:, 0] == got[:, 1])) or bool(xp.any((got < 0) | (got > n))):
+        raise ConfigError(f"chart indices must satisfy 0 <= i, j <= {n} and i != j")
+    return got.astype(np.int64, copy=False)
+
+
 def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True, check: bool = True) -> dict:
     """All PointSet fields for points z (N, n+1) on X, in the canonical or the given charts. only=(I, J): just the
     points whose canonical chart is (I, J), the rest of the data formed for them alone (row by row the same
@@ -86,10 +104,8 @@ def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True, chec
             ok = ok & (chart[:, 0] == int(only[0])) & (chart[:, 1] == int(only[1]))
         zs, dp, chart, kept = zs[ok], dp[ok], chart[ok], xp.flatnonzero(ok)
     else:
-        chart = xp.asarray(chart, dtype=np.int64).reshape(len(z), 2)
+        chart = given_charts(chart, len(z), n, xp)
         n_dropped = 0
-        if bool(xp.any(chart[:, 0] == chart[:, 1])) or bool(xp.any((chart < 0) | (chart > n))):
-            raise ConfigError(f"chart indices must satisfy 0 <= i, j <= {n} and i != j")
         if check:
             admissible.check_coordinates(z, chart)
         zs = z / z[xp.arange(len(z)), chart[:, 0]][:, None]

@@ -292,8 +292,8 @@ class Hypersurface:
     def point_set(self, points, *, chart=None, only=None, jacobian: bool = True, check: bool = True) -> PointSet:
         """Geometric data (charts, Jacobians, g_FS, |Omega|^2, weights) at given homogeneous points on X.
 
-        `chart` (N, 2) forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by default
-        each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
+        `chart`, an integer array (N, 2), forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by
+        default each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
         (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J).
         jacobian=False: no Jacobian (None), every other field bitwise the same. A point off X (beyond roundoff),
         a chart that does not cover its point or data that are not finite is refused naming the first such row
