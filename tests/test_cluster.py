@@ -264,3 +264,43 @@ def test_shuffle_seeds_at_the_ends_of_the_range_and_numpy_integers_are_taken(qui
         assert res.seed == int(seed) and type(res.seed) is int
         np.testing.assert_array_equal(res.labels, batched_clustering(z, n_clusters=2, batch_size=20,
                                                                      seed=int(seed)).labels)
+
+
+def test_silhouette_precomputed_refuses_distances_that_are_not_a_finite_square_matrix(quintic_points):
+    """A non-square matrix failed inside a matmul, one of other N than the labels likewise, and a nan matrix gave a
+    nan score without a word: each is one ConfigError naming d (or labels) and the fix."""
+    z = quintic_points[:60]
+    labels = np.arange(60) % 3
+    d = fs_distance(z)
+    for bad, match in [(np.ones((60, 50)), r"d: shape \(60, 50\) is not square; pass the distances between all N"),
+                       (np.ones(60), r"d: shape \(60,\) is not square"),
+                       (np.full((60, 60), np.nan), r"d: 3600 entries are nan, inf or negative \(first d\[0, 0\] = nan\)"),
+                       (np.where(np.eye(60, k=1) > 0, np.inf, d), r"d: 59 entries .*first d\[0, 1\] = inf"),
+                       (d - 2 * np.eye(60), r"d: 60 entries .*first d\[0, 0\] = -2\.0"),
+                       (d.astype(complex), r"d: dtype complex128 is not a matrix of distances"),
+                       (d[:50, :50], r"labels: need 50 non-negative integer cluster labels, got shape \(60,\)")]:
+        with pytest.raises(ConfigError, match=match):
+            silhouette_precomputed(bad, labels)
+    ref = silhouette_score(d, labels, metric="precomputed")
+    assert silhouette_precomputed(d.tolist(), labels) == pytest.approx(ref, abs=1e-12)
+
+
+def test_nearest_point_refuses_a_single_point_and_takes_point_sets(quintic_points):
+    """nearest_point answers for rows of query points: one point (a 1-D row) failed with an IndexError and points
+    of another P^n with SciPy's dimension error; each is now a ConfigError naming z_query and the fix. A PointSet is
+    taken by its points, as the other cluster functions take it; against brute-force nearest points."""
+    z = quintic_points[:200]
+    with pytest.raises(ConfigError, match=r"z_query has shape \(5,\); pass query points as a 2-D array \(M, n\+1\).*"
+                                          r"one point: z\[None\]"):
+        nearest_point(z, z[0])
+    with pytest.raises(ConfigError, match=r"z_query has 4 homogeneous coordinates per point, the reference points 5"):
+        nearest_point(z, z[:3, :4])
+    ps = Hypersurface.fermat(3).sample(30, seed=8)
+    idx, dist = nearest_point(z, ps)
+    d = fs_distance(ps.points, z)
+    np.testing.assert_array_equal(idx, np.argmin(d, axis=1))
+    ref = d[np.arange(30), idx]
+    assert np.all(np.abs(dist - ref) <= 2 * fs_distance_error(ref))
+    one, _ = nearest_point(z, z[7][None])
+    assert one.tolist() == [7]
+

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from hpcflow.geometry.distance import chordal_to_fs, projector_features
+from hpcflow.errors import ConfigError
+from hpcflow.geometry.distance import as_coordinates, chordal_to_fs, projector_features
 
 
 def feature_tree(z) -> cKDTree:
@@ -18,8 +19,16 @@ def feature_tree(z) -> cKDTree:
 
 
 def nearest_point(z_ref, z_query, *, tree: cKDTree | None = None):
-    """For each query point: index of its FS-nearest reference point and that FS distance."""
+    """For each query point (rows of z_query (M, n+1), or a PointSet): index of its FS-nearest reference point and
+    that FS distance, arrays (M,)."""
+    z_query = np.asarray(as_coordinates(z_query))
+    if np.ndim(z_query) != 2:
+        raise ConfigError(f"z_query has shape {np.shape(z_query)}; pass query points as a 2-D array (M, n+1), one row "
+                          "of homogeneous coordinates per point (one point: z[None])")
     tree = tree if tree is not None else feature_tree(z_ref)
+    if z_query.shape[0] and z_query.shape[1] ** 2 != tree.m:
+        raise ConfigError(f"z_query has {z_query.shape[1]} homogeneous coordinates per point, the reference points "
+                          f"{int(round(tree.m ** 0.5))}; pass points of one P^n")
     if z_query.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     chord, idx = tree.query(projector_features(z_query), k=1)

@@ -60,8 +60,30 @@ def silhouette_rows(d_rows, labels, rows) -> np.ndarray:
 
 def silhouette_precomputed(d, labels) -> float:
     """Mean silhouette from a full square distance matrix (small N)."""
+    d = check_distances(d)
     labels = _check_labels(labels, d.shape[0])
-    return float(np.mean(silhouette_rows(np.asarray(d, dtype=np.float64), labels, np.arange(d.shape[0]))))
+    return float(np.mean(silhouette_rows(d, labels, np.arange(d.shape[0]))))
+
+
+def check_distances(d) -> np.ndarray:
+    """A square matrix (N, N) of finite real distances >= 0 as float64, else one ConfigError naming `d` and the fix
+    (a nan entry made the score nan without a word)."""
+    try:
+        d = np.asarray(d)
+    except (TypeError, ValueError):  # a ragged list
+        d = None
+    if d is None or d.dtype.kind not in "iuf":
+        raise ConfigError(f"d: {'a ragged or non-numeric array' if d is None else f'dtype {d.dtype}'} is not a "
+                          "matrix of distances; pass a square float array (N, N), e.g. fs_distance(points)")
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ConfigError(f"d: shape {d.shape} is not square; pass the distances between all N points, shape (N, N), "
+                          "e.g. fs_distance(points)")
+    bad = ~(np.isfinite(d) & (d >= 0))
+    if bad.any():
+        i, j = np.unravel_index(np.argmax(bad), d.shape)
+        raise ConfigError(f"d: {int(bad.sum())} entries are nan, inf or negative (first d[{i}, {j}] = {d[i, j]}); "
+                          "pass finite distances >= 0")
+    return d.astype(np.float64, copy=False)
 
 
 def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
