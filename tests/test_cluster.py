@@ -304,3 +304,17 @@ def test_nearest_point_refuses_a_single_point_and_takes_point_sets(quintic_point
     one, _ = nearest_point(z, z[7][None])
     assert one.tolist() == [7]
 
+
+def test_halo_cutoff_takes_numpy_real_scalars(quintic_points):
+    """np.float32(0.35) was refused ("must be a finite FS distance >= 0") while np.float64 was taken: any real
+    number but a bool is a cutoff, with the blocks of its float value (against brute-force halos)."""
+    train, test = quintic_points[:300], quintic_points[300:400]
+    d, dt = fs_distance(train), fs_distance(test, train)
+    for cutoff in (np.float32(0.35), np.int64(1), np.float16(0.5)):
+        blocks = flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=cutoff)
+        for b in blocks:
+            dmin = np.minimum(d[b.train_idx].min(axis=0), dt[b.test_idx].min(axis=0, initial=np.inf))
+            np.testing.assert_array_equal(b.source_idx, np.flatnonzero(dmin <= float(cutoff)))
+    for bad in (True, np.float32(np.nan), "0.3"):
+        with pytest.raises(ConfigError, match="must be a finite FS distance >= 0"):
+            flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=bad)

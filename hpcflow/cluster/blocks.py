@@ -10,6 +10,7 @@ halo_cutoff >= pi/2 every block sees all train points, i.e. the unclustered flow
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
@@ -62,9 +63,10 @@ def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_cl
 
 
 def check_halo_cutoff(halo_cutoff) -> None:
-    """None, or a finite FS distance >= 0 (ConfigError otherwise)."""
-    if halo_cutoff is not None and (not isinstance(halo_cutoff, (int, float)) or not math.isfinite(halo_cutoff)
-                                    or halo_cutoff < 0):
+    """None, or a finite FS distance >= 0: a real number, NumPy's float32 and integers included (ConfigError
+    otherwise)."""
+    if halo_cutoff is not None and (isinstance(halo_cutoff, bool) or not isinstance(halo_cutoff, Real)
+                                    or not math.isfinite(halo_cutoff) or halo_cutoff < 0):
         raise ConfigError(f"halo_cutoff = {halo_cutoff!r} must be a finite FS distance >= 0 (pi/2 = all points)")
 
 
