@@ -4,8 +4,10 @@ NumPy evaluates K = P(q)^(2^k), q = tan(d/4) from c = cos^2 d, in ~35 passes ove
 2 deg Horner passes, k squarings), each streaming the tile through the cache; one compiled loop keeps an entry
 in registers from c to K (measured 3x fewer ns per tile entry on the 2-core sandbox; BENCHMARKS.md). The
 arithmetic is the NumPy path's, operation for operation, with fused multiply-adds in the Horner steps (IEEE sqrt
-and division are exact roundings either way), so the two agree to a few ulps of K. Numba is optional: without it
-(or on a device array) the NumPy path runs.
+and division are exact roundings either way), so the two agree to a few ulps of P; the k squarings K = P^(2^k)
+multiply that by 2^k, as exp(-d/2w) multiplies a rounding of its argument by d/2w (measured on 1500 quintic points,
+largest difference in ulps of K: 1 and 3 at w = 30 and 1, k = 0; 12 for "gauss" at w = 1, k = 3; 109, 1.7e-14
+relative, at w = 1/30, k = 5). Numba is optional: without it (or on a device array) the NumPy path runs.
 """
 
 from __future__ import annotations
