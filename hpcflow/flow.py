@@ -341,9 +341,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
     or xp given by name, a weighted that is not a bool, or a bad number is refused (TypeError / ValueError naming
-    the argument) before any work, by every rank together when it is bad on some ranks only; so is a dt, steps,
-    loss, weighted, max_halvings, clip, early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that
-    differs between ranks.
+    the argument) before any work, by every rank together when it is bad on some ranks only; so is a set with a bad
+    row (naming the set, field and first row: fields of another length, points not finite, g_fs not Hermitian
+    positive definite, omega2 not > 0, weights not >= 0 or all 0), and a dt, steps, loss, weighted, max_halvings,
+    clip, early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`

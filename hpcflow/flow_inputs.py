@@ -1,12 +1,16 @@
 """kernel_flow's point sets and layout, decided by every rank together before any work (one allgather at R > 1).
 
-Refused (ValueError, one line, raised alike on every rank): train and test points of different shapes or
-manifolds (a Hypersurface compares by its definition); `test` or `blocks` given on some ranks only (the ranks'
-collectives would go out of step); no train point on any rank; and, for a kernel that does not mix components
-(Theta_IJ = delta_IJ K, the paper's four), points of more than one chart (`PointSet.chart`) in train and test
-together over the ranks: the metric components are one chart's local coordinates and the kernel sums them across
-points. A component-mixing kernel (a network's NTK, Theta of each point's own chart) takes points of any charts.
-Sets without `manifold` or `chart` (bare arrays of points, g_fs, omega2, weights) are not checked for them.
+Refused (ValueError, one line, raised alike on every rank): fields a set's sums cannot use, checked per row in
+O(N) (`_rows_fault`: shapes one row each, finite points, g_fs Hermitian positive definite as
+`hermitian.check_metrics` takes metrics, omega2 > 0 and weights >= 0 as `geometry.measures` takes them) and weights
+that sum to 0 over the ranks (kappa and sigma are weighted means), naming the set, the field and its first bad row;
+train and test points of different shapes or manifolds (a Hypersurface compares by its definition); `test` or
+`blocks` given on some ranks only (the ranks' collectives would go out of step); no train point on any rank; and,
+for a kernel that does not mix components (Theta_IJ = delta_IJ K, the paper's four), points of more than one chart
+(`PointSet.chart`) in train and test together over the ranks: the metric components are one chart's local
+coordinates and the kernel sums them across points. A component-mixing kernel (a network's NTK, Theta of each
+point's own chart) takes points of any charts. Sets without `manifold` or `chart` (bare arrays of points, g_fs,
+omega2, weights) are not checked for them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hpcflow.backend import to_host
+from hpcflow.backend import array_module, to_host
+from hpcflow.geometry.hermitian import check_metrics
+from hpcflow.geometry.measures import FIXES
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.partition import given_on_some, rank_list
 
@@ -27,13 +33,14 @@ _SHOWN = 4
 class _Mine(NamedTuple):
     """What one rank tells the others about its arguments (a few hundred bytes)."""
 
-    fault: str | None  # a complaint decided from this rank's arguments alone
+    fault: tuple | None  # (set, complaint) decided from this rank's arguments alone
     test: bool  # test given (not None)
     blocks: bool  # blocks given (not None)
     rows: int  # train rows
     mixes: bool  # the kernel mixes components
     manifolds: tuple  # per set (train, test): (name, digest) or None
     charts: tuple  # per set: ((chart, rows), ...) or None
+    weighted: tuple  # per set: whether a weight is > 0 (None: no rows here)
 
 
 def _manifold(ps):
@@ -64,14 +71,73 @@ def _charts(ps):
     return tuple((tuple(int(v) for v in ch), int(n)) for ch, n in zip(found, rows))
 
 
+def _first_bad(field, a, ok, want, fix) -> str | None:
+    """'field[k] = value is not `want`; pass `fix`' for the first row k where `ok` is false or a is not finite."""
+    xp = array_module(a)
+    bad = ~(ok & xp.isfinite(a))
+    if not bool(xp.any(bad)):
+        return None
+    k = int(np.argmax(to_host(bad)))
+    return f"{field}[{k}] = {float(a[k])} is not {want}; pass {fix}"
+
+
+def _rows_fault(ps) -> str | None:
+    """What is wrong with a set's rows for the flow's sums, first field first (None: nothing): one row of points,
+    g_fs (m x m), omega2 and weights per point, real where eta and the weighted means need it; finite points; g_fs
+    Hermitian positive definite (`hermitian.check_metrics`, O(N m^3)); omega2 > 0 (eta = det g / omega2); weights
+    >= 0 (`geometry.measures`: with a negative weight kappa and sigma are no means)."""
+    a = {f: _field(ps, f) for f in ("points", "g_fs", "omega2", "weights")}
+    points = a["points"]
+    if points.ndim != 2:
+        return f"points has shape {points.shape}; pass one row of coordinates per point, shape (N, k)"
+    n, m = len(points), (a["g_fs"].shape[-1] if a["g_fs"].ndim else 0)
+    for f, shape in (("g_fs", (n, m, m)), ("omega2", (n,)), ("weights", (n,))):
+        if a[f].shape != shape:
+            return (f"{f} has shape {a[f].shape} next to {n} points; pass one row per point (g_fs (N, m, m), omega2 "
+                    "and weights (N,)), as a PointSet and its rows ps[rows] hold them")
+    for f, kinds in (("points", "iufc"), ("omega2", "iuf"), ("weights", "iuf")):
+        if a[f].dtype.kind not in kinds:
+            return f"{f} has dtype {a[f].dtype}; pass {'' if 'c' in kinds else 'real '}numbers"
+    xp = array_module(points)
+    finite = xp.all(xp.isfinite(points), axis=1)
+    if not bool(xp.all(finite)):
+        return f"points[{int(np.argmin(to_host(finite)))}] holds values that are not finite; pass points on X"
+    try:
+        check_metrics(a["g_fs"], "g_fs")
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return (_first_bad("omega2", a["omega2"], a["omega2"] > 0, "a finite number > 0",
+                       "|Omega|^2 of the points (PointSet.omega2)")
+            or _first_bad("weights", a["weights"], a["weights"] >= 0, "a finite number >= 0", FIXES["weights"]))
+
+
+def _field(ps, f):
+    """Field f of a set as an array of its own module (NumPy for lists)."""
+    v = getattr(ps, f)
+    return array_module(v).asarray(v)
+
+
+def _weighted(ps):
+    """Whether a set holds a weight > 0 (None: no set, or no rows here)."""
+    if ps is None or not len(ps):
+        return None
+    w = _field(ps, "weights")
+    return bool(array_module(w).any(w > 0))
+
+
 def _mine(kernel, train, test, blocks) -> _Mine:
-    fault = None
-    if test is not None and np.shape(test.points)[1:] != np.shape(train.points)[1:]:
-        fault = (f"test: points of shape {np.shape(test.points)} next to train points of shape "
+    fault = next(((name, f) for name, ps in (("train", train), ("test", test)) if ps is not None
+                  for f in [_rows_fault(ps)] if f), None)
+    if fault is None and test is not None and np.shape(test.points)[1:] != np.shape(train.points)[1:]:
+        fault = ("test", f"points of shape {np.shape(test.points)} next to train points of shape "
                  f"{np.shape(train.points)}; pass train and test points of the same manifold")
+    if fault is None and test is not None and np.shape(test.g_fs)[1:] != np.shape(train.g_fs)[1:]:
+        fault = ("test", f"g_fs of shape {np.shape(test.g_fs)} next to train g_fs of shape {np.shape(train.g_fs)}; "
+                 "pass train and test points of the same manifold")
+    weighted = (None, None) if fault else (_weighted(train), _weighted(test))
     return _Mine(fault, test is not None, blocks is not None, len(train),
                  bool(getattr(kernel, "mixes_components", False)), (_manifold(train), _manifold(test)),
-                 (_charts(train), _charts(test)))
+                 (_charts(train), _charts(test)), weighted)
 
 
 def _where(name, r, size):
@@ -132,16 +198,36 @@ def _chart_fault(every) -> str | None:
             f"chart={best}, or keep one chart: ps[(ps.chart == {best}).all(axis=1)]")
 
 
+def _local_fault(every) -> str | None:
+    """The lowest rank's complaint about its own sets, naming its rank where the ranks' complaints differ."""
+    failed = [r for r, m in enumerate(every) if m.fault]
+    if not failed:
+        return None
+    name, what = every[failed[0]].fault
+    alike = all(m.fault == every[failed[0]].fault for m in every)
+    return f"{name if alike else _where(name, failed[0], len(every))}: {what}"
+
+
+def _weights_fault(every) -> str | None:
+    """Weights that are 0 on every point of a set over the ranks: kappa and sigma would be 0/0."""
+    for k, name in enumerate(("train", "test")):
+        have = [m.weighted[k] for m in every if m.weighted[k] is not None]
+        if have and not any(have):
+            return (f"{name}: every weight is 0; sigma and kappa are weighted means: pass at least one weight > 0 "
+                    f"({FIXES['weights']})")
+    return None
+
+
 def _fault(every) -> str | None:
     """The first complaint about the ranks' arguments together (the same on every rank), or None."""
-    local = next((m.fault for m in every if m.fault), None)
-    return (local
+    return (_local_fault(every)
             or given_on_some("test", [m.test for m in every], "pass a test set on every rank (an empty one, e.g. "
                              "test[:0], where a rank has no test rows) or test=None on every rank")
             or given_on_some("blocks", [m.blocks for m in every], "pass blocks on every rank (an empty list where a "
                              "rank owns no block) or on none")
             or (None if sum(m.rows for m in every) else "train: the train set has no points (on any rank); pass a "
                 "PointSet of >= 1 point")
+            or _weights_fault(every)
             or _manifold_fault(every)
             or _chart_fault(every))
 

@@ -1,8 +1,8 @@
 """Whole sets on every rank at R = 2, 3: `kernel_flow` flows one set (not R copies) and gives the single-process
 histories; `PointSet.save` of shares writes every rank's rows (not rank 0's alone). Given global indices that are
-not, over the ranks, each row index once, and sets that are wrong on one rank or together (charts, manifolds, test or
-blocks on some ranks only, no train point), are refused by every rank together; a partition r::R flows as one
-process."""
+not, over the ranks, each row index once, and sets that are wrong on one rank or together (charts, manifolds, a NaN
+weight, test or blocks on some ranks only, no train point), are refused by every rank together; a partition r::R
+flows as one process."""
 
 import json
 import os
@@ -122,6 +122,8 @@ def set_refusals(ranks):
         "empty_train": "train: the train set has no points (on any rank)",
         "float_idx_one_rank": f"train_idx on rank {last}: index {share(N_TRAIN, ranks, last)[0] + 0.5!r} is not a "
                               "whole number; pass integer global indices",
+        "nan_weight_one_rank": f"train on rank {last}: weights[3] = nan is not a finite number >= 0; pass the Monte "
+                               "Carlo weights",
     }
 
 

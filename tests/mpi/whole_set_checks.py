@@ -7,9 +7,10 @@ of a sample as OUT/share_R.h5.
 
 With "indices": every rank passes its rows with their global indices. Sets that are not, over the ranks, each index
 once (`cases`), and blocks or an exact-mode split wrong on one rank alone, or sets wrong on one rank or across
-ranks (`set_cases`), are caught as ValueErrors; rank 0 saves every rank's [message, collective] to
-OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to OUT/strided_R.npz, key_RANK).
-Last, the whole sets with arange indices on every rank, not caught: every rank ends with it.
+ranks (`set_cases`, a NaN weight among them), are caught as ValueErrors; rank 0 saves every rank's [message,
+collective] to OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to
+OUT/strided_R.npz, key_RANK). Last, the whole sets with arange indices on every rank, not caught: every rank ends
+with it.
 
 With "charts": each rank's train and test rows lie in one chart, the last rank's in another; not caught.
 """
@@ -75,7 +76,16 @@ def set_cases():
         "blocks_some_ranks": (*mine, own, town, [FlowBlock(own, town, np.arange(N_TRAIN))] if r == 0 else None),
         "empty_train": (train.subset(own[:0]), mine[1], own[:0], town, None),
         "float_idx_one_rank": (*mine, own + 0.5 if last else own, town, None),
+        "nan_weight_one_rank": (nan_weight(mine[0]) if last else mine[0], mine[1], own, town, None),
     }
+
+
+def nan_weight(ps):
+    """ps with weights[3] = NaN."""
+    out = ps[:]
+    out.weights = out.weights.copy()
+    out.weights[3] = np.nan
+    return out
 
 
 def run_sets(train_rows, test_rows, idx, tidx, blocks):
