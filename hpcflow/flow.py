@@ -24,7 +24,8 @@ gradient's kappa term ("exact"), one allgather per trial dt deciding it together
 metrics, one for sigma_train, sigma_test and test_held (the next step's kappa is the accepted one's), and the
 callback's and on_step's decisions.
 - Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
-  be among this rank's rows; their source rows held by other ranks (the halo) arrive through one
+  be this rank's rows, each in exactly one of its blocks (so every row flows by one block over the ranks); their
+  source rows held by other ranks (the halo) arrive through one
   `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
 - Exact (`blocks=None`): each rank holds a contiguous run of train and test rows; train points are gathered
   once, gradients every step (Allgatherv: 72 bytes per train point and step, small next to the N^2 kernel
@@ -55,12 +56,13 @@ import contextvars
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from hpcflow.arguments import api_bool
+from hpcflow.arguments import api_bool, short_repr
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
@@ -70,7 +72,7 @@ from hpcflow.kernels.base import DEFAULT_TILE
 from hpcflow.metric import KAPPA_GRADIENTS, LOSSES, is_positive_definite, loss_and_grad
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import displs, share
-from hpcflow.parallel.partition import check_indices
+from hpcflow.parallel.partition import as_indices, check_indices
 from hpcflow.parallel.replicated import identical_on_all
 from hpcflow.parallel.reduce import any_true, exact_sum, expansion
 
@@ -191,9 +193,10 @@ def _rows_index(idx, n_local, comm):
 _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 
 
-def _check_args(kernel, train, test, xp, **num):
+def _check_args(kernel, train, test, xp, blocks, **num):
     """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective (run on
-    every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all)."""
+    every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all); returns
+    `blocks` as a list of FlowBlocks of int64 arrays (`_listed_blocks`)."""
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
         raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
                         "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
@@ -222,6 +225,49 @@ def _check_args(kernel, train, test, xp, **num):
     for name, ok, want in checks:
         if not ok:
             raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
+    return _listed_blocks(blocks)
+
+
+#: what a FlowBlock holds, said where one is refused
+_BLOCK_WANT = ("FlowBlock(train_idx, test_idx, source_idx) of global indices, each a sorted 1-D integer array of "
+               "distinct indices (hpcflow.cluster.flow_blocks builds them)")
+
+
+def _listed_blocks(blocks) -> list | None:
+    """blocks as a list of FlowBlocks whose fields are 1-D int64 arrays, strictly increasing (FlowBlock's contract: a
+    source given twice would count twice in the kernel sum); else TypeError / ValueError naming blocks[i].field. No
+    collective: ranges, rows and coverage are checked with the rows (`_blocks_fault`)."""
+    if blocks is None:
+        return None
+    if isinstance(blocks, (str, bytes, dict)) or not isinstance(blocks, Iterable):
+        raise TypeError(f"blocks={short_repr(blocks)} is not a list of FlowBlocks; pass a list of {_BLOCK_WANT}, "
+                        "or None")
+    out = list(blocks)
+    for i, b in enumerate(out):
+        if not all(hasattr(b, f) for f in FlowBlock._fields):
+            raise TypeError(f"blocks[{i}] is of type {type(b).__name__}, not a FlowBlock; pass {_BLOCK_WANT}")
+        out[i] = FlowBlock(*(_block_indices(f"blocks[{i}].{f}", getattr(b, f)) for f in FlowBlock._fields))
+    return out
+
+
+def _block_indices(name: str, idx) -> np.ndarray:
+    """One FlowBlock field as int64: a 1-D array of integers (any kind when empty), strictly increasing."""
+    a = to_host(idx)
+    if a.ndim != 1:
+        raise ValueError(f"{name} has shape {a.shape}; pass a 1-D array of global indices")
+    if a.size and a.dtype.kind not in "iu":
+        why = "is a boolean mask, not indices; pass np.flatnonzero(mask)" if a.dtype.kind == "b" else (
+            f"has dtype {a.dtype}, not an integer one; pass integer global indices (e.g. idx.astype(np.int64))")
+        raise TypeError(f"{name} {why}")
+    a, fault = as_indices(a if a.size else np.zeros(0, dtype=np.int64))
+    if fault:
+        raise ValueError(f"{name}: {fault}")
+    step = np.diff(a)
+    if np.any(step <= 0):
+        k = int(np.argmax(step <= 0))
+        why = f"holds index {a[k]} twice" if step[k] == 0 else f"is not sorted ({a[k]} before {a[k + 1]})"
+        raise ValueError(f"{name} {why}; pass each index once, sorted ascending (np.unique(idx))")
+    return a
 
 
 def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
@@ -240,15 +286,40 @@ def _shares_of_whole_sets(train, test, train_idx, test_idx, comm):
     return tuple(out)
 
 
-def _blocks_fault(blocks, train_idx, test_idx) -> str | None:
-    """What is wrong with this rank's FlowBlocks next to its rows (None: nothing)."""
-    for name, rows in (("train", train_idx), ("test", test_idx)):
-        parts = [np.asarray(getattr(b, f"{name}_idx"), dtype=np.int64) for b in blocks]
+def _blocks_fault(blocks, rows: dict, n: dict, where: str) -> str | None:
+    """What is wrong with this rank's FlowBlocks (`_listed_blocks`) next to its rows (None: nothing): an index outside
+    its set, a train or test point that is not this rank's row, in two of its blocks, or a row of this rank in none.
+    rows / n: {"train", "test"} -> this rank's global indices / the set's points over the ranks; where: "" or
+    " on rank r". With the ranks' rows a partition (`check_indices`), each rank's blocks covering its own rows once
+    is every row flowed by exactly one block over the ranks."""
+    for i, b in enumerate(blocks):
+        for key, name in (("train_idx", "train"), ("test_idx", "test"), ("source_idx", "train")):
+            idx = getattr(b, key)
+            if idx.size and (idx[0] < 0 or idx[-1] >= n[name]):
+                return (f"blocks[{i}]{where}.{key}: index {idx[0] if idx[0] < 0 else idx[-1]} is outside "
+                        f"range({n[name]}) (the {name} points over the ranks); pass global {name} indices in "
+                        f"0..{n[name] - 1}" if n[name] else f"blocks[{i}]{where}.{key}: there are no {name} "
+                        "points; pass an empty array")
+    for name in ("train", "test"):
+        parts = [getattr(b, f"{name}_idx") for b in blocks]
         cat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        if np.unique(cat).size != cat.size:
-            return f"blocks: a {name} point belongs to more than one FlowBlock"
-        if cat.size and not np.all(np.isin(cat, rows)):
-            return f"blocks: a block's {name} point is not among this rank's {name} rows"
+        owner = np.repeat(np.arange(len(parts)), [p.size for p in parts])
+        stray = ~np.isin(cat, rows[name])
+        if stray.any():
+            k = int(np.argmax(stray))
+            return (f"blocks: a block's {name} point is not among this rank's {name} rows (blocks[{owner[k]}]{where} "
+                    f"holds {name} point {cat[k]}); pass each rank the blocks of its own rows")
+        order = np.argsort(cat, kind="stable")
+        twice = np.flatnonzero(cat[order][1:] == cat[order][:-1])
+        if twice.size:
+            j, k = order[twice[0]], order[twice[0] + 1]
+            return (f"blocks: {name} point {cat[j]} belongs to more than one FlowBlock (blocks[{owner[j]}] and "
+                    f"blocks[{owner[k]}]{where}); pass blocks that hold each train and test point once")
+        missed = np.setdiff1d(rows[name], cat, assume_unique=True)
+        if missed.size:
+            return (f"blocks: {name} points{where} in no block ({missed.size} of {len(rows[name])}, the first "
+                    f"{missed[0]}) would not flow; pass blocks that hold every train and test point once, on the rank "
+                    "holding its row (hpcflow.cluster.flow_blocks, distributed_blocks)")
     return None
 
 
@@ -340,11 +411,13 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
-    or xp given by name, a weighted that is not a bool, or a bad number is refused (TypeError / ValueError naming
-    the argument) before any work, by every rank together when it is bad on some ranks only; so is a set with a bad
-    row (naming the set, field and first row: fields of another length, points not finite, g_fs not Hermitian
-    positive definite, omega2 not > 0, weights not >= 0 or all 0), and a dt, steps, loss, weighted, max_halvings,
-    clip, early_stop, kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
+    or xp given by name, a weighted that is not a bool, or a bad number is refused
+    (TypeError / ValueError naming the argument) before any work, by every rank together when it is bad on some
+    ranks only; so is a set with a bad row (naming the set, field and first row: fields of another length, points
+    not finite, g_fs not Hermitian positive definite, omega2 not > 0, weights not >= 0 or all 0), a FlowBlock field
+    that is not a sorted 1-D integer array of distinct indices in range, and blocks that leave a train or test row
+    of a rank out or hold it twice; and so is a dt, steps, loss, weighted, max_halvings, clip, early_stop,
+    kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
@@ -358,8 +431,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
     c = pcomm.resolve(comm)
-    pcomm.arguments_together(lambda: _check_args(
-        kernel, train, test, xp, dt=dt, steps=steps, weighted=weighted, max_halvings=max_halvings, clip=clip,
+    blocks = pcomm.arguments_together(lambda: _check_args(
+        kernel, train, test, xp, blocks, dt=dt, steps=steps, weighted=weighted, max_halvings=max_halvings, clip=clip,
         early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
         comm=c, same=lambda: {
         "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
@@ -380,8 +453,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     test_idx = _rows_index(test_idx, len(test) if has_test else 0, c)
     tr, te = _on(train, xp), _on(test, xp)
     if blocks is not None:
-        blocks = list(blocks)
-        pcomm.value_error_together(_blocks_fault(blocks, train_idx, test_idx), comm=c)
+        where = f" on rank {c.Get_rank()}" if c.Get_size() > 1 else ""
+        pcomm.value_error_together(_blocks_fault(blocks, {"train": train_idx, "test": test_idx},
+                                                 {"train": n_train, "test": n_test}, where), comm=c)
         step_sums = Clustered(kernel, tr, te, train_idx, test_idx, blocks, tile=tile, cache_bytes=cache_bytes,
                               comm=c)
     else:

@@ -1,14 +1,18 @@
 """kernel_flow refuses, before any work and in one line, point sets whose rows its sums cannot use (negative, NaN or
-misshapen weights, omega2 <= 0, a g_fs that is not a metric)."""
+misshapen weights, omega2 <= 0, a g_fs that is not a metric), and FlowBlocks that are not sorted integer index arrays
+in range or do not hold every train and test row exactly once."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from hpcflow.flow import kernel_flow
+from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface
+from hpcflow.kernels import make_kernel
 from test_api_args import Unused  # a kernel that fails if the flow gets as far as using it
+
+A, T = np.arange(100), np.arange(30)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +84,51 @@ def test_weights_that_are_all_zero_are_refused(sets, which):
     bad = _changed(train if which == "train" else test, "weights", np.zeros_like)
     with pytest.raises(ValueError, match=rf"^{which}: every weight is 0; .* pass at least one weight > 0"):
         kernel_flow(Unused(), *((bad, test) if which == "train" else (train, bad)), dt=1e-3, steps=2)
+
+
+#: case -> (blocks, exception, how the message starts)
+BLOCKS = {
+    "none": ([], ValueError, r"blocks: train points in no block \(100 of 100, the first 0\) would not flow"),
+    "half_of_train": ([FlowBlock(A[:50], T, A[:50])], ValueError,
+                      r"blocks: train points in no block \(50 of 100, the first 50\)"),
+    "test_rows_left_out": ([FlowBlock(A, T[:20], A)], ValueError,
+                           r"blocks: test points in no block \(10 of 30, the first 20\)"),
+    "test_row_twice": ([FlowBlock(A[:50], T, A), FlowBlock(A[50:], T[3:4], A)], ValueError,
+                       r"blocks: test point 3 belongs to more than one FlowBlock \(blocks\[0\] and blocks\[1\]\)"),
+    "source_twice_sorted": ([FlowBlock(A, T, np.repeat(A, 2))], ValueError,
+                            r"blocks\[0\]\.source_idx holds index 0 twice; pass each index once, sorted"),
+    "source_twice": ([FlowBlock(A, T, np.concatenate([A, A]))], ValueError,
+                     r"blocks\[0\]\.source_idx is not sorted \(99 before 0\)"),
+    "unsorted_second_block": ([FlowBlock(A[:50], T, A), FlowBlock(A[50:], T[:0], A[::-1])], ValueError,
+                              r"blocks\[1\]\.source_idx is not sorted \(99 before 98\)"),
+    "float_train_idx": ([FlowBlock(A.astype(float), T, A)], TypeError,
+                        r"blocks\[0\]\.train_idx has dtype float64, not an integer one; pass integer"),
+    "mask": ([FlowBlock(A, np.ones(30, dtype=bool), A)], TypeError, r"blocks\[0\]\.test_idx is a boolean mask"),
+    "source_out_of_range": ([FlowBlock(A, T, np.arange(150))], ValueError,
+                            r"blocks\[0\]\.source_idx: index 149 is outside range\(100\)"),
+    "test_out_of_range": ([FlowBlock(A, np.arange(31), A)], ValueError,
+                          r"blocks\[0\]\.test_idx: index 30 is outside range\(30\)"),
+    "not_blocks": ([1, 2], TypeError, r"blocks\[0\] is of type int, not a FlowBlock; pass FlowBlock\("),
+    "not_a_list": (5, TypeError, r"blocks=5 is not a list of FlowBlocks"),
+}
+
+
+@pytest.mark.parametrize("case", list(BLOCKS))
+def test_blocks_that_do_not_flow_every_row_once_are_refused(sets, case):
+    """Each ran: nothing moved, half the train points stayed at g_FS, a source counted twice, floats and unsorted
+    arrays went through, or an error named neither the block nor the field."""
+    blocks, kind, want = BLOCKS[case]
+    with pytest.raises(kind, match="^" + want) as err:
+        kernel_flow(Unused(), *sets, dt=1e-3, steps=2, blocks=blocks)
+    assert "\n" not in str(err.value)
+
+
+def test_blocks_that_hold_every_row_once_flow_as_the_whole_set(sets):
+    """Two blocks with every train point as sources: the unclustered flow (within summation order)."""
+    K = make_kernel("gaussian", width=0.1)
+    blocks = [FlowBlock(A[::2], T[:10], A), FlowBlock(A[1::2], T[10:], A)]
+    got = kernel_flow(K, *sets, dt=1e-3, steps=2, blocks=blocks)
+    want = kernel_flow(K, *sets, dt=1e-3, steps=2)
+    assert want.sigma_train[-1] != want.sigma_train[0]
+    for key in ("sigma_train", "sigma_test"):
+        np.testing.assert_allclose(getattr(got, key), getattr(want, key), rtol=1e-12)

@@ -1,8 +1,8 @@
 """Whole sets on every rank at R = 2, 3: `kernel_flow` flows one set (not R copies) and gives the single-process
 histories; `PointSet.save` of shares writes every rank's rows (not rank 0's alone). Given global indices that are
-not, over the ranks, each row index once, and sets that are wrong on one rank or together (charts, manifolds, a NaN
-weight, test or blocks on some ranks only, no train point), are refused by every rank together; a partition r::R
-flows as one process."""
+not, over the ranks, each row index once, blocks that leave one rank's row out, and sets that are wrong on one rank
+or together (charts, manifolds, a NaN weight, test or blocks on some ranks only, no train point), are refused by every
+rank together; a partition r::R flows as one process."""
 
 import json
 import os
@@ -99,6 +99,9 @@ def refusals(ranks):
                       f"{N_TEST - n_local} duplicated across ranks",
         "rank0_only": f"train_idx: given on rank(s) 0 but not on {', '.join(map(str, range(1, ranks)))};",
         "block_one_rank": "blocks: a block's train point is not among this rank's train rows",
+        "block_gap_one_rank": f"blocks: train points on rank {ranks - 1} in no block (1 of "
+                              f"{counts(N_TRAIN, ranks)[-1]}, the first {share(N_TRAIN, ranks, ranks - 1)[0]}) would "
+                              "not flow; pass blocks that hold every train and test point once",
     }
     if ranks >= 3:  # a partition of which rank 0 alone holds its exact-mode run
         want["exact_order"] = "exact mode (blocks=None): each rank's train rows must be its consecutive run"

@@ -6,11 +6,11 @@ OUT/flow_R.npz with every rank's histories (to show they agree). Then every rank
 of a sample as OUT/share_R.h5.
 
 With "indices": every rank passes its rows with their global indices. Sets that are not, over the ranks, each index
-once (`cases`), and blocks or an exact-mode split wrong on one rank alone, or sets wrong on one rank or across
-ranks (`set_cases`, a NaN weight among them), are caught as ValueErrors; rank 0 saves every rank's [message,
-collective] to OUT/refused_R.json. The partition rank r::R flows (histories, train_idx, test_idx to
-OUT/strided_R.npz, key_RANK). Last, the whole sets with arange indices on every rank, not caught: every rank ends
-with it.
+once (`cases`), and blocks or an exact-mode split wrong on one rank alone (a row of another rank, one of its own rows
+in no block), or sets wrong on one rank or across ranks (`set_cases`, a NaN weight among them), are caught as
+ValueErrors; rank 0 saves every rank's [message, collective] to OUT/refused_R.json. The partition rank r::R flows
+(histories, train_idx, test_idx to OUT/strided_R.npz, key_RANK). Last, the whole sets with arange indices on every
+rank, not caught: every rank ends with it.
 
 With "charts": each rank's train and test rows lie in one chart, the last rank's in another; not caught.
 """
@@ -55,6 +55,7 @@ def cases():
         "test_local": (own, own, town, np.arange(town.size), None),  # each rank's test rows numbered from 0
         "rank0_only": (own, own if r == 0 else None, town, None, None),
         "block_one_rank": (own, own, town, town, [stray if r == R - 1 else FlowBlock(own, town, everything)]),
+        "block_gap_one_rank": (own, own, town, town, [FlowBlock(own[1:] if r == R - 1 else own, town, everything)]),
     }
     if R >= 3:  # (at R = 2 a partition whose rank 0 holds its run is the exact split itself)
         found["exact_order"] = (dealt, dealt, town, town, None)
