@@ -56,6 +56,7 @@ import contextvars
 import logging
 import math
 import time
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -204,8 +205,10 @@ def _check_args(kernel, train, test, xp, blocks, **num):
         if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
             raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
                             "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
-    if xp is not None and (isinstance(xp, str) or not hasattr(xp, "asarray")):
-        raise TypeError(f"xp={xp!r} is not an array module; pass numpy or cupy itself (or None for the default)")
+    if xp is not None and xp is not np and not (isinstance(xp, types.ModuleType) and xp.__name__ == "cupy"):
+        shown = f"<module {xp.__name__!r}>" if isinstance(xp, types.ModuleType) else short_repr(xp)
+        raise TypeError(f"xp={shown} is not numpy or cupy; pass numpy or cupy itself (or None for the default, "
+                        "hpcflow.backend.get_xp())")
     api_bool("weighted", num["weighted"])
     integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
@@ -411,7 +414,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
     omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
     test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
-    or xp given by name, a weighted that is not a bool, or a bad number is refused
+    given by name, an xp other than numpy or cupy, a weighted that is not a bool, or a bad number is refused
     (TypeError / ValueError naming the argument) before any work, by every rank together when it is bad on some
     ranks only; so is a set with a bad row (naming the set, field and first row: fields of another length, points
     not finite, g_fs not Hermitian positive definite, omega2 not > 0, weights not >= 0 or all 0), a FlowBlock field
@@ -426,7 +429,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
     sigma_train_initial, sigma_test_initial (step 0);
-    returning True (on any rank) stops the flow. xp: array module (default `hpcflow.backend.get_xp()`); results are NumPy.
+    returning True (on any rank) stops the flow. xp: numpy or cupy (default `hpcflow.backend.get_xp()`); results are
+    NumPy.
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """

@@ -1,7 +1,8 @@
 """kernel_flow refuses, before any work and in one line, point sets whose rows its sums cannot use (negative, NaN or
-misshapen weights, omega2 <= 0, a g_fs that is not a metric), and FlowBlocks that are not sorted integer index arrays
-in range or do not hold every train and test row exactly once."""
+misshapen weights, omega2 <= 0, a g_fs that is not a metric), FlowBlocks that are not sorted integer index arrays in
+range or do not hold every train and test row exactly once, and an xp that is neither numpy nor cupy."""
 
+import types
 import warnings
 
 import numpy as np
@@ -132,3 +133,11 @@ def test_blocks_that_hold_every_row_once_flow_as_the_whole_set(sets):
     assert want.sigma_train[-1] != want.sigma_train[0]
     for key in ("sigma_train", "sigma_test"):
         np.testing.assert_allclose(getattr(got, key), getattr(want, key), rtol=1e-12)
+
+
+def test_an_array_module_other_than_numpy_or_cupy_is_refused(sets):
+    """Anything with `asarray` was taken and failed deep inside (torch: 'Tensor' object has no attribute 'astype')."""
+    other = types.ModuleType("torch")
+    other.asarray = np.asarray
+    with pytest.raises(TypeError, match=r"^xp=<module 'torch'> is not numpy or cupy; pass numpy or cupy itself"):
+        kernel_flow(Unused(), *sets, dt=1e-3, steps=2, xp=other)
