@@ -410,3 +410,34 @@ def test_a_checkpoint_one_rank_cannot_read_is_refused_by_every_rank(tmp_path, ra
     lines = _read_at(ranks, out, "as_is")
     assert all(line.startswith(f"rank {k}: refused: ") and "train/g holds a non-finite value" in line
                for k, line in enumerate(lines)), lines
+
+
+def test_a_flow_without_test_points_writes_every_test_dataset_with_no_rows(tmp_path):
+    """[geometry].n_test = 0: test/points, test/weights, test/omega2 (which only test/g had) are written with 0 rows
+    and the trailing shape and type of their train/ datasets, as docs/outputs.md lists them for every run; --resume,
+    the report and Table 1 read the file, and one written before those datasets existed."""
+    from hpcflow.cli import main
+
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(RESUME_JOB.replace("n_test = 40", "n_test = 0"))
+    ck = out / "checkpoint.h5"
+
+    def check(steps):
+        with h5py.File(ck) as f:
+            assert f.attrs["step"] == steps and f.attrs["n_test"] == 0
+            for name in ("points", "weights", "omega2", "g"):
+                train, test = f[f"train/{name}"], f[f"test/{name}"]
+                assert test.shape == (0, *train.shape[1:]) and test.dtype == train.dtype, name
+
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    check(3)
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=4", "--quiet"]) == 0
+    check(4)
+    with h5py.File(ck, "r+") as f:  # as an earlier version wrote it
+        for name in ("points", "weights", "omega2"):
+            del f[f"test/{name}"]
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0  # Table 1 and the sigma history
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| out | flow | finished | 120 / 0 |" in md and "Skipped" not in md and "## Table 1" in md
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
+    check(5)

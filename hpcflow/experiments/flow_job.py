@@ -342,9 +342,9 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
     n_rows = dict.fromkeys(static, n_train)
-    if test is not None:
-        static.update({f"test/{k}": (lay.test_idx, getattr(test, k)) for k in ("points", "weights", "omega2")})
-        n_rows.update(dict.fromkeys(("test/points", "test/weights", "test/omega2"), n_test))
+    static.update({f"test/{k}": (lay.test_idx, getattr(test, k) if test is not None else getattr(train, k)[:0])
+                   for k in ("points", "weights", "omega2")})  # no test set: the same datasets with 0 rows
+    n_rows.update(dict.fromkeys(("test/points", "test/weights", "test/omega2"), n_test))
     if lay.labels is not None:
         n_blocks = len(lay.owner)  # clusters
         mine = np.arange(n_blocks) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
