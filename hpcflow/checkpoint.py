@@ -196,6 +196,12 @@ def wall_seconds_total(legs) -> float:
     return float(sum(g["wall_seconds"] for g in legs if g.get("wall_seconds") is not None))
 
 
+def run_total(legs, wall: float) -> float:
+    """summary.json's wall_seconds_total of a run that took `wall` seconds and wrote the last of `legs`: the earlier
+    legs' recorded seconds plus `wall` (its leg's own wall_seconds stop at its last checkpoint write)."""
+    return wall_seconds_total(legs[:-1]) + wall
+
+
 def _check_rows(f, name: str, n: int, path) -> None:
     """Refuse a metric dataset that is missing or is not (n, m, m) complex: resuming would fail mid-flow."""
     ds = _dataset(f, name)

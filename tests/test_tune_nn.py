@@ -81,6 +81,7 @@ def test_an_nn_study_reports_sigma_val_every_epoch_and_draws_fresh_points(tmp_pa
         assert summary["config"]["training"]["lr"] == t.params["training.lr"]
         assert summary["config"]["model"]["activation"] == t.params["model.activation"]
         assert summary["config"]["geometry"]["seed"] == trial_seeds(5, t.number)[0]  # fresh points per trial
+        assert summary["wall_seconds_total"] == summary["wall_seconds"] >= summary["legs"][-1]["wall_seconds"]
         assert t.value == sigma_val[-1]  # the objective is the last epoch's σ_val as written to nn.h5
         assert t.intermediate_values == {e: sigma_val[e] for e in (1, 2, 3)}  # one report per epoch
         assert t.user_attrs["sigma_val_final"] == sigma_val[-1]

@@ -115,6 +115,19 @@ def test_a_trial_directory_that_holds_files_is_never_written_over(tmp_path):
     assert trial.state == TrialState.FAIL and "already holds" in trial.user_attrs["failure"]
 
 
+def test_a_trials_total_wall_time_is_its_legs_before_it_plus_its_own(tmp_path):
+    """A trial's summary.json replaces wall_seconds by the trial's own (job.toml to summary); its total, the earlier
+    legs' seconds (none) plus that, used to stay the flow's, shorter than the trial it totals."""
+    from hpcflow.tune.study import optimize
+
+    out = tmp_path / "s"
+    optimize(str(_job(tmp_path)), trials=1, out=str(out), log=lambda *_: None)
+    summary = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    (leg,) = summary["legs"]
+    assert summary["wall_seconds_total"] == summary["wall_seconds"]
+    assert 0 < leg["wall_seconds"] <= summary["wall_seconds"]  # the leg is timed to its last checkpoint write
+
+
 def test_a_diverged_trial_is_pruned_never_the_best(tmp_path):
     """dt = 5000 stops this job at its first step (no positive-definite step), dt = 0.5 runs its 3 steps."""
     from hpcflow.jobs import registry

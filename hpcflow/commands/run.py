@@ -85,9 +85,9 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
         summary, stop = dict(exc.summary), exc
     summary["wall_seconds"] = time.perf_counter() - t0
     if summary.get("legs"):  # a checkpointed flow: the earlier runs' legs as recorded, then this whole run
-        from hpcflow.checkpoint import wall_seconds_total
+        from hpcflow.checkpoint import run_total
 
-        summary["wall_seconds_total"] = wall_seconds_total(summary["legs"][:-1]) + summary["wall_seconds"]
+        summary["wall_seconds_total"] = run_total(summary["legs"], summary["wall_seconds"])
     summary.update(kind=cfg["job"]["kind"], job_file=os.path.abspath(args.job), hpcflow_version=__version__)
     summary.setdefault("config", cfg)
     summary.setdefault("ranks", comm.Get_size())  # every kind: the kinds that run whole on each rank say so too

@@ -88,9 +88,13 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
 
 def _write_summary(run_dir, summary: dict, kind, seeds, overrides, t0, comm) -> dict:
     """run_dir/summary.json, written last (the run directory is complete), with the trial's kind, seeds, --set
-    values and wall time added; returns the summary."""
+    values and wall time added (and counted in wall_seconds_total, as `hpcflow run` does); returns the summary."""
+    from hpcflow.checkpoint import run_total
     from hpcflow.jobs.output import write_json
 
-    summary.update(kind=kind, seeds=list(seeds), overrides=list(overrides), wall_seconds=time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    summary.update(kind=kind, seeds=list(seeds), overrides=list(overrides), wall_seconds=wall)
+    if "wall_seconds_total" in summary:
+        summary["wall_seconds_total"] = run_total(summary.get("legs") or [], wall)
     write_json(os.path.join(run_dir, "summary.json"), summary, comm=comm)
     return summary
