@@ -96,3 +96,23 @@ def test_a_birch_that_finds_fewer_clusters_says_so_in_one_line(tmp_path, capsys)
     assert ("clustering: birch found 9 of the 10 clusters asked for ([clustering].birch_threshold = 1.5 is large for "
             "these points); its silhouette is of 9 clusters") in cap.out.splitlines()
     assert "Warning" not in cap.err
+
+
+def test_a_clustering_without_fig2_is_a_report_row_and_fig2_says_how_to_draw_it(tmp_path, capsys):
+    """[quality].fig2 = false writes summary.json alone: the report lists the run (no figure) instead of skipping
+    it as holding none of the data files, and fig2_heatmaps names the setting to change, not another directory."""
+    from hpcflow.analysis.script import main as script_main
+
+    out = tmp_path / "run"
+    assert main(["run", _write(tmp_path, n=60, k=3, b=30, extra="[quality]\nfig2 = false\n"), "--out", str(out),
+                 "--quiet"]) == 0
+    assert sorted(os.listdir(out)) == ["job.toml", "summary.json"]
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| run | clustering | finished | 60 / - |" in md and "Skipped" not in md and "Fig. 2" not in md, md
+    assert not [p for p in os.listdir(tmp_path / "report") if p.endswith(".png")]
+    capsys.readouterr()
+    assert script_main("fig2_heatmaps", [str(out), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "made with [quality].fig2 = false" in err, err
+    assert "--set quality.fig2=true" in err and not (tmp_path / "figs").exists()

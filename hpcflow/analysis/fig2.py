@@ -7,9 +7,10 @@ silhouette scores as root attributes).
 from __future__ import annotations
 
 import math
+import os
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import FIG2, MissingData, data_file, read_attrs, read_datasets
+from hpcflow.analysis.rundir import FIG2, MissingData, data_file, read_attrs, read_datasets, read_summary
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
@@ -17,8 +18,22 @@ PANELS = (("distance", "no clustering", None),
 HINT = "pass the run directory of a clustering job (hpcflow run jobs/fig2_clustering.toml --out DIR)"
 
 
+def made_without_fig2(run_dir) -> bool:
+    """Whether directory `run_dir` holds a clustering run made with [quality].fig2 = false (its summary.json's job
+    says so), which writes no fig2_distances.h5: its silhouettes are in summary.json alone."""
+    if os.path.isfile(os.path.join(os.fspath(run_dir), FIG2)):
+        return False
+    summary = read_summary(run_dir) or {}
+    quality = summary.get("config", {}).get("quality") if isinstance(summary.get("config"), dict) else None
+    return summary.get("kind") == "clustering" and isinstance(quality, dict) and quality.get("fig2") is False
+
+
 def load(run_dir) -> dict:
     """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
+    if os.path.isdir(run_dir) and made_without_fig2(run_dir):
+        raise MissingData(f"{run_dir}: this clustering run was made with [quality].fig2 = false, so it wrote no "
+                          f"{FIG2} (its silhouettes are in summary.json); rerun the job with --set quality.fig2=true "
+                          "to draw Fig. 2")
     path = data_file(run_dir, FIG2, hint=HINT)
     mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT, ndim={name: 2 for name, _, _ in PANELS})
     for name, mat in mats.items():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
                                      MissingData, dataset_names, judged, network_checkpoint, read_attrs,
                                      read_summary, run_state)
@@ -71,6 +72,9 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
     if not os.path.isdir(path):
         return RunInfo(path, None, False, "not a directory")
     present = _present(path)
+    if not present and made_without_fig2(path):  # a clustering run without Fig. 2: a row, no figure
+        complete, reason = judged(path)
+        return RunInfo(path, "clustering", complete, reason, read_summary(path) or {}, ())
     if not present:
         running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
         if running:
