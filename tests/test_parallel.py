@@ -130,24 +130,35 @@ def test_launch_is_told_by_the_launchers_variables(monkeypatch):
 
 def test_a_plain_process_flows_without_initialising_mpi(tmp_path):
     """comm=None in a process no launcher started (a notebook, a login node): one rank, and mpi4py never
-    imported, so MPI is not initialised (Open MPI's singleton init can fail or hang on a login node)."""
+    imported, so MPI is not initialised (Open MPI's singleton init can fail or hang on a login node): neither by
+    the library calls nor by a whole `hpcflow run`, whose provenance used to import mpi4py for the library's
+    version; its summary says MPI was not loaded."""
+    job = tmp_path / "job.toml"
+    job.write_text('[job]\nkind = "flow"\n[geometry]\nchart = [0, 1]\nn_train = 40\nn_test = 20\n' + GAUSSIAN_KERNEL
+                   + '[flow]\ndt = 1.0\nsteps = 2\n')
     code = ("import sys\n"
             "from hpcflow.geometry.hypersurface import Hypersurface\n"
             "from hpcflow.flow import kernel_flow\n"
             "from hpcflow.kernels import make_kernel\n"
             "from hpcflow.parallel import comm\n"
+            "from hpcflow.cli import main\n"
             "X = Hypersurface.fermat(3)\n"
             "tr, te = X.sample(40, seed=1, chart=(0, 1)), X.sample(20, seed=2, chart=(0, 1))\n"
             "res = kernel_flow(make_kernel('gaussian', width=0.3), tr, te, dt=1.0, steps=2)\n"
             "tr.save(sys.argv[1])\n"
             "assert res.sigma_train[-1] < res.sigma_train[0]\n"
-            "print(type(comm.resolve()).__name__, 'mpi4py' in sys.modules)\n")
+            "print(type(comm.resolve()).__name__, 'mpi4py' in sys.modules)\n"
+            "assert main(['run', sys.argv[2], '--out', sys.argv[3], '--quiet']) == 0\n"
+            "print('mpi4py' in sys.modules)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(pcomm.LAUNCH_PREFIXES)}
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tr.h5")], capture_output=True, text=True,
-                       timeout=120, env=dict(env, HPCFLOW_THREADS="1"))
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tr.h5"), str(job), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, env=dict(env, HPCFLOW_THREADS="1"))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split() == ["SerialComm", "False"]
+    lines = r.stdout.splitlines()
+    assert (lines[0], lines[-1]) == ("SerialComm False", "False"), r.stdout  # after the flow; after the run
     assert (tmp_path / "tr.h5").exists()
+    library = json.loads((tmp_path / "out" / "summary.json").read_text())["provenance"]["mpi_library"]
+    assert library.startswith("not loaded") and "mpi4py " in library, library
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3])
@@ -160,6 +171,7 @@ def test_collectives_under_mpiexec(ranks):
     assert sorted(o["rank"] for o in outs) == list(range(ranks))
     for o in outs:
         assert o["size"] == ranks and o["mpi_loaded"]  # a launched process asks MPI, also at one rank
+        assert o["mpi_library"][0].startswith(o["mpi_library"][1]), o["mpi_library"]
         assert o["sum"] == o["fsum"]  # the same bits for every rank count
         assert o["gathered_ok"] and o["any"] and not o["none"] and o["max"] == ranks - 1
         share = max(1, len(os.sched_getaffinity(0)) // ranks)  # mpiexec binds nothing: the ranks share our mask

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import platform
 
+from hpcflow.provenance import library_line
+
 
 def _version(dist: str) -> str:
     """Installed version of a distribution, read from its metadata (importing torch alone takes seconds)."""
@@ -53,20 +55,6 @@ def backend_line() -> str:
         return backend_name()
     except MissingDependencyError:
         return "cupy requested, no usable GPU here"
-
-
-def library_line(text: str, width: int = 120) -> str:
-    """MPI's library version (several lines for MPICH) as one line of at most `width` characters: whole lines
-    joined by "; ", a line that does not fit left off, a first line longer than `width` cut at a word ("...")."""
-    out = ""
-    for line in (" ".join(raw.split()) for raw in text.splitlines()):
-        if not line:
-            continue
-        joined = f"{out}; {line}" if out else line
-        if len(joined) > width:
-            return out or line[:width - 3].rsplit(" ", 1)[0] + "..."
-        out = joined
-    return out
 
 
 def collect() -> dict:

@@ -19,6 +19,12 @@ x = rng.standard_normal(1001) * np.exp(rng.uniform(-20, 20, 1001))  # the same g
 lo, hi = share(x.size, R, r)
 out = {"rank": r, "size": R, "sum": exact_sum(x[lo:hi]), "fsum": math.fsum(x.tolist()),
        "mpi_loaded": "mpi4py.MPI" in sys.modules}
+if out["mpi_loaded"]:  # the provenance of a launched run: the loaded library's own version, its first line first
+    from mpi4py import MPI
+
+    from hpcflow.provenance import mpi_library
+
+    out["mpi_library"] = [mpi_library(), " ".join(MPI.Get_library_version().splitlines()[0].split())]
 # uneven rows, one rank possibly empty: rank k holds k rows of 3 columns
 local = np.full((r, 3), float(r))
 g = allgatherv(local)
