@@ -1,7 +1,7 @@
 """A job that asks for a GPU this node lacks (HPCFLOW_BACKEND=cupy without a usable CuPy device; a network job's
 [training].device = 'cuda' where torch sees none): refused in one line before any work by the commands that run it
-here, accepted with a warning by --check and by a submission to another node. The GPU is faked present or absent
-through the probes (`hpcflow.backend.gpu_available`, `torch.cuda.is_available`)."""
+here (a local submission's --check too), accepted with a warning by --check and by a submission to another node.
+The GPU is faked present or absent through the probes (`hpcflow.backend.gpu_available`, `torch.cuda.is_available`)."""
 
 from __future__ import annotations
 
@@ -66,17 +66,18 @@ def test_a_usable_gpu_passes_the_job_checks(tmp_path, cupy_asked):
 
 
 def test_a_submission_checks_the_gpu_where_the_job_runs(tmp_path, cupy_asked, capsys):
-    """A local job runs here: refused before anything is queued or written. A Slurm job runs on another node, and
-    --check on a login node accepts it, as run --check does."""
+    """A local job runs here: refused before anything is queued or written, and so is its --check, which accepted it.
+    A Slurm job runs on another node, and --check on a login node accepts it, as run --check does."""
     cupy_asked(False)
     out, logs = tmp_path / "out", tmp_path / "logs"
-    assert main(["submit", str(TUNE_JOB), "--command", "tune", "--trials", "2", "--out", str(out),
-                 "--executor", "local", "--logs", str(logs)]) == 2
-    assert "HPCFLOW_BACKEND=cupy" in _one_line_refusal(capsys, "submit")
+    tune = ["submit", str(TUNE_JOB), "--command", "tune", "--trials", "2", "--out", str(out)]
+    assert main([*tune, "--executor", "local", "--logs", str(logs)]) == 2
+    refused = _one_line_refusal(capsys, "submit")
+    assert "HPCFLOW_BACKEND=cupy" in refused
+    assert main([*tune, "--executor", "local", "--check"]) == 2
+    assert _one_line_refusal(capsys, "submit") == refused
     assert list(tmp_path.iterdir()) == []
-    for executor in ("local", "slurm"):
-        assert main(["submit", str(TUNE_JOB), "--command", "tune", "--trials", "2", "--out", str(out),
-                     "--executor", executor, "--check"]) == 0, capsys.readouterr().err
+    assert main([*tune, "--executor", "slurm", "--check"]) == 0, capsys.readouterr().err
     assert main(["run", str(ROOT / "jobs" / "quickstart.toml"), "--out", str(out), "--check"]) == 0
     assert "no usable GPU" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
@@ -127,7 +128,10 @@ def test_a_cuda_network_job_is_submitted_to_slurm_from_a_node_without_a_gpu(tmp_
     out = tmp_path / "out"
     submit = ["submit", str(NN_JOB), "--out", str(out), "--command", "nn", *CUDA]
     assert main([*submit, "--executor", "local"]) == 2
-    assert "[training].device = 'cuda' but torch sees no GPU" in _one_line_refusal(capsys, "submit")
+    refused = _one_line_refusal(capsys, "submit")
+    assert "[training].device = 'cuda' but torch sees no GPU" in refused
+    assert main([*submit, "--executor", "local", "--check"]) == 2  # (exit 0 with a warning, then the job refused)
+    assert _one_line_refusal(capsys, "submit") == refused
     gpus = ["--executor", "slurm", "--partition", "mixed", "--gpus-per-node", "1"]
     line = _check_line(capsys, [*submit, *gpus, "--check"])
     assert " in partition mixed: hpcflow nn " in line
@@ -162,19 +166,23 @@ def test_info_names_the_cupy_distribution_installed_and_each_gpu_probe(tmp_path,
 
 def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, torch_gpu, capsys):
     """A [tune.space] choice training.device = "cuda" passed submit --check without a word on a node without a GPU
-    (only the base job's device was looked at), while a tune here refuses it before any trial: --check says it as it
-    says a base job's device 'cuda', naming the choice."""
+    (only the base job's device was looked at), while a tune here refuses it before any trial: a Slurm submission's
+    --check says it as it says a base job's device 'cuda', naming the choice; a local one's refuses it, as the tune
+    that it would start here does."""
     job = tmp_path / "tune_cuda.toml"
     job.write_text((ROOT / "jobs" / "tune_nn.toml").read_text() + '"training.device" = {choices = ["cpu", "cuda"]}\n')
     out = tmp_path / "study"
     torch_gpu(False)
     assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 2
-    assert "choices[1] = 'cuda' gives a job that fails its checks" in _one_line_refusal(capsys, "tune")
-    for executor in ("local", "slurm"):
-        line = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
-                                    "--executor", executor, "--check"])
-        assert line.endswith("""; [tune.space]."training.device".choices[1] = 'cuda': torch device cuda, but torch """
-                             "sees no GPU on this node: run it on a GPU node"), line
+    refused = _one_line_refusal(capsys, "tune")
+    assert "choices[1] = 'cuda' gives a job that fails its checks" in refused
+    assert main(["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out), "--executor", "local",
+                 "--check"]) == 2
+    assert _one_line_refusal(capsys, "submit").split(": error: ", 1)[1] == refused.split(": error: ", 1)[1]
+    line = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
+                                "--executor", "slurm", "--check"])
+    assert line.endswith("""; [tune.space]."training.device".choices[1] = 'cuda': torch device cuda, but torch """
+                         "sees no GPU on this node: run it on a GPU node"), line
     base = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
                                 "--executor", "slurm", "--check", *CUDA])  # the base job's own device: said as before
     assert base.endswith("; torch device cuda, but torch sees no GPU on this node: run it on a GPU node"), base

@@ -171,7 +171,7 @@ def run(args) -> int:
     kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
                                resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
                                per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
-                               runs_here=args.executor == "local" and not args.check)
+                               runs_here=args.executor == "local")  # --check refuses what the submission would
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res)

@@ -14,7 +14,7 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
               memory_check: bool = True, runs_here: bool = False) -> tuple[str, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`; the GPU it
-    asks for only where it `runs_here`, a local job, not one queued to another node or --check); return its kind
+    asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind
     and, where it asks for a GPU this node lacks, what --check says of it (`hpcflow.commands.run.missing_gpu_note`),
     else None."""
     from hpcflow.backend import gpu_checked_elsewhere
