@@ -11,7 +11,7 @@ import pytest
 from hpcflow.cli import main
 from hpcflow.jobs import replaced
 from hpcflow.jobs.output import all_run_files
-from jobtexts import DELTA_FLOW, flow_points
+from jobtexts import DELTA_FLOW, NN_POINTS, SMALL_NET, flow_points
 from test_parallel import mpiexec
 
 JOB = """
@@ -163,3 +163,20 @@ def test_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tm
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(aside) in err, err
     assert (aside / "checkpoint.h5").read_bytes() == b"earlier"
+
+
+@pytest.mark.parametrize("command", [["nn"], ["submit", "--executor", "local", "--check"]])
+def test_nn_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tmp_path, capsys, command):
+    """`hpcflow nn --resume` (and submit --resume, which checks it by nn's code) where a killed --force run set the
+    earlier checkpoint.pt aside names that folder, as `hpcflow run` does: it said 'checkpoint.pt not found ... run
+    without --resume', and the plain run was then refused naming the folder."""
+    out = tmp_path / "run"
+    aside = out / f"{replaced.PREFIX}-abcd1234"
+    aside.mkdir(parents=True)
+    (aside / "checkpoint.pt").write_bytes(b"earlier")
+    job = tmp_path / "job.toml"
+    job.write_text(NN_POINTS + SMALL_NET)
+    assert main([command[0], str(job), "--out", str(out), *command[1:], "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"hpcflow {command[0]}: error: ") and str(aside) in err, err
+    assert (aside / "checkpoint.pt").read_bytes() == b"earlier" and sorted(os.listdir(out)) == [aside.name]

@@ -181,16 +181,12 @@ def prepare_out(args, module, cfg, outputs, comm):
 def _check_out(args, outputs) -> bool:
     """This rank's look into --out (no collective): writable outputs, and with --resume a checkpoint there; True for
     --resume."""
-    from hpcflow.errors import ConfigError
     from hpcflow.jobs import output
 
     if not getattr(args, "resume", False):
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         return False
-    if not os.path.isfile(os.path.join(args.out, "checkpoint.h5")):
-        if os.path.isdir(args.out):  # a killed --force run's set-aside files: the checkpoint may be there
-            output.refuse_set_aside(args.out)
-        raise ConfigError(f"--resume: {args.out}/checkpoint.h5 does not exist; run without --resume")
+    output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
     output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
     return True
 

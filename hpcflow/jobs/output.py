@@ -17,7 +17,7 @@ import numpy as np
 
 from hpcflow import __version__
 from hpcflow.atomic import TMP_MARK, atomic_file
-from hpcflow.errors import OutputPathError
+from hpcflow.errors import InputFileError, OutputPathError
 
 
 def rank(comm=None) -> int:
@@ -201,6 +201,19 @@ def refuse_set_aside(path, *, force: bool = False) -> None:
         raise OutputPathError(f"--out {path}: {aside} holds an earlier run's files, set aside by a --force run that "
                               f"was killed before it removed them or put them back; move them back into {path} to "
                               "keep them, or pass --force to replace them")
+
+
+def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
+    """--resume's refusal (exit 2) of directory `path` without its `checkpoint`: where a --force run killed before it
+    put them back left an earlier run's files set aside, the folder holding them (`refuse_set_aside`: the checkpoint
+    may be there, and a run without --resume is refused on that folder too), else that no `command` run is there."""
+    ckpt = os.path.join(path, checkpoint)
+    if os.path.isfile(ckpt):
+        return
+    if os.path.isdir(path):
+        refuse_set_aside(path)
+    raise InputFileError(f"--resume: {ckpt} does not exist (--resume needs the directory of an earlier '{command}' "
+                         "run); run without --resume")
 
 
 def _not_empty(path: str, results: list) -> str:

@@ -291,11 +291,12 @@ def _check_train_state(state: dict, batches: int) -> None:
 
 
 def load_checkpoint(path) -> dict:
-    """Read a training checkpoint (weights_only=True); InputFileError naming the file if it is not one."""
+    """Read a training checkpoint (weights_only=True); InputFileError naming the file if it is not one, or naming the
+    folder of a killed --force run's set-aside files where the file is missing beside one."""
+    from hpcflow.jobs.output import refuse_no_checkpoint
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputFileError(f"{path} not found: --resume needs the directory of an earlier 'hpcflow nn' run; "
-                             "run without --resume")
+    refuse_no_checkpoint(os.path.dirname(path), os.path.basename(path), command="hpcflow nn")
     state = _load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
