@@ -40,7 +40,7 @@ import numpy as np
 from hpcflow import __version__
 from hpcflow.arguments import api_integer, api_number
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import ConfigError, InputFileError, Preempted
+from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
@@ -364,8 +364,7 @@ class CheckpointWriter:
             self.write(view, status="preempted" if preempt else "running")
         if preempt:
             self.restore_signals(stopping=True)
-            raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; "
-                            "continue with --resume")
+            raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; {RESUME_HINT}")
         return False
 
     def close(self, status: str):

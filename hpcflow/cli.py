@@ -14,7 +14,7 @@ import re
 import sys
 
 from hpcflow import __version__
-from hpcflow.errors import RunStop, UserError
+from hpcflow.errors import RESUME_HINT, Preempted, RunStop, UserError
 
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
@@ -159,9 +159,20 @@ def _run(args) -> int:
         return exc.exit_status
     except RunStop as exc:
         if not _said_elsewhere(exc, collective=True):  # every rank stops together: one line for the world
-            msg = " ".join(str(exc).split())
-            print(f"hpcflow {args.verb}: stopped: {msg}", file=sys.stderr)
+            print(f"hpcflow {args.verb}: stopped: {_stop_line(exc, args)}", file=sys.stderr)
         return exc.exit_status
+
+
+def _stop_line(exc, args) -> str:
+    """A RunStop's one line; a preempted `hpcflow run` or `nn` names the command line that continues it: that of
+    `args.resumed_by` (nn for a network job `hpcflow run` started), with the --set values the resume needs."""
+    msg = " ".join(str(exc).split())
+    verb = getattr(args, "resumed_by", None)
+    if isinstance(exc, Preempted) and verb is not None and msg.endswith(RESUME_HINT):
+        from hpcflow.commands.run import continue_command
+
+        msg = f"{msg[:-len(RESUME_HINT)]}continue with: {continue_command(args, verb)}"
+    return msg
 
 
 if __name__ == "__main__":

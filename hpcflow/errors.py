@@ -40,6 +40,11 @@ class MissingDependencyError(UserError):
     """An optional dependency is needed; the message carries the exact pip install line."""
 
 
+#: how a Preempted line ends where a resume continues the run; `hpcflow run` and `hpcflow nn` say the command line in
+#: its place (hpcflow.cli)
+RESUME_HINT = "continue with --resume"
+
+
 class RunStop(Exception):
     """A started run ended early but cleanly (its outputs are written); the CLI prints one line."""
 

@@ -8,6 +8,7 @@ under mpiexec sent to mpiexec, which forwards it to every rank."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -142,7 +143,8 @@ def test_the_first_sigint_is_a_stop_request_and_a_second_interrupts():
 def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterrupted_run(tmp_path, ranks):
     """Ctrl-C after step 20 of a flow with no periodic checkpoint due before its end: the checkpoint of the step it
     stops at (none of the steps since the start lost), summary.json "preempted", exit 4 on every rank and one line
-    naming --resume; --resume ends with every dataset and summary number of the uninterrupted run, bit for bit."""
+    naming the command line that continues it, which ends with every dataset and summary number of the uninterrupted
+    run, bit for bit."""
     job = tmp_path / "job.toml"
     job.write_text(FLOW)
     cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
@@ -153,8 +155,9 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     status, err = _ctrl_c(proc)
     assert status == 4, err  # mpiexec: the ranks' statuses ORed, so a rank's 1 or 130 would show
     lines = err.splitlines()
+    again = shlex.join(["hpcflow", "run", str(job), "--out", str(cut), "--quiet", "--resume"])
     said = re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step (\d+) written to \S+; continue "
-                        r"with --resume", lines[0])
+                        rf"with: {re.escape(again)}", lines[0])
     assert len(lines) == 1 and said, err
     with h5py.File(cut / "checkpoint.h5") as f:
         step = int(f.attrs["step"])
@@ -163,7 +166,7 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     summary = json.loads((cut / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == step and summary["ranks"] == ranks
     assert not _debris(cut)
-    _run([*run, "--out", str(cut), "--resume"])
+    _run([*run[:run.index("-m")], "-m", *shlex.split(again)])  # the command line said, on the same ranks
     _run([*run, "--out", str(whole)])
     a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
     for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
@@ -196,7 +199,8 @@ def test_a_second_ctrl_c_while_stopping_ends_in_one_line_with_130_and_keeps_the_
 
 def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     """`hpcflow nn`: Ctrl-C after epoch 2 of a training with no periodic checkpoint due: checkpoint.pt of where it
-    stopped, summary.json "preempted", exit 4 and one line; --resume gives the uninterrupted run's nn.h5."""
+    stopped, summary.json "preempted", exit 4 and one line naming the command line that continues it (the --set
+    values too), which gives the uninterrupted run's nn.h5."""
     pytest.importorskip("torch")
     from h5data import NN_TIMINGS, datasets
     from hpcflow.nn.checkpoint import load_checkpoint
@@ -204,21 +208,23 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
     job = tmp_path / "job.toml"
     job.write_text(NN)
     cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
-    nn = [sys.executable, "-m", "hpcflow", "nn", str(job), "--quiet"]
+    nn = [sys.executable, "-m", "hpcflow", "nn", str(job), "--quiet", "--set", "training.lr=3e-3"]
     proc = _start([*nn, "--out", str(cut)], log)
     _wait_for(proc, log, r"epoch\s+2 ")
     status, err = _ctrl_c(proc)
     assert status == 4, err
     lines = err.splitlines()
+    again = shlex.join(["hpcflow", "nn", str(job), "--out", str(cut), "--quiet", "--resume", "--set",
+                        "training.lr=3e-3"])
     assert len(lines) == 1 and re.fullmatch(r"hpcflow nn: stopped: signal received: checkpoint written after epoch "
-                                            r"\d+( \+ \d+ batches)?; continue with --resume", lines[0]), err
+                                            rf"\d+( \+ \d+ batches)?; continue with: {re.escape(again)}", lines[0]), err
     state = load_checkpoint(str(cut / "checkpoint.pt"))
     epoch = int(state["train"]["epoch"])
     assert state["status"] == "running" and 2 <= epoch < EPOCHS
     summary = json.loads((cut / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == epoch
     assert not _debris(cut) and not (cut / "nn.h5").exists()
-    _run([*nn, "--out", str(cut), "--resume"])
+    _run([sys.executable, "-m", *shlex.split(again)])  # the command line said
     _run([*nn, "--out", str(whole)])
     got, ref = datasets(cut / "nn.h5"), datasets(whole / "nn.h5")
     assert got.keys() == ref.keys()

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -346,3 +347,30 @@ def test_a_checkpoint_tensor_that_does_not_fit_the_job_is_refused_before_any_wor
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and f"{ck}: entry {entry} " in err and "damaged" in err, err
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
+
+
+def test_a_network_job_started_by_hpcflow_run_is_continued_by_the_command_its_stop_line_names(tmp_path, capsys):
+    """`hpcflow run` runs network jobs: preempted, its line said "continue with --resume", which `hpcflow run`
+    refuses for them, and a plain run said "already holds results (checkpoint.pt); ... pass --force", steering to
+    throw the training away. Its line names the `hpcflow nn` command with the --set values (shell-quoted), which
+    finishes the run; `hpcflow run` (--check too) names that command for the interrupted run, and --resume too."""
+    job, out = str(tmp_path / "job.toml"), str(tmp_path / "run")
+    (tmp_path / "job.toml").write_text(JOB)
+    sets = ["--set", "width_sweep.widths=[]", "--set", "kernel_flow.enabled=false"]
+    with _stop_at(epoch=1, position=1):  # honoured at the next step boundary: epoch 1 + 2 batches
+        assert main(["run", job, "--out", out, "--quiet", *sets]) == 4
+    again = shlex.join(["hpcflow", "nn", job, "--out", out, "--quiet", "--resume", *sets])
+    assert "'width_sweep.widths=[]'" in again  # (quoted for the shell)
+    assert capsys.readouterr().err.splitlines() == [
+        f"hpcflow run: stopped: signal received: checkpoint written after epoch 1 + 2 batches; continue with: {again}"]
+    for extra in ([], ["--check"]):
+        assert main(["run", job, "--out", out, "--quiet", *sets, *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"hpcflow run: error: --out {out} holds an interrupted run (checkpoint.pt that no finished summary.json "
+            f"describes); continue it with '{again}', or pass --force to start over\n")
+    assert main(["run", job, "--out", out, "--quiet", "--resume", *sets]) == 2
+    assert capsys.readouterr().err.endswith(f": {again}\n")
+    assert main(shlex.split(again)[1:]) == 0
+    summary, c = _read(out)
+    assert summary["status"] == "finished" and _spans(c["legs"]) == [(0, 1, 1, "preempted"), (1, 2, 1, "finished")]
+

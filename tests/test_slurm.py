@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -228,7 +229,8 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
                                  running=lambda: segments.update(_mpich_segments(job)))
     assert segments, "the job's ranks mapped no /dev/shm/mpich_shm_* segment: MPICH's shared memory was not in use"
     err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
-    assert "checkpoint of step" in err and "continue with --resume" in err, err
+    again = shlex.join(["hpcflow", "run", str(slurm / "long.toml"), "--out", str(slurm / "runs" / "p"), "--resume"])
+    assert "checkpoint of step" in err and f"continue with: {again}\n" in err, err  # the command line submitted
     leaked = sorted(n for n in segments if os.path.exists(f"/dev/shm/{n}"))
     assert not leaked, leaked
 

@@ -182,6 +182,8 @@ def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(
     assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.h5 that no finished "
                                         f"summary.json describes); continue it with 'hpcflow submit {job} --out {out} "
                                         "... --resume', or pass --force to start over\n")
+    assert main(["submit", str(job), "--out", str(out), *local, "--check", "--set", "flow.dt=2.0"]) == 2
+    assert _error(capsys, "submit").endswith("... --resume --set flow.dt=2.0', or pass --force to start over\n")
     for where, extra in ((out, []), (out, ["--set", "flow.steps=2"]), (out, ["--set", "kernel.width=0.06"]),
                          (out, ["--force", "--set", target]), (fresh, [])):
         assert main(["run", str(job), "--out", str(where), "--resume", "--check", *extra]) == 2

@@ -160,4 +160,4 @@ def register(sub) -> None:
     add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else may change)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resumed_by="nn")  # the command its stop line names (hpcflow.cli)

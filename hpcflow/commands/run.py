@@ -29,6 +29,7 @@ def _run(args, comm) -> int:
     from hpcflow.parallel.comm import refuse_together
 
     module, cfg, outputs, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
+    args.resumed_by = resumed_by(cfg["job"]["kind"])  # the command a preempted run's stop line names (hpcflow.cli)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
         prepare_out(args, module, cfg, outputs, comm)
@@ -157,8 +158,9 @@ def prepare_job(args, comm):
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
         raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
-    if resume and cfg["job"]["kind"] == "nn":
-        raise ConfigError(f"--resume: network jobs continue with 'hpcflow nn {args.job} --out {args.out} --resume'")
+    if resume and resumed_by(cfg["job"]["kind"]) == "nn":
+        raise ConfigError(f"--resume: a network job continues with 'hpcflow nn', not 'hpcflow run': "
+                          f"{continue_command(args, 'nn')}")
     return module, cfg, outputs, overrides
 
 
@@ -170,7 +172,7 @@ def prepare_out(args, module, cfg, outputs, comm):
     from hpcflow.jobs import output
     from hpcflow.parallel.comm import refuse_together
 
-    if not refuse_together(lambda: _check_out(args, outputs), comm):
+    if not refuse_together(lambda: _check_out(args, outputs, cfg["job"]["kind"]), comm):
         return None, None
     state = module.resume_state(cfg, args.out, comm=comm)  # collective: damaged, another job: every rank raises
     if output.interrupted(args.out, "checkpoint.h5"):  # its summary is still to write: the resume runs
@@ -178,17 +180,39 @@ def prepare_out(args, module, cfg, outputs, comm):
     return state, module.resume_done(state, cfg)
 
 
-def _check_out(args, outputs) -> bool:
+def _check_out(args, outputs, kind: str) -> bool:
     """This rank's look into --out (no collective): writable outputs, and with --resume a checkpoint there; True for
-    --resume."""
+    --resume. A network job's interrupted run there (checkpoint.pt) is refused naming the command that continues it."""
     from hpcflow.jobs import output
+    from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
     if not getattr(args, "resume", False):
+        if resumed_by(kind) == "nn":
+            output.refuse_interrupted(args.out, NN_CHECKPOINT, force=args.force,
+                                      resume=f"'{continue_command(args, 'nn')}'")
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         return False
     output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
     output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
     return True
+
+
+def resumed_by(kind: str) -> str:
+    """The hpcflow command that continues an interrupted run of job kind `kind`: nn for a network job (whose
+    checkpoint.pt `hpcflow run --resume` does not read, though `hpcflow run` runs such jobs), else run."""
+    return "nn" if kind == "nn" else "run"
+
+
+def continue_command(args, verb: str) -> str:
+    """The shell command line that continues the run of `args` (run or nn) in --out: `hpcflow VERB JOB --out DIR`,
+    its --quiet and --no-memory-check, `--resume` and its --set values (a resume refuses another job), in the order
+    `hpcflow submit` queues them."""
+    import shlex
+
+    argv = ["hpcflow", verb, args.job, "--out", args.out]
+    argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
+                                      ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
+    return shlex.join([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
 
 
 def refuse_resume_with_force(args) -> None:

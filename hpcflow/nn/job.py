@@ -338,7 +338,7 @@ def _diverged_after_training(summary: dict) -> str:
 def _stop_point(ctx, outdir, summary, where) -> None:
     """A safe boundary after training: on a stop request (any rank) write job.toml and summary.json (status
     "preempted", checkpoint_step = epochs, whose checkpoint.pt --resume continues from) and raise Preempted."""
-    from hpcflow.errors import Preempted
+    from hpcflow.errors import RESUME_HINT, Preempted
 
     stops = ctx.get("stops")
     if stops is None or not stops.requested():
@@ -349,7 +349,7 @@ def _stop_point(ctx, outdir, summary, where) -> None:
     out.update(status="preempted", checkpoint_step=summary["epochs"])
     _write_summary(outdir, ctx, _with_legs(ctx, out))
     raise Preempted(f"signal received {where}: training had finished ({summary['epochs']} epochs, in "
-                    f"{os.path.join(outdir, 'checkpoint.pt')}); continue with --resume to redo what follows it")
+                    f"{os.path.join(outdir, 'checkpoint.pt')}), and a resume redoes what follows it; {RESUME_HINT}")
 
 
 def _step_stop(ctx, outdir, summary, where):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcflow.arguments import INT_LIMIT, api_integer, api_number, short_repr
-from hpcflow.errors import ConfigError, Preempted
+from hpcflow.errors import RESUME_HINT, ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
 from hpcflow.nn._torch import optim_without_dynamo, require_torch
@@ -439,7 +439,7 @@ class Trainer:
                     t0, c0 = time.perf_counter(), self._comm_seconds()
                     if stop:
                         raise Preempted(f"signal received: checkpoint written after epoch {self.epoch} + "
-                                        f"{self.pos} batches; continue with --resume")
+                                        f"{self.pos} batches; {RESUME_HINT}")
             self.hist.epoch_seconds.append(self.partial_seconds + time.perf_counter() - t0)
             self.hist.comm_seconds.append(self.comm.allgather(self.partial_comm + self._comm_seconds() - c0))
             self.hist.loss.append(self.loss_sum / max(self.loss_count, 1))
@@ -461,8 +461,7 @@ class Trainer:
             if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or timer:
                 self._save("signal" if stop else "every")
                 if stop:
-                    raise Preempted(f"signal received: checkpoint written after epoch {self.epoch}; "
-                                    "continue with --resume")
+                    raise Preempted(f"signal received: checkpoint written after epoch {self.epoch}; {RESUME_HINT}")
         self._save("end")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
@@ -75,7 +76,9 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, n
     if resume:
         _check_resume(queued, job, out, overrides)
         return cfg, []
-    refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"'hpcflow submit {job} --out {out} ... --resume'")
+    again = shlex.join(["--resume", *(x for s in overrides for x in ("--set", s))])  # (the same job: its --set too)
+    refuse_interrupted(out, CHECKPOINTS[queued], force=force,
+                       resume=f"'{shlex.join(['hpcflow', 'submit', job, '--out', out])} ... {again}'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return cfg, []
 
