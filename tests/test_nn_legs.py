@@ -374,3 +374,44 @@ def test_a_network_job_started_by_hpcflow_run_is_continued_by_the_command_its_st
     summary, c = _read(out)
     assert summary["status"] == "finished" and _spans(c["legs"]) == [(0, 1, 1, "preempted"), (1, 2, 1, "finished")]
 
+
+@pytest.mark.parametrize("seconds", [0.0, 0.25])
+def test_a_version_3_checkpoint_resumes_with_rank_0s_partial_seconds(chain, tmp_path, seconds):
+    """A version 3 checkpoint holds rank 0's seconds in collectives of the unfinished epoch alone, one number: it
+    still resumes. 0 is every rank's (one rank times no collectives); any other was written on several ranks, whose
+    other ranks' part is unknown, so the epoch it splits is NaN in history/comm_seconds (it was rank 0's part)."""
+    out = str(tmp_path / "v3")
+    shutil.copytree(chain["tmp"] / "first", out)  # epoch 1 + 2 batches, on one rank
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    assert state["train"]["partial"]["comm_seconds"] == [0.0] and state["train"]["position"] == 2
+    state["version"], state["train"]["partial"]["comm_seconds"] = 3, seconds
+    torch.save(state, ck)
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 0
+    comm = datasets(os.path.join(out, "nn.h5"))["history/comm_seconds"]
+    assert comm.shape == (2, 1) and comm[0, 0] == 0.0  # epoch 1, whole on one rank
+    assert comm[1, 0] == 0.0 if seconds == 0 else np.isnan(comm[1, 0]), comm
+    assert _read(out)[1]["train"]["partial"]["comm_seconds"] == [0.0]  # (an epoch boundary at the end)
+
+
+def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its_seconds_unknown(tmp_path):
+    """An epoch begun on 2 ranks (train.partial.comm_seconds of 2 ranks), resumed on 1 and stopped again within it:
+    its partial seconds are unknown (NaN) in the new checkpoint, which still resumes (not refused as damaged), and
+    the epoch is NaN in history/comm_seconds, the epochs trained whole on this rank 0 (one rank times nothing)."""
+    job, out = str(tmp_path / "job.toml"), str(tmp_path / "run")
+    (tmp_path / "job.toml").write_text(JOB)
+    sets = ["--set", "width_sweep.widths=[]", "--set", "kernel_flow.enabled=false", "--set", "training.epochs=3",
+            "--set", "training.batch_size=20"]  # 10 batches an epoch
+    with _stop_at(epoch=1, position=1):  # honoured at the next step boundary: epoch 1 + 2 batches
+        assert main(["nn", job, "--out", out, "--quiet", *sets]) == 4
+    ck = os.path.join(out, "checkpoint.pt")
+    state = torch.load(ck, weights_only=True)
+    state["train"]["partial"]["comm_seconds"] = [0.1, 0.2]  # as 2 ranks write it
+    torch.save(state, ck)
+    with _stop_at(epoch=1, position=4):
+        assert main(["nn", job, "--out", out, "--quiet", "--resume", *sets]) == 4
+    state = torch.load(ck, weights_only=True)
+    assert state["train"]["position"] == 5 and np.isnan(state["train"]["partial"]["comm_seconds"]).all()
+    assert main(["nn", job, "--out", out, "--quiet", "--resume", *sets]) == 0
+    comm = datasets(os.path.join(out, "nn.h5"))["history/comm_seconds"]
+    assert comm.shape == (3, 1) and np.isnan(comm[1, 0]) and comm[0, 0] == comm[2, 0] == 0.0, comm

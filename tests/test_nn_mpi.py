@@ -147,7 +147,9 @@ def test_a_batch_split_into_few_rows_per_rank_is_noted_once(runs, ranks):
 
 def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):
     """SIGTERM reaches rank 1 after batch 2 of epoch 2: the next step boundary writes the checkpoint and every
-    rank stops with status 4; --resume then finishes the run exactly as the uninterrupted one."""
+    rank stops with status 4; --resume then finishes the run exactly as the uninterrupted one. The checkpoint holds
+    each rank's seconds in collectives of the unfinished epoch: the resume at R = 2 continues each rank's own (every
+    rank took rank 0's), the one at R = 1 has none of its ranks' (its row showed rank 0's 2-rank seconds)."""
     d, statuses = str(runs["tmp"] / "sig2"), runs["tmp"] / "sig2_statuses"
     cmd = [sys.executable, DRIVER, "signal", "1", "2", "1", "nn", runs["jobs"]["sigma"], "--out", d]
     p = subprocess.run(each_rank_status(statuses, 2, cmd), capture_output=True, text=True, timeout=120, env=_env())
@@ -159,20 +161,26 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ran
     ck = _state(os.path.join(d, "checkpoint.pt"))
     assert (ck["train"]["epoch"], ck["train"]["position"], ck["status"]) == (1, 3, "running")
     assert not os.path.exists(os.path.join(d, "nn.h5"))
+    partial, done = ck["train"]["partial"]["comm_seconds"], ck["train"]["history"]["comm_seconds"].numpy()
+    assert isinstance(partial, list) and len(partial) == 2 and min(partial) > 0, partial
+    for r, each in enumerate(summary["per_rank"]):  # rank r's seconds so far hold its epoch 1 and its part of 2
+        assert each["rank"] == r and each["comm_seconds"] >= done[0, r] + partial[r] - 1e-12, (each, partial)
     other = str(runs["tmp"] / "sig2_on_1")
     shutil.copytree(d, other)
     p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
     assert p.returncode == 0, p.stderr
     _assert_same_run(runs["sigma", 2], d)
     assert json.loads(open(os.path.join(d, "summary.json")).read())["status"] == "finished"
+    split = datasets(os.path.join(d, "nn.h5"))["history/comm_seconds"][1]  # epoch 2: each rank's part + the rest
+    assert np.isfinite(split).all() and (split >= np.asarray(partial)).all(), (split, partial)
     # the same checkpoint resumed on one rank: the training of R = 1 and 2 to rounding, the per-rank seconds of
     # the epoch trained on 2 ranks unknown (NaN) in the 1-rank table
     assert main(["nn", runs["jobs"]["sigma"], "--out", other, "--resume", "--quiet"]) == 0
     a, b = datasets(os.path.join(runs["sigma", 1], "nn.h5")), datasets(os.path.join(other, "nn.h5"))
     for key in ("history/sigma_val", "history/sigma_train", "history/loss"):
         np.testing.assert_allclose(b[key], a[key], rtol=1e-10, atol=0, err_msg=key)
-    comm = b["history/comm_seconds"]
-    assert comm.shape == (3, 1) and np.isnan(comm[0]).all() and np.isfinite(comm[1:]).all()
+    comm = b["history/comm_seconds"]  # epoch 1 on 2 ranks, epoch 2 begun on them: unknown for this rank
+    assert comm.shape == (3, 1) and np.isnan(comm[:2]).all() and np.isfinite(comm[2:]).all(), comm
 
 
 def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys):

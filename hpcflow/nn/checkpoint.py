@@ -7,10 +7,11 @@ of `comm` only. The architecture (MetricMLP.config) lives in `model.pt.json`.
 Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpoint].every epochs, every
 [checkpoint].seconds, on SIGTERM/SIGUSR1, at the end of training and, once the outputs are written, again with
 the run's final status:
-  format, version      "hpcflow.nn_checkpoint", 3 (2: also train.rng.torch and train.rng.numpy, the process's
-                       global generators, which no run draws from: still resumed, those entries ignored; 1: no
-                       `legs` either: still resumed, its epochs one leg of null ranks, wall_seconds and
-                       hpcflow_version)
+  format, version      "hpcflow.nn_checkpoint", 4 (3: train.partial.comm_seconds is rank 0's seconds alone: still
+                       resumed, the epoch it splits NaN in comm_seconds if begun on several ranks; 2: also
+                       train.rng.torch and train.rng.numpy, the process's global generators, which no run draws
+                       from: still resumed, those entries ignored; 1: no `legs` either: still resumed, its epochs
+                       one leg of null ranks, wall_seconds and hpcflow_version)
   config               JSON of the validated job (resume refuses a change other than epochs / [checkpoint])
   status               "running" (periodic or signal checkpoint) | "trained" (training done; the width sweep,
                        kernel flow and outputs are still to come: --resume redoes them) | "finished" (the whole
@@ -28,10 +29,12 @@ the run's final status:
   train.optimizer      the optimiser's state dict (Adam moments and step counts, param groups)
   train.rng.order      torch.Generator state of the data order at the start of epoch `epoch + 1` (the only random
                        stream of a training: MetricMLP draws its initialisation from its own seed)
-  train.partial        loss_sum, loss_count, seconds, comm_seconds of the unfinished epoch
+  train.partial        loss_sum, loss_count, seconds of the unfinished epoch, and comm_seconds: a list of R values,
+                       each rank's seconds in collectives so far in it (a resume at the same R gives each rank its
+                       own; at another R, that epoch's comm_seconds are NaN)
   train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
                        comm_seconds (epoch, R: each rank's seconds in collectives during the epoch; NaN for
-                       epochs trained at another rank count before a resume)
+                       epochs trained, wholly or in part, at another rank count before a resume)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
@@ -60,10 +63,11 @@ torch = require_torch()
 
 FORMAT = "hpcflow.nn_checkpoint"
 #: 2: `legs` added (version 1 checkpoints still resume); 3: train.rng.torch and train.rng.numpy dropped (version 2
-#: checkpoints still resume: no run drew from those generators)
-VERSION = 3
+#: checkpoints still resume: no run drew from those generators); 4: train.partial.comm_seconds one value per rank,
+#: not rank 0's alone (version 3 checkpoints still resume: hpcflow.nn.train.partial_comm_seconds)
+VERSION = 4
 #: versions `load_checkpoint` reads
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: the entries that differ between two runs of the same job (wall-clock seconds; "legs[]." of every leg)
 TIMINGS = ("legs[].wall_seconds", "train.partial.seconds", "train.partial.comm_seconds",
            "train.history.epoch_seconds", "train.history.comm_seconds", "ntk.seconds")
@@ -236,8 +240,8 @@ def _check_layout(state: dict, network, ntk_shape) -> None:
         raise ValueError(f"ntk.seconds (not {n} values for {n - 1} epochs)")
 
 
-#: entries that may hold NaN: the per-rank seconds of epochs trained at another rank count
-MAY_BE_NAN = ("train.history.comm_seconds",)
+#: entries that may hold NaN: the per-rank seconds of epochs trained, wholly or in part, at another rank count
+MAY_BE_NAN = ("train.history.comm_seconds", "train.partial.comm_seconds")
 
 
 def _non_finite(obj, name: str) -> str | None:
@@ -278,6 +282,10 @@ def _check_train_state(state: dict, batches: int) -> None:
         raise TypeError("train.rng.order")
     for k in ("loss_sum", "loss_count", "seconds"):
         float(train["partial"][k])
+    comm = train["partial"].get("comm_seconds", 0.0)  # (versions 1-3: one number)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in
+               (comm if isinstance(comm, list) and comm else [comm])):
+        raise ValueError("train.partial.comm_seconds (neither seconds nor a list of seconds per rank)")
     epoch, hist = counts["epoch"], train["history"]
     for k, n in (("sigma_train", epoch + 1), ("sigma_val", epoch + 1), ("loss", epoch), ("epoch_seconds", epoch),
                  ("comm_seconds", epoch)):

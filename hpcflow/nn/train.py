@@ -248,6 +248,19 @@ def same_settings(model, cfg: TrainConfig) -> dict:
             **{f"TrainConfig.{k}": getattr(cfg, k) for k in FIELDS}}
 
 
+def partial_comm_seconds(saved, size: int) -> list:
+    """Each of `size` ranks' seconds in collectives of the unfinished epoch, from a checkpoint's
+    train.partial.comm_seconds: one value per rank of the run that wrote it (version 4), or rank 0's alone (versions
+    1-3). NaN for every rank where that epoch was begun on other ranks (another R; before version 4, several ranks:
+    one rank times no collectives), whose partial seconds are not this run's ranks'; 0 where nothing was timed."""
+    values = [float(v) for v in saved] if isinstance(saved, (list, tuple)) else [float(saved)]
+    if not any(values):  # an epoch boundary, or one rank: nothing timed yet, on any rank count
+        return [0.0] * size
+    if isinstance(saved, (list, tuple)) and len(values) == size:
+        return values
+    return [math.nan] * size
+
+
 class Trainer:
     """One training run of `model`, resumable from `state_dict()` at any step boundary.
 
@@ -283,6 +296,7 @@ class Trainer:
         self.order_state = self.gen.get_state()
         self.epoch, self.step, self.pos = 0, 0, 0
         self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
+        self.partial_comm_ranks = [0.0] * self.comm.Get_size()  # each rank's partial_comm at the last mid-epoch save
         self.hist = History()
         self.diverged, self.last_finite, self.stopped = None, None, False
         self.signalled = False
@@ -299,7 +313,7 @@ class Trainer:
             # NumPy generators, seeded at random at import, are not part of the state
             "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone()},
             "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
-                        "comm_seconds": self.partial_comm},
+                        "comm_seconds": list(self.partial_comm_ranks)},
             "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.series().items()},
         }
 
@@ -311,10 +325,12 @@ class Trainer:
         self.order_state = st["rng"]["order"].clone()  # a version 1-2 checkpoint's global states are not used
         p = st["partial"]
         self.loss_sum, self.loss_count = float(p["loss_sum"]), int(p["loss_count"])
-        self.partial_seconds, self.partial_comm = float(p["seconds"]), float(p.get("comm_seconds", 0.0))
+        size = self.comm.Get_size()
+        self.partial_comm_ranks = partial_comm_seconds(p.get("comm_seconds", 0.0), size)
+        self.partial_seconds = float(p["seconds"])
+        self.partial_comm = self.partial_comm_ranks[self.comm.Get_rank()]
         for k, v in st["history"].items():
             setattr(self.hist, k, v.tolist())
-        size = self.comm.Get_size()
         if any(len(row) != size for row in self.hist.comm_seconds):  # resumed at another R: per-rank rows unknown
             self.hist.comm_seconds = [[math.nan] * size for _ in self.hist.comm_seconds]
 
@@ -435,6 +451,7 @@ class Trainer:
                 if (stop or timer) and self.pos < n_batches:
                     self.partial_seconds += time.perf_counter() - t0
                     self.partial_comm += self._comm_seconds() - c0
+                    self.partial_comm_ranks = self.comm.allgather(self.partial_comm)  # rank 0 writes every rank's
                     self._save("signal" if stop else "seconds")
                     t0, c0 = time.perf_counter(), self._comm_seconds()
                     if stop:
@@ -446,6 +463,7 @@ class Trainer:
             self.epoch, self.pos = self.epoch + 1, 0
             self.bar.update(1)
             self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
+            self.partial_comm_ranks = [0.0] * self.comm.Get_size()
             model.eval()
             self._record()
             if cfg.check_replicas:
