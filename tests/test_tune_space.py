@@ -167,3 +167,30 @@ def test_every_job_file_says_what_it_reproduces_and_how_long_it_runs():
                 break
             header.append(line)
         assert header and "on 2 cores" in " ".join(header), path  # what it reproduces, then its run time
+
+
+def test_a_heartbeat_longer_than_a_thread_can_wait_is_refused_and_the_longest_allowed_beats(tmp_path, capsys):
+    """[tune].heartbeat_seconds is a thread's wait: above threading.TIMEOUT_MAX the heartbeat thread would die
+    (OverflowError) while the study went on unwatched."""
+    import threading
+
+    from hpcflow.tune.space import TUNE_SECTION
+    from hpcflow.tune.storage import heartbeat
+
+    longest = int(threading.TIMEOUT_MAX)
+    job = _job(tmp_path, '[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n')
+    for argv in (["tune", str(job), "--trials", "1", "--out", str(tmp_path / "study")],
+                 ["run", str(job), "--out", str(tmp_path / "run")]):
+        assert main([*argv, "--set", f"tune.heartbeat_seconds={longest + 1}", "--set", "tune.stale_seconds=3e10"]) == 2
+        err = capsys.readouterr().err
+        assert "[tune].heartbeat_seconds" in err and str(longest) in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
+    assert TUNE_SECTION["heartbeat_seconds"].hi == longest
+    died = []
+    old_hook, threading.excepthook = threading.excepthook, died.append
+    try:
+        with heartbeat(None, 0, longest):  # the longest accepted period: a wait the thread can make
+            pass
+    finally:
+        threading.excepthook = old_hook
+    assert died == []

@@ -13,6 +13,7 @@ ConfigError naming `[tune.space]."flow.dt".low`, before any work.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from hpcflow.errors import ConfigError
@@ -31,6 +32,9 @@ OBJECTIVES = {
 #: job kind -> its default objective
 DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
 
+#: the longest wait a thread can make (threading.TIMEOUT_MAX, whole seconds): the heartbeat's period
+MAX_WAIT = int(threading.TIMEOUT_MAX)
+
 TUNE_SECTION = {
     "space": Field(dict, help="job setting 'SECTION.KEY' -> {low, high, log, step} or {choices = [...]}"),
     "objective": Field(str, None, choices=tuple(OBJECTIVES),
@@ -46,8 +50,9 @@ TUNE_SECTION = {
     "stale_seconds": Field(float, 600.0, check=positive,
                            help="journal storage: a RUNNING trial of a worker on another host whose last heartbeat is "
                                 "older than this is marked failed (at least 2 x heartbeat_seconds)"),
-    "heartbeat_seconds": Field(int, 60, check=at_least(1),
-                               help="a running trial's heartbeat (journal: user attribute heartbeat; RDB: Optuna's)"),
+    "heartbeat_seconds": Field(int, 60, lo=1, hi=MAX_WAIT,
+                               help="a running trial's heartbeat (journal: user attribute heartbeat; RDB: Optuna's); "
+                                    "a wait of a thread, so at most threading.TIMEOUT_MAX"),
 }
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
