@@ -357,11 +357,18 @@ class Worker:
         seeds = trial_seeds(self.job.tune["seed"], trial.number)
         rel = os.path.join("trials", f"{trial.number:04d}")
         run_dir = os.path.join(self.out, rel)
-        try:
-            check_trial_dir(run_dir)
-        except TrialDirTaken as exc:
-            trial.set_user_attr("failure", str(exc))
-            raise
+        with trial_lock(run_dir, trial.number):
+            try:
+                check_trial_dir(run_dir)
+            except TrialDirTaken as exc:
+                trial.set_user_attr("failure", str(exc))
+                raise
+            return self._run(trial, params, seeds, rel, run_dir)
+
+    def _run(self, trial, params: dict, seeds, rel: str, run_dir: str) -> float:
+        """Run drawn trial `trial` in `run_dir` (locked by this worker) on every rank; its objective value."""
+        import optuna
+
         trial.set_user_attr("run_dir", rel)  # relative to the study directory, which may be moved or copied
         trial.set_user_attr("study_dir", os.path.abspath(self.out))  # where it was written (a storage URL's readers)
         trial.set_user_attr("seeds", list(seeds))
@@ -616,11 +623,24 @@ def check_options(out, storage, study_name) -> None:
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
 
 
+@contextmanager
+def trial_lock(run_dir: str, number: int):
+    """Hold trial directory `run_dir`'s run lock (`hpcflow.jobs.outlock`, as `hpcflow run` takes it) while the trial
+    runs, so that a run, --force or --resume on it is refused naming this worker; released when the trial ends."""
+    from hpcflow.jobs import outlock
+
+    lock = outlock.acquire(run_dir, command=f"hpcflow tune (trial {number})")
+    try:
+        yield
+    finally:
+        lock.release(remove_dir=True)  # only a directory it created and nothing was written into
+
+
 def check_trial_dir(run_dir: str) -> None:
     """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
-    from hpcflow.jobs.output import is_debris
+    from hpcflow.jobs.output import is_result
 
-    if os.path.isdir(run_dir) and any(not is_debris(e) for e in os.listdir(run_dir)):
+    if os.path.isdir(run_dir) and any(is_result(e) for e in os.listdir(run_dir)):
         raise TrialDirTaken(f"--out: {run_dir} already holds the results of another trial (written through another "
                             "storage); choose another --out")
 
@@ -628,9 +648,12 @@ def check_trial_dir(run_dir: str) -> None:
 def _foreign_trials(out: str, n_trials: int) -> list[str]:
     """DIR/trials/NNNN directories with files whose number the study (of n_trials trials) has not reached:
     another storage's trials, which this study's next trials would write over."""
+    from hpcflow.jobs.output import is_result
+
     trials = os.path.join(out, "trials")
     names = sorted(os.listdir(trials)) if os.path.isdir(trials) else []
-    return [n for n in names if n.isdigit() and int(n) >= n_trials and os.listdir(os.path.join(trials, n))]
+    return [n for n in names if n.isdigit() and int(n) >= n_trials and any(map(is_result, os.listdir(os.path.join(
+        trials, n))))]
 
 
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
