@@ -223,8 +223,8 @@ def test_a_trial_failed_by_another_worker_while_it_runs_is_not_requeued_again(tm
     out = tmp_path / "s"
     real = study_mod.execute
 
-    def execute_then_recovered_elsewhere(job_, spec, trial=None, *, comm=None):
-        summary = real(job_, spec, trial, comm=comm)
+    def execute_then_recovered_elsewhere(job_, spec, trial=None, **kw):
+        summary = real(job_, spec, trial, **kw)
         trial.set_user_attr("host", "another-node")  # as seen from another host after stale_seconds
         s = _journal(out / "study.journal")
         assert recover_stale(s, s._storage, grace_seconds=0.0, retries=3) == [spec["number"]]

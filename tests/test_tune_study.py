@@ -197,13 +197,13 @@ def test_a_worker_beats_while_its_trial_runs_so_another_host_never_fails_it(tmp_
     job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nheartbeat_seconds = 1\nstale_seconds = 2'))
     out, real, seen = tmp_path / "study", study_mod.execute, {}
 
-    def slow(job_, spec, trial=None, *, comm=None):
+    def slow(job_, spec, trial=None, **kw):
         time.sleep(3.5)
         trial.set_user_attr("host", "another-node")  # as if its worker ran on another host
         s = _study(out)
         seen["age"] = time.time() - s.trials[spec["number"]].datetime_start.timestamp()
         seen["failed"] = recover_stale(s, s._storage, grace_seconds=2.0)  # what another worker does
-        return real(job_, spec, trial, comm=comm)
+        return real(job_, spec, trial, **kw)
 
     monkeypatch.setattr(study_mod, "execute", slow)
     assert optimize(str(job), trials=1, out=str(out), log=lambda *_: None)["counts"] == {"COMPLETE": 1}

@@ -14,6 +14,7 @@ import importlib
 import json
 import math
 import os
+import signal
 import socket
 import threading
 import traceback
@@ -290,8 +291,10 @@ def suggest(trial, p: spaces.Param):
     return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
 
 
-def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
-    """Run one broadcast trial on every rank; rank 0 (with `trial`) reports each step and decides pruning."""
+def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None) -> dict:
+    """Run one broadcast trial on every rank; rank 0 (with `trial`) reports each step and decides pruning.
+    pending: this rank's `signals_between_trials` requests, handed to the flow's checkpoint writer (`hand_over`)
+    at the first step, so a request received while the trial was set up stops it there on every rank."""
     from hpcflow.parallel.comm import resolve
 
     comm = resolve(comm)
@@ -312,17 +315,29 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None) -> dict:
 
     if cfg["job"]["kind"] == "nn":  # reported after every epoch; pruning stops training before the last one
         def on_step(epoch, sigma_train, sigma_val):
+            hand_over(pending)
             return decide(objectives.value(name, sigma_train, sigma_val), epoch)
     else:
         tracker = objectives.Tracker(name)
 
         def on_step(info, sigma0):
+            hand_over(pending)
             return decide(tracker.step(info, sigma0), info["step"])
 
     summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm,
                         overrides=job.trial_overrides(spec["params"]))
     summary["pruned_at"] = pruned[0] if pruned and summary.get("status") == "stopped" else None
     return summary
+
+
+def hand_over(pending) -> None:
+    """Pass a stop request that `signals_between_trials` received (while the trial was set up, before the flow's
+    checkpoint writer, or the training's, took the signals) on to the handler holding them now: its collective stop
+    decision at this step ends the trial on every rank, as for a request received during the flow itself."""
+    current = signal.getsignal(signal.SIGTERM)
+    if pending is not None and pending.is_set() and callable(current) and current is not pending.handler:
+        pending.clear()
+        current(signal.SIGTERM, None)
 
 
 def record_error(trial, exc: Exception) -> None:
@@ -345,6 +360,7 @@ class Worker:
         self.numbers: list[int] = []  # the trials this worker ran (not those drawn over --max-trials)
         self.capped_out = False  # stopped because the study holds --max-trials trials
         self.journal = is_journal(study._storage)
+        self.pending = None  # stop requests received outside a trial's flow (`signals_between_trials`)
 
     def objective(self, trial) -> float:
         import optuna
@@ -377,7 +393,8 @@ class Worker:
             else nullcontext()  # an RDB storage keeps Optuna's own heartbeat
         try:
             with beat:
-                summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm)
+                summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm,
+                                  pending=self.pending)
         except Preempted:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
             raise
@@ -440,8 +457,9 @@ class Worker:
         """Run this command's trials (`todo`) until the cap; return how many ran."""
         todo, ran = self.todo(n_trials), 0
         with signals_between_trials() as signalled:
+            self.pending = signalled
             while ran < todo:
-                if signalled.is_set():  # during a trial its flow's checkpoint writer takes the signal instead
+                if signalled.is_set():  # during a trial's flow its checkpoint writer takes it (`hand_over`)
                     raise Preempted("signal received between trials; the trials so far are recorded: run the same "
                                     "hpcflow tune command to continue the study")
                 if self.capped():
@@ -503,9 +521,10 @@ class Worker:
 def signals_between_trials():
     """An Event set by SIGTERM/SIGUSR1 (Slurm's notice before a time limit or preemption) or a first Ctrl-C while the
     worker is between trials, so that it stops with exit status 4 and best.toml instead of dying; handlers restored
-    after."""
+    after. Its `handler` attribute is the handler installed (`hand_over` passes a request on from it)."""
     event = threading.Event()
-    old = install(lambda *_: event.set())
+    event.handler = lambda *_: event.set()
+    old = install(event.handler)
     try:
         yield event
     finally:
@@ -540,14 +559,14 @@ def follow(job: TuneJob, *, comm) -> None:
     """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
     to act on: it broadcasts None). An internal error ends the worker (`abort_on_error`, once rank 0 has recorded
     the trial's failure if it failed too)."""
-    with signals_between_trials():
-        _follow(job, comm=comm)
+    with signals_between_trials() as pending:  # a request to this rank alone stops the next trial's flow
+        _follow(job, comm=comm, pending=pending)
 
 
-def _follow(job: TuneJob, *, comm) -> None:
+def _follow(job: TuneJob, *, comm, pending) -> None:
     while (spec := comm.bcast(None, root=0)) is not None:
         try:
-            execute(job, spec, None, comm=comm)
+            execute(job, spec, None, comm=comm, pending=pending)
         except UserError:
             continue  # rank 0 records the same failure
         except Preempted:
