@@ -44,6 +44,7 @@ from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
+from hpcflow.h5read import one_line, read_h5
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
@@ -91,18 +92,24 @@ class FlowResume(FlowScalars):
 
 
 def _dataset(f, name: str):
-    """Dataset (or group) `name` of file `f`; KeyError("dataset NAME") when it is missing, NAME its path in the file."""
+    """Dataset (or group) `name` of file `f`; KeyError("dataset NAME") when it is missing, NAME its path in the file
+    (h5py's own KeyError, for an object it cannot decode, is a damaged file: `read_h5`)."""
+    if name not in f:
+        raise KeyError(f"dataset {name}")
     try:
         return f[name]
-    except KeyError:
-        raise KeyError(f"dataset {name}") from None
+    except KeyError as exc:
+        raise OSError(one_line(exc)) from None
 
 
 def _attr(f, name: str):
     """Root attribute `name` of file `f`; KeyError("attribute NAME") when it is missing."""
     if name not in f.attrs:
         raise KeyError(f"attribute {name}")
-    return f.attrs[name]
+    try:
+        return f.attrs[name]
+    except KeyError as exc:  # present but not decodable: a damaged file (`read_h5`)
+        raise OSError(one_line(exc)) from None
 
 
 def _read_attr_json(f, name, path):
@@ -113,13 +120,22 @@ def _read_attr_json(f, name, path):
                              f"{RESTART}") from None
 
 
+def _read_config(f, path) -> dict:
+    """The `config` attribute: the JSON of the job's tables, {section: {key: value}}; InputFileError otherwise."""
+    cfg = _read_attr_json(f, "config", path)
+    if not isinstance(cfg, dict):
+        raise InputFileError(f"{path}: attribute 'config' is {type(cfg).__name__} JSON, not the job's tables (a JSON "
+                             f"object); the checkpoint is damaged, {RESTART}")
+    return cfg
+
+
 def _history(f, name: str, path) -> list:
     """history/NAME as a list, one value per step; a scalar or a 2-D dataset is a damaged checkpoint (InputFileError)."""
     shape = getattr(_dataset(f, f"history/{name}"), "shape", None)
     if shape is None or len(shape) != 1:
         raise InputFileError(f"{path}: dataset history/{name} has shape {shape}, not one value per step; the "
                              f"checkpoint is damaged, {RESTART}")
-    return f[f"history/{name}"][()].tolist()
+    return _dataset(f, f"history/{name}")[()].tolist()
 
 
 def load_resume(path, *, comm=None) -> FlowResume:
@@ -131,24 +147,23 @@ def load_resume(path, *, comm=None) -> FlowResume:
 
 def _load_resume(path: str, comm) -> FlowResume:
     """`load_resume` on this rank alone: InputFileError for a missing, foreign or damaged file; no collective."""
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, FileNotFoundError):
-        raise InputFileError(f"{path}: no readable checkpoint to resume from; {RESTART}") from None
-    with f:
+    if not os.path.isfile(path):
+        raise InputFileError(f"{path}: no readable checkpoint to resume from; {RESTART}")
+    with read_h5(path, lambda exc: InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is "
+                                                  f"damaged, {RESTART}")) as f:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
             rej = [(int(s), float(h)) for s, h in _dataset(f, "history/rejections")[()].reshape(-1, 2)]
-            per_rank = {k: f[f"history/{k}"][()] for k in PER_RANK_KEYS if f"history/{k}" in f}
+            per_rank = {k: _dataset(f, f"history/{k}")[()] for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
             step = int(a["step"])
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
-                             path=path, status=str(a["status"]), config=_read_attr_json(f, "config", path),
+                             path=path, status=str(a["status"]), config=_read_config(f, path),
                              per_rank=per_rank, legs=_read_legs(f, path))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)

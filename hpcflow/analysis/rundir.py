@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from hpcflow.errors import InputFileError
+from hpcflow.h5read import DAMAGED, one_line, read_h5
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.nn import files as nn_files
@@ -42,7 +43,7 @@ class MissingData(InputFileError):
 def _unreadable(h5_path, exc, hint: str) -> MissingData:
     """The error for a file h5py cannot open: damaged (cut short by a crash, a full disk or a partial copy) or
     not HDF5 at all; both fixes are named."""
-    return MissingData(f"{h5_path}: not a readable HDF5 file ({exc}); if the run wrote it, it is damaged: rerun that "
+    return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: rerun that "
                        f"job with --force; else {hint}")
 
 
@@ -83,14 +84,11 @@ def read_datasets(h5_path, names, *, hint: str, optional=(), ndim=None) -> dict:
     Names in `optional` are returned only when present (and may be empty).
     """
     ndim = ndim or {}
-    try:
-        with h5py.File(h5_path, "r") as f:
-            for name in names:
-                if not isinstance(f.get(name), h5py.Dataset):
-                    raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
-            raw = {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
-    except OSError as exc:
-        raise _unreadable(h5_path, exc, hint) from None
+    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
+        for name in names:
+            if not isinstance(f.get(name), h5py.Dataset):
+                raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
+        raw = {name: f[name][()] for name in (*names, *optional) if isinstance(f.get(name), h5py.Dataset)}
     return {name: check_array(h5_path, name, value, ndim=ndim.get(name), nonempty=name in names, hint=hint)
             for name, value in raw.items()}
 
@@ -106,13 +104,10 @@ def same_length(path, data: dict, names, *, hint: str) -> int:
 
 def read_strings(h5_path, name: str, *, hint: str) -> list | None:
     """The text dataset `name` as a list of str (None when absent); MissingData when it holds no 1-D text."""
-    try:
-        with h5py.File(h5_path, "r") as f:
-            if not isinstance(f.get(name), h5py.Dataset):
-                return None
-            value = np.asarray(f[name][()])
-    except OSError as exc:
-        raise _unreadable(h5_path, exc, hint) from None
+    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
+        if not isinstance(f.get(name), h5py.Dataset):
+            return None
+        value = np.asarray(f[name][()])
     if value.ndim != 1 or value.dtype.kind not in "SOU":
         raise MissingData(f"{h5_path}: dataset '{name}' is not a 1-D list of strings ({value.dtype}, shape "
                           f"{value.shape}); {hint}")
@@ -125,7 +120,7 @@ def dataset_names(h5_path) -> list:
     try:
         with h5py.File(h5_path, "r") as f:
             f.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
-    except OSError:
+    except DAMAGED:
         return []
     return names
 
@@ -133,11 +128,7 @@ def dataset_names(h5_path) -> list:
 def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded; MissingData when it cannot be read."""
     out = {}
-    try:
-        f = h5py.File(h5_path, "r")
-    except OSError as exc:
-        raise _unreadable(h5_path, exc, hint) from None
-    with f:
+    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
         for key, value in f.attrs.items():
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
@@ -223,7 +214,7 @@ def _judge(path) -> int:
 
     try:
         h5py.File(path, "r").close()
-    except OSError:
+    except DAMAGED:
         raise _Unreadable(path) from None
     try:  # this process alone (under mpiexec only rank 0 reports): no collective with the other ranks
         return load_resume(path, comm=SerialComm()).step
@@ -360,7 +351,7 @@ def _state_attrs(path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             return {k: f.attrs[k] for k in ("status", "stopped", "step", "epoch") if k in f.attrs}
-    except OSError:
+    except DAMAGED:
         return {}
 
 
