@@ -21,8 +21,9 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
 A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_file`): a crash while writing leaves
 the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) and a first
 Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
-`load_resume` refuses (exit 2) a file that lacks an entry, has a wrong shape or type, or holds NaN/inf where the
-writer stores only finite values.
+`load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
+(a per-rank history not (step, ranks), a negative step, a config that is not a JSON object), or holds NaN/inf where
+the writer stores only finite values.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ def _read_attr_json(f, name, path):
                              f"{RESTART}") from None
 
 
+def _check_per_rank(per_rank: dict, step: int, ranks, path) -> None:
+    """Refuse a per-rank history (PER_RANK_KEYS) that is not (step, R) numbers, R the `ranks` attribute (the last
+    leg's rank count; any R >= 1 where it is absent): a resume would append this run's rows to rows of another
+    layout. Rows of another rank count are NaN, which the shape does not tell apart (`legs`)."""
+    cols = None if ranks is None else int(ranks)
+    for name, values in per_rank.items():
+        if values.ndim != 2 or values.shape[0] != step or values.shape[1] < 1 or values.dtype.kind not in "iuf" \
+                or (cols is not None and values.shape[1] != cols):
+            want = f"({step}, {'R' if cols is None else cols})"
+            raise InputFileError(f"{path}: dataset history/{name} has shape {values.shape} and type {values.dtype}, "
+                                 f"not {want} numbers (one row per step, one column per rank: attribute step = "
+                                 f"{step}, ranks = {ranks}); the checkpoint is damaged, {RESTART}")
+
+
 def _read_config(f, path) -> dict:
     """The `config` attribute: the JSON of the job's tables, {section: {key: value}}; InputFileError otherwise."""
     cfg = _read_attr_json(f, "config", path)
@@ -160,6 +175,10 @@ def _load_resume(path: str, comm) -> FlowResume:
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
             step = int(a["step"])
+            if step < 0:
+                raise InputFileError(f"{path}: attribute step = {step} is negative, not the number of steps done; the "
+                                     f"checkpoint is damaged, {RESTART}")
+            _check_per_rank(per_rank, step, f.attrs.get("ranks"), path)
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),

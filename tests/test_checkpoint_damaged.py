@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 from hpcflow.h5read import DAMAGED
@@ -120,3 +121,51 @@ def test_a_config_attribute_that_is_not_a_json_object_is_refused(finished, tmp_p
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
     _one_line(capsys, f"{ck}: attribute 'config' is", "not the job's tables", "--force")
     assert ck.read_bytes() == before
+
+
+def _per_rank(how, step, ranks):
+    """A per-rank history of the wrong layout for a checkpoint at `step` written by `ranks` ranks."""
+    return {"other rows": np.ones((step + 2, ranks)), "other columns": np.ones((step, ranks + 6)),
+            "one value per step": np.ones(step), "text": np.array([["x"] * ranks] * step, dtype="S1")}[how]
+
+
+@pytest.mark.parametrize("how", ["other rows", "other columns", "one value per step", "text"])
+def test_a_per_rank_history_of_another_layout_is_refused(finished, tmp_path, capsys, how):
+    """history/step_seconds is (step, @ranks) numbers: another layout is refused in one line naming it and the
+    shape the step and ranks attributes ask for; a resume appended this run's rows to it (130 rows, not 1000)."""
+    from hpcflow.cli import main
+
+    job, out, ck = _copy(finished, tmp_path)
+    with h5py.File(ck, "r+") as f:
+        step, ranks = int(f.attrs["step"]), int(f.attrs["ranks"])
+        del f["history/step_seconds"]
+        f["history/step_seconds"] = _per_rank(how, step, ranks)
+    before = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
+    _one_line(capsys, f"{ck}: dataset history/step_seconds has shape", f"not ({step}, {ranks}) numbers", "--force")
+    assert ck.read_bytes() == before
+
+
+def test_a_per_rank_history_from_another_rank_count_still_resumes(finished, tmp_path):
+    """NaN rows (steps run at another R, as a resume at another R writes them) of @ranks columns resume."""
+    from hpcflow.checkpoint import load_resume
+    from hpcflow.cli import main
+
+    job, out, ck = _copy(finished, tmp_path)
+    with h5py.File(ck, "r+") as f:
+        f["history/step_seconds"][0] = np.nan
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
+    res = load_resume(ck)
+    assert res.step == 5 and res.per_rank["step_seconds"].shape == (5, 1)
+
+
+def test_a_negative_step_is_refused_as_such(finished, tmp_path, capsys):
+    from hpcflow.cli import main
+
+    job, out, ck = _copy(finished, tmp_path)
+    with h5py.File(ck, "r+") as f:
+        f.attrs["step"] = -5
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
+    _one_line(capsys, f"{ck}: attribute step = -5 is negative", "--force")
