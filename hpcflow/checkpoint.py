@@ -178,7 +178,7 @@ def _load_resume(path: str, comm) -> FlowResume:
             if step < 0:
                 raise InputFileError(f"{path}: attribute step = {step} is negative, not the number of steps done; the "
                                      f"checkpoint is damaged, {RESTART}")
-            _check_per_rank(per_rank, step, f.attrs.get("ranks"), path)
+            ranks = f.attrs.get("ranks")
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
@@ -197,6 +197,7 @@ def _load_resume(path: str, comm) -> FlowResume:
             per = "one per step and step 0" if want > step else "one per step"
             raise InputFileError(f"{path}: dataset history/{name} holds {len(values)} values, not {want} ({per}: "
                                  f"attribute step = {step}); the checkpoint is damaged, {RESTART}")
+    _check_per_rank(per_rank, step, ranks, path)  # after the sigma histories, whose lengths say the step
     return res
 
 

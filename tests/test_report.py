@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from analysis_runs import PNG_MAGIC, ROOT, env, extended_copy, interrupted_copy, make_study, md_rows, run_dirs
+from hpcflow.checkpoint import PER_RANK_KEYS
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -539,7 +540,12 @@ def test_a_killed_flow_run_shows_n_kernel_and_ranks_from_its_checkpoint(tmp_path
 
     killed = interrupted_copy(runs["flow"], tmp_path / "killed", status="running")
     with h5py.File(os.path.join(killed, "checkpoint.h5"), "a") as f:
-        f.attrs["ranks"] = 2  # as a run on two ranks writes it
+        f.attrs["ranks"] = 2  # as a run on two ranks writes it, with a column per rank in its per-rank histories
+        for key in PER_RANK_KEYS:
+            if f"history/{key}" in f:
+                one = f[f"history/{key}"][()]
+                del f[f"history/{key}"]
+                f[f"history/{key}"] = np.concatenate([one, one], axis=1)
         n_train, n_test = f["train/g"].shape[0], f["test/g"].shape[0]  # the metrics it holds, one per point
     cells = row(detect(killed))
     assert cells[2].startswith("incomplete: no summary.json") and cells[3:6] == [f"{n_train} / {n_test}", "delta", "2"]

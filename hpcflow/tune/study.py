@@ -363,8 +363,6 @@ class Worker:
         self.pending = None  # stop requests received outside a trial's flow (`signals_between_trials`)
 
     def objective(self, trial) -> float:
-        import optuna
-
         self.current = trial.number
         mark_worker(trial)
         if self.max_trials is not None:
