@@ -162,6 +162,7 @@ def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     _no_sacct_noise(r.stdout + r.stderr)
     script = next((slurm / "runs" / "s_logs").glob("*_submission.sh")).read_text()
     assert "--mpi=pmi2" in script and "#SBATCH --signal=USR2@120" in script
+    assert "--kill-on-bad-exit=1" in script  # a rank that dies ends the others (Slurm's default: they wait on)
     assert "#SBATCH --open-mode=append" in script  # (submitit's own: a requeued job's log keeps both legs)
     assert json.loads((slurm / "runs" / "s" / "summary.json").read_text())["steps"] == 3
 
@@ -449,3 +450,52 @@ def test_wait_cancels_a_queued_job_that_can_never_start(slurm):
                         rf"{res.ntasks_per_node} x --cpus-per-task 1 needs .*; the job is cancelled", str(stop.value))
     state = re.search(r"JobState=(\S+)", _job_info(jobs[0].job_id))
     assert state is None or state.group(1) == "CANCELLED"
+
+
+def _rank_pid(job: str, rank: int, marker: bytes) -> int | None:
+    """The pid of the running job's task `rank` whose command line holds `marker` (found by its environment)."""
+    want = {f"SLURM_JOB_ID={job}".encode(), f"SLURM_PROCID={rank}".encode()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+                    want <= set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")):
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _kill_wait() -> int:
+    """Slurm's KillWait: seconds between the SIGTERM that ends a step's tasks and the SIGKILL."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    return int(re.search(r"^KillWait\s*=\s*(\d+)", out, re.M).group(1))
+
+
+def test_a_rank_killed_under_srun_ends_the_job(slurm):
+    """kill -9 of rank 1 of a two-rank hpcflow_mpi.sbatch job: srun ends rank 0 (SIGTERM, then SIGKILL after
+    KillWait: rank 0 waits inside MPI, where its Python SIGTERM handler cannot run) and the job ends FAILED. Without
+    --kill-on-bad-exit (Slurm's default KillOnBadExit=0) rank 0 spun in its next collective until the time limit.
+    (hpcflow submit's srun has the option too: test_hpcflow_submit_slurm_wait_returns_the_exit_status.)"""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--time=3", "--ntasks-per-node=2", "--output=k.out",
+                        str(ROOT / "slurm" / "hpcflow_mpi.sbatch"), "long.toml", "runs/k", "--quiet"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job, bound = r.stdout.strip(), _kill_wait() + 10
+    try:
+        deadline = time.monotonic() + 120
+        while not (slurm / "runs" / "k" / "checkpoint.h5").exists() or \
+                (pid := _rank_pid(job, 1, b"hpcflow\0run\0")) is None:
+            info = _job_info(job)
+            assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), info
+            time.sleep(0.2)
+        os.kill(pid, 9)
+        killed = time.monotonic()
+        while "JobState=RUNNING" in (info := _job_info(job)) or "JobState=COMPLETING" in info:
+            assert time.monotonic() - killed < bound, f"job {job} still running {bound} s after rank 1 was killed"
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    assert "JobState=FAILED" in info and "ExitCode=0:0" not in info, info
+    assert "task 1: Killed" in (slurm / "k.out").read_text()

@@ -100,6 +100,8 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
         params["partition"] = res.partition
     if res.tasks > 1 and res.mpi != "none":
         params["srun_args"] = [f"--mpi={res.mpi}"]  # the tasks form one MPI world (plain srun: R worlds of 1)
+    if res.tasks > 1:  # a rank that dies ends the others (Slurm's KillOnBadExit=0 left them in a collective)
+        params["srun_args"] = [*params.get("srun_args", []), "--kill-on-bad-exit=1"]
     ex.update_parameters(**params)
     return ex
 
