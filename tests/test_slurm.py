@@ -499,3 +499,27 @@ def test_a_rank_killed_under_srun_ends_the_job(slurm):
         subprocess.run(["scancel", job], timeout=30)
     assert "JobState=FAILED" in info and "ExitCode=0:0" not in info, info
     assert "task 1: Killed" in (slurm / "k.out").read_text()
+
+
+def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
+    """hpcflow submit --wait of a job requeued while it runs (scontrol requeue: SIGTERM writes the checkpoint, the task
+    returns 4): the wait follows the requeued job to its end and exits 0 once it has resumed and finished. The stopped
+    leg's result file (status 4) was taken as the job's end: 'finished with exit status 4' while it was PENDING."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 8000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 100\n")
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/q", "--executor",
+                             "slurm", "--time", "5", "--wait", "--quiet"], cwd=slurm, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job = None
+    try:
+        job = re.search(r"slurm job (\d+):", proc.stdout.readline()).group(1)
+        _signal_and_wait_for_requeue(job, slurm / "runs" / "q" / "checkpoint.h5", None, lambda: "", release=True)
+        said, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        if job:
+            subprocess.run(["scancel", job], timeout=30)
+    assert proc.returncode == 0 and "finished with exit status 0" in said, said
+    assert f"job {job} was requeued by Slurm (state PENDING)" in said, said
+    summary = json.loads((slurm / "runs" / "q" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == 8000

@@ -213,14 +213,38 @@ def _watched(jobs, log):
 
 
 POLL_S = 1.0  # between looks at the jobs (a result file; Slurm is asked by the watcher, backing off to 10 min)
+RESULT_RECHECK_S = 10.0  # between asks of Slurm while a job with a result file is still in the queue (requeued)
+
+
+def _ended(job, log, said: set) -> bool:
+    """Whether `job` has ended: a result file, and for a Slurm job a state asked of Slurm after that file was written
+    that is not pending or running. A job Slurm requeued (scontrol requeue, preemption, node failure) keeps the result
+    its stopped leg wrote (status 4) while it waits to start again; it is said once and followed to its real end."""
+    if not job.done():
+        return False
+    if not isinstance(job, SlurmJob):
+        return True
+    watcher = job.watcher
+    written = job.paths.result_pickle.stat().st_mtime if job.paths.result_pickle.exists() else 0.0
+    now = time.time()  # (asked again every second just after the file was written, backing off to RESULT_RECHECK_S)
+    if watcher._last_status_check < max(written, now - min(RESULT_RECHECK_S, max(1.0, (now - written) / 2))):
+        watcher.get_info(job.job_id, mode="force")
+    if watcher.is_done(job.job_id, mode="cache"):
+        return True
+    state = watcher.get_state(job.job_id, mode="cache")
+    if state == "PENDING" and job.job_id not in said:
+        said.add(job.job_id)
+        log(f"hpcflow submit: job {job.job_id} was requeued by Slurm (state {state}); waiting for it to end")
+    return False
+
 
 
 def _until_done(jobs, res: Resources | None, log) -> None:
     """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
     the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
-    verdicts, said = pending.Verdicts(res), set()
+    verdicts, said, requeued = pending.Verdicts(res), set(), set()
     while True:
-        waiting = [job for job in jobs if not job.done()]
+        waiting = [job for job in jobs if not _ended(job, log, requeued)]
         if not waiting:
             return
         never = []  # (job id, reason code, fix)
