@@ -905,3 +905,22 @@ def test_check_of_tune_workers_says_how_they_share_the_trials(tmp_path, capsys):
     assert main(argv) == 0
     assert "share" not in capsys.readouterr().out  # one worker: its line says it all
     assert _only(tmp_path) == ["tune.toml"]
+
+
+@pytest.mark.parametrize("kind", ["slurm", "local"])
+def test_time_limit_requeues_are_not_capped(tmp_path, monkeypatch, kind):
+    """Each time-limit signal requeues the job with --resume, however many legs it takes: submitit counts them down
+    from the executor's max_num_timeout (its default 3 ended the 4th leg's signal in 'timed-out too many times',
+    exit 1, no result). The countdown submitit gives a submitted job stays above 0 after 1000 legs."""
+    import submitit
+    from submitit.core.utils import DelayedSubmission
+
+    from hpcflow.submit import executor
+    from hpcflow.submit.task import HpcflowTask
+
+    monkeypatch.setattr(executor, "require_slurm", lambda: None)  # (no Slurm needed to build the executor)
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    ex = executor.make_executor(kind, str(tmp_path), executor.Resources(time=5), name="hpcflow-run-x")
+    delayed = DelayedSubmission(HpcflowTask(), ["run", "job.toml", "--out", "o"])
+    delayed.set_timeout(5, ex.max_num_timeout)  # what submitit does as it submits
+    assert delayed._timeout_countdown - 1000 >= 0

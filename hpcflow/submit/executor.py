@@ -78,20 +78,25 @@ def check_executor(kind: str, res: Resources) -> None:
                           "hpcflow ... for an MPI run on this machine")
 
 
+#: time-limit requeues a job may have: each leg resumes from its checkpoint, so none is the last (submitit's default,
+#: 3, ended the 4th leg's signal in "timed-out too many times" without a result)
+MAX_TIMEOUT_REQUEUES = 10**9
+
+
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1):
     """A submitit executor writing its pickles and logs under `folder`."""
     import submitit
 
     check_executor(kind, res)
     if kind == "local":
-        ex = submitit.LocalExecutor(folder=folder)
+        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUT_REQUEUES)
         ex.update_parameters(timeout_min=res.time, gpus_per_node=res.gpus_per_node,
                              signal_delay_s=res.signal_delay)
         return ex
     require_slurm()
     # `python` goes into the sbatch script's command line as shell text: quoted, so that a venv path with spaces or
     # shell characters stays one word (submitit quotes its own default, not a given one)
-    ex = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable))
+    ex = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable), max_num_timeout=MAX_TIMEOUT_REQUEUES)
     params = dict(job_name=name, nodes=res.nodes, ntasks_per_node=res.ntasks_per_node, cpus_per_task=res.cpus_per_task,
                   time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array)
     if res.gpus_per_node:
@@ -279,9 +284,10 @@ def wait(jobs, *, res: Resources | None = None, log=print) -> int:
         for job in jobs:
             try:
                 results = job.results()
-            except UncompletedJobError:  # no result: killed, cancelled, out of time or memory
-                log(f"hpcflow submit: job {job.job_id} ended without a result (state {job.state}); see "
-                    f"{job.paths.stderr}")
+            except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
+                why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
+                log(f"hpcflow submit: job {job.job_id} ended without a result (state {_final_state(job)})"
+                    f"{f': {why}' if why else ''}; see {job.paths.stderr}")
                 status = max(status, 1)
                 continue
             except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError
@@ -291,6 +297,13 @@ def wait(jobs, *, res: Resources | None = None, log=print) -> int:
                 continue
             status = max([status, *(int(r) for r in results)])
     return status
+
+
+def _final_state(job) -> str:
+    """The job's state as Slurm says it now (sacct, else squeue), not the watcher's last, which can predate its end."""
+    if isinstance(job, SlurmJob):
+        return job.watcher.get_state(job.job_id, mode="force")
+    return job.state
 
 
 def log_paths(job) -> tuple[str, str]:
