@@ -63,8 +63,9 @@ def test_gpu_template_binds_one_gpu_per_task_only_with_gpus(tmp_path):
     per task. Both srun calls (`hpcflow info`, the run) get the same options."""
     job = tmp_path / "job.toml"
     job.write_text(JOB)
-    for gpus, out, want in ((None, "runs/cpu", "--mpi=pmi2"), ("4", "runs/gpu", "--mpi=pmi2 --gpus-per-task=1"),
-                            ("a100:0", "runs/none", "--mpi=pmi2")):
+    kill = "--mpi=pmi2 --kill-on-bad-exit=1"  # a rank that dies ends the others
+    for gpus, out, want in ((None, "runs/cpu", kill), ("4", "runs/gpu", f"{kill} --gpus-per-task=1"),
+                            ("a100:0", "runs/none", kill)):
         (tmp_path / "srun_options").unlink(missing_ok=True)
         extra = {} if gpus is None else {"SLURM_GPUS_PER_NODE": gpus}
         r = _run(tmp_path, job, out, script=GPU_SCRIPT, HPCFLOW_BACKEND="numpy", **extra)
