@@ -243,7 +243,6 @@ def _ended(job, log, said: set) -> bool:
     return False
 
 
-
 def _until_done(jobs, res: Resources | None, log) -> None:
     """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
     the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
