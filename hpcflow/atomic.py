@@ -15,6 +15,8 @@ import os
 import secrets
 from contextlib import contextmanager
 
+from hpcflow.errors import WRITE_FIXES, WriteFailed
+
 _FLAGS = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 #: prefix of temporary names; a leftover `.NAME.tmp-*` beside NAME is debris of an interrupted write
@@ -68,19 +70,44 @@ def _place_new(tmp: str, path: str) -> None:
     os.unlink(tmp)
 
 
+def write_failure(exc: BaseException) -> OSError | None:
+    """The OSError with an errno of WRITE_FIXES (ENOSPC, EDQUOT, EFBIG, EIO) that `exc` is, or was raised from or
+    while handling, else None: h5py passes on the OSError of its file object's write, torch.save raises a
+    RuntimeError while handling it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in WRITE_FIXES:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _said_as_write_failed(exc: BaseException, path: str) -> None:
+    """Raise WriteFailed naming `path` when `exc` is a write failure (`write_failure`); else return."""
+    failed = write_failure(exc)
+    if failed is not None and not isinstance(exc, WriteFailed):
+        raise WriteFailed(failed.errno, failed.strerror or os.strerror(failed.errno), path) from exc
+
+
 @contextmanager
 def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace: bool = True):
     """Yield a file object on a new temporary next to `path`; on success fsync and rename it onto `path`.
 
     mode "wb" (binary, readable too, as h5py.File(fh, "w") needs) or "w" (text, `encoding` default UTF-8).
     replace=False: FileExistsError if `path` exists when the file is complete (`_place_new`), nothing replaced.
-    On any error the temporary is removed and `path` is untouched.
+    On any error the temporary is removed and `path` is untouched; a write failure (`write_failure`) is raised as
+    WriteFailed naming `path`.
     """
     path = os.fspath(path)
     if mode not in ("wb", "w"):
         raise ValueError(f"mode={mode!r}: use 'wb' or 'w'")
     tmp = _tmp_name(path)
-    fd = os.open(tmp, _FLAGS, 0o644)
+    try:
+        fd = os.open(tmp, _FLAGS, 0o644)
+    except OSError as exc:  # no inode left (ENOSPC), the inode quota (EDQUOT)
+        _said_as_write_failed(exc, path)
+        raise
     try:
         text = mode == "w"
         with os.fdopen(fd, "w" if text else "w+b", encoding=(encoding or "utf-8") if text else None) as fh:
@@ -92,9 +119,10 @@ def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace:
         else:
             _place_new(tmp, path)
         _fsync_dir(os.path.dirname(path))
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:  # gone; or not removable now (EIO): debris the next run in that directory removes
             pass
+        _said_as_write_failed(exc, path)
         raise

@@ -2,15 +2,20 @@
 
 Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
 stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
-SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 130 (128 +
-SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint is written, or by a second Ctrl-C.
+SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 5 a write
+failed for a reason outside the program (disk full, quota, file too large, I/O error), outputs up to the last complete
+checkpoint kept (`WriteFailed`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
+is written, or by a second Ctrl-C.
 """
+
+import errno
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_NUMERICAL = 3
 EXIT_PREEMPTED = 4
+EXIT_WRITE_FAILED = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -61,3 +66,34 @@ class Preempted(RunStop):
     """SIGTERM/SIGUSR1/SIGINT arrived; a checkpoint was written at a step boundary; resume with --resume."""
 
     exit_status = EXIT_PREEMPTED
+
+
+#: errno of a write that failed for a reason outside the program -> what frees the way for it
+WRITE_FIXES = {
+    errno.ENOSPC: "free space on its file system",
+    errno.EDQUOT: "free space or raise your quota",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+    errno.EIO: "have its file system checked",
+}
+
+
+class WriteFailed(OSError):
+    """Writing a file failed for a reason outside the program (`WRITE_FIXES`: disk full, quota, file too large, I/O
+    error); the earlier file of that name and every file written before are kept whole (hpcflow.atomic).
+
+    An OSError (errno, strerror, the file's path), so code that handles OSError still does. The CLI prints one line:
+    the file, the reason and `advice` (the command that ran it says which checkpoint is kept and how to go on), and
+    exits with status 5.
+    """
+
+    exit_status = EXIT_WRITE_FAILED
+    #: what was kept and how to go on
+    advice = ""
+
+    def __str__(self):
+        return f"cannot write {self.filename} ({self.strerror}); {self.advice or self.fix + ', then run it again'}"
+
+    @property
+    def fix(self) -> str:
+        """What lets the write succeed, for this errno (`WRITE_FIXES`)."""
+        return WRITE_FIXES.get(self.errno, "free space on its file system")

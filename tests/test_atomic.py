@@ -1,6 +1,9 @@
 """Safe atomic writes: symlinks planted at the target or swapped in mid-write never redirect the write."""
 
+import errno
 import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -71,3 +74,34 @@ def test_hdf5_written_through_descriptor_survives_rename_swap(tmp_path, monkeypa
         pass
     monkeypatch.undo()
     assert victim.read_text() == "precious"
+
+
+#: a process whose files may not grow beyond 1000 bytes (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG, as ENOSPC on a full
+#: disk) replaces argv[1]'s JSON or HDF5 file by a larger one; it prints the OSError's errno, file and exit status
+LIMITED_WRITE = """
+import resource, signal, sys
+import numpy as np
+from hpcflow.jobs.output import write_hdf5, write_json
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+try:
+    if sys.argv[1].endswith(".h5"):
+        write_hdf5(sys.argv[1], {"x": np.arange(1000.0)})
+    else:
+        write_json(sys.argv[1], {"x": list(range(1000))})
+except OSError as exc:
+    print(exc.errno, exc.filename, getattr(exc, "exit_status", None))
+"""
+
+
+@pytest.mark.parametrize("name", ["summary.json", "nn.h5"])
+def test_a_write_the_file_system_refuses_names_the_file_and_keeps_the_old_one_whole(tmp_path, name):
+    """EFBIG in mid-write: an OSError of that errno naming the file, exit status 5 at the CLI; the old file as it
+    was and no temporary beside it."""
+    target = tmp_path / name
+    target.write_bytes(b"the earlier run's file")
+    r = subprocess.run([sys.executable, "-c", LIMITED_WRITE, str(target)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.split() == [str(errno.EFBIG), str(target), "5"], r.stdout + r.stderr
+    assert target.read_bytes() == b"the earlier run's file"
+    assert os.listdir(tmp_path) == [name]
