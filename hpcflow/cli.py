@@ -1,7 +1,8 @@
 """The `hpcflow` command line: one subcommand module each under hpcflow.commands.
 
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal
-error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 130
+error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a
+write that failed for want of space or by an I/O error (WriteFailed, one line; the last complete checkpoint kept), 130
 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one; one line).
 """
 
@@ -14,7 +15,7 @@ import re
 import sys
 
 from hpcflow import __version__
-from hpcflow.errors import RESUME_HINT, Preempted, RunStop, UserError
+from hpcflow.errors import RESUME_HINT, Preempted, RunStop, UserError, WriteFailed
 
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
@@ -148,10 +149,10 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    """The subcommand; its UserError and RunStop become their exit status and one line."""
+    """The subcommand; its UserError, WriteFailed and RunStop become their exit status and one line."""
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except (UserError, WriteFailed) as exc:
         if _said_elsewhere(exc):
             return exc.exit_status
         msg = " ".join(str(exc).split())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from hpcflow import __version__
-from hpcflow.commands.run import add_job_arguments, device_note, refuse_resume_with_force
+from hpcflow.commands.run import add_job_arguments, device_note, refuse_resume_with_force, write_failures_said
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -127,7 +127,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume)}
     stop = None
-    with abort_on_error(comm), interrupts_end_the_job("hpcflow nn"), \
+    with abort_on_error(comm), write_failures_said(args), interrupts_end_the_job("hpcflow nn"), \
             replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):
         comm.Barrier()  # every rank has checked --out before rank 0 writes into it
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from contextlib import contextmanager
 
 from hpcflow import __version__, resources
+from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 
 def run(args) -> int:
@@ -18,7 +20,7 @@ def run(args) -> int:
     from hpcflow.stop_signals import interrupts_end_the_job
 
     pcomm.check_launch()
-    with pcomm.abort_on_error() as c, interrupts_end_the_job("hpcflow run"):
+    with pcomm.abort_on_error() as c, write_failures_said(args), interrupts_end_the_job("hpcflow run"):
         pcomm.refuse_together(resources.check_environment, c)  # HPCFLOW_THREADS is read by limit_threads
         pcomm.limit_threads(c)
         return _run(args, c)
@@ -184,7 +186,6 @@ def _check_out(args, outputs, kind: str) -> bool:
     """This rank's look into --out (no collective): writable outputs, and with --resume a checkpoint there; True for
     --resume. A network job's interrupted run there (checkpoint.pt) is refused naming the command that continues it."""
     from hpcflow.jobs import output
-    from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
     if not getattr(args, "resume", False):
         if resumed_by(kind) == "nn":
@@ -195,6 +196,41 @@ def _check_out(args, outputs, kind: str) -> bool:
     output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
     output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
     return True
+
+
+#: the checkpoint a run continued by `hpcflow VERB --resume` (`resumed_by`) leaves in --out, and what it counts
+CHECKPOINTS = {"run": ("checkpoint.h5", "steps"), "nn": (NN_CHECKPOINT, "epochs")}
+
+
+@contextmanager
+def write_failures_said(args):
+    """A write that failed for a reason outside the program (WriteFailed, exit status 5) in the block says what
+    --out kept and how to go on (`write_advice`), on the rank that raised it (rank 0 writes)."""
+    from hpcflow.errors import WriteFailed
+
+    try:
+        yield
+    except WriteFailed as exc:
+        exc.advice = write_advice(exc, args)
+        raise
+
+
+def write_advice(exc, args) -> str:
+    """After WriteFailed `exc` in the run of `args`: the checkpoint in --out that --resume continues (one this run or
+    the run it resumed wrote: with --resume, or one no finished summary.json describes) and the command line that
+    continues it; else that none is there, and to run it again."""
+    from hpcflow.jobs.output import checkpoint_progress, interrupted, is_result
+
+    verb = getattr(args, "resumed_by", None)  # set once the job is read
+    if verb in CHECKPOINTS:
+        name, unit = CHECKPOINTS[verb]
+        path = os.path.join(args.out, name)
+        done = checkpoint_progress(path) if os.path.isfile(path) else None
+        if done is not None and (getattr(args, "resume", False) or interrupted(args.out, name)):
+            return (f"the last complete checkpoint {path} ({done} {unit} done) is intact: {exc.fix}, then continue "
+                    f"with: {continue_command(args, verb)}")
+    again = " with --force" if os.path.isdir(args.out) and any(map(is_result, os.listdir(args.out))) else ""
+    return f"no checkpoint to continue from: {exc.fix}, then run it again{again}"
 
 
 def resumed_by(kind: str) -> str:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from hpcflow.backend import default_threads
-from hpcflow.errors import RunStop, UserError
+from hpcflow.errors import RunStop, UserError, WriteFailed
 from hpcflow.resources import slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
@@ -230,11 +230,12 @@ ABORT_WAIT = 3.0
 def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
     """Run a block; if it raises on any rank of a multi-rank world, print the error tagged with the rank and Abort.
 
-    Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError is
-    re-raised on one rank (the CLI prints it); at R > 1 it aborts with status 2 after printing its line. RunStop
-    and SystemExit pass through: they are decided collectively, so every rank raises them together. Collective on
-    entry (a private duplicate of `comm` for `abort_together`). `wait`: seconds a failing rank waits for the others
-    before the Abort (longer where rank 0 records the failure somewhere before it arrives, as `hpcflow tune` does).
+    Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError or a
+    WriteFailed (rank 0's write of a shared file) is re-raised on one rank (the CLI prints it); at R > 1 it aborts
+    with its status (2, 5) after printing its line. RunStop and SystemExit pass through: they are decided
+    collectively, so every rank raises them together. Collective on entry (a private duplicate of `comm` for
+    `abort_together`). `wait`: seconds a failing rank waits for the others before the Abort (longer where rank 0
+    records the failure somewhere before it arrives, as `hpcflow tune` does).
     """
     c = resolve(comm)
     with duplicate(c) as agree:
@@ -245,7 +246,7 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
                 raise  # RunStop (preemption, numerical stop), exits, `refuse_together`'s refusals and errors raised
                 # by `raise_together` are decided collectively: every rank raises them
             sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
-            if isinstance(exc, UserError):
+            if isinstance(exc, (UserError, WriteFailed)):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
             else:
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
