@@ -13,6 +13,7 @@ from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
                                      MissingData, dataset_names, judged, network_checkpoint, read_attrs,
                                      read_summary, run_state)
+from hpcflow.h5read import read_h5
 from hpcflow.jobs.outlock import live_holder
 
 LOCAL_LIMIT = "local_limit.h5"
@@ -89,10 +90,27 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     state = run_state(path) if kind in ("flow", "nn") else None  # how far an incomplete run got, as Table 1 says
     complete, reason = (state.complete, state.reason) if state else judged(path)  # a live run: "running: ..."
+    if not state and not reason.startswith(RUNNING) and (damaged := _unreadable(path, present[0])):
+        complete, reason = False, damaged  # whatever its summary says, as a flow's damaged checkpoint.h5
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
                    status=state.status_line() if state else "")
+
+
+class _Unreadable(Exception):
+    """h5py cannot open or walk a data file."""
+
+
+def _unreadable(path, name) -> str:
+    """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
+    groups and datasets (cut short, overwritten, not HDF5: `hpcflow.h5read.DAMAGED`); "" when it reads."""
+    try:
+        with read_h5(os.path.join(path, name), _Unreadable) as f:
+            f.visititems(lambda _name, _obj: None)
+    except _Unreadable:
+        return f"{name} unreadable (damaged); rerun the job with --force"
+    return ""
 
 
 #: summary.json's numbers that the checkpoint of an incomplete run (further on than its summary, or the summary's own
