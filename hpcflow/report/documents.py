@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
+import json
 import os
-import re
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from hpcflow.analysis.figure import save_png
 from hpcflow.atomic import TMP_MARK, atomic_file
@@ -45,7 +46,7 @@ def markdown(report, pngs: dict) -> str:
 
 def _image(name: str) -> str:
     """The markdown line of PNG file `name`: its link percent-encoded (a space, a parenthesis ends a CommonMark link
-    target), its alt text with brackets escaped; `earlier_figures` reads the name back."""
+    target), its alt text with brackets escaped."""
     alt = name.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
     return f"![{alt}]({quote(name)})\n"
 
@@ -72,62 +73,103 @@ def html_page(report, pngs: dict) -> str:
     return "\n".join(parts)
 
 
-#: what a report writes besides its PNGs (an earlier report in --out is recognised by them and replaced)
+#: what a report writes besides its PNGs
 REPORT_FILES = ("report.md", "report.html")
+#: the report's list of the files it wrote, each with its SHA-256 (null while being written): the files of an earlier
+#: report in --out that may be replaced are those it lists, unchanged since
+MANIFEST = ".hpcflow_report.json"
 
 
-def earlier_figures(out) -> list | None:
-    """The PNG names an earlier report in directory `out` refers to; None when `out` holds anything else (a file
-    of the user's, another program's output); [] for a missing or empty directory."""
+def _sha256(path) -> str | None:
+    """The SHA-256 of file `path` in hex; None when it is not a regular file or cannot be read."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _manifest(out) -> dict | None:
+    """{name: SHA-256 or None} of MANIFEST in directory `out`; None when it is missing or not such a list."""
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
+            files = json.load(fh).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
+        return None
+    return {k: v for k, v in files.items() if "/" not in k and k not in (MANIFEST, ".", "..")}
+
+
+def _entries(out) -> list:
+    """The entries of directory `out` but the debris of interrupted atomic writes, sorted; [] when it is missing."""
     if not os.path.isdir(out):
         return []
-    names = [n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n)]
+    return sorted(n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n))
+
+
+def _own(out, listed: dict) -> list:
+    """The names of `listed` (a MANIFEST) that are files in `out` as the report wrote them (same SHA-256; any content
+    for a name it was writing when it stopped)."""
+    return [n for n, h in listed.items() if (digest := _sha256(os.path.join(out, n))) and h in (None, digest)]
+
+
+def foreign(out) -> str | None:
+    """The first entry of directory `out` that is not a file an earlier hpcflow report wrote there, unchanged, with
+    why ("PATH was changed after ..."); None when there is none (an empty or missing directory too)."""
+    names = [n for n in _entries(out) if n != MANIFEST]
     if not names:
-        return []
-    figures = _own_figures(out)
-    if figures is None or set(names) - set(REPORT_FILES) - set(figures):
         return None
-    return figures
-
-
-def _own_figures(out) -> list | None:
-    """The PNG names that the hpcflow report.md in directory `out` links to (files of that report, whatever else
-    the directory holds); None when `out` holds no readable hpcflow report.md."""
-    try:
-        with open(os.path.join(out, "report.md"), encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text.startswith(f"# {TITLE}\n"):
-        return None
-    # the figure lines of `_image` (of an older report: its target not encoded): the target after the last "]("
-    figures = [unquote(t) for t in re.findall(r"^!\[.*\]\((.+\.png)\)$", text, flags=re.M)]
-    return [name for name in figures if "/" not in name]
+    listed = _manifest(out)
+    if listed is None:
+        return (f"{os.path.join(out, names[0])}: no readable {os.path.join(out, MANIFEST)} lists the files of an "
+                "hpcflow report there (reports of older hpcflow versions have none)")
+    own = set(_own(out, listed))
+    for name in names:
+        if name not in listed:
+            return f"{os.path.join(out, name)} was not written by the hpcflow report there"
+        if name not in own:
+            return f"{os.path.join(out, name)} was changed after the hpcflow report there wrote it"
+    return None
 
 
 def check_out(out, *, force: bool = False) -> None:
     """Refuse (UserError, before any work) an --out that cannot be a directory to write into (`writable_dir`: a
     file, under /proc, /sys or /dev, unwritable or not creatable), one where report.md or report.html is a directory,
-    or a directory holding anything but an earlier hpcflow report, unless force."""
+    or a directory holding anything but the unchanged files of an earlier hpcflow report (`foreign`), unless force."""
     from hpcflow.analysis.script import check_names
     from hpcflow.jobs.output import writable_dir
 
     writable_dir(out)
-    check_names(out, REPORT_FILES)
-    if not force and earlier_figures(out) is None:
-        raise UserError(f"--out {out} holds files that are not an hpcflow report; choose another --out or pass "
-                        "--force to write the report among them")
+    check_names(out, [*REPORT_FILES, MANIFEST])
+    why = None if force else foreign(out)
+    if why:
+        raise UserError(f"--out {out}: {why}; choose another --out or pass --force to write the report among its "
+                        "files")
+
+
+def _write_manifest(out, files: dict) -> None:
+    with atomic_file(os.path.join(out, MANIFEST), "w") as fh:
+        json.dump({"files": files}, fh, indent=1, sort_keys=True)
+        fh.write("\n")
 
 
 def write(report, out) -> dict:
-    """Write the PNGs, report.md and report.html into `out` (an earlier report's figures that this one does not
-    draw are removed, among other files under --force too, so none is left behind unreferenced); their paths and the
-    skipped directories."""
+    """Write the PNGs, report.md, report.html and MANIFEST into `out`; an earlier report's files that this one does
+    not write are removed where they are unchanged (among other files under --force too, which are kept), so none is
+    left behind unreferenced; their paths and the skipped directories. MANIFEST lists the files being written before
+    they are, so a report stopped half-way is still recognised as one."""
     from hpcflow.analysis.script import check_names, make_dir
 
-    check_names(out, [*REPORT_FILES, *(name for sec in report.sections for name in sec.figures)])
-    old = _own_figures(out) or []
+    figures = [name for sec in report.sections for name in sec.figures]
+    check_names(out, [*REPORT_FILES, MANIFEST, *figures])
+    listed = _manifest(out) or {}
+    old = {n: listed[n] for n in _own(out, listed)}
+    new = [*figures, *REPORT_FILES]
     make_dir(out)
+    _write_manifest(out, {**old, **dict.fromkeys(new)})
     pngs = {}
     for sec in report.sections:
         for name, fig in sec.figures.items():
@@ -136,9 +178,10 @@ def write(report, out) -> dict:
     for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
         with atomic_file(paths[key], "w") as fh:
             fh.write(text)
-    for name in set(old) - set(pngs):
+    for name in set(old) - set(new):
         try:
             os.unlink(os.path.join(out, name))
         except OSError:
             pass
+    _write_manifest(out, {name: _sha256(os.path.join(out, name)) for name in new})
     return {**paths, "skipped": list(report.skipped)}
