@@ -23,7 +23,7 @@ venv: $(VENV)/.installed
 run: venv
 	mkdir -p runs
 	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
-	$(VENV)/bin/hpcflow report runs/quickstart --out runs/quickstart_report
+	$(VENV)/bin/hpcflow report runs/quickstart --out runs/quickstart_report --force
 
 ## test: the whole test suite (MPI tests included, slow runs excluded)
 test: venv
