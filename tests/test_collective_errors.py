@@ -15,7 +15,7 @@ from test_parallel import each_rank_status, rank_statuses
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "collective_error_checks.py")
 ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
 #: what each CLI mode's one line says
-SAID = {"placed": "hpcflow sample: error: dwork(dim=1, psi=-1e+07): 100% of the ",
+SAID = {"placed": "hpcflow sample: error: dwork(dim=1, psi=-1e+07): 100.0% of the ",
         "batches": "hpcflow sample: error: could not find 20000 points in chart (0, 1) in 1 batches (found ",
         "birch": "hpcflow run: error: "}
 #: seconds a run may take: the ranks' start-up and a little sampling (1-2 s measured); an error path that waited

@@ -1,6 +1,7 @@
-"""A manifold whose random lines meet it mostly in points float64 cannot place on X (Dwork at huge |psi|) is refused
-after the first wave of batches, in one line naming psi and the |psi| that works; that |psi| is checked against the
-fraction of points the sampler actually places there. Ordinary psi sample the same bits, block by block."""
+"""A manifold whose random lines meet it in more than about 1% of points float64 cannot place on X (Dwork at large
+|psi|) is refused after the first wave of batches, in one line naming psi and the |psi| that works; that |psi| is
+checked against the fraction of points the sampler actually places there, and the threshold against the binomial
+law. Ordinary psi sample the same bits, block by block."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.stats import binom
 
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, sampling
@@ -47,7 +49,7 @@ def test_a_huge_psi_is_refused_after_the_first_wave_naming_psi_and_the_psi_that_
     # the bound is where about 99% of the points are placed; ten times above it most are lost
     direction = psi / abs(psi)
     assert _lost(Hypersurface.dwork(dim, bound * direction)) <= 0.02
-    assert _lost(Hypersurface.dwork(dim, 10 * bound * direction)) > sampling.MAX_OFF_X
+    assert _lost(Hypersurface.dwork(dim, 10 * bound * direction)) > 0.5
 
 
 def test_other_manifolds_with_ill_conditioned_roots_are_told_to_balance_coefficients():
@@ -73,3 +75,46 @@ def test_ordinary_psi_sample_the_points_of_their_blocks(psi):
         want = np.concatenate([getattr(p, name) for p in parts])[:n]
         assert getattr(ps, name).tobytes() == want.tobytes(), name
     assert _lost(X) <= 0.01  # these are placed on X (below the refusal's threshold by far)
+
+
+def _lost_in_block(X, seed, k=0):
+    """Fraction of block k's points (the sampler's stream SeedSequence(seed, spawn_key=(k,))) not placed on X."""
+    z, bad = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))))
+    return bad / (LINES_PER_BATCH * X.degree)
+
+
+@pytest.mark.parametrize("dim, psi", [(3, 1e5), (1, 1e4), (2, -3e4j)])
+def test_a_psi_that_loses_several_percent_of_the_points_is_refused(blocks, dim, psi):
+    """Leaving out a few percent of the intersection points biases the sample: refused after the first wave (one
+    block for 1000 points), with the fraction that block loses."""
+    X = Hypersurface.dwork(dim, psi)
+    lost = _lost_in_block(X, seed=0)
+    assert 0.03 < lost < 0.15  # several percent: well under the majority that alone was refused
+    with pytest.raises(ConfigError) as exc:
+        X.sample(1000, seed=0, threads=1)
+    msg = str(exc.value)
+    assert "\n" not in msg and "cannot be placed on X" in msg and "use |psi| <= " in msg
+    assert f"{lost:.1%} of the {LINES_PER_BATCH * X.degree} points" in msg
+    assert blocks == [0]
+
+
+@pytest.mark.parametrize("dim, psi", [(3, 3e4), (1, 3e3), (1, 1e3), (3, -1e3j)])
+def test_a_psi_that_loses_far_under_one_percent_samples(dim, psi):
+    X = Hypersurface.dwork(dim, psi)
+    assert _lost_in_block(X, seed=0) < 0.005
+    ps = X.sample(1000, seed=0, threads=1)
+    assert len(ps) == 1000 and ps.n_dropped < 0.005 * LINES_PER_BATCH * X.degree
+
+
+@pytest.mark.parametrize("degree", [3, 5, 10, 18])
+@pytest.mark.parametrize("batches", [1, 4])
+def test_the_refusal_threshold_lets_one_percent_pass_and_refuses_two(degree, batches):
+    """Exact binomial tails at the first wave's size: a sample whose points are lost with probability 1% is refused
+    rarely (<= 0.25%), one with 2% almost always; the threshold lies above 1% and below 1.5%."""
+    total = batches * LINES_PER_BATCH * degree
+    limit = sampling.max_off_x(total)
+    assert 0.01 < limit < 0.015
+    refused = int(np.floor(limit * total)) + 1  # the fewest lost points refused
+    assert refused / total > limit >= (refused - 1) / total
+    assert binom.sf(refused - 1, total, 0.01) <= 0.0025
+    assert binom.cdf(refused - 1, total, 0.02) < 0.01

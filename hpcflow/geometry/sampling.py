@@ -7,11 +7,11 @@ blocks (W per rank, run in a thread pool); after each wave one Allgather of the 
 every block's points lie in the global order (a prefix sum). The global set is the first N points in block
 order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
 with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
-the block, and moved unchanged. When the first wave's lines meet X mostly in points whose roots float64 cannot
-resolve (Dwork at huge |psi|), or more than 1% of them where dp vanishes (p with a repeated factor), sampling stops
-there (`check_placed`). The arguments are checked on every rank together before any of this (`sampling_arguments`,
-`comm.arguments_together`): one rank's bad or differing argument is refused by all, not left waiting in the first
-wave's Allgather.
+the block, and moved unchanged. When the first wave's lines meet X in more than about 1% of points whose roots
+float64 cannot resolve (Dwork at large |psi|: leaving them out biases the sample), or more than 1% of them where dp
+vanishes (p with a repeated factor), sampling stops there (`check_placed`). The arguments are checked on every
+rank together before any of this (`sampling_arguments`, `comm.arguments_together`): one rank's bad or differing
+argument is refused by all, not left waiting in the first wave's Allgather.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from hpcflow.progress import progress
 #: lines per sampling block; fixed so that a seed gives the same points whatever N, R and threads are.
 LINES_PER_BATCH = 2048
 #: a first wave whose random lines meet X in more than this fraction of points that cannot be placed on X (roots
-#: too ill-conditioned for float64) stops the sampling: the rest would be a biased sample, or none
-MAX_OFF_X = 0.5
+#: too ill-conditioned for float64), beyond chance (`max_off_x`), stops the sampling: the rest would be a biased sample
+#: (Dwork(3) leaves out 0.1%, 0.8%, 6.5% and 37% of its points at psi = 3e4, 5e4, 1e5 and 3e5)
+MAX_OFF_X = 0.01
+#: binomial standard errors that the fraction dropped of a first wave may lie above MAX_OFF_X by chance (`max_off_x`)
+OFF_X_SIGMAS = 3.0
 #: a first wave with more than this fraction of intersection points where dp vanishes (`check_placed`: Newton step
 #: above NEWTON_TOL) stops the sampling: X is then singular along a part of it. A repeated factor q^k of p puts
 #: k deg(q) of each line's n+1 roots there (>= 2/(n+1)); a smooth X puts none (an isolated singular point, e.g. Dwork
@@ -213,11 +216,19 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     return mine, np.concatenate(yields)
 
 
+def max_off_x(total: int) -> float:
+    """The largest unplaced fraction of a first wave's `total` points accepted: MAX_OFF_X + OFF_X_SIGMAS binomial
+    standard errors sqrt(f(1-f)/total) at f = MAX_OFF_X (1.3% for one quintic batch): 1% refused by chance <= 0.25%."""
+    # the points of one line are dropped nearly independently (Dwork(3): the variance of a line's count is 1.0-1.2
+    # times the binomial one at 0.1% .. 37% dropped), so the points, not the lines, count as the draws
+    return MAX_OFF_X + OFF_X_SIGMAS * float(np.sqrt(MAX_OFF_X * (1 - MAX_OFF_X) / total))
+
+
 def check_placed(surface, off_x, q99, flat, *, comm) -> None:
-    """ConfigError when more than MAX_OFF_X of the first wave's intersection points (off_x of each block's) could not
-    be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, or more than MAX_FLAT lie where dp vanishes (flat of each
-    block's, `check_flat`), before more batches run in vain; off_x, q99 and flat are the allgathered wave's, so every
-    rank of `comm` raises it together (`raise_together`).
+    """ConfigError when more than `max_off_x` (about MAX_OFF_X) of the first wave's intersection points (off_x of each
+    block's) could not be placed on X to |p(z)|/|z|^deg < RESIDUAL_TOL, or more than MAX_FLAT lie where dp vanishes
+    (flat of each block's, `check_flat`), before more batches run in vain; off_x, q99 and flat are the allgathered
+    wave's, so every rank of `comm` raises it together (`raise_together`).
 
     A point z = a + t b of a line is computed with absolute rounding ~eps |a|, so |p(z)| cannot fall below about
     eps |dp/dz|: for Dwork at large |psi| the points lie within ~1/|psi| of a coordinate plane, where |dp/dz| ~
@@ -234,16 +245,17 @@ def check_placed(surface, off_x, q99, flat, *, comm) -> None:
     what = f"{surface.name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
     batches = f"{len(off_x)} batch{'es' if len(off_x) > 1 else ''}"
 
-    def points(share: float) -> str:
-        return f"{what}: {share:.0%} of the {total} points where the random lines of the first {batches} meet X "
+    def points(share: float, digits: int = 0) -> str:
+        return f"{what}: {share:.{digits}%} of the {total} points where the random lines of the first {batches} meet X "
 
-    if frac <= MAX_OFF_X:
+    if frac <= max_off_x(total):
         check_flat(float(np.sum(flat)) / total, points, comm=comm)
         return
-    why = (points(frac) +
+    why = (points(frac, 1) +
            f"cannot be placed on X to |p(z)|/|z|^{surface.degree} < {RESIDUAL_TOL:g} (99% of them have residuals up "
            f"to {np.max(q99):.1e}): float64 rounding of a point on its line moves p by about eps |dp/dz|, too much "
-           "for these ill-conditioned roots, and sampling without them would be biased; ")
+           f"for these ill-conditioned roots, and sampling without them would be biased (at most {MAX_OFF_X:.0%} may "
+           "be left out); ")
     if psi is not None and np.isfinite(np.max(q99)):
         fix = (f"use |psi| <= {abs(psi) * RESIDUAL_TOL / np.max(q99):.2g} (the residuals grow in proportion to |psi|; "
                "there 99% of the points are placed)")
