@@ -21,11 +21,30 @@ _FLAGS = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | get
 
 #: prefix of temporary names; a leftover `.NAME.tmp-*` beside NAME is debris of an interrupted write
 TMP_MARK = ".tmp-"
+#: NAME_MAX where the file system does not say (POSIX pathconf unavailable): Linux's and most file systems' 255
+NAME_MAX = 255
+
+
+def name_max(directory: str) -> int:
+    """The longest file name, in bytes, that `directory` (or its nearest existing ancestor) takes (PC_NAME_MAX)."""
+    d = os.path.abspath(directory or ".")
+    while not os.path.isdir(d) and os.path.dirname(d) != d:
+        d = os.path.dirname(d)
+    try:
+        return int(os.pathconf(d, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), a name the platform does not know
+        return NAME_MAX
 
 
 def _tmp_name(path: str) -> str:
+    """`.NAME.tmp-<16 hex>` beside `path`, NAME cut short (at a character) where the whole would exceed the directory's
+    NAME_MAX bytes: the random part alone keeps it unique, the leading dot and TMP_MARK keep it debris (`is_debris`)."""
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}{TMP_MARK}{secrets.token_hex(8)}")
+    end = f"{TMP_MARK}{secrets.token_hex(8)}"
+    room = name_max(head) - len(os.fsencode("." + end))
+    while len(os.fsencode(tail)) > room:
+        tail = tail[:-1]
+    return os.path.join(head, f".{tail}{end}")
 
 
 def _fsync_dir(directory: str) -> None:

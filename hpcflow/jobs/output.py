@@ -63,8 +63,9 @@ def check_path(path, *, flag: str = "--out") -> str:
 
 def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str = "--force") -> str:
     """An HDF5 output file's path as a str once it may be written (OutputPathError otherwise): `check_path`'s
-    refusals, a directory, an existing file without force, a missing or unwritable parent directory. `flag` names the
-    path in the messages ("" for a Python-API argument), `force_flag` how to overwrite."""
+    refusals, a directory, an existing file without force, a missing or unwritable parent directory, a name longer
+    than the directory takes (`check_name_length`). `flag` names the path in the messages ("" for a Python-API
+    argument), `force_flag` how to overwrite."""
     path = check_path(path, flag=flag or "--out")
     lead = f"{flag} " if flag else ""
     if os.path.isdir(path):
@@ -75,7 +76,19 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{lead}{path}: directory {parent} is missing or not writable; create it or pick another")
+    check_name_length(path, parent, lead)
     return path
+
+
+def check_name_length(path: str, parent: str, lead: str) -> None:
+    """OutputPathError when the file name of `path` has more bytes than its directory `parent` takes (NAME_MAX,
+    `atomic.name_max`): the file could not be created there (ENAMETOOLONG), after the work that writes it."""
+    from hpcflow.atomic import name_max
+
+    size, most = len(os.fsencode(os.path.basename(path))), name_max(parent)
+    if size > most:
+        raise OutputPathError(f"{lead}{path}: the file name is {size} bytes long, more than the {most} that directory "
+                              f"{parent} takes; choose a shorter name")
 
 
 def nearest_existing(path: str) -> str:
