@@ -12,6 +12,7 @@ import pytest
 
 from hpcflow.errors import InputFileError, OutputPathError
 from hpcflow.geometry import Hypersurface, PointSet
+from hpcflow.geometry.pointset import RESERVED
 
 
 @pytest.fixture(scope="module")
@@ -332,9 +333,6 @@ IN_MEMORY = [  # (what, refused by save, make)
     ("point off X", True, lambda ps: _entry(ps, "points", (5, 3), 0.7 + 0.1j)),
     ("n_dropped < 0", True, lambda ps: setattr(ps, "n_dropped", -2) or ps),
     ("object seed", True, lambda ps: setattr(ps, "seed", object()) or ps),
-    ("attrs replace kind", True, lambda ps: ps.attrs.update(kind="other") or ps),
-    ("attrs replace seed", True, lambda ps: ps.attrs.update(seed="{") or ps),
-    ("attrs replace manifold", True, lambda ps: ps.attrs.update(manifold="{}") or ps),
     ("float32 weights", False, lambda ps: _cast(ps, "weights", np.float32)),
     ("complex64 g_fs", False, lambda ps: _cast(ps, "g_fs", np.complex64)),
     ("NumPy seed", False, lambda ps: setattr(ps, "seed", np.int64(5)) or ps),
@@ -360,6 +358,42 @@ def test_save_refuses_in_one_line_what_load_would_refuse_and_writes_nothing(tmp_
         np.testing.assert_array_equal(getattr(back, name), np.asarray(getattr(ps, name)))
         assert getattr(back, name).dtype in (np.complex128, np.float64, np.int64)  # float32 is read as float64
     assert back.seed == ps.seed
+
+
+#: (name, value) of attributes save writes itself, each given in attrs: what load reads otherwise (another valid
+#: manifold, a valid seed or count) as well as what it refuses
+RESERVED_GIVEN = [("manifold", Hypersurface.dwork(3, 0.5).definition_json()), ("manifold", "{}"), ("seed", "99"),
+                  ("seed", "{"), ("n_dropped", 5), ("conventions", "lies"), ("hpcflow_version", "0.0"),
+                  ("kind", "other")]
+
+
+@pytest.mark.parametrize("where", ["attrs=", "PointSet.attrs"])
+@pytest.mark.parametrize("key, value", RESERVED_GIVEN, ids=[f"{k}-{i}" for i, (k, _) in enumerate(RESERVED_GIVEN)])
+def test_save_refuses_an_attribute_it_writes_itself_in_one_line_naming_it(tmp_path, good, where, key, value):
+    """attrs={'manifold': another definition} wrote a file that load refused (points off X), {'seed': '99'},
+    {'n_dropped': 5} and {'conventions': 'lies'} a file that said another seed, count or conventions than the set's."""
+    ps = PointSet.load(good)
+    if where == "attrs=":
+        call = lambda: ps.save(tmp_path / "x.h5", attrs={"note": "kept", key: value})  # noqa: E731
+    else:
+        ps.attrs[key] = value
+        call = lambda: ps.save(tmp_path / "x.h5")  # noqa: E731
+    with pytest.raises(ValueError) as exc:
+        call()
+    msg = str(exc.value)
+    assert "\n" not in msg and f"the name {key!r}" in msg and "nothing written" in msg, msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
+    """docs/outputs.md's root attributes of a PointSet file: save writes them and a given one beside them."""
+    written = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
+    assert sorted(RESERVED) == sorted(written)
+    ps = PointSet.load(good)
+    ps.save(tmp_path / "x.h5", attrs={"note": "kept"})
+    with h5py.File(tmp_path / "x.h5") as f:
+        assert sorted(f.attrs) == sorted(("note", *written)) and f.attrs["note"] == "kept"
+        assert f.attrs["manifold"] == ps.manifold.definition_json() and f.attrs["n_dropped"] == ps.n_dropped
 
 
 def test_a_malformed_index_result_cannot_reach_a_file(tmp_path, good):

@@ -29,6 +29,9 @@ CONVENTIONS = (
     "eta = det(g)/omega2; kappa = sum(w eta)/sum(w); sigma = sum(w |1-eta/kappa|)/sum(w) (eq. B.11)"
 )
 
+#: the root attributes `PointSet.save` writes itself (docs/outputs.md), which attrs= and PointSet.attrs may not name
+RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
+
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
 
@@ -163,9 +166,10 @@ class PointSet:
         Under MPI call it on every rank of `comm`; rank 0 writes. Ranks that hold the same set (layout "all") write
         it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
         (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
-        Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) are refused
-        first, by every rank together: one ValueError, nothing written; so is a path one rank cannot write
-        (OutputPathError), and a path or force that differs between ranks (one allgather at R > 1).
+        Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) and a RESERVED
+        name in attrs= or PointSet.attrs are refused first, by every rank together: one ValueError, nothing written; so
+        is a path one rank cannot write (OutputPathError), and a path or force that differs between ranks (one
+        allgather at R > 1).
         """
         c = resolve(comm)
         got = {}
@@ -213,7 +217,8 @@ class PointSet:
             manifold = check_attributes(attributes)[0]
             fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
             check_layout(manifold, fields)
-            sampled = self._sampled is not None and self._digest() == self._sampled
+            # the sampler's data hold on the set's own manifold only: the file's must be that one
+            sampled = self._sampled is not None and self._digest() == self._sampled and manifold == self.manifold
             check_rows(manifold, *as_float64(fields), formed=sampled)
         except Problem as p:
             fix = SAVE_FIXES["attribute" if p.where.startswith("attribute") else "dataset"]
@@ -252,7 +257,8 @@ class PointSet:
 
 def check_attrs(attrs, name: str) -> None:
     """TypeError naming the first entry of `attrs` (a dict or None) that an HDF5 attribute cannot hold: names are
-    str, values str, bytes, a number or a list / array of numbers (NumPy kinds b, i, u, f, c)."""
+    str, values str, bytes, a number or a list / array of numbers (NumPy kinds b, i, u, f, c); ValueError for a
+    RESERVED name (it would replace what save writes: another manifold, seed or count than the set's)."""
     if attrs is None:
         return
     if not isinstance(attrs, dict):
@@ -261,6 +267,10 @@ def check_attrs(attrs, name: str) -> None:
         if not isinstance(key, str):
             raise TypeError(f"PointSet.save: {name} has the name {short_repr(key)} ({type(key).__name__}); HDF5 "
                             "attribute names are str; nothing written")
+        if key in RESERVED:
+            raise ValueError(f"PointSet.save: {name} has the name {key!r}, which save writes from the set itself "
+                             f"({', '.join(RESERVED)}); leave it out of {name} (set PointSet.seed or n_dropped to "
+                             "change those); nothing written")
         if isinstance(value, (str, bytes)):
             continue
         try:
@@ -291,8 +301,7 @@ def _check_kind(f, path: str) -> None:
 #: what to do when `save` refuses a set whose file `load` would refuse
 SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurface.point_set and select rows with "
                          f"ps[...] ({INDEX_WANT})",
-              "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0, and "
-                           "leave kind, manifold, seed and n_dropped out of attrs= and PointSet.attrs"}
+              "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0"}
 
 
 def _json_or_none(value):
