@@ -169,8 +169,8 @@ def run(args) -> int:
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay)
     kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                               resume=args.resume, sampler=args.sampler, study=args.study, nodes=res.nodes,
-                               per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
+                               resume=args.resume, sampler=args.sampler, study=args.study, storage=args.storage,
+                               nodes=res.nodes, per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
                                runs_here=args.executor == "local")  # --check refuses what the submission would
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it

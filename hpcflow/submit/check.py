@@ -7,12 +7,12 @@ import os
 import shlex
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.output import check_outdir, refuse_interrupted, writable_dir
+from hpcflow.jobs.output import check_outdir, refuse_interrupted
 
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
-              sampler: str | None = None, study: str | None = None, nodes: int = 1, per_node: int = 1,
-              memory_check: bool = True, runs_here: bool = False) -> tuple[str, str | None]:
+              sampler: str | None = None, study: str | None = None, storage: str | None = None, nodes: int = 1,
+              per_node: int = 1, memory_check: bool = True, runs_here: bool = False) -> tuple[str, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`; the GPU it
     asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind
@@ -24,7 +24,8 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
 
     with gpu_checked_elsewhere(not runs_here):
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
-                                study=study, nodes=nodes, per_node=per_node, memory_check=memory_check)
+                                study=study, storage=storage, nodes=nodes, per_node=per_node,
+                                memory_check=memory_check)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
@@ -50,18 +51,18 @@ def _space_gpu_note(module, job: str, overrides, space) -> str | None:
     return None
 
 
-def _check_job(command, job, out, *, overrides, force, resume, sampler, study, nodes, per_node,
+def _check_job(command, job, out, *, overrides, force, resume, sampler, study, storage, nodes, per_node,
                memory_check) -> tuple[dict, list]:
     """`check_job`'s checks; the validated job and its [tune.space] (empty but for a tune)."""
     from hpcflow.resources import check_resources, skipped_memory_check
 
     if command == "tune":
-        from hpcflow.tune.study import check_outdir as check_study_dir, load
+        from hpcflow.tune.study import check_study, load
 
         with skipped_memory_check(not memory_check):
             tune_job = load(job, overrides, sampler=sampler)
-        writable_dir(out)
-        check_study_dir(out, study or os.path.splitext(os.path.basename(job))[0])
+        name = study or os.path.splitext(os.path.basename(job))[0]
+        check_study(tune_job, out, storage=storage, study_name=name)  # the command's own, its storage read-only
         return tune_job.cfg, tune_job.tune["space"]
     from hpcflow.jobs import registry
     from hpcflow.submit.task import CHECKPOINTS

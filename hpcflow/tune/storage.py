@@ -32,7 +32,7 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     from optuna.storages.journal import JournalFileBackend
 
     url = url or os.path.join(out, "study.journal")
-    try:
+    with opening(url):
         if "://" in url:
             retry = RetryFailedTrialCallback(max_retry=retries) if retries else None
             with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
@@ -42,6 +42,15 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
         check_journal(url)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
+
+
+@contextmanager
+def opening(url: str):
+    """A failure to open storage `url` in the block as StorageError (one line naming it and the fix)."""
+    import optuna
+
+    try:
+        yield
     except StorageError:
         raise
     except (OSError, ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
@@ -50,6 +59,39 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
         raise StorageError(f"--storage {url}: cannot open it ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); check the URL and that the server answers") from None
+
+
+def existing_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int = 0):
+    """`open_storage` of a storage that exists already (a journal file; a database holding Optuna's tables), None
+    where it does not yet; nothing is created or written, so checks made before any work can read it. A URL that
+    cannot be opened is refused (StorageError) either way."""
+    url = url or os.path.join(out, "study.journal")
+    if "://" not in url:
+        return open_storage(url, out, heartbeat=heartbeat, retries=retries) if os.path.exists(url) else None
+    with opening(url):
+        exists = _holds_tables(url)
+    return open_storage(url, out, heartbeat=heartbeat, retries=retries) if exists else None
+
+
+def _holds_tables(url: str) -> bool:
+    """Whether database `url` holds Optuna's tables; an SQLite file that does not exist is not created (its
+    directory must be one to create it in)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)  # an unknown dialect or a missing driver is refused here
+    try:
+        if engine.dialect.name == "sqlite":
+            db = engine.url.database
+            if not db or db == ":memory:" or db.startswith("file:"):
+                return False
+            if not os.path.exists(db):
+                parent = os.path.dirname(os.path.abspath(db))
+                if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+                    raise OSError(f"cannot create database file {db}: {parent} is not a writable directory")
+                return False
+        return sqlalchemy.inspect(engine).has_table("studies")
+    finally:
+        engine.dispose()
 
 
 def storage_label(url: str | None, out: str) -> str:

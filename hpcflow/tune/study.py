@@ -31,8 +31,8 @@ from hpcflow.stop_signals import install, restore
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (StorageError, heartbeat, is_journal, mark_worker, open_storage, recover_stale,
-                                  requeue, slurm_worker, storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (StorageError, existing_storage, heartbeat, is_journal, mark_worker, open_storage,
+                                  recover_stale, requeue, slurm_worker, storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -114,14 +114,26 @@ def record_mismatch(old: dict, new: dict) -> str | None:
 
 
 def check_record(study, job: TuneJob, study_name: str) -> dict:
-    """Refuse (ConfigError) a job that computes trials differently from the one the study was created with, so
-    that its trials stay comparable and best.toml runs; a study without a record (just created, points queued for
-    it, or the older layout) gets this one unless it holds trials of another program (`refuse_foreign`).
-    Returns the study's record."""
-    new = job.record()
+    """Refuse what `refuse_unfit` refuses; a study without a record (just created, points queued for it, or the
+    older layout) then gets this job's. Returns the study's record."""
+    refuse_unfit(study, job, study_name)
+    old = study.user_attrs.get(RECORD)
+    if old is None:
+        new = job.record()
+        study.set_user_attr(RECORD, new)
+        old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
+        refuse_mismatch(old, new, job, study_name)
+    return old
+
+
+def refuse_unfit(study, job: TuneJob, study_name: str) -> None:
+    """Refuse (ConfigError), without writing, a job that computes trials differently from the one the study was
+    created with, so that its trials stay comparable and best.toml runs; a study without a record is refused only
+    where it holds trials of another program (`refuse_foreign`); then another direction and a [tune.space] entry
+    Optuna would refuse (`refuse_redrawn`)."""
     old = study.user_attrs.get(RECORD)
     if old is not None:  # the job first: a changed objective is named as such, not by the direction it implies
-        refuse_mismatch(old, new, job, study_name)
+        refuse_mismatch(old, job.record(), job, study_name)
     else:
         refuse_foreign(study, job, study_name)
     direction = job.tune["direction"]
@@ -129,11 +141,6 @@ def check_record(study, job: TuneJob, study_name: str) -> dict:
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
                           f"but [tune].direction is {direction!r}; pass another --study or fix the direction")
     refuse_redrawn(study, job, study_name)
-    if old is None:
-        study.set_user_attr(RECORD, new)
-        old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
-        refuse_mismatch(old, new, job, study_name)
-    return old
 
 
 def refuse_mismatch(old: dict, new: dict, job: TuneJob, study_name: str) -> None:
@@ -589,11 +596,7 @@ def read_record(out: str) -> dict | None:
     return record
 
 
-#: `check_outdir`'s storage when the caller does not know it (submit's checks): the storage is not compared
-UNKNOWN = object()
-
-
-def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
+def check_outdir(out: str, study_name: str, storage=None) -> None:
     """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
     storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal) or a run directory."""
     record = read_record(out)
@@ -602,8 +605,6 @@ def check_outdir(out: str, study_name: str, storage=UNKNOWN) -> None:
         if name != study_name:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
                                   "trials to it, or choose another --out")
-        if storage is UNKNOWN:
-            return
         label = storage_label(storage, out)
         known = record.get("storage")
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
@@ -673,32 +674,45 @@ def _foreign_trials(out: str, n_trials: int) -> list[str]:
         trials, n))))]
 
 
+def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
+    """Every refusal of `open_study`, made without creating or writing anything (also `hpcflow submit --command
+    tune` and its --check): the options and DIR (`check_options`, `check_outdir`), a storage that cannot be opened,
+    trial directories the study has not reached, and a job the study in the storage refuses (`refuse_unfit`).
+    Returns the storage where it exists already (`existing_storage`), else None."""
+    import optuna
+
+    check_options(out, storage, study_name)
+    check_outdir(out, study_name, storage)
+    tune = job.tune
+    store = existing_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
+    study = None
+    if store is not None and study_name in optuna.study.get_all_study_names(store):
+        study = optuna.load_study(study_name=study_name, storage=store)
+    foreign = _foreign_trials(out, 0 if study is None else len(study.get_trials(deepcopy=False)))
+    if foreign:
+        raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
+                              f"{storage_shown(storage_label(storage, out), out)} has not reached (another storage "
+                              "wrote it); pass the --storage that holds it, or choose another --out")
+    if study is not None:
+        refuse_unfit(study, job, study_name)
+    return store
+
+
 def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
     """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered.
 
-    Every refusal comes before the first write: a new study is not created in a DIR that holds trials (they
-    belong to a study in another storage), and an existing one is loaded without writing to its storage.
+    Every refusal comes before the first write (`check_study`): a new study is not created in a DIR that holds
+    trials (they belong to a study in another storage), and an existing one is loaded without writing to its
+    storage.
     """
     import optuna
 
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
-    check_options(out, storage, study_name)
-    check_outdir(out, study_name, storage)
-    url = storage or os.path.join(out, "study.journal")
-    label = storage_label(storage, out)
-
-    def refuse_foreign(n_trials):
-        foreign = _foreign_trials(out, n_trials)
-        if foreign:
-            raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
-                                  f"{storage_shown(label, out)} has not reached (another storage wrote it); pass the "
-                                  f"--storage that holds it, or choose another --out")
-
-    if "://" not in url and not os.path.exists(url):
-        refuse_foreign(0)
-    store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
+    store = check_study(job, out, storage=storage, study_name=study_name)
+    if store is None:
+        store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
     seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
                .generate_state(1)[0])
@@ -708,15 +722,13 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
         raise StorageError(f"study {study_name!r} exists in the storage; pass another --study")
     if exists:
         study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler, pruner=pruner)
-        refuse_foreign(len(study.get_trials(deepcopy=False)))
     else:
-        refuse_foreign(0)
         study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
                                     sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
     record = check_record(study, job, study_name)
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
-                                                 "overrides": record["overrides"]})
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": storage_label(storage, out),
+                                                 "job": record["job"], "overrides": record["overrides"]})
     if is_journal(store):
         recover(study, job)
     return study, store

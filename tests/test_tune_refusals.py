@@ -1,0 +1,82 @@
+"""What `hpcflow tune` refuses before any work, and `hpcflow submit --command tune` (--check too) with it, and what
+`hpcflow run` and `nn` refuse around a study directory: one line, exit 2, nothing on disk changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from hpcflow.cli import main
+from test_tune_records import _digests, _job  # tests/ is on sys.path (pytest's default import mode)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A study of one finished trial of the tiny job (flow.steps = 3) in its default journal, and the job file."""
+    base = tmp_path_factory.mktemp("study")
+    job = _job(base)
+    assert main(["tune", str(job), "--trials", "1", "--out", str(base / "s"), "--quiet"]) == 0
+    return job, base / "s"
+
+
+def _copy(study, tmp_path):
+    job, out = study
+    shutil.copytree(out, tmp_path / "s")
+    return job, tmp_path / "s"
+
+
+def _refusal(capsys, argv) -> str:
+    """The one line (after 'error: ') of a command refused with exit status 2."""
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, (rc, err)
+    return err.split(": error: ", 1)[1].strip()
+
+
+def _submit(job, out, *extra, check=True):
+    return ["submit", job, "--out", out, "--executor", "local", "--command", "tune", "--trials", "1", *extra,
+            *(["--check"] if check else [])]
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--set", "flow.steps=4"], "this job has [flow].steps = 4, not 3"),
+    (["--storage", "sqlite:///{tmp}/other.db"], "in storage {out}/study.journal, not sqlite:///{tmp}/other.db"),
+    (["--storage", "bogus://x"], "in storage {out}/study.journal, not bogus://x")])
+def test_submit_refuses_what_the_tune_it_queues_would_refuse(study, tmp_path, capsys, extra, says):
+    """submit (--check and a real submission) ran the study's checks without its storage: a job that the study's
+    record refuses, or another storage for its directory, was queued and the job ended with exit 2 at its start."""
+    job, out = _copy(study, tmp_path)
+    extra = [e.format(tmp=tmp_path) for e in extra]
+    before = _digests(tmp_path)
+    refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", out, *extra])
+    assert says.format(tmp=tmp_path, out=out) in refused, refused
+    assert _refusal(capsys, _submit(job, out, *extra)) == refused
+    assert _refusal(capsys, _submit(job, out, *extra, check=False)) == refused
+    assert _digests(tmp_path) == before and not (tmp_path / "s_logs").exists()
+
+
+def test_submit_reads_an_sqlite_study_without_writing_and_refuses_a_bad_url_as_tune_does(tmp_path, capsys):
+    """A study in an SQLite database: submit reads its record (refusing another job) and leaves the database as it
+    was; a database file that does not exist yet is not created; a URL no SQLAlchemy dialect takes is refused, as tune
+    refuses it, for a new --out too."""
+    job, out, db = _job(tmp_path), tmp_path / "s", tmp_path / "q.db"
+    url = f"sqlite:///{db}"
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--storage", url, "--quiet"]) == 0
+    before = _digests(tmp_path)
+    refused = _refusal(capsys, _submit(job, out, "--storage", url, "--set", "flow.steps=4"))
+    assert "this job has [flow].steps = 4, not 3" in refused
+    assert _refusal(capsys, ["tune", job, "--trials", "1", "--out", out, "--storage", url, "--set",
+                             "flow.steps=4"]) == refused
+    assert main(_submit(str(job), str(out), "--storage", url)) == 0
+    new = tmp_path / "new.db"
+    assert main(_submit(str(job), str(tmp_path / "n"), "--storage", f"sqlite:///{new}")) == 0
+    bad = ["--storage", "bogus://x"]
+    refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", tmp_path / "n", *bad])
+    assert refused.startswith("--storage bogus://x: cannot open it")
+    assert _refusal(capsys, _submit(job, tmp_path / "n", *bad)) == refused
+    assert _digests(tmp_path) == before and not new.exists() and not (tmp_path / "n").exists()
