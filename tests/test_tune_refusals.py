@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from hpcflow.cli import main
-from test_tune_records import _digests, _job  # tests/ is on sys.path (pytest's default import mode)
+from test_tune_records import _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,3 +80,37 @@ def test_submit_reads_an_sqlite_study_without_writing_and_refuses_a_bad_url_as_t
     assert refused.startswith("--storage bogus://x: cannot open it")
     assert _refusal(capsys, _submit(job, tmp_path / "n", *bad)) == refused
     assert _digests(tmp_path) == before and not new.exists() and not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("entry, says", [
+    ("best.toml", "--out {out} holds best.toml but no study.json, so no study wrote it and this one would write over "
+                  "it"),
+    ("notes.txt", "--out {out} is not empty: it holds 'notes.txt' and no study.json"),
+    ("trials", "--out {out}: trials is a file where the study writes its trial directories"),
+    ("trials/0000/x", "--out {out} holds trials but no study.json")])
+def test_a_new_study_does_not_start_among_files_no_study_wrote(tmp_path, capsys, entry, says):
+    """A new study's --out that holds a file of a name the study writes (the user's best.toml was replaced; a file
+    named trials failed every trial with exit 3 after the study was written) or any other file: refused by tune and
+    by submit, nothing written; the same directory emptied takes the study."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    (out / entry).parent.mkdir(parents=True, exist_ok=True)
+    (out / entry).write_text("mine\n")
+    before = _digests(tmp_path)
+    refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", out])
+    assert refused.startswith(says.format(out=out)), refused
+    assert _refusal(capsys, _submit(job, out)) == refused
+    assert _digests(tmp_path) == before and sorted(os.listdir(out)) == [entry.split("/")[0]]
+    shutil.rmtree(out)
+    out.mkdir()
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
+    assert rc == 0 and (out / "study.json").is_file(), io.err
+
+
+def test_a_study_directory_whose_trials_became_a_file_is_refused_before_any_trial(study, tmp_path, capsys):
+    job, out = _copy(study, tmp_path)
+    shutil.rmtree(out / "trials")
+    (out / "trials").write_text("")
+    before = _digests(tmp_path)
+    refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", out])
+    assert refused.startswith(f"--out {out}: trials is a file where the study writes its trial directories")
+    assert _digests(tmp_path) == before and len(_journal(out / "study.journal").trials) == 1

@@ -596,9 +596,15 @@ def read_record(out: str) -> dict | None:
     return record
 
 
+#: what a study writes at the top of its directory (`check_outdir` refuses them where no study wrote them)
+STUDY_FILES = ("best.toml", "trials")
+
+
 def check_outdir(out: str, study_name: str, storage=None) -> None:
     """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
-    storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal) or a run directory."""
+    storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal), a file where the study
+    writes a directory or the reverse (`refuse_misplaced`), and, for a new study, a directory holding anything but
+    the storage itself (`refuse_foreign_files`: a run's files, files of the names a study writes, other files)."""
     record = read_record(out)
     if record is not None:
         name = record["study"]
@@ -613,11 +619,68 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
                                   f"{storage_option(known, out)} to add trials to it, or choose another --out")
+        refuse_misplaced(out)
     elif os.path.exists(out) and not os.path.isdir(out):
         raise OutputPathError(f"--out {out} is not a study directory (it is a file); choose another --out")
     elif (found := run_file(out)) is not None:
         raise OutputPathError(f"--out {out} is not a study directory: it holds {found} of an hpcflow run "
                               "(and no study.json); a study does not start among a run's files: choose another --out")
+    elif os.path.isdir(out):
+        refuse_misplaced(out)
+        refuse_foreign_files(out, storage)
+
+
+def refuse_misplaced(out: str) -> None:
+    """Refuse (OutputPathError) a study directory where trials/ is not a directory, or best.toml or study.json is
+    one: every trial, or the study's last write, would fail on it."""
+    for name, want_dir in (("trials", True), ("best.toml", False), ("study.json", False)):
+        path = os.path.join(out, name)
+        if os.path.lexists(path) and os.path.isdir(path) != want_dir:
+            what = "a file where the study writes its trial directories" if want_dir else \
+                "a directory where the study writes a file"
+            raise OutputPathError(f"--out {out}: {name} is {what}; remove it or choose another --out")
+
+
+def refuse_foreign_files(out: str, storage) -> None:
+    """Refuse (OutputPathError) a new study's directory (no study.json) that holds anything but its lock file,
+    debris of interrupted writes and the study's own storage file (where --storage lies inside DIR): a study writes
+    best.toml and trials/ there, so a file of those names would be written over; other files are refused as
+    `hpcflow run` refuses them without --force, which tune does not have. A directory whose storage file exists is
+    a study killed before it wrote study.json, or of the layout before it: its own files are kept."""
+    from hpcflow.jobs.output import is_result
+
+    mine = storage_entry(storage, out)
+    if mine is not None and os.path.exists(os.path.join(out, mine)):
+        return
+    found = sorted(e for e in os.listdir(out) if is_result(e) and e != mine)
+    if not found:
+        return
+    ours = [e for e in found if e in STUDY_FILES]
+    if ours:
+        raise OutputPathError(f"--out {out} holds {ours[0]} but no study.json, so no study wrote it and this one "
+                              "would write over it; move it away or choose another --out")
+    more = len(found) - 1
+    others = f" and {more} more entr{'y' if more == 1 else 'ies'}" if more else ""
+    raise OutputPathError(f"--out {out} is not empty: it holds {found[0]!r}{others} and no study.json; a new study "
+                          "starts in an empty directory (tune has no --force): choose another --out, or move them "
+                          "away")
+
+
+def storage_entry(storage, out: str) -> str | None:
+    """The entry at the top of DIR `out` that holds the study's storage (a journal file, or an SQLite database
+    file, inside DIR; study.journal by default), or None when the storage lies elsewhere."""
+    label = storage_label(storage, out)
+    if "://" in label:
+        head, sep, path = label.partition(":///")
+        if not (sep and head.split("+")[0] == "sqlite" and path.startswith("/")):
+            return None
+        label = path
+    if os.path.isabs(label):
+        rel = os.path.relpath(label, os.path.abspath(out))
+        if rel == os.curdir or rel.startswith(os.pardir):
+            return None
+        label = rel
+    return label.split(os.sep)[0]
 
 
 def run_file(out: str) -> str | None:
