@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
 import pytest
+from optuna.trial import TrialState
 
 from hpcflow.cli import main
 from test_tune_records import _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
@@ -114,3 +116,32 @@ def test_a_study_directory_whose_trials_became_a_file_is_refused_before_any_tria
     refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", out])
     assert refused.startswith(f"--out {out}: trials is a file where the study writes its trial directories")
     assert _digests(tmp_path) == before and len(_journal(out / "study.journal").trials) == 1
+
+
+def test_run_and_nn_do_not_write_inside_a_study_directory_and_the_study_goes_on(study, tmp_path, capsys):
+    """`hpcflow run` (--resume, --force, a new run) and `hpcflow nn` into a trial's directory, or a new one among
+    them, also through a link: refused in one line naming the study directory, nothing changed; tune still writes
+    its next trial there, and the trial's job.toml reruns it outside."""
+    job, out = _copy(study, tmp_path)
+    trial = out / "trials" / "0000"
+    (tmp_path / "link").symlink_to(out / "trials")
+    quick, nn = os.path.join(ROOT, "jobs", "quickstart.toml"), os.path.join(ROOT, "jobs", "nn_smoke.toml")
+    before = _digests(tmp_path)
+    attempts = [["run", trial / "job.toml", "--out", trial, "--resume", "--set", "flow.steps=9"],
+                ["run", trial / "job.toml", "--out", trial, "--force"],
+                ["run", quick, "--out", out / "trials" / "0005", "--set", "flow.steps=1"],
+                ["run", quick, "--out", tmp_path / "link" / "0006", "--check"],
+                ["nn", nn, "--out", out / "trials" / "0007", "--check"],
+                ["submit", quick, "--out", out / "trials" / "0005", "--executor", "local", "--check"]]
+    for argv in attempts:
+        refused = _refusal(capsys, argv)
+        assert f"lies inside {out}, the study directory of 'hpcflow tune' (study.json)" in refused, refused
+    assert _digests(tmp_path) == before and sorted(os.listdir(out / "trials")) == ["0000"]
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
+    assert rc == 0, io.err
+    trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert json.loads((out / "trials" / "0001" / "summary.json").read_text())["status"] == "finished"
+    assert main(["run", str(trial / "job.toml"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
+    rerun = json.loads((tmp_path / "rerun" / "summary.json").read_text())
+    assert rerun["sigma_test_final"] == trials[0].user_attrs["sigma_test_final"]

@@ -49,13 +49,15 @@ def test_a_run_into_a_live_trial_directory_is_refused_and_the_trial_reruns_later
     assert not (trial_dir / outlock.LOCK_NAME).exists() and outlock.live_holder(trial_dir) == ""  # released
     summary = json.loads((trial_dir / "summary.json").read_text())
     assert summary["kind"] == "flow" and summary["status"] == "finished"
-    # the trial's job.toml reruns it elsewhere, and its directory is free for a run once the trial ended
+    # the trial's job.toml reruns it elsewhere; its own directory stays the study's once the trial ended
     monkeypatch.undo()
     assert main(["run", str(trial_dir / "job.toml"), "--out", str(tmp_path / "rerun")]) == 0
     rerun = json.loads((tmp_path / "rerun" / "summary.json").read_text())
     assert rerun["sigma_test_final"] == summary["sigma_test_final"]
     assert rerun["sigma_test_final"] == _journal(out / "study.journal").trials[0].user_attrs["sigma_test_final"]
-    assert main(["run", str(trial_dir / "job.toml"), "--out", str(trial_dir), "--resume"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(trial_dir / "job.toml"), "--out", str(trial_dir), "--resume"]) == 2
+    assert f"lies inside {out}, the study directory" in capsys.readouterr().err
 
 
 def test_a_trial_lock_is_released_when_the_trial_fails(tmp_path, capsys, monkeypatch):

@@ -170,14 +170,15 @@ def writable_dir(path, *, flag: str = "--out") -> str:
 def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
-    Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) even with force (a run
-    would write among its trials), a directory holding results (anything but debris of interrupted writes and the
+    Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) or a directory inside one
+    (`refuse_inside_study`: a trial's) even with force (a run would write among its trials), a directory holding results (anything but debris of interrupted writes and the
     lock file: `is_result`; an earlier run's files and files no run writes are told apart) without force, and one
     where an output file (summary.json, job.toml, `outputs`) is a directory. An empty directory (e.g. left by a
     killed run) is accepted; one with a checkpoint but no readable summary.json (`interrupted`) is refused with a
     pointer to --resume, one with files a killed --force run set aside (`refuse_set_aside`) naming them.
     """
     path = writable_dir(path)
+    refuse_inside_study(path)
     if os.path.isdir(path):
         if os.path.lexists(os.path.join(path, STUDY_RECORD)):
             raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
@@ -193,6 +194,31 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
                 raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
                                       "or choose another --out")
     return path
+
+
+def refuse_inside_study(path) -> None:
+    """OutputPathError when `path` lies inside the study directory of `hpcflow tune` (an ancestor holding a study
+    record, followed through symbolic links too): a run there would write over a trial (DIR/trials/NNNN) or among
+    the study's files, which `hpcflow tune` writes itself, through `hpcflow.tune.trial.run_trial`, not through here."""
+    for where in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        parent = os.path.dirname(where)
+        while parent != where:
+            if _study_record(parent):
+                raise OutputPathError(f"--out {path} lies inside {parent}, the study directory of 'hpcflow tune' "
+                                      f"({STUDY_RECORD}); a run does not write among its trials, with --force or "
+                                      "--resume neither: choose an --out outside it (a trial reruns from its "
+                                      "job.toml into any other --out)")
+            where, parent = parent, os.path.dirname(parent)
+
+
+def _study_record(directory: str) -> bool:
+    """Whether `directory` holds a study record of `hpcflow tune`: study.json, a JSON object naming its study."""
+    try:
+        with open(os.path.join(directory, STUDY_RECORD), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("study"), str)
 
 
 def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume") -> None:
