@@ -183,8 +183,9 @@ def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, to
                                 "--executor", "slurm", "--check"])
     assert line.endswith("""; [tune.space]."training.device".choices[1] = 'cuda': torch device cuda, but torch """
                          "sees no GPU on this node: run it on a GPU node"), line
-    base = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
-                                "--executor", "slurm", "--check", *CUDA])  # the base job's own device: said as before
+    base = _check_line(capsys, ["submit", str(ROOT / "jobs" / "tune_nn.toml"), "--command", "tune", "--trials", "1",
+                                "--out", str(out), "--executor", "slurm", "--check", *CUDA])  # the base job's own
+    # device (a job that does not search it): said as before
     assert base.endswith("; torch device cuda, but torch sees no GPU on this node: run it on a GPU node"), base
     torch_gpu(True)
     assert "torch" not in _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out",

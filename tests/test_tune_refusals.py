@@ -145,3 +145,17 @@ def test_run_and_nn_do_not_write_inside_a_study_directory_and_the_study_goes_on(
     assert main(["run", str(trial / "job.toml"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
     rerun = json.loads((tmp_path / "rerun" / "summary.json").read_text())
     assert rerun["sigma_test_final"] == trials[0].user_attrs["sigma_test_final"]
+
+
+def test_a_set_of_a_searched_setting_is_refused_naming_it(study, tmp_path, capsys):
+    """--set flow.dt=3 where [tune.space] searches flow.dt was ignored (every trial ran its own dt) while the study's
+    record and every trial's overrides listed it."""
+    job, out = _copy(study, tmp_path)
+    before = _digests(tmp_path)
+    for where in (out, tmp_path / "new"):
+        refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", where, "--set", "flow.dt=3"])
+        assert refused == (f'{job}: --set flow.dt=3 sets flow.dt, which [tune.space] searches (every trial sets its '
+                           'own value, so the --set would be ignored); remove "flow.dt" from [tune.space] to hold it '
+                           "at 3, or drop the --set to search it")
+        assert _refusal(capsys, _submit(job, where, "--set", "flow.dt=3")) == refused
+    assert _digests(tmp_path) == before and not (tmp_path / "new").exists()

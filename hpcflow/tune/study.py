@@ -231,8 +231,24 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
+    refuse_searched_overrides(path, overrides, tune["space"])
     check_space(path, overrides, tune["space"])
     return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+def refuse_searched_overrides(path, overrides, space) -> None:
+    """Refuse (ConfigError) a --set of a setting [tune.space] searches: every trial sets its own value over it, so
+    the --set would be ignored while the study's record and every trial's overrides list it."""
+    from hpcflow.jobs.schema import parse_override
+
+    searched = {p.name for p in space}
+    for text in overrides:
+        section, key, _ = parse_override(text)
+        if f"{section}.{key}" in searched:
+            name, value = f"{section}.{key}", text.partition("=")[2].strip()
+            raise ConfigError(f'{path}: --set {text} sets {name}, which [tune.space] searches (every trial sets its '
+                              f'own value, so the --set would be ignored); remove "{name}" from [tune.space] to hold '
+                              f"it at {value}, or drop the --set to search it")
 
 
 def check_space(path, overrides, space) -> None:
