@@ -144,3 +144,35 @@ def test_a_training_out_of_file_space_exits_5_and_resumes_to_the_uninterrupted_n
     assert got.keys() == ref.keys()
     for key in sorted(set(got) - NN_TIMINGS):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+
+
+def test_a_tune_trial_out_of_file_space_stops_the_study_with_5_and_the_rerun_runs_its_parameters(tmp_path):
+    """A trial whose checkpoint.h5 the file system refuses: the worker stops with status 5 and one line naming the
+    file, the trial failed (not counted as finished by a requeued Slurm job) and its parameters queued again, no
+    later trial drawn (each would fail alike: it carried on, failing every trial); the same command, once there is
+    room, runs the queued parameters."""
+    from optuna.trial import TrialState
+
+    from hpcflow.tune.budget import finished
+    from test_tune_records import _job, _journal
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]) == 0
+    checkpoint = (out / "trials" / "0000" / "checkpoint.h5").stat().st_size
+    limit = checkpoint // 2  # a trial's checkpoint does not fit; the journal of a few trials does
+    assert (out / "study.journal").stat().st_size * 3 < limit
+    r, _ = _limited(limit, "start", "tune", job, "--trials", "3", "--out", out, "--quiet")
+    assert r.returncode == 5 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    target = out / "trials" / "0001" / "checkpoint.h5"
+    assert r.stderr.rstrip("\n") == (f"hpcflow tune: error: cannot write {target} ({REASON}); trial 1 is failed, its "
+                                     "parameters queued again; raise the file-size limit (ulimit -f), then run the same "
+                                     "hpcflow tune command to continue the study")
+    t0, t1, t2 = trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
+    assert t1.user_attrs["failure"] == f"write refused: {target} ({REASON})" and not finished(t1)
+    assert t2.system_attrs["fixed_params"] == t1.params and t2.user_attrs["retry_of"] == 1
+    _no_debris(out / "trials" / "0001")
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet"]) == 0
+    trials = _journal(out / "study.journal").trials
+    assert len(trials) == 3 and trials[2].state == TrialState.COMPLETE and trials[2].params == t1.params
+    assert (out / "trials" / "0002" / "summary.json").is_file()

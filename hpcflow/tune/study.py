@@ -5,7 +5,9 @@ Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run di
 flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
 Re-running on the same storage and study name adds trials (a requeued Slurm job only those it has not finished;
 `--max-trials` caps the study: `budget`). A trial that raises is recorded as failed (its parameters queued again
-while `retries` allow) and the study goes on; `DIR/best.toml` is the job with the best parameters filled in.
+while `retries` allow) and the study goes on, but for a write the file system refused (disk full, quota: every
+later trial would fail alike), which stops the worker with exit status 5, the trial's parameters queued again;
+`DIR/best.toml` is the job with the best parameters filled in.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
-                            UserError)
+                            UserError, WriteFailed)
 from hpcflow.stop_signals import install, restore
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
@@ -363,6 +366,15 @@ def hand_over(pending) -> None:
         current(signal.SIGTERM, None)
 
 
+def record_failure(trial, why: str) -> None:
+    """User attribute `failure` of a trial stopped from outside its computation (`budget.finished`: it did not
+    finish), unless its storage refuses the write too (a full disk: the trial then stays RUNNING)."""
+    try:
+        trial.set_user_attr("failure", why)
+    except Exception:  # noqa: BLE001 - failed by another worker meanwhile, or the storage's write failed
+        pass
+
+
 def record_error(trial, exc: Exception) -> None:
     """User attribute `error` of a trial whose computation raised (`budget.finished`: it ran to an end), unless
     another worker has failed it meanwhile."""
@@ -420,7 +432,11 @@ class Worker:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
             raise
         except Exception as exc:
-            record_error(trial, exc)
+            refused = write_failure(exc)  # not the parameters' fault: the trial did not finish (`budget.finished`)
+            if refused is not None:
+                record_failure(trial, f"write refused: {refused.filename} ({refused.strerror})")
+            else:
+                record_error(trial, exc)
             raise
         for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
             if summary.get(key) is not None:
@@ -492,6 +508,30 @@ class Worker:
                     self.numbers.append(self.current)
         return ran
 
+    def _write_failed(self, refused: OSError) -> WriteFailed:
+        """The WriteFailed (exit status 5) that stops the worker after a write the file system refused in the current
+        trial (a trial file's, or the storage's own): its parameters queued again, as a preempted trial's, so that
+        the rerun runs them; its `advice` says what was recorded and how to go on. Where the storage refuses its
+        writes too, the trial stays RUNNING until a later worker finds its worker gone (`recover`)."""
+        exc = refused if isinstance(refused, WriteFailed) else WriteFailed(
+            refused.errno, refused.strerror or os.strerror(refused.errno), refused.filename or "the study's storage")
+        number, again = self.current, "run the same hpcflow tune command to continue the study"
+        if number is None:  # the storage refused the write that draws a trial
+            exc.advice = f"no trial was drawn; {exc.fix}, then {again}"
+            return exc
+        try:
+            trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+            if trial.state.is_finished():
+                queued = requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+                kept = "its parameters queued again" if queued else "nothing to queue again"
+                exc.advice = f"trial {number} is failed, {kept}; {exc.fix}, then {again}"
+                return exc
+        except Exception:  # noqa: BLE001 - the storage's own write failed (the same full disk)
+            pass
+        exc.advice = (f"trial {number} could not be recorded as failed; {exc.fix}, then {again} (it fails the trial, "
+                      "whose worker is gone)")
+        return exc
+
     def _one(self) -> int:
         """Run one trial; record its failure (the study goes on) or raise what stops the worker. Returns 0 for a
         trial drawn over --max-trials (not run), else 1."""
@@ -510,6 +550,9 @@ class Worker:
         except (RunStop, KeyboardInterrupt, TrialDirTaken):
             raise
         except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+            refused = write_failure(exc)  # but a write the file system refused would fail every later trial too
+            if refused is not None:
+                raise self._write_failed(refused) from None
             trial = None if self.current is None else next(
                 t for t in self.study.get_trials(deepcopy=False) if t.number == self.current)
             if trial is not None and "failure" in trial.user_attrs:  # another worker failed it (and requeued it)
