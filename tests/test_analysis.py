@@ -719,6 +719,16 @@ MALFORMED = {
     "one_size": ("scaling", "distances.h5",
                  lambda p: [_replace(p, f"table/{k}", np.ones(1)) for k in ("n", "min", "mean", "max")],
                  ("fig3_scaling",), "needs two or more positive sizes"),
+    "scaling_fit_from_text": ("scaling", "distances.h5", lambda p: _edit_attr_config(p, scaling={"fit_from": "abc"}),
+                              ("fig3_scaling",), "config [scaling].fit_from = 'abc' is not a whole number >= 0"),
+    "scaling_fit_from_inf": ("scaling", "distances.h5", lambda p: _edit_attr_config(p, scaling={"fit_from": 1e400}),
+                             ("fig3_scaling",), "config [scaling].fit_from = inf is not a whole number >= 0"),
+    "scaling_fit_from_half": ("scaling", "distances.h5", lambda p: _edit_attr_config(p, scaling={"fit_from": 100.5}),
+                              ("fig3_scaling",), "config [scaling].fit_from = 100.5 is not a whole number >= 0"),
+    "scaling_list": ("scaling", "distances.h5", lambda p: _edit_attr_config(p, scaling=[1]),
+                     ("fig3_scaling",), "config [scaling] is not a table"),
+    "scaling_config_list": ("scaling", "distances.h5", lambda p: _set_attr(p, "config", "[1]"),
+                            ("fig3_scaling",), "attribute 'config' is not a JSON object"),
 }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import DISTANCES, MissingData, data_file, read_attrs, read_datasets, same_length
+from hpcflow.analysis.rundir import (DISTANCES, MissingData, config_table, data_file, read_attrs, read_datasets,
+                                     same_length)
 
 HINT = "pass the run directory of a distance_scaling job (hpcflow run jobs/distance_scaling.toml --out DIR)"
 PAPER = (0.968, -0.184)  # eq. 3.7
@@ -26,9 +27,26 @@ def load(run_dir) -> dict:
     if len(np.unique(out["n"])) < 2 or not (out["n"] > 0).all():
         raise MissingData(f"{path}: dataset 'table/n' holds {len(np.unique(out['n']))} distinct size(s) "
                           f"{np.unique(out['n'])[:5].tolist()}; a fit needs two or more positive sizes; {HINT}")
-    cfg = read_attrs(path).get("config")
-    out["fit_from"] = int(((cfg or {}).get("scaling") or {}).get("fit_from") or 0) if isinstance(cfg, dict) else 0
+    out["fit_from"] = _fit_from(path)
     return out
+
+
+def _fit_from(path) -> int:
+    """[scaling].fit_from of the job configuration (root attribute `config`; 0 where the file, or its job, has none);
+    MissingData naming the file and the entry where it is not a whole number >= 0 or its table is not a table."""
+    cfg = read_attrs(path, hint=HINT).get("config")
+    if cfg is None:
+        return 0
+    if not isinstance(cfg, dict):
+        raise MissingData(f"{path}: attribute 'config' is not a JSON object; {HINT}")
+    if cfg.get("scaling") is None:
+        return 0
+    value = config_table(cfg, "scaling", path, hint=HINT).get("fit_from")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MissingData(f"{path}: config [scaling].fit_from = {value!r} is not a whole number >= 0; {HINT}")
+    return value
 
 
 def fit(n, d) -> tuple[float, float]:
