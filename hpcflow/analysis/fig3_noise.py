@@ -44,11 +44,21 @@ def load(run_dir) -> dict:
         steps, unknown = _steps_of_old_file(path, n, cfg)
         stopped = [""] * n
     else:
-        steps, unknown = [int(v) for v in d.get(STEPS, [-1] * n)], [""] * n
+        steps, unknown = _whole(path, STEPS, d.get(STEPS, [-1] * n)), [""] * n
     return {"kernel": kernel, "label": label(run_dir), "scale": d["table/scale"],
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],
             "stopped": stopped, "steps_taken": steps, "unknown": unknown}
+
+
+def _whole(path, name: str, values) -> list:
+    """`values` of dataset `name` as ints; MissingData naming the file, the dataset and the first value that is not a
+    whole number (NaN, inf, a fraction: a count of steps cannot be one)."""
+    arr = np.asarray(values)
+    bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
+    if bad.any():
+        raise MissingData(f"{path}: dataset '{name}' holds {float(arr[bad][0])!r}, not a whole number of steps; {HINT}")
+    return [int(v) for v in arr]
 
 
 def _config(path) -> dict:
