@@ -50,11 +50,13 @@ def _files(path) -> dict:
 
 
 def _kernel_tag(run_dir, ckpt) -> str:
-    """' [kernel]' from summary.json, or from the checkpoint's config when the run has no summary yet."""
+    """' [kernel]' from summary.json, or from the checkpoint's config when the run has no summary yet; '' where
+    neither names it in a [kernel] table (the tag only labels the curve: the histories are read all the same)."""
     kernel = (read_summary(run_dir) or {}).get("kernel") if run_dir else None
     if not isinstance(kernel, str) and ckpt and os.path.isfile(ckpt):
         cfg = read_attrs(ckpt, hint=HINT).get("config")
-        kernel = ((cfg.get("kernel") or {}).get("name")) if isinstance(cfg, dict) else None
+        table = cfg.get("kernel") if isinstance(cfg, dict) else None
+        kernel = table.get("name") if isinstance(table, dict) else None
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
 
@@ -91,7 +93,7 @@ def _further_on(files: dict) -> bool:
     epoch = checkpoint_progress(files["pt"])
     try:
         return epoch is not None and epoch > int(read_attrs(files["nn"], hint=HINT).get("epoch"))
-    except (MissingData, TypeError, ValueError):
+    except (MissingData, TypeError, ValueError, OverflowError):  # no epoch, or one that is no count (NaN, inf)
         return False
 
 

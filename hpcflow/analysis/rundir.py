@@ -391,7 +391,7 @@ def _text(value) -> str:
 def _int(value) -> int | None:
     try:
         return int(value) if not isinstance(value, (bool, np.bool_)) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf
         return None
 
 
