@@ -4,6 +4,7 @@ an SQLAlchemy URL) and map trials to their run directories (user attribute `run_
 from __future__ import annotations
 
 import os
+import re
 
 from hpcflow.analysis.rundir import JOURNAL, MissingData
 
@@ -55,7 +56,10 @@ def _storage(path):
         if "***" in label:
             raise MissingData(f"{path}: the study lives in {label}; pass that URL with its password")
         if "://" in label:
-            return _url_storage(label), path
+            try:
+                return _url_storage(label), path
+            except MissingData as exc:
+                raise MissingData(f"{path}: its {RECORD} names the storage {exc}") from None
         journal = label if os.path.isabs(label) else os.path.join(path, label)
         storage, _ = _storage(journal)
         return storage, path
@@ -72,46 +76,119 @@ def _storage(path):
 
 
 def _url_storage(url: str):
-    """Optuna's storage at an SQLAlchemy URL; MissingData for an SQLite file that does not exist, before it is opened
-    (opening one creates it: a refusal would leave a new database behind) or an in-memory database (no study)."""
+    """Optuna's storage at an SQLAlchemy URL, opened only once its database is known to hold Optuna's tables
+    (`_check_database`: Optuna would create them, writing into a database analysis only reads); MissingData naming
+    the URL and the fix for one that cannot be opened."""
     import optuna
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import SQLAlchemyError
 
+    shown = _check_database(url)
+    try:
+        return optuna.storages.get_storage(url)
+    except (ImportError, SQLAlchemyError, RuntimeError) as exc:  # RuntimeError: a schema of another Optuna version
+        raise MissingData(f"{shown}: the storage cannot be opened ({_phrase(exc)}); {HINT}") from None
+
+
+def masked(path: str) -> str:
+    """A storage URL (or a path) as messages show it: a password in it replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", os.fspath(path))
+
+
+def _phrase(exc) -> str:
+    """An exception's first line, shortened, for a one-line message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _check_database(url: str) -> str:
+    """The URL as messages show it (no password) once its database is known to be an Optuna one, read without
+    writing: MissingData for a string that is not an SQLAlchemy URL, an unknown database or a driver not installed,
+    a server that cannot be reached, an in-memory SQLite database (no study), an SQLite file that does not exist
+    (opening it would create it), one that is not an SQLite database, and a database without Optuna's tables."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = masked(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise MissingData(f"{url}: not a storage URL; {HINT}") from None
+        raise MissingData(f"{shown}: not a storage URL; {HINT}") from None
     if parsed.get_backend_name() == "sqlite":
-        where = parsed.database or ":memory:"
-        if where == ":memory:":
-            raise MissingData(f"{url}: an in-memory database holds no study; {HINT}")
-        if not (where.startswith("file:") or os.path.isfile(where)):  # file:...: SQLite's own URI, left to it
-            raise MissingData(f"{url}: the database file {where} does not exist; {HINT}")
-    return optuna.storages.get_storage(url)
+        tables = _sqlite_tables(shown, parsed)
+    else:
+        from sqlalchemy import create_engine, inspect
+
+        try:
+            engine = create_engine(parsed)
+        except NoSuchModuleError:
+            raise MissingData(f"{shown}: SQLAlchemy knows no database {parsed.drivername!r}; {HINT}") from None
+        except ImportError as exc:
+            raise MissingData(f"{shown}: the database driver is not installed ({_phrase(exc)}); install it with pip, "
+                              f"or {HINT}") from None
+        try:
+            with engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+        except SQLAlchemyError as exc:
+            raise MissingData(f"{shown}: the database cannot be opened ({_phrase(exc)}); check the URL and that the "
+                              f"server is reachable, or {HINT}") from None
+        finally:
+            engine.dispose()
+    if OPTUNA_TABLES - tables:
+        raise MissingData(f"{shown}: not an Optuna database (it has no table {sorted(OPTUNA_TABLES - tables)[0]!r}); "
+                          f"{HINT}")
+    return shown
+
+
+#: tables every Optuna RDB storage holds (`optuna.storages._rdb.models`)
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+
+
+def _sqlite_tables(shown: str, parsed) -> set:
+    """The table names of the SQLite database of URL `parsed` (a path, or with ?uri=true SQLite's own file: URI),
+    read through a read-only connection: nothing is created or written; MissingData for an in-memory database, a
+    file that does not exist or is not an SQLite database."""
+    import sqlite3
+    from urllib.parse import quote, unquote, urlsplit
+
+    where = parsed.database or ""
+    uri = str(parsed.query.get("uri", "")).lower() == "true" and where.startswith("file:")
+    path = unquote(urlsplit(where).path) if uri else where
+    if path in ("", ":memory:") or (uri and parsed.query.get("mode") == "memory"):
+        raise MissingData(f"{shown}: an in-memory database holds no study; {HINT}")
+    if not os.path.isfile(path):
+        raise MissingData(f"{shown}: the database file {path} does not exist; {HINT}")
+    try:
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise MissingData(f"{shown}: {path} is not a readable SQLite database ({_phrase(exc)}); {HINT}") from None
 
 
 def load_study(path, study_name: str | None = None):
     """(study, base directory for relative run_dir attributes); MissingData when the storage has no study."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     path = os.fspath(path)
     storage, base = _storage(path)
+    shown = masked(path)
     try:
         names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
-    except ValueError as exc:  # a journal line that is not JSON (json.JSONDecodeError is a ValueError)
-        raise MissingData(f"{path}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
+    except (ValueError, SQLAlchemyError) as exc:  # a journal line that is not JSON; a database that fails a read
+        raise MissingData(f"{shown}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
                           f"from a copy or {HINT}") from None
     if not names:
-        raise MissingData(f"{path}: the storage holds no study; {HINT}")
+        raise MissingData(f"{shown}: the storage holds no study; {HINT}")
     if study_name is None and os.path.isdir(path) and _record(path).get("study") in names:
         study_name = _record(path)["study"]
     if study_name is None:
         if len(names) > 1:
-            raise MissingData(f"{path}: holds studies {names}; choose one with --study NAME")
+            raise MissingData(f"{shown}: holds studies {names}; choose one with --study NAME")
         study_name = names[0]
     elif study_name not in names:
-        raise MissingData(f"{path}: no study {study_name!r} (it holds {names}); fix --study")
+        raise MissingData(f"{shown}: no study {study_name!r} (it holds {names}); fix --study")
     return optuna.load_study(study_name=study_name, storage=storage), base
 
 
