@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 
+from hpcflow.analysis import trial_dirs
 from hpcflow.analysis.rundir import JOURNAL, MissingData
 
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
@@ -193,19 +194,15 @@ def load_study(path, study_name: str | None = None):
 
 
 def trial_run_dir(trial, base) -> str | None:
-    """The trial's run directory: user attribute run_dir relative to the study directory `base` (or to the one
-    the trial was written in, user attribute study_dir, when the storage was given as a URL), or an absolute
-    path (older studies; when it is gone, as trials/NNNN of `base`: the study directory was moved or copied)."""
-    rd = trial.user_attrs.get("run_dir")
-    if not rd:
-        return None
-    if os.path.isabs(rd):
-        parent, name = os.path.split(os.path.normpath(rd))
-        candidates = [rd] + ([os.path.join(base, "trials", name)] if os.path.basename(parent) == "trials" else [])
-    else:
-        study_dir = trial.user_attrs.get("study_dir")
-        candidates = [os.path.join(base, rd)] + ([os.path.join(study_dir, rd)] if study_dir else [])
-    return next((c for c in candidates if os.path.isdir(c)), candidates[0])
+    """The trial's run directory under study directory `base` (`trial_dirs.trial_run_dir`): also where the trial was
+    written (user attribute study_dir) when the storage is not the directory's own journal (a URL, or one journal
+    several study directories share), never for a copied study directory, whose trials are its own or missing."""
+    return trial_dirs.trial_run_dir(trial, base, shared=not _own_journal(base))
+
+
+def _own_journal(base) -> bool:
+    """Whether `base` is a study directory whose storage is its own study.journal (study.json names no other)."""
+    return os.path.isfile(os.path.join(base, JOURNAL)) and _record(base).get("storage", JOURNAL) == JOURNAL
 
 
 def best_run_dirs(study, base) -> list:
@@ -217,9 +214,15 @@ def best_run_dirs(study, base) -> list:
         raise MissingData(f"study {study.study_name!r}: no completed trial (trials: {held}), so no best trial's run "
                           "directory to read; run more trials into it with hpcflow tune, or pass a run directory"
                           ) from None
-    out = [(t.number, trial_run_dir(t, base)) for t in best]
+    try:
+        out = [(t.number, trial_run_dir(t, base)) for t in best]
+    except MissingData as exc:  # a run directory of another trial
+        raise MissingData(f"study {study.study_name!r}, {exc}") from None
     if not any(rd for _, rd in out):
         raise MissingData(f"study {study.study_name!r}: best trial has no user attribute 'run_dir'")
+    for n, rd in out:
+        if rd and not os.path.isdir(rd):
+            raise MissingData(f"study {study.study_name!r}, trial {n}: no run directory {rd}; {trial_dirs.RESTORE}")
     return [(n, rd) for n, rd in out if rd]
 
 
@@ -244,8 +247,8 @@ def _states(trials) -> dict:
 def overview(path, study_name: str | None = None) -> dict:
     """A study's key numbers: {'trials': count, 'states': {state: count}, 'objective': [tune].objective (None
     for a study hpcflow did not create), and for a study with a completed trial 'best_trial', 'best_value' and
-    'best_run_dir' (its run directory, None when the trial names none)}; MissingData when the storage cannot be
-    read."""
+    'best_run_dir' (its run directory, None when the trial names none or the one found holds another trial's run),
+    with 'best_run_dir_problem' saying why there is none to read}; MissingData when the storage cannot be read."""
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
     study, base = load_study(path, study_name)
@@ -256,5 +259,11 @@ def overview(path, study_name: str | None = None) -> dict:
            "objective": record.get("objective") if isinstance(record, dict) else None}
     if len(study.directions) == 1 and "complete" in states:
         best = study.best_trial
-        out.update(best_trial=best.number, best_value=best.value, best_run_dir=trial_run_dir(best, base))
+        try:
+            run_dir = trial_run_dir(best, base)
+        except MissingData as exc:  # a run directory of another trial: not read
+            run_dir, out["best_run_dir_problem"] = None, str(exc)
+        if run_dir and not os.path.isdir(run_dir):
+            out["best_run_dir_problem"] = f"trial {best.number}: no run directory {run_dir}"
+        out.update(best_trial=best.number, best_value=best.value, best_run_dir=run_dir)
     return out

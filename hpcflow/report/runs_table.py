@@ -98,6 +98,8 @@ def _study_status(s: dict) -> str:
     if "best_trial" in ov:
         here = " (the numbers of this row)" if len(s) > 1 else ""  # its run directory's summary.json was read
         text += f"; best trial {ov['best_trial']}{here}: {ov['objective'] or 'value'} = {_num(ov['best_value'])}"
+        if ov.get("best_run_dir_problem"):
+            text += f" ({ov['best_run_dir_problem']})"
     return text
 
 
