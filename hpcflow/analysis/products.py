@@ -98,13 +98,14 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
     out = Product()
     for p, stem in zip(paths, _stems("optuna", run_names(paths, names))):
         study, _ = load_study(p, study_name)
-        for view in optuna_view.VIEWS:
-            try:
-                out.figures[f"{stem}_{view}.png"] = optuna_view.plot(study, view)
-            except MissingData as exc:
-                if view == "history":
-                    raise
-                out.lines.append(f"skipped {view}: {exc}")
+        for tag, objective in optuna_view.objectives(study):
+            for view in optuna_view.VIEWS:
+                try:
+                    out.figures[f"{stem}_{view}{tag}.png"] = optuna_view.plot(study, view, objective)
+                except MissingData as exc:
+                    if view == "history":
+                        raise
+                    out.lines.append(f"skipped {view}{tag.replace('_', ' ')}: {exc}")
         out.lines += optuna_view.numbers(study)
     return out
 

@@ -1,0 +1,90 @@
+"""optuna_view of studies beyond one objective with parameters: a multi-objective study gets each view per objective
+(values, importances in the objective's direction, Pareto front), and a view skipped for want of trials with
+parameters counts only those."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+optuna = pytest.importorskip("optuna")
+
+GRID = [(x, y) for x in np.linspace(0.05, 0.95, 10) for y in np.linspace(0.05, 0.95, 10)]
+
+
+def _values(x, y):
+    """Objective 0 (minimised): x. Objective 1 (maximised): x + 10 [y > 0.85], whose best decile is the row y = 0.95
+    (y decides it) and whose worst decile the column x = 0.05 (x decides it)."""
+    return float(x), float(x + 10.0 * (y > 0.85))
+
+
+def _multi(url):
+    dist = optuna.distributions.FloatDistribution(0, 1)
+    study = optuna.create_study(study_name="m", storage=url, directions=["minimize", "maximize"])
+    for x, y in GRID:
+        study.add_trial(optuna.trial.create_trial(params={"x": float(x), "y": float(y)},
+                                                  distributions={"x": dist, "y": dist}, values=list(_values(x, y))))
+    return study
+
+
+def _bars(fig) -> dict:
+    """{parameter: bar length} of an importances figure."""
+    ax = fig.axes[0]
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    return dict(zip(names, [p.get_width() for p in ax.patches]))
+
+
+def test_a_multi_objective_study_is_drawn_per_objective(tmp_path, capsys):
+    """optuna_view.py on a study of two objectives (a ValueError traceback: Optuna's views need a target): three
+    figures per objective, the history's points its values, the importances in its direction (the maximised one is
+    decided by y, the minimised one by x), and the Pareto front printed."""
+    from hpcflow.analysis import optuna_view
+    from hpcflow.analysis.script import main
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    study = _multi(url)
+    assert main("optuna_view", [url, "--out", str(tmp_path / "F")]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "F").iterdir()) == sorted(
+        f"optuna_{view}_objective{i}.png" for view in optuna_view.VIEWS for i in (0, 1))
+    for i in (0, 1):
+        ax = optuna_view.plot(study, "history", i).axes[0]
+        ys = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+        np.testing.assert_allclose(np.sort(ys), np.sort([_values(x, y)[i] for x, y in GRID]))
+    lower_x = _bars(optuna_view.plot(study, "importances", 0))
+    higher_1 = _bars(optuna_view.plot(study, "importances", 1))
+    assert lower_x["x"] > lower_x["y"] and higher_1["y"] > higher_1["x"], (lower_x, higher_1)
+    # the Pareto front by hand: no other trial has a lower x and a higher objective 1, or equal ones with one better
+    vals = [_values(x, y) for x, y in GRID]
+    front = [k for k, (a, b) in enumerate(vals)
+             if not any((c <= a and d >= b) and (c < a or d > b) for c, d in vals)]
+    printed = [int(n) for n in __import__("re").findall(r"Pareto-front trial (\d+):", out)]
+    assert sorted(printed) == front and front, out
+    assert "objectives: objective 0 (minimize), objective 1 (maximize)" in out
+
+
+def _study(url, name, with_params: int, without: int):
+    study = optuna.create_study(study_name=name, storage=url)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for k in range(with_params):
+        study.add_trial(optuna.trial.create_trial(value=float(k), params={"x": 0.1 + 0.2 * k}, distributions=dist))
+    for k in range(without):
+        study.add_trial(optuna.trial.create_trial(value=10.0 + k))
+    return study
+
+
+@pytest.mark.parametrize("with_params, without", [(0, 3), (1, 2)])
+def test_a_skipped_view_counts_only_trials_with_parameters(tmp_path, capsys, with_params, without):
+    """'3 completed trial(s) with parameters; the importances view needs 2' was said of a study whose 3 trials have
+    none; and importances were drawn from one trial with parameters among three."""
+    from hpcflow.analysis.script import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _study(url, "noparams", with_params, without)
+    assert main("optuna_view", [url, "--out", str(tmp_path / "F")]) == 0
+    out = capsys.readouterr().out
+    assert (f"skipped importances: study 'noparams': {with_params} completed trial(s) with parameters; the "
+            "importances view needs 2") in out, out
+    assert not (tmp_path / "F" / "optuna_importances.png").exists()
+    assert (tmp_path / "F" / "optuna_slice.png").exists() == (with_params > 0)
