@@ -1,6 +1,7 @@
 """A study trial's run directory as analysis finds it (user attribute `run_dir`), accepted only when it holds that
-trial's run: the point seeds and parameters its job.toml (else summary.json) records are the trial's. A copied
-study without its trials/ would otherwise be read from another study's directory of the same trial number."""
+trial's run: for a trial hpcflow tune ran, the point seeds and parameters its job.toml (else summary.json) records
+are the trial's. A copied study without its trials/ would otherwise be read from another study's directory of the
+same trial number."""
 
 from __future__ import annotations
 
@@ -41,10 +42,13 @@ def trial_run_dir(trial, base, *, shared: bool) -> str | None:
 def foreign(trial, run_dir) -> str:
     """Why `run_dir` holds another run than `trial`'s (its recorded point seeds or a parameter differ from the
     trial's user attribute `seeds` and its parameters), '' when they agree or it records neither (job.toml is
-    written first, summary.json last)."""
-    cfg, seeds = _recorded(run_dir)
+    written first, summary.json last). A trial without recorded seeds is not one hpcflow tune ran (a study made by
+    hand, whose parameters need not be job settings): its run_dir is taken as it names it."""
     want = trial.user_attrs.get("seeds")
-    if seeds is not None and isinstance(want, list) and [*seeds] != [*want][:len(seeds)]:
+    if not isinstance(want, list):
+        return ""
+    cfg, seeds = _recorded(run_dir)
+    if seeds is not None and [*seeds] != [*want][:len(seeds)]:
         return f"point seeds {list(seeds)}, where trial {trial.number} drew {want}"
     if cfg is None:
         return ""
@@ -88,3 +92,4 @@ def _recorded(run_dir) -> tuple:
     if seeds is None and isinstance(geo, dict) and "seed" in geo:
         seeds = [geo["seed"]] + ([geo["test_seed"]] if "test_seed" in geo else [])
     return cfg, seeds
+
