@@ -226,8 +226,9 @@ def best_run_dirs(study, base) -> list:
     return [(n, rd) for n, rd in out if rd]
 
 
-#: trial states in the order the runs table lists them (Optuna's TrialState names, lower case)
-STATES = ("complete", "pruned", "fail", "running", "waiting")
+#: trial states in the order the runs table lists them (Optuna's TrialState names, lower case; "interrupted": RUNNING
+#: in the storage, its worker gone, `interrupted`)
+STATES = ("complete", "pruned", "fail", "running", "interrupted", "waiting")
 
 
 def state_counts(states: dict) -> str:
@@ -244,18 +245,35 @@ def _states(trials) -> dict:
     return states
 
 
+def interrupted(study, base) -> tuple[list, list]:
+    """(numbers of the RUNNING trials whose worker is gone, `trial_dirs.worker_gone`; the study's trials). The trials
+    are read again after the locks: a worker lets go of its trial's lock before it tells the trial's end, so a
+    trial that has ended meanwhile is counted by its new state, not as interrupted."""
+    from optuna.trial import TrialState
+
+    shared = not _own_journal(base)
+    gone = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial_dirs.worker_gone(t, base, shared=shared)}
+    trials = study.get_trials(deepcopy=False)
+    return sorted(t.number for t in trials if t.number in gone and t.state == TrialState.RUNNING), trials
+
+
 def overview(path, study_name: str | None = None) -> dict:
-    """A study's key numbers: {'trials': count, 'states': {state: count}, 'objective': [tune].objective (None
+    """A study's key numbers: {'trials': count, 'states': {state: count}, 'interrupted': numbers of the RUNNING
+    trials whose worker is gone (`interrupted`; state "interrupted"), 'objective': [tune].objective (None
     for a study hpcflow did not create), and for a study with a completed trial 'best_trial', 'best_value' and
     'best_run_dir' (its run directory, None when the trial names none or the one found holds another trial's run),
     with 'best_run_dir_problem' saying why there is none to read}; MissingData when the storage cannot be read."""
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
     study, base = load_study(path, study_name)
-    trials = study.get_trials(deepcopy=False)
+    stale, trials = interrupted(study, base)
     states = _states(trials)
+    if stale:
+        states["running"] -= len(stale)
+        states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}
     record = study.user_attrs.get(JOB_RECORD)
-    out = {"trials": len(trials), "states": states,
+    out = {"trials": len(trials), "states": states, "interrupted": stale,
            "objective": record.get("objective") if isinstance(record, dict) else None}
     if len(study.directions) == 1 and "complete" in states:
         best = study.best_trial

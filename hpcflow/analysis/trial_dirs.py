@@ -93,3 +93,17 @@ def _recorded(run_dir) -> tuple:
         seeds = [geo["seed"]] + ([geo["test_seed"]] if "test_seed" in geo else [])
     return cfg, seeds
 
+
+def worker_gone(trial, base, *, shared: bool) -> bool:
+    """Whether RUNNING `trial`'s worker is gone: its run directory exists and no live process holds its run lock
+    (`hpcflow.jobs.outlock.live_holder`, as the runs table tells a live run from a killed one), which a tune worker
+    holds while the trial runs and the kernel drops when it dies (SIGKILL included). False where that cannot be
+    told: no run directory named yet, none found, or one of another trial. Where flock is local to each host (NFS
+    local_lock=flock, Lustre -o localflock) a worker on another host is not seen, as for runs."""
+    from hpcflow.jobs.outlock import live_holder
+
+    try:
+        run_dir = trial_run_dir(trial, base, shared=shared)
+    except MissingData:
+        return False
+    return bool(run_dir) and os.path.isdir(run_dir) and not live_holder(run_dir)

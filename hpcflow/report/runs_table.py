@@ -86,7 +86,8 @@ def _width_gains(rows) -> list:
 
 
 def _study_status(s: dict) -> str:
-    """'N trials: a complete, b pruned, ...; best trial k: OBJECTIVE = v' of a study's overview (detect)."""
+    """'N trials: a complete, b pruned, ...; best trial k: OBJECTIVE = v' of a study's overview (detect); trials
+    RUNNING in the storage whose worker is gone are counted as interrupted and named."""
     from hpcflow.analysis.study import state_counts
 
     ov = s.get("study")
@@ -95,6 +96,13 @@ def _study_status(s: dict) -> str:
     states, n = ov["states"], ov["trials"]
     counts = state_counts(states)
     text = f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
+    gone = ov.get("interrupted") or []
+    if gone:
+        one = len(gone) == 1
+        whose = "its run directory's" if one else "their run directories'"
+        text += (f" (trial{'' if one else 's'} {', '.join(map(str, gone))} RUNNING in the storage, but no live process "
+                 f"holds {whose} lock: the worker was killed; a later hpcflow tune on the study marks "
+                 f"{'it' if one else 'them'} failed)")
     if "best_trial" in ov:
         here = " (the numbers of this row)" if len(s) > 1 else ""  # its run directory's summary.json was read
         text += f"; best trial {ov['best_trial']}{here}: {ov['objective'] or 'value'} = {_num(ov['best_value'])}"
