@@ -90,7 +90,7 @@ def _place_new(tmp: str, path: str) -> None:
 
 
 def write_failure(exc: BaseException) -> OSError | None:
-    """The OSError with an errno of WRITE_FIXES (ENOSPC, EDQUOT, EFBIG, EIO) that `exc` is, or was raised from or
+    """The OSError with an errno of WRITE_FIXES (ENOSPC, EDQUOT, EFBIG, EIO, EROFS) that `exc` is, or was raised from or
     while handling, else None: h5py passes on the OSError of its file object's write, torch.save raises a
     RuntimeError while handling it."""
     seen = set()

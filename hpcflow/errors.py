@@ -3,8 +3,8 @@
 Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
 stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
 SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 5 a write
-failed for a reason outside the program (disk full, quota, file too large, I/O error), outputs up to the last complete
-checkpoint kept (`WriteFailed`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
+failed for a reason outside the program (disk full, quota, file too large, I/O error, a file system remounted
+read-only), outputs up to the last complete checkpoint kept (`WriteFailed`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
 is written, or by a second Ctrl-C.
 """
 
@@ -74,12 +74,16 @@ WRITE_FIXES = {
     errno.EDQUOT: "free space or raise your quota",
     errno.EFBIG: "raise the file-size limit (ulimit -f)",
     errno.EIO: "have its file system checked",
+    # remounted read-only mid-run (often after an I/O error): --resume continues in the same --out, so that file
+    # system must become writable again, not another --out be chosen
+    errno.EROFS: "ask the administrators to make its file system writable again",
 }
 
 
 class WriteFailed(OSError):
     """Writing a file failed for a reason outside the program (`WRITE_FIXES`: disk full, quota, file too large, I/O
-    error); the earlier file of that name and every file written before are kept whole (hpcflow.atomic).
+    error, read-only file system); the earlier file of that name and every file written before are kept whole
+    (hpcflow.atomic).
 
     An OSError (errno, strerror, the file's path), so code that handles OSError still does. The CLI prints one line:
     the file, the reason and `advice` (the command that ran it says which checkpoint is kept and how to go on), and

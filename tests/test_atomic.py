@@ -11,6 +11,7 @@ import pytest
 
 from hpcflow import atomic
 from hpcflow.atomic import atomic_file
+from hpcflow.errors import WriteFailed
 from hpcflow.jobs.output import write_hdf5, write_json
 
 
@@ -105,3 +106,62 @@ def test_a_write_the_file_system_refuses_names_the_file_and_keeps_the_old_one_wh
     assert r.stdout.split() == [str(errno.EFBIG), str(target), "5"], r.stdout + r.stderr
     assert target.read_bytes() == b"the earlier run's file"
     assert os.listdir(tmp_path) == [name]
+
+
+class _ReadOnly:
+    """The file object of an atomic write on a file system remounted read-only mid-run: every write raises EROFS."""
+
+    def __init__(self, fh):
+        self._fh = fh
+
+    def write(self, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._fh.__exit__(*exc)
+
+
+def _read_only(monkeypatch):
+    """Let atomic_file's writes fail with EROFS from now on (its temporary is still created)."""
+    fdopen = os.fdopen
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, *a, **kw: _ReadOnly(fdopen(fd, *a, **kw)))
+
+
+@pytest.mark.parametrize("name", ["summary.json", "nn.h5"])
+def test_a_file_system_turned_read_only_is_a_write_failure_naming_the_file(tmp_path, monkeypatch, name):
+    """EROFS in mid-write is refused as EFBIG is: WriteFailed of that errno naming the file, exit status 5, a fix
+    that keeps --out (--resume continues there), the old file as it was and no temporary beside it."""
+    target = tmp_path / name
+    target.write_bytes(b"the earlier run's file")
+    _read_only(monkeypatch)
+    with pytest.raises(WriteFailed) as exc:
+        if name.endswith(".h5"):
+            write_hdf5(target, {"x": np.arange(1000.0)})
+        else:
+            write_json(target, {"x": list(range(1000))})
+    monkeypatch.undo()
+    err = exc.value
+    assert (err.errno, err.filename, err.exit_status) == (errno.EROFS, str(target), 5)
+    assert str(err) == (f"cannot write {target} ({os.strerror(errno.EROFS)}); ask the administrators to make its "
+                        "file system writable again, then run it again")
+    assert target.read_bytes() == b"the earlier run's file"
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_the_cli_ends_a_write_on_a_read_only_file_system_with_5_in_one_line(tmp_path, monkeypatch, capsys):
+    """`hpcflow sample` whose output file the file system refuses (EROFS): status 5 and one line, no traceback."""
+    from hpcflow.cli import main
+
+    out = tmp_path / "points.h5"
+    _read_only(monkeypatch)
+    status = main(["sample", "--n", "10", "--seed", "0", "--quiet", "--out", str(out)])
+    monkeypatch.undo()
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 5 and len(lines) == 1 and f"cannot write {out} ({os.strerror(errno.EROFS)})" in lines[0], lines
+    assert os.listdir(tmp_path) == []
