@@ -1,5 +1,6 @@
 """Output file names up to the directory's NAME_MAX bytes are written (the temporary's name is cut to fit); a longer
-one is refused in one line before any work, by `hpcflow sample --out` and PointSet.save alike."""
+one is refused in one line before any work, by `hpcflow sample --out` and PointSet.save alike, and so is a directory
+name that `hpcflow run --out` (its --check too) or `hpcflow submit`'s logs folder would create."""
 
 import os
 import subprocess
@@ -10,9 +11,11 @@ import pytest
 
 from hpcflow import atomic
 from hpcflow.atomic import TMP_MARK, atomic_file
+from hpcflow.cli import main
 from hpcflow.errors import OutputPathError
 from hpcflow.geometry import Hypersurface, PointSet
 from hpcflow.jobs.output import is_debris
+from jobtexts import DELTA_FLOW
 
 
 def _name_max(directory) -> int:
@@ -79,3 +82,58 @@ def test_pointset_save_refuses_a_name_longer_than_name_max_and_writes_the_longes
     ps.save(fits)
     assert os.listdir(tmp_path) == [fits.name]
     np.testing.assert_array_equal(PointSet.load(fits).points, ps.points)
+
+
+#: a flow job of a few steps (its run is refused before it starts, or its --check accepts it)
+FLOW_JOB = '[job]\nkind = "flow"\n[geometry]\nn_train = 80\nn_test = 40\n' + DELTA_FLOW
+
+
+@pytest.fixture
+def job(tmp_path):
+    p = tmp_path / "job.toml"
+    p.write_text(FLOW_JOB)
+    return p
+
+
+@pytest.mark.parametrize("where", ["out", "out/in"])
+def test_run_check_refuses_an_out_name_longer_than_name_max_as_the_run_does(tmp_path, job, capsys, where):
+    """An --out with a new directory name over NAME_MAX (as the last name or one before it): the run and its --check
+    refuse it alike, one line naming --out, its length and the fix, exit 2, nothing created. --check accepted it."""
+    long = "y" * (_name_max(tmp_path) + 5)
+    out = tmp_path / where.replace("out", long)
+    for check in (["--check"], []):
+        assert main(["run", str(job), "--out", str(out), "--quiet", *check]) == 2
+        captured = capsys.readouterr()
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and captured.out == "", captured
+        assert lines[0] == (f"hpcflow run: error: --out {out}: a directory name in it is {_name_max(tmp_path) + 5} "
+                            f"bytes long, more than the {_name_max(tmp_path)} that directory {tmp_path} takes; "
+                            "give --out a shorter path"), lines[0]
+    assert os.listdir(tmp_path) == ["job.toml"]
+
+
+def test_run_check_takes_an_out_name_of_name_max_bytes(tmp_path, job, capsys):
+    out = tmp_path / _longest(tmp_path, "é") / "x"  # fewer characters than NAME_MAX, as many bytes (or one less)
+    assert main(["run", str(job), "--out", str(out), "--check"]) == 0, capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["job.toml"]
+
+
+@pytest.mark.parametrize("extra", [4, 0])
+def test_submit_refuses_a_default_logs_folder_longer_than_name_max_before_queueing(tmp_path, job, capsys, extra):
+    """--out of NAME_MAX - 4 .. NAME_MAX bytes is a valid name, but the default --logs (--out then _logs) is not:
+    refused in one line naming --logs, --out and the fix, exit 2, --check too, nothing written or queued. submitit's
+    mkdir of the folder ended in an OSError traceback (exit 1) and --check called the submission valid."""
+    out = tmp_path / ("d" * (_name_max(tmp_path) - extra))
+    logs = f"{out}_logs"
+    for check in (["--check"], []):
+        assert main(["submit", str(job), "--out", str(out), "--executor", "local", *check]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured
+        assert captured.err.rstrip("\n") == (
+            f"hpcflow submit: error: --logs {logs}: a directory name in it is {len(os.path.basename(logs))} bytes "
+            f"long, more than the {_name_max(tmp_path)} that directory {tmp_path} takes; give --logs a shorter path "
+            "(not given: --logs defaults to --out followed by _logs)"), captured.err
+    assert os.listdir(tmp_path) == ["job.toml"]
+    shorter = tmp_path / "logs"
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--logs", str(shorter), "--check"]) == 0
+    assert os.listdir(tmp_path) == ["job.toml"]

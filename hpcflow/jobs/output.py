@@ -80,15 +80,27 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     return path
 
 
-def check_name_length(path: str, parent: str, lead: str) -> None:
-    """OutputPathError when the file name of `path` has more bytes than its directory `parent` takes (NAME_MAX,
-    `atomic.name_max`): the file could not be created there (ENAMETOOLONG), after the work that writes it."""
+def check_name_length(path: str, parent: str, lead: str, *, name: str | None = None,
+                      fix: str = "choose a shorter name") -> None:
+    """OutputPathError when the file name of `path` (or `name`, a directory `path` would need in `parent`) has more
+    bytes than directory `parent` takes (NAME_MAX, `atomic.name_max`): it could not be created there
+    (ENAMETOOLONG), after the work that writes it."""
     from hpcflow.atomic import name_max
 
-    size, most = len(os.fsencode(os.path.basename(path))), name_max(parent)
+    what = "the file name" if name is None else "a directory name in it"
+    size, most = len(os.fsencode(os.path.basename(path) if name is None else name)), name_max(parent)
     if size > most:
-        raise OutputPathError(f"{lead}{path}: the file name is {size} bytes long, more than the {most} that directory "
-                              f"{parent} takes; choose a shorter name")
+        raise OutputPathError(f"{lead}{path}: {what} is {size} bytes long, more than the {most} that directory "
+                              f"{parent} takes; {fix}")
+
+
+def check_new_names(path: str, *, flag: str) -> None:
+    """`check_name_length` for each directory that creating `path` makes below its nearest existing ancestor: a
+    longer name is refused by mkdir (ENAMETOOLONG), so --check refuses it as the run does."""
+    parent = nearest_existing(path)
+    for name in os.path.relpath(os.path.abspath(path), parent).split(os.sep):
+        check_name_length(path, parent, f"{flag} ", name=name, fix=f"give {flag} a shorter path")
+        parent = os.path.join(parent, name)
 
 
 def nearest_existing(path: str) -> str:
@@ -151,7 +163,8 @@ def interrupted(path, checkpoint: str) -> bool:
 
 def writable_dir(path, *, flag: str = "--out") -> str:
     """The refusals of a directory to write into, without touching the disk: `check_path`'s, an existing file, an
-    unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory."""
+    unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory, or one
+    of whose new names is longer than NAME_MAX (`check_new_names`)."""
     path = check_path(path, flag=flag)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"{flag} {path} exists and is not a directory; choose another {flag}")
@@ -164,6 +177,7 @@ def writable_dir(path, *, flag: str = "--out") -> str:
         raise OutputPathError(f"cannot create {flag} {path}: {parent} is not a directory; choose another {flag}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot create {flag} {path}: {parent} is not writable; choose another {flag}")
+    check_new_names(path, flag=flag)
     return path
 
 
