@@ -1,6 +1,7 @@
 """PointSet HDF5 round trip and the `hpcflow sample` / `hpcflow info` CLI (bad input: one line, exit 2)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,3 +208,27 @@ def test_bad_thread_count_env_is_a_one_line_error(tmp_path):
     r = hpcflow("sample", "--n", "10", "--out", str(tmp_path / "x.h5"), env={"HPCFLOW_THREADS": "two"})
     assert r.returncode == 2 and "HPCFLOW_THREADS" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("where", ["trials/0000/x.h5", "x.h5", "trials/0000/new/x.h5"])
+def test_sample_and_save_do_not_write_inside_a_study_directory(tmp_path, capsys, where):
+    """A file in the study directory of `hpcflow tune` (study.json naming a study) or below it: `hpcflow sample`
+    refuses it in one line naming the study directory, exit 2, with --force too, before sampling; PointSet.save
+    likewise, nothing written. It was written among the study's trials."""
+    from hpcflow.cli import main
+
+    study = tmp_path / "study"
+    (study / "trials" / "0000").mkdir(parents=True)
+    (study / "study.json").write_text('{"study": "s"}')
+    (tmp_path / "link").symlink_to(study / "trials")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    for out in (study / where, tmp_path / "link" / where.removeprefix("trials/")):
+        for force in ([], ["--force"]):
+            assert main(["sample", "--n", "10", "--seed", "0", "--out", str(out), *force]) == 2
+            captured = capsys.readouterr()
+            assert captured.out == "" and captured.err.count("\n") == 1, captured
+            assert captured.err.startswith(f"hpcflow sample: error: --out {out} lies inside {study}, the study "
+                                           "directory of 'hpcflow tune' (study.json)"), captured.err
+        with pytest.raises(OutputPathError, match=f"^{re.escape(f'{out} lies inside {study}, the study directory')}"):
+            Hypersurface.fermat(3).sample(10, seed=0).save(out, force=True)
+    assert sorted(p for p in tmp_path.rglob("*")) == before

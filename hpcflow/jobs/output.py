@@ -63,11 +63,14 @@ def check_path(path, *, flag: str = "--out") -> str:
 
 def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str = "--force") -> str:
     """An HDF5 output file's path as a str once it may be written (OutputPathError otherwise): `check_path`'s
-    refusals, a directory, an existing file without force, a missing or unwritable parent directory, a name longer
-    than the directory takes (`check_name_length`). `flag` names the path in the messages ("" for a Python-API
-    argument), `force_flag` how to overwrite."""
+    refusals, a path inside the study directory of `hpcflow tune` (`refuse_inside_study`) even with force, a directory,
+    an existing file without force, a missing or unwritable parent directory, a name longer than the directory takes
+    (`check_name_length`). `flag` names the path in the messages ("" for a Python-API argument), `force_flag` how to
+    overwrite."""
     path = check_path(path, flag=flag or "--out")
     lead = f"{flag} " if flag else ""
+    refuse_inside_study(path, lead=lead, fix=f"nothing is written among its files, with {force_flag} neither: choose "
+                                             f"{f'an {flag}' if flag else 'a path'} outside it")
     if os.path.isdir(path):
         raise OutputPathError(f"{lead}{path} is a directory; pass the name of the HDF5 file to write, e.g. "
                               f"{os.path.join(path, 'points.h5')}")
@@ -210,18 +213,22 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     return path
 
 
-def refuse_inside_study(path) -> None:
+#: how `refuse_inside_study` ends for the output directory of a run
+RUN_OUTSIDE_STUDY = ("a run does not write among its trials, with --force or --resume neither: choose an --out outside "
+                     "it (a trial reruns from its job.toml into any other --out)")
+
+
+def refuse_inside_study(path, *, lead: str = "--out ", fix: str = RUN_OUTSIDE_STUDY) -> None:
     """OutputPathError when `path` lies inside the study directory of `hpcflow tune` (an ancestor holding a study
     record, followed through symbolic links too): a run there would write over a trial (DIR/trials/NNNN) or among
-    the study's files, which `hpcflow tune` writes itself, through `hpcflow.tune.trial.run_trial`, not through here."""
+    the study's files, which `hpcflow tune` writes itself, through `hpcflow.tune.trial.run_trial`, not through here.
+    `lead` names the path in the message, `fix` ends it."""
     for where in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
         parent = os.path.dirname(where)
         while parent != where:
             if _study_record(parent):
-                raise OutputPathError(f"--out {path} lies inside {parent}, the study directory of 'hpcflow tune' "
-                                      f"({STUDY_RECORD}); a run does not write among its trials, with --force or "
-                                      "--resume neither: choose an --out outside it (a trial reruns from its "
-                                      "job.toml into any other --out)")
+                raise OutputPathError(f"{lead}{path} lies inside {parent}, the study directory of 'hpcflow tune' "
+                                      f"({STUDY_RECORD}); {fix}")
             where, parent = parent, os.path.dirname(parent)
 
 
