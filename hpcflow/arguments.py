@@ -1,19 +1,26 @@
 """Checks of Python API arguments: counts, sizes, widths, switches and thread numbers refused in one line, never
 coerced.
 
-A low-level module (standard library only) so geometry and kernels can check their arguments without importing
-the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS).
+A low-level module (standard library and hpcflow.errors only) so geometry and kernels can check their arguments
+without importing the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS), and the counts read from
+environment variables are bounded here too (`env_integer`).
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 from numbers import Integral, Real
+
+from hpcflow.errors import ConfigError
 
 #: every integer of a job file or API call lies within +-INT_LIMIT (int64 with room for offsets such as seed + 1000 i)
 INT_LIMIT = 2**62
 #: most threads or workers a job or call may ask for
 MAX_THREADS = 1024
+#: most significant digits of a count read from text (an environment variable): 10^18 is beyond every count and size,
+#: and longer digit strings reach Python's limit on int(str) (4300 digits, a ValueError) or overflow a float
+MAX_DIGITS = 18
 
 
 def short_repr(value) -> str:
@@ -87,3 +94,28 @@ def api_threads(value, name: str = "threads", **errors) -> int | None:
     if value is None:
         return None
     return api_integer(name, value, f"None or an integer in [1, {MAX_THREADS}]", lo=1, hi=MAX_THREADS, **errors)
+
+
+def text_count(text: str, name: str, fix: str) -> int | None:
+    """The integer that the ASCII digits `text` spell (leading zeros allowed), or None when `text` is not all ASCII
+    digits; ConfigError naming variable `name` and `fix` for more than MAX_DIGITS significant digits, which are not
+    read at all (no int() of thousands of digits, no product beyond a float)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > MAX_DIGITS:
+        raise ConfigError(f"{name}={text[:40]!r}... has {len(digits)} digits, more than any count or size "
+                          f"({MAX_DIGITS} at most); {fix}")
+    return int(digits)
+
+
+def env_integer(name: str, environ=None, *, lo: int = 0, hi: int | None = None, want: str, fix: str) -> int | None:
+    """Environment variable `name` as an integer in [lo, hi] (`text_count`): None when unset or blank; ConfigError
+    "NAME='VALUE' {want}; {fix}" for anything else (the value cut to 40 characters)."""
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    if not text:
+        return None
+    n = text_count(text, name, fix)
+    if n is None or n < lo or (hi is not None and n > hi):
+        raise ConfigError(f"{name}={text[:40]!r} {want}; {fix}")
+    return n

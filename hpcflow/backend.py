@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from hpcflow.arguments import env_integer
 from hpcflow.errors import ConfigError, MissingDependencyError
 
 _CHOICES = ("numpy", "cupy", "auto")
@@ -102,11 +103,10 @@ def to_host(a) -> np.ndarray:
 
 def default_threads() -> int:
     """Worker threads for host array work (sampling, kernel tiles): $HPCFLOW_THREADS, else the usable CPUs."""
-    env = os.environ.get("HPCFLOW_THREADS", "").strip()
-    if env:
-        if not (env.isascii() and env.isdigit()) or int(env) < 1:  # ASCII: str.isdigit takes '²'
-            raise ConfigError(f"HPCFLOW_THREADS={env!r} is not a positive integer; set e.g. HPCFLOW_THREADS=2 or unset it")
-        return int(env)
+    threads = env_integer("HPCFLOW_THREADS", lo=1, want="is not a positive integer",
+                          fix="set e.g. HPCFLOW_THREADS=2 or unset it")
+    if threads is not None:
+        return threads
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

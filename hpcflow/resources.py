@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
-from hpcflow.arguments import api_integer, api_threads
+from hpcflow.arguments import api_integer, api_threads, env_integer, text_count
 
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 #: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)
@@ -145,13 +145,11 @@ def cgroup_limit(root: str = "/") -> int | None:
     return min(limits) if limits else None
 
 
-def _leading_int(text: str) -> int | None:
-    digits = ""
-    for ch in text.strip():
-        if not ch.isdigit():
-            break
-        digits += ch
-    return int(digits) if digits else None
+def _leading_int(env, name: str) -> int | None:
+    """The leading ASCII digits of variable `name` ("4" of "4(x2)"), None when it has none; ConfigError for more
+    digits than any count (`text_count`)."""
+    digits = re.match(r"[0-9]*", env.get(name, "").strip()).group()
+    return text_count(digits, name, "unset it or fix it") if digits else None
 
 
 def slurm_mebibytes(name: str, environ=None) -> int | None:
@@ -160,23 +158,26 @@ def slurm_mebibytes(name: str, environ=None) -> int | None:
     text = (os.environ if environ is None else environ).get(name, "").strip()
     if not text:
         return None
+    fix = f"unset it or set e.g. {name}=4000"
     m = re.fullmatch(r"([0-9]+)\s*([KMGT]?)B?", text, re.IGNORECASE)
     if m is None:
         raise ConfigError(f"{name}={text[:40]!r} is not a memory size (MiB, or a number with a K, M, G or T suffix, "
-                          f"as Slurm sets it for --mem/--mem-per-cpu); unset it or set e.g. {name}=4000")
-    return int(m.group(1)) * {"K": 2**-10, "": 1, "M": 1, "G": 2**10, "T": 2**20}[m.group(2).upper()]
+                          f"as Slurm sets it for --mem/--mem-per-cpu); {fix}")
+    return text_count(m.group(1), name, fix) * {"K": 2**-10, "": 1, "M": 1, "G": 2**10, "T": 2**20}[m.group(2).upper()]
 
 
 def slurm_cpus_per_task(environ=None) -> int | None:
     """SLURM_CPUS_PER_TASK (the CPUs `sbatch -c`/`srun -c` gave each task), None when unset or empty; ConfigError for
     anything but a positive integer (Slurm writes one: it refuses -c 0), which was read as "not set" or a prefix."""
-    text = (os.environ if environ is None else environ).get("SLURM_CPUS_PER_TASK", "").strip()
-    if not text:
-        return None
-    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
-        raise ConfigError(f"SLURM_CPUS_PER_TASK={text[:40]!r} is not a positive integer (CPUs per task, as Slurm "
-                          "sets it for sbatch -c N); unset it or set e.g. SLURM_CPUS_PER_TASK=4")
-    return int(text)
+    return env_integer("SLURM_CPUS_PER_TASK", environ, lo=1, want="is not a positive integer (CPUs per task, as Slurm "
+                       "sets it for sbatch -c N)", fix="unset it or set e.g. SLURM_CPUS_PER_TASK=4")
+
+
+def slurm_restart_count(environ=None) -> int:
+    """SLURM_RESTART_COUNT (Slurm raises it at every requeue of the same job), 0 when unset or empty; ConfigError for
+    anything but a whole number."""
+    return env_integer("SLURM_RESTART_COUNT", environ, want="must be a whole number (Slurm sets it when it requeues "
+                       "a job) or unset", fix="fix it") or 0
 
 
 def ranks_per_task(local: int, environ=None) -> int:
@@ -185,27 +186,32 @@ def ranks_per_task(local: int, environ=None) -> int:
     1 under srun (a rank a task); `local` where a launcher (mpiexec) started them inside one task (sbatch -c 8 with
     mpiexec -n 4: 4)."""
     env = os.environ if environ is None else environ
-    tasks = _leading_int(env.get("SLURM_NTASKS_PER_NODE", "")) or _tasks_on_this_node(env) or 1
+    tasks = _leading_int(env, "SLURM_NTASKS_PER_NODE") or _tasks_on_this_node(env) or 1
     return max(1, -(-local // tasks))
 
 
 def _tasks_on_this_node(env) -> int | None:
-    """This node's entry of SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on nodes 0-2, 1 on node 3), by SLURM_NODEID."""
-    text, node = env.get("SLURM_TASKS_PER_NODE", "").strip(), _leading_int(env.get("SLURM_NODEID", "") or "0")
-    counts = []
-    for part in text.split(",") if text else []:
-        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
-        if m is None:
-            return None
-        counts += [int(m.group(1))] * int(m.group(2) or 1)
-    return counts[node] if node is not None and node < len(counts) else None
+    """This node's entry of SLURM_TASKS_PER_NODE ("2(x3),1": 2 tasks on nodes 0-2, 1 on node 3), by SLURM_NODEID
+    (0 when unset); None where either is not of that form. The repeats are counted down, never expanded."""
+    name = "SLURM_TASKS_PER_NODE"
+    text = env.get(name, "").strip()
+    node = _leading_int(env, "SLURM_NODEID") if env.get("SLURM_NODEID", "").strip() else 0
+    runs = [re.fullmatch(r"([0-9]+)(?:\(x([0-9]+)\))?", part.strip()) for part in text.split(",")] if text else []
+    if node is None or None in runs:
+        return None
+    for m in runs:
+        repeat = text_count(m.group(2) or "1", name, "unset it or fix it")
+        if node < repeat:
+            return text_count(m.group(1), name, "unset it or fix it")
+        node -= repeat
+    return None
 
 
 def local_ranks(ranks: int, environ=None) -> int:
     """Ranks sharing this node's memory: the launcher's local size when it says, else all `ranks`."""
     env = os.environ if environ is None else environ
     for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MPI_LOCAL_NRANKS", "SLURM_NTASKS_PER_NODE"):
-        n = _leading_int(env.get(var, ""))
+        n = _leading_int(env, var)
         if n:
             return min(n, max(1, ranks))
     n = _tasks_on_this_node(env)  # set by srun/sbatch whether or not --ntasks-per-node was given
@@ -681,10 +687,8 @@ def check_environment(environ=None) -> None:
     from hpcflow.jobs.schema import MAX_THREADS
 
     env = os.environ if environ is None else environ
-    threads = env.get("HPCFLOW_THREADS", "").strip()
-    if threads and not (threads.isascii() and threads.isdigit() and 1 <= int(threads) <= MAX_THREADS):
-        raise ConfigError(f"HPCFLOW_THREADS={threads[:40]!r} must be an integer in [1, {MAX_THREADS}]; "
-                          "set e.g. HPCFLOW_THREADS=2 or unset it")
+    env_integer("HPCFLOW_THREADS", env, lo=1, hi=MAX_THREADS, want=f"must be an integer in [1, {MAX_THREADS}]",
+                fix="set e.g. HPCFLOW_THREADS=2 or unset it")
     backend = env.get("HPCFLOW_BACKEND", "").strip().lower()
     if backend and backend not in _CHOICES:
         raise ConfigError(f"HPCFLOW_BACKEND={backend[:40]!r} is not one of {', '.join(_CHOICES)}; set numpy, cupy "

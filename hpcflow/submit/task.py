@@ -51,9 +51,9 @@ def resume_argv(argv: list) -> list | None:
 def requeued(environ=None) -> bool:
     """Whether this is a Slurm job started again after a requeue (preemption, node failure, scontrol requeue):
     SLURM_RESTART_COUNT above 0. ConfigError for a count that is not a whole number."""
-    from hpcflow.tune.storage import slurm_worker
+    from hpcflow.resources import slurm_restart_count
 
-    return slurm_worker(environ)[1] > 0
+    return slurm_restart_count(environ) > 0
 
 
 def _world_size() -> int:
