@@ -11,6 +11,7 @@ import pytest
 
 from hpcflow.cli import main
 from hpcflow.errors import ConfigError
+from hpcflow.jobs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "jobs" / "quickstart.toml"
@@ -22,6 +23,38 @@ def _one_line(exc) -> str:
     msg = str(exc.value)
     assert "\n" not in msg and "Traceback" not in msg, msg
     return msg
+
+
+# ---- job files and --set --------------------------------------------------------------------------------------
+def test_a_job_file_integer_beyond_pythons_digit_limit_names_the_file_and_line(tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text(QUICKSTART.read_text().replace("seed = 0\n", f"seed = {HUGE}\n", 1))
+    line = 1 + job.read_text().splitlines().index(f"seed = {HUGE}")
+    with pytest.raises(ConfigError) as exc:
+        registry.load(job)
+    msg = _one_line(exc)
+    assert msg.startswith(f"{job}: line {line} holds an integer of more than {sys.get_int_max_str_digits()} digits")
+    assert "fix it" in msg
+
+
+@pytest.mark.parametrize("value", [HUGE, f"-{HUGE}", f"[{HUGE}]"])
+def test_a_set_integer_beyond_pythons_digit_limit_names_the_set(value):
+    with pytest.raises(ConfigError) as exc:
+        registry.load(QUICKSTART, [f"geometry.seed={value}"])
+    msg = _one_line(exc)
+    assert msg.startswith("--set 'geometry.seed=") and "an integer of more than" in msg and "bounds" in msg
+
+
+@pytest.mark.parametrize("key", ["geometry.seed", "flow.dt", "geometry.chart"])
+def test_a_hex_integer_too_long_to_print_in_decimal_is_refused_by_its_key(key):
+    """TOML's 0x form reads an int of 16000 bits (beyond str()'s digit limit): the refusal names the key and shows
+    the value (its print raised a ValueError)."""
+    value = "0x" + "f" * 4000
+    with pytest.raises(ConfigError) as exc:
+        registry.load(QUICKSTART, [f"{key}={f'[{value}, 1]' if key == 'geometry.chart' else value}"])
+    section, name = key.split(".")
+    msg = _one_line(exc)
+    assert f"[{section}].{name} = " in msg and "0xffff" in msg
 
 
 # ---- environment variables ----------------------------------------------------------------------------------

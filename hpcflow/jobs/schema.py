@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -114,6 +115,8 @@ def _toml_text(value) -> str:
         return "[" + ", ".join(map(_toml_text, value)) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{toml_key(k)} = {_toml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, int) and value.bit_length() > 256:  # (a TOML hex or octal integer: beyond decimal's str())
+        return hex(value)
     return repr(value)
 
 
@@ -232,15 +235,27 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: {what}; pass the path of a TOML job file (see jobs/)")
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            text = fh.read().decode()
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; pass a TOML job file") from None
+    except ValueError:  # tomllib's int() of a number of more digits than Python reads
+        raise ConfigError(f"{path}: {_long_integer(text)}, beyond any value of a job; fix it") from None
     except RecursionError:
         raise ConfigError(f"{path}: arrays or tables nested too deeply; fix the syntax") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the job file ({exc.strerror}); check its permissions") from None
+
+
+def _long_integer(text: str) -> str:
+    """Where TOML text `text` holds an integer of more digits than Python reads (sys.get_int_max_str_digits()), as
+    'line N holds an integer of more than L digits' (without the line where none is found)."""
+    limit = sys.get_int_max_str_digits()
+    long = re.compile(f"(?:^|[=\\[,\\s])[+-]?(?:0[xob])?[0-9a-fA-F_]{{{limit + 1},}}")
+    line = next((n for n, ln in enumerate(text.splitlines(), 1) if long.search(ln)), None)
+    return f"{f'line {line} ' if line else ''}holds an integer of more than {limit} digits"
 
 
 def _toml_in(directory: str) -> str:
@@ -276,6 +291,9 @@ def parse_override(text: str) -> tuple[str, str, Any]:
             raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
                               f"{parts[0]}.{parts[1]}='\"...\"'") from None
         return parts[0], parts[1], raw
+    except ValueError:  # tomllib's int() of a number of more digits than Python reads
+        raise ConfigError(f"--set {_short(text)}: VALUE is an integer of more than {sys.get_int_max_str_digits()} "
+                          "digits, beyond any value of a job; give one within the key's bounds") from None
     if set(parsed) != {"v"}:
         raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; "
                           "set each with its own --set")
