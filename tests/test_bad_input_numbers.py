@@ -161,3 +161,50 @@ def test_tasks_per_node_repeats_are_counted_not_expanded(tmp_path):
         limit, where = memory_limit(ranks=8, root=root, environ={**env, "SLURM_NODEID": str(node)})
         assert limit == 1200 * 2**20 / tasks and where.startswith("SLURM_MEM_PER_NODE")
     assert local_ranks(8, {**env, "SLURM_NODEID": str(n + 1)}) == 8  # beyond the list: not said, all ranks
+
+
+# ---- hpcflow submit's counts --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["--nodes", "--ntasks-per-node", "--gpus-per-node", "--cpus-per-task", "--array",
+                                    "--trials"])
+@pytest.mark.parametrize("value", ["99999999999999999999", HUGE])
+def test_submit_counts_beyond_any_cluster_are_usage_errors(tmp_path, capsys, option, value):
+    """--nodes 10^20 --check ended in estimate's ValueError (ranks beyond int64), --trials 10^20 in an OverflowError
+    of the workers' shares: now a usage error naming the option and its range."""
+    job = ROOT / "jobs" / ("tune_gaussian.toml" if option in ("--array", "--trials") else "quickstart.toml")
+    tune = ["--command", "tune"] + (["--trials", "4"] if option == "--array" else [])
+    with pytest.raises(SystemExit) as stop:
+        main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--check",
+              *(tune if job.name.startswith("tune") else []), option, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert f"argument {option}: '{value[:40]}' is not a whole number in [" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_submit_count_type_takes_its_range_and_nothing_else():
+    import argparse
+
+    from hpcflow.commands.submit import _whole
+
+    whole = _whole(1, 1000)
+    for text, n in (("1", 1), ("1000", 1000), ("0007", 7), (" 12 ", 12), ("+5", 5), ("0" * 50 + "9", 9)):
+        assert whole(text) == n
+    for text in ("0", "1001", "-1", "1e3", "1.0", "", "x", "\u0663", "1" * 5000):
+        with pytest.raises(argparse.ArgumentTypeError):
+            whole(text)
+
+
+def test_a_submit_time_of_thousands_of_digits_names_time_and_the_fix(tmp_path, capsys):
+    """It said "argument --time: invalid _time_limit value: '999...(5000 digits)'" (int()'s ValueError)."""
+    for value in (HUGE, "10000001", f"{HUGE}:00"):
+        with pytest.raises(SystemExit) as stop:
+            main(["submit", str(QUICKSTART), "--out", str(tmp_path / "out"), "--executor", "local", "--check",
+                  "--time", value])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1, err
+        assert f"argument --time: '{value[:40]}' is longer than any time limit" in err and "shorter --time" in err
+        assert "_time_limit" not in err and len(err) < 400
+    assert main(["submit", str(QUICKSTART), "--out", str(tmp_path / "out"), "--executor", "local", "--check",
+                 "--time", "10000000"]) == 0
+    assert not (tmp_path / "out").exists()
+

@@ -674,7 +674,7 @@ def test_a_negative_gpu_count_is_refused_before_sbatch_or_the_logs_folder(tmp_pa
             main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", executor, "--gpus-per-node", "-1"])
         err = capsys.readouterr().err
         assert stop.value.code == 2 and err.count("\n") == 1
-        assert "argument --gpus-per-node: '-1' is not a whole number of 0 or more" in err, err
+        assert "argument --gpus-per-node: '-1' is not a whole number in [0, " in err, err
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]
     assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check",
                  "--gpus-per-node", "0"]) == 0

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
+from hpcflow.arguments import INT_LIMIT
 from hpcflow.commands.tune import _positive_int
 
-def _count(text: str) -> int:
-    """A count that may be 0 (--gpus-per-node)."""
+
+#: the largest --nodes, --ntasks-per-node (and --gpus-per-node), --array and --time submit takes: beyond any cluster's
+#: (Slurm's MaxArraySize is at most 4000001 and 1001 by default), and read without an int() of thousands of digits
+MAX_NODES = 10**6
+MAX_PER_NODE = 10**5
+MAX_ARRAY = 10**5
+MAX_MINUTES = 10**7
+
+
+def _whole(lo: int, hi: int):
+    """The argparse type of a count in [lo, hi]: a usage error naming the option for anything else, a number of
+    thousands of digits included (its digits are counted before int() reads them)."""
     import argparse
 
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
-    return n
+    def whole(text: str) -> int:
+        m = re.fullmatch(r"\+?0*([0-9]+)", text.strip())
+        n = int(m.group(1)) if m and len(m.group(1)) <= len(str(hi)) else None
+        if n is None or not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in [{lo}, {hi}]")
+        return n
+
+    return whole
 
 
 def _time_limit(text: str) -> int:
@@ -26,10 +39,16 @@ def _time_limit(text: str) -> int:
 
     from hpcflow.submit.capacity import minutes
 
-    m = minutes(text) if text.strip().lower() not in ("infinite", "unlimited") else None
-    if m is None or m <= 0 or m != int(m) or m > 10**7:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time limit of whole minutes > 0: give minutes (90) or "
-                                         "sbatch's forms H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
+    try:
+        m = minutes(text) if text.strip().lower() not in ("infinite", "unlimited") else None
+    except ValueError:  # more digits than int() reads
+        m = math.inf
+    if m is not None and m > MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is longer than any time limit taken ({MAX_MINUTES} minutes, "
+                                         "19 years); give a shorter --time")
+    if m is None or m <= 0 or m != int(m):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a time limit of whole minutes > 0: give minutes (90) "
+                                         "or sbatch's forms H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
     return int(m)
 
 
@@ -216,19 +235,19 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="run/nn: continue the interrupted run in --out from its "
                    "checkpoint (checked as the command checks it)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a job-file value (repeatable)")
-    p.add_argument("--trials", type=_positive_int, help="tune: trials in all, shared over the --array workers")
+    p.add_argument("--trials", type=_whole(1, INT_LIMIT), help="tune: trials in all, shared over the --array workers")
     p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")
     p.add_argument("--study", help="tune: study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="tune: overrides [tune].sampler")
-    p.add_argument("--nodes", type=_positive_int, default=1)
-    p.add_argument("--ntasks-per-node", type=_positive_int, default=None, help="MPI ranks per node (default 1, or "
-                   "one per GPU)")
-    p.add_argument("--gpus-per-node", type=_count, default=0)
-    p.add_argument("--cpus-per-task", type=_positive_int, default=1)
+    p.add_argument("--nodes", type=_whole(1, MAX_NODES), default=1)
+    p.add_argument("--ntasks-per-node", type=_whole(1, MAX_PER_NODE), default=None,
+                   help="MPI ranks per node (default 1, or one per GPU)")
+    p.add_argument("--gpus-per-node", type=_whole(0, MAX_PER_NODE), default=0)
+    p.add_argument("--cpus-per-task", type=_whole(1, MAX_PER_NODE), default=1)
     p.add_argument("--time", type=_time_limit, default=60,
                    help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")
-    p.add_argument("--array", type=_positive_int, default=1, help="tune: K workers sharing one study")
+    p.add_argument("--array", type=_whole(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit); --executor "
                    "slurm: one of srun --mpi=list where srun is here")
     p.add_argument("--signal-delay", type=_positive_int, default=120,
