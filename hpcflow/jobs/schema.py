@@ -235,7 +235,7 @@ def read_toml(path) -> dict:
         raise ConfigError(f"{path}: {what}; pass the path of a TOML job file (see jobs/)")
     try:
         with open(path, "rb") as fh:
-            text = fh.read().decode()
+            text = fh.read().decode("utf-8-sig")  # (a leading byte-order mark, as some editors write, is no TOML)
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None

@@ -9,7 +9,6 @@ the options it was given (a --force there starts over; without one the command s
 from __future__ import annotations
 
 import sys
-import tomllib
 
 from hpcflow.jobs.output import interrupted
 from hpcflow.submit.task import CHECKPOINTS, requeued as requeued_leg
@@ -18,10 +17,12 @@ from hpcflow.submit.task import CHECKPOINTS, requeued as requeued_leg
 def command(job: str, out: str, *, requeued: bool = True) -> list:
     """[subcommand] or [subcommand, "--resume"] for job file `job` and output directory `out`; --resume only for a
     requeued leg (`requeued`) whose `out` holds an interrupted run."""
+    from hpcflow.errors import UserError
+    from hpcflow.jobs.schema import read_toml
+
     try:
-        with open(job, "rb") as fh:
-            kind = tomllib.load(fh).get("job", {}).get("kind")
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        kind = read_toml(job).get("job", {}).get("kind")  # (read as the command reads it: a byte-order mark too)
+    except (UserError, AttributeError):
         kind = None  # the command itself reports the bad job file in one line
     cmd = "nn" if kind == "nn" else "run"
     return [cmd, "--resume"] if requeued and interrupted(out, CHECKPOINTS[cmd]) else [cmd]
