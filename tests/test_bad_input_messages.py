@@ -3,8 +3,13 @@ they were."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
+import pytest
+
+from hpcflow.errors import ConfigError
 from hpcflow.jobs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +30,22 @@ def test_a_job_file_with_a_byte_order_mark_reads_as_without_it(tmp_path):
         marked.write_bytes("\ufeff".encode() + job.read_bytes())
         assert registry.load(marked, memory_check=False)[1] == registry.load(job, memory_check=False)[1]
     assert command(str(tmp_path / NN.name), str(tmp_path / "out")) == ["nn"]
+
+
+@pytest.mark.parametrize("raw", [".5", "5.", "05", "+.5", ".5e3", "00.25", "1_0.", "007"])
+def test_a_set_number_in_pythons_spelling_is_given_in_tomls(raw):
+    """`--set flow.dt=.5` said "quote a string as flow.dt='"..."'", which a number key refuses; the fix given is
+    the number as TOML writes it, which reads back as the number Python reads from `raw`."""
+    with pytest.raises(ConfigError) as exc:
+        registry.load(QUICKSTART, [f"flow.dt={raw}"])
+    msg = str(exc.value)
+    assert "quote a string" not in msg and "is not a TOML number" in msg, msg
+    fix = re.search(r"write it as flow\.dt=(\S+)$", msg).group(1)
+    assert tomllib.loads(f"v = {fix}")["v"] == float(raw)
+    registry.load(QUICKSTART, [f"flow.dt={fix}"], memory_check=False)
+
+
+def test_a_set_value_that_is_neither_a_word_nor_a_number_still_gets_the_quoting_hint():
+    for raw in ("1,5", "a b", "0.5.5"):
+        with pytest.raises(ConfigError, match=r"quote a string as flow\.dt="):
+            registry.load(QUICKSTART, [f"flow.dt={raw}"])

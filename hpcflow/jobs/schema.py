@@ -287,10 +287,14 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     except RecursionError:
         raise ConfigError(f"--set {_short(text)}: VALUE is nested too deeply; give one plain value") from None
     except tomllib.TOMLDecodeError:
-        if not _BARE_WORD.fullmatch(raw):
-            raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
-                              f"{parts[0]}.{parts[1]}='\"...\"'") from None
-        return parts[0], parts[1], raw
+        if _BARE_WORD.fullmatch(raw):
+            return parts[0], parts[1], raw
+        number = _number_form(raw)
+        if number is not None:  # .5, 5., 05: Python's numbers, not TOML's
+            raise ConfigError(f"--set {_short(text)}: VALUE {_short(raw)} is not a TOML number; write it as "
+                              f"{parts[0]}.{parts[1]}={number}") from None
+        raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
+                          f"{parts[0]}.{parts[1]}='\"...\"'") from None
     except ValueError:  # tomllib's int() of a number of more digits than Python reads
         raise ConfigError(f"--set {_short(text)}: VALUE is an integer of more than {sys.get_int_max_str_digits()} "
                           "digits, beyond any value of a job; give one within the key's bounds") from None
@@ -298,6 +302,22 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; "
                           "set each with its own --set")
     return parts[0], parts[1], parsed["v"]
+
+
+def _number_form(raw: str) -> str | None:
+    """TOML's spelling of a number written as Python reads it but TOML does not (.5 -> 0.5, 5. -> 5.0, 05 -> 5), or
+    None when `raw` is no such number."""
+    if not re.fullmatch(r"[+-]?[0-9._]*[0-9][0-9._]*(?:[eE][+-]?[0-9]+)?", raw) or len(raw) > 100:
+        return None
+    try:
+        return str(int(raw))
+    except ValueError:
+        pass
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return repr(value) if math.isfinite(value) else None
 
 
 def apply_overrides(data: dict, overrides, *, source: str = "job") -> dict:
