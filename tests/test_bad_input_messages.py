@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hpcflow.cli import main
 from hpcflow.errors import ConfigError
 from hpcflow.jobs import registry
 
@@ -17,6 +18,12 @@ QUICKSTART = ROOT / "jobs" / "quickstart.toml"
 NN = ROOT / "jobs" / "nn_smoke.toml"
 SMALL = ["--set", "geometry.n_train=100", "--set", "geometry.n_test=100", "--set", "flow.steps=2", "--set",
          "checkpoint.every=1", "--set", "clustering.batch_size=50"]
+
+
+def _error(capsys, verb: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpcflow {verb}: error: ") and err.count("\n") == 1, err
+    return err[len(f"hpcflow {verb}: error: "):].rstrip("\n")
 
 
 # ---- job files and --set ------------------------------------------------------------------------------------------
@@ -49,3 +56,17 @@ def test_a_set_value_that_is_neither_a_word_nor_a_number_still_gets_the_quoting_
     for raw in ("1,5", "a b", "0.5.5"):
         with pytest.raises(ConfigError, match=r"quote a string as flow\.dt="):
             registry.load(QUICKSTART, [f"flow.dt={raw}"])
+
+
+def test_a_job_key_that_is_not_a_table_is_said_so_not_a_missing_kind(tmp_path, capsys):
+    job = tmp_path / "job.toml"
+    job.write_text("job = 3\n")
+    for verb in ("run", "nn"):
+        assert main([verb, str(job), "--out", str(tmp_path / "out"), "--check"]) == 2
+        msg = _error(capsys, verb)
+        assert msg.startswith(f"{job}: [job] must be a table") and "job = 3" in msg and "missing" not in msg
+    job.write_text('[job]\ndescription = "no kind"\n')
+    assert main(["nn", str(job), "--out", str(tmp_path / "out"), "--check"]) == 2
+    assert _error(capsys, "nn") == (f"{job}: [job].kind is required but missing; add [job] with kind = \"flow\" or "
+                                    "similar")  # (it said "[job].kind = None")
+    assert not (tmp_path / "out").exists()

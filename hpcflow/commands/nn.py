@@ -80,13 +80,12 @@ def prepare_job(args, comm):
     """Validate the job, before --out is looked into: (module, cfg, overrides)."""
     from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.jobs import registry
-    from hpcflow.jobs.schema import apply_overrides, read_toml
+    from hpcflow.jobs.schema import apply_overrides, read_toml, shown
 
     refuse_resume_with_force(args)
-    job = apply_overrides(read_toml(args.job), args.set, source=args.job).get("job")
-    kind = job.get("kind") if isinstance(job, dict) else None
+    kind = registry.job_kind(apply_overrides(read_toml(args.job), args.set, source=args.job), source=args.job)
     if kind != "nn":
-        raise ConfigError(f"{args.job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
+        raise ConfigError(f"{args.job}: [job].kind = {shown(kind)}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
     overrides = list(args.set or [])
     with gpu_checked_elsewhere(getattr(args, "check", False)):  # --check: a missing GPU is said, not refused

@@ -50,6 +50,20 @@ def job_module(kind: str, *, source: str = "job"):
     return importlib.import_module(KINDS[kind])
 
 
+def job_kind(data: dict, *, source: str = "job") -> str:
+    """The `[job] kind` of a parsed job file; ConfigError where [job] is not a table or its kind is missing or not a
+    string."""
+    job = data.get("job")
+    if job is not None and not isinstance(job, dict):
+        raise ConfigError(f"{source}: [job] must be a table ([job] header with keys), not job = {shown(job)}; "
+                          "write [job] with kind = \"flow\" or similar")
+    if job is None or "kind" not in job:
+        raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")
+    if not isinstance(job["kind"], str):
+        raise ConfigError(f"{source}: [job].kind = {shown(job['kind'])} must be a string; e.g. kind = \"flow\"")
+    return job["kind"]
+
+
 def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
     """Read and validate a job file (with `SECTION.KEY=VALUE` overrides applied): (module, cfg) with defaults
     filled, or a ConfigError before any work. The HPCFLOW_* environment, the GPU the job asks for (not within
@@ -83,19 +97,15 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
     refuse_unusable()  # HPCFLOW_BACKEND=cupy without a usable GPU, before any work (not under --check)
     source = str(path)
     data = apply_overrides(read_toml(path), overrides, source=source)
-    job = data.get("job")
-    if not isinstance(job, dict) or "kind" not in job:
-        raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")
-    if not isinstance(job["kind"], str):
-        raise ConfigError(f"{source}: [job].kind = {shown(job['kind'])} must be a string; e.g. kind = \"flow\"")
-    module = job_module(job["kind"], source=source)
+    kind = job_kind(data, source=source)
+    module = job_module(kind, source=source)
     extras = {}
     for section, (modname, kinds) in EXTRA_SECTIONS.items():
         if section in data:
-            if job["kind"] not in kinds:
+            if kind not in kinds:
                 raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
             extras[section] = importlib.import_module(modname).validate_section(
-                data.pop(section), module.SCHEMA, source=source, kind=job["kind"])
+                data.pop(section), module.SCHEMA, source=source, kind=kind)
     cfg = validate(data, module.SCHEMA, source=source)
     check_manifold(cfg, source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
