@@ -70,3 +70,11 @@ def test_a_job_key_that_is_not_a_table_is_said_so_not_a_missing_kind(tmp_path, c
     assert _error(capsys, "nn") == (f"{job}: [job].kind is required but missing; add [job] with kind = \"flow\" or "
                                     "similar")  # (it said "[job].kind = None")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_signal_delay_beyond_slurms_is_said_before_the_time_limit(tmp_path, capsys):
+    """--signal-delay 70000 said "raise --time above 1166", and no --time lets Slurm take that delay."""
+    assert main(["submit", str(QUICKSTART), "--out", str(tmp_path / "out"), "--executor", "local", "--check",
+                 "--signal-delay", "70000"]) == 2
+    msg = _error(capsys, "submit")
+    assert msg.startswith("--signal-delay 70000 exceeds Slurm's largest signal time (65535 s)") and "--time" not in msg

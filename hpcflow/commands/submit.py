@@ -116,6 +116,9 @@ def _check_options(args) -> None:
     refuse_resume_with_force(args)
     if args.command == "tune" and args.array > args.trials:
         raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
+    if args.signal_delay > SIGNAL_DELAY_MAX:  # (before the comparison with --time: no --time allows more)
+        raise ConfigError(f"--signal-delay {args.signal_delay} exceeds Slurm's largest signal time "
+                          f"({SIGNAL_DELAY_MAX} s); lower --signal-delay")
     # Slurm signals a job once it is within --signal-delay of its end (sbatch --signal): at or above the time limit
     # that is as it starts, and the run checkpoints (or, before its first checkpoint, is requeued as submitted) again
     # at every start; submitit's local executor then never signals (the job is killed at --time, no checkpoint)
@@ -130,9 +133,6 @@ def _check_options(args) -> None:
         if value is not None and not re.fullmatch(pattern, value):
             raise ConfigError(f"{opt} {value[:40]!r} is not a Slurm name (letters, digits, - _ .); give one from "
                               f"{where}")
-    if args.signal_delay > SIGNAL_DELAY_MAX:
-        raise ConfigError(f"--signal-delay {args.signal_delay} exceeds Slurm's largest signal time "
-                          f"({SIGNAL_DELAY_MAX} s); lower --signal-delay")
 
 
 def _logs_folder(args) -> str:
