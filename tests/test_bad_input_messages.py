@@ -4,6 +4,7 @@ they were."""
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -78,3 +79,29 @@ def test_a_signal_delay_beyond_slurms_is_said_before_the_time_limit(tmp_path, ca
                  "--signal-delay", "70000"]) == 2
     msg = _error(capsys, "submit")
     assert msg.startswith("--signal-delay 70000 exceeds Slurm's largest signal time (65535 s)") and "--time" not in msg
+
+
+# ---- command lines shown to users ---------------------------------------------------------------------------------
+SETS = ['job.description="a b=c \u2603"', "flow.dt=6.5", "clustering.method='batched'"]
+
+
+def test_submit_prints_a_command_line_that_the_shell_reads_back(tmp_path, capsys):
+    """It printed `--set job.description="a b=c ☃"` unquoted: pasted, the shell took the quotes off and the
+    command refused the value; an --out with a space or a quote split in two."""
+    out = tmp_path / "o u't"
+    assert main(["submit", str(QUICKSTART), "--out", str(out), "--executor", "local", "--check",
+                 *(x for s in SETS for x in ("--set", s))]) == 0
+    line = capsys.readouterr().out.strip()
+    pasted = shlex.split(line.split(" task(s): ", 1)[1])
+    assert pasted == ["hpcflow", "run", str(QUICKSTART), "--out", str(out), *(x for s in SETS for x in ("--set", s))]
+    assert not out.exists()
+
+
+def test_the_saved_job_header_names_the_overrides_as_the_shell_reads_them():
+    from hpcflow.commands.run import saved_job
+
+    _, cfg = registry.load(QUICKSTART, SETS, memory_check=False)
+    text = saved_job(cfg, str(QUICKSTART), SETS)
+    line = next(ln for ln in text.splitlines() if ln.startswith("# run with: "))
+    assert shlex.split(line[len("# run with: "):]) == [x for s in SETS for x in ("--set", s)]
+    assert tomllib.loads(text)["job"]["description"] == "a b=c \u2603"

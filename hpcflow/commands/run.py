@@ -243,12 +243,18 @@ def continue_command(args, verb: str) -> str:
     """The shell command line that continues the run of `args` (run or nn) in --out: `hpcflow VERB JOB --out DIR`,
     its --quiet and --no-memory-check, `--resume` and its --set values (a resume refuses another job), in the order
     `hpcflow submit` queues them."""
-    import shlex
-
     argv = ["hpcflow", verb, args.job, "--out", args.out]
     argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
                                       ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
-    return shlex.join([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
+    return shell_line([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
+
+
+def shell_line(argv) -> str:
+    """A command line shown to the user as one line that a POSIX shell splits back into `argv` (shlex.join), so
+    that it can be pasted as it is (a --set value with spaces or quotes)."""
+    import shlex
+
+    return shlex.join(str(a) for a in argv)
 
 
 def refuse_resume_with_force(args) -> None:
@@ -266,7 +272,7 @@ def saved_job(cfg: dict, job: str, overrides) -> str:
 
     header = f"hpcflow {__version__}: the validated configuration of {os.path.abspath(job)}"
     if overrides:
-        header += "\nrun with: " + " ".join(f"--set {o}" for o in overrides)
+        header += "\nrun with: " + shell_line(x for o in overrides for x in ("--set", o))
     return dumps(cfg, header=header)
 
 

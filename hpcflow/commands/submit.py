@@ -175,6 +175,7 @@ def _refuse_busy_out(out: str) -> None:
 
 
 def run(args) -> int:
+    from hpcflow.commands.run import shell_line
     from hpcflow.submit import executor
     from hpcflow.submit.check import check_job
     from hpcflow.submit.task import HpcflowTask
@@ -203,7 +204,7 @@ def run(args) -> int:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
-              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: hpcflow {' '.join(argvs[0])}"
+              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: {shell_line(['hpcflow', *argvs[0]])}"
               f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
@@ -211,7 +212,7 @@ def run(args) -> int:
     jobs = executor.submit(ex, HpcflowTask(), argvs)
     for job, argv in zip(jobs, argvs):
         out, err = executor.log_paths(job)
-        print(f"hpcflow submit: {args.executor} job {job.job_id}: hpcflow {' '.join(argv)}")
+        print(f"hpcflow submit: {args.executor} job {job.job_id}: {shell_line(['hpcflow', *argv])}")
         print(f"hpcflow submit:   logs {out} and {err}")
     if unchecked:
         print(f"hpcflow submit: the request was not checked against the cluster's partitions because {unchecked}")

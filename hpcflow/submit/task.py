@@ -96,9 +96,11 @@ class HpcflowTask(submitit.helpers.Checkpointable):
 
     def __call__(self, argv: list) -> int:
         from hpcflow.cli import main
+        from hpcflow.commands.run import shell_line
 
         if requeued():  # requeued by Slurm itself (preemption, node failure)
             argv = resume_argv(argv) or argv
+        shown = shell_line(["hpcflow", *argv])
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
         preempted, handed = [], []
@@ -109,8 +111,9 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             if callable(checkpoint) and checkpoint is not forward:
                 checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
             elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail
-                print(f"hpcflow submit: preempted; 'hpcflow {' '.join(argv)}' has no checkpoint to stop at and runs "
-                      "on several ranks, so it is not requeued: submit it again", file=sys.stderr, flush=True)
+                print(f"hpcflow submit: preempted; the job's command has no checkpoint to stop at and runs on several "
+                      f"ranks, so it is not requeued: submit it again (its command: {shown})", file=sys.stderr,
+                      flush=True)
             elif callable(requeue):
                 handed.append(signum)
                 requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
