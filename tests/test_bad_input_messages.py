@@ -3,8 +3,11 @@ they were."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -25,6 +28,29 @@ def _error(capsys, verb: str) -> str:
     err = capsys.readouterr().err
     assert err.startswith(f"hpcflow {verb}: error: ") and err.count("\n") == 1, err
     return err[len(f"hpcflow {verb}: error: "):].rstrip("\n")
+
+
+@pytest.fixture
+def threads_kept(monkeypatch):
+    """An in-process `hpcflow run` sets the thread variables (limit_threads): restored after the test."""
+    for name in ("HPCFLOW_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+
+
+@pytest.fixture(scope="module")
+def stopped_flow(tmp_path_factory):
+    """--out of a small flow killed after its last checkpoint (no summary.json): an interrupted `hpcflow run`."""
+    out = tmp_path_factory.mktemp("flow") / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(QUICKSTART), "--out", str(out), *SMALL],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (out / "summary.json").unlink()
+    return out
+
+
+def _snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 # ---- job files and --set ------------------------------------------------------------------------------------------
@@ -79,6 +105,22 @@ def test_a_signal_delay_beyond_slurms_is_said_before_the_time_limit(tmp_path, ca
                  "--signal-delay", "70000"]) == 2
     msg = _error(capsys, "submit")
     assert msg.startswith("--signal-delay 70000 exceeds Slurm's largest signal time (65535 s)") and "--time" not in msg
+
+
+# ---- another command's interrupted run ----------------------------------------------------------------------------
+@pytest.mark.parametrize("verb, job", [("nn", NN), ("run", NN), ("run", ROOT / "jobs" / "noise_scan.toml")])
+def test_an_interrupted_run_of_another_kind_names_the_command_that_continues_it(stopped_flow, capsys, threads_kept,
+                                                                                 verb, job):
+    """It said "continue it with --resume", which the job of another kind refuses (no checkpoint.pt, or no
+    checkpoints at all); the command named continues the run there, and --out is left as it was."""
+    before = _snapshot(stopped_flow)
+    assert main([verb, str(job), "--out", str(stopped_flow), "--check"]) == 2
+    msg = _error(capsys, verb)
+    assert "holds an interrupted run of 'hpcflow run' (checkpoint.h5" in msg and "--force" in msg, msg
+    again = shlex.split(msg.split("continue it with: ", 1)[1])
+    assert again == ["hpcflow", "run", str(stopped_flow / "job.toml"), "--out", str(stopped_flow), "--resume"]
+    assert main([*again[1:], "--check"]) == 0
+    assert _snapshot(stopped_flow) == before
 
 
 # ---- command lines shown to users ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from hpcflow import __version__
-from hpcflow.commands.run import add_job_arguments, device_note, refuse_resume_with_force, write_failures_said
+from hpcflow.commands.run import (add_job_arguments, device_note, refuse_other_interrupted, refuse_resume_with_force,
+                                  write_failures_said)
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -109,6 +110,7 @@ def prepare_out(args, module, cfg):
         check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
     output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)
+    refuse_other_interrupted(args.out, "nn", registry.OUTPUTS["nn"], force=args.force)
     return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"]), None  # checkpoint too
 
 

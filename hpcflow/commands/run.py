@@ -191,6 +191,7 @@ def _check_out(args, outputs, kind: str) -> bool:
         if resumed_by(kind) == "nn":
             output.refuse_interrupted(args.out, NN_CHECKPOINT, force=args.force,
                                       resume=f"'{continue_command(args, 'nn')}'")
+        refuse_other_interrupted(args.out, kind, outputs, force=args.force)
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         return False
     output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
@@ -200,6 +201,24 @@ def _check_out(args, outputs, kind: str) -> bool:
 
 #: the checkpoint a run continued by `hpcflow VERB --resume` (`resumed_by`) leaves in --out, and what it counts
 CHECKPOINTS = {"run": ("checkpoint.h5", "steps"), "nn": (NN_CHECKPOINT, "epochs")}
+
+
+def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = False) -> None:
+    """Without force, OutputPathError for an --out that holds an interrupted run of another command's checkpoint than
+    a job of `kind` writes (`outputs`): a flow's checkpoint.h5 under a network job, a network's checkpoint.pt under
+    a flow or a job without checkpoints, which this job's --resume cannot continue; the line names the command that
+    does (with DIR/job.toml, which such a run writes beside its first checkpoint)."""
+    from hpcflow.errors import OutputPathError
+    from hpcflow.jobs.output import interrupted
+
+    for verb, (name, _) in CHECKPOINTS.items():
+        if not force and name not in outputs and interrupted(out, name):
+            saved = os.path.join(out, "job.toml")
+            again = shell_line(["hpcflow", verb, saved if os.path.isfile(saved) else "JOB", "--out", out, "--resume"])
+            raise OutputPathError(f"--out {out} holds an interrupted run of 'hpcflow {verb}' ({name} that no finished "
+                                  f"summary.json describes), of another job kind than this {kind} job, which cannot "
+                                  "continue it: choose another --out for this job, pass --force to replace that run, "
+                                  f"or continue it with: {again}")
 
 
 @contextmanager
