@@ -313,10 +313,15 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
         diff += [(section, key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
                  if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key))]
     if diff:
+        from hpcflow.jobs.schema import shown
+
+        def said(v):  # as a job file writes it; None: the key unset
+            return "none (unset)" if v is None else shown(v)
+
         section, key, old, new = diff[0]
         more = f" (and {', '.join(f'[{s}].{k}' for s, k, _, _ in diff[1:])})" if len(diff) > 1 else ""
-        raise ConfigError(f"{path}: [{section}].{key} = {new!r} differs from the checkpoint's {old!r}{more}; only "
-                          "[flow].steps and [checkpoint] may change on --resume: resume with "
+        raise ConfigError(f"{path}: [{section}].{key} = {said(new)} differs from the checkpoint's {said(old)}{more}; "
+                          "only [flow].steps and [checkpoint] may change on --resume: resume with "
                           f"{' '.join(set_arg(s, k, v) for s, k, v, _ in diff)} (or start a new --out)")
 
 

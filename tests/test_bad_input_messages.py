@@ -107,7 +107,7 @@ def test_a_signal_delay_beyond_slurms_is_said_before_the_time_limit(tmp_path, ca
     assert msg.startswith("--signal-delay 70000 exceeds Slurm's largest signal time (65535 s)") and "--time" not in msg
 
 
-# ---- another command's interrupted run ----------------------------------------------------------------------------
+# ---- another command's interrupted run, a resume's unset key ------------------------------------------------
 @pytest.mark.parametrize("verb, job", [("nn", NN), ("run", NN), ("run", ROOT / "jobs" / "noise_scan.toml")])
 def test_an_interrupted_run_of_another_kind_names_the_command_that_continues_it(stopped_flow, capsys, threads_kept,
                                                                                  verb, job):
@@ -121,6 +121,17 @@ def test_an_interrupted_run_of_another_kind_names_the_command_that_continues_it(
     assert again == ["hpcflow", "run", str(stopped_flow / "job.toml"), "--out", str(stopped_flow), "--resume"]
     assert main([*again[1:], "--check"]) == 0
     assert _snapshot(stopped_flow) == before
+
+
+def test_a_resume_mismatch_says_an_unset_key_as_a_job_file_does(stopped_flow, capsys, threads_kept):
+    """It said "[clustering].method = None" (Python's word; a job file unsets a key with none)."""
+    base = ["run", str(stopped_flow / "job.toml"), "--out", str(stopped_flow), "--resume", "--check"]
+    assert main([*base, "--set", "clustering.method=none"]) == 2
+    msg = _error(capsys, "run")
+    assert "[clustering].method = none (unset) differs from the checkpoint's 'batched'" in msg and "None" not in msg
+    assert main([*base, "--set", 'kernel.engine="numpy"']) == 2
+    msg = _error(capsys, "run")
+    assert "[kernel].engine = 'numpy' differs from the checkpoint's none (unset)" in msg and "None" not in msg
 
 
 # ---- command lines shown to users ---------------------------------------------------------------------------------
