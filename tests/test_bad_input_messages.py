@@ -158,3 +158,16 @@ def test_the_saved_job_header_names_the_overrides_as_the_shell_reads_them():
     line = next(ln for ln in text.splitlines() if ln.startswith("# run with: "))
     assert shlex.split(line[len("# run with: "):]) == [x for s in SETS for x in ("--set", s)]
     assert tomllib.loads(text)["job"]["description"] == "a b=c \u2603"
+
+
+# ---- hpcflow report and the environment ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name, value", [("HPCFLOW_THREADS", "x"), ("HPCFLOW_QUIET", "yes"),
+                                         ("HPCFLOW_THREADS", "9" * 5000)])
+def test_report_refuses_the_environment_every_command_refuses(stopped_flow, tmp_path, monkeypatch, capsys, name,
+                                                               value):
+    """`hpcflow report` wrote its report under a HPCFLOW_THREADS or HPCFLOW_QUIET that every other command refuses
+    (the README's table of bad input: the variable named, exit 2)."""
+    monkeypatch.setenv(name, value)
+    assert main(["report", str(stopped_flow), "--out", str(tmp_path / "report")]) == 2
+    assert _error(capsys, "report").startswith(f"{name}=")
+    assert not (tmp_path / "report").exists()
