@@ -119,3 +119,18 @@ def env_integer(name: str, environ=None, *, lo: int = 0, hi: int | None = None, 
     if n is None or n < lo or (hi is not None and n > hi):
         raise ConfigError(f"{name}={text[:40]!r} {want}; {fix}")
     return n
+
+
+def whole_number(lo: int, hi: int):
+    """The argparse type of a command-line count in [lo, hi]: a usage error naming the option for anything else, a
+    number of thousands of digits included (its digits are counted before int() reads them)."""
+    import argparse
+
+    def whole(text: str) -> int:
+        m = re.fullmatch(r"\+?0*([0-9]+)", text.strip())
+        n = int(m.group(1)) if m and len(m.group(1)) <= len(str(hi)) else None
+        if n is None or not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in [{lo}, {hi}]")
+        return n
+
+    return whole

@@ -181,12 +181,12 @@ def test_submit_counts_beyond_any_cluster_are_usage_errors(tmp_path, capsys, opt
     assert not (tmp_path / "out").exists()
 
 
-def test_submit_count_type_takes_its_range_and_nothing_else():
+def test_command_line_count_type_takes_its_range_and_nothing_else():
     import argparse
 
-    from hpcflow.commands.submit import _whole
+    from hpcflow.arguments import whole_number
 
-    whole = _whole(1, 1000)
+    whole = whole_number(1, 1000)
     for text, n in (("1", 1), ("1000", 1000), ("0007", 7), (" 12 ", 12), ("+5", 5), ("0" * 50 + "9", 9)):
         assert whole(text) == n
     for text in ("0", "1001", "-1", "1e3", "1.0", "", "x", "\u0663", "1" * 5000):
@@ -208,3 +208,30 @@ def test_a_submit_time_of_thousands_of_digits_names_time_and_the_fix(tmp_path, c
                  "--time", "10000000"]) == 0
     assert not (tmp_path / "out").exists()
 
+
+
+def test_a_tune_workers_restart_count_of_thousands_of_digits_is_a_config_error(monkeypatch):
+    """A tune worker records its Slurm run count (tune.storage.slurm_worker): int() of the text raised ValueError."""
+    from hpcflow.tune.storage import slurm_worker
+
+    monkeypatch.setenv("SLURM_RESTART_COUNT", HUGE)
+    with pytest.raises(ConfigError, match="^SLURM_RESTART_COUNT="):
+        slurm_worker()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0007")
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    assert slurm_worker() == ("41", 7)
+
+
+@pytest.mark.parametrize("option", ["--trials", "--max-trials"])
+def test_tune_counts_beyond_int64_are_a_usage_error(option, tmp_path, capsys):
+    """hpcflow tune --trials / --max-trials of 10^40 or thousands of digits: one usage line naming the option."""
+    for text in ("1" + "0" * 40, HUGE):
+        counts = {"--trials": "1", option: text}
+        argv = ["tune", str(ROOT / "jobs" / "tune_gaussian.toml"), "--out", str(tmp_path / "s")]
+        for name, value in counts.items():
+            argv += [name, value]
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1 and f"argument {option}:" in err, err
+    assert not (tmp_path / "s").exists()

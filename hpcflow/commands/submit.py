@@ -6,8 +6,7 @@ import math
 import os
 import re
 
-from hpcflow.arguments import INT_LIMIT
-from hpcflow.commands.tune import _positive_int
+from hpcflow.arguments import INT_LIMIT, whole_number
 
 
 #: the largest --nodes, --ntasks-per-node (and --gpus-per-node), --array and --time submit takes: beyond any cluster's
@@ -16,21 +15,6 @@ MAX_NODES = 10**6
 MAX_PER_NODE = 10**5
 MAX_ARRAY = 10**5
 MAX_MINUTES = 10**7
-
-
-def _whole(lo: int, hi: int):
-    """The argparse type of a count in [lo, hi]: a usage error naming the option for anything else, a number of
-    thousands of digits included (its digits are counted before int() reads them)."""
-    import argparse
-
-    def whole(text: str) -> int:
-        m = re.fullmatch(r"\+?0*([0-9]+)", text.strip())
-        n = int(m.group(1)) if m and len(m.group(1)) <= len(str(hi)) else None
-        if n is None or not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in [{lo}, {hi}]")
-        return n
-
-    return whole
 
 
 def _time_limit(text: str) -> int:
@@ -236,22 +220,22 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="run/nn: continue the interrupted run in --out from its "
                    "checkpoint (checked as the command checks it)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a job-file value (repeatable)")
-    p.add_argument("--trials", type=_whole(1, INT_LIMIT), help="tune: trials in all, shared over the --array workers")
+    p.add_argument("--trials", type=whole_number(1, INT_LIMIT), help="tune: trials in all, shared over the --array workers")
     p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")
     p.add_argument("--study", help="tune: study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="tune: overrides [tune].sampler")
-    p.add_argument("--nodes", type=_whole(1, MAX_NODES), default=1)
-    p.add_argument("--ntasks-per-node", type=_whole(1, MAX_PER_NODE), default=None,
+    p.add_argument("--nodes", type=whole_number(1, MAX_NODES), default=1)
+    p.add_argument("--ntasks-per-node", type=whole_number(1, MAX_PER_NODE), default=None,
                    help="MPI ranks per node (default 1, or one per GPU)")
-    p.add_argument("--gpus-per-node", type=_whole(0, MAX_PER_NODE), default=0)
-    p.add_argument("--cpus-per-task", type=_whole(1, MAX_PER_NODE), default=1)
+    p.add_argument("--gpus-per-node", type=whole_number(0, MAX_PER_NODE), default=0)
+    p.add_argument("--cpus-per-task", type=whole_number(1, MAX_PER_NODE), default=1)
     p.add_argument("--time", type=_time_limit, default=60,
                    help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")
-    p.add_argument("--array", type=_whole(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
+    p.add_argument("--array", type=whole_number(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit); --executor "
                    "slurm: one of srun --mpi=list where srun is here")
-    p.add_argument("--signal-delay", type=_positive_int, default=120,
+    p.add_argument("--signal-delay", type=whole_number(1, INT_LIMIT), default=120,
                    help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120; "
                         "below --time)")
     p.add_argument("--logs", help="submitit folder for logs and pickles (default OUT_logs)")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from hpcflow.arguments import INT_LIMIT, whole_number
+
 
 def run(args) -> int:
     from hpcflow.errors import EXIT_INTERNAL, EXIT_NUMERICAL
@@ -50,27 +52,15 @@ def unfinished(result: dict) -> str:
     return said
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return n
-
-
 def register(sub) -> None:
     from hpcflow.resources import add_memory_check_argument
 
     p = sub.add_parser("tune", help="Optuna study over a flow or nn job's [tune] space (fresh points every trial)")
     p.add_argument("job", help="TOML job file of kind \"flow\" or \"nn\" with a [tune] table, e.g. "
                                "jobs/tune_gaussian.toml")
-    p.add_argument("--trials", type=_positive_int, required=True,
+    p.add_argument("--trials", type=whole_number(1, INT_LIMIT), required=True,
                    help="trials this command adds to the study (a requeued Slurm job: those it has not finished)")
-    p.add_argument("--max-trials", type=_positive_int, metavar="M",
+    p.add_argument("--max-trials", type=whole_number(1, INT_LIMIT), metavar="M",
                    help="stop drawing trials once the study holds M (complete, pruned, running, queued, or failed "
                         "without a retry), counting every worker's")
     p.add_argument("--out", required=True, help="study directory: trials/NNNN/, study.journal, best.toml")

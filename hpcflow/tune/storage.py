@@ -18,7 +18,7 @@ import time
 import warnings
 from contextlib import contextmanager
 
-from hpcflow.errors import ConfigError, UserError
+from hpcflow.errors import UserError
 
 
 class StorageError(UserError):
@@ -231,11 +231,9 @@ def slurm_worker(environ=None) -> tuple[str | None, int]:
     array, task = env.get("SLURM_ARRAY_JOB_ID", "").strip(), env.get("SLURM_ARRAY_TASK_ID", "").strip()
     if job is not None and array and task:
         job = f"{array}_{task}"
-    text = env.get("SLURM_RESTART_COUNT", "").strip()
-    if text and not (text.isascii() and text.isdigit()):  # str.isdigit alone takes '²', which int() refuses
-        raise ConfigError(f"SLURM_RESTART_COUNT={text[:40]!r} must be a whole number (Slurm sets it when it requeues "
-                          "a job) or unset; fix it")
-    return job, int(text or 0)
+    from hpcflow.resources import slurm_restart_count
+
+    return job, slurm_restart_count(env)
 
 
 def mark_worker(trial) -> None:
