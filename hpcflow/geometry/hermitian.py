@@ -14,7 +14,10 @@ HERMITIAN_ULPS = 4096
 
 
 def det_hermitian(g):
-    """Real determinant of Hermitian matrices g (..., m, m); closed forms for m <= 3, LAPACK otherwise."""
+    """Real determinant of Hermitian matrices g (..., m, m): closed forms for m <= 2, for m = 3 the product of the
+    pivots of g = L D L^H (Gaussian elimination, backward stable for positive definite g: relative error ~ eps
+    cond(g), where the cofactor expansion lost det's digits to cancellation of its ~|g|^3 terms, as for g_FS of
+    a chart with a small dp/dz_j), LAPACK for m > 3."""
     xp = array_module(g)
     m = g.shape[-1]
     if m == 1:
@@ -24,9 +27,22 @@ def det_hermitian(g):
     if m == 3:
         a, b, c = g[..., 0, 0].real, g[..., 1, 1].real, g[..., 2, 2].real
         x, y, z = g[..., 0, 1], g[..., 0, 2], g[..., 1, 2]
-        return (a * b * c + 2.0 * (x * z * y.conj()).real
-                - a * (z * z.conj()).real - b * (y * y.conj()).real - c * (x * x.conj()).real)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a pivot 0: cofactors below
+            d2 = b - (x.real * x.real + x.imag * x.imag) / a  # Schur complement of a: [[d2, t], [t^H, s]]
+            t = z - x.conj() * y / a
+            s = c - (y.real * y.real + y.imag * y.imag) / a
+            d3 = s - (t.real * t.real + t.imag * t.imag) / d2
+            det = a * d2 * d3
+        if not bool(xp.all(xp.isfinite(det))):
+            det = xp.where(xp.isfinite(det), det, _cofactor_det3(a, b, c, x, y, z))
+        return det
     return xp.linalg.det(g).real
+
+
+def _cofactor_det3(a, b, c, x, y, z):
+    """det of Hermitian 3x3 [[a, x, y], [., b, z], [., ., c]] by cofactors: where a pivot of the elimination is 0."""
+    return (a * b * c + 2.0 * (x * z * y.conj()).real
+            - a * (z * z.conj()).real - b * (y * y.conj()).real - c * (x * x.conj()).real)
 
 
 def is_positive_definite(g):
