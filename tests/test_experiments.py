@@ -206,6 +206,21 @@ def test_noise_scan_paper_variant_keeps_points_off_x(tmp_path, quintic, train):
             assert r["max_residual"] == pytest.approx(float(np.max(quintic.residual(points))), rel=1e-12)
 
 
+def test_unprojected_noise_keeps_only_points_with_a_metric_in_the_train_chart():
+    """jobs/noise_scan_paper_gaussian.toml's points at scale 1: where dp/dz_1 of the train chart (0, 1) nearly
+    vanishes, g_FS (entries ~1e20) had eigenvalues below its rounding (numpy's eigvalsh: -1.6e4) and a weight ~1e-21,
+    yet was kept, and kernel_flow refused the whole job. Every kept g_FS is positive definite by its eigenvalues."""
+    from hpcflow.experiments import noise_scan
+
+    x = Hypersurface.fermat(3)
+    train = x.sample(2500, seed=0, chart=(0, 1))
+    scales = [0.0, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    sets = noise_scan.noisy_test_sets(x, train, scales, np.random.default_rng(1), 50, project=False)
+    for ps, src, failed in sets:
+        assert np.linalg.eigvalsh(ps.g_fs).min(axis=1).min() > 0
+        assert len(src) + failed == len(train) and failed < 0.01 * len(train)
+
+
 def _second_draw(train):
     """The generator state noisy_test_sets uses for its second scale (the first scale drew once before)."""
     rng = np.random.default_rng(4)

@@ -28,6 +28,8 @@ from hpcflow.experiments.common import (GEOMETRY_SECTION, MIN_POINTS, check_geom
 from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
 from hpcflow.jobs.schema import JOB_SECTION, SEED_MAX, Field
 
+#: a test point's g_FS in its train chart may be conditioned up to this (weights then good to ~eps 1e10 = 2e-6)
+MAX_CHART_COND = 1e10
 #: Newton iterations stop when |p(z)| / |z|^deg falls below this (the sampler's polish level)
 PROJECTION_TOL = 1e-13
 
@@ -100,6 +102,13 @@ def check(cfg: dict, source: str) -> None:
     check_kernel(cfg["kernel"], source)
 
 
+def well_conditioned(g):
+    """Boolean (N,): Hermitian metrics g (N, m, m) whose eigenvalues (LAPACK) are positive with max/min at most
+    MAX_CHART_COND."""
+    lam = np.linalg.eigvalsh(g)
+    return (lam[:, 0] > 0) & (lam[:, -1] <= MAX_CHART_COND * lam[:, 0])
+
+
 def noisy_test_sets(X, train, scales, rng, max_newton: int, project: bool = True):
     """For each scale: (test PointSet in the train charts, source index, n_failed), projected onto X or not.
 
@@ -115,8 +124,11 @@ def noisy_test_sets(X, train, scales, rng, max_newton: int, project: bool = True
             ok = np.ones(len(z), dtype=bool)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # degenerate points dropped below
             ps = X.point_set(z[ok], chart=train.chart[ok], check=False)
-        # drop points where the train chart degenerates (dp/dz_J ~ 0 or singular g_FS): no finite weight
+        # drop points where the train chart degenerates (dp/dz_J ~ 0 or singular g_FS): no finite weight, or a g_FS
+        # conditioned beyond MAX_CHART_COND, whose weight keeps fewer than ~6 digits (eps cond) and whose smallest
+        # eigenvalues can fall below its rounding (kernel_flow refuses a g_FS that is not positive definite)
         good = np.isfinite(ps.weights) & (ps.weights > 0) & np.isfinite(ps.omega2)
+        good[good] = well_conditioned(ps.g_fs[good])
         src = np.nonzero(ok)[0][good]
         out.append((ps[good], src, int(len(z) - len(src))))
     return out
