@@ -13,12 +13,12 @@ import numpy as np
 from hpcflow import __version__
 from hpcflow.arguments import short_repr
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import InputFileError, OutputPathError
+from hpcflow.errors import InputFileError, OutputPathError, UserError, WriteFailed
 from hpcflow.geometry.hermitian import check_metrics, det_hermitian
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointcheck import (FIELDS, KIND, Problem, as_float64, attribute_text, check_attributes,
                                          check_layout, check_rows)
-from hpcflow.parallel.comm import arguments_together, is_root, resolve
+from hpcflow.parallel.comm import arguments_together, is_root, raise_together, resolve, size
 from hpcflow.parallel.replicated import gather_to_root, identical_on_all
 
 #: conventions written into every PointSet file (see hpcflow.geometry docstring)
@@ -163,7 +163,8 @@ class PointSet:
         """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True, also a file that
         another process creates at `path` while this one writes (OutputPathError, that file kept).
 
-        Under MPI call it on every rank of `comm`; rank 0 writes. Ranks that hold the same set (layout "all") write
+        Under MPI call it on every rank of `comm`; rank 0 writes, and every rank returns once the file is in place
+        (a load may follow on any rank) or raises rank 0's error (one bcast at R > 1). Ranks that hold the same set (layout "all") write
         it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
         (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
         Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) and a RESERVED
@@ -195,18 +196,18 @@ class PointSet:
         # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
         if not identical_on_all(data, comm=c):
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
-        if not is_root(c):
-            return
-        try:  # without force, placed only if no file took the name meanwhile (a concurrent save or sample)
-            with atomic_file(path, replace=force) as fh, h5py.File(fh, "w") as f:
-                for name, values in zip(FIELDS, data):
-                    f.create_dataset(name, data=values)
-                for k, v in attributes.items():
-                    f.attrs[k] = v
-        except FileExistsError:
-            raise OutputPathError(f"{path} was created by another process while this set was being written; it is "
-                                  "left as it is and this set is not written: choose another path, or pass "
-                                  "force=True to overwrite it") from None
+        failed = None
+        if is_root(c):
+            try:
+                _write(path, data, attributes, force)
+            except Exception as exc:  # every rank returns or raises together, once the file is in place or not
+                failed = exc
+        if size(c) > 1:
+            said = c.bcast(None if failed is None else _as_sent(failed), root=0)
+            if said is not None:
+                raise_together(failed if failed is not None else _as_received(said), comm=c)
+        if failed is not None:
+            raise failed
 
     def _save_refusal(self, where: str, attributes: dict, seed_is_json: bool) -> str | None:
         """Why `load` would refuse the file `save` is about to write from these rows and attributes (the same rules,
@@ -329,3 +330,41 @@ def _read_fields(f, path: str, manifold) -> tuple[dict, dict]:
         raise InputFileError(f"{path}: its datasets need {fmt_bytes(3 * total)} to load, more than the "
                              f"{fmt_bytes(limit)} this process may use ({where})")
     return as_float64({name: f[name][()] for name in FIELDS})
+
+
+def _write(path, data, attributes: dict, force: bool) -> None:
+    """Rank 0's part of `PointSet.save`: the file, atomically; without force placed only if no file took the name
+    meanwhile (a concurrent save or sample)."""
+    try:
+        with atomic_file(path, replace=force) as fh, h5py.File(fh, "w") as f:
+            for name, values in zip(FIELDS, data):
+                f.create_dataset(name, data=values)
+            for k, v in attributes.items():
+                f.attrs[k] = v
+    except FileExistsError:
+        raise OutputPathError(f"{path} was created by another process while this set was being written; it is "
+                              "left as it is and this set is not written: choose another path, or pass "
+                              "force=True to overwrite it") from None
+
+
+def _as_sent(exc: Exception) -> tuple:
+    """Rank 0's failed write as plain values for the other ranks: its kind, message and OSError fields."""
+    if isinstance(exc, (UserError, OSError)):
+        return (type(exc).__name__, str(exc), getattr(exc, "errno", None), getattr(exc, "strerror", None),
+                getattr(exc, "filename", None), getattr(exc, "advice", ""))
+    return ("RuntimeError", f"rank 0 could not write the PointSet file: {type(exc).__name__}: {exc}", None, None,
+            None, "")
+
+
+def _as_received(said: tuple) -> Exception:
+    """The exception a rank other than 0 raises for rank 0's failed write (`_as_sent`)."""
+    kind, message, errno, strerror, filename, advice = said
+    if kind == "WriteFailed":
+        exc = WriteFailed(errno, strerror, filename)
+        exc.advice = advice
+        return exc
+    if kind == "OutputPathError":
+        return OutputPathError(message)
+    if errno is not None:
+        return OSError(errno, strerror, filename)
+    return RuntimeError(message)
