@@ -3,7 +3,8 @@
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal
 error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a
 write the file system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last
-complete checkpoint kept), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one; one line).
+complete checkpoint kept), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second
+one; one line).
 """
 
 from __future__ import annotations
