@@ -164,8 +164,9 @@ class PointSet:
         another process creates at `path` while this one writes (OutputPathError, that file kept).
 
         Under MPI call it on every rank of `comm`; rank 0 writes, and every rank returns once the file is in place
-        (a load may follow on any rank) or raises rank 0's error (one bcast at R > 1). Ranks that hold the same set (layout "all") write
-        it once; ranks that hold different rows (shares, layout "share") write all of them, in rank order
+        (a load may follow on any rank) or raises rank 0's error (one bcast at R > 1). Ranks that hold the same set
+        (layout "all") write it once; ranks that hold different rows (shares, layout "share") write all of them, in
+        rank order
         (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
         Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) and a RESERVED
         name in attrs= or PointSet.attrs are refused first, by every rank together: one ValueError, nothing written; so
