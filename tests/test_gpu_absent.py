@@ -140,7 +140,7 @@ def test_a_cuda_network_job_is_submitted_to_slurm_from_a_node_without_a_gpu(tmp_
     assert main([*submit, *gpus]) == 0, capsys.readouterr().err
     assert "slurm job 42: hpcflow nn " in capsys.readouterr().out and called.read_text().startswith("sbatch ")
     torch_gpu(True)  # a GPU here: nothing to warn of
-    assert _check_line(capsys, [*submit, *gpus, "--check"]).endswith('--set training.device="cuda"')
+    assert _check_line(capsys, [*submit, *gpus, "--check"]).endswith("--set 'training.device=\"cuda\"'")
 
 
 def test_info_names_the_cupy_distribution_installed_and_each_gpu_probe(tmp_path, monkeypatch, cupy_asked, torch_gpu):
