@@ -4,10 +4,10 @@ an SQLAlchemy URL) and map trials to their run directories (user attribute `run_
 from __future__ import annotations
 
 import os
-import re
 
 from hpcflow.analysis import trial_dirs
 from hpcflow.analysis.rundir import JOURNAL, MissingData
+from hpcflow.tune.storage import masked
 
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
 
@@ -88,11 +88,6 @@ def _url_storage(url: str):
         return optuna.storages.get_storage(url)
     except (ImportError, SQLAlchemyError, RuntimeError) as exc:  # RuntimeError: a schema of another Optuna version
         raise MissingData(f"{shown}: the storage cannot be opened ({_phrase(exc)}); {HINT}") from None
-
-
-def masked(path: str) -> str:
-    """A storage URL (or a path) as messages show it: a password in it replaced by ***."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", os.fspath(path))
 
 
 def _phrase(exc) -> str:

@@ -94,6 +94,11 @@ def _holds_tables(url: str) -> bool:
         engine.dispose()
 
 
+def masked(url) -> str:
+    """A storage URL (or a path) as study.json and messages show it: a password in it replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", os.fspath(url))
+
+
 def storage_label(url: str | None, out: str) -> str:
     """How study.json records a storage: a journal inside DIR relative to it ("study.journal" by default), another
     journal as an absolute path, a URL without its password (a relative sqlite path made absolute)."""
@@ -101,7 +106,7 @@ def storage_label(url: str | None, out: str) -> str:
     if "://" not in url:
         path, base = os.path.abspath(url), os.path.abspath(out)
         return os.path.relpath(path, base) if path.startswith(base + os.sep) else path
-    url = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)  # never write a password to disk
+    url = masked(url)  # never write a password to disk
     head, sep, tail = url.partition(":///")
     if head.split("+")[0] == "sqlite" and sep and tail and not tail.startswith("/") and not tail.startswith(":memory"):
         url = f"{head}:///{os.path.abspath(tail)}"
