@@ -318,3 +318,24 @@ def test_halo_cutoff_takes_numpy_real_scalars(quintic_points):
     for bad in (True, np.float32(np.nan), "0.3"):
         with pytest.raises(ConfigError, match="must be a finite FS distance >= 0"):
             flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=bad)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_average_linkage_gives_scikit_learns_partition(quintic_points, ties):
+    """The k average-linkage clusters of a precomputed FS distance matrix are the partition scikit-learn's
+    AgglomerativeClustering gives (an independent cut of the same tree), for every k, also where distances
+    tie (rounded to 2 digits: many equal merge heights)."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from hpcflow.cluster.agglomerative import average_linkage
+
+    d = fs_distance(quintic_points[:150])
+    if ties:
+        d = np.round(d, 2)
+    for k in (2, 3, 7, 40, 149):
+        ours = average_linkage(d, k)
+        ref = AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average").fit_predict(d)
+        assert np.unique(ours).size == k
+        # the same partition: each of our clusters is exactly one of scikit-learn's
+        pairs = np.unique(np.stack([ours, ref]), axis=1)
+        assert pairs.shape[1] == k, (k, pairs.shape)
