@@ -50,6 +50,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# seconds from the SIGTERM that ends a job's tasks to the SIGKILL (Slurm's default 30); a checkpoint on SIGTERM takes ~1 s here
+KillWait=10
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none

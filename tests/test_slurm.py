@@ -345,7 +345,7 @@ def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, lo
         subprocess.run(send, check=True, timeout=30)
         deadline = time.monotonic() + 120
         while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
-            ended = re.search(r"JobState=(FAILED|COMPLETED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)", info)
+            ended = re.search(ENDED, info)
             assert time.monotonic() < deadline and not ended, f"the job was not requeued: {info}\n{log()}"
             time.sleep(0.2)
         if release:
@@ -368,6 +368,9 @@ def _mpich_segments(job: str) -> set:
         except OSError:
             continue
     return names
+
+
+ENDED = r"JobState=(FAILED|COMPLETED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)"  # the states of an ended job
 
 
 def _job_info(job: str) -> str:
@@ -492,7 +495,8 @@ def test_a_rank_killed_under_srun_ends_the_job(slurm):
             time.sleep(0.2)
         os.kill(pid, 9)
         killed = time.monotonic()
-        while "JobState=RUNNING" in (info := _job_info(job)) or "JobState=COMPLETING" in info:
+        # until the job has ended: RUNNING, SIGNALING (the SIGTERMs of the steps' tasks) and COMPLETING come before
+        while not re.search(ENDED, info := _job_info(job)):
             assert time.monotonic() - killed < bound, f"job {job} still running {bound} s after rank 1 was killed"
             time.sleep(0.2)
     finally:
