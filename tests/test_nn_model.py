@@ -157,3 +157,14 @@ def test_fermat_eta_fs_is_a_function_of_the_moduli(points):
     25 Σ|z_k|^8 / (Σ|z_k|^2)^4 (|∇p|² = 25 Σ|z_k|^8 over the FS normalisation), with no phase dependence."""
     a = np.abs(points.points) ** 2
     np.testing.assert_allclose(points.eta(), 25.0 * (a ** 4).sum(1) / a.sum(1) ** 4, rtol=1e-12)
+
+
+@pytest.mark.parametrize("init", ["torch", "he"])
+def test_a_float32_network_is_the_float64_network_of_its_seed_rounded(init):
+    """dtype = "float32" starts from the float64 network of the same seed, rounded (torch draws other numbers when it
+    initialises in float32, so a precision comparison compared two different networks)."""
+    a = MetricMLP(10, depth=2, width=8, seed=5, init=init, output_scale=0.3, dtype="float64")
+    b = MetricMLP(10, depth=2, width=8, seed=5, init=init, output_scale=0.3, dtype="float32")
+    for (name, p64), (_, p32) in zip(a.named_parameters(), b.named_parameters()):
+        assert p32.dtype == torch.float32
+        torch.testing.assert_close(p32, p64.to(torch.float32), rtol=0, atol=0, msg=name)

@@ -101,8 +101,8 @@ class MetricMLP(torch.nn.Module):
             torch.manual_seed(seed)
         try:
             self.layers = torch.nn.ModuleList(
-                torch.nn.Linear(a, b, dtype=torch_dtype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])
-            )
+                torch.nn.Linear(a, b, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:])
+            )  # drawn in float64 whatever the dtype: a float32 network is the float64 one of its seed, rounded
             if init == "he":  # hidden layers: W ~ N(0, 2/fan_in), b = 0, so ReLU keeps the activations' scale
                 for layer in self.layers[:-1]:
                     torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -113,6 +113,7 @@ class MetricMLP(torch.nn.Module):
         with torch.no_grad():  # output_scale < 1 starts the metric closer to g_FS (1 = PyTorch's default init)
             self.layers[-1].weight.mul_(output_scale)
             self.layers[-1].bias.mul_(output_scale)
+        self.layers.to(torch_dtype(dtype))
         self.activation = activation
         self.kind = kind
         self.features = features
