@@ -415,3 +415,32 @@ def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its
     assert main(["nn", job, "--out", out, "--quiet", "--resume", *sets]) == 0
     comm = datasets(os.path.join(out, "nn.h5"))["history/comm_seconds"]
     assert comm.shape == (3, 1) and np.isnan(comm[1, 0]) and comm[0, 0] == comm[2, 0] == 0.0, comm
+
+
+@pytest.mark.parametrize("leg,sets,key", [
+    ("first", ["training.batch_size=60"], "[training].batch_size"),  # 4 batches per epoch: step 1 * 4 + 2 != 5
+    ("first", ["geometry.n_train=120"], "[geometry].n_train"),  # 2 batches per epoch: position 2 past the epoch
+    ("finished", ["training.batch_size=4", "training.epochs=5"], "[training].batch_size")])
+def test_a_resume_that_changes_the_batches_per_epoch_names_the_key_not_a_damaged_checkpoint(chain, tmp_path, capsys,
+                                                                                               leg, sets, key):
+    """A sound checkpoint (preempted 2 batches into epoch 2, or finished) resumed with another batch_size or n_train:
+    its counters were checked against the new job's batches per epoch before the job was compared, and the run was
+    called damaged, to be started again with --force. The line names the key and the --set that restores it (as for
+    any other key), `hpcflow nn --check` and `submit --resume --check` alike; nothing is rewritten."""
+    out = str(tmp_path / leg)
+    shutil.copytree(chain["tmp"] / "first" if leg == "first" else chain["out"], out)
+    _, c = _read(out)
+    old = json.loads(c["config"])
+    sec, name = key[1:].split("].")
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    extra = [x for s in sets for x in ("--set", s)]
+    capsys.readouterr()
+    for verb, cmd in (("nn", ["nn"]), ("nn", ["nn", "--check"]), ("submit", ["submit", "--executor", "local",
+                                                                            "--check"])):
+        assert main([cmd[0], chain["job"], "--out", out, "--resume", *cmd[1:], *extra, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"hpcflow {verb}: error: ") and \
+            f"differs from the checkpoint's in {key};" in err, err
+        assert f"--set {sec}.{name}={old[sec][name]}" in err and "damaged" not in err, err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
+

@@ -101,12 +101,11 @@ def prepare_out(args, module, cfg):
     from hpcflow.nn.files import CHECKPOINT
 
     if args.resume:
-        from hpcflow.nn.checkpoint import check_train_layout, check_train_state, load_checkpoint
+        from hpcflow.nn.checkpoint import check_train_layout, load_checkpoint
 
         path = os.path.join(args.out, CHECKPOINT)
         resume = load_checkpoint(path)
-        check_train_state(resume, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
-        module.check_resume(cfg, resume, path)
+        module.check_resume(cfg, resume, path)  # the job's keys first, then the entries against its batches per epoch
         check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
     output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)

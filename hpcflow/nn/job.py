@@ -194,8 +194,11 @@ def with_defaults(saved: dict) -> dict:
 def check_resume(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
     [checkpoint], or asks for fewer epochs than it has done (or, part way into an epoch, than it has begun);
-    InputFileError when its config is not a job."""
-    from hpcflow.nn.checkpoint import RESTART
+    InputFileError when its config is not a job or, the job being the checkpoint's, its training entries do not have
+    the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked against the
+    batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
+    that changes them is told so, not that its healthy checkpoint is damaged)."""
+    from hpcflow.nn.checkpoint import RESTART, check_train_state
 
     try:
         old = json.loads(state["config"])
@@ -213,6 +216,7 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
         raise ConfigError(f"{path}: the job differs from the checkpoint's in "
                           f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
                           f"[training].epochs and [checkpoint]: resume with {restore} (or start a new --out)")
+    check_train_state(state, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
     done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
     if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
         raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
