@@ -444,3 +444,29 @@ def test_a_resume_that_changes_the_batches_per_epoch_names_the_key_not_a_damaged
         assert f"--set {sec}.{name}={old[sec][name]}" in err and "damaged" not in err, err
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
 
+
+@pytest.mark.parametrize("size", [0, 50000, -10])
+def test_a_truncated_checkpoint_is_refused_as_damaged(chain, tmp_path, capsys, size):
+    """checkpoint.pt cut short (empty, its first 50 kB, all but its last 10 bytes: a killed copy, a full disk) beside
+    the rest of the run: --resume said it was "not a tensor-only state dict; pass a file written by 'hpcflow nn'",
+    which it was. It is refused in one line as damaged with the way out (--force or a new --out), `submit --resume
+    --check` alike, nothing rewritten; a file torch reads that holds other objects keeps its own line."""
+    out = str(tmp_path / "cut")
+    shutil.copytree(chain["tmp"] / "first", out)
+    ck = os.path.join(out, "checkpoint.pt")
+    data = open(ck, "rb").read()
+    assert len(data) > 50000 + 10
+    with open(ck, "wb") as fh:
+        fh.write(data[:size])
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    capsys.readouterr()
+    for verb, cmd in (("nn", ["nn"]), ("submit", ["submit", "--executor", "local", "--check"])):
+        assert main([cmd[0], chain["job"], "--out", out, "--resume", *cmd[1:], "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"hpcflow {verb}: error: {ck} "), err
+        assert "the checkpoint is damaged, start the run again with --force" in err and "tensor-only" not in err, err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
+    torch.save({"train": np.zeros(3)}, ck)  # readable, but an object weights_only refuses (not one of ours)
+    assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a tensor-only state dict" in err and "damaged" not in err, err

@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle  # (UnpicklingError alone: what torch.load(weights_only=True) raises for an object it refuses)
 import time
 
 from hpcflow import __version__
@@ -143,10 +144,17 @@ def _state_fault(state, want: dict) -> str | None:
     return None
 
 
-def _load(path):
+def _load(path, *, damaged: str | None = None):
+    """torch.load(path) of tensors and plain values only; InputFileError naming the file otherwise. `damaged` (what
+    to do then) says of a file torch cannot read through (truncated, empty, not a torch file) that it is damaged: one
+    of ours that a killed copy or a full disk cut short, not a file of other objects (UnpicklingError: the weights-only
+    loader refused what it holds) or one this process may not open."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable / non-tensor file
+        if damaged is not None and not isinstance(exc, (pickle.UnpicklingError, PermissionError, IsADirectoryError)):
+            raise InputFileError(f"{path} cannot be read through ({type(exc).__name__}: truncated or not a torch "
+                                 f"file); the checkpoint is damaged, {damaged}") from None
         raise InputFileError(f"{path} is not a tensor-only state dict ({type(exc).__name__}); "
                              "pass a file written by 'hpcflow nn'") from None
 
@@ -305,7 +313,7 @@ def load_checkpoint(path) -> dict:
 
     path = os.fspath(path)
     refuse_no_checkpoint(os.path.dirname(path), os.path.basename(path), command="hpcflow nn")
-    state = _load(path)
+    state = _load(path, damaged=RESTART)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
     if state.get("version") not in READABLE_VERSIONS:
