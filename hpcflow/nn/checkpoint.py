@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle  # (UnpicklingError alone: what torch.load(weights_only=True) raises for an object it refuses)
 import time
 
 from hpcflow import __version__
@@ -152,7 +151,8 @@ def _load(path, *, damaged: str | None = None):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable / non-tensor file
-        if damaged is not None and not isinstance(exc, (pickle.UnpicklingError, PermissionError, IsADirectoryError)):
+        refused = type(exc).__name__ == "UnpicklingError"  # the weights-only loader's refusal of an object
+        if damaged is not None and not refused and not isinstance(exc, (PermissionError, IsADirectoryError)):
             raise InputFileError(f"{path} cannot be read through ({type(exc).__name__}: truncated or not a torch "
                                  f"file); the checkpoint is damaged, {damaged}") from None
         raise InputFileError(f"{path} is not a tensor-only state dict ({type(exc).__name__}); "
