@@ -72,6 +72,26 @@ def restore(handlers: dict, *, stopping: bool) -> None:
         signal.signal(sig, old)
 
 
+@contextmanager
+def requests():
+    """An Event set by a stop request (a SIGNALS handler installed for the block, SIGINT as in `install`), so that
+    a request received before the work that honours it begins (a flow's setup: sampling, clustering) is recorded;
+    its `handler` attribute is the handler installed. Handlers restored after (`restore`, stopping when the Event
+    is set). A request recorded here is passed on to the SIGTERM handler the block replaced, where that is a
+    handler of ours (an enclosing `requests`), so that a request after the inner work's last look is not lost."""
+    event = threading.Event()
+    event.handler = lambda *_: event.set()
+    event.handler.stop_request = True
+    old = install(event.handler)
+    try:
+        yield event
+    finally:
+        restore(old, stopping=event.is_set())  # a repeat of an honoured stop request is ignored
+        outer = old.get(getattr(signal, "SIGTERM", None))
+        if event.is_set() and getattr(outer, "stop_request", False):
+            outer(signal.SIGTERM, None)
+
+
 #: seconds a rank > 0 waits before it ends an interrupted job itself: rank 0, interrupted too, says it once first
 SAY_WAIT = 0.5
 

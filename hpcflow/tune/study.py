@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import socket
-import threading
 import traceback
 import zlib
 from contextlib import contextmanager, nullcontext
@@ -30,7 +29,7 @@ import numpy as np
 from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError, WriteFailed)
-from hpcflow.stop_signals import install, restore
+from hpcflow.stop_signals import requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -581,18 +580,11 @@ class Worker:
         return 1
 
 
-@contextmanager
 def signals_between_trials():
     """An Event set by SIGTERM/SIGUSR1 (Slurm's notice before a time limit or preemption) or a first Ctrl-C while the
     worker is between trials, so that it stops with exit status 4 and best.toml instead of dying; handlers restored
     after. Its `handler` attribute is the handler installed (`hand_over` passes a request on from it)."""
-    event = threading.Event()
-    event.handler = lambda *_: event.set()
-    old = install(event.handler)
-    try:
-        yield event
-    finally:
-        restore(old, stopping=event.is_set())  # a repeat of an honoured stop request is ignored
+    return requests()
 
 
 def run_dir_of(trial, out: str) -> str | None:
