@@ -351,6 +351,8 @@ class CheckpointWriter:
     a run killed without a signal (SIGKILL, node failure) still says which job and --set values its checkpoint
     continues; before that, the directory holds nothing of this run (a new run's is empty, a resumed run's job.toml
     and checkpoint are the earlier run's).
+    signalled: the Event of the requests recorded before the writer took the signals (`stop_signals.requests`
+    around the flow's setup), which its handler sets too: one recorded there stops the flow at its first step.
     """
 
     answers_alike = True
@@ -358,7 +360,7 @@ class CheckpointWriter:
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
                  comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None,
-                 job_text: str | None = None):
+                 job_text: str | None = None, signalled: threading.Event | None = None):
         self.path, self.config, self.job_text, self.clock = str(path), config, job_text, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
@@ -378,7 +380,7 @@ class CheckpointWriter:
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
-        self.signalled = threading.Event()
+        self.signalled = threading.Event() if signalled is None else signalled  # a request before it: honoured too
         self._old_handlers = install(self._on_signal)  # hpcflow.stop_signals.SIGNALS
 
     def _on_signal(self, signum, frame):  # noqa: ARG002 - signal handler signature

@@ -322,7 +322,18 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
 
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
+    A stop request (SIGTERM, SIGUSR1, a first Ctrl-C) is recorded from the start (`stop_signals.requests`): one
+    received while the points are sampled and clustered stops the flow at its first step, as one during the flow.
     """
+    from hpcflow.stop_signals import requests
+
+    with requests() as pending:  # the checkpoint writer takes the signals over once it exists
+        return _run(cfg, outdir, resume=resume, comm=comm, callback=callback, test_seed=test_seed,
+                    job_text=job_text, pending=pending)
+
+
+def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending) -> dict:
+    """`run` with the stop requests of its setup in the Event `pending`."""
     from hpcflow.checkpoint import CheckpointWriter, FlowResume
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
@@ -351,7 +362,8 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
-                              resume=state, comm=c, started=started, job_text=job_text)
+                              resume=state, comm=c, started=started, job_text=job_text,
+                              signalled=pending)
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                      n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),

@@ -1,0 +1,51 @@
+"""A stop request (SIGTERM) received while a flow is set up (its points sampled and clustered, before its checkpoint
+writer exists) stops `hpcflow run` at the flow's first step, on every rank: the checkpoint of that step, summary.json
+"preempted", exit 4 and the one line naming the command that continues it, which ends with the uninterrupted run's
+datasets and summary numbers, bit for bit. It used to end the run at once (exit 143, nothing written but the lock)."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from test_ctrl_c import FLOW
+from test_ctrl_c import STEPS as CTRL_C_STEPS
+from test_parallel import mpiexec
+
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi", "flow_setup_signal_driver.py")
+STEPS = 5
+JOB = FLOW.replace(f"steps = {CTRL_C_STEPS}", f"steps = {STEPS}")  # a clustered flow; no periodic checkpoint
+
+
+@pytest.mark.parametrize("ranks, rank", [(1, 0), (2, 1)])
+def test_sigterm_during_setup_stops_at_the_first_step_and_resume_is_bitwise_the_uninterrupted_run(tmp_path, ranks,
+                                                                                                     rank):
+    """The request reaches one rank (at 2 ranks rank 1, whose request every rank honours together)."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    launch = [mpiexec(), "-n", str(ranks)] if ranks > 1 else []
+    env = dict(os.environ, HPCFLOW_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(DRIVER))))
+    r = subprocess.run(["timeout", "60", *launch, sys.executable, DRIVER, str(rank), str(job), str(cut), str(whole)],
+                       capture_output=True, text=True, timeout=90, env=env)
+    said = [line.split()[1:] for line in r.stdout.splitlines() if line.startswith("statuses")]
+    assert r.returncode == 0 and said == [["4", "0", "0"]] * ranks, (r.returncode, r.stdout, r.stderr)
+    again = shlex.join(["hpcflow", "run", str(job), "--out", str(cut), "--quiet", "--resume"])  # the driver's 2nd
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step 1 written "
+                                            rf"to \S+; continue with: {re.escape(again)}", lines[0]), r.stderr
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
+    assert a["legs"][0]["to_step"] == 1 and a["ranks"] == ranks  # the stopped run's leg: step 0 to 1
+    for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
+                "rejected_steps", "checkpoint_step", "status"):
+        assert a[key] == b[key], key
+    assert a["status"] == "finished" and a["checkpoint_step"] == STEPS
+    with h5py.File(cut / "checkpoint.h5") as f, h5py.File(whole / "checkpoint.h5") as g:
+        for key in ("history/sigma_train", "history/sigma_test", "history/dt", "train/g", "test/g", "cluster/labels"):
+            np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
