@@ -246,6 +246,45 @@ def test_resume_below_the_checkpoint_step_and_changed_jobs_are_refused_with_chec
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.h5", "job.toml", "summary.json"]  # debris gone
 
 
+@pytest.mark.parametrize("saved", ["qa: run one", ""])
+def test_the_suggested_set_of_a_refused_resume_pastes_into_a_shell(tmp_path, capsys, saved):
+    """A string value (spaces, a comma, empty) in the --set that restores the checkpoint's job is shell-quoted: the
+    refusal's command line, split as a POSIX shell splits it (shlex.split), resumes the run."""
+    import shlex
+
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB.replace('kind = "flow"', f'kind = "flow"\ndescription = "{saved}"'))
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    changed = ["--set", 'job.description="qa: run two, v2"', "--set", "flow.steps=4"]
+    assert main(["run", str(job), "--out", str(out), "--resume", "--quiet", *changed]) == 2
+    err = capsys.readouterr().err
+    suggested = re.search(r"resume with (.*) \(or start a new --out\)", err).group(1)
+    assert shlex.split(suggested) == ["--set", f'job.description="{saved}"'], err
+    line = f"hpcflow run {shlex.quote(str(job))} --out {shlex.quote(str(out))} --resume --quiet " \
+           f"{shlex.join(changed)} {suggested}"
+    assert main(shlex.split(line)[1:]) == 0, capsys.readouterr().err
+    assert load_resume(out / "checkpoint.h5").step == 4
+
+
+@pytest.mark.parametrize("v", ["qa: run two, v2", "", "it's \"quoted\"", "$HOME `x` \\ ; | & *", "tab\there",
+                               "naïve", ["a b", ""], None, 0.05, 3, True])
+def test_set_arg_is_one_shell_word_that_sets_the_value(v):
+    """`set_arg` (the --set a refused resume of a flow or a network suggests) is split by a shell into --set and one
+    SECTION.KEY=VALUE that --set parses back to the value (None: `none`, which unsets the key)."""
+    import shlex
+
+    from hpcflow.jobs.schema import parse_override
+    from hpcflow.jobs.toml_out import set_arg
+
+    flag, text = shlex.split(set_arg("job", "description", v))
+    assert flag == "--set"
+    assert parse_override(text) == ("job", "description", "none" if v is None else v)
+
+
 def _poison(path, name, index, value=np.nan):
     """Put `value` into entry `index` of dataset `name` (an attribute when `name` starts with "@")."""
     with h5py.File(path, "r+") as f:

@@ -59,8 +59,11 @@ def value(v, *, nonfinite: bool = False) -> str:
 
 def set_arg(section: str, name: str, v) -> str:
     """The `--set SECTION.KEY=VALUE` that gives a job key the value v (`none` unsets it), e.g. for a refusal
-    that tells how to match a checkpoint's job."""
-    return f"--set {section}.{name}={'none' if v is None else value(v)}"
+    that tells how to match a checkpoint's job: shell-quoted (shlex.join), so that a pasted string value (its TOML
+    quotes, spaces) reaches --set as one TOML value."""
+    import shlex
+
+    return shlex.join(["--set", f"{section}.{name}={'none' if v is None else value(v)}"])
 
 
 def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
