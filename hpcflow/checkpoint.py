@@ -293,11 +293,8 @@ def _check_finite(f, res: FlowResume, path, comm) -> None:
 
 def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) -> None:
     """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but steps/[checkpoint],
-    or whose [flow].steps is below the checkpoint's `step` (steps done): only a larger count extends a run."""
-    steps = cfg.get("flow", {}).get("steps")
-    if step is not None and steps is not None and steps < step:
-        raise ConfigError(f"{path}: [flow].steps = {steps} is below the {step} steps the checkpoint holds; resume "
-                          f"with --set flow.steps=N, N >= {step}")
+    or whose [flow].steps is below the checkpoint's `step` (steps done): only a larger count extends a run. The
+    configurations are compared first: a refusal for another job names every key that differs, before the steps."""
 
     def allowed(section, key):
         return any(s == section and (k is None or k == key) for s, k in RESUMABLE_CHANGES)
@@ -323,6 +320,10 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
         raise ConfigError(f"{path}: [{section}].{key} = {said(new)} differs from the checkpoint's {said(old)}{more}; "
                           "only [flow].steps and [checkpoint] may change on --resume: resume with "
                           f"{' '.join(set_arg(s, k, v) for s, k, v, _ in diff)} (or start a new --out)")
+    steps = cfg.get("flow", {}).get("steps")
+    if step is not None and steps is not None and steps < step:
+        raise ConfigError(f"{path}: [flow].steps = {steps} is below the {step} steps the checkpoint holds; resume "
+                          f"with --set flow.steps=N, N >= {step}")
 
 
 def _writer_settings(every, seconds, block_rows) -> dict:

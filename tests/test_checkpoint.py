@@ -285,6 +285,20 @@ def test_set_arg_is_one_shell_word_that_sets_the_value(v):
     assert parse_override(text) == ("job", "description", "none" if v is None else v)
 
 
+def test_a_resume_of_another_job_with_fewer_steps_names_the_differing_keys_first():
+    """The job's keys are compared before its steps: the first refusal names every key that differs (and the --set
+    that restores them), not the step count, which is refused once the job is the checkpoint's."""
+    saved = {"flow": {"dt": 1.0, "steps": 50}, "kernel": {"name": "gaussian", "width": 0.05}}
+    other = {"flow": {"dt": 1.0, "steps": 15}, "kernel": {"name": "relu_ntk", "width": None}}
+    with pytest.raises(ConfigError) as exc:
+        check_resumable(saved, other, "x", step=50)
+    said = str(exc.value)
+    assert "[kernel].name" in said and "[kernel].width" in said and "below the 50 steps" not in said, said
+    assert "resume with --set 'kernel.name=\"gaussian\"' --set kernel.width=0.05 (or" in said, said
+    with pytest.raises(ConfigError, match=r"\[flow\]\.steps = 15 is below the 50 steps"):
+        check_resumable(saved, {**saved, "flow": {"dt": 1.0, "steps": 15}}, "x", step=50)
+
+
 def _poison(path, name, index, value=np.nan):
     """Put `value` into entry `index` of dataset `name` (an attribute when `name` starts with "@")."""
     with h5py.File(path, "r+") as f:
