@@ -299,6 +299,39 @@ def test_a_resume_of_another_job_with_fewer_steps_names_the_differing_keys_first
         check_resumable(saved, {**saved, "flow": {"dt": 1.0, "steps": 15}}, "x", step=50)
 
 
+def test_check_of_a_resume_says_what_the_run_would_and_estimates_the_steps_left(tmp_path, capsys):
+    """--check --resume of a finished run has nothing to do, as the run says (exit 0, nothing written); with more
+    steps its estimate is that of the steps left: the same seconds as a fresh run of that many steps, half those of
+    twice as many (a delta kernel's estimate is proportional to the steps)."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB.replace('name = "gaussian"\nform = "exp"\nwidth = 0.05\nnormalize = "row"',
+                                      'name = "delta"').replace("dt = 6.5", "dt = 0.3162"))
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume"]) == 0
+    run_said = capsys.readouterr().out
+    assert main(["run", str(job), "--out", str(out), "--resume", "--check"]) == 0
+    check_said = capsys.readouterr().out
+    assert "already finished at step 3" in check_said and "nothing to do" in check_said, check_said
+    assert check_said == run_said and "valid" not in check_said
+
+    def seconds(*argv):
+        assert main(["run", str(job), *argv, "--check"]) == 0
+        said = capsys.readouterr().out
+        return said, re.search(r"roughly (\S+) s of kernel products", said).group(1)
+
+    said, left = seconds("--out", str(out), "--resume", "--set", "flow.steps=6")
+    assert "continues after step 3: 3 of 6 steps left" in said, said
+    assert left == seconds("--out", str(tmp_path / "new"), "--set", "flow.steps=3")[1]
+    whole = float(seconds("--out", str(tmp_path / "new"), "--set", "flow.steps=6")[1])
+    assert float(left) == pytest.approx(whole / 2, rel=1e-2)  # both printed to 3 significant digits
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and not (tmp_path / "new").exists()
+
+
 def _poison(path, name, index, value=np.nan):
     """Put `value` into entry `index` of dataset `name` (an attribute when `name` starts with "@")."""
     with h5py.File(path, "r+") as f:

@@ -59,6 +59,8 @@ def test_a_diverged_run_has_nothing_to_resume_at_two_ranks(tmp_path, capsys):
     capsys.readouterr()
     assert _run(job, out, "--resume", "--set", "flow.steps=20") == 3  # more steps repeat the same step: nothing
     assert "nothing to do" in capsys.readouterr().err and _files(out) == before
+    assert _run(job, out, "--resume", "--check") == 3  # --check says what the run would, with its status
+    assert "nothing to do" in capsys.readouterr().err and _files(out) == before
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]) == 2
     assert "nothing is queued" in capsys.readouterr().err
 
@@ -85,8 +87,9 @@ def test_an_early_stopped_run_has_nothing_to_resume(tmp_path, capsys):
     assert summary["status"] == "finished" and summary["steps_taken"] < 40 and "early stop" in summary["stopped"]
     before = _files(out)
     capsys.readouterr()
-    for more in ([], ["--set", "flow.steps=60"]):
+    for more in ([], ["--set", "flow.steps=60"], ["--check"], ["--set", "flow.steps=60", "--check"]):
         assert _run(job, out, "--resume", *more) == 0
         said = capsys.readouterr()
         assert f"at step {summary['steps_taken']} by its early stop" in said.out and "nothing to do" in said.out
+        assert "valid" not in said.out, said.out  # --check: what the run would say, no estimate of steps not run
         assert _files(out) == before

@@ -34,11 +34,13 @@ def _run(args, comm) -> int:
     args.resumed_by = resumed_by(cfg["job"]["kind"])  # the command a preempted run's stop line names (hpcflow.cli)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        prepare_out(args, module, cfg, outputs, comm)
+        resume, done = prepare_out(args, module, cfg, outputs, comm)
+        if done is not None:  # what the run would say, with its exit status
+            return nothing_to_do(args, comm, done)
         if comm.Get_rank() == 0:
-            memory = resources.describe(cfg, ranks=comm.Get_size())
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; {memory}; {device_note(module, cfg)}; "
-                  "nothing run")
+            memory = resources.describe(left_to_run(cfg, resume), ranks=comm.Get_size())
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted{resumed_note(cfg, resume)}; {memory}; "
+                  f"{device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
@@ -52,16 +54,40 @@ def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> in
     from hpcflow.jobs.replaced import replacing
 
     if done is not None:  # its files stay as the run wrote them (summary, checkpoint, legs, wall_seconds)
-        said = f"{args.out} {done.why}: nothing to do; {done.fix}"
-        if done.exit_status:  # a numerical stop: said as the run said it, with its status (every rank raises)
-            from hpcflow.errors import NumericalStop
-
-            raise NumericalStop(said)
-        if comm.Get_rank() == 0:
-            print(f"hpcflow run: {said}")
-        return 0
+        return nothing_to_do(args, comm, done)
     with replacing(args.out, force=args.force, outputs=outputs, resume=bool(resume), comm=comm) as outdir:
         return _write_run(args, comm, module, cfg, outdir, overrides, resume)
+
+
+def nothing_to_do(args, comm, done) -> int:
+    """--resume of a run that ended by its own rule (`prepare_out`'s done): said, with the status the run ended with
+    (a numerical stop raises NumericalStop on every rank), by the run and by its --check alike."""
+    said = f"{args.out} {done.why}: nothing to do; {done.fix}"
+    if done.exit_status:  # a numerical stop: said as the run said it, with its status (every rank raises)
+        from hpcflow.errors import NumericalStop
+
+        raise NumericalStop(said)
+    if comm.Get_rank() == 0:
+        print(f"hpcflow run: {said}")
+    return 0
+
+
+def left_to_run(cfg: dict, resume) -> dict:
+    """The job as far as a run still computes it, for --check's estimate: with --resume of a flow's checkpoint
+    (`resume.step` steps done) its [flow].steps less those done; else `cfg` itself."""
+    step = getattr(resume, "step", None)
+    if step is None or "steps" not in cfg.get("flow", {}):
+        return cfg
+    return {**cfg, "flow": {**cfg["flow"], "steps": max(cfg["flow"]["steps"] - int(step), 0)}}
+
+
+def resumed_note(cfg: dict, resume) -> str:
+    """For --check's line: where --resume continues a flow's checkpoint (its steps done, the steps left), or ""."""
+    left = left_to_run(cfg, resume)
+    if left is cfg:
+        return ""
+    return (f" (--resume continues after step {int(resume.step)}: {left['flow']['steps']} of {cfg['flow']['steps']} "
+            "steps left)")
 
 
 def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
