@@ -52,3 +52,14 @@ n_train = {n_train}
 n_test = {n_test}
 seed = {seed}
 """
+
+
+#: the training of the tiny nn jobs: 4 epochs of batches of 100, no NTK
+TINY_TRAINING = """[training]
+epochs = 4
+batch_size = 100
+lr = 3e-3
+threads = 1
+[ntk]
+enabled = false
+"""

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
-from jobtexts import SMALL_NET, SMALL_SWEEP  # noqa: E402
+from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E402
 
 JOB = """
 [job]
@@ -389,3 +389,59 @@ def test_a_diverging_sweep_width_or_kernel_flow_network_makes_the_run_diverged(t
         assert f["history/sigma_val"].shape == (3,) and np.isfinite(f["history/sigma_val"][()]).all()
     assert torch.load(out / "checkpoint.pt", weights_only=True)["status"] == "diverged"
     assert (out / "model.pt").exists()
+
+
+#: the tiny job of the positive-definiteness count: 200 train, 100 validation points, 4 epochs, no NTK
+TINY = NN_POINTS + SMALL_NET + TINY_TRAINING
+
+
+def _not_pd_by_eigenvalues(out) -> int:
+    """Validation points where the saved model's metric has an eigenvalue <= 0 (numpy eigvalsh of each 3x3
+    Hermitian matrix built from the 9 packed outputs), the points sampled again from the run's config."""
+    import torch
+
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn.checkpoint import load_model
+
+    geo = json.loads((out / "summary.json").read_text())["config"]["geometry"]
+    _, val = ex.sample_shards(Hypersurface.fermat(3), geo["n_train"], geo["n_val"], geo["seed"], geo["chart"])
+    data = ex.as_data(val.data, "float64")
+    with torch.no_grad():
+        v = load_model(out / "model.pt").double()(data.x, data.gfs).numpy()
+    g = np.zeros((len(v), 3, 3), dtype=complex)
+    g[:, [0, 1, 2], [0, 1, 2]] = v[:, :3]
+    for k, (a, b) in enumerate(((0, 1), (0, 2), (1, 2))):
+        g[:, a, b] = v[:, 3 + 2 * k] + 1j * v[:, 4 + 2 * k]
+        g[:, b, a] = np.conj(g[:, a, b])
+    return int(np.count_nonzero(np.linalg.eigvalsh(g)[:, 0] <= 0))
+
+
+def test_a_metric_no_longer_positive_definite_is_counted_and_warned_of(tmp_path, capsys):
+    out = tmp_path / "huge_lr"
+    argv = ["nn", _write(tmp_path, TINY), "--out", str(out), "--set", "training.lr=1e3",
+            "--set", "model.output_scale=1.0"]
+    assert main(argv) == 0  # the status stays "finished": the count records it, σ is unchanged
+    err = capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    bad = summary["val_not_positive_definite_final"]
+    assert summary["status"] == "finished" and bad > 0
+    assert bad == _not_pd_by_eigenvalues(out)
+    with h5py.File(out / "nn.h5") as f:
+        counts = f["history/val_not_positive_definite"][()]
+        assert counts.dtype == np.int64 and counts.shape == f["history/sigma_val"].shape == (5,)
+    assert counts[-1] == bad and counts[0] == 0  # the untrained network's metric is g_FS-like: positive definite
+    lines = [s for s in err.splitlines() if "not positive definite" in s]
+    assert lines == [f"hpcflow nn: the metric is not positive definite at {bad} of 100 validation points after "
+                     f"epoch 4; σ there uses the signed det g; lower training.lr (or add training.lr_warmup) for a "
+                     "metric that stays positive definite (nn.h5 history/val_not_positive_definite per epoch)"]
+
+
+def test_a_normal_run_counts_no_point_and_warns_of_none(tmp_path, capsys):
+    out = tmp_path / "normal"
+    assert main(["nn", _write(tmp_path, TINY), "--out", str(out)]) == 0
+    assert "positive definite" not in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["val_not_positive_definite_final"] == 0 == _not_pd_by_eigenvalues(out)
+    with h5py.File(out / "nn.h5") as f:
+        np.testing.assert_array_equal(f["history/val_not_positive_definite"][()], np.zeros(5, dtype=np.int64))

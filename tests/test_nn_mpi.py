@@ -112,6 +112,8 @@ def test_rank_counts_give_the_same_training(runs, loss, ranks):
     one, many = datasets(os.path.join(runs[loss, 1], "nn.h5")), datasets(os.path.join(runs[loss, ranks], "nn.h5"))
     for key in ("history/sigma_val", "history/sigma_train", "history/loss", "ntk/ntk_train_test"):
         np.testing.assert_allclose(many[key], one[key], rtol=1e-10, atol=0, err_msg=key)
+    # the not-positive-definite count is summed over the ranks' validation rows: the same integers at every R
+    np.testing.assert_array_equal(many["history/val_not_positive_definite"], one["history/val_not_positive_definite"])
     assert len(one["history/sigma_val"]) == 4 and one["history/sigma_val"][-1] < one["history/sigma_val"][0]
     a, b = _state(os.path.join(runs[loss, 1], "model.pt")), _state(os.path.join(runs[loss, ranks], "model.pt"))
     for k in a:

@@ -19,7 +19,7 @@ import pytest
 
 from hpcflow.jobs import outlock
 from hpcflow.jobs.output import check_outdir
-from jobtexts import GAUSSIAN_KERNEL, NN_POINTS, SMALL_NET
+from jobtexts import GAUSSIAN_KERNEL, NN_POINTS, SMALL_NET, TINY_TRAINING
 
 FLOW = """
 [job]
@@ -36,14 +36,7 @@ loss = "ultralocal"
 [checkpoint]
 every = 1
 """
-NN = NN_POINTS + SMALL_NET + """[training]
-epochs = 4
-batch_size = 100
-lr = 3e-3
-threads = 1
-[ntk]
-enabled = false
-[checkpoint]
+NN = NN_POINTS + SMALL_NET + TINY_TRAINING + """[checkpoint]
 every = 1
 """
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")

@@ -34,7 +34,10 @@ the run's final status:
                        own; at another R, that epoch's comm_seconds are NaN)
   train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
                        comm_seconds (epoch, R: each rank's seconds in collectives during the epoch; NaN for
-                       epochs trained, wholly or in part, at another rank count before a resume)
+                       epochs trained, wholly or in part, at another rank count before a resume),
+                       val_not_positive_definite (epoch + 1 int64 values: validation points, all ranks, where the
+                       network's metric is not positive definite; absent from checkpoints written before it was
+                       recorded, whose epochs then read -1)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
@@ -299,6 +302,9 @@ def _check_train_state(state: dict, batches: int) -> None:
                  ("comm_seconds", epoch)):
         if not torch.is_tensor(hist[k]) or len(hist[k]) != n:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
+    counts = hist.get("val_not_positive_definite")  # (absent from checkpoints written before it was recorded)
+    if counts is not None and (not torch.is_tensor(counts) or len(counts) != epoch + 1):
+        raise ValueError(f"train.history.val_not_positive_definite (not {epoch + 1} values for {epoch} epochs)")
     if not isinstance(state.get("ntk", {}), dict):
         raise TypeError("ntk")
     legs = state.get("legs", [])

@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -277,6 +278,8 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
                 "n_val": cfg["geometry"]["n_val"]}
         summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0, on_epoch)
+        if root:
+            _warn_not_positive_definite(summary)
         status = summary["status"]
         if status == "finished":
             _stop_point(ctx, outdir, summary, "after training")
@@ -295,6 +298,16 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
+
+
+def _warn_not_positive_definite(summary: dict) -> None:
+    """One line on stderr when the trained network's metric is not positive definite at validation points."""
+    bad = summary.get("val_not_positive_definite_final")
+    if bad:
+        print(f"{LOG_PREFIX} the metric is not positive definite at {bad} of {summary['n_val']} validation points "
+              f"after epoch {summary['epochs']}; σ there uses the signed det g; lower training.lr (or add "
+              "training.lr_warmup) for a metric that stays positive definite (nn.h5 history/val_not_positive_definite "
+              "per epoch)", file=sys.stderr)
 
 
 class StopRequests:
@@ -504,6 +517,8 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
                "sigma_val_final": hist["sigma_val"][-1] if hist["sigma_val"].size else None,
                "sigma_train_final": hist["sigma_train"][-1] if hist["sigma_train"].size else None,
                "sigma_val_best": _finite_min(hist["sigma_val"]),
+               "val_not_positive_definite_final": (int(hist["val_not_positive_definite"][-1])
+                                                   if hist["val_not_positive_definite"].size else None),
                "epochs": trainer.epoch, "train_seconds": float(hist["epoch_seconds"].sum()),
                "seconds_per_epoch": float(np.mean(hist["epoch_seconds"])) if hist["epoch_seconds"].size else None,
                "n_parameters": sum(p.numel() for p in ctx["model"].parameters())}
@@ -651,7 +666,8 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
 
 _CONVENTIONS = json.dumps({  # sorted keys, as every JSON attribute (docs/outputs.md)
     "packing": "g00, g11, g22, Re g01, Im g01, Re g02, Im g02, Re g12, Im g12 (hpcflow.geometry.hermitian.pack)",
-    "history": "index 0 = before training; sigma (eq. B.11) with kappa from the evaluated points",
+    "history": "index 0 = before training; sigma (eq. B.11) with kappa from the evaluated points; "
+               "val_not_positive_definite: validation points whose metric is not positive definite",
     "ntk": "Theta[I, J, a, b] = sum_theta dg_I(x_a)/dtheta dg_J(x_b)/dtheta; per epoch (index 0 = init)",
     "spectrum": "eigenvalues of (A_IJ + A_JI)/2, A_IJ[a, b] = Theta_IJ(train_a, train_b), pooled over I, J",
     "spectrum_full": "eigenvalues of the PSD matrix Theta[(I, a), (J, b)] over the train points",

@@ -19,6 +19,7 @@ import numpy as np
 from hpcflow.arguments import INT_LIMIT, api_integer, api_number, short_repr
 from hpcflow.errors import RESUME_HINT, ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
+from hpcflow.geometry.hermitian import is_positive_definite, unpack
 from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
 from hpcflow.nn._torch import optim_without_dynamo, require_torch
 from hpcflow.nn.data import check_metric_data
@@ -120,7 +121,9 @@ class TrainConfig:
 
 
 #: the per-epoch series of a History (what a checkpoint and nn.h5 history/ hold)
-SERIES = ("sigma_train", "sigma_val", "loss", "epoch_seconds", "comm_seconds")
+SERIES = ("sigma_train", "sigma_val", "loss", "epoch_seconds", "comm_seconds", "val_not_positive_definite")
+#: the series that count (int64 in a checkpoint and nn.h5; the others float64)
+COUNTS = ("val_not_positive_definite",)
 
 
 @dataclass
@@ -133,6 +136,8 @@ class History:
     loss: list = field(default_factory=list)  # (epochs,) mean batch loss
     epoch_seconds: list = field(default_factory=list)  # (epochs,) training time only
     comm_seconds: list = field(default_factory=list)  # (epochs, R) seconds each rank spent in the epoch's collectives
+    # (epochs+1,) validation points (all ranks) where the metric is not positive definite: σ there uses signed det g
+    val_not_positive_definite: list = field(default_factory=list)
     diverged: str | None = None
 
     def series(self) -> dict:
@@ -140,7 +145,7 @@ class History:
         return {k: getattr(self, k) for k in SERIES}
 
     def arrays(self) -> dict:
-        return {k: np.asarray(v, dtype=np.float64) for k, v in self.series().items()}
+        return {k: np.asarray(v, dtype=np.int64 if k in COUNTS else np.float64) for k, v in self.series().items()}
 
 
 @torch.no_grad()
@@ -158,10 +163,22 @@ def as_shard(data, *, comm=None, name: str = "data") -> Shard:
 @torch.no_grad()
 def evaluate_sigma(model, data, *, comm=None) -> float:
     """σ measure (eq. B.11) of the model's metric on all points of `data` over all ranks (κ from these points)."""
+    return evaluate(model, data, comm=comm)[0]
+
+
+@torch.no_grad()
+def evaluate(model, data, *, comm=None) -> tuple[float, int]:
+    """(σ as `evaluate_sigma`, the number of points of `data` over all ranks where the model's metric is not
+    positive definite: σ uses the signed η = det g / |Ω|² there) from one evaluation of the network."""
     c = resolve(comm)
     d = as_shard(data, comm=c).data
-    eta = metric_eta(predict(model, d), d.omega2) if len(d) else d.omega2[:0]
-    return global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(), comm=c)
+    v = predict(model, d) if len(d) else d.gfs[:0]
+    eta = metric_eta(v, d.omega2) if len(d) else d.omega2[:0]
+    v = v.to("cpu", torch.float64).numpy()
+    bad = int(np.count_nonzero(~is_positive_definite(unpack(v))))
+    bad = bad if c.Get_size() == 1 else int(c.allreduce(bad))  # (an integer sum: exact in any order)
+    return global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(),
+                        comm=c), bad
 
 
 def make_optimizer(model, cfg: TrainConfig):
@@ -314,7 +331,8 @@ class Trainer:
             "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone()},
             "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
                         "comm_seconds": list(self.partial_comm_ranks)},
-            "history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.hist.series().items()},
+            "history": {k: torch.tensor(v, dtype=torch.int64 if k in COUNTS else torch.float64)
+                        for k, v in self.hist.series().items()},
         }
 
     def load_state_dict(self, st: dict) -> None:
@@ -331,6 +349,9 @@ class Trainer:
         self.partial_comm = self.partial_comm_ranks[self.comm.Get_rank()]
         for k, v in st["history"].items():
             setattr(self.hist, k, v.tolist())
+        for k in COUNTS:  # a checkpoint written before the count was recorded: -1, not counted, for its epochs
+            if k not in st["history"]:
+                setattr(self.hist, k, [-1] * len(self.hist.sigma_val))
         if any(len(row) != size for row in self.hist.comm_seconds):  # resumed at another R: per-rank rows unknown
             self.hist.comm_seconds = [[math.nan] * size for _ in self.hist.comm_seconds]
 
@@ -349,7 +370,9 @@ class Trainer:
 
     def _record(self) -> None:
         self.hist.sigma_train.append(evaluate_sigma(self.model, self.train_shard, comm=self.comm))
-        self.hist.sigma_val.append(evaluate_sigma(self.model, self.val, comm=self.comm))
+        sigma_val, not_pd = evaluate(self.model, self.val, comm=self.comm)
+        self.hist.sigma_val.append(sigma_val)
+        self.hist.val_not_positive_definite.append(not_pd)
         if self.on_epoch is not None:
             self.on_epoch(self.epoch, self.model)
         if self.log is not None:
