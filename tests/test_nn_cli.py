@@ -445,3 +445,23 @@ def test_a_normal_run_counts_no_point_and_warns_of_none(tmp_path, capsys):
     assert summary["val_not_positive_definite_final"] == 0 == _not_pd_by_eigenvalues(out)
     with h5py.File(out / "nn.h5") as f:
         np.testing.assert_array_equal(f["history/val_not_positive_definite"][()], np.zeros(5, dtype=np.int64))
+
+
+def test_the_count_is_the_same_at_2_ranks_where_points_are_not_positive_definite(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    job = _write(tmp_path, TINY)
+    huge = ["--set", "training.lr=1e3", "--set", "model.output_scale=1.0"]
+    assert main(["nn", job, "--out", str(tmp_path / "one"), *huge]) == 0
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    p = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "hpcflow", "nn", job, "--out",
+                        str(tmp_path / "two"), *huge], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HPCFLOW_THREADS="1", PYTHONPATH=os.getcwd()))
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("not positive definite") == 1  # rank 0 alone warns
+    with h5py.File(tmp_path / "one" / "nn.h5") as a, h5py.File(tmp_path / "two" / "nn.h5") as b:
+        one, two = a["history/val_not_positive_definite"][()], b["history/val_not_positive_definite"][()]
+    assert one[-1] > 0
+    np.testing.assert_array_equal(two, one)
