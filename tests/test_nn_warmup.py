@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from hpcflow.errors import ConfigError  # noqa: E402
 from hpcflow.jobs.schema import validate  # noqa: E402
-from hpcflow.nn.job import SCHEMA, check, check_resume  # noqa: E402
+from hpcflow.nn.job import SCHEMA, check, check_same_job  # noqa: E402
 from hpcflow.nn.train import TrainConfig, learning_rate  # noqa: E402
 
 
@@ -38,6 +38,6 @@ def test_warmup_longer_than_the_run_is_refused_and_an_older_checkpoint_resumes()
     old = _job()
     del old["training"]["lr_warmup"]  # a checkpoint written before the key existed
     state = {"config": json.dumps(old), "train": {"epoch": 2, "position": 0}}
-    check_resume(_job(), state, "ck.pt")
+    check_same_job(_job(), state, "ck.pt")
     with pytest.raises(ConfigError, match=r"\[training\]\.lr_warmup"):
-        check_resume(_job(lr_warmup=1.0), state, "ck.pt")
+        check_same_job(_job(lr_warmup=1.0), state, "ck.pt")

@@ -199,7 +199,23 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
     the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked against the
     batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
     that changes them is told so, not that its healthy checkpoint is damaged)."""
-    from hpcflow.nn.checkpoint import RESTART, check_train_state
+    from hpcflow.nn.checkpoint import check_train_state
+
+    check_same_job(cfg, state, path)
+    check_train_state(state, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
+    done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
+    if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
+        raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
+                          f"= {epochs}; set epochs >= {done + 1} to finish that epoch")
+    if epochs < done:
+        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
+                          f"set epochs >= {done}")
+
+
+def check_same_job(cfg: dict, state: dict, path: str) -> None:
+    """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
+    [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job."""
+    from hpcflow.nn.checkpoint import RESTART
 
     try:
         old = json.loads(state["config"])
@@ -217,14 +233,6 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
         raise ConfigError(f"{path}: the job differs from the checkpoint's in "
                           f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
                           f"[training].epochs and [checkpoint]: resume with {restore} (or start a new --out)")
-    check_train_state(state, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
-    done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
-    if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
-        raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
-                          f"= {epochs}; set epochs >= {done + 1} to finish that epoch")
-    if epochs < done:
-        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
-                          f"set epochs >= {done}")
 
 
 def checkpoint_layout(cfg: dict) -> dict:
