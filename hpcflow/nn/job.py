@@ -311,7 +311,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
 def _warn_not_positive_definite(summary: dict) -> None:
     """One line on stderr when the trained network's metric is not positive definite at validation points."""
     bad = summary.get("val_not_positive_definite_final")
-    if bad:
+    if bad is not None and bad > 0:  # (-1: epochs of a checkpoint written before the count, not counted)
         print(f"{LOG_PREFIX} the metric is not positive definite at {bad} of {summary['n_val']} validation points "
               f"after epoch {summary['epochs']}; σ there uses the signed det g; lower training.lr (or add "
               "training.lr_warmup) for a metric that stays positive definite (nn.h5 history/val_not_positive_definite "

@@ -163,22 +163,23 @@ def as_shard(data, *, comm=None, name: str = "data") -> Shard:
 @torch.no_grad()
 def evaluate_sigma(model, data, *, comm=None) -> float:
     """σ measure (eq. B.11) of the model's metric on all points of `data` over all ranks (κ from these points)."""
-    return evaluate(model, data, comm=comm)[0]
+    return evaluate(model, data, comm=comm, count=False)[0]
 
 
 @torch.no_grad()
-def evaluate(model, data, *, comm=None) -> tuple[float, int]:
+def evaluate(model, data, *, comm=None, count: bool = True) -> tuple[float, int | None]:
     """(σ as `evaluate_sigma`, the number of points of `data` over all ranks where the model's metric is not
-    positive definite: σ uses the signed η = det g / |Ω|² there) from one evaluation of the network."""
+    positive definite: σ uses the signed η = det g / |Ω|² there; None without `count`) from one evaluation of the
+    network."""
     c = resolve(comm)
     d = as_shard(data, comm=c).data
     v = predict(model, d) if len(d) else d.gfs[:0]
     eta = metric_eta(v, d.omega2) if len(d) else d.omega2[:0]
-    v = v.to("cpu", torch.float64).numpy()
-    bad = int(np.count_nonzero(~is_positive_definite(unpack(v))))
-    bad = bad if c.Get_size() == 1 else int(c.allreduce(bad))  # (an integer sum: exact in any order)
-    return global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(),
-                        comm=c), bad
+    sigma = global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(), comm=c)
+    if not count:
+        return sigma, None
+    bad = int(np.count_nonzero(~is_positive_definite(unpack(v.to("cpu", torch.float64).numpy()))))
+    return sigma, bad if c.Get_size() == 1 else int(c.allreduce(bad))  # (an integer sum: exact in any order)
 
 
 def make_optimizer(model, cfg: TrainConfig):
