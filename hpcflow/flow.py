@@ -24,7 +24,8 @@ gradient's kappa term ("exact"), one allgather per trial dt deciding it together
 metrics, one for sigma_train, sigma_test and test_held (the next step's kappa is the accepted one's), and the
 callback's and on_step's decisions.
 - Clustered (`blocks` given): the FlowBlocks (global indices) this rank owns; their train and test rows must
-  be this rank's rows, each in exactly one of its blocks (so every row flows by one block over the ranks); their
+  be this rank's rows, each in exactly one of its blocks (so every row flows by one block over the ranks); a
+  block's train rows flow with its source_idx, its test rows with its test_source_idx (source_idx when None); the
   source rows held by other ranks (the halo) arrive through one
   `hpcflow.parallel.exchange.ExchangePlan` (points once, gradients every step; `hpcflow.flow_step.Clustered`).
 - Exact (`blocks=None`): each rank holds a contiguous run of train and test rows; train points are gathered
@@ -232,8 +233,10 @@ def _check_args(kernel, train, test, xp, blocks, **num):
 
 
 #: what a FlowBlock holds, said where one is refused
-_BLOCK_WANT = ("FlowBlock(train_idx, test_idx, source_idx) of global indices, each a sorted 1-D integer array of "
-               "distinct indices (hpcflow.cluster.flow_blocks builds them)")
+_BLOCK_WANT = ("FlowBlock(train_idx, test_idx, source_idx[, test_source_idx]) of global indices, each a sorted 1-D "
+               "integer array of distinct indices (hpcflow.cluster.flow_blocks builds them)")
+#: the FlowBlock fields a block must have; test_source_idx may be missing or None (the test rows use source_idx)
+_BLOCK_NEEDS = FlowBlock._fields[:3]
 
 
 def _listed_blocks(blocks) -> list | None:
@@ -247,9 +250,10 @@ def _listed_blocks(blocks) -> list | None:
                         "or None")
     out = list(blocks)
     for i, b in enumerate(out):
-        if not all(hasattr(b, f) for f in FlowBlock._fields):
+        if not all(hasattr(b, f) for f in _BLOCK_NEEDS):
             raise TypeError(f"blocks[{i}] is of type {type(b).__name__}, not a FlowBlock; pass {_BLOCK_WANT}")
-        out[i] = FlowBlock(*(_block_indices(f"blocks[{i}].{f}", getattr(b, f)) for f in FlowBlock._fields))
+        out[i] = FlowBlock(*(None if f not in _BLOCK_NEEDS and getattr(b, f, None) is None else
+                             _block_indices(f"blocks[{i}].{f}", getattr(b, f)) for f in FlowBlock._fields))
     return out
 
 
@@ -296,9 +300,10 @@ def _blocks_fault(blocks, rows: dict, n: dict, where: str) -> str | None:
     " on rank r". With the ranks' rows a partition (`check_indices`), each rank's blocks covering its own rows once
     is every row flowed by exactly one block over the ranks."""
     for i, b in enumerate(blocks):
-        for key, name in (("train_idx", "train"), ("test_idx", "test"), ("source_idx", "train")):
+        for key, name in (("train_idx", "train"), ("test_idx", "test"), ("source_idx", "train"),
+                          ("test_source_idx", "train")):
             idx = getattr(b, key)
-            if idx.size and (idx[0] < 0 or idx[-1] >= n[name]):
+            if idx is not None and idx.size and (idx[0] < 0 or idx[-1] >= n[name]):
                 return (f"blocks[{i}]{where}.{key}: index {idx[0] if idx[0] < 0 else idx[-1]} is outside "
                         f"range({n[name]}) (the {name} points over the ranks); pass global {name} indices in "
                         f"0..{n[name] - 1}" if n[name] else f"blocks[{i}]{where}.{key}: there are no {name} "

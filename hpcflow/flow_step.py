@@ -1,7 +1,8 @@
 """The kernel sums of one flow step, U(x) = sum_x' Theta(x, x') grad(x') (eq. 3.5), over the rows of R ranks.
 
-`Clustered`: each rank evaluates the blocks it owns (`hpcflow.cluster.flow_blocks`, global indices); the train
-rows of its blocks' sources held by other ranks (the halo) arrive by an `ExchangePlan` built once: their
+`Clustered`: each rank evaluates the blocks it owns (`hpcflow.cluster.flow_blocks`, global indices), a block's
+train rows against its `source_idx`, its test rows against its `test_source_idx`; the train rows of those
+sources held by other ranks (the halo, the union of both) arrive by an `ExchangePlan` built once: their
 points once, their loss gradients every step. `Exact` (no clustering): each rank owns a contiguous block of
 train and test rows; train points are gathered once and the N x 9 train gradient every step (Allgatherv);
 test rows stream tiles against all train rows; a symmetric train x train kernel is split into tile pairs
@@ -97,8 +98,10 @@ class Clustered:
         xp = array_module(tr.points)
         self.xp, self.counters = xp, Counters()
         self.n_train, self.n_test = len(train_idx), len(test_idx)
-        sources = [np.asarray(b.source_idx, dtype=np.int64) for b in blocks]
-        wanted = np.unique(np.concatenate(sources)) if sources else np.zeros(0, dtype=np.int64)
+        sources = [(np.asarray(b.source_idx, dtype=np.int64), np.asarray(b.test_sources(), dtype=np.int64))
+                   for b in blocks]
+        wanted = np.unique(np.concatenate([s for pair in sources for s in pair])) if sources else \
+            np.zeros(0, dtype=np.int64)
         need = np.setdiff1d(wanted, train_idx, assume_unique=True)
         t0 = time.perf_counter()
         self.plan = ExchangePlan.build(train_idx, need, comm=comm)
@@ -111,14 +114,17 @@ class Clustered:
         order = np.argsort(ext_idx, kind="stable")
         self.ops = []
         share = cache_bytes // (2 * max(1, len(blocks)))
-        for b, src in zip(blocks, sources):
-            src_pos = order[np.searchsorted(ext_idx[order], src)]
-            src_dev = xp.asarray(src_pos)
-            xs = ext_points[src_dev]
-            for name, idx, rows, ps in (("train", b.train_idx, train_idx, tr), ("test", b.test_idx, test_idx, te)):
+        for b, (train_src, test_src) in zip(blocks, sources):
+            held = None  # (sources, their positions on the device, their points): shared when train's = test's
+            for name, idx, rows, ps, src in (("train", b.train_idx, train_idx, tr, train_src),
+                                             ("test", b.test_idx, test_idx, te, test_src)):
                 idx = np.asarray(idx, dtype=np.int64)
                 if ps is None or not idx.size:
                     continue
+                if held is None or not np.array_equal(held[0], src):
+                    src_dev = xp.asarray(order[np.searchsorted(ext_idx[order], src)])
+                    held = (src, src_dev, ext_points[src_dev])
+                _, src_dev, xs = held
                 same = name == "train" and np.array_equal(idx, src)  # lets symmetric kernels halve the work
                 pos = xp.asarray(np.searchsorted(rows, idx))
                 x = xs if same else ps.points[pos]

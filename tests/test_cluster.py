@@ -140,6 +140,15 @@ def test_flow_blocks_partition_train_and_test(quintic_points):
     assert np.all(np.abs(dist - ref) <= 2 * fs_distance_error(ref))  # either evaluation path, any BLAS
 
 
+def _assert_brute_force_halos(b, d, dt, cutoff):
+    """A block's train-row sources: the train points within `cutoff` of its train points; its test-row sources:
+    within `cutoff` of its train or test points (d, dt: brute-force FS distances train x train, test x train)."""
+    near_train = d[b.train_idx].min(axis=0)
+    near_all = np.minimum(near_train, dt[b.test_idx].min(axis=0, initial=np.inf))
+    np.testing.assert_array_equal(b.source_idx, np.flatnonzero(near_train <= cutoff))
+    np.testing.assert_array_equal(b.test_source_idx, np.flatnonzero(near_all <= cutoff))
+
+
 def test_halo_sources_are_the_train_points_within_cutoff(quintic_points):
     train, test = quintic_points[:300], quintic_points[300:400]
     d = fs_distance(train)
@@ -147,11 +156,11 @@ def test_halo_sources_are_the_train_points_within_cutoff(quintic_points):
     for cutoff in (0.35, 0.8):
         blocks = flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=cutoff)
         for b in blocks:
-            dmin = np.minimum(d[b.train_idx].min(axis=0), dt[b.test_idx].min(axis=0, initial=np.inf))
-            np.testing.assert_array_equal(b.source_idx, np.flatnonzero(dmin <= cutoff))
+            _assert_brute_force_halos(b, d, dt, cutoff)
             assert np.all(np.isin(b.train_idx, b.source_idx))
     for b in flow_blocks(train, test, method="birch", n_clusters=3, halo_cutoff=np.pi / 2):
         np.testing.assert_array_equal(b.source_idx, np.arange(300))
+        np.testing.assert_array_equal(b.test_source_idx, np.arange(300))
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -313,8 +322,7 @@ def test_halo_cutoff_takes_numpy_real_scalars(quintic_points):
     for cutoff in (np.float32(0.35), np.int64(1), np.float16(0.5)):
         blocks = flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=cutoff)
         for b in blocks:
-            dmin = np.minimum(d[b.train_idx].min(axis=0), dt[b.test_idx].min(axis=0, initial=np.inf))
-            np.testing.assert_array_equal(b.source_idx, np.flatnonzero(dmin <= float(cutoff)))
+            _assert_brute_force_halos(b, d, dt, float(cutoff))
     for bad in (True, np.float32(np.nan), "0.3"):
         with pytest.raises(ConfigError, match="must be a finite FS distance >= 0"):
             flow_blocks(train, test, method="full", n_clusters=3, halo_cutoff=bad)

@@ -36,7 +36,7 @@ def test_single_cluster_and_pi_half_halo_equal_unclustered_flow(train_test, kern
     assert len(one) == 1
     _assert_same_flow(_flow(kernel, train, test, one), ref)
     halo = flow_blocks(train, test, method="batched", n_clusters=4, batch_size=80, seed=0, halo_cutoff=np.pi / 2)
-    assert len(halo) == 4 and all(b.source_idx.size == len(train) for b in halo)
+    assert len(halo) == 4 and all(b.source_idx.size == b.test_source_idx.size == len(train) for b in halo)
     _assert_same_flow(_flow(kernel, train, test, halo), ref)
 
 

@@ -2,6 +2,7 @@
 misshapen weights, omega2 <= 0, a g_fs that is not a metric), FlowBlocks that are not sorted integer index arrays in
 range or do not hold every train and test row exactly once, and an xp that is neither numpy nor cupy."""
 
+import collections
 import types
 import warnings
 
@@ -109,6 +110,12 @@ BLOCKS = {
                             r"blocks\[0\]\.source_idx: index 149 is outside range\(100\)"),
     "test_out_of_range": ([FlowBlock(A, np.arange(31), A)], ValueError,
                           r"blocks\[0\]\.test_idx: index 30 is outside range\(30\)"),
+    "test_source_out_of_range": ([FlowBlock(A, T, A, np.arange(101))], ValueError,
+                                 r"blocks\[0\]\.test_source_idx: index 100 is outside range\(100\)"),
+    "test_source_unsorted": ([FlowBlock(A, T, A, A[::-1])], ValueError,
+                             r"blocks\[0\]\.test_source_idx is not sorted \(99 before 98\)"),
+    "test_source_mask": ([FlowBlock(A, T, A, np.ones(100, dtype=bool))], TypeError,
+                         r"blocks\[0\]\.test_source_idx is a boolean mask"),
     "not_blocks": ([1, 2], TypeError, r"blocks\[0\] is of type int, not a FlowBlock; pass FlowBlock\("),
     "not_a_list": (5, TypeError, r"blocks=5 is not a list of FlowBlocks"),
 }
@@ -133,6 +140,22 @@ def test_blocks_that_hold_every_row_once_flow_as_the_whole_set(sets):
     assert want.sigma_train[-1] != want.sigma_train[0]
     for key in ("sigma_train", "sigma_test"):
         np.testing.assert_allclose(getattr(got, key), getattr(want, key), rtol=1e-12)
+
+
+def test_blocks_of_three_fields_flow_their_test_rows_with_source_idx(sets):
+    """A block of (train_idx, test_idx, source_idx) alone, FlowBlock's or another named tuple's, is the block whose
+    test_source_idx is its source_idx; a given test_source_idx is what the test rows flow with."""
+    K = make_kernel("gaussian", width=0.1)
+    Three = collections.namedtuple("Three", "train_idx test_idx source_idx")
+    src = A[:70]
+    want = kernel_flow(K, *sets, dt=1e-3, steps=2, blocks=[FlowBlock(A, T, src, src)])
+    other = kernel_flow(K, *sets, dt=1e-3, steps=2, blocks=[FlowBlock(A, T, src, A)])
+    assert np.abs(other.g_test - want.g_test).max() > 0  # the control: the test rows' sources matter
+    np.testing.assert_array_equal(other.g_train, want.g_train)  # and only theirs
+    for blocks in ([FlowBlock(A, T, src)], [Three(A, T, src)]):
+        got = kernel_flow(K, *sets, dt=1e-3, steps=2, blocks=blocks)
+        for key in ("sigma_train", "sigma_test", "g_train", "g_test"):
+            np.testing.assert_array_equal(getattr(got, key), getattr(want, key))
 
 
 def test_an_array_module_other_than_numpy_or_cupy_is_refused(sets):

@@ -75,8 +75,8 @@ def runs(tmp_path_factory):
 
 
 def _halo_expected(labels, owner, ranks):
-    """Rows rank r needs from others: the sources of its blocks that are not its own train rows (from the
-    blocks rebuilt here in one process and the cluster labels and owner map of the checkpoint)."""
+    """Rows rank r needs from others: the sources of its blocks' train and test rows that are not its own train
+    rows (from the blocks rebuilt here in one process and the cluster labels and owner map of the checkpoint)."""
     X = Hypersurface.fermat(3)
     train = X.sample(N_TRAIN, seed=SEED, chart=(0, 1))
     test = X.sample(N_TEST, seed=SEED + 1, chart=(0, 1))
@@ -87,7 +87,8 @@ def _halo_expected(labels, owner, ranks):
     for r in range(ranks):
         mine = [b for b in blocks if owner[labels[b.train_idx[0]]] == r]
         rows = np.concatenate([b.train_idx for b in mine]) if mine else np.zeros(0, dtype=int)
-        src = np.unique(np.concatenate([b.source_idx for b in mine])) if mine else np.zeros(0, dtype=int)
+        src = np.unique(np.concatenate([s for b in mine for s in (b.source_idx, b.test_source_idx)])) if mine \
+            else np.zeros(0, dtype=int)
         own.append(rows.size)
         halo.append(np.setdiff1d(src, rows).size)
     return own, halo

@@ -1,10 +1,12 @@
 """Per-cluster flow blocks (§3.1): the NTK is evaluated inside each cluster, cross-cluster terms dropped.
 
 A block says which train points (`train_idx`) and test points (`test_idx`) are updated using which train
-sources (`source_idx`) in the flow step of eq. 3.5 (all integer index arrays, sorted ascending). A test point
-belongs to the cluster of its FS-nearest train point. With `halo_cutoff` a cluster's sources also include
-every train point within that FS distance of any of the cluster's train or test points; at
-halo_cutoff >= pi/2 every block sees all train points, i.e. the unclustered flow.
+sources in the flow step of eq. 3.5: `source_idx` for its train rows, `test_source_idx` for its test rows (all
+integer index arrays, sorted ascending; test_source_idx None: source_idx). A test point belongs to the cluster of
+its FS-nearest train point. With `halo_cutoff` a cluster's train rows also take as sources every train point within
+that FS distance of one of the cluster's train points, and its test rows every train point within it of one of the
+cluster's train or test points: the test points widen only the test rows' neighbourhoods, so the train flow does
+not depend on the test set. At halo_cutoff >= pi/2 every block sees all train points, i.e. the unclustered flow.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from hpcflow.errors import ConfigError
 
 
 class FlowBlock(NamedTuple):
-    """Train points `train_idx` and test points `test_idx` flow with sources `source_idx` (train indices)."""
+    """Train points `train_idx` flow with sources `source_idx`, test points `test_idx` with sources
+    `test_source_idx` (None: source_idx); sources are train indices."""
 
     train_idx: np.ndarray
     test_idx: np.ndarray
     source_idx: np.ndarray
+    test_source_idx: np.ndarray | None = None
+
+    def test_sources(self) -> np.ndarray:
+        """The sources of the test rows: test_source_idx, or source_idx when it is None."""
+        return self.source_idx if self.test_source_idx is None else self.test_source_idx
 
 
 def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_clusters: int,
@@ -57,8 +65,8 @@ def flow_blocks(train_points, test_points=None, *, method: str = "batched", n_cl
         if train_idx.size == 0:
             continue
         test_idx = np.flatnonzero(test_labels == c)
-        blocks.append(FlowBlock(train_idx, test_idx, block_sources(tree, z_train, z_test, train_idx, test_idx,
-                                                                   halo_cutoff)))
+        blocks.append(FlowBlock(train_idx, test_idx, *block_sources(tree, z_train, z_test, train_idx, test_idx,
+                                                                    halo_cutoff)))
     return blocks
 
 
@@ -70,9 +78,14 @@ def check_halo_cutoff(halo_cutoff) -> None:
         raise ConfigError(f"halo_cutoff = {halo_cutoff!r} must be a finite FS distance >= 0 (pi/2 = all points)")
 
 
-def block_sources(tree, z_train, z_test, train_idx, test_idx, halo_cutoff) -> np.ndarray:
-    """A block's sources: its own train points, or every train point within `halo_cutoff` of its members."""
+def block_sources(tree, z_train, z_test, train_idx, test_idx, halo_cutoff) -> tuple[np.ndarray, np.ndarray]:
+    """A block's (train-row sources, test-row sources): its own train points for both, or with `halo_cutoff` every
+    train point within it of one of its train points (train rows) and of one of its train or test points (test
+    rows). z_test may be None when test_idx is empty."""
     if halo_cutoff is None:
-        return train_idx
-    members = np.concatenate([z_train[train_idx], z_test[test_idx]])
-    return within_fs_distance(tree, members, float(halo_cutoff))
+        return train_idx, train_idx
+    train_src = within_fs_distance(tree, z_train[train_idx], float(halo_cutoff))
+    if not len(test_idx):
+        return train_src, train_src
+    near_test = within_fs_distance(tree, z_test[test_idx], float(halo_cutoff))
+    return train_src, np.union1d(train_src, near_test).astype(np.int64)

@@ -6,8 +6,9 @@ batch i to rank i % R; each rank clusters its batches (average linkage), the see
 rule `merge`: each batch's merge needs only the seeds, so no further communication). The labels are those of
 `batched_clustering`, for every R. "full" and "birch" run on rank 0 and their labels are broadcast. Blocks are
 those of `flow_blocks` (global indices); their halos are computed round-robin and gathered; then blocks are
-owned by longest-processing-time greedy on cost = (train + test points) x sources (largest first, ties to the
-lower block; to the least loaded rank, ties to the lower rank), so every rank knows the same ownership map.
+owned by longest-processing-time greedy on cost = train points x their sources + test points x theirs (largest
+first, ties to the lower block; to the least loaded rank, ties to the lower rank), so every rank knows the same
+ownership map.
 
 Memory per rank: the coordinates of all train and test points (16 (n+1) bytes each, 80 for the quintic),
 their projector features for the KD-tree ((n+1)^2 float64: 200 bytes) and the tree (~16 bytes per train
@@ -45,10 +46,11 @@ from hpcflow.progress import progress
 class DistributedBlocks:
     """The flow blocks of a clustered point set and who owns them; the same on every rank (but `counters`).
 
-    blocks: list of FlowBlock (train_idx, test_idx, source_idx: sorted GLOBAL int64 indices);
+    blocks: list of FlowBlock (train_idx, test_idx, source_idx, test_source_idx: sorted GLOBAL int64 indices);
     owner: (n_blocks,) rank owning each block; cluster: (n_blocks,) cluster id of each block;
     labels: (n_train,) cluster of every train point; test_labels: (n_test,) cluster of every test point;
-    cost: (n_blocks,) int64 (train + test) x sources; cluster_owner: (n_clusters,) owner per cluster (-1: empty);
+    cost: (n_blocks,) int64 train x source_idx + test x test_source_idx entries; cluster_owner: (n_clusters,) owner
+    per cluster (-1: empty);
     train_share / test_share: (lo, hi) of the input rows this rank passed in (decompose.share layout);
     counters: this rank's figures (clustering_batches, clustering_seconds, clusters_owned, train_owned,
     test_owned, halo_rows, cost_owned).
@@ -75,8 +77,10 @@ class DistributedBlocks:
         return _union([self.blocks[b].train_idx for b in self.owned(rank)])
 
     def source_rows(self, rank: int | None = None) -> np.ndarray:
-        """Sorted global train indices the owner reads (its blocks' sources: own train rows plus halo)."""
-        return _union([self.blocks[b].source_idx for b in self.owned(rank)])
+        """Sorted global train indices the owner reads (its blocks' sources of train and test rows: own train
+        rows plus halo)."""
+        return _union([s for b in self.owned(rank) for s in (self.blocks[b].source_idx,
+                                                              self.blocks[b].test_sources())])
 
     def test_rows(self, rank: int | None = None) -> np.ndarray:
         """Sorted global test indices the owner updates."""
@@ -201,15 +205,18 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     train_of = [np.flatnonzero(labels == cl) for cl in clusters]
     test_of = [np.flatnonzero(test_labels == cl) for cl in clusters]
     mine = range(r, clusters.size, R)  # halos computed round-robin, then gathered
-    src = [block_sources(tree, z_train, z_test, train_of[b], test_of[b], halo_cutoff) for b in mine]
+    # each block's train-row sources then its test-row sources
+    src = [s for b in mine for s in block_sources(tree, z_train, z_test, train_of[b], test_of[b], halo_cutoff)]
     lengths = allgatherv(np.array([s.size for s in src], dtype=np.int64), comm=c)
     flat = allgatherv(np.concatenate(src or [np.zeros(0, np.int64)]).astype(np.int64), comm=c)
-    order = np.concatenate([np.arange(q, clusters.size, R) for q in range(R)])  # block of each gathered piece
+    order = np.concatenate([np.arange(q, clusters.size, R) for q in range(R)])  # block of each gathered pair
+    pieces = np.split(flat, np.cumsum(lengths)[:-1])
     sources = [None] * clusters.size
-    for b, piece in zip(order, np.split(flat, np.cumsum(lengths)[:-1])):
-        sources[b] = piece
-    blocks = [FlowBlock(train_of[b], test_of[b], sources[b]) for b in range(clusters.size)]
-    cost = np.array([(b.train_idx.size + b.test_idx.size) * b.source_idx.size for b in blocks], dtype=np.int64)
+    for b, train_src, test_src in zip(order, pieces[0::2], pieces[1::2]):
+        sources[b] = (train_src, test_src)
+    blocks = [FlowBlock(train_of[b], test_of[b], *sources[b]) for b in range(clusters.size)]
+    cost = np.array([b.train_idx.size * b.source_idx.size + b.test_idx.size * b.test_sources().size
+                     for b in blocks], dtype=np.int64)
     owner = lpt_owners(cost, R)
     cluster_owner = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
     cluster_owner[clusters] = owner

@@ -27,7 +27,8 @@ for name, kw in cases.items():
     d = distributed_blocks(train.points, test.points, **kw)
     same = len(ref) == len(d.blocks) and all(
         np.array_equal(a.train_idx, b.train_idx) and np.array_equal(a.test_idx, b.test_idx)
-        and np.array_equal(a.source_idx, b.source_idx) for a, b in zip(ref, d.blocks))
+        and np.array_equal(a.source_idx, b.source_idx) and np.array_equal(a.test_source_idx, b.test_source_idx)
+        for a, b in zip(ref, d.blocks))
     rows = d.source_rows()
     fetched = d.fetch_train(train.weights, rows)
     fetched_test = d.fetch_test(test.g_fs, d.test_rows())
