@@ -7,6 +7,11 @@ network run preempted before its first checkpoint, a kind without checkpoints) i
 submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
 A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
 requeues itself (PreemptMode=REQUEUE sends SIGTERM first; node failure) resumes all the same when it starts again.
+
+A command that ends with a status other than 0 (refused 2, diverged 3, stopped 4 and not requeued, crashed 1) fails
+the job with that status (Slurm: FAILED, ExitCode=3:0, as sacct, --dependency=afterok and --mail-type=FAIL read it;
+returned as submitit's result, the process exited 0 and the job was COMPLETED): its result, the status that
+`hpcflow submit --wait` reports, is written first, then the process exits with it (`finish`).
 """
 
 from __future__ import annotations
@@ -91,10 +96,49 @@ def preemption_signal() -> int:
     return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
 
 
+def _agreed(status: int) -> int:
+    """The largest status over the ranks of the job's MPI world (one collective; `status` where there is none)."""
+    from hpcflow.parallel.comm import _mpi
+
+    MPI = _mpi()
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized() or MPI.COMM_WORLD.Get_size() == 1:
+        return status
+    from hpcflow.parallel.reduce import max_value
+
+    return int(max_value(status, comm=MPI.COMM_WORLD))
+
+
+def finish(status: int) -> int:
+    """`status` where it is 0. Else, in a submitit job, write `status` as the task's result (what `--wait` reads)
+    and exit with it, so that the job fails with the command's status; every rank of an MPI world first agrees on the
+    largest and leaves MPI together (with srun --kill-on-bad-exit a rank that exited first ended the others before
+    they wrote their result)."""
+    if "SUBMITIT_FOLDER" not in os.environ:  # (not a submitit job: the status is returned)
+        return status
+    status = _agreed(status)
+    if status == 0:
+        return 0
+    from submitit.core.utils import cloudpickle_dump, temporary_save_path
+
+    paths = submitit.JobEnvironment().paths
+    with temporary_save_path(paths.result_pickle) as tmp:  # submitit's own result file, as it writes it
+        cloudpickle_dump(("success", status), tmp)
+    leave_mpi()
+    print(f"hpcflow submit: the command ended with exit status {status}; the job fails with it", file=sys.stderr,
+          flush=True)
+    raise SystemExit(status)
+
+
 class HpcflowTask(submitit.helpers.Checkpointable):
-    """Run `hpcflow ARGV`; return its exit status (submitit's job result)."""
+    """Run `hpcflow ARGV`; its exit status is the job's result, and the job fails with a status other than 0."""
 
     def __call__(self, argv: list) -> int:
+        status, requeued_leg = self.run(argv)
+        return status if requeued_leg else finish(status)
+
+    def run(self, argv: list) -> tuple[int, bool]:
+        """(the exit status of `hpcflow ARGV`, whether the job was requeued after it: a rank above 0 comes back
+        from submitit's requeue, which ends rank 0's process)."""
         from hpcflow.cli import main
         from hpcflow.commands.run import shell_line
 
@@ -130,7 +174,8 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
             requeue(sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
-        return status
+            return status, True
+        return status, False
 
     def checkpoint(self, argv: list):  # noqa: D102 - submitit's hook
         nxt = resume_argv(argv)
