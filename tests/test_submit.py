@@ -624,7 +624,8 @@ def test_wait_goes_on_through_a_reason_that_a_person_resolves(tmp_path, monkeypa
     assert wait([job], res=Resources(), log=log) == 1
     assert said[1:] == ["hpcflow submit: job 333 is pending (PartitionNodeLimit: the nodes that would run it are down "
                         "or drained); still waiting (scancel 333 stops it)",
-                        f"hpcflow submit: job 333 ended without a result (state CANCELLED); see {job.paths.stderr}"]
+                        f"hpcflow submit: job 333 ended without a result (state CANCELLED); the job never started, "
+                        f"and wrote no log ({job.paths.stderr} does not exist)"]  # (cancelled while pending)
     assert not called.exists()  # not cancelled
 
 

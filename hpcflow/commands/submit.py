@@ -36,6 +36,49 @@ def _time_limit(text: str) -> int:
     return int(m)
 
 
+#: the largest --mem taken, MiB (a thousand TiB; read without an int() of thousands of digits)
+MAX_MEM_MIB = 2**30
+
+
+def _memory(text: str) -> int:
+    """--mem in MiB, written as sbatch --mem takes it: a whole number of MiB, or with a suffix K, M, G or T."""
+    import argparse
+
+    m = re.fullmatch(r"\s*(\d{1,15})\s*([KMGT]?)B?\s*", text, re.IGNORECASE)
+    mib = None if m is None else -(-int(m.group(1)) * 1024 ** "KMGT".index(m.group(2).upper() or "M") // 1024)
+    if mib is None or not 0 < mib <= MAX_MEM_MIB:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a memory per node of 1 MiB to {MAX_MEM_MIB >> 20} "
+                                         "TiB: give MiB (16000) or sbatch's forms 16G, 16000M")
+    return mib
+
+
+def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
+    """What the submitted job's memory per rank is checked against: (its bytes, what they are, the fix) for
+    --executor slurm where --mem or sinfo's node memory gives it (None else), and the note added to a refusal against
+    this host's memory instead. ConfigError for a --mem above the partition's node memory (exit 2)."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.submit import capacity
+
+    if args.executor != "slurm":
+        return None, ""
+    parts, why = asked
+    node_mib, name = capacity.node_memory(res, parts) if parts else (None, "")
+    if res.mem_mib and node_mib and res.mem_mib > node_mib:
+        raise ConfigError(f"--mem {res.mem_mib} MiB exceeds the {node_mib} MiB of partition {name}'s "
+                          "nodes (sinfo's memory): the job could never start; lower --mem or pick another --partition")
+    fix = ("use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)" if res.ntasks_per_node > 1 else
+           "use more nodes (--nodes) or reduce the sizes")
+    each = f"{res.ntasks_per_node} ranks per node" if res.ntasks_per_node > 1 else "one rank per node"
+    if res.mem_mib:
+        return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}",
+                fix + (f", raise --mem (partition {name}'s nodes have {node_mib} MiB)" if node_mib else "")), ""
+    if node_mib:
+        return (node_mib * 2**20 / res.ntasks_per_node, f"partition {name}'s node memory {node_mib} MiB (sinfo), "
+                f"{each}", fix), ""
+    reason = f"sinfo did not answer ({why})" if parts is None else f"sinfo gives no memory for partition {name}"
+    return None, f"the submit host's memory: {reason}"
+
+
 #: sbatch --signal's largest sig_time (Slurm keeps it in 16 bits; sbatch refuses more)
 SIGNAL_DELAY_MAX = 65535
 
@@ -120,7 +163,7 @@ def _check_options(args) -> None:
 
 
 def _logs_folder(args) -> str:
-    """--logs, or DIR_logs beside --out when not given: refused as --out is (`writable_dir`) before anything is
+    """--logs, or DIR_logs beside --out when not given (refused where it holds '%', which submitit expands): refused as --out is (`writable_dir`) before anything is
     written or queued (submitit makes the folder, and a file or /proc there ended in its traceback), and where it is
     --out or inside it (the logs written as the job starts made --out not empty: the command refused it)."""
     from hpcflow.errors import OutputPathError
@@ -136,6 +179,9 @@ def _logs_folder(args) -> str:
                                   "OUT_logs beside it)")
         return logs
     logs = os.path.abspath(args.out).rstrip("/") + "_logs"
+    if "%" in logs:  # (submitit reads %j, %A, %a, %t in its folder as the job's ids: pct%jdir_logs became pct157dir_logs)
+        raise OutputPathError(f"--out {args.out}: its logs folder {logs} holds '%', which submitit replaces (%j: the "
+                              "job id), so the logs would not be in OUT_logs; choose a --logs folder without '%'")
     try:
         return writable_dir(logs, flag="--logs")
     except OutputPathError as exc:
@@ -160,7 +206,7 @@ def _refuse_busy_out(out: str) -> None:
 
 def run(args) -> int:
     from hpcflow.commands.run import shell_line
-    from hpcflow.submit import executor
+    from hpcflow.submit import capacity, executor
     from hpcflow.submit.check import check_job
     from hpcflow.submit.task import HpcflowTask
 
@@ -171,15 +217,18 @@ def run(args) -> int:
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
-                             signal_delay=args.signal_delay)
+                             signal_delay=args.signal_delay, mem_mib=args.mem)
+    asked = capacity.ask() if args.executor == "slurm" else None
+    node_limit, host_note = _memory_limit(args, res, asked)
     kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
                                resume=args.resume, sampler=args.sampler, study=args.study, storage=args.storage,
                                nodes=res.nodes, per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
-                               runs_here=args.executor == "local")  # --check refuses what the submission would
+                               runs_here=args.executor == "local", node_limit=node_limit, host_note=host_note)
+    # (--check refuses what the submission would)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res)
-    fits, unchecked = executor.require_fit(res) if args.executor == "slurm" else (None, None)
+    fits, unchecked = executor.require_fit(res, asked) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
         executor.require_mpi_type(res.mpi)
     logs = _logs_folder(args)
@@ -232,6 +281,8 @@ def register(sub) -> None:
     p.add_argument("--time", type=_time_limit, default=60,
                    help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")
+    p.add_argument("--mem", type=_memory, help="--executor slurm: memory per node (sbatch --mem: MiB, or 16G); the "
+                   "limit that the estimate of memory per rank is checked against (default: the node's, from sinfo)")
     p.add_argument("--array", type=whole_number(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit); --executor "
                    "slurm: one of srun --mpi=list where srun is here")

@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass
 
 #: one line per partition and kind of node in it: name, CPUs, node count, gres, MaxTime, job size in nodes
-#: (MinNodes-MaxNodes), MaxCPUsPerNode. --noconvert: 1024 CPUs are "1024", not "1K"
-SINFO = ["sinfo", "--noconvert", "-h", "-a", "-o", "%P|%c|%D|%G|%l|%s|%B"]
+#: (MinNodes-MaxNodes), MaxCPUsPerNode, memory per node (MiB, RealMemory). --noconvert: 1024 CPUs are "1024", not "1K"
+SINFO = ["sinfo", "--noconvert", "-h", "-a", "-o", "%P|%c|%D|%G|%l|%s|%B|%m"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Nodes:
     count: int
     cpus: int | None
     gpus: int | None
+    memory_mib: int | None = None  # RealMemory; None: not given (sinfo's 0 or "n/a": memory is not tracked)
 
 
 @dataclass
@@ -88,15 +89,15 @@ def read_sinfo(text: str) -> dict:
     parts: dict = {}
     for line in text.splitlines():
         fields = line.split("|")
-        if len(fields) != 7:
+        if len(fields) not in (7, 8):  # (7: without the memory, which then limits nothing)
             continue
-        name, cpus, count, gres, max_time, size, max_cpus = (f.strip() for f in fields)
+        name, cpus, count, gres, max_time, size, max_cpus, memory = (f.strip() for f in [*fields, ""][:8])
         default = name.endswith("*")
         name = name.rstrip("*")
         if name not in parts:
             low, high = _job_size(size)
             parts[name] = Partition(name, default, [], max_time, minutes(max_time), low, high, _number(max_cpus))
-        parts[name].nodes.append(Nodes(_number(count) or 0, _number(cpus), gpus(gres)))
+        parts[name].nodes.append(Nodes(_number(count) or 0, _number(cpus), gpus(gres), _number(memory) or None))
     return parts
 
 
@@ -196,3 +197,15 @@ def _nodes_have(p: Partition, field: str) -> str:
 
 def _holds(n: Nodes, cpus: int, gpus_needed: int) -> bool:
     return (n.cpus is None or n.cpus >= cpus) and (not gpus_needed or n.gpus is None or n.gpus >= gpus_needed)
+
+
+def node_memory(res, parts: dict) -> tuple[int | None, str]:
+    """(MiB of memory of the largest node of the partition `res` goes to, the partition's name), or (None, name)
+    where a kind of node there has no memory given (not tracked: no limit known). Of a list of partitions, the largest
+    of their nodes (the job goes to one of them)."""
+    names = [n for n in (res.partition or "").split(",") if n in parts] or \
+        [p.name for p in parts.values() if p.default][:1]
+    nodes = [n for name in names for n in parts[name].nodes if n.count]
+    if not nodes or any(n.memory_mib is None for n in nodes):
+        return None, ",".join(names)
+    return max(n.memory_mib for n in nodes), ",".join(names)

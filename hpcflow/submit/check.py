@@ -12,9 +12,12 @@ from hpcflow.jobs.output import check_outdir, refuse_interrupted
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None, storage: str | None = None, nodes: int = 1,
-              per_node: int = 1, memory_check: bool = True, runs_here: bool = False) -> tuple[str, str | None]:
+              per_node: int = 1, memory_check: bool = True, runs_here: bool = False,
+              node_limit: tuple[float, str, str] | None = None, host_note: str = "") -> tuple[str, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
-    rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`; the GPU it
+    rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
+    `node_limit` (bytes per rank, what they are, the fix) where given, a Slurm node's, else this host's, `host_note`
+    added to the refusal; the GPU it
     asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind
     and, where it asks for a GPU this node lacks, what --check says of it (`hpcflow.commands.run.missing_gpu_note`),
     else None."""
@@ -25,7 +28,7 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     with gpu_checked_elsewhere(not runs_here):
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
                                 study=study, storage=storage, nodes=nodes, per_node=per_node,
-                                memory_check=memory_check)
+                                memory_check=memory_check, node_limit=node_limit, host_note=host_note)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
@@ -52,9 +55,9 @@ def _space_gpu_note(module, job: str, overrides, space) -> str | None:
 
 
 def _check_job(command, job, out, *, overrides, force, resume, sampler, study, storage, nodes, per_node,
-               memory_check) -> tuple[dict, list]:
+               memory_check, node_limit=None, host_note="") -> tuple[dict, list]:
     """`check_job`'s checks; the validated job and its [tune.space] (empty but for a tune)."""
-    from hpcflow.resources import check_resources, skipped_memory_check
+    from hpcflow.resources import skipped_memory_check
 
     if command == "tune":
         from hpcflow.tune.study import check_study, load
@@ -69,7 +72,7 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
     _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
     kind = cfg["job"]["kind"]
-    check_resources(cfg, kind, ranks=nodes * per_node, per_node=per_node, force=not memory_check, source=job)
+    _check_memory(cfg, kind, job, nodes * per_node, per_node, memory_check, node_limit, host_note)
     if command == "nn" and kind != "nn":
         raise ConfigError(f"{job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use --command run")
@@ -82,6 +85,26 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
                        resume=f"'{shlex.join(['hpcflow', 'submit', job, '--out', out])} ... {again}'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return cfg, []
+
+
+def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note) -> None:
+    """The estimate of peak memory per rank against `node_limit` (bytes, what, fix) where given, else against this
+    host's (`check_resources`), `host_note` then added to its refusal."""
+    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested
+
+    if node_limit is None:
+        try:
+            check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=not memory_check, source=job)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} ({host_note})" if host_note else str(exc)) from None
+        return
+    est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
+    limit, what, fix = node_limit
+    if memory_check and not ignore_requested() and est.bytes > limit:
+        big = est.largest()
+        raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
+                          f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
+                          f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
 
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:

@@ -35,6 +35,7 @@ class Resources:
     partition: str | None = None
     mpi: str = "pmi2"
     signal_delay: int = 120
+    mem_mib: int | None = None  # sbatch --mem (memory per node); None: the partition's default
 
     @property
     def tasks(self) -> int:
@@ -49,11 +50,12 @@ def require_slurm() -> None:
                           "local, or start a one-node Slurm with: sudo slurm/local-cluster.sh start")
 
 
-def require_fit(res: Resources) -> tuple[str | None, str | None]:
+def require_fit(res: Resources, asked: tuple | None = None) -> tuple[str | None, str | None]:
     """SubmitError when `res` can never start in its partition (capacity.misfit); else (the partition(s) it was
     checked against, None), or (None, why it was not checked) where sinfo does not answer: a login node may lack
-    sinfo, so that refuses nothing, but the line that describes the request says so."""
-    parts, why = capacity.ask()
+    sinfo, so that refuses nothing, but the line that describes the request says so. `asked`: capacity.ask()'s
+    answer where it was asked already."""
+    parts, why = capacity.ask() if asked is None else asked
     if parts is None:
         return None, f"sinfo did not answer ({why})"
     misfit = capacity.misfit(res, parts)
@@ -76,6 +78,8 @@ def check_executor(kind: str, res: Resources) -> None:
     if kind == "local" and res.tasks > 1:
         raise SubmitError("--executor local runs one task per job; use --executor slurm, or mpiexec -n T "
                           "hpcflow ... for an MPI run on this machine")
+    if kind == "local" and res.mem_mib:
+        raise SubmitError("--mem is Slurm's memory per node; --executor local limits none: drop --mem")
 
 
 #: time-limit requeues a job may have: each leg resumes from its checkpoint, so none is the last (submitit's default,
@@ -103,6 +107,8 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
         params["gpus_per_node"] = res.gpus_per_node
     if res.partition:
         params["partition"] = res.partition
+    if res.mem_mib:
+        params["mem"] = f"{res.mem_mib}M"
     if res.tasks > 1 and res.mpi != "none":
         params["srun_args"] = [f"--mpi={res.mpi}"]  # the tasks form one MPI world (plain srun: R worlds of 1)
     if res.tasks > 1:  # a rank that dies ends the others (Slurm's KillOnBadExit=0 left them in a collective)
@@ -286,16 +292,23 @@ def wait(jobs, *, res: Resources | None = None, log=print) -> int:
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
                 why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
                 log(f"hpcflow submit: job {job.job_id} ended without a result (state {_final_state(job)})"
-                    f"{f': {why}' if why else ''}; see {job.paths.stderr}")
+                    f"{f': {why}' if why else ''}; {_see_log(job)}")
                 status = max(status, 1)
                 continue
             except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError
                 first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-                log(f"hpcflow submit: job {job.job_id} failed: {first.strip()[:200]}; see {job.paths.stderr}")
+                log(f"hpcflow submit: job {job.job_id} failed: {first.strip()[:200]}; {_see_log(job)}")
                 status = max(status, 1)
                 continue
             status = max([status, *(int(r) for r in results)])
     return status
+
+
+def _see_log(job) -> str:
+    """Where to look: the job's error log where it exists; else that it never started (cancelled while pending)."""
+    if job.paths.stderr.exists():
+        return f"see {job.paths.stderr}"
+    return f"the job never started, and wrote no log ({job.paths.stderr} does not exist)"
 
 
 def _final_state(job) -> str:
