@@ -46,11 +46,11 @@ def _record(path) -> dict:
 
 
 def _storage(path):
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
 
     if "://" in path:
         return _url_storage(path), os.getcwd()
-    from hpcflow.tune.storage import locked_journal_problem
+    from hpcflow.tune.storage import journal_backend, locked_journal_problem
 
     label = _record(path).get("storage") if os.path.isdir(path) else None
     if isinstance(label, str) and label != JOURNAL:  # the study directory of another storage
@@ -73,7 +73,7 @@ def _storage(path):
     problem = locked_journal_problem(journal, instead=HINT)  # Optuna's reader would skip a cut-off last line
     if problem:
         raise MissingData(f"{journal}: {problem}")
-    return JournalStorage(JournalFileBackend(journal)), os.path.dirname(os.path.abspath(journal))
+    return JournalStorage(journal_backend(journal)), os.path.dirname(os.path.abspath(journal))
 
 
 def _url_storage(url: str):

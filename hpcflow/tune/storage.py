@@ -10,11 +10,14 @@ queues their parameters again. RDB URLs use Optuna's own heartbeat.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
+import sys
 import threading
 import time
+import uuid
 import warnings
 from contextlib import contextmanager
 
@@ -29,7 +32,6 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     """An Optuna storage: JournalStorage on `url` (a path; default out/study.journal) or RDBStorage (a URL)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
-    from optuna.storages.journal import JournalFileBackend
 
     url = url or os.path.join(out, "study.journal")
     with opening(url):
@@ -41,7 +43,117 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
                                   failed_trial_callback=retry)
         check_journal(url)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        return JournalStorage(journal_backend(url))
+
+
+#: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder
+#: was killed between taking it and releasing it (an append takes milliseconds); Optuna's own grace period
+LOCK_GRACE = 30.0
+
+
+def file_lock(path: str, *, grace: float = LOCK_GRACE, log=None):
+    """Optuna's symlink lock of file `path` (`path`.lock, a link to `path`), as `FileLock`: made with the absolute
+    path, so the link resolves wherever the caller's working directory is."""
+    return FileLock(os.path.abspath(path), grace=grace, log=log)
+
+
+def journal_backend(path: str):
+    """Optuna's JournalFileBackend of journal `path` with its lock (`file_lock`), both on the absolute path."""
+    from optuna.storages.journal import JournalFileBackend
+
+    path = os.path.abspath(path)
+    return JournalFileBackend(path, lock_obj=file_lock(path))
+
+
+class FileLock:
+    """Optuna's JournalFileSymlinkLock of file `filepath` (the same link, `filepath`.lock -> `filepath`, made and
+    released the same way, so Optuna's own writers and hpcflow's exclude each other) whose wait for a held lock
+    sleeps between tries and takes over a lock left by a killed holder: one whose link (its inode and time,
+    `os.lstat`: also a link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace`
+    seconds. One line on stderr (`log`) when a wait passes a second and when it takes the lock over."""
+
+    def __init__(self, filepath: str, *, grace: float = LOCK_GRACE, log=None) -> None:
+        self._lock_target_file, self._lock_file = filepath, filepath + ".lock"
+        self.grace = float(grace)
+        self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def _seen(self):
+        """The lock link's identity (inode, mtime), or None when there is none."""
+        try:
+            st = os.lstat(self._lock_file)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def acquire(self) -> bool:
+        pause, seen, since, said = 0.001, None, time.monotonic(), False
+        while True:
+            try:
+                os.symlink(self._lock_target_file, self._lock_file)
+                return True
+            except OSError as err:
+                if err.errno != errno.EEXIST:
+                    raise
+            now = self._seen()
+            if now != seen:  # another holder (or the first look): its grace period starts now
+                seen, since = now, time.monotonic()
+            elif now is not None and time.monotonic() - since > self.grace and self._seen() == seen:
+                self.log(f"hpcflow: lock {self._lock_file} unchanged for {self.grace:.0f} s (its holder was killed "
+                         "while writing); taking it over")
+                try:
+                    self.release()
+                except RuntimeError:
+                    pass  # another waiter took it over first
+                pause, seen = 0.001, None
+                continue
+            if not said and time.monotonic() - since > 1.0:
+                said = True
+                self.log(f"hpcflow: waiting for lock {self._lock_file} (held by another worker, or left by a killed "
+                         f"one: taken over after {self.grace:.0f} s unchanged)")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def release(self) -> None:
+        """Remove the link as Optuna does (renamed first, so two releases cannot both remove it); RuntimeError when
+        it is not there."""
+        renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
+        try:
+            os.rename(self._lock_file, renamed)
+        except OSError:
+            raise RuntimeError(f"lock {self._lock_file} is not held") from None
+        os.unlink(renamed)
+
+
+def remove_dangling_lock(path: str, *, watch: float = 1.0, log=None) -> bool:
+    """Remove `path`.lock when it is a symlink whose target does not exist and that stays unchanged for `watch`
+    seconds: a lock made with a relative path (by an older hpcflow), or whose study directory was moved since, left
+    by a worker killed while writing; no worker of this hpcflow makes such a link, and an append holds its lock for
+    milliseconds. One line on stderr says so. Whether it was removed."""
+    lock = os.path.abspath(path) + ".lock"
+
+    def seen():
+        try:
+            st = os.lstat(lock)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns) if os.path.islink(lock) and not os.path.exists(lock) else None
+
+    first, end = seen(), time.monotonic() + watch
+    while first is not None and time.monotonic() < end:
+        time.sleep(0.05)
+        if seen() != first:
+            return False
+    if first is None:
+        return False
+    try:
+        target = os.readlink(lock)
+        os.unlink(lock)
+    except OSError:
+        return False
+    (log or (lambda line: print(line, file=sys.stderr, flush=True)))(
+        f"hpcflow: removed stale lock {lock} (a link to {target}, which does not exist: left by a worker killed "
+        "while writing)")
+    return True
 
 
 @contextmanager
@@ -196,9 +308,8 @@ def locked_journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | 
     """`journal_problem` of file `path` read under the journal's own lock, so that another worker's append in
     progress is not taken for damage (an unwritable directory: read without the lock); a file that cannot be read
     is a problem too."""
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(path)
+    remove_dangling_lock(path)
+    lock = file_lock(path)
     locked = False
     try:
         locked = lock.acquire()

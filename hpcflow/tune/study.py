@@ -33,8 +33,8 @@ from hpcflow.stop_signals import requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (StorageError, existing_storage, heartbeat, is_journal, mark_worker, open_storage,
-                                  recover_stale, requeue, slurm_worker, storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (StorageError, existing_storage, file_lock, heartbeat, is_journal, mark_worker,
+                                  open_storage, recover_stale, requeue, slurm_worker, storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -860,9 +860,7 @@ def best_lock(path: str):
     """Hold DIR/best.toml.lock (Optuna's symlink lock, as the journal's: safe on NFS; a holder gone for 30 s loses
     it) while a worker reads the best trial from the storage and writes best.toml: workers ending together write
     one after the other, each from the storage as it is then, so the last written names the best trial."""
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(path)
+    lock = file_lock(path)
     lock.acquire()
     try:
         yield

@@ -1,0 +1,93 @@
+"""A study's storage under trouble: a lock left by a killed worker, a storage that cannot be written, the last step
+of a trial, odd --study names and SQLite workers starting together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.trial import TrialState
+
+from hpcflow.tune.study import optimize
+from test_tune_records import _job, _journal  # tests/ is on sys.path (pytest's default mode)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+
+def _kill_holding_lock(cwd: Path, journal: str) -> None:
+    """A process that takes Optuna's own lock of `journal` (a path relative to `cwd`, as Optuna takes it from a
+    relative --out) and is killed (SIGKILL) while holding it: the lock link stays."""
+    code = ("import os, signal, sys; from optuna.storages.journal import JournalFileSymlinkLock as L; "
+            "L(sys.argv[1]).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    r = subprocess.run([sys.executable, "-c", code, journal], cwd=cwd, env=_env(), timeout=60)
+    assert r.returncode == -signal.SIGKILL
+    assert os.path.islink(cwd / f"{journal}.lock") and not os.path.exists(cwd / f"{journal}.lock")  # dangling
+
+
+def test_a_lock_left_by_a_worker_killed_with_a_relative_out_stops_neither_report_nor_tune(tmp_path, monkeypatch):
+    """Optuna's lock link of a relative journal path resolves against the link's own folder (dangling), and its
+    wait spun on it forever: the reports' reader and tune remove it (one line each) and go on."""
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    optimize(job.name, trials=1, out="s", log=lambda *_: None)
+    _kill_holding_lock(tmp_path, "s/study.journal")
+    read = "from hpcflow.analysis.study import load_study; print(len(load_study('s')[0].trials))"
+    r = subprocess.run([sys.executable, "-c", read], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout == "1\n", r.stderr
+    assert r.stderr.count("removed stale lock") == 1 and str(tmp_path / "s" / "study.journal.lock") in r.stderr
+    _kill_holding_lock(tmp_path, "s/study.journal")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "tune", job.name, "--trials", "2", "--out", "s"],
+                       cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("removed stale lock") == 1
+    assert [t.state for t in _journal(tmp_path / "s" / "study.journal").trials] == [TrialState.COMPLETE] * 3
+    assert not os.path.lexists(tmp_path / "s" / "study.journal.lock")
+
+
+def test_a_lock_whose_holder_was_killed_is_taken_over_after_its_grace_period_and_said(tmp_path):
+    """A lock link that resolves (an absolute path) but stays unchanged: taken over after the grace period, with a
+    line saying it waits and one saying it takes the lock over; the lock is then held by the waiter."""
+    from hpcflow.tune.storage import file_lock
+
+    target = tmp_path / "study.journal"
+    target.write_text("")
+    os.symlink(str(target), str(target) + ".lock")  # as a killed holder left it
+    said: list[str] = []
+    lock = file_lock(str(target), grace=1.5, log=said.append)
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: lock.acquire() and done.set(), daemon=True)
+    waiter.start()
+    waiter.join(timeout=60)
+    assert done.is_set(), said
+    assert len(said) == 2 and said[0].startswith("hpcflow: waiting for lock ") and "taking it over" in said[1], said
+    assert os.readlink(str(target) + ".lock") == str(target)  # the waiter's own link now
+    lock.release()
+    assert not os.path.lexists(str(target) + ".lock")
+
+
+def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):
+    """The lock link made for a relative journal path names the journal from any folder (it resolves)."""
+    from hpcflow.tune.storage import journal_backend
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s").mkdir()
+    backend = journal_backend("s/study.journal")
+    assert backend._lock.acquire()
+    try:
+        assert os.path.samefile(tmp_path / "s" / "study.journal.lock", tmp_path / "s" / "study.journal")
+    finally:
+        backend._lock.release()
+    storage = JournalStorage(backend)
+    optuna.create_study(study_name="x", storage=storage)
+    assert optuna.study.get_all_study_names(storage) == ["x"]
