@@ -3,19 +3,23 @@ of a trial, odd --study names and SQLite workers starting together."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpcflow.tune.study import optimize
-from test_tune_records import _job, _journal  # tests/ is on sys.path (pytest's default mode)
+from test_tune_records import _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's default mode)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +78,78 @@ def test_a_lock_whose_holder_was_killed_is_taken_over_after_its_grace_period_and
     assert os.readlink(str(target) + ".lock") == str(target)  # the waiter's own link now
     lock.release()
     assert not os.path.lexists(str(target) + ".lock")
+
+
+@contextmanager
+def _unwritable(path: Path, monkeypatch):
+    """File `path` made unwritable while its folder stays writable: chmod 444 for a user; for root, which chmod does
+    not stop, chattr +i where the file system has it, else os.access answering so for that file."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    try:
+        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        immutable = False
+    if immutable:
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (False if os.path.abspath(p) == str(path)
+                                                                and mode & os.W_OK else real(p, mode, *a, **k)))
+    yield
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_storage_file_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch, kind):
+    job, out = _job(tmp_path), tmp_path / "s"
+    storage = [] if kind == "journal" else ["--storage", f"sqlite:///{tmp_path / 'q.db'}"]
+    assert _tune(capsys, job, "--trials", "1", "--out", out, *storage)[0] == 0
+    path = out / "study.journal" if kind == "journal" else tmp_path / "q.db"
+    before = _digests(tmp_path)
+    with _unwritable(path, monkeypatch):
+        rc, io = _tune(capsys, job, "--trials", "2", "--out", out, *storage)
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert str(path) in io.err and "not writable" in io.err and "chmod u+w" in io.err
+    assert io.out == "" and _digests(tmp_path) == before  # no trial, best.toml not rewritten
+
+
+def test_a_storage_write_refused_mid_study_stops_the_worker_with_one_line(tmp_path, capsys, monkeypatch):
+    """A journal made read-only while the worker runs: every later write would be refused alike, so the worker
+    stops (exit status 5, one line naming the journal and the fix) instead of failing every trial in turn."""
+    import hpcflow.tune.study as study_mod
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    journal = str(out / "study.journal")
+    refused = threading.Event()
+    real_append, real_execute = JournalFileBackend.append_logs, study_mod.execute
+
+    def append_logs(self, logs):
+        if refused.is_set():
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), self._file_path)
+        return real_append(self, logs)
+
+    def execute(*args, **kwargs):
+        summary = real_execute(*args, **kwargs)
+        refused.set()  # the journal turns read-only while the first trial runs
+        return summary
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+    monkeypatch.setattr(study_mod, "execute", execute)
+    rc, io = _tune(capsys, job, "--trials", "3", "--out", out)
+    assert rc == 5 and io.err.count("\n") == 1, io.err
+    assert f"cannot write {journal} (Permission denied)" in io.err and "make it writable again" in io.err
+    assert "run the same hpcflow tune command" in io.err and "Traceback" not in io.out + io.err
+    trials = _journal(out / "study.journal").trials
+    assert len(trials) == 1 and trials[0].state == TrialState.RUNNING  # its failure could not be recorded either
+    assert not (out / "best.toml").exists()
 
 
 def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):

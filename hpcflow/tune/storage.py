@@ -201,6 +201,8 @@ def _holds_tables(url: str) -> bool:
                 if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
                     raise OSError(f"cannot create database file {db}: {parent} is not a writable directory")
                 return False
+            if not os.access(db, os.W_OK):
+                raise StorageError(f"--storage {masked(url)}: database file {db}: {NOT_WRITABLE}")
         return sqlalchemy.inspect(engine).has_table("studies")
     finally:
         engine.dispose()
@@ -325,11 +327,18 @@ def locked_journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | 
 
 
 def check_journal(path: str) -> None:
-    """Refuse (StorageError) a journal file that Optuna would fail on or write after a partial line, before any
-    write (`locked_journal_problem`)."""
+    """Refuse (StorageError) a journal file that Optuna would fail on or write after a partial line
+    (`locked_journal_problem`), or that cannot be written, before any write."""
     problem = locked_journal_problem(path) if os.path.isfile(path) else None
     if problem:
         raise StorageError(f"study journal {path}: {problem}")
+    if os.path.isfile(path) and not os.access(path, os.W_OK):
+        raise StorageError(f"study journal {path}: {NOT_WRITABLE}")
+
+
+#: why a storage file that exists cannot take a study's writes, and the fix
+NOT_WRITABLE = ("the file is not writable (its permissions, or chattr +i), so no trial could be recorded; make it "
+                f"writable (chmod u+w, chattr -i), or {OTHER_STORAGE}")
 
 
 def is_journal(storage) -> bool:

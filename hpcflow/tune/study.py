@@ -5,13 +5,14 @@ Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run di
 flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
 Re-running on the same storage and study name adds trials (a requeued Slurm job only those it has not finished;
 `--max-trials` caps the study: `budget`). A trial that raises is recorded as failed (its parameters queued again
-while `retries` allow) and the study goes on, but for a write the file system refused (disk full, quota: every
-later trial would fail alike), which stops the worker with exit status 5, the trial's parameters queued again;
-`DIR/best.toml` is the job with the best parameters filled in.
+while `retries` allow) and the study goes on, but for a write the file system refused (disk full, quota,
+permissions: every later trial would fail alike), which stops the worker with exit status 5, the trial's
+parameters queued again; `DIR/best.toml` is the job with the best parameters filled in.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import math
@@ -40,6 +41,29 @@ from hpcflow.tune.trial import run_trial, trial_seeds
 
 class TrialDirTaken(OutputPathError):
     """A trial's run directory holds another trial's files: the worker stops (exit 2), nothing is overwritten."""
+
+
+class WriteDenied(WriteFailed):
+    """A write refused for its permissions (EACCES, EPERM: a journal or database made read-only or immutable while
+    the study ran): every later trial's would be refused too, so the worker stops (exit status 5)."""
+
+    @property
+    def fix(self) -> str:
+        return "make it writable again (its permissions, chattr -i)"
+
+
+def refused_write(exc: BaseException) -> OSError | None:
+    """The write the file system refused that `exc` is or was raised from (`write_failure`), or a permission error
+    (EACCES, EPERM) there as WriteDenied; None for any other error (the trial's own failure)."""
+    refused = write_failure(exc)
+    seen = set()
+    while refused is None and exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+            return WriteDenied(exc.errno, exc.strerror or os.strerror(exc.errno),
+                               exc.filename or "the study's storage")
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return refused
 
 
 class OverCap(Exception):
@@ -431,7 +455,7 @@ class Worker:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
             raise
         except Exception as exc:
-            refused = write_failure(exc)  # not the parameters' fault: the trial did not finish (`budget.finished`)
+            refused = refused_write(exc)  # not the parameters' fault: the trial did not finish (`budget.finished`)
             if refused is not None:
                 record_failure(trial, f"write refused: {refused.filename} ({refused.strerror})")
             else:
@@ -549,7 +573,7 @@ class Worker:
         except (RunStop, KeyboardInterrupt, TrialDirTaken):
             raise
         except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
-            refused = write_failure(exc)  # but a write the file system refused would fail every later trial too
+            refused = refused_write(exc)  # but a write the file system refused would fail every later trial too
             if refused is not None:
                 raise self._write_failed(refused) from None
             trial = None if self.current is None else next(
