@@ -4,6 +4,7 @@ of a trial, odd --study names and SQLite workers starting together."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -150,6 +151,36 @@ def test_a_storage_write_refused_mid_study_stops_the_worker_with_one_line(tmp_pa
     trials = _journal(out / "study.journal").trials
     assert len(trials) == 1 and trials[0].state == TrialState.RUNNING  # its failure could not be recorded either
     assert not (out / "best.toml").exists()
+
+
+class _PruneAt(optuna.pruners.BasePruner):
+    """Prunes a trial whose last reported step is `step`."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def prune(self, study, trial) -> bool:
+        return trial.last_step == self.step
+
+
+@pytest.mark.parametrize("prune_at", [2, 3])
+def test_a_trial_is_never_pruned_at_its_last_step(tmp_path, monkeypatch, prune_at):
+    """A pruner asking to stop at step 3 of [flow].steps = 3 would record a complete run as pruned (it could never
+    be the best): the last step is not put to the pruner, so the trial completes; at step 2 it is pruned."""
+    import hpcflow.tune.study as study_mod
+
+    monkeypatch.setattr(study_mod, "make_pruner", lambda tune: _PruneAt(prune_at))
+    out = tmp_path / "s"
+    r = optimize(str(_job(tmp_path)), trials=1, out=str(out), log=lambda *_: None)
+    (t,) = _journal(out / "study.journal").trials
+    summary = json.loads((out / t.user_attrs["run_dir"] / "summary.json").read_text())
+    assert sorted(t.intermediate_values) == list(range(1, prune_at + 1))
+    if prune_at == 3:
+        assert r["counts"] == {"COMPLETE": 1} and t.state == TrialState.COMPLETE
+        assert summary["status"] == "finished" and summary["steps_taken"] == 3
+        assert r["best"]["number"] == 0 and (out / "best.toml").is_file()
+    else:
+        assert r["counts"] == {"PRUNED": 1} and summary["status"] == "stopped" and summary["steps_taken"] == 2
 
 
 def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):

@@ -350,19 +350,22 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None) ->
     cfg = job.trial_cfg(spec["params"])
     name = job.tune["objective"]
     pruned = []
+    nn = cfg["job"]["kind"] == "nn"
+    last = cfg["training"]["epochs"] if nn else cfg["flow"]["steps"]
 
     def decide(v, step):
         stop = None
         if trial is not None:
             if math.isfinite(v):
                 trial.report(v, step)
-            stop = bool(trial.should_prune())
+            # never at the last step: the run is complete, and its value may be the best (a pruned trial cannot)
+            stop = step < last and bool(trial.should_prune())
         stop = comm.bcast(stop, root=0)
         if stop:
             pruned.append(step)
         return stop
 
-    if cfg["job"]["kind"] == "nn":  # reported after every epoch; pruning stops training before the last one
+    if nn:  # reported after every epoch
         def on_step(epoch, sigma_train, sigma_val):
             hand_over(pending)
             return decide(objectives.value(name, sigma_train, sigma_val), epoch)
