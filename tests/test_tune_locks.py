@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -181,6 +182,38 @@ def test_a_trial_is_never_pruned_at_its_last_step(tmp_path, monkeypatch, prune_a
         assert r["best"]["number"] == 0 and (out / "best.toml").is_file()
     else:
         assert r["counts"] == {"PRUNED": 1} and summary["status"] == "stopped" and summary["steps_taken"] == 2
+
+
+def test_a_study_name_with_a_control_character_is_refused_and_others_are_quoted_in_best_toml(tmp_path, capsys):
+    job = _job(tmp_path)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", tmp_path / "n", "--study", "a\nb")
+    assert rc == 2 and io.err.count("\n") == 1 and "'a\\nb'" in io.err and "control character" in io.err
+    assert not (tmp_path / "n").exists()
+    name, out = "my study/../x y", tmp_path / "q"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--study", name)[0] == 0
+    header = [line for line in (out / "best.toml").read_text().splitlines() if line.startswith("# Run: ")]
+    assert len(header) == 1
+    assert shlex.split(header[0][len("# Run: "):]) == ["hpcflow", "run", str(out / "best.toml"), "--out",
+                                                       f"runs/{name}_best"]
+
+
+def test_sqlite_tables_created_by_two_workers_at_once_say_to_rerun_the_worker(tmp_path, monkeypatch):
+    """Two workers starting together on a new SQLite database: one fails on Optuna's alembic_version row; the fix
+    is running it again (the tables exist then), not checking the URL or a server."""
+    import sqlalchemy.exc
+
+    from hpcflow.tune.storage import StorageError, open_storage
+
+    def racing(*args, **kwargs):
+        raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version (version_num) VALUES (?)", ("v3.2.0.a",),
+                                            Exception("UNIQUE constraint failed: alembic_version.version_num"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    with pytest.raises(StorageError) as caught:
+        open_storage(f"sqlite:///{tmp_path / 'q.db'}", str(tmp_path))
+    said = str(caught.value)
+    assert "\n" not in said and "run this worker again" in said and "server answers" not in said
+    assert said.startswith(f"--storage sqlite:///{tmp_path / 'q.db'}: ")
 
 
 def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):

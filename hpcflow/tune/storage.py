@@ -169,6 +169,10 @@ def opening(url: str):
         raise StorageError(f"--storage {url}: cannot open it ({' '.join(str(exc).split())[:200]}); pass a "
                            "writable journal path or an SQLAlchemy URL such as sqlite:///study.db") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
+        if type(exc).__name__ == "IntegrityError":  # two workers created the database's tables at once
+            raise StorageError(f"--storage {masked(url)}: another worker created the database's tables at the same "
+                               f"time ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); run this worker "
+                               "again (it finds the tables made), and start SQLite workers one at a time") from None
         raise StorageError(f"--storage {url}: cannot open it ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); check the URL and that the server answers") from None
 

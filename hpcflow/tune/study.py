@@ -17,6 +17,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import signal
 import socket
 import traceback
@@ -772,7 +773,8 @@ def run_file(out: str) -> str | None:
 
 def check_options(out, storage, study_name) -> None:
     """Refuse an --out that cannot be a directory to write into (`writable_dir`: empty, a pseudo file system, a
-    file, not writable or not creatable), an empty --storage or --study and a bad SLURM_RESTART_COUNT (one line)."""
+    file, not writable or not creatable), an empty --storage or --study, a --study with a control character and a
+    bad SLURM_RESTART_COUNT (one line)."""
     from hpcflow.jobs.output import writable_dir
 
     writable_dir(out)
@@ -780,6 +782,9 @@ def check_options(out, storage, study_name) -> None:
     for flag, value in (("--storage", storage), ("--study", study_name)):
         if value is not None and not str(value).strip():
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
+    if study_name is not None and not str(study_name).isprintable():
+        raise ConfigError(f"--study {study_name!r} holds a control character (a newline, a tab, ...), which best.toml's "
+                          "header and the reports would print as is; pass a name without one")
 
 
 @contextmanager
@@ -931,7 +936,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
                  f"found from here; the trial's point seeds were {seeds}")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
               f"{job.tune['objective']} = {best.value:.6g}\n({rerun}).\n"
-              f"Run: hpcflow run {path} --out runs/{study_name}_best")
+              f"Run: hpcflow run {shlex.quote(path)} --out {shlex.quote(f'runs/{study_name}_best')}")
     write_text(path, dumps(data, header=header))
     return path, best
 
