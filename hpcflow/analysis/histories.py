@@ -16,7 +16,8 @@ import numpy as np
 from hpcflow.analysis.figure import new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
-                                     read_attrs, read_datasets, read_summary, run_dir_of, run_state, training_history)
+                                     read_attrs, read_datasets, read_summary, run_dir_of, run_state, training_history,
+                                     unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -63,7 +64,8 @@ def _kernel_tag(run_dir, ckpt) -> str:
 def load(run_dir, *, name: str | None = None) -> dict:
     """{'label', 'x', 'train', 'test', 'unit', 'file', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a
     run directory, or from such a file passed itself ('file': the one read); a network's checkpoint.pt instead of
-    nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it. The label marks a
+    nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it, or where nn.h5
+    cannot be read (damaged). The label marks a
     run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
     step_seconds, comm_bytes (flow), comm_seconds (network). `name`: the run's in the label (default: its base
     name)."""
@@ -75,10 +77,16 @@ def load(run_dir, *, name: str | None = None) -> dict:
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
         out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d}, file=files["flow"])
     elif "nn" in files and not (_further_on(files) and (out := _checkpoint_history(files["pt"], quiet=True))):
-        d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT, optional=NN_PER_RANK,
-                          ndim=NDIM)
-        out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
-        out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d}, file=files["nn"])
+        try:
+            d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
+                              optional=NN_PER_RANK, ndim=NDIM)
+        except MissingData:  # a damaged nn.h5: the training checkpoint holds the whole history
+            if "pt" not in files or not unreadable(files["nn"]):
+                raise
+            out = _checkpoint_history(files["pt"])
+        else:
+            out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
+            out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d}, file=files["nn"])
     elif "nn" not in files:  # a network run interrupted before nn.h5: its training checkpoint
         out = _checkpoint_history(files["pt"])
     name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
@@ -116,9 +124,10 @@ def plot(runs):
     runs = [runs] if isinstance(runs, dict) else runs
     fig, (ax,) = new_figure(size=(7.2, 4.8))
     for i, r in enumerate(runs):
-        ax.plot(r["x"], r["train"], "-", color=f"C{i % 10}", label=f"{r['label']} train")
+        dot = "o" if len(r["x"]) == 1 else ""  # a line through one point draws nothing
+        ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=f"{r['label']} train")
         if len(r["test"]) == len(r["x"]) and np.isfinite(r["test"]).any():
-            ax.plot(r["x"], r["test"], "--", color=f"C{i % 10}", label=f"{r['label']} test")
+            ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}", label=f"{r['label']} test")
     ax.set_yscale("log")
     units = {r["unit"] for r in runs}
     ax.set_xlabel(units.pop() if len(units) == 1 else "step / epoch")
@@ -146,7 +155,7 @@ def plot_per_rank(run):
         values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)
         steps = np.arange(1, len(values) + 1)
         for r in range(values.shape[1]):
-            ax.plot(steps, values[:, r], "-", lw=1, label=f"rank {r}")
+            ax.plot(steps, values[:, r], "o-" if len(steps) == 1 else "-", lw=1, label=f"rank {r}")
         ax.set_xlabel(run.get("unit", "flow step"))
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize="x-small", ncol=2)

@@ -114,6 +114,17 @@ def read_strings(h5_path, name: str, *, hint: str) -> list | None:
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
 
 
+def unreadable(h5_path) -> bool:
+    """Whether h5py cannot open an HDF5 file or walk its groups and datasets (cut short, overwritten, not HDF5:
+    `hpcflow.h5read.DAMAGED`)."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            f.visititems(lambda _name, _obj: None)
+    except DAMAGED:
+        return True
+    return False
+
+
 def dataset_names(h5_path) -> list:
     """Every dataset path in an HDF5 file (empty when the file cannot be read)."""
     names = []
@@ -244,8 +255,8 @@ def training_history(path, names, *, hint: str) -> dict:
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
-    cannot be read, or that --resume refuses (a dataset missing, another HDF5 file), makes the run incomplete
-    (damaged, the reason in a short phrase), whatever its summary says."""
+    cannot be read, or that --resume refuses (a dataset missing, another HDF5 file), and a network's nn.h5 that
+    cannot be read, make the run incomplete (damaged, the reason in a short phrase), whatever its summary says."""
     run_dir = os.fspath(run_dir)
     ckpt = os.path.join(run_dir, CHECKPOINT)
     try:
@@ -262,6 +273,8 @@ def completeness(run_dir) -> tuple[bool, str]:
     if summary.get("status") == "preempted":
         return False, "preempted; continue it with --resume"
     if not os.path.isfile(ckpt):
+        if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
+            return False, f"{NN} unreadable (damaged); rerun the job with --force"
         pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")

@@ -198,7 +198,8 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
     InputFileError when its config is not a job or, the job being the checkpoint's, its training entries do not have
     the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked against the
     batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
-    that changes them is told so, not that its healthy checkpoint is damaged)."""
+    that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the run is
+    finished, the job asks for no more epochs and its nn.h5 cannot be read (--resume would leave it damaged)."""
     from hpcflow.nn.checkpoint import check_train_state
 
     check_same_job(cfg, state, path)
@@ -210,6 +211,17 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
     if epochs < done:
         raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
                           f"set epochs >= {done}")
+    nn_h5 = os.path.join(os.path.dirname(path), "nn.h5")
+    if state.get("status") == "finished" and epochs == done and os.path.isfile(nn_h5):  # --resume would do nothing
+        import h5py
+
+        from hpcflow.h5read import DAMAGED
+
+        try:
+            h5py.File(nn_h5, "r").close()
+        except DAMAGED:
+            raise InputFileError(f"{nn_h5}: not a readable HDF5 file (damaged) of a finished run, which --resume "
+                                 "leaves as it is; rerun the job with --force") from None
 
 
 def check_same_job(cfg: dict, state: dict, path: str) -> None:

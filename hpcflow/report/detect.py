@@ -12,8 +12,7 @@ import numpy as np
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
                                      MissingData, dataset_names, judged, network_checkpoint, read_attrs,
-                                     read_summary, run_state)
-from hpcflow.h5read import read_h5
+                                     read_summary, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 LOCAL_LIMIT = "local_limit.h5"
@@ -98,17 +97,10 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
                    status=state.status_line() if state else "")
 
 
-class _Unreadable(Exception):
-    """h5py cannot open or walk a data file."""
-
-
 def _unreadable(path, name) -> str:
     """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
-    groups and datasets (cut short, overwritten, not HDF5: `hpcflow.h5read.DAMAGED`); "" when it reads."""
-    try:
-        with read_h5(os.path.join(path, name), _Unreadable) as f:
-            f.visititems(lambda _name, _obj: None)
-    except _Unreadable:
+    groups and datasets (`rundir.unreadable`); "" when it reads."""
+    if unreadable(os.path.join(path, name)):
         return f"{name} unreadable (damaged); rerun the job with --force"
     return ""
 
