@@ -118,7 +118,9 @@ def plot(scans):
                 shown.add(key)
         finite = s["distance"][np.isfinite(s["distance"])]
         positive.extend(finite[finite > 0])
-    ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-3)
+    linthresh = min(positive) if positive else 1e-3
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_xticks(_ticks(linthresh, max(positive, default=linthresh)))
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("mean FS distance of test points to the nearest train point")
@@ -126,6 +128,12 @@ def plot(scans):
     ax.set_title("Fig. 3 left: noise scan")
     ax.legend(fontsize="small")
     return fig
+
+
+def _ticks(linthresh: float, top: float) -> list:
+    """0 and the decades from `linthresh` (the smallest distance: the symlog axis is linear below it) to `top`: a
+    decade inside the linear part would sit a fraction of a decade from 0, its label over 0's."""
+    return [0.0, *10.0 ** np.arange(np.ceil(np.log10(linthresh)), np.floor(np.log10(top)) + 1)]
 
 
 def _mark(why: str, steps: int, gain: float, unknown: str) -> str:
