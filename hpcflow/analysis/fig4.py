@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NN, MissingData, data_file, dataset_names, read_datasets, same_length
+from hpcflow.analysis.rundir import NN, MissingData, data_file, dataset_names, read_datasets, run_state, same_length
 
 HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
         "jobs/nn_ntk_evolution.toml --out DIR)")
@@ -23,8 +23,14 @@ BINS = 60
 
 def load(run_dir) -> dict:
     """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
-    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise."""
+    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise. 'note': the
+    mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
+    from the old one, marked incomplete), '' for a finished one."""
     path = data_file(run_dir, NN, hint=HINT)
+    return {**_datasets(path), "note": run_state(run_dir).note()}
+
+
+def _datasets(path) -> dict:
     sweep = read_datasets(path, (), hint=HINT, optional=SWEEP, ndim=NDIM)
     complete = all(name in sweep for name in SWEEP)
     sweep = sweep if complete and same_length(path, sweep, SWEEP, hint=HINT) else {}  # lengths differing: MissingData
@@ -44,7 +50,12 @@ def load_sweep(run_dir) -> dict:
     hint = "pass the run directory of an nn job with [width_sweep].widths set"
     data = read_datasets(path, SWEEP, hint=hint, ndim=NDIM)
     same_length(path, data, SWEEP, hint=hint)
-    return data
+    return {**data, "note": run_state(run_dir).note()}
+
+
+def _marked(title: str, data) -> str:
+    """`title` with the mark of a run that did not finish (' (incomplete: ...)'), as its sigma histories carry."""
+    return f"{title} ({data['note']})" if data.get("note") else title
 
 
 def symlog_edges(values, bins: int = BINS):
@@ -90,7 +101,7 @@ def plot(data):
     axes[2].set_ylabel("||Theta_t - Theta_0||_F / ||Theta_0||_F")
     for ax in axes[1:]:
         ax.set_xlabel("epoch")
-    fig.suptitle("Fig. 4: metric-NTK evolution")
+    fig.suptitle(_marked("Fig. 4: metric-NTK evolution", data))
     return fig
 
 
@@ -107,13 +118,15 @@ def plot_sweep(data):
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(w, [f"{x:g}" for x in w])  # every width labelled (a log axis labels decades alone)
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("hidden width")
-    fig.suptitle("Width sweep: lazy (NTK fixed) versus feature-learning regime")
+    fig.suptitle(_marked("Width sweep: lazy (NTK fixed) versus feature-learning regime", data))
     return fig
 
 
 def numbers(data) -> list:
-    out = []
+    out = [data["note"]] if data.get("note") else []
     if "ntk/spectrum" in data:
         out += [f"epochs: {len(data['ntk/spectrum']) - 1}",
                 f"Wasserstein distance (last epoch): {data['ntk/wasserstein'][-1]:.4g}",

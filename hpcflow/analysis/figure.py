@@ -36,6 +36,14 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):
     return fig, axes
 
 
+def titled(fig, name: str):
+    """`fig` with run `name` heading its title ("NAME: title"; NAME alone where it has none), so that a figure of
+    one run among several says whose it is; `fig` itself."""
+    old = fig._suptitle.get_text() if fig._suptitle is not None else ""  # Figure.get_suptitle: matplotlib >= 3.8
+    fig.suptitle(f"{name}: {old}" if old else name)
+    return fig
+
+
 def drawn(ax) -> bool:
     """True when the axes shows data: a line with points, an image, a bar/patch or a collection."""
     if any(len(line.get_xdata()) for line in ax.get_lines()):

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
+from hpcflow.analysis.figure import titled
 from hpcflow.analysis.rundir import MissingData
 from hpcflow.analysis.rundir import names as rundir_names
 from hpcflow.analysis.study import load_study
@@ -17,6 +18,7 @@ class Product:
     figures: dict = field(default_factory=dict)  # file name -> matplotlib Figure
     texts: dict = field(default_factory=dict)  # file name -> text (markdown tables)
     lines: list = field(default_factory=list)  # numbers to print
+    captions: dict = field(default_factory=dict)  # figure file name -> the run it shows (one run's figures)
 
 
 def run_names(paths, names=None) -> list:
@@ -55,7 +57,8 @@ def _per_run(paths, module, stem: str, extra=(), names=None, needs=None) -> Prod
         data = module.load(p)
         for name, held, plot in ((stem, needs, module.plot), *extra):
             if held is None or held in data:
-                out.figures[stems[name][i] + ".png"] = plot(data)
+                out.figures[stems[name][i] + ".png"] = titled(plot(data), named[i])
+                out.captions[stems[name][i] + ".png"] = named[i]
         out.lines += [f"{named[i]}: {line}" for line in module.numbers(data)]
     return out
 
@@ -91,6 +94,7 @@ def sigma_history(paths, *, names=None, **_):
     for stem, r in zip(_stems("per_rank", named), runs):
         if histories.has_per_rank(r):
             out.figures[stem + ".png"] = histories.plot_per_rank(r)
+            out.captions[stem + ".png"] = r["label"]
     return out
 
 

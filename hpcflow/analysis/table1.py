@@ -8,7 +8,9 @@ and interrupted, diverged, stopped) is marked in the status column and the print
 
 from __future__ import annotations
 
+import html
 import os
+import re
 
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file, label, read_attrs,
                                      read_datasets, read_summary, run_state)
@@ -91,6 +93,29 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
     return rows
 
 
+def _entities(text) -> str:
+    """`text` with '&' and '<' as HTML entities: markdown renders inline HTML (a run named '<i>' would turn italic);
+    '>' alone starts no tag, and stays ('0.4 -> 0.3')."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;")
+
+
+def md_cell(text) -> str:
+    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&' and '<' as HTML entities
+    (`_entities`); `md_uncell` reads it back."""
+    return _entities(text).replace("|", "\\|")
+
+
+def md_uncell(cell: str) -> str:
+    """The text of a markdown table cell that `md_cell` wrote."""
+    return html.unescape(cell.replace("\\|", "|"))
+
+
+def md_inline(text) -> str:
+    """`text` as literal markdown inline text: HTML entities as `md_cell`, and markdown's emphasis, link and code
+    characters backslash-escaped."""
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", _entities(text))
+
+
 def markdown(rows) -> str:
     """The table as GitHub markdown: our run's values, then the paper's, per kernel."""
     head = ("| run | status | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
@@ -101,7 +126,7 @@ def markdown(rows) -> str:
         cells = [r["run"], r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
                  r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), f"{r['gain_train']:.4g}",
                  f"{r['gain_test']:.4g}", p["gains"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")  # a '|' would end a cell
+        lines.append("| " + " | ".join(map(md_cell, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ class Section:
     figures: dict  # file name -> Figure
     texts: dict  # file name -> markdown
     lines: list
+    captions: dict = field(default_factory=dict)  # figure file name -> the run it shows
 
 
 @dataclass
@@ -93,7 +94,8 @@ def _collect(paths, *, study_name=None) -> Report:
         if members:
             prod = _run_product(name, members, report.skipped, study_name=study_name, names=named)
             if prod is not None:
-                report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines))
+                report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines,
+                                                       prod.captions))
     return report
 
 
@@ -101,7 +103,8 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
     UserError (nothing written) when no directory holds anything to report (no figure, no run without figures to
-    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw), or
+    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw, and
+    an incomplete or damaged run by its status, though none of its figures can be drawn), or
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
     --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
@@ -119,7 +122,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     check_study_flag(paths, study_name)
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
-    if not report.sections and not any(i.kind is not None and (not i.products or "study" in i.summary)
+    if not report.sections and not any(i.kind is not None and (not i.products or not i.complete or "study" in i.summary)
                                        for i in report.infos):  # a study that reads is a row: trials by state
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
         raise UserError(f"nothing to report: {reasons}")

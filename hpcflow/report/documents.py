@@ -7,9 +7,12 @@ import hashlib
 import html
 import json
 import os
+import re
 from urllib.parse import quote
 
 from hpcflow.analysis.figure import save_png
+from hpcflow.analysis.rundir import DATA_FILES
+from hpcflow.analysis.table1 import md_inline, md_uncell
 from hpcflow.atomic import TMP_MARK, atomic_file
 from hpcflow.errors import UserError
 from hpcflow.report import runs_table
@@ -19,7 +22,8 @@ TITLE = "hpcflow report"
 
 def _md_table_to_html(md: str) -> str:
     """A GitHub markdown table (as written by hpcflow.analysis / runs_table) as an HTML table."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.strip().splitlines()]
+    rows = [[md_uncell(c.strip()) for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # an escaped '\|' is text
+            for line in md.strip().splitlines()]
     head, body = rows[0], [r for r in rows[2:]]
     th = "".join(f"<th>{html.escape(c)}</th>" for c in head)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
@@ -40,15 +44,14 @@ def markdown(report, pngs: dict) -> str:
         parts += [text for text in sec.texts.values()]
         if sec.lines:
             parts.append("```\n" + "\n".join(sec.lines) + "\n```\n")
-        parts += [_image(name) for name in sec.figures if name in pngs]
+        parts += [_image(name, sec.captions.get(name)) for name in sec.figures if name in pngs]
     return "\n".join(parts)
 
 
-def _image(name: str) -> str:
+def _image(name: str, caption: str | None = None) -> str:
     """The markdown line of PNG file `name`: its link percent-encoded (a space, a parenthesis ends a CommonMark link
-    target), its alt text with brackets escaped."""
-    alt = name.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    return f"![{alt}]({quote(name)})\n"
+    target), its alt text literal (`md_inline`); the run it shows (`caption`) in italics on the line below."""
+    return f"![{md_inline(name)}]({quote(name)})\n" + (f"\n*{md_inline(caption)}*\n" if caption else "")
 
 
 def html_page(report, pngs: dict) -> str:
@@ -68,7 +71,10 @@ def html_page(report, pngs: dict) -> str:
         for name in sec.figures:
             if name in pngs:
                 data = base64.b64encode(pngs[name]).decode("ascii")
-                parts.append(f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">")
+                img = f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
+                caption = sec.captions.get(name)
+                parts.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>" if caption
+                             else img)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -124,8 +130,9 @@ def foreign(out) -> str | None:
         return None
     listed = _manifest(out)
     if listed is None:
-        return (f"{os.path.join(out, names[0])}: no readable {os.path.join(out, MANIFEST)} lists the files of an "
-                "hpcflow report there (reports of older hpcflow versions have none)")
+        data = [n for n in names if n in DATA_FILES]  # a run directory given as --out: its data file said first
+        return (f"{out} holds files that are not an hpcflow report's (such as {os.path.join(out, (data or names)[0])}; "
+                f"a report lists its own in {MANIFEST}, which reports of hpcflow versions before it lack)")
     own = set(_own(out, listed))
     for name in names:
         if name not in listed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from hpcflow.analysis.rundir import UNKNOWN, label
+from hpcflow.analysis.table1 import md_cell
 
 COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma train", "sigma test",
            "gain train", "gain test", "wall time [s]")
@@ -144,5 +145,5 @@ def _gain(given, initial, final):
 def markdown(infos) -> str:
     """The table of the detected runs (directories without data are listed as skipped elsewhere)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in row(i)) + " |" for i in infos if i.kind is not None]
+    lines += ["| " + " | ".join(map(md_cell, row(i))) + " |" for i in infos if i.kind is not None]
     return "\n".join(lines) + "\n"
