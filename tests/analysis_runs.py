@@ -4,6 +4,7 @@ and helpers that read figures back (line data, images, bars) for the analysis an
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,7 +191,8 @@ def _run_job(key: str, name: str) -> subprocess.CompletedProcess:
 
 def md_rows(text) -> dict:
     """{first cell: [cells]} of the body rows of the markdown tables in `text` (header and rule rows left out)."""
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in text.splitlines()
+            if line.startswith("| ")]  # an escaped '\|' is a cell's text
     return {r[0]: r for r in rows if r[0] not in ("run",)}
 
 

@@ -1,0 +1,234 @@
+"""What a report says of each run: a network run whose nn.h5 is damaged is incomplete with its checkpoint's history
+(and --resume refuses to leave it so), an extended network run killed before its new nn.h5 has its Fig. 4 marked
+incomplete, every figure of one run among several names it, a report of damaged runs alone lists them, names that
+markdown or HTML would read are escaped, and the axes of one-point histories, heatmaps, noise scans and width sweeps
+show what they hold."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from analysis_runs import md_rows, run_dirs
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _cut(path) -> None:
+    """Truncate file `path` to half its size (a crash, a full disk or a partial copy)."""
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _runs_rows(md: str) -> dict:
+    return md_rows(md.split("## Runs")[1].split("\n## ")[0])
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}")[1].split("\n## ")[0]
+
+
+DAMAGED_NN = "nn.h5 unreadable (damaged); rerun the job with --force"
+
+
+def test_a_network_run_with_a_damaged_nn_h5_is_incomplete_and_its_history_is_its_checkpoints(tmp_path, runs):
+    import torch
+
+    from hpcflow.analysis import histories
+    from hpcflow.analysis.rundir import completeness
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "cut"
+    shutil.copytree(runs["nn"], d)
+    _cut(d / "nn.h5")
+    assert completeness(d) == (False, DAMAGED_NN)
+    hist = torch.load(d / "checkpoint.pt", weights_only=True)["train"]["history"]
+    st, sv = (hist[k].numpy() for k in ("sigma_train", "sigma_val"))
+    loaded = histories.load(d)
+    assert loaded["file"] == os.path.join(d, "checkpoint.pt")
+    np.testing.assert_array_equal(loaded["train"], st)
+    np.testing.assert_array_equal(loaded["test"], sv)
+    assert loaded["label"] == "cut (incomplete: nn.h5 unreadable)"
+    res = build_report([runs["flow"], str(d)], tmp_path / "out")
+    assert res["skipped"] == []
+    md = open(res["md"], encoding="utf-8").read()
+    row = _runs_rows(md)["cut"]
+    assert row[2].startswith(f"incomplete: {DAMAGED_NN}"), row
+    assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{sv[0]:.4g} -> {sv[-1]:.4g}", row
+    assert f"cut (incomplete: nn.h5 unreadable): sigma train {st[0]:.4g} -> {st[-1]:.4g}" in md
+    assert "Fig. 4" not in md  # its NTK is in the damaged nn.h5 alone
+
+
+def test_resume_of_a_finished_network_run_with_a_damaged_nn_h5_is_refused_naming_it(tmp_path, runs, capsys):
+    from hpcflow.cli import main
+
+    d = tmp_path / "cut"
+    shutil.copytree(runs["nn"], d)
+    _cut(d / "nn.h5")
+    before = {name: (d / name).read_bytes() for name in os.listdir(d)}
+    capsys.readouterr()
+    assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{d / 'nn.h5'}: not a readable HDF5 file (damaged)" in err, err
+    assert "rerun the job with --force" in err
+    assert {name: (d / name).read_bytes() for name in os.listdir(d)} == before  # nothing touched
+
+
+def test_fig4_of_an_extended_network_run_killed_before_its_new_nn_h5_is_marked_incomplete(tmp_path, runs):
+    """Extended with --resume to 5 epochs and killed after its last checkpoint (nn.h5 and summary.json still the
+    first run's): Fig. 4 and the width sweep are the old nn.h5's, marked as its sigma histories are."""
+    from hpcflow.analysis import fig4
+    from hpcflow.cli import main
+    from hpcflow.report.build import collect
+
+    d = tmp_path / "ext"
+    shutil.copytree(runs["nn"], d)
+    kept = {name: (d / name).read_bytes() for name in ("summary.json", "nn.h5")}
+    assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--set", "training.epochs=5", "--quiet"]) == 0
+    for name, data in kept.items():
+        (d / name).write_bytes(data)
+    mark = "incomplete: checkpoint.pt is at epoch 5 but summary.json describes epoch 3"
+    data = fig4.load(d)
+    assert data["note"].startswith(mark), data["note"]
+    assert fig4.plot(data)._suptitle.get_text().startswith(f"Fig. 4: metric-NTK evolution ({mark}")
+    assert f"({mark}" in fig4.plot_sweep(data)._suptitle.get_text()
+    whole = fig4.load(runs["nn"])
+    assert whole["note"] == "" and fig4.plot(whole)._suptitle.get_text() == "Fig. 4: metric-NTK evolution"
+    report = collect([str(d)])
+    sec = next(s for s in report.sections if s.title.startswith("Fig. 4"))
+    assert sec.lines[0].startswith(f"ext: {mark}"), sec.lines
+    history = next(s for s in report.sections if s.title == "sigma histories")
+    assert f"ext ({mark}" in history.lines[0]
+    for fig in sec.figures.values():
+        assert f"({mark}" in fig._suptitle.get_text()
+
+
+def test_each_figure_of_one_run_among_several_names_it_in_its_title_and_caption(tmp_path, runs):
+    from hpcflow.report.build import build_report, collect
+
+    twin = tmp_path / "twin"
+    shutil.copytree(runs["nn"], twin)
+    res = build_report([runs["nn"], str(twin), runs["clustering"]], tmp_path / "out")
+    md = open(res["md"], encoding="utf-8").read()
+    page = open(res["html"], encoding="utf-8").read()
+    sections = {s.title: s for s in collect([runs["nn"], str(twin), runs["clustering"]]).sections}
+    fig4 = sections["Fig. 4: metric-NTK evolution"]
+    expected = {"fig4_ntk_nn.png": "nn", "fig4_ntk_twin.png": "twin", "fig4_width_sweep_nn.png": "nn",
+                "fig4_width_sweep_twin.png": "twin"}
+    assert fig4.captions == expected
+    for name, run in expected.items():
+        assert fig4.figures[name]._suptitle.get_text().startswith(f"{run}: "), name
+        alt = name.replace("_", "\\_")  # markdown's emphasis character, literal
+        assert f"![{alt}]({name})\n\n*{run}*\n" in md
+    heat = sections["Fig. 2: FS distance heatmaps"]
+    assert {n: f._suptitle.get_text() for n, f in heat.figures.items()} == {"fig2_heatmaps.png": "clustering"}
+    shown = [s.captions[n] for s in sections.values() for n in s.figures if n in s.captions]
+    assert shown[-4:] == ["nn", "nn", "twin", "twin"] and "clustering" in shown  # Fig. 4 of each run, in order
+    assert [html.unescape(c.split("</figcaption>")[0]) for c in page.split("<figcaption>")[1:]] == shown
+
+
+def test_a_report_of_a_damaged_run_alone_is_its_one_row(tmp_path, runs):
+    from hpcflow.report.build import build_report
+
+    cut = tmp_path / "cut"
+    shutil.copytree(runs["flow"], cut)
+    _cut(cut / "checkpoint.h5")
+    res = build_report([str(cut)], tmp_path / "out")
+    rows = _runs_rows(open(res["md"], encoding="utf-8").read())
+    assert list(rows) == ["cut"]
+    assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    assert [p for p, _ in res["skipped"]] == [str(cut)]
+
+
+def test_run_names_that_markdown_or_html_would_read_are_escaped(tmp_path, runs):
+    from hpcflow.report.build import build_report
+
+    name = "a|b <i>x & y"
+    d = tmp_path / name
+    shutil.copytree(runs["flow"], d)
+    res = build_report([str(d), runs["flow_gauss"]], tmp_path / "out")
+    md = open(res["md"], encoding="utf-8").read()
+    cell = "a\\|b &lt;i>x &amp; y"
+    for table in (md.split("## Runs")[1], _section(md, "Table 1: hyper-parameters and gains")):
+        line = next(x for x in table.splitlines() if x.startswith("| a"))
+        assert line.startswith(f"| {cell} | "), line
+        assert line.count("|") - line.count("\\|") == table.splitlines()[2].count("|")  # cells as many as the head's
+    assert "<i>" not in re.sub(r"```.*?```", "", md, flags=re.S)  # literal in code blocks alone
+    assert "\n*a\\|b &lt;i>x &amp; y \\[delta\\]*\n" in md  # its per-rank figure's caption
+    page = open(res["html"], encoding="utf-8").read()
+    assert page.count(f"<td>{html.escape(name)}</td>") == 2  # its runs-table and Table 1 cells
+    assert "<i>" not in page
+    from hpcflow.analysis.table1 import md_cell, md_uncell
+
+    assert md_cell(name) == cell and md_uncell(cell) == name
+
+
+def test_a_one_point_history_is_drawn_with_markers():
+    from hpcflow.analysis import histories
+
+    one = {"x": np.arange(1), "train": np.array([0.5]), "test": np.array([0.4]), "unit": "flow step", "label": "one",
+           "step_seconds": np.array([[0.1, 0.2]])}
+    many = {**one, "x": np.arange(3), "train": np.array([0.5, 0.4, 0.3]), "test": np.array([0.4, 0.3, 0.2]),
+            "label": "many"}
+    fig = histories.plot([one, many])
+    markers = {line.get_label(): line.get_marker() for line in fig.axes[0].get_lines()}
+    assert markers == {"one train": "o", "one test": "o", "many train": "None", "many test": "None"}
+    per_rank = histories.plot_per_rank(one)
+    assert [line.get_marker() for line in per_rank.axes[0].get_lines()] == ["o", "o"]
+
+
+def test_fig2_heatmaps_are_drawn_without_smoothing(runs):
+    from hpcflow.analysis import fig2
+
+    fig = fig2.plot(fig2.load(runs["clustering"]))
+    images = [im for ax in fig.axes for im in ax.images]
+    assert len(images) == 3 and {im.get_interpolation() for im in images} == {"nearest"}
+
+
+def _shown_ticks(ax) -> list:
+    lo, hi = ax.get_xlim()
+    return [t for t in ax.get_xticks() if lo <= t <= hi]
+
+
+def test_noise_scan_ticks_leave_out_decades_in_the_linear_part_of_the_axis():
+    """The smallest distance (the symlog axis's linear threshold) 0.009: 0.001 would sit a ninth of a decade from 0."""
+    from hpcflow.analysis import fig3_noise
+
+    scan = {"distance": np.array([0.0, 0.009, 0.09, 0.45]), "gain": np.array([2.8, 2.8, 2.3, 0.4]),
+            "kernel": "delta", "label": "ns"}
+    ax = fig3_noise.plot([scan]).axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert _shown_ticks(ax) == pytest.approx([0.0, 0.01, 0.1], rel=1e-12)
+
+
+def test_width_sweep_labels_every_width(runs):
+    from hpcflow.analysis import fig4
+
+    data = fig4.load_sweep(runs["nn"])
+    fig = fig4.plot_sweep(data)
+    widths = list(data["width_sweep/width"])
+    for ax in fig.axes:
+        assert _shown_ticks(ax) == widths
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{w:g}" for w in widths]
+        assert list(ax.get_xticks(minor=True)) == []
+
+
+def test_a_run_directory_as_out_is_called_a_folder_of_other_files(tmp_path, runs):
+    from hpcflow.errors import UserError
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "flow"
+    shutil.copytree(runs["flow"], d)
+    with pytest.raises(UserError) as err:
+        build_report([str(d)], str(d))
+    msg = str(err.value)
+    assert f"{d} holds files that are not an hpcflow report's (such as {d / 'checkpoint.h5'};" in msg, msg
+    assert "choose another --out" in msg
+    assert sorted(os.listdir(d)) == sorted(os.listdir(runs["flow"]))
