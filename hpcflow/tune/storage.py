@@ -467,12 +467,17 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> 
     return failed
 
 
-def requeue(study, trial, retries: int, *, preempted: bool = False) -> bool:
+def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False) -> bool:
     """Queue the parameters of a failed trial again if it has attempts left (new points, new number); a preempted
-    trial's parameters always, without counting an attempt (the signal says nothing about them)."""
+    trial's parameters always, without counting an attempt (the signal says nothing about them). `continues` (a trial
+    stopped by a signal, its checkpoint written): the retry continues it, with its point seeds and from its
+    checkpoint (user attributes `continues`, its number, and `seeds`; `hpcflow.tune.study.Worker.carry_over`)."""
     attempt = int(trial.user_attrs.get("attempt", 0))
     if not trial.params or (attempt >= retries and not preempted):
         return False
-    study.enqueue_trial(trial.params, user_attrs={"attempt": attempt + (0 if preempted else 1),
-                                                  "retry_of": trial.number})
+    attrs = {"attempt": attempt + (0 if preempted else 1), "retry_of": trial.number}
+    seeds = trial.user_attrs.get("seeds")
+    if continues and isinstance(seeds, list) and "run_dir" in trial.user_attrs:
+        attrs.update(continues=trial.number, seeds=list(seeds))
+    study.enqueue_trial(trial.params, user_attrs=attrs)
     return True

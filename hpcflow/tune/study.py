@@ -341,10 +341,13 @@ def suggest(trial, p: spaces.Param):
     return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
 
 
-def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None) -> dict:
+def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, note=None) -> dict:
     """Run one broadcast trial on every rank; rank 0 (with `trial`) reports each step and decides pruning.
     pending: this rank's `signals_between_trials` requests, handed to the flow's checkpoint writer (`hand_over`)
-    at the first step, so a request received while the trial was set up stops it there on every rank."""
+    at the first step, so a request received while the trial was set up stops it there on every rank.
+    A trial that continues a preempted one (spec "resume": its checkpoint copied into the run directory) first
+    reports the objective at every step (epoch) the checkpoint holds, so that pruning sees the whole curve; note:
+    rank 0's one-line notes (a checkpoint it cannot continue)."""
     from hpcflow.parallel.comm import resolve
 
     comm = resolve(comm)
@@ -377,8 +380,17 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None) ->
             hand_over(pending)
             return decide(tracker.step(info, sigma0), info["step"])
 
+    def on_resume(sigma_train, sigma_test):  # the steps the preempted trial did: reported, not decided on again
+        if not nn:
+            tracker.train, tracker.test = list(sigma_train), list(sigma_test)
+        for step in range(1, len(sigma_train)):
+            v = objectives.value(name, sigma_train[:step + 1], sigma_test[:step + 1])
+            if trial is not None and math.isfinite(v):
+                trial.report(v, step)
+
     summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm,
-                        overrides=job.trial_overrides(spec["params"]))
+                        overrides=job.trial_overrides(spec["params"]), resume=bool(spec.get("resume")),
+                        on_resume=on_resume, note=note)
     summary["pruned_at"] = pruned[0] if pruned and summary.get("status") == "stopped" else None
     return summary
 
@@ -430,7 +442,8 @@ class Worker:
         if self.max_trials is not None:
             self.check_cap(trial)
         params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
-        seeds = trial_seeds(self.job.tune["seed"], trial.number)
+        continues = continued(trial)
+        seeds = trial_seeds(self.job.tune["seed"], trial.number) if continues is None else continues[1]
         rel = os.path.join("trials", f"{trial.number:04d}")
         run_dir = os.path.join(self.out, rel)
         with trial_lock(run_dir, trial.number):
@@ -439,22 +452,46 @@ class Worker:
             except TrialDirTaken as exc:
                 trial.set_user_attr("failure", str(exc))
                 raise
-            return self._run(trial, params, seeds, rel, run_dir)
+            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir)
+            return self._run(trial, params, seeds, rel, run_dir, resume=resume)
 
-    def _run(self, trial, params: dict, seeds, rel: str, run_dir: str) -> float:
+    def carry_over(self, number: int, preempted: int, run_dir: str) -> bool:
+        """Copy the checkpoint of preempted trial `preempted` into trial `number`'s run directory `run_dir`, which
+        then continues it (`execute`); the preempted trial's directory is kept as it was (its summary.json, status
+        "preempted", records it). False, with one line saying so, when the checkpoint is not found: the trial then
+        starts afresh with the same parameters and seeds."""
+        import shutil
+
+        from hpcflow.tune.trial import checkpoint_name
+
+        name = checkpoint_name(self.job.cfg["job"]["kind"])
+        old = next((t for t in self.study.get_trials(deepcopy=False) if t.number == preempted), None)
+        where = None if old is None else run_dir_of(old, self.out)
+        source = None if where is None else os.path.join(where, name)
+        if source is None or not os.path.isfile(source):
+            self.log(f"hpcflow tune: trial {number}: no checkpoint of preempted trial {preempted} found "
+                     f"({source or 'no run directory'}); it starts afresh with the same parameters and seeds")
+            return False
+        os.makedirs(run_dir, exist_ok=True)
+        shutil.copyfile(source, os.path.join(run_dir, name))
+        self.log(f"hpcflow tune: trial {number} continues preempted trial {preempted} from {source}")
+        return True
+
+    def _run(self, trial, params: dict, seeds, rel: str, run_dir: str, *, resume: bool = False) -> float:
         """Run drawn trial `trial` in `run_dir` (locked by this worker) on every rank; its objective value."""
         import optuna
 
         trial.set_user_attr("run_dir", rel)  # relative to the study directory, which may be moved or copied
         trial.set_user_attr("study_dir", os.path.abspath(self.out))  # where it was written (a storage URL's readers)
         trial.set_user_attr("seeds", list(seeds))
-        spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir}
+        spec = {"number": trial.number, "params": params, "seeds": seeds, "run_dir": run_dir, "resume": resume}
         beat = heartbeat(self.study._storage, trial._trial_id, self.job.tune["heartbeat_seconds"]) if self.journal \
             else nullcontext()  # an RDB storage keeps Optuna's own heartbeat
+        note = lambda s: self.log(f"hpcflow tune: trial {trial.number}: {s}")  # noqa: E731
         try:
             with beat:
                 summary = execute(self.job, self.comm.bcast(spec, root=0), trial, comm=self.comm,
-                                  pending=self.pending)
+                                  pending=self.pending, note=note)
         except Preempted:
             trial.set_user_attr("failure", "preempted")  # before Optuna records the trial as failed
             raise
@@ -489,8 +526,9 @@ class Worker:
         queued = frozen.system_attrs.get("fixed_params") or frozen.params
         trial.set_user_attr("failure", f"{budget.OVER_CAP} {self.max_trials} (another worker took the last place)")
         if queued:
+            carried = {k: frozen.user_attrs[k] for k in ("continues", "seeds") if continued(frozen) is not None}
             self.study.enqueue_trial(dict(queued), user_attrs={"attempt": frozen.user_attrs.get("attempt", 0),
-                                                               "retry_of": budget.predecessor(frozen)})
+                                                               "retry_of": budget.predecessor(frozen), **carried})
         raise OverCap(trial.number)
 
     def todo(self, n_trials: int) -> int:
@@ -569,9 +607,10 @@ class Worker:
             return 0
         except Preempted:
             trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
-            queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+            queued = trial is not None and requeue(self.study, trial, self.job.tune["retries"], preempted=True,
+                                                   continues=True)
             where = "" if trial is None else f" (checkpoint in {run_dir_of(trial, self.out)})"
-            again = "its parameters are queued again; " if queued else ""
+            again = "its parameters are queued again, to continue from it; " if queued else ""
             raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
                             "tune command to continue the study") from None
         except (RunStop, KeyboardInterrupt, TrialDirTaken):
@@ -606,6 +645,16 @@ class Worker:
             return 1
         self.log(_trial_line(self.study, self.current, self.out))
         return 1
+
+
+def continued(trial) -> tuple[int, tuple[int, int]] | None:
+    """(number, seeds) of the preempted trial that queued trial `trial` continues (user attributes `continues` and
+    `seeds`, set by `requeue`), or None for a trial of its own."""
+    number, seeds = trial.user_attrs.get("continues"), trial.user_attrs.get("seeds")
+    if isinstance(number, int) and isinstance(seeds, list) and len(seeds) == 2 and all(
+            isinstance(x, int) for x in seeds):
+        return number, (seeds[0], seeds[1])
+    return None
 
 
 def signals_between_trials():

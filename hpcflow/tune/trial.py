@@ -35,7 +35,8 @@ def trial_points(geo: dict, seeds: tuple[int, int]):
     return train, test
 
 
-def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None, overrides=()) -> dict:
+def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None, overrides=(),
+              resume: bool = False, on_resume=None, note=None) -> dict:
     """Run validated job `cfg` on points from `seeds` into `run_dir`; return the summary (with `seeds` and
     `overrides`: the --set values that, with the seeds, make `cfg` of the study's job file, as `hpcflow run`
     records its own).
@@ -47,6 +48,11 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     points from seeds[0]); on_step(epoch, sigma_train, sigma_val) is called after every epoch on every rank with
     the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
     (status "stopped"); a diverged run's summary is returned with its status.
+
+    resume: continue the checkpoint in run_dir (a preempted trial's, copied there), as `hpcflow run --resume` (`hpcflow
+    nn --resume`) would; on_resume(sigma_train, sigma_test) is called first on every rank with its histories (entry 0:
+    the FS sigma, or the untrained network's; one entry per step or epoch done). A checkpoint that is damaged or does
+    not fit the job is removed and the trial starts afresh, said in one line through note(text) (rank 0).
     """
     from hpcflow import __version__
     from hpcflow.errors import NumericalStop, Preempted
@@ -68,15 +74,19 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
         f"hpcflow {__version__}: the validated job of this tune trial, its parameters and point seeds filled in;\n"
         f"{command} on this file reruns the trial")), comm=c)
     c.Barrier()
+    state = resumed(cfg, run_dir, comm=c, note=note) if resume else None
+    if state is not None and on_resume is not None:
+        on_resume(*history(state))
     try:
         if kind == "nn":
             from hpcflow.nn import job as nn_job
 
-            summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step)
+            summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step, resume=state)
         else:
             callback = None if on_step is None else (
                 lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
-            summary = flow_job.run(cfg, run_dir, comm=c, callback=callback)  # test points: [geometry].test_seed
+            summary = flow_job.run(cfg, run_dir, comm=c, callback=callback,  # test points: [geometry].test_seed
+                                   resume=False if state is None else state)
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
     except Preempted as exc:  # a flow's checkpoint is written and its summary (status "preempted") is carried here
@@ -84,6 +94,57 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
             _write_summary(run_dir, dict(exc.summary), kind, seeds, overrides, t0, c)
         raise
     return _write_summary(run_dir, summary, kind, seeds, overrides, t0, c)
+
+
+def checkpoint_name(kind: str) -> str:
+    """The checkpoint file a trial of job kind `kind` continues from (`hpcflow run --resume`, `hpcflow nn --resume`)."""
+    if kind == "nn":
+        from hpcflow.nn.files import CHECKPOINT
+
+        return CHECKPOINT
+    return "checkpoint.h5"
+
+
+def resumed(cfg: dict, run_dir: str, *, comm, note=None):
+    """The checked state of the checkpoint in run_dir that job `cfg` continues (a flow's FlowResume, as `hpcflow run
+    --resume` reads it; an nn job's checkpoint dict, as `hpcflow nn --resume`), or None when it is damaged or does not
+    fit the job: then it is removed (the trial starts afresh) and note(one line) says why, on rank 0. Collective."""
+    from hpcflow.errors import UserError
+    from hpcflow.parallel.comm import arguments_together
+
+    path = os.path.join(run_dir, checkpoint_name(cfg["job"]["kind"]))
+    try:
+        if cfg["job"]["kind"] == "nn":
+            return arguments_together(lambda: _nn_resume(cfg, path), comm=comm)
+        return flow_job.resume_state(cfg, run_dir, comm=comm)
+    except UserError as exc:  # every rank alike (arguments_together)
+        if comm.Get_rank() == 0:
+            if os.path.exists(path):
+                os.remove(path)
+            if note is not None:
+                note(f"{' '.join(str(exc).split())[:300]}; the trial starts afresh with the same parameters and seeds")
+        comm.Barrier()
+        return None
+
+
+def _nn_resume(cfg: dict, path: str) -> dict:
+    from hpcflow.nn import job as nn_job
+    from hpcflow.nn.checkpoint import check_train_layout, load_checkpoint
+
+    state = load_checkpoint(path)
+    nn_job.check_resume(cfg, state, path)
+    check_train_layout(state, path, **nn_job.checkpoint_layout(cfg))
+    return state
+
+
+def history(state) -> tuple[list, list]:
+    """(sigma_train, sigma_test) histories of a checkpoint state (`resumed`): entry 0 the FS sigma (the untrained
+    network's; sigma_test is then sigma_val), then one entry per step (epoch) done."""
+    if isinstance(state, dict):  # an nn checkpoint
+        h = state["train"]["history"]
+        return [float(x) for x in h["sigma_train"]], [float(x) for x in h["sigma_val"]]
+    n = int(state.step) + 1
+    return [float(x) for x in state.sigma_train[:n]], [float(x) for x in state.sigma_test[:n]]
 
 
 def _write_summary(run_dir, summary: dict, kind, seeds, overrides, t0, comm) -> dict:
