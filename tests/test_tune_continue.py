@@ -131,3 +131,37 @@ def test_a_missing_checkpoint_starts_the_retry_afresh(tmp_path, capsys, monkeypa
     trials = _journal(out / "study.journal").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert json.loads((out / "trials" / "0001" / "summary.json").read_text())["resumed"] is False
+
+
+def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys, monkeypatch):
+    import h5py
+
+    from test_tune_nn import JOB as NN_JOB
+
+    job = _job(tmp_path, NN_JOB.replace("epochs = 3", "epochs = 5"), name="nn_tiny.toml")
+    out, real, sent = tmp_path / "s", objective.value, []
+
+    def value_then_sigterm(name, sigma_train, sigma_test):  # after epoch 2: training stops at its next boundary
+        if len(sigma_train) == 3 and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        return real(name, sigma_train, sigma_test)
+
+    monkeypatch.setattr(objective, "value", value_then_sigterm)
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
+    monkeypatch.setattr(objective, "value", real)
+    assert rc == 4 and "signal received during trial 0" in io.err, io.err
+    assert json.loads((out / "trials" / "0000" / "summary.json").read_text())["status"] == "preempted"
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.out + io.err
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
+    ref = tmp_path / "ref"
+    assert main(["nn", str(out / "trials" / "0000" / "job.toml"), "--out", str(ref)]) == 0
+    with h5py.File(ref / "nn.h5") as a, h5py.File(out / "trials" / "0001" / "nn.h5") as b:
+        want, got = a["history/sigma_val"][()], b["history/sigma_val"][()]
+    assert len(want) == 6
+    np.testing.assert_array_equal(got, want)
+    assert sorted(trials[1].intermediate_values) == list(range(1, 6))
+    assert [trials[1].intermediate_values[k] for k in range(1, 6)] == list(want[1:])
+    assert trials[1].value == want[-1]
