@@ -718,11 +718,28 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     limit, where = memory_limit(ranks=ranks, per_node=per_node)
     if est.bytes > limit:
         big = est.largest()
+        local = local_ranks(ranks) if per_node is None else per_node
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
-                          f"({where}); reduce the sizes, use more nodes, or pass --no-memory-check "
-                          f"(or {ENV_IGNORE}=1) if you know better")
+                          f"({where}); {_memory_advice(kind or cfg['job']['kind'], local)}, or pass "
+                          f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
     return est
+
+
+#: what shrinks a network job's estimate (`estimate_nn`), which every rank holds whole at any rank count: the points
+#: (its sampling and tensors are counted for all of them), the network and its activations
+NN_SIZES = "[geometry].n_train / n_val, [model].width / depth or [training].batch_size"
+
+
+def _memory_advice(kind: str, local: int) -> str:
+    """How a refused job of `kind` with `local` ranks on a node fits: a network job's estimate does not shrink with
+    more ranks (`estimate_nn`: data parallel, each rank counted with the whole network and points), so only fewer
+    ranks per node (the same ranks over more nodes) raise its limit, or smaller sizes lower it."""
+    if kind != "nn":
+        return "reduce the sizes, use more nodes"
+    if local > 1:
+        return f"put fewer of its {local} ranks on each node (the same ranks over more nodes), or reduce {NN_SIZES}"
+    return f"reduce {NN_SIZES} (more ranks or nodes do not lower a network job's estimate per rank)"
 
 
 def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
