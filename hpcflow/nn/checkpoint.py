@@ -49,10 +49,11 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import InputFileError, OutputPathError
+from hpcflow.errors import InputFileError, OutputPathError, WriteFailed
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
@@ -91,9 +92,9 @@ def save_model(path, model, *, force: bool = False, comm=None) -> None:
             raise OutputPathError(f"{p} exists; choose another path or pass --force to overwrite it")
     if rank(comm) != 0:
         return
-    with atomic_file(_config_path(path), "w") as fh:
+    with _denied_said(_config_path(path)), atomic_file(_config_path(path), "w") as fh:
         json.dump(model.config, fh, indent=2, sort_keys=True)
-    with atomic_file(path) as fh:
+    with _denied_said(path), atomic_file(path) as fh:
         torch.save(model.state_dict(), fh)
 
 
@@ -153,20 +154,43 @@ def _load(path, *, damaged: str | None = None):
     loader refused what it holds) or one this process may not open."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as exc:  # the file is sound as far as anyone knows: this process may not open it
+        raise InputFileError(f"{path} cannot be read ({exc.strerror or 'permission denied'}); give this user read "
+                             f"access to it (chmod u+r {path}), then run again") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable / non-tensor file
         refused = type(exc).__name__ == "UnpicklingError"  # the weights-only loader's refusal of an object
-        if damaged is not None and not refused and not isinstance(exc, (PermissionError, IsADirectoryError)):
+        if damaged is not None and not refused and not isinstance(exc, IsADirectoryError):
             raise InputFileError(f"{path} cannot be read through ({type(exc).__name__}: truncated or not a torch "
                                  f"file); the checkpoint is damaged, {damaged}") from None
         raise InputFileError(f"{path} is not a tensor-only state dict ({type(exc).__name__}); "
                              "pass a file written by 'hpcflow nn'") from None
 
 
+class WriteDenied(WriteFailed):
+    """A network file this process may not write (EACCES, EPERM: its directory's permissions changed while the run
+    went on): exit status 5, said as any write failure (the earlier file of that name is kept whole)."""
+
+    @property
+    def fix(self) -> str:
+        return f"make {os.path.dirname(os.path.abspath(self.filename))} writable again (its permissions)"
+
+
+@contextmanager
+def _denied_said(path: str):
+    """A PermissionError of the atomic write of `path` in the block raised as WriteDenied naming it."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise WriteDenied(exc.errno, exc.strerror or os.strerror(exc.errno), path) from exc
+
+
 def save_checkpoint(path, state: dict, *, comm=None) -> None:
-    """Write a training checkpoint (the schema above) atomically, on rank 0 only."""
+    """Write a training checkpoint (the schema above) atomically, on rank 0 only; WriteDenied where the directory
+    refuses it."""
     if rank(comm) != 0:
         return
-    with atomic_file(os.fspath(path)) as fh:
+    path = os.fspath(path)
+    with _denied_said(path), atomic_file(path) as fh:
         torch.save({"format": FORMAT, "version": VERSION, **state}, fh)
 
 
