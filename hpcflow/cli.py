@@ -171,9 +171,9 @@ def _stop_line(exc, args) -> str:
     msg = " ".join(str(exc).split())
     verb = getattr(args, "resumed_by", None)
     if isinstance(exc, Preempted) and verb is not None and msg.endswith(RESUME_HINT):
-        from hpcflow.commands.run import continue_command
+        from hpcflow.commands.run import continue_with
 
-        msg = f"{msg[:-len(RESUME_HINT)]}continue with: {continue_command(args, verb)}"
+        msg = f"{msg[:-len(RESUME_HINT)]}{continue_with(args, verb)}"
     return msg
 
 

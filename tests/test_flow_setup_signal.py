@@ -37,9 +37,11 @@ def test_sigterm_during_setup_stops_at_the_first_step_and_resume_is_bitwise_the_
     said = [line.split()[1:] for line in r.stdout.splitlines() if line.startswith("statuses")]
     assert r.returncode == 0 and said == [["4", "0", "0"]] * ranks, (r.returncode, r.stdout, r.stderr)
     again = shlex.join(["hpcflow", "run", str(job), "--out", str(cut), "--quiet", "--resume"])  # the driver's 2nd
+    lead = "with the same launcher and 2 ranks (mpiexec), " if ranks > 1 else ""  # the launch it is to be run with
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step 1 written "
-                                            rf"to \S+; continue with: {re.escape(again)}", lines[0]), r.stderr
+                                            rf"to \S+; {re.escape(lead)}continue with: {re.escape(again)}",
+                                            lines[0]), r.stderr
     a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
     assert a["legs"][0]["to_step"] == 1 and a["ranks"] == ranks  # the stopped run's leg: step 0 to 1
     for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",

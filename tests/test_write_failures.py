@@ -44,11 +44,12 @@ def _limited(limit: int, when: str, *args, ranks: int = 1):
     return r, time.monotonic() - t0
 
 
-def _said(line: str, prefix: str, target, checkpoint, done: str) -> list:
-    """The continue command (argv) of `line`, which must be the write failure's whole message."""
+def _said(line: str, prefix: str, target, checkpoint, done: str, lead: str = "") -> list:
+    """The continue command (argv) of `line`, which must be the write failure's whole message; `lead`: the launch it
+    is to be run with, said before it."""
     said = re.fullmatch(rf"{re.escape(prefix)}cannot write {re.escape(str(target))} \({REASON}\); the last complete "
                         rf"checkpoint {re.escape(str(checkpoint))} \({done} done\) is intact: raise the file-size "
-                        r"limit \(ulimit -f\), then continue with: (.+)", line)
+                        rf"limit \(ulimit -f\), then {re.escape(lead)}continue with: (.+)", line)
     assert said, line
     return shlex.split(said.group(1))
 
@@ -107,7 +108,8 @@ def test_at_2_ranks_rank_0s_refused_write_ends_every_rank_with_5_in_bounded_time
     assert seconds < ABORT_WAIT + 30, seconds
     lines = [line for line in r.stderr.splitlines() if line.startswith("hpcflow")]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    again = _said(lines[0], "hpcflow: rank 0: error: ", run / "checkpoint.h5", run / "checkpoint.h5", "20 steps")
+    again = _said(lines[0], "hpcflow: rank 0: error: ", run / "checkpoint.h5", run / "checkpoint.h5", "20 steps",
+                  "with the same launcher and 2 ranks (mpiexec), ")
     assert again == ["hpcflow", "run", str(job), "--out", str(run), "--quiet", "--resume"]
     assert (run / "checkpoint.h5").read_bytes() == before
     _no_debris(run)

@@ -102,6 +102,8 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
         named = {"source": args.job} if "source" in params else {}  # for errors
         if "job_text" in params:  # a kind with checkpoints writes job.toml beside its first one
             named["job_text"] = saved_job(cfg, args.job, overrides)
+        if "log_prefix" in params:  # a kind that prefixes its lines (nn) names the command typed
+            named["log_prefix"] = "hpcflow run:"
         if resume:
             named["resume"] = resume
         from hpcflow.flow import stops_said_by_caller
@@ -272,8 +274,8 @@ def write_advice(exc, args) -> str:
         path = os.path.join(args.out, name)
         done = checkpoint_progress(path) if os.path.isfile(path) else None
         if done is not None and (getattr(args, "resume", False) or interrupted(args.out, name)):
-            return (f"the last complete checkpoint {path} ({done} {unit} done) is intact: {exc.fix}, then continue "
-                    f"with: {continue_command(args, verb)}")
+            return (f"the last complete checkpoint {path} ({done} {unit} done) is intact: {exc.fix}, then "
+                    f"{continue_with(args, verb)}")
     again = " with --force" if os.path.isdir(args.out) and any(map(is_result, os.listdir(args.out))) else ""
     return f"no checkpoint to continue from: {exc.fix}, then run it again{again}"
 
@@ -292,6 +294,29 @@ def continue_command(args, verb: str) -> str:
     argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
                                       ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
     return shell_line([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
+
+
+def continue_with(args, verb: str) -> str:
+    """"continue with: " and `continue_command`; under R > 1 ranks first the launch it needs, which the command line
+    cannot say (`launch_note`): pasted as it is, it would continue on one rank."""
+    return f"{launch_note()}continue with: {continue_command(args, verb)}"
+
+
+def launch_note(environ=None, *, comm=None) -> str:
+    """"" for one rank; else "with the same launcher and R ranks (NAME), " where NAME is how this process's ranks
+    were started: srun where srun started each rank (its step's tasks are the R ranks, this one its task
+    SLURM_PROCID; no mpiexec of MPICH or Open MPI between them), else mpiexec (the MPI standard's start). Words, not
+    a prefix: srun may need the run's own options (--mpi=pmi2, the allocation's)."""
+    from hpcflow.parallel.comm import rank, size
+
+    env = os.environ if environ is None else environ
+    ranks = size(comm)
+    if ranks == 1:
+        return ""
+    by_srun = (env.get("SLURM_STEP_NUM_TASKS", "").strip() == str(ranks)
+               and env.get("SLURM_PROCID", "").strip() == str(rank(comm))
+               and not any(k.startswith(("HYDI_", "HYDRA_", "OMPI_")) for k in env))
+    return f"with the same launcher and {ranks} ranks ({'srun' if by_srun else 'mpiexec'}), "
 
 
 def shell_line(argv) -> str:

@@ -264,7 +264,7 @@ def checkpoint_layout(cfg: dict) -> dict:
 
 
 def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = None, info: dict | None = None,
-        job_text: str | None = None, on_epoch=None) -> dict:
+        job_text: str | None = None, on_epoch=None, log_prefix: str = LOG_PREFIX) -> dict:
     """Train the network (NTK every epoch), then the optional width sweep and NTK kernel flow; write outputs.
 
     Data parallel over `comm`; `resume` is a checkpoint (hpcflow.nn.checkpoint) to continue. Writes (rank 0)
@@ -276,7 +276,8 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     rank. `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
     training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
-    pruned by hpcflow.tune).
+    pruned by hpcflow.tune). `log_prefix` begins every line it prints: the command that runs it (`hpcflow run` of
+    an nn job passes its own).
     """
     from hpcflow.parallel.comm import resolve
 
@@ -284,8 +285,13 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     t0 = time.perf_counter()
     c = resolve(comm)
     root = c.Get_rank() == 0
-    say = (lambda s: log(f"{LOG_PREFIX} {s}")) if root else (lambda s: None)  # noqa: E731
-    batch, ranks = cfg["training"]["batch_size"], c.Get_size()
+    say = (lambda s: log(f"{log_prefix} {s}")) if root else (lambda s: None)  # noqa: E731
+    n_train, ranks = cfg["geometry"]["n_train"], c.Get_size()
+    batch = min(cfg["training"]["batch_size"], n_train)  # the rows of a step (one batch of them all when larger)
+    if root and cfg["training"]["batch_size"] > n_train:
+        print(f"{log_prefix} note: [training].batch_size = {cfg['training']['batch_size']} exceeds [geometry].n_train "
+              f"= {n_train}: every step's batch is the whole train set ({n_train} points, one step per epoch)",
+              file=sys.stderr)
     if ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: those of its shard (a mean)
         say(f"note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
@@ -299,7 +305,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
                 "n_val": cfg["geometry"]["n_val"]}
         summary, data = _train_main(cfg, ctx, say, outdir, resume, base, t0, on_epoch)
         if root:
-            _warn_not_positive_definite(summary)
+            _warn_not_positive_definite(summary, log_prefix)
         status = summary["status"]
         if status == "finished":
             _stop_point(ctx, outdir, summary, "after training")
@@ -320,11 +326,11 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     return summary
 
 
-def _warn_not_positive_definite(summary: dict) -> None:
+def _warn_not_positive_definite(summary: dict, prefix: str = LOG_PREFIX) -> None:
     """One line on stderr when the trained network's metric is not positive definite at validation points."""
     bad = summary.get("val_not_positive_definite_final")
     if bad is not None and bad > 0:  # (-1: epochs of a checkpoint written before the count, not counted)
-        print(f"{LOG_PREFIX} the metric is not positive definite at {bad} of {summary['n_val']} validation points "
+        print(f"{prefix} the metric is not positive definite at {bad} of {summary['n_val']} validation points "
               f"after epoch {summary['epochs']}; σ there uses the signed det g; lower training.lr (or add "
               "training.lr_warmup) for a metric that stays positive definite (nn.h5 history/val_not_positive_definite "
               "per epoch)", file=sys.stderr)
