@@ -2,12 +2,15 @@
 
 - `partition.check_indices`: every rank's train_idx (rows r::R of N) checked to be, over the ranks, each of 0..N-1
   once (one allgather of counts and bounds, one Allreduce of an N-bit bitmap).
-- `flow_inputs.check_sets`: train and test of one chart (and manifold) over the ranks (one allgather), for sets of
-  one chart (the usual case) and of many charts (the refusal, which counts them).
+- `flow_inputs.check_sets`: each rank's rows (shapes, finite points, every g_fs Hermitian positive definite,
+  omega2 > 0, weights >= 0), then train and test of one chart (and manifold) over the ranks (one allgather), for
+  sets of one chart (the usual case) and of many charts (the refusal, which counts them). The rows are quintic
+  points from the sampler (SAMPLED of them per set and rank, repeated to fill the rank's rows).
 - `tune.storage.journal_problem`: a study journal of T trials read line by line and replayed with Optuna's own
   reader (what `hpcflow tune` and the analysis scripts do before opening it), against Optuna opening it.
 
-Prints one JSON line per check: best-of-`--repeats` seconds, the slowest rank's. Usage:
+Prints one JSON line: per check best-of-`--repeats` seconds, the slowest rank's (`charts`: rank 0's charts in the
+many-charts case). Usage:
 
     .venv/bin/python benchmarks/bench_input_checks.py [--n 1000000] [--trials 1000] [--repeats 5]
     .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_input_checks.py
@@ -26,8 +29,9 @@ import _args
 from hpcflow.parallel.comm import abort_on_error
 
 
-def best(fn, repeats: int, comm) -> float:
-    """Smallest over repeats of the slowest rank's seconds for fn() (ranks start together)."""
+def best(fn, repeats: int, comm, *, refused: bool = False) -> float:
+    """Smallest over repeats of the slowest rank's seconds for fn() (ranks start together); with `refused`, fn()
+    must refuse (ValueError), else it must not."""
     times = []
     for _ in range(repeats):
         comm.Barrier()
@@ -35,21 +39,29 @@ def best(fn, repeats: int, comm) -> float:
         try:
             fn()
         except ValueError:
-            pass  # a refusal is what some cases time
+            if not refused:
+                raise
+        else:
+            if refused:
+                raise AssertionError("the case timed as a refusal was not refused")
         times.append(max(comm.allgather(time.perf_counter() - t)))
     return min(times)
 
 
-class Rows:
-    """The fields check_sets reads of a point set: points (for the shape), chart, and len."""
+#: sampled points repeated to fill a rank's rows (sampling 10^6 points would take minutes; the checks' work depends
+#: on the rows' count and values, not on their being distinct)
+SAMPLED = 2000
 
-    def __init__(self, n: int, charts: np.ndarray):
-        self.points = np.zeros((n, 5), dtype=np.complex128)
-        self.chart = charts
-        self.manifold = None
 
-    def __len__(self) -> int:
-        return len(self.points)
+def rows(n: int, chart, seed: int):
+    """n rows of quintic points as the sampler gives them (points, g_fs, omega2, weights, chart, manifold: all that
+    check_sets reads and checks), SAMPLED points repeated; chart (I, J) or None for points of every chart."""
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.parallel.comm import SerialComm
+
+    # each rank samples its own rows alone (its own seed), as a rank of kernel_flow holds its own rows
+    ps = Hypersurface.fermat(3).sample(min(max(n, 1), SAMPLED), seed=seed, chart=chart, threads=1, comm=SerialComm())
+    return ps[np.arange(n) % len(ps)]
 
 
 class Unmixed:
@@ -93,12 +105,12 @@ def measure(args, comm) -> None:
     out = {"ranks": R, "n": args.n}
     out["check_indices_s"] = best(lambda: check_indices([("train_idx", mine, len(mine))], comm=comm),
                                   args.repeats, comm)
-    one = np.tile(np.array([0, 1], dtype=np.int64), (len(mine), 1))
-    many = np.random.default_rng(r).integers(0, 5, size=(len(mine), 2))
-    for name, charts in (("one_chart", one), ("many_charts", many)):
-        train, test = Rows(len(mine), charts), Rows(len(mine), charts)
+    for name, chart in (("one_chart", (0, 1)), ("many_charts", None)):
+        train, test = rows(len(mine), chart, 2 * r), rows(len(mine), chart, 2 * r + 1)
+        if chart is None:
+            out["charts"] = len(np.unique(np.concatenate([train.chart, test.chart]), axis=0))
         out[f"check_sets_{name}_s"] = best(lambda: check_sets(Unmixed(), train, test, None, comm=comm),
-                                           args.repeats, comm)
+                                           args.repeats, comm, refused=chart is None)
     if r == 0:
         from hpcflow.tune.storage import journal_problem
 
