@@ -7,6 +7,10 @@ is a tiny run's, its train rows repeated to N (a kept --run: its own N).
 Prints one JSON line. Usage (2.4 GB of disk per 10^7 rows, under --dir):
 
     .venv/bin/python benchmarks/bench_report_checkpoint.py [--n 10000000] [--dir /tmp] [--run KEPT_DIR]
+
+--run KEPT_DIR keeps the run: a path that does not exist yet (its folders are made first) or an empty directory gets the
+run made there (N train rows, 2.4 GB of disk per 10^7, left there when the benchmark ends: remove it yourself), and
+the same path passed again measures that run without making it. Any other path is refused before any work.
 """
 
 from __future__ import annotations
@@ -66,16 +70,30 @@ def kept_rows(ap, kept: str) -> int:
                  "pass a new or empty directory (the run is made there) or one it kept")
 
 
+def make_new(ap, path: str) -> None:
+    """Make a new --run's directory before any work, refusing in one line a path that cannot be one (a file on the
+    way, no permission), which would otherwise fail only after the run was made."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        ap.error(f"argument --run: {path} cannot be made ({exc.strerror}: {exc.filename}); pass a path of a new "
+                 "directory, or an empty one, or one this benchmark kept")
+
+
 def main() -> None:
     ap = _args.parser(__doc__)
     ap.add_argument("--n", type=_args.POSITIVE, default=None,
                     help=f"train rows (default {DEFAULT_N:.0e}; a kept --run's own)")
     ap.add_argument("--dir", type=_args.directory, default=None, help="where the temporary run and report go")
-    ap.add_argument("--run", default=None, help="a run this benchmark made before (kept: pass it again)")
+    ap.add_argument("--run", default=None, metavar="KEPT_DIR",
+                    help="keep the run here: a new path or an empty directory gets it made (and left there, 2.4 GB "
+                         "per 10^7 rows); a directory holding a run this benchmark kept is measured again")
     args = ap.parse_args()
     kept = args.run is not None and os.path.exists(args.run) and not (os.path.isdir(args.run)
                                                                        and not os.listdir(args.run))
     n = args.n or DEFAULT_N
+    if args.run is not None and not kept:
+        make_new(ap, args.run)
     if kept:
         n = kept_rows(ap, args.run)
         if args.n is not None and args.n != n:
@@ -91,7 +109,6 @@ def main() -> None:
         else:
             run = big_run(base, n)
             if args.run:
-                os.makedirs(args.run, exist_ok=True)
                 shutil.move(run, args.run)
                 run = os.path.join(args.run, "run")
         t = time.perf_counter()
