@@ -80,6 +80,23 @@ def file(text: str) -> str:
 
 POSITIVE = whole(1)
 NONNEGATIVE = whole(0)
+#: MPI ranks per core at most (more only time-slices the cores: hours of waiting, no measurement)
+RANKS_PER_CORE = 4
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ranks(text: str) -> int:
+    """An argparse type: a number of MPI ranks on this machine, 1 to RANKS_PER_CORE x its cores."""
+    most = RANKS_PER_CORE * cores()
+    value = whole(1)(text)
+    if value > most:
+        raise argparse.ArgumentTypeError(f"{value} ranks on {cores()} cores is more than {RANKS_PER_CORE} per core; "
+                                         f"pass at most {most} (or run on a machine with more cores)")
+    return value
 
 
 def error_line(stderr: str) -> str:
@@ -99,10 +116,11 @@ def error_line(stderr: str) -> str:
 
 
 def child(cmd: list, what: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run a child process (stdout captured as text unless `stdout` is given); its stderr is passed on when it
-    succeeds. When it fails this process ends with one line naming `what` and the child's own error line, and the
-    child's exit status (1 for a signal)."""
+    """Run a child process (stdout captured as text unless `stdout` is given, stdin empty unless `stdin` is given);
+    its stderr is passed on when it succeeds. When it fails this process ends with one line naming `what` and the
+    child's own error line, and the child's exit status (1 for a signal)."""
     kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stdin", subprocess.DEVNULL)  # mpiexec forwards its stdin to rank 0: not the terminal's
     done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, **kwargs)
     if done.returncode != 0:
         prog = os.path.basename(sys.argv[0])

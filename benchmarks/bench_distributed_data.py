@@ -60,7 +60,7 @@ def main():
     ap = _args.parser(__doc__)
     ap.add_argument("what", choices=("sample", "blocks"))
     ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=None)
-    ap.add_argument("--ranks", type=_args.POSITIVE, nargs="+", default=[1, 2])
+    ap.add_argument("--ranks", type=_args.ranks, nargs="+", default=[1, 2])
     args = ap.parse_args()
     if args.what == "blocks" and args.sizes and min(args.sizes) < MIN_BLOCKS_N:
         ap.error(f"argument --sizes: blocks of {min(args.sizes)} points have no test point (N/10); pass N >= "

@@ -88,7 +88,7 @@ def worker(n: int, steps: int) -> None:
 
 def main() -> None:
     ap = _args.parser(__doc__)
-    ap.add_argument("--ranks", type=_args.POSITIVE, default=2)
+    ap.add_argument("--ranks", type=_args.ranks, default=2)
     ap.add_argument("--n", type=_args.whole(MIN_N), default=300, help=f"train points (>= {MIN_N}: N/3 test points)")
     ap.add_argument("--steps", type=_args.whole(MIN_STEPS), default=300,
                     help=f"flow steps (>= {MIN_STEPS}: collectives are counted over steps 3 .. steps)")

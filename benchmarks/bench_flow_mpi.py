@@ -139,11 +139,11 @@ def main(argv=None) -> None:
     s.add_argument("--halo", type=_args.real(0.0, above=False), default=0.1, help="halo cutoff (0: none)")
     e = sub.add_parser("exact-step")
     e.add_argument("--n", type=_args.POSITIVE, default=100_000)
-    e.add_argument("--ranks", type=_args.POSITIVE, default=2)
+    e.add_argument("--ranks", type=_args.ranks, default=2)
     e.add_argument("--threads", type=threads, default=1, help="threads per rank")
     v = sub.add_parser("volume")
     v.add_argument("--n", type=_args.POSITIVE, nargs="+", default=[2000, 4000])
-    v.add_argument("--ranks", type=_args.POSITIVE, nargs="+", default=[2, 3])
+    v.add_argument("--ranks", type=_args.ranks, nargs="+", default=[2, 3])
     v.add_argument("--halo", type=_args.real(0.0, above=False), nargs="+", default=[0.1, 0.2, 0.4],
                    help="halo cutoffs (0: none)")
     a = ap.parse_args(argv)

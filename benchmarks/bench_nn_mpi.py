@@ -317,7 +317,7 @@ def main() -> None:
     ap.add_argument("--batches", type=_args.POSITIVE, nargs="+", default=[64, 1024])
     ap.add_argument("--epochs", type=_args.POSITIVE, default=2)
     ap.add_argument("--n", type=_args.POSITIVE, default=100_000)
-    ap.add_argument("--ranks", type=_args.POSITIVE, nargs="+", default=[1, 2], help="rank counts at one thread each")
+    ap.add_argument("--ranks", type=_args.ranks, nargs="+", default=[1, 2], help="rank counts at one thread each")
     ap.add_argument("--single-threads", type=_args.whole(1, MAX_THREADS), default=2,
                     help="one process with this many threads too")
     ap.add_argument("--single-mixed", action="store_true",
