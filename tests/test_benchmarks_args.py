@@ -30,6 +30,7 @@ REFUSED = [
     ("bench_distance.py", "--repeats 0"),
     ("bench_distributed_data.py", "blocks --sizes 5 --ranks 1"),
     ("bench_distributed_data.py", "sample --sizes 1000 --ranks 0"),
+    ("bench_distributed_data.py", "sample --sizes 1000 --ranks 1 100000"),
     ("bench_flow_collectives.py", "--steps 2 --repeat 1"),
     ("bench_flow_collectives.py", "--ranks 0 --n 30 --steps 3 --repeat 1"),
     ("bench_flow_mpi.py", "exact-step --ranks 0 --n 100"),
@@ -192,3 +193,78 @@ def test_tune_table1_stdout_is_the_table(tmp_path):
     assert lines[0].startswith("small: 1 trials") and lines[1] == "", r.stdout
     assert len(lines) == 6 and all(line.startswith("|") for line in lines[2:]), r.stdout
     assert "step" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_input_checks_runs(ranks):
+    """bench_input_checks runs at a tiny size and prints its JSON line: every check timed (it crashed once its
+    stand-in rows lacked the g_fs, omega2 and weights that check_sets checks), the sampled rows of every chart
+    counted."""
+    r = bench("bench_input_checks.py", "--n", "50", "--trials", "2", "--repeats", "1", ranks=ranks)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["ranks"], out["n"]) == (ranks or 1, 50)
+    for key in ("check_indices_s", "check_sets_one_chart_s", "check_sets_many_charts_s", "journal_check_s",
+                "optuna_open_s"):
+        assert out[key] > 0, (key, out)
+    assert out["charts"] > 1, out
+
+
+def test_kept_run_path_refused_before_work(tmp_path):
+    """A --run that cannot be made (a file on its way) is refused in one line before the run is made (it failed
+    with a traceback after all the work); nothing is left on disk."""
+    (tmp_path / "f").write_text("x")
+    line = refused(bench("bench_report_checkpoint.py", "--n", "100", "--run", str(tmp_path / "f" / "kept"),
+                         "--dir", str(tmp_path)), "bench_report_checkpoint.py")
+    assert "--run" in line and "cannot be made" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_memory_estimate_table_names_the_cases():
+    """Every case of BENCHMARKS.md's memory-estimate tables is a label bench_memory_estimate prints and --only takes
+    (the tables once named them otherwise, so no row could be rerun by its name)."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_memory_estimate as bme
+    finally:
+        sys.path.remove(BENCH)
+    labels = {label for label, _, _ in bme.CASES}
+    with open(os.path.join(ROOT, "BENCHMARKS.md")) as fh:
+        text = fh.read()
+    cases, header = [], None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+        elif header is None:
+            header = line
+        elif "estimate MiB" in header and not line.startswith("|---"):
+            cases.append(line.split("|")[1].strip())
+    assert len(cases) >= 16, cases
+    assert [c for c in cases if c not in labels] == [], labels
+
+
+def test_child_stdin_is_empty():
+    """A benchmark's child (mpiexec forwards its stdin to rank 0) reads nothing from the benchmark's stdin."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _args; "
+            "print(_args.child([sys.executable, '-c', 'import sys; print(repr(sys.stdin.read()))'], 'x').stdout)")
+    r = subprocess.run([sys.executable, "-c", code, BENCH], input="typed ahead\n", capture_output=True, text=True,
+                       env=ENV, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "''", r.stdout
+
+
+def test_kernel_rate_per_thread_used():
+    """bench_kernels scales a step's entries per CPU second by the threads it ran on (1 here), not by the cores
+    the machine has."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_kernels
+    finally:
+        sys.path.remove(BENCH)
+    from hpcflow.geometry import Hypersurface
+
+    ps = Hypersurface.fermat(3).sample(60, seed=0)
+    r = bench_kernels.entries_per_second(ps, bench_kernels.gradients(ps), "gaussian", {"width": 1.0, "engine": "numpy"},
+                                         tile=32, threads=1, repeat=1)
+    assert r["threads"] == 1
+    assert r["entries_per_cpu_second_times_threads"] == pytest.approx(60 ** 2 / r["cpu_seconds"], rel=1e-12)
