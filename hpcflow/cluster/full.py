@@ -1,7 +1,8 @@
 """Unbatched FS clustering: average linkage on the full N x N FS distance matrix (Fig. 2, right panel).
 
-Memory grows like N^2 (about 24 N^2 bytes with scikit-learn's condensed copy), so N is capped by
-`max_points` (default 20,000, ~10 GB); larger sets need the batched method.
+Memory grows like N^2 (about 16 N^2 bytes, as measured in BENCHMARKS.md: the N x N matrix, 8 N^2, and the
+condensed copies SciPy's linkage works on), so N is capped by `max_points` (default 20,000, ~6 GiB); larger sets
+need the batched method.
 """
 
 from __future__ import annotations
