@@ -1,6 +1,6 @@
 """What a report says of each run: a network run whose nn.h5 is damaged is incomplete with its checkpoint's history
 (and --resume refuses to leave it so), an extended network run killed before its new nn.h5 has its Fig. 4 marked
-incomplete, every figure of one run among several names it, a report of damaged runs alone lists them, names that
+incomplete, every figure of one run among several names it, a damaged run alone is refused naming its file, names that
 markdown or HTML would read are escaped, and the axes of one-point histories, heatmaps, noise scans and width sweeps
 show what they hold."""
 
@@ -134,17 +134,20 @@ def test_each_figure_of_one_run_among_several_names_it_in_its_title_and_caption(
     assert [html.unescape(c.split("</figcaption>")[0]) for c in page.split("<figcaption>")[1:]] == shown
 
 
-def test_a_report_of_a_damaged_run_alone_is_its_one_row(tmp_path, runs):
+def test_a_report_of_a_damaged_run_alone_is_refused_naming_the_file(tmp_path, runs):
+    from hpcflow.errors import UserError
     from hpcflow.report.build import build_report
 
     cut = tmp_path / "cut"
     shutil.copytree(runs["flow"], cut)
     _cut(cut / "checkpoint.h5")
-    res = build_report([str(cut)], tmp_path / "out")
+    with pytest.raises(UserError) as err:  # a damaged file as the only input: exit 2 in one line, nothing written
+        build_report([str(cut)], tmp_path / "out")
+    assert f"{cut / 'checkpoint.h5'}: not a readable HDF5 file" in str(err.value) and "--force" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    res = build_report([str(cut), runs["flow_gauss"]], tmp_path / "out2")  # beside a good run: its row says so
     rows = _runs_rows(open(res["md"], encoding="utf-8").read())
-    assert list(rows) == ["cut"]
     assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
-    assert [p for p, _ in res["skipped"]] == [str(cut)]
 
 
 def test_run_names_that_markdown_or_html_would_read_are_escaped(tmp_path, runs):

@@ -103,8 +103,8 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
     UserError (nothing written) when no directory holds anything to report (no figure, no run without figures to
-    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw, and
-    an incomplete or damaged run by its status, though none of its figures can be drawn), or
+    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw; a
+    damaged run is a row beside others, and alone the one-line error that names its file), or
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
     --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
@@ -122,7 +122,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     check_study_flag(paths, study_name)
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
-    if not report.sections and not any(i.kind is not None and (not i.products or not i.complete or "study" in i.summary)
+    if not report.sections and not any(i.kind is not None and (not i.products or "study" in i.summary)
                                        for i in report.infos):  # a study that reads is a row: trials by state
         reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
         raise UserError(f"nothing to report: {reasons}")
