@@ -138,3 +138,25 @@ def test_a_percent_sign_in_out_is_refused_for_the_default_logs_folder(tmp_path, 
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "--out" in r.stderr and "choose a --logs folder" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]  # nothing written
+
+
+def test_a_network_job_one_rank_per_node_is_not_told_more_nodes_would_fit_it(tmp_path, monkeypatch, capsys):
+    """Data parallel: each rank holds the whole network and is counted with every point (`estimate_nn`), so more
+    nodes never lower its estimate; the advice for one rank per node is smaller sizes (it was 'use more nodes')."""
+    from hpcflow.jobs import registry
+    from hpcflow.resources import estimate
+
+    job = ROOT / "jobs" / "nn_smoke.toml"
+    _, cfg = registry.load(str(job), memory_check=False)
+    one = estimate(cfg, ranks=1).bytes
+    assert estimate(cfg, ranks=4).bytes >= one  # (the premise: more ranks do not shrink it)
+    node = int(0.75 * one / 2**20)  # MiB: below one rank's estimate
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, f"debug*|8|1|(null)|infinite|1-infinite|UNLIMITED|{node}")
+    base = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--command", "nn", "--check"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one rank per node" in err and "more nodes" not in err, err
+    assert "n_train" in err and "--no-memory-check" in err, err
+    assert main([*base, "--nodes", "2", "--ntasks-per-node", "2"]) == 2  # two on a node: fewer per node does help
+    err = capsys.readouterr().err
+    assert "--ntasks-per-node" in err, err

@@ -90,7 +90,7 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note) -> None:
     """The estimate of peak memory per rank against `node_limit` (bytes, what, fix) where given, else against this
     host's (`check_resources`), `host_note` then added to its refusal."""
-    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested
+    from hpcflow.resources import ENV_IGNORE, NN_SIZES, check_resources, fmt_bytes, ignore_requested
 
     if node_limit is None:
         try:
@@ -100,6 +100,9 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
         return
     est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
     limit, what, fix = node_limit
+    if kind == "nn" and per_node == 1:  # data parallel: more nodes do not shrink a network job's estimate per rank
+        fix = fix.replace("use more nodes (--nodes) or reduce the sizes", f"reduce {NN_SIZES} (more ranks or nodes do "
+                          "not lower a network job's estimate per rank)")
     if memory_check and not ignore_requested() and est.bytes > limit:
         big = est.largest()
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
