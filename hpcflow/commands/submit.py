@@ -53,7 +53,8 @@ def _memory(text: str) -> int:
 
 
 def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
-    """What the submitted job's memory per rank is checked against: (its bytes, what they are, the fix) for
+    """What the submitted job's memory per rank is checked against: (its bytes, what they are, a fix beside fewer
+    ranks per node or more nodes) for
     --executor slurm where --mem or sinfo's node memory gives it (None else), and the note added to a refusal against
     this host's memory instead. ConfigError for a --mem above the partition's node memory (exit 2)."""
     from hpcflow.errors import ConfigError
@@ -66,15 +67,13 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
     if res.mem_mib and node_mib and res.mem_mib > node_mib:
         raise ConfigError(f"--mem {res.mem_mib} MiB exceeds the {node_mib} MiB of partition {name}'s "
                           "nodes (sinfo's memory): the job could never start; lower --mem or pick another --partition")
-    fix = ("use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)" if res.ntasks_per_node > 1 else
-           "use more nodes (--nodes) or reduce the sizes")
     each = f"{res.ntasks_per_node} ranks per node" if res.ntasks_per_node > 1 else "one rank per node"
     if res.mem_mib:
         return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}",
-                fix + (f", raise --mem (partition {name}'s nodes have {node_mib} MiB)" if node_mib else "")), ""
+                f", raise --mem (partition {name}'s nodes have {node_mib} MiB)" if node_mib else ""), ""
     if node_mib:
         return (node_mib * 2**20 / res.ntasks_per_node, f"partition {name}'s node memory {node_mib} MiB (sinfo), "
-                f"{each}", fix), ""
+                f"{each}", ""), ""
     reason = f"sinfo did not answer ({why})" if parts is None else f"sinfo gives no memory for partition {name}"
     return None, f"the submit host's memory: {reason}"
 

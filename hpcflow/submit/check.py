@@ -16,8 +16,8 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
               node_limit: tuple[float, str, str] | None = None, host_note: str = "") -> tuple[str, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
-    `node_limit` (bytes per rank, what they are, the fix) where given, a Slurm node's, else this host's, `host_note`
-    added to the refusal; the GPU it
+    `node_limit` (bytes per rank, what they are, a further fix) where given, a Slurm node's, else this host's,
+    `host_note` added to the refusal; the GPU it
     asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind
     and, where it asks for a GPU this node lacks, what --check says of it (`hpcflow.commands.run.missing_gpu_note`),
     else None."""
@@ -88,9 +88,9 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
 
 def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note) -> None:
-    """The estimate of peak memory per rank against `node_limit` (bytes, what, fix) where given, else against this
-    host's (`check_resources`), `host_note` then added to its refusal."""
-    from hpcflow.resources import ENV_IGNORE, NN_SIZES, check_resources, fmt_bytes, ignore_requested
+    """The estimate of peak memory per rank against `node_limit` (bytes, what, a further fix) where given, else
+    against this host's (`check_resources`), `host_note` then added to its refusal."""
+    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested
 
     if node_limit is None:
         try:
@@ -99,15 +99,25 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
             raise ConfigError(f"{exc} ({host_note})" if host_note else str(exc)) from None
         return
     est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
-    limit, what, fix = node_limit
-    if kind == "nn" and per_node == 1:  # data parallel: more nodes do not shrink a network job's estimate per rank
-        fix = fix.replace("use more nodes (--nodes) or reduce the sizes", f"reduce {NN_SIZES} (more ranks or nodes do "
-                          "not lower a network job's estimate per rank)")
+    limit, what, more = node_limit
+    fix = _node_advice(kind, per_node) + more
     if memory_check and not ignore_requested() and est.bytes > limit:
         big = est.largest()
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
                           f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+
+
+def _node_advice(kind: str, per_node: int) -> str:
+    """How a job refused against a Slurm node's memory fits: fewer ranks per node, more nodes or smaller sizes; a
+    network job on one rank per node only smaller sizes (data parallel: its estimate per rank does not shrink)."""
+    from hpcflow.resources import NN_SIZES
+
+    if per_node > 1:
+        return "use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)"
+    if kind == "nn":
+        return f"reduce {NN_SIZES} (more ranks or nodes do not lower a network job's estimate per rank)"
+    return "use more nodes (--nodes) or reduce the sizes"
 
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
