@@ -100,6 +100,19 @@ def _run(cmd, timeout=120):
     return r
 
 
+def _uninterrupted(cmd, out, monkeypatch):
+    """The reference run of `cmd` (`python -m hpcflow ...`, under mpiexec or not) into `out`: on one rank in this
+    process (hpcflow.cli.main, the environment of the subprocesses), which spares a start of Python and torch;
+    under mpiexec as a subprocess."""
+    if cmd[0] != sys.executable:
+        _run([*cmd, "--out", str(out)])
+        return
+    from hpcflow.cli import main
+
+    monkeypatch.setenv("HPCFLOW_THREADS", ENV["HPCFLOW_THREADS"])
+    assert main([*cmd[cmd.index("-m") + 2:], "--out", str(out)]) == 0
+
+
 def _debris(out) -> list:
     """The atomic writer's temporaries left in `out` (none: an interrupted write removes its own)."""
     return [name for name in os.listdir(out) if TMP_MARK in name] if os.path.isdir(out) else []
@@ -140,7 +153,8 @@ def test_the_first_sigint_is_a_stop_request_and_a_second_interrupts():
 
 
 @pytest.mark.parametrize("ranks", [1, 2])
-def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterrupted_run(tmp_path, ranks):
+def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterrupted_run(tmp_path, ranks,
+                                                                                          monkeypatch):
     """Ctrl-C after step 20 of a flow with no periodic checkpoint due before its end: the checkpoint of the step it
     stops at (none of the steps since the start lost), summary.json "preempted", exit 4 on every rank and one line
     naming the command line that continues it, which ends with every dataset and summary number of the uninterrupted
@@ -168,7 +182,7 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == step and summary["ranks"] == ranks
     assert not _debris(cut)
     _run([*run[:run.index("-m")], "-m", *shlex.split(again)])  # the command line said, on the same ranks
-    _run([*run, "--out", str(whole)])
+    _uninterrupted(run, whole, monkeypatch)
     a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
     for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
                 "rejected_steps", "checkpoint_step", "status"):
@@ -198,7 +212,8 @@ def test_a_second_ctrl_c_while_stopping_ends_in_one_line_with_130_and_keeps_the_
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 8
 
 
-def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path,
+                                                                                               monkeypatch):
     """`hpcflow nn`: Ctrl-C after epoch 2 of a training with no periodic checkpoint due: checkpoint.pt of where it
     stopped, summary.json "preempted", exit 4 and one line naming the command line that continues it (the --set
     values too), which gives the uninterrupted run's nn.h5."""
@@ -226,7 +241,7 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == epoch
     assert not _debris(cut) and not (cut / "nn.h5").exists()
     _run([sys.executable, "-m", *shlex.split(again)])  # the command line said
-    _run([*nn, "--out", str(whole)])
+    _uninterrupted(nn, whole, monkeypatch)
     got, ref = datasets(cut / "nn.h5"), datasets(whole / "nn.h5")
     assert got.keys() == ref.keys()
     for key in sorted(set(got) - NN_TIMINGS):
