@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -185,13 +186,39 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ran
     assert comm.shape == (3, 1) and np.isnan(comm[:2]).all() and np.isfinite(comm[2:]).all(), comm
 
 
-def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys):
+def _sigterm_after_step(monkeypatch, *, epoch, position):
+    """What tests/mpi/nn_driver.py's mode "signal" does, in this process: the main training (the one that
+    checkpoints) sends SIGTERM to this process after the step that leaves (epoch, position), and again once it has
+    stopped (as scancel --full delivers it; a stopped run ignores it)."""
+    from hpcflow.nn import train
+
+    init, run = train.Trainer.__init__, train.Trainer.run
+
+    def init_with_fault(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.checkpoint is not None:
+            self.on_step = lambda t: (t.epoch, t.pos) == (epoch, position) and os.kill(os.getpid(), signal.SIGTERM)
+
+    def run_then_repeat(self):
+        try:
+            return run(self)
+        finally:
+            if self.signalled:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(train.Trainer, "__init__", init_with_fault)
+    monkeypatch.setattr(train.Trainer, "run", run_then_repeat)
+
+
+def test_resume_at_an_epoch_boundary_extension_and_refused_changes(runs, capsys, monkeypatch):
     tmp, job = runs["tmp"], runs["jobs"]["ultralocal"]
     d = str(tmp / "sig1")
-    # the signal arrives in the last batch of epoch 2: the epoch-end decision writes the checkpoint
-    p = subprocess.run([sys.executable, DRIVER, "signal", "1", "5", "0", "nn", job, "--out", d], capture_output=True,
-                       text=True, timeout=120, env=_env())
-    assert p.returncode == 4, p.stderr
+    # the signal arrives in the last batch of epoch 2: the epoch-end decision writes the checkpoint (in this process:
+    # tests/mpi/nn_driver.py's SIGTERM after the step, a real signal to the handler the run installs)
+    with monkeypatch.context() as patch:
+        _sigterm_after_step(patch, epoch=1, position=5)
+        assert main(["nn", job, "--out", d]) == 4
+    capsys.readouterr()
     ck = _state(os.path.join(d, "checkpoint.pt"))
     assert (ck["train"]["epoch"], ck["train"]["position"]) == (2, 0)
     before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
