@@ -6,6 +6,7 @@ which starts the local cluster) they fail instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -50,7 +51,9 @@ def test_templates_parse_and_say_what_to_edit(script):
         assert "#SBATCH --open-mode=append" in lines
 
 
+@functools.cache
 def _slurm_answers() -> bool:
+    """Whether sinfo answers: asked once for the module (with no controller up, sinfo gives up after ~9 s)."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return False
     try:
