@@ -43,6 +43,12 @@ SAMPLE_COPIES = 2.0
 #: points on 2 ranks, peak 1.13 GB per rank, BENCHMARKS.md "End-to-end scale runs")
 SHARE_COPIES = 3.0
 SHARE_HELD = 2.0
+#: `hpcflow sample` under MPI (layout "root"): copies of all N points on rank 0 while it gathers them (the received
+#: rows, then unpacked), and of its own share that stay resident beside them (measured peak RSS of rank 0 at dim 3,
+#: 3*10^5 and 10^6 points on 2 and 3 ranks: 1.29-1.33 GB at 10^6, 442-445 MB at 3*10^5, against 1.03 GB and
+#: 393 MB on one rank; these give 8-19 % more)
+GATHER_COPIES = 2.25
+ROOT_SHARE_HELD = 1.0
 #: the Delta flow's per-point parts grew ~2.5 % faster than counted from 10^6 to 10^7 train points on 2 ranks
 #: (allocator), and at 3*10^6 the count was within 1 % of the peak: 5 % headroom on them keeps it a bound
 DELTA_SHARE_MARGIN = 1.05
@@ -475,11 +481,22 @@ def _repeated(est: Estimate, flows: int) -> Estimate:
 
 
 def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
-    """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}."""
+    """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}. On `ranks` > 1 the figure is rank 0's,
+    the largest: each rank samples its share of the N points, and rank 0 gathers all N (received, then unpacked:
+    GATHER_COPIES) while what it kept of its own share stays resident (ROOT_SHARE_HELD); so more ranks raise it."""
     s = cfg["sample"]
     parts = {"base": SAMPLE_BASE_BYTES}
     threads = _threads() if s.get("threads") is None else api_threads(s["threads"], "[sample].threads")
-    _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=s.get("chart") is not None), "sample ")
+    one_chart = s.get("chart") is not None
+    if ranks == 1:
+        _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=one_chart), "sample ")
+        return Estimate(sum(parts.values()), parts)
+    share = -(-s["n"] // ranks)
+    sampled = sample_bytes(share, s["dim"], threads=threads, one_chart=one_chart)
+    sampled.pop("points")
+    _add(parts, sampled, "sample ")
+    parts["rank 0's share"] = ROOT_SHARE_HELD * share * point_bytes(s["dim"])
+    parts["gathered points"] = GATHER_COPIES * s["n"] * point_bytes(s["dim"])
     return Estimate(sum(parts.values()), parts)
 
 
@@ -735,6 +752,13 @@ def _memory_advice(kind: str, local: int) -> str:
     """How a refused job of `kind` with `local` ranks on a node fits: a network job's estimate does not shrink with
     more ranks (`estimate_nn`: data parallel, each rank counted with the whole network and points), so only fewer
     ranks per node (the same ranks over more nodes) raise its limit, or smaller sizes lower it."""
+    if kind == "sample":
+        why = "rank 0 gathers all the points beside its own share"
+        fix = "sample fewer points per file (a smaller --n; several files with different --seed) or ask for more memory"
+        if local > 1:
+            return (f"{fix}, or run fewer ranks on the node (its {local} ranks share its memory, and {why}: more ranks "
+                    "raise its peak)")
+        return f"{fix} (more ranks or nodes do not lower the peak: {why})"
     if kind != "nn":
         return "reduce the sizes, use more nodes"
     if local > 1:

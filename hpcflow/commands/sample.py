@@ -32,7 +32,9 @@ def check_arguments(args) -> dict:
     if psi and cfg.get("manifold", "fermat") == "fermat":
         raise ConfigError("--psi applies to --manifold dwork only; add --manifold dwork or drop --psi")
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
-    check_resources({"sample": cfg}, "sample", force=getattr(args, "no_memory_check", False),
+    from hpcflow.parallel.comm import size
+
+    check_resources({"sample": cfg}, "sample", ranks=size(), force=getattr(args, "no_memory_check", False),
                     source=f"--n {cfg['n']} --dim {cfg['dim']}")
     return cfg
 
