@@ -555,7 +555,7 @@ def test_sample_memory_estimate_bounds_measured_peak_rss(tmp_path):
 
 @pytest.mark.parametrize("change, flag", [
     ({"n": 0}, "--n"), ({"n": -5}, "--n"), ({"n": 10**13}, "estimated peak memory"), ({"n": 10**30}, "--n"),
-    ({"dim": 0}, "--dim"), ({"dim": 300}, "--dim"), ({"seed": -1}, "--seed"), ({"seed": 10**30}, "--seed"),
+    ({"dim": 0}, "--dim"), ({"dim": 300}, "--dim"), ({"seed": -1}, "--seed"),
     ({"psi": complex(math.nan, 0)}, "--psi"), ({"psi": complex(0, math.inf)}, "--psi"), ({"psi": 1e9}, "--psi"), ({"psi": 0.5}, "--manifold dwork"),
     ({"threads": 0}, "--threads"), ({"threads": 10**6}, "--threads"), ({"manifold": "k3"}, "--manifold"),
 ])

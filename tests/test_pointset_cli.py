@@ -1,5 +1,6 @@
 """PointSet HDF5 round trip and the `hpcflow sample` / `hpcflow info` CLI (bad input: one line, exit 2)."""
 
+import json
 import os
 import re
 import shutil
@@ -232,3 +233,21 @@ def test_sample_and_save_do_not_write_inside_a_study_directory(tmp_path, capsys,
         with pytest.raises(OutputPathError, match=f"^{re.escape(f'{out} lies inside {study}, the study directory')}"):
             Hypersurface.fermat(3).sample(10, seed=0).save(out, force=True)
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_sample_cli_takes_back_the_128_bit_seed_that_an_api_draw_records(tmp_path):
+    """A draw with seed=None records its entropy (128 bits) in @seed; `hpcflow sample --seed` with it gives the same
+    points as X.sample(n, seed=that)."""
+    X = Hypersurface.fermat(3)
+    drawn = X.sample(40, seed=None, threads=1)
+    drawn.save(tmp_path / "api.h5")
+    seed = json.loads(h5py.File(tmp_path / "api.h5", "r").attrs["seed"])
+    assert isinstance(seed, int) and seed >= 2**63  # (2^-65 chance that a fresh entropy is below: rerun)
+    r = hpcflow("sample", "--n", "40", "--seed", str(seed), "--threads", "1", "--quiet", "--out",
+                str(tmp_path / "cli.h5"))
+    assert r.returncode == 0, r.stderr
+    again = PointSet.load(tmp_path / "cli.h5")
+    assert again.seed == seed
+    np.testing.assert_array_equal(again.points, drawn.points)
+    r = hpcflow("sample", "--n", "40", "--seed", "-1", "--out", str(tmp_path / "neg.h5"))
+    assert r.returncode == 2 and "--seed" in r.stderr and not (tmp_path / "neg.h5").exists()

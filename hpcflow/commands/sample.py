@@ -15,14 +15,15 @@ MANIFOLDS = ("fermat", "dwork")
 def check_arguments(args) -> dict:
     """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
     sample needs (hpcflow.resources); returns them as the "sample" configuration."""
-    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, SEED_MAX, Field, validate_field
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, Field, validate_field
     from hpcflow.resources import check_environment, check_resources
 
     check_environment()
     fields = {"manifold": MANIFOLD_FIELDS["manifold"], "dim": MANIFOLD_FIELDS["dim"],
-              "n": Field(int, lo=1, help="number of points"), "seed": Field(int, lo=0, hi=SEED_MAX),
+              "n": Field(int, lo=1, help="number of points"),
               "threads": Field(int, None, lo=1, hi=MAX_THREADS, help="sampling threads")}
     cfg = {k: validate_field(f"--{k}", getattr(args, k), f) for k, f in fields.items() if getattr(args, k) is not None}
+    check_seed(args.seed)
     psi = complex(args.psi)
     for part in (psi.real, psi.imag):  # finite; the bound is on the modulus, not on each part (999+999j)
         validate_field("--psi", part, Field(float))
@@ -37,6 +38,14 @@ def check_arguments(args) -> dict:
     check_resources({"sample": cfg}, "sample", ranks=size(), force=getattr(args, "no_memory_check", False),
                     source=f"--n {cfg['n']} --dim {cfg['dim']}")
     return cfg
+
+
+def check_seed(seed) -> None:
+    """--seed: any integer >= 0, as the API's `sample` takes (no int64 bound: a command line is not a TOML file), so
+    that the seed a PointSet file records (@seed, also the 128-bit entropy of a draw with seed=None) can be given
+    back to reproduce its points."""
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed = {seed} must be an integer >= 0 (of any size); fix it")
 
 
 def build_manifold(name: str, dim: int, psi: complex = 0.0):
@@ -122,7 +131,8 @@ def register(sub) -> None:
                    help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
                    "(dwork only; |psi| <= 1000; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, any integer >= 0 (a file's @seed reproduces its "
+                   "points; default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
                    help="keep only points whose chart is (scale index I, eliminated index J)")
     p.add_argument("--threads", type=int, default=None, help="sampling threads (default: available CPUs)")

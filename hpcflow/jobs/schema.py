@@ -37,7 +37,8 @@ class _Required:
 
 REQUIRED = _Required()
 
-#: seeds lie in [0, SEED_MAX]
+#: seeds of job files lie in [0, SEED_MAX] (TOML integers are int64); the API's sample and `hpcflow sample --seed`
+#: take any integer >= 0 (a PointSet file's @seed of a draw with seed=None is a 128-bit entropy)
 SEED_MAX = 2**62
 #: longest list a job file may give (sizes, widths, scales)
 MAX_LIST = 1000
