@@ -58,6 +58,11 @@ CASES = [
     ("manifold", _attr("manifold", '{"monomials": [[3, 0, 0, 0, 0]], "coefficients": [[1, 0]]}')),
     ("manifold", _attr("manifold", '{"monomials": "x", "coefficients": [[1, 0]]}')),
     ("seed", _attr("seed", "{")),
+    ("seed", _attr("seed", "-3")),
+    ("seed", _attr("seed", "true")),
+    ("seed", _attr("seed", "1.5")),
+    ("drawn_n", _attr("drawn_n", -1)),
+    ("drawn_rows", _attr("drawn_rows", "[[0, 40]]")),  # without drawn_n
     ("n_dropped", _attr("n_dropped", -3)),
     ("n_dropped", _attr("n_dropped", "\"many\"")),
     ("points", _replace("points", lambda a: a.real)),
@@ -388,11 +393,15 @@ def test_save_refuses_an_attribute_it_writes_itself_in_one_line_naming_it(tmp_pa
 def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
     """docs/outputs.md's root attributes of a PointSet file: save writes them and a given one beside them."""
     written = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
-    assert sorted(RESERVED) == sorted(written)
+    subset = ("drawn_n", "drawn_rows")  # written for a subset of a draw only
+    assert sorted(RESERVED) == sorted(written + subset)
     ps = PointSet.load(good)
     ps.save(tmp_path / "x.h5", attrs={"note": "kept"})
     with h5py.File(tmp_path / "x.h5") as f:
         assert sorted(f.attrs) == sorted(("note", *written)) and f.attrs["note"] == "kept"
+    ps[1:].save(tmp_path / "y.h5")
+    with h5py.File(tmp_path / "y.h5") as f:
+        assert sorted(f.attrs) == sorted((*written, *subset))
         assert f.attrs["manifold"] == ps.manifold.definition_json() and f.attrs["n_dropped"] == ps.n_dropped
 
 
@@ -434,3 +443,36 @@ def test_a_json_seed_is_written_with_sorted_keys(tmp_path):
     assert len(keys) == 2 and keys == [sorted(k) for k in keys]  # the nested dict and the seed
     assert text == json.dumps(json.loads(text), sort_keys=True)
     assert PointSet.load(tmp_path / "x.h5").seed == json.loads(json.dumps(ps.seed))
+
+
+def test_a_subset_records_which_rows_of_which_draw_it_holds(tmp_path):
+    """X.sample(50, seed=4)[10:20] is rows 10-19 of the 50-point draw of seed 4: its file says so (@drawn_n,
+    @drawn_rows), loads with the same provenance, and the rows it names are the draw's rows."""
+    X = Hypersurface.fermat(3)
+    whole = X.sample(50, seed=4, threads=1)
+    part = whole[10:20]
+    part.save(tmp_path / "part.h5")
+    with h5py.File(tmp_path / "part.h5", "r") as f:
+        assert json.loads(f.attrs["seed"]) == 4 and int(f.attrs["drawn_n"]) == 50
+        runs = json.loads(f.attrs["drawn_rows"])
+    assert runs == [[10, 20]]
+    back = PointSet.load(tmp_path / "part.h5")
+    assert back.drawn[0] == 50 and back.drawn[1].tolist() == list(range(10, 20))
+    np.testing.assert_array_equal(back.points, whole.points[back.drawn[1]])
+    # a subset of a subset maps through; a mask, a reordering; the whole draw back in order is no subset
+    rows = back[[7, 2, 2]].drawn[1]
+    assert rows.tolist() == [17, 12, 12]
+    mask = whole.weights > np.median(whole.weights)
+    assert whole[mask].drawn[1].tolist() == np.flatnonzero(mask).tolist()
+    assert whole[::-1].drawn[1].tolist() == list(range(49, -1, -1))
+    assert PointSet.concatenate([whole[:20], whole[20:]]).drawn is None and whole[:].drawn is None
+    whole[::-1].save(tmp_path / "rev.h5")
+    np.testing.assert_array_equal(PointSet.load(tmp_path / "rev.h5").points, whole.points[::-1])
+
+
+def test_a_whole_draw_and_an_old_file_carry_no_subset_attributes(tmp_path, good):
+    X = Hypersurface.fermat(3)
+    X.sample(30, seed=1, threads=1).save(tmp_path / "whole.h5")
+    with h5py.File(tmp_path / "whole.h5", "r") as f:
+        assert "drawn_n" not in f.attrs and "drawn_rows" not in f.attrs
+    assert PointSet.load(good).drawn is None  # files written before subsets were marked load as whole draws

@@ -91,10 +91,56 @@ def check_attributes(attrs) -> tuple:
         why = f" ({exc})" if isinstance(exc, UserError) else ""
         raise Problem("attribute 'manifold'", f"is not a hypersurface definition{why}") from None
     seed = json_attribute(attrs, "seed", "null")
+    if isinstance(seed, (bool, int, float)) and not (type(seed) is int and seed >= 0):  # the sampler's: int >= 0
+        raise Problem("attribute 'seed'", f"= {json.dumps(seed)[:40]} is not a seed: a number there is the sampling "
+                      "seed, an integer >= 0 (other JSON, a string or null, is kept as given)")
     n_dropped = json_attribute(attrs, "n_dropped", "0")
     if not isinstance(n_dropped, int) or isinstance(n_dropped, bool) or n_dropped < 0:
         raise Problem("attribute 'n_dropped'", f"= {n_dropped!r} is not a count >= 0")
     return manifold, seed, n_dropped
+
+
+#: longest JSON text of @drawn_rows: an HDF5 attribute in the compact storage h5py gives it holds at most 64 KiB
+DRAWN_ROWS_CHARS = 60000
+
+
+def drawn_rows_text(rows) -> str:
+    """The rows of a draw a subset kept, as JSON runs [[start, stop], ...] (stop exclusive, in the subset's order),
+    or 'null' where that text would exceed DRAWN_ROWS_CHARS (a selection too scattered to list)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return "[]"
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts, ends = rows[np.r_[0, cut]], rows[np.r_[cut - 1, rows.size - 1]] + 1
+    if starts.size * 4 > DRAWN_ROWS_CHARS:
+        return "null"
+    text = json.dumps([[int(a), int(b)] for a, b in zip(starts, ends)], separators=(",", ":"))
+    return text if len(text) <= DRAWN_ROWS_CHARS else "null"
+
+
+def check_drawn(attrs, n: int) -> tuple:
+    """(drawn_n, rows) of a subset's file (@drawn_n: the points of the draw its @seed gave; @drawn_rows: JSON runs
+    of the rows it kept, or null when not listed; rows an int64 array or None), (None, None) for a whole draw (no
+    @drawn_n: every file written before subsets were marked), or the Problem of the first bad one."""
+    if "drawn_n" not in attrs:
+        if "drawn_rows" in attrs:
+            raise Problem("attribute 'drawn_rows'", "is given without attribute 'drawn_n'")
+        return None, None
+    drawn = json_attribute(attrs, "drawn_n", "null")
+    if not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0:
+        raise Problem("attribute 'drawn_n'", f"= {json.dumps(drawn)[:40]} is not a count >= 0 (the points of the "
+                      "draw the file's rows were taken from)")
+    runs = json_attribute(attrs, "drawn_rows", "null")
+    if runs is None:
+        return drawn, None
+    ok = isinstance(runs, list) and all(isinstance(r, list) and len(r) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in r) and 0 <= r[0] < r[1] <= drawn for r in runs)
+    rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in runs] or [np.zeros(0, np.int64)]) if ok \
+        else None
+    if rows is None or rows.size != n:
+        raise Problem("attribute 'drawn_rows'", f"is not a list of {n} rows of the {drawn}-point draw as runs "
+                      "[[start, stop], ...] with 0 <= start < stop <= drawn_n")
+    return drawn, rows
 
 
 # ---- layout -------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from hpcflow.errors import InputFileError, OutputPathError, UserError, WriteFail
 from hpcflow.geometry.hermitian import check_metrics, det_hermitian
 from hpcflow.geometry.measures import sigma_measure
 from hpcflow.geometry.pointcheck import (FIELDS, KIND, Problem, as_float64, attribute_text, check_attributes,
-                                         check_layout, check_rows)
+                                         check_drawn, check_layout, check_rows, drawn_rows_text)
 from hpcflow.parallel.comm import arguments_together, is_root, raise_together, resolve, size
 from hpcflow.parallel.replicated import gather_to_root, identical_on_all
 
@@ -30,7 +30,7 @@ CONVENTIONS = (
 )
 
 #: the root attributes `PointSet.save` writes itself (docs/outputs.md), which attrs= and PointSet.attrs may not name
-RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
+RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version", "drawn_n", "drawn_rows")
 
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
@@ -91,6 +91,9 @@ class PointSet:
     n_dropped: int = 0
     seed: object = None
     attrs: dict = field(default_factory=dict)
+    #: where the rows come from when they are a subset of a draw (`ps[...]`, `subset`): (points of the draw that
+    #: `seed` gave, the int64 rows of it kept, in order; None where not known); None for a whole draw
+    drawn: tuple | None = field(default=None, compare=False)
     #: the sampler's `_digest` of the rows it formed (`mark_sampled`); None for any other set
     _sampled: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -99,8 +102,10 @@ class PointSet:
 
     def _take(self, idx) -> "PointSet":
         jac = None if self.jacobian is None else self.jacobian[idx]
+        n, rows = _drawn(self)
+        drawn = _subset_or_none(n, None if rows is None else rows[idx])
         return PointSet(self.manifold, self.points[idx], self.weights[idx], self.omega2[idx], self.g_fs[idx],
-                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs))
+                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn)
 
     def subset(self, idx) -> "PointSet":
         """The points selected by a boolean mask or index array (anything `ps[idx]` takes, with the same result)."""
@@ -121,8 +126,14 @@ class PointSet:
             raise ValueError("PointSet.concatenate: the parts lie on different manifolds; concatenate sets of one X")
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         jac = None if any(p.jacobian is None for p in parts) else cat("jacobian")
+        drawn = [_drawn(p) for p in parts]
+        if len({d[0] for d in drawn}) == 1 and all(p.seed == first.seed for p in parts):  # rows of one draw
+            rows = [d[1] for d in drawn]
+            drawn = _subset_or_none(drawn[0][0], None if any(r is None for r in rows) else np.concatenate(rows))
+        else:
+            drawn = first.drawn
         return PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
-                        jac, sum(p.n_dropped for p in parts), first.seed, dict(first.attrs))
+                        jac, sum(p.n_dropped for p in parts), first.seed, dict(first.attrs), drawn)
 
     def mark_sampled(self) -> None:
         """Record that these rows are the sampler's (points on X, data formed by `charts.point_data` from them), so
@@ -186,6 +197,9 @@ class PointSet:
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
                                  "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
                                  "hpcflow_version": __version__, **self.attrs, **(attrs or {})}
+            if self.drawn is not None:  # a subset of a draw: which rows of how many (docs/outputs.md)
+                got["attributes"].update(drawn_n=int(self.drawn[0]), drawn_rows=(
+                    "null" if self.drawn[1] is None else drawn_rows_text(self.drawn[1])))
             whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
             refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
             if refusal is not None:
@@ -219,6 +233,7 @@ class PointSet:
             manifold = check_attributes(attributes)[0]
             fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
             check_layout(manifold, fields)
+            check_drawn(attributes, len(fields["points"]))
             # the sampler's data hold on the set's own manifold only: the file's must be that one
             sampled = self._sampled is not None and self._digest() == self._sampled and manifold == self.manifold
             check_rows(manifold, *as_float64(fields), formed=sampled)
@@ -249,12 +264,26 @@ class PointSet:
                 _check_kind(f, path)
                 manifold, seed, n_dropped = check_attributes(f.attrs)
                 data, eps = _read_fields(f, path, manifold)
+                drawn, rows = check_drawn(f.attrs, len(data["points"]))
             ps = check_rows(manifold, data, eps, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
         except Problem as p:
             raise InputFileError(f"{path}: {p}") from None
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
         ps.n_dropped, ps.seed = n_dropped, seed
+        ps.drawn = None if drawn is None else (drawn, rows)
         return ps
+
+
+def _drawn(ps) -> tuple:
+    """(points of the draw, its rows that `ps` holds in order or None where not known): a whole draw's are all."""
+    return ps.drawn if ps.drawn is not None else (len(ps), np.arange(len(ps), dtype=np.int64))
+
+
+def _subset_or_none(n: int, rows) -> tuple | None:
+    """PointSet.drawn of the rows `rows` of an n-point draw: None where they are the whole draw in order."""
+    if rows is not None and rows.size == n and np.array_equal(rows, np.arange(n)):
+        return None
+    return (int(n), rows)
 
 
 def check_attrs(attrs, name: str) -> None:
@@ -303,7 +332,8 @@ def _check_kind(f, path: str) -> None:
 #: what to do when `save` refuses a set whose file `load` would refuse
 SAVE_FIXES = {"dataset": f"form point data with Hypersurface.sample or Hypersurface.point_set and select rows with "
                          f"ps[...] ({INDEX_WANT})",
-              "attribute": "keep PointSet.seed JSON (an int, a string or None) and n_dropped a count >= 0"}
+              "attribute": "keep PointSet.seed JSON (an int >= 0, a string or None), n_dropped a count >= 0 and "
+                           "PointSet.drawn as ps[...] sets it (the draw's size, its rows or None)"}
 
 
 def _json_or_none(value):
