@@ -47,6 +47,12 @@ def _tmp_name(path: str) -> str:
     return os.path.join(head, f".{tail}{end}")
 
 
+def link_target(path: str) -> str:
+    """The file a symbolic link at `path` leads to, through every link on the way (os.path.realpath); `path` itself
+    where it is no link."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
 def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -110,17 +116,22 @@ def _said_as_write_failed(exc: BaseException, path: str) -> None:
 
 
 @contextmanager
-def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace: bool = True):
+def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace: bool = True, follow: bool = False):
     """Yield a file object on a new temporary next to `path`; on success fsync and rename it onto `path`.
 
     mode "wb" (binary, readable too, as h5py.File(fh, "w") needs) or "w" (text, `encoding` default UTF-8).
     replace=False: FileExistsError if `path` exists when the file is complete (`_place_new`), nothing replaced.
+    follow=True (with replace, for a file the user named and asked to overwrite): where `path` is a symbolic link,
+    the file replaced is the one it leads to (`link_target`), the temporary beside it, and the link stays; by
+    default a link at `path` is replaced itself (a link planted among a run's files never redirects the write).
     On any error the temporary is removed and `path` is untouched; a write failure (`write_failure`) is raised as
     WriteFailed naming `path`.
     """
     path = os.fspath(path)
     if mode not in ("wb", "w"):
         raise ValueError(f"mode={mode!r}: use 'wb' or 'w'")
+    if follow and replace:
+        path = link_target(path)
     tmp = _tmp_name(path)
     try:
         fd = os.open(tmp, _FLAGS, 0o644)

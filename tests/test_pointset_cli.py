@@ -251,3 +251,23 @@ def test_sample_cli_takes_back_the_128_bit_seed_that_an_api_draw_records(tmp_pat
     np.testing.assert_array_equal(again.points, drawn.points)
     r = hpcflow("sample", "--n", "40", "--seed", "-1", "--out", str(tmp_path / "neg.h5"))
     assert r.returncode == 2 and "--seed" in r.stderr and not (tmp_path / "neg.h5").exists()
+
+
+def test_sample_force_writes_through_a_symlink_to_its_target(tmp_path):
+    """--force on a symbolic link replaces the file it leads to (atomically, the temporary beside the target) and
+    keeps the link; PointSet.save(force=True) alike."""
+    data = tmp_path / "data"
+    data.mkdir()
+    tgt = data / "tgt.h5"
+    Hypersurface.fermat(3).sample(5, seed=9, threads=1).save(tgt)
+    lnk = tmp_path / "lnk.h5"
+    lnk.symlink_to(tgt)
+    r = hpcflow("sample", "--n", "7", "--seed", "1", "--threads", "1", "--quiet", "--out", str(lnk), "--force")
+    assert r.returncode == 0, r.stderr
+    assert lnk.is_symlink() and os.readlink(lnk) == str(tgt)
+    assert len(PointSet.load(tgt)) == 7 and PointSet.load(tgt).seed == 1
+    assert sorted(os.listdir(data)) == ["tgt.h5"] and sorted(os.listdir(tmp_path)) == ["data", "lnk.h5"]
+    Hypersurface.fermat(3).sample(3, seed=2, threads=1).save(lnk, force=True)
+    assert lnk.is_symlink() and len(PointSet.load(tgt)) == 3
+    r = hpcflow("sample", "--n", "7", "--out", str(lnk))  # without --force the link is an existing file
+    assert r.returncode == 2 and "exists" in r.stderr and len(PointSet.load(tgt)) == 3

@@ -365,9 +365,10 @@ def _read_fields(f, path: str, manifold) -> tuple[dict, dict]:
 
 def _write(path, data, attributes: dict, force: bool) -> None:
     """Rank 0's part of `PointSet.save`: the file, atomically; without force placed only if no file took the name
-    meanwhile (a concurrent save or sample)."""
+    meanwhile (a concurrent save or sample); with force a symbolic link at `path` is written through, to its
+    target (the file the user named), and stays a link."""
     try:
-        with atomic_file(path, replace=force) as fh, h5py.File(fh, "w") as f:
+        with atomic_file(path, replace=force, follow=True) as fh, h5py.File(fh, "w") as f:
             for name, values in zip(FIELDS, data):
                 f.create_dataset(name, data=values)
             for k, v in attributes.items():

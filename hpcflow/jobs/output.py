@@ -76,10 +76,17 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
                               f"{os.path.join(path, 'points.h5')}")
     if os.path.lexists(path) and not force:
         raise OutputPathError(f"{lead}{path} exists; choose another path or pass {force_flag} to overwrite it")
-    parent = os.path.dirname(os.path.abspath(path))
+    from hpcflow.atomic import link_target
+
+    dest = link_target(path)  # a symbolic link is written through (`atomic_file` follow=True): its target's directory
+    via = f" (the target of the link {path})" if dest != path else ""
+    if via:
+        check_path(dest, flag=flag or "--out")
+    parent = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{lead}{path}: directory {parent} is missing or not writable; create it or pick another")
-    check_name_length(path, parent, lead)
+        raise OutputPathError(f"{lead}{path}: directory {parent}{via} is missing or not writable; create it or pick "
+                              "another")
+    check_name_length(dest, parent, lead)
     return path
 
 
