@@ -476,3 +476,52 @@ def test_a_whole_draw_and_an_old_file_carry_no_subset_attributes(tmp_path, good)
     with h5py.File(tmp_path / "whole.h5", "r") as f:
         assert "drawn_n" not in f.attrs and "drawn_rows" not in f.attrs
     assert PointSet.load(good).drawn is None  # files written before subsets were marked load as whole draws
+
+
+def test_a_truncated_hdf5_file_is_said_to_be_truncated_not_of_another_format(tmp_path, good):
+    data = good.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(InputFileError, match="truncated or damaged") as exc:
+        PointSet.load(cut)
+    assert "not an HDF5 file" not in str(exc.value)
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"x" * (len(data) // 2))  # no HDF5 signature anywhere: another kind of file
+    with pytest.raises(InputFileError, match="is not an HDF5 file"):
+        PointSet.load(other)
+
+
+def test_a_point_moved_off_x_is_named_before_the_data_it_no_longer_matches(tmp_path, good):
+    """A point moved by 1e-9 of its norm in a coordinate of small |dp/dz_j| stays within ON_X_TOL and the roundoff
+    test, but its g_FS (formed for the point as sampled) no longer agrees: the point is named, with its residual."""
+    from hpcflow.geometry.pointcheck import OFF_X_RESIDUAL
+
+    X = Hypersurface.fermat(3)
+    with h5py.File(good, "r") as f:
+        z, chart = f["points"][()], f["chart"][()]
+    named = 0
+    for row in range(len(z)):
+        for j in (k for k in range(5) if k != chart[row, 0]):
+            moved = z.copy()
+            moved[row, j] += 1e-9 * np.linalg.norm(z[row])
+            if X.residual(moved[row:row + 1])[0] <= 100 * OFF_X_RESIDUAL:
+                continue
+            path = tmp_path / f"m{row}_{j}.h5"
+            shutil.copy(good, path)
+            with h5py.File(path, "r+") as f:
+                f["points"][...] = moved
+            with pytest.raises(InputFileError) as exc:
+                PointSet.load(path)
+            assert "dataset 'points'" in str(exc.value) and f"row {row}" in str(exc.value), exc.value
+            named += 1
+    assert named >= 20  # moves of every kind: caught by the roundoff test and only by their data's disagreement
+
+
+def test_n_dropped_that_is_text_must_be_an_integer(tmp_path, good):
+    path = tmp_path / "n.h5"
+    shutil.copy(good, path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["n_dropped"] = "many"
+    with pytest.raises(InputFileError, match="'n_dropped' = 'many' must be an integer") as exc:
+        PointSet.load(path)
+    assert "JSON" not in str(exc.value)

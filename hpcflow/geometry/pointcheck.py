@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from hpcflow.arguments import short_repr
 from hpcflow.errors import UserError
 from hpcflow.geometry.admissible import UnfitPoint
 from hpcflow.geometry.charts import local_indices
@@ -25,6 +26,10 @@ KIND = "hpcflow.PointSet"
 FIELDS = ("points", "weights", "omega2", "g_fs", "chart")
 #: a stored point counts as on X when |p(z)| / |z|^deg is below this (the sampler polishes to ~1e-12)
 ON_X_TOL = 1e-8
+#: |p(z)|/|z|^deg above which a point whose stored data disagree with it is named as moved off X: the sampler's
+#: polished roots lie within float64 roundoff (~1e-17 to 1e-16 on the quintic), a point moved by 1e-9 of its norm
+#: 1e-13 to 1e-10 (the direction decides; ON_X_TOL and the roundoff test `admissible` let the smaller through)
+OFF_X_RESIDUAL = 1e-14
 REWRITE = "rewrite the file with 'hpcflow sample'"
 RECOMPUTE = "recompute the data from the points (Hypersurface.point_set(points, chart=chart)) or resample them"
 #: rows checked at once against their recomputed data (~2 kB of temporaries a quintic row; 2^14 rows ran faster
@@ -94,9 +99,15 @@ def check_attributes(attrs) -> tuple:
     if isinstance(seed, (bool, int, float)) and not (type(seed) is int and seed >= 0):  # the sampler's: int >= 0
         raise Problem("attribute 'seed'", f"= {json.dumps(seed)[:40]} is not a seed: a number there is the sampling "
                       "seed, an integer >= 0 (other JSON, a string or null, is kept as given)")
-    n_dropped = json_attribute(attrs, "n_dropped", "0")
+    n_dropped = attribute_text(attrs, "n_dropped") if "n_dropped" in attrs else 0
+    if isinstance(n_dropped, str):  # an int64 (docs/outputs.md); JSON text of one as files of older builds held
+        try:
+            n_dropped = json.loads(n_dropped)
+        except ValueError:
+            pass
     if not isinstance(n_dropped, int) or isinstance(n_dropped, bool) or n_dropped < 0:
-        raise Problem("attribute 'n_dropped'", f"= {n_dropped!r} is not a count >= 0")
+        raise Problem("attribute 'n_dropped'", f"= {short_repr(n_dropped)} must be an integer >= 0 (int64: the count "
+                      "of sampled points left out)")
     return manifold, seed, n_dropped
 
 
@@ -240,8 +251,20 @@ def _check_chunk(manifold, d: dict, eps: dict, re, unfit, lo: int) -> None:
     re = re._take(differ) if re.jacobian is not None else manifold.point_set(z[differ], chart=chart[differ],
                                                                               check=False)
     tol = agreement_tolerances(manifold, z[differ], chart[differ], re, eps)
-    for name in ("g_fs", "omega2", "weights"):
-        _first_excess(name, np.abs(d[name][differ] - getattr(re, name)), tol[name], lo + differ,
+    diffs = {name: np.abs(d[name][differ] - getattr(re, name)) for name in ("g_fs", "omega2", "weights")}
+    over = np.zeros(differ.size, dtype=bool)
+    for name, diff in diffs.items():
+        over |= (diff > tol[name]).reshape(differ.size, -1).any(axis=1)
+    if over.any():  # a point moved off X (within ON_X_TOL) after its data were formed: the points named first
+        moved = over & (manifold.residual(z[differ]) > OFF_X_RESIDUAL)
+        if moved.any():
+            k = int(np.argmax(moved))
+            raise Problem(_ds("points"), f"holds row {lo + int(differ[k])} off the hypersurface: |p(z)|/|z|^deg is "
+                          f"{float(manifold.residual(z[differ[k:k + 1]])[0]):.3g}, above the {OFF_X_RESIDUAL:g} "
+                          "of roundoff that sampled points keep, and its g_fs, omega2 or weights are those of another "
+                          "point (it was moved after they were formed)", "pass the points as sampled, or " + RECOMPUTE)
+    for name, diff in diffs.items():
+        _first_excess(name, diff, tol[name], lo + differ,
                       "does not agree with its points", "the difference from the data its point and chart give")
 
 

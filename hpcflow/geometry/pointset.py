@@ -258,6 +258,9 @@ class PointSet:
         try:
             f = h5py.File(path, "r")
         except OSError:
+            if _has_hdf5_signature(path):
+                raise InputFileError(f"{path} is an HDF5 file that is truncated or damaged (HDF5 cannot open it); "
+                                     "write it again with 'hpcflow sample' or PointSet.save") from None
             raise InputFileError(f"{path} is not an HDF5 file; pass a file written by 'hpcflow sample'") from None
         try:
             with f:
@@ -312,6 +315,26 @@ def check_attrs(attrs, name: str) -> None:
             raise TypeError(f"PointSet.save: {name}[{key!r}] = {short_repr(value)} ({type(value).__name__}) cannot be "
                             "an HDF5 attribute; pass a str, a number or a list / array of numbers (json.dumps(value) "
                             "for other data); nothing written")
+
+
+#: the 8 bytes that open an HDF5 file's superblock, at byte 0 or after a user block of 512, 1024, 2048, ... bytes
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _has_hdf5_signature(path: str) -> bool:
+    """Whether the file holds the HDF5 signature where the format puts it (a file HDF5 then cannot open is damaged,
+    e.g. cut short, not of another format)."""
+    try:
+        with open(path, "rb") as fh:
+            size, at = os.fstat(fh.fileno()).st_size, 0
+            while at + len(HDF5_SIGNATURE) <= size:
+                fh.seek(at)
+                if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                at = 512 if at == 0 else 2 * at
+    except OSError:
+        return False
+    return False
 
 
 def _check_kind(f, path: str) -> None:
