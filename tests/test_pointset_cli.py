@@ -271,3 +271,12 @@ def test_sample_force_writes_through_a_symlink_to_its_target(tmp_path):
     assert lnk.is_symlink() and len(PointSet.load(tgt)) == 3
     r = hpcflow("sample", "--n", "7", "--out", str(lnk))  # without --force the link is an existing file
     assert r.returncode == 2 and "exists" in r.stderr and len(PointSet.load(tgt)) == 3
+
+
+def test_info_prints_the_host_at_one_rank_too():
+    import platform
+
+    r = hpcflow("info")
+    assert r.returncode == 0, r.stderr
+    hosts = [line.split(None, 1)[1] for line in r.stdout.splitlines() if line.startswith("host ")]
+    assert hosts == [platform.node()]

@@ -107,11 +107,10 @@ def run(args) -> int:
     from hpcflow.resources import check_environment
 
     refuse_together(check_environment)  # one line from rank 0 under mpiexec
-    facts = collect()
+    facts = {**collect(), "host": platform.node()}  # the node: at 1 rank too (one line for a world on one node)
     if facts["mpi_world_size"] > 1:
         from hpcflow.parallel.comm import rank, resolve
 
-        facts = {**facts, "host": platform.node()}
         per_rank = resolve().gather(facts, root=0)
         if rank() != 0:
             return 0
