@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 # pytest arguments, e.g. make test PYTEST_ARGS="-m slow"; the suite runs on 2 worker processes (pytest-xdist), a
 # test file each at a time (its module fixtures built once); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
-PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile --durations=25
 
 .PHONY: venv run test test-mpi bench clean
 
