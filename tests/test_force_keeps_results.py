@@ -1,6 +1,6 @@
 """--force keeps an earlier run's files until the new run has written its own: a run that its data refuses (exit 2,
-at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which a plain run names, the
-next --force keeps while it may still be refused, and a run that ends removes."""
+at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which a plain run names first, the
+next --force keeps while it may still be refused and removes once it ends, and a --resume keeps."""
 
 import os
 import subprocess
@@ -85,14 +85,59 @@ def test_files_a_killed_forced_run_set_aside_are_named_kept_and_then_removed(tmp
     assert set(_files(out)) == set(before) and replaced.leftovers(str(out)) == []
 
 
-def test_a_resumed_run_removes_what_its_killed_forced_start_set_aside(tmp_path):
+def _killed_force_run(tmp_path, job, out):
+    """`out` as a --force run killed after its first checkpoint leaves it: the earlier run's files set aside, the
+    killed run's checkpoint.h5 and job.toml (a run into another directory, its summary.json removed) beside them."""
+    other = tmp_path / "killed"
+    assert _run(job, other, "--set", "flow.steps=4") == 0
+    aside = replaced.set_aside(str(out))
+    os.unlink(other / "summary.json")
+    for name in ("checkpoint.h5", "job.toml"):
+        os.replace(other / name, out / name)
+    return aside
+
+
+def test_a_killed_forced_run_is_named_first_and_its_resume_keeps_the_earlier_run(tmp_path, capsys):
+    """After a --force run killed past its first checkpoint, a plain run is refused naming the set-aside earlier run
+    first (not only the interrupted one), with what to do; --resume continues the killed run and keeps the earlier
+    run's files, saying where (it removed them silently)."""
     job, out = tmp_path / "flow.toml", tmp_path / "out"
     job.write_text(FLOW)
     assert _run(job, out) == 0
-    os.makedirs(out / f"{replaced.PREFIX}-0")
-    (out / f"{replaced.PREFIX}-0" / "summary.json").write_text("{}")
-    assert _run(job, out, "--resume", "--set", "flow.steps=4") == 0
-    assert replaced.leftovers(str(out)) == []
+    before = _files(out)
+    aside = _killed_force_run(tmp_path, job, out)
+    capsys.readouterr()
+    assert _run(job, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and aside in err and "--resume" in err and "remove" in err, err
+    assert err.index(aside) < err.index("--resume"), err
+    assert _run(out / "job.toml", out, "--resume") == 0
+    err = capsys.readouterr().err
+    assert aside in err and "keeps" in err, err
+    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]
+    assert {k: v for k, v in _files(out).items() if k.startswith(replaced.PREFIX)} == {
+        os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
+
+
+@pytest.mark.parametrize("command, job_text, checkpoint", [
+    (["run"], FLOW, "checkpoint.h5"), (["run"], NN_POINTS + SMALL_NET, "checkpoint.pt"),
+    (["nn"], NN_POINTS + SMALL_NET, "checkpoint.pt"), (["run"], FLOW, "checkpoint.pt"),
+    (["submit", "--executor", "local", "--check"], FLOW, "checkpoint.h5")])
+def test_every_command_names_the_set_aside_files_before_the_interrupted_run(tmp_path, capsys, command, job_text,
+                                                                            checkpoint):
+    """A killed --force run's checkpoint beside the earlier run's set-aside files: every command that refuses the
+    interrupted run names the set-aside folder first (a flow's and a network's checkpoint, a flow job over a
+    network's checkpoint, submit)."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(job_text)
+    aside = out / f"{replaced.PREFIX}-abcd1234"
+    aside.mkdir(parents=True)
+    (aside / "summary.json").write_text('{"status": "finished"}')
+    (out / checkpoint).write_bytes(b"killed")
+    assert main([command[0], str(job), "--out", str(out), *command[1:], "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(aside) in err and "--resume" in err, err
+    assert sorted(os.listdir(out)) == sorted([aside.name, checkpoint])
 
 
 @pytest.mark.parametrize("wrote", [False, True])

@@ -237,12 +237,13 @@ def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = Fals
     a flow or a job without checkpoints, which this job's --resume cannot continue; the line names the command that
     does (with DIR/job.toml, which such a run writes beside its first checkpoint)."""
     from hpcflow.errors import OutputPathError
-    from hpcflow.jobs.output import interrupted
+    from hpcflow.jobs.output import interrupted, refuse_set_aside
 
     for verb, (name, _) in CHECKPOINTS.items():
         if not force and name not in outputs and interrupted(out, name):
             saved = os.path.join(out, "job.toml")
             again = shell_line(["hpcflow", verb, saved if os.path.isfile(saved) else "JOB", "--out", out, "--resume"])
+            refuse_set_aside(out, resume=f"'{again}'")  # an earlier run's files set aside there are named first
             raise OutputPathError(f"--out {out} holds an interrupted run of 'hpcflow {verb}' ({name} that no finished "
                                   f"summary.json describes), of another job kind than this {kind} job, which cannot "
                                   "continue it: choose another --out for this job, pass --force to replace that run, "

@@ -198,8 +198,9 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
     (`refuse_inside_study`: a trial's) even with force (a run would write among its trials), a directory holding results (anything but debris of interrupted writes and the
     lock file: `is_result`; an earlier run's files and files no run writes are told apart) without force, and one
     where an output file (summary.json, job.toml, `outputs`) is a directory. An empty directory (e.g. left by a
-    killed run) is accepted; one with a checkpoint but no readable summary.json (`interrupted`) is refused with a
-    pointer to --resume, one with files a killed --force run set aside (`refuse_set_aside`) naming them.
+    killed run) is accepted; one with files a killed --force run set aside is refused naming them before anything
+    else (`refuse_set_aside`), one with a checkpoint but no readable summary.json (`interrupted`) with a pointer to
+    --resume.
     """
     path = writable_dir(path)
     refuse_inside_study(path)
@@ -208,8 +209,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
             raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
                                   "not write among its trials, with --force neither: choose another --out")
         results = [e for e in os.listdir(path) if is_result(e)]
-        refuse_interrupted(path, "checkpoint.h5", force=force)
-        refuse_set_aside(path, force=force)
+        refuse_interrupted(path, "checkpoint.h5", force=force)  # set-aside files first: `refuse_set_aside`
         if results and not force:
             raise OutputPathError(_not_empty(path, results))
         for name in (*RUN_FILES, *outputs):
@@ -251,23 +251,38 @@ def _study_record(directory: str) -> bool:
 
 def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume") -> None:
     """Without force, OutputPathError when directory `path` holds an interrupted run (`interrupted`) of `checkpoint`;
-    the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume)."""
-    if not force and interrupted(path, checkpoint):
+    the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume). An earlier
+    run's files that a killed --force run set aside there are named first (`refuse_set_aside`)."""
+    if force:
+        return
+    killed = interrupted(path, checkpoint)
+    refuse_set_aside(path, resume=resume if killed else None)  # an earlier run's files are named before the killed one
+    if killed:
         raise OutputPathError(f"--out {path} holds an interrupted run ({checkpoint} that no finished summary.json "
                               f"describes); continue it with {resume}, or pass --force to start over")
 
 
-def refuse_set_aside(path, *, force: bool = False) -> None:
+def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) -> None:
     """Without force, OutputPathError when directory `path` holds an earlier run's files that a --force run set
-    aside and was killed before it removed them or put them back (`hpcflow.jobs.replaced`)."""
+    aside and was killed before it removed them or put them back (`hpcflow.jobs.replaced`): the line names the folder
+    and what to do: move its files back (in place of the killed run's) to keep that run, remove it to drop them, or
+    --force to replace them; where the killed run left a checkpoint to continue, `resume` (how to continue it), which
+    keeps the folder (`hpcflow.jobs.replaced.replacing`)."""
     from hpcflow.jobs.replaced import leftovers
 
-    left = leftovers(path)
-    if left and not force:
-        aside = os.path.join(path, left[0])
-        raise OutputPathError(f"--out {path}: {aside} holds an earlier run's files, set aside by a --force run that "
-                              f"was killed before it removed them or put them back; move them back into {path} to "
-                              "keep them, or pass --force to replace them")
+    left = leftovers(path) if not force and os.path.isdir(path) else []
+    if left:
+        raise OutputPathError(set_aside_said(path, left) + (
+            f"; or continue the killed run with {resume}, which keeps that folder" if resume else ""))
+
+
+def set_aside_said(path, left: list) -> str:
+    """The words naming the set-aside folders `left` (names) in directory `path` and how to keep or drop them."""
+    aside = os.path.join(path, left[0])
+    more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+    return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that was killed "
+            f"before it removed them or put them back; to keep that earlier run, move its files back into {path} (in "
+            f"place of the killed run's files there); to drop them, remove {aside}; or pass --force to replace them")
 
 
 def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:

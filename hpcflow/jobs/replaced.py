@@ -8,8 +8,9 @@ run wrote under a run file's name removed first), so DIR is as it was; once it e
 A SIGTERM or SIGUSR1 before the run wrote a file of its own (and before its own stop
 handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, node
 failure, an MPI Abort) leaves them there, never lost: a plain run is refused
-naming the directory (`output.check_outdir`), the next --force sets it aside inside its own (put back with it), and
-a --resume of the killed run removes it once it ends otherwise than by bad input.
+naming the directory before anything else (`output.check_outdir`), the next --force sets it aside inside its own
+(put back with it), and a --resume of the killed run keeps it, saying so on stderr (`kept_on_resume`): only the user
+removes an earlier run's files that no --force run replaced in the end.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def discard(path, aside: str | None = None) -> None:
 def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, comm=None):
     """The output directory of a run, for the block that runs it (collective): `output.check_outdir`'s refusals on
     every rank, then rank 0 creates it and with `force` sets the earlier run's files aside; `resume` (the run in DIR
-    continues) keeps DIR as it is. The block ending by a UserError, or by any exception before a run file is in DIR,
-    puts the set-aside files back; any other end removes them and leftovers of killed runs (module docstring)."""
+    continues) keeps DIR as it is, leftovers of killed runs too (named on stderr: `kept_on_resume`). The block ending
+    by a UserError, or by any exception before a run file is in DIR, puts the set-aside files back; any other end
+    removes them and leftovers of killed runs (module docstring)."""
     from hpcflow.jobs.output import check_outdir, remove_debris
     from hpcflow.parallel.comm import rank, refuse_together
 
@@ -104,6 +106,8 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
     aside = None
     if resume:
         remove_debris(path, comm=comm)
+        if root:
+            kept_on_resume(path)
     else:
         path = refuse_together(lambda: check_outdir(path, force=force, outputs=outputs), comm)
         aside = refuse_together(lambda: _prepare(path, force) if root else None, comm)
@@ -114,14 +118,27 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         if root and (isinstance(exc, UserError) or not _wrote(path)):
             if aside is not None:
                 put_back(path, aside)
-        elif root:
+        elif root and not resume:
             discard(path, aside)
         raise
     else:
-        if root:
+        if root and not resume:
             discard(path, aside)
     finally:
         _restore(handlers)
+
+
+def kept_on_resume(path) -> None:
+    """Rank 0 of a --resume: a warning on stderr naming the set-aside folders in `path` that a killed --force run
+    left (an earlier run's files), which the resume keeps, and what to do with them."""
+    left = leftovers(path)
+    if left:
+        aside = os.path.join(path, left[0])
+        more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+        print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
+              f"killed; --resume continues that killed run and keeps them: to keep the earlier run instead, move its "
+              f"files back into {path} in place of this run's; to drop them, remove {aside}", file=sys.stderr,
+              flush=True)
 
 
 #: stop requests whose default action ends the process without Python's clean-up (SIGINT raises KeyboardInterrupt)
