@@ -271,8 +271,29 @@ def resume_state(cfg: dict, outdir, *, comm=None):
 
     path = os.path.join(outdir, "checkpoint.h5")
     state = load_resume(path, comm=comm)  # collective: a rank that cannot read it makes every rank raise
-    arguments_together(lambda: check_resumable(with_defaults(state.config), cfg, path, step=state.step), comm=comm)
+    arguments_together(lambda: check_resumable(effective(with_defaults(state.config)), effective(cfg), path,
+                                               step=state.step), comm=comm)
     return state
+
+
+def effective(cfg: dict) -> dict:
+    """A validated flow job `cfg` with the keys whose unset value means a documented one given that value, so that
+    jobs that run alike compare equal (--resume): [kernel]'s optional parameters of its kernel unset = the kernel's
+    own defaults (`make_kernel`; normalize unset = "none"), [geometry].test_seed unset = seed + 1."""
+    import inspect
+
+    from hpcflow.kernels.registry import KERNELS
+
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
+    kernel, geometry = out.get("kernel"), out.get("geometry")
+    if isinstance(kernel, dict) and kernel.get("name") in KERNEL_PARAMS:
+        params = inspect.signature(KERNELS[kernel["name"]]).parameters
+        for key in KERNEL_PARAMS[kernel["name"]][1]:
+            if kernel.get(key) is None and key in params and params[key].default is not inspect.Parameter.empty:
+                kernel[key] = "none" if key == "normalize" and params[key].default is None else params[key].default
+    if isinstance(geometry, dict) and geometry.get("test_seed") is None and isinstance(geometry.get("seed"), int):
+        geometry["test_seed"] = geometry["seed"] + 1
+    return out
 
 
 class Finished(NamedTuple):
