@@ -170,7 +170,7 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     assert status == 4, err  # mpiexec: the ranks' statuses ORed, so a rank's 1 or 130 would show
     lines = err.splitlines()
     again = shlex.join(["hpcflow", "run", str(job), "--out", str(cut), "--quiet", "--resume"])
-    lead = "with the same launcher and 2 ranks (mpiexec), " if ranks > 1 else ""  # the launch it is to be run with
+    lead = "under mpiexec (2 ranks, or any other number), " if ranks > 1 else ""  # the launch it is to be run with
     said = re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step (\d+) written to \S+; "
                         rf"{re.escape(lead)}continue with: {re.escape(again)}", lines[0])
     assert len(lines) == 1 and said, err

@@ -37,7 +37,7 @@ def test_sigterm_during_setup_stops_at_the_first_step_and_resume_is_bitwise_the_
     said = [line.split()[1:] for line in r.stdout.splitlines() if line.startswith("statuses")]
     assert r.returncode == 0 and said == [["4", "0", "0"]] * ranks, (r.returncode, r.stdout, r.stderr)
     again = shlex.join(["hpcflow", "run", str(job), "--out", str(cut), "--quiet", "--resume"])  # the driver's 2nd
-    lead = "with the same launcher and 2 ranks (mpiexec), " if ranks > 1 else ""  # the launch it is to be run with
+    lead = "under mpiexec (2 ranks, or any other number), " if ranks > 1 else ""  # the launch it is to be run with
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step 1 written "
                                             rf"to \S+; {re.escape(lead)}continue with: {re.escape(again)}",

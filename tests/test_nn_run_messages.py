@@ -199,10 +199,15 @@ class _Comm:
     ({"OMPI_COMM_WORLD_SIZE": "2", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "1"}, 1, 2, "mpiexec"),
 ])
 def test_the_launch_note_names_the_ranks_and_the_launcher_that_started_them(env, rank, size, said):
+    """The launcher and the rank count the run had, without asking for that count: a flow continues at any R as it
+    would have gone on, a network bit for bit at the same R and to rounding at another (it said "with the same
+    launcher and R ranks", as if another R could not continue it)."""
     from hpcflow.commands.run import launch_note
 
-    note = launch_note(env, comm=_Comm(rank, size))
-    assert note == (f"with the same launcher and {size} ranks ({said}), " if said else "")
+    for verb, counts in (("run", f"{size} ranks, or any other number"),
+                         ("nn", f"{size} ranks continue it bit for bit, another number to rounding")):
+        note = launch_note(env, comm=_Comm(rank, size), verb=verb)
+        assert note == (f"under {said} ({counts}), " if said else "")
 
 
 @pytest.mark.slow
@@ -220,7 +225,7 @@ def test_a_network_run_stopped_on_2_ranks_names_their_launch_before_its_continue
     assert r.returncode == 4, r.stderr[-2000:]
     lines = [line for line in r.stderr.splitlines() if line.startswith("hpcflow")]
     again = shlex.join(["hpcflow", "nn", str(job), "--out", str(out), "--quiet", "--resume"])
-    assert len(lines) == 1 and lines[0].endswith(f"; with the same launcher and 2 ranks (mpiexec), continue with: "
+    assert len(lines) == 1 and lines[0].endswith(f"; under mpiexec (2 ranks continue it bit for bit, another number to rounding), continue with: "
                                                  f"{again}"), r.stderr[-2000:]
     r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", *shlex.split(again)], capture_output=True,
                        text=True, timeout=180, env=env)

@@ -298,16 +298,19 @@ def continue_command(args, verb: str) -> str:
 
 
 def continue_with(args, verb: str) -> str:
-    """"continue with: " and `continue_command`; under R > 1 ranks first the launch it needs, which the command line
-    cannot say (`launch_note`): pasted as it is, it would continue on one rank."""
-    return f"{launch_note()}continue with: {continue_command(args, verb)}"
+    """"continue with: " and `continue_command`; under R > 1 ranks first the launcher the run was started with and
+    what another rank count gives (`launch_note`), which the command line cannot say: pasted as it is, it would
+    continue on one rank."""
+    return f"{launch_note(verb=verb)}continue with: {continue_command(args, verb)}"
 
 
-def launch_note(environ=None, *, comm=None) -> str:
-    """"" for one rank; else "with the same launcher and R ranks (NAME), " where NAME is how this process's ranks
-    were started: srun where srun started each rank (its step's tasks are the R ranks, this one its task
-    SLURM_PROCID; no mpiexec of MPICH or Open MPI between them), else mpiexec (the MPI standard's start). Words, not
-    a prefix: srun may need the run's own options (--mpi=pmi2, the allocation's)."""
+def launch_note(environ=None, *, comm=None, verb: str = "run") -> str:
+    """"" for one rank; else "under NAME (R ranks, or any other number), " for a flow (`hpcflow run`), whose resume at
+    any rank count continues it as it would have gone on, and "under NAME (R ranks continue it bit for bit, another
+    number to rounding), " for a network (`verb` nn), where NAME is how this process's ranks were started: srun where
+    srun started each rank (its step's tasks are the R ranks, this one its task SLURM_PROCID; no mpiexec of MPICH or
+    Open MPI between them), else mpiexec (the MPI standard's start). Words, not a prefix: srun may need the run's own
+    options (--mpi=pmi2, the allocation's)."""
     from hpcflow.parallel.comm import rank, size
 
     env = os.environ if environ is None else environ
@@ -317,7 +320,9 @@ def launch_note(environ=None, *, comm=None) -> str:
     by_srun = (env.get("SLURM_STEP_NUM_TASKS", "").strip() == str(ranks)
                and env.get("SLURM_PROCID", "").strip() == str(rank(comm))
                and not any(k.startswith(("HYDI_", "HYDRA_", "OMPI_")) for k in env))
-    return f"with the same launcher and {ranks} ranks ({'srun' if by_srun else 'mpiexec'}), "
+    counts = (f"{ranks} ranks continue it bit for bit, another number to rounding" if verb == "nn"
+              else f"{ranks} ranks, or any other number")
+    return f"under {'srun' if by_srun else 'mpiexec'} ({counts}), "
 
 
 def shell_line(argv) -> str:
