@@ -121,11 +121,12 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     from hpcflow.parallel.comm import abort_on_error
     from hpcflow.stop_signals import interrupts_end_the_job
 
-    from hpcflow.commands.run import saved_job
+    from hpcflow.commands.run import job_origin, saved_job
 
-    job_text = saved_job(cfg, args.job, overrides)
+    origin = job_origin(outdir, args.job, overrides) if resume is not None else None  # the first run's job file
+    job_text = saved_job(cfg, args.job, overrides, origin=origin)
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
-            "resumed": bool(args.resume)}
+            "resumed": bool(args.resume), **(origin or {})}
     stop = None
     with abort_on_error(comm), write_failures_said(args), interrupts_end_the_job("hpcflow nn"), \
             replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):

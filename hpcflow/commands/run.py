@@ -97,11 +97,12 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
 
     t0 = time.perf_counter()
     stop = None
+    origin = job_origin(outdir, args.job, overrides) if resume else None  # (read before this run rewrites job.toml)
     try:
         params = inspect.signature(module.run).parameters
         named = {"source": args.job} if "source" in params else {}  # for errors
         if "job_text" in params:  # a kind with checkpoints writes job.toml beside its first one
-            named["job_text"] = saved_job(cfg, args.job, overrides)
+            named["job_text"] = saved_job(cfg, args.job, overrides, origin=origin)
         if "log_prefix" in params:  # a kind that prefixes its lines (nn) names the command typed
             named["log_prefix"] = "hpcflow run:"
         if resume:
@@ -127,7 +128,9 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
 
         summary["provenance"] = provenance(comm=comm)
     summary["overrides"] = overrides
-    output.write_text(os.path.join(outdir, "job.toml"), saved_job(cfg, args.job, overrides))
+    if origin is not None:  # a resume: the first run's job file and --set values, then each resume's
+        summary.update(origin)
+    output.write_text(os.path.join(outdir, "job.toml"), saved_job(cfg, args.job, overrides, origin=origin))
     output.write_json(os.path.join(outdir, "summary.json"), summary)  # last: its presence marks a complete run
     if stop is not None:
         raise stop
@@ -342,14 +345,64 @@ def refuse_resume_with_force(args) -> None:
                           "starts it over); drop one")
 
 
-def saved_job(cfg: dict, job: str, overrides) -> str:
-    """DIR/job.toml: the validated configuration (defaults filled in) as TOML, naming the file and overrides."""
+def saved_job(cfg: dict, job: str, overrides, *, origin: dict | None = None) -> str:
+    """DIR/job.toml: the validated configuration (defaults filled in) as TOML, naming the file and overrides; for a
+    --resume, `origin` (`job_origin`): the first run's file and overrides, then each resume's, this one's last."""
     from hpcflow.jobs.toml_out import dumps
 
-    header = f"hpcflow {__version__}: the validated configuration of {os.path.abspath(job)}"
-    if overrides:
-        header += "\nrun with: " + shell_line(x for o in overrides for x in ("--set", o))
+    first = origin or {"job_file": os.path.abspath(job), "overrides": list(overrides)}
+    header = f"{HEADER_LEAD.format(version=__version__)}{first['job_file']}"
+    if first["overrides"]:
+        header += f"\n{RUN_WITH}{_set_args(first['overrides'])}"
+    for leg in (origin or {}).get("resumed_with", []):
+        header += f"\n{RESUMED_FROM}{leg['job_file']}" + (f"{WITH}{_set_args(leg['overrides'])}"
+                                                         if leg["overrides"] else "")
     return dumps(cfg, header=header)
+
+
+#: the lines of DIR/job.toml's header that name the job file and the --set values of its run and of each --resume
+HEADER_LEAD, RUN_WITH, RESUMED_FROM, WITH = "hpcflow {version}: the validated configuration of ", "run with: ", \
+    "resumed from ", " with: "
+
+
+def _set_args(overrides) -> str:
+    return shell_line(x for o in overrides for x in ("--set", o))
+
+
+def job_origin(outdir: str, job: str, overrides) -> dict:
+    """Where the run that --resume continues in `outdir` came from, for its summary.json and DIR/job.toml: job_file
+    and overrides of its first run, read back from the header of the DIR/job.toml an earlier run wrote (this job's
+    own where it has none), and resumed_with: each --resume's job file and --set values, this one's last. A resume
+    from DIR/job.toml thus keeps naming the job file and --set values the run was made from."""
+    import re
+    import shlex
+
+    this = {"job_file": os.path.abspath(job), "overrides": list(overrides)}
+    try:
+        with open(os.path.join(outdir, "job.toml"), encoding="utf-8") as fh:
+            lines = [line[2:].rstrip("\n") for line in fh if line.startswith("# ")]
+    except (OSError, ValueError):
+        lines = []
+
+    def sets(text):
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            return None
+        return words[1::2] if len(words) % 2 == 0 and all(w == "--set" for w in words[::2]) else None
+
+    lead = re.fullmatch(re.escape(HEADER_LEAD).replace(re.escape("{version}"), r"\S+") + "(.+)", lines[0]) \
+        if lines else None
+    if lead is None:
+        return {**this, "resumed_with": [this]}
+    first, legs = {"job_file": lead.group(1), "overrides": []}, []
+    for line in lines[1:]:
+        if line.startswith(RUN_WITH) and not legs and sets(line[len(RUN_WITH):]) is not None:
+            first["overrides"] = sets(line[len(RUN_WITH):])
+        elif line.startswith(RESUMED_FROM):
+            path, _, given = line[len(RESUMED_FROM):].partition(WITH)
+            legs.append({"job_file": path, "overrides": (sets(given) or []) if given else []})
+    return {**first, "resumed_with": [*legs, this]}
 
 
 def register(sub) -> None:
