@@ -465,3 +465,30 @@ def test_the_count_is_the_same_at_2_ranks_where_points_are_not_positive_definite
         one, two = a["history/val_not_positive_definite"][()], b["history/val_not_positive_definite"][()]
     assert one[-1] > 0
     np.testing.assert_array_equal(two, one)
+
+
+def test_the_best_sigma_comes_only_from_epochs_whose_validation_metric_is_positive_definite(tmp_path, capsys):
+    """An additive network trained with SGD at lr 1e3 has a metric with det g < 0 at every validation point after
+    epoch 1; σ (signed det g) then drops below the untrained network's, but summary.json's best must not be it."""
+    out = tmp_path / "indefinite"
+    argv = ["nn", _write(tmp_path, TINY), "--out", str(out), "--set", "model.kind=additive",
+            "--set", "training.lr=1e3", "--set", "training.optimizer=sgd"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())
+    with h5py.File(out / "nn.h5") as f:
+        counts, sigma = f["history/val_not_positive_definite"][()], f["history/sigma_val"][()]
+    assert (counts > 0).any() and sigma[counts > 0].min() < sigma[counts == 0].min()  # the case: better-looking σ
+    healthy = [e for e in range(len(sigma)) if counts[e] == 0]
+    best = min(healthy, key=lambda e: sigma[e])
+    assert summary["sigma_val_best"] == sigma[best] and summary["sigma_val_best_epoch"] == best
+    assert summary["val_not_positive_definite_epochs"] == int(np.count_nonzero(counts > 0))
+
+
+def test_the_best_sigma_leaves_out_epochs_not_counted_and_is_null_without_a_healthy_one():
+    from hpcflow.nn.job import best_positive_definite
+
+    got = best_positive_definite([0.5, 0.1, 0.2, 0.3, float("nan")], [-1, 3, 0, 0, 0])
+    assert got == {"sigma_val_best": 0.2, "sigma_val_best_epoch": 2, "val_not_positive_definite_epochs": 1}
+    assert best_positive_definite([0.5, 0.1], [-1, 7]) == {
+        "sigma_val_best": None, "sigma_val_best_epoch": None, "val_not_positive_definite_epochs": 1}

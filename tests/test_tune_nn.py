@@ -167,3 +167,29 @@ name = "gaussian"
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "[tune].objective" in lines[0] and expected in lines[0]
     assert not out.exists()
+
+
+def test_a_network_whose_metric_is_not_positive_definite_is_no_good_value(tmp_path):
+    """An additive network trained by SGD at lr 1e3 ends with det g < 0 at validation points, where σ_val (signed
+    det g) can look better than a healthy network's: the trial is pruned as a diverged one, reports no value from
+    such an epoch, is not the study's best, and --sampler gp sees it as infeasible."""
+    from hpcflow.tune.gp import DIVERGED, observed
+
+    out = tmp_path / "study"
+    job = _job(tmp_path, JOB.replace('depth = 2', 'depth = 2\nkind = "additive"').replace('width = 8', 'width = 16')
+               .replace('loss = "ultralocal"', 'optimizer = "sgd"')
+               .replace('"training.lr" = {low = 1e-3, high = 3e-2, log = true}',
+                        '"training.lr" = {choices = [1e-2, 1e3]}'))
+    _queued(out, {"training.lr": 1e-2, "model.activation": "gelu"}, {"training.lr": 1e3, "model.activation": "gelu"})
+    r = optimize(str(job), trials=2, out=str(out), log=lambda *_: None)
+    assert r["counts"] == {"COMPLETE": 1, "PRUNED": 1}
+    healthy, bad = _study(out).get_trials()
+    summary = json.loads((out / bad.user_attrs["run_dir"] / "summary.json").read_text())
+    with h5py.File(out / bad.user_attrs["run_dir"] / "nn.h5") as f:
+        counts = f["history/val_not_positive_definite"][()]
+    assert summary["status"] == "finished" and counts[-1] > 0  # trained to the end, not stopped by the pruner
+    assert bad.state == TrialState.PRUNED and bad.user_attrs["val_not_positive_definite_final"] == counts[-1]
+    assert set(bad.intermediate_values) == {e for e in (1, 2, 3) if counts[e] == 0}
+    assert healthy.state == TrialState.COMPLETE and r["best"]["number"] == healthy.number
+    seen = {t.number: t for t in observed(_study(out).get_trials(), bad.distributions, maximize=False)}
+    assert seen[bad.number].system_attrs[DIVERGED] == 1.0 and seen[bad.number].value == healthy.value

@@ -274,9 +274,9 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     sweep's and the kernel flow network's trainings and every step of the kernel flow, between sweep widths and
     phases, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on every
     rank. `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
-    summary.json. on_epoch(epoch, sigma_train, sigma_val) (the histories so far; every rank) returning True stops
-    training after that epoch: status "stopped", outputs written, no width sweep or kernel flow (an Optuna trial
-    pruned by hpcflow.tune). `log_prefix` begins every line it prints: the command that runs it (`hpcflow run` of
+    summary.json. on_epoch(epoch, sigma_train, sigma_val, val_not_positive_definite) (the histories so far; every
+    rank) returning True stops training after that epoch: status "stopped", outputs written, no width sweep or
+    kernel flow (an Optuna trial pruned by hpcflow.tune). `log_prefix` begins every line it prints: the command that runs it (`hpcflow run` of
     an nn job passes its own).
     """
     from hpcflow.parallel.comm import resolve
@@ -542,7 +542,7 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
                "sigma_val_initial": hist["sigma_val"][0] if hist["sigma_val"].size else None,
                "sigma_val_final": hist["sigma_val"][-1] if hist["sigma_val"].size else None,
                "sigma_train_final": hist["sigma_train"][-1] if hist["sigma_train"].size else None,
-               "sigma_val_best": _finite_min(hist["sigma_val"]),
+               **best_positive_definite(hist["sigma_val"], hist["val_not_positive_definite"]),
                "val_not_positive_definite_final": (int(hist["val_not_positive_definite"][-1])
                                                    if hist["val_not_positive_definite"].size else None),
                "epochs": trainer.epoch, "train_seconds": float(hist["epoch_seconds"].sum()),
@@ -567,7 +567,8 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
             _write_summary(outdir, ctx, _with_legs(ctx, out))
 
     should_stop = None if on_epoch is None else (
-        lambda t: bool(on_epoch(t.epoch, list(t.hist.sigma_train), list(t.hist.sigma_val))))
+        lambda t: bool(on_epoch(t.epoch, list(t.hist.sigma_train), list(t.hist.sigma_val),
+                                list(t.hist.val_not_positive_definite))))
     trainer = Trainer(ctx["model"], ctx["train"], ctx["val"], tc, comm=c, on_epoch=tracker, log=say,
                       checkpoint=checkpoint, every=cfg["checkpoint"]["every"], seconds=cfg["checkpoint"]["seconds"],
                       should_stop=should_stop)
@@ -613,10 +614,16 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     return summary, data
 
 
-def _finite_min(values):
-    """The smallest finite entry (a float), or None when there is none."""
-    finite = [float(v) for v in values if np.isfinite(v)]
-    return min(finite) if finite else None
+def best_positive_definite(sigma_val, not_pd) -> dict:
+    """summary.json's sigma_val_best (the smallest finite σ_val of the epochs whose validation metric is positive
+    definite at every point: count 0; an epoch of a checkpoint written before the count was recorded, -1, is not
+    known to be and is left out; None when no epoch qualifies), sigma_val_best_epoch (its epoch, or None) and
+    val_not_positive_definite_epochs (how many epochs have a count > 0)."""
+    counts = np.asarray(not_pd, dtype=np.int64)
+    ok = [(float(s), e) for e, (s, n) in enumerate(zip(sigma_val, counts)) if n == 0 and np.isfinite(s)]
+    best = min(ok) if ok else (None, None)
+    return {"sigma_val_best": best[0], "sigma_val_best_epoch": best[1],
+            "val_not_positive_definite_epochs": int((counts > 0).sum())}
 
 
 def _first_rows(shard, n, comm, kind):

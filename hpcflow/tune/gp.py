@@ -6,7 +6,8 @@ or diverged point again and again. Here the GP sees, as completed observations:
 
 - a trial stopped by the pruner, with its last reported value (the convention of Optuna's `consider_pruned_trials`,
   as in CmaEsSampler; our objectives improve with the steps, so the value is a pessimistic one);
-- a diverged trial (user attribute status = "diverged") as infeasible: constraint `diverged` = 1 (Optuna's
+- a diverged trial (user attribute status = "diverged"), or an nn trial whose network's metric is not positive
+  definite at some validation points after its last epoch (`objective.infeasible`), as infeasible: constraint `diverged` = 1 (Optuna's
   `Trial.set_constraint` convention: > 0 infeasible), every other observation 0, and the worst value observed. The
   GP then models where trials diverge and weighs its expected improvement by the chance of not diverging.
 
@@ -19,6 +20,8 @@ import math
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from hpcflow.tune.objective import infeasible
 
 #: the constraint a diverged trial violates (system attribute "constraints:diverged" of the GP's observations)
 DIVERGED = "constraints:diverged"
@@ -46,7 +49,7 @@ def observed(trials, search_space: dict, maximize: bool) -> list:
     def fits(t):
         return t.state == TrialState.PRUNED and all(t.distributions.get(n) == d for n, d in search_space.items())
 
-    diverged = {t.number for t in trials if fits(t) and t.user_attrs.get("status") == "diverged"}
+    diverged = {t.number for t in trials if fits(t) and infeasible(t.user_attrs)}
     stopped = {t.number: v for t in trials if fits(t) and t.number not in diverged and (v := last_value(t)) is not None}
     values = [t.value for t in trials if t.state == TrialState.COMPLETE] + list(stopped.values())
     worst = (min(values) if maximize else max(values)) if values else 0.0

@@ -27,6 +27,24 @@ def value(name: str, sigma_train, sigma_test) -> float:
     raise ValueError(f"unknown objective {name!r}")
 
 
+def positive_definite_only(sigma_val, not_pd) -> list:
+    """An nn trial's sigma_val history with NaN at every epoch whose validation metric is not known to be positive
+    definite (count of `history/val_not_positive_definite` other than 0: σ uses the signed det g there and can look
+    better than a healthy network's; -1: not counted), so no objective is taken from such an epoch."""
+    return [float(s) if n == 0 else math.nan for s, n in zip(sigma_val, not_pd)]
+
+
+def infeasible(attrs: dict) -> str | None:
+    """Why a trial (its user attributes) ran to no value of its parameters: "diverged" (its flow or training did),
+    "not positive definite" (an nn trial whose last epoch's validation metric is not positive definite at some
+    points), or None."""
+    if attrs.get("status") == "diverged":
+        return "diverged"
+    if (attrs.get("val_not_positive_definite_final") or 0) > 0:
+        return "not positive definite"
+    return None
+
+
 def from_summary(name: str, summary: dict) -> float:
     """Objective `name` at the end of a finished trial, from its summary (gains = sigma(0) / sigma(step))."""
     if name in NN_ALIASES:  # an nn summary: sigma_val at epoch 0, at the end and at its best epoch

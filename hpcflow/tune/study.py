@@ -369,10 +369,11 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
             pruned.append(step)
         return stop
 
-    if nn:  # reported after every epoch
-        def on_step(epoch, sigma_train, sigma_val):
+    if nn:  # reported after every epoch; none from an epoch whose validation metric is not positive definite
+        def on_step(epoch, sigma_train, sigma_val, not_pd):
             hand_over(pending)
-            return decide(objectives.value(name, sigma_train, sigma_val), epoch)
+            return decide(objectives.value(name, sigma_train, objectives.positive_definite_only(sigma_val, not_pd)),
+                          epoch)
     else:
         tracker = objectives.Tracker(name)
 
@@ -380,9 +381,11 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
             hand_over(pending)
             return decide(tracker.step(info, sigma0), info["step"])
 
-    def on_resume(sigma_train, sigma_test):  # the steps the preempted trial did: reported, not decided on again
-        if not nn:
+    def on_resume(sigma_train, sigma_test, not_pd=None):  # the steps the preempted trial did: reported, not decided
+        if not nn:  # on again (not_pd: an nn trial's validation counts, `trial.history`)
             tracker.train, tracker.test = list(sigma_train), list(sigma_test)
+        else:
+            sigma_test = objectives.positive_definite_only(sigma_test, not_pd)
         for step in range(1, len(sigma_train)):
             v = objectives.value(name, sigma_train[:step + 1], sigma_test[:step + 1])
             if trial is not None and math.isfinite(v):
@@ -502,7 +505,8 @@ class Worker:
             else:
                 record_error(trial, exc)
             raise
-        for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final", "wall_seconds"):
+        for key in ("status", "gain_train", "gain_test", "sigma_test_final", "sigma_val_final",
+                    "val_not_positive_definite_final", "wall_seconds"):
             if summary.get(key) is not None:
                 trial.set_user_attr(key, summary[key])
         if summary["pruned_at"] is not None:
@@ -514,6 +518,11 @@ class Worker:
             # value), so it learns to avoid them; the median pruner uses complete trials only, and --sampler gp is
             # shown pruned and diverged trials apart (hpcflow.tune.gp).
             raise optuna.TrialPruned(f"diverged after step {summary.get('checkpoint_step')}")
+        if objectives.infeasible(summary):
+            # an nn network whose metric is not positive definite at validation points after its last epoch: its
+            # σ_val uses the signed det g and can look better than any healthy network's; handled as a diverged one
+            raise optuna.TrialPruned(f"metric not positive definite at {summary['val_not_positive_definite_final']}"
+                                     f" validation points after epoch {summary.get('checkpoint_step')}")
         return objectives.from_summary(self.job.tune["objective"], summary)
 
     def check_cap(self, trial) -> None:
@@ -682,8 +691,8 @@ def _trial_line(study, number, out) -> str:
     if t is None:
         return "hpcflow tune: no trial ran"
     value = "" if t.value is None else f" value={t.value:.6g}"
-    if t.user_attrs.get("status") == "diverged":
-        value = " (diverged)"
+    if objectives.infeasible(t.user_attrs):
+        value = f" ({objectives.infeasible(t.user_attrs)})"
     params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
     return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
@@ -1034,15 +1043,15 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
 
 
 def outcomes(study, numbers) -> dict:
-    """How trials `numbers` (a worker's) ended: counts of 'complete', 'pruned', 'diverged' (pruned as diverged)
-    and 'failed', in that order."""
+    """How trials `numbers` (a worker's) ended: counts of 'complete', 'pruned', 'diverged' (pruned as diverged, or as
+    an nn network whose metric is not positive definite: `objective.infeasible`) and 'failed', in that order."""
     from optuna.trial import TrialState
 
     out = dict.fromkeys(("complete", "pruned", "diverged", "failed"), 0)
     for t in study.get_trials(deepcopy=False):
         if t.number in numbers:
             key = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")
-            key = "diverged" if t.user_attrs.get("status") == "diverged" else key
+            key = "diverged" if objectives.infeasible(t.user_attrs) else key
             out[key] += t.state.is_finished()
     return out
 

@@ -45,13 +45,14 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     shares, clusters or rows divided over the ranks of `comm`, checkpoints in run_dir); on_step(info, sigma0) is
     called after every step on every rank (info: the kernel_flow callback dict; sigma0: the FS sigma of (train,
     test)). An nn job's trial trains its network data parallel (`hpcflow.nn.job.run`; train and validation
-    points from seeds[0]); on_step(epoch, sigma_train, sigma_val) is called after every epoch on every rank with
-    the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
+    points from seeds[0]); on_step(epoch, sigma_train, sigma_val, val_not_positive_definite) is called after every
+    epoch on every rank with the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
     (status "stopped"); a diverged run's summary is returned with its status.
 
     resume: continue the checkpoint in run_dir (a preempted trial's, copied there), as `hpcflow run --resume` (`hpcflow
     nn --resume`) would; on_resume(sigma_train, sigma_test) is called first on every rank with its histories (entry 0:
-    the FS sigma, or the untrained network's; one entry per step or epoch done). A checkpoint that is damaged or does
+    the FS sigma, or the untrained network's; one entry per step or epoch done; an nn trial's also with its
+    val_not_positive_definite counts, `history`). A checkpoint that is damaged or does
     not fit the job is removed and the trial starts afresh, said in one line through note(text) (rank 0).
     """
     from hpcflow import __version__
@@ -137,12 +138,15 @@ def _nn_resume(cfg: dict, path: str) -> dict:
     return state
 
 
-def history(state) -> tuple[list, list]:
+def history(state) -> tuple:
     """(sigma_train, sigma_test) histories of a checkpoint state (`resumed`): entry 0 the FS sigma (the untrained
-    network's; sigma_test is then sigma_val), then one entry per step (epoch) done."""
+    network's; sigma_test is then sigma_val), then one entry per step (epoch) done; an nn checkpoint's third: its
+    val_not_positive_definite counts (-1 each where the checkpoint predates them)."""
     if isinstance(state, dict):  # an nn checkpoint
         h = state["train"]["history"]
-        return [float(x) for x in h["sigma_train"]], [float(x) for x in h["sigma_val"]]
+        counts = h.get("val_not_positive_definite")
+        counts = [-1] * len(h["sigma_val"]) if counts is None else [int(x) for x in counts]
+        return [float(x) for x in h["sigma_train"]], [float(x) for x in h["sigma_val"]], counts
     n = int(state.step) + 1
     return [float(x) for x in state.sigma_train[:n]], [float(x) for x in state.sigma_test[:n]]
 
