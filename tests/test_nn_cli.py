@@ -492,3 +492,28 @@ def test_the_best_sigma_leaves_out_epochs_not_counted_and_is_null_without_a_heal
     assert got == {"sigma_val_best": 0.2, "sigma_val_best_epoch": 2, "val_not_positive_definite_epochs": 1}
     assert best_positive_definite([0.5, 0.1], [-1, 7]) == {
         "sigma_val_best": None, "sigma_val_best_epoch": None, "val_not_positive_definite_epochs": 1}
+
+
+def test_resume_of_a_finished_run_writes_a_missing_or_damaged_model_again_from_its_checkpoint(tmp_path, capsys):
+    """checkpoint.pt of a finished run holds its network: --resume with nothing to train writes model.pt and
+    model.pt.json again, when either is missing or cut short, with the tensors the run saved, and says so."""
+    import torch
+
+    out = tmp_path / "done"
+    job = _write(tmp_path, TINY)
+    assert main(["nn", job, "--out", str(out)]) == 0
+    saved = {p: (out / p).read_bytes() for p in ("model.pt", "model.pt.json")}
+    weights = torch.load(out / "model.pt", weights_only=True)
+    for name, damage in (("model.pt", "unlink"), ("model.pt.json", "unlink"), ("model.pt", "truncate")):
+        path = out / name
+        path.unlink() if damage == "unlink" else path.write_bytes(saved[name][:len(saved[name]) // 2])
+        capsys.readouterr()
+        assert main(["nn", job, "--out", str(out), "--resume"]) == 0
+        said = [s for s in capsys.readouterr().out.splitlines() if "again from checkpoint.pt" in s]
+        assert len(said) == 1 and (f"{name} missing" if damage == "unlink" else "damaged") in said[0], said
+        assert (out / "model.pt.json").read_bytes() == saved["model.pt.json"]
+        again = torch.load(out / "model.pt", weights_only=True)
+        assert sorted(again) == sorted(weights) and all(torch.equal(again[k], weights[k]) for k in weights)
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume"]) == 0  # both whole: nothing written, nothing said
+    assert "again from checkpoint.pt" not in capsys.readouterr().out

@@ -2,8 +2,9 @@
 
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
-finished run (the same epochs: "nothing to do", its files left as they are); any other change of the job is
-refused before any work.
+finished run (the same epochs: "nothing to do", its files left as they are, but for a missing or damaged model.pt or
+model.pt.json, written again from the network in checkpoint.pt); any other change of the job is refused before any
+work.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ def run(args) -> int:
                 from hpcflow.errors import NumericalStop
 
                 raise NumericalStop(said)
+            # a finished run's network is whole in its checkpoint: a missing or damaged model.pt is written again
+            why = refuse_together(lambda: module.model_fault(outdir), comm)
+            if why is not None:
+                module.restore_model(cfg, resume, outdir, comm=comm)
             if comm.Get_rank() == 0:
+                if why is not None:
+                    print(f"hpcflow nn: {outdir}: {why}; wrote model.pt and model.pt.json again from checkpoint.pt")
                 print(f"hpcflow nn: {said}")
             return 0
         created = lock is not None and lock.created

@@ -224,6 +224,38 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
                                  "leaves as it is; rerun the job with --force") from None
 
 
+def model_fault(outdir: str) -> str | None:
+    """Why DIR/model.pt and model.pt.json of a finished run cannot be used, in a few words: either is missing or
+    cannot be read through (damaged); None when they load. A file that is not a regular readable one (a directory,
+    no read permission) is refused as `checkpoint.load_model` says (InputFileError): rewriting would not mend it."""
+    from hpcflow.nn.checkpoint import load_model
+
+    path = os.path.join(outdir, "model.pt")
+    missing = [os.path.basename(p) for p in (path, path + ".json") if not os.path.lexists(p)]
+    if missing:
+        return f"{' and '.join(missing)} missing"
+    try:
+        load_model(path)
+    except InputFileError:
+        if not all(os.path.isfile(p) and os.access(p, os.R_OK) for p in (path, path + ".json")):
+            raise
+        return "model.pt or model.pt.json damaged"
+    return None
+
+
+def restore_model(cfg: dict, state: dict, outdir: str, *, comm=None) -> None:
+    """Rewrite DIR/model.pt and model.pt.json (rank 0) from the network of a finished run's checkpoint `state`
+    (train.model: the network the run saved there)."""
+    from hpcflow.nn import experiment as ex
+    from hpcflow.nn.checkpoint import save_model
+    from hpcflow.nn.features import point_features
+
+    n_in = point_features(np.zeros((1, cfg["geometry"]["dim"] + 2), dtype=complex)).shape[1]
+    net = ex.build_model(n_in, cfg["model"], cfg["training"]["seed"])
+    net.load_state_dict(state["train"]["model"])
+    save_model(os.path.join(outdir, "model.pt"), net, force=True, comm=comm)
+
+
 def check_same_job(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
     [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job."""
