@@ -517,3 +517,22 @@ def test_resume_of_a_finished_run_writes_a_missing_or_damaged_model_again_from_i
     capsys.readouterr()
     assert main(["nn", job, "--out", str(out), "--resume"]) == 0  # both whole: nothing written, nothing said
     assert "again from checkpoint.pt" not in capsys.readouterr().out
+
+
+def test_comm_seconds_is_epochs_by_ranks_also_for_zero_epochs_and_an_old_flat_one_still_resumes(tmp_path, capsys):
+    """history/comm_seconds is (E, R) (docs/outputs.md), so (0, 1) for a run of 0 epochs at 1 rank, in nn.h5 and in
+    checkpoint.pt; a checkpoint that holds the flat (0,) of earlier versions still resumes, to (2, 1)."""
+    import torch
+
+    out = tmp_path / "zero"
+    job = _write(tmp_path, TINY.replace("epochs = 4", "epochs = 0"))
+    assert main(["nn", job, "--out", str(out)]) == 0
+    with h5py.File(out / "nn.h5") as f:
+        assert f["history/comm_seconds"].shape == (0, 1) and f["history/epoch_seconds"].shape == (0,)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert tuple(state["train"]["history"]["comm_seconds"].shape) == (0, 1)
+    state["train"]["history"]["comm_seconds"] = torch.zeros(0, dtype=torch.float64)  # as earlier versions wrote it
+    torch.save(state, out / "checkpoint.pt")
+    assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=2"]) == 0
+    with h5py.File(out / "nn.h5") as f:
+        assert f["history/comm_seconds"].shape == (2, 1) and f["history/sigma_val"].shape == (3,)

@@ -139,13 +139,16 @@ class History:
     # (epochs+1,) validation points (all ranks) where the metric is not positive definite: σ there uses signed det g
     val_not_positive_definite: list = field(default_factory=list)
     diverged: str | None = None
+    ranks: int = 1  # R: the columns of comm_seconds, also before the first epoch (shape (0, R))
 
     def series(self) -> dict:
         """{name: list} of the per-epoch series (`SERIES`)."""
         return {k: getattr(self, k) for k in SERIES}
 
     def arrays(self) -> dict:
-        return {k: np.asarray(v, dtype=np.int64 if k in COUNTS else np.float64) for k, v in self.series().items()}
+        out = {k: np.asarray(v, dtype=np.int64 if k in COUNTS else np.float64) for k, v in self.series().items()}
+        out["comm_seconds"] = out["comm_seconds"].reshape(-1, self.ranks)  # (E, R), E = 0 included
+        return out
 
 
 @torch.no_grad()
@@ -315,7 +318,7 @@ class Trainer:
         self.epoch, self.step, self.pos = 0, 0, 0
         self.loss_sum, self.loss_count, self.partial_seconds, self.partial_comm = 0.0, 0, 0.0, 0.0
         self.partial_comm_ranks = [0.0] * self.comm.Get_size()  # each rank's partial_comm at the last mid-epoch save
-        self.hist = History()
+        self.hist = History(ranks=self.comm.Get_size())
         self.diverged, self.last_finite, self.stopped = None, None, False
         self.signalled = False
         self._last_ckpt = time.monotonic()
@@ -332,8 +335,7 @@ class Trainer:
             "rng": {"order": (self.order_state if self.pos else self.gen.get_state()).clone()},
             "partial": {"loss_sum": self.loss_sum, "loss_count": self.loss_count, "seconds": self.partial_seconds,
                         "comm_seconds": list(self.partial_comm_ranks)},
-            "history": {k: torch.tensor(v, dtype=torch.int64 if k in COUNTS else torch.float64)
-                        for k, v in self.hist.series().items()},
+            "history": {k: torch.from_numpy(v) for k, v in self.hist.arrays().items()},
         }
 
     def load_state_dict(self, st: dict) -> None:
