@@ -232,3 +232,16 @@ def test_a_network_run_stopped_on_2_ranks_names_their_launch_before_its_continue
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["ranks"] == 2 and summary["epochs"] == 2
+
+
+def test_the_readme_says_that_run_runs_a_network_job_but_only_nn_continues_it(job, tmp_path, capsys):
+    """README's command list says `hpcflow run` runs network jobs too; `hpcflow run --resume` of one is refused (it
+    continues with `hpcflow nn --resume`), and the same line of the README says so."""
+    out = tmp_path / "net"
+    assert main(["run", str(job), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "training.epochs=3"]) == 2
+    assert "continues with 'hpcflow nn'" in capsys.readouterr().err
+    with open(os.path.join(HERE, os.pardir, "README.md"), encoding="utf-8") as fh:
+        line = next(s for s in fh if s.lstrip().startswith("hpcflow nn JOB.toml"))
+    assert "run runs them too" in line and "only nn --resume continues" in line, line
