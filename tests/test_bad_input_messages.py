@@ -16,6 +16,7 @@ import pytest
 from hpcflow.cli import main
 from hpcflow.errors import ConfigError
 from hpcflow.jobs import registry
+from jobtexts import DELTA_FLOW, flow_points
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "jobs" / "quickstart.toml"
@@ -192,3 +193,32 @@ def test_report_refuses_the_environment_every_command_refuses(stopped_flow, tmp_
     assert main(["report", str(stopped_flow), "--out", str(tmp_path / "report")]) == 2
     assert _error(capsys, "report").startswith(f"{name}=")
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("command, job_text, written", [
+    ("nn", '[job]\nkind = "nn"\n', "checkpoint.pt"),
+    ("run", flow_points(20, 10) + DELTA_FLOW, "checkpoint.h5")])
+def test_a_checkpoint_seconds_out_of_range_says_what_the_key_does_in_words_that_read(tmp_path, capsys, command,
+                                                                                       job_text, written):
+    job = tmp_path / "job.toml"
+    job.write_text(job_text)
+    assert main([command, str(job), "--out", str(tmp_path / "out"), "--set", "checkpoint.seconds=-1"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"\[checkpoint\]\.seconds = -1\.0: must lie in [\[(]0, 1e\+09\] \(write DIR/"
+                     + re.escape(written) + " also when this many seconds passed since the last one", err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_help_text_of_a_job_key_continues_a_sentence_it_is_not_printed_after():
+    """A key's help is printed in parentheses after its range refusal ("must lie in [lo, hi] (help)"): it must read
+    on its own, not continue another key's help ("and ...", "... and ...")."""
+    import importlib
+
+    from hpcflow.jobs.schema import Field
+
+    starts = ("and ", "or ", "...", "but ")
+    for kind, name in registry.KINDS.items():
+        for section, fields in importlib.import_module(name).SCHEMA.items():
+            for key, field in fields.items():
+                if isinstance(field, Field) and field.help:
+                    assert not field.help.startswith(starts), f"{kind} [{section}].{key}: {field.help!r}"

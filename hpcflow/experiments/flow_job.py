@@ -68,7 +68,8 @@ CLUSTERING_SECTION = {
 
 CHECKPOINT_SECTION = {
     "every": Field(int, 10, lo=1, hi=MAX_STEPS, help="write DIR/checkpoint.h5 every this many steps"),
-    "seconds": Field(float, 600.0, lo=0, lo_open=True, hi=1e9, help="... and when this many seconds passed since the last one"),
+    "seconds": Field(float, 600.0, lo=0, lo_open=True, hi=1e9,
+                     help="write DIR/checkpoint.h5 also when this many seconds passed since the last one"),
 }
 
 #: a flow's test points may have their own seed (a tune trial's spawned one, to rerun the trial with hpcflow run)

@@ -97,7 +97,8 @@ SCHEMA = {
     "checkpoint": {
         "every": Field(int, 0, lo=0, hi=MAX_STEPS, help="write DIR/checkpoint.pt every this many epochs (0 = never)"),
         "seconds": Field(float, 0.0, lo=0.0, hi=1e9,
-                         help="and when this many seconds passed since the last one (0 = never)"),
+                         help="write DIR/checkpoint.pt also when this many seconds passed since the last one; "
+                              "0 = never"),
     },
     "kernel_flow": {
         "enabled": Field(bool, False, help="flow eq. 3.5 with the network's epoch-0 NTK as fixed kernel"),
