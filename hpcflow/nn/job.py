@@ -193,6 +193,16 @@ def with_defaults(saved: dict) -> dict:
     return schema_defaults(saved, SCHEMA)
 
 
+def effective(cfg: dict) -> dict:
+    """A validated nn job `cfg` with the keys whose unset value means a documented one given that value, so that
+    jobs that train alike compare equal (--resume): [width_sweep].lr unset = the [training] lr."""
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
+    sweep, training = out.get("width_sweep"), out.get("training")
+    if isinstance(sweep, dict) and sweep.get("lr") is None and isinstance(training, dict):
+        sweep["lr"] = training.get("lr")
+    return out
+
+
 def check_resume(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
     [checkpoint], or asks for fewer epochs than it has done (or, part way into an epoch, than it has begun);
@@ -259,17 +269,19 @@ def restore_model(cfg: dict, state: dict, outdir: str, *, comm=None) -> None:
 
 def check_same_job(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
-    [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job."""
+    [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job. The
+    effective values are compared (`effective`): a key unset and set to the value it means are no change."""
     from hpcflow.nn.checkpoint import RESTART
 
     try:
         old = json.loads(state["config"])
         if not isinstance(old, dict):
             raise TypeError("config is not a JSON object")
-        old = with_defaults(old)
+        old = effective(with_defaults(old))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
                              f"{RESTART}") from None
+    cfg = effective(cfg)  # a key unset and the same key set to what unset means are one job
     if resume_key(old) != resume_key(cfg):
         a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
         diff = sorted((sec, k) for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))

@@ -1,0 +1,47 @@
+"""`hpcflow nn --resume` compares the effective job with the checkpoint's, as the flow's resume does
+(`flow_job.effective`): a key left unset and the same key set to the value unset means are one job, while a real
+change is still refused naming the key."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from hpcflow.errors import ConfigError  # noqa: E402
+from hpcflow.jobs.schema import validate  # noqa: E402
+from hpcflow.nn.job import SCHEMA, check_same_job, effective  # noqa: E402
+
+
+def _job(training_lr=2e-3, **sweep):
+    return validate({"job": {"kind": "nn"}, "training": {"epochs": 4, "lr": training_lr},
+                     "width_sweep": {"widths": [4], **sweep}}, SCHEMA, source="job.toml")
+
+
+def _state(cfg):
+    return {"config": json.dumps(cfg), "train": {"epoch": 2, "position": 0}}
+
+
+@pytest.mark.parametrize("saved,asked", [({}, {"lr": 2e-3}), ({"lr": 2e-3}, {})])
+def test_width_sweep_lr_unset_and_set_to_the_training_lr_are_the_same_job(saved, asked):
+    """[width_sweep].lr unset means the [training] lr: the sweep trains alike either way, so --resume continues it
+    (it was refused as '[width_sweep].lr differs')."""
+    old, new = _job(**saved), _job(**asked)
+    assert (old["width_sweep"]["lr"] is None) != (new["width_sweep"]["lr"] is None)  # the raw configs differ
+    check_same_job(new, _state(old), "ck.pt")
+    assert effective(old) == effective(new) and effective(new)["width_sweep"]["lr"] == new["training"]["lr"]
+
+
+@pytest.mark.parametrize("saved,asked", [({}, {"lr": 5e-3}), ({"lr": 5e-3}, {})])
+def test_a_real_change_of_the_sweep_lr_is_still_refused(saved, asked):
+    with pytest.raises(ConfigError, match=r"differs from the checkpoint's in \[width_sweep\]\.lr;"):
+        check_same_job(_job(**asked), _state(_job(**saved)), "ck.pt")
+
+
+def test_a_change_of_the_training_lr_with_the_sweep_lr_unset_is_refused():
+    """With [width_sweep].lr unset, the [training] lr is also the sweep's: changing it is refused, and the --set
+    values named restore the checkpoint's job."""
+    with pytest.raises(ConfigError, match=r"\[training\]\.lr") as exc:
+        check_same_job(_job(training_lr=1e-3), _state(_job()), "ck.pt")
+    assert "--set training.lr=0.002" in str(exc.value)
+    check_same_job(_job(training_lr=2e-3), _state(_job()), "ck.pt")
