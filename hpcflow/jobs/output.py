@@ -286,14 +286,34 @@ def set_aside_said(path, left: list) -> str:
 
 
 def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
-    """--resume's refusal (exit 2) of directory `path` without its `checkpoint`: where a --force run killed before it
-    put them back left an earlier run's files set aside, the folder holding them (`refuse_set_aside`: the checkpoint
-    may be there, and a run without --resume is refused on that folder too), else that no `command` run is there."""
+    """--resume's refusal (exit 2) of directory `path` without its `checkpoint` file: where a --force run killed
+    before it put them back left an earlier run's files set aside, the folder holding them (`refuse_set_aside`: the
+    checkpoint may be there, and a run without --resume is refused on that folder too); a `checkpoint` that is a
+    directory, so said; else what a run without --resume then meets there: an earlier run's files (nothing to
+    continue: --force without --resume starts over), files no run writes (--force runs beside them), or nothing (no
+    `command` run is there)."""
     ckpt = os.path.join(path, checkpoint)
     if os.path.isfile(ckpt):
         return
     if os.path.isdir(path):
         refuse_set_aside(path)
+    results = [e for e in os.listdir(path) if is_result(e)] if os.path.isdir(path) else []
+    own = sorted(set(results) & set(all_run_files()), key=all_run_files().index)
+    if os.path.isdir(ckpt):
+        rest = [e for e in own if e != checkpoint]
+        then = (" and with --force (it replaces the earlier run's files there)" if rest else
+                " and with --force to run beside the other files there" if len(results) > 1 else "")
+        raise InputFileError(f"--resume: {ckpt} is a directory, not a checkpoint, so there is nothing to continue; "
+                             f"remove it and run without --resume{then}, or choose another --out")
+    if own:
+        raise InputFileError(f"--resume: {ckpt} does not exist: {path} holds an earlier run's files "
+                             f"({', '.join(own)}) but no {checkpoint}, so there is nothing to continue; to start over, "
+                             "run without --resume and with --force (it replaces that run's files), or choose another "
+                             "--out")
+    if results:
+        raise InputFileError(f"--resume: {ckpt} does not exist: {path} holds no earlier '{command}' run, so there is "
+                             "nothing to continue; choose another --out, or run without --resume and with --force to "
+                             "run beside its files")
     raise InputFileError(f"--resume: {ckpt} does not exist (--resume needs the directory of an earlier '{command}' "
                          "run); run without --resume")
 
