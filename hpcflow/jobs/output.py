@@ -211,7 +211,7 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
         results = [e for e in os.listdir(path) if is_result(e)]
         refuse_interrupted(path, "checkpoint.h5", force=force)  # set-aside files first: `refuse_set_aside`
         if results and not force:
-            raise OutputPathError(_not_empty(path, results))
+            raise OutputPathError(_not_empty(path, results, outputs))
         for name in (*RUN_FILES, *outputs):
             target = os.path.join(path, name)
             if os.path.isdir(target) and not os.path.islink(target):
@@ -318,16 +318,42 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
                          "run); run without --resume")
 
 
-def _not_empty(path: str, results: list) -> str:
+#: a checkpoint among a job kind's outputs -> the key whose larger value extends its finished run, and how
+EXTENDS = {"checkpoint.h5": ("[flow].steps", "--resume"), "checkpoint.pt": ("[training].epochs", "'hpcflow nn --resume'")}
+
+
+def _not_empty(path: str, results: list, outputs=()) -> str:
     """The refusal of a directory with entries, without --force: an earlier run's results, or files no run writes
-    (which --force leaves alone: it removes a run's own files only)."""
+    (which --force leaves alone: it removes a run's own files only). Where they are a finished run of the kind that
+    writes `outputs` with its checkpoint (`extendable`), the line adds how --resume extends it."""
     own = sorted(set(results) & set(all_run_files()))
     if own:
+        extend = extendable(path, outputs)
+        if extend:
+            return (f"--out {path} already holds results ({own[0]}); choose another --out, pass --force to overwrite "
+                    f"them, or, where this job differs from that finished run's only in {extend[0]} or [checkpoint], "
+                    f"extend it with {extend[1]}")
         return f"--out {path} already holds results ({own[0]}); choose another --out or pass --force to overwrite them"
     first, more = sorted(results)[0], len(results) - 1
     others = f" and {more} more entr{'y' if more == 1 else 'ies'}" if more else ""
     return (f"--out {path} is not empty: it holds {first!r}{others}, which no run writes; choose another --out, or "
             "pass --force to run beside them (--force removes only an earlier run's files)")
+
+
+def extendable(path, outputs=()) -> tuple | None:
+    """(key, how) of `EXTENDS` when directory `path` holds a finished run (summary.json's status "finished", no
+    early stop: `stopped` empty) beside the checkpoint that `outputs` (a job kind's) name, which --resume extends when
+    the job differs only in that key or [checkpoint]; else None."""
+    for name in outputs:
+        if name in EXTENDS and os.path.isfile(os.path.join(path, name)):
+            try:
+                with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
+                    summary = json.load(fh)
+            except (OSError, ValueError):
+                return None
+            finished = isinstance(summary, dict) and summary.get("status") == "finished" and not summary.get("stopped")
+            return EXTENDS[name] if finished else None
+    return None
 
 
 def prepare_outdir(path, *, force: bool = False, outputs=(), comm=None) -> str:
