@@ -1,4 +1,5 @@
-"""The header comments of the shipped job files: values they quote from other job files are those files' values."""
+"""The header comments of the shipped job files: values they quote from other job files are those files' values,
+and the run-time line does not split a sentence."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def test_a_quoted_dt_is_the_dt_of_the_job_file_it_names_and_lies_in_the_search_s
         if space is not None:
             assert space["low"] <= quoted <= space["high"], f"{path.name}: dt = {value} outside [tune.space]"
 
+
+@pytest.mark.parametrize("path", JOBS, ids=lambda p: p.name)
+def test_the_run_time_line_follows_a_whole_sentence(path):
+    lines = header(path)
+    for i, line in enumerate(lines):
+        if line.startswith("Runs in") and i > 0:
+            assert lines[i - 1].endswith((".", ":", ";")), f"{path.name}: '{line}' splits '{lines[i - 1]}'"
