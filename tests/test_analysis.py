@@ -183,6 +183,23 @@ def test_table1_gains_equal_recomputation_from_hdf5(runs, tmp_path):
             assert json.load(fh)["gain_train"] == pytest.approx(float(m.group(1)), rel=1e-5)
 
 
+def test_table1_prints_its_cells_as_text_and_writes_them_as_markdown(runs, tmp_path):
+    """The terminal showed table1.md's HTML entities ('~1e6 / &lt;=5', a run 'a&lt;b&amp;c'): they belong in the
+    markdown file alone, which a markdown renderer reads back to the same text."""
+    from hpcflow.analysis.table1 import md_uncell
+
+    run = tmp_path / "a<b&c"
+    shutil.copytree(runs["flow"], run)
+    proc = script("table1", run, "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    printed = md_rows(proc.stdout)["a<b&c"]
+    assert "&lt;" not in proc.stdout and "&amp;" not in proc.stdout
+    assert printed[-1] == "~1e6 / <=5"
+    written = md_rows((tmp_path / "figs" / "table1.md").read_text())
+    assert list(written) == ["a&lt;b&amp;c"] and written["a&lt;b&amp;c"][-1] == "~1e6 / &lt;=5"
+    assert [md_uncell(c) for c in written["a&lt;b&amp;c"]] == printed
+
+
 def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
     from hpcflow.analysis import histories
 

@@ -18,6 +18,7 @@ class Product:
     figures: dict = field(default_factory=dict)  # file name -> matplotlib Figure
     texts: dict = field(default_factory=dict)  # file name -> text (markdown tables)
     lines: list = field(default_factory=list)  # numbers to print
+    printed: dict = field(default_factory=dict)  # file name -> its text as printed, where it differs from the file
     captions: dict = field(default_factory=dict)  # figure file name -> the run it shows (one run's figures)
 
 
@@ -83,8 +84,8 @@ def fig4_ntk(paths, *, names=None, **_):
 
 def table_1(paths, *, study_name=None, names=None, **_):
     rows = table1.load(paths, study_name=study_name, names=run_names(paths, names))
-    md = table1.markdown(rows)
-    return Product({}, {"table1.md": md}, table1.numbers(rows))
+    return Product({}, {"table1.md": table1.markdown(rows)}, table1.numbers(rows),
+                   printed={"table1.md": table1.markdown(rows, entities=False)})
 
 
 def sigma_history(paths, *, names=None, **_):

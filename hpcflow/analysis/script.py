@@ -103,8 +103,8 @@ def main(name: str, argv=None, *, description: str = "") -> int:
             require_matplotlib()
         product = PRODUCTS[name](args.paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=dpi)
-        for text in product.texts.values():
-            print(text, end="")
+        for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
+            print(product.printed.get(file, text), end="")
         for line in product.lines:
             print(line)
         for path in written:

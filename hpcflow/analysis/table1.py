@@ -116,8 +116,15 @@ def md_inline(text) -> str:
     return re.sub(r"([\\`*_\[\]|])", r"\\\1", _entities(text))
 
 
-def markdown(rows) -> str:
-    """The table as GitHub markdown: our run's values, then the paper's, per kernel."""
+def plain_cell(text) -> str:
+    """`text` as a table cell printed to a terminal: only '|' escaped (it would end the cell), no HTML entities."""
+    return str(text).replace("|", "\\|")
+
+
+def markdown(rows, *, entities: bool = True) -> str:
+    """The table as GitHub markdown: our run's values, then the paper's, per kernel. `entities`: cells as `md_cell`
+    writes them, for a markdown file (table1.md, report.md); False: as `plain_cell`, for the terminal."""
+    cell = md_cell if entities else plain_cell
     head = ("| run | status | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
             "paper | steps | gain train | gain test | paper gain train / test |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -126,7 +133,7 @@ def markdown(rows) -> str:
         cells = [r["run"], r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
                  r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), f"{r['gain_train']:.4g}",
                  f"{r['gain_test']:.4g}", p["gains"]]
-        lines.append("| " + " | ".join(map(md_cell, cells)) + " |")
+        lines.append("| " + " | ".join(map(cell, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 
