@@ -38,10 +38,13 @@ def _run(tmp_path, *args, script=SCRIPT, **env_extra):
     bin_dir = tmp_path / "bin"
     stand_in_srun(bin_dir, tmp_path / "srun_options")
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
-               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1", **env_extra)
+               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1")
+    env.update(env_extra)
     for name in ("SLURM_GPUS_PER_NODE", "SLURM_RESTART_COUNT"):  # (the test's own environment may be a Slurm job's)
         if name not in env_extra:
             env.pop(name, None)
+    for name in [k for k, v in env.items() if v is None]:  # env_extra NAME=None: NAME unset
+        env.pop(name)
     return subprocess.run(["bash", str(script), *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -56,6 +59,43 @@ def test_sbatch_script_runs_the_job_with_extra_arguments(tmp_path):
     assert "hpcflow" in r.stdout  # `hpcflow info` ran first
     r = _run(tmp_path, job)  # OUTDIR missing: usage message, non-zero exit, nothing written
     assert r.returncode != 0 and "usage" in r.stderr
+
+
+TEMPLATES = sorted((ROOT / "slurm").glob("*.sbatch"))
+
+
+@pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
+def test_a_template_without_hpcflow_python_stops_at_once_naming_hpcflow_python(tmp_path, script):
+    """Submitted from elsewhere than the repository root, with no venv active, a template ran .venv/bin/python of
+    the submit directory ('No such file or directory' from srun, or in the middle of a command substitution). Now it
+    stops first with one line naming HPCFLOW_PYTHON (exit 2): no srun, nothing written. So does an HPCFLOW_PYTHON
+    that is not a python with hpcflow."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    other = tmp_path / "other_python"  # a python without hpcflow: `python -c "import hpcflow"` fails
+    other.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named hpcflow' >&2\nexit 1\n")
+    other.chmod(0o755)
+    for python in (None, str(tmp_path / "nowhere" / "python"), str(other)):
+        r = _run(tmp_path, job, "runs/out", "1", script=script, HPCFLOW_PYTHON=python, VIRTUAL_ENV=None)
+        assert r.returncode == 2, (python, r.stdout, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{script.name}: error:") and "HPCFLOW_PYTHON=" in lines[0]
+        assert not (tmp_path / "srun_options").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_template_runs_the_python_of_the_venv_active_at_submission(tmp_path):
+    """Without HPCFLOW_PYTHON the venv active when sbatch ran (VIRTUAL_ENV, which sbatch passes on) gives the python,
+    whatever the submit directory."""
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(f'#!/bin/sh\necho venv-python >> "{tmp_path}/calls"\nexec "{sys.executable}" "$@"\n')
+    (venv_bin / "python").chmod(0o755)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    r = _run(tmp_path, job, "runs/out", HPCFLOW_PYTHON=None, VIRTUAL_ENV=str(tmp_path / "venv"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "runs" / "out" / "summary.json").read_text())["steps"] == 3
+    assert len((tmp_path / "calls").read_text().splitlines()) >= 3  # the check, hpcflow info, the run
 
 
 def test_gpu_template_binds_one_gpu_per_task_only_with_gpus(tmp_path):
