@@ -437,6 +437,36 @@ def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tm
     assert "nope: no such run directory or file" in capsys.readouterr().err
 
 
+def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpoint_pt(runs, tmp_path):
+    """checkpoint.pt holds train.history.comm_seconds (epochs, ranks), yet alone it drew no per-rank figure; its nn.h5
+    and checkpoint.pt given together were two runs (two curves, per_rank_RUN_0/1.png, one of them missing). A run's
+    files are one run: one curve pair, one per_rank.png, drawn from whichever file the run is read from."""
+    torch = pytest.importorskip("torch")
+    from hpcflow.analysis import histories
+
+    run = tmp_path / "nn_run"
+    shutil.copytree(runs["nn"], run)
+    epochs = len(h5(run / "nn.h5", "history/epoch_seconds")[0])
+    rng = np.random.default_rng(2)
+    in_h5, in_pt = rng.uniform(0.01, 1.0, (epochs, 2)), rng.uniform(1.0, 2.0, (epochs, 2))  # told apart by range
+    with h5py.File(run / "nn.h5", "a") as f:
+        del f["history/comm_seconds"]
+        f["history/comm_seconds"] = in_h5
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["train"]["history"]["comm_seconds"] = torch.from_numpy(in_pt)
+    torch.save(state, run / "checkpoint.pt")
+    for given, comm in (([run / "checkpoint.pt"], in_pt), ([run / "nn.h5", run / "checkpoint.pt"], in_h5),
+                        ([run, run / "nn.h5"], in_h5)):
+        out = tmp_path / f"figs{len(given)}{given[0].name}"
+        proc = script("sigma_history", *given, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["per_rank.png", "sigma_history.png"], given
+        assert [line.split(":")[0] for line in proc.stdout.splitlines() if "sigma train" in line] == ["nn_run"]
+        (ax,) = histories.plot_per_rank(histories.load(given)).axes
+        for r in range(2):
+            find_line(ax, np.arange(1, epochs + 1), comm[:, r])
+
+
 def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
     proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr

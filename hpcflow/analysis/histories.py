@@ -3,8 +3,9 @@ communication volume of a flow run, seconds in collectives of a network run.
 
 Flow runs: DIR/checkpoint.h5 history/sigma_train, history/sigma_test (step 0 = FS), and when recorded
 history/step_seconds, history/comm_bytes (steps, ranks). nn runs: DIR/nn.h5 history/sigma_train, sigma_val,
-history/comm_seconds (epochs, ranks) (an interrupted one: the sigma histories in DIR/checkpoint.pt). The file
-itself may be passed instead of its directory.
+history/comm_seconds (epochs, ranks) (an interrupted one: the same histories in DIR/checkpoint.pt,
+train.history). The file itself may be passed instead of its directory; paths that stand for one run (its directory,
+its nn.h5 and checkpoint.pt) are one run (`by_run`).
 """
 
 from __future__ import annotations
@@ -61,16 +62,30 @@ def _kernel_tag(run_dir, ckpt) -> str:
     return f" [{kernel}]" if isinstance(kernel, str) else ""
 
 
+def by_run(paths) -> list:
+    """(index of its first path, [its paths]) per run, in the order given: a run directory and its data files (by
+    their own names), or one given twice, are one run; a renamed data file is a run of its own."""
+    groups = {}
+    for i, p in enumerate(paths):
+        key = os.path.realpath(run_dir_of(p) or p)
+        groups.setdefault(key, (i, []))[1].append(p)
+    return list(groups.values())
+
+
 def load(run_dir, *, name: str | None = None) -> dict:
     """{'label', 'x', 'train', 'test', 'unit', 'file', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a
-    run directory, or from such a file passed itself ('file': the one read); a network's checkpoint.pt instead of
+    run directory, or from such a file passed itself ('file': the one read), or from a list of paths of one run
+    (`by_run`: its files together, as its directory's); a network's checkpoint.pt instead of
     nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it, or where nn.h5
     cannot be read (damaged). The label marks a
     run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
-    step_seconds, comm_bytes (flow), comm_seconds (network). `name`: the run's in the label (default: its base
-    name)."""
-    path = os.fspath(run_dir)
-    files = _files(path)
+    step_seconds, comm_bytes (flow), comm_seconds (network, nn.h5 or checkpoint.pt). `name`: the run's in the label
+    (default: its base name)."""
+    paths = [os.fspath(p) for p in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
+    path = paths[0]
+    files = {}
+    for p in paths:
+        files.update(_files(p))
     if "flow" in files:
         d = read_datasets(files["flow"], ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK,
                           ndim=NDIM)
@@ -109,13 +124,16 @@ def _checkpoint_history(pt, *, quiet: bool = False) -> dict | None:
     """The sigma histories of a network's checkpoint.pt (torch reads it); MissingData, or None when quiet, when they
     cannot be read."""
     try:
-        d = {k: check_array(pt, f"train.history.{k}", v, ndim=1, hint=HINT)
-             for k, v in training_history(pt, ("sigma_train", "sigma_val"), hint=HINT).items()}
+        d = {k: check_array(pt, f"train.history.{k}", v, ndim=(1, 2) if k == "comm_seconds" else 1,
+                            nonempty=k != "comm_seconds", hint=HINT)
+             for k, v in training_history(pt, ("sigma_train", "sigma_val"), optional=("comm_seconds",),
+                                          hint=HINT).items()}
     except MissingData:
         if quiet:
             return None
         raise
-    return {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch", "file": pt}
+    out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch", "file": pt}
+    return out | ({"comm_seconds": d["comm_seconds"]} if "comm_seconds" in d else {})
 
 
 def plot(runs):

@@ -89,10 +89,13 @@ def table_1(paths, *, study_name=None, names=None, **_):
 
 
 def sigma_history(paths, *, names=None, **_):
+    """One curve pair, and one per-rank figure where recorded, per run: a run's directory, nn.h5 and checkpoint.pt
+    given together are one run (`histories.by_run`)."""
     named = run_names(paths, names)
-    runs = [histories.load(p, name=name) for p, name in zip(paths, named)]
+    groups = histories.by_run(paths)
+    runs = [histories.load(group, name=named[first]) for first, group in groups]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
-    for stem, r in zip(_stems("per_rank", named), runs):
+    for stem, r in zip(_stems("per_rank", [named[first] for first, _ in groups]), runs):
         if histories.has_per_rank(r):
             out.figures[stem + ".png"] = histories.plot_per_rank(r)
             out.captions[stem + ".png"] = r["label"]

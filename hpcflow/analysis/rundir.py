@@ -238,16 +238,18 @@ def _phrase(path, exc) -> str:
     return str(exc).removeprefix(f"{path}: ").split("; ")[0]
 
 
-def training_history(path, names, *, hint: str) -> dict:
+def training_history(path, names, *, hint: str, optional=()) -> dict:
     """{name: array} of `train.history` in a network's training checkpoint (an interrupted run has no nn.h5 yet);
-    MissingData when torch is missing or the file is not such a checkpoint."""
+    MissingData when torch is missing or the file is not such a checkpoint. Names in `optional` are returned only
+    when the history holds them."""
     try:
         import torch
     except ImportError:
         raise MissingData(f"{path}: reading its training history needs torch; run {TORCH_HINT}") from None
     try:
         hist = torch.load(path, map_location="cpu", weights_only=True)["train"]["history"]
-        return {name: np.asarray(hist[name].numpy(), dtype=np.float64) for name in names}
+        return {name: np.asarray(hist[name].numpy(), dtype=np.float64)
+                for name in (*names, *(n for n in optional if n in hist))}
     except Exception as exc:  # noqa: BLE001 - unreadable file, or not a training checkpoint
         raise MissingData(f"{path}: no training history readable ({type(exc).__name__}); {hint}") from None
 
