@@ -68,3 +68,19 @@ def test_resume_where_nothing_is_still_says_run_without_resume(tmp_path, capsys)
     assert main(["run", str(job), "--out", str(out), "--quiet", "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.rstrip().endswith("run without --resume") and not out.exists(), err
+
+
+@pytest.mark.parametrize("verb, other", [("run", "nn"), ("nn", "run")])
+def test_resume_over_the_other_commands_run_names_the_command_that_continues_it(tmp_path, capsys, verb, other):
+    other_argv, out, other_ckpt = _finished(tmp_path, other)
+    text, ckpt, sets = KINDS[verb]
+    job = tmp_path / "this.toml"
+    job.write_text(text)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([verb, str(job), "--out", str(out), "--quiet", *sets, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and other_ckpt in err and f"'hpcflow {other} JOB --out DIR --resume'" in err, err
+    assert "--force without" not in err and "with --force" not in err, err  # no advice that replaces that run
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main([*other_argv, "--resume"]) == 0  # the command named continues (here: finds nothing left to do)

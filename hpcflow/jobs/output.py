@@ -289,7 +289,8 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
     """--resume's refusal (exit 2) of directory `path` without its `checkpoint` file: where a --force run killed
     before it put them back left an earlier run's files set aside, the folder holding them (`refuse_set_aside`: the
     checkpoint may be there, and a run without --resume is refused on that folder too); a `checkpoint` that is a
-    directory, so said; else what a run without --resume then meets there: an earlier run's files (nothing to
+    directory, so said; the other command's checkpoint (a flow's for nn, a network's for run), with the command that
+    continues it; else what a run without --resume then meets there: an earlier run's files (nothing to
     continue: --force without --resume starts over), files no run writes (--force runs beside them), or nothing (no
     `command` run is there)."""
     ckpt = os.path.join(path, checkpoint)
@@ -305,6 +306,13 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
                 " and with --force to run beside the other files there" if len(results) > 1 else "")
         raise InputFileError(f"--resume: {ckpt} is a directory, not a checkpoint, so there is nothing to continue; "
                              f"remove it and run without --resume{then}, or choose another --out")
+    other = {"checkpoint.h5": ("checkpoint.pt", "a network run's", "'hpcflow nn JOB --out DIR --resume'"),
+             "checkpoint.pt": ("checkpoint.h5", "a kernel flow run's", "'hpcflow run JOB --out DIR --resume'")}
+    theirs = other.get(checkpoint)
+    if theirs and theirs[0] in own:
+        raise InputFileError(f"--resume: {ckpt} does not exist: {path} holds {theirs[1]} {theirs[0]}, which "
+                             f"'{command}' cannot continue; continue it with {theirs[2]} and that run's job file, or "
+                             "choose another --out for this job (--force would replace that run)")
     if own:
         raise InputFileError(f"--resume: {ckpt} does not exist: {path} holds an earlier run's files "
                              f"({', '.join(own)}) but no {checkpoint}, so there is nothing to continue; to start over, "
