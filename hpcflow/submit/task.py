@@ -44,13 +44,59 @@ def resume_argv(argv: list) -> list | None:
     without one (preempted before the first checkpoint, or a kind without checkpoints) it runs again as given."""
     argv = list(argv)
     if argv[0] == "tune":
-        return argv  # its requeue (same Slurm job, higher SLURM_RESTART_COUNT) adds only the trials it has not finished
+        return argv  # its requeue (same job, higher restart count: `local_leg` for a local job) adds only the trials
+        # it has not finished
     if argv[0] not in CHECKPOINTS:
         return None
     out = _out(argv)
     if out is not None and os.path.isfile(os.path.join(out, CHECKPOINTS[argv[0]])):
         return [a for a in argv if a not in ("--resume", "--force")] + ["--resume"]
     return argv
+
+
+#: the runs a job of submitit's local executor gets: its Controller.run(max_retry=6) starts a job that asks to be
+#: requeued at most 6 times in all (max_num_timeout does not lift it); the 6th run's requeue ends it without a result
+LOCAL_MAX_LEGS = 6
+
+
+def legs_file(folder, job_id) -> str:
+    """The file in a local job's submitit folder that counts its runs (`local_leg`)."""
+    return os.path.join(os.fspath(folder), f"{job_id}_legs.txt")
+
+
+def local_leg(environ=None) -> tuple[str, int] | None:
+    """For a job of submitit's local executor (SUBMITIT_EXECUTOR=local): (a key naming the job, this run's number
+    from 0), counted in `legs_file` in its folder, as Slurm raises SLURM_RESTART_COUNT at every requeue of a job
+    (the local executor starts the same job again, its id unchanged, and sets no count). The key holds the first
+    run's start time, so that a later job with the same id (a process id) is another job. None outside one."""
+    import socket
+    import time
+
+    env = os.environ if environ is None else environ
+    if env.get("SUBMITIT_EXECUTOR") != "local" or not env.get("SUBMITIT_LOCAL_JOB_ID") or not env.get("SUBMITIT_FOLDER"):
+        return None
+    job_id = env["SUBMITIT_LOCAL_JOB_ID"]
+    path = legs_file(env["SUBMITIT_FOLDER"].replace("%j", job_id), job_id)
+    try:
+        with open(path) as f:
+            key, leg = f.read().split()
+        leg = int(leg) + 1
+    except (OSError, ValueError):
+        key, leg = f"local-{socket.gethostname()}-{job_id}-{int(time.time())}", 0
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{key} {leg}\n")
+    os.replace(tmp, path)
+    return key, leg
+
+
+def local_legs(folder, job_id) -> int:
+    """How many runs local job `job_id` (its submitit folder `folder`) has had: 0 before its first."""
+    try:
+        with open(legs_file(folder, job_id)) as f:
+            return int(f.read().split()[1]) + 1
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def requeued(environ=None) -> bool:
@@ -144,6 +190,9 @@ class HpcflowTask(submitit.helpers.Checkpointable):
 
         if requeued():  # requeued by Slurm itself (preemption, node failure)
             argv = resume_argv(argv) or argv
+        leg = local_leg()
+        if leg is not None and argv[0] == "tune":  # the worker's job and run count, as Slurm gives them a tune
+            os.environ["SLURM_JOB_ID"], os.environ["SLURM_RESTART_COUNT"] = leg[0], str(leg[1])
         shown = shell_line(["hpcflow", *argv])
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
