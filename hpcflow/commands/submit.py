@@ -251,7 +251,7 @@ def run(args) -> int:
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
-    status = executor.wait(jobs, res=res)
+    status = executor.wait(jobs, res=res, command=args.command, out=os.path.abspath(args.out))
     print(f"hpcflow submit: finished with exit status {status}")
     return status
 

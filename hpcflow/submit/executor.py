@@ -280,9 +280,28 @@ def _until_done(jobs, res: Resources | None, log) -> None:
         time.sleep(POLL_S)
 
 
-def wait(jobs, *, res: Resources | None = None, log=print) -> int:
-    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one). SubmitError when
-    a job can never start (it is cancelled): `res` (what it asked for) lets the line name the option to change."""
+def local_limit_line(job, command: str, out: str) -> str | None:
+    """Where local job `job` ended without a result after the local executor's last run (`task.LOCAL_MAX_LEGS`, each
+    stopped at --time): what happened and how to continue (one line); else None."""
+    from hpcflow.submit.task import LOCAL_MAX_LEGS, local_legs
+
+    if local_legs(job.paths.folder, job.job_id) < LOCAL_MAX_LEGS:
+        return None
+    how = ("submit it again as before: the study in OUT keeps its finished trials (give --trials those still wanted)"
+           if command == "tune" else f"submit it again as before with --resume, or here: hpcflow {command} JOB "
+           f"--out {out} --resume")
+    return (f"hpcflow submit: local job {job.job_id} reached the local executor's limit of {LOCAL_MAX_LEGS} runs "
+            f"(each stopped at --time and restarted); the run is preempted in {out}, its progress kept; to continue "
+            f"it, {how}")
+
+
+def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run", out: str = "OUT") -> int:
+    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one; EXIT_PREEMPTED
+    for a local job ended by the local executor's limit of runs). SubmitError when a job can never start (it is
+    cancelled): `res` (what it asked for) lets the line name the option to change. `command`, `out`: what the jobs
+    run, for the line that says how to continue a preempted one."""
+    from hpcflow.errors import EXIT_PREEMPTED
+
     status = 0
     with _watched(jobs, log):
         _until_done(jobs, res, log)
@@ -290,6 +309,11 @@ def wait(jobs, *, res: Resources | None = None, log=print) -> int:
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
+                limit = local_limit_line(job, command, out)
+                if limit is not None:
+                    log(f"{limit}; {_see_log(job)}")
+                    status = max(status, EXIT_PREEMPTED)
+                    continue
                 why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
                 log(f"hpcflow submit: job {job.job_id} ended without a result (state {_final_state(job)})"
                     f"{f': {why}' if why else ''}; {_see_log(job)}")

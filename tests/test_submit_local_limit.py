@@ -1,0 +1,45 @@
+"""A local job ended by the local executor's limit of runs is said to be preempted, with how to continue it."""
+
+from types import SimpleNamespace
+
+from submitit.core.utils import UncompletedJobError
+
+from hpcflow.errors import EXIT_PREEMPTED
+from hpcflow.submit import executor
+from hpcflow.submit.task import LOCAL_MAX_LEGS, legs_file
+
+
+class _Ended:
+    def __init__(self, folder):
+        self.job_id = "77"
+        self.state = "FINISHED"
+        self.paths = SimpleNamespace(folder=folder, stderr=folder / "77_0_log.err")
+
+    def done(self):
+        return True
+
+    def results(self):
+        raise UncompletedJobError("no result")
+
+
+def _wait(folder, runs, command):
+    if runs:
+        with open(legs_file(folder, "77"), "w") as f:
+            f.write(f"local-h-77-1 {runs - 1}\n")
+    lines = []
+    status = executor.wait([_Ended(folder)], log=lines.append, command=command, out="/x/out")
+    return status, lines
+
+
+def test_limit_of_runs_says_preempted_and_how_to_continue(tmp_path):
+    status, lines = _wait(tmp_path, LOCAL_MAX_LEGS, "nn")
+    assert status == EXIT_PREEMPTED and len(lines) == 1
+    assert f"limit of {LOCAL_MAX_LEGS} runs" in lines[0] and "preempted in /x/out" in lines[0]
+    assert "hpcflow nn JOB --out /x/out --resume" in lines[0]
+    status, lines = _wait(tmp_path, LOCAL_MAX_LEGS, "tune")
+    assert status == EXIT_PREEMPTED and "--trials" in lines[0]
+
+
+def test_fewer_runs_is_a_job_without_a_result(tmp_path):
+    status, lines = _wait(tmp_path, LOCAL_MAX_LEGS - 1, "run")
+    assert status == 1 and "ended without a result" in lines[0]
