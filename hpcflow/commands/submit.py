@@ -140,6 +140,13 @@ def _check_options(args) -> None:
         raise ConfigError("--resume is an option of --command run and nn (a tune adds trials to the study in --out, "
                           "its finished ones kept); drop it")
     refuse_resume_with_force(args)
+    if args.command == "tune" and args.array > 1 and (args.storage or "").strip().lower().startswith("sqlite:"):
+        # (workers starting together race to create its tables, and one fails; SQLite's one writer at a time then
+        # fails trials with 'database is locked': refused rather than its tables made here, which --check would not)
+        raise ConfigError(f"--storage {args.storage[:60]}: an SQLite storage does not take --array {args.array} workers "
+                          "starting together (they race to create its tables and one fails); use a journal file "
+                          "(--storage OUT/study.journal, the default), or create the study first with one worker "
+                          "(--array 1) and submit the others after it has started")
     if args.command == "tune" and args.array > args.trials:
         raise ConfigError(f"--array {args.array} exceeds --trials {args.trials}; every worker needs a trial")
     if args.signal_delay > SIGNAL_DELAY_MAX:  # (before the comparison with --time: no --time allows more)

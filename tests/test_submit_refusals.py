@@ -1,0 +1,20 @@
+"""Submissions that `hpcflow submit` refuses before anything is queued (exit 2, one line), --check alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcflow.cli import main
+
+TUNE = "jobs/tune_delta.toml"
+
+
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_sqlite_storage_with_several_workers_is_refused(tmp_path, capsys, check):
+    db = tmp_path / "x.db"
+    argv = ["submit", TUNE, "--out", str(tmp_path / "out"), "--executor", "local", "--command", "tune",
+            "--trials", "4", "--array", "2", "--storage", f"sqlite:///{db}", *check]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--storage" in err[0] and "--array 2" in err[0] and "journal" in err[0]
+    assert not db.exists() and not (tmp_path / "out").exists() and not (tmp_path / "out_logs").exists()
