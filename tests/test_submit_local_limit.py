@@ -43,3 +43,24 @@ def test_limit_of_runs_says_preempted_and_how_to_continue(tmp_path):
 def test_fewer_runs_is_a_job_without_a_result(tmp_path):
     status, lines = _wait(tmp_path, LOCAL_MAX_LEGS - 1, "run")
     assert status == 1 and "ended without a result" in lines[0]
+
+
+class _Done:
+    def __init__(self, folder, job_id, status):
+        self.job_id, self.status = job_id, status
+        self.paths = SimpleNamespace(folder=folder, stderr=folder / f"{job_id}_0_log.err")
+        self.paths.stderr.write_text("")
+
+    def done(self):
+        return True
+
+    def results(self):
+        return [self.status]
+
+
+def test_the_failed_worker_of_an_array_is_named_with_its_log(tmp_path):
+    lines = []
+    jobs = [_Done(tmp_path, "10", 0), _Done(tmp_path, "11", 2), _Done(tmp_path, "12", 0)]
+    assert executor.wait(jobs, log=lines.append) == 2
+    assert len(lines) == 1 and "job 11 (array index 1 of 3)" in lines[0] and "exit status 2" in lines[0]
+    assert str(tmp_path / "11_0_log.err") in lines[0]

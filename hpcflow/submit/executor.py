@@ -305,7 +305,7 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
     status = 0
     with _watched(jobs, log):
         _until_done(jobs, res, log)
-        for job in jobs:
+        for index, job in enumerate(jobs):
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
@@ -324,7 +324,11 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
                 log(f"hpcflow submit: job {job.job_id} failed: {first.strip()[:200]}; {_see_log(job)}")
                 status = max(status, 1)
                 continue
-            status = max([status, *(int(r) for r in results)])
+            worst = max(int(r) for r in results)
+            if worst != 0:  # (which of several: the line that follows gives only the largest status)
+                where = f" (array index {index} of {len(jobs)})" if len(jobs) > 1 else ""
+                log(f"hpcflow submit: job {job.job_id}{where} ended with exit status {worst}; {_see_log(job)}")
+            status = max(status, worst)
     return status
 
 
