@@ -716,7 +716,7 @@ def test_names_written_into_the_sbatch_script_are_slurm_names(job, tmp_path, cap
     err = capsys.readouterr().err
     assert f"{opt} " in err and "not a Slurm name" in err and err.count("\n") == 1
     assert not out.exists()
-    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--partition", "gpu-a100,batch_2",
+    assert main(["submit", str(job), "--out", str(out), "--executor", "slurm", "--partition", "gpu-a100,batch_2",
                  "--mpi", "pmix_v4", "--check"]) == 0
 
 

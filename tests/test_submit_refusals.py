@@ -18,3 +18,15 @@ def test_sqlite_storage_with_several_workers_is_refused(tmp_path, capsys, check)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--storage" in err[0] and "--array 2" in err[0] and "journal" in err[0]
     assert not db.exists() and not (tmp_path / "out").exists() and not (tmp_path / "out_logs").exists()
+
+
+@pytest.mark.parametrize("options", [["--partition", "foo"], ["--gpus-per-node", "1"], ["--mem", "1G"],
+                                     ["--partition", "foo", "--gpus-per-node", "2"]])
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_slurm_only_requests_are_refused_by_the_local_executor(tmp_path, capsys, options, check):
+    argv = ["submit", "jobs/table1_gaussian.toml", "--out", str(tmp_path / "out"), "--executor", "local", *options,
+            *check]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(o in err[0] for o in options if o.startswith("--")) and "--executor slurm" in err[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out_logs").exists()

@@ -75,11 +75,15 @@ def require_mpi_type(mpi: str) -> None:
 def check_executor(kind: str, res: Resources) -> None:
     """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job);
     the same check for `--check` as for a real submission."""
+    slurm_only = [opt for opt, given in (("--partition", res.partition), ("--gpus-per-node", res.gpus_per_node),
+                                         ("--mem", res.mem_mib)) if given]
+    if kind == "local" and slurm_only:  # (before the count of tasks: --gpus-per-node G gives G tasks by default)
+        raise SubmitError(f"{' and '.join(slurm_only)}: Slurm's request{'s' if len(slurm_only) > 1 else ''}, which "
+                          "--executor local does not make (it runs on this machine, with its GPUs and memory as "
+                          f"they are): drop {'them' if len(slurm_only) > 1 else 'it'}, or use --executor slurm")
     if kind == "local" and res.tasks > 1:
         raise SubmitError("--executor local runs one task per job; use --executor slurm, or mpiexec -n T "
                           "hpcflow ... for an MPI run on this machine")
-    if kind == "local" and res.mem_mib:
-        raise SubmitError("--mem is Slurm's memory per node; --executor local limits none: drop --mem")
 
 
 #: time-limit requeues a job may have: each leg resumes from its checkpoint, so none is the last (submitit's default,
