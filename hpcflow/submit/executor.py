@@ -291,7 +291,7 @@ def local_limit_line(job, command: str, out: str) -> str | None:
 
     if local_legs(job.paths.folder, job.job_id) < LOCAL_MAX_LEGS:
         return None
-    how = ("submit it again as before: the study in OUT keeps its finished trials (give --trials those still wanted)"
+    how = ("submit it again as before: the study there keeps its finished trials (give --trials those still wanted)"
            if command == "tune" else f"submit it again as before with --resume, or here: hpcflow {command} JOB "
            f"--out {out} --resume")
     return (f"hpcflow submit: local job {job.job_id} reached the local executor's limit of {LOCAL_MAX_LEGS} runs "
