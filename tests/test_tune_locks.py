@@ -194,7 +194,7 @@ def test_a_study_name_with_a_control_character_is_refused_and_others_are_quoted_
     header = [line for line in (out / "best.toml").read_text().splitlines() if line.startswith("# Run: ")]
     assert len(header) == 1
     assert shlex.split(header[0][len("# Run: "):]) == ["hpcflow", "run", str(out / "best.toml"), "--out",
-                                                       f"runs/{name}_best"]
+                                                       f"{out}_best"]
 
 
 def test_sqlite_tables_created_by_two_workers_at_once_say_to_rerun_the_worker(tmp_path, monkeypatch):

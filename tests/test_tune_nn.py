@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -87,7 +88,10 @@ def test_an_nn_study_reports_sigma_val_every_epoch_and_draws_fresh_points(tmp_pa
         assert t.user_attrs["sigma_val_final"] == sigma_val[-1]
         assert sigma_val[-1] < sigma_val[0]  # every sampled rate trains (3 epochs of 5 steps)
     assert len({t.user_attrs["seeds"][0] for t in study.get_trials()}) == 3
-    assert (out / "best.toml").exists()
+    run = [line for line in (out / "best.toml").read_text().splitlines() if line.startswith("# Run: ")]
+    # hpcflow nn, the command that can resume a network run; the suggested --out lies beside the study's
+    assert shlex.split(run[0][len("# Run: "):]) == ["hpcflow", "nn", str(out / "best.toml"), "--out",
+                                                    f"{out}_best"]
 
 
 def _queued(out, *params):

@@ -994,9 +994,23 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
                  f"found from here; the trial's point seeds were {seeds}")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
               f"{job.tune['objective']} = {best.value:.6g}\n({rerun}).\n"
-              f"Run: hpcflow run {shlex.quote(path)} --out {shlex.quote(f'runs/{study_name}_best')}")
+              f"Run: {command_of(data)} {shlex.quote(path)} --out {shlex.quote(best_out(out))}")
     write_text(path, dumps(data, header=header))
     return path, best
+
+
+def command_of(data: dict) -> str:
+    """The command that runs job data `data`: `hpcflow nn` for a network job (only it continues one with --resume),
+    `hpcflow run` for a flow job."""
+    return "hpcflow nn" if (data.get("job") or {}).get("kind") == "nn" else "hpcflow run"
+
+
+def best_out(out: str) -> str:
+    """The --out that best.toml suggests for its run: beside the study directory `out`, named after it (DIR_best)."""
+    d = os.path.normpath(out)
+    if os.path.basename(d) in ("", ".", ".."):  # "." or "..": named after the directory itself
+        d = os.path.abspath(d)
+    return f"{d}_best"
 
 
 def optimize(path, *, trials: int, out: str, storage: str | None = None, study_name: str | None = None,
