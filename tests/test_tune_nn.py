@@ -191,7 +191,8 @@ def test_a_network_whose_metric_is_not_positive_definite_is_no_good_value(tmp_pa
     summary = json.loads((out / bad.user_attrs["run_dir"] / "summary.json").read_text())
     with h5py.File(out / bad.user_attrs["run_dir"] / "nn.h5") as f:
         counts = f["history/val_not_positive_definite"][()]
-    assert summary["status"] == "finished" and counts[-1] > 0  # trained to the end, not stopped by the pruner
+    assert counts[-1] > 0 and summary["checkpoint_step"] == 3  # trained to the end, not stopped by the pruner
+    assert summary["status"] == bad.user_attrs["status"] == "not_positive_definite"  # pruned for its metric
     assert bad.state == TrialState.PRUNED and bad.user_attrs["val_not_positive_definite_final"] == counts[-1]
     assert set(bad.intermediate_values) == {e for e in (1, 2, 3) if counts[e] == 0}
     assert healthy.state == TrialState.COMPLETE and r["best"]["number"] == healthy.number

@@ -19,6 +19,9 @@ from hpcflow.experiments import flow_job
 from hpcflow.experiments.common import sample_train_test
 
 
+NOT_POSITIVE_DEFINITE = "not_positive_definite"  # summary.json status of an nn trial pruned for its metric
+
+
 def trial_seeds(study_seed: int, number: int) -> tuple[int, int]:
     """(train seed, test seed): two 62-bit integers from SeedSequence(study_seed, spawn_key=(number,)), below the
     job files' SEED_MAX so that the trial's job.toml holds them as [geometry] seed and test_seed."""
@@ -47,7 +50,9 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     test)). An nn job's trial trains its network data parallel (`hpcflow.nn.job.run`; train and validation
     points from seeds[0]); on_step(epoch, sigma_train, sigma_val, val_not_positive_definite) is called after every
     epoch on every rank with the histories so far (entry 0: the untrained network). Returning True stops the flow or the training
-    (status "stopped"); a diverged run's summary is returned with its status.
+    (status "stopped"); a diverged run's summary is returned with its status. An nn trial that trained to its
+    last epoch with a metric not positive definite at some validation points has status "not_positive_definite"
+    (the study prunes it, as a diverged one).
 
     resume: continue the checkpoint in run_dir (a preempted trial's, copied there), as `hpcflow run --resume` (`hpcflow
     nn --resume`) would; on_resume(sigma_train, sigma_test) is called first on every rank with its histories (entry 0:
@@ -83,6 +88,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
             from hpcflow.nn import job as nn_job
 
             summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step, resume=state)
+            if summary.get("status") == "finished" and (summary.get("val_not_positive_definite_final") or 0) > 0:
+                summary["status"] = NOT_POSITIVE_DEFINITE  # the study prunes it, as a diverged trial
         else:
             callback = None if on_step is None else (
                 lambda info: bool(on_step(info, (info["sigma_train_initial"], info["sigma_test_initial"]))))
