@@ -65,6 +65,8 @@ def test_a_preempted_trial_is_continued_from_its_checkpoint_by_the_next_command(
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == STEPS
     assert summary["seeds"] == trials[0].user_attrs["seeds"] and len(summary["legs"]) == 2
+    assert all(set(g) == {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}  # no status: an nn
+               for g in summary["legs"])                                                      # trial's legs have it
 
     ref = _uninterrupted(tmp_path, capsys, out)
     got = load_resume(str(out / "trials" / "0001" / "checkpoint.h5"))
@@ -150,9 +152,17 @@ def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys,
     rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
     monkeypatch.setattr(objective, "value", real)
     assert rc == 4 and "signal received during trial 0" in io.err, io.err
-    assert json.loads((out / "trials" / "0000" / "summary.json").read_text())["status"] == "preempted"
+    first = json.loads((out / "trials" / "0000" / "summary.json").read_text())
+    assert first["status"] == "preempted" and first["resumed"] is False
     rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
     assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.out + io.err
+    summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["status"] == "finished"  # as a flow trial's (README)
+    # the legs: the preempted run's epochs, then this one's; an nn leg also says how it ended (docs/outputs.md)
+    assert [(g["from_step"], g["to_step"], g["status"]) for g in summary["legs"]] == [
+        (0, first["checkpoint_step"], "preempted"), (first["checkpoint_step"], 5, "finished")]
+    flow_keys = {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}
+    assert all(set(g) == flow_keys | {"status"} for g in summary["legs"])
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]

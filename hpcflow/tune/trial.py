@@ -87,7 +87,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
         if kind == "nn":
             from hpcflow.nn import job as nn_job
 
-            summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step, resume=state)
+            summary = nn_job.run(cfg, run_dir, comm=c, log=lambda *_: None, on_epoch=on_step, resume=state,
+                                 info={"resumed": state is not None})  # as `hpcflow nn` (a flow's: flow_job.run)
             if summary.get("status") == "finished" and (summary.get("val_not_positive_definite_final") or 0) > 0:
                 summary["status"] = NOT_POSITIVE_DEFINITE  # the study prunes it, as a diverged trial
         else:
