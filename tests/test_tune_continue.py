@@ -116,6 +116,7 @@ def test_a_damaged_checkpoint_starts_the_retry_afresh_with_the_same_seeds(tmp_pa
     assert rc == 0, io.err
     notes = [line for line in io.out.splitlines() if "starts afresh" in line]
     assert len(notes) == 1 and "trial 1:" in notes[0] and "checkpoint.h5" in notes[0]
+    assert "--force" not in notes[0] and "--out" not in notes[0]  # hpcflow run's fix: tune starts the trial afresh
     trials = _journal(out / "study.journal").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())

@@ -131,9 +131,22 @@ def resumed(cfg: dict, run_dir: str, *, comm, note=None):
             if os.path.exists(path):
                 os.remove(path)
             if note is not None:
-                note(f"{' '.join(str(exc).split())[:300]}; the trial starts afresh with the same parameters and seeds")
+                note(f"{without_restart(' '.join(str(exc).split()))[:300]}; the trial starts afresh with the same "
+                     "parameters and seeds")
         comm.Barrier()
         return None
+
+
+def without_restart(text: str) -> str:
+    """A checkpoint refusal of `hpcflow run --resume` / `hpcflow nn --resume` without its advice to start the run
+    again with --force or in a new --out: a tune trial starts afresh by itself, and tune has no --force."""
+    from hpcflow.checkpoint import RESTART as FLOW
+    from hpcflow.nn.checkpoint import RESTART as NN
+
+    for advice in {FLOW, NN}:
+        for sep in (", or ", "; ", ", ", " or ", " "):
+            text = text.replace(sep + advice, "")
+    return text
 
 
 def _nn_resume(cfg: dict, path: str) -> dict:
