@@ -42,8 +42,21 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
                 return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                                   failed_trial_callback=retry)
         check_journal(url)
-        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
+        check_journal_place(url, out)
+        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)  # within --out (`check_journal_place`)
         return JournalStorage(journal_backend(url))
+
+
+def check_journal_place(url: str | None, out: str) -> None:
+    """Refuse (StorageError) a journal path whose directory does not exist, as a SQLite file's is: only a directory
+    inside --out (the default journal's, out/study.journal) is created for it; nothing is written here."""
+    if url is None or "://" in url:
+        return
+    parent, home = os.path.dirname(os.path.abspath(url)), os.path.abspath(out)
+    if os.path.isdir(parent) or os.path.commonpath([parent, home]) == home:
+        return
+    raise StorageError(f"--storage {url}: cannot create journal file {url}: {parent} is not a directory; create "
+                       "that directory first, or pass a journal path in an existing directory or inside --out")
 
 
 #: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder

@@ -35,8 +35,9 @@ from hpcflow.stop_signals import requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (StorageError, existing_storage, file_lock, heartbeat, is_journal, mark_worker,
-                                  open_storage, recover_stale, requeue, slurm_worker, storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (StorageError, check_journal_place, existing_storage, file_lock, heartbeat, is_journal,
+                                  mark_worker, open_storage, recover_stale, requeue, slurm_worker, storage_label,
+                                  storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -840,6 +841,8 @@ def check_options(out, storage, study_name) -> None:
     for flag, value in (("--storage", storage), ("--study", study_name)):
         if value is not None and not str(value).strip():
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
+    if storage is not None and str(storage).strip():
+        check_journal_place(storage, out)  # a journal in a missing directory (an SQLite file's: `existing_storage`)
     if study_name is not None and not str(study_name).isprintable():
         raise ConfigError(f"--study {study_name!r} holds a control character (a newline, a tab, ...), which best.toml's "
                           "header and the reports would print as is; pass a name without one")
