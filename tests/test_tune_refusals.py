@@ -120,7 +120,8 @@ def test_a_study_directory_whose_trials_became_a_file_is_refused_before_any_tria
 
 def test_run_and_nn_do_not_write_inside_a_study_directory_and_the_study_goes_on(study, tmp_path, capsys):
     """`hpcflow run` (--resume, --force, a new run) and `hpcflow nn` into a trial's directory, or a new one among
-    them, also through a link: refused in one line naming the study directory, nothing changed; tune still writes
+    them, also through a link, and a new study below it (`hpcflow tune`): refused in one line naming the study
+    directory, nothing changed; tune still writes
     its next trial there, and the trial's job.toml reruns it outside."""
     job, out = _copy(study, tmp_path)
     trial = out / "trials" / "0000"
@@ -132,11 +133,14 @@ def test_run_and_nn_do_not_write_inside_a_study_directory_and_the_study_goes_on(
                 ["run", quick, "--out", out / "trials" / "0005", "--set", "flow.steps=1"],
                 ["run", quick, "--out", tmp_path / "link" / "0006", "--check"],
                 ["nn", nn, "--out", out / "trials" / "0007", "--check"],
-                ["submit", quick, "--out", out / "trials" / "0005", "--executor", "local", "--check"]]
+                ["submit", quick, "--out", out / "trials" / "0005", "--executor", "local", "--check"],
+                ["tune", job, "--trials", "1", "--out", out / "sub", "--quiet"],  # nor a study inside a study
+                ["tune", job, "--trials", "1", "--out", tmp_path / "link" / "0006", "--quiet"]]
     for argv in attempts:
         refused = _refusal(capsys, argv)
         assert f"lies inside {out}, the study directory of 'hpcflow tune' (study.json)" in refused, refused
     assert _digests(tmp_path) == before and sorted(os.listdir(out / "trials")) == ["0000"]
+    assert not (out / "sub").exists()
     rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
     assert rc == 0, io.err
     trials = _journal(out / "study.journal").trials

@@ -742,7 +742,12 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
     """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
     storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal), a file where the study
     writes a directory or the reverse (`refuse_misplaced`), and, for a new study, a directory holding anything but
-    the storage itself (`refuse_foreign_files`: a run's files, files of the names a study writes, other files)."""
+    the storage itself (`refuse_foreign_files`: a run's files, files of the names a study writes, other files), and
+    a directory inside another study's (`refuse_inside_study`, as `hpcflow run` refuses it)."""
+    from hpcflow.jobs.output import refuse_inside_study
+
+    refuse_inside_study(out, fix="a study does not start among another study's trials and files: choose an --out "
+                                 "outside it")
     record = read_record(out)
     if record is not None:
         name = record["study"]
