@@ -172,7 +172,7 @@ def test_a_journal_line_being_written_is_waited_for_not_taken_for_damage(tmp_pat
                                         (["--out", "o", "--storage", " "], "--storage is empty"),
                                         # a journal's directory is not created outside --out, as an SQLite file's
                                         (["--out", "o", "--storage", "nodir/x.journal"],
-                                         "--storage nodir/x.journal: cannot create journal file"),
+                                         "--storage nodir/x.journal: cannot open it (cannot create journal file"),
                                         (["--out", "o", "--storage", "sqlite:///nodir/x.db"],
                                          "--storage sqlite:///nodir/x.db: cannot open it (cannot create database")])
 def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, args, says):

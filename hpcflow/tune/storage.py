@@ -55,8 +55,9 @@ def check_journal_place(url: str | None, out: str) -> None:
     parent, home = os.path.dirname(os.path.abspath(url)), os.path.abspath(out)
     if os.path.isdir(parent) or os.path.commonpath([parent, home]) == home:
         return
-    raise StorageError(f"--storage {url}: cannot create journal file {url}: {parent} is not a directory; create "
-                       "that directory first, or pass a journal path in an existing directory or inside --out")
+    raise StorageError(f"--storage {url}: cannot open it (cannot create journal file {url}: {parent} is not a "
+                       "directory); create that directory first, or pass a journal path in an existing directory or "
+                       "inside --out")
 
 
 #: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder
