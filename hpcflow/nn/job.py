@@ -267,6 +267,12 @@ def restore_model(cfg: dict, state: dict, outdir: str, *, comm=None) -> None:
     save_model(os.path.join(outdir, "model.pt"), net, force=True, comm=comm)
 
 
+def _unset_in_both(a: dict, b: dict, section: str, key: str) -> bool:
+    """Whether `key` of `section` is unset (None) in both raw jobs: its effective value then follows another key's
+    (`effective`), which a refusal names instead."""
+    return all(isinstance(c.get(section), dict) and c[section].get(key) is None for c in (a, b))
+
+
 def check_same_job(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
     [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job. The
@@ -277,15 +283,17 @@ def check_same_job(cfg: dict, state: dict, path: str) -> None:
         old = json.loads(state["config"])
         if not isinstance(old, dict):
             raise TypeError("config is not a JSON object")
-        old = effective(with_defaults(old))
+        raw_old = with_defaults(old)
+        old = effective(raw_old)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
                              f"{RESTART}") from None
-    cfg = effective(cfg)  # a key unset and the same key set to what unset means are one job
+    raw_cfg, cfg = cfg, effective(cfg)  # a key unset and the same key set to what unset means are one job
     if resume_key(old) != resume_key(cfg):
         a, b = json.loads(resume_key(old)), json.loads(resume_key(cfg))
         diff = sorted((sec, k) for sec in set(a) | set(b) for k in set(a.get(sec, {})) | set(b.get(sec, {}))
-                      if a.get(sec, {}).get(k) != b.get(sec, {}).get(k))
+                      if a.get(sec, {}).get(k) != b.get(sec, {}).get(k)
+                      and not _unset_in_both(raw_old, raw_cfg, sec, k))  # it follows a key named beside it
         restore = " ".join(set_arg(sec, k, a.get(sec, {}).get(k)) for sec, k in diff)
         raise ConfigError(f"{path}: the job differs from the checkpoint's in "
                           f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
