@@ -75,28 +75,31 @@ def local_leg(environ=None) -> tuple[str, int] | None:
     env = os.environ if environ is None else environ
     if env.get("SUBMITIT_EXECUTOR") != "local" or not env.get("SUBMITIT_LOCAL_JOB_ID") or not env.get("SUBMITIT_FOLDER"):
         return None
+    from hpcflow.atomic import atomic_file
+
     job_id = env["SUBMITIT_LOCAL_JOB_ID"]
     path = legs_file(env["SUBMITIT_FOLDER"].replace("%j", job_id), job_id)
-    try:
-        with open(path) as f:
-            key, leg = f.read().split()
-        leg = int(leg) + 1
-    except (OSError, ValueError):
-        key, leg = f"local-{socket.gethostname()}-{job_id}-{int(time.time())}", 0
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    last = _last_leg(path)
+    key, leg = (last[0], last[1] + 1) if last else (f"local-{socket.gethostname()}-{job_id}-{int(time.time())}", 0)
+    with atomic_file(path, "w", encoding="utf-8") as f:
         f.write(f"{key} {leg}\n")
-    os.replace(tmp, path)
     return key, leg
+
+
+def _last_leg(path) -> tuple[str, int] | None:
+    """(key, number) of the last run that `legs_file` `path` counts; None before the first (or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            key, leg = f.read().split()
+        return key, int(leg)
+    except (OSError, ValueError):
+        return None
 
 
 def local_legs(folder, job_id) -> int:
     """How many runs local job `job_id` (its submitit folder `folder`) has had: 0 before its first."""
-    try:
-        with open(legs_file(folder, job_id)) as f:
-            return int(f.read().split()[1]) + 1
-    except (OSError, ValueError, IndexError):
-        return 0
+    last = _last_leg(legs_file(folder, job_id))
+    return 0 if last is None else last[1] + 1
 
 
 def requeued(environ=None) -> bool:
