@@ -4,7 +4,8 @@ Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.err
 error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a
 write the file system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last
 complete checkpoint kept), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second
-one; one line).
+one; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one
+line, under mpiexec too).
 """
 
 from __future__ import annotations
@@ -142,11 +143,11 @@ def main(argv=None) -> int:
         if args.verb is None:
             parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
         return _run(args)
-    except KeyboardInterrupt:  # what was written is whole (atomic writes remove their temporaries)
+    except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         from hpcflow.stop_signals import interrupted
 
         verb = getattr(args, "verb", None)
-        return interrupted(f"hpcflow {verb}" if verb else "hpcflow")
+        return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)
 
 
 def _run(args) -> int:

@@ -8,6 +8,12 @@ ignores the signal instead. Ctrl-C is the exception: a second SIGINT, while the 
 after, interrupts at once (KeyboardInterrupt), so a user at a terminal is never stuck waiting for a step boundary.
 A SIGINT ignored when a handler is installed (a job started in the background by a non-interactive shell) stays
 ignored.
+
+Where no checkpoint is written (`hpcflow sample`; kinds without one: distance_scaling, noise_scan, clustering), a
+SIGTERM or SIGUSR1 ends the command as Ctrl-C does (`Stopped`, a KeyboardInterrupt: the lock and a fresh --out the
+run wrote nothing into are removed on the way out), with one line and the status the signal's default action gives
+a shell (128 + the signal: 143, 138), under mpiexec too (where a rank killed by the signal itself made the launcher
+print a banner and exit with the bare signal number).
 """
 
 from __future__ import annotations
@@ -22,6 +28,34 @@ from contextlib import contextmanager
 #: the stop requests: SIGTERM (scancel, preemption), SIGUSR1 (`--signal=USR1@120` before a time limit) and SIGINT
 #: (Ctrl-C at a terminal; mpiexec forwards it to every rank)
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, name))
+
+#: the stop requests whose default action ends the process without Python's clean-up
+ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """A SIGTERM/SIGUSR1 where no handler of a checkpoint writer took it: the command ends as for Ctrl-C, with the
+    status 128 + the signal (`exit_status`), the shell's for a process the signal ended."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_status = 128 + int(signum)
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
+def _raise_stopped(signum, frame):  # noqa: ARG001 - signal handler signature
+    """Raise `Stopped` once; a repeat of the request (often delivered twice) is ignored while the command leaves."""
+    for sig in ENDING:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+_raise_stopped.default_action = True  # `restore` ignores a repeat after an honoured request, as for SIG_DFL
+_raise_stopped.raises_stop = True  # a handler that replaced it and would end the process passes the request on
+
 
 #: whether a SIGINT reached an installed handler since the outermost `install`: the next one interrupts
 _asked = False
@@ -104,33 +138,46 @@ def _mpi_world():
     return MPI.COMM_WORLD
 
 
-def interrupted(prog: str) -> int:
-    """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt: Ctrl-C where no
-    checkpoint is written, or a second one); returns EXIT_INTERRUPTED. Under MPI it ends every rank at once (Abort
-    with that status): the others may wait in a collective for this one, which would never come."""
+def interrupted(prog: str, exc: BaseException | None = None) -> int:
+    """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt `exc`: Ctrl-C where
+    no checkpoint is written, or a second one; `Stopped`: a SIGTERM/SIGUSR1 there); returns EXIT_INTERRUPTED (a
+    Stopped's 128 + signal). Under MPI it ends every rank at once (Abort with that status): the others may wait in a
+    collective for this one, which would never come."""
     from hpcflow.errors import EXIT_INTERRUPTED
 
+    status = getattr(exc, "exit_status", EXIT_INTERRUPTED)
+    what = str(exc) if isinstance(exc, Stopped) else "interrupted"
     world = _mpi_world()
     rank = 0 if world is None else world.Get_rank()
     if world is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ending: a further Ctrl-C must not interrupt the goodbye
+        for sig in (signal.SIGINT, *ENDING):  # ending: a further request must not interrupt the goodbye
+            signal.signal(sig, signal.SIG_IGN)
     if rank:
         time.sleep(SAY_WAIT)
     sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
-    print(f"{prog}: interrupted" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
+    print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
     if world is not None:
-        world.Abort(EXIT_INTERRUPTED)
-        os._exit(EXIT_INTERRUPTED)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
-    return EXIT_INTERRUPTED
+        world.Abort(status)
+        os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
+    return status
 
 
 @contextmanager
-def interrupts_end_the_job(prog: str):
+def interrupts_end_the_job(prog: str, *, stops: bool = True):
     """Inside `hpcflow.parallel.comm.abort_on_error`: under MPI a KeyboardInterrupt ends the job in one line
-    (`interrupted`) instead of a traceback; on one rank it goes on to the CLI, which says the same line."""
+    (`interrupted`) instead of a traceback; on one rank it goes on to the CLI, which says the same line. With
+    `stops`, a SIGTERM/SIGUSR1 in the block raises `Stopped` (where its action is the default one), so that it ends
+    the command as Ctrl-C does; a checkpoint writer's handler takes the signals over while it runs."""
+    old = {}
+    if stops and threading.current_thread() is threading.main_thread():
+        old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING if signal.getsignal(sig) == signal.SIG_DFL}
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _mpi_world() is not None:
-            interrupted(prog)
+            interrupted(prog, exc)
         raise
+    finally:
+        for sig, handler in old.items():
+            if signal.getsignal(sig) is _raise_stopped:
+                signal.signal(sig, handler)

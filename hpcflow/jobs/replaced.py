@@ -154,13 +154,16 @@ def _put_back_on_stop(path: str, aside: str) -> dict:
         return {}
 
     def on_stop(signum, frame):
+        if getattr(handlers.get(signum), "raises_stop", False):  # `stop_signals.Stopped`: `replacing` puts back
+            handlers[signum](signum, frame)
         if not _wrote(path) and os.path.isdir(aside):
             put_back(path, aside)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
     on_stop.default_action = True
-    return {sig: signal.signal(sig, on_stop) for sig in _ENDING}
+    handlers = {sig: signal.signal(sig, on_stop) for sig in _ENDING}
+    return handlers
 
 
 def _restore(handlers: dict) -> None:
