@@ -273,6 +273,27 @@ def test_sample_force_writes_through_a_symlink_to_its_target(tmp_path):
     assert r.returncode == 2 and "exists" in r.stderr and len(PointSet.load(tgt)) == 3
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_dangling_link_out_names_its_missing_directory_not_force(tmp_path, force):
+    """A link to a path whose directory is missing: with or without --force the refusal says so (--force would not
+    help); a dangling link whose directory exists is an existing name, refused without --force as any other."""
+    from hpcflow.jobs.output import check_output_file
+
+    lnk = tmp_path / "dang.h5"
+    lnk.symlink_to(tmp_path / "nowhere" / "x.h5")
+    with pytest.raises(OutputPathError) as err:
+        check_output_file(str(lnk), force=force)
+    msg = str(err.value)
+    assert f"link to {tmp_path / 'nowhere' / 'x.h5'}" in msg and f"directory {tmp_path / 'nowhere'} is missing" in msg
+    assert "--force" not in msg and lnk.is_symlink() and not (tmp_path / "nowhere").exists()
+    (tmp_path / "nowhere").mkdir()
+    if force:
+        assert check_output_file(str(lnk), force=True) == str(lnk)
+    else:
+        with pytest.raises(OutputPathError, match="exists; .* pass --force"):
+            check_output_file(str(lnk), force=False)
+
+
 def test_info_prints_the_host_at_one_rank_too():
     import platform
 

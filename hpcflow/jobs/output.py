@@ -74,8 +74,6 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     if os.path.isdir(path):
         raise OutputPathError(f"{lead}{path} is a directory; pass the name of the HDF5 file to write, e.g. "
                               f"{os.path.join(path, 'points.h5')}")
-    if os.path.lexists(path) and not force:
-        raise OutputPathError(f"{lead}{path} exists; choose another path or pass {force_flag} to overwrite it")
     from hpcflow.atomic import link_target
 
     dest = link_target(path)  # a symbolic link is written through (`atomic_file` follow=True): its target's directory
@@ -83,6 +81,11 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     if via:
         check_path(dest, flag=flag or "--out")
     parent = os.path.dirname(os.path.abspath(dest))
+    if via and not os.path.isdir(parent):  # a dangling link: force would not help, the directory must be made
+        raise OutputPathError(f"{lead}{path} is a link to {dest}, whose directory {parent} is missing; create it or "
+                              "pick another path")
+    if os.path.lexists(path) and not force:
+        raise OutputPathError(f"{lead}{path} exists; choose another path or pass {force_flag} to overwrite it")
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{lead}{path}: directory {parent}{via} is missing or not writable; create it or pick "
                               "another")
