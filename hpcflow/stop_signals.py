@@ -126,6 +126,30 @@ def requests():
             outer(signal.SIGTERM, None)
 
 
+def defer() -> tuple:
+    """Hold back stop requests (SIGNALS) until `deliver`: for a step that must not be cut in two, such as taking
+    --out's lock (a request there would leave the lock file and the directory it created). Off the main thread,
+    nothing is held back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}, []
+    held = []
+
+    def hold(signum, frame):  # noqa: ARG001 - signal handler signature
+        held.append(signum)
+
+    return {sig: signal.signal(sig, hold) for sig in SIGNALS}, held
+
+
+def deliver(deferred: tuple, *, held: bool = True) -> None:
+    """Put back the handlers `defer` replaced, then (`held`) send this process the requests held meanwhile (each
+    once), which the handlers put back take as they would have."""
+    handlers, signals = deferred
+    for sig, old in handlers.items():
+        signal.signal(sig, old)
+    for sig in dict.fromkeys(signals) if held else ():
+        signal.raise_signal(sig)
+
+
 #: seconds a rank > 0 waits before it ends an interrupted job itself: rank 0, interrupted too, says it once first
 SAY_WAIT = 0.5
 

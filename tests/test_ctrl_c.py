@@ -82,10 +82,10 @@ def _wait_for(proc, log, pattern, timeout=60):
         time.sleep(0.01)
 
 
-def _ctrl_c(proc, timeout=60):
-    """SIGINT to the process (mpiexec: it forwards it to every rank); (exit status, stderr)."""
+def _ctrl_c(proc, timeout=60, *, sig=signal.SIGINT):
+    """SIGINT (or `sig`) to the process (mpiexec: it forwards it to every rank); (exit status, stderr)."""
     try:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
@@ -252,11 +252,15 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
 
 
-@pytest.mark.parametrize("ranks", [1, 2])
-def test_ctrl_c_of_a_job_without_checkpoints_ends_in_one_line_with_130(tmp_path, ranks):
-    """A noise scan (no checkpoints) stops at once on Ctrl-C: exit 130, one line "hpcflow run: interrupted" (under
-    mpiexec one rank's, rank 0's unless it waits in a collective, before the job's Abort), no traceback, no result
-    and no temporary in --out."""
+@pytest.mark.parametrize("sig, ranks", [(signal.SIGINT, 1), (signal.SIGINT, 2), (signal.SIGTERM, 1),
+                                         (signal.SIGTERM, 2), (signal.SIGUSR1, 2)])
+def test_a_stop_request_to_a_job_without_checkpoints_ends_in_one_line_with_128_plus_the_signal(tmp_path, sig, ranks):
+    """A noise scan (no checkpoints) stops at once on Ctrl-C, SIGTERM or SIGUSR1: exit 128 + the signal (130, 143,
+    138: the shell's status for a process the signal ended, under mpiexec too, not the launcher's banner and bare
+    signal number), one line "hpcflow run: interrupted" / "... stopped by SIGTERM" (under mpiexec one rank's, rank
+    0's unless it waits in a collective, before the job's Abort), no traceback, no result and no temporary in --out; on one rank the --out the run created, with nothing of its own
+    written, is removed, lock file included (under mpiexec rank 0 may wait in a collective for a rank that stopped,
+    and be ended by the Abort as by a kill)."""
     out, log = tmp_path / "out", tmp_path / "log"
     job = os.path.join(HERE, "..", "jobs", "noise_scan_gaussian.toml")
     cmd = [sys.executable, "-m", "hpcflow", "run", job, "--out", str(out), "--set", "flow.steps=400", "--quiet"]
@@ -265,9 +269,13 @@ def test_ctrl_c_of_a_job_without_checkpoints_ends_in_one_line_with_130(tmp_path,
     while not out.is_dir():  # validated: the scan is under way
         assert proc.poll() is None and time.monotonic() < deadline, "the scan did not start"
         time.sleep(0.01)
-    status, err = _ctrl_c(proc)
-    assert status == 130, err
+    status, err = _ctrl_c(proc, sig=sig)
+    assert status == 128 + sig, err
+    said = "interrupted" if sig == signal.SIGINT else f"stopped by {signal.Signals(sig).name}"
     ours = [line for line in err.splitlines() if line.startswith("hpcflow")]
-    assert len(ours) == 1 and ours[0].startswith("hpcflow run: interrupted") and "Traceback" not in err, err
-    left = os.listdir(out) if out.is_dir() else []  # the directory the run created goes when it holds nothing
+    assert len(ours) == 1 and ours[0].startswith(f"hpcflow run: {said}") and "Traceback" not in err, err
+    assert "EXIT STRING" not in err and "BAD TERMINATION" not in err, err  # no launcher banner
+    left = os.listdir(out) if out.is_dir() else []
     assert not [name for name in left if is_result(name)] and not _debris(out), left
+    if ranks == 1:  # under mpiexec a rank that waits in a collective for one that stopped is ended by the Abort
+        assert not out.exists(), left

@@ -258,11 +258,18 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None):
     A block ended by an exception other than RunStop (a refusal, a failure) leaves no directory that the lock created
     and nothing was written into; a run stopped early (RunStop: preempted) keeps it, for its rerun."""
     from hpcflow.parallel.comm import rank, refuse_together
+    from hpcflow.stop_signals import defer, deliver
 
-    lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared) if rank(comm) == 0 else None,
-                           comm)
+    deferred = defer()  # a stop request while the lock is taken comes once the block below would release it
+    try:
+        lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared) if rank(comm) == 0 else None,
+                               comm)
+    except BaseException:
+        deliver(deferred, held=False)  # refused: the command ends with that
+        raise
     failed = True
     try:
+        deliver(deferred)
         yield lock
         failed = False
     except RunStop:
