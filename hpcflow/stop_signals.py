@@ -195,13 +195,15 @@ def interrupts_end_the_job(prog: str, *, stops: bool = True):
     old = {}
     if stops and threading.current_thread() is threading.main_thread():
         old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING if signal.getsignal(sig) == signal.SIG_DFL}
+    stopped = False
     try:
         yield
     except KeyboardInterrupt as exc:
+        stopped = isinstance(exc, Stopped)
         if _mpi_world() is not None:
             interrupted(prog, exc)
         raise
-    finally:
+    finally:  # the handlers before, where ours is set still, or left the signals ignored as it raised
         for sig, handler in old.items():
-            if signal.getsignal(sig) is _raise_stopped:
+            if signal.getsignal(sig) is _raise_stopped or (stopped and signal.getsignal(sig) is signal.SIG_IGN):
                 signal.signal(sig, handler)

@@ -291,3 +291,31 @@ def test_a_study_is_not_started_in_a_directory_a_run_holds(tmp_path):
         assert os.listdir(out) == [outlock.LOCK_NAME]  # no study.json, journal or trial written
     finally:
         lock.release()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_request_while_the_lock_is_taken_leaves_no_lock_nor_the_directory_it_created(tmp_path, monkeypatch,
+                                                                                           sig):
+    """A stop request that arrives while `holding` takes the lock (here: just after the lock file is made, before
+    the block) is honoured once the block runs, where its end releases the lock: the lock file and the directory
+    the lock created are gone, as for a request inside the block."""
+    from hpcflow.stop_signals import Stopped, interrupts_end_the_job
+
+    take = outlock.acquire
+
+    def acquire_then_signalled(*args, **kwargs):
+        lock = take(*args, **kwargs)
+        signal.raise_signal(sig)
+        return lock
+
+    monkeypatch.setattr(outlock, "acquire", acquire_then_signalled)
+    out = tmp_path / "new" / "out"
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    entered = []
+    with pytest.raises(KeyboardInterrupt) as stop, interrupts_end_the_job("hpcflow run"):
+        with outlock.holding(str(out), command="hpcflow run"):
+            entered.append(True)
+            time.sleep(5)  # not reached: the request held back is taken when the block begins
+    assert isinstance(stop.value, Stopped) == (sig == signal.SIGTERM) and not entered
+    assert not (tmp_path / "new").exists()
+    assert {s: signal.getsignal(s) for s in before} == before  # the command's handlers go with it
