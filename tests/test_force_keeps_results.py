@@ -195,6 +195,40 @@ def test_a_stop_request_during_setup_puts_the_earlier_run_back(tmp_path, sig):
             assert left == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier
 
 
+#: the same setup inside a command (`interrupts_end_the_job`, as `hpcflow run` and `sample` run): the request ends it
+STOPPED_IN_COMMAND = """
+import os, signal, sys
+from hpcflow.jobs.replaced import replacing
+from hpcflow.stop_signals import interrupted, interrupts_end_the_job
+out, sig = sys.argv[1], getattr(signal, sys.argv[2])
+try:
+    with interrupts_end_the_job("hpcflow run"), replacing(out, force=True):
+        os.kill(os.getpid(), sig)
+        raise AssertionError("the stop request did not end the command")
+except KeyboardInterrupt as exc:
+    sys.exit(interrupted("hpcflow run", exc))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1"])
+def test_a_stop_request_during_a_commands_setup_puts_the_earlier_run_back_and_ends_it_in_one_line(tmp_path, sig):
+    """Inside a command, the same request puts the earlier run's files back on its way out and ends the command
+    with one line and 128 + the signal (the process no longer dies by the signal: under mpiexec that was the
+    launcher's banner and the bare signal number)."""
+    import signal
+
+    out = tmp_path / "run"
+    out.mkdir()
+    earlier = {"summary.json": b'{"status": "finished"}', "checkpoint.h5": b"earlier", "mine.txt": b"user"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    r = subprocess.run([sys.executable, "-c", STOPPED_IN_COMMAND, str(out), sig], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 128 + getattr(signal, sig), r.stderr
+    assert r.stderr == f"hpcflow run: stopped by {sig}\n"
+    assert replaced.leftovers(out) == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+
+
 def test_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tmp_path, capsys):
     """A --force run killed before its first file leaves the earlier run's checkpoint set aside: --resume names that
     folder (it said only 'checkpoint.h5 does not exist; run without --resume', which a plain run then refused)."""
