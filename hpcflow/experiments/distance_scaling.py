@@ -28,7 +28,7 @@ from hpcflow.arguments import api_integer, api_keys
 from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
-                                 zero_or_at_least)
+                                 refuse_inapplicable, zero_or_at_least)
 
 
 def _sizes(v):
@@ -62,12 +62,18 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks, before any work: a `fit_from` fit needs two different sizes N >= fit_from; the chart's
-    indices must exist on P^n."""
+    """Cross-field checks, before any work: a `fit_from` fit needs two different sizes N >= fit_from; workers (tree)
+    or queries (brute) given for the other method are refused; the chart's indices must exist on P^n."""
     sc = cfg["scaling"]
     if sc["fit_from"] > 0 and len({n for n in sc["n_points"] if n >= sc["fit_from"]}) < 2:
         raise ConfigError(f"{source}: [scaling].fit_from = {sc['fit_from']} leaves fewer than two sizes N >= fit_from "
                           "to fit; lower it or set 0")
+    if sc["method"] == "brute":
+        refuse_inapplicable(cfg, "scaling", SCHEMA["scaling"], ("workers",), "method = 'brute' (KD-tree threads)",
+                            "set method = \"tree\"", source)
+    else:
+        refuse_inapplicable(cfg, "scaling", SCHEMA["scaling"], ("queries",), "method = 'tree' (it queries every "
+                            "point)", "set method = \"brute\"", source)
     geo = cfg["geometry"]
     if geo["chart"] is not None and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1} on "

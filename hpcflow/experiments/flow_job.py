@@ -17,7 +17,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain
-from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
+from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field, refuse_inapplicable
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
@@ -89,11 +89,16 @@ def kernel_params(kcfg: dict) -> dict:
 
 
 def check_kernel(kcfg: dict, source: str):
-    """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object."""
+    """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object. A key whose own value
+    "none" (normalize) is given where it does not apply to `name` is unset in kcfg, as if absent: where it applies,
+    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`)."""
     from hpcflow.kernels import make_kernel
 
     name = kcfg["name"]
     required, optional = KERNEL_PARAMS[name]
+    for key in set(kcfg) - {"name", *required, *optional}:
+        if kcfg[key] == "none" and "none" in (KERNEL_SECTION[key].choices or ()):
+            kcfg[key] = None  # a key's own "none" where it does not apply unsets it (`--set kernel.normalize=none`)
     given = {k for k, v in kcfg.items() if k != "name" and v is not None}
     for key in required:
         if key not in given:
@@ -110,8 +115,11 @@ def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
     check_kernel(cfg["kernel"], source)
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
-    if cl["method"] is None:  # clustering switched off: its keys are not cross-checked
+    if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
         return
+    if cl["method"] != "batched":  # full and birch are deterministic and take all points at once
+        refuse_inapplicable(cfg, "clustering", CLUSTERING_SECTION, ("batch_size", "merge", "seed"),
+                            f"method = {cl['method']!r} (batched clustering only)", "set method = \"batched\"", source)
     if cl["n_clusters"] > n:
         raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train; "
                           "lower it")

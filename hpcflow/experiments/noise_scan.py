@@ -79,7 +79,10 @@ CONVENTIONS = ("one row of table/* per noise scale: gain = sigma_FS / sigma_fina
 
 # ---- job -------------------------------------------------------------------------------------------------
 def _scales(v):
-    return None if v else "must be a non-empty list of noise scales"
+    """A non-empty list of distinct scales (a repeated one would only redo a row of the table under another index)."""
+    if not v:
+        return "must be a non-empty list of noise scales"
+    return None if len(set(v)) == len(v) else "repeats a scale; list each noise scale once"
 
 
 SCHEMA = {

@@ -24,8 +24,8 @@ from hpcflow.jobs.toml_out import key as toml_key
 
 __all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
-           "load_job", "non_negative", "parse_override", "positive", "read_toml", "shown", "validate",
-           "validate_field", "with_defaults", "zero_or_at_least"]
+           "load_job", "non_negative", "parse_override", "positive", "read_toml", "refuse_inapplicable", "shown",
+           "validate", "validate_field", "with_defaults", "zero_or_at_least"]
 
 
 class _Required:
@@ -191,7 +191,8 @@ def validate_field(where: str, value, field: Field):
 
 def _unsets(value, field: Field) -> bool:
     """An optional key (default None) given as the word "none" is unset, as if absent (so `--set
-    clustering.method=none` switches clustering off); not where "none" is one of the key's own choices."""
+    clustering.method=none` switches clustering off); not where "none" is one of the key's own choices (there the
+    kind's checks unset it where the key does not apply, e.g. `flow_job.check_kernel`'s [kernel].normalize)."""
     return value == "none" and field.default is None and "none" not in (field.choices or ())
 
 
@@ -279,8 +280,11 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     name, sep, raw = text.partition("=")
     parts = name.strip().split(".")
     raw = raw.strip()
-    if not sep or len(parts) != 2 or not all(_BARE_WORD.fullmatch(p) for p in parts) or not raw:
+    if not sep or len(parts) != 2 or not all(_BARE_WORD.fullmatch(p) for p in parts):
         raise ConfigError(f"--set {_short(text)}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
+    if not raw:
+        raise ConfigError(f"--set {_short(text)}: the value is empty; give one, or unset an optional key with "
+                          f"--set {parts[0]}.{parts[1]}=none")
     if any(c in raw for c in "\n\r\x00"):
         raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
     try:
@@ -400,6 +404,17 @@ MANIFOLD_FIELDS = {
     "psi": Field(float, 0.0, lo=-MAX_PSI, hi=MAX_PSI,
                  help="Dwork parameter psi (real), dwork only; roots lose accuracy for larger |psi|"),
 }
+
+
+def refuse_inapplicable(cfg: dict, section: str, fields: dict, keys, setting: str, fix: str, source: str) -> None:
+    """Refuse each of `keys` of cfg[section] whose value is not its default (`fields`: the section's schema): it has
+    no effect under `setting` (e.g. "method = 'brute'"), so a value given for it is surely a mistake; `fix` says what
+    would make it apply. A key at its default is accepted: it changes nothing, and DIR/job.toml writes every key."""
+    for key in keys:
+        value = cfg[section][key]
+        if value is not None and value != fields[key].default:
+            raise ConfigError(f"{source}: [{section}].{key} = {shown(value)} does not apply to {setting}; remove it"
+                              f"{' or ' + fix if fix else ''}")
 
 
 def check_manifold(cfg: dict, source: str) -> None:
