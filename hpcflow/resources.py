@@ -500,15 +500,53 @@ def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
     return Estimate(sum(parts.values()), parts)
 
 
+def _feature_bytes(dim: int) -> int:
+    """Bytes per point while `projector_features` forms its features: the normalised point, the outer product
+    (complex), its diagonal and upper triangle, and the features themselves ((n+1)^2 float64, which stay)."""
+    n1 = dim + 2
+    return 16 * n1 + 16 * n1 * n1 + 8 * n1 + 16 * (n1 * (n1 - 1) // 2) + 8 * n1 * n1
+
+
+def _brute_tile_bytes(queries: int, share: int, tile_q: int = 512, tile_s: int = 65536) -> float:
+    """Peak of `brute_candidates`' product tiles: `c = fq @ feats[...].T` is formed while the previous tile is still
+    held, so two consecutive tiles (in a row of queries, or the last of one row and the first of the next)."""
+    if queries == 0 or share == 0:
+        return 0.0
+    rows = [tile_q] * (queries // tile_q) + ([queries % tile_q] if queries % tile_q else [])
+    cols = [tile_s] * (share // tile_s) + ([share % tile_s] if share % tile_s else [])
+    pairs = [rows[0] * cols[0]]
+    if len(cols) > 1:
+        pairs.append(rows[0] * (cols[0] + cols[1]))
+    if len(rows) > 1:
+        pairs.append(rows[0] * cols[-1] + rows[1] * cols[0])
+    return 8.0 * max(pairs)
+
+
 def estimate_distance_scaling(cfg: dict, *, ranks: int = 1) -> Estimate:
+    """The largest N of `neighbour_distances` on each rank (rank 0 holds no more than the others: its share is
+    the largest by at most one point, and the distances it writes are a few per query): a rank samples and keeps
+    its share ceil(N / R) of the points (the sampler's blocks, below glibc's mmap threshold, stay resident after
+    it: measured), forms their projector features, then searches them for every queried point, which every rank
+    gets whole: Q = `queries` (brute, when N is larger) or all N (tree, or queries = 0). Brute holds two product
+    tiles of up to 512 queries x 65536 points; tree a KD-tree over its share. Each query's candidates of all R
+    ranks are gathered on every rank. So more ranks divide all but the queried points' part."""
     geo, sc = cfg["geometry"], cfg["scaling"]
-    n = max(sc["n_points"])
-    parts = {"base": BASE_BYTES}
-    _add(parts, sample_bytes(n, geo["dim"], threads=_threads(), one_chart=False), "sample ")
-    f = (geo["dim"] + 2) ** 2
-    parts["features and tiles"] = 8.0 * n * f * 2 + 1.5 * 8.0 * 512 * min(n, 65536)
-    if sc["method"] == "tree":
-        parts["KD-tree"] = 8.0 * n * (f + 4)
+    dim, n = geo["dim"], max(sc["n_points"])
+    share = -(-n // ranks)
+    brute = sc["method"] == "brute"
+    queries = min(n, sc["queries"]) if brute and sc["queries"] > 0 else n
+    parts = {"base": BASE_BYTES - SKLEARN_BYTES}
+    sampled = sample_bytes(share, dim, threads=_threads(), one_chart=geo.get("chart") is not None)
+    sampled["points"] *= (SHARE_COPIES if ranks > 1 else SAMPLE_COPIES) / SAMPLE_COPIES
+    _add(parts, sampled, "sample ")
+    parts["share's features"] = _feature_bytes(dim) * share
+    if brute:
+        parts["product tiles"] = _brute_tile_bytes(queries, share)
+    else:
+        parts["KD-tree"] = 32.0 * share
+    n1 = dim + 2
+    parts["queried points"] = queries * (2 * 16 * n1 + _feature_bytes(dim) + 4 * 8) + (3 * 8 * ranks * queries
+                                                                                         if ranks > 1 else 0)
     return Estimate(sum(parts.values()), parts)
 
 
@@ -759,6 +797,13 @@ def _memory_advice(kind: str, local: int) -> str:
             return (f"{fix}, or run fewer ranks on the node (its {local} ranks share its memory, and {why}: more ranks "
                     "raise its peak)")
         return f"{fix} (more ranks or nodes do not lower the peak: {why})"
+    if kind == "distance_scaling":
+        # every rank holds its share of the N points; the queried points (queries, or all N) it holds whole
+        fix = "lower the largest [scaling].n_points"
+        spread = (f"spread the ranks over more nodes (its {local} ranks share this node's memory; each holds its "
+                  "share of the points)" if local > 1 else "run more ranks on more nodes (each holds its share of "
+                  "the points)")
+        return f"{fix} or [scaling].queries (brute; the queried points are on every rank), or {spread}"
     if kind != "nn":
         return "reduce the sizes, use more nodes"
     if local > 1:

@@ -14,6 +14,7 @@ from jobtexts import GAUSSIAN_KERNEL, flow_points
 from test_parallel import mpiexec
 
 ASKED = 250
+DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "outputs.md")
 JOB = flow_points(300, 100) + GAUSSIAN_KERNEL + f"""[flow]
 dt = 1.0
 steps = 1
@@ -43,7 +44,12 @@ def test_birch_finding_fewer_clusters_is_said_once_without_sklearn_warning(tmp_p
     assert "Warning" not in p.stderr and "threshold" not in p.stderr, p.stderr
     with h5py.File(out / "checkpoint.h5", "r") as f:
         found = _subclusters(f["train/points"][()])
+        owner, labels = f["cluster/owner"][()], f["cluster/labels"][()]
     assert found < ASKED and json.loads((out / "summary.json").read_text())["n_blocks"] == found
+    # cluster/owner has one entry per cluster found, as docs/outputs.md gives its shape (not n_clusters)
+    assert owner.shape == (found,) and labels.max() + 1 == found
+    row = [ln for ln in open(DOC, encoding="utf-8") if ln.startswith("| `cluster/owner` |")]
+    assert len(row) == 1 and "n_clusters" not in row[0].split("|")[2] and "found" in row[0], row
     lines = [line for line in p.stdout.splitlines() if f"of the {ASKED} clusters asked for" in line]
     assert len(lines) == 1 and re.search(rf"\bfound {found} of\b", lines[0]), p.stdout
     assert "[clustering].n_clusters" in lines[0], lines[0]
