@@ -18,9 +18,13 @@ kind = "distance_scaling"
 {chart}
 [scaling]
 n_points = [60, 700]
-queries = 200
 method = "{method}"
 """
+
+
+def _job(chart: str, method: str) -> str:
+    """JOB with 200 queried points where the method takes them (brute; tree queries every point)."""
+    return JOB.format(chart=chart, method=method) + ("queries = 200\n" if method == "brute" else "")
 
 
 def run_job(tmp_path, name, text, ranks):
@@ -37,7 +41,7 @@ def run_job(tmp_path, name, text, ranks):
 def test_distance_scaling_under_mpiexec_equals_serial(tmp_path, method, ranks):
     from hpcflow.experiments import distance_scaling
 
-    text = JOB.format(chart="chart = [1, 3]", method=method)
+    text = _job("chart = [1, 3]", method)
     (tmp_path / "serial").mkdir()
     distance_scaling.run(registry.load(_write(tmp_path, text))[1], str(tmp_path / "serial"))
     serial = datasets(tmp_path / "serial" / "distances.h5")
@@ -54,8 +58,8 @@ def test_single_chart_points_are_denser(tmp_path):
 
     means = {}
     for chart in (None, [0, 1]):
-        cfg = registry.load(_write(tmp_path, JOB.format(chart="" if chart is None else f"chart = {chart}",
-                                                        method="brute").replace("[60, 700]", "[1500, 1600]")))[1]
+        text = _job("" if chart is None else f"chart = {chart}", "brute").replace("[60, 700]", "[1500, 1600]")
+        cfg = registry.load(_write(tmp_path, text))[1]
         means[str(chart)] = distance_scaling.run(cfg, str(tmp_path))["table"][0]["mean"]
     ratio = means["[0, 1]"] / means["None"]
     assert 0.95 * 20 ** (-1 / 6) < ratio < 0.9
@@ -63,7 +67,7 @@ def test_single_chart_points_are_denser(tmp_path):
 
 def test_chart_outside_projective_space_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"\[geometry\].chart"):
-        registry.load(_write(tmp_path, JOB.format(chart="chart = [0, 5]", method="brute")))
+        registry.load(_write(tmp_path, _job("chart = [0, 5]", "brute")))
 
 
 def _write(tmp_path, text):
