@@ -104,3 +104,15 @@ def test_a_report_stopped_half_way_is_replaced_without_force(tmp_path, runs, mon
     _is_report(out)
     names = {p.name for p in out.iterdir()}
     assert "fig3_noise.png" in names and "fig3_scaling.png" not in names
+
+
+@pytest.mark.parametrize("name", ["report.md", "sigma_history.png"])
+def test_force_refuses_a_file_of_the_users_under_a_report_files_name(tmp_path, runs, capsys, name):
+    """--force replaces only what an earlier report wrote (.hpcflow_report.json): a file of the user's named as a
+    report file (report.md, a figure) is refused in one line naming it (exit 2), and nothing is written or lost."""
+    out = tmp_path / "R"
+    out.mkdir()
+    (out / name).write_bytes(b"the user's own")
+    before = _snapshot(out)
+    _refused(capsys, [runs["flow"], "--out", str(out), "--force"], out / name)
+    assert _snapshot(out) == before

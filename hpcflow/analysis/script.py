@@ -59,19 +59,41 @@ def check_names(out, names, *, flag: str = "--out") -> None:
                                   f"choose another {flag}")
 
 
-def write(product, out, *, dpi: int = 110) -> list:
-    """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written. Refused before
-    anything is written where one of their names is a directory (`check_names`)."""
+def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) -> list:
+    """Write a Product's PNGs (at `dpi`) and text files into directory `out`; the paths written. Refused
+    (OutputPathError) before anything is written where one of their names is a directory (`check_names`), and, for
+    script `name`, where `out` holds an output of an earlier call of it or a file under a name it writes, unless
+    `force`; with `force` still where such a file is not one it wrote (`owned`: its record DIR/.hpcflow_NAME.json).
+    Under `force` its earlier files that this call does not write are removed; other files stay."""
     from hpcflow.analysis.figure import save_png
+    from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
     from hpcflow.atomic import atomic_file
+    from hpcflow.errors import OutputPathError
 
-    check_names(out, [*product.figures, *product.texts])
+    names = [*product.figures, *product.texts]
+    record = record_name(name or "analysis")
+    check_names(out, [*names, record])
+    tool = f"{name}.py" if name else "this script"
+    if force:
+        refuse_not_own(out, names, record, tool=tool)
+    else:
+        earlier = own(out, listed(out, record) or {})
+        there = [n for n in [*earlier, *names] if os.path.lexists(os.path.join(out, n))]
+        if there:
+            whose = f"an earlier {tool} output" if there[0] in earlier else "an existing file"
+            raise OutputPathError(f"--out {out}: {os.path.join(out, there[0])} exists ({whose}); pass --force to "
+                                  "replace the earlier outputs of this script, or choose another --out")
     make_dir(out)
-    written = [save_png(fig, os.path.join(out, name), dpi=dpi) for name, fig in product.figures.items()]
-    for name, text in product.texts.items():
-        with atomic_file(os.path.join(out, name), "w") as fh:
-            fh.write(text)
-        written.append(os.path.join(out, name))
+    written = []
+
+    def write_files():
+        written.extend(save_png(fig, os.path.join(out, n), dpi=dpi) for n, fig in product.figures.items())
+        for n, text in product.texts.items():
+            with atomic_file(os.path.join(out, n), "w") as fh:
+                fh.write(text)
+            written.append(os.path.join(out, n))
+
+    write_owned(out, record, names, write_files)
     return written
 
 
@@ -88,6 +110,10 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     metavar, what = INPUTS[name]
     p.add_argument("paths", nargs="+", metavar=metavar, help=what)
     p.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the figures (created)")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace this script's earlier outputs in FIGDIR (recorded in FIGDIR/.hpcflow_{name}.json; "
+                        "those this call does not write are removed); a file of another's under a name it writes is "
+                        "still refused")
     if name in STUDY_READERS:
         p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
     if name not in TABLES:  # a table script draws no figure: --dpi would be accepted and do nothing
@@ -102,7 +128,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
         if name not in TABLES:
             require_matplotlib()
         product = PRODUCTS[name](args.paths, study_name=getattr(args, "study", None))
-        written = write(product, args.out, dpi=dpi)
+        written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
             print(product.printed.get(file, text), end="")
         for line in product.lines:

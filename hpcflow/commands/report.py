@@ -48,6 +48,6 @@ def register(sub) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (flow, nn, noise_scan, ...) or tune directories")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for report.html, report.md and PNGs")
     p.add_argument("--force", action="store_true",
-                   help="write into an --out that holds other files (an earlier report is replaced without it)")
+                   help="write into an --out that holds other files, which stay (an earlier report is replaced without it); a file there under a name the report writes that no earlier report wrote (as .hpcflow_report.json records) is refused, never replaced")
     p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
     p.set_defaults(func=run)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
-import json
 import os
 import re
 from urllib.parse import quote
@@ -13,6 +11,7 @@ from urllib.parse import quote
 from hpcflow.analysis.figure import save_png
 from hpcflow.analysis.rundir import DATA_FILES
 from hpcflow.analysis.table1 import md_inline, md_uncell
+from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
 from hpcflow.atomic import TMP_MARK, atomic_file
 from hpcflow.errors import UserError
 from hpcflow.report import runs_table
@@ -83,30 +82,7 @@ def html_page(report, pngs: dict) -> str:
 REPORT_FILES = ("report.md", "report.html")
 #: the report's list of the files it wrote, each with its SHA-256 (null while being written): the files of an earlier
 #: report in --out that may be replaced are those it lists, unchanged since
-MANIFEST = ".hpcflow_report.json"
-
-
-def _sha256(path) -> str | None:
-    """The SHA-256 of file `path` in hex; None when it is not a regular file or cannot be read."""
-    if os.path.islink(path) or not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def _manifest(out) -> dict | None:
-    """{name: SHA-256 or None} of MANIFEST in directory `out`; None when it is missing or not such a list."""
-    try:
-        with open(os.path.join(out, MANIFEST), encoding="utf-8") as fh:
-            files = json.load(fh).get("files")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
-        return None
-    return {k: v for k, v in files.items() if "/" not in k and k not in (MANIFEST, ".", "..")}
+MANIFEST = record_name("report")
 
 
 def _entries(out) -> list:
@@ -116,28 +92,22 @@ def _entries(out) -> list:
     return sorted(n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n))
 
 
-def _own(out, listed: dict) -> list:
-    """The names of `listed` (a MANIFEST) that are files in `out` as the report wrote them (same SHA-256; any content
-    for a name it was writing when it stopped)."""
-    return [n for n, h in listed.items() if (digest := _sha256(os.path.join(out, n))) and h in (None, digest)]
-
-
 def foreign(out) -> str | None:
     """The first entry of directory `out` that is not a file an earlier hpcflow report wrote there, unchanged, with
     why ("PATH was changed after ..."); None when there is none (an empty or missing directory too)."""
     names = [n for n in _entries(out) if n != MANIFEST]
     if not names:
         return None
-    listed = _manifest(out)
-    if listed is None:
+    files = listed(out, MANIFEST)
+    if files is None:
         data = [n for n in names if n in DATA_FILES]  # a run directory given as --out: its data file said first
         return (f"{out} holds files that are not an hpcflow report's (such as {os.path.join(out, (data or names)[0])}; "
                 f"a report lists its own in {MANIFEST}, which reports of hpcflow versions before it lack)")
-    own = set(_own(out, listed))
+    mine = set(own(out, files))
     for name in names:
-        if name not in listed:
+        if name not in files:
             return f"{os.path.join(out, name)} was not written by the hpcflow report there"
-        if name not in own:
+        if name not in mine:
             return f"{os.path.join(out, name)} was changed after the hpcflow report there wrote it"
     return None
 
@@ -151,44 +121,37 @@ def check_out(out, *, force: bool = False) -> None:
 
     writable_dir(out)
     check_names(out, [*REPORT_FILES, MANIFEST])
-    why = None if force else foreign(out)
+    if force:  # a file of the user's under a report file's name is never replaced
+        refuse_not_own(out, REPORT_FILES, MANIFEST, tool="an hpcflow report")
+        return
+    why = foreign(out)
     if why:
         raise UserError(f"--out {out}: {why}; choose another --out or pass --force to write the report among its "
                         "files")
 
 
-def _write_manifest(out, files: dict) -> None:
-    with atomic_file(os.path.join(out, MANIFEST), "w") as fh:
-        json.dump({"files": files}, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-
-
 def write(report, out) -> dict:
-    """Write the PNGs, report.md, report.html and MANIFEST into `out`; an earlier report's files that this one does
-    not write are removed where they are unchanged (among other files under --force too, which are kept), so none is
-    left behind unreferenced; their paths and the skipped directories. MANIFEST lists the files being written before
-    they are, so a report stopped half-way is still recognised as one."""
+    """Write the PNGs, report.md, report.html and MANIFEST into `out` (`owned.write_owned`): an earlier report's
+    files that this one does not write are removed where they are unchanged, so none is left behind unreferenced;
+    any other file stays, and one under a name this report writes that it did not write is refused (OutputPathError,
+    before anything is written). Their paths and the skipped directories."""
     from hpcflow.analysis.script import check_names, make_dir
 
     figures = [name for sec in report.sections for name in sec.figures]
-    check_names(out, [*REPORT_FILES, MANIFEST, *figures])
-    listed = _manifest(out) or {}
-    old = {n: listed[n] for n in _own(out, listed)}
     new = [*figures, *REPORT_FILES]
+    check_names(out, [*REPORT_FILES, MANIFEST, *figures])
+    refuse_not_own(out, new, MANIFEST, tool="an hpcflow report")
     make_dir(out)
-    _write_manifest(out, {**old, **dict.fromkeys(new)})
-    pngs = {}
-    for sec in report.sections:
-        for name, fig in sec.figures.items():
-            pngs[name] = _png_bytes(save_png(fig, os.path.join(out, name)))
     paths = {"md": os.path.join(out, "report.md"), "html": os.path.join(out, "report.html")}
-    for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
-        with atomic_file(paths[key], "w") as fh:
-            fh.write(text)
-    for name in set(old) - set(new):
-        try:
-            os.unlink(os.path.join(out, name))
-        except OSError:
-            pass
-    _write_manifest(out, {name: _sha256(os.path.join(out, name)) for name in new})
+
+    def write_files():
+        pngs = {}
+        for sec in report.sections:
+            for name, fig in sec.figures.items():
+                pngs[name] = _png_bytes(save_png(fig, os.path.join(out, name)))
+        for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
+            with atomic_file(paths[key], "w") as fh:
+                fh.write(text)
+
+    write_owned(out, MANIFEST, new, write_files)
     return {**paths, "skipped": list(report.skipped)}

@@ -1,0 +1,92 @@
+"""Files a tool wrote into an output directory, recorded in DIR/.hpcflow_TOOL.json ({"files": {name: SHA-256}}).
+
+`hpcflow report` and the scripts in analysis/ write their figures and tables among other files of --out; the record
+tells their own earlier files from the user's: --force replaces (and removes, where the new call does not write them)
+only files the record lists, unchanged since, and refuses a same-named file of anyone else's, naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from hpcflow.atomic import atomic_file
+from hpcflow.errors import OutputPathError
+
+
+def record_name(tool: str) -> str:
+    """The record's file name of `tool` ("report", "sigma_history", ...)."""
+    return f".hpcflow_{tool}.json"
+
+
+def sha256(path) -> str | None:
+    """The SHA-256 of file `path` in hex; None when it is not a regular file or cannot be read."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def listed(out, record: str) -> dict | None:
+    """{name: SHA-256 or None} of record file `record` in directory `out`; None when it is missing or not such a
+    list (None stands for a file being written when the tool stopped)."""
+    try:
+        with open(os.path.join(out, record), encoding="utf-8") as fh:
+            files = json.load(fh).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
+        return None
+    return {k: v for k, v in files.items() if "/" not in k and k not in (record, ".", "..")}
+
+
+def own(out, files: dict) -> list:
+    """The names of `files` (a record) that are files in `out` as the tool wrote them (same SHA-256; any content for
+    a name it was writing when it stopped)."""
+    return [n for n, h in files.items() if (digest := sha256(os.path.join(out, n))) and h in (None, digest)]
+
+
+def write_record(out, record: str, files: dict) -> None:
+    with atomic_file(os.path.join(out, record), "w") as fh:
+        json.dump({"files": files}, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+
+
+def not_own(out, names, record: str) -> str | None:
+    """The path of the first of `names` that exists in `out` but is not a file the record lists (one the tool wrote
+    there, though changed since, is its own); None."""
+    mine = set(listed(out, record) or {})
+    for name in names:
+        if os.path.lexists(os.path.join(out, name)) and name not in mine:
+            return os.path.join(out, name)
+    return None
+
+
+def refuse_not_own(out, names, record: str, *, tool: str, flag: str = "--out") -> None:
+    """Refuse (OutputPathError, before anything is written) a file of `names` in `out` that the tool did not write
+    there (`not_own`): --force replaces only the tool's own files; another's is never lost."""
+    path = not_own(out, names, record)
+    if path:
+        raise OutputPathError(f"{flag} {out}: {path} was not written by {tool} ({record} there does not list it), "
+                              f"and --force replaces only files it wrote; move it away or choose another {flag}")
+
+
+def write_owned(out, record: str, names, write) -> None:
+    """write() the files `names` into `out` under the record: it lists them (with the tool's earlier files) before
+    they are written, so a call stopped half-way is still recognised; once written, the tool's earlier files that
+    this call did not write are removed and the record lists this call's files with their SHA-256."""
+    old = listed(out, record) or {}
+    old = {n: old[n] for n in own(out, old)}
+    names = list(names)
+    write_record(out, record, {**old, **dict.fromkeys(names)})
+    write()
+    for name in set(old) - set(names):
+        try:
+            os.unlink(os.path.join(out, name))
+        except OSError:
+            pass
+    write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})
