@@ -702,3 +702,20 @@ def test_a_study_whose_trials_all_were_pruned_or_failed_is_a_row_and_table1_says
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no completed trial (trials: 2 pruned, 1 failed)" in err, err
     assert "holding study.journal" not in err and not (tmp_path / "t").exists()
+
+
+def test_an_empty_study_alone_or_a_study_name_that_no_study_holds_is_one_line_exit_2(tmp_path, runs, capsys):
+    """A study with no trial is nothing to report (exit 2, as a directory without data); --study NAME that none of
+    the studies given holds is refused naming it (it was a row 'unreadable ... fix --study', exit 0)."""
+    from hpcflow.cli import main
+
+    make_study(tmp_path / "E", runs["flow"], [])
+    make_study(tmp_path / "S", runs["flow"], [0.5])
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "E"), "--out", str(tmp_path / "R")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to report" in err and "holds no trial" in err, err
+    assert main(["report", str(tmp_path / "S"), "--study", "nosuch", "--out", str(tmp_path / "R")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--study nosuch" in err and "no study 'nosuch'" in err, err
+    assert not (tmp_path / "R").exists()

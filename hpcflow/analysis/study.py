@@ -12,6 +12,10 @@ from hpcflow.tune.storage import masked
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
 
 
+class NoSuchStudy(MissingData):
+    """--study NAME where the storage holds no study of that name."""
+
+
 #: what `hpcflow tune` writes into a study directory: the study's name and storage
 RECORD = "study.json"
 
@@ -184,7 +188,7 @@ def load_study(path, study_name: str | None = None):
             raise MissingData(f"{shown}: holds studies {names}; choose one with --study NAME")
         study_name = names[0]
     elif study_name not in names:
-        raise MissingData(f"{shown}: no study {study_name!r} (it holds {names}); fix --study")
+        raise NoSuchStudy(f"{shown}: no study {study_name!r} (it holds {names}); fix --study")
     return optuna.load_study(study_name=study_name, storage=storage), base
 
 

@@ -102,8 +102,9 @@ def _collect(paths, *, study_name=None) -> Report:
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
-    UserError (nothing written) when no directory holds anything to report (no figure, no run without figures to
-    list; a study whose storage reads is listed, by its trials' states, though it has no completed trial to draw; a
+    UserError (nothing written) when --study names a study that none of the studies given holds, or no directory
+    holds anything to report (no figure, no run without figures to list; a study whose storage reads and holds a
+    trial is listed, by its trials' states, though it has no completed trial to draw; an empty study is not; a
     damaged run is a row beside others, and alone the one-line error that names its file), or
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
@@ -122,8 +123,13 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     check_study_flag(paths, study_name)
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
-    if not report.sections and not any(i.kind is not None and (not i.products or "study" in i.summary)
-                                       for i in report.infos):  # a study that reads is a row: trials by state
-        reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped)
+    studies = [i for i in report.infos if i.kind == "study"]
+    if study_name is not None and studies and all(i.summary.get("no_such_study") for i in studies):
+        raise UserError(f"--study {study_name}: " + "; ".join(i.summary["study_error"] for i in studies))
+    empty = [(i.path, "the study holds no trial") for i in studies if i.summary.get("study", {}).get("trials") == 0]
+    if not report.sections and not any(i.kind is not None and (not i.products or (
+            "study" in i.summary and i.summary["study"].get("trials"))) for i in report.infos):
+        # a study that reads and holds a trial is a row: trials by state
+        reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *empty])
         raise UserError(f"nothing to report: {reasons}")
     return documents.write(report, out)

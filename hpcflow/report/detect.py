@@ -131,13 +131,14 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
 def _study_summary(path, study_name) -> dict:
     """The runs table's numbers of a study directory (see detect); the overview's 'best_kind' is the kind of its
     best trial's run (the row's kernel cell names a network's)."""
-    from hpcflow.analysis.study import overview
+    from hpcflow.analysis.study import NoSuchStudy, overview
     from hpcflow.errors import UserError
 
     try:
         ov = overview(path, study_name)
     except (UserError, ImportError) as exc:  # unreadable storage, several studies without --study, no optuna
-        return {"study_error": " ".join(str(exc).split())}
+        return {"study_error": " ".join(str(exc).split()), **({"no_such_study": True} if isinstance(
+            exc, NoSuchStudy) else {})}
     run_dir = ov.pop("best_run_dir", None)
     present = _present(run_dir) if run_dir else []
     kind = FILES[present[0]][0] if present else None
