@@ -743,6 +743,8 @@ MALFORMED = {
                 ("fig2_heatmaps",), "dataset 'distance' has shape (5,)"),
     "fig2_not_square": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance_full", np.ones((5, 4))),
                         ("fig2_heatmaps",), "dataset 'distance_full' has shape (5, 4), not that of a square"),
+    "fig2_sizes": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance", np.zeros((10, 10))),
+                   ("fig2_heatmaps",), "different numbers of points ('distance' 10, 'distance_batched' "),
     "fig2_silhouette_text": ("clustering", "fig2_distances.h5", lambda p: _set_attr(p, "silhouette_full", "high"),
                              ("fig2_heatmaps",), "attribute 'silhouette_full' = 'high' is not a number"),
     "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),

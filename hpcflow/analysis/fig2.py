@@ -10,11 +10,14 @@ import math
 import os
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import FIG2, MissingData, data_file, read_attrs, read_datasets, read_summary
+from hpcflow.analysis.rundir import (FIG2, MissingData, data_file, dataset_shapes, read_attrs, read_datasets,
+                                     read_summary)
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
           ("distance_full", "full clustering", "silhouette_full"))
+#: the datasets with a row per point beside the matrices (docs/outputs.md); those present are checked for size
+POINT_ROWS = ("points", "labels/batched", "labels/full", "labels/birch", "order/batched", "order/full")
 HINT = "pass the run directory of a clustering job (hpcflow run jobs/fig2_clustering.toml --out DIR)"
 
 
@@ -40,6 +43,11 @@ def load(run_dir) -> dict:
         if mat.shape[0] != mat.shape[1]:
             raise MissingData(f"{path}: dataset '{name}' has shape {mat.shape}, not that of a square distance "
                               f"matrix; {HINT}")
+    sizes = {name: mat.shape[0] for name, mat in mats.items()}  # one point set: every matrix and row list N long
+    sizes.update({name: shape[0] for name, shape in dataset_shapes(path, POINT_ROWS).items() if shape})
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"'{k}' {v}" for k, v in sizes.items())
+        raise MissingData(f"{path}: datasets of one point set have different numbers of points ({listed}); {HINT}")
     sil = {k: v for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
     for key, value in sil.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):

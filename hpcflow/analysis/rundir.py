@@ -136,6 +136,16 @@ def dataset_names(h5_path) -> list:
     return names
 
 
+def dataset_shapes(h5_path, names) -> dict:
+    """{name: shape} of those of `names` that are datasets of an HDF5 file, their data unread ({} when the file cannot
+    be read)."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            return {n: f[n].shape for n in names if isinstance(f.get(n), h5py.Dataset)}
+    except DAMAGED:
+        return {}
+
+
 def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded; MissingData when it cannot be read."""
     out = {}
