@@ -768,6 +768,8 @@ MALFORMED = {
     "one_size": ("scaling", "distances.h5",
                  lambda p: [_replace(p, f"table/{k}", np.ones(1)) for k in ("n", "min", "mean", "max")],
                  ("fig3_scaling",), "needs two or more positive sizes"),
+    "noise_gain_nan": ("noise", "noise_scan.h5", lambda p: _set_value(p, "table/gain", (1,), np.nan),
+                       ("fig3_noise",), "dataset 'table/gain' holds nan at level 1, whose flow ran through"),
     "noise_steps_nan": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/steps_taken", [4.0, np.nan, 4.0]),
                         ("fig3_noise",), "dataset 'table/steps_taken' holds nan, not a whole number of steps"),
     "noise_steps_half": ("noise", "noise_scan.h5", lambda p: _replace(p, "table/steps_taken", [4.0, 2.5, 4.0]),

@@ -45,10 +45,29 @@ def load(run_dir) -> dict:
         stopped = [""] * n
     else:
         steps, unknown = _whole(path, STEPS, d.get(STEPS, [-1] * n)), [""] * n
+        _check_gains(path, d["table/gain"], stopped)
     return {"kernel": kernel, "label": label(run_dir), "scale": d["table/scale"],
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],
             "stopped": stopped, "steps_taken": steps, "unknown": unknown}
+
+
+def _check_gains(path, gains, stopped) -> None:
+    """MissingData naming the file and the level where a level whose flow ran through (table/stopped empty) has a
+    non-finite table/gain: the scan writes NaN only with its reason, so the file was damaged or altered since; the
+    level's scale_i/sigma_test history (first / last) says what its gain was, where it reads."""
+    for i, (g, why) in enumerate(zip(gains, stopped)):
+        if why or np.isfinite(g):
+            continue
+        name = f"scale_{i}/sigma_test"
+        hist = read_datasets(path, (), hint=HINT, optional=(name,), ndim={name: 1}).get(name)
+        if hist is not None and len(hist) >= 2 and np.isfinite(hist[[0, -1]]).all() and hist[-1] > 0:
+            was = f"its {name} gives {hist[0] / hist[-1]:.4g} (first / last)"
+        else:
+            was = f"no readable {name} gives it"
+        raise MissingData(f"{path}: dataset 'table/gain' holds {float(g)!r} at level {i}, whose flow ran through "
+                          f"(table/stopped gives no reason), and {was}: the file is damaged; rerun the job with "
+                          "--force")
 
 
 def _whole(path, name: str, values) -> list:
