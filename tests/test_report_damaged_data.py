@@ -62,3 +62,55 @@ def test_the_report_calls_damaged_data_files_damaged_in_the_runs_table(tmp_path,
     for run in ("noise", "scaling"):
         assert rows[run][2] == f"incomplete: {DATA[run]} unreadable (damaged); rerun the job with --force", rows[run]
     assert {p for p, _ in res["skipped"]} == set(dirs)
+
+
+def _cut_flow(runs, tmp_path) -> str:
+    d = tmp_path / "cut"
+    shutil.copytree(runs["flow"], d)
+    _damage(d / "checkpoint.h5", "cut short")
+    return str(d)
+
+
+def test_a_flow_run_with_a_cut_checkpoint_among_others_is_marked_once(tmp_path, runs, capsys):
+    """A truncated checkpoint.h5 beside other runs: the report lists it once (its row, not also under Skipped);
+    sigma_history.py and table1.py mark it and draw the others (exit 0); alone they still refuse it (exit 2)."""
+    from hpcflow.analysis.script import main as script
+    from hpcflow.report.build import build_report
+
+    cut = _cut_flow(runs, tmp_path)
+    res = build_report([cut, runs["noise"]], tmp_path / "out")
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    assert res["skipped"] == [], res["skipped"]
+    mark = "cut (incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force): not "
+    for name in ("sigma_history", "table1"):
+        capsys.readouterr()
+        assert script(name, [cut, runs["flow"], "--out", str(tmp_path / name)]) == 0
+        printed = capsys.readouterr().out
+        assert mark in printed and "flow" in printed, printed
+        assert script(name, [cut, "--out", str(tmp_path / f"{name}_alone")]) == 2
+    table = (tmp_path / "table1" / "table1.md").read_text()
+    assert md_rows(table)["cut"][1] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+
+
+def test_a_flow_run_without_its_checkpoint_is_said_to_miss_it(tmp_path, runs):
+    from hpcflow.report.detect import detect
+
+    d = tmp_path / "nockpt"
+    shutil.copytree(runs["flow"], d)
+    os.remove(d / "checkpoint.h5")
+    reason = detect(d).reason
+    assert reason.startswith("the flow run's checkpoint.h5 is missing") and "holds none of" not in reason, reason
+
+
+def test_fig4_of_a_network_run_killed_before_nn_h5_says_to_resume_it(tmp_path, runs, capsys):
+    from hpcflow.analysis.script import main as script
+
+    d = tmp_path / "killed"
+    shutil.copytree(runs["nn"], d)
+    os.remove(d / "nn.h5")
+    capsys.readouterr()
+    assert script("fig4_ntk", [str(d), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and f"--out {d} --resume" in err, err
+    assert "[ntk] enabled" not in err

@@ -136,6 +136,21 @@ def dataset_names(h5_path) -> list:
     return names
 
 
+#: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `damaged_checkpoint`)
+CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged); rerun the job with --force"
+
+
+def damaged_checkpoint(path) -> str:
+    """CHECKPOINT_UNREADABLE where `path` (a run directory, or its checkpoint.h5 itself) is a flow run whose
+    checkpoint.h5 h5py cannot open (`unreadable`); "" otherwise. A call on several runs marks such a run and draws
+    the others; one on this run alone is refused by the reader's one-line error."""
+    path = os.fspath(path)
+    ckpt = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
+    if os.path.basename(ckpt) == CHECKPOINT and os.path.isfile(ckpt) and unreadable(ckpt):
+        return CHECKPOINT_UNREADABLE
+    return ""
+
+
 def dataset_shapes(h5_path, names) -> dict:
     """{name: shape} of those of `names` that are datasets of an HDF5 file, their data unread ({} when the file cannot
     be read)."""
@@ -274,7 +289,7 @@ def completeness(run_dir) -> tuple[bool, str]:
     try:
         step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
     except _Unreadable:
-        return False, "checkpoint.h5 unreadable (damaged); rerun the job with --force"
+        return False, CHECKPOINT_UNREADABLE
     except _Damaged as exc:
         return False, f"checkpoint.h5 damaged: {exc}; rerun the job with --force"
     summary = read_summary(run_dir)

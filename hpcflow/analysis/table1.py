@@ -12,8 +12,8 @@ import html
 import os
 import re
 
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file, label, read_attrs,
-                                     read_datasets, read_summary, run_state)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, damaged_checkpoint, data_file, label,
+                                     read_attrs, read_datasets, read_summary, run_state)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -82,9 +82,13 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
     """Rows of every flow run directory (one path, or a list; `names`: the rows' names, one per path, else each
     directory's base name); a study contributes its best trial's run directory."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+    damaged = {p: damaged_checkpoint(p) for p in paths if not is_study(p)}
+    marked = len(paths) > 1 and not all(damaged.get(p) for p in paths)  # alone, the run's reader refuses it
     rows = []
     for p, name in zip(paths, names or [None] * len(paths)):
-        if is_study(p):
+        if marked and damaged.get(p):  # a row with its mark and no numbers: the others are read
+            rows.append({"run": name or label(p), "status": f"incomplete: {damaged[p]}", "damaged": True})
+        elif is_study(p):
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
                      for n, rd in best_run_dirs(study, base)]
@@ -129,6 +133,9 @@ def markdown(rows, *, entities: bool = True) -> str:
             "paper | steps | gain train | gain test | paper gain train / test |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
+        if r.get("damaged"):
+            lines.append("| " + " | ".join(map(cell, [r["run"], r["status"], *["-"] * 10])) + " |")
+            continue
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
         cells = [r["run"], r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
                  r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), f"{r['gain_train']:.4g}",
@@ -141,6 +148,9 @@ def numbers(rows) -> list:
     """One line per row; a run that did not finish carries its status in parentheses."""
     out = []
     for r in rows:
+        if r.get("damaged"):
+            out.append(f"{r['run']} ({r['status']}): not read")
+            continue
         mark = "" if r["status"] == "finished" else f" ({r['status']})"
         out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {r['gain_train']:.6g}, gain test {r['gain_test']:.6g}")
     return out

@@ -112,6 +112,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     stays a skip.
     """
     from hpcflow.analysis.figure import require_matplotlib
+    from hpcflow.analysis.rundir import CHECKPOINT_UNREADABLE
     from hpcflow.analysis.study import check_study_flag
     from hpcflow.report import documents
 
@@ -132,4 +133,6 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
         # a study that reads and holds a trial is a row: trials by state
         reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *empty])
         raise UserError(f"nothing to report: {reasons}")
+    damaged = {i.path for i in report.infos if i.reason == CHECKPOINT_UNREADABLE}  # its row says so: listed once
+    report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
     return documents.write(report, out)

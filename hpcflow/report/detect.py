@@ -79,7 +79,7 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
         if running:
             return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet", running=running)
-        return RunInfo(path, None, False, "holds none of " + ", ".join(FILES) + _set_aside(path))
+        return RunInfo(path, None, False, _missing_data(path) + _set_aside(path))
     kind, products = FILES[present[0]]
     if kind == "nn" and not {"ntk/spectrum", "width_sweep/width"} & set(dataset_names(os.path.join(path, NN))):
         products = ("sigma_history",)  # Fig. 4 draws the NTK and the width sweep
@@ -95,6 +95,17 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
     summary = _run_summary(path, kind, complete=complete)
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
                    status=state.status_line() if state else "")
+
+
+def _missing_data(path) -> str:
+    """Why directory `path`, holding none of FILES, has nothing to report: the data file of the run its summary.json
+    describes is missing, or it holds none of FILES."""
+    kind = (read_summary(path) or {}).get("kind")
+    files = [name for name, (k, _) in FILES.items() if k == kind and kind != "study"]
+    if files:
+        return (f"the {kind} run's {' and '.join(files)} {'is' if len(files) == 1 else 'are'} missing (its "
+                "summary.json is there); restore it from a copy or rerun the job with --force")
+    return "holds none of " + ", ".join(FILES)
 
 
 def _unreadable(path, name) -> str:
