@@ -460,7 +460,8 @@ def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpo
         out = tmp_path / f"figs{len(given)}{given[0].name}"
         proc = script("sigma_history", *given, "--out", out)
         assert proc.returncode == 0, proc.stderr
-        assert sorted(p.name for p in out.iterdir()) == ["per_rank.png", "sigma_history.png"], given
+        assert sorted(p.name for p in out.iterdir()) == [".hpcflow_sigma_history.json", "per_rank.png",
+                                                         "sigma_history.png"], given
         assert [line.split(":")[0] for line in proc.stdout.splitlines() if "sigma train" in line] == ["nn_run"]
         (ax,) = histories.plot_per_rank(histories.load(given)).axes
         for r in range(2):
@@ -470,7 +471,8 @@ def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpo
 def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
     proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig3_scaling_scaling_0.png", "fig3_scaling_scaling_1.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hpcflow_fig3_scaling.json", "fig3_scaling_scaling_0.png",
+                                                          "fig3_scaling_scaling_1.png"]
 
 
 # ---- Optuna study ---------------------------------------------------------------------------------------
@@ -861,7 +863,7 @@ def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path):
         del f["ntk"]  # as such a job writes it
     proc = script("fig4_ntk", d, "--out", tmp_path / "f")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["fig4_width_sweep.png"]
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [".hpcflow_fig4_ntk.json", "fig4_width_sweep.png"]
     assert_png(tmp_path / "f" / "fig4_width_sweep.png")
     width, rf, sv = h5(d / "nn.h5", "width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/sigma_val_final")
     sweep = PRODUCTS["fig4_ntk"]([str(d)]).figures["fig4_width_sweep.png"]

@@ -47,7 +47,7 @@ def test_a_multi_objective_study_is_drawn_per_objective(tmp_path, capsys):
     assert main("optuna_view", [url, "--out", str(tmp_path / "F")]) == 0
     out = capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "F").iterdir()) == sorted(
-        f"optuna_{view}_objective{i}.png" for view in optuna_view.VIEWS for i in (0, 1))
+        [".hpcflow_optuna_view.json", *(f"optuna_{view}_objective{i}.png" for view in optuna_view.VIEWS for i in (0, 1))])
     for i in (0, 1):
         ax = optuna_view.plot(study, "history", i).axes[0]
         ys = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])

@@ -86,7 +86,7 @@ def test_a_study_directory_whose_storage_cannot_be_opened_is_a_skipped_entry_in_
     (tmp_path / "S" / "study.json").write_text(json.dumps({"study": "x", "storage": url}))
     (tmp_path / "U").mkdir()
     (tmp_path / "U" / "study.json").write_text(json.dumps({"study": "x", "storage": "notascheme://x"}))
-    make_study(tmp_path / "ok", "trials/0000", [])  # a study that reads: the report has a row to show
+    make_study(tmp_path / "ok", "trials/0000", [0.5])  # a study that reads, with a trial: a row to show
     assert main(["report", *(str(tmp_path / d) for d in ("S", "U", "ok")), "--out", str(tmp_path / "R")]) == 0
     assert (tmp_path / "e.db").read_bytes() == b""
     md = (tmp_path / "R" / "report.md").read_text()
