@@ -268,7 +268,7 @@ def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     """hpcflow_run.sbatch requeued while it runs (scontrol requeue, as Slurm does after a node failure or preemption):
     SIGTERM writes the checkpoint (exit 4) and the requeued job continues with --resume to the last step, its log
     appended to. The requeued job ran plain `hpcflow run`, refused on the interrupted run in --out (exit 2)."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 8000").split("[tune]")[0]
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 4000").split("[tune]")[0]
                                      + "[checkpoint]\nevery = 100\n")
     r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--cpus-per-task=1", "--output=run.out",
                         str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", "runs/r", "--quiet"], cwd=slurm,
@@ -281,7 +281,7 @@ def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and len(summary["legs"]) == 2, text
-    assert summary["checkpoint_step"] == 8000
+    assert summary["checkpoint_step"] == 4000
 
 
 NN_JOB = """
@@ -512,7 +512,7 @@ def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     """hpcflow submit --wait of a job requeued while it runs (scontrol requeue: SIGTERM writes the checkpoint, the task
     returns 4): the wait follows the requeued job to its end and exits 0 once it has resumed and finished. The stopped
     leg's result file (status 4) was taken as the job's end: 'finished with exit status 4' while it was PENDING."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 8000").split("[tune]")[0]
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 4000").split("[tune]")[0]
                                      + "[checkpoint]\nevery = 100\n")
     proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/q", "--executor",
                              "slurm", "--time", "5", "--wait", "--quiet"], cwd=slurm, stdout=subprocess.PIPE,
@@ -529,4 +529,4 @@ def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     assert proc.returncode == 0 and "finished with exit status 0" in said, said
     assert f"job {job} was requeued by Slurm (state PENDING)" in said, said
     summary = json.loads((slurm / "runs" / "q" / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == 8000
+    assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == 4000
