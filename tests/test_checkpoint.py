@@ -31,7 +31,9 @@ def _run(ranks, out, steps, *extra):
                           env=dict(os.environ, HPCFLOW_THREADS="1"))
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3])
+# 1 rank (no neighbours) and 3 (a first, a middle and a last rank, uneven shares of the 11 rows): a run on 2
+# ranks has only a first and a last, both covered here, as in the three 3-rank tests below
+@pytest.mark.parametrize("ranks", [1, 3])
 def test_rows_of_every_rank_written_in_global_order(tmp_path, ranks):
     out = tmp_path / "checkpoint.h5"
     r = _run(ranks, out, 5)
@@ -53,7 +55,7 @@ def test_rows_of_every_rank_written_in_global_order(tmp_path, ranks):
 SLOW_SYNC = 0.3
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("ranks", [3])  # ranks 1 and 2 both wait for rank 0's rename (2 ranks: rank 1 alone)
 def test_every_rank_reads_the_final_checkpoint_right_after_close(tmp_path, ranks):
     """close() returns on a rank only once rank 0 has renamed the final checkpoint into place: the other ranks used
     to leave close while rank 0 was still syncing and read the checkpoint of the step before (step 4 here)."""
@@ -385,7 +387,7 @@ def test_nan_where_the_schema_allows_it_still_resumes(tmp_path):
     assert load_resume(out / "checkpoint.h5").step == 5
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("ranks", [3])  # rank 0, which prints, and a middle rank learn it from the last
 def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_path, ranks):
     """The rows are checked in shares (each rank reads its own): a NaN in the last row of test/g is found by the
     last rank alone; every rank exits 2, rank 0 prints the one line, nothing is rewritten."""
@@ -480,7 +482,7 @@ def _read_at(ranks, out, mode):
     return sorted(r.stdout.splitlines())
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
+@pytest.mark.parametrize("ranks", [3])  # rank 0 and a middle rank refuse with the last, which alone cannot read
 def test_a_checkpoint_one_rank_cannot_read_is_refused_by_every_rank(tmp_path, ranks):
     """A rank that cannot open the file (node-local path) or finds NaN in its share of the rows makes every rank
     raise, so none goes on alone into the flow's collectives."""
