@@ -34,9 +34,9 @@ every = 1
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
 
 
-def _start(tmp_path, out):
+def _start(tmp_path, out, steps=60):
     job = tmp_path / "job.toml"
-    job.write_text(JOB)
+    job.write_text(JOB.replace("steps = 60", f"steps = {steps}"))
     cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
     return job, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV,
                                  start_new_session=True)
@@ -91,8 +91,10 @@ def test_a_rank_killed_with_sigkill_ends_the_job(tmp_path):
 
 
 def test_kill_9_of_the_whole_job_then_resume(tmp_path):
+    # 20 steps, as the SIGTERM test below: killed once step 3 is checkpointed (polled every 10 ms), the job is
+    # still far from its end, and the resumed leg has the rest to run
     out = tmp_path / "out"
-    job, proc = _start(tmp_path, out)
+    job, proc = _start(tmp_path, out, steps=20)
     try:
         _wait_for_step(proc, out / "checkpoint.h5", 3)
     finally:
@@ -107,10 +109,10 @@ def test_kill_9_of_the_whole_job_then_resume(tmp_path):
                         "--out", str(out), "--resume"], capture_output=True, text=True, timeout=150, env=ENV)
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["checkpoint_step"] == 60
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 20
     with h5py.File(out / "checkpoint.h5") as f:
         np.testing.assert_array_equal(f["history/sigma_train"][: killed_at + 1], hist)
-        assert f["history/sigma_train"].shape == (61,)
+        assert f["history/sigma_train"].shape == (21,)
 
 
 def test_crash_between_checkpoint_and_summary(tmp_path, monkeypatch, capsys):
