@@ -24,7 +24,6 @@ from hpcflow.nn.model import MetricMLP  # noqa: E402
 from hpcflow.nn.replicas import Shard  # noqa: E402
 from hpcflow.nn.train import FIELDS, TrainConfig, api_value, train  # noqa: E402
 from test_flow_legs import _mpi  # noqa: E402
-from test_parallel import mpiexec  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "nn_api_checks.py")
 
@@ -280,9 +279,12 @@ def test_a_sweep_schedule_that_cannot_train_is_refused_with_the_job_file(tmp_pat
 # ---- under MPI ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mpi_runs(tmp_path_factory):
+    """OUT of nn_api_checks.py's "refused" and "same" modes, and at 2 ranks "differ", run one after the other in one
+    launch per rank count (refused_R.json, same_R.json, differ_2.json; each mode's valid epoch trained after its own
+    cases)."""
     out = tmp_path_factory.mktemp("nn_api")
-    for ranks in (2, 3):
-        r = _mpi(ranks, [SCRIPT, str(out)])
+    for ranks, modes in ((2, "refused,same,differ"), (3, "refused,same")):
+        r = _mpi(ranks, [SCRIPT, str(out), modes])
         assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -338,13 +340,10 @@ DIFFER = {  # "differ" case of tests/mpi/nn_api_checks.py -> how every rank's me
 }
 
 
-def test_arguments_of_one_rank_alone_are_refused_by_every_rank(tmp_path):
+def test_arguments_of_one_rank_alone_are_refused_by_every_rank(mpi_runs):
     """At R = 2 the last rank alone passes a bad argument: every rank raises its one-line refusal, marked collective
     and naming the rank (the others used to go on into a collective and wait for ever); then all train together."""
-    r = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, SCRIPT, str(tmp_path), "differ"],
-                       capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    every = json.loads((tmp_path / "differ_2.json").read_text())
+    every = json.loads((mpi_runs / "differ_2.json").read_text())
     for case, start in DIFFER.items():
         got = [m[case] for m in every]
         assert got[0] is not None and got == [got[0]] * 2, (case, got)
@@ -376,13 +375,8 @@ UNLIKE = {  # "same" case of tests/mpi/nn_api_checks.py -> (what differs, rank 0
 
 
 @pytest.fixture(scope="module")
-def same_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nn_api_same")
-    for ranks in (2, 3):
-        r = subprocess.run(["timeout", "120", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, str(out), "same"],
-                           capture_output=True, text=True, timeout=150, env=dict(os.environ, HPCFLOW_THREADS="1"))
-        assert r.returncode == 0, r.stderr[-3000:]
-    return out
+def same_runs(mpi_runs):
+    return mpi_runs  # (same_R.json, written by the launches of mpi_runs)
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

@@ -1,4 +1,5 @@
-"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT [differ | same].
+"""Run under mpiexec -n R by tests/test_nn_api_args.py. argv: OUT [MODE[,MODE...]], MODE one of refused (the
+default), differ, same; the modes run one after the other in the same world, each as described below.
 
 Every rank calls `train` with sets too small to train on or measure (shards of 1 point over all ranks, a whole set
 of 1 point on rank 0 alone) and with batch_size=1; with "differ", with arguments of which the last rank's alone are
@@ -29,7 +30,7 @@ from hpcflow.nn.replicas import Shard
 from hpcflow.nn.train import TrainConfig, train
 from hpcflow.parallel import comm as pcomm
 
-out, mode = sys.argv[1], (sys.argv[2:] or ["refused"])[0]
+out, modes = sys.argv[1], (sys.argv[2:] or ["refused"])[0].split(",")
 c = pcomm.resolve()
 R, r = c.Get_size(), c.Get_rank()
 last = r == R - 1
@@ -114,15 +115,16 @@ unlike = {
     "val_shard_on_last_rank": lambda: train(model(), tr, Shard(va[10:], 10, 30) if last else va,
                                             TrainConfig(epochs=1, batch_size=20), comm=c),
 }
-mine = {}
-for name, call in {"refused": cases, "differ": differing, "same": unlike}[mode].items():
-    try:
-        call()
-        mine[name] = None
-    except (TypeError, ValueError, ConfigError) as exc:
-        mine[name] = [f"{type(exc).__name__}: {exc}", getattr(exc, "collective", False)]
-mine["valid_sigma_val"] = train(model(), tr, va, TrainConfig(epochs=1, batch_size=20), comm=c).sigma_val
-every = c.allgather(mine)
-if r == 0:
-    with open(os.path.join(out, f"{mode}_{R}.json"), "w") as fh:
-        json.dump(every, fh)
+for mode in modes:
+    mine = {}
+    for name, call in {"refused": cases, "differ": differing, "same": unlike}[mode].items():
+        try:
+            call()
+            mine[name] = None
+        except (TypeError, ValueError, ConfigError) as exc:
+            mine[name] = [f"{type(exc).__name__}: {exc}", getattr(exc, "collective", False)]
+    mine["valid_sigma_val"] = train(model(), tr, va, TrainConfig(epochs=1, batch_size=20), comm=c).sigma_val
+    every = c.allgather(mine)
+    if r == 0:
+        with open(os.path.join(out, f"{mode}_{R}.json"), "w") as fh:
+            json.dump(every, fh)
