@@ -12,22 +12,24 @@ from __future__ import annotations
 import json
 import time
 
-import torch
-
 import _args
-from hpcflow.geometry import Hypersurface
-from hpcflow.nn.data import MetricData
-from hpcflow.nn.model import MetricMLP
-from hpcflow.nn.ntk import empirical_ntk
-from hpcflow.nn.train import TrainConfig, train
+from hpcflow.arguments import MAX_THREADS
+
+# torch and hpcflow.nn are imported where they are used, after the arguments are parsed: a bad argument is refused
+# without torch's seconds of import.
 
 
 def _sync(device):
     if device == "cuda":
+        import torch
+
         torch.cuda.synchronize()
 
 
 def bench_epoch(tr, va, *, width, depth, activation, batch, dtype, epochs, device, features="reim"):
+    from hpcflow.nn.model import MetricMLP
+    from hpcflow.nn.train import TrainConfig, train
+
     model = MetricMLP(tr.x.shape[1], depth=depth, width=width, activation=activation, dtype=dtype, seed=0,
                       output_scale=0.1, features=features).to(device)
     hist = train(model, tr, va, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3))
@@ -35,6 +37,9 @@ def bench_epoch(tr, va, *, width, depth, activation, batch, dtype, epochs, devic
 
 
 def bench_ntk(data, *, width, method, device, repeat=3):
+    from hpcflow.nn.model import MetricMLP
+    from hpcflow.nn.ntk import empirical_ntk
+
     model = MetricMLP(data.x.shape[1], depth=3, width=width, activation="gelu", seed=0).to(device)
     empirical_ntk(model, data.x, data.gfs, method=method)  # warm-up (torch.func tracing)
     best = float("inf")
@@ -48,8 +53,6 @@ def bench_ntk(data, *, width, method, device, repeat=3):
 
 
 def main():
-    from hpcflow.arguments import MAX_THREADS
-
     ap = _args.parser(__doc__)
     ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), nargs="+", default=[1, 2])
     ap.add_argument("--n", type=_args.POSITIVE, default=100_000)
@@ -61,6 +64,11 @@ def main():
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--ntk-widths", type=_args.POSITIVE, nargs="+", default=[128, 1024, 4096])
     args = ap.parse_args()
+    import torch
+
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.nn.data import MetricData
+
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("argument --device: torch sees no CUDA GPU on this machine; use --device cpu")
     X = Hypersurface.fermat(3)

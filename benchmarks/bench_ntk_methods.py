@@ -14,14 +14,9 @@ import json
 import time
 
 import numpy as np
-import torch
 
 import _args
 from hpcflow.arguments import MAX_THREADS
-from hpcflow.geometry import Hypersurface
-from hpcflow.nn.data import MetricData
-from hpcflow.nn.model import MetricMLP
-from hpcflow.nn.ntk import empirical_ntk
 
 #: (points, width, depth)
 CASES = ((20, 8, 2), (20, 64, 3), (100, 64, 3), (200, 256, 3))
@@ -32,6 +27,13 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=_args.POSITIVE, default=3)
     ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=1)
     args = ap.parse_args(argv)
+    import torch  # after the arguments: a bad one is refused without torch's seconds of import
+
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.nn.data import MetricData
+    from hpcflow.nn.model import MetricMLP
+    from hpcflow.nn.ntk import empirical_ntk
+
     torch.set_num_threads(args.threads)
     data = MetricData.from_pointset(Hypersurface.fermat(3).sample(max(n for n, _, _ in CASES), seed=1))
     for n, width, depth in CASES:

@@ -16,19 +16,14 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 import _args
 from hpcflow.arguments import MAX_THREADS
-from hpcflow.flow import DEFAULT_CACHE_BYTES, kernel_flow
-from hpcflow.geometry import Hypersurface
-from hpcflow.nn import job
-from hpcflow.nn.kernel import NetworkNTKKernel
-from hpcflow.nn.model import MetricMLP
-from hpcflow.parallel.comm import SerialComm
 
 
 def defaults(section: str) -> dict:
+    from hpcflow.nn import job
+
     return {k: f.default for k, f in job.SCHEMA[section].items()}
 
 
@@ -59,6 +54,14 @@ def main():
     ap.add_argument("--repeat", type=_args.POSITIVE, default=5)
     ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    import torch  # after the arguments: a bad one is refused without torch's seconds of import
+
+    from hpcflow.flow import DEFAULT_CACHE_BYTES, kernel_flow
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.nn.kernel import NetworkNTKKernel
+    from hpcflow.nn.model import MetricMLP
+    from hpcflow.parallel.comm import SerialComm
+
     if args.threads:
         torch.set_num_threads(args.threads)
     kf, mc, geo = defaults("kernel_flow"), defaults("model"), defaults("geometry")

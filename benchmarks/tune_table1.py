@@ -18,7 +18,6 @@ import sys
 import tempfile
 
 import numpy as np
-import optuna
 
 import _args
 from hpcflow.errors import UserError
@@ -47,6 +46,8 @@ def fmt(values) -> str:
 
 
 def study_line(study_dir: str) -> str:
+    import optuna  # here, not at the top: a bad argument is refused without optuna's import
+
     with open(os.path.join(study_dir, "study.json"), encoding="utf-8") as fh:
         name = json.load(fh)["study"]
     storage = optuna.storages.JournalStorage(
