@@ -75,6 +75,43 @@ def test_bad_arguments_refused_in_one_line(script, args):
     refused(bench(script, *args.split()), script)
 
 
+#: modules that take seconds to import, which no benchmark may import before its arguments are checked
+HEAVY = ("torch", "optuna", "sklearn", "cupy")
+#: a value an _args type refuses, for the scripts that use these modules; every other script: an unknown option
+BAD_VALUE = {"bench_nn.py": "--n 0", "bench_ntk_methods.py": "--threads 0", "bench_ntk_operator.py": "--repeat 0",
+             "tune_table1.py": "/nonexistent --seeds 1"}
+#: runs each script (argv: the benchmarks folder, then JSON [[script, args], ...]) as __main__ in this one process,
+#: printing per script a JSON [script, exit status, the HEAVY modules imported so far]
+REFUSE_ALL = """import json, os, runpy, sys
+bench, cases, heavy = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+sys.path.insert(0, bench)
+for script, args in cases:
+    sys.argv = [os.path.join(bench, script), *args]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    print(json.dumps([script, status, [m for m in heavy if m in sys.modules]]), flush=True)
+"""
+
+
+def test_bad_arguments_refused_before_heavy_imports():
+    """Every benchmark script refuses a bad argument (exit status 2) before it imports torch, optuna, scikit-learn
+    or CuPy (bench_nn, bench_ntk_methods and bench_ntk_operator imported torch, tune_table1 optuna, at the top: a
+    mistyped argument took seconds to be refused). The scripts run in one process, so the first script that
+    imports such a module is the first row that names it."""
+    scripts = sorted(s for s in os.listdir(BENCH) if s.endswith(".py") and not s.startswith("_"))
+    cases = [[s, BAD_VALUE.get(s, "--no-such-option").split()] for s in scripts]
+    r = subprocess.run([sys.executable, "-c", REFUSE_ALL, BENCH, json.dumps(cases), json.dumps(HEAVY)],
+                       capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == scripts, r.stderr[-3000:]
+    assert [row for row in rows if row[1:] != [2, []]] == [], r.stderr[-3000:]
+    assert len(r.stderr.splitlines()) == len(scripts), r.stderr[-3000:]  # one refusal line each
+
+
 @pytest.mark.parametrize("script,args", [("bench_identity_check.py", "--sizes 0 100 --repeats 1"),
                                          ("bench_input_checks.py", "--n 100 --trials 2 --repeats 0")])
 def test_every_rank_refuses_together(script, args):
