@@ -1,9 +1,11 @@
 """Keys that do not apply to the job as set: refused when given a value (one line naming the key and the fix, exit 2),
-accepted at their defaults (as DIR/job.toml writes every key); a kernel key's own value "none" unsets it where it
+accepted at their defaults (as DIR/job.toml writes every key); the batched clustering's keys are ignored by the other
+methods (a study searches the method beside them; earlier checkpoints keep them); a kernel key's own value "none" unsets it where it
 does not apply; an empty --set value says so; repeated noise scales are refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,15 +31,9 @@ def _refused(job: str, *sets: str, words=()) -> str:
 
 @pytest.mark.parametrize("job,sets,words", [
     ("distance_scaling.toml", ["scaling.workers=2"], ["[scaling].workers = 2", "method = 'brute'", "remove it",
-                                                      'method = "tree"']),
+                                                      "--set scaling.workers=1", 'method = "tree"']),
     ("distance_scaling.toml", ["scaling.method=tree", "scaling.queries=500"],
      ["[scaling].queries = 500", "method = 'tree'", 'method = "brute"']),
-    ("quickstart.toml", ["clustering.method=full", "clustering.batch_size=50"],
-     ["[clustering].batch_size = 50", "method = 'full'", "(default 1000)", 'method = "batched"']),
-    ("quickstart.toml", ["clustering.method=birch", "clustering.batch_size=1000", "clustering.merge=paper"],
-     ["[clustering].merge = 'paper'", "method = 'birch'"]),
-    ("quickstart.toml", ["clustering.method=full", "clustering.batch_size=1000", "clustering.seed=3"],
-     ["[clustering].seed = 3", "remove it (default 0)"]),
     ("noise_scan.toml", ["noise.scales=[0.0, 0.1, 0.1]"], ["[noise].scales", "repeats a scale"]),
 ])
 def test_a_key_that_does_not_apply_is_refused(job, sets, words):
@@ -87,3 +83,20 @@ def test_an_empty_set_value_says_so_and_how_to_unset():
         parse_override("clustering.method=")
     msg = str(exc.value)
     assert "value is empty" in msg and "--set clustering.method=none" in msg and "SECTION.KEY=VALUE" not in msg, msg
+
+
+def test_batched_clustering_keys_under_another_method_are_ignored_and_its_checkpoint_resumes(tmp_path, monkeypatch):
+    """[clustering].batch_size, merge and seed with method "full": accepted, and a run that holds them in its
+    checkpoint and DIR/job.toml (as every run before keys were checked, and a study's trials searching the method
+    beside them) resumes, from the job file and from DIR/job.toml alike."""
+    monkeypatch.setenv("HPCFLOW_BACKEND", "numpy")
+    sets = [a for kv in ("geometry.n_train=200", "geometry.n_test=200", "clustering.n_clusters=2",
+                         "clustering.method=full", "clustering.batch_size=100", "clustering.seed=3",
+                         "clustering.merge=paper") for a in ("--set", kv)]
+    out = tmp_path / "run"
+    assert main(["run", str(JOBS / "quickstart.toml"), "--out", str(out), "--quiet", *sets,
+                 "--set", "flow.steps=2"]) == 0
+    assert main(["run", str(JOBS / "quickstart.toml"), "--out", str(out), "--quiet", "--resume", *sets,
+                 "--set", "flow.steps=3"]) == 0
+    assert main(["run", str(out / "job.toml"), "--out", str(out), "--quiet", "--resume", "--set", "flow.steps=4"]) == 0
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4

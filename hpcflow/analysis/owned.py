@@ -2,7 +2,8 @@
 
 `hpcflow report` and the scripts in analysis/ write their figures and tables among other files of --out; the record
 tells their own earlier files from the user's: --force replaces (and removes, where the new call does not write them)
-only files the record lists, unchanged since, and refuses a same-named file of anyone else's, naming it.
+only files the record lists (edited since or not: an edited report.md is replaced too; without --force an edited
+one is refused) and refuses a same-named file of anyone else's, naming it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain
-from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field, refuse_inapplicable
+from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
@@ -104,7 +104,8 @@ def check_kernel(kcfg: dict, source: str):
         if key not in given:
             raise ConfigError(f"{source}: [kernel].{key} is required for name = {name!r}; add it")
     for key in sorted(given - set(required) - set(optional)):
-        raise ConfigError(f"{source}: [kernel].{key} does not apply to name = {name!r}; remove it")
+        raise ConfigError(f"{source}: [kernel].{key} does not apply to name = {name!r}; remove it (or "
+                          f"--set kernel.{key}=none)")
     try:
         return make_kernel(name, **kernel_params(kcfg))
     except ValueError as exc:
@@ -117,9 +118,8 @@ def check(cfg: dict, source: str) -> None:
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
     if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
         return
-    if cl["method"] != "batched":  # full and birch are deterministic and take all points at once
-        refuse_inapplicable(cfg, "clustering", CLUSTERING_SECTION, ("batch_size", "merge", "seed"),
-                            f"method = {cl['method']!r} (batched clustering only)", "set method = \"batched\"", source)
+    # batch_size, merge and seed belong to method "batched" and are ignored by "full" and "birch" (deterministic, all
+    # points at once), not refused: a study may search the method beside them, and checkpoints and DIR/job.toml keep them
     if cl["n_clusters"] > n:
         raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train; "
                           "lower it")

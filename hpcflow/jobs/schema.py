@@ -413,9 +413,11 @@ def refuse_inapplicable(cfg: dict, section: str, fields: dict, keys, setting: st
     for key in keys:
         value = cfg[section][key]
         if value is not None and value != fields[key].default:
-            default = "" if fields[key].default is None else f" (default {shown(fields[key].default)})"
-            raise ConfigError(f"{source}: [{section}].{key} = {shown(value)} does not apply to {setting}; remove it"
-                              f"{default}{' or ' + fix if fix else ''}")
+            d = fields[key].default
+            undo = (f"remove it (--set {section}.{key}=none)" if d is None
+                    else f"remove it or give its default {shown(d)} (--set {section}.{key}={shown(d)})")
+            raise ConfigError(f"{source}: [{section}].{key} = {shown(value)} does not apply to {setting}; {undo}"
+                              f"{', or ' + fix if fix else ''}")
 
 
 def check_manifold(cfg: dict, source: str) -> None:
