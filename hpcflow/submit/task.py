@@ -204,7 +204,8 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         def forward(signum, frame):
             preempted.append(signum)
             checkpoint = signal.getsignal(signal.SIGUSR1)
-            if callable(checkpoint) and checkpoint is not forward:
+            # a checkpoint writer's handler; not one that only ends the command (stop_signals: `default_action`)
+            if callable(checkpoint) and checkpoint is not forward and not getattr(checkpoint, "default_action", False):
                 checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
             elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail
                 print(f"hpcflow submit: preempted; the job's command has no checkpoint to stop at and runs on several "
