@@ -9,7 +9,7 @@ import pytest
 from analysis_runs import run_dirs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return run_dirs(tmp_path_factory)
 

@@ -80,8 +80,8 @@ def html_page(report, pngs: dict) -> str:
 
 #: what a report writes besides its PNGs
 REPORT_FILES = ("report.md", "report.html")
-#: the report's list of the files it wrote, each with its SHA-256 (null while being written): the files of an earlier
-#: report in --out that may be replaced are those it lists, unchanged since
+#: the report's list of the files it wrote, each with its SHA-256 (null while being written): an earlier report in
+#: --out is replaced where its files are unchanged since, or, under --force, wherever the list names them (`owned`)
 MANIFEST = record_name("report")
 
 
