@@ -134,10 +134,15 @@ def defer() -> tuple:
         return {}, []
     held = []
 
-    def hold(signum, frame):  # noqa: ARG001 - signal handler signature
-        held.append(signum)
+    def holding_for(old):
+        def hold(signum, frame):  # noqa: ARG001 - signal handler signature
+            held.append(signum)
 
-    return {sig: signal.signal(sig, hold) for sig in SIGNALS}, held
+        # it stands in for `old`: one that only ends the command is no checkpoint writer (`submit.task` asks)
+        hold.default_action = old in (signal.SIG_DFL, None) or getattr(old, "default_action", False)
+        return hold
+
+    return {sig: signal.signal(sig, holding_for(signal.getsignal(sig))) for sig in SIGNALS}, held
 
 
 def deliver(deferred: tuple, *, held: bool = True) -> None:
