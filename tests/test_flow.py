@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from hpcflow.backend import array_module, to_host
 from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, fs_distance
 from hpcflow.geometry.hermitian import det_hermitian, pack, unpack
@@ -71,7 +72,7 @@ class ScalarAsMixing(Kernel):
 
     def tile_block(self, x1, x2):
         k = self.base.block(x1, x2)
-        return k[:, None, :, None] * np.eye(9)[None, :, None, :]
+        return k[:, None, :, None] * array_module(k).eye(9)[None, :, None, :]
 
 
 def test_one_block_with_everything_equals_no_blocks_and_mixing_kernel(sets):
@@ -144,6 +145,8 @@ def test_clip_bounds_every_update(sets):
 
 
 class ZeroKernel(Kernel):
+    """Forms its tiles with NumPy whatever the features' array module (on the CuPy backend the flow moves them)."""
+
     def tile_block(self, f1, f2):
         return np.zeros((f1.shape[0], f2.shape[0]))
 
@@ -200,7 +203,8 @@ class LoudOnTestKernel(ApplyOnlyKernel):
 
     def block(self, x1, x2):
         k = self.base.block(x1, x2)
-        return k if x1 is self.train_points or np.array_equal(x1, self.train_points) else self.factor * k
+        same = x1 is self.train_points or np.array_equal(to_host(x1), to_host(self.train_points))
+        return k if same else self.factor * k
 
 
 def test_test_point_that_would_lose_positivity_is_held_and_train_flow_goes_on(sets):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from hpcflow.backend import get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, sampling
 from hpcflow.geometry.sampling import LINES_PER_BATCH
@@ -68,7 +69,8 @@ def test_ordinary_psi_sample_the_points_of_their_blocks(psi):
     ps = X.sample(n, seed=9, threads=2)
     parts, have, k = [], 0, 0
     while have < n:
-        z, _ = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(9, spawn_key=(k,))))
+        z, _ = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(9, spawn_key=(k,))),
+                             xp=get_xp())  # the sampler's array module (CuPy on a GPU: its own roundoff)
         parts.append(X.point_set(z))
         have, k = have + len(parts[-1]), k + 1
     for name in ("points", "weights", "omega2", "g_fs", "chart"):
@@ -78,8 +80,10 @@ def test_ordinary_psi_sample_the_points_of_their_blocks(psi):
 
 
 def _lost_in_block(X, seed, k=0):
-    """Fraction of block k's points (the sampler's stream SeedSequence(seed, spawn_key=(k,))) not placed on X."""
-    z, bad = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))))
+    """Fraction of block k's points (the sampler's stream SeedSequence(seed, spawn_key=(k,)), on its array module)
+    not placed on X."""
+    z, bad = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))),
+                           xp=get_xp())
     return bad / (LINES_PER_BATCH * X.degree)
 
 

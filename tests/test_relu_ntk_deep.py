@@ -105,7 +105,7 @@ def test_depth_must_be_a_positive_integer():
     assert ReluNTKKernel(1.0, 0.1, 4).params() == {"w_std": 1.0, "b_std": 0.1, "depth": 4}
 
 
-def test_time_estimate_counts_the_layers():
+def test_time_estimate_counts_the_layers(monkeypatch):
     """`--check`'s kernel seconds count one evaluation per layer (the deep kernel's measured cost grows ~linearly
     in depth: 1.06e8, 1.37e7, 1.43e6 entries/s at depth 1, 8, 64), so a deep job's time is not understated: the
     depth-64 job's estimate exceeds the depth-1 one's at least as much as their measured wall times (16.3 / 3.7 s,
@@ -113,6 +113,7 @@ def test_time_estimate_counts_the_layers():
     from hpcflow.jobs import registry
     from hpcflow.resources import estimate
 
+    monkeypatch.setenv("HPCFLOW_THREADS", "2")  # the threads of those runs: the estimate's kernel part scales with them
     root = Path(__file__).resolve().parents[1] / "jobs"
     _, deep = registry.load(str(root / "table1_relu_deep.toml"), [])
     _, shallow = registry.load(str(root / "table1_relu_deep.toml"), ["kernel.depth=1"])

@@ -230,7 +230,8 @@ class TiledOperator:
 
     def tile_rows(self, r0, r1, c0, c1):
         """The kernel tile for target rows r0:r1 and source columns c0:c1 (exact diagonal when x_src is x)."""
-        k = self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1])
+        # on the array module of the features: a kernel that forms its tile with NumPy works on the CuPy backend too
+        k = array_module(self.f).asarray(self.kernel.tile_block(self.f[r0:r1], self.f_src[c0:c1]))
         lo, hi = max(r0, c0), min(r1, c1)
         if self.same and lo < hi and not self.kernel.mixes_components:
             diag = self.kernel.diagonal(self.f[lo:hi])
