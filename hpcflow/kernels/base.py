@@ -4,7 +4,7 @@ The paper's kernels do not mix metric components: Theta_IJ(x, x') = delta_IJ K(x
 kernel block is a scalar (N1, N2) matrix and the update is K @ grad with grad of shape (N2, P), P = m^2 = 9.
 A full metric-NTK (e.g. an empirical NTK of a network that outputs all P components) sets
 `mixes_components = True` and returns blocks (N1, P, N2, P). The evaluator never holds more than one
-tile (edge min(tile, CACHE_EDGE)) per worker thread, so memory is bounded by the tile, not by N1 * N2.
+tile (edge min(tile, CACHE_EDGE); on a GPU, edge tile) per worker thread, so memory is bounded by the tile, not by N1 * N2.
 Every kernel's block and operator first pass their point sets through `check_point_sets` (O(N n) once per call,
 never per tile); apply and every operator's call pass the gradient through `check_gradient` (one O(N P) pass).
 """
@@ -193,8 +193,11 @@ class TiledOperator:
                  cache_bytes: int = 0):
         tile, threads, cache_bytes = operator_settings(tile, threads, cache_bytes)
         self.kernel = kernel
-        # a mixing kernel's tile is (rows, P, cols, P): keep its edge in components near CACHE_EDGE too
-        self.tile = min(tile, CACHE_EDGE // 8 if kernel.mixes_components else CACHE_EDGE)
+        # a CPU core's tile fits its cache (CACHE_EDGE); a GPU's is the caller's `tile`: each tile costs kernel
+        # launches, so small tiles leave it idle (H200, N = 10^4: 210 tiles of edge 512 per step, launch-bound).
+        # A mixing kernel's tile is (rows, P, cols, P): keep its edge in components near that edge too
+        edge = CACHE_EDGE if array_module(x) is np else tile
+        self.tile = max(1, min(tile, edge // 8 if kernel.mixes_components else edge))
         self.threads = default_threads() if threads is None else threads
         self.f = kernel.features(x)
         self.same = x_src is x

@@ -157,6 +157,26 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
     return None if best is None else best[:2]
 
 
+def fused_poly_source(coef, squarings: int) -> str:
+    """CUDA C body of `fused_poly` (c -> out): the polynomial path's operations in the array passes' order, each
+    rounded once (__dmul_rn / __dadd_rn: no fused multiply-add)."""
+    k = [f"double k = __dmul_rn(q, {float(coef[-1])!r});", f"k = __dadd_rn(k, {float(coef[-2])!r});"]
+    k += [f"k = __dadd_rn(__dmul_rn(k, q), {float(a)!r});" for a in coef[-3::-1]]
+    return "\n".join(["double t = sqrt(fmin(fmax(c, 0.0), 1.0));",  # t = cos d
+                      f"double q = sqrt(1.0 - t) / (sqrt(1.0 + t) + {float(np.sqrt(2.0))!r});",  # tan(d/4)
+                      *k, *["k = __dmul_rn(k, k);"] * squarings, "out = k;"])
+
+
+@functools.lru_cache(maxsize=8)
+def fused_poly(coef: tuple, squarings: int):
+    """The polynomial path of `GaussianKernel.tile_block` on a GPU as one CuPy element-wise kernel: one pass over
+    the tile instead of ~2 deg + 12 (each a kernel launch and a round trip through memory)."""
+    import cupy
+
+    return cupy.ElementwiseKernel("float64 c", "float64 out", fused_poly_source(coef, squarings),
+                                  f"hpcflow_gaussian_poly_{len(coef)}_{squarings}")
+
+
 def horner(v, coef, out=None):
     """sum_k coef[k] v^k, in place in `out` (same shape as v)."""
     out = array_module(v).multiply(v, coef[-1], out=out)
@@ -240,6 +260,8 @@ class GaussianKernel(Kernel):
             return jit.gaussian_poly(a, self._padded, self.squarings)
         if self.method == "direct":
             return self.of_distance(self._arccos(a, xp))
+        if xp is not np and self.dtype == np.float64:
+            return fused_poly(tuple(self.coef), self.squarings)(a, a)
         xp.clip(a, 0.0, 1.0, out=a)
         xp.sqrt(a, out=a)  # t = cos d
         xp.subtract(1.0, a, out=b)  # 1 - t = 2 sin^2(d/2)
