@@ -5,7 +5,8 @@ heartbeat in it: the worker running a trial writes one (user attribute `heartbea
 `[tune] heartbeat_seconds`), and `recover_stale` marks a RUNNING trial failed only when its worker is gone: its pid
 is gone (a worker on this host), it ran in an earlier run of this worker's own Slurm job (requeued), or its last
 heartbeat is older than a grace period (a worker on another host; never by the trial's age alone). It optionally
-queues their parameters again. RDB URLs use Optuna's own heartbeat.
+queues their parameters again. RDB URLs keep Optuna's own heartbeat, which fails a trial of a worker on another
+host (`[tune].heartbeat_seconds`, grace period twice that); the pid and Slurm requeue checks apply to them too.
 """
 
 from __future__ import annotations
@@ -436,11 +437,12 @@ def _process_gone(host, pid) -> bool:
     return False
 
 
-def worker_gone(t, *, grace_seconds: float, now: float | None = None) -> str | None:
+def worker_gone(t, *, grace_seconds: float, now: float | None = None, by_heartbeat: bool = True) -> str | None:
     """Why the worker of RUNNING trial `t` is gone (a phrase), or None while it may be alive. In this order: a
     trial of an earlier run of this worker's Slurm job (same job, lower SLURM_RESTART_COUNT: Slurm runs one at a
     time); a worker on this host whose pid is gone (its pid alive: never gone, however old the trial); a worker
-    on another host (or unknown) whose last heartbeat (`last_sign_of_life`) is older than grace_seconds."""
+    on another host (or unknown) whose last heartbeat (`last_sign_of_life`) is older than grace_seconds, unless not
+    `by_heartbeat` (a database storage, where no worker refreshes user attribute `heartbeat`: Optuna's decides)."""
     a = t.user_attrs
     job, restart = slurm_worker()
     if job is not None and a.get("slurm_job") == job and isinstance(a.get("slurm_restart"), int) \
@@ -448,6 +450,8 @@ def worker_gone(t, *, grace_seconds: float, now: float | None = None) -> str | N
         return f"worker gone (Slurm job {job} was requeued)"
     if a.get("host") == socket.gethostname() and isinstance(a.get("pid"), int):
         return "worker gone (its process ended)" if _process_gone(a["host"], a["pid"]) else None
+    if not by_heartbeat:
+        return None
     last = last_sign_of_life(t)
     now = time.time() if now is None else now
     if last is None or now - last <= grace_seconds:
@@ -458,17 +462,18 @@ def worker_gone(t, *, grace_seconds: float, now: float | None = None) -> str | N
 
 
 def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
-    """Mark RUNNING trials of a journal study whose worker is gone (`worker_gone`) as FAIL, with user attribute
-    `failure` saying why. Their parameters are queued again when `retries` allows (user attr `attempt`). Returns
-    the trial numbers."""
+    """Mark RUNNING trials of a study whose worker is gone (`worker_gone`) as FAIL, with user attribute `failure`
+    saying why. Their parameters are queued again when `retries` allows (user attr `attempt`). A database storage
+    first fails the trials whose Optuna heartbeat is stale (`fail_stale_rdb_trials`). Returns the trial numbers."""
     from optuna.trial import TrialState
 
+    journal = is_journal(storage)
+    failed = [] if journal else fail_stale_rdb_trials(study)
     now = time.time()
-    failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
             continue
-        why = worker_gone(t, grace_seconds=grace_seconds, now=now)
+        why = worker_gone(t, grace_seconds=grace_seconds, now=now, by_heartbeat=journal)
         if why is None:
             continue
         try:
@@ -478,7 +483,24 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> 
             continue
         failed.append(t.number)
         requeue(study, t, retries)
-    return failed
+    return sorted(failed)
+
+
+def fail_stale_rdb_trials(study) -> list[int]:
+    """Optuna's `fail_stale_trials` on a database storage: its RUNNING trials whose Optuna heartbeat is older than
+    the grace period are failed (and queued again by the storage's retry callback, `open_storage`). Optuna runs it
+    only where a worker goes on to draw a trial; one that stops at --max-trials runs it here. Returns the numbers of
+    the trials it failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return []
+    with warnings.catch_warnings():  # marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
 
 
 def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False) -> bool:

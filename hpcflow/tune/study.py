@@ -553,12 +553,12 @@ class Worker:
         return max(0, n_trials - done)
 
     def capped(self) -> bool:
-        """Whether the study holds --max-trials counted trials (`budget.room`); journal trials left RUNNING by a
-        gone worker are failed first, so that they do not hold places."""
+        """Whether the study holds --max-trials counted trials (`budget.room`); trials left RUNNING by a gone worker
+        are failed first (a database's too: Optuna fails stale ones only where a trial is drawn), so that they do not
+        hold places."""
         if self.max_trials is None:
             return False
-        if self.journal:
-            recover(self.study, self.job, log=self.log)
+        recover(self.study, self.job, log=self.log)
         if budget.room(self.study.get_trials(deepcopy=False), self.max_trials):
             return False
         self.log(f"hpcflow tune: study holds --max-trials {self.max_trials} trials (complete, pruned, running, "
@@ -941,13 +941,13 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": storage_label(storage, out),
                                                  "job": record["job"], "overrides": record["overrides"]})
-    if is_journal(store):
-        recover(study, job)
+    recover(study, job)
     return study, store
 
 
 def recover(study, job: TuneJob, *, log=print) -> None:
-    """Fail (and queue again, as `retries` allow) the RUNNING trials of a journal study whose worker is gone."""
+    """Fail (and queue again, as `retries` allow) the RUNNING trials of a study whose worker is gone
+    (`recover_stale`: a journal's and a database's alike)."""
     gone = recover_stale(study, study._storage, grace_seconds=job.tune["stale_seconds"], retries=job.tune["retries"])
     if gone:
         log(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
