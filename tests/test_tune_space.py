@@ -48,6 +48,12 @@ def _job(tmp_path, tune: str, base: str = BASE):
     ('[tune.space]\n"flow.loss" = {low = 1, high = 2}\n', "a range needs a numeric setting"),
     ('[tune.space]\n"geometry.seed" = {low = 1, high = 9}\n', "draws its own points from [tune].seed"),
     ('[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0, lg = true}\n', '"flow.dt".lg is an unknown key'),
+    ('[tune.space]\n"geometry.chart" = {choices = [[0, 1], [1, 2]]}\n',
+     '"geometry.chart".choices[0] = [0, 1] is a list; choices must be single values'),
+    ('[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0, step = 0.4}\n',
+     '"flow.dt".step = 0.4 does not divide high - low = 0.9 exactly (Optuna would lower high to 0.9)'),
+    ('[tune.space]\n"flow.steps" = {low = 1, high = 10, step = 4}\n',
+     '"flow.steps".step = 4 does not divide high - low = 9 exactly (Optuna would lower high to 9)'),
     ('[tune]\nobjective = "accuracy"\n[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n', "[tune].objective"),
     ('[tune]\nspace = {}\n', "[tune].space is empty"),
     ('[tune]\nbogus = 1\n[tune.space]\n"flow.dt" = {low = 0.1, high = 1.0}\n', "[tune].bogus is an unknown key"),
@@ -194,3 +200,30 @@ def test_a_heartbeat_longer_than_a_thread_can_wait_is_refused_and_the_longest_al
     finally:
         threading.excepthook = old_hook
     assert died == []
+
+
+@pytest.mark.parametrize("low, high, step, divides", [
+    (0.0, 1.0, 0.1, True), (0.1, 0.3, 0.05, True), (-1.5, 1.5, 0.25, True), (0.001, 0.01, 0.001, True),
+    (0.0, 1.0, 0.3, False), (0.1, 1.0, 0.4, False), (0, 10, 5, True), (1, 10, 4, False), (0, 9, 3, True),
+])
+def test_a_step_must_divide_the_range_as_written_in_decimals(low, high, step, divides):
+    """0.1-steps over [0, 1] pass although 1.0 / 0.1 is not a whole number in binary floating point; a step that
+    does not divide the range is refused, naming the high that Optuna's own distribution would cut it to."""
+    import optuna
+
+    from hpcflow.tune.space import validate_section
+    from hpcflow.jobs.schema import Field
+
+    kind = int if isinstance(step, int) else float
+    schema = {"flow": {"x": Field(kind, lo=-10, hi=10)}}
+    table = {"space": {"flow.x": {"low": low, "high": high, "step": step}}}
+    dist = (optuna.distributions.IntDistribution if kind is int else optuna.distributions.FloatDistribution)(
+        low, high, step=step)
+    if divides:
+        (p,) = validate_section(table, schema)["space"]
+        assert (p.low, p.high, p.step) == (low, high, step)
+        assert dist.high == high  # Optuna keeps the range too
+        return
+    with pytest.raises(ConfigError, match=r'\[tune.space\]."flow.x".step = .* does not divide') as err:
+        validate_section(table, schema)
+    assert f"Optuna would lower high to {dist.high!r})" in str(err.value)

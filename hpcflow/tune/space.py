@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import Field, at_least, positive, validate, validate_field
@@ -56,6 +57,8 @@ TUNE_SECTION = {
 }
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
+#: the values a choice may take: Optuna stores and compares a categorical's choices as single values
+SCALARS = (bool, int, float, str)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ def _categorical(where, name, spec, field) -> Param:
     if not isinstance(choices, list) or not choices:
         raise ConfigError(f"{where}.choices must be a non-empty list; fix it")
     values = tuple(validate_field(f"{where}.choices[{i}]", c, field) for i, c in enumerate(choices))
+    for i, v in enumerate(values):
+        if not isinstance(v, SCALARS):  # a list setting: Optuna stores and compares choices as single values only
+            raise ConfigError(f"{where}.choices[{i}] = {v!r} is a {type(v).__name__}; choices must be single values "
+                              f"(strings, numbers, booleans); remove \"{name}\" from [tune.space] and run a study "
+                              f"for each value (--set {name}=...)")
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"{where}.choices = {choices!r} repeats a value; list each once")
     return Param(name, "categorical", choices=values)
@@ -141,7 +149,23 @@ def _range(where, name, spec, field) -> Param:
         raise ConfigError(f"{where}.low = {low!r} must be > 0 with log = true; raise it")
     if log and step is not None and (kind == "float" or step != 1):
         raise ConfigError(f"{where}: log = true cannot be combined with step; remove one")
+    if step is not None:
+        _check_steps(where, kind, low, high, step)
     return Param(name, kind, low=low, high=high, log=log, step=step)
+
+
+def _check_steps(where: str, kind: str, low, high, step) -> None:
+    """Refuse a step that does not divide high - low exactly (as decimals written in the job file: 0.1 divides
+    1.0 - 0.0), which Optuna would answer by lowering high to the last whole step."""
+    lo, hi, st = (Decimal(str(x)) for x in (low, high, step))
+    whole = (hi - lo) // st
+    if whole * st == hi - lo:
+        return
+    num = int if kind == "int" else float
+    below, above = num(lo + whole * st), num(lo + (whole + 1) * st)
+    raise ConfigError(f"{where}.step = {step!r} does not divide high - low = {num(hi - lo)!r} exactly (Optuna would "
+                      f"lower high to {below!r}); make high a whole number of steps above low, e.g. high = {below!r} "
+                      f"or {above!r}")
 
 
 def overrides(params: dict) -> list[str]:
