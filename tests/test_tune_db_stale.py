@@ -66,3 +66,44 @@ def test_sqlite_trials_of_other_hosts_are_failed_by_optunas_stale_heartbeat_only
     # Optuna's retry callback queued trial 1's parameters; they ran, and the study then held 3 counted trials
     assert r["ran"] == 1 and len(trials) == 4 and trials[3].state == TrialState.COMPLETE
     assert trials[3].params == trials[1].params and trials[3].system_attrs["retry_history"] == [1]
+
+
+def test_a_database_storage_opens_without_optunas_deprecated_retry_names(tmp_path):
+    """Optuna 4.9 renamed RetryFailedTrialCallback / failed_trial_callback (FutureWarning; gone in 6.0) to
+    RetryHeartbeatStaleTrialCallback / heartbeat_stale_trial_callback: with those warnings as errors the storage
+    opens and its callback queues a stale trial again, at most `retries` times."""
+    import warnings
+
+    from hpcflow.tune.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        storage = open_storage(url, str(tmp_path), heartbeat=60, retries=2)
+    study = optuna.create_study(study_name="tiny", storage=storage)
+    stale = study.ask({"flow.dt": DT})
+    storage.record_heartbeat(stale._trial_id)
+    with sqlite3.connect(tmp_path / "q.db") as con:
+        con.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING] and trials[1].params == stale.params
+
+
+def test_an_optuna_before_the_rename_gets_its_own_names(monkeypatch):
+    from optuna import storages
+
+    from hpcflow.tune.storage import stale_retry
+
+    class OldRDBStorage:  # the keyword arguments of RDBStorage before Optuna 4.9
+        def __init__(self, url, engine_kwargs=None, skip_compatibility_check=False, *, heartbeat_interval=None,
+                     grace_period=None, failed_trial_callback=None, skip_table_creation=False):
+            pass
+
+    monkeypatch.delattr(storages, "RetryHeartbeatStaleTrialCallback")
+    monkeypatch.setattr(storages, "RDBStorage", OldRDBStorage)
+    (key, retry), = stale_retry(3).items()
+    assert key == "failed_trial_callback" and type(retry) is storages.RetryFailedTrialCallback
+    assert stale_retry(0) == {"failed_trial_callback": None}

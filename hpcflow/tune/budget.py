@@ -24,8 +24,8 @@ OVER_CAP = "over --max-trials"
 
 
 def predecessor(t) -> int | None:
-    """The number of the failed trial that `t` retries (Optuna's RetryFailedTrialCallback's retry_history, or
-    this package's `retry_of`), or None."""
+    """The number of the failed trial that `t` retries (retry_history of Optuna's RetryHeartbeatStaleTrialCallback,
+    RetryFailedTrialCallback before Optuna 4.9, or this package's `retry_of`), or None."""
     history = t.system_attrs.get("retry_history")
     if isinstance(history, list) and history:
         return history[-1]

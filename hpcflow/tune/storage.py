@@ -32,20 +32,34 @@ class StorageError(UserError):
 def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int = 0):
     """An Optuna storage: JournalStorage on `url` (a path; default out/study.journal) or RDBStorage (a URL)."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage
 
     url = url or os.path.join(out, "study.journal")
     with opening(url):
         if "://" in url:
-            retry = RetryFailedTrialCallback(max_retry=retries) if retries else None
             with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                                  failed_trial_callback=retry)
+                                  **stale_retry(retries))
         check_journal(url)
         check_journal_place(url, out)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)  # within --out (`check_journal_place`)
         return JournalStorage(journal_backend(url))
+
+
+def stale_retry(retries: int) -> dict:
+    """RDBStorage's keyword argument that queues a heartbeat-stale trial again (at most `retries` times; None for
+    0) under the names of the installed Optuna: RetryHeartbeatStaleTrialCallback as heartbeat_stale_trial_callback
+    since Optuna 4.9, which deprecated RetryFailedTrialCallback and failed_trial_callback (removed in 6.0)."""
+    import inspect
+
+    from optuna import storages
+
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
+    keyword = "heartbeat_stale_trial_callback"
+    if keyword not in inspect.signature(storages.RDBStorage.__init__).parameters:
+        keyword = "failed_trial_callback"
+    return {keyword: retry(max_retry=retries) if retries else None}
 
 
 def check_journal_place(url: str | None, out: str) -> None:
