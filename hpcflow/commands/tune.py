@@ -14,7 +14,7 @@ def run(args) -> int:
     from hpcflow.tune.study import RECORD_WAIT, optimize
 
     check_launch()
-    with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune", stops=False), \
+    with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune"), \
             skipped_memory_check(args.no_memory_check):  # (the job's and every trial's check)
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
                           sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,

@@ -99,12 +99,16 @@ class FileLock:
     released the same way, so Optuna's own writers and hpcflow's exclude each other) whose wait for a held lock
     sleeps between tries and takes over a lock left by a killed holder: one whose link (its inode and time,
     `os.lstat`: also a link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace`
-    seconds. One line on stderr (`log`) when a wait passes a second and when it takes the lock over."""
+    seconds. One line on stderr (`log`) when a wait passes a second and when it takes the lock over.
+
+    While the main thread holds it, stop requests are held back (`hpcflow.stop_signals.defer`) and delivered when it
+    is released, so that one that ends the command never leaves the link behind (nor a write cut in two)."""
 
     def __init__(self, filepath: str, *, grace: float = LOCK_GRACE, log=None) -> None:
         self._lock_target_file, self._lock_file = filepath, filepath + ".lock"
         self.grace = float(grace)
         self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+        self._held = threading.local()  # `deferred`: the stop requests held back while this thread holds the lock
 
     def _seen(self):
         """The lock link's identity (inode, mtime), or None when there is none."""
@@ -115,14 +119,20 @@ class FileLock:
         return st.st_ino, st.st_mtime_ns
 
     def acquire(self) -> bool:
+        from hpcflow.stop_signals import defer, deliver
+
         pause, seen, since, said = 0.001, None, time.monotonic(), False
         while True:
+            deferred = defer()  # from before the link is made: a request cannot come between the two
             try:
                 os.symlink(self._lock_target_file, self._lock_file)
-                return True
             except OSError as err:
+                deliver(deferred)  # not held: a request meanwhile acts at once (a wait may be long)
                 if err.errno != errno.EEXIST:
                     raise
+            else:
+                self._held.deferred = deferred
+                return True
             now = self._seen()
             if now != seen:  # another holder (or the first look): its grace period starts now
                 seen, since = now, time.monotonic()
@@ -144,13 +154,20 @@ class FileLock:
 
     def release(self) -> None:
         """Remove the link as Optuna does (renamed first, so two releases cannot both remove it); RuntimeError when
-        it is not there."""
+        it is not there. Then the stop requests held back since this thread took it are delivered."""
+        from hpcflow.stop_signals import deliver
+
+        deferred, self._held.deferred = getattr(self._held, "deferred", None), None
         renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
         try:
             os.rename(self._lock_file, renamed)
         except OSError:
             raise RuntimeError(f"lock {self._lock_file} is not held") from None
-        os.unlink(renamed)
+        else:
+            os.unlink(renamed)
+        finally:
+            if deferred is not None:
+                deliver(deferred)
 
 
 def remove_dangling_lock(path: str, *, watch: float = 1.0, log=None) -> bool:
