@@ -1,6 +1,7 @@
 """The sbatch templates run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run, the GPU
-template asks one GPU per task only when the job has GPUs, and a requeued job resumes without the --force it was
-submitted with, which a first submission keeps."""
+template asks one GPU per task only when the job has GPUs, a requeued job resumes without the --force it was
+submitted with, which a first submission keeps, an HPCFLOW_THREADS exported at submission is kept (and checked), and
+an HPCFLOW_MPI that srun cannot start as one MPI world is refused before any srun."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ steps = 3
 """
 
 
-def _run(tmp_path, *args, script=SCRIPT, **env_extra):
+def _env(tmp_path, mpi_list="", **env_extra) -> dict:
+    """The environment of a template run by bash: the stand-in srun (`srun --mpi=list` printing `mpi_list` on
+    stderr) first on PATH, hpcflow's python, the submit directory tmp_path, and env_extra (NAME=None: unset)."""
     bin_dir = tmp_path / "bin"
-    stand_in_srun(bin_dir, tmp_path / "srun_options")
+    stand_in_srun(bin_dir, tmp_path / "srun_options", mpi_list, stream=2)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
                PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1")
     env.update(env_extra)
@@ -45,8 +48,12 @@ def _run(tmp_path, *args, script=SCRIPT, **env_extra):
             env.pop(name, None)
     for name in [k for k, v in env.items() if v is None]:  # env_extra NAME=None: NAME unset
         env.pop(name)
-    return subprocess.run(["bash", str(script), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return env
+
+
+def _run(tmp_path, *args, script=SCRIPT, mpi_list="", **env_extra):
+    return subprocess.run(["bash", str(script), *map(str, args)], env=_env(tmp_path, mpi_list, **env_extra),
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_sbatch_script_runs_the_job_with_extra_arguments(tmp_path):
@@ -110,7 +117,8 @@ def test_gpu_template_binds_one_gpu_per_task_only_with_gpus(tmp_path):
         extra = {} if gpus is None else {"SLURM_GPUS_PER_NODE": gpus}
         r = _run(tmp_path, job, out, script=GPU_SCRIPT, HPCFLOW_BACKEND="numpy", **extra)
         assert r.returncode == 0, r.stderr[-2000:]
-        assert (tmp_path / "srun_options").read_text().splitlines() == [want, want], gpus
+        # (srun --mpi=list: HPCFLOW_MPI's check, before both)
+        assert (tmp_path / "srun_options").read_text().splitlines() == ["--mpi=list", want, want], gpus
         assert json.loads((tmp_path / out / "summary.json").read_text())["steps"] == 3
 
 
@@ -166,3 +174,90 @@ def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed"] is True and summary["status"] == "finished", summary
     assert summary["checkpoint_step"] == (4 if kind == "flow" else 2) and len(summary["legs"]) == 2
+
+
+def _recording_python(tmp_path) -> Path:
+    """A python for HPCFLOW_PYTHON that appends "THREADS ARGS" (its HPCFLOW_THREADS, or `unset`) to tmp_path/calls
+    for every call, and runs everything but the job's own command (`-m hpcflow run|nn|tune ...`: exit 0 at once)."""
+    python = tmp_path / "recording_python"
+    python.write_text(f'#!/bin/bash\necho "${{HPCFLOW_THREADS-unset}} $*" >> "{tmp_path}/calls"\n'
+                      'case "$1 $2 $3" in "-m hpcflow run"|"-m hpcflow nn"|"-m hpcflow tune") exit 0 ;; esac\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def _job_calls(tmp_path) -> list:
+    """The HPCFLOW_THREADS each `-m hpcflow run|nn|tune` call of the recording python saw."""
+    lines = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    commands = [["-m", "hpcflow", cmd] for cmd in ("run", "nn", "tune")]
+    return [line.split(" ", 1)[0] for line in lines if line.split(" ")[1:4] in commands]
+
+
+@pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
+def test_a_template_keeps_the_hpcflow_threads_exported_at_submission(tmp_path, script):
+    """HPCFLOW_THREADS=3 exported at submission reaches the job's command (the templates set it to the task's CPUs,
+    2 here, whatever it was); unset or blank, the command gets the task's CPUs. A value hpcflow refuses stops the
+    template at once with hpcflow's own line for it, under the template's name (exit 2): no srun, nothing written."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    python = _recording_python(tmp_path)
+    for given, want in (("3", "3"), (None, "2"), ("  ", "2")):
+        (tmp_path / "calls").unlink(missing_ok=True)
+        r = _run(tmp_path, job, "runs/out", "1", script=script, HPCFLOW_PYTHON=str(python), SLURM_CPUS_PER_TASK="2",
+                 HPCFLOW_THREADS=given)
+        assert r.returncode == 0, (given, r.stderr[-2000:])
+        assert _job_calls(tmp_path) == [want], (given, (tmp_path / "calls").read_text())
+    for bad in ("abc", "0", "1025"):
+        (tmp_path / "srun_options").unlink(missing_ok=True)
+        (tmp_path / "calls").unlink(missing_ok=True)
+        said = subprocess.run([sys.executable, "-m", "hpcflow", "info"], capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT), HPCFLOW_THREADS=bad))
+        assert said.returncode == 2 and said.stderr.startswith("hpcflow info: error: HPCFLOW_THREADS="), said.stderr
+        r = _run(tmp_path, job, "runs/out", "1", script=script, HPCFLOW_PYTHON=str(python), HPCFLOW_THREADS=bad)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert r.stderr == said.stderr.replace("hpcflow info:", f"{script.name}:", 1), r.stderr
+        assert not (tmp_path / "srun_options").exists() and not (tmp_path / "runs").exists()
+        assert not _job_calls(tmp_path)
+
+
+#: `srun --mpi=list` of Slurm 23.x (its log form, on stderr)
+MPI_LIST = "srun: MPI types are...\nsrun: cray_shasta\nsrun: none\nsrun: pmi2\nsrun: pmix\nsrun: pmix_v4\n"
+
+
+@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
+def test_an_mpi_template_refuses_an_hpcflow_mpi_its_srun_cannot_start_as_one_world(tmp_path, script):
+    """HPCFLOW_MPI that srun does not offer (srun failed as the job's first step started, exit 1 in srun's own words),
+    the default pmi2 where srun lacks it, and `none` for two tasks (srun starts each as a world of one rank, and each
+    runs the whole job): one line naming HPCFLOW_MPI, and for a type srun lacks the types it offers, exit 2 before
+    any other srun or the run. One that srun offers, and `none` for one task, reach every srun."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    python = _recording_python(tmp_path)
+    offered = "cray_shasta, none, pmi2, pmix, pmix_v4"
+    for listing, mpi, ntasks, said in (
+            (MPI_LIST, "pmi", "1", f"HPCFLOW_MPI='pmi' is not an MPI type of this cluster's srun, which offers "
+                                   f"{offered} (srun --mpi=list); set HPCFLOW_MPI to one of them, or unset it (pmi2)"),
+            (MPI_LIST.replace("srun: pmi2\n", ""), None, "2", "HPCFLOW_MPI (unset: its default pmi2) is not an MPI "
+             "type of this cluster's srun, which offers cray_shasta, none, pmix, pmix_v4 (srun --mpi=list); set "
+             "HPCFLOW_MPI to one of them"),
+            (MPI_LIST, "none", "2", "HPCFLOW_MPI='none' starts each of the job's 2 tasks as an MPI world of one rank"),
+            ("", "--mpi=pmi2", "1", "HPCFLOW_MPI='--mpi=pmi2' is not an MPI type name")):  # srun's list unknown
+        for name in ("srun_options", "calls"):
+            (tmp_path / name).unlink(missing_ok=True)
+        r = _run(tmp_path, job, "runs/out", script=script, mpi_list=listing, HPCFLOW_PYTHON=str(python),
+                 HPCFLOW_MPI=mpi, SLURM_NTASKS=ntasks)
+        assert r.returncode == 2, (mpi, r.stdout, r.stderr)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{script.name}: error: {said}"), (mpi, r.stderr)
+        record = tmp_path / "srun_options"
+        assert not record.exists() or record.read_text() == "--mpi=list\n", mpi  # no other srun
+        assert not (tmp_path / "runs").exists() and not _job_calls(tmp_path)
+    for mpi, ntasks in (("pmix_v4", "2"), ("none", "1")):
+        (tmp_path / "srun_options").unlink(missing_ok=True)
+        r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_PYTHON=str(python),
+                 HPCFLOW_MPI=mpi, SLURM_NTASKS=ntasks)
+        assert r.returncode == 0, (mpi, r.stderr[-2000:])
+        calls = (tmp_path / "srun_options").read_text().splitlines()
+        assert calls[0] == "--mpi=list" and len(calls) == 3, calls  # the check, `hpcflow info`, the run
+        assert all(line.split()[0] == f"--mpi={mpi}" for line in calls[1:]), calls

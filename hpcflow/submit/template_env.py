@@ -1,0 +1,88 @@
+"""`python -m hpcflow.submit.template_env TEMPLATE threads DEFAULT | mpi`: a value an sbatch template exports or
+passes to srun, checked in its batch shell before any srun.
+
+threads: the HPCFLOW_THREADS the run gets: the one exported at submission (sbatch passes the environment on),
+checked as every command checks its environment (`hpcflow.resources.check_environment`: 1..MAX_THREADS, and the
+other variables it reads), else DEFAULT (the template's SLURM_CPUS_PER_TASK).
+mpi: srun's --mpi: HPCFLOW_MPI, else pmi2; refused where this cluster's srun does not offer it (`srun --mpi=list`,
+read by `mpi_types`; only the name's form is checked where that list cannot be read), and `none` for a job of
+more than one task: srun then starts each task as an MPI world of its own, which runs the whole job (the output
+written as many times over), so a multi-task job needs a PMI.
+
+Prints the value; a refusal is one line `TEMPLATE: error: ...` on stderr naming the variable and the fix, exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from hpcflow.errors import UserError
+
+DEFAULT_MPI = "pmi2"
+
+
+def threads(default: str, environ=None) -> str:
+    """HPCFLOW_THREADS as exported (surrounding blanks dropped), else `default`; UserError as the commands give it."""
+    from hpcflow.resources import check_environment
+
+    env = os.environ if environ is None else environ
+    check_environment(env)
+    return env.get("HPCFLOW_THREADS", "").strip() or default
+
+
+def tasks(environ=None) -> int:
+    """The tasks a plain srun of the batch script starts: SLURM_NTASKS (sbatch sets it for -n and for
+    --ntasks-per-node), else SLURM_NTASKS_PER_NODE a node, else one a node (SLURM_JOB_NUM_NODES; 1 when unset)."""
+    env = os.environ if environ is None else environ
+
+    def count(name: str) -> int | None:
+        m = re.fullmatch(r"\s*0*([1-9][0-9]{0,8})\s*", env.get(name, ""))  # (Slurm's: a positive integer)
+        return int(m.group(1)) if m else None
+
+    nodes = count("SLURM_JOB_NUM_NODES") or 1
+    return count("SLURM_NTASKS") or (count("SLURM_NTASKS_PER_NODE") or 1) * nodes
+
+
+def mpi(environ=None) -> str:
+    """srun's --mpi for the template: HPCFLOW_MPI or DEFAULT_MPI; UserError (one line) where srun cannot start the
+    job's tasks as one MPI world with it."""
+    from hpcflow.submit import mpi_types
+
+    env = os.environ if environ is None else environ
+    given = env.get("HPCFLOW_MPI", "").strip()
+    value = given or DEFAULT_MPI
+    what = f"HPCFLOW_MPI={value[:40]!r}" if given else f"HPCFLOW_MPI (unset: its default {DEFAULT_MPI})"
+    if value == "none" and tasks(env) > 1:
+        raise UserError(f"{what} starts each of the job's {tasks(env)} tasks as an MPI world of one rank that runs the "
+                        f"whole job; unset HPCFLOW_MPI ({DEFAULT_MPI}) or set it to the PMI of your MPI (srun "
+                        "--mpi=list), or run one task")
+    if not mpi_types.NAME.fullmatch(value):
+        raise UserError(f"{what} is not an MPI type name (letters, digits, _); set it to one that srun --mpi=list "
+                        f"shows, or unset it ({DEFAULT_MPI})")
+    offered = mpi_types.offered()
+    if offered is not None and value not in offered:
+        fix = "set HPCFLOW_MPI to one of them" + ("" if not given or DEFAULT_MPI not in offered else
+                                                  f", or unset it ({DEFAULT_MPI})")
+        raise UserError(f"{what} is not an MPI type of this cluster's srun, which offers {', '.join(offered)} "
+                        f"(srun --mpi=list); {fix}")
+    return value
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3) or args[1:2] not in (["threads"], ["mpi"]) or (args[1] == "threads") != (len(args) == 3):
+        print("usage: python -m hpcflow.submit.template_env TEMPLATE threads DEFAULT | TEMPLATE mpi",
+              file=sys.stderr)
+        return 2
+    try:
+        print(threads(args[2]) if args[1] == "threads" else mpi())
+    except UserError as exc:
+        print(f"{args[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
