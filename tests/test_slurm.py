@@ -156,6 +156,25 @@ def test_tune_array_workers_share_one_journal(slurm):
     assert all((slurm / "study" / t.user_attrs["run_dir"] / "checkpoint.h5").is_file() for t in trials)
 
 
+def test_a_signalled_tune_array_worker_checkpoints_its_trial_and_is_requeued(slurm):
+    """hpcflow_tune_array.sbatch (one worker) sent SIGUSR1 while a trial runs, as its --signal=USR1@120 sends it
+    before the time limit: the trial writes its checkpoint, the worker exits 4 and the job is requeued (Restarts=1),
+    as with the MPI template. The template's worker was a plain srun, without --signal, a trap or
+    hpcflow.submit.step: its status 4 ended the job FAILED, never requeued, the trial's checkpoint left unused."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000") + "[checkpoint]\nevery = 1\n")
+    template = ROOT / "slurm" / "hpcflow_tune_array.sbatch"
+    assert "#SBATCH --signal=USR1@120" in template.read_text().splitlines()
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--array=0", "--output=tune.out", str(template),
+                        "long.toml", "study", "1"], cwd=slurm, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip().split(";")[0]
+    _signal_and_wait_for_requeue(job, slurm / "study" / "trials" / "0000" / "checkpoint.h5", "USR1",
+                                 lambda: (slurm / "tune.out").read_text())
+    log = (slurm / "tune.out").read_text()
+    assert log.count("hpcflow tune: stopped: signal received during trial 0 (checkpoint in study/trials/0000)") == 1, log
+    assert "Exited with exit code 4" in log, log  # srun's line for the worker's status
+
+
 def test_hpcflow_submit_slurm_wait_returns_the_exit_status(slurm):
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/s", "--executor", "slurm",
                         "--ntasks-per-node", "2", "--time", "5", "--wait"], cwd=slurm, capture_output=True, text=True,

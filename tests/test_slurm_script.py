@@ -1,14 +1,18 @@
 """The sbatch templates run by bash with a stand-in `srun` (no Slurm here): arguments reach hpcflow run, the GPU
 template asks one GPU per task only when the job has GPUs, a requeued job resumes without the --force it was
 submitted with, which a first submission keeps, an HPCFLOW_THREADS exported at submission is kept (and checked), and
-an HPCFLOW_MPI that srun cannot start as one MPI world is refused before any srun."""
+an HPCFLOW_MPI that srun cannot start as one MPI world is refused before any srun; a tune array worker signalled
+with SIGUSR1 checkpoints its trial and requeues the job."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +36,15 @@ name = "delta"
 [flow]
 dt = 0.5
 steps = 3
+"""
+#: the job's search space for `hpcflow tune` (hpcflow_tune_array.sbatch)
+TUNE = """[checkpoint]
+every = 1
+[tune]
+sampler = "random"
+pruner = "none"
+[tune.space]
+"flow.dt" = {low = 0.5, high = 4.0}
 """
 
 
@@ -261,3 +274,35 @@ def test_an_mpi_template_refuses_an_hpcflow_mpi_its_srun_cannot_start_as_one_wor
         calls = (tmp_path / "srun_options").read_text().splitlines()
         assert calls[0] == "--mpi=list" and len(calls) == 3, calls  # the check, `hpcflow info`, the run
         assert all(line.split()[0] == f"--mpi={mpi}" for line in calls[1:]), calls
+
+
+TUNE_SCRIPT = ROOT / "slurm" / "hpcflow_tune_array.sbatch"
+
+
+@pytest.mark.parametrize("who", ["batch", "full"])
+def test_a_tune_array_worker_signalled_checkpoints_its_trial_and_requeues_the_job(tmp_path, who):
+    """SIGUSR1 to the tune array template's batch shell alone (what --signal=B:USR1@120 sends) or to it and its step
+    (scancel --full) while a trial runs: the trial's checkpoint is written, the worker exits 4 and the job is requeued
+    (scontrol requeue SLURM_JOB_ID), as in the MPI and GPU templates. bash ended on the signal (138), the job was
+    never requeued, and the worker ran on or stopped unrequeued. (On a real Slurm: tests/test_slurm.py.)"""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/bash\necho "$@" >> "{tmp_path}/scontrol.log"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB.replace("steps = 3", "steps = 100000") + TUNE)
+    proc = subprocess.Popen(["bash", str(TUNE_SCRIPT), str(job), "study", "1"], env=_env(tmp_path, SLURM_JOB_ID="77"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not list((tmp_path / "study").glob("trials/*/checkpoint.h5")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.1)
+        (os.killpg if who == "full" else os.kill)(proc.pid, signal.SIGUSR1)
+        said, _ = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # (a worker left running by bash's end)
+    assert proc.returncode == 4, said
+    assert "hpcflow tune: stopped: signal received during trial 0 (checkpoint in study/trials/0000)" in said, said
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"

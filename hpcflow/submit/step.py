@@ -1,9 +1,10 @@
-"""`exec python -m hpcflow.submit.step srun ...`: the end of the MPI and GPU sbatch templates.
+"""`exec python -m hpcflow.submit.step srun ...`: the end of the MPI, GPU and tune array sbatch templates.
 
-Runs the run's step (COMMAND: `srun ... hpcflow run|nn ...`) as the batch step itself, passes SIGUSR1 on to it, and
-requeues the job when the run stops preempted (exit status 4, checkpoint written: `scontrol requeue $SLURM_JOB_ID`;
-the requeued job continues with --resume). Exit status: COMMAND's (128+N when signal N ended it; 127 when it cannot
-be started).
+Runs the run's step (COMMAND: `srun ... hpcflow run|nn|tune ...`) as the batch step itself, passes SIGUSR1 on to it,
+and requeues the job when the run stops preempted (exit status 4, checkpoint written: `scontrol requeue
+$SLURM_JOB_ID`; the requeued job continues with --resume, a tune array task with its trial's checkpoint: the same
+`hpcflow tune` command resumes the trial it stopped). Exit status: COMMAND's (128+N when signal N ended it; 127 when
+it cannot be started).
 
 SIGUSR1 is how Slurm asks for the checkpoint: `--signal=USR1@120` sends it to the step's tasks only, but
 `--signal=B:USR1@120` sends it to the batch step alone and `scancel --full --signal=USR1` to both. bash, the batch
