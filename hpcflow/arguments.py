@@ -3,7 +3,9 @@ coerced.
 
 A low-level module (standard library and hpcflow.errors only) so geometry and kernels can check their arguments
 without importing the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS), and the counts read from
-environment variables are bounded here too (`env_integer`).
+environment variables are bounded here too (`env_integer`). hpcflow's own variables are parsed here, once, for the
+Python API and the commands alike (`env_threads`, `env_quiet`, `env_backend`; the thread counts of BLAS and OpenMP:
+`env_thread_count`): a bad value is the same one-line ConfigError from either.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from hpcflow.errors import ConfigError
 INT_LIMIT = 2**62
 #: most threads or workers a job or call may ask for
 MAX_THREADS = 1024
+#: what $HPCFLOW_BACKEND may say (auto: CuPy where a GPU is usable, else NumPy)
+BACKENDS = ("numpy", "cupy", "auto")
 #: most significant digits of a count read from text (an environment variable): 10^18 is beyond every count and size,
 #: and longer digit strings reach Python's limit on int(str) (4300 digits, a ValueError) or overflow a float
 MAX_DIGITS = 18
@@ -119,6 +123,46 @@ def env_integer(name: str, environ=None, *, lo: int = 0, hi: int | None = None, 
     if n is None or n < lo or (hi is not None and n > hi):
         raise ConfigError(f"{name}={text[:40]!r} {want}; {fix}")
     return n
+
+
+def env_threads(environ=None) -> int | None:
+    """$HPCFLOW_THREADS (threads per rank): None when unset or blank, else an integer in [1, MAX_THREADS]; ConfigError
+    naming it and the fix for anything else."""
+    return env_integer("HPCFLOW_THREADS", environ, lo=1, hi=MAX_THREADS,
+                       want=f"must be an integer in [1, {MAX_THREADS}]", fix="set e.g. HPCFLOW_THREADS=2 or unset it")
+
+
+def env_quiet(environ=None) -> bool:
+    """$HPCFLOW_QUIET: True for 1 (no progress bars or lines), False when unset or blank; ConfigError for anything
+    else ("yes", "0"), which would be taken for either."""
+    text = (os.environ if environ is None else environ).get("HPCFLOW_QUIET", "").strip()
+    if text not in ("", "1"):
+        raise ConfigError(f"HPCFLOW_QUIET={text[:40]!r} must be 1 (no progress bars) or unset; fix it")
+    return text == "1"
+
+
+def env_backend(environ=None) -> str | None:
+    """$HPCFLOW_BACKEND in lower case, one of BACKENDS; None when unset or blank; ConfigError for anything else."""
+    text = (os.environ if environ is None else environ).get("HPCFLOW_BACKEND", "").strip().lower()
+    if text and text not in BACKENDS:
+        raise ConfigError(f"HPCFLOW_BACKEND={text[:40]!r} is not one of {', '.join(BACKENDS)}; set numpy, cupy or "
+                          "auto, or unset it")
+    return text or None
+
+
+def env_thread_count(name: str, environ=None) -> str | None:
+    """A thread count a BLAS or OpenMP runtime reads from variable `name` as it loads (OMP_NUM_THREADS: a list of
+    them, one per nesting level, "4,2"): None when unset or blank, else the value; ConfigError naming it for anything
+    but positive integers ("abc", "0", "-1"), which the runtimes read as their default (every CPU) or refuse."""
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    if not text:
+        return None
+    fix = f"set e.g. {name}=1 or unset it"
+    parts = text.split(",") if name == "OMP_NUM_THREADS" else [text]
+    if any((text_count(part.strip(), name, fix) or 0) < 1 for part in parts):
+        want = "a positive integer" + (" (or a list of them, e.g. 4,2)" if name == "OMP_NUM_THREADS" else "")
+        raise ConfigError(f"{name}={text[:40]!r} is not {want}; {fix}")
+    return text
 
 
 def whole_number(lo: int, hi: int):

@@ -14,11 +14,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from hpcflow.arguments import env_integer
+from hpcflow.arguments import BACKENDS, env_backend, env_threads
 from hpcflow.errors import ConfigError, MissingDependencyError
-
-_CHOICES = ("numpy", "cupy", "auto")
-
 
 def gpu_available() -> bool:
     """True when CuPy imports *and* a CUDA device is usable (import success alone is not enough)."""
@@ -33,11 +30,11 @@ def gpu_available() -> bool:
 def backend_name(name: str | None = None) -> str:
     """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND; a refusal names the
     one of the two the choice came from, so the fix it gives is the setting the user made."""
-    from_env = not name and bool(os.environ.get("HPCFLOW_BACKEND", "").strip())
-    choice = (name or os.environ.get("HPCFLOW_BACKEND", "").strip() or "auto").lower()
+    from_env = None if name else env_backend()  # (a bad $HPCFLOW_BACKEND refused as every command refuses it)
+    choice = (name or from_env or "auto").lower()
     key = "HPCFLOW_BACKEND" if from_env else "backend"
-    if choice not in _CHOICES:
-        raise ConfigError(f"{key}={choice!r} is not one of {', '.join(_CHOICES)}; set it to numpy, cupy or auto")
+    if choice not in BACKENDS:
+        raise ConfigError(f"{key}={choice!r} is not one of {', '.join(BACKENDS)}; set it to numpy, cupy or auto")
     if choice == "auto":
         return "cupy" if gpu_available() else "numpy"
     if choice == "cupy" and not gpu_available():
@@ -103,8 +100,7 @@ def to_host(a) -> np.ndarray:
 
 def default_threads() -> int:
     """Worker threads for host array work (sampling, kernel tiles): $HPCFLOW_THREADS, else the usable CPUs."""
-    threads = env_integer("HPCFLOW_THREADS", lo=1, want="is not a positive integer",
-                          fix="set e.g. HPCFLOW_THREADS=2 or unset it")
+    threads = env_threads()  # ConfigError for a value every command refuses too (0, "x", beyond MAX_THREADS)
     if threads is not None:
         return threads
     try:

@@ -10,15 +10,17 @@ when stderr is a terminal, otherwise silent; plain log lines are left to the cal
 
 from __future__ import annotations
 
-import os
 import sys
 
 from tqdm import tqdm
 
+from hpcflow.arguments import env_quiet
+
 
 def enabled(*, quiet: bool = False, comm=None, stream=None) -> bool:
-    """True when a bar should show: not quiet, $HPCFLOW_QUIET unset, rank 0 of `comm`, `stream` a terminal."""
-    if quiet or os.environ.get("HPCFLOW_QUIET"):
+    """True when a bar should show: not quiet, $HPCFLOW_QUIET unset, rank 0 of `comm`, `stream` a terminal.
+    ConfigError for a $HPCFLOW_QUIET other than 1 (as every command refuses it: hpcflow.arguments.env_quiet)."""
+    if env_quiet() or quiet:
         return False
     from hpcflow.parallel.comm import is_root
 

@@ -21,9 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
-from hpcflow.arguments import api_integer, api_threads, env_integer, text_count
+from hpcflow.arguments import (api_integer, api_threads, env_backend, env_integer, env_quiet, env_thread_count,
+                               env_threads, text_count)
 
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
+#: read by BLAS and OpenMP runtimes when they load: checked with the environment (`check_environment`), then set to
+#: the threads each rank owns (`hpcflow.parallel.comm.limit_threads`), so that libraries a job imports later (SciPy's
+#: OpenBLAS, the OpenMP of scikit-learn's clustering) start with that many threads, not one per CPU of the node
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: interpreter + NumPy/SciPy/h5py (+ scikit-learn) resident after import, and with torch on top (measured)
 BASE_BYTES = 160 * 2**20
 #: scikit-learn's part of BASE_BYTES (measured 64 MB of 153): a kernel flow loads it only for Birch clustering
@@ -740,22 +745,16 @@ def skipped_memory_check(skip: bool = True):
 
 def check_environment(environ=None) -> None:
     """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
-    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), SLURM_CPUS_PER_TASK (>= 1; read for threads
-    and memory) and SLURM_MEM_PER_NODE / _PER_CPU (memory sizes); ConfigError naming the variable otherwise."""
-    from hpcflow.backend import _CHOICES
-    from hpcflow.jobs.schema import MAX_THREADS
-
+    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), THREAD_VARIABLES (positive integers),
+    SLURM_CPUS_PER_TASK (>= 1; read for threads and memory) and SLURM_MEM_PER_NODE / _PER_CPU (memory sizes);
+    ConfigError naming the variable otherwise (the parsers the Python API reads them with: hpcflow.arguments)."""
     env = os.environ if environ is None else environ
-    env_integer("HPCFLOW_THREADS", env, lo=1, hi=MAX_THREADS, want=f"must be an integer in [1, {MAX_THREADS}]",
-                fix="set e.g. HPCFLOW_THREADS=2 or unset it")
-    backend = env.get("HPCFLOW_BACKEND", "").strip().lower()
-    if backend and backend not in _CHOICES:
-        raise ConfigError(f"HPCFLOW_BACKEND={backend[:40]!r} is not one of {', '.join(_CHOICES)}; set numpy, cupy "
-                          "or auto, or unset it")
-    quiet = env.get("HPCFLOW_QUIET", "").strip()
-    if quiet not in ("", "1"):
-        raise ConfigError(f"HPCFLOW_QUIET={quiet[:40]!r} must be 1 (no progress bars) or unset; fix it")
+    env_threads(env)
+    env_backend(env)
+    env_quiet(env)
     ignore_requested(env)
+    for name in THREAD_VARIABLES:
+        env_thread_count(name, env)
     slurm_cpus_per_task(env)
     for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
         slurm_mebibytes(name, env)

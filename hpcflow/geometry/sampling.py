@@ -25,7 +25,7 @@ import numpy as np
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
-from hpcflow.arguments import api_integer, api_threads
+from hpcflow.arguments import api_integer, api_threads, env_quiet, env_threads
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
@@ -114,7 +114,11 @@ def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None
     """`sample_checked`'s keywords from `sample_points`' arguments: sizes and seed (`check_sample_sizes`), the
     chart (`check_chart`), layout, backend (`get_xp`: its ConfigError) checked; `error` names the first bad one as
     the caller calls it (`names`: {"surface": "X", "n_points": "n_val"}). No collective: each rank's are checked
-    alone (`sample_points` then refuses them on every rank together)."""
+    alone (`sample_points` then refuses them on every rank together). The environment the sampling reads
+    ($HPCFLOW_THREADS where `threads` is None, $HPCFLOW_QUIET) is checked here too, as the commands check it."""
+    env_quiet()
+    if threads is None:
+        env_threads()
     if not callable(getattr(surface, "definition_json", None)):
         raise TypeError(f"{(names or {}).get('surface', 'surface')} is a {type(surface).__name__}, not a "
                         "Hypersurface; pass one, e.g. hpcflow.geometry.Hypersurface.fermat(3)")

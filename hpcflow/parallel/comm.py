@@ -19,7 +19,7 @@ import numpy as np
 
 from hpcflow.backend import default_threads
 from hpcflow.errors import RunStop, UserError, WriteFailed
-from hpcflow.resources import slurm_cpus_per_task
+from hpcflow.resources import THREAD_VARIABLES, slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -197,14 +197,9 @@ def threads_per_rank(comm=None) -> int:
     return share if slurm is None else min(slurm, share)
 
 
-#: read by BLAS and OpenMP runtimes when they load: libraries a job imports later (SciPy's OpenBLAS, the
-#: OpenMP of scikit-learn's clustering) start with `threads_per_rank` threads too, not one per CPU of the node
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def limit_threads(comm=None) -> int:
     """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch (those loaded now, and
-    through THREAD_VARIABLES those loaded later); return it."""
+    through hpcflow.resources.THREAD_VARIABLES those loaded later); return it."""
     n = threads_per_rank(comm)
     for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):
         os.environ[name] = str(n)

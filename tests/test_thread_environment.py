@@ -1,0 +1,116 @@
+"""The environment that sets threads and progress output: hpcflow's own variables (HPCFLOW_THREADS, HPCFLOW_QUIET,
+HPCFLOW_BACKEND) are refused alike by the Python API and the commands, the BLAS and OpenMP thread counts
+(OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) by every command before any work, and `hpcflow sample`
+limits its threads as `hpcflow run` does and says how far it got in a log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpcflow.cli import main
+from hpcflow.errors import ConfigError
+from hpcflow.geometry import Hypersurface
+
+ROOT = Path(__file__).resolve().parents[1]
+#: what BLAS and OpenMP runtimes read as they load (their documentation's names)
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@pytest.fixture
+def threads_kept(monkeypatch):
+    """An in-process command sets the thread variables (limit_threads): restored after the test."""
+    for name in ("HPCFLOW_THREADS", "HPCFLOW_QUIET", "HPCFLOW_BACKEND", *BLAS_VARIABLES):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.delenv("HPCFLOW_BACKEND")
+    monkeypatch.delenv("HPCFLOW_QUIET")
+
+
+def _one_line(capsys, verb: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpcflow {verb}: error: ") and err.count("\n") == 1, err
+    return err[len(f"hpcflow {verb}: error: "):].rstrip("\n")
+
+
+# (variable, value, what the line must say besides the variable and its value): 2000 threads is above the 1024 a
+# job or call may ask for; "yes" is not the 1 HPCFLOW_QUIET takes; tpu is no backend
+BAD_OWN = [("HPCFLOW_THREADS", "0", "1024"), ("HPCFLOW_THREADS", "2000", "1024"), ("HPCFLOW_THREADS", "x", "1024"),
+           ("HPCFLOW_QUIET", "yes", "must be 1"), ("HPCFLOW_BACKEND", "tpu", "numpy, cupy")]
+
+
+@pytest.mark.parametrize("name, value, says", BAD_OWN)
+def test_api_and_command_refuse_a_variable_in_the_same_line(tmp_path, monkeypatch, capsys, threads_kept, name, value,
+                                                             says):
+    """The API read HPCFLOW_THREADS without its upper bound (2000 sampled), with another message for 0 ("is not a
+    positive integer"), took any HPCFLOW_QUIET for 1 and said another fix for HPCFLOW_BACKEND; the commands refused
+    each with their own line. Now one parser: the same line from both, naming the variable and the fix."""
+    monkeypatch.delenv("HPCFLOW_THREADS")  # the API's default threads come from it
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "points.h5"
+    assert main(["sample", "--n", "10", "--out", str(out)]) == 2
+    line = _one_line(capsys, "sample")
+    assert line.startswith(f"{name}='{value}' ") and says in line and ("unset it" in line or "fix it" in line), line
+    assert not out.exists()
+    with pytest.raises(ConfigError) as refused:
+        Hypersurface.fermat(3).sample(10, seed=0)
+    assert str(refused.value) == line
+
+
+def test_kernel_operator_default_threads_follow_the_same_bound(monkeypatch):
+    """A kernel operator's default thread count ($HPCFLOW_THREADS) has the commands' bound: 2000 is refused with
+    their line, 3 taken."""
+    from hpcflow.kernels import GaussianKernel
+
+    monkeypatch.delenv("HPCFLOW_THREADS", raising=False)
+    ps = Hypersurface.fermat(3).sample(20, seed=0)
+    kernel = GaussianKernel(0.1)
+    monkeypatch.setenv("HPCFLOW_THREADS", "2000")
+    with pytest.raises(ConfigError, match=r"^HPCFLOW_THREADS='2000' must be an integer in \[1, 1024\]; set e.g. "):
+        kernel.operator(ps, ps)
+    monkeypatch.setenv("HPCFLOW_THREADS", "3")
+    assert kernel.operator(ps, ps).threads == 3
+
+
+@pytest.mark.parametrize("name", BLAS_VARIABLES)
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2x", "1.5"])
+def test_bad_blas_thread_counts_are_refused_before_any_work(tmp_path, monkeypatch, capsys, threads_kept, name,
+                                                            value):
+    """OpenBLAS and OpenMP read such a value as "not set" (one thread per CPU of the node) or stop; the commands went
+    on. Now one line naming the variable, exit 2, nothing written."""
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "points.h5"
+    assert main(["sample", "--n", "10", "--out", str(out)]) == 2
+    line = _one_line(capsys, "sample")
+    assert line.startswith(f"{name}='{value}' is not a positive integer") and f"{name}=1 or unset it" in line, line
+    assert not out.exists()
+
+
+def test_every_command_refuses_a_bad_blas_thread_count(tmp_path):
+    """run, nn, tune, report and info check the thread variables as they check HPCFLOW_*: exit 2, one line, before
+    --out is made."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HPCFLOW_THREADS="1", OPENBLAS_NUM_THREADS="0")
+    cases = {"run": [str(ROOT / "jobs/quickstart.toml")], "nn": [str(ROOT / "jobs/nn_smoke.toml")],
+             "tune": [str(ROOT / "jobs/tune_delta.toml"), "--trials", "1"], "report": [str(tmp_path)], "info": []}
+    for verb, args in cases.items():
+        out = tmp_path / f"out_{verb}"
+        r = subprocess.run([sys.executable, "-m", "hpcflow", verb, *args, *(["--out", str(out)] if verb != "info"
+                                                                             else [])],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (verb, r.stderr)
+        assert r.stderr.startswith(f"hpcflow {verb}: error: OPENBLAS_NUM_THREADS='0' ") and \
+            r.stderr.count("\n") == 1, (verb, r.stderr)
+        assert not out.exists(), verb
+
+
+@pytest.mark.parametrize("name, value", [("OMP_NUM_THREADS", "2"), ("OMP_NUM_THREADS", "4,2"),
+                                         ("OPENBLAS_NUM_THREADS", "3"), ("MKL_NUM_THREADS", "1")])
+def test_valid_blas_thread_counts_are_accepted(tmp_path, monkeypatch, capsys, threads_kept, name, value):
+    """A count, and for OpenMP a list of counts per nesting level (the OpenMP specification's OMP_NUM_THREADS)."""
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "points.h5"
+    assert main(["sample", "--n", "10", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    assert out.exists()
