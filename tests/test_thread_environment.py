@@ -114,3 +114,73 @@ def test_valid_blas_thread_counts_are_accepted(tmp_path, monkeypatch, capsys, th
     out = tmp_path / "points.h5"
     assert main(["sample", "--n", "10", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     assert out.exists()
+
+
+# ---- hpcflow sample: threads and progress in a log ----------------------------------------------------------------
+def test_sample_limits_its_threads_as_run_does(tmp_path, monkeypatch, capsys, threads_kept):
+    """Slurm gave the task 3 CPUs of a node whose 8 this process may run on: `hpcflow sample` started a sampling
+    thread per CPU of the node (8) and left the BLAS and OpenMP variables as they were; `hpcflow run` takes 3."""
+    import hpcflow.geometry.sampling as sampling
+
+    workers = []
+
+    class Pool(sampling.ThreadPoolExecutor):
+        def __init__(self, max_workers=None, **kwargs):
+            workers.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(sampling, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    for name in ("HPCFLOW_THREADS", *BLAS_VARIABLES):
+        monkeypatch.delenv(name)
+    assert main(["sample", "--n", "10", "--out", str(tmp_path / "points.h5")]) == 0, capsys.readouterr().err
+    assert workers == [3]
+    assert [os.environ.get(name) for name in ("HPCFLOW_THREADS", *BLAS_VARIABLES)] == ["3"] * 4
+
+
+class Clock:
+    """A clock that moves `step` seconds at every reading."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_sample_says_its_progress_in_a_log(tmp_path, monkeypatch, capsys, threads_kept):
+    """With stderr no terminal (a batch log) `hpcflow sample` said nothing until it ended, however long it took. Now
+    a plain line of points found once a minute has passed (here a clock that moves 61 s at every reading); --quiet
+    says none."""
+    import hpcflow.progress
+
+    monkeypatch.setattr(hpcflow.progress, "clock", Clock(61.0))
+    out = tmp_path / "points.h5"
+    assert main(["sample", "--n", "500", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines and all(line.startswith("sampling: ") and " of 500 pt (" in line for line in lines), captured.err
+    assert lines[-1].startswith("sampling: 500 of 500 pt (100%) after "), lines
+    assert "sampling" not in captured.out and "points        500" in captured.out  # the summary stays on stdout
+    assert main(["sample", "--n", "500", "--out", str(out), "--force", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_lines_come_at_most_once_a_minute(monkeypatch, capsys):
+    """Updates every 25 s: a line at 75 s, 150 s, 225 s (the first update 60 s or more after the last line)."""
+    import hpcflow.progress
+
+    monkeypatch.delenv("HPCFLOW_QUIET", raising=False)
+    monkeypatch.setattr(hpcflow.progress, "clock", Clock(25.0))
+    with hpcflow.progress.progress(total=10, desc="work", unit="blocks", lines=True) as bar:
+        for _ in range(10):
+            bar.update(1)
+    assert capsys.readouterr().err.splitlines() == [
+        "work: 3 of 10 blocks (30%) after 75 s, about 175 s left",
+        "work: 6 of 10 blocks (60%) after 150 s, about 100 s left",
+        "work: 9 of 10 blocks (90%) after 225 s, about 25 s left"]
+    with hpcflow.progress.progress(total=10, desc="work", lines=False) as bar:  # not asked for: silent
+        bar.update(10)
+    assert capsys.readouterr().err == ""

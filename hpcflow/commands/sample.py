@@ -60,7 +60,7 @@ def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
     from hpcflow.jobs.output import check_output_file
-    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, refuse_together
+    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, limit_threads, refuse_together
     from hpcflow.stop_signals import interrupts_end_the_job
 
     check_launch()
@@ -72,8 +72,9 @@ def run(args) -> int:
         check_chart(X, args.chart)
         return X
 
-    with abort_on_error(), interrupts_end_the_job("hpcflow sample"):
-        X = refuse_together(checks)  # a check failing on some ranks only (node-local paths, memory): all refuse
+    with abort_on_error() as c, interrupts_end_the_job("hpcflow sample"):
+        X = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths, memory): all refuse
+        limit_threads(c)  # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
@@ -135,9 +136,11 @@ def register(sub) -> None:
                    "points; default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
                    help="keep only points whose chart is (scale index I, eliminated index J)")
-    p.add_argument("--threads", type=int, default=None, help="sampling threads (default: available CPUs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="sampling threads (default: $HPCFLOW_THREADS, else the CPUs this rank owns, as in hpcflow run)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (as HPCFLOW_QUIET=1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, nor its plain lines in a log (as "
+                   "HPCFLOW_QUIET=1)")
     add_memory_check_argument(p)
     p.set_defaults(func=run)

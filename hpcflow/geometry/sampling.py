@@ -188,13 +188,14 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
     A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
-    rank k % R; one Allgather per wave settles the yields. A progress bar (points found) shows on rank 0's terminal.
+    rank k % R; one Allgather per wave settles the yields. A progress bar (points found) shows on rank 0's terminal,
+    plain lines at most one a minute where its stderr is no terminal (hpcflow.progress).
     """
     R, r = comm.Get_size(), comm.Get_rank()
     mine, yields, have, k0 = {}, [], 0, 0
     per = len(surface.charts) if chart is not None else 1
     with ThreadPoolExecutor(max_workers=threads) as pool, \
-            progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm) as bar:
+            progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm, lines=True) as bar:
         while have < n_points:
             if k0 >= max_batches:  # k0 and have come from the allgathered yields: every rank raises it here
                 where = f" in chart {chart}" if chart is not None else ""
