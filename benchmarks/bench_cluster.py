@@ -2,7 +2,7 @@
 
   cluster: time and peak memory (max RSS of a fresh child process) of clustering N points with the
            paper's settings: mini-batches of B = 10,000, k = N/5000 clusters (10^5 -> 20 clusters of ~5000).
-  flow:    per-cluster vs unclustered kernel-flow step time at N train points (k = N/5000 clusters), kernel
+  flow:    per-cluster vs unclustered kernel-flow step time at N train points (k = --clusters, default N/5000), kernel
            streamed tile by tile every step (cache off) and timed over `--time-steps` steps; then sigma_test
            after `--steps` steps of both (kernel blocks cached, `--cache-gb`), i.e. the accuracy the
            clustering approximation costs. Gaussian kernel, ultra-local loss and dt = dt_per_point * N as
@@ -10,7 +10,7 @@
 
 Usage: python benchmarks/bench_cluster.py cluster [--n 10000 100000] [--batch-size 10000] [--full-up-to 10000]
                                                  [--clusters K] [--silhouette-rows 2000]
-       python benchmarks/bench_cluster.py flow [--n 20000] [--n-test 2000] [--time-steps 3] [--steps 50]
+       python benchmarks/bench_cluster.py flow [--n 20000] [--n-test 2000] [--clusters K] [--time-steps 3] [--steps 50]
 Prints one JSON line per measurement.
 """
 
@@ -120,11 +120,12 @@ def check_flow(ap, args) -> None:
         ap.error("argument --time-steps: one step has no step interval to time; pass 0 (skip) or >= 2")
     if not args.time_steps and not args.steps:
         ap.error("--time-steps 0 and --steps 0 measure nothing; pass either >= 1")
-    k = clusters(args.n, None)
+    k = clusters(args.n, args.clusters)
     try:
         check_n_clusters(k, args.n, batch_size=args.batch_size)
     except ConfigError as exc:
-        ap.error(f"--n {args.n} with k = {k} (N/5000) and --batch-size {args.batch_size}: {exc}")
+        ap.error(f"--n {args.n} with k = {k} ({'--clusters' if args.clusters else 'N/5000'}) and --batch-size "
+                 f"{args.batch_size}: {exc}")
 
 
 def bench_flow(args):
@@ -133,7 +134,7 @@ def bench_flow(args):
 
     chart = (0, 1)
     train, test = _sample(args.n, 0, chart), _sample(args.n_test, 1, chart)
-    k = clusters(args.n, None)
+    k = clusters(args.n, args.clusters)
     t0 = time.perf_counter()
     blocks = flow_blocks(train, test, method="batched", n_clusters=k, batch_size=args.batch_size, seed=0)
     t_blocks = time.perf_counter() - t0
@@ -182,6 +183,7 @@ def main(argv=None):
     f.add_argument("--n", type=_args.POSITIVE, default=20_000)
     f.add_argument("--n-test", type=_args.POSITIVE, default=2000)
     f.add_argument("--batch-size", type=_args.POSITIVE, default=10_000)
+    f.add_argument("--clusters", type=_args.POSITIVE, default=None, help="k (default N/5000, the paper's choice)")
     f.add_argument("--time-steps", type=_args.NONNEGATIVE, default=3,
                    help="streamed steps timed per variant (0 = skip; else >= 2, a median of step intervals)")
     f.add_argument("--steps", type=_args.NONNEGATIVE, default=50,

@@ -16,11 +16,12 @@ they say what the step costs when the rank has its cores to itself (contention i
 Usage: python benchmarks/bench_flow_mpi.py scaling [--n 20000] [--n-test 2000] [--steps 3] [--threads 2]
        python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2] [--threads 1]
        python benchmarks/bench_flow_mpi.py volume [--n 2000 4000] [--ranks 2 3] [--halo 0.1 0.2 0.4]
-Prints one JSON line per run (the `worker` subcommand is what the others start under mpiexec).
+Prints one JSON line per run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -90,7 +91,7 @@ def worker(mode: str, n: int, n_test: int, steps: int, clusters: int, halo: floa
 def _launch(ranks: int, threads: int, args: list) -> dict:
     """Run the worker on `ranks` ranks (plain python for one) with `threads` threads each; its JSON line."""
     env = dict(os.environ, HPCFLOW_THREADS=str(threads), PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, os.path.abspath(__file__), "worker", *map(str, args)]
+    cmd = [sys.executable, os.path.abspath(__file__), WORKER, *map(str, args)]
     if ranks > 1:
         exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
         cmd = [exe, "-n", str(ranks), *cmd]
@@ -121,20 +122,49 @@ def check_clusters(ap, k: int, n: int, flag: str) -> None:
         ap.error(f"--n {n} with k = {k} ({flag}) and mini-batches of {BATCH_SIZE}: {exc}")
 
 
+#: the first argument of what `_launch` starts under mpiexec: not a subcommand of the command line (nor in its --help)
+WORKER = "_worker"
+
+
+def run_worker(argv: list) -> None:
+    """The `worker` that `_launch` starts, from its arguments (mode n n_test steps clusters halo)."""
+    from hpcflow.parallel.comm import abort_on_error
+
+    w = _args.parser(f"The flow run that {os.path.basename(__file__)} starts under mpiexec.")
+    for name, typ in (("mode", str), ("n", int), ("n_test", int), ("steps", int), ("clusters", int), ("halo", float)):
+        w.add_argument(name, type=typ)
+    a = w.parse_args(argv)
+    with abort_on_error():
+        worker(a.mode, a.n, a.n_test, a.steps, a.clusters, a.halo)
+
+
+def check_scaling(ap, threads: int) -> None:
+    """Refuse a --threads that makes the three scaling runs one (T = 1: 1x1 against itself) or starts more ranks
+    (T x 1) than this machine's cores can hold (`_args.ranks`), before any run."""
+    if threads < 2:
+        ap.error(f"argument --threads: {threads} makes the three runs compared (1 x T, 1 x 1, T x 1) the same run; "
+                 "pass 2 or more")
+    try:
+        _args.ranks(str(threads))
+    except argparse.ArgumentTypeError as exc:
+        ap.error(f"argument --threads: the T x 1 run starts T ranks: {exc}")
+
+
 def main(argv=None) -> None:
     from hpcflow.arguments import MAX_THREADS
 
     threads = _args.whole(1, MAX_THREADS)
     ap = _args.parser(__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("worker")
-    for name, typ in (("mode", str), ("n", int), ("n_test", int), ("steps", int), ("clusters", int), ("halo", float)):
-        w.add_argument(name, type=typ)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [WORKER]:
+        return run_worker(argv[1:])
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{scaling,exact-step,volume}")
     s = sub.add_parser("scaling")
     s.add_argument("--n", type=_args.POSITIVE, default=20_000)
     s.add_argument("--n-test", type=_args.NONNEGATIVE, default=2000)
     s.add_argument("--steps", type=_args.POSITIVE, default=3)
-    s.add_argument("--threads", type=threads, default=2)
+    s.add_argument("--threads", type=threads, default=2, help="T of the three runs compared: 1 process x T threads, "
+                   "1 x 1 and T ranks x 1 (T >= 2; default %(default)s)")
     s.add_argument("--clusters", type=_args.POSITIVE, default=4)
     s.add_argument("--halo", type=_args.real(0.0, above=False), default=0.1, help="halo cutoff (0: none)")
     e = sub.add_parser("exact-step")
@@ -148,16 +178,12 @@ def main(argv=None) -> None:
                    help="halo cutoffs (0: none)")
     a = ap.parse_args(argv)
     if a.cmd == "scaling":
+        check_scaling(s, a.threads)
         check_clusters(s, a.clusters, a.n, "--clusters")
     elif a.cmd == "volume":
         for n in a.n:
             check_clusters(v, volume_clusters(n), n, "N/500, at least 2")
-    if a.cmd == "worker":
-        from hpcflow.parallel.comm import abort_on_error
-
-        with abort_on_error():
-            worker(a.mode, a.n, a.n_test, a.steps, a.clusters, a.halo)
-    elif a.cmd == "scaling":
+    if a.cmd == "scaling":
         for mode in ("clustered", "exact"):
             args = [mode, a.n, a.n_test, a.steps, a.clusters, a.halo]
             runs = {"1x%d" % a.threads: _launch(1, a.threads, args), "1x1": _launch(1, 1, args),

@@ -4,7 +4,8 @@ The checkpoint's judge (`analysis.rundir.completeness`, which asks `checkpoint.l
 included), how often one report reads the checkpoint so (`load_resume` calls), and the whole report. The checkpoint
 is a tiny run's, its train rows repeated to N (a kept --run: its own N).
 
-Prints one JSON line. Usage (2.4 GB of disk per 10^7 rows, under --dir):
+Prints one JSON line on stdout (what the run and the report say goes to stderr). Usage (2.4 GB of disk per 10^7
+rows, under --dir):
 
     .venv/bin/python benchmarks/bench_report_checkpoint.py [--n 10000000] [--dir /tmp] [--run KEPT_DIR]
 
@@ -15,6 +16,7 @@ the same path passed again measures that run without making it. Any other path i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -103,7 +105,8 @@ def main() -> None:
     from hpcflow.analysis import rundir
     from hpcflow.report.build import build_report
 
-    with tempfile.TemporaryDirectory(dir=args.dir) as base:
+    # stdout is the JSON line alone: what the run and the report print goes to stderr
+    with tempfile.TemporaryDirectory(dir=args.dir) as base, contextlib.redirect_stdout(sys.stderr):
         if kept:
             run = os.path.join(args.run, "run")
         else:

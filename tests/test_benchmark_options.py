@@ -1,0 +1,53 @@
+"""Options of the benchmark scripts: a value that makes a comparison meaningless is refused in one line (exit 2),
+internal entry points stay out of --help, every count a benchmark varies can be given, and a script whose product is
+JSON lines prints nothing else on stdout."""
+
+import json
+import os
+
+from hpcflow.arguments import MAX_THREADS
+from test_benchmarks_args import bench, refused
+
+
+def test_flow_scaling_refuses_one_thread():
+    """scaling compares 1 process x T threads, 1 x 1 and T ranks x 1: at T = 1 the three are one run (its rows
+    even overwrote each other under the one key "1x1"), and it ran all six flows before printing that."""
+    line = refused(bench("bench_flow_mpi.py", "scaling", "--threads", "1", "--n", "100"), "bench_flow_mpi.py")
+    assert "--threads" in line and "2 or more" in line, line
+
+
+def test_flow_scaling_refuses_more_ranks_than_the_cores_hold():
+    """The T x 1 run starts T ranks: T beyond 4 per core is refused as --ranks is (hours of time-slicing)."""
+    many = 4 * len(os.sched_getaffinity(0)) + 1
+    line = refused(bench("bench_flow_mpi.py", "scaling", "--threads", str(many), "--n", "100"), "bench_flow_mpi.py")
+    assert "--threads" in line and ("ranks" in line or many > MAX_THREADS), line
+
+
+def test_flow_mpi_help_names_no_internal_worker():
+    """--help listed the `worker` subcommand that the script starts under mpiexec itself (its arguments undocumented
+    positionals)."""
+    r = bench("bench_flow_mpi.py", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "worker" not in r.stdout.lower() and "scaling" in r.stdout and "exact-step" in r.stdout, r.stdout
+    refused(bench("bench_flow_mpi.py", "worker", "exact", "10", "0", "1", "0", "0"), "bench_flow_mpi.py")
+
+
+def test_cluster_flow_takes_the_number_of_clusters():
+    """bench_cluster flow always used k = N/5000 (1 cluster below 7500 points); --clusters sets it, as in cluster."""
+    r = bench("bench_cluster.py", "flow", "--n", "600", "--n-test", "60", "--clusters", "3", "--batch-size", "200",
+              "--time-steps", "2", "--steps", "0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["clusters"] == 3 and len(out["cluster_sizes"]) == 3 and sum(out["cluster_sizes"]) == 600, out
+    line = refused(bench("bench_cluster.py", "flow", "--n", "600", "--clusters", "601"), "bench_cluster.py")
+    assert "--clusters" in line and "601" in line, line
+
+
+def test_report_checkpoint_prints_json_lines_only(tmp_path):
+    """The run it makes said "hpcflow run: wrote .../summary.json" on stdout before the JSON line; that goes to
+    stderr now, and stdout is the JSON line alone."""
+    r = bench("bench_report_checkpoint.py", "--n", "150", "--dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["n_train"] == 150, r.stdout
+    assert "hpcflow run: wrote" in r.stderr, r.stderr
