@@ -17,6 +17,7 @@ import numpy as np
 from hpcflow.arguments import BACKENDS, env_backend, env_threads
 from hpcflow.errors import ConfigError, MissingDependencyError
 
+
 def gpu_available() -> bool:
     """True when CuPy imports *and* a CUDA device is usable (import success alone is not enough)."""
     try:
