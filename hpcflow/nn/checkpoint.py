@@ -41,6 +41,16 @@ the run's final status:
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
+
+Divergence after a resume: a run whose training diverges writes the state of its last finite epoch (status
+"diverged"). A run resumed from a checkpoint at an epoch boundary (train.position 0) keeps that state as its last
+finite one, so when it diverges it writes the files of the uninterrupted run (nn.h5 but its timings, model.pt, the
+checkpoint's train entries, summary.json but its timings, legs and resumed entries). A run resumed part way into
+epoch E + 1 that diverges in that same epoch cannot: the epoch-E network and optimiser state, which the
+uninterrupted run writes, are not in the checkpoint (only the state E + position batches later), so it writes the
+state it resumed from (finite, train.position > 0) as "diverged"; its histories, NTK and summary are the
+uninterrupted run's (they end at epoch E either way), its model.pt and train.model / train.optimizer are not.
+Divergence in a later epoch writes the uninterrupted run's files again.
 """
 
 from __future__ import annotations

@@ -290,7 +290,8 @@ class Trainer:
     rank) and at the end (reason "end"). should_stop(trainer), called on every rank after each epoch's σ, ends
     the run early when it returns True before the last epoch (the same on every rank; reason "stopped", no "end").
     After `run()`, `diverged` is None or a one-line reason, `stopped` whether should_stop ended it, and
-    `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set).
+    `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set; a
+    resumed run starts from the state loaded: hpcflow.nn.checkpoint says what a resume part way into an epoch keeps).
     """
 
     def __init__(self, model, train_data, val_data, cfg: TrainConfig, *, comm=None, on_epoch=None, log=None,
@@ -439,6 +440,8 @@ class Trainer:
             self._record()
             if not self._finite_epoch():
                 return
+            self._snapshot()
+        elif self.last_finite is None:  # resumed: the state loaded is finite (refused otherwise), keep it
             self._snapshot()
         flags = self.reducer.extra
         while self.epoch < cfg.epochs:
