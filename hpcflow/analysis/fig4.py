@@ -92,6 +92,7 @@ def plot(data):
     spec = data["ntk/spectrum"]
     last = len(spec) - 1
     fig, axes = new_figure(1, 3, size=(15, 4.4))
+    from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
     edges, t = symlog_edges(np.concatenate([spec[0], spec[last]]))
     for epoch, color in ((0, "C0"), (last, "C3")):
         counts, _ = np.histogram(spec[epoch], bins=edges)
@@ -110,6 +111,7 @@ def plot(data):
     axes[2].set_ylabel("||Theta_t - Theta_0||_F / ||Theta_0||_F")
     for ax in axes[1:]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only (a short run had 0.5, 1.5, ...)
     fig.suptitle(_marked("Fig. 4: metric-NTK evolution", data))
     return fig
 
