@@ -18,12 +18,22 @@ from hpcflow.errors import ConfigError, RunStop
 
 
 def run(args) -> int:
-    from hpcflow.jobs import outlock
-    from hpcflow.nn._torch import require_torch
-    from hpcflow.parallel.comm import check_launch, refuse_together, resolve
+    """The command, wrapped whole: a SIGTERM/SIGUSR1 before the job's own stop handling (its validation, torch's
+    import, --out's lock, the checkpoint read) ends it in one line with 128 + the signal, under mpiexec too (every
+    rank aborted); one rank's error ends every rank."""
+    from hpcflow.parallel.comm import abort_on_error, check_launch
+    from hpcflow.stop_signals import interrupts_end_the_job
 
     check_launch()
-    comm = resolve()
+    with abort_on_error() as comm, interrupts_end_the_job("hpcflow nn"):
+        return _command(args, comm)
+
+
+def _command(args, comm) -> int:
+    from hpcflow.jobs import outlock
+    from hpcflow.nn._torch import require_torch
+    from hpcflow.parallel.comm import refuse_together
+
     # every input check, on every rank, before any work; the ranks refuse together (rank 0 prints one line)
     module, cfg, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
