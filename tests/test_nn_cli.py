@@ -1,6 +1,7 @@
 """`hpcflow nn JOB.toml --out DIR`: outputs (HDF5, summary.json, checkpoint) and job-file errors (exit 2)."""
 
 import json
+import os
 
 import h5py
 import numpy as np
@@ -10,6 +11,8 @@ pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
 from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E402
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "outputs.md")
 
 JOB = """
 [job]
@@ -387,8 +390,16 @@ def test_a_diverging_sweep_width_or_kernel_flow_network_makes_the_run_diverged(t
         assert [s.decode() for s in f["width_sweep/stopped"][()]] == ["", why]
         assert np.isnan(f["width_sweep/sigma_val_final"][1]) and np.isnan(f["kernel_flow/nn_sigma_test"][-1])
         assert f["history/sigma_val"].shape == (3,) and np.isfinite(f["history/sigma_val"][()]).all()
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["status"] == "diverged"
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["status"] == "diverged" and (state["train"]["epoch"], state["train"]["position"]) == (2, 0)
     assert (out / "model.pt").exists()
+    # --resume: nothing to do, said of what diverged (it named a divergence of the main network in epoch 3)
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out), "--quiet", "--resume"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "finished its training (2 epochs), then a width-sweep or kernel-flow " \
+        "network diverged" in err and "epoch 3" not in err, err
+    doc = next(line for line in open(DOC, encoding="utf-8") if line.startswith("| `status` |") and "trained" in line)
+    assert "width-sweep or kernel-flow network diverged after training, the whole training" in doc, doc
 
 
 #: the tiny job of the positive-definiteness count: 200 train, 100 validation points, 4 epochs, no NTK

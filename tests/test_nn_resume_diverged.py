@@ -97,14 +97,21 @@ def test_a_run_resumed_at_an_epoch_boundary_diverges_to_the_uninterrupted_runs_f
                          {k: v for k, v in c1["ntk"].items() if k != "seconds"})
 
 
-def test_a_run_resumed_within_the_epoch_it_diverges_in_keeps_the_state_it_resumed_from(plain, tmp_path, huge_rate):
+def test_a_run_resumed_within_the_epoch_it_diverges_in_keeps_the_state_it_resumed_from(plain, tmp_path, huge_rate,
+                                                                                       capsys):
     """Stopped after 1 epoch + 2 batches, the epoch-1 network is not in the checkpoint: the diverged run's checkpoint and
-    model.pt hold the (finite) network it resumed, its histories and summary those of the uninterrupted run."""
+    model.pt hold the (finite) network it resumed, its histories and summary those of the uninterrupted run; --resume
+    then has nothing to do and says which state it holds."""
     tmp, (s0, h0, _, _) = plain
     first, (s1, h1, m1, c1) = _resumed(tmp, tmp_path / "run", 1, 1)
+    capsys.readouterr()
     assert (first["epoch"], first["position"]) == (1, 2)
     assert {k: v for k, v in s0.items() if k not in HOW_MADE} == {k: v for k, v in s1.items() if k not in HOW_MADE}
     for key in sorted(set(h0) - NN_TIMINGS):
         np.testing.assert_array_equal(h1[key], h0[key], err_msg=key)
     assert c1["status"] == "diverged" and (c1["train"]["epoch"], c1["train"]["position"]) == (1, 2)
     assert _same_tensors(m1, first["model"]) and _same_tensors(c1["train"]["model"], first["model"])
+    assert main(["nn", str(tmp / "job.toml"), "--out", str(tmp_path / "run"), "--resume", "--quiet"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged in epoch 2 (it holds epoch 1 + 2 batches, its last finite state): nothing " \
+        "to do" in err[0], err

@@ -84,14 +84,29 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
     if interrupted(outdir, CHECKPOINT):
         return None
     if status == "diverged":
-        return Finished(epoch, f"diverged in epoch {epoch + 1} (it holds epoch {epoch}, its last finite one)",
-                        f"a resume would train epoch {epoch + 1} again with the same [training] settings, which "
-                        "--resume keeps: start over with --force or in a new --out with a smaller training.lr",
-                        EXIT_NUMERICAL)
+        return Finished(epoch, *_diverged(resume), EXIT_NUMERICAL)
     if status == "finished" and epoch >= epochs:
         return Finished(epoch, f"already finished at epoch {epoch} ([training].epochs = {epochs})",
                         "raise [training].epochs to extend it", 0)
     return None
+
+
+def _diverged(resume: dict) -> tuple[str, str]:
+    """(what diverged, the fix) of a checkpoint of status "diverged": the main network in the epoch after the one it
+    holds (part way into that epoch: the state it was resumed from), or, where it holds the whole training of its
+    job, a width-sweep or kernel-flow network trained after it."""
+    import json
+
+    train = resume["train"]
+    epoch, pos = int(train["epoch"]), int(train["position"])
+    keeps = "with the same settings, which --resume keeps: start over with --force or in a new --out with a smaller"
+    if not pos and epoch >= json.loads(resume["config"])["training"]["epochs"]:
+        return (f"finished its training ({epoch} epochs), then a width-sweep or kernel-flow network diverged (its "
+                "summary.json's stopped says which)", f"a resume would train them again {keeps} [width_sweep].lr "
+                "or training.lr")
+    held = f"epoch {epoch}" + (f" + {pos} batches" if pos else "")
+    return (f"diverged in epoch {epoch + 1} (it holds {held}, its last finite state)",
+            f"a resume would train epoch {epoch + 1} again {keeps} training.lr")
 
 
 def prepare_job(args, comm):

@@ -15,7 +15,9 @@ the run's final status:
   config               JSON of the validated job (resume refuses a change other than epochs / [checkpoint])
   status               "running" (periodic or signal checkpoint) | "trained" (training done; the width sweep,
                        kernel flow and outputs are still to come: --resume redoes them) | "finished" (the whole
-                       run, outputs written) | "stopped" (a tune trial pruned) | "diverged"
+                       run, outputs written) | "stopped" (a tune trial pruned) | "diverged" (outputs written: the
+                       main network's last finite state, see below; or the whole training, where a width-sweep or
+                       kernel-flow network diverged after it)
   ranks                ranks of the run that wrote it
   legs                 one entry per run (leg) that wrote this checkpoint, first to last: from_step, to_step (epochs
                        done at its start and at its last write, as summary.json's checkpoint_step), ranks,
