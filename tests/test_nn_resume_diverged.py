@@ -1,10 +1,11 @@
-"""A network run interrupted at an epoch boundary and resumed, whose training then diverges, writes the files of the
-uninterrupted run that diverged at the same step: nn.h5 (but its timing datasets), model.pt, the checkpoint's
-training state (status "diverged", the last finite epoch) and summary.json (but its timings, legs and `resumed`).
-The divergence is forced by a learning rate of 1e300 from optimiser step HUGE_FROM on (3 batches per epoch: the
-last step of epoch 2, so epoch 2's σ is not finite and epoch 1 is the last finite one); the interruption is a
-SIGTERM sent as tests/test_nn_legs.py sends it. A run interrupted within the epoch it then diverges in keeps the
-state it resumed from (hpcflow/nn/checkpoint.py says why it cannot hold the epoch boundary before it)."""
+"""A network run interrupted and resumed, whose training then diverges, writes the files of the uninterrupted run
+that diverged at the same step: nn.h5 (but its timing datasets), model.pt, the checkpoint (status "diverged", the
+last finite epoch; but its legs and wall-clock entries) and summary.json (but its timings, legs and `resumed`), also
+where it was interrupted part way into the epoch it diverges in (the checkpoint then holds that epoch's start:
+train.epoch_start). The divergence is forced by a learning rate of 1e300 from optimiser step HUGE_FROM on (3 batches
+per epoch: the last step of epoch 2, so epoch 2's σ is not finite and epoch 1 is the last finite one); the
+interruption is a SIGTERM sent as tests/test_nn_legs.py sends it. A checkpoint without train.epoch_start (written
+before it was kept) resumes and diverges to the state it holds (hpcflow/nn/checkpoint.py)."""
 
 import json
 import os
@@ -16,8 +17,9 @@ torch = pytest.importorskip("torch")
 
 from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
+from test_nn_checkpoint_repro import _entry  # noqa: E402
 from test_nn_legs import JOB as LEGS_JOB  # noqa: E402
-from test_nn_legs import _stop_at  # noqa: E402
+from test_nn_legs import _documented_checkpoint_entries, _stop_at  # noqa: E402
 
 HUGE_FROM = 5  # steps 0-2: epoch 1, 3-5: epoch 2
 #: the legs chain's network, points and training (batches of 70 of 200 points: 3 an epoch) over 3 epochs, no
@@ -74,10 +76,43 @@ def _resumed(tmp, out, epoch, position):
     return first, _files(out)
 
 
-def test_a_run_resumed_at_an_epoch_boundary_diverges_to_the_uninterrupted_runs_files(plain, tmp_path, huge_rate):
+def _same_entries(a, b) -> bool:
+    """Whether `a` and `b` (a checkpoint's entries) hold the same types, keys in the same order and equal values,
+    tensors of the same dtype and shape; the bytes of two equal checkpoints may still differ in how pickle shares
+    equal strings between them."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_entries(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_entries(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    return a == b
+
+
+def _same_checkpoints(a: dict, b: dict) -> bool:
+    """Whether checkpoints `a` and `b` hold the same entries but for their legs and wall-clock entries."""
+    from hpcflow.nn.checkpoint import TIMINGS
+
+    a, b = ({k: v for k, v in c.items() if k != "legs"} for c in (a, b))
+    for name in TIMINGS:
+        if not name.startswith("legs"):
+            for (na, k), (nb, _) in zip(_entry(a, name), _entry(b, name)):
+                nb[k] = na[k]
+    return _same_entries(a, b)
+
+
+@pytest.mark.parametrize("epoch, position, saved", [(0, 3, (1, 0)), (1, 1, (1, 2))])
+def test_a_resumed_run_diverges_to_the_uninterrupted_runs_files(plain, tmp_path, huge_rate, epoch, position, saved):
+    """Stopped at the end of epoch 1 (the signal after its last step), or after epoch 1 + 2 batches: the checkpoint
+    then holds the network and optimiser of epoch 1 too (train.epoch_start), which the divergence writes."""
     tmp, (s0, h0, m0, c0) = plain
-    first, (s1, h1, m1, c1) = _resumed(tmp, tmp_path / "run", 0, 3)  # after epoch 1's last step
-    assert (first["epoch"], first["position"]) == (1, 0)
+    first, (s1, h1, m1, c1) = _resumed(tmp, tmp_path / "run", epoch, position)
+    assert (first["epoch"], first["position"]) == saved and ("epoch_start" in first) == bool(saved[1])
+    if "epoch_start" in first:  # epoch 1's network and optimiser, as the uninterrupted run's diverged checkpoint
+        assert _same_entries({k: c0["train"][k] for k in ("model", "optimizer")}, first["epoch_start"])
+        assert "train.epoch_start" in _documented_checkpoint_entries()
     assert s0["status"] == s1["status"] == "diverged" and s0["checkpoint_step"] == 1
     assert h0["history/sigma_val"].shape == (2,) and np.isfinite(h0["history/sigma_val"]).all()
     assert {k: v for k, v in s0.items() if k not in HOW_MADE} == {k: v for k, v in s1.items() if k not in HOW_MADE}
@@ -85,33 +120,54 @@ def test_a_run_resumed_at_an_epoch_boundary_diverges_to_the_uninterrupted_runs_f
     for key in sorted(set(h0) - NN_TIMINGS):
         np.testing.assert_array_equal(h1[key], h0[key], err_msg=key)
     assert _same_tensors(m0, m1) and all(torch.isfinite(t).all() for t in m1.values())
-    assert c0["status"] == c1["status"] == "diverged"
-    t0, t1 = c0["train"], c1["train"]
-    assert (t0["epoch"], t0["step"], t0["position"]) == (t1["epoch"], t1["step"], t1["position"]) == (1, 3, 0)
-    assert _same_tensors(t0["model"], t1["model"]) and torch.equal(t0["rng"]["order"], t1["rng"]["order"])
-    for pid, st in t0["optimizer"]["state"].items():
-        assert _same_tensors(st, t1["optimizer"]["state"][pid])
-    for k in ("sigma_train", "sigma_val", "loss", "val_not_positive_definite"):
-        assert torch.equal(t0["history"][k], t1["history"][k]), k
-    assert _same_tensors({k: v for k, v in c0["ntk"].items() if k != "seconds"},
-                         {k: v for k, v in c1["ntk"].items() if k != "seconds"})
+    assert c0["status"] == "diverged" and (c0["train"]["epoch"], c0["train"]["position"]) == (1, 0)
+    assert _same_checkpoints(c0, c1)
 
 
-def test_a_run_resumed_within_the_epoch_it_diverges_in_keeps_the_state_it_resumed_from(plain, tmp_path, huge_rate,
-                                                                                       capsys):
-    """Stopped after 1 epoch + 2 batches, the epoch-1 network is not in the checkpoint: the diverged run's checkpoint and
-    model.pt hold the (finite) network it resumed, its histories and summary those of the uninterrupted run; --resume
-    then has nothing to do and says which state it holds."""
+def test_a_checkpoint_within_the_epoch_without_its_start_resumes_and_diverges_to_the_state_it_held(plain, tmp_path,
+                                                                                                   huge_rate, capsys):
+    """A checkpoint written part way into an epoch before train.epoch_start was kept: the run resumed from it that
+    diverges in that epoch writes the (finite) network it resumed as "diverged", with the histories and summary of the
+    uninterrupted run; --resume then has nothing to do and says which state it holds."""
     tmp, (s0, h0, _, _) = plain
-    first, (s1, h1, m1, c1) = _resumed(tmp, tmp_path / "run", 1, 1)
-    capsys.readouterr()
+    job, out = str(tmp / "job.toml"), tmp_path / "run"
+    with _stop_at(epoch=1, position=1):
+        assert main(["nn", job, "--out", str(out), "--quiet"]) == 4
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    first = state["train"]
     assert (first["epoch"], first["position"]) == (1, 2)
+    del first["epoch_start"]
+    torch.save(state, out / "checkpoint.pt")
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 3
+    s1, h1, m1, c1 = _files(out)
     assert {k: v for k, v in s0.items() if k not in HOW_MADE} == {k: v for k, v in s1.items() if k not in HOW_MADE}
     for key in sorted(set(h0) - NN_TIMINGS):
         np.testing.assert_array_equal(h1[key], h0[key], err_msg=key)
     assert c1["status"] == "diverged" and (c1["train"]["epoch"], c1["train"]["position"]) == (1, 2)
     assert _same_tensors(m1, first["model"]) and _same_tensors(c1["train"]["model"], first["model"])
-    assert main(["nn", str(tmp / "job.toml"), "--out", str(tmp_path / "run"), "--resume", "--quiet"]) == 3
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "diverged in epoch 2 (it holds epoch 1 + 2 batches, its last finite state): nothing " \
         "to do" in err[0], err
+
+
+@pytest.mark.parametrize("keys", [("model", "layers.0.weight"), ("optimizer", "state", 0, "exp_avg")])
+def test_a_start_of_epoch_tensor_that_does_not_fit_the_job_is_refused_before_any_work(plain, tmp_path, capsys, keys):
+    """train.epoch_start's tensors are checked as train.model's and train.optimizer's: one of another shape is
+    refused in one line naming it (exit 2), not loaded when the run diverges."""
+    tmp, _ = plain
+    job, out = str(tmp / "job.toml"), tmp_path / "run"
+    with _stop_at(epoch=1, position=1):
+        assert main(["nn", job, "--out", str(out), "--quiet"]) == 4
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    node = state["train"]["epoch_start"]
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = node[keys[-1]][:1]
+    torch.save(state, out / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    name = "train.epoch_start." + ".".join(map(str, keys))
+    assert len(err.splitlines()) == 1 and f"entry {name} (" in err and "damaged" in err, err

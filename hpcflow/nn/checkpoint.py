@@ -29,6 +29,9 @@ the run's final status:
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
   train.model          the network's state dict
   train.optimizer      the optimiser's state dict (Adam moments and step counts, param groups)
+  train.epoch_start    only part way into an epoch (position > 0): model and optimizer as train.model and
+                       train.optimizer at the start of epoch `epoch + 1`, the state a divergence in that epoch writes
+                       (absent from checkpoints written before it was kept)
   train.rng.order      torch.Generator state of the data order at the start of epoch `epoch + 1` (the only random
                        stream of a training: MetricMLP draws its initialisation from its own seed)
   train.partial        loss_sum, loss_count, seconds of the unfinished epoch, and comm_seconds: a list of R values,
@@ -45,14 +48,14 @@ the run's final status:
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
 
 Divergence after a resume: a run whose training diverges writes the state of its last finite epoch (status
-"diverged"). A run resumed from a checkpoint at an epoch boundary (train.position 0) keeps that state as its last
-finite one, so when it diverges it writes the files of the uninterrupted run (nn.h5 but its timings, model.pt, the
-checkpoint's train entries, summary.json but its timings, legs and resumed entries). A run resumed part way into
-epoch E + 1 that diverges in that same epoch cannot: the epoch-E network and optimiser state, which the
-uninterrupted run writes, are not in the checkpoint (only the state E + position batches later), so it writes the
-state it resumed from (finite, train.position > 0) as "diverged"; its histories, NTK and summary are the
-uninterrupted run's (they end at epoch E either way), its model.pt and train.model / train.optimizer are not.
-Divergence in a later epoch writes the uninterrupted run's files again.
+"diverged"). A resumed run keeps, as that state, the state it loaded (train.position 0) or the start of the epoch
+it loaded part way into (train.epoch_start with the counters, data order and histories loaded), so when it diverges
+it writes the files of the uninterrupted run (nn.h5 but its timings, model.pt, the checkpoint's train entries but
+the wall-clock ones, summary.json but its timings, legs and resumed entries). The exception: a checkpoint written
+part way into an epoch without train.epoch_start (before it was kept) does not hold the epoch-E network that the
+uninterrupted run writes on a divergence in epoch E + 1; a run resumed from it that diverges in that same epoch
+writes the state it resumed from (finite, train.position > 0) as "diverged", with the uninterrupted run's
+histories, NTK and summary (they end at epoch E either way) but not its model.pt, train.model, train.optimizer.
 """
 
 from __future__ import annotations
@@ -255,26 +258,9 @@ def _layout(t) -> str:
 
 def _check_layout(state: dict, network, ntk_shape) -> None:
     train = state["train"]
-    want = network.state_dict()
-    if sorted(train["model"]) != sorted(want):
-        raise ValueError(f"train.model (tensors {sorted(train['model'])}, where the job's network has {sorted(want)})")
-    for k, ref in want.items():
-        _same_layout(f"train.model.{k}", train["model"][k], ref)
-    params = list(network.parameters())
-    opt = train["optimizer"]
-    ids = [i for group in opt["param_groups"] for i in group["params"]]
-    if ids != list(range(len(params))):
-        raise ValueError(f"train.optimizer.param_groups (parameters {ids}, not 0..{len(params) - 1})")
-    for pid, entries in opt["state"].items():
-        if pid not in ids:
-            raise ValueError(f"train.optimizer.state.{pid} (no such parameter)")
-        for k, v in entries.items():
-            name = f"train.optimizer.state.{pid}.{k}"
-            if k == "step":
-                if not (torch.is_tensor(v) and v.numel() == 1 and float(v) >= 0):
-                    raise ValueError(f"{name} (not one step count >= 0)")
-            elif v is not None:
-                _same_layout(name, v, params[pid])
+    _check_network_state(train, "train", network)
+    if "epoch_start" in train:
+        _check_network_state(train["epoch_start"], "train.epoch_start", network)
     if ntk_shape is None:
         return
     n = train["epoch"] + 1
@@ -285,6 +271,30 @@ def _check_layout(state: dict, network, ntk_shape) -> None:
                          f"{ntk_shape[-1]} NTK points)")
     if not torch.is_tensor(seconds) or tuple(seconds.shape) != (n,):
         raise ValueError(f"ntk.seconds (not {n} values for {n - 1} epochs)")
+
+
+def _check_network_state(part: dict, where: str, network) -> None:
+    """ValueError naming the entry unless `part`'s model and optimizer (at `where`) fit `network`'s parameters."""
+    want = network.state_dict()
+    if sorted(part["model"]) != sorted(want):
+        raise ValueError(f"{where}.model (tensors {sorted(part['model'])}, where the job's network has {sorted(want)})")
+    for k, ref in want.items():
+        _same_layout(f"{where}.model.{k}", part["model"][k], ref)
+    params = list(network.parameters())
+    opt = part["optimizer"]
+    ids = [i for group in opt["param_groups"] for i in group["params"]]
+    if ids != list(range(len(params))):
+        raise ValueError(f"{where}.optimizer.param_groups (parameters {ids}, not 0..{len(params) - 1})")
+    for pid, entries in opt["state"].items():
+        if pid not in ids:
+            raise ValueError(f"{where}.optimizer.state.{pid} (no such parameter)")
+        for k, v in entries.items():
+            name = f"{where}.optimizer.state.{pid}.{k}"
+            if k == "step":
+                if not (torch.is_tensor(v) and v.numel() == 1 and float(v) >= 0):
+                    raise ValueError(f"{name} (not one step count >= 0)")
+            elif v is not None:
+                _same_layout(name, v, params[pid])
 
 
 #: entries that may hold NaN: the per-rank seconds of epochs trained, wholly or in part, at another rank count
@@ -325,6 +335,10 @@ def _check_train_state(state: dict, batches: int) -> None:
     for k in ("model", "optimizer", "rng", "partial", "history"):
         if not isinstance(train[k], dict):
             raise TypeError(f"train.{k}")
+    start = train.get("epoch_start")  # (only part way into an epoch, and not in checkpoints written before it)
+    if start is not None and not (counts["position"] and isinstance(start, dict)
+                                  and all(isinstance(start.get(k), dict) for k in ("model", "optimizer"))):
+        raise ValueError("train.epoch_start (not the model and optimizer of the epoch's start, part way into it)")
     if not torch.is_tensor(train["rng"]["order"]):
         raise TypeError("train.rng.order")
     for k in ("loss_sum", "loss_count", "seconds"):

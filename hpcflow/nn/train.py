@@ -321,12 +321,22 @@ class Trainer:
         self.partial_comm_ranks = [0.0] * self.comm.Get_size()  # each rank's partial_comm at the last mid-epoch save
         self.hist = History(ranks=self.comm.Get_size())
         self.diverged, self.last_finite, self.stopped = None, None, False
+        self._loaded_start = None  # the checkpoint's epoch_start, when one part way into an epoch holds it
         self.signalled = False
         self._last_ckpt = time.monotonic()
 
     # ---- state ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Tensors and plain values only (torch.load(..., weights_only=True) reads it back)."""
+        """Tensors and plain values only (torch.load(..., weights_only=True) reads it back); part way into an epoch
+        (position > 0) with a last finite state kept, also that epoch's start ("epoch_start": model, optimizer), so
+        that a resumed run that diverges in the epoch writes what the uninterrupted run writes."""
+        st = self._state()
+        start = self.last_finite
+        if self.pos and start is not None and start["epoch"] == self.epoch and not start["position"]:
+            st["epoch_start"] = {"model": start["model"], "optimizer": start["optimizer"]}
+        return st
+
+    def _state(self) -> dict:
         return {
             "epoch": self.epoch, "step": self.step, "position": self.pos,
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
@@ -340,6 +350,7 @@ class Trainer:
         }
 
     def load_state_dict(self, st: dict) -> None:
+        self._loaded_start = st.get("epoch_start")
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.epoch, self.step, self.pos = int(st["epoch"]), int(st["step"]), int(st["position"])
@@ -394,7 +405,19 @@ class Trainer:
     def _snapshot(self) -> None:
         """Keep the state of this (finite) epoch boundary, for a divergence later; only for checkpointed runs."""
         if self.checkpoint is not None:
-            self.last_finite = self.state_dict()
+            self.last_finite = self._state()
+
+    def _resumed_snapshot(self) -> None:
+        """The last finite state of a resumed run: the state loaded, or, part way into an epoch, that epoch's start
+        where the checkpoint holds it (epoch_start: its network and optimiser; the counters, data order and
+        histories are those of the state loaded, the unfinished epoch's partial sums zero)."""
+        self._snapshot()
+        start = self._loaded_start
+        if self.last_finite is None or not self.pos or start is None:
+            return
+        self.last_finite.update(
+            step=self.step - self.pos, position=0, model=start["model"], optimizer=start["optimizer"],
+            partial={"loss_sum": 0.0, "loss_count": 0, "seconds": 0.0, "comm_seconds": [0.0] * self.comm.Get_size()})
 
     def _comm_seconds(self) -> float:
         return getattr(self.comm, "seconds", 0.0)
@@ -441,8 +464,8 @@ class Trainer:
             if not self._finite_epoch():
                 return
             self._snapshot()
-        elif self.last_finite is None:  # resumed: the state loaded is finite (refused otherwise), keep it
-            self._snapshot()
+        elif self.last_finite is None:  # resumed: the state loaded is finite (refused otherwise)
+            self._resumed_snapshot()
         flags = self.reducer.extra
         while self.epoch < cfg.epochs:
             shuffled, bounds, n_batches = self._epoch_order()
