@@ -76,7 +76,9 @@ def test_selections_and_sets_of_arrays_are_checked_in_full(tmp_path, formed):
     for i, other in enumerate((ps[::2], PointSet.concatenate([ps, ps]), arrays)):
         formed.clear()
         other.save(tmp_path / f"{i}.h5")
-        assert sum(formed) == len(other)
+        # every row formed again; on a GPU node a second formation follows for the rows whose stored bits (formed
+        # by CuPy) differ from the host's, which the check then compares within its tolerance
+        assert formed and formed[0] == len(other) and sum(formed[1:]) <= len(other)
 
 
 def test_sampled_sets_are_marked_at_every_layout_and_without_jacobians():
