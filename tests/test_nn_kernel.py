@@ -1,5 +1,6 @@
 """The network's frozen empirical NTK as a mixing kernel for kernel_flow (eq. 3.5)."""
 
+import sys
 import warnings
 
 import numpy as np
@@ -265,3 +266,39 @@ def test_a_gradient_with_other_than_the_packed_component_count_is_refused(setup)
     for cols in (8, 10):
         with pytest.raises(ValueError, match=r"grad_src has shape \(40, %d\); .* pass shape \(40, 9\)" % cols):
             op(np.ones((40, cols)))
+
+
+class Device:
+    """Stands in for a CuPy array where no GPU is: of a module named cupy, it refuses an implicit conversion to
+    NumPy as CuPy does and is copied to the host by .get()."""
+
+    __module__ = "cupy"
+
+    def __init__(self, a):
+        self.a = np.array(a)
+        self.shape, self.dtype = self.a.shape, self.a.dtype
+
+    def __len__(self):
+        return len(self.a)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()`")
+
+    def get(self):
+        return self.a.copy()
+
+
+def test_the_network_kernel_copies_device_arrays_to_the_host_and_back(setup, monkeypatch):
+    """On the CuPy backend kernel_flow hands the operator CuPy points and gradients: it converted them implicitly
+    (np.asarray), which CuPy refuses. It copies them to the host and returns the product on the gradient's module,
+    with the bits of the host product."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(ndarray=Device, asarray=Device))
+    X, tr, te, model = setup
+    g = np.random.default_rng(4).standard_normal((len(tr), 9))
+    want = NetworkNTKKernel(model, X).operator(te.points, tr.points, tile=16)(g)
+    op = NetworkNTKKernel(model, X)._operator(Device(te.points), Device(tr.points), tile=16, threads=None,
+                                              cache_bytes=0)
+    got = op(Device(g))
+    assert type(got) is Device and got.get().tobytes() == want.tobytes()

@@ -12,7 +12,9 @@ parameters: the lazy (kernel) regime the paper contrasts with training.
 Operators built one after another on bitwise-equal sources share them and their last direction d (while an operator
 holds them): a flow step applies train x train and test x train to one gradient, and the second product reuses d when
 its u has the same bits and tile, so it forms d once a step with unchanged results.
-The network's g_FS input at each point is recomputed from the points with `manifold.point_set`.
+The network's g_FS input at each point is recomputed from the points with `manifold.point_set`, on the host: CuPy
+points and gradients (kernel_flow on the CuPy backend) are copied there explicitly (`to_host`), and each product is
+returned as an array of its gradient's module.
 Observed: with κ fixed within each step (as kernel_flow does), a small step lowers the fixed-κ loss (Θ is
 PSD; tested to first order), yet σ with κ recomputed rose slowly in our runs from g_FS, presumably because
 the update mostly changes the overall scale of g, which σ does not reward.
@@ -24,6 +26,7 @@ import weakref
 
 import numpy as np
 
+from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.kernels.base import Kernel, check_gradient
 from hpcflow.nn._torch import require_torch
@@ -48,7 +51,7 @@ class NetworkNTKKernel(Kernel):
         self._last_sources = None  # weak reference to the last operator's _Sources
 
     def features(self, x) -> MetricData:
-        ps = self.manifold.point_set(np.asarray(x))
+        ps = self.manifold.point_set(to_host(x))
         if len(ps) != len(x):
             raise ConfigError(f"{len(x) - len(ps)} points have an ambiguous chart; use points from X.sample")
         return MetricData.from_pointset(ps, dtype=self.model.dtype, device=next(self.model.parameters()).device)
@@ -72,7 +75,7 @@ class NetworkNTKKernel(Kernel):
 
     def _sources(self, x_src) -> "_Sources":
         """The previous operator's sources when x_src has the same bits (their direction is then shared), else new."""
-        x_src = np.asarray(x_src)
+        x_src = to_host(x_src)
         last = self._last_sources and self._last_sources()
         if last is None or not _same_bits(last.points, x_src):
             last = _Sources(x_src.copy(), self.features(x_src))
@@ -117,8 +120,10 @@ class _NTKOperator:
         self.cache, self.cache_left = {}, cache_bytes
 
     def __call__(self, grad_src):
-        """(N, 9) float64 = Σ_x' Θ(x, x') grad_src(x'), grad_src (N_src, 9) real (`check_gradient`)."""
-        grad = check_gradient(np.asarray(grad_src), len(self.f_src), self.f_src.gfs.shape[-1])
+        """(N, 9) float64 = Σ_x' Θ(x, x') grad_src(x'), grad_src (N_src, 9) real (`check_gradient`), an array of
+        grad_src's module: the network runs on torch's device, so a CuPy gradient is copied to the host and back."""
+        xp = array_module(grad_src)
+        grad = check_gradient(to_host(grad_src), len(self.f_src), self.f_src.gfs.shape[-1])
         model = self.kernel._model_at_theta0()
         u = torch.as_tensor(grad, dtype=model.dtype, device=self.f.x.device)
         if self.layerwise:
@@ -127,7 +132,7 @@ class _NTKOperator:
         else:
             direction = self.src.direction(u, self.tile, lambda: self._jacobian_direction(model, u))
             out = self._jacobian(model, direction)
-        return torch.cat(out).to(torch.float64).cpu().numpy() if out else np.zeros((0, u.shape[1]))
+        return xp.asarray(torch.cat(out).to(torch.float64).cpu().numpy() if out else np.zeros((0, u.shape[1])))
 
     def _tiles(self, f: MetricData):
         return ((s, f[s:s + self.tile]) for s in range(0, len(f), self.tile))
