@@ -5,6 +5,7 @@ documents: empty sets in kernel_flow, PointSet[int], Hypersurface equality and h
 import numpy as np
 import pytest
 
+from hpcflow.backend import array_module
 from hpcflow.errors import ConfigError
 from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
@@ -268,12 +269,13 @@ def test_kernel_flow_refuses_test_points_of_another_manifold(sets):
 
 
 class ScalarAsMixing(Kernel):
-    """A component-mixing kernel (blocks (N1, 9, N2, 9)), equal to the Gaussian times delta_IJ."""
+    """A component-mixing kernel (blocks (N1, 9, N2, 9)), equal to the Gaussian times delta_IJ, formed on the
+    points' array module (CuPy refuses a NumPy operand)."""
 
     mixes_components = True
 
     def tile_block(self, x1, x2):
-        return gaussian(x1, x2, width=0.3)[:, None, :, None] * np.eye(9)[None, :, None, :]
+        return gaussian(x1, x2, width=0.3)[:, None, :, None] * array_module(x1).eye(9)[None, :, None, :]
 
 
 @pytest.fixture(scope="module")
