@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from hpcflow.backend import get_xp
 from hpcflow.geometry import Hypersurface
 from hpcflow.geometry.sampling import LINES_PER_BATCH
 from test_parallel import mpiexec  # tests/ is on sys.path (pytest's default import mode)
@@ -23,12 +24,13 @@ FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 def by_definition(X, n, seed, chart):
     """First n points of blocks 0, 1, ... (with the block each came from, as field "block") and the unusable points
-    of the blocks up to the last one used."""
+    of the blocks up to the last one used; the roots and point data on the sampler's array module (`get_xp`), whose
+    roundoff and near-tie charts the sampler's are."""
     entropy = np.random.SeedSequence(seed).entropy
     parts, blocks, have, dropped, k = [], [], 0, 0, 0
     while have < n:
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-        z, bad = X.line_points(LINES_PER_BATCH, rng)
+        z, bad = X.line_points(LINES_PER_BATCH, rng, xp=get_xp())
         ps = X.point_set(z)
         dropped += bad + ps.n_dropped
         if chart is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hpcflow.backend import get_xp
 from hpcflow.geometry import Hypersurface, PointSet, charts
 from hpcflow.geometry.sampling import sample_points
 
@@ -76,9 +77,9 @@ def test_selections_and_sets_of_arrays_are_checked_in_full(tmp_path, formed):
     for i, other in enumerate((ps[::2], PointSet.concatenate([ps, ps]), arrays)):
         formed.clear()
         other.save(tmp_path / f"{i}.h5")
-        # every row formed again; on a GPU node a second formation follows for the rows whose stored bits (formed
-        # by CuPy) differ from the host's, which the check then compares within its tolerance
-        assert formed and formed[0] == len(other) and sum(formed[1:]) <= len(other)
+        # every row formed on the host once; rows that differ from it (the CuPy sampler's differ in roundoff) are
+        # formed again with their Jacobians for the agreement bound, none where the sampler ran on NumPy
+        assert formed[0] == len(other) and (len(formed) == 1 or get_xp() is not np), formed
 
 
 def test_sampled_sets_are_marked_at_every_layout_and_without_jacobians():
