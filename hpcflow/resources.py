@@ -710,12 +710,31 @@ ESTIMATORS = {
 }
 
 
+#: host memory that CuPy's import, the CUDA context and its pools add to a run's peak RSS (on an H200 node, CuPy
+#: 14.2: a Gaussian flow's and a distance-scaling run's peaks exceeded their CPU estimates by 276-376 MB)
+CUPY_HOST_BYTES = 512 * 2**20
+
+
+def array_work_on_gpu() -> bool:
+    """Whether a run's array work would go to CuPy: HPCFLOW_BACKEND=cupy (also where this node lacks the GPU: --check
+    on a login node), or auto with a usable GPU here."""
+    from hpcflow.backend import gpu_available
+
+    choice = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
+    return choice == "cupy" or (choice == "auto" and gpu_available())
+
+
 def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
-    """Estimated peak memory (and, for flows, seconds) per rank of a validated job configuration."""
+    """Estimated peak memory (and, for flows, seconds) per rank of a validated job configuration; array work on a
+    GPU adds CuPy's host memory (CUPY_HOST_BYTES). A network's torch CUDA context is not counted (not measured)."""
     kind = kind or cfg["job"]["kind"]
     if kind not in ESTIMATORS:
         raise ValueError(f"no resource estimate for job kind {kind!r}")
-    return ESTIMATORS[kind](cfg, ranks=api_integer("ranks", ranks, "an integer >= 1 (MPI ranks)", lo=1))
+    est = ESTIMATORS[kind](cfg, ranks=api_integer("ranks", ranks, "an integer >= 1 (MPI ranks)", lo=1))
+    if kind != "nn" and array_work_on_gpu():
+        est.parts["CuPy and CUDA context (host)"] = CUPY_HOST_BYTES
+        est.bytes += CUPY_HOST_BYTES
+    return est
 
 
 def ignore_requested(environ=None) -> bool:
