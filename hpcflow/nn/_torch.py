@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 import types
 
+from hpcflow import stop_signals
 from hpcflow.errors import ConfigError, MissingDependencyError
 
 INSTALL_HINT = "pip install 'hpcflow[nn]'"
@@ -14,10 +16,22 @@ _MISSING = f"the neural-network part of hpcflow needs PyTorch; run {INSTALL_HINT
 DTYPES = ("float64", "float32")
 
 
+@contextlib.contextmanager
+def _stops_held():
+    """Stop requests held back while torch imports, delivered after: a handler that raises inside torch's C++
+    start-up (torch.distributed's c10d init calls back into Python) ends the process in std::terminate (SIGABRT)."""
+    deferred = stop_signals.defer()
+    try:
+        yield
+    finally:
+        stop_signals.deliver(deferred)
+
+
 def torch_available() -> bool:
     """Whether `import torch` succeeds; it imports torch (~2 s), where `refuse_without_torch` only looks for it."""
     try:
-        importlib.import_module("torch")
+        with _stops_held():
+            importlib.import_module("torch")
     except ImportError:
         return False
     return True
@@ -26,7 +40,8 @@ def torch_available() -> bool:
 def require_torch():
     """Return the torch module, or raise MissingDependencyError naming the install line."""
     try:
-        import torch
+        with _stops_held():
+            import torch
     except ImportError:
         raise MissingDependencyError(_MISSING) from None
     return torch
