@@ -720,7 +720,7 @@ def array_work_on_gpu() -> bool:
     on a login node), or auto with a usable GPU here."""
     from hpcflow.backend import gpu_available
 
-    choice = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
+    choice = env_backend() or "auto"  # (a bad value refused as every command refuses it)
     return choice == "cupy" or (choice == "auto" and gpu_available())
 
 
