@@ -25,6 +25,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from hpcflow.launcher_output import wait_until_read
+
 #: the stop requests: SIGTERM (scancel, preemption), SIGUSR1 (`--signal=USR1@120` before a time limit) and SIGINT
 #: (Ctrl-C at a terminal; mpiexec forwards it to every rank)
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, name))
@@ -186,6 +188,7 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
     print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
     if world is not None:
+        wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
     return status

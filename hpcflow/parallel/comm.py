@@ -19,6 +19,7 @@ import numpy as np
 
 from hpcflow.backend import default_threads
 from hpcflow.errors import RunStop, UserError, WriteFailed
+from hpcflow.launcher_output import wait_until_read
 from hpcflow.resources import THREAD_VARIABLES, slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
@@ -262,6 +263,7 @@ def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> Non
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)  # so each leaves with it: no Abort, whose kills raced the others' Aborts for the status
+    wait_until_read()  # the message above: a launcher may drop what it has not read when the Abort ends the job
     comm.Abort(status)
 
 
