@@ -314,14 +314,17 @@ def check_sampler(name: str) -> None:
 
 
 def make_sampler(name: str, seed: int):
-    """The sampler of [tune].sampler; gp: Optuna's GPSampler shown the pruned and diverged trials (`tune.gp`)."""
+    """The sampler of [tune].sampler; gp: Optuna's GPSampler shown the pruned and diverged trials (`tune.gp`).
+    Its stepped float values are the decimal grid points as written (0.07, not 0.06999999999999999: `tune.grid`)."""
     import optuna
+
+    from hpcflow.tune.grid import OnGrid
 
     if name == "gp":
         from hpcflow.tune.gp import GPSampler
 
-        return GPSampler(seed=seed)
-    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name](seed=seed)
+        return OnGrid(GPSampler(seed=seed))
+    return OnGrid({"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name](seed=seed))
 
 
 def make_pruner(tune: dict):
