@@ -3,7 +3,11 @@ HPCFLOW_* setting is refused in one line, exit 2, as by every command (README, "
 
 from __future__ import annotations
 
+import glob
+import os
 import platform
+import shutil
+import sys
 
 from hpcflow.provenance import library_line
 
@@ -31,12 +35,45 @@ def cupy_version() -> str:
     return "not installed"
 
 
+#: what a GPU driver of torch's CUDA or ROCm builds opens on Linux: NVIDIA's device files and its loaded kernel
+#: module, Jetson's integrated GPU (nvgpu), WSL's GPU paravirtualisation (libcuda and ROCm on WSL), AMD's ROCm
+GPU_DEVICE_FILES = ("/dev/nvidia*", "/proc/driver/nvidia", "/dev/nvhost-*", "/dev/nvmap", "/dev/nvgpu", "/dev/dxg",
+                    "/dev/kfd")
+#: NVIDIA's setuid helper, which the user-space driver runs to load the kernel module and make the device files
+NVIDIA_MODPROBE = ("/usr/bin/nvidia-modprobe", "/usr/sbin/nvidia-modprobe", "/bin/nvidia-modprobe")
+#: the kernel modules modprobe loads: MODULES/<release>/modules.dep
+MODULES = "/lib/modules"
+
+
+def gpu_device_possible() -> bool:
+    """Whether a GPU driver may answer torch here; False only where none can: on Linux, with none of
+    `GPU_DEVICE_FILES`, no nvidia-modprobe that would make NVIDIA's, and not as root with an nvidia kernel module
+    that modprobe would load (a CUDA driver run as root loads it itself). Elsewhere (macOS, Windows) True."""
+    if not sys.platform.startswith("linux"):
+        return True
+    if any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES):
+        return True
+    if shutil.which("nvidia-modprobe") or any(os.path.exists(p) for p in NVIDIA_MODPROBE):
+        return True
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open(os.path.join(MODULES, os.uname().release, "modules.dep"), encoding="utf-8",
+                  errors="replace") as f:
+            return any(line.split(":", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0] == "nvidia" for line in f)
+    except OSError:  # no module index: modprobe finds no module to load
+        return False
+
+
 def torch_cuda() -> bool | str | None:
-    """Whether torch sees a GPU (what a network job's device 'auto' and 'cuda' ask); None without torch."""
+    """Whether torch sees a GPU (what a network job's device 'auto' and 'cuda' ask); None without torch. Where no
+    GPU driver can answer (`gpu_device_possible`), False without importing torch (~2 s), as torch would say."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         return None
+    if "torch" not in sys.modules and not gpu_device_possible():
+        return False
     try:
         from hpcflow.nn._torch import cuda_available
 
