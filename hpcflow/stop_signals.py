@@ -9,6 +9,13 @@ after, interrupts at once (KeyboardInterrupt), so a user at a terminal is never 
 A SIGINT ignored when a handler is installed (a job started in the background by a non-interactive shell) stays
 ignored.
 
+Once a command's result is final (its work done, its status decided: just before summary.json or best.toml is
+written, or once `hpcflow sample` has written its file), SIGTERM and SIGUSR1 are ignored until the process ends, over
+any handler (`finished`): such a request has nothing left to checkpoint or stop, and the default action (SIGUSR1's
+too under MPI, where `hpcflow.parallel.comm` puts it back in place of MPICH's handler) would turn the finished run's
+status 0 into 143 / 138, under mpiexec into the bare signal number with the launcher's banner, and Slurm would record
+the job as failed. Nothing is said: the run has said what it wrote, and it ends as it would have a moment later.
+
 Where no checkpoint is written (`hpcflow sample`; kinds without one: distance_scaling, noise_scan, clustering), a
 SIGTERM or SIGUSR1 ends the command as Ctrl-C does (`Stopped`, a KeyboardInterrupt: the lock and a fresh --out the
 run wrote nothing into are removed on the way out), with one line and the status the signal's default action gives
@@ -18,6 +25,7 @@ print a banner and exit with the bare signal number).
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -97,13 +105,16 @@ def install(handler) -> dict:
     return old
 
 
-def restore(handlers: dict, *, stopping: bool) -> None:
+def restore(handlers: dict, *, stopping: bool, final: bool = False) -> None:
     """Put back `handlers` ({signal: handler} as signal.signal returned them); when `stopping`, a default action
     (SIG_DFL, which ends the process, or a handler that ends in it: `default_action`) becomes SIG_IGN: the process
-    is already on its way out. SIGINT's becomes
-    Python's KeyboardInterrupt instead: a second Ctrl-C interrupts."""
+    is already on its way out; when `final` (the run's result is written), it is ignored as after `finished`. SIGINT's
+    becomes Python's KeyboardInterrupt instead: a second Ctrl-C interrupts."""
     for sig, old in handlers.items():
-        if stopping and (old in (signal.SIG_DFL, None) or getattr(old, "default_action", False)):
+        if (stopping or final) and (old in (signal.SIG_DFL, None) or getattr(old, "default_action", False)):
+            if sig != signal.SIGINT and not stopping:
+                _ignore_until_exit(sig)
+                continue
             old = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_IGN
         signal.signal(sig, old)
 
@@ -157,6 +168,36 @@ def deliver(deferred: tuple, *, held: bool = True) -> None:
         signal.raise_signal(sig)
 
 
+def _after_the_result(signum, frame):  # noqa: ARG001 - signal handler signature
+    """A SIGTERM/SIGUSR1 after the command's result is final (`finished`): nothing is left to stop or say."""
+
+
+def finished() -> None:
+    """The command's result is final (its work done, its status decided): SIGTERM and SIGUSR1 are ignored from here to
+    the process's end, over any handler, as a request would only change a finished run's exit status (main thread)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in ENDING:
+            _ignore_until_exit(sig)
+
+
+def _ignore_until_exit(sig: int) -> None:
+    """`_after_the_result` for `sig` (a handler: a process this one starts does not inherit it, as it would SIG_IGN),
+    and SIG_IGN at the interpreter's exit (`_ignored_at_exit`)."""
+    signal.signal(sig, _after_the_result)
+    atexit.unregister(_ignored_at_exit)
+    atexit.register(_ignored_at_exit)  # once
+
+
+def _ignored_at_exit() -> None:
+    """SIG_IGN where `finished` left its handler: Python's finalization, after the atexit functions, puts SIG_DFL
+    back in place of a handler, before the C-level exit functions (mpi4py's MPI_Finalize, which waits for the other
+    ranks)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in ENDING:
+            if signal.getsignal(sig) is _after_the_result:
+                signal.signal(sig, signal.SIG_IGN)
+
+
 #: seconds a rank > 0 waits before it ends an interrupted job itself: rank 0, interrupted too, says it once first
 SAY_WAIT = 0.5
 
@@ -202,7 +243,9 @@ def interrupts_end_the_job(prog: str, *, stops: bool = True):
     the command as Ctrl-C does; a checkpoint writer's handler takes the signals over while it runs."""
     old = {}
     if stops and threading.current_thread() is threading.main_thread():
-        old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING if signal.getsignal(sig) == signal.SIG_DFL}
+        # (`_after_the_result`: a command before this one finished in this process, a caller's or a test's)
+        old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING
+               if signal.getsignal(sig) in (signal.SIG_DFL, _after_the_result)}
     stopped = False
     try:
         yield

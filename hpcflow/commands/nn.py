@@ -151,7 +151,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     from hpcflow.jobs.registry import OUTPUTS
     from hpcflow.jobs.replaced import replacing
     from hpcflow.parallel.comm import abort_on_error
-    from hpcflow.stop_signals import interrupts_end_the_job
+    from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     from hpcflow.commands.run import job_origin, saved_job
 
@@ -171,6 +171,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
             if created:  # rank 0, whose lock then removes the directory it created, empty again
                 _remove_if_only_job(outdir)
             raise
+        finished()  # summary.json is written, the exit status decided: a stop request from here on is ignored
     if stop is not None:
         if comm.Get_rank() != 0:  # rank 0 prints the one line
             return stop.exit_status

@@ -94,6 +94,7 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
     """Run the job into `outdir`; summary.json last."""
     from hpcflow.errors import RunStop
     from hpcflow.jobs import output
+    from hpcflow.stop_signals import finished
 
     t0 = time.perf_counter()
     stop = None
@@ -130,6 +131,7 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
     summary["overrides"] = overrides
     if origin is not None:  # a resume: the first run's job file and --set values, then each resume's
         summary.update(origin)
+    finished()  # the run's work is done, its status decided: a stop request from here on is ignored
     output.write_text(os.path.join(outdir, "job.toml"), saved_job(cfg, args.job, overrides, origin=origin))
     output.write_json(os.path.join(outdir, "summary.json"), summary)  # last: its presence marks a complete run
     if stop is not None:

@@ -61,7 +61,7 @@ def run(args) -> int:
     from hpcflow.geometry.sampling import check_chart
     from hpcflow.jobs.output import check_output_file
     from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, limit_threads, refuse_together
-    from hpcflow.stop_signals import interrupts_end_the_job
+    from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     check_launch()
 
@@ -88,6 +88,7 @@ def run(args) -> int:
             raise OutputPathError(f"--out {args.out} was created by another process while this one sampled; it is "
                                   "left as it is and nothing was written: choose another --out, or pass --force to "
                                   "overwrite it") from None
+        finished()  # --out is written: a stop request from here on is ignored
     if not is_root():
         return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")

@@ -391,10 +391,12 @@ def _warn_not_positive_definite(summary: dict, prefix: str = LOG_PREFIX) -> None
 
 class StopRequests:
     """SIGTERM/SIGUSR1/SIGINT (hpcflow.stop_signals.SIGNALS) handled for a whole job: the trainer takes them over
-    while it trains; outside training a request sets a flag that `requested` (collective) turns into one decision."""
+    while it trains; outside training a request sets a flag that `requested` (collective) turns into one decision.
+    Once the outputs are complete (`written`), a handler put back that would only end the process is one that ignores
+    the request (`stop_signals.restore`'s final)."""
 
     def __init__(self, comm):
-        self.comm, self.signalled, self._handlers = comm, False, {}
+        self.comm, self.signalled, self.written, self._handlers = comm, False, False, {}
 
     def __enter__(self):
         from hpcflow.stop_signals import install
@@ -406,8 +408,9 @@ class StopRequests:
         from hpcflow.errors import Preempted
         from hpcflow.stop_signals import restore
 
-        # a repeat of an honoured request (ours or the trainer's) is ignored while the process leaves
-        restore(self._handlers, stopping=self.signalled or isinstance(exc, Preempted))
+        # a repeat of an honoured request (ours or the trainer's), or one after summary.json, is ignored while the
+        # process leaves (a caller's own handler, a tune worker's, is put back as it was)
+        restore(self._handlers, stopping=self.signalled or isinstance(exc, Preempted), final=self.written)
         self._handlers = {}
         return False
 
@@ -473,6 +476,8 @@ def _write_outputs(outdir, cfg, ctx, data, summary, status, t0):
     ctx["checkpoint"].restamp(status=status, ended=status)  # the run is complete: its checkpoint says so
     summary.update(status=status)
     _write_summary(outdir, ctx, _with_legs(ctx, summary, time.perf_counter() - t0))
+    if ctx.get("stops") is not None:  # the run's result is final: a stop request has nothing left to stop
+        ctx["stops"].written = True
 
 
 def _with_legs(ctx, summary, wall: float | None = None) -> dict:

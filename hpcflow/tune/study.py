@@ -31,7 +31,7 @@ import numpy as np
 from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError, WriteFailed)
-from hpcflow.stop_signals import requests
+from hpcflow.stop_signals import finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -1054,6 +1054,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
         if not is_root(comm):
             follow(job, comm=comm)
+            finished()  # rank 0 runs no more trials: a stop request to this rank has nothing left to stop
             return {}
         worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
         try:
@@ -1063,8 +1064,10 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             raise
         finally:
             comm.bcast(None, root=0)
-        return {**report(study, job, out, study_name, comm=comm), "bugs": worker.bugs, "ran": ran,
-                "mine": outcomes(study, worker.numbers), "capped": worker.capped_out}
+        result = report(study, job, out, study_name, comm=comm)  # a stop request while best.toml is written ends it
+        finished()  # best.toml is written: a stop request from here on is ignored
+        return {**result, "bugs": worker.bugs, "ran": ran, "mine": outcomes(study, worker.numbers),
+                "capped": worker.capped_out}
 
 
 def outcomes(study, numbers) -> dict:
