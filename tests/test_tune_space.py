@@ -227,3 +227,38 @@ def test_a_step_must_divide_the_range_as_written_in_decimals(low, high, step, di
     with pytest.raises(ConfigError, match=r'\[tune.space\]."flow.x".step = .* does not divide') as err:
         validate_section(table, schema)
     assert f"Optuna would lower high to {dist.high!r})" in str(err.value)
+
+
+@pytest.mark.parametrize("step, refused", [(1e-30, True), (1e-20, True), (9e-17, True), (2e-16, False),
+                                           (1e-10, False)])
+def test_a_float_step_finer_than_float64_can_tell_apart_is_refused_in_one_line(step, refused):
+    """[0, 0.1] in steps of 1e-30 has 1e29 grid points, which no float64 tells apart (and which ended in a decimal
+    traceback); up to 1e15 points (from step 1e-16 on here) the range is checked as any other."""
+    from hpcflow.jobs.schema import Field
+    from hpcflow.tune.space import validate_section
+
+    table = {"space": {"flow.x": {"low": 0.0, "high": 0.1, "step": step}}}
+    schema = {"flow": {"x": Field(float, lo=0.0, hi=1.0)}}
+    if not refused:
+        (p,) = validate_section(table, schema)["space"]
+        assert p.step == step
+        return
+    with pytest.raises(ConfigError) as err:
+        validate_section(table, schema)
+    message = str(err.value)
+    assert "\n" not in message and f'"flow.x".step = {step!r} makes' in message and "or none" in message
+    assert float(message.split("a step of at least ")[1].split(",")[0]) == pytest.approx(1e-16, rel=1e-3)
+
+
+def test_an_int_step_is_checked_exactly_at_19_digits():
+    """Int ranges of 19 digits (TOML's largest ints) are divided exactly: 3 divides 0..3·(10^18 - 1) and does not
+    divide 0..3·(10^18 - 1) + 2, whose refusal names the whole steps around it."""
+    from hpcflow.jobs.schema import Field
+    from hpcflow.tune.space import validate_section
+
+    big = 3 * (10**18 - 1)
+    schema = {"flow": {"x": Field(int, lo=0, hi=2**63 - 1)}}
+    (p,) = validate_section({"space": {"flow.x": {"low": 0, "high": big, "step": 3}}}, schema)["space"]
+    assert (p.low, p.high, p.step) == (0, big, 3)
+    with pytest.raises(ConfigError, match=f"lower high to {big}\\); make high .* e.g. high = {big} or {big + 3}"):
+        validate_section({"space": {"flow.x": {"low": 0, "high": big + 2, "step": 3}}}, schema)

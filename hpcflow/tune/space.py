@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import Field, at_least, positive, validate, validate_field
@@ -154,13 +154,24 @@ def _range(where, name, spec, field) -> Param:
     return Param(name, kind, low=low, high=high, log=log, step=step)
 
 
+#: the most grid points a stepped float range may have: float64 values near a range's ends lie ~1e-16 apart
+#: relative, so a finer step names values no float holds apart (step = 1e-30 ended in a decimal traceback)
+MAX_GRID_POINTS = 1e15
+
+
 def _check_steps(where: str, kind: str, low, high, step) -> None:
     """Refuse a step that does not divide high - low exactly (as decimals written in the job file: 0.1 divides
     1.0 - 0.0), which Optuna would answer by lowering high to the last whole step."""
+    if kind == "float" and (high - low) / step > MAX_GRID_POINTS:
+        raise ConfigError(f"{where}.step = {step!r} makes {(high - low) / step:.3g} grid points, more than float64 "
+                          f"values tell apart ({MAX_GRID_POINTS:.0e}); use a step of at least "
+                          f"{(high - low) / MAX_GRID_POINTS:.3g}, or none (a continuous range)")
     lo, hi, st = (Decimal(str(x)) for x in (low, high, step))
-    whole = (hi - lo) // st
-    if whole * st == hi - lo:
-        return
+    with localcontext() as exact:
+        exact.prec = 60  # TOML ints have at most 19 digits, floats 17 significant ones: every product below is exact
+        whole = (hi - lo) // st
+        if whole * st == hi - lo:
+            return
     num = int if kind == "int" else float
     below, above = num(lo + whole * st), num(lo + (whole + 1) * st)
     raise ConfigError(f"{where}.step = {step!r} does not divide high - low = {num(hi - lo)!r} exactly (Optuna would "
