@@ -32,7 +32,7 @@ def torch_available() -> bool:
     try:
         with _stops_held():
             importlib.import_module("torch")
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or installed but broken (a shared library missing)
         return False
     return True
 
@@ -42,9 +42,17 @@ def require_torch():
     try:
         with _stops_held():
             import torch
-    except ImportError:
-        raise MissingDependencyError(_MISSING) from None
+    except (ImportError, OSError) as exc:  # OSError: a shared library of an installed torch does not load
+        if isinstance(exc, ImportError) and importlib.util.find_spec("torch") is None:
+            raise MissingDependencyError(_MISSING) from None
+        raise MissingDependencyError(_broken(exc)) from None
     return torch
+
+
+def _broken(exc: BaseException) -> str:
+    """The one line for an installed torch that does not import."""
+    return (f"PyTorch is installed but does not import ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            f"reinstall it: {INSTALL_HINT} --force-reinstall")
 
 
 def cuda_available() -> bool:
