@@ -341,6 +341,10 @@ def _check_train_state(state: dict, batches: int) -> None:
         raise ValueError("train.epoch_start (not the model and optimizer of the epoch's start, part way into it)")
     if not torch.is_tensor(train["rng"]["order"]):
         raise TypeError("train.rng.order")
+    try:  # the data order's CPU generator takes it (its state has one size and dtype; resume sets it after sampling)
+        torch.Generator().set_state(train["rng"]["order"])
+    except (RuntimeError, TypeError):
+        raise ValueError("train.rng.order (not a state of the data order's generator)") from None
     for k in ("loss_sum", "loss_count", "seconds"):
         float(train["partial"][k])
     comm = train["partial"].get("comm_seconds", 0.0)  # (versions 1-3: one number)
