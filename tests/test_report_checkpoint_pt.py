@@ -172,3 +172,32 @@ def test_without_torch_the_history_of_a_run_without_nn_h5_is_skipped_naming_the_
     res = build_report([runs["flow"], str(d)], tmp_path / "out")
     assert [p for p, _ in res["skipped"]] == [str(d)]
     assert "reading its training history needs torch; run pip install 'hpcflow[nn]'" in res["skipped"][0][1]
+
+
+@pytest.mark.parametrize("ended", ["preempted", "killed"])
+def test_an_interrupted_network_run_whose_checkpoint_is_damaged_is_not_offered_a_resume(tmp_path, runs, ended):
+    """A preempted run (summary.json says so) or a killed one (no summary.json) whose checkpoint.pt is truncated:
+    --resume refuses that file, so its row says it is damaged and names --force, not "continue it with --resume"
+    (what the row said); the same run with its checkpoint whole is offered the resume."""
+    import os
+
+    from hpcflow.analysis.rundir import completeness
+    from hpcflow.cli import main
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = _resaved(runs["nn"], tmp_path / ended, status="running")
+    if ended == "killed":
+        os.remove(d / "summary.json")
+    else:
+        s = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**s, "status": "preempted"}))
+    whole = completeness(d)
+    assert not whole[0] and whole[1].endswith("continue it with --resume"), whole
+    data = (d / "checkpoint.pt").read_bytes()
+    (d / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    complete, reason = completeness(d)
+    assert not complete and "checkpoint.pt unreadable (damaged)" in reason and reason.endswith("with --force"), reason
+    mark = row(detect(d))[2]
+    assert "--resume" not in mark and "damaged" in mark and mark.startswith("incomplete: "), mark
+    assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2  # what the mark says

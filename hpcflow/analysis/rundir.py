@@ -295,14 +295,18 @@ def completeness(run_dir) -> tuple[bool, str]:
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
-    if summary is None:
-        return False, "no summary.json; continue it with --resume"
-    if summary.get("status") == "preempted":
-        return False, "preempted; continue it with --resume"
+    pt = os.path.join(run_dir, NN_CHECKPOINT)
+    if summary is None or summary.get("status") == "preempted":
+        what = "no summary.json" if summary is None else "preempted"
+        if not os.path.isfile(ckpt) and os.path.isfile(pt) and checkpoint_progress(pt) is None:
+            # --resume refuses a network checkpoint it cannot read: not a run to continue
+            return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): rerun the job with --force"
+                           if torch_available() else
+                           f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
+        return False, f"{what}; continue it with --resume"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
             return False, f"{NN} unreadable (damaged); rerun the job with --force"
-        pt = os.path.join(run_dir, NN_CHECKPOINT)
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
