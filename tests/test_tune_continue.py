@@ -155,6 +155,9 @@ def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys,
     assert rc == 4 and "signal received during trial 0" in io.err, io.err
     first = json.loads((out / "trials" / "0000" / "summary.json").read_text())
     assert first["status"] == "preempted" and first["resumed"] is False
+    seeds = _journal(out / "study.journal", "nn_tiny").trials[0].user_attrs["seeds"]
+    assert first["seeds"] == seeds and first["kind"] == "nn" and first["wall_seconds"] > 0  # a trial's keys, as a
+    assert first["overrides"] and all("=" in o for o in first["overrides"])  # preempted flow trial's summary has
     rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
     assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.out + io.err
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())

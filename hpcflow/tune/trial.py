@@ -10,6 +10,7 @@ any `hpcflow run`, and an nn trial trains data parallel like `hpcflow nn` (rank 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -99,8 +100,11 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     except NumericalStop as exc:  # diverged: its outputs are written; the trial reports it, the study goes on
         summary = exc.summary
     except Preempted as exc:  # a flow's checkpoint is written and its summary (status "preempted") is carried here
-        if getattr(exc, "summary", None) is not None:  # (an nn trial wrote its own)
-            _write_summary(run_dir, dict(exc.summary), kind, seeds, overrides, t0, c)
+        preempted = getattr(exc, "summary", None)
+        if preempted is None and kind == "nn":  # an nn trial wrote its own (rank 0): the trial's keys added to it
+            preempted = _written_summary(run_dir) if c.Get_rank() == 0 else {}
+        if preempted is not None:
+            _write_summary(run_dir, dict(preempted), kind, seeds, overrides, t0, c)
         raise
     return _write_summary(run_dir, summary, kind, seeds, overrides, t0, c)
 
@@ -170,6 +174,16 @@ def history(state) -> tuple:
         return [float(x) for x in h["sigma_train"]], [float(x) for x in h["sigma_val"]], counts
     n = int(state.step) + 1
     return [float(x) for x in state.sigma_train[:n]], [float(x) for x in state.sigma_test[:n]]
+
+
+def _written_summary(run_dir) -> dict | None:
+    """run_dir/summary.json as the job wrote it, or None where it is missing or no JSON object."""
+    try:
+        with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _write_summary(run_dir, summary: dict, kind, seeds, overrides, t0, comm) -> dict:
