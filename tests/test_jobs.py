@@ -52,8 +52,8 @@ def test_load_job_fills_defaults_and_converts_int_to_float(tmp_path):
 
 
 @pytest.mark.parametrize("body, words", [
-    ("[flow]\ndt = 1\nstpes = 3\n", ["[flow].stpes", "unknown key"]),
-    ("[flw]\ndt = 1\n", ["[flw]", "unknown section"]),
+    ("[flow]\ndt = 1\nstpes = 3\n", ["[flow].stpes", "unknown key", "did you mean steps?"]),
+    ("[flw]\ndt = 1\n", ["[flw]", "unknown section", "did you mean [flow]?"]),
     ("[flow]\ndt = \"fast\"\n", ["[flow].dt", "number"]),
     ("[flow]\ndt = 1\nsteps = 2.5\n", ["[flow].steps", "integer"]),
     ("[flow]\ndt = 1\nsteps = true\n", ["[flow].steps", "integer"]),
@@ -391,3 +391,18 @@ def test_parse_override_reads_toml_values():
     assert parse_override("ntk.enabled=false") == ("ntk", "enabled", False)
     assert parse_override("model.features=reim_abs2") == ("model", "features", "reim_abs2")
     assert parse_override('job.description="a = b"') == ("job", "description", "a = b")
+
+
+def test_an_unknown_section_of_an_nn_job_names_tune_among_the_known_and_the_closest(tmp_path):
+    """[trainng] in a network job: the refusal guesses [training], and lists [tune], which such a job may carry
+    (validated by hpcflow.tune.space), among the known sections; a name close to none gets no guess."""
+    from hpcflow.jobs.registry import load
+
+    for section, guess in (("trainng", "did you mean [training]? "), ("zzz", "")):
+        p = tmp_path / f"{section}.toml"
+        p.write_text(f'[job]\nkind = "nn"\n[{section}]\nepochs = 2\n')
+        with pytest.raises(ConfigError) as exc:
+            load(p)
+        msg = str(exc.value)
+        assert f"unknown section [{section}]; {guess}known sections are [job]" in msg, msg
+        assert "[training]" in msg and msg.endswith(", [tune]"), msg

@@ -106,7 +106,8 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
                 raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
             extras[section] = importlib.import_module(modname).validate_section(
                 data.pop(section), module.SCHEMA, source=source, kind=kind)
-    cfg = validate(data, module.SCHEMA, source=source)
+    cfg = validate(data, module.SCHEMA, source=source,
+                   also=tuple(s for s, (_, kinds) in EXTRA_SECTIONS.items() if kind in kinds))
     check_manifold(cfg, source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:

@@ -8,6 +8,8 @@ is computed or written.
 
 from __future__ import annotations
 
+import difflib
+
 import math
 import os
 import re
@@ -196,19 +198,25 @@ def _unsets(value, field: Field) -> bool:
     return value == "none" and field.default is None and "none" not in (field.choices or ())
 
 
-def validate(data: dict, schema: dict, *, source: str = "job") -> dict:
+def validate(data: dict, schema: dict, *, source: str = "job", also: tuple = ()) -> dict:
     """Validate a parsed job dict against `schema`; return {section: {key: value}} with defaults filled (an
-    optional key given as "none" is unset)."""
+    optional key given as "none" is unset). `also`: sections the job may carry that others validate ([tune]),
+    named among the known ones of a refusal."""
     for section, table in data.items():
         if section not in schema:
-            known = ", ".join(f"[{s}]" for s in schema)
-            raise ConfigError(f"{source}: unknown section [{section}]; known sections are {known}")
+            names = [*schema, *(s for s in also if s not in schema)]
+            known = ", ".join(f"[{s}]" for s in names)
+            close = difflib.get_close_matches(section, names, n=1)
+            guess = f"did you mean [{close[0]}]? " if close else ""
+            raise ConfigError(f"{source}: unknown section [{section}]; {guess}known sections are {known}")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table ([{section}] header with keys)")
         for key in table:
             if key not in schema[section]:
                 known = ", ".join(schema[section]) or "none"
-                raise ConfigError(f"{source}: [{section}].{key} is an unknown key; known keys: {known}")
+                close = difflib.get_close_matches(key, list(schema[section]), n=1)
+                guess = f"did you mean {close[0]}? " if close else ""
+                raise ConfigError(f"{source}: [{section}].{key} is an unknown key; {guess}known keys: {known}")
     out: dict = {}
     for section, fields in schema.items():
         table = data.get(section, {})
