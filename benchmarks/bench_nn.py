@@ -64,13 +64,15 @@ def main():
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--ntk-widths", type=_args.POSITIVE, nargs="+", default=[128, 1024, 4096])
     args = ap.parse_args()
+    from hpcflow.commands.info import torch_cuda
+
+    if args.device == "cuda" and torch_cuda() is not True:  # without torch's import where no GPU driver can answer
+        ap.error("argument --device: torch sees no CUDA GPU on this machine; use --device cpu")
     import torch
 
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn.data import MetricData
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("argument --device: torch sees no CUDA GPU on this machine; use --device cpu")
     X = Hypersurface.fermat(3)
     ps = X.sample(args.n + 2000, seed=0)
     for threads in args.threads:
