@@ -391,12 +391,9 @@ def test_nan_where_the_schema_allows_it_still_resumes(tmp_path):
 def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_path, ranks):
     """The rows are checked in shares (each rank reads its own): a NaN in the last row of test/g is found by the
     last rank alone; every rank exits 2, rank 0 prints the one line, nothing is rewritten."""
-    job = tmp_path / "job.toml"
-    job.write_text(RESUME_JOB)
-    out = tmp_path / "out"
+    job, out, _ = _finished_run(tmp_path)  # in this process: the ranks below are what the test launches
     env = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
     args = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
-    assert subprocess.run(args, capture_output=True, text=True, timeout=120, env=env).returncode == 0
     _poison(out / "checkpoint.h5", "test/g", (-1, 2, 2))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     cmd = each_rank_status(tmp_path / "statuses", ranks, [*args, "--resume", "--set", "flow.steps=5"])
