@@ -121,3 +121,22 @@ def test_train_test_spectrum_pools_the_eigenvalues_of_every_block():
     bound = 100 * max(conds) * np.finfo(float).eps * np.abs(blocks).max() * n
     np.testing.assert_allclose(got, want, rtol=0, atol=bound)
     assert abs(got.sum() - np.trace(blocks, axis1=2, axis2=3).sum()) < 1e-10 * np.abs(blocks).sum()
+
+
+def test_wasserstein_1d_against_its_closed_forms():
+    """W1 of a sample and its shift by c is |c|; of two samples of one size, the mean |difference| of their sorted
+    values (the quantile functions' L1 distance); of {0} and n points evenly weighted, their mean |x|; against
+    scipy.stats on unequal sizes with ties."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    from hpcflow.nn.ntk import wasserstein_1d
+
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal(40)
+    assert abs(wasserstein_1d(u, u + 0.7) - 0.7) <= 1e-14 and abs(wasserstein_1d(u + 0.7, u) - 0.7) <= 1e-14
+    v = rng.exponential(size=40)
+    assert abs(wasserstein_1d(u, v) - np.mean(np.abs(np.sort(u) - np.sort(v)))) <= 1e-14
+    assert abs(wasserstein_1d([0.0], v) - np.mean(np.abs(v))) <= 1e-14
+    a, b = np.round(rng.standard_normal(17), 1), np.round(2 * rng.standard_normal(29) + 1, 1)
+    assert abs(wasserstein_1d(a, b) - wasserstein_distance(a, b)) <= 1e-14 * wasserstein_distance(a, b)
