@@ -2,7 +2,8 @@
 # EDIT: nothing; it configures Slurm for this host's name, CPUs and memory (SLURM_CONF moves slurm.conf).
 # One-node Slurm on this machine, to try the batch path (sbatch templates, hpcflow submit) on a workstation.
 # Needs root and Debian/Ubuntu's packages (slurmctld slurmd slurm-client munge, installed when missing);
-# on a machine where Slurm already answers it changes nothing.
+# on a machine where another Slurm already answers it changes nothing. Run again on its own cluster, `start` writes
+# slurm.conf anew and applies a change to the running daemons (scontrol reconfigure): no restart.
 #   sudo slurm/local-cluster.sh start     # install if missing (apt-get), write slurm.conf, start munged/slurmctld/slurmd
 #   slurm/local-cluster.sh status         # sinfo of the local node
 #   sudo slurm/local-cluster.sh stop      # stop the daemons it started
@@ -32,13 +33,13 @@ install_packages() {
         || die "apt-get install ${PACKAGES[*]} failed; install them by hand and rerun '$0 start'"
 }
 
-write_conf() {
+write_conf() {  # (re)writes $CONF; status 0 if that changed it, 1 if it was already so
     local host cpus mem
     host=$(hostname -s)
     cpus=$(nproc --all)
     mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)  # MiB, 10% left to the system
     mkdir -p "$(dirname "$CONF")" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-    cat > "$CONF" <<EOF
+    cat > "$CONF.new" <<EOF
 $MARK
 ClusterName=hpcflow-local
 SlurmctldHost=$host
@@ -50,8 +51,10 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# a submitted job is scheduled at the controller's next pass (about a second), not up to 3 s later (Slurm's default)
+SchedulerParameters=batch_sched_delay=0
 # seconds from the SIGTERM that ends a job's tasks to the SIGKILL (Slurm's default 30); a checkpoint on SIGTERM takes ~1 s here
-KillWait=10
+KillWait=5
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
@@ -64,6 +67,8 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+    if [[ -f $CONF ]] && cmp -s "$CONF.new" "$CONF"; then rm "$CONF.new"; return 1; fi
+    mv "$CONF.new" "$CONF"
     say "wrote $CONF ($host: $cpus CPUs, $mem MiB)"
 }
 
@@ -87,7 +92,11 @@ start() {
     if answers && ! ours; then say "Slurm already answers here (sinfo); nothing to do"; sinfo; return 0; fi
     [[ $(id -u) == 0 ]] || die "start needs root (it writes $CONF and starts daemons); rerun with sudo"
     install_packages
-    ours || { [[ -f $CONF ]] && die "$CONF exists and is not ours; use that cluster or move it away"; write_conf; }
+    if [[ -f $CONF ]] && ! ours; then die "$CONF exists and is not ours; use that cluster or move it away"; fi
+    if write_conf && pgrep -x slurmctld >/dev/null; then  # a changed slurm.conf of the running cluster
+        scontrol reconfigure || die "scontrol reconfigure failed; see /var/log/slurm/slurmctld.log"
+        say "applied $CONF to the running daemons (scontrol reconfigure)"
+    fi
     start_munge
     pgrep -x slurmctld >/dev/null || slurmctld
     pgrep -x slurmd >/dev/null || slurmd
