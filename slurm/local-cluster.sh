@@ -39,7 +39,7 @@ write_conf() {  # (re)writes $CONF; status 0 if that changed it, 1 if it was alr
     cpus=$(nproc --all)
     mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)  # MiB, 10% left to the system
     mkdir -p "$(dirname "$CONF")" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-    cat > "$CONF.new" <<EOF
+    cat > "$CONF.new" <<EOF || die "cannot write $CONF.new"
 $MARK
 ClusterName=hpcflow-local
 SlurmctldHost=$host
@@ -68,7 +68,7 @@ NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     if [[ -f $CONF ]] && cmp -s "$CONF.new" "$CONF"; then rm "$CONF.new"; return 1; fi
-    mv "$CONF.new" "$CONF"
+    mv "$CONF.new" "$CONF" || die "cannot replace $CONF"
     say "wrote $CONF ($host: $cpus CPUs, $mem MiB)"
 }
 
