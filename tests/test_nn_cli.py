@@ -266,6 +266,12 @@ def _edit(state, how):
         tr["epoch"] = "four"
     elif how == "short history":
         tr["history"]["sigma_val"] = tr["history"]["sigma_val"][:1]
+    elif how == "status unknown":
+        state["status"] = "banana"
+    elif how == "no ranks":
+        state["ranks"] = 0
+    elif how == "negative sigma":
+        tr["history"]["sigma_val"][0] = -1.0
     elif how == "data order state short":
         tr["rng"]["order"] = tr["rng"]["order"][:10]
     elif how == "data order state zeroed":
@@ -278,7 +284,8 @@ def _edit(state, how):
 
 @pytest.mark.parametrize("how", ["no config", "config a list", "config not JSON", "no rng", "negative position",
                                  "position past the epoch", "epoch a string", "short history", "wrong model shape",
-                                 "data order state short", "data order state zeroed"])
+                                 "data order state short", "data order state zeroed", "status unknown", "no ranks",
+                                 "negative sigma"])
 def test_a_damaged_checkpoint_is_one_line_exit_2_and_left_as_it_was(tmp_path, capsys, how):
     """Entries of checkpoint.pt missing, mistyped or out of range (a file torch still loads): --resume refuses in one
     line naming the file (exit 2), the checkpoint unchanged; a sound checkpoint resumes."""

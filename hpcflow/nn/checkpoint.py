@@ -318,7 +318,16 @@ def _non_finite(obj, name: str) -> str | None:
     return next((bad for k, v in items if (bad := _non_finite(v, f"{name}.{k}")) is not None), None)
 
 
+#: the values of a checkpoint's `status` (the schema above)
+STATUSES = ("running", "trained", "finished", "stopped", "diverged")
+
+
 def _check_train_state(state: dict, batches: int) -> None:
+    if state.get("status") not in STATUSES:
+        raise ValueError(f"status = {state.get('status')!r} (not one of {', '.join(STATUSES)})")
+    ranks = state.get("ranks", 1)  # (absent from no version's checkpoints; a missing one is not refused here)
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise ValueError(f"ranks = {ranks!r} (not a count of ranks)")
     train = state["train"]
     if not isinstance(train, dict):
         raise TypeError("train")
@@ -356,6 +365,8 @@ def _check_train_state(state: dict, batches: int) -> None:
                  ("comm_seconds", epoch)):
         if not torch.is_tensor(hist[k]) or len(hist[k]) != n:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
+        if k != "comm_seconds" and bool((hist[k] < 0).any()):  # σ, the losses and seconds are never negative
+            raise ValueError(f"train.history.{k} (a negative value, where every value is >= 0)")
     counts = hist.get("val_not_positive_definite")  # (absent from checkpoints written before it was recorded)
     if counts is not None and (not torch.is_tensor(counts) or len(counts) != epoch + 1):
         raise ValueError(f"train.history.val_not_positive_definite (not {epoch + 1} values for {epoch} epochs)")
