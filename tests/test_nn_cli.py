@@ -266,6 +266,10 @@ def _edit(state, how):
         tr["epoch"] = "four"
     elif how == "short history":
         tr["history"]["sigma_val"] = tr["history"]["sigma_val"][:1]
+    elif how == "no data order":
+        del tr["rng"]["order"]
+    elif how == "no loss sum":
+        del tr["partial"]["loss_sum"]
     elif how == "status unknown":
         state["status"] = "banana"
     elif how == "no ranks":
@@ -285,7 +289,7 @@ def _edit(state, how):
 @pytest.mark.parametrize("how", ["no config", "config a list", "config not JSON", "no rng", "negative position",
                                  "position past the epoch", "epoch a string", "short history", "wrong model shape",
                                  "data order state short", "data order state zeroed", "status unknown", "no ranks",
-                                 "negative sigma"])
+                                 "negative sigma", "no data order", "no loss sum"])
 def test_a_damaged_checkpoint_is_one_line_exit_2_and_left_as_it_was(tmp_path, capsys, how):
     """Entries of checkpoint.pt missing, mistyped or out of range (a file torch still loads): --resume refuses in one
     line naming the file (exit 2), the checkpoint unchanged; a sound checkpoint resumes."""
@@ -302,6 +306,11 @@ def test_a_damaged_checkpoint_is_one_line_exit_2_and_left_as_it_was(tmp_path, ca
     assert len(err.splitlines()) == 1 and str(ck) in err and "damaged" in err, err
     if how.startswith("data order"):  # found with the other entries' checks, before any work, with their fix
         assert "entry train.rng.order" in err and "--force" in err, err
+    named = {"no config": "entry config is missing", "config not JSON": "entry config (not JSON: ",
+             "config a list": "entry config (not a JSON object)", "no rng": "entry train.rng is missing",
+             "no data order": "entry train.rng.order is missing", "no loss sum": "entry train.partial.loss_sum is"}
+    if how in named:  # the entry by its whole name, never a parser's message or a bare key in quotes
+        assert named[how] in err, err
     assert ck.read_bytes() == before
 
 

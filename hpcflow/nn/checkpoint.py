@@ -240,8 +240,23 @@ def _entries_checked(check, path, *args) -> None:
     try:
         check(*args)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
+        raise InputFileError(f"{path}: entry {entry_named(exc)} is missing or malformed; the checkpoint is damaged, "
                              f"{RESTART}") from None
+
+
+def _entry(table: dict, name: str, key: str):
+    """table[key], where `table` is entry `name` of the checkpoint: a missing key is a KeyError naming the whole entry
+    (train.rng.order, not 'order')."""
+    if key not in table:
+        raise KeyError(f"{name}.{key}")
+    return table[key]
+
+
+def entry_named(exc: BaseException) -> str:
+    """The entry a check's exception names: a KeyError's key as written (train.rng, not 'rng'), else its message."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)
 
 
 def _same_layout(name: str, t, ref) -> None:
@@ -331,7 +346,7 @@ def _check_train_state(state: dict, batches: int) -> None:
     train = state["train"]
     if not isinstance(train, dict):
         raise TypeError("train")
-    counts = {k: train[k] for k in ("epoch", "step", "position")}
+    counts = {k: _entry(train, "train", k) for k in ("epoch", "step", "position")}
     for k, v in counts.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"train.{k} = {v!r}")
@@ -342,20 +357,20 @@ def _check_train_state(state: dict, batches: int) -> None:
         raise ValueError(f"train.step = {counts['step']} (epoch {counts['epoch']} + {counts['position']} batches of "
                          f"{batches} make {steps} steps)")
     for k in ("model", "optimizer", "rng", "partial", "history"):
-        if not isinstance(train[k], dict):
+        if not isinstance(_entry(train, "train", k), dict):
             raise TypeError(f"train.{k}")
     start = train.get("epoch_start")  # (only part way into an epoch, and not in checkpoints written before it)
     if start is not None and not (counts["position"] and isinstance(start, dict)
                                   and all(isinstance(start.get(k), dict) for k in ("model", "optimizer"))):
         raise ValueError("train.epoch_start (not the model and optimizer of the epoch's start, part way into it)")
-    if not torch.is_tensor(train["rng"]["order"]):
+    if not torch.is_tensor(_entry(train["rng"], "train.rng", "order")):
         raise TypeError("train.rng.order")
     try:  # the data order's CPU generator takes it (its state has one size and dtype; resume sets it after sampling)
         torch.Generator().set_state(train["rng"]["order"])
     except (RuntimeError, TypeError):
         raise ValueError("train.rng.order (not a state of the data order's generator)") from None
     for k in ("loss_sum", "loss_count", "seconds"):
-        float(train["partial"][k])
+        float(_entry(train["partial"], "train.partial", k))
     comm = train["partial"].get("comm_seconds", 0.0)  # (versions 1-3: one number)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in
                (comm if isinstance(comm, list) and comm else [comm])):
@@ -363,7 +378,7 @@ def _check_train_state(state: dict, batches: int) -> None:
     epoch, hist = counts["epoch"], train["history"]
     for k, n in (("sigma_train", epoch + 1), ("sigma_val", epoch + 1), ("loss", epoch), ("epoch_seconds", epoch),
                  ("comm_seconds", epoch)):
-        if not torch.is_tensor(hist[k]) or len(hist[k]) != n:
+        if not torch.is_tensor(_entry(hist, "train.history", k)) or len(hist[k]) != n:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
         if k != "comm_seconds" and bool((hist[k] < 0).any()):  # σ, the losses and seconds are never negative
             raise ValueError(f"train.history.{k} (a negative value, where every value is >= 0)")

@@ -277,16 +277,19 @@ def check_same_job(cfg: dict, state: dict, path: str) -> None:
     """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
     [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job. The
     effective values are compared (`effective`): a key unset and set to the value it means are no change."""
-    from hpcflow.nn.checkpoint import RESTART
+    from hpcflow.nn.checkpoint import RESTART, entry_named
 
     try:
-        old = json.loads(state["config"])
+        try:
+            old = json.loads(state["config"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config (not JSON: {exc})") from None
         if not isinstance(old, dict):
-            raise TypeError("config is not a JSON object")
+            raise TypeError("config (not a JSON object)")
         raw_old = with_defaults(old)
         old = effective(raw_old)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputFileError(f"{path}: entry {exc} is missing or malformed; the checkpoint is damaged, "
+        raise InputFileError(f"{path}: entry {entry_named(exc)} is missing or malformed; the checkpoint is damaged, "
                              f"{RESTART}") from None
     raw_cfg, cfg = cfg, effective(cfg)  # a key unset and the same key set to what unset means are one job
     if resume_key(old) != resume_key(cfg):
