@@ -1,6 +1,6 @@
 """What a rank wrote and its launcher has not read yet: before an MPI Abort a rank waits, bounded, until the launcher
 (mpiexec's proxy, slurmstepd) has read its stdout and stderr pipes. A launcher that ends the job on the Abort may
-drop what is still queued there: under load ~1 in 20 Aborts lost the rank's last line (why the job ended) and
+drop what is still queued there: under load 3 of 75 Aborts lost the rank's last line (why the job ended) and
 MPICH's own "Abort(...)" line with it."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A rank about to Abort waits until its launcher has read the lines it wrote: mpiexec's proxy sometimes dropped a
-line still queued in the rank's stderr pipe when the Abort ended the job (2 of 40 `hpcflow nn` runs signalled in
+line still queued in the rank's stderr pipe when the Abort ended the job (3 of 75 `hpcflow nn` runs signalled in
 their start-up under load ended with status 138 and an empty stderr). Here the reader of the pipe is this process,
 which reads only after a delay; the Abort (a stand-in that records the pipe's unread bytes and the time) must come
 after that read, and within the bound where nobody reads."""
