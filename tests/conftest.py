@@ -55,8 +55,8 @@ def pytest_sessionfinish(session, exitstatus):
 def _stop_signal_dispositions():
     """A test that stops a run in-process leaves SIGTERM/SIGUSR1 ignored (hpcflow.stop_signals), and children
     inherit SIG_IGN; one that stops it by Ctrl-C may leave SIGINT to a stop request's handler: give every test the
-    dispositions the test before it started with. A command that finished in-process (in a module or session
-    fixture, which runs before this) leaves SIGTERM/SIGUSR1 to `stop_signals.finished`'s handler for the rest of
+    dispositions the test before it started with. A command that finished in-process (in a fixture of module or wider
+    scope, which runs before this) leaves SIGTERM/SIGUSR1 to `stop_signals.finished`'s handler for the rest of
     the process, as a finished command should: each test starts from the default action instead."""
     from hpcflow import stop_signals
 

@@ -18,7 +18,7 @@ import numpy as np
 from hpcflow.errors import InputFileError
 from hpcflow.h5read import DAMAGED, one_line, read_h5
 from hpcflow.jobs.outlock import live_holder
-from hpcflow.jobs.output import checkpoint_progress
+from hpcflow.jobs.output import checkpoint_progress, read_summary  # noqa: F401 - read_summary: analysis's API too
 from hpcflow.nn import files as nn_files
 from hpcflow.nn import torch_available
 from hpcflow.nn._torch import INSTALL_HINT as TORCH_HINT
@@ -186,17 +186,6 @@ def config_table(cfg: dict, section: str, source, *, hint: str) -> dict:
     if not isinstance(table, dict):
         raise MissingData(f"{source}: config [{section}] is {'missing' if table is None else 'not a table'}; {hint}")
     return table
-
-
-def read_summary(run_dir) -> dict | None:
-    """summary.json of a run directory, or None when there is none (or it is not valid JSON)."""
-    path = os.path.join(os.fspath(run_dir), SUMMARY)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class _Unreadable(Exception):

@@ -39,7 +39,7 @@ def cupy_version() -> str:
 #: module, Jetson's integrated GPU (nvgpu), WSL's GPU paravirtualisation (libcuda and ROCm on WSL), AMD's ROCm
 GPU_DEVICE_FILES = ("/dev/nvidia*", "/proc/driver/nvidia", "/dev/nvhost-*", "/dev/nvmap", "/dev/nvgpu", "/dev/dxg",
                     "/dev/kfd")
-#: NVIDIA's setuid helper, which the user-space driver runs to load the kernel module and make the device files
+#: NVIDIA's setuid program, which the user-space driver runs to load the kernel module and make the device files
 NVIDIA_MODPROBE = ("/usr/bin/nvidia-modprobe", "/usr/sbin/nvidia-modprobe", "/bin/nvidia-modprobe")
 #: the kernel modules modprobe loads: MODULES/<release>/modules.dep
 MODULES = "/lib/modules"

@@ -153,6 +153,16 @@ def _pt_epoch(path) -> int:
     return epoch
 
 
+def read_summary(run_dir) -> dict | None:
+    """summary.json of a run directory, or None when there is none (or it is not a JSON object)."""
+    try:
+        with open(os.path.join(os.fspath(run_dir), "summary.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def interrupted(path, checkpoint: str) -> bool:
     """Whether directory `path` holds an interrupted run (what --resume continues): its `checkpoint` file beside no
     readable summary.json, beside one whose status is "preempted", or further on than the summary's
@@ -160,12 +170,8 @@ def interrupted(path, checkpoint: str) -> bool:
     ckpt = os.path.join(path, checkpoint)
     if not os.path.isfile(ckpt):
         return False
-    try:
-        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
-            summary = json.load(fh)
-    except (OSError, ValueError):
-        return True
-    if not isinstance(summary, dict) or summary.get("status") == "preempted":
+    summary = read_summary(path)
+    if summary is None or summary.get("status") == "preempted":
         return True
     done = summary.get("checkpoint_step")
     if isinstance(done, int) and not isinstance(done, bool):
@@ -357,12 +363,8 @@ def extendable(path, outputs=()) -> tuple | None:
     the job differs only in that key or [checkpoint]; else None."""
     for name in outputs:
         if name in EXTENDS and os.path.isfile(os.path.join(path, name)):
-            try:
-                with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
-                    summary = json.load(fh)
-            except (OSError, ValueError):
-                return None
-            finished = isinstance(summary, dict) and summary.get("status") == "finished" and not summary.get("stopped")
+            summary = read_summary(path)
+            finished = summary is not None and summary.get("status") == "finished" and not summary.get("stopped")
             return EXTENDS[name] if finished else None
     return None
 

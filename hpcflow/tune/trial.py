@@ -10,7 +10,6 @@ any `hpcflow run`, and an nn trial trains data parallel like `hpcflow nn` (rank 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from hpcflow.experiments import flow_job
 from hpcflow.experiments.common import sample_train_test
+from hpcflow.jobs.output import read_summary
 
 
 NOT_POSITIVE_DEFINITE = "not_positive_definite"  # summary.json status of an nn trial pruned for its metric
@@ -102,7 +102,7 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     except Preempted as exc:  # a flow's checkpoint is written and its summary (status "preempted") is carried here
         preempted = getattr(exc, "summary", None)
         if preempted is None and kind == "nn":  # an nn trial wrote its own (rank 0): the trial's keys added to it
-            preempted = _written_summary(run_dir) if c.Get_rank() == 0 else {}
+            preempted = read_summary(run_dir) if c.Get_rank() == 0 else {}
         if preempted is not None:
             _write_summary(run_dir, dict(preempted), kind, seeds, overrides, t0, c)
         raise
@@ -174,16 +174,6 @@ def history(state) -> tuple:
         return [float(x) for x in h["sigma_train"]], [float(x) for x in h["sigma_val"]], counts
     n = int(state.step) + 1
     return [float(x) for x in state.sigma_train[:n]], [float(x) for x in state.sigma_test[:n]]
-
-
-def _written_summary(run_dir) -> dict | None:
-    """run_dir/summary.json as the job wrote it, or None where it is missing or no JSON object."""
-    try:
-        with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
 
 
 def _write_summary(run_dir, summary: dict, kind, seeds, overrides, t0, comm) -> dict:
