@@ -222,3 +222,21 @@ def test_no_help_text_of_a_job_key_continues_a_sentence_it_is_not_printed_after(
             for key, field in fields.items():
                 if isinstance(field, Field) and field.help:
                     assert not field.help.startswith(starts), f"{kind} [{section}].{key}: {field.help!r}"
+
+
+@pytest.mark.parametrize("raw, first", [("1e-3 2", "1e-3"), ("true false", "true"), ("[1, 2] 3", None),
+                                        ("0.5\t0.7", "0.5")])
+def test_a_set_value_of_two_values_is_said_so_not_a_string_to_quote(raw, first):
+    """`--set flow.dt=1e-3 2` said "quote a string as flow.dt='"..."'", a string a number key refuses; the message
+    now names the first value, which is accepted on its own."""
+    with pytest.raises(ConfigError) as exc:
+        registry.load(QUICKSTART, [f"flow.dt={raw}"])
+    msg = str(exc.value)
+    if first is None:  # "[1," is no value alone: the general hint stays
+        assert "quote a string" in msg, msg
+        return
+    assert "more than one value" in msg and "quote a string" not in msg, msg
+    fix = re.search(r"e\.g\. flow\.dt=(\S+)$", msg).group(1)
+    assert fix == first
+    if first != "true":
+        registry.load(QUICKSTART, [f"flow.dt={fix}"], memory_check=False)

@@ -306,6 +306,10 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         if number is not None:  # .5, 5., 05: Python's numbers, not TOML's
             raise ConfigError(f"--set {_short(text)}: VALUE {_short(raw)} is not a TOML number; write it as "
                               f"{parts[0]}.{parts[1]}={number}") from None
+        first = _leading_value(raw)
+        if first is not None:  # 1e-3 2: a value, then more
+            raise ConfigError(f"--set {_short(text)}: VALUE holds more than one value ({short_text(first)} and more); "
+                              f"give one, e.g. {parts[0]}.{parts[1]}={short_text(first)}") from None
         raise ConfigError(f"--set {_short(text)}: VALUE is not one TOML value; quote a string as "
                           f"{parts[0]}.{parts[1]}='\"...\"'") from None
     except ValueError:  # tomllib's int() of a number of more digits than Python reads
@@ -315,6 +319,20 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {_short(text)}: VALUE must be one TOML value, not more keys; "
                           "set each with its own --set")
     return parts[0], parts[1], parsed["v"]
+
+
+def _leading_value(raw: str) -> str | None:
+    """The first whitespace-separated word of `raw` when it is a TOML value other than a bare word and more text
+    follows (`1e-3 2`, `true false`), else None: such a VALUE is two values, not a string to quote."""
+    words = raw.split(maxsplit=1)
+    if len(words) < 2:
+        return None
+    head = words[0]
+    try:
+        tomllib.loads(f"v = {head}")
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):
+        return None
+    return head
 
 
 def _number_form(raw: str) -> str | None:
