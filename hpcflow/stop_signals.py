@@ -120,14 +120,24 @@ def restore(handlers: dict, *, stopping: bool, final: bool = False) -> None:
 
 
 @contextmanager
-def requests():
+def requests(said: str | None = None):
     """An Event set by a stop request (a SIGNALS handler installed for the block, SIGINT as in `install`), so that
     a request received before the work that honours it begins (a flow's setup: sampling, clustering) is recorded;
     its `handler` attribute is the handler installed. Handlers restored after (`restore`, stopping when the Event
     is set). A request recorded here is passed on to the SIGTERM handler the block replaced, where that is a
-    handler of ours (an enclosing `requests`), so that a request after the inner work's last look is not lost."""
+    handler of ours (an enclosing `requests`), so that a request after the inner work's last look is not lost.
+    `said`: a line rank 0 prints on stderr at the first Ctrl-C, so that a person at a terminal knows it was heard
+    while the work that honours it has not begun (a batch job's SIGTERM/SIGUSR1 is said when it is honoured)."""
     event = threading.Event()
-    event.handler = lambda *_: event.set()
+
+    def record(signum, frame):  # noqa: ARG001 - signal handler signature
+        if said is not None and signum == signal.SIGINT and not event.is_set():
+            world = _mpi_world()
+            if world is None or world.Get_rank() == 0:
+                print(said, file=sys.stderr, flush=True)
+        event.set()
+
+    event.handler = record
     event.handler.stop_request = True
     old = install(event.handler)
     try:

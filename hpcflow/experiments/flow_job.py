@@ -342,7 +342,7 @@ def resume_done(state, cfg: dict) -> Finished | None:
 
 
 def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed: int | None = None,
-        job_text: str | None = None) -> dict:
+        job_text: str | None = None, log_prefix: str | None = None) -> dict:
     """Run the flow on this rank's rows with checkpoints; --resume continues DIR/checkpoint.h5 (collective): `resume`
     True reads it (`resume_state`), a FlowResume is the state `resume_state` returned already (not read again).
 
@@ -353,11 +353,15 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     A stop request (SIGTERM, SIGUSR1, a first Ctrl-C) is recorded from the start (`stop_signals.requests`): one
-    received while the points are sampled and clustered stops the flow at its first step, as one during the flow.
+    received while the points are sampled and clustered stops the flow at its first step, as one during the flow;
+    with `log_prefix` ("hpcflow run:") a Ctrl-C there is acknowledged at once in one line.
     """
     from hpcflow.stop_signals import requests
 
-    with requests() as pending:  # the checkpoint writer takes the signals over once it exists
+    said = None if log_prefix is None else (
+        f"{log_prefix} stop requested: the run stops with a checkpoint at its first step, once its points are "
+        "sampled and clustered; Ctrl-C again interrupts now")
+    with requests(said) as pending:  # the checkpoint writer takes the signals over once it exists
         return _run(cfg, outdir, resume=resume, comm=comm, callback=callback, test_seed=test_seed,
                     job_text=job_text, pending=pending)
 

@@ -14,14 +14,15 @@ from hpcflow.experiments import flow_job
 from hpcflow.parallel.comm import resolve
 
 
-def sigterm_in_distribute(rank: int) -> None:
-    """Rank `rank` alone sends itself SIGTERM in the first flow_job.distribute of this process (its points drawn)."""
+def sigterm_in_distribute(rank: int, sig: int = signal.SIGTERM) -> None:
+    """Rank `rank` alone sends itself SIGTERM (or `sig`) in the first flow_job.distribute of this process (its points
+    drawn)."""
     _distribute, sent = flow_job.distribute, []
 
     def _distribute_after_sigterm(cfg, *, comm=None, **kwargs):
         if not sent and resolve(comm).Get_rank() == rank:
             sent.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return _distribute(cfg, comm=comm, **kwargs)
 
     flow_job.distribute = _distribute_after_sigterm
