@@ -259,3 +259,22 @@ def test_nn_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"hpcflow {command[0]}: error: ") and str(aside) in err, err
     assert (aside / "checkpoint.pt").read_bytes() == b"earlier" and sorted(os.listdir(out)) == [aside.name]
+
+
+@pytest.mark.parametrize("command, job_text", [("run", FLOW), ("nn", NN_POINTS + SMALL_NET)])
+def test_a_resume_with_nothing_to_do_names_the_set_aside_files_too(tmp_path, capsys, command, job_text):
+    """A finished run beside an earlier run's files that a killed --force run set aside: a --resume that has nothing
+    to add still names the folder and what to do with it (docs/outputs.md: the next command names it), and keeps
+    it; it said only "nothing to do"."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(job_text)
+    assert main([command, str(job), "--out", str(out)]) == 0
+    aside = replaced.set_aside(str(out))  # as a killed --force run leaves it, before a resume finished that run
+    for name in os.listdir(aside):
+        os.link(os.path.join(aside, name), out / name)
+    capsys.readouterr()
+    assert main([command, str(job), "--out", str(out), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to do" in captured.out, captured.out
+    assert captured.err.count("\n") == 1 and aside in captured.err and "nothing to add" in captured.err, captured.err
+    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]

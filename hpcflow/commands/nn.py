@@ -63,6 +63,9 @@ def _command(args, comm) -> int:
             if why is not None:
                 module.restore_model(cfg, resume, outdir, comm=comm)
             if comm.Get_rank() == 0:
+                from hpcflow.jobs.replaced import kept_on_resume
+
+                kept_on_resume(outdir, done=True)
                 if why is not None:
                     print(f"hpcflow nn: {outdir}: {why}; wrote model.pt and model.pt.json again from checkpoint.pt")
                 print(f"hpcflow nn: {said}")

@@ -68,6 +68,9 @@ def nothing_to_do(args, comm, done) -> int:
 
         raise NumericalStop(said)
     if comm.Get_rank() == 0:
+        from hpcflow.jobs.replaced import kept_on_resume
+
+        kept_on_resume(args.out, done=True)
         print(f"hpcflow run: {said}")
     return 0
 

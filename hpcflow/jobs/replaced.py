@@ -128,17 +128,19 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         _restore(handlers)
 
 
-def kept_on_resume(path) -> None:
+def kept_on_resume(path, *, done: bool = False) -> None:
     """Rank 0 of a --resume: a warning on stderr naming the set-aside folders in `path` that a killed --force run
-    left (an earlier run's files), which the resume keeps, and what to do with them."""
+    left (an earlier run's files), which the resume keeps, and what to do with them; `done`: a --resume with nothing
+    to do, which continues nothing."""
     left = leftovers(path)
     if left:
         aside = os.path.join(path, left[0])
         more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+        kept = ("this --resume has nothing to add to that run and keeps them" if done else
+                "--resume continues that killed run and keeps them")
         print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
-              f"killed; --resume continues that killed run and keeps them: to keep the earlier run instead, move its "
-              f"files back into {path} in place of this run's; to drop them, remove {aside}", file=sys.stderr,
-              flush=True)
+              f"killed; {kept}: to keep the earlier run instead, move its files back into {path} in place of this "
+              f"run's; to drop them, remove {aside}", file=sys.stderr, flush=True)
 
 
 #: stop requests whose default action ends the process without Python's clean-up (SIGINT raises KeyboardInterrupt)
