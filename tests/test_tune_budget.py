@@ -199,3 +199,17 @@ def test_a_trial_drawn_after_another_worker_took_the_last_place_is_failed_unrun(
     assert trials[4].state == TrialState.WAITING and trials[4].system_attrs["fixed_params"] == {"flow.dt": 0.25}
     assert len(trials) == 5 and not (out / "trials" / "0003").exists() and len(seen) == 2
     assert "(1 of the failed drawn over --max-trials, not run)" in io.out and "this worker stops" in io.out
+
+
+def test_a_requeued_worker_whose_earlier_runs_finished_no_trial_says_so_too(tmp_path, monkeypatch):
+    """SLURM_RESTART_COUNT=1 of job 123, and no trial of that job in the study (its first run was preempted before
+    a trial finished): the line says it finished 0 of its --trials and adds them all (it was said only for K > 0)."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    for k in [k for k in os.environ if k.startswith("SLURM_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    lines = []
+    assert optimize(str(job), trials=2, out=str(out), log=lines.append)["ran"] == 2
+    assert "hpcflow tune: Slurm job 123 (restart 1) finished 0 of its --trials 2 before it was requeued; adding 2" \
+        in lines
