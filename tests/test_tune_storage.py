@@ -298,3 +298,44 @@ def test_a_signal_between_trials_stops_the_worker_with_best_toml_and_no_running_
     assert (out / "best.toml").exists()
     # the worker's handler is gone; a repeat of the honoured request (scancel --full sends it twice) is ignored
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:secret@127.0.0.1:1/db", "postgresql://u:***@127.0.0.1:1/db"),
+    ("postgresql://u:se/cr:et@127.0.0.1:1/db", "postgresql://u:***@127.0.0.1:1/db"),  # "/" and ":" in the password
+    ("mysql://u@127.0.0.1:1/db?password=secret", "mysql://u@127.0.0.1:1/db?password=***")])
+def test_a_storage_that_cannot_be_opened_is_named_without_its_password(tmp_path, monkeypatch, capsys, url, shown):
+    """--storage with a password that cannot be opened (its driver is not installed here, or no server answers on
+    port 1): the one line names the URL with *** for the password, which the command prints nowhere (batch logs
+    keep what it prints); nothing is written."""
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", url)
+    assert rc == 2 and io.err.count("\n") == 1 and f"error: --storage {shown}: cannot open it (" in io.err, io.err
+    assert "secret" not in io.out + io.err and "cr:et" not in io.out + io.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
+
+
+def test_a_storage_error_and_a_recorded_storage_that_name_a_password_are_shown_without_it(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """An error whose text names the URL (a driver that repeats it) and a study.json written by hand with a password
+    in its storage: the lines that name them show *** for the password."""
+    from hpcflow.tune import storage as storage_mod
+
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://u:secret@db.example/x"
+
+    def says_its_url(given):
+        raise RuntimeError(f"could not connect to {given} (timeout)")
+
+    monkeypatch.setattr(storage_mod, "_holds_tables", says_its_url)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", url)
+    assert rc == 2 and io.err.count("\n") == 1 and "secret" not in io.err, io.err
+    assert ("--storage postgresql://u:***@db.example/x: cannot open it (RuntimeError: could not connect to "
+            "postgresql://u:***@db.example/x (timeout))") in io.err
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text(json.dumps({"study": "tiny", "storage": url}))
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "s")  # the default journal: another storage
+    assert rc == 2 and io.err.count("\n") == 1 and "secret" not in io.err, io.err
+    assert "holds the trials of study 'tiny' in storage postgresql://u:***@db.example/x, not s/study.journal" in io.err

@@ -212,15 +212,15 @@ def opening(url: str):
     except StorageError:
         raise
     except (OSError, ImportError, ValueError, optuna.exceptions.OptunaError) as exc:
-        raise StorageError(f"--storage {url}: cannot open it ({' '.join(str(exc).split())[:200]}); pass a "
+        raise StorageError(f"--storage {masked(url)}: cannot open it ({_masked_error(exc, url, 200)}); pass a "
                            "writable journal path or an SQLAlchemy URL such as sqlite:///study.db") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
         if type(exc).__name__ == "IntegrityError":  # two workers created the database's tables at once
             raise StorageError(f"--storage {masked(url)}: another worker created the database's tables at the same "
-                               f"time ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); run this worker "
+                               f"time ({type(exc).__name__}: {_masked_error(exc, url, 120)}); run this worker "
                                "again (it finds the tables made), and start SQLite workers one at a time") from None
-        raise StorageError(f"--storage {url}: cannot open it ({type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())[:200]}); check the URL and that the server answers") from None
+        raise StorageError(f"--storage {masked(url)}: cannot open it ({type(exc).__name__}: "
+                           f"{_masked_error(exc, url, 200)}); check the URL and that the server answers") from None
 
 
 def existing_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int = 0):
@@ -258,9 +258,27 @@ def _holds_tables(url: str) -> bool:
         engine.dispose()
 
 
+#: a storage URL's password, as SQLAlchemy parses one: after `SCHEME://USER:` (a user ends at ":" or "/") up to the
+#: "@" before the host, the last one (a password may hold "/", ":", "@" or a space); a URL inside a message: up to
+#: the last "@" before a space
+_URL_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^:/]*:).*@", re.DOTALL)
+_TEXT_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/\s]*:)\S*@")
+#: a password given as a query parameter (`?password=...`, which SQLAlchemy hands to the driver)
+_QUERY_PASSWORD = re.compile(r"([?&;]password=)[^&;\s]*", re.IGNORECASE)
+
+
 def masked(url) -> str:
-    """A storage URL (or a path) as study.json and messages show it: a password in it replaced by ***."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", os.fspath(url))
+    """A storage URL (or a path, or a message that holds storage URLs) as study.json and messages show it: each
+    password in it (`SCHEME://USER:PASSWORD@HOST`, a `password=` query parameter) replaced by ***."""
+    text = _URL_PASSWORD.sub(r"\1***@", os.fspath(url))
+    return _QUERY_PASSWORD.sub(r"\1***", _TEXT_PASSWORD.sub(r"\1***@", text))
+
+
+def _masked_error(exc: BaseException, url: str, limit: int) -> str:
+    """Exception `exc`'s text in one line of at most `limit` characters, storage `url` and any other URL in it shown
+    without its password (`masked`: before the text is cut, so that no cut leaves part of a password)."""
+    text = " ".join(str(exc).split())
+    return masked(text.replace(" ".join(url.split()), masked(url)) if url.strip() else text)[:limit]
 
 
 def storage_label(url: str | None, out: str) -> str:

@@ -36,8 +36,8 @@ from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (StorageError, check_journal_place, existing_storage, file_lock, heartbeat, is_journal,
-                                  mark_worker, open_storage, recover_stale, requeue, slurm_worker, storage_label,
-                                  storage_option, storage_shown)
+                                  mark_worker, masked, open_storage, recover_stale, requeue, slurm_worker,
+                                  storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -425,7 +425,7 @@ def record_error(trial, exc: Exception) -> None:
     """User attribute `error` of a trial whose computation raised (`budget.finished`: it ran to an end), unless
     another worker has failed it meanwhile."""
     try:
-        trial.set_user_attr("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        trial.set_user_attr("error", f"{type(exc).__name__}: {masked(' '.join(str(exc).split()))[:300]}")
     except Exception:  # noqa: BLE001 - already failed by another worker (its failure attribute says why)
         pass
 
@@ -640,9 +640,9 @@ class Worker:
                          "keeps what it computed")
                 return 1
             self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
-                     f"{' '.join(str(exc).split())[:300]}")
+                     f"{masked(' '.join(str(exc).split()))[:300]}")  # (a storage's error may name its URL)
             if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
-                self.log(traceback.format_exc().rstrip())
+                self.log(masked(traceback.format_exc().rstrip()))
                 self.bugs += 1
             # bad input found by the trial (a combination of parameters the job refuses) recurs: no retry
             if trial is not None and not isinstance(exc, UserError) and requeue(self.study, trial,
@@ -761,6 +761,7 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
         known = record.get("storage")
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
             known = "study.journal"  # written before study.json recorded the storage: the default journal
+        known = None if known is None else masked(str(known))  # (a study.json written by hand may hold a password)
         if known is not None and known != label:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
