@@ -339,3 +339,37 @@ def test_a_storage_error_and_a_recorded_storage_that_name_a_password_are_shown_w
     rc, io = _tune(capsys, job, "--trials", "1", "--out", "s")  # the default journal: another storage
     assert rc == 2 and io.err.count("\n") == 1 and "secret" not in io.err, io.err
     assert "holds the trials of study 'tiny' in storage postgresql://u:***@db.example/x, not s/study.journal" in io.err
+
+
+def test_a_worker_s_closing_count_says_interrupted_for_a_trial_whose_worker_was_killed(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """Two other workers draw trials 1 and 2 while this one runs trial 0; the worker of trial 1 is killed (its run
+    directory is there, and no live process holds its lock), that of trial 2 lives (it holds its lock). This
+    worker's closing line counts trial 1 interrupted, not running (it said '2 running'), as `hpcflow report`
+    counts it."""
+    from hpcflow.analysis.study import overview
+    from hpcflow.jobs import outlock
+    from hpcflow.tune import study as study_mod
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    real, held = study_mod._trial_line, []
+
+    def line_after_others_started(*args):
+        journal = _journal(out / "study.journal")
+        for number in (1, 2):
+            journal.ask({"flow.dt": optuna.distributions.FloatDistribution(0.01, 3.0, log=True)}).set_user_attr(
+                "run_dir", f"trials/{number:04d}")
+        (out / "trials" / "0001").mkdir()  # its worker took the lock there and was killed
+        held.append(outlock.acquire(out / "trials" / "0002", command="hpcflow tune (trial 2)"))
+        return real(*args)
+
+    monkeypatch.setattr(study_mod, "_trial_line", line_after_others_started)
+    try:
+        rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+        assert rc == 0, io.err
+        assert "hpcflow tune: study 'tiny': 1 complete, 1 interrupted, 1 running\n" in io.out, io.out
+        ov = overview(out)
+        assert ov["interrupted"] == [1] and ov["states"] == {"complete": 1, "running": 1, "interrupted": 1}, ov
+    finally:
+        for lock in held:
+            lock.release()

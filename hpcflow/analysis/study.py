@@ -245,16 +245,12 @@ def _states(trials) -> dict:
 
 
 def interrupted(study, base) -> tuple[list, list]:
-    """(numbers of the RUNNING trials whose worker is gone, `trial_dirs.worker_gone`; the study's trials). The trials
-    are read again after the locks: a worker lets go of its trial's lock before it tells the trial's end, so a
-    trial that has ended meanwhile is counted by its new state, not as interrupted."""
-    from optuna.trial import TrialState
+    """(numbers of the RUNNING trials whose worker is gone, the study's trials): `interrupted_trials`, the judgement
+    a tune worker's closing count makes too, of the run directories analysis finds (`trial_dirs.known_run_dir`)."""
+    from hpcflow.tune.study import interrupted_trials
 
     shared = not _own_journal(base)
-    gone = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if trial_dirs.worker_gone(t, base, shared=shared)}
-    trials = study.get_trials(deepcopy=False)
-    return sorted(t.number for t in trials if t.number in gone and t.state == TrialState.RUNNING), trials
+    return interrupted_trials(study, lambda t: trial_dirs.known_run_dir(t, base, shared=shared))
 
 
 def overview(path, study_name: str | None = None) -> dict:

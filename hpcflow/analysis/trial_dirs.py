@@ -94,16 +94,11 @@ def _recorded(run_dir) -> tuple:
     return cfg, seeds
 
 
-def worker_gone(trial, base, *, shared: bool) -> bool:
-    """Whether RUNNING `trial`'s worker is gone: its run directory exists and no live process holds its run lock
-    (`hpcflow.jobs.outlock.live_holder`, as the runs table tells a live run from a killed one), which a tune worker
-    holds while the trial runs and the kernel drops when it dies (SIGKILL included). False where that cannot be
-    told: no run directory named yet, none found, or one of another trial. Where flock is local to each host (NFS
-    local_lock=flock, Lustre -o localflock) a worker on another host is not seen, as for runs."""
-    from hpcflow.jobs.outlock import live_holder
-
+def known_run_dir(trial, base, *, shared: bool) -> str | None:
+    """`trial_run_dir`, or None where it cannot be told: no run directory named yet, or one of another trial (what
+    `hpcflow.tune.study.interrupted_trials` takes for a trial's run directory when it tells whether its worker is
+    gone)."""
     try:
-        run_dir = trial_run_dir(trial, base, shared=shared)
+        return trial_run_dir(trial, base, shared=shared)
     except MissingData:
-        return False
-    return bool(run_dir) and os.path.isdir(run_dir) and not live_holder(run_dir)
+        return None

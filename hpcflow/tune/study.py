@@ -870,6 +870,28 @@ def trial_lock(run_dir: str, number: int):
         lock.release(remove_dir=True)  # only a directory it created and nothing was written into
 
 
+def interrupted_trials(study, run_dir) -> tuple[list[int], list]:
+    """(numbers of `study`'s RUNNING trials whose worker is gone, the study's trials). A worker holds its trial's
+    run lock (`trial_lock`) while the trial runs and the kernel drops it when the worker dies (SIGKILL included), so
+    a RUNNING trial whose run directory (`run_dir(trial)`: a path, None where none is known) exists while no live
+    process holds its lock (`hpcflow.jobs.outlock.live_holder`, as the runs table tells a live run from a killed one)
+    was left by a killed worker; one without a run directory yet is taken as running. The trials are read again
+    after the locks: a worker lets go of its trial's lock before it tells the trial's end, so a trial that has ended
+    meanwhile is counted by its new state. Where flock is local to each host (NFS local_lock=flock, Lustre
+    -o localflock) a worker on another host is not seen."""
+    from optuna.trial import TrialState
+
+    from hpcflow.jobs.outlock import live_holder
+
+    def gone(t) -> bool:
+        where = run_dir(t)
+        return bool(where) and os.path.isdir(where) and not live_holder(where)
+
+    stale = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if gone(t)}
+    trials = study.get_trials(deepcopy=False)
+    return sorted(t.number for t in trials if t.number in stale and t.state == TrialState.RUNNING), trials
+
+
 def check_trial_dir(run_dir: str) -> None:
     """Refuse a trial directory that already holds files (another storage's trial of the same number)."""
     from hpcflow.jobs.output import is_result
@@ -1086,12 +1108,16 @@ def outcomes(study, numbers) -> dict:
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
-    """Counts of the study's trials by state, the best trial and best.toml (written when a trial finished)."""
+    """Counts of the study's trials by state (a RUNNING trial whose worker was killed as "INTERRUPTED",
+    `interrupted_trials`; its numbers in "interrupted"), the best trial and best.toml (written when a trial
+    finished)."""
     counts: dict = {}
     over_cap = 0
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    gone, trials = interrupted_trials(study, lambda t: run_dir_of(t, out))
+    for t in trials:
+        state = "INTERRUPTED" if t.number in gone else t.state.name  # RUNNING, its worker killed: as the report says
+        counts[state] = counts.get(state, 0) + 1
         over_cap += str(t.user_attrs.get("failure", "")).startswith(budget.OVER_CAP)
     best_toml, best = write_best(study, job, out, study_name, comm=comm)
-    return {"study": study_name, "counts": counts, "over_cap": over_cap, "best_toml": best_toml,
+    return {"study": study_name, "counts": counts, "over_cap": over_cap, "interrupted": gone, "best_toml": best_toml,
             "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params}}
