@@ -163,3 +163,33 @@ def test_a_set_of_a_searched_setting_is_refused_naming_it(study, tmp_path, capsy
                            "at 3, or drop the --set to search it")
         assert _refusal(capsys, _submit(job, where, "--set", "flow.dt=3")) == refused
     assert _digests(tmp_path) == before and not (tmp_path / "new").exists()
+
+
+def test_a_study_directory_that_lost_its_study_json_is_continued_from_its_journal(study, tmp_path, capsys):
+    """study.json gone (removed, or of an older layout) beside the study's journal, trials/ and best.toml: the journal
+    is the study's record, so the same command continues the study, writes study.json again as it was and says so."""
+    job, out = _copy(study, tmp_path)
+    record = json.loads((out / "study.json").read_text())
+    (out / "study.json").unlink()
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
+    assert rc == 0, io.err
+    assert (f"hpcflow tune: --out {out} held no study.json; wrote it again from study 'tiny' in storage "
+            f"{out}/study.journal\n") in io.out
+    assert json.loads((out / "study.json").read_text()) == record
+    assert len(_journal(out / "study.journal").trials) == 2 and (out / "trials" / "0001" / "summary.json").is_file()
+
+
+def test_a_journal_without_the_study_named_does_not_let_another_study_write_over_best_toml(study, tmp_path, capsys):
+    """No study.json, and the journal in --out holds study 'tiny' beside its best.toml (trials/ moved away): a study
+    of another name was created in that journal and wrote over best.toml; refused by tune and submit, naming the
+    study the journal holds, nothing changed."""
+    job, out = _copy(study, tmp_path)
+    (out / "study.json").unlink()
+    shutil.rmtree(out / "trials")
+    before = _digests(tmp_path)
+    refused = _refusal(capsys, ["tune", job, "--trials", "1", "--out", out, "--study", "other"])
+    assert refused == (f"--out {out} holds best.toml but no study.json, and its storage {out}/study.journal holds "
+                       "study 'tiny', not 'other': this study would write over them; pass --study tiny to continue it "
+                       "(study.json is written again), or choose another --out")
+    assert _refusal(capsys, _submit(job, out, "--study", "other")) == refused
+    assert _digests(tmp_path) == before and len(_journal(out / "study.journal").trials) == 1

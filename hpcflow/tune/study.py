@@ -924,8 +924,11 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     tune = job.tune
     store = existing_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     study = None
-    if store is not None and study_name in optuna.study.get_all_study_names(store):
+    names = [] if store is None else optuna.study.get_all_study_names(store)
+    if study_name in names:
         study = optuna.load_study(study_name=study_name, storage=store)
+    else:
+        refuse_unrecorded(out, study_name, names, storage)
     foreign = _foreign_trials(out, 0 if study is None else len(study.get_trials(deepcopy=False)))
     if foreign:
         raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
@@ -936,12 +939,30 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     return store
 
 
-def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True):
+def refuse_unrecorded(out: str, study_name: str, names: list, storage) -> None:
+    """Refuse (OutputPathError) a DIR without study.json that holds best.toml or trials/ where its storage (`names`:
+    the studies it holds) holds no study `study_name`: `check_outdir` lets such a DIR pass where the storage file
+    lies in it (a study killed before it wrote study.json, of an older layout, or whose study.json was removed: the
+    storage is its record), but these files are then another study's, which this one would write over."""
+    ours = [e for e in STUDY_FILES if os.path.lexists(os.path.join(out, e))]
+    if not ours or read_record(out) is not None:
+        return
+    shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    held = f"holds study {shown}" if names else "holds no study"
+    fix = f"pass --study {shlex.quote(names[0])} to continue it" if len(names) == 1 else \
+        "pass --study with the name of the study they are of" if names else "move them away"
+    raise OutputPathError(f"--out {out} holds {ours[0]} but no study.json, and its storage "
+                          f"{storage_shown(storage_label(storage, out), out)} {held}, not {study_name!r}: this study "
+                          f"would write over them; {fix} (study.json is written again), or choose another --out")
+
+
+def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existing_ok: bool = True, log=print):
     """(study, storage) created or loaded (same name: trials are added); stale RUNNING trials recovered.
 
     Every refusal comes before the first write (`check_study`): a new study is not created in a DIR that holds
     trials (they belong to a study in another storage), and an existing one is loaded without writing to its
-    storage.
+    storage. DIR/study.json is written from the study's record in the storage, also again where it was lost
+    (a line says so where a worker ran trials of the study: it wrote study.json before it drew one).
     """
     import optuna
 
@@ -965,8 +986,13 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
                                     sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
     record = check_record(study, job, study_name)
     os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": storage_label(storage, out),
-                                                 "job": record["job"], "overrides": record["overrides"]})
+    lost = read_record(out) is None and any("run_dir" in t.user_attrs for t in study.get_trials(deepcopy=False))
+    label = storage_label(storage, out)
+    write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
+                                                 "overrides": record["overrides"]})
+    if lost:
+        log(f"hpcflow tune: --out {out} held no study.json; wrote it again from study {study_name!r} in storage "
+            f"{storage_shown(label, out)}")
     recover(study, job)
     return study, store
 
@@ -1074,7 +1100,8 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     # held shared: the study's workers write into --out together, and no `hpcflow run` or `nn` meanwhile
     with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
         study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
-            lambda: open_study(job, out, storage=storage, study_name=study_name)[0] if is_root(comm) else None, comm)
+            lambda: open_study(job, out, storage=storage, study_name=study_name, log=log)[0] if is_root(comm) else None,
+            comm)
         if not is_root(comm):
             follow(job, comm=comm)
             finished()  # rank 0 runs no more trials: a stop request to this rank has nothing left to stop
