@@ -30,3 +30,25 @@ def test_slurm_only_requests_are_refused_by_the_local_executor(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and all(o in err[0] for o in options if o.startswith("--")) and "--executor slurm" in err[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "out_logs").exists()
+
+
+def test_submit_shows_a_storage_password_nowhere(tmp_path, capsys):
+    """The line --check prints (the command it would queue, pasted into batch logs and terminals) and the SQLite
+    refusal show the storage URL without its password; the line is still one a shell splits back into the command,
+    the password left out ('?password=***' used to swallow the closing quote of the shell-quoted URL)."""
+    import shlex
+    import warnings
+
+    url = f"sqlite:///{tmp_path / 'x.db'}?password=s3cret"
+    argv = ["submit", TUNE, "--out", str(tmp_path / "out"), "--executor", "local", "--command", "tune",
+            "--trials", "2", "--storage", url, "--check"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's: pysqlite ignores the query argument
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out, out
+    queued = shlex.split(out.split(": ", 1)[1].split(": ", 1)[1])
+    assert queued[queued.index("--storage") + 1] == url.replace("s3cret", "***"), queued
+    assert main([*argv[:8], "--trials", "4", "--array", "2", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "an SQLite storage" in err, err

@@ -123,6 +123,7 @@ TUNE_ONLY = ("--trials", "--storage", "--study", "--sampler")
 def _check_options(args) -> None:
     from hpcflow.commands.run import refuse_resume_with_force
     from hpcflow.errors import ConfigError
+    from hpcflow.tune.storage import masked
 
     if args.command == "tune" and args.trials is None:
         raise ConfigError("--command tune needs --trials N (shared over the --array workers)")
@@ -143,7 +144,7 @@ def _check_options(args) -> None:
     if args.command == "tune" and args.array > 1 and (args.storage or "").strip().lower().startswith("sqlite:"):
         # (workers starting together race to create its tables, and one fails; SQLite's one writer at a time then
         # fails trials with 'database is locked': refused rather than its tables made here, which --check would not)
-        raise ConfigError(f"--storage {args.storage[:60]}: an SQLite storage does not take --array {args.array} workers "
+        raise ConfigError(f"--storage {masked(args.storage)[:60]}: an SQLite storage does not take --array {args.array} workers "
                           "starting together (they race to create its tables and one fails); use a journal file "
                           "(--storage OUT/study.journal, the default), or create the study first with one worker "
                           "(--array 1) and submit the others after it has started")
@@ -212,6 +213,7 @@ def _refuse_busy_out(out: str) -> None:
 
 def run(args) -> int:
     from hpcflow.commands.run import shell_line
+    from hpcflow.tune.storage import masked
     from hpcflow.submit import capacity, executor
     from hpcflow.submit.check import check_job
     from hpcflow.submit.task import HpcflowTask
@@ -243,7 +245,7 @@ def run(args) -> int:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
-              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: {shell_line(['hpcflow', *argvs[0]])}"
+              f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: {masked(shell_line(['hpcflow', *argvs[0]]))}"
               f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
@@ -251,7 +253,7 @@ def run(args) -> int:
     jobs = executor.submit(ex, HpcflowTask(), argvs)
     for job, argv in zip(jobs, argvs):
         out, err = executor.log_paths(job)
-        print(f"hpcflow submit: {args.executor} job {job.job_id}: {shell_line(['hpcflow', *argv])}")
+        print(f"hpcflow submit: {args.executor} job {job.job_id}: {masked(shell_line(['hpcflow', *argv]))}")
         print(f"hpcflow submit:   logs {out} and {err}")
     if unchecked:
         print(f"hpcflow submit: the request was not checked against the cluster's partitions because {unchecked}")

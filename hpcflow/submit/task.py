@@ -190,13 +190,14 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         from submitit's requeue, which ends rank 0's process)."""
         from hpcflow.cli import main
         from hpcflow.commands.run import shell_line
+        from hpcflow.tune.storage import masked
 
         if requeued():  # requeued by Slurm itself (preemption, node failure)
             argv = resume_argv(argv) or argv
         leg = local_leg()
         if leg is not None and argv[0] == "tune":  # the worker's job and run count, as Slurm gives them a tune
             os.environ["SLURM_JOB_ID"], os.environ["SLURM_RESTART_COUNT"] = leg[0], str(leg[1])
-        shown = shell_line(["hpcflow", *argv])
+        shown = masked(shell_line(["hpcflow", *argv]))  # (a log shows no storage password)
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
         preempted, handed = [], []

@@ -263,8 +263,9 @@ def _holds_tables(url: str) -> bool:
 #: the last "@" before a space
 _URL_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^:/]*:).*@", re.DOTALL)
 _TEXT_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/\s]*:)\S*@")
-#: a password given as a query parameter (`?password=...`, which SQLAlchemy hands to the driver)
-_QUERY_PASSWORD = re.compile(r"([?&;]password=)[^&;\s]*", re.IGNORECASE)
+#: a password given as a query parameter (`?password=...`, which SQLAlchemy hands to the driver); a quote after it
+#: closes a shell-quoted URL and stays
+_QUERY_PASSWORD = re.compile(r"([?&;]password=)[^&;\s'\"]*", re.IGNORECASE)
 
 
 def masked(url) -> str:
