@@ -570,3 +570,37 @@ def test_comm_seconds_is_epochs_by_ranks_also_for_zero_epochs_and_an_old_flat_on
     assert main(["nn", job, "--out", str(out), "--resume", "--set", "training.epochs=2"]) == 0
     with h5py.File(out / "nn.h5") as f:
         assert f["history/comm_seconds"].shape == (2, 1) and f["history/sigma_val"].shape == (3,)
+
+
+def _datasets(path) -> dict:
+    """Every dataset of an HDF5 file by name, with its attributes (as text) under "@"."""
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        out["@"] = {k: str(v) for k, v in f.attrs.items()}
+    return out
+
+
+def test_resume_of_a_finished_run_whose_nn_h5_is_missing_writes_it_again(tmp_path, capsys):
+    """A finished run copied back without its nn.h5: --resume with the same epochs writes nn.h5 again (the same
+    datasets and values as the run wrote, but the wall-clock seconds) and says so; it said "nothing to do" and
+    left it missing, exit 0."""
+    out = tmp_path / "copied"
+    job = _write(tmp_path, JOB)
+    assert main(["nn", job, "--out", str(out)]) == 0
+    before = _datasets(out / "nn.h5")
+    (out / "nn.h5").unlink()
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert f"{out}: nn.h5 missing from a finished run; redoing from checkpoint.pt" in said, said
+    assert "nothing to do" not in said
+    after = _datasets(out / "nn.h5")
+    assert sorted(after) == sorted(before) and after["@"] == before["@"]
+    for name in before:
+        if name != "@" and "seconds" not in name:
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume"]) == 0  # whole again: nothing to do
+    assert "nothing to do" in capsys.readouterr().out

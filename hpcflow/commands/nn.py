@@ -3,8 +3,8 @@
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
 finished run (the same epochs: "nothing to do", its files left as they are, but for a missing or damaged model.pt or
-model.pt.json, written again from the network in checkpoint.pt); any other change of the job is refused before any
-work.
+model.pt.json, written again from the network in checkpoint.pt, and a missing nn.h5, for which what follows the
+training is redone from checkpoint.pt); any other change of the job is refused before any work.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ def _command(args, comm) -> int:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)
+        if done is not None and not done.exit_status and comm.bcast(_nn_h5_missing(outdir), root=0):
+            done = None  # a finished run less its nn.h5 (a partial copy): what follows training is redone
+            if comm.Get_rank() == 0:
+                print(f"hpcflow nn: {outdir}: nn.h5 missing from a finished run; redoing from checkpoint.pt what "
+                      f"follows its training ({_redone(cfg)}) to write it again")
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
             said = f"{outdir} {done.why}: nothing to do; {done.fix}"
             if done.exit_status:  # diverged: said as the run said it, with its status (every rank raises)
@@ -92,6 +97,20 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
         return Finished(epoch, f"already finished at epoch {epoch} ([training].epochs = {epochs})",
                         "raise [training].epochs to extend it", 0)
     return None
+
+
+def _nn_h5_missing(outdir: str) -> bool:
+    """Whether DIR/nn.h5 is absent (rank 0 looks: the ranks decide alike)."""
+    return not os.path.lexists(os.path.join(outdir, "nn.h5"))
+
+
+def _redone(cfg: dict) -> str:
+    """What a --resume redoes after training, in a few words: the NTK results from the checkpoint's kernels, the
+    width sweep and kernel flow where the job has them, and the outputs."""
+    parts = ["the NTK's spectra" if cfg["ntk"]["enabled"] else None,
+             "the width sweep" if cfg["width_sweep"]["widths"] else None,
+             "the kernel flow" if cfg["kernel_flow"]["enabled"] else None, "the outputs"]
+    return ", ".join(p for p in parts if p)
 
 
 def _diverged(resume: dict) -> tuple[str, str]:
