@@ -13,7 +13,7 @@ import os
 
 from hpcflow import __version__
 from hpcflow.commands.run import (add_job_arguments, device_note, refuse_other_interrupted, refuse_resume_with_force,
-                                  write_failures_said)
+                                  same_job_on_every_rank, write_failures_said)
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -36,6 +36,7 @@ def _command(args, comm) -> int:
 
     # every input check, on every rank, before any work; the ranks refuse together (rank 0 prints one line)
     module, cfg, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
+    same_job_on_every_rank(args, cfg, comm)
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars; the plain per-epoch lines stay
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written

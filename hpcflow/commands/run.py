@@ -31,6 +31,7 @@ def _run(args, comm) -> int:
     from hpcflow.parallel.comm import refuse_together
 
     module, cfg, outputs, overrides = refuse_together(lambda: prepare_job(args, comm), comm)
+    same_job_on_every_rank(args, cfg, comm)
     args.resumed_by = resumed_by(cfg["job"]["kind"])  # the command a preempted run's stop line names (hpcflow.cli)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
@@ -339,6 +340,24 @@ def shell_line(argv) -> str:
     import shlex
 
     return shlex.join(str(a) for a in argv)
+
+
+#: the options whose value changes what a job-running command does (each rank must be given the same)
+AGREED_OPTIONS = ("out", "resume", "force", "check")
+
+
+def same_job_on_every_rank(args, cfg: dict, comm) -> None:
+    """Refuse (ConfigError, exit 2, every rank together, before any work) ranks started with different jobs: the
+    validated job after the --set overrides (each key as [SECTION].KEY) and --out, --resume, --force and --check
+    (`parallel.comm.agree_together`: one allgather of a digest). Ranks of an MPMD launch (`mpiexec -n 1 ... : -n 1
+    ... --set ...`) went on with their own jobs, into the collectives of sampling and training, and failed late on
+    a Python-API check (`TrainConfig.lr differs between ranks`, exit 1) or not at all."""
+    from hpcflow.parallel.comm import agree_together
+
+    values = {f"[{sec}].{key}": v for sec, table in cfg.items() if isinstance(table, dict) for key, v in table.items()}
+    values.update({f"--{name}": getattr(args, name, None) for name in AGREED_OPTIONS})
+    agree_together(values, comm=comm, fix="start every rank with the same job file, --set values and options (one "
+                                          "command line after mpiexec -n R)")
 
 
 def refuse_resume_with_force(args) -> None:

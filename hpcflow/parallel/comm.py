@@ -383,6 +383,31 @@ def _refuse_unlike(alike) -> None:
             raise exc
 
 
+def agree_together(values: dict, *, fix: str, comm=None) -> None:
+    """Refuse `values` ({name: JSON value}, e.g. a command's job after its --set overrides and its options) that
+    differ between ranks, on every rank together before any work: ConfigError (exit 2) naming the first that differs
+    (sorted by name), its value on rank 0 and on the lowest rank that differs, then `fix`. One allgather of a SHA-256
+    digest of their canonical JSON; only where the digests differ, a second gathers the values to name one."""
+    import hashlib
+    import json
+
+    c = resolve(comm)
+    if size(c) == 1:
+        return
+    canon = {k: json.dumps(v, sort_keys=True, default=repr) for k, v in values.items()}
+    digests = c.allgather(hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest())
+    if len(set(digests)) == 1:
+        return
+    every = c.allgather(canon)
+    other = next(r for r, d in enumerate(digests) if d != digests[0])
+    name = next(k for k in sorted(set(every[0]) | set(every[other])) if every[0].get(k) != every[other].get(k))
+    first, then = (every[r].get(name, "unset") for r in (0, other))
+    from hpcflow.errors import ConfigError
+
+    raise_together(ConfigError(f"{name} differs between ranks ({first} on rank 0, {then} on rank {other}); {fix}"),
+                   comm=c)
+
+
 def refuse_alike(message: str, *, comm=None):
     """Raise ValueError(message) where every rank decides the refusal from the same values (`raise_together`)."""
     raise_together(ValueError(message), comm=comm)
