@@ -629,3 +629,32 @@ def test_a_resume_beside_a_damaged_job_toml_takes_the_first_runs_set_values_from
     (out / "summary.json").write_text("{")
     assert main(again) == 0
     assert "neither does summary.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "exponential"])
+def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_toml_does_not_rerun_it(tmp_path, capsys,
+                                                                                                     schedule):
+    """A run of 2 epochs extended to 4 by --resume: with the exponential schedule its saved job.toml run afresh
+    trains the same network (the schedule does not depend on the length); with the cosine one it does not (the first
+    2 epochs followed a 2-epoch cosine), so the resume says so in one line, job.toml's header notes it and
+    summary.json's legs record each leg's length. Nothing said so: job.toml was documented to run the same job."""
+    out, job = tmp_path / "run", _write(tmp_path, TINY)
+    sets = ["--set", f"training.lr_schedule={schedule}", "--set", "training.lr_decay=0.9"]
+    assert main(["nn", job, "--out", str(out), *sets, "--set", "training.epochs=2"]) == 0
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", *sets, "--set", "training.epochs=4"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in (out / "job.toml").read_text().splitlines() if line.startswith("# note:")]
+    legs = json.loads((out / "summary.json").read_text())["legs"]
+    fresh = tmp_path / "fresh"
+    assert main(["nn", str(out / "job.toml"), "--out", str(fresh)]) == 0
+    with h5py.File(out / "nn.h5") as a, h5py.File(fresh / "nn.h5") as b:
+        same = np.array_equal(a["history/sigma_val"][()], b["history/sigma_val"][()])
+    if schedule == "exponential":
+        assert same and not notes and "cosine" not in err and all("schedule_epochs" not in g for g in legs)
+        return
+    assert not same  # what the note says
+    assert [g["schedule_epochs"] for g in legs] == [2, 4]
+    assert len(notes) == 1 and "(2 then 4 epochs" in notes[0] and "differs from this run" in notes[0], notes
+    said = [line for line in err.splitlines() if "cosine" in line]
+    assert len(said) == 1 and "checkpoint's 4 steps followed as 2 epochs long" in said[0], err

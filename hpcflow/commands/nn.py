@@ -181,6 +181,18 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
 
     origin = resumed_origin(outdir, args.job, overrides, comm) if resume is not None else None  # the first run's
     job_text = saved_job(cfg, args.job, overrides, origin=origin)
+    lengths = schedule_lengths(cfg, resume)
+    if len(lengths) > 1:  # what ran is not this job run afresh: job.toml's header says so, the resume too
+        job_text = _with_header_line(job_text, f"note: the cosine schedule's length [training].epochs was changed by "
+                                     f"--resume ({' then '.join(map(str, lengths))} epochs; summary.json's "
+                                     f"legs[].schedule_epochs): this file run afresh follows one {lengths[-1]}-epoch "
+                                     "cosine and differs from this run")
+        if comm.Get_rank() == 0 and _length_of(resume) != lengths[-1]:
+            steps = int(resume["train"]["step"])
+            print(f"hpcflow nn: note: [training].epochs = {lengths[-1]} changes the length of the cosine learning-rate "
+                  f"schedule, which the checkpoint's {steps} steps followed as {_length_of(resume)} epochs long: the "
+                  f"steps left follow the {lengths[-1]}-epoch cosine from step {steps}, so the run is neither "
+                  f"length's schedule (nor {outdir}/job.toml run afresh; its header says so)", file=sys.stderr)
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume), **(origin or {})}
     stop = None
@@ -203,6 +215,40 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     if comm.Get_rank() == 0:
         print(f"hpcflow nn: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
     return 0
+
+
+def _length_of(resume: dict) -> int:
+    """[training].epochs of the job in checkpoint `resume` (its last leg's: the cosine length its steps followed)."""
+    import json
+
+    return int(json.loads(resume["config"])["training"]["epochs"])
+
+
+def schedule_lengths(cfg: dict, resume: dict | None) -> list:
+    """The cosine schedule's lengths in epochs that a run of `cfg` continuing checkpoint `resume` follows, first to
+    last, a repeat counted once (legs[].schedule_epochs; a leg of a checkpoint written before they were recorded
+    has the checkpoint's [training].epochs where it is the last, else is left out); [] for another schedule or for a
+    resume of a checkpoint with no step done."""
+    from hpcflow.nn.checkpoint import earlier_legs
+
+    if cfg["training"]["lr_schedule"] != "cosine":
+        return []
+    if resume is None or not int(resume["train"]["step"]):
+        return [cfg["training"]["epochs"]]
+    legs = earlier_legs(resume)
+    lengths = [g.get("schedule_epochs") for g in legs[:-1]] + [legs[-1].get("schedule_epochs", _length_of(resume))]
+    out = []
+    for n in [*lengths, cfg["training"]["epochs"]]:
+        if isinstance(n, int) and not isinstance(n, bool) and (not out or out[-1] != n):
+            out.append(n)
+    return out
+
+
+def _with_header_line(job_text: str, line: str) -> str:
+    """`job_text` (a saved job: `#` comment lines, then the tables) with `# line` added after its comment lines."""
+    lines = job_text.split("\n")
+    at = next((i for i, x in enumerate(lines) if not x.startswith("#")), len(lines))
+    return "\n".join([*lines[:at], f"# {line}", *lines[at:]])
 
 
 def resumed_origin(outdir: str, job: str, overrides, comm) -> dict:

@@ -23,7 +23,9 @@ the run's final status:
                        done at its start and at its last write, as summary.json's checkpoint_step), ranks,
                        wall_seconds (from its start to its last write), hpcflow_version, status (how it ended as
                        far as its last write says: "preempted", "finished", "stopped", "diverged"; "trained": it
-                       was killed after training; "running": killed without a signal, or still running)
+                       was killed after training; "running": killed without a signal, or still running), and with
+                       the cosine schedule schedule_epochs ([training].epochs of the leg: the length of the cosine
+                       its steps followed; a --resume that changes it makes the run neither length's schedule)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -424,12 +426,15 @@ class TrainingCheckpoint:
     """DIR/checkpoint.pt of one run (leg): every write carries the earlier legs and this one, timed from `started`
     (a time.perf_counter() value) to the write. Collective: call on every rank (rank 0 writes); `legs` is the
     record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
-    first write, so a run killed without a signal still says which job and --set values its checkpoint continues."""
+    first write, so a run killed without a signal still says which job and --set values its checkpoint continues.
+    `schedule_epochs` (the cosine schedule's length, [training].epochs) goes into this leg's entry when given."""
 
-    def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None):
+    def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None,
+                 schedule_epochs: int | None = None):
         from hpcflow.parallel.comm import resolve
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
+        self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
@@ -440,6 +445,8 @@ class TrainingCheckpoint:
         mine = {"from_step": self.first, "to_step": int(epoch), "ranks": self.comm.Get_size(),
                 "wall_seconds": time.perf_counter() - self.started, "hpcflow_version": __version__,
                 "status": ended}
+        if self.schedule_epochs is not None:
+            mine["schedule_epochs"] = int(self.schedule_epochs)
         return self.legs[:self._earlier] + [mine]
 
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:

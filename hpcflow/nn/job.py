@@ -595,7 +595,9 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     vps = ctx["val_ps"].data
     sigma_fs_val = global_sigma(vps.eta(), vps.weights, comm=c)
     path = os.path.join(outdir, CHECKPOINT)
-    ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c, job_text=ctx.get("job_text"))
+    cosine = tc.lr_schedule == "cosine"  # its length is [training].epochs: each leg records its own
+    ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c, job_text=ctx.get("job_text"),
+                                                  schedule_epochs=tc.epochs if cosine else None)
 
     def summarize(trainer, status):
         hist = trainer.hist.arrays()
