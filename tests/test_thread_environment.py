@@ -184,3 +184,22 @@ def test_progress_lines_come_at_most_once_a_minute(monkeypatch, capsys):
     with hpcflow.progress.progress(total=10, desc="work", lines=False) as bar:  # not asked for: silent
         bar.update(10)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("job_threads, trained_on", [(1, 1), (0, 2)])
+def test_a_network_jobs_training_threads_win_over_hpcflow_threads_and_0_leaves_them(tmp_path, threads_kept,
+                                                                                    monkeypatch, job_threads,
+                                                                                    trained_on):
+    """README: [training].threads > 0 sets torch's threads of a network's training over $HPCFLOW_THREADS; 0 uses
+    the variable's (summary.json's threads)."""
+    import json
+
+    from jobtexts import NN_POINTS, SMALL_NET, TINY_TRAINING
+
+    monkeypatch.setenv("HPCFLOW_THREADS", "2")
+    job = tmp_path / "job.toml"
+    job.write_text(NN_POINTS + SMALL_NET + TINY_TRAINING)
+    out = tmp_path / "out"
+    assert main(["nn", str(job), "--out", str(out), "--quiet", "--set", f"training.threads={job_threads}",
+                 "--set", "training.epochs=1"]) == 0
+    assert json.loads((out / "summary.json").read_text())["threads"] == trained_on
