@@ -95,8 +95,8 @@ def test_a_job_key_that_is_not_a_table_is_said_so_not_a_missing_kind(tmp_path, c
         assert msg.startswith(f"{job}: [job] must be a table") and "job = 3" in msg and "missing" not in msg
     job.write_text('[job]\ndescription = "no kind"\n')
     assert main(["nn", str(job), "--out", str(tmp_path / "out"), "--check"]) == 2
-    assert _error(capsys, "nn") == (f"{job}: [job].kind is required but missing; add [job] with kind = \"flow\" or "
-                                    "similar")  # (it said "[job].kind = None")
+    assert _error(capsys, "nn") == (f"{job}: [job].kind is required but missing; add [job] with kind = \"nn\" (the "
+                                    "jobs 'hpcflow nn' runs)")  # (it said "[job].kind = None", then kind = "flow")
     assert not (tmp_path / "out").exists()
 
 

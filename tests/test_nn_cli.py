@@ -658,3 +658,29 @@ def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_tom
     assert len(notes) == 1 and "(2 then 4 epochs" in notes[0] and "differs from this run" in notes[0], notes
     said = [line for line in err.splitlines() if "cosine" in line]
     assert len(said) == 1 and "checkpoint's 4 steps followed as 2 epochs long" in said[0], err
+
+
+@pytest.mark.parametrize("text, sets, said", [
+    (JOB, ["training.batch_size=0"], "[training].batch_size = 0 must be >= 2 (the loss of one point is 0"),
+    ("", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
+    ("[geometry]\nn_train = 400\n", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
+    (JOB, ["width_sweep.widths=[4,8,4]"], "[width_sweep].widths = [4, 8, 4] repeats width 4"),
+])
+def test_refusals_give_the_real_bound_the_nn_kind_and_repeated_widths(tmp_path, capsys, text, sets, said):
+    """batch_size 0 was told 'must lie in [1, ...]' where 1 is refused too; a job-less file was told to add
+    kind = "flow"; a width listed twice trained the same network twice."""
+    out = tmp_path / "run"
+    assert main(["nn", _write(tmp_path, text), "--out", str(out), *(x for s in sets for x in ("--set", s))]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_tune_section_is_said_to_be_unused_by_hpcflow_nn(tmp_path, capsys):
+    job = _write(tmp_path, TINY + '[tune]\nobjective = "log_gain_val"\n[tune.space]\n"training.lr" = '
+                 '{low = 1e-4, high = 1e-2, log = true}\n')
+    assert main(["nn", job, "--out", str(tmp_path / "run"), "--check"]) == 0
+    err = capsys.readouterr().err
+    assert f"{job}'s [tune] section is not used here" in err and "'hpcflow tune" in err, err
+    assert main(["nn", _write(tmp_path, TINY, "plain.toml"), "--out", str(tmp_path / "run"), "--check"]) == 0
+    assert "[tune]" not in capsys.readouterr().err

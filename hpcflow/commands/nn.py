@@ -140,7 +140,11 @@ def prepare_job(args, comm):
     from hpcflow.jobs.schema import apply_overrides, read_toml, shown
 
     refuse_resume_with_force(args)
-    kind = registry.job_kind(apply_overrides(read_toml(args.job), args.set, source=args.job), source=args.job)
+    raw = apply_overrides(read_toml(args.job), args.set, source=args.job)
+    if raw.get("job") is None or isinstance(raw["job"], dict) and "kind" not in raw["job"]:  # (the registry: flow)
+        raise ConfigError(f"{args.job}: [job].kind is required but missing; add [job] with kind = \"nn\" "
+                          "(the jobs 'hpcflow nn' runs)")
+    kind = registry.job_kind(raw, source=args.job)
     if kind != "nn":
         raise ConfigError(f"{args.job}: [job].kind = {shown(kind)}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")
@@ -148,6 +152,9 @@ def prepare_job(args, comm):
     with gpu_checked_elsewhere(getattr(args, "check", False)):  # --check: a missing GPU is said, not refused
         module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
                                     memory_check=not getattr(args, "no_memory_check", False))
+    if "tune" in raw and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
+        print(f"hpcflow nn: note: {args.job}'s [tune] section is not used here (the job runs as written); 'hpcflow "
+              f"tune {args.job} --trials N --out DIR' reads it", file=sys.stderr)
     return module, cfg, overrides
 
 

@@ -38,6 +38,12 @@ def _chart(v):
     return None if v == [] or chart_pair(v) is None else "must be [] (all charts) or [I, J] with I != J, both >= 0"
 
 
+def _distinct(v):
+    twice = sorted({w for w in v if v.count(w) > 1})
+    return None if not twice else (f"repeats width {', '.join(map(str, twice))} (the same network would train twice); "
+                                   "list each width once")
+
+
 #: widest layer accepted (a 3x2^20 MLP has ~2e12 parameters; memory is checked by hpcflow.resources)
 MAX_WIDTH = 2**20
 
@@ -67,8 +73,8 @@ SCHEMA = {
     },
     "training": {
         "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
-        "batch_size": Field(int, 1000, lo=1, check=at_least(2, "the loss of one point is 0: kappa is the batch's "
-                                                           "mean of eta, so eta/kappa = 1"), help="global batch"),
+        "batch_size": Field(int, 1000, check=at_least(2, "the loss of one point is 0: kappa is the batch's mean of "
+                                                      "eta, so eta/kappa = 1"), help="global batch"),
         **RATE_FIELDS,
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
@@ -86,7 +92,8 @@ SCHEMA = {
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed choosing the fixed NTK points"),
     },
     "width_sweep": {
-        "widths": Field(list, [], items=int, lo=1, hi=MAX_WIDTH, help="hidden widths to train ([] = no sweep)"),
+        "widths": Field(list, [], items=int, lo=1, hi=MAX_WIDTH, check=_distinct,
+                        help="hidden widths to train ([] = no sweep)"),
         "lr": Field(float, None, lo=LR_MIN, hi=LR_MAX, help="lr at width_ref (default: the [training] lr)"),
         "width_ref": Field(int, 64, lo=1, hi=MAX_WIDTH, help="width at which the lr is `lr`"),
         "lr_exponent": Field(float, 1.0, lo=-10.0, hi=10.0, help="lr(width) = lr * (width_ref/width)^lr_exponent"),
