@@ -242,7 +242,7 @@ def schedule_lengths(cfg: dict, resume: dict | None) -> list:
         return []
     if resume is None or not int(resume["train"]["step"]):
         return [cfg["training"]["epochs"]]
-    legs = earlier_legs(resume)
+    legs = earlier_legs(resume) or [{}]  # (an empty list of legs: the checkpoint's own length)
     lengths = [g.get("schedule_epochs") for g in legs[:-1]] + [legs[-1].get("schedule_epochs", _length_of(resume))]
     out = []
     for n in [*lengths, cfg["training"]["epochs"]]:
