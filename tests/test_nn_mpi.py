@@ -293,3 +293,16 @@ def test_writing_checkpoints_after_every_step_does_not_change_the_run(runs):
     d = str(runs["tmp"] / "often")
     assert main(["nn", runs["jobs"]["ultralocal"], "--out", d, "--set", "checkpoint.seconds=1e-9"]) == 0
     _assert_same_run(runs["ultralocal", 1], d)
+
+
+def test_a_finished_2_rank_runs_missing_nn_h5_is_written_again_by_resume_at_2_ranks(runs):
+    """--resume of a finished run copied back without its nn.h5, at its R = 2: every rank redoes what follows the
+    training (rank 0 decides that nn.h5 is missing, for all), nn.h5 comes back as the run wrote it but for its
+    seconds, and the line saying so is printed once; it said "nothing to do" and left nn.h5 missing."""
+    d = str(runs["tmp"] / "copied_back")
+    shutil.copytree(runs["sigma", 2], d)
+    os.remove(os.path.join(d, "nn.h5"))
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("nn.h5 missing from a finished run") == 1 and "nothing to do" not in p.stdout, p.stdout
+    _assert_same_run(runs["sigma", 2], d)
