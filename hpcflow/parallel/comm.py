@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from hpcflow.backend import default_threads
-from hpcflow.errors import RunStop, UserError, WriteFailed
+from hpcflow.errors import ConfigError, RunStop, UserError, WriteFailed
 from hpcflow.launcher_output import wait_until_read
 from hpcflow.resources import THREAD_VARIABLES, slurm_cpus_per_task
 
@@ -402,8 +402,6 @@ def agree_together(values: dict, *, fix: str, comm=None) -> None:
     other = next(r for r, d in enumerate(digests) if d != digests[0])
     name = next(k for k in sorted(set(every[0]) | set(every[other])) if every[0].get(k) != every[other].get(k))
     first, then = (every[r].get(name, "unset") for r in (0, other))
-    from hpcflow.errors import ConfigError
-
     raise_together(ConfigError(f"{name} differs between ranks ({first} on rank 0, {then} on rank {other}); {fix}"),
                    comm=c)
 
