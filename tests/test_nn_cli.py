@@ -606,31 +606,6 @@ def test_resume_of_a_finished_run_whose_nn_h5_is_missing_writes_it_again(tmp_pat
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_a_resume_beside_a_damaged_job_toml_takes_the_first_runs_set_values_from_summary_json(tmp_path, capsys):
-    """A finished run started with one --set; its job.toml overwritten with garbage, then extended with --resume
-    --set ... training.epochs=5: summary.json and the new job.toml still name the first run's --set values (they
-    named the resume's as the first run's), and the damaged job.toml is said; with summary.json damaged too, that is
-    said as well."""
-    out, job = tmp_path / "run", _write(tmp_path, TINY)
-    assert main(["nn", job, "--out", str(out), "--set", "training.lr=2e-3"]) == 0
-    (out / "job.toml").write_text("garbage\n")
-    capsys.readouterr()
-    again = ["nn", job, "--out", str(out), "--resume", "--set", "training.lr=2e-3", "--set", "training.epochs=5"]
-    assert main(again) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["overrides"] == ["training.lr=2e-3"] and summary["job_file"] == job
-    assert summary["resumed_with"] == [{"job_file": job, "overrides": ["training.lr=2e-3", "training.epochs=5"]}]
-    header = [line for line in (out / "job.toml").read_text().splitlines() if line.startswith("#")]
-    assert header[1:] == ["# run with: --set training.lr=2e-3",
-                          f"# resumed from {job} with: --set training.lr=2e-3 --set training.epochs=5"], header
-    err = capsys.readouterr().err
-    assert f"{out}/job.toml does not name the job its run was made from" in err and "from summary.json" in err, err
-    (out / "job.toml").write_text("garbage\n")
-    (out / "summary.json").write_text("{")
-    assert main(again) == 0
-    assert "neither does summary.json" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])
 def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_toml_does_not_rerun_it(tmp_path, capsys,
                                                                                                      schedule):

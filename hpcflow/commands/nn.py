@@ -184,9 +184,10 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     from hpcflow.parallel.comm import abort_on_error
     from hpcflow.stop_signals import finished, interrupts_end_the_job
 
-    from hpcflow.commands.run import saved_job
+    from hpcflow.commands.run import job_origin, saved_job
 
-    origin = resumed_origin(outdir, args.job, overrides, comm) if resume is not None else None  # the first run's
+    origin = (job_origin(outdir, args.job, overrides, comm=comm, prog="hpcflow nn")  # the first run's
+              if resume is not None else None)
     job_text = saved_job(cfg, args.job, overrides, origin=origin)
     lengths = schedule_lengths(cfg, resume)
     if len(lengths) > 1:  # what ran is not this job run afresh: job.toml's header says so, the resume too
@@ -256,47 +257,6 @@ def _with_header_line(job_text: str, line: str) -> str:
     lines = job_text.split("\n")
     at = next((i for i, x in enumerate(lines) if not x.startswith("#")), len(lines))
     return "\n".join([*lines[:at], f"# {line}", *lines[at:]])
-
-
-def resumed_origin(outdir: str, job: str, overrides, comm) -> dict:
-    """`commands.run.job_origin` of a --resume: the first run's job file and --set values and each resume's, read
-    back from the header of DIR/job.toml. Where that header does not name the job (job.toml damaged or overwritten),
-    they come from the summary.json an earlier run of this --out wrote (its job_file, overrides, resumed_with), and
-    where neither says, this run's stand in; either is said on stderr (rank 0). The header alone used to be read, so
-    a damaged job.toml made summary.json and the new job.toml name this run's --set values as the first run's."""
-    from hpcflow.commands.run import job_origin
-    from hpcflow.jobs.output import read_summary
-
-    origin = job_origin(outdir, job, overrides)
-    if _names_its_job(os.path.join(outdir, "job.toml")):
-        return origin
-    this, summary = origin["resumed_with"][-1], read_summary(outdir) or {}
-    first, sets, legs = summary.get("job_file"), summary.get("overrides"), summary.get("resumed_with", [])
-    known = isinstance(first, str) and isinstance(sets, list) and isinstance(legs, list) and all(
-        isinstance(g, dict) and isinstance(g.get("job_file"), str) and isinstance(g.get("overrides"), list)
-        for g in legs)
-    said = f"hpcflow nn: {outdir}/job.toml does not name the job its run was made from (damaged or overwritten); "
-    if comm.Get_rank() == 0:
-        print(said + ("the first run's job file and --set values are taken from summary.json" if known else
-                      "neither does summary.json: job.toml and summary.json name this run's job file and --set "
-                      "values as the first run's"), file=sys.stderr)
-    if not known:
-        return origin
-    return {"job_file": first, "overrides": [str(o) for o in sets],
-            "resumed_with": [{"job_file": g["job_file"], "overrides": list(g["overrides"])} for g in legs] + [this]}
-
-
-def _names_its_job(path: str) -> bool:
-    """Whether job.toml at `path` begins with the header line `commands.run.saved_job` writes (naming the job)."""
-    from hpcflow.commands.run import HEADER_LEAD
-
-    lead, _, rest = HEADER_LEAD.partition("{version}")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            line = fh.readline()
-    except (OSError, ValueError):
-        return False
-    return line.startswith(f"# {lead}") and rest in line
 
 
 def _remove_if_only_job(outdir: str) -> None:

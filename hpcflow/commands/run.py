@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import time
 from contextlib import contextmanager
 
@@ -102,7 +103,7 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
 
     t0 = time.perf_counter()
     stop = None
-    origin = job_origin(outdir, args.job, overrides) if resume else None  # (read before this run rewrites job.toml)
+    origin = job_origin(outdir, args.job, overrides, comm=comm) if resume else None  # (before this run rewrites it)
     try:
         params = inspect.signature(module.run).parameters
         named = {"source": args.job} if "source" in params else {}  # for errors
@@ -393,11 +394,12 @@ def _set_args(overrides) -> str:
     return shell_line(x for o in overrides for x in ("--set", o))
 
 
-def job_origin(outdir: str, job: str, overrides) -> dict:
+def job_origin(outdir: str, job: str, overrides, *, comm=None, prog: str = "hpcflow run") -> dict:
     """Where the run that --resume continues in `outdir` came from, for its summary.json and DIR/job.toml: job_file
-    and overrides of its first run, read back from the header of the DIR/job.toml an earlier run wrote (this job's
-    own where it has none), and resumed_with: each --resume's job file and --set values, this one's last. A resume
-    from DIR/job.toml thus keeps naming the job file and --set values the run was made from."""
+    and overrides of its first run, read back from the header of the DIR/job.toml an earlier run wrote, and
+    resumed_with: each --resume's job file and --set values, this one's last. A resume from DIR/job.toml thus keeps
+    naming the job file and --set values the run was made from. Where that header does not name the job (job.toml
+    missing, damaged or overwritten) they come from the summary.json an earlier run wrote (`_summary_origin`)."""
     import re
     import shlex
 
@@ -418,7 +420,7 @@ def job_origin(outdir: str, job: str, overrides) -> dict:
     lead = re.fullmatch(re.escape(HEADER_LEAD).replace(re.escape("{version}"), r"\S+") + "(.+)", lines[0]) \
         if lines else None
     if lead is None:
-        return {**this, "resumed_with": [this]}
+        return _summary_origin(outdir, this, comm=comm, prog=prog)
     first, legs = {"job_file": lead.group(1), "overrides": []}, []
     for line in lines[1:]:
         if line.startswith(RUN_WITH) and not legs and sets(line[len(RUN_WITH):]) is not None:
@@ -427,6 +429,29 @@ def job_origin(outdir: str, job: str, overrides) -> dict:
             path, _, given = line[len(RESUMED_FROM):].partition(WITH)
             legs.append({"job_file": path, "overrides": (sets(given) or []) if given else []})
     return {**first, "resumed_with": [*legs, this]}
+
+
+def _summary_origin(outdir: str, this: dict, *, comm, prog: str) -> dict:
+    """`job_origin` where DIR/job.toml names no job: the first run's job file and --set values and each resume's from
+    the summary.json an earlier run of this --out wrote (job_file, overrides, resumed_with), else this run's stand in;
+    either said on stderr (rank 0). Before, this run's --set values were recorded as the first run's unsaid."""
+    from hpcflow.jobs.output import read_summary
+    from hpcflow.parallel.comm import resolve
+
+    summary = read_summary(outdir) or {}
+    first, sets, legs = summary.get("job_file"), summary.get("overrides"), summary.get("resumed_with", [])
+    known = isinstance(first, str) and isinstance(sets, list) and isinstance(legs, list) and all(
+        isinstance(g, dict) and isinstance(g.get("job_file"), str) and isinstance(g.get("overrides"), list)
+        for g in legs)
+    if resolve(comm).Get_rank() == 0:
+        print(f"{prog}: {outdir}/job.toml does not name the job its run was made from (missing, damaged or "
+              "overwritten); " + ("the first run's job file and --set values are taken from summary.json" if known
+                                  else "neither does summary.json: job.toml and summary.json name this run's job "
+                                  "file and --set values as the first run's"), file=sys.stderr)
+    if not known:
+        return {**this, "resumed_with": [this]}
+    return {"job_file": first, "overrides": [str(o) for o in sets],
+            "resumed_with": [{"job_file": g["job_file"], "overrides": list(g["overrides"])} for g in legs] + [this]}
 
 
 def register(sub) -> None:
