@@ -14,7 +14,7 @@ import sys
 
 from hpcflow import __version__
 from hpcflow.commands.run import (add_job_arguments, device_note, refuse_other_interrupted, refuse_resume_with_force,
-                                  same_job_on_every_rank, write_failures_said)
+                                  same_job_on_every_rank, tune_section_note, write_failures_said)
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -153,8 +153,7 @@ def prepare_job(args, comm):
         module, cfg = registry.load(args.job, overrides, ranks=comm.Get_size(),  # every job-file error, before work
                                     memory_check=not getattr(args, "no_memory_check", False))
     if "tune" in raw and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
-        print(f"hpcflow nn: note: {args.job}'s [tune] section is not used here (the job runs as written); 'hpcflow "
-              f"tune {args.job} --trials N --out DIR' reads it", file=sys.stderr)
+        tune_section_note(args.job, "hpcflow nn")
     return module, cfg, overrides
 
 

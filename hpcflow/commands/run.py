@@ -190,10 +190,12 @@ def prepare_job(args, comm):
     refuse_resume_with_force(args)
     overrides = list(args.set or [])
     with gpu_checked_elsewhere(getattr(args, "check", False)):  # --check: a missing GPU is said, not refused
-        module, cfg = registry.load(args.job, overrides,  # every job-file error surfaces here, before any work
-                                    memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
+        module, cfg, extras = registry.load_with_extras(  # every job-file error surfaces here, before any work
+            args.job, overrides, memory_check=not getattr(args, "no_memory_check", False), ranks=comm.Get_size())
     if getattr(args, "quiet", False):  # after the check of the environment (a bad HPCFLOW_QUIET is refused)
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
+    if "tune" in extras and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
+        tune_section_note(args.job, "hpcflow run")
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
     if resume and "resume" not in inspect.signature(module.run).parameters:
@@ -202,6 +204,13 @@ def prepare_job(args, comm):
         raise ConfigError(f"--resume: a network job continues with 'hpcflow nn', not 'hpcflow run': "
                           f"{continue_command(args, 'nn')}")
     return module, cfg, outputs, overrides
+
+
+def tune_section_note(job: str, prog: str) -> None:
+    """One note on stderr that `job`'s [tune] section is not used by `prog` (it was ignored unsaid): a user who meant
+    a study learns which command reads it."""
+    print(f"{prog}: note: {job}'s [tune] section is not used here (the job runs as written); 'hpcflow tune {job} "
+          "--trials N --out DIR' reads it", file=sys.stderr)
 
 
 def prepare_out(args, module, cfg, outputs, comm):
