@@ -22,8 +22,10 @@ A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_fi
 the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) and a first
 Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
-(a per-rank history not (step, ranks), a negative step, a config that is not a JSON object), or holds NaN/inf where
-the writer stores only finite values.
+(a per-rank history not (step, ranks), a history that is not floating point, a negative step, a config that is not a
+JSON object), a schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer
+stores only finite values, or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive
+definite by the test of the flow's step decision). `check_saved_job` refuses a config that lacks a key every job holds.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from hpcflow.arguments import api_integer, api_number
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
-from hpcflow.geometry.hermitian import pack, unpack
+from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import one_line, read_h5
 from hpcflow.jobs.toml_out import set_arg
@@ -54,6 +56,10 @@ from hpcflow.stop_signals import install
 KIND = "hpcflow.flow_checkpoint"
 #: 2: `legs` and `geometry_conventions` added (version 1 checkpoints still resume)
 SCHEMA_VERSION = 2
+#: schema versions this hpcflow reads (a later one is refused: its entries may mean other things)
+READABLE_VERSIONS = (1, 2)
+#: @status values: a periodic checkpoint, one written on a stop signal, and how the run ended (`_run`'s close)
+STATUSES = ("running", "preempted", "finished", "stopped", "diverged")
 #: per-step, per-rank figures kept in history/ (keys of FlowView.per_rank)
 PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
 #: job sections/keys a resume may change: the step count and the checkpoint settings
@@ -122,17 +128,18 @@ def _read_attr_json(f, name, path):
 
 
 def _check_per_rank(per_rank: dict, step: int, ranks, path) -> None:
-    """Refuse a per-rank history (PER_RANK_KEYS) that is not (step, R) numbers, R the `ranks` attribute (the last
+    """Refuse a per-rank history (PER_RANK_KEYS) that is not (step, R) floating-point numbers (as written: float64,
+    NaN where unknown), R the `ranks` attribute (the last
     leg's rank count; any R >= 1 where it is absent): a resume would append this run's rows to rows of another
     layout. Rows of another rank count are NaN, which the shape does not tell apart (`legs`)."""
     cols = None if ranks is None else int(ranks)
     for name, values in per_rank.items():
-        if values.ndim != 2 or values.shape[0] != step or values.shape[1] < 1 or values.dtype.kind not in "iuf" \
+        if values.ndim != 2 or values.shape[0] != step or values.shape[1] < 1 or values.dtype.kind != "f" \
                 or (cols is not None and values.shape[1] != cols):
             want = f"({step}, {'R' if cols is None else cols})"
             raise InputFileError(f"{path}: dataset history/{name} has shape {values.shape} and type {values.dtype}, "
-                                 f"not {want} numbers (one row per step, one column per rank: attribute step = "
-                                 f"{step}, ranks = {ranks}); the checkpoint is damaged, {RESTART}")
+                                 f"not {want} numbers of floating-point type (one row per step, one column per rank: "
+                                 f"attribute step = {step}, ranks = {ranks}); the checkpoint is damaged, {RESTART}")
 
 
 def _read_config(f, path) -> dict:
@@ -144,13 +151,37 @@ def _read_config(f, path) -> dict:
     return cfg
 
 
+def _floats(f, name: str, path, want: str):
+    """Dataset history/NAME read whole when it is floating point (as the writer stores every history: float64);
+    else InputFileError saying its type and what it should hold (`want`): bytes or integers read as numbers would
+    pass every later check."""
+    ds = _dataset(f, f"history/{name}")
+    dtype = getattr(ds, "dtype", None)
+    if dtype is None or dtype.kind != "f":
+        raise InputFileError(f"{path}: dataset history/{name} has type {dtype}, not floating point ({want}); the "
+                             f"checkpoint is damaged, {RESTART}")
+    return ds[()]
+
+
 def _history(f, name: str, path) -> list:
-    """history/NAME as a list, one value per step; a scalar or a 2-D dataset is a damaged checkpoint (InputFileError)."""
+    """history/NAME as a list, one value per step; a scalar, a 2-D or a non-floating dataset is a damaged checkpoint
+    (InputFileError)."""
     shape = getattr(_dataset(f, f"history/{name}"), "shape", None)
     if shape is None or len(shape) != 1:
         raise InputFileError(f"{path}: dataset history/{name} has shape {shape}, not one value per step; the "
                              f"checkpoint is damaged, {RESTART}")
-    return _dataset(f, f"history/{name}")[()].tolist()
+    return _floats(f, name, path, "one value per step").tolist()
+
+
+def _check_version(f, path) -> None:
+    """Refuse a schema_version outside READABLE_VERSIONS (a later hpcflow's file, or a damaged attribute)."""
+    version = _attr(f, "schema_version")
+    if not isinstance(version, (int, np.integer)) or int(version) not in READABLE_VERSIONS:
+        said = version.item() if isinstance(version, np.generic) else version
+        raise InputFileError(f"{path}: attribute schema_version = {said!r} is not one this hpcflow ({__version__}) "
+                             f"reads (versions {', '.join(map(str, READABLE_VERSIONS))}); resume it with the hpcflow "
+                             f"that wrote it (attribute hpcflow_version = {f.attrs.get('hpcflow_version')!r}), or "
+                             f"{RESTART}")
 
 
 def load_resume(path, *, comm=None) -> FlowResume:
@@ -169,8 +200,9 @@ def _load_resume(path: str, comm) -> FlowResume:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
+            _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
-            rej = [(int(s), float(h)) for s, h in _dataset(f, "history/rejections")[()].reshape(-1, 2)]
+            rej = [(int(s), float(h)) for s, h in _floats(f, "rejections", path, "(step, dt) rows").reshape(-1, 2)]
             per_rank = {k: _dataset(f, f"history/{k}")[()] for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
@@ -178,6 +210,9 @@ def _load_resume(path: str, comm) -> FlowResume:
             if step < 0:
                 raise InputFileError(f"{path}: attribute step = {step} is negative, not the number of steps done; the "
                                      f"checkpoint is damaged, {RESTART}")
+            if not isinstance(a["status"], str) or a["status"] not in STATUSES:
+                raise InputFileError(f"{path}: attribute status = {a['status']!r} is not one of "
+                                     f"{', '.join(STATUSES)}; the checkpoint is damaged, {RESTART}")
             ranks = f.attrs.get("ranks")
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
@@ -252,6 +287,10 @@ FINITE_ROWS = ("train/g", "test/g", "train/points", "train/weights", "train/omeg
                "test/omega2")
 
 
+#: the metrics among them: Hermitian positive definite too (`_refuse_non_metrics`)
+METRIC_ROWS = ("train/g", "test/g")
+
+
 def _refuse_non_finite(path, name: str, values: np.ndarray, *, first: int = 0, unit: str | None = "index") -> None:
     """InputFileError naming `name` when `values` holds NaN or inf (its first entry is `unit` `first`; no unit: a
     scalar, no position said)."""
@@ -262,12 +301,35 @@ def _refuse_non_finite(path, name: str, values: np.ndarray, *, first: int = 0, u
                              f"finite ones; the checkpoint is damaged, {RESTART}")
 
 
+def _refuse_non_metrics(path, name: str, block: np.ndarray, *, first: int) -> None:
+    """InputFileError naming the first row of `block` ((k, m, m) complex, finite; its row 0 is row `first` of `name`)
+    that is not a metric the flow holds: Hermitian exactly as `unpack` forms it (the flow keeps g packed, and a resume
+    reads it back through `pack`, which takes the upper triangle and the diagonal's real part), and positive
+    definite by `is_positive_definite`, the test the flow's step decision applies to every train metric and to each
+    test metric it updates (g_FS, step 0, passes it too): a metric the flow wrote is never refused here."""
+    formed = unpack(pack(block), m=block.shape[-1])
+    with np.errstate(over="ignore", invalid="ignore"):  # as in the flow's decision: an overflowing minor fails it
+        ok = (block == formed).all(axis=(1, 2)) & is_positive_definite(formed)
+    if ok.all():
+        return
+    k = int(np.argmin(ok))
+    if not (block[k] == formed[k]).all():
+        why = "is not Hermitian (an entry below the diagonal is not the conjugate of its mirror, or a diagonal " \
+              "entry is not real)"
+    else:
+        minors = ", ".join(f"{float(det_hermitian(formed[k, :j, :j])):.3g}" for j in range(1, formed.shape[-1] + 1))
+        why = f"is not positive definite (leading principal minors {minors})"
+    raise InputFileError(f"{path}: {name} at row {first + k} {why}, where the flow writes only Hermitian positive "
+                         f"definite metrics; the checkpoint is damaged, {RESTART}")
+
+
 def _check_finite(f, res: FlowResume, path, comm) -> None:
     """Refuse NaN/inf where a flow never writes one (a resume would continue from it and rewrite a finished result
     as diverged): @best, history/sigma_train, history/dt, history/rejections, history/sigma_test when the run has
-    test points (NaN without), and FINITE_ROWS. The per-rank timings may be NaN (`legs`). Each rank reads its
-    `decompose.share` of every row dataset, BLOCK_ROWS rows at a time: one read of each row over all ranks; a rank
-    that finds one raises alone (`refuse_together` makes every rank refuse)."""
+    test points (NaN without), and FINITE_ROWS; and a metric (train/g, test/g) the flow never holds
+    (`_refuse_non_metrics`). The per-rank timings may be NaN (`legs`). Each rank reads its `decompose.share` of
+    every row dataset, BLOCK_ROWS rows at a time: one read of each row over all ranks; a rank that finds one raises
+    alone (`refuse_together` makes every rank refuse)."""
     from hpcflow.parallel.decompose import share
 
     _refuse_non_finite(path, "attribute best", np.array([res.best]), unit=None)
@@ -289,6 +351,8 @@ def _check_finite(f, res: FlowResume, path, comm) -> None:
                 total = block.sum()  # values; an overflowing sum of finite ones is looked at value by value
             if not np.isfinite(total):
                 _refuse_non_finite(path, name, block, first=start, unit="row")
+            if name in METRIC_ROWS:
+                _refuse_non_metrics(path, name, block, first=start)
 
 
 def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) -> None:
@@ -324,6 +388,23 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
     if step is not None and steps is not None and steps < step:
         raise ConfigError(f"{path}: [flow].steps = {steps} is below the {step} steps the checkpoint holds; resume "
                           f"with --set flow.steps=N, N >= {step}")
+
+
+def check_saved_job(saved: dict, schema: dict, path) -> None:
+    """Refuse (InputFileError) a checkpoint's job `saved` (its `config`: the validated job, every section a table)
+    that has a section of the job `schema` that is not a table, or lacks a key the schema requires (a key with a
+    default is filled in by `schema.with_defaults`, as for a checkpoint written before the key existed): its job is
+    then unknown, and a comparison with the job given would ask to set that key to none."""
+    for section, fields in schema.items():
+        table = saved.get(section, {})
+        if not isinstance(table, dict):
+            raise InputFileError(f"{path}: attribute 'config' holds [{section}] as {type(table).__name__} JSON, not a "
+                                 f"table; the checkpoint is damaged, {RESTART}")
+        missing = [key for key, fld in fields.items() if fld.required and key not in table]
+        if missing:
+            what = f"[{section}]" if section not in saved else f"[{section}].{missing[0]}"
+            raise InputFileError(f"{path}: attribute 'config' lacks {what}, which every job's configuration holds; "
+                                 f"the checkpoint is damaged, {RESTART}")
 
 
 def _writer_settings(every, seconds, block_rows) -> dict:

@@ -274,14 +274,19 @@ def legs_summary(legs: list) -> dict:
 
 def resume_state(cfg: dict, outdir, *, comm=None):
     """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
-    it is damaged, belongs to another job, or holds more steps than [flow].steps, raised by every rank alike."""
-    from hpcflow.checkpoint import check_resumable, load_resume
+    it is damaged (its job lacking a required key too), belongs to another job, or holds more steps than
+    [flow].steps, raised by every rank alike."""
+    from hpcflow.checkpoint import check_resumable, check_saved_job, load_resume
     from hpcflow.parallel.comm import arguments_together
 
     path = os.path.join(outdir, "checkpoint.h5")
     state = load_resume(path, comm=comm)  # collective: a rank that cannot read it makes every rank raise
-    arguments_together(lambda: check_resumable(effective(with_defaults(state.config)), effective(cfg), path,
-                                               step=state.step), comm=comm)
+
+    def check():
+        check_saved_job(state.config, SCHEMA, path)
+        check_resumable(effective(with_defaults(state.config)), effective(cfg), path, step=state.step)
+
+    arguments_together(check, comm=comm)
     return state
 
 
