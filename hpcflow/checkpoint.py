@@ -25,7 +25,8 @@ Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preemp
 (a per-rank history not (step, ranks), a history that is not floating point, a negative step, a config that is not a
 JSON object), a schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer
 stores only finite values, or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive
-definite by the test of the flow's step decision). `check_saved_job` refuses a config that lacks a key every job holds.
+definite by the test of the flow's step decision). `check_saved_job` refuses a config that lacks a key every job holds,
+`check_static` (once the job's points are sampled again) point data that are not the rows the job samples.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import one_line, read_h5
 from hpcflow.jobs.toml_out import set_arg
-from hpcflow.parallel.comm import arguments_together, resolve
+from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
 from hpcflow.stop_signals import install
 
@@ -405,6 +406,72 @@ def check_saved_job(saved: dict, schema: dict, path) -> None:
             what = f"[{section}]" if section not in saved else f"[{section}].{missing[0]}"
             raise InputFileError(f"{path}: attribute 'config' lacks {what}, which every job's configuration holds; "
                                  f"the checkpoint is damaged, {RESTART}")
+
+
+#: static datasets whose values depend on R (the cluster each rank flows): compared only with a checkpoint of that R
+BY_RANKS = ("cluster/owner",)
+
+
+def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
+    """Refuse (InputFileError on every rank) a checkpoint whose static datasets are not the rows this job samples and
+    clusters again: a resume reads only the metrics from it and would continue them on other points (a sampler
+    that changed between versions, an edited file), then overwrite the point data. static: {name: (global_idx,
+    local_rows)} of this rank as `CheckpointWriter` takes it, n_rows: {name: global rows}. Each rank compares its own
+    rows bitwise (the sampler forms a point's data inside its block, the same bits for every R and thread count:
+    `hpcflow.geometry.sampling`), BLOCK_ROWS rows read at a time; BY_RANKS datasets only their shape unless the
+    checkpoint's R is this R. A missing dataset is an incomplete checkpoint, but for one of 0 rows (test/ of a run
+    without test points, written before those datasets existed). One allgather at R > 1: every rank raises the
+    lowest refusing rank's line."""
+    c = resolve(comm)
+    try:
+        _check_static(str(path), static, n_rows, c.Get_size())
+        mine = None
+    except InputFileError as exc:
+        mine = str(exc)
+    first = mine if c.Get_size() == 1 else next((m for m in c.allgather(mine) if m is not None), None)
+    if first is not None:
+        raise_together(InputFileError(first), comm=c)
+
+
+def _check_static(path: str, static: dict, n_rows: dict, ranks: int) -> None:
+    """`check_static` on this rank alone (no collective)."""
+    with read_h5(path, lambda exc: InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is "
+                                                  f"damaged, {RESTART}")) as f:
+        def other(name, what):
+            return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
+                                  f"checkpoint was written by hpcflow {f.attrs.get('hpcflow_version')}, this is "
+                                  f"{__version__}): resume with the hpcflow that wrote it, or {RESTART}")
+
+        for name, (idx, local) in static.items():
+            n, local = int(n_rows[name]), np.asarray(local)
+            if name not in f:
+                if n == 0:
+                    continue
+                raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
+            ds, want = f[name], (n,) + local.shape[1:]
+            if not isinstance(ds, h5py.Dataset) or ds.shape != want or ds.dtype.kind != local.dtype.kind:
+                raise other(name, f"(shape {getattr(ds, 'shape', None)}, type {getattr(ds, 'dtype', None)}; the job's: "
+                                  f"{want}, {local.dtype})")
+            if name in BY_RANKS and f.attrs.get("ranks") != ranks:
+                continue
+            for pos, rows in _rows_at(ds, np.asarray(idx, dtype=np.int64)):
+                differ = (rows != local[pos]).reshape(len(pos), -1).any(axis=1)
+                if differ.any():
+                    raise other(name, f"at row {int(idx[pos[np.argmax(differ)]])}")
+
+
+def _rows_at(ds, idx: np.ndarray, block: int = BLOCK_ROWS):
+    """(positions, rows) of dataset `ds` at the global rows `idx`, read in spans of at most `block` rows: rows[i] is
+    row idx[positions[i]]; a contiguous idx is read once, a scattered one span by span."""
+    pos = np.argsort(idx, kind="stable")
+    rows = idx[pos]
+    start = 0
+    while start < rows.size:
+        lo = int(rows[start])
+        end = int(np.searchsorted(rows, lo + block, side="left"))
+        span = ds[lo:int(rows[end - 1]) + 1]
+        yield pos[start:end], span[rows[start:end] - lo]
+        start = end
 
 
 def _writer_settings(every, seconds, block_rows) -> dict:

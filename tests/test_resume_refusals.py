@@ -1,6 +1,6 @@
-"""--resume of a flow checkpoint that a flow never writes: a metric that is not Hermitian positive definite, a
-history that is not floating point, a schema version or status outside the schema, a job configuration without a
-table every job has. Each is refused in one line naming the entry
+"""--resume of a flow checkpoint that a flow never writes: a metric that is not Hermitian positive definite, point
+data that are not the rows the job samples, a history that is not floating point, a schema version or status
+outside the schema, a job configuration without a table every job has. Each is refused in one line naming the entry
 (exit 2, every rank), the files left as they were; what the flow writes still resumes."""
 
 import json
@@ -138,6 +138,62 @@ def test_every_rank_refuses_a_metric_only_the_last_rank_reads(finished, tmp_path
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "train/g at row 119 is not positive definite" in lines[0], err
     assert ck.read_bytes() == before
+
+
+# ---- point data ---------------------------------------------------------------------------------------------------
+def _ulp(values):
+    values[-1] = np.nextafter(values[-1], np.inf)  # one unit in the last place: not the sampler's bits
+    return values
+
+
+#: (dataset, change, what the refusal says)
+OTHER_POINTS = [("train/points", _set((0, 0), 5), "train/points at row 0 does not match what this job samples"),
+                ("train/weights", _set(0, -1.0), "train/weights at row 0 does not match"),
+                ("test/omega2", _ulp, "test/omega2 at row 39 does not match"),
+                ("test/points", lambda v: v[:10], "test/points (shape (10, 5), type complex128; the job's: (40, 5), "
+                                                  "complex128) does not match"),
+                ("train/omega2", lambda v: None, "dataset train/omega2 is missing")]
+
+
+@pytest.mark.parametrize("name,change,said", OTHER_POINTS, ids=[s[:24] for *_, s in OTHER_POINTS])
+def test_point_data_that_the_job_does_not_sample_are_refused(finished, tmp_path, capsys, name, change, said):
+    """The resume samples the points again and reads only the metrics from the checkpoint: point data that differ
+    (metrics of other points) were overwritten and the flow went on; now refused, the fix named."""
+    job, out, ck = _copy(finished, tmp_path)
+    _edit(ck, name, change)
+    fix = "resume with the hpcflow that wrote it" if "missing" not in said else "the checkpoint is incomplete"
+    _refused(capsys, job, out, said, fix, check=False)  # (--check samples nothing: it cannot compare them)
+
+
+@pytest.mark.parametrize("name,change,said", [
+    ("cluster/labels", _set(0, 99), "cluster/labels at row 0 does not match"),
+    ("cluster/labels", lambda v: None, "dataset cluster/labels is missing")])
+def test_cluster_labels_that_the_job_does_not_find_are_refused(clustered, tmp_path, capsys, name, change, said):
+    job, out, ck = _copy(clustered, tmp_path)
+    _edit(ck, name, change)
+    _refused(capsys, job, out, said, check=False)
+
+
+@pytest.mark.parametrize("ranks", [2])
+def test_a_checkpoint_of_one_rank_resumes_at_two_and_other_rows_are_refused_by_both(finished, clustered, tmp_path,
+                                                                                    ranks):
+    """The sampler's rows are the same bits at every R (and the cluster owners, which depend on R, are not
+    compared): a one-rank checkpoint resumes at two ranks, exact and clustered. A row held by one rank alone (the
+    last train point; the last label, whose cluster is owned by one rank) is refused by every rank in one line."""
+    for run, name, row in ((finished, "train/points", (-1, -1)), (clustered, "cluster/labels", -1)):
+        job, out, ck = _copy(run, tmp_path / name.split("/")[0])
+        statuses, err = _at_ranks(tmp_path / name.split("/")[0], ranks, job, out)
+        assert statuses == [0] * ranks, err
+        with h5py.File(ck) as f:
+            assert f.attrs["step"] == 5 and f.attrs["ranks"] == ranks
+            value = f[name][row]
+        _edit(ck, name, _set(row, value + 1))
+        before = ck.read_bytes()
+        statuses, err = _at_ranks(tmp_path / name.split("/")[0], ranks, job, out, steps=6)
+        assert statuses == [2] * ranks, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"{name} at row 119 does not match" in lines[0], err
+        assert ck.read_bytes() == before
 
 
 # ---- histories, version, status, job ------------------------------------------------------------------------------

@@ -275,7 +275,8 @@ def legs_summary(legs: list) -> dict:
 def resume_state(cfg: dict, outdir, *, comm=None):
     """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
     it is damaged (its job lacking a required key too), belongs to another job, or holds more steps than
-    [flow].steps, raised by every rank alike."""
+    [flow].steps, raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
+    them.)"""
     from hpcflow.checkpoint import check_resumable, check_saved_job, load_resume
     from hpcflow.parallel.comm import arguments_together
 
@@ -373,7 +374,7 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
 
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`."""
-    from hpcflow.checkpoint import CheckpointWriter, FlowResume
+    from hpcflow.checkpoint import CheckpointWriter, FlowResume, check_static
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
@@ -400,6 +401,8 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         mine = np.arange(n_blocks) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
+    if state is not None:  # the metrics it holds belong to its points: those sampled here, or it is refused
+        check_static(path, static, n_rows, comm=c)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c, started=started, job_text=job_text,
                               signalled=pending)
