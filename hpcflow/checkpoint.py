@@ -304,21 +304,25 @@ def _refuse_non_finite(path, name: str, values: np.ndarray, *, first: int = 0, u
 
 def _refuse_non_metrics(path, name: str, block: np.ndarray, *, first: int) -> None:
     """InputFileError naming the first row of `block` ((k, m, m) complex, finite; its row 0 is row `first` of `name`)
-    that is not a metric the flow holds: Hermitian exactly as `unpack` forms it (the flow keeps g packed, and a resume
-    reads it back through `pack`, which takes the upper triangle and the diagonal's real part), and positive
-    definite by `is_positive_definite`, the test the flow's step decision applies to every train metric and to each
-    test metric it updates (g_FS, step 0, passes it too): a metric the flow wrote is never refused here."""
-    formed = unpack(pack(block), m=block.shape[-1])
+    that is not a metric the flow holds: exactly Hermitian (each entry below the diagonal the conjugate of its
+    mirror, a real diagonal: the writer stores `unpack` of the flow's packed components, and a resume reads them back
+    through `pack`, which would drop the rest) and positive definite by `is_positive_definite`, the test the flow's
+    step decision applies to every train metric and to each test metric it updates (g_FS, step 0, passes it too). A
+    row the flow wrote is those very bits, so it is never refused here. O(k m^3), vectorised over the rows."""
+    m = block.shape[-1]
+    rows = block.reshape(len(block), m * m)
+    a, b = np.triu_indices(m, 1)
+    hermitian = (rows[:, a * m + b] == rows[:, b * m + a].conj()).all(axis=1) & (rows[:, ::m + 1].imag == 0).all(axis=1)
     with np.errstate(over="ignore", invalid="ignore"):  # as in the flow's decision: an overflowing minor fails it
-        ok = (block == formed).all(axis=(1, 2)) & is_positive_definite(formed)
+        ok = hermitian & is_positive_definite(block)
     if ok.all():
         return
     k = int(np.argmin(ok))
-    if not (block[k] == formed[k]).all():
+    if not hermitian[k]:
         why = "is not Hermitian (an entry below the diagonal is not the conjugate of its mirror, or a diagonal " \
               "entry is not real)"
     else:
-        minors = ", ".join(f"{float(det_hermitian(formed[k, :j, :j])):.3g}" for j in range(1, formed.shape[-1] + 1))
+        minors = ", ".join(f"{float(det_hermitian(block[k, :j, :j])):.3g}" for j in range(1, m + 1))
         why = f"is not positive definite (leading principal minors {minors})"
     raise InputFileError(f"{path}: {name} at row {first + k} {why}, where the flow writes only Hermitian positive "
                          f"definite metrics; the checkpoint is damaged, {RESTART}")
