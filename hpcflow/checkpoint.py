@@ -37,6 +37,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import h5py
 import numpy as np
@@ -189,22 +190,43 @@ def load_resume(path, *, comm=None) -> FlowResume:
     """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`). Collective:
     a rank that cannot read it, or finds it damaged in its share of the rows, makes every rank raise (one allgather
     at R > 1), so none goes on into the flow's collectives alone."""
-    return arguments_together(lambda: _load_resume(str(path), comm), comm=comm)
+    return _together(lambda: _load_resume(str(path), comm), comm)
+
+
+def _together(check, comm):
+    """check() on every rank; an InputFileError on any rank is raised on every rank with the lowest such rank's line
+    (one allgather at R > 1), as a refusal of the file, not of one rank's arguments: a rank that finds the checkpoint
+    damaged in its share of the rows makes every rank refuse it, so none goes on alone into the flow's collectives."""
+    c = resolve(comm)
+    if c.Get_size() == 1:
+        return check()
+    try:
+        value, mine = check(), None
+    except InputFileError as exc:
+        value, mine = None, one_line(exc)
+    first = next((m for m in c.allgather(mine) if m is not None), None)
+    if first is not None:
+        raise_together(InputFileError(first), comm=c)
+    return value
+
+
+def _unreadable(path, exc) -> InputFileError:
+    """The refusal of a checkpoint h5py cannot read (`read_h5`'s `refuse`)."""
+    return InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is damaged, {RESTART}")
 
 
 def _load_resume(path: str, comm) -> FlowResume:
     """`load_resume` on this rank alone: InputFileError for a missing, foreign or damaged file; no collective."""
     if not os.path.isfile(path):
         raise InputFileError(f"{path}: no readable checkpoint to resume from; {RESTART}")
-    with read_h5(path, lambda exc: InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is "
-                                                  f"damaged, {RESTART}")) as f:
+    with read_h5(path, partial(_unreadable, path)) as f:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
         try:
             _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
             rej = [(int(s), float(h)) for s, h in _floats(f, "rejections", path, "(step, dt) rows").reshape(-1, 2)]
-            per_rank = {k: _dataset(f, f"history/{k}")[()] for k in PER_RANK_KEYS if f"history/{k}" in f}
+            per_rank = {k: np.asarray(_dataset(f, f"history/{k}")[()]) for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
             step = int(a["step"])
@@ -424,23 +446,14 @@ def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
     rows bitwise (the sampler forms a point's data inside its block, the same bits for every R and thread count:
     `hpcflow.geometry.sampling`), BLOCK_ROWS rows read at a time; BY_RANKS datasets only their shape unless the
     checkpoint's R is this R. A missing dataset is an incomplete checkpoint, but for one of 0 rows (test/ of a run
-    without test points, written before those datasets existed). One allgather at R > 1: every rank raises the
-    lowest refusing rank's line."""
+    without test points, written before those datasets existed). One allgather at R > 1 (`_together`)."""
     c = resolve(comm)
-    try:
-        _check_static(str(path), static, n_rows, c.Get_size())
-        mine = None
-    except InputFileError as exc:
-        mine = str(exc)
-    first = mine if c.Get_size() == 1 else next((m for m in c.allgather(mine) if m is not None), None)
-    if first is not None:
-        raise_together(InputFileError(first), comm=c)
+    _together(lambda: _check_static(str(path), static, n_rows, c.Get_size()), c)
 
 
 def _check_static(path: str, static: dict, n_rows: dict, ranks: int) -> None:
     """`check_static` on this rank alone (no collective)."""
-    with read_h5(path, lambda exc: InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is "
-                                                  f"damaged, {RESTART}")) as f:
+    with read_h5(path, partial(_unreadable, path)) as f:
         def other(name, what):
             return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
                                   f"checkpoint was written by hpcflow {f.attrs.get('hpcflow_version')}, this is "

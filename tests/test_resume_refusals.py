@@ -98,7 +98,8 @@ def _at_ranks(tmp_path, ranks, job, out, steps=5):
 # ---- metrics ------------------------------------------------------------------------------------------------------
 #: (dataset, row, metric put there, what the refusal says): -I has leading principal minors -1, 1, -1; diag(1, 1, 0)
 #: is singular (its last minor 0); the others are Hermitian positive definite but for one entry
-NOT_METRICS = [("train/g", 2, -np.eye(3), "train/g at row 2 is not positive definite (leading principal minors -1, 1, -1)"),
+NOT_METRICS = [("train/g", 2, -np.eye(3), "train/g at row 2 is not positive definite (leading principal minors -1, 1, "
+                                          "-1)"),
                ("test/g", 39, np.diag([1.0, 1.0, 0.0]), "test/g at row 39 is not positive definite (leading principal "
                                                          "minors 1, 1, 0)"),
                ("train/g", 5, np.array([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]]), "train/g at row 5 is not Hermitian"),
@@ -137,6 +138,7 @@ def test_every_rank_refuses_a_metric_only_the_last_rank_reads(finished, tmp_path
     assert statuses == [2] * ranks, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "train/g at row 119 is not positive definite" in lines[0], err
+    assert "arguments" not in lines[0], err  # a refusal of the file, not of a rank's arguments
     assert ck.read_bytes() == before
 
 
@@ -209,6 +211,7 @@ BAD_ENTRIES = [("history/dt", _as_bytes, "dataset history/dt has type |S"),
                                                                                       "int64"),
                ("history/rejections", lambda v: v.astype(np.int64), "history/rejections has type int64"),
                ("history/step_seconds", lambda v: v.astype(np.int64), "history/step_seconds has shape"),
+               ("history/comm_bytes", lambda v: "x", "history/comm_bytes has shape () and type |S1"),
                ("@schema_version", 99, "attribute schema_version = 99 is not one this hpcflow"),
                ("@status", "banana", "attribute status = 'banana' is not one of running, preempted, finished")]
 
@@ -216,8 +219,8 @@ BAD_ENTRIES = [("history/dt", _as_bytes, "dataset history/dt has type |S"),
 @pytest.mark.parametrize("name,change,said", BAD_ENTRIES, ids=[f"{n} {s[-12:]}" for n, _, s in BAD_ENTRIES])
 def test_histories_that_are_not_floating_point_and_unknown_versions_or_statuses_are_refused(finished, tmp_path,
                                                                                            capsys, name, change, said):
-    """b'6.5' reads as the number 6.5 and int64 σ as numbers: they were resumed; a later schema version and a
-    status outside the schema too."""
+    """b'6.5' reads as the number 6.5 and int64 σ as numbers: they were resumed (a per-rank history of one string
+    stopped the run with a traceback); a later schema version and a status outside the schema too."""
     job, out, ck = _copy(finished, tmp_path)
     if name.startswith("@"):
         with h5py.File(ck, "r+") as f:
