@@ -104,6 +104,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     from hpcflow.analysis.products import PRODUCTS, TABLES
     from hpcflow.analysis.study import check_study_flag
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
+    from hpcflow.resources import check_environment
 
     survive_closed_pipes()
     p = _Parser(prog=f"{name}.py", description=description)
@@ -121,6 +122,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     args = p.parse_args(argv)
     dpi = getattr(args, "dpi", 110)
     try:
+        check_environment()  # HPCFLOW_* and the BLAS/OpenMP thread counts as every command checks them, before any work
         check_out(args.out)
         check_study_flag(args.paths, getattr(args, "study", None))
         if not MIN_DPI <= dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
