@@ -284,6 +284,8 @@ def completeness(run_dir) -> tuple[bool, str]:
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
+    if summary is not None and (why := _disagreement(summary, ckpt, step)):
+        return False, why
     pt = os.path.join(run_dir, NN_CHECKPOINT)
     if summary is None or summary.get("status") == "preempted":
         what = "no summary.json" if summary is None else "preempted"
@@ -310,6 +312,34 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
                        "(interrupted or extended run; continue it with --resume)")
     return True, ""
+
+
+#: the `status` values of summary.json (docs/outputs.md, "summary.json"); a summary without one is of an older hpcflow
+SUMMARY_STATUSES = ("finished", "diverged", "stopped", "not_positive_definite", "preempted")
+#: a flow checkpoint's `@status` that --resume continues from (a summary.json that says otherwise is not its own)
+RESUMABLE = ("running", "preempted")
+
+
+def _disagreement(summary: dict, ckpt: str, step: int | None) -> str:
+    """Why summary.json cannot be taken for the run's record, "" when it can: its `status` is none of
+    SUMMARY_STATUSES (damaged or edited), or it describes the step of the flow's checkpoint.h5 (`step`, None without
+    one) with another status than the checkpoint's `@status` (the checkpoint, which --resume reads, is the truth: a
+    "preempted" checkpoint under a "finished" summary is a preempted run). A summary of another step is judged by
+    `completeness` (an interrupted or extended run)."""
+    status = summary.get("status")
+    if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
+        return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
+                "edited); rerun the job with --force")
+    if step is None or status in (None, "preempted"):
+        return ""
+    if _int(summary.get("checkpoint_step", summary.get("steps_taken"))) != step:
+        return ""
+    held = _text(_state_attrs(ckpt).get("status"))
+    if not held or held == status:
+        return ""
+    fix = "continue it with --resume" if held in RESUMABLE else "rerun the job with --force"
+    return (f"summary.json says {status!r} but checkpoint.h5 says {held!r} at step {step} (inconsistent: "
+            f"checkpoint.h5 holds the run); {fix}")
 
 
 #: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)

@@ -90,13 +90,30 @@ def _collect(paths, *, study_name=None) -> Report:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
+    refused = []  # (path, reason) of the runs a product could not read
     for name, members in groups.items():
         if members:
-            prod = _run_product(name, members, report.skipped, study_name=study_name, names=named)
+            prod = _run_product(name, members, refused, study_name=study_name, names=named)
             if prod is not None:
                 report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines,
                                                        prod.captions))
+    report.skipped += refused
+    _mark_unread(report.infos, refused)
     return report
+
+
+def _mark_unread(infos, refused) -> None:
+    """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
+    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does."""
+    from hpcflow.report.detect import data_file_of
+
+    why = {}
+    for path, reason in refused:
+        why.setdefault(path, reason)
+    for info in infos:
+        if info.kind not in (None, "study") and info.complete and info.path in why:
+            info.complete, info.status = False, ""
+            info.reason = f"{data_file_of(info.path)} damaged ({why[info.path]}); rerun the job with --force"
 
 
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:

@@ -50,6 +50,12 @@ def _present(path) -> list:
     return [name for name in FILES if os.path.isfile(os.path.join(path, name))]
 
 
+def data_file_of(path) -> str:
+    """The name of the data file that decides the kind of run directory `path` (the first of FILES it holds), "" when
+    none."""
+    return next(iter(_present(path)), "")
+
+
 def _set_aside(path) -> str:
     """The words naming an earlier run's files that a killed --force run left set aside in `path`, "" if none."""
     from hpcflow.jobs.replaced import leftovers

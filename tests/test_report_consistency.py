@@ -1,0 +1,100 @@
+"""One judgement per run: the data file (checkpoint.h5, noise_scan.h5) is the truth, and a summary.json that disagrees
+with it, or holds a status that no hpcflow writes, makes the run incomplete in the runs table, Table 1 and the
+printed lines alike, with the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis_runs import ROOT, env, md_rows, run_dirs
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _runs_rows(md: str) -> dict:
+    return md_rows(md.split("## Runs")[1].split("\n## ")[0])
+
+
+def _edit_summary(run_dir, **changes) -> None:
+    path = os.path.join(run_dir, "summary.json")
+    with open(path, encoding="utf-8") as fh:
+        s = json.load(fh)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({**s, **changes}, fh)
+
+
+def _report(paths, out):
+    from hpcflow.report.build import build_report
+
+    res = build_report(list(map(str, paths)), out)
+    with open(res["md"], encoding="utf-8") as fh:
+        return res, fh.read()
+
+
+def test_a_summary_status_outside_the_schema_is_damaged_in_the_runs_table_and_table1(tmp_path, runs):
+    """summary.json `status` edited to 5: the runs table showed "5" and Table 1 "finished". Now both call the run
+    incomplete, naming the status and the fix; Table 1 of the report leaves it out as it does every incomplete run."""
+    from hpcflow.analysis.table1 import load_row
+
+    d = tmp_path / "edited"
+    shutil.copytree(runs["flow"], d)
+    _edit_summary(d, status=5)
+    _res, md = _report([runs["flow_gauss"], d], tmp_path / "out")
+    status = _runs_rows(md)["edited"][2]
+    assert status.startswith("incomplete: summary.json status '5' is none of finished, "), status
+    assert status.endswith("rerun the job with --force"), status
+    table1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert "| flow_gauss |" in table1 and "| edited |" not in table1
+    row = load_row(d)["status"]  # analysis/table1.py's status column
+    assert row.startswith("incomplete: summary.json status '5' is none of"), row
+
+
+def test_a_preempted_checkpoint_under_a_finished_summary_is_incomplete_and_resume_continues_it(tmp_path, runs):
+    """checkpoint.h5 @status "preempted" at the step that summary.json, saying "finished", describes: the report
+    showed the run finished. Now it is incomplete, the checkpoint's word first, and the fix it names (--resume) is
+    accepted and leaves a run that the report calls finished."""
+    d = tmp_path / "pre"
+    shutil.copytree(runs["flow"], d)
+    with h5py.File(d / "checkpoint.h5", "a") as f:
+        f.attrs["status"] = "preempted"
+        step = int(f.attrs["step"])
+    _res, md = _report([runs["flow_gauss"], d], tmp_path / "out")
+    status = _runs_rows(md)["pre"][2]
+    assert status.startswith(f"incomplete: summary.json says 'finished' but checkpoint.h5 says 'preempted' at step "
+                             f"{step}"), status
+    assert status.endswith("continue it with --resume"), status
+    assert (f"pre [delta] (incomplete: summary.json says 'finished' but checkpoint.h5 says 'preempted' at step {step}):"
+            in md)  # the sigma histories' line
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(d / "job.toml"), "--out", str(d), "--resume",
+                           "--quiet"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    _res, md = _report([runs["flow_gauss"], d], tmp_path / "again")
+    assert _runs_rows(md)["pre"][2] == "finished"
+
+
+def test_a_noise_scan_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_path, runs):
+    """A noise scan whose table/gain holds NaN without a reason was skipped as damaged by Fig. 3, yet its row said
+    "finished". Now its row says noise_scan.h5 is damaged, with the reader's reason."""
+    d = tmp_path / "nan_scan"
+    shutil.copytree(runs["noise"], d)
+    with h5py.File(d / "noise_scan.h5", "a") as f:
+        gain = f["table/gain"][()]
+        gain[1] = np.nan
+        f["table/gain"][...] = gain
+    res, md = _report([runs["flow"], d], tmp_path / "out")
+    status = _runs_rows(md)["nan_scan"][2]
+    assert status.startswith("incomplete: noise_scan.h5 damaged (Fig. 3 left"), status
+    assert "table/gain" in status and status.endswith("rerun the job with --force"), status
+    assert [p for p, _ in res["skipped"]] == [str(d)]
+    assert _runs_rows(md)["flow"][2] == "finished"
