@@ -284,7 +284,7 @@ def completeness(run_dir) -> tuple[bool, str]:
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
-    if summary is not None and (why := _disagreement(summary, ckpt, step)):
+    if summary is not None and (why := _disagreement(summary, ckpt, step, run_dir)):
         return False, why
     pt = os.path.join(run_dir, NN_CHECKPOINT)
     if summary is None or summary.get("status") == "preempted":
@@ -294,7 +294,7 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): rerun the job with --force"
                            if torch_available() else
                            f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
-        return False, f"{what}; continue it with --resume"
+        return False, f"{what}; {_resume_fix(run_dir)}"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
             return False, f"{NN} unreadable (damaged); rerun the job with --force"
@@ -305,12 +305,12 @@ def completeness(run_dir) -> tuple[bool, str]:
                                      f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
-                           "(interrupted or extended run; continue it with hpcflow nn --resume)")
+                           f"(interrupted or extended run; {_resume_fix(run_dir, 'hpcflow nn --resume')})")
         return True, ""
     described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
     if step is not None and described is not None and described != step:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
-                       "(interrupted or extended run; continue it with --resume)")
+                       f"(interrupted or extended run; {_resume_fix(run_dir)})")
     return True, ""
 
 
@@ -320,7 +320,7 @@ SUMMARY_STATUSES = ("finished", "diverged", "stopped", "not_positive_definite", 
 RESUMABLE = ("running", "preempted")
 
 
-def _disagreement(summary: dict, ckpt: str, step: int | None) -> str:
+def _disagreement(summary: dict, ckpt: str, step: int | None, run_dir: str) -> str:
     """Why summary.json cannot be taken for the run's record, "" when it can: its `status` is none of
     SUMMARY_STATUSES (damaged or edited), or it describes the step of the flow's checkpoint.h5 (`step`, None without
     one) with another status than the checkpoint's `@status` (the checkpoint, which --resume reads, is the truth: a
@@ -337,9 +337,18 @@ def _disagreement(summary: dict, ckpt: str, step: int | None) -> str:
     held = _text(_state_attrs(ckpt).get("status"))
     if not held or held == status:
         return ""
-    fix = "continue it with --resume" if held in RESUMABLE else "rerun the job with --force"
+    fix = _resume_fix(run_dir) if held in RESUMABLE else "rerun the job with --force"
     return (f"summary.json says {status!r} but checkpoint.h5 says {held!r} at step {step} (inconsistent: "
             f"checkpoint.h5 holds the run); {fix}")
+
+
+def _resume_fix(run_dir, command: str = "--resume") -> str:
+    """How an interrupted run is continued: "continue it with --resume" (`command`), or for a trial's directory
+    inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
+    (`hpcflow.analysis.study.continuation`)."""
+    from hpcflow.analysis.study import continuation
+
+    return continuation(run_dir) or f"continue it with {command}"
 
 
 #: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)

@@ -280,3 +280,74 @@ def overview(path, study_name: str | None = None) -> dict:
             out["best_run_dir_problem"] = f"trial {best.number}: no run directory {run_dir}"
         out.update(best_trial=best.number, best_value=best.value, best_run_dir=run_dir)
     return out
+
+
+def enclosing_study(path) -> str | None:
+    """The study directory of `hpcflow tune` that `path` lies inside (an ancestor, followed through symbolic links too,
+    whose study.json names a study: where `hpcflow run` refuses to write, --resume included), None when none."""
+    for where in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        parent = os.path.dirname(where)
+        while parent != where:
+            if isinstance(_record(parent).get("study"), str):
+                return parent
+            where, parent = parent, os.path.dirname(parent)
+    return None
+
+
+def continuation(run_dir) -> str:
+    """What continues an interrupted run whose directory lies inside a study directory (`enclosing_study`: a trial's,
+    which --resume refuses): the study's retry of that trial (continuing its checkpoint or afresh; queued for the
+    study's next `hpcflow tune`, or run as trial M, whose directory holds the result), or the study's command where
+    the trial is not found; "" for a run outside a study."""
+    from hpcflow.tune.budget import predecessor
+
+    study_dir = enclosing_study(run_dir)
+    if study_dir is None:
+        return ""
+    where = f"the study in {study_dir}"
+    try:
+        study, base = load_study(study_dir)
+        trials = study.get_trials(deepcopy=False)
+    except (MissingData, ImportError):
+        return f"it lies in {where}, where --resume is refused: the study's own `hpcflow tune` continues its trials"
+    command = _tune_command(study, study_dir)
+    found = [t for t in trials if _runs_in(t, base, run_dir)]
+    if not found:
+        return f"it lies in {where}, where --resume is refused: `{command}` continues the study's trials"
+    trial = found[-1]
+    retries = [t for t in trials if predecessor(t) == trial.number]
+    if not retries:
+        if trial.state.name == "RUNNING":
+            return (f"trial {trial.number} of {where}, RUNNING in its storage: the study's next `{command}` marks it "
+                    "failed and retries it")
+        return (f"trial {trial.number} of {where}, {trial.state.name.lower()} and not retried by the study; --resume "
+                "is refused inside a study: rerun its job.toml with hpcflow run into an --out outside it")
+    retry = retries[-1]
+    how = "continued" if retry.user_attrs.get("continues") == trial.number else "retried afresh"
+    if retry.state.name == "WAITING":
+        return f"trial {trial.number} of {where}, queued to be {how} as trial {retry.number} by `{command}`"
+    rd = _run_dir_or_none(retry, base)
+    return (f"trial {trial.number} of {where}, {how} by the study as trial {retry.number}"
+            + (f" ({rd}): report that directory" if rd else ""))
+
+
+def _tune_command(study, study_dir) -> str:
+    """`hpcflow tune JOB --trials N --out DIR` of the study: its job file as the study recorded it."""
+    from hpcflow.tune.study import RECORD as JOB_RECORD
+
+    record = study.user_attrs.get(JOB_RECORD)
+    job = record.get("job") if isinstance(record, dict) and isinstance(record.get("job"), str) else "JOB.toml"
+    return f"hpcflow tune {job} --trials N --out {study_dir}"
+
+
+def _run_dir_or_none(trial, base) -> str | None:
+    try:
+        return trial_run_dir(trial, base)
+    except MissingData:
+        return None
+
+
+def _runs_in(trial, base, run_dir) -> bool:
+    """Whether `trial`'s run directory is `run_dir`."""
+    rd = _run_dir_or_none(trial, base)
+    return bool(rd) and os.path.isdir(rd) and os.path.samefile(rd, run_dir)
