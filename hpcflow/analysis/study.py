@@ -54,7 +54,7 @@ def _storage(path):
 
     if "://" in path:
         return _url_storage(path), os.getcwd()
-    from hpcflow.tune.storage import journal_backend, locked_journal_problem
+    from hpcflow.tune.storage import journal_backend
 
     label = _record(path).get("storage") if os.path.isdir(path) else None
     if isinstance(label, str) and label != JOURNAL:  # the study directory of another storage
@@ -74,10 +74,57 @@ def _storage(path):
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
         raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
-    problem = locked_journal_problem(journal, instead=HINT)  # Optuna's reader would skip a cut-off last line
+    problem = _journal_problem(journal)  # Optuna's reader would skip a cut-off last line
     if problem:
         raise MissingData(f"{journal}: {problem}")
     return JournalStorage(journal_backend(journal)), os.path.dirname(os.path.abspath(journal))
+
+
+#: seconds a reader reads a journal again while its lock is held and its last line is unended (an append in progress)
+READ_WAIT = 2.0
+
+
+def _journal_problem(journal: str) -> str | None:
+    """`hpcflow.tune.storage.journal_problem` of a journal read without its lock: a reader only reads, so it never
+    makes, waits for or takes over the writers' lock (a lock left by a killed worker would hold it up, then be taken
+    over inside the study directory); only a lock link that names no file is removed, as tune removes it. A problem
+    found while the lock link exists (a worker's append in progress leaves an unended last line) is read again every
+    50 ms, for READ_WAIT seconds at most, and said with the lock."""
+    import time
+
+    from hpcflow.tune.storage import journal_problem, remove_dangling_lock
+
+    remove_dangling_lock(journal)  # a link to no file (an older hpcflow's, a moved study): no writer's, said in a line
+    lock, deadline = os.path.abspath(journal) + ".lock", time.monotonic() + READ_WAIT
+    while True:
+        try:
+            problem = journal_problem(journal, instead=HINT)
+        except OSError as exc:
+            return f"cannot read it ({exc.strerror}); fix its permissions, or {HINT}"
+        held = os.path.lexists(lock)
+        if not problem or not held:
+            return problem
+        seen = _identity(journal, lock)
+        if (seen and _WAITED.get(os.path.realpath(journal)) == seen) or time.monotonic() > deadline:
+            _WAITED[os.path.realpath(journal)] = seen  # unchanged since: said again without a wait
+            return (f"{problem} (its lock {lock} was held meanwhile: if a worker is still appending, read the study "
+                    "again)")
+        time.sleep(0.05)
+
+
+#: journal -> the identity (`_identity`) of it and its lock when a wait for its problem ended: a report reads a study
+#: several times (its row, each figure), and waits once
+_WAITED: dict = {}
+
+
+def _identity(journal: str, lock: str) -> tuple:
+    """(size, mtime) of a journal and (inode, mtime) of its lock link: what an append in progress changes; () when
+    either is gone meanwhile."""
+    try:
+        st, ln = os.stat(journal), os.lstat(lock)
+    except OSError:
+        return ()
+    return st.st_size, st.st_mtime_ns, ln.st_ino, ln.st_mtime_ns
 
 
 def _url_storage(url: str):
