@@ -138,7 +138,7 @@ def _checkpoint_history(pt, *, quiet: bool = False) -> dict | None:
 
 def plot(runs):
     """Train (solid) and test (dashed) sigma per step of every run (one `load` result, or a list), one colour per
-    run, log y."""
+    run, log y; the legend beside the axes, where no curve runs under it (constrained layout makes room for it)."""
     runs = [runs] if isinstance(runs, dict) else runs
     fig, (ax,) = new_figure(size=(7.2, 4.8))
     for i, r in enumerate(runs):
@@ -151,7 +151,9 @@ def plot(runs):
     ax.set_xlabel(units.pop() if len(units) == 1 else "step / epoch")
     ax.set_ylabel("sigma (eq. B.11)")
     ax.set_title("sigma histories")
-    ax.legend(fontsize="x-small")
+    legend = ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    fig.set_size_inches(6.4 + wide, 4.8)  # the axes keep their width beside a legend of long names
     return fig
 
 
