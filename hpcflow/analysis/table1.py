@@ -9,6 +9,7 @@ and interrupted, diverged, stopped) is marked in the status column and the print
 from __future__ import annotations
 
 import html
+import math
 import os
 import re
 
@@ -138,8 +139,8 @@ def markdown(rows, *, entities: bool = True) -> str:
             continue
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
         cells = [r["run"], r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
-                 r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), f"{r['gain_train']:.4g}",
-                 f"{r['gain_test']:.4g}", p["gains"]]
+                 r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), _gain(r["gain_train"], ".4g"),
+                 _gain(r["gain_test"], ".4g"), p["gains"]]
         lines.append("| " + " | ".join(map(cell, cells)) + " |")
     return "\n".join(lines) + "\n"
 
@@ -152,5 +153,12 @@ def numbers(rows) -> list:
             out.append(f"{r['run']} ({r['status']}): not read")
             continue
         mark = "" if r["status"] == "finished" else f" ({r['status']})"
-        out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {r['gain_train']:.6g}, gain test {r['gain_test']:.6g}")
+        out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {_gain(r['gain_train'], '.6g')}, gain test "
+                   f"{_gain(r['gain_test'], '.6g')}")
     return out
+
+
+def _gain(value: float, spec: str) -> str:
+    """A gain as the table shows it; '-' where there is none (a flow without test points has no test gain), as in
+    the report's runs table."""
+    return format(value, spec) if math.isfinite(value) else "-"
