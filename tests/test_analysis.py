@@ -468,11 +468,13 @@ def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpo
             find_line(ax, np.arange(1, epochs + 1), comm[:, r])
 
 
-def test_the_same_directory_twice_gets_two_figures(runs, tmp_path):
+def test_the_same_directory_twice_is_read_once(runs, tmp_path):
+    """The second figure of a directory given twice used to overwrite the first (two figures then, stem_LABEL_0 and
+    _1, of one run); now the directory is read once, as `hpcflow report` reports it once, and stderr says so."""
     proc = script("fig3_scaling", runs["scaling"], runs["scaling"], "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".hpcflow_fig3_scaling.json", "fig3_scaling_scaling_0.png",
-                                                          "fig3_scaling_scaling_1.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hpcflow_fig3_scaling.json", "fig3_scaling.png"]
+    assert proc.stderr == f"fig3_scaling: {runs['scaling']} given twice: read once\n", proc.stderr
 
 
 # ---- Optuna study ---------------------------------------------------------------------------------------

@@ -513,6 +513,17 @@ def run_state(run_dir) -> RunState:
     return RunState(complete, reason, status, step, stopped, "epoch" if network else "step")
 
 
+def once(paths) -> tuple[list, list]:
+    """(each input once, in the order given; the repeats left out): a path given twice, or by two spellings of one
+    file or directory (its resolved path), is read once."""
+    unique, seen, twice = [], set(), []
+    for p in map(os.fspath, paths):
+        key = os.path.realpath(p)
+        (twice if key in seen else unique).append(p)
+        seen.add(key)
+    return unique, twice
+
+
 def names(paths) -> list:
     """Names that tell runs apart in one table or legend: each run's base name (`label`), and where two share one,
     their paths below the deepest directory they share (x/run and y/run, not run twice); a directory given twice

@@ -102,6 +102,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     goes away (`table1.py ... | head -1`) ends neither early nor with a traceback."""
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
+    from hpcflow.analysis.rundir import once
     from hpcflow.analysis.study import check_study_flag
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
@@ -129,7 +130,10 @@ def main(name: str, argv=None, *, description: str = "") -> int:
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
-        product = PRODUCTS[name](args.paths, study_name=getattr(args, "study", None))
+        paths, twice = once(args.paths)  # read once, as `hpcflow report` reports a directory given twice once
+        for path in twice:
+            print(f"{name}: {path} given twice: read once", file=sys.stderr)
+        product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
             print(product.printed.get(file, text), end="")

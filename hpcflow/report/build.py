@@ -68,16 +68,13 @@ def collect(paths, *, study_name=None) -> Report:
 
 
 def _collect(paths, *, study_name=None) -> Report:
-    from hpcflow.analysis.rundir import names
+    from hpcflow.analysis.rundir import names, once
     from hpcflow.report.detect import detect
 
-    unique, seen, twice = [], set(), []
-    for p in map(os.fspath, paths):  # a directory given twice (or by two spellings) is reported once
-        key = os.path.realpath(p)
-        (twice if key in seen else unique).append(p)
-        seen.add(key)
+    unique, twice = once(paths)  # a directory given twice (or by two spellings) is reported once
     report = Report([detect(p, study_name=study_name) for p in unique])
     report.skipped += [(p, "given twice: reported once") for p in twice]
+    report.skipped += [(info.path, info.unreported) for info in report.infos if info.unreported]
     for info, name in zip(report.infos, names(unique)):
         info.name = name
     named = {info.path: info.name for info in report.infos}  # the runs table's names, in every section too

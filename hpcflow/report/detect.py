@@ -43,6 +43,7 @@ class RunInfo:
     name: str = ""  # its row's name in the runs table (`rundir.names`): the base name, or more where base names repeat
     running: str = ""  # the live run that holds the directory's lock (`outlock.live_holder`), "" when none
     status: str = ""  # a flow or network run's status in the runs table (`RunState.status_line`), "" for other kinds
+    unreported: str = ""  # why data files of another kind that the directory holds are not reported (`_unreported`)
 
 
 def _present(path) -> list:
@@ -86,6 +87,25 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         if running:
             return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet", running=running)
         return RunInfo(path, None, False, _missing_data(path) + _set_aside(path))
+    info = _detect(path, present, study_name)
+    info.unreported = _unreported(present)
+    return info
+
+
+def _unreported(present) -> str:
+    """Why the data files among `present` (`_present`) of another kind than the first's are not reported, "" when
+    there are none: one directory is one row, of the kind its first data file says."""
+    kind = FILES[present[0]][0]
+    other = [name for name in present if FILES[name][0] != kind]
+    if not other:
+        return ""
+    what = "a study" if kind == "study" else f"a {kind} run"
+    return (f"also holds {', '.join(other)} (another run's), not reported: the directory is reported as {what} "
+            f"({present[0]}); move the other run's files into a directory of their own and report that")
+
+
+def _detect(path, present, study_name) -> RunInfo:
+    """detect() of a directory holding the data files `present`."""
     kind, products = FILES[present[0]]
     if kind == "nn" and not {"ntk/spectrum", "width_sweep/width"} & set(dataset_names(os.path.join(path, NN))):
         products = ("sigma_history",)  # Fig. 4 draws the NTK and the width sweep
