@@ -98,3 +98,17 @@ def test_a_noise_scan_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_path, r
     assert "table/gain" in status and status.endswith("rerun the job with --force"), status
     assert [p for p, _ in res["skipped"]] == [str(d)]
     assert _runs_rows(md)["flow"][2] == "finished"
+
+
+@pytest.mark.parametrize("kind, data_file, unit", [("noise", "noise_scan.h5", ""), ("nn", "nn.h5", " at epoch 3")])
+def test_a_finished_summary_over_a_diverged_data_file_is_inconsistent(tmp_path, runs, kind, data_file, unit):
+    """A noise scan or network run whose data file says "diverged" (`@status`) under a summary.json saying
+    "finished" was shown finished. Now its row says they disagree, naming the file and the fix."""
+    d = tmp_path / f"{kind}_edited"
+    shutil.copytree(runs[kind], d)
+    with h5py.File(d / data_file, "a") as f:
+        f.attrs["status"] = "diverged"
+    _res, md = _report([runs["flow"], d], tmp_path / "out")
+    status = _runs_rows(md)[d.name][2]
+    assert status == (f"incomplete: summary.json says 'finished' but {data_file} says 'diverged'{unit} (inconsistent: "
+                      f"{data_file} holds the run); rerun the job with --force"), status

@@ -29,6 +29,7 @@ NN = "nn.h5"
 #: a network run's training checkpoint (before nn.h5 exists: the only record of an interrupted run)
 NN_CHECKPOINT = nn_files.CHECKPOINT
 NOISE_SCAN = "noise_scan.h5"
+LOCAL_LIMIT = "local_limit.h5"
 DISTANCES = "distances.h5"
 FIG2 = "fig2_distances.h5"
 JOURNAL = "study.journal"
@@ -284,7 +285,7 @@ def completeness(run_dir) -> tuple[bool, str]:
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
-    if summary is not None and (why := _disagreement(summary, ckpt, step, run_dir)):
+    if summary is not None and (why := _disagreement(summary, run_dir, step)):
         return False, why
     pt = os.path.join(run_dir, NN_CHECKPOINT)
     if summary is None or summary.get("status") == "preempted":
@@ -320,26 +321,41 @@ SUMMARY_STATUSES = ("finished", "diverged", "stopped", "not_positive_definite", 
 RESUMABLE = ("running", "preempted")
 
 
-def _disagreement(summary: dict, ckpt: str, step: int | None, run_dir: str) -> str:
+def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     """Why summary.json cannot be taken for the run's record, "" when it can: its `status` is none of
-    SUMMARY_STATUSES (damaged or edited), or it describes the step of the flow's checkpoint.h5 (`step`, None without
-    one) with another status than the checkpoint's `@status` (the checkpoint, which --resume reads, is the truth: a
-    "preempted" checkpoint under a "finished" summary is a preempted run). A summary of another step is judged by
-    `completeness` (an interrupted or extended run)."""
+    SUMMARY_STATUSES (damaged or edited), or it describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
+    its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
+    the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
+    summary is a preempted run). A summary of another step or epoch is judged by `completeness` (an interrupted or
+    extended run)."""
     status = summary.get("status")
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
                 "edited); rerun the job with --force")
-    if step is None or status in (None, "preempted"):
+    name = _data_file(run_dir)
+    if name is None or status in (None, "preempted"):
         return ""
-    if _int(summary.get("checkpoint_step", summary.get("steps_taken"))) != step:
+    attrs = _state_attrs(os.path.join(run_dir, name))
+    unit, at = {CHECKPOINT: ("step", step), NN: ("epoch", _int(attrs.get("epoch")))}.get(name, ("", None))
+    if unit and (at is None or _int(summary.get("checkpoint_step", summary.get("steps_taken"))) != at):
         return ""
-    held = _text(_state_attrs(ckpt).get("status"))
-    if not held or held == status:
+    held = _text(attrs.get("status"))
+    if not held or SAME_STATUS.get(status, status) == held:
         return ""
-    fix = _resume_fix(run_dir) if held in RESUMABLE else "rerun the job with --force"
-    return (f"summary.json says {status!r} but checkpoint.h5 says {held!r} at step {step} (inconsistent: "
-            f"checkpoint.h5 holds the run); {fix}")
+    fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else "rerun the job with --force"
+    return (f"summary.json says {status!r} but {name} says {held!r}{f' at {unit} {at}' if unit else ''} "
+            f"(inconsistent: {name} holds the run); {fix}")
+
+
+#: a summary.json status -> the data file's status that agrees with it, where they differ: an nn tune trial pruned
+#: for its metric (hpcflow.tune.trial) trained to its end
+SAME_STATUS = {"not_positive_definite": "finished"}
+
+
+def _data_file(run_dir) -> str | None:
+    """The data file whose `@status` a flow, network or scan run directory's summary.json describes, None when none."""
+    return next((n for n in (CHECKPOINT, NN, NOISE_SCAN, LOCAL_LIMIT) if os.path.isfile(os.path.join(run_dir, n))),
+                None)
 
 
 def _resume_fix(run_dir, command: str = "--resume") -> str:

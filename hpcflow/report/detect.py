@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, NN, NN_CHECKPOINT, NOISE_SCAN, RUNNING,
-                                     MissingData, dataset_names, judged, network_checkpoint, read_attrs,
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
+                                     RUNNING, MissingData, dataset_names, judged, network_checkpoint, read_attrs,
                                      read_summary, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
-LOCAL_LIMIT = "local_limit.h5"
 STUDY_RECORD = "study.json"
 
 #: data file -> (kind, products of hpcflow.analysis.products.PRODUCTS that read it)
