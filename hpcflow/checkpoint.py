@@ -26,7 +26,8 @@ Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preemp
 JSON object), a schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer
 stores only finite values, or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive
 definite by the test of the flow's step decision). `check_saved_job` refuses a config that lacks a key every job holds,
-`check_static` (once the job's points are sampled again) point data that are not the rows the job samples.
+`check_static` (once the job's points are sampled again) point data that are not the rows the job samples (beyond
+rounding).
 """
 
 from __future__ import annotations
@@ -434,8 +435,14 @@ def check_saved_job(saved: dict, schema: dict, path) -> None:
                                  f"the checkpoint is damaged, {RESTART}")
 
 
-#: static datasets whose values depend on R (the cluster each rank flows): compared only with a checkpoint of that R
-BY_RANKS = ("cluster/owner",)
+#: static datasets compared by shape and type alone: the cluster each rank flows (depends on R) and the labels (the
+#: clustering of points equal to rounding may put a point at a cluster boundary in the other cluster; a resume flows
+#: the clusters it finds, and the metrics belong to the points, not to the labels)
+SHAPE_ONLY = ("cluster/owner", "cluster/labels")
+#: how far a stored point, weight or |Ω|² may lie from the one the job samples again, relative to the row's largest
+#: entry: another machine's libm/SIMD kernels or BLAS change the last bits (~1e-15), another sampler or an edited
+#: file the leading ones
+STATIC_RTOL = 1e-9
 
 
 def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
@@ -443,15 +450,16 @@ def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
     clusters again: a resume reads only the metrics from it and would continue them on other points (a sampler
     that changed between versions, an edited file), then overwrite the point data. static: {name: (global_idx,
     local_rows)} of this rank as `CheckpointWriter` takes it, n_rows: {name: global rows}. Each rank compares its own
-    rows bitwise (the sampler forms a point's data inside its block, the same bits for every R and thread count:
-    `hpcflow.geometry.sampling`), BLOCK_ROWS rows read at a time; BY_RANKS datasets only their shape unless the
-    checkpoint's R is this R. A missing dataset is an incomplete checkpoint, but for one of 0 rows (test/ of a run
-    without test points, written before those datasets existed). One allgather at R > 1 (`_together`)."""
+    rows to STATIC_RTOL of each row's largest entry (the sampler forms a point's data inside its block, the same bits
+    for every R and thread count on one machine, `hpcflow.geometry.sampling`; a requeued job may resume on another
+    node), BLOCK_ROWS rows read at a time; SHAPE_ONLY datasets by their shape and type. A missing dataset is an
+    incomplete checkpoint, but for one of 0 rows (test/ of a run without test points, written before those datasets
+    existed). One allgather at R > 1 (`_together`)."""
     c = resolve(comm)
-    _together(lambda: _check_static(str(path), static, n_rows, c.Get_size()), c)
+    _together(lambda: _check_static(str(path), static, n_rows), c)
 
 
-def _check_static(path: str, static: dict, n_rows: dict, ranks: int) -> None:
+def _check_static(path: str, static: dict, n_rows: dict) -> None:
     """`check_static` on this rank alone (no collective)."""
     with read_h5(path, partial(_unreadable, path)) as f:
         def other(name, what):
@@ -469,12 +477,15 @@ def _check_static(path: str, static: dict, n_rows: dict, ranks: int) -> None:
             if not isinstance(ds, h5py.Dataset) or ds.shape != want or ds.dtype.kind != local.dtype.kind:
                 raise other(name, f"(shape {getattr(ds, 'shape', None)}, type {getattr(ds, 'dtype', None)}; the job's: "
                                   f"{want}, {local.dtype})")
-            if name in BY_RANKS and f.attrs.get("ranks") != ranks:
+            if name in SHAPE_ONLY:
                 continue
             for pos, rows in _rows_at(ds, np.asarray(idx, dtype=np.int64)):
-                differ = (rows != local[pos]).reshape(len(pos), -1).any(axis=1)
+                want = local[pos].reshape(len(pos), -1)
+                gap = np.abs(rows.reshape(len(pos), -1) - want).max(axis=1, initial=0.0)
+                differ = ~(gap <= STATIC_RTOL * np.abs(want).max(axis=1, initial=0.0))  # (NaN differs too)
                 if differ.any():
-                    raise other(name, f"at row {int(idx[pos[np.argmax(differ)]])}")
+                    k = int(np.argmax(differ))
+                    raise other(name, f"at row {int(idx[pos[k]])} (by {float(gap[k]):.3g}, beyond rounding)")
 
 
 def _rows_at(ds, idx: np.ndarray, block: int = BLOCK_ROWS):
