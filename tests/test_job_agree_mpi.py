@@ -61,3 +61,22 @@ def test_jobs_that_read_alike_after_their_overrides_are_one_job(tmp_path):
     statuses, out, err = _mpmd(tmp_path, "run", base, [*base, "--set", "flow.steps=3"])
     assert statuses == [0, 0], out + err
     assert out.count("\n") == 1 and "valid" in out and "nothing run" in out, out + err
+
+
+TUNE = ["job.toml", "--out", "study", "--trials", "1", "--quiet", "--set", "geometry.n_train=60",
+        "--set", "flow.steps=2"]
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--set", "flow.steps=3"], "[flow].steps differs between ranks (2 on rank 0, 3 on rank 1)"),
+    (["--trials", "2"], "--trials differs between ranks (1 on rank 0, 2 on rank 1)"),
+])
+def test_tune_workers_given_different_studies_are_refused_together_before_any_trial(tmp_path, extra, said):
+    """`hpcflow tune` under mpiexec runs each trial's flow on every rank: ranks given another job or options went
+    on into the trial's collectives (or one rank's trial count alone counted), unsaid."""
+    (tmp_path / "job.toml").write_text(open("jobs/tune_delta.toml").read())
+    statuses, out, err = _mpmd(tmp_path, "tune", TUNE, [*TUNE, *extra])
+    assert statuses == [2, 2], out + err
+    assert err.count("\n") == 1 and said in err and "same job file, --set values and options" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "study").exists()  # refused before the study directory was made

@@ -356,16 +356,16 @@ def shell_line(argv) -> str:
 AGREED_OPTIONS = ("out", "resume", "force", "check")
 
 
-def same_job_on_every_rank(args, cfg: dict, comm) -> None:
+def same_job_on_every_rank(args, cfg: dict, comm, options=AGREED_OPTIONS) -> None:
     """Refuse (ConfigError, exit 2, every rank together, before any work) ranks started with different jobs: the
-    validated job after the --set overrides (each key as [SECTION].KEY) and --out, --resume, --force and --check
-    (`parallel.comm.agree_together`: one allgather of a digest). Ranks of an MPMD launch (`mpiexec -n 1 ... : -n 1
+    validated job after the --set overrides (each key as [SECTION].KEY) and `options` (--out, --resume, --force and
+    --check; `hpcflow tune` its own) (`parallel.comm.agree_together`: one allgather of a digest). Ranks of an MPMD launch (`mpiexec -n 1 ... : -n 1
     ... --set ...`) went on with their own jobs, into the collectives of sampling and training, and failed late on
     a Python-API check (`TrainConfig.lr differs between ranks`, exit 1) or not at all."""
     from hpcflow.parallel.comm import agree_together
 
     values = {f"[{sec}].{key}": v for sec, table in cfg.items() if isinstance(table, dict) for key, v in table.items()}
-    values.update({f"--{name}": getattr(args, name, None) for name in AGREED_OPTIONS})
+    values.update({f"--{name.replace('_', '-')}": getattr(args, name, None) for name in options})
     agree_together(values, comm=comm, fix="start every rank with the same job file, --set values and options (one "
                                           "command line after mpiexec -n R)")
 

@@ -16,6 +16,7 @@ def run(args) -> int:
     check_launch()
     with abort_on_error(wait=RECORD_WAIT), interrupts_end_the_job("hpcflow tune"), \
             skipped_memory_check(args.no_memory_check):  # (the job's and every trial's check)
+        same_study_on_every_rank(args)
         result = optimize(args.job, trials=args.trials, out=args.out, storage=args.storage, study_name=args.study,
                           sampler=args.sampler, overrides=list(args.set or []), max_trials=args.max_trials,
                           quiet=args.quiet)
@@ -35,6 +36,26 @@ def run(args) -> int:
     b = result["best"]
     print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
     return 0
+
+
+#: the options whose value changes what a tune worker does (each rank must be given the same)
+AGREED_OPTIONS = ("trials", "max_trials", "out", "storage", "study", "sampler")
+
+
+def same_study_on_every_rank(args, comm=None) -> None:
+    """Refuse (exit 2, every rank together, before any trial) ranks started with different studies: the job file's
+    tables after the --set overrides and the options of AGREED_OPTIONS (`commands.run.same_job_on_every_rank`: one
+    allgather of a digest). An MPMD launch (`mpiexec -n 1 ... : -n 1 ... --set ...`) ran each rank's own job into the trial's
+    collectives. A job file that cannot be read is left to the study's own checks (the same line on every rank)."""
+    from hpcflow.commands.run import same_job_on_every_rank
+    from hpcflow.errors import ConfigError
+    from hpcflow.jobs.schema import apply_overrides, read_toml
+
+    try:
+        job = apply_overrides(read_toml(args.job), args.set, source=args.job)
+    except (ConfigError, OSError):
+        job = {}
+    same_job_on_every_rank(args, job, comm, options=AGREED_OPTIONS)
 
 
 def unfinished(result: dict) -> str:
