@@ -118,7 +118,8 @@ def test_a_batch_of_one_point_is_refused_as_its_loss_is_zero(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["nn", _write(tmp_path, JOB.replace("batch_size = 100", "batch_size = 1", 1)), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "[training].batch_size = 1 must be >= 2" in err and err.count("\n") == 1, err
+    assert "[training].batch_size = 1: must lie in [2, " in err and "one point's loss is 0" in err, err
+    assert err.count("\n") == 1, err
     assert not out.exists()
     assert main(["nn", _write(tmp_path, JOB.replace("batch_size = 100", "batch_size = 2", 1)), "--out", str(out),
                  "--check"]) == 0
@@ -636,7 +637,7 @@ def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_tom
 
 
 @pytest.mark.parametrize("text, sets, said", [
-    (JOB, ["training.batch_size=0"], "[training].batch_size = 0 must be >= 2 (the loss of one point is 0"),
+    (JOB, ["training.batch_size=0"], "[training].batch_size = 0: must lie in [2, "),
     ("", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
     ("[geometry]\nn_train = 400\n", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
     (JOB, ["width_sweep.widths=[4,8,4]"], "[width_sweep].widths = [4, 8, 4] repeats width 4"),

@@ -20,7 +20,7 @@ import numpy as np
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 at_least, chart_pair)
+                                 chart_pair)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, schedule_fault, sweep_fault
@@ -73,8 +73,8 @@ SCHEMA = {
     },
     "training": {
         "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
-        "batch_size": Field(int, 1000, check=at_least(2, "the loss of one point is 0: kappa is the batch's mean of "
-                                                      "eta, so eta/kappa = 1"), help="global batch"),
+        "batch_size": Field(int, 1000, lo=2, help="global batch (>= 2: κ is the batch's mean of η, so one point's "
+                                                  "loss is 0)"),
         **RATE_FIELDS,
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
