@@ -80,3 +80,17 @@ def test_tune_workers_given_different_studies_are_refused_together_before_any_tr
     assert err.count("\n") == 1 and said in err and "same job file, --set values and options" in err, err
     assert "Traceback" not in err and out == ""
     assert not (tmp_path / "study").exists()  # refused before the study directory was made
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--n", "200", "--out", "a.h5"], "--n differs between ranks (100 on rank 0, 200 on rank 1)"),
+    (["--n", "100", "--out", "b.h5"], '--out differs between ranks ("a.h5" on rank 0, "b.h5" on rank 1)'),
+])
+def test_sample_ranks_given_different_options_are_refused_together_before_any_work(tmp_path, extra, said):
+    """`hpcflow sample` under mpiexec: ranks given another --n sampled into a traceback on every rank (exit 1), and
+    another --out was found only by the write, after all the sampling."""
+    statuses, out, err = _mpmd(tmp_path, "sample", ["--n", "100", "--out", "a.h5", "--quiet"], [*extra, "--quiet"])
+    assert statuses == [2, 2], out + err
+    assert err.count("\n") == 1 and said in err and "same options" in err, err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()

@@ -10,6 +10,10 @@ from hpcflow.errors import ConfigError, OutputPathError
 from hpcflow.resources import add_memory_check_argument
 
 MANIFOLDS = ("fermat", "dwork")
+#: the options every rank must be given alike (each rank's --threads is its own): ranks of an MPMD launch with
+#: different ones sampled into a traceback (`n_points differs between ranks`), or, with another --out, only failed
+#: in the write after all the sampling
+AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "out", "force")
 
 
 def check_arguments(args) -> dict:
@@ -60,7 +64,8 @@ def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
     from hpcflow.jobs.output import check_output_file
-    from hpcflow.parallel.comm import abort_on_error, check_launch, is_root, limit_threads, refuse_together
+    from hpcflow.parallel.comm import (abort_on_error, agree_together, check_launch, is_root, limit_threads,
+                                       refuse_together)
     from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     check_launch()
@@ -74,6 +79,8 @@ def run(args) -> int:
 
     with abort_on_error() as c, interrupts_end_the_job("hpcflow sample"):
         X = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths, memory): all refuse
+        agree_together({f"--{name}": getattr(args, name) for name in AGREED_OPTIONS}, comm=c,
+                       fix="start every rank with the same options (one command line after mpiexec -n R)")
         limit_threads(c)  # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
