@@ -35,6 +35,7 @@ def _refused(job: str, *sets: str, words=()) -> str:
     ("distance_scaling.toml", ["scaling.method=tree", "scaling.queries=500"],
      ["[scaling].queries = 500", "method = 'tree'", 'method = "brute"']),
     ("noise_scan.toml", ["noise.scales=[0.0, 0.1, 0.1]"], ["[noise].scales", "repeats a scale"]),
+    ("local_limit.toml", ["local_limit.widths=[0.01, 1.0, 0.01]"], ["[local_limit].widths", "repeats a width"]),
 ])
 def test_a_key_that_does_not_apply_is_refused(job, sets, words):
     _refused(job, *sets, words=words)

@@ -21,7 +21,10 @@ from hpcflow.jobs.schema import JOB_SECTION, Field
 
 
 def _widths(v):
-    return None if v else "must be a non-empty list of widths"
+    """A non-empty list of distinct widths (a repeated one would only flow the same kernel again under another row)."""
+    if not v:
+        return "must be a non-empty list of widths"
+    return None if len(set(v)) == len(v) else "repeats a width; list each Gaussian width once"
 
 
 SCHEMA = {
