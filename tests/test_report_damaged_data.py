@@ -109,6 +109,7 @@ def test_fig4_of_a_network_run_killed_before_nn_h5_says_to_resume_it(tmp_path, r
     d = tmp_path / "killed"
     shutil.copytree(runs["nn"], d)
     os.remove(d / "nn.h5")
+    os.remove(d / "summary.json")  # written after nn.h5: with it, the run finished and its nn.h5 is missing
     capsys.readouterr()
     assert script("fig4_ntk", [str(d), "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err

@@ -12,7 +12,8 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, read_datasets, run_state, same_length
+from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_resume_command,
+                                     read_datasets, run_state, same_length)
 
 HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
         "jobs/nn_ntk_evolution.toml --out DIR)")
@@ -29,12 +30,14 @@ def load(run_dir) -> dict:
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
     from the old one, marked incomplete), '' for a finished one."""
     if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, NN)) and os.path.isfile(
-            os.path.join(run_dir, NN_CHECKPOINT)):  # interrupted before it wrote nn.h5: not an nn job's fault
-        job = os.path.join(run_dir, "job.toml")
-        job = job if os.path.isfile(job) else "JOB"
-        note = run_state(run_dir).note() or "incomplete"
-        raise MissingData(f"{run_dir}: no {NN} yet ({note}): the run was interrupted before it wrote it; continue it "
-                          f"with hpcflow nn {job} --out {run_dir} --resume, then draw Fig. 4")
+            os.path.join(run_dir, NN_CHECKPOINT)):  # no nn.h5 beside checkpoint.pt: not an nn job's fault
+        state = run_state(run_dir)
+        if state.missing:  # a finished run's nn.h5 gone (a partial copy): written again from checkpoint.pt
+            fix = state.missing.removeprefix(f"{NN} missing: ")
+            raise MissingData(f"{run_dir}: no {NN}: the run ended ({state.status or 'finished'}), but its {NN} is "
+                              f"missing from the directory (a partial copy?); {fix}, then draw Fig. 4")
+        raise MissingData(f"{run_dir}: no {NN} yet ({state.note() or 'incomplete'}): the run was interrupted before it "
+                          f"wrote it; continue it with {nn_resume_command(run_dir)}, then draw Fig. 4")
     path = data_file(run_dir, NN, hint=HINT)
     return {**_datasets(path), "note": run_state(run_dir).note()}
 

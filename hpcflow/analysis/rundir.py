@@ -383,9 +383,11 @@ class RunState:
     step: int | None  # last step (flow) or epoch (network) written
     stopped: str  # why the run stopped early ("" when it did not say)
     unit: str  # "step" or "epoch"
+    missing: str = ""  # a complete network run's: its nn.h5 is gone, and how it is written again (`nn_missing`)
 
     def note(self) -> str:
-        """'' for a finished run, else a short mark: 'incomplete: ...', 'diverged after step k; <why>', ..."""
+        """'' for a finished run, else a short mark: 'incomplete: ...', 'diverged after step k; <why>', 'finished;
+        nn.h5 missing: ...' (`missing`), ..."""
         at = f"{self.unit} {self.step}" if self.step is not None else ""
         if self.reason.startswith(RUNNING):  # a live run (its lock held): its progress so far
             return self.reason + (f", at {at}" if at else "")
@@ -395,9 +397,11 @@ class RunState:
             short = self._head()
             return f"incomplete: {short}{self._progress(short)}"
         if self.status in ("", "finished"):
-            return ""
-        return " ".join(filter(None, (self.status, f"after {at}" if at else ""))) + (
-            f"; {self.stopped}" if self.stopped else "")
+            ended = "finished" if self.missing else ""
+        else:
+            ended = " ".join(filter(None, (self.status, f"after {at}" if at else ""))) + (
+                f"; {self.stopped}" if self.stopped else "")
+        return "; ".join(filter(None, (ended, self.missing)))
 
     def status_line(self) -> str:
         """The runs table's status of an incomplete run: note()'s judgement with the whole reason (what is damaged,
@@ -526,7 +530,25 @@ def run_state(run_dir) -> RunState:
     if step is None:
         step = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
     network = not flow and (os.path.isfile(nn) or os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)))
-    return RunState(complete, reason, status, step, stopped, "epoch" if network else "step")
+    missing = nn_missing(run_dir) if complete and network else ""
+    return RunState(complete, reason, status, step, stopped, "epoch" if network else "step", missing)
+
+
+def nn_resume_command(run_dir) -> str:
+    """`hpcflow nn DIR/job.toml --out DIR --resume` of a network run directory (JOB where it holds no job.toml)."""
+    job = os.path.join(run_dir, "job.toml")
+    return f"hpcflow nn {job if os.path.isfile(job) else 'JOB'} --out {run_dir} --resume"
+
+
+def nn_missing(run_dir) -> str:
+    """'nn.h5 missing: <fix>' of a network run directory whose run is complete (`completeness`: its summary.json
+    describes its checkpoint.pt) but whose nn.h5 is gone (a partial copy): `hpcflow nn --resume` writes it again
+    from checkpoint.pt, or inside a study what the study does (`_resume_fix`); "" when nn.h5 is there."""
+    if os.path.isfile(os.path.join(run_dir, NN)) or not os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):
+        return ""
+    from hpcflow.analysis.study import continuation
+
+    return f"{NN} missing: {continuation(run_dir) or 'write it again with ' + nn_resume_command(run_dir)}"
 
 
 def once(paths) -> tuple[list, list]:

@@ -87,6 +87,8 @@ def _collect(paths, *, study_name=None) -> Report:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
+    report.skipped += [(info.path, f"{SECTIONS['fig4_ntk']}: not drawn: {info.missing}") for info in report.infos
+                       if info.fig4]  # a finished network run whose nn.h5 is gone: its row says so too
     refused = []  # (path, reason) of the runs a product could not read
     for name, members in groups.items():
         if members:

@@ -43,6 +43,8 @@ class RunInfo:
     running: str = ""  # the live run that holds the directory's lock (`outlock.live_holder`), "" when none
     status: str = ""  # a flow or network run's status in the runs table (`RunState.status_line`), "" for other kinds
     unreported: str = ""  # why data files of another kind that the directory holds are not reported (`_unreported`)
+    missing: str = ""  # a complete network run whose nn.h5 is gone: 'nn.h5 missing: <fix>' (`rundir.nn_missing`)
+    fig4: bool = False  # whether its job draws Fig. 4 ([ntk] enabled or [width_sweep].widths; `_draws_fig4`)
 
 
 def _present(path) -> list:
@@ -118,8 +120,20 @@ def _detect(path, present, study_name) -> RunInfo:
         complete, reason = False, damaged  # whatever its summary says, as a flow's damaged checkpoint.h5
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
+    missing = state.missing if state else ""
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
-                   status=state.status_line() if state else "")
+                   status=state.status_line() if state else "", missing=missing,
+                   fig4=bool(missing) and _draws_fig4(summary))
+
+
+def _draws_fig4(summary: dict) -> bool:
+    """Whether a network run's job (summary.json's config) draws Fig. 4: [ntk] enabled or [width_sweep].widths set;
+    True where the config does not say (a summary without it)."""
+    cfg = summary.get("config")
+    if not isinstance(cfg, dict):
+        return True
+    ntk, sweep = cfg.get("ntk"), cfg.get("width_sweep")
+    return bool((isinstance(ntk, dict) and ntk.get("enabled")) or (isinstance(sweep, dict) and sweep.get("widths")))
 
 
 def _missing_data(path) -> str:

@@ -44,6 +44,8 @@ def row(info) -> list:
         status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
         status = f"{status}: {s['stopped']}"  # diverged, stopped: why
+    if info.complete and info.missing:
+        status = f"{status}; {info.missing}"  # a finished network run whose nn.h5 is gone
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
     kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else _table(cfg, "kernel").get("name")

@@ -1,0 +1,82 @@
+"""A finished run whose data file is gone (a partial copy back from a cluster): a network run with checkpoint.pt but
+no nn.h5 is marked finished with nn.h5 missing and the command that writes it again, in its row, its sigma
+histories and in place of its Fig. 4, and fig4_ntk.py says so; a run of any other kind without its data file is
+skipped, naming the file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from analysis_runs import md_rows, run_dirs
+
+#: fixture run -> the data files its directory holds, which summary.json names the run of
+DATA = {"flow": ("checkpoint.h5",), "noise": ("noise_scan.h5",), "local_limit": ("local_limit.h5",),
+        "scaling": ("distances.h5",), "clustering": ("fig2_distances.h5",), "nn": ("nn.h5", "checkpoint.pt")}
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _without_nn_h5(runs, tmp_path) -> str:
+    d = tmp_path / "copied"
+    shutil.copytree(runs["nn"], d)
+    os.remove(d / "nn.h5")
+    return str(d)
+
+
+def _fix(d) -> str:
+    return f"write it again with hpcflow nn {os.path.join(d, 'job.toml')} --out {d} --resume"
+
+
+def test_a_finished_network_run_without_nn_h5_is_marked_in_its_row_histories_and_figures(runs, tmp_path):
+    """It was listed as plain "finished" with no word on its missing Fig. 4."""
+    from hpcflow.report.build import build_report
+
+    d = _without_nn_h5(runs, tmp_path)
+    mark = f"nn.h5 missing: {_fix(d)}"
+    res = build_report([d, runs["nn"]], tmp_path / "out")
+    md = open(res["md"], encoding="utf-8").read()
+    rows = md_rows(md.split("## Runs")[1].split("\n## ")[0])
+    assert rows["copied"][2] == f"finished; {mark}", rows["copied"]
+    assert rows["nn"][2] == "finished", rows["nn"]
+    assert (d, f"Fig. 4: metric-NTK evolution: not drawn: {mark}") in res["skipped"], res["skipped"]
+    history = md.split("## sigma histories")[1].split("\n## ")[0]
+    assert f"copied (finished; {mark}): sigma train" in history, history
+    assert "per_rank_copied.png" in history  # drawn from checkpoint.pt's history
+    fig4 = md.split("## Fig. 4")[1].split("\n## ")[0]
+    assert "*nn*" in fig4 and "copied" not in fig4, fig4  # the whole run's Fig. 4 alone
+
+
+def test_fig4_ntk_of_a_finished_run_without_nn_h5_says_it_is_missing_not_interrupted(runs, tmp_path):
+    from hpcflow.analysis import fig4
+    from hpcflow.analysis.rundir import MissingData
+
+    d = _without_nn_h5(runs, tmp_path)
+    with pytest.raises(MissingData) as err:
+        fig4.load(d)
+    msg = str(err.value)
+    assert "interrupted" not in msg, msg
+    assert msg == (f"{d}: no nn.h5: the run ended (finished), but its nn.h5 is missing from the directory (a partial "
+                   f"copy?); {_fix(d)}, then draw Fig. 4")
+
+
+@pytest.mark.parametrize("run", sorted(DATA))
+def test_a_run_whose_data_file_is_gone_is_skipped_naming_the_file(runs, tmp_path, run):
+    """README: one whose summary.json names a run whose data file is gone says which file is missing."""
+    from hpcflow.report.detect import detect
+
+    d = tmp_path / run
+    shutil.copytree(runs[run], d)
+    for name in DATA[run]:
+        os.remove(d / name)
+    info = detect(d)
+    files = " and ".join(DATA[run])
+    assert info.kind is None, info
+    assert info.reason.startswith(f"the {detect(runs[run]).kind} run's {files} "
+                                  f"{'are' if len(DATA[run]) > 1 else 'is'} missing"), info.reason
+    assert info.reason.endswith(" or rerun the job with --force"), info.reason
