@@ -44,8 +44,9 @@ class MissingData(InputFileError):
 def _unreadable(h5_path, exc, hint: str) -> MissingData:
     """The error for a file h5py cannot open: damaged (cut short by a crash, a full disk or a partial copy) or
     not HDF5 at all; both fixes are named."""
-    return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: rerun that "
-                       f"job with --force; else {hint}")
+    fix = rerun_fix(os.path.dirname(os.path.abspath(h5_path))).replace("the job", "that job", 1)
+    return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: "
+                       f"{fix}; else {hint}")
 
 
 def data_file(path, name: str, *, hint: str) -> str:
@@ -137,18 +138,43 @@ def dataset_names(h5_path) -> list:
     return names
 
 
-#: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `damaged_checkpoint`)
-CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged); rerun the job with --force"
+#: how a damaged run is made again: a run directory outside a study (`rerun_fix`)
+RERUN = "rerun the job with --force"
+
+
+def rerun_fix(run_dir) -> str:
+    """How the run of a damaged run directory is made again: RERUN, or for a trial's directory inside the study
+    directory of `hpcflow tune`, where `hpcflow run` refuses --force, what the study did or does with the trial, or
+    its job.toml rerun into an --out outside the study (`hpcflow.analysis.study.continuation`)."""
+    from hpcflow.analysis.study import continuation
+
+    return continuation(run_dir, refused="--force") or RERUN
+
+
+#: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `damaged_checkpoint`, each with
+#: the run's fix after it: `checkpoint_unreadable`)
+CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged)"
+
+
+def checkpoint_unreadable(run_dir) -> str:
+    """The reason of a flow run whose checkpoint.h5 h5py cannot open: CHECKPOINT_UNREADABLE and its fix
+    (`rerun_fix`)."""
+    return f"{CHECKPOINT_UNREADABLE}; {rerun_fix(run_dir)}"
+
+
+def is_checkpoint_unreadable(reason: str) -> bool:
+    """Whether `reason` is that of a flow run whose checkpoint.h5 h5py cannot open (`checkpoint_unreadable`)."""
+    return reason.startswith(CHECKPOINT_UNREADABLE + "; ")
 
 
 def damaged_checkpoint(path) -> str:
-    """CHECKPOINT_UNREADABLE where `path` (a run directory, or its checkpoint.h5 itself) is a flow run whose
+    """`checkpoint_unreadable` where `path` (a run directory, or its checkpoint.h5 itself) is a flow run whose
     checkpoint.h5 h5py cannot open (`unreadable`); "" otherwise. A call on several runs marks such a run and draws
     the others; one on this run alone is refused by the reader's one-line error."""
     path = os.fspath(path)
     ckpt = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
     if os.path.basename(ckpt) == CHECKPOINT and os.path.isfile(ckpt) and unreadable(ckpt):
-        return CHECKPOINT_UNREADABLE
+        return checkpoint_unreadable(os.path.dirname(os.path.abspath(ckpt)))
     return ""
 
 
@@ -279,12 +305,12 @@ def completeness(run_dir) -> tuple[bool, str]:
     try:
         step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
     except _Unreadable:
-        return False, CHECKPOINT_UNREADABLE
+        return False, checkpoint_unreadable(run_dir)
     except _Damaged as exc:
-        return False, f"checkpoint.h5 damaged: {exc}; rerun the job with --force"
+        return False, f"checkpoint.h5 damaged: {exc}; {rerun_fix(run_dir)}"
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
-        return False, "summary.json is not a JSON object (damaged); rerun the job with --force"
+        return False, f"summary.json is not a JSON object (damaged); {rerun_fix(run_dir)}"
     if summary is not None and (why := _disagreement(summary, run_dir, step)):
         return False, why
     pt = os.path.join(run_dir, NN_CHECKPOINT)
@@ -292,13 +318,13 @@ def completeness(run_dir) -> tuple[bool, str]:
         what = "no summary.json" if summary is None else "preempted"
         if not os.path.isfile(ckpt) and os.path.isfile(pt) and checkpoint_progress(pt) is None:
             # --resume refuses a network checkpoint it cannot read: not a run to continue
-            return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): rerun the job with --force"
+            return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): {rerun_fix(run_dir)}"
                            if torch_available() else
                            f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         return False, f"{what}; {_resume_fix(run_dir)}"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
-            return False, f"{NN} unreadable (damaged); rerun the job with --force"
+            return False, f"{NN} unreadable (damaged); {rerun_fix(run_dir)}"
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
@@ -331,7 +357,7 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     status = summary.get("status")
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
-                "edited); rerun the job with --force")
+                f"edited); {rerun_fix(run_dir)}")
     name = _data_file(run_dir)
     if name is None or status in (None, "preempted"):
         return ""
@@ -342,7 +368,7 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     held = _text(attrs.get("status"))
     if not held or SAME_STATUS.get(status, status) == held:
         return ""
-    fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else "rerun the job with --force"
+    fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else rerun_fix(run_dir)
     return (f"summary.json says {status!r} but {name} says {held!r}{f' at {unit} {at}' if unit else ''} "
             f"(inconsistent: {name} holds the run); {fix}")
 

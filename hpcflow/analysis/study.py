@@ -341,50 +341,77 @@ def enclosing_study(path) -> str | None:
     return None
 
 
-def continuation(run_dir) -> str:
-    """What continues an interrupted run whose directory lies inside a study directory (`enclosing_study`: a trial's,
-    which --resume refuses): the study's retry of that trial (continuing its checkpoint or afresh; queued for the
-    study's next `hpcflow tune`, or run as trial M, whose directory holds the result), or the study's command where
-    the trial is not found; "" for a run outside a study."""
+def continuation(run_dir, *, refused: str = "--resume") -> str:
+    """What continues an interrupted run (or, `refused` "--force", makes a damaged one again) whose directory lies
+    inside a study directory (`enclosing_study`: a trial's, where `hpcflow run` refuses --resume and --force): the
+    study's retry of that trial (continuing its checkpoint or afresh; queued for the study's next `hpcflow tune`, or
+    run as trial M, whose directory holds the result), its job.toml rerun into an --out outside the study where the
+    study does not retry it, or the study's command where the trial is not found; "" for a run outside a study."""
     from hpcflow.tune.budget import predecessor
 
     study_dir = enclosing_study(run_dir)
     if study_dir is None:
         return ""
     where = f"the study in {study_dir}"
+    outside = "rerun its job.toml with hpcflow run into an --out outside it"
     try:
         study, base = load_study(study_dir)
         trials = study.get_trials(deepcopy=False)
     except (MissingData, ImportError):
-        return f"it lies in {where}, where --resume is refused: the study's own `hpcflow tune` continues its trials"
-    command = _tune_command(study, study_dir)
+        if refused == "--resume":
+            command, note = tune_command(study_dir)
+            return (f"it lies in {where}, where --resume is refused: the study's own `{command}`{note} continues its "
+                    "trials")
+        return f"it lies in {where}, where {refused} is refused: {outside}"
+    command, note = tune_command(study_dir, study)
     found = [t for t in trials if _runs_in(t, base, run_dir)]
+    if not found and refused == "--resume":
+        return f"it lies in {where}, where --resume is refused: `{command}`{note} continues the study's trials"
     if not found:
-        return f"it lies in {where}, where --resume is refused: `{command}` continues the study's trials"
+        return f"it lies in {where}, where {refused} is refused: {outside}"
     trial = found[-1]
     retries = [t for t in trials if predecessor(t) == trial.number]
     if not retries:
         if trial.state.name == "RUNNING":
-            return (f"trial {trial.number} of {where}, RUNNING in its storage: the study's next `{command}` marks it "
-                    "failed and retries it")
-        return (f"trial {trial.number} of {where}, {trial.state.name.lower()} and not retried by the study; --resume "
-                "is refused inside a study: rerun its job.toml with hpcflow run into an --out outside it")
+            return (f"trial {trial.number} of {where}, RUNNING in its storage: the study's next `{command}`{note} "
+                    "marks it failed and retries it")
+        return (f"trial {trial.number} of {where}, {trial.state.name.lower()} and not retried by the study; {refused} "
+                f"is refused inside a study: {outside}")
     retry = retries[-1]
     how = "continued" if retry.user_attrs.get("continues") == trial.number else "retried afresh"
     if retry.state.name == "WAITING":
-        return f"trial {trial.number} of {where}, queued to be {how} as trial {retry.number} by `{command}`"
+        return f"trial {trial.number} of {where}, queued to be {how} as trial {retry.number} by `{command}`{note}"
     rd = _run_dir_or_none(retry, base)
     return (f"trial {trial.number} of {where}, {how} by the study as trial {retry.number}"
             + (f" ({rd}): report that directory" if rd else ""))
 
 
-def _tune_command(study, study_dir) -> str:
-    """`hpcflow tune JOB --trials N --out DIR` of the study: its job file as the study recorded it."""
+def tune_command(study_dir, study=None) -> tuple[str, str]:
+    """(command, note): `hpcflow tune JOB --trials N --out DIR` of the study in `study_dir`: its job file as its
+    study.json (else the study, where it could be read) records it, with `--study NAME` where its name is not the job
+    file's stem (tune's default) and `--storage` where study.json names a storage other than DIR's own study.journal
+    (`storage_option`); the note, said after the command, is "" but for a URL recorded without its password, which
+    cannot be pasted: the command names it URL, the note says which."""
+    from hpcflow.tune.storage import storage_option
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
-    record = study.user_attrs.get(JOB_RECORD)
-    job = record.get("job") if isinstance(record, dict) and isinstance(record.get("job"), str) else "JOB.toml"
-    return f"hpcflow tune {job} --trials N --out {study_dir}"
+    record = _record(study_dir)
+    job = record.get("job")
+    if not isinstance(job, str) and study is not None:
+        attrs = study.user_attrs.get(JOB_RECORD)
+        job = attrs.get("job") if isinstance(attrs, dict) else None
+    job = job if isinstance(job, str) else "JOB.toml"
+    command = f"hpcflow tune {job} --trials N --out {study_dir}"
+    name = record.get("study") if isinstance(record.get("study"), str) else getattr(study, "study_name", None)
+    if name is not None and os.path.splitext(os.path.basename(job))[0] != name:
+        command += f" --study {name}"
+    label = record.get("storage")
+    if not isinstance(label, str) or label == JOURNAL:
+        return command, ""
+    if "***" in masked(label):  # its password left out: not a URL to paste
+        return (f"{command} --storage URL", f" (URL: the study's storage URL with its password, which {RECORD} "
+                                            f"records as {masked(label)})")
+    return f"{command} {storage_option(label, study_dir)}", ""
 
 
 def _run_dir_or_none(trial, base) -> str | None:

@@ -104,6 +104,7 @@ def _collect(paths, *, study_name=None) -> Report:
 def _mark_unread(infos, refused) -> None:
     """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
     damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does."""
+    from hpcflow.analysis.rundir import rerun_fix
     from hpcflow.report.detect import data_file_of
 
     why = {}
@@ -112,7 +113,7 @@ def _mark_unread(infos, refused) -> None:
     for info in infos:
         if info.kind not in (None, "study") and info.complete and info.path in why:
             info.complete, info.status = False, ""
-            info.reason = f"{data_file_of(info.path)} damaged ({why[info.path]}); rerun the job with --force"
+            info.reason = f"{data_file_of(info.path)} damaged ({why[info.path]}); {rerun_fix(info.path)}"
 
 
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
@@ -128,7 +129,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     stays a skip.
     """
     from hpcflow.analysis.figure import require_matplotlib
-    from hpcflow.analysis.rundir import CHECKPOINT_UNREADABLE
+    from hpcflow.analysis.rundir import is_checkpoint_unreadable
     from hpcflow.analysis.study import check_study_flag
     from hpcflow.report import documents
 
@@ -149,6 +150,6 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
         # a study that reads and holds a trial is a row: trials by state
         reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *empty])
         raise UserError(f"nothing to report: {reasons}")
-    damaged = {i.path for i in report.infos if i.reason == CHECKPOINT_UNREADABLE}  # its row says so: listed once
+    damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
     report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
     return documents.write(report, out)

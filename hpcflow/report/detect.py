@@ -12,7 +12,7 @@ import numpy as np
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
                                      RUNNING, MissingData, dataset_names, judged, network_checkpoint, read_attrs,
-                                     read_summary, run_state, unreadable)
+                                     read_summary, rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -142,8 +142,9 @@ def _missing_data(path) -> str:
     kind = (read_summary(path) or {}).get("kind")
     files = [name for name, (k, _) in FILES.items() if k == kind and kind != "study"]
     if files:
-        return (f"the {kind} run's {' and '.join(files)} {'is' if len(files) == 1 else 'are'} missing (its "
-                "summary.json is there); restore it from a copy or rerun the job with --force")
+        one = len(files) == 1
+        return (f"the {kind} run's {' and '.join(files)} {'is' if one else 'are'} missing (its summary.json is "
+                f"there); restore {'it' if one else 'them'} from a copy or {rerun_fix(path)}")
     return "holds none of " + ", ".join(FILES)
 
 
@@ -151,7 +152,7 @@ def _unreadable(path, name) -> str:
     """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
     groups and datasets (`rundir.unreadable`); "" when it reads."""
     if unreadable(os.path.join(path, name)):
-        return f"{name} unreadable (damaged); rerun the job with --force"
+        return f"{name} unreadable (damaged); {rerun_fix(path)}"
     return ""
 
 

@@ -1,0 +1,99 @@
+"""The report's advice for a trial's directory inside a study is a command that works there: for damaged data not
+`--force` (which `hpcflow run` refuses inside a study) but what the study does or the trial's job.toml rerun outside
+it; the study's `hpcflow tune` command with the --storage of a study kept in a database."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from analysis_runs import md_rows, run_dirs
+from hpcflow.cli import main
+from test_tune_records import _job, _tune
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _rows(res) -> dict:
+    with open(res["md"], encoding="utf-8") as fh:
+        return md_rows(fh.read().split("## Runs")[1].split("\n## ")[0])
+
+
+def test_a_damaged_trial_is_advised_what_works_inside_a_study_not_force(tmp_path, capsys, runs):
+    """Its row said "rerun the job with --force", which `hpcflow run` refuses inside a study."""
+    from hpcflow.report.build import build_report
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    trial = out / "trials" / "0000"
+    os.truncate(trial / "checkpoint.h5", 1000)
+    res = build_report([str(trial), runs["flow"]], tmp_path / "r")
+    fix = (f"trial 0 of the study in {out}, complete and not retried by the study; --force is refused inside a study: "
+           "rerun its job.toml with hpcflow run into an --out outside it")
+    assert _rows(res)["0000"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}"
+    assert not [r for p, r in res["skipped"] if p == str(trial)], res["skipped"]  # its row says it: listed once
+    md = open(res["md"], encoding="utf-8").read()
+    assert f"0000 (incomplete: checkpoint.h5 unreadable (damaged); {fix}): not drawn" in md, md
+    capsys.readouterr()
+    assert main(["run", str(trial / "job.toml"), "--out", str(trial), "--force", "--quiet"]) == 2  # the old advice
+    assert "lies inside" in capsys.readouterr().err
+    assert main(["run", str(trial / "job.toml"), "--out", str(tmp_path / "outside"), "--quiet"]) == 0  # the new
+
+
+def test_a_trial_without_its_data_file_inside_a_study_is_not_advised_force(tmp_path, capsys):
+    from hpcflow.report.detect import detect
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    trial = out / "trials" / "0000"
+    os.remove(trial / "checkpoint.h5")
+    reason = detect(trial).reason
+    assert "--force" not in reason.replace("--force is refused", ""), reason
+    assert reason.endswith("rerun its job.toml with hpcflow run into an --out outside it"), reason
+
+
+def _preempted(tmp_path, capsys, monkeypatch, *storage):
+    """`_preempted_study` (SIGTERM during a step of trial 0) with these --storage arguments: (job, out)."""
+    import test_tune_continue
+
+    monkeypatch.setattr(test_tune_continue, "_tune", lambda capsys, *args: _tune(capsys, *args, *storage))
+    return test_tune_continue._preempted_study(tmp_path, capsys, monkeypatch)
+
+
+def test_the_advised_tune_command_of_a_study_in_a_database_names_its_storage(tmp_path, capsys, monkeypatch):
+    """The command lacked --storage URL, without which `hpcflow tune` refuses the study directory."""
+    from hpcflow.report.build import build_report
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    job, out = _preempted(tmp_path, capsys, monkeypatch, "--storage", url)
+    status = _rows(build_report([str(out / "trials" / "0000")], tmp_path / "r"))["0000"][2]
+    command = f"hpcflow tune {job} --trials N --out {out} --storage {url}"
+    assert status.endswith(f"queued to be continued as trial 1 by `{command}`"), status
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)  # the old advice
+    assert rc == 2 and "--storage" in io.err, io.err
+    rc, io = _tune(capsys, *command.removeprefix("hpcflow tune ").replace("N", "1").split())
+    assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.err
+
+
+@pytest.mark.parametrize("recorded", ["postgresql://u:***@db.example/optuna",
+                                      "postgresql://u:hunter2@db.example/optuna"])
+def test_a_study_whose_storage_url_is_recorded_masked_is_said_to_need_its_url(tmp_path, capsys, recorded):
+    """study.json records a URL without its password (or, written by hand, with one): the command names URL, and
+    never prints a password."""
+    import json
+
+    from hpcflow.analysis.study import continuation
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    record = json.loads((out / "study.json").read_text())
+    (out / "study.json").write_text(json.dumps({**record, "storage": recorded}))
+    text = continuation(str(out / "trials" / "0000"))
+    assert text == (f"it lies in the study in {out}, where --resume is refused: the study's own `hpcflow tune {job} "
+                    f"--trials N --out {out} --storage URL` (URL: the study's storage URL with its password, which "
+                    "study.json records as postgresql://u:***@db.example/optuna) continues its trials"), text
+    assert "hunter2" not in text
