@@ -5,6 +5,7 @@ it; the study's `hpcflow tune` command with the --storage of a study kept in a d
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -97,3 +98,31 @@ def test_a_study_whose_storage_url_is_recorded_masked_is_said_to_need_its_url(tm
                     f"--trials N --out {out} --storage URL` (URL: the study's storage URL with its password, which "
                     "study.json records as postgresql://u:***@db.example/optuna) continues its trials"), text
     assert "hunter2" not in text
+
+
+def test_a_damaged_run_in_a_study_directory_whose_storage_cannot_be_read_is_advised_a_rerun_outside(tmp_path, runs):
+    """Where the study's storage cannot be read (its trial unknown), as where it can: the job.toml rerun into an
+    --out outside the study, for the runs table's and a figure's reasons alike (a noise scan's non-finite gain)."""
+    import json
+
+    import h5py
+    import numpy as np
+
+    from hpcflow.report.build import build_report
+
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({"study": "gone", "storage": "study.journal"}))  # no journal
+    flow, noise = study / "damaged", study / "scan"
+    shutil.copytree(runs["flow"], flow)
+    shutil.copytree(runs["noise"], noise)
+    os.truncate(flow / "checkpoint.h5", 1000)
+    with h5py.File(noise / "noise_scan.h5", "a") as f:
+        f["table/gain"][1] = np.nan
+    res = build_report([str(flow), str(noise), runs["flow"]], tmp_path / "r")
+    fix = (f"it lies in the study in {study}, where --force is refused: rerun its job.toml with hpcflow run into an "
+           "--out outside it")
+    rows = _rows(res)
+    assert rows["damaged"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}", rows["damaged"]
+    assert rows["scan"][2].startswith("incomplete: noise_scan.h5 damaged ("), rows["scan"]
+    assert rows["scan"][2].endswith(f"the file is damaged; {fix}); {fix}"), rows["scan"]

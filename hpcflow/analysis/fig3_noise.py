@@ -12,11 +12,13 @@ unknown" (a level whose flow ran all its steps did run through).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.rundir import (NOISE_SCAN, MissingData, config_table, data_file, label, read_attrs, read_datasets,
-                                    read_strings, same_length)
+                                    read_strings, rerun_fix, same_length)
 
 HINT = "pass the run directory of a noise_scan job (hpcflow run jobs/noise_scan.toml --out DIR)"
 COLUMNS = ("table/scale", "table/mean_distance_to_nearest_train", "table/mean_distance_to_source", "table/gain")
@@ -66,8 +68,8 @@ def _check_gains(path, gains, stopped) -> None:
         else:
             was = f"no readable {name} gives it"
         raise MissingData(f"{path}: dataset 'table/gain' holds {float(g)!r} at level {i}, whose flow ran through "
-                          f"(table/stopped gives no reason), and {was}: the file is damaged; rerun the job with "
-                          "--force")
+                          f"(table/stopped gives no reason), and {was}: the file is damaged; "
+                          f"{rerun_fix(os.path.dirname(os.path.abspath(path)))}")
 
 
 def _whole(path, name: str, values) -> list:
