@@ -80,3 +80,19 @@ def test_a_run_whose_data_file_is_gone_is_skipped_naming_the_file(runs, tmp_path
     assert info.reason.startswith(f"the {detect(runs[run]).kind} run's {files} "
                                   f"{'are' if len(DATA[run]) > 1 else 'is'} missing"), info.reason
     assert info.reason.endswith(" or rerun the job with --force"), info.reason
+
+
+def test_without_torch_a_finished_run_without_nn_h5_is_not_called_damaged(runs, tmp_path, monkeypatch):
+    """Its history is in checkpoint.pt alone, which torch reads: without torch its row said "incomplete:
+    checkpoint.pt damaged (...needs torch...); rerun the job with --force"; now its row keeps the missing nn.h5 and
+    the skipped list names what to install."""
+    import sys
+
+    from hpcflow.report.build import build_report
+
+    d = _without_nn_h5(runs, tmp_path)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    res = build_report([d, runs["flow"]], tmp_path / "out")
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert rows["copied"][2] == f"finished; nn.h5 missing: {_fix(d)}", rows["copied"]
+    assert any(p == d and "needs torch; run pip install 'hpcflow[nn]'" in r for p, r in res["skipped"]), res["skipped"]

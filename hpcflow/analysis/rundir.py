@@ -279,6 +279,10 @@ def _phrase(path, exc) -> str:
     return str(exc).removeprefix(f"{path}: ").split("; ")[0]
 
 
+#: why a network's training checkpoint is not read where torch is not installed (`training_history`): not damaged
+TORCH_NEEDED = "reading its training history needs torch"
+
+
 def training_history(path, names, *, hint: str, optional=()) -> dict:
     """{name: array} of `train.history` in a network's training checkpoint (an interrupted run has no nn.h5 yet);
     MissingData when torch is missing or the file is not such a checkpoint. Names in `optional` are returned only
@@ -286,7 +290,7 @@ def training_history(path, names, *, hint: str, optional=()) -> dict:
     try:
         import torch
     except ImportError:
-        raise MissingData(f"{path}: reading its training history needs torch; run {TORCH_HINT}") from None
+        raise MissingData(f"{path}: {TORCH_NEEDED}; run {TORCH_HINT}") from None
     try:
         hist = torch.load(path, map_location="cpu", weights_only=True)["train"]["history"]
         return {name: np.asarray(hist[name].numpy(), dtype=np.float64)

@@ -103,13 +103,15 @@ def _collect(paths, *, study_name=None) -> Report:
 
 def _mark_unread(infos, refused) -> None:
     """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
-    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does."""
-    from hpcflow.analysis.rundir import rerun_fix
+    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does; a history
+    left unread for want of torch is no damage (the skipped list says what to install)."""
+    from hpcflow.analysis.rundir import TORCH_NEEDED, rerun_fix
     from hpcflow.report.detect import data_file_of
 
     why = {}
     for path, reason in refused:
-        why.setdefault(path, reason)
+        if TORCH_NEEDED not in reason:
+            why.setdefault(path, reason)
     for info in infos:
         if info.kind not in (None, "study") and info.complete and info.path in why:
             info.complete, info.status = False, ""
