@@ -96,3 +96,20 @@ def test_without_torch_a_finished_run_without_nn_h5_is_not_called_damaged(runs, 
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert rows["copied"][2] == f"finished; nn.h5 missing: {_fix(d)}", rows["copied"]
     assert any(p == d and "needs torch; run pip install 'hpcflow[nn]'" in r for p, r in res["skipped"]), res["skipped"]
+
+
+def test_the_advised_command_writes_nn_h5_again_and_the_mark_goes(runs, tmp_path):
+    import subprocess
+    import sys
+
+    from analysis_runs import ROOT, env
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = _without_nn_h5(runs, tmp_path)
+    argv = _fix(d).removeprefix("write it again with hpcflow ").split()
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", *argv, "--quiet"], cwd=ROOT, env=env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.isfile(os.path.join(d, "nn.h5"))
+    assert row(detect(d))[2] == "finished"
