@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from hpcflow.atomic import atomic_file
+from hpcflow.atomic import TMP_MARK, atomic_file
 from hpcflow.errors import OutputPathError
 
 
@@ -77,17 +77,60 @@ def refuse_not_own(out, names, record: str, *, tool: str, flag: str = "--out") -
 
 
 def write_owned(out, record: str, names, write) -> None:
-    """write() the files `names` into `out` under the record: it lists them (with the tool's earlier files) before
-    they are written, so a call stopped half-way is still recognised; once written, the tool's earlier files that
-    this call did not write are removed and the record lists this call's files with their SHA-256."""
-    old = listed(out, record) or {}
-    old = {n: old[n] for n in own(out, old)}
+    """write() the files `names` into `out` (created, as mkdir -p) under the record: it lists them (with the tool's
+    earlier files) before they are written, so a call stopped half-way is still recognised; once written, the tool's
+    earlier files that this call did not write are removed and the record lists this call's files with their SHA-256.
+    The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names) is removed first. Where the call
+    ends without its result (a write failure, a stop request, an error) in an `out` it created, what it wrote there
+    and the directories it created are removed: no partial result is left."""
+    from hpcflow.analysis.script import make_dir
+
     names = list(names)
-    write_record(out, record, {**old, **dict.fromkeys(names)})
-    write()
-    for name in set(old) - set(names):
+    created = _missing(out)
+    make_dir(out)
+    try:
+        old = listed(out, record) or {}
+        old = {n: old[n] for n in own(out, old)}
+        _remove_debris(out, [*old, *names, record])
+        write_record(out, record, {**old, **dict.fromkeys(names)})
+        write()
+        for name in set(old) - set(names):
+            try:
+                os.unlink(os.path.join(out, name))
+            except OSError:
+                pass
+        write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})
+    except BaseException:
+        if created:
+            _remove_debris(out, [*names, record], files=True)
+            for d in created:
+                try:
+                    os.rmdir(d)
+                except OSError:  # another's file appeared there meanwhile: it stays
+                    break
+        raise
+
+
+def _missing(out) -> list:
+    """The directories `out` and its ancestors that do not exist yet, deepest first (what mkdir -p would create)."""
+    missing, d = [], os.path.abspath(out)
+    while not os.path.lexists(d) and os.path.dirname(d) != d:
+        missing.append(d)
+        d = os.path.dirname(d)
+    return missing
+
+
+def _remove_debris(out, names, *, files: bool = False) -> None:
+    """Remove the temporaries of interrupted atomic writes (`.NAME.tmp-*`) of `names` in `out`, and (`files`) the files
+    `names` themselves."""
+    try:
+        entries = os.listdir(out)
+    except OSError:
+        return
+    prefixes = tuple(f".{name}{TMP_MARK}" for name in names)
+    doomed = [e for e in entries if e.startswith(prefixes) or (files and e in names)]
+    for entry in doomed:
         try:
-            os.unlink(os.path.join(out, name))
+            os.unlink(os.path.join(out, entry))
         except OSError:
             pass
-    write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})

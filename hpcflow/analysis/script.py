@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hpcflow.errors import UserError
+from hpcflow.errors import UserError, WriteFailed
 
 
 #: each script's inputs: its positional's metavar and help
@@ -83,7 +83,6 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
             whose = f"an earlier {tool} output" if there[0] in earlier else "an existing file"
             raise OutputPathError(f"--out {out}: {os.path.join(out, there[0])} exists ({whose}); pass --force to "
                                   "replace the earlier outputs of this script, or choose another --out")
-    make_dir(out)
     written = []
 
     def write_files():
@@ -99,7 +98,19 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
 
 def main(name: str, argv=None, *, description: str = "") -> int:
     """The script `name`: its files are written before its table and numbers are printed, and a reader of those that
-    goes away (`table1.py ... | head -1`) ends neither early nor with a traceback."""
+    goes away (`table1.py ... | head -1`) ends neither early nor with a traceback. A write the file system refuses
+    (WriteFailed), Ctrl-C and SIGTERM/SIGUSR1 end it as they end `hpcflow report`: one line, status 5, 130 or 128 +
+    the signal, and an --out it created removed (`owned.write_owned`)."""
+    from hpcflow.stop_signals import interrupted, interrupts_end_the_job
+
+    try:
+        with interrupts_end_the_job(name):
+            return _main(name, argv, description=description)
+    except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
+        return interrupted(name, exc)
+
+
+def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
     from hpcflow.analysis.rundir import once
@@ -141,7 +152,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
             print(line)
         for path in written:
             print(f"wrote {path}")
-    except UserError as exc:
+    except (UserError, WriteFailed) as exc:
         print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_status
     return 0

@@ -135,13 +135,12 @@ def write(report, out) -> dict:
     files that this one does not write are removed where they are unchanged, so none is left behind unreferenced;
     any other file stays, and one under a name this report writes that it did not write is refused (OutputPathError,
     before anything is written). Their paths and the skipped directories."""
-    from hpcflow.analysis.script import check_names, make_dir
+    from hpcflow.analysis.script import check_names
 
     figures = [name for sec in report.sections for name in sec.figures]
     new = [*figures, *REPORT_FILES]
     check_names(out, [*REPORT_FILES, MANIFEST, *figures])
     refuse_not_own(out, new, MANIFEST, tool="an hpcflow report")
-    make_dir(out)
     paths = {"md": os.path.join(out, "report.md"), "html": os.path.join(out, "report.html")}
 
     def write_files():

@@ -1,0 +1,138 @@
+"""The scripts in analysis/ and `hpcflow report` stopped while they write their figures: a full disk (ENOSPC) ends
+them with one line naming the file and status 5, SIGTERM with `NAME: stopped by SIGTERM` and status 143; an --out
+they created (with its missing parents) is removed, and no temporary of an atomic write is left, in a new --out or
+an earlier one."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from analysis_runs import ROOT, env, run_dirs
+from hpcflow.atomic import TMP_MARK
+
+pytest.importorskip("matplotlib")
+
+#: `python -c DRIVER K ARGS`: the script or `hpcflow report` ARGS, sent SIGTERM once its K-th figure is in its temporary
+DRIVER = """
+import signal, sys
+from matplotlib.figure import Figure
+save, calls = Figure.savefig, []
+def savefig(self, *args, **kw):
+    save(self, *args, **kw)
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        signal.raise_signal(signal.SIGTERM)
+Figure.savefig = savefig
+if sys.argv[2] == "report":
+    from hpcflow.cli import main
+    sys.exit(main(sys.argv[2:]))
+from hpcflow.analysis.script import main
+sys.exit(main(sys.argv[2], sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _debris(directory) -> list:
+    return [n for n in os.listdir(directory) if TMP_MARK in n]
+
+
+def _full_disk_at(monkeypatch, k: int) -> None:
+    """The k-th figure written from here on fails as on a full disk, after part of its bytes."""
+    from matplotlib.figure import Figure
+
+    save, calls = Figure.savefig, []
+
+    def savefig(self, fh, *args, **kw):
+        calls.append(1)
+        if len(calls) == k:
+            fh.write(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return save(self, fh, *args, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+
+
+@pytest.mark.parametrize("tool", ["fig3_scaling", "sigma_history", "report"])
+def test_a_full_disk_is_one_line_exit_5_and_a_new_out_is_removed(runs, tmp_path, capsys, monkeypatch, tool):
+    """ENOSPC on the last figure (sigma_history's and the report's second, after sigma_history.png): the scripts
+    ended in a traceback (exit 1), and every tool left the --out it created holding what it had written. Now: one
+    line naming the file and the reason, status 5, the --out and its parent that the call created gone."""
+    from hpcflow.analysis.script import main
+    from hpcflow.cli import main as hpcflow
+
+    out = tmp_path / "new" / "figs"
+    if tool == "report":
+        _full_disk_at(monkeypatch, 2)
+        status, prefix, failed = hpcflow(["report", runs["flow"], "--out", str(out)]), "hpcflow report", "per_rank.png"
+    else:
+        run, failed = {"fig3_scaling": ("scaling", "fig3_scaling.png"), "sigma_history": ("flow", "per_rank.png")}[tool]
+        _full_disk_at(monkeypatch, 2 if tool == "sigma_history" else 1)
+        status, prefix = main(tool, [runs[run], "--out", str(out)]), tool
+    err = capsys.readouterr().err
+    assert status == 5
+    assert err == (f"{prefix}: error: cannot write {out / failed} (No space left on device); free space on its file "
+                   "system, then run it again\n"), err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_in_an_earlier_out_keeps_its_other_files_and_leaves_no_temporary(runs, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """In an --out that holds the script's earlier output and a file of the user's, a --force call whose second
+    figure meets a full disk ends with status 5 and leaves no temporary; the user's file stays, and the next call
+    replaces what the record lists."""
+    from hpcflow.analysis.script import main
+
+    out = tmp_path / "figs"
+    assert main("sigma_history", [runs["flow"], "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 2)
+        assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 5
+    assert _debris(out) == [] and (out / "notes.txt").read_text() == "mine"
+    assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 0
+    assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "notes.txt", "per_rank.png", "sigma_history.png"]
+
+
+def _stopped(k: int, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", DRIVER, str(k), *map(str, args)], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("tool", ["sigma_history", "report"])
+def test_sigterm_while_writing_is_one_line_143_and_a_new_out_is_removed(runs, tmp_path, tool):
+    """SIGTERM with the second figure in its temporary: the script died silently (the signal's default action),
+    leaving the --out with its first figure and the temporary; the report said its line and status 143 but left the
+    --out it created with its record and first figure. Now both say the line, exit 143 and leave nothing."""
+    out = tmp_path / "new" / "figs"
+    if tool == "report":
+        proc, prefix = _stopped(2, "report", runs["flow"], "--out", out), "hpcflow report"
+    else:
+        proc, prefix = _stopped(2, tool, runs["flow"], "--out", out), tool
+    assert proc.returncode == 143, (proc.returncode, proc.stderr)
+    assert proc.stderr == f"{prefix}: stopped by SIGTERM\n", proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_in_an_earlier_out_leaves_no_temporary_and_force_removes_an_older_one(runs, tmp_path):
+    """SIGTERM during a --force call into an --out with the script's earlier output: status 143 and no temporary
+    left. A temporary that a killed call left (SIGKILL: no handler runs) is removed by the next call."""
+    from hpcflow.analysis.script import main
+
+    out = tmp_path / "figs"
+    assert main("sigma_history", [runs["flow"], "--out", str(out)]) == 0
+    proc = _stopped(2, "sigma_history", runs["flow"], "--out", out, "--force")
+    assert proc.returncode == 143 and proc.stderr == "sigma_history: stopped by SIGTERM\n", proc.stderr
+    assert _debris(out) == []
+    killed = out / f".per_rank.png{TMP_MARK}0123456789abcdef"
+    killed.write_bytes(b"\x89PNG partial")
+    assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 0
+    assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "per_rank.png", "sigma_history.png"]
