@@ -788,6 +788,12 @@ MALFORMED = {
                      ("fig3_scaling",), "config [scaling] is not a table"),
     "scaling_config_list": ("scaling", "distances.h5", lambda p: _set_attr(p, "config", "[1]"),
                             ("fig3_scaling",), "attribute 'config' is not a JSON object"),
+    "scaling_mean_nan": ("scaling", "distances.h5", lambda p: _set_value(p, "table/mean", (1,), np.nan),
+                         ("fig3_scaling",), "dataset 'table/mean' holds nan at row 1, not a finite distance > 0"),
+    "scaling_max_inf": ("scaling", "distances.h5", lambda p: _set_value(p, "table/max", (3,), np.inf),
+                        ("fig3_scaling",), "dataset 'table/max' holds inf at row 3, not a finite distance > 0"),
+    "scaling_min_zero": ("scaling", "distances.h5", lambda p: _set_value(p, "table/min", (0,), 0.0),
+                         ("fig3_scaling",), "dataset 'table/min' holds 0.0 at row 0, not a finite distance > 0"),
 }
 
 

@@ -100,6 +100,21 @@ def test_a_noise_scan_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_path, r
     assert _runs_rows(md)["flow"][2] == "finished"
 
 
+def test_a_distance_scaling_run_whose_mean_distance_is_nan_is_damaged_in_its_row(tmp_path, runs):
+    """A distances.h5 with NaN in table/mean was fitted to a=nan b=nan, drawn and printed, its row "finished". Now Fig. 3
+    right refuses it and its row says distances.h5 is damaged, naming the dataset; the other run stays finished."""
+    d = tmp_path / "nan_scaling"
+    shutil.copytree(runs["scaling"], d)
+    with h5py.File(d / "distances.h5", "a") as f:
+        f["table/mean"][1] = np.nan
+    res, md = _report([runs["flow"], d], tmp_path / "out")
+    status = _runs_rows(md)["nan_scaling"][2]
+    assert status.startswith("incomplete: distances.h5 damaged (Fig. 3 right"), status
+    assert "dataset 'table/mean' holds nan at row 1" in status and "a=nan" not in md, status
+    assert [p for p, _ in res["skipped"]] == [str(d)]
+    assert _runs_rows(md)["flow"][2] == "finished"
+
+
 @pytest.mark.parametrize("kind, data_file, unit", [("noise", "noise_scan.h5", ""), ("nn", "nn.h5", " at epoch 3")])
 def test_a_finished_summary_over_a_diverged_data_file_is_inconsistent(tmp_path, runs, kind, data_file, unit):
     """A noise scan or network run whose data file says "diverged" (`@status`) under a summary.json saying

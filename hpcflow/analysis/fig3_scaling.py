@@ -27,6 +27,12 @@ def load(run_dir) -> dict:
     if len(np.unique(out["n"])) < 2 or not (out["n"] > 0).all():
         raise MissingData(f"{path}: dataset 'table/n' holds {len(np.unique(out['n']))} distinct size(s) "
                           f"{np.unique(out['n'])[:5].tolist()}; a fit needs two or more positive sizes; {HINT}")
+    for stat in STATS:  # the log-log fit of a NaN, an inf or a distance <= 0 is NaN or meaningless
+        bad = ~(np.isfinite(out[stat]) & (out[stat] > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise MissingData(f"{path}: dataset 'table/{stat}' holds {float(out[stat][i])!r} at row {i}, not a finite "
+                              "distance > 0: the file is damaged; rerun the job with --force")
     out["fit_from"] = _fit_from(path)
     return out
 
