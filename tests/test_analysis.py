@@ -477,6 +477,27 @@ def test_the_same_directory_twice_is_read_once(runs, tmp_path):
     assert proc.stderr == f"fig3_scaling: {runs['scaling']} given twice: read once\n", proc.stderr
 
 
+@pytest.mark.parametrize("name, kind, data_file", [("fig2_heatmaps", "clustering", "fig2_distances.h5"),
+                                                     ("fig3_noise", "noise", "noise_scan.h5"),
+                                                     ("fig3_scaling", "scaling", "distances.h5")])
+def test_a_run_directory_and_its_data_file_are_read_once(runs, tmp_path, capsys, name, kind, data_file):
+    """A run directory and its own data file given together were read as two runs: every printed line twice and two
+    figures of one run; now they are one run, read once, and stderr says so."""
+    from hpcflow.analysis.script import main
+
+    alone = tmp_path / "alone"
+    assert main(name, [runs[kind], "--out", str(alone)]) == 0
+    once = capsys.readouterr().out.replace(str(alone), "OUT")
+    both = tmp_path / "both"
+    given = os.path.join(runs[kind], data_file)
+    assert main(name, [runs[kind], given, "--out", str(both)]) == 0
+    out, err = capsys.readouterr()
+    assert out.replace(str(both), "OUT") == once
+    assert err == f"{name}: {given} given twice: read once\n", err
+    assert sorted(p.name for p in both.iterdir()) == sorted(p.name for p in alone.iterdir()) == [
+        f".hpcflow_{name}.json", f"{name}.png"]
+
+
 # ---- Optuna study ---------------------------------------------------------------------------------------
 def test_optuna_view_and_table1_from_study(runs, tmp_path):
     importlib.import_module("matplotlib")  # Optuna's matplotlib visualisation needs it (and imports without it)

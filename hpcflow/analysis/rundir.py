@@ -581,12 +581,13 @@ def nn_missing(run_dir) -> str:
     return f"{NN} missing: {continuation(run_dir) or 'write it again with ' + nn_resume_command(run_dir)}"
 
 
-def once(paths) -> tuple[list, list]:
+def once(paths, *, by_run: bool = False) -> tuple[list, list]:
     """(each input once, in the order given; the repeats left out): a path given twice, or by two spellings of one
-    file or directory (its resolved path), is read once."""
+    file or directory (its resolved path), is read once; `by_run`: so are a run directory and its data files (by
+    their own names, `run_dir_of`), which stand for one run."""
     unique, seen, twice = [], set(), []
     for p in map(os.fspath, paths):
-        key = os.path.realpath(p)
+        key = os.path.realpath((run_dir_of(p) if by_run else None) or p)
         (twice if key in seen else unique).append(p)
         seen.add(key)
     return unique, twice

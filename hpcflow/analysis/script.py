@@ -141,7 +141,9 @@ def _main(name: str, argv, *, description: str) -> int:
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
-        paths, twice = once(args.paths)  # read once, as `hpcflow report` reports a directory given twice once
+        # read once, as `hpcflow report` reports a directory given twice once; a run's directory and data file are one
+        # run (sigma_history groups a run's files itself: `histories.by_run`)
+        paths, twice = once(args.paths, by_run=name != "sigma_history")
         for path in twice:
             print(f"{name}: {path} given twice: read once", file=sys.stderr)
         product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
