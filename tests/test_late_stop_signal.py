@@ -94,3 +94,25 @@ def test_after_a_finished_run_in_process_a_child_and_the_next_command_take_stop_
     monkeypatch.setattr(registry, "load", signalled_first)
     assert main(["run", str(job), "--out", str(tmp_path / "b"), "--quiet"]) == 128 + signal.SIGTERM
     assert not (tmp_path / "b" / "summary.json").exists()
+
+
+def test_a_stop_signal_after_the_report_or_a_figure_is_written_leaves_the_status_0(tmp_path):
+    """`hpcflow report` and the analysis scripts: a SIGTERM once their files are written (as the process ends) ended
+    a complete result with 143, where run, nn, tune and sample ignore it."""
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(FLOW_JOB)
+    assert main(["run", str(job), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    env = dict(os.environ, HPCFLOW_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(DRIVER))))
+    r = subprocess.run(["timeout", "60", sys.executable, DRIVER, "0", "SIGTERM", "end", "report",
+                        str(tmp_path / "run"), "--out", str(tmp_path / "rep")], capture_output=True, text=True,
+                       timeout=90, env=env)
+    _finished_quietly(r, "SIGTERM", f"hpcflow report: wrote {tmp_path / 'rep'}/report.html")
+    script = ("import os, signal, sys\nfrom hpcflow.analysis.script import main\nstatus = main('sigma_history', "
+              "sys.argv[1:])\nprint('sent SIGTERM', file=sys.stderr, flush=True)\nos.kill(os.getpid(), "
+              "signal.SIGTERM)\nsys.exit(status)\n")
+    r = subprocess.run(["timeout", "60", sys.executable, "-c", script, str(tmp_path / "run"), "--out",
+                        str(tmp_path / "fig")], capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode == 0 and "sent SIGTERM" in r.stderr, (r.returncode, r.stdout, r.stderr)
+    assert f"wrote {tmp_path / 'fig'}" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr

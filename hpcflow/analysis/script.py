@@ -117,6 +117,7 @@ def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.study import check_study_flag
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
+    from hpcflow.stop_signals import finished
 
     survive_closed_pipes()
     p = _Parser(prog=f"{name}.py", description=description)
@@ -148,6 +149,7 @@ def _main(name: str, argv, *, description: str) -> int:
             print(f"{name}: {path} given twice: read once", file=sys.stderr)
         product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
+        finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
             print(product.printed.get(file, text), end="")
         for line in product.lines:

@@ -28,13 +28,14 @@ def _on_rank_0(work, comm):
 def run(args) -> int:
     from hpcflow.parallel.comm import abort_on_error, check_launch, duplicate, refuse_together
     from hpcflow.resources import check_environment
-    from hpcflow.stop_signals import interrupts_end_the_job
+    from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     check_launch()
     with abort_on_error() as comm, interrupts_end_the_job("hpcflow report"), duplicate(comm) as waiting:
         refuse_together(check_environment, comm)  # HPCFLOW_* as every command checks them, before any work
         # rank 0's refusal (UserError) is raised by every rank together: one line, every rank exits with its status
         result = refuse_together(lambda: _on_rank_0(lambda: _write(args), waiting or comm), comm)
+        finished()  # the report is written: a stop request from here on is ignored
     if result is None:  # the other ranks
         return 0
     for path, reason in result["skipped"]:
