@@ -85,13 +85,13 @@ def test_after_a_finished_run_in_process_a_child_and_the_next_command_take_stop_
     child = subprocess.run([sys.executable, "-c", "import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); "
                             "time.sleep(30)"], timeout=60)
     assert child.returncode == -signal.SIGTERM
-    load = registry.load
+    load = registry.load_with_extras  # (what `hpcflow run` reads its job with)
 
     def signalled_first(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(registry, "load", signalled_first)
+    monkeypatch.setattr(registry, "load_with_extras", signalled_first)
     assert main(["run", str(job), "--out", str(tmp_path / "b"), "--quiet"]) == 128 + signal.SIGTERM
     assert not (tmp_path / "b" / "summary.json").exists()
 
