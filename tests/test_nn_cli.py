@@ -424,6 +424,20 @@ def test_a_diverging_sweep_width_or_kernel_flow_network_makes_the_run_diverged(t
         "network diverged" in err and "epoch 3" not in err, err
     doc = next(line for line in open(DOC, encoding="utf-8") if line.startswith("| `status` |") and "trained" in line)
     assert "width-sweep or kernel-flow network diverged after training, the whole training" in doc, doc
+    # its nn.h5 missing: --resume writes it again (the networks after training diverge again), exit 3 as the run;
+    # it said "nothing to do" and left nn.h5 missing
+    before = _datasets(out / "nn.h5")
+    (out / "nn.h5").unlink()
+    capsys.readouterr()
+    assert main(["nn", _write(tmp_path, JOB), "--out", str(out), "--quiet", "--resume"]) == 3
+    said = capsys.readouterr().out
+    assert f"{out}: nn.h5 missing from a finished run; redoing" in said and "diverges again" in said, said
+    after = _datasets(out / "nn.h5")
+    assert sorted(after) == sorted(before) and after["@"] == before["@"]
+    from h5data import NN_TIMINGS
+
+    for name in set(before) - NN_TIMINGS - {"@"}:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
 #: the tiny job of the positive-definiteness count: 200 train, 100 validation points, 4 epochs, no NTK
@@ -605,6 +619,29 @@ def test_resume_of_a_finished_run_whose_nn_h5_is_missing_writes_it_again(tmp_pat
     capsys.readouterr()
     assert main(["nn", job, "--out", str(out), "--resume"]) == 0  # whole again: nothing to do
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_resume_of_a_finished_run_whose_nn_h5_is_damaged_writes_it_again(tmp_path, capsys):
+    """A finished run whose nn.h5 is cut short (a partial copy, a disk error): --resume with the same epochs writes
+    it again from checkpoint.pt (the run's datasets and values but the wall-clock seconds) and says so in one line;
+    it was refused ("rerun the job with --force"), i.e. a retraining from scratch."""
+    out = tmp_path / "cut"
+    job = _write(tmp_path, JOB)
+    assert main(["nn", job, "--out", str(out)]) == 0
+    before = _datasets(out / "nn.h5")
+    whole = (out / "nn.h5").read_bytes()
+    (out / "nn.h5").write_bytes(whole[:len(whole) // 3])
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume"]) == 0
+    said = [s for s in capsys.readouterr().out.splitlines() if "nn.h5" in s]
+    assert len(said) == 1 and f"{out}: nn.h5 damaged in a finished run; redoing from checkpoint.pt" in said[0], said
+    after = _datasets(out / "nn.h5")
+    assert sorted(after) == sorted(before) and after["@"] == before["@"]
+    from h5data import NN_TIMINGS
+
+    for name in set(before) - NN_TIMINGS - {"@"}:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])

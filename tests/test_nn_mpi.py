@@ -306,3 +306,16 @@ def test_a_finished_2_rank_runs_missing_nn_h5_is_written_again_by_resume_at_2_ra
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("nn.h5 missing from a finished run") == 1 and "nothing to do" not in p.stdout, p.stdout
     _assert_same_run(runs["sigma", 2], d)
+
+
+def test_a_finished_2_rank_runs_damaged_nn_h5_is_written_again_by_resume_at_2_ranks(runs):
+    """As a missing one: nn.h5 cut short (a partial copy) comes back as the run wrote it but for its seconds, said
+    once; --resume refused it ("rerun the job with --force", a retraining)."""
+    d = str(runs["tmp"] / "cut_back")
+    shutil.copytree(runs["sigma", 2], d)
+    nn_h5 = os.path.join(d, "nn.h5")
+    os.truncate(nn_h5, os.path.getsize(nn_h5) // 2)
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("nn.h5 damaged in a finished run") == 1 and "nothing to do" not in p.stdout, p.stdout
+    _assert_same_run(runs["sigma", 2], d)

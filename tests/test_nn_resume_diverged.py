@@ -150,6 +150,11 @@ def test_a_checkpoint_within_the_epoch_without_its_start_resumes_and_diverges_to
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "diverged in epoch 2 (it holds epoch 1 + 2 batches, its last finite state): nothing " \
         "to do" in err[0], err
+    (out / "nn.h5").unlink()  # a resume would train the diverging epoch again: nn.h5 stays missing, and it says so
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing to do; its nn.h5 is missing; a resume would train epoch 2 again" in err[0], err
+    assert not (out / "nn.h5").exists()
 
 
 @pytest.mark.parametrize("keys", [("model", "layers.0.weight"), ("optimizer", "state", 0, "exp_avg")])

@@ -3,8 +3,9 @@
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
 finished run (the same epochs: "nothing to do", its files left as they are, but for a missing or damaged model.pt or
-model.pt.json, written again from the network in checkpoint.pt, and a missing nn.h5, for which what follows the
-training is redone from checkpoint.pt); any other change of the job is refused before any work.
+model.pt.json, written again from the network in checkpoint.pt, and a missing or damaged nn.h5, for which what
+follows the training is redone from checkpoint.pt, also where a width-sweep or kernel-flow network diverged after it,
+which it does again); any other change of the job is refused before any work.
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ def _command(args, comm) -> int:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)
-        if done is not None and not done.exit_status and comm.bcast(_nn_h5_missing(outdir), root=0):
-            done = None  # a finished run less its nn.h5 (a partial copy): what follows training is redone
+        fault = None if done is None else comm.bcast(nn_h5_fault(outdir), root=0)  # rank 0 looks, for all
+        if fault and (not done.exit_status or _whole_training(resume)):
+            done = None  # a finished run less a readable nn.h5 (a partial copy, a disk error): redone after training
             if comm.Get_rank() == 0:
-                print(f"hpcflow nn: {outdir}: nn.h5 missing from a finished run; redoing from checkpoint.pt what "
-                      f"follows its training ({_redone(cfg)}) to write it again")
+                again = "; it diverges again with the same settings" if resume.get("status") == "diverged" else ""
+                print(f"hpcflow nn: {outdir}: nn.h5 {'missing from' if fault == 'missing' else 'damaged in'} a finished run; redoing from checkpoint.pt what "
+                      f"follows its training ({_redone(cfg)}) to write it again{again}")
+        elif fault:  # diverged in training: its nn.h5 is not made again without training the diverging epoch
+            done = done._replace(fix=f"its nn.h5 is {fault}; {done.fix}")
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
             said = f"{outdir} {done.why}: nothing to do; {done.fix}"
             if done.exit_status:  # diverged: said as the run said it, with its status (every rank raises)
@@ -101,9 +106,23 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
     return None
 
 
-def _nn_h5_missing(outdir: str) -> bool:
-    """Whether DIR/nn.h5 is absent (rank 0 looks: the ranks decide alike)."""
-    return not os.path.lexists(os.path.join(outdir, "nn.h5"))
+def nn_h5_fault(outdir: str) -> str | None:
+    """"missing" or "damaged" (h5py cannot open it or walk it) of DIR/nn.h5, None when it reads."""
+    from hpcflow.analysis.rundir import unreadable
+
+    path = os.path.join(outdir, "nn.h5")
+    if not os.path.lexists(path):
+        return "missing"
+    return "damaged" if os.path.isfile(path) and unreadable(path) else None
+
+
+def _whole_training(resume: dict) -> bool:
+    """Whether a checkpoint holds the whole training of its job (a width-sweep or kernel-flow network diverged
+    after it, not the main network)."""
+    import json
+
+    train = resume["train"]
+    return not int(train["position"]) and int(train["epoch"]) >= json.loads(resume["config"])["training"]["epochs"]
 
 
 def _redone(cfg: dict) -> str:
@@ -119,12 +138,10 @@ def _diverged(resume: dict) -> tuple[str, str]:
     """(what diverged, the fix) of a checkpoint of status "diverged": the main network in the epoch after the one it
     holds (part way into that epoch: the state it was resumed from), or, where it holds the whole training of its
     job, a width-sweep or kernel-flow network trained after it."""
-    import json
-
     train = resume["train"]
     epoch, pos = int(train["epoch"]), int(train["position"])
     keeps = "with the same settings, which --resume keeps: start over with --force or in a new --out with a smaller"
-    if not pos and epoch >= json.loads(resume["config"])["training"]["epochs"]:
+    if _whole_training(resume):
         return (f"finished its training ({epoch} epochs), then a width-sweep or kernel-flow network diverged (its "
                 "summary.json's stopped says which)", f"a resume would train them again {keeps} [width_sweep].lr "
                 "or training.lr")
@@ -167,7 +184,7 @@ def prepare_out(args, module, cfg):
 
         path = os.path.join(args.out, CHECKPOINT)
         resume = load_checkpoint(path)
-        module.check_resume(cfg, resume, path)  # the job's keys first, then the entries against its batches per epoch
+        module.check_resume(cfg, resume, path, nn_h5_redone=True)  # the job's keys first, then the entries against its batches per epoch
         check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
     output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)

@@ -210,14 +210,15 @@ def effective(cfg: dict) -> dict:
     return out
 
 
-def check_resume(cfg: dict, state: dict, path: str) -> None:
+def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = False) -> None:
     """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
     [checkpoint], or asks for fewer epochs than it has done (or, part way into an epoch, than it has begun);
     InputFileError when its config is not a job or, the job being the checkpoint's, its training entries do not have
     the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked against the
     batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
     that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the run is
-    finished, the job asks for no more epochs and its nn.h5 cannot be read (--resume would leave it damaged)."""
+    finished, the job asks for no more epochs and its nn.h5 cannot be read (a resume that adds nothing would leave it
+    damaged), unless `nn_h5_redone` (`hpcflow nn --resume`, which redoes what follows training to write it again)."""
     from hpcflow.nn.checkpoint import check_train_state
 
     check_same_job(cfg, state, path)
@@ -230,7 +231,7 @@ def check_resume(cfg: dict, state: dict, path: str) -> None:
         raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
                           f"set epochs >= {done}")
     nn_h5 = os.path.join(os.path.dirname(path), "nn.h5")
-    if state.get("status") == "finished" and epochs == done and os.path.isfile(nn_h5):  # --resume would do nothing
+    if not nn_h5_redone and state.get("status") == "finished" and epochs == done and os.path.isfile(nn_h5):
         import h5py
 
         from hpcflow.h5read import DAMAGED
