@@ -1,5 +1,5 @@
 """What a report says of each run: a network run whose nn.h5 is damaged is incomplete with its checkpoint's history
-(and --resume refuses to leave it so), an extended network run killed before its new nn.h5 has its Fig. 4 marked
+and the --resume that writes nn.h5 again from its checkpoint (--force where checkpoint.pt is damaged too), an extended network run killed before its new nn.h5 has its Fig. 4 marked
 incomplete, every figure of one run among several names it, a damaged run alone is refused naming its file, names that
 markdown or HTML would read are escaped, and the axes of one-point histories, heatmaps, noise scans and width sweeps
 show what they hold."""
@@ -35,7 +35,10 @@ def _section(md: str, title: str) -> str:
     return md.split(f"## {title}")[1].split("\n## ")[0]
 
 
-DAMAGED_NN = "nn.h5 unreadable (damaged); rerun the job with --force"
+def _damaged_nn(d) -> str:
+    """The reason of a finished network run in `d` whose nn.h5 is damaged: its checkpoint.pt holds the whole trained
+    state, so the advice is the --resume that writes nn.h5 again (it was "rerun the job with --force", a retraining)."""
+    return f"nn.h5 unreadable (damaged); write it again with hpcflow nn {d / 'job.toml'} --out {d} --resume"
 
 
 def test_a_network_run_with_a_damaged_nn_h5_is_incomplete_and_its_history_is_its_checkpoints(tmp_path, runs):
@@ -48,7 +51,7 @@ def test_a_network_run_with_a_damaged_nn_h5_is_incomplete_and_its_history_is_its
     d = tmp_path / "cut"
     shutil.copytree(runs["nn"], d)
     _cut(d / "nn.h5")
-    assert completeness(d) == (False, DAMAGED_NN)
+    assert completeness(d) == (False, _damaged_nn(d))
     hist = torch.load(d / "checkpoint.pt", weights_only=True)["train"]["history"]
     st, sv = (hist[k].numpy() for k in ("sigma_train", "sigma_val"))
     loaded = histories.load(d)
@@ -60,25 +63,43 @@ def test_a_network_run_with_a_damaged_nn_h5_is_incomplete_and_its_history_is_its
     assert res["skipped"] == []
     md = open(res["md"], encoding="utf-8").read()
     row = _runs_rows(md)["cut"]
-    assert row[2].startswith(f"incomplete: {DAMAGED_NN}"), row
+    assert row[2].startswith(f"incomplete: {_damaged_nn(d)}"), row
     assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{sv[0]:.4g} -> {sv[-1]:.4g}", row
     assert f"cut (incomplete: nn.h5 unreadable): sigma train {st[0]:.4g} -> {st[-1]:.4g}" in md
     assert "Fig. 4" not in md  # its NTK is in the damaged nn.h5 alone
 
 
-def test_resume_of_a_finished_network_run_with_a_damaged_nn_h5_is_refused_naming_it(tmp_path, runs, capsys):
+def test_the_advised_resume_writes_a_damaged_nn_h5_again_and_the_run_is_whole(tmp_path, runs, capsys):
+    """The command the report advises for a finished run's damaged nn.h5, run as it reads, makes nn.h5 whole again
+    (the report then says "finished"); --resume refused it ("rerun the job with --force")."""
+    import shlex
+
+    from hpcflow.analysis.rundir import completeness
     from hpcflow.cli import main
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
 
     d = tmp_path / "cut"
     shutil.copytree(runs["nn"], d)
     _cut(d / "nn.h5")
-    before = {name: (d / name).read_bytes() for name in os.listdir(d)}
+    advised = completeness(d)[1].split("write it again with ")[1]
+    argv = shlex.split(advised)
+    assert argv[:2] == ["hpcflow", "nn"], advised
     capsys.readouterr()
-    assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{d / 'nn.h5'}: not a readable HDF5 file (damaged)" in err, err
-    assert "rerun the job with --force" in err
-    assert {name: (d / name).read_bytes() for name in os.listdir(d)} == before  # nothing touched
+    assert main([*argv[1:], "--quiet"]) == 0
+    assert "nn.h5 damaged in a finished run" in capsys.readouterr().out
+    assert completeness(d) == (True, "") and row(detect(d))[2] == "finished"
+
+
+def test_a_damaged_nn_h5_beside_a_damaged_checkpoint_pt_is_advised_a_rerun(tmp_path, runs):
+    """Where checkpoint.pt is cut short too, nothing holds the trained state: the advice stays --force."""
+    from hpcflow.analysis.rundir import completeness
+
+    d = tmp_path / "both"
+    shutil.copytree(runs["nn"], d)
+    _cut(d / "nn.h5")
+    _cut(d / "checkpoint.pt")
+    assert completeness(d) == (False, "nn.h5 unreadable (damaged); rerun the job with --force")
 
 
 def test_fig4_of_an_extended_network_run_killed_before_its_new_nn_h5_is_marked_incomplete(tmp_path, runs):

@@ -328,7 +328,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, f"{what}; {_resume_fix(run_dir)}"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
-            return False, f"{NN} unreadable (damaged); {rerun_fix(run_dir)}"
+            return False, f"{NN} unreadable (damaged); {nn_damaged_fix(run_dir)}"
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
@@ -579,6 +579,30 @@ def nn_missing(run_dir) -> str:
     from hpcflow.analysis.study import continuation
 
     return f"{NN} missing: {continuation(run_dir) or 'write it again with ' + nn_resume_command(run_dir)}"
+
+
+def nn_damaged_fix(run_dir) -> str:
+    """How a network run whose nn.h5 cannot be read is made whole: where its checkpoint.pt (read without torch) holds
+    the whole training of a finished run, or of one whose width-sweep or kernel-flow network diverged after it,
+    'write it again with <hpcflow nn --resume>', which redoes what follows training from it; the continuation of a
+    run that it holds part way; else (checkpoint.pt missing or damaged, the main network diverged, a trial inside a
+    study) `rerun_fix`."""
+    from hpcflow.analysis.study import continuation
+
+    entries = network_checkpoint(run_dir)
+    status, epoch, position = (entries.get(k) for k in (("status",), ("train", "epoch"), ("train", "position")))
+    try:
+        epochs = json.loads(entries.get(("config",), ""))["training"]["epochs"]
+    except (ValueError, TypeError, KeyError):
+        epochs = None
+    study = continuation(run_dir, refused="--force")
+    if study or not isinstance(epoch, int) or not isinstance(epochs, int):
+        return study or rerun_fix(run_dir)
+    if status in ("finished", "diverged") and position == 0 and epoch >= epochs:
+        return f"write it again with {nn_resume_command(run_dir)}"
+    if status in ("running", "preempted", "trained"):
+        return _resume_fix(run_dir, "hpcflow nn --resume")
+    return rerun_fix(run_dir)
 
 
 def once(paths, *, by_run: bool = False) -> tuple[list, list]:
