@@ -438,6 +438,12 @@ def test_a_diverging_sweep_width_or_kernel_flow_network_makes_the_run_diverged(t
 
     for name in set(before) - NN_TIMINGS - {"@"}:
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    # its nn.h5 cut short: the report advises that --resume (it advised --force, a retraining)
+    from hpcflow.analysis.rundir import completeness
+
+    os.truncate(out / "nn.h5", os.path.getsize(out / "nn.h5") // 2)
+    assert completeness(out) == (False, "nn.h5 unreadable (damaged); write it again with hpcflow nn "
+                                        f"{out / 'job.toml'} --out {out} --resume")
 
 
 #: the tiny job of the positive-definiteness count: 200 train, 100 validation points, 4 epochs, no NTK
