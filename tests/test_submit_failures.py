@@ -223,3 +223,25 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
     refused = _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]) == 2
     assert _error(capsys, "submit") == refused and "checkpoint.pt" in refused
+
+
+def test_a_finished_network_run_whose_nn_h5_is_missing_or_damaged_is_resubmitted_with_resume(tmp_path, capsys,
+                                                                                              monkeypatch):
+    """`hpcflow nn --resume` writes a finished run's missing or damaged nn.h5 again from checkpoint.pt; submit's
+    check of that --resume refused it as a job that would do nothing."""
+    from jobtexts import NN_POINTS, SMALL_NET, TINY_TRAINING
+
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(NN_POINTS + SMALL_NET + TINY_TRAINING)
+    assert main(["nn", str(job), "--out", str(out), "--quiet"]) == 0
+    check = ["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]
+    capsys.readouterr()
+    assert main(check) == 2
+    assert "the job would do nothing, so nothing is queued" in _error(capsys, "submit")
+    whole = (out / "nn.h5").read_bytes()
+    for damage in (lambda: (out / "nn.h5").unlink(), lambda: (out / "nn.h5").write_bytes(whole[:len(whole) // 3])):
+        damage()
+        assert main(check) == 0, capsys.readouterr().err
+        said = capsys.readouterr().out
+        assert "would queue 1 local job(s)" in said and "--resume" in said, said

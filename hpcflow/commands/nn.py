@@ -56,12 +56,13 @@ def _command(args, comm) -> int:
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)
         fault = None if done is None else comm.bcast(nn_h5_fault(outdir), root=0)  # rank 0 looks, for all
-        if fault and (not done.exit_status or _whole_training(resume)):
+        if fault and redoes_nn_h5(done, resume):
             done = None  # a finished run less a readable nn.h5 (a partial copy, a disk error): redone after training
             if comm.Get_rank() == 0:
                 again = "; it diverges again with the same settings" if resume.get("status") == "diverged" else ""
-                print(f"hpcflow nn: {outdir}: nn.h5 {'missing from' if fault == 'missing' else 'damaged in'} a finished run; redoing from checkpoint.pt what "
-                      f"follows its training ({_redone(cfg)}) to write it again{again}")
+                print(f"hpcflow nn: {outdir}: nn.h5 {'missing from' if fault == 'missing' else 'damaged in'} a "
+                      f"finished run; redoing from checkpoint.pt what follows its training ({_redone(cfg)}) to write "
+                      f"it again{again}")
         elif fault:  # diverged in training: its nn.h5 is not made again without training the diverging epoch
             done = done._replace(fix=f"its nn.h5 is {fault}; {done.fix}")
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
@@ -114,6 +115,12 @@ def nn_h5_fault(outdir: str) -> str | None:
     if not os.path.lexists(path):
         return "missing"
     return "damaged" if os.path.isfile(path) and unreadable(path) else None
+
+
+def redoes_nn_h5(done, resume: dict) -> bool:
+    """Whether --resume of the ended run `done` (`already_finished`) whose nn.h5 is missing or damaged writes it again
+    from checkpoint.pt: it holds the whole training (finished, or a sweep or kernel-flow network diverged after it)."""
+    return not done.exit_status or _whole_training(resume)
 
 
 def _whole_training(resume: dict) -> bool:

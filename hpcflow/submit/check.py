@@ -124,7 +124,7 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     """The checks of `hpcflow run|nn --resume`, by the commands' own code on one rank: a checkpoint in --out that
     this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there ended by
     its own rule (steps or epochs done; a flow's early or numerical stop, a network's divergence) and the job adds
-    nothing to it (the queued command would do nothing)."""
+    nothing to it (the queued command would do nothing; a network run whose nn.h5 --resume writes again is queued)."""
     from hpcflow.parallel.comm import SerialComm
 
     args = argparse.Namespace(job=job, out=out, set=list(overrides), resume=True, force=False, quiet=False,
@@ -135,6 +135,8 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
         module, cfg, _ = nn.prepare_job(args, SerialComm())
         outdir, state = nn.prepare_out(args, module, cfg)
         ended = nn.already_finished(state, cfg, outdir)  # epochs done, or diverged
+        if ended is not None and nn.nn_h5_fault(outdir) and nn.redoes_nn_h5(ended, state):
+            ended = None  # the queued --resume writes its missing or damaged nn.h5 again
         done = None if ended is None else (ended.why, ended.fix)
     else:
         from hpcflow.commands import run
