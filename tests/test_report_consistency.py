@@ -17,7 +17,7 @@ import pytest
 from analysis_runs import ROOT, env, md_rows, run_dirs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return run_dirs(tmp_path_factory)
 

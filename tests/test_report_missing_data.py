@@ -17,7 +17,7 @@ DATA = {"flow": ("checkpoint.h5",), "noise": ("noise_scan.h5",), "local_limit": 
         "scaling": ("distances.h5",), "clustering": ("fig2_distances.h5",), "nn": ("nn.h5", "checkpoint.pt")}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return run_dirs(tmp_path_factory)
 

@@ -14,7 +14,7 @@ from hpcflow.cli import main
 from test_tune_records import _job, _tune
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return run_dirs(tmp_path_factory)
 

@@ -15,7 +15,7 @@ import pytest
 from analysis_runs import JOBS, ROOT, env, make_study, md_rows, run_dirs, script
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return run_dirs(tmp_path_factory)
 

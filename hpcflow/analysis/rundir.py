@@ -597,12 +597,12 @@ def nn_damaged_fix(run_dir) -> str:
         epochs = None
     study = continuation(run_dir, refused="--force")
     if study or not isinstance(epoch, int) or not isinstance(epochs, int):
-        return study or rerun_fix(run_dir)
+        return study or RERUN
     if status in ("finished", "diverged") and position == 0 and epoch >= epochs:
         return f"write it again with {nn_resume_command(run_dir)}"
     if status in ("running", "preempted", "trained"):
-        return _resume_fix(run_dir, "hpcflow nn --resume")
-    return rerun_fix(run_dir)
+        return "continue it with hpcflow nn --resume"
+    return RERUN  # (outside a study: `study` is "")
 
 
 def once(paths, *, by_run: bool = False) -> tuple[list, list]:

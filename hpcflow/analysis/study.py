@@ -7,6 +7,7 @@ import os
 
 from hpcflow.analysis import trial_dirs
 from hpcflow.analysis.rundir import JOURNAL, MissingData
+from hpcflow.jobs.output import enclosing_study
 from hpcflow.tune.storage import masked
 
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
@@ -329,21 +330,9 @@ def overview(path, study_name: str | None = None) -> dict:
     return out
 
 
-def enclosing_study(path) -> str | None:
-    """The study directory of `hpcflow tune` that `path` lies inside (an ancestor, followed through symbolic links too,
-    whose study.json names a study: where `hpcflow run` refuses to write, --resume included), None when none."""
-    for where in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
-        parent = os.path.dirname(where)
-        while parent != where:
-            if isinstance(_record(parent).get("study"), str):
-                return parent
-            where, parent = parent, os.path.dirname(parent)
-    return None
-
-
 def continuation(run_dir, *, refused: str = "--resume") -> str:
     """What continues an interrupted run (or, `refused` "--force", makes a damaged one again) whose directory lies
-    inside a study directory (`enclosing_study`: a trial's, where `hpcflow run` refuses --resume and --force): the
+    inside a study directory (`jobs.output.enclosing_study`: a trial's, where `hpcflow run` refuses --resume and --force): the
     study's retry of that trial (continuing its checkpoint or afresh; queued for the study's next `hpcflow tune`, or
     run as trial M, whose directory holds the result), its job.toml rerun into an --out outside the study where the
     study does not retry it, or the study's command where the trial is not found; "" for a run outside a study."""

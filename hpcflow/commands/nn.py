@@ -126,10 +126,8 @@ def redoes_nn_h5(done, resume: dict) -> bool:
 def _whole_training(resume: dict) -> bool:
     """Whether a checkpoint holds the whole training of its job (a width-sweep or kernel-flow network diverged
     after it, not the main network)."""
-    import json
-
     train = resume["train"]
-    return not int(train["position"]) and int(train["epoch"]) >= json.loads(resume["config"])["training"]["epochs"]
+    return not int(train["position"]) and int(train["epoch"]) >= _length_of(resume)
 
 
 def _redone(cfg: dict) -> str:
@@ -191,7 +189,8 @@ def prepare_out(args, module, cfg):
 
         path = os.path.join(args.out, CHECKPOINT)
         resume = load_checkpoint(path)
-        module.check_resume(cfg, resume, path, nn_h5_redone=True)  # the job's keys first, then the entries against its batches per epoch
+        # the job's keys first, then the entries against its batches per epoch (a bad nn.h5 is redone, not refused)
+        module.check_resume(cfg, resume, path, nn_h5_redone=True)
         check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
     output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)

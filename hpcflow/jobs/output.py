@@ -239,13 +239,22 @@ def refuse_inside_study(path, *, lead: str = "--out ", fix: str = RUN_OUTSIDE_ST
     record, followed through symbolic links too): a run there would write over a trial (DIR/trials/NNNN) or among
     the study's files, which `hpcflow tune` writes itself, through `hpcflow.tune.trial.run_trial`, not through here.
     `lead` names the path in the message, `fix` ends it."""
+    study_dir = enclosing_study(path)
+    if study_dir is not None:
+        raise OutputPathError(f"{lead}{path} lies inside {study_dir}, the study directory of 'hpcflow tune' "
+                              f"({STUDY_RECORD}); {fix}")
+
+
+def enclosing_study(path) -> str | None:
+    """The study directory of `hpcflow tune` that `path` lies inside (an ancestor holding a study record, followed
+    through symbolic links too), None when none."""
     for where in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
         parent = os.path.dirname(where)
         while parent != where:
             if _study_record(parent):
-                raise OutputPathError(f"{lead}{path} lies inside {parent}, the study directory of 'hpcflow tune' "
-                                      f"({STUDY_RECORD}); {fix}")
+                return parent
             where, parent = parent, os.path.dirname(parent)
+    return None
 
 
 def _study_record(directory: str) -> bool:
