@@ -18,10 +18,10 @@ ENV = dict(os.environ, HPCFLOW_THREADS="1", OMP_NUM_THREADS="1")
 SKEW = 0.2
 
 
-def _run(mode: str, ranks: int, skew: float = SKEW, *wait: float):
+def _run(mode: str, ranks: int, skew: float = SKEW, *wait: float, env: dict | None = None):
     t0 = time.monotonic()
     r = subprocess.run(["timeout", "60", mpiexec(), "-n", str(ranks), sys.executable, SCRIPT, mode, str(skew),
-                        *map(str, wait)], capture_output=True, text=True, timeout=90, env=ENV)
+                        *map(str, wait)], capture_output=True, text=True, timeout=90, env=dict(ENV, **(env or {})))
     return r, time.monotonic() - t0
 
 
@@ -45,6 +45,21 @@ def test_every_rank_raising_prints_every_message_before_the_abort(ranks, skew):
         _said(r.stderr, k, f"ERROR RuntimeError: injected failure on rank {k}",
               f"RuntimeError: injected failure on rank {k}")
         assert r.stdout.count(f"rank {k} printed before failing") == 1, r.stdout
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_rank_slow_to_leave_is_not_killed_and_the_status_stays_rank_0s(ranks, tmp_path):
+    """Every rank raises and the last one is slow on its way out (each stderr flush after its failure takes 0.5 s,
+    as a descheduled rank on busy cores would be): the others leave first without the launcher killing it (it
+    ends every flush it begins, its message's and the last one as it leaves), and the job's status is rank 0's, 1 (a kill made it 9, SIGKILL's, now and then)."""
+    record = tmp_path / "flushes"
+    r, _ = _run("slow-exit", ranks, env={"ABORT_FLUSHES": str(record)})
+    flushes = record.read_text().split()  # at least its message's flush and the one as it leaves, each whole
+    assert len(flushes) >= 4 and flushes == ["begin", "end"] * (len(flushes) // 2), (flushes, r.stdout, r.stderr)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for k in range(ranks):
+        _said(r.stderr, k, f"ERROR RuntimeError: injected failure on rank {k}",
+              f"RuntimeError: injected failure on rank {k}")
 
 
 #: seconds rank 0 raises after the others in the `wait=` tests: beyond ABORT_WAIT, well within LONG_WAIT (3 ranks

@@ -255,16 +255,39 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
 def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> None:
     """End the job once the ranks that fail together have all printed why: wait up to `wait` seconds at a barrier
     on `agree` (a duplicate of `comm` used for nothing else). When every rank arrived, each leaves its process with
-    rank 0's status (the job's): none waits in a collective, so no Abort is needed, and Aborts from every rank at
-    once sometimes ended the job with the status of a rank the launcher's kill reached first (9). Else this rank
-    aborts with its own status after the wait."""
+    rank 0's status (the job's) through `leave`: none waits in a collective, so no Abort is needed, and Aborts from
+    every rank at once sometimes ended the job with the status of a rank the launcher's kill reached first (9). Else
+    this rank aborts with its own status after the wait."""
     if arrive_within(agree, wait):
         status = agree.bcast(status, root=0)  # every rank is here: no one is left waiting in this collective
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(status)  # so each leaves with it: no Abort, whose kills raced the others' Aborts for the status
+        leave(status)  # so each leaves with it: no Abort, whose kills raced the others' Aborts for the status
     wait_until_read()  # the message above: a launcher may drop what it has not read when the Abort ends the job
     comm.Abort(status)
+
+
+#: seconds a rank gives MPI's Finalize and the C library's exit functions in `leave` before it leaves without them
+LEAVE_WAIT = 10.0
+
+
+def leave(status: int, *, wait: float = LEAVE_WAIT) -> None:
+    """End this process with `status` after every rank agreed on it, running no more Python: MPI finalized, then the
+    C library's exit (MPICH's exit functions included). A rank that left by _exit alone, even finalized, made Hydra
+    kill the ranks still on their way out, and the job's status became theirs (9, SIGKILL). `wait` bounds both steps:
+    past it the rank leaves by _exit."""
+    import ctypes
+
+    watchdog = threading.Timer(wait, os._exit, (status,))
+    watchdog.daemon = True
+    watchdog.start()
+    MPI = _mpi()
+    try:
+        if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
+            MPI.Finalize()
+        ctypes.CDLL(None).exit(status)  # releases the GIL: the watchdog can still end a hung exit function
+    finally:
+        os._exit(status)
 
 
 @contextmanager
