@@ -226,10 +226,34 @@ def test_a_fractional_chart_index_is_refused_not_truncated(X, chart):
         X.sample(5, seed=0, chart=chart, comm=SerialComm())
 
 
-def test_integral_chart_indices_are_that_chart(X):
+@pytest.mark.parametrize("chart", [(0, 1.0), (0.0, 1.0), np.array([0.0, 1.0]), (np.float64(0), 1), (0, np.True_),
+                                   (False, 1)])
+def test_a_float_or_bool_chart_index_is_refused_even_when_integral(X, chart):
+    """chart=(0, 1.0) was taken for (0, 1) although a chart that is not a pair of integers is refused (README)."""
+    with pytest.raises(ConfigError, match=r"chart=.*not an integer"):
+        X.sample(5, seed=0, chart=chart, comm=SerialComm())
+
+
+def test_integer_chart_indices_are_that_chart(X):
     a = X.sample(5, seed=0, chart=(0, 1), comm=SerialComm())
-    for chart in ((0.0, 1.0), np.array([0, 1]), np.array([0.0, 1.0])):
+    assert set(map(tuple, a.chart)) == {(0, 1)}
+    for chart in ([0, 1], np.array([0, 1]), np.array([0, 1], dtype=np.uint8), (np.int64(0), np.int32(1))):
         assert X.sample(5, seed=0, chart=chart, comm=SerialComm()).points.tobytes() == a.points.tobytes()
+
+
+@pytest.mark.parametrize("only", [(0, 1.5), (0, 1.0), (0, True), (7, 9)])
+def test_point_set_only_refuses_what_sample_chart_refuses(X, points, only):
+    """point_set(points, only=(0, 1.5)) int()-ed the index and kept the points of chart (0, 1); only=(7, 9) on P^4
+    kept none instead of saying that the chart does not exist."""
+    with pytest.raises(ConfigError, match=r"only"):
+        X.point_set(points, only=only)
+
+
+def test_point_set_only_keeps_that_charts_points(X):
+    ps = X.sample(60, seed=3, comm=SerialComm())
+    kept = X.point_set(ps.points, only=(np.int64(0), 1))
+    mine = ps[(ps.chart == (0, 1)).all(axis=1)]
+    assert len(kept) == len(mine) > 0 and kept.points.tobytes() == mine.points.tobytes()
 
 
 @pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])

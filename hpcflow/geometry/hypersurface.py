@@ -19,7 +19,7 @@ from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.distance import rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
-from hpcflow.geometry.sampling import sample_points
+from hpcflow.geometry.sampling import check_chart, sample_points
 from hpcflow.arguments import api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
@@ -294,12 +294,14 @@ class Hypersurface:
 
         `chart`, an integer array (N, 2), forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by
         default each point gets its canonical chart. Points with an ambiguous canonical chart are dropped
-        (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J).
+        (`PointSet.n_dropped`). `only=(I, J)` keeps just the points whose canonical chart is (I, J) (integers, a
+        chart of X: ConfigError otherwise, as `sample(chart=)`).
         jacobian=False: no Jacobian (None), every other field bitwise the same. A point off X (beyond roundoff),
         a chart that does not cover its point or data that are not finite is refused naming the first such row
         (`admissible.UnfitPoint`, a ConfigError); check=False, for points the caller has placed on X or filters
         itself, forms whatever the formulas give.
         """
+        only = check_chart(self, only, name="only")
         xp = array_module(points)
         z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:

@@ -309,18 +309,20 @@ def _empty(surface, field: str) -> np.ndarray:
     return np.zeros((0,) + shapes[field], dtype=dtype)
 
 
-def check_chart(surface, chart, *, error=ConfigError):
-    """The chart as a tuple (I, J), or `error` naming the valid range (ValueError: TypeError for what is not a pair
-    of integers)."""
+def check_chart(surface, chart, *, error=ConfigError, name="chart"):
+    """The chart as a tuple (I, J) of ints, or `error` naming argument `name` and the valid range (ValueError:
+    TypeError for what is not a pair of integers). Indices are Python or NumPy integers; a float (1.0 too) or a bool
+    is refused, not converted: a chart is a pair of coordinate indices, never a count that 1e5 may spell."""
     if chart is None:
         return None
     type_error = error if error is not ValueError else TypeError
     if np.ndim(chart) != 1 or np.size(chart) != 2:
-        raise type_error(f"chart={chart!r} is not a pair; pass chart=(I, J): scale index I, eliminated index J")
+        raise type_error(f"{name}={chart!r} is not a pair; pass {name}=(I, J): scale index I, eliminated index J")
     given = tuple(x.item() if isinstance(x, np.generic) else x for x in chart)
-    chart = tuple(api_integer(f"chart={given!r}: index", x, "integers I, J (scale index I, eliminated index J)",
-                              type_error=type_error, value_error=error) for x in given)
-    if chart not in surface.charts:
-        raise error(f"chart {chart} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
-    return chart
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in given):
+        raise type_error(f"{name}={given!r}: an index is not an integer; pass integers I, J (scale index I, "
+                         "eliminated index J), e.g. (0, 1)")
+    if given not in surface.charts:
+        raise error(f"{name} {given} does not exist on P^{surface.n}: need 0 <= I, J <= {surface.n} and I != J")
+    return given
 
