@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,6 +14,8 @@ from sklearn.metrics import silhouette_score
 from hpcflow.cli import main
 from hpcflow.geometry import fs_distance
 from roundoff import fs_distance_error
+
+ROOT = Path(__file__).resolve().parents[1]
 
 JOB = """
 [job]
@@ -82,6 +87,24 @@ def test_a_clustering_without_a_silhouette_is_refused_naming_the_file_and_key(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"hpcflow run: error: {job}: {key}") and "silhouette" in err[0], err
     assert not out.exists()
+
+
+def test_a_silhouette_sample_larger_than_the_points_is_refused_before_any_work(tmp_path):
+    """[quality].sample_size = 500 of 240 points was accepted, and the silhouette silently averaged the 240 (exact,
+    stderr 0) instead of the 500 rows asked for; 240 itself is every point and runs."""
+    job = _write(tmp_path, 240, 4, 60, "[quality]\nsample_size = 500\nfig2 = false\n")
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", str(out)], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT), HPCFLOW_QUIET="1"))
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith(f"hpcflow run: error: {job}: [quality].sample_size = 500 with [points].n_points = 240")
+    assert "at most 240" in err[0] and "set 0" in err[0]
+    assert not out.exists()
+    assert main(["run", _write(tmp_path, 240, 4, 60, "[quality]\nsample_size = 240\nfig2 = false\n"),
+                 "--out", str(out), "--quiet"]) == 0
+    with open(out / "summary.json") as fh:
+        assert json.load(fh)["silhouette_rows"] == 240
 
 
 def test_a_birch_that_finds_fewer_clusters_says_so_in_one_line(tmp_path, capsys):

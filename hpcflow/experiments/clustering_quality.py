@@ -54,7 +54,7 @@ SCHEMA = {
     "quality": {
         "sample_size": Field(int, 0, lo=0, check=zero_or_at_least(MIN_SAMPLE, "every point, exact", "the standard "
                                                                   "error of a subsample needs two rows"),
-                             help="silhouette rows (0 = all points, exact)"),
+                             help="silhouette rows, at most n_points (0 = all points, exact)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the silhouette row subsample"),
         "fig2": Field(bool, True, help="write the Fig. 2 distance matrices (N <= 5000)"),
     },
@@ -62,7 +62,8 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, chart), run by the registry before any work."""
+    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, silhouette rows within the points, chart),
+    run by the registry before any work."""
     from hpcflow.cluster import check_settings
 
     n, cl = cfg["points"]["n_points"], cfg["clustering"]
@@ -74,6 +75,11 @@ def check(cfg: dict, source: str = "job") -> None:
                        merge=cl["merge"])
     except ConfigError as exc:
         raise ConfigError(f"{source}: [clustering] with [points].n_points = {n}: {exc}") from None
+    rows = cfg["quality"]["sample_size"]
+    if rows > n:  # the silhouette averages rows drawn without replacement from the N points clustered
+        raise ConfigError(f"{source}: [quality].sample_size = {rows} with [points].n_points = {n}: the silhouette "
+                          f"draws its rows from the {n} points, so at most {n}; lower sample_size or set 0 (every "
+                          "point, exact)")
     if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
         raise ConfigError(f"{source}: [quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
     chart = cfg["points"]["chart"]
