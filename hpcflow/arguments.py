@@ -4,8 +4,8 @@ coerced.
 A low-level module (standard library and hpcflow.errors only) so geometry and kernels can check their arguments
 without importing the job-file layer; job files share its bounds (INT_LIMIT, MAX_THREADS), and the counts read from
 environment variables are bounded here too (`env_integer`). hpcflow's own variables are parsed here, once, for the
-Python API and the commands alike (`env_threads`, `env_quiet`, `env_backend`; the thread counts of BLAS and OpenMP:
-`env_thread_count`): a bad value is the same one-line ConfigError from either.
+Python API and the commands alike (`env_threads`, `env_quiet`, `env_backend`, on/off switches: `env_switch`; the
+thread counts of BLAS and OpenMP: `env_thread_count`): a bad value is the same one-line ConfigError from either.
 """
 from __future__ import annotations
 
@@ -132,13 +132,19 @@ def env_threads(environ=None) -> int | None:
                        want=f"must be an integer in [1, {MAX_THREADS}]", fix="set e.g. HPCFLOW_THREADS=2 or unset it")
 
 
-def env_quiet(environ=None) -> bool:
-    """$HPCFLOW_QUIET: True for 1 (no progress bars or lines), False when unset or blank; ConfigError for anything
-    else ("yes", "0"), which would be taken for either."""
-    text = (os.environ if environ is None else environ).get("HPCFLOW_QUIET", "").strip()
-    if text not in ("", "1"):
-        raise ConfigError(f"HPCFLOW_QUIET={text[:40]!r} must be 1 (no progress bars) or unset; fix it")
+def env_switch(name: str, environ=None, *, on: str) -> bool:
+    """An on/off environment variable `name` (HPCFLOW_QUIET, HPCFLOW_IGNORE_MEMORY_CHECK): True for 1 (`on` says
+    what that does), False for 0, blank or unset; ConfigError naming it and the fix for anything else ("yes",
+    "true", "2"), which one reader would take for on and another for off. One rule for every such variable."""
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    if text not in ("", "0", "1"):
+        raise ConfigError(f"{name}={text[:40]!r} must be 1 ({on}) or 0 (off); set {name}=1 or {name}=0, or unset it")
     return text == "1"
+
+
+def env_quiet(environ=None) -> bool:
+    """$HPCFLOW_QUIET (`env_switch`): True for 1 (no progress bars or lines), False for 0, blank or unset."""
+    return env_switch("HPCFLOW_QUIET", environ, on="no progress bars")
 
 
 def env_backend(environ=None) -> str | None:

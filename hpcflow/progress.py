@@ -25,8 +25,8 @@ clock = time.monotonic
 
 
 def wanted(*, quiet: bool = False, comm=None) -> bool:
-    """True when progress is shown at all: not quiet, $HPCFLOW_QUIET unset, rank 0 of `comm`. ConfigError for a
-    $HPCFLOW_QUIET other than 1 (as every command refuses it: hpcflow.arguments.env_quiet)."""
+    """True when progress is shown at all: not quiet, $HPCFLOW_QUIET 0 or unset, rank 0 of `comm`. ConfigError for a
+    $HPCFLOW_QUIET other than 0 or 1 (as every command refuses it: hpcflow.arguments.env_quiet)."""
     if env_quiet() or quiet:
         return False
     from hpcflow.parallel.comm import is_root

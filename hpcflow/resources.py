@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hpcflow.errors import ConfigError
-from hpcflow.arguments import (api_integer, api_threads, env_backend, env_integer, env_quiet, env_thread_count,
-                               env_threads, text_count)
+from hpcflow.arguments import (api_integer, api_threads, env_backend, env_integer, env_quiet, env_switch,
+                               env_thread_count, env_threads, text_count)
 
 ENV_IGNORE = "HPCFLOW_IGNORE_MEMORY_CHECK"
 #: read by BLAS and OpenMP runtimes when they load: checked with the environment (`check_environment`), then set to
@@ -738,11 +738,9 @@ def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
 
 
 def ignore_requested(environ=None) -> bool:
-    """True when HPCFLOW_IGNORE_MEMORY_CHECK=1; ConfigError for a value other than 0, 1 or empty."""
-    value = (os.environ if environ is None else environ).get(ENV_IGNORE, "").strip()
-    if value not in ("", "0", "1"):
-        raise ConfigError(f"{ENV_IGNORE}={value[:40]!r} must be 1 (skip the memory check), 0 or unset; fix it")
-    return value == "1"
+    """True when HPCFLOW_IGNORE_MEMORY_CHECK=1, False for 0, blank or unset; ConfigError for anything else
+    (`env_switch`, the rule of HPCFLOW_QUIET too)."""
+    return env_switch(ENV_IGNORE, environ, on="skip the memory check")
 
 
 @contextmanager
@@ -764,7 +762,7 @@ def skipped_memory_check(skip: bool = True):
 
 def check_environment(environ=None) -> None:
     """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
-    auto), HPCFLOW_QUIET (1), HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), THREAD_VARIABLES (positive integers),
+    auto), HPCFLOW_QUIET and HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), THREAD_VARIABLES (positive integers),
     SLURM_CPUS_PER_TASK (>= 1; read for threads and memory) and SLURM_MEM_PER_NODE / _PER_CPU (memory sizes);
     ConfigError naming the variable otherwise (the parsers the Python API reads them with: hpcflow.arguments)."""
     env = os.environ if environ is None else environ
