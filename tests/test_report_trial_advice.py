@@ -4,6 +4,7 @@ it; the study's `hpcflow tune` command with the --storage of a study kept in a d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -126,3 +127,24 @@ def test_a_damaged_run_in_a_study_directory_whose_storage_cannot_be_read_is_advi
     assert rows["damaged"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}", rows["damaged"]
     assert rows["scan"][2].startswith("incomplete: noise_scan.h5 damaged ("), rows["scan"]
     assert rows["scan"][2].endswith(f"the file is damaged; {fix}); {fix}"), rows["scan"]
+
+
+def test_the_advised_tune_command_carries_the_studys_set_values_and_continues_it_run_verbatim(tmp_path, capsys,
+                                                                                                monkeypatch):
+    """The command lacked the study's --set values: the study refuses a job without them (another flow.steps)."""
+    import shlex
+
+    from hpcflow.report.build import build_report
+
+    sets = ["--set", "flow.steps=6", "--set", 'job.description="a tiny study"']  # a value a shell must get quoted
+    job, out = _preempted(tmp_path, capsys, monkeypatch, *sets)
+    status = _rows(build_report([str(out / "trials" / "0000")], tmp_path / "r"))["0000"][2]
+    assert status.count("`") == 2 and "queued to be continued as trial 1 by `" in status, status
+    argv = shlex.split(status.split("`")[1])
+    assert argv == ["hpcflow", "tune", str(job), "--trials", "N", "--out", str(out), *sets], argv
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)  # the command without them
+    assert rc == 2 and "flow" in io.err and "steps" in io.err, io.err
+    rc, io = _tune(capsys, *["1" if w == "N" else w for w in argv[2:]])
+    assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.err
+    summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 6, summary

@@ -376,31 +376,35 @@ def continuation(run_dir, *, refused: str = "--resume") -> str:
 
 
 def tune_command(study_dir, study=None) -> tuple[str, str]:
-    """(command, note): `hpcflow tune JOB --trials N --out DIR` of the study in `study_dir`: its job file as its
-    study.json (else the study, where it could be read) records it, with `--study NAME` where its name is not the job
-    file's stem (tune's default) and `--storage` where study.json names a storage other than DIR's own study.journal
-    (`storage_option`); the note, said after the command, is "" but for a URL recorded without its password, which
-    cannot be pasted: the command names it URL, the note says which."""
-    from hpcflow.tune.storage import storage_option
+    """(command, note): `hpcflow tune JOB --trials N --out DIR` of the study in `study_dir`: its job file and --set
+    values as its study.json (else the study, where it could be read) records them, with `--study NAME` where its
+    name is not the job file's stem (tune's default) and `--storage` where study.json names a storage other than DIR's
+    own study.journal (`storage_shown`); one line that a POSIX shell splits back into its words (`shell_line`: a --set
+    value with spaces or quotes), N the trials to add. The note, said after the command, is "" but for a URL recorded
+    without its password, which cannot be pasted: the command names it URL, the note says which."""
+    from hpcflow.commands.run import shell_line
+    from hpcflow.tune.storage import storage_shown
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
     record = _record(study_dir)
-    job = record.get("job")
-    if not isinstance(job, str) and study is not None:
-        attrs = study.user_attrs.get(JOB_RECORD)
-        job = attrs.get("job") if isinstance(attrs, dict) else None
+    attrs = study.user_attrs.get(JOB_RECORD) if study is not None else None
+    attrs = attrs if isinstance(attrs, dict) else {}
+    job = record.get("job") if isinstance(record.get("job"), str) else attrs.get("job")
     job = job if isinstance(job, str) else "JOB.toml"
-    command = f"hpcflow tune {job} --trials N --out {study_dir}"
+    argv = ["hpcflow", "tune", job, "--trials", "N", "--out", study_dir]
     name = record.get("study") if isinstance(record.get("study"), str) else getattr(study, "study_name", None)
     if name is not None and os.path.splitext(os.path.basename(job))[0] != name:
-        command += f" --study {name}"
+        argv += ["--study", name]
+    overrides = record.get("overrides") if "overrides" in record else attrs.get("overrides")
+    if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides):
+        argv += [w for o in overrides for w in ("--set", o)]  # the study refuses a job without them
     label = record.get("storage")
     if not isinstance(label, str) or label == JOURNAL:
-        return command, ""
+        return shell_line(argv), ""
     if "***" in masked(label):  # its password left out: not a URL to paste
-        return (f"{command} --storage URL", f" (URL: the study's storage URL with its password, which {RECORD} "
-                                            f"records as {masked(label)})")
-    return f"{command} {storage_option(label, study_dir)}", ""
+        return (f"{shell_line(argv)} --storage URL", f" (URL: the study's storage URL with its password, which "
+                                                     f"{RECORD} records as {masked(label)})")
+    return shell_line([*argv, "--storage", storage_shown(label, study_dir)]), ""
 
 
 def _run_dir_or_none(trial, base) -> str | None:
