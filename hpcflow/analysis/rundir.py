@@ -578,29 +578,44 @@ def nn_missing(run_dir) -> str:
         return ""
     from hpcflow.analysis.study import continuation
 
-    return f"{NN} missing: {continuation(run_dir) or 'write it again with ' + nn_resume_command(run_dir)}"
+    study = continuation(run_dir, nn_h5_from=whole_training(network_checkpoint(run_dir)))
+    return f"{NN} missing: {study or 'write it again with ' + nn_resume_command(run_dir)}"
+
+
+def whole_training(entries: dict) -> bool:
+    """Whether the plain entries of a network run's checkpoint.pt (`network_checkpoint`) hold the whole training of a
+    finished run, or of one whose width-sweep or kernel-flow network diverged after it: the checkpoint that
+    `hpcflow nn --resume` (inside a study, the study's `hpcflow tune`) writes a missing or damaged nn.h5 again from
+    (`commands.nn.redoes_nn_h5`)."""
+    status, epoch, position = (entries.get(k) for k in (("status",), ("train", "epoch"), ("train", "position")))
+    epochs = _job_epochs(entries)
+    return status in ("finished", "diverged") and position == 0 and epochs is not None and epoch >= epochs
+
+
+def _job_epochs(entries: dict) -> int | None:
+    """[training].epochs of the job in a network checkpoint's plain entries, None where they do not say (or say no
+    whole epoch count) or its train.epoch is not one."""
+    try:
+        epochs = json.loads(entries.get(("config",), ""))["training"]["epochs"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return epochs if isinstance(epochs, int) and isinstance(entries.get(("train", "epoch")), int) else None
 
 
 def nn_damaged_fix(run_dir) -> str:
     """How a network run whose nn.h5 cannot be read is made whole: where its checkpoint.pt (read without torch) holds
-    the whole training of a finished run, or of one whose width-sweep or kernel-flow network diverged after it,
-    'write it again with <hpcflow nn --resume>', which redoes what follows training from it; the continuation of a
-    run that it holds part way; else (checkpoint.pt missing or damaged, the main network diverged, a trial inside a
-    study) `rerun_fix`."""
+    the whole training (`whole_training`), 'write it again with <hpcflow nn --resume>', which redoes what follows
+    training from it, or for a finished trial inside a study the study's `hpcflow tune`, which does the same; the
+    continuation of a run that it holds part way; else (checkpoint.pt missing or damaged, the main network
+    diverged, another trial inside a study) `rerun_fix`."""
     from hpcflow.analysis.study import continuation
 
     entries = network_checkpoint(run_dir)
-    status, epoch, position = (entries.get(k) for k in (("status",), ("train", "epoch"), ("train", "position")))
-    try:
-        epochs = json.loads(entries.get(("config",), ""))["training"]["epochs"]
-    except (ValueError, TypeError, KeyError):
-        epochs = None
-    study = continuation(run_dir, refused="--force")
-    if study or not isinstance(epoch, int) or not isinstance(epochs, int):
-        return study or RERUN
-    if status in ("finished", "diverged") and position == 0 and epoch >= epochs:
-        return f"write it again with {nn_resume_command(run_dir)}"
-    if status in ("running", "preempted", "trained"):
+    whole = whole_training(entries)
+    study = continuation(run_dir, refused="--force", nn_h5_from=whole)
+    if study or whole:
+        return study or f"write it again with {nn_resume_command(run_dir)}"
+    if entries.get(("status",)) in ("running", "preempted", "trained") and _job_epochs(entries) is not None:
         return "continue it with hpcflow nn --resume"
     return RERUN  # (outside a study: `study` is "")
 

@@ -330,12 +330,15 @@ def overview(path, study_name: str | None = None) -> dict:
     return out
 
 
-def continuation(run_dir, *, refused: str = "--resume") -> str:
+def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False) -> str:
     """What continues an interrupted run (or, `refused` "--force", makes a damaged one again) whose directory lies
     inside a study directory (`jobs.output.enclosing_study`: a trial's, where `hpcflow run` refuses --resume and --force): the
     study's retry of that trial (continuing its checkpoint or afresh; queued for the study's next `hpcflow tune`, or
     run as trial M, whose directory holds the result), its job.toml rerun into an --out outside the study where the
-    study does not retry it, or the study's command where the trial is not found; "" for a run outside a study."""
+    study does not retry it, or the study's command where the trial is not found; "" for a run outside a study.
+    `nn_h5_from`: the run's nn.h5 is missing or damaged and its checkpoint.pt holds the whole training
+    (`rundir.whole_training`): a finished (complete or pruned) trial's is written again by the study's next `hpcflow
+    tune` (`hpcflow.tune.nn_h5`)."""
     from hpcflow.tune.budget import predecessor
 
     study_dir = enclosing_study(run_dir)
@@ -359,6 +362,9 @@ def continuation(run_dir, *, refused: str = "--resume") -> str:
     if not found:
         return f"it lies in {where}, where {refused} is refused: {outside}"
     trial = found[-1]
+    if nn_h5_from and trial.state.name in ("COMPLETE", "PRUNED"):
+        return (f"trial {trial.number} of {where}, {trial.state.name.lower()}: the study's next `{command}`{note} "
+                "writes its nn.h5 again from its checkpoint.pt before it adds trials (its value stays as recorded)")
     retries = [t for t in trials if predecessor(t) == trial.number]
     if not retries:
         if trial.state.name == "RUNNING":

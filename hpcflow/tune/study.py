@@ -351,7 +351,8 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
     at the first step, so a request received while the trial was set up stops it there on every rank.
     A trial that continues a preempted one (spec "resume": its checkpoint copied into the run directory) first
     reports the objective at every step (epoch) the checkpoint holds, so that pruning sees the whole curve; note:
-    rank 0's one-line notes (a checkpoint it cannot continue)."""
+    rank 0's one-line notes (a checkpoint it cannot continue). Spec "rewrite" (a finished nn trial's nn.h5 written
+    again in its own directory, `tune.nn_h5`): a checkpoint that cannot be continued is refused, not replaced."""
     from hpcflow.parallel.comm import resolve
 
     comm = resolve(comm)
@@ -397,7 +398,7 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
 
     summary = run_trial(cfg, spec["run_dir"], seeds=tuple(spec["seeds"]), on_step=on_step, comm=comm,
                         overrides=job.trial_overrides(spec["params"]), resume=bool(spec.get("resume")),
-                        on_resume=on_resume, note=note)
+                        on_resume=on_resume, note=note, afresh=not spec.get("rewrite"))
     summary["pruned_at"] = pruned[0] if pruned and summary.get("status") == "stopped" else None
     return summary
 
@@ -573,6 +574,7 @@ class Worker:
         todo, ran = self.todo(n_trials), 0
         with signals_between_trials() as signalled:
             self.pending = signalled
+            self.rewrite_nn_h5()
             while ran < todo:
                 if signalled.is_set():  # during a trial's flow its checkpoint writer takes it (`hand_over`)
                     raise Preempted("signal received between trials; the trials so far are recorded: run the same "
@@ -585,6 +587,39 @@ class Worker:
                 if done and self.current is not None:
                     self.numbers.append(self.current)
         return ran
+
+    def rewrite_nn_h5(self) -> None:
+        """Write again, from its checkpoint.pt, the missing or damaged nn.h5 of each finished trial of an nn study
+        whose checkpoint holds its whole training (`tune.nn_h5`), on every rank, holding the trial's run lock (a
+        trial another worker mends meanwhile is left to it); its state and value stay as recorded. A trial whose
+        checkpoint is refused is said in one line and left as it is."""
+        from hpcflow.jobs.outlock import OutdirBusy
+        from hpcflow.tune import nn_h5
+
+        if self.job.cfg["job"]["kind"] != "nn":
+            return
+        for trial, run_dir in nn_h5.candidates(self.study, self.out):
+            if self.pending is not None and self.pending.is_set():
+                raise Preempted("signal received between trials; the trials so far are recorded: run the same "
+                                "hpcflow tune command to continue the study")
+            note = lambda s, n=trial.number: self.log(f"hpcflow tune: trial {n}: {s}")  # noqa: E731
+            try:
+                with trial_lock(run_dir, trial.number):
+                    if not nn_h5.rewritable(self.job, trial, run_dir):
+                        continue
+                    execute(self.job, self.comm.bcast(nn_h5.spec(trial, run_dir), root=0), None, comm=self.comm,
+                            pending=self.pending, note=note)
+            except OutdirBusy:
+                continue  # another worker writes it
+            except Preempted:
+                raise Preempted(f"signal received while trial {trial.number}'s nn.h5 was written again from its "
+                                "checkpoint.pt; run the same hpcflow tune command to continue the study (it writes it "
+                                "again)") from None
+            except UserError as exc:
+                note(f"its nn.h5 is not written again: {' '.join(str(exc).split())[:300]}")
+                continue
+            note(f"wrote its nn.h5 again from checkpoint.pt ({run_dir}); its {trial.state.name.lower()} value stays "
+                 "as recorded")
 
     def _write_failed(self, refused: OSError) -> WriteFailed:
         """The WriteFailed (exit status 5) that stops the worker after a write the file system refused in the current

@@ -40,7 +40,7 @@ def trial_points(geo: dict, seeds: tuple[int, int]):
 
 
 def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, comm=None, overrides=(),
-              resume: bool = False, on_resume=None, note=None) -> dict:
+              resume: bool = False, on_resume=None, note=None, afresh: bool = True) -> dict:
     """Run validated job `cfg` on points from `seeds` into `run_dir`; return the summary (with `seeds` and
     `overrides`: the --set values that, with the seeds, make `cfg` of the study's job file, as `hpcflow run`
     records its own).
@@ -59,7 +59,8 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
     nn --resume`) would; on_resume(sigma_train, sigma_test) is called first on every rank with its histories (entry 0:
     the FS sigma, or the untrained network's; one entry per step or epoch done; an nn trial's also with its
     val_not_positive_definite counts, `history`). A checkpoint that is damaged or does
-    not fit the job is removed and the trial starts afresh, said in one line through note(text) (rank 0).
+    not fit the job is removed and the trial starts afresh, said in one line through note(text) (rank 0); not
+    `afresh`, it is refused (UserError) and kept (`resumed`).
     """
     from hpcflow import __version__
     from hpcflow.errors import NumericalStop, Preempted
@@ -81,7 +82,7 @@ def run_trial(cfg: dict, run_dir: str, *, seeds: tuple[int, int], on_step=None, 
         f"hpcflow {__version__}: the validated job of this tune trial, its parameters and point seeds filled in;\n"
         f"{command} on this file reruns the trial")), comm=c)
     c.Barrier()
-    state = resumed(cfg, run_dir, comm=c, note=note) if resume else None
+    state = resumed(cfg, run_dir, comm=c, note=note, afresh=afresh) if resume else None
     if state is not None and on_resume is not None:
         on_resume(*history(state))
     try:
@@ -118,10 +119,12 @@ def checkpoint_name(kind: str) -> str:
     return "checkpoint.h5"
 
 
-def resumed(cfg: dict, run_dir: str, *, comm, note=None):
+def resumed(cfg: dict, run_dir: str, *, comm, note=None, afresh: bool = True):
     """The checked state of the checkpoint in run_dir that job `cfg` continues (a flow's FlowResume, as `hpcflow run
-    --resume` reads it; an nn job's checkpoint dict, as `hpcflow nn --resume`), or None when it is damaged or does not
-    fit the job: then it is removed (the trial starts afresh) and note(one line) says why, on rank 0. Collective."""
+    --resume` reads it; an nn job's checkpoint dict, as `hpcflow nn --resume`, whose nn.h5 a resume writes again),
+    or None when it is damaged or does not fit the job: then it is removed (the trial starts afresh) and note(one
+    line) says why, on rank 0; not `afresh` (a finished trial's nn.h5 written again): the refusal is raised, the
+    checkpoint kept. Collective."""
     from hpcflow.errors import UserError
     from hpcflow.parallel.comm import arguments_together
 
@@ -131,6 +134,8 @@ def resumed(cfg: dict, run_dir: str, *, comm, note=None):
             return arguments_together(lambda: _nn_resume(cfg, path), comm=comm)
         return flow_job.resume_state(cfg, run_dir, comm=comm)
     except UserError as exc:  # every rank alike (arguments_together)
+        if not afresh:
+            raise
         if comm.Get_rank() == 0:
             if os.path.exists(path):
                 os.remove(path)
@@ -158,7 +163,7 @@ def _nn_resume(cfg: dict, path: str) -> dict:
     from hpcflow.nn.checkpoint import check_train_layout, load_checkpoint
 
     state = load_checkpoint(path)
-    nn_job.check_resume(cfg, state, path)
+    nn_job.check_resume(cfg, state, path, nn_h5_redone=True)  # a trial's resume redoes what follows training
     check_train_layout(state, path, **nn_job.checkpoint_layout(cfg))
     return state
 

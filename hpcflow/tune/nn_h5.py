@@ -1,0 +1,59 @@
+"""A finished network trial's nn.h5 written again from its checkpoint.pt by the study's next `hpcflow tune`.
+
+A trial directory whose nn.h5 is missing or damaged (a partial copy back from a cluster, a disk error) while its
+summary.json and checkpoint.pt describe a finished trial whose checkpoint holds the whole training is what `hpcflow
+nn --resume` mends outside a study (`commands.nn.redoes_nn_h5`). Inside a study, where `hpcflow nn` does not write,
+the study's worker mends it before it draws a trial: it resumes the trial in its own directory from its checkpoint,
+with the trial's parameters and point seeds, which redoes what follows the training and writes nn.h5, model.pt and
+summary.json again. The trial's state and value, taken from the training history the checkpoint holds, stay as the
+study recorded them.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def candidates(study, out: str) -> list:
+    """(trial, run directory) of the study's finished (complete or pruned) trials whose run directory in the study
+    directory `out` holds a checkpoint.pt and a missing or damaged nn.h5 (`commands.nn.nn_h5_fault`)."""
+    from optuna.trial import TrialState
+
+    from hpcflow.commands.nn import nn_h5_fault
+    from hpcflow.nn.files import CHECKPOINT
+
+    found = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        rd, seeds = t.user_attrs.get("run_dir"), t.user_attrs.get("seeds")
+        if not isinstance(rd, str) or not isinstance(seeds, list) or os.path.isabs(rd):
+            continue  # not a trial directory of this study directory (another's, or the older layout's)
+        run_dir = os.path.join(out, rd)
+        if os.path.isfile(os.path.join(run_dir, CHECKPOINT)) and nn_h5_fault(run_dir):
+            found.append((t, run_dir))
+    return found
+
+
+def rewritable(job, trial, run_dir: str) -> bool:
+    """Whether `trial`'s nn.h5 in `run_dir` is written again from its checkpoint.pt, as `hpcflow nn --resume` writes a
+    run's (`commands.nn.already_finished`, `redoes_nn_h5`): the checkpoint loads and holds the whole training of the
+    trial's job (`job`: the study's TuneJob)."""
+    from hpcflow.commands.nn import already_finished, redoes_nn_h5
+    from hpcflow.errors import UserError
+    from hpcflow.nn.checkpoint import load_checkpoint
+    from hpcflow.nn.files import CHECKPOINT
+
+    try:
+        state = load_checkpoint(os.path.join(run_dir, CHECKPOINT))
+        cfg = job.trial_cfg(trial.params)
+    except UserError:
+        return False
+    done = already_finished(state, cfg, run_dir)
+    return done is not None and redoes_nn_h5(done, state)
+
+
+def spec(trial, run_dir: str) -> dict:
+    """The broadcast spec (`study.execute`) that resumes finished trial `trial` in its own directory to write its nn.h5
+    again: its parameters and point seeds, its checkpoint refused rather than replaced ("rewrite")."""
+    seeds = trial.user_attrs["seeds"]
+    return {"number": trial.number, "params": dict(trial.params), "seeds": (int(seeds[0]), int(seeds[1])),
+            "run_dir": run_dir, "resume": True, "rewrite": True}
