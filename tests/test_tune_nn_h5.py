@@ -1,17 +1,21 @@
 """A finished network trial whose nn.h5 is missing or damaged (a partial copy back from a cluster, a disk error) is
 written again from its checkpoint.pt by the study's next `hpcflow tune`, as `hpcflow nn --resume` writes a run's, and
-the report advises that command, which run as it is mends the trial and leaves its recorded value as it was."""
+the report advises that command, which run as it is mends the trial and leaves its recorded value as it was. A trial
+whose worker died while it wrote nn.h5 (after its training) is continued from its checkpoint.pt as a new trial."""
 
 from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 
 import h5py
 import numpy as np
 from optuna.trial import TrialState
 
-from analysis_runs import md_rows
+from analysis_runs import env, md_rows
+from hpcflow.cli import main
 from test_tune_nn import JOB as NN_JOB
 from test_tune_records import _job, _journal, _tune
 
@@ -71,3 +75,54 @@ def test_the_studys_next_tune_writes_a_finished_trials_missing_or_damaged_nn_h5_
     assert [t.value for t in trials[:2]] == [w["history/sigma_val"][-1] for w in written]  # (objective sigma_val)
     assert len(trials) == 3 and trials[2].state == TrialState.COMPLETE  # and the trial it adds
     assert _statuses(dirs, tmp_path / "r2") == {"0000": "finished", "0001": "finished"}
+
+
+#: `hpcflow tune` whose worker dies (SIGKILL-like, no handler runs) while it writes a trial's nn.h5: after the
+#: training, its checkpoint.pt written at the end of it, a few bytes of nn.h5 on disk
+DIES_WRITING_NN_H5 = """
+import os, sys
+import hpcflow.jobs.output as output
+real = output.write_hdf5
+def dies(path, *args, **kwargs):
+    if str(path).endswith("nn.h5"):
+        open(path, "wb").write(b"\\x89HDF\\r\\n\\x1a\\n")
+        os._exit(9)
+    return real(path, *args, **kwargs)
+output.write_hdf5 = dies
+from hpcflow.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_trial_whose_worker_died_writing_nn_h5_is_continued_from_its_checkpoint(tmp_path, capsys):
+    """Its worker gone, the trial was failed and, with the default retries = 0, never run again (the report said the
+    next hpcflow tune retries it): the whole training its checkpoint.pt holds was lost to the study."""
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    p = subprocess.run([sys.executable, "-c", DIES_WRITING_NN_H5, "tune", str(job), "--trials", "1", "--out", str(out),
+                        *SETS, "--quiet"], env=env(), capture_output=True, text=True, timeout=300)
+    first = out / "trials" / "0000"
+    assert p.returncode == 9 and not (first / "summary.json").exists(), p.stdout + p.stderr
+    said = _statuses([first], tmp_path / "r")["0000"]
+    assert said.endswith(f"trial 0 of the study in {out}, RUNNING in its storage: the study's next `hpcflow tune {job} "
+                         f"--trials N --out {out} --set training.epochs=2` marks it failed and continues it as a new "
+                         "trial from its checkpoint.pt, which holds its whole training"), said
+
+    argv = shlex.split(said.split("`")[1])
+    rc, io = _tune(capsys, *["1" if w == "N" else w for w in argv[2:]])  # the advised command, as it is
+    assert rc == 0, io.err
+    assert f"trial 1 continues trial 0, whose worker died after its training, from {first / 'checkpoint.pt'}" in io.out
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
+    ref = tmp_path / "ref"  # the trial run whole by hpcflow nn on its job.toml (its parameters and point seeds)
+    assert main(["nn", str(first / "job.toml"), "--out", str(ref), "--quiet"]) == 0
+    want, got = _datasets(ref / "nn.h5"), _datasets(out / "trials" / "0001" / "nn.h5")
+    assert sorted(got) == sorted(want)
+    for name, value in want.items():  # bit for bit, but the wall times
+        if not name.endswith("_seconds"):
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+    sigma_val = want["history/sigma_val"]
+    assert trials[1].value == sigma_val[-1] and trials[1].intermediate_values == {1: sigma_val[1], 2: sigma_val[2]}
+    capsys.readouterr()
+    rc, io = _tune(capsys, *["1" if w == "N" else w for w in argv[2:]])  # nothing more to continue
+    assert rc == 0 and "continues" not in io.out, io.out

@@ -368,8 +368,12 @@ def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False
     retries = [t for t in trials if predecessor(t) == trial.number]
     if not retries:
         if trial.state.name == "RUNNING":
+            from hpcflow.tune.nn_h5 import trained
+
+            how = ("continues it as a new trial from its checkpoint.pt, which holds its whole training" if
+                   trained(run_dir) else "retries it")
             return (f"trial {trial.number} of {where}, RUNNING in its storage: the study's next `{command}`{note} "
-                    "marks it failed and retries it")
+                    f"marks it failed and {how}")
         return (f"trial {trial.number} of {where}, {trial.state.name.lower()} and not retried by the study; {refused} "
                 f"is refused inside a study: {outside}")
     retry = retries[-1]

@@ -6,7 +6,9 @@ nn --resume` mends outside a study (`commands.nn.redoes_nn_h5`). Inside a study,
 the study's worker mends it before it draws a trial: it resumes the trial in its own directory from its checkpoint,
 with the trial's parameters and point seeds, which redoes what follows the training and writes nn.h5, model.pt and
 summary.json again. The trial's state and value, taken from the training history the checkpoint holds, stay as the
-study recorded them.
+study recorded them. A trial whose worker died after its training (while it wrote nn.h5: its checkpoint.pt holds the
+whole training, `trained`) is continued from that checkpoint by the study's next worker as a new trial, as a
+preempted one is (`storage.recover_stale`), so that its value is recorded as it would have been.
 """
 
 from __future__ import annotations
@@ -57,3 +59,15 @@ def spec(trial, run_dir: str) -> dict:
     seeds = trial.user_attrs["seeds"]
     return {"number": trial.number, "params": dict(trial.params), "seeds": (int(seeds[0]), int(seeds[1])),
             "run_dir": run_dir, "resume": True, "rewrite": True}
+
+
+def trained(run_dir: str) -> bool:
+    """Whether the checkpoint.pt in a trial's run directory (its plain entries, read without torch) holds the whole
+    training of its job: written at the end of training (status "trained") or after it ("finished", "diverged";
+    `analysis.rundir.whole_training`)."""
+    from hpcflow.analysis.rundir import network_checkpoint, whole_training
+
+    entries = network_checkpoint(run_dir)
+    if entries.get(("status",)) == "trained":
+        entries = {**entries, ("status",): "finished"}  # its training ended; what follows it was not written
+    return whole_training(entries)

@@ -511,10 +511,13 @@ def worker_gone(t, *, grace_seconds: float, now: float | None = None, by_heartbe
     return f"worker gone (no heartbeat recorded; started {now - last:.0f} s ago)"
 
 
-def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> list[int]:
+def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0, after_training=None) -> list[int]:
     """Mark RUNNING trials of a study whose worker is gone (`worker_gone`) as FAIL, with user attribute `failure`
-    saying why. Their parameters are queued again when `retries` allows (user attr `attempt`). A database storage
-    first fails the trials whose Optuna heartbeat is stale (`fail_stale_rdb_trials`). Returns the trial numbers."""
+    saying why. Their parameters are queued again when `retries` allows (user attr `attempt`); a trial for which
+    `after_training(trial)` is true (its worker died after the training its checkpoint holds whole) is queued to be
+    continued from that checkpoint, as a preempted one, once: a trial so queued is not again (`AFTER_TRAINING`). A
+    database storage first fails the trials whose Optuna heartbeat is stale (`fail_stale_rdb_trials`). Returns the
+    trial numbers."""
     from optuna.trial import TrialState
 
     journal = is_journal(storage)
@@ -532,7 +535,8 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0) -> 
         except Exception:  # noqa: BLE001 - another worker finished or failed it first
             continue
         failed.append(t.number)
-        requeue(study, t, retries)
+        again = after_training is not None and AFTER_TRAINING not in t.user_attrs and after_training(t)
+        requeue(study, t, retries, preempted=again, continues=again, after_training=again)
     return sorted(failed)
 
 
@@ -553,11 +557,17 @@ def fail_stale_rdb_trials(study) -> list[int]:
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in running]
 
 
-def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False) -> bool:
+#: user attribute of a trial queued to continue a trial whose worker died after its training (`recover_stale`)
+AFTER_TRAINING = "after_training"
+
+
+def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False,
+            after_training: bool = False) -> bool:
     """Queue the parameters of a failed trial again if it has attempts left (new points, new number); a preempted
     trial's parameters always, without counting an attempt (the signal says nothing about them). `continues` (a trial
     stopped by a signal, its checkpoint written): the retry continues it, with its point seeds and from its
-    checkpoint (user attributes `continues`, its number, and `seeds`; `hpcflow.tune.study.Worker.carry_over`)."""
+    checkpoint (user attributes `continues`, its number, and `seeds`; `hpcflow.tune.study.Worker.carry_over`);
+    `after_training`: so marked (AFTER_TRAINING)."""
     attempt = int(trial.user_attrs.get("attempt", 0))
     if not trial.params or (attempt >= retries and not preempted):
         return False
@@ -565,5 +575,7 @@ def requeue(study, trial, retries: int, *, preempted: bool = False, continues: b
     seeds = trial.user_attrs.get("seeds")
     if continues and isinstance(seeds, list) and "run_dir" in trial.user_attrs:
         attrs.update(continues=trial.number, seeds=list(seeds))
+        if after_training:
+            attrs[AFTER_TRAINING] = True
     study.enqueue_trial(trial.params, user_attrs=attrs)
     return True

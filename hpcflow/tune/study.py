@@ -35,7 +35,7 @@ from hpcflow.stop_signals import finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (StorageError, check_journal_place, existing_storage, file_lock, heartbeat, is_journal,
+from hpcflow.tune.storage import (AFTER_TRAINING, StorageError, check_journal_place, existing_storage, file_lock, heartbeat, is_journal,
                                   mark_worker, masked, open_storage, recover_stale, requeue, slurm_worker,
                                   storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
@@ -460,14 +460,16 @@ class Worker:
             except TrialDirTaken as exc:
                 trial.set_user_attr("failure", str(exc))
                 raise
-            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir)
+            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir,
+                                                               after_training=AFTER_TRAINING in trial.user_attrs)
             return self._run(trial, params, seeds, rel, run_dir, resume=resume)
 
-    def carry_over(self, number: int, preempted: int, run_dir: str) -> bool:
+    def carry_over(self, number: int, preempted: int, run_dir: str, *, after_training: bool = False) -> bool:
         """Copy the checkpoint of preempted trial `preempted` into trial `number`'s run directory `run_dir`, which
         then continues it (`execute`); the preempted trial's directory is kept as it was (its summary.json, status
         "preempted", records it). False, with one line saying so, when the checkpoint is not found: the trial then
-        starts afresh with the same parameters and seeds."""
+        starts afresh with the same parameters and seeds. `after_training`: the trial's worker died after its training
+        (`recover`), not preempted."""
         import shutil
 
         from hpcflow.tune.trial import checkpoint_name
@@ -482,7 +484,9 @@ class Worker:
             return False
         os.makedirs(run_dir, exist_ok=True)
         shutil.copyfile(source, os.path.join(run_dir, name))
-        self.log(f"hpcflow tune: trial {number} continues preempted trial {preempted} from {source}")
+        what = f"trial {preempted}, whose worker died after its training," if after_training else \
+            f"preempted trial {preempted}"
+        self.log(f"hpcflow tune: trial {number} continues {what} from {source}")
         return True
 
     def _run(self, trial, params: dict, seeds, rel: str, run_dir: str, *, resume: bool = False) -> float:
@@ -540,7 +544,8 @@ class Worker:
         queued = frozen.system_attrs.get("fixed_params") or frozen.params
         trial.set_user_attr("failure", f"{budget.OVER_CAP} {self.max_trials} (another worker took the last place)")
         if queued:
-            carried = {k: frozen.user_attrs[k] for k in ("continues", "seeds") if continued(frozen) is not None}
+            carried = {k: frozen.user_attrs[k] for k in ("continues", "seeds", AFTER_TRAINING)
+                       if continued(frozen) is not None and k in frozen.user_attrs}
             self.study.enqueue_trial(dict(queued), user_attrs={"attempt": frozen.user_attrs.get("attempt", 0),
                                                                "retry_of": budget.predecessor(frozen), **carried})
         raise OverCap(trial.number)
@@ -562,7 +567,7 @@ class Worker:
         hold places."""
         if self.max_trials is None:
             return False
-        recover(self.study, self.job, log=self.log)
+        recover(self.study, self.job, self.out, log=self.log)
         if budget.room(self.study.get_trials(deepcopy=False), self.max_trials):
             return False
         self.log(f"hpcflow tune: study holds --max-trials {self.max_trials} trials (complete, pruned, running, "
@@ -1028,14 +1033,23 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     if lost:
         log(f"hpcflow tune: --out {out} held no study.json; wrote it again from study {study_name!r} in storage "
             f"{storage_shown(label, out)}")
-    recover(study, job)
+    recover(study, job, out)
     return study, store
 
 
-def recover(study, job: TuneJob, *, log=print) -> None:
+def recover(study, job: TuneJob, out: str, *, log=print) -> None:
     """Fail (and queue again, as `retries` allow) the RUNNING trials of a study whose worker is gone
-    (`recover_stale`: a journal's and a database's alike)."""
-    gone = recover_stale(study, study._storage, grace_seconds=job.tune["stale_seconds"], retries=job.tune["retries"])
+    (`recover_stale`: a journal's and a database's alike); an nn trial whose worker died after its training (while
+    nn.h5 was written: its checkpoint.pt in its run directory in `out` holds the whole training, `nn_h5.trained`)
+    is queued to be continued from that checkpoint, as a preempted one."""
+    from hpcflow.tune import nn_h5
+
+    def after_training(t) -> bool:
+        rd = run_dir_of(t, out)
+        return job.cfg["job"]["kind"] == "nn" and rd is not None and nn_h5.trained(rd)
+
+    gone = recover_stale(study, study._storage, grace_seconds=job.tune["stale_seconds"], retries=job.tune["retries"],
+                         after_training=after_training)
     if gone:
         log(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
 
