@@ -110,7 +110,7 @@ def test_a_trial_whose_worker_died_writing_nn_h5_is_continued_from_its_checkpoin
     argv = shlex.split(said.split("`")[1])
     rc, io = _tune(capsys, *["1" if w == "N" else w for w in argv[2:]])  # the advised command, as it is
     assert rc == 0, io.err
-    assert f"trial 1 continues trial 0, whose worker died after its training, from {first / 'checkpoint.pt'}" in io.out
+    assert f"trial 1 continues trial 0 (worker gone (its process ended)) from {first / 'checkpoint.pt'}" in io.out
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == trials[0].params and trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
@@ -126,3 +126,37 @@ def test_a_trial_whose_worker_died_writing_nn_h5_is_continued_from_its_checkpoin
     capsys.readouterr()
     rc, io = _tune(capsys, *["1" if w == "N" else w for w in argv[2:]])  # nothing more to continue
     assert rc == 0 and "continues" not in io.out, io.out
+
+
+def test_a_trial_whose_nn_h5_write_the_disk_refused_is_continued_from_its_checkpoint(tmp_path, capsys, monkeypatch):
+    """A full disk while nn.h5 was written (after the training): the trial's parameters were queued to start afresh
+    on new points, and the training its checkpoint.pt holds whole was lost."""
+    import errno
+
+    import hpcflow.jobs.output as output
+
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    real = output.write_hdf5
+
+    def full(path, *args, **kwargs):
+        if str(path).endswith("nn.h5"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(output, "write_hdf5", full)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    monkeypatch.setattr(output, "write_hdf5", real)
+    first = out / "trials" / "0000"
+    assert rc == 5 and "No space left on device" in io.err, io.err
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    assert (f"trial 1 continues trial 0 (write refused: {first / 'nn.h5'} (No space left on device)) from "
+            f"{first / 'checkpoint.pt'}") in io.out, io.out
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
+    ref = tmp_path / "ref"  # the trial run whole by hpcflow nn on its job.toml (its parameters and point seeds)
+    assert main(["nn", str(first / "job.toml"), "--out", str(ref), "--quiet"]) == 0
+    sigma_val = _datasets(ref / "nn.h5")["history/sigma_val"]
+    np.testing.assert_array_equal(_datasets(out / "trials" / "0001" / "nn.h5")["history/sigma_val"], sigma_val)
+    assert trials[1].value == sigma_val[-1]

@@ -6,9 +6,10 @@ nn --resume` mends outside a study (`commands.nn.redoes_nn_h5`). Inside a study,
 the study's worker mends it before it draws a trial: it resumes the trial in its own directory from its checkpoint,
 with the trial's parameters and point seeds, which redoes what follows the training and writes nn.h5, model.pt and
 summary.json again. The trial's state and value, taken from the training history the checkpoint holds, stay as the
-study recorded them. A trial whose worker died after its training (while it wrote nn.h5: its checkpoint.pt holds the
-whole training, `trained`) is continued from that checkpoint by the study's next worker as a new trial, as a
-preempted one is (`storage.recover_stale`), so that its value is recorded as it would have been.
+study recorded them. A trial stopped after its training (its worker died, or the disk refused a write, while it wrote
+nn.h5: its checkpoint.pt holds the whole training, `trained`) is continued from that checkpoint by the study's next
+worker as a new trial, as a preempted one is (`storage.recover_stale`, `study.Worker._write_failed`), so that its
+value is recorded as it would have been.
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ from hpcflow.stop_signals import finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (AFTER_TRAINING, StorageError, check_journal_place, existing_storage, file_lock, heartbeat, is_journal,
-                                  mark_worker, masked, open_storage, recover_stale, requeue, slurm_worker,
-                                  storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (AFTER_TRAINING, StorageError, check_journal_place, existing_storage, file_lock,
+                                  heartbeat, is_journal, mark_worker, masked, open_storage, recover_stale, requeue,
+                                  slurm_worker, storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -460,16 +460,15 @@ class Worker:
             except TrialDirTaken as exc:
                 trial.set_user_attr("failure", str(exc))
                 raise
-            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir,
-                                                               after_training=AFTER_TRAINING in trial.user_attrs)
+            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir)
             return self._run(trial, params, seeds, rel, run_dir, resume=resume)
 
-    def carry_over(self, number: int, preempted: int, run_dir: str, *, after_training: bool = False) -> bool:
+    def carry_over(self, number: int, preempted: int, run_dir: str) -> bool:
         """Copy the checkpoint of preempted trial `preempted` into trial `number`'s run directory `run_dir`, which
         then continues it (`execute`); the preempted trial's directory is kept as it was (its summary.json, status
         "preempted", records it). False, with one line saying so, when the checkpoint is not found: the trial then
-        starts afresh with the same parameters and seeds. `after_training`: the trial's worker died after its training
-        (`recover`), not preempted."""
+        starts afresh with the same parameters and seeds. (An nn trial stopped after its training otherwise, its worker
+        gone or a write refused, is continued alike; the line names its failure.)"""
         import shutil
 
         from hpcflow.tune.trial import checkpoint_name
@@ -484,8 +483,8 @@ class Worker:
             return False
         os.makedirs(run_dir, exist_ok=True)
         shutil.copyfile(source, os.path.join(run_dir, name))
-        what = f"trial {preempted}, whose worker died after its training," if after_training else \
-            f"preempted trial {preempted}"
+        failure = old.user_attrs.get("failure", "preempted")
+        what = f"preempted trial {preempted}" if failure == "preempted" else f"trial {preempted} ({failure})"
         self.log(f"hpcflow tune: trial {number} continues {what} from {source}")
         return True
 
@@ -639,8 +638,9 @@ class Worker:
             return exc
         try:
             trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-            if trial.state.is_finished():
-                queued = requeue(self.study, trial, self.job.tune["retries"], preempted=True)
+            if trial.state.is_finished():  # an nn trial that ended its training is continued from its checkpoint
+                whole = after_training(self.job, trial, self.out)
+                queued = requeue(self.study, trial, self.job.tune["retries"], preempted=True, continues=whole)
                 kept = "its parameters queued again" if queued else "nothing to queue again"
                 exc.advice = f"trial {number} is failed, {kept}; {exc.fix}, then {again}"
                 return exc
@@ -1042,16 +1042,19 @@ def recover(study, job: TuneJob, out: str, *, log=print) -> None:
     (`recover_stale`: a journal's and a database's alike); an nn trial whose worker died after its training (while
     nn.h5 was written: its checkpoint.pt in its run directory in `out` holds the whole training, `nn_h5.trained`)
     is queued to be continued from that checkpoint, as a preempted one."""
-    from hpcflow.tune import nn_h5
-
-    def after_training(t) -> bool:
-        rd = run_dir_of(t, out)
-        return job.cfg["job"]["kind"] == "nn" and rd is not None and nn_h5.trained(rd)
-
     gone = recover_stale(study, study._storage, grace_seconds=job.tune["stale_seconds"], retries=job.tune["retries"],
-                         after_training=after_training)
+                         after_training=lambda t: after_training(job, t, out))
     if gone:
         log(f"hpcflow tune: marked stale RUNNING trials {gone} as failed")
+
+
+def after_training(job: TuneJob, trial, out: str) -> bool:
+    """Whether `trial` of an nn study in `out` ended after its training: its run directory's checkpoint.pt holds the
+    whole training (`nn_h5.trained`), from which a continuation redoes only what follows it."""
+    from hpcflow.tune import nn_h5
+
+    rd = run_dir_of(trial, out)
+    return job.cfg["job"]["kind"] == "nn" and rd is not None and nn_h5.trained(rd)
 
 
 @contextmanager
