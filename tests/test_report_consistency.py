@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import ROOT, env, md_rows, run_dirs
+from analysis_runs import JOBS, ROOT, env, md_rows, run_dirs
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,55 @@ def test_a_finished_summary_over_a_diverged_data_file_is_inconsistent(tmp_path, 
     status = _runs_rows(md)[d.name][2]
     assert status == (f"incomplete: summary.json says 'finished' but {data_file} says 'diverged'{unit} (inconsistent: "
                       f"{data_file} holds the run); rerun the job with --force"), status
+
+
+def _checkpoint_sigmas(run_dir):
+    """σ_train, σ_test per step as checkpoint.h5 holds them, and its step."""
+    with h5py.File(os.path.join(run_dir, "checkpoint.h5"), "r") as f:
+        return f["history/sigma_train"][()], f["history/sigma_test"][()], int(f.attrs["step"])
+
+
+def test_a_summary_of_another_run_is_inconsistent_and_the_row_shows_the_checkpoints_numbers(tmp_path, runs):
+    """The Gaussian job run again with another seed, and the first run's summary.json copied over its own: the runs
+    table showed the first run's sigmas and gains, "finished", while Table 1 and the sigma histories showed the
+    second's. Now the row names the configurations' first difference and the fix, and its numbers are those of its
+    checkpoint.h5."""
+    from hpcflow.analysis.table1 import load_row
+
+    job, d = tmp_path / "gauss.toml", tmp_path / "seed4"
+    job.write_text(JOBS["flow_gauss"][1])
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(d), "--quiet", "--set",
+                           "geometry.seed=4"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shutil.copy(os.path.join(runs["flow_gauss"], "summary.json"), d / "summary.json")
+    st, se, step = _checkpoint_sigmas(d)
+    own = _checkpoint_sigmas(runs["flow_gauss"])[0]
+    assert f"{st[0] / st[-1]:.4g}" != f"{own[0] / own[-1]:.4g}"  # the two runs' gains tell them apart
+    _res, md = _report([runs["flow_gauss"], d], tmp_path / "out")
+    rows = _runs_rows(md)
+    assert rows["flow_gauss"][2] == "finished"  # its own summary: consistent
+    row = rows["seed4"]
+    assert row[2] == ("incomplete: summary.json's config says [geometry].seed = 3 but checkpoint.h5's says "
+                      f"[geometry].seed = 4 at step {step} (inconsistent: checkpoint.h5 holds the run); rerun the "
+                      "job with --force"), row[2]
+    assert row[3:5] == ["100 / 60", "gaussian"], row
+    assert row[6:10] == [f"{st[0]:.4g} -> {st[-1]:.4g}", f"{se[0]:.4g} -> {se[-1]:.4g}", f"{st[0] / st[-1]:.4g}",
+                         f"{se[0] / se[-1]:.4g}"], row
+    assert "| seed4 |" not in md.split("## Table 1")[1].split("\n## ")[0]  # left out, as every incomplete run
+    assert load_row(d)["status"].startswith("incomplete: summary.json's config says [geometry].seed = 3 but")
+
+
+def test_a_gain_edited_in_summary_json_is_inconsistent_and_the_row_shows_the_checkpoints_gain(tmp_path, runs):
+    """summary.json gain_train edited to 999: the runs table showed 999. Now the row shows the gain of the checkpoint's
+    history and says which figure disagrees; an untouched run of the same report stays finished."""
+    d = tmp_path / "edited_gain"
+    shutil.copytree(runs["flow_gauss"], d)
+    _edit_summary(d, gain_train=999.0)
+    st, _se, step = _checkpoint_sigmas(d)
+    _res, md = _report([runs["flow_gauss"], d], tmp_path / "out")
+    rows = _runs_rows(md)
+    assert rows["flow_gauss"][2] == "finished"
+    assert rows["edited_gain"][2] == (f"incomplete: summary.json says gain_train = 999 but checkpoint.h5's history "
+                                      f"gives {st[0] / st[-1]:.6g} at step {step} (inconsistent: checkpoint.h5 holds "
+                                      "the run); rerun the job with --force"), rows["edited_gain"][2]
+    assert rows["edited_gain"][8] == f"{st[0] / st[-1]:.4g}" == rows["flow_gauss"][8]

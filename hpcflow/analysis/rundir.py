@@ -370,11 +370,84 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     if unit and (at is None or _int(summary.get("checkpoint_step", summary.get("steps_taken"))) != at):
         return ""
     held = _text(attrs.get("status"))
-    if not held or SAME_STATUS.get(status, status) == held:
+    if held and SAME_STATUS.get(status, status) != held:
+        fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else rerun_fix(run_dir)
+        return (f"summary.json says {status!r} but {name} says {held!r}{f' at {unit} {at}' if unit else ''} "
+                f"(inconsistent: {name} holds the run); {fix}")
+    other = _other_record(summary, os.path.join(run_dir, name)) if name == CHECKPOINT else ""
+    return f"{other} at step {at} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}" if other else ""
+
+
+#: how close a summary.json figure must be to the one its checkpoint.h5's histories give (both are the same float64,
+#: written as JSON, which keeps every digit): a summary of another run or edited by hand differs far beyond it
+SAME_FIGURE = 1e-9
+
+
+def _other_record(summary: dict, ckpt) -> str:
+    """What shows that a finished summary.json is not the record of the flow checkpoint.h5 whose step it describes
+    (copied from another run, edited by hand), "" when nothing does: its `config` is not the checkpoint's `@config`,
+    or one of its sigma figures (`hpcflow.experiments.flow_job.sigma_figures`) is not what the checkpoint's histories
+    give. Reads the root attributes and the two sigma histories only, not the metrics."""
+    from hpcflow.experiments.flow_job import sigma_figures
+    from hpcflow.jobs.output import jsonable
+
+    try:
+        with h5py.File(ckpt, "r") as f:
+            config, n_test = _text(f.attrs.get("config")), _int(f.attrs.get("n_test"))
+            st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
+        config = json.loads(config)
+    except DAMAGED:  # changed since `_judge` found it whole (a dataset gone, no JSON): judged again on the next read
         return ""
-    fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else rerun_fix(run_dir)
-    return (f"summary.json says {status!r} but {name} says {held!r}{f' at {unit} {at}' if unit else ''} "
-            f"(inconsistent: {name} holds the run); {fix}")
+    if "config" in summary and (where := _first_difference(summary["config"], config)):
+        key, mine, its = where
+        return f"summary.json's config {_says(key, mine)} but {CHECKPOINT}'s {_says(key, its)}"
+    if not len(st) or n_test is None:
+        return ""
+    for key, its in jsonable(sigma_figures(st, se, n_test)).items():
+        if key in summary and not _same_figure(summary[key], its):
+            return f"summary.json says {key} = {_shown(summary[key])} but {CHECKPOINT}'s history gives {_shown(its)}"
+    return ""
+
+
+#: a configuration entry that one side lacks (`_first_difference`)
+_ABSENT = object()
+
+
+def _first_difference(mine, its, key: str = ""):
+    """(key, value in `mine`, value in `its`) of the first entry where two job configurations differ ('[geometry].seed';
+    _ABSENT where one lacks it), None where they are equal."""
+    if not (isinstance(mine, dict) and isinstance(its, dict)):
+        return None if mine == its else (key or "config", mine, its)
+    for k in sorted(set(mine) | set(its), key=str):
+        sub = f"{key}.{k}" if key else f"[{k}]"
+        if k not in mine or k not in its:
+            return sub, mine.get(k, _ABSENT), its.get(k, _ABSENT)
+        if found := _first_difference(mine[k], its[k], sub):
+            return found
+    return None
+
+
+def _says(key: str, value) -> str:
+    return f"has no {key}" if value is _ABSENT else f"says {key} = {_shown(value)}"
+
+
+def _shown(value) -> str:
+    """A JSON value as a message shows it: numbers to 6 digits, "a table" for a dict, other values as JSON (at most 40
+    characters)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return "a table"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _same_figure(mine, its) -> bool:
+    """Whether a summary.json figure agrees with the checkpoint's (`jsonable`: null where not finite)."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, its))
+    if not numbers:
+        return mine is None and its is None
+    return abs(mine - its) <= SAME_FIGURE * max(abs(mine), abs(its))
 
 
 #: a summary.json status -> the data file's status that agrees with it, where they differ: an nn tune trial pruned

@@ -251,11 +251,18 @@ def _both(first, second):
 
 def flow_summary(res, n_train: int, n_test: int) -> dict:
     """Summary numbers of a FlowResult (gains = sigma at step 0 / sigma at the last step)."""
-    st, se = res.sigma_train, res.sigma_test
-    out = {"sigma_train_initial": float(st[0]), "sigma_train_final": float(st[-1]),
-           "gain_train": gain(st[0], st[-1]), "n_train": n_train, "n_test": n_test,
-           "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps),
-           "test_held": int(res.test_held), "stopped": res.stopped}
+    out = sigma_figures(res.sigma_train, res.sigma_test, n_test)
+    out.update(n_train=n_train, n_test=n_test, steps_taken=int(res.steps_taken),
+               rejected_steps=int(res.rejected_steps), test_held=int(res.test_held), stopped=res.stopped)
+    return out
+
+
+def sigma_figures(st, se, n_test: int) -> dict:
+    """The summary's figures of the sigma histories `st`, `se` (train, test; index 0 = g_FS) of a flow with `n_test`
+    test points: sigma at step 0 and at the last step, gains = sigma at step 0 / sigma at the last step, and the best
+    test step (None for the test keys without test points). Offline readers compare a summary.json with its
+    checkpoint.h5 by these (`hpcflow.analysis.rundir`)."""
+    out = {"sigma_train_initial": float(st[0]), "sigma_train_final": float(st[-1]), "gain_train": gain(st[0], st[-1])}
     if n_test:
         best = int(np.nanargmin(se))
         out.update(sigma_test_initial=float(se[0]), sigma_test_final=float(se[-1]), gain_test=gain(se[0], se[-1]),

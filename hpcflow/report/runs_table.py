@@ -48,7 +48,8 @@ def row(info) -> list:
         status = f"{status}; {info.missing}"  # a finished network run whose nn.h5 is gone
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
-    kernel = s.get("kernel") if isinstance(s.get("kernel"), str) else _table(cfg, "kernel").get("name")
+    # the job's kernel (an incomplete run's job is its checkpoint's: detect), else the summary's word for it
+    kernel = next((k for k in (_table(cfg, "kernel").get("name"), s.get("kernel")) if isinstance(k, str)), None)
     if (_table(s, "study").get("best_kind") if info.kind == "study" else info.kind) == "nn":  # a study: its trial's
         m = _table(cfg, "model")
         kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
