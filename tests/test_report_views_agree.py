@@ -30,6 +30,26 @@ def test_table1_reads_a_run_given_twice_once(tmp_path, runs):
     assert proc.stderr == f"table1: {runs['flow']}/ given twice: read once\n", proc.stderr
 
 
+def test_sigma_history_says_a_run_directory_given_with_its_data_file_is_read_once(tmp_path, runs):
+    """`sigma_history.py r1/checkpoint.h5 r1` read the run once, silently, where table1.py says so. Now it says so in
+    table1's words, its output that of the run given alone; a network's nn.h5 and checkpoint.pt given without their
+    directory are read together, no repeat."""
+    flow, nn = runs["flow"], runs["nn"]
+    alone = script("sigma_history", flow, "--out", tmp_path / "alone")
+    both = script("sigma_history", os.path.join(flow, "checkpoint.h5"), flow, "--out", tmp_path / "both")
+    assert alone.returncode == both.returncode == 0, both.stderr
+    assert both.stderr == f"sigma_history: {flow} given twice: read once\n", both.stderr
+    assert both.stdout.replace("both", "OUT") == alone.stdout.replace("alone", "OUT")
+    files = script("sigma_history", os.path.join(nn, "nn.h5"), os.path.join(nn, "checkpoint.pt"), nn, "--out",
+                   tmp_path / "nn")
+    assert files.returncode == 0, files.stderr
+    assert files.stderr == (f"sigma_history: {os.path.join(nn, 'checkpoint.pt')} given twice: read once\n"
+                            f"sigma_history: {nn} given twice: read once\n"), files.stderr  # all three: one run
+    files = script("sigma_history", os.path.join(nn, "nn.h5"), os.path.join(nn, "checkpoint.pt"), "--out",
+                   tmp_path / "nn_files")
+    assert files.returncode == 0 and files.stderr == "", files.stderr
+
+
 def test_a_flow_without_test_points_has_no_test_gain_in_table1_as_in_the_runs_table(tmp_path):
     """n_test = 0: Table 1 showed the test gain 'nan', the runs table '-'. Now '-' in both, and in the printed line."""
     from hpcflow.report.build import build_report

@@ -693,15 +693,27 @@ def nn_damaged_fix(run_dir) -> str:
     return RERUN  # (outside a study: `study` is "")
 
 
-def once(paths, *, by_run: bool = False) -> tuple[list, list]:
+def once(paths, *, by_run: bool = False, grouped: bool = False) -> tuple[list, list]:
     """(each input once, in the order given; the repeats left out): a path given twice, or by two spellings of one
     file or directory (its resolved path), is read once; `by_run`: so are a run directory and its data files (by
-    their own names, `run_dir_of`), which stand for one run."""
-    unique, seen, twice = [], set(), []
-    for p in map(os.fspath, paths):
-        key = os.path.realpath((run_dir_of(p) if by_run else None) or p)
-        (twice if key in seen else unique).append(p)
+    their own names, `run_dir_of`), which stand for one run. `grouped` (with `by_run`), for a reader that reads the
+    paths of one run together itself (`histories.by_run`): the repeats are those `by_run` names where the run's
+    directory is given, but only a path given twice is left out; a run's data files given without its directory (a
+    network's nn.h5 and checkpoint.pt, read together) are no repeat."""
+    paths = list(map(os.fspath, paths))
+    dirs = {os.path.realpath(p) for p in paths if os.path.isdir(p)} if grouped else set()
+    unique, twice, seen, given = [], [], set(), set()
+    for p in paths:
+        key = exact = os.path.realpath(p)
+        run = os.path.realpath(run_dir_of(p) or p) if by_run else exact
+        if not grouped or run in dirs:
+            key = run
+        if key in seen:
+            twice.append(p)
+        if exact not in given if grouped else key not in seen:
+            unique.append(p)
         seen.add(key)
+        given.add(exact)
     return unique, twice
 
 

@@ -143,8 +143,8 @@ def _main(name: str, argv, *, description: str) -> int:
         if name not in TABLES:
             require_matplotlib()
         # read once, as `hpcflow report` reports a directory given twice once; a run's directory and data file are one
-        # run (sigma_history groups a run's files itself: `histories.by_run`)
-        paths, twice = once(args.paths, by_run=name != "sigma_history")
+        # run, named so alike (sigma_history reads a run's files together itself: `histories.by_run`)
+        paths, twice = once(args.paths, by_run=True, grouped=name == "sigma_history")
         for path in twice:
             print(f"{name}: {path} given twice: read once", file=sys.stderr)
         product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
