@@ -50,15 +50,23 @@ def test_sigma_history_says_a_run_directory_given_with_its_data_file_is_read_onc
     assert files.returncode == 0 and files.stderr == "", files.stderr
 
 
-def test_a_flow_without_test_points_has_no_test_gain_in_table1_as_in_the_runs_table(tmp_path):
-    """n_test = 0: Table 1 showed the test gain 'nan', the runs table '-'. Now '-' in both, and in the printed line."""
-    from hpcflow.report.build import build_report
-
-    job, out = tmp_path / "flow.toml", tmp_path / "no_test"
+@pytest.fixture(scope="module")
+def no_test(tmp_path_factory):
+    """The run directory of the small flow job with n_test = 0."""
+    base = tmp_path_factory.mktemp("no_test_run")
+    job, out = base / "flow.toml", base / "no_test"
     job.write_text(JOBS["flow"][1])
     proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out), "--quiet", "--set",
                            "geometry.n_test=0"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_a_flow_without_test_points_has_no_test_gain_in_table1_as_in_the_runs_table(tmp_path, no_test):
+    """n_test = 0: Table 1 showed the test gain 'nan', the runs table '-'. Now '-' in both, and in the printed line."""
+    from hpcflow.report.build import build_report
+
+    out = no_test
     res = build_report([str(out)], tmp_path / "report")
     md = open(res["md"], encoding="utf-8").read()
     runs_row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["no_test"]
@@ -69,6 +77,21 @@ def test_a_flow_without_test_points_has_no_test_gain_in_table1_as_in_the_runs_ta
     assert proc.returncode == 0, proc.stderr
     assert "no_test [delta]: gain train " in proc.stdout and "gain test -\n" in proc.stdout, proc.stdout
     assert "nan" not in proc.stdout
+
+
+def test_sigma_history_prints_no_test_sigmas_for_a_flow_without_test_points(tmp_path, no_test, runs):
+    """n_test = 0: sigma_history.py printed 'test nan -> nan' where Table 1 and the runs table show '-'. Now 'test -',
+    in the report's printed line too; a run with test points keeps its numbers."""
+    from hpcflow.report.build import build_report
+
+    proc = script("sigma_history", no_test, runs["flow"], "--out", tmp_path / "figs")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "sigma train" in line]
+    assert lines[0].startswith("no_test [delta]: sigma train ") and lines[0].endswith(", test - (6 flow steps)"), lines
+    assert lines[1].startswith("flow [delta]: ") and ", test 0." in lines[1] and "nan" not in proc.stdout, lines
+    res = build_report([str(no_test)], tmp_path / "report")
+    md = open(res["md"], encoding="utf-8").read()
+    assert ", test - (6 flow steps)" in md and "nan" not in md
 
 
 def test_the_sigma_history_legend_covers_no_curve(tmp_path, runs):

@@ -184,7 +184,13 @@ def plot_per_rank(run):
 
 
 def numbers(runs) -> list:
-    """One line per run (one `load` result, or a list)."""
+    """One line per run (one `load` result, or a list); 'test -' for a flow without test points (its test history is
+    NaN), as Table 1 and the report's runs table show what does not exist."""
     runs = [runs] if isinstance(runs, dict) else runs
-    return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, "
-            f"test {r['test'][0]:.4g} -> {r['test'][-1]:.4g} ({len(r['x']) - 1} {r['unit']}s)" for r in runs]
+    return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, test "
+            f"{_span(r['test'])} ({len(r['x']) - 1} {r['unit']}s)" for r in runs]
+
+
+def _span(values) -> str:
+    """'first -> last' of a sigma history, '-' where it holds no number."""
+    return f"{values[0]:.4g} -> {values[-1]:.4g}" if np.isfinite(values).any() else "-"
