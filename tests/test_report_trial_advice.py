@@ -148,3 +148,81 @@ def test_the_advised_tune_command_carries_the_studys_set_values_and_continues_it
     assert rc == 0 and "trial 1 continues preempted trial 0" in io.out, io.err
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 6, summary
+
+
+#: `hpcflow tune` whose worker dies (SIGKILL-like, no handler runs) right after its trial's first flow checkpoint: the
+#: trial stays RUNNING in the storage, its checkpoint.h5 part way
+DIES_AFTER_A_CHECKPOINT = """
+import os, sys
+import hpcflow.checkpoint as ck
+real = ck.CheckpointWriter.write
+def dies(self, view, *, status):
+    real(self, view, status=status)
+    if status == "running":
+        os._exit(9)
+ck.CheckpointWriter.write = dies
+from hpcflow.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _dies(argv) -> None:
+    """Run `hpcflow ARGV...` (the tune command) in a worker that dies after its trial's first checkpoint."""
+    import subprocess
+    import sys
+
+    from analysis_runs import env
+
+    p = subprocess.run([sys.executable, "-c", DIES_AFTER_A_CHECKPOINT, *argv, "--quiet"], env=env(),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 9, p.stdout + p.stderr
+
+
+def _gone_advice(trial_dir, report_dir) -> tuple[str, list]:
+    """(what the report's row of a gone worker's trial says the study does with it, its advised command's words with
+    N = 1)."""
+    import shlex
+
+    from hpcflow.report.build import build_report
+
+    status = _rows(build_report([str(trial_dir)], report_dir))[trial_dir.name][2]
+    said = status.split("`")
+    assert len(said) == 3, status
+    return said[2], ["1" if w == "N" else w for w in shlex.split(said[1])]
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_gone_workers_trial_is_said_retried_only_as_the_studys_retries_allow(tmp_path, capsys, retries):
+    """Its row said the study's next hpcflow tune "marks it failed and retries it", while with [tune] retries = 0 (the
+    default), or its retries used, the study fails it and never runs its parameters again."""
+    from test_tune_records import JOB, _journal
+
+    job = _job(tmp_path, JOB.replace("[tune]\n", f"[checkpoint]\nevery = 1\n[tune]\nretries = {retries}\n"))
+    out = tmp_path / "s"
+    _dies(["tune", str(job), "--trials", "1", "--out", str(out)])
+    first = out / "trials" / "0000"
+    said, argv = _gone_advice(first, tmp_path / "r0")
+    assert argv == ["hpcflow", "tune", str(job), "--trials", "1", "--out", str(out)], argv
+    if retries == 0:
+        assert said == (" marks it failed and does not run it again: [tune] retries = 0 (retries = 1 in its job file "
+                        "would have it retried afresh)"), said
+    else:
+        assert said == (" marks it failed and retries it afresh (new points) as a new trial: retry 1 of [tune] "
+                        "retries = 1"), said
+
+    if retries == 1:  # the retry's worker dies too: its parameters have had their one retry
+        _dies(argv[1:])
+        trials = _journal(out / "study.journal").trials
+        assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
+        assert trials[1].user_attrs["seeds"] != trials[0].user_attrs["seeds"]  # afresh: new points
+        first = out / "trials" / "0001"
+        said, again = _gone_advice(first, tmp_path / "r1")
+        assert again == argv and said == (" marks it failed and does not run it again: its parameters have had 1 of "
+                                          "[tune] retries = 1"), said
+    rc, io = _tune(capsys, *argv[2:])  # the advised command, as it is: what it does is what the row said
+    assert rc == 0, io.err
+    trials = _journal(out / "study.journal").trials
+    gone = int(first.name)
+    assert trials[gone].state.name == "FAIL" and "worker gone" in trials[gone].user_attrs["failure"]
+    assert len(trials) == gone + 2 and trials[-1].state.name == "COMPLETE"
+    assert trials[-1].user_attrs.get("retry_of") is None and trials[-1].params != trials[gone].params  # not retried

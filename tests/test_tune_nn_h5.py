@@ -128,6 +128,30 @@ def test_a_trial_whose_worker_died_writing_nn_h5_is_continued_from_its_checkpoin
     assert rc == 0 and "continues" not in io.out, io.out
 
 
+def test_a_continuation_whose_worker_died_writing_nn_h5_is_said_failed_not_continued_again(tmp_path, capsys):
+    """The trial continuing a gone worker's trial from its checkpoint.pt is continued once: its own worker gone in
+    turn, the study retries it as [tune] retries allow (0 here: not at all). Its row said the study's next hpcflow
+    tune "continues it as a new trial from its checkpoint.pt", which it does not."""
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    argv = [sys.executable, "-c", DIES_WRITING_NN_H5, "tune", str(job), "--trials", "1", "--out", str(out), *SETS,
+            "--quiet"]
+    for _ in range(2):  # trial 0, then its continuation, trial 1: each worker dies writing nn.h5
+        p = subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=300)
+        assert p.returncode == 9, p.stdout + p.stderr
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING] and trials[1].user_attrs["continues"] == 0
+    second = out / "trials" / "0001"
+    said = _statuses([second], tmp_path / "r")["0001"]
+    assert said.endswith(f"trial 1 of the study in {out}, RUNNING in its storage: the study's next `hpcflow tune {job} "
+                         f"--trials N --out {out} --set training.epochs=2` marks it failed and does not run it again: "
+                         "[tune] retries = 0 (retries = 1 in its job file would have it retried afresh)"), said
+    rc, io = _tune(capsys, *["1" if w == "N" else w for w in shlex.split(said.split("`")[1])[2:]])
+    assert rc == 0 and "continues" not in io.out, io.out
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert "retry_of" not in trials[2].user_attrs and "continues" not in trials[2].user_attrs
+
+
 def test_a_trial_whose_nn_h5_write_the_disk_refused_is_continued_from_its_checkpoint(tmp_path, capsys, monkeypatch):
     """A full disk while nn.h5 was written (after the training): the trial's parameters were queued to start afresh
     on new points, and the training its checkpoint.pt holds whole was lost."""

@@ -368,12 +368,8 @@ def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False
     retries = [t for t in trials if predecessor(t) == trial.number]
     if not retries:
         if trial.state.name == "RUNNING":
-            from hpcflow.tune.nn_h5 import trained
-
-            how = ("continues it as a new trial from its checkpoint.pt, which holds its whole training" if
-                   trained(run_dir) else "retries it")
             return (f"trial {trial.number} of {where}, RUNNING in its storage: the study's next `{command}`{note} "
-                    f"marks it failed and {how}")
+                    f"marks it failed and {_after_gone(trial, run_dir, study_dir, study)}")
         return (f"trial {trial.number} of {where}, {trial.state.name.lower()} and not retried by the study; {refused} "
                 f"is refused inside a study: {outside}")
     retry = retries[-1]
@@ -394,20 +390,14 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
     without its password, which cannot be pasted: the command names it URL, the note says which."""
     from hpcflow.commands.run import shell_line
     from hpcflow.tune.storage import storage_shown
-    from hpcflow.tune.study import RECORD as JOB_RECORD
 
     record = _record(study_dir)
-    attrs = study.user_attrs.get(JOB_RECORD) if study is not None else None
-    attrs = attrs if isinstance(attrs, dict) else {}
-    job = record.get("job") if isinstance(record.get("job"), str) else attrs.get("job")
-    job = job if isinstance(job, str) else "JOB.toml"
-    argv = ["hpcflow", "tune", job, "--trials", "N", "--out", study_dir]
+    job, overrides = _recorded_job(study_dir, study)
+    argv = ["hpcflow", "tune", job or "JOB.toml", "--trials", "N", "--out", study_dir]
     name = record.get("study") if isinstance(record.get("study"), str) else getattr(study, "study_name", None)
-    if name is not None and os.path.splitext(os.path.basename(job))[0] != name:
+    if name is not None and os.path.splitext(os.path.basename(job or "JOB.toml"))[0] != name:
         argv += ["--study", name]
-    overrides = record.get("overrides") if "overrides" in record else attrs.get("overrides")
-    if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides):
-        argv += [w for o in overrides for w in ("--set", o)]  # the study refuses a job without them
+    argv += [w for o in overrides for w in ("--set", o)]  # the study refuses a job without them
     label = record.get("storage")
     if not isinstance(label, str) or label == JOURNAL:
         return shell_line(argv), ""
@@ -415,6 +405,60 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
         return (f"{shell_line(argv)} --storage URL", f" (URL: the study's storage URL with its password, which "
                                                      f"{RECORD} records as {masked(label)})")
     return shell_line([*argv, "--storage", storage_shown(label, study_dir)]), ""
+
+
+def _recorded_job(study_dir, study=None) -> tuple[str | None, list]:
+    """(job file, --set values) of the study in `study_dir` as its study.json (else the study, where it could be read)
+    records them: what its `hpcflow tune` command (`tune_command`) is given; None for a job file recorded nowhere."""
+    from hpcflow.tune.study import RECORD as JOB_RECORD
+
+    record = _record(study_dir)
+    attrs = study.user_attrs.get(JOB_RECORD) if study is not None else None
+    attrs = attrs if isinstance(attrs, dict) else {}
+    job = record.get("job") if isinstance(record.get("job"), str) else attrs.get("job")
+    overrides = record.get("overrides") if "overrides" in record else attrs.get("overrides")
+    ok = isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)
+    return (job if isinstance(job, str) else None), (list(overrides) if ok else [])
+
+
+def _job_retries(study_dir, study) -> int | None:
+    """[tune] retries of the job the study's `hpcflow tune` command reads (`_recorded_job`: its job file with its --set
+    values), which decides whether the command retries a failed trial; None where that job cannot be read."""
+    from hpcflow.errors import UserError
+    from hpcflow.jobs.registry import load_with_extras
+
+    job, overrides = _recorded_job(study_dir, study)
+    if job is None:
+        return None
+    try:
+        return int(load_with_extras(job, overrides, memory_check=False)[2]["tune"]["retries"])
+    except (UserError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _after_gone(trial, run_dir, study_dir, study) -> str:
+    """What the study's next `hpcflow tune` does with RUNNING trial `trial`, whose worker is gone, once it has marked
+    it failed (`hpcflow.tune.storage.recover_stale`): an nn trial whose checkpoint.pt holds its whole training
+    (`tune.nn_h5.trained`), unless it continues one so queued, is continued from it, whatever [tune] retries says;
+    any other is retried afresh (new points) while the retries of the command's job allow (`storage.retry_left`),
+    else not run again."""
+    from hpcflow.tune.nn_h5 import trained
+    from hpcflow.tune.storage import AFTER_TRAINING, retries_used, retry_left
+
+    if AFTER_TRAINING not in trial.user_attrs and trained(run_dir):
+        return "continues it as a new trial from its checkpoint.pt, which holds its whole training"
+    retries, used = _job_retries(study_dir, study), retries_used(trial)
+    if not trial.params:
+        return "does not run it again (it has no parameters to run)"
+    if retries is None:
+        return (f"retries it afresh (new points) as a new trial only if its job's [tune] retries is above {used}, the "
+                "retries its parameters have had (the job file cannot be read here)")
+    if retry_left(trial, retries):
+        return f"retries it afresh (new points) as a new trial: retry {used + 1} of [tune] retries = {retries}"
+    if retries == 0:
+        return ("does not run it again: [tune] retries = 0 (retries = 1 in its job file would have it retried "
+                "afresh)")
+    return f"does not run it again: its parameters have had {used} of [tune] retries = {retries}"
 
 
 def _run_dir_or_none(trial, base) -> str | None:

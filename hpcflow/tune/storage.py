@@ -561,6 +561,18 @@ def fail_stale_rdb_trials(study) -> list[int]:
 AFTER_TRAINING = "after_training"
 
 
+def retries_used(trial) -> int:
+    """The retries that failed trial `trial`'s parameters have had (user attribute `attempt`, which `requeue` counts;
+    0 for a first run, and a trial continuing a preempted one counts none)."""
+    return int(trial.user_attrs.get("attempt", 0))
+
+
+def retry_left(trial, retries: int) -> bool:
+    """Whether failed trial `trial` is queued again afresh under [tune] retries = `retries` (`requeue`): it has
+    parameters, and they have had fewer than `retries` retries (`retries_used`)."""
+    return bool(trial.params) and retries_used(trial) < retries
+
+
 def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False,
             after_training: bool = False) -> bool:
     """Queue the parameters of a failed trial again if it has attempts left (new points, new number); a preempted
@@ -568,10 +580,9 @@ def requeue(study, trial, retries: int, *, preempted: bool = False, continues: b
     stopped by a signal, its checkpoint written): the retry continues it, with its point seeds and from its
     checkpoint (user attributes `continues`, its number, and `seeds`; `hpcflow.tune.study.Worker.carry_over`);
     `after_training`: so marked (AFTER_TRAINING)."""
-    attempt = int(trial.user_attrs.get("attempt", 0))
-    if not trial.params or (attempt >= retries and not preempted):
+    if not trial.params or not (preempted or retry_left(trial, retries)):
         return False
-    attrs = {"attempt": attempt + (0 if preempted else 1), "retry_of": trial.number}
+    attrs = {"attempt": retries_used(trial) + (0 if preempted else 1), "retry_of": trial.number}
     seeds = trial.user_attrs.get("seeds")
     if continues and isinstance(seeds, list) and "run_dir" in trial.user_attrs:
         attrs.update(continues=trial.number, seeds=list(seeds))
