@@ -226,3 +226,24 @@ def test_a_gone_workers_trial_is_said_retried_only_as_the_studys_retries_allow(t
     assert trials[gone].state.name == "FAIL" and "worker gone" in trials[gone].user_attrs["failure"]
     assert len(trials) == gone + 2 and trials[-1].state.name == "COMPLETE"
     assert trials[-1].user_attrs.get("retry_of") is None and trials[-1].params != trials[gone].params  # not retried
+
+
+def test_a_damaged_nn_trial_is_advised_a_rerun_with_hpcflow_nn(tmp_path, capsys):
+    """Its row advised a rerun of its job.toml "with hpcflow run", the command for flow jobs; README's for network
+    jobs is `hpcflow nn` (the only one that continues them)."""
+    from test_tune_nn import JOB as NN_JOB
+
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--set", "training.epochs=1")[0] == 0
+    trial = out / "trials" / "0000"
+    for name in ("checkpoint.pt", "nn.h5"):
+        os.truncate(trial / name, 700)
+    from hpcflow.report.detect import detect
+
+    said = detect(trial).reason
+    assert said.endswith(f"trial 0 of the study in {out}, complete and not retried by the study; --force is refused "
+                         "inside a study: rerun its job.toml with hpcflow nn into an --out outside it"), said
+    capsys.readouterr()
+    assert main(["nn", str(trial / "job.toml"), "--out", str(tmp_path / "outside"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "outside" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 1, summary

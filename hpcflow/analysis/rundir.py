@@ -637,6 +637,26 @@ def run_state(run_dir) -> RunState:
     return RunState(complete, reason, status, step, stopped, "epoch" if network else "step", missing)
 
 
+def job_verb(run_dir) -> str:
+    """The `hpcflow` command that runs the job of a run directory: "nn" for a network job (the [job] kind of its
+    job.toml, else of its summary.json's config, else its nn.h5 or checkpoint.pt; `hpcflow run` runs one too, but the
+    README's command for network jobs is `hpcflow nn`, the only one that continues them), else "run"."""
+    from hpcflow.errors import UserError
+    from hpcflow.jobs.schema import read_toml
+
+    job = os.path.join(run_dir, "job.toml")
+    try:
+        cfg = read_toml(job) if os.path.isfile(job) else None
+    except (UserError, OSError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        cfg = (read_summary(run_dir) or {}).get("config")
+    kind = (cfg.get("job") or {}).get("kind") if isinstance(cfg, dict) and isinstance(cfg.get("job"), dict) else None
+    if isinstance(kind, str):
+        return "nn" if kind == "nn" else "run"
+    return "nn" if any(os.path.isfile(os.path.join(run_dir, n)) for n in (NN, NN_CHECKPOINT)) else "run"
+
+
 def nn_resume_command(run_dir) -> str:
     """`hpcflow nn DIR/job.toml --out DIR --resume` of a network run directory (JOB where it holds no job.toml)."""
     job = os.path.join(run_dir, "job.toml")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from hpcflow.analysis import trial_dirs
-from hpcflow.analysis.rundir import JOURNAL, MissingData
+from hpcflow.analysis.rundir import JOURNAL, MissingData, job_verb
 from hpcflow.jobs.output import enclosing_study
 from hpcflow.tune.storage import masked
 
@@ -345,7 +345,7 @@ def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False
     if study_dir is None:
         return ""
     where = f"the study in {study_dir}"
-    outside = "rerun its job.toml with hpcflow run into an --out outside it"
+    outside = f"rerun its job.toml with hpcflow {job_verb(run_dir)} into an --out outside it"
     try:
         study, base = load_study(study_dir)
         trials = study.get_trials(deepcopy=False)
