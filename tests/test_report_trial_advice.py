@@ -35,7 +35,7 @@ def test_a_damaged_trial_is_advised_what_works_inside_a_study_not_force(tmp_path
     os.truncate(trial / "checkpoint.h5", 1000)
     res = build_report([str(trial), runs["flow"]], tmp_path / "r")
     fix = (f"trial 0 of the study in {out}, complete and not retried by the study; --force is refused inside a study: "
-           "rerun its job.toml with hpcflow run into an --out outside it")
+           f"rerun its job.toml into an --out outside it: `hpcflow run {trial / 'job.toml'} --out {tmp_path / 's_0000'}`")
     assert _rows(res)["0000"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}"
     assert not [r for p, r in res["skipped"] if p == str(trial)], res["skipped"]  # its row says it: listed once
     md = open(res["md"], encoding="utf-8").read()
@@ -43,7 +43,7 @@ def test_a_damaged_trial_is_advised_what_works_inside_a_study_not_force(tmp_path
     capsys.readouterr()
     assert main(["run", str(trial / "job.toml"), "--out", str(trial), "--force", "--quiet"]) == 2  # the old advice
     assert "lies inside" in capsys.readouterr().err
-    assert main(["run", str(trial / "job.toml"), "--out", str(tmp_path / "outside"), "--quiet"]) == 0  # the new
+    assert main([*fix.split("`")[1].split()[1:], "--quiet"]) == 0  # the new
 
 
 def test_a_trial_without_its_data_file_inside_a_study_is_not_advised_force(tmp_path, capsys):
@@ -55,7 +55,8 @@ def test_a_trial_without_its_data_file_inside_a_study_is_not_advised_force(tmp_p
     os.remove(trial / "checkpoint.h5")
     reason = detect(trial).reason
     assert "--force" not in reason.replace("--force is refused", ""), reason
-    assert reason.endswith("rerun its job.toml with hpcflow run into an --out outside it"), reason
+    assert reason.endswith(f"rerun its job.toml into an --out outside it: `hpcflow run {trial / 'job.toml'} --out "
+                           f"{tmp_path / 's_0000'}`"), reason
 
 
 def _preempted(tmp_path, capsys, monkeypatch, *storage):
@@ -121,12 +122,14 @@ def test_a_damaged_run_in_a_study_directory_whose_storage_cannot_be_read_is_advi
     with h5py.File(noise / "noise_scan.h5", "a") as f:
         f["table/gain"][1] = np.nan
     res = build_report([str(flow), str(noise), runs["flow"]], tmp_path / "r")
-    fix = (f"it lies in the study in {study}, where --force is refused: rerun its job.toml with hpcflow run into an "
-           "--out outside it")
+    def fix(d):
+        return (f"it lies in the study in {study}, where --force is refused: rerun its job.toml into an --out outside "
+                f"it: `hpcflow run {d / 'job.toml'} --out {tmp_path / ('s_' + d.name)}`")
+
     rows = _rows(res)
-    assert rows["damaged"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}", rows["damaged"]
+    assert rows["damaged"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix(flow)}", rows["damaged"]
     assert rows["scan"][2].startswith("incomplete: noise_scan.h5 damaged ("), rows["scan"]
-    assert rows["scan"][2].endswith(f"the file is damaged; {fix}); {fix}"), rows["scan"]
+    assert rows["scan"][2].endswith(f"the file is damaged; {fix(noise)}); {fix(noise)}"), rows["scan"]
 
 
 def test_the_advised_tune_command_carries_the_studys_set_values_and_continues_it_run_verbatim(tmp_path, capsys,
@@ -242,8 +245,53 @@ def test_a_damaged_nn_trial_is_advised_a_rerun_with_hpcflow_nn(tmp_path, capsys)
 
     said = detect(trial).reason
     assert said.endswith(f"trial 0 of the study in {out}, complete and not retried by the study; --force is refused "
-                         "inside a study: rerun its job.toml with hpcflow nn into an --out outside it"), said
+                         f"inside a study: rerun its job.toml into an --out outside it: `hpcflow nn {trial / 'job.toml'} "
+                         f"--out {tmp_path / 's_0000'}`"), said
     capsys.readouterr()
-    assert main(["nn", str(trial / "job.toml"), "--out", str(tmp_path / "outside"), "--quiet"]) == 0
-    summary = json.loads((tmp_path / "outside" / "summary.json").read_text())
+    assert main([*said.split("`")[1].split()[1:], "--quiet"]) == 0
+    summary = json.loads((tmp_path / "s_0000" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 1, summary
+
+
+#: a directory name a shell must get quoted
+ODD = "my st'udy dir"
+
+
+def test_the_advised_rerun_outside_a_study_works_pasted_in_a_directory_with_a_space_and_a_quote(tmp_path, capsys):
+    """The job.toml rerun was not quoted: a shell split the study directory's name at its space (and its quote left
+    the line unfinished)."""
+    import shlex
+
+    from hpcflow.report.detect import detect
+
+    job, out = _job(tmp_path), tmp_path / ODD / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    trial = out / "trials" / "0000"
+    os.truncate(trial / "checkpoint.h5", 1000)
+    said = detect(trial).reason
+    assert said.count("`") == 2, said
+    argv = shlex.split(said.split("`")[1])
+    assert argv == ["hpcflow", "run", str(trial / "job.toml"), "--out", str(tmp_path / ODD / "s_0000")], argv
+    capsys.readouterr()
+    assert main([*argv[1:], "--quiet"]) == 0  # pasted as it is: the trial's job, run outside the study
+    summary = json.loads((tmp_path / ODD / "s_0000" / "summary.json").read_text())
+    trial_summary = json.loads((trial / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["config"] == trial_summary["config"], summary
+    assert summary["gain_train"] == trial_summary["gain_train"]  # the trial's run, bit for bit
+
+
+def test_the_advised_nn_resume_works_pasted_in_a_directory_with_a_space_and_a_quote(tmp_path, runs):
+    """`hpcflow nn DIR/job.toml --out DIR --resume` of a finished network run whose nn.h5 is gone was not quoted."""
+    import shlex
+
+    from hpcflow.report.detect import detect
+
+    d = tmp_path / ODD / "nn"
+    shutil.copytree(runs["nn"], d)
+    os.remove(d / "nn.h5")
+    said = detect(d).missing
+    assert said.startswith("nn.h5 missing: write it again with hpcflow nn "), said
+    argv = shlex.split(said.removeprefix("nn.h5 missing: write it again with "))
+    assert argv == ["hpcflow", "nn", str(d / "job.toml"), "--out", str(d), "--resume"], argv
+    assert main([*argv[1:], "--quiet"]) == 0  # pasted as it is: nn.h5 written again
+    assert (d / "nn.h5").is_file() and detect(d).missing == ""

@@ -658,9 +658,20 @@ def job_verb(run_dir) -> str:
 
 
 def nn_resume_command(run_dir) -> str:
-    """`hpcflow nn DIR/job.toml --out DIR --resume` of a network run directory (JOB where it holds no job.toml)."""
+    """`hpcflow nn DIR/job.toml --out DIR --resume` of a network run directory (JOB where it holds no job.toml), quoted
+    for a shell (`shell_line`: a directory name with a space or quote)."""
+    return rerun_command(run_dir, run_dir, "--resume", verb="nn")
+
+
+def rerun_command(run_dir, out, *flags, verb: str | None = None) -> str:
+    """`hpcflow VERB DIR/job.toml --out OUT FLAGS...`: the job of run directory `run_dir` (JOB where it holds no
+    job.toml) run into `out`, VERB the one for its kind (`job_verb`) unless given; one line that a POSIX shell splits
+    back into its words (`commands.run.shell_line`), so that it can be pasted as it is."""
+    from hpcflow.commands.run import shell_line
+
     job = os.path.join(run_dir, "job.toml")
-    return f"hpcflow nn {job if os.path.isfile(job) else 'JOB'} --out {run_dir} --resume"
+    return shell_line(["hpcflow", verb or job_verb(run_dir), job if os.path.isfile(job) else "JOB", "--out", out,
+                       *flags])
 
 
 def nn_missing(run_dir) -> str:

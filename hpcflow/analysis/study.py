@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from hpcflow.analysis import trial_dirs
-from hpcflow.analysis.rundir import JOURNAL, MissingData, job_verb
+from hpcflow.analysis.rundir import JOURNAL, MissingData, rerun_command
 from hpcflow.jobs.output import enclosing_study
 from hpcflow.tune.storage import masked
 
@@ -345,7 +345,7 @@ def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False
     if study_dir is None:
         return ""
     where = f"the study in {study_dir}"
-    outside = f"rerun its job.toml with hpcflow {job_verb(run_dir)} into an --out outside it"
+    outside = f"rerun its job.toml into an --out outside it: `{rerun_command(run_dir, _outside(study_dir, run_dir))}`"
     try:
         study, base = load_study(study_dir)
         trials = study.get_trials(deepcopy=False)
@@ -405,6 +405,14 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
         return (f"{shell_line(argv)} --storage URL", f" (URL: the study's storage URL with its password, which "
                                                      f"{RECORD} records as {masked(label)})")
     return shell_line([*argv, "--storage", storage_shown(label, study_dir)]), ""
+
+
+def _outside(study_dir, run_dir) -> str:
+    """The --out advised for a rerun of a run directory of the study in `study_dir` outside the study: beside the
+    study directory, named STUDY_RUN (runs/tune_0003 for runs/tune/trials/0003)."""
+    study_dir = os.path.normpath(study_dir)
+    name = f"{os.path.basename(study_dir)}_{os.path.basename(os.path.normpath(run_dir))}"
+    return os.path.join(os.path.dirname(study_dir), name)
 
 
 def _recorded_job(study_dir, study=None) -> tuple[str | None, list]:
