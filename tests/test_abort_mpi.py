@@ -62,6 +62,36 @@ def test_a_rank_slow_to_leave_is_not_killed_and_the_status_stays_rank_0s(ranks, 
               f"RuntimeError: injected failure on rank {k}")
 
 
+def test_a_rank_whose_finalize_waits_for_a_late_rank_leaves_within_its_wait(tmp_path):
+    """`leave(wait=1)` on rank 0 while rank 1 stays busy for 20 s: rank 0's MPI Finalize waits for rank 1 (holding
+    the GIL), and the watchdog still ends rank 0 within a few seconds, not when rank 1 arrives."""
+    pidfile = tmp_path / "pid"
+    script = os.path.join(os.path.dirname(__file__), "mpi", "leave_checks.py")
+    job = subprocess.Popen(["timeout", "60", mpiexec(), "-n", "2", sys.executable, script, str(pidfile), "1.0", "20"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        t0 = time.monotonic()
+        while not pidfile.exists() and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        pid, t0 = int(pidfile.read_text()), time.monotonic()
+        while _alive(pid) and time.monotonic() - t0 < 15:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - t0
+    finally:
+        job.kill()
+        job.communicate()
+    assert gone_after < 10, gone_after  # the watchdog's 1 + 1 s and start-up on busy cores; rank 1 arrives at 20 s
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 #: seconds rank 0 raises after the others in the `wait=` tests: beyond ABORT_WAIT, well within LONG_WAIT (3 ranks
 #: on 2 busy cores: a margin of 1 s let the others give up on rank 0 once; the run takes ~LATE when all arrive)
 LATE, LONG_WAIT = ABORT_WAIT + 1.0, ABORT_WAIT + 8.0

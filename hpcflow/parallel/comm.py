@@ -275,12 +275,16 @@ def leave(status: int, *, wait: float = LEAVE_WAIT) -> None:
     """End this process with `status` after every rank agreed on it, running no more Python: MPI finalized, then the
     C library's exit (MPICH's exit functions included). A rank that left by _exit alone, even finalized, made Hydra
     kill the ranks still on their way out, and the job's status became theirs (9, SIGKILL). `wait` bounds both steps:
-    past it the rank leaves by _exit."""
+    past it the rank leaves by _exit, with `status` from a hung exit function, with 1 and its threads' tracebacks on
+    stderr from a Finalize that waits longer for a rank (mpi4py holds the GIL there: only faulthandler's C thread
+    runs)."""
     import ctypes
+    import faulthandler
 
     watchdog = threading.Timer(wait, os._exit, (status,))
     watchdog.daemon = True
     watchdog.start()
+    faulthandler.dump_traceback_later(wait + 1.0, exit=True)
     MPI = _mpi()
     try:
         if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
