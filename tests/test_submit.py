@@ -769,10 +769,28 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
         assert err == (f"hpcflow submit: error: --mpi {mpi}: not an MPI type of this cluster's srun, which offers "
                        f"{types} (srun --mpi=list); pass --mpi with one of them\n")
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]  # no sbatch, no --out, no logs
-    for options in ([], ["--mpi", "pmix_v3", "--ntasks-per-node", "2"], ["--mpi", "none", "--ntasks-per-node", "2"]):
+    for options in ([], ["--mpi", "pmix_v3", "--ntasks-per-node", "2"], ["--mpi", "none"]):
         assert main(["submit", str(job), "--out", out, "--executor", "slurm", "--check", *options]) == 0
     assert main(["submit", str(job), "--out", out, "--executor", "local", "--mpi", "pmi2", "--check"]) == 0
     assert set((tmp_path / "bin" / "srun_options").read_text().splitlines()) == {"--mpi=list"}  # it ran nothing
+
+
+@pytest.mark.parametrize("options, tasks", [(["--ntasks-per-node", "2"], "2 tasks (--nodes 1 x --ntasks-per-node 2)"),
+                                           (["--nodes", "2"], "2 tasks (--nodes 2 x --ntasks-per-node 1)"),
+                                           (["--gpus-per-node", "2"], "2 tasks (--nodes 1 x --ntasks-per-node 2)")])
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_mpi_none_for_several_tasks_is_refused_before_anything_is_queued(tmp_path, job, monkeypatch, capsys, options,
+                                                                         tasks, check):
+    """srun without a PMI starts each task as an MPI world of one rank: both refused to run inside Slurm ("the
+    launcher started 2 tasks but each sees an MPI world of size 1"), after --check and sbatch had accepted the job."""
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|gpu:2|infinite|1-infinite|UNLIMITED")
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--mpi", "none", *options,
+            *check]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--mpi none starts each of the job's {tasks} as an MPI world of one rank" in err
+    assert "drop --mpi (default pmi2)" in err and "--ntasks-per-node 1" in err, err
+    assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]  # no sbatch, no --out, no logs
 
 
 def test_the_mpi_name_alone_is_checked_where_sruns_list_cannot_be_had(tmp_path, job, monkeypatch, capsys):

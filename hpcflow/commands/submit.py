@@ -226,6 +226,8 @@ def run(args) -> int:
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay, mem_mib=args.mem)
+    if args.executor == "slurm":  # (the local executor runs one task, and refuses more)
+        executor.require_one_world(res)
     asked = capacity.ask() if args.executor == "slurm" else None
     node_limit, host_note = _memory_limit(args, res, asked)
     kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,

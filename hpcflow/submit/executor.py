@@ -72,6 +72,17 @@ def require_mpi_type(mpi: str) -> None:
         raise SubmitError(why)
 
 
+def require_one_world(res: Resources) -> None:
+    """SubmitError for --mpi none on more than one task: srun then starts each task as an MPI world of one rank, and
+    each would refuse to run (`parallel.comm`), the job failing inside Slurm; refused before queueing, as the sbatch
+    templates refuse HPCFLOW_MPI=none (`template_env.mpi`)."""
+    if res.mpi == "none" and res.tasks > 1:
+        raise SubmitError(f"--mpi none starts each of the job's {res.tasks} tasks (--nodes {res.nodes} x "
+                          f"--ntasks-per-node {res.ntasks_per_node}) as an MPI world of one rank, and the job fails; "
+                          f"drop --mpi (default {Resources.mpi}) or give the PMI of your MPI (srun --mpi=list), or "
+                          "run one task (--ntasks-per-node 1)")
+
+
 def check_executor(kind: str, res: Resources) -> None:
     """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job);
     the same check for `--check` as for a real submission."""
