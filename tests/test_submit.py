@@ -629,6 +629,22 @@ def test_wait_goes_on_through_a_reason_that_a_person_resolves(tmp_path, monkeypa
     assert not called.exists()  # not cancelled
 
 
+@pytest.mark.parametrize("squeue, reason", [("333|FAILED|vm|JobLaunchFailure\n", " (reason JobLaunchFailure)"),
+                                            ("333|FAILED|vm|None\n", "")], ids=["launch-failure", "failed"])
+def test_wait_on_a_job_that_failed_at_launch_says_so_not_that_it_never_started(tmp_path, monkeypatch, squeue, reason):
+    """A job whose batch script Slurm could not start (--logs 'pl%x': sbatch's --output in a folder that does not
+    exist; squeue then shows it FAILED, reason JobLaunchFailure) writes no log; `--wait` said it never started."""
+    from hpcflow.submit.executor import Resources, wait
+
+    job, _, called = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue=squeue)
+    said = []
+    assert wait([job], res=Resources(), log=said.append) == 1
+    assert said[1:] == [f"hpcflow submit: job 333 ended without a result (state FAILED); the job failed as Slurm "
+                        f"launched it{reason}, before it wrote a log ({job.paths.stderr} does not exist); scontrol show "
+                        "job 333 (while Slurm keeps it) or the node's slurmd log says why"], said
+    assert not called.exists()
+
+
 def test_the_sbatch_script_keeps_a_python_and_a_log_folder_with_spaces_one_word_each(tmp_path, monkeypatch):
     """The generated sbatch script's command line is shell text: the interpreter (a venv under "My Projects") and
     the log folder must each stay one word, and a shell character in them must not run anything."""
@@ -846,9 +862,10 @@ def test_an_out_that_cannot_be_a_directory_is_refused_before_anything_is_queued(
                                         ("out", "--logs {tmp}/out is --out {tmp}/out: the job's logs, written as it "
                                                 "starts, would make --out not empty; choose a --logs folder outside"),
                                         ("out/logs", "--logs {tmp}/out/logs lies inside --out {tmp}/out: the job's "),
-                                        ("bin/../out", "--logs {tmp}/bin/../out is --out {tmp}/out")],
+                                        ("bin/../out", "--logs {tmp}/bin/../out is --out {tmp}/out"),
+                                        ("pl%x", "--logs {tmp}/pl%x holds '%', which submitit and Slurm replace")],
                          ids=["proc", "file", "below-a-file", "empty", "default-a-file", "out", "inside-out",
-                              "out-by-another-name"])
+                              "out-by-another-name", "percent"])
 def test_a_logs_folder_that_cannot_be_one_is_refused_before_anything_is_queued(tmp_path, job, monkeypatch, capsys,
                                                                               executor, logs, said):
     """--logs (or, not given, DIR_logs beside --out) under /proc, a file, below a file or empty: refused as --out is,

@@ -170,12 +170,21 @@ def _check_options(args) -> None:
 
 
 def _logs_folder(args) -> str:
-    """--logs, or DIR_logs beside --out when not given (refused where it holds '%', which submitit expands): refused as --out is (`writable_dir`) before anything is
-    written or queued (submitit makes the folder, and a file or /proc there ended in its traceback), and where it is
-    --out or inside it (the logs written as the job starts made --out not empty: the command refused it)."""
+    """--logs, or DIR_logs beside --out when not given (refused where it holds '%', which submitit and Slurm expand):
+    refused as --out is (`writable_dir`) before anything is written or queued (submitit makes the folder, and a file
+    or /proc there ended in its traceback), and where it is --out or inside it (the logs written as the job starts
+    made --out not empty: the command refused it)."""
     from hpcflow.errors import OutputPathError
     from hpcflow.jobs.output import writable_dir
 
+    default = os.path.abspath(args.out).rstrip("/") + "_logs"
+    # submitit reads %j, %A, %a, %t in its folder as the job's ids (pct%jdir_logs became pct157dir_logs), and sbatch
+    # expands the rest in --output (pl%x/ became plhpcflow-run-job/, a folder that does not exist: the job failed at
+    # launch, with no log)
+    if "%" in (default if args.logs is None else args.logs):
+        what = f"--logs {args.logs}" if args.logs is not None else f"--out {args.out}: its logs folder {default}"
+        raise OutputPathError(f"{what} holds '%', which submitit and Slurm replace (%j: the job id, %x: its name), "
+                              "so the logs would not be there; choose a --logs folder without '%'")
     if args.logs is not None:
         logs = os.path.abspath(writable_dir(args.logs, flag="--logs"))
         out = os.path.realpath(args.out)
@@ -185,12 +194,8 @@ def _logs_folder(args) -> str:
                                   "would make --out not empty; choose a --logs folder outside --out (by default "
                                   "OUT_logs beside it)")
         return logs
-    logs = os.path.abspath(args.out).rstrip("/") + "_logs"
-    if "%" in logs:  # (submitit reads %j, %A, %a, %t in its folder as the job's ids: pct%jdir_logs became pct157dir_logs)
-        raise OutputPathError(f"--out {args.out}: its logs folder {logs} holds '%', which submitit replaces (%j: the "
-                              "job id), so the logs would not be in OUT_logs; choose a --logs folder without '%'")
     try:
-        return writable_dir(logs, flag="--logs")
+        return writable_dir(default, flag="--logs")
     except OutputPathError as exc:
         raise OutputPathError(f"{exc} (not given: --logs defaults to --out followed by _logs)") from None
 

@@ -330,8 +330,9 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
                     status = max(status, EXIT_PREEMPTED)
                     continue
                 why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
-                log(f"hpcflow submit: job {job.job_id} ended without a result (state {_final_state(job)})"
-                    f"{f': {why}' if why else ''}; {_see_log(job)}")
+                state = _final_state(job)
+                log(f"hpcflow submit: job {job.job_id} ended without a result (state {state})"
+                    f"{f': {why}' if why else ''}; {_see_log(job, state)}")
                 status = max(status, 1)
                 continue
             except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError
@@ -347,10 +348,18 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
     return status
 
 
-def _see_log(job) -> str:
-    """Where to look: the job's error log where it exists; else that it never started (cancelled while pending)."""
+def _see_log(job, state: str = "") -> str:
+    """Where to look: the job's error log where it exists; else that it failed at launch (FAILED, or Slurm's reason
+    JobLaunchFailure: its batch script could not start, e.g. its log's folder missing on the node), or that it never
+    started (cancelled while pending)."""
     if job.paths.stderr.exists():
         return f"see {job.paths.stderr}"
+    reason = job.watcher.get_info(job.job_id, mode="cache").get("Reason", "") if isinstance(job, SlurmJob) else ""
+    reason = "" if reason == "None" else reason  # (squeue's word for no reason)
+    if state == "FAILED" or reason == "JobLaunchFailure":
+        return (f"the job failed as Slurm launched it{f' (reason {reason})' if reason else ''}, before it wrote a "
+                f"log ({job.paths.stderr} does not exist); scontrol show job {job.job_id} (while Slurm keeps it) or "
+                "the node's slurmd log says why")
     return f"the job never started, and wrote no log ({job.paths.stderr} does not exist)"
 
 
