@@ -65,9 +65,13 @@ def test_a_usable_gpu_passes_the_job_checks(tmp_path, cupy_asked):
     assert cfg["job"]["kind"] == "flow"
 
 
-def test_a_submission_checks_the_gpu_where_the_job_runs(tmp_path, cupy_asked, capsys):
+def test_a_submission_checks_the_gpu_where_the_job_runs(tmp_path, tmp_path_factory, cupy_asked, capsys, monkeypatch):
     """A local job runs here: refused before anything is queued or written, and so is its --check, which accepted it.
-    A Slurm job runs on another node, and --check on a login node accepts it, as run --check does."""
+    A Slurm job runs on another node, and --check on a login node (sbatch and srun, no GPU) accepts it, as run
+    --check does."""
+    from test_submit import SINFO, _stand_in_slurm
+
+    _stand_in_slurm(tmp_path_factory.mktemp("bin"), monkeypatch, SINFO)
     cupy_asked(False)
     out, logs = tmp_path / "out", tmp_path / "logs"
     tune = ["submit", str(TUNE_JOB), "--command", "tune", "--trials", "2", "--out", str(out)]
@@ -164,11 +168,15 @@ def test_info_names_the_cupy_distribution_installed_and_each_gpu_probe(tmp_path,
         assert facts["backend"] == ("cupy" if cupy_gpu else "cupy requested, no usable GPU here")
 
 
-def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, torch_gpu, capsys):
+def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, tmp_path_factory, torch_gpu, capsys,
+                                                                    monkeypatch):
     """A [tune.space] choice training.device = "cuda" passed submit --check without a word on a node without a GPU
     (only the base job's device was looked at), while a tune here refuses it before any trial: a Slurm submission's
-    --check says it as it says a base job's device 'cuda', naming the choice; a local one's refuses it, as the tune
-    that it would start here does."""
+    --check (on a login node: sbatch and srun) says it as it says a base job's device 'cuda', naming the choice; a
+    local one's refuses it, as the tune that it would start here does."""
+    from test_submit import SINFO, _stand_in_slurm
+
+    _stand_in_slurm(tmp_path_factory.mktemp("bin"), monkeypatch, SINFO)
     job = tmp_path / "tune_cuda.toml"
     job.write_text((ROOT / "jobs" / "tune_nn.toml").read_text() + '"training.device" = {choices = ["cpu", "cuda"]}\n')
     out = tmp_path / "study"

@@ -37,14 +37,17 @@ def _only(tmp_path):
     return sorted(p.name for p in tmp_path.iterdir())
 
 
-def test_slurm_executor_without_slurm_is_one_line_exit_2(tmp_path, job, monkeypatch, capsys):
+@pytest.mark.parametrize("option", ["--wait", "--check"])
+def test_slurm_executor_without_slurm_is_one_line_exit_2(tmp_path, job, monkeypatch, capsys, option):
+    """--check refuses it as the submission does (it said "would queue ... not checked (not on PATH)", exit 0)."""
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # no sbatch, no srun
-    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--wait"]) == 2
-    err = capsys.readouterr().err
+    assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", option]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
     assert err.count("\n") == 1 and "sbatch and srun not on PATH" in err and "--executor local" in err
-    assert _only(tmp_path) == ["bin", "job.toml"]  # nothing half-submitted
+    assert captured.out == "" and _only(tmp_path) == ["bin", "job.toml"]  # nothing half-submitted
 
 
 def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys, monkeypatch):
@@ -810,7 +813,7 @@ def test_mpi_none_for_several_tasks_is_refused_before_anything_is_queued(tmp_pat
 
 
 def test_the_mpi_name_alone_is_checked_where_sruns_list_cannot_be_had(tmp_path, job, monkeypatch, capsys):
-    """srun missing, printing no list, or not answering in time: --mpi is checked as a name only, without delay."""
+    """srun printing no list, or not answering in time: --mpi is checked as a name only, without delay."""
     import time
 
     from hpcflow.submit import mpi_types
@@ -820,12 +823,8 @@ def test_the_mpi_name_alone_is_checked_where_sruns_list_cannot_be_had(tmp_path, 
     monkeypatch.setattr(mpi_types, "TIMEOUT_S", 1)
     argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--mpi", "nosuchtype",
             "--ntasks-per-node", "2", "--check"]
-    for srun in ("echo 'srun: error: Unable to contact slurm controller' >&2; exit 1", "exec sleep 30", None):
-        if srun is None:
-            (bin_dir / "srun").unlink()
-            monkeypatch.setenv("PATH", str(bin_dir))  # (no other srun either)
-        else:
-            _script(bin_dir / "srun", srun)
+    for srun in ("echo 'srun: error: Unable to contact slurm controller' >&2; exit 1", "exec sleep 30"):
+        _script(bin_dir / "srun", srun)  # (srun missing: refused with sbatch's, test_slurm_executor_without_slurm...)
         t0 = time.monotonic()
         assert main(argv) == 0, capsys.readouterr().err
         assert time.monotonic() - t0 < 10

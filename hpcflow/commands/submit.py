@@ -225,7 +225,7 @@ def run(args) -> int:
 
     _check_options(args)
     _refuse_busy_out(args.out)
-    if args.executor == "slurm" and not args.check:
+    if args.executor == "slurm":  # (--check too: it refuses what the submission would)
         executor.require_slurm()
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
