@@ -245,3 +245,44 @@ def test_a_finished_network_run_whose_nn_h5_is_missing_or_damaged_is_resubmitted
         assert main(check) == 0, capsys.readouterr().err
         said = capsys.readouterr().out
         assert "would queue 1 local job(s)" in said and "--resume" in said, said
+
+
+def test_wait_on_a_stopped_job_names_the_submit_command_that_continues_it(tmp_path, monkeypatch, capsys):
+    """A job whose run stopped with its checkpoint (exit 4: scancel, or a signal it was not requeued after): `--wait`
+    said "ended with exit status 4; see LOG", the `hpcflow run ... --resume` only in the log. It now names the
+    `hpcflow submit` command that continues it: the options as given, --resume instead of --force, quoted for a
+    shell (a space in a path), and that command queues the continuation."""
+    import shlex
+    from types import SimpleNamespace
+
+    from hpcflow.cli import build_parser
+    from hpcflow.submit import executor
+
+    job, out, logs = tmp_path / "my job.toml", tmp_path / "o'ut", tmp_path / "the logs"
+    job.write_text(RESUME_JOB)
+    steps = ["--set", "flow.steps=1000000"]  # (as _interrupted_run's)
+
+    def submit(ex, task, argvs):  # (the job's run stopped by scancel: a checkpoint, exit status 4)
+        _interrupted_run(job, out)
+        (logs / "55_0_log.err").write_text("")
+        paths = SimpleNamespace(stdout=logs / "55_0_log.out", stderr=logs / "55_0_log.err")
+        return [SimpleNamespace(job_id="55", paths=paths, done=lambda: True, results=lambda: [4])]
+
+    monkeypatch.setattr(executor, "submit", submit)
+    argv = ["submit", str(job), "--out", str(out), "--executor", "local", "--time", "5", "--logs", str(logs),
+            "--force", "--wait", "--quiet", *steps]
+    assert main(argv) == 4
+    said = capsys.readouterr().out
+    line = next(x for x in said.splitlines() if "job 55 ended" in x)
+    assert line.startswith(f"hpcflow submit: job 55 ended with exit status 4; see {logs}/55_0_log.err; continue it "
+                           "with: hpcflow submit "), said
+    advised = shlex.split(line.split("; continue it with: ")[1])
+    assert advised[:2] == ["hpcflow", "submit"] and advised[-1] == "--resume" and "--force" not in advised, advised
+    parse = build_parser().parse_args
+    given, again = vars(parse(argv)), vars(parse(advised[1:]))
+    assert {k: v for k, v in again.items() if k not in ("resume", "force")} == \
+        {k: v for k, v in given.items() if k not in ("resume", "force")}
+    monkeypatch.undo()
+    assert main([*advised[1:], "--check"]) == 0, capsys.readouterr().err
+    assert f"would queue 1 local job(s) of 1 node(s) x 1 task(s): hpcflow run {shlex.quote(str(job))} --out " \
+           f"{shlex.quote(str(out))} --quiet --resume --set flow.steps=1000000" in capsys.readouterr().out

@@ -64,3 +64,18 @@ def test_the_failed_worker_of_an_array_is_named_with_its_log(tmp_path):
     assert executor.wait(jobs, log=lines.append) == 2
     assert len(lines) == 1 and "job 11 (array index 1 of 3)" in lines[0] and "exit status 2" in lines[0]
     assert str(tmp_path / "11_0_log.err") in lines[0]
+
+
+def test_limit_of_runs_names_the_submit_command_that_continues_it(tmp_path):
+    """Given the submit command that continues the run, the line names it where --out holds the interrupted run."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"")  # (no summary.json: an interrupted run)
+    with open(legs_file(tmp_path, "77"), "w") as f:
+        f.write(f"local-h-77-1 {LOCAL_MAX_LEGS - 1}\n")
+    again = f"hpcflow submit j.toml --out {out} --executor local --command nn --resume"
+    for where, said in ((out, f"submit it again as before with --resume ({again}), or here"),
+                        (tmp_path / "empty", "submit it again as before with --resume, or here")):
+        lines = []
+        assert executor.wait([_Ended(tmp_path)], log=lines.append, command="nn", out=str(where), again=again) == 4
+        assert said in lines[0], lines

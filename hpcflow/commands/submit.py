@@ -82,14 +82,41 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
 SIGNAL_DELAY_MAX = 65535
 
 
-def _options_of(command: str) -> set[str]:
-    """The option strings of `hpcflow COMMAND` (read from its parser: an option a command gains is passed on)."""
+def _parser_of(command: str):
+    """The argparse parser of `hpcflow COMMAND`."""
     import argparse
 
     from hpcflow.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return set(sub.choices[command]._option_string_actions)
+    return sub.choices[command]
+
+
+def _options_of(command: str) -> set[str]:
+    """The option strings of `hpcflow COMMAND` (read from its parser: an option a command gains is passed on)."""
+    return set(_parser_of(command)._option_string_actions)
+
+
+def _continuing_argv(args) -> list[str]:
+    """The `hpcflow submit` command line that continues this submission's stopped run: its options as given (read
+    back from submit's parser: one it gains is kept), with --resume for run and nn instead of --force (a tune is
+    submitted again as it was: its study keeps the finished trials), without --check."""
+    import argparse
+
+    argv = ["hpcflow", "submit"]
+    for action in _parser_of("submit")._actions:
+        value = getattr(args, action.dest, None)
+        if isinstance(action, argparse._HelpAction) or action.dest in ("force", "resume", "check"):
+            continue
+        if not action.option_strings:
+            argv.append(value)
+        elif isinstance(action, argparse._StoreTrueAction):
+            argv += [action.option_strings[0]] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            argv += [x for v in value or [] for x in (action.option_strings[0], v)]
+        elif value is not None and value != action.default:
+            argv += [action.option_strings[0], str(value)]
+    return argv + (["--resume"] if args.command != "tune" else [])
 
 
 def _argvs(args) -> list[list[str]]:
@@ -267,7 +294,8 @@ def run(args) -> int:
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
-    status = executor.wait(jobs, res=res, command=args.command, out=os.path.abspath(args.out))
+    status = executor.wait(jobs, res=res, command=args.command, out=os.path.abspath(args.out),
+                           again=masked(shell_line(_continuing_argv(args))))
     print(f"hpcflow submit: finished with exit status {status}")
     return status
 

@@ -295,26 +295,41 @@ def _until_done(jobs, res: Resources | None, log) -> None:
         time.sleep(POLL_S)
 
 
-def local_limit_line(job, command: str, out: str) -> str | None:
+def continuation(command: str, out: str, again: str | None) -> str | None:
+    """`again` (the `hpcflow submit` command line that continues a stopped run) where it continues something: a
+    tune's study, or a run or network run whose `out` holds its interrupted run (its checkpoint); else None."""
+    from hpcflow.jobs.output import interrupted
+    from hpcflow.submit.task import CHECKPOINTS
+
+    if again is None or (command != "tune" and not interrupted(out, CHECKPOINTS.get(command, ""))):
+        return None
+    return again
+
+
+def local_limit_line(job, command: str, out: str, again: str | None = None) -> str | None:
     """Where local job `job` ended without a result after the local executor's last run (`task.LOCAL_MAX_LEGS`, each
-    stopped at --time): what happened and how to continue (one line); else None."""
+    stopped at --time): what happened and how to continue (one line; `again`: the submit command that does); else
+    None."""
     from hpcflow.submit.task import LOCAL_MAX_LEGS, local_legs
 
     if local_legs(job.paths.folder, job.job_id) < LOCAL_MAX_LEGS:
         return None
-    how = ("submit it again as before: the study there keeps its finished trials (give --trials those still wanted)"
-           if command == "tune" else f"submit it again as before with --resume, or here: hpcflow {command} JOB "
-           f"--out {out} --resume")
+    again = f" ({again})" if again else ""
+    how = (f"submit it again as before{again}: the study there keeps its finished trials (give --trials those still "
+           "wanted)" if command == "tune" else f"submit it again as before with --resume{again}, or here: "
+           f"hpcflow {command} JOB --out {out} --resume")
     return (f"hpcflow submit: local job {job.job_id} reached the local executor's limit of {LOCAL_MAX_LEGS} runs "
             f"(each stopped at --time and restarted); the run is preempted in {out}, its progress kept; to continue "
             f"it, {how}")
 
 
-def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run", out: str = "OUT") -> int:
+def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run", out: str = "OUT",
+         again: str | None = None) -> int:
     """Wait for every job; the largest exit status of their tasks (1 when a job failed without one; EXIT_PREEMPTED
     for a local job ended by the local executor's limit of runs). SubmitError when a job can never start (it is
     cancelled): `res` (what it asked for) lets the line name the option to change. `command`, `out`: what the jobs
-    run, for the line that says how to continue a preempted one."""
+    run, and `again`, the `hpcflow submit` command line that continues them, for the line that says how to continue
+    a stopped one (exit status 4)."""
     from hpcflow.errors import EXIT_PREEMPTED
 
     status = 0
@@ -324,7 +339,7 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
-                limit = local_limit_line(job, command, out)
+                limit = local_limit_line(job, command, out, continuation(command, out, again))
                 if limit is not None:
                     log(f"{limit}; {_see_log(job)}")
                     status = max(status, EXIT_PREEMPTED)
@@ -343,7 +358,9 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
             worst = max(int(r) for r in results)
             if worst != 0:  # (which of several: the line that follows gives only the largest status)
                 where = f" (array index {index} of {len(jobs)})" if len(jobs) > 1 else ""
-                log(f"hpcflow submit: job {job.job_id}{where} ended with exit status {worst}; {_see_log(job)}")
+                how = continuation(command, out, again) if worst == EXIT_PREEMPTED else None
+                log(f"hpcflow submit: job {job.job_id}{where} ended with exit status {worst}; {_see_log(job)}"
+                    f"{f'; continue it with: {how}' if how else ''}")
             status = max(status, worst)
     return status
 
