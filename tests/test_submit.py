@@ -213,6 +213,45 @@ def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
     assert HpcflowTask().checkpoint(["sample", "--n", "5", "--out", "p.h5"]) is None
 
 
+def test_a_signal_before_the_checkpoints_of_a_job_on_several_ranks_is_said_as_it_is_and_requeues_nothing(monkeypatch,
+                                                                                                           capsys):
+    """--ntasks-per-node 2 --time 1 --signal-delay 45: Slurm's signal came as the run set up (it sends it up to 60 s
+    early), and the log said "preempted ... not requeued: submit it again", then the run finished with exit 0. The
+    line says what is so: the run goes on, to be submitted again if the time limit stops it. A stop with 4 after it
+    (SIGTERM at the time limit, or scancel, once the run has a checkpoint handler) is not requeued: it was, as if
+    that signal had been the run's own."""
+    import signal
+
+    import hpcflow.cli
+    import hpcflow.submit.task
+    from hpcflow.submit.task import HpcflowTask
+
+    events = []
+    monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: events.append("every rank leaves MPI"))
+    monkeypatch.setattr(hpcflow.submit.task, "_world_size", lambda: 2)
+    old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # (no checkpoint handler yet: the run is setting up)
+        signal.signal(signal.SIGUSR2, lambda *_: events.append("submitit requeue"))  # as submitit installs it
+        monkeypatch.setattr(hpcflow.cli, "main", lambda argv: os.kill(os.getpid(), signal.SIGUSR2) or 0)
+        assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 0 and events == []
+        err = capsys.readouterr().err
+        assert "not requeued: submit it again" not in err and "preempted" not in err, err
+        assert "the job is not requeued and the run goes on: if the time limit stops it before it finishes, submit " \
+               "it again (its command: hpcflow run j.toml --out d)" in err, err
+
+        def stopped_at_the_limit(argv):
+            os.kill(os.getpid(), signal.SIGUSR2)  # before the run's checkpoint handler
+            signal.signal(signal.SIGUSR1, lambda *_: events.append("run checkpoints"))  # as the run installs it
+            return 4  # SIGTERM at the time limit: the run writes its checkpoint and stops
+
+        monkeypatch.setattr(hpcflow.cli, "main", stopped_at_the_limit)
+        assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 4 and events == []
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def test_a_job_slurm_requeued_itself_resumes_its_checkpoint(tmp_path, monkeypatch):
     """A run stopped by SIGTERM is not requeued by the task (scancel must cancel); where Slurm requeues the job itself
     (PreemptMode=REQUEUE: SIGTERM, then requeue), the job starts again with SLURM_RESTART_COUNT set and resumes."""

@@ -203,16 +203,21 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         preempted, handed = [], []
 
         def forward(signum, frame):
-            preempted.append(signum)
             checkpoint = signal.getsignal(signal.SIGUSR1)
             # a checkpoint writer's handler; not one that only ends the command (stop_signals: `default_action`)
             if callable(checkpoint) and checkpoint is not forward and not getattr(checkpoint, "default_action", False):
+                preempted.append(signum)  # (its exit with 4 requeues the job)
                 checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
-            elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail
-                print(f"hpcflow submit: preempted; the job's command has no checkpoint to stop at and runs on several "
-                      f"ranks, so it is not requeued: submit it again (its command: {shown})", file=sys.stderr,
-                      flush=True)
+            elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail.
+                # Not `preempted`: the run goes on, and a later stop with 4 (SIGTERM at the time limit, scancel) is
+                # not requeued. The signal can come long before the limit (Slurm sends it up to 60 s early, at once
+                # where --signal-delay is near --time), so the run may yet finish
+                print(f"hpcflow submit: the signal before the time limit came while the job's command had no "
+                      f"checkpoint to stop at; it runs on several ranks, so the job is not requeued and the run goes "
+                      f"on: if the time limit stops it before it finishes, submit it again (its command: {shown})",
+                      file=sys.stderr, flush=True)
             elif callable(requeue):
+                preempted.append(signum)
                 handed.append(signum)
                 requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
 
