@@ -724,6 +724,31 @@ def test_a_checkpoint_signal_at_or_before_the_start_is_refused_before_anything_i
         assert main(["submit", str(job), "--out", out, "--executor", "local", "--check", *extra]) == 0
 
 
+def test_a_slurm_signal_that_can_come_as_the_job_starts_is_said(tmp_path, job, monkeypatch, capsys):
+    """sbatch --signal "may be sent up to 60 seconds earlier than specified" (sbatch(1)): --time 1 --signal-delay 45
+    signalled the job at once, before the run had a checkpoint to stop at. --check's line and the submission say so
+    (accepted: the run may finish in time); not where the signal comes after the start at the earliest, nor for the
+    local executor, which signals at --signal-delay itself."""
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    _script(tmp_path / "bin" / "sbatch", f'echo "sbatch $*" >> {called}; echo "Submitted batch job 42"')
+    out = str(tmp_path / "out")
+    said = ("--signal-delay {d} is within 60 s of --time {t} ({s} s), and Slurm may send its signal up to 60 s early: "
+            "as the job starts, before the run has a checkpoint to stop at; raise --time")
+    for t, d, fix in (("1", "45", ""), ("2", "60", " or lower --signal-delay below 60"),
+                      ("3", "120", " or lower --signal-delay below 120")):
+        argv = ["submit", str(job), "--out", out, "--executor", "slurm", "--time", t, "--signal-delay", d]
+        assert main([*argv, "--check"]) == 0
+        line = said.format(d=d, t=t, s=60 * int(t)) + fix
+        assert capsys.readouterr().out.rstrip("\n").endswith(f"; {line}")
+        assert main(argv) == 0
+        assert f"hpcflow submit: {line}\n" in capsys.readouterr().out
+    assert called.read_text().count("sbatch") == 3
+    for executor, t, d in (("slurm", "2", "59"), ("slurm", "3", "119"), ("slurm", "60", "120"), ("local", "1", "45")):
+        assert main(["submit", str(job), "--out", out, "--executor", executor, "--time", t, "--signal-delay", d,
+                     "--check"]) == 0
+        assert "60 s early" not in capsys.readouterr().out
+
+
 def test_a_negative_gpu_count_is_refused_before_sbatch_or_the_logs_folder(tmp_path, job, monkeypatch, capsys):
     """--gpus-per-node -1 reached sbatch as `#SBATCH --gpus-per-node=-1` (nothing to hold it: it fits every node),
     after the logs folder and its pickle were written; it is a usage error naming the option."""

@@ -92,6 +92,23 @@ def _parser_of(command: str):
     return sub.choices[command]
 
 
+#: how much earlier than --signal-delay Slurm may send the signal (sbatch --signal: "up to 60 seconds earlier")
+SIGNAL_EARLY_S = 60
+
+
+def _early_signal_note(args) -> str:
+    """For --executor slurm, where --signal-delay is within SIGNAL_EARLY_S of --time: that the signal can come as the
+    job starts (before the run has a checkpoint to stop at; a one-rank job is then requeued as submitted, a job on
+    several ranks is not); else "". The local executor signals at --signal-delay itself."""
+    limit = 60 * args.time
+    if args.executor != "slurm" or args.signal_delay + SIGNAL_EARLY_S < limit:
+        return ""
+    lower = f" or lower --signal-delay below {limit - SIGNAL_EARLY_S}" if limit > SIGNAL_EARLY_S else ""
+    return (f"--signal-delay {args.signal_delay} is within {SIGNAL_EARLY_S} s of --time {args.time} ({limit} s), and "
+            f"Slurm may send its signal up to {SIGNAL_EARLY_S} s early: as the job starts, before the run has a "
+            f"checkpoint to stop at; raise --time{lower}")
+
+
 def _options_of(command: str) -> set[str]:
     """The option strings of `hpcflow COMMAND` (read from its parser: an option a command gains is passed on)."""
     return set(_parser_of(command)._option_string_actions)
@@ -275,12 +292,14 @@ def run(args) -> int:
         executor.require_mpi_type(res.mpi)
     logs = _logs_folder(args)
     argvs = _argvs(args)
+    early = _early_signal_note(args)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
         print(f"hpcflow submit: {args.job} is valid (kind {kind}); would queue {len(argvs)} {args.executor} job(s) "
               f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: {masked(shell_line(['hpcflow', *argvs[0]]))}"
-              f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}")
+              f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}"
+              f"{f'; {early}' if early else ''}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
@@ -291,6 +310,8 @@ def run(args) -> int:
         print(f"hpcflow submit:   logs {out} and {err}")
     if unchecked:
         print(f"hpcflow submit: the request was not checked against the cluster's partitions because {unchecked}")
+    if early:
+        print(f"hpcflow submit: {early}")
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
