@@ -98,8 +98,9 @@ SIGNAL_EARLY_S = 60
 
 def _early_signal_note(args) -> str:
     """For --executor slurm, where --signal-delay is within SIGNAL_EARLY_S of --time: that the signal can come as the
-    job starts (before the run has a checkpoint to stop at; a one-rank job is then requeued as submitted, a job on
-    several ranks is not); else "". The local executor signals at --signal-delay itself."""
+    job starts, before the run has a checkpoint to stop at (a one-rank job is then requeued as submitted, and can be
+    again at its next start; on several ranks the run goes on, `task.HpcflowTask`); else "". The local executor
+    signals at --signal-delay itself."""
     limit = 60 * args.time
     if args.executor != "slurm" or args.signal_delay + SIGNAL_EARLY_S < limit:
         return ""
