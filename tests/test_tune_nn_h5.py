@@ -184,3 +184,71 @@ def test_a_trial_whose_nn_h5_write_the_disk_refused_is_continued_from_its_checkp
     sigma_val = _datasets(ref / "nn.h5")["history/sigma_val"]
     np.testing.assert_array_equal(_datasets(out / "trials" / "0001" / "nn.h5")["history/sigma_val"], sigma_val)
     assert trials[1].value == sigma_val[-1]
+
+
+def _finished_trial(tmp_path, capsys):
+    """A study of one complete nn trial whose nn.h5 is then removed: (job, out, trial dir, its nn.h5's datasets,
+    the trial's recorded (state, value))."""
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    first = out / "trials" / "0000"
+    written = _datasets(first / "nn.h5")
+    os.remove(first / "nn.h5")
+    t = _journal(out / "study.journal", "nn_tiny").trials[0]
+    return job, out, first, written, (t.state, t.value)
+
+
+def _mended_by_next_tune(capsys, job, out, first, written, recorded):
+    """The next plain hpcflow tune writes trial 0's nn.h5 again, bit for bit, its state and value as recorded."""
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    assert f"trial 0: wrote its nn.h5 again from checkpoint.pt ({first})" in io.out, io.out
+    again = _datasets(first / "nn.h5")
+    assert sorted(again) == sorted(written)
+    for name, value in written.items():
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert (trials[0].state, trials[0].value) == recorded
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_a_mend_stopped_by_a_signal_after_training_is_mended_by_the_next_tune(tmp_path, capsys, monkeypatch):
+    """SIGTERM at the stop point after the training of the resume that writes nn.h5 again left checkpoint.pt with
+    status "trained" and summary.json "preempted": the next hpcflow tune (which the message advised) added a trial
+    and never wrote trial 0's nn.h5 again."""
+    import signal
+
+    import hpcflow.nn.job as nn_job
+    from hpcflow.analysis.rundir import network_checkpoint
+    from hpcflow.jobs.output import read_summary
+
+    job, out, first, written, recorded = _finished_trial(tmp_path, capsys)
+    real = nn_job._warn_not_positive_definite
+
+    def term(*args, **kwargs):  # just before the stop point "after training"
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nn_job, "_warn_not_positive_definite", term)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    monkeypatch.setattr(nn_job, "_warn_not_positive_definite", real)
+    assert rc == 4 and "it writes it again" in io.err + io.out, io.err
+    assert network_checkpoint(first)[("status",)] == "trained" and read_summary(first)["status"] == "preempted"
+    assert not (first / "nn.h5").exists()
+    assert len(_journal(out / "study.journal", "nn_tiny").trials) == 1
+    _mended_by_next_tune(capsys, job, out, first, written, recorded)
+
+
+def test_a_mend_whose_worker_died_writing_nn_h5_is_mended_by_the_next_tune(tmp_path, capsys):
+    """The worker killed while it wrote nn.h5 again left checkpoint.pt with status "trained": the next hpcflow tune
+    added a trial and never wrote trial 0's nn.h5 again."""
+    from hpcflow.analysis.rundir import network_checkpoint
+
+    job, out, first, written, recorded = _finished_trial(tmp_path, capsys)
+    p = subprocess.run([sys.executable, "-c", DIES_WRITING_NN_H5, "tune", str(job), "--trials", "1", "--out", str(out),
+                        *SETS, "--quiet"], env=env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 9, p.stdout + p.stderr
+    assert network_checkpoint(first)[("status",)] == "trained"
+    assert len(_journal(out / "study.journal", "nn_tiny").trials) == 1
+    _mended_by_next_tune(capsys, job, out, first, written, recorded)

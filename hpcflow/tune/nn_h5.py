@@ -39,7 +39,8 @@ def candidates(study, out: str) -> list:
 def rewritable(job, trial, run_dir: str) -> bool:
     """Whether `trial`'s nn.h5 in `run_dir` is written again from its checkpoint.pt, as `hpcflow nn --resume` writes a
     run's (`commands.nn.already_finished`, `redoes_nn_h5`): the checkpoint loads and holds the whole training of the
-    trial's job (`job`: the study's TuneJob)."""
+    trial's job (`job`: the study's TuneJob). A checkpoint of status "trained" is that of an earlier mend stopped after
+    the training (a signal: its summary.json says "preempted"; its worker killed), which the next one finishes."""
     from hpcflow.commands.nn import already_finished, redoes_nn_h5
     from hpcflow.errors import UserError
     from hpcflow.nn.checkpoint import load_checkpoint
@@ -50,6 +51,8 @@ def rewritable(job, trial, run_dir: str) -> bool:
         cfg = job.trial_cfg(trial.params)
     except UserError:
         return False
+    if state.get("status") == "trained":  # the trial's value is recorded: only what follows training is redone
+        return trained(run_dir) and int(state["train"]["epoch"]) >= cfg["training"]["epochs"]
     done = already_finished(state, cfg, run_dir)
     return done is not None and redoes_nn_h5(done, state)
 
