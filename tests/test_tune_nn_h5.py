@@ -252,3 +252,59 @@ def test_a_mend_whose_worker_died_writing_nn_h5_is_mended_by_the_next_tune(tmp_p
     assert network_checkpoint(first)[("status",)] == "trained"
     assert len(_journal(out / "study.journal", "nn_tiny").trials) == 1
     _mended_by_next_tune(capsys, job, out, first, written, recorded)
+
+
+def _rdb_trial(trial):
+    import optuna
+
+    return optuna.load_study(study_name="nn_tiny", storage=trial).trials
+
+
+def _died_after_training_in_sqlite(tmp_path, *, elsewhere: bool):
+    """An SQLite study (heartbeat_seconds = 1) whose worker died writing trial 0's nn.h5, its Optuna heartbeat then
+    stale (4 s, grace 2 s); `elsewhere`: the trial is recorded as run on another host, so that only Optuna's heartbeat
+    tells its worker is gone. (job, out, url, trial dir)."""
+    import time
+
+    import optuna
+
+    text = NN_JOB.replace('pruner = "none"', 'pruner = "none"\nheartbeat_seconds = 1\nstale_seconds = 2')
+    job, out = _job(tmp_path, text, name="nn_tiny.toml"), tmp_path / "s"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    p = subprocess.run([sys.executable, "-c", DIES_WRITING_NN_H5, "tune", str(job), "--trials", "1", "--out", str(out),
+                        "--storage", url, *SETS, "--quiet"], env=env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 9, p.stdout + p.stderr
+    study = optuna.load_study(study_name="nn_tiny", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    if elsewhere:
+        study._storage.set_trial_user_attr(study.trials[0]._trial_id, "host", "another-host.example")
+    time.sleep(4)
+    return job, out, url, out / "trials" / "0000"
+
+
+def _continued_in_sqlite(capsys, job, out, url, first, why):
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", url, *SETS)
+    assert rc == 0, io.err
+    assert f"trial 1 continues trial 0 ({why}) from {first / 'checkpoint.pt'}" in io.out, io.out
+    trials = _rdb_trial(url)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
+    ref = first.parent.parent.parent / "ref"  # the trial run whole by hpcflow nn on its job.toml
+    assert main(["nn", str(first / "job.toml"), "--out", str(ref), "--quiet"]) == 0
+    sigma_val = _datasets(ref / "nn.h5")["history/sigma_val"]
+    np.testing.assert_array_equal(_datasets(out / "trials" / "0001" / "nn.h5")["history/sigma_val"], sigma_val)
+    assert trials[1].value == sigma_val[-1]
+
+
+def test_an_sqlite_trial_whose_worker_died_after_training_is_continued_once_its_heartbeat_is_stale(tmp_path, capsys):
+    """Optuna's stale-trial handling failed the trial before hpcflow's own recovery looked at its checkpoint: the next
+    trial started afresh and the training was lost, though the journal storage continues it."""
+    job, out, url, first = _died_after_training_in_sqlite(tmp_path, elsewhere=False)
+    _continued_in_sqlite(capsys, job, out, url, first, "worker gone (its process ended)")
+
+
+def test_an_sqlite_trial_of_another_host_whose_worker_died_after_training_is_continued(tmp_path, capsys):
+    """Only Optuna's heartbeat judges a worker on another host: its stale-trial callback retried the trial afresh (or,
+    with retries = 0, not at all) instead of continuing it from its checkpoint.pt."""
+    job, out, url, first = _died_after_training_in_sqlite(tmp_path, elsewhere=True)
+    _continued_in_sqlite(capsys, job, out, url, first, "worker gone (no heartbeat for over 2 s)")

@@ -516,12 +516,11 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0, aft
     saying why. Their parameters are queued again when `retries` allows (user attr `attempt`); a trial for which
     `after_training(trial)` is true (its worker died after the training its checkpoint holds whole) is queued to be
     continued from that checkpoint, as a preempted one, once: a trial so queued is not again (`AFTER_TRAINING`). A
-    database storage first fails the trials whose Optuna heartbeat is stale (`fail_stale_rdb_trials`). Returns the
-    trial numbers."""
+    database storage then fails the trials whose Optuna heartbeat is stale (`fail_stale_rdb_trials`; its callback
+    continues those ended after their training alike, `continue_after_training`). Returns the trial numbers."""
     from optuna.trial import TrialState
 
-    journal = is_journal(storage)
-    failed = [] if journal else fail_stale_rdb_trials(study)
+    journal, failed = is_journal(storage), []
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
@@ -537,6 +536,8 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0, aft
         failed.append(t.number)
         again = after_training is not None and AFTER_TRAINING not in t.user_attrs and after_training(t)
         requeue(study, t, retries, preempted=again, continues=again, after_training=again)
+    if not journal:  # after hpcflow's own look (a gone pid), which continues a trial ended after its training
+        failed += fail_stale_rdb_trials(study)
     return sorted(failed)
 
 
@@ -559,6 +560,35 @@ def fail_stale_rdb_trials(study) -> list[int]:
 
 #: user attribute of a trial queued to continue a trial whose worker died after its training (`recover_stale`)
 AFTER_TRAINING = "after_training"
+#: user attribute of such a trial whose predecessor could not record why it failed: Optuna failed it for its stale
+#: heartbeat, after which a trial takes no attribute (`continue_after_training`)
+CONTINUED_FAILURE = "continued_failure"
+
+
+def continue_after_training(storage, after_training) -> None:
+    """Have a database storage's trials whose Optuna heartbeat is stale (Optuna's `fail_stale_trials`, which
+    `recover_stale` runs and Optuna's optimize before every trial) queued to be continued from their checkpoint, as
+    `recover_stale` queues a journal's, where `after_training(trial)` is true (once: not a trial so queued,
+    `AFTER_TRAINING`); the others go to the storage's own callback (`stale_retry`: queued again as retries allow).
+    Nothing for a journal, whose workers' heartbeats `recover_stale` reads itself."""
+    if is_journal(storage):
+        return
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps a database storage in a cache
+    names = [n for n in ("heartbeat_stale_trial_callback", "failed_trial_callback") if hasattr(backend, n)]
+    retry = getattr(backend, names[0]) if names else None
+    retry = getattr(retry, "retry", retry)  # installed before (a study opened again): the storage's own
+    grace = getattr(backend, "grace_period", None) or 2 * (getattr(backend, "heartbeat_interval", None) or 0)
+
+    def stale(study, trial) -> None:
+        if AFTER_TRAINING not in trial.user_attrs and after_training(trial):
+            requeue(study, trial, 0, preempted=True, continues=True, after_training=True,
+                    failure=f"worker gone (no heartbeat for over {grace:g} s)")
+        elif retry is not None:
+            retry(study, trial)
+
+    stale.retry = retry
+    for name in names:
+        setattr(backend, name, stale)
 
 
 def retries_used(trial) -> int:
@@ -574,12 +604,13 @@ def retry_left(trial, retries: int) -> bool:
 
 
 def requeue(study, trial, retries: int, *, preempted: bool = False, continues: bool = False,
-            after_training: bool = False) -> bool:
+            after_training: bool = False, failure: str | None = None) -> bool:
     """Queue the parameters of a failed trial again if it has attempts left (new points, new number); a preempted
     trial's parameters always, without counting an attempt (the signal says nothing about them). `continues` (a trial
     stopped by a signal, its checkpoint written): the retry continues it, with its point seeds and from its
     checkpoint (user attributes `continues`, its number, and `seeds`; `hpcflow.tune.study.Worker.carry_over`);
-    `after_training`: so marked (AFTER_TRAINING)."""
+    `after_training`: so marked (AFTER_TRAINING), with `failure`, why the trial failed where it could not record it
+    (CONTINUED_FAILURE)."""
     if not trial.params or not (preempted or retry_left(trial, retries)):
         return False
     attrs = {"attempt": retries_used(trial) + (0 if preempted else 1), "retry_of": trial.number}
@@ -588,5 +619,7 @@ def requeue(study, trial, retries: int, *, preempted: bool = False, continues: b
         attrs.update(continues=trial.number, seeds=list(seeds))
         if after_training:
             attrs[AFTER_TRAINING] = True
+        if failure is not None:
+            attrs[CONTINUED_FAILURE] = failure
     study.enqueue_trial(trial.params, user_attrs=attrs)
     return True

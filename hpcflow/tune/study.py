@@ -35,9 +35,10 @@ from hpcflow.stop_signals import finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (AFTER_TRAINING, StorageError, check_journal_place, existing_storage, file_lock,
-                                  heartbeat, is_journal, mark_worker, masked, open_storage, recover_stale, requeue,
-                                  slurm_worker, storage_label, storage_option, storage_shown)
+from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError, check_journal_place,
+                                  continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
+                                  mark_worker, masked, open_storage, recover_stale, requeue, slurm_worker,
+                                  storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -460,15 +461,17 @@ class Worker:
             except TrialDirTaken as exc:
                 trial.set_user_attr("failure", str(exc))
                 raise
-            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir)
+            resume = continues is not None and self.carry_over(trial.number, continues[0], run_dir,
+                                                               trial.user_attrs.get(CONTINUED_FAILURE))
             return self._run(trial, params, seeds, rel, run_dir, resume=resume)
 
-    def carry_over(self, number: int, preempted: int, run_dir: str) -> bool:
+    def carry_over(self, number: int, preempted: int, run_dir: str, failure: str | None = None) -> bool:
         """Copy the checkpoint of preempted trial `preempted` into trial `number`'s run directory `run_dir`, which
         then continues it (`execute`); the preempted trial's directory is kept as it was (its summary.json, status
         "preempted", records it). False, with one line saying so, when the checkpoint is not found: the trial then
         starts afresh with the same parameters and seeds. (An nn trial stopped after its training otherwise, its worker
-        gone or a write refused, is continued alike; the line names its failure.)"""
+        gone or a write refused, is continued alike; the line names its failure: the trial's `failure`, else the one
+        given, which its continuation carries.)"""
         import shutil
 
         from hpcflow.tune.trial import checkpoint_name
@@ -483,7 +486,7 @@ class Worker:
             return False
         os.makedirs(run_dir, exist_ok=True)
         shutil.copyfile(source, os.path.join(run_dir, name))
-        failure = old.user_attrs.get("failure", "preempted")
+        failure = old.user_attrs.get("failure", failure or "preempted")
         what = f"preempted trial {preempted}" if failure == "preempted" else f"trial {preempted} ({failure})"
         self.log(f"hpcflow tune: trial {number} continues {what} from {source}")
         return True
@@ -1033,6 +1036,7 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     if lost:
         log(f"hpcflow tune: --out {out} held no study.json; wrote it again from study {study_name!r} in storage "
             f"{storage_shown(label, out)}")
+    continue_after_training(study._storage, lambda t: after_training(job, t, out))
     recover(study, job, out)
     return study, store
 
