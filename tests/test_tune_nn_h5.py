@@ -308,3 +308,63 @@ def test_an_sqlite_trial_of_another_host_whose_worker_died_after_training_is_con
     with retries = 0, not at all) instead of continuing it from its checkpoint.pt."""
     job, out, url, first = _died_after_training_in_sqlite(tmp_path, elsewhere=True)
     _continued_in_sqlite(capsys, job, out, url, first, "worker gone (no heartbeat for over 2 s)")
+
+
+#: `hpcflow tune` of two workers started together, in turns that make the race certain: the worker of ROLE "late"
+#: lists the trials to mend, then waits until the "early" one has mended them (SYNC/done) before it goes on; the early
+#: one mends only once the late one has listed them (SYNC/listed)
+MENDS_TOGETHER = """
+import os, sys, time
+import hpcflow.tune.nn_h5 as nn_h5
+from hpcflow.tune.study import Worker
+role, sync = os.environ["ROLE"], os.environ["SYNC"]
+real, rewrite = nn_h5.candidates, Worker.rewrite_nn_h5
+def wait(name):
+    end = time.monotonic() + 120
+    while not os.path.exists(os.path.join(sync, name)):
+        assert time.monotonic() < end, name
+        time.sleep(0.05)
+def candidates(study, out):
+    if role == "early":
+        wait("listed")
+        return real(study, out)
+    found = real(study, out)
+    open(os.path.join(sync, "listed"), "w").close()
+    wait("done")
+    return found
+def rewrite_then_done(self):
+    rewrite(self)
+    if role == "early":
+        open(os.path.join(sync, "done"), "w").close()
+nn_h5.candidates, Worker.rewrite_nn_h5 = candidates, rewrite_then_done
+from hpcflow.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_workers_started_together_mend_a_trial_once(tmp_path, capsys):
+    """Each worker listed the trials to mend before it took a trial's lock and did not look again under it: the
+    second wrote the nn.h5 the first had just written again (summary.json legs (0, 2), (2, 2), (2, 2))."""
+    import json
+
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out, *SETS)
+    assert rc == 0, io.err
+    dirs = [out / "trials" / "0000", out / "trials" / "0001"]
+    for d in dirs:
+        os.remove(d / "nn.h5")
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    argv = [sys.executable, "-c", MENDS_TOGETHER, "tune", str(job), "--trials", "1", "--out", str(out), *SETS, "--quiet"]
+    procs = [subprocess.Popen(argv, env={**env(), "ROLE": role, "SYNC": str(sync)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for role in ("early", "late")]
+    said = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], said
+    for n, d in enumerate(dirs):
+        assert sum(s.count(f"trial {n}: wrote its nn.h5 again") for s in said) == 1, said
+        legs = json.loads((d / "summary.json").read_text())["legs"]
+        assert [(leg["from_step"], leg["to_step"]) for leg in legs] == [(0, 2), (2, 2)], legs
+        with h5py.File(d / "nn.h5", "r") as f:
+            assert f.attrs["status"] == "finished"
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4

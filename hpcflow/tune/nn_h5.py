@@ -22,7 +22,6 @@ def candidates(study, out: str) -> list:
     directory `out` holds a checkpoint.pt and a missing or damaged nn.h5 (`commands.nn.nn_h5_fault`)."""
     from optuna.trial import TrialState
 
-    from hpcflow.commands.nn import nn_h5_fault
     from hpcflow.nn.files import CHECKPOINT
 
     found = []
@@ -31,9 +30,18 @@ def candidates(study, out: str) -> list:
         if not isinstance(rd, str) or not isinstance(seeds, list) or os.path.isabs(rd):
             continue  # not a trial directory of this study directory (another's, or the older layout's)
         run_dir = os.path.join(out, rd)
-        if os.path.isfile(os.path.join(run_dir, CHECKPOINT)) and nn_h5_fault(run_dir):
+        if os.path.isfile(os.path.join(run_dir, CHECKPOINT)) and faulty(run_dir):
             found.append((t, run_dir))
     return found
+
+
+def faulty(run_dir: str) -> bool:
+    """Whether a trial's nn.h5 is missing or damaged (`commands.nn.nn_h5_fault`); looked at when the trials are listed
+    (`candidates`) and again under the trial's lock, so that a worker that listed a trial before another worker mended
+    it leaves it as mended."""
+    from hpcflow.commands.nn import nn_h5_fault
+
+    return nn_h5_fault(run_dir) is not None
 
 
 def rewritable(job, trial, run_dir: str) -> bool:

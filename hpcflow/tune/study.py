@@ -598,8 +598,9 @@ class Worker:
     def rewrite_nn_h5(self) -> None:
         """Write again, from its checkpoint.pt, the missing or damaged nn.h5 of each finished trial of an nn study
         whose checkpoint holds its whole training (`tune.nn_h5`), on every rank, holding the trial's run lock (a
-        trial another worker mends meanwhile is left to it); its state and value stay as recorded. A trial whose
-        checkpoint is refused is said in one line and left as it is."""
+        trial another worker mends meanwhile is left to it, one it mended since is looked at again under the lock);
+        its state and value stay as recorded. A trial whose checkpoint is refused is said in one line and left as it
+        is."""
         from hpcflow.jobs.outlock import OutdirBusy
         from hpcflow.tune import nn_h5
 
@@ -612,8 +613,8 @@ class Worker:
             note = lambda s, n=trial.number: self.log(f"hpcflow tune: trial {n}: {s}")  # noqa: E731
             try:
                 with trial_lock(run_dir, trial.number):
-                    if not nn_h5.rewritable(self.job, trial, run_dir):
-                        continue
+                    if not nn_h5.faulty(run_dir) or not nn_h5.rewritable(self.job, trial, run_dir):
+                        continue  # (mended by another worker since the list was made)
                     execute(self.job, self.comm.bcast(nn_h5.spec(trial, run_dir), root=0), None, comm=self.comm,
                             pending=self.pending, note=note)
             except OutdirBusy:
