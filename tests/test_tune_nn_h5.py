@@ -368,3 +368,47 @@ def test_two_workers_started_together_mend_a_trial_once(tmp_path, capsys):
             assert f.attrs["status"] == "finished"
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+
+
+def test_a_write_the_disk_refused_while_a_trials_nn_h5_was_written_again_ends_the_worker_in_one_line(
+        tmp_path, capsys, monkeypatch):
+    """The error (ENOSPC) ended the worker with a Python traceback and exit status 1, where a trial's own write
+    error is one line and exit status 5; the next hpcflow tune writes the nn.h5 again."""
+    import errno
+
+    import hpcflow.jobs.output as output
+
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out, *SETS)
+    assert rc == 0, io.err
+    dirs = [out / "trials" / "0000", out / "trials" / "0001"]
+    written = [_datasets(d / "nn.h5") for d in dirs]
+    for d in dirs:
+        os.remove(d / "nn.h5")
+    recorded = [(t.state, t.value) for t in _journal(out / "study.journal", "nn_tiny").trials]
+    real = output.write_hdf5
+
+    def full(path, *args, **kwargs):
+        if str(path) == str(dirs[0] / "nn.h5"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(output, "write_hdf5", full)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    monkeypatch.setattr(output, "write_hdf5", real)
+    lines = io.err.strip().splitlines()
+    assert rc == 5 and len(lines) == 1 and "Traceback" not in io.err + io.out, io.err + io.out
+    assert lines[0].startswith(f"hpcflow tune: error: cannot write {dirs[0] / 'nn.h5'} (No space left on device); "
+                               "trial 0's nn.h5 is not written again (its state and value stay as recorded); "), lines
+    assert lines[0].endswith("then run the same hpcflow tune command (it writes it again)"), lines
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [(t.state, t.value) for t in trials] == recorded  # as recorded, and no trial added
+    assert not (dirs[0] / "nn.h5").exists()
+
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    for n, d in enumerate(dirs):
+        assert f"trial {n}: wrote its nn.h5 again from checkpoint.pt ({d})" in io.out, io.out
+        np.testing.assert_array_equal(_datasets(d / "nn.h5")["history/sigma_val"], written[n]["history/sigma_val"])
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [(t.state, t.value) for t in trials[:2]] == recorded and len(trials) == 3

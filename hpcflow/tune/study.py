@@ -69,6 +69,14 @@ def refused_write(exc: BaseException) -> OSError | None:
     return refused
 
 
+def as_write_failed(refused: OSError) -> WriteFailed:
+    """A write the file system refused (`refused_write`) as the WriteFailed that ends the worker (exit status 5)."""
+    if isinstance(refused, WriteFailed):
+        return refused
+    return WriteFailed(refused.errno, refused.strerror or os.strerror(refused.errno),
+                       refused.filename or "the study's storage")
+
+
 class OverCap(Exception):
     """The trial just drawn is beyond --max-trials (another worker took the last place first): failed unrun."""
 
@@ -600,7 +608,7 @@ class Worker:
         whose checkpoint holds its whole training (`tune.nn_h5`), on every rank, holding the trial's run lock (a
         trial another worker mends meanwhile is left to it, one it mended since is looked at again under the lock);
         its state and value stay as recorded. A trial whose checkpoint is refused is said in one line and left as it
-        is."""
+        is; a write the file system refuses ends the worker (WriteFailed, exit status 5), the next one writes it."""
         from hpcflow.jobs.outlock import OutdirBusy
         from hpcflow.tune import nn_h5
 
@@ -626,6 +634,15 @@ class Worker:
             except UserError as exc:
                 note(f"its nn.h5 is not written again: {' '.join(str(exc).split())[:300]}")
                 continue
+            except Exception as exc:  # a write the file system refused ends the worker, as in a trial (exit 5)
+                refused = refused_write(exc)
+                if refused is None:
+                    raise
+                failed = as_write_failed(refused)
+                failed.advice = (f"trial {trial.number}'s nn.h5 is not written again (its state and value stay as "
+                                 f"recorded); {failed.fix}, then run the same hpcflow tune command (it writes it "
+                                 "again)")
+                raise failed from None
             note(f"wrote its nn.h5 again from checkpoint.pt ({run_dir}); its {trial.state.name.lower()} value stays "
                  "as recorded")
 
@@ -634,8 +651,7 @@ class Worker:
         trial (a trial file's, or the storage's own): its parameters queued again, as a preempted trial's, so that
         the rerun runs them; its `advice` says what was recorded and how to go on. Where the storage refuses its
         writes too, the trial stays RUNNING until a later worker finds its worker gone (`recover`)."""
-        exc = refused if isinstance(refused, WriteFailed) else WriteFailed(
-            refused.errno, refused.strerror or os.strerror(refused.errno), refused.filename or "the study's storage")
+        exc = as_write_failed(refused)
         number, again = self.current, "run the same hpcflow tune command to continue the study"
         if number is None:  # the storage refused the write that draws a trial
             exc.advice = f"no trial was drawn; {exc.fix}, then {again}"
