@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import h5py
+import pytest
 import numpy as np
 from optuna.trial import TrialState
 
@@ -412,3 +413,75 @@ def test_a_write_the_disk_refused_while_a_trials_nn_h5_was_written_again_ends_th
         np.testing.assert_array_equal(_datasets(d / "nn.h5")["history/sigma_val"], written[n]["history/sigma_val"])
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [(t.state, t.value) for t in trials[:2]] == recorded and len(trials) == 3
+
+
+def _flip_low_bit(path) -> str:
+    """Flip the lowest bit of the first byte of the largest tensor entry of zip archive `path` (a float's lowest
+    mantissa bit: its value stays finite) in place, leaving its recorded CRC-32 as it was; the entry's name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+        assert info.compress_type == zipfile.ZIP_STORED
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", fh.read(4))
+        at = info.header_offset + 30 + name_len + extra_len
+        fh.seek(at)
+        byte = fh.read(1)[0]
+        fh.seek(at)
+        fh.write(bytes([byte ^ 1]))
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() == info.filename  # the damage a CRC check sees
+    return info.filename
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "bit flip"])
+def test_a_trial_whose_checkpoint_is_damaged_is_said_in_one_line_not_mended(tmp_path, capsys, damage):
+    """A checkpoint.pt cut short, of garbage or empty beside a missing nn.h5 was skipped without a word; one whose
+    tensor had a flipped bit (its CRC-32 fails, its values finite) was taken, and the mend wrote model.pt and nn.h5
+    from the altered weights."""
+    job, out = _job(tmp_path, NN_JOB, name="nn_tiny.toml"), tmp_path / "s"
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    first = out / "trials" / "0000"
+    ckpt, model = first / "checkpoint.pt", (first / "model.pt").read_bytes()
+    os.remove(first / "nn.h5")
+    if damage == "truncated":
+        os.truncate(ckpt, 500)
+    elif damage == "garbage":
+        ckpt.write_bytes(b"not a checkpoint\n" * 40)
+    elif damage == "empty":
+        ckpt.write_bytes(b"")
+    else:
+        _flip_low_bit(ckpt)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
+    assert rc == 0, io.err
+    said = [line for line in io.out.splitlines() if line.startswith("hpcflow tune: trial 0: ")]
+    assert len(said) == 1, io.out
+    assert said[0].startswith(f"hpcflow tune: trial 0: its nn.h5 is not written again: {ckpt}"), said
+    if damage == "bit flip":
+        assert "fails its CRC-32 check" in said[0], said
+    assert said[0].endswith(f"rerun its job.toml into an --out outside it: `hpcflow nn {first / 'job.toml'} --out "
+                            f"{out}_0000`"), said  # what the report advises for the trial
+    assert not (first / "nn.h5").exists() and (first / "model.pt").read_bytes() == model
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+def test_hpcflow_nn_resume_refuses_a_checkpoint_whose_crc_fails(tmp_path, capsys):
+    """A flipped bit in a tensor of checkpoint.pt (values finite) was resumed from: --resume wrote nn.h5 and model.pt
+    from the altered weights."""
+    job = _job(tmp_path, NN_JOB.split("[tune]")[0].replace("epochs = 3", "epochs = 2"), name="nn_tiny.toml")
+    run = tmp_path / "run"
+    assert main(["nn", str(job), "--out", str(run), "--quiet"]) == 0
+    model = (run / "model.pt").read_bytes()
+    os.remove(run / "nn.h5")
+    entry = _flip_low_bit(run / "checkpoint.pt")
+    capsys.readouterr()
+    rc = main(["nn", str(job), "--out", str(run), "--resume", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert f"{run / 'checkpoint.pt'}: its entry {entry} fails its CRC-32 check" in err[0], err
+    assert not (run / "nn.h5").exists() and (run / "model.pt").read_bytes() == model

@@ -395,12 +395,17 @@ def _check_train_state(state: dict, batches: int) -> None:
 
 
 def load_checkpoint(path) -> dict:
-    """Read a training checkpoint (weights_only=True); InputFileError naming the file if it is not one, or naming the
-    folder of a killed --force run's set-aside files where the file is missing beside one."""
+    """Read a training checkpoint (weights_only=True); InputFileError naming the file if it is not one or an entry of
+    it fails its CRC-32 (`crc_fault`), or naming the folder of a killed --force run's set-aside files where the file
+    is missing beside one."""
     from hpcflow.jobs.output import refuse_no_checkpoint
 
     path = os.fspath(path)
     refuse_no_checkpoint(os.path.dirname(path), os.path.basename(path), command="hpcflow nn")
+    changed = crc_fault(path)
+    if changed is not None:
+        raise InputFileError(f"{path}: its entry {changed} fails its CRC-32 check (bytes changed since it was written: "
+                             f"a disk or copy error); the checkpoint is damaged, {RESTART}")
     state = _load(path, damaged=RESTART)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
@@ -409,6 +414,19 @@ def load_checkpoint(path) -> dict:
                              f"({__version__}) does not read (versions {READABLE_VERSIONS}); resume it with the "
                              f"hpcflow that wrote it, or {RESTART}")
     return state
+
+
+def crc_fault(path: str) -> str | None:
+    """The first entry of zip archive `path` (torch.save's format) whose bytes fail their CRC-32, or None. torch.load
+    does not check them, so a flipped bit in a tensor (a disk or copy error) loads as other, finite values. A file that
+    is no zip archive (cut short, not a torch file) is left to torch.load, which refuses it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip()
+    except Exception:  # noqa: BLE001 - not a zip archive, or one cut short: torch.load says so
+        return None
 
 
 def earlier_legs(state: dict | None) -> list:

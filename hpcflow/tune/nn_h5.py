@@ -47,18 +47,16 @@ def faulty(run_dir: str) -> bool:
 def rewritable(job, trial, run_dir: str) -> bool:
     """Whether `trial`'s nn.h5 in `run_dir` is written again from its checkpoint.pt, as `hpcflow nn --resume` writes a
     run's (`commands.nn.already_finished`, `redoes_nn_h5`): the checkpoint loads and holds the whole training of the
-    trial's job (`job`: the study's TuneJob). A checkpoint of status "trained" is that of an earlier mend stopped after
-    the training (a signal: its summary.json says "preempted"; its worker killed), which the next one finishes."""
+    trial's job (`job`: the study's TuneJob); UserError where it cannot be read (damaged: cut short, not a torch file,
+    an entry failing its CRC) or the job refuses the trial's parameters. A checkpoint of status "trained" is that of
+    an earlier mend stopped after the training (a signal: its summary.json says "preempted"; its worker killed), which
+    the next one finishes."""
     from hpcflow.commands.nn import already_finished, redoes_nn_h5
-    from hpcflow.errors import UserError
     from hpcflow.nn.checkpoint import load_checkpoint
     from hpcflow.nn.files import CHECKPOINT
 
-    try:
-        state = load_checkpoint(os.path.join(run_dir, CHECKPOINT))
-        cfg = job.trial_cfg(trial.params)
-    except UserError:
-        return False
+    state = load_checkpoint(os.path.join(run_dir, CHECKPOINT))  # a damaged one is refused (UserError), and said
+    cfg = job.trial_cfg(trial.params)
     if state.get("status") == "trained":  # the trial's value is recorded: only what follows training is redone
         return trained(run_dir) and int(state["train"]["epoch"]) >= cfg["training"]["epochs"]
     done = already_finished(state, cfg, run_dir)

@@ -609,8 +609,10 @@ class Worker:
         trial another worker mends meanwhile is left to it, one it mended since is looked at again under the lock);
         its state and value stay as recorded. A trial whose checkpoint is refused is said in one line and left as it
         is; a write the file system refuses ends the worker (WriteFailed, exit status 5), the next one writes it."""
+        from hpcflow.analysis.rundir import rerun_fix
         from hpcflow.jobs.outlock import OutdirBusy
         from hpcflow.tune import nn_h5
+        from hpcflow.tune.trial import without_restart
 
         if self.job.cfg["job"]["kind"] != "nn":
             return
@@ -631,8 +633,9 @@ class Worker:
                 raise Preempted(f"signal received while trial {trial.number}'s nn.h5 was written again from its "
                                 "checkpoint.pt; run the same hpcflow tune command to continue the study (it writes it "
                                 "again)") from None
-            except UserError as exc:
-                note(f"its nn.h5 is not written again: {' '.join(str(exc).split())[:300]}")
+            except UserError as exc:  # its checkpoint.pt refused: what the report advises for such a trial
+                note(f"its nn.h5 is not written again: {without_restart(' '.join(str(exc).split()))[:300]}; "
+                     f"{rerun_fix(run_dir)}")
                 continue
             except Exception as exc:  # a write the file system refused ends the worker, as in a trial (exit 5)
                 refused = refused_write(exc)
