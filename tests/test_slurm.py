@@ -351,6 +351,45 @@ def test_a_preempted_network_job_requeues_itself_and_resumes(slurm):
     assert summary["status"] == "finished" and summary["checkpoint_step"] == 60 and summary["ranks"] == 2
 
 
+@pytest.mark.parametrize("template, extra", [
+    ("hpcflow_mpi.sbatch", ()),
+    ("hpcflow_gpu.sbatch", ("--gpus-per-node=0", "--cpus-per-task=1")),
+])
+def test_a_checkpoint_request_during_the_first_step_leaves_the_job_to_run(slurm, template, extra):
+    """`scancel --signal=USR1` (what --signal=USR1@120 sends) while the MPI and GPU templates' first step (`srun ...
+    hpcflow info`, held 3 s here) runs: the job goes on, its run starts, and a later SIGUSR1 writes the checkpoint and
+    requeues the job as usual. The step's tasks ended on the signal ('tasks 0-1: User defined signal 1'): the job
+    ended FAILED, not requeued, with nothing written."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    started = slurm / "info-started"
+    python = slurm / "python"  # hpcflow's python, its `hpcflow info` held 3 s once it has said so in `started`
+    python.write_text(f'#!/bin/bash\nif [[ "$*" == "-m hpcflow info" ]]; then touch "{started}"; sleep 3; fi\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--ntasks-per-node=2", *extra, "--output=early.out",
+                        str(ROOT / "slurm" / template), "long.toml", "runs/e"], cwd=slurm, capture_output=True,
+                       text=True, timeout=30, env=dict(os.environ, HPCFLOW_PYTHON=str(python)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = r.stdout.strip()
+    log = slurm / "early.out"
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            info = _job_info(job)
+            assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), info
+            time.sleep(0.1)
+        subprocess.run(["scancel", "--signal=USR1", job], check=True, timeout=30)
+    except BaseException:
+        subprocess.run(["scancel", job], timeout=30)
+        raise
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "e" / "checkpoint.h5", "USR1", log.read_text)
+    text = log.read_text()
+    assert re.search(r"^mpi_world_size\s+2$", text, re.M), text  # the first step's output, one world
+    assert "User defined signal" not in text, text
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+
+
 def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, log, *, who=(), running=None,
                                  release=False) -> None:
     """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),
