@@ -390,6 +390,24 @@ def test_a_checkpoint_request_during_the_first_step_leaves_the_job_to_run(slurm,
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
 
 
+def test_a_finished_template_job_requeued_has_nothing_to_do(slurm):
+    """hpcflow_mpi.sbatch's job requeued after it finished (scontrol requeue of the COMPLETED job): its directory holds
+    the finished run, which the requeued job continues as a requeued `hpcflow submit` job does (`--resume`: nothing to
+    do, status 0) and the job completes again. It ran plain `hpcflow run`, refused on the results there (status 2),
+    and the job ended FAILED."""
+    job = _sbatch(slurm, "--ntasks-per-node=2", "--output=done.out", ROOT / "slurm" / "hpcflow_mpi.sbatch", "job.toml",
+                  "runs/d")
+    out = slurm / "runs" / "d"
+    finished = (out / "summary.json").read_text()
+    _signal_and_wait_for_requeue(job, out / "checkpoint.h5", None, (slurm / "done.out").read_text, release=True)
+    _completed(job, "(requeued)", 150)
+    assert "Restarts=1" in _job_info(job)
+    text = (slurm / "done.out").read_text()
+    assert "already finished at step 3 ([flow].steps = 3): nothing to do" in text, text
+    assert "already holds results" not in text, text
+    assert (out / "summary.json").read_text() == finished  # the finished run as it was
+
+
 def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, log, *, who=(), running=None,
                                  release=False) -> None:
     """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),

@@ -190,6 +190,23 @@ def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_pa
     assert summary["checkpoint_step"] == (4 if kind == "flow" else 2) and len(summary["legs"]) == 2
 
 
+@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
+def test_a_requeued_template_job_whose_run_had_finished_has_nothing_to_do(tmp_path, script):
+    """A job requeued after its run finished (SLURM_RESTART_COUNT 1, the finished run in OUT) continues it as a
+    requeued `hpcflow submit` job does: `--resume` says there is nothing to do, status 0, the results untouched. It ran
+    plain `hpcflow run`, refused (status 2) on the results. A first submission into the same OUT is still refused."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
+    assert r.returncode == 0, r.stderr[-2000:]
+    finished = (tmp_path / "runs" / "out" / "summary.json").read_text()
+    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy", SLURM_RESTART_COUNT="1")
+    assert r.returncode == 0 and "finished at step 3 ([flow].steps = 3): nothing to do" in r.stdout + r.stderr, r.stderr
+    assert (tmp_path / "runs" / "out" / "summary.json").read_text() == finished
+    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
+    assert r.returncode == 2 and "already holds results" in r.stderr, r.stderr
+
+
 def _recording_python(tmp_path) -> Path:
     """A python for HPCFLOW_PYTHON that appends "THREADS ARGS" (its HPCFLOW_THREADS, or `unset`) to tmp_path/calls
     for every call, and runs everything but the job's own command (`-m hpcflow run|nn|tune ...`: exit 0 at once)."""
