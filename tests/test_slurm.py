@@ -286,17 +286,24 @@ def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued
     assert command(str(slurm / "long.toml"), str(out)) == ["run", "--resume"]  # what the requeued job runs
 
 
+def _queue_run_template(slurm, out: str, *, steps: int, every: int) -> str:
+    """Queue hpcflow_run.sbatch (one CPU, log run.out) on long.toml, the job with `steps` steps and a checkpoint every
+    `every`, into `out`; its job id."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", f"steps = {steps}").split("[tune]")[0]
+                                     + f"[checkpoint]\nevery = {every}\n")
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--cpus-per-task=1", "--output=run.out",
+                        str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", out, "--quiet"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip()
+
+
 def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     """hpcflow_run.sbatch requeued while it runs (scontrol requeue, as Slurm does after a node failure or preemption):
     SIGTERM writes the checkpoint (exit 4) and the requeued job continues with --resume to the last step, its log
     appended to. The requeued job ran plain `hpcflow run`, refused on the interrupted run in --out (exit 2)."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 4000").split("[tune]")[0]
-                                     + "[checkpoint]\nevery = 100\n")
-    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--cpus-per-task=1", "--output=run.out",
-                        str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", "runs/r", "--quiet"], cwd=slurm,
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
-    job, out, log = r.stdout.strip(), slurm / "runs" / "r", slurm / "run.out"
+    job = _queue_run_template(slurm, "runs/r", steps=4000, every=100)
+    out, log = slurm / "runs" / "r", slurm / "run.out"
     _signal_and_wait_for_requeue(job, out / "checkpoint.h5", None, log.read_text, release=True)
     _completed(job, "(requeued)", 150)
     text = log.read_text()
@@ -304,6 +311,17 @@ def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and len(summary["legs"]) == 2, text
     assert summary["checkpoint_step"] == 4000
+
+
+def test_a_run_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued(slurm):
+    """hpcflow_run.sbatch sent SIGUSR1 to its batch shell and its step (scancel --full --signal=USR1): the run writes
+    its checkpoint, exits 4 and the job is requeued, as with the MPI template. Its batch shell, without a trap, ended
+    on the signal (JobLaunchFailure, ExitCode 0:10), the checkpoint written but the job not requeued."""
+    job, log = _queue_run_template(slurm, "runs/u", steps=100000, every=1), slurm / "run.out"
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "u" / "checkpoint.h5", "USR1", log.read_text, who=("--full",))
+    text = log.read_text()
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    assert json.loads((slurm / "runs" / "u" / "summary.json").read_text())["status"] == "preempted"
 
 
 NN_JOB = """
