@@ -261,19 +261,24 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     assert not leaked, leaked
 
 
+def _queue_long(slurm, template: str, out: str, log: str, *options, steps: int = 100000, every: int = 1) -> str:
+    """Queue slurm/TEMPLATE (sbatch `options`, its log `log`) on long.toml, the job with `steps` steps and a
+    checkpoint every `every`, into `out`; its job id."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", f"steps = {steps}").split("[tune]")[0]
+                                     + f"[checkpoint]\nevery = {every}\n")
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", *options, f"--output={log}", str(ROOT / "slurm" / template),
+                        "long.toml", out, "--quiet"], cwd=slurm, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip()
+
+
 @pytest.mark.parametrize("who", ["--full", "--batch"])
 def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued(slurm, who):
     """hpcflow_mpi.sbatch on 2 ranks, SIGUSR1 sent to the batch shell too (scancel --full) or to it alone (--batch,
     as sbatch --signal=B:USR1@120 sends it): the ranks write their checkpoint, exit 4, and the job is requeued, as
     with the steps-only signal of the documented --signal=USR1@120. bash, the batch step, ended on the signal: the
     job ended FAILED and was never requeued, the checkpoint written (--full) or not even asked for (--batch)."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
-                                     + "[checkpoint]\nevery = 1\n")
-    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--ntasks-per-node=2", "--output=long.out",
-                        str(ROOT / "slurm" / "hpcflow_mpi.sbatch"), "long.toml", "runs/l"], cwd=slurm,
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
-    job = r.stdout.strip()
+    job = _queue_long(slurm, "hpcflow_mpi.sbatch", "runs/l", "long.out", "--ntasks-per-node=2")
     out = slurm / "runs" / "l"
     _signal_and_wait_for_requeue(job, out / "checkpoint.h5", "USR1", lambda: (slurm / "long.out").read_text(),
                                  who=(who,))
@@ -286,23 +291,37 @@ def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued
     assert command(str(slurm / "long.toml"), str(out)) == ["run", "--resume"]  # what the requeued job runs
 
 
-def _queue_run_template(slurm, out: str, *, steps: int, every: int) -> str:
-    """Queue hpcflow_run.sbatch (one CPU, log run.out) on long.toml, the job with `steps` steps and a checkpoint every
-    `every`, into `out`; its job id."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", f"steps = {steps}").split("[tune]")[0]
-                                     + f"[checkpoint]\nevery = {every}\n")
-    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "--cpus-per-task=1", "--output=run.out",
-                        str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", out, "--quiet"], cwd=slurm,
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout.strip()
+def test_a_template_job_stopped_by_sigterm_checkpoints_and_is_not_requeued(slurm):
+    """`scancel --signal=TERM` (the user's stop, reaching the steps' tasks) on a two-rank hpcflow_mpi.sbatch job: the
+    run writes its checkpoint and stops with 4, and the job ends FAILED 4:0, not requeued, as a `hpcflow submit` job
+    stopped so does (README). It was requeued and resumed, as after SIGUSR1."""
+    job = _queue_long(slurm, "hpcflow_mpi.sbatch", "runs/t", "term.out", "--ntasks-per-node=2")
+    out, log = slurm / "runs" / "t", slurm / "term.out"
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.h5").exists():
+            info = _job_info(job)
+            assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), log.read_text()
+            time.sleep(0.2)
+        subprocess.run(["scancel", "--signal=TERM", job], check=True, timeout=30)
+        while not re.search(ENDED, info := _job_info(job)):
+            assert time.monotonic() < deadline + 60 and "Restarts=1" not in info, f"{info}\n{log.read_text()}"
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    text = log.read_text()
+    assert "JobState=FAILED" in info and "ExitCode=4:0" in info and "Restarts=0" in info, f"{info}\n{text}"
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    assert f"the job is not requeued for it (a requeue by Slurm itself goes on): continue it with: scontrol requeue " \
+           f"{job}\n" in text, text
+    assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
 
 
 def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     """hpcflow_run.sbatch requeued while it runs (scontrol requeue, as Slurm does after a node failure or preemption):
     SIGTERM writes the checkpoint (exit 4) and the requeued job continues with --resume to the last step, its log
     appended to. The requeued job ran plain `hpcflow run`, refused on the interrupted run in --out (exit 2)."""
-    job = _queue_run_template(slurm, "runs/r", steps=4000, every=100)
+    job = _queue_long(slurm, "hpcflow_run.sbatch", "runs/r", "run.out", "--cpus-per-task=1", steps=4000, every=100)
     out, log = slurm / "runs" / "r", slurm / "run.out"
     _signal_and_wait_for_requeue(job, out / "checkpoint.h5", None, log.read_text, release=True)
     _completed(job, "(requeued)", 150)
@@ -317,7 +336,7 @@ def test_a_run_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requ
     """hpcflow_run.sbatch sent SIGUSR1 to its batch shell and its step (scancel --full --signal=USR1): the run writes
     its checkpoint, exits 4 and the job is requeued, as with the MPI template. Its batch shell, without a trap, ended
     on the signal (JobLaunchFailure, ExitCode 0:10), the checkpoint written but the job not requeued."""
-    job, log = _queue_run_template(slurm, "runs/u", steps=100000, every=1), slurm / "run.out"
+    job, log = _queue_long(slurm, "hpcflow_run.sbatch", "runs/u", "run.out", "--cpus-per-task=1"), slurm / "run.out"
     _signal_and_wait_for_requeue(job, slurm / "runs" / "u" / "checkpoint.h5", "USR1", log.read_text, who=("--full",))
     text = log.read_text()
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text

@@ -333,3 +333,39 @@ def test_a_tune_array_worker_signalled_checkpoints_its_trial_and_requeues_the_jo
     assert proc.returncode == 4, said
     assert "hpcflow tune: stopped: signal received during trial 0 (checkpoint in study/trials/0000)" in said, said
     assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1"])
+def test_a_template_run_stopped_by_sigterm_alone_is_not_requeued(tmp_path, sig):
+    """A signal to the run's tasks alone (what `scancel --signal=...` sends; the stand-in srun's task group here):
+    SIGUSR1 writes the checkpoint and requeues the job (exit 4); SIGTERM, the user's stop, writes it too but the job is
+    not requeued, as a `hpcflow submit` job stopped so is not (exit 4, said in one line). Both were requeued.
+    (On a real Slurm: tests/test_slurm.py.)"""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/bash\necho "$@" >> "{tmp_path}/scontrol.log"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB.replace("steps = 3", "steps = 100000") + "[checkpoint]\nevery = 1\n")
+    proc = subprocess.Popen(["bash", str(MPI_SCRIPT), str(job), "runs/out"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=_env(tmp_path, MPI_LIST, SLURM_JOB_ID="78", HPCFLOW_BACKEND="numpy"))
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "runs" / "out" / "checkpoint.h5").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.1)
+        os.killpg(int((bin_dir / "srun.task").read_text()), getattr(signal, sig))
+        said, _ = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 4, said
+    assert "hpcflow run: stopped: signal received: checkpoint of step" in said, said
+    requeued = (tmp_path / "scontrol.log").read_text() if (tmp_path / "scontrol.log").exists() else ""
+    if sig == "SIGUSR1":
+        assert requeued == "requeue 78\n", said
+    else:
+        assert requeued == "" and said.count("the run stopped on SIGTERM, its checkpoint written; the job is not "
+                                             "requeued for it (a requeue by Slurm itself goes on): continue it with: "
+                                             "scontrol requeue 78\n") == 1, said

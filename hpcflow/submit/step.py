@@ -1,4 +1,4 @@
-"""`exec python -m hpcflow.submit.step srun ...`: the end of the MPI, GPU and tune array sbatch templates.
+"""`exec python -m hpcflow.submit.step srun ...`: the end of the sbatch templates (slurm/*.sbatch).
 
 Runs the run's step (COMMAND: `srun ... hpcflow run|nn|tune ...`) as the batch step itself, passes SIGUSR1 on to it,
 and requeues the job when the run stops preempted (exit status 4, checkpoint written: `scontrol requeue
@@ -15,25 +15,45 @@ SIGUSR1 is how Slurm asks for the checkpoint: `--signal=USR1@120` sends it to th
 `--signal=B:USR1@120` sends it to the batch step alone and `scancel --full --signal=USR1` to both. bash, the batch
 step before, ended on it (its default action): the job ended FAILED and was never requeued, while the ranks (when
 they got the signal too) wrote their checkpoint. Here it is forwarded to srun, and srun forwards it to every task.
+
+SIGTERM (`scancel --signal=TERM`, the user's stop) makes the run write its checkpoint and stop with 4 too, but the
+job is not requeued, as a `hpcflow submit` job stopped so is not: it ends FAILED with status 4 (`scontrol requeue`
+continues it). A SIGTERM that reaches only the tasks is seen by no one here, so each task of the run's step is started
+as `python -m hpcflow.submit.step --task python -m hpcflow ...` (added before the hpcflow command in COMMAND): it
+outlives SIGTERM and SIGUSR1 (Slurm signals every process of a step, the command too) and notes the ones it got in a
+folder of this node (HPCFLOW_STEP_SIGNALS; a task on another node has none and notes nothing). The job is requeued on
+status 4 unless a SIGTERM was noted and no SIGUSR1 came (here or to a task).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from hpcflow.errors import EXIT_PREEMPTED
 
 FORWARDED = (signal.SIGUSR1,)
 
 
-def run(argv: list) -> int:
-    """Run argv to its end, forwarding FORWARDED signals to it; its exit status."""
+#: the folder where the tasks of the run's step note the signals they got (`task`)
+SIGNALS_ENV = "HPCFLOW_STEP_SIGNALS"
+#: the signals a task notes and outlives
+NOTED = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
+    """Run argv to its end (environment `env`), forwarding FORWARDED signals to it and adding their names to `seen`;
+    its exit status."""
     child, pending = None, []
 
     def forward(signum, frame):  # noqa: ARG001 - signal handler signature
+        if seen is not None:
+            seen.add(signal.Signals(signum).name)
         if child is None:
             pending.append(signum)  # sent once the child exists
         else:
@@ -42,7 +62,7 @@ def run(argv: list) -> int:
     old = {s: signal.signal(s, forward) for s in FORWARDED}
     try:
         try:
-            child = subprocess.Popen(argv)
+            child = subprocess.Popen(argv, env=env)
         except OSError as exc:
             print(f"hpcflow.submit.step: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
             return 127
@@ -65,13 +85,61 @@ def requeue() -> None:
     subprocess.run(["scontrol", "requeue", job], check=False)
 
 
+def task(argv: list) -> int:
+    """`--task COMMAND`: run COMMAND (one task of the run's step) to its end, noting each of NOTED that arrives as a
+    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status."""
+    folder = os.environ.get(SIGNALS_ENV)
+
+    def note(signum, frame):  # noqa: ARG001 - signal handler signature
+        if folder and os.path.isdir(folder):
+            with contextlib.suppress(OSError):
+                open(os.path.join(folder, signal.Signals(signum).name), "a").close()
+
+    for sig in NOTED:
+        signal.signal(sig, note)
+    env = {k: v for k, v in os.environ.items() if k != SIGNALS_ENV}
+    try:
+        child = subprocess.Popen(argv, env=env, close_fds=False)  # (the launcher's PMI descriptors stay open)
+    except OSError as exc:
+        print(f"hpcflow.submit.step: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
+        return 127
+    status = child.wait()
+    return 128 - status if status < 0 else status
+
+
+def _hpcflow_at(argv: list) -> int | None:
+    """The index of the hpcflow command's first word in `argv` (after `-m hpcflow`); None without one."""
+    return next((i + 2 for i in range(len(argv) - 2) if argv[i:i + 2] == ["-m", "hpcflow"]), None)
+
+
+def with_tasks_noting(argv: list) -> list:
+    """`argv` with `python -m hpcflow.submit.step --task` before its `python -m hpcflow ...` (that python's)."""
+    at = _hpcflow_at(argv)
+    if at is None or at < 3:
+        return list(argv)
+    return argv[:at - 3] + [argv[at - 3], "-m", "hpcflow.submit.step", "--task"] + argv[at - 3:]
+
+
+@contextlib.contextmanager
+def noted_signals():
+    """(the environment for COMMAND, the set of signal names its tasks on this node noted, filled at the end)."""
+    folder = tempfile.mkdtemp(prefix="hpcflow-step-")
+    noted = set()
+    try:
+        yield dict(os.environ, **{SIGNALS_ENV: folder}), noted
+    finally:
+        with contextlib.suppress(OSError):
+            noted.update(os.listdir(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def continued(argv: list) -> list:
     """`argv` with its hpcflow command (after `-m hpcflow`) as a requeued job runs it (see the module's docstring);
     `argv` itself outside a requeued job. ConfigError for a SLURM_RESTART_COUNT that is not a whole number."""
     from hpcflow.submit.task import requeued, resume_argv
 
-    at = next((i + 2 for i in range(len(argv) - 1) if argv[i:i + 2] == ["-m", "hpcflow"]), None)
-    if at is None or at == len(argv) or not requeued():
+    at = _hpcflow_at(argv)
+    if at is None or not requeued():
         return list(argv)
     return argv[:at] + (resume_argv(argv[at:]) or argv[at:])
 
@@ -80,17 +148,28 @@ def main(argv=None) -> int:
     from hpcflow.errors import UserError
 
     args = sys.argv[1:] if argv is None else argv
-    if not args:
+    if not args or args == ["--task"]:
         print("usage: exec python -m hpcflow.submit.step COMMAND [ARG...]", file=sys.stderr)
         return 2
+    if args[0] == "--task":
+        return task(args[1:])
     try:
         args = continued(args)
     except UserError as exc:
         print(f"hpcflow.submit.step: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    status = run(args)
+    seen = set()
+    with noted_signals() as (env, noted):
+        status = run(with_tasks_noting(args), seen=seen, env=env)
+    seen |= noted
     if status == EXIT_PREEMPTED:
-        requeue()
+        if "SIGTERM" in seen and "SIGUSR1" not in seen:
+            job = os.environ.get("SLURM_JOB_ID", "JOBID")
+            print(f"hpcflow.submit.step: the run stopped on SIGTERM, its checkpoint written; the job is not requeued "
+                  f"for it (a requeue by Slurm itself goes on): continue it with: scontrol requeue {job}",
+                  file=sys.stderr, flush=True)
+        else:
+            requeue()
     return status
 
 
