@@ -190,7 +190,7 @@ def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_pa
     assert summary["checkpoint_step"] == (4 if kind == "flow" else 2) and len(summary["legs"]) == 2
 
 
-@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT, SCRIPT], ids=lambda p: p.name)
 def test_a_requeued_template_job_whose_run_had_finished_has_nothing_to_do(tmp_path, script):
     """A job requeued after its run finished (SLURM_RESTART_COUNT 1, the finished run in OUT) continues it as a
     requeued `hpcflow submit` job does: `--resume` says there is nothing to do, status 0, the results untouched. It ran
