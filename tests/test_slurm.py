@@ -317,6 +317,33 @@ def test_a_template_job_stopped_by_sigterm_checkpoints_and_is_not_requeued(slurm
     assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
 
 
+def test_a_cancelled_template_job_leaves_no_signal_folder(slurm):
+    """`scancel JOBID` (SIGTERM to the batch step and the tasks) on a two-rank hpcflow_mpi.sbatch job: the batch step
+    (hpcflow.submit.step) outlives the SIGTERM until the run has written its checkpoint and ended, then removes the
+    folder its tasks note their signals in (hpcflow-step-JOBID-* in the job's temporary directory). It ended on the
+    SIGTERM at once and left the folder behind."""
+    import tempfile
+
+    job = _queue_long(slurm, "hpcflow_mpi.sbatch", "runs/c", "cancel.out", "--ntasks-per-node=2")
+    out, log = slurm / "runs" / "c", slurm / "cancel.out"
+    folders = Path(tempfile.gettempdir())  # (sbatch passes TMPDIR on to the job)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.h5").exists() or not list(folders.glob(f"hpcflow-step-{job}-*")):
+            info = _job_info(job)
+            assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), log.read_text()
+            time.sleep(0.2)
+        subprocess.run(["scancel", job], check=True, timeout=30)
+        while not re.search(ENDED, info := _job_info(job)) or "COMPLETING" in info:
+            assert time.monotonic() < deadline + 60, info
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    text = log.read_text()
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    assert not list(folders.glob(f"hpcflow-step-{job}-*")), text
+
+
 def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     """hpcflow_run.sbatch requeued while it runs (scontrol requeue, as Slurm does after a node failure or preemption):
     SIGTERM writes the checkpoint (exit 4) and the requeued job continues with --resume to the last step, its log

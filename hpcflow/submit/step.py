@@ -22,7 +22,8 @@ continues it). A SIGTERM that reaches only the tasks is seen by no one here, so 
 as `python -m hpcflow.submit.step --task python -m hpcflow ...` (added before the hpcflow command in COMMAND): it
 outlives SIGTERM and SIGUSR1 (Slurm signals every process of a step, the command too) and notes the ones it got in a
 folder of this node (HPCFLOW_STEP_SIGNALS; a task on another node has none and notes nothing). The job is requeued on
-status 4 unless a SIGTERM was noted and no SIGUSR1 came (here or to a task).
+status 4 unless a SIGTERM was noted and no SIGUSR1 came (here or to a task). This batch step outlives SIGTERM too
+(`scancel`, `scancel --full --signal=TERM`, `scontrol requeue`), noting it, until the run's step has ended.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ NOTED = (signal.SIGTERM, signal.SIGUSR1)
 
 
 def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
-    """Run argv to its end (environment `env`), forwarding FORWARDED signals to it and adding their names to `seen`;
-    its exit status."""
+    """Run argv to its end (environment `env`), forwarding FORWARDED signals to it and outliving SIGTERM, the names of
+    both added to `seen`; its exit status."""
     child, pending = None, []
 
     def forward(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -59,7 +60,12 @@ def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
         else:
             child.send_signal(signum)  # a no-op once the child has been reaped
 
+    def outlive(signum, frame):  # noqa: ARG001 - signal handler signature
+        if seen is not None:
+            seen.add(signal.Signals(signum).name)  # (Slurm's SIGTERM reaches the tasks itself; so does its SIGKILL)
+
     old = {s: signal.signal(s, forward) for s in FORWARDED}
+    old.update({s: signal.signal(s, outlive) for s in NOTED if s not in FORWARDED})
     try:
         try:
             child = subprocess.Popen(argv, env=env)
@@ -123,7 +129,7 @@ def with_tasks_noting(argv: list) -> list:
 @contextlib.contextmanager
 def noted_signals():
     """(the environment for COMMAND, the set of signal names its tasks on this node noted, filled at the end)."""
-    folder = tempfile.mkdtemp(prefix="hpcflow-step-")
+    folder = tempfile.mkdtemp(prefix=f"hpcflow-step-{os.environ.get('SLURM_JOB_ID', 'nojob')}-")
     noted = set()
     try:
         yield dict(os.environ, **{SIGNALS_ENV: folder}), noted
