@@ -425,7 +425,7 @@ def test_job_states_come_from_squeue_said_once_where_sacct_fails(tmp_path, monke
 
 
 def test_the_templates_batch_step_passes_sigusr1_on_and_requeues_on_status_4(tmp_path):
-    """`exec python -m hpcflow.submit.step srun ...` ends the MPI and GPU templates: a SIGUSR1 sent to the batch step
+    """`exec python -m hpcflow.submit.step srun ...` ends the run, MPI and GPU templates: a SIGUSR1 sent to the batch step
     (sbatch --signal=B:USR1@..., scancel --full) reaches the command (bash, the batch step before, ended on it and the
     job was never requeued), and exit status 4 (checkpoint written) requeues the job."""
     import signal
