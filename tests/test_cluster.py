@@ -112,6 +112,22 @@ def test_silhouette_agrees_with_sklearn(quintic_points):
         silhouette_fs(z, clustered, tile_entries=0)
 
 
+def test_silhouette_sample_size_above_n_points_is_refused(quintic_points):
+    """sample_size = 201 of 200 points averaged the 200 silently (stderr 0), while the job's [quality].sample_size
+    above n_points is refused; N itself and None stay the exact score over every point."""
+    z = quintic_points[:200]
+    d = fs_distance(z)
+    labels = full_clustering(z, n_clusters=4).labels
+    ref = silhouette_score(d, labels, metric="precomputed")
+    for every in (None, 200, 200.0):
+        sil = silhouette_fs(z, labels, sample_size=every, seed=3)
+        assert (sil.score, sil.stderr, sil.n_rows) == (pytest.approx(ref, abs=1e-12), 0.0, 200)
+    for bad in (201, 10**6):
+        with pytest.raises(ConfigError, match=rf"^sample_size={bad} is invalid; pass a whole number of rows >= 2 "
+                                              r"and <= 200 .*or None for every point$"):
+            silhouette_fs(z, labels, sample_size=bad)
+
+
 def test_birch_baseline_runs_on_euclidean_features(separated_groups):
     z, truth = separated_groups
     res = birch_clustering(z * (1.0 + 2.0j), n_clusters=4)  # invariant under rescaling the homogeneous coords

@@ -88,16 +88,18 @@ def check_distances(d) -> np.ndarray:
 
 def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
                   tile_entries: int = TILE_ENTRIES) -> Silhouette:
-    """Silhouette on FS distances, tile by tile; `sample_size` rows (None = all points) against all points."""
+    """Silhouette on FS distances, tile by tile; `sample_size` rows (None = all points) against all points.
+    A `sample_size` above N is refused (ConfigError, as `[quality].sample_size` above n_points), not taken as N."""
     z = as_points(points)
     labels = _check_labels(labels, z.shape[0])
     n = z.shape[0]
     tile_entries = api_integer("tile_entries", tile_entries, "an integer >= 1 (distance entries per tile)", lo=1)
     if sample_size is not None:
-        sample_size = api_integer("sample_size", sample_size, f"a whole number of rows >= {MIN_SAMPLE} (the standard "
-                                  "error of a subsample needs two rows), or None for every point", lo=MIN_SAMPLE,
+        sample_size = api_integer("sample_size", sample_size, f"a whole number of rows >= {MIN_SAMPLE} and <= {n} "
+                                  f"(the standard error of a subsample needs two rows; they are drawn from the {n} "
+                                  "points), or None for every point", lo=MIN_SAMPLE, hi=n,
                                   type_error=ConfigError, value_error=ConfigError)
-    if sample_size is None or sample_size >= n:
+    if sample_size is None or sample_size == n:
         rows = np.arange(n)
     else:
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
