@@ -179,3 +179,30 @@ def test_a_gain_edited_in_summary_json_is_inconsistent_and_the_row_shows_the_che
                                       f"gives {st[0] / st[-1]:.6g} at step {step} (inconsistent: checkpoint.h5 holds "
                                       "the run); rerun the job with --force"), rows["edited_gain"][2]
     assert rows["edited_gain"][8] == f"{st[0] / st[-1]:.4g}" == rows["flow_gauss"][8]
+
+
+def test_a_summary_of_another_job_at_another_step_is_inconsistent_not_a_run_to_resume(tmp_path, runs):
+    """The delta job run again with 8 steps and another seed, and the first run's summary.json (6 steps, seed 0)
+    copied over its own: the report called it an interrupted or extended run to continue with --resume, which refuses
+    the other seed. Now the row names the first difference beyond what --resume may change, and the fix; a summary
+    of the same job at another step (the steps alone differ) stays an interrupted run to resume."""
+    job, d = tmp_path / "delta.toml", tmp_path / "seed5"
+    job.write_text(JOBS["flow"][1])
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(d), "--quiet", "--set",
+                           "flow.steps=8", "--set", "geometry.seed=5"], cwd=ROOT, env=env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shutil.copy(os.path.join(runs["flow"], "summary.json"), d / "summary.json")
+    same = tmp_path / "steps_only"
+    shutil.copytree(d, same)
+    with open(os.path.join(runs["flow"], "summary.json"), encoding="utf-8") as fh:
+        config = json.load(fh)["config"]
+    _edit_summary(same, config={**config, "geometry": {**config["geometry"], "seed": 5}})
+    _res, md = _report([runs["flow"], d, same], tmp_path / "out")
+    rows = _runs_rows(md)
+    assert rows["seed5"][2] == ("incomplete: summary.json's config says [geometry].seed = 0 but checkpoint.h5's says "
+                                "[geometry].seed = 5 at step 8 (inconsistent: checkpoint.h5 holds the run); rerun the "
+                                "job with --force"), rows["seed5"][2]
+    assert rows["steps_only"][2].startswith("incomplete: checkpoint.h5 is at step 8 but summary.json describes step 6"
+                                            ), rows["steps_only"][2]
+    assert rows["steps_only"][2].endswith("continue it with --resume)"), rows["steps_only"][2]

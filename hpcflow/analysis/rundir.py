@@ -356,13 +356,15 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     SUMMARY_STATUSES (damaged or edited), or it describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
     its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
     the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
-    summary is a preempted run). A summary of another step or epoch is judged by `completeness` (an interrupted or
-    extended run)."""
+    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 (`_other_job`), at whatever step.
+    A summary of the same job at another step or epoch is judged by `completeness` (an interrupted or extended run)."""
     status = summary.get("status")
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
                 f"edited); {rerun_fix(run_dir)}")
     name = _data_file(run_dir)
+    if name == CHECKPOINT and step is not None and (other := _other_job(summary, os.path.join(run_dir, name))):
+        return f"{other} at step {step} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}"
     if name is None or status in (None, "preempted"):
         return ""
     attrs = _state_attrs(os.path.join(run_dir, name))
@@ -399,14 +401,46 @@ def _other_record(summary: dict, ckpt) -> str:
     except DAMAGED:  # changed since `_judge` found it whole (a dataset gone, no JSON): judged again on the next read
         return ""
     if "config" in summary and (where := _first_difference(summary["config"], config)):
-        key, mine, its = where
-        return f"summary.json's config {_says(key, mine)} but {CHECKPOINT}'s {_says(key, its)}"
+        return _config_says(where)
     if not len(st) or n_test is None:
         return ""
     for key, its in jsonable(sigma_figures(st, se, n_test)).items():
         if key in summary and not _same_figure(summary[key], its):
             return f"summary.json says {key} = {_shown(summary[key])} but {CHECKPOINT}'s history gives {_shown(its)}"
     return ""
+
+
+def _other_job(summary: dict, ckpt) -> str:
+    """What shows that summary.json is of another job than flow checkpoint.h5, whatever step each describes: its
+    `config` differs from the checkpoint's `@config` beyond what --resume may change (`hpcflow.checkpoint.
+    RESUMABLE_CHANGES`: [flow].steps, [checkpoint]), so no --resume of either run makes them one record; "" when it
+    does not (or either says no configuration). Reads the root attributes only."""
+    from hpcflow.checkpoint import RESUMABLE_CHANGES
+
+    if not isinstance(summary.get("config"), dict):
+        return ""
+    try:
+        with h5py.File(ckpt, "r") as f:
+            config = json.loads(_text(f.attrs.get("config")))
+    except DAMAGED:  # no JSON, a file changed since `_judge` read it: judged again on the next read
+        return ""
+    if not isinstance(config, dict):
+        return ""
+    mine, its = ({k: dict(v) if isinstance(v, dict) else v for k, v in c.items()} for c in (summary["config"], config))
+    for section, key in RESUMABLE_CHANGES:
+        for c in (mine, its):
+            if key is None:
+                c.pop(section, None)
+            elif isinstance(c.get(section), dict):
+                c[section].pop(key, None)
+    where = _first_difference(mine, its)
+    return _config_says(where) if where else ""
+
+
+def _config_says(where) -> str:
+    """'summary.json's config says K = A but checkpoint.h5's says K = B' of `_first_difference`'s (key, mine, its)."""
+    key, mine, its = where
+    return f"summary.json's config {_says(key, mine)} but {CHECKPOINT}'s {_says(key, its)}"
 
 
 #: a configuration entry that one side lacks (`_first_difference`)
