@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import JOBS, ROOT, env, md_rows, run_dirs
+from analysis_runs import JOBS, ROOT, env, make_study, md_rows, run_dirs
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +206,32 @@ def test_a_summary_of_another_job_at_another_step_is_inconsistent_not_a_run_to_r
     assert rows["steps_only"][2].startswith("incomplete: checkpoint.h5 is at step 8 but summary.json describes step 6"
                                             ), rows["steps_only"][2]
     assert rows["steps_only"][2].endswith("continue it with --resume)"), rows["steps_only"][2]
+
+
+def test_a_study_whose_best_trial_has_an_inconsistent_summary_is_marked_and_shows_its_checkpoints_numbers(tmp_path,
+                                                                                                          runs):
+    """The best trial's run directory with summary.json gain_train edited to 999: the study's row showed 999 as the
+    study's best run, unmarked, while that run's own row called it inconsistent. Now the study's row says its best
+    trial's run is incomplete with the same reason, and shows the gain of the run's checkpoint.h5."""
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    d = tmp_path / "best"
+    shutil.copytree(runs["flow"], d)
+    _edit_summary(d, gain_train=999.0)
+    st, _se, step = _checkpoint_sigmas(d)
+    make_study(tmp_path / "tune", str(d), [0.4, 2.0])
+    own = row(detect(d))
+    why = (f"summary.json says gain_train = 999 but checkpoint.h5's history gives {st[0] / st[-1]:.6g} at step {step} "
+           "(inconsistent: checkpoint.h5 holds the run); rerun the job with --force")
+    assert own[2] == f"incomplete: {why}", own[2]
+    cells = row(detect(tmp_path / "tune"))
+    assert cells[2] == f"2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2; its run is " \
+                      f"incomplete: {why}", cells[2]
+    assert cells[8] == f"{st[0] / st[-1]:.4g}" == own[8], cells
+    assert cells[3:10] == own[3:10]
+    untouched = row(detect(runs["flow"]))  # a consistent best trial: unmarked, its summary's numbers
+    make_study(tmp_path / "tune_ok", runs["flow"], [0.4, 2.0])
+    ok = row(detect(tmp_path / "tune_ok"))
+    assert ok[2] == "2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2", ok[2]
+    assert ok[3:10] == untouched[3:10]

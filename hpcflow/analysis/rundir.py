@@ -380,6 +380,18 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
     return f"{other} at step {at} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}" if other else ""
 
 
+def inconsistency(run_dir) -> str:
+    """Why a run directory's summary.json is not the record of its data file (`_disagreement`), "" when it is or there
+    is no summary: the check of `completeness` without its judgement of checkpoint.h5 (its `@step` taken as it is, not
+    every row read), for a study's best trial, whose summary gives the study's row its numbers."""
+    summary = read_summary(run_dir)
+    if summary is None:
+        return ""
+    ckpt = os.path.join(run_dir, CHECKPOINT)
+    step = _int(_state_attrs(ckpt).get("step")) if os.path.isfile(ckpt) else None
+    return _disagreement(summary, os.fspath(run_dir), step)
+
+
 #: how close a summary.json figure must be to the one its checkpoint.h5's histories give (both are the same float64,
 #: written as JSON, which keeps every digit): a summary of another run or edited by hand differs far beyond it
 SAME_FIGURE = 1e-9

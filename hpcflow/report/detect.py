@@ -11,8 +11,8 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
-                                     RUNNING, MissingData, dataset_names, judged, network_checkpoint, read_attrs,
-                                     read_summary, rerun_fix, run_state, unreadable)
+                                     RUNNING, MissingData, dataset_names, inconsistency, judged, network_checkpoint,
+                                     read_attrs, read_summary, rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -181,7 +181,9 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
 
 def _study_summary(path, study_name) -> dict:
     """The runs table's numbers of a study directory (see detect); the overview's 'best_kind' is the kind of its
-    best trial's run (the row's kernel cell names a network's)."""
+    best trial's run (the row's kernel cell names a network's), and 'best_inconsistent' why that run's summary.json
+    is not the record of its data file (`rundir.inconsistency`), whose numbers the row then shows, as a run's own row
+    does."""
     from hpcflow.analysis.study import NoSuchStudy, overview
     from hpcflow.errors import UserError
 
@@ -193,7 +195,10 @@ def _study_summary(path, study_name) -> dict:
     run_dir = ov.pop("best_run_dir", None)
     present = _present(run_dir) if run_dir else []
     kind = FILES[present[0]][0] if present else None
-    best = _run_summary(run_dir, kind) if run_dir else {}
+    why = inconsistency(run_dir) if run_dir else ""
+    if why:
+        ov["best_inconsistent"] = why
+    best = _run_summary(run_dir, kind, complete=not why) if run_dir else {}
     ov["best_kind"] = best.get("kind", kind)
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
     return {**{k: v for k, v in best.items() if k not in skip}, "study": ov}

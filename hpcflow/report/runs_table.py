@@ -112,6 +112,8 @@ def _study_status(s: dict) -> str:
         text += f"; best trial {ov['best_trial']}{here}: {ov['objective'] or 'value'} = {_num(ov['best_value'])}"
         if ov.get("best_run_dir_problem"):
             text += f" ({ov['best_run_dir_problem']})"
+        if ov.get("best_inconsistent"):  # its numbers are its data file's, as a run's own row shows them
+            text += f"; its run is incomplete: {ov['best_inconsistent']}"
     return text
 
 
