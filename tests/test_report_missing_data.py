@@ -113,3 +113,21 @@ def test_the_advised_command_writes_nn_h5_again_and_the_mark_goes(runs, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert os.path.isfile(os.path.join(d, "nn.h5"))
     assert row(detect(d))[2] == "finished"
+
+
+@pytest.mark.parametrize("nn_h5", ["missing", "damaged"])
+def test_a_run_whose_checkpoint_fails_its_crc_is_advised_a_rerun_not_the_resume_that_refuses_it(runs, tmp_path, nn_h5):
+    """checkpoint.pt with one flipped low mantissa bit (finite values, its zip CRC-32 failing), nn.h5 missing or
+    damaged: `hpcflow nn --resume` refuses such a checkpoint, so the row advises the rerun, not that resume."""
+    from test_tune_nn_h5 import _flip_low_bit
+
+    from hpcflow.report.build import build_report
+
+    d = _without_nn_h5(runs, tmp_path)
+    if nn_h5 == "damaged":
+        with open(os.path.join(d, "nn.h5"), "wb") as f:
+            f.write(b"\0" * 700)
+    _flip_low_bit(os.path.join(d, "checkpoint.pt"))
+    res = build_report([d, runs["flow"]], tmp_path / "out")
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert "--resume" not in rows["copied"][2] and "rerun the job with --force" in rows["copied"][2], rows["copied"]

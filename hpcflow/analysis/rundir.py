@@ -728,8 +728,24 @@ def nn_missing(run_dir) -> str:
         return ""
     from hpcflow.analysis.study import continuation
 
-    study = continuation(run_dir, nn_h5_from=whole_training(network_checkpoint(run_dir)))
-    return f"{NN} missing: {study or 'write it again with ' + nn_resume_command(run_dir)}"
+    whole, crc = _mendable(run_dir, network_checkpoint(run_dir))
+    study = continuation(run_dir, nn_h5_from=whole)
+    if study or whole:
+        return f"{NN} missing: {study or 'write it again with ' + nn_resume_command(run_dir)}"
+    return f"{NN} missing{crc}: {RERUN}"
+
+
+def _mendable(run_dir, entries: dict) -> tuple:
+    """(whether checkpoint.pt, whose plain entries are `entries`, holds the whole training (`whole_training`) and
+    passes its zip CRC-32 check, which `hpcflow nn --resume` and tune's mend apply before they redo what follows
+    training from it; ', checkpoint.pt fails its CRC-32 check (ENTRY)' where it does not, else ''). The CRC is read
+    only here, for a run whose nn.h5 is missing or damaged."""
+    from hpcflow.nn.checkpoint import crc_fault
+
+    if not whole_training(entries):
+        return False, ""
+    bad = crc_fault(os.path.join(os.fspath(run_dir), NN_CHECKPOINT))
+    return bad is None, "" if bad is None else f", {NN_CHECKPOINT} fails its CRC-32 check ({bad})"
 
 
 def whole_training(entries: dict) -> bool:
@@ -761,13 +777,13 @@ def nn_damaged_fix(run_dir) -> str:
     from hpcflow.analysis.study import continuation
 
     entries = network_checkpoint(run_dir)
-    whole = whole_training(entries)
+    whole, crc = _mendable(run_dir, entries)
     study = continuation(run_dir, refused="--force", nn_h5_from=whole)
     if study or whole:
         return study or f"write it again with {nn_resume_command(run_dir)}"
     if entries.get(("status",)) in ("running", "preempted", "trained") and _job_epochs(entries) is not None:
         return "continue it with hpcflow nn --resume"
-    return RERUN  # (outside a study: `study` is "")
+    return f"{crc.removeprefix(', ')}; {RERUN}" if crc else RERUN  # (outside a study: `study` is "")
 
 
 def once(paths, *, by_run: bool = False, grouped: bool = False) -> tuple[list, list]:
