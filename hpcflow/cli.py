@@ -135,17 +135,18 @@ def _said_elsewhere(exc, *, collective: bool = False) -> bool:
 
 
 def main(argv=None) -> int:
+    from hpcflow.stop_signals import interrupted, kept
+
     survive_closed_pipes()
     args = None
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.verb is None:
-            parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
-        return _run(args)
+        with kept():  # a Ctrl-C that lands in a weakref callback (an import's lock clean-up) still stops the command
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if args.verb is None:
+                parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
+            return _run(args)
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
-        from hpcflow.stop_signals import interrupted
-
         verb = getattr(args, "verb", None)
         return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)
 

@@ -208,6 +208,71 @@ def _ignored_at_exit() -> None:
                 signal.signal(sig, signal.SIG_IGN)
 
 
+@contextmanager
+def kept():
+    """Within the block a stop request that Python could not pass on (a KeyboardInterrupt or `Stopped` raised in a
+    weakref callback, such as importlib's module-lock clean-up, or in a __del__: Python prints "Exception ignored"
+    and goes on) is raised again in the main thread's code, so that the command still stops, with its one line."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if (isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
+                and not sys.is_finalizing()):
+            _raise_again(exc)
+        else:
+            previous(unraisable)
+
+    _IN_THE_HOOK.add(hook.__code__)
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = previous
+
+
+#: the code of `kept`'s hooks and what they call: a handler that interrupts them sends its signal again instead
+_IN_THE_HOOK = set()
+
+
+def _raise_again(exc: KeyboardInterrupt) -> None:
+    """Raise `exc` in the main thread once it runs Python code again: a one-time SIGINT handler that puts the one
+    before back and raises it, and a SIGINT sent to the main thread from another one (a real signal, not a simulated
+    one, also ends a sleep the main thread is in). Where the handler would run inside the hook, which cannot raise,
+    or in another callback of the kind, the signal is sent again and, where raised, the exception comes back here."""
+    old = signal.getsignal(signal.SIGINT)
+    if old is None:  # a handler not set from Python: Python's own takes its place once `exc` is raised
+        old = signal.default_int_handler
+
+    def again(signum, frame):  # noqa: ARG001 - signal handler signature
+        at = frame
+        while at is not None:
+            if at.f_code in _IN_THE_HOOK:
+                _send_sigint_soon()
+                return
+            at = at.f_back
+        signal.signal(signal.SIGINT, old)
+        raise exc
+
+    signal.signal(signal.SIGINT, again)
+    _send_sigint_soon()
+
+
+#: seconds before `_raise_again`'s SIGINT: the hook that sends it has returned by then
+RESEND_DELAY = 0.01
+
+
+def _send_sigint_soon() -> None:
+    """SIGINT to the main thread in RESEND_DELAY, from a thread of its own (`_raise_again`)."""
+    timer = threading.Timer(RESEND_DELAY, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT))
+    timer.daemon = True
+    timer.start()
+
+
+_IN_THE_HOOK.update((_raise_again.__code__, _send_sigint_soon.__code__))
+
+
 #: seconds a rank > 0 waits before it ends an interrupted job itself: rank 0, interrupted too, says it once first
 SAY_WAIT = 0.5
 

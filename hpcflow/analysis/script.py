@@ -101,10 +101,10 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     goes away (`table1.py ... | head -1`) ends neither early nor with a traceback. A write the file system refuses
     (WriteFailed), Ctrl-C and SIGTERM/SIGUSR1 end it as they end `hpcflow report`: one line, status 5, 130 or 128 +
     the signal, and an --out it created removed (`owned.write_owned`)."""
-    from hpcflow.stop_signals import interrupted, interrupts_end_the_job
+    from hpcflow.stop_signals import interrupted, interrupts_end_the_job, kept
 
     try:
-        with interrupts_end_the_job(name):
+        with kept(), interrupts_end_the_job(name):
             return _main(name, argv, description=description)
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         return interrupted(name, exc)
