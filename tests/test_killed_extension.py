@@ -56,13 +56,17 @@ def _step(path) -> int:
         return -1
 
 
-def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path, env_here, capsys):
-    """The runs that are not killed run in this process (hpcflow.cli.main)."""
+def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path, env_here, capsys, monkeypatch):
+    """The runs that are not killed run in this process (hpcflow.cli.main), in Slurm job 31 (SLURM_JOB_ID, which
+    summary.json records): its requeued leg continues its finished run with --resume, which has nothing to do; a
+    requeued leg of another job (stopped before it replaced that run) runs as given."""
+    monkeypatch.setenv("SLURM_JOB_ID", "31")
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB)
     assert main(["run", str(job), "--out", str(out)]) == 0, capsys.readouterr().err
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 4
-    assert not interrupted(out, "checkpoint.h5") and command(str(job), str(out)) == ["run"]
+    assert not interrupted(out, "checkpoint.h5") and command(str(job), str(out), slurm_job="32") == ["run"]
+    assert command(str(job), str(out), slurm_job="31") == ["run", "--resume"]
     before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.h5", "job.toml")}
     capsys.readouterr()
     status = main(["run", str(job), "--out", str(out), "--resume"])  # finished, the same steps: nothing to add
@@ -78,7 +82,7 @@ def test_a_killed_extension_is_resumed_and_a_finished_run_is_not(tmp_path, env_h
     assert saved["flow"]["steps"] == 100000 and "--set flow.steps=100000" in (out / "job.toml").read_text()
 
     assert interrupted(out, "checkpoint.h5")
-    assert command(str(job), str(out)) == ["run", "--resume"]
+    assert command(str(job), str(out)) == ["run", "--resume"] == command(str(job), str(out), slurm_job="31")
     capsys.readouterr()
     status = main(["run", str(job), "--out", str(out), "--set", "flow.steps=100000", "--check"])
     err = capsys.readouterr().err
@@ -106,14 +110,17 @@ enabled = false
 """
 
 
-def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path, env_here, capsys):
+def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path, env_here, capsys, monkeypatch):
     """The epochs a real checkpoint.pt holds are read (torch, tensors only): equal to the summary's
     checkpoint_step when finished; a summary describing fewer epochs (the run extended, then killed) marks it.
-    Both runs in this process (no kill here): no start-up of torch per run."""
+    Both runs in this process (no kill here): no start-up of torch per run; in Slurm job 31, whose requeued leg
+    continues its finished run (--resume: nothing to do), where another job's runs as given."""
+    monkeypatch.setenv("SLURM_JOB_ID", "31")
     job, out = tmp_path / "nn.toml", tmp_path / "nn"
     job.write_text(NN_JOB)
     assert main(["nn", str(job), "--out", str(out)]) == 0, capsys.readouterr().err
-    assert not interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn"]
+    assert not interrupted(out, "checkpoint.pt") and command(str(job), str(out), slurm_job="32") == ["nn"]
+    assert command(str(job), str(out), slurm_job="31") == ["nn", "--resume"]
     before = {name: (out / name).read_bytes() for name in ("summary.json", "checkpoint.pt", "nn.h5", "model.pt")}
     capsys.readouterr()
     status = main(["nn", str(job), "--out", str(out), "--resume"])  # finished with the same epochs: nothing to add
@@ -123,7 +130,7 @@ def test_a_network_checkpoint_past_its_summary_is_interrupted(tmp_path, env_here
     summary = json.loads((out / "summary.json").read_text())
     assert summary["checkpoint_step"] == 2
     (out / "summary.json").write_text(json.dumps({**summary, "checkpoint_step": 1}))
-    assert interrupted(out, "checkpoint.pt") and command(str(job), str(out)) == ["nn", "--resume"]
+    assert interrupted(out, "checkpoint.pt") and command(str(job), str(out), slurm_job="31") == ["nn", "--resume"]
 
 
 def _kill_after_checkpoints(cmd, checkpoint, progress: int) -> None:

@@ -288,7 +288,8 @@ def test_a_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requeued
     assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
     from hpcflow.submit.requeue import command
 
-    assert command(str(slurm / "long.toml"), str(out)) == ["run", "--resume"]  # what the requeued job runs
+    # what the requeued job (the same job id, which the preempted run's summary.json records) runs
+    assert command(str(slurm / "long.toml"), str(out), slurm_job=job) == ["run", "--resume"]
 
 
 def test_a_template_job_stopped_by_sigterm_checkpoints_and_is_not_requeued(slurm):

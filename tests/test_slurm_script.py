@@ -51,11 +51,12 @@ pruner = "none"
 
 def _env(tmp_path, mpi_list="", **env_extra) -> dict:
     """The environment of a template run by bash: the stand-in srun (`srun --mpi=list` printing `mpi_list` on
-    stderr) first on PATH, hpcflow's python, the submit directory tmp_path, and env_extra (NAME=None: unset)."""
+    stderr) first on PATH, hpcflow's python, the submit directory tmp_path, Slurm job 4242 (SLURM_JOB_ID, which a
+    requeue keeps), and env_extra (NAME=None: unset)."""
     bin_dir = tmp_path / "bin"
     stand_in_srun(bin_dir, tmp_path / "srun_options", mpi_list, stream=2)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", HPCFLOW_PYTHON=sys.executable,
-               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1")
+               PYTHONPATH=str(ROOT), SLURM_SUBMIT_DIR=str(tmp_path), SLURM_CPUS_PER_TASK="1", SLURM_JOB_ID="4242")
     env.update(env_extra)
     for name in ("SLURM_GPUS_PER_NODE", "SLURM_RESTART_COUNT"):  # (the test's own environment may be a Slurm job's)
         if name not in env_extra:
@@ -192,19 +193,40 @@ def test_a_job_submitted_with_force_starts_over_and_resumes_when_requeued(tmp_pa
 
 @pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT, SCRIPT], ids=lambda p: p.name)
 def test_a_requeued_template_job_whose_run_had_finished_has_nothing_to_do(tmp_path, script):
-    """A job requeued after its run finished (SLURM_RESTART_COUNT 1, the finished run in OUT) continues it as a
-    requeued `hpcflow submit` job does: `--resume` says there is nothing to do, status 0, the results untouched. It ran
-    plain `hpcflow run`, refused (status 2) on the results. A first submission into the same OUT is still refused."""
+    """A job requeued after its run finished (SLURM_RESTART_COUNT 1, the same SLURM_JOB_ID, the finished run in OUT)
+    continues it as a requeued `hpcflow submit` job does: `--resume` says there is nothing to do, status 0, the
+    results untouched, also where it was submitted with --force. It ran plain `hpcflow run`, refused (status 2) on
+    the results. A first submission into the same OUT is still refused."""
     job = tmp_path / "job.toml"
     job.write_text(JOB)
     r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
     assert r.returncode == 0, r.stderr[-2000:]
     finished = (tmp_path / "runs" / "out" / "summary.json").read_text()
-    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy", SLURM_RESTART_COUNT="1")
-    assert r.returncode == 0 and "finished at step 3 ([flow].steps = 3): nothing to do" in r.stdout + r.stderr, r.stderr
-    assert (tmp_path / "runs" / "out" / "summary.json").read_text() == finished
+    assert json.loads(finished)["provenance"]["slurm_job_id"] == "4242"
+    for force in ((), ("--force",)):
+        r = _run(tmp_path, job, "runs/out", *force, script=script, HPCFLOW_BACKEND="numpy", SLURM_RESTART_COUNT="1")
+        assert r.returncode == 0 and "finished at step 3 ([flow].steps = 3): nothing to do" in r.stdout, r.stderr
+        assert (tmp_path / "runs" / "out" / "summary.json").read_text() == finished
     r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
     assert r.returncode == 2 and "already holds results" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("script", [MPI_SCRIPT, SCRIPT], ids=lambda p: p.name)
+def test_a_requeued_template_job_stopped_before_it_replaced_another_jobs_run_starts_it_over(tmp_path, script):
+    """`sbatch TEMPLATE JOB OUT --force` on an OUT holding the finished run of another job (4242), preempted before
+    its run replaced it (Slurm job 5151 requeued, SLURM_RESTART_COUNT 1): the requeued leg runs as the first leg
+    would have, --force starting over. It was continued with --resume, the --force dropped, and said "nothing to do"
+    (status 0): the run asked for never ran, the other job's run left in OUT as the job's result."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    r = _run(tmp_path, job, "runs/out", script=script, HPCFLOW_BACKEND="numpy")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _run(tmp_path, job, "runs/out", "--force", script=script, HPCFLOW_BACKEND="numpy", SLURM_JOB_ID="5151",
+             SLURM_RESTART_COUNT="1")
+    assert r.returncode == 0 and "nothing to do" not in r.stdout + r.stderr, r.stdout + r.stderr
+    summary = json.loads((tmp_path / "runs" / "out" / "summary.json").read_text())
+    assert summary["provenance"]["slurm_job_id"] == "5151" and summary["resumed"] is False, summary
+    assert summary["status"] == "finished" and summary["checkpoint_step"] == 3
 
 
 def _recording_python(tmp_path) -> Path:

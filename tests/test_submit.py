@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.cli import main
-from hpcflow.submit.task import resume_argv
+from hpcflow.submit.task import next_leg
 from jobtexts import DELTA_FLOW
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,20 +141,22 @@ def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
 
 
 def test_requeued_commands_continue(tmp_path):
-    """A run or network run resumes its checkpoint when --out holds one (--force dropped: it would start over),
-    and runs again as submitted when preempted before its first checkpoint (--resume there would be refused)."""
+    """A run or network run resumes its checkpoint when --out holds one of an interrupted run (--force dropped: it
+    would start over), and runs again as submitted when preempted before its first checkpoint (--resume there would
+    be refused)."""
     d = tmp_path / "d"
     for cmd, name in (("run", "checkpoint.h5"), ("nn", "checkpoint.pt")):
         for argv in ([cmd, "j.toml", "--out", str(d)], [cmd, "j.toml", "--force", f"--out={d}"]):
-            assert resume_argv(argv) == argv  # no checkpoint yet
+            assert next_leg(argv) == argv  # no checkpoint yet
+            assert next_leg(argv, job="7") == argv
         d.mkdir(exist_ok=True)
-        (d / name).write_bytes(b"")
-        assert resume_argv([cmd, "j.toml", "--out", str(d)]) == [cmd, "j.toml", "--out", str(d), "--resume"]
-        assert resume_argv([cmd, "j.toml", "--force", f"--out={d}"]) == [cmd, "j.toml", f"--out={d}", "--resume"]
-        assert resume_argv([cmd, "j.toml", "--out", str(d), "--resume"]).count("--resume") == 1
+        (d / name).write_bytes(b"")  # no summary.json beside it: an interrupted run
+        assert next_leg([cmd, "j.toml", "--out", str(d)]) == [cmd, "j.toml", "--out", str(d), "--resume"]
+        assert next_leg([cmd, "j.toml", "--force", f"--out={d}"]) == [cmd, "j.toml", f"--out={d}", "--resume"]
+        assert next_leg([cmd, "j.toml", "--out", str(d), "--resume"]).count("--resume") == 1
         (d / name).unlink()
-    assert resume_argv(["tune", "j.toml", "--out", "d", "--trials", "3"])[0] == "tune"
-    assert resume_argv(["sample", "--n", "5", "--out", "p.h5"]) is None
+    assert next_leg(["tune", "j.toml", "--out", "d", "--trials", "3"])[0] == "tune"
+    assert next_leg(["sample", "--n", "5", "--out", "p.h5"]) is None
 
 
 def test_a_network_job_submitted_with_command_run_is_queued_as_nn_and_resumes_its_checkpoint(tmp_path, capsys):
@@ -168,7 +170,7 @@ def test_a_network_job_submitted_with_command_run_is_queued_as_nn_and_resumes_it
     assert argv[0] == "nn" and argv[argv.index("--out") + 1] == str(out), said
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"")  # what the run's SIGUSR1 handler leaves at preemption
-    assert resume_argv(argv)[0] == "nn" and resume_argv(argv)[-1] == "--resume"
+    assert next_leg(argv)[0] == "nn" and next_leg(argv)[-1] == "--resume"
 
 
 def test_preemption_signal_reaches_the_run_then_submitit_requeues(monkeypatch):
@@ -346,7 +348,8 @@ def _cmdline(pid: str) -> bytes:
 def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp_path):
     """`python -m hpcflow.submit.requeue JOB DIR` (what the MPI/GPU templates run): `nn` for network jobs, `run`
     otherwise; --resume only in a requeued job (SLURM_RESTART_COUNT > 0) and for a directory whose checkpoint belongs
-    to an interrupted run."""
+    to an interrupted run, or to the run this Slurm job finished (SLURM_JOB_ID, as its summary.json records it), not
+    to a run of another job that this one was stopped before it replaced."""
     from hpcflow.submit.requeue import command
 
     flow, nn = tmp_path / "flow.toml", tmp_path / "nn.toml"
@@ -356,13 +359,17 @@ def test_the_sbatch_templates_command_follows_the_job_kind_and_the_directory(tmp
     assert command(str(flow), str(d)) == ["run"] and command(str(nn), str(d)) == ["nn"]
     d.mkdir()
     (d / "checkpoint.h5").write_bytes(b"")
-    assert command(str(flow), str(d)) == ["run", "--resume"]  # preempted flows write no summary.json
+    assert command(str(flow), str(d)) == ["run", "--resume"]  # killed before any summary.json: interrupted
     assert command(str(nn), str(d)) == ["nn"]  # not its checkpoint
     (d / "checkpoint.pt").write_bytes(b"")
-    for status, resume in (("preempted", True), ("finished", False), ("diverged", False)):
-        (d / "summary.json").write_text(json.dumps({"status": status}))
-        assert command(str(nn), str(d)) == (["nn", "--resume"] if resume else ["nn"])
-        assert command(str(flow), str(d)) == (["run", "--resume"] if resume else ["run"])
+    for status, made_by, resume in (("preempted", "77", True), ("finished", "77", True), ("diverged", "77", True),
+                                    ("preempted", "12", False), ("finished", "12", False), ("finished", None, False),
+                                    ("preempted", ..., True), ("finished", ..., False)):
+        made = {} if made_by is ... else {"provenance": {"slurm_job_id": made_by}}  # (...: a summary without it)
+        (d / "summary.json").write_text(json.dumps({"status": status, **made}))
+        assert command(str(nn), str(d), slurm_job="77") == (["nn", "--resume"] if resume else ["nn"])
+        assert command(str(flow), str(d), slurm_job="77") == (["run", "--resume"] if resume else ["run"])
+        assert command(str(nn), str(d), requeued=False, slurm_job="77") == ["nn"]
     (d / "summary.json").write_text("{not json")
     assert command(str(nn), str(d)) == ["nn", "--resume"]  # no readable summary: interrupted (a plain rerun is
     # refused there with a pointer to --resume)

@@ -7,9 +7,13 @@ $SLURM_JOB_ID`; the requeued job continues with --resume, a tune array task with
 it cannot be started).
 
 In a requeued job (SLURM_RESTART_COUNT above 0) the hpcflow command in COMMAND (the words after `-m hpcflow`) is
-continued as `hpcflow submit`'s requeued job continues it (`hpcflow.submit.task.resume_argv`): a run or network run
-whose --out holds its checkpoint runs with --resume (without --force), so that a run that had finished says
-"nothing to do" (status 0) instead of being refused as a directory that holds results (status 2).
+continued as `hpcflow submit`'s requeued job continues it, by the same rule (`hpcflow.submit.task.next_leg`, this
+Slurm job SLURM_JOB_ID): a run or network run whose --out holds its checkpoint of an interrupted run, or the run this
+job finished, runs with --resume (without --force), so that a run that had finished says "nothing to do" (status 0)
+instead of being refused as a directory that holds results (status 2); where --out holds the run this job ended
+without a checkpoint (a kind without checkpoints) nothing is run: one line says so, with the run's status (0; 3
+after a numerical stop). A leg stopped before its first checkpoint, or before it replaced the run of another job in
+--out, runs as given.
 
 SIGUSR1 is how Slurm asks for the checkpoint: `--signal=USR1@120` sends it to the step's tasks only, but
 `--signal=B:USR1@120` sends it to the batch step alone and `scancel --full --signal=USR1` to both. bash, the batch
@@ -139,15 +143,17 @@ def noted_signals():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def continued(argv: list) -> list:
-    """`argv` with its hpcflow command (after `-m hpcflow`) as a requeued job runs it (see the module's docstring);
-    `argv` itself outside a requeued job. ConfigError for a SLURM_RESTART_COUNT that is not a whole number."""
-    from hpcflow.submit.task import requeued, resume_argv
+def continued(argv: list):
+    """`argv` with its hpcflow command (after `-m hpcflow`) as a requeued job runs it (see the module's docstring), or
+    `hpcflow.submit.task.Ended` where it runs nothing; `argv` itself outside a requeued job. ConfigError for a
+    SLURM_RESTART_COUNT that is not a whole number."""
+    from hpcflow.submit.task import Ended, next_leg, requeued, this_job
 
     at = _hpcflow_at(argv)
     if at is None or not requeued():
         return list(argv)
-    return argv[:at] + (resume_argv(argv[at:]) or argv[at:])
+    nxt = next_leg(argv[at:], job=this_job())
+    return nxt if isinstance(nxt, Ended) else argv[:at] + (nxt or argv[at:])
 
 
 def main(argv=None) -> int:
@@ -164,6 +170,9 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"hpcflow.submit.step: error: {exc}", file=sys.stderr, flush=True)
         return 2
+    if not isinstance(args, list):  # the run this job ended is in --out: nothing to run
+        print(f"hpcflow.submit.step: {args.said}", flush=True)
+        return args.status
     seen = set()
     with noted_signals() as (env, noted):
         status = run(with_tasks_noting(args), seen=seen, env=env)

@@ -7,6 +7,7 @@ network run preempted before its first checkpoint, a kind without checkpoints) i
 submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
 A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
 requeues itself (PreemptMode=REQUEUE sends SIGTERM first; node failure) resumes all the same when it starts again.
+What a requeued leg runs, here and in the sbatch templates, is decided by one rule (`next_leg`).
 
 A command that ends with a status other than 0 (refused 2, diverged 3, stopped 4 and not requeued, crashed 1) fails
 the job with that status (Slurm: FAILED, ExitCode=3:0, as sacct, --dependency=afterok and --mail-type=FAIL read it;
@@ -19,13 +20,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import NamedTuple
 
 import submitit
 
-from hpcflow.errors import EXIT_PREEMPTED
+from hpcflow.errors import EXIT_NUMERICAL, EXIT_PREEMPTED
 
 
-#: the file a command's run checkpoints into in --out: when it exists at preemption, the requeue resumes it
+#: the file a command's run checkpoints into in --out, which a requeued leg continues (`next_leg`)
 CHECKPOINTS = {"run": "checkpoint.h5", "nn": "checkpoint.pt"}
 
 
@@ -38,20 +40,82 @@ def _out(argv: list) -> str | None:
     return None
 
 
-def resume_argv(argv: list) -> list | None:
-    """The command line that continues `argv` after preemption (None: not continued), decided when preempted: a
-    run or network run whose --out holds its checkpoint resumes it (--force dropped: it would start over);
-    without one (preempted before the first checkpoint, or a kind without checkpoints) it runs again as given."""
+class Ended(NamedTuple):
+    """What `next_leg` gives for a requeued leg whose --out holds the run this job ended, with no checkpoint there to
+    continue it from (a kind without checkpoints, whose --resume is refused): nothing is run; `said`, the line that
+    says so, and `status`, the run's own (0; 3 for a run that ended by a numerical stop, summary.json status
+    "diverged"), as a --resume of a finished run says "nothing to do" with it."""
+
+    said: str
+    status: int
+
+
+def this_job(environ=None) -> str | None:
+    """The Slurm job whose legs continue each other's run: SLURM_JOB_ID (a requeue keeps it, and every run's
+    summary.json records it, `provenance.slurm_job_id`). None outside a Slurm job, and in a job of submitit's local
+    executor, which sets none of its own (an id there is that of the allocation `hpcflow submit` ran in)."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID", "").strip()
+    return job if job and env.get("SUBMITIT_EXECUTOR") != "local" else None
+
+
+def next_leg(argv: list, *, job: str | None = None) -> list | Ended | None:
+    """What a requeued leg of the job whose command is `hpcflow ARGV` runs: the one rule of `hpcflow submit`'s jobs
+    (decided when preempted, `HpcflowTask.checkpoint`, and again where Slurm starts the job again, `HpcflowTask.run`)
+    and of the sbatch templates (`hpcflow.submit.requeue`, `hpcflow.submit.step`). A first leg runs `argv` as given
+    (--force too); `job`: this Slurm job (`this_job`; None where unknown), whose earlier legs' run is continued.
+
+    - `hpcflow tune`: `argv` as given (its requeue, same job and a higher restart count, adds only the trials it has
+      not finished, and continues a preempted one from its checkpoint);
+    - a command without checkpoints (not run or nn): None, not continued;
+    - --out holds a run that another job made (its summary.json's `provenance.slurm_job_id` is not `job`): `argv` as
+      given, as the first leg ran it: this job was stopped before it replaced that run (a --force given starts it
+      over; without one the command refuses it, as it would have at first);
+    - --out holds the command's checkpoint of an interrupted run (`hpcflow.jobs.output.interrupted`): `argv` with
+      --resume, --force dropped (it would start over);
+    - --out holds the run this job ended (summary.json naming `job`, status not "preempted"): with the command's
+      checkpoint there, `argv` with --resume, --force dropped (the command says "nothing to do", status 0, or 3 for
+      a numerical stop, as the run ended; `hpcflow nn` writes a missing model.pt or nn.h5 again); without one
+      (`hpcflow run --resume` refuses a kind without checkpoints) `Ended`: nothing is run;
+    - else (preempted before the first checkpoint: --out missing, empty, or holding only the lock file and debris
+      of a killed run, which count as empty): `argv` as given.
+    """
+    from hpcflow.jobs.output import interrupted, read_summary
+
     argv = list(argv)
     if argv[0] == "tune":
-        return argv  # its requeue (same job, higher restart count: `local_leg` for a local job) adds only the trials
-        # it has not finished
+        return argv
     if argv[0] not in CHECKPOINTS:
         return None
     out = _out(argv)
-    if out is not None and os.path.isfile(os.path.join(out, CHECKPOINTS[argv[0]])):
+    if out is None:
+        return argv
+    summary = read_summary(out)
+    maker = _maker(summary)
+    if job is not None and maker is not _UNKNOWN and maker != job:
+        return argv
+    checkpoint = os.path.join(out, CHECKPOINTS[argv[0]])
+    ours = job is not None and maker == job and summary.get("status") != "preempted"
+    if interrupted(out, CHECKPOINTS[argv[0]]) or (ours and os.path.isfile(checkpoint)):
         return [a for a in argv if a not in ("--resume", "--force")] + ["--resume"]
+    if ours:
+        status = EXIT_NUMERICAL if summary.get("status") == "diverged" else 0
+        return Ended(f"{out} holds the run this job (Slurm job {job}) ended (summary.json, status "
+                     f"{summary.get('status')!r}): nothing to do", status)
     return argv
+
+
+_UNKNOWN = object()
+
+
+def _maker(summary: dict | None):
+    """The Slurm job that wrote `summary` (its provenance's slurm_job_id: None for a run outside Slurm); _UNKNOWN
+    without a summary, or for one that does not say (written before the id was recorded)."""
+    provenance = summary.get("provenance") if summary is not None else None
+    if not isinstance(provenance, dict) or "slurm_job_id" not in provenance:
+        return _UNKNOWN
+    job = provenance["slurm_job_id"]
+    return job.strip() if isinstance(job, str) else None
 
 
 #: the runs a job of submitit's local executor gets: its Controller.run(max_retry=6) starts a job that asks to be
@@ -192,8 +256,13 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         from hpcflow.commands.run import shell_line
         from hpcflow.tune.storage import masked
 
-        if requeued():  # requeued by Slurm itself (preemption, node failure)
-            argv = resume_argv(argv) or argv
+        if requeued():  # started again by Slurm (submitit's requeue, preemption, node failure): `next_leg`
+            nxt = next_leg(argv, job=this_job())
+            if isinstance(nxt, Ended):
+                if os.environ.get("SLURM_PROCID", "0").strip() in ("", "0"):
+                    print(f"hpcflow submit: {nxt.said}", flush=True)
+                return nxt.status, False
+            argv = nxt or argv
         leg = local_leg()
         if leg is not None and argv[0] == "tune":  # the worker's job and run count, as Slurm gives them a tune
             os.environ["SLURM_JOB_ID"], os.environ["SLURM_RESTART_COUNT"] = leg[0], str(leg[1])
@@ -237,5 +306,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         return status, False
 
     def checkpoint(self, argv: list):  # noqa: D102 - submitit's hook
-        nxt = resume_argv(argv)
-        return None if nxt is None else submitit.helpers.DelayedSubmission(HpcflowTask(), nxt)
+        nxt = next_leg(argv, job=this_job())  # (decided again where Slurm starts the requeued job: `run`)
+        if nxt is None:
+            return None
+        return submitit.helpers.DelayedSubmission(HpcflowTask(), argv if isinstance(nxt, Ended) else nxt)
