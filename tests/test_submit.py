@@ -157,6 +157,13 @@ def test_requeued_commands_continue(tmp_path):
         (d / name).unlink()
     assert next_leg(["tune", "j.toml", "--out", "d", "--trials", "3"])[0] == "tune"
     assert next_leg(["sample", "--n", "5", "--out", "p.h5"]) is None
+    # job 7's ended run without a checkpoint (a kind without): nothing run, with the status the run ended with
+    for status, code in (("finished", 0), ("diverged", 3)):
+        (d / "summary.json").write_text(json.dumps({"status": status, "provenance": {"slurm_job_id": "7"}}))
+        ended = next_leg(["run", "j.toml", "--out", str(d), "--force"], job="7")
+        assert ended.status == code and "nothing to do" in ended.said, ended
+        assert next_leg(["run", "j.toml", "--out", str(d), "--force"], job="8") == ["run", "j.toml", "--out", str(d),
+                                                                                    "--force"]
 
 
 def test_a_network_job_submitted_with_command_run_is_queued_as_nn_and_resumes_its_checkpoint(tmp_path, capsys):
