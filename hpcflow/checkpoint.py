@@ -51,6 +51,7 @@ from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import one_line, read_h5
+from hpcflow.jobs.schema import without
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
@@ -388,19 +389,17 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
     or whose [flow].steps is below the checkpoint's `step` (steps done): only a larger count extends a run. The
     configurations are compared first: a refusal for another job names every key that differs, before the steps."""
 
-    def allowed(section, key):
-        return any(s == section and (k is None or k == key) for s, k in RESUMABLE_CHANGES)
-
+    kept, given = without(saved, RESUMABLE_CHANGES), without(cfg, RESUMABLE_CHANGES)
     diff = []
-    for section in sorted(set(saved) | set(cfg)):
-        a, b = saved.get(section, {}), cfg.get(section, {})
+    for section in sorted(set(kept) | set(given)):
+        a, b = kept.get(section, {}), given.get(section, {})
         if not isinstance(a, dict) or not isinstance(b, dict):
-            if a != b and not allowed(section, None):
+            if a != b:
                 raise ConfigError(f"{path}: [{section}] differs from the checkpoint's job; resume with the same job "
                                   "or start a new --out")
             continue
         diff += [(section, key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
-                 if not allowed(section, key) and _json(a.get(key)) != _json(b.get(key))]
+                 if _json(a.get(key)) != _json(b.get(key))]
     if diff:
         from hpcflow.jobs.schema import shown
 

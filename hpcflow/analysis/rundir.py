@@ -351,23 +351,25 @@ SUMMARY_STATUSES = ("finished", "diverged", "stopped", "not_positive_definite", 
 RESUMABLE = ("running", "preempted")
 
 
-def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
+def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | None = None) -> str:
     """Why summary.json cannot be taken for the run's record, "" when it can: its `status` is none of
     SUMMARY_STATUSES (damaged or edited), or it describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
     its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
     the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
-    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 (`_other_job`), at whatever step.
-    A summary of the same job at another step or epoch is judged by `completeness` (an interrupted or extended run)."""
+    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 (`_other_job`), at whatever
+    step. A summary of the same job at another step or epoch is judged by `completeness` (an interrupted or extended
+    run). `attrs`: the data file's root attributes (`_data_attrs`), where the caller has read them."""
     status = summary.get("status")
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
                 f"edited); {rerun_fix(run_dir)}")
     name = _data_file(run_dir)
-    if name == CHECKPOINT and step is not None and (other := _other_job(summary, os.path.join(run_dir, name))):
+    if name is not None and attrs is None:
+        attrs = _data_attrs(os.path.join(run_dir, name))
+    if name == CHECKPOINT and step is not None and (other := _other_job(summary, attrs, CHECKPOINT)):
         return f"{other} at step {step} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}"
     if name is None or status in (None, "preempted"):
         return ""
-    attrs = _state_attrs(os.path.join(run_dir, name))
     unit, at = {CHECKPOINT: ("step", step), NN: ("epoch", _int(attrs.get("epoch")))}.get(name, ("", None))
     if unit and (at is None or _int(summary.get("checkpoint_step", summary.get("steps_taken"))) != at):
         return ""
@@ -376,20 +378,22 @@ def _disagreement(summary: dict, run_dir: str, step: int | None) -> str:
         fix = _resume_fix(run_dir) if name == CHECKPOINT and held in RESUMABLE else rerun_fix(run_dir)
         return (f"summary.json says {status!r} but {name} says {held!r}{f' at {unit} {at}' if unit else ''} "
                 f"(inconsistent: {name} holds the run); {fix}")
-    other = _other_record(summary, os.path.join(run_dir, name)) if name == CHECKPOINT else ""
+    other = _other_record(summary, attrs, os.path.join(run_dir, name)) if name == CHECKPOINT else ""
     return f"{other} at step {at} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}" if other else ""
 
 
 def inconsistency(run_dir) -> str:
     """Why a run directory's summary.json is not the record of its data file (`_disagreement`), "" when it is or there
     is no summary: the check of `completeness` without its judgement of checkpoint.h5 (its `@step` taken as it is, not
-    every row read), for a study's best trial, whose summary gives the study's row its numbers."""
+    every row read), for a study's best trial, whose summary gives the study's row its numbers. The data file's root
+    attributes are read once."""
     summary = read_summary(run_dir)
     if summary is None:
         return ""
-    ckpt = os.path.join(run_dir, CHECKPOINT)
-    step = _int(_state_attrs(ckpt).get("step")) if os.path.isfile(ckpt) else None
-    return _disagreement(summary, os.fspath(run_dir), step)
+    name = _data_file(run_dir)
+    attrs = _data_attrs(os.path.join(run_dir, name)) if name is not None else None
+    step = _int(attrs.get("step")) if name == CHECKPOINT else None
+    return _disagreement(summary, os.fspath(run_dir), step, attrs)
 
 
 #: how close a summary.json figure must be to the one its checkpoint.h5's histories give (both are the same float64,
@@ -397,23 +401,35 @@ def inconsistency(run_dir) -> str:
 SAME_FIGURE = 1e-9
 
 
-def _other_record(summary: dict, ckpt) -> str:
+def _data_attrs(path) -> dict:
+    """The root attributes of a data file that `_disagreement` reads: `status`, `step`, `epoch`, `n_test` and `config`
+    (decoded from JSON; absent where it is none or not a table); {} when the file cannot be read."""
+    attrs = _state_attrs(path, ("status", "step", "epoch", "n_test", "config"))
+    try:
+        config = json.loads(_text(attrs.pop("config", "")))
+    except ValueError:
+        config = None
+    return {**attrs, "config": config} if isinstance(config, dict) else attrs
+
+
+def _other_record(summary: dict, attrs: dict, ckpt) -> str:
     """What shows that a finished summary.json is not the record of the flow checkpoint.h5 whose step it describes
-    (copied from another run, edited by hand), "" when nothing does: its `config` is not the checkpoint's `@config`,
-    or one of its sigma figures (`hpcflow.experiments.flow_job.sigma_figures`) is not what the checkpoint's histories
-    give. Reads the root attributes and the two sigma histories only, not the metrics."""
+    (copied from another run, edited by hand), "" when nothing does: its `config` is not the checkpoint's `@config`
+    (in `attrs`, its root attributes: `_data_attrs`), or one of its sigma figures (`hpcflow.experiments.flow_job.
+    sigma_figures`) is not what the checkpoint's histories give. Reads the two sigma histories only, not the metrics."""
     from hpcflow.experiments.flow_job import sigma_figures
     from hpcflow.jobs.output import jsonable
 
-    try:
-        with h5py.File(ckpt, "r") as f:
-            config, n_test = _text(f.attrs.get("config")), _int(f.attrs.get("n_test"))
-            st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
-        config = json.loads(config)
-    except DAMAGED:  # changed since `_judge` found it whole (a dataset gone, no JSON): judged again on the next read
+    config, n_test = attrs.get("config"), _int(attrs.get("n_test"))
+    if config is None:
         return ""
     if "config" in summary and (where := _first_difference(summary["config"], config)):
-        return _config_says(where)
+        return _config_says(where, CHECKPOINT)
+    try:
+        with h5py.File(ckpt, "r") as f:
+            st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
+    except DAMAGED:  # changed since `_judge` found it whole (a dataset gone): judged again on the next read
+        return ""
     if not len(st) or n_test is None:
         return ""
     for key, its in jsonable(sigma_figures(st, se, n_test)).items():
@@ -422,37 +438,27 @@ def _other_record(summary: dict, ckpt) -> str:
     return ""
 
 
-def _other_job(summary: dict, ckpt) -> str:
-    """What shows that summary.json is of another job than flow checkpoint.h5, whatever step each describes: its
-    `config` differs from the checkpoint's `@config` beyond what --resume may change (`hpcflow.checkpoint.
-    RESUMABLE_CHANGES`: [flow].steps, [checkpoint]), so no --resume of either run makes them one record; "" when it
-    does not (or either says no configuration). Reads the root attributes only."""
+def _other_job(summary: dict, attrs: dict, name: str, resumable=None) -> str:
+    """What shows that summary.json is of another job than the data file `name` whose root attributes or plain entries
+    `attrs` hold its job as `config` (`_data_attrs`), whatever step or epoch each describes: its `config` differs from
+    the file's beyond what --resume may change (`resumable`; default `hpcflow.checkpoint.RESUMABLE_CHANGES`: [flow].
+    steps, [checkpoint]), so no --resume of either run makes them one record; "" when it does not (or either says no
+    configuration)."""
     from hpcflow.checkpoint import RESUMABLE_CHANGES
+    from hpcflow.jobs.schema import without
 
-    if not isinstance(summary.get("config"), dict):
+    mine, its = summary.get("config"), attrs.get("config")
+    if not (isinstance(mine, dict) and isinstance(its, dict)):
         return ""
-    try:
-        with h5py.File(ckpt, "r") as f:
-            config = json.loads(_text(f.attrs.get("config")))
-    except DAMAGED:  # no JSON, a file changed since `_judge` read it: judged again on the next read
-        return ""
-    if not isinstance(config, dict):
-        return ""
-    mine, its = ({k: dict(v) if isinstance(v, dict) else v for k, v in c.items()} for c in (summary["config"], config))
-    for section, key in RESUMABLE_CHANGES:
-        for c in (mine, its):
-            if key is None:
-                c.pop(section, None)
-            elif isinstance(c.get(section), dict):
-                c[section].pop(key, None)
-    where = _first_difference(mine, its)
-    return _config_says(where) if where else ""
+    resumable = RESUMABLE_CHANGES if resumable is None else resumable
+    where = _first_difference(without(mine, resumable), without(its, resumable))
+    return _config_says(where, name) if where else ""
 
 
-def _config_says(where) -> str:
-    """'summary.json's config says K = A but checkpoint.h5's says K = B' of `_first_difference`'s (key, mine, its)."""
+def _config_says(where, name: str) -> str:
+    """'summary.json's config says K = A but NAME's says K = B' of `_first_difference`'s (key, mine, its)."""
     key, mine, its = where
-    return f"summary.json's config {_says(key, mine)} but {CHECKPOINT}'s {_says(key, its)}"
+    return f"summary.json's config {_says(key, mine)} but {name}'s {_says(key, its)}"
 
 
 #: a configuration entry that one side lacks (`_first_difference`)
@@ -587,11 +593,12 @@ def _ended(status: str) -> str:
     return {"preempted": "preempted", "running": "interrupted", "trained": "interrupted"}.get(status, "")
 
 
-def _state_attrs(path) -> dict:
-    """`status`, `stopped` and `step`/`epoch` attributes of a data file ({} when absent or unreadable)."""
+def _state_attrs(path, keys=("status", "stopped", "step", "epoch")) -> dict:
+    """`status`, `stopped` and `step`/`epoch` attributes (or those named in `keys`) of a data file ({} when absent or
+    unreadable)."""
     try:
         with h5py.File(path, "r") as f:
-            return {k: f.attrs[k] for k in ("status", "stopped", "step", "epoch") if k in f.attrs}
+            return {k: f.attrs[k] for k in keys if k in f.attrs}
     except DAMAGED:
         return {}
 

@@ -383,6 +383,19 @@ def with_defaults(saved: dict, schema: dict, legacy: dict | None = None) -> dict
     return out
 
 
+def without(cfg: dict, keys) -> dict:
+    """Job configuration `cfg` without `keys`, (section, key) pairs, key None for the whole section (e.g. the keys a
+    --resume may change: `hpcflow.checkpoint.RESUMABLE_CHANGES`, `hpcflow.nn.job.RESUMABLE_CHANGES`); its tables are
+    copied, `cfg` is left as it is."""
+    out = {sec: dict(vals) if isinstance(vals, dict) else vals for sec, vals in cfg.items()}
+    for section, key in keys:
+        if key is None:
+            out.pop(section, None)
+        elif isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 #: the `[job]` section common to every job file (job modules put it into their SCHEMA)
 JOB_SECTION = {
     "kind": Field(str, help="job kind, e.g. 'flow' (see hpcflow.jobs.registry)"),

@@ -20,7 +20,7 @@ import numpy as np
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 chart_pair)
+                                 chart_pair, without)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, schedule_fault, sweep_fault
@@ -186,13 +186,7 @@ RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None))
 
 def resume_key(cfg: dict) -> str:
     """The job as JSON without the keys a resume may change (epochs, [checkpoint])."""
-    c = copy.deepcopy(cfg)
-    for sec, key in RESUMABLE_CHANGES:
-        if key is None:
-            c.pop(sec, None)
-        else:
-            c.get(sec, {}).pop(key, None)
-    return json.dumps(c, sort_keys=True)
+    return json.dumps(without(cfg, RESUMABLE_CHANGES), sort_keys=True)
 
 
 def with_defaults(saved: dict) -> dict:
