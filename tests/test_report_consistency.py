@@ -235,3 +235,44 @@ def test_a_study_whose_best_trial_has_an_inconsistent_summary_is_marked_and_show
     ok = row(detect(tmp_path / "tune_ok"))
     assert ok[2] == "2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2", ok[2]
     assert ok[3:10] == untouched[3:10]
+
+
+def _checkpoint_pt_config(run_dir) -> dict:
+    """The job a network run's checkpoint.pt holds, as torch loads it."""
+    import torch
+
+    state = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=True)
+    return json.loads(state["config"])
+
+
+def test_a_network_summary_of_another_job_is_inconsistent_not_finished_nor_a_run_to_resume(tmp_path, runs):
+    """A network run's summary.json whose config is another job's ([geometry].seed edited): its row said "finished",
+    or, with nn.h5 gone and the summary "preempted", advised the --resume that refuses another job; a study whose best
+    trial it is showed it unmarked. Now each names the first difference with checkpoint.pt's job at its epoch (3, the
+    job's [training].epochs) and the rerun; a config that differs in [training].epochs and [checkpoint] alone, which
+    `hpcflow nn --resume` may change, stays finished."""
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    config = _checkpoint_pt_config(runs["nn"])
+    seed = config["geometry"]["seed"]
+    other = {**config, "geometry": {**config["geometry"], "seed": seed + 1}}
+    finished, preempted, resumable = (tmp_path / n for n in ("other_job", "other_preempted", "resumable"))
+    for d in (finished, preempted, resumable):
+        shutil.copytree(runs["nn"], d)
+    _edit_summary(finished, config=other)
+    os.remove(preempted / "nn.h5")
+    _edit_summary(preempted, config=other, status="preempted")
+    _edit_summary(resumable, config={**config, "training": {**config["training"], "epochs": 7},
+                                     "checkpoint": {"every": 1, "seconds": 60.0}})
+    _res, md = _report([runs["flow"], finished, preempted, resumable], tmp_path / "out")
+    rows = _runs_rows(md)
+    why = (f"summary.json's config says [geometry].seed = {seed + 1} but checkpoint.pt's says [geometry].seed = {seed} "
+           "at epoch 3 (inconsistent: checkpoint.pt holds the run); rerun the job with --force")
+    assert rows["other_job"][2] == f"incomplete: {why}", rows["other_job"][2]
+    assert rows["other_preempted"][2] == f"incomplete: {why}", rows["other_preempted"][2]
+    assert rows["resumable"][2] == "finished", rows["resumable"][2]
+    make_study(tmp_path / "tune", str(finished), [0.4, 2.0])
+    cells = row(detect(tmp_path / "tune"))
+    assert cells[2] == ("2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2; its run is "
+                        f"incomplete: {why}"), cells[2]

@@ -356,9 +356,10 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
     SUMMARY_STATUSES (damaged or edited), or it describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
     its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
     the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
-    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 (`_other_job`), at whatever
-    step. A summary of the same job at another step or epoch is judged by `completeness` (an interrupted or extended
-    run). `attrs`: the data file's root attributes (`_data_attrs`), where the caller has read them."""
+    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 or the network's checkpoint.pt
+    (`_other_job`), at whatever step or epoch. A summary of the same job at another step or epoch is judged by
+    `completeness` (an interrupted or extended run). `attrs`: the data file's root attributes (`_data_attrs`), where
+    the caller has read them."""
     status = summary.get("status")
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
@@ -368,6 +369,8 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
         attrs = _data_attrs(os.path.join(run_dir, name))
     if name == CHECKPOINT and step is not None and (other := _other_job(summary, attrs, CHECKPOINT)):
         return f"{other} at step {step} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}"
+    if name != CHECKPOINT and (other := _other_network_job(summary, run_dir)):
+        return other
     if name is None or status in (None, "preempted"):
         return ""
     unit, at = {CHECKPOINT: ("step", step), NN: ("epoch", _int(attrs.get("epoch")))}.get(name, ("", None))
@@ -453,6 +456,25 @@ def _other_job(summary: dict, attrs: dict, name: str, resumable=None) -> str:
     resumable = RESUMABLE_CHANGES if resumable is None else resumable
     where = _first_difference(without(mine, resumable), without(its, resumable))
     return _config_says(where, name) if where else ""
+
+
+def _other_network_job(summary: dict, run_dir) -> str:
+    """Where summary.json is of another job than a network run's checkpoint.pt (`_other_job` beyond what `hpcflow nn
+    --resume` may change: `hpcflow.nn.job.RESUMABLE_CHANGES`, [training].epochs and [checkpoint]), why, at the
+    checkpoint's epoch, with the fix; "" otherwise, and for a run without a checkpoint.pt readable without torch."""
+    if not isinstance(summary.get("config"), dict) or not os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):
+        return ""
+    from hpcflow.nn.job import RESUMABLE_CHANGES
+
+    entries = network_checkpoint(run_dir)
+    try:
+        its = {"config": json.loads(entries.get(("config",), ""))}
+    except (TypeError, ValueError):  # no job, or not JSON: judged by the checkpoint's reader
+        return ""
+    other = _other_job(summary, its, NN_CHECKPOINT, RESUMABLE_CHANGES)
+    epoch = _int(entries.get(("train", "epoch")))
+    at = f" at epoch {epoch}" if epoch is not None else ""
+    return f"{other}{at} (inconsistent: {NN_CHECKPOINT} holds the run); {rerun_fix(run_dir)}" if other else ""
 
 
 def _config_says(where, name: str) -> str:
