@@ -131,3 +131,47 @@ def test_a_run_whose_checkpoint_fails_its_crc_is_advised_a_rerun_not_the_resume_
     res = build_report([d, runs["flow"]], tmp_path / "out")
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert "--resume" not in rows["copied"][2] and "rerun the job with --force" in rows["copied"][2], rows["copied"]
+
+
+@pytest.mark.parametrize("nn_h5", ["not written", "damaged"])
+def test_a_trained_run_whose_checkpoint_fails_its_crc_is_advised_a_rerun_not_the_resume_that_refuses_it(runs, tmp_path,
+                                                                                                       capsys, nn_h5):
+    """checkpoint.pt of status "trained" (the run killed after its training, before its outputs: nn.h5 not written
+    and no summary.json, or nn.h5 damaged) with one flipped low mantissa bit, its zip CRC-32 failing: the row and
+    fig4_ntk.py advised `hpcflow nn --resume`, which refuses such a checkpoint (exit status 2). Now they name the
+    failing entry and advise the rerun."""
+    import subprocess
+    import sys
+
+    import torch
+    from test_tune_nn_h5 import _flip_low_bit
+
+    from analysis_runs import ROOT, env
+    from hpcflow.analysis.script import main as script
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "trained"
+    shutil.copytree(runs["nn"], d)
+    pt = os.path.join(d, "checkpoint.pt")
+    state = torch.load(pt, map_location="cpu", weights_only=True)
+    torch.save({**state, "status": "trained"}, pt)
+    if nn_h5 == "damaged":
+        with open(d / "nn.h5", "wb") as f:
+            f.write(b"\0" * 700)
+    else:
+        os.remove(d / "nn.h5")
+        os.remove(d / "summary.json")
+    entry = _flip_low_bit(pt)
+    proc = subprocess.run([sys.executable, "-m", "hpcflow", "nn", str(d / "job.toml"), "--out", str(d), "--resume",
+                           "--quiet"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "CRC-32" in proc.stderr, proc.stderr  # the resume refuses it
+    res = build_report([d, runs["flow"]], tmp_path / "out")
+    status = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])["trained"][2]
+    assert status.endswith(f"; checkpoint.pt fails its CRC-32 check ({entry}); rerun the job with --force"), status
+    assert "--resume" not in status, status
+    if nn_h5 == "not written":
+        capsys.readouterr()
+        assert script("fig4_ntk", [str(d), "--out", str(tmp_path / "f")]) == 2
+        err = capsys.readouterr().err
+        assert f"checkpoint.pt fails its CRC-32 check ({entry}); rerun the job with --force" in err, err
+        assert "--resume" not in err, err

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_resume_command,
+from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
                                      read_datasets, run_state, same_length)
 
 HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
@@ -37,7 +37,7 @@ def load(run_dir) -> dict:
             raise MissingData(f"{run_dir}: no {NN}: the run ended ({state.status or 'finished'}), but its {NN} is "
                               f"missing from the directory (a partial copy?); {fix}, then draw Fig. 4")
         raise MissingData(f"{run_dir}: no {NN} yet ({state.note() or 'incomplete'}): the run was interrupted before it "
-                          f"wrote it; continue it with {nn_resume_command(run_dir)}, then draw Fig. 4")
+                          f"wrote it; {nn_continuation(run_dir)}, then draw Fig. 4")
     path = data_file(run_dir, NN, hint=HINT)
     return {**_datasets(path), "note": run_state(run_dir).note()}
 

@@ -325,7 +325,7 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): {rerun_fix(run_dir)}"
                            if torch_available() else
                            f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
-        return False, f"{what}; {_resume_fix(run_dir)}"
+        return False, f"{what}; {_resume_fix(run_dir, network=not os.path.isfile(ckpt) and os.path.isfile(pt))}"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
             return False, f"{NN} unreadable (damaged); {nn_damaged_fix(run_dir)}"
@@ -336,7 +336,7 @@ def completeness(run_dir) -> tuple[bool, str]:
                                      f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
-                           f"(interrupted or extended run; {_resume_fix(run_dir, 'hpcflow nn --resume')})")
+                           f"(interrupted or extended run; {_resume_fix(run_dir, 'hpcflow nn --resume', network=True)})")
         return True, ""
     described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
     if step is not None and described is not None and described != step:
@@ -535,13 +535,16 @@ def _data_file(run_dir) -> str | None:
                 None)
 
 
-def _resume_fix(run_dir, command: str = "--resume") -> str:
+def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) -> str:
     """How an interrupted run is continued: "continue it with --resume" (`command`), or for a trial's directory
     inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
-    (`hpcflow.analysis.study.continuation`)."""
+    (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that fails its zip CRC-32 (`_crc_failure`),
+    which `hpcflow nn --resume` refuses, is named instead, with RERUN."""
     from hpcflow.analysis.study import continuation
 
-    return continuation(run_dir) or f"continue it with {command}"
+    study = continuation(run_dir)
+    bad = _crc_failure(run_dir) if network and not study else ""
+    return study or (f"{bad}; {RERUN}" if bad else f"continue it with {command}")
 
 
 #: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)
@@ -738,6 +741,13 @@ def nn_resume_command(run_dir) -> str:
     return rerun_command(run_dir, run_dir, "--resume", verb="nn")
 
 
+def nn_continuation(run_dir) -> str:
+    """How a network run interrupted before it wrote nn.h5 is continued: 'continue it with <hpcflow nn --resume>'
+    (`nn_resume_command`), or what `_resume_fix` says instead (inside a study, the study's; a checkpoint.pt failing its
+    CRC-32, which that resume refuses: the failure and the rerun)."""
+    return _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
+
+
 def rerun_command(run_dir, out, *flags, verb: str | None = None) -> str:
     """`hpcflow VERB DIR/job.toml --out OUT FLAGS...`: the job of run directory `run_dir` (JOB where it holds no
     job.toml) run into `out`, VERB the one for its kind (`job_verb`) unless given; one line that a POSIX shell splits
@@ -769,12 +779,21 @@ def _mendable(run_dir, entries: dict) -> tuple:
     passes its zip CRC-32 check, which `hpcflow nn --resume` and tune's mend apply before they redo what follows
     training from it; ', checkpoint.pt fails its CRC-32 check (ENTRY)' where it does not, else ''). The CRC is read
     only here, for a run whose nn.h5 is missing or damaged."""
-    from hpcflow.nn.checkpoint import crc_fault
-
     if not whole_training(entries):
         return False, ""
+    bad = _crc_failure(run_dir)
+    return not bad, f", {bad}" if bad else ""
+
+
+def _crc_failure(run_dir) -> str:
+    """'checkpoint.pt fails its CRC-32 check (ENTRY)' where an entry of a network run's checkpoint.pt fails its zip
+    CRC-32 (`hpcflow.nn.checkpoint.crc_fault`: `hpcflow nn --resume` and tune's mend refuse it), else '' (and for a file
+    that is no zip archive, which its reader judges). Reads every entry: asked only where a resume or a mend would
+    read the checkpoint."""
+    from hpcflow.nn.checkpoint import crc_fault
+
     bad = crc_fault(os.path.join(os.fspath(run_dir), NN_CHECKPOINT))
-    return bad is None, "" if bad is None else f", {NN_CHECKPOINT} fails its CRC-32 check ({bad})"
+    return "" if bad is None else f"{NN_CHECKPOINT} fails its CRC-32 check ({bad})"
 
 
 def whole_training(entries: dict) -> bool:
@@ -811,7 +830,7 @@ def nn_damaged_fix(run_dir) -> str:
     if study or whole:
         return study or f"write it again with {nn_resume_command(run_dir)}"
     if entries.get(("status",)) in ("running", "preempted", "trained") and _job_epochs(entries) is not None:
-        return "continue it with hpcflow nn --resume"
+        return _resume_fix(run_dir, "hpcflow nn --resume", network=True)
     return f"{crc.removeprefix(', ')}; {RERUN}" if crc else RERUN  # (outside a study: `study` is "")
 
 
