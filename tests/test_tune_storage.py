@@ -73,12 +73,15 @@ def test_a_file_of_another_kind_is_not_an_optuna_journal_not_a_cut_off_one(tmp_p
     else:
         path.write_bytes("café\n".encode("latin-1") if kind == "latin1" else b"hello\nworld")
     before = path.read_bytes()
-    says = "not an Optuna journal (binary content" if kind in ("hdf5", "sqlite", "latin1") else \
+    says = "not an Optuna journal (binary content" if kind in ("hdf5", "latin1") else \
         "line 1 is not an Optuna journal operation (the file is not an Optuna journal)"
+    if kind == "sqlite":  # tune says how to give it; optuna_view.py opens it as the database it is
+        says = f"not an Optuna journal (an SQLite database: give it as the URL sqlite:///{path})"
     rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", tmp_path / "o", "--storage", path)
     assert rc == 2 and says in io.err and io.err.count("\n") == 1 and "incomplete" not in io.err, io.err
     assert script_main("optuna_view", [str(path), "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
+    says = "not an Optuna database (it has no table 'studies')" if kind == "sqlite" else says
     assert says in err and err.count("\n") == 1 and "incomplete" not in err, err
     assert path.read_bytes() == before and not (tmp_path / "o").exists() and not (tmp_path / "f").exists()
 

@@ -3,14 +3,36 @@ an SQLAlchemy URL) and map trials to their run directories (user attribute `run_
 
 from __future__ import annotations
 
+import contextvars
 import os
+from contextlib import contextmanager
 
 from hpcflow.analysis import trial_dirs
 from hpcflow.analysis.rundir import JOURNAL, MissingData, rerun_command
 from hpcflow.jobs.output import enclosing_study
-from hpcflow.tune.storage import masked
+from hpcflow.tune.storage import is_sqlite_file, masked, recorded_storage, storage_file, storage_shown
 
+#: the way out a study input that cannot be read is advised: what analysis scripts take (`advice`)
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
+#: ... and what `hpcflow report` takes: run and tune directories only (`report_advice`)
+REPORT_HINT = ("give hpcflow report a tune directory whose storage (its study.journal, or the database its study.json "
+               "names) can be read")
+_ADVICE = contextvars.ContextVar("hpcflow_study_advice", default=HINT)
+
+
+def advice() -> str:
+    """The way out that messages on a study input advise: HINT, or REPORT_HINT within `report_advice`."""
+    return _ADVICE.get()
+
+
+@contextmanager
+def report_advice():
+    """Within the block, messages on a study input advise what `hpcflow report` takes (REPORT_HINT)."""
+    token = _ADVICE.set(REPORT_HINT)
+    try:
+        yield
+    finally:
+        _ADVICE.reset(token)
 
 
 class NoSuchStudy(MissingData):
@@ -50,6 +72,13 @@ def _record(path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
+def _recorded(path) -> str | None:
+    """The storage that study directory `path`'s study.json records, as it reads for the directory now
+    (`hpcflow.tune.storage.recorded_storage`: a moved or copied directory's own SQLite file); None for no record."""
+    label = _record(path).get("storage") if os.path.isdir(path) else None
+    return recorded_storage(label, path) if isinstance(label, str) else None
+
+
 def _storage(path):
     from optuna.storages.journal import JournalStorage
 
@@ -57,24 +86,25 @@ def _storage(path):
         return _url_storage(path), os.getcwd()
     from hpcflow.tune.storage import journal_backend
 
-    label = _record(path).get("storage") if os.path.isdir(path) else None
-    if isinstance(label, str) and label != JOURNAL:  # the study directory of another storage
+    label = _recorded(path)
+    if label is not None and label != JOURNAL:  # the study directory of another storage
         if "***" in label:
             raise MissingData(f"{path}: the study lives in {label}; pass that URL with its password")
         if "://" in label:
             try:
-                return _url_storage(label), path
+                return _url_storage(storage_shown(label, path)), path
             except MissingData as exc:
                 raise MissingData(f"{path}: its {RECORD} names the storage {exc}") from None
-        journal = label if os.path.isabs(label) else os.path.join(path, label)
-        storage, _ = _storage(journal)
+        storage, _ = _storage(storage_shown(label, path))
         return storage, path
 
     if not os.path.exists(path):
-        raise MissingData(f"{path}: does not exist; {HINT}")
+        raise MissingData(f"{path}: does not exist; {advice()}")
+    if os.path.isfile(path) and is_sqlite_file(path):  # a database file given by its path
+        return _url_storage(f"sqlite:///{os.path.abspath(path)}"), os.path.dirname(os.path.abspath(path))
     journal = path if os.path.isfile(path) else os.path.join(path, JOURNAL)
     if not os.path.isfile(journal):
-        raise MissingData(f"{path}: no {JOURNAL}; {HINT}")
+        raise MissingData(f"{path}: no {JOURNAL}; {advice()}")
     problem = _journal_problem(journal)  # Optuna's reader would skip a cut-off last line
     if problem:
         raise MissingData(f"{journal}: {problem}")
@@ -99,9 +129,9 @@ def _journal_problem(journal: str) -> str | None:
     lock, deadline = os.path.abspath(journal) + ".lock", time.monotonic() + READ_WAIT
     while True:
         try:
-            problem = journal_problem(journal, instead=HINT)
+            problem = journal_problem(journal, instead=advice())
         except OSError as exc:
-            return f"cannot read it ({exc.strerror}); fix its permissions, or {HINT}"
+            return f"cannot read it ({exc.strerror}); fix its permissions, or {advice()}"
         held = os.path.lexists(lock)
         if not problem or not held:
             return problem
@@ -139,7 +169,7 @@ def _url_storage(url: str):
     try:
         return optuna.storages.get_storage(url)
     except (ImportError, SQLAlchemyError, RuntimeError) as exc:  # RuntimeError: a schema of another Optuna version
-        raise MissingData(f"{shown}: the storage cannot be opened ({_phrase(exc)}); {HINT}") from None
+        raise MissingData(f"{shown}: the storage cannot be opened ({_phrase(exc)}); {advice()}") from None
 
 
 def _phrase(exc) -> str:
@@ -159,7 +189,7 @@ def _check_database(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise MissingData(f"{shown}: not a storage URL; {HINT}") from None
+        raise MissingData(f"{shown}: not a storage URL; {advice()}") from None
     if parsed.get_backend_name() == "sqlite":
         tables = _sqlite_tables(shown, parsed)
     else:
@@ -168,21 +198,21 @@ def _check_database(url: str) -> str:
         try:
             engine = create_engine(parsed)
         except NoSuchModuleError:
-            raise MissingData(f"{shown}: SQLAlchemy knows no database {parsed.drivername!r}; {HINT}") from None
+            raise MissingData(f"{shown}: SQLAlchemy knows no database {parsed.drivername!r}; {advice()}") from None
         except ImportError as exc:
             raise MissingData(f"{shown}: the database driver is not installed ({_phrase(exc)}); install it with pip, "
-                              f"or {HINT}") from None
+                              f"or {advice()}") from None
         try:
             with engine.connect() as conn:
                 tables = set(inspect(conn).get_table_names())
         except SQLAlchemyError as exc:
             raise MissingData(f"{shown}: the database cannot be opened ({_phrase(exc)}); check the URL and that the "
-                              f"server is reachable, or {HINT}") from None
+                              f"server is reachable, or {advice()}") from None
         finally:
             engine.dispose()
     if OPTUNA_TABLES - tables:
         raise MissingData(f"{shown}: not an Optuna database (it has no table {sorted(OPTUNA_TABLES - tables)[0]!r}); "
-                          f"{HINT}")
+                          f"{advice()}")
     return shown
 
 
@@ -201,9 +231,9 @@ def _sqlite_tables(shown: str, parsed) -> set:
     uri = str(parsed.query.get("uri", "")).lower() == "true" and where.startswith("file:")
     path = unquote(urlsplit(where).path) if uri else where
     if path in ("", ":memory:") or (uri and parsed.query.get("mode") == "memory"):
-        raise MissingData(f"{shown}: an in-memory database holds no study; {HINT}")
+        raise MissingData(f"{shown}: an in-memory database holds no study; {advice()}")
     if not os.path.isfile(path):
-        raise MissingData(f"{shown}: the database file {path} does not exist; {HINT}")
+        raise MissingData(f"{shown}: the database file {path} does not exist; {advice()}")
     try:
         conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
         try:
@@ -211,7 +241,7 @@ def _sqlite_tables(shown: str, parsed) -> set:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise MissingData(f"{shown}: {path} is not a readable SQLite database ({_phrase(exc)}); {HINT}") from None
+        raise MissingData(f"{shown}: {path} is not a readable SQLite database ({_phrase(exc)}); {advice()}") from None
 
 
 def load_study(path, study_name: str | None = None):
@@ -226,9 +256,9 @@ def load_study(path, study_name: str | None = None):
         names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
     except (ValueError, SQLAlchemyError) as exc:  # a journal line that is not JSON; a database that fails a read
         raise MissingData(f"{shown}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
-                          f"from a copy or {HINT}") from None
+                          f"from a copy or {advice()}") from None
     if not names:
-        raise MissingData(f"{shown}: the storage holds no study; {HINT}")
+        raise MissingData(f"{shown}: the storage holds no study; {advice()}")
     if study_name is None and os.path.isdir(path) and _record(path).get("study") in names:
         study_name = _record(path)["study"]
     if study_name is None:
@@ -248,8 +278,10 @@ def trial_run_dir(trial, base) -> str | None:
 
 
 def _own_journal(base) -> bool:
-    """Whether `base` is a study directory whose storage is its own study.journal (study.json names no other)."""
-    return os.path.isfile(os.path.join(base, JOURNAL)) and _record(base).get("storage", JOURNAL) == JOURNAL
+    """Whether `base` is a study directory whose storage is its own: its study.journal (study.json names no other),
+    or a journal or SQLite file inside it that study.json names (relative to it, `_recorded`)."""
+    rel = storage_file(_recorded(base) or JOURNAL, "")  # (joined to "": the path as recorded)
+    return rel is not None and not os.path.isabs(rel) and os.path.isfile(os.path.join(base, rel))
 
 
 def best_run_dirs(study, base) -> list:
@@ -389,7 +421,6 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
     value with spaces or quotes), N the trials to add. The note, said after the command, is "" but for a URL recorded
     without its password, which cannot be pasted: the command names it URL, the note says which."""
     from hpcflow.commands.run import shell_line
-    from hpcflow.tune.storage import storage_shown
 
     record = _record(study_dir)
     job, overrides = _recorded_job(study_dir, study)
@@ -398,8 +429,8 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
     if name is not None and os.path.splitext(os.path.basename(job or "JOB.toml"))[0] != name:
         argv += ["--study", name]
     argv += [w for o in overrides for w in ("--set", o)]  # the study refuses a job without them
-    label = record.get("storage")
-    if not isinstance(label, str) or label == JOURNAL:
+    label = _recorded(study_dir)
+    if label is None or label == JOURNAL:
         return shell_line(argv), ""
     if "***" in masked(label):  # its password left out: not a URL to paste
         return (f"{shell_line(argv)} --storage URL", f" (URL: the study's storage URL with its password, which "

@@ -62,8 +62,9 @@ def collect(paths, *, study_name=None) -> Report:
     """Detect every directory and draw every applicable figure; nothing is written. Each checkpoint is judged once
     (`judging_once`), though its row, Table 1 and the sigma histories each ask for its state."""
     from hpcflow.analysis.rundir import judging_once
+    from hpcflow.analysis.study import report_advice
 
-    with judging_once():
+    with judging_once(), report_advice():  # a study's messages advise what the report takes
         return _collect(paths, study_name=study_name)
 
 
@@ -136,10 +137,9 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
-    bad = [f"{p}: {'not a directory' if os.path.lexists(p) else 'does not exist'}" for p in map(os.fspath, paths)
-           if not os.path.isdir(p)]
+    bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:
-        raise InputFileError(f"{'; '.join(bad)}; give run or tune directories (check the path)")
+        raise InputFileError(_not_directories(bad))
     check_study_flag(paths, study_name)
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
@@ -155,3 +155,18 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
     report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
     return documents.write(report, out)
+
+
+def _not_directories(bad) -> str:
+    """The refusal of report inputs `bad` that are not directories: a study given by its storage (a URL, a journal
+    or SQLite file) is told what the report and analysis/optuna_view.py take; a mistyped path to check."""
+    from hpcflow.analysis.study import is_study
+    from hpcflow.tune.storage import is_sqlite_file, masked
+
+    said = [f"{masked(p)}: " + ("a storage URL, not a directory" if "://" in p else "not a directory"
+                                if os.path.lexists(p) else "does not exist") for p in bad]
+    study = [masked(p) for p in bad if "://" in p or os.path.isfile(p) and (is_study(p) or is_sqlite_file(p))]
+    if study:
+        return (f"{'; '.join(said)}; hpcflow report reads run and tune directories: give the study's tune "
+                f"directory, or draw the study from its storage with analysis/optuna_view.py {study[0]}")
+    return f"{'; '.join(said)}; give run or tune directories (check the path)"

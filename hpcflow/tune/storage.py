@@ -283,21 +283,88 @@ def _masked_error(exc: BaseException, url: str, limit: int) -> str:
 
 
 def storage_label(url: str | None, out: str) -> str:
-    """How study.json records a storage: a journal inside DIR relative to it ("study.journal" by default), another
-    journal as an absolute path, a URL without its password (a relative sqlite path made absolute)."""
+    """How study.json records a storage: a journal or an SQLite file inside DIR relative to it ("study.journal" by
+    default; "sqlite:///study.db" for DIR/study.db), so that a moved or copied DIR keeps its own; another journal as
+    an absolute path, another URL without its password (an SQLite file outside DIR by its absolute path)."""
     url = url or os.path.join(out, "study.journal")
     if "://" not in url:
         path, base = os.path.abspath(url), os.path.abspath(out)
         return os.path.relpath(path, base) if path.startswith(base + os.sep) else path
     url = masked(url)  # never write a password to disk
+    parts = sqlite_file(url)
+    if parts is None:
+        return url
+    head, path, query = parts
+    path, base = os.path.abspath(path), os.path.abspath(out)
+    return f"{head}:///{os.path.relpath(path, base) if path.startswith(base + os.sep) else path}{query}"
+
+
+def sqlite_file(url: str) -> tuple[str, str, str] | None:
+    """(scheme "sqlite" or "sqlite+DRIVER", the database file's path as written, "?QUERY" or "") of an SQLite URL
+    that names a file (not an in-memory database, not SQLite's own file: URI); None for any other storage."""
     head, sep, tail = url.partition(":///")
-    if head.split("+")[0] == "sqlite" and sep and tail and not tail.startswith("/") and not tail.startswith(":memory"):
-        url = f"{head}:///{os.path.abspath(tail)}"
-    return url
+    if not sep or head.split("+")[0] != "sqlite":
+        return None
+    path, mark, query = tail.partition("?")
+    if not path or path.startswith((":memory", "file:")):
+        return None
+    return head, path, mark + query
+
+
+def recorded_storage(label: str, out: str) -> str:
+    """Storage `label` as study.json of DIR `out` records it, read for DIR as it is now (`storage_label`'s form). An
+    SQLite file was recorded by its absolute path before a file inside DIR was recorded relative to it: such a
+    record that names a file inside DIR, or inside the place DIR was moved or copied from (`_moved_part`), is DIR's
+    own file, relative to DIR; any other label is returned as is."""
+    parts = sqlite_file(label)
+    if parts is None or not os.path.isabs(parts[1]):
+        return label
+    head, path, query = parts
+    rel = _moved_part(os.path.normpath(path), os.path.abspath(out))
+    return label if rel is None else f"{head}:///{rel}{query}"
+
+
+def _moved_part(path: str, base: str) -> str | None:
+    """REL where absolute `path` is ORIG/REL and ORIG is study directory `base`, or the place it was moved or copied
+    from: `base`/REL is a file and `path` is gone (moved) or ORIG is another study directory (holds study.json: a
+    copy's original). The shortest such REL; None where `path` lies elsewhere."""
+    if path.startswith(base + os.sep):
+        return os.path.relpath(path, base)
+    names = path.split(os.sep)
+    for k in range(1, len(names) - 1):
+        rel, orig = os.path.join(*names[-k:]), os.sep.join(names[:-k]) or os.sep
+        if not os.path.isfile(os.path.join(base, rel)):
+            continue
+        other = os.path.isfile(os.path.join(orig, "study.json")) and not _same_dir(orig, base)
+        return rel if not os.path.exists(path) or other else None
+    return None
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def storage_file(label: str, out: str) -> str | None:
+    """The file that storage `label` (`storage_label`'s form) of study directory `out` lives in, as a path (a relative
+    one joined to `out`): a journal, an SQLite database; None for another database."""
+    if "://" in label:
+        parts = sqlite_file(label)
+        if parts is None:
+            return None
+        label = parts[1]
+    return label if os.path.isabs(label) else os.path.join(out, label)
 
 
 def storage_shown(label: str, out: str) -> str:
-    """A recorded storage as a user passes it: a relative journal path joined to DIR."""
+    """A recorded storage as a user passes it: a relative journal path, or an SQLite URL's relative file, joined to
+    DIR."""
+    parts = sqlite_file(label) if "://" in label else None
+    if parts is not None and not os.path.isabs(parts[1]):
+        head, path, query = parts
+        return f"{head}:///{os.path.join(out, path)}{query}"
     return label if "://" in label or os.path.isabs(label) else os.path.join(out, label)
 
 
@@ -312,13 +379,29 @@ def storage_option(label: str, out: str) -> str:
 OTHER_STORAGE = "pass another --storage"
 
 
+#: the first 16 bytes of every SQLite database file
+SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def is_sqlite_file(path) -> bool:
+    """Whether file `path` is an SQLite database (its header, `SQLITE_HEADER`)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
 def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
     """What makes file `path` unreadable as an Optuna journal (one JSON operation with an op_code a line, every line
     ended by a newline), or None; each problem names its fix, `instead` the other way out. An unended last line
     is a problem: read the file under its lock (`locked_journal_problem`), which a write in progress holds."""
     with open(path, "rb") as fh:
         data = fh.read()
-    if b"\0" in data or not _utf8(data):  # an HDF5 file, an SQLite database: no line of it is an operation
+    if data.startswith(SQLITE_HEADER):
+        return (f"not an Optuna journal (an SQLite database: give it as the URL sqlite:///{os.path.abspath(path)}); "
+                f"{instead}")
+    if b"\0" in data or not _utf8(data):  # an HDF5 file: no line of it is an operation
         return f"not an Optuna journal (binary content, not UTF-8 text); {instead}"
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline

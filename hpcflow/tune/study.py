@@ -37,8 +37,8 @@ from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError, check_journal_place,
                                   continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
-                                  mark_worker, masked, open_storage, recover_stale, requeue, slurm_worker,
-                                  storage_label, storage_option, storage_shown)
+                                  mark_worker, masked, open_storage, recorded_storage, recover_stale, requeue,
+                                  slurm_worker, storage_file, storage_label, storage_option, storage_shown)
 from hpcflow.tune.trial import run_trial, trial_seeds
 
 
@@ -825,6 +825,7 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
             known = "study.journal"  # written before study.json recorded the storage: the default journal
         known = None if known is None else masked(str(known))  # (a study.json written by hand may hold a password)
+        known = None if known is None else recorded_storage(known, out)  # a moved or copied DIR's own SQLite file
         if known is not None and known != label:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
@@ -838,6 +839,25 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
     elif os.path.isdir(out):
         refuse_misplaced(out)
         refuse_foreign_files(out, storage)
+    refuse_other_study_storage(out, storage)
+
+
+def refuse_other_study_storage(out: str, storage) -> None:
+    """Refuse (OutputPathError) a storage file (a journal, an SQLite database) outside DIR that lies inside another
+    study directory: that directory's storage (or, for a copied DIR, the original's), into which this study's
+    trials, whose directories are in DIR, would be written."""
+    from hpcflow.jobs.output import enclosing_study
+
+    label = storage_label(storage, out)
+    path = storage_file(label, out)
+    if path is None or not os.path.isabs(path) or os.path.abspath(path).startswith(os.path.abspath(out) + os.sep):
+        return  # a database server, or a file inside DIR
+    other = enclosing_study(path)
+    if other is None or os.path.isdir(out) and os.path.samefile(other, out):
+        return
+    raise OutputPathError(f"--storage {masked(str(storage))} lies inside study directory {other}, whose trials "
+                          f"it holds, not those of --out {out}; pass a storage inside --out or outside every study "
+                          "directory (for a copied study directory, the copy's own file inside it)")
 
 
 def refuse_misplaced(out: str) -> None:
@@ -880,17 +900,13 @@ def storage_entry(storage, out: str) -> str | None:
     """The entry at the top of DIR `out` that holds the study's storage (a journal file, or an SQLite database
     file, inside DIR; study.journal by default), or None when the storage lies elsewhere."""
     label = storage_label(storage, out)
-    if "://" in label:
-        head, sep, path = label.partition(":///")
-        if not (sep and head.split("+")[0] == "sqlite" and path.startswith("/")):
-            return None
-        label = path
-    if os.path.isabs(label):
-        rel = os.path.relpath(label, os.path.abspath(out))
-        if rel == os.curdir or rel.startswith(os.pardir):
-            return None
-        label = rel
-    return label.split(os.sep)[0]
+    path = storage_file(label, out)
+    if path is None:
+        return None
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(out))
+    if rel == os.curdir or rel.startswith(os.pardir):
+        return None
+    return rel.split(os.sep)[0]
 
 
 def run_file(out: str) -> str | None:
