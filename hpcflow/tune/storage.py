@@ -39,12 +39,27 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
         if "://" in url:
             with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                try:
+                    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                      **stale_retry(retries))
+                except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors
+                    if not created_meanwhile(exc):
+                        raise
+                # another worker created the tables between this one's look and its CREATE: they are there now
                 return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                                   **stale_retry(retries))
         check_journal(url)
         check_journal_place(url, out)
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)  # within --out (`check_journal_place`)
         return JournalStorage(journal_backend(url))
+
+
+def created_meanwhile(exc) -> bool:
+    """Whether SQLAlchemy error `exc` of creating Optuna's tables says another process created them first: a table
+    that "already exists" (SQLite, PostgreSQL, MySQL) or a row of version_info inserted twice (IntegrityError)."""
+    name = type(exc).__name__
+    return name == "IntegrityError" or (name in ("OperationalError", "ProgrammingError")
+                                        and "already exists" in str(exc))
 
 
 def stale_retry(retries: int) -> dict:
@@ -215,10 +230,10 @@ def opening(url: str):
         raise StorageError(f"--storage {masked(url)}: cannot open it ({_masked_error(exc, url, 200)}); pass a "
                            "writable journal path or an SQLAlchemy URL such as sqlite:///study.db") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's own errors (bad dialect, no server)
-        if type(exc).__name__ == "IntegrityError":  # two workers created the database's tables at once
+        if created_meanwhile(exc):  # two workers created the database's tables at once (`open_storage` retried)
             raise StorageError(f"--storage {masked(url)}: another worker created the database's tables at the same "
-                               f"time ({type(exc).__name__}: {_masked_error(exc, url, 120)}); run this worker "
-                               "again (it finds the tables made), and start SQLite workers one at a time") from None
+                               f"time ({type(exc).__name__}: {_masked_error(exc, url, 120)}); nothing was recorded: "
+                               "run this worker again (it finds the tables made and continues the study)") from None
         raise StorageError(f"--storage {masked(url)}: cannot open it ({type(exc).__name__}: "
                            f"{_masked_error(exc, url, 200)}); check the URL and that the server answers") from None
 

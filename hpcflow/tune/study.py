@@ -257,6 +257,7 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     """Validate a job file and its [tune] table (and the sampler's dependencies) before any work."""
     from hpcflow.jobs import registry
 
+    check_kind(path, overrides)
     _, cfg, extras = registry.load_with_extras(path, list(overrides))
     if "tune" not in extras:
         raise ConfigError(f"{path}: no [tune] table; add [tune.space] with the settings to search "
@@ -271,6 +272,21 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     refuse_searched_overrides(path, overrides, tune["space"])
     check_space(path, overrides, tune["space"])
     return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+def check_kind(path, overrides=()) -> None:
+    """Refuse (ConfigError) a job of a kind that tune does not search (its [job].kind, after --set), before its
+    [tune] table is looked at: that table's advice, or its refusal for the kind ("remove it"), would not help."""
+    from hpcflow.jobs import registry
+
+    source = str(path)
+    kind = registry.job_kind(registry.apply_overrides(registry.read_toml(path), list(overrides), source=source),
+                             source=source)
+    kinds = registry.EXTRA_SECTIONS["tune"][1]
+    if kind not in kinds:
+        raise ConfigError(f"{path}: [job].kind = {kind!r}: hpcflow tune searches jobs of kinds {', '.join(kinds)} "
+                          "only; tune a flow or nn job (see jobs/tune_gaussian.toml), or run this one with hpcflow "
+                          "run")
 
 
 def refuse_searched_overrides(path, overrides, space) -> None:
