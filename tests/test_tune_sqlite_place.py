@@ -141,3 +141,18 @@ def test_an_unreadable_study_is_advised_what_the_command_that_reads_it_takes(tmp
     assert "a journal file or a storage URL" not in err, err
     assert script_main("optuna_view", [str(out), "--out", str(tmp_path / "view")]) == 2
     assert "a journal file or a storage URL (sqlite:///...)" in capsys.readouterr().err
+
+
+def test_a_study_recorded_without_its_password_is_advised_what_each_command_takes(tmp_path, capsys):
+    """study.json names a database URL without its password: optuna_view.py takes the URL with it; the report takes
+    directories only, so it advises optuna_view.py rather than passing the URL to itself."""
+    out = tmp_path / "pg"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"study": "tiny", "storage": "postgresql://u:***@db.example/optuna"}))
+    capsys.readouterr()
+    assert script_main("optuna_view", [str(out), "--out", str(tmp_path / "view")]) == 2
+    assert "pass that URL with its password" in capsys.readouterr().err
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "draw the study with analysis/optuna_view.py and that URL with its password" in err, err
+    assert "; pass that URL" not in err, err

@@ -17,6 +17,8 @@ HINT = "pass a tune directory holding study.journal, a journal file or a storage
 #: ... and what `hpcflow report` takes: run and tune directories only (`report_advice`)
 REPORT_HINT = ("give hpcflow report a tune directory whose storage (its study.journal, or the database its study.json "
                "names) can be read")
+#: ... for a study whose storage URL is recorded without its password, which only the analysis scripts can be given
+REPORT_URL = "hpcflow report takes directories: draw the study with analysis/optuna_view.py and that URL with its password"
 _ADVICE = contextvars.ContextVar("hpcflow_study_advice", default=HINT)
 
 
@@ -89,7 +91,8 @@ def _storage(path):
     label = _recorded(path)
     if label is not None and label != JOURNAL:  # the study directory of another storage
         if "***" in label:
-            raise MissingData(f"{path}: the study lives in {label}; pass that URL with its password")
+            fix = "pass that URL with its password" if advice() == HINT else REPORT_URL
+            raise MissingData(f"{path}: the study lives in {label} (recorded without its password); {fix}")
         if "://" in label:
             try:
                 return _url_storage(storage_shown(label, path)), path
