@@ -156,3 +156,11 @@ def test_a_study_recorded_without_its_password_is_advised_what_each_command_take
     err = capsys.readouterr().err
     assert "draw the study with analysis/optuna_view.py and that URL with its password" in err, err
     assert "; pass that URL" not in err, err
+
+
+def test_the_report_s_study_flag_refusal_names_the_study_inputs_the_report_takes(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "empty"), "--study", "x", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "applies only to study inputs (a tune directory)" in err and "storage URL" not in err, err

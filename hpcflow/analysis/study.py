@@ -52,14 +52,16 @@ def is_study(path) -> bool:
             or os.path.isfile(os.path.join(path, RECORD)))
 
 
-def check_study_flag(paths, study_name: str | None) -> None:
+def check_study_flag(paths, study_name: str | None, *,
+                     inputs: str = "a tune directory, a journal file or a storage URL") -> None:
     """Refuse (UserError, before any work) --study NAME where no input is a study: the name would go unused, and a
-    mistyped one could not be told wrong without a storage to look it up in."""
+    mistyped one could not be told wrong without a storage to look it up in. `inputs`: the study inputs the command
+    takes (the report: tune directories only)."""
     from hpcflow.errors import UserError
 
     if study_name is not None and not any(is_study(p) for p in paths):
-        raise UserError(f"--study {study_name}: the option applies only to study inputs (a tune directory, a journal "
-                        "file or a storage URL) and none was given; drop --study or pass the study")
+        raise UserError(f"--study {study_name}: the option applies only to study inputs ({inputs}) and none was "
+                        "given; drop --study or pass the study")
 
 
 def _record(path) -> dict:

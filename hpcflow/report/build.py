@@ -140,7 +140,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:
         raise InputFileError(_not_directories(bad))
-    check_study_flag(paths, study_name)
+    check_study_flag(paths, study_name, inputs="a tune directory")
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
     studies = [i for i in report.infos if i.kind == "study"]
