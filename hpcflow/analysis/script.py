@@ -114,7 +114,7 @@ def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
     from hpcflow.analysis.rundir import once
-    from hpcflow.analysis.study import check_study_flag
+    from hpcflow.analysis.study import check_study_flag, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
     from hpcflow.stop_signals import finished
@@ -138,6 +138,9 @@ def _main(name: str, argv, *, description: str) -> int:
         check_environment()  # HPCFLOW_* and the BLAS/OpenMP thread counts as every command checks them, before any work
         check_out(args.out)
         check_study_flag(args.paths, getattr(args, "study", None))
+        for path in args.paths:  # another study's directory would show the trials of --study's under its name
+            if other := other_study(path, getattr(args, "study", None)):
+                raise UserError(f"{path}: {other}")
         if not MIN_DPI <= dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:

@@ -64,6 +64,19 @@ def check_study_flag(paths, study_name: str | None, *,
                         "given; drop --study or pass the study")
 
 
+def other_study(path, study_name: str | None) -> str:
+    """Why study directory `path` is not read as study `study_name` of --study: its study.json names another study,
+    whose directory it is (its trials/ are that study's; read as --study's, it would show the other directory's
+    trials under its own name); "" without --study, where it names that study or where no study.json names one (a
+    journal file, a URL, a directory of an older layout: --study chooses among its storage's studies)."""
+    recorded = _record(path).get("study") if study_name is not None and os.path.isdir(path) else None
+    if not isinstance(recorded, str) or recorded == study_name:
+        return ""
+    return (f"its {RECORD} names study {recorded!r}, not {study_name!r} of --study (the directory holds the trials of "
+            f"{recorded!r}): give it without --study (or with --study {recorded}), and study {study_name!r} by its own "
+            "directory")
+
+
 def _record(path) -> dict:
     """A study directory's study.json ({} when there is none or it is unreadable)."""
     import json

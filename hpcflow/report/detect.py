@@ -111,6 +111,10 @@ def _detect(path, present, study_name) -> RunInfo:
     if kind == "nn" and not {"ntk/spectrum", "width_sweep/width"} & set(dataset_names(os.path.join(path, NN))):
         products = ("sigma_history",)  # Fig. 4 draws the NTK and the width sweep
     if kind == "study":
+        from hpcflow.analysis.study import other_study
+
+        if other := other_study(path, study_name):  # another study's directory: skipped, not shown as --study's
+            return RunInfo(path, None, False, other)
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
