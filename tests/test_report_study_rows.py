@@ -7,8 +7,15 @@ import json
 import os
 import shutil
 
-from analysis_runs import md_rows, script
+import pytest
+
+from analysis_runs import make_study, md_rows, run_dirs, script
 from test_tune_records import _job, _journal, _tune
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
 
 
 def _read(res) -> str:
@@ -82,3 +89,80 @@ def test_the_analysis_scripts_refuse_another_study_directory_under_study(tmp_pat
     proc = script("table1", b, "--study", "B", "--out", tmp_path / "t")
     assert proc.returncode == 0 and "b: B trial " in proc.stdout, proc.stderr
     shutil.rmtree(tmp_path / "t")
+
+
+def _study(tmp_path, capsys):
+    """A study of two trials in tmp_path/s; (directory, best trial number, its run directory)."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
+    assert rc == 0, io.err
+    best = _journal(out / "study.journal").best_trial.number
+    return out, best, out / "trials" / f"{best:04d}"
+
+
+def _trial_fix(out, trial) -> str:
+    """The advice for a finished trial's directory inside a study (test_report_trial_advice): its job.toml rerun
+    outside the study, as `hpcflow run` refuses --force inside it."""
+    return (f"trial {int(trial.name)} of the study in {out}, complete and not retried by the study; --force is refused "
+            f"inside a study: rerun its job.toml into an --out outside it: `hpcflow run {trial / 'job.toml'} --out "
+            f"{out.parent / ('s_' + trial.name)}`")
+
+
+def test_a_study_whose_best_trial_lost_its_data_file_is_marked_with_the_trials_fix(tmp_path, capsys):
+    """The best trial's checkpoint.h5 removed (a partial copy): the study's row read as whole ("best trial k (the
+    numbers of this row)", its summary's numbers unmarked) and only the skipped list said so, advising "pass the run
+    directory of a flow job ... or the directory of a flow job's study". A run directory so is skipped with "restore
+    it from a copy"; the study's row now marks its best trial so, with the fix for a trial's directory, and so does
+    the skipped line of Table 1."""
+    from hpcflow.report.build import build_report
+
+    out, best, trial = _study(tmp_path, capsys)
+    os.remove(trial / "checkpoint.h5")
+    res = build_report([str(out)], tmp_path / "r")
+    why = f"the flow run's checkpoint.h5 is missing (its summary.json is there); restore it from a copy or " \
+          f"{_trial_fix(out, trial)}"
+    status = _rows(_read(res))["s"][2]
+    assert status.startswith(f"2 trials: 2 complete; best trial {best} (the numbers of this row): "), status
+    assert status.endswith(f"; its run is incomplete: {why}"), status
+    skipped = dict(res["skipped"])[str(out)]
+    assert skipped == f"Table 1: hyper-parameters and gains: {trial}: {why}", skipped
+    assert "pass the run directory of a flow job" not in skipped
+
+
+def test_a_study_whose_best_trial_data_file_is_damaged_is_marked(tmp_path, capsys):
+    """checkpoint.h5 of the best trial cut short: the study's row read as whole; a run's own row says "checkpoint.h5
+    unreadable (damaged)" with the trial's fix, and now so does the study's."""
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    out, _best, trial = _study(tmp_path, capsys)
+    status = row(detect(out))[2]
+    assert "its run is incomplete" not in status, status  # whole: unmarked
+    os.truncate(trial / "checkpoint.h5", 1000)
+    assert row(detect(trial))[2] == f"incomplete: checkpoint.h5 unreadable (damaged); {_trial_fix(out, trial)}"
+    status = row(detect(out))[2]
+    assert status.endswith(f"; its run is incomplete: checkpoint.h5 unreadable (damaged); {_trial_fix(out, trial)}"), \
+        status
+
+
+def test_a_study_whose_best_network_trial_lost_its_nn_h5_is_marked_as_its_run_is(tmp_path, runs):
+    """A network best trial without nn.h5 (checkpoint.pt, which holds the whole training, there): its own row says
+    "finished; nn.h5 missing: <fix>"; the study's row read as whole. Now it carries the same words; an intact network
+    trial (nn.h5 and checkpoint.pt) and one whose nn.h5 alone is there stay unmarked (checkpoint.pt is no HDF5 file
+    to be called unreadable)."""
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row
+
+    nn = runs["nn"]
+    gone, whole, alone = (tmp_path / n for n in ("gone", "whole", "alone"))
+    for d in (gone, whole, alone):
+        shutil.copytree(nn, d)
+    os.remove(gone / "nn.h5")
+    os.remove(alone / "checkpoint.pt")
+    own = row(detect(gone))[2]
+    assert own.startswith("finished; nn.h5 missing: write it again with hpcflow nn "), own
+    for d, mark in ((gone, own.removeprefix("finished; ")), (whole, ""), (alone, "")):
+        make_study(tmp_path / f"tune_{d.name}", str(d), [0.4, 2.0])
+        status = row(detect(tmp_path / f"tune_{d.name}"))[2]
+        want = "2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2"
+        assert status == want + (f"; its run is incomplete: {mark}" if mark else ""), (d.name, status)

@@ -151,6 +151,15 @@ def rerun_fix(run_dir) -> str:
     return continuation(run_dir, refused="--force") or RERUN
 
 
+def data_missing(run_dir, kind: str, files) -> str:
+    """Why a `kind` run directory whose summary.json is there holds none of its data `files` (a partial copy): they
+    are named, with the fix: a copy, or the run made again (`rerun_fix`: inside a study, what the study does with the
+    trial or its job.toml rerun outside it)."""
+    one = len(files) == 1
+    return (f"the {kind} run's {' and '.join(files)} {'is' if one else 'are'} missing (its summary.json is there); "
+            f"restore {'it' if one else 'them'} from a copy or {rerun_fix(run_dir)}")
+
+
 #: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `damaged_checkpoint`, each with
 #: the run's fix after it: `checkpoint_unreadable`)
 CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged)"

@@ -11,8 +11,9 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
-                                     RUNNING, MissingData, dataset_names, inconsistency, judged, network_checkpoint,
-                                     read_attrs, read_summary, rerun_fix, run_state, unreadable)
+                                     RUNNING, MissingData, data_missing, dataset_names, inconsistency, judged,
+                                     network_checkpoint, nn_damaged_fix, nn_missing, read_attrs, read_summary,
+                                     rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -146,17 +147,16 @@ def _missing_data(path) -> str:
     kind = (read_summary(path) or {}).get("kind")
     files = [name for name, (k, _) in FILES.items() if k == kind and kind != "study"]
     if files:
-        one = len(files) == 1
-        return (f"the {kind} run's {' and '.join(files)} {'is' if one else 'are'} missing (its summary.json is "
-                f"there); restore {'it' if one else 'them'} from a copy or {rerun_fix(path)}")
+        return data_missing(path, kind, files)
     return "holds none of " + ", ".join(FILES)
 
 
 def _unreadable(path, name) -> str:
     """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
-    groups and datasets (`rundir.unreadable`); "" when it reads."""
+    groups and datasets (`rundir.unreadable`), with the fix a run's own row names (a network's nn.h5:
+    `rundir.nn_damaged_fix`); "" when it reads."""
     if unreadable(os.path.join(path, name)):
-        return f"{name} unreadable (damaged); {rerun_fix(path)}"
+        return f"{name} unreadable (damaged); {nn_damaged_fix(path) if name == NN else rerun_fix(path)}"
     return ""
 
 
@@ -185,9 +185,9 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
 
 def _study_summary(path, study_name) -> dict:
     """The runs table's numbers of a study directory (see detect); the overview's 'best_kind' is the kind of its
-    best trial's run (the row's kernel cell names a network's), and 'best_inconsistent' why that run's summary.json
-    is not the record of its data file (`rundir.inconsistency`), whose numbers the row then shows, as a run's own row
-    does."""
+    best trial's run (the row's kernel cell names a network's), and 'best_inconsistent' why that run is not whole
+    (`_best_run_problem`: its data file missing or damaged, or its summary.json not the record of that file, whose
+    numbers the row then shows, as a run's own row does)."""
     from hpcflow.analysis.study import NoSuchStudy, overview
     from hpcflow.errors import UserError
 
@@ -199,13 +199,29 @@ def _study_summary(path, study_name) -> dict:
     run_dir = ov.pop("best_run_dir", None)
     present = _present(run_dir) if run_dir else []
     kind = FILES[present[0]][0] if present else None
-    why = inconsistency(run_dir) if run_dir else ""
+    why = _best_run_problem(run_dir, present) if run_dir and os.path.isdir(run_dir) else ""
     if why:
         ov["best_inconsistent"] = why
     best = _run_summary(run_dir, kind, complete=not why) if run_dir else {}
     ov["best_kind"] = best.get("kind", kind)
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
     return {**{k: v for k, v in best.items() if k not in skip}, "study": ov}
+
+
+def _best_run_problem(run_dir, present) -> str:
+    """Why a study's best trial's run directory, holding the data files `present` (`_present`), is not a whole run,
+    checked as a run's own row checks it: its data file missing (a partial copy: `_missing_data`; a network's nn.h5:
+    `rundir.nn_missing`) or unreadable (`_unreadable`), or its summary.json not that file's record (`rundir.inconsistency`); "" when none of these. The
+    fix named is the one for a trial's directory (`rundir.rerun_fix`)."""
+    if not present:
+        if (read_summary(run_dir) or {}).get("kind") in ("flow", "nn"):
+            return _missing_data(run_dir)
+        return (f"its run directory holds no data file ({CHECKPOINT}, {NN} or {NN_CHECKPOINT}) nor summary.json; "
+                f"restore its files from a copy or {rerun_fix(run_dir)}")
+    if present[0] == NN_CHECKPOINT and (gone := nn_missing(run_dir)):  # a finished network run without its nn.h5
+        return gone
+    damaged = _unreadable(run_dir, present[0]) if present[0] in (CHECKPOINT, NN) else ""  # HDF5 files
+    return damaged or inconsistency(run_dir)
 
 
 #: checkpoint.h5 attributes (hpcflow.checkpoint schema) that stand in for summary keys a flow run lacks
