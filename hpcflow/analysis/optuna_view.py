@@ -64,11 +64,42 @@ def plot(study, view: str, objective: int | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes the importances")  # its sign is set
+        warnings.filterwarnings("ignore", "Attempting to set identical low and high xlims")  # one value: ranged below
         ax = fn(study, **kw)
+    if view == "slice":
+        for one in np.ravel(ax):
+            _range_single_value(one, done)
     fig = np.ravel(ax)[0].figure
     fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
     plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
+
+
+#: the margin on either side of a slice plot's x range, as a share of its width (Optuna's own padding)
+PADDING = 0.05
+
+
+def _range_single_value(ax, trials) -> None:
+    """Give a slice-plot axis whose points all lie at one x (one completed trial, a parameter newly searched) a range
+    around that value, which Optuna leaves empty (low = high: matplotlib warns and widens it arbitrarily): the range
+    the completed `trials` searched the parameter (its xlabel) in, with Optuna's padding (logarithmic on a log axis);
+    where that is one value too (a fixed range), a decade either side on a log axis, 5 % (or 0.05 at 0) either side
+    on a linear one; a categorical axis: half a category either side."""
+    offsets = [c.get_offsets() for c in ax.collections]
+    xs = np.concatenate([np.asarray(o)[:, 0] for o in offsets if len(o)]) if any(len(o) for o in offsets) else []
+    if len(xs) == 0 or np.ptp(np.asarray(xs, dtype=float)) > 0:
+        return
+    x, log = float(xs[0]), ax.get_xscale() == "log"
+    dists = [t.distributions[ax.get_xlabel()] for t in trials if ax.get_xlabel() in t.distributions]
+    if dists and not hasattr(dists[0], "low"):  # categorical: one category shown at position 0
+        ax.set_xlim(x - 0.5, x + 0.5)
+        return
+    low, high = min([x, *(d.low for d in dists)]), max([x, *(d.high for d in dists)])
+    if log:
+        low, high = np.log10(low), np.log10(high)
+    pad = (high - low) * PADDING if high > low else (1.0 if log else max(abs(low) * PADDING, PADDING))
+    ends = (low - pad, high + pad)
+    ax.set_xlim(*(10.0 ** np.array(ends) if log else ends))
 
 
 def numbers(study) -> list:
