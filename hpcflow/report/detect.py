@@ -211,13 +211,14 @@ def _study_summary(path, study_name) -> dict:
 def _best_run_problem(run_dir, present) -> str:
     """Why a study's best trial's run directory, holding the data files `present` (`_present`), is not a whole run,
     checked as a run's own row checks it: its data file missing (a partial copy: `_missing_data`; a network's nn.h5:
-    `rundir.nn_missing`) or unreadable (`_unreadable`), or its summary.json not that file's record (`rundir.inconsistency`); "" when none of these. The
-    fix named is the one for a trial's directory (`rundir.rerun_fix`)."""
+    `rundir.nn_missing`) or unreadable (`_unreadable`), or its summary.json not that file's record
+    (`rundir.inconsistency`); "" when none of these. The fix named is the one for a trial's directory
+    (`rundir.rerun_fix`)."""
     if not present:
         if (read_summary(run_dir) or {}).get("kind") in ("flow", "nn"):
             return _missing_data(run_dir)
-        return (f"its run directory holds no data file ({CHECKPOINT}, {NN} or {NN_CHECKPOINT}) nor summary.json; "
-                f"restore its files from a copy or {rerun_fix(run_dir)}")
+        return (f"its run directory holds no data file ({CHECKPOINT}, {NN} or {NN_CHECKPOINT}); restore its files "
+                f"from a copy or {rerun_fix(run_dir)}")
     if present[0] == NN_CHECKPOINT and (gone := nn_missing(run_dir)):  # a finished network run without its nn.h5
         return gone
     damaged = _unreadable(run_dir, present[0]) if present[0] in (CHECKPOINT, NN) else ""  # HDF5 files
