@@ -20,7 +20,9 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
 
 A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_file`): a crash while writing leaves
 the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) and a first
-Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4).
+Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4),
+unless the flow ends at that step anyway (its last step, its early stop: `FlowView.ends`): the request has nothing left
+to stop, and the run finishes as it would have (final checkpoint, status "finished", exit 0).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
 (a per-rank history not (step, ranks), a history that is not floating point, a negative step, a config that is not a
 JSON object), a schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer
@@ -513,7 +515,8 @@ def _writer_settings(every, seconds, block_rows) -> dict:
 
 class CheckpointWriter:
     """`on_step` hook of `kernel_flow`: writes DIR/checkpoint.h5 every `every` steps and/or `seconds` seconds,
-    on SIGTERM/SIGUSR1 (then raises Preempted on every rank), and at `close()`. Collective: call on every rank.
+    on SIGTERM/SIGUSR1 (then raises Preempted on every rank; not at a step where the flow ends anyway, `FlowView.ends`,
+    whose run finishes as it would have), and at `close()`. Collective: call on every rank.
     A bad every, seconds or block_rows on any rank, or one that differs between ranks (their writes would fall out
     of step), is refused by every rank at construction (one allgather at R > 1).
 
@@ -578,6 +581,8 @@ class CheckpointWriter:
         due_time = self.rank == 0 and self.seconds is not None and self.clock() - self.last_time >= self.seconds
         # both flags of any rank in one collective (sums of 0/1: exact)
         preempt, due_time = sum_array([float(self.signalled.is_set()), float(due_time)], comm=self.comm) > 0
+        # the flow ends here anyway (a view without `ends` is not known to): nothing is left to stop, `close` writes
+        preempt = preempt and not getattr(view, "ends", False)
         if due_steps or due_time or preempt:
             self.write(view, status="preempted" if preempt else "running")
         if preempt:
@@ -589,7 +594,7 @@ class CheckpointWriter:
         """Write the final state and restore signals. Returns on every rank only once rank 0 has put the file in
         place (one Barrier at R > 1: the writes' collectives all come before rank 0's rename), so any rank may read
         the checkpoint right after close."""
-        self.restore_signals()
+        self.restore_signals(stopping=self.signalled.is_set())  # one at the last step: a repeat is ignored
         if self.last_view is not None:
             self.write(self.last_view, status=status)
             if self.size > 1:

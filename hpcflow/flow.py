@@ -46,7 +46,8 @@ logged once, by rank 0, as a warning "flow stopped: ..." (at INFO within `stops_
 
 State hooks: after every accepted step and once at the end every rank calls `on_step(FlowView)` (returning
 True on any rank stops the flow, `stop_kind` "stopped"; an on_step whose attribute `answers_alike` is true returns
-the same on every rank, so its answer needs no collective); `resume` (a FlowResume: the FlowView scalars and
+the same on every rank, so its answer needs no collective; FlowView.ends: the flow ends at that step anyway, its
+last step, early stop or callback stop); `resume` (a FlowResume: the FlowView scalars and
 `rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
 """
 
@@ -142,12 +143,15 @@ class FlowScalars:
 
 @dataclass
 class FlowView(FlowScalars):
-    """The flow's state after `step` steps, as every rank sees it (passed to `on_step`)."""
+    """The flow's state after `step` steps, as every rank sees it (passed to `on_step`). `ends`: the flow ends at this
+    step whatever on_step answers (its last step, its early stop, the callback's stop; True in the final call), so a
+    stop request honoured here has nothing left to stop."""
 
     per_rank: dict
     final: bool
     _train: tuple
     _test: tuple
+    ends: bool = False
 
     def train_rows(self):
         """(global indices int64, packed metrics (k, m*m) float64) of this rank's train rows."""
@@ -510,12 +514,12 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
     cnt = step_sums.counters
 
-    def view(step, final):
+    def view(step, final, ends=True):
         last = {k: (v[-1] if v else 0.0) for k, v in history.items()}
         return FlowView(step=step, sigma_train=list(hist_train), sigma_test=list(hist_test), dt=list(dts),
                         rejections=list(rejections), test_held=test_held, best=best, since_best=since_best,
                         stopped=stopped, n_train=n_train, n_test=n_test, per_rank=last, final=final,
-                        _train=(train_idx, v_train), _test=(test_idx, v_test))
+                        _train=(train_idx, v_train), _test=(test_idx, v_test), ends=ends)
 
     def allsum(x):
         return sums(x)
@@ -580,9 +584,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                                                             "sigma_train_initial": hist_train[0],
                                                             "sigma_test_initial": hist_test[0]})), comm=c):
             stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
-        if on_step is not None and _asked(on_step, view(step, False), c) and not stop_kind:
+        early = early_stop is not None and since_best >= early_stop
+        if on_step is not None and _asked(on_step, view(step, False, bool(stop_kind) or early or step == steps), c) \
+                and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"
-        if not stop_kind and early_stop is not None and since_best >= early_stop:
+        if not stop_kind and early:
             stopped, stop_kind = f"step {step}: no improvement for {early_stop} steps (early stop)", "early_stop"
         if stop_kind:
             break
