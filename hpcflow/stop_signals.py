@@ -16,6 +16,11 @@ too under MPI, where `hpcflow.parallel.comm` puts it back in place of MPICH's ha
 status 0 into 143 / 138, under mpiexec into the bare signal number with the launcher's banner, and Slurm would record
 the job as failed. Nothing is said: the run has said what it wrote, and it ends as it would have a moment later.
 
+Before that, a request that a run honours where it ends anyway (a flow's last step, or the step its early stop ends it
+at: `hpcflow.flow.FlowView.ends`; a network run's last epoch, or later, where only its outputs are left to write) has
+nothing left to stop either: the run finishes as without it (final checkpoint, status "finished", exit 0), and the
+request goes on to the handler of an enclosing `requests` (a tune worker's, which stops before its next trial).
+
 Where no checkpoint is written (`hpcflow sample`; kinds without one: distance_scaling, noise_scan, clustering), a
 SIGTERM or SIGUSR1 ends the command as Ctrl-C does (`Stopped`, a KeyboardInterrupt: the lock and a fresh --out the
 run wrote nothing into are removed on the way out), with one line and the status the signal's default action gives

@@ -5,7 +5,6 @@ or the step its early stop ends it at) has nothing left to stop: `hpcflow run` f
 and its --resume only wrote the summary. A request honoured one step earlier still stops the run with status 4.
 The signal comes from the checkpoint writer's hook at the chosen step (tests/mpi/flow_stop_driver.py), on one rank."""
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from h5data import datasets
+from hpcflow.jobs.output import read_summary
 from test_flow_legs import DRIVER, JOB, STEPS, _env
 from test_parallel import mpiexec
 
@@ -38,11 +38,6 @@ def _checkpoint(out):
     with h5py.File(path, "r") as f:
         attrs = {k: f.attrs[k] for k in ENDED}
     return attrs, {k: v for k, v in datasets(path).items() if k not in PER_RANK}
-
-
-def _summary(out):
-    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +67,7 @@ def test_a_stop_request_at_the_step_the_flow_ends_finishes_the_run(tmp_path, uni
     assert p.returncode == 0, (p.returncode, p.stderr[-3000:])
     assert f"wrote {out}/summary.json" in p.stdout, p.stdout
     assert "--resume" not in p.stderr and "preempted" not in p.stderr, p.stderr
-    summary = _summary(out)
+    summary = read_summary(out)
     assert (summary["status"], summary["checkpoint_step"]) == ("finished", step)
     attrs, data = _checkpoint(out)
     want_attrs, want = ref[run]
@@ -91,6 +86,6 @@ def test_a_stop_request_one_step_earlier_still_preempts_the_run(tmp_path, uninte
     p = _run(ranks, step, at, ["run", str(job), "--out", out, *RUNS[run]])
     assert p.returncode == 4, (p.returncode, p.stderr[-3000:])
     assert f"checkpoint of step {step} written" in p.stderr and "--resume" in p.stderr, p.stderr
-    summary = _summary(out)
+    summary = read_summary(out)
     assert (summary["status"], summary["checkpoint_step"]) == ("preempted", step)
     assert _checkpoint(out)[0]["status"] == "preempted"

@@ -214,10 +214,12 @@ def _mended_by_next_tune(capsys, job, out, first, written, recorded):
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
 
 
-def test_a_mend_stopped_by_a_signal_after_training_is_mended_by_the_next_tune(tmp_path, capsys, monkeypatch):
-    """SIGTERM at the stop point after the training of the resume that writes nn.h5 again left checkpoint.pt with
-    status "trained" and summary.json "preempted": the next hpcflow tune (which the message advised) added a trial
-    and never wrote trial 0's nn.h5 again."""
+def test_a_signal_after_a_mend_s_training_lets_it_write_nn_h5_and_stops_the_worker_before_its_next_trial(
+        tmp_path, capsys, monkeypatch):
+    """SIGTERM after the training of the resume that writes nn.h5 again, where only the outputs are left to write
+    (nothing for the request to stop): the mend writes trial 0's nn.h5 bit for bit, its state and value as recorded,
+    and the request, passed on to the worker, stops it before a next trial (exit 4, no trial added). It used to stop
+    the mend with checkpoint.pt "trained" and summary.json "preempted", for the next hpcflow tune to mend again."""
     import signal
 
     import hpcflow.nn.job as nn_job
@@ -227,18 +229,22 @@ def test_a_mend_stopped_by_a_signal_after_training_is_mended_by_the_next_tune(tm
     job, out, first, written, recorded = _finished_trial(tmp_path, capsys)
     real = nn_job._warn_not_positive_definite
 
-    def term(*args, **kwargs):  # just before the stop point "after training"
+    def term(*args, **kwargs):  # after the training, before the outputs
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(nn_job, "_warn_not_positive_definite", term)
     rc, io = _tune(capsys, job, "--trials", "1", "--out", out, *SETS)
     monkeypatch.setattr(nn_job, "_warn_not_positive_definite", real)
-    assert rc == 4 and "it writes it again" in io.err + io.out, io.err
-    assert network_checkpoint(first)[("status",)] == "trained" and read_summary(first)["status"] == "preempted"
-    assert not (first / "nn.h5").exists()
-    assert len(_journal(out / "study.journal", "nn_tiny").trials) == 1
-    _mended_by_next_tune(capsys, job, out, first, written, recorded)
+    assert rc == 4 and "signal received between trials" in io.err, io.err
+    assert f"trial 0: wrote its nn.h5 again from checkpoint.pt ({first})" in io.out, io.out
+    assert network_checkpoint(first)[("status",)] == "finished" and read_summary(first)["status"] == "finished"
+    again = _datasets(first / "nn.h5")
+    assert sorted(again) == sorted(written)
+    for name, value in written.items():
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+    trials = _journal(out / "study.journal", "nn_tiny").trials
+    assert [(t.state, t.value) for t in trials] == [recorded]
 
 
 def test_a_mend_whose_worker_died_writing_nn_h5_is_mended_by_the_next_tune(tmp_path, capsys):

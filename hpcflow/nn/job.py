@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -330,8 +331,9 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     non-finite σ or loss writes everything up to the last finite epoch and raises NumericalStop; SIGTERM/SIGUSR1
     are handled throughout: during training the checkpoint is written, after it (after every optimiser step of the
     sweep's and the kernel flow network's trainings and every step of the kernel flow, between sweep widths and
-    phases, before nn.h5) summary.json (status "preempted") and job.toml are, then Preempted is raised on every
-    rank. `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
+    phases) summary.json (status "preempted") and job.toml are, then Preempted is raised on every rank; once only
+    the outputs are left to write (from the end of the last epoch where no sweep or kernel flow follows) a request
+    has nothing left to stop: the run finishes and passes it on (`StopRequests`). `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val, val_not_positive_definite) (the histories so far; every
     rank) returning True stops training after that epoch: status "stopped", outputs written, no width sweep or
     kernel flow (an Optuna trial pruned by hpcflow.tune). `log_prefix` begins every line it prints: the command that runs it (`hpcflow run` of
@@ -365,14 +367,14 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         if root:
             _warn_not_positive_definite(summary, log_prefix)
         status = summary["status"]
-        if status == "finished":
-            _stop_point(ctx, outdir, summary, "after training")
+        if status == "finished":  # (a request once only the outputs are left to write has nothing to stop)
             if cfg["width_sweep"]["widths"]:
+                _stop_point(ctx, outdir, summary, "after training")
                 summary["width_sweep"] = _width_sweep(cfg, ctx, data, say, outdir, summary)
             if cfg["kernel_flow"]["enabled"]:
-                _stop_point(ctx, outdir, summary, "before the kernel flow")
+                _stop_point(ctx, outdir, summary, "before the kernel flow" if cfg["width_sweep"]["widths"] else
+                            "after training")
                 summary["kernel_flow"] = _kernel_flow_vs_network(cfg, ctx, data, say, outdir, summary)
-            _stop_point(ctx, outdir, summary, "before writing nn.h5")
             stopped = _diverged_after_training(summary)
             if stopped:  # every output is written, then exit status 3
                 status, summary["stopped"] = "diverged", stopped
@@ -398,7 +400,9 @@ class StopRequests:
     """SIGTERM/SIGUSR1/SIGINT (hpcflow.stop_signals.SIGNALS) handled for a whole job: the trainer takes them over
     while it trains; outside training a request sets a flag that `requested` (collective) turns into one decision.
     Once the outputs are complete (`written`), a handler put back that would only end the process is one that ignores
-    the request (`stop_signals.restore`'s final)."""
+    the request (`stop_signals.restore`'s final). A request the job ended normally after (received once only its
+    outputs were left to write) is passed on to the SIGTERM handler it replaced where that is a stop request's
+    (`stop_signals.requests`: a tune worker's, which then stops before its next trial), as `requests` passes it on."""
 
     def __init__(self, comm):
         self.comm, self.signalled, self.written, self._handlers = comm, False, False, {}
@@ -415,8 +419,11 @@ class StopRequests:
 
         # a repeat of an honoured request (ours or the trainer's), or one after summary.json, is ignored while the
         # process leaves (a caller's own handler, a tune worker's, is put back as it was)
-        restore(self._handlers, stopping=self.signalled or isinstance(exc, Preempted), final=self.written)
-        self._handlers = {}
+        handlers, self._handlers = self._handlers, {}
+        restore(handlers, stopping=self.signalled or isinstance(exc, Preempted), final=self.written)
+        outer = handlers.get(getattr(signal, "SIGTERM", None))
+        if self.signalled and exc is None and getattr(outer, "stop_request", False):
+            outer(signal.SIGTERM, None)  # one the run had nothing left to stop for: a tune worker's stops after it
         return False
 
     def _handler(self, signum, frame):  # noqa: ARG002 - signal handler signature

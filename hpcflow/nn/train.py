@@ -287,7 +287,8 @@ class Trainer:
 
     checkpoint(trainer, reason) is called (on every rank) every `every` epochs, when `seconds` have passed
     since the last one (decided at a step boundary), on SIGTERM/SIGUSR1 (then Preempted is raised on every
-    rank) and at the end (reason "end"). should_stop(trainer), called on every rank after each epoch's σ, ends
+    rank; not at the end of the last epoch, where nothing is left to stop: `signalled` stays set for the caller)
+    and at the end (reason "end"). should_stop(trainer), called on every rank after each epoch's σ, ends
     the run early when it returns True before the last epoch (the same on every rank; reason "stopped", no "end").
     After `run()`, `diverged` is None or a one-line reason, `stopped` whether should_stop ended it, and
     `last_finite` the state_dict() of the last epoch whose σ and loss were finite (kept when `checkpoint` is set; a
@@ -528,6 +529,7 @@ class Trainer:
                 self._save("stopped")
                 return
             stop, timer = self._stop_flags()
+            stop = stop and self.epoch < cfg.epochs  # after the last epoch nothing is left to stop: "end" below
             if stop or (self.every and self.epoch % self.every == 0 and self.epoch < cfg.epochs) or timer:
                 self._save("signal" if stop else "every")
                 if stop:
