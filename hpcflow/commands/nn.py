@@ -222,7 +222,8 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
             print(f"hpcflow nn: note: [training].epochs = {lengths[-1]} changes the length of the cosine learning-rate "
                   f"schedule, which the checkpoint's {steps} steps followed as {_length_of(resume)} epochs long: the "
                   f"steps left follow the {lengths[-1]}-epoch cosine from step {steps}, so the run is neither "
-                  f"length's schedule (nor {outdir}/job.toml run afresh; its header says so)", file=sys.stderr)
+                  f"length's schedule (nor {os.path.join(outdir, 'job.toml')} run afresh; its header says so)",
+                  file=sys.stderr)
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume), **(origin or {})}
     stop = None
@@ -243,7 +244,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
             return stop.exit_status
         raise stop
     if comm.Get_rank() == 0:
-        print(f"hpcflow nn: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
+        print(f"hpcflow nn: wrote {os.path.join(outdir, 'summary.json')} ({summary['wall_seconds']:.1f} s)")
     return 0
 
 

@@ -142,7 +142,7 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
     if stop is not None:
         raise stop
     if comm.Get_rank() == 0:
-        print(f"hpcflow run: wrote {outdir}/summary.json ({summary['wall_seconds']:.1f} s)")
+        print(f"hpcflow run: wrote {os.path.join(outdir, 'summary.json')} ({summary['wall_seconds']:.1f} s)")
     return 0
 
 
@@ -453,7 +453,8 @@ def _summary_origin(outdir: str, this: dict, *, comm, prog: str) -> dict:
         isinstance(g, dict) and isinstance(g.get("job_file"), str) and isinstance(g.get("overrides"), list)
         for g in legs)
     if resolve(comm).Get_rank() == 0:
-        print(f"{prog}: {outdir}/job.toml does not name the job its run was made from (missing, damaged or "
+        saved = os.path.join(outdir, "job.toml")
+        print(f"{prog}: {saved} does not name the job its run was made from (missing, damaged or "
               "overwritten); " + ("the first run's job file and --set values are taken from summary.json" if known
                                   else "neither does summary.json: job.toml and summary.json name this run's job "
                                   "file and --set values as the first run's"), file=sys.stderr)
