@@ -20,7 +20,8 @@ from h5data import NN_TIMINGS, datasets  # noqa: E402
 from hpcflow.cli import main  # noqa: E402
 from hpcflow.jobs.output import read_summary  # noqa: E402
 from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E402
-from test_nn_stop_sweep import DRIVER, _driver  # noqa: E402
+from test_nn_stop_sweep import DRIVER, FLOW_NET_STEPS, _driver  # noqa: E402
+from test_nn_stop_sweep import JOB as PHASES_JOB  # noqa: E402
 from test_parallel import mpiexec  # noqa: E402
 
 #: 2 epochs of 200 train points in batches of 100: optimiser steps 1-4, the last one LAST
@@ -33,22 +34,24 @@ def job(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nnlast")
     (tmp / "job.toml").write_text(JOB)
     (tmp / "sweep.toml").write_text(JOB + SMALL_SWEEP)
-    assert main(["nn", str(tmp / "job.toml"), "--out", str(tmp / "plain"), "--quiet"]) == 0
+    (tmp / "phases.toml").write_text(PHASES_JOB)  # a width sweep of 2 widths, then the kernel flow and its network
+    for name in ("job", "sweep", "phases"):
+        assert main(["nn", str(tmp / f"{name}.toml"), "--out", str(tmp / f"plain_{name}"), "--quiet"]) == 0
     return tmp
 
 
-def _stopped_at(job, name, step, out):
-    """`hpcflow nn` of job `name` in this process, SIGTERM after optimiser step `step` of the main training:
-    (exit status, stderr)."""
-    undo = _driver().watch(0, step, 0, lambda s: None)
+def _stopped_at(job, name, step, out, trainer=0):
+    """`hpcflow nn` of job `name` in this process, SIGTERM after optimiser step `step` of training `trainer` (0 the
+    main one, then the width sweep's, then the kernel flow's network): the exit status."""
+    undo = _driver().watch(trainer, step, 0, lambda s: None)
     try:
         return main(["nn", str(job / name), "--out", out, "--quiet"])
     finally:
         undo()
 
 
-def _same_as_uninterrupted(job, out, *, exact=True):
-    got, ref = datasets(os.path.join(out, "nn.h5")), datasets(os.path.join(job, "plain", "nn.h5"))
+def _same_as_uninterrupted(job, out, *, name="job", exact=True):
+    got, ref = datasets(os.path.join(out, "nn.h5")), datasets(os.path.join(job, f"plain_{name}", "nn.h5"))
     assert got.keys() == ref.keys()
     for key in sorted(set(got) - NN_TIMINGS):
         if exact or got[key].dtype.kind not in "fc":
@@ -98,3 +101,15 @@ def test_a_stop_request_in_the_last_step_stops_the_width_sweep_that_follows(job,
     summary = read_summary(out)
     assert (summary["status"], summary["checkpoint_step"]) == ("preempted", EPOCHS)
     assert "width_sweep" not in summary and not os.path.exists(os.path.join(out, "nn.h5"))
+
+
+# the last step of the job's last training after the main one: the sweep's last width, the kernel flow's network
+@pytest.mark.parametrize("name, trainer, step", [("sweep", 2, 1), ("phases", 3, FLOW_NET_STEPS)])
+def test_a_stop_request_in_the_last_step_of_the_last_training_finishes_the_run(job, capsys, name, trainer, step):
+    out = str(job / f"last_{name}")
+    status = _stopped_at(job, f"{name}.toml", step, out, trainer)
+    err = capsys.readouterr().err
+    assert status == 0, err[-2000:]
+    assert "--resume" not in err and "signal received" not in err, err
+    assert read_summary(out)["status"] == "finished"
+    _same_as_uninterrupted(job, out, name=name)

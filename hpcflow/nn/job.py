@@ -463,11 +463,14 @@ def _stop_point(ctx, outdir, summary, where) -> None:
                     f"{os.path.join(outdir, 'checkpoint.pt')}), and a resume redoes what follows it; {RESUME_HINT}")
 
 
-def _step_stop(ctx, outdir, summary, where):
+def _step_stop(ctx, outdir, summary, where, *, last=False):
     """A Trainer's on_step hook honouring a stop request after every optimiser step (`_stop_point`; collective:
-    one Allreduce of a flag per step under MPI)."""
+    one Allreduce of a flag per step under MPI); `last`: the job's last training, whose last step leaves only the
+    outputs to write, so a request there has nothing left to stop (the run finishes, `StopRequests`)."""
 
     def on_step(trainer):
+        if last and trainer.at_last_step():
+            return
         _stop_point(ctx, outdir, summary, f"{where}, after step {trainer.pos} of epoch {trainer.epoch + 1}")
 
     return on_step
@@ -711,7 +714,7 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
     from hpcflow.nn import experiment as ex
     from hpcflow.nn.train import TrainConfig
 
-    ws, c = cfg["width_sweep"], ctx["comm"]
+    ws, c, kf_follows = cfg["width_sweep"], ctx["comm"], cfg["kernel_flow"]["enabled"]
     lr = ctx["tc"].lr if ws["lr"] is None else ws["lr"]
     sweep_tc = TrainConfig(**{**ctx["tc"].__dict__, "epochs": ws["epochs"], "optimizer": ws["optimizer"], "lr": lr})
     tr_small = _first_rows(ctx["train"], ws["n_train"], c, "metric")
@@ -724,7 +727,8 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
         parts.append(ex.width_sweep([width], tr_small, ctx["val"], cfg["model"], sweep_tc, width_ref=ws["width_ref"],
                                     lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te,
                                     seed=cfg["training"]["seed"], log=say, comm=c,
-                                    on_step=_step_stop(ctx, outdir, summary, f"in the width sweep, width {width}")))
+                                    on_step=_step_stop(ctx, outdir, summary, f"in the width sweep, width {width}",
+                                                       last=i == len(ws["widths"]) - 1 and not kf_follows)))
     sw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     data.update({f"width_sweep/{k}": v for k, v in sw.items()})
     return dict(sw)
@@ -751,7 +755,7 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
     dtype, device = cfg["model"]["dtype"], ctx["device"]
     res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
                             small_tc, comm=c, on_step=_step_stop(ctx, outdir, summary, "training the network on "
-                                                                 "the kernel flow's points"))
+                                                                 "the kernel flow's points", last=True))
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]

@@ -443,6 +443,10 @@ class Trainer:
     def _handler(self, signum, frame):  # noqa: ARG002
         self.signalled = True
 
+    def at_last_step(self) -> bool:
+        """Whether the optimiser step just taken is the training's last (the last batch of its last epoch)."""
+        return self.epoch == self.cfg.epochs - 1 and self.pos == -(-self.train_shard.n // self.cfg.batch_size)
+
     def run(self) -> History:
         if self.pos and self.epoch >= self.cfg.epochs:  # the network is part way into an epoch it would not finish
             raise ValueError(f"Trainer: the state loaded stopped {self.pos} batches into epoch {self.epoch + 1}, but "
