@@ -422,7 +422,7 @@ class StopRequests:
         handlers, self._handlers = self._handlers, {}
         restore(handlers, stopping=self.signalled or isinstance(exc, Preempted), final=self.written)
         outer = handlers.get(getattr(signal, "SIGTERM", None))
-        if self.signalled and exc is None and getattr(outer, "stop_request", False):
+        if self.signalled and not isinstance(exc, Preempted) and getattr(outer, "stop_request", False):
             outer(signal.SIGTERM, None)  # one the run had nothing left to stop for: a tune worker's stops after it
         return False
 
