@@ -89,3 +89,21 @@ def test_a_stop_request_one_step_earlier_still_preempts_the_run(tmp_path, uninte
     summary = read_summary(out)
     assert (summary["status"], summary["checkpoint_step"]) == ("preempted", step)
     assert _checkpoint(out)[0]["status"] == "preempted"
+
+
+def test_a_stop_request_at_a_trial_s_last_step_completes_it_and_stops_the_worker_before_the_next(tmp_path):
+    """In `hpcflow tune`, the trial's flow finishes (COMPLETE, summary "finished") and the request, passed on to the
+    worker, stops it before its next trial with status 4; the trial used to be preempted and queued again."""
+    from optuna.trial import TrialState
+
+    from test_tune_records import JOB as TUNE_JOB
+    from test_tune_records import _journal
+
+    job, out = tmp_path / "tiny.toml", tmp_path / "s"
+    job.write_text(TUNE_JOB)
+    last = 3  # the job's [flow].steps
+    assert f"steps = {last}\n" in TUNE_JOB
+    p = _run(1, last, "0:SIGUSR1", ["tune", str(job), "--trials", "2", "--out", str(out), "--quiet"])
+    assert p.returncode == 4 and "signal received between trials" in p.stderr, (p.returncode, p.stderr[-3000:])
+    assert read_summary(out / "trials" / "0000")["status"] == "finished"
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.COMPLETE]
