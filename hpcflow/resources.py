@@ -17,6 +17,7 @@ import math
 import os
 import re
 import resource
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -109,19 +110,62 @@ def fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def peak_rss() -> int:
-    """Peak resident bytes of this process (VmHWM; unlike ru_maxrss, not inherited from the parent across exec)."""
+def _status_bytes(field: str) -> int | None:
+    """A size of /proc/self/status (`field`: "VmHWM", "VmSize") in bytes, or None where /proc does not say."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return None
+
+
+def peak_rss() -> int:
+    """Peak resident bytes of this process (VmHWM; unlike ru_maxrss, not inherited from the parent across exec)."""
+    peak = _status_bytes("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if peak is None else peak
 
 
 # ---- memory the process may use -------------------------------------------------------------------------
+#: address space glibc reserves for each thread's malloc arena (HEAP_MAX_SIZE on 64 bits: 2 x the 32 MiB largest
+#: mmap threshold), mapped when the thread first allocates; not resident, but counted by RLIMIT_AS
+ARENA_BYTES = 64 * 2**20
+#: a thread's stack where RLIMIT_STACK is unlimited (glibc's default on x86-64); else the soft limit (`ulimit -s`)
+DEFAULT_STACK_BYTES = 2 * 2**20
+
+
+def mapped_bytes() -> int | None:
+    """Address space this process maps now (VmSize: its libraries, MPI's segments, its threads' stacks and
+    arenas), or None where /proc does not say."""
+    return _status_bytes("VmSize")
+
+
+def thread_reserve(threads: int) -> int:
+    """Address space that `threads` new threads map: a stack each (threading.stack_size, else the RLIMIT_STACK soft
+    limit, else glibc's default) and a malloc arena each (ARENA_BYTES)."""
+    stack = threading.stack_size()
+    if not stack:
+        soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+        stack = soft if soft != resource.RLIM_INFINITY and soft > 0 else DEFAULT_STACK_BYTES
+    return threads * (stack + ARENA_BYTES)
+
+
+def address_space(est_bytes: float, threads: int) -> tuple[float, float, int] | None:
+    """(address space a run of `est_bytes` peak resident memory per rank needs, its RLIMIT_AS (`ulimit -v`), the
+    part already mapped), or None without an address-space limit. What is mapped now (`mapped_bytes`, after MPI and
+    the libraries loaded) plus the estimate plus the stacks and malloc arenas of the `threads` workers the run starts
+    (`thread_reserve`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of address space
+    with 211 MiB resident, so the resident estimate alone let runs through that then failed in OpenBLAS's buffers,
+    thread starts or MemoryError."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    mapped = mapped_bytes()
+    if soft == resource.RLIM_INFINITY or soft <= 0 or mapped is None:
+        return None
+    return mapped + est_bytes + thread_reserve(max(1, threads)), soft, mapped
+
+
 def _read_int(path: str) -> int | None:
     try:
         with open(path) as fh:
@@ -794,7 +838,21 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
                           f"({where}); {_memory_advice(kind or cfg['job']['kind'], local)}, or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
+    space = address_space(est.bytes, _threads()) if per_node is None else None  # (submit: another process runs it)
+    if space is not None and space[0] > space[1]:
+        need, soft, mapped = space
+        raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
+                          f"of address space (with the {fmt_bytes(mapped)} this process maps already, its libraries and "
+                          f"MPI loaded, and its threads' stacks and malloc arenas), which exceeds the "
+                          f"{fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: address space, not resident "
+                          f"memory); raise the limit (ulimit -v unlimited, or at least {_kib(need)} KiB), or pass "
+                          f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
     return est
+
+
+def _kib(n: float) -> int:
+    """`n` bytes in the KiB `ulimit -v` takes, rounded up to the next 100 MiB."""
+    return math.ceil(n / (100 * 2**20)) * 100 * 1024
 
 
 #: what shrinks a network job's estimate (`estimate_nn`), which every rank holds whole at any rank count: the points
@@ -832,6 +890,9 @@ def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
     est = estimate(cfg, kind, ranks=ranks)
     limit, where = memory_limit(ranks=ranks)
     text = f"estimated peak memory {fmt_bytes(est.bytes)} per rank of {fmt_bytes(limit)} ({where})"
+    space = address_space(est.bytes, _threads())
+    if space is not None:
+        text += f", address space {fmt_bytes(space[0])} of {fmt_bytes(space[1])} (RLIMIT_AS, ulimit -v)"
     return text + (f", roughly {est.seconds:.3g} s of kernel products" if est.seconds is not None else "")
 
 

@@ -1,0 +1,54 @@
+"""An address-space limit (RLIMIT_AS, `ulimit -v`) is compared with the address space a run maps, not only with its
+resident estimate: under one that the run cannot live in, it is refused up front (one line, exit status 2)."""
+
+import os
+import re
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from test_parallel import mpiexec
+
+JOB = os.path.join(os.path.dirname(__file__), "..", "jobs", "quickstart.toml")
+ENV = dict(os.environ, HPCFLOW_THREADS="1")
+
+
+def _limited(kib: int):
+    """preexec_fn: RLIMIT_AS of `kib` KiB (as `ulimit -v kib`) for the child and what it starts."""
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (kib * 1024, kib * 1024))
+
+
+def _run(tmp_path, kib: int, ranks: int = 1, *extra):
+    cmd = [sys.executable, "-m", "hpcflow", "run", JOB, "--out", str(tmp_path / "out"), "--set", "flow.steps=3",
+           *extra]
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=ENV, preexec_fn=_limited(kib))
+
+
+def _refused(r, tmp_path):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert len(lines) == 1, r.stderr
+    assert "estimated peak memory" in lines[0] and "exceeds" in lines[0] and "ulimit -v" in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()  # nothing done: no directory, no lock file
+
+
+@pytest.mark.parametrize("kib", [400000, 600000])
+def test_two_ranks_are_refused_the_address_space_they_cannot_run_in(tmp_path, kib):
+    """Under mpiexec each rank maps ~540 MiB once MPI and the libraries are loaded: at 586 MiB the run died in
+    OpenBLAS's buffer allocation (exit 1, the lock file left), at 390 MiB with MemoryError and a thread that could not
+    start, although the resident estimate (306 MiB) fitted both."""
+    _refused(_run(tmp_path, kib, ranks=2), tmp_path)
+
+
+def test_one_rank_is_refused_and_runs_at_the_limit_the_refusal_names(tmp_path):
+    """At one rank the same: refused below what it maps, and the limit the line advises lets the run finish."""
+    r = _run(tmp_path, 600000)
+    _refused(r, tmp_path)
+    advised = int(re.search(r"at least (\d+) KiB", r.stderr).group(1))
+    ok = _run(tmp_path, advised)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert (tmp_path / "out" / "summary.json").is_file()
