@@ -154,8 +154,60 @@ def is_root(comm=None) -> bool:
     return rank(comm) == 0
 
 
+#: what a PMI-1/PMI-2 process manager (Hydra's mpiexec, srun --mpi=pmi2) gives MPICH's client to connect to; the
+#: variables that override MPICH's choice of PMI (its detection of PMIx from PMIX_NAMESPACE)
+PMI_CONNECT = ("PMI_FD", "PMI_PORT")
+PMI_CHOICE = ("MPIR_CVAR_PMI_VERSION", "MPICH_PMI_VERSION", "MPIR_PARAM_PMI_VERSION")
+
+
+def library_version() -> str | None:
+    """MPI_Get_library_version of the MPI library mpi4py loads, read before MPI_Init (as the standard allows), or
+    None where it cannot be read (no mpi4py, no library)."""
+    import ctypes
+
+    try:
+        from mpi4py import _mpiabi
+
+        lib = _mpiabi._dlopen_libmpi()
+        text, length = ctypes.create_string_buffer(16384), ctypes.c_int(0)
+        if lib.MPI_Get_library_version(text, ctypes.byref(length)) != 0:
+            return None
+        return text.value.decode(errors="replace")
+    except Exception:  # noqa: BLE001 - any failure: nothing known, nothing refused
+        return None
+
+
+def pmix_refusal(environ=None, version=None) -> str | None:
+    """Why MPI_Init would abort a PMIx launch (srun --mpi=pmix, PMIX_RANK and PMIX_NAMESPACE set) with an MPICH built
+    without PMIx (`version`: MPI_Get_library_version, read where needed), else None. Such an MPICH reads PMIX_RANK
+    as a PMI-1 launch and aborts ("launcher not compatible with PMI1 client") unless a PMI-1/2 process manager
+    gave it PMI_FD or PMI_PORT (mpiexec), and PMIX_NAMESPACE as PMIx, which it lacks ("unsupported PMI version PMIx"),
+    unless PMI_CHOICE names another; before MPI_Init (not once MPI is loaded) only."""
+    env = os.environ if environ is None else environ
+    rank_only = "PMIX_RANK" in env and not any(env.get(k) for k in PMI_CONNECT)
+    namespace = "PMIX_NAMESPACE" in env and not any(env.get(k) for k in PMI_CHOICE)
+    if "mpi4py.MPI" in sys.modules or not (rank_only or namespace):
+        return None
+    version = library_version() if version is None else version
+    if not version or not version.startswith("MPICH"):
+        return None
+    configure = next((line for line in version.splitlines() if line.startswith("MPICH configure:")), "")
+    if "pmix" in configure.lower():
+        return None
+    name = " ".join(version.splitlines()[0].replace("Version:", "").split())
+    found = "PMIX_RANK" if rank_only else "PMIX_NAMESPACE"
+    return (f"{found} is set (a PMIx launch, such as srun --mpi=pmix) but the MPI library mpi4py loads ({name}, built "
+            "without PMIx) speaks PMI-1/PMI-2 only, and its MPI_Init would abort: use 'srun --mpi=pmi2' under Slurm or "
+            "the mpiexec of the MPI mpi4py was built with")
+
+
 def check_launch(comm=None) -> None:
-    """Refuse several launcher tasks that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec)."""
+    """Refuse a PMIx launch that this MPI cannot join (`pmix_refusal`), before MPI_Init, and several launcher tasks
+    that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec)."""
+    if comm is None:
+        why = pmix_refusal()
+        if why is not None:
+            raise UserError(why)
     tasks = launcher_tasks()
     if tasks is not None and tasks > 1 and size(comm) == 1:
         lib = "no usable MPI library" if _mpi() is None else "an MPI library that does not know this launcher"

@@ -1,0 +1,56 @@
+"""A PMIx launch (srun --mpi=pmix) with an MPICH that speaks PMI-1/PMI-2 only is refused before MPI_Init, in one line
+(exit 2), where MPI_Init itself aborted with its error stack; the launches this MPICH can join still run."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hpcflow.parallel.comm import pmix_refusal
+from test_parallel import mpiexec
+
+JOB = os.path.join(os.path.dirname(__file__), "..", "jobs", "quickstart.toml")
+ENV = dict(os.environ, HPCFLOW_THREADS="1")
+MPI_INIT = [sys.executable, "-c", "from mpi4py import MPI; print(MPI.COMM_WORLD.Get_size())"]
+
+PMIX = {"srun --mpi=pmix": {"PMIX_NAMESPACE": "slurm.pmix.7.0", "PMIX_RANK": "0"},
+        "PMIX_RANK alone": {"PMIX_RANK": "0"}}
+
+
+def _check(tmp_path, env, ranks=1):
+    cmd = [sys.executable, "-m", "hpcflow", "run", JOB, "--out", str(tmp_path / "out"), "--check"]
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(ENV, **env))
+
+
+@pytest.mark.parametrize("case", PMIX)
+def test_a_pmix_launch_is_refused_in_one_line_before_mpi_init(tmp_path, case):
+    env = PMIX[case]
+    bare = subprocess.run(MPI_INIT, capture_output=True, text=True, timeout=60, env=dict(ENV, **env))
+    assert bare.returncode != 0, bare.stdout  # this MPICH's own MPI_Init cannot join such a launch
+    r = _check(tmp_path, env)
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    line, = r.stderr.strip().splitlines()
+    assert line.startswith("hpcflow run: error: PMIX_") and "srun --mpi=pmi2" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_launches_this_mpich_joins_are_not_refused(tmp_path):
+    """PMIX_RANK left in the environment of Hydra's mpiexec (which gives its ranks PMI_FD), and PMIX_NAMESPACE with
+    MPICH's choice of PMI named, are launches MPI_Init joins: hpcflow runs them."""
+    under_mpiexec = _check(tmp_path, {"PMIX_RANK": "0"}, ranks=2)
+    assert under_mpiexec.returncode == 0, under_mpiexec.stderr[-3000:]
+    named = {"PMIX_NAMESPACE": "slurm.pmix.7.0", "MPIR_CVAR_PMI_VERSION": "1"}
+    assert subprocess.run(MPI_INIT, capture_output=True, timeout=60, env=dict(ENV, **named)).returncode == 0
+    assert _check(tmp_path, named).returncode == 0
+
+
+def test_an_mpi_with_pmix_is_not_refused():
+    """An MPICH configured with PMIx, and Open MPI (PMIx built in), take srun --mpi=pmix."""
+    env = PMIX["srun --mpi=pmix"]
+    with_pmix = "MPICH Version:      4.2.3\nMPICH configure:    --with-device=ch4:ofi --with-pmix=/usr\n"
+    assert pmix_refusal(env, with_pmix) is None
+    assert pmix_refusal(env, "Open MPI v5.0.5, package: Open MPI ...") is None
+    assert "srun --mpi=pmi2" in pmix_refusal(env, "MPICH Version:      5.0.2\nMPICH configure:    --with-pm=hydra\n")
