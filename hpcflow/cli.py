@@ -134,9 +134,17 @@ def _said_elsewhere(exc, *, collective: bool = False) -> bool:
     return rank() != 0
 
 
-def main(argv=None) -> int:
-    from hpcflow.stop_signals import interrupted, kept
+#: commands that install their stop handlers (`stop_signals.interrupts_end_the_job`) right after their launch check
+#: (MPI_Init) and honour there a SIGTERM/SIGUSR1 of the start-up (`stop_signals.record_early`); the others before
+#: they begin
+STOPS_AFTER_LAUNCH = ("run", "nn", "tune", "sample", "report")
 
+
+def main(argv=None) -> int:
+    from hpcflow.stop_signals import early_handover, interrupted, kept, record_early
+
+    if argv is None:  # the program (console script, python -m hpcflow), not a caller's in-process command
+        record_early()
     survive_closed_pipes()
     args = None
     try:
@@ -145,10 +153,14 @@ def main(argv=None) -> int:
             args = parser.parse_args(argv)
             if args.verb is None:
                 parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
+            if args.verb not in STOPS_AFTER_LAUNCH:
+                early_handover()
             return _run(args)
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         verb = getattr(args, "verb", None)
         return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)
+    finally:
+        early_handover(honour=False)  # (a refusal before the handlers: the default action back, nothing to stop)
 
 
 def _run(args) -> int:

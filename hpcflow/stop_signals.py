@@ -72,6 +72,41 @@ _raise_stopped.default_action = True  # `restore` ignores a repeat after an hono
 _raise_stopped.raises_stop = True  # a handler that replaced it and would end the process passes the request on
 
 
+def _early_request(signum, frame):  # noqa: ARG001 - signal handler signature
+    """A SIGTERM/SIGUSR1 before the command installed its stop handlers (`record_early`): recorded, for
+    `interrupts_end_the_job` (or the CLI, `early_handover`) to honour."""
+    _EARLY.append(signum)
+
+
+_early_request.early = True  # `hpcflow.parallel.comm.default_stop_signals` sets it again after MPI_Init
+#: the stop requests `_early_request` recorded, in order
+_EARLY = []
+
+
+def record_early() -> None:
+    """From the interpreter's start (`python -m hpcflow`, before NumPy, mpi4py and MPI_Init: a few tenths of a second
+    under mpiexec) a SIGTERM/SIGUSR1 is recorded instead of ending the process by its default action (under mpiexec:
+    the launcher's banner and the bare signal number), so that the command ends with its one line and 128 + the signal
+    as later (`interrupts_end_the_job` raises it). Only where the action is the default; main thread."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in ENDING:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _early_request)
+
+
+def early_handover(*, honour: bool = True) -> None:
+    """The default action back where `record_early`'s handler is still set; with `honour`, a request it recorded
+    ends the command now (`Stopped`, the repeats ignored), as one that came a moment later would."""
+    for sig in ENDING:
+        if signal.getsignal(sig) is _early_request:
+            signal.signal(sig, signal.SIG_DFL)
+    if _EARLY:
+        first = _EARLY[0]
+        _EARLY.clear()
+        if honour:
+            _raise_stopped(first, None)
+
+
 #: whether a SIGINT reached an installed handler since the outermost `install`: the next one interrupts
 _asked = False
 
@@ -323,11 +358,15 @@ def interrupts_end_the_job(prog: str, *, stops: bool = True):
     the command as Ctrl-C does; a checkpoint writer's handler takes the signals over while it runs."""
     old = {}
     if stops and threading.current_thread() is threading.main_thread():
-        # (`_after_the_result`: a command before this one finished in this process, a caller's or a test's)
+        # (`_after_the_result`: a command before this one finished in this process, a caller's or a test's;
+        # `_early_request`: the interpreter's start, whose default action is put back after)
         old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING
-               if signal.getsignal(sig) in (signal.SIG_DFL, _after_the_result)}
+               if signal.getsignal(sig) in (signal.SIG_DFL, _after_the_result, _early_request)}
+        old = {sig: signal.SIG_DFL if handler is _early_request else handler for sig, handler in old.items()}
     stopped = False
     try:
+        if old:
+            early_handover()  # a request recorded since the interpreter's start stops the command here
         yield
     except KeyboardInterrupt as exc:
         stopped = isinstance(exc, Stopped)

@@ -138,8 +138,9 @@ def default_stop_signals() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGUSR1):
-        if signal.getsignal(sig) is signal.SIG_DFL:
-            signal.signal(sig, signal.SIG_DFL)
+        current = signal.getsignal(sig)
+        if current is signal.SIG_DFL or getattr(current, "early", False):  # (`stop_signals.record_early`'s too)
+            signal.signal(sig, current)
 
 
 def rank(comm=None) -> int:
