@@ -4,7 +4,7 @@ Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`
 stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
 SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 5 a write
 failed for a reason outside the program (disk full, quota, file too large, I/O error, a file system remounted
-read-only), outputs up to the last complete checkpoint kept (`WriteFailed`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
+read-only), outputs up to the last complete checkpoint kept (`WriteFailed`), or memory ran out mid-run (`out_of_memory`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
 is written, or by a second Ctrl-C; 143 / 138 (128 + the signal) stopped by SIGTERM / SIGUSR1 where no checkpoint
 is written (`hpcflow.stop_signals.Stopped`).
 """
@@ -79,6 +79,18 @@ WRITE_FIXES = {
     # system must become writable again, not another --out be chosen
     errno.EROFS: "ask the administrators to make its file system writable again",
 }
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """What ran out where `exc` says that memory did mid-run (a limit outside the program: ulimit -v, a cgroup),
+    else None: a MemoryError, or CPython's RuntimeError for a thread whose stack could not be mapped. The CLI, and
+    `hpcflow.parallel.comm.abort_on_error` under MPI, say it in one line (`resources.out_of_memory_line`) and end with
+    EXIT_WRITE_FAILED, the status of a write refused for such a reason."""
+    if isinstance(exc, MemoryError):
+        return "MemoryError"
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return "a thread could not start: can't start new thread"
+    return None
 
 
 class WriteFailed(OSError):

@@ -850,6 +850,18 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     return est
 
 
+def out_of_memory_line(what: str) -> str:
+    """The one line of a run that ran out of memory mid-run (`hpcflow.errors.out_of_memory`: `what`), with the limits
+    this process had: its resident one and, where set, its address space (RLIMIT_AS)."""
+    limit, where = memory_limit()
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    unset = soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith("RLIMIT_AS")
+    space = "" if unset else f"; its address space {fmt_bytes(soft)} (ulimit -v)"
+    return (f"out of memory mid-run ({what}) with {fmt_bytes(limit)} to use ({where}){space}: raise the limit (ulimit -v "
+            "unlimited, or more memory for the job) or reduce the job's sizes, then run it again (with --resume where "
+            "it wrote a checkpoint)")
+
+
 def _kib(n: float) -> int:
     """`n` bytes in the KiB `ulimit -v` takes, rounded up to the next 100 MiB."""
     return math.ceil(n / (100 * 2**20)) * 100 * 1024

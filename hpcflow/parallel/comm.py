@@ -18,9 +18,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from hpcflow.backend import default_threads
-from hpcflow.errors import ConfigError, RunStop, UserError, WriteFailed
+from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed, out_of_memory
 from hpcflow.launcher_output import wait_until_read
-from hpcflow.resources import THREAD_VARIABLES, slurm_cpus_per_task
+from hpcflow.resources import THREAD_VARIABLES, out_of_memory_line, slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -281,7 +281,7 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
 
     Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError or a
     WriteFailed (rank 0's write of a shared file) is re-raised on one rank (the CLI prints it); at R > 1 it aborts
-    with its status (2, 5) after printing its line. RunStop and SystemExit pass through: they are decided
+    with its status (2, 5) after printing its line, as memory that ran out does (`hpcflow.errors.out_of_memory`, 5). RunStop and SystemExit pass through: they are decided
     collectively, so every rank raises them together. Collective on entry (a private duplicate of `comm` for
     `abort_together`). `wait`: seconds a failing rank waits for the others before the Abort (longer where rank 0
     records the failure somewhere before it arrives, as `hpcflow tune` does).
@@ -295,13 +295,18 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
                 raise  # RunStop (preemption, numerical stop), exits, `refuse_together`'s refusals and errors raised
                 # by `raise_together` are decided collectively: every rank raises them
             sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
+            status = int(getattr(exc, "exit_status", 1))
             if isinstance(exc, (UserError, WriteFailed)):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            elif out_of_memory(exc) is not None:
+                status = EXIT_WRITE_FAILED
+                print(f"hpcflow: rank {rank(c)}: error: {out_of_memory_line(out_of_memory(exc))}", file=sys.stderr,
+                      flush=True)
             else:
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr,
                       flush=True)
-            abort_together(c, agree, int(getattr(exc, "exit_status", 1)), wait=wait)
+            abort_together(c, agree, status, wait=wait)
             raise
 
 
@@ -336,8 +341,11 @@ def leave(status: int, *, wait: float = LEAVE_WAIT) -> None:
 
     watchdog = threading.Timer(wait, os._exit, (status,))
     watchdog.daemon = True
-    watchdog.start()
-    faulthandler.dump_traceback_later(wait + 1.0, exit=True)
+    try:
+        watchdog.start()
+        faulthandler.dump_traceback_later(wait + 1.0, exit=True)
+    except RuntimeError:  # no room for their threads (memory ran out: `hpcflow.errors.out_of_memory`): leave without
+        pass
     MPI = _mpi()
     try:
         if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized():
