@@ -842,8 +842,8 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     if space is not None and space[0] > space[1]:
         need, soft, mapped = space
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
-                          f"of address space (with the {fmt_bytes(mapped)} this process maps already, its libraries and "
-                          f"MPI loaded, and its threads' stacks and malloc arenas), which exceeds the "
+                          f"of address space (with the {fmt_bytes(mapped)} this process maps already: the libraries loaded so "
+                          f"far, MPI's under a launcher; and its threads' stacks and malloc arenas), which exceeds the "
                           f"{fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: address space, not resident "
                           f"memory); raise the limit (ulimit -v unlimited, or at least {_kib(need)} KiB), or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
