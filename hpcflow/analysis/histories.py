@@ -10,10 +10,12 @@ its nn.h5 and checkpoint.pt) are one run (`by_run`).
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
+from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
@@ -23,7 +25,9 @@ from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData,
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
 NN_PER_RANK = ("history/comm_seconds",)  # network: (epochs, ranks)
-NDIM = {"history/sigma_train": 1, "history/sigma_test": 1, "history/sigma_val": 1,
+COUNTS = "val_not_positive_definite"  # network: validation points whose metric is not positive definite, per epoch
+NOT_PD = f"history/{COUNTS}"
+NDIM = {"history/sigma_train": 1, "history/sigma_test": 1, "history/sigma_val": 1, NOT_PD: 1,
         **dict.fromkeys((*PER_RANK, *NN_PER_RANK), (1, 2))}
 
 
@@ -94,17 +98,20 @@ def load(run_dir, *, name: str | None = None) -> dict:
     elif "nn" in files and not (_further_on(files) and (out := _checkpoint_history(files["pt"], quiet=True))):
         try:
             d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
-                              optional=NN_PER_RANK, ndim=NDIM)
+                              optional=(*NN_PER_RANK, NOT_PD), ndim=NDIM)
         except MissingData:  # a damaged nn.h5: the training checkpoint holds the whole history
             if "pt" not in files or not unreadable(files["nn"]):
                 raise
             out = _checkpoint_history(files["pt"])
         else:
             out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
-            out.update({k.split("/")[1]: d[k] for k in NN_PER_RANK if k in d}, file=files["nn"])
+            out.update({k.split("/")[1]: d[k] for k in (*NN_PER_RANK, NOT_PD) if k in d}, file=files["nn"])
     elif "nn" not in files:  # a network run interrupted before nn.h5: its training checkpoint
         out = _checkpoint_history(files["pt"])
     name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
+    out["not_positive_definite"] = _definite_mark(out)
+    if out["not_positive_definite"]:
+        name += f" ({out['not_positive_definite']})"
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
 
@@ -125,15 +132,41 @@ def _checkpoint_history(pt, *, quiet: bool = False) -> dict | None:
     cannot be read."""
     try:
         d = {k: check_array(pt, f"train.history.{k}", v, ndim=(1, 2) if k == "comm_seconds" else 1,
-                            nonempty=k != "comm_seconds", hint=HINT)
-             for k, v in training_history(pt, ("sigma_train", "sigma_val"), optional=("comm_seconds",),
+                            nonempty=k in ("sigma_train", "sigma_val"), hint=HINT)
+             for k, v in training_history(pt, ("sigma_train", "sigma_val"), optional=("comm_seconds", COUNTS),
                                           hint=HINT).items()}
     except MissingData:
         if quiet:
             return None
         raise
     out = {"train": d["sigma_train"], "test": d["sigma_val"], "unit": "epoch", "file": pt}
-    return out | ({"comm_seconds": d["comm_seconds"]} if "comm_seconds" in d else {})
+    return out | {k: d[k] for k in ("comm_seconds", COUNTS) if k in d}
+
+
+def _definite_mark(run: dict) -> str:
+    """`definite.not_positive_definite` of a network run's history (`load`'s): the count of its last epoch, of the
+    validation points of the job its file records ([geometry] n_val); '' for a flow run, or a history without
+    counts."""
+    counts = run.get(COUNTS)
+    if counts is None or len(counts) != len(run["train"]):
+        return ""
+    return not_positive_definite(counts[-1], _n_val(run["file"]))
+
+
+def _n_val(path):
+    """[geometry] n_val of the job that network data file `path` (nn.h5, or checkpoint.pt by its name) records, None
+    where it cannot be read so."""
+    from hpcflow.jobs.torch_file import plain_entries
+
+    try:
+        if os.path.basename(path) == NN_CHECKPOINT:
+            cfg = json.loads(plain_entries(path).get(("config",)))
+        else:
+            cfg = read_attrs(path, hint=HINT).get("config")
+    except (MissingData, TypeError, ValueError):  # no config, or one that is no JSON text
+        cfg = None
+    geo = cfg.get("geometry") if isinstance(cfg, dict) else None
+    return geo.get("n_val") if isinstance(geo, dict) else None
 
 
 def plot(runs):

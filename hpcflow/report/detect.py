@@ -160,10 +160,13 @@ def _unreadable(path, name) -> str:
     return ""
 
 
+#: summary.json's count of validation points whose metric is not positive definite after a network's last epoch
+#: (`hpcflow.analysis.definite`), which the run's history supplies where the summary lacks it or is superseded
+COUNT_FINAL = "val_not_positive_definite_final"
 #: summary.json's numbers that the checkpoint of an incomplete run (further on than its summary, or the summary's own
 #: step) stands in for: the sigmas, gains and wall time shown beside its "incomplete" status are the checkpoint's
 SUPERSEDED = ("sigma_train_initial", "sigma_train_final", "sigma_test_initial", "sigma_test_final", "sigma_val_initial",
-              "sigma_val_final", "gain_train", "gain_test", "wall_seconds", "wall_seconds_total", "legs")
+              "sigma_val_final", "gain_train", "gain_test", "wall_seconds", "wall_seconds_total", "legs", COUNT_FINAL)
 
 
 def _run_summary(path, kind, *, complete: bool = True) -> dict:
@@ -272,15 +275,18 @@ def _typed(numbers: dict) -> dict:
 
 def _history_sigmas(path, summary: dict, kind: str, *, checkpoint_only: bool = False) -> dict:
     """sigma at the first and last step (epoch) of a flow or network run's own history (`histories.load`:
-    checkpoint.h5; nn.h5, or checkpoint.pt where it is further on) for the summary keys that are absent or null
-    (a network summary holds no initial train sigma; a run stopped before its summary has none): {} when the
+    checkpoint.h5; nn.h5, or checkpoint.pt where it is further on), and a network's COUNT_FINAL, for the summary keys
+    that are absent or null (a network summary holds no initial train sigma; a run stopped before its summary has
+    none; one written before the count has no count): {} when the
     history cannot be read, or with checkpoint_only is not the checkpoint's; non-finite values (a flow without test
     points) are left out."""
-    from hpcflow.analysis.histories import load
+    from hpcflow.analysis.histories import COUNTS, load
 
     test = "sigma_val" if kind == "nn" else "sigma_test"
     keys = {"sigma_train_initial": ("train", 0), "sigma_train_final": ("train", -1),
             f"{test}_initial": ("test", 0), f"{test}_final": ("test", -1)}
+    if kind == "nn":
+        keys[COUNT_FINAL] = (COUNTS, -1)
     missing = [k for k in keys if not isinstance(summary.get(k), (int, float)) or isinstance(summary.get(k), bool)]
     if not missing:
         return {}
@@ -293,7 +299,7 @@ def _history_sigmas(path, summary: dict, kind: str, *, checkpoint_only: bool = F
     out = {}
     for key in missing:
         series, i = keys[key]
-        values = hist[series]
+        values = hist.get(series, ())
         if len(values) and np.isfinite(values[i]):
-            out[key] = float(values[i])
+            out[key] = int(values[i]) if series == COUNTS else float(values[i])
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.rundir import UNKNOWN, label
 from hpcflow.analysis.table1 import md_cell
 
@@ -33,7 +34,8 @@ def _table(d, *keys) -> dict:
 def row(info) -> list:
     """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent): a local_limit
     run's gains at its widest and narrowest width; a study's trials by state and best trial in its status, the
-    other cells those of the best trial's run."""
+    other cells those of the best trial's run; a network's status says where its last epoch's metric is not positive
+    definite at validation points (`hpcflow.analysis.definite`)."""
     s = info.summary
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
@@ -46,6 +48,9 @@ def row(info) -> list:
         status = f"{status}: {s['stopped']}"  # diverged, stopped: why
     if info.complete and info.missing:
         status = f"{status}; {info.missing}"  # a finished network run whose nn.h5 is gone
+    unhealthy = not_positive_definite(s.get("val_not_positive_definite_final"), s.get("n_val", geo.get("n_val")))
+    if unhealthy:  # a network (a study's best trial) whose sigma uses the signed det g: no healthy gain
+        status = f"{status}; {unhealthy}"
     n_test = s.get("n_test", geo.get("n_test", geo.get("n_val")))
     n = f"{_num(s.get('n_train', geo.get('n_train', geo.get('n_points'))))} / {_num(n_test)}"
     # the job's kernel (an incomplete run's job is its checkpoint's: detect), else the summary's word for it
