@@ -1,0 +1,67 @@
+"""The runs table's ranks cell of a run resumed at another rank count names every leg's count in order ("2→1" for a
+run started on 2 ranks and extended on 1), for flow and network runs alike, as summary.json's `legs` record them;
+a run resumed at the same count shows that count, and a leg recorded without its count shows '?'."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from analysis_runs import ROOT, env, md_rows
+from jobtexts import NN_POINTS, SMALL_NET, flow_points
+from test_parallel import mpiexec
+
+FLOW = flow_points(120, 60) + """[kernel]
+name = "delta"
+[flow]
+dt = 1.0
+steps = 2
+loss = "ultralocal"
+"""
+NN = NN_POINTS + SMALL_NET + """[training]
+epochs = 1
+batch_size = 50
+threads = 1
+[ntk]
+enabled = false
+"""
+
+
+def _hpcflow(ranks: int, *args) -> None:
+    launch = [mpiexec(), "-n", str(ranks)] if ranks > 1 else []
+    p = subprocess.run([*launch, sys.executable, "-m", "hpcflow", *map(str, args), "--quiet"], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+def _legs(run_dir) -> list:
+    return [g["ranks"] for g in json.loads((run_dir / "summary.json").read_text())["legs"]]
+
+
+def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
+    (tmp_path / "flow.toml").write_text(FLOW)
+    (tmp_path / "nn.toml").write_text(NN)
+    flow, net, same = tmp_path / "flow", tmp_path / "net", tmp_path / "same"
+    _hpcflow(2, "run", tmp_path / "flow.toml", "--out", flow)
+    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", flow, "--resume", "--set", "flow.steps=3")
+    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net)
+    _hpcflow(1, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=2")
+    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", same)
+    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", same, "--resume", "--set", "flow.steps=3")
+    assert _legs(flow) == _legs(net) == [2, 1] and _legs(same) == [1, 1]  # what the runs recorded
+    unknown = tmp_path / "unknown"  # its first leg run before legs were recorded: a count of unknown value
+    unknown.mkdir()
+    for name in ("checkpoint.h5", "job.toml"):
+        (unknown / name).write_bytes((flow / name).read_bytes())
+    s = json.loads((flow / "summary.json").read_text())
+    s["legs"][0]["ranks"] = None
+    (unknown / "summary.json").write_text(json.dumps(s))
+
+    p = subprocess.run([sys.executable, "-m", "hpcflow", "report", str(flow), str(net), str(same), str(unknown),
+                        "--out", str(tmp_path / "rep")], cwd=ROOT, env=env(), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
+    ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown")}
+    assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1"}, ranks
