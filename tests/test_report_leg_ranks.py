@@ -1,6 +1,7 @@
 """The runs table's ranks cell of a run resumed at another rank count names every leg's count in order ("2→1" for a
 run started on 2 ranks and extended on 1), for flow and network runs alike, as summary.json's `legs` record them;
-a run resumed at the same count shows that count, and a leg recorded without its count shows '?'."""
+a run resumed at the same count shows that count, a leg recorded without its count shows '?', and a study's row shows
+its best trial's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from analysis_runs import ROOT, env, md_rows
+from analysis_runs import ROOT, env, make_study, md_rows
 from jobtexts import NN_POINTS, SMALL_NET, flow_points
 from test_parallel import mpiexec
 
@@ -57,11 +58,12 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
     s = json.loads((flow / "summary.json").read_text())
     s["legs"][0]["ranks"] = None
     (unknown / "summary.json").write_text(json.dumps(s))
+    make_study(tmp_path / "tune", str(net), [0.4, 2.0])  # a study whose best trial's run is `net`
 
     p = subprocess.run([sys.executable, "-m", "hpcflow", "report", str(flow), str(net), str(same), str(unknown),
-                        "--out", str(tmp_path / "rep")], cwd=ROOT, env=env(), capture_output=True, text=True,
+                        str(tmp_path / "tune"), "--out", str(tmp_path / "rep")], cwd=ROOT, env=env(), capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     rows = md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
-    ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown")}
-    assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1"}, ranks
+    ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown", "tune")}
+    assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1", "tune": "2→1"}, ranks

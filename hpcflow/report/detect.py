@@ -188,7 +188,8 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
 
 def _study_summary(path, study_name) -> dict:
     """The runs table's numbers of a study directory (see detect); the overview's 'best_kind' is the kind of its
-    best trial's run (the row's kernel cell names a network's), and 'best_inconsistent' why that run is not whole
+    best trial's run (the row's kernel cell names a network's), 'best_legs' its legs (the ranks cell names their rank
+    counts), and 'best_inconsistent' why that run is not whole
     (`_best_run_problem`: its data file missing or damaged, or its summary.json not the record of that file, whose
     numbers the row then shows, as a run's own row does)."""
     from hpcflow.analysis.study import NoSuchStudy, overview
@@ -207,6 +208,8 @@ def _study_summary(path, study_name) -> dict:
         ov["best_inconsistent"] = why
     best = _run_summary(run_dir, kind, complete=not why) if run_dir else {}
     ov["best_kind"] = best.get("kind", kind)
+    if isinstance(best.get("legs"), list):  # the trial's legs, for its rank counts (the wall time is the study's)
+        ov["best_legs"] = best["legs"]
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
     return {**{k: v for k, v in best.items() if k not in skip}, "study": ov}
 

@@ -65,15 +65,17 @@ def row(info) -> list:
     if info.kind == "local_limit":
         gains = _width_gains(s.get("table"))
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
-    return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-", _ranks(s, ranks),
+    return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-",
+            _ranks(_table(s, "study").get("best_legs") if info.kind == "study" else s.get("legs"), ranks),
             _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _wall(s)]
 
 
-def _ranks(s: dict, ranks) -> str:
-    """The rank counts of a resumed run's legs in order (summary.json `legs`, or its checkpoint's), 'R1→R2' where a
-    leg ran at another count than the one before, '?' for a leg recorded without its count (the steps a run did
-    before legs were recorded); `ranks` (the last run's) for a run of one leg or of one count throughout."""
-    legs = s.get("legs") if isinstance(s.get("legs"), list) else []
+def _ranks(legs, ranks) -> str:
+    """The rank counts of a resumed run's `legs` in order (summary.json `legs`, or its checkpoint's; a study's: its
+    best trial's), 'R1→R2' where a leg ran at another count than the one before, '?' for a leg recorded without its
+    count (the steps a run did before legs were recorded); `ranks` (the last run's) for a run of one leg or of one
+    count throughout."""
+    legs = legs if isinstance(legs, list) else []
     counts = [_num(r) if isinstance(r := g.get("ranks") if isinstance(g, dict) else None, int) and not isinstance(
         r, bool) else "?" for g in legs]
     changes = [c for i, c in enumerate(counts) if i == 0 or c != counts[i - 1]]
