@@ -551,17 +551,23 @@ def test_the_best_sigma_leaves_out_epochs_not_counted_and_is_null_without_a_heal
 
 def test_resume_of_a_finished_run_writes_a_missing_or_damaged_model_again_from_its_checkpoint(tmp_path, capsys):
     """checkpoint.pt of a finished run holds its network: --resume with nothing to train writes model.pt and
-    model.pt.json again, when either is missing or cut short, with the tensors the run saved, and says so."""
+    model.pt.json again, when either is missing, cut short or, model.pt, holds a tensor with a flipped bit (its zip
+    CRC-32 failing: left as it was, "nothing to do", before), with the tensors the run saved, and says so."""
     import torch
+    from test_tune_nn_h5 import _flip_low_bit
 
     out = tmp_path / "done"
     job = _write(tmp_path, TINY)
     assert main(["nn", job, "--out", str(out)]) == 0
     saved = {p: (out / p).read_bytes() for p in ("model.pt", "model.pt.json")}
     weights = torch.load(out / "model.pt", weights_only=True)
-    for name, damage in (("model.pt", "unlink"), ("model.pt.json", "unlink"), ("model.pt", "truncate")):
+    for name, damage in (("model.pt", "unlink"), ("model.pt.json", "unlink"), ("model.pt", "truncate"),
+                         ("model.pt", "bit flip")):
         path = out / name
-        path.unlink() if damage == "unlink" else path.write_bytes(saved[name][:len(saved[name]) // 2])
+        if damage == "bit flip":
+            _flip_low_bit(path)
+        else:
+            path.unlink() if damage == "unlink" else path.write_bytes(saved[name][:len(saved[name]) // 2])
         capsys.readouterr()
         assert main(["nn", job, "--out", str(out), "--resume"]) == 0
         said = [s for s in capsys.readouterr().out.splitlines() if "again from checkpoint.pt" in s]

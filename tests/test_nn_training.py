@@ -215,6 +215,26 @@ def test_train_and_the_sweep_say_when_a_network_diverged(sets, monkeypatch):
         assert np.isfinite(sweep[k][0]) and np.isnan(sweep[k][1]), k
 
 
+def test_a_model_whose_tensor_has_a_flipped_bit_is_refused_naming_the_file_and_entry(tmp_path):
+    """load_model of a model.pt with one flipped low mantissa bit in a tensor (its values finite, its zip CRC-32
+    failing) loaded the altered weights without a word; one InputFileError line naming the file and the entry."""
+    from test_tune_nn_h5 import _flip_low_bit
+
+    from hpcflow.errors import InputFileError
+
+    path = tmp_path / "model.pt"
+    save_model(path, MetricMLP(10, depth=2, width=16, activation="gelu", seed=0))
+    before = torch.load(path, weights_only=True)
+    entry = _flip_low_bit(path)
+    after = torch.load(path, weights_only=True)  # torch reads it: one tensor changed, every value finite
+    assert [k for k in before if not torch.equal(before[k], after[k])] != []
+    assert all(bool(torch.isfinite(t).all()) for t in after.values())
+    with pytest.raises(InputFileError) as exc:
+        load_model(path)
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith(f"{path}: its entry {entry} fails its CRC-32 check"), text
+
+
 #: how model.pt.json or model.pt is replaced -> (its new config (dict: JSON of it) or model.pt, the file named)
 LOAD_FAULTS = {"config not JSON": ("{not json", "json"), "config a list": ("[1, 2]", "json"),
                "config with another key": ({"foo": 1}, "json"), "config of a wider network": ({"width": 8}, "pt"),

@@ -121,8 +121,8 @@ MODEL_FIX = "pass the model.pt of an 'hpcflow nn' run (or of save_model) with th
 
 def load_model(path) -> MetricMLP:
     """Rebuild the MetricMLP saved by `save_model` (weights loaded with weights_only=True); one InputFileError
-    naming the file when model.pt.json is not a MetricMLP's config or model.pt does not hold that network's
-    tensors."""
+    naming the file when model.pt.json is not a MetricMLP's config, model.pt does not hold that network's tensors,
+    or an entry of model.pt fails its CRC-32 (`crc_fault`: a flipped bit would load as other, finite weights)."""
     from hpcflow.errors import UserError
 
     path = os.fspath(path)
@@ -138,6 +138,8 @@ def load_model(path) -> MetricMLP:
     except (OSError, TypeError, ValueError, UserError) as exc:  # a JSONDecodeError is a ValueError
         raise InputFileError(f"{cfg_path} is not the config of a MetricMLP ({' '.join(str(exc).split())}); "
                              f"{MODEL_FIX}") from None
+    _refuse_changed(path, what="the model", fix="'hpcflow nn JOB.toml --out DIR --resume' of its finished run writes "
+                    "it again from DIR/checkpoint.pt")
     state = _load(path)
     fault = _state_fault(state, model.state_dict())
     if fault is not None:
@@ -402,10 +404,7 @@ def load_checkpoint(path) -> dict:
 
     path = os.fspath(path)
     refuse_no_checkpoint(os.path.dirname(path), os.path.basename(path), command="hpcflow nn")
-    changed = crc_fault(path)
-    if changed is not None:
-        raise InputFileError(f"{path}: its entry {changed} fails its CRC-32 check (bytes changed since it was written: "
-                             f"a disk or copy error); the checkpoint is damaged, {RESTART}")
+    _refuse_changed(path, what="the checkpoint", fix=RESTART)
     state = _load(path, damaged=RESTART)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
@@ -414,6 +413,14 @@ def load_checkpoint(path) -> dict:
                              f"({__version__}) does not read (versions {READABLE_VERSIONS}); resume it with the "
                              f"hpcflow that wrote it, or {RESTART}")
     return state
+
+
+def _refuse_changed(path: str, *, what: str, fix: str) -> None:
+    """InputFileError naming `path` and its entry (`what` is damaged, then `fix`) when an entry fails its CRC-32."""
+    changed = crc_fault(path)
+    if changed is not None:
+        raise InputFileError(f"{path}: its entry {changed} fails its CRC-32 check (bytes changed since it was written: "
+                             f"a disk or copy error); {what} is damaged, {fix}")
 
 
 def crc_fault(path: str) -> str | None:

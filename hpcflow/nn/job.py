@@ -240,7 +240,7 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
 
 def model_fault(outdir: str) -> str | None:
     """Why DIR/model.pt and model.pt.json of a finished run cannot be used, in a few words: either is missing or
-    cannot be read through (damaged); None when they load. A file that is not a regular readable one (a directory,
+    cannot be read through, or an entry of model.pt fails its CRC-32 (damaged); None when they load. A file that is not a regular readable one (a directory,
     no read permission) is refused as `checkpoint.load_model` says (InputFileError): rewriting would not mend it."""
     from hpcflow.nn.checkpoint import load_model
 
