@@ -27,6 +27,21 @@ def check_metric_data(name: str, data) -> None:
                     "PointSet ps of >= 2 points, e.g. from Hypersurface.sample")
 
 
+def batch_count(n: int, batch_size: int) -> int:
+    """Global batches of an epoch over `n` points: ceil(n / batch_size), but a last batch of one point (n % batch_size
+    = 1) joins the batch before, which then holds batch_size + 1 points: σ (eq. B.11) of one point is 0, so its
+    gradient is 0, yet an Adam step on it still moves the parameters through the moments. A rule of n and batch_size
+    alone: the same batches at every rank count and on --resume."""
+    full, rest = divmod(n, batch_size)
+    return max(1, full + (rest > 1))
+
+
+def batch_starts(n: int, batch_size: int) -> list:
+    """The global positions where each batch of an epoch begins, and `n` last (`batch_count`): batch b holds positions
+    [starts[b], starts[b + 1]) of the epoch's order."""
+    return [b * batch_size for b in range(batch_count(n, batch_size))] + [n]
+
+
 @dataclass
 class MetricData:
     """Network inputs and geometric data of N points, as tensors of one dtype."""
@@ -55,12 +70,14 @@ class MetricData:
         return MetricData(self.x[idx], self.gfs[idx], self.omega2[idx], self.weights[idx])
 
     def batches(self, batch_size: int, generator):
-        """Shuffled mini-batches (the last one may be smaller), order from a seeded torch.Generator.
+        """Shuffled mini-batches (the last one may be smaller, or one larger: `batch_count`), order from a seeded
+        torch.Generator.
 
         The data are permuted once per epoch and the batches are contiguous slices (views) of that copy, which
         saves four gathers per optimiser step.
         """
         perm = torch.randperm(len(self), generator=generator, device="cpu").to(self.x.device)
         shuffled = self[perm]
-        for start in range(0, len(self), batch_size):
-            yield shuffled[start:start + batch_size]
+        starts = batch_starts(len(self), batch_size)
+        for start, end in zip(starts, starts[1:]):
+            yield shuffled[start:end]

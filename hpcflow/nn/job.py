@@ -75,7 +75,7 @@ SCHEMA = {
     "training": {
         "epochs": Field(int, 50, lo=0, hi=MAX_STEPS),
         "batch_size": Field(int, 1000, lo=2, help="global batch (>= 2: κ is the batch's mean of η, so one point's "
-                                                  "loss is 0)"),
+                                                  "loss is 0; so a last batch of one point joins the one before)"),
         **RATE_FIELDS,
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
@@ -214,10 +214,17 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
     that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the run is
     finished, the job asks for no more epochs and its nn.h5 cannot be read (a resume that adds nothing would leave it
     damaged), unless `nn_h5_redone` (`hpcflow nn --resume`, which redoes what follows training to write it again)."""
-    from hpcflow.nn.checkpoint import check_train_state
+    from hpcflow.nn.checkpoint import RESTART, check_train_state
+    from hpcflow.nn.data import batch_count
 
     check_same_job(cfg, state, path)
-    check_train_state(state, path, batches=-(-cfg["geometry"]["n_train"] // cfg["training"]["batch_size"]))
+    n_train, batch_size = cfg["geometry"]["n_train"], cfg["training"]["batch_size"]
+    if _one_point_batches(state, n_train, batch_size):
+        raise InputFileError(f"{path}: written by an hpcflow that trained the one point left after {n_train // batch_size} "
+                             f"batches ([geometry].n_train = {n_train}, [training].batch_size = {batch_size}) as a "
+                             f"batch of its own; this one adds it to the batch before, so the run cannot go on as it "
+                             f"began: {RESTART}")
+    check_train_state(state, path, batches=batch_count(n_train, batch_size))
     done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
     if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
         raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
@@ -236,6 +243,20 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
         except DAMAGED:
             raise InputFileError(f"{nn_h5}: not a readable HDF5 file (damaged) of a finished run, which --resume "
                                  "leaves as it is; rerun the job with --force") from None
+
+
+def _one_point_batches(state: dict, n_train: int, batch_size: int) -> bool:
+    """Whether checkpoint `state`'s counters (train.epoch, step, position) are those of a training whose epochs ended
+    in a batch of one point (n_train % batch_size = 1: before `data.batch_count` added it to the batch before) and
+    not those of this one's batches; at epoch 0 before that batch the two trainings are the same."""
+    from hpcflow.nn.data import batch_count
+
+    train = state.get("train")
+    counts = [train.get(k) for k in ("epoch", "step", "position")] if isinstance(train, dict) else []
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts) or len(counts) != 3:
+        return False
+    (epoch, step, pos), old, new = counts, -(-n_train // batch_size), batch_count(n_train, batch_size)
+    return old != new and step == epoch * old + pos and (step != epoch * new + pos or pos >= new)
 
 
 def model_fault(outdir: str) -> str | None:
@@ -352,6 +373,10 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         print(f"{log_prefix} note: [training].batch_size = {cfg['training']['batch_size']} exceeds [geometry].n_train "
               f"= {n_train}: every step's batch is the whole train set ({n_train} points, one step per epoch)",
               file=sys.stderr)
+    elif root and n_train % batch == 1:
+        print(f"{log_prefix} note: [geometry].n_train = {n_train} leaves one point after {n_train // batch} batches of "
+              f"[training].batch_size = {batch}: it joins the last of them ({batch + 1} points), since σ of one point "
+              "is 0 (no gradient)", file=sys.stderr)
     if ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: those of its shard (a mean)
         say(f"note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "

@@ -22,7 +22,7 @@ from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.geometry.hermitian import is_positive_definite, unpack
 from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
 from hpcflow.nn._torch import optim_without_dynamo, require_torch
-from hpcflow.nn.data import check_metric_data
+from hpcflow.nn.data import batch_count, batch_starts, check_metric_data
 from hpcflow.nn.fast_step import ManualGradient, optimizer_step
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
@@ -379,8 +379,9 @@ class Trainer:
         perm = torch.randperm(tr.n, generator=self.gen, device="cpu")
         mine = (perm >= tr.lo) & (perm < tr.hi)
         local = perm[mine] - tr.lo
-        n_batches = -(-tr.n // bsz)
-        per_batch = torch.bincount(torch.nonzero(mine).squeeze(1) // bsz, minlength=n_batches)
+        n_batches = batch_count(tr.n, bsz)  # (a last batch of one row joins the one before)
+        batch_of = torch.clamp(torch.nonzero(mine).squeeze(1) // bsz, max=n_batches - 1)
+        per_batch = torch.bincount(batch_of, minlength=n_batches)
         bounds = [0] + torch.cumsum(per_batch, 0).tolist()
         return tr.data[local.to(tr.data.x.device)], bounds, n_batches
 
@@ -445,7 +446,7 @@ class Trainer:
 
     def at_last_step(self) -> bool:
         """Whether the optimiser step just taken is the training's last (the last batch of its last epoch)."""
-        return self.epoch == self.cfg.epochs - 1 and self.pos == -(-self.train_shard.n // self.cfg.batch_size)
+        return self.epoch == self.cfg.epochs - 1 and self.pos == batch_count(self.train_shard.n, self.cfg.batch_size)
 
     def run(self) -> History:
         if self.pos and self.epoch >= self.cfg.epochs:  # the network is part way into an epoch it would not finish
@@ -463,7 +464,8 @@ class Trainer:
 
     def _run(self) -> None:
         cfg, model = self.cfg, self.model
-        total_steps = -(-self.train_shard.n // cfg.batch_size) * cfg.epochs
+        starts = batch_starts(self.train_shard.n, cfg.batch_size)  # global positions: each batch's size
+        total_steps = (len(starts) - 1) * cfg.epochs
         if not self.hist.sigma_val:
             self._record()
             if not self._finite_epoch():
@@ -498,7 +500,7 @@ class Trainer:
                         group["lr"] = lr
                     self.opt.step()
                 self.step, self.pos = self.step + 1, b + 1
-                size_b = min(cfg.batch_size, self.train_shard.n - b * cfg.batch_size)
+                size_b = starts[b + 1] - starts[b]
                 self.loss_sum, self.loss_count = self.loss_sum + loss_b * size_b, self.loss_count + size_b
                 if self.on_step is not None:
                     self.on_step(self)
