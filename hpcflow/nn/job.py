@@ -220,10 +220,10 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
     check_same_job(cfg, state, path)
     n_train, batch_size = cfg["geometry"]["n_train"], cfg["training"]["batch_size"]
     if _one_point_batches(state, n_train, batch_size):
-        raise InputFileError(f"{path}: written by an hpcflow that trained the one point left after {n_train // batch_size} "
-                             f"batches ([geometry].n_train = {n_train}, [training].batch_size = {batch_size}) as a "
-                             f"batch of its own; this one adds it to the batch before, so the run cannot go on as it "
-                             f"began: {RESTART}")
+        raise InputFileError(f"{path}: written by an hpcflow that trained the one point left after "
+                             f"{n_train // batch_size} batches ([geometry].n_train = {n_train}, [training].batch_size "
+                             f"= {batch_size}) as a batch of its own; this one adds it to the batch before, so the run "
+                             f"cannot go on as it began: {RESTART}")
     check_train_state(state, path, batches=batch_count(n_train, batch_size))
     done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
     if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
@@ -261,8 +261,9 @@ def _one_point_batches(state: dict, n_train: int, batch_size: int) -> bool:
 
 def model_fault(outdir: str) -> str | None:
     """Why DIR/model.pt and model.pt.json of a finished run cannot be used, in a few words: either is missing or
-    cannot be read through, or an entry of model.pt fails its CRC-32 (damaged); None when they load. A file that is not a regular readable one (a directory,
-    no read permission) is refused as `checkpoint.load_model` says (InputFileError): rewriting would not mend it."""
+    cannot be read through, or an entry of model.pt fails its CRC-32 (damaged); None when they load. A file that is
+    not a regular readable one (a directory, no read permission) is refused as `checkpoint.load_model` says
+    (InputFileError): rewriting would not mend it."""
     from hpcflow.nn.checkpoint import load_model
 
     path = os.path.join(outdir, "model.pt")

@@ -2,8 +2,9 @@
 
 Data parallel over the ranks of `comm` (hpcflow.nn.replicas): the data order is one global permutation of the
 train points per epoch (the same on every rank, from one seeded generator), global batch b is positions
-[bB, (b+1)B) of it, each rank computes the gradient of the rows of that batch it holds, and one Allreduce
-gives every rank the global batch's gradient, so the run is the same for every R up to summation order.
+[bB, (b+1)B) of it (the last one ends at the last point: one point left over joins it, `data.batch_count`), each
+rank computes the gradient of the rows of that batch it holds, and one Allreduce gives every rank the global batch's
+gradient, so the run is the same for every R up to summation order.
 `Trainer.state_dict()` captures everything a bitwise resume needs (hpcflow.nn.checkpoint documents it).
 """
 
