@@ -252,7 +252,8 @@ def _ignored_at_exit() -> None:
 def kept():
     """Within the block a stop request that Python could not pass on (a KeyboardInterrupt or `Stopped` raised in a
     weakref callback, such as importlib's module-lock clean-up, or in a __del__: Python prints "Exception ignored"
-    and goes on) is raised again in the main thread's code, so that the command still stops, with its one line."""
+    and goes on) is raised again in the main thread's code, so that the command still stops, with its one line; one
+    not raised again yet when the block ends is raised there (the block's own exception, if any, goes on instead)."""
     previous = sys.unraisablehook
 
     def hook(unraisable):
@@ -267,6 +268,13 @@ def kept():
     sys.unraisablehook = hook
     try:
         yield
+    except BaseException:
+        _settle()
+        raise
+    else:
+        exc = _settle()
+        if exc is not None:
+            raise exc
     finally:
         if sys.unraisablehook is hook:
             sys.unraisablehook = previous
@@ -274,6 +282,9 @@ def kept():
 
 #: the code of `kept`'s hooks and what they call: a handler that interrupts them sends its signal again instead
 _IN_THE_HOOK = set()
+
+#: `_raise_again`'s requests not raised yet, each {"exc", "done", "sent", "taken", "lock", "timers", "settle"}
+_pending = []
 
 
 def _raise_again(exc: KeyboardInterrupt) -> None:
@@ -284,29 +295,66 @@ def _raise_again(exc: KeyboardInterrupt) -> None:
     old = signal.getsignal(signal.SIGINT)
     if old is None:  # a handler not set from Python: Python's own takes its place once `exc` is raised
         old = signal.default_int_handler
+    state = {"exc": exc, "done": False, "sent": 0, "taken": 0, "lock": threading.Lock(), "timers": []}
 
     def again(signum, frame):  # noqa: ARG001 - signal handler signature
+        state["taken"] += 1
+        if state["done"]:  # settled at the block's end: a signal sent before then, taken here, not Python's
+            if state["taken"] >= state["sent"]:
+                signal.signal(signal.SIGINT, old)
+            return
         at = frame
         while at is not None:
             if at.f_code in _IN_THE_HOOK:
-                _send_sigint_soon()
+                _send_sigint_soon(state)
                 return
             at = at.f_back
+        state["done"] = True
+        _pending.remove(state)
         signal.signal(signal.SIGINT, old)
         raise exc
 
+    def settle():
+        """Stop sending; `old` back unless a signal sent is still to come (`again` takes it)."""
+        with state["lock"]:
+            state["done"] = True
+        for timer in state["timers"]:
+            timer.cancel()
+        if state["taken"] >= state["sent"] and signal.getsignal(signal.SIGINT) is again:
+            signal.signal(signal.SIGINT, old)
+
+    state["settle"] = settle
+    _pending.append(state)
     signal.signal(signal.SIGINT, again)
-    _send_sigint_soon()
+    _send_sigint_soon(state)
+
+
+def _settle():
+    """End `_raise_again`'s requests not raised yet (the block of `kept` ends); the first one's exception, or None."""
+    first = _pending[0]["exc"] if _pending else None
+    while _pending:
+        _pending.pop()["settle"]()
+    return first
 
 
 #: seconds before `_raise_again`'s SIGINT: the hook that sends it has returned by then
 RESEND_DELAY = 0.01
 
 
-def _send_sigint_soon() -> None:
-    """SIGINT to the main thread in RESEND_DELAY, from a thread of its own (`_raise_again`)."""
-    timer = threading.Timer(RESEND_DELAY, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT))
+def _send_sigint_soon(state: dict) -> None:
+    """SIGINT to the main thread in RESEND_DELAY, from a thread of its own, unless `state` is settled by then."""
+    main = threading.main_thread().ident
+
+    def send():
+        with state["lock"]:
+            if state["done"]:
+                return
+            state["sent"] += 1
+            signal.pthread_kill(main, signal.SIGINT)
+
+    timer = threading.Timer(RESEND_DELAY, send)
     timer.daemon = True
+    state["timers"].append(timer)
     timer.start()
 
 

@@ -70,6 +70,32 @@ sys.exit(status)
     assert float(proc.stdout) < 4, proc.stdout  # not after the 5 s sleep: stopped where the work was
 
 
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_request_lost_at_the_very_end_of_the_work_still_ends_the_command_in_one_line(name):
+    """The request raised in a weakref callback as the command's work returns (no Python code of it left to run):
+    the command ends with the request's one line and status, not status 0 followed later by a raw KeyboardInterrupt
+    traceback, and nothing arrives after it has returned."""
+    script = CALLBACKS + """
+import time
+import hpcflow.cli as cli
+from hpcflow.stop_signals import interrupts_end_the_job
+def work(args):
+    with interrupts_end_the_job("hpcflow info"):
+        a = A()
+        refs = [weakref.ref(a, stopper)]
+        del a
+        return 0
+status = cli.main(["info"])
+time.sleep(0.3)  # a request still armed would arrive here, outside the command
+print("returned", status)
+sys.exit(status)
+""".replace("cli.main", "setattr(cli, '_run', work) or cli.main")
+    proc = _run(script, name)
+    said = "interrupted" if name == "SIGINT" else f"stopped by {name}"
+    assert (proc.returncode, proc.stderr) == (SIGNALS[name], f"hpcflow info: {said}\n"), proc.stderr
+    assert proc.stdout == f"returned {SIGNALS[name]}\n", proc.stdout
+
+
 def test_an_analysis_script_also_stops(tmp_path):
     """The analysis scripts' entry (`hpcflow.analysis.script.main`) keeps the request too: status 130, one line."""
     script = CALLBACKS + """
