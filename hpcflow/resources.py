@@ -152,18 +152,74 @@ def thread_reserve(threads: int) -> int:
     return threads * (stack + ARENA_BYTES)
 
 
-def address_space(est_bytes: float, threads: int) -> tuple[float, float, int] | None:
+#: the buffer OpenBLAS maps for each thread that runs one of its routines (BUFFER_SIZE, 32 MiB on x86-64), in each
+#: OpenBLAS library loaded (numpy's and scipy's wheels bundle one each); mapped at the first call, not before a run's
+#: check, and counted by RLIMIT_AS: where it cannot be mapped, OpenBLAS retries mmap forever
+OPENBLAS_BUFFER_BYTES = 32 * 2**20
+
+
+def openblas_libraries() -> int:
+    """How many OpenBLAS libraries this process maps (by file name, /proc/self/maps), 0 where /proc does not say."""
+    try:
+        with open("/proc/self/maps") as fh:
+            names = {os.path.basename(line.split()[-1]) for line in fh if len(line.split()) >= 6}
+    except OSError:
+        return 0
+    return sum("openblas" in name.lower() and ".so" in name for name in names)
+
+
+def run_libraries(cfg: dict, kind: str) -> tuple[str, ...]:
+    """The modules a run of `cfg` loads beyond validation's (each maps hundreds of MiB of address space, torch
+    ~600 MiB): a network's torch, and on float64 with Numba its compiled steps' Numba and scipy's BLAS (Numba's
+    np.dot calls it); a flow's Numba where its kernel is compiled (`_compiled_kernel`)."""
+    numba = importlib.util.find_spec("numba") is not None
+    if kind == "nn":
+        return ("torch",) + (("numba", "scipy.linalg.cython_blas") if numba and cfg["model"]["dtype"] == "float64"
+                             else ())
+    kernel = cfg.get("kernel") if kind == "flow" else None
+    return ("numba",) if isinstance(kernel, dict) and _compiled_kernel(kernel) else ()
+
+
+def load_libraries(names) -> bool:
+    """Import `names` now, so that what they map is measured: whether all imported (one that fails is left to the
+    run's own refusal, in its words: a broken torch, hpcflow.nn._torch.require_torch)."""
+    loaded = True
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - refused where the run needs it
+            loaded = False
+    return loaded
+
+
+def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: float = 0.0,
+                  ) -> tuple[float, float, int] | None:
     """(address space a run of `est_bytes` peak resident memory per rank needs, its RLIMIT_AS (`ulimit -v`), the
-    part already mapped), or None without an address-space limit. What is mapped now (`mapped_bytes`, after MPI and
-    the libraries loaded) plus the estimate plus the stacks and malloc arenas of the `threads` workers the run starts
-    (`thread_reserve`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of address space
-    with 211 MiB resident, so the resident estimate alone let runs through that then failed in OpenBLAS's buffers,
-    thread starts or MemoryError."""
+    part already mapped), or None without an address-space limit. What is mapped (`mapped_bytes`) once MPI and the
+    `libraries` the run loads are (`run_libraries`: a network run's check had measured 313 MiB before torch, Numba
+    and scipy's BLAS, which map 913 MiB) plus the estimate (less `in_libraries`, its part resident in what is then
+    mapped: a network's torch base, where they all loaded) plus the stacks and malloc arenas of the
+    `threads` workers the run starts (`thread_reserve`) plus an OpenBLAS buffer for each of them in each OpenBLAS
+    library (`OPENBLAS_BUFFER_BYTES`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of
+    address space with 211 MiB resident, so the resident estimate alone let runs through that then failed in
+    OpenBLAS's buffers, thread starts or MemoryError."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    mapped = mapped_bytes()
-    if soft == resource.RLIM_INFINITY or soft <= 0 or mapped is None:
+    if soft == resource.RLIM_INFINITY or soft <= 0:
         return None
-    return mapped + est_bytes + thread_reserve(max(1, threads)), soft, mapped
+    counted = in_libraries if load_libraries(libraries) else 0.0
+    mapped = mapped_bytes()
+    if mapped is None:
+        return None
+    threads = max(1, threads)
+    blas = openblas_libraries() * threads * OPENBLAS_BUFFER_BYTES
+    return mapped + est_bytes - counted + thread_reserve(threads) + blas, soft, mapped
+
+
+def run_address_space(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
+    """`address_space` of a run of `cfg` (`kind`) with peak `est`, measured with the libraries it loads."""
+    kind = kind or cfg["job"]["kind"]
+    base = est.parts.get("base", 0.0) if kind == "nn" else 0.0  # TORCH_BASE_BYTES: Python, NumPy and torch
+    return address_space(est.bytes, _threads(), run_libraries(cfg, kind), base)
 
 
 def _read_int(path: str) -> int | None:
@@ -838,12 +894,12 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
                           f"({where}); {_memory_advice(kind or cfg['job']['kind'], local)}, or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
-    space = address_space(est.bytes, _threads()) if per_node is None else None  # (submit: another process runs it)
+    space = run_address_space(est, cfg, kind) if per_node is None else None  # (submit: another process runs it)
     if space is not None and space[0] > space[1]:
         need, soft, mapped = space
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
-                          f"of address space (with the {fmt_bytes(mapped)} this process maps already: the libraries loaded so "
-                          f"far, MPI's under a launcher; and its threads' stacks and malloc arenas), which exceeds the "
+                          f"of address space (with the {fmt_bytes(mapped)} this process maps with the libraries the run loads, "
+                          f"MPI's under a launcher; and its threads' stacks, malloc arenas and OpenBLAS buffers), which exceeds the "
                           f"{fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: address space, not resident "
                           f"memory); raise the limit (ulimit -v unlimited, or at least {_kib(need)} KiB), or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
@@ -902,7 +958,7 @@ def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
     est = estimate(cfg, kind, ranks=ranks)
     limit, where = memory_limit(ranks=ranks)
     text = f"estimated peak memory {fmt_bytes(est.bytes)} per rank of {fmt_bytes(limit)} ({where})"
-    space = address_space(est.bytes, _threads())
+    space = run_address_space(est, cfg, kind)
     if space is not None:
         text += f", address space {fmt_bytes(space[0])} of {fmt_bytes(space[1])} (RLIMIT_AS, ulimit -v)"
     return text + (f", roughly {est.seconds:.3g} s of kernel products" if est.seconds is not None else "")

@@ -52,3 +52,23 @@ def test_one_rank_is_refused_and_runs_at_the_limit_the_refusal_names(tmp_path):
     ok = _run(tmp_path, advised)
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+NN_JOB = os.path.join(os.path.dirname(__file__), "..", "jobs", "nn_smoke.toml")
+
+
+def _nn(tmp_path, kib: int, *extra):
+    cmd = [sys.executable, "-m", "hpcflow", "nn", NN_JOB, "--out", str(tmp_path / "out"), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, preexec_fn=_limited(kib))
+
+
+def test_network_run_is_refused_below_what_torch_numba_and_openblas_map_and_runs_at_the_advised_limit(tmp_path):
+    """A network run maps ~1.1 GiB at its peak (torch ~600 MiB, Numba and scipy's OpenBLAS, its 32 MiB buffers), but
+    the check measured before they loaded (~300 MiB): under `ulimit -v 1100000` it passed, then looped forever in
+    OpenBLAS's mmap of its buffer after epoch 0. Refused up front instead, and the limit it advises lets it finish."""
+    r = _nn(tmp_path, 1100000, "--check")
+    _refused(r, tmp_path)
+    advised = int(re.search(r"at least (\d+) KiB", r.stderr).group(1))
+    ok = _nn(tmp_path, advised, "--set", "training.epochs=1", "--set", "width_sweep.epochs=1")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert (tmp_path / "out" / "summary.json").is_file()
