@@ -34,7 +34,23 @@ def test_a_pmix_launch_is_refused_in_one_line_before_mpi_init(tmp_path, case):
     assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
     line, = r.stderr.strip().splitlines()
     assert line.startswith("hpcflow run: error: PMIX_") and "srun --mpi=pmi2" in line, line
+    assert f"unset {line.split()[3]}" in line, line  # the variable found, where the launch is not srun's
     assert not (tmp_path / "out").exists()
+
+
+def test_a_stray_pmix_namespace_under_mpiexec_is_refused_with_the_fix_that_lets_it_run(tmp_path):
+    """PMIX_NAMESPACE left from an 'srun --pty bash' shell (a cluster's default --mpi=pmix) under this MPICH's own
+    mpiexec: refused in one line that names unsetting it or MPIR_CVAR_PMI_VERSION=1, with which the same launch
+    runs; 'use the mpiexec of the MPI mpi4py was built with' alone misled a user already using it."""
+    stray = {"PMIX_NAMESPACE": "slurm.pmix.123.0"}
+    r = _check(tmp_path, stray, ranks=2)
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    line = r.stderr.strip().splitlines()[0]
+    assert line.startswith("hpcflow run: error: PMIX_NAMESPACE"), r.stderr
+    assert "unset PMIX_NAMESPACE" in line and "MPIR_CVAR_PMI_VERSION=1" in line, line
+    assert not (tmp_path / "out").exists()
+    assert _check(tmp_path, dict(stray, MPIR_CVAR_PMI_VERSION="1"), ranks=2).returncode == 0
+    assert _check(tmp_path, {}, ranks=2).returncode == 0  # unset
 
 
 def test_the_launches_this_mpich_joins_are_not_refused(tmp_path):

@@ -197,9 +197,13 @@ def pmix_refusal(environ=None, version=None) -> str | None:
         return None
     name = " ".join(version.splitlines()[0].replace("Version:", "").split())
     found = "PMIX_RANK" if rank_only else "PMIX_NAMESPACE"
+    # not launched by srun, the variable is most often left over from an 'srun --pty bash' shell (a cluster's default
+    # --mpi=pmix) and inherited by mpiexec or a plain python
+    stray = f"unset {found}" + ("" if rank_only else f" (or set {PMI_CHOICE[0]}=1)")
     return (f"{found} is set (a PMIx launch, such as srun --mpi=pmix) but the MPI library mpi4py loads ({name}, built "
             "without PMIx) speaks PMI-1/PMI-2 only, and its MPI_Init would abort: use 'srun --mpi=pmi2' under Slurm or "
-            "the mpiexec of the MPI mpi4py was built with")
+            f"the mpiexec of the MPI mpi4py was built with; not launching with srun (a {found} inherited from an "
+            f"'srun --pty' shell, say), {stray}")
 
 
 def check_launch(comm=None) -> None:
