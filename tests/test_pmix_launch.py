@@ -67,6 +67,8 @@ def test_an_mpi_with_pmix_is_not_refused():
     """An MPICH configured with PMIx, and Open MPI (PMIx built in), take srun --mpi=pmix."""
     env = PMIX["srun --mpi=pmix"]
     with_pmix = "MPICH Version:      4.2.3\nMPICH configure:    --with-device=ch4:ofi --with-pmix=/usr\n"
-    assert pmix_refusal(env, with_pmix) is None
-    assert pmix_refusal(env, "Open MPI v5.0.5, package: Open MPI ...") is None
-    assert "srun --mpi=pmi2" in pmix_refusal(env, "MPICH Version:      5.0.2\nMPICH configure:    --with-pm=hydra\n")
+    without = "MPICH Version:      5.0.2\nMPICH configure:    --with-pm=hydra\n"
+    assert pmix_refusal(env, with_pmix, loaded=False) is None
+    assert pmix_refusal(env, "Open MPI v5.0.5, package: Open MPI ...", loaded=False) is None
+    assert "srun --mpi=pmi2" in pmix_refusal(env, without, loaded=False)
+    assert pmix_refusal(env, without, loaded=True) is None  # once MPI is loaded, MPI_Init has run: nothing to refuse

@@ -178,16 +178,18 @@ def library_version() -> str | None:
         return None
 
 
-def pmix_refusal(environ=None, version=None) -> str | None:
+def pmix_refusal(environ=None, version=None, *, loaded=None) -> str | None:
     """Why MPI_Init would abort a PMIx launch (srun --mpi=pmix, PMIX_RANK and PMIX_NAMESPACE set) with an MPICH built
     without PMIx (`version`: MPI_Get_library_version, read where needed), else None. Such an MPICH reads PMIX_RANK
     as a PMI-1 launch and aborts ("launcher not compatible with PMI1 client") unless a PMI-1/2 process manager
     gave it PMI_FD or PMI_PORT (mpiexec), and PMIX_NAMESPACE as PMIx, which it lacks ("unsupported PMI version PMIx"),
-    unless PMI_CHOICE names another; before MPI_Init (not once MPI is loaded) only."""
+    unless PMI_CHOICE names another; before MPI_Init only (`loaded`: whether mpi4py.MPI is imported already, this
+    process's by default)."""
     env = os.environ if environ is None else environ
+    loaded = "mpi4py.MPI" in sys.modules if loaded is None else loaded
     rank_only = "PMIX_RANK" in env and not any(env.get(k) for k in PMI_CONNECT)
     namespace = "PMIX_NAMESPACE" in env and not any(env.get(k) for k in PMI_CHOICE)
-    if "mpi4py.MPI" in sys.modules or not (rank_only or namespace):
+    if loaded or not (rank_only or namespace):
         return None
     version = library_version() if version is None else version
     if not version or not version.startswith("MPICH"):
