@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
-from jobtexts import NN_POINTS, SMALL_NET, TINY_TRAINING  # noqa: E402
+from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E402
 from test_parallel import mpiexec  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
@@ -113,3 +113,26 @@ def test_metric_data_batches_put_a_one_point_remainder_into_the_last_batch():
         batches = list(data[:n].batches(100, torch.Generator().manual_seed(0)))
         assert [len(b) for b in batches] == sizes, n
         assert len(torch.unique(torch.cat([b.x for b in batches]), dim=0)) == n  # every point once
+
+
+def test_the_width_sweep_and_the_kernel_flow_network_say_their_one_point_batch_once(tmp_path, capsys):
+    """Batches of 50: the 200 train points of the network leave none, the sweep's first 101 one (after 2 batches,
+    trained at two widths) and the kernel flow network's 51 one (after 1 batch); each of those two is said once on
+    stderr, at one rank and by rank 0 alone at two."""
+    job = tmp_path / "job.toml"
+    job.write_text(NN_POINTS + SMALL_NET + TINY_TRAINING.replace("epochs = 4", "epochs = 1").replace(
+        "batch_size = 100", "batch_size = 50") + SMALL_SWEEP.replace("n_train = 100", "n_train = 101")
+        + "[kernel_flow]\nenabled = true\nn_train = 51\nn_test = 50\nsteps = 2\n")
+    sweep = ("note: [width_sweep].n_train = 101 leaves one point after 2 batches of [training].batch_size = 50: it "
+             "joins the last of them (51 points), since σ of one point is 0 (no gradient)")
+    flow = ("note: [kernel_flow].n_train = 51 leaves one point after 1 batch of [training].batch_size = 50: it "
+            "joins the last of them (51 points)")
+    capsys.readouterr()
+    assert main(["nn", str(job), "--out", str(tmp_path / "one")]) == 0
+    err = capsys.readouterr().err
+    assert err.count(sweep) == 1 and err.count(flow) == 1 and "[geometry].n_train = 200 leaves" not in err, err
+    proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "nn", str(job), "--out",
+                           str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, HPCFLOW_THREADS="1", PYTHONPATH=os.getcwd()))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count(sweep) == 1 and proc.stderr.count(flow) == 1, proc.stderr

@@ -245,6 +245,18 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
                                  "leaves as it is; rerun the job with --force") from None
 
 
+def _trainings(cfg: dict) -> list:
+    """The trainings of a run in batches of [training].batch_size, as (the key of its point count, that count): the
+    network's, then the width sweep's (one per width, on the same points) and the kernel flow network's where the
+    job asks for them."""
+    out = [("[geometry].n_train", cfg["geometry"]["n_train"])]
+    if cfg["width_sweep"]["widths"]:
+        out.append(("[width_sweep].n_train", cfg["width_sweep"]["n_train"]))
+    if cfg["kernel_flow"]["enabled"]:
+        out.append(("[kernel_flow].n_train", cfg["kernel_flow"]["n_train"]))
+    return out
+
+
 def _one_point_batches(state: dict, n_train: int, batch_size: int) -> bool:
     """Whether checkpoint `state`'s counters (train.epoch, step, position) are those of a training whose epochs ended
     in a batch of one point (n_train % batch_size = 1: before `data.batch_count` added it to the batch before) and
@@ -374,10 +386,13 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         print(f"{log_prefix} note: [training].batch_size = {cfg['training']['batch_size']} exceeds [geometry].n_train "
               f"= {n_train}: every step's batch is the whole train set ({n_train} points, one step per epoch)",
               file=sys.stderr)
-    elif root and n_train % batch == 1:
-        print(f"{log_prefix} note: [geometry].n_train = {n_train} leaves one point after {n_train // batch} batches of "
-              f"[training].batch_size = {batch}: it joins the last of them ({batch + 1} points), since σ of one point "
-              "is 0 (no gradient)", file=sys.stderr)
+    for key, n in _trainings(cfg) if root else ():
+        rows = min(cfg["training"]["batch_size"], n)
+        if n % rows == 1:  # (data.batch_count)
+            batches = f"{n // rows} batch{'es' * (n >= 2 * rows)}"
+            print(f"{log_prefix} note: {key} = {n} leaves one point after {batches} of [training].batch_size = {rows}: "
+                  f"it joins the last of them ({rows + 1} points), since σ of one point is 0 (no gradient)",
+                  file=sys.stderr)
     if ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: those of its shard (a mean)
         say(f"note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
