@@ -1,7 +1,8 @@
 """A network whose metric is not positive definite at validation points after its last epoch (σ there uses the signed
 det g and can look better than any healthy network's) is flagged beside its σ, saying at how many of how many
 validation points: in the report's runs table (its own row, a study's row whose best trial it is, an interrupted run's
-row from its checkpoint.pt) and in sigma_history.py's printed line; a healthy network carries no such mark."""
+row from its checkpoint.pt), in sigma_history.py's and fig4_ntk.py's printed lines and in the caption of its Fig. 4 in
+the report; a healthy network carries no such mark."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ batch_size = 100
 threads = 1
 {lr}
 [ntk]
-enabled = false
+n_train_points = 4
+n_test_points = 4
 """
 #: SGD at this learning rate leaves the metric indefinite at validation points; the default Adam run stays healthy
 DIVERGING = 'optimizer = "sgd"\nlr = 1e4'
@@ -55,11 +57,15 @@ def _mark(run_dir) -> str:
     return f"metric not positive definite at {_last_count(run_dir)} of {N_VAL} validation points"
 
 
-def _report(tmp_path, *dirs) -> dict:
+def _report_md(tmp_path, *dirs) -> str:
     p = subprocess.run([sys.executable, "-m", "hpcflow", "report", *map(str, dirs), "--out", str(tmp_path / "rep")],
                        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
-    return md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
+    return (tmp_path / "rep" / "report.md").read_text()
+
+
+def _report(tmp_path, *dirs) -> dict:
+    return md_rows(_report_md(tmp_path, *dirs).split("## Runs")[1].split("\n## ")[0])
 
 
 def test_the_runs_table_flags_a_network_not_positive_definite_at_validation_points(tmp_path, nets):
@@ -93,3 +99,18 @@ def test_sigma_history_prints_the_mark_beside_the_sigmas(tmp_path, nets):
     lines = {line.split(" ")[0].rstrip(":"): line for line in p.stdout.splitlines() if "sigma train" in line}
     assert _mark(nets["indefinite"]) in lines["indefinite"], lines
     assert "not positive definite" not in lines["healthy"], lines
+
+
+def test_fig4_ntk_prints_the_mark_beside_its_numbers(tmp_path, nets):
+    p = script("fig4_ntk", nets["indefinite"], nets["healthy"], "--out", tmp_path / "figs")
+    assert p.returncode == 0, p.stderr[-2000:]
+    epochs = {line.split(" ")[0].rstrip(":"): line for line in p.stdout.splitlines() if line.endswith("epochs: 2")}
+    assert epochs["indefinite"] == f"indefinite ({_mark(nets['indefinite'])}: sigma uses the signed det g): epochs: 2"
+    assert epochs["healthy"] == "healthy: epochs: 2", epochs
+
+
+def test_the_report_captions_fig4_of_a_network_not_positive_definite(tmp_path, nets):
+    md = _report_md(tmp_path, nets["indefinite"], nets["healthy"]).split("## Fig. 4")[1].split("\n## ")[0]
+    captions = {line.strip("*").split(" ")[0]: line for line in md.splitlines() if line.startswith("*")}
+    assert _mark(nets["indefinite"]) in captions["indefinite"], captions
+    assert captions["healthy"] == "*healthy*", captions

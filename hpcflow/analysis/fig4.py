@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.histories import nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
                                      read_datasets, run_state, same_length)
 
@@ -28,7 +29,9 @@ def load(run_dir) -> dict:
     """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
     of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise. 'note': the
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
-    from the old one, marked incomplete), '' for a finished one."""
+    from the old one, marked incomplete), '' for a finished one; 'not_positive_definite': the mark of a network whose
+    last epoch's metric is not positive definite at validation points (`histories.nn_definite_mark`), '' otherwise,
+    which its printed lines and the report's caption carry beside its name (`products._per_run`)."""
     if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, NN)) and os.path.isfile(
             os.path.join(run_dir, NN_CHECKPOINT)):  # no nn.h5 beside checkpoint.pt: not an nn job's fault
         state = run_state(run_dir)
@@ -39,7 +42,7 @@ def load(run_dir) -> dict:
         raise MissingData(f"{run_dir}: no {NN} yet ({state.note() or 'incomplete'}): the run was interrupted before it "
                           f"wrote it; {nn_continuation(run_dir)}, then draw Fig. 4")
     path = data_file(run_dir, NN, hint=HINT)
-    return {**_datasets(path), "note": run_state(run_dir).note()}
+    return {**_datasets(path), "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
 def _datasets(path) -> dict:

@@ -153,6 +153,17 @@ def _definite_mark(run: dict) -> str:
     return not_positive_definite(counts[-1], _n_val(run["file"]))
 
 
+def nn_definite_mark(path) -> str:
+    """`_definite_mark` of network data file nn.h5 `path` (its history's counts); '' where it holds none or they
+    cannot be read (the figures that ask for it draw other datasets: a damaged history is the sigma histories' to
+    refuse)."""
+    try:
+        d = read_datasets(path, (), hint=HINT, optional=("history/sigma_train", NOT_PD), ndim=NDIM)
+    except MissingData:
+        return ""
+    return _definite_mark({"train": d.get("history/sigma_train", ()), COUNTS: d.get(NOT_PD), "file": path})
+
+
 def _n_val(path):
     """[geometry] n_val of the job that network data file `path` (nn.h5, or checkpoint.pt by its name) records, None
     where it cannot be read so."""
