@@ -1,11 +1,11 @@
 """The `hpcflow` command line: one subcommand module each under hpcflow.commands.
 
-Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal
-error, 2 bad input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a
-write the file system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last
-complete checkpoint kept) or memory that ran out mid-run (`hpcflow.errors.out_of_memory`, one line), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second
-one; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one
-line, under mpiexec too).
+Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal error, 2 bad
+input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
+system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
+kept) or memory that ran out mid-run (`hpcflow.errors.out_of_memory`, one line), 130 interrupted (KeyboardInterrupt:
+Ctrl-C where no checkpoint is written, or a second one; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no
+checkpoint is written (`stop_signals.Stopped`; one line, under mpiexec too).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """User-facing errors and the exit-status contract shared by every command.
 
-Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but
-stopped for a numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by
-SIGTERM/SIGUSR1 (or a first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 5 a write
-failed for a reason outside the program (disk full, quota, file too large, I/O error, a file system remounted
-read-only), outputs up to the last complete checkpoint kept (`WriteFailed`), or memory ran out mid-run (`out_of_memory`); 130 (128 + SIGINT, the shell's convention) interrupted by Ctrl-C where no checkpoint
-is written, or by a second Ctrl-C; 143 / 138 (128 + the signal) stopped by SIGTERM / SIGUSR1 where no checkpoint
-is written (`hpcflow.stop_signals.Stopped`).
+Exit status: 0 success; 1 internal error; 2 bad input, nothing done (`UserError`); 3 the run started but stopped for a
+numerical reason, outputs up to the last finite step written (`NumericalStop`); 4 preempted by SIGTERM/SIGUSR1 (or a
+first Ctrl-C) after writing a checkpoint, continue with --resume (`Preempted`); 5 a write failed for a reason outside
+the program (disk full, quota, file too large, I/O error, a file system remounted read-only), outputs up to the last
+complete checkpoint kept (`WriteFailed`), or memory ran out mid-run (`out_of_memory`); 130 (128 + SIGINT, the shell's
+convention) interrupted by Ctrl-C where no checkpoint is written, or by a second Ctrl-C; 143 / 138 (128 + the signal)
+stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`hpcflow.stop_signals.Stopped`).
 """
 
 import errno

@@ -898,11 +898,11 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     if space is not None and space[0] > space[1]:
         need, soft, mapped = space
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
-                          f"of address space (with the {fmt_bytes(mapped)} this process maps with the libraries the run loads, "
-                          f"MPI's under a launcher; and its threads' stacks, malloc arenas and OpenBLAS buffers), which exceeds the "
-                          f"{fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: address space, not resident "
-                          f"memory); raise the limit (ulimit -v unlimited, or at least {_kib(need)} KiB), or pass "
-                          f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
+                          f"of address space (with the {fmt_bytes(mapped)} this process maps with the libraries the "
+                          f"run loads, MPI's under a launcher; and its threads' stacks, malloc arenas and OpenBLAS "
+                          f"buffers), which exceeds the {fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: "
+                          f"address space, not resident memory); raise the limit (ulimit -v unlimited, or at least "
+                          f"{_kib(need)} KiB), or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
     return est
 
 
@@ -913,9 +913,9 @@ def out_of_memory_line(what: str) -> str:
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     unset = soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith("RLIMIT_AS")
     space = "" if unset else f"; its address space {fmt_bytes(soft)} (ulimit -v)"
-    return (f"out of memory mid-run ({what}) with {fmt_bytes(limit)} to use ({where}){space}: raise the limit (ulimit -v "
-            "unlimited, or more memory for the job) or reduce the job's sizes, then run it again (with --resume where "
-            "it wrote a checkpoint)")
+    return (f"out of memory mid-run ({what}) with {fmt_bytes(limit)} to use ({where}){space}: raise the limit "
+            "(ulimit -v unlimited, or more memory for the job) or reduce the job's sizes, then run it again (with "
+            "--resume where it wrote a checkpoint)")
 
 
 def _kib(n: float) -> int:

@@ -344,8 +344,9 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged)" if torch_available() else
                                      f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
+            fix = _resume_fix(run_dir, "hpcflow nn --resume", network=True)
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
-                           f"(interrupted or extended run; {_resume_fix(run_dir, 'hpcflow nn --resume', network=True)})")
+                           f"(interrupted or extended run; {fix})")
         return True, ""
     described = _int(summary.get("checkpoint_step", summary.get("steps_taken")))
     if step is not None and described is not None and described != step:

@@ -18,7 +18,8 @@ HINT = "pass a tune directory holding study.journal, a journal file or a storage
 REPORT_HINT = ("give hpcflow report a tune directory whose storage (its study.journal, or the database its study.json "
                "names) can be read")
 #: ... for a study whose storage URL is recorded without its password, which only the analysis scripts can be given
-REPORT_URL = "hpcflow report takes directories: draw the study with analysis/optuna_view.py and that URL with its password"
+REPORT_URL = ("hpcflow report takes directories: draw the study with analysis/optuna_view.py and that URL with its "
+              "password")
 _ADVICE = contextvars.ContextVar("hpcflow_study_advice", default=HINT)
 
 

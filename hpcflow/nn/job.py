@@ -367,7 +367,8 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     sweep's and the kernel flow network's trainings and every step of the kernel flow, between sweep widths and
     phases) summary.json (status "preempted") and job.toml are, then Preempted is raised on every rank; once only
     the outputs are left to write (from the end of the last epoch where no sweep or kernel flow follows) a request
-    has nothing left to stop: the run finishes and passes it on (`StopRequests`). `job_text` (the saved job) goes to DIR/job.toml beside the first checkpoint and again just before
+    has nothing left to stop: the run finishes and passes it on (`StopRequests`). `job_text` (the saved job) goes to
+    DIR/job.toml beside the first checkpoint and again just before
     summary.json. on_epoch(epoch, sigma_train, sigma_val, val_not_positive_definite) (the histories so far; every
     rank) returning True stops training after that epoch: status "stopped", outputs written, no width sweep or
     kernel flow (an Optuna trial pruned by hpcflow.tune). `log_prefix` begins every line it prints: the command that runs it (`hpcflow run` of

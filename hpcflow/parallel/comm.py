@@ -287,7 +287,8 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
 
     Without this, one rank's exception leaves the others waiting in a collective for ever. A UserError or a
     WriteFailed (rank 0's write of a shared file) is re-raised on one rank (the CLI prints it); at R > 1 it aborts
-    with its status (2, 5) after printing its line, as memory that ran out does (`hpcflow.errors.out_of_memory`, 5). RunStop and SystemExit pass through: they are decided
+    with its status (2, 5) after printing its line, as memory that ran out does (`hpcflow.errors.out_of_memory`, 5).
+    RunStop and SystemExit pass through: they are decided
     collectively, so every rank raises them together. Collective on entry (a private duplicate of `comm` for
     `abort_together`). `wait`: seconds a failing rank waits for the others before the Abort (longer where rank 0
     records the failure somewhere before it arrives, as `hpcflow tune` does).
