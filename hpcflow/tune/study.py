@@ -2,7 +2,8 @@
 training) in DIR/trials/NNNN/.
 
 Rank 0 talks to the storage and broadcasts each trial (parameters, seeds, run directory); every rank runs the
-flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch).
+flow (trains the network, data parallel) and takes rank 0's pruning decision at every step (epoch). Before each
+trial the ranks decide together whether a stop request reached any of them (`stop_between_trials`).
 Re-running on the same storage and study name adds trials (a requeued Slurm job only those it has not finished;
 `--max-trials` caps the study: `budget`). A trial that raises is recorded as failed (its parameters queued again
 while `retries` allow) and the study goes on, but for a write the file system refused (disk full, quota,
@@ -607,9 +608,7 @@ class Worker:
             self.pending = signalled
             self.rewrite_nn_h5()
             while ran < todo:
-                if signalled.is_set():  # during a trial's flow its checkpoint writer takes it (`hand_over`)
-                    raise Preempted("signal received between trials; the trials so far are recorded: run the same "
-                                    "hpcflow tune command to continue the study")
+                self.stop_if_requested()  # during a trial's flow its checkpoint writer takes it (`hand_over`)
                 if self.capped():
                     self.capped_out = True
                     break
@@ -618,6 +617,13 @@ class Worker:
                 if done and self.current is not None:
                     self.numbers.append(self.current)
         return ran
+
+    def stop_if_requested(self) -> None:
+        """Raise Preempted (the worker stops before its next trial, exit status 4) when any rank holds a stop request
+        between trials (`stop_between_trials`: collective, the followers answer it in `_follow`)."""
+        if stop_between_trials(self.pending, self.comm):
+            raise Preempted("signal received between trials; the trials so far are recorded: run the same hpcflow "
+                            "tune command to continue the study")
 
     def rewrite_nn_h5(self) -> None:
         """Write again, from its checkpoint.pt, the missing or damaged nn.h5 of each finished trial of an nn study
@@ -633,9 +639,7 @@ class Worker:
         if self.job.cfg["job"]["kind"] != "nn":
             return
         for trial, run_dir in nn_h5.candidates(self.study, self.out):
-            if self.pending is not None and self.pending.is_set():
-                raise Preempted("signal received between trials; the trials so far are recorded: run the same "
-                                "hpcflow tune command to continue the study")
+            self.stop_if_requested()
             note = lambda s, n=trial.number: self.log(f"hpcflow tune: trial {n}: {s}")  # noqa: E731
             try:
                 with trial_lock(run_dir, trial.number):
@@ -756,6 +760,26 @@ def signals_between_trials():
     return requests()
 
 
+#: what rank 0 broadcasts in place of a trial where the worker decides whether to stop (`stop_between_trials`)
+DECIDE = "stop between trials?"
+
+
+def stop_between_trials(pending, comm) -> bool:
+    """Whether any rank's `signals_between_trials` Event is set (one Allreduce, `any_true`; on one rank the Event
+    alone), so that every rank stops before the next trial together, whichever rank the request reached (`kill` of
+    one rank's process): a rank that left alone would leave the others in the next trial's collectives. Rank 0 calls
+    it where it decides and broadcasts DECIDE first, which the other ranks (`_follow`) answer with the same call. A
+    stop decided is set in every rank's Event, so that a repeat of the request is ignored as the worker leaves."""
+    from hpcflow.parallel.reduce import any_true
+
+    if comm.Get_size() > 1 and comm.Get_rank() == 0:
+        comm.bcast(DECIDE, root=0)
+    stop = any_true(pending is not None and pending.is_set(), comm=comm)
+    if stop and pending is not None:
+        pending.set()
+    return stop
+
+
 def run_dir_of(trial, out: str) -> str | None:
     """A trial's run directory as a path: its run_dir attribute relative to the study directory `out`, or, when
     `out` lacks it, to the directory the trial was written in (user attribute study_dir: another study directory on
@@ -781,15 +805,20 @@ def _trial_line(study, number, out) -> str:
 
 
 def follow(job: TuneJob, *, comm) -> None:
-    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None (a signal between trials is rank 0's
-    to act on: it broadcasts None). An internal error ends the worker (`abort_on_error`, once rank 0 has recorded
-    the trial's failure if it failed too)."""
-    with signals_between_trials() as pending:  # a request to this rank alone stops the next trial's flow
+    """Ranks > 0: run every trial rank 0 broadcasts until it broadcasts None, and answer each DECIDE between trials
+    (`stop_between_trials`): a stop decided there ends this rank with exit status 4 once rank 0 has written best.toml
+    and said it (its None). An internal error ends the worker (`abort_on_error`, once rank 0 has recorded the trial's
+    failure if it failed too)."""
+    with signals_between_trials() as pending:  # a request to this rank alone stops the worker before the next trial
         _follow(job, comm=comm, pending=pending)
 
 
 def _follow(job: TuneJob, *, comm, pending) -> None:
+    stop = False
     while (spec := comm.bcast(None, root=0)) is not None:
+        if spec == DECIDE:
+            stop = stop_between_trials(pending, comm)
+            continue
         try:
             execute(job, spec, None, comm=comm, pending=pending)
         except UserError:
@@ -798,6 +827,8 @@ def _follow(job: TuneJob, *, comm, pending) -> None:
             raise SystemExit(EXIT_PREEMPTED) from None  # rank 0 says it, once
         except RunStop:
             raise  # decided collectively: every rank stops
+    if stop:
+        raise SystemExit(EXIT_PREEMPTED)  # rank 0 says it, once
 
 
 def read_record(out: str) -> dict | None:
