@@ -10,7 +10,6 @@ its nn.h5 and checkpoint.pt) are one run (`by_run`).
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -19,8 +18,8 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
-                                     read_attrs, read_datasets, read_summary, run_dir_of, run_state, training_history,
-                                     unreadable)
+                                     network_checkpoint, network_config, read_attrs, read_datasets, read_summary,
+                                     run_dir_of, run_state, training_history, unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -167,15 +166,13 @@ def nn_definite_mark(path) -> str:
 def _n_val(path):
     """[geometry] n_val of the job that network data file `path` (nn.h5, or checkpoint.pt by its name) records, None
     where it cannot be read so."""
-    from hpcflow.jobs.torch_file import plain_entries
-
-    try:
-        if os.path.basename(path) == NN_CHECKPOINT:
-            cfg = json.loads(plain_entries(path).get(("config",)))
-        else:
+    if os.path.basename(path) == NN_CHECKPOINT:  # no config, or one that is no JSON object: None
+        cfg, _ = network_config(network_checkpoint(os.path.dirname(os.path.abspath(path))))
+    else:
+        try:
             cfg = read_attrs(path, hint=HINT).get("config")
-    except (MissingData, TypeError, ValueError):  # no config, or one that is no JSON text
-        cfg = None
+        except MissingData:
+            cfg = None
     geo = cfg.get("geometry") if isinstance(cfg, dict) else None
     return geo.get("n_val") if isinstance(geo, dict) else None
 

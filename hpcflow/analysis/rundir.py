@@ -477,11 +477,10 @@ def _other_network_job(summary: dict, run_dir) -> str:
     from hpcflow.nn.job import RESUMABLE_CHANGES
 
     entries = network_checkpoint(run_dir)
-    try:
-        its = {"config": json.loads(entries.get(("config",), ""))}
-    except (TypeError, ValueError):  # no job, or not JSON: judged by the checkpoint's reader
+    config, _ = network_config(entries)
+    if config is None:  # no job, or not JSON: judged by completeness (`_resume_refusal`)
         return ""
-    other = _other_job(summary, its, NN_CHECKPOINT, RESUMABLE_CHANGES)
+    other = _other_job(summary, {"config": config}, NN_CHECKPOINT, RESUMABLE_CHANGES)
     epoch = _int(entries.get(("train", "epoch")))
     at = f" at epoch {epoch}" if epoch is not None else ""
     return f"{other}{at} (inconsistent: {NN_CHECKPOINT} holds the run); {rerun_fix(run_dir)}" if other else ""
@@ -548,12 +547,12 @@ def _data_file(run_dir) -> str | None:
 def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) -> str:
     """How an interrupted run is continued: "continue it with --resume" (`command`), or for a trial's directory
     inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
-    (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that fails its zip CRC-32 (`_crc_failure`),
-    which `hpcflow nn --resume` refuses, is named instead, with RERUN."""
+    (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that `hpcflow nn --resume` refuses
+    (`_resume_refusal`: its config entry damaged, an entry failing its zip CRC-32) is named instead, with RERUN."""
     from hpcflow.analysis.study import continuation
 
     study = continuation(run_dir)
-    bad = _crc_failure(run_dir) if network and not study else ""
+    bad = _resume_refusal(run_dir) if network and not study else ""
     return study or (f"{bad}; {RERUN}" if bad else f"continue it with {command}")
 
 
@@ -636,6 +635,28 @@ def _state_attrs(path, keys=("status", "stopped", "step", "epoch")) -> dict:
             return {k: f.attrs[k] for k in keys if k in f.attrs}
     except DAMAGED:
         return {}
+
+
+def network_config(entries: dict) -> tuple[dict | None, str]:
+    """(job configuration, "") of a network run's checkpoint.pt from the `config` entry of its plain entries
+    (`network_checkpoint`: the job's JSON text, `hpcflow.nn.checkpoint`); (None, why) where that entry is missing,
+    no JSON text or no JSON object: "checkpoint.pt's config entry is missing (damaged)" (or 'is not JSON', 'is not a
+    JSON object'), a damaged checkpoint that `hpcflow nn --resume` refuses (`hpcflow.nn.job.check_same_job`). The one
+    reader of that entry for the analysis and the report."""
+    text = entries.get(("config",), _ABSENT)
+    if text is _ABSENT:
+        return None, _CONFIG_FAULT.format("is missing")
+    try:
+        cfg = json.loads(text) if isinstance(text, str) else _ABSENT
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser follows
+        cfg = _ABSENT
+    if cfg is _ABSENT:
+        return None, _CONFIG_FAULT.format("is not JSON")
+    return (cfg, "") if isinstance(cfg, dict) else (None, _CONFIG_FAULT.format("is not a JSON object"))
+
+
+#: why `network_config` finds no job in a checkpoint.pt
+_CONFIG_FAULT = NN_CHECKPOINT + "'s config entry {} (damaged)"
 
 
 def network_checkpoint(run_dir) -> dict:
@@ -787,12 +808,22 @@ def nn_missing(run_dir) -> str:
 def _mendable(run_dir, entries: dict) -> tuple:
     """(whether checkpoint.pt, whose plain entries are `entries`, holds the whole training (`whole_training`) and
     passes its zip CRC-32 check, which `hpcflow nn --resume` and tune's mend apply before they redo what follows
-    training from it; ', checkpoint.pt fails its CRC-32 check (ENTRY)' where it does not, else ''). The CRC is read
-    only here, for a run whose nn.h5 is missing or damaged."""
+    training from it; ', checkpoint.pt fails its CRC-32 check (ENTRY)' where it does not, ', checkpoint.pt's config
+    entry ... (damaged)' where that entry holds no job (`network_config`), else ''). The CRC is read only here, for a
+    run whose nn.h5 is missing or damaged."""
     if not whole_training(entries):
-        return False, ""
+        fault = network_config(entries)[1] if entries else ""  # a job that says no epoch count
+        return False, f", {fault}" if fault else ""
     bad = _crc_failure(run_dir)
     return not bad, f", {bad}" if bad else ""
+
+
+def _resume_refusal(run_dir) -> str:
+    """Why `hpcflow nn --resume` refuses a network run's checkpoint.pt that is a zip archive of torch.save: its config
+    entry missing or damaged (`network_config`), or an entry failing its CRC-32 (`_crc_failure`); '' when neither
+    (and for a file that is no such archive, which its reader judges)."""
+    entries = network_checkpoint(run_dir)
+    return (network_config(entries)[1] if entries else "") or _crc_failure(run_dir)
 
 
 def _crc_failure(run_dir) -> str:
@@ -819,10 +850,8 @@ def whole_training(entries: dict) -> bool:
 def _job_epochs(entries: dict) -> int | None:
     """[training].epochs of the job in a network checkpoint's plain entries, None where they do not say (or say no
     whole epoch count) or its train.epoch is not one."""
-    try:
-        epochs = json.loads(entries.get(("config",), ""))["training"]["epochs"]
-    except (ValueError, TypeError, KeyError):
-        return None
+    training = (network_config(entries)[0] or {}).get("training")
+    epochs = training.get("epochs") if isinstance(training, dict) else None
     return epochs if isinstance(epochs, int) and isinstance(entries.get(("train", "epoch")), int) else None
 
 

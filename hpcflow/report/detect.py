@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -12,8 +11,8 @@ import numpy as np
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
                                      RUNNING, MissingData, data_missing, dataset_names, inconsistency, judged,
-                                     network_checkpoint, nn_damaged_fix, nn_missing, read_attrs, read_summary,
-                                     rerun_fix, run_state, unreadable)
+                                     network_checkpoint, network_config, nn_damaged_fix, nn_missing, read_attrs,
+                                     read_summary, rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -255,10 +254,7 @@ def _network_numbers(path) -> dict:
         if len(key) == 3 and key[0] == "legs":
             legs.setdefault(key[1], {})[key[2]] = value
     out = {"ranks": entries.get(("ranks",)), "legs": [legs[i] for i in sorted(legs)]}
-    try:
-        out["config"] = json.loads(entries.get(("config",)))
-    except (TypeError, ValueError):
-        pass
+    out["config"], _ = network_config(entries)  # None where damaged: left out by `_typed`; the row says why
     return _typed(out)
 
 
