@@ -2,8 +2,8 @@
 
 σ there uses the signed det g and can look better than any healthy network's (README, "Finite networks"), and `hpcflow
 tune` prunes such a trial as "not_positive_definite"; the runs table (a run's row, a study's best trial's), the sigma
-histories (legend, printed line) and Fig. 4 (printed lines, report caption) carry this mark beside its σ, so that its
-gain is not read as a healthy one. The count is nn.h5 `history/val_not_positive_definite` at the last epoch
+histories (legend, printed line) and Fig. 4 (titles, printed lines, report caption) carry this mark beside its σ, so
+that its gain is not read as a healthy one. The count is nn.h5 `history/val_not_positive_definite` at the last epoch
 (summary.json `val_not_positive_definite_final`; checkpoint.pt `train.history.val_not_positive_definite`).
 """
 

@@ -31,7 +31,8 @@ def load(run_dir) -> dict:
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
     from the old one, marked incomplete), '' for a finished one; 'not_positive_definite': the mark of a network whose
     last epoch's metric is not positive definite at validation points (`histories.nn_definite_mark`), '' otherwise,
-    which its printed lines and the report's caption carry beside its name (`products._per_run`)."""
+    which its figures' titles (`_marked`), its printed lines and the report's caption carry beside its name
+    (`products._per_run`)."""
     if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, NN)) and os.path.isfile(
             os.path.join(run_dir, NN_CHECKPOINT)):  # no nn.h5 beside checkpoint.pt: not an nn job's fault
         state = run_state(run_dir)
@@ -65,12 +66,15 @@ def load_sweep(run_dir) -> dict:
     hint = "pass the run directory of an nn job with [width_sweep].widths set"
     data = read_datasets(path, SWEEP, hint=hint, ndim=NDIM)
     same_length(path, data, SWEEP, hint=hint)
-    return {**data, "note": run_state(run_dir).note()}
+    return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
 def _marked(title: str, data) -> str:
-    """`title` with the mark of a run that did not finish (' (incomplete: ...)'), as its sigma histories carry."""
-    return f"{title} ({data['note']})" if data.get("note") else title
+    """`title` with the mark of a run that did not finish (' (incomplete: ...)') and, on a line of its own, that of a
+    network not positive definite at validation points after its last epoch ('not_positive_definite': `load`), as its
+    sigma histories' legend carries them."""
+    title = f"{title} ({data['note']})" if data.get("note") else title
+    return f"{title}\n({data['not_positive_definite']})" if data.get("not_positive_definite") else title
 
 
 def symlog_edges(values, bins: int = BINS):

@@ -52,11 +52,14 @@ def drawn(ax) -> bool:
 
 
 def save_png(fig, path, *, dpi: int = 110) -> str:
-    """Write `fig` as PNG atomically; ValueError when any of its axes draws no data (a bare figure)."""
+    """Write `fig` as PNG atomically, its title (suptitle) also as the file's Title text, so that what the title
+    says (the run, its marks) can be read without looking at the image; ValueError when any of its axes draws no
+    data (a bare figure)."""
     bare = [i for i, ax in enumerate(fig.axes) if ax.get_label() != "<colorbar>" and not drawn(ax)]
     if not fig.axes or bare:
         raise ValueError(f"{path}: figure has bare axes {bare}; nothing to draw")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_file(path) as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
+        title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
+        fig.savefig(fh, format="png", dpi=dpi, metadata={"Title": title} if title else None)
     return os.fspath(path)
