@@ -166,3 +166,43 @@ def test_a_study_whose_best_network_trial_lost_its_nn_h5_is_marked_as_its_run_is
         status = row(detect(tmp_path / f"tune_{d.name}"))[2]
         want = "2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2"
         assert status == want + (f"; its run is incomplete: {mark}" if mark else ""), (d.name, status)
+
+
+def test_a_study_directory_and_its_shared_journal_are_one_study(tmp_path, capsys):
+    """b and the journal it shares with a, given together with --study B (in either order), are study B once: b's row
+    (the directory, whose trials it finds), the journal listed as merged into it; without --study the journal, holding
+    A and B, names no one study and is refused as the input it is."""
+    from hpcflow.errors import InputFileError
+    from hpcflow.report.build import build_report
+
+    a, b = _shared(tmp_path, capsys)
+    journal = tmp_path / "shared.journal"
+    best = _journal(journal, "B").best_trial
+    for i, given in enumerate(([b, journal], [journal, b])):
+        res = build_report(list(map(str, given)), tmp_path / f"r{i}", study_name="B")
+        md = _read(res)
+        rows = _rows(md)
+        assert set(rows) == {"b"}, rows
+        assert rows["b"][2].endswith(f"best trial {best.number} (the numbers of this row): log_gain_test = "
+                                     f"{best.value:.4g}"), rows["b"]
+        assert dict(res["skipped"]) == {str(journal): f"the same study as {b} (study 'B' in {journal}): read once"}
+        table1 = md_rows(md.split("## Table 1")[1].split("\n## ")[0])
+        assert list(table1) == [f"b: B trial {best.number}"], table1
+    with pytest.raises(InputFileError, match="shared.journal: not a directory"):
+        build_report([str(a), str(b), str(journal)], tmp_path / "r2")
+
+
+def test_the_analysis_scripts_read_a_study_directory_and_its_journal_once(tmp_path, capsys):
+    _a, b = _shared(tmp_path, capsys)
+    journal = tmp_path / "shared.journal"
+    best = _journal(journal, "B").best_trial
+    merged = f"{journal}: the same study as {b} (study 'B' in {journal}): read once"
+    proc = script("table1", b, journal, "--study", "B", "--out", tmp_path / "t")
+    assert proc.returncode == 0 and proc.stderr == f"table1: {merged}\n", proc.stderr
+    rows = md_rows((tmp_path / "t" / "table1.md").read_text())
+    assert list(rows) == [f"b: B trial {best.number}"], rows
+    proc = script("optuna_view", journal, b, "--study", "B", "--out", tmp_path / "o")
+    assert proc.returncode == 0 and proc.stderr == f"optuna_view: {merged}\n", proc.stderr
+    assert proc.stdout.count("study B: ") == 1, proc.stdout
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == ["optuna_history.png", "optuna_importances.png",
+                                                                       "optuna_slice.png"]

@@ -114,7 +114,7 @@ def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
     from hpcflow.analysis.rundir import once
-    from hpcflow.analysis.study import check_study_flag, other_study
+    from hpcflow.analysis.study import check_study_flag, merged_studies, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
     from hpcflow.stop_signals import finished
@@ -150,6 +150,10 @@ def _main(name: str, argv, *, description: str) -> int:
         paths, twice = once(args.paths, by_run=True, grouped=name == "sigma_history")
         for path in twice:
             print(f"{name}: {path} given twice: read once", file=sys.stderr)
+        if name in STUDY_READERS:  # a tune directory and its storage given too are one study
+            paths, merged = merged_studies(paths, getattr(args, "study", None))
+            for path, why in merged:
+                print(f"{name}: {path}: {why}", file=sys.stderr)
         product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's

@@ -78,6 +78,69 @@ def other_study(path, study_name: str | None) -> str:
             "directory")
 
 
+def merged_studies(paths, study_name: str | None = None) -> tuple[list, list]:
+    """(the inputs with each study once, in the order given; [(input left out, why: the input it is read as)]): study
+    inputs that read one study of one storage (`_storage_key`: the same journal or SQLite file resolved, or URL) are
+    one study, read from the first given: a tune directory and its shared journal file or URL, two directories of
+    one shared storage that record one study. A directory given after the storage itself is read instead of it, at
+    its place (its trials' run directories are found from it, and `hpcflow report` takes directories only). The study
+    is the one a directory's study.json names, else --study's, else the only one its storage holds; inputs whose
+    study cannot be told so are left as they are (their reader says why)."""
+    paths = list(map(os.fspath, paths))
+    keys = [_storage_key(p) for p in paths]
+    unique, left, first = [], [], {}
+    for p, storage in zip(paths, keys):
+        name = _study_named(p, study_name) if storage is not None and keys.count(storage) > 1 else None
+        if name is None:
+            unique.append(p)
+            continue
+        kept = first.setdefault((storage, name), p)
+        if kept != p and os.path.isdir(p) and not os.path.isdir(kept):  # the directory is read instead
+            unique[unique.index(kept)] = first[storage, name] = p
+            kept, p = p, kept
+        if kept == p:
+            unique.append(p)
+        else:
+            left.append((p, name, storage))
+    return unique, [(p, f"the same study as {first[storage, name]} (study {name!r} in {masked(storage)}): read once")
+                    for p, name, storage in left]
+
+
+def _storage_key(path: str) -> str | None:
+    """The storage that study input `path` reads, as one string for every spelling of it: the real path of its
+    journal or SQLite file (a directory's as its study.json records it, else its study.journal), another database's
+    URL as given; None where `path` is no study input."""
+    if "://" in path:
+        file = storage_file(path, os.getcwd())
+    elif (label := _recorded(path)) is not None:
+        file = storage_file(label, path)
+        path = label
+    elif os.path.isdir(path):
+        file = os.path.join(path, JOURNAL) if os.path.isfile(os.path.join(path, JOURNAL)) else None
+        if file is None:
+            return None
+    elif os.path.isfile(path) and (path.endswith(".journal") or is_sqlite_file(path)):
+        file = path
+    else:
+        return None
+    return os.path.realpath(file) if file is not None else path
+
+
+def _study_named(path: str, study_name: str | None) -> str | None:
+    """The study that input `path` is read as (`merged_studies`): the one its study.json names (another than --study's
+    is refused by `other_study`), else --study's, else the only one its storage holds; None where none of these
+    tells it (a storage of several studies without --study, one that cannot be read)."""
+    recorded = _record(path).get("study") if os.path.isdir(path) else None
+    if isinstance(recorded, str):
+        return recorded
+    if study_name is not None:
+        return study_name
+    try:
+        return load_study(path)[0].study_name
+    except (MissingData, ImportError):
+        return None
+
+
 def _record(path) -> dict:
     """A study directory's study.json ({} when there is none or it is unreadable)."""
     import json

@@ -129,20 +129,24 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
     --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
-    stays a skip.
+    stays a skip. A study's storage (its journal file or URL) given beside its tune directory, or two directories
+    of one study, are that study once: the input left out is listed with the one it is read as
+    (`hpcflow.analysis.study.merged_studies`).
     """
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.rundir import is_checkpoint_unreadable
-    from hpcflow.analysis.study import check_study_flag
+    from hpcflow.analysis.study import check_study_flag, merged_studies
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)
+    paths, merged = merged_studies(paths, study_name)  # a tune directory's storage given too: the same study
     bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:
         raise InputFileError(_not_directories(bad))
     check_study_flag(paths, study_name, inputs="a tune directory")
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
+    report.skipped += merged
     studies = [i for i in report.infos if i.kind == "study"]
     if study_name is not None and studies and all(i.summary.get("no_such_study") for i in studies):
         raise UserError(f"--study {study_name}: " + "; ".join(i.summary["study_error"] for i in studies))
