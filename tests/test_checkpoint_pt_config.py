@@ -85,7 +85,7 @@ def test_the_report_command_marks_every_damage_without_a_traceback(tmp_path, run
         assert f"checkpoint.pt's config entry {said} (damaged)" in rows[how.replace(" ", "_")][2]
 
 
-@pytest.mark.parametrize("how", ["missing", "too deep"])
+@pytest.mark.parametrize("how", sorted(DAMAGED))
 def test_sigma_history_draws_an_interrupted_run_with_a_damaged_config(tmp_path, runs, how):
     """The sigma histories' positive-definiteness mark reads n_val from the entry (`histories._n_val`)."""
     d = _interrupted(runs["nn"], tmp_path / "net", DAMAGED[how][0])
@@ -95,7 +95,7 @@ def test_sigma_history_draws_an_interrupted_run_with_a_damaged_config(tmp_path, 
     assert "net (incomplete: no summary.json, interrupted at epoch 3)" in proc.stdout
 
 
-@pytest.mark.parametrize("how", ["missing", "too deep"])
+@pytest.mark.parametrize("how", sorted(DAMAGED))
 def test_fig4_of_an_interrupted_run_with_a_damaged_config_says_to_rerun_it(tmp_path, runs, how):
     d = _interrupted(runs["nn"], tmp_path / "net", DAMAGED[how][0])
     proc = script("fig4_ntk", d, "--out", tmp_path / "fig")
@@ -105,19 +105,20 @@ def test_fig4_of_an_interrupted_run_with_a_damaged_config_says_to_rerun_it(tmp_p
     assert "--resume" not in line
 
 
-def test_a_finished_run_whose_checkpoint_config_is_too_deep_is_reported(tmp_path, runs):
+@pytest.mark.parametrize("how", sorted(DAMAGED))
+def test_a_finished_run_whose_checkpoint_config_is_damaged_is_reported(tmp_path, runs, how):
     """summary.json's job is compared with the checkpoint's (`rundir._other_network_job`): a config it cannot parse
     is no other job, and the finished run's row stays as nn.h5 records it."""
     from hpcflow.analysis.rundir import inconsistency
     from hpcflow.report.build import build_report
 
-    d = _copy(runs["nn"], tmp_path / "net", DAMAGED["too deep"][0])
+    d = _copy(runs["nn"], tmp_path / "net", DAMAGED[how][0])
     assert inconsistency(d) == ""
     build_report([d], tmp_path / "out")
     assert md_rows((tmp_path / "out" / "report.md").read_text())["net"][2] == "finished"
 
 
-@pytest.mark.parametrize("how", ["missing", "too deep"])
+@pytest.mark.parametrize("how", sorted(DAMAGED))
 def test_a_finished_run_without_nn_h5_and_with_a_damaged_config_is_rerun(tmp_path, runs, how):
     """nn.h5 is written again from a checkpoint holding the whole training (`rundir._job_epochs`: the job's epochs);
     one whose job cannot be read is not such a checkpoint, and the row says why."""
