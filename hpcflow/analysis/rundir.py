@@ -828,10 +828,10 @@ def _resume_refusal(run_dir) -> str:
 
 def _crc_failure(run_dir) -> str:
     """'checkpoint.pt fails its CRC-32 check (ENTRY)' where an entry of a network run's checkpoint.pt fails its zip
-    CRC-32 (`hpcflow.nn.checkpoint.crc_fault`: `hpcflow nn --resume` and tune's mend refuse it), else '' (and for a file
+    CRC-32 (`hpcflow.jobs.torch_file.crc_fault`: `hpcflow nn --resume` and tune's mend refuse it), else '' (and for a file
     that is no zip archive, which its reader judges). Reads every entry: asked only where a resume or a mend would
     read the checkpoint."""
-    from hpcflow.nn.checkpoint import crc_fault
+    from hpcflow.jobs.torch_file import crc_fault
 
     bad = crc_fault(os.path.join(os.fspath(run_dir), NN_CHECKPOINT))
     return "" if bad is None else f"{NN_CHECKPOINT} fails its CRC-32 check ({bad})"

@@ -130,3 +130,14 @@ def _flatten(node, prefix: tuple, out: dict, seen: set) -> None:
             _flatten(value, (*prefix, key), out, seen)
         elif value is not _OPAQUE:
             out[(*prefix, key)] = value
+
+
+def crc_fault(path: str) -> str | None:
+    """The first entry of zip archive `path` (torch.save's format) whose bytes fail their CRC-32, or None. torch.load
+    does not check them, so a flipped bit in a tensor (a disk or copy error) loads as other, finite values. A file that
+    is no zip archive (cut short, not a torch file) is left to torch.load, which refuses it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip()
+    except Exception:  # noqa: BLE001 - not a zip archive, or one cut short: torch.load says so
+        return None

@@ -71,6 +71,7 @@ from contextlib import contextmanager
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, WriteFailed
+from hpcflow.jobs.torch_file import crc_fault
 from hpcflow.nn._torch import require_torch
 from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
@@ -421,19 +422,6 @@ def _refuse_changed(path: str, *, what: str, fix: str) -> None:
     if changed is not None:
         raise InputFileError(f"{path}: its entry {changed} fails its CRC-32 check (bytes changed since it was written: "
                              f"a disk or copy error); {what} is damaged, {fix}")
-
-
-def crc_fault(path: str) -> str | None:
-    """The first entry of zip archive `path` (torch.save's format) whose bytes fail their CRC-32, or None. torch.load
-    does not check them, so a flipped bit in a tensor (a disk or copy error) loads as other, finite values. A file that
-    is no zip archive (cut short, not a torch file) is left to torch.load, which refuses it."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return z.testzip()
-    except Exception:  # noqa: BLE001 - not a zip archive, or one cut short: torch.load says so
-        return None
 
 
 def earlier_legs(state: dict | None) -> list:
