@@ -53,7 +53,7 @@ def _resume(run_dir):
                            "--resume"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=180)
 
 
-@pytest.mark.parametrize("how", ["missing", "not JSON"])
+@pytest.mark.parametrize("how", sorted(DAMAGED))
 def test_resume_refuses_the_checkpoint_that_the_report_calls_damaged(tmp_path, runs, how):
     """The fact the rows below rest on: `hpcflow nn --resume` refuses such a checkpoint, so the report must not
     advise it."""

@@ -319,7 +319,7 @@ def check_same_job(cfg: dict, state: dict, path: str) -> None:
     try:
         try:
             old = json.loads(state["config"])
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested deeper than the parser follows
             raise ValueError(f"config (not JSON: {exc})") from None
         if not isinstance(old, dict):
             raise TypeError("config (not a JSON object)")
