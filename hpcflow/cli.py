@@ -141,7 +141,7 @@ STOPS_AFTER_LAUNCH = ("run", "nn", "tune", "sample", "report")
 
 
 def main(argv=None) -> int:
-    from hpcflow.stop_signals import early_handover, interrupted, kept, record_early
+    from hpcflow.stop_signals import early_command, early_handover, interrupted, kept, record_early
 
     if argv is None:  # the program (console script, python -m hpcflow), not a caller's in-process command
         record_early()
@@ -151,6 +151,8 @@ def main(argv=None) -> int:
         with kept():  # a Ctrl-C that lands in a weakref callback (an import's lock clean-up) still stops the command
             parser = build_parser()
             args = parser.parse_args(argv)
+            if argv is None and args.verb is not None:
+                early_command(f"hpcflow {args.verb}")  # for the line of a request while MPI_Init blocks
             if args.verb is None:
                 parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
             if args.verb not in STOPS_AFTER_LAUNCH:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import signal
 import sys
 import threading
@@ -105,6 +106,159 @@ def early_handover(*, honour: bool = True) -> None:
         _EARLY.clear()
         if honour:
             _raise_stopped(first, None)
+
+
+#: the command's name in the line `ends_if_blocked` says ("hpcflow run"), named by the CLI once it has parsed it
+_COMMAND = ["hpcflow"]
+
+#: seconds a SIGTERM/SIGUSR1 recorded by `record_early` waits for a start-up call that holds the main thread (MPI_Init)
+#: before `ends_if_blocked` ends the process in its stead: a call that returns by then leaves it to the command
+BLOCKED_GRACE = 1.0
+
+#: launcher variables holding this process's rank before MPI_Init (Hydra and PMI-2, Slurm, PMIx, Open MPI)
+RANK_VARIABLES = ("PMI_RANK", "SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def early_command(prog: str) -> None:
+    """Name the command ("hpcflow run") for the line `ends_if_blocked` says."""
+    _COMMAND[0] = prog
+
+
+@contextmanager
+def ends_if_blocked():
+    """Around a start-up call that may block in C for ever with the GIL held (mpi4py's MPI_Init waiting for a process
+    manager that never answers: a rank that never arrives, a hung PMI server), where `record_early`'s handler, which
+    only runs between Python instructions, would leave a SIGTERM/SIGUSR1 to Slurm's SIGKILL. Python's C-level handler
+    still writes the signal's number to the wakeup fd: a process forked for the block reads it and, where the call has
+    not returned BLOCKED_GRACE seconds later, says the command's one line ("hpcflow run: stopped by SIGTERM") and has
+    this process leave with 128 + the signal, through a POSIX message queue whose notification runs _exit in a thread
+    of the C library's (no GIL needed). A call that returns in time leaves the request to the command, which honours
+    it as it would any other. Only where `record_early`'s handler is set (main thread); where a piece is missing (no
+    message queues, no fork), the block runs unwatched."""
+    watch = _watch_blocked()
+    try:
+        yield
+    finally:
+        if watch is not None:
+            _stop_watching(watch)
+
+
+#: sigev_notify's value for a notification that runs a function in a new thread (Linux)
+SIGEV_THREAD = 2
+
+
+def _exits_on_message(statuses) -> tuple:
+    """(the C library, {status: message queue}): a message sent to a queue makes this process _exit(status) in a
+    thread the C library starts (mq_notify, SIGEV_THREAD). OSError or AttributeError where this cannot be set up."""
+    import ctypes
+
+    class SigEvent(ctypes.Structure):  # Linux's struct sigevent (64 bytes), as SIGEV_THREAD reads it
+        _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
+                    ("function", ctypes.c_void_p), ("attributes", ctypes.c_void_p), ("pad", ctypes.c_int * 8)]
+
+    for name in (None, "librt.so.1"):  # mq_* are in libc from glibc 2.34, in librt before
+        libc = ctypes.CDLL(name, use_errno=True)
+        if hasattr(libc, "mq_notify"):
+            break
+    attr = (ctypes.c_long * 8)(0, 1, 1, 0)  # struct mq_attr: flags, at most 1 message of 1 byte
+    end = ctypes.cast(libc._exit, ctypes.c_void_p).value
+    queues = {}
+    try:
+        for status in statuses:
+            name = f"/hpcflow-{os.getpid()}-{status}-{os.urandom(4).hex()}".encode()
+            queue = libc.mq_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600, attr)
+            if queue < 0:
+                raise OSError(ctypes.get_errno(), "mq_open")
+            libc.mq_unlink(name)
+            queues[status] = queue
+            if libc.mq_notify(queue, ctypes.byref(SigEvent(status, 0, SIGEV_THREAD, end))) != 0:
+                raise OSError(ctypes.get_errno(), "mq_notify")
+    except OSError:
+        _close_queues(libc, queues)
+        raise
+    return libc, queues
+
+
+def _close_queues(libc, queues: dict) -> None:
+    for queue in queues.values():
+        libc.mq_notify(queue, None)
+        libc.mq_close(queue)
+
+
+def _watch_blocked():
+    """Start `ends_if_blocked`'s watcher: its state, or None where it is not needed or cannot run."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    watched = [sig for sig in ENDING if signal.getsignal(sig) is _early_request]
+    if not watched:
+        return None
+    try:
+        libc, queues = _exits_on_message([128 + int(sig) for sig in watched])
+    except (OSError, AttributeError):
+        return None
+    wake_r, wake_w = os.pipe()
+    done_r, done_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    old = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = None
+    if pid == 0:  # the watcher: never returns into the command's code
+        status = 1
+        try:
+            os.close(wake_w)
+            os.close(done_w)
+            status = _watcher(wake_r, done_r, libc, queues)
+        finally:
+            os._exit(status)
+    os.close(done_r)
+    state = {"pid": pid, "done": done_w, "pipe": (wake_r, wake_w), "old": old, "libc": libc, "queues": queues}
+    if pid is None:
+        _stop_watching(state)
+        return None
+    if _EARLY:  # requests recorded before the wakeup fd was set: the watcher takes them as it would a new one
+        os.write(wake_w, bytes(int(sig) for sig in _EARLY))
+    return state
+
+
+def _watcher(wake_r: int, done_r: int, libc, queues: dict) -> int:
+    """The forked watcher's work: wait for a stop request's number on `wake_r` or the end of the call (EOF on
+    `done_r`); past the grace, say the line and send the request's queue its message. Its exit status: 0, or the
+    status it made the command leave with."""
+    signal.set_wakeup_fd(-1)
+    for sig in SIGNALS:  # a job step's scancel signals this process too: the command's requests come through the pipe
+        signal.signal(sig, signal.SIG_IGN)
+    asked = []
+    while not asked:
+        ready = select.select([wake_r, done_r], [], [])[0]
+        if done_r in ready:
+            return 0
+        asked = [128 + sig for sig in os.read(wake_r, 512) if 128 + sig in queues]
+    if select.select([done_r], [], [], BLOCKED_GRACE)[0]:
+        return 0  # the call returned: the command honours the request
+    status = asked[0]
+    rank = next((int(v) for v in (os.environ.get(k, "").strip() for k in RANK_VARIABLES) if v.isdigit()), 0)
+    if rank:
+        time.sleep(SAY_WAIT)  # rank 0, asked too, says it first, as in `interrupted`
+    what = f"stopped by {signal.Signals(status - 128).name}" + (f" (rank {rank})" if rank else "")
+    os.write(2, f"{_COMMAND[0]}: {what}\n".encode())
+    libc.mq_send(queues[status], b"!", 1, 0)
+    return status
+
+
+def _stop_watching(state: dict) -> None:
+    """The call returned (or raised): end the watcher and wait for it; where it has made the command leave already,
+    leave with that status at once (its line said). Else the queues, the wakeup fd before and the pipes back."""
+    os.close(state["done"])
+    if state["pid"] is not None:
+        status = os.waitstatus_to_exitcode(os.waitpid(state["pid"], 0)[1])
+        if status in state["queues"]:
+            os._exit(status)
+    _close_queues(state["libc"], state["queues"])
+    signal.set_wakeup_fd(state["old"])
+    for fd in state["pipe"]:
+        os.close(fd)
 
 
 #: whether a SIGINT reached an installed handler since the outermost `install`: the next one interrupts

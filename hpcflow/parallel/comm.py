@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -90,9 +90,14 @@ class SerialComm:
 
 
 def _mpi():
-    """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError)."""
+    """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError). Its
+    first import under a launcher runs MPI_Init, which can wait for ever for a process manager: a stop request of the
+    start-up ends the command there too (`stop_signals.ends_if_blocked`)."""
+    from hpcflow.stop_signals import ends_if_blocked
+
     try:
-        from mpi4py import MPI
+        with ends_if_blocked() if "mpi4py.MPI" not in sys.modules and launched() else nullcontext():
+            from mpi4py import MPI
 
         return MPI
     except Exception:  # noqa: BLE001
