@@ -3,9 +3,9 @@
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal error, 2 bad
 input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
 system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
-kept) or memory that ran out mid-run (`hpcflow.errors.out_of_memory`, one line), 130 interrupted (KeyboardInterrupt:
-Ctrl-C where no checkpoint is written, or a second one; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no
-checkpoint is written (`stop_signals.Stopped`; one line, under mpiexec too).
+kept) or memory that ran out (mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line),
+130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one; one line), 143 / 138 stopped
+by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one line, under mpiexec too).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import sys
 
 from hpcflow import __version__
-from hpcflow.errors import EXIT_WRITE_FAILED, RESUME_HINT, Preempted, RunStop, UserError, WriteFailed, out_of_memory
+from hpcflow.errors import EXIT_WRITE_FAILED, RESUME_HINT, Preempted, RunStop, UserError, WriteFailed
 
 # One line per subcommand module; each defines register(subparsers).
 COMMANDS = [
@@ -179,13 +179,13 @@ def _run(args) -> int:
         if not _said_elsewhere(exc, collective=True):  # every rank stops together: one line for the world
             print(f"hpcflow {args.verb}: stopped: {_stop_line(exc, args)}", file=sys.stderr)
         return exc.exit_status
-    except (MemoryError, RuntimeError) as exc:  # memory that ran out mid-run: one line, not a traceback
-        what = out_of_memory(exc)
-        if what is None:
-            raise
-        from hpcflow.resources import out_of_memory_line
+    except (MemoryError, RuntimeError, ImportError, OSError) as exc:  # memory that ran out: one line, no traceback
+        from hpcflow.resources import out_of_memory_said
 
-        print(f"hpcflow {args.verb}: error: {out_of_memory_line(what)}", file=sys.stderr)
+        line = out_of_memory_said(exc)
+        if line is None:
+            raise
+        print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
         return EXIT_WRITE_FAILED
 
 

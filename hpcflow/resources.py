@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, out_of_memory
 from hpcflow.arguments import (api_integer, api_threads, env_backend, env_integer, env_quiet, env_switch,
                                env_thread_count, env_threads, text_count)
 
@@ -909,13 +909,46 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
 def out_of_memory_line(what: str) -> str:
     """The one line of a run that ran out of memory mid-run (`hpcflow.errors.out_of_memory`: `what`), with the limits
     this process had: its resident one and, where set, its address space (RLIMIT_AS)."""
+    return (f"out of memory mid-run ({what}) with {_limits_had()}: raise the limit (ulimit -v unlimited, or more "
+            "memory for the job) or reduce the job's sizes, then run it again (with --resume where it wrote a "
+            "checkpoint)")
+
+
+def _limits_had() -> str:
+    """"N MiB to use (where)", and where RLIMIT_AS is set but not that limit, "; its address space M MiB (ulimit -v)"."""
     limit, where = memory_limit()
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     unset = soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith("RLIMIT_AS")
     space = "" if unset else f"; its address space {fmt_bytes(soft)} (ulimit -v)"
-    return (f"out of memory mid-run ({what}) with {fmt_bytes(limit)} to use ({where}){space}: raise the limit "
-            "(ulimit -v unlimited, or more memory for the job) or reduce the job's sizes, then run it again (with "
-            "--resume where it wrote a checkpoint)")
+    return f"{fmt_bytes(limit)} to use ({where}){space}"
+
+
+#: what the dynamic loader says where mmap refused a library's segments (ENOMEM: ulimit -v, a cgroup), lower case
+LOAD_REFUSALS = ("failed to map segment from shared object", "cannot allocate memory")
+
+
+def load_out_of_memory(exc: BaseException) -> str | None:
+    """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
+    be mapped for want of memory, as under a tight `ulimit -v` where the imports of the start-up fail before any
+    estimate is checked; else None."""
+    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and exc.errno is None):
+        for line in str(exc).splitlines():
+            if any(refusal in line.lower() for refusal in LOAD_REFUSALS):
+                return " ".join(line.split())
+    return None
+
+
+def out_of_memory_said(exc: BaseException) -> str | None:
+    """The one line for an exception that says memory ran out (`hpcflow.errors.out_of_memory` mid-run,
+    `load_out_of_memory` loading a library), else None; the command ends with status 5 (EXIT_WRITE_FAILED)."""
+    what = out_of_memory(exc)
+    if what is not None:
+        return out_of_memory_line(what)
+    what = load_out_of_memory(exc)
+    if what is None:
+        return None
+    return (f"out of memory loading a library ({what}) with {_limits_had()}: raise the limit (ulimit -v unlimited, or "
+            "more memory for the job), then run it again")
 
 
 def _kib(n: float) -> int:

@@ -18,9 +18,9 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 
 from hpcflow.backend import default_threads
-from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed, out_of_memory
+from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed
 from hpcflow.launcher_output import wait_until_read
-from hpcflow.resources import THREAD_VARIABLES, out_of_memory_line, slurm_cpus_per_task
+from hpcflow.resources import THREAD_VARIABLES, out_of_memory_said, slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -310,10 +310,9 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
             status = int(getattr(exc, "exit_status", 1))
             if isinstance(exc, (UserError, WriteFailed)):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-            elif out_of_memory(exc) is not None:
+            elif out_of_memory_said(exc) is not None:
                 status = EXIT_WRITE_FAILED
-                print(f"hpcflow: rank {rank(c)}: error: {out_of_memory_line(out_of_memory(exc))}", file=sys.stderr,
-                      flush=True)
+                print(f"hpcflow: rank {rank(c)}: error: {out_of_memory_said(exc)}", file=sys.stderr, flush=True)
             else:
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 print(f"hpcflow: rank {rank(c)}: ERROR {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr,
