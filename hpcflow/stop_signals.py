@@ -196,8 +196,16 @@ def _watch_blocked():
         libc, queues = _exits_on_message([128 + int(sig) for sig in watched])
     except (OSError, AttributeError):
         return None
-    wake_r, wake_w = os.pipe()
-    done_r, done_w = os.pipe()
+    fds = []
+    try:
+        for _ in range(2):
+            fds += os.pipe()
+    except OSError:  # no file descriptors left
+        for fd in fds:
+            os.close(fd)
+        _close_queues(libc, queues)
+        return None
+    wake_r, wake_w, done_r, done_w = fds
     os.set_blocking(wake_w, False)
     old = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     try:
@@ -252,8 +260,12 @@ def _stop_watching(state: dict) -> None:
     leave with that status at once (its line said). Else the queues, the wakeup fd before and the pipes back."""
     os.close(state["done"])
     if state["pid"] is not None:
-        status = os.waitstatus_to_exitcode(os.waitpid(state["pid"], 0)[1])
+        try:
+            status = os.waitstatus_to_exitcode(os.waitpid(state["pid"], 0)[1])
+        except ChildProcessError:  # reaped elsewhere: it said nothing this process can know of
+            status = None
         if status in state["queues"]:
+            sys.stdout.flush()
             os._exit(status)
     _close_queues(state["libc"], state["queues"])
     signal.set_wakeup_fd(state["old"])
