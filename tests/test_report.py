@@ -234,7 +234,9 @@ def test_completeness_of_network_runs(tmp_path):
 
     run = tmp_path / "nn"
     run.mkdir()
-    torch.save({"format": "x", "train": {"epoch": 4}}, run / "checkpoint.pt")
+    # (the job's JSON text as every checkpoint.pt holds it: without it, --resume refuses the file)
+    torch.save({"format": "x", "train": {"epoch": 4}, "config": json.dumps({"training": {"epochs": 4}})},
+               run / "checkpoint.pt")
     (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 4}))
     assert completeness(run) == (True, "")
     (run / "summary.json").write_text(json.dumps({"status": "finished", "checkpoint_step": 3}))
