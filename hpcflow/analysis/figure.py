@@ -41,7 +41,39 @@ def titled(fig, name: str):
     one run among several says whose it is; `fig` itself."""
     old = fig._suptitle.get_text() if fig._suptitle is not None else ""  # Figure.get_suptitle: matplotlib >= 3.8
     fig.suptitle(f"{name}: {old}" if old else name)
+    return literal(fig)
+
+
+def literal(fig):
+    """`fig` with its texts drawn as written: titles, axis labels, legends, free texts and the tick labels of named
+    categories (a study's parameters and their choices) come from run names, paths and a study's names, whose '$'
+    pairs matplotlib would otherwise parse as mathtext (a traceback, or a name drawn wrong); numeric tick labels keep
+    their mathtext (a log axis's 10^k). No figure here draws mathtext on purpose. `fig` itself."""
+    from matplotlib.ticker import FixedFormatter, FuncFormatter
+
+    texts = [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None] + list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += [*legend.get_texts(), legend.get_title()]
+        for axis in (ax.xaxis, ax.yaxis):
+            for which in ("major", "minor"):
+                fmt = getattr(axis, which).formatter
+                named = isinstance(fmt, (FixedFormatter, FuncFormatter)) or type(fmt).__name__ == "StrCategoryFormatter"
+                if named and not getattr(fmt, "_literal", False):  # labels given as text, not numbers formatted
+                    escaped = FuncFormatter(lambda x, pos, fmt=fmt: _escaped(fmt(x, pos)))
+                    escaped._literal = True
+                    escaped.format_ticks = lambda values, fmt=fmt: [_escaped(v) for v in fmt.format_ticks(values)]
+                    getattr(axis, f"set_{which}_formatter")(escaped)
+    for text in texts:
+        text.set_parse_math(False)
     return fig
+
+
+def _escaped(text: str) -> str:
+    """`text` whose '$' matplotlib draws as written where the text's math is parsed (a tick label's)."""
+    return str(text).replace("$", "\\$")
 
 
 def drawn(ax) -> bool:
@@ -58,6 +90,7 @@ def save_png(fig, path, *, dpi: int = 110) -> str:
     bare = [i for i, ax in enumerate(fig.axes) if ax.get_label() != "<colorbar>" and not drawn(ax)]
     if not fig.axes or bare:
         raise ValueError(f"{path}: figure has bare axes {bare}; nothing to draw")
+    literal(fig)  # a run's name, path or study's name drawn as written ('$' pairs are no mathtext)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_file(path) as fh:
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.definite import not_positive_definite
-from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.figure import literal, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
                                      network_checkpoint, network_config, read_attrs, read_datasets, read_summary,
@@ -193,6 +193,7 @@ def plot(runs):
     ax.set_ylabel("sigma (eq. B.11)")
     ax.set_title("sigma histories")
     legend = ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    literal(fig)  # the run names as written, before the legend is measured
     wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
     fig.set_size_inches(6.4 + wide, 4.8)  # the axes keep their width beside a legend of long names
     return fig
