@@ -1,6 +1,6 @@
 """Table 1 (sec. 3.2): hyper-parameters and train/test gains per kernel, ours beside the paper's.
 
-Reads flow run directories (summary.json/config and checkpoint.h5 history/sigma_train, sigma_test), or the
+Reads flow run directories (checkpoint.h5: its job configuration and history/sigma_train, sigma_test), or the
 best trial's run directory of an Optuna study (user attribute `run_dir`). Gains = sigma(step 0 = FS) /
 sigma(last step), recomputed from the checkpoint's histories. A run that did not finish (interrupted, extended
 and interrupted, diverged, stopped) is marked in the status column and the printed lines (rundir.RunState).
@@ -35,11 +35,13 @@ CONFIG = {"kernel": {"name": (str, True)}, "geometry": {"n_train": (int, True), 
 
 
 def _config(run_dir, ckpt) -> dict:
-    """The job configuration of summary.json (else checkpoint.h5's `config` attribute); MissingData naming the
-    file and the entry when a section or key that a row reads is missing or of the wrong type."""
-    cfg, source = (read_summary(run_dir) or {}).get("config"), os.path.join(os.fspath(run_dir), "summary.json")
+    """The job configuration of checkpoint.h5's `config` attribute, whose histories give the row's steps and gains
+    (the data file is the run's record: a summary.json of another job, or of an earlier leg, does not describe
+    them), else of summary.json (a checkpoint written without it); MissingData naming the file and the entry when a
+    section or key that a row reads is missing or of the wrong type."""
+    cfg, source = read_attrs(ckpt, hint=HINT).get("config"), ckpt
     if not isinstance(cfg, dict):
-        cfg, source = read_attrs(ckpt).get("config"), ckpt
+        cfg, source = (read_summary(run_dir) or {}).get("config"), os.path.join(os.fspath(run_dir), "summary.json")
     if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
         raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
     for section, keys in CONFIG.items():
