@@ -17,9 +17,10 @@ import numpy as np
 from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import literal, new_figure
 from hpcflow.jobs.output import checkpoint_progress
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, dataset_names, label,
-                                     network_checkpoint, network_config, read_attrs, read_datasets, read_summary,
-                                     run_dir_of, run_state, training_history, unreadable)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
+                                     dataset_names, label, network_checkpoint, network_config, other_kind, read_attrs,
+                                     read_datasets, read_summary, refusal, run_dir_of, run_state, training_history,
+                                     unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -45,7 +46,12 @@ def _files(path) -> dict:
     by_name = {n: k for k, n in names.items()}.get(os.path.basename(path))
     if by_name:
         return {by_name: path}
+    beside = [n for n in names.values() if os.path.isfile(os.path.join(os.path.dirname(path) or ".", n))]
+    if beside and other_kind(path):  # a run's other file (job.toml, model.pt): what it is, and its run's to pass
+        data_file(path, beside[0], hint=HINT)
     held = set(dataset_names(path))
+    if not held and (refused := refusal(path, hint=HINT)):  # not HDF5, or damaged: said as Table 1 says it
+        raise refused
     if "history/sigma_test" in held:
         return {"flow": path}
     if "history/sigma_val" in held:

@@ -42,17 +42,61 @@ class MissingData(InputFileError):
 
 
 def _unreadable(h5_path, exc, hint: str) -> MissingData:
-    """The error for a file h5py cannot open: damaged (cut short by a crash, a full disk or a partial copy) or
-    not HDF5 at all; both fixes are named."""
+    """The error for a file h5py cannot open: another of hpcflow's files (`other_kind`: said so, with `hint`, as
+    rewriting a run would lose a good one), or damaged (cut short by a crash, a full disk or a partial copy) or not
+    HDF5 at all; both fixes are named."""
+    if what := other_kind(h5_path):
+        return MissingData(f"{h5_path}: {what}, not an HDF5 data file; {hint}")
     fix = rerun_fix(os.path.dirname(os.path.abspath(h5_path))).replace("the job", "that job", 1)
     return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: "
                        f"{fix}; else {hint}")
 
 
+#: the beginnings of files hpcflow writes that are not HDF5 (`other_kind`)
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: what the files of these names in a run or tune directory are
+KNOWN = {NN_CHECKPOINT: "a network run's training checkpoint (a torch archive)",
+         "model.pt": "a network run's trained model (a torch archive)", SUMMARY: "a run's summary.json (JSON)",
+         "job.toml": "a job file (TOML)", JOURNAL: "an Optuna study's journal", "study.json": "a tune directory's study "
+         "record (JSON)", "model.pt.json": "a network model's description (JSON)"}
+
+
+def other_kind(path) -> str:
+    """What file `path` is where it is recognisably one of hpcflow's files that are not HDF5 data (a torch archive,
+    a job file, a summary, a study's journal or SQLite storage), by its name or its first bytes; "" for an HDF5 file
+    (damaged or not) or one of unknown kind."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return ""
+    if head.startswith(HDF5_MAGIC):
+        return ""
+    base = os.path.basename(os.fspath(path))
+    if base in KNOWN and (head.startswith(ZIP_MAGIC) or not base.endswith(".pt")):
+        return KNOWN[base]
+    if head.startswith(ZIP_MAGIC):
+        return "a zip archive (as torch saves a network's checkpoint or model)"
+    if head.startswith(SQLITE_MAGIC):
+        return "an SQLite database (as an Optuna study's storage)"
+    ext = os.path.splitext(base)[1]
+    return {".toml": "a job file (TOML)", ".json": "a JSON file", ".journal": "an Optuna study's journal"}.get(ext, "")
+
+
 def data_file(path, name: str, *, hint: str) -> str:
-    """`path` itself when it is a file, else `path/name`; MissingData naming the file when it is absent."""
+    """`path` itself when it is a file, else `path/name`; MissingData naming the file when it is absent, and when
+    `path` is another of hpcflow's files (`other_kind`), naming what it is and the directory beside it that holds
+    `name` where there is one (the run's other file was given for its data file)."""
     path = os.fspath(path)
     if os.path.isfile(path):
+        what = other_kind(path) if os.path.basename(path) != name else ""
+        if what:
+            beside = os.path.join(os.path.dirname(path) or ".", name)
+            need = (f"pass its run directory {os.path.dirname(path) or '.'} (which holds {name}) or {beside}"
+                    if os.path.isfile(beside) else hint)
+            raise MissingData(f"{path}: {what}, not {name} (HDF5); {need}")
         return path
     if not os.path.isdir(path):
         raise MissingData(f"{path}: no such run directory; {hint}")
@@ -114,6 +158,17 @@ def read_strings(h5_path, name: str, *, hint: str) -> list | None:
         raise MissingData(f"{h5_path}: dataset '{name}' is not a 1-D list of strings ({value.dtype}, shape "
                           f"{value.shape}); {hint}")
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
+
+
+def refusal(h5_path, *, hint: str) -> MissingData | None:
+    """The error for HDF5 file `h5_path` that h5py cannot open or walk (`_unreadable`: another of hpcflow's files,
+    or damaged), None where it reads."""
+    try:
+        with h5py.File(h5_path, "r") as f:
+            f.visititems(lambda _name, _obj: None)
+    except DAMAGED as exc:
+        return _unreadable(h5_path, exc, hint)
+    return None
 
 
 def unreadable(h5_path) -> bool:
