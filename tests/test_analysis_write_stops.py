@@ -136,3 +136,57 @@ def test_sigterm_in_an_earlier_out_leaves_no_temporary_and_force_removes_an_olde
     killed.write_bytes(b"\x89PNG partial")
     assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 0
     assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "per_rank.png", "sigma_history.png"]
+
+
+@pytest.mark.parametrize("tool", ["sigma_history", "fig3_scaling", "report"])
+def test_a_full_disk_in_an_existing_out_removes_what_the_call_wrote_so_the_advised_rerun_works(runs, tmp_path, capsys,
+                                                                                             monkeypatch, tool):
+    """An --out that exists (empty, or holding a file of the user's): the call that met a full disk left its first
+    figure and its record there, and the rerun its message advises was refused ("exists (an earlier ... output);
+    pass --force"). Now the directory is left as it was, and the same call run again writes its result."""
+    from hpcflow.analysis.script import main
+    from hpcflow.cli import main as hpcflow
+
+    out = tmp_path / "figs"
+    out.mkdir()
+    if tool != "report":  # the report refuses an --out of other files without --force
+        (out / "notes.txt").write_text("mine")
+    before = sorted(os.listdir(out))
+    run = {"sigma_history": "flow", "fig3_scaling": "scaling", "report": "flow"}[tool]
+
+    def call():
+        if tool == "report":
+            return hpcflow(["report", runs[run], "--out", str(out)])
+        return main(tool, [runs[run], "--out", str(out)])
+
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 1 if tool == "fig3_scaling" else 2)
+        assert call() == 5
+    assert "free space on its file system, then run it again" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == before
+    assert call() == 0, capsys.readouterr().err
+    assert {"sigma_history": "sigma_history.png", "fig3_scaling": "fig3_scaling.png",
+            "report": "report.md"}[tool] in os.listdir(out)
+
+
+def test_a_full_disk_in_an_earlier_out_keeps_the_earlier_record_of_files_it_did_not_replace(runs, tmp_path, capsys,
+                                                                                            monkeypatch):
+    """An --out with an earlier sigma_history output of two runs (three figures): a --force call on one run fails on
+    its second figure; the earlier figure it does not write stays listed, and a --force rerun removes it as before."""
+    import shutil
+
+    from hpcflow.analysis.script import main
+
+    out = tmp_path / "figs"
+    other = tmp_path / "other"
+    shutil.copytree(runs["flow"], other)
+    assert main("sigma_history", [runs["flow"], str(other), "--out", str(out)]) == 0
+    earlier = sorted(os.listdir(out))
+    assert len([n for n in earlier if n.startswith("per_rank_")]) == 2, earlier
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 2)
+        assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 5
+    assert set(os.listdir(out)) <= set(earlier) and _debris(out) == []
+    capsys.readouterr()
+    assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "per_rank.png", "sigma_history.png"]

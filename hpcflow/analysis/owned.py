@@ -82,17 +82,24 @@ def write_owned(out, record: str, names, write) -> None:
     earlier files that this call did not write are removed and the record lists this call's files with their SHA-256.
     The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names) is removed first. Where the call
     ends without its result (a write failure, a stop request, an error) in an `out` it created, what it wrote there
-    and the directories it created are removed: no partial result is left."""
+    and the directories it created are removed: no partial result is left; in an `out` that existed, the files it
+    added there are removed and the record is as before but for the earlier files it was replacing (listed as being
+    written, so that --force replaces them), so that the call made again, as its error advises, is not refused over
+    its own debris."""
     from hpcflow.analysis.script import make_dir
 
     names = list(names)
     created = _missing(out)
     make_dir(out)
+    added = [n for n in names if not os.path.lexists(os.path.join(out, n))]  # removed again should the call fail
+    recorded = os.path.lexists(os.path.join(out, record))
+    listing = None  # the record as this call rewrote it, before writing
     try:
         old = listed(out, record) or {}
         old = {n: old[n] for n in own(out, old)}
         _remove_debris(out, [*old, *names, record])
-        write_record(out, record, {**old, **dict.fromkeys(names)})
+        listing = {**old, **dict.fromkeys(names)}
+        write_record(out, record, listing)
         write()
         for name in set(old) - set(names):
             try:
@@ -108,7 +115,27 @@ def write_owned(out, record: str, names, write) -> None:
                     os.rmdir(d)
                 except OSError:  # another's file appeared there meanwhile: it stays
                     break
+        else:
+            _undo(out, record, added, listing, recorded=recorded)
         raise
+
+
+def _undo(out, record: str, added, listing: dict | None, *, recorded: bool) -> None:
+    """Remove the files `added` by a failed call in `out` (and every temporary of theirs and the record's), and the
+    record where the call made it (not `recorded` before), else, where the call rewrote it (`listing`), rewrite it
+    without them (best effort: on a full disk even that may fail, and the record then lists files that are gone,
+    which a later call passes over)."""
+    _remove_debris(out, [*added, record])
+    _remove_debris(out, added, files=True)
+    if listing is None:  # the call failed before it touched the record
+        return
+    try:
+        if not recorded:
+            os.unlink(os.path.join(out, record))
+        else:
+            write_record(out, record, {n: h for n, h in listing.items() if n not in added})
+    except OSError:
+        pass
 
 
 def _missing(out) -> list:
