@@ -115,3 +115,24 @@ def test_fig4_of_a_network_run_killed_before_nn_h5_says_to_resume_it(tmp_path, r
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err and f"--out {d} --resume" in err, err
     assert "[ntk] enabled" not in err
+
+
+def test_a_cut_checkpoint_shows_no_sigma_or_gain_in_the_runs_table_as_in_table1(tmp_path, runs):
+    """The runs table showed summary.json's sigmas and gains beside "checkpoint.h5 unreadable (damaged)", where
+    table1.py's row of the same run shows '-': the data file is the record, and it cannot be read. The sigma and
+    gain cells are '-' in both; the whole run beside it keeps its numbers."""
+    import json
+
+    from hpcflow.analysis.script import main as script
+    from hpcflow.report.build import build_report
+
+    cut = _cut_flow(runs, tmp_path)
+    with open(os.path.join(cut, "summary.json"), encoding="utf-8") as fh:
+        assert isinstance(json.load(fh)["gain_train"], float)  # the premise: the summary has numbers to show
+    res = build_report([cut, runs["flow"]], tmp_path / "out")
+    rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
+    assert rows["cut"][6:10] == ["-", "-", "-", "-"], rows["cut"]
+    assert all(c != "-" for c in rows["flow"][6:10]), rows["flow"]
+    assert script("table1", [cut, runs["flow"], "--out", str(tmp_path / "t")]) == 0
+    table = md_rows((tmp_path / "t" / "table1.md").read_text())
+    assert table["cut"][9:11] == ["-", "-"], table["cut"]

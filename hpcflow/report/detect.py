@@ -10,9 +10,9 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
-                                     RUNNING, MissingData, data_missing, dataset_names, inconsistency, judged,
-                                     network_checkpoint, network_config, nn_damaged_fix, nn_missing, read_attrs,
-                                     read_summary, rerun_fix, run_state, unreadable)
+                                     RUNNING, MissingData, damaged_checkpoint, data_missing, dataset_names,
+                                     inconsistency, judged, network_checkpoint, network_config, nn_damaged_fix,
+                                     nn_missing, read_attrs, read_summary, rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -164,6 +164,9 @@ def _unreadable(path, name) -> str:
 COUNT_FINAL = "val_not_positive_definite_final"
 #: summary.json's numbers that the checkpoint of an incomplete run (further on than its summary, or the summary's own
 #: step) stands in for: the sigmas, gains and wall time shown beside its "incomplete" status are the checkpoint's
+#: summary.json's numbers that a run's history gives (a flow's checkpoint.h5): left out where that cannot be read
+HISTORY_NUMBERS = ("sigma_train_initial", "sigma_train_final", "sigma_test_initial", "sigma_test_final", "gain_train",
+                   "gain_test")
 SUPERSEDED = ("sigma_train_initial", "sigma_train_final", "sigma_test_initial", "sigma_test_final", "sigma_val_initial",
               "sigma_val_final", "gain_train", "gain_test", "wall_seconds", "wall_seconds_total", "legs", COUNT_FINAL)
 
@@ -176,6 +179,8 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
     summary = read_summary(path) or {}
     if kind not in ("flow", "nn"):
         return summary
+    if kind == "flow" and damaged_checkpoint(path):  # the data file is the record: no sigma, no gain, as in Table 1
+        return {k: v for k, v in summary.items() if k not in HISTORY_NUMBERS}
     newer = _checkpoint_numbers(path) if kind == "flow" else _network_numbers(path)
     sigmas = {} if complete else _history_sigmas(path, {}, kind, checkpoint_only=True)
     if sigmas:  # an incomplete run whose history is its checkpoint's: the checkpoint's numbers win
