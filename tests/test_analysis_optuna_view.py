@@ -88,3 +88,31 @@ def test_a_skipped_view_counts_only_trials_with_parameters(tmp_path, capsys, wit
             "importances view needs 2") in out, out
     assert not (tmp_path / "F" / "optuna_importances.png").exists()
     assert (tmp_path / "F" / "optuna_slice.png").exists() == (with_params > 0)
+
+
+def test_a_study_whose_only_trial_was_killed_names_its_directory_and_the_tune_command(tmp_path):
+    """A tune directory whose one trial was killed (RUNNING in the journal, never told): optuna_view.py said only
+    "study 'tune_gaussian': 0 completed trial(s); the history view needs 1". Now the line names the directory, the
+    trials by state and the command that adds trials to it, as table1.py's does for the same study."""
+    import os
+    import shlex
+
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from analysis_runs import script
+
+    tune = tmp_path / "tune_kill"
+    tune.mkdir()
+    storage = JournalStorage(JournalFileBackend(str(tune / "study.journal")))
+    study = optuna.create_study(study_name="tune_gaussian", storage=storage, direction="maximize")
+    study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 10, log=True)})  # its worker killed
+    for name in ("optuna_view", "table1"):
+        proc = script(name, tune, "--out", tmp_path / name)
+        assert proc.returncode == 2, proc.stderr
+        line = proc.stderr.strip()
+        assert len(line.splitlines()) == 1 and line.startswith(f"{name}: error: {tune}: study 'tune_gaussian': "), line
+        assert "(trials: 1 running)" in line, line
+        command = shlex.split(line.split("run more trials into it: ")[1])
+        assert command[:2] == ["hpcflow", "tune"] and command[command.index("--out") + 1] == str(tune), line
+        assert command[command.index("--study") + 1] == "tune_gaussian", line
+        assert not os.path.exists(tmp_path / name)

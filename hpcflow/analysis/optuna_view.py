@@ -37,9 +37,10 @@ def objective_name(study, i) -> str:
     return names[i] if names and i < len(names) else f"objective {i}"
 
 
-def plot(study, view: str, objective: int | None = None):
+def plot(study, view: str, objective: int | None = None, *, path=None):
     """The figure of one view ('history', 'importances' or 'slice') of a study with completed trials; of a
-    multi-objective study, of objective `objective` (its values, `Trial.values[i]`, as the target)."""
+    multi-objective study, of objective `objective` (its values, `Trial.values[i]`, as the target). `path`: the
+    study's input (its tune directory, journal or URL), named with the fix where its completed trials are too few."""
     import optuna
     from optuna.visualization import matplotlib as ovm
 
@@ -49,8 +50,12 @@ def plot(study, view: str, objective: int | None = None):
     usable = [t for t in done if t.params] if view != "history" else done
     if len(usable) < need:
         which = "" if view == "history" else " with parameters"
-        raise MissingData(f"study {study.study_name!r}: {len(usable)} completed trial(s){which}; the {view} view "
-                          f"needs {need}")
+        few, why = f"{len(usable)} completed trial(s){which}", f"; the {view} view needs {need}"
+        if path is not None:
+            from hpcflow.analysis.study import too_few_trials
+
+            raise too_few_trials(path, study, few, why)
+        raise MissingData(f"study {study.study_name!r}: {few}{why}")
     if len(study.directions) > 1 and objective is None:
         raise MissingData(f"study {study.study_name!r} has {len(study.directions)} objectives; draw one at a time "
                           "(objective=i)")

@@ -117,7 +117,8 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
         for tag, objective in optuna_view.objectives(study):
             for view in optuna_view.VIEWS:
                 try:
-                    out.figures[f"{stem}_{view}{tag}.png"] = optuna_view.plot(study, view, objective)
+                    out.figures[f"{stem}_{view}{tag}.png"] = optuna_view.plot(
+                        study, view, objective, path=p if view == "history" else None)
                 except MissingData as exc:
                     if view == "history":
                         raise

@@ -366,15 +366,32 @@ def _own_journal(base) -> bool:
     return rel is not None and not os.path.isabs(rel) and os.path.isfile(os.path.join(base, rel))
 
 
-def best_run_dirs(study, base) -> list:
-    """(trial number, run directory) of the best trial(s) of a finished study; MissingData when none."""
+def more_trials(path, study) -> str:
+    """How study input `path` (a tune directory, a journal file or a storage URL) gets the completed trials it lacks:
+    its `hpcflow tune` command (`tune_command`) for a tune directory, else hpcflow tune on its storage."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        command, note = tune_command(path, study)
+        return f"run more trials into it: {command}{note}"
+    return f"run more trials into it with hpcflow tune (--storage {masked(path)})"
+
+
+def too_few_trials(path, study, few: str, why: str, *, other: str = "") -> MissingData:
+    """The refusal of study input `path` whose completed trials are too few (`few`) for what is asked (`why`): the
+    input, the study, its trials by state and the fix (`other`, an alternative said first, then `more_trials`)."""
+    held = state_counts(_states(study.get_trials(deepcopy=False))) or "none"
+    return MissingData(f"{masked(os.fspath(path))}: study {study.study_name!r}: {few} (trials: {held}){why}; "
+                       f"{other}{more_trials(path, study)}")
+
+
+def best_run_dirs(study, base, path=None) -> list:
+    """(trial number, run directory) of the best trial(s) of a finished study (given as `path`, default `base`);
+    MissingData when none."""
     try:
         best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
-        held = state_counts(_states(study.get_trials(deepcopy=False))) or "none"
-        raise MissingData(f"study {study.study_name!r}: no completed trial (trials: {held}), so no best trial's run "
-                          "directory to read; run more trials into it with hpcflow tune, or pass a run directory"
-                          ) from None
+        raise too_few_trials(path or base, study, "no completed trial", ", so no best trial's run directory to read",
+                             other="pass a run directory, or ") from None
     try:
         out = [(t.number, trial_run_dir(t, base)) for t in best]
     except MissingData as exc:  # a run directory of another trial

@@ -103,7 +103,7 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
         elif is_study(p):
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
-                     for n, rd in best_run_dirs(study, base)]
+                     for n, rd in best_run_dirs(study, base, p)]
         else:
             rows.append(load_row(p, name=name))
     return rows
