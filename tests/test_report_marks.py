@@ -58,15 +58,16 @@ def test_a_network_run_with_a_damaged_nn_h5_is_incomplete_and_its_history_is_its
     assert loaded["file"] == os.path.join(d, "checkpoint.pt")
     np.testing.assert_array_equal(loaded["train"], st)
     np.testing.assert_array_equal(loaded["test"], sv)
-    assert loaded["label"] == "cut (incomplete: nn.h5 unreadable)"
+    assert loaded["label"] == f"cut (incomplete: {_damaged_nn(d)})"  # with its fix, as the README and its row say
     res = build_report([runs["flow"], str(d)], tmp_path / "out")
-    assert res["skipped"] == []
+    # its Fig. 4 is not drawn (its NTK is in the damaged nn.h5 alone), as for a missing nn.h5
+    assert res["skipped"] == [(str(d), f"Fig. 4: metric-NTK evolution: not drawn: {_damaged_nn(d)}")], res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     row = _runs_rows(md)["cut"]
     assert row[2].startswith(f"incomplete: {_damaged_nn(d)}"), row
     assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{sv[0]:.4g} -> {sv[-1]:.4g}", row
-    assert f"cut (incomplete: nn.h5 unreadable): sigma train {st[0]:.4g} -> {st[-1]:.4g}" in md
-    assert "Fig. 4" not in md  # its NTK is in the damaged nn.h5 alone
+    assert f"cut (incomplete: {_damaged_nn(d)}): sigma train {st[0]:.4g} -> {st[-1]:.4g}" in md
+    assert "## Fig. 4" not in md  # no section: its NTK is in the damaged nn.h5 alone
 
 
 def test_the_advised_resume_writes_a_damaged_nn_h5_again_and_the_run_is_whole(tmp_path, runs, capsys):
@@ -256,3 +257,17 @@ def test_a_run_directory_as_out_is_called_a_folder_of_other_files(tmp_path, runs
     assert f"{d} holds files that are not an hpcflow report's (such as {d / 'checkpoint.h5'};" in msg, msg
     assert "choose another --out" in msg
     assert sorted(os.listdir(d)) == sorted(os.listdir(runs["flow"]))
+
+
+def test_fig4_ntk_of_a_damaged_nn_h5_gives_the_fix_its_row_gives(tmp_path, runs):
+    """fig4_ntk.py on a finished network run whose nn.h5 is cut short advised "rerun that job with --force" (a
+    retraining), while its row and legend advise the --resume that writes nn.h5 again from checkpoint.pt."""
+    from analysis_runs import script
+
+    d = tmp_path / "cut"
+    shutil.copytree(runs["nn"], d)
+    _cut(d / "nn.h5")
+    proc = script("fig4_ntk", d, "--out", tmp_path / "f")
+    assert proc.returncode == 2, proc.stderr
+    fix = _damaged_nn(d).split("; ")[1]
+    assert f"it is damaged: {fix}; else " in proc.stderr and "--force" not in proc.stderr, proc.stderr

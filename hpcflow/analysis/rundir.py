@@ -47,7 +47,11 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
     HDF5 at all; both fixes are named."""
     if what := other_kind(h5_path):
         return MissingData(f"{h5_path}: {what}, not an HDF5 data file; {hint}")
-    fix = rerun_fix(os.path.dirname(os.path.abspath(h5_path))).replace("the job", "that job", 1)
+    if os.path.basename(os.fspath(h5_path)) == NN:  # its checkpoint.pt may write it again (as its row says)
+        fix = nn_damaged_fix(os.path.dirname(os.fspath(h5_path)) or ".")
+    else:
+        fix = rerun_fix(os.path.dirname(os.path.abspath(h5_path)))
+    fix = fix.replace("the job", "that job", 1)
     return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: "
                        f"{fix}; else {hint}")
 
@@ -392,7 +396,7 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, f"{what}; {_resume_fix(run_dir, network=not os.path.isfile(ckpt) and os.path.isfile(pt))}"
     if not os.path.isfile(ckpt):
         if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
-            return False, f"{NN} unreadable (damaged); {nn_damaged_fix(run_dir)}"
+            return False, f"{NN_UNREADABLE}{nn_damaged_fix(run_dir)}"
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
@@ -611,6 +615,8 @@ def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) ->
     return study or (f"{bad}; {RERUN}" if bad else f"continue it with {command}")
 
 
+#: the head of the reason of a network run whose nn.h5 h5py cannot open (`completeness`), the fix after it
+NN_UNREADABLE = f"{NN} unreadable (damaged); "
 #: the reason of a run whose directory's lock a live process holds (`hpcflow.jobs.outlock.live_holder`)
 RUNNING = "running: "
 #: the reason of a run whose checkpoint cannot be read: it may be finished or further on than its summary
@@ -638,6 +644,8 @@ class RunState:
         if self.reason.startswith(UNKNOWN):
             return self.reason
         if not self.complete:
+            if self.reason.startswith(NN_UNREADABLE):  # its fix, as a missing nn.h5's (`missing`) is said with it
+                return self.status_line()
             short = self._head()
             return f"incomplete: {short}{self._progress(short)}"
         if self.status in ("", "finished"):

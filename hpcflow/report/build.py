@@ -88,8 +88,9 @@ def _collect(paths, *, study_name=None) -> Report:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
-    report.skipped += [(info.path, f"{SECTIONS['fig4_ntk']}: not drawn: {info.missing}") for info in report.infos
-                       if info.fig4]  # a finished network run whose nn.h5 is gone: its row says so too
+    report.skipped += [(info.path, f"{SECTIONS['fig4_ntk']}: not drawn: {info.missing or info.reason}")
+                       for info in report.infos if info.fig4]  # a network run whose nn.h5 is gone or damaged: its row
+    # says so too
     refused = []  # (path, reason) of the runs a product could not read
     for name, members in groups.items():
         if members:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NOISE_SCAN,
-                                     RUNNING, MissingData, damaged_checkpoint, data_missing, dataset_names,
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NN_UNREADABLE,
+                                     NOISE_SCAN, RUNNING, MissingData, damaged_checkpoint, data_missing, dataset_names,
                                      inconsistency, judged, network_checkpoint, network_config, nn_damaged_fix,
                                      nn_missing, read_attrs, read_summary, rerun_fix, run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
@@ -44,7 +44,7 @@ class RunInfo:
     status: str = ""  # a flow or network run's status in the runs table (`RunState.status_line`), "" for other kinds
     unreported: str = ""  # why data files of another kind that the directory holds are not reported (`_unreported`)
     missing: str = ""  # a complete network run whose nn.h5 is gone: 'nn.h5 missing: <fix>' (`rundir.nn_missing`)
-    fig4: bool = False  # whether its job draws Fig. 4 ([ntk] enabled or [width_sweep].widths; `_draws_fig4`)
+    fig4: bool = False  # a network run whose nn.h5 is gone or damaged, whose job draws Fig. 4 (`_draws_fig4`)
 
 
 def _present(path) -> list:
@@ -127,7 +127,7 @@ def _detect(path, present, study_name) -> RunInfo:
     missing = state.missing if state else ""
     return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
                    status=state.status_line() if state else "", missing=missing,
-                   fig4=bool(missing) and _draws_fig4(summary))
+                   fig4=bool(missing or reason.startswith(NN_UNREADABLE)) and _draws_fig4(summary))
 
 
 def _draws_fig4(summary: dict) -> bool:
