@@ -104,3 +104,22 @@ def test_a_studys_parameter_names_and_choices_are_drawn_as_written(tmp_path):
     assert repr("p$\\frac{$q") in drawn, drawn  # the choice's tick label (as Optuna writes it: its repr)
     xlabels = {_as_drawn(ax.xaxis.label) for ax in fig.axes}
     assert {"x$\\frac{$", "c$\\frac{$"} <= xlabels, xlabels
+
+
+def test_a_star_in_a_run_name_is_no_emphasis_in_report_md(runs, tmp_path):
+    """report.md wrote a run named 'a*b*c' bare in its table cells, which markdown renders as a<em>b</em>c; its
+    captions escaped it. Now no cell of the run holds a bare '*', and report.html's cell reads the name itself."""
+    import re
+
+    from analysis_runs import md_rows
+    from hpcflow.report.build import build_report
+
+    name = "a*b*c"
+    shutil.copytree(runs["flow"], tmp_path / name)
+    res = build_report([str(tmp_path / name)], tmp_path / "rep")
+    md = open(res["md"], encoding="utf-8").read()
+    cells = [line for line in md.splitlines() if line.startswith("| a")]
+    assert len(cells) == 2 and not any(re.search(r"(?<!\\)\*", line) for line in cells), cells  # runs table, Table 1
+    assert "a&#42;b&#42;c" in md_rows(md)
+    html = open(res["html"], encoding="utf-8").read()
+    assert html.count(f"<td>{name}</td>") == 2, re.findall(r"<td>a[^<]*</td>", html)

@@ -116,9 +116,9 @@ def _entities(text) -> str:
 
 
 def md_cell(text) -> str:
-    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&' and '<' as HTML entities
-    (`_entities`); `md_uncell` reads it back."""
-    return _entities(text).replace("|", "\\|")
+    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&', '<' (`_entities`) and '*' (a run
+    named 'a*b*' would turn italic; '_' inside a word does not) as HTML entities; `md_uncell` reads it back."""
+    return _entities(text).replace("*", "&#42;").replace("|", "\\|")
 
 
 def md_uncell(cell: str) -> str:
