@@ -217,6 +217,8 @@ def has_per_rank(run) -> bool:
 def plot_per_rank(run):
     """Step time and bytes received from other ranks per flow step, or seconds in collectives per epoch (those
     recorded), one line per rank."""
+    from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
+
     panels = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
     fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
@@ -226,6 +228,12 @@ def plot_per_rank(run):
             ax.plot(steps, values[:, r], "o-" if len(steps) == 1 else "-", lw=1, label=f"rank {r}")
         ax.set_xlabel(run.get("unit", "flow step"))
         ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps and epochs only
+        top = np.nanmax(values) if np.isfinite(values).any() else 0.0
+        if top <= 0:  # nothing received (one rank): from 0, not a band around it
+            ax.set_ylim(0.0, 1.0)
+        elif np.nanmin(values) >= 0:  # times and counts: from 0
+            ax.set_ylim(bottom=0.0)
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"per-rank cost: {run['label']}")
     return fig

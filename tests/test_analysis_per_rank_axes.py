@@ -1,0 +1,42 @@
+"""The per-rank figure of a one-rank run: its bytes-received panel (all zero: no other rank) starts at 0 instead of
+a -0.04..0.04 band around it, and its steps and epochs are ticked whole."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis_runs import run_dirs
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return run_dirs(tmp_path_factory)
+
+
+def _drawn(fig):
+    fig.canvas.draw()
+    return fig
+
+
+@pytest.mark.parametrize("kind", ["flow", "nn"])
+def test_a_one_rank_runs_per_rank_axes_start_at_zero_with_whole_ticks(runs, kind, tmp_path):
+    from hpcflow.analysis import histories
+
+    run = histories.load(runs[kind])
+    fig = _drawn(histories.plot_per_rank(run))
+    if kind == "flow":
+        with h5py.File(f"{runs[kind]}/checkpoint.h5", "r") as f:
+            received = f["history/comm_bytes"][()]
+        assert received.shape[1] == 1 and not received.any()  # the premise: one rank, nothing received
+        ax = fig.axes[[a.get_ylabel() for a in fig.axes].index("bytes received")]
+        assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 0, ax.get_ylim()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        ys = np.concatenate([line.get_ydata() for line in ax.get_lines()])
+        assert ax.get_ylim()[0] <= ys.min() and ax.get_ylim()[0] >= 0, (ax.get_ylim(), ys.min())
