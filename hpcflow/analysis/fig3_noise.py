@@ -141,7 +141,8 @@ def plot(scans):
         positive.extend(finite[finite > 0])
     linthresh = min(positive) if positive else 1e-3
     ax.set_xscale("symlog", linthresh=linthresh)
-    ax.set_xticks(_ticks(linthresh, max(positive, default=linthresh)))
+    # every decade in view labelled: the margin beyond the farthest distance may hold one (else an unlabelled tick)
+    ax.set_xticks(_ticks(linthresh, max(max(positive, default=linthresh), ax.get_xlim()[1])))
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("mean FS distance of test points to the nearest train point")
