@@ -76,8 +76,35 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
             _range_single_value(one, done)
     fig = np.ravel(ax)[0].figure
     fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
+    _legible(fig)
     plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
+
+
+def _legible(fig) -> None:
+    """Optuna's figure with every label whole and apart: a categorical axis's choices slanted, a log axis labelled at
+    its decades alone (its 2x10^0, 3x10^0 ... ran into each other), and the layout fitted to the labels (the
+    importances' parameter names were cut at the figure's left edge)."""
+    from matplotlib.ticker import NullFormatter
+
+    from hpcflow.analysis.figure import literal
+
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        if type(ax.xaxis.get_major_formatter()).__name__ == "StrCategoryFormatter":
+            ax.tick_params(axis="x", labelrotation=30)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    literal(fig)  # parameter names and choices as written, before the layout measures them
+    fig.set_layout_engine("constrained")
+    try:  # a layout it cannot solve (a slice plot of one point: a grid of zero size) is left as Optuna made it
+        fig.draw_without_rendering()
+    except (ZeroDivisionError, ValueError):
+        fig.set_layout_engine("none")
 
 
 #: the margin on either side of a slice plot's x range, as a share of its width (Optuna's own padding)
