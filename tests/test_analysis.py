@@ -752,6 +752,13 @@ def _edit_config(run_dir, **sections):
         json.dump(s, fh)
 
 
+def _edit_job(path, **sections):
+    """The job configuration of flow data file `path` (checkpoint.h5, which Table 1 reads it from) and of its
+    summary.json (which then still records it) with `sections` replaced (None: removed)."""
+    _edit_attr_config(path, **sections)
+    _edit_config(os.path.dirname(path), **sections)
+
+
 #: (fixture run, file, how it is spoiled, scripts that read it, words the error must hold)
 MALFORMED = {
     "empty_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", np.zeros(0)),
@@ -760,9 +767,9 @@ MALFORMED = {
                    ("table1", "sigma_history"), "dataset 'history/sigma_test' has shape (3, 2)"),
     "text_history": ("flow", "checkpoint.h5", lambda p: _replace(p, "history/sigma_train", "abc"),
                      ("table1", "sigma_history"), "dataset 'history/sigma_train' holds"),
-    "no_geometry": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), geometry=None),
+    "no_geometry": ("flow", "checkpoint.h5", lambda p: _edit_job(p, geometry=None),
                     ("table1",), "config [geometry] is missing"),
-    "kernel_string": ("flow", "summary.json", lambda p: _edit_config(os.path.dirname(p), kernel="gaussian"),
+    "kernel_string": ("flow", "checkpoint.h5", lambda p: _edit_job(p, kernel="gaussian"),
                       ("table1",), "config [kernel] is not a table"),
     "fig2_1d": ("clustering", "fig2_distances.h5", lambda p: _replace(p, "distance", np.ones(5)),
                 ("fig2_heatmaps",), "dataset 'distance' has shape (5,)"),
@@ -818,11 +825,28 @@ MALFORMED = {
 }
 
 
-#: cases whose summary.json config is no longer its checkpoint.h5's: the report's row calls the run inconsistent, and
-#: Table 1 leaves it out as every incomplete run, naming the first entry where the two differ
-INCONSISTENT = {"no_geometry": "summary.json's config has no [geometry] but checkpoint.h5's says [geometry] = a table",
-                "kernel_string": "summary.json's config says [kernel] = \"gaussian\" but checkpoint.h5's says "
-                                 "[kernel] = a table"}
+#: summary.json's config spoiled alone: no longer its checkpoint.h5's, whose config Table 1 reads: the report's row
+#: and Table 1's call the run inconsistent, naming the first entry where the two differ
+INCONSISTENT = {"no_geometry": ({"geometry": None}, "summary.json's config has no [geometry] but checkpoint.h5's says "
+                                "[geometry] = a table"),
+                "kernel_string": ({"kernel": "gaussian"}, "summary.json's config says [kernel] = \"gaussian\" but "
+                                  "checkpoint.h5's says [kernel] = a table")}
+
+
+@pytest.mark.parametrize("case", sorted(INCONSISTENT))
+def test_a_spoiled_summary_config_alone_leaves_table1_the_checkpoints_row(runs, tmp_path, capsys, case):
+    from hpcflow.analysis.script import main
+    from hpcflow.report.build import collect
+
+    sections, why = INCONSISTENT[case]
+    bad = tmp_path / case
+    shutil.copytree(runs["flow"], bad)
+    _edit_config(str(bad), **sections)
+    assert main("table1", [str(bad), "--out", str(tmp_path / "figs")]) == 0
+    row = md_rows((tmp_path / "figs" / "table1.md").read_text())[case]
+    assert row[1].startswith(f"incomplete: {why} at step ") and row[2] == "delta", row  # the checkpoint's kernel
+    (info,) = collect([str(bad)]).infos
+    assert info.status.startswith(f"incomplete: {why} at step "), info.status
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
@@ -842,10 +866,6 @@ def test_malformed_data_is_one_line_exit_2_naming_file_and_dataset(runs, tmp_pat
         assert err.count("\n") == 1 and words in err and str(bad / name) in err, err
     assert not (tmp_path / "figs").exists()
     report = collect([str(bad)])  # no traceback: the directory's products are skipped with the same reason
-    if case in INCONSISTENT:  # or its row says why it is left out
-        (info,) = report.infos
-        assert info.status.startswith(f"incomplete: {INCONSISTENT[case]} at step "), info.status
-        return
     assert any(words in why for _, why in report.skipped), report.skipped
 
 
