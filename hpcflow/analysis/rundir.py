@@ -64,7 +64,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 KNOWN = {NN_CHECKPOINT: "a network run's training checkpoint (a torch archive)",
          "model.pt": "a network run's trained model (a torch archive)", SUMMARY: "a run's summary.json (JSON)",
          "job.toml": "a job file (TOML)", JOURNAL: "an Optuna study's journal",
-         "study.json": "a tune directory's study record (JSON)", "model.pt.json": "a network model's description (JSON)"}
+         "study.json": "a tune directory's study record (JSON)",
+         "model.pt.json": "a network model's description (JSON)"}
 
 
 def other_kind(path) -> str:

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
-from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT, NN_UNREADABLE,
-                                     NOISE_SCAN, RUNNING, MissingData, damaged_checkpoint, data_missing, dataset_names,
-                                     inconsistency, judged, network_checkpoint, network_config, nn_damaged_fix,
-                                     nn_missing, read_attrs, read_summary, rerun_fix, run_state, unreadable)
+from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
+                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, damaged_checkpoint, data_missing,
+                                     dataset_names, inconsistency, judged, network_checkpoint, network_config,
+                                     nn_damaged_fix, nn_missing, read_attrs, read_summary, rerun_fix, run_state,
+                                     unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
