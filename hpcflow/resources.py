@@ -927,13 +927,19 @@ def _limits_had() -> str:
 LOAD_REFUSALS = ("failed to map segment from shared object", "cannot allocate memory")
 
 
+#: loader lines that name memory but no shortage of it: glibc's static TLS block of a library loaded late (libgomp on
+#: aarch64), which the order of the imports or LD_PRELOAD fixes, not a larger limit
+NOT_REFUSALS = ("static tls",)
+
+
 def load_out_of_memory(exc: BaseException) -> str | None:
-    """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
-    be mapped for want of memory, as under a tight `ulimit -v` where the imports of the start-up fail before any
-    estimate is checked; else None."""
-    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and exc.errno is None):
+    """The loader's line where `exc` (an ImportError, ctypes' OSError without an errno, or mpi4py's RuntimeError
+    "cannot load MPI library") says a library could not be mapped for want of memory, as under a tight `ulimit -v`
+    where the imports of the start-up fail before any estimate is checked; else None."""
+    if isinstance(exc, (ImportError, RuntimeError)) or (isinstance(exc, OSError) and exc.errno is None):
         for line in str(exc).splitlines():
-            if any(refusal in line.lower() for refusal in LOAD_REFUSALS):
+            low = line.lower()
+            if any(refusal in low for refusal in LOAD_REFUSALS) and not any(n in low for n in NOT_REFUSALS):
                 return " ".join(line.split())
     return None
 

@@ -71,3 +71,42 @@ def test_only_a_loader_refusal_for_want_of_memory_is_taken_for_one():
     said = "libx.so: failed to map segment from shared object"
     assert load_out_of_memory(ImportError(said)) == said
     assert load_out_of_memory(OSError(said)) == said  # ctypes.CDLL's
+
+
+#: `hpcflow info` whose work is replaced by the first import of mpi4py.MPI (libmpi of the mpich wheel) as a run under
+#: a launcher does it (`comm._mpi`); "measure" prints the address space before and after the load
+MPI_SCRIPT = SCRIPT.replace("import h5py  # noqa: F401", "from hpcflow.parallel.comm import _mpi; assert _mpi()")
+
+
+def test_an_mpi_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_status_5():
+    """mpi4py says RuntimeError ("cannot load MPI library"), which `_mpi` took for no MPI at all: the run went on as
+    one rank and the launch check blamed the launcher (status 2) instead of the limit."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(ROOT), OPENBLAS_NUM_THREADS="1")
+    measured = subprocess.run([sys.executable, "-c", MPI_SCRIPT, "measure"], capture_output=True, text=True, env=env,
+                              timeout=120)
+    assert measured.returncode == 0, measured.stderr
+    before, after = map(int, measured.stdout.split())
+    assert after - before > 12 * 2**20, (before, after)  # libmpi alone maps more than 12 MiB
+    limit = before + 2**21  # room for the import's Python objects, not for libmpi (MPI_Init's threads would abort in C)
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-c", MPI_SCRIPT, "limited"], capture_output=True, text=True, env=env,
+                          timeout=120, preexec_fn=limited)
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("hpcflow info: error: out of memory loading a library ("), proc.stderr
+    assert "(ulimit -v)" in lines[0] and "raise the limit" in lines[0], proc.stderr
+
+
+def test_a_static_tls_failure_is_no_want_of_memory():
+    """glibc's "cannot allocate memory in static TLS block" (libgomp loaded late on aarch64) is fixed by the import
+    order or LD_PRELOAD, not by a larger limit: its traceback stays."""
+    from hpcflow.resources import load_out_of_memory
+
+    tls = "/lib/aarch64-linux-gnu/libgomp.so.1: cannot allocate memory in static TLS block"
+    assert load_out_of_memory(ImportError(tls)) is None
+    mpi = "cannot load MPI library\n/x/libmpi.so.12: failed to map segment from shared object"
+    assert load_out_of_memory(RuntimeError(mpi)) == "/x/libmpi.so.12: failed to map segment from shared object"

@@ -20,7 +20,7 @@ import numpy as np
 from hpcflow.backend import default_threads
 from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed
 from hpcflow.launcher_output import wait_until_read
-from hpcflow.resources import THREAD_VARIABLES, out_of_memory_said, slurm_cpus_per_task
+from hpcflow.resources import THREAD_VARIABLES, load_out_of_memory, out_of_memory_said, slurm_cpus_per_task
 
 #: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
 LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -90,7 +90,8 @@ class SerialComm:
 
 
 def _mpi():
-    """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError). Its
+    """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError); one that
+    cannot be mapped for want of memory raises (`resources.load_out_of_memory`: one line, status 5). Its
     first import under a launcher runs MPI_Init, which can wait for ever for a process manager: a stop request of the
     start-up ends the command there too (`stop_signals.ends_if_blocked`)."""
     from hpcflow.stop_signals import ends_if_blocked
@@ -100,7 +101,9 @@ def _mpi():
             from mpi4py import MPI
 
         return MPI
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
+        if load_out_of_memory(exc) is not None:  # the library is there, the address space to map it is not
+            raise
         return None
 
 
