@@ -53,8 +53,9 @@ def test_the_figures_of_a_network_not_positive_definite_carry_the_mark_in_their_
     titles = {name: fig._suptitle.get_text() for name, fig in figures.items()}
     assert titles == {
         "fig4_ntk_indefinite.png": f"indefinite: Fig. 4: metric-NTK evolution\n{MARK}",
+        # the count is of the job's main network (history/val_not_positive_definite), not of the sweep's networks
         "fig4_width_sweep_indefinite.png": f"indefinite: Width sweep: lazy (NTK fixed) versus feature-learning regime\n"
-                                           f"{MARK}",
+                                           f"(the job's main network: {MARK[1:]}",
         "fig4_ntk_healthy.png": "healthy: Fig. 4: metric-NTK evolution",
         "fig4_width_sweep_healthy.png": "healthy: Width sweep: lazy (NTK fixed) versus feature-learning regime"}
 
@@ -65,7 +66,8 @@ def test_fig4_ntk_writes_the_mark_into_the_title_of_its_pngs(tmp_path, runs):
     assert proc.returncode == 0, proc.stderr
     titles = _titles(tmp_path / "figs")
     assert sorted(titles) == ["fig4_ntk.png", "fig4_width_sweep.png"]
-    assert all(t.endswith(f"\n{MARK}") for t in titles.values()), titles
+    assert titles["fig4_ntk.png"].endswith(f"\n{MARK}"), titles
+    assert titles["fig4_width_sweep.png"].endswith(f"\n(the job's main network: {MARK[1:]}"), titles
     healthy = script("fig4_ntk", runs["nn"], "--out", tmp_path / "ok")
     assert healthy.returncode == 0, healthy.stderr
     assert all(t and "not positive definite" not in t for t in _titles(tmp_path / "ok").values())

@@ -69,12 +69,13 @@ def load_sweep(run_dir) -> dict:
     return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
-def _marked(title: str, data) -> str:
+def _marked(title: str, data, *, whose: str = "") -> str:
     """`title` with the mark of a run that did not finish (' (incomplete: ...)') and, on a line of its own, that of a
     network not positive definite at validation points after its last epoch ('not_positive_definite': `load`), as its
-    sigma histories' legend carries them."""
+    sigma histories' legend carries them; `whose` names the network the mark is about where the figure draws others."""
     title = f"{title} ({data['note']})" if data.get("note") else title
-    return f"{title}\n({data['not_positive_definite']})" if data.get("not_positive_definite") else title
+    mark = data.get("not_positive_definite")
+    return f"{title}\n({whose}{mark})" if mark else title
 
 
 def symlog_edges(values, bins: int = BINS):
@@ -142,7 +143,8 @@ def plot_sweep(data):
         ax.set_xticks(w, [f"{x:g}" for x in w])  # every width labelled (a log axis labels decades alone)
         ax.set_xticks([], minor=True)
         ax.set_xlabel("hidden width")
-    fig.suptitle(_marked("Width sweep: lazy (NTK fixed) versus feature-learning regime", data))
+    fig.suptitle(_marked("Width sweep: lazy (NTK fixed) versus feature-learning regime", data,
+                         whose="the job's main network: "))  # the count nn.h5 holds is of that network alone
     return fig
 
 
