@@ -128,7 +128,8 @@ def early_command(prog: str) -> None:
 def ends_if_blocked():
     """Around a start-up call that may block in C for ever with the GIL held (mpi4py's MPI_Init waiting for a process
     manager that never answers: a rank that never arrives, a hung PMI server), where `record_early`'s handler, which
-    only runs between Python instructions, would leave a SIGTERM/SIGUSR1 to Slurm's SIGKILL. Python's C-level handler
+    only runs between Python instructions, would leave a SIGTERM/SIGUSR1 (and Python's own handler a Ctrl-C, said
+    "interrupted", 130) to Slurm's SIGKILL. Python's C-level handler
     still writes the signal's number to the wakeup fd: a process forked for the block reads it and, where the call has
     not returned BLOCKED_GRACE seconds later, says the command's one line ("hpcflow run: stopped by SIGTERM") and has
     this process leave with 128 + the signal, through a POSIX message queue whose notification runs _exit in a thread
@@ -192,6 +193,8 @@ def _watch_blocked():
     watched = [sig for sig in ENDING if signal.getsignal(sig) is _early_request]
     if not watched:
         return None
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C (mpiexec passes it on): 130
+        watched.append(signal.SIGINT)
     try:
         libc, queues = _exits_on_message([128 + int(sig) for sig in watched])
     except (OSError, AttributeError):
@@ -249,7 +252,8 @@ def _watcher(wake_r: int, done_r: int, libc, queues: dict) -> int:
     rank = next((int(v) for v in (os.environ.get(k, "").strip() for k in RANK_VARIABLES) if v.isdigit()), 0)
     if rank:
         time.sleep(SAY_WAIT)  # rank 0, asked too, says it first, as in `interrupted`
-    what = f"stopped by {signal.Signals(status - 128).name}" + (f" (rank {rank})" if rank else "")
+    sig = signal.Signals(status - 128)
+    what = ("interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}") + (f" (rank {rank})" if rank else "")
     os.write(2, f"{_COMMAND[0]}: {what}\n".encode())
     libc.mq_send(queues[status], b"!", 1, 0)
     return status
