@@ -109,6 +109,9 @@ def test_distance_scaling_lists_that_cannot_be_fitted(tmp_path):
 @pytest.mark.parametrize("job, sets, words", [
     ("noise_scan.toml", ["geometry.n_train=1"], ["[geometry].n_train = 1", ">= 2", "sigma"]),
     ("noise_scan.toml", ["geometry.n_train=0"], ["[geometry].n_train = 0", ">= 2"]),
+    # below the key's range too: the bound that holds (2) is named, not the range's 0, which is refused as well
+    ("quickstart.toml", ["geometry.n_train=-5"], ["[geometry].n_train = -5", "must be >= 2", "sigma"]),
+    ("quickstart.toml", ["geometry.n_test=-1"], ["[geometry].n_test = -1", "must be 0 (no test points) or >= 2"]),
     ("local_limit.toml", ["geometry.n_test=0"], ["[geometry].n_test = 0", ">= 2", "test points"]),
     ("local_limit.toml", ["geometry.n_test=1"], ["[geometry].n_test = 1", ">= 2"]),
     ("local_limit.toml", ["geometry.n_train=1"], ["[geometry].n_train = 1", ">= 2"]),

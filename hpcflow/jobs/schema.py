@@ -148,6 +148,16 @@ def _range_error(v, field: Field) -> str | None:
     return None
 
 
+def _stricter(field: Field, value) -> str | None:
+    """The refusal of `field`'s own check for a value outside its range, where the check says more (a size whose
+    range starts at 0 but which must be >= 2 names the 2 and why); None where it does not refuse or cannot judge."""
+    try:
+        verdict = field.check(value)
+    except Exception:  # noqa: BLE001 - a check written for values inside the range: the range's message stands
+        return None
+    return verdict if isinstance(verdict, str) else None
+
+
 def validate_field(where: str, value, field: Field):
     """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix."""
     try:
@@ -177,6 +187,8 @@ def validate_field(where: str, value, field: Field):
         value = coerced
     for v in value if isinstance(value, list) else [value]:
         reason = _range_error(v, field)
+        if reason and not isinstance(value, list) and field.check is not None:
+            reason = _stricter(field, value) or reason  # n_train = -5: "must be >= 2 (...)", not "must lie in [0, ...]"
         if reason:
             what = f"element {shown(v)}" if isinstance(value, list) else ""
             raise ConfigError(f"{where} = {shown(value)}: {what + ' ' if what else ''}{reason}{hint}; change it")
