@@ -190,3 +190,42 @@ def test_a_full_disk_in_an_earlier_out_keeps_the_earlier_record_of_files_it_did_
     capsys.readouterr()
     assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 0, capsys.readouterr().err
     assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "per_rank.png", "sigma_history.png"]
+
+
+def test_a_failed_force_report_over_an_earlier_one_leaves_every_figure_its_report_md_links(runs, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A --force report of two runs over an earlier report of one, whose report.html meets a full disk after its
+    report.md is written: report.md (the new one) links figures the call added; none of them may be removed, and the
+    same call made again writes the whole report."""
+    import re
+    import shutil
+    from contextlib import contextmanager
+
+    from hpcflow.cli import main as hpcflow
+    from hpcflow.report import documents
+
+    out = tmp_path / "rep"
+    other = tmp_path / "other"
+    shutil.copytree(runs["flow"], other)
+    assert hpcflow(["report", runs["flow"], "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    written = documents.atomic_file
+
+    @contextmanager
+    def full_at_html(path, *args, **kw):
+        with written(path, *args, **kw) as fh:
+            if os.fspath(path).endswith("report.html"):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            yield fh
+
+    with monkeypatch.context() as m:
+        m.setattr(documents, "atomic_file", full_at_html)
+        assert hpcflow(["report", runs["flow"], str(other), "--out", str(out), "--force"]) == 5
+    capsys.readouterr()
+    text = (out / "report.md").read_text()
+    assert str(other.name) in text  # the new report.md
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all((out / link).is_file() for link in links), (links, sorted(os.listdir(out)))
+    assert _debris(out) == [] and (out / "notes.txt").read_text() == "mine"
+    assert hpcflow(["report", runs["flow"], str(other), "--out", str(out), "--force"]) == 0, capsys.readouterr().err
+    assert str(other.name) in (out / "report.html").read_text()

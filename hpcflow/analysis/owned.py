@@ -82,10 +82,12 @@ def write_owned(out, record: str, names, write) -> None:
     earlier files that this call did not write are removed and the record lists this call's files with their SHA-256.
     The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names) is removed first. Where the call
     ends without its result (a write failure, a stop request, an error) in an `out` it created, what it wrote there
-    and the directories it created are removed: no partial result is left; in an `out` that existed, the files it
-    added there are removed and the record is as before but for the earlier files it was replacing (listed as being
-    written, so that --force replaces them), so that the call made again, as its error advises, is not refused over
-    its own debris."""
+    and the directories it created are removed: no partial result is left; in an `out` that existed without the
+    tool's earlier output, the files it added there are removed and the record is as before, so that the call made
+    again, as its error advises, is not refused over its own debris. Where it was replacing the tool's earlier output
+    (--force), nothing is removed but the temporaries: the record lists the earlier files and this call's (as being
+    written), so that the same --force call made again replaces them all, and a document this call wrote (report.md)
+    keeps the figures it links."""
     from hpcflow.analysis.script import make_dir
 
     names = list(names)
@@ -94,6 +96,7 @@ def write_owned(out, record: str, names, write) -> None:
     added = [n for n in names if not os.path.lexists(os.path.join(out, n))]  # removed again should the call fail
     recorded = os.path.lexists(os.path.join(out, record))
     listing = None  # the record as this call rewrote it, before writing
+    old = {}
     try:
         old = listed(out, record) or {}
         old = {n: old[n] for n in own(out, old)}
@@ -115,8 +118,10 @@ def write_owned(out, record: str, names, write) -> None:
                     os.rmdir(d)
                 except OSError:  # another's file appeared there meanwhile: it stays
                     break
-        else:
+        elif not old:  # nothing of the tool's own was there: the directory as it was before the call
             _undo(out, record, added, listing, recorded=recorded)
+        else:  # a --force over its earlier output: the new files stay (a report.md written links them), all listed
+            _remove_debris(out, [*names, record])
         raise
 
 
