@@ -933,10 +933,10 @@ NOT_REFUSALS = ("static tls",)
 
 
 def load_out_of_memory(exc: BaseException) -> str | None:
-    """The loader's line where `exc` (an ImportError, ctypes' OSError without an errno, or mpi4py's RuntimeError
-    "cannot load MPI library") says a library could not be mapped for want of memory, as under a tight `ulimit -v`
-    where the imports of the start-up fail before any estimate is checked; else None."""
-    if isinstance(exc, (ImportError, RuntimeError)) or (isinstance(exc, OSError) and exc.errno is None):
+    """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
+    be mapped for want of memory, as under a tight `ulimit -v` where the imports of the start-up fail before any
+    estimate is checked; else None."""
+    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and exc.errno is None):
         for line in str(exc).splitlines():
             low = line.lower()
             if any(refusal in low for refusal in LOAD_REFUSALS) and not any(n in low for n in NOT_REFUSALS):

@@ -102,8 +102,10 @@ def _mpi():
 
         return MPI
     except Exception as exc:  # noqa: BLE001
-        if load_out_of_memory(exc) is not None:  # the library is there, the address space to map it is not
-            raise
+        # mpi4py says a library its import could not load with a RuntimeError ("cannot load MPI library"): one that
+        # was there but could not be mapped for want of address space is that ImportError, not a missing MPI
+        if isinstance(exc, RuntimeError) and load_out_of_memory(ImportError(str(exc))) is not None:
+            raise ImportError(str(exc)) from exc
         return None
 
 
