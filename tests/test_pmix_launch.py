@@ -72,3 +72,15 @@ def test_an_mpi_with_pmix_is_not_refused():
     assert pmix_refusal(env, "Open MPI v5.0.5, package: Open MPI ...", loaded=False) is None
     assert "srun --mpi=pmi2" in pmix_refusal(env, without, loaded=False)
     assert pmix_refusal(env, without, loaded=True) is None  # once MPI is loaded, MPI_Init has run: nothing to refuse
+
+
+@pytest.mark.parametrize("case", PMIX)
+def test_hpcflow_info_refuses_a_pmix_launch_in_one_line_as_run_does(case):
+    """`hpcflow info` (the first step of the MPI and GPU sbatch templates) under a PMIx launch this MPICH cannot join:
+    the one line and exit 2 of `hpcflow run`, not MPI_Init's error stack (MPICH's Abort, exit 16)."""
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "info"], capture_output=True, text=True, timeout=120,
+                       env=dict(ENV, **PMIX[case]))
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    line, = r.stderr.strip().splitlines()
+    assert line.startswith("hpcflow info: error: PMIX_") and "srun --mpi=pmi2" in line, line
+    assert r.stdout == ""

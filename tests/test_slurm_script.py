@@ -391,3 +391,18 @@ def test_a_template_run_stopped_by_sigterm_alone_is_not_requeued(tmp_path, sig):
         assert requeued == "" and said.count("the run stopped on SIGTERM, its checkpoint written; the job is not "
                                              "requeued for it (a requeue by Slurm itself goes on): continue it with: "
                                              "scontrol requeue 78\n") == 1, said
+
+
+@pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
+def test_an_mpi_template_ends_with_the_status_of_hpcflow_infos_refusal(tmp_path, script):
+    """HPCFLOW_MPI=pmix (srun offers it) where the MPI mpi4py loads has no PMIx: the first step, `hpcflow info` under
+    srun's PMIx variables, refuses in one line with exit 2, and the job ends with that status before the run, not with
+    grep's 1 at the end of the pipe that read its output."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    r = _run(tmp_path, job, "runs/out", script=script, mpi_list=MPI_LIST, HPCFLOW_MPI="pmix", SLURM_NTASKS="1",
+             PMIX_RANK="0", PMIX_NAMESPACE="slurm.pmix.4242.0")
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcflow info: error: PMIX_"), r.stderr
+    assert not (tmp_path / "runs").exists()

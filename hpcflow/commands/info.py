@@ -140,9 +140,13 @@ def lines(per_rank: list) -> list:
 
 
 def run(args) -> int:
-    from hpcflow.parallel.comm import refuse_together
+    from hpcflow.errors import UserError
+    from hpcflow.parallel.comm import pmix_refusal, refuse_together
     from hpcflow.resources import check_environment
 
+    why = pmix_refusal()  # before MPI_Init (refuse_together's), which would abort with its error stack
+    if why is not None:
+        raise UserError(why)
     refuse_together(check_environment)  # one line from rank 0 under mpiexec
     facts = {**collect(), "host": platform.node()}  # the node: at 1 rank too (one line for a world on one node)
     if facts["mpi_world_size"] > 1:
