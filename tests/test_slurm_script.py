@@ -406,3 +406,12 @@ def test_an_mpi_template_ends_with_the_status_of_hpcflow_infos_refusal(tmp_path,
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("hpcflow info: error: PMIX_"), r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "slurm").glob("*.sbatch")), ids=lambda p: p.name)
+def test_a_requeueing_template_asks_for_the_checkpoint_signal_before_its_time_limit(script):
+    """A template with --requeue asks Slurm for SIGUSR1 before its time limit (--signal=USR1@120, which its run
+    checkpoints and the job is requeued on): without it the time limit's SIGTERM ends the job, not requeued."""
+    headers = [line.split(None, 1)[1] for line in script.read_text().splitlines() if line.startswith("#SBATCH ")]
+    if "--requeue" in headers:
+        assert "--signal=USR1@120" in headers, headers
