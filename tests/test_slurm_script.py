@@ -415,3 +415,36 @@ def test_a_requeueing_template_asks_for_the_checkpoint_signal_before_its_time_li
     headers = [line.split(None, 1)[1] for line in script.read_text().splitlines() if line.startswith("#SBATCH ")]
     if "--requeue" in headers:
         assert "--signal=USR1@120" in headers, headers
+
+
+@pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
+def test_a_template_refuses_a_python_that_imports_hpcflow_without_its_dependencies(tmp_path, script):
+    """HPCFLOW_PYTHON a python where hpcflow imports from PYTHONPATH but NumPy and the rest are missing (here: the
+    test's python without site-packages): one line naming HPCFLOW_PYTHON and the missing modules, exit 2, before any
+    srun; it passed the template's `import hpcflow` check and failed in a ModuleNotFoundError traceback, exit 1."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    bare = tmp_path / "bare_python"
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    bare.chmod(0o755)
+    assert subprocess.run([str(bare), "-c", "import hpcflow"], env=_env(tmp_path)).returncode == 0
+    r = _run(tmp_path, job, "runs/out", "1", script=script, HPCFLOW_PYTHON=str(bare))
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script.name}: error: HPCFLOW_PYTHON"), r.stderr
+    assert "numpy" in lines[0], lines[0]
+    assert not (tmp_path / "srun_options").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_modules_a_template_checks_are_the_packages_hpcflow_requires():
+    """template_env's REQUIRED_MODULES import the packages of setup.cfg's install_requires."""
+    import configparser
+    import re
+
+    from hpcflow.submit.template_env import REQUIRED_MODULES
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    packages = {re.split(r"[<>=!~ ;\[]", line.strip())[0].lower()
+                for line in cfg["options"]["install_requires"].splitlines() if line.strip()}
+    assert {{"sklearn": "scikit-learn"}.get(m, m) for m in REQUIRED_MODULES} == packages

@@ -9,6 +9,9 @@ read by `mpi_types`; only the name's form is checked where that list cannot be r
 more than one task: srun then starts each task as an MPI world of its own, which runs the whole job (the output
 written as many times over), so a multi-task job needs a PMI.
 
+Either first checks that this python has hpcflow's dependencies (`dependencies`): a python where hpcflow imports
+from PYTHONPATH alone, without them, passed the template's `import hpcflow` check and failed later in a traceback.
+
 Prints the value; a refusal is one line `TEMPLATE: error: ...` on stderr naming the variable and the fix, exit 2.
 """
 
@@ -21,6 +24,23 @@ import sys
 from hpcflow.errors import UserError
 
 DEFAULT_MPI = "pmi2"
+
+#: the modules of hpcflow's dependencies (setup.cfg install_requires, scikit-learn imported as sklearn)
+REQUIRED_MODULES = ("numpy", "scipy", "h5py", "sklearn", "optuna", "submitit", "mpi4py", "threadpoolctl", "matplotlib",
+                    "tqdm", "numba")
+
+
+def dependencies(find=None) -> None:
+    """UserError naming HPCFLOW_PYTHON where this python lacks any of REQUIRED_MODULES (`find`: importlib's
+    find_spec; looked up, not imported: importing them all takes seconds)."""
+    import importlib.util
+
+    find = importlib.util.find_spec if find is None else find
+    missing = [name for name in REQUIRED_MODULES if find(name) is None]
+    if missing:
+        raise UserError(f"HPCFLOW_PYTHON: the python at {sys.executable} imports hpcflow but lacks its dependencies "
+                        f"{', '.join(missing)}; set HPCFLOW_PYTHON=/path/to/hpcflow/.venv/bin/python (sbatch "
+                        "--export=ALL,HPCFLOW_PYTHON=...), or activate that venv before sbatch")
 
 
 def threads(default: str, environ=None) -> str:
@@ -77,6 +97,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     try:
+        dependencies()
         print(threads(args[2]) if args[1] == "threads" else mpi())
     except UserError as exc:
         print(f"{args[0]}: error: {exc}", file=sys.stderr)
