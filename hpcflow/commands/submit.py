@@ -262,7 +262,18 @@ def _refuse_busy_out(out: str) -> None:
 
 
 def run(args) -> int:
+    """Validate, queue, and with --wait wait. A stop request (Ctrl-C, SIGTERM, SIGUSR1) ends the command in one line
+    with 130 / 128 + the signal, as for the other commands; one while it waits for local jobs stops them too, their
+    runs writing their checkpoint (`_stop_waiting`)."""
+    from hpcflow.stop_signals import interrupts_end_the_job
+
+    with interrupts_end_the_job("hpcflow submit"):
+        return _submit(args)
+
+
+def _submit(args) -> int:
     from hpcflow.commands.run import shell_line
+    from hpcflow.stop_signals import defer, deliver
     from hpcflow.tune.storage import masked
     from hpcflow.submit import capacity, executor
     from hpcflow.submit.check import check_job
@@ -304,11 +315,15 @@ def run(args) -> int:
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
-    jobs = executor.submit(ex, HpcflowTask(), argvs)
-    for job, argv in zip(jobs, argvs):
-        out, err = executor.log_paths(job)
-        print(f"hpcflow submit: {args.executor} job {job.job_id}: {masked(shell_line(['hpcflow', *argv]))}")
-        print(f"hpcflow submit:   logs {out} and {err}")
+    held = defer()  # a stop request while the jobs are queued is taken once their ids are said
+    try:
+        jobs = executor.submit(ex, HpcflowTask(), argvs)
+        for job, argv in zip(jobs, argvs):
+            out, err = executor.log_paths(job)
+            print(f"hpcflow submit: {args.executor} job {job.job_id}: {masked(shell_line(['hpcflow', *argv]))}")
+            print(f"hpcflow submit:   logs {shell_line([out])} and {shell_line([err])}")
+    finally:
+        deliver(held)
     if unchecked:
         print(f"hpcflow submit: the request was not checked against the cluster's partitions because {unchecked}")
     if early:
@@ -316,10 +331,37 @@ def run(args) -> int:
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
-    status = executor.wait(jobs, res=res, command=args.command, out=os.path.abspath(args.out),
-                           again=masked(shell_line(_continuing_argv(args))))
+    waiting = dict(res=res, command=args.command, out=os.path.abspath(args.out),
+                   again=masked(shell_line(_continuing_argv(args))))
+    try:
+        status = executor.wait(jobs, **waiting)
+    except KeyboardInterrupt as exc:
+        _stop_waiting(jobs, exc, waiting)
+        raise
     print(f"hpcflow submit: finished with exit status {status}")
     return status
+
+
+def _stop_waiting(jobs, exc, waiting: dict) -> None:
+    """A stop request (`exc`) while --wait waits: local jobs still running are stopped as `kill -TERM JOBID` stops
+    them (their runs write their checkpoint and exit with status 4), and waited for, so that the lines say how each
+    ended and how to continue it (another Ctrl-C stops the wait, the jobs stopping on their own); Slurm jobs go on,
+    said with the scancel that stops them."""
+    import sys
+
+    from hpcflow.stop_signals import Stopped
+    from hpcflow.submit import executor, local
+
+    what = str(exc) if isinstance(exc, Stopped) else "interrupted"
+    others = [job.job_id for job in jobs if not local.is_local(job) and not job.done()]
+    if others:
+        print(f"hpcflow submit: {what}: the wait ends; slurm job {', '.join(others)} goes on (scancel "
+              f"{' '.join(others)} stops it)", file=sys.stderr, flush=True)
+    stopping = [job.job_id for job in jobs if local.is_local(job) and local.stop(job)]
+    if stopping:
+        print(f"hpcflow submit: {what}: stopping local job {', '.join(stopping)} (its run writes its checkpoint; "
+              "a Ctrl-C now ends the wait, not the job)", file=sys.stderr, flush=True)
+        executor.wait([job for job in jobs if local.is_local(job)], **waiting)
 
 
 def register(sub) -> None:

@@ -108,7 +108,9 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
 
     check_executor(kind, res)
     if kind == "local":
-        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUT_REQUEUES)
+        from hpcflow.submit.local import LocalExecutor
+
+        ex = LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUT_REQUEUES)
         ex.update_parameters(timeout_min=res.time, gpus_per_node=res.gpus_per_node,
                              signal_delay_s=res.signal_delay)
         return ex
@@ -325,12 +327,14 @@ def local_limit_line(job, command: str, out: str, again: str | None = None) -> s
 
 def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run", out: str = "OUT",
          again: str | None = None) -> int:
-    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one; EXIT_PREEMPTED
+    """Wait for every job; the largest exit status of their tasks (1 when a job failed without one, 128 + N for a
+    local job whose task or controller signal N killed, as a shell gives it, `local.killed_line`; EXIT_PREEMPTED
     for a local job ended by the local executor's limit of runs). SubmitError when a job can never start (it is
     cancelled): `res` (what it asked for) lets the line name the option to change. `command`, `out`: what the jobs
     run, and `again`, the `hpcflow submit` command line that continues them, for the line that says how to continue
     a stopped one (exit status 4)."""
     from hpcflow.errors import EXIT_PREEMPTED
+    from hpcflow.submit.local import is_local, killed_line
 
     status = 0
     with _watched(jobs, log):
@@ -343,6 +347,11 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
                 if limit is not None:
                     log(f"{limit}; {_see_log(job)}")
                     status = max(status, EXIT_PREEMPTED)
+                    continue
+                killed = killed_line(job) if is_local(job) else None
+                if killed is not None:
+                    log(f"hpcflow submit: local job {job.job_id} ended without a result: {killed[0]}; {_see_log(job)}")
+                    status = max(status, killed[1])
                     continue
                 why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
                 state = _final_state(job)
