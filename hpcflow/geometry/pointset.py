@@ -389,9 +389,14 @@ def _read_fields(f, path: str, manifold) -> tuple[dict, dict]:
 def _write(path, data, attributes: dict, force: bool) -> None:
     """Rank 0's part of `PointSet.save`: the file, atomically; without force placed only if no file took the name
     meanwhile (a concurrent save or sample); with force a symbolic link at `path` is written through, to its
-    target (the file the user named), and stays a link."""
+    target (the file the user named), and stays a link. The debris of earlier writes of that file killed before their
+    rename is removed first, never a live writer's temporary (`hpcflow.geometry.temporaries`)."""
+    from hpcflow.atomic import link_target
+    from hpcflow.geometry.temporaries import writing
+
     try:
-        with atomic_file(path, replace=force, follow=True) as fh, h5py.File(fh, "w") as f:
+        with writing(link_target(path) if force else path), atomic_file(path, replace=force, follow=True) as fh, \
+                h5py.File(fh, "w") as f:
             for name, values in zip(FIELDS, data):
                 f.create_dataset(name, data=values)
             for k, v in attributes.items():
