@@ -13,7 +13,7 @@ class _Ended:
     def __init__(self, folder):
         self.job_id = "77"
         self.state = "FINISHED"
-        self.paths = SimpleNamespace(folder=folder, stderr=folder / "77_0_log.err")
+        self.paths = SimpleNamespace(folder=folder, stderr=folder / "77_0_log.err", stdout=folder / "77_0_log.out")
 
     def done(self):
         return True
@@ -35,7 +35,7 @@ def test_limit_of_runs_says_preempted_and_how_to_continue(tmp_path):
     status, lines = _wait(tmp_path, LOCAL_MAX_LEGS, "nn")
     assert status == EXIT_PREEMPTED and len(lines) == 1
     assert f"limit of {LOCAL_MAX_LEGS} runs" in lines[0] and "preempted in /x/out" in lines[0]
-    assert "hpcflow nn JOB --out /x/out --resume" in lines[0]
+    assert "JOB" not in lines[0]  # (no command named with a placeholder for the job file)
     status, lines = _wait(tmp_path, LOCAL_MAX_LEGS, "tune")
     assert status == EXIT_PREEMPTED and "--trials" in lines[0]
 
@@ -74,8 +74,32 @@ def test_limit_of_runs_names_the_submit_command_that_continues_it(tmp_path):
     with open(legs_file(tmp_path, "77"), "w") as f:
         f.write(f"local-h-77-1 {LOCAL_MAX_LEGS - 1}\n")
     again = f"hpcflow submit j.toml --out {out} --executor local --command nn --resume"
-    for where, said in ((out, f"submit it again as before with --resume ({again}), or here"),
-                        (tmp_path / "empty", "submit it again as before with --resume, or here")):
+    for where, said in ((out, f"submit it again as before with --resume ({again}); "),
+                        (tmp_path / "empty", "submit it again as before with --resume; ")):
         lines = []
         assert executor.wait([_Ended(tmp_path)], log=lines.append, command="nn", out=str(where), again=again) == 4
         assert said in lines[0], lines
+
+
+def test_limit_of_runs_names_the_jobs_own_command_with_its_set_values(tmp_path, monkeypatch, capsys):
+    """The line named `hpcflow run JOB --out OUT --resume`, a literal JOB and without the job's --set values; it now
+    names the submitted job's own command line with --resume (no --force), which hpcflow's parser reads back."""
+    import shlex
+
+    from hpcflow.cli import build_parser, main
+    from test_submit import JOB
+
+    job, out = tmp_path / "my job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    with open(legs_file(tmp_path, "77"), "w") as f:
+        f.write(f"local-h-77-1 {LOCAL_MAX_LEGS - 1}\n")
+    (tmp_path / "77_0_log.err").write_text("")
+    monkeypatch.setattr(executor, "submit", lambda ex, task, argvs: [_Ended(tmp_path)])
+    argv = ["submit", str(job), "--out", str(out), "--executor", "local", "--logs", str(tmp_path / "logs"), "--wait",
+            "--force", "--quiet", "--set", "flow.steps=7", "--set", "flow.dt=0.5"]
+    assert main(argv) == EXIT_PREEMPTED
+    line = next(x for x in capsys.readouterr().out.splitlines() if "limit of" in x)
+    here = shlex.split(line.split(", or run here: ")[1].split("; see ")[0])
+    assert here[:2] == ["hpcflow", "run"] and "--force" not in here, here
+    again = build_parser().parse_args(here[1:])
+    assert (again.job, again.out, again.resume, again.set) == (str(job), str(out), True, ["flow.steps=7", "flow.dt=0.5"])

@@ -331,8 +331,10 @@ def _submit(args) -> int:
     print(f"hpcflow submit: results in {os.path.abspath(args.out)}", flush=True)
     if not args.wait:
         return 0
+    here = None if args.command == "tune" else masked(shell_line(
+        ["hpcflow", *[a for a in argvs[0] if a not in ("--force", "--resume")], "--resume"]))
     waiting = dict(res=res, command=args.command, out=os.path.abspath(args.out),
-                   again=masked(shell_line(_continuing_argv(args))))
+                   again=masked(shell_line(_continuing_argv(args))), here=here)
     try:
         status = executor.wait(jobs, **waiting)
     except KeyboardInterrupt as exc:

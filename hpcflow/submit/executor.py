@@ -308,31 +308,31 @@ def continuation(command: str, out: str, again: str | None) -> str | None:
     return again
 
 
-def local_limit_line(job, command: str, out: str, again: str | None = None) -> str | None:
+def local_limit_line(job, command: str, out: str, again: str | None = None, here: str | None = None) -> str | None:
     """Where local job `job` ended without a result after the local executor's last run (`task.LOCAL_MAX_LEGS`, each
-    stopped at --time): what happened and how to continue (one line; `again`: the submit command that does); else
-    None."""
+    stopped at --time): what happened and how to continue (one line; `again`: the submit command that does; `here`:
+    the command that continues it on this host, the job's own with --resume); else None."""
     from hpcflow.submit.task import LOCAL_MAX_LEGS, local_legs
 
     if local_legs(job.paths.folder, job.job_id) < LOCAL_MAX_LEGS:
         return None
     again = f" ({again})" if again else ""
     how = (f"submit it again as before{again}: the study there keeps its finished trials (give --trials those still "
-           "wanted)" if command == "tune" else f"submit it again as before with --resume{again}, or here: "
-           f"hpcflow {command} JOB --out {out} --resume")
+           "wanted)" if command == "tune" else f"submit it again as before with --resume{again}"
+           f"{f', or run here: {here}' if here else ''}")
     return (f"hpcflow submit: local job {job.job_id} reached the local executor's limit of {LOCAL_MAX_LEGS} runs "
             f"(each stopped at --time and restarted); the run is preempted in {out}, its progress kept; to continue "
             f"it, {how}")
 
 
 def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run", out: str = "OUT",
-         again: str | None = None) -> int:
+         again: str | None = None, here: str | None = None) -> int:
     """Wait for every job; the largest exit status of their tasks (1 when a job failed without one, 128 + N for a
     local job whose task or controller signal N killed, as a shell gives it, `local.killed_line`; EXIT_PREEMPTED
     for a local job ended by the local executor's limit of runs). SubmitError when a job can never start (it is
     cancelled): `res` (what it asked for) lets the line name the option to change. `command`, `out`: what the jobs
     run, and `again`, the `hpcflow submit` command line that continues them, for the line that says how to continue
-    a stopped one (exit status 4)."""
+    a stopped one (exit status 4); `here`, the job's own command that continues it on this host (`local_limit_line`)."""
     from hpcflow.errors import EXIT_PREEMPTED
     from hpcflow.submit.local import is_local, killed_line
 
@@ -343,7 +343,7 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
-                limit = local_limit_line(job, command, out, continuation(command, out, again))
+                limit = local_limit_line(job, command, out, continuation(command, out, again), here)
                 if limit is not None:
                     log(f"{limit}; {_see_log(job)}")
                     status = max(status, EXIT_PREEMPTED)
