@@ -21,7 +21,8 @@ def test_sqlite_storage_with_several_workers_is_refused(tmp_path, capsys, check)
 
 
 @pytest.mark.parametrize("options", [["--partition", "foo"], ["--gpus-per-node", "1"], ["--mem", "1G"],
-                                     ["--partition", "foo", "--gpus-per-node", "2"]])
+                                     ["--partition", "foo", "--gpus-per-node", "2"], ["--cpus-per-task", "64"],
+                                     ["--cpus-per-task", "1"]])
 @pytest.mark.parametrize("check", [[], ["--check"]])
 def test_slurm_only_requests_are_refused_by_the_local_executor(tmp_path, capsys, options, check):
     argv = ["submit", "jobs/table1_gaussian.toml", "--out", str(tmp_path / "out"), "--executor", "local", *options,
@@ -52,3 +53,15 @@ def test_submit_shows_a_storage_password_nowhere(tmp_path, capsys):
     assert main([*argv[:8], "--trials", "4", "--array", "2", "--storage", url]) == 2
     err = capsys.readouterr().err
     assert "s3cret" not in err and "an SQLite storage" in err, err
+
+
+def test_the_local_executors_cpus_refusal_names_the_threads_its_job_takes(tmp_path, capsys):
+    """--cpus-per-task 64 on a smaller host was taken and ignored (the job ran on the host's CPUs): the refusal names
+    the CPUs this process may use and HPCFLOW_THREADS, which the job takes; without it the same job is queued (--check)."""
+    import os
+
+    base = ["submit", "jobs/quickstart.toml", "--out", str(tmp_path / "out"), "--executor", "local", "--check"]
+    assert main([*base, "--cpus-per-task", "64"]) == 2
+    err = capsys.readouterr().err
+    assert f"the CPUs this process may use ({len(os.sched_getaffinity(0))} here)" in err and "HPCFLOW_THREADS=" in err
+    assert main(base) == 0, capsys.readouterr().err

@@ -284,7 +284,7 @@ def _submit(args) -> int:
     if args.executor == "slurm":  # (--check too: it refuses what the submission would)
         executor.require_slurm()
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
-                             gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
+                             gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task or 1, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay, mem_mib=args.mem)
     if args.executor == "slurm":  # (the local executor runs one task, and refuses more)
@@ -298,7 +298,7 @@ def _submit(args) -> int:
     # (--check refuses what the submission would)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
-    executor.check_executor(args.executor, res)
+    executor.check_executor(args.executor, res, cpus_given=args.cpus_per_task is not None)
     fits, unchecked = executor.require_fit(res, asked) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
         executor.require_mpi_type(res.mpi)
@@ -386,7 +386,8 @@ def register(sub) -> None:
     p.add_argument("--ntasks-per-node", type=whole_number(1, MAX_PER_NODE), default=None,
                    help="MPI ranks per node (default 1, or one per GPU)")
     p.add_argument("--gpus-per-node", type=whole_number(0, MAX_PER_NODE), default=0)
-    p.add_argument("--cpus-per-task", type=whole_number(1, MAX_PER_NODE), default=1)
+    p.add_argument("--cpus-per-task", type=whole_number(1, MAX_PER_NODE), default=None,
+                   help="--executor slurm: CPUs (threads) of each task (default 1)")
     p.add_argument("--time", type=_time_limit, default=60,
                    help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
     p.add_argument("--partition")

@@ -28,7 +28,8 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     with gpu_checked_elsewhere(not runs_here):
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
                                 study=study, storage=storage, nodes=nodes, per_node=per_node,
-                                memory_check=memory_check, node_limit=node_limit, host_note=host_note)
+                                memory_check=memory_check, node_limit=node_limit, host_note=host_note,
+                                runs_here=runs_here)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
@@ -55,7 +56,7 @@ def _space_gpu_note(module, job: str, overrides, space) -> str | None:
 
 
 def _check_job(command, job, out, *, overrides, force, resume, sampler, study, storage, nodes, per_node,
-               memory_check, node_limit=None, host_note="") -> tuple[dict, list]:
+               memory_check, node_limit=None, host_note="", runs_here=False) -> tuple[dict, list]:
     """`check_job`'s checks; the validated job and its [tune.space] (empty but for a tune)."""
     from hpcflow.resources import skipped_memory_check
 
@@ -72,7 +73,7 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
     _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
     kind = cfg["job"]["kind"]
-    _check_memory(cfg, kind, job, nodes * per_node, per_node, memory_check, node_limit, host_note)
+    _check_memory(cfg, kind, job, nodes * per_node, per_node, memory_check, node_limit, host_note, runs_here)
     if command == "nn" and kind != "nn":
         raise ConfigError(f"{job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use --command run")
@@ -87,11 +88,15 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
     return cfg, []
 
 
-def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note) -> None:
+def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note, runs_here=False) -> None:
     """The estimate of peak memory per rank against `node_limit` (bytes, what, a further fix) where given, else
-    against this host's (`check_resources`), `host_note` then added to its refusal."""
-    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested
+    against this host's (`check_resources`), `host_note` then added to its refusal; for a job that `runs_here` (the
+    local executor: one task on this host) with the fixes that apply to it (`_local_advice`), not more nodes."""
+    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested, memory_limit
 
+    if node_limit is None and runs_here:
+        limit, where = memory_limit(ranks=ranks, per_node=per_node)
+        node_limit = (limit, f"this host's memory ({where})", "")
     if node_limit is None:
         try:
             check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=not memory_check, source=job)
@@ -100,12 +105,21 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
         return
     est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
     limit, what, more = node_limit
-    fix = _node_advice(kind, per_node) + more
+    fix = _local_advice(kind) if runs_here else _node_advice(kind, per_node) + more
     if memory_check and not ignore_requested() and est.bytes > limit:
         big = est.largest()
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
                           f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+
+
+def _local_advice(kind: str) -> str:
+    """How a job refused against this host's memory fits under the local executor, which runs one task here (it
+    refuses --nodes and --ntasks-per-node above 1): smaller sizes, or a Slurm node with more memory."""
+    from hpcflow.resources import NN_SIZES
+
+    sizes = f"reduce {NN_SIZES}" if kind == "nn" else "reduce the sizes"
+    return f"{sizes}, or queue it to a node with more memory (--executor slurm)"
 
 
 def _node_advice(kind: str, per_node: int) -> str:

@@ -83,15 +83,22 @@ def require_one_world(res: Resources) -> None:
                           "run one task (--ntasks-per-node 1)")
 
 
-def check_executor(kind: str, res: Resources) -> None:
-    """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job);
-    the same check for `--check` as for a real submission."""
+def check_executor(kind: str, res: Resources, *, cpus_given: bool = False) -> None:
+    """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job, and
+    makes none of Slurm's requests: `cpus_given`, a --cpus-per-task given, is one); the same check for `--check` as
+    for a real submission."""
     slurm_only = [opt for opt, given in (("--partition", res.partition), ("--gpus-per-node", res.gpus_per_node),
                                          ("--mem", res.mem_mib)) if given]
     if kind == "local" and slurm_only:  # (before the count of tasks: --gpus-per-node G gives G tasks by default)
         raise SubmitError(f"{' and '.join(slurm_only)}: Slurm's request{'s' if len(slurm_only) > 1 else ''}, which "
                           "--executor local does not make (it runs on this machine, with its GPUs and memory as "
                           f"they are): drop {'them' if len(slurm_only) > 1 else 'it'}, or use --executor slurm")
+    if kind == "local" and cpus_given:  # (it was taken, and the job ran on the threads it would have without it)
+        here = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        raise SubmitError(f"--cpus-per-task {res.cpus_per_task}: Slurm's request, which --executor local does not make: "
+                          f"a local job runs on HPCFLOW_THREADS threads where set, else on the CPUs this process may "
+                          f"use ({here} here); drop it (export HPCFLOW_THREADS={min(res.cpus_per_task, here)} "
+                          "for that many threads), or use --executor slurm")
     if kind == "local" and res.tasks > 1:
         raise SubmitError("--executor local runs one task per job; use --executor slurm, or mpiexec -n T "
                           "hpcflow ... for an MPI run on this machine")
