@@ -474,12 +474,13 @@ def test_the_templates_batch_step_passes_sigusr1_on_and_requeues_on_status_4(tmp
 
 def _stand_in_slurm(bin_dir: Path, monkeypatch, sinfo: str, rc: int = 0) -> Path:
     """sinfo printing `sinfo` (its lines: one per partition and kind of node), sbatch/srun/scancel that only record
-    that they were called (in bin_dir/called); put first on PATH."""
+    that they were called (in bin_dir/called), squeue listing no job; put first on PATH."""
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "sinfo.out").write_text(sinfo + "\n")
     _script(bin_dir / "sinfo", f'cat {bin_dir}/sinfo.out; exit {rc}')
     for name in ("sbatch", "srun", "scancel"):
         _script(bin_dir / name, f'echo "{name} $*" >> {bin_dir}/called')
+    _script(bin_dir / "squeue", "exit 0")  # (no job queued: submit asks it for jobs into the same --out)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return bin_dir / "called"
 

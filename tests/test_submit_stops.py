@@ -94,7 +94,7 @@ def test_a_stop_signal_while_submit_validates_ends_it_in_one_line(tmp_path, sig)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _script(bin_dir / "sinfo", f"touch {bin_dir}/asked; sleep 60")
-    for name in ("sbatch", "srun"):
+    for name in ("sbatch", "srun", "squeue"):
         _script(bin_dir / name, "exit 0")
     proc = _start(tmp_path, "--executor", "slurm", "--check", env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     _until(bin_dir / "asked", proc)

@@ -275,12 +275,18 @@ def _submit(args) -> int:
     from hpcflow.commands.run import shell_line
     from hpcflow.stop_signals import defer, deliver
     from hpcflow.tune.storage import masked
-    from hpcflow.submit import capacity, executor
+    from hpcflow.submit import capacity, executor, queued
     from hpcflow.submit.check import check_job
     from hpcflow.submit.task import HpcflowTask
 
     _check_options(args)
     _refuse_busy_out(args.out)
+    if args.command in queued.MARKED:  # (a tune's workers share their --out)
+        busy = queued.busy_line(args.out, slurm=args.executor == "slurm")
+        if busy is not None:
+            from hpcflow.jobs.outlock import OutdirBusy
+
+            raise OutdirBusy(busy)
     if args.executor == "slurm":  # (--check too: it refuses what the submission would)
         executor.require_slurm()
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
@@ -314,7 +320,8 @@ def _submit(args) -> int:
               f"{f'; {early}' if early else ''}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
-    ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs))
+    ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
+                                out=args.out if args.command in queued.MARKED else None)
     held = defer()  # a stop request while the jobs are queued is taken once their ids are said
     try:
         jobs = executor.submit(ex, HpcflowTask(), argvs)
@@ -344,12 +351,17 @@ def _submit(args) -> int:
     return status
 
 
+#: seconds between the stop requests to a local job that has not ended yet (`_stop_waiting`)
+STOP_AGAIN_S = 1.0
+
+
 def _stop_waiting(jobs, exc, waiting: dict) -> None:
     """A stop request (`exc`) while --wait waits: local jobs still running are stopped as `kill -TERM JOBID` stops
     them (their runs write their checkpoint and exit with status 4), and waited for, so that the lines say how each
     ended and how to continue it (another Ctrl-C stops the wait, the jobs stopping on their own); Slurm jobs go on,
     said with the scancel that stops them."""
     import sys
+    import time
 
     from hpcflow.stop_signals import Stopped
     from hpcflow.submit import executor, local
@@ -359,10 +371,14 @@ def _stop_waiting(jobs, exc, waiting: dict) -> None:
     if others:
         print(f"hpcflow submit: {what}: the wait ends; slurm job {', '.join(others)} goes on (scancel "
               f"{' '.join(others)} stops it)", file=sys.stderr, flush=True)
-    stopping = [job.job_id for job in jobs if local.is_local(job) and local.stop(job)]
+    stopping = [job for job in jobs if local.is_local(job) and local.stop(job)]
     if stopping:
-        print(f"hpcflow submit: {what}: stopping local job {', '.join(stopping)} (its run writes its checkpoint; "
-              "a Ctrl-C now ends the wait, not the job)", file=sys.stderr, flush=True)
+        print(f"hpcflow submit: {what}: stopping local job {', '.join(j.job_id for j in stopping)} (its run writes "
+              "its checkpoint; a Ctrl-C now ends the wait, not the job)", file=sys.stderr, flush=True)
+        # asked again until it ends: a job still starting takes SIGTERM only once its run has its handler (submitit's
+        # own, before it, passes it by), and a run that honoured one ignores the repeats
+        while any([local.stop(job) for job in stopping]):
+            time.sleep(STOP_AGAIN_S)
         executor.wait([job for job in jobs if local.is_local(job)], **waiting)
 
 

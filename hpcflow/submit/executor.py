@@ -109,15 +109,17 @@ def check_executor(kind: str, res: Resources, *, cpus_given: bool = False) -> No
 MAX_TIMEOUT_REQUEUES = 10**9
 
 
-def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1):
-    """A submitit executor writing its pickles and logs under `folder`."""
+def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1, out: str | None = None):
+    """A submitit executor writing its pickles and logs under `folder`; `out`: the --out its jobs write into, marked
+    on them (`queued`: a local job's controller command line, a Slurm job's comment) where given."""
     import submitit
 
     check_executor(kind, res)
     if kind == "local":
         from hpcflow.submit.local import LocalExecutor
 
-        ex = LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUT_REQUEUES)
+        ex = LocalExecutor(folder=folder, max_num_timeout=MAX_TIMEOUT_REQUEUES,
+                           out=None if out is None else os.path.abspath(out))
         ex.update_parameters(timeout_min=res.time, gpus_per_node=res.gpus_per_node,
                              signal_delay_s=res.signal_delay)
         return ex
@@ -133,6 +135,10 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
         params["partition"] = res.partition
     if res.mem_mib:
         params["mem"] = f"{res.mem_mib}M"
+    if out is not None:
+        from hpcflow.submit.queued import slurm_comment
+
+        params["comment"] = slurm_comment(out)
     if res.tasks > 1 and res.mpi != "none":
         params["srun_args"] = [f"--mpi={res.mpi}"]  # the tasks form one MPI world (plain srun: R worlds of 1)
     if res.tasks > 1:  # a rank that dies ends the others (Slurm's KillOnBadExit=0 left them in a collective)

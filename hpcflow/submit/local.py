@@ -48,27 +48,36 @@ class Controller(_local.Controller):
 
 class _OwnSession:
     """What submitit's start_controller finds as `subprocess`: the module itself but for Popen, which starts this
-    module's controller in a session of its own."""
+    module's controller in a session of its own, with the job's --out (`out`, where given) after its folder on its
+    command line (`hpcflow.submit.queued` finds it there)."""
+
+    def __init__(self, out: str | None = None):
+        self.out = out
 
     def __getattr__(self, name):
         import subprocess
 
         return getattr(subprocess, name)
 
-    @staticmethod
-    def Popen(command, **kwargs):  # noqa: N802 - subprocess's name
+    def Popen(self, command, **kwargs):  # noqa: N802 - subprocess's name
         import subprocess
 
-        if isinstance(command, list):
+        if isinstance(command, list) and SUBMITIT_CONTROLLER in command:
             command = [__name__ if word == SUBMITIT_CONTROLLER else word for word in command]
+            command += [self.out] if self.out is not None else []
         return subprocess.Popen(command, start_new_session=True, **kwargs)
 
 
 class LocalExecutor(_local.LocalExecutor):
-    """submitit's LocalExecutor, its controller this module's (`Controller`) in a session of its own."""
+    """submitit's LocalExecutor, its controller this module's (`Controller`) in a session of its own; `out`: the
+    --out of the jobs, named on the controller's command line."""
+
+    def __init__(self, *args, out: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.out = out
 
     def _submit_command(self, command: str):
-        saved, _local.subprocess = _local.subprocess, _OwnSession()
+        saved, _local.subprocess = _local.subprocess, _OwnSession(self.out)
         try:
             job = super()._submit_command(command)
         finally:
@@ -127,7 +136,7 @@ def killed_line(job) -> tuple[str, int] | None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: python -m hpcflow.submit.local SUBMITIT_FOLDER", file=sys.stderr)
+    if len(sys.argv) not in (2, 3):  # (OUT: read by hpcflow.submit.queued only)
+        print("usage: python -m hpcflow.submit.local SUBMITIT_FOLDER [OUT]", file=sys.stderr)
         sys.exit(2)
     Controller(Path(sys.argv[1])).run()
