@@ -448,3 +448,17 @@ def test_the_modules_a_template_checks_are_the_packages_hpcflow_requires():
     packages = {re.split(r"[<>=!~ ;\[]", line.strip())[0].lower()
                 for line in cfg["options"]["install_requires"].splitlines() if line.strip()}
     assert {{"sklearn": "scikit-learn"}.get(m, m) for m in REQUIRED_MODULES} == packages
+
+
+@pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
+def test_a_template_without_its_arguments_says_its_usage_in_one_line(tmp_path, script):
+    """Without JOB.toml and OUTDIR (the tune template: and TRIALS_PER_WORKER), or with one empty: bash's
+    `line 27: 1: usage: ...` and exit 1 before; now the template's one line, exit 2, before any srun."""
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    for args in ((), (job,), (job, ""), ("", "runs/out", "1")):
+        r = _run(tmp_path, *args, script=script)
+        assert r.returncode == 2, (args, r.stderr)
+        line, = r.stderr.splitlines()
+        assert line.startswith(f"{script.name}: error: ") and f"usage: sbatch slurm/{script.name} JOB.toml OUTDIR" in line
+        assert not (tmp_path / "srun_options").exists() and not (tmp_path / "runs").exists()
