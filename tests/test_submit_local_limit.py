@@ -103,3 +103,20 @@ def test_limit_of_runs_names_the_jobs_own_command_with_its_set_values(tmp_path, 
     assert here[:2] == ["hpcflow", "run"] and "--force" not in here, here
     again = build_parser().parse_args(here[1:])
     assert (again.job, again.out, again.resume, again.set) == (str(job), str(out), True, ["flow.steps=7", "flow.dt=0.5"])
+
+
+def test_the_logs_line_quotes_paths_with_spaces(tmp_path, monkeypatch, capsys):
+    """The logs line named its two files unquoted: a path with spaces read as several words."""
+    import shlex
+
+    from hpcflow.cli import main
+    from test_submit import JOB
+
+    folder = tmp_path / "my logs"
+    folder.mkdir()
+    (tmp_path / "job.toml").write_text(JOB)
+    monkeypatch.setattr(executor, "submit", lambda ex, task, argvs: [_Ended(folder)])
+    assert main(["submit", str(tmp_path / "job.toml"), "--out", str(tmp_path / "out"), "--executor", "local",
+                 "--logs", str(folder)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "  logs " in x)
+    assert shlex.split(line.split("  logs ", 1)[1]) == [str(folder / "77_0_log.out"), "and", str(folder / "77_0_log.err")]
