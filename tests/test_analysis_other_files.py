@@ -38,6 +38,19 @@ def test_a_runs_other_file_is_named_with_its_run_directory(runs, tmp_path, name,
     assert not os.path.exists(tmp_path / "q")
 
 
+def test_a_network_runs_model_pt_before_its_nn_h5_names_checkpoint_pt_as_no_hdf5_file(runs, tmp_path):
+    """A network run that has not written nn.h5 yet: sigma_history.py reads its checkpoint.pt, a torch archive, and
+    says so; the model.pt given for it is named, with the directory to pass."""
+    run = tmp_path / "net"
+    run.mkdir()
+    for name in ("checkpoint.pt", "model.pt"):
+        shutil.copy(os.path.join(runs["nn"], name), run / name)
+    proc = script("sigma_history", run / "model.pt", "--out", tmp_path / "q")
+    assert proc.returncode == 2, proc.stderr
+    assert f"pass its run directory {run} (which holds checkpoint.pt)" in proc.stderr, proc.stderr
+    assert "checkpoint.pt (HDF5)" not in proc.stderr, proc.stderr
+
+
 def test_a_torch_archive_for_another_kind_of_run_names_what_it_is_and_what_is_needed(runs, tmp_path):
     """fig2_heatmaps.py given a network's model.pt: no fig2_distances.h5 beside it; the clustering run to pass."""
     path = os.path.join(runs["nn"], "model.pt")

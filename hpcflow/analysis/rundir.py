@@ -101,7 +101,7 @@ def data_file(path, name: str, *, hint: str) -> str:
             beside = os.path.join(os.path.dirname(path) or ".", name)
             need = (f"pass its run directory {os.path.dirname(path) or '.'} (which holds {name}) or {beside}"
                     if os.path.isfile(beside) else hint)
-            raise MissingData(f"{path}: {what}, not {name} (HDF5); {need}")
+            raise MissingData(f"{path}: {what}, not {name}{' (HDF5)' if name.endswith('.h5') else ''}; {need}")
         return path
     if not os.path.isdir(path):
         raise MissingData(f"{path}: no such run directory; {hint}")
