@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import NamedTuple
 
 import submitit
@@ -242,6 +243,25 @@ def finish(status: int) -> int:
     raise SystemExit(status)
 
 
+def _from_submitit() -> dict:
+    """SIGTERM (and SIGUSR1) from submitit's handler, which only logs it ("Bypassing signal"), to the command's
+    recording of a stop request before its own handlers (`stop_signals.record_early`): a SIGTERM during the command's
+    start-up (scancel, preemption) ends it with its one line and 143, as outside a job, instead of being dropped.
+    Returns the handlers taken over, to give back once the command has returned."""
+    from hpcflow.stop_signals import ENDING, record_early
+
+    taken = {}
+    if threading.current_thread() is threading.main_thread():
+        for ending in ENDING:
+            handler = signal.getsignal(ending)
+            if str(getattr(handler, "__module__", "")).startswith("submitit."):
+                taken[ending] = handler
+                signal.signal(ending, signal.SIG_DFL)
+        if taken:  # (elsewhere, e.g. a caller's in-process run, the handlers stay as they are)
+            record_early()
+    return taken
+
+
 class HpcflowTask(submitit.helpers.Checkpointable):
     """Run `hpcflow ARGV`; its exit status is the job's result, and the job fails with a status other than 0."""
 
@@ -291,6 +311,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
                 requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
 
         signal.signal(sig, forward)
+        bypassed = _from_submitit()
         try:
             status = main(list(argv))
         except SystemExit as exc:
@@ -298,6 +319,11 @@ class HpcflowTask(submitit.helpers.Checkpointable):
                 raise
             # ranks above 0 of a refusal decided together (refuse_together) and argparse end so: the task's result
             status = exit_status(exc.code)
+        finally:
+            for ending, handler in bypassed.items():  # submitit's again while it writes the result
+                now = signal.getsignal(ending)
+                if now in (signal.SIG_DFL, signal.SIG_IGN) or getattr(now, "early", False):
+                    signal.signal(ending, handler)
         # requeued after submitit's signal only: the run stops with 4 on SIGTERM too (scancel), and is not requeued
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
