@@ -187,8 +187,9 @@ def validate_field(where: str, value, field: Field):
         value = coerced
     for v in value if isinstance(value, list) else [value]:
         reason = _range_error(v, field)
-        if reason and not isinstance(value, list) and field.check is not None:
-            reason = _stricter(field, value) or reason  # n_train = -5: "must be >= 2 (...)", not "must lie in [0, ...]"
+        stricter = reason and not isinstance(value, list) and field.check is not None and _stricter(field, value)
+        if stricter:  # n_train = -5: "must be >= 2 (...)", as for 1, not "must lie in [0, ...]"
+            raise ConfigError(f"{where} = {shown(value)} {stricter}{hint}; change it")
         if reason:
             what = f"element {shown(v)}" if isinstance(value, list) else ""
             raise ConfigError(f"{where} = {shown(value)}: {what + ' ' if what else ''}{reason}{hint}; change it")
