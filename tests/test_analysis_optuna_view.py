@@ -116,3 +116,26 @@ def test_a_study_whose_only_trial_was_killed_names_its_directory_and_the_tune_co
         assert command[:2] == ["hpcflow", "tune"] and command[command.index("--out") + 1] == str(tune), line
         assert command[command.index("--study") + 1] == "tune_gaussian", line
         assert not os.path.exists(tmp_path / name)
+
+
+def test_a_journal_whose_study_lacks_completed_trials_gets_a_tune_command_that_reaches_that_study(tmp_path):
+    """A journal file (no study directory beside it) whose study 'shared_a' has no completed trial: the fix named a
+    bare "hpcflow tune (--storage PATH)", which without --study would add trials to another study (the job file's
+    stem). Now the command names the storage and the study."""
+    import shlex
+
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from analysis_runs import script
+
+    journal = tmp_path / "shared.journal"
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="shared_a", storage=storage, direction="maximize")
+    study.ask({"flow.dt": optuna.distributions.FloatDistribution(0.1, 10, log=True)})  # its worker killed
+    proc = script("optuna_view", journal, "--out", tmp_path / "v")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    command = shlex.split(line.split("run more trials into it: ")[1].split(" (JOB.toml:")[0])
+    assert command[:2] == ["hpcflow", "tune"], line
+    assert command[command.index("--storage") + 1] == str(journal), line
+    assert command[command.index("--study") + 1] == "shared_a", line

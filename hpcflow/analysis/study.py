@@ -373,7 +373,17 @@ def more_trials(path, study) -> str:
     if os.path.isdir(path):
         command, note = tune_command(path, study)
         return f"run more trials into it: {command}{note}"
-    return f"run more trials into it with hpcflow tune (--storage {masked(path)})"
+    dirs = {t.user_attrs.get("study_dir") for t in study.get_trials(deepcopy=False)} - {None}
+    home = next((d for d in sorted(dirs) if isinstance(d, str) and os.path.isfile(os.path.join(d, RECORD))), None)
+    if home is not None:  # a study directory that wrote into this storage: its own command, with its --storage
+        command, note = tune_command(home, study)
+        return f"run more trials into it: {command}{note}"
+    from hpcflow.commands.run import shell_line
+
+    argv = ["hpcflow", "tune", "JOB.toml", "--trials", "N", "--out", "DIR", "--storage", masked(path), "--study",
+            study.study_name]
+    return (f"run more trials into it: {shell_line(argv)} (JOB.toml: the study's job file with its --set values, "
+            "DIR: a study directory)")
 
 
 def too_few_trials(path, study, few: str, why: str, *, other: str = "") -> MissingData:
