@@ -72,8 +72,6 @@ def run(args) -> int:
 
     def checks():
         check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
-        if not args.out.strip():  # (check_output_file's example names a run's directory; here a file is written)
-            raise OutputPathError("--out is empty; give the HDF5 file to write, e.g. --out points.h5")
         check_output_file(args.out, force=args.force)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)

@@ -47,10 +47,11 @@ def is_result(name: str) -> bool:
     return not is_debris(name) and name != LOCK_NAME
 
 
-def check_path(path, *, flag: str = "--out") -> str:
-    """Common refusals of an output path: empty, a NUL byte, under /proc, /sys or /dev; returns the str path."""
+def check_path(path, *, flag: str = "--out", example: str = "runs/x") -> str:
+    """Common refusals of an output path: empty (the fix names `example`: a run directory, or a file to write), a
+    NUL byte, under /proc, /sys or /dev; returns the str path."""
     if path is None or not os.fspath(path).strip():
-        raise OutputPathError(f"{flag} is empty; give a path, e.g. {flag} runs/x")
+        raise OutputPathError(f"{flag} is empty; give a path, e.g. {flag} {example}")
     path = os.fspath(path)
     if "\0" in path:
         raise OutputPathError(f"{flag} {path!r} contains a NUL byte; choose another path")
@@ -67,7 +68,7 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     an existing file without force, a missing or unwritable parent directory, a name longer than the directory takes
     (`check_name_length`). `flag` names the path in the messages ("" for a Python-API argument), `force_flag` how to
     overwrite."""
-    path = check_path(path, flag=flag or "--out")
+    path = check_path(path, flag=flag or "--out", example="points.h5")  # (the HDF5 file to write)
     lead = f"{flag} " if flag else ""
     refuse_inside_study(path, lead=lead, fix=f"nothing is written among its files, with {force_flag} neither: choose "
                                              f"{f'an {flag}' if flag else 'a path'} outside it")
