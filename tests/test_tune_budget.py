@@ -213,3 +213,18 @@ def test_a_requeued_worker_whose_earlier_runs_finished_no_trial_says_so_too(tmp_
     assert optimize(str(job), trials=2, out=str(out), log=lines.append)["ran"] == 2
     assert "hpcflow tune: Slurm job 123 (restart 1) finished 0 of its --trials 2 before it was requeued; adding 2" \
         in lines
+
+
+def test_a_worker_of_the_local_executor_run_again_calls_its_job_a_local_job(tmp_path, monkeypatch):
+    """`hpcflow submit --executor local` runs a tune worker again under the job's key and run count (as SLURM_JOB_ID
+    and SLURM_RESTART_COUNT, `submit.task.local_leg`): its line named a Slurm job where no Slurm runs."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    for k in [k for k in os.environ if k.startswith(("SLURM_", "SUBMITIT_"))]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SLURM_JOB_ID", "local-vm-1234-1")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    lines = []
+    assert optimize(str(job), trials=1, out=str(out), log=lines.append)["ran"] == 1
+    said = [line for line in lines if "(restart 1)" in line]
+    assert said and said[0].startswith("hpcflow tune: local job local-vm-1234-1 (restart 1)"), lines

@@ -584,7 +584,8 @@ class Worker:
         done = budget.finished_before(self.study.get_trials(deepcopy=False), job, restart)
         if job is not None and restart > 0:  # a requeued job: said also where its earlier runs finished none
             left = max(0, n_trials - done)
-            self.log(f"hpcflow tune: Slurm job {job} (restart {restart}) finished {min(done, n_trials)} of its "
+            kind = "local job" if os.environ.get("SUBMITIT_EXECUTOR") == "local" else "Slurm job"  # (`local_leg`)
+            self.log(f"hpcflow tune: {kind} {job} (restart {restart}) finished {min(done, n_trials)} of its "
                      f"--trials {n_trials} before it was requeued; " + (f"adding {left}" if left else "nothing to add"))
         return max(0, n_trials - done)
 
