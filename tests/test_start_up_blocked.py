@@ -31,7 +31,7 @@ def _command(tmp_path) -> list:
 
 
 def _end(proc) -> None:
-    """Kill what is left of `proc`'s session (started with start_new_session: mpiexec, its proxy and the ranks)."""
+    """Kill what is left of `proc`'s process group (start_new_session: mpiexec, its proxy and the ranks)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -37,7 +37,7 @@ def _no_job_left(tmp_path):
 
 
 def _start(tmp_path, *args, env=None) -> subprocess.Popen:
-    """`hpcflow submit job.toml --out out ARGS` in tmp_path, in a session of its own (its process group is a
+    """`hpcflow submit job.toml --out out ARGS` in tmp_path, in its own process group (its process group is a
     terminal's foreground job's)."""
     (tmp_path / "job.toml").write_text(RESUME_JOB)
     return subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "out", *args],

@@ -1,7 +1,7 @@
 """The jobs of `hpcflow submit --executor local`: submitit's local executor, with its job controller (the process
 whose pid is the job id, which starts the job's task and restarts it after a time-limit checkpoint) started
 
-- in a session of its own: a Ctrl-C at the terminal reaches `hpcflow submit` alone (SIGINT to the terminal's process
+- in its own process group: a Ctrl-C at the terminal reaches `hpcflow submit` alone (SIGINT to the terminal's process
   group reached the controller too, which printed a KeyboardInterrupt traceback on submit's stderr and killed the
   task a second later, its checkpoint maybe unwritten); `hpcflow submit` stops its job itself (`stop`), and a job
   queued without --wait runs on after the terminal is closed, as a Slurm job would;
@@ -48,7 +48,7 @@ class Controller(_local.Controller):
 
 class _OwnSession:
     """What submitit's start_controller finds as `subprocess`: the module itself but for Popen, which starts this
-    module's controller in a session of its own, with the job's --out (`out`, where given) after its folder on its
+    module's controller in its own process group, with the job's --out (`out`, where given) after its folder on its
     command line (`hpcflow.submit.queued` finds it there)."""
 
     def __init__(self, out: str | None = None):
@@ -69,7 +69,7 @@ class _OwnSession:
 
 
 class LocalExecutor(_local.LocalExecutor):
-    """submitit's LocalExecutor, its controller this module's (`Controller`) in a session of its own; `out`: the
+    """submitit's LocalExecutor, its controller this module's (`Controller`) in its own process group; `out`: the
     --out of the jobs, named on the controller's command line."""
 
     def __init__(self, *args, out: str | None = None, **kwargs):
