@@ -8,5 +8,6 @@ jobs, in their own process groups, stopped by `hpcflow submit` and said killed b
 what a failed sbatch means (nothing queued: one line, its files removed; or the job's fate unknown); `pending` says
 which pending reasons end that wait. The MPI and GPU sbatch templates use `requeue` (which command, with --resume
 or not) and `step` (their run's step: SIGUSR1 passed on, requeued on exit status 4), and so does the tune array
-template (`step` for its worker); every template checks HPCFLOW_THREADS (and the MPI and GPU ones HPCFLOW_MPI) with `template_env`.
+template (`step` for its worker); every template checks HPCFLOW_THREADS (and the MPI and GPU ones HPCFLOW_MPI) with
+`template_env`.
 """
