@@ -195,6 +195,20 @@ def test_run_names_that_markdown_or_html_would_read_are_escaped(tmp_path, runs):
     assert md_cell(name) == cell and md_uncell(cell) == name
 
 
+def test_markdown_markup_in_a_run_name_is_literal_in_table_cells():
+    from hpcflow.analysis.table1 import md_cell, md_uncell
+
+    name = "_a_ *b* `c` [l](u) ~~s~~ d\\ e\\|f relu_ntk [kernel]"
+    cell = md_cell(name)
+    assert md_uncell(cell) == name
+    plain = cell.replace("\\|", "")  # the table's own escape of '|'
+    for markup in ("_a_", "*b*", "`c`", "[l](u)", "~~s~~", "\\"):  # emphasis, code, link, strike, escape: none left
+        assert markup not in plain, (markup, cell)
+    for plain_text in ("relu_ntk", "[kernel]"):  # mark nothing alone: they stay readable
+        assert plain_text in cell, (plain_text, cell)
+    assert md_cell("~1e6") == "~1e6"  # one '~' strikes nothing through
+
+
 def test_a_one_point_history_is_drawn_with_markers():
     from hpcflow.analysis import histories
 

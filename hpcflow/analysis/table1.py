@@ -115,10 +115,17 @@ def _entities(text) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;")
 
 
+#: markdown's emphasis, strike-through, code, link and escape characters, which a table cell holds as entities
+_MARKUP = {c: f"&#{ord(c)};" for c in "\\`*_~]"}
+
+
 def md_cell(text) -> str:
-    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&', '<' (`_entities`) and '*' (a run
-    named 'a*b*' would turn italic; '_' inside a word does not) as HTML entities; `md_uncell` reads it back."""
-    return _entities(text).replace("*", "&#42;").replace("|", "\\|")
+    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&', '<' (`_entities`) and markdown's
+    markup characters (a run named '_a_' would turn italic, '[a](b)' a link; '_' inside a word as in 'relu_ntk', a
+    lone '~' as in '~1e6' and brackets not followed by '(' as in '[kernel]' mark nothing and stay) as HTML entities;
+    `md_uncell` reads it back."""
+    markup = r"[\\`*]|\](?=\()|(?<![^\W_])_|_(?![^\W_])" + ("|~" if str(text).count("~") > 1 else "")
+    return re.sub(markup, lambda m: _MARKUP[m.group()], _entities(text)).replace("|", "\\|")
 
 
 def md_uncell(cell: str) -> str:
