@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from contextlib import contextmanager
 
@@ -45,6 +46,31 @@ def _tmp_name(path: str) -> str:
     while len(os.fsencode(tail)) > room:
         tail = tail[:-1]
     return os.path.join(head, f".{tail}{end}")
+
+
+#: the random part of a temporary's name (`_tmp_name`)
+_RANDOM = re.compile(r"[0-9a-f]{16}")
+#: bytes a name cut at a character boundary may fall short of NAME_MAX (a UTF-8 character is at most 4)
+_CUT_SLACK = 3
+
+
+def temporaries_of(directory: str, name: str) -> list:
+    """The entries of `directory` that are temporaries of writes of file `name`: `.NAME.tmp-<16 hex>`, or, where the
+    whole would exceed the directory's NAME_MAX, NAME cut short to fit (`_tmp_name`)."""
+    try:
+        entries = os.listdir(directory or ".")
+    except OSError:
+        return []
+    limit = name_max(directory)
+    found = []
+    for entry in entries:
+        head, mark, random = entry.rpartition(TMP_MARK)
+        if not (mark and head.startswith(".") and _RANDOM.fullmatch(random)):
+            continue
+        stem = head[1:]
+        if stem == name or (stem and name.startswith(stem) and len(os.fsencode(entry)) >= limit - _CUT_SLACK):
+            found.append(entry)
+    return found
 
 
 def link_target(path: str) -> str:

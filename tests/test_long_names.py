@@ -137,3 +137,22 @@ def test_submit_refuses_a_default_logs_folder_longer_than_name_max_before_queuei
     shorter = tmp_path / "logs"
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--logs", str(shorter), "--check"]) == 0
     assert os.listdir(tmp_path) == ["job.toml"]
+
+
+def test_an_analysis_output_of_a_long_name_removes_the_cut_temporary_a_killed_write_left(tmp_path):
+    from hpcflow.analysis.owned import record_name, write_owned
+
+    name = _longest(tmp_path, "f", ".png")
+    room = _name_max(tmp_path) - len(f".{TMP_MARK}{'0' * 16}")
+    debris = tmp_path / f".{name[:room]}{TMP_MARK}{'3a' * 8}"  # a write of `name` killed before its rename
+    debris.write_bytes(b"partial")
+    other = tmp_path / f".{name[:room - 1]}x{TMP_MARK}{'3a' * 8}"  # another file's: stays
+    other.write_bytes(b"partial")
+
+    def write():
+        with atomic_file(tmp_path / name, "wb") as fh:
+            fh.write(b"png")
+
+    write_owned(tmp_path, record_name("fig"), [name], write)
+    assert (tmp_path / name).read_bytes() == b"png"
+    assert not debris.exists() and other.exists()

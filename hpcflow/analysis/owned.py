@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from hpcflow.atomic import TMP_MARK, atomic_file
+from hpcflow.atomic import atomic_file, temporaries_of
 from hpcflow.errors import OutputPathError
 
 
@@ -155,13 +155,10 @@ def _missing(out) -> list:
 def _remove_debris(out, names, *, files: bool = False) -> None:
     """Remove the temporaries of interrupted atomic writes (`.NAME.tmp-*`) of `names` in `out`, and (`files`) the files
     `names` themselves."""
-    try:
-        entries = os.listdir(out)
-    except OSError:
-        return
-    prefixes = tuple(f".{name}{TMP_MARK}" for name in names)
-    doomed = [e for e in entries if e.startswith(prefixes) or (files and e in names)]
-    for entry in doomed:
+    doomed = {e for name in names for e in temporaries_of(out, name)}
+    if files:
+        doomed.update(n for n in names if os.path.lexists(os.path.join(out, n)))
+    for entry in sorted(doomed):
         try:
             os.unlink(os.path.join(out, entry))
         except OSError:

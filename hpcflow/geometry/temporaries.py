@@ -3,7 +3,7 @@
 set, which no later write removed. The next write of FILE removes them, never a live writer's.
 
 Every writer holds a shared flock on the directory for the whole write, its temporary's creation included
-(`writing`); before that it removes the temporaries of its own file name (`own_temporaries`) only where it gets the
+(`writing`); before that it removes the temporaries of its own file name (`hpcflow.atomic.temporaries_of`) only where it gets the
 directory's lock exclusively at once: no writer of the directory is live, so every such temporary is debris. With a
 live writer there, or where the file system refuses flock, nothing is removed (the next write does it). Temporaries of
 other names are never touched: run directories and analysis outputs remove their own (`hpcflow.jobs.output`,
@@ -14,33 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 
-from hpcflow.atomic import TMP_MARK, name_max
-
-#: the random part of a temporary's name (`hpcflow.atomic._tmp_name`)
-RANDOM = re.compile(r"[0-9a-f]{16}")
-#: bytes a name cut at a character boundary may fall short of NAME_MAX (a UTF-8 character is at most 4)
-CUT_SLACK = 3
-
-
-def own_temporaries(directory: str, name: str) -> list:
-    """The entries of `directory` that are temporaries of writes of file `name`: `.NAME.tmp-<16 hex>`, or, where the
-    whole would exceed the directory's NAME_MAX, NAME cut short to fit (`hpcflow.atomic._tmp_name`)."""
-    try:
-        entries = os.listdir(directory or ".")
-    except OSError:
-        return []
-    limit = name_max(directory)
-    found = []
-    for entry in entries:
-        head, mark, random = entry.rpartition(TMP_MARK)
-        if not (mark and head.startswith(".") and RANDOM.fullmatch(random)):
-            continue
-        stem = head[1:]
-        if stem == name or (stem and name.startswith(stem) and len(os.fsencode(entry)) >= limit - CUT_SLACK):
-            found.append(entry)
-    return found
+from hpcflow.atomic import temporaries_of
 
 
 @contextlib.contextmanager
@@ -64,7 +39,7 @@ def writing(path: str):
         except OSError:  # a live writer holds it (or the file system refuses flock): its temporary stays
             pass
         else:
-            for entry in own_temporaries(directory, os.path.basename(path)):
+            for entry in temporaries_of(directory, os.path.basename(path)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(directory, entry))
         with contextlib.suppress(OSError):
