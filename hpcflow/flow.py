@@ -180,7 +180,7 @@ def _on(ps, xp):
 
 
 def _clip(update, clip):
-    """Scale rows of `update` so that no row's Euclidean norm exceeds `clip`."""
+    """Scale rows of `update` (the velocity, before the factor dt) so that no row's Euclidean norm exceeds `clip`."""
     xp = array_module(update)
     norm = xp.linalg.norm(update, axis=1)
     scale = xp.minimum(1.0, clip / xp.maximum(norm, 1e-300))
@@ -434,7 +434,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
     value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
     are given on every rank or on none.
-    clip: max Euclidean norm of any point's update (None = no clipping). early_stop: stop when the monitored
+    clip: max Euclidean norm of any point's update before the factor dt (u = sum_x' Theta dL/dv of eq. 3.5), so a
+    step changes a point's packed metric v by at most dt * clip (h * clip at a halved h); a larger u is scaled to
+    norm clip, a smaller one is kept (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
     steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
     sigma_train_initial, sigma_test_initial (step 0);

@@ -144,6 +144,30 @@ def test_clip_bounds_every_update(sets):
         assert step.max() > 0.5 * 0.1 * 1e-3
 
 
+
+def test_clip_bounds_the_update_before_dt():
+    """clip bounds u = sum Theta dL/dv, the update before the factor dt: against the unclipped step (v1 - v0 =
+    -dt u), every row whose |u| exceeds clip moves by exactly dt * clip along -u, every other row as unclipped."""
+    train = Hypersurface.fermat(3).sample(25, seed=2, chart=(0, 1))
+    kern, dt = GaussianKernel(0.5, form="gauss"), 1e-2
+    v0 = pack(train.g_fs)
+    u = (v0 - pack(kernel_flow(kern, train, None, dt=dt, steps=1).g_train)) / dt
+    norm = np.linalg.norm(u, axis=1)
+    clip = float(np.median(norm))  # about half the rows clipped
+    res = kernel_flow(kern, train, None, dt=dt, steps=1, clip=clip)
+    assert list(res.dt_history) == [dt]  # no halving: the step is dt
+    moved = v0 - pack(res.g_train)
+    big = norm > clip
+    assert 0 < big.sum() < len(train)
+    np.testing.assert_allclose(np.linalg.norm(moved[big], axis=1), dt * clip, rtol=1e-9)
+    np.testing.assert_allclose(moved[big], dt * clip * u[big] / norm[big, None], rtol=1e-9, atol=1e-12 * dt * clip)
+    np.testing.assert_allclose(moved[~big], dt * u[~big], rtol=1e-9, atol=1e-12 * dt * clip)
+    assert np.linalg.norm(moved, axis=1).max() <= dt * clip * (1 + 1e-9)
+    # the example of the docstring: clip=1e-4 at dt=1e-2 moves every point by 1e-6, not 1e-4
+    tiny = kernel_flow(kern, train, None, dt=dt, steps=1, clip=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(v0 - pack(tiny.g_train), axis=1), 1e-6, rtol=1e-9)
+
+
 class ZeroKernel(Kernel):
     """Forms its tiles with NumPy whatever the features' array module (on the CuPy backend the flow moves them)."""
 

@@ -50,7 +50,9 @@ FLOW_SECTION = {
     "weighted": Field(bool, True, help="multiply the pointwise loss by w/sum(w)"),
     "tile": Field(int, 2048, lo=1, hi=2**20, help="rows per kernel tile (memory bound)"),
     "max_halvings": Field(int, 10, lo=0, hi=60, help="dt halvings of a rejected (non-PD) step (2^-60 ~ 1e-18)"),
-    "clip": Field(float, None, lo=0, lo_open=True, hi=1e12, help="max norm of a point's update (unset = no clipping)"),
+    "clip": Field(float, None, lo=0, lo_open=True, hi=1e12,
+                  help="max norm of a point's update before the factor dt, so a step moves its metric by <= dt*clip "
+                       "(unset = no clipping)"),
     "early_stop": Field(int, None, lo=1, hi=MAX_STEPS, help="stop after this many steps without improvement"),
     "kappa_gradient": Field(str, "exact", choices=("exact", "fixed"),
                             help="dL/dg with kappa(g) differentiated (exact) or held within a step (fixed)"),
