@@ -4,7 +4,7 @@ Refused (ValueError, one line, raised alike on every rank): fields a set's sums 
 O(N) (`_rows_fault`: shapes one row each, finite points, g_fs Hermitian positive definite as
 `hermitian.check_metrics` takes metrics, omega2 > 0 and weights >= 0 as `geometry.measures` takes them) and weights
 that sum to 0 over the ranks (kappa and sigma are weighted means), naming the set, the field and its first bad row;
-train and test points of different shapes or manifolds (a Hypersurface compares by its definition); `test` or
+train and test points of different shapes or manifolds (a Hypersurface compares by its polynomial); `test` or
 `blocks` given on some ranks only (the ranks' collectives would go out of step); no train point on any rank; and,
 for a kernel that does not mix components (Theta_IJ = delta_IJ K, the paper's four), points of more than one chart
 (`PointSet.chart`) in train and test together over the ranks: the metric components are one chart's local
@@ -44,13 +44,14 @@ class _Mine(NamedTuple):
 
 
 def _manifold(ps):
-    """(printable name, digest of the definition) of a set's manifold, or None when it has none to compare."""
+    """(printable name, digest of the polynomial) of a set's manifold, or None when it has none to compare: equal
+    digests exactly when the Hypersurfaces are (`Hypersurface.polynomial_key`, whatever their names)."""
     m = getattr(ps, "manifold", None)
-    if ps is None or not callable(getattr(m, "definition_json", None)):
+    if ps is None or not callable(getattr(m, "polynomial_key", None)):
         return None
     params = ", ".join(f"{k}={v}" for k, v in getattr(m, "params", ()))
     name = f"{getattr(m, 'name', type(m).__name__)}({params})"
-    return name, hashlib.blake2b(m.definition_json().encode(), digest_size=16).hexdigest()
+    return name, hashlib.blake2b(repr(m.polynomial_key()).encode(), digest_size=16).hexdigest()
 
 
 def _charts(ps):
@@ -153,7 +154,7 @@ def _manifold_fault(every) -> str | None:
     for where, key in seen:
         if key[1] != ref[1]:
             return (f"{where}: points on {key[0]}, {ref_where}: points on {ref[0]}; pass train and test points of "
-                    "one manifold (Hypersurfaces compare by definition)")
+                    "one manifold (Hypersurfaces compare by their polynomials)")
     return None
 
 

@@ -81,7 +81,11 @@ def _check_family(X) -> None:
 class Hypersurface:
     """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold).
 
-    Equal (and of equal hash) when their definitions are: name, parameters, monomials and coefficients."""
+    Equal (and of equal hash) when their polynomials are (`polynomial_key`): the same P^n, the same monomials with
+    non-zero coefficients, each with the same coefficient, in any order; name and params are labels and do not
+    count (fermat(3), dwork(3, 0) and the quintic given by `from_monomials` are equal), nor do terms with
+    coefficient 0. Not up to scale: p and 2p define one X but give other |Omega|^2 and weights, so compare
+    unequal."""
 
     monomials: np.ndarray  # (M, n+1) int exponents
     coefficients: np.ndarray  # (M,) complex128
@@ -176,13 +180,20 @@ class Hypersurface:
     def definition_json(self) -> str:
         return json.dumps(self.definition(), sort_keys=True)
 
+    def polynomial_key(self) -> tuple:
+        """(n, ((exponents, (Re c, Im c)), ...)) over the monomials with c != 0, sorted by exponents: equal exactly
+        when the polynomials are (exact coefficients, -0.0 taken as 0.0); what `==` and `hash` compare."""
+        terms = ((tuple(int(e) for e in m), (float(c.real) + 0.0, float(c.imag) + 0.0))
+                 for m, c in zip(self.monomials, self.coefficients) if c != 0)
+        return self.n, tuple(sorted(terms))
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, Hypersurface):
             return NotImplemented
-        return self.definition_json() == other.definition_json()
+        return self.polynomial_key() == other.polynomial_key()
 
     def __hash__(self) -> int:
-        return hash(self.definition_json())
+        return hash(self.polynomial_key())
 
     @classmethod
     def from_definition(cls, d: dict) -> "Hypersurface":

@@ -121,7 +121,7 @@ class PointSet:
         if not parts:
             raise ValueError("PointSet.concatenate: parts is empty; pass at least one PointSet")
         first = parts[0]
-        # Hypersurface compares by its definition
+        # Hypersurface compares by its polynomial (`Hypersurface.polynomial_key`)
         if any(p.manifold is not first.manifold and p.manifold != first.manifold for p in parts):
             raise ValueError("PointSet.concatenate: the parts lie on different manifolds; concatenate sets of one X")
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
