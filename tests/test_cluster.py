@@ -244,6 +244,29 @@ def test_check_settings_predicts_clustering_errors(quintic_points):
             assert str(info.value) == expected
 
 
+@pytest.mark.parametrize("method", ["full", "birch", "batched", "distributed"])
+def test_the_functions_take_one_to_n_clusters_the_silhouette_two_to_n_minus_one(quintic_points, method):
+    """As the README says: the Python functions cluster N points into any k in 1..N (k = N: one point per cluster,
+    k = 1: one cluster), k = N + 1 is refused naming n_clusters; the silhouette refuses k = 1 and k = N."""
+    from hpcflow.cluster.distributed import distributed_labels
+    from hpcflow.parallel.comm import SerialComm
+
+    z = quintic_points[:6]
+    run = {"full": lambda k: full_clustering(z, n_clusters=k).labels,
+           "birch": lambda k: birch_clustering(z, n_clusters=k).labels,
+           "batched": lambda k: batched_clustering(z, n_clusters=k, batch_size=6, seed=0).labels,
+           "distributed": lambda k: distributed_labels(z, method="batched", n_clusters=k, batch_size=6,
+                                                       comm=SerialComm())[0]}[method]
+    singles, one = run(6), run(1)
+    assert len(set(singles.tolist())) == (len(set(singles.tolist())) if method == "birch" else 6) <= 6
+    assert one.tolist() == [0] * 6
+    with pytest.raises(ConfigError, match="n_clusters = 7 is larger than the 6 points"):
+        run(7)
+    for labels in (np.arange(6), np.zeros(6, dtype=int)):
+        with pytest.raises(ConfigError, match="silhouette needs 2 <= number of clusters <= N-1"):
+            silhouette_fs(z, labels)
+
+
 @pytest.mark.parametrize("method", ["full", "birch", "batched"])
 def test_more_clusters_than_points_advises_more_points_not_a_batch_size(quintic_points, method):
     """With k > N no batch size helps (and "full" and "birch" have none): the advice is fewer clusters or more
