@@ -48,15 +48,31 @@ def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int |
     """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value
     (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
     or a value outside [lo, hi] (within +-INT_LIMIT, as job files). The message names `name` and says `want`."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise _api_error(name, value, want, type_error)
-    if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
-        raise _api_error(name, value, want, value_error)
-    out = int(value)
+    out = _whole(name, value, want, type_error, value_error)
     lo, hi = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT), min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
     if not lo <= out <= hi:
         raise _api_error(name, value, want, value_error)
     return out
+
+
+def api_seed(name: str, value, want: str = "an integer >= 0 (of any size)", *, type_error=TypeError,
+             value_error=ValueError) -> int:
+    """A Python API seed as an int: a whole number >= 0 of any size, taken as `api_integer` takes counts (an int, a
+    NumPy integer or an integral float), without its +-INT_LIMIT bound: a PointSet file's @seed of a draw with
+    seed=None is a 128-bit entropy that must reproduce its points (job files bound seeds to SEED_MAX, int64)."""
+    out = _whole(name, value, want, type_error, value_error)
+    if out < 0:
+        raise _api_error(name, value, want, value_error)
+    return out
+
+
+def _whole(name, value, want, type_error, value_error) -> int:
+    """`value` as an int when it is an integer (not a bool) or a finite float of integral value, else the error."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _api_error(name, value, want, type_error)
+    if not isinstance(value, Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        raise _api_error(name, value, want, value_error)
+    return int(value)
 
 
 def api_number(name: str, value, want: str, *, lo: float | None = None, lo_open: bool = False,

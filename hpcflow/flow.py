@@ -65,7 +65,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from hpcflow.arguments import api_bool, short_repr
+from hpcflow.arguments import api_bool, api_integer, short_repr
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
@@ -202,7 +202,8 @@ _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 def _check_args(kernel, train, test, xp, blocks, **num):
     """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective (run on
     every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all); returns
-    `blocks` as a list of FlowBlocks of int64 arrays (`_listed_blocks`)."""
+    `blocks` as a list of FlowBlocks of int64 arrays (`_listed_blocks`) and {name: int} of the whole-number
+    arguments, taken as `arguments.api_integer` takes counts (an integral float such as 50.0 is 50)."""
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
         raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
                         "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
@@ -215,25 +216,29 @@ def _check_args(kernel, train, test, xp, blocks, **num):
         raise TypeError(f"xp={shown} is not numpy or cupy; pass numpy or cupy itself (or None for the default, "
                         "hpcflow.backend.get_xp())")
     api_bool("weighted", num["weighted"])
-    integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)  # noqa: E731
+    whole = {}
+
+    def integer(name, lo):  # (None where it is not a whole number >= lo: refused below, naming it)
+        with contextlib.suppress(TypeError, ValueError):
+            whole[name] = api_integer(name, num[name], "", lo=lo)
+        return name in whole
+
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
                         and bool(np.isfinite(v)))
     checks = (("dt", finite(num["dt"]) and num["dt"] > 0, "a finite number > 0"),
-              ("steps", integer(num["steps"]) and num["steps"] >= 0, "an integer >= 0"),
-              ("max_halvings", integer(num["max_halvings"]) and num["max_halvings"] >= 0, "an integer >= 0"),
+              ("steps", integer("steps", 0), "an integer >= 0"),
+              ("max_halvings", integer("max_halvings", 0), "an integer >= 0"),
               ("clip", num["clip"] is None or (finite(num["clip"]) and num["clip"] > 0),
                "None (no clipping) or a finite number > 0"),
-              ("early_stop", num["early_stop"] is None or (integer(num["early_stop"]) and num["early_stop"] >= 1),
-               "None or an integer >= 1"),
+              ("early_stop", num["early_stop"] is None or integer("early_stop", 1), "None or an integer >= 1"),
               ("loss", num["loss"] in LOSSES, f"one of {LOSSES}"),
               ("kappa_gradient", num["kappa_gradient"] in KAPPA_GRADIENTS, f"one of {KAPPA_GRADIENTS}"),
-              ("cache_bytes", integer(num["cache_bytes"]) and num["cache_bytes"] >= 0,
-               "an integer >= 0 (0: no cached kernel blocks)"),
-              ("tile", integer(num["tile"]) and num["tile"] >= 1, "an integer >= 1 (rows of a kernel tile)"))
+              ("cache_bytes", integer("cache_bytes", 0), "an integer >= 0 (0: no cached kernel blocks)"),
+              ("tile", integer("tile", 1), "an integer >= 1 (rows of a kernel tile)"))
     for name, ok, want in checks:
         if not ok:
             raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")
-    return _listed_blocks(blocks)
+    return _listed_blocks(blocks), {"early_stop": None, **whole}
 
 
 #: what a FlowBlock holds, said where one is refused
@@ -432,8 +437,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
-    value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused); `test` and `blocks`
-    are given on every rank or on none.
+    value taken as such, as `arguments.api_integer` takes counts; fractions and masks refused), and so are steps,
+    max_halvings, early_stop, tile and cache_bytes (steps=50.0 is 50); `test` and `blocks` are given on every rank
+    or on none.
     clip: max Euclidean norm of any point's update before the factor dt (u = sum_x' Theta dL/dv of eq. 3.5), so a
     step changes a point's packed metric v by at most dt * clip (h * clip at a halved h); a larger u is scaled to
     norm clip, a smaller one is kept (None = no clipping). early_stop: stop when the monitored
@@ -446,13 +452,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
     """
     c = pcomm.resolve(comm)
-    blocks = pcomm.arguments_together(lambda: _check_args(
+    blocks, whole = pcomm.arguments_together(lambda: _check_args(
         kernel, train, test, xp, blocks, dt=dt, steps=steps, weighted=weighted, max_halvings=max_halvings, clip=clip,
         early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
         comm=c, same=lambda: {
         "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
-        "steps": steps, "loss": loss, "weighted": bool(weighted), "max_halvings": max_halvings, "clip": clip,
-        "early_stop": early_stop, "kappa_gradient": kappa_gradient})
+        "steps": int(steps), "loss": loss, "weighted": bool(weighted), "max_halvings": int(max_halvings), "clip": clip,
+        "early_stop": None if early_stop is None else int(early_stop), "kappa_gradient": kappa_gradient})
+    steps, max_halvings, early_stop, cache_bytes, tile = (
+        whole[k] for k in ("steps", "max_halvings", "early_stop", "cache_bytes", "tile"))
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
     check_sets(kernel, train, test, blocks, comm=c)

@@ -2,10 +2,13 @@
 NumPy/SciPy error deep inside, a silently wrong result, or hours of sampling), and handles the edge cases it
 documents: empty sets in kernel_flow, PointSet[int], Hypersurface equality and hashing."""
 
+import re
+
 import numpy as np
 import pytest
 
 from hpcflow.backend import array_module
+from hpcflow.cluster import batched_clustering, full_clustering, silhouette_fs
 from hpcflow.errors import ConfigError
 from hpcflow.flow import FlowBlock, kernel_flow
 from hpcflow.geometry import Hypersurface, PointSet, fs_distance, fs_distance_paired
@@ -474,3 +477,42 @@ def test_train_config_refuses_bad_sizes(kw, word):
 
     with pytest.raises(ValueError, match=word):
         TrainConfig(**kw)
+
+
+def test_whole_number_arguments_are_taken_alike_across_the_api(X, sets):
+    """Every whole-number argument takes an int, a NumPy integer or an integral float (as `sample(1e3)` always did):
+    `sample(seed=2.0)` and `kernel_flow(steps=2.0)` were refused, `n_clusters=3.0` too; the results equal the
+    int's. Seeds are any integer >= 0 for sampling and clustering alike (2**70 was refused by the clustering)."""
+    a, b = X.sample(10.0, seed=2.0), X.sample(10, seed=2)
+    assert a.points.tobytes() == b.points.tobytes() and a.seed == 2 and type(a.seed) is int
+    train, _ = sets
+    kern = make_kernel("gaussian", width=0.5)
+    f = kernel_flow(kern, train, None, dt=0.05, steps=2.0, max_halvings=3.0, early_stop=5.0, tile=16.0,
+                    cache_bytes=0.0)
+    g = kernel_flow(kern, train, None, dt=0.05, steps=2, max_halvings=3, early_stop=5, tile=16, cache_bytes=0)
+    assert f.steps_taken == 2 and np.array_equal(f.sigma_train, g.sigma_train)
+    z = train.points[:40]
+    assert np.array_equal(full_clustering(z, n_clusters=3.0).labels, full_clustering(z, n_clusters=3).labels)
+    c = batched_clustering(z, n_clusters=np.float64(2), batch_size=20.0, seed=1.0)
+    assert np.array_equal(c.labels, batched_clustering(z, n_clusters=2, batch_size=20, seed=1).labels)
+    big = batched_clustering(z, n_clusters=2, batch_size=20, seed=2**70)
+    assert big.seed == 2**70 and len(X.sample(3, seed=2**70)) == 3
+    labels = np.arange(40) % 2
+    assert silhouette_fs(z, labels, sample_size=5, seed=1.0) == silhouette_fs(z, labels, sample_size=5, seed=1)
+
+
+@pytest.mark.parametrize("call, exc, said", [
+    (lambda X, z, tr: X.sample(10, seed=-1), ConfigError, "seed=-1 is invalid"),
+    (lambda X, z, tr: X.sample(10, seed=2.5), ConfigError, "seed=2.5 is invalid"),
+    (lambda X, z, tr: X.sample(10.5), ConfigError, "n_points=10.5 is invalid"),
+    (lambda X, z, tr: X.sample(10, threads=2.5), ConfigError, "threads=2.5 is invalid"),
+    (lambda X, z, tr: batched_clustering(z, n_clusters=2, batch_size=20, seed=-1), ConfigError, "seed=-1 is invalid"),
+    (lambda X, z, tr: full_clustering(z, n_clusters=2.5), ConfigError, "n_clusters=2.5 is invalid"),
+    (lambda X, z, tr: kernel_flow(make_kernel("delta"), tr, None, dt=0.1, steps=2.5), ValueError,
+     "steps=2.5 is invalid"),
+])
+def test_fractions_and_negative_seeds_are_refused_alike(X, sets, call, exc, said):
+    """Seeds: the same error class (ConfigError) and words from sampling and clustering; a fraction is refused by
+    every whole-number argument, naming it."""
+    with pytest.raises(exc, match=rf"^{re.escape(said)}; pass "):
+        call(X, sets[0].points[:40], sets[0])

@@ -39,7 +39,7 @@ REFUSED = {
     "checkpoint_block_rows": ("ValueError", "block_rows=2.5 is invalid; pass a whole number of rows >= 1", -1),
     "neighbour_distances_queries": ("ValueError", "sc['queries']=-1 is invalid; pass an integer >= 0", -1),
     "labels_n_clusters": ("ConfigError", "n_clusters = 0 must be >= 1", -1),
-    "labels_seed_on_rank_0": ("TypeError", "seed='a' is not an integer", 0),
+    "labels_seed_on_rank_0": ("ConfigError", "seed='a' is invalid; pass an integer >= 0 (of any size", 0),
     "blocks_halo_cutoff": ("ConfigError", "halo_cutoff = -1.0 must be a finite FS distance >= 0", -1),
     "blocks_test_points": ("ConfigError", "test points: 1 point(s) contain NaN or inf", -1),
 }

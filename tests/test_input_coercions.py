@@ -256,7 +256,7 @@ def test_point_set_only_keeps_that_charts_points(X):
     assert len(kept) == len(mine) > 0 and kept.points.tobytes() == mine.points.tobytes()
 
 
-@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError)])
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, ValueError), ("0", TypeError), (True, TypeError)])
 def test_sample_points_refuses_a_bad_seed_naming_it(X, seed, error):
     with pytest.raises(error, match="seed="):
         sample_points(X, 5, seed, comm=SerialComm())

@@ -1,7 +1,8 @@
 """Checks shared by the clustering entry points: points as (N, n+1) complex128 arrays, sizes of k and B.
 
-Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming the setting and the fix; a bad
-shuffle seed (checked by job files before it gets here) is a Python API TypeError / ValueError naming seed.
+Every bad input is a one-line `ConfigError` (exit status 2 at the CLI) naming the setting and the fix, the shuffle
+seed's too (as `Hypersurface.sample`'s). Whole numbers are taken as the rest of the API takes them
+(`arguments.api_integer`, `api_seed`): an int, a NumPy integer or an integral float (5.0); a seed of any size >= 0.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-from hpcflow.arguments import short_repr
+from hpcflow.arguments import api_integer, api_seed
 from hpcflow.errors import ConfigError
 
 #: rules of the eq. 3.3 merge (hpcflow.cluster.batched): each batch cluster picks its nearest seed, or each
@@ -61,30 +62,25 @@ def check_n_clusters(n_clusters, n_points: int, *, batch_size: int | None = None
 
 def check_cluster_count(n_clusters) -> int:
     """k as an int: an integer >= 1, whatever the points (`check_n_clusters` compares it with them)."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)):
-        raise ConfigError(f"n_clusters = {n_clusters!r} must be an integer; fix it")
+    n_clusters = api_integer("n_clusters", n_clusters, "an integer >= 1", type_error=ConfigError,
+                             value_error=ConfigError)
     if n_clusters < 1:
         raise ConfigError(f"n_clusters = {n_clusters} must be >= 1; use at least one cluster")
     return int(n_clusters)
 
 
 def check_seed(seed) -> int:
-    """The shuffle seed of the batched method: an integer in [0, SEED_MAX], the range job files allow (None, a
-    random seed, would give each MPI rank its own mini-batches)."""
-    from hpcflow.jobs.schema import SEED_MAX
-
-    want = f"pass an integer in [0, {SEED_MAX}] (2**62), as job files take"
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed={short_repr(seed)} is not an integer; {want}")
-    if not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed={seed} is out of range; {want}")
-    return int(seed)
+    """The shuffle seed of the batched method: an integer >= 0 of any size, as `Hypersurface.sample` takes seeds
+    (`api_seed`; job files bound it to SEED_MAX). None, a random seed, would give each MPI rank its own
+    mini-batches: refused."""
+    return api_seed("seed", seed, "an integer >= 0 (of any size; None is not reproducible across ranks)",
+                    type_error=ConfigError, value_error=ConfigError)
 
 
 def check_batch_size(batch_size) -> int:
     """The mini-batch size B of §3.1 must be an integer >= 2 (a batch of one point cannot be clustered)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ConfigError(f"batch_size = {batch_size!r} must be an integer; fix it")
+    batch_size = api_integer("batch_size", batch_size, "an integer >= 2", type_error=ConfigError,
+                             value_error=ConfigError)
     if batch_size < 2:
         raise ConfigError(f"batch_size = {batch_size} must be >= 2; use mini-batches of at least 2 points")
     return int(batch_size)

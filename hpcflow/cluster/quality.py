@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpcflow.arguments import api_integer
+from hpcflow.arguments import api_integer, api_seed
 from hpcflow.cluster.agglomerative import one_hot
 from hpcflow.cluster.inputs import as_points
 from hpcflow.errors import ConfigError
@@ -94,6 +94,7 @@ def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
     labels = _check_labels(labels, z.shape[0])
     n = z.shape[0]
     tile_entries = api_integer("tile_entries", tile_entries, "an integer >= 1 (distance entries per tile)", lo=1)
+    seed = api_seed("seed", seed, type_error=ConfigError, value_error=ConfigError)
     if sample_size is not None:
         sample_size = api_integer("sample_size", sample_size, f"a whole number of rows >= {MIN_SAMPLE} and <= {n} "
                                   f"(the standard error of a subsample needs two rows; they are drawn from the {n} "

@@ -25,7 +25,7 @@ import numpy as np
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet
-from hpcflow.arguments import api_integer, api_threads, env_quiet, env_threads
+from hpcflow.arguments import api_integer, api_seed, api_threads, env_quiet, env_threads
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
@@ -73,19 +73,18 @@ def sample_block(surface, k: int, entropy, chart, xp, jacobian: bool = True) -> 
 
 
 def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=ValueError, names=None):
-    """(n_points, threads, max_batches) checked: integers (integral floats such as 1e5 taken as such), N >= 1,
-    threads None or in [1, MAX_THREADS], max_batches >= 1, and seed None or an integer >= 0; `error` naming the
-    argument otherwise (a fractional N is not truncated, threads=0 is not taken as 1), as the caller calls it
-    (`names`: {"n_points": "n_val"})."""
+    """(n_points, threads, max_batches, seed) checked: integers (integral floats such as 1e5 taken as such), N >= 1,
+    threads None or in [1, MAX_THREADS], max_batches >= 1, and seed None or an integer >= 0 of any size
+    (`arguments.api_seed`); `error` naming the argument otherwise (a fractional N is not truncated, threads=0 is not
+    taken as 1), as the caller calls it (`names`: {"n_points": "n_val"})."""
     names = {"n_points": "n_points", "seed": "seed", **(names or {})}
     errors = dict(type_error=error if error is not ValueError else TypeError, value_error=error)
-    integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
-    if seed is not None and not (integer and seed >= 0):  # (no float seeds: SeedSequence takes ints only)
-        raise errors["value_error" if integer else "type_error"](
-            f"{names['seed']}={seed!r} is invalid; pass an integer >= 0, or None for a fresh random seed")
+    if seed is not None:  # (an integral float is taken as its int: SeedSequence takes ints only)
+        seed = api_seed(names["seed"], seed, "an integer >= 0 (of any size), or None for a fresh random seed",
+                        **errors)
     n_points = api_integer(names["n_points"], n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
     max_batches = api_integer("max_batches", max_batches, "an integer >= 1", lo=1, **errors)
-    return n_points, api_threads(threads, **errors), max_batches
+    return n_points, api_threads(threads, **errors), max_batches, seed
 
 
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
@@ -122,8 +121,8 @@ def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None
     if not callable(getattr(surface, "definition_json", None)):
         raise TypeError(f"{(names or {}).get('surface', 'surface')} is a {type(surface).__name__}, not a "
                         "Hypersurface; pass one, e.g. hpcflow.geometry.Hypersurface.fermat(3)")
-    n_points, threads, max_batches = check_sample_sizes(n_points, threads, max_batches, seed, error=error,
-                                                        names=names)
+    n_points, threads, max_batches, seed = check_sample_sizes(n_points, threads, max_batches, seed, error=error,
+                                                              names=names)
     chart = check_chart(surface, chart, error=error)
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
