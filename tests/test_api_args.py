@@ -516,3 +516,28 @@ def test_fractions_and_negative_seeds_are_refused_alike(X, sets, call, exc, said
     every whole-number argument, naming it."""
     with pytest.raises(exc, match=rf"^{re.escape(said)}; pass "):
         call(X, sets[0].points[:40], sets[0])
+
+
+def test_slices_are_views_and_masks_and_index_arrays_copy(sets):
+    """As the README says: ps[i] and ps[i:j] share memory with ps (NumPy basic slicing), masks and index arrays copy."""
+    ps = sets[0]
+    rows = np.arange(2, 5)
+    mask = np.isin(np.arange(len(ps)), rows)
+    for view in (ps[2:5], ps[2]):
+        for f in FIELDS:
+            assert np.shares_memory(getattr(view, f), getattr(ps, f)), f
+    for copy in (ps[rows], ps[mask], ps.subset(rows), ps[[2, 3, 4]]):
+        for f in FIELDS:
+            assert not np.shares_memory(getattr(copy, f), getattr(ps, f)), f
+        np.testing.assert_array_equal(copy.points, ps.points[2:5])
+
+
+def test_eta_is_det_g_over_omega2_without_kappa_and_sigma_divides_by_kappa(sets):
+    """PointSet.eta() = det g / |Omega|^2 (no kappa); the paper's eta (eq. B.11) divides it by kappa, the weighted
+    mean of eta, and sigma is the weighted mean of |1 - that|. Checked with numpy.linalg.det."""
+    ps = sets[0]
+    eta = np.linalg.det(ps.g_fs).real / ps.omega2
+    np.testing.assert_allclose(ps.eta(), eta, rtol=1e-12)
+    k = np.sum(ps.weights * eta) / np.sum(ps.weights)
+    assert abs(k - 1) > 1e-3  # kappa is not 1 here, so a kappa inside eta() would show
+    assert ps.sigma() == pytest.approx(np.sum(ps.weights * np.abs(1 - eta / k)) / np.sum(ps.weights), rel=1e-12)

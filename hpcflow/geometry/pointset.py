@@ -112,7 +112,9 @@ class PointSet:
         return self._take(row_index(idx, len(self), "PointSet.subset index"))
 
     def __getitem__(self, idx) -> "PointSet":
-        """The points selected by a slice, mask or index array; an integer gives a PointSet of that one point."""
+        """The points selected by a slice, mask or index array; an integer gives a PointSet of that one point. An
+        integer or a slice gives views of this set's arrays (shared memory, as NumPy's basic slicing); a mask or
+        an index array gives copies."""
         return self._take(row_index(idx, len(self)))
 
     @staticmethod
@@ -157,7 +159,8 @@ class PointSet:
         return det_hermitian(self.g_fs)
 
     def eta(self, g=None) -> np.ndarray:
-        """eta = det g / |Omega|^2 (eq. B.11) for metrics g (N, m, m), default g_FS; a g that is not one Hermitian
+        """eta = det g / |Omega|^2 for metrics g (N, m, m), default g_FS: the paper's eta of eq. B.11 times kappa
+        (B.11 divides by kappa, `measures.kappa`; `sigma` does); a g that is not one Hermitian
         positive definite matrix per point is refused (`hermitian.check_metrics`: ValueError naming the point)."""
         if g is None:
             return det_hermitian(self.g_fs) / self.omega2
