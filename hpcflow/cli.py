@@ -4,8 +4,9 @@ Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.err
 input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
 system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
 kept) or memory that ran out (mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line),
-130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one; one line), 143 / 138 stopped
-by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one line, under mpiexec too).
+130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one before the result is
+final; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one
+line, under mpiexec too).
 """
 
 from __future__ import annotations
@@ -141,10 +142,13 @@ STOPS_AFTER_LAUNCH = ("run", "nn", "tune", "sample", "report")
 
 
 def main(argv=None) -> int:
-    from hpcflow.stop_signals import early_command, early_handover, interrupted, kept, record_early
+    import signal
+
+    from hpcflow.stop_signals import early_command, early_handover, interrupted, interrupts_again, kept, record_early
 
     if argv is None:  # the program (console script, python -m hpcflow), not a caller's in-process command
         record_early()
+    ctrl_c = signal.getsignal(signal.SIGINT)  # a caller's, given back after its in-process command
     survive_closed_pipes()
     args = None
     try:
@@ -163,6 +167,8 @@ def main(argv=None) -> int:
         return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)
     finally:
         early_handover(honour=False)  # (a refusal before the handlers: the default action back, nothing to stop)
+        if argv is not None:  # a finished command ignores Ctrl-C to its end (`stop_signals.finished`): the caller's
+            interrupts_again(ctrl_c)
 
 
 def _run(args) -> int:

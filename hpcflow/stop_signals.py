@@ -4,14 +4,16 @@ handlers.
 A request is often delivered twice: `scancel --full --signal=USR1` signals each task directly and through srun
 (which the batch step forwards it to). A process that has honoured the first (checkpoint written, stopping) must
 not be killed by the repeat while it writes its summary and leaves, so where it restores a default action it
-ignores the signal instead. Ctrl-C is the exception: a second SIGINT, while the first is still being honoured or
-after, interrupts at once (KeyboardInterrupt), so a user at a terminal is never stuck waiting for a step boundary.
+ignores the signal instead. Ctrl-C is the exception: a second SIGINT, while the first is still being honoured,
+interrupts at once (KeyboardInterrupt), so a user at a terminal is never stuck waiting for a step boundary; once the
+stop is complete (its checkpoint written, its status decided: `finished`), it is ignored as SIGTERM is.
 A SIGINT ignored when a handler is installed (a job started in the background by a non-interactive shell) stays
 ignored.
 
 Once a command's result is final (its work done, its status decided: just before summary.json or best.toml is
-written, or once `hpcflow sample` has written its file), SIGTERM and SIGUSR1 are ignored until the process ends, over
-any handler (`finished`): such a request has nothing left to checkpoint or stop, and the default action (SIGUSR1's
+written, or once `hpcflow sample` has written its file), SIGTERM, SIGUSR1 and SIGINT are ignored until the process
+ends, over any handler (`finished`): such a request has nothing left to checkpoint or stop; a Ctrl-C would turn the
+status into 130, or into death by SIGINT after the command returned, and the default action (SIGUSR1's
 too under MPI, where `hpcflow.parallel.comm` puts it back in place of MPICH's handler) would turn the finished run's
 status 0 into 143 / 138, under mpiexec into the bare signal number with the launcher's banner, and Slurm would record
 the job as failed. Nothing is said: the run has said what it wrote, and it ends as it would have a moment later.
@@ -394,10 +396,23 @@ def _after_the_result(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def finished() -> None:
     """The command's result is final (its work done, its status decided): SIGTERM and SIGUSR1 are ignored from here to
-    the process's end, over any handler, as a request would only change a finished run's exit status (main thread)."""
+    the process's end, over any handler, as a request would only change a finished run's exit status (main thread).
+    So is Ctrl-C, which would turn it into 130 (a KeyboardInterrupt while summary.json is written) or end the process
+    by SIGINT itself (one raised after the command returned, in the interpreter's exit): after a stop the run ends with
+    its 4 and its line, as after a repeated SIGTERM. A SIGINT ignored from the start stays ignored; an in-process
+    command gives the caller its Ctrl-C back (`interrupts_again`)."""
     if threading.current_thread() is threading.main_thread():
         for sig in ENDING:
             _ignore_until_exit(sig)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            _ignore_until_exit(signal.SIGINT)
+
+
+def interrupts_again(handler) -> None:
+    """SIGINT back to `handler` (the one before the command) where `finished` left it ignored: a caller that ran a
+    command in its own process (`hpcflow.cli.main(argv)`) keeps its Ctrl-C (main thread)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is _after_the_result:
+        signal.signal(signal.SIGINT, signal.default_int_handler if handler is None else handler)
 
 
 def _ignore_until_exit(sig: int) -> None:
@@ -413,7 +428,7 @@ def _ignored_at_exit() -> None:
     back in place of a handler, before the C-level exit functions (mpi4py's MPI_Finalize, which waits for the other
     ranks)."""
     if threading.current_thread() is threading.main_thread():
-        for sig in ENDING:
+        for sig in (*ENDING, signal.SIGINT):
             if signal.getsignal(sig) is _after_the_result:
                 signal.signal(sig, signal.SIG_IGN)
 

@@ -56,13 +56,14 @@ def _stop_signal_dispositions():
     """A test that stops a run in-process leaves SIGTERM/SIGUSR1 ignored (hpcflow.stop_signals), and children
     inherit SIG_IGN; one that stops it by Ctrl-C may leave SIGINT to a stop request's handler: give every test the
     dispositions the test before it started with. A command that finished in-process (in a fixture of module or wider
-    scope, which runs before this) leaves SIGTERM/SIGUSR1 to `stop_signals.finished`'s handler for the rest of
-    the process, as a finished command should: each test starts from the default action instead."""
+    scope, which runs before this) leaves SIGTERM/SIGUSR1 (and SIGINT, unless called through `hpcflow.cli.main`) to
+    `stop_signals.finished`'s handler for the rest of the process, as a finished command should: each test starts
+    from the default action instead."""
     from hpcflow import stop_signals
 
-    for sig in stop_signals.ENDING:
+    for sig in (*stop_signals.ENDING, signal.SIGINT):
         if signal.getsignal(sig) is stop_signals._after_the_result:
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
     yield
     for sig, handler in saved.items():

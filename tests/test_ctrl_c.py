@@ -214,6 +214,40 @@ def test_a_second_ctrl_c_while_stopping_ends_in_one_line_with_130_and_keeps_the_
     monkeypatch.setenv("HPCFLOW_THREADS", ENV["HPCFLOW_THREADS"])
     assert main(["run", str(job), "--out", str(out), "--resume", "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # an in-process caller keeps its Ctrl-C
+
+
+@pytest.mark.parametrize("when", ["summary", "exit"])
+def test_a_ctrl_c_once_the_stop_is_complete_leaves_its_status_4(tmp_path, when):
+    """A second SIGINT once the stop's checkpoint is written and its status decided, while summary.json is being
+    written or once the command has returned (a real SIGINT from here, sent after the stop line is out), changes
+    nothing: exit 4, the stop line alone, summary.json "preempted", the checkpoint of the step it stopped at."""
+    job = tmp_path / "job.toml"
+    job.write_text(FLOW.replace(f"every = {STEPS}", "every = 2").replace(f"steps = {STEPS}", "steps = 8"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, DRIVER, "5", when, "run", str(job), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True, preexec_fn=_ctrl_c_default)
+    try:
+        lines = []
+        if when == "exit":
+            lines = [proc.stderr.readline() for _ in range(2)]  # the stop line, then the driver's "returned"
+            assert lines[1] == "returned\n", lines
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = "".join(lines[:1]) + err
+    assert proc.returncode == 4, (proc.returncode, err)
+    assert re.fullmatch(r"hpcflow run: stopped: signal received: checkpoint of step 5 written to \S+; continue with: "
+                        r".* --resume\n", err), err
+    with h5py.File(out / "checkpoint.h5") as f:
+        assert f.attrs["step"] == 5 and f.attrs["status"] == "preempted"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["checkpoint_step"] == 5
+    assert not _debris(out)
 
 
 def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_uninterrupted_run(tmp_path,

@@ -101,13 +101,19 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     goes away (`table1.py ... | head -1`) ends neither early nor with a traceback. A write the file system refuses
     (WriteFailed), Ctrl-C and SIGTERM/SIGUSR1 end it as they end `hpcflow report`: one line, status 5, 130 or 128 +
     the signal, and an --out it created removed (`owned.write_owned`)."""
-    from hpcflow.stop_signals import interrupted, interrupts_end_the_job, kept
+    import signal
 
+    from hpcflow.stop_signals import interrupted, interrupts_again, interrupts_end_the_job, kept
+
+    ctrl_c = signal.getsignal(signal.SIGINT)
     try:
         with kept(), interrupts_end_the_job(name):
             return _main(name, argv, description=description)
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         return interrupted(name, exc)
+    finally:
+        if argv is not None:  # an in-process call: the caller's Ctrl-C back (`stop_signals.finished` ignores it)
+            interrupts_again(ctrl_c)
 
 
 def _main(name: str, argv, *, description: str) -> int:
