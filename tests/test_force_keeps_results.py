@@ -85,6 +85,27 @@ def test_files_a_killed_forced_run_set_aside_are_named_kept_and_then_removed(tmp
     assert set(_files(out)) == set(before) and replaced.leftovers(str(out)) == []
 
 
+def test_a_forced_run_names_the_files_a_killed_forced_run_set_aside_before_it_replaces_them(tmp_path, capsys):
+    """--force over an earlier run's files that a killed --force run set aside: one warning line naming the folder,
+    before any work (ahead of a refusal by the data, which puts it back), then the folder is removed with the rest
+    once the run has written its own; it was removed without a word."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    assert _run(job, out) == 0
+    aside = replaced.set_aside(str(out))  # what a --force run killed before it ended leaves
+    capsys.readouterr()
+    assert _run(job, out, "--force", "--set", ONE_CLUSTER) == 2  # refused by its data, after the points
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and aside in lines[0] and "warning" in lines[0] and "birch_threshold" in lines[1], lines
+    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]
+    assert _run(job, out, "--force") == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and aside in lines[0] and "removed" in lines[0], lines
+    assert replaced.leftovers(str(out)) == []
+    assert _run(job, out, "--force") == 0  # nothing set aside by a killed run: nothing said
+    assert capsys.readouterr().err == ""
+
+
 def _killed_force_run(tmp_path, job, out):
     """`out` as a --force run killed after its first checkpoint leaves it: the earlier run's files set aside, the
     killed run's checkpoint.h5 and job.toml (a run into another directory, its summary.json removed) beside them."""

@@ -8,9 +8,10 @@ run wrote under a run file's name removed first), so DIR is as it was; once it e
 A SIGTERM or SIGUSR1 before the run wrote a file of its own (and before its own stop
 handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, node
 failure, an MPI Abort) leaves them there, never lost: a plain run is refused
-naming the directory before anything else (`output.check_outdir`), the next --force sets it aside inside its own
-(put back with it), and a --resume of the killed run keeps it, saying so on stderr (`kept_on_resume`): only the user
-removes an earlier run's files that no --force run replaced in the end.
+naming the directory before anything else (`output.check_outdir`), the next --force says on stderr that it replaces
+them too (`replaced_too`) and sets the directory aside inside its own (put back with it, removed with it), and a
+--resume of the killed run keeps it, saying so on stderr (`kept_on_resume`): only the user removes an earlier run's
+files that no --force run replaced in the end.
 """
 
 from __future__ import annotations
@@ -132,15 +133,35 @@ def kept_on_resume(path, *, done: bool = False) -> None:
     """Rank 0 of a --resume: a warning on stderr naming the set-aside folders in `path` that a killed --force run
     left (an earlier run's files), which the resume keeps, and what to do with them; `done`: a --resume with nothing
     to do, which continues nothing."""
-    left = leftovers(path)
-    if left:
-        aside = os.path.join(path, left[0])
-        more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+    named = _named_leftovers(path)
+    if named:
+        aside, more = named
         kept = ("this --resume has nothing to add to that run and keeps them" if done else
                 "--resume continues that killed run and keeps them")
         print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
               f"killed; {kept}: to keep the earlier run instead, move its files back into {path} in place of this "
               f"run's; to drop them, remove {aside}", file=sys.stderr, flush=True)
+
+
+def _named_leftovers(path) -> tuple | None:
+    """(the first set-aside folder in `path`, " (and N more such folders)" or ""), or None where there is none."""
+    left = leftovers(path)
+    if not left:
+        return None
+    return os.path.join(path, left[0]), f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+
+
+def replaced_too(path) -> None:
+    """Rank 0 of a --force run, before it sets anything aside: a warning on stderr naming the set-aside folders a
+    killed --force run left in `path` (an earlier run's files), which this run replaces with the rest: set aside with
+    them, removed once it has written its own, put back if it is refused before."""
+    named = _named_leftovers(path)
+    if named:
+        aside, more = named
+        print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
+              "killed; this --force run replaces them too: they are removed once it has written its own files (put "
+              f"back if it is refused before); to keep them, move them out of {path} before running with --force",
+              file=sys.stderr, flush=True)
 
 
 #: stop requests whose default action ends the process without Python's clean-up (SIGINT raises KeyboardInterrupt)
@@ -181,6 +202,8 @@ def _prepare(path: str, force: bool) -> str | None:
     from hpcflow.jobs.output import make_outdir, remove_debris
 
     make_outdir(path)
+    if force:
+        replaced_too(path)
     aside = set_aside(path) if force else None
     remove_debris(path)
     return aside
