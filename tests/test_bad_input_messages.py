@@ -240,3 +240,24 @@ def test_a_set_value_of_two_values_is_said_so_not_a_string_to_quote(raw, first):
     assert fix == first
     if first != "true":
         registry.load(QUICKSTART, [f"flow.dt={fix}"], memory_check=False)
+
+
+def _set_refused(*sets: str, job=QUICKSTART) -> str:
+    """The one-line refusal of `job` with the --set values `sets` (registry.load, as every command loads a job)."""
+    with pytest.raises(ConfigError) as exc:
+        registry.load(job, list(sets), memory_check=False)
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("chart", ["[-1,0]", "[0,-3]", "[0,5]"])
+def test_a_chart_index_out_of_range_names_the_range_of_the_jobs_projective_space(chart):
+    """The quintic lives in P^4: a chart's indices lie in [0, 4], a negative one as a too large one (the negative
+    case said "must lie in [0, 17]", the bound of every dimension)."""
+    msg = _set_refused(f"geometry.chart={chart}")
+    assert "[geometry].chart" in msg and "[0, 4]" in msg and "P^4" in msg and "17" not in msg, msg
+    assert msg.endswith(f"(from --set geometry.chart={chart})"), msg
+    msg = _set_refused("geometry.dim=2", f"geometry.chart={chart}")  # the cubic threefold's P^3
+    assert "[0, 3]" in msg and "P^3" in msg, msg
+

@@ -18,7 +18,7 @@ from hpcflow.errors import ConfigError
 from hpcflow.cluster.quality import MIN_SAMPLE
 from hpcflow.experiments.common import file_attrs
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
-                                 zero_or_at_least)
+                                 projective_coordinates, zero_or_at_least)
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -39,7 +39,7 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "n_points": Field(int, 1000, lo=2, hi=20000, help="points clustered (<= 20000: full method)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="sampling seed"),
-        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                        help="[I, J] to sample one chart; omit for all"),
     },
     "clustering": {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError, NumericalStop
-from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, at_least, chart_pair, zero_or_at_least
+from hpcflow.jobs.schema import (MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, at_least, chart_pair,
+                                 projective_coordinates, zero_or_at_least)
 
 
 #: fewest points a sigma (eq. B.11) means anything for: kappa is the weighted mean of eta over the same points,
@@ -20,7 +21,7 @@ none_or_enough_points = zero_or_at_least(MIN_POINTS, "no test points", _ONE_POIN
 #: [geometry]: the manifold and the train/test point sets (one chart, the paper's choice, sec. 3.1)
 GEOMETRY_SECTION = {
     **MANIFOLD_FIELDS,
-    "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+    "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
     "n_train": Field(int, 1000, lo=0, check=enough_points, help="number of train points"),
     "n_test": Field(int, 1000, lo=0, check=none_or_enough_points, help="number of test points (0 = none)"),

@@ -28,7 +28,7 @@ from hpcflow.arguments import api_integer, api_keys
 from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
-                                 refuse_inapplicable, zero_or_at_least)
+                                 projective_coordinates, refuse_inapplicable, zero_or_at_least)
 
 
 def _sizes(v):
@@ -42,7 +42,7 @@ SCHEMA = {
     "job": JOB_SECTION,
     "geometry": {
         **MANIFOLD_FIELDS,
-        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1,
+        "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                        help="[I, J]: sample inside this one chart only, as the paper does (default: all charts)"),
     },
     "scaling": {

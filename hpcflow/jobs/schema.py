@@ -26,7 +26,8 @@ from hpcflow.jobs.toml_out import key as toml_key
 
 __all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
-           "load_job", "non_negative", "parse_override", "positive", "read_toml", "refuse_inapplicable", "shown",
+           "load_job", "non_negative", "parse_override", "positive", "projective_coordinates", "read_toml",
+           "refuse_inapplicable", "shown",
            "validate", "validate_field", "with_defaults", "zero_or_at_least"]
 
 
@@ -58,8 +59,9 @@ class Field:
     `type` may be a type or a tuple of types; int values are accepted for float fields (TOML `1` vs `1.0`)
     and converted; floats must be finite. `items` gives the element type of a list. A default of None makes the
     key optional with no value. `lo`/`hi` bound a number (or every element of a list of numbers), inclusive
-    unless `lo_open`; every int is bounded to [-INT_LIMIT, INT_LIMIT] in any case. `max_len` bounds a list's
-    length. `check(value)` returns an error string (or False) for an impossible value, or None/True when fine.
+    unless `lo_open`; every int is bounded to [-INT_LIMIT, INT_LIMIT] in any case; `within` narrows them by the
+    section's other keys. `max_len` bounds a list's length. `check(value)` returns an error string (or False) for an
+    impossible value, or None/True when fine.
     """
 
     type: Any
@@ -72,6 +74,9 @@ class Field:
     hi: float | None = None
     lo_open: bool = False  # lo itself is excluded (e.g. a learning rate > 0)
     max_len: int = MAX_LIST
+    #: (lo, hi, where) that a number must lie in given the section's keys validated before this one (a chart's
+    #: indices on the section's P^n: `projective_coordinates`), within lo/hi; said as "must lie in [lo, hi] where"
+    within: Callable[[dict], tuple] | None = None
 
     @property
     def required(self) -> bool:
@@ -158,8 +163,16 @@ def _stricter(field: Field, value) -> str | None:
     return verdict if isinstance(verdict, str) else None
 
 
-def validate_field(where: str, value, field: Field):
-    """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix."""
+def _within_error(v, bounds) -> str | None:
+    """Why the number v lies outside `Field.within`'s (lo, hi, where), or None (also where there are none)."""
+    if bounds is None or not isinstance(v, (int, float)) or isinstance(v, bool) or bounds[0] <= v <= bounds[1]:
+        return None
+    return f"must lie in [{bounds[0]}, {bounds[1]}] {bounds[2]}"
+
+
+def validate_field(where: str, value, field: Field, *, section: dict | None = None):
+    """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix; `section`:
+    the section's keys validated before this one, for `Field.within`."""
     try:
         value = _coerce(value, field.type)
     except _NotFinite as exc:
@@ -185,8 +198,9 @@ def validate_field(where: str, value, field: Field):
                 raise ConfigError(f"{where} = {shown(value)} must be a list whose elements are each "
                                   f"{_type_name(field.items)}; fix its elements") from None
         value = coerced
+    bounds = field.within(section) if field.within is not None and section is not None else None
     for v in value if isinstance(value, list) else [value]:
-        reason = _range_error(v, field)
+        reason = _within_error(v, bounds) or _range_error(v, field)
         stricter = reason and not isinstance(value, list) and field.check is not None and _stricter(field, value)
         if stricter:  # n_train = -5: "must be >= 2 (...)", as for 1, not "must lie in [0, ...]"
             raise ConfigError(f"{where} = {shown(value)} {stricter}{hint}; change it")
@@ -239,7 +253,7 @@ def validate(data: dict, schema: dict, *, source: str = "job", also: tuple = ())
             if key in table and _unsets(table[key], field):
                 values[key] = None
             elif key in table:
-                values[key] = validate_field(where, table[key], field)
+                values[key] = validate_field(where, table[key], field, section=values)
             elif field.required:
                 raise ConfigError(f"{where} is required but missing; add it to the job file")
             else:
@@ -438,6 +452,13 @@ def zero_or_at_least(lo, zero: str, why: str):
 
 def in_range(lo, hi):
     return lambda v: None if lo <= v <= hi else f"must lie in [{lo}, {hi}]"
+
+
+def projective_coordinates(section: dict) -> tuple:
+    """`Field.within` of a chart [I, J] in a section of MANIFOLD_FIELDS: the homogeneous coordinates 0..n of its
+    P^n, n = dim + 1."""
+    n = section["dim"] + 1
+    return 0, n, f"on P^{n}"
 
 
 def chart_pair(v):
