@@ -261,3 +261,33 @@ def test_a_chart_index_out_of_range_names_the_range_of_the_jobs_projective_space
     msg = _set_refused("geometry.dim=2", f"geometry.chart={chart}")  # the cubic threefold's P^3
     assert "[0, 3]" in msg and "P^3" in msg, msg
 
+
+def test_a_cross_check_of_a_set_key_says_which_set_it_came_from():
+    """n_train = 2 below the job's 4 clusters: the refusal names the --set that made it, as every other one does."""
+    msg = _set_refused("geometry.n_train=2")
+    assert "[clustering].n_clusters = 4" in msg and "[geometry].n_train = 2" in msg, msg
+    assert msg.endswith("(from --set geometry.n_train=2)"), msg
+
+
+def test_a_kind_changed_by_set_says_the_files_keys_belong_to_its_own_kind():
+    """--set job.kind=nn on a flow job: the first key of the flow's that a network job does not take is refused,
+    and the line says the kind changed and what to do (it said only "[geometry].n_test is an unknown key")."""
+    msg = _set_refused("job.kind=nn")
+    assert "[geometry].n_test is an unknown key" in msg and "'flow' job" in msg and "[job].kind = 'nn'" in msg, msg
+    assert "job file of kind 'nn'" in msg and msg.endswith("(from --set job.kind=nn)"), msg
+    msg = _set_refused("geometry.n_tset=5")  # a kind unchanged: no such words
+    assert "[job].kind" not in msg, msg
+
+
+@pytest.mark.parametrize("name, takes", [("delta", "no keys"), ("relu_ntk", "w_std (required), b_std (required)")])
+def test_a_kernel_changed_by_set_names_every_key_it_does_not_take_in_one_line(name, takes):
+    """The quickstart's Gaussian kernel switched to another (its required keys given): width, form and normalize are
+    named together, with the --set values that unset them, which then load (it named only form: three tries)."""
+    sets = [f"kernel.name={name}", *(["kernel.w_std=1.0", "kernel.b_std=1.0"] if name == "relu_ntk" else [])]
+    msg = _set_refused(*sets)
+    for key in ("width", "form", "normalize"):
+        assert f"[kernel].{key}" in msg and f"--set kernel.{key}=none" in msg, msg
+    assert takes in msg and msg.endswith(f"(from --set kernel.name={name})"), msg
+    unset = re.search(r"\(or (--set .*?)\)", msg).group(1).split()[1::2]
+    _, cfg = registry.load(QUICKSTART, [*sets, *unset], memory_check=False)
+    assert cfg["kernel"]["name"] == name

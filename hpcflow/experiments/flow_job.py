@@ -105,9 +105,14 @@ def check_kernel(kcfg: dict, source: str):
     for key in required:
         if key not in given:
             raise ConfigError(f"{source}: [kernel].{key} is required for name = {name!r}; add it")
-    for key in sorted(given - set(required) - set(optional)):
-        raise ConfigError(f"{source}: [kernel].{key} does not apply to name = {name!r}; remove it (or "
-                          f"--set kernel.{key}=none)")
+    foreign = sorted(given - set(required) - set(optional))
+    if foreign:  # every one in one line: a job switched to another kernel (--set kernel.name) has several
+        keys = ", ".join(f"[kernel].{key}" for key in foreign)
+        takes = ", ".join([*(f"{key} (required)" for key in required), *optional]) or "no keys"
+        unset = " ".join(f"--set kernel.{key}=none" for key in foreign)
+        raise ConfigError(f"{source}: {keys} {'does' if len(foreign) == 1 else 'do'} not apply to [kernel].name = "
+                          f"{name!r}, which takes {takes}; remove {'it' if len(foreign) == 1 else 'them'} (or "
+                          f"{unset})")
     try:
         return make_kernel(name, **kernel_params(kcfg))
     except ValueError as exc:
@@ -123,8 +128,8 @@ def check(cfg: dict, source: str) -> None:
     # batch_size, merge and seed belong to method "batched" and are ignored by "full" and "birch" (deterministic, all
     # points at once), not refused: a study may search the method beside them, and checkpoints and DIR/job.toml keep them
     if cl["n_clusters"] > n:
-        raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train; "
-                          "lower it")
+        raise ConfigError(f"{source}: [clustering].n_clusters = {cl['n_clusters']} exceeds [geometry].n_train = {n}; "
+                          "lower n_clusters or raise n_train")
     from hpcflow.cluster import check_settings
 
     try:

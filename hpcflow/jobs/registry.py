@@ -10,6 +10,7 @@ only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECT
 from __future__ import annotations
 
 import importlib
+import re
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, shown, validate
@@ -82,9 +83,8 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
     except ConfigError as exc:
         for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
             section, _, key = text.split("=", 1)[0].strip().partition(".")
-            name = f"[{section}].{key}"
-            if key and (f"{name} " in str(exc) or str(exc).rstrip().endswith(name)
-                        or f"unknown section [{section}];" in str(exc)):
+            named = re.search(re.escape(f"[{section}].{key}") + r"(?!\w)", str(exc))  # as a whole key name
+            if key and (named or f"unknown section [{section}];" in str(exc)):
                 raise ConfigError(f"{exc} (from --set {text})") from None
         raise
 
@@ -96,7 +96,8 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
     check_environment()
     refuse_unusable()  # HPCFLOW_BACKEND=cupy without a usable GPU, before any work (not under --check)
     source = str(path)
-    data = apply_overrides(read_toml(path), overrides, source=source)
+    written = read_toml(path)
+    data = apply_overrides(written, overrides, source=source)
     kind = job_kind(data, source=source)
     module = job_module(kind, source=source)
     extras = {}
@@ -106,14 +107,28 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
                 raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
             extras[section] = importlib.import_module(modname).validate_section(
                 data.pop(section), module.SCHEMA, source=source, kind=kind)
-    cfg = validate(data, module.SCHEMA, source=source,
-                   also=tuple(s for s, (_, kinds) in EXTRA_SECTIONS.items() if kind in kinds))
+    try:
+        cfg = validate(data, module.SCHEMA, source=source,
+                       also=tuple(s for s, (_, kinds) in EXTRA_SECTIONS.items() if kind in kinds))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{_other_kind(written, kind)}") from None
     check_manifold(cfg, source)
     check = getattr(module, "check", None)  # optional cross-field checks, still before any work
     if check is not None:
         check(cfg, source)
     validate_job(cfg, source=source, ranks=ranks, memory_check=memory_check)
     return module, cfg, extras
+
+
+def _other_kind(written: dict, kind: str) -> str:
+    """Where --set job.kind gave the job another kind than its file's: what a refusal of its sections then means
+    (the file's keys are its own kind's), else ""."""
+    table = written.get("job")
+    own = table.get("kind") if isinstance(table, dict) else None
+    if not isinstance(own, str) or own == kind:
+        return ""
+    return (f"; the file is a {own!r} job and [job].kind = {kind!r} takes other sections and keys: start from a job "
+            f"file of kind {kind!r} (see jobs/), or drop that change")
 
 
 def validate_job(cfg: dict, *, source: str = "job", ranks: int = 1, memory_check: bool = True):
