@@ -888,11 +888,12 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
         return est
     limit, where = memory_limit(ranks=ranks, per_node=per_node)
     if est.bytes > limit:
-        big = est.largest()
+        big, kind = est.largest(), kind or cfg["job"]["kind"]
         local = local_ranks(ranks) if per_node is None else per_node
+        sizes = nn_part_keys(cfg, big) if kind == "nn" else NN_SIZES
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
-                          f"({where}); {_memory_advice(kind or cfg['job']['kind'], local)}, or pass "
+                          f"({where}); {_memory_advice(kind, local, sizes)}, or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
     space = run_address_space(est, cfg, kind) if per_node is None else None  # (submit: another process runs it)
     if space is not None and space[0] > space[1]:
@@ -965,12 +966,40 @@ def _kib(n: float) -> int:
 #: what shrinks a network job's estimate (`estimate_nn`), which every rank holds whole at any rank count: the points
 #: (its sampling and tensors are counted for all of them), the network and its activations
 NN_SIZES = "[geometry].n_train / n_val, [model].width / depth or [training].batch_size"
+#: the keys that size each part of `estimate_nn` (by its label; "sample ..." parts by their prefix), named in full in
+#: a refusal whose largest part it is, so that the --set a refusal cites (`hpcflow.jobs.registry.load_with_extras`)
+#: is one that sized it; the NTK part is `nn_part_keys`'s own
+NN_PART_KEYS = {
+    "sample": "[geometry].n_train / [geometry].n_val",
+    "tensors": "[geometry].n_train / [geometry].n_val",
+    "network": "[model].width / [model].depth",
+    "activations": "[training].batch_size, [model].width / [model].depth or [geometry].n_train / [geometry].n_val "
+                   "(the rows evaluated at once)",
+    "width sweep network": "[width_sweep].widths (its widest network), [width_sweep].n_train or "
+                           "[width_sweep].epochs (an NTK kept per epoch)",
+    "NTK kernel flow": "[kernel_flow].n_train / [kernel_flow].n_test or [kernel_flow].tile",
+}
 
 
-def _memory_advice(kind: str, local: int) -> str:
+def nn_part_keys(cfg: dict, part: str) -> str:
+    """The keys of network job `cfg` that size its estimate's `part` (`estimate_nn`), as a refusal names them; the
+    generic NN_SIZES for a part no key shrinks (the interpreter with torch, the compiled loss). The NTK: the tracker
+    keeps Θ (9, 9, N, N) float64 on its N = n_train_points + n_test_points points for epoch 0 and every epoch
+    (`_ntk_held`), so the points (squared) and [training].epochs size it, and the "jacobian" method's per-point
+    Jacobians beside them (`_ntk_bytes`)."""
+    if part == "NTK":
+        method = ', set [ntk].method = "layerwise" (no per-point Jacobians)' if cfg["ntk"]["method"] == "jacobian" \
+            else ""
+        return ("[ntk].n_train_points / [ntk].n_test_points (Θ grows as the square of their sum) or [training].epochs "
+                f"(a Θ is kept for epoch 0 and every epoch){method}, or set [ntk].enabled = false")
+    return NN_PART_KEYS.get(part.split(" ")[0] if part.startswith("sample ") else part, NN_SIZES)
+
+
+def _memory_advice(kind: str, local: int, sizes: str = NN_SIZES) -> str:
     """How a refused job of `kind` with `local` ranks on a node fits: a network job's estimate does not shrink with
     more ranks (`estimate_nn`: data parallel, each rank counted with the whole network and points), so only fewer
-    ranks per node (the same ranks over more nodes) raise its limit, or smaller sizes lower it."""
+    ranks per node (the same ranks over more nodes) raise its limit, or smaller `sizes` (the keys of its largest
+    part: `nn_part_keys`) lower it."""
     if kind == "sample":
         why = "rank 0 gathers all the points beside its own share"
         fix = "sample fewer points per file (a smaller --n; several files with different --seed) or ask for more memory"
@@ -988,8 +1017,8 @@ def _memory_advice(kind: str, local: int) -> str:
     if kind != "nn":
         return "reduce the sizes, use more nodes"
     if local > 1:
-        return f"put fewer of its {local} ranks on each node (the same ranks over more nodes), or reduce {NN_SIZES}"
-    return f"reduce {NN_SIZES} (more ranks or nodes do not lower a network job's estimate per rank)"
+        return f"put fewer of its {local} ranks on each node (the same ranks over more nodes), or reduce {sizes}"
+    return f"reduce {sizes} (more ranks or nodes do not lower a network job's estimate per rank)"
 
 
 def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:

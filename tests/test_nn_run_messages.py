@@ -80,6 +80,45 @@ def test_the_refusal_of_a_too_big_network_job_says_it_on_the_command_line(job, t
     assert not out.exists()
 
 
+#: 200 NTK points over 50 epochs: the tracker's Θ (9, 9, 200, 200) float64 of every epoch is the job's largest part
+NTK_JOB = NN_POINTS + SMALL_NET + """[training]
+epochs = 50
+batch_size = 100
+threads = 1
+[ntk]
+n_train_points = 100
+n_test_points = 100
+"""
+
+
+def test_a_refusal_whose_largest_part_is_the_ntk_names_the_ntk_keys_and_no_unrelated_set(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """The NTK part is sized by its points and [training].epochs (a Θ of 9 x 9 x N x N float64 kept for epoch 0 and
+    each epoch, so one more epoch adds at least that much), not by the batch or the network: the refusal names those
+    keys, and an unrelated --set training.batch_size is not cited as its cause (it was, as the advice named
+    [training].batch_size whatever the largest part); a --set of training.epochs is."""
+    for var in NODE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    job = tmp_path / "ntk.toml"
+    job.write_text(NTK_JOB)
+    cfg = _cfg(job)
+    theta = 9 * 9 * 200**2 * 8
+    more = resources.estimate({**cfg, "training": {**cfg["training"], "epochs": 51}})
+    assert more.parts["NTK"] - resources.estimate(cfg).parts["NTK"] >= theta
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "2000")  # the NTK's 51 epochs do not fit, the rest does
+    out = tmp_path / "out"
+    assert main(["nn", str(job), "--out", str(out), "--set", "training.batch_size=50"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "(largest part: NTK " in err, err
+    for key in ("[ntk].n_train_points", "[ntk].n_test_points", "[training].epochs"):
+        assert key in err, (key, err)
+    assert "batch_size" not in err and "[model]" not in err and "from --set" not in err, err
+    assert main(["nn", str(job), "--out", str(out), "--set", "training.epochs=60", "--set",
+                 "training.batch_size=50"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("(from --set training.epochs=60)")
+    assert not out.exists()
+
+
 def _lines(text: str) -> list:
     return text.splitlines()
 
