@@ -158,6 +158,27 @@ def test_learning_rates_that_overflow_are_refused(tmp_path):
     _refused(tmp_path, "nn_smoke.toml", "training.lr=1e300", words=["[training].lr"])
 
 
+def _log10_of(text: str) -> float:
+    """log10 of a number as a message prints it, also beyond a float's range ("3e+597")."""
+    mantissa, _, exponent = text.lower().partition("e")
+    return math.log10(float(mantissa)) + (int(exponent) if exponent else 0)
+
+
+def test_a_learning_rate_out_of_range_is_said_as_a_number_and_the_set_that_made_it_is_cited(tmp_path):
+    """lr(width=1) = 1.0 * (64/1)^10 = 64^10 ~ 1.15e18 and 3e-3 * (1e6)^100 = 3e597 are printed as numbers (they were
+    "exp(41.59)" and "exp(1375)"), and the sweep's refusal names [width_sweep].lr_exponent in full, so that its --set
+    is cited, as for other keys; the other --set values of the line are not."""
+    msg = _refused(tmp_path, "nn_smoke.toml", "width_sweep.lr_exponent=10", "width_sweep.widths=[1,64]",
+                   "width_sweep.width_ref=64", "width_sweep.lr=1.0", words=["lr(width=1)"])
+    said = msg.split(" lies outside")[0].rsplit("= ", 1)[1]
+    assert "exp(" not in msg and math.isclose(float(said), 64**10, rel_tol=1e-3), msg
+    assert msg.endswith("[width_sweep].lr_exponent (from --set width_sweep.lr_exponent=10)"), msg
+    msg = _refused(tmp_path, "nn_smoke.toml", "training.lr_decay=1e6", "training.epochs=100",
+                   words=["[training].lr_decay"])
+    said = msg.split("takes the learning rate to ")[1].split(",")[0]
+    assert "exp(" not in msg and math.isclose(_log10_of(said), math.log10(3e-3) + 600, abs_tol=1e-3), msg
+
+
 def test_switched_off_sections_are_not_cross_checked(tmp_path):
     """A disabled width sweep / kernel flow / NTK / clustering whose sizes exceed the points is accepted;
     switched on, the same sizes are refused."""

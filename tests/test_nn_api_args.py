@@ -235,7 +235,7 @@ def test_the_learning_rate_rules_load_without_torch():
 SWEEP_REFUSALS = {
     "no NTK points": (dict(ntk_train=None, ntk_test=None), TypeError, ["ntk_train is None", "train_data[:10]"]),
     "lr(width) below 1e-300": (dict(widths=[4, 32], lr_exponent=1000.0), ValueError,
-                               ["width_sweep: lr(width=32)", "lower |lr_exponent|"]),
+                               ["width_sweep: lr(width=32)", "lower the magnitude of lr_exponent"]),
     "lr(width) overflows": (dict(widths=[4, 1], lr_exponent=1000.0), ValueError, ["width_sweep: lr(width=1)"]),
     "lr_min above lr(width)": (dict(widths=[4, 400], cfg=TrainConfig(epochs=1, batch_size=20, lr=1e-3,
                                                                      lr_schedule="cosine", lr_min=1e-4)),

@@ -176,7 +176,7 @@ def _check_schedule(cfg: dict, source: str) -> None:
     if fault is not None:
         raise ConfigError(f"{source}: [training].{' '.join(fault)}")
     sweep = {**tr, "lr": tr["lr"] if ws["lr"] is None else ws["lr"], "epochs": ws["epochs"]}  # its TrainConfig's
-    fault = sweep_fault(sweep, ws["widths"], ws["width_ref"], ws["lr_exponent"])
+    fault = sweep_fault(sweep, ws["widths"], ws["width_ref"], ws["lr_exponent"], exponent="[width_sweep].lr_exponent")
     if fault is not None:
         raise ConfigError(f"{source}: [width_sweep] (trained with the [training] schedule) {fault}")
 

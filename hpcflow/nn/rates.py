@@ -33,6 +33,18 @@ def in_range(log_lr: float) -> bool:
     return math.log(LR_MIN) <= log_lr <= math.log(LR_MAX)
 
 
+def rate_text(log_lr: float) -> str:
+    """The learning rate exp(log_lr) as a number in a message ("1.153e+18"), also where it is beyond a float's range
+    ("2.5e+434": the rules judge rates in logs, so such a rate is said, not overflowed)."""
+    if abs(log_lr) < 700:
+        return f"{math.exp(log_lr):.4g}"
+    exponent = math.floor(log_lr / math.log(10))
+    mantissa = round(math.exp(log_lr - exponent * math.log(10)), 3)
+    if mantissa >= 10:  # (rounded up to the next power of ten)
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.4g}e{exponent:+03d}"
+
+
 def schedule_fault(tr: dict) -> tuple[str, str] | None:
     """(key, why and the fix) for the first schedule rule the checked values `tr` (epochs, lr, lr_schedule,
     lr_decay, lr_min, lr_warmup) break, or None: lr_min above lr, a warmup longer than the run, an exponential
@@ -46,23 +58,26 @@ def schedule_fault(tr: dict) -> tuple[str, str] | None:
         last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
         if not in_range(last):
             return "lr_decay", (f"= {tr['lr_decay']!r} over {tr['epochs']} epochs takes the learning rate to "
-                                f"exp({last:.4g}), outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1")
+                                f"{rate_text(last)}, outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1")
     return None
 
 
-def sweep_fault(tr: dict, widths, width_ref: float, lr_exponent: float) -> str | None:
+def sweep_fault(tr: dict, widths, width_ref: float, lr_exponent: float, *, exponent: str = "lr_exponent"
+                ) -> str | None:
     """Why (and the fix) a width sweep's schedule, or its first width, cannot train, or None: its learning rate
     lr(width) = lr (width_ref/width)^lr_exponent outside [LR_MIN, LR_MAX] (judged in logs: no overflow), or its
     schedule (`schedule_fault` of `tr`, the sweep's checked values, with that lr) broken. Each layer prefixes its
-    section."""
+    section; `exponent` is lr_exponent's name in its fix (a job file's "[width_sweep].lr_exponent", whose --set
+    the refusal then cites)."""
     fault = schedule_fault(tr) if len(widths) else None  # no widths: nothing trains with it
     if fault is not None:
         return f"with lr = {tr['lr']!r} over {tr['epochs']} epochs: {' '.join(fault)}"
     for w in widths:
         log_lr = math.log(tr["lr"]) + lr_exponent * math.log(width_ref / w)
         if not in_range(log_lr):
-            return (f"lr(width={w}) = lr * (width_ref/width)^lr_exponent = exp({log_lr:.4g}) lies outside "
-                    f"[{LR_MIN:g}, {LR_MAX:g}]; lower |lr_exponent|")
+            return (f"lr(width={w}) = lr * (width_ref/width)^lr_exponent = {tr['lr']!r} * ({width_ref:g}/{w})^"
+                    f"{lr_exponent:g} = {rate_text(log_lr)} lies outside [{LR_MIN:g}, {LR_MAX:g}]; lower the "
+                    f"magnitude of {exponent}")
         lr = tr["lr"] * (width_ref / w) ** lr_exponent  # as the sweep computes it: in range, so finite
         fault = schedule_fault({**tr, "lr": lr})
         if fault is not None:
