@@ -66,6 +66,9 @@ def test_a_stop_request_in_the_last_step_finishes_the_run(job, capsys):
     err = capsys.readouterr().err
     assert status == 0, err[-2000:]
     assert "--resume" not in err and "signal received" not in err, err
+    said = [line for line in err.splitlines() if "stop request" in line]  # the request said once, as it is not honoured
+    assert len(said) == 1 and said[0].startswith("hpcflow nn: stop request after the last training step: nothing "
+                                                 "left to stop; writing the outputs (about "), err
     summary = read_summary(out)
     assert (summary["status"], summary["checkpoint_step"], summary["epochs"]) == ("finished", EPOCHS, EPOCHS)
     _same_as_uninterrupted(job, out)

@@ -399,7 +399,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
             "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
             "the cores better")
-    with StopRequests(c) as stops:  # handled from here to the last output: a stop is honoured, never fatal
+    with StopRequests(c, prefix=log_prefix) as stops:  # handled from here to the last output: honoured, never fatal
         ctx = _prepare(cfg, c)
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
@@ -444,10 +444,13 @@ class StopRequests:
     Once the outputs are complete (`written`), a handler put back that would only end the process is one that ignores
     the request (`stop_signals.restore`'s final). A request the job ended normally after (received once only its
     outputs were left to write) is passed on to the SIGTERM handler it replaced where that is a stop request's
-    (`stop_signals.requests`: a tune worker's, which then stops before its next trial), as `requests` passes it on."""
+    (`stop_signals.requests`: a tune worker's, which then stops before its next trial), as `requests` passes it on.
+    Such a request is said in one line on stderr (rank 0, once per run: `outputs_left`), as the outputs (the NTK's
+    spectra) may take a while."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, *, prefix: str = LOG_PREFIX):
         self.comm, self.signalled, self.written, self._handlers = comm, False, False, {}
+        self.prefix, self.root, self.said, self._until = prefix, comm.Get_rank() == 0, False, None
 
     def __enter__(self):
         from hpcflow.stop_signals import install
@@ -470,6 +473,25 @@ class StopRequests:
 
     def _handler(self, signum, frame):  # noqa: ARG002 - signal handler signature
         self.signalled = True
+        if self._until is not None:
+            self._say()
+
+    def outputs_left(self, seconds: float) -> None:
+        """From here only the outputs are left to write (about `seconds` on rank 0): a request has nothing left to
+        stop. One that comes, or came since the training's last look at its flag, is said once (`_say`)."""
+        self._until = time.monotonic() + seconds
+        if self.signalled:
+            self._say()
+
+    def _say(self) -> None:
+        """One line on stderr (rank 0, once per run, not once the outputs are written): the request was received,
+        the run goes on writing its outputs for about the seconds left of `outputs_left`'s."""
+        if self.said or self.written or not self.root:
+            return
+        self.said = True
+        left = max(1, round(self._until - time.monotonic()))
+        print(f"{self.prefix} stop request after the last training step: nothing left to stop; writing the outputs "
+              f"(about {left} s)", file=sys.stderr, flush=True)
 
     def requested(self) -> bool:
         """Whether any rank got a stop request (collective: call on every rank at the same point)."""
@@ -512,6 +534,8 @@ def _step_stop(ctx, outdir, summary, where, *, last=False):
 
     def on_step(trainer):
         if last and trainer.at_last_step():
+            if ctx.get("stops") is not None:
+                ctx["stops"].outputs_left(0.0)
             return
         _stop_point(ctx, outdir, summary, f"{where}, after step {trainer.pos} of epoch {trainer.epoch + 1}")
 
@@ -704,6 +728,9 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     trainer.run()
     if stops is not None:  # one after the trainer's last look at its flag is honoured at the next stop point
         stops.signalled = stops.signalled or trainer.signalled
+        follows = cfg["width_sweep"]["widths"] or cfg["kernel_flow"]["enabled"]
+        if trainer.diverged is not None or trainer.stopped or not follows:  # only the outputs are left to write
+            stops.outputs_left(tracker.results_seconds() if tracker is not None else 0.0)
     if trainer.diverged is not None:
         last = trainer.last_finite
         if last is not None:

@@ -126,6 +126,25 @@ def train_test_spectrum(theta_tx: np.ndarray) -> np.ndarray:
     return ev[np.lexsort((ev.imag, ev.real))]
 
 
+#: rough seconds per n^3 of one eigenvalue solve of an n x n matrix on one thread (LAPACK through NumPy; measured on the
+#: NTKs of 200 + 200 points on 2 loaded cores: 1.0e-10 symmetric, 0.9e-9 general; random matrices 2-3 times slower),
+#: and per byte of the outputs written after them (nn.h5's blocks and the checkpoint restamped with every Θ: 730 MB in
+#: 4.5 s). More BLAS threads than free cores make the solves many times slower (40 s instead of 4.4 s there)
+EIGVALSH_SECONDS = 1.5e-10
+EIGVALS_SECONDS = 1.5e-9
+WRITE_SECONDS_PER_BYTE = 5e-9
+
+
+def results_seconds(n_train: int, n_test: int, epochs: int) -> float:
+    """Rough seconds that `NTKTracker.results` of `epochs` recorded NTKs (epoch 0 included) on n_train + n_test points
+    takes, and the writing of the outputs after it: per epoch the 81 symmetric n_train x n_train spectra, the full
+    one of order 9 n_train, the 81 general train x test ones where n_test = n_train, and Θ's float64 blocks twice
+    (nn.h5, checkpoint.pt)."""
+    n, m = n_train, n_test
+    per = EIGVALSH_SECONDS * (81 * n**3 + (9 * n) ** 3) + (81 * EIGVALS_SECONDS * n**3 if n == m else 0.0)
+    return epochs * (per + WRITE_SECONDS_PER_BYTE * 2 * 81 * 8.0 * (n + m) ** 2)
+
+
 class NTKTracker:
     """Records the empirical NTK on fixed train and test points at epoch 0 and after every epoch.
 
@@ -156,6 +175,10 @@ class NTKTracker:
     def truncate(self, epochs: int) -> None:
         """Keep epochs 0..epochs (after a divergence: up to the last finite epoch)."""
         self.theta, self.seconds = self.theta[:epochs + 1], self.seconds[:epochs + 1]
+
+    def results_seconds(self) -> float:
+        """Rough seconds of `results` and the writing of its blocks, with the epochs recorded so far."""
+        return results_seconds(self.n_train, len(self.x) - self.n_train, len(self.theta))
 
     def results(self) -> dict:
         """Arrays per epoch: NTK blocks, pooled/full spectra, Wasserstein distance, relative Frobenius change."""
