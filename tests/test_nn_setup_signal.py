@@ -53,6 +53,25 @@ def test_a_stop_signal_while_the_points_are_sampled_is_honoured_at_the_first_ste
     assert (out / "checkpoint.pt").is_file() and json.loads((out / "summary.json").read_text())["status"] == "preempted"
 
 
+def test_the_readme_says_what_a_stop_in_start_up_leaves_and_what_a_resume_then_says(tmp_path):
+    """A SIGTERM once --out's lock has made the directory (torch's import) removes it again, and a --resume then finds
+    no checkpoint.pt (exit 2): the README's network section says both, and the line and status (it promised only a
+    checkpoint at the next step boundary and exit status 4)."""
+    r, out = _run(tmp_path, 1, 0, "SIGTERM", "hpcflow.nn._torch:require_torch")
+    assert r.returncode == 143 and not out.exists(), (r.returncode, r.stderr)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(DRIVER))))
+    again = subprocess.run([sys.executable, "-m", "hpcflow", "nn", str(tmp_path / "job.toml"), "--out", str(out),
+                            "--resume"], capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 2 and f"{out}/checkpoint.pt does not exist" in again.stderr, again.stderr
+    with open(os.path.join(os.path.dirname(os.path.dirname(DRIVER)), os.pardir, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    section = " ".join(readme.split("\n## Finite networks")[1].split("\n## ")[0].split())
+    for words in ("`hpcflow nn: stopped by SIGTERM` (SIGUSR1), with status 143 (138)", "an --out it created is removed",
+                  "the checkpoint under `--resume`", "its checkpoint.pt does not exist, exit 2",
+                  "honoured after the first step (checkpoint \"after epoch 0 + 1 batches\", exit 4)"):
+        assert words in section, words
+
+
 def _run(tmp_path, ranks, rank, sig, where):
     """The driver's `hpcflow nn JOB --out OUT --quiet` at `ranks` ranks: (the CompletedProcess, OUT)."""
     job, out = tmp_path / "job.toml", tmp_path / "out"

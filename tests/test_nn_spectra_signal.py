@@ -42,7 +42,7 @@ def test_a_stop_request_during_the_spectra_is_said_once_and_the_run_finishes(tmp
 
 
 def test_the_readme_quotes_the_line():
-    readme = open(os.path.join(os.path.dirname(DRIVER), os.pardir, os.pardir, "README.md"), encoding="utf-8").read()
-    section = " ".join(readme.split("\n## Finite networks")[1].split("\n## ")[0].split())
-    assert ("`hpcflow nn: stop request after the last training step: nothing left to stop; writing the outputs (about N "
-            "s)`") in section
+    with open(os.path.join(os.path.dirname(DRIVER), os.pardir, os.pardir, "README.md"), encoding="utf-8") as fh:
+        section = " ".join(fh.read().split("\n## Finite networks")[1].split("\n## ")[0].split())
+    assert ("`hpcflow nn: stop request after the last training step: nothing left to stop; writing the outputs "
+            "(about N s)`") in section
