@@ -485,8 +485,10 @@ class StopRequests:
 
     def _say(self) -> None:
         """One line on stderr (rank 0, once per run, not once the outputs are written): the request was received,
-        the run goes on writing its outputs for about the seconds left of `outputs_left`'s."""
-        if self.said or self.written or not self.root:
+        the run goes on writing its outputs for about the seconds left of `outputs_left`'s. Not where an enclosing
+        handler takes the request on (a tune worker's, which stops before its next trial and says so)."""
+        outer = self._handlers.get(getattr(signal, "SIGTERM", None))
+        if self.said or self.written or not self.root or getattr(outer, "stop_request", False):
             return
         self.said = True
         left = max(1, round(self._until - time.monotonic()))
