@@ -129,7 +129,7 @@ def train_test_spectrum(theta_tx: np.ndarray) -> np.ndarray:
 #: rough seconds per n^3 of one eigenvalue solve of an n x n matrix on one thread (LAPACK through NumPy; measured on the
 #: NTKs of 200 + 200 points on 2 loaded cores: 1.0e-10 symmetric, 0.9e-9 general; random matrices 2-3 times slower),
 #: and per byte of the outputs written after them (nn.h5's blocks and the checkpoint restamped with every Θ: 730 MB in
-#: 4.5 s). More BLAS threads than free cores make the solves many times slower (40 s instead of 4.4 s there)
+#: 4.5 s). More BLAS threads than free cores make the solves many times slower (39 s instead of 4.4 s there)
 EIGVALSH_SECONDS = 1.5e-10
 EIGVALS_SECONDS = 1.5e-9
 WRITE_SECONDS_PER_BYTE = 5e-9
