@@ -291,3 +291,11 @@ def test_a_kernel_changed_by_set_names_every_key_it_does_not_take_in_one_line(na
     unset = re.search(r"\(or (--set .*?)\)", msg).group(1).split()[1::2]
     _, cfg = registry.load(QUICKSTART, [*sets, *unset], memory_check=False)
     assert cfg["kernel"]["name"] == name
+
+
+@pytest.mark.parametrize("value", ["0", "-3", str(2**62 + 1)])
+def test_an_integer_without_an_upper_bound_of_its_own_shows_the_common_limit_as_a_power(tmp_path, capsys, value):
+    assert main(["nn", str(NN), "--out", str(tmp_path / "o"), "--set", f"training.batch_size={value}", "--check"]) == 2
+    msg = _error(capsys, "nn")
+    assert "must lie in [2, 2**62]" in msg and str(2**62) not in msg.replace(value, ""), msg
+    assert not (tmp_path / "o").exists()

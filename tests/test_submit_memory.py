@@ -84,3 +84,25 @@ def test_no_memory_check_keeps_the_environment_checks(tmp_path, monkeypatch, cap
     assert (rc, os.environ[ENV_IGNORE]) == ((2 if value == "yes" else 0), value), err
     if value == "yes":
         assert f"{ENV_IGNORE}='yes' must be 1" in err and err.count("\n") == 1
+
+
+def test_a_network_job_whose_ntk_is_its_largest_part_is_told_the_ntk_keys_at_submission(tmp_path, monkeypatch, capsys):
+    """The refusal against a node's memory (--mem, one rank per node) names the keys that size the largest part (the
+    metric-NTK's points and epochs), not the network's width or batch, which do not lower it."""
+    from hpcflow.resources import estimate_nn
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    job = os.path.join(root, "jobs", "nn_smoke.toml")
+    sets = ["geometry.n_train=3000", "ntk.n_train_points=2500", "ntk.n_test_points=100"]
+    _, cfg = registry.load(job, sets, memory_check=False)
+    est = estimate_nn(cfg)
+    assert est.largest() == "NTK"  # (the Θ of 2600 points, kept for every epoch)
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|1|(null)|infinite|1-infinite|UNLIMITED|0")
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    mem = int(0.5 * est.bytes / 2**20)
+    args = ["submit", job, "--out", str(tmp_path / "out"), "--executor", "slurm", "--command", "nn", "--check",
+            "--mem", f"{mem}M", *(x for s in sets for x in ("--set", s))]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "largest part: NTK" in err, err
+    assert "[ntk].n_train_points" in err and "[training].epochs" in err and "[model].width" not in err, err

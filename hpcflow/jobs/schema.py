@@ -135,6 +135,9 @@ def shown(value) -> str:
 
 
 def _bound(x, none: str) -> str:
+    """A range's end as written in a message: the int64-safe limit every integer has as 2**62, not its 19 digits."""
+    if isinstance(x, int) and abs(x) == INT_LIMIT:
+        return "-2**62" if x < 0 else "2**62"
     return none if x is None else str(x) if isinstance(x, int) else f"{x:g}"
 
 

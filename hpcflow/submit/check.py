@@ -92,7 +92,7 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
     """The estimate of peak memory per rank against `node_limit` (bytes, what, a further fix) where given, else
     against this host's (`check_resources`), `host_note` then added to its refusal; for a job that `runs_here` (the
     local executor: one task on this host) with the fixes that apply to it (`_local_advice`), not more nodes."""
-    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested, memory_limit
+    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested, memory_limit, nn_part_keys
 
     if node_limit is None and runs_here:
         limit, where = memory_limit(ranks=ranks, per_node=per_node)
@@ -105,32 +105,30 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
         return
     est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
     limit, what, more = node_limit
-    fix = _local_advice(kind) if runs_here else _node_advice(kind, per_node) + more
+    big = est.largest()
+    sizes = nn_part_keys(cfg, big) if kind == "nn" else None
+    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node) + more
     if memory_check and not ignore_requested() and est.bytes > limit:
-        big = est.largest()
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
                           f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
 
 
-def _local_advice(kind: str) -> str:
+def _local_advice(sizes: str | None) -> str:
     """How a job refused against this host's memory fits under the local executor, which runs one task here (it
-    refuses --nodes and --ntasks-per-node above 1): smaller sizes, or a Slurm node with more memory."""
-    from hpcflow.resources import NN_SIZES
-
-    sizes = f"reduce {NN_SIZES}" if kind == "nn" else "reduce the sizes"
-    return f"{sizes}, or queue it to a node with more memory (--executor slurm)"
+    refuses --nodes and --ntasks-per-node above 1): smaller sizes (a network job's: `sizes`, the keys of its largest
+    part), or a Slurm node with more memory."""
+    return f"reduce {sizes or 'the sizes'}, or queue it to a node with more memory (--executor slurm)"
 
 
-def _node_advice(kind: str, per_node: int) -> str:
+def _node_advice(sizes: str | None, per_node: int) -> str:
     """How a job refused against a Slurm node's memory fits: fewer ranks per node, more nodes or smaller sizes; a
-    network job on one rank per node only smaller sizes (data parallel: its estimate per rank does not shrink)."""
-    from hpcflow.resources import NN_SIZES
-
+    network job (`sizes`: the keys of its largest part) on one rank per node only smaller sizes (data parallel: its
+    estimate per rank does not shrink)."""
     if per_node > 1:
         return "use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)"
-    if kind == "nn":
-        return f"reduce {NN_SIZES} (more ranks or nodes do not lower a network job's estimate per rank)"
+    if sizes is not None:
+        return f"reduce {sizes} (more ranks or nodes do not lower a network job's estimate per rank)"
     return "use more nodes (--nodes) or reduce the sizes"
 
 
