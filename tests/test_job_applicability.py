@@ -35,6 +35,11 @@ def _refused(job: str, *sets: str, words=()) -> str:
     ("distance_scaling.toml", ["scaling.method=tree", "scaling.queries=500"],
      ["[scaling].queries = 500", "method = 'tree'", 'method = "brute"']),
     ("noise_scan.toml", ["noise.scales=[0.0, 0.1, 0.1]"], ["[noise].scales", "repeats a scale"]),
+    ("fig2_clustering.toml", ["quality.seed=5"], ["[quality].seed = 5", "sample_size = 0", "--set quality.seed=0",
+                                                  "set sample_size"]),
+    ("noise_scan.toml", ["noise.max_newton=5", "noise.project=false"],
+     ["[noise].max_newton = 5", "project = false", "--set noise.max_newton=50", "set project = true"]),
+    ("noise_scan_paper.toml", ["noise.max_newton=5"], ["[noise].max_newton = 5", "project = false"]),
     ("local_limit.toml", ["local_limit.widths=[0.01, 1.0, 0.01]"], ["[local_limit].widths", "repeats a width"]),
 ])
 def test_a_key_that_does_not_apply_is_refused(job, sets, words):
@@ -56,6 +61,10 @@ def test_keys_at_their_defaults_and_saved_job_files_still_load(tmp_path):
     registry.load(JOBS / "distance_scaling.toml", ["scaling.queries=500"], memory_check=False)
     registry.load(JOBS / "quickstart.toml", ["clustering.method=batched", "clustering.batch_size=50",
                                              "clustering.merge=paper"], memory_check=False)
+    registry.load(JOBS / "fig2_clustering.toml", ["quality.sample_size=100", "quality.seed=5"], memory_check=False)
+    registry.load(JOBS / "fig2_clustering.toml", ["quality.seed=0"], memory_check=False)
+    registry.load(JOBS / "noise_scan.toml", ["noise.max_newton=5"], memory_check=False)
+    registry.load(JOBS / "noise_scan_paper.toml", ["noise.max_newton=50"], memory_check=False)
     registry.load(JOBS / "quickstart.toml", ["clustering.method=none", "clustering.batch_size=50"],
                   memory_check=False)  # switched off: its keys stay for switching it on again
     default_batch = "clustering.batch_size=1000"

@@ -18,7 +18,7 @@ from hpcflow.errors import ConfigError
 from hpcflow.cluster.quality import MIN_SAMPLE
 from hpcflow.experiments.common import file_attrs
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
-                                 projective_coordinates, zero_or_at_least)
+                                 projective_coordinates, refuse_inapplicable, zero_or_at_least)
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -62,8 +62,8 @@ SCHEMA = {
 
 
 def check(cfg: dict, source: str = "job") -> None:
-    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, silhouette rows within the points, chart),
-    run by the registry before any work."""
+    """Cross-field checks (k within the smallest mini-batch, Fig. 2 size, silhouette rows within the points, chart;
+    a row-subsample seed with sample_size = 0 is refused), run by the registry before any work."""
     from hpcflow.cluster import check_settings
 
     n, cl = cfg["points"]["n_points"], cfg["clustering"]
@@ -80,6 +80,9 @@ def check(cfg: dict, source: str = "job") -> None:
         raise ConfigError(f"{source}: [quality].sample_size = {rows} with [points].n_points = {n}: the silhouette "
                           f"draws its rows from the {n} points, so at most {n}; lower sample_size or set 0 (every "
                           "point, exact)")
+    if rows == 0:  # every point is a row: no subsample to seed
+        refuse_inapplicable(cfg, "quality", SCHEMA["quality"], ("seed",), "sample_size = 0 (the exact silhouette "
+                            "over every point draws no rows)", "set sample_size to the rows to draw", source)
     if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
         raise ConfigError(f"{source}: [quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
     chart = cfg["points"]["chart"]
