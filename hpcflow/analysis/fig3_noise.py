@@ -5,7 +5,9 @@ Reads DIR/noise_scan.h5 of "noise_scan" jobs (table/mean_distance_to_nearest_tra
 table/mean_distance_to_source, printed alongside; one job per kernel or reading). A level whose flow stopped
 for a numerical reason (table/stopped, table/steps_taken) is marked with a cross in the figure and its reason in
 the printed line: its gain is that of its last finite step, not of the scan's [flow].steps (NaN, with the reason,
-for a level left with fewer than two test points). A file written before table/stopped existed does not say how
+for a level left with fewer than two test points: it has no point to draw, and the scan's legend entry names its
+scales instead). Each scan's legend entry says whether its test points were projected onto X or left off X
+([noise].project of its config). A file written before table/stopped existed does not say how
 its flows ended: a level whose history shows fewer than [flow].steps steps is circled and printed as "status
 unknown" (a level whose flow ran all its steps did run through).
 """
@@ -28,8 +30,9 @@ UNKNOWN = "status unknown: noise_scan.h5 has no table/stopped record (written by
 
 
 def load(run_dir) -> dict:
-    """{'kernel', 'label', 'scale', 'distance' (to the nearest train point), 'distance_to_source', 'gain',
-    'stopped', 'steps_taken', 'unknown'} of one noise scan (gain = sigma_FS / sigma_final of the test points).
+    """{'kernel', 'project', 'label', 'scale', 'distance' (to the nearest train point), 'distance_to_source', 'gain',
+    'stopped', 'steps_taken', 'unknown'} of one noise scan (gain = sigma_FS / sigma_final of the test points;
+    project: its [noise].project, True (test points projected onto X), False (left off X) or None (not recorded)).
 
     stopped[i]: why level i's flow stopped for a numerical reason or why it has no test gain ('' when neither);
     unknown[i]: for a file without that record, why level i's status is unknown ('' when its history shows that
@@ -48,7 +51,9 @@ def load(run_dir) -> dict:
     else:
         steps, unknown = _whole(path, STEPS, d.get(STEPS, [-1] * n)), [""] * n
         _check_gains(path, d["table/gain"], stopped)
-    return {"kernel": kernel, "label": label(run_dir), "scale": d["table/scale"],
+    project = cfg.get("noise", {}).get("project") if isinstance(cfg.get("noise"), dict) else None
+    return {"kernel": kernel, "project": project if isinstance(project, bool) else None, "label": label(run_dir),
+            "scale": d["table/scale"],
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],
             "stopped": stopped, "steps_taken": steps, "unknown": unknown}
@@ -121,19 +126,34 @@ def _mask(scan, key):
     return np.array([bool(s) for s in scan.get(key, [""] * len(scan["gain"]))], dtype=bool)
 
 
+#: legend words for a scan's [noise].project
+READING = {True: "projected onto X", False: "left off X"}
+
+
+def _legend(s) -> str:
+    """A scan's legend entry: kernel, whether its test points lie on X, its directory, and the scales left without
+    test points (NaN gain and distance: nothing drawn for them)."""
+    where = f", {READING[s['project']]}" if s.get("project") in READING else ""
+    empty = ~np.isfinite(s["gain"]) | ~np.isfinite(s["distance"])
+    none = f"; no test points left at scale {', '.join(f'{v:g}' for v in s['scale'][empty])}" if empty.any() else ""
+    return f"{s['kernel']}{where} ({s['label']}){none}"
+
+
 def plot(scans):
     """One line per scan (log gain versus FS distance; symlog distance axis so that distance 0 shows); levels
-    whose flow stopped are crossed, levels of unknown status circled."""
+    whose flow stopped are crossed, levels of unknown status circled; levels without test points have no point,
+    and the scan's legend entry names them."""
     fig, (ax,) = new_figure(size=(6.4, 4.6))
     positive = []
     shown = set()
     for s in scans:
-        ax.plot(s["distance"], s["gain"], "o-", label=f"{s['kernel']} ({s['label']})")
+        ax.plot(s["distance"], s["gain"], "o-", label=_legend(s))
+        drawn = np.isfinite(s["gain"]) & np.isfinite(s["distance"])
         for key, style, text in (("stopped", dict(marker="x", color="red", ms=11, mew=2, ls="none"),
                                   "flow stopped (gain of its last finite step)"),
                                  ("unknown", dict(marker="o", mfc="none", color="0.3", ms=13, mew=1.5, ls="none"),
                                   "status unknown (no stop record; flow ended early)")):
-            bad = _mask(s, key)
+            bad = _mask(s, key) & drawn
             if bad.any():
                 ax.plot(s["distance"][bad], s["gain"][bad], label=None if key in shown else text, **style)
                 shown.add(key)

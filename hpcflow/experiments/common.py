@@ -107,13 +107,26 @@ def gain(initial: float, final: float) -> float:
 def stops_status(rows, name: str) -> dict:
     """{'status', 'stopped'} of a job of one flow per row (row[name]: the row's parameter, e.g. its noise scale):
     "diverged" naming every row whose flow stopped for a numerical reason (row["numerical_stop"], the reason in
-    row["stopped"]), else "finished"."""
+    row["stopped"]) and every row left without test points (row["no_test_gain"]: its flow moved the train points
+    only, so it has no test gain; its flow need not have stopped), else "finished"."""
     bad = [r for r in rows if r["numerical_stop"]]
     if not bad:
         return {"status": "finished", "stopped": ""}
-    which = "; ".join(f"{name} {r[name]:g}: {r['stopped']}" for r in bad)
-    return {"status": "diverged", "stopped": f"the flows of {len(bad)} of {len(rows)} {name}s stopped ({which}); a "
-                                             "stopped flow's gains are those of its last finite step"}
+    empty = [r for r in bad if r.get("no_test_gain")]
+    halted = [r for r in bad if not r.get("no_test_gain")]
+    parts = []
+    if halted:
+        parts.append(f"the flows of {len(halted)} of {len(rows)} {name}s stopped ({_reasons(halted, name)}); a "
+                     "stopped flow's gains are those of its last finite step")
+    if empty:
+        parts.append(f"{len(empty)} of {len(rows)} {name}s have no test gain ({_reasons(empty, name)}); their test "
+                     "points are missing; their flows moved the train points alone, steps taken: "
+                     f"{', '.join(str(r['steps_taken']) for r in empty)}")
+    return {"status": "diverged", "stopped": "; ".join(parts)}
+
+
+def _reasons(rows, name: str) -> str:
+    return "; ".join(f"{name} {r[name]:g}: {r['stopped']}" for r in rows)
 
 
 #: schema_version attribute of the experiments' HDF5 files (noise_scan, local_limit, distances, fig2_distances)

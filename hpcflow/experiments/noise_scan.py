@@ -11,10 +11,12 @@ test metric that leaves positivity stops the flow it belongs to); per level we r
 sigma_FS / sigma_final of the test points versus their mean FS distance to their source train point and to the
 nearest train point (the paper's axis: "average shortest geodesic distance between noised and sampled points").
 The test points keep the train points' chart (I, J), the coordinate system the train metrics live in.
-A level whose flow stops for a numerical reason (diverged, no positive-definite step), or keeps fewer than two
-test points (no test sigma; its gain is NaN), keeps the gain of its last finite step; noise_scan.h5 says which
-(table/stopped, table/steps_taken; root attributes status, stopped), and the job writes everything, then ends
-with status "diverged" (exit status 3) naming those scales.
+A level whose flow stops for a numerical reason (diverged, no positive-definite step) keeps the gain of its last
+finite step; a level left with fewer than two test points (every noised point failed the projection or the train
+chart) has no test sigma: its gain is NaN and its flow moves the train points alone, through all its steps unless
+that flow stops. noise_scan.h5 says which (table/stopped, table/steps_taken; root attributes status, stopped), and
+the job writes everything, then ends with status "diverged" (exit status 3) naming those scales and what happened
+to each.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def run(cfg: dict, outdir) -> dict:
                      "gain": float("nan") if few else gain(se[0], se[-1]),
                      "gain_best": float("nan") if few else gain(se[0], np.min(se)), "gain_train": gain(st[0], st[-1]),
                      "steps_taken": int(res.steps_taken), "rejected_steps": int(res.rejected_steps), "test_held": int(res.test_held),
-                     "stopped": stopped, "numerical_stop": numerical})
+                     "stopped": stopped, "numerical_stop": numerical, "no_test_gain": few})
         if is_root():  # every rank runs the whole job; one prints
             why = stopped if few else f"flow stopped after step {res.steps_taken}: {stopped}"
             mark = f" ({why})" if numerical else ""
