@@ -352,7 +352,7 @@ def test_noise_scan_levels_left_without_test_points_have_no_gain_and_exit_3(tmp_
     for t in train[1:]:  # the train points flowed all the same
         np.testing.assert_array_equal(t, train[0])
     s = json.loads((out / "summary.json").read_text())
-    assert s["status"] == "diverged" and s["stopped"].startswith("the flows of 2 of 3 scales stopped (scale 0.01: no "
+    assert s["status"] == "diverged" and s["stopped"].startswith("2 of 3 scales have no test gain (scale 0.01: no "
                                                                   "test gain: 0 of 80")
     assert "scale 0:" not in s["stopped"] and f"hpcflow run: stopped: {s['stopped']}" in err
     lines = fig3_noise.numbers([fig3_noise.load(out)])
