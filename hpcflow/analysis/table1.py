@@ -115,8 +115,9 @@ def _entities(text) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;")
 
 
-#: markdown's emphasis, strike-through, code, link and escape characters, which a table cell holds as entities
-_MARKUP = {c: f"&#{ord(c)};" for c in "\\`*_~]"}
+#: markdown's emphasis, strike-through, link and escape characters, which a table cell holds as entities (a code span
+#: stays one: a status cell shows its command as code, and in a name it only changes the font)
+_MARKUP = {c: f"&#{ord(c)};" for c in "\\*_~]"}
 
 
 def md_cell(text) -> str:
@@ -124,7 +125,7 @@ def md_cell(text) -> str:
     markup characters (a run named '_a_' would turn italic, '[a](b)' a link; '_' inside a word as in 'relu_ntk', a
     lone '~' as in '~1e6' and brackets not followed by '(' as in '[kernel]' mark nothing and stay) as HTML entities;
     `md_uncell` reads it back."""
-    markup = r"[\\`*]|\](?=\()|(?<![^\W_])_|_(?![^\W_])" + ("|~" if str(text).count("~") > 1 else "")
+    markup = r"[\\*]|\](?=\()|(?<![^\W_])_|_(?![^\W_])" + ("|~" if str(text).count("~") > 1 else "")
     return re.sub(markup, lambda m: _MARKUP[m.group()], _entities(text)).replace("|", "\\|")
 
 
