@@ -605,13 +605,16 @@ def _data_file(run_dir) -> str | None:
 
 
 def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) -> str:
-    """How an interrupted run is continued: "continue it with --resume" (`command`), or for a trial's directory
+    """How an interrupted run is continued: "continue it with --resume" (`command`), RERUN for a job kind without
+    checkpoints (`resumable_kind`), or for a trial's directory
     inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
     (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that `hpcflow nn --resume` refuses
     (`_resume_refusal`: its config entry damaged, an entry failing its zip CRC-32) is named instead, with RERUN."""
     from hpcflow.analysis.study import continuation
 
     study = continuation(run_dir)
+    if not study and not network and not resumable_kind(run_dir):  # --resume refuses a kind without checkpoints
+        return RERUN
     bad = _resume_refusal(run_dir) if network and not study else ""
     return study or (f"{bad}; {RERUN}" if bad else f"continue it with {command}")
 
@@ -810,11 +813,12 @@ def run_state(run_dir) -> RunState:
     return RunState(complete, reason, status, step, stopped, "epoch" if network else "step", missing)
 
 
-def job_verb(run_dir) -> str:
-    """The `hpcflow` command that runs the job of a run directory: "nn" for a network job (the [job] kind of its
-    job.toml, else of its summary.json's config, else its nn.h5 or checkpoint.pt; `hpcflow run` runs one too, but the
-    README's command for network jobs is `hpcflow nn`, the only one that continues them), else "run"."""
+def job_kind_of(run_dir) -> str | None:
+    """The job kind of a run directory: the [job] kind of its job.toml, else of its summary.json's config, else the
+    kind whose output files it holds (`hpcflow.jobs.registry.OUTPUTS`, a network's nn.h5 or checkpoint.pt first);
+    None when nothing says."""
     from hpcflow.errors import UserError
+    from hpcflow.jobs.registry import OUTPUTS
     from hpcflow.jobs.schema import read_toml
 
     job = os.path.join(run_dir, "job.toml")
@@ -826,8 +830,27 @@ def job_verb(run_dir) -> str:
         cfg = (read_summary(run_dir) or {}).get("config")
     kind = (cfg.get("job") or {}).get("kind") if isinstance(cfg, dict) and isinstance(cfg.get("job"), dict) else None
     if isinstance(kind, str):
-        return "nn" if kind == "nn" else "run"
-    return "nn" if any(os.path.isfile(os.path.join(run_dir, n)) for n in (NN, NN_CHECKPOINT)) else "run"
+        return kind
+    order = sorted(OUTPUTS, key=lambda k: k != "nn")  # a network run's files before a flow's checkpoint.h5
+    return next((k for k in order if any(os.path.isfile(os.path.join(run_dir, n)) for n in OUTPUTS[k])), None)
+
+
+def job_verb(run_dir) -> str:
+    """The `hpcflow` command that runs the job of a run directory: "nn" for a network job (`job_kind_of`; `hpcflow
+    run` runs one too, but the README's command for network jobs is `hpcflow nn`, the only one that continues them),
+    else "run"."""
+    return "nn" if job_kind_of(run_dir) == "nn" else "run"
+
+
+def resumable_kind(run_dir) -> bool:
+    """False where the job kind of a run directory (`job_kind_of`) writes no checkpoints, so that --resume refuses it
+    (`hpcflow.commands.run.checkpointed`: noise_scan, distance_scaling, local_limit, clustering); True otherwise,
+    an unknown kind included."""
+    from hpcflow.commands.run import checkpointed
+    from hpcflow.jobs.registry import KINDS
+
+    kind = job_kind_of(run_dir)
+    return kind not in KINDS or checkpointed(kind)
 
 
 def nn_resume_command(run_dir) -> str:
