@@ -10,8 +10,8 @@ import math
 import os
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import (FIG2, MissingData, data_file, dataset_shapes, read_attrs, read_datasets,
-                                     read_summary)
+from hpcflow.analysis.rundir import (FIG2, MissingData, check_range, data_file, dataset_shapes, read_attrs,
+                                     read_datasets, read_summary)
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
@@ -43,6 +43,8 @@ def load(run_dir) -> dict:
         if mat.shape[0] != mat.shape[1]:
             raise MissingData(f"{path}: dataset '{name}' has shape {mat.shape}, not that of a square distance "
                               f"matrix; {HINT}")
+    for name, mat in mats.items():  # an FS distance lies in [0, pi/2] (eq. 3.2)
+        check_range(path, name, mat, 0.0, math.pi / 2, what="FS distance")
     sizes = {name: mat.shape[0] for name, mat in mats.items()}  # one point set: every matrix and row list N long
     sizes.update({name: shape[0] for name, shape in dataset_shapes(path, POINT_ROWS).items() if shape})
     if len(set(sizes.values())) > 1:
@@ -52,11 +54,12 @@ def load(run_dir) -> dict:
     for key, value in sil.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MissingData(f"{path}: attribute '{key}' = {value!r} is not a number; {HINT}")
+        check_range(path, key, value, -1.0, 1.0, what="silhouette score", item="attribute")
     return {"matrices": mats, "silhouette": {k: float(v) for k, v in sil.items()}, "file": path}
 
 
 def plot(data):
-    """Three heatmaps on a common colour scale [0, pi/2] with the silhouette scores in the titles."""
+    """Three heatmaps on a common colour scale [0, pi/2] (radians) with the silhouette scores in the titles."""
     fig, axes = new_figure(1, 3, size=(13.5, 4.6))
     for ax, (name, title, key) in zip(axes, PANELS):
         im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2, interpolation="nearest")  # its exact-0 diagonal kept sharp
@@ -65,7 +68,7 @@ def plot(data):
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="FS distance")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="FS distance [rad]")
     return fig
 
 

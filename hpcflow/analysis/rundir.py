@@ -153,6 +153,25 @@ def same_length(path, data: dict, names, *, hint: str) -> int:
     return next(iter(lengths.values()), 0)
 
 
+def check_range(path, name: str, values, lo: float, hi: float, *, what: str, low_open: bool = False,
+                item: str = "dataset") -> None:
+    """MissingData naming the file, the dataset (or attribute: `item`) and its first value that is not a finite
+    number in [lo, hi] ((lo, hi] with `low_open`), with the index where `values` is an array, as a damaged file
+    (`RERUN`): what a run wrote is always in range, so a value outside it is a damaged or edited file. `what`
+    says what the values are ("FS distance", "silhouette score")."""
+    arr = np.asarray(values, dtype=float)
+    inside = np.isfinite(arr) & (arr <= hi) & ((arr > lo) if low_open else (arr >= lo))
+    if inside.all():
+        return
+    index = np.argwhere(~inside)[0]
+    value = float(arr[tuple(index)])
+    at = f" at {'row ' if arr.ndim == 1 else 'index '}{', '.join(map(str, index.tolist()))}" if arr.ndim else ""
+    top = "pi/2" if hi == np.pi / 2 else f"{hi:g}"
+    bounds = f"> {lo:g} and <= {top}" if low_open else f"in [{lo:g}, {top}]"
+    raise MissingData(f"{path}: {item} '{name}' holds {value!r}{at}, not a finite {what} {bounds}: the file is "
+                      f"damaged; {RERUN}")
+
+
 def read_strings(h5_path, name: str, *, hint: str) -> list | None:
     """The text dataset `name` as a list of str (None when absent); MissingData when it holds no 1-D text."""
     with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
