@@ -134,3 +134,29 @@ def test_values_out_of_range_refused(runs, tmp_path, name, file, spoil, figure, 
     assert len(lines) == 1 and str(copy / file) in lines[0] and said in lines[0]
     assert "damaged; rerun the job with --force" in lines[0]
     assert not (tmp_path / "figs").exists()
+
+
+def test_runs_table_shows_noise_scan_gains(runs, tmp_path):
+    """A noise scan's row gives its gains at no noise and at the largest scale, as its summary.json's table holds
+    them (the test gain of each level; the train gain, one train flow for every level)."""
+    with open(os.path.join(runs["noise"], "summary.json"), encoding="utf-8") as fh:
+        table = json.load(fh)["table"]
+    quiet, loud = min(table, key=lambda r: r["scale"]), max(table, key=lambda r: r["scale"])
+    assert quiet["scale"] == 0.0 and loud["scale"] == 0.1  # the job's [noise].scales ends
+    cells = md_rows(report(tmp_path / "rep", runs["noise"]))["noise"]
+    train, test = cells[8], cells[9]
+    assert test == f"scale=0: {quiet['gain']:.4g}; scale=0.1: {loud['gain']:.4g}"
+    assert train == f"scale=0: {quiet['gain_train']:.4g}; scale=0.1: {loud['gain_train']:.4g}"
+
+
+def test_clustering_without_fig2_shows_its_silhouettes(runs, tmp_path):
+    """A clustering run made with [quality].fig2 = false draws no heatmaps; its silhouettes, in its summary.json
+    alone, are in the Fig. 2 section of the report, under its name."""
+    with open(os.path.join(runs["clustering_nofig"], "summary.json"), encoding="utf-8") as fh:
+        summary = json.load(fh)
+    text = report(tmp_path / "rep", runs["clustering_nofig"], runs["noise"])
+    assert "## Fig. 2: FS distance heatmaps" in text
+    assert text.index("## Fig. 2") < text.index("## Fig. 3 left")  # in its place among the sections
+    for method in ("batched", "full", "birch"):
+        value = summary[f"silhouette_{method}"]
+        assert f"clustering_nofig: silhouette_{method}: {value:.4f}" in text

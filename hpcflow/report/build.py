@@ -100,7 +100,33 @@ def _collect(paths, *, study_name=None) -> Report:
                                                        prod.captions))
     report.skipped += refused
     _mark_unread(report.infos, refused)
+    _silhouettes_only(report)
     return report
+
+
+def _silhouettes_only(report) -> None:
+    """The silhouettes of the complete clustering runs made with [quality].fig2 = false (no fig2_distances.h5: their
+    scores are in summary.json alone) as lines of the Fig. 2 section, added in its place where no run draws it."""
+    from hpcflow.analysis import fig2
+
+    lines = []
+    for info in report.infos:
+        if info.kind == "clustering" and info.complete and not info.products:
+            scores = {k: float(v) for k, v in info.summary.items() if k.startswith("silhouette_")
+                      and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            lines += [f"{info.name}: {line} (summary.json; no heatmaps: [quality].fig2 = false)"
+                      for line in fig2.numbers({"silhouette": scores})]
+    if not lines:
+        return
+    title = SECTIONS["fig2_heatmaps"]
+    section = next((sec for sec in report.sections if sec.title == title), None)
+    if section is None:
+        order = list(SECTIONS.values())
+        before = order[:order.index(title)]
+        at = sum(sec.title in before for sec in report.sections)
+        section = Section(title, {}, {}, [])
+        report.sections.insert(at, section)
+    section.lines += lines
 
 
 def _mark_unread(infos, refused) -> None:

@@ -32,8 +32,8 @@ def _table(d, *keys) -> dict:
 
 
 def row(info) -> list:
-    """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent): a local_limit
-    run's gains at its widest and narrowest width; a study's trials by state and best trial in its status, the
+    """The table cells of one RunInfo (summary.json keys of flow and nn runs; '-' where absent): a scan's gains at
+    the two ends of its parameter (`SCAN_GAINS`); a study's trials by state and best trial in its status, the
     other cells those of the best trial's run; a network's status says where its last epoch's metric is not positive
     definite at validation points (`hpcflow.analysis.definite`)."""
     s = info.summary
@@ -62,8 +62,8 @@ def row(info) -> list:
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
     gains = [_num(_gain(s.get("gain_train"), train_i, train_f)), _num(_gain(s.get("gain_test"), test_i, test_f))]
-    if info.kind == "local_limit":
-        gains = _width_gains(s.get("table"))
+    if info.kind in SCAN_GAINS:
+        gains = _scan_gains(s.get("table"), *SCAN_GAINS[info.kind])
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
     return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-",
             _ranks(_table(s, "study").get("best_legs") if info.kind == "study" else s.get("legs"), ranks),
@@ -94,17 +94,25 @@ def _wall(s: dict) -> str:
     return f"{text} ({len(legs)} legs" + (f", {untimed} of unknown time" if untimed else "") + ")"
 
 
-def _width_gains(rows) -> list:
-    """[train cell, test cell] of a local_limit summary's table: 'w=W: gain' at the widest and the narrowest
-    width (the sweep's two ends: train gain grows, test gain -> 1 as w -> 0); '-' when the table is unusable."""
+#: scan kind -> (its rows' parameter, the gain keys of the train and test cells, the parameter's end shown first):
+#: a local_limit run's widest and narrowest width (train gain grows, test gain -> 1 as w -> 0), a noise scan's
+#: smallest and largest noise scale (the test gain falls as the test points move away from the train points)
+SCAN_GAINS = {"local_limit": ("width", ("gain_train", "gain_test"), max),
+              "noise_scan": ("scale", ("gain_train", "gain"), min)}
+
+
+def _scan_gains(rows, name: str, keys, first) -> list:
+    """[train cell, test cell] of a scan summary's table: 'NAME=V: gain' at the two ends of the parameter `name`
+    (`first`'s end first); '-' when the table is unusable."""
     rows = [r for r in (rows if isinstance(rows, list) else []) if isinstance(r, dict)
-            and isinstance(r.get("width"), (int, float)) and not isinstance(r["width"], bool)]
+            and isinstance(r.get(name), (int, float)) and not isinstance(r[name], bool)]
     if not rows:
         return ["-", "-"]
-    ends = [max(rows, key=lambda r: r["width"]), min(rows, key=lambda r: r["width"])]
+    last = min if first is max else max
+    ends = [first(rows, key=lambda r: r[name]), last(rows, key=lambda r: r[name])]
     ends = ends[:1] if ends[0] is ends[1] else ends
-    return ["; ".join(f"w={_num(float(r['width']))}: {_num(r.get(key))}" for r in ends)
-            for key in ("gain_train", "gain_test")]
+    short = name[0] if name == "width" else name
+    return ["; ".join(f"{short}={_num(float(r[name]))}: {_num(r.get(key))}" for r in ends) for key in keys]
 
 
 def _study_status(s: dict) -> str:
