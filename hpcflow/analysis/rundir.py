@@ -863,10 +863,9 @@ def job_verb(run_dir) -> str:
 
 def resumable_kind(run_dir) -> bool:
     """False where the job kind of a run directory (`job_kind_of`) writes no checkpoints, so that --resume refuses it
-    (`hpcflow.commands.run.checkpointed`: noise_scan, distance_scaling, local_limit, clustering); True otherwise,
+    (`hpcflow.jobs.registry.checkpointed`: noise_scan, distance_scaling, local_limit, clustering); True otherwise,
     an unknown kind included."""
-    from hpcflow.commands.run import checkpointed
-    from hpcflow.jobs.registry import KINDS
+    from hpcflow.jobs.registry import KINDS, checkpointed
 
     kind = job_kind_of(run_dir)
     return kind not in KINDS or checkpointed(kind)

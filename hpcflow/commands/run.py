@@ -198,7 +198,7 @@ def prepare_job(args, comm):
         tune_section_note(args.job, "hpcflow run")
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
-    if resume and not checkpointed(cfg["job"]["kind"]):
+    if resume and not registry.checkpointed(cfg["job"]["kind"]):
         raise ConfigError(f"--resume: job kind {cfg['job']['kind']!r} has no checkpoints; run it without --resume")
     if resume and resumed_by(cfg["job"]["kind"]) == "nn":
         raise ConfigError(f"--resume: a network job continues with 'hpcflow nn', not 'hpcflow run': "
@@ -298,14 +298,6 @@ def write_advice(exc, args) -> str:
                     f"{continue_with(args, verb)}")
     again = " with --force" if os.path.isdir(args.out) and any(map(is_result, os.listdir(args.out))) else ""
     return f"no checkpoint to continue from: {exc.fix}, then run it again{again}"
-
-
-def checkpointed(kind: str) -> bool:
-    """Whether job kind `kind` writes checkpoints that --resume continues from: its module's `run` takes `resume`
-    (`hpcflow.jobs.registry`); ConfigError for an unknown kind."""
-    from hpcflow.jobs import registry
-
-    return "resume" in inspect.signature(registry.job_module(kind).run).parameters
 
 
 def resumed_by(kind: str) -> str:

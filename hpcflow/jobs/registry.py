@@ -10,6 +10,7 @@ only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECT
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 
 from hpcflow.errors import ConfigError
@@ -49,6 +50,12 @@ def job_module(kind: str, *, source: str = "job"):
         known = ", ".join(repr(k) for k in KINDS)
         raise ConfigError(f"{source}: [job].kind = {kind!r} is not a known job kind; use one of {known}")
     return importlib.import_module(KINDS[kind])
+
+
+def checkpointed(kind: str) -> bool:
+    """Whether job kind `kind` writes checkpoints that --resume continues from: its module's `run` takes `resume`;
+    ConfigError for an unknown kind."""
+    return "resume" in inspect.signature(job_module(kind).run).parameters
 
 
 def job_kind(data: dict, *, source: str = "job") -> str:
