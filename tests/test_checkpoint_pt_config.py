@@ -85,14 +85,15 @@ def test_the_report_command_marks_every_damage_without_a_traceback(tmp_path, run
         assert f"checkpoint.pt's config entry {said} (damaged)" in rows[how.replace(" ", "_")][2]
 
 
-@pytest.mark.parametrize("how", sorted(DAMAGED))
-def test_sigma_history_draws_an_interrupted_run_with_a_damaged_config(tmp_path, runs, how):
-    """The sigma histories' positive-definiteness mark reads n_val from the entry (`histories._n_val`)."""
-    d = _interrupted(runs["nn"], tmp_path / "net", DAMAGED[how][0])
-    proc = script("sigma_history", d, "--out", tmp_path / "fig")
+def test_sigma_history_draws_interrupted_runs_with_every_damaged_config(tmp_path, runs):
+    """The sigma histories' positive-definiteness mark reads n_val from the entry (`histories._n_val`): one run of
+    the script draws a run of each damage (a damage that ended it would fail it), and names each run's state."""
+    dirs = [_interrupted(runs["nn"], tmp_path / how.replace(" ", "_"), DAMAGED[how][0]) for how in DAMAGED]
+    proc = script("sigma_history", *dirs, "--out", tmp_path / "fig")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert os.path.isfile(tmp_path / "fig" / "sigma_history.png")
-    assert "net (incomplete: no summary.json, interrupted at epoch 3)" in proc.stdout
+    for how in DAMAGED:
+        assert f"{how.replace(' ', '_')} (incomplete: no summary.json, interrupted at epoch 3)" in proc.stdout, how
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGED))
