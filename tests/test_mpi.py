@@ -238,15 +238,20 @@ def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     job = tmp_path / "job.toml"
     job.write_text((JOB + CLUSTERING).replace(f"steps = {STEPS}", "steps = 6"))
     cut, whole = tmp_path / "cut", tmp_path / "whole"
+    # the resume, then the uninterrupted run, in one launch (cli_sequence.py: one start-up of the ranks); the
+    # uninterrupted run starts from its own job and seed, so nothing the resume leaves in the process enters it
     launches = [([SCRIPT, "preempt", str(cut), str(job)], 4),
-                (["-m", "hpcflow", "run", str(job), "--out", str(cut), "--resume"], 0),
-                (["-m", "hpcflow", "run", str(job), "--out", str(whole)], 0)]
+                ([SEQUENCE, "run", str(job), "--out", str(cut), "--resume", "--next", "run", str(job), "--out",
+                  str(whole)], 0)]
     for k, (args, status) in enumerate(launches):
         cmd = [mpiexec(), "-n", "2", sys.executable, *args]
         if k == 0:  # the signalled run: every rank's own status, not mpiexec's (the ranks' ORed: 4 | 0 reads 4)
             cmd = each_rank_status(tmp_path / "statuses", 2, [sys.executable, *args])
         r = subprocess.run(["timeout", "120", *cmd], capture_output=True, text=True, timeout=150, env=ENV)
         assert r.returncode == status, r.stderr
+        if k == 1:  # both commands ran, and ended with 0
+            assert re.findall(r"cli_sequence: command \d+ status \d+", r.stdout) == [
+                "cli_sequence: command 0 status 0", "cli_sequence: command 1 status 0"], r.stdout
         if k == 0:
             assert rank_statuses(tmp_path / "statuses", 2) == [4, 4]
             with h5py.File(cut / "checkpoint.h5") as f:
