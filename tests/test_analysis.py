@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 
 import h5py
 import numpy as np
@@ -27,6 +28,18 @@ def runs(tmp_path_factory):
 def h5(path, *names):
     with h5py.File(path, "r") as f:
         return [f[n][()] for n in names]
+
+
+def in_process(capsys, name, *args) -> subprocess.CompletedProcess:
+    """analysis/NAME.py's work (each script is `sys.exit(hpcflow.analysis.script.main(NAME))`) in this process, for
+    tests of what it reads and draws: its status and what it printed, as `script` gives them, without a start-up of
+    Python, Matplotlib and torch (each script runs as users run it in the tests of its own figures)."""
+    from hpcflow.analysis.script import main
+
+    capsys.readouterr()
+    status = main(name, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([name, *map(str, args)], status, out, err)
 
 
 # ---- each script writes a PNG, prints numbers that match the HDF5 data ----------------------------------
@@ -248,7 +261,7 @@ def unfinished(runs, tmp_path_factory):
             "diverged": diverged_run(base)}
 
 
-def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished, tmp_path):
+def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished, tmp_path, capsys):
     from hpcflow.analysis import histories
 
     steps = len(h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]) - 1
@@ -262,11 +275,11 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
              "extended": f"incomplete: checkpoint.h5 is at step {steps} but summary.json describes step 3",
              "diverged": f"diverged after step 1; {div['stopped']}"}
     dirs = [runs["flow"], *unfinished.values()]
-    proc = script("table1", *dirs, "--out", tmp_path)
+    proc = in_process(capsys, "table1", *dirs, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = md_rows((tmp_path / "table1.md").read_text())
     assert (tmp_path / "table1.md").read_text().startswith("| run | status |")
-    hist = script("sigma_history", *dirs, "--out", tmp_path / "sh")
+    hist = in_process(capsys, "sigma_history", *dirs, "--out", tmp_path / "sh")
     assert hist.returncode == 0, hist.stderr
     legends = [t.get_text() for t in histories.plot([histories.load(d) for d in dirs]).axes[0].get_legend().get_texts()]
     for name, mark in marks.items():
@@ -282,7 +295,7 @@ def test_table1_and_sigma_history_mark_runs_that_did_not_finish(runs, unfinished
     assert run_state(loose).note() == f"incomplete: interrupted at step {steps}"
 
 
-def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
+def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path, capsys):
     """Flows of a noise scan that stop for a numerical reason are written into noise_scan.h5 (steps, reason,
     status), the job ends with exit status 3 naming the scales, its summary's status is "diverged", and
     fig3_noise marks exactly those points; a scan that ran through is unmarked."""
@@ -312,7 +325,7 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path):
         assert [len(f[f"scale_{i}/sigma_test"][()]) - 1 for i in range(3)] == list(f["table/steps_taken"][()]) == [4] * 3
     with open(os.path.join(runs["noise"], "summary.json")) as fh:
         assert json.load(fh)["status"] == "finished"
-    proc = script("fig3_noise", runs["noise"], stopped, "--out", tmp_path / "figs")
+    proc = in_process(capsys, "fig3_noise", runs["noise"], stopped, "--out", tmp_path / "figs")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     ok, bad = [x for x in lines if x.startswith("noise [")], [x for x in lines if x.startswith("diverged_noise [")]
@@ -437,7 +450,7 @@ def test_sigma_history_of_hdf5_files_and_per_rank_cost_of_a_network_run(runs, tm
     assert "nope: no such run directory or file" in capsys.readouterr().err
 
 
-def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpoint_pt(runs, tmp_path):
+def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpoint_pt(runs, tmp_path, capsys):
     """checkpoint.pt holds train.history.comm_seconds (epochs, ranks), yet alone it drew no per-rank figure; its nn.h5
     and checkpoint.pt given together were two runs (two curves, per_rank_RUN_0/1.png, one of them missing). A run's
     files are one run: one curve pair, one per_rank.png, drawn from whichever file the run is read from."""
@@ -458,7 +471,7 @@ def test_a_network_run_is_one_run_with_its_per_rank_figure_from_nn_h5_or_checkpo
     for given, comm in (([run / "checkpoint.pt"], in_pt), ([run / "nn.h5", run / "checkpoint.pt"], in_h5),
                         ([run, run / "nn.h5"], in_h5)):
         out = tmp_path / f"figs{len(given)}{given[0].name}"
-        proc = script("sigma_history", *given, "--out", out)
+        proc = in_process(capsys, "sigma_history", *given, "--out", out)
         assert proc.returncode == 0, proc.stderr
         assert sorted(p.name for p in out.iterdir()) == [".hpcflow_sigma_history.json", "per_rank.png",
                                                          "sigma_history.png"], given
@@ -499,7 +512,7 @@ def test_a_run_directory_and_its_data_file_are_read_once(runs, tmp_path, capsys,
 
 
 # ---- Optuna study ---------------------------------------------------------------------------------------
-def test_optuna_view_and_table1_from_study(runs, tmp_path):
+def test_optuna_view_and_table1_from_study(runs, tmp_path, capsys):
     importlib.import_module("matplotlib")  # Optuna's matplotlib visualisation needs it (and imports without it)
 
     from hpcflow.analysis import optuna_view
@@ -517,7 +530,7 @@ def test_optuna_view_and_table1_from_study(runs, tmp_path):
     ys = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
     np.testing.assert_allclose(np.sort(ys), np.sort(values))
     # Table 1 from the study: the best trial's run directory (relative to the study directory)
-    proc = script("table1", tmp_path / "tune", "--out", tmp_path / "figs")
+    proc = in_process(capsys, "table1", tmp_path / "tune", "--out", tmp_path / "figs")
     assert proc.returncode == 0, proc.stderr
     st = h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train")[0]
     m = re.search(r"table1_delta trial 1 \[delta\]: gain train ([0-9.e+-]+)", proc.stdout)
@@ -911,7 +924,7 @@ def test_table1_load_and_histories_plot_take_one_run_as_well_as_a_list(runs):
     assert histories.numbers(run) == histories.numbers([run]) and len(histories.numbers(run)) == 1
 
 
-def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path):
+def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path, capsys):
     """A network job with [ntk] disabled and a [width_sweep] writes width_sweep/* and no ntk group: fig4_ntk.py and
     the report draw its sweep (they refused it: "no dataset 'ntk/spectrum'")."""
     from hpcflow.analysis.products import PRODUCTS
@@ -921,7 +934,7 @@ def test_the_width_sweep_of_a_run_without_ntk_is_drawn(runs, tmp_path):
     shutil.copytree(runs["nn"], d)
     with h5py.File(d / "nn.h5", "a") as f:
         del f["ntk"]  # as such a job writes it
-    proc = script("fig4_ntk", d, "--out", tmp_path / "f")
+    proc = in_process(capsys, "fig4_ntk", d, "--out", tmp_path / "f")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [".hpcflow_fig4_ntk.json", "fig4_width_sweep.png"]
     assert_png(tmp_path / "f" / "fig4_width_sweep.png")
