@@ -295,27 +295,37 @@ def test_writing_checkpoints_after_every_step_does_not_change_the_run(runs):
     _assert_same_run(runs["ultralocal", 1], d)
 
 
-def test_a_finished_2_rank_runs_missing_nn_h5_is_written_again_by_resume_at_2_ranks(runs):
+@pytest.fixture(scope="module")
+def nn_h5_rewritten(runs):
+    """The finished 2-rank σ-loss run copied back without its nn.h5 ("missing") and with it cut short ("damaged"),
+    each continued by `--resume` at its R = 2, both in one launch (cli_sequence.py: one start-up of torch; each
+    command's output its own): {case: (directory, what the command printed)}."""
+    dirs = {case: str(runs["tmp"] / f"{case}_back") for case in ("missing", "damaged")}
+    for d in dirs.values():
+        shutil.copytree(runs["sigma", 2], d)
+    os.remove(os.path.join(dirs["missing"], "nn.h5"))  # a copy back that left it out
+    nn_h5 = os.path.join(dirs["damaged"], "nn.h5")
+    os.truncate(nn_h5, os.path.getsize(nn_h5) // 2)  # a partial copy
+    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", dirs["missing"], "--resume", "--next",
+                 "nn", runs["jobs"]["sigma"], "--out", dirs["damaged"], "--resume"], sequence=True)
+    assert p.returncode == 0, p.stderr
+    said = re.split(r"cli_sequence: command \d+ status 0\n", p.stdout)
+    assert len(said) == 3 and not said[-1], p.stdout  # both commands ran, and ended with 0
+    return {case: (dirs[case], text) for case, text in zip(dirs, said)}
+
+
+def test_a_finished_2_rank_runs_missing_nn_h5_is_written_again_by_resume_at_2_ranks(runs, nn_h5_rewritten):
     """--resume of a finished run copied back without its nn.h5, at its R = 2: every rank redoes what follows the
     training (rank 0 decides that nn.h5 is missing, for all), nn.h5 comes back as the run wrote it but for its
     seconds, and the line saying so is printed once; it said "nothing to do" and left nn.h5 missing."""
-    d = str(runs["tmp"] / "copied_back")
-    shutil.copytree(runs["sigma", 2], d)
-    os.remove(os.path.join(d, "nn.h5"))
-    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.count("nn.h5 missing from a finished run") == 1 and "nothing to do" not in p.stdout, p.stdout
+    d, said = nn_h5_rewritten["missing"]
+    assert said.count("nn.h5 missing from a finished run") == 1 and "nothing to do" not in said, said
     _assert_same_run(runs["sigma", 2], d)
 
 
-def test_a_finished_2_rank_runs_damaged_nn_h5_is_written_again_by_resume_at_2_ranks(runs):
+def test_a_finished_2_rank_runs_damaged_nn_h5_is_written_again_by_resume_at_2_ranks(runs, nn_h5_rewritten):
     """As a missing one: nn.h5 cut short (a partial copy) comes back as the run wrote it but for its seconds, said
     once; --resume refused it ("rerun the job with --force", a retraining)."""
-    d = str(runs["tmp"] / "cut_back")
-    shutil.copytree(runs["sigma", 2], d)
-    nn_h5 = os.path.join(d, "nn.h5")
-    os.truncate(nn_h5, os.path.getsize(nn_h5) // 2)
-    p = _mpi(2, ["nn", runs["jobs"]["sigma"], "--out", d, "--resume"])
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.count("nn.h5 damaged in a finished run") == 1 and "nothing to do" not in p.stdout, p.stdout
+    d, said = nn_h5_rewritten["damaged"]
+    assert said.count("nn.h5 damaged in a finished run") == 1 and "nothing to do" not in said, said
     _assert_same_run(runs["sigma", 2], d)
