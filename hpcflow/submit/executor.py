@@ -353,6 +353,8 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
     with _watched(jobs, log):
         _until_done(jobs, res, log)
         for index, job in enumerate(jobs):
+            if _never_started(job):  # no result can come: not submitit's 15 s wait for one on a slow file system
+                job._results_timeout_s = 0
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
@@ -385,6 +387,19 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
                     f"{f'; continue it with: {how}' if how else ''}")
             status = max(status, worst)
     return status
+
+
+#: Slurm's final states of a job that may never have run (`_never_started`)
+NOT_RUN_STATES = ("CANCELLED", "BOOT_FAIL", "DEADLINE")
+
+
+def _never_started(job) -> bool:
+    """Whether Slurm job `job` ended before it ran: cancelled (or failed to boot, past its deadline) and without
+    either log file, which its batch script creates as it starts; then it wrote no result either."""
+    if not isinstance(job, SlurmJob) or job.paths.stdout.exists() or job.paths.stderr.exists():
+        return False
+    state = job.watcher.get_state(job.job_id, mode="cache")
+    return state.split()[0] in NOT_RUN_STATES if state.strip() else False
 
 
 def _see_log(job, state: str = "") -> str:
