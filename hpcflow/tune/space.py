@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import Field, at_least, positive, validate, validate_field
+from hpcflow.jobs.schema import SEED_MAX, Field, at_least, positive, validate, validate_field
 
 #: objective name -> (default direction, needs test points, job kind)
 OBJECTIVES = {
@@ -42,7 +42,7 @@ TUNE_SECTION = {
                        help="unset = log_gain_test (flow jobs) or log_gain_val (nn jobs)"),
     "direction": Field(str, None, choices=("maximize", "minimize"), help="unset = the objective's own"),
     "sampler": Field(str, "tpe", choices=("tpe", "gp", "random"), help="--sampler overrides it"),
-    "seed": Field(int, 0, check=at_least(0),
+    "seed": Field(int, 0, lo=0, hi=SEED_MAX,
                   help="study seed: every trial's points derive from it (the sampler's from it, pid and host)"),
     "pruner": Field(str, "median", choices=("median", "none")),
     "pruner_startup_trials": Field(int, 5, check=at_least(0), help="trials finished before pruning starts"),
