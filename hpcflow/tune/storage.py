@@ -79,15 +79,33 @@ def stale_retry(retries: int) -> dict:
 
 def check_journal_place(url: str | None, out: str) -> None:
     """Refuse (StorageError) a journal path whose directory does not exist, as a SQLite file's is: only a directory
-    inside --out (the default journal's, out/study.journal) is created for it; nothing is written here."""
+    inside --out (the default journal's, out/study.journal) is created for it; and a new one named as an SQLite file
+    (`check_journal_name`). Nothing is written here."""
     if url is None or "://" in url:
         return
+    check_journal_name(url)
     parent, home = os.path.dirname(os.path.abspath(url)), os.path.abspath(out)
     if os.path.isdir(parent) or os.path.commonpath([parent, home]) == home:
         return
     raise StorageError(f"--storage {url}: cannot open it (cannot create journal file {url}: {parent} is not a "
                        "directory); create that directory first, or pass a journal path in an existing directory or "
                        "inside --out")
+
+
+#: the file name endings of SQLite databases, which a journal path (a new file) must not have
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def check_journal_name(path: str) -> None:
+    """Refuse (StorageError) a journal path to a new file whose name ends like an SQLite database's
+    (`SQLITE_SUFFIXES`): Optuna would create it as a journal (JSON lines), not the database its name promises. A
+    file that exists is read for what it is (`journal_problem` names an SQLite database's URL)."""
+    stem, suffix = os.path.splitext(path)
+    if suffix.lower() not in SQLITE_SUFFIXES or os.path.lexists(path):
+        return
+    raise StorageError(f"--storage {path}: a path is taken as an Optuna journal (JSON lines), so this new file would "
+                       f"be a journal, not the SQLite database its name ({suffix}) says; pass --storage "
+                       f"sqlite:///{path} for an SQLite database, or a journal name such as {stem}.journal")
 
 
 #: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder
