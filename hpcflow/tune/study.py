@@ -1171,6 +1171,17 @@ def write_best(study, job: TuneJob, out: str, study_name: str, *, comm=None):
         return _write_best(study, job, out, study_name, path)
 
 
+def best_if_writable(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> None:
+    """`write_best` for a worker that a refused write ends (exit status 5): a refusal in a trial's directory or the
+    storage leaves best.toml to be written from the trials finished so far; where the file system refuses
+    best.toml too, the first refusal (which names the fix) is what the worker says."""
+    try:
+        write_best(study, job, out, study_name, comm=comm)
+    except Exception as exc:  # noqa: BLE001 - only a refused write is let pass
+        if refused_write(exc) is None:
+            raise
+
+
 def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
     from optuna.trial import TrialState
 
@@ -1251,6 +1262,9 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             ran = worker.run(trials)
         except Preempted:
             write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
+            raise
+        except WriteFailed:
+            best_if_writable(study, job, out, study_name, comm=comm)  # and where a trial's write was refused
             raise
         finally:
             comm.bcast(None, root=0)
