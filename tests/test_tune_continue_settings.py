@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import pytest
 
 from hpcflow.cli import main
 from hpcflow.tune.space import TUNE_SECTION
-from test_tune_records import _job  # tests/ is on sys.path (pytest's default import mode)
+from test_tune_refusals import _copy, study as one_trial_study  # tests/ is on sys.path (pytest's default import mode)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: a value other than the tiny job's (random sampler, seed 5, no pruner, log_gain_test: maximize) for each setting
@@ -30,26 +29,20 @@ def _readme_lists() -> tuple[set, set]:
     return set(re.findall(r"`(\w+)`", refused.group(1))), set(re.findall(r"`(\w+)`", free.group(1)))
 
 
+study = one_trial_study  # the fixture: a study of one finished trial of the tiny job, and the job file
+
+
 def test_every_tune_setting_is_listed_once():
     refused, free = _readme_lists()
     assert not refused & free and refused | free == set(TUNE_SECTION) - {"space"} == set(CHANGED)
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    base = tmp_path_factory.mktemp("study")
-    job = _job(base)
-    assert main(["tune", str(job), "--trials", "1", "--out", str(base / "s"), "--quiet"]) == 0
-    return job, base / "s"
-
-
 @pytest.mark.parametrize("key", sorted(CHANGED))
 def test_a_continued_study_refuses_exactly_the_settings_the_readme_names(study, tmp_path, capsys, key):
     """The README named objective and seed as the settings that may not change; direction is refused too."""
-    job, out = study
-    shutil.copytree(out, tmp_path / "s")
+    job, out = _copy(study, tmp_path)
     capsys.readouterr()
-    rc = main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "s"), "--quiet", "--set",
+    rc = main(["tune", str(job), "--trials", "1", "--out", str(out), "--quiet", "--set",
                f"tune.{key}={CHANGED[key]}"])
     err = capsys.readouterr().err
     refused, _ = _readme_lists()
