@@ -3,7 +3,7 @@
 A journal needs no server and is safe for several processes on a shared filesystem, but Optuna keeps no
 heartbeat in it: the worker running a trial writes one (user attribute `heartbeat`, seconds since the epoch, every
 `[tune] heartbeat_seconds`), and `recover_stale` marks a RUNNING trial failed only when its worker is gone: its pid
-is gone (a worker on this host), it ran in an earlier run of this worker's own Slurm job (requeued), or its last
+is gone or belongs to another process now (a worker on this host; `process_start`), it ran in an earlier run of this worker's own Slurm job (requeued), or its last
 heartbeat is older than a grace period (a worker on another host; never by the trial's age alone). It optionally
 queues their parameters again. RDB URLs keep Optuna's own heartbeat, which fails a trial of a worker on another
 host (`[tune].heartbeat_seconds`, grace period twice that); the pid and Slurm requeue checks apply to them too.
@@ -547,13 +547,35 @@ def slurm_worker(environ=None) -> tuple[str | None, int]:
 
 
 def mark_worker(trial) -> None:
-    """Record which process runs `trial` (user attrs host, pid, slurm_job, slurm_restart) so that a later worker
-    can tell if it died or was requeued, and its first heartbeat. Written whatever the trial carried before (a
-    retry created by Optuna copies the failed trial's attributes)."""
+    """Record which process runs `trial` (user attrs host, pid, pid_start: `process_start`, slurm_job,
+    slurm_restart) so that a later worker can tell if it died or was requeued, and its first heartbeat. Written
+    whatever the trial carried before (a retry created by Optuna copies the failed trial's attributes)."""
     job, restart = slurm_worker()
-    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("slurm_job", job),
-                       ("slurm_restart", restart if job is not None else None), (HEARTBEAT, time.time())):
+    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), (PID_START, process_start(os.getpid())),
+                       ("slurm_job", job), ("slurm_restart", restart if job is not None else None),
+                       (HEARTBEAT, time.time())):
         trial.set_user_attr(key, value)
+
+
+#: user attribute of a trial: `process_start` of its worker, which tells that worker from a later process given
+#: the same pid
+PID_START = "pid_start"
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` of this host started, as "BOOT_ID:TICKS": the kernel's boot id and the process's start in
+    clock ticks since boot (field 22 of /proc/PID/stat, proc(5)), which a later process given the same pid (pid reuse
+    on a long-lived login node, or after a reboot) does not share; None where /proc does not say (not Linux, the
+    process gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        fields = stat[stat.rindex(b")") + 2:].split()  # after the command name, which may hold spaces and ")"
+        return f"{boot}:{int(fields[19])}"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 #: user attribute of a RUNNING trial: time.time() of its worker's last sign of life (journal storage)
@@ -591,31 +613,45 @@ def last_sign_of_life(t) -> float | None:
     return None if t.datetime_start is None else t.datetime_start.timestamp()
 
 
-def _process_gone(host, pid) -> bool:
-    if host != socket.gethostname() or not isinstance(pid, int):
-        return False  # another machine: only the grace period can tell
+def _process_gone(pid: int, started) -> str | None:
+    """Why the worker of pid `pid` on this host, started at `started` (`process_start`; None for a trial written
+    before it was recorded), is gone, or None while it may be alive: its pid is gone, or belongs to a process that
+    started at another time (the pid was reused). A worker alive, even a stopped one (SIGSTOP, a suspended Slurm
+    job) whose heartbeat is old, is never gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return "worker gone (its process ended)"
     except PermissionError:
+        pass  # another user's process: its start tells
+    now = process_start(pid) if isinstance(started, str) else None
+    if now is not None and now != started:
+        return f"worker gone (its process ended; pid {pid} is another process's now)"
+    return None
+
+
+def is_own(t) -> bool:
+    """Whether RUNNING trial `t` is this process's: its host, pid and (where recorded) `process_start`."""
+    a = t.user_attrs
+    if a.get("pid") != os.getpid() or a.get("host") != socket.gethostname():
         return False
-    return False
+    return not isinstance(a.get(PID_START), str) or a[PID_START] == process_start(os.getpid())
 
 
 def worker_gone(t, *, grace_seconds: float, now: float | None = None, by_heartbeat: bool = True) -> str | None:
     """Why the worker of RUNNING trial `t` is gone (a phrase), or None while it may be alive. In this order: a
     trial of an earlier run of this worker's Slurm job (same job, lower SLURM_RESTART_COUNT: Slurm runs one at a
-    time); a worker on this host whose pid is gone (its pid alive: never gone, however old the trial); a worker
-    on another host (or unknown) whose last heartbeat (`last_sign_of_life`) is older than grace_seconds, unless not
-    `by_heartbeat` (a database storage, where no worker refreshes user attribute `heartbeat`: Optuna's decides)."""
+    time); a worker on this host whose pid is gone or is another process's now (`_process_gone`; the worker alive:
+    never gone, however old the trial or its heartbeat); a worker on another host (or unknown) whose last heartbeat
+    (`last_sign_of_life`) is older than grace_seconds, unless not `by_heartbeat` (a database storage, where no worker
+    refreshes user attribute `heartbeat`: Optuna's decides)."""
     a = t.user_attrs
     job, restart = slurm_worker()
     if job is not None and a.get("slurm_job") == job and isinstance(a.get("slurm_restart"), int) \
             and a["slurm_restart"] < restart:
         return f"worker gone (Slurm job {job} was requeued)"
     if a.get("host") == socket.gethostname() and isinstance(a.get("pid"), int):
-        return "worker gone (its process ended)" if _process_gone(a["host"], a["pid"]) else None
+        return _process_gone(a["pid"], a.get(PID_START))
     if not by_heartbeat:
         return None
     last = last_sign_of_life(t)
@@ -639,7 +675,7 @@ def recover_stale(study, storage, *, grace_seconds: float, retries: int = 0, aft
     journal, failed = is_journal(storage), []
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("pid") == os.getpid() and t.user_attrs.get("host") == socket.gethostname():
+        if is_own(t):
             continue
         why = worker_gone(t, grace_seconds=grace_seconds, now=now, by_heartbeat=journal)
         if why is None:
