@@ -32,9 +32,22 @@ def objectives(study) -> list:
 
 
 def objective_name(study, i) -> str:
-    """Objective i's name: the study's metric name (`Study.set_metric_names`), else 'objective i'."""
+    """Objective i's name: the study's metric name (`Study.set_metric_names`), else, for a single-objective study, the
+    objective its hpcflow record names ([tune] objective), else 'objective i' ('objective value' alone)."""
+    from hpcflow.tune.study import RECORD
+
     names = study.metric_names
-    return names[i] if names and i < len(names) else f"objective {i}"
+    if names and i < len(names):
+        return names[i]
+    record = study.user_attrs.get(RECORD)
+    if len(study.directions) == 1 and isinstance(record, dict) and isinstance(record.get("objective"), str):
+        return record["objective"]
+    return "objective value" if len(study.directions) == 1 else f"objective {i}"
+
+
+def target_label(study, i) -> str:
+    """The axis label and legend entry of objective i: its name and direction, 'log_gain_test (maximize)'."""
+    return f"{objective_name(study, i)} ({study.directions[i].name.lower()})"
 
 
 def plot(study, view: str, objective: int | None = None, *, path=None):
@@ -61,20 +74,31 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
                           "(objective=i)")
     fn = {"history": ovm.plot_optimization_history, "importances": ovm.plot_param_importances,
           "slice": ovm.plot_slice}[view]
-    kw = {}
+    kw = {"target_name": target_label(study, objective or 0)}
     if objective is not None:  # importances rank parameters by how they lower the target: a maximised one negated
         maximise = view == "importances" and study.directions[objective] == optuna.study.StudyDirection.MAXIMIZE
         sign = -1.0 if maximise else 1.0
-        kw = {"target": lambda t: sign * t.values[objective], "target_name": objective_name(study, objective)}
+        kw["target"] = lambda t: sign * t.values[objective]
+    drawn, note = study, ""
+    if view == "importances":
+        drawn, note = _importance_study(study, usable)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes the importances")  # its sign is set
         warnings.filterwarnings("ignore", "Attempting to set identical low and high xlims")  # one value: ranged below
-        ax = fn(study, **kw)
+        ax = fn(drawn, **kw)
     if view == "slice":
         for one in np.ravel(ax):
             _range_single_value(one, done)
+            _grid_ticks(one, done)
+        _shared_trial_scale(np.ravel(ax))
+    if view == "history":
+        _integer_trials(np.ravel(ax)[0])
     fig = np.ravel(ax)[0].figure
+    if note:  # under the axes, in the space the layout keeps for it
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(note, int(13 * fig.get_size_inches()[0])), fontsize="small")
     fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
     _legible(fig)
     plt.close(fig)  # pyplot forgets it; the figure object stays usable
@@ -100,11 +124,40 @@ def _legible(fig) -> None:
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
     literal(fig)  # parameter names and choices as written, before the layout measures them
+    if not _solvable(fig):  # a one-panel slice plot: its colour bar's grid has rows of zero height
+        _within(fig)
+        return
     fig.set_layout_engine("constrained")
-    try:  # a layout it cannot solve (a slice plot of one point: a grid of zero size) is left as Optuna made it
+    try:  # a layout it cannot solve is left as Optuna made it
         fig.draw_without_rendering()
     except (ZeroDivisionError, ValueError):
         fig.set_layout_engine("none")
+
+
+def _solvable(fig) -> bool:
+    """Whether the constrained layout can place `fig`'s axes: none lies in a grid with a row of zero height (it
+    divides by it)."""
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        ratios = spec.get_gridspec().get_height_ratios() if spec is not None else None
+        if ratios is not None and min(ratios) <= 0:
+            return False
+    return True
+
+
+def _within(fig, pad: float = 0.08) -> None:
+    """Move the subplots' edges in so that every label lies inside the figure, `pad` inches from its edges (the
+    layout where the constrained one cannot be solved: a one-panel slice plot's y label was cut at the left edge)."""
+    fig.draw_without_rendering()
+    box = fig.get_tightbbox()  # inches
+    width, height = fig.get_size_inches()
+    sp = fig.subplotpars
+    left = sp.left + max(0.0, pad - box.x0) / width
+    right = sp.right - max(0.0, box.x1 - width + pad) / width
+    bottom = sp.bottom + max(0.0, pad - box.y0) / height
+    top = sp.top - max(0.0, box.y1 - height + pad) / height
+    if left < right and bottom < top:
+        fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
 
 
 #: the margin on either side of a slice plot's x range, as a share of its width (Optuna's own padding)
@@ -132,6 +185,136 @@ def _range_single_value(ax, trials) -> None:
     pad = (high - low) * PADDING if high > low else (1.0 if log else max(abs(low) * PADDING, PADDING))
     ends = (low - pad, high + pad)
     ax.set_xlim(*(10.0 ** np.array(ends) if log else ends))
+
+
+def _importance_study(study, trials):
+    """(the study whose importances are drawn, the note said under them): importances compare parameters over the
+    completed `trials` that searched every one of them (a study that changed its search space has trials of different
+    parameter sets: Optuna's evaluator rated parameters no trial varied together), so an in-memory study of those
+    trials alone; the parameter set compared is the largest that two or more trials share (of equal ones, the latest
+    trial's). A parameter with a single value in every trial (one categorical choice, a range of one point) is left
+    out: it would get the whole importance while explaining nothing. The note names what was left out ("" for
+    nothing). MissingData where no two trials share a parameter that varies."""
+    import optuna
+
+    names = {n for t in trials for n in t.params}
+    single = sorted(n for n in names if all(t.distributions[n].single() for t in trials if n in t.distributions))
+    varied = names - set(single)
+    sets = {frozenset(varied & t.params.keys()) for t in trials} - {frozenset()}
+
+    def having(s):
+        return [t for t in trials if s <= t.params.keys()]
+
+    pairs = [s for s in sets if len(having(s)) >= 2]
+    if not pairs:
+        why = f" ({', '.join(single)}: a single value)" if single else ""
+        raise MissingData(f"study {study.study_name!r}: no two completed trials searched the same varying "
+                          f"parameters{why}; the importances view needs two")
+    chosen = max(pairs, key=lambda s: (len(s), len(having(s)), max(t.number for t in having(s))))
+    kept = having(chosen)
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        sub = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(level)
+    dists = {n: _merged([t.distributions[n] for t in kept]) for n in chosen}
+    for t in kept:
+        sub.add_trial(optuna.trial.create_trial(params={n: t.params[n] for n in chosen}, distributions=dists,
+                                                values=t.values))
+    said = []
+    if len(kept) < len(trials):
+        said.append(f"importances over the {len(kept)} of {len(trials)} completed trials that searched "
+                    f"{', '.join(sorted(chosen))} (trials {_ranges([t.number for t in kept])}); the others searched "
+                    "other parameters")
+    if single:
+        said.append(f"left out: {', '.join(single)} (a single value, nothing to rate)")
+    return sub, "; ".join(said)
+
+
+def _merged(dists):
+    """One distribution holding every value of `dists` (one parameter's, of trials whose range changed): the first
+    where all are equal, else the union of their ranges (a step only where all share it and their low end)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    first = dists[0]
+    if all(d == first for d in dists):
+        return first
+    if isinstance(first, CategoricalDistribution):
+        return CategoricalDistribution(list(dict.fromkeys(c for d in dists for c in d.choices)))
+    low, high = min(d.low for d in dists), max(d.high for d in dists)
+    same = len({(d.low, d.step) for d in dists}) == 1
+    if isinstance(first, IntDistribution):
+        return IntDistribution(low, high, log=first.log, step=first.step if same else 1)
+    return FloatDistribution(low, high, log=first.log, step=first.step if same and not first.log else None)
+
+
+def _ranges(numbers) -> str:
+    """'0-2, 5' of sorted trial numbers."""
+    out, numbers = [], sorted(numbers)
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def _shared_trial_scale(axes) -> None:
+    """Colour every slice panel's points on one trial-number scale (Optuna scales each panel on its own trials and
+    draws the colour bar of the last), with integer ticks on the colour bar; one trial: the bar spans it +- 0.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    cols = [c for ax in axes for c in ax.collections if c.get_array() is not None and len(c.get_array())]
+    if not cols:
+        return
+    values = np.concatenate([np.asarray(c.get_array(), dtype=float) for c in cols])
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    for c in cols:
+        c.set_clim(low, high)
+    for bar in {id(c.colorbar): c.colorbar for c in cols if c.colorbar is not None}.values():
+        bar.locator = MaxNLocator(integer=True, min_n_ticks=1)
+        bar.update_ticks()
+
+
+def _integer_trials(ax) -> None:
+    """The history's trial axis with integer ticks; one trial: half a trial either side (its number the one tick)."""
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = ax.get_xlim()
+    if high - low < 1:
+        middle = round((low + high) / 2)
+        ax.set_xlim(middle - 0.5, middle + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+#: the most ticks a stepped parameter's slice axis gets (its grid thinned to every k-th point above that)
+GRID_TICKS = 8
+
+
+def _grid_ticks(ax, trials) -> None:
+    """Ticks of a slice panel whose parameter takes a grid of values (an int, a float with a step) at grid points
+    (4, 8, 12 of a range with step 4, not 5, 6, 7), every k-th where there are more than GRID_TICKS in view; an int
+    on a log axis keeps Optuna's ticks."""
+    from matplotlib.ticker import FixedLocator
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    dists = [t.distributions[ax.get_xlabel()] for t in trials if ax.get_xlabel() in t.distributions]
+    grid = [d for d in dists if isinstance(d, (IntDistribution, FloatDistribution)) and not d.log]
+    if not grid or len(grid) != len(dists) or any(d.step is None for d in grid):
+        return
+    low, step = min(d.low for d in grid), min(d.step for d in grid)
+    left, right = ax.get_xlim()
+    count = int(np.floor((max(d.high for d in grid) - low) / step + 1e-9)) + 1
+    points = [low + k * step for k in range(count)]
+    if isinstance(grid[0], FloatDistribution):
+        digits = max(0, -int(np.floor(np.log10(step))) + 6)
+        points = [round(p, digits) for p in points]
+    points = [p for p in points if left <= p <= right]
+    every = int(np.ceil(len(points) / GRID_TICKS)) if points else 1
+    ax.xaxis.set_major_locator(FixedLocator(points[::every]))
 
 
 def numbers(study) -> list:
