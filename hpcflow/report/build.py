@@ -178,14 +178,22 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     if study_name is not None and studies and all(i.summary.get("no_such_study") for i in studies):
         raise UserError(f"--study {study_name}: " + "; ".join(i.summary["study_error"] for i in studies))
     empty = [(i.path, "the study holds no trial") for i in studies if i.summary.get("study", {}).get("trials") == 0]
+    unreadable = {i.path: i.summary["study_error"] for i in studies if "study_error" in i.summary}
+    report.skipped = [(p, r) for p, r in report.skipped if not _says(r, unreadable.get(p))]  # its row says it: once
     if not report.sections and not any(i.kind is not None and (not i.products or (
             "study" in i.summary and i.summary["study"].get("trials"))) for i in report.infos):
         # a study that reads and holds a trial is a row: trials by state
-        reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *empty])
+        reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *unreadable.items(), *empty])
         raise UserError(f"nothing to report: {reasons}")
     damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
     report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
     return documents.write(report, out)
+
+
+def _says(reason: str, error: str | None) -> bool:
+    """Whether a product's skip `reason` ('SECTION: message') is a study's `error` that its row already says (a
+    damaged storage, read by Table 1 and the Optuna section alike)."""
+    return error is not None and any(reason == f"{title}: {error}" for title in SECTIONS.values())
 
 
 def _not_directories(bad) -> str:
