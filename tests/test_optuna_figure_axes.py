@@ -140,3 +140,12 @@ def test_a_stepped_float_parameter_is_ticked_at_decimal_grid_points():
         _add(study, {"flow.theta": v}, {"flow.theta": theta}, float(i))
     ax = _panels(_plot(study, "slice"))[0]
     assert _shown(ax.get_xticks(), ax.get_xlim()) == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_the_printed_lines_say_which_trials_the_importances_compare():
+    from hpcflow.analysis.optuna_view import numbers
+
+    lines = numbers(_changed_space())
+    said = [line for line in lines if "importances over" in line.lower()]
+    assert len(said) == 1, lines
+    assert "3 of 6 completed trials" in said[0] and "kernel.form" in said[0], said

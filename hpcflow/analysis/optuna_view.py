@@ -95,11 +95,11 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
     if view == "history":
         _integer_trials(np.ravel(ax)[0])
     fig = np.ravel(ax)[0].figure
+    fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
     if note:  # under the axes, in the space the layout keeps for it
         import textwrap
 
         fig.supxlabel(textwrap.fill(note, int(13 * fig.get_size_inches()[0])), fontsize="small")
-    fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
     _legible(fig)
     plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
@@ -187,16 +187,13 @@ def _range_single_value(ax, trials) -> None:
     ax.set_xlim(*(10.0 ** np.array(ends) if log else ends))
 
 
-def _importance_study(study, trials):
-    """(the study whose importances are drawn, the note said under them): importances compare parameters over the
-    completed `trials` that searched every one of them (a study that changed its search space has trials of different
-    parameter sets: Optuna's evaluator rated parameters no trial varied together), so an in-memory study of those
-    trials alone; the parameter set compared is the largest that two or more trials share (of equal ones, the latest
-    trial's). A parameter with a single value in every trial (one categorical choice, a range of one point) is left
-    out: it would get the whole importance while explaining nothing. The note names what was left out ("" for
-    nothing). MissingData where no two trials share a parameter that varies."""
-    import optuna
-
+def _compared(study, trials) -> tuple:
+    """(the parameters whose importances are compared, the completed `trials` that searched every one of them, the
+    note said with them): a study that changed its search space has trials of different parameter sets, and Optuna's
+    evaluator rated parameters that no trial varied together; the set compared is the largest that two or more trials
+    share (of equal ones, the latest trial's). A parameter with a single value in every trial (one categorical
+    choice, a range of one point) is left out: it would get the whole importance while explaining nothing. The note
+    names what was left out ("" for nothing). MissingData where no two trials share a parameter that varies."""
     names = {n for t in trials for n in t.params}
     single = sorted(n for n in names if all(t.distributions[n].single() for t in trials if n in t.distributions))
     varied = names - set(single)
@@ -212,6 +209,22 @@ def _importance_study(study, trials):
                           f"parameters{why}; the importances view needs two")
     chosen = max(pairs, key=lambda s: (len(s), len(having(s)), max(t.number for t in having(s))))
     kept = having(chosen)
+    said = []
+    if len(kept) < len(trials):
+        said.append(f"importances over the {len(kept)} of {len(trials)} completed trials that searched "
+                    f"{', '.join(sorted(chosen))} (trials {_ranges([t.number for t in kept])}); the others searched "
+                    "other parameters")
+    if single:
+        said.append(f"left out: {', '.join(single)} (a single value, nothing to rate)")
+    return sorted(chosen), kept, "; ".join(said)
+
+
+def _importance_study(study, trials):
+    """(the study whose importances are drawn, the note said under them): an in-memory study of the trials that
+    searched every parameter compared (`_compared`), holding those parameters alone."""
+    import optuna
+
+    chosen, kept, note = _compared(study, trials)
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
@@ -222,14 +235,7 @@ def _importance_study(study, trials):
     for t in kept:
         sub.add_trial(optuna.trial.create_trial(params={n: t.params[n] for n in chosen}, distributions=dists,
                                                 values=t.values))
-    said = []
-    if len(kept) < len(trials):
-        said.append(f"importances over the {len(kept)} of {len(trials)} completed trials that searched "
-                    f"{', '.join(sorted(chosen))} (trials {_ranges([t.number for t in kept])}); the others searched "
-                    "other parameters")
-    if single:
-        said.append(f"left out: {', '.join(single)} (a single value, nothing to rate)")
-    return sub, "; ".join(said)
+    return sub, note
 
 
 def _merged(dists):
@@ -331,4 +337,8 @@ def numbers(study) -> list:
         out.append(f"objectives: {names}")
         out += [f"Pareto-front trial {t.number}: values {[float(f'{v:.6g}') for v in t.values]} params {t.params}"
                 for t in study.best_trials]
-    return out
+    try:  # what the importances view leaves out, said beside its figure too
+        note = _compared(study, [t for t in done if t.params])[2]
+    except MissingData:  # no importances drawn: the skipped view says why
+        note = ""
+    return out + ([note[0].upper() + note[1:]] if note else [])
