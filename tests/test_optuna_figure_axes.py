@@ -149,3 +149,25 @@ def test_the_printed_lines_say_which_trials_the_importances_compare():
     said = [line for line in lines if "importances over" in line.lower()]
     assert len(said) == 1, lines
     assert "3 of 6 completed trials" in said[0] and "kernel.form" in said[0], said
+
+
+def test_a_parameter_whose_grid_changed_is_ticked_at_the_values_its_trials_took():
+    study = _study()
+    for i, (steps, dist) in enumerate(((4, STEPS), (8, STEPS), (10, IntDistribution(5, 50, step=5)),
+                                       (20, IntDistribution(5, 50, step=5)))):
+        _add(study, {"flow.steps": steps}, {"flow.steps": dist}, float(i))
+    ax = _panels(_plot(study, "slice"))[0]
+    assert _shown(ax.get_xticks(), ax.get_xlim()) == [4.0, 8.0, 10.0, 20.0]
+
+
+def test_importances_of_a_range_changed_between_trials_compare_every_parameter():
+    """flow.dt's range and flow.steps' grid changed after trial 1 (tune allows new bounds and steps): still one
+    parameter set, all four trials compared."""
+    study = _study()
+    for i in range(4):
+        dists = {"flow.dt": FloatDistribution(1e-2, 1e4 if i < 2 else 1e3, log=True),
+                 "flow.steps": STEPS if i < 2 else IntDistribution(5, 50, step=5)}
+        _add(study, {"flow.dt": 10.0 ** i, "flow.steps": (4, 8, 10, 20)[i]}, dists, float(i % 3))
+    fig = _plot(study, "importances")
+    assert {t.get_text() for t in _panels(fig)[0].get_yticklabels()} == {"flow.dt", "flow.steps"}
+    assert fig.get_supxlabel() == ""

@@ -302,22 +302,30 @@ GRID_TICKS = 8
 
 def _grid_ticks(ax, trials) -> None:
     """Ticks of a slice panel whose parameter takes a grid of values (an int, a float with a step) at grid points
-    (4, 8, 12 of a range with step 4, not 5, 6, 7), every k-th where there are more than GRID_TICKS in view; an int
-    on a log axis keeps Optuna's ticks."""
-    from matplotlib.ticker import FixedLocator
+    (4, 8, 12 of a range with step 4, not 5, 6, 7), every k-th where there are more than GRID_TICKS in view; an int of
+    step 1 at integers; where the trials' grids differ (the study changed the range's low end or step), at the values
+    the trials took. A log axis keeps Optuna's ticks."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    dists = [t.distributions[ax.get_xlabel()] for t in trials if ax.get_xlabel() in t.distributions]
+    name = ax.get_xlabel()
+    dists = [t.distributions[name] for t in trials if name in t.distributions]
     grid = [d for d in dists if isinstance(d, (IntDistribution, FloatDistribution)) and not d.log]
     if not grid or len(grid) != len(dists) or any(d.step is None for d in grid):
         return
-    low, step = min(d.low for d in grid), min(d.step for d in grid)
     left, right = ax.get_xlim()
-    count = int(np.floor((max(d.high for d in grid) - low) / step + 1e-9)) + 1
-    points = [low + k * step for k in range(count)]
-    if isinstance(grid[0], FloatDistribution):
-        digits = max(0, -int(np.floor(np.log10(step))) + 6)
-        points = [round(p, digits) for p in points]
+    if len({(d.low, d.step) for d in grid}) > 1:
+        points = sorted({t.params[name] for t in trials if name in t.params})
+    elif isinstance(grid[0], IntDistribution) and grid[0].step == 1:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        return
+    else:
+        low, step = grid[0].low, grid[0].step
+        count = int(np.floor((max(d.high for d in grid) - low) / step + 1e-9)) + 1
+        points = [low + k * step for k in range(count)]
+        if isinstance(grid[0], FloatDistribution):
+            digits = max(0, -int(np.floor(np.log10(step))) + 6)
+            points = [round(p, digits) for p in points]
     points = [p for p in points if left <= p <= right]
     every = int(np.ceil(len(points) / GRID_TICKS)) if points else 1
     ax.xaxis.set_major_locator(FixedLocator(points[::every]))
