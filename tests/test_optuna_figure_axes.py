@@ -142,6 +142,18 @@ def test_a_stepped_float_parameter_is_ticked_at_decimal_grid_points():
     assert _shown(ax.get_xticks(), ax.get_xlim()) == [0.0, 0.1, 0.2, 0.3]
 
 
+def test_a_finely_stepped_float_parameter_is_ticked_at_round_grid_points_in_view():
+    """A step of 1e-6 on [0, 1] holds 10^6 grid points (a range may hold 10^15): the ticks are round multiples of
+    the step among those in view, not every k-th point of the whole range built first."""
+    study = _study()
+    x = FloatDistribution(0.0, 1.0, step=1e-6)
+    for i, v in enumerate((0.25, 0.5, 0.75)):
+        _add(study, {"flow.x": v}, {"flow.x": x}, float(i))
+    ax = _panels(_plot(study, "slice"))[0]
+    shown = _shown(ax.get_xticks(), ax.get_xlim())
+    assert 3 <= len(shown) <= 8 and shown == pytest.approx([round(t, 1) for t in shown], abs=1e-12), shown
+
+
 def test_the_printed_lines_say_which_trials_the_importances_compare():
     from hpcflow.analysis.optuna_view import numbers
 

@@ -319,16 +319,29 @@ def _grid_ticks(ax, trials) -> None:
     elif isinstance(grid[0], IntDistribution) and grid[0].step == 1:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         return
-    else:
+    else:  # the grid points in view alone, every k-th (a range may hold up to 10^15 of them: tune.space)
         low, step = grid[0].low, grid[0].step
-        count = int(np.floor((max(d.high for d in grid) - low) / step + 1e-9)) + 1
-        points = [low + k * step for k in range(count)]
+        last = int(np.floor((max(d.high for d in grid) - low) / step + 1e-9))
+        k0 = max(0, int(np.ceil((left - low) / step - 1e-9)))
+        k1 = min(last, int(np.floor((right - low) / step + 1e-9)))
+        every = _nice_multiple((k1 - k0 + 1) / GRID_TICKS)  # (1, 2, 5 x 10^n grid steps: 0.1 apart, not 0.069)
+        points = [low + k * step for k in range(-(-k0 // every) * every, k1 + 1, every)]
         if isinstance(grid[0], FloatDistribution):
             digits = max(0, -int(np.floor(np.log10(step))) + 6)
             points = [round(p, digits) for p in points]
+        ax.xaxis.set_major_locator(FixedLocator([p for p in points if left <= p <= right]))
+        return
     points = [p for p in points if left <= p <= right]
     every = int(np.ceil(len(points) / GRID_TICKS)) if points else 1
     ax.xaxis.set_major_locator(FixedLocator(points[::every]))
+
+
+def _nice_multiple(x: float) -> int:
+    """The least whole number of the form 1, 2 or 5 times a power of ten that is >= x (1 for x <= 1)."""
+    if x <= 1:
+        return 1
+    mag = 10 ** int(np.floor(np.log10(x)))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= x)
 
 
 def numbers(study) -> list:
