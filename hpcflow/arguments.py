@@ -44,12 +44,17 @@ def _api_error(name, value, want, exc):
 
 
 def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
-                type_error=TypeError, value_error=ValueError) -> int:
+                type_error=TypeError, value_error=ValueError, bounded: bool = True) -> int:
     """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value
     (1e5); `type_error` for anything else (bool, str, None), `value_error` for a fractional or non-finite float
-    or a value outside [lo, hi] (within +-INT_LIMIT, as job files). The message names `name` and says `want`."""
+    or a value outside [lo, hi] (within +-INT_LIMIT, as job files, unless not `bounded`: a limit such as
+    cache_bytes=sys.maxsize that means none). The message names `name` and says `want`."""
     out = _whole(name, value, want, type_error, value_error)
-    lo, hi = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT), min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
+    if not bounded:
+        lo, hi = (-math.inf if lo is None else lo), (math.inf if hi is None else hi)
+    else:
+        lo = max(-INT_LIMIT, lo if lo is not None else -INT_LIMIT)
+        hi = min(INT_LIMIT, hi if hi is not None else INT_LIMIT)
     if not lo <= out <= hi:
         raise _api_error(name, value, want, value_error)
     return out

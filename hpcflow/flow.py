@@ -218,9 +218,9 @@ def _check_args(kernel, train, test, xp, blocks, **num):
     api_bool("weighted", num["weighted"])
     whole = {}
 
-    def integer(name, lo):  # (None where it is not a whole number >= lo: refused below, naming it)
-        with contextlib.suppress(TypeError, ValueError):
-            whole[name] = api_integer(name, num[name], "", lo=lo)
+    def integer(name, lo, bounded=False):  # (None where not a whole number >= lo (of any size unless `bounded`):
+        with contextlib.suppress(TypeError, ValueError):  # refused below, naming it)
+            whole[name] = api_integer(name, num[name], "", lo=lo, bounded=bounded)
         return name in whole
 
     finite = lambda v: (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)  # noqa: E731
@@ -234,7 +234,7 @@ def _check_args(kernel, train, test, xp, blocks, **num):
               ("loss", num["loss"] in LOSSES, f"one of {LOSSES}"),
               ("kappa_gradient", num["kappa_gradient"] in KAPPA_GRADIENTS, f"one of {KAPPA_GRADIENTS}"),
               ("cache_bytes", integer("cache_bytes", 0), "an integer >= 0 (0: no cached kernel blocks)"),
-              ("tile", integer("tile", 1), "an integer >= 1 (rows of a kernel tile)"))
+              ("tile", integer("tile", 1, bounded=True), "an integer in [1, 2**62] (rows of a kernel tile)"))
     for name, ok, want in checks:
         if not ok:
             raise ValueError(f"{name}={num[name]!r} is invalid; pass {want}")

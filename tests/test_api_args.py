@@ -541,3 +541,18 @@ def test_eta_is_det_g_over_omega2_without_kappa_and_sigma_divides_by_kappa(sets)
     k = np.sum(ps.weights * eta) / np.sum(ps.weights)
     assert abs(k - 1) > 1e-3  # kappa is not 1 here, so a kappa inside eta() would show
     assert ps.sigma() == pytest.approx(np.sum(ps.weights * np.abs(1 - eta / k)) / np.sum(ps.weights), rel=1e-12)
+
+
+def test_kernel_flow_takes_a_limit_of_any_size_as_no_limit():
+    """cache_bytes=sys.maxsize, early_stop and max_halvings beyond 2**62: 'no limit' idioms a caller writes; a
+    flow with them runs as with the defaults (nothing to cache beyond the blocks, no early stop within 2 steps)."""
+    import sys
+
+    tr = Hypersurface.fermat(3).sample(30, seed=2, chart=(0, 1))
+    k = make_kernel("gaussian", width=0.5)
+    plain = kernel_flow(k, tr, None, dt=1e-2, steps=2)
+    for kw in ({"cache_bytes": sys.maxsize}, {"early_stop": 10**19}, {"max_halvings": 2**63}):
+        got = kernel_flow(k, tr, None, dt=1e-2, steps=2, **kw)
+        np.testing.assert_array_equal(got.sigma_train, plain.sigma_train)
+    with pytest.raises(ValueError, match=r"tile=10{20} is invalid; pass an integer in \[1, 2\*\*62\]"):
+        kernel_flow(k, tr, None, dt=1e-2, steps=2, tile=10**20)

@@ -160,3 +160,26 @@ def test_a_network_job_one_rank_per_node_is_not_told_more_nodes_would_fit_it(tmp
     assert main([*base, "--nodes", "2", "--ntasks-per-node", "2"]) == 2  # two on a node: fewer per node does help
     err = capsys.readouterr().err
     assert "--ntasks-per-node" in err, err
+
+
+def test_every_task_of_a_job_cancelled_before_it_ran_is_read_without_the_result_file_wait(tmp_path):
+    """An MPI job (4 tasks) cancelled while pending: each task's result is read without submitit's 15 s wait for a
+    file that cannot come (the job's, alone, left 4 x 15 s); one that wrote a log (it ran) keeps the wait."""
+    from submitit import SlurmJob
+
+    from hpcflow.submit.executor import _no_result_wait
+
+    class Cancelled:
+        def get_state(self, job_id, mode="standard"):
+            return "CANCELLED by 0"
+
+    job = SlurmJob(tmp_path, "12345", tasks=(0, 1, 2, 3))
+    job.watcher = Cancelled()
+    _no_result_wait(job)
+    assert [j._results_timeout_s for j in (job, *job._sub_jobs)] == [0] * 5
+    ran = SlurmJob(tmp_path / "ran", "12346", tasks=(0, 1))
+    ran.watcher = Cancelled()
+    ran.paths.stderr.parent.mkdir(parents=True)
+    ran.paths.stderr.write_text("started\n")
+    _no_result_wait(ran)
+    assert [j._results_timeout_s for j in (ran, *ran._sub_jobs)] == [SlurmJob._results_timeout_s] * 3

@@ -85,7 +85,8 @@ class Hypersurface:
     non-zero coefficients, each with the same coefficient, in any order; name and params are labels and do not
     count (fermat(3), dwork(3, 0) and the quintic given by `from_monomials` are equal), nor do terms with
     coefficient 0. Not up to scale: p and 2p define one X but give other |Omega|^2 and weights, so compare
-    unequal."""
+    unequal. Sampling one set over MPI ranks needs more: the same definition on every rank (the draws follow the
+    monomials' order; `geometry.sampling.surface_key`)."""
 
     monomials: np.ndarray  # (M, n+1) int exponents
     coefficients: np.ndarray  # (M,) complex128

@@ -138,7 +138,9 @@ def agreed(surface, args: dict, names=None) -> dict:
 
 
 def surface_key(surface) -> str:
-    """The surface's name and parameters and a digest of its definition: equal exactly when the definitions are."""
+    """The surface's name and parameters and a digest of its definition: equal exactly when the definitions are.
+    Stricter than `==` (the polynomial): the draws follow the monomials' order, so ranks that sample one set need
+    the same definition, not only the same polynomial."""
     params = ", ".join(f"{k}={v}" for k, v in surface.params)
     digest = hashlib.blake2b(surface.definition_json().encode(), digest_size=8).hexdigest()
     return f"{surface.name}({params}) #{digest}"

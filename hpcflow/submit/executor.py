@@ -353,8 +353,7 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
     with _watched(jobs, log):
         _until_done(jobs, res, log)
         for index, job in enumerate(jobs):
-            if _never_started(job):  # no result can come: not submitit's 15 s wait for one on a slow file system
-                job._results_timeout_s = 0
+            _no_result_wait(job)
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
@@ -400,6 +399,14 @@ def _never_started(job) -> bool:
         return False
     state = job.watcher.get_state(job.job_id, mode="cache")
     return state.split()[0] in NOT_RUN_STATES if state.strip() else False
+
+
+def _no_result_wait(job) -> None:
+    """Where `job` never started (`_never_started`), no result can come: its results are read at once, not after
+    submitit's 15 s wait for a result file on a slow file system (each task's, for a job of several tasks)."""
+    if _never_started(job):
+        for one in (job, *job._sub_jobs):
+            one._results_timeout_s = 0
 
 
 def _see_log(job, state: str = "") -> str:
