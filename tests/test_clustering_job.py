@@ -132,7 +132,11 @@ def test_a_clustering_without_fig2_is_a_report_row_and_fig2_says_how_to_draw_it(
     assert sorted(os.listdir(out)) == ["job.toml", "summary.json"]
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "| run | clustering | finished | 60 / - |" in md and "Skipped" not in md and "Fig. 2" not in md, md
+    assert "| run | clustering | finished | 60 / - |" in md and "Skipped" not in md, md
+    fig2 = md.split("## Fig. 2")[1]  # its silhouettes from summary.json, without heatmaps
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("silhouette_batched", "silhouette_full"):
+        assert f"run: {key}: {summary[key]:.4f}" in fig2 and "no heatmaps: [quality].fig2 = false" in fig2, fig2
     assert not [p for p in os.listdir(tmp_path / "report") if p.endswith(".png")]
     capsys.readouterr()
     assert script_main("fig2_heatmaps", [str(out), "--out", str(tmp_path / "figs")]) == 2
