@@ -315,7 +315,8 @@ def _grid_ticks(ax, trials) -> None:
         return
     left, right = ax.get_xlim()
     if len({(d.low, d.step) for d in grid}) > 1:
-        points = sorted({t.params[name] for t in trials if name in t.params})
+        taken = sorted({t.params[name] for t in trials if name in t.params and left <= t.params[name] <= right})
+        points = taken[::int(np.ceil(len(taken) / GRID_TICKS)) if taken else 1]
     elif isinstance(grid[0], IntDistribution) and grid[0].step == 1:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         return
@@ -328,12 +329,8 @@ def _grid_ticks(ax, trials) -> None:
         points = [low + k * step for k in range(-(-k0 // every) * every, k1 + 1, every)]
         if isinstance(grid[0], FloatDistribution):
             digits = max(0, -int(np.floor(np.log10(step))) + 6)
-            points = [round(p, digits) for p in points]
-        ax.xaxis.set_major_locator(FixedLocator([p for p in points if left <= p <= right]))
-        return
-    points = [p for p in points if left <= p <= right]
-    every = int(np.ceil(len(points) / GRID_TICKS)) if points else 1
-    ax.xaxis.set_major_locator(FixedLocator(points[::every]))
+            points = [p for p in (round(p, digits) for p in points) if left <= p <= right]
+    ax.xaxis.set_major_locator(FixedLocator(points))
 
 
 def _nice_multiple(x: float) -> int:

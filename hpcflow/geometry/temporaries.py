@@ -3,11 +3,11 @@
 set, which no later write removed. The next write of FILE removes them, never a live writer's.
 
 Every writer holds a shared flock on the directory for the whole write, its temporary's creation included
-(`writing`); before that it removes the temporaries of its own file name (`hpcflow.atomic.temporaries_of`) only where it gets the
-directory's lock exclusively at once: no writer of the directory is live, so every such temporary is debris. With a
-live writer there, or where the file system refuses flock, nothing is removed (the next write does it). Temporaries of
-other names are never touched: run directories and analysis outputs remove their own (`hpcflow.jobs.output`,
-`hpcflow.analysis.owned`).
+(`writing`); before that it removes the temporaries of its own file name (`hpcflow.atomic.temporaries_of`) only
+where it gets the directory's lock exclusively at once: no writer of the directory is live, so every such temporary
+is debris. With a live writer there, or where the file system refuses flock, nothing is removed (the next write does
+it). Temporaries of other names are never touched: run directories and analysis outputs remove their own
+(`hpcflow.jobs.output`, `hpcflow.analysis.owned`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A journal needs no server and is safe for several processes on a shared filesystem, but Optuna keeps no
 heartbeat in it: the worker running a trial writes one (user attribute `heartbeat`, seconds since the epoch, every
 `[tune] heartbeat_seconds`), and `recover_stale` marks a RUNNING trial failed only when its worker is gone: its pid
-is gone or belongs to another process now (a worker on this host; `process_start`), it ran in an earlier run of this worker's own Slurm job (requeued), or its last
-heartbeat is older than a grace period (a worker on another host; never by the trial's age alone). It optionally
+is gone or belongs to another process now (a worker on this host; `process_start`), it ran in an earlier run of
+this worker's own Slurm job (requeued), or its last heartbeat is older than a grace period (a worker on another
+host; never by the trial's age alone). It optionally
 queues their parameters again. RDB URLs keep Optuna's own heartbeat, which fails a trial of a worker on another
 host (`[tune].heartbeat_seconds`, grace period twice that); the pid and Slurm requeue checks apply to them too.
 """
