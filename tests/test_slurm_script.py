@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import hung
 from jobtexts import NN_POINTS
 from standin_srun import stand_in_srun
 
@@ -340,15 +341,19 @@ def test_a_tune_array_worker_signalled_checkpoints_its_trial_and_requeues_the_jo
     (bin_dir / "scontrol").chmod(0o755)
     job = tmp_path / "job.toml"
     job.write_text(JOB.replace("steps = 3", "steps = 100000") + TUNE)
-    proc = subprocess.Popen(["bash", str(TUNE_SCRIPT), str(job), "study", "1"], env=_env(tmp_path, SLURM_JOB_ID="77"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(["bash", str(TUNE_SCRIPT), str(job), "study", "1"], stdout=subprocess.PIPE,
+                            env=_env(tmp_path, SLURM_JOB_ID="77", **hung.FAULTS), stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while not list((tmp_path / "study").glob("trials/*/checkpoint.h5")):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
             time.sleep(0.1)
         (os.killpg if who == "full" else os.kill)(proc.pid, signal.SIGUSR1)
-        said, _ = proc.communicate(timeout=60)
+        try:
+            said, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # the stand-in srun's task runs in a process group of its own
+            pytest.fail(hung.describe(proc, int((bin_dir / "srun.task").read_text())))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # (a worker left running by bash's end)
