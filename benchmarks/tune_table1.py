@@ -83,9 +83,12 @@ def main(argv=None) -> None:
     for job in [os.path.join(d, "best.toml") for d in args.studies] + list(args.hand):
         for seed in args.seeds:  # every job and seed checked before the first flow runs
             try:
-                registry.load(job, [f"geometry.seed={seed}"])
+                _, cfg = registry.load(job, [f"geometry.seed={seed}"])
             except UserError as exc:
                 ap.error(" ".join(str(exc).split()))
+            kind = cfg.get("job", {}).get("kind")
+            if kind != "flow":  # only a flow's summary has the train and test gains of the table
+                ap.error(f"{job}: [job].kind is {kind!r}, not 'flow'; pass a flow job file")
     for d in args.studies:
         print(study_line(d))
     print()

@@ -169,6 +169,15 @@ def test_tune_table1_missing_hand_file_refused_first(tmp_path):
     refused(bench("tune_table1.py", study, "--hand", str(tmp_path / "nosuch.toml"), "--seeds", "1"), "tune_table1.py")
 
 
+def test_tune_table1_refuses_a_job_of_another_kind(tmp_path):
+    """A --hand job that is not a flow (an nn job has no train and test gains) is refused in one line before any
+    flow runs (the flows ran, then the nn job, then a KeyError 'gain_train')."""
+    study = small_study(str(tmp_path / "study"))
+    line = refused(bench("tune_table1.py", study, "--hand", os.path.join(ROOT, "jobs", "nn_smoke.toml"),
+                         "--seeds", "1"), "tune_table1.py")
+    assert "nn_smoke.toml" in line and "'nn'" in line and "'flow'" in line, line
+
+
 
 def test_cluster_peak_rss_in_gib():
     """bench_cluster's peak RSS is ru_maxrss (KiB) in GiB: the process's VmHWM (kB = KiB) / 2**20 (it was / 1e6)."""
