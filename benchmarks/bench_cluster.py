@@ -115,7 +115,12 @@ def check_flow(ap, args) -> None:
     """Refuse, before any sampling, a flow comparison that measures nothing or whose clusters cannot be made."""
     from hpcflow.cluster.inputs import check_n_clusters
     from hpcflow.errors import ConfigError
+    from hpcflow.experiments.common import MIN_POINTS
 
+    for flag, n in (("--n", args.n), ("--n-test", args.n_test)):
+        if n < MIN_POINTS:  # sigma of one point is 0 by construction: its gains are 0/0
+            ap.error(f"argument {flag}: sigma needs two points (for one it is 0 by construction); "
+                     f"pass >= {MIN_POINTS}")
     if args.time_steps == 1:
         ap.error("argument --time-steps: one step has no step interval to time; pass 0 (skip) or >= 2")
     if not args.time_steps and not args.steps:
