@@ -178,7 +178,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="what", required=True)
     c = sub.add_parser("cluster", help="time and peak memory of batched clustering")
     c.add_argument("--n", type=_args.POSITIVE, nargs="+", default=[10_000, 100_000])
-    c.add_argument("--batch-size", type=_args.POSITIVE, default=10_000)
+    c.add_argument("--batch-size", type=_args.whole(2), default=10_000)
     c.add_argument("--full-up-to", type=_args.NONNEGATIVE, default=10_000,
                    help="also run the unbatched method up to this N")
     c.add_argument("--clusters", type=_args.POSITIVE, default=None, help="k (default N/5000, the paper's choice)")
@@ -187,7 +187,7 @@ def main(argv=None):
     f = sub.add_parser("flow", help="per-cluster vs unclustered flow: step time and sigma_test")
     f.add_argument("--n", type=_args.POSITIVE, default=20_000)
     f.add_argument("--n-test", type=_args.POSITIVE, default=2000)
-    f.add_argument("--batch-size", type=_args.POSITIVE, default=10_000)
+    f.add_argument("--batch-size", type=_args.whole(2), default=10_000)
     f.add_argument("--clusters", type=_args.POSITIVE, default=None, help="k (default N/5000, the paper's choice)")
     f.add_argument("--time-steps", type=_args.NONNEGATIVE, default=3,
                    help="streamed steps timed per variant (0 = skip; else >= 2, a median of step intervals)")

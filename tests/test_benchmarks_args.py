@@ -28,6 +28,8 @@ REFUSED = [
     ("bench_cluster.py", "flow --n 200 --n-test 20 --time-steps 1 --steps 0"),
     ("bench_cluster.py", "flow --n 400 --n-test 1 --clusters 2 --batch-size 200 --time-steps 0 --steps 2"),
     ("bench_cluster.py", "flow --n 1 --n-test 20 --clusters 1 --batch-size 2 --time-steps 0 --steps 2"),
+    ("bench_cluster.py", "flow --n 400 --n-test 20 --clusters 1 --batch-size 1 --time-steps 0 --steps 2"),
+    ("bench_cluster.py", "cluster --n 400 --clusters 1 --batch-size 1 --full-up-to 0"),
     ("bench_distance.py", "--baseline /nonexistent --repeats 1"),
     ("bench_distance.py", "--repeats 0"),
     ("bench_distributed_data.py", "blocks --sizes 5 --ranks 1"),
