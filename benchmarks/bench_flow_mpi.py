@@ -122,6 +122,16 @@ def check_clusters(ap, k: int, n: int, flag: str) -> None:
         ap.error(f"--n {n} with k = {k} ({flag}) and mini-batches of {BATCH_SIZE}: {exc}")
 
 
+def check_points(ap, flag: str, n: int, *, none: bool = False) -> None:
+    """Refuse, before any run, a point count sigma means nothing for (one point: sigma is 0 by construction, as
+    the [geometry] of the worker's job checks): at least 2, or 0 where `none` (no test points)."""
+    from hpcflow.experiments.common import MIN_POINTS
+
+    if n < MIN_POINTS and not (none and n == 0):
+        ap.error(f"argument {flag}: sigma needs two points (for one it is 0 by construction); pass "
+                 f"{'0 (none) or ' if none else ''}>= {MIN_POINTS}")
+
+
 #: the first argument of what `_launch` starts under mpiexec: not a subcommand of the command line (nor in its --help)
 WORKER = "_worker"
 
@@ -179,9 +189,17 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.cmd == "scaling":
         check_scaling(s, a.threads)
+        check_points(s, "--n", a.n)
+        check_points(s, "--n-test", a.n_test, none=True)
         check_clusters(s, a.clusters, a.n, "--clusters")
-    elif a.cmd == "volume":
+    elif a.cmd == "exact-step":
+        check_points(e, "--n", a.n)
+    else:
         for n in a.n:
+            check_points(v, "--n", n)
+            if n // 10 == 1:  # the volume runs' test points: N // 10
+                v.error(f"argument --n: {n} gives N // 10 = 1 test point, and sigma needs two (for one it is 0 by "
+                        "construction); pass --n from 2 to 9 (no test points) or >= 20")
             check_clusters(v, volume_clusters(n), n, "N/500, at least 2")
     if a.cmd == "scaling":
         for mode in ("clustered", "exact"):
@@ -193,7 +211,7 @@ def main(argv=None) -> None:
             print(json.dumps({"mode": mode, "n": a.n, "step_s": {k: r["step_s_median"] for k, r in runs.items()},
                               "efficiency_vs_threads": round(t_best / t_many, 3),
                               "efficiency_vs_one_core": round(t_one / (a.threads * t_many), 3),
-                              "sigma_test_rel_spread": float(np.ptp(sig) / np.mean(sig)),
+                              "sigma_test_rel_spread": float(np.ptp(sig) / np.mean(sig)) if a.n_test else None,
                               "runs": runs}), flush=True)
     elif a.cmd == "exact-step":
         print(json.dumps(_launch(a.ranks, a.threads, ["exact", a.n, 0, 1, 0, 0.0])), flush=True)

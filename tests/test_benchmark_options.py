@@ -51,3 +51,13 @@ def test_report_checkpoint_prints_json_lines_only(tmp_path):
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["n_train"] == 150, r.stdout
     assert "hpcflow run: wrote" in r.stderr, r.stderr
+
+
+def test_flow_scaling_without_test_points_prints_null_spread():
+    """scaling --n-test 0 (no test points) prints a null spread of sigma_test across the three runs: it printed
+    NaN, which is not JSON."""
+    r = bench("bench_flow_mpi.py", "scaling", "--n", "30", "--n-test", "0", "--clusters", "2", "--steps", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line, parse_constant=lambda c: c) for line in r.stdout.splitlines()]
+    assert [row["mode"] for row in rows] == ["clustered", "exact"], r.stdout[-2000:]
+    assert [row["sigma_test_rel_spread"] for row in rows] == [None, None], r.stdout[-2000:]
