@@ -54,25 +54,27 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
     import numpy as np
 
     out = tempfile.mkdtemp(prefix="bench_nn_mpi_")
-    sets = [f"training.epochs={epochs}", f"training.batch_size={batch}", f"training.threads={threads}",
-            "ntk.enabled=false", f"geometry.n_train={n}"] + ([f"training.lr={lr}"] if lr else []) + list(extra)
-    cmd = [sys.executable, "-m", "hpcflow", "nn", JOB, "--out", os.path.join(out, "run")]
-    for s in sets:
-        cmd += ["--set", s]
-    if ranks > 1:
-        cmd = [mpiexec(), "-n", str(ranks)] + cmd
-    env = dict(os.environ, HPCFLOW_THREADS=str(blas or threads), PYTHONPATH=ROOT)
-    t0 = time.perf_counter()
-    _args.child(cmd, f"hpcflow nn at {ranks} ranks x {threads} threads, batch {batch}", env=env,
-                stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
-    with open(os.path.join(out, "run", "summary.json")) as fh:
-        summary = json.load(fh)
-    with h5py.File(os.path.join(out, "run", "nn.h5")) as f:
-        epoch_seconds = f["history/epoch_seconds"][()]
-        comm_seconds = f["history/comm_seconds"][()]  # (epochs, R)
-        sigma_val = f["history/sigma_val"][()]
-    shutil.rmtree(out)
+    try:  # removed however the case ends (a failed child ends this process through _args.child)
+        sets = [f"training.epochs={epochs}", f"training.batch_size={batch}", f"training.threads={threads}",
+                "ntk.enabled=false", f"geometry.n_train={n}"] + ([f"training.lr={lr}"] if lr else []) + list(extra)
+        cmd = [sys.executable, "-m", "hpcflow", "nn", JOB, "--out", os.path.join(out, "run")]
+        for s in sets:
+            cmd += ["--set", s]
+        if ranks > 1:
+            cmd = [mpiexec(), "-n", str(ranks)] + cmd
+        env = dict(os.environ, HPCFLOW_THREADS=str(blas or threads), PYTHONPATH=ROOT)
+        t0 = time.perf_counter()
+        _args.child(cmd, f"hpcflow nn at {ranks} ranks x {threads} threads, batch {batch}", env=env,
+                    stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        with open(os.path.join(out, "run", "summary.json")) as fh:
+            summary = json.load(fh)
+        with h5py.File(os.path.join(out, "run", "nn.h5")) as f:
+            epoch_seconds = f["history/epoch_seconds"][()]
+            comm_seconds = f["history/comm_seconds"][()]  # (epochs, R)
+            sigma_val = f["history/sigma_val"][()]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     per = summary.get("per_rank", [])
     best = int(np.argmin(epoch_seconds))
     return {"ranks": ranks, "threads": threads, "blas_threads": blas or threads, "batch": batch,
@@ -81,7 +83,10 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
             "best_epoch_comm_seconds": comm_seconds[best].tolist(),
             "best_epoch_compute_seconds_max": float(epoch_seconds[best] - np.min(comm_seconds[best])),
             "mean_epoch_seconds": float(np.mean(epoch_seconds)), "sigma_val_final": float(sigma_val[-1]),
-            "comm_seconds_per_epoch": [p["comm_seconds"] / epochs for p in per],
+            # per rank: seconds in the collectives of the training epochs (history/comm_seconds), mean over epochs
+            "comm_seconds_per_epoch": np.mean(comm_seconds, axis=0).tolist(),
+            # per rank: every collective of the run, set-up and validation included (summary per_rank.comm_seconds)
+            "comm_seconds_whole_run": [p["comm_seconds"] for p in per],
             "allreduce_seconds_per_epoch": [p["allreduce_seconds"] / epochs for p in per],
             "allreduce_calls_per_epoch": [p["allreduce_calls"] / epochs for p in per], "wall_seconds": wall}
 

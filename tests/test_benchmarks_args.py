@@ -323,3 +323,54 @@ def test_kernel_rate_per_thread_used():
                                          tile=32, threads=1, repeat=1)
     assert r["threads"] == 1
     assert r["entries_per_cpu_second_times_threads"] == pytest.approx(60 ** 2 / r["cpu_seconds"], rel=1e-12)
+
+
+def _bench_nn_mpi(monkeypatch, tmp_path, child):
+    """bench_nn_mpi with its `hpcflow nn` child replaced by `child(out_dir)` and its temporary folders in
+    tmp_path."""
+    import tempfile
+
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_nn_mpi
+    finally:
+        sys.path.remove(BENCH)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def fake(cmd, what, **kwargs):
+        return child(cmd[cmd.index("--out") + 1])
+
+    monkeypatch.setattr(bench_nn_mpi._args, "child", fake)
+    return bench_nn_mpi
+
+
+def test_nn_mpi_comm_seconds_per_epoch_from_the_epochs(monkeypatch, tmp_path):
+    """comm_seconds_per_epoch is each rank's mean over the epochs of history/comm_seconds; the summary's
+    per_rank.comm_seconds (every collective of the run: set-up and validation too) was divided by the epochs, which
+    gave more seconds in collectives per epoch than the epoch took."""
+    def child(run):
+        os.makedirs(run)
+        with open(os.path.join(run, "summary.json"), "w") as fh:
+            json.dump({"config": {"training": {"lr": 1e-3}}, "per_rank": [
+                {"comm_seconds": 5.0, "allreduce_seconds": 0.2, "allreduce_calls": 8},
+                {"comm_seconds": 7.0, "allreduce_seconds": 0.4, "allreduce_calls": 8}]}, fh)
+        with h5py.File(os.path.join(run, "nn.h5"), "w") as f:
+            f["history/epoch_seconds"] = [1.0, 2.0]
+            f["history/comm_seconds"] = [[0.1, 0.3], [0.5, 0.9]]
+            f["history/sigma_val"] = [0.5, 0.4, 0.3]
+
+    res = _bench_nn_mpi(monkeypatch, tmp_path, child).run_case(2, 1, 64, 2, 200, None)
+    assert res["comm_seconds_per_epoch"] == pytest.approx([0.3, 0.6])
+    assert res["comm_seconds_whole_run"] == [5.0, 7.0]
+    assert res["mean_epoch_seconds"] == 1.5
+
+
+def test_nn_mpi_failed_case_leaves_no_folder(monkeypatch, tmp_path):
+    """A case whose `hpcflow nn` fails (its one line, then SystemExit) leaves no bench_nn_mpi_* folder behind."""
+    def child(run):
+        raise SystemExit(1)
+
+    bench_nn_mpi = _bench_nn_mpi(monkeypatch, tmp_path, child)
+    with pytest.raises(SystemExit):
+        bench_nn_mpi.run_case(2, 1, 64, 2, 200, None)
+    assert os.listdir(tmp_path) == []
