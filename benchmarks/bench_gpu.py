@@ -3,11 +3,11 @@
 Usage: python benchmarks/bench_gpu.py [--sizes 10000 40000] [--kernels gaussian relu_ntk] [--steps 3]
        [--sample 1000000] [--threads T]
 Prints one JSON line per case: seconds per flow step (the kernel re-evaluated tile by tile every step,
-cache_bytes = 0; the fastest of --steps steps), kernel entries per second (N_train^2 per step), and for CuPy
-the largest relative difference of the σ history from NumPy's (float64 both: summation order only); then the
-sampler's seconds for --sample points with each backend, how many rows CuPy put in another chart (a near-tie
-chosen the other way) and the largest relative difference of the other rows' points. Without a
-usable GPU (`hpcflow.backend.gpu_available`) only the NumPy rows are printed.
+cache_bytes = 0; the fastest of --steps steps), kernel entries per second (N_train^2 per step; null for Delta, a
+gather with no N^2 work), and for CuPy the largest relative difference of the σ history from NumPy's (float64 both:
+summation order only); then the sampler's seconds for --sample points with each backend, how many rows CuPy put in
+another chart (a near-tie chosen the other way) and the largest relative difference of the other rows' points.
+Without a usable GPU (`hpcflow.backend.gpu_available`) only the NumPy rows are printed.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def flow_case(kernel_name: str, n: int, steps: int, backend: str, threads: int) 
     step = float(np.min(res.history["step_seconds"]))
     return {"case": "flow", "kernel": kernel_name, "n_train": n, "backend": backend, "threads": threads,
             "steps": int(res.steps_taken), "best_step_seconds": step, "wall_seconds": wall,
-            "entries_per_second": n * n / step, "sigma_train": [float(s) for s in res.sigma_train]}
+            "entries_per_second": None if getattr(kernel, "nearest", False) else n * n / step,  # Delta: a gather
+            "sigma_train": [float(s) for s in res.sigma_train]}
 
 
 def sample_case(n: int, backend: str, threads: int):

@@ -2,6 +2,8 @@
 columns) at N train points, next to this machine's float64 matmul rate; peak memory of one step at large N.
 
 Usage: python benchmarks/bench_kernels.py [--n 10000] [--repeat 2] [--mem-n 50000] [--threads T]
+--threads limits every step, the naive NumPy reference's BLAS too. The Delta kernel's rates are null (a gather of
+each point's nearest train row: no N^2 work).
 """
 
 from __future__ import annotations
@@ -79,9 +81,10 @@ def entries_per_second(ps, grad, name, params, *, tile, threads, repeat, targets
     n = len(ps)
     used = getattr(op, "threads", None) or threads or default_threads()
     label = name if targets is None else f"{name} (test x train, {len(targets)} test points)"
+    dense = not getattr(kern, "nearest", False)  # the Delta kernel gathers each point's nearest row: no N^2 work
     return {"kernel": label, "params": kern.params(), "n": n, "step_seconds": best, "setup_seconds": setup,
-            "entries_per_second": n * n / best, "cpu_seconds": cpu, "threads": used,
-            "entries_per_cpu_second_times_threads": n * n / cpu * used}
+            "entries_per_second": n * n / best if dense else None, "cpu_seconds": cpu, "threads": used,
+            "entries_per_cpu_second_times_threads": n * n / cpu * used if dense else None}
 
 
 def blas_threads() -> int:
@@ -89,6 +92,21 @@ def blas_threads() -> int:
     from threadpoolctl import threadpool_info
 
     return max([p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"] or [1])
+
+
+def naive_row(ps, grad, *, threads, repeat):
+    """The naive step's row: its best of `repeat` runs with NumPy's BLAS on `threads` threads (None: BLAS's
+    default), as the other kernels' steps run on --threads."""
+    from threadpoolctl import threadpool_limits
+
+    n = len(ps)
+    with threadpool_limits(limits=threads, user_api="blas"):  # limits=None: no change
+        runs = [_timed_both(lambda: naive_step(ps, grad)) for _ in range(repeat)]
+        used = blas_threads()
+    best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+    return {"kernel": "gaussian (naive NumPy tile, reference)", "n": n, "step_seconds": best,
+            "entries_per_second": n ** 2 / best, "cpu_seconds": cpu, "threads": used,
+            "entries_per_cpu_second_times_threads": n ** 2 / cpu * used}
 
 
 def naive_step(ps, grad, width=1.0, tile=2048):
@@ -200,12 +218,7 @@ def main():
     ps = Hypersurface.fermat(3).sample(args.n, seed=0)
     grad = gradients(ps)
     if not args.only:
-        runs = [_timed_both(lambda: naive_step(ps, grad)) for _ in range(args.repeat)]
-        best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-        used = blas_threads()
-        print(json.dumps({"kernel": "gaussian (naive NumPy tile, reference)", "n": args.n, "step_seconds": best,
-                          "entries_per_second": args.n ** 2 / best, "cpu_seconds": cpu, "threads": used,
-                          "entries_per_cpu_second_times_threads": args.n ** 2 / cpu * used}))
+        print(json.dumps(naive_row(ps, grad, threads=args.threads, repeat=args.repeat)))
     for name, params in CASES:
         if args.only and name != args.only:
             continue

@@ -374,3 +374,39 @@ def test_nn_mpi_failed_case_leaves_no_folder(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         bench_nn_mpi.run_case(2, 1, 64, 2, 200, None)
     assert os.listdir(tmp_path) == []
+
+
+def test_kernel_rates_of_delta_are_null():
+    """The Delta kernel gathers each point's nearest train row (no N^2 kernel entries): bench_kernels and bench_gpu
+    print no entries/s for it (N^2 / step), while a Gaussian step's rate is N^2 / its step seconds."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_gpu
+        import bench_kernels
+    finally:
+        sys.path.remove(BENCH)
+    from hpcflow.geometry import Hypersurface
+
+    ps = Hypersurface.fermat(3).sample(60, seed=0)
+    r = bench_kernels.entries_per_second(ps, bench_kernels.gradients(ps), "delta", {}, tile=32, threads=1, repeat=1)
+    assert (r["entries_per_second"], r["entries_per_cpu_second_times_threads"]) == (None, None), r
+    delta = bench_gpu.flow_case("delta", 60, 2, "numpy", 1)
+    assert delta["entries_per_second"] is None and delta["best_step_seconds"] > 0, delta
+    gauss = bench_gpu.flow_case("gaussian", 60, 2, "numpy", 1)
+    assert gauss["entries_per_second"] == pytest.approx(60 ** 2 / gauss["best_step_seconds"], rel=1e-12)
+
+
+def test_naive_kernel_step_on_the_threads_given():
+    """bench_kernels --threads T runs the naive NumPy reference step on T BLAS threads as well, and its row says
+    so (it ran on BLAS's default, here 2, and printed 2, next to rows on 1); the limit ends with the row."""
+    code = ("import json, sys, threadpoolctl; sys.path.insert(0, sys.argv[1]); import bench_kernels as bk; "
+            "from hpcflow.geometry import Hypersurface; threadpoolctl.threadpool_limits(2, user_api='blas'); "
+            "seen = []; step = bk.naive_step; "
+            "bk.naive_step = lambda *a, **k: (seen.append(bk.blas_threads()), step(*a, **k))[1]; "
+            "ps = Hypersurface.fermat(3).sample(40, seed=0); g = bk.gradients(ps); "
+            "one = bk.naive_row(ps, g, threads=1, repeat=2); after = bk.blas_threads(); "
+            "default = bk.naive_row(ps, g, threads=None, repeat=1); "
+            "print(json.dumps([seen, one['threads'], after, default['threads']]))")
+    r = subprocess.run([sys.executable, "-c", code, BENCH], capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[1, 1, 2], 1, 2, 2], r.stdout
