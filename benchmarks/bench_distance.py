@@ -2,8 +2,10 @@
 
 Cases: the tiled matrix `fs_distance` (N x N and N1 x N2), `fs_distance_paired` and `projector_features` on 2e5
 rows, and `normalize` alone (the O(N n) pass every one of them starts with). With `--baseline DIR` the same cases
-also run on DIR's hpcflow/geometry/distance.py (another checkout), interleaved with this tree's in one process, so
-a before/after ratio holds on a busy machine. Prints one JSON line per case: best-of-`--repeats` seconds. Usage:
+also run on DIR's hpcflow/geometry/distance.py (another checkout), interleaved with this tree's in one process (each
+case called once on both sides untimed, then each side timed first every other repeat), so a before/after ratio
+holds on a busy machine and does not depend on which side runs first. Prints one JSON line per case:
+best-of-`--repeats` seconds. Usage:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_distance.py [--repeats 9] [--baseline /path/to/checkout]
 """
@@ -50,8 +52,10 @@ def main(argv=None) -> None:
     modules = {"tree": tree, **({"baseline": load_baseline(args.baseline)} if args.baseline else {})}
     for name, fn in cases.items():
         best = dict.fromkeys(modules, np.inf)
-        for _ in range(args.repeats):
-            for tag, m in modules.items():
+        for m in modules.values():  # untimed: the first call of a case pays for both sides (page faults, caches)
+            fn(m)
+        for i in range(args.repeats):
+            for tag, m in sorted(modules.items(), reverse=i % 2 == 1):  # each side first every other repeat
                 t = time.perf_counter()
                 fn(m)
                 best[tag] = min(best[tag], time.perf_counter() - t)

@@ -410,3 +410,36 @@ def test_naive_kernel_step_on_the_threads_given():
     r = subprocess.run([sys.executable, "-c", code, BENCH], capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [[1, 1, 2], 1, 2, 2], r.stdout
+
+
+def test_distance_ratio_does_not_favour_the_side_run_first(monkeypatch, capsys):
+    """bench_distance --baseline: the first call of a case costs more whichever side makes it (page faults, caches
+    warmed for both). On a clock that charges 1 s for a case's first call and 0.01 s for every other, the same code
+    on both sides gives a ratio of 1 (the tree side always ran first and timed that call: ratio 100 at --repeats 1,
+    as 2.1-2.7 came out for the same code on a real clock)."""
+    import types
+
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_distance
+    finally:
+        sys.path.remove(BENCH)
+    clock, seen = [0.0], set()
+
+    def side():
+        def call(name):
+            def f(*args, **kwargs):
+                clock[0] += 0.01 if name in seen else 1.0
+                seen.add(name)
+            return f
+        return types.SimpleNamespace(**{n: call(n) for n in ("fs_distance", "fs_distance_paired",
+                                                             "projector_features", "normalize")})
+
+    monkeypatch.setattr(bench_distance, "tree", side())
+    monkeypatch.setattr(bench_distance, "load_baseline", lambda root: side())
+    monkeypatch.setattr(bench_distance, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    for repeats in ("1", "2"):
+        seen.clear()
+        bench_distance.main(["--repeats", repeats, "--baseline", ROOT])
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(rows) == 5 and {r["ratio"] for r in rows} == {1.0}, rows
