@@ -6,7 +6,9 @@
 
 Each study directory's best.toml (and each hand-set job) runs as `hpcflow run --set geometry.seed=S` does, for
 every seed S (train points from S, test points from S + 1: none of them seen by any trial). Prints a Markdown
-table: mean ± standard deviation over the seeds of the train and test gains sigma(step 0) / sigma(last step).
+table: mean ± standard deviation over the seeds of the train and test gains sigma(step 0) / sigma(last step). A
+flow that finds no positive-definite step stops there: its gains are those up to the stop (its steps taken say
+where).
 """
 
 from __future__ import annotations
@@ -30,11 +32,17 @@ STUDY_FILES = ("study.json", "study.journal", "best.toml")
 def gains(job: str, seeds) -> dict:
     """Train/test gains, steps taken and rejected steps of `job` at each geometry seed (the flow's progress lines
     go to stderr: stdout is the table)."""
+    from hpcflow.errors import NumericalStop
+
     out = {"gain_train": [], "gain_test": [], "steps_taken": [], "rejected_steps": []}
     for seed in seeds:
         module, cfg = registry.load(job, [f"geometry.seed={seed}"])
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
-            summary = module.run(cfg, tmp)
+            try:
+                summary = module.run(cfg, tmp)
+            except NumericalStop as exc:  # no positive-definite step: the gains up to the stop, its steps taken
+                print(f"{job}, seed {seed}: {exc}", file=sys.stderr, flush=True)
+                summary = exc.summary
         for key in out:
             out[key].append(summary[key])
     return out

@@ -187,6 +187,24 @@ def test_tune_table1_refuses_a_job_of_another_kind(tmp_path):
     assert "nn_smoke.toml" in line and "'nn'" in line and "'flow'" in line, line
 
 
+def test_tune_table1_counts_a_flow_that_stops(tmp_path):
+    """A flow that finds no positive-definite step (dt 10^9) stops; its row has the gains up to the stop (the
+    stopped flow's sigma(0) / sigma(0) = 1 here) and its steps taken, and the table goes on (a NumericalStop
+    traceback ended it)."""
+    from jobtexts import GAUSSIAN_KERNEL, flow_points
+
+    study = small_study(str(tmp_path / "study"))
+    job = tmp_path / "stops.toml"
+    job.write_text(flow_points(60, 30) + GAUSSIAN_KERNEL + '[flow]\ndt = 1e9\nsteps = 10\nloss = "sigma"\n')
+    r = bench("tune_table1.py", study, "--hand", str(job), os.path.join(study, "best.toml"), "--seeds", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines()[4:]]
+    assert [row[0].strip() for row in rows] == [os.path.join(study, "best.toml"), str(job),
+                                               os.path.join(study, "best.toml")], r.stdout
+    assert [c.strip() for c in rows[1][1:4]] == ["1 ± 0", "1 ± 0", "[0]"], r.stdout
+    assert "stops.toml, seed 1:" in r.stderr and "positive definite" in r.stderr, r.stderr[-2000:]
+
+
 
 def test_cluster_peak_rss_in_gib():
     """bench_cluster's peak RSS is ru_maxrss (KiB) in GiB: the process's VmHWM (kB = KiB) / 2**20 (it was / 1e6)."""
