@@ -41,8 +41,8 @@ def gains(job: str, seeds) -> dict:
             try:
                 summary = module.run(cfg, tmp)
             except NumericalStop as exc:  # no positive-definite step: the gains up to the stop, its steps taken
-                print(f"{job}, seed {seed}: {exc}", file=sys.stderr, flush=True)
-                summary = exc.summary
+                summary = exc.summary  # (its outputs were in the temporary folder: the row has what it says)
+                print(f"{job}, seed {seed}: {summary['stopped']}", file=sys.stderr, flush=True)
         for key in out:
             out[key].append(summary[key])
     return out
