@@ -5,8 +5,10 @@
   flow:    per-cluster vs unclustered kernel-flow step time at N train points (k = --clusters, default N/5000), kernel
            streamed tile by tile every step (cache off) and timed over `--time-steps` steps; then sigma_test
            after `--steps` steps of both (kernel blocks cached, `--cache-gb`), i.e. the accuracy the
-           clustering approximation costs. Gaussian kernel, ultra-local loss and dt = dt_per_point * N as
-           in jobs/table1_gaussian.toml (17 at N = 2500; the weights w/sum w scale gradients like 1/N).
+           clustering approximation costs. Gaussian kernel (exp form, width 1/30, row-normalised),
+           weighted ultra-local loss and dt = dt_per_point * N: the settings of jobs/table1_gaussian_tuned.toml
+           (dt 17 at N = 2500; the weights w/sum w scale gradients like 1/N), not jobs/table1_gaussian.toml
+           (the paper's literal sigma = 30, unnormalised, sigma loss).
 
 Usage: python benchmarks/bench_cluster.py cluster [--n 10000 100000] [--batch-size 10000] [--full-up-to 10000]
                                                  [--clusters K] [--silhouette-rows 2000]

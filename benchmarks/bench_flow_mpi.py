@@ -3,8 +3,7 @@
 CPU seconds per step and rank (process time, all threads) are printed next to wall times: on a shared machine
 they say what the step costs when the rank has its cores to itself (contention inflates them somewhat too).
 
-  scaling:    clustered and exact flows of N train points (Gaussian of jobs/table1_gaussian.toml: exp form,
-              width 1/30, row-normalised, ultra-local loss), kernel streamed tile by tile every step (cache off):
+  scaling:    clustered and exact flows of N train points, kernel streamed tile by tile every step (cache off):
               one process with T threads, one process with 1 thread, and T ranks with 1 thread each, on the same
               cores; step time = the slowest rank's, median over the steps.
   exact-step: one exact-mode step of N train points (no test points) on R ranks with 1 thread each.
@@ -12,6 +11,9 @@ they say what the step costs when the rank has its cores to itself (contention i
                 clustered: once 80 h_r, per step 72 h_r               (h_r = halo rows of rank r)
                 exact:     once 80 (N - n_r), per step 72 (N - n_r) + 8 P (R - 1) n_r   (P = 10 row-normalised)
               for several N, R and halo cutoffs.
+Every run flows the Gaussian of jobs/table1_gaussian_tuned.toml (exp form, width 1/30, row-normalised, weighted
+ultra-local loss, dt = 17 N / 2500), not that of jobs/table1_gaussian.toml (the paper's literal sigma = 30,
+unnormalised, sigma loss).
 
 Usage: python benchmarks/bench_flow_mpi.py scaling [--n 20000] [--n-test 2000] [--steps 3] [--threads 2]
        python benchmarks/bench_flow_mpi.py exact-step [--n 100000] [--ranks 2] [--threads 1]

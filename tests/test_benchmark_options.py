@@ -5,6 +5,8 @@ JSON lines prints nothing else on stdout."""
 import json
 import os
 
+import pytest
+
 from hpcflow.arguments import MAX_THREADS
 from test_benchmarks_args import bench, refused
 
@@ -61,3 +63,36 @@ def test_flow_scaling_without_test_points_prints_null_spread():
     rows = [json.loads(line, parse_constant=lambda c: c) for line in r.stdout.splitlines()]
     assert [row["mode"] for row in rows] == ["clustered", "exact"], r.stdout[-2000:]
     assert [row["sigma_test_rel_spread"] for row in rows] == [None, None], r.stdout[-2000:]
+
+
+def test_gaussian_job_named_for_the_flow_benchmarks_is_the_one_they_run():
+    """bench_cluster flow and bench_flow_mpi flow a Gaussian of width 1/30 (exp form), rows normalised, with the
+    weighted ultra-local loss and dt = 17 N / 2500. The job file their docstrings and BENCHMARKS.md name for that
+    kernel has those settings (they named jobs/table1_gaussian.toml, since commit 6ae9ef6 the paper's literal
+    sigma = 30, unnormalised, with the sigma loss)."""
+    import re
+    import sys
+
+    from hpcflow.jobs import registry
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    try:
+        import bench_cluster
+        import bench_flow_mpi
+    finally:
+        sys.path.remove(os.path.join(root, "benchmarks"))
+    with open(os.path.join(root, "BENCHMARKS.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    named = {}
+    for where, doc in (("bench_cluster", bench_cluster.__doc__), ("bench_flow_mpi", bench_flow_mpi.__doc__),
+                       ("BENCHMARKS.md", text)):
+        for m in re.finditer(r"Gaussian[^.]{0,200}?(?:of|as\s+in)\s+`?(jobs/\w+\.toml)", doc):
+            named.setdefault(m.group(1), []).append(where)
+    assert {"bench_cluster", "bench_flow_mpi", "BENCHMARKS.md"} <= {w for ws in named.values() for w in ws}, named
+    for job, where in named.items():
+        _, cfg = registry.load(os.path.join(root, job), memory_check=False)
+        k, fl, n = cfg["kernel"], cfg["flow"], cfg["geometry"]["n_train"]
+        got = (k["name"], k["form"], k["width"], k["normalize"], fl["loss"], fl["weighted"], fl["dt"] / n)
+        assert got == ("gaussian", "exp", pytest.approx(1 / 30), "row", "ultralocal", True,
+                       pytest.approx(17 / 2500)), (job, where, got)
