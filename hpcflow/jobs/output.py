@@ -72,6 +72,10 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     lead = f"{flag} " if flag else ""
     refuse_inside_study(path, lead=lead, fix=f"nothing is written among its files, with {force_flag} neither: choose "
                                              f"{f'an {flag}' if flag else 'a path'} outside it")
+    if path.endswith(os.sep) and not os.path.isdir(path):  # the OS reads NAME/ as a directory: no file is written there
+        name = path.rstrip(os.sep) or os.sep
+        raise OutputPathError(f"{lead}{path} ends with '{os.sep}', which names a directory; pass the name of the HDF5 "
+                              f"file to write without it, e.g. {f'{flag} ' if flag else ''}{name}")
     if os.path.isdir(path):
         raise OutputPathError(f"{lead}{path} is a directory; pass the name of the HDF5 file to write, e.g. "
                               f"{os.path.join(path, 'points.h5')}")
@@ -81,17 +85,39 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     via = f" (the target of the link {path})" if dest != path else ""
     if via:
         check_path(dest, flag=flag or "--out")
-    parent = os.path.dirname(os.path.abspath(dest))
+    # the directory as written, not os.path.abspath's (which drops NAME/.. lexically): the OS resolves `..` after a
+    # missing directory or a file as a failure, where the temporary is created
+    parent = os.path.dirname(dest) or os.curdir
     if via and not os.path.isdir(parent):  # a dangling link: force would not help, the directory must be made
         raise OutputPathError(f"{lead}{path} is a link to {dest}, whose directory {parent} is missing; create it or "
                               "pick another path")
     if os.path.lexists(path) and not force:
         raise OutputPathError(f"{lead}{path} exists; choose another path or pass {force_flag} to overwrite it")
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{lead}{path}: directory {parent}{via} is missing or not writable; create it or pick "
-                              "another")
+    if not os.path.isdir(parent):
+        why = not_a_directory(parent)
+        fix = "create it or pick another path" if why.startswith("is missing") else "pick another path"
+        raise OutputPathError(f"{lead}{path}: directory {parent}{via} {why}; {fix}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{lead}{path}: directory {parent}{via} is not writable; pick another path or make it "
+                              "writable")
     check_name_length(dest, parent, lead)
     return path
+
+
+def not_a_directory(path: str) -> str:
+    """Why `path`, which is no directory, is not one, from the first of its leading parts (as written: `..` after a
+    missing directory or a file is resolved by the OS, not dropped) that is not a directory: "is missing", "is not a
+    directory", "is missing (X does not exist)" or "cannot be reached (X is not a directory)"."""
+    parts = path.split(os.sep)
+    for i in range(1, len(parts) + 1):
+        prefix = os.sep.join(parts[:i]) or os.sep
+        if not parts[i - 1] or os.path.isdir(prefix):
+            continue
+        last = not any(parts[i:])
+        if os.path.lexists(prefix):
+            return "is not a directory" if last else f"cannot be reached ({prefix} is not a directory)"
+        return "is missing" if last else f"is missing ({prefix} does not exist)"
+    return "is not a directory"
 
 
 def check_name_length(path: str, parent: str, lead: str, *, name: str | None = None,
@@ -115,6 +141,22 @@ def check_new_names(path: str, *, flag: str) -> None:
     for name in os.path.relpath(os.path.abspath(path), parent).split(os.sep):
         check_name_length(path, parent, f"{flag} ", name=name, fix=f"give {flag} a shorter path")
         parent = os.path.join(parent, name)
+
+
+def blocking_entry(path: str) -> str | None:
+    """The first leading part of `path` (itself included) that exists and is not a directory, as creating `path`
+    (mkdir -p) meets it: a part is taken as written while it exists (`..` after a file fails there), and as
+    normalised once an earlier part is missing (mkdir -p creates that one, after which its `..` leads back); None
+    when there is none. `nearest_existing` normalises first, so it misses a file that `..` steps over."""
+    parts = path.split(os.sep)
+    for i in range(1, len(parts) + 1):
+        if not parts[i - 1]:
+            continue
+        prefix = os.sep.join(parts[:i])
+        at = prefix if os.path.lexists(prefix) else os.path.normpath(prefix)
+        if os.path.lexists(at) and not os.path.isdir(at):
+            return at
+    return None
 
 
 def nearest_existing(path: str) -> str:
@@ -188,6 +230,9 @@ def writable_dir(path, *, flag: str = "--out") -> str:
     path = check_path(path, flag=flag)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"{flag} {path} exists and is not a directory; choose another {flag}")
+    blocked = blocking_entry(path)
+    if blocked is not None:
+        raise OutputPathError(f"cannot create {flag} {path}: {blocked} is not a directory; choose another {flag}")
     if os.path.isdir(path):
         if not os.access(path, os.W_OK | os.X_OK):
             raise OutputPathError(f"{flag} {path} is not writable; choose another {flag}")
