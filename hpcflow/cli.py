@@ -3,7 +3,7 @@
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal error, 2 bad
 input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
 system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
-kept) or memory that ran out (mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line),
+kept; also the log on stdout or stderr of a command that otherwise succeeded: `log_refused`) or memory that ran out (mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line),
 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one before the result is
 final; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one
 line, under mpiexec too).
@@ -82,10 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _ReaderGone:
     """A text stream that, once its reader has gone (`hpcflow run ... | head`), writes to /dev/null instead: the
-    run's log lines are not its product, so a closed pipe must not stop it half-way with a traceback."""
+    run's log lines are not its product, so a closed pipe must not stop it half-way with a traceback. A write the file
+    system refuses (`> /dev/full`, a full disk: ENOSPC, EDQUOT, EIO, ...) goes to /dev/null from then on too, and is
+    kept in `refused` for the command's end to say (`log_refused`: one line, exit status 5)."""
 
     def __init__(self, stream):
         self._stream = stream
+        #: the first OSError of a write the file system refused (not a reader gone), else None
+        self.refused = None
 
     def _to_devnull(self) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
@@ -94,18 +98,23 @@ class _ReaderGone:
         finally:
             os.close(null)
 
+    def _gone(self, exc: OSError) -> None:
+        if not isinstance(exc, BrokenPipeError) and self.refused is None:
+            self.refused = exc
+        self._to_devnull()
+
     def write(self, text):
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._to_devnull()
+        except OSError as exc:
+            self._gone(exc)
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._to_devnull()
+        except OSError as exc:
+            self._gone(exc)
             self._stream.flush()
 
     def __getattr__(self, name):
@@ -123,6 +132,34 @@ def survive_closed_pipes() -> None:
             except (AttributeError, OSError, ValueError):  # no file descriptor (pytest's capture): nothing to guard
                 continue
             setattr(sys, name, _ReaderGone(stream))
+
+
+def log_refused(prog: str, status: int, *, written: str | None = None) -> int:
+    """The exit status of command `prog` that ended with `status`, once what it printed is flushed: where the file
+    system refused a write of its stdout or stderr (`_ReaderGone.refused`) and the command otherwise succeeded
+    (`status` 0), one line on stderr (where it still takes it) naming the stream, the reason and that the command's
+    files are complete (`written`: the file it wrote, named), and status 5, that of a write refused
+    (hpcflow.errors.WriteFailed); a command that failed keeps its own line and status. A reader that went away (a
+    closed pipe) is no failure."""
+    from hpcflow.errors import WRITE_FIXES
+
+    refused = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, _ReaderGone):
+            stream.flush()
+            if stream.refused is not None:
+                refused.append((name, stream.refused))
+    if not refused or status != 0:
+        return status
+    name, exc = refused[0]
+    reason = exc.strerror or type(exc).__name__
+    fix = WRITE_FIXES.get(exc.errno, "send it to a file or pipe that takes it")
+    done = f"{written} is complete; only its log" if written else "the command ran to its end, but its output"
+    print(f"{prog}: error: {done} on {name} could not be written ({reason}): {fix}, or send {name} elsewhere",
+          file=sys.stderr)
+    sys.stderr.flush()
+    return EXIT_WRITE_FAILED
 
 
 def _said_elsewhere(exc, *, collective: bool = False) -> bool:
@@ -161,7 +198,7 @@ def main(argv=None) -> int:
                 parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
             if args.verb not in STOPS_AFTER_LAUNCH:
                 early_handover()
-            return _run(args)
+            return log_refused(f"hpcflow {args.verb}", _run(args), written=getattr(args, "written", None))
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         verb = getattr(args, "verb", None)
         return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)

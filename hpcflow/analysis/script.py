@@ -106,9 +106,11 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     from hpcflow.stop_signals import interrupted, interrupts_again, interrupts_end_the_job, kept
 
     ctrl_c = signal.getsignal(signal.SIGINT)
+    from hpcflow.cli import log_refused
+
     try:
         with kept(), interrupts_end_the_job(name):
-            return _main(name, argv, description=description)
+            return log_refused(name, _main(name, argv, description=description))
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         return interrupted(name, exc)
     finally:

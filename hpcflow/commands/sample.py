@@ -96,6 +96,7 @@ def run(args) -> int:
                                   "left as it is and nothing was written: choose another --out, or pass --force to "
                                   "overwrite it") from None
         finished()  # --out is written: a stop request from here on is ignored
+        args.written = args.out  # (named where the log below cannot be written: `cli.log_refused`)
     if not is_root():
         return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")
