@@ -74,13 +74,26 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
     record = record_name(name or "analysis")
     check_names(out, [*names, record])
     tool = f"{name}.py" if name else "this script"
+    mine = listed(out, record)
+    if mine is None and os.path.lexists(os.path.join(out, record)):  # a record that cannot be read lists nothing
+        taken = [n for n in names if os.path.lexists(os.path.join(out, n))]
+        if taken:
+            raise OutputPathError(f"--out {out}: {os.path.join(out, taken[0])} exists, and {record} there, the record "
+                                  f"of the files {tool} wrote, cannot be read (not the JSON list it writes), so it is "
+                                  "not known as one of them (--force replaces only files it wrote); move it away or "
+                                  "choose another --out")
     if force:
         refuse_not_own(out, names, record, tool=tool)
     else:
-        earlier = own(out, listed(out, record) or {})
+        earlier = own(out, mine or {})
         there = [n for n in [*earlier, *names] if os.path.lexists(os.path.join(out, n))]
-        if there:
-            whose = f"an earlier {tool} output" if there[0] in earlier else "an existing file"
+        theirs = [n for n in there if n not in (mine or {})]  # --force would refuse these: named first
+        if theirs:
+            raise OutputPathError(f"--out {out}: {os.path.join(out, theirs[0])} exists and was not written by {tool} "
+                                  f"({record} there does not list it; --force replaces only files it wrote): move it "
+                                  "away or choose another --out")
+        if there:  # written by it (in `earlier`, or edited since): --force replaces it
+            whose = f"an earlier {tool} output" + ("" if there[0] in earlier else ", changed since")
             raise OutputPathError(f"--out {out}: {os.path.join(out, there[0])} exists ({whose}); pass --force to "
                                   "replace the earlier outputs of this script, or choose another --out")
     written = []
