@@ -394,7 +394,8 @@ def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
     """docs/outputs.md's root attributes of a PointSet file: save writes them and a given one beside them."""
     written = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
     subset = ("drawn_n", "drawn_rows")  # written for a subset of a draw only
-    assert sorted(RESERVED) == sorted(written + subset)
+    restricted = ("chart",)  # written for a draw kept to one chart only
+    assert sorted(RESERVED) == sorted(written + subset + restricted)
     ps = PointSet.load(good)
     ps.save(tmp_path / "x.h5", attrs={"note": "kept"})
     with h5py.File(tmp_path / "x.h5") as f:
@@ -403,6 +404,11 @@ def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
     with h5py.File(tmp_path / "y.h5") as f:
         assert sorted(f.attrs) == sorted((*written, *subset))
         assert f.attrs["manifold"] == ps.manifold.definition_json() and f.attrs["n_dropped"] == ps.n_dropped
+    one = ps[np.all(ps.chart == ps.chart[0], axis=1)]
+    one.sampled_chart = tuple(int(i) for i in ps.chart[0])
+    one.save(tmp_path / "z.h5")
+    with h5py.File(tmp_path / "z.h5") as f:
+        assert sorted(f.attrs) == sorted((*written, *subset, *restricted))
 
 
 def test_a_malformed_index_result_cannot_reach_a_file(tmp_path, good):

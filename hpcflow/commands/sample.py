@@ -87,6 +87,8 @@ def run(args) -> int:
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
+        if args.chart is not None:  # @chart: with @seed it reproduces the points (docs/outputs.md)
+            ps.sampled_chart = tuple(args.chart)
         try:
             ps.save(args.out, force=args.force)
         except OutputPathError:
@@ -142,9 +144,10 @@ def register(sub) -> None:
                    "(dwork only; |psi| <= 1000; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=int, default=0, help="random seed, any integer >= 0 (a file's @seed reproduces its "
-                   "points; default 0)")
+                   "points, with --chart I J where the file records @chart = [I, J]; default 0)")
     p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
-                   help="keep only points whose chart is (scale index I, eliminated index J)")
+                   help="keep only points whose chart is (scale index I, eliminated index J); recorded in the file "
+                   "as @chart")
     p.add_argument("--threads", type=int, default=None,
                    help="sampling threads (default: $HPCFLOW_THREADS, else the CPUs this rank owns, as in hpcflow run)")
     p.add_argument("--out", required=True, help="output HDF5 file")

@@ -30,7 +30,8 @@ CONVENTIONS = (
 )
 
 #: the root attributes `PointSet.save` writes itself (docs/outputs.md), which attrs= and PointSet.attrs may not name
-RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version", "drawn_n", "drawn_rows")
+RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version", "drawn_n", "drawn_rows",
+            "chart")
 
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
@@ -94,6 +95,9 @@ class PointSet:
     #: where the rows come from when they are a subset of a draw (`ps[...]`, `subset`): (points of the draw that
     #: `seed` gave, the int64 rows of it kept, in order; None where not known); None for a whole draw
     drawn: tuple | None = field(default=None, compare=False)
+    #: the chart (I, J) the draw was restricted to (`hpcflow sample --chart I J`), which with `seed` reproduces its
+    #: points; None for a draw of every chart (or where not known). Saved as @chart; every row must lie in it
+    sampled_chart: tuple | None = field(default=None, compare=False)
     #: the sampler's `_digest` of the rows it formed (`mark_sampled`); None for any other set
     _sampled: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -105,7 +109,7 @@ class PointSet:
         n, rows = _drawn(self)
         drawn = _subset_or_none(n, None if rows is None else rows[idx])
         return PointSet(self.manifold, self.points[idx], self.weights[idx], self.omega2[idx], self.g_fs[idx],
-                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn)
+                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn, self.sampled_chart)
 
     def subset(self, idx) -> "PointSet":
         """The points selected by a boolean mask or index array (anything `ps[idx]` takes, with the same result)."""
@@ -134,8 +138,10 @@ class PointSet:
             drawn = _subset_or_none(drawn[0][0], None if any(r is None for r in rows) else np.concatenate(rows))
         else:
             drawn = first.drawn
+        charts = {p.sampled_chart for p in parts}  # parts of draws restricted alike keep it, others lose it
         return PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
-                        jac, sum(p.n_dropped for p in parts), first.seed, dict(first.attrs), drawn)
+                        jac, sum(p.n_dropped for p in parts), first.seed, dict(first.attrs), drawn,
+                        charts.pop() if len(charts) == 1 else None)
 
     def mark_sampled(self) -> None:
         """Record that these rows are the sampler's (points on X, data formed by `charts.point_data` from them), so
@@ -203,6 +209,8 @@ class PointSet:
             if self.drawn is not None:  # a subset of a draw: which rows of how many (docs/outputs.md)
                 got["attributes"].update(drawn_n=int(self.drawn[0]), drawn_rows=(
                     "null" if self.drawn[1] is None else drawn_rows_text(self.drawn[1])))
+            if self.sampled_chart is not None:  # a draw kept to one chart: @seed reproduces it with that chart
+                got["attributes"]["chart"] = json.dumps([int(i) for i in self.sampled_chart])
             whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
             refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
             if refusal is not None:
@@ -237,6 +245,7 @@ class PointSet:
             fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
             check_layout(manifold, fields)
             check_drawn(attributes, len(fields["points"]))
+            check_sampled_chart(attributes, manifold, fields["chart"])
             # the sampler's data hold on the set's own manifold only: the file's must be that one
             sampled = self._sampled is not None and self._digest() == self._sampled and manifold == self.manifold
             check_rows(manifold, *as_float64(fields), formed=sampled)
@@ -271,13 +280,40 @@ class PointSet:
                 manifold, seed, n_dropped = check_attributes(f.attrs)
                 data, eps = _read_fields(f, path, manifold)
                 drawn, rows = check_drawn(f.attrs, len(data["points"]))
+                sampled_chart = check_sampled_chart(f.attrs, manifold, data["chart"])
             ps = check_rows(manifold, data, eps, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
         except Problem as p:
             raise InputFileError(f"{path}: {p}") from None
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
         ps.n_dropped, ps.seed = n_dropped, seed
         ps.drawn = None if drawn is None else (drawn, rows)
+        ps.sampled_chart = sampled_chart
         return ps
+
+
+def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
+    """@chart of a PointSet file's attributes: the chart (I, J) its draw was restricted to, or None where it is
+    absent (files of every chart, and every file written before it existed), null or []; the Problem of one that is
+    no chart of the manifold, or that a row of dataset 'chart' (`rows`, (N, 2)) contradicts."""
+    from hpcflow.geometry.pointcheck import json_attribute
+
+    if "chart" not in attrs:
+        return None
+    value = json_attribute(attrs, "chart", "null")
+    if value is None or value == []:
+        return None
+    pair = tuple(value) if isinstance(value, list) and len(value) == 2 and all(
+        type(i) is int for i in value) else None
+    if pair is None or pair not in manifold.charts:
+        raise Problem("attribute 'chart'", f"= {short_repr(value)} is not a chart of the manifold ([I, J], scale "
+                      "index I, eliminated index J, of its charts; absent for a draw of every chart)")
+    rows = np.asarray(rows)
+    off = np.flatnonzero(np.any(rows.reshape(-1, 2) != pair, axis=1)) if rows.size else np.zeros(0, dtype=np.int64)
+    if off.size:
+        i = int(off[0])
+        raise Problem("dataset 'chart'", f"has row {i} in chart {tuple(int(c) for c in rows[i])}, while attribute "
+                      f"'chart' says every point of the draw lies in {list(pair)}")
+    return pair
 
 
 def _drawn(ps) -> tuple:
