@@ -225,7 +225,7 @@ def _run(args) -> int:
     except (MemoryError, RuntimeError, ImportError, OSError) as exc:  # memory that ran out: one line, no traceback
         from hpcflow.resources import out_of_memory_said
 
-        line = out_of_memory_said(exc)
+        line = out_of_memory_said(exc, args.verb)
         if line is None:
             raise
         print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)

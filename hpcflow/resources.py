@@ -907,12 +907,24 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     return est
 
 
-def out_of_memory_line(what: str) -> str:
+#: the commands that continue a run from its checkpoint with --resume (the others are run again from the start)
+RESUMABLE = ("run", "nn", "submit")
+
+
+def out_of_memory_line(what: str, command: str | None = None) -> str:
     """The one line of a run that ran out of memory mid-run (`hpcflow.errors.out_of_memory`: `what`), with the limits
-    this process had: its resident one and, where set, its address space (RLIMIT_AS)."""
+    this process had: its resident one and, where set, its address space (RLIMIT_AS). How to run it again fits
+    `command` (run, sample, ...; default: the one this process runs, `stop_signals.early_command`): --resume only
+    where it continues one (`RESUMABLE`)."""
+    if command is None:
+        from hpcflow import stop_signals
+
+        command = getattr(stop_signals, "_COMMAND", ["hpcflow"])[0].removeprefix("hpcflow").strip() or None
+    sizes = "--n" if command == "sample" else "the job's sizes"
+    resume = command is None or command in RESUMABLE  # (not known: as a run of a job kind with checkpoints)
+    again = "then run it again" + (" (with --resume where it wrote a checkpoint)" if resume else "")
     return (f"out of memory mid-run ({what}) with {_limits_had()}: raise the limit (ulimit -v unlimited, or more "
-            "memory for the job) or reduce the job's sizes, then run it again (with --resume where it wrote a "
-            "checkpoint)")
+            f"memory for the job) or reduce {sizes}, {again}")
 
 
 def _limits_had() -> str:
@@ -945,12 +957,13 @@ def load_out_of_memory(exc: BaseException) -> str | None:
     return None
 
 
-def out_of_memory_said(exc: BaseException) -> str | None:
+def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | None:
     """The one line for an exception that says memory ran out (`hpcflow.errors.out_of_memory` mid-run,
-    `load_out_of_memory` loading a library), else None; the command ends with status 5 (EXIT_WRITE_FAILED)."""
+    `load_out_of_memory` loading a library), else None; the command ends with status 5 (EXIT_WRITE_FAILED).
+    `command`: the subcommand (run, sample, ...) the line's advice fits (`out_of_memory_line`)."""
     what = out_of_memory(exc)
     if what is not None:
-        return out_of_memory_line(what)
+        return out_of_memory_line(what, command)
     what = load_out_of_memory(exc)
     if what is None:
         return None

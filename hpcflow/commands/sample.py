@@ -116,8 +116,27 @@ def _complex(s: str) -> complex:
         raise argparse.ArgumentTypeError(f"{s!r} is not a complex number; write e.g. 0.5 or 0.1+0.2j") from None
 
 
+class _AsTyped(int):
+    """An integer that shows as it was typed: --n 1e30 in a message (`validate_field`, the memory check), not the
+    31 digits of the float 1e30 is."""
+
+    def __new__(cls, value: int, text: str):
+        self = super().__new__(cls, value)
+        self.text = text
+        return self
+
+    def __repr__(self):
+        return self.text
+
+    __str__ = __repr__
+
+    def __getnewargs__(self):  # (pickled between ranks)
+        return int(self), self.text
+
+
 def _count(text: str) -> int:
-    """--n as an integer, also written as a whole number in float notation (1e5, as the API's sample(1e5))."""
+    """--n as an integer, also written as a whole number in float notation (1e5, as the API's sample(1e5)), which
+    then shows as typed (`_AsTyped`)."""
     import argparse
     import math
 
@@ -131,24 +150,45 @@ def _count(text: str) -> int:
         value = math.nan
     if not (math.isfinite(value) and value.is_integer()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; write e.g. 100000 or 1e5")
-    return int(value)
+    return _AsTyped(int(value), text.strip())
+
+
+def _integer(example: str):
+    """The argparse type of an integer option (--dim, --seed, --chart, --threads): digits, as `hpcflow run`'s job
+    values and the counts of tune and submit are written (2.0 is refused there too; --n alone takes 1e5); the
+    refusal says so, not argparse's "invalid int value"."""
+    import argparse
+    import re
+    import sys
+
+    def integer(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        if re.fullmatch(r"\s*[+-]?[0-9_]+\s*", text):  # digits beyond what int() reads (sys.set_int_max_str_digits)
+            limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+            raise argparse.ArgumentTypeError(f"{text[:40]!r}... has more than {limit} digits; give a shorter integer")
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer; write it in digits, e.g. {example}")
+
+    return integer
 
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="sample points on a CY hypersurface (Shiffman-Zelditch) to HDF5")
     p.add_argument("--manifold", default="fermat", help="fermat | dwork (default fermat)")
-    p.add_argument("--dim", type=int, default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 "
+    p.add_argument("--dim", type=_integer("3"), default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 "
                    "(1 torus, 2 K3, 3 quintic; default %(default)s)")
     p.add_argument("--psi", type=_complex, default=0.0,
                    help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
                    "(dwork only; |psi| <= 1000; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed, any integer >= 0 (a file's @seed reproduces its "
+    p.add_argument("--seed", type=_integer("0"), default=0, help="random seed, any integer >= 0 (a file's @seed reproduces its "
                    "points, with --chart I J where the file records @chart = [I, J]; default 0)")
-    p.add_argument("--chart", type=int, nargs=2, metavar=("I", "J"), default=None,
+    p.add_argument("--chart", type=_integer("0 1"), nargs=2, metavar=("I", "J"), default=None,
                    help="keep only points whose chart is (scale index I, eliminated index J); recorded in the file "
                    "as @chart")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_integer("4"), default=None,
                    help="sampling threads (default: $HPCFLOW_THREADS, else the CPUs this rank owns, as in hpcflow run)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
