@@ -4,9 +4,10 @@ Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.err
 input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
 system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
 kept; also the log on stdout or stderr of a command that otherwise succeeded: `log_refused`) or memory that ran out
-(mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one before the result is
-final; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one
-line, under mpiexec too).
+(mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line), 130 interrupted
+(KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one before the result is final; one line),
+143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one line, under
+mpiexec too).
 """
 
 from __future__ import annotations
