@@ -71,3 +71,19 @@ def test_save_refuses_rows_outside_its_chart_and_attrs_naming_chart(tmp_path):
     with pytest.raises(ValueError, match="the name 'chart'"):
         ps.save(tmp_path / "p.h5", attrs={"chart": "[0, 1]"})
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_an_api_draw_kept_to_a_chart_records_it(tmp_path, capsys):
+    """X.sample(n, chart=(I, J)) records the chart as the command does: saved, its @seed and @chart give the points
+    of `hpcflow sample --seed s --chart I J` again."""
+    ps = Hypersurface.fermat(3).sample(40, seed=5, chart=(1, 3), threads=1)
+    assert ps.sampled_chart == (1, 3)
+    ps.save(tmp_path / "api.h5")
+    with h5py.File(tmp_path / "api.h5", "r") as f:
+        assert (json.loads(f.attrs["seed"]), json.loads(f.attrs["chart"])) == (5, [1, 3])
+    back = PointSet.load(tmp_path / "api.h5")
+    assert back.sampled_chart == (1, 3) and (back.chart == [1, 3]).all()
+    _sample(tmp_path / "cli.h5", "--seed", "5", "--chart", "1", "3")
+    np.testing.assert_array_equal(PointSet.load(tmp_path / "cli.h5").points, back.points)
+    assert Hypersurface.fermat(3).sample(40, seed=5, threads=1).sampled_chart is None
+    capsys.readouterr()
