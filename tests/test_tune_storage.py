@@ -186,6 +186,32 @@ def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory
 
 
+
+@pytest.mark.parametrize("storage, says", [
+    ("a.h5/../j.journal", "--storage a.h5/../j.journal: cannot open it (cannot create journal file a.h5/../j.journal: "
+                          "a.h5/.. cannot be reached (a.h5 is not a directory)); pass a journal path in an existing "
+                          "directory or inside --out"),
+    ("o/a.h5/../j.journal", "cannot be reached (o/a.h5 is not a directory)"),
+    ("jj.journal/", "--storage jj.journal/ ends with '/', which names a directory; pass the name of the journal "
+                    "file without it, e.g. --storage jj.journal"),
+    ("dir", "--storage dir is a directory; pass the name of the journal file, e.g. --storage dir/study.journal"),
+    ("dir/", "--storage dir/ is a directory; pass the name of the journal file, e.g. --storage dir/study.journal")])
+def test_a_storage_path_through_a_file_or_naming_a_directory_is_refused(tmp_path, monkeypatch, capsys, storage,
+                                                                        says):
+    """os.path.abspath drops a trailing '/' and `NAME/..`, so a journal was created at ./j.journal for a.h5/../j.journal
+    (a.h5 a file) and at ./jj.journal for jj.journal/; the OS takes them as written and fails there."""
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.h5").write_bytes(b"x")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "a.h5").write_bytes(b"x")
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", storage)
+    assert rc == 2 and io.err.count("\n") == 1 and says in io.err, (rc, io.err)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "a.h5", "dir", "o", "o/a.h5", "tiny.toml"]  # no journal, no trial directory
+
+
 def _running_trial_of(out, pid, host=None, heartbeat=None):
     """A RUNNING trial whose worker is `pid` on `host` (default: this host), started now, with a last heartbeat at
     time.time() = `heartbeat` (None: none recorded)."""

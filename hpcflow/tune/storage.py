@@ -80,17 +80,32 @@ def stale_retry(retries: int) -> dict:
 
 def check_journal_place(url: str | None, out: str) -> None:
     """Refuse (StorageError) a journal path whose directory does not exist, as a SQLite file's is: only a directory
-    inside --out (the default journal's, out/study.journal) is created for it; and a new one named as an SQLite file
-    (`check_journal_name`). Nothing is written here."""
+    inside --out (the default journal's, out/study.journal) is created for it; a path ending with '/' (a directory,
+    not a file) or whose directory is reached through a file (`a.h5/../j.journal`: the directory is taken as written,
+    not as os.path.abspath's, which drops `NAME/..`); and a new one named as an SQLite file (`check_journal_name`).
+    Nothing is written here."""
+    from hpcflow.jobs.output import blocking_entry, not_a_directory
+
     if url is None or "://" in url:
         return
+    if os.path.isdir(url):
+        raise StorageError(f"--storage {url} is a directory; pass the name of the journal file, e.g. --storage "
+                           f"{os.path.join(url, 'study.journal')}")
+    if url.endswith(os.sep):  # the OS reads NAME/ as a directory: no journal file is written there
+        raise StorageError(f"--storage {url} ends with '{os.sep}', which names a directory; pass the name of the "
+                           f"journal file without it, e.g. --storage {url.rstrip(os.sep) or os.sep}")
     check_journal_name(url)
-    parent, home = os.path.dirname(os.path.abspath(url)), os.path.abspath(out)
-    if os.path.isdir(parent) or os.path.commonpath([parent, home]) == home:
+    parent = os.path.dirname(url) or os.curdir
+    if os.path.isdir(parent):
         return
-    raise StorageError(f"--storage {url}: cannot open it (cannot create journal file {url}: {parent} is not a "
-                       "directory); create that directory first, or pass a journal path in an existing directory or "
-                       "inside --out")
+    home = os.path.abspath(out)
+    if blocking_entry(parent) is None and os.path.commonpath([os.path.abspath(parent), home]) == home:
+        return  # created inside --out (`open_storage`)
+    why = not_a_directory(parent)
+    fix = ("create that directory first, or pass a journal path in an existing directory or inside --out"
+           if why.startswith("is missing") else "pass a journal path in an existing directory or inside --out")
+    raise StorageError(f"--storage {url}: cannot open it (cannot create journal file {url}: {parent} {why}); "
+                       f"{fix}")
 
 
 #: the file name endings of SQLite databases, which a journal path (a new file) must not have
