@@ -917,9 +917,9 @@ def out_of_memory_line(what: str, command: str | None = None) -> str:
     `command` (run, sample, ...; default: the one this process runs, `stop_signals.early_command`): --resume only
     where it continues one (`RESUMABLE`)."""
     if command is None:
-        from hpcflow import stop_signals
+        from hpcflow.stop_signals import command_name
 
-        command = getattr(stop_signals, "_COMMAND", ["hpcflow"])[0].removeprefix("hpcflow").strip() or None
+        command = command_name().removeprefix("hpcflow").strip() or None
     sizes = "--n" if command == "sample" else "the job's sizes"
     resume = command is None or command in RESUMABLE  # (not known: as a run of a job kind with checkpoints)
     again = "then run it again" + (" (with --resume where it wrote a checkpoint)" if resume else "")

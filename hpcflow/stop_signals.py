@@ -126,6 +126,11 @@ def early_command(prog: str) -> None:
     _COMMAND[0] = prog
 
 
+def command_name() -> str:
+    """The command's name as `early_command` named it ("hpcflow run"); "hpcflow" before it is named."""
+    return _COMMAND[0]
+
+
 @contextmanager
 def ends_if_blocked():
     """Around a start-up call that may block in C for ever with the GIL held (mpi4py's MPI_Init waiting for a process

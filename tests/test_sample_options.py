@@ -70,6 +70,7 @@ def test_the_command_a_launched_rank_runs_chooses_the_advice(monkeypatch):
     stop_signals.early_command("hpcflow sample")
     assert "--resume" not in out_of_memory_said(MemoryError())
     stop_signals.early_command("hpcflow nn")
+    assert stop_signals.command_name() == "hpcflow nn"
     assert "(with --resume where it wrote a checkpoint)" in out_of_memory_said(MemoryError())
 
 
