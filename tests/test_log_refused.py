@@ -3,6 +3,7 @@ succeeded with one line on stderr and exit status 5 (a write refused), no traceb
 complete and said so."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,9 @@ def test_sample_to_a_full_device_says_its_file_is_complete(tmp_path):
     assert r.stderr.startswith("hpcflow sample: error: p.h5 is complete; only its log on stdout could not be written "
                                "(No space left on device)"), r.stderr
     assert len(PointSet.load(tmp_path / "p.h5")) == 30 and os.listdir(tmp_path) == ["p.h5"]
+    readme = " ".join(open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read().split())
+    said = re.search(r"`(hpcflow sample: error: p\.h5 is complete;[^`]*)`", readme)
+    assert said and said.group(1) == r.stderr.strip(), "README's exit-status paragraph shows another line"
 
 
 def test_a_failed_command_keeps_its_status_and_line(tmp_path):
