@@ -82,3 +82,30 @@ def test_optuna_view_script_on_a_one_trial_study_prints_no_warning(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr and "xlims" not in proc.stderr, proc.stderr
     assert (tmp_path / "figs" / "optuna_slice.png").is_file()
+
+
+def _labelled_in_view(ax) -> list:
+    """The x positions of the tick labels with text that lie within the axis' view, after a draw."""
+    ax.figure.draw_without_rendering()
+    low, high = sorted(ax.get_xlim())
+    labels = ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
+    return sorted(t.get_position()[0] for t in labels if t.get_text() and low <= t.get_position()[0] <= high)
+
+
+def test_a_log_axis_whose_trials_lie_within_one_decade_has_labelled_ticks():
+    """flow.dt of 1.19 ... 3.46 on a log axis (view about 1.13 ... 3.65: no power of ten in it) had no tick label at
+    all (the decades alone were labelled); now two or more labels in view, at distinct positions. A range of several
+    decades keeps its labels at the decades (10^-1, 10^0, 10^1 of 0.5 ... 30)."""
+    from hpcflow.analysis.optuna_view import plot
+
+    for values, decades in (((1.19, 2.0, 3.46), False), ((1.19, 1.2, 1.23), False), ((0.5, 2.0, 30.0), True)):
+        study = _study()
+        for i, dt in enumerate(values):
+            study.add_trial(optuna.trial.create_trial(params={"flow.dt": dt}, distributions={"flow.dt": DT},
+                                                      value=float(i)))
+        ax = next(a for a in plot(study, "slice").axes if a.get_xlabel() == "flow.dt")
+        assert ax.get_xscale() == "log"
+        shown = _labelled_in_view(ax)
+        assert len(shown) >= 2 and len(set(shown)) == len(shown), (values, ax.get_xlim(), shown)
+        if decades:
+            assert all(math.isclose(math.log10(x), round(math.log10(x))) for x in shown), shown

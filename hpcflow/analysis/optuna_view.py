@@ -107,8 +107,9 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
 
 def _legible(fig) -> None:
     """Optuna's figure with every label whole and apart: a categorical axis's choices slanted, a log axis labelled at
-    its decades alone (its 2x10^0, 3x10^0 ... ran into each other), and the layout fitted to the labels (the
-    importances' parameter names were cut at the figure's left edge)."""
+    its decades alone (its 2x10^0, 3x10^0 ... ran into each other), or where fewer than two decades are in view at a
+    few values between them (`_log_ticks`), and the layout fitted to the labels (the importances' parameter names were
+    cut at the figure's left edge)."""
     from matplotlib.ticker import NullFormatter
 
     from hpcflow.analysis.figure import literal
@@ -123,6 +124,7 @@ def _legible(fig) -> None:
                 label.set_rotation_mode("anchor")
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
+            _log_ticks(ax)
     literal(fig)  # parameter names and choices as written, before the layout measures them
     if not _solvable(fig):  # a one-panel slice plot: its colour bar's grid has rows of zero height
         _within(fig)
@@ -132,6 +134,29 @@ def _legible(fig) -> None:
         fig.draw_without_rendering()
     except (ZeroDivisionError, ValueError):
         fig.set_layout_engine("none")
+
+
+def _log_ticks(ax) -> None:
+    """A log x axis with fewer than two decades in view (a parameter's trials within one decade: no label at all
+    where none is in view) labelled at the values 1, 2, 5 x 10^k in view, else at 1 ... 9 x 10^k, else (a view
+    narrower than that) at the linear axis' round values; as plain numbers (%g)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+
+    low, high = sorted(ax.get_xlim())
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+        return
+    k0, k1 = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    if sum(low <= 10.0 ** k <= high for k in range(k0, k1 + 1)) >= 2:
+        return
+    points = []
+    for subs in ((1, 2, 5), range(1, 10)):
+        points = [v for k in range(k0, k1 + 1) for m in subs if low <= (v := float(f"{m}e{k}")) <= high]
+        if len(points) >= 2:
+            break
+    if len(points) < 2:
+        points = [v for v in MaxNLocator(nbins=4, min_n_ticks=2).tick_values(low, high) if low <= v <= high]
+    ax.xaxis.set_major_locator(FixedLocator(points))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _solvable(fig) -> bool:
