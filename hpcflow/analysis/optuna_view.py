@@ -50,10 +50,11 @@ def target_label(study, i) -> str:
     return f"{objective_name(study, i)} ({study.directions[i].name.lower()})"
 
 
-def plot(study, view: str, objective: int | None = None, *, path=None):
+def plot(study, view: str, objective: int | None = None, *, path=None, name: str | None = None):
     """The figure of one view ('history', 'importances' or 'slice') of a study with completed trials; of a
     multi-objective study, of objective `objective` (its values, `Trial.values[i]`, as the target). `path`: the
-    study's input (its tune directory, journal or URL), named with the fix where its completed trials are too few."""
+    study's input (its tune directory, journal or URL), named with the fix where its completed trials are too few.
+    `name` (its input's name in a report) heads the view's title: "NAME: Slice Plot"."""
     import optuna
     from optuna.visualization import matplotlib as ovm
 
@@ -96,6 +97,8 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
         _integer_trials(np.ravel(ax)[0])
     fig = np.ravel(ax)[0].figure
     fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
+    if name is not None:
+        _named(fig, name)
     if note:  # under the axes, in the space the layout keeps for it
         import textwrap
 
@@ -103,6 +106,25 @@ def plot(study, view: str, objective: int | None = None, *, path=None):
     _legible(fig)
     plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
+
+
+def _named(fig, name: str) -> None:
+    """`name` heading the view's title (Optuna's generic one, on the figure or on its axes), before the layout
+    measures it; a figure without a title gets `name` as its own."""
+    from hpcflow.analysis.figure import titled
+
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        titled(fig, name)
+        return
+    said = False
+    for ax in fig.axes:
+        for loc in ("center", "left", "right"):
+            old = ax.get_title(loc=loc)
+            if old:
+                ax.set_title(f"{name}: {old}", loc=loc)
+                said = True
+    if not said:
+        titled(fig, name)
 
 
 def _legible(fig) -> None:

@@ -111,19 +111,26 @@ def sigma_history(paths, *, names=None, **_):
 
 
 def optuna_study(paths, *, study_name=None, names=None, **_):
+    """Each study's history, importances and slice views, titled and captioned with its input's name (two studies
+    of one Optuna name told apart by their directories); its printed lines, a view skipped among them, together,
+    each headed by that name where several studies are given."""
     out = Product()
-    for p, stem in zip(paths, _stems("optuna", run_names(paths, names))):
+    named = run_names(paths, names)
+    for p, name, stem in zip(paths, named, _stems("optuna", named)):
         study, _ = load_study(p, study_name)
+        skipped = []
         for tag, objective in optuna_view.objectives(study):
             for view in optuna_view.VIEWS:
                 try:
                     out.figures[f"{stem}_{view}{tag}.png"] = optuna_view.plot(
-                        study, view, objective, path=p if view == "history" else None)
+                        study, view, objective, path=p if view == "history" else None, name=name)
+                    out.captions[f"{stem}_{view}{tag}.png"] = name
                 except MissingData as exc:
                     if view == "history":
                         raise
-                    out.lines.append(f"skipped {view}{tag.replace('_', ' ')}: {exc}")
-        out.lines += optuna_view.numbers(study)
+                    skipped.append(f"skipped {view}{tag.replace('_', ' ')}: {exc}")
+        lines = optuna_view.numbers(study) + skipped
+        out.lines += [f"{name}: {line}" for line in lines] if len(paths) > 1 else lines
     return out
 
 
