@@ -24,9 +24,15 @@ def _md_table_to_html(md: str) -> str:
     rows = [[md_uncell(c.strip()) for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # an escaped '\|' is text
             for line in md.strip().splitlines()]
     head, body = rows[0], [r for r in rows[2:]]
-    th = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+    th = "".join(f"<th>{_inline(c)}</th>" for c in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def _inline(text: str) -> str:
+    """`text` (a table cell, a skip reason) as HTML: escaped, its markdown code spans (balanced backtick pairs, as
+    report.md renders them: `hpcflow run ... --resume`) as <code> elements; a lone backtick stays literal."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _png_bytes(path) -> bytes:
@@ -60,7 +66,7 @@ def html_page(report, pngs: dict) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{TITLE}</title><style>{css}</style>"
              f"</head><body><h1>{TITLE}</h1><h2>Runs</h2>", _md_table_to_html(runs_table.markdown(report.infos))]
     if report.skipped:
-        parts.append("<p>Skipped:</p><ul>" + "".join(f"<li><code>{html.escape(p)}</code>: {html.escape(r)}</li>"
+        parts.append("<p>Skipped:</p><ul>" + "".join(f"<li><code>{html.escape(p)}</code>: {_inline(r)}</li>"
                                                      for p, r in report.skipped) + "</ul>")
     for sec in report.sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
