@@ -183,7 +183,8 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     if not report.sections and not any(i.kind is not None and (not i.products or (
             "study" in i.summary and i.summary["study"].get("trials"))) for i in report.infos):
         # a study that reads and holds a trial is a row: trials by state
-        reasons = "; ".join(f"{p}: {r}" for p, r in [*report.skipped, *unreadable.items(), *empty])
+        reasons = "; ".join(r if r.startswith(f"{p}: ") else f"{p}: {r}"  # a reason naming its path: once
+                            for p, r in [*report.skipped, *unreadable.items(), *empty])
         raise UserError(f"nothing to report: {reasons}")
     damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
     report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
