@@ -612,7 +612,7 @@ def test_a_preempted_run_resumed_and_killed_shows_its_progress_in_the_runs_table
     assert table1.load_row(d)["status"] == mark and histories.load(d)["label"] == f"p [delta] ({mark})"
     md = open(build_report([str(d)], tmp_path / "out")["md"], encoding="utf-8").read()
     row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["p"]
-    assert row[2] == f"{mark}; continue it with --resume", row
+    assert row[2] == f"{mark}; continue it with hpcflow run {d}/job.toml --out {d} --resume", row
 
 
 def test_a_given_path_that_does_not_exist_is_refused_before_any_work(tmp_path, runs):

@@ -194,7 +194,7 @@ def test_an_interrupted_network_run_whose_checkpoint_is_damaged_is_not_offered_a
         s = json.loads((d / "summary.json").read_text())
         (d / "summary.json").write_text(json.dumps({**s, "status": "preempted"}))
     whole = completeness(d)
-    assert not whole[0] and whole[1].endswith("continue it with --resume"), whole
+    assert not whole[0] and whole[1].endswith(f"continue it with hpcflow nn {d}/job.toml --out {d} --resume"), whole
     data = (d / "checkpoint.pt").read_bytes()
     (d / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     complete, reason = completeness(d)

@@ -73,7 +73,7 @@ def test_a_preempted_checkpoint_under_a_finished_summary_is_incomplete_and_resum
     status = _runs_rows(md)["pre"][2]
     assert status.startswith(f"incomplete: summary.json says 'finished' but checkpoint.h5 says 'preempted' at step "
                              f"{step}"), status
-    assert status.endswith("continue it with --resume"), status
+    assert status.endswith(f"continue it with hpcflow run {d}/job.toml --out {d} --resume"), status
     assert (f"pre [delta] (incomplete: summary.json says 'finished' but checkpoint.h5 says 'preempted' at step {step}):"
             in md)  # the sigma histories' line
     proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", str(d / "job.toml"), "--out", str(d), "--resume",
@@ -205,7 +205,8 @@ def test_a_summary_of_another_job_at_another_step_is_inconsistent_not_a_run_to_r
                                 "job with --force"), rows["seed5"][2]
     assert rows["steps_only"][2].startswith("incomplete: checkpoint.h5 is at step 8 but summary.json describes step 6"
                                             ), rows["steps_only"][2]
-    assert rows["steps_only"][2].endswith("continue it with --resume)"), rows["steps_only"][2]
+    assert rows["steps_only"][2].endswith(f"continue it with hpcflow run {same}/job.toml --out {same} --resume)"), \
+        rows["steps_only"][2]
 
 
 def test_a_study_whose_best_trial_has_an_inconsistent_summary_is_marked_and_shows_its_checkpoints_numbers(tmp_path,

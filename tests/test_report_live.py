@@ -46,10 +46,11 @@ def test_a_live_run_is_running_with_its_pid_at_host_and_a_killed_one_interrupted
         proc.wait(timeout=60)
     assert (run / outlock.LOCK_NAME).exists()  # the killed run's lock file stays; its lock is gone
     rows, page, md = _report([run], tmp_path / "killed")
-    assert re.fullmatch(r"incomplete: no summary.json, interrupted at step \d+; continue it with --resume",
-                        rows["flow"][2]), rows["flow"]
+    job_toml = f"{run}/job.toml" if (run / "job.toml").exists() else "JOB"  # killed before it wrote job.toml: JOB
+    assert re.fullmatch(rf"incomplete: no summary.json, interrupted at step \d+; continue it with hpcflow run "
+                        rf"{re.escape(job_toml)} --out {re.escape(str(run))} --resume", rows["flow"][2]), rows["flow"]
     assert "flow [gaussian] (incomplete: no summary.json, interrupted at step " in md, md
-    assert "running" not in rows["flow"][2] and f"pid {proc.pid}" not in page
+    assert "running:" not in rows["flow"][2] and f"pid {proc.pid}" not in page
 
 
 def test_a_run_before_its_first_checkpoint_is_named_running_and_a_released_lock_is_not(tmp_path):

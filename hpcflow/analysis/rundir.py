@@ -423,7 +423,7 @@ def completeness(run_dir) -> tuple[bool, str]:
             return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged)" if torch_available() else
                                      f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
-            fix = _resume_fix(run_dir, "hpcflow nn --resume", network=True)
+            fix = _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "
                            f"(interrupted or extended run; {fix})")
         return True, ""
@@ -623,8 +623,10 @@ def _data_file(run_dir) -> str | None:
                 None)
 
 
-def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) -> str:
-    """How an interrupted run is continued: "continue it with --resume" (`command`), RERUN for a job kind without
+def _resume_fix(run_dir, command: str | None = None, *, network: bool = False) -> str:
+    """How an interrupted run is continued: "continue it with hpcflow run DIR/job.toml --out DIR --resume" (`command`,
+    by default that of its kind, `rerun_command`: a bare --resume of a run made with --set values is refused, its
+    job.toml holds them), RERUN for a job kind without
     checkpoints (`resumable_kind`), or for a trial's directory
     inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
     (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that `hpcflow nn --resume` refuses
@@ -635,7 +637,8 @@ def _resume_fix(run_dir, command: str = "--resume", *, network: bool = False) ->
     if not study and not network and not resumable_kind(run_dir):  # --resume refuses a kind without checkpoints
         return RERUN
     bad = _resume_refusal(run_dir) if network and not study else ""
-    return study or (f"{bad}; {RERUN}" if bad else f"continue it with {command}")
+    return study or (f"{bad}; {RERUN}" if bad else
+                     f"continue it with {command or rerun_command(run_dir, run_dir, '--resume')}")
 
 
 #: the head of the reason of a network run whose nn.h5 h5py cannot open (`completeness`), the fix after it
@@ -974,7 +977,7 @@ def nn_damaged_fix(run_dir) -> str:
     if study or whole:
         return study or f"write it again with {nn_resume_command(run_dir)}"
     if entries.get(("status",)) in ("running", "preempted", "trained") and _job_epochs(entries) is not None:
-        return _resume_fix(run_dir, "hpcflow nn --resume", network=True)
+        return _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
     return f"{crc.removeprefix(', ')}; {RERUN}" if crc else RERUN  # (outside a study: `study` is "")
 
 
