@@ -232,14 +232,14 @@ def test_sigma_history_lines_equal_hdf5_and_per_rank(runs, tmp_path):
         assert_png(tmp_path / "figs" / name)
     assert (tmp_path / "figs" / "per_rank_flow.png").exists()  # every flow run records its per-step figures
     loaded = [histories.load(p) for p in (runs["flow"], dist, runs["nn"])]
-    ax = histories.plot(loaded).axes[0]
+    ax, per_epoch = histories.plot(loaded).axes  # flow steps, then the network's epochs on a panel of their own
     st, se = h5(os.path.join(runs["flow"], "checkpoint.h5"), "history/sigma_train", "history/sigma_test")
     find_line(ax, np.arange(len(st)), st)
     find_line(ax, np.arange(len(se)), se)
     nt, nv = h5(os.path.join(runs["nn"], "nn.h5"), "history/sigma_train", "history/sigma_val")
-    find_line(ax, np.arange(len(nt)), nt)
-    find_line(ax, np.arange(len(nv)), nv)
-    assert ax.get_yscale() == "log"
+    find_line(per_epoch, np.arange(len(nt)), nt)
+    find_line(per_epoch, np.arange(len(nv)), nv)
+    assert ax.get_yscale() == per_epoch.get_yscale() == "log" and per_epoch.get_xlabel() == "epoch"
     per_rank = histories.plot_per_rank(loaded[1])
     assert [ax.get_ylabel() for ax in per_rank.axes] == ["step time [s]", "bytes received"]  # flow_step counts those
     for r in range(3):

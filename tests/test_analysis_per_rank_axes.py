@@ -1,5 +1,6 @@
-"""The per-rank figure of a one-rank run: its bytes-received panel (all zero: no other rank) starts at 0 instead of
-a -0.04..0.04 band around it, and its steps and epochs are ticked whole."""
+"""The per-rank figure of a one-rank run: its bytes-received panel (all zero: no other rank) is left out, the figure
+saying why, its collectives panel (a network's only one) starts at 0 instead of a -0.04..0.04 band around it and
+says it has none, and its steps and epochs are ticked whole."""
 
 from __future__ import annotations
 
@@ -32,8 +33,12 @@ def test_a_one_rank_runs_per_rank_axes_start_at_zero_with_whole_ticks(runs, kind
         with h5py.File(f"{runs[kind]}/checkpoint.h5", "r") as f:
             received = f["history/comm_bytes"][()]
         assert received.shape[1] == 1 and not received.any()  # the premise: one rank, nothing received
-        ax = fig.axes[[a.get_ylabel() for a in fig.axes].index("bytes received")]
+        assert [a.get_ylabel() for a in fig.axes] == ["step time [s]"]
+        assert "one rank: no communication" in fig._supxlabel.get_text()
+    else:
+        (ax,) = fig.axes
         assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 0, ax.get_ylim()
+        assert [t.get_text() for t in ax.texts] == ["one rank: no collectives"]
     for ax in fig.axes:
         lo, hi = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if lo <= t <= hi]

@@ -104,12 +104,12 @@ def test_the_sigma_history_legend_covers_no_curve(tmp_path, runs):
     shutil.copytree(runs["flow"], long)
     fig = histories.plot([histories.load(d) for d in (runs["flow"], runs["flow_gauss"], runs["nn"], str(long))])
     fig.canvas.draw()
-    ax = fig.axes[0]
+    ax = fig.axes[-1]  # the legend beside the last panel (the network's epochs)
     box = ax.get_legend().get_window_extent()
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
     t = np.linspace(0.0, 1.0, 200)[:, None]
-    for line in ax.get_lines():
-        xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+    for line in [line for panel in fig.axes for line in panel.get_lines()]:
+        xy = line.axes.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
         for a, b in zip(xy[:-1], xy[1:]):
             pts = a + t * (b - a)
             under = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)

@@ -100,6 +100,7 @@ def load(run_dir, *, name: str | None = None) -> dict:
                           ndim=NDIM)
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
         out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d}, file=files["flow"])
+        out["legs"] = _legs(files["flow"])
     elif "nn" in files and not (_further_on(files) and (out := _checkpoint_history(files["pt"], quiet=True))):
         try:
             d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
@@ -119,6 +120,16 @@ def load(run_dir, *, name: str | None = None) -> dict:
         name += f" ({out['not_positive_definite']})"
     out.update(label=name, x=np.arange(len(out["train"])))
     return out
+
+
+def _legs(ckpt) -> list:
+    """The `@legs` of flow checkpoint `ckpt` (each a dict with `from_step`, `to_step`, `ranks`), [] where it records
+    none or they cannot be read (they only annotate the per-rank figure)."""
+    try:
+        legs = read_attrs(ckpt, hint=HINT).get("legs")
+    except MissingData:
+        return []
+    return [g for g in legs if isinstance(g, dict)] if isinstance(legs, list) else []
 
 
 def _further_on(files: dict) -> bool:
@@ -185,23 +196,37 @@ def _n_val(path):
 
 def plot(runs):
     """Train (solid) and test (dashed) sigma per step of every run (one `load` result, or a list), one colour per
-    run, log y; the legend beside the axes, where no curve runs under it (constrained layout makes room for it)."""
+    run, log y; the legend beside the axes, where no curve runs under it (constrained layout makes room for it).
+    Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side
+    with one y scale: a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge."""
     runs = [runs] if isinstance(runs, dict) else runs
-    fig, (ax,) = new_figure(size=(7.2, 4.8))
+    units = sorted({r["unit"] for r in runs}, key=lambda u: (u != "flow step", u))  # steps first, then epochs
+    fig, axes = new_figure(1, len(units), size=(7.2 if len(units) == 1 else 11.2, 4.8))
+    panel, handles = dict(zip(units, axes)), []  # every run's lines, in the order given, for the one legend
     for i, r in enumerate(runs):
+        ax = panel[r["unit"]]
         dot = "o" if len(r["x"]) == 1 else ""  # a line through one point draws nothing
-        ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=f"{r['label']} train")
+        handles += ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=f"{r['label']} train")
         if len(r["test"]) == len(r["x"]) and np.isfinite(r["test"]).any():
-            ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}", label=f"{r['label']} test")
-    ax.set_yscale("log")
-    units = {r["unit"] for r in runs}
-    ax.set_xlabel(units.pop() if len(units) == 1 else "step / epoch")
-    ax.set_ylabel("sigma (eq. B.11)")
-    ax.set_title("sigma histories")
-    legend = ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+            handles += ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}",
+                               label=f"{r['label']} test")
+    for unit, ax in panel.items():
+        ax.set_yscale("log")
+        ax.set_xlabel(unit)
+        if ax is not axes[0]:
+            ax.sharey(axes[0])
+    axes[0].set_ylabel("sigma (eq. B.11)")
+    if len(axes) == 1:
+        axes[0].set_title("sigma histories")
+    else:
+        fig.suptitle("sigma histories")
+        for unit, ax in panel.items():
+            ax.set_title("flow runs, per step" if unit == "flow step" else f"network runs, per {unit}")
+    legend = axes[-1].legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                             borderaxespad=0.0)
     literal(fig)  # the run names as written, before the legend is measured
     wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-    fig.set_size_inches(6.4 + wide, 4.8)  # the axes keep their width beside a legend of long names
+    fig.set_size_inches((6.4 if len(axes) == 1 else 10.4) + wide, 4.8)  # the axes keep their width beside a legend
     return fig
 
 
@@ -214,21 +239,77 @@ def has_per_rank(run) -> bool:
     return any(len(run.get(key, ())) for key, _ in RANK_PANELS)
 
 
+def _empty(values) -> bool:
+    """Whether per-rank values hold nothing: each zero or NaN."""
+    values = np.asarray(values, dtype=float)
+    return not np.any(np.isfinite(values) & (values != 0))
+
+
+def _panels(run) -> list:
+    """(key, y label) of the per-rank panels of `run` that carry something: those recorded, but the communication
+    ones of a one-rank run (nothing received, no collective waited for: all zero) where another panel is left."""
+    recorded = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
+    kept = [(key, ylabel) for key, ylabel in recorded
+            if key == "step_seconds" or not (_rank_count(run[key]) == 1 and _empty(run[key]))]
+    return kept or recorded
+
+
+def _rank_count(values) -> int:
+    values = np.asarray(values)
+    return 1 if values.ndim < 2 else values.shape[1]
+
+
+def per_rank_note(run) -> str:
+    """What a run's per-rank figure does not show, '' when nothing: the steps run at another rank count than the
+    last leg's (their rows are NaN: a resume at another R), 'flow steps 1-580 ran at 1 rank (this run resumed them at
+    2): not shown'."""
+    from hpcflow.analysis.optuna_view import _ranges
+
+    key = next((k for k, _ in RANK_PANELS if len(run.get(k, ()))), None)
+    if key is None:
+        return ""
+    values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)
+    unrecorded = np.flatnonzero(np.all(np.isnan(values), axis=1)) + 1  # steps are 1-based
+    if not len(unrecorded):
+        return ""
+    legs = run.get("legs") or []
+    counts = sorted({g["ranks"] for g in legs[:-1] if isinstance(g.get("ranks"), int)
+                     and not isinstance(g.get("ranks"), bool) and g["ranks"] != values.shape[1]})
+    at = (f"at {' and '.join(map(str, counts))} rank{'' if counts == [1] else 's'}" if counts else
+          "at another rank count")
+    return (f"{run.get('unit', 'flow step')}s {_ranges(unrecorded.tolist())} ran {at} (this run resumed them at "
+            f"{values.shape[1]}): not shown")
+
+
+def _one_rank_note(run) -> str:
+    """'one rank: ...' of a one-rank run whose communication panels carry nothing (left out, or saying so), ''
+    otherwise."""
+    comm = [k for k, _ in RANK_PANELS[1:] if len(run.get(k, ()))]
+    if comm and all(_rank_count(run[k]) == 1 and _empty(run[k]) for k in comm):
+        return "one rank: no communication (nothing received from other ranks, no collectives)"
+    return ""
+
+
 def plot_per_rank(run):
     """Step time and bytes received from other ranks per flow step, or seconds in collectives per epoch (those
-    recorded), one line per rank."""
+    recorded and carrying something: `_panels`), one line per rank; what the figure does not show (`per_rank_note`:
+    steps run at another rank count; a one-rank run's communication) said under it; a one-rank network's only panel,
+    its zeros, says it has no collectives."""
     from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
 
-    panels = [(key, ylabel) for key, ylabel in RANK_PANELS if len(run.get(key, ()))]
+    panels = _panels(run)
     fig, axes = new_figure(1, len(panels), size=(5.5 * len(panels), 4.2))
     for ax, (key, ylabel) in zip(axes, panels):
         values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)
         steps = np.arange(1, len(values) + 1)
-        for r in range(values.shape[1]):
-            ax.plot(steps, values[:, r], "o-" if len(steps) == 1 else "-", lw=1, label=f"rank {r}")
         ax.set_xlabel(run.get("unit", "flow step"))
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps and epochs only
+        if key != "step_seconds" and values.shape[1] == 1 and _empty(values):  # its zeros: said what they are
+            ax.text(0.5, 0.5, "one rank: no collectives" if key == "comm_seconds" else "one rank: nothing received",
+                    transform=ax.transAxes, ha="center", va="center")
+        for r in range(values.shape[1]):
+            ax.plot(steps, values[:, r], "o-" if len(steps) == 1 else "-", lw=1, label=f"rank {r}")
         top = np.nanmax(values) if np.isfinite(values).any() else 0.0
         if top <= 0:  # nothing received (one rank): from 0, not a band around it
             ax.set_ylim(0.0, 1.0)
@@ -236,6 +317,11 @@ def plot_per_rank(run):
             ax.set_ylim(bottom=0.0)
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"per-rank cost: {run['label']}")
+    note = "; ".join(n for n in (per_rank_note(run), _one_rank_note(run)) if n)
+    if note:
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(note, int(13 * fig.get_size_inches()[0])), fontsize="small")
     return fig
 
 

@@ -106,7 +106,8 @@ def sigma_history(paths, *, names=None, **_):
     for stem, r in zip(_stems("per_rank", [named[first] for first, _ in groups]), runs):
         if histories.has_per_rank(r):
             out.figures[stem + ".png"] = histories.plot_per_rank(r)
-            out.captions[stem + ".png"] = r["label"]
+            note = histories.per_rank_note(r)
+            out.captions[stem + ".png"] = r["label"] + (f" ({note})" if note else "")
     return out
 
 

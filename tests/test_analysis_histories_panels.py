@@ -1,0 +1,85 @@
+"""The sigma histories and per-rank figures of runs of mixed units and rank counts: a network's epochs on a panel of
+their own (they shared the flow steps' axis, a line at its left edge), a run resumed at another rank count says
+which steps its per-rank figure leaves out, and a one-rank run's figure draws no all-zero communication panel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis_runs import find_line
+
+
+def _flow(steps=600, label="flow"):
+    sigma = np.geomspace(0.4, 1e-4, steps + 1)
+    return {"x": np.arange(steps + 1), "train": sigma, "test": sigma * 2, "unit": "flow step", "label": label}
+
+
+def _nn(epochs=3):
+    sigma = np.array([0.35, 0.34, 0.33, 0.32][:epochs + 1])
+    return {"x": np.arange(epochs + 1), "train": sigma, "test": sigma * 1.1, "unit": "epoch", "label": "net"}
+
+
+def test_network_epochs_and_flow_steps_are_drawn_on_panels_of_their_own():
+    from hpcflow.analysis import histories
+
+    flow, nn = _flow(), _nn()
+    fig = histories.plot([flow, nn])
+    panels = {ax.get_xlabel(): ax for ax in fig.axes}
+    assert set(panels) == {"flow step", "epoch"}, list(panels)
+    find_line(panels["flow step"], flow["x"], flow["train"])
+    find_line(panels["epoch"], nn["x"], nn["train"])
+    find_line(panels["epoch"], nn["x"], nn["test"])
+    low, high = panels["epoch"].get_xlim()
+    assert low <= 0 and 3 <= high < 4, (low, high)  # the 3 epochs span the panel
+    assert [line.get_label() for line in panels["epoch"].get_lines()] == ["net train", "net test"]
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert legend == ["flow train", "flow test", "net train", "net test"], legend  # one legend, in the order given
+    assert panels["epoch"].get_yscale() == panels["flow step"].get_yscale() == "log"
+    one = histories.plot([_flow(label="a"), _flow(label="b")])  # one unit: one panel, as before
+    assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "flow step"
+
+
+def _resumed():
+    """A flow run of 600 steps, 580 at one rank, then resumed at two: rows 1-580 NaN."""
+    secs = np.full((600, 2), np.nan)
+    secs[580:] = 0.01
+    comm = np.full((600, 2), np.nan)
+    comm[580:] = [5544.0, 7920.0]
+    legs = [{"from_step": 0, "to_step": 580, "ranks": 1}, {"from_step": 580, "to_step": 600, "ranks": 2}]
+    return {**_flow(), "step_seconds": secs, "comm_bytes": comm, "legs": legs}
+
+
+def test_a_run_resumed_at_another_rank_count_says_which_steps_its_per_rank_figure_leaves_out():
+    from hpcflow.analysis import histories
+
+    run = _resumed()
+    note = histories.per_rank_note(run)
+    assert note == "flow steps 1-580 ran at 1 rank (this run resumed them at 2): not shown", note
+    fig = histories.plot_per_rank(run)
+    assert " ".join(fig._supxlabel.get_text().split()) == note
+    assert histories.per_rank_note({**_flow(), "step_seconds": np.ones((600, 2))}) == ""
+
+
+def test_a_resumed_runs_per_rank_caption_says_it(monkeypatch, tmp_path):
+    from hpcflow.analysis import histories, products
+
+    run = {**_resumed(), "label": "res"}
+    monkeypatch.setattr(histories, "load", lambda group, name=None: run)
+    prod = products.sigma_history([str(tmp_path / "res")])
+    assert prod.captions["per_rank.png"] == "res (flow steps 1-580 ran at 1 rank (this run resumed them at 2): " \
+                                           "not shown)", prod.captions
+
+
+def test_a_one_rank_runs_per_rank_figure_draws_no_all_zero_communication_panel():
+    from hpcflow.analysis import histories
+
+    flow = {**_flow(30), "step_seconds": np.full((30, 1), 0.02), "comm_bytes": np.zeros((30, 1))}
+    fig = histories.plot_per_rank(flow)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["step time [s]"]
+    assert "one rank: no communication" in fig._supxlabel.get_text()
+    nn = {**_nn(), "comm_seconds": np.zeros((3, 1))}
+    fig = histories.plot_per_rank(nn)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["one rank: no collectives"]  # what its zeros mean
+    two = {**_nn(), "comm_seconds": np.zeros((3, 2))}  # two ranks: their zeros are drawn
+    assert len(histories.plot_per_rank(two).axes[0].get_lines()) == 2
