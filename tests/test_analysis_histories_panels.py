@@ -80,6 +80,7 @@ def test_a_one_rank_runs_per_rank_figure_draws_no_all_zero_communication_panel()
     nn = {**_nn(), "comm_seconds": np.zeros((3, 1))}
     fig = histories.plot_per_rank(nn)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.texts] == ["one rank: no collectives"]  # what its zeros mean
+    assert [t.get_text() for t in ax.texts] == ["one rank: no collectives"]  # what its zeros mean, said once
+    assert fig._supxlabel is None
     two = {**_nn(), "comm_seconds": np.zeros((3, 2))}  # two ranks: their zeros are drawn
     assert len(histories.plot_per_rank(two).axes[0].get_lines()) == 2

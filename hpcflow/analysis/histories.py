@@ -282,8 +282,8 @@ def per_rank_note(run) -> str:
 
 
 def _one_rank_note(run) -> str:
-    """'one rank: ...' of a one-rank run whose communication panels carry nothing (left out, or saying so), ''
-    otherwise."""
+    """'one rank: ...' of a one-rank run whose communication panels carry nothing (said where they are left out),
+    '' otherwise."""
     comm = [k for k, _ in RANK_PANELS[1:] if len(run.get(k, ()))]
     if comm and all(_rank_count(run[k]) == 1 and _empty(run[k]) for k in comm):
         return "one rank: no communication (nothing received from other ranks, no collectives)"
@@ -317,7 +317,8 @@ def plot_per_rank(run):
             ax.set_ylim(bottom=0.0)
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"per-rank cost: {run['label']}")
-    note = "; ".join(n for n in (per_rank_note(run), _one_rank_note(run)) if n)
+    left_out = len(panels) < sum(1 for key, _ in RANK_PANELS if len(run.get(key, ())))  # a one-rank run's zeros
+    note = "; ".join(n for n in (per_rank_note(run), _one_rank_note(run) if left_out else "") if n)
     if note:
         import textwrap
 
