@@ -394,7 +394,7 @@ def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
     """docs/outputs.md's root attributes of a PointSet file: save writes them and a given one beside them."""
     written = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
     subset = ("drawn_n", "drawn_rows")  # written for a subset of a draw only
-    restricted = ("chart",)  # written for a draw kept to one chart only
+    restricted = ("sampled_chart",)  # written for a draw kept to one chart only
     assert sorted(RESERVED) == sorted(written + subset + restricted)
     ps = PointSet.load(good)
     ps.save(tmp_path / "x.h5", attrs={"note": "kept"})

@@ -87,7 +87,7 @@ def run(args) -> int:
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
-        if args.chart is not None:  # @chart: with @seed it reproduces the points (docs/outputs.md)
+        if args.chart is not None:  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
             ps.sampled_chart = tuple(args.chart)
         try:
             ps.save(args.out, force=args.force)
@@ -177,17 +177,19 @@ def _integer(example: str):
 def register(sub) -> None:
     p = sub.add_parser("sample", help="sample points on a CY hypersurface (Shiffman-Zelditch) to HDF5")
     p.add_argument("--manifold", default="fermat", help="fermat | dwork (default fermat)")
-    p.add_argument("--dim", type=_integer("3"), default=3, help="complex dimension n of the hypersurface in P^(n+1), 1-16 "
-                   "(1 torus, 2 K3, 3 quintic; default %(default)s)")
+    p.add_argument("--dim", type=_integer("3"), default=3,
+                   help="complex dimension n of the hypersurface in P^(n+1), 1-16 (1 torus, 2 K3, 3 quintic; default "
+                   "%(default)s)")
     p.add_argument("--psi", type=_complex, default=0.0,
                    help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
                    "(dwork only; |psi| <= 1000; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
-    p.add_argument("--seed", type=_integer("0"), default=0, help="random seed, any integer >= 0 (a file's @seed reproduces its "
-                   "points, with --chart I J where the file records @chart = [I, J]; default 0)")
+    p.add_argument("--seed", type=_integer("0"), default=0,
+                   help="random seed, any integer >= 0 (a file's @seed reproduces its points, with --chart I J where "
+                   "the file records @sampled_chart = [I, J]; default 0)")
     p.add_argument("--chart", type=_integer("0 1"), nargs=2, metavar=("I", "J"), default=None,
                    help="keep only points whose chart is (scale index I, eliminated index J); recorded in the file "
-                   "as @chart")
+                   "as @sampled_chart")
     p.add_argument("--threads", type=_integer("4"), default=None,
                    help="sampling threads (default: $HPCFLOW_THREADS, else the CPUs this rank owns, as in hpcflow run)")
     p.add_argument("--out", required=True, help="output HDF5 file")

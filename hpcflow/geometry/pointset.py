@@ -31,7 +31,7 @@ CONVENTIONS = (
 
 #: the root attributes `PointSet.save` writes itself (docs/outputs.md), which attrs= and PointSet.attrs may not name
 RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version", "drawn_n", "drawn_rows",
-            "chart")
+            "sampled_chart")
 
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
@@ -96,7 +96,7 @@ class PointSet:
     #: `seed` gave, the int64 rows of it kept, in order; None where not known); None for a whole draw
     drawn: tuple | None = field(default=None, compare=False)
     #: the chart (I, J) the draw was restricted to (`hpcflow sample --chart I J`), which with `seed` reproduces its
-    #: points; None for a draw of every chart (or where not known). Saved as @chart; every row must lie in it
+    #: points; None for a draw of every chart (or where not known). Saved as @sampled_chart; every row must lie in it
     sampled_chart: tuple | None = field(default=None, compare=False)
     #: the sampler's `_digest` of the rows it formed (`mark_sampled`); None for any other set
     _sampled: tuple | None = field(default=None, init=False, repr=False, compare=False)
@@ -210,7 +210,7 @@ class PointSet:
                 got["attributes"].update(drawn_n=int(self.drawn[0]), drawn_rows=(
                     "null" if self.drawn[1] is None else drawn_rows_text(self.drawn[1])))
             if self.sampled_chart is not None:  # a draw kept to one chart: @seed reproduces it with that chart
-                got["attributes"]["chart"] = json.dumps([int(i) for i in self.sampled_chart])
+                got["attributes"]["sampled_chart"] = json.dumps([int(i) for i in self.sampled_chart])
             whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
             refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
             if refusal is not None:
@@ -292,27 +292,27 @@ class PointSet:
 
 
 def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
-    """@chart of a PointSet file's attributes: the chart (I, J) its draw was restricted to, or None where it is
+    """@sampled_chart of a PointSet file's attributes: the chart (I, J) its draw was restricted to, or None where it is
     absent (files of every chart, and every file written before it existed), null or []; the Problem of one that is
     no chart of the manifold, or that a row of dataset 'chart' (`rows`, (N, 2)) contradicts."""
     from hpcflow.geometry.pointcheck import json_attribute
 
-    if "chart" not in attrs:
+    if "sampled_chart" not in attrs:
         return None
-    value = json_attribute(attrs, "chart", "null")
+    value = json_attribute(attrs, "sampled_chart", "null")
     if value is None or value == []:
         return None
     pair = tuple(value) if isinstance(value, list) and len(value) == 2 and all(
         type(i) is int for i in value) else None
     if pair is None or pair not in manifold.charts:
-        raise Problem("attribute 'chart'", f"= {short_repr(value)} is not a chart of the manifold ([I, J], scale "
-                      "index I, eliminated index J, of its charts; absent for a draw of every chart)")
+        raise Problem("attribute 'sampled_chart'", f"= {short_repr(value)} is not a chart of the manifold ([I, J], "
+                      "scale index I, eliminated index J, of its charts; absent for a draw of every chart)")
     rows = np.asarray(rows)
     off = np.flatnonzero(np.any(rows.reshape(-1, 2) != pair, axis=1)) if rows.size else np.zeros(0, dtype=np.int64)
     if off.size:
         i = int(off[0])
         raise Problem("dataset 'chart'", f"has row {i} in chart {tuple(int(c) for c in rows[i])}, while attribute "
-                      f"'chart' says every point of the draw lies in {list(pair)}")
+                      f"'sampled_chart' says every point of the draw lies in {list(pair)}")
     return pair
 
 

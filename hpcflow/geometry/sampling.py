@@ -178,7 +178,7 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
             arrays = unpack_rows(allgatherv(buf, comm=comm), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
                   seed=int(entropy if seed is None else seed),  # a Python int: JSON in files
-                  sampled_chart=chart)  # @chart: with @seed it reproduces the points (docs/outputs.md)
+                  sampled_chart=chart)  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
     ps.mark_sampled()
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
                 "sampled_points": n_kept, "points_owned": len(ps),
