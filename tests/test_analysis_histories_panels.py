@@ -39,6 +39,27 @@ def test_network_epochs_and_flow_steps_are_drawn_on_panels_of_their_own():
     assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "flow step"
 
 
+def test_one_y_scale_holds_the_curves_of_both_panels():
+    """Flow sigma 0.3-0.1 and a network's 1e-2-1e-3: the shared y range holds every curve of both panels (the epoch
+    panel took the flow panel's range, drawn first, and showed nothing)."""
+    from hpcflow.analysis import histories
+
+    flow = {"x": np.arange(11), "train": np.geomspace(0.3, 0.1, 11), "test": np.geomspace(0.33, 0.11, 11),
+            "unit": "flow step", "label": "flow"}
+    net = {"x": np.arange(4), "train": np.geomspace(1e-2, 1e-3, 4), "test": np.geomspace(1.2e-2, 1.2e-3, 4),
+           "unit": "epoch", "label": "net"}
+    for runs in ([flow, net], [net, flow]):
+        fig = histories.plot(runs)
+        fig.canvas.draw()
+        limits = {ax.get_ylim() for ax in fig.axes}
+        assert len(limits) == 1, limits  # one y scale
+        low, high = limits.pop()
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                y = np.asarray(line.get_ydata(), dtype=float)
+                assert low <= y.min() and y.max() <= high, (line.get_label(), y.min(), y.max(), low, high)
+
+
 def _resumed():
     """A flow run of 600 steps, 580 at one rank, then resumed at two: rows 1-580 NaN."""
     secs = np.full((600, 2), np.nan)

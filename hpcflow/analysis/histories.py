@@ -202,6 +202,8 @@ def plot(runs):
     runs = [runs] if isinstance(runs, dict) else runs
     units = sorted({r["unit"] for r in runs}, key=lambda u: (u != "flow step", u))  # steps first, then epochs
     fig, axes = new_figure(1, len(units), size=(7.2 if len(units) == 1 else 11.2, 4.8))
+    for ax in axes[1:]:  # one y scale, shared before any curve is drawn, so that its range holds every panel's
+        ax.sharey(axes[0])
     panel, handles = dict(zip(units, axes)), []  # every run's lines, in the order given, for the one legend
     for i, r in enumerate(runs):
         ax = panel[r["unit"]]
@@ -213,8 +215,6 @@ def plot(runs):
     for unit, ax in panel.items():
         ax.set_yscale("log")
         ax.set_xlabel(unit)
-        if ax is not axes[0]:
-            ax.sharey(axes[0])
     axes[0].set_ylabel("sigma (eq. B.11)")
     if len(axes) == 1:
         axes[0].set_title("sigma histories")
