@@ -157,9 +157,10 @@ def log_refused(prog: str, status: int, *, written: str | None = None) -> int:
     reason = exc.strerror or type(exc).__name__
     fix = WRITE_FIXES.get(exc.errno, "send it to a file or pipe that takes it")
     done = f"{written} is complete; only its log" if written else "the command ran to its end, but its output"
-    print(f"{prog}: error: {done} on {name} could not be written ({reason}): {fix}, or send {name} elsewhere",
-          file=sys.stderr)
-    sys.stderr.flush()
+    if sys.stderr is not None:  # (None where the process was started with stderr closed: the status alone says it)
+        print(f"{prog}: error: {done} on {name} could not be written ({reason}): {fix}, or send {name} elsewhere",
+              file=sys.stderr)
+        sys.stderr.flush()
     return EXIT_WRITE_FAILED
 
 

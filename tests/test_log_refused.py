@@ -66,7 +66,7 @@ def test_an_analysis_script_to_a_full_device_is_one_line_and_status_5(tmp_path, 
     assert (tmp_path / "f" / "table1.md").read_text() == "| run |\n|---|\n| a |\n"
 
 
-def test_a_closed_pipe_is_still_no_failure():
+def test_a_closed_pipe_is_still_no_failure(monkeypatch):
     """(`log_refused` says nothing and keeps 0 where the reader went away: test_cli_pipes runs the commands.)"""
     from hpcflow.cli import _ReaderGone, log_refused
 
@@ -74,8 +74,30 @@ def test_a_closed_pipe_is_still_no_failure():
     os.close(r)
     pipe = os.fdopen(w, "w")
     wrapped = _ReaderGone(pipe)
-    wrapped.write("x" * 100000)
-    wrapped.flush()
-    assert wrapped.refused is None
-    pipe.close()
-    assert log_refused("hpcflow info", 0) == 0
+    try:
+        wrapped.write("x" * 100000)
+        wrapped.flush()
+        assert wrapped.refused is None
+        monkeypatch.setattr(sys, "stdout", wrapped)
+        assert log_refused("hpcflow info", 0) == 0
+    finally:
+        monkeypatch.undo()
+        pipe.close()
+
+
+def test_a_refused_stdout_with_stderr_closed_ends_with_status_5(monkeypatch):
+    """A process started with stderr closed (sys.stderr None) and stdout on a full device: status 5 with no line to
+    say (an AttributeError on sys.stderr.flush ended it with 1)."""
+    from hpcflow.cli import _ReaderGone, log_refused
+
+    full = open(FULL, "w")
+    try:
+        wrapped = _ReaderGone(full)
+        wrapped.write("x\n")
+        monkeypatch.setattr(sys, "stdout", wrapped)
+        monkeypatch.setattr(sys, "stderr", None)
+        assert log_refused("hpcflow info", 0) == 5
+        assert isinstance(wrapped.refused, OSError)
+    finally:
+        monkeypatch.undo()
+        full.close()
