@@ -261,6 +261,41 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     assert not leaked, leaked
 
 
+@pytest.mark.parametrize("sig", ["USR1", "USR2"])
+def test_a_submit_job_signalled_in_its_batch_shell_ends_as_its_run_does(slurm, sig):
+    """`scancel --full --signal=SIG` (the batch shell and the run's step) on a `hpcflow submit --executor slurm` job:
+    USR1 (a checkpoint request: not submit's time-limit signal) writes the checkpoint and the job ends FAILED 4:0, not
+    requeued; USR2 (submitit's time-limit signal) writes it and requeues the job. submitit's batch shell ended on
+    either (its default action): FAILED, ExitCode 0:10 or 0:12, reason JobLaunchFailure, never requeued."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/b", "--executor",
+                        "slurm", "--time", "5", "--quiet"], cwd=slurm, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    out = slurm / "runs" / "b"
+    err = lambda: "\n".join(p.read_text() for p in (slurm / "runs" / "b_logs").glob(f"{job}_*_log.*"))  # noqa: E731
+    if sig == "USR2":
+        _signal_and_wait_for_requeue(job, out / "checkpoint.h5", sig, err, who=("--full",))
+    else:
+        try:
+            deadline = time.monotonic() + 120
+            while not (out / "checkpoint.h5").exists():
+                info = _job_info(job)
+                assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), err()
+                time.sleep(0.2)
+            subprocess.run(["scancel", "--full", f"--signal={sig}", job], check=True, timeout=30)
+            while not re.search(ENDED, info := _job_info(job)):
+                assert time.monotonic() < deadline + 60 and "Restarts=1" not in info, f"{info}\n{err()}"
+                time.sleep(0.2)
+        finally:
+            subprocess.run(["scancel", job], timeout=30)
+        assert "JobState=FAILED" in info and "ExitCode=4:0" in info and "Restarts=0" in info, f"{info}\n{err()}"
+    assert json.loads((out / "summary.json").read_text())["status"] == "preempted", err()
+    script = next((slurm / "runs" / "b_logs").glob("*_submission.sh")).read_text()
+    assert "\ntrap '' USR1 USR2" in script, script
+
+
 def _queue_long(slurm, template: str, out: str, log: str, *options, steps: int = 100000, every: int = 1) -> str:
     """Queue slurm/TEMPLATE (sbatch `options`, its log `log`) on long.toml, the job with `steps` steps and a
     checkpoint every `every`, into `out`; its job id."""
