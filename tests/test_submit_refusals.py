@@ -65,3 +65,20 @@ def test_the_local_executors_cpus_refusal_names_the_threads_its_job_takes(tmp_pa
     err = capsys.readouterr().err
     assert f"the CPUs this process may use ({len(os.sched_getaffinity(0))} here)" in err and "HPCFLOW_THREADS=" in err
     assert main(base) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--study", "--storage"])
+@pytest.mark.parametrize("value", ["", "  "])
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_an_empty_study_or_storage_is_refused_as_tune_refuses_it(tmp_path, capsys, option, value, check):
+    """`--study ''` (or `--storage ''`) was dropped from the queued `hpcflow tune` line (exit 0, the default study
+    used), where `hpcflow tune` itself refuses it."""
+    argv = ["submit", TUNE, "--out", str(tmp_path / "out"), "--executor", "local", "--command", "tune",
+            "--trials", "2", option, value, *check]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"hpcflow submit: error: {option} is empty; give one or leave the option out"], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out_logs").exists()
+    assert main(["tune", TUNE, "--out", str(tmp_path / "out"), "--trials", "1", option, value]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"hpcflow tune: error: {option} is empty; give one or "
+                                                             "leave the option out"]

@@ -149,7 +149,7 @@ def _argvs(args) -> list[list[str]]:
     from hpcflow.parallel.decompose import counts
 
     extra = [x for opt, v in (("--storage", args.storage), ("--study", args.study), ("--sampler", args.sampler))
-             if v for x in (opt, v)]
+             if v is not None for x in (opt, v)]
     return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
 
 
@@ -179,6 +179,10 @@ def _check_options(args) -> None:
         if value is not None:
             raise ConfigError(f"{opt} {value!s:.40} is an option of --command tune, not of --command {args.command}; "
                               "drop it or use it with --command tune")
+    for opt in ("--storage", "--study") if args.command == "tune" else ():  # (as `hpcflow tune` refuses them)
+        value = getattr(args, opt[2:])
+        if value is not None and not value.strip():
+            raise ConfigError(f"{opt} is empty; give one or leave the option out")
     if args.command == "tune" and args.force:
         raise ConfigError("--force is an option of --command run and nn (a tune adds trials to the study in --out); "
                           "drop it, or choose another --out for a new study")
