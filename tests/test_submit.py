@@ -869,7 +869,10 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]  # no sbatch, no --out, no logs
     for options in ([], ["--mpi", "pmix_v3", "--ntasks-per-node", "2"], ["--mpi", "none"]):
         assert main(["submit", str(job), "--out", out, "--executor", "slurm", "--check", *options]) == 0
-    assert main(["submit", str(job), "--out", out, "--executor", "local", "--mpi", "pmi2", "--check"]) == 0
+    assert main(["submit", str(job), "--out", out, "--executor", "local", "--check"]) == 0
+    capsys.readouterr()
+    assert main(["submit", str(job), "--out", out, "--executor", "local", "--mpi", "pmi2", "--check"]) == 2
+    assert "--mpi: Slurm's request, which --executor local does not make" in capsys.readouterr().err  # (not srun's)
     assert set((tmp_path / "bin" / "srun_options").read_text().splitlines()) == {"--mpi=list"}  # it ran nothing
 
 

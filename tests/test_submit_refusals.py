@@ -22,7 +22,8 @@ def test_sqlite_storage_with_several_workers_is_refused(tmp_path, capsys, check)
 
 @pytest.mark.parametrize("options", [["--partition", "foo"], ["--gpus-per-node", "1"], ["--mem", "1G"],
                                      ["--partition", "foo", "--gpus-per-node", "2"], ["--cpus-per-task", "64"],
-                                     ["--cpus-per-task", "1"]])
+                                     ["--cpus-per-task", "1"], ["--mpi", "pmi2"], ["--mpi", "none"],
+                                     ["--mem", "1G", "--mpi", "pmix"]])
 @pytest.mark.parametrize("check", [[], ["--check"]])
 def test_slurm_only_requests_are_refused_by_the_local_executor(tmp_path, capsys, options, check):
     argv = ["submit", "jobs/table1_gaussian.toml", "--out", str(tmp_path / "out"), "--executor", "local", *options,

@@ -308,7 +308,8 @@ def _submit(args) -> int:
     # (--check refuses what the submission would)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
-    executor.check_executor(args.executor, res, cpus_given=args.cpus_per_task is not None)
+    executor.check_executor(args.executor, res, cpus_given=args.cpus_per_task is not None,
+                            mpi_given=args.mpi is not None)
     fits, unchecked = executor.require_fit(res, asked) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
         executor.require_mpi_type(res.mpi)
@@ -414,8 +415,8 @@ def register(sub) -> None:
     p.add_argument("--mem", type=_memory, help="--executor slurm: memory per node (sbatch --mem: MiB, or 16G); the "
                    "limit that the estimate of memory per rank is checked against (default: the node's, from sinfo)")
     p.add_argument("--array", type=whole_number(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
-    p.add_argument("--mpi", help="srun --mpi type of multi-task jobs (default pmi2; 'none' to omit); --executor "
-                   "slurm: one of srun --mpi=list where srun is here")
+    p.add_argument("--mpi", help="--executor slurm: srun --mpi type of multi-task jobs (default pmi2; 'none' to "
+                   "omit), one of srun --mpi=list where srun is here")
     p.add_argument("--signal-delay", type=whole_number(1, INT_LIMIT), default=120,
                    help="seconds before the time limit at which Slurm signals the job to checkpoint (default 120; "
                         "below --time)")

@@ -83,12 +83,12 @@ def require_one_world(res: Resources) -> None:
                           "run one task (--ntasks-per-node 1)")
 
 
-def check_executor(kind: str, res: Resources, *, cpus_given: bool = False) -> None:
+def check_executor(kind: str, res: Resources, *, cpus_given: bool = False, mpi_given: bool = False) -> None:
     """SubmitError when executor `kind` cannot run `res` as asked (the local executor starts one task per job, and
-    makes none of Slurm's requests: `cpus_given`, a --cpus-per-task given, is one); the same check for `--check` as
-    for a real submission."""
+    makes none of Slurm's requests: `cpus_given`, a --cpus-per-task given, is one, and `mpi_given`, a --mpi given,
+    srun's MPI type, another); the same check for `--check` as for a real submission."""
     slurm_only = [opt for opt, given in (("--partition", res.partition), ("--gpus-per-node", res.gpus_per_node),
-                                         ("--mem", res.mem_mib)) if given]
+                                         ("--mem", res.mem_mib), ("--mpi", mpi_given)) if given]
     if kind == "local" and slurm_only:  # (before the count of tasks: --gpus-per-node G gives G tasks by default)
         raise SubmitError(f"{' and '.join(slurm_only)}: Slurm's request{'s' if len(slurm_only) > 1 else ''}, which "
                           "--executor local does not make (it runs on this machine, with its GPUs and memory as "
