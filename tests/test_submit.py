@@ -1042,3 +1042,19 @@ def test_time_limit_requeues_are_not_capped(tmp_path, monkeypatch, kind):
     delayed = DelayedSubmission(HpcflowTask(), ["run", "job.toml", "--out", "o"])
     delayed.set_timeout(5, ex.max_num_timeout)  # what submitit does as it submits
     assert delayed._timeout_countdown - 1000 >= 0
+
+
+@pytest.mark.parametrize("queue, going", [("333|RUNNING|vm|None\n", True), ("", False)])
+def test_a_stop_while_waiting_for_a_slurm_job_says_one_line_and_no_sacct_noise(tmp_path, monkeypatch, capfd, queue,
+                                                                              going):
+    """Ctrl-C during `submit --executor slurm --wait` on a Slurm without accounting: one line says that the running job
+    goes on and how to stop it. submitit's sacct watcher, asked there, printed sacct's error ('Slurm accounting storage
+    is disabled') and twice its 'Bypassing sacct error' warning; a job squeue no longer knows has ended: no line."""
+    from hpcflow.commands.submit import _stop_waiting
+
+    job, _, _ = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue=queue)
+    _stop_waiting([job], KeyboardInterrupt(), {})
+    out, err = capfd.readouterr()
+    said = ("hpcflow submit: interrupted: the wait ends; slurm job 333 goes on (scancel 333 stops it)\n"
+            if going else "")
+    assert out == "" and err == said, out + err

@@ -372,7 +372,7 @@ def _stop_waiting(jobs, exc, waiting: dict) -> None:
     from hpcflow.submit import executor, local
 
     what = str(exc) if isinstance(exc, Stopped) else "interrupted"
-    others = [job.job_id for job in jobs if not local.is_local(job) and not job.done()]
+    others = executor.still_going(jobs)  # (asked as the wait asks: squeue where sacct fails, quietly)
     if others:
         print(f"hpcflow submit: {what}: the wait ends; slurm job {', '.join(others)} goes on (scancel "
               f"{' '.join(others)} stops it)", file=sys.stderr, flush=True)

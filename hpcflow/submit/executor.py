@@ -287,6 +287,16 @@ def _ended(job, log, said: set) -> bool:
     return False
 
 
+def still_going(jobs) -> list:
+    """The ids of the Slurm jobs of `jobs` that have not ended (`_ended`), their states asked as the wait asks them
+    (`QueueWatcher`: squeue where sacct fails), quietly: the wait has said what it had to (submitit's own watcher,
+    which `job.done()` asks outside `wait`, printed sacct's error and its 'Bypassing sacct error' warning)."""
+    slurm = [job for job in jobs if isinstance(job, SlurmJob)]
+    quiet = lambda line: None  # noqa: E731
+    with _watched(slurm, quiet):
+        return [job.job_id for job in slurm if not _ended(job, quiet, set())]
+
+
 def _until_done(jobs, res: Resources | None, log) -> None:
     """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
     the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
