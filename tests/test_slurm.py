@@ -348,8 +348,7 @@ def test_a_template_job_stopped_by_sigterm_checkpoints_and_is_not_requeued(slurm
     text = log.read_text()
     assert "JobState=FAILED" in info and "ExitCode=4:0" in info and "Restarts=0" in info, f"{info}\n{text}"
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
-    assert f"the job is not requeued for it (a requeue by Slurm itself goes on): continue it with: scontrol requeue " \
-           f"{job}\n" in text, text
+    assert f"the job is not requeued for it: continue it with: scontrol requeue {job}\n" in text, text
     assert json.loads((out / "summary.json").read_text())["status"] == "preempted"
 
 
@@ -390,6 +389,9 @@ def test_a_run_template_job_slurm_requeues_resumes_its_checkpoint(slurm):
     _completed(job, "(requeued)", 150)
     text = log.read_text()
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    # (the stopped leg said it was not requeued, and to requeue it by hand, though Slurm had)
+    assert text.count("Slurm has requeued the job (scontrol requeue, preemption): it continues from the checkpoint "
+                      "when it starts again\n") == 1 and "scontrol requeue " + job not in text, text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and len(summary["legs"]) == 2, text
     assert summary["checkpoint_step"] == 4000

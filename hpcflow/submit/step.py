@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -156,6 +157,47 @@ def continued(argv: list):
     return nxt if isinstance(nxt, Ended) else argv[:at] + (nxt or argv[at:])
 
 
+#: seconds `requeued_by_slurm` waits for scontrol
+SCONTROL_TIMEOUT_S = 10
+
+
+def requeued_by_slurm(job: str | None) -> bool | None:
+    """Whether Slurm has requeued job `job` while this leg of it runs (scontrol requeue, preemption with
+    PreemptMode=REQUEUE): its restart count (`scontrol show job`: Restarts, raised as the requeue is made, before the
+    SIGTERM that stops the leg) above this leg's SLURM_RESTART_COUNT. None where that is unknown: no job, scontrol
+    missing, failing or slow (nothing of it is printed)."""
+    from hpcflow.errors import UserError
+    from hpcflow.resources import slurm_restart_count
+
+    if not job:
+        return None
+    try:
+        r = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True,
+                           timeout=SCONTROL_TIMEOUT_S)
+        leg = slurm_restart_count()
+    except (OSError, subprocess.SubprocessError, UserError):  # (a SLURM_RESTART_COUNT that is not a count)
+        return None
+    restarts = re.findall(r"(?:^|\s)Restarts=(\d+)(?:\s|$)", r.stdout)
+    if r.returncode != 0 or len(restarts) != 1:
+        return None
+    return int(restarts[0]) > leg
+
+
+def sigterm_line(job: str | None) -> str:
+    """What the batch step says of a run that stopped on SIGTERM with its checkpoint (no SIGUSR1): whether Slurm
+    requeues the job (`requeued_by_slurm`), and where it does not, or that is unknown, how to continue it."""
+    stopped = "the run stopped on SIGTERM, its checkpoint written"
+    requeued = requeued_by_slurm(job)
+    if requeued:
+        return (f"{stopped}; Slurm has requeued the job (scontrol requeue, preemption): it continues from the "
+                "checkpoint when it starts again")
+    again = f"scontrol requeue {job or 'JOBID'}"
+    if requeued is False:
+        return f"{stopped}; the job is not requeued for it: continue it with: {again}"
+    return (f"{stopped}; the job is not requeued for it: unless Slurm requeues it (scontrol requeue, preemption), "
+            f"continue it with: {again}")
+
+
 def main(argv=None) -> int:
     from hpcflow.errors import UserError
 
@@ -179,10 +221,7 @@ def main(argv=None) -> int:
     seen |= noted
     if status == EXIT_PREEMPTED:
         if "SIGTERM" in seen and "SIGUSR1" not in seen:
-            job = os.environ.get("SLURM_JOB_ID", "JOBID")
-            print(f"hpcflow.submit.step: the run stopped on SIGTERM, its checkpoint written; the job is not requeued "
-                  f"for it (a requeue by Slurm itself goes on): continue it with: scontrol requeue {job}",
-                  file=sys.stderr, flush=True)
+            print(f"hpcflow.submit.step: {sigterm_line(os.environ.get('SLURM_JOB_ID'))}", file=sys.stderr, flush=True)
         else:
             requeue()
     return status

@@ -1,0 +1,69 @@
+"""`python -m hpcflow.submit.step` (the end of the sbatch templates) when the run stops on SIGTERM with its checkpoint
+(exit status 4, no SIGUSR1): its line says whether Slurm requeues the job, asked of `scontrol show job` (stand-ins
+here), or how to continue it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: a run step that gets SIGTERM (sent to the batch step, which outlives it and notes it) and stops with status 4
+STOPPED = [shutil.which("bash"), "-c", f"kill -TERM $PPID; {shutil.which('sleep')} 0.5; exit 4"]
+STOPPED_LINE = "hpcflow.submit.step: the run stopped on SIGTERM, its checkpoint written; "
+
+
+def _step(tmp_path, scontrol: str | None, restart_count: str = "0") -> subprocess.CompletedProcess:
+    """The step run as job 77 in its leg `restart_count`, with a stand-in scontrol running `scontrol` (none where
+    None) alone on PATH; scontrol's arguments recorded in bin/args."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if scontrol is not None:
+        (bin_dir / "scontrol").write_text(f'#!/bin/bash\necho "$@" > {bin_dir}/args\n{scontrol}\n')
+        (bin_dir / "scontrol").chmod(0o755)
+    env = dict(os.environ, PATH=str(bin_dir), PYTHONPATH=str(ROOT), SLURM_JOB_ID="77",
+               SLURM_RESTART_COUNT=restart_count)
+    return subprocess.run([sys.executable, "-m", "hpcflow.submit.step", *STOPPED], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def _info(restarts: int, state: str = "RUNNING") -> str:
+    return (f"echo 'JobId=77 JobName=hpcflow UserId=u(1) JobState={state} Reason=None Requeue=1 Restarts={restarts} "
+            "BatchFlag=1 ExitCode=0:0'")
+
+
+@pytest.mark.parametrize("leg", [0, 2])
+def test_a_job_slurm_requeued_is_said_requeued_not_to_be_requeued_by_hand(tmp_path, leg):
+    """`scontrol requeue JOBID` of a running template job: Slurm raises its restart count, then sends SIGTERM, and the
+    run stops with its checkpoint; the next leg resumes. The log said the job is not requeued and to continue it with
+    `scontrol requeue`, though it was requeued already."""
+    r = _step(tmp_path, _info(leg + 1, "COMPLETING"), str(leg))
+    assert r.returncode == 4
+    assert r.stderr == (f"{STOPPED_LINE}Slurm has requeued the job (scontrol requeue, preemption): it continues from "
+                        "the checkpoint when it starts again\n"), r.stderr
+    assert (tmp_path / "bin" / "args").read_text().split() == ["-o", "show", "job", "77"]
+
+
+@pytest.mark.parametrize("leg", [0, 2])
+def test_a_job_stopped_by_the_user_says_how_to_continue_it(tmp_path, leg):
+    """`scancel --signal=TERM JOBID`: the restart count is this leg's, the job is not requeued."""
+    r = _step(tmp_path, _info(leg), str(leg))
+    assert r.returncode == 4
+    assert r.stderr == f"{STOPPED_LINE}the job is not requeued for it: continue it with: scontrol requeue 77\n", r.stderr
+
+
+@pytest.mark.parametrize("scontrol", [None, "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; "
+                                            "exit 1", "echo 'JobId=77 JobState=RUNNING'"])
+def test_where_scontrol_does_not_say_the_line_holds_for_either(tmp_path, scontrol):
+    """scontrol missing, failing or without a restart count: one line, right whether Slurm requeues the job or not,
+    and nothing of scontrol's."""
+    r = _step(tmp_path, scontrol)
+    assert r.returncode == 4
+    assert r.stderr == (f"{STOPPED_LINE}the job is not requeued for it: unless Slurm requeues it (scontrol requeue, "
+                        "preemption), continue it with: scontrol requeue 77\n"), r.stderr
