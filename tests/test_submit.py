@@ -1058,3 +1058,29 @@ def test_a_stop_while_waiting_for_a_slurm_job_says_one_line_and_no_sacct_noise(t
     said = ("hpcflow submit: interrupted: the wait ends; slurm job 333 goes on (scancel 333 stops it)\n"
             if going else "")
     assert out == "" and err == said, out + err
+
+
+@pytest.mark.parametrize("states, said", [
+    (["RUNNING|vm|None", "PENDING||BeginTime", "PENDING||BeginTime", "RUNNING|vm|None", "PENDING||BeginTime",
+      "RUNNING|vm|None"], 2),  # two requeues (time-limit legs): said once each
+    (["PENDING||BeginTime", "PENDING||BeginTime", "RUNNING|vm|None"], 0),  # sbatch --begin: held before it first ran
+    (["RUNNING|vm|None", "PENDING||Priority", "RUNNING|vm|None"], 0),  # requeued, not held: nothing to say
+])
+def test_wait_says_once_a_leg_that_a_requeued_job_is_held_until_its_begin_time(tmp_path, monkeypatch, states, said):
+    """Slurm holds every requeued job ~2 minutes (BeginTime): a job of many time-limit legs spends minutes pending
+    per leg, and --wait said nothing meanwhile. It says so once per requeue seen, and nothing of a job that is held
+    before it first ran."""
+    from hpcflow.submit.executor import QueueWatcher, wait
+
+    job, bin_dir, _ = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue="")
+    (bin_dir / "states").write_text("".join(f"333|{s}\n" for s in states))
+    _script(bin_dir / "squeue", f'n=$(($(cat {bin_dir}/n 2>/dev/null || echo 0) + 1)); echo $n > {bin_dir}/n; '
+                                f'sed -n "${{n}}p" {bin_dir}/states')  # one state an ask; then none: ended
+    monkeypatch.setattr(QueueWatcher, "update_if_long_enough", lambda self, mode: mode == "cache" or self.update())
+    lines = []
+    assert wait([job], log=lines.append) == 1  # (no result file: 'ended without a result')
+    held = [line for line in lines if "pending until its begin time" in line]
+    assert held == said * ["hpcflow submit: job 333 was requeued and is pending until its begin time (reason "
+                           "BeginTime: Slurm holds a requeued job about 2 minutes before it starts again); still "
+                           "waiting"], lines
+    assert int((bin_dir / "n").read_text()) > len(states)  # every state was asked

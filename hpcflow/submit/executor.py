@@ -297,11 +297,27 @@ def still_going(jobs) -> list:
         return [job.job_id for job in slurm if not _ended(job, quiet, set())]
 
 
+def _held_after_requeue(job_id: str, state: str | None, reason: str, ran: set, *, said: set, log) -> None:
+    """Say once per leg that job `job_id`, seen running (`ran`, the jobs seen so since their last requeue), was
+    requeued and is held until Slurm's begin time (reason BeginTime: Slurm holds a requeued job ~2 minutes, its
+    requeue delay), a wait that is otherwise silent; not for a job held so before it first ran (sbatch --begin), nor
+    where `_ended` has just said the requeue (`said`). A leg that starts and ends between two asks of Slurm is not
+    seen, and nothing is said of it."""
+    if state in ("RUNNING", "COMPLETING"):
+        ran.add(job_id)
+    elif state == "PENDING" and job_id in ran and pending.code(reason) == "BeginTime":
+        ran.discard(job_id)
+        if job_id not in said:
+            log(f"hpcflow submit: job {job_id} was requeued and is pending until its begin time (reason BeginTime: "
+                f"Slurm holds a requeued job about 2 minutes before it starts again); still waiting")
+
+
 def _until_done(jobs, res: Resources | None, log) -> None:
     """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
     the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
-    verdicts, said, requeued = pending.Verdicts(res), set(), set()
+    verdicts, said, requeued, ran = pending.Verdicts(res), set(), set(), set()
     while True:
+        before = set(requeued)
         waiting = [job for job in jobs if not _ended(job, log, requeued)]
         if not waiting:
             return
@@ -309,6 +325,7 @@ def _until_done(jobs, res: Resources | None, log) -> None:
         for job in waiting:
             info = job.watcher.get_info(job.job_id, mode="cache") if isinstance(job, SlurmJob) else {}
             reason = info.get("Reason", "") if info.get("State") == "PENDING" else ""
+            _held_after_requeue(job.job_id, info.get("State"), reason, ran, said=requeued - before, log=log)
             code = pending.code(reason)
             if not code:
                 continue
