@@ -6,12 +6,13 @@
 # slurm.conf anew and applies a change to the running daemons (scontrol reconfigure): no restart.
 #   sudo slurm/local-cluster.sh start     # install if missing (apt-get), write slurm.conf, start munged/slurmctld/slurmd
 #   slurm/local-cluster.sh status         # sinfo of the local node
-#   sudo slurm/local-cluster.sh stop      # stop the daemons it started
+#   sudo slurm/local-cluster.sh stop      # stop the daemons it started (munged only where it started it)
 set -euo pipefail
 
 CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
 MARK="# written by hpcflow slurm/local-cluster.sh"
 PACKAGES=(slurmctld slurmd slurm-client munge)
+MUNGED_STARTED=/run/hpcflow-local-cluster-munged.pid   # the munged that `start` started (`stop` stops that one only)
 
 say() { echo "local-cluster: $*"; }
 die() { echo "local-cluster: error: $*" >&2; exit 2; }
@@ -86,6 +87,10 @@ start_munge() {
     else
         munged --force
     fi
+    # munged has forked into the background; its pid file says which process it is
+    local pid
+    pid=$(cat /run/munge/munged.pid 2>/dev/null || pgrep -xo munged || true)
+    if [[ -n $pid ]]; then echo "$pid" > "$MUNGED_STARTED"; fi
 }
 
 start() {
@@ -116,6 +121,10 @@ stop() {
         pid=$(cat "/run/$d.pid" 2>/dev/null || true)
         if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill "$pid"; say "stopped $d ($pid)"; fi
     done
+    # munged too where `start` started it (one that was running already, e.g. the system's service, is left)
+    pid=$(cat "$MUNGED_STARTED" 2>/dev/null || true)
+    if [[ -n $pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == munged ]]; then kill "$pid"; say "stopped munged ($pid)"; fi
+    rm -f "$MUNGED_STARTED"
 }
 
 status() {
