@@ -123,7 +123,9 @@ stop() {
     done
     # munged too where `start` started it (one that was running already, e.g. the system's service, is left)
     pid=$(cat "$MUNGED_STARTED" 2>/dev/null || true)
-    if [[ -n $pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == munged ]]; then kill "$pid"; say "stopped munged ($pid)"; fi
+    if [[ -n $pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == munged ]]; then
+        kill "$pid"; say "stopped munged ($pid)"
+    fi
     rm -f "$MUNGED_STARTED"
 }
 

@@ -55,7 +55,8 @@ def test_a_job_stopped_by_the_user_says_how_to_continue_it(tmp_path, leg):
     """`scancel --signal=TERM JOBID`: the restart count is this leg's, the job is not requeued."""
     r = _step(tmp_path, _info(leg), str(leg))
     assert r.returncode == 4
-    assert r.stderr == f"{STOPPED_LINE}the job is not requeued for it: continue it with: scontrol requeue 77\n", r.stderr
+    said = f"{STOPPED_LINE}the job is not requeued for it: continue it with: scontrol requeue 77\n"
+    assert r.stderr == said, r.stderr
 
 
 @pytest.mark.parametrize("scontrol", [None, "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; "

@@ -114,7 +114,9 @@ MAX_TIMEOUT_REQUEUES = 10**9
 #: --signal=B:...) ended bash at once (its default action): the job FAILED with reason JobLaunchFailure, ExitCode
 #: 0:10, whatever the run did with the signal. The tasks are started by Slurm, not by this shell, and keep their own
 #: handlers; the job's end is srun's, the command's status (`task.finish`)
-BATCH_SHELL_SETUP = ("trap '' USR1 USR2  # a checkpoint or preemption signal sent to the batch shell must not end the job",)
+#: submitit's setup lines of the batch script: a checkpoint or preemption signal sent to the batch shell too (scancel
+#: --full) must not end the job
+BATCH_SHELL_SETUP = ("trap '' USR1 USR2",)
 
 
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1, out: str | None = None):
@@ -136,7 +138,8 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
     # shell characters stays one word (submitit quotes its own default, not a given one)
     ex = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable), max_num_timeout=MAX_TIMEOUT_REQUEUES)
     params = dict(job_name=name, nodes=res.nodes, ntasks_per_node=res.ntasks_per_node, cpus_per_task=res.cpus_per_task,
-                  time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array, setup=list(BATCH_SHELL_SETUP))
+                  time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array,
+                  setup=list(BATCH_SHELL_SETUP))
     if res.gpus_per_node:
         params["gpus_per_node"] = res.gpus_per_node
     if res.partition:
