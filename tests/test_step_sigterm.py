@@ -68,3 +68,21 @@ def test_where_scontrol_does_not_say_the_line_holds_for_either(tmp_path, scontro
     assert r.returncode == 4
     assert r.stderr == (f"{STOPPED_LINE}the job is not requeued for it: unless Slurm requeues it (scontrol requeue, "
                         "preemption), continue it with: scontrol requeue 77\n"), r.stderr
+
+
+def test_bytes_of_scontrol_that_are_not_utf8_do_not_end_the_step(tmp_path):
+    """The job's name, comment and paths in `scontrol show job` may hold any bytes: a \\377 among them ended the batch
+    step with a UnicodeDecodeError traceback and status 1, so a clean stop (FAILED 4) read as a crash."""
+    r = _step(tmp_path, "printf 'JobId=77 JobName=r\\377n JobState=COMPLETING Restarts=1 BatchFlag=1\\n'")
+    assert r.returncode == 4, r.stderr
+    assert r.stderr == (f"{STOPPED_LINE}Slurm has requeued the job (scontrol requeue, preemption): it continues from "
+                        "the checkpoint when it starts again\n"), r.stderr
+
+
+def test_a_further_sigterm_while_scontrol_is_asked_does_not_end_the_step_before_its_line(tmp_path):
+    """A second SIGTERM (scancel again) to the batch step while it asks scontrol (up to 10 s) ended it with 143 and no
+    line: the run had stopped with its checkpoint, and the step's handlers were already put back."""
+    r = _step(tmp_path, f"kill -TERM $PPID; {shutil.which('sleep')} 0.3; " + _info(0))
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    said = f"{STOPPED_LINE}the job is not requeued for it: continue it with: scontrol requeue 77\n"
+    assert r.stderr == said, r.stderr

@@ -1084,3 +1084,21 @@ def test_wait_says_once_a_leg_that_a_requeued_job_is_held_until_its_begin_time(t
                            "BeginTime: Slurm holds a requeued job about 2 minutes before it starts again); still "
                            "waiting"], lines
     assert int((bin_dir / "n").read_text()) > len(states)  # every state was asked
+
+
+def test_a_stop_while_waiting_for_many_slurm_jobs_asks_slurm_once(tmp_path, monkeypatch, capfd):
+    """Ctrl-C during the wait of a tune array of 6 workers: one ask of sacct and one of squeue cover every job (each
+    job's first look registered it alone with a fresh watcher, which asked Slurm again: 6 squeue calls, each with its
+    60 s timeout, before the one line)."""
+    from submitit.slurm.slurm import SlurmJob
+
+    from hpcflow.commands.submit import _stop_waiting
+
+    job, bin_dir, _ = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue="")
+    _script(bin_dir / "squeue", f'echo x >> {bin_dir}/squeue.calls; '
+                                + "".join(f"echo '333_{i}|RUNNING|vm|None'; " for i in range(6)))
+    jobs = [SlurmJob(folder=tmp_path / "logs", job_id=f"333_{i}") for i in range(6)]
+    _stop_waiting(jobs, KeyboardInterrupt(), {})
+    out, err = capfd.readouterr()
+    assert err.count("goes on") == 1 and "333_5" in err, err
+    assert (bin_dir / "squeue.calls").read_text() == "x\n"

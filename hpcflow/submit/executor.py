@@ -110,12 +110,11 @@ MAX_TIMEOUT_REQUEUES = 10**9
 
 
 #: the lines submitit's sbatch script runs before its srun: the batch shell ignores SIGUSR1 and SIGUSR2, as the sbatch
-#: templates' do SIGUSR1 (`trap '' USR1`). Either sent to the batch step too (scancel --full --signal=USR1, or
+#: templates' does SIGUSR1 (`trap '' USR1`). Either sent to the batch step too (scancel --full --signal=USR1, or
 #: --signal=B:...) ended bash at once (its default action): the job FAILED with reason JobLaunchFailure, ExitCode
 #: 0:10, whatever the run did with the signal. The tasks are started by Slurm, not by this shell, and keep their own
-#: handlers; the job's end is srun's, the command's status (`task.finish`)
-#: submitit's setup lines of the batch script: a checkpoint or preemption signal sent to the batch shell too (scancel
-#: --full) must not end the job
+#: handlers (srun forwards the signals it inherits ignored); the job's end is srun's, the command's status
+#: (`task.finish`).
 BATCH_SHELL_SETUP = ("trap '' USR1 USR2",)
 
 
@@ -258,6 +257,9 @@ def _watched(jobs, log):
         yield
         return
     old, SlurmJob.watcher = SlurmJob.watcher, QueueWatcher(log)
+    for job in jobs:  # all registered before the first look, so that one ask of Slurm covers them all
+        if isinstance(job, SlurmJob):
+            SlurmJob.watcher.register_job(job.job_id)
     try:
         yield
     finally:

@@ -172,8 +172,8 @@ def requeued_by_slurm(job: str | None) -> bool | None:
     if not job:
         return None
     try:
-        r = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True,
-                           timeout=SCONTROL_TIMEOUT_S)
+        r = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, errors="replace",
+                           timeout=SCONTROL_TIMEOUT_S)  # (the job's name, comment and paths may hold any bytes)
         leg = slurm_restart_count()
     except (OSError, subprocess.SubprocessError, UserError):  # (a SLURM_RESTART_COUNT that is not a count)
         return None
@@ -221,7 +221,14 @@ def main(argv=None) -> int:
     seen |= noted
     if status == EXIT_PREEMPTED:
         if "SIGTERM" in seen and "SIGUSR1" not in seen:
-            print(f"hpcflow.submit.step: {sigterm_line(os.environ.get('SLURM_JOB_ID'))}", file=sys.stderr, flush=True)
+            # a further SIGTERM (scancel again) while scontrol is asked, up to its timeout, must not end this step
+            # before it has said its line: the run is over, and its status is this step's
+            old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                line = sigterm_line(os.environ.get("SLURM_JOB_ID"))
+            finally:
+                signal.signal(signal.SIGTERM, old)
+            print(f"hpcflow.submit.step: {line}", file=sys.stderr, flush=True)
         else:
             requeue()
     return status
