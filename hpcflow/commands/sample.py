@@ -87,8 +87,6 @@ def run(args) -> int:
         t0 = time.perf_counter()
         ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
-        if args.chart is not None:  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
-            ps.sampled_chart = tuple(args.chart)
         try:
             ps.save(args.out, force=args.force)
         except OutputPathError:
