@@ -336,6 +336,24 @@ def test_silhouette_precomputed_refuses_distances_that_are_not_a_finite_square_m
     assert silhouette_precomputed(d.tolist(), labels) == pytest.approx(ref, abs=1e-12)
 
 
+def test_silhouette_refuses_labels_saying_what_is_wrong_with_them(quintic_points):
+    """Float labels (whole numbers, 0.0 .. 2.0) and a negative label were both "need 300 non-negative integer cluster
+    labels, got shape (300,)", a shape that is right: the message now names the dtype or the negative label."""
+    z = quintic_points[:300]
+    d = fs_distance(z)
+    labels = np.arange(300) % 3
+    negative = labels.copy()
+    negative[[41, 77]] = -1
+    for bad, match in ((labels.astype(float), r"^labels: dtype float64 is not an integer one; pass integer cluster "
+                                              r"labels >= 0"),
+                       (labels > 0, r"^labels: dtype bool is not an integer one"),
+                       (negative, r"^labels: label -1 at row 41 is negative; pass cluster labels >= 0$"),
+                       (labels[:299], r"^labels: need 300 non-negative integer cluster labels, got shape \(299,\)")):
+        for call in (lambda: silhouette_fs(z, bad), lambda: silhouette_precomputed(d, bad)):
+            with pytest.raises(ConfigError, match=match):
+                call()
+
+
 def test_nearest_point_refuses_a_single_point_and_takes_point_sets(quintic_points):
     """nearest_point answers for rows of query points: one point (a 1-D row) failed with an IndexError and points
     of another P^n with SciPy's dimension error; each is now a ConfigError naming z_query and the fix. A PointSet is

@@ -112,9 +112,21 @@ def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
 
 
 def _check_labels(labels, n: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or (n and labels.min() < 0):
-        raise ConfigError(f"labels: need {n} non-negative integer cluster labels, got shape {labels.shape}; fix them")
+    """labels as an integer array (n,) of cluster labels >= 0, else one ConfigError saying what is wrong with them:
+    the shape, the dtype (float labels are refused, not truncated) or the first negative label."""
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):  # a ragged list
+        labels = np.asarray(None)
+    if labels.shape != (n,):
+        raise ConfigError(f"labels: need {n} non-negative integer cluster labels, got shape {labels.shape}; pass one "
+                          f"label per point, shape ({n},)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ConfigError(f"labels: dtype {labels.dtype} is not an integer one; pass integer cluster labels >= 0, one "
+                          "per point (as the clustering functions return them)")
+    if n and labels.min() < 0:
+        row = int(np.argmax(labels < 0))
+        raise ConfigError(f"labels: label {int(labels[row])} at row {row} is negative; pass cluster labels >= 0")
     n_labels = np.unique(labels).size
     if not 2 <= n_labels <= n - 1:
         raise ConfigError(
