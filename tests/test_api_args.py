@@ -170,6 +170,19 @@ def test_concatenate_refuses_nothing_and_mixed_manifolds(X, sets):
         PointSet.concatenate([a, Hypersurface.fermat(2).sample(10, seed=0)])
 
 
+def test_concatenate_refuses_parts_that_are_not_point_sets(sets):
+    """A bare array among the parts was an AttributeError ('numpy.ndarray' object has no attribute 'manifold'), a
+    number Python's "not iterable": one TypeError naming the part."""
+    a, b = sets
+    for parts, match in (([a, b.points], r"^PointSet.concatenate: parts\[1\] is of type ndarray, not a PointSet; pass "
+                                         r"PointSets \(X.point_set\(points\) makes one"),
+                         ([None, a], r"^PointSet.concatenate: parts\[0\] is of type NoneType"),
+                         (5, r"^PointSet.concatenate: parts is not a list of PointSets"),
+                         ("ab", r"^PointSet.concatenate: parts is not a list of PointSets")):
+        with pytest.raises(TypeError, match=match):
+            PointSet.concatenate(parts)
+
+
 def test_sigma_of_metrics_of_another_length_is_refused(sets):
     ps = sets[0]
     with pytest.raises(ValueError, match="one metric per point"):

@@ -195,6 +195,18 @@ def test_save_refuses_directories_pseudo_files_and_empty_names_before_writing(tm
     assert [p.name for p in tmp_path.iterdir()] == ["d"] and list((tmp_path / "d").iterdir()) == []
 
 
+def test_save_refuses_a_path_that_is_not_a_file_name(tmp_path, good, monkeypatch):
+    """ps.save(123) was the OS's "expected str, bytes or os.PathLike object, not int" (and bytes a TypeError of str
+    methods): one TypeError naming path; nothing is written."""
+    ps = PointSet.load(good)
+    monkeypatch.chdir(tmp_path)
+    for bad in (123, None, b"x.h5", ["x.h5"]):
+        with pytest.raises(TypeError, match=r"^path=.* is invalid; pass a file name \(a str or pathlib.Path\), e.g. "
+                                            r"'points.h5'$"):
+            ps.save(bad)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_over_an_existing_file_names_the_api_argument(tmp_path, good):
     """PointSet.save is API: an existing file is refused with the keyword that overwrites it (force=True), not the
     command line's --force; the file is kept as it was."""

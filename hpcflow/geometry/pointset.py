@@ -123,7 +123,18 @@ class PointSet:
 
     @staticmethod
     def concatenate(parts) -> "PointSet":
-        parts = list(parts)
+        """One PointSet of the rows of `parts` (an iterable of PointSets of one X), in order; anything else in
+        parts is one TypeError naming it (a bare array of points has no data: X.point_set(points) forms them)."""
+        try:
+            parts = None if isinstance(parts, (str, bytes)) else list(parts)
+        except TypeError:
+            parts = None
+        if parts is None:
+            raise TypeError("PointSet.concatenate: parts is not a list of PointSets; pass a list such as [a, b]")
+        for k, p in enumerate(parts):
+            if not isinstance(p, PointSet):
+                raise TypeError(f"PointSet.concatenate: parts[{k}] is of type {type(p).__name__}, not a PointSet; pass "
+                                "PointSets (X.point_set(points) makes one of points on X)")
         if not parts:
             raise ValueError("PointSet.concatenate: parts is empty; pass at least one PointSet")
         first = parts[0]
@@ -201,6 +212,7 @@ class PointSet:
 
             check_attrs(self.attrs, "PointSet.attrs")
             check_attrs(attrs, "attrs")
+            check_path_type(path)
             got["path"] = check_output_file(path, force=force, flag="", force_flag="force=True")
             seed = _json_or_none(self.seed)
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
@@ -289,6 +301,14 @@ class PointSet:
         ps.drawn = None if drawn is None else (drawn, rows)
         ps.sampled_chart = sampled_chart
         return ps
+
+
+def check_path_type(path) -> None:
+    """TypeError naming `path` unless it is a file name, a str or an os.PathLike giving one (an int was the OS's
+    "expected str, bytes or os.PathLike object")."""
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise TypeError(f"path={short_repr(path)} is invalid; pass a file name (a str or pathlib.Path), e.g. "
+                        "'points.h5'")
 
 
 def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
