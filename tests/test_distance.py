@@ -127,6 +127,24 @@ def test_a_zero_or_non_finite_row_is_refused_naming_the_argument_and_row(fill, w
             call()
 
 
+def test_arrays_that_are_not_points_are_refused_naming_the_argument():
+    """Strings gave NumPy's "could not convert string to float", a single point projector_features' IndexError: one
+    line naming the argument and the fix."""
+    z = Hypersurface.fermat(3).sample(10, seed=1).points
+    text = np.array([["a", "b", "c", "d", "e"]])
+    for call, name in ((lambda: fs_distance(text), "z1"), (lambda: fs_distance(z, text), "z2"),
+                       (lambda: fs_distance_paired(text, z[:1]), "z1"), (lambda: fs_distance_paired(z[:1], text), "z2"),
+                       (lambda: projector_features(text), "z"), (lambda: fs_distance(z[:3].astype(object)), "z1")):
+        with pytest.raises(TypeError, match=rf"^{name} has dtype (<U1|object); pass points as numbers, one row of "
+                                            r"homogeneous coordinates per point$"):
+            call()
+    for call, name in ((lambda: projector_features(z[0]), "z"), (lambda: fs_distance(z[0]), "z1"),
+                       (lambda: fs_distance(z, z[0]), "z2")):
+        with pytest.raises(ValueError, match=rf"^{name} has shape \(5,\); pass points as a 2-D array \(N, n\+1\).*"
+                                             rf"\(one point: {name}\[None\]\)$"):
+            call()
+
+
 def test_point_sets_are_taken_as_their_points():
     """fs_distance(ps) raised numpy's 'setting an array element with a sequence' for a PointSet, which the clustering
     functions take as its points: all three take it so, with the values of eq. 3.2 on its points."""

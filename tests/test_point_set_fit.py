@@ -32,6 +32,16 @@ def _refusal(X, points, **kw):
     return msg
 
 
+def test_points_that_are_not_numbers_are_refused_naming_them(sampled):
+    """X.point_set("abc") was complex()'s "complex() arg is a malformed string", object and boolean arrays were cast:
+    one TypeError naming points."""
+    for bad, dtype in (("abc", "<U3"), (np.array([["1", "2", "3", "4", "5"]]), "<U1"),
+                       (sampled.points[:3].astype(object), "object"), (np.ones((3, 5), dtype=bool), "bool")):
+        with pytest.raises(TypeError, match=rf"^points has dtype {dtype}; pass points as numbers, one row of "
+                                            r"homogeneous coordinates per point$"):
+            QUINTIC.point_set(bad)
+
+
 def test_a_point_off_x_is_refused_naming_its_row(sampled):
     """p(1, 2, 3, 4, 5) = 1 + 2^5 + ... + 5^5 = 4425, all its terms of one sign: far from X. It was given a weight."""
     assert QUINTIC.p(np.array([1, 2, 3, 4, 5], complex)) == sum(k ** 5 for k in range(1, 6))

@@ -86,6 +86,33 @@ def as_coordinates(z):
     return z.points if isinstance(z, PointSet) else z
 
 
+def point_array(name: str, z):
+    """`z` as an array of points: a PointSet gives its .points, a list or other array-like its NumPy array, a NumPy or
+    CuPy array itself; a ragged list is one ValueError naming `name`."""
+    z = as_coordinates(z)
+    if array_module(z) is not np:
+        return z
+    try:
+        return np.asarray(z)
+    except (TypeError, ValueError):  # a ragged list
+        raise ValueError(f"{name} is not an array of points; pass a 2-D array (N, n+1), one row of homogeneous "
+                         f"coordinates per point, or a PointSet") from None
+
+
+def check_point_array(name: str, z, *, two_d: bool = True):
+    """`point_array(name, z)` after refusing, in O(1), coordinates that are not numbers (strings, objects, booleans:
+    TypeError) and, with `two_d`, an array that is not 2-D (ValueError): one line naming `name` and the fix, where
+    NumPy's own message ("could not convert string to float", an IndexError of a single point) named neither."""
+    z = point_array(name, z)
+    if z.dtype.kind not in "iufc":
+        raise TypeError(f"{name} has dtype {z.dtype}; pass points as numbers, one row of homogeneous coordinates per "
+                        f"point")
+    if two_d and z.ndim != 2:
+        raise ValueError(f"{name} has shape {z.shape}; pass points as a 2-D array (N, n+1), one row of homogeneous "
+                         f"coordinates per point (one point: {name}[None])")
+    return z
+
+
 def check_noise_floor(noise_floor) -> float:
     """The noise floor (eq. 3.4) as a float in [0, pi/2] (0: none); a ValueError/TypeError naming it otherwise
     (nan would silently switch the floor off, inf or more than pi/2 would set every distance to 0)."""
@@ -96,7 +123,7 @@ def check_noise_floor(noise_floor) -> float:
 def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
     """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product); arrays
     of points (N, n+1) or PointSets."""
-    z1, z2 = as_coordinates(z1), as_coordinates(z2)
+    z1, z2 = check_point_array("z1", z1, two_d=False), check_point_array("z2", z2, two_d=False)
     if np.shape(z1) != np.shape(z2):
         raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
                          "(N, n+1)")
@@ -119,10 +146,11 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     Holds one (tile, N2) block of temporaries at a time; nearly equal pairs are recomputed stably and the
     noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0. z1, z2: arrays (N, n+1) or PointSets.
     """
-    z1, z2 = as_coordinates(z1), as_coordinates(z2)
-    if np.ndim(z1) != 2 or (z2 is not None and (np.ndim(z2) != 2 or np.shape(z2)[1] != np.shape(z1)[1])):
-        raise ValueError(f"z1 {np.shape(z1)}, z2 {None if z2 is None else np.shape(z2)}: pass points as 2-D "
-                         "arrays (N, n+1) with the same n+1 (one point: z[None])")
+    z1 = check_point_array("z1", z1)
+    z2 = None if z2 is None else check_point_array("z2", z2)
+    if z2 is not None and z2.shape[1] != z1.shape[1]:
+        raise ValueError(f"z2 has shape {z2.shape} but z1 has shape {z1.shape}; pass both with the same n+1 "
+                         "homogeneous coordinates per point (points of one P^n)")
     tile = api_integer("tile", tile, "an integer >= 1 (rows of z1 per block)", lo=1)
     noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
@@ -150,7 +178,7 @@ def projector_features(z):
     Euclidean distance of these features is monotone in the FS distance on [0, pi/2], so KD-/ball-trees
     answer FS nearest-neighbour queries. Shape (N, (n+1)^2) for z of shape (N, n+1) (or a PointSet).
     """
-    z = as_coordinates(z)
+    z = check_point_array("z", z)
     xp = array_module(z)
     u = normalize(z, xp, "z")
     n1 = u.shape[-1]

@@ -16,7 +16,7 @@ import numpy as np
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import charts as _charts
-from hpcflow.geometry.distance import rescale, safe_norms
+from hpcflow.geometry.distance import check_point_array, rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import check_chart, sample_points
@@ -314,6 +314,7 @@ class Hypersurface:
         itself, forms whatever the formulas give.
         """
         only = check_chart(self, only, name="only")
+        points = check_point_array("points", points, two_d=False)  # numbers: no complex() of a string
         xp = array_module(points)
         z = xp.asarray(points, dtype=np.complex128)
         if z.ndim != 2 or z.shape[1] != self.n + 1:

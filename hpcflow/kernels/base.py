@@ -18,7 +18,7 @@ import numpy as np
 
 from hpcflow.backend import array_module, default_threads, to_host
 from hpcflow.arguments import api_integer, api_threads
-from hpcflow.geometry.distance import as_coordinates
+from hpcflow.geometry.distance import check_point_array, point_array
 
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048
@@ -28,27 +28,17 @@ CACHE_EDGE = 512
 
 
 def point_arrays(names, x, x_src):
-    """(x, x_src) as arrays of homogeneous coordinates: a PointSet gives its chart-normalised .points (as
-    `fs_distance` and `hpcflow.cluster` take it), a list or other array-like its NumPy array, a NumPy or CuPy array
-    itself; one set given as both stays one array (x_src is x: the kernels' exact diagonal)."""
-    out = tuple(_point_array(name, pts) for name, pts in zip(names, (x,) if x_src is x else (x, x_src)))
+    """(x, x_src) as arrays of homogeneous coordinates (`distance.point_array`): a PointSet gives its
+    chart-normalised .points (as `fs_distance` and `hpcflow.cluster` take it), a list or other array-like its NumPy
+    array, a NumPy or CuPy array itself; one set given as both stays one array (x_src is x: the kernels' exact
+    diagonal)."""
+    out = tuple(point_array(name, pts) for name, pts in zip(names, (x,) if x_src is x else (x, x_src)))
     return (out[0], out[0]) if x_src is x else out
-
-
-def _point_array(name, pts):
-    pts = as_coordinates(pts)
-    if array_module(pts) is not np:
-        return pts
-    try:
-        return np.asarray(pts)
-    except (TypeError, ValueError):  # a ragged list
-        raise ValueError(f"{name} is not an array of points; pass a 2-D array (N, n+1), one row of homogeneous "
-                         f"coordinates per point, or a PointSet") from None
 
 
 def check_point_sets(kernel, names, x, x_src):
     """(x, x_src) as arrays (`point_arrays`), after refusing, before any work, point sets a kernel cannot pair
-    (`check_point_shapes`) or whose coordinates are not finite numbers: one error naming the argument and the fix. A
+    (`check_point_shapes`) or whose coordinates are not finite: one error naming the argument and the fix. A
     NaN point made the relu_ntk and cosine_ntk results NaN without a word and the KD-trees of the others fail with
     SciPy's message, which names neither set. One pass over each set, O(N (n+1)); a set given as both x and x_src is
     read once."""
@@ -56,9 +46,6 @@ def check_point_sets(kernel, names, x, x_src):
     check_point_shapes(kernel, names, x, x_src)
     for name, pts in zip(names, (x,) if x_src is x else (x, x_src)):
         xp = array_module(pts)
-        if pts.dtype.kind not in "iufc":
-            raise TypeError(f"{name} has dtype {pts.dtype}; pass points as numbers, one row of homogeneous "
-                            f"coordinates per point")
         bad = xp.flatnonzero(~xp.isfinite(pts).all(axis=1))
         if bad.size:
             raise ValueError(f"{name} has {bad.size} point(s) with a nan or inf coordinate (row {int(bad[0])} first); "
@@ -67,13 +54,12 @@ def check_point_sets(kernel, names, x, x_src):
 
 
 def check_point_shapes(kernel, names, x, x_src):
-    """Refuse point sets a kernel cannot pair: one ValueError naming the argument, the shapes and the fix. Points
-    are 2-D (N, n+1), both sets with the same n+1; an empty source set is refused where the kernel is undefined on
-    it (`Kernel.needs_sources`), else its sums are the empty sum, 0."""
+    """Refuse point sets a kernel cannot pair: one error naming the argument, the shapes or dtype and the fix.
+    Points are numbers in a 2-D array (N, n+1) (`distance.check_point_array`), both sets with the same n+1; an empty
+    source set is refused where the kernel is undefined on it (`Kernel.needs_sources`), else its sums are the empty
+    sum, 0."""
     for name, pts in zip(names, (x, x_src)):
-        if np.ndim(pts) != 2:
-            raise ValueError(f"{name} has shape {np.shape(pts)}; pass points as a 2-D array (N, n+1), one row of "
-                             f"homogeneous coordinates per point (one point: {name}[None])")
+        check_point_array(name, pts)
     (a, b), sa, sb = names, np.shape(x), np.shape(x_src)
     if sa[1] != sb[1]:
         raise ValueError(f"{b} has shape {sb} but {a} has shape {sa}; pass both with the same number of homogeneous "
