@@ -706,3 +706,66 @@ def test_kernels_refuse_gradients_that_are_not_finite(points, monkeypatch, name,
             with pytest.raises(ValueError, match=r"^grad_src has 2 row\(s\) with a nan or inf entry \(row 4 first\); "
                                                  r"pass finite gradients"):
                 call()
+
+
+# ---- the kernel functions' arguments, and the NTKs on P^n ------------------------------------------------------
+
+def test_kernel_functions_refuse_bad_parameters_as_the_kernel_objects_do(points):
+    """gaussian(width=-1) was a delta kernel and width=nan all NaN, relu_ntk and cosine_ntk took negative standard
+    deviations, cosine_amplitude(-1, 10) was negative and (1, 0) a division by zero, depth=2.5 Python's range() error:
+    each is now the one-line error the kernel object gives for the same value, before any work."""
+    from hpcflow.kernels.gaussian import kernel_of_distance
+
+    z = points[:20]
+    f = real_features(z)
+    cases = [(lambda: gaussian(z, z, width=-1.0), lambda: make_kernel("gaussian", width=-1.0)),
+             (lambda: gaussian(z, width=np.nan), lambda: GaussianKernel(np.nan)),
+             (lambda: gaussian(z, width="1"), lambda: GaussianKernel("1")),
+             (lambda: kernel_of_distance(np.zeros(3), -1.0), lambda: GaussianKernel(-1.0)),
+             (lambda: kernel_of_distance(np.zeros(3), 1.0, form="cauchy"), lambda: GaussianKernel(1.0, form="cauchy")),
+             (lambda: relu_ntk(f, f, w_std=-1.0, b_std=0.1), lambda: ReluNTKKernel(-1.0, 0.1)),
+             (lambda: relu_ntk(f, f, w_std=1.0, b_std=-0.1), lambda: make_kernel("relu_ntk", w_std=1.0, b_std=-0.1)),
+             (lambda: relu_ntk(f, f, w_std=1.0, b_std=0.1, depth=2.5), lambda: ReluNTKKernel(1.0, 0.1, depth=2.5)),
+             (lambda: cosine_ntk(f, f, sigma_w=-1.0), lambda: CosineNTKKernel(-1.0)),
+             (lambda: cosine_ntk(f, f, sigma_w=1.0, amplitude=-2.0), lambda: CosineNTKKernel(1.0, amplitude=-2.0)),
+             (lambda: cosine_amplitude(-1.0, 10), lambda: CosineNTKKernel(-1.0)),
+             (lambda: cosine_ntk_empirical(f, f, width=10, sigma_w=np.inf), lambda: CosineNTKKernel(np.inf))]
+    for call, same in cases:
+        with pytest.raises((TypeError, ValueError)) as want:
+            same()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(type(want.value)) as got:
+                call()
+        assert str(got.value) == str(want.value) and "\n" not in str(got.value)
+    for d in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=rf"^d={d} is invalid; pass an integer >= 1 \(real features per point"):
+            cosine_amplitude(1.0, d)
+
+
+def test_relu_and_cosine_functions_refuse_points_and_arrays_that_are_not_features(points):
+    """relu_ntk and cosine_ntk take real features (N, d): complex points gave complex values, wrong by 24% and 700x,
+    without a word. Refused naming the argument and the fix, which gives the kernel object's block bitwise."""
+    z1, z2 = points[:30], points[30:70]
+    f1, f2 = real_features(z1), real_features(z2)
+    for name, call, kw in (("relu_ntk", relu_ntk, dict(w_std=1.4, b_std=0.3)), ("cosine_ntk", cosine_ntk,
+                                                                                 dict(sigma_w=2.0))):
+        for a, b, which in ((z1, z2, "f1"), (f1, z2, "f2"), (z1, None, "f1")):
+            if b is None and name == "cosine_ntk":
+                continue
+            with pytest.raises(TypeError, match=rf"^{which} has dtype complex128; {name}\(\) takes real features "
+                                                r"\(N, d\): pass real_features\(z\) for points z, or use the kernel "
+                                                rf"object make_kernel\('{name}', \.\.\.\)"):
+                call(a, b, **kw)
+        np.testing.assert_array_equal(call(f1, f2, **kw), make_kernel(name, **kw).block(z1, z2))
+        bad = f2.copy()
+        bad[3, 1] = np.nan
+        for a, b, match in ((f1[0], f2, r"^f1 has shape \(10,\); pass real features as a 2-D array \(N, d\)"),
+                            (f1, f2[:, :6], r"^f2 has shape \(40, 6\) but f1 has shape \(30, 10\); pass both with "
+                                            r"the same number of features d"),
+                            (f1, bad, r"^f2 has 1 row\(s\) with a nan or inf entry \(row 3 first\)")):
+            with pytest.raises(ValueError, match=match):
+                call(a, b, **kw)
+        with pytest.raises(TypeError, match=r"^f1 has dtype <U3; pass real features as numbers"):
+            call(np.array([["abc"] * 10]), f2, **kw)
+

@@ -21,26 +21,48 @@ import numpy as np
 from hpcflow.backend import array_module
 from hpcflow.arguments import api_integer, api_number
 from hpcflow.kernels.base import Kernel
-from hpcflow.kernels.relu_ntk import real_features
+from hpcflow.kernels.relu_ntk import check_features, real_features
 
 
 #: "delta": A^2 = 2 (s_w / sqrt(2 pi d))^d (integral 1); "printed": eq. 2.36 as printed (see module docstring)
 NORMALIZATIONS = ("delta", "printed")
 
 
-def cosine_amplitude(sigma_w: float, d: int, normalization: str = "delta") -> float:
-    """A of eq. 2.36: the delta-sequence normalisation (default) or the printed form."""
+def cosine_params(sigma_w, amplitude=None, normalization: str = "delta") -> tuple[float, float | None, str]:
+    """(sigma_w, amplitude, normalization) of the cosine NTK, or one TypeError/ValueError naming the first bad one."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization={normalization!r} is not one of {NORMALIZATIONS}")
+    sigma_w = api_number("sigma_w", sigma_w, "a finite frequency standard deviation > 0", lo=0.0, lo_open=True)
+    amplitude = None if amplitude is None else api_number(
+        "amplitude", amplitude, "None (eq. 2.36) or a finite number > 0", lo=0.0, lo_open=True)
+    return sigma_w, amplitude, normalization
+
+
+def cosine_amplitude(sigma_w: float, d: int, normalization: str = "delta") -> float:
+    """A of eq. 2.36 for d real features: the delta-sequence normalisation (default) or the printed form."""
+    sigma_w, _, normalization = cosine_params(sigma_w, None, normalization)
+    d = api_integer("d", d, "an integer >= 1 (real features per point, 2(n+1))", lo=1)
+    return _amplitude(sigma_w, d, normalization)
+
+
+def _amplitude(sigma_w: float, d: int, normalization: str) -> float:
     power = d / 2.0 if normalization == "delta" else d / 4.0
     return (2.0 ** 0.5 if normalization == "delta" else 2.0 ** 0.25) * (sigma_w / np.sqrt(2.0 * np.pi * d)) ** power
 
 
 def cosine_ntk(f1, f2, *, sigma_w: float, amplitude: float | None = None, normalization: str = "delta"):
-    """Infinite-width cosine-network NTK (eq. 2.35) (N1, N2) on real features f (N, d)."""
+    """Infinite-width cosine-network NTK (eq. 2.35) (N1, N2) on real features f (N, d); for points z,
+    f = real_features(z)."""
+    sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
+    f1, f2 = check_features("cosine_ntk", f1, f2)
+    d = f1.shape[1]
+    return cosine_tile(f1, f2, sigma_w, _amplitude(sigma_w, d, normalization) if amplitude is None else amplitude)
+
+
+def cosine_tile(f1, f2, sigma_w: float, a: float):
+    """A^2/2 exp(-sigma_w^2 |f - f'|^2 / (2d)) for checked feature rows f1, f2 (N, d) and amplitude A = a."""
     xp = array_module(f1)
     d = f1.shape[1]
-    a = cosine_amplitude(sigma_w, d, normalization) if amplitude is None else amplitude
     sq = (xp.sum(f1 * f1, axis=1)[:, None] + xp.sum(f2 * f2, axis=1)[None, :] - 2.0 * f1 @ f2.T)
     return 0.5 * a * a * xp.exp(-0.5 * sigma_w ** 2 / d * xp.maximum(sq, 0.0))
 
@@ -49,8 +71,10 @@ def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float
                          normalization: str = "delta", seed=0):
     """Finite-width NTK of eq. 2.33 for one draw of (w, b) with `width` hidden units."""
     width = api_integer("width", width, "an integer >= 1 (hidden units)", lo=1)
+    sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
+    f1, f2 = check_features("cosine_ntk_empirical", f1, f2)
     d = f1.shape[1]
-    a = cosine_amplitude(sigma_w, d, normalization) if amplitude is None else amplitude
+    a = _amplitude(sigma_w, d, normalization) if amplitude is None else amplitude
     rng = np.random.default_rng(seed)
     w = rng.normal(0.0, sigma_w / np.sqrt(d), size=(d, width))
     b = rng.uniform(-np.pi, np.pi, size=width)
@@ -64,12 +88,7 @@ class CosineNTKKernel(Kernel):
     symmetric = True
 
     def __init__(self, sigma_w: float, amplitude: float | None = None, normalization: str = "delta"):
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization={normalization!r} is not one of {NORMALIZATIONS}")
-        self.sigma_w = api_number("sigma_w", sigma_w, "a finite frequency standard deviation > 0", lo=0.0, lo_open=True)
-        self.amplitude = None if amplitude is None else api_number(
-            "amplitude", amplitude, "None (eq. 2.36) or a finite number > 0", lo=0.0, lo_open=True)
-        self.normalization = normalization
+        self.sigma_w, self.amplitude, self.normalization = cosine_params(sigma_w, amplitude, normalization)
 
     def params(self) -> dict:
         return {"sigma_w": self.sigma_w, "amplitude": self.amplitude, "normalization": self.normalization}
@@ -78,4 +97,5 @@ class CosineNTKKernel(Kernel):
         return real_features(x)
 
     def tile_block(self, f1, f2):
-        return cosine_ntk(f1, f2, sigma_w=self.sigma_w, amplitude=self.amplitude, normalization=self.normalization)
+        a = _amplitude(self.sigma_w, f1.shape[1], self.normalization) if self.amplitude is None else self.amplitude
+        return cosine_tile(f1, f2, self.sigma_w, a)

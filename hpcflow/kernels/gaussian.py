@@ -98,12 +98,30 @@ def distance_of(q):
     return 4.0 * np.arctan(q)
 
 
-def kernel_of_distance(d, width: float, form: str = "exp"):
-    """K as a function of the FS distance d (see module docstring). The scale s of exp(-D/s) is kept at least the
-    smallest normal number of d's dtype, so K(0) = 1 where 2 w^2 underflows (the limit w -> 0 is d == 0's indicator)."""
-    xp = array_module(d)
+def check_width(width) -> float:
+    """The kernel width w as a finite float > 0, or one TypeError/ValueError naming it (a negative width made the
+    kernel a delta, nan made it NaN, without a word)."""
+    return api_number("width", width, "a finite number > 0 (the kernel width w)", lo=0.0, lo_open=True)
+
+
+def check_form(form) -> str:
+    """`form`, one of FORMS, or one ValueError naming it."""
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {FORMS}")
+    return form
+
+
+def kernel_of_distance(d, width: float, form: str = "exp"):
+    """K as a function of the FS distance d (see module docstring). The scale s of exp(-D/s) is kept at least the
+    smallest normal number of d's dtype, so K(0) = 1 where 2 w^2 underflows (the limit w -> 0 is d == 0's indicator).
+    A width or form that is not one is refused (`check_width`, `check_form`)."""
+    return _of_distance(d, check_width(width), check_form(form))
+
+
+def _of_distance(d, width: float, form: str):
+    """`kernel_of_distance` for a checked width and form (the tiles' and the polynomial fit's, whose widths 2^k w
+    may exceed the float range: K = 1 there)."""
+    xp = array_module(d)
     scale = 2.0 * width if form == "exp" else 2.0 * width * width
     scale = max(scale, float(np.finfo(np.result_type(getattr(d, "dtype", np.float64), np.float32)).tiny))
     if form == "exp":
@@ -113,7 +131,8 @@ def kernel_of_distance(d, width: float, form: str = "exp"):
 
 def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
     """Gaussian kernel block K(z1, z2) (N1, N2) from the FS distance (eq. 3.6), reference implementation."""
-    return kernel_of_distance(fs_distance(z1, z2), width, form)
+    width, form = check_width(width), check_form(form)  # before the distances are formed
+    return _of_distance(fs_distance(z1, z2), width, form)
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,7 +146,7 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
     """
     grid = np.linspace(0.0, V_MAX, 2001)
     with np.errstate(divide="ignore", invalid="ignore"):  # 2 w^2 = 0 (w < 1e-154): 0/0 at d = 0, no fit
-        exact = kernel_of_distance(distance_of(grid), width, form)
+        exact = _of_distance(distance_of(grid), width, form)
     if not exact.min() >= 1e-250:
         return None
     best = None
@@ -137,7 +156,7 @@ def fit_polynomial(width: float, form: str, *, rtol: float = POLY_RTOL, max_degr
         scaled = width * 2.0 ** (k / 2.0) if form == "gauss" else width * 2.0 ** k
 
         def f(y, scaled=scaled):  # K^(1/2^k) at q = (y + 1) V_MAX / 2, y in [-1, 1]
-            return kernel_of_distance(distance_of(0.5 * V_MAX * (y + 1.0)), scaled, form)
+            return _of_distance(distance_of(0.5 * V_MAX * (y + 1.0)), scaled, form)
 
         tail = np.abs(cheb.chebinterpolate(f, 40))
         p_min = exact.min() ** (1.0 / 2 ** k)
@@ -195,9 +214,7 @@ class GaussianKernel(Kernel):
 
     def __init__(self, width: float, *, form: str = "exp", normalize: str | None = None, method: str = "auto",
                  dtype: str = "float64", engine: str = "auto"):
-        width = api_number("width", width, "a finite number > 0 (the kernel width w)", lo=0.0, lo_open=True)
-        if form not in FORMS:
-            raise ValueError(f"form={form!r} is not one of {FORMS}")
+        width, form = check_width(width), check_form(form)
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize={normalize!r} is not one of {NORMALIZE}")
         if method not in METHODS:
@@ -214,7 +231,7 @@ class GaussianKernel(Kernel):
         rtol = POLY_RTOL if dtype == "float64" else POLY_RTOL_FLOAT32
         fit = None if method == "direct" else fit_polynomial(self.width, form, rtol=rtol)
         if fit is not None and normalize == "row" and \
-                kernel_of_distance(np.pi / 2, self.width, form) < NORMAL_FLOOR[self.dtype]:
+                _of_distance(np.pi / 2, self.width, form) < NORMAL_FLOOR[self.dtype]:
             if method == "poly":
                 raise ValueError(f"normalize='row' with dtype={dtype!r}: K of width={width}, form={form!r} falls "
                                  "below the dtype's normal range, where the polynomial's row sums can vanish; "
@@ -295,7 +312,7 @@ class GaussianKernel(Kernel):
         """K of the direct path from FS distances d, in place: kernel_of_distance's, and with normalize="row"
         exp(-D/s) (the same bits wherever 2 w^2 is a normal number, and 1 at d = 0 for any width)."""
         if not self.shift_rows:
-            return kernel_of_distance(d, self.width, self.form)
+            return _of_distance(d, self.width, self.form)
         if self.form == "gauss":
             d *= d
         return self.shifted(d)

@@ -30,22 +30,70 @@ import numpy as np
 
 from hpcflow.backend import array_module
 from hpcflow.arguments import api_integer, api_number
+from hpcflow.geometry.distance import check_point_array
 from hpcflow.kernels.base import Kernel
 
 
 def real_features(z):
-    """(Re z, Im z) of chart-normalised homogeneous coordinates: (N, 2(n+1)) float64."""
+    """(Re z, Im z) of chart-normalised homogeneous coordinates: (N, 2(n+1)) float64. A PointSet is taken as its
+    points; an array that is not 2-D or not numbers is refused naming z."""
+    z = check_point_array("z", z)
     xp = array_module(z)
     return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
 
+def relu_params(w_std, b_std, depth) -> tuple[float, float, int]:
+    """(w_std, b_std, depth) of the ReLU NTK as numbers, or one TypeError/ValueError naming the first bad one."""
+    return (api_number("w_std", w_std, "a finite weight standard deviation > 0", lo=0.0, lo_open=True),
+            api_number("b_std", b_std, "a finite bias standard deviation >= 0", lo=0.0),
+            api_integer("depth", depth, "an integer >= 1 (relu_ntk hidden layers)", lo=1))
+
+
+def check_features(kernel: str, f1, f2):
+    """(f1, f2) as 2-D arrays of finite real numbers with the same number of columns (f2 None: f1), or one
+    TypeError/ValueError naming the argument and the fix. The functions `relu_ntk`, `cosine_ntk` take real features
+    (N, d), not points: complex points gave complex, wrong values without a word. One pass over each array."""
+    arrays = (f1,) if f2 is None or f2 is f1 else (f1, f2)
+    out = []
+    for name, f in zip(("f1", "f2"), arrays):
+        xp = array_module(f)
+        try:
+            f = xp.asarray(f)
+        except (TypeError, ValueError):  # a ragged list
+            raise ValueError(f"{name} is not an array of features; pass a 2-D array (N, d), e.g. real_features(z) "
+                             "for points z") from None
+        if f.dtype.kind == "c":
+            raise TypeError(f"{name} has dtype {f.dtype}; {kernel}() takes real features (N, d): pass "
+                            f"real_features(z) for points z, or use the kernel object make_kernel({kernel!r}, ...), "
+                            "whose block and apply take points")
+        if f.dtype.kind not in "iuf":
+            raise TypeError(f"{name} has dtype {f.dtype}; pass real features as numbers (N, d), e.g. "
+                            "real_features(z) for points z")
+        if f.ndim != 2:
+            raise ValueError(f"{name} has shape {f.shape}; pass real features as a 2-D array (N, d), one row per "
+                             f"point (one row: {name}[None])")
+        bad = xp.flatnonzero(~xp.isfinite(f).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} has {bad.size} row(s) with a nan or inf entry (row {int(bad[0])} first); pass "
+                             "finite features")
+        out.append(f)
+    if len(out) == 2 and out[1].shape[1] != out[0].shape[1]:
+        raise ValueError(f"f2 has shape {out[1].shape} but f1 has shape {out[0].shape}; pass both with the same "
+                         "number of features d")
+    return (out[0], out[0] if f2 is None or f2 is f1 else out[1])
+
+
 def relu_ntk(f1, f2, *, w_std: float, b_std: float, depth: int = 1):
-    """NTK (N1, N2) of (Dense-Relu)^depth-Dense at infinite width on real features f (N, d) (module docstring).
+    """NTK (N1, N2) of (Dense-Relu)^depth-Dense at infinite width on real features f (N, d) (module docstring);
+    for points z, f = real_features(z).
 
     f2 is f1 (or None): the diagonal is set to its closed form (theta = 0 exactly).
     """
+    w_std, b_std, depth = relu_params(w_std, b_std, depth)
+    same = f2 is None or f2 is f1
+    f1, f2 = check_features("relu_ntk", f1, f2)
     h1 = relu_features(f1, w_std, b_std)
-    if f2 is None or f2 is f1:
+    if same:
         k = relu_tile(h1, h1, w_std, b_std, depth)
         array_module(k).fill_diagonal(k, relu_diagonal(h1, w_std, b_std, depth))
         return k
@@ -125,9 +173,7 @@ class ReluNTKKernel(Kernel):
     symmetric = True
 
     def __init__(self, w_std: float, b_std: float, depth: int = 1):
-        self.w_std = api_number("w_std", w_std, "a finite weight standard deviation > 0", lo=0.0, lo_open=True)
-        self.b_std = api_number("b_std", b_std, "a finite bias standard deviation >= 0", lo=0.0)
-        self.depth = api_integer("depth", depth, "an integer >= 1 (relu_ntk hidden layers)", lo=1)
+        self.w_std, self.b_std, self.depth = relu_params(w_std, b_std, depth)
 
     def params(self) -> dict:
         return {"w_std": self.w_std, "b_std": self.b_std, "depth": self.depth}
