@@ -769,3 +769,103 @@ def test_relu_and_cosine_functions_refuse_points_and_arrays_that_are_not_feature
         with pytest.raises(TypeError, match=r"^f1 has dtype <U3; pass real features as numbers"):
             call(np.array([["abc"] * 10]), f2, **kw)
 
+
+def test_real_features_refuse_what_is_no_array_of_points(points):
+    """real_features(z[0]) raised NumPy's AxisError, and a row of zeros gave features of no point of P^n."""
+    with pytest.raises(ValueError, match=r"^z has shape \(5,\); pass points as a 2-D array \(N, n\+1\).*z\[None\]\)$"):
+        real_features(points[0])
+    z = points[:6].copy()
+    z[2] = 0.0
+    with pytest.raises(ValueError, match=r"^z row 2 has all coordinates 0 \(no point of P\^n\)"):
+        real_features(z)
+    with pytest.raises(TypeError, match=r"^z has dtype object; pass points as numbers"):
+        real_features(points[:6].astype(object))
+
+
+def _chart_normalised_by_hand(z):
+    """Each row divided by its coordinate of largest modulus (the paper's patch, sec. 3.1)."""
+    return z / z[np.arange(len(z)), np.argmax(np.abs(z), axis=1)][:, None]
+
+
+def _ntk_by_formula(name, kw, z1, z2):
+    """The NTK of the module docstrings, entry by entry from the layer maps, on (Re z, Im z) of points z already
+    chart-normalised: ReLU, Sigma0 = W^2 x.x'/d + b^2 and per layer Sigma' = W^2 sqrt(Sigma Sigma') (sin t + (pi - t)
+    cos t) / (2 pi) + b^2, Theta' = Sigma' + W^2 (pi - t) / (2 pi) Theta; cosine, A^2/2 exp(-s_w^2 |x - x'|^2/(2d))
+    with A^2 = 2 (s_w / sqrt(2 pi d))^d."""
+    x1 = np.concatenate([z1.real, z1.imag], axis=1)
+    x2 = np.concatenate([z2.real, z2.imag], axis=1)
+    d = x1.shape[1]
+    if name == "cosine_ntk":
+        s = kw["sigma_w"]
+        a2 = 2.0 * (s / np.sqrt(2.0 * np.pi * d)) ** d
+        sq = np.array([[np.sum((p - q) ** 2) for q in x2] for p in x1])
+        return 0.5 * a2 * np.exp(-s * s * sq / (2.0 * d))
+    w2, b2 = kw["w_std"] ** 2, kw["b_std"] ** 2
+    out = np.empty((len(x1), len(x2)))
+    for r, p in enumerate(x1):
+        for c, q in enumerate(x2):
+            sxx, syy, sxy = w2 * p @ p / d + b2, w2 * q @ q / d + b2, w2 * p @ q / d + b2
+            theta = sxy
+            for _ in range(kw.get("depth", 1)):
+                t = np.arccos(np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0))
+                sxy = w2 * np.sqrt(sxx * syy) * (np.sin(t) + (np.pi - t) * np.cos(t)) / (2.0 * np.pi) + b2
+                theta = sxy + w2 * (np.pi - t) / (2.0 * np.pi) * theta
+                sxx, syy = w2 * sxx / 2.0 + b2, w2 * syy / 2.0 + b2
+            out[r, c] = theta
+    return out
+
+
+@pytest.mark.parametrize("name,kw", [("relu_ntk", dict(w_std=1.4, b_std=0.3)),
+                                     ("relu_ntk", dict(w_std=1.4, b_std=0.3, depth=3)),
+                                     ("cosine_ntk", dict(sigma_w=3.0))])
+def test_ntk_kernels_are_functions_on_projective_space(name, kw):
+    """The ReLU and cosine NTKs take (Re z, Im z) of chart-normalised points (the coordinate of largest modulus 1):
+    the same points given as unit vectors, each row times its own complex factor, or in charts whose scale
+    coordinate is not the largest (X.point_set(chart=)) changed block and apply by up to 78%. Each is now the NTK of
+    the formulas on the points chart-normalised by hand; the sampler's points keep their bits."""
+    X = Hypersurface.fermat(3)
+    ps = X.sample(70, seed=21)
+    z = ps.points
+    rng = np.random.default_rng(2)
+    lam = 10.0 ** rng.uniform(-3, 3, size=(70, 1)) * np.exp(2j * np.pi * rng.uniform(size=(70, 1)))
+    az = np.abs(z)
+    second = np.argsort(-az, axis=1)[:, 1]  # another admissible scale coordinate (nonzero on these points)
+    other = X.point_set(z, chart=np.stack([second, np.where(ps.chart[:, 1] == second, ps.chart[:, 0],
+                                                             ps.chart[:, 1])], axis=1)).points
+    assert np.all(np.abs(other).max(axis=1) > 1.0)  # not the paper's patch: a coordinate above 1
+    unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+    want = _ntk_by_formula(name, kw, _chart_normalised_by_hand(z * lam)[:25], _chart_normalised_by_hand(z * lam)[25:])
+    g = grads(45, seed=4)
+    kern = make_kernel(name, **kw)
+    for given in (unit, z * lam, other, z):
+        np.testing.assert_allclose(kern.block(given[:25], given[25:]), want, rtol=1e-11, atol=0)
+        np.testing.assert_allclose(kern.apply(given[:25], given[25:], g), want @ g, rtol=0,
+                                   atol=1e-11 * (np.abs(want) @ np.abs(g)).max())
+    # the sampler's points are taken as they are: features (Re z, Im z) bitwise, and the same block as before
+    assert np.array_equal(real_features(z), np.concatenate([z.real, z.imag], axis=1))
+    raw1, raw2 = (np.concatenate([p.real, p.imag], axis=1) for p in (z[:25], z[25:]))
+    call = relu_ntk if name == "relu_ntk" else cosine_ntk
+    assert np.array_equal(kern.block(z[:25], z[25:]), call(raw1, raw2, **kw))
+
+
+@pytest.mark.parametrize("name,kw", KERNEL_ARGS)
+def test_kernels_refuse_a_row_of_zeros_before_any_work(points, monkeypatch, name, kw):
+    """All coordinates 0 is no point of P^n: relu_ntk and cosine_ntk gave it a kernel value, the others refused it
+    from projector_features naming "z", not the argument. One ValueError naming the set and its first such row."""
+    kern = make_kernel(name, **kw)
+
+    def no_work(*a, **k):
+        raise AssertionError("the kernel started work on points it should have refused")
+
+    monkeypatch.setattr(kern, "features", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    z = points[:13].copy()
+    z[[2, 4]] = 0.0
+    z[[8, 11]] = 0.0
+    x, xs, g = z[:6], z[6:13], grads(7)
+    for call, which in ((lambda: kern.block(x, points[:7]), "x1"), (lambda: kern.block(points[:6], xs), "x2"),
+                        (lambda: kern.apply(x, points[:7], g), "x"), (lambda: kern.apply(points[:6], xs, g), "x_src"),
+                        (lambda: kern.operator(points[:6], xs), "x_src"), (lambda: kern.operator(x, x), "x")):
+        with pytest.raises(ValueError, match=rf"^{which} has 2 point\(s\) with all coordinates 0 \(row 2 first\), no "
+                                             r"point of P\^n; pass homogeneous coordinates, not all 0$"):
+            call()

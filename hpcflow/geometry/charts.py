@@ -31,8 +31,7 @@ def canonical_charts(surface, z, *, return_scaled=False):
     top = az[rows, i]
     az[rows, i] = -1.0
     ok = az.max(axis=1) < top * (1.0 - CHART_TIE_RTOL)
-    zs = z / z[rows, i][:, None]
-    zs[rows, i] = 1.0  # exactly, not 1 +- ulp
+    zs = scaled_to(z, i)
     dp = surface.grad(zs)
     ag = xp.abs(dp)
     ag[rows, i] = -1.0
@@ -42,6 +41,34 @@ def canonical_charts(surface, z, *, return_scaled=False):
     ok &= ag.max(axis=1) < gtop * (1.0 - CHART_TIE_RTOL)
     chart = xp.stack([i, j], axis=1)
     return (chart, ok, zs, dp) if return_scaled else (chart, ok)
+
+
+def scaled_to(z, i):
+    """z / z_i row by row, with z_i exactly 1 (not 1 +- ulp): the coordinates of scale index i (one per row)."""
+    rows = array_module(z).arange(z.shape[0])
+    zs = z / z[rows, i][:, None]
+    zs[rows, i] = 1.0
+    return zs
+
+
+def chart_normalised(z, name: str = "z"):
+    """The chart representatives of points z (N, n+1) at any scale: each row divided by its coordinate of largest
+    modulus (the first such on a tie), which becomes exactly 1, the scale convention of the sampler's points (sec.
+    3.1). Rows whose coordinate of largest modulus is already exactly 1 keep their bits; z itself is returned when
+    every row does (a sampled or loaded set: no copy). A row of zeros (no point of P^n) or with a nan/inf coordinate
+    is refused naming `name` (`distance.check_rows`), where the division gave NaN without a word. O(N (n+1))."""
+    from hpcflow.geometry.distance import check_rows
+
+    xp = array_module(z)
+    i = xp.argmax(xp.abs(z), axis=1)  # a nan is the largest: such rows are refused below
+    pivot = z[xp.arange(z.shape[0]), i]
+    off = pivot != 1
+    if not bool(xp.any(off)):
+        return z
+    check_rows(name, z, off, xp.abs(pivot[off]), xp)
+    out = z.astype(np.result_type(z.dtype, np.float64))  # a copy; integers and float32 as float64
+    out[off] = scaled_to(out[off], i[off])
+    return out
 
 
 def local_indices(n: int, i, j):
@@ -108,8 +135,7 @@ def point_data(surface, z, *, chart=None, only=None, jacobian: bool = True, chec
         n_dropped = 0
         if check:
             admissible.check_coordinates(z, chart)
-        zs = z / z[xp.arange(len(z)), chart[:, 0]][:, None]
-        zs[xp.arange(len(z)), chart[:, 0]] = 1.0
+        zs = scaled_to(z, chart[:, 0])
         dp = surface.grad(zs)
         if check:
             admissible.check_fit(surface, zs, dp, chart, given=True)

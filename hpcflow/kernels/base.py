@@ -28,7 +28,7 @@ CACHE_EDGE = 512
 
 
 def point_arrays(names, x, x_src):
-    """(x, x_src) as arrays of homogeneous coordinates (`distance.point_array`): a PointSet gives its
+    """(x, x_src) as arrays of homogeneous coordinates at any scale (`distance.point_array`): a PointSet gives its
     chart-normalised .points (as `fs_distance` and `hpcflow.cluster` take it), a list or other array-like its NumPy
     array, a NumPy or CuPy array itself; one set given as both stays one array (x_src is x: the kernels' exact
     diagonal)."""
@@ -38,9 +38,10 @@ def point_arrays(names, x, x_src):
 
 def check_point_sets(kernel, names, x, x_src):
     """(x, x_src) as arrays (`point_arrays`), after refusing, before any work, point sets a kernel cannot pair
-    (`check_point_shapes`) or whose coordinates are not finite: one error naming the argument and the fix. A
-    NaN point made the relu_ntk and cosine_ntk results NaN without a word and the KD-trees of the others fail with
-    SciPy's message, which names neither set. One pass over each set, O(N (n+1)); a set given as both x and x_src is
+    (`check_point_shapes`) or with a row that is no point of P^n (a nan or inf coordinate, or all coordinates 0):
+    one error naming the argument and the fix. A NaN point made the relu_ntk and cosine_ntk results NaN without a
+    word and the KD-trees of the others fail with SciPy's message, which names neither set; a zero row gave those two
+    a value at a point that does not exist. Two passes over each set, O(N (n+1)); a set given as both x and x_src is
     read once."""
     x, x_src = point_arrays(names, x, x_src)
     check_point_shapes(kernel, names, x, x_src)
@@ -50,6 +51,10 @@ def check_point_sets(kernel, names, x, x_src):
         if bad.size:
             raise ValueError(f"{name} has {bad.size} point(s) with a nan or inf coordinate (row {int(bad[0])} first); "
                              f"pass finite homogeneous coordinates")
+        bad = xp.flatnonzero(~(pts != 0).any(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} has {bad.size} point(s) with all coordinates 0 (row {int(bad[0])} first), no "
+                             f"point of P^n; pass homogeneous coordinates, not all 0")
     return x, x_src
 
 
@@ -126,7 +131,9 @@ class Kernel:
     needs_sources: str | None = None
 
     def features(self, x):
-        """Per-point data the kernel needs, derived once from chart-normalised points x (N, n+1)."""
+        """Per-point data the kernel needs, derived once from points x (N, n+1) that `check_point_sets` has taken.
+        The paper's kernels are functions on P^n: features do not depend on the scale of a row's coordinates (FS
+        distances; the NTKs' chart normalisation, `relu_ntk.real_features`)."""
         return x
 
     def tile_block(self, f1, f2):
@@ -138,7 +145,7 @@ class Kernel:
         return None
 
     def block(self, x1, x2):
-        """Kernel block K(x1, x2) for chart-normalised points: (N1, N2) or (N1, P, N2, P)."""
+        """Kernel block K(x1, x2) for points x1, x2 (homogeneous coordinates, any scale): (N1, N2) or (N1, P, N2, P)."""
         x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         if x2 is x1:
             return TiledOperator(self, x1, x1, tile=max(1, x1.shape[0]), threads=1).tile_rows(

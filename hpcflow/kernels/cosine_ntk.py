@@ -4,7 +4,9 @@ phi(x) = A/sqrt(N) sum_i a_i cos(w_i . x + b_i), a ~ N(0, s_a^2), w ~ N(0, s_w^2
 Training only a gives Theta_N(x, x') = A^2/N sum_i cos(w_i.x + b_i) cos(w_i.x' + b_i) (eq. 2.33), whose
 N -> infinity limit is A^2/2 exp(-|x - x'|^2 / (2 sigma^2)), sigma^2 = d / s_w^2 (eqs. 2.35, 2.37).
 (The printed eq. 2.32 has cos(w_ij x_j + b_i) summed over j; the Gaussian limit 2.35 holds for the
-inner product w_i . x used here.) Inputs are the real features (Re z, Im z). Theta_IJ = delta_IJ Theta.
+inner product w_i . x used here.) Inputs are the real features (Re z, Im z) of the chart-normalised points
+(`relu_ntk.real_features`: the coordinate of largest modulus exactly 1, whatever scale the points are given at).
+Theta_IJ = delta_IJ Theta.
 
 Normalisation. The limit integrates over R^d to (A^2/2) (2 pi d / s_w^2)^(d/2), so it is a delta-sequence
 (integral 1, width -> 0 as s_w -> infinity) for A^2 = 2 (s_w / sqrt(2 pi d))^d, i.e.

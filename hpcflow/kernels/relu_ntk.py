@@ -14,7 +14,10 @@ NTK W_std^2 Sigma_in + b_std^2 + W_std^2 Theta_in. On inputs x in R^d (Sigma_in 
 On the diagonal (theta = 0): Theta(x, x) = W^2 Sigma0(x, x) + b^2. Near theta = 0 the kernel has a sqrt(1 - cos theta)
 term, so rounding of cos theta (1e-16) moves it by ~1e-8 relative; the diagonal is therefore set to the closed form
 whenever the operator knows that x and x' are the same point. The inputs are the real features
-(Re z, Im z) of the chart-normalised homogeneous coordinates, d = 2(n+1). Theta_IJ = delta_IJ Theta.
+(Re z, Im z) of the chart-normalised homogeneous coordinates, d = 2(n+1): each point scaled so that its coordinate
+of largest modulus is exactly 1 (the patch of sec. 3.1, the sampler's convention). `real_features` so scales any
+representative (a unit vector, lambda z), which makes the kernel a function on P^n; the sampler's points keep
+their bits. Theta_IJ = delta_IJ Theta.
 
 Depth L > 1 repeats the (Relu, Dense) map on (Sigma, Theta) of the pre-activations, layer by layer:
   Sigma' = W^2 sqrt(Sigma(x,x) Sigma(x',x')) (sin theta + (pi - theta) cos theta) / (2 pi) + b^2,
@@ -30,14 +33,17 @@ import numpy as np
 
 from hpcflow.backend import array_module
 from hpcflow.arguments import api_integer, api_number
+from hpcflow.geometry.charts import chart_normalised
 from hpcflow.geometry.distance import check_point_array
 from hpcflow.kernels.base import Kernel
 
 
 def real_features(z):
-    """(Re z, Im z) of chart-normalised homogeneous coordinates: (N, 2(n+1)) float64. A PointSet is taken as its
-    points; an array that is not 2-D or not numbers is refused naming z."""
-    z = check_point_array("z", z)
+    """(Re z, Im z) of the chart-normalised homogeneous coordinates of points z (N, n+1) at any scale
+    (`charts.chart_normalised`: the coordinate of largest modulus exactly 1; the sampler's points as they are):
+    (N, 2(n+1)) float64. A PointSet is taken as its points; a row of zeros, a nan/inf coordinate or an array that is
+    not 2-D is refused naming z."""
+    z = chart_normalised(check_point_array("z", z))
     xp = array_module(z)
     return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
@@ -167,7 +173,7 @@ def relu_tile_deep(h1, h2, w_std: float, b_std: float, depth: int):
 
 class ReluNTKKernel(Kernel):
     """ReLU NTK of Table 1 (W_std = sigma_w, b_std = sigma_b, `depth` hidden ReLU layers; the paper's: 1) on
-    (Re z, Im z)."""
+    (Re z, Im z) of the chart-normalised points (`real_features`): the same for any scale of a point's coordinates."""
 
     name = "relu_ntk"
     symmetric = True
