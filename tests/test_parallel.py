@@ -57,13 +57,30 @@ def test_each_rank_status_records_what_every_rank_returned(tmp_path):
     assert r.returncode not in (0, 124)
 
 
-@pytest.mark.parametrize("n,size", [(0, 3), (1, 3), (10, 3), (7, 1), (5, 8)])
+@pytest.mark.parametrize("n,size", [(0, 3), (1, 3), (10, 3), (7, 1), (5, 8), (np.int64(11), np.int32(4))])
 def test_shares_cover_range_once(n, size):
     c = counts(n, size)
     assert c.sum() == n and c.max() - c.min() <= 1
-    seen = np.concatenate([np.arange(*share(n, size, r)) for r in range(size)])
+    seen = np.concatenate([np.arange(*share(n, size, r)) for r in np.arange(size)])
     np.testing.assert_array_equal(seen, np.arange(n))
     np.testing.assert_array_equal(displs(c), [share(n, size, r)[0] for r in range(size)])
+
+
+@pytest.mark.parametrize("args, exc, said", [
+    ((10.5, 2, 0), TypeError, "n is a float, not an integer"),  # was (0, 5)
+    ((10, 2.0, 0), TypeError, "size is a float, not an integer"),
+    ((10, 2, "0"), TypeError, "rank is a str, not an integer"),
+    ((10, 2, True), TypeError, "rank is a bool, not an integer"),
+    ((10, 2, -1), ValueError, "rank is out of range; pass a rank in 0..1"),  # was (5, 10), rank 1's rows
+    ((10, 2, 2), ValueError, "rank is out of range; pass a rank in 0..1"),
+    ((-1, 2, 0), ValueError, "n is out of range; pass n >= 0 items"),  # was (0, 0)
+    ((10, 0, 0), ValueError, "size is out of range; pass size >= 1 ranks"),  # was ZeroDivisionError
+    ((10, -2, 0), ValueError, "size is out of range"),
+])
+def test_share_refuses_what_is_no_rank_of_a_count(args, exc, said):
+    with pytest.raises(exc, match=r"^share\(n=.*\): " + said.replace("(", r"\(").replace(".", r"\.")) as info:
+        share(*args)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 1003])

@@ -18,7 +18,17 @@ def displs(cnt) -> np.ndarray:
 
 
 def share(n: int, size: int, rank: int) -> tuple[int, int]:
-    """(lo, hi): the contiguous range of items [lo, hi) of `rank` among `size` ranks."""
-    c = counts(n, size)
-    lo = int(c[:rank].sum())
-    return lo, lo + int(c[rank])
+    """(lo, hi): the contiguous range of items [lo, hi) of `rank` among `size` ranks, the run `counts(n, size)` and
+    `displs` give it (O(1)). n, size, rank: integers (Python or NumPy) with n >= 0 and 0 <= rank < size; else
+    TypeError / ValueError in one line naming the argument (a fraction, a negative rank or n were taken as rows)."""
+    for name, v in (("n", n), ("size", size), ("rank", rank)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"share(n={n!r}, size={size!r}, rank={rank!r}): {name} is a {type(v).__name__}, not an "
+                            "integer; pass integers (items, ranks, this rank)")
+    if n < 0 or not 0 <= rank < size:
+        bad, want = (("n", "n >= 0 items") if n < 0 else ("size", "size >= 1 ranks") if size < 1 else
+                     ("rank", f"a rank in 0..{size - 1}"))
+        raise ValueError(f"share(n={n!r}, size={size!r}, rank={rank!r}): {bad} is out of range; pass {want}")
+    q, extra = divmod(int(n), int(size))  # the first `extra` ranks hold one item more
+    lo = int(rank) * q + min(int(rank), extra)
+    return lo, lo + q + (1 if rank < extra else 0)
