@@ -187,6 +187,34 @@ def _clip(update, clip):
     return update * scale[:, None]
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """A set given as an object with the fields points, g_fs, omega2 and weights (and perhaps chart and manifold) but
+    without len() or row selection of its own: one row per row of `points`, selected field by field."""
+
+    points: object
+    g_fs: object
+    omega2: object
+    weights: object
+    chart: object = None
+    manifold: object = None
+
+    def __len__(self):
+        return int(np.shape(self.points)[0]) if np.ndim(self.points) else 0  # (a 0-d points: refused by `check_sets`)
+
+    def __getitem__(self, rows):
+        return _Fields(*(getattr(self, f)[rows] for f in _POINT_FIELDS),
+                       None if self.chart is None else self.chart[rows], self.manifold)
+
+
+def _row_set(ps):
+    """`ps` (checked by `_check_args`: None or an object with the four fields) where it has len() and row selection
+    (a PointSet), else its fields as a `_Fields`, whose rows are its points' rows."""
+    if ps is None or all(callable(getattr(type(ps), f, None)) for f in ("__len__", "__getitem__")):
+        return ps
+    return _Fields(*(getattr(ps, f) for f in _POINT_FIELDS), getattr(ps, "chart", None), getattr(ps, "manifold", None))
+
+
 def _rows_index(idx, n_local, comm):
     """Global indices of this rank's rows: given (`partition.check_indices`), or consecutive runs in rank order."""
     if idx is not None:
@@ -199,18 +227,26 @@ def _rows_index(idx, n_local, comm):
 _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 
 
-def _check_args(kernel, train, test, xp, blocks, **num):
+#: what each hook of `kernel_flow` is called with, said where a hook that is not callable is refused
+_HOOKS = (("callback", "a function callback(info: dict) -> bool"), ("on_step", "a function on_step(view) -> bool"))
+
+
+def _check_args(kernel, train, test, xp, blocks, hooks, **num):
     """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective (run on
     every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all); returns
     `blocks` as a list of FlowBlocks of int64 arrays (`_listed_blocks`) and {name: int} of the whole-number
-    arguments, taken as `arguments.api_integer` takes counts (an integral float such as 50.0 is 50)."""
+    arguments, taken as `arguments.api_integer` takes counts (an integral float such as 50.0 is 50). hooks:
+    {"callback": ..., "on_step": ...}, each None or callable."""
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
         raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
                         "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
-    for name, ps in (("train", train), ("test", test)):
-        if ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS):
+    for name, ps in (("train", train), ("test", test)):  # (test may be None: no test set; train may not)
+        if (ps is None and name == "train") or (ps is not None and not all(hasattr(ps, f) for f in _POINT_FIELDS)):
             raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
                             "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
+    for name, want in _HOOKS:
+        if hooks[name] is not None and not callable(hooks[name]):
+            raise TypeError(f"{name}={short_repr(hooks[name])} is not callable; pass {want}, or None")
     if xp is not None and xp is not np and not (isinstance(xp, types.ModuleType) and xp.__name__ == "cupy"):
         shown = f"<module {xp.__name__!r}>" if isinstance(xp, types.ModuleType) else short_repr(xp)
         raise TypeError(f"xp={shown} is not numpy or cupy; pass numpy or cupy itself (or None for the default, "
@@ -426,14 +462,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     """Iterate eq. 3.5 up to step `steps` from g_FS (or from `resume`) on this rank's rows; see module docstring.
 
     kernel: a Kernel (`hpcflow.kernels.make_kernel`). train, test: PointSets (or objects with points, g_fs,
-    omega2, weights) of this rank's rows, or the whole sets on every rank (each rank then keeps its share);
-    test=None or a test set without points: no test history (sigma_test NaN). An empty train set, a kernel
-    given by name, an xp other than numpy or cupy, a weighted that is not a bool, or a bad number is refused
-    (TypeError / ValueError naming the argument) before any work, by every rank together when it is bad on some
-    ranks only; so is a set with a bad row (naming the set, field and first row: fields of another length, points
-    not finite, g_fs not Hermitian positive definite, omega2 not > 0, weights not >= 0 or all 0), a FlowBlock field
-    that is not a sorted 1-D integer array of distinct indices in range, and blocks that leave a train or test row
-    of a rank out or hold it twice; and so is a dt, steps, loss, weighted, max_halvings, clip, early_stop,
+    omega2, weights, one row per row of points) of this rank's rows, or the whole sets on every rank (each rank
+    then keeps its share); test=None or a test set without points: no test history (sigma_test NaN). An empty
+    train set or none, a kernel given by name, an xp other than numpy or cupy, a weighted that is not a bool, a
+    callback or on_step that is not callable, or a bad number is refused (TypeError / ValueError naming the
+    argument) before any work, by every rank together when it is bad on some ranks only; so is a set with a bad
+    row (naming the set, field and first row: fields of another length, points not finite, g_fs not Hermitian
+    positive definite, omega2 not > 0, weights not >= 0 or all 0), a FlowBlock field that is not a sorted 1-D
+    integer array of distinct indices in range, and blocks that leave a train or test row of a rank out or hold it
+    twice; and so is a dt, steps, loss, weighted, max_halvings, clip, early_stop,
     kappa_gradient or kernel hyperparameter (`Kernel.params`) that differs between ranks.
     Train and test lie on one manifold and, unless the kernel mixes components, in one chart (ps.chart) over all
     ranks, or every rank refuses them (`hpcflow.flow_inputs`). train_idx / test_idx: integers (floats of integral
@@ -453,8 +490,9 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     """
     c = pcomm.resolve(comm)
     blocks, whole = pcomm.arguments_together(lambda: _check_args(
-        kernel, train, test, xp, blocks, dt=dt, steps=steps, weighted=weighted, max_halvings=max_halvings, clip=clip,
-        early_stop=early_stop, loss=loss, kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
+        kernel, train, test, xp, blocks, {"callback": callback, "on_step": on_step}, dt=dt, steps=steps,
+        weighted=weighted, max_halvings=max_halvings, clip=clip, early_stop=early_stop, loss=loss,
+        kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
         comm=c, same=lambda: {
         "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
         "steps": int(steps), "loss": loss, "weighted": bool(weighted), "max_halvings": int(max_halvings), "clip": clip,
@@ -463,6 +501,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         whole[k] for k in ("steps", "max_halvings", "early_stop", "cache_bytes", "tile"))
     xp = get_xp() if xp is None else xp
     _select_device(xp, c)
+    train, test = _row_set(train), _row_set(test)
     check_sets(kernel, train, test, blocks, comm=c)
     train_idx, test_idx = check_indices((("train_idx", train_idx, len(train)),
                                          ("test_idx", test_idx, 0 if test is None else len(test))), comm=c)
@@ -495,7 +534,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     sums = _Sums(c)
     w_train = sums(tr.weights)
     w_test = sums(te.weights) if has_test else float("nan")
-    m = int(train.g_fs.shape[-1])
+    m = int(tr.g_fs.shape[-1])
     p = m * m
 
     sets = [(tr, w_train), (te, w_test)][:1 + has_test]  # the sets whose kappa and sigma are summed

@@ -314,6 +314,59 @@ def test_kernel_flow_refuses_objects_of_the_wrong_kind(sets, where, word):
         kernel_flow(args.pop("kernel"), args.pop("train"), args.pop("test"), dt=1.0, steps=1, **args)
 
 
+def test_kernel_flow_refuses_no_train_set_as_it_refuses_other_objects(sets):
+    """train=None (a required set) is refused in the one line a list or an array gets, before any work (it failed
+    deep inside with "object of type 'NoneType' has no len()"); test=None stays "no test set"."""
+    with pytest.raises(TypeError, match=r"^train is a NoneType, not a point set; pass a PointSet"):
+        kernel_flow(Unused(), None, sets[1], dt=1.0, steps=1)
+    with pytest.raises(TypeError, match=r"^train is a list, not a point set; pass a PointSet"):
+        kernel_flow(Unused(), [1, 2], None, dt=1.0, steps=1)
+
+
+@pytest.mark.parametrize("hook", ["callback", "on_step"])
+@pytest.mark.parametrize("bad", ["stop", 3, [print]])
+def test_kernel_flow_refuses_a_hook_that_is_not_callable_before_any_work(sets, hook, bad):
+    """A callback or on_step that cannot be called was taken and failed after step 1's kernel sums ("'str' object
+    is not callable"); it is refused first, naming it (the kernel is never used)."""
+    with pytest.raises(TypeError, match=rf"^{hook}=.* is not callable; pass a function {hook}\("):
+        kernel_flow(Unused(), *sets, dt=1.0, steps=2, **{hook: bad})
+
+
+class Fields:
+    """An object with the four fields kernel_flow reads, and nothing else (no len(), no rows of its own)."""
+
+    def __init__(self, ps, **given):
+        self.points, self.g_fs, self.omega2, self.weights = (given.get(f, getattr(ps, f)) for f in
+                                                             ("points", "g_fs", "omega2", "weights"))
+
+
+@pytest.mark.parametrize("kernel", [dict(name="gaussian", width=0.3), dict(name="delta")])
+def test_objects_with_the_four_fields_flow_as_the_point_sets_they_hold(sets, kernel):
+    """train and test given as plain objects holding points, g_fs, omega2 and weights (as documented) flow as the
+    PointSets of those fields: each set's rows are its points' rows (len() of such an object failed)."""
+    K = make_kernel(**kernel)
+    want = kernel_flow(K, *sets, dt=0.5, steps=3)
+    got = kernel_flow(K, Fields(sets[0]), Fields(sets[1]), dt=0.5, steps=3)
+    assert got.steps_taken == 3 and not np.allclose(got.sigma_test[-1], got.sigma_test[0])
+    for key in ("sigma_train", "sigma_test", "g_train", "g_test", "train_idx", "test_idx"):
+        np.testing.assert_array_equal(getattr(got, key), getattr(want, key), err_msg=key)
+    lists = Fields(sets[0], omega2=sets[0].omega2.tolist(), weights=sets[0].weights.tolist())  # any array-likes
+    np.testing.assert_array_equal(kernel_flow(K, lists, dt=0.5, steps=3).sigma_train,
+                                  kernel_flow(K, sets[0], dt=0.5, steps=3).sigma_train)
+
+
+def test_an_object_with_the_four_fields_has_its_rows_checked(sets):
+    """Such an object's rows are checked as a PointSet's: a negative weight is refused naming the set and row, an
+    object without points refused as having no train points."""
+    w = sets[0].weights.copy()
+    w[4] = -1.0
+    with pytest.raises(ValueError, match=r"^train: weights\[4\] = -1.0 is not a finite number >= 0"):
+        kernel_flow(Unused(), Fields(sets[0], weights=w), dt=1.0, steps=1)
+    empty = Fields(sets[0], **{f: getattr(sets[0], f)[:0] for f in ("points", "g_fs", "omega2", "weights")})
+    with pytest.raises(ValueError, match="train: the train set has no points"):
+        kernel_flow(Unused(), empty, Fields(sets[1]), dt=1.0, steps=1)
+
+
 def test_kernel_flow_refuses_test_points_of_another_manifold(sets):
     other = Hypersurface.fermat(2).sample(20, seed=0)
     with pytest.raises(ValueError, match="same manifold"):

@@ -43,6 +43,13 @@ def test_a_bad_argument_on_some_ranks_is_refused_by_every_rank(refused, ranks):
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
+def test_a_whole_set_given_as_its_fields_alone_flows_as_the_point_set(refused, ranks):
+    """The whole train set on every rank as an object with points, g_fs, omega2 and weights only (no len(), no rows
+    of its own): each rank keeps its share of the rows, as of a PointSet, and the flow is the one of the shares."""
+    np.testing.assert_array_equal(np.load(refused / f"fields_{ranks}.npy"), np.load(refused / f"after_{ranks}.npy"))
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
 def test_valid_arguments_that_differ_between_ranks_are_refused_by_every_rank(refused, ranks):
     """dt, the kernel's width or early_stop given otherwise on the last rank: each rank flowed its own way, mixing
     its sums with the others' (no error); every rank now refuses the first such argument, naming both values."""
