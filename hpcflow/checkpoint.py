@@ -24,12 +24,13 @@ Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preemp
 unless the flow ends at that step anyway (its last step, its early stop: `FlowView.ends`): the request has nothing left
 to stop, and the run finishes as it would have (final checkpoint, status "finished", exit 0).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
-(a per-rank history not (step, ranks), a history that is not floating point, a negative step, a config that is not a
-JSON object), a schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer
-stores only finite values, or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive
-definite by the test of the flow's step decision). `check_saved_job` refuses a config that lacks a key every job holds,
-`check_static` (once the job's points are sampled again) point data that are not the rows the job samples (beyond
-rounding).
+(a per-rank history not (step, ranks), a history that is not floating point, a config that is not a JSON object), a
+schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer stores only
+finite values or a value outside the range it stores (`RANGES`: a negative step, count, sigma, weight or step size,
+an |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps allow), or a metric the flow never holds
+(not Hermitian as `unpack` forms it, or not positive definite by the test of the flow's step decision).
+`check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
+sampled again) point data that are not the rows the job samples (beyond rounding).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -229,38 +231,130 @@ def _load_resume(path: str, comm) -> FlowResume:
         try:
             _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
-            rej = [(int(s), float(h)) for s, h in _floats(f, "rejections", path, "(step, dt) rows").reshape(-1, 2)]
+            rej = _floats(f, "rejections", path, "(step, dt) rows").reshape(-1, 2)
             per_rank = {k: np.asarray(_dataset(f, f"history/{k}")[()]) for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
+            ranks = f.attrs.get("ranks")
+            _check_values(path, {f"attribute {k}": v for k, v in {**a, "ranks": ranks}.items()
+                                 if f"attribute {k}" in RANGES and v is not None}, a)
             step = int(a["step"])
-            if step < 0:
-                raise InputFileError(f"{path}: attribute step = {step} is negative, not the number of steps done; the "
-                                     f"checkpoint is damaged, {RESTART}")
             if not isinstance(a["status"], str) or a["status"] not in STATUSES:
                 raise InputFileError(f"{path}: attribute status = {a['status']!r} is not one of "
                                      f"{', '.join(STATUSES)}; the checkpoint is damaged, {RESTART}")
-            ranks = f.attrs.get("ranks")
-            res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt, rejections=rej,
+            _check_lengths({"sigma_train": st, "sigma_test": se, "dt": dt}, step, path)
+            _check_per_rank(per_rank, step, ranks, path)  # after the sigma histories, whose lengths say the step
+            _check_values(path, {"history/sigma_train[{}]": st, "history/sigma_test[{}]": se, "history/dt[{}]": dt,
+                                 "history/rejections[{}, 0]": rej[:, 0], "history/rejections[{}, 1]": rej[:, 1],
+                                 **{f"history/{k}[{{}}]": v for k, v in per_rank.items()}}, a)
+            legs = _read_legs(f, path)
+            _check_values(path, {f"attribute legs[{{}}].{k}": [g[k] for g in legs]
+                                 for k in LEG_KEYS if f"attribute legs[{{}}].{k}" in RANGES} if legs else {}, a)
+            res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt,
+                             rejections=[(int(s), float(h)) for s, h in rej],
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
                              path=path, status=str(a["status"]), config=_read_config(f, path),
-                             per_rank=per_rank, legs=_read_legs(f, path))
+                             per_rank=per_rank, legs=legs)
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
-            _check_finite(f, res, path, comm)
+            _check_row_values(f, path, comm)
         except KeyError as exc:  # from `_dataset` / `_attr`: "dataset history/dt", "attribute best"
             raise InputFileError(f"{path}: {exc.args[0]} is missing; the checkpoint is incomplete, {RESTART}") from None
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputFileError(f"{path}: a dataset or attribute has the wrong type or shape ({exc}); the "
                                  f"checkpoint is damaged, {RESTART}") from None
-    for name, values, want in (("sigma_train", st, step + 1), ("sigma_test", se, step + 1), ("dt", dt, step)):
+    return res
+
+
+def _check_lengths(histories: dict, step: int, path) -> None:
+    """Refuse a sigma history that is not step + 1 values long, or a dt history that is not step values."""
+    for name, values in histories.items():
+        want = step if name == "dt" else step + 1
         if len(values) != want:
             per = "one per step and step 0" if want > step else "one per step"
             raise InputFileError(f"{path}: dataset history/{name} holds {len(values)} values, not {want} ({per}: "
                                  f"attribute step = {step}); the checkpoint is damaged, {RESTART}")
-    _check_per_rank(per_rank, step, ranks, path)  # after the sigma histories, whose lengths say the step
-    return res
+
+
+class Range(NamedTuple):
+    """The values the writer stores in one entry of a checkpoint (`RANGES`): >= lo (> lo where `above`; lo None: no
+    bound), whole numbers where `whole`, at most hi[1](attributes) where hi = (its name, that function) is given;
+    NaN or inf nowhere but where `nan` says: "always" (a per-rank figure of a step run at another R), "without
+    test points" (sigma_test of a run with @n_test = 0)."""
+
+    what: str
+    lo: float | None = 0
+    above: bool = False
+    whole: bool = False
+    hi: tuple | None = None
+    nan: str = ""
+
+
+#: The natural range of every counter, scalar, history value and point datum a resume continues from or copies into
+#: its outputs, as `CheckpointWriter.write` stores them (docs/outputs.md): the one table that `_check_values` (the
+#: attributes and histories, on every rank) and `_check_row_values` (the rows, each rank its share) read. Keys:
+#: the entry, "{}" where its index goes in a refusal. sigma (eq. B.11) is a weighted mean of |1 - eta/kappa|.
+RANGES = {
+    "attribute step": Range("the number of steps done", whole=True),
+    "attribute n_train": Range("the number of train points (a flow has >= 1)", lo=1, whole=True),
+    "attribute n_test": Range("the number of test points", whole=True),
+    "attribute ranks": Range("the rank count of the last leg", lo=1, whole=True),
+    "attribute test_held": Range("test point-steps whose update was withheld (at most one per test point and step)",
+                                 whole=True, hi=("n_test x step", lambda a: int(a["n_test"]) * int(a["step"]))),
+    "attribute since_best": Range("the steps since sigma first reached attribute best", whole=True,
+                                  hi=("attribute step", lambda a: int(a["step"]))),
+    "attribute best": Range("the smallest sigma so far (sigma >= 0)"),
+    "history/sigma_train[{}]": Range("sigma of the train points (>= 0)"),
+    "history/sigma_test[{}]": Range("sigma of the test points (>= 0; NaN without test points)",
+                                    nan="without test points"),
+    "history/dt[{}]": Range("the accepted step size of a step (> 0)", above=True),
+    "history/rejections[{}, 0]": Range("the step of a rejected trial step, counted from 1", lo=1, whole=True,
+                                       hi=("attribute step + 1", lambda a: int(a["step"]) + 1)),
+    "history/rejections[{}, 1]": Range("the dt of a rejected trial step (> 0)", above=True),
+    **{f"history/{k}[{{}}]": Range(f"{what} (>= 0, or NaN)", whole=k == "comm_bytes", nan="always")
+       for k, what in zip(PER_RANK_KEYS, ("a step's wall seconds on a rank", "a step's kernel seconds on a rank",
+                                          "a step's communication seconds on a rank", "the bytes a rank received "
+                                          "in a step, a count"))},
+    "attribute legs[{}].from_step": Range("the steps done when a leg started", whole=True),
+    "attribute legs[{}].to_step": Range("the steps done at a leg's last write", whole=True,
+                                        hi=("attribute step", lambda a: int(a["step"]))),
+    "attribute legs[{}].ranks": Range("the rank count of a leg (>= 1; null: unknown)", lo=1, whole=True, nan="always"),
+    "attribute legs[{}].wall_seconds": Range("a leg's wall seconds (>= 0; null: unknown)", nan="always"),
+    **{f"{kind}/weights[{{}}]": Range("Monte Carlo weights (>= 0)") for kind in ("train", "test")},
+    **{f"{kind}/omega2[{{}}]": Range("|Omega|^2 of the points (> 0)", above=True) for kind in ("train", "test")},
+}
+
+
+def _shown(x: float) -> str:
+    return str(int(x)) if x.is_integer() and abs(x) < 2 ** 53 else repr(x)
+
+
+def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str = "index") -> None:
+    """Refuse (InputFileError naming the entry, its first bad value and where) values outside their `RANGES`: NaN
+    or inf where the entry's `nan` does not allow it (`_refuse_non_finite`, its first entry `unit` `first`), then a
+    value below or above its bounds or not whole. values: {RANGES key: a scalar or an array (one row per index)},
+    checked in order (an attribute's bound reads `attrs` once the attributes it reads passed)."""
+    for key, v in values.items():
+        rng, v = RANGES[key], np.asarray(v, dtype=np.float64)
+        if not (rng.nan == "always" or rng.nan == "without test points" and not int(attrs["n_test"])):
+            _refuse_non_finite(path, key.split("[", 1)[0], v, first=first, unit=unit if v.ndim else None)
+        faults = []  # (what is wrong, where it is)
+        with np.errstate(invalid="ignore"):  # (NaN where allowed: no comparison holds for it)
+            if rng.lo is not None:
+                faults.append((f"not > {rng.lo:g}" if rng.above else "negative" if rng.lo == 0 else f"below {rng.lo:g}",
+                               v <= rng.lo if rng.above else v < rng.lo))
+            if rng.hi is not None:
+                hi = rng.hi[1](attrs)
+                faults.append((f"above {rng.hi[0]} = {hi}", v > hi))
+            if rng.whole:
+                faults.append(("not a whole number", np.isfinite(v) & (v != np.floor(v))))
+        for why, bad in faults:
+            if bool(np.any(bad)):
+                at = np.unravel_index(int(np.argmax(bad)), v.shape)
+                where = key.format(", ".join([str(first + at[0]), *map(str, at[1:])])) if v.ndim else key
+                raise InputFileError(f"{path}: {where} = {_shown(float(v[at]))} is {why}, where the flow writes "
+                                     f"{rng.what}; the checkpoint is damaged, {RESTART}")
 
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
@@ -354,22 +448,14 @@ def _refuse_non_metrics(path, name: str, block: np.ndarray, *, first: int) -> No
                          f"definite metrics; the checkpoint is damaged, {RESTART}")
 
 
-def _check_finite(f, res: FlowResume, path, comm) -> None:
-    """Refuse NaN/inf where a flow never writes one (a resume would continue from it and rewrite a finished result
-    as diverged): @best, history/sigma_train, history/dt, history/rejections, history/sigma_test when the run has
-    test points (NaN without), and FINITE_ROWS; and a metric (train/g, test/g) the flow never holds
-    (`_refuse_non_metrics`). The per-rank timings may be NaN (`legs`). Each rank reads its `decompose.share` of
-    every row dataset, BLOCK_ROWS rows at a time: one read of each row over all ranks; a rank that finds one raises
-    alone (`refuse_together` makes every rank refuse)."""
+def _check_row_values(f, path, comm) -> None:
+    """Refuse NaN/inf in the row datasets FINITE_ROWS (where the flow writes none: a resume would continue from it
+    and rewrite a finished result as diverged), a row value outside its `RANGES` (a weight < 0, an |Omega|^2 <= 0),
+    and a metric (train/g, test/g) the flow never holds (`_refuse_non_metrics`). Each rank reads its
+    `decompose.share` of every row dataset, BLOCK_ROWS rows at a time: one read of each row over all ranks; a rank
+    that finds one raises alone (`refuse_together` makes every rank refuse)."""
     from hpcflow.parallel.decompose import share
 
-    _refuse_non_finite(path, "attribute best", np.array([res.best]), unit=None)
-    history = {"history/sigma_train": res.sigma_train, "history/dt": res.dt,
-               "history/rejections": np.array(res.rejections, dtype=np.float64).reshape(-1, 2)}
-    if res.n_test:
-        history["history/sigma_test"] = res.sigma_test
-    for name, values in history.items():
-        _refuse_non_finite(path, name, np.asarray(values, dtype=np.float64))
     c = resolve(comm)
     for name in FINITE_ROWS:
         ds = f.get(name)
@@ -382,6 +468,8 @@ def _check_finite(f, res: FlowResume, path, comm) -> None:
                 total = block.sum()  # values; an overflowing sum of finite ones is looked at value by value
             if not np.isfinite(total):
                 _refuse_non_finite(path, name, block, first=start, unit="row")
+            if f"{name}[{{}}]" in RANGES and ds.dtype.kind == "f":
+                _check_values(path, {f"{name}[{{}}]": block}, {}, first=start, unit="row")
             if name in METRIC_ROWS:
                 _refuse_non_metrics(path, name, block, first=start)
 

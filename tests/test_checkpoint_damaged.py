@@ -148,16 +148,25 @@ def test_a_per_rank_history_of_another_layout_is_refused(finished, tmp_path, cap
 
 
 def test_a_per_rank_history_from_another_rank_count_still_resumes(finished, tmp_path):
-    """NaN rows (steps run at another R, as a resume at another R writes them) of @ranks columns resume."""
+    """NaN rows (steps run at another R, as a resume at another R writes them) of @ranks columns resume; so do
+    counters at the ends of their ranges: @since_best = @step (the best at step 0), @test_held = T x S (every test
+    point held at every step), a rejected trial of step S + 1 (a numerical stop's), 0 bytes, a leg of unknown ranks
+    and wall seconds (a version 1 checkpoint's steps)."""
     from hpcflow.checkpoint import load_resume
     from hpcflow.cli import main
 
     job, out, ck = _copy(finished, tmp_path)
     with h5py.File(ck, "r+") as f:
         f["history/step_seconds"][0] = np.nan
+        f.attrs["since_best"], f.attrs["test_held"] = 3, 40 * 3
+        _rejections([[4, 0.5]])(f)
+        _rows(f, "history/comm_bytes", (0, 0), 0.0)
+        _leg("ranks", None)(f)
+        _leg("wall_seconds", None)(f)
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
     res = load_resume(ck)
     assert res.step == 5 and res.per_rank["step_seconds"].shape == (5, 1)
+    assert 120 <= res.test_held <= 200 and res.legs[0]["ranks"] is None and res.legs[0]["wall_seconds"] is None
 
 
 def test_a_negative_step_is_refused_as_such(finished, tmp_path, capsys):
@@ -169,3 +178,79 @@ def test_a_negative_step_is_refused_as_such(finished, tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 2
     _one_line(capsys, f"{ck}: attribute step = -5 is negative", "--force")
+
+
+def _rows(f, name, index, value):
+    """Entry `index` of dataset `name` set to `value` (the dataset rewritten whole, as damage would leave it)."""
+    data = f[name][()]
+    data[index] = value
+    f[name][...] = data
+
+
+def _rejections(rows):
+    def edit(f):
+        del f["history/rejections"]
+        f["history/rejections"] = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    return edit
+
+
+def _leg(key, value):
+    def edit(f):
+        legs = json.loads(f.attrs["legs"])
+        legs[0][key] = value
+        f.attrs["legs"] = json.dumps(legs)
+    return edit
+
+
+#: (what is damaged, how, the refusal's words): each a value of the finished 3-step run (40 test points, 1 rank)
+#: that the writer never stores; a resume took every one and carried it on into the new checkpoint and summary.json
+OUT_OF_RANGE = [
+    ("dt negative", lambda f: _rows(f, "history/dt", 1, -0.25), "history/dt[1] = -0.25 is not > 0"),
+    ("dt zero", lambda f: _rows(f, "history/dt", 0, 0.0), "history/dt[0] = 0 is not > 0"),
+    ("sigma_train", lambda f: _rows(f, "history/sigma_train", 2, -1.0), "history/sigma_train[2] = -1 is negative"),
+    ("sigma_test", lambda f: _rows(f, "history/sigma_test", 0, -0.5), "history/sigma_test[0] = -0.5 is negative"),
+    ("test_held negative", lambda f: f.attrs.__setitem__("test_held", -7), "attribute test_held = -7 is negative"),
+    ("test_held beyond", lambda f: f.attrs.__setitem__("test_held", 121),
+     "attribute test_held = 121 is above n_test x step = 120"),
+    ("since_best negative", lambda f: f.attrs.__setitem__("since_best", -100),
+     "attribute since_best = -100 is negative"),
+    ("since_best beyond", lambda f: f.attrs.__setitem__("since_best", 4),
+     "attribute since_best = 4 is above attribute step = 3"),
+    ("best", lambda f: f.attrs.__setitem__("best", -0.5), "attribute best = -0.5 is negative"),
+    ("n_test fraction", lambda f: f.attrs.__setitem__("n_test", 40.5), "attribute n_test = 40.5 is not a whole number"),
+    ("ranks", lambda f: f.attrs.__setitem__("ranks", 0), "attribute ranks = 0 is below 1"),
+    ("rejection step beyond", _rejections([[5, 1.0]]), "history/rejections[0, 0] = 5 is above attribute step + 1 = 4"),
+    ("rejection step 0", _rejections([[1, 2.0], [0, 1.0]]), "history/rejections[1, 0] = 0 is below 1"),
+    ("rejection step fraction", _rejections([[1.5, 1.0]]), "history/rejections[0, 0] = 1.5 is not a whole number"),
+    ("rejection dt", _rejections([[2, -1.0]]), "history/rejections[0, 1] = -1 is not > 0"),
+    ("comm_bytes", lambda f: _rows(f, "history/comm_bytes", (2, 0), -8.0), "history/comm_bytes[2, 0] = -8 is negative"),
+    ("comm_bytes fraction", lambda f: _rows(f, "history/comm_bytes", (1, 0), 0.5),
+     "history/comm_bytes[1, 0] = 0.5 is not a whole number"),
+    ("step_seconds", lambda f: _rows(f, "history/step_seconds", (0, 0), -1.0),
+     "history/step_seconds[0, 0] = -1 is negative"),
+    ("omega2", lambda f: _rows(f, "train/omega2", 5, -0.25), "train/omega2[5] = -0.25 is not > 0"),
+    ("omega2 zero", lambda f: _rows(f, "test/omega2", 39, 0.0), "test/omega2[39] = 0 is not > 0"),
+    ("weight", lambda f: _rows(f, "train/weights", 7, -1.0), "train/weights[7] = -1 is negative"),
+    ("leg to_step", _leg("to_step", 9), "attribute legs[0].to_step = 9 is above attribute step = 3"),
+    ("leg wall_seconds", _leg("wall_seconds", -1.0), "attribute legs[0].wall_seconds = -1 is negative"),
+]
+
+
+@pytest.mark.parametrize("edit, said", [c[1:] for c in OUT_OF_RANGE], ids=[c[0] for c in OUT_OF_RANGE])
+def test_a_value_outside_its_range_is_refused_and_nothing_is_rewritten(finished, tmp_path, capsys, edit, said):
+    """A checkpoint value the writer never stores (a negative step size, sigma, count, timing or weight, an
+    |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps allow): --resume and --check refuse it
+    in the one line of a damaged checkpoint naming the entry, its value and where (exit 2), and every file of the
+    run stays as it was (a resume wrote test_held -7 into summary.json; a negative |Omega|^2 or weight was refused
+    as "does not match what this job samples")."""
+    from hpcflow.cli import main
+
+    job, out, ck = _copy(finished, tmp_path)
+    with h5py.File(ck, "r+") as f:
+        edit(f)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    for extra in (["--check"], []):
+        assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet", *extra]) == 2
+        _one_line(capsys, f"{ck}: {said}, where the flow writes ", "the checkpoint is damaged", "--force")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
