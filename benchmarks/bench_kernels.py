@@ -133,6 +133,9 @@ def stage_profile(width=1.0, edge=512, repeat=40):
     f1, f2 = f[:edge], f[edge:]
     kern = make_kernel("gaussian", width=width)
     slow = make_kernel("gaussian", width=width, engine="numpy")
+    direct = make_kernel("gaussian", width=width, method="direct")
+    single = {m: make_kernel("gaussian", width=width, dtype="float32", method=m) for m in ("poly", "direct")}
+    s1, s2 = single["poly"].features(x[:edge]), single["poly"].features(x[edge:])
     g = np.random.default_rng(0).random((edge, 9))
     a, b = np.empty((edge, edge)), np.empty((edge, edge))
     np.matmul(f1, f2.T, out=a)
@@ -158,6 +161,9 @@ def stage_profile(width=1.0, edge=512, repeat=40):
         "K G + K^T G (9 columns)": lambda: (a @ g, a.T @ g),
         f"whole tile_block, engine {kern.engine}": lambda: kern.tile_block(f1, f2),
         "whole tile_block, engine numpy": lambda: slow.tile_block(f1, f2),
+        "whole tile_block, method direct (arccos + exp)": lambda: direct.tile_block(f1, f2),
+        "whole tile_block, float32 polynomial": lambda: single["poly"].tile_block(s1, s2),
+        "whole tile_block, float32 method direct": lambda: single["direct"].tile_block(s1, s2),
         "reference: np.arccos": lambda: np.arccos(a, out=b),
         "reference: np.exp": lambda: np.exp(-a, out=b),
     }
