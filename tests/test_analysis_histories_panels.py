@@ -81,6 +81,35 @@ def test_a_run_resumed_at_another_rank_count_says_which_steps_its_per_rank_figur
     assert histories.per_rank_note({**_flow(), "step_seconds": np.ones((600, 2))}) == ""
 
 
+def _net_resumed(to_step: int):
+    """A network of 3 epochs begun on 2 ranks, its first leg stopped after `to_step` whole epochs (within epoch
+    `to_step` + 1 where the second leg's epoch 2 is NaN too) and resumed on 1 rank: comm_seconds (3, 1), rows 1-2
+    NaN (nn.h5: a row is NaN where its epoch ran wholly or in part at another R)."""
+    comm = np.zeros((3, 1))
+    comm[:2] = np.nan
+    legs = [{"from_step": 0, "to_step": to_step, "ranks": 2}, {"from_step": to_step, "to_step": 3, "ranks": 1}]
+    return {**_nn(), "comm_seconds": comm, "legs": legs}
+
+
+def test_a_network_resumed_at_another_rank_count_says_which_epochs_ran_at_which_count():
+    """The note read 'epochs 1 ran at another rank count (this run resumed them at 1)': a network's loader kept no
+    legs, and one epoch was plural. Now it names the count and the number of epochs, and an epoch that the first
+    leg stopped within (begun on 2 ranks, finished on 1) as part of one."""
+    from hpcflow.analysis import histories
+
+    one = {**_net_resumed(1), "comm_seconds": np.array([[np.nan], [0.0], [0.0]])}
+    assert histories.per_rank_note(one) == "epoch 1 ran at 2 ranks (this run resumed it at 1): not shown"
+    two = "epochs 1-2 ran at 2 ranks (this run resumed them at 1): not shown"  # both whole at 2 ranks
+    assert histories.per_rank_note(_net_resumed(2)) == two
+    assert histories.per_rank_note(_net_resumed(1)) == ("epoch 1 and part of epoch 2 ran at 2 ranks (this run "
+                                                        "resumed them at 1): not shown")
+    begun = {**_net_resumed(0), "comm_seconds": np.array([[np.nan], [0.0], [0.0]])}  # stopped within epoch 1
+    assert histories.per_rank_note(begun) == "part of epoch 1 ran at 2 ranks (this run resumed it at 1): not shown"
+    flow = {**_flow(), "step_seconds": np.vstack([np.full((1, 2), np.nan), np.ones((599, 2))]),
+            "legs": [{"from_step": 0, "to_step": 1, "ranks": 1}, {"from_step": 1, "to_step": 600, "ranks": 2}]}
+    assert histories.per_rank_note(flow) == "flow step 1 ran at 1 rank (this run resumed it at 2): not shown"
+
+
 def test_a_resumed_runs_per_rank_caption_says_it(monkeypatch, tmp_path):
     from hpcflow.analysis import histories, products
 

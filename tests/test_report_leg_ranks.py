@@ -1,11 +1,13 @@
 """The runs table's ranks cell of a run resumed at another rank count names every leg's count in order ("2→1" for a
 run started on 2 ranks and extended on 1), for flow and network runs alike, as summary.json's `legs` record them;
 a run resumed at the same count shows that count, a leg recorded without its count shows '?', and a study's row shows
-its best trial's."""
+its best trial's. The per-rank figure's caption names the count its left-out steps or epochs ran at, a network's too
+(from its checkpoint.pt's legs)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -67,3 +69,9 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
     rows = md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
     ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown", "tune")}
     assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1", "tune": "2→1"}, ranks
+    captions = re.findall(r"^\*(.+)\*$", (tmp_path / "rep" / "report.md").read_text(), flags=re.M)
+    per_rank = {c.split(" ")[0]: c.replace("\\", "") for c in captions if " ran at " in c}  # '\[': markdown's
+    # the network's legs come from its checkpoint.pt (nn.h5 records none): epoch 1 ran on 2 ranks, epoch 2 on 1
+    flow = "[delta] (flow steps 1-2 ran at 2 ranks (this run resumed them at 1): not shown)"
+    assert per_rank == {"flow": f"flow {flow}", "unknown": f"unknown {flow}",  # (its checkpoint.h5 knows the count)
+                        "net": "net (epoch 1 ran at 2 ranks (this run resumed it at 1): not shown)"}, per_rank

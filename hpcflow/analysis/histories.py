@@ -18,9 +18,9 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import literal, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
-                                     dataset_names, label, network_checkpoint, network_config, other_kind, read_attrs,
-                                     read_datasets, read_summary, refusal, run_dir_of, run_state, training_history,
-                                     unreadable)
+                                     dataset_names, label, network_checkpoint, network_config, network_legs,
+                                     other_kind, read_attrs, read_datasets, read_summary, refusal, run_dir_of,
+                                     run_state, training_history, unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -114,6 +114,8 @@ def load(run_dir, *, name: str | None = None) -> dict:
             out.update({k.split("/")[1]: d[k] for k in (*NN_PER_RANK, NOT_PD) if k in d}, file=files["nn"])
     elif "nn" not in files:  # a network run interrupted before nn.h5: its training checkpoint
         out = _checkpoint_history(files["pt"])
+    if "pt" in files and out["unit"] == "epoch":  # the ranks of each leg, which nn.h5 does not record
+        out["legs"] = network_legs(network_checkpoint(os.path.dirname(os.path.abspath(files["pt"]))))
     name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
     out["not_positive_definite"] = _definite_mark(out)
     if out["not_positive_definite"]:
@@ -262,23 +264,42 @@ def _rank_count(values) -> int:
 def per_rank_note(run) -> str:
     """What a run's per-rank figure does not show, '' when nothing: the steps run at another rank count than the
     last leg's (their rows are NaN: a resume at another R), 'flow steps 1-580 ran at 1 rank (this run resumed them at
-    2): not shown'."""
+    2): not shown', 'epoch 1 ran at 2 ranks (this run resumed it at 1): not shown'; an epoch begun at another count
+    and finished at this one (a leg stopped within it: its `to_step` counts whole epochs) is 'part of epoch 2'. The
+    counts are those of the run's `legs`, 'another rank count' where it records none."""
     from hpcflow.analysis.optuna_view import _ranges
 
     key = next((k for k, _ in RANK_PANELS if len(run.get(k, ()))), None)
     if key is None:
         return ""
     values = np.asarray(run[key], dtype=float).reshape(len(run[key]), -1)
-    unrecorded = np.flatnonzero(np.all(np.isnan(values), axis=1)) + 1  # steps are 1-based
-    if not len(unrecorded):
+    unrecorded = (np.flatnonzero(np.all(np.isnan(values), axis=1)) + 1).tolist()  # steps are 1-based
+    if not unrecorded:
         return ""
-    legs = run.get("legs") or []
-    counts = sorted({g["ranks"] for g in legs[:-1] if isinstance(g.get("ranks"), int)
-                     and not isinstance(g.get("ranks"), bool) and g["ranks"] != values.shape[1]})
+    other = [g for g in (run.get("legs") or [])[:-1] if isinstance(g, dict) and _count(g.get("ranks")) is not None
+             and g["ranks"] != values.shape[1]]
+    counts = sorted({g["ranks"] for g in other})
     at = (f"at {' and '.join(map(str, counts))} rank{'' if counts == [1] else 's'}" if counts else
           "at another rank count")
-    return (f"{run.get('unit', 'flow step')}s {_ranges(unrecorded.tolist())} ran {at} (this run resumed them at "
-            f"{values.shape[1]}): not shown")
+    spans = [(g["from_step"], g["to_step"]) for g in other if _count(g.get("from_step")) is not None
+             and _count(g.get("to_step")) is not None]  # the whole steps each leg at another count did
+    whole = {s for first, last in spans for s in range(first + 1, last + 1)}
+    part = [s for s in unrecorded if s not in whole and any(s == last + 1 for _, last in spans)]
+    ran = [s for s in unrecorded if s not in part]
+    unit = run.get("unit", "flow step")
+
+    def steps(numbers) -> str:
+        return f"{unit}{'s' if len(numbers) > 1 else ''} {_ranges(numbers)}"
+
+    what = " and ".join([steps(ran)] * bool(ran) + [f"part of {steps(part)}"] * bool(part))
+    them = "it" if len(unrecorded) == 1 else "them"
+    return f"{what} ran {at} (this run resumed {them} at {values.shape[1]}): not shown"
+
+
+def _count(value):
+    """`value` where it is a whole number (not a bool), else None: a leg's ranks, from_step or to_step as recorded
+    (null for a leg of unknown count)."""
+    return value if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else None
 
 
 def _one_rank_note(run) -> str:

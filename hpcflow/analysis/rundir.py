@@ -760,6 +760,16 @@ def network_checkpoint(run_dir) -> dict:
         return {}
 
 
+def network_legs(entries: dict) -> list:
+    """The `legs` of a network run's checkpoint.pt from its plain entries (`network_checkpoint`): one dict per leg, of
+    its plain values (from_step, to_step, ranks, ...), first to last; [] where it records none."""
+    legs = {}
+    for key, value in entries.items():
+        if len(key) == 3 and key[0] == "legs" and isinstance(key[1], int):
+            legs.setdefault(key[1], {})[key[2]] = value
+    return [legs[i] for i in sorted(legs)]
+
+
 def _network_state(run_dir, summary: dict) -> dict:
     """nn.h5's `status`, `stopped` and `epoch` attributes (`_state_attrs`) with the status and epoch of checkpoint.pt,
     the newest record of a network run (written every [checkpoint].every epochs and on a signal; nn.h5 at its end),

@@ -12,8 +12,8 @@ from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, damaged_checkpoint, data_missing,
                                      dataset_names, inconsistency, judged, network_checkpoint, network_config,
-                                     nn_damaged_fix, nn_missing, read_attrs, read_summary, rerun_fix, run_state,
-                                     unreadable)
+                                     network_legs, nn_damaged_fix, nn_missing, read_attrs, read_summary, rerun_fix,
+                                     run_state, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -255,11 +255,7 @@ def _network_numbers(path) -> dict:
     """Ranks, job configuration and legs from a network run's checkpoint.pt (read without torch), as
     `_checkpoint_numbers` ({} when the file cannot be read so)."""
     entries = network_checkpoint(path)
-    legs = {}
-    for key, value in entries.items():
-        if len(key) == 3 and key[0] == "legs":
-            legs.setdefault(key[1], {})[key[2]] = value
-    out = {"ranks": entries.get(("ranks",)), "legs": [legs[i] for i in sorted(legs)]}
+    out = {"ranks": entries.get(("ranks",)), "legs": network_legs(entries)}
     out["config"], _ = network_config(entries)  # None where damaged: left out by `_typed`; the row says why
     return _typed(out)
 
