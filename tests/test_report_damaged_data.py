@@ -136,3 +136,37 @@ def test_a_cut_checkpoint_shows_no_sigma_or_gain_in_the_runs_table_as_in_table1(
     assert script("table1", [cut, runs["flow"], "--out", str(tmp_path / "t")]) == 0
     table = md_rows((tmp_path / "t" / "table1.md").read_text())
     assert table["cut"][9:11] == ["-", "-"], table["cut"]
+
+
+@pytest.mark.parametrize("dataset, product", [("history/sigma_val", "sigma histories"),
+                                              ("ntk/wasserstein", "Fig. 4: metric-NTK evolution")])
+@pytest.mark.parametrize("with_checkpoint", [True, False])
+def test_a_network_run_whose_nn_h5_lacks_a_dataset_is_told_to_resume_where_its_checkpoint_can_write_it_again(
+        tmp_path, runs, capsys, dataset, product, with_checkpoint):
+    """A finished network run whose nn.h5 opens but lacks a dataset its run wrote: the row advised a full retrain
+    ("rerun the job with --force") inside a reason that told the user to "pass the run directory of a flow or nn job",
+    which they had. Now the row and the skipped line say the file is damaged and name `hpcflow nn ... --resume`,
+    which writes nn.h5 again from checkpoint.pt, and --force only where there is no checkpoint.pt."""
+    import h5py
+
+    from hpcflow.cli import main
+
+    d = tmp_path / "net"
+    shutil.copytree(runs["nn"], d)
+    with h5py.File(d / "nn.h5", "a") as f:
+        del f[dataset]
+    if not with_checkpoint:
+        os.remove(d / "checkpoint.pt")
+    fix = (f"write it again with hpcflow nn {d / 'job.toml'} --out {d} --resume" if with_checkpoint else
+           "rerun the job with --force")
+    capsys.readouterr()
+    assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    status = md_rows(md.split("## Runs")[1].split("\n## ")[0])["net"][2]
+    said = f"{d / 'nn.h5'}: no dataset '{dataset}': the file is damaged"
+    assert status == f"incomplete: nn.h5 damaged ({product}: {said}); {fix}", status
+    assert f"hpcflow report: skipped {d}: {product}: {said}; {fix}\n" in printed, printed
+    for text in (md, printed):
+        assert "pass the run directory" not in text and (with_checkpoint or "--resume" not in text)
+        assert with_checkpoint is ("--force" not in text)

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.histories import nn_definite_mark
+from hpcflow.analysis.histories import damaged_nn, nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
                                      read_datasets, run_state, same_length)
 
@@ -27,7 +27,8 @@ BINS = 60
 
 def load(run_dir) -> dict:
     """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
-    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise. 'note': the
+    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise (HINT where
+    nn.h5 holds no NTK dataset; a run's nn.h5 that holds some is damaged: `histories.damaged_nn`). 'note': the
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
     from the old one, marked incomplete), '' for a finished one; 'not_positive_definite': the mark of a network whose
     last epoch's metric is not positive definite at validation points (`histories.nn_definite_mark`), '' otherwise,
@@ -43,7 +44,13 @@ def load(run_dir) -> dict:
         raise MissingData(f"{run_dir}: no {NN} yet ({state.note() or 'incomplete'}): the run was interrupted before it "
                           f"wrote it; {nn_continuation(run_dir)}, then draw Fig. 4")
     path = data_file(run_dir, NN, hint=HINT)
-    return {**_datasets(path), "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
+    try:
+        data = _datasets(path)
+    except MissingData as exc:
+        if not any(name.startswith("ntk/") for name in dataset_names(path)):  # no NTK recorded: not such a run
+            raise
+        raise damaged_nn(path, exc, HINT) from None  # the run recorded its NTK: the file is damaged
+    return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
 def _datasets(path) -> dict:

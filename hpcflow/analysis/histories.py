@@ -19,8 +19,8 @@ from hpcflow.analysis.figure import literal, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
                                      dataset_names, label, network_checkpoint, network_config, network_legs,
-                                     other_kind, read_attrs, read_datasets, read_summary, refusal, run_dir_of,
-                                     run_state, training_history, unreadable)
+                                     nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary, refusal,
+                                     run_dir_of, run_state, training_history, unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -105,9 +105,9 @@ def load(run_dir, *, name: str | None = None) -> dict:
         try:
             d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
                               optional=(*NN_PER_RANK, NOT_PD), ndim=NDIM)
-        except MissingData:  # a damaged nn.h5: the training checkpoint holds the whole history
+        except MissingData as exc:  # a damaged nn.h5: the training checkpoint holds the whole history
             if "pt" not in files or not unreadable(files["nn"]):
-                raise
+                raise damaged_nn(files["nn"], exc) from None
             out = _checkpoint_history(files["pt"])
         else:
             out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
@@ -132,6 +132,18 @@ def _legs(ckpt) -> list:
     except MissingData:
         return []
     return [g for g in legs if isinstance(g, dict)] if isinstance(legs, list) else []
+
+
+def damaged_nn(nn, exc: MissingData, hint: str = HINT) -> MissingData:
+    """The error of nn.h5 `nn` that opens but lacks a dataset the run wrote, or holds it malformed (`exc`, ending in
+    '; `hint`'): in a run directory the run wrote it, so it is damaged, and the fix is that of its run
+    (`nn_damaged_fix`: `hpcflow nn --resume` writes it again from a checkpoint.pt holding the whole training, else a
+    rerun), not `hint` (pass another directory); a file of another name (a copy outside its run directory) keeps
+    `hint`, and one h5py cannot open its own message, which names its fixes."""
+    run_dir = run_dir_of(nn)
+    if run_dir is None or unreadable(nn):
+        return exc
+    return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {nn_damaged_fix(run_dir)}")
 
 
 def _further_on(files: dict) -> bool:

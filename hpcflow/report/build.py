@@ -131,9 +131,10 @@ def _silhouettes_only(report) -> None:
 
 def _mark_unread(infos, refused) -> None:
     """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
-    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does; a history
-    left unread for want of torch is no damage (the skipped list says what to install)."""
-    from hpcflow.analysis.rundir import TORCH_NEEDED, rerun_fix
+    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does, and the fix
+    once (a network's damaged nn.h5: `nn_damaged_fix`, written again from its checkpoint.pt where that holds the
+    whole training); a history left unread for want of torch is no damage (the skipped list says what to install)."""
+    from hpcflow.analysis.rundir import NN, TORCH_NEEDED, nn_damaged_fix, rerun_fix
     from hpcflow.report.detect import data_file_of
 
     why = {}
@@ -143,7 +144,9 @@ def _mark_unread(infos, refused) -> None:
     for info in infos:
         if info.kind not in (None, "study") and info.complete and info.path in why:
             info.complete, info.status = False, ""
-            info.reason = f"{data_file_of(info.path)} damaged ({why[info.path]}); {rerun_fix(info.path)}"
+            name = data_file_of(info.path)
+            fix = nn_damaged_fix(info.path) if name == NN else rerun_fix(info.path)
+            info.reason = f"{name} damaged ({why[info.path].removesuffix(f'; {fix}')}); {fix}"
 
 
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
