@@ -31,9 +31,11 @@ def test_network_epochs_and_flow_steps_are_drawn_on_panels_of_their_own():
     find_line(panels["epoch"], nn["x"], nn["test"])
     low, high = panels["epoch"].get_xlim()
     assert low <= 0 and 3 <= high < 4, (low, high)  # the 3 epochs span the panel
-    assert [line.get_label() for line in panels["epoch"].get_lines()] == ["net train", "net test"]
+    # a network's dashed curve is sigma_val, of its validation points (it was labelled "test")
+    assert [line.get_label() for line in panels["epoch"].get_lines()] == ["net train", "net validation"]
     legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-    assert legend == ["flow train", "flow test", "net train", "net test"], legend  # one legend, in the order given
+    assert legend == ["flow train", "flow test", "net train", "net validation"], legend  # one legend, in order given
+    assert histories.numbers([flow, nn])[1] == "net: sigma train 0.35 -> 0.32, validation 0.385 -> 0.352 (3 epochs)"
     assert panels["epoch"].get_yscale() == panels["flow step"].get_yscale() == "log"
     one = histories.plot([_flow(label="a"), _flow(label="b")])  # one unit: one panel, as before
     assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "flow step"

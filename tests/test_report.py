@@ -372,7 +372,8 @@ def test_a_network_run_interrupted_before_nn_h5_is_reported_incomplete_with_its_
     epochs = len(hist["sigma_val"]) - 1
     line = next(x for x in md.splitlines() if x.startswith(f"cut (incomplete: preempted at epoch {epochs}): sigma train"))
     assert f"{float(hist['sigma_train'][0]):.4g} -> {float(hist['sigma_train'][-1]):.4g}" in line
-    assert f"test {float(hist['sigma_val'][0]):.4g} -> {float(hist['sigma_val'][-1]):.4g} ({epochs} epochs)" in line
+    sv = hist["sigma_val"]
+    assert f"validation {float(sv[0]):.4g} -> {float(sv[-1]):.4g} ({epochs} epochs)" in line  # its validation sigma
     # its row in the runs table: sigma_train at epoch 0 from checkpoint.pt (its summary has the final one only)
     row = md_rows(md.split("## Runs")[1].split("\n## ")[0])["cut"]
     st0, st = float(hist["sigma_train"][0]), s["sigma_train_final"]

@@ -154,7 +154,7 @@ def test_an_extended_network_run_killed_midway_shows_its_checkpoint_history(tmp_
     assert row[2].startswith("incomplete: checkpoint.pt is at epoch 5 but summary.json describes epoch 3"), row
     assert row[6] == f"{st[0]:.4g} -> {st[-1]:.4g}" and row[7] == f"{sv[0]:.4g} -> {sv[-1]:.4g}", row
     assert row[10] == f"{sum(g['wall_seconds'] for g in state['legs']):.4g} (2 legs)", row
-    assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, test {sv[0]:.4g} -> {sv[-1]:.4g} (5 epochs)" in md
+    assert f"sigma train {st[0]:.4g} -> {st[-1]:.4g}, validation {sv[0]:.4g} -> {sv[-1]:.4g} (5 epochs)" in md
     assert os.path.isfile(d / "nn.h5")
 
 

@@ -208,9 +208,16 @@ def _n_val(path):
     return geo.get("n_val") if isinstance(geo, dict) else None
 
 
+def held_out(run) -> str:
+    """What the dashed curve of `run` (`load`'s) holds: "validation" for a network's (sigma_val, per epoch), "test"
+    for a flow's."""
+    return "validation" if run.get("unit") == "epoch" else "test"
+
+
 def plot(runs):
-    """Train (solid) and test (dashed) sigma per step of every run (one `load` result, or a list), one colour per
-    run, log y; the legend beside the axes, where no curve runs under it (constrained layout makes room for it).
+    """Train (solid) and held-out (dashed: a flow's test, a network's validation points: `held_out`) sigma per step
+    of every run (one `load` result, or a list), one colour per run, log y; the legend beside the axes, where no
+    curve runs under it (constrained layout makes room for it).
     Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side
     with one y scale: a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge."""
     runs = [runs] if isinstance(runs, dict) else runs
@@ -225,7 +232,7 @@ def plot(runs):
         handles += ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=f"{r['label']} train")
         if len(r["test"]) == len(r["x"]) and np.isfinite(r["test"]).any():
             handles += ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}",
-                               label=f"{r['label']} test")
+                               label=f"{r['label']} {held_out(r)}")
     for unit, ax in panel.items():
         ax.set_yscale("log")
         ax.set_xlabel(unit)
@@ -360,10 +367,11 @@ def plot_per_rank(run):
 
 
 def numbers(runs) -> list:
-    """One line per run (one `load` result, or a list); 'test -' for a flow without test points (its test history is
-    NaN), as Table 1 and the report's runs table show what does not exist."""
+    """One line per run (one `load` result, or a list), its held-out sigma named as in the legend (`held_out`):
+    'test -' for a flow without test points (its test history is NaN), as Table 1 and the report's runs table show
+    what does not exist."""
     runs = [runs] if isinstance(runs, dict) else runs
-    return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, test "
+    return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, {held_out(r)} "
             f"{_span(r['test'])} ({len(r['x']) - 1} {r['unit']}s)" for r in runs]
 
 
