@@ -153,7 +153,12 @@ def test_integral_floats_and_numpy_integers_are_the_counts_they_hold(sets):
     (dict(detach_kappa="no"), TypeError, ["detach_kappa='no' is invalid", "True or False"]),
     (dict(check_replicas=1), TypeError, ["check_replicas=1 is invalid"]),
     (dict(manual_step=None), TypeError, ["manual_step=None is invalid"]),
-    (dict(lr=1e-3, lr_min=1e-2), ValueError, ["lr_min = 0.01 exceeds lr = 0.001", "set lr_min <= lr"]),
+    (dict(lr=1e-3, lr_min=1e-2, lr_schedule="cosine"), ValueError, ["lr_min = 0.01 exceeds lr = 0.001",
+                                                                     "set lr_min <= lr"]),
+    (dict(lr=1e-3, lr_min=1e-4), ValueError, ["lr_min=0.0001 does not apply to lr_schedule='exponential'",
+                                              "pass lr_schedule='cosine'"]),
+    (dict(lr_decay=0.5, lr_schedule="cosine"), ValueError, ["lr_decay=0.5 does not apply to lr_schedule='cosine'",
+                                                            "its default 1.0"]),
     (dict(epochs=4, lr_warmup=5.0), ValueError, ["lr_warmup = 5.0 epochs exceeds epochs = 4"]),
     (dict(epochs=2000, lr_decay=0.5), ValueError, ["lr_decay = 0.5 over 2000 epochs", "closer to 1"]),
     (dict(epochs=20, lr_decay=10.0), ValueError, ["lr_decay = 10.0 over 20 epochs"]),
@@ -200,10 +205,10 @@ def test_train_config_fields_accept_what_the_job_file_accepts(name):
 
 
 @pytest.mark.parametrize("training", [
-    dict(lr=1e-3, lr_min=1e-2), dict(lr=1e-3, lr_min=1e-3), dict(epochs=4, lr_warmup=5.0),
-    dict(epochs=4, lr_warmup=4.0), dict(epochs=0, lr_warmup=1.0), dict(epochs=0, lr_warmup=1.5),
-    dict(epochs=2000, lr_decay=0.5), dict(epochs=900, lr_decay=0.5), dict(epochs=20, lr_decay=10.0),
-    dict(epochs=2000, lr_decay=0.5, lr_schedule="cosine"),
+    dict(lr=1e-3, lr_min=1e-2, lr_schedule="cosine"), dict(lr=1e-3, lr_min=1e-3, lr_schedule="cosine"),
+    dict(epochs=4, lr_warmup=5.0), dict(epochs=4, lr_warmup=4.0), dict(epochs=0, lr_warmup=1.0),
+    dict(epochs=0, lr_warmup=1.5), dict(epochs=2000, lr_decay=0.5), dict(epochs=900, lr_decay=0.5),
+    dict(epochs=20, lr_decay=10.0), dict(epochs=2000, lr_schedule="cosine"),
 ])
 def test_train_config_schedules_are_refused_as_the_job_file_refuses_them(training):
     """TrainConfig and the job file's [training] refuse the same schedules with the same words after their own
@@ -219,6 +224,30 @@ def test_train_config_schedules_are_refused_as_the_job_file_refuses_them(trainin
             assert str(exc).startswith(prefix), str(exc)
             said.append(str(exc).removeprefix(prefix))
     assert said[0] == said[1], training
+
+
+@pytest.mark.parametrize("training, key", [
+    (dict(lr_schedule="cosine", lr_decay=0.5), "lr_decay"),  # the cosine runs lr -> lr_min: no decay per epoch
+    (dict(lr=1e-3, lr_min=1e-4), "lr_min"),  # the exponential schedule (the default) has no final rate
+    (dict(lr=1e-3, lr_min=1e-2), "lr_min"),  # (was refused as above lr, where it does nothing)
+])
+def test_a_rate_key_its_schedule_does_not_read_is_refused_by_both_layers(training, key):
+    """A value given for a learning-rate key the schedule ignores is refused by the job file's [training] (naming the
+    key, its schedule and the --set that removes it) and by TrainConfig; the key at its default is accepted."""
+    cfg = validate({"job": {"kind": "nn"}, "training": training}, job.SCHEMA, source="job.toml")
+    with pytest.raises(ConfigError) as exc:
+        job.check(cfg, "job.toml")
+    text = _one_line(exc)
+    schedule = training.get("lr_schedule", "exponential")
+    default = job.SCHEMA["training"][key].default
+    assert text.startswith(f"job.toml: [training].{key} = ") and f"does not apply to lr_schedule = '{schedule}'" in text
+    assert f"--set training.{key}={default}" in text, text
+    with pytest.raises(ValueError) as exc:
+        TrainConfig(**training)
+    assert f"TrainConfig: {key}=" in _one_line(exc) and "does not apply" in _one_line(exc)
+    at_default = {**training, key: default}
+    job.check(validate({"job": {"kind": "nn"}, "training": at_default}, job.SCHEMA, source="job.toml"), "job.toml")
+    TrainConfig(**at_default)
 
 
 def test_the_learning_rate_rules_load_without_torch():

@@ -664,7 +664,8 @@ def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_tom
     2 epochs followed a 2-epoch cosine), so the resume says so in one line, job.toml's header notes it and
     summary.json's legs record each leg's length. Nothing said so: job.toml was documented to run the same job."""
     out, job = tmp_path / "run", _write(tmp_path, TINY)
-    sets = ["--set", f"training.lr_schedule={schedule}", "--set", "training.lr_decay=0.9"]
+    rate = "training.lr_decay=0.9" if schedule == "exponential" else "training.lr_min=1e-4"  # (the key it reads)
+    sets = ["--set", f"training.lr_schedule={schedule}", "--set", rate]
     assert main(["nn", job, "--out", str(out), *sets, "--set", "training.epochs=2"]) == 0
     capsys.readouterr()
     assert main(["nn", job, "--out", str(out), "--resume", *sets, "--set", "training.epochs=4"]) == 0

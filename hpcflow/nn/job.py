@@ -21,10 +21,11 @@ import numpy as np
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 chart_pair, without)
+                                 chart_pair, refuse_inapplicable, shown, without)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
-from hpcflow.nn.rates import LR_MAX, LR_MIN, RATE_FIELDS, schedule_fault, sweep_fault
+from hpcflow.nn.rates import (LR_MAX, LR_MIN, RATE_FIELDS, UNUSED_BY, other_schedule, schedule_fault, sweep_fault,
+                              unused_rate)
 
 LOG_PREFIX = "hpcflow nn:"
 #: of DIR/nn.h5 (docs/outputs.md), raised when a dataset or attribute changes meaning or place
@@ -170,8 +171,15 @@ def device_note(cfg: dict) -> str:
 
 
 def _check_schedule(cfg: dict, source: str) -> None:
-    """Every learning rate the run will use (per epoch, per sweep width) lies in [LR_MIN, LR_MAX]."""
+    """A rate key the schedule does not read (lr_decay of the cosine, lr_min of the exponential schedule) is refused
+    where given another value than its default (it would be ignored); every learning rate the run will use (per
+    epoch, per sweep width) lies in [LR_MIN, LR_MAX]."""
     tr, ws = cfg["training"], cfg["width_sweep"]
+    if unused_rate(tr) is not None:
+        s = tr["lr_schedule"]
+        refuse_inapplicable(cfg, "training", SCHEMA["training"], (UNUSED_BY[s][0],),
+                            f"lr_schedule = {shown(s)} ({UNUSED_BY[s][1]})",
+                            f"set lr_schedule = {shown(other_schedule(s))}", source)
     fault = schedule_fault(tr)
     if fault is not None:
         raise ConfigError(f"{source}: [training].{' '.join(fault)}")
@@ -197,11 +205,16 @@ def with_defaults(saved: dict) -> dict:
 
 def effective(cfg: dict) -> dict:
     """A validated nn job `cfg` with the keys whose unset value means a documented one given that value, so that
-    jobs that train alike compare equal (--resume): [width_sweep].lr unset = the [training] lr."""
+    jobs that train alike compare equal (--resume): [width_sweep].lr unset = the [training] lr; the rate key its
+    schedule does not read (`rates.UNUSED_BY`: a checkpoint's job may hold a value there, accepted before it was
+    refused) at its default."""
     out = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
     sweep, training = out.get("width_sweep"), out.get("training")
     if isinstance(sweep, dict) and sweep.get("lr") is None and isinstance(training, dict):
         sweep["lr"] = training.get("lr")
+    unused = UNUSED_BY.get(training.get("lr_schedule")) if isinstance(training, dict) else None
+    if unused is not None and unused[0] in training:
+        training[unused[0]] = RATE_FIELDS[unused[0]].default
     return out
 
 

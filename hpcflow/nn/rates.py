@@ -26,6 +26,21 @@ RATE_FIELDS = {
                        help="epochs of linear warmup: the schedule's rate times min(1, (s + 1)/S_w) at step s"),
 }
 SCHEDULES = RATE_FIELDS["lr_schedule"].choices
+#: the rate key each schedule does not read, and what the schedule does: a value other than its default given for
+#: that key would be ignored, so it is refused (its default, which changes nothing, is accepted)
+UNUSED_BY = {"exponential": ("lr_min", "lr * lr_decay^epoch"), "cosine": ("lr_decay", "lr -> lr_min over all steps")}
+
+
+def unused_rate(tr: dict) -> str | None:
+    """The key of `tr` (lr_schedule, lr_decay, lr_min) that its schedule does not read (`UNUSED_BY`) where it holds
+    another value than its default, else None."""
+    key = UNUSED_BY[tr["lr_schedule"]][0]
+    return key if tr[key] != RATE_FIELDS[key].default else None
+
+
+def other_schedule(schedule: str) -> str:
+    """The schedule that reads the key `schedule` does not (`UNUSED_BY`)."""
+    return next(s for s in SCHEDULES if s != schedule)
 
 
 def in_range(log_lr: float) -> bool:

@@ -28,7 +28,7 @@ from hpcflow.nn.fast_step import ManualGradient, optimizer_step
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
 from hpcflow.nn.loss import eta as metric_eta
-from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, schedule_fault
+from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, UNUSED_BY, other_schedule, schedule_fault, unused_rate
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_shares
 from hpcflow.nn.replicas import as_shard as whole_shard
 from hpcflow.parallel.comm import arguments_together, resolve
@@ -116,6 +116,12 @@ class TrainConfig:
         again, so a field changed after the config was made is refused too."""
         for name, spec in FIELDS.items():
             setattr(self, name, api_value(name, getattr(self, name), spec))
+        unused = unused_rate(self.__dict__)
+        if unused is not None:  # (the job file's [training] refuses it too, `hpcflow.nn.job.check`)
+            s = self.lr_schedule
+            raise ValueError(f"TrainConfig: {unused}={getattr(self, unused)!r} does not apply to lr_schedule={s!r} "
+                             f"({UNUSED_BY[s][1]}); leave it at its default {RATE_FIELDS[unused].default!r}, or pass "
+                             f"lr_schedule={other_schedule(s)!r}")
         fault = schedule_fault(self.__dict__)
         if fault is not None:
             raise ValueError(f"TrainConfig: {' '.join(fault)}")
