@@ -45,3 +45,18 @@ def test_a_change_of_the_training_lr_with_the_sweep_lr_unset_is_refused():
         check_same_job(_job(training_lr=1e-3), _state(_job()), "ck.pt")
     assert "--set training.lr=0.002" in str(exc.value)
     check_same_job(_job(training_lr=2e-3), _state(_job()), "ck.pt")
+
+
+@pytest.mark.parametrize("schedule,key,value", [("cosine", "lr_decay", 0.9), ("exponential", "lr_min", 1e-4)])
+def test_a_checkpoint_whose_job_set_a_rate_key_its_schedule_ignores_resumes_without_it(schedule, key, value):
+    """A checkpoint written when such a key was accepted (it changed nothing) resumes with the job that leaves it
+    out, which is now the only one that loads; another schedule is still a change."""
+    saved = _job()
+    saved["training"].update(lr_schedule=schedule, **{key: value})
+    asked = _job()
+    asked["training"]["lr_schedule"] = schedule
+    check_same_job(asked, _state(saved), "ck.pt")
+    other = "exponential" if schedule == "cosine" else "cosine"
+    asked["training"]["lr_schedule"] = other
+    with pytest.raises(ConfigError, match=r"\[training\]\.lr_schedule"):
+        check_same_job(asked, _state(saved), "ck.pt")
