@@ -475,3 +475,71 @@ def test_a_truncated_checkpoint_is_refused_as_damaged(chain, tmp_path, capsys, s
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "is not a tensor-only state dict" in err and "damaged" not in err, err
+
+
+@pytest.fixture
+def thread_settings(monkeypatch):
+    """The thread variables, torch's threads and the BLAS pools of this process as they were, after the test (a
+    run in-process sets them: hpcflow.parallel.comm.limit_threads)."""
+    from threadpoolctl import threadpool_limits
+
+    from hpcflow.resources import THREAD_VARIABLES
+
+    for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):
+        monkeypatch.setenv(name, os.environ.get(name, "1"))
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # (puts the pools' threads back on exit)
+        yield monkeypatch
+    torch.set_num_threads(before)
+
+
+THREADS_JOB = JOB.replace("threads = 1", "threads = 0").split("[width_sweep]")[0]  # threads: the rank's CPUs
+
+
+def test_a_resume_with_other_threads_per_rank_records_each_legs_and_says_so(tmp_path, capsys, thread_settings):
+    """threads = 0 (the rank's CPUs, $HPCFLOW_THREADS): a run of 1 epoch at HPCFLOW_THREADS=1, resumed to 2 epochs
+    at 2, then to 3 at 2. Torch's and BLAS's sums per thread round otherwise at another count, so the second leg
+    continues the run to summation order only: the resume says so in one line (it claimed bit for bit), each leg's
+    threads are in legs[] (summary.json's threads named only the last leg's); the third, at the same count, says
+    nothing."""
+    job, out = _write_job(tmp_path, THREADS_JOB), str(tmp_path / "run")
+    said = []
+    for threads, epochs in ((1, 1), (2, 2), (2, 3)):
+        thread_settings.setenv("HPCFLOW_THREADS", str(threads))
+        resume = ["--resume"] if epochs > 1 else []
+        assert main(["nn", job, "--out", out, *resume, "--set", f"training.epochs={epochs}", "--quiet"]) == 0
+        said.append([line for line in capsys.readouterr().err.splitlines() if "threads per rank" in line])
+        summary, ck = _read(out)
+        assert summary["threads"] == threads and summary["legs"] == ck["legs"]
+    assert [g["threads"] for g in ck["legs"]] == [1, 2, 2]
+    assert said[0] == said[2] == [] and len(said[1]) == 1, said
+    assert said[1][0].startswith("hpcflow nn: note: 2 threads per rank, where the checkpoint's last leg ran 1: ")
+    assert "summation order" in said[1][0] and "HPCFLOW_THREADS=1" in said[1][0], said[1]
+
+
+def _write_job(tmp_path, text):
+    p = tmp_path / "job.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_training_threads_cap_the_blas_pools_of_the_ntk_spectra(tmp_path, thread_settings):
+    """[training] threads = 1 under HPCFLOW_THREADS=2 (README: the advice for a shared node, as HPCFLOW_THREADS=1):
+    the NTK's spectra (LAPACK through NumPy's BLAS) ran on the 2 BLAS threads, several times slower on busy cores;
+    they run on 1, as the training does."""
+    from threadpoolctl import threadpool_info
+
+    from hpcflow.nn import ntk
+
+    seen, results = [], ntk.NTKTracker.results
+
+    def watched(self):
+        seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return results(self)
+
+    thread_settings.setattr(ntk.NTKTracker, "results", watched)
+    thread_settings.setenv("HPCFLOW_THREADS", "2")
+    job = _write_job(tmp_path, THREADS_JOB.replace("threads = 0", "threads = 1"))
+    assert main(["nn", job, "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert seen == [{1}], seen
+    assert _read(str(tmp_path / "run"))[0]["threads"] == 1

@@ -25,7 +25,9 @@ the run's final status:
                        far as its last write says: "preempted", "finished", "stopped", "diverged"; "trained": it
                        was killed after training; "running": killed without a signal, or still running), and with
                        the cosine schedule schedule_epochs ([training].epochs of the leg: the length of the cosine
-                       its steps followed; a --resume that changes it makes the run neither length's schedule)
+                       its steps followed; a --resume that changes it makes the run neither length's schedule), and
+                       threads (the leg's torch and BLAS threads per rank, rank 0's; absent from legs written before
+                       it was recorded: a resume with other threads equals the uninterrupted run to rounding only)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -440,14 +442,16 @@ class TrainingCheckpoint:
     (a time.perf_counter() value) to the write. Collective: call on every rank (rank 0 writes); `legs` is the
     record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
     first write, so a run killed without a signal still says which job and --set values its checkpoint continues.
-    `schedule_epochs` (the cosine schedule's length, [training].epochs) goes into this leg's entry when given."""
+    `schedule_epochs` (the cosine schedule's length, [training].epochs) and `threads` (rank 0's torch and BLAS threads)
+    go into this leg's entry when given."""
 
     def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None,
-                 schedule_epochs: int | None = None):
+                 schedule_epochs: int | None = None, threads: int | None = None):
         from hpcflow.parallel.comm import resolve
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
         self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
+        self.threads = threads  # threads per rank of this leg (None: not recorded)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
@@ -460,6 +464,8 @@ class TrainingCheckpoint:
                 "status": ended}
         if self.schedule_epochs is not None:
             mine["schedule_epochs"] = int(self.schedule_epochs)
+        if self.threads is not None:
+            mine["threads"] = int(self.threads)
         return self.legs[:self._earlier] + [mine]
 
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:

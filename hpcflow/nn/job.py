@@ -82,7 +82,8 @@ SCHEMA = {
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
         "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="initialisation and batch-order seed"),
-        "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch CPU threads (0 = the rank's CPUs)"),
+        "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch and BLAS threads of the training and the NTK's "
+                         "spectra (0 = the rank's CPUs)"),
         "device": Field(str, "auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when torch sees a GPU"),
         "check_replicas": Field(bool, False, help="under MPI: compare the ranks' parameter checksums every epoch"),
     },
@@ -415,6 +416,8 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
     with StopRequests(c, prefix=log_prefix) as stops:  # handled from here to the last output: honoured, never fatal
         ctx = _prepare(cfg, c)
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
+        if resume is not None and root:
+            _threads_note(resume, ctx["threads"], log_prefix)
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
                 "n_val": cfg["geometry"]["n_val"]}
@@ -439,6 +442,21 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
+
+
+def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX) -> None:
+    """One line on stderr when this leg runs another number of threads per rank than the last leg of checkpoint
+    `resume` (its legs[].threads; nothing where it is not recorded): the sums per thread of torch and BLAS then round
+    otherwise, so the run equals the uninterrupted one to summation order only, not bit for bit."""
+    from hpcflow.nn.checkpoint import earlier_legs
+
+    legs = earlier_legs(resume)
+    before = legs[-1].get("threads") if legs else None
+    if before is None or before == threads:
+        return
+    print(f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run continues "
+          f"equal to the uninterrupted one to summation order (~1e-15), not bit for bit (HPCFLOW_THREADS={before} "
+          "resumes it bit for bit)", file=sys.stderr)
 
 
 def _warn_not_positive_definite(summary: dict, prefix: str = LOG_PREFIX) -> None:
@@ -609,14 +627,14 @@ def _prepare(cfg: dict, comm) -> dict:
     from hpcflow.nn._torch import cuda_available, require_torch
     from hpcflow.nn.replicas import Shard
     from hpcflow.nn.train import TrainConfig
-    from hpcflow.parallel.comm import limit_threads, node_layout
+    from hpcflow.parallel.comm import limit_threads, node_layout, pool_threads
 
     torch = require_torch()
     geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
     retain_freed_memory()  # a step's temporaries reuse their pages instead of faulting in fresh ones
     limit_threads(comm)  # the CPUs this rank owns
-    if tcfg["threads"]:
-        torch.set_num_threads(tcfg["threads"])
+    if tcfg["threads"]:  # torch's and the BLAS pools (training, the NTK's spectra); sampling's workers keep theirs
+        pool_threads(tcfg["threads"])
     device = tcfg["device"]
     if device == "auto":
         device = "cuda" if cuda_available() else "cpu"
@@ -690,7 +708,8 @@ def _train_main(cfg: dict, ctx: dict, say, outdir, resume, base, t0, on_epoch=No
     path = os.path.join(outdir, CHECKPOINT)
     cosine = tc.lr_schedule == "cosine"  # its length is [training].epochs: each leg records its own
     ckpt = ctx["checkpoint"] = TrainingCheckpoint(path, resume, started=t0, comm=c, job_text=ctx.get("job_text"),
-                                                  schedule_epochs=tc.epochs if cosine else None)
+                                                  schedule_epochs=tc.epochs if cosine else None,
+                                                  threads=ctx["threads"])
 
     def summarize(trainer, status):
         hist = trainer.hist.arrays()

@@ -271,7 +271,16 @@ def limit_threads(comm=None) -> int:
     """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch (those loaded now, and
     through hpcflow.resources.THREAD_VARIABLES those loaded later); return it."""
     n = threads_per_rank(comm)
-    for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):
+    os.environ["HPCFLOW_THREADS"] = str(n)
+    pool_threads(n)
+    return n
+
+
+def pool_threads(n: int) -> None:
+    """n threads for the BLAS, OpenMP and torch pools: those loaded now (threadpoolctl; torch where imported) and,
+    through hpcflow.resources.THREAD_VARIABLES, those loaded later; hpcflow's own workers ($HPCFLOW_THREADS) keep
+    theirs."""
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(n)
     try:
         from threadpoolctl import threadpool_limits
@@ -282,7 +291,6 @@ def limit_threads(comm=None) -> int:
     torch = sys.modules.get("torch")  # only when the job already imported it (None: hidden, as in tests)
     if torch is not None:
         torch.set_num_threads(n)
-    return n
 
 
 #: seconds a rank whose block raised waits in `abort_on_error`, its message printed, for the other ranks before the
