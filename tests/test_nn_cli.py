@@ -200,6 +200,7 @@ def test_refusals_and_check_of_a_fresh_out_do_not_import_torch(tmp_path):
         assert len(err.splitlines()) == 1, (name, err)
     rc, out, err, _ = said["check"]
     assert rc == 0 and err == "" and f"valid; --out {fresh} accepted;" in out and "nothing run" in out, out + err
+    assert out.startswith("hpcflow nn: "), out  # as every other line of the command (it said "hpcflow: ")
     assert {name: said[name][3] for name, _ in cases} == {name: False for name, _ in cases}
     assert not fresh.exists() and os.listdir(tmp_path / "interrupted") == [CHECKPOINT]
 
@@ -710,3 +711,21 @@ def test_a_tune_section_is_said_to_be_unused_by_hpcflow_nn(tmp_path, capsys):
     assert f"{job}'s [tune] section is not used here" in err and "'hpcflow tune" in err, err
     assert main(["nn", _write(tmp_path, TINY, "plain.toml"), "--out", str(tmp_path / "run"), "--check"]) == 0
     assert "[tune]" not in capsys.readouterr().err
+
+
+def test_the_help_gives_set_examples_of_network_jobs_and_says_what_resume_may_change(tmp_path, capsys):
+    """`hpcflow nn --help`: each `--set` example is a key a network job takes (the help's
+    `--set clustering.method=none`, a flow's key, was refused as "unknown section [clustering]"), and --resume's says
+    that [checkpoint] may change too (it said "nothing else may change")."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["nn", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    examples = re.findall(r"--set (\S+=[^\s);]+)", text.split("--set SECTION.KEY=VALUE", 2)[-1].split("--quiet")[0])
+    assert len(examples) == 2, text
+    job = _write(tmp_path, open(os.path.join(os.path.dirname(__file__), "..", "jobs", "nn_smoke.toml")).read())
+    for example in examples:
+        assert main(["nn", job, "--out", str(tmp_path / "out"), "--check", "--set", example]) == 0, example
+    resume = text.split("--resume ", 2)[-1]
+    assert "[checkpoint]" in resume and "[training].epochs" in resume, resume

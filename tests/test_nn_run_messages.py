@@ -201,7 +201,7 @@ def test_a_checkpoint_the_directory_refuses_ends_with_5_and_the_resume_finishes_
     err = capsys.readouterr().err
     ckpt = cut / "checkpoint.pt"
     said = re.fullmatch(rf"hpcflow nn: error: cannot write {re.escape(str(ckpt))} \({os.strerror(errno.EACCES)}\); "
-                        rf"the last complete checkpoint {re.escape(str(ckpt))} \(1 epochs done\) is intact: make "
+                        rf"the last complete checkpoint {re.escape(str(ckpt))} \(1 epoch done\) is intact: make "
                         rf"{re.escape(str(cut))} writable again \(its permissions\), then continue with: (.+)\n", err)
     assert said, err
     again = shlex.split(said.group(1))

@@ -47,7 +47,7 @@ def _command(args, comm) -> int:
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
         refuse_together(lambda: prepare_out(args, module, cfg), comm)
         if comm.Get_rank() == 0:
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted; "
+            print(f"hpcflow nn: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
@@ -292,7 +292,9 @@ def _remove_if_only_job(outdir: str) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser("nn", help="train a metric network and track its metric-NTK (job kind \"nn\")")
-    add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml")
+    add_job_arguments(p, "TOML job file of kind \"nn\", e.g. jobs/nn_smoke.toml",
+                      set_examples=("training.epochs=100", "width_sweep.lr=none"))
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint.pt (epochs may grow; nothing else may change)")
+                   help="continue the run in --out from its checkpoint.pt ([training].epochs may grow and [checkpoint] "
+                        "may change; nothing else may)")
     p.set_defaults(func=run, resumed_by="nn")  # the command its stop line names (hpcflow.cli)

@@ -294,6 +294,7 @@ def write_advice(exc, args) -> str:
         path = os.path.join(args.out, name)
         done = checkpoint_progress(path) if os.path.isfile(path) else None
         if done is not None and (getattr(args, "resume", False) or interrupted(args.out, name)):
+            unit = unit.removesuffix("s") if done == 1 else unit
             return (f"the last complete checkpoint {path} ({done} {unit} done) is intact: {exc.fix}, then "
                     f"{continue_with(args, verb)}")
     again = " with --force" if os.path.isdir(args.out) and any(map(is_result, os.listdir(args.out))) else ""
@@ -473,16 +474,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_job_arguments(p, job_help: str) -> None:
-    """The JOB, --out and --force arguments shared by the job-running subcommands."""
+#: --set's examples of `hpcflow run`: a value, and an optional key unset (a flow job's)
+SET_EXAMPLES = ("training.lr=3e-3", "clustering.method=none")
+
+
+def add_job_arguments(p, job_help: str, set_examples: tuple = SET_EXAMPLES) -> None:
+    """The JOB, --out and --force arguments shared by the job-running subcommands; `set_examples` (a value, an
+    optional key unset) are keys of the jobs the command runs."""
     p.add_argument("job", help=job_help)
     p.add_argument("--out", required=True, help="output directory (refused if it holds files, unless --force)")
     p.add_argument("--force", action="store_true",
                    help="run in a --out that holds files: an earlier run's files are set aside, removed once this "
                         "run has written its own (put back if it is refused), others left alone")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override one job-file value (TOML syntax; repeatable), e.g. --set training.lr=3e-3; "
-                        "none unsets an optional key (--set clustering.method=none)")
+                   help=f"override one job-file value (TOML syntax; repeatable), e.g. --set {set_examples[0]}; "
+                        f"none unsets an optional key (--set {set_examples[1]})")
     p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
     p.add_argument("--check", action="store_true",
                    help="validate the job, its memory estimate and --out, then stop (nothing written)")
