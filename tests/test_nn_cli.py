@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -655,6 +656,96 @@ def test_resume_of_a_finished_run_whose_nn_h5_is_damaged_writes_it_again(tmp_pat
     for name in set(before) - NN_TIMINGS - {"@"}:
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory):
+    """A finished run of JOB with 4 train and 3 test NTK probes (no train x test spectrum) and one with 4 and 4,
+    by test probes: (job file, run directory)."""
+    tmp, runs = tmp_path_factory.mktemp("finished"), {}
+    for q in (3, 4):
+        job = _write(tmp, JOB.replace("n_test_points = 3", f"n_test_points = {q}"), name=f"job{q}.toml")
+        assert main(["nn", job, "--out", str(tmp / f"run{q}"), "--quiet"]) == 0
+        runs[q] = job, tmp / f"run{q}"
+    return runs
+
+
+@pytest.mark.parametrize("q", [3, 4])
+def test_what_a_run_writes_to_nn_h5_is_what_its_check_asks_for(finished_runs, q):
+    """nn_h5_datasets (what --resume asks a finished run's nn.h5 to hold) names the datasets a run writes, no more
+    and no fewer, with their rows; a finished run's file passes the check."""
+    from hpcflow.nn.job import nn_h5_datasets, nn_h5_fault
+
+    _, out = finished_runs[q]
+    with h5py.File(out / "nn.h5") as f:
+        written = {}
+        f.visititems(lambda name, obj: written.update({name: obj.shape}) if isinstance(obj, h5py.Dataset) else None)
+        cfg, epoch = json.loads(f.attrs["config"]), int(f.attrs["epoch"])
+    want = nn_h5_datasets(cfg, epoch, "finished")
+    assert set(want) == set(written), sorted(set(want) ^ set(written))
+    assert ("ntk/spectrum_train_test" in written) == (q == 4)
+    assert all(rows is None or written[name][0] == rows for name, rows in want.items()), (want, written)
+    assert epoch == 2 and written["history/sigma_val"] == (3,) and written["history/loss"] == (2,)
+    assert written["ntk/points_test"][0] == q and written["width_sweep/width"] == (2,)
+    assert nn_h5_fault(str(out / "nn.h5"), epoch=2) is None
+
+
+def _drop(name):
+    def edit(f):
+        del f[name]
+    return edit
+
+
+def _shorten(name):
+    def edit(f):
+        values = f[name][()]
+        del f[name]
+        f[name] = values[:-1]
+    return edit
+
+
+def _no_attribute(name):
+    def edit(f):
+        del f.attrs[name]
+    return edit
+
+
+#: edits of a finished run's nn.h5 that leave a file h5py opens and walks -> words of the resume's line
+NN_H5_EDITS = {
+    "history/sigma_val dropped": (_drop("history/sigma_val"), "(dataset history/sigma_val missing)"),
+    "ntk/spectrum dropped": (_drop("ntk/spectrum"), "(dataset ntk/spectrum missing)"),
+    "width_sweep group dropped": (_drop("width_sweep"), "(dataset width_sweep/"),
+    "kernel_flow/nn_sigma_test dropped": (_drop("kernel_flow/nn_sigma_test"),
+                                          "(dataset kernel_flow/nn_sigma_test missing)"),
+    "history/loss one epoch short": (_shorten("history/loss"), "(dataset history/loss of shape (1,), not 2 rows)"),
+    "@config dropped": (_no_attribute("config"), "(attribute config missing)"),
+}
+
+
+@pytest.mark.parametrize("case", list(NN_H5_EDITS))
+def test_resume_of_a_finished_run_whose_nn_h5_lacks_a_dataset_writes_it_again(finished_runs, tmp_path, capsys, case):
+    """A finished run's nn.h5 that opens but lacks a dataset or attribute a run writes, or holds a history one
+    epoch short (an edit, a tool that copied part of it): --resume said "nothing to do", exit 0, leaving it so; it
+    writes it again from checkpoint.pt (the run's datasets and values but the wall-clock seconds), saying what it
+    lacked in one line."""
+    from h5data import NN_TIMINGS
+
+    job, run = finished_runs[3]
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = _datasets(out / "nn.h5")
+    edit, words = NN_H5_EDITS[case]
+    with h5py.File(out / "nn.h5", "a") as f:
+        edit(f)
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 0
+    said = [s for s in capsys.readouterr().out.splitlines() if "nn.h5" in s]
+    assert len(said) == 1 and f"{out}: nn.h5 damaged in a finished run {words}" in said[0], said
+    assert "redoing from checkpoint.pt" in said[0] and "nothing to do" not in said[0], said
+    after = _datasets(out / "nn.h5")
+    assert sorted(after) == sorted(before) and after["@"] == before["@"]
+    for name in set(before) - NN_TIMINGS - {"@"}:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])

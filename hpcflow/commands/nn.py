@@ -3,7 +3,8 @@
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
 finished run (the same epochs: "nothing to do", its files left as they are, but for a missing or damaged model.pt or
-model.pt.json, written again from the network in checkpoint.pt, and a missing or damaged nn.h5, for which what
+model.pt.json, written again from the network in checkpoint.pt, and a missing or damaged nn.h5 (also one without a
+dataset or attribute the run writes: `hpcflow.nn.job.nn_h5_fault`), for which what
 follows the training is redone from checkpoint.pt, also where a width-sweep or kernel-flow network diverged after it,
 which it does again); any other change of the job is refused before any work.
 """
@@ -55,14 +56,16 @@ def _command(args, comm) -> int:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)
-        fault = None if done is None else comm.bcast(nn_h5_fault(outdir), root=0)  # rank 0 looks, for all
+        fault = None if done is None else comm.bcast(nn_h5_fault(outdir, resume) if comm.Get_rank() == 0 else None,
+                                                     root=0)  # rank 0 looks, for all
         if fault and redoes_nn_h5(done, resume):
-            done = None  # a finished run less a readable nn.h5 (a partial copy, a disk error): redone after training
+            done = None  # a finished run less a whole nn.h5 (a partial copy, a disk error): redone after training
             if comm.Get_rank() == 0:
                 again = "; it diverges again with the same settings" if resume.get("status") == "diverged" else ""
+                why = fault.partition(" ")[2]
                 print(f"hpcflow nn: {outdir}: nn.h5 {'missing from' if fault == 'missing' else 'damaged in'} a "
-                      f"finished run; redoing from checkpoint.pt what follows its training ({_redone(cfg)}) to write "
-                      f"it again{again}")
+                      f"finished run{' ' + why if why else ''}; redoing from checkpoint.pt what follows its training "
+                      f"({_redone(cfg)}) to write it again{again}")
         elif fault:  # diverged in training: its nn.h5 is not made again without training the diverging epoch
             done = done._replace(fix=f"its nn.h5 is {fault}; {done.fix}")
         if done is not None:  # its files stay as the run wrote them (summary, width sweep, kernel flow)
@@ -107,14 +110,13 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
     return None
 
 
-def nn_h5_fault(outdir: str) -> str | None:
-    """"missing" or "damaged" (h5py cannot open it or walk it) of DIR/nn.h5, None when it reads."""
-    from hpcflow.analysis.rundir import unreadable
+def nn_h5_fault(outdir: str, state: dict | None = None) -> str | None:
+    """"missing", "damaged" (h5py cannot open it or walk it) or "damaged (why)" (it lacks an attribute or dataset a
+    run writes, or holds one of another length: `hpcflow.nn.job.nn_h5_fault`, against the epochs of checkpoint
+    `state` where given) of DIR/nn.h5, None when it holds what it should."""
+    from hpcflow.nn.job import nn_h5_fault as fault
 
-    path = os.path.join(outdir, "nn.h5")
-    if not os.path.lexists(path):
-        return "missing"
-    return "damaged" if os.path.isfile(path) and unreadable(path) else None
+    return fault(os.path.join(outdir, "nn.h5"), epoch=None if state is None else int(state["train"]["epoch"]))
 
 
 def redoes_nn_h5(done, resume: dict) -> bool:

@@ -147,7 +147,7 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
         module, cfg, _ = nn.prepare_job(args, SerialComm())
         outdir, state = nn.prepare_out(args, module, cfg)
         ended = nn.already_finished(state, cfg, outdir)  # epochs done, or diverged
-        if ended is not None and nn.nn_h5_fault(outdir) and nn.redoes_nn_h5(ended, state):
+        if ended is not None and nn.nn_h5_fault(outdir, state) and nn.redoes_nn_h5(ended, state):
             ended = None  # the queued --resume writes its missing or damaged nn.h5 again
         done = None if ended is None else (ended.why, ended.fix)
     else:
