@@ -400,9 +400,10 @@ def test_a_version_3_checkpoint_resumes_with_rank_0s_partial_seconds(chain, tmp_
 
 
 def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its_seconds_unknown(tmp_path):
-    """An epoch begun on 2 ranks (train.partial.comm_seconds of 2 ranks), resumed on 1 and stopped again within it:
-    its partial seconds are unknown (NaN) in the new checkpoint, which still resumes (not refused as damaged), and
-    the epoch is NaN in history/comm_seconds, the epochs trained whole on this rank 0 (one rank times nothing)."""
+    """An epoch begun on 2 ranks (ranks = 2, train.partial.comm_seconds and history/comm_seconds of 2 ranks),
+    resumed on 1 and stopped again within it: its partial seconds are unknown (NaN) in the new checkpoint, which
+    still resumes (not refused as damaged), and the epochs trained, wholly or in part, on 2 ranks are NaN in
+    history/comm_seconds, the epoch trained whole on this rank 0 0 (one rank times nothing)."""
     job, out = str(tmp_path / "job.toml"), str(tmp_path / "run")
     (tmp_path / "job.toml").write_text(JOB)
     sets = ["--set", "width_sweep.widths=[]", "--set", "kernel_flow.enabled=false", "--set", "training.epochs=3",
@@ -412,6 +413,8 @@ def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its
     ck = os.path.join(out, "checkpoint.pt")
     state = torch.load(ck, weights_only=True)
     state["train"]["partial"]["comm_seconds"] = [0.1, 0.2]  # as 2 ranks write it
+    state["ranks"] = state["legs"][0]["ranks"] = 2
+    state["train"]["history"]["comm_seconds"] = state["train"]["history"]["comm_seconds"].repeat(1, 2)
     torch.save(state, ck)
     with _stop_at(epoch=1, position=4):
         assert main(["nn", job, "--out", out, "--quiet", "--resume", *sets]) == 4
@@ -419,7 +422,7 @@ def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its
     assert state["train"]["position"] == 5 and np.isnan(state["train"]["partial"]["comm_seconds"]).all()
     assert main(["nn", job, "--out", out, "--quiet", "--resume", *sets]) == 0
     comm = datasets(os.path.join(out, "nn.h5"))["history/comm_seconds"]
-    assert comm.shape == (3, 1) and np.isnan(comm[1, 0]) and comm[0, 0] == comm[2, 0] == 0.0, comm
+    assert comm.shape == (3, 1) and np.isnan(comm[:2, 0]).all() and comm[2, 0] == 0.0, comm
 
 
 @pytest.mark.parametrize("leg,sets,key", [
@@ -543,3 +546,72 @@ def test_training_threads_cap_the_blas_pools_of_the_ntk_spectra(tmp_path, thread
     assert main(["nn", job, "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert seen == [{1}], seen
     assert _read(str(tmp_path / "run"))[0]["threads"] == 1
+
+
+def _set(path, value):
+    """An edit of a loaded checkpoint: the entry at `path` (keys and indices) set to `value`, or to value(old)."""
+    def edit(state):
+        *parents, last = path
+        node = state
+        for key in parents:
+            node = node[key]
+        node[last] = value(node[last]) if callable(value) else value
+    return edit
+
+
+def _at(index, x):
+    """value(old) for `_set`: a copy of tensor `old` with entry `index` set to x."""
+    def value(old):
+        new = old.clone()
+        new[index] = x
+        return new
+    return value
+
+
+#: hand edits of a finished run's checkpoint.pt to values no training writes -> the entry the refusal names: Adam's
+#: second moment is a mean of squares; -1 is the one count that says "not counted", and the job has 100 validation
+#: points; one partial comm_seconds and one history column per rank; a fraction of a point; negative seconds;
+#: a leg of 0 ranks
+IMPOSSIBLE = {
+    "negative Adam second moment": (_set(("train", "optimizer", "state", 0, "exp_avg_sq"), _at((1, 2), -1e-9)),
+                                    "train.optimizer.state.0.exp_avg_sq[1, 2] = -1e-09 is negative"),
+    "negative sigma_val": (_set(("train", "history", "sigma_val"), _at(2, -0.5)),
+                           "train.history.sigma_val[2] = -0.5 is negative"),
+    "count -7": (_set(("train", "history", "val_not_positive_definite"), _at(1, -7)),
+                 "train.history.val_not_positive_definite[1] = -7 is negative and not -1"),
+    "count above n_val": (_set(("train", "history", "val_not_positive_definite"), _at(3, 101)),
+                          "train.history.val_not_positive_definite[3] = 101 is above [geometry].n_val = 100"),
+    "3 partial comm_seconds at 1 rank": (_set(("train", "partial", "comm_seconds"), [0.0, 0.0, 0.0]),
+                                         "train.partial.comm_seconds (3 values, not one per rank of ranks = 1)"),
+    "3 comm_seconds columns at 1 rank": (_set(("train", "history", "comm_seconds"),
+                                              lambda old: old.repeat(1, 3)),
+                                         "train.history.comm_seconds (3 columns, not one per rank of ranks = 1)"),
+    "a fraction of a point": (_set(("train", "partial", "loss_count"), 2.5),
+                              "train.partial.loss_count = 2.5 is not a whole number"),
+    "negative NTK seconds": (_set(("ntk", "seconds"), _at(0, -1.0)), "ntk.seconds[0] = -1 is negative"),
+    "a leg of 0 ranks": (_set(("legs", 0, "ranks"), 0), "legs[0].ranks = 0 is below 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMPOSSIBLE))
+def test_a_checkpoint_holding_a_value_no_training_writes_is_refused_before_any_work(chain, tmp_path, capsys, case):
+    """A finished run's checkpoint.pt edited by hand to hold a value outside the range a training writes there: a
+    resume that extends it is refused in one line naming the entry and value as a damaged checkpoint, exit 2, every
+    file as it was. A negative Adam moment was accepted: the extension diverged at its first step and overwrote the
+    finished run's nn.h5, model.pt and summary.json with status "diverged"; the other values were accepted and
+    copied into nn.h5 or summary.json."""
+    out = tmp_path / "run"
+    shutil.copytree(chain["out"], out)
+    ck = out / "checkpoint.pt"
+    state = torch.load(ck, weights_only=True)
+    assert state["status"] == "finished" and state["ranks"] == 1 and state["train"]["epoch"] == 3
+    edit, words = IMPOSSIBLE[case]
+    edit(state)
+    torch.save(state, ck)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["nn", chain["job"], "--out", str(out), "--resume", "--set", "training.epochs=4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"hpcflow nn: error: {ck}: entry {words}"), err
+    assert "the checkpoint is damaged, start the run again with --force" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

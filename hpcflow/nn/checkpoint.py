@@ -49,7 +49,9 @@ the run's final status:
                        recorded, whose epochs then read -1)
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 
-Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`.
+Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`. A resume
+refuses a checkpoint holding a value no training writes (`check_train_state`: the schema's layout, NaN or inf but in
+`MAY_BE_NAN`, a value outside its `RANGES`).
 
 Divergence after a resume: a run whose training diverges writes the state of its last finite epoch (status
 "diverged"). A resumed run keeps, as that state, the state it loaded (train.position 0) or the start of the epoch
@@ -69,6 +71,9 @@ import math
 import os
 import time
 from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
 
 from hpcflow import __version__
 from hpcflow.atomic import atomic_file
@@ -79,7 +84,8 @@ from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
 
-__all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "READABLE_VERSIONS", "RESTART", "TIMINGS", "VERSION",
+__all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "RANGES", "READABLE_VERSIONS", "RESTART", "TIMINGS",
+           "VERSION",
            "TrainingCheckpoint", "check_train_layout", "check_train_state", "earlier_legs", "load_checkpoint",
            "load_model", "save_checkpoint", "save_model"]
 
@@ -220,16 +226,111 @@ def save_checkpoint(path, state: dict, *, comm=None) -> None:
 RESTART = "start the run again with --force (replaces it) or use a new --out"
 
 
-def check_train_state(state: dict, path, *, batches: int) -> None:
+def check_train_state(state: dict, path, *, batches: int, limits: dict | None = None) -> None:
     """Refuse (InputFileError naming the entry) a training checkpoint whose entries do not have the schema above:
     counters in range for `batches` batches per epoch (train.step = epoch * batches + position), histories as long
-    as the epochs done."""
+    as the epochs done, one partial comm_seconds per rank; NaN or inf where a training writes finite values; a value
+    outside the range a training writes there (`RANGES`; `limits`: {name: (the job key, its value)} of the bounds
+    "n_train" and "n_val", those bounds unchecked where not given): a negative Adam second moment, σ, loss, count
+    or timing, a count of validation points other than -1 (not recorded) or 0..n_val. Such a value, given to the
+    optimiser, diverged the resumed training at its first step and overwrote a finished run's outputs."""
     _entries_checked(_check_train_state, path, state, batches)
     for part in ("train", "ntk"):
         bad = _non_finite(state.get(part, {}), part)
         if bad is not None:
             raise InputFileError(f"{path}: entry {bad} holds a non-finite value (NaN or inf), where a training writes "
                                  f"only finite ones; the checkpoint is damaged, {RESTART}")
+    _check_ranges(state, path, limits or {})
+
+
+class Range(NamedTuple):
+    """The values a training writes in one entry of its checkpoint (`RANGES`): >= lo, or `sentinel` (a value below lo
+    that says "not recorded"); whole numbers where `whole`; at most the bound `hi` names (a key of
+    `check_train_state`'s limits) where given. NaN is refused before (`_non_finite`, but for `MAY_BE_NAN`)."""
+
+    what: str
+    lo: float = 0.0
+    whole: bool = False
+    hi: str | None = None
+    sentinel: float | None = None
+
+
+#: The natural range of every number of a training checkpoint that a resume continues from or copies into its
+#: outputs, as the trainer writes it (the schema above; docs/outputs.md): entry -> Range, "{}" where an optimiser
+#: parameter's index or a leg's goes. Null legs values (a version 1 checkpoint's) are not bounded.
+RANGES = {
+    **{f"train.history.{k}": Range(f"{what} (>= 0)") for k, what in (
+        ("sigma_train", "σ of the train points"), ("sigma_val", "σ of the validation points"),
+        ("loss", "an epoch's mean batch loss"), ("epoch_seconds", "an epoch's wall seconds"),
+        ("comm_seconds", "a rank's seconds in collectives in an epoch (or NaN: another rank count)"))},
+    "train.history.val_not_positive_definite": Range("a count of validation points, 0 to [geometry].n_val (-1: an "
+                                                     "epoch of a checkpoint written before it was counted)",
+                                                     whole=True, hi="n_val", sentinel=-1),
+    "train.partial.loss_sum": Range("the unfinished epoch's batch losses times their points (>= 0)"),
+    "train.partial.loss_count": Range("the points of the unfinished epoch's batches, 0 to [geometry].n_train",
+                                      whole=True, hi="n_train"),
+    "train.partial.seconds": Range("the unfinished epoch's wall seconds (>= 0)"),
+    "train.partial.comm_seconds": Range("each rank's seconds in collectives so far in the epoch (>= 0, or NaN)"),
+    **{f"{part}.optimizer.state.{{}}.exp_avg_sq": Range("Adam's running mean of squared gradients (>= 0)")
+       for part in ("train", "train.epoch_start")},
+    "ntk.seconds": Range("the seconds of an epoch's NTK (>= 0)"),
+    "legs[{}].from_step": Range("the epochs done when a leg started", whole=True),
+    "legs[{}].to_step": Range("the epochs done at a leg's last write", whole=True),
+    "legs[{}].ranks": Range("a leg's rank count (>= 1)", lo=1, whole=True),
+    "legs[{}].wall_seconds": Range("a leg's wall seconds (>= 0)"),
+    "legs[{}].threads": Range("a leg's threads per rank (>= 1)", lo=1, whole=True),
+}
+
+
+def _ranged(state: dict) -> list:
+    """(RANGES key, entry name, its values) of every entry of `state` that `RANGES` bounds and it holds (entries
+    not tensors or numbers where the schema has them are refused elsewhere)."""
+    train, out = state["train"], []
+    for group in ("history", "partial"):
+        out += [(f"train.{group}.{k}", f"train.{group}.{k}", v) for k, v in train[group].items()
+                if f"train.{group}.{k}" in RANGES]
+    for part, where in ((train, "train"), (train.get("epoch_start"), "train.epoch_start")):
+        opt = part.get("optimizer") if isinstance(part, dict) else None
+        moments = opt.get("state") if isinstance(opt, dict) else None
+        for pid, entries in moments.items() if isinstance(moments, dict) else ():
+            if isinstance(entries, dict) and "exp_avg_sq" in entries:
+                out.append((f"{where}.optimizer.state.{{}}.exp_avg_sq", f"{where}.optimizer.state.{pid}.exp_avg_sq",
+                            entries["exp_avg_sq"]))
+    ntk = state.get("ntk") or {}
+    if "seconds" in ntk:
+        out.append(("ntk.seconds", "ntk.seconds", ntk["seconds"]))
+    for i, leg in enumerate(state.get("legs", [])):
+        out += [(f"legs[{{}}].{k}", f"legs[{i}].{k}", v) for k, v in leg.items()
+                if f"legs[{{}}].{k}" in RANGES and v is not None]
+    return out
+
+
+def _check_ranges(state: dict, path, limits: dict) -> None:
+    """Refuse (InputFileError naming the entry, its first bad value and where, and what a training writes there) a
+    value of `state` outside its `RANGES`."""
+    for key, name, value in _ranged(state):
+        rng = RANGES[key]
+        try:
+            v = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value) else value, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue  # not numbers: the schema's checks refuse it
+        low = "negative" if rng.lo == 0 else f"below {rng.lo:g}"
+        faults = [(low if rng.sentinel is None else f"{low} and not {rng.sentinel:g}",
+                   (v < rng.lo) & (v != rng.sentinel if rng.sentinel is not None else True))]
+        if rng.hi is not None and rng.hi in limits:
+            bound, hi = limits[rng.hi]
+            faults.append((f"above {bound} = {hi}", v > hi))
+        if rng.whole:
+            faults.append(("not a whole number", np.isfinite(v) & (v != np.floor(v))))
+        for why, bad in faults:
+            bad = np.asarray(bad)
+            if bool(np.any(bad)):  # (NaN, where allowed, fails no comparison)
+                at = np.unravel_index(int(np.argmax(bad)), v.shape)
+                where = name + (f"[{', '.join(map(str, at))}]" if v.ndim else "")
+                x = float(v[at])
+                shown = str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
+                raise InputFileError(f"{path}: entry {where} = {shown} is {why}, where a training writes {rng.what}; "
+                                     f"the checkpoint is damaged, {RESTART}")
 
 
 def check_train_layout(state: dict, path, *, network, ntk_shape) -> None:
@@ -382,13 +483,17 @@ def _check_train_state(state: dict, batches: int) -> None:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in
                (comm if isinstance(comm, list) and comm else [comm])):
         raise ValueError("train.partial.comm_seconds (neither seconds nor a list of seconds per rank)")
+    if state.get("version") == VERSION and not (isinstance(comm, list) and len(comm) == ranks):
+        got = f"{len(comm)} values" if isinstance(comm, list) else "one number"
+        raise ValueError(f"train.partial.comm_seconds ({got}, not one per rank of ranks = {ranks})")
     epoch, hist = counts["epoch"], train["history"]
     for k, n in (("sigma_train", epoch + 1), ("sigma_val", epoch + 1), ("loss", epoch), ("epoch_seconds", epoch),
                  ("comm_seconds", epoch)):
         if not torch.is_tensor(_entry(hist, "train.history", k)) or len(hist[k]) != n:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
-        if k != "comm_seconds" and bool((hist[k] < 0).any()):  # σ, the losses and seconds are never negative
-            raise ValueError(f"train.history.{k} (a negative value, where every value is >= 0)")
+        if k == "comm_seconds" and hist[k].dim() == 2 and hist[k].shape[1] != ranks:  # (E, R)
+            raise ValueError(f"train.history.comm_seconds ({hist[k].shape[1]} columns, not one per rank of ranks = "
+                             f"{ranks})")
     counts = hist.get("val_not_positive_definite")  # (absent from checkpoints written before it was recorded)
     if counts is not None and (not torch.is_tensor(counts) or len(counts) != epoch + 1):
         raise ValueError(f"train.history.val_not_positive_definite (not {epoch + 1} values for {epoch} epochs)")

@@ -238,7 +238,9 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
                              f"{n_train // batch_size} batches ([geometry].n_train = {n_train}, [training].batch_size "
                              f"= {batch_size}) as a batch of its own; this one adds it to the batch before, so the run "
                              f"cannot go on as it began: {RESTART}")
-    check_train_state(state, path, batches=batch_count(n_train, batch_size))
+    check_train_state(state, path, batches=batch_count(n_train, batch_size),
+                      limits={"n_train": ("[geometry].n_train", n_train),
+                              "n_val": ("[geometry].n_val", cfg["geometry"]["n_val"])})
     done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
     if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
         raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
