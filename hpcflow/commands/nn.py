@@ -1,10 +1,10 @@
 """`hpcflow nn JOB.toml --out DIR [--force | --resume]`: run a job of kind "nn" (finite networks, sec. 3.3).
 
 Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resume` continues the run in DIR
-from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R); a larger [training].epochs extends a
-finished run (the same epochs: "nothing to do", its files left as they are, but for a missing or damaged model.pt or
-model.pt.json, written again from the network in checkpoint.pt, and a missing or damaged nn.h5 (also one without a
-dataset or attribute the run writes: `hpcflow.nn.job.nn_h5_fault`), for which what
+from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R and threads per rank); a larger
+[training].epochs extends a finished run (the same epochs: "nothing to do", its files left as they are, but for a
+missing or damaged model.pt or model.pt.json, written again from the network in checkpoint.pt, and a missing or
+damaged nn.h5 (also one without a dataset or attribute the run writes: `hpcflow.nn.job.nn_h5_fault`), for which what
 follows the training is redone from checkpoint.pt, also where a width-sweep or kernel-flow network diverged after it,
 which it does again); any other change of the job is refused before any work.
 """

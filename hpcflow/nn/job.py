@@ -227,7 +227,8 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
     batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
     that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the run is
     finished, the job asks for no more epochs and its nn.h5 cannot be read or lacks what a run writes (`nn_h5_fault`:
-    a resume that adds nothing would leave it damaged), unless `nn_h5_redone` (`hpcflow nn --resume`, which redoes what follows training to write it again)."""
+    a resume that adds nothing would leave it damaged), unless `nn_h5_redone` (`hpcflow nn --resume`, which redoes
+    what follows training to write it again)."""
     from hpcflow.nn.checkpoint import RESTART, check_train_state
     from hpcflow.nn.data import batch_count
 
