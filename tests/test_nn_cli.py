@@ -748,6 +748,40 @@ def test_resume_of_a_finished_run_whose_nn_h5_lacks_a_dataset_writes_it_again(fi
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
+def _file_bytes(run) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("names", [("history/val_not_positive_definite",), ("width_sweep/stopped",),
+                                   ("history/val_not_positive_definite", "width_sweep/stopped")])
+def test_resume_of_a_finished_run_whose_nn_h5_predates_a_later_dataset_has_nothing_to_do(finished_runs, tmp_path,
+                                                                                          capsys, names):
+    """An nn.h5 written before schema 1 gained history/val_not_positive_definite or width_sweep/stopped (a finished
+    run of an earlier hpcflow) is whole: --resume with the same epochs has nothing to do and leaves every file as it
+    was. It was called damaged and redone (the NTK's spectra, the width sweep, the kernel flow). A count that is
+    there is still checked: one epoch short, the file is written again."""
+    job, run = finished_runs[3]
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    with h5py.File(out / "nn.h5", "a") as f:
+        for name in names:
+            del f[name]
+    before = _file_bytes(out)
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "nothing to do" in said and "damaged" not in said, said
+    assert _file_bytes(out) == before
+    if "history/val_not_positive_definite" in names:
+        return
+    with h5py.File(out / "nn.h5", "a") as f:
+        _shorten("history/val_not_positive_definite")(f)
+    assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 0
+    said = [s for s in capsys.readouterr().out.splitlines() if "nn.h5" in s]
+    assert len(said) == 1 and ("damaged in a finished run (dataset history/val_not_positive_definite of shape (2,), "
+                               "not 3 rows)") in said[0], said
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])
 def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_toml_does_not_rerun_it(tmp_path, capsys,
                                                                                                      schedule):

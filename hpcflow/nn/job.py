@@ -271,6 +271,10 @@ NN_H5_NTK_SQUARE = ("spectrum_train_test", "wasserstein_train_test")
 NN_H5_SWEEP = ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final", "rel_frobenius_final",
                "wasserstein_final", "seconds", "stopped")
 NN_H5_KERNEL_FLOW = ("sigma_train", "sigma_test", "nn_sigma_train", "nn_sigma_test")
+#: datasets added to schema 1 after it was introduced: an nn.h5 of an earlier hpcflow is a whole schema-1 file without
+#: them (the readers take them as optional: `analysis.histories.load` and `nn_definite_mark`), so `nn_h5_fault` checks
+#: their rows where they are present and does not ask for them
+NN_H5_ADDED = ("history/val_not_positive_definite", "width_sweep/stopped")
 
 
 def nn_h5_datasets(cfg: dict, epoch: int, status: str) -> dict:
@@ -294,8 +298,9 @@ def nn_h5_datasets(cfg: dict, epoch: int, status: str) -> dict:
 def nn_h5_fault(path: str, *, epoch: int | None = None) -> str | None:
     """Why the nn.h5 at `path` is not the file a run writes, or None: "missing", "damaged" (h5py cannot open it or
     walk it: cut short, not HDF5) or "damaged (...)": an attribute missing or not its kind, a dataset missing or of
-    another length than the epochs give (`nn_h5_datasets` of its own @config, @epoch and @status; @epoch other than
-    `epoch`, the checkpoint's, where given). A run's files are judged by what they should hold, not only by whether
+    another length than the epochs give (`nn_h5_datasets` of its own @config, @epoch and @status, but those added to
+    schema 1 later, `NN_H5_ADDED`, which an earlier writer's file lacks; @epoch other than `epoch`, the checkpoint's,
+    where given). A run's files are judged by what they should hold, not only by whether
     they open: a partial copy or an edit that dropped a dataset was a finished run's nn.h5 (--resume: nothing to do)."""
     import h5py
 
@@ -332,6 +337,8 @@ def _nn_h5_contents_fault(f, epoch: int | None) -> str | None:
     if epoch is not None and written != int(epoch):
         return f"attribute epoch = {written}, where checkpoint.pt holds {int(epoch)} epochs"
     for name, rows in want.items():
+        if name in NN_H5_ADDED and name not in f:
+            continue  # a file of a writer before it (schema 1 all the same)
         if not isinstance(f.get(name), h5py.Dataset):
             return f"dataset {name} missing"
         shape = f[name].shape
