@@ -112,6 +112,34 @@ def test_a_network_resumed_at_another_rank_count_says_which_epochs_ran_at_which_
     assert histories.per_rank_note(flow) == "flow step 1 ran at 1 rank (this run resumed it at 2): not shown"
 
 
+def _legs(*spans):
+    """legs of (from_step, to_step, ranks)."""
+    return [{"from_step": a, "to_step": b, "ranks": r} for a, b, r in spans]
+
+
+def test_a_run_of_three_legs_names_the_count_each_left_out_step_ran_at():
+    """A network run on 2 ranks (epochs 1-2), resumed on 1 (epoch 3) and on 2 (epoch 4): its rows 1-3 are NaN. The
+    note read 'epochs 1-3 ran at 1 rank': epochs 1-2 ran at 2 ranks, as the last leg, and the resume on 1 rank
+    dropped their rows. Each step is said by the leg whose span holds it."""
+    from hpcflow.analysis import histories
+
+    comm = np.vstack([np.full((3, 2), np.nan), [[0.01, 0.02]]])
+    net = {**_nn(4), "x": np.arange(5), "train": np.linspace(0.4, 0.3, 5), "comm_seconds": comm,
+           "legs": _legs((0, 2, 2), (2, 3, 1), (3, 4, 2))}
+    assert histories.per_rank_note(net) == ("epochs 1-2 ran at 2 ranks but were not recorded (dropped by a resume "
+                                            "at another rank count); epoch 3 ran at 1 rank (this run resumed it at "
+                                            "2): not shown")
+    secs = np.vstack([np.full((5, 1), np.nan), [[0.01]]])  # a flow: 1 rank, 2 ranks, 1 rank again
+    flow = {**_flow(6), "step_seconds": secs, "legs": _legs((0, 3, 1), (3, 5, 2), (5, 6, 1))}
+    assert histories.per_rank_note(flow) == ("flow steps 1-3 ran at 1 rank but were not recorded (dropped by a "
+                                             "resume at another rank count); flow steps 4-5 ran at 2 ranks (this "
+                                             "run resumed them at 1): not shown")
+    three = {**net, "comm_seconds": np.vstack([np.full((2, 2), np.nan), np.ones((2, 2))]),
+             "legs": _legs((0, 1, 3), (1, 2, 1), (2, 4, 2))}  # each left-out epoch at a count of its own
+    assert histories.per_rank_note(three) == ("epoch 1 ran at 3 ranks, epoch 2 at 1 rank (this run resumed them at "
+                                              "2): not shown")
+
+
 def test_a_resumed_runs_per_rank_caption_says_it(monkeypatch, tmp_path):
     from hpcflow.analysis import histories, products
 

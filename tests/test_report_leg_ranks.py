@@ -75,3 +75,20 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
     flow = "[delta] (flow steps 1-2 ran at 2 ranks (this run resumed them at 1): not shown)"
     assert per_rank == {"flow": f"flow {flow}", "unknown": f"unknown {flow}",  # (its checkpoint.h5 knows the count)
                         "net": "net (epoch 1 ran at 2 ranks (this run resumed it at 1): not shown)"}, per_rank
+
+
+def test_a_network_of_three_legs_names_the_count_each_left_out_epoch_ran_at(tmp_path):
+    """A network trained on 2 ranks (epoch 1), resumed on 1 (epoch 2) and on 2 (epoch 3): the per-rank note read
+    'epochs 1-2 ran at 1 rank', where its legs record epoch 1 on 2 ranks (its row dropped by the resume on 1)."""
+    from hpcflow.analysis.histories import load, per_rank_note
+
+    (tmp_path / "nn.toml").write_text(NN)
+    net = tmp_path / "net"
+    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net)
+    _hpcflow(1, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=2")
+    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=3")
+    legs = json.loads((net / "summary.json").read_text())["legs"]
+    assert [(g["from_step"], g["to_step"], g["ranks"]) for g in legs] == [(0, 1, 2), (1, 2, 1), (2, 3, 2)], legs
+    assert per_rank_note(load(str(net))) == ("epoch 1 ran at 2 ranks but was not recorded (dropped by a resume at "
+                                             "another rank count); epoch 2 ran at 1 rank (this run resumed it at 2): "
+                                             "not shown")

@@ -281,11 +281,14 @@ def _rank_count(values) -> int:
 
 
 def per_rank_note(run) -> str:
-    """What a run's per-rank figure does not show, '' when nothing: the steps run at another rank count than the
-    last leg's (their rows are NaN: a resume at another R), 'flow steps 1-580 ran at 1 rank (this run resumed them at
-    2): not shown', 'epoch 1 ran at 2 ranks (this run resumed it at 1): not shown'; an epoch begun at another count
-    and finished at this one (a leg stopped within it: its `to_step` counts whole epochs) is 'part of epoch 2'. The
-    counts are those of the run's `legs`, 'another rank count' where it records none."""
+    """What a run's per-rank figure does not show, '' when nothing: its steps whose rows are NaN, each said by the leg
+    of the run's `legs` that did it (the one whose from_step-to_step span holds it). A leg at another rank count than
+    the last leg's: 'flow steps 1-580 ran at 1 rank (this run resumed them at 2): not shown', 'epoch 1 ran at 2 ranks
+    (this run resumed it at 1): not shown'; an epoch begun at another count and finished at this one (a leg stopped
+    within it: its `to_step` counts whole epochs) is 'part of epoch 2'. A leg at this count whose rows a later resume
+    at another count dropped (a checkpoint keeps one row width, so each such resume blanks every earlier row):
+    'epochs 1-2 ran at 2 ranks but were not recorded (dropped by a resume at another rank count)'. Steps no leg
+    records ran 'at another rank count'."""
     from hpcflow.analysis.optuna_view import _ranges
 
     key = next((k for k, _ in RANK_PANELS if len(run.get(k, ()))), None)
@@ -295,24 +298,44 @@ def per_rank_note(run) -> str:
     unrecorded = (np.flatnonzero(np.all(np.isnan(values), axis=1)) + 1).tolist()  # steps are 1-based
     if not unrecorded:
         return ""
-    other = [g for g in (run.get("legs") or [])[:-1] if isinstance(g, dict) and _count(g.get("ranks")) is not None
-             and g["ranks"] != values.shape[1]]
-    counts = sorted({g["ranks"] for g in other})
-    at = (f"at {' and '.join(map(str, counts))} rank{'' if counts == [1] else 's'}" if counts else
-          "at another rank count")
-    spans = [(g["from_step"], g["to_step"]) for g in other if _count(g.get("from_step")) is not None
-             and _count(g.get("to_step")) is not None]  # the whole steps each leg at another count did
-    whole = {s for first, last in spans for s in range(first + 1, last + 1)}
-    part = [s for s in unrecorded if s not in whole and any(s == last + 1 for _, last in spans)]
-    ran = [s for s in unrecorded if s not in part]
-    unit = run.get("unit", "flow step")
+    size, unit = values.shape[1], run.get("unit", "flow step")
+    legs = [g for g in (run.get("legs") or []) if isinstance(g, dict)]
+    ranks = [_count(g.get("ranks")) for g in legs]
+    spans = [(_count(g.get("from_step")), _count(g.get("to_step"))) for g in legs]
+    ran, part, dropped = {}, {}, []  # {count (None: unknown): steps}, steps of this count dropped later
+    for s in unrecorded:
+        i = next((i for i in reversed(range(len(legs))) if None not in spans[i] and spans[i][0] < s <= spans[i][1]),
+                 None)
+        if i is None or ranks[i] is None:  # no leg records it, or not its count
+            ran.setdefault(None, []).append(s)
+        elif ranks[i] != size:
+            ran.setdefault(ranks[i], []).append(s)
+        elif any(r != size for r in ranks[i + 1:]):  # a resume at another count after the leg blanked its rows
+            dropped.append(s)
+        else:  # begun by a leg at another count that stopped within it, finished by this count's leg
+            began = {r for r, (_, last) in zip(ranks[:i], spans[:i]) if last == spans[i][0] and r != size}
+            for r in sorted(began, key=lambda r: (r is None, r)) or [None]:
+                part.setdefault(r, []).append(s)
 
     def steps(numbers) -> str:
         return f"{unit}{'s' if len(numbers) > 1 else ''} {_ranges(numbers)}"
 
-    what = " and ".join([steps(ran)] * bool(ran) + [f"part of {steps(part)}"] * bool(part))
-    them = "it" if len(unrecorded) == 1 else "them"
-    return f"{what} ran {at} (this run resumed {them} at {values.shape[1]}): not shown"
+    def at(count) -> str:
+        return "at another rank count" if count is None else f"at {count} rank{'' if count == 1 else 's'}"
+
+    clauses, notes = [], []
+    for count in sorted(set(ran) | set(part), key=lambda r: min(ran.get(r, []) + part.get(r, []))):  # in order
+        whole, begun = ran.get(count, []), part.get(count, [])
+        what = " and ".join(([steps(whole)] if whole else []) + ([f"part of {steps(begun)}"] if begun else []))
+        clauses.append(f"{what} {'' if clauses else 'ran '}{at(count)}")
+    if clauses:
+        other = sorted(set().union(*ran.values(), *part.values()))
+        them = "it" if len(other) == 1 else "them"
+        notes.append((other[0], f"{', '.join(clauses)} (this run resumed {them} at {size})"))
+    if dropped:
+        notes.append((dropped[0], f"{steps(dropped)} ran {at(size)} but {'was' if len(dropped) == 1 else 'were'} not "
+                                  "recorded (dropped by a resume at another rank count)"))
+    return "; ".join(n for _, n in sorted(notes)) + ": not shown"
 
 
 def _count(value):

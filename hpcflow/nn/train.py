@@ -375,7 +375,9 @@ class Trainer:
         for k in COUNTS:  # a checkpoint written before the count was recorded: -1, not counted, for its epochs
             if k not in st["history"]:
                 setattr(self.hist, k, [-1] * len(self.hist.sigma_val))
-        if any(len(row) != size for row in self.hist.comm_seconds):  # resumed at another R: per-rank rows unknown
+        # resumed at another R: per-rank rows unknown. Every row has the last leg's width (each such resume blanks
+        # all rows), so none recorded at this R survived a leg between; analysis.histories.per_rank_note says so
+        if any(len(row) != size for row in self.hist.comm_seconds):
             self.hist.comm_seconds = [[math.nan] * size for _ in self.hist.comm_seconds]
 
     # ---- the loop ---------------------------------------------------------------------------------------
