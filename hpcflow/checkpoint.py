@@ -281,7 +281,8 @@ class Range(NamedTuple):
     """The values the writer stores in one entry of a checkpoint (`RANGES`): >= lo (> lo where `above`; lo None: no
     bound), whole numbers where `whole`, at most hi[1](attributes) where hi = (its name, that function) is given;
     NaN or inf nowhere but where `nan` says: "always" (a per-rank figure of a step run at another R), "without
-    test points" (sigma_test of a run with @n_test = 0)."""
+    test points" (sigma_test of a run with @n_test = 0). `reads`: the attributes hi and nan read, the only ones
+    `_check_values` gives them; each is an entry of `RANGES` above this one, so checked before it."""
 
     what: str
     lo: float | None = 0
@@ -289,28 +290,31 @@ class Range(NamedTuple):
     whole: bool = False
     hi: tuple | None = None
     nan: str = ""
+    reads: tuple = ()
 
 
 #: The natural range of every counter, scalar, history value and point datum a resume continues from or copies into
 #: its outputs, as `CheckpointWriter.write` stores them (docs/outputs.md): the one table that `_check_values` (the
 #: attributes and histories, on every rank) and `_check_row_values` (the rows, each rank its share) read. Keys:
-#: the entry, "{}" where its index goes in a refusal. sigma (eq. B.11) is a weighted mean of |1 - eta/kappa|.
+#: the entry, "{}" where its index goes in a refusal; in the order they are checked in: the attributes that bounds
+#: read first (`Range.reads`). sigma (eq. B.11) is a weighted mean of |1 - eta/kappa|.
 RANGES = {
     "attribute step": Range("the number of steps done", whole=True),
     "attribute n_train": Range("the number of train points (a flow has >= 1)", lo=1, whole=True),
     "attribute n_test": Range("the number of test points", whole=True),
     "attribute ranks": Range("the rank count of the last leg", lo=1, whole=True),
     "attribute test_held": Range("test point-steps whose update was withheld (at most one per test point and step)",
-                                 whole=True, hi=("n_test x step", lambda a: int(a["n_test"]) * int(a["step"]))),
+                                 whole=True, hi=("n_test x step", lambda a: int(a["n_test"]) * int(a["step"])),
+                                 reads=("n_test", "step")),
     "attribute since_best": Range("the steps since sigma first reached attribute best", whole=True,
-                                  hi=("attribute step", lambda a: int(a["step"]))),
+                                  hi=("attribute step", lambda a: int(a["step"])), reads=("step",)),
     "attribute best": Range("the smallest sigma so far (sigma >= 0)"),
     "history/sigma_train[{}]": Range("sigma of the train points (>= 0)"),
     "history/sigma_test[{}]": Range("sigma of the test points (>= 0; NaN without test points)",
-                                    nan="without test points"),
+                                    nan="without test points", reads=("n_test",)),
     "history/dt[{}]": Range("the accepted step size of a step (> 0)", above=True),
     "history/rejections[{}, 0]": Range("the step of a rejected trial step, counted from 1", lo=1, whole=True,
-                                       hi=("attribute step + 1", lambda a: int(a["step"]) + 1)),
+                                       hi=("attribute step + 1", lambda a: int(a["step"]) + 1), reads=("step",)),
     "history/rejections[{}, 1]": Range("the dt of a rejected trial step (> 0)", above=True),
     **{f"history/{k}[{{}}]": Range(f"{what} (>= 0, or NaN)", whole=k == "comm_bytes", nan="always")
        for k, what in zip(PER_RANK_KEYS, ("a step's wall seconds on a rank", "a step's kernel seconds on a rank",
@@ -318,7 +322,7 @@ RANGES = {
                                           "in a step, a count"))},
     "attribute legs[{}].from_step": Range("the steps done when a leg started", whole=True),
     "attribute legs[{}].to_step": Range("the steps done at a leg's last write", whole=True,
-                                        hi=("attribute step", lambda a: int(a["step"]))),
+                                        hi=("attribute step", lambda a: int(a["step"])), reads=("step",)),
     "attribute legs[{}].ranks": Range("the rank count of a leg (>= 1; null: unknown)", lo=1, whole=True, nan="always"),
     "attribute legs[{}].wall_seconds": Range("a leg's wall seconds (>= 0; null: unknown)", nan="always"),
     **{f"{kind}/weights[{{}}]": Range("Monte Carlo weights (>= 0)") for kind in ("train", "test")},
@@ -334,10 +338,13 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
     """Refuse (InputFileError naming the entry, its first bad value and where) values outside their `RANGES`: NaN
     or inf where the entry's `nan` does not allow it (`_refuse_non_finite`, its first entry `unit` `first`), then a
     value below or above its bounds or not whole. values: {RANGES key: a scalar or an array (one row per index)},
-    checked in order (an attribute's bound reads `attrs` once the attributes it reads passed)."""
-    for key, v in values.items():
-        rng, v = RANGES[key], np.asarray(v, dtype=np.float64)
-        if not (rng.nan == "always" or rng.nan == "without test points" and not int(attrs["n_test"])):
+    checked in the order of `RANGES`, so that a bound reads (of `attrs`: its `Range.reads` only) attributes that
+    have already passed, in this call or an earlier one (the attributes are checked before the histories and legs)."""
+    order = {key: i for i, key in enumerate(RANGES)}
+    for key in sorted(values, key=order.__getitem__):
+        rng, v = RANGES[key], np.asarray(values[key], dtype=np.float64)
+        read = {k: attrs[k] for k in rng.reads}
+        if not (rng.nan == "always" or rng.nan == "without test points" and not int(read["n_test"])):
             _refuse_non_finite(path, key.split("[", 1)[0], v, first=first, unit=unit if v.ndim else None)
         faults = []  # (what is wrong, where it is)
         with np.errstate(invalid="ignore"):  # (NaN where allowed: no comparison holds for it)
@@ -345,7 +352,7 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
                 faults.append((f"not > {rng.lo:g}" if rng.above else "negative" if rng.lo == 0 else f"below {rng.lo:g}",
                                v <= rng.lo if rng.above else v < rng.lo))
             if rng.hi is not None:
-                hi = rng.hi[1](attrs)
+                hi = rng.hi[1](read)
                 faults.append((f"above {rng.hi[0]} = {hi}", v > hi))
             if rng.whole:
                 faults.append(("not a whole number", np.isfinite(v) & (v != np.floor(v))))

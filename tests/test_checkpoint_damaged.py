@@ -218,6 +218,12 @@ OUT_OF_RANGE = [
      "attribute since_best = 4 is above attribute step = 3"),
     ("best", lambda f: f.attrs.__setitem__("best", -0.5), "attribute best = -0.5 is negative"),
     ("n_test fraction", lambda f: f.attrs.__setitem__("n_test", 40.5), "attribute n_test = 40.5 is not a whole number"),
+    # n_test is checked before test_held's bound reads it (test_held, 0 <= 7 <= 2 x 3 or 40 x 3, was blamed)
+    ("n_test negative", lambda f: f.attrs.__setitem__("n_test", -1), "attribute n_test = -1 is negative"),
+    ("n_test fraction below test_held", lambda f: f.attrs.update({"n_test": 2.5, "test_held": 7}),
+     "attribute n_test = 2.5 is not a whole number"),
+    ("n_test NaN", lambda f: f.attrs.__setitem__("n_test", np.nan),
+     "attribute n_test holds a non-finite value (NaN or inf)"),
     ("ranks", lambda f: f.attrs.__setitem__("ranks", 0), "attribute ranks = 0 is below 1"),
     ("rejection step beyond", _rejections([[5, 1.0]]), "history/rejections[0, 0] = 5 is above attribute step + 1 = 4"),
     ("rejection step 0", _rejections([[1, 2.0], [0, 1.0]]), "history/rejections[1, 0] = 0 is below 1"),
@@ -234,6 +240,21 @@ OUT_OF_RANGE = [
     ("leg to_step", _leg("to_step", 9), "attribute legs[0].to_step = 9 is above attribute step = 3"),
     ("leg wall_seconds", _leg("wall_seconds", -1.0), "attribute legs[0].wall_seconds = -1 is negative"),
 ]
+
+
+def test_every_bound_reads_attributes_checked_before_it():
+    """A bound (and sigma_test's NaN rule) reads only the attributes its Range declares, each an entry of RANGES
+    above it: _check_values takes the values in the table's order, so what a bound reads has passed its own check.
+    test_held's bound read n_test before n_test was checked, and blamed test_held for a negative n_test."""
+    from hpcflow.checkpoint import RANGES
+
+    keys = list(RANGES)
+    for key, rng in RANGES.items():
+        assert bool(rng.reads) == (rng.hi is not None or rng.nan == "without test points"), key
+        for name in rng.reads:
+            assert keys.index(f"attribute {name}") < keys.index(key), (key, name)
+        if rng.hi is not None:
+            rng.hi[1]({name: 3 for name in rng.reads})  # (a KeyError: it reads one it does not declare)
 
 
 @pytest.mark.parametrize("edit, said", [c[1:] for c in OUT_OF_RANGE], ids=[c[0] for c in OUT_OF_RANGE])

@@ -257,7 +257,8 @@ class Range(NamedTuple):
 
 #: The natural range of every number of a training checkpoint that a resume continues from or copies into its
 #: outputs, as the trainer writes it (the schema above; docs/outputs.md): entry -> Range, "{}" where an optimiser
-#: parameter's index or a leg's goes. Null legs values (a version 1 checkpoint's) are not bounded.
+#: parameter's index or a leg's goes. Null legs values (a version 1 checkpoint's) are not bounded. A bound (`hi`) is
+#: a job's key ([geometry] n_train, n_val), never another entry, so the order the entries are checked in is free.
 RANGES = {
     **{f"train.history.{k}": Range(f"{what} (>= 0)") for k, what in (
         ("sigma_train", "σ of the train points"), ("sigma_val", "σ of the validation points"),
