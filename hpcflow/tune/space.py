@@ -32,6 +32,9 @@ OBJECTIVES = {
 }
 #: job kind -> its default objective
 DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
+#: the settings every trial sets from [tune].seed and its number (`trial.trial_seeds`): neither [tune.space] nor a
+#: --set may give them
+POINT_SEEDS = ("geometry.seed", "geometry.test_seed")
 
 #: the longest wait a thread can make (threading.TIMEOUT_MAX, whole seconds): the heartbeat's period
 MAX_WAIT = int(threading.TIMEOUT_MAX)
@@ -100,7 +103,7 @@ def _param(source: str, name: str, spec, schema: dict) -> Param:
     if section in ("job", "tune") or section not in schema or key not in schema[section]:
         raise ConfigError(f"{where} names no job setting; use 'SECTION.KEY' of a setting of this job kind, "
                           "e.g. \"flow.dt\"")
-    if name in ("geometry.seed", "geometry.test_seed"):
+    if name in POINT_SEEDS:
         raise ConfigError(f"{where}: every trial draws its own points from [tune].seed; remove it")
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} = {spec!r} must be a table {{low, high, log, step}} or {{choices = [...]}}")

@@ -121,8 +121,9 @@ RECORD = "hpcflow_job"
 #: records the failed trial in the storage first (a journal on a slow shared file system), which may outlast ABORT_WAIT
 RECORD_WAIT = 5.0
 #: job settings a later worker may change: they do not change what a trial computes ([tune] aside from its
-#: objective and seed, which are compared on their own; searched settings are set by every trial)
-FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("checkpoint", None)}
+#: objective and seed, which are compared on their own; searched settings are set by every trial, and the point
+#: seeds, [geometry] seed and test_seed, by every trial from [tune].seed: `trial_seeds`)
+FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("geometry", "test_seed"), ("checkpoint", None)}
 
 
 def record_mismatch(old: dict, new: dict) -> str | None:
@@ -291,13 +292,19 @@ def check_kind(path, overrides=()) -> None:
 
 
 def refuse_searched_overrides(path, overrides, space) -> None:
-    """Refuse (ConfigError) a --set of a setting [tune.space] searches: every trial sets its own value over it, so
-    the --set would be ignored while the study's record and every trial's overrides list it."""
+    """Refuse (ConfigError) a --set of a setting [tune.space] searches, or of a point seed (`spaces.POINT_SEEDS`, which
+    [tune.space] refuses too): every trial sets its own value over it, so the --set would be ignored while the
+    study's record and every trial's overrides list it."""
     from hpcflow.jobs.schema import parse_override
 
     searched = {p.name for p in space}
     for text in overrides:
         section, key, _ = parse_override(text)
+        if f"{section}.{key}" in spaces.POINT_SEEDS:
+            raise ConfigError(f"{path}: --set {text} sets {section}.{key}, but every trial draws its own points from "
+                              "[tune].seed and its number (its seeds replace [geometry] seed and test_seed), so the "
+                              "--set would be ignored; drop it (a new study with another [tune].seed draws other "
+                              "points)")
         if f"{section}.{key}" in searched:
             name, value = f"{section}.{key}", text.partition("=")[2].strip()
             raise ConfigError(f'{path}: --set {text} sets {name}, which [tune.space] searches (every trial sets its '
