@@ -90,16 +90,21 @@ class TuneJob:
     overrides: list
     cfg: dict
     tune: dict
+    #: the --set values the study was created with (its record's `overrides`, `open_study`); None: not read yet
+    study_overrides: list | None = None
 
     def trial_overrides(self, params: dict) -> list:
-        """The --set values of a trial: the study's, then `params`."""
-        return [*self.overrides, *spaces.overrides(params)]
+        """The --set values a trial records: the study's (those it was created with, whichever job and --set values
+        this worker runs), then `params`; with the trial's seeds they make its job of the study's job file."""
+        base = self.overrides if self.study_overrides is None else self.study_overrides
+        return [*base, *spaces.overrides(params)]
 
     def trial_cfg(self, params: dict) -> dict:
-        """The validated job with `params` set, exactly as `hpcflow run --set ...` would read it."""
+        """The validated job with `params` set, exactly as `hpcflow run --set ...` would read it (this worker's job
+        file and --set values, which compute what the study's do: `record_mismatch`)."""
         from hpcflow.jobs import registry
 
-        return registry.load(self.path, self.trial_overrides(params))[1]
+        return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
 
     def record(self) -> dict:
         """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
@@ -1064,6 +1069,10 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     else:
         refuse_unrecorded(out, study_name, names, storage)
     foreign = _foreign_trials(out, 0 if study is None else len(study.get_trials(deepcopy=False)))
+    if foreign and study is None and (gone := lost_storage(out, storage)) is not None:
+        raise OutputPathError(f"--out {out} holds trials/{foreign[0]} of study {study_name!r}, but its storage "
+                              f"{storage_shown(storage_label(storage, out), out)}, which study.json names, is {gone}; "
+                              "restore it (from a backup) and run again, or choose another --out")
     if foreign:
         raise OutputPathError(f"--out {out} holds trials/{foreign[0]}, which study {study_name!r} in storage "
                               f"{storage_shown(storage_label(storage, out), out)} has not reached (another storage "
@@ -1071,6 +1080,24 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     if study is not None:
         refuse_unfit(study, job, study_name)
     return store
+
+
+def lost_storage(out: str, storage) -> str | None:
+    """"missing" or "an empty file" where study.json of DIR `out` records a storage file (a journal, an SQLite
+    database) that is gone or empty; None where DIR holds no study.json, or its storage is a database server or a
+    file with content (or study.json of an older layout, which names no storage)."""
+    record = read_record(out)
+    if record is None or record.get("storage") is None:
+        return None
+    path = storage_file(storage_label(storage, out), out)
+    if path is None:
+        return None
+    if not os.path.lexists(path):
+        return "missing"
+    try:
+        return "an empty file" if os.path.isfile(path) and os.path.getsize(path) == 0 else None
+    except OSError:
+        return None
 
 
 def refuse_unrecorded(out: str, study_name: str, names: list, storage) -> None:
@@ -1119,17 +1146,44 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
         study = optuna.create_study(study_name=study_name, storage=store, direction=tune["direction"],
                                     sampler=sampler, pruner=pruner, load_if_exists=True)  # another worker may race
     record = check_record(study, job, study_name)
+    job.study_overrides = list(record.get("overrides", job.overrides))  # what every trial's summary.json records
     os.makedirs(out, exist_ok=True)
-    lost = read_record(out) is None and any("run_dir" in t.user_attrs for t in study.get_trials(deepcopy=False))
+    said = read_record(out) is None and recorded_again(study, out, storage, study_name)
     label = storage_label(storage, out)
     write_json(os.path.join(out, "study.json"), {"study": study_name, "storage": label, "job": record["job"],
                                                  "overrides": record["overrides"]})
-    if lost:
-        log(f"hpcflow tune: --out {out} held no study.json; wrote it again from study {study_name!r} in storage "
-            f"{storage_shown(label, out)}")
+    if said:
+        log(said)
     continue_after_training(study._storage, lambda t: after_training(job, t, out))
     recover(study, job, out)
     return study, store
+
+
+def recorded_again(study, out: str, storage, study_name: str) -> str | None:
+    """The line a worker says where it writes study.json into `out`, which held none, for a study whose trials ran
+    (None where none did: a new study, or one of queued trials only): study.json was lost where `out` is the
+    study's own directory (its storage file lies in it, or it holds a trial's run directory); otherwise `out` is a
+    new directory that joins a study of a shared storage, whose other trials lie in the directories they name
+    (user attribute study_dir; an older layout's absolute run_dir)."""
+    ran = [t.user_attrs["run_dir"] for t in study.get_trials(deepcopy=False) if "run_dir" in t.user_attrs]
+    if not ran:
+        return None
+    shown = storage_shown(storage_label(storage, out), out)
+    if storage_entry(storage, out) is not None or any(
+            not os.path.isabs(rd) and os.path.isdir(os.path.join(out, rd)) for rd in ran):
+        return (f"hpcflow tune: --out {out} held no study.json; wrote it again from study {study_name!r} in storage "
+                f"{shown}")
+    here, dirs = os.path.abspath(out), []
+    for t in study.get_trials(deepcopy=False):
+        rd, where = t.user_attrs.get("run_dir"), t.user_attrs.get("study_dir")
+        if where is None and isinstance(rd, str) and os.path.isabs(rd):
+            where = os.path.dirname(os.path.dirname(rd))  # DIR/trials/NNNN
+        if isinstance(where, str) and where != here and where not in dirs:
+            dirs.append(where)
+    named = ", ".join(dirs[:3]) + (f" and {len(dirs) - 3} more" if len(dirs) > 3 else "")
+    lie = f"lie in {named}" if dirs else "lie in other study directories"
+    return (f"hpcflow tune: --out {out} joins study {study_name!r} in storage {shown}, whose trials so far {lie}; "
+            "wrote its study.json")
 
 
 def recover(study, job: TuneJob, out: str, *, log=print) -> None:
