@@ -96,3 +96,19 @@ def test_a_study_directory_whose_journal_is_missing_or_empty_says_so(tmp_path, c
         assert (f"--out {copy} holds trials/0000 of study 'tiny', but its storage {journal}, which study.json names, "
                 f"{said}; restore it (from a backup)") in io.err, io.err
         assert "another storage" not in io.err and _digests(copy) == before
+
+
+def test_a_queued_value_optuna_refuses_fails_its_trial_in_one_line(tmp_path, capsys):
+    """A trial queued by plain Optuna with dt = -5 for a log range printed a 25-line traceback and counted as an
+    internal error: one line names the parameter and the value, the trial fails without a retry, the study goes on."""
+    job, out = _job(tmp_path, JOB.replace("pruner = \"none\"", "pruner = \"none\"\nretries = 2")), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
+    _journal(out / "study.journal").enqueue_trial({"flow.dt": -5.0})
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out, "--quiet")
+    assert rc == 0 and "Traceback" not in io.out + io.err, io.out + io.err
+    failed = [line for line in io.out.splitlines() if "trial 1" in line]
+    assert len(failed) == 1 and failed[0].startswith("hpcflow tune: trial 1 failed: "), io.out
+    assert '"flow.dt"' in failed[0] and "-5.0" in failed[0] and "log = true" in failed[0], failed[0]
+    trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]  # no retry
+    assert "-5.0" in trials[1].user_attrs["error"]

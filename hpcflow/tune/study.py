@@ -374,13 +374,29 @@ def make_pruner(tune: dict):
                                        n_warmup_steps=tune["pruner_warmup_steps"])
 
 
+class QueuedValueRefused(ConfigError):
+    """A value queued for a trial (Optuna's enqueue_trial) that its parameter's distribution cannot hold: the trial
+    fails, without a retry (its queued value would recur), and the study goes on."""
+
+
 def suggest(trial, p: spaces.Param):
-    """The value of one parameter for `trial` (Optuna's suggest API by kind)."""
-    if p.kind == "categorical":
-        return trial.suggest_categorical(p.name, list(p.choices))
-    if p.kind == "int":
-        return trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
-    return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+    """The value of one parameter for `trial` (Optuna's suggest API by kind); a queued value (enqueue_trial) that
+    Optuna refuses for the parameter's distribution (a log range's value <= 0, a choice not among the choices,
+    a number that is none) is QueuedValueRefused, one line naming the parameter and the value."""
+    try:
+        if p.kind == "categorical":
+            return trial.suggest_categorical(p.name, list(p.choices))
+        if p.kind == "int":
+            return trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
+        return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+    except (ValueError, TypeError) as exc:
+        queued = getattr(trial, "_fixed_params", None) or {}
+        if p.name not in queued:
+            raise
+        why = " ".join(str(exc).split())[:200]
+        raise QueuedValueRefused(f'parameter "{p.name}" was queued (enqueue_trial) with {queued[p.name]!r}, which '
+                                 f"[tune.space].\"{p.name}\" = {shown(distribution(p))} cannot take (Optuna: {why}); "
+                                 "queue one it can take") from None
 
 
 def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, note=None) -> dict:
@@ -487,7 +503,11 @@ class Worker:
         mark_worker(trial)
         if self.max_trials is not None:
             self.check_cap(trial)
-        params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
+        try:
+            params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
+        except QueuedValueRefused as exc:
+            record_error(trial, exc)  # it ran to its end (`budget.finished`): a requeued job does not add it again
+            raise
         continues = continued(trial)
         seeds = trial_seeds(self.job.tune["seed"], trial.number) if continues is None else continues[1]
         rel = os.path.join("trials", f"{trial.number:04d}")
