@@ -4,11 +4,14 @@ what its lines say."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 from optuna.trial import TrialState
 
 from hpcflow.jobs import registry
+from hpcflow.tune import objective
 from hpcflow.tune.trial import trial_seeds
 from test_tune_records import JOB, _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's import mode)
 
@@ -112,3 +115,72 @@ def test_a_queued_value_optuna_refuses_fails_its_trial_in_one_line(tmp_path, cap
     trials = _journal(out / "study.journal").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]  # no retry
     assert "-5.0" in trials[1].user_attrs["error"]
+
+
+def test_the_max_trials_line_says_how_many_the_study_holds(tmp_path, capsys):
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "3", "--out", out, "--quiet")[0] == 0
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--max-trials", "2", "--quiet")
+    assert rc == 0 and "hpcflow tune: study holds 3 trials (complete, pruned, running, queued, or failed without a " \
+        "retry), --max-trials is 2; this worker stops" in io.out, io.out
+    assert len(_journal(out / "study.journal").trials) == 3
+
+
+def test_the_view_of_a_study_of_one_trial_says_one_trial(tmp_path, capsys):
+    from hpcflow.analysis.optuna_view import numbers
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
+    assert numbers(_journal(out / "study.journal"))[0] == "study tiny: 1 trial, 1 complete"
+
+
+def test_the_summary_line_says_which_pruned_trials_diverged(tmp_path, capsys):
+    """dt = 1000 diverges this flow (no positive-definite step): the trial is pruned, and the summary line said
+    '1 pruned' as if the pruner had stopped it."""
+    job, out = _job(tmp_path, JOB.replace("high = 3.0", "high = 10000.0")), tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
+    _journal(out / "study.journal").enqueue_trial({"flow.dt": 1000.0})
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
+    trials = _journal(out / "study.journal").trials
+    assert trials[1].state == TrialState.PRUNED and trials[1].user_attrs["status"] == "diverged"
+    assert rc == 0 and "hpcflow tune: study 'tiny': 1 complete, 1 pruned (diverged)\n" in io.out, io.out
+
+
+def test_a_worker_stopped_by_a_signal_says_whether_it_wrote_best_toml(tmp_path, capsys, monkeypatch):
+    """SIGTERM during trial 1 (trial 0 complete): exit 4 naming best.toml, which it wrote; SIGTERM during the first
+    trial of a study: no trial is complete, and the line says that no best.toml was written."""
+    job = _job(tmp_path, JOB.replace("steps = 3", "steps = 6"))
+    real = objective.Tracker.step
+
+    def sigterm_in(trial):
+        def step(self, info, sigma0):
+            if info["step"] == 2 and len(_journal(out / "study.journal").trials) == trial + 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(self, info, sigma0)
+        return step
+
+    for trial, said in ((1, "wrote {out}/best.toml (best trial 0 so far)"),
+                        (0, "no trial is complete yet, so no best.toml")):
+        out = tmp_path / f"s{trial}"
+        monkeypatch.setattr(objective.Tracker, "step", sigterm_in(trial))
+        rc, io = _tune(capsys, job, "--trials", "2", "--out", out, "--quiet")
+        assert rc == 4 and f"signal received during trial {trial}" in io.err, io.err
+        assert said.format(out=out) in io.err and io.err.count("\n") == 1, io.err
+        assert (out / "best.toml").is_file() == (trial == 1)
+
+
+def test_a_storage_that_is_no_journal_is_not_to_be_restored(tmp_path, capsys):
+    """--storage naming a text file of another kind was advised to be restored 'from a copy': it is no journal at
+    all; a journal whose first line is damaged (its later lines operations) is still to be restored."""
+    job = _job(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\nworld\n")
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", tmp_path / "a", "--storage", notes)
+    assert rc == 2 and "another kind of file, not a damaged journal" in io.err, io.err
+    assert "restore" not in io.err and not (tmp_path / "a").exists()
+    assert _tune(capsys, job, "--trials", "1", "--out", tmp_path / "s", "--quiet")[0] == 0
+    lines = (tmp_path / "s" / "study.journal").read_bytes().split(b"\n")
+    damaged = tmp_path / "damaged.journal"
+    damaged.write_bytes(b"\n".join([b"garbage", *lines[1:]]))
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", tmp_path / "b", "--storage", damaged)
+    assert rc == 2 and "restore it from a copy" in io.err and "another kind" not in io.err, io.err

@@ -393,7 +393,8 @@ def numbers(study) -> list:
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    out = [f"study {study.study_name}: {len(study.trials)} trials, {len(done)} complete"]
+    n = len(study.trials)
+    out = [f"study {study.study_name}: {n} trial{'s' * (n != 1)}, {len(done)} complete"]
     if done and len(study.directions) == 1:
         best = study.best_trial
         out.append(f"best trial {best.number}: value {best.value:.6g} params {best.params}")

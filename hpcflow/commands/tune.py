@@ -22,7 +22,8 @@ def run(args) -> int:
                           quiet=args.quiet)
     if not is_root():
         return 0
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result["counts"].items()))
+    counts = ", ".join(f"{n} {state.lower()}{pruned_why(result) if state == 'PRUNED' else ''}"
+                       for state, n in sorted(result["counts"].items()))
     if result.get("over_cap"):
         counts += f" ({result['over_cap']} of the failed drawn over --max-trials, not run)"
     print(f"hpcflow tune: study {result['study']!r}: {counts}")
@@ -36,6 +37,17 @@ def run(args) -> int:
     b = result["best"]
     print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
     return 0
+
+
+def pruned_why(result: dict) -> str:
+    """What the count of pruned trials holds besides those the pruner stopped: those that diverged (pruned, so that
+    they are never the best; an nn network's metric not positive definite counts as diverged), in parentheses."""
+    diverged, pruned = result.get("diverged") or 0, result["counts"].get("PRUNED", 0)
+    if not diverged:
+        return ""
+    if diverged == pruned:
+        return " (diverged)" if pruned == 1 else " (all diverged)"
+    return f" ({diverged} of them diverged, {pruned - diverged} stopped by the pruner)"
 
 
 #: the options whose value changes what a tune worker does (each rank must be given the same)
@@ -85,7 +97,8 @@ def register(sub) -> None:
                    help="stop drawing trials once the study holds M (complete, pruned, running, queued, or failed "
                         "without a retry), counting every worker's")
     p.add_argument("--out", required=True, help="study directory: trials/NNNN/, study.journal, best.toml")
-    p.add_argument("--storage", help="journal file path or SQLAlchemy URL (default DIR/study.journal)")
+    p.add_argument("--storage", help="journal file path or SQLAlchemy URL (default DIR/study.journal); a relative "
+                                     "path, sqlite:///study.db's too, is from the working directory")
     p.add_argument("--study", help="study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="overrides [tune].sampler")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",

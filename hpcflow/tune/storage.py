@@ -455,8 +455,11 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     if data and _operation(lines[0] if lines else tail) is None:  # before its last line: another kind of file
-        return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal); restore it from a "
-                f"copy, or {instead}")
+        if not any(_operation(line) for line in lines[1:]):  # no line is one: not a journal at all
+            return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal); no line of it "
+                    f"is one: it is another kind of file, not a damaged journal; {instead}")
+        return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal, or a damaged one: "
+                f"later lines are operations); restore it from a copy, or {instead}")
     if tail:
         return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk), so the file is "
                 f"damaged; remove that partial last line (keep lines 1-{len(lines)}), or {instead}")

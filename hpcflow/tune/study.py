@@ -212,7 +212,8 @@ def refuse_foreign(study, job: TuneJob, study_name: str) -> None:
     why = (f"parameters {', '.join(map(repr, extra))} that this job does not search" if extra else
            "trials that hpcflow tune did not run (no run directory)")
     raise ConfigError(f"{job.path}: study {study_name!r} in the storage records no hpcflow job and holds "
-                      f"{len(trials)} trials, with {why}; pass another --study, or another --out or --storage")
+                      f"{len(trials)} trial{'s' * (len(trials) != 1)}, with {why}; pass another --study, or another "
+                      "--out or --storage")
 
 
 def refuse_redrawn(study, job: TuneJob, study_name: str) -> None:
@@ -628,10 +629,12 @@ class Worker:
         if self.max_trials is None:
             return False
         recover(self.study, self.job, self.out, log=self.log)
-        if budget.room(self.study.get_trials(deepcopy=False), self.max_trials):
+        trials = self.study.get_trials(deepcopy=False)
+        if budget.room(trials, self.max_trials):
             return False
-        self.log(f"hpcflow tune: study holds --max-trials {self.max_trials} trials (complete, pruned, running, "
-                 "queued, or failed without a retry); this worker stops")
+        n = len(budget.counted(trials))
+        self.log(f"hpcflow tune: study holds {n} trial{'s' * (n != 1)} (complete, pruned, running, queued, or failed "
+                 f"without a retry), --max-trials is {self.max_trials}; this worker stops")
         return True
 
     def run(self, n_trials: int) -> int:
@@ -1341,9 +1344,11 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
         worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
         try:
             ran = worker.run(trials)
-        except Preempted:
-            write_best(study, job, out, study_name, comm=comm)  # the trials finished so far still give best.toml
-            raise
+        except Preempted as exc:
+            path, best = write_best(study, job, out, study_name, comm=comm)  # the trials finished so far give it
+            said = (f"wrote {path} (best trial {best.number} so far)" if path is not None else
+                    "no trial is complete yet, so no best.toml")
+            raise Preempted(f"{exc}; {said}") from None
         except WriteFailed:
             best_if_writable(study, job, out, study_name, comm=comm)  # and where a trial's write was refused
             raise
@@ -1371,15 +1376,20 @@ def outcomes(study, numbers) -> dict:
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
     """Counts of the study's trials by state (a RUNNING trial whose worker was killed as "INTERRUPTED",
-    `interrupted_trials`; its numbers in "interrupted"), the best trial and best.toml (written when a trial
-    finished)."""
+    `interrupted_trials`; its numbers in "interrupted"; "diverged": the PRUNED ones that diverged, or an nn network's
+    whose metric is not positive definite, `objective.infeasible`), the best trial and best.toml (written when a
+    trial finished)."""
+    from optuna.trial import TrialState
+
     counts: dict = {}
-    over_cap = 0
+    over_cap = diverged = 0
     gone, trials = interrupted_trials(study, lambda t: run_dir_of(t, out))
     for t in trials:
         state = "INTERRUPTED" if t.number in gone else t.state.name  # RUNNING, its worker killed: as the report says
         counts[state] = counts.get(state, 0) + 1
         over_cap += str(t.user_attrs.get("failure", "")).startswith(budget.OVER_CAP)
+        diverged += t.state == TrialState.PRUNED and objectives.infeasible(t.user_attrs) is not None
     best_toml, best = write_best(study, job, out, study_name, comm=comm)
-    return {"study": study_name, "counts": counts, "over_cap": over_cap, "interrupted": gone, "best_toml": best_toml,
+    return {"study": study_name, "counts": counts, "over_cap": over_cap, "diverged": diverged, "interrupted": gone,
+            "best_toml": best_toml,
             "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params}}
