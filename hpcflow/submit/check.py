@@ -34,11 +34,11 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
     if note is None and not runs_here:  # (here a space value asking for a missing GPU was refused already)
-        note = _space_gpu_note(module, job, overrides, space)
+        note = _space_gpu_note(module, job, overrides, space, cfg)
     return kind, note
 
 
-def _space_gpu_note(module, job: str, overrides, space) -> str | None:
+def _space_gpu_note(module, job: str, overrides, space, cfg) -> str | None:
     """`missing_gpu_note` of the first [tune.space] value whose trials ask for a GPU this node lacks, naming it (a
     tune here refuses that value before any trial), else None."""
     from hpcflow.backend import gpu_checked_elsewhere
@@ -46,12 +46,12 @@ def _space_gpu_note(module, job: str, overrides, space) -> str | None:
     from hpcflow.jobs import registry
     from hpcflow.tune.study import space_settings
 
-    for where, value, setting in space_settings(space):
+    for what, setting in space_settings(space, cfg):
         with gpu_checked_elsewhere():
-            _, cfg = registry.load(job, [*overrides, *setting], memory_check=False)
-        note = missing_gpu_note(module, cfg)
+            _, drawn = registry.load(job, [*overrides, *setting], memory_check=False)
+        note = missing_gpu_note(module, drawn)
         if note is not None:
-            return f"{where} = {value!r}: {note}"
+            return f"{what}: {note}"
     return None
 
 

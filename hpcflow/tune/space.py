@@ -19,6 +19,7 @@ from decimal import Decimal, localcontext
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import SEED_MAX, Field, at_least, positive, validate, validate_field
+from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, UNUSED_BY, other_schedule
 
 #: objective name -> (default direction, needs test points, job kind)
 OBJECTIVES = {
@@ -35,6 +36,12 @@ DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
 #: the settings every trial sets from [tune].seed and its number (`trial.trial_seeds`): neither [tune.space] nor a
 #: --set may give them
 POINT_SEEDS = ("geometry.seed", "geometry.test_seed")
+
+#: an nn job's learning-rate schedule, and the rate settings only one of its values reads (`hpcflow.nn.rates.UNUSED_BY`):
+#: setting -> the schedule that reads it. A trial whose schedule does not read one leaves it at its default
+#: (`trial_settings`), as Optuna's conditional parameters are left out of a trial that does not use them.
+SCHEDULE = "training.lr_schedule"
+READ_BY = {f"training.{UNUSED_BY[s][0]}": other_schedule(s) for s in SCHEDULES}
 
 #: the longest wait a thread can make (threading.TIMEOUT_MAX, whole seconds): the heartbeat's period
 MAX_WAIT = int(threading.TIMEOUT_MAX)
@@ -180,6 +187,42 @@ def _check_steps(where: str, kind: str, low, high, step) -> None:
     raise ConfigError(f"{where}.step = {step!r} does not divide high - low = {num(hi - lo)!r} exactly (Optuna would "
                       f"lower high to {below!r}); make high a whole number of steps above low, e.g. high = {below!r} "
                       f"or {above!r}")
+
+
+def unread(cfg: dict, params: dict) -> str | None:
+    """The rate setting ('training.KEY', `READ_BY`) that the learning-rate schedule of a trial of validated job `cfg`
+    with parameters `params` (its drawn lr_schedule, else the job's) does not read; None for a job without a schedule
+    (a flow job)."""
+    training = cfg.get("training") if (cfg.get("job") or {}).get("kind") == "nn" else None
+    if not isinstance(training, dict):
+        return None
+    return f"training.{UNUSED_BY[params.get(SCHEDULE, training['lr_schedule'])][0]}"
+
+
+def trial_settings(cfg: dict, params: dict) -> tuple[dict, list]:
+    """(the settings a trial of validated job `cfg` with parameters `params` sets, the settings inactive in it): its
+    parameters, but for the rate setting that its learning-rate schedule does not read (`unread`), which the trial
+    leaves at its default, so that every schedule it draws makes a valid job: a value drawn for that setting is not
+    set, and a trial that draws the schedule sets it to its default (over a value the job sets, as lr_min = 1e-5 of
+    a cosine job whose trial draws lr_schedule = "exponential"; the job accepts the default of a key its schedule does
+    not read), whatever the job, so that its settings make its job of any job file the study takes. Inactive: that
+    setting where the trial draws the schedule or `params` hold it, else nothing."""
+    name = unread(cfg, params)
+    if name is None or (SCHEDULE not in params and name not in params):
+        return dict(params), []
+    out = {k: v for k, v in params.items() if k != name}
+    if SCHEDULE in params:
+        out[name] = RATE_FIELDS[name.partition(".")[2]].default
+    return out, [name]
+
+
+def draw_order(space: list) -> list:
+    """The Params of `space` in the order a trial draws them: where the space searches the schedule, the rate settings
+    only one schedule reads (`READ_BY`) after all others, so that the trial knows whether it reads them before it
+    draws them; otherwise as listed."""
+    if not any(p.name == SCHEDULE for p in space):
+        return list(space)
+    return sorted(space, key=lambda p: p.name in READ_BY)
 
 
 def overrides(params: dict) -> list[str]:

@@ -93,18 +93,29 @@ class TuneJob:
     #: the --set values the study was created with (its record's `overrides`, `open_study`); None: not read yet
     study_overrides: list | None = None
 
+    def settings(self, params: dict) -> dict:
+        """What a trial with parameters `params` sets on the job: `params`, but for the rate setting its learning-rate
+        schedule does not read, left at (or set back to) its default (`spaces.trial_settings`)."""
+        return spaces.trial_settings(self.cfg, params)[0]
+
+    def inactive(self, params: dict) -> list:
+        """The settings that a trial with parameters `params` leaves at their defaults as its drawn schedule does not
+        read them (`spaces.trial_settings`): its user attribute `inactive`."""
+        return spaces.trial_settings(self.cfg, params)[1]
+
     def trial_overrides(self, params: dict) -> list:
         """The --set values a trial records: the study's (those it was created with, whichever job and --set values
-        this worker runs), then `params`; with the trial's seeds they make its job of the study's job file."""
+        this worker runs), then its settings (`settings`); with the trial's seeds they make its job of the study's
+        job file."""
         base = self.overrides if self.study_overrides is None else self.study_overrides
-        return [*base, *spaces.overrides(params)]
+        return [*base, *spaces.overrides(self.settings(params))]
 
     def trial_cfg(self, params: dict) -> dict:
-        """The validated job with `params` set, exactly as `hpcflow run --set ...` would read it (this worker's job
-        file and --set values, which compute what the study's do: `record_mismatch`)."""
+        """The validated job with the settings of `params` (`settings`), exactly as `hpcflow run --set ...` would
+        read it (this worker's job file and --set values, which compute what the study's do: `record_mismatch`)."""
         from hpcflow.jobs import registry
 
-        return registry.load(self.path, [*self.overrides, *spaces.overrides(params)])[1]
+        return registry.load(self.path, [*self.overrides, *spaces.overrides(self.settings(params))])[1]
 
     def record(self) -> dict:
         """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
@@ -278,7 +289,7 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
     refuse_searched_overrides(path, overrides, tune["space"])
-    check_space(path, overrides, tune["space"])
+    check_space(path, overrides, tune["space"], cfg)
     return TuneJob(str(path), list(overrides), cfg, tune)
 
 
@@ -318,29 +329,67 @@ def refuse_searched_overrides(path, overrides, space) -> None:
                               f"it at {value}, or drop the --set to search it")
 
 
-def check_space(path, overrides, space) -> None:
-    """Validate the whole job with each choice, and with the low and high of each range, of the search space:
-    values that pass their field's own check but not the job's cross-field checks are refused before any work
-    (ConfigError naming `[tune.space]."NAME".choices[i]`), not found by every trial that draws them."""
+def check_space(path, overrides, space, cfg) -> None:
+    """Validate the whole job with each choice, and with the low and high of each range, of the search space (with
+    each learning-rate schedule it draws: `space_settings`): values that pass their field's own check but not the
+    job's cross-field checks are refused before any work (ConfigError naming `[tune.space]."NAME".choices[i]`), not
+    found by every trial that draws them; first a rate setting that no schedule of the study reads
+    (`refuse_unread`). `cfg`: the validated job."""
     from hpcflow.jobs import registry
 
-    for where, value, setting in space_settings(space):
+    refuse_unread(path, space, cfg)
+    for what, setting in space_settings(space, cfg):
         try:
             registry.load(path, [*overrides, *setting])
         except UserError as exc:
-            msg = " ".join(str(exc).split()).replace(f" (from --set {setting[0]})", "")
+            msg = " ".join(str(exc).split())
+            for text in setting:
+                msg = msg.replace(f" (from --set {text})", "")
             msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
-            raise ConfigError(f"{path}: {where} = {value!r} gives a job that fails its checks: {msg}") from None
+            raise ConfigError(f"{path}: {what} gives a job that fails its checks: {msg}") from None
 
 
-def space_settings(space):
-    """(`[tune.space]."NAME".choices[i]` or `.low` / `.high`, value, its --set overrides) for each choice, and the
-    low and high of each range, of the search space: the values whose jobs are checked before any trial."""
+def refuse_unread(path, space, cfg) -> None:
+    """Refuse (ConfigError) a rate setting that [tune.space] searches while no learning-rate schedule of the study's
+    trials reads it (`spaces.READ_BY`: lr_decay where every trial's schedule is cosine, lr_min where every one is
+    exponential): no trial would draw it. `cfg`: the validated job."""
+    if spaces.unread(cfg, {}) is None:  # a job without a schedule
+        return
+    names = {p.name: p for p in space}
+    searched = names.get(spaces.SCHEDULE)
+    drawn = tuple(searched.choices) if searched is not None else (cfg["training"]["lr_schedule"],)
+    for name, reader in spaces.READ_BY.items():
+        if name not in names or reader in drawn:
+            continue
+        read = f'[tune.space]."{name}" is read only by lr_schedule = {reader!r}'
+        if searched is None:
+            raise ConfigError(f"{path}: {read}, but [training].lr_schedule = {drawn[0]!r}, so no trial would use it; "
+                              f'set lr_schedule = {reader!r}, search "{spaces.SCHEDULE}" too, or remove "{name}" '
+                              "from [tune.space]")
+        raise ConfigError(f'{path}: {read}, which [tune.space]."{spaces.SCHEDULE}".choices = {list(drawn)!r} does not '
+                          f'hold, so no trial would use it; add {reader!r} to its choices or remove "{name}" from '
+                          "[tune.space]")
+
+
+def space_settings(space, cfg):
+    """(`[tune.space]."NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides) for each
+    choice, and the low and high of each range, of the search space of validated job `cfg`: the values whose jobs
+    are checked before any trial. Where the space searches an nn job's lr_schedule, every other value is taken with
+    each schedule it draws (said: `(with "training.lr_schedule" = 'cosine')`), but a rate setting with a schedule
+    that does not read it (no trial draws it then); the overrides are those of such a trial (`TuneJob.settings`:
+    the rate setting its schedule does not read at its default)."""
+    schedule = next((p for p in space if p.name == spaces.SCHEDULE), None)
     for p in space:
         values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
         for where, value in values:
             label = f"choices[{where}]" if p.kind == "categorical" else where
-            yield f'[tune.space]."{p.name}".{label}', value, spaces.overrides({p.name: value})
+            for drawn in [None] if schedule is None or p is schedule else schedule.choices:
+                params = {p.name: value} if drawn is None else {spaces.SCHEDULE: drawn, p.name: value}
+                if spaces.unread(cfg, params) == p.name:
+                    continue
+                context = "" if drawn is None else f' (with "{spaces.SCHEDULE}" = {drawn!r})'
+                yield (f'[tune.space]."{p.name}".{label} = {value!r}{context}',
+                       spaces.overrides(spaces.trial_settings(cfg, params)[0]))
 
 
 def check_sampler(name: str) -> None:
@@ -504,11 +553,17 @@ class Worker:
         mark_worker(trial)
         if self.max_trials is not None:
             self.check_cap(trial)
+        params = {}
         try:
-            params = {p.name: suggest(trial, p) for p in self.job.tune["space"]}
+            for p in spaces.draw_order(self.job.tune["space"]):
+                if p.name != spaces.unread(self.job.cfg, params):  # a rate setting its schedule reads, or another
+                    params[p.name] = suggest(trial, p)
         except QueuedValueRefused as exc:
             record_error(trial, exc)  # it ran to its end (`budget.finished`): a requeued job does not add it again
             raise
+        inactive = self.job.inactive(params)
+        if inactive:
+            trial.set_user_attr("inactive", inactive)
         continues = continued(trial)
         seeds = trial_seeds(self.job.tune["seed"], trial.number) if continues is None else continues[1]
         rel = os.path.join("trials", f"{trial.number:04d}")
@@ -1281,6 +1336,10 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
         record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
     data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
+    for name in job.inactive(best.params):  # a setting its schedule does not read: dropped, as the trial left it
+        section, _, key = name.partition(".")
+        if isinstance(data.get(section), dict):
+            data[section].pop(key, None)
     seeds, where = best.user_attrs.get("seeds"), run_dir_of(best, out)
     if where is not None and os.path.isdir(where):
         rerun = f"trial run directory {where}; its job.toml, with the trial's point seeds {seeds}, reruns the trial"
