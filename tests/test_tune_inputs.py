@@ -136,9 +136,12 @@ def test_the_view_of_a_study_of_one_trial_says_one_trial(tmp_path, capsys):
 
 def test_the_summary_line_says_which_pruned_trials_diverged(tmp_path, capsys):
     """dt = 1000 diverges this flow (no positive-definite step): the trial is pruned, and the summary line said
-    '1 pruned' as if the pruner had stopped it."""
-    job, out = _job(tmp_path, JOB.replace("high = 3.0", "high = 10000.0")), tmp_path / "s"
+    '1 pruned' as if the pruner had stopped it. The first trial draws dt from [0.01, 3.0], where every value
+    completes (its sampler's seed is the worker's own); the job then takes dt up to 10000 (a study takes other
+    bounds) for the queued dt = 1000."""
+    job, out = _job(tmp_path), tmp_path / "s"
     assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
+    _job(tmp_path, JOB.replace("high = 3.0", "high = 10000.0"))
     _journal(out / "study.journal").enqueue_trial({"flow.dt": 1000.0})
     rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
     trials = _journal(out / "study.journal").trials
