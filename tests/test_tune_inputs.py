@@ -8,10 +8,12 @@ import os
 import shutil
 import signal
 
+import pytest
 from optuna.trial import TrialState
 
 from hpcflow.jobs import registry
 from hpcflow.tune import objective
+from hpcflow.tune import study as tune_study
 from hpcflow.tune.trial import trial_seeds
 from test_tune_records import JOB, _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's import mode)
 
@@ -187,3 +189,60 @@ def test_a_storage_that_is_no_journal_is_not_to_be_restored(tmp_path, capsys):
     damaged.write_bytes(b"\n".join([b"garbage", *lines[1:]]))
     rc, io = _tune(capsys, job, "--trials", "1", "--out", tmp_path / "b", "--storage", damaged)
     assert rc == 2 and "restore it from a copy" in io.err and "another kind" not in io.err, io.err
+
+
+def _steps4(tmp_path):
+    return _job(tmp_path, JOB.replace("steps = 3", "steps = 4"), "steps4.toml")
+
+
+def test_a_record_written_after_a_workers_check_is_compared_with_its_job(tmp_path, capsys, monkeypatch):
+    """Two workers creating one study together: the second's check found no record, the first then wrote its own
+    (flow.steps = 3), and the second read that record back and ran its own job's trials (steps = 4) in the study,
+    unrefused: now it is refused in one line before it draws a trial, and the record stays the first's."""
+    first, second, out = _job(tmp_path), _steps4(tmp_path), tmp_path / "s"
+    real = tune_study.refuse_unfit
+
+    def first_writes_meanwhile(study, job, study_name):
+        real(study, job, study_name)
+        if study.user_attrs.get(tune_study.RECORD) is None:
+            study.set_user_attr(tune_study.RECORD, tune_study.load(str(first)).record())
+
+    monkeypatch.setattr(tune_study, "refuse_unfit", first_writes_meanwhile)
+    rc, io = _tune(capsys, second, "--trials", "1", "--out", out, "--study", "tiny", "--quiet")
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert f"{second}: study 'tiny' was created with {first} and no --set; this job has [flow].steps = 4, not 3" \
+        in io.err, io.err
+    study = _journal(out / "study.journal")
+    assert study.trials == [] and study.user_attrs[tune_study.RECORD]["job"] == str(first)
+
+
+@pytest.mark.parametrize("after", ["check", "trial 0"])
+def test_a_worker_whose_record_another_wrote_over_stops_before_its_next_trial(tmp_path, capsys, monkeypatch, after):
+    """The first worker read back its own record, then the second wrote its own over it (a journal keeps the last
+    write; they read back their own each): the first ran all its trials of flow.steps = 3 in a study that records
+    steps = 4. Now it looks at the record before each trial and stops in one line, drawing no more."""
+    first, second, out = _job(tmp_path), _steps4(tmp_path), tmp_path / "s"
+    write_over = lambda study: study.set_user_attr(  # noqa: E731
+        tune_study.RECORD, tune_study.load(str(second)).record())
+    if after == "check":
+        real_check = tune_study.check_record
+
+        def check_then_written_over(study, job, study_name):
+            record = real_check(study, job, study_name)
+            write_over(study)
+            return record
+
+        monkeypatch.setattr(tune_study, "check_record", check_then_written_over)
+    else:
+        real_line = tune_study._trial_line
+
+        def line_then_written_over(study, number, where):
+            write_over(study)
+            return real_line(study, number, where)
+
+        monkeypatch.setattr(tune_study, "_trial_line", line_then_written_over)
+    rc, io = _tune(capsys, first, "--trials", "3", "--out", out, "--quiet")
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert f"{first}: study 'tiny' was created with {second} and no --set; this job has [flow].steps = 3, not 4" \
+        in io.err, io.err
+    assert len(_journal(out / "study.journal").trials) == (0 if after == "check" else 1)

@@ -170,14 +170,16 @@ def record_mismatch(old: dict, new: dict) -> str | None:
 
 def check_record(study, job: TuneJob, study_name: str) -> dict:
     """Refuse what `refuse_unfit` refuses; a study without a record (just created, points queued for it, or the
-    older layout) then gets this job's. Returns the study's record."""
+    older layout) then gets this job's. Returns the study's record, compared with this job's whichever way it came:
+    another worker may have written its own since `refuse_unfit` looked, or write over this one's later (a
+    journal keeps the last write: `Worker.check_record` looks again before each trial)."""
     refuse_unfit(study, job, study_name)
+    new = job.record()
     old = study.user_attrs.get(RECORD)
     if old is None:
-        new = job.record()
         study.set_user_attr(RECORD, new)
         old = study.user_attrs.get(RECORD)  # read back: of two workers creating the study at once, one record wins
-        refuse_mismatch(old, new, job, study_name)
+    refuse_mismatch(old, new, job, study_name)
     return old
 
 
@@ -547,6 +549,16 @@ class Worker:
         self.capped_out = False  # stopped because the study holds --max-trials trials
         self.journal = is_journal(study._storage)
         self.pending = None  # stop requests received outside a trial's flow (`signals_between_trials`)
+        self.record = job.record()  # what the study's record must match before each trial (`check_record`)
+
+    def check_record(self) -> None:
+        """Refuse (ConfigError: the worker stops before it draws a trial) a study whose record (`RECORD`) is no
+        longer this worker's job's: two workers creating a study together each write their record, and each may
+        read back its own before the other's write, which a journal keeps (the last write wins); the trials of
+        this worker's job would then be recorded in a study of another job."""
+        old = self.study.user_attrs.get(RECORD)
+        if old is not None:
+            refuse_mismatch(old, self.record, self.job, self.study.study_name)
 
     def objective(self, trial) -> float:
         self.current = trial.number
@@ -703,6 +715,7 @@ class Worker:
                 if self.capped():
                     self.capped_out = True
                     break
+                self.check_record()
                 done = self._one()
                 ran += done
                 if done and self.current is not None:
