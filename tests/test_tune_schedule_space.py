@@ -178,3 +178,27 @@ def test_submit_check_takes_a_space_that_draws_the_schedule(tmp_path, capsys):
                "--check"])
     io = capsys.readouterr()
     assert rc == 0 and "is valid (kind nn)" in io.out, io.out + io.err
+
+
+def test_a_study_whose_older_record_sets_the_key_its_schedule_does_not_read_goes_on(tmp_path, capsys):
+    """A study an older hpcflow created with a cosine job that set lr_decay = 0.9 (accepted then, refused now as a key
+    the cosine schedule does not read): the job without it was refused ("[training].lr_decay = 1.0, not 0.9") and
+    best.toml, made of the record's job, held it, so `hpcflow nn best.toml --check` refused it. Both train alike: the
+    study goes on, and best.toml leaves lr_decay out."""
+    from hpcflow.tune.study import RECORD, load
+
+    text = JOB.split("[tune.space]")[0] + '[tune.space]\n"training.lr" = {low = 0.01, high = 0.1, log = true}\n'
+    job, out, journal = _job(tmp_path, text), tmp_path / "s", tmp_path / "q.journal"
+    old = load(str(job)).record()  # the record as the older hpcflow wrote it: with the key in its job and config
+    old["job_data"]["training"]["lr_decay"] = old["config"]["training"]["lr_decay"] = 0.9
+    _queued(journal, {"training.lr": 0.05}).set_user_attr(RECORD, old)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", journal, "--study", "sched", "--quiet")
+    assert rc == 0 and io.err == "", io.out + io.err
+    study = optuna.load_study(study_name="sched", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert study.user_attrs[RECORD]["job_data"]["training"]["lr_decay"] == 0.9  # the record is kept as written
+    best = (out / "best.toml").read_text()
+    assert "lr_decay" not in best and 'lr_schedule = "cosine"' in best and "lr_min = 1e-05" in best, best
+    assert main(["nn", str(out / "best.toml"), "--out", str(tmp_path / "b"), "--check"]) == 0, capsys.readouterr()
+    trial = registry.load(str(out / "trials" / "0000" / "job.toml"))[1]
+    assert registry.load(str(out / "best.toml"))[1]["training"] == trial["training"]

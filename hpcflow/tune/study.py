@@ -153,7 +153,7 @@ def record_mismatch(old: dict, new: dict) -> str | None:
             return f"[tune].{key} = {new.get(key)!r}, not {old.get(key)!r}"
     searched = {tuple(n.split(".", 1)) for n in new.get("space", [])}
     searched_before = {tuple(n.split(".", 1)) for n in old.get("space", [])}
-    a, b = old.get("config", {}), new.get("config", {})
+    a, b = compared(old.get("config", {})), compared(new.get("config", {}))
     for section in sorted(set(a) | set(b)):
         if (section, None) in FREE_SETTINGS:
             continue
@@ -166,6 +166,37 @@ def record_mismatch(old: dict, new: dict) -> str | None:
                        "best.toml gives its trials, or search it too)" if (section, key) in searched_before else "")
                 return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}{why}"
     return None
+
+
+def is_nn(cfg) -> bool:
+    """Whether job config or data `cfg` is of an nn job."""
+    return isinstance(cfg, dict) and isinstance(cfg.get("job"), dict) and cfg["job"].get("kind") == "nn"
+
+
+def compared(cfg: dict) -> dict:
+    """A record's validated job `cfg` as `record_mismatch` compares it: an nn job's as it trains
+    (`hpcflow.nn.job.effective`, as `hpcflow nn --resume` compares a checkpoint's job), so that the record of an
+    older hpcflow whose job set the rate key its schedule does not read (lr_decay = 0.9 of a cosine job, accepted
+    then, refused now) matches the same job without it."""
+    if not is_nn(cfg):
+        return cfg
+    from hpcflow.nn.job import effective
+
+    return effective(cfg)
+
+
+def drop_unread_rate(data: dict) -> None:
+    """Drop from nn job data `data` (a job file's tables) the rate key that its learning-rate schedule does not read
+    (`hpcflow.nn.rates.UNUSED_BY`): a study's record written by an older hpcflow may hold one (lr_decay of a cosine
+    job), which `hpcflow nn` now refuses; its trials trained as without it."""
+    from hpcflow.nn.rates import RATE_FIELDS, UNUSED_BY
+
+    training = data.get("training") if is_nn(data) else None
+    if not isinstance(training, dict):
+        return
+    unread = UNUSED_BY.get(training.get("lr_schedule", RATE_FIELDS["lr_schedule"].default))
+    if unread is not None:
+        training.pop(unread[0], None)
 
 
 def check_record(study, job: TuneJob, study_name: str) -> dict:
@@ -1349,6 +1380,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
         record = {"job": job.path, "job_data": apply_overrides(read_toml(job.path), job.overrides, source=job.path)}
     data = apply_overrides(record["job_data"], spaces.overrides(best.params), source=record["job"])
     data.pop("tune", None)
+    drop_unread_rate(data)  # (of a record an older hpcflow wrote; the trial's schedule did not read it)
     for name in job.inactive(best.params):  # a setting its schedule does not read: dropped, as the trial left it
         section, _, key = name.partition(".")
         if isinstance(data.get(section), dict):
