@@ -246,3 +246,25 @@ def test_a_worker_whose_record_another_wrote_over_stops_before_its_next_trial(tm
     assert f"{first}: study 'tiny' was created with {second} and no --set; this job has [flow].steps = 3, not 4" \
         in io.err, io.err
     assert len(_journal(out / "study.journal").trials) == (0 if after == "check" else 1)
+
+
+def test_a_trial_the_pruner_stopped_is_not_counted_as_diverged(tmp_path):
+    """A trial the pruner stopped at an epoch where its nn metric was not positive definite at some validation points
+    (status "stopped", val_not_positive_definite_final > 0) was counted as diverged, in the summary line and in the
+    worker's own counts: only the trials pruned for their status ("diverged", "not_positive_definite") are."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpcflow.commands.tune import pruned_why
+
+    study = optuna.create_study(direction="maximize")
+    for status, not_pd in (("stopped", 4), ("diverged", 0), ("not_positive_definite", 2), ("stopped", 0)):
+        study.add_trial(create_trial(state=TrialState.PRUNED, params={"flow.dt": 1.0},
+                                     distributions={"flow.dt": FloatDistribution(0.01, 3.0, log=True)},
+                                     intermediate_values={1: 0.5},
+                                     user_attrs={"status": status, "val_not_positive_definite_final": not_pd}))
+    result = tune_study.report(study, tune_study.load(str(_job(tmp_path))), str(tmp_path), "tiny")
+    assert result["counts"] == {"PRUNED": 4} and result["diverged"] == 2, result
+    assert pruned_why(result) == " (2 of them diverged, 2 stopped by the pruner)"
+    assert tune_study.outcomes(study, [0, 1, 2, 3]) == {"complete": 0, "pruned": 2, "diverged": 2, "failed": 0}

@@ -202,3 +202,13 @@ def test_a_study_whose_older_record_sets_the_key_its_schedule_does_not_read_goes
     assert main(["nn", str(out / "best.toml"), "--out", str(tmp_path / "b"), "--check"]) == 0, capsys.readouterr()
     trial = registry.load(str(out / "trials" / "0000" / "job.toml"))[1]
     assert registry.load(str(out / "best.toml"))[1]["training"] == trial["training"]
+
+
+def test_a_set_of_an_nn_jobs_point_seed_names_no_test_seed(tmp_path, capsys):
+    """--set geometry.seed=4 of an nn job is refused as every trial's own seed replaces it; the line said that the
+    trials' seeds replace [geometry] seed and test_seed, which an nn job does not have."""
+    rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", tmp_path / "s", "--set", "geometry.seed=4")
+    assert rc == 2 and io.err.count("\n") == 1 and io.out == "", io.err
+    assert "--set geometry.seed=4 sets geometry.seed" in io.err and "[tune].seed" in io.err, io.err
+    assert "its seed replaces [geometry].seed" in io.err and "test_seed" not in io.err, io.err
+    assert not (tmp_path / "s").exists()

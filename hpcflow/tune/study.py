@@ -40,7 +40,7 @@ from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageErro
                                   continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
                                   mark_worker, masked, open_storage, recorded_storage, recover_stale, requeue,
                                   slurm_worker, storage_file, storage_label, storage_option, storage_shown)
-from hpcflow.tune.trial import run_trial, trial_seeds
+from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
 class TrialDirTaken(OutputPathError):
@@ -321,7 +321,7 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
-    refuse_searched_overrides(path, overrides, tune["space"])
+    refuse_searched_overrides(path, overrides, tune["space"], kind=cfg["job"]["kind"])
     check_space(path, overrides, tune["space"], cfg)
     return TuneJob(str(path), list(overrides), cfg, tune)
 
@@ -341,20 +341,21 @@ def check_kind(path, overrides=()) -> None:
                           "run")
 
 
-def refuse_searched_overrides(path, overrides, space) -> None:
+def refuse_searched_overrides(path, overrides, space, *, kind: str = "flow") -> None:
     """Refuse (ConfigError) a --set of a setting [tune.space] searches, or of a point seed (`spaces.POINT_SEEDS`, which
     [tune.space] refuses too): every trial sets its own value over it, so the --set would be ignored while the
-    study's record and every trial's overrides list it."""
+    study's record and every trial's overrides list it. `kind`: the job's (an nn job has no test_seed)."""
     from hpcflow.jobs.schema import parse_override
 
     searched = {p.name for p in space}
+    replaced = "its seed replaces [geometry].seed" if kind == "nn" else \
+        "its seeds replace [geometry] seed and test_seed"
     for text in overrides:
         section, key, _ = parse_override(text)
         if f"{section}.{key}" in spaces.POINT_SEEDS:
             raise ConfigError(f"{path}: --set {text} sets {section}.{key}, but every trial draws its own points from "
-                              "[tune].seed and its number (its seeds replace [geometry] seed and test_seed), so the "
-                              "--set would be ignored; drop it (a new study with another [tune].seed draws other "
-                              "points)")
+                              f"[tune].seed and its number ({replaced}), so the --set would be ignored; drop it (a "
+                              "new study with another [tune].seed draws other points)")
         if f"{section}.{key}" in searched:
             name, value = f"{section}.{key}", text.partition("=")[2].strip()
             raise ConfigError(f'{path}: --set {text} sets {name}, which [tune.space] searches (every trial sets its '
@@ -473,13 +474,24 @@ def suggest(trial, p: spaces.Param):
             return trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
         return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
     except (ValueError, TypeError) as exc:
-        queued = getattr(trial, "_fixed_params", None) or {}
+        queued = queued_params(trial)
         if p.name not in queued:
             raise
         why = " ".join(str(exc).split())[:200]
         raise QueuedValueRefused(f'parameter "{p.name}" was queued (enqueue_trial) with {queued[p.name]!r}, which '
                                  f"[tune.space].\"{p.name}\" = {shown(distribution(p))} cannot take (Optuna: {why}); "
                                  "queue one it can take") from None
+
+
+def queued_params(trial) -> dict:
+    """The parameters queued for `trial` (enqueue_trial: its system attribute fixed_params), read from the study's
+    record of the trial (Optuna's Trial holds no system_attrs since Optuna 5); {} where none were queued."""
+    try:
+        frozen = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number), None)
+    except Exception:  # noqa: BLE001 - the storage unread: the value is not named, Optuna's own error is raised
+        return {}
+    queued = None if frozen is None else frozen.system_attrs.get("fixed_params")
+    return queued if isinstance(queued, dict) else {}
 
 
 def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, note=None) -> dict:
@@ -1466,25 +1478,37 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
 
 def outcomes(study, numbers) -> dict:
     """How trials `numbers` (a worker's) ended: counts of 'complete', 'pruned', 'diverged' (pruned as diverged, or as
-    an nn network whose metric is not positive definite: `objective.infeasible`) and 'failed', in that order."""
+    an nn network whose metric is not positive definite: `pruned_infeasible`) and 'failed', in that order."""
     from optuna.trial import TrialState
 
     out = dict.fromkeys(("complete", "pruned", "diverged", "failed"), 0)
     for t in study.get_trials(deepcopy=False):
         if t.number in numbers:
             key = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(t.state, "pruned")
-            key = "diverged" if objectives.infeasible(t.user_attrs) else key
+            key = "diverged" if pruned_infeasible(t) else key
             out[key] += t.state.is_finished()
     return out
+
+
+#: the summary.json status (user attribute `status`) of a trial pruned as it ran to no value of its parameters: its
+#: flow or training diverged, or an nn network's metric is not positive definite after its last epoch
+INFEASIBLE = ("diverged", NOT_POSITIVE_DEFINITE)
+
+
+def pruned_infeasible(trial) -> bool:
+    """Whether `trial` was pruned as it diverged (or its nn network's metric is not positive definite after its last
+    epoch: status INFEASIBLE), not stopped by the pruner (status "stopped", which may have left a metric not positive
+    definite at the epoch it stopped)."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.PRUNED and trial.user_attrs.get("status") in INFEASIBLE
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
     """Counts of the study's trials by state (a RUNNING trial whose worker was killed as "INTERRUPTED",
     `interrupted_trials`; its numbers in "interrupted"; "diverged": the PRUNED ones that diverged, or an nn network's
-    whose metric is not positive definite, `objective.infeasible`), the best trial and best.toml (written when a
+    whose metric is not positive definite, `pruned_infeasible`), the best trial and best.toml (written when a
     trial finished)."""
-    from optuna.trial import TrialState
-
     counts: dict = {}
     over_cap = diverged = 0
     gone, trials = interrupted_trials(study, lambda t: run_dir_of(t, out))
@@ -1492,7 +1516,7 @@ def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict
         state = "INTERRUPTED" if t.number in gone else t.state.name  # RUNNING, its worker killed: as the report says
         counts[state] = counts.get(state, 0) + 1
         over_cap += str(t.user_attrs.get("failure", "")).startswith(budget.OVER_CAP)
-        diverged += t.state == TrialState.PRUNED and objectives.infeasible(t.user_attrs) is not None
+        diverged += pruned_infeasible(t)
     best_toml, best = write_best(study, job, out, study_name, comm=comm)
     return {"study": study_name, "counts": counts, "over_cap": over_cap, "diverged": diverged, "interrupted": gone,
             "best_toml": best_toml,
