@@ -166,7 +166,7 @@ def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys,
     assert [(g["from_step"], g["to_step"], g["status"]) for g in summary["legs"]] == [
         (0, first["checkpoint_step"], "preempted"), (first["checkpoint_step"], 5, "finished")]
     flow_keys = {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}
-    assert all(set(g) == flow_keys | {"status"} for g in summary["legs"])
+    assert all(set(g) == flow_keys | {"status", "threads"} for g in summary["legs"])  # an nn leg: its threads too
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]
