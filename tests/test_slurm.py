@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pytest
 from jobtexts import DELTA_FLOW
 
 ROOT = Path(__file__).resolve().parents[1]
+#: seconds between two looks at a job's state (squeue, scontrol show job)
+POLL = 0.1
 TEMPLATES = sorted((ROOT / "slurm").glob("*.sbatch")) + [ROOT / "slurm" / "local-cluster.sh"]
 
 JOB = """
@@ -91,7 +95,7 @@ def _completed(job: str, args, timeout: float) -> str:
         if time.monotonic() > deadline:
             subprocess.run(["scancel", job], timeout=30)
             pytest.fail(f"sbatch {args} did not finish in {timeout} s (job {job}); is the node idle? sinfo")
-        time.sleep(0.3)
+        time.sleep(POLL)
     info = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
     states = re.findall(r"JobState=(\S+)", info)
     assert states and set(states) == {"COMPLETED"}, info
@@ -283,11 +287,11 @@ def test_a_submit_job_signalled_in_its_batch_shell_ends_as_its_run_does(slurm, s
             while not (out / "checkpoint.h5").exists():
                 info = _job_info(job)
                 assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), err()
-                time.sleep(0.2)
+                time.sleep(POLL)
             subprocess.run(["scancel", "--full", f"--signal={sig}", job], check=True, timeout=30)
             while not re.search(ENDED, info := _job_info(job)):
                 assert time.monotonic() < deadline + 60 and "Restarts=1" not in info, f"{info}\n{err()}"
-                time.sleep(0.2)
+                time.sleep(POLL)
         finally:
             subprocess.run(["scancel", job], timeout=30)
         assert "JobState=FAILED" in info and "ExitCode=4:0" in info and "Restarts=0" in info, f"{info}\n{err()}"
@@ -338,11 +342,11 @@ def test_a_template_job_stopped_by_sigterm_checkpoints_and_is_not_requeued(slurm
         while not (out / "checkpoint.h5").exists():
             info = _job_info(job)
             assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), log.read_text()
-            time.sleep(0.2)
+            time.sleep(POLL)
         subprocess.run(["scancel", "--signal=TERM", job], check=True, timeout=30)
         while not re.search(ENDED, info := _job_info(job)):
             assert time.monotonic() < deadline + 60 and "Restarts=1" not in info, f"{info}\n{log.read_text()}"
-            time.sleep(0.2)
+            time.sleep(POLL)
     finally:
         subprocess.run(["scancel", job], timeout=30)
     text = log.read_text()
@@ -367,11 +371,11 @@ def test_a_cancelled_template_job_leaves_no_signal_folder(slurm):
         while not (out / "checkpoint.h5").exists() or not list(folders.glob(f"hpcflow-step-{job}-*")):
             info = _job_info(job)
             assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), log.read_text()
-            time.sleep(0.2)
+            time.sleep(POLL)
         subprocess.run(["scancel", job], check=True, timeout=30)
         while not re.search(ENDED, info := _job_info(job)) or "COMPLETING" in info:
             assert time.monotonic() < deadline + 60, info
-            time.sleep(0.2)
+            time.sleep(POLL)
     finally:
         subprocess.run(["scancel", job], timeout=30)
     text = log.read_text()
@@ -511,18 +515,19 @@ def test_a_finished_template_job_requeued_has_nothing_to_do(slurm):
 
 
 def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, log, *, who=(), running=None,
-                                 release=False) -> None:
+                                 release=False, before_release=None) -> None:
     """Once `checkpoint` exists, call running() and send SIG to the job (scancel options `who`; default its steps),
     or with sig None requeue it (`scontrol requeue`: SIGTERM to the job, then requeued as after a node failure),
     wait until Slurm holds it requeued (Restarts=1, PENDING); then cancel it, or with `release` let it start again
-    within seconds (scontrol update StartTime=now). log() says why the job ended early."""
+    within seconds (scontrol update StartTime=now), once before_release() has returned, the stopped leg's steps have
+    ended (`_steps_gone`) and the second its credential was revoked in is past. log() says why the job ended early."""
     requeued = False
     try:
         deadline = time.monotonic() + 120
         while not checkpoint.exists():
             queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout
             assert time.monotonic() < deadline and queued.strip(), log()
-            time.sleep(0.2)
+            time.sleep(POLL)
         if running is not None:
             running()
         send = ["scontrol", "requeue", job] if sig is None else ["scancel", *who, f"--signal={sig}", job]
@@ -531,14 +536,43 @@ def _signal_and_wait_for_requeue(job: str, checkpoint: Path, sig: str | None, lo
         while "Restarts=1" not in (info := _job_info(job)) or "JobState=PENDING" not in info:
             ended = re.search(ENDED, info)
             assert time.monotonic() < deadline and not ended, f"the job was not requeued: {info}\n{log()}"
-            time.sleep(0.2)
+            time.sleep(POLL)
+        requeued_seen = time.time()  # (after the requeue, and so after the time its credential was revoked at)
         if release:
-            time.sleep(2)  # past the second its credential was revoked in: one made then fails ('credential revoked')
+            if before_release is not None:
+                before_release()
+            _steps_gone(job, time.monotonic() + 60)
+            _past_the_second_of(requeued_seen)
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
         requeued = True
     finally:
         if not (release and requeued):
             subprocess.run(["scancel", job], timeout=30)
+
+
+def _past_the_second_of(seen: float) -> None:
+    """Sleep until the wall-clock second after the one holding `seen`: slurmd refuses a job's credential made in or
+    before the second its old one was revoked in (Slurm's cred_revoked: ctime <= revoked, whole seconds), and the
+    revocation came before `seen`."""
+    time.sleep(max(0.0, math.floor(seen) + 1.05 - time.time()))
+
+
+def _steps_gone(job: str, deadline: float) -> None:
+    """Wait until no slurmstepd of `job` is left on this node: the requeued job's steps take the ids of the stopped
+    leg's (JOB.0, JOB.1), and a step started while the stopped leg's namesake was still ending was cancelled."""
+    marker = f"slurmstepd: [{job}.".encode()
+    while True:
+        left = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(marker):
+                    left.append(pid)
+            except OSError:
+                continue
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"the steps of job {job} did not end (slurmstepd pids {left})"
+        time.sleep(POLL)
 
 
 def _mpich_segments(job: str) -> set:
@@ -676,13 +710,13 @@ def test_a_rank_killed_under_srun_ends_the_job(slurm):
                 (pid := _rank_pid(job, 1, b"hpcflow\0run\0")) is None:
             info = _job_info(job)
             assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), info
-            time.sleep(0.2)
+            time.sleep(POLL)
         os.kill(pid, 9)
         killed = time.monotonic()
         # until the job has ended: RUNNING, SIGNALING (the SIGTERMs of the steps' tasks) and COMPLETING come before
         while not re.search(ENDED, info := _job_info(job)):
             assert time.monotonic() - killed < bound, f"job {job} still running {bound} s after rank 1 was killed"
-            time.sleep(0.2)
+            time.sleep(POLL)
     finally:
         subprocess.run(["scancel", job], timeout=30)
     assert "JobState=FAILED" in info and "ExitCode=0:0" not in info, info
@@ -698,15 +732,32 @@ def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/q", "--executor",
                              "slurm", "--time", "5", "--wait", "--quiet"], cwd=slurm, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    job = None
+    job, lines = None, []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+
+    def waiter_said_it():  # the requeued job held pending until the wait has seen it so
+        deadline = time.monotonic() + 60
+        while not any("was requeued by Slurm" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(POLL)
+
     try:
         job = re.search(r"slurm job (\d+):", proc.stdout.readline()).group(1)
-        _signal_and_wait_for_requeue(job, slurm / "runs" / "q" / "checkpoint.h5", None, lambda: "", release=True)
-        said, _ = proc.communicate(timeout=120)
+        reader.start()
+        _signal_and_wait_for_requeue(job, slurm / "runs" / "q" / "checkpoint.h5", None, lambda: "".join(lines),
+                                     release=True, before_release=waiter_said_it)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
     finally:
         proc.kill()
         if job:
             subprocess.run(["scancel", job], timeout=30)
+    said = "".join(lines)
     assert proc.returncode == 0 and "finished with exit status 0" in said, said
     assert f"job {job} was requeued by Slurm (state PENDING)" in said, said
     summary = json.loads((slurm / "runs" / "q" / "summary.json").read_text())
