@@ -270,11 +270,13 @@ def _rdb_trial(trial):
 
 def _died_after_training_in_sqlite(tmp_path, *, elsewhere: bool):
     """An SQLite study (heartbeat_seconds = 1) whose worker died writing trial 0's nn.h5, its Optuna heartbeat then
-    stale (4 s, grace 2 s); `elsewhere`: the trial is recorded as run on another host, so that only Optuna's heartbeat
-    tells its worker is gone. (job, out, url, trial dir)."""
+    stale (grace 2 s: waited for until Optuna's own check holds it so); `elsewhere`: the trial is recorded as run on
+    another host, so that only Optuna's heartbeat tells its worker is gone. (job, out, url, trial dir)."""
     import time
 
     import optuna
+
+    from hpcflow.tune.storage import open_storage
 
     text = NN_JOB.replace('pruner = "none"', 'pruner = "none"\nheartbeat_seconds = 1\nstale_seconds = 2')
     job, out = _job(tmp_path, text, name="nn_tiny.toml"), tmp_path / "s"
@@ -286,7 +288,11 @@ def _died_after_training_in_sqlite(tmp_path, *, elsewhere: bool):
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
     if elsewhere:
         study._storage.set_trial_user_attr(study.trials[0]._trial_id, "host", "another-host.example")
-    time.sleep(4)
+    storage = open_storage(url, str(out), heartbeat=1)  # as `hpcflow tune` opens it: heartbeat 1 s, grace 2 s
+    deadline = time.monotonic() + 30
+    while study.trials[0]._trial_id not in storage._get_stale_trial_ids(study._study_id):  # (it fails none)
+        assert time.monotonic() < deadline, "the dead worker's heartbeat never went stale"
+        time.sleep(0.1)
     return job, out, url, out / "trials" / "0000"
 
 
