@@ -470,31 +470,36 @@ def test_resume_with_force_is_refused_and_nothing_is_touched(tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def _read_at(ranks, out, mode):
+def _read_at(ranks, *reads):
+    """Each (OUT, MODE) of `reads` read by every rank of one launch (tests/mpi/resume_read_checks.py), in turn: per
+    read, its ranks' lines in rank order."""
     script = os.path.join(os.path.dirname(__file__), "mpi", "resume_read_checks.py")
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, script, str(out), mode]
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, script, *(str(a) for read in reads for a in read)]
     r = subprocess.run(["timeout", "60", *cmd], capture_output=True, text=True, timeout=90,
                        env=dict(os.environ, HPCFLOW_THREADS="1"))
     assert r.returncode == 0, r.stderr
-    return sorted(r.stdout.splitlines())
+    said = [line.split(": ", 1) for line in r.stdout.splitlines()]
+    assert sorted({k for k, _ in said}) == [f"read {k}" for k in range(len(reads))], r.stdout
+    return [sorted(line for k, line in said if k == f"read {n}") for n in range(len(reads))]
 
 
 @pytest.mark.parametrize("ranks", [3])  # rank 0 and a middle rank refuse with the last, which alone cannot read
 def test_a_checkpoint_one_rank_cannot_read_is_refused_by_every_rank(tmp_path, ranks):
     """A rank that cannot open the file (node-local path) or finds NaN in its share of the rows makes every rank
-    raise, so none goes on alone into the flow's collectives."""
-    out = tmp_path / "checkpoint.h5"
+    raise, so none goes on alone into the flow's collectives. (The three reads in one launch of the ranks.)"""
+    out, nan = tmp_path / "checkpoint.h5", tmp_path / "nan" / "checkpoint.h5"
     assert _run(1, out, 2).returncode == 0
-    assert _read_at(ranks, out, "as_is") == [f"rank {k}: read step 2" for k in range(ranks)]
-    lines = _read_at(ranks, out, "missing_on_last")
-    assert all(line.startswith(f"rank {k}: refused: ") and "checkpoint.h5.missing: no readable checkpoint" in line
-               for k, line in enumerate(lines)), lines
-    with h5py.File(out, "r+") as f:  # the last row: read only by the last rank's share
+    nan.parent.mkdir()
+    nan.write_bytes(out.read_bytes())
+    with h5py.File(nan, "r+") as f:  # the last row: read only by the last rank's share
         g = f["train/g"]
         g[g.shape[0] - 1, 0, 0] = np.nan
-    lines = _read_at(ranks, out, "as_is")
+    whole, missing, poisoned = _read_at(ranks, (out, "as_is"), (out, "missing_on_last"), (nan, "as_is"))
+    assert whole == [f"rank {k}: read step 2" for k in range(ranks)]
+    assert all(line.startswith(f"rank {k}: refused: ") and "checkpoint.h5.missing: no readable checkpoint" in line
+               for k, line in enumerate(missing)), missing
     assert all(line.startswith(f"rank {k}: refused: ") and "train/g holds a non-finite value" in line
-               for k, line in enumerate(lines)), lines
+               for k, line in enumerate(poisoned)), poisoned
 
 
 def test_a_flow_without_test_points_writes_every_test_dataset_with_no_rows(tmp_path):
