@@ -26,6 +26,7 @@ from test_parallel import mpiexec
 
 HERE = os.path.dirname(__file__)
 DRIVER = os.path.join(HERE, "mpi", "ctrl_c_driver.py")
+SEQUENCE = os.path.join(HERE, "mpi", "cli_sequence.py")
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
 STEPS, SEEN = 300, 20  # the flow's steps; Ctrl-C once its progress line of step SEEN is out
 FLOW = """
@@ -94,23 +95,24 @@ def _ctrl_c(proc, timeout=60, *, sig=signal.SIGINT):
     return proc.returncode, err
 
 
-def _run(cmd, timeout=120):
-    r = subprocess.run(["timeout", str(timeout), *cmd], capture_output=True, text=True, timeout=timeout + 30, env=ENV)
-    assert r.returncode == 0, r.stderr
-    return r
+def _resume_and_uninterrupted(cmd, again, out, monkeypatch):
+    """The command line `again` (said by the stopped run of `cmd`, `python -m hpcflow ...` under mpiexec or not) and
+    the uninterrupted run of `cmd` into `out`: on one rank in this process (hpcflow.cli.main, the environment of the
+    subprocesses; the uninterrupted run first), which spares two starts of Python (and torch); under mpiexec both
+    in one launch of the ranks on the same ranks (tests/mpi/cli_sequence.py), the command line said first."""
+    args = [*cmd[cmd.index("-m") + 2:], "--out", str(out)]
+    if cmd[0] == sys.executable:
+        from hpcflow.cli import main
 
-
-def _uninterrupted(cmd, out, monkeypatch):
-    """The reference run of `cmd` (`python -m hpcflow ...`, under mpiexec or not) into `out`: on one rank in this
-    process (hpcflow.cli.main, the environment of the subprocesses), which spares a start of Python and torch;
-    under mpiexec as a subprocess."""
-    if cmd[0] != sys.executable:
-        _run([*cmd, "--out", str(out)])
+        monkeypatch.setenv("HPCFLOW_THREADS", ENV["HPCFLOW_THREADS"])
+        assert main(args) == 0
+        assert main(shlex.split(again)[1:]) == 0
         return
-    from hpcflow.cli import main
-
-    monkeypatch.setenv("HPCFLOW_THREADS", ENV["HPCFLOW_THREADS"])
-    assert main([*cmd[cmd.index("-m") + 2:], "--out", str(out)]) == 0
+    seq = [*cmd[:cmd.index("-m")], SEQUENCE, *shlex.split(again)[1:], "--next", *args]
+    r = subprocess.run(["timeout", "120", *seq], capture_output=True, text=True, timeout=150, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert re.findall(r"cli_sequence: command \d+ status \d+", r.stdout) == [
+        "cli_sequence: command 0 status 0", "cli_sequence: command 1 status 0"], r.stdout
 
 
 def _debris(out) -> list:
@@ -181,8 +183,7 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     summary = json.loads((cut / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == step and summary["ranks"] == ranks
     assert not _debris(cut)
-    _run([*run[:run.index("-m")], "-m", *shlex.split(again)])  # the command line said, on the same ranks
-    _uninterrupted(run, whole, monkeypatch)
+    _resume_and_uninterrupted(run, again, whole, monkeypatch)  # the command line said, on the same ranks
     a, b = (json.loads((d / "summary.json").read_text()) for d in (cut, whole))
     for key in ("sigma_train_final", "sigma_test_final", "gain_train", "gain_test", "steps_taken", "test_held",
                 "rejected_steps", "checkpoint_step", "status"):
@@ -278,8 +279,7 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
     summary = json.loads((cut / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == epoch
     assert not _debris(cut) and not (cut / "nn.h5").exists()
-    _run([sys.executable, "-m", *shlex.split(again)])  # the command line said
-    _uninterrupted(nn, whole, monkeypatch)
+    _resume_and_uninterrupted(nn, again, whole, monkeypatch)  # the command line said
     got, ref = datasets(cut / "nn.h5"), datasets(whole / "nn.h5")
     assert got.keys() == ref.keys()
     for key in sorted(set(got) - NN_TIMINGS):
