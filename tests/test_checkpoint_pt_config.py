@@ -48,18 +48,27 @@ def _interrupted(src, dst, config):
     return _copy(src, dst, config, drop=("nn.h5", "summary.json"), status="running")
 
 
-def _resume(run_dir):
-    return subprocess.run([sys.executable, "-m", "hpcflow", "nn", os.path.join(run_dir, "job.toml"), "--out", run_dir,
-                           "--resume"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=180)
+def _resume(run_dir, monkeypatch, capsys) -> tuple:
+    """`hpcflow nn RUN/job.toml --out RUN --resume` in this process (hpcflow.cli.main, with the environment and
+    folder the subprocesses of these tests get), which spares a start of Python and torch: (exit status, stderr)."""
+    from hpcflow.cli import main
+
+    for name in ("HPCFLOW_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(name, env()[name])
+    monkeypatch.delenv("HPCFLOW_BACKEND", raising=False)
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    status = main(["nn", os.path.join(run_dir, "job.toml"), "--out", run_dir, "--resume"])
+    return status, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGED))
-def test_resume_refuses_the_checkpoint_that_the_report_calls_damaged(tmp_path, runs, how):
+def test_resume_refuses_the_checkpoint_that_the_report_calls_damaged(tmp_path, runs, how, monkeypatch, capsys):
     """The fact the rows below rest on: `hpcflow nn --resume` refuses such a checkpoint, so the report must not
     advise it."""
-    proc = _resume(_interrupted(runs["nn"], tmp_path / "net", DAMAGED[how][0]))
-    assert proc.returncode == 2, proc.stderr
-    assert "entry config" in proc.stderr and "damaged" in proc.stderr and "Traceback" not in proc.stderr
+    status, err = _resume(_interrupted(runs["nn"], tmp_path / "net", DAMAGED[how][0]), monkeypatch, capsys)
+    assert status == 2, err
+    assert "entry config" in err and "damaged" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGED))
