@@ -98,7 +98,7 @@ def _seed(out) -> int:
     return summary["config"]["geometry"]["seed"]
 
 
-def test_a_run_into_a_busy_out_is_refused_and_the_holder_finishes(tmp_path):
+def test_a_run_into_a_busy_out_is_refused_and_the_holder_finishes(tmp_path, monkeypatch):
     job, out = tmp_path / "flow.toml", tmp_path / "out"
     job.write_text(FLOW)
     holder = _start(_hpcflow("run", job, "--out", out, "--set", "geometry.seed=1"), tmp_path / "a.log",
@@ -124,9 +124,11 @@ def test_a_run_into_a_busy_out_is_refused_and_the_holder_finishes(tmp_path):
     second.kill()
     second.wait(timeout=TIMEOUT)
     assert (out / outlock.LOCK_NAME).exists() and not (out / "summary.json").exists()
-    r = subprocess.run(_hpcflow("run", job, "--out", out, "--resume", "--set", "geometry.seed=7"), env=ENV,
-                       capture_output=True, text=True, timeout=TIMEOUT)
-    assert r.returncode == 0, r.stderr
+    from hpcflow.cli import main  # the resume in this process (the environment of the subprocesses)
+
+    for name in ("HPCFLOW_THREADS", "HPCFLOW_QUIET"):
+        monkeypatch.setenv(name, ENV[name])
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "geometry.seed=7"]) == 0
     assert _seed(out) == 7 and json.loads((out / "summary.json").read_text())["checkpoint_step"] == 20
     assert not (out / outlock.LOCK_NAME).exists()
 
