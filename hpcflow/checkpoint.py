@@ -56,6 +56,7 @@ from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import one_line, read_h5
 from hpcflow.jobs.schema import without
+from hpcflow.value_ranges import first_fault, shown
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
@@ -330,10 +331,6 @@ RANGES = {
 }
 
 
-def _shown(x: float) -> str:
-    return str(int(x)) if x.is_integer() and abs(x) < 2 ** 53 else repr(x)
-
-
 def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str = "index") -> None:
     """Refuse (InputFileError naming the entry, its first bad value and where) values outside their `RANGES`: NaN
     or inf where the entry's `nan` does not allow it (`_refuse_non_finite`, its first entry `unit` `first`), then a
@@ -346,22 +343,13 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
         read = {k: attrs[k] for k in rng.reads}
         if not (rng.nan == "always" or rng.nan == "without test points" and not int(read["n_test"])):
             _refuse_non_finite(path, key.split("[", 1)[0], v, first=first, unit=unit if v.ndim else None)
-        faults = []  # (what is wrong, where it is)
-        with np.errstate(invalid="ignore"):  # (NaN where allowed: no comparison holds for it)
-            if rng.lo is not None:
-                faults.append((f"not > {rng.lo:g}" if rng.above else "negative" if rng.lo == 0 else f"below {rng.lo:g}",
-                               v <= rng.lo if rng.above else v < rng.lo))
-            if rng.hi is not None:
-                hi = rng.hi[1](read)
-                faults.append((f"above {rng.hi[0]} = {hi}", v > hi))
-            if rng.whole:
-                faults.append(("not a whole number", np.isfinite(v) & (v != np.floor(v))))
-        for why, bad in faults:
-            if bool(np.any(bad)):
-                at = np.unravel_index(int(np.argmax(bad)), v.shape)
-                where = key.format(", ".join([str(first + at[0]), *map(str, at[1:])])) if v.ndim else key
-                raise InputFileError(f"{path}: {where} = {_shown(float(v[at]))} is {why}, where the flow writes "
-                                     f"{rng.what}; the checkpoint is damaged, {RESTART}")
+        fault = first_fault(v, lo=rng.lo, above=rng.above, whole=rng.whole,
+                            hi=None if rng.hi is None else (rng.hi[0], rng.hi[1](read)))
+        if fault is not None:  # (NaN where allowed fails no comparison)
+            why, at = fault
+            where = key.format(", ".join([str(first + at[0]), *map(str, at[1:])])) if v.ndim else key
+            raise InputFileError(f"{path}: {where} = {shown(float(v[at]))} is {why}, where the flow writes "
+                                 f"{rng.what}; the checkpoint is damaged, {RESTART}")
 
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")

@@ -83,6 +83,7 @@ from hpcflow.nn._torch import require_torch
 from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
+from hpcflow.value_ranges import first_fault, shown
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "RANGES", "READABLE_VERSIONS", "RESTART", "TIMINGS",
            "VERSION",
@@ -315,23 +316,13 @@ def _check_ranges(state: dict, path, limits: dict) -> None:
             v = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value) else value, dtype=np.float64)
         except (TypeError, ValueError):
             continue  # not numbers: the schema's checks refuse it
-        low = "negative" if rng.lo == 0 else f"below {rng.lo:g}"
-        faults = [(low if rng.sentinel is None else f"{low} and not {rng.sentinel:g}",
-                   (v < rng.lo) & (v != rng.sentinel if rng.sentinel is not None else True))]
-        if rng.hi is not None and rng.hi in limits:
-            bound, hi = limits[rng.hi]
-            faults.append((f"above {bound} = {hi}", v > hi))
-        if rng.whole:
-            faults.append(("not a whole number", np.isfinite(v) & (v != np.floor(v))))
-        for why, bad in faults:
-            bad = np.asarray(bad)
-            if bool(np.any(bad)):  # (NaN, where allowed, fails no comparison)
-                at = np.unravel_index(int(np.argmax(bad)), v.shape)
-                where = name + (f"[{', '.join(map(str, at))}]" if v.ndim else "")
-                x = float(v[at])
-                shown = str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
-                raise InputFileError(f"{path}: entry {where} = {shown} is {why}, where a training writes {rng.what}; "
-                                     f"the checkpoint is damaged, {RESTART}")
+        fault = first_fault(v, lo=rng.lo, whole=rng.whole, sentinel=rng.sentinel,
+                            hi=limits[rng.hi] if rng.hi is not None and rng.hi in limits else None)
+        if fault is not None:  # (NaN, where allowed, fails no comparison)
+            why, at = fault
+            where = name + (f"[{', '.join(map(str, at))}]" if v.ndim else "")
+            raise InputFileError(f"{path}: entry {where} = {shown(float(v[at]))} is {why}, where a training writes "
+                                 f"{rng.what}; the checkpoint is damaged, {RESTART}")
 
 
 def check_train_layout(state: dict, path, *, network, ntk_shape) -> None:
