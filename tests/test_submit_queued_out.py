@@ -26,6 +26,9 @@ def test_a_local_job_queued_into_the_same_out_refuses_the_second_submission(tmp_
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "hpcflow.submit.local",
                                  str(tmp_path / "out_logs"), str(out)])
     try:
+        deadline = time.monotonic() + 30  # (its exec may have closed Popen's pipe before the kernel set its argv)
+        while not queued.local_jobs(str(out)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         base = ["submit", str(job), "--executor", "local", "--check"]
         assert main([*base, "--out", str(out)]) == 2
         err = capsys.readouterr().err
