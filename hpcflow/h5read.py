@@ -1,8 +1,10 @@
 """Opening an HDF5 file for reading when it may be damaged (cut short, overwritten, a partial copy): h5py's errors
-for such a file become the caller's one-line UserError, here alone."""
+for such a file become the caller's one-line UserError, here alone. A file that another process holds locked
+(`locked`) is in use, not damaged: `IN_USE` says so and how it is read."""
 
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 
 import h5py
@@ -12,6 +14,29 @@ from hpcflow.errors import UserError
 #: what h5py raises opening or reading a damaged file: HDF5's errors come as OSError or RuntimeError, an object it
 #: cannot decode as KeyError, a datatype or dataspace it cannot map as ValueError or TypeError
 DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+#: what HDF5 says where another process holds the file's lock (its flock or fcntl call failed)
+LOCK_TEXT = "unable to lock file"
+
+
+def locked(exc: BaseException) -> bool:
+    """Whether h5py's error `exc` opening a file is HDF5's file lock held by another process (a program writing the
+    file, or holding it open for writing): errno EAGAIN (EWOULDBLOCK), or HDF5's "unable to lock file" in its
+    message; not a damaged file, which a rerun would replace."""
+    return isinstance(exc, OSError) and (exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+                                         or LOCK_TEXT in str(exc).lower())
+
+
+#: what a file that another process holds locked (`locked`) is, and how it is read: the file itself may be whole
+IN_USE = "in use: another process holds it locked for writing (a run, or a program that has it open)"
+IN_USE_FIX = ("wait for that process to end or close the file, then try again; where nothing writes it (a read-only "
+              "file system that refuses the lock), set HDF5_USE_FILE_LOCKING=FALSE")
+
+
+def in_use(path, exc: BaseException) -> str:
+    """'PATH: in use: ... (h5py's error); <what to do>' of a file whose lock another process holds (`locked`)."""
+    return f"{path}: {IN_USE} ({one_line(exc)}); {IN_USE_FIX}"
 
 
 def one_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import literal, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
-                                     dataset_names, label, network_checkpoint, network_config, network_legs,
+                                     dataset_names, in_use_file, label, network_checkpoint, network_config, network_legs,
                                      nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary, refusal,
                                      run_dir_of, run_state, training_history, unreadable)
 
@@ -139,9 +139,10 @@ def damaged_nn(nn, exc: MissingData, hint: str = HINT) -> MissingData:
     '; `hint`'): in a run directory the run wrote it, so it is damaged, and the fix is that of its run
     (`nn_damaged_fix`: `hpcflow nn --resume` writes it again from a checkpoint.pt holding the whole training, else a
     rerun), not `hint` (pass another directory); a file of another name (a copy outside its run directory) keeps
-    `hint`, and one h5py cannot open its own message, which names its fixes."""
+    `hint`, and one h5py cannot open (damaged, or in use: another process holds it locked) its own message, which
+    names its fixes."""
     run_dir = run_dir_of(nn)
-    if run_dir is None or unreadable(nn):
+    if run_dir is None or unreadable(nn) or in_use_file(nn):
         return exc
     return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {nn_damaged_fix(run_dir)}")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
 from hpcflow.analysis.figure import titled
-from hpcflow.analysis.rundir import MissingData, damaged_checkpoint
+from hpcflow.analysis.rundir import MissingData, unread_checkpoint
 from hpcflow.analysis.rundir import names as rundir_names
 from hpcflow.analysis.study import load_study
 
@@ -96,12 +96,12 @@ def sigma_history(paths, *, names=None, **_):
     given together are one run (`histories.by_run`)."""
     named = run_names(paths, names)
     groups = histories.by_run(paths)
-    damaged = {first: damaged_checkpoint(group[0]) for first, group in groups}
+    damaged = {first: unread_checkpoint(group[0]) for first, group in groups}
     if len(groups) > 1 and not all(damaged.values()):  # one run alone is refused by its reader's one-line error
         groups = [(first, group) for first, group in groups if not damaged[first]]
     runs = [histories.load(group, name=named[first]) for first, group in groups]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
-    out.lines += [f"{named[first]} (incomplete: {why}): not drawn" for first, why in damaged.items()
+    out.lines += [f"{named[first]} ({why}): not drawn" for first, why in damaged.items()
                   if why and first not in dict(groups)]
     for stem, r in zip(_stems("per_rank", [named[first] for first, _ in groups]), runs):
         if histories.has_per_rank(r):

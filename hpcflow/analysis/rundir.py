@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from hpcflow.errors import InputFileError
-from hpcflow.h5read import DAMAGED, one_line, read_h5
+from hpcflow.h5read import DAMAGED, IN_USE_FIX, in_use, locked, one_line, read_h5
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress, read_summary  # noqa: F401 - read_summary: analysis's API too
 from hpcflow.nn import files as nn_files
@@ -42,9 +42,12 @@ class MissingData(InputFileError):
 
 
 def _unreadable(h5_path, exc, hint: str) -> MissingData:
-    """The error for a file h5py cannot open: another of hpcflow's files (`other_kind`: said so, with `hint`, as
+    """The error for a file h5py cannot open: one that another process holds locked (`hpcflow.h5read.locked`: in
+    use, not damaged, and not to be rewritten), another of hpcflow's files (`other_kind`: said so, with `hint`, as
     rewriting a run would lose a good one), or damaged (cut short by a crash, a full disk or a partial copy) or not
     HDF5 at all; both fixes are named."""
+    if locked(exc):
+        return MissingData(in_use(h5_path, exc))
     if what := other_kind(h5_path):
         return MissingData(f"{h5_path}: {what}, not an HDF5 data file; {hint}")
     if os.path.basename(os.fspath(h5_path)) == NN:  # its checkpoint.pt may write it again (as its row says)
@@ -184,26 +187,36 @@ def read_strings(h5_path, name: str, *, hint: str) -> list | None:
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
 
 
-def refusal(h5_path, *, hint: str) -> MissingData | None:
-    """The error for HDF5 file `h5_path` that h5py cannot open or walk (`_unreadable`: another of hpcflow's files,
-    or damaged), None where it reads."""
+def _fault(h5_path) -> BaseException | None:
+    """h5py's error opening HDF5 file `h5_path` and walking its groups and datasets (`hpcflow.h5read.DAMAGED`), None
+    where it reads."""
     try:
         with h5py.File(h5_path, "r") as f:
             f.visititems(lambda _name, _obj: None)
     except DAMAGED as exc:
-        return _unreadable(h5_path, exc, hint)
+        return exc
     return None
+
+
+def refusal(h5_path, *, hint: str) -> MissingData | None:
+    """The error for HDF5 file `h5_path` that h5py cannot open or walk (`_unreadable`: in use, another of hpcflow's
+    files, or damaged), None where it reads."""
+    exc = _fault(h5_path)
+    return None if exc is None else _unreadable(h5_path, exc, hint)
 
 
 def unreadable(h5_path) -> bool:
     """Whether h5py cannot open an HDF5 file or walk its groups and datasets (cut short, overwritten, not HDF5:
-    `hpcflow.h5read.DAMAGED`)."""
-    try:
-        with h5py.File(h5_path, "r") as f:
-            f.visititems(lambda _name, _obj: None)
-    except DAMAGED:
-        return True
-    return False
+    `hpcflow.h5read.DAMAGED`); not for one that another process holds locked (`in_use_file`), which may be whole."""
+    exc = _fault(h5_path)
+    return exc is not None and not locked(exc)
+
+
+def in_use_file(h5_path) -> bool:
+    """Whether h5py cannot open an HDF5 file because another process holds its lock (`hpcflow.h5read.locked`: a run
+    or a program writing it), not because it is damaged."""
+    exc = _fault(h5_path)
+    return exc is not None and locked(exc)
 
 
 def dataset_names(h5_path) -> list:
@@ -239,9 +252,16 @@ def data_missing(run_dir, kind: str, files) -> str:
             f"restore {'it' if one else 'them'} from a copy or {rerun_fix(run_dir)}")
 
 
-#: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `damaged_checkpoint`, each with
+#: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `unread_checkpoint`, each with
 #: the run's fix after it: `checkpoint_unreadable`)
 CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged)"
+
+
+def in_use_reason(name: str) -> str:
+    """The reason of a run whose data file `name` another process holds locked (`in_use_file`): its status unknown
+    (UNKNOWN: the file may be whole, and is not judged), and how it is read (`hpcflow.h5read.IN_USE_FIX`), never a
+    rerun, which would replace it."""
+    return f"{UNKNOWN}{name} in use (locked by another process); {IN_USE_FIX}"
 
 
 def checkpoint_unreadable(run_dir) -> str:
@@ -251,19 +271,22 @@ def checkpoint_unreadable(run_dir) -> str:
 
 
 def is_checkpoint_unreadable(reason: str) -> bool:
-    """Whether `reason` is that of a flow run whose checkpoint.h5 h5py cannot open (`checkpoint_unreadable`)."""
-    return reason.startswith(CHECKPOINT_UNREADABLE + "; ")
+    """Whether `reason` is that of a flow run whose checkpoint.h5 h5py cannot open: damaged (`checkpoint_unreadable`)
+    or in use (`in_use_reason`)."""
+    return reason.startswith((CHECKPOINT_UNREADABLE + "; ", in_use_reason(CHECKPOINT)))
 
 
-def damaged_checkpoint(path) -> str:
-    """`checkpoint_unreadable` where `path` (a run directory, or its checkpoint.h5 itself) is a flow run whose
-    checkpoint.h5 h5py cannot open (`unreadable`); "" otherwise. A call on several runs marks such a run and draws
-    the others; one on this run alone is refused by the reader's one-line error."""
+def unread_checkpoint(path) -> str:
+    """The status mark of a flow run whose checkpoint.h5 h5py cannot open, where `path` is its run directory or its
+    checkpoint.h5 itself: 'incomplete: ' and `checkpoint_unreadable` where it is damaged (`unreadable`), its
+    `in_use_reason` where another process holds it locked (`in_use_file`); "" otherwise. A call on several runs
+    marks such a run and draws the others; one on this run alone is refused by the reader's one-line error."""
     path = os.fspath(path)
     ckpt = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
-    if os.path.basename(ckpt) == CHECKPOINT and os.path.isfile(ckpt) and unreadable(ckpt):
-        return checkpoint_unreadable(os.path.dirname(os.path.abspath(ckpt)))
-    return ""
+    if os.path.basename(ckpt) != CHECKPOINT or not os.path.isfile(ckpt) or (exc := _fault(ckpt)) is None:
+        return ""
+    return in_use_reason(CHECKPOINT) if locked(exc) else (
+        f"incomplete: {checkpoint_unreadable(os.path.dirname(os.path.abspath(ckpt)))}")
 
 
 def dataset_shapes(h5_path, names) -> dict:
@@ -307,6 +330,10 @@ class _Unreadable(Exception):
     """checkpoint.h5 exists but is not a readable HDF5 file."""
 
 
+class _InUse(Exception):
+    """checkpoint.h5 exists but another process holds it locked (`hpcflow.h5read.locked`): not judged."""
+
+
 class _Damaged(Exception):
     """checkpoint.h5 opens but is no complete flow checkpoint: --resume refuses it (the message says why)."""
 
@@ -338,7 +365,7 @@ def _checkpoint_step(path) -> int:
     if key not in _JUDGED:
         try:
             _JUDGED[key] = _judge(path)
-        except (_Unreadable, _Damaged) as exc:
+        except (_Unreadable, _InUse, _Damaged) as exc:
             _JUDGED[key] = exc
     if isinstance(_JUDGED[key], Exception):
         raise _JUDGED[key]
@@ -347,15 +374,16 @@ def _checkpoint_step(path) -> int:
 
 def _judge(path) -> int:
     """checkpoint.h5's `step` as --resume reads it (`hpcflow.checkpoint.load_resume`, the one judge of a readable
-    and complete flow checkpoint); _Unreadable when h5py cannot open the file (cut short, not HDF5), _Damaged with
+    and complete flow checkpoint); _InUse when another process holds it locked, _Unreadable when h5py cannot open the
+    file (cut short, not HDF5), _Damaged with
     the loader's reason in a short phrase when it refuses the file (a dataset missing, another HDF5 file)."""
     from hpcflow.checkpoint import load_resume
     from hpcflow.parallel.comm import SerialComm
 
     try:
         h5py.File(path, "r").close()
-    except DAMAGED:
-        raise _Unreadable(path) from None
+    except DAMAGED as exc:
+        raise (_InUse if locked(exc) else _Unreadable)(path) from None
     try:  # this process alone (under mpiexec only rank 0 reports): no collective with the other ranks
         return load_resume(path, comm=SerialComm()).step
     except (InputFileError, OSError) as exc:
@@ -391,11 +419,14 @@ def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
     cannot be read, or that --resume refuses (a dataset missing, another HDF5 file), and a network's nn.h5 that
-    cannot be read, make the run incomplete (damaged, the reason in a short phrase), whatever its summary says."""
+    cannot be read, make the run incomplete (damaged, the reason in a short phrase), whatever its summary says; one
+    of them that another process holds locked leaves its status unknown (`in_use_reason`)."""
     run_dir = os.fspath(run_dir)
     ckpt = os.path.join(run_dir, CHECKPOINT)
     try:
         step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
+    except _InUse:
+        return False, in_use_reason(CHECKPOINT)
     except _Unreadable:
         return False, checkpoint_unreadable(run_dir)
     except _Damaged as exc:
@@ -415,7 +446,9 @@ def completeness(run_dir) -> tuple[bool, str]:
                            f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         return False, f"{what}; {_resume_fix(run_dir, network=not os.path.isfile(ckpt) and os.path.isfile(pt))}"
     if not os.path.isfile(ckpt):
-        if os.path.isfile(nn := os.path.join(run_dir, NN)) and unreadable(nn):  # whatever checkpoint.pt says
+        if os.path.isfile(nn := os.path.join(run_dir, NN)) and in_use_file(nn):
+            return False, in_use_reason(NN)
+        if os.path.isfile(nn) and unreadable(nn):  # whatever checkpoint.pt says
             return False, f"{NN_UNREADABLE}{nn_damaged_fix(run_dir)}"
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")

@@ -13,8 +13,9 @@ import math
 import os
 import re
 
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, damaged_checkpoint, data_file,
-                                     data_missing, label, read_attrs, read_datasets, read_summary, run_state)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file,
+                                     data_missing, label, read_attrs, read_datasets, read_summary, run_state,
+                                     unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -94,12 +95,12 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
     """Rows of every flow run directory (one path, or a list; `names`: the rows' names, one per path, else each
     directory's base name); a study contributes its best trial's run directory."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
-    damaged = {p: damaged_checkpoint(p) for p in paths if not is_study(p)}
+    damaged = {p: unread_checkpoint(p) for p in paths if not is_study(p)}
     marked = len(paths) > 1 and not all(damaged.get(p) for p in paths)  # alone, the run's reader refuses it
     rows = []
     for p, name in zip(paths, names or [None] * len(paths)):
         if marked and damaged.get(p):  # a row with its mark and no numbers: the others are read
-            rows.append({"run": name or label(p), "status": f"incomplete: {damaged[p]}", "damaged": True})
+            rows.append({"run": name or label(p), "status": damaged[p], "damaged": True})
         elif is_study(p):
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")

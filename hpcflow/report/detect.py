@@ -10,10 +10,10 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
-                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, damaged_checkpoint, data_missing,
-                                     dataset_names, inconsistency, judged, network_checkpoint, network_config,
+                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, data_missing,
+                                     dataset_names, in_use_file, in_use_reason, inconsistency, judged, network_checkpoint, network_config,
                                      network_legs, nn_damaged_fix, nn_missing, read_attrs, read_summary, rerun_fix,
-                                     run_state, unreadable)
+                                     run_state, unread_checkpoint, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -154,7 +154,10 @@ def _missing_data(path) -> str:
 def _unreadable(path, name) -> str:
     """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
     groups and datasets (`rundir.unreadable`), with the fix a run's own row names (a network's nn.h5:
-    `rundir.nn_damaged_fix`); "" when it reads."""
+    `rundir.nn_damaged_fix`), or its status unknown where another process holds it locked (`rundir.in_use_reason`);
+    "" when it reads."""
+    if in_use_file(os.path.join(path, name)):
+        return in_use_reason(name)
     if unreadable(os.path.join(path, name)):
         return f"{name} unreadable (damaged); {nn_damaged_fix(path) if name == NN else rerun_fix(path)}"
     return ""
@@ -180,7 +183,7 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
     summary = read_summary(path) or {}
     if kind not in ("flow", "nn"):
         return summary
-    if kind == "flow" and damaged_checkpoint(path):  # the data file is the record: no sigma, no gain, as in Table 1
+    if kind == "flow" and unread_checkpoint(path):  # the data file is the record: no sigma, no gain, as in Table 1
         return {k: v for k, v in summary.items() if k not in HISTORY_NUMBERS}
     newer = _checkpoint_numbers(path) if kind == "flow" else _network_numbers(path)
     sigmas = {} if complete else _history_sigmas(path, {}, kind, checkpoint_only=True)
