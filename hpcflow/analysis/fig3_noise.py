@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.figure import legend_beside, new_figure
 from hpcflow.analysis.rundir import (NOISE_SCAN, MissingData, config_table, data_file, label, read_attrs, read_datasets,
                                     read_strings, rerun_fix, same_length)
 
@@ -142,7 +142,8 @@ def _legend(s) -> str:
 def plot(scans):
     """One line per scan (log gain versus FS distance; symlog distance axis so that distance 0 shows); levels
     whose flow stopped are crossed, levels of unknown status circled; levels without test points have no point,
-    and the scan's legend entry names them."""
+    and the scan's legend entry names them. The legend stands beside the axes (`legend_beside`), whose width it
+    adds to the figure's: an entry naming many scales is wider than the axes."""
     fig, (ax,) = new_figure(size=(6.4, 4.6))
     positive = []
     shown = set()
@@ -168,7 +169,7 @@ def plot(scans):
     ax.set_xlabel("mean FS distance of test points to the nearest train point")
     ax.set_ylabel("gain  sigma_FS / sigma_final (test)")
     ax.set_title("Fig. 3 left: noise scan")
-    ax.legend(fontsize="small")
+    legend_beside(fig, ax, 6.4, 4.6, fontsize="small")
     return fig
 
 

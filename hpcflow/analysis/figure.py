@@ -36,6 +36,17 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):
     return fig, axes
 
 
+def legend_beside(fig, ax, width: float, height: float, **kwargs):
+    """`ax`'s legend (`kwargs`: Axes.legend's) to the right of the axes, where no curve or point runs under it, and
+    `fig` made `width` inches plus the legend's width wide and `height` tall, so that the axes keep their width
+    however long the entries (run names, paths, the scales a noise scan has no points at); the legend."""
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+    literal(fig)  # the texts as written, before the legend is measured
+    wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    fig.set_size_inches(width + wide, height)  # constrained layout makes room for it
+    return legend
+
+
 def titled(fig, name: str):
     """`fig` with run `name` heading its title ("NAME: title"; NAME alone where it has none), so that a figure of
     one run among several says whose it is; `fig` itself."""

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.definite import not_positive_definite
-from hpcflow.analysis.figure import literal, new_figure
+from hpcflow.analysis.figure import legend_beside, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
                                      dataset_names, in_use_file, label, network_checkpoint, network_config, network_legs,
@@ -244,11 +244,7 @@ def plot(runs):
         fig.suptitle("sigma histories")
         for unit, ax in panel.items():
             ax.set_title("flow runs, per step" if unit == "flow step" else f"network runs, per {unit}")
-    legend = axes[-1].legend(handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                             borderaxespad=0.0)
-    literal(fig)  # the run names as written, before the legend is measured
-    wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-    fig.set_size_inches((6.4 if len(axes) == 1 else 10.4) + wide, 4.8)  # the axes keep their width beside a legend
+    legend_beside(fig, axes[-1], 6.4 if len(axes) == 1 else 10.4, 4.8, handles=handles, fontsize="x-small")
     return fig
 
 
