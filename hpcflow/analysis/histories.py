@@ -18,9 +18,9 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import legend_beside, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
-                                     dataset_names, in_use_file, label, network_checkpoint, network_config, network_legs,
-                                     nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary, refusal,
-                                     run_dir_of, run_state, training_history, unreadable)
+                                     dataset_names, in_use_file, label, lost_data, network_checkpoint, network_config,
+                                     network_legs, nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary,
+                                     refusal, run_dir_of, run_state, training_history, unreadable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -38,8 +38,8 @@ def _files(path) -> dict:
     names = {"flow": CHECKPOINT, "nn": NN, "pt": NN_CHECKPOINT}
     if os.path.isdir(path):
         found = {k: os.path.join(path, n) for k, n in names.items() if os.path.isfile(os.path.join(path, n))}
-        if not found:
-            raise MissingData(f"{path}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
+        if not found:  # a flow or network run's directory without its data files (a partial copy), or no run's
+            raise MissingData(lost_data(path) or f"{path}: no {CHECKPOINT}, {NN} or {NN_CHECKPOINT}; {HINT}")
         return found
     if not os.path.isfile(path):
         raise MissingData(f"{path}: no such run directory or file; {HINT}")

@@ -252,6 +252,21 @@ def data_missing(run_dir, kind: str, files) -> str:
             f"restore {'it' if one else 'them'} from a copy or {rerun_fix(run_dir)}")
 
 
+#: the data files of a flow and a network run, any one of which holds the run (`lost_data`)
+RUN_FILES = {"flow": (CHECKPOINT,), "nn": (NN, NN_CHECKPOINT)}
+
+
+def lost_data(path, kinds=tuple(RUN_FILES)) -> str:
+    """'PATH: ' and `data_missing` where `path` is the directory of a run of one of `kinds` (its summary.json's
+    `kind`) that holds none of its data files (RUN_FILES: a partial copy, or files removed), "" otherwise: the reader
+    of such a directory says the run's files are missing and how to have them again, not that it is no run."""
+    path = os.fspath(path)
+    kind = (read_summary(path) or {}).get("kind") if os.path.isdir(path) else None
+    if kind not in kinds or any(os.path.isfile(os.path.join(path, n)) for n in RUN_FILES[kind]):
+        return ""
+    return f"{path}: {data_missing(path, kind, RUN_FILES[kind])}"
+
+
 #: the mark of a flow run whose checkpoint.h5 h5py cannot open (`judged`'s reason, `unread_checkpoint`, each with
 #: the run's fix after it: `checkpoint_unreadable`)
 CHECKPOINT_UNREADABLE = "checkpoint.h5 unreadable (damaged)"

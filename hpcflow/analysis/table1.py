@@ -13,9 +13,8 @@ import math
 import os
 import re
 
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file,
-                                     data_missing, label, read_attrs, read_datasets, read_summary, run_state,
-                                     unread_checkpoint)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file, label, lost_data,
+                                     read_attrs, read_datasets, read_summary, run_state, unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -60,8 +59,8 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
     """One table row of a flow run: kernel, hyper-parameters and gains recomputed from the histories."""
     if os.path.isfile(os.path.join(os.fspath(run_dir), NN)):
         raise MissingData(f"{run_dir} is a network run (nn.h5); Table 1 compares kernel flows: {HINT}")
-    if _lost(run_dir):  # a flow run's directory without its data file: a copy, or the run made again
-        raise MissingData(f"{run_dir}: {data_missing(run_dir, 'flow', [CHECKPOINT])}")
+    if lost := lost_data(run_dir, ("flow",)):  # a flow run's directory without its data file: a copy
+        raise MissingData(lost)
     ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
     names = ("history/sigma_train", "history/sigma_test")
     h = read_datasets(ckpt, names, hint=HINT, ndim=dict.fromkeys(names, 1))
@@ -72,13 +71,6 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
             "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
-
-
-def _lost(run_dir) -> bool:
-    """Whether `run_dir` is a flow run's directory (its summary.json says so) without its checkpoint.h5."""
-    run_dir = os.fspath(run_dir)
-    return (os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, CHECKPOINT))
-            and (read_summary(run_dir) or {}).get("kind") == "flow")
 
 
 def _study_label(path, study_name: str) -> str:
