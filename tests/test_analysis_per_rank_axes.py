@@ -45,3 +45,17 @@ def test_a_one_rank_runs_per_rank_axes_start_at_zero_with_whole_ticks(runs, kind
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
         ys = np.concatenate([line.get_ydata() for line in ax.get_lines()])
         assert ax.get_ylim()[0] <= ys.min() and ax.get_ylim()[0] >= 0, (ax.get_ylim(), ys.min())
+
+
+@pytest.mark.parametrize("kinds", [("nn",), ("flow", "nn")])
+def test_the_sigma_histories_tick_steps_and_epochs_whole(runs, kinds):
+    """A 3-epoch network run's sigma-history axis had ticks at 0.5, 1.5, ... (alone, and on its panel beside a flow
+    run's)."""
+    from hpcflow.analysis import histories
+
+    fig = _drawn(histories.plot([histories.load(runs[k]) for k in kinds]))
+    assert [ax.get_xlabel() for ax in fig.axes] == [{"flow": "flow step", "nn": "epoch"}[k] for k in kinds]
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), (ax.get_xlabel(), ticks)

@@ -220,7 +220,10 @@ def plot(runs):
     of every run (one `load` result, or a list), one colour per run, log y; the legend beside the axes, where no
     curve runs under it (constrained layout makes room for it).
     Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side
-    with one y scale: a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge."""
+    with one y scale: a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge.
+    Steps and epochs are ticked whole (a run of 3 epochs had 0.5, 1.5, ...)."""
+    from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
+
     runs = [runs] if isinstance(runs, dict) else runs
     units = sorted({r["unit"] for r in runs}, key=lambda u: (u != "flow step", u))  # steps first, then epochs
     fig, axes = new_figure(1, len(units), size=(7.2 if len(units) == 1 else 11.2, 4.8))
@@ -237,6 +240,7 @@ def plot(runs):
     for unit, ax in panel.items():
         ax.set_yscale("log")
         ax.set_xlabel(unit)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("sigma (eq. B.11)")
     if len(axes) == 1:
         axes[0].set_title("sigma histories")
