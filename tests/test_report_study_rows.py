@@ -119,8 +119,8 @@ def test_a_study_whose_best_trial_lost_its_data_file_is_marked_with_the_trials_f
     out, best, trial = _study(tmp_path, capsys)
     os.remove(trial / "checkpoint.h5")
     res = build_report([str(out)], tmp_path / "r")
-    why = f"the flow run's checkpoint.h5 is missing (its summary.json is there); restore it from a copy or " \
-          f"{_trial_fix(out, trial)}"
+    why = f"the flow run's checkpoint.h5 is missing (its summary.json is there); restore it from a copy; without a " \
+          f"copy: it is {_trial_fix(out, trial)}"
     status = _rows(_read(res))["s"][2]
     assert status.startswith(f"2 trials: 2 complete; best trial {best} (the numbers of this row): "), status
     assert status.endswith(f"; its run is incomplete: {why}"), status

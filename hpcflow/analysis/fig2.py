@@ -11,7 +11,7 @@ import os
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.rundir import (FIG2, MissingData, check_range, data_file, dataset_shapes, read_attrs,
-                                     read_datasets, read_summary)
+                                     read_datasets, read_summary, rerun_command)
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
@@ -34,9 +34,11 @@ def made_without_fig2(run_dir) -> bool:
 def load(run_dir) -> dict:
     """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
     if os.path.isdir(run_dir) and made_without_fig2(run_dir):
+        again = rerun_command(run_dir, run_dir, "--set", "quality.fig2=true", "--force")
         raise MissingData(f"{run_dir}: this clustering run was made with [quality].fig2 = false, so it wrote no "
-                          f"{FIG2} (its silhouettes are in summary.json); rerun the job with --set quality.fig2=true "
-                          "to draw Fig. 2")
+                          f"{FIG2} (its silhouettes are in summary.json); to draw Fig. 2, rerun the job with --set "
+                          f"quality.fig2=true into this --out with --force, which replaces its results (`{again}`), "
+                          "or into another --out")
     path = data_file(run_dir, FIG2, hint=HINT)
     mats = read_datasets(path, [name for name, _, _ in PANELS], hint=HINT, ndim={name: 2 for name, _, _ in PANELS})
     for name, mat in mats.items():

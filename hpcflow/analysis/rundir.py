@@ -243,13 +243,24 @@ def rerun_fix(run_dir) -> str:
     return continuation(run_dir, refused="--force") or RERUN
 
 
+def restore_fix(run_dir, what: str = "it") -> str:
+    """How the lost files (`what`) of a run directory are had again: 'restore WHAT from a copy or rerun the job with
+    --force'; inside a study, whose fix (`rerun_fix`) says what the study does with the trial before its action,
+    'restore WHAT from a copy; without a copy: it is trial N of the study in DIR, ...' (or '...: it lies in ...'),
+    each way an action."""
+    fix = rerun_fix(run_dir)
+    if fix == RERUN:
+        return f"restore {what} from a copy or {fix}"
+    return f"restore {what} from a copy; without a copy: {'it is ' if fix.startswith('trial ') else ''}{fix}"
+
+
 def data_missing(run_dir, kind: str, files) -> str:
     """Why a `kind` run directory whose summary.json is there holds none of its data `files` (a partial copy): they
-    are named, with the fix: a copy, or the run made again (`rerun_fix`: inside a study, what the study does with the
-    trial or its job.toml rerun outside it)."""
+    are named, with the fix: a copy, or the run made again (`restore_fix`: inside a study, what the study does with
+    the trial or its job.toml rerun outside it)."""
     one = len(files) == 1
     return (f"the {kind} run's {' and '.join(files)} {'is' if one else 'are'} missing (its summary.json is there); "
-            f"restore {'it' if one else 'them'} from a copy or {rerun_fix(run_dir)}")
+            f"{restore_fix(run_dir, 'it' if one else 'them')}")
 
 
 #: the data files of a flow and a network run, any one of which holds the run (`lost_data`)

@@ -10,10 +10,10 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
-                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, data_missing,
-                                     dataset_names, in_use_file, in_use_reason, inconsistency, judged, network_checkpoint, network_config,
-                                     network_legs, nn_damaged_fix, nn_missing, read_attrs, read_summary, rerun_fix,
-                                     run_state, unread_checkpoint, unreadable)
+                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, data_missing, dataset_names,
+                                     in_use_file, in_use_reason, inconsistency, judged, network_checkpoint,
+                                     network_config, network_legs, nn_damaged_fix, nn_missing, read_attrs,
+                                     read_summary, rerun_fix, restore_fix, run_state, unread_checkpoint, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -231,8 +231,8 @@ def _best_run_problem(run_dir, present) -> str:
     if not present:
         if (read_summary(run_dir) or {}).get("kind") in ("flow", "nn"):
             return _missing_data(run_dir)
-        return (f"its run directory holds no data file ({CHECKPOINT}, {NN} or {NN_CHECKPOINT}); restore its files "
-                f"from a copy or {rerun_fix(run_dir)}")
+        return (f"its run directory holds no data file ({CHECKPOINT}, {NN} or {NN_CHECKPOINT}); "
+                f"{restore_fix(run_dir, 'its files')}")
     if present[0] == NN_CHECKPOINT and (gone := nn_missing(run_dir)):  # a finished network run without its nn.h5
         return gone
     damaged = _unreadable(run_dir, present[0]) if present[0] in (CHECKPOINT, NN) else ""  # HDF5 files
