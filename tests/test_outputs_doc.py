@@ -266,3 +266,23 @@ def test_every_summary_key_is_described_and_every_described_key_is_written(summa
                 in doc[s]]
         problems += [f"{what} ({sections[-1]}): {p}" for p in _summary_problems(summary, rows)]
     assert not problems, "docs/outputs.md vs summary.json:\n" + "\n".join(problems)
+
+
+def test_the_intro_says_every_string_root_attribute_is_variable_length_utf8(files):
+    """It said the only variable-length types were the two `stopped` string columns: every string root attribute
+    (@kind, @status, @config, @schema, @legs ...) is a variable-length UTF-8 string too."""
+    with open(DOC, encoding="utf-8") as fh:
+        intro = " ".join(fh.read().split("\n## ")[0].split())
+    strings = set()
+    for key, path in files.items():
+        with h5py.File(path, "r") as f:
+            for name in f.attrs:
+                tid = f.attrs.get_id(name).get_type()
+                if tid.get_class() == h5py.h5t.STRING:
+                    assert tid.is_variable_str() and tid.get_cset() == h5py.h5t.CSET_UTF8, (key, name)
+                    strings.add(name)
+    assert {"kind", "status", "config", "legs", "conventions"} <= strings, strings
+    said = intro.split("variable-length")[1].split(". ")[0]
+    assert "every string root attribute" in said, said
+    for name in ("kind", "status", "config", "legs"):
+        assert f"`@{name}`" in said, (name, said)
