@@ -38,7 +38,8 @@ On a GPU each rank uses device node_rank % device_count and stages buffers throu
 
 Safeguard: if the step leaves any train metric non-finite or not positive definite, it is rejected and
 retried with dt/2, at most `max_halvings` times (each rejection is counted and logged); if even that fails,
-the flow stops (`stop_kind` "no_positive_step"). dt returns to its set value at the next step. Test points are
+the flow stops (`stop_kind` "no_positive_step"; "kernel_not_finite" where the kernel's sums of the step hold a
+NaN or inf, which no dt mends). dt returns to its set value at the next step. Test points are
 predictions, not part of the descent: a test point whose update would leave its metric non-finite or not
 positive definite keeps its metric for that step (counted in `test_held`). A step after which sigma is not
 finite is not taken: the flow stops with the last finite state (`stop_kind` "diverged"). A numerical stop is
@@ -87,7 +88,7 @@ log = logging.getLogger(__name__)
 #: default memory budget for kernel blocks kept across steps (see `kernel_flow`)
 DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 #: FlowResult.stop_kind values that mean a numerical stop (exit status 3 for a job)
-NUMERICAL_STOPS = ("diverged", "no_positive_step")
+NUMERICAL_STOPS = ("diverged", "no_positive_step", "kernel_not_finite")
 #: whether the caller says a numerical stop itself (`stops_said_by_caller`)
 _STOP_SAID = contextvars.ContextVar("hpcflow_flow_stop_said", default=False)
 
@@ -117,7 +118,7 @@ class FlowResult:
     stopped: str = ""
     rejections: list = field(default_factory=list)
     test_held: int = 0  # test point-steps whose update was withheld to keep the metric positive definite
-    stop_kind: str = ""  # "", "early_stop", "callback", "stopped", "diverged", "no_positive_step"
+    stop_kind: str = ""  # "", "early_stop", "callback", "stopped", "diverged", "no_positive_step", "kernel_not_finite"
     train_idx: np.ndarray | None = None
     test_idx: np.ndarray | None = None
     per_rank: dict = field(default_factory=dict)  # this rank's totals (points, halo rows, kernel entries, ...)
@@ -604,9 +605,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             if c.Get_rank() == 0:  # a collective decision: said once
                 log.info("flow step %d: dt=%g gives a non-positive-definite or non-finite metric; retry dt/2", step, h)
             h *= 0.5
-        else:
-            stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
-            stop_kind = "no_positive_step"
+        else:  # (no dt helps where the kernel's sums are not finite: said as such, one collective at the stop)
+            if any_true(not (bool(xp.isfinite(u_train).all()) and bool(xp.isfinite(u_test).all())), comm=c):
+                stopped = (f"step {step}: the kernel's sums over the train gradients are not finite (the kernel "
+                           f"{getattr(kernel, 'name', 'kernel')} overflows at its parameters); the flow keeps step "
+                           f"{step - 1}")
+                stop_kind = "kernel_not_finite"
+            else:
+                stopped = f"step {step}: no dt >= {dt / 2 ** max_halvings:g} keeps all metrics positive definite"
+                stop_kind = "no_positive_step"
             break
         held = np.array([float(len(v_test) - int(ok_test.sum()))])
         with np.errstate(over="ignore", invalid="ignore"):  # a non-finite sigma is handled just below

@@ -90,10 +90,12 @@ def kernel_params(kcfg: dict) -> dict:
     return params
 
 
-def check_kernel(kcfg: dict, source: str):
+def check_kernel(kcfg: dict, source: str, geometry: dict | None = None):
     """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object. A key whose own value
     "none" (normalize) is given where it does not apply to `name` is unset in kcfg, as if absent: where it applies,
-    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`)."""
+    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`). With the job's
+    [geometry] (its points' dim + 2 homogeneous coordinates), parameters whose kernel leaves float64's range on those
+    points are refused too (`Kernel.check_features_dim`), before any work."""
     from hpcflow.kernels import make_kernel
 
     name = kcfg["name"]
@@ -114,14 +116,17 @@ def check_kernel(kcfg: dict, source: str):
                           f"{name!r}, which takes {takes}; remove {'it' if len(foreign) == 1 else 'them'} (or "
                           f"{unset})")
     try:
-        return make_kernel(name, **kernel_params(kcfg))
+        kernel = make_kernel(name, **kernel_params(kcfg))
+        if geometry is not None:
+            kernel.check_features_dim(2 * (geometry["dim"] + 2))  # real features (Re z, Im z) of P^(dim+1)
+        return kernel
     except ValueError as exc:
         raise ConfigError(f"{source}: [kernel]: {exc}; change the kernel parameters") from None
 
 
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
-    check_kernel(cfg["kernel"], source)
+    check_kernel(cfg["kernel"], source, cfg["geometry"])
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
     if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
         return

@@ -105,7 +105,7 @@ SCHEMA = {
 def check(cfg: dict, source: str) -> None:
     """Cross-field checks before any work; [noise].max_newton given with project = false is refused (no projection)."""
     check_geometry(cfg["geometry"], source)
-    check_kernel(cfg["kernel"], source)
+    check_kernel(cfg["kernel"], source, cfg["geometry"])
     if not cfg["noise"]["project"]:
         refuse_inapplicable(cfg, "noise", SCHEMA["noise"], ("max_newton",), "project = false (no Newton projection "
                             "onto X)", "set project = true", source)

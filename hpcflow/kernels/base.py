@@ -20,6 +20,9 @@ from hpcflow.backend import array_module, default_threads, to_host
 from hpcflow.arguments import api_integer, api_threads
 from hpcflow.geometry.distance import check_point_array, point_array
 
+#: the largest value a kernel entry may take: the flow sums each point's kernel row against gradients over up to
+#: 1/eps train points, and such a sum of entries below finfo.max * eps (~4e292) stays finite
+KERNEL_MAX = float(np.finfo(np.float64).max * np.finfo(np.float64).eps)
 #: default upper bound on the rows and columns of one kernel tile
 DEFAULT_TILE = 2048
 #: tiles are further capped at this edge so that the ~20-40 in-place passes of a tile run in cache
@@ -143,6 +146,11 @@ class Kernel:
     def diagonal(self, f):
         """Exact K(x, x) for feature rows f, or None; overrides the tile's diagonal when x_src is x."""
         return None
+
+    def check_features_dim(self, d: int) -> None:
+        """ValueError naming the kernel's parameters where its values leave float64's range on the chart-normalised
+        real features of d = 2(n+1) columns of points of P^n (the NTKs'), so that a job refuses them before any
+        work; the kernels whose values stay in range for any parameters accept every d."""
 
     def block(self, x1, x2):
         """Kernel block K(x1, x2) for points x1, x2 (homogeneous coordinates, any scale): (N1, N2) or (N1, P, N2, P)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from hpcflow.backend import array_module
 from hpcflow.arguments import api_integer, api_number
-from hpcflow.kernels.base import Kernel
+from hpcflow.kernels.base import KERNEL_MAX, Kernel
 from hpcflow.kernels.relu_ntk import check_features, real_features
 
 
@@ -37,7 +37,34 @@ def cosine_params(sigma_w, amplitude=None, normalization: str = "delta") -> tupl
     sigma_w = api_number("sigma_w", sigma_w, "a finite frequency standard deviation > 0", lo=0.0, lo_open=True)
     amplitude = None if amplitude is None else api_number(
         "amplitude", amplitude, "None (eq. 2.36) or a finite number > 0", lo=0.0, lo_open=True)
+    check_cosine_range(sigma_w, amplitude, normalization)
     return sigma_w, amplitude, normalization
+
+
+def check_cosine_range(sigma_w: float, amplitude: float | None, normalization: str, d: int | None = None) -> None:
+    """ValueError naming sigma_w (or amplitude) where the kernel's largest value A^2/2 (at x = x'; every other entry
+    is that times a Gaussian factor <= 1) is above KERNEL_MAX or below float64's smallest normal number (the kernel
+    0 everywhere, a flow that never moves) on d real features. A given amplitude is checked alone (any d);
+    A of the normalisation (eq. 2.36, which grows or shrinks as (sigma_w / sqrt(2 pi d))^d) only where d is given,
+    in logarithms (the power itself may overflow)."""
+    lo, hi = np.log(np.finfo(np.float64).tiny), np.log(KERNEL_MAX)
+    if amplitude is not None:
+        value, what, fix = 2.0 * np.log(amplitude) - np.log(2.0), f"amplitude = {amplitude:g}", "amplitude"
+    elif d is not None:
+        power = d if normalization == "delta" else d / 2.0
+        value = power * (np.log(sigma_w) - 0.5 * np.log(2.0 * np.pi * d)) - (0.0 if normalization == "delta" else
+                                                                             0.5 * np.log(2.0))
+        what, fix = f"sigma_w = {sigma_w:g} ({normalization} normalisation, d = {d} features)", "sigma_w"
+    else:
+        return
+    if lo <= value <= hi:
+        return
+    big = value > hi
+    why = (f"above {KERNEL_MAX:.3g}, beyond which the flow's sums over the train points overflow" if big else
+           f"below float64's smallest normal number {np.finfo(np.float64).tiny:.3g} (a kernel of 0 and subnormal "
+           "numbers: the flow would not move)")
+    raise ValueError(f"{what} puts the cosine_ntk kernel out of float64's range: its largest value A^2/2 = "
+                     f"10^{value / np.log(10.0):.4g} is {why}; {'lower' if big else 'raise'} {fix}")
 
 
 def cosine_amplitude(sigma_w: float, d: int, normalization: str = "delta") -> float:
@@ -58,6 +85,7 @@ def cosine_ntk(f1, f2, *, sigma_w: float, amplitude: float | None = None, normal
     sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
     f1, f2 = check_features("cosine_ntk", f1, f2)
     d = f1.shape[1]
+    check_cosine_range(sigma_w, amplitude, normalization, d)
     return cosine_tile(f1, f2, sigma_w, _amplitude(sigma_w, d, normalization) if amplitude is None else amplitude)
 
 
@@ -76,6 +104,7 @@ def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float
     sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
     f1, f2 = check_features("cosine_ntk_empirical", f1, f2)
     d = f1.shape[1]
+    check_cosine_range(sigma_w, amplitude, normalization, d)
     a = _amplitude(sigma_w, d, normalization) if amplitude is None else amplitude
     rng = np.random.default_rng(seed)
     w = rng.normal(0.0, sigma_w / np.sqrt(d), size=(d, width))
@@ -96,7 +125,12 @@ class CosineNTKKernel(Kernel):
         return {"sigma_w": self.sigma_w, "amplitude": self.amplitude, "normalization": self.normalization}
 
     def features(self, x):
-        return real_features(x)
+        f = real_features(x)
+        self.check_features_dim(f.shape[1])
+        return f
+
+    def check_features_dim(self, d: int) -> None:
+        check_cosine_range(self.sigma_w, self.amplitude, self.normalization, d)
 
     def tile_block(self, f1, f2):
         a = _amplitude(self.sigma_w, f1.shape[1], self.normalization) if self.amplitude is None else self.amplitude

@@ -35,7 +35,7 @@ from hpcflow.backend import array_module
 from hpcflow.arguments import api_integer, api_number
 from hpcflow.geometry.charts import chart_normalised
 from hpcflow.geometry.distance import check_point_array
-from hpcflow.kernels.base import Kernel
+from hpcflow.kernels.base import KERNEL_MAX, Kernel
 
 
 def real_features(z):
@@ -48,11 +48,62 @@ def real_features(z):
     return xp.ascontiguousarray(xp.concatenate([z.real, z.imag], axis=1), dtype=np.float64)
 
 
-def relu_params(w_std, b_std, depth) -> tuple[float, float, int]:
-    """(w_std, b_std, depth) of the ReLU NTK as numbers, or one TypeError/ValueError naming the first bad one."""
-    return (api_number("w_std", w_std, "a finite weight standard deviation > 0", lo=0.0, lo_open=True),
-            api_number("b_std", b_std, "a finite bias standard deviation >= 0", lo=0.0),
-            api_integer("depth", depth, "an integer >= 1 (relu_ntk hidden layers)", lo=1))
+#: the smallest layer variance Sigma(x, x) the recursion may reach: float64's smallest normal number (below it
+#: cos theta = Sigma(x, x') / sqrt(Sigma(x, x) Sigma(x', x')) loses its digits, and at 0 it is 0/0)
+VARIANCE_MIN = float(np.finfo(np.float64).tiny)
+
+
+def relu_params(w_std, b_std, depth, d: int | None = None) -> tuple[float, float, int]:
+    """(w_std, b_std, depth) of the ReLU NTK as numbers, or one TypeError/ValueError naming the first bad one; then
+    `check_relu_range` on chart-normalised features of d columns (d None: its upper bound alone, which holds for
+    every d)."""
+    params = (api_number("w_std", w_std, "a finite weight standard deviation > 0", lo=0.0, lo_open=True),
+              api_number("b_std", b_std, "a finite bias standard deviation >= 0", lo=0.0),
+              api_integer("depth", depth, "an integer >= 1 (relu_ntk hidden layers)", lo=1))
+    check_relu_range(*params, d=d)
+    return params
+
+
+def check_relu_range(w_std: float, b_std: float, depth: int, d: int | None = None) -> None:
+    """ValueError naming w_std, b_std and depth where the layer recursion (module docstring) leaves float64's range
+    on chart-normalised features (`real_features`) of d = 2(n+1) columns: |x|^2 = |z|^2 is between 1 (one
+    coordinate of modulus 1) and n + 1 = d/2 (all of them), so Sigma0(x, x) = W^2 |x|^2/d + b^2 lies in
+    [W^2/d + b^2, W^2/2 + b^2], and every layer maps it by s -> (W^2/2) s + b^2 and Theta(x, x) by
+    T -> s' + (W^2/2) T. Refused: a Theta(x, x) of some layer above KERNEL_MAX at the largest Sigma0 (every entry of
+    a layer is at most its diagonal: the kernels are positive semidefinite), or (d given) a Sigma(x, x) of some
+    layer below VARIANCE_MIN at the smallest. The line names the deepest depth still in range, if any."""
+    a, b2 = 0.5 * w_std * w_std, b_std * b_std  # (Python floats: inf on overflow, 0 on underflow, no exception)
+    top = bottom = None
+    s_hi = theta_hi = a + b2
+    s_lo = None if d is None else w_std * w_std / d + b2
+    for layer in range(depth + 1):
+        if layer:
+            s_hi = a * s_hi + b2
+            theta_hi = s_hi + a * theta_hi
+            s_lo = None if s_lo is None else a * s_lo + b2
+        if not theta_hi <= KERNEL_MAX:
+            top = layer
+            break
+        if s_lo is not None and not s_lo >= VARIANCE_MIN:
+            bottom = layer
+            break
+    if top is None and bottom is None:
+        return
+    what = (f"its largest value (Theta(x, x) at |x|^2 = d/2 after {top} layer{'s' * (top != 1)}) exceeds "
+            f"{KERNEL_MAX:.3g}, beyond which the flow's sums over the train points overflow float64"
+            if top is not None else
+            f"its smallest layer variance (Sigma(x, x) at |x|^2 = 1 on {d} features, after {bottom} "
+            f"layer{'s' * (bottom != 1)}) falls below float64's smallest normal number {VARIANCE_MIN:.3g} (0/0 in "
+            "the kernel)")
+    layer = top if top is not None else bottom
+    if layer >= 2:
+        fix = f"lower depth to at most {layer - 1}, or {'lower' if top is not None else 'raise'} w_std or b_std"
+    elif top is not None:
+        fix = "lower w_std or b_std"
+    else:
+        fix = "raise w_std or b_std"
+    raise ValueError(f"w_std = {w_std:g}, b_std = {b_std:g} and depth = {depth} put the relu_ntk kernel out of "
+                     f"float64's range: {what}; {fix}")
 
 
 def check_features(kernel: str, f1, f2):
@@ -98,6 +149,7 @@ def relu_ntk(f1, f2, *, w_std: float, b_std: float, depth: int = 1):
     w_std, b_std, depth = relu_params(w_std, b_std, depth)
     same = f2 is None or f2 is f1
     f1, f2 = check_features("relu_ntk", f1, f2)
+    check_relu_range(w_std, b_std, depth, d=f1.shape[1])
     h1 = relu_features(f1, w_std, b_std)
     if same:
         k = relu_tile(h1, h1, w_std, b_std, depth)
@@ -185,7 +237,12 @@ class ReluNTKKernel(Kernel):
         return {"w_std": self.w_std, "b_std": self.b_std, "depth": self.depth}
 
     def features(self, x):
-        return relu_features(real_features(x), self.w_std, self.b_std)
+        f = real_features(x)
+        check_relu_range(self.w_std, self.b_std, self.depth, d=f.shape[1])
+        return relu_features(f, self.w_std, self.b_std)
+
+    def check_features_dim(self, d: int) -> None:
+        check_relu_range(self.w_std, self.b_std, self.depth, d=d)
 
     def tile_block(self, f1, f2):
         return relu_tile(f1, f2, self.w_std, self.b_std, self.depth)
