@@ -124,8 +124,18 @@ def check_kernel(kcfg: dict, source: str, geometry: dict | None = None):
         raise ConfigError(f"{source}: [kernel]: {exc}; change the kernel parameters") from None
 
 
+def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> None:
+    """Refuse (ConfigError) a test seed (`test_seed`, default [geometry].test_seed) equal to [geometry].seed where the
+    job has test points: they would be the train points themselves (gain_test = gain_train), not held-out ones."""
+    test_seed = geo.get("test_seed") if test_seed is None else test_seed
+    if geo["n_test"] and test_seed is not None and test_seed == geo["seed"]:
+        raise ConfigError(f"{source}: [geometry].test_seed = {test_seed} equals [geometry].seed, which would make the "
+                          "test points the train points; unset test_seed (seed + 1) or set it to another seed")
+
+
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
+    check_test_seed(cfg["geometry"], source)
     check_kernel(cfg["kernel"], source, cfg["geometry"])
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
     if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
@@ -407,6 +417,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
     kernel = check_kernel(cfg["kernel"], "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
+    check_test_seed(cfg["geometry"], "job", test_seed)
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
