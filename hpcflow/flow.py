@@ -446,6 +446,11 @@ def _best_so_far(sigmas: list) -> tuple:
     return best, len(sigmas) - 1 - sigmas.index(best)
 
 
+def early_stop_said(step: int, early_stop: int) -> str:
+    """FlowResult.stopped of a flow that met its early stop at `step`."""
+    return f"step {step}: no improvement for {early_stop} step{'s' * (early_stop != 1)} (early stop)"
+
+
 def stopped_early(state: FlowScalars, early_stop: int | None) -> bool:
     """Whether a flow state had met its early stop: its monitored sigma (test with test points, else train) has not
     gone below its best for `early_stop` steps (None: no early stop)."""
@@ -559,7 +564,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     best, since_best = _best_so_far(hist_test if has_test else hist_train)  # (a resume's from its history)
     stopped, stop_kind = "", ""
     if resume is not None and early_stop is not None and since_best >= early_stop:  # it had stopped early: done
-        stopped = str(resume.stopped) or f"step {start}: no improvement for {early_stop} steps (early stop)"
+        stopped = str(resume.stopped) or early_stop_said(start, early_stop)
         stop_kind, start = "early_stop", steps
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
     cnt = step_sums.counters
@@ -645,7 +650,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
                 and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"
         if not stop_kind and early:
-            stopped, stop_kind = f"step {step}: no improvement for {early_stop} steps (early stop)", "early_stop"
+            stopped, stop_kind = early_stop_said(step, early_stop), "early_stop"
         if stop_kind:
             break
     if stop_kind in NUMERICAL_STOPS and c.Get_rank() == 0:  # a collective decision: said once

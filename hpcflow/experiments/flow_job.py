@@ -90,12 +90,10 @@ def kernel_params(kcfg: dict) -> dict:
     return params
 
 
-def check_kernel(kcfg: dict, source: str, geometry: dict | None = None):
+def check_kernel(kcfg: dict, source: str):
     """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object. A key whose own value
     "none" (normalize) is given where it does not apply to `name` is unset in kcfg, as if absent: where it applies,
-    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`). With the job's
-    [geometry] (its points' dim + 2 homogeneous coordinates), parameters whose kernel leaves float64's range on those
-    points are refused too (`Kernel.check_features_dim`), before any work."""
+    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`)."""
     from hpcflow.kernels import make_kernel
 
     name = kcfg["name"]
@@ -116,12 +114,22 @@ def check_kernel(kcfg: dict, source: str, geometry: dict | None = None):
                           f"{name!r}, which takes {takes}; remove {'it' if len(foreign) == 1 else 'them'} (or "
                           f"{unset})")
     try:
-        kernel = make_kernel(name, **kernel_params(kcfg))
-        if geometry is not None:
-            kernel.check_features_dim(2 * (geometry["dim"] + 2))  # real features (Re z, Im z) of P^(dim+1)
-        return kernel
+        return make_kernel(name, **kernel_params(kcfg))
     except ValueError as exc:
         raise ConfigError(f"{source}: [kernel]: {exc}; change the kernel parameters") from None
+
+
+def check_kernel_range(kernel, geometry: dict, source: str):
+    """Refuse (ConfigError, before any work) a kernel of `check_kernel` whose values leave float64's range on the
+    points of the job's [geometry] (dim + 2 homogeneous coordinates: 2 (dim + 2) real features;
+    `Kernel.check_features_dim`); returns the kernel."""
+    check = getattr(kernel, "check_features_dim", None)
+    try:
+        if check is not None:
+            check(2 * (geometry["dim"] + 2))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [kernel]: {exc}; change the kernel parameters") from None
+    return kernel
 
 
 def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> None:
@@ -136,7 +144,7 @@ def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> Non
 def check(cfg: dict, source: str) -> None:
     check_geometry(cfg["geometry"], source)
     check_test_seed(cfg["geometry"], source)
-    check_kernel(cfg["kernel"], source, cfg["geometry"])
+    check_kernel_range(check_kernel(cfg["kernel"], source), cfg["geometry"], source)
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
     if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
         return
@@ -233,25 +241,46 @@ def say_clusters_found(cl: dict, found: int, *, comm=None) -> None:
 
 def progress(label: str, every: int = 10, *, total: int | None = None):
     """A kernel_flow callback printing sigma_train/sigma_test every `every` steps (rank 0), and a progress bar over
-    `total` steps when stderr is a terminal (`hpcflow.progress`; the plain lines stay for logs)."""
+    `total` steps when stderr is a terminal (`hpcflow.progress`; the plain lines stay for logs, --quiet too). Its
+    `close(res)`, after the flow, prints the last step's line where it was not one of those, and where the flow met
+    its early stop ([flow].early_stop) one line saying so (`{label}: stopped: step N: no improvement for ...`)."""
     t0 = time.perf_counter()
 
     from hpcflow.parallel.comm import is_root
     from hpcflow.progress import progress as bar_of
 
     bar = bar_of(total=total, desc=label, unit="step") if total else None
+    last = {}  # the last step's info, while its line is unsaid
+
+    def line(info):
+        print(f"{label}: step {info['step']:4d} sigma_train={info['sigma_train']:.4e} "
+              f"sigma_test={info['sigma_test']:.4e} dt={info['dt']:.3g} rejected={info['rejected']} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
 
     def cb(info):
         if bar is not None:
             bar.update(1)
             if info["step"] >= total:
                 bar.close()
-        if info["step"] % every == 0 and is_root():
-            print(f"{label}: step {info['step']:4d} sigma_train={info['sigma_train']:.4e} "
-                  f"sigma_test={info['sigma_test']:.4e} dt={info['dt']:.3g} rejected={info['rejected']} "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        last.clear()
+        if info["step"] % every == 0:
+            if is_root():
+                line(info)
+        else:
+            last.update(info)
         return False
 
+    def close(res):
+        if bar is not None:
+            bar.close()
+        if not is_root():
+            return
+        if last:
+            line(last)
+        if res.stop_kind == "early_stop" and res.stopped:
+            print(f"{label}: stopped: {res.stopped}", flush=True)
+
+    cb.close = close
     return cb
 
 
@@ -371,7 +400,7 @@ def resume_done(state, cfg: dict) -> Finished | None:
                         "raise [flow].steps to extend it", 0)
     if stopped_early(state, fl["early_stop"]):
         return Finished(step, f"already finished at step {step} by its early stop (no improvement for [flow]."
-                        f"early_stop = {fl['early_stop']} steps)",
+                        f"early_stop = {fl['early_stop']} step{'s' * (fl['early_stop'] != 1)})",
                         f"--resume keeps early_stop, so more steps add none: {keep} to change it", 0)
     return None
 
@@ -415,7 +444,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
     state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
-    kernel = check_kernel(cfg["kernel"], "job")
+    kernel = check_kernel_range(check_kernel(cfg["kernel"], "job"), cfg["geometry"], "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     check_test_seed(cfg["geometry"], "job", test_seed)
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
@@ -440,17 +469,19 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                      n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),
                      resumed=state is not None)
+    said = progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"])
     try:
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], blocks=lay.blocks, max_halvings=fl["max_halvings"],
                           clip=fl["clip"], early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"],
-                          callback=_both(progress(f"flow[{cfg['kernel']['name']}]", total=fl["steps"]), callback),
+                          callback=_both(said, callback),
                           train_idx=lay.train_idx, test_idx=lay.test_idx if test is not None else None, comm=c,
                           resume=state, on_step=writer)
     except Preempted as exc:  # every rank: the checkpoint is written; the caller writes this summary and job.toml
         exc.summary = dict(described, status="preempted", checkpoint_step=writer.last_view.step, n_train=n_train,
                            n_test=n_test, provenance=provenance(comm=c), config=cfg, **legs_summary(writer.legs))
         raise
+    said.close(res)
     status = ("diverged" if res.stop_kind in NUMERICAL_STOPS else
               "stopped" if res.stop_kind in ("stopped", "callback") else "finished")
     step = writer.close(status)

@@ -27,7 +27,8 @@ import numpy as np
 
 from hpcflow.experiments.common import (GEOMETRY_SECTION, MIN_POINTS, check_geometry, finish, gain, manifold,
                                         write_scan)
-from hpcflow.experiments.flow_job import FLOW_SECTION, KERNEL_SECTION, check_kernel, progress
+from hpcflow.experiments.flow_job import (FLOW_SECTION, KERNEL_SECTION, check_kernel, check_kernel_range,
+                                          progress)
 from hpcflow.jobs.schema import JOB_SECTION, SEED_MAX, Field, refuse_inapplicable
 
 #: a test point's g_FS in its train chart may be conditioned up to this (weights then good to ~eps 1e10 = 2e-6)
@@ -105,7 +106,7 @@ SCHEMA = {
 def check(cfg: dict, source: str) -> None:
     """Cross-field checks before any work; [noise].max_newton given with project = false is refused (no projection)."""
     check_geometry(cfg["geometry"], source)
-    check_kernel(cfg["kernel"], source, cfg["geometry"])
+    check_kernel_range(check_kernel(cfg["kernel"], source), cfg["geometry"], source)
     if not cfg["noise"]["project"]:
         refuse_inapplicable(cfg, "noise", SCHEMA["noise"], ("max_newton",), "project = false (no Newton projection "
                             "onto X)", "set project = true", source)
