@@ -380,6 +380,20 @@ class Finished(NamedTuple):
     exit_status: int
 
 
+def out_of_date(outdir, *, comm=None) -> None:
+    """Remove (rank 0) the summary.json of the run a resume continues in `outdir`, once the resume is accepted and
+    before it runs a step: it describes the checkpoint as it was (a "preempted" or "finished" one), which this run
+    moves on, so a resume killed without a signal left a summary that said the run stopped steps ago. Without it the
+    directory reads as an interrupted run (`output.interrupted`) until this run writes its own."""
+    from hpcflow.parallel.comm import is_root
+
+    if is_root(comm):
+        try:
+            os.unlink(os.path.join(outdir, "summary.json"))
+        except FileNotFoundError:
+            pass
+
+
 def resume_done(state, cfg: dict) -> Finished | None:
     """Whether --resume of job `cfg` would add nothing to the ended run `state` (its checkpoint): its [flow].steps are
     done, its early stop was met ([flow].early_stop, which a resume keeps, so more steps add none), or it stopped
@@ -462,6 +476,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     if state is not None:  # the metrics it holds belong to its points: those sampled here, or it is refused
         check_static(path, static, n_rows, comm=c)
+        out_of_date(outdir, comm=c)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c, started=started, job_text=job_text,
                               signalled=pending)
