@@ -6,8 +6,10 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             best, since_best, n_train, n_test, ranks (R of the last leg), config (JSON of the validated job),
             hpcflow_version, conventions, geometry_conventions (hpcflow.geometry.pointset.CONVENTIONS),
             legs (JSON list, one entry per run that wrote this checkpoint, first to last: from_step, to_step,
-            ranks, wall_seconds up to its last write, hpcflow_version; version 1 files have none: a resume
-            of one records the steps before it as one leg whose ranks/wall_seconds/hpcflow_version are null)
+            ranks, wall_seconds up to its last write, hpcflow_version, threads (the leg's threads per rank,
+            rank 0's $HPCFLOW_THREADS or usable CPUs: the kernel sums' worker threads; absent from legs written
+            before it was recorded); version 1 files have none: a resume of one records the steps before it as
+            one leg whose ranks/wall_seconds/hpcflow_version are null)
     history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
     history/dt                                (step,)   accepted dt of each step
     history/rejections                        (k, 2)    (step, dt) of every rejected trial step
@@ -249,8 +251,9 @@ def _load_resume(path: str, comm) -> FlowResume:
                                  "history/rejections[{}, 0]": rej[:, 0], "history/rejections[{}, 1]": rej[:, 1],
                                  **{f"history/{k}[{{}}]": v for k, v in per_rank.items()}}, a)
             legs = _read_legs(f, path)
-            _check_values(path, {f"attribute legs[{{}}].{k}": [g[k] for g in legs]
-                                 for k in LEG_KEYS if f"attribute legs[{{}}].{k}" in RANGES} if legs else {}, a)
+            _check_values(path, {f"attribute legs[{{}}].{k}": [g.get(k) for g in legs]
+                                 for k in (*LEG_KEYS, *LEG_OPTIONAL) if f"attribute legs[{{}}].{k}" in RANGES}
+                          if legs else {}, a)
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt,
                              rejections=[(int(s), float(h)) for s, h in rej],
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
@@ -326,6 +329,8 @@ RANGES = {
                                         hi=("attribute step", lambda a: int(a["step"])), reads=("step",)),
     "attribute legs[{}].ranks": Range("the rank count of a leg (>= 1; null: unknown)", lo=1, whole=True, nan="always"),
     "attribute legs[{}].wall_seconds": Range("a leg's wall seconds (>= 0; null: unknown)", nan="always"),
+    "attribute legs[{}].threads": Range("a leg's threads per rank (>= 1; absent: unknown)", lo=1, whole=True,
+                                        nan="always"),
     **{f"{kind}/weights[{{}}]": Range("Monte Carlo weights (>= 0)") for kind in ("train", "test")},
     **{f"{kind}/omega2[{{}}]": Range("|Omega|^2 of the points (> 0)", above=True) for kind in ("train", "test")},
 }
@@ -353,6 +358,8 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
 
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
+#: keys of a leg that legs written before they were recorded lack
+LEG_OPTIONAL = ("threads",)
 
 
 def _read_legs(f, path) -> list | None:
@@ -375,6 +382,19 @@ def earlier_legs(resume: FlowResume | None) -> list:
         return [dict(g) for g in resume.legs]
     return [{"from_step": 0, "to_step": int(resume.step), "ranks": None, "wall_seconds": None,
              "hpcflow_version": None}]
+
+
+def threads_note(legs: list, threads: int, prefix: str) -> str | None:
+    """The line a resume says where it runs `threads` threads per rank but the last of the checkpoint's earlier
+    `legs` ran another number (its `threads`; None where that is not recorded or the same): sums per worker thread
+    (kernel tiles, torch, BLAS) then round otherwise, so the run equals the uninterrupted one to summation order only.
+    The flow's (`hpcflow run`) and the network's (`hpcflow nn`) resumes say it alike."""
+    before = legs[-1].get("threads") if legs else None
+    if before is None or before == threads:
+        return None
+    return (f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run "
+            f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit "
+            f"(HPCFLOW_THREADS={before} resumes it bit for bit)")
 
 
 def wall_seconds_total(legs) -> float:
@@ -615,6 +635,7 @@ class CheckpointWriter:
     and checkpoint are the earlier run's).
     signalled: the Event of the requests recorded before the writer took the signals (`stop_signals.requests`
     around the flow's setup), which its handler sets too: one recorded there stops the flow at its first step.
+    threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given.
     """
 
     answers_alike = True
@@ -622,7 +643,7 @@ class CheckpointWriter:
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
                  comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None,
-                 job_text: str | None = None, signalled: threading.Event | None = None):
+                 job_text: str | None = None, signalled: threading.Event | None = None, threads: int | None = None):
         self.path, self.config, self.job_text, self.clock = str(path), config, job_text, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
@@ -639,6 +660,7 @@ class CheckpointWriter:
         # this run's leg (its wall time counted from `started`, a time.perf_counter() value, default now)
         self.started = time.perf_counter() if started is None else started
         self.first_step = 0 if resume is None else int(resume.step)
+        self.threads = threads  # this leg's threads per rank (None: not recorded)
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
@@ -757,4 +779,6 @@ class CheckpointWriter:
         """The earlier legs and this run's, from the step it started at to `step`, timed up to now."""
         mine = {"from_step": self.first_step, "to_step": int(step), "ranks": self.size,
                 "wall_seconds": time.perf_counter() - self.started, "hpcflow_version": __version__}
+        if self.threads is not None:
+            mine["threads"] = int(self.threads)
         return self.legs[:self._earlier] + [mine]

@@ -10,6 +10,7 @@ provenance, per_rank figures), or raises NumericalStop carrying it when the flow
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import NamedTuple
 
@@ -441,12 +442,13 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
         "sampled and clustered; Ctrl-C again interrupts now")
     with requests(said) as pending:  # the checkpoint writer takes the signals over once it exists
         return _run(cfg, outdir, resume=resume, comm=comm, callback=callback, test_seed=test_seed,
-                    job_text=job_text, pending=pending)
+                    job_text=job_text, pending=pending, prefix=log_prefix or "flow:")
 
 
-def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending) -> dict:
-    """`run` with the stop requests of its setup in the Event `pending`."""
-    from hpcflow.checkpoint import CheckpointWriter, FlowResume, check_static
+def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
+    """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
+    from hpcflow.backend import default_threads
+    from hpcflow.checkpoint import CheckpointWriter, FlowResume, check_static, earlier_legs, threads_note
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
@@ -477,9 +479,13 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     if state is not None:  # the metrics it holds belong to its points: those sampled here, or it is refused
         check_static(path, static, n_rows, comm=c)
         out_of_date(outdir, comm=c)
+    threads = default_threads()  # the kernel sums' worker threads ($HPCFLOW_THREADS, else the usable CPUs)
+    note = threads_note(earlier_legs(state), threads, prefix) if state is not None and c.Get_rank() == 0 else None
+    if note:
+        print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c, started=started, job_text=job_text,
-                              signalled=pending)
+                              signalled=pending, threads=threads)
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                      n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),

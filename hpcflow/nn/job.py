@@ -536,15 +536,12 @@ def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX) -> None:
     """One line on stderr when this leg runs another number of threads per rank than the last leg of checkpoint
     `resume` (its legs[].threads; nothing where it is not recorded): the sums per thread of torch and BLAS then round
     otherwise, so the run equals the uninterrupted one to summation order only, not bit for bit."""
+    from hpcflow.checkpoint import threads_note
     from hpcflow.nn.checkpoint import earlier_legs
 
-    legs = earlier_legs(resume)
-    before = legs[-1].get("threads") if legs else None
-    if before is None or before == threads:
-        return
-    print(f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run continues "
-          f"equal to the uninterrupted one to summation order (~1e-15), not bit for bit (HPCFLOW_THREADS={before} "
-          "resumes it bit for bit)", file=sys.stderr)
+    note = threads_note(earlier_legs(resume), threads, prefix)  # (the flow's resume says it alike)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _warn_not_positive_definite(summary: dict, prefix: str = LOG_PREFIX) -> None:

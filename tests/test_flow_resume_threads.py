@@ -1,0 +1,81 @@
+"""A flow records each run's threads per rank (`legs[].threads`, checkpoint.h5 and summary.json), and a --resume at
+another thread count than the checkpoint's last leg says in one line that it continues to summation order, not bit
+for bit (as `hpcflow nn` does); one at the same threads, or of a checkpoint whose legs predate the record, says
+nothing."""
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import h5py
+
+from hpcflow import checkpoint as ckpt
+from hpcflow.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = str(ROOT / "jobs" / "quickstart.toml")
+SETS = ["--set", "geometry.n_train=600", "--set", "geometry.n_test=100", "--set", "clustering.n_clusters=2",
+        "--set", "flow.steps=4", "--set", "checkpoint.every=1"]
+NOTE = "hpcflow run: note: {now} threads per rank, where the checkpoint's last leg ran {before}: the run continues"
+
+
+def _legs(out):
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        saved = json.loads(f.attrs["legs"])
+    return saved, json.loads((out / "summary.json").read_text())["legs"]
+
+
+def _resume(out, threads, monkeypatch, capsys):
+    monkeypatch.setenv("HPCFLOW_THREADS", str(threads))
+    capsys.readouterr()
+    assert main(["run", JOB, "--out", str(out), *SETS, "--resume"]) == 0
+    return capsys.readouterr().err
+
+
+def test_each_leg_records_its_threads_and_another_count_is_said(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    call = ckpt.CheckpointWriter.__call__
+
+    def preempt(self, view):
+        if view.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return call(self, view)
+
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")
+    with monkeypatch.context() as m:
+        m.setattr(ckpt.CheckpointWriter, "__call__", preempt)
+        assert main(["run", JOB, "--out", str(out), *SETS]) == 4
+    saved, summary = _legs(out)
+    assert [g.get("threads") for g in saved] == [1] == [g.get("threads") for g in summary]
+    same, unknown = tmp_path / "same", tmp_path / "unknown"
+    shutil.copytree(out, same)
+    shutil.copytree(out, unknown)
+    with h5py.File(unknown / "checkpoint.h5", "r+") as f:  # legs as written before threads were recorded
+        f.attrs["legs"] = json.dumps([{k: v for k, v in g.items() if k != "threads"} for g in json.loads(
+            f.attrs["legs"])])
+
+    err = _resume(out, 2, monkeypatch, capsys)
+    notes = [line for line in err.splitlines() if "threads per rank" in line]
+    assert len(notes) == 1 and notes[0].startswith(NOTE.format(now=2, before=1)), err
+    assert "not bit for bit" in notes[0] and "HPCFLOW_THREADS=1" in notes[0]
+    saved, summary = _legs(out)
+    assert [g.get("threads") for g in saved] == [1, 2] == [g.get("threads") for g in summary]
+
+    assert "threads per rank" not in _resume(same, 1, monkeypatch, capsys)
+    assert [g.get("threads") for g in _legs(same)[0]] == [1, 1]
+    assert "threads per rank" not in _resume(unknown, 2, monkeypatch, capsys)
+    assert [g.get("threads") for g in _legs(unknown)[1]] == [None, 2]
+
+
+def test_a_leg_with_threads_that_are_not_a_count_is_a_damaged_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")
+    assert main(["run", JOB, "--out", str(out), *SETS, "--set", "flow.steps=2"]) == 0
+    with h5py.File(out / "checkpoint.h5", "r+") as f:
+        f.attrs["legs"] = json.dumps([{**g, "threads": 0} for g in json.loads(f.attrs["legs"])])
+    capsys.readouterr()
+    assert main(["run", JOB, "--out", str(out), *SETS, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "legs[0].threads = 0" in err and "damaged" in err, err
