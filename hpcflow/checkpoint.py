@@ -56,7 +56,7 @@ from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
 from hpcflow.flow import FlowScalars
 from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
-from hpcflow.h5read import one_line, read_h5
+from hpcflow.h5read import in_use, locked, one_line, read_h5
 from hpcflow.jobs.schema import without
 from hpcflow.value_ranges import first_fault, shown
 from hpcflow.jobs.toml_out import set_arg
@@ -220,7 +220,10 @@ def _together(check, comm):
 
 
 def _unreadable(path, exc) -> InputFileError:
-    """The refusal of a checkpoint h5py cannot read (`read_h5`'s `refuse`)."""
+    """The refusal of a checkpoint h5py cannot read (`read_h5`'s `refuse`): in use where another process holds its lock
+    (`h5read.locked`: the file may be whole, and --force would destroy it), else damaged."""
+    if locked(exc):
+        return InputFileError(in_use(path, exc))
     return InputFileError(f"{path}: not a readable checkpoint ({one_line(exc)}); the file is damaged, {RESTART}")
 
 

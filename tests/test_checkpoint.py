@@ -531,3 +531,30 @@ def test_a_flow_without_test_points_writes_every_test_dataset_with_no_rows(tmp_p
     assert "| out | flow | finished | 120 / 0 |" in md and "Skipped" not in md and "## Table 1" in md
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
     check(5)
+
+
+def test_a_checkpoint_another_process_holds_locked_is_in_use_not_damaged(tmp_path, capsys):
+    """--resume on a checkpoint.h5 whose HDF5 lock another process holds (a program with it open for writing): one
+    line saying it is in use, never "damaged ... --force" (which would replace a whole file); released, it resumes."""
+    import fcntl
+
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    ck = out / "checkpoint.h5"
+    before = ck.read_bytes()
+    capsys.readouterr()
+    argv = ["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]
+    with open(ck, "rb") as fh:  # (an exclusive lock, as a writer's, which h5py's shared lock for reading meets)
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in ([], ["--check"]):
+            assert main([*argv, *extra]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and str(ck) in err and "in use" in err, err
+            assert "damaged" not in err and "--force" not in err, err
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    assert ck.read_bytes() == before
+    assert main(argv) == 0, capsys.readouterr().err
