@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 #: FlowResult.stop_kind values that mean a numerical stop (exit status 3 for a job)
 NUMERICAL_STOPS = ("diverged", "no_positive_step", "kernel_not_finite")
+#: what a "kernel_not_finite" stop says (its checkpoint's `stopped` holds it: a resume tells it from a dt too large)
+KERNEL_NOT_FINITE = "the kernel's sums over the train gradients are not finite"
 #: whether the caller says a numerical stop itself (`stops_said_by_caller`)
 _STOP_SAID = contextvars.ContextVar("hpcflow_flow_stop_said", default=False)
 
@@ -612,7 +614,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
             h *= 0.5
         else:  # (no dt helps where the kernel's sums are not finite: said as such, one collective at the stop)
             if any_true(not (bool(xp.isfinite(u_train).all()) and bool(xp.isfinite(u_test).all())), comm=c):
-                stopped = (f"step {step}: the kernel's sums over the train gradients are not finite (the kernel "
+                stopped = (f"step {step}: {KERNEL_NOT_FINITE} (the kernel "
                            f"{getattr(kernel, 'name', 'kernel')} overflows at its parameters); the flow keeps step "
                            f"{step - 1}")
                 stop_kind = "kernel_not_finite"

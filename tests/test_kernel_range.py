@@ -128,3 +128,21 @@ def test_a_flow_whose_kernel_sums_overflow_says_so():
     assert res.stop_kind == "kernel_not_finite" and res.steps_taken == 0, res.stopped
     assert res.stopped.startswith("step 1: the kernel's sums") and "not finite" in res.stopped
     assert "positive definite" not in res.stopped
+
+
+def test_a_resume_of_a_flow_stopped_by_its_kernel_suggests_other_kernel_parameters_not_a_smaller_dt():
+    """The checkpoint of a flow its kernel's overflow stopped ('diverged', its `stopped` the flow's words): a resume
+    has nothing to do, and the fix is other [kernel] parameters; a dt too large keeps its smaller-dt advice."""
+    from types import SimpleNamespace
+
+    from hpcflow.experiments.flow_job import resume_done
+    from hpcflow.flow import kernel_flow
+
+    train = Hypersurface.fermat(3).sample(30, seed=5, chart=(0, 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = kernel_flow(Infinite(), train, dt=1.0, steps=2, max_halvings=2)
+    cfg = {"flow": {"dt": 1.0, "steps": 2, "early_stop": 0}}
+    done = resume_done(SimpleNamespace(status="diverged", step=0, stopped=res.stopped), cfg)
+    assert "[kernel] parameters" in done.fix and "dt" not in done.fix, done
+    other = resume_done(SimpleNamespace(status="diverged", step=3, stopped="step 4: no dt >= 0.1 keeps ..."), cfg)
+    assert "smaller dt" in other.fix, other

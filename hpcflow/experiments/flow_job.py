@@ -400,10 +400,14 @@ def resume_done(state, cfg: dict) -> Finished | None:
     done, its early stop was met ([flow].early_stop, which a resume keeps, so more steps add none), or it stopped
     numerically (a resume keeps [flow].dt and would repeat the step that failed); else None."""
     from hpcflow.errors import EXIT_NUMERICAL
-    from hpcflow.flow import stopped_early
+    from hpcflow.flow import KERNEL_NOT_FINITE, stopped_early
 
     fl, step = cfg["flow"], int(state.step)
     keep = "start over with --force or in a new --out"
+    if state.status == "diverged" and KERNEL_NOT_FINITE in str(state.stopped):  # (no dt helps: the kernel's numbers)
+        return Finished(step, f"ended after step {step} ({state.stopped})",
+                        f"a resume would repeat step {step + 1} with the same [kernel] parameters, which --resume "
+                        f"keeps: {keep} with other [kernel] parameters", EXIT_NUMERICAL)
     if state.status == "diverged":
         return Finished(step, f"ended after step {step} ({state.stopped})",
                         f"a resume would repeat step {step + 1} with the same [flow].dt = {fl['dt']:g}, which --resume "
