@@ -10,7 +10,6 @@ monotone in the FS distance d.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import projector_features
@@ -43,6 +42,8 @@ def nearest_source(x, x_src):
     every point is its own nearest (distance 0; no search)."""
     if x is x_src:
         return np.arange(x.shape[0], dtype=np.int64)
+    from scipy.spatial import cKDTree  # here, not at import: ~0.2 s of every command's start-up that builds no tree
+
     return tree_nearest(cKDTree(projector_features(to_host(x_src))), projector_features(to_host(x)))[1]
 
 

@@ -62,7 +62,6 @@ import threading
 
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
-from scipy.spatial import cKDTree
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.geometry.distance import NOISE_FLOOR, STABLE_BELOW, fs_distance, fs_distance_paired, projector_features
@@ -376,6 +375,8 @@ class GaussianOperator(TiledOperator):
     def _near_pairs(self, x, x_src):
         """Pairs closer than `near_distance` (KD-tree on projector features, on the host), sorted by row, their
         stable FS distance."""
+        from scipy.spatial import cKDTree  # here, not at import: ~0.2 s of every command's start-up
+
         below = near_distance(self.kernel)
         radius = np.sqrt(2.0) * np.sin(below)
         tree = cKDTree(to_host(self.f_src))
