@@ -7,9 +7,13 @@ its best trial's. The per-rank figure's caption names the count its left-out ste
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from analysis_runs import ROOT, env, make_study, md_rows
 from jobtexts import NN_POINTS, SMALL_NET, flow_points
@@ -31,27 +35,44 @@ enabled = false
 """
 
 
-def _hpcflow(ranks: int, *args) -> None:
+SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
+
+
+def _hpcflow(ranks: int, *groups) -> None:
+    """The command groups (hpcflow ARGS each) one after the other in one process (tests/mpi/cli_sequence.py: one
+    start-up of Python, MPI and torch), on `ranks` ranks."""
     launch = [mpiexec(), "-n", str(ranks)] if ranks > 1 else []
-    p = subprocess.run([*launch, sys.executable, "-m", "hpcflow", *map(str, args), "--quiet"], cwd=ROOT, env=env(),
-                       capture_output=True, text=True, timeout=300)
+    args = [a for group in groups for a in ("--next", *map(str, group), "--quiet")][1:]
+    p = subprocess.run([*launch, sys.executable, SEQUENCE, *args], cwd=ROOT, env=env(), capture_output=True,
+                       text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count(" status 0\n") == len(groups), p.stdout[-2000:]  # every command ran, and ended with 0
 
 
 def _legs(run_dir) -> list:
     return [g["ranks"] for g in json.loads((run_dir / "summary.json").read_text())["legs"]]
 
 
-def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
-    (tmp_path / "flow.toml").write_text(FLOW)
-    (tmp_path / "nn.toml").write_text(NN)
-    flow, net, same = tmp_path / "flow", tmp_path / "net", tmp_path / "same"
-    _hpcflow(2, "run", tmp_path / "flow.toml", "--out", flow)
-    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", flow, "--resume", "--set", "flow.steps=3")
-    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net)
-    _hpcflow(1, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=2")
-    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", same)
-    _hpcflow(1, "run", tmp_path / "flow.toml", "--out", same, "--resume", "--set", "flow.steps=3")
+@pytest.fixture(scope="module")
+def legs(tmp_path_factory):
+    """A flow run and a network run started on 2 ranks and extended on 1, and a flow run started and extended on 1
+    (the runs of each rank count in one launch)."""
+    tmp = tmp_path_factory.mktemp("legs")
+    (tmp / "flow.toml").write_text(FLOW)
+    (tmp / "nn.toml").write_text(NN)
+    flow, net, same = tmp / "flow", tmp / "net", tmp / "same"
+    _hpcflow(2, ("run", tmp / "flow.toml", "--out", flow), ("nn", tmp / "nn.toml", "--out", net))
+    _hpcflow(1, ("run", tmp / "flow.toml", "--out", flow, "--resume", "--set", "flow.steps=3"),
+             ("nn", tmp / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=2"),
+             ("run", tmp / "flow.toml", "--out", same),
+             ("run", tmp / "flow.toml", "--out", same, "--resume", "--set", "flow.steps=3"))
+    return tmp
+
+
+def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(legs, tmp_path, capsys):
+    from hpcflow.cli import main
+
+    flow, net, same = legs / "flow", legs / "net", legs / "same"
     assert _legs(flow) == _legs(net) == [2, 1] and _legs(same) == [1, 1]  # what the runs recorded
     unknown = tmp_path / "unknown"  # its first leg run before legs were recorded: a count of unknown value
     unknown.mkdir()
@@ -62,10 +83,9 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
     (unknown / "summary.json").write_text(json.dumps(s))
     make_study(tmp_path / "tune", str(net), [0.4, 2.0])  # a study whose best trial's run is `net`
 
-    p = subprocess.run([sys.executable, "-m", "hpcflow", "report", str(flow), str(net), str(same), str(unknown),
-                        str(tmp_path / "tune"), "--out", str(tmp_path / "rep")], cwd=ROOT, env=env(), capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+    status = main(["report", str(flow), str(net), str(same), str(unknown), str(tmp_path / "tune"), "--out",
+                   str(tmp_path / "rep")])
+    assert status == 0, capsys.readouterr().err[-2000:]
     rows = md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
     ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown", "tune")}
     assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1", "tune": "2→1"}, ranks
@@ -77,18 +97,16 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(tmp_path):
                         "net": "net (epoch 1 ran at 2 ranks (this run resumed it at 1): not shown)"}, per_rank
 
 
-def test_a_network_of_three_legs_names_the_count_each_left_out_epoch_ran_at(tmp_path):
+def test_a_network_of_three_legs_names_the_count_each_left_out_epoch_ran_at(legs, tmp_path):
     """A network trained on 2 ranks (epoch 1), resumed on 1 (epoch 2) and on 2 (epoch 3): the per-rank note read
     'epochs 1-2 ran at 1 rank', where its legs record epoch 1 on 2 ranks (its row dropped by the resume on 1)."""
     from hpcflow.analysis.histories import load, per_rank_note
 
-    (tmp_path / "nn.toml").write_text(NN)
     net = tmp_path / "net"
-    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net)
-    _hpcflow(1, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=2")
-    _hpcflow(2, "nn", tmp_path / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=3")
-    legs = json.loads((net / "summary.json").read_text())["legs"]
-    assert [(g["from_step"], g["to_step"], g["ranks"]) for g in legs] == [(0, 1, 2), (1, 2, 1), (2, 3, 2)], legs
+    shutil.copytree(legs / "net", net)  # epoch 1 on 2 ranks, epoch 2 on 1
+    _hpcflow(2, ("nn", legs / "nn.toml", "--out", net, "--resume", "--set", "training.epochs=3"))
+    got = json.loads((net / "summary.json").read_text())["legs"]
+    assert [(g["from_step"], g["to_step"], g["ranks"]) for g in got] == [(0, 1, 2), (1, 2, 1), (2, 3, 2)], got
     assert per_rank_note(load(str(net))) == ("epoch 1 ran at 2 ranks but was not recorded (dropped by a resume at "
                                              "another rank count); epoch 2 ran at 1 rank (this run resumed it at 2): "
                                              "not shown")
