@@ -5,6 +5,7 @@ and at 2 ranks, and a run stopped before that batch and resumed repeats the unin
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E
 from test_parallel import mpiexec  # noqa: E402
 
 DRIVER = os.path.join(os.path.dirname(__file__), "mpi", "nn_driver.py")
+SEQUENCE = os.path.join(os.path.dirname(__file__), "mpi", "cli_sequence.py")
 #: 601 train points in batches of 100, two epochs of the constant learning rate 3e-3, training seed 0
 JOB = (NN_POINTS.replace("n_train = 200", "n_train = 601") + SMALL_NET
        + TINY_TRAINING.replace("epochs = 4", "epochs = 2"))
@@ -68,22 +70,23 @@ def test_a_one_point_remainder_joins_the_last_batch_at_one_and_two_ranks(tmp_pat
         return subprocess.run([mpiexec(), "-n", "2", sys.executable, *args], capture_output=True, text=True,
                               timeout=300, env=env)
 
-    proc = two_ranks("-m", "hpcflow", "nn", str(job), "--out", str(two))
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((zero / "model.pt.json").read_text())
-    want = _reference(torch.load(zero / "model.pt", weights_only=True), config)
-    for out in (one, two):
-        state = torch.load(out / "checkpoint.pt", weights_only=True)
-        assert (state["train"]["epoch"], state["train"]["step"]) == (2, 12), out  # six optimiser steps an epoch
-        _close(torch.load(out / "model.pt", weights_only=True), want)
     # stopped by SIGTERM just before epoch 2's last batch (101 points), then resumed: the same bits as `two`
     cut = tmp_path / "cut"
     proc = two_ranks(DRIVER, "signal", "1", "4", "0", "nn", str(job), "--out", str(cut))
     assert proc.returncode == 4, proc.stderr
     state = torch.load(cut / "checkpoint.pt", weights_only=True)
     assert (state["train"]["epoch"], state["train"]["position"], state["train"]["step"]) == (1, 5, 11)
-    proc = two_ranks("-m", "hpcflow", "nn", str(job), "--out", str(cut), "--resume")
+    # the uninterrupted run and the resume in one launch of the two ranks (tests/mpi/cli_sequence.py)
+    proc = two_ranks(SEQUENCE, "nn", str(job), "--out", str(two), "--next", "nn", str(job), "--out", str(cut),
+                     "--resume")
     assert proc.returncode == 0, proc.stderr
+    assert re.findall(r"cli_sequence: command (\d) status (\d+)", proc.stdout) == [("0", "0"), ("1", "0")], proc.stdout
+    config = json.loads((zero / "model.pt.json").read_text())
+    want = _reference(torch.load(zero / "model.pt", weights_only=True), config)
+    for out in (one, two):
+        state = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert (state["train"]["epoch"], state["train"]["step"]) == (2, 12), out  # six optimiser steps an epoch
+        _close(torch.load(out / "model.pt", weights_only=True), want)
     resumed, whole = (torch.load(d / "model.pt", weights_only=True) for d in (cut, two))
     assert all(torch.equal(resumed[k], whole[k]) for k in whole)
 
