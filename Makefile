@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 # CPU build of torch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 # pytest arguments, e.g. make test PYTEST_ARGS="-m slow"; the suite runs on 2 worker processes (pytest-xdist), a
-# test file each at a time (its module fixtures built once); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
-PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile --durations=25
+# test file each at a time (its module fixtures built once), the files of few long tests first (tests/conftest.py:
+# FIRST; --no-loadscope-reorder keeps that order); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 .PHONY: venv run test test-mpi bench clean
 
