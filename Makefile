@@ -26,8 +26,11 @@ run: venv
 	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/hpcflow run jobs/quickstart.toml --out runs/quickstart --force
 	$(VENV)/bin/hpcflow report runs/quickstart --out runs/quickstart_report --force
 
-## test: the whole test suite (MPI tests included, slow runs excluded)
+## test: the whole test suite (MPI tests included, slow runs excluded); hpcflow and the tests byte-compiled first:
+## where PYTHONDONTWRITEBYTECODE is set, each of the suite's launches of Python (`python -m hpcflow`, MPI ranks)
+## otherwise compiles every hpcflow module it imports again (0.1-0.2 s of CPU each)
 test: venv
+	$(PY) -m compileall -q hpcflow tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: venv
