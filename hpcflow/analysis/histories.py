@@ -86,7 +86,7 @@ def load(run_dir, *, name: str | None = None) -> dict:
     run directory, or from such a file passed itself ('file': the one read), or from a list of paths of one run
     (`by_run`: its files together, as its directory's); a network's checkpoint.pt instead of
     nn.h5 where it is further on (an extended run stopped before its new nn.h5) and torch reads it, or where nn.h5
-    cannot be read (damaged). The label marks a
+    cannot be read (damaged, or in use: another process holds its lock). The label marks a
     run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
     step_seconds, comm_bytes (flow), comm_seconds (network, nn.h5 or checkpoint.pt). `name`: the run's in the label
     (default: its base name)."""
@@ -105,8 +105,8 @@ def load(run_dir, *, name: str | None = None) -> dict:
         try:
             d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
                               optional=(*NN_PER_RANK, NOT_PD), ndim=NDIM)
-        except MissingData as exc:  # a damaged nn.h5: the training checkpoint holds the whole history
-            if "pt" not in files or not unreadable(files["nn"]):
+        except MissingData as exc:  # a damaged nn.h5, or one in use: the training checkpoint holds the whole history
+            if "pt" not in files or not (unreadable(files["nn"]) or in_use_file(files["nn"])):
                 raise damaged_nn(files["nn"], exc) from None
             out = _checkpoint_history(files["pt"])
         else:
