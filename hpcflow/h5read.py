@@ -5,6 +5,7 @@ for such a file become the caller's one-line UserError, here alone. A file that 
 from __future__ import annotations
 
 import errno
+import re
 from contextlib import contextmanager
 
 import h5py
@@ -34,8 +35,28 @@ IN_USE_FIX = ("wait for that process to end or close the file, then try again; w
               "file system that refuses the lock), set HDF5_USE_FILE_LOCKING=FALSE")
 
 
+#: the errno of a lock that another process holds (EAGAIN, EWOULDBLOCK; 11 on Linux, 35 on macOS, as HDF5's text
+#: gives it): any other errno of HDF5's lock is its file system refusing locks (ENOLCK, ENOSYS), no process holding it
+HELD_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK, 11, 35}
+#: what a file whose file system refuses HDF5's lock is, and how it is read
+LOCK_REFUSED = "its file system refuses HDF5's file lock (no process need hold it)"
+LOCK_REFUSED_FIX = "set HDF5_USE_FILE_LOCKING=FALSE to read it"
+
+
+def held(exc: BaseException) -> bool:
+    """Whether HDF5's lock error `exc` (`locked`) is a lock another process holds (`HELD_ERRNOS`, from the error's
+    errno or HDF5's "errno = N" text; no errno: held), not its file system refusing locks."""
+    number = getattr(exc, "errno", None)
+    if number is None and (m := re.search(r"errno\s*=\s*(\d+)", str(exc))):
+        number = int(m.group(1))
+    return number is None or number in HELD_ERRNOS
+
+
 def in_use(path, exc: BaseException) -> str:
-    """'PATH: in use: ... (h5py's error); <what to do>' of a file whose lock another process holds (`locked`)."""
+    """'PATH: in use: ... (h5py's error); <what to do>' of a file whose lock another process holds (`locked`, `held`),
+    or 'PATH: its file system refuses ...' where no process holds it."""
+    if not held(exc):
+        return f"{path}: {LOCK_REFUSED} ({one_line(exc)}); {LOCK_REFUSED_FIX}"
     return f"{path}: {IN_USE} ({one_line(exc)}); {IN_USE_FIX}"
 
 

@@ -58,6 +58,22 @@ def test_the_lock_is_told_from_damage():
     assert not locked(damaged.value)
 
 
+@pytest.mark.parametrize("exc", [OSError("Unable to synchronously open file (unable to lock file, errno = 37, error "
+                                         "message = 'No locks available')"),
+                                 OSError(38, "Unable to open file (unable to lock file, errno = 38, ...)")])
+def test_a_file_system_that_refuses_locks_is_no_process_holding_the_file(exc):
+    """ENOLCK (NFS without lockd), ENOSYS (a file system without flock): HDF5's lock fails with no other process
+    holding it; said so, and the fix is HDF5_USE_FILE_LOCKING=FALSE, not to wait for a writer."""
+    from hpcflow.h5read import in_use, locked
+
+    assert locked(exc)
+    said = in_use("f.h5", exc)
+    assert "refuses HDF5's file lock" in said and "HDF5_USE_FILE_LOCKING=FALSE" in said, said
+    assert "another process" not in said and "wait" not in said, said
+    held_said = in_use("f.h5", BlockingIOError(11, "Unable to synchronously open file (unable to lock file, ...)"))
+    assert "another process holds it locked" in held_said, held_said
+
+
 def test_a_locked_checkpoint_alone_is_said_in_use_with_how_to_read_it(runs, tmp_path, capsys):
     from hpcflow.analysis.script import main as script
     from hpcflow.cli import main
@@ -116,12 +132,29 @@ def test_a_locked_data_file_of_another_kind_is_in_use_in_its_row(runs, tmp_path,
 
 
 def test_sigma_history_of_a_network_run_with_a_locked_nn_h5_says_in_use(runs, tmp_path, capsys):
+    """Drawn from its checkpoint.pt (below), its label saying nn.h5 is in use, nothing said damaged."""
     from hpcflow.analysis.script import main as script
 
     d = _copy(runs, tmp_path, "nn")
     with held(os.path.join(d, "nn.h5")):
         capsys.readouterr()
-        assert script("sigma_history", [d, "--out", str(tmp_path / "f")]) == 2
-    err = capsys.readouterr().err
-    assert "nn.h5: in use: another process holds it locked" in err, err
-    _no_damage_said(err)
+        assert script("sigma_history", [d, "--out", str(tmp_path / "f")]) == 0
+    said = capsys.readouterr()
+    assert "nn.h5 in use (locked by another process)" in said.out, said
+    _no_damage_said(said.out + said.err)
+
+
+def test_a_network_run_whose_nn_h5_is_locked_is_drawn_from_its_training_checkpoint(runs, tmp_path, capsys):
+    """nn.h5 in use, checkpoint.pt beside it holding the whole training: the σ history is drawn from checkpoint.pt, as
+    for a damaged nn.h5, not refused; its values are those of nn.h5 read once the lock is gone."""
+    import numpy as np
+
+    from hpcflow.analysis.histories import load
+
+    d = _copy(runs, tmp_path, "nn")
+    free = load(d)
+    with held(os.path.join(d, "nn.h5")):
+        drawn = load(d)
+    assert drawn["unit"] == "epoch" and drawn["file"].endswith("checkpoint.pt"), drawn["file"]
+    np.testing.assert_array_equal(drawn["train"], free["train"])
+    np.testing.assert_array_equal(drawn["test"], free["test"])
