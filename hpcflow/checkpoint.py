@@ -387,17 +387,19 @@ def earlier_legs(resume: FlowResume | None) -> list:
              "hpcflow_version": None}]
 
 
-def threads_note(legs: list, threads: int, prefix: str) -> str | None:
+def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = None) -> str | None:
     """The line a resume says where it runs `threads` threads per rank but the last of the checkpoint's earlier
     `legs` ran another number (its `threads`; None where that is not recorded or the same): sums per worker thread
     (kernel tiles, torch, BLAS) then round otherwise, so the run equals the uninterrupted one to summation order only.
-    The flow's (`hpcflow run`) and the network's (`hpcflow nn`) resumes say it alike."""
+    HPCFLOW_THREADS is named as the fix only where the leg ran at these `ranks` too (None: not compared), as another
+    rank count may change the sums' order itself. The flow's and the network's resumes say it alike."""
     before = legs[-1].get("threads") if legs else None
     if before is None or before == threads:
         return None
+    other_ranks = ranks is not None and legs[-1].get("ranks") not in (None, ranks)
+    fix = "" if other_ranks else f" (HPCFLOW_THREADS={before} resumes it bit for bit)"
     return (f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run "
-            f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit "
-            f"(HPCFLOW_THREADS={before} resumes it bit for bit)")
+            f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit{fix}")
 
 
 def wall_seconds_total(legs) -> float:

@@ -139,7 +139,8 @@ def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> Non
     test_seed = geo.get("test_seed") if test_seed is None else test_seed
     if geo["n_test"] and test_seed is not None and test_seed == geo["seed"]:
         raise ConfigError(f"{source}: [geometry].test_seed = {test_seed} equals [geometry].seed, which would make the "
-                          "test points the train points; unset test_seed (seed + 1) or set it to another seed")
+                          "test points the train points; unset test_seed (seed + 1) or set it to another seed (a run made so cannot be "
+                          "resumed: start it afresh in a new --out)")
 
 
 def check(cfg: dict, source: str) -> None:
@@ -451,7 +452,7 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
 
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
-    from hpcflow.backend import default_threads
+    from hpcflow.backend import backend_name, default_threads
     from hpcflow.checkpoint import CheckpointWriter, FlowResume, check_static, earlier_legs, threads_note
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
@@ -484,7 +485,9 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         check_static(path, static, n_rows, comm=c)
         out_of_date(outdir, comm=c)
     threads = default_threads()  # the kernel sums' worker threads ($HPCFLOW_THREADS, else the usable CPUs)
-    note = threads_note(earlier_legs(state), threads, prefix) if state is not None and c.Get_rank() == 0 else None
+    tiled = backend_name() == "numpy"  # (on the GPU the tiles are summed by one worker whatever the threads)
+    note = (threads_note(earlier_legs(state), threads, prefix, ranks=c.Get_size())
+            if state is not None and tiled and c.Get_rank() == 0 else None)
     if note:
         print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
