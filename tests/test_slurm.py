@@ -496,6 +496,72 @@ def test_a_checkpoint_request_during_the_first_step_leaves_the_job_to_run(slurm,
     assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
 
 
+def _held_python(folder: Path, started: Path, pattern: str) -> Path:
+    """A stand-in for hpcflow's python: where its arguments match the bash `pattern`, it says so in `started` and
+    holds its start 3 s (its checkpoint signals as the task's process got them) before it execs Python."""
+    python = folder / "held-python"
+    python.write_text(f'#!/bin/bash\nif [[ "$*" == {pattern} ]]; then touch "{started}"; sleep 3; fi\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def _signal_once_started(job: str, started: Path, sig: str, log) -> None:
+    """Once `started` exists, send SIG to the job's steps (`scancel --signal`, as --signal=SIG@DELAY sends it)."""
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            info = _job_info(job)
+            assert time.monotonic() < deadline and re.search(r"JobState=(PENDING|RUNNING)", info), f"{info}\n{log()}"
+            time.sleep(POLL)
+        subprocess.run(["scancel", f"--signal={sig}", job], check=True, timeout=30)
+    except BaseException:
+        subprocess.run(["scancel", job], timeout=30)
+        raise
+
+
+def test_a_checkpoint_request_as_the_run_step_starts_leaves_the_run_to_take_the_later_one(slurm):
+    """`scancel --signal=USR1` while hpcflow_run.sbatch's run step starts (its task's process held 3 s before it
+    execs Python): the run goes on, and a later SIGUSR1 writes the checkpoint and requeues the job. The task ended on
+    the signal ('task 0: User defined signal 1'): the job FAILED 138, not requeued, with nothing written."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    started = slurm / "task-started"
+    python = _held_python(slurm, started, '"-m hpcflow.submit.step --task "*')
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", "-c", "1", "--time=5", "--output=early.out",
+                        str(ROOT / "slurm" / "hpcflow_run.sbatch"), "long.toml", "runs/e"], cwd=slurm,
+                       capture_output=True, text=True, timeout=30, env=dict(os.environ, HPCFLOW_PYTHON=str(python)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    job, log = r.stdout.strip(), (slurm / "early.out")
+    _signal_once_started(job, started, "USR1", lambda: log.read_text() if log.exists() else "")
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "e" / "checkpoint.h5", "USR1", log.read_text)
+    text = log.read_text()
+    assert "User defined signal" not in text, text
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+
+
+def test_a_submit_job_signalled_as_its_step_starts_takes_the_later_signal(slurm, monkeypatch, capsys):
+    """`scancel --signal=USR2` (submitit's time-limit signal) while a `hpcflow submit --executor slurm` job's step
+    starts (its task's process held 3 s before it execs Python): the run goes on, and a later USR2 writes the
+    checkpoint and requeues the job. The task ended on the signal ('task 0: User defined signal 2'): the job FAILED
+    140, not requeued, with nothing written."""
+    from hpcflow.cli import main
+
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    started = slurm / "task-started"
+    monkeypatch.setattr(sys, "executable", str(_held_python(slurm, started, '*" -m submitit.core._submit "*')))
+    monkeypatch.chdir(slurm)
+    assert main(["submit", "long.toml", "--out", "runs/u", "--executor", "slurm", "--time", "5", "--quiet"]) == 0
+    job = re.search(r"slurm job (\d+):", capsys.readouterr().out).group(1)
+    log = lambda: "\n".join(p.read_text() for p in (slurm / "runs" / "u_logs").glob(f"{job}_*_log.*"))  # noqa: E731
+    _signal_once_started(job, started, "USR2", log)
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "u" / "checkpoint.h5", "USR2", log)
+    text = log()
+    assert "User defined signal" not in text, text
+    assert "signal received: checkpoint of step" in text, text
+
+
 def test_a_finished_template_job_requeued_has_nothing_to_do(slurm):
     """hpcflow_mpi.sbatch's job requeued after it finished (scontrol requeue of the COMPLETED job): its directory holds
     the finished run, which the requeued job continues as a requeued `hpcflow submit` job does (`--resume`: nothing to

@@ -399,6 +399,44 @@ def test_a_template_run_stopped_by_sigterm_alone_is_not_requeued(tmp_path, sig):
             "it (scontrol requeue, preemption), continue it with: scontrol requeue 78\n") == 1, said
 
 
+@pytest.mark.parametrize("script", [SCRIPT, MPI_SCRIPT], ids=lambda p: p.name)
+def test_a_checkpoint_request_as_the_run_step_starts_leaves_the_run_to_take_the_later_one(tmp_path, script):
+    """SIGUSR1 (and SIGUSR2) in the run step's first moments, before Python has set a handler: here each task's
+    process, and the hpcflow command it starts, signals itself as it starts, before it execs Python (a stand-in
+    python). The run goes on, and a later SIGUSR1 writes the checkpoint and requeues the job. By the signal's default
+    action the task ended (138), and the job FAILED, not requeued, with nothing written. (On a real Slurm:
+    tests/test_slurm.py.)"""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/bash\necho "$@" >> "{tmp_path}/scontrol.log"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    python = tmp_path / "python"  # the step's tasks (and their hpcflow run) signalled as they start
+    python.write_text('#!/bin/bash\nif [[ "$*" == "-m hpcflow.submit.step --task "* || "$*" == "-m hpcflow run "* ]]; '
+                      f'then kill -USR2 $$; kill -USR1 $$; echo "signalled: $2" >> "{tmp_path}/signalled"; fi\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB.replace("steps = 3", "steps = 100000") + "[checkpoint]\nevery = 1\n")
+    proc = subprocess.Popen(["bash", str(script), str(job), "runs/out"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=_env(tmp_path, MPI_LIST, SLURM_JOB_ID="79", HPCFLOW_BACKEND="numpy",
+                                     HPCFLOW_PYTHON=str(python)))
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "runs" / "out" / "checkpoint.h5").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.1)
+        os.killpg(int((bin_dir / "srun.task").read_text()), signal.SIGUSR1)
+        said, _ = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (tmp_path / "signalled").read_text() == "signalled: hpcflow.submit.step\nsignalled: hpcflow\n", said
+    assert proc.returncode == 4, said
+    assert "hpcflow run: stopped: signal received: checkpoint of step" in said, said
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 79\n", said
+
+
 @pytest.mark.parametrize("script", [MPI_SCRIPT, GPU_SCRIPT], ids=lambda p: p.name)
 def test_an_mpi_template_ends_with_the_status_of_hpcflow_infos_refusal(tmp_path, script):
     """HPCFLOW_MPI=pmix (srun offers it) where the MPI mpi4py loads has no PMIx: the first step, `hpcflow info` under

@@ -720,6 +720,9 @@ def test_the_sbatch_script_keeps_a_python_and_a_log_folder_with_spaces_one_word_
     assert words[words.index("-u") - 1] == str(py), line
     assert words[-5:] == [str(py), "-u", "-m", "submitit.core._submit", str(logs)], line
     assert "#SBATCH --job-name='hpcflow-run-my job'" in text
+    # the task starts with the checkpoint signals ignored, until Python sets its handlers: one in its first moments
+    # ended it (test_slurm.py: a submit job signalled as its step starts)
+    assert words[-9:-4] == ["bash", "-c", 'trap "" USR1 USR2; exec "$@"', "hpcflow-task", str(py)], line
 
 
 def test_a_checkpoint_signal_at_or_before_the_start_is_refused_before_anything_is_written(tmp_path, job, capsys):

@@ -16,7 +16,7 @@ from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from hpcflow.errors import RunStop, UserError
-from hpcflow.submit import capacity, mpi_types, pending, sbatch_error
+from hpcflow.submit import capacity, mpi_types, pending, sbatch_error, step
 
 
 class SubmitError(UserError):
@@ -117,6 +117,23 @@ MAX_TIMEOUT_REQUEUES = 10**9
 #: (`task.finish`).
 BATCH_SHELL_SETUP = ("trap '' USR1 USR2",)
 
+#: what each task's command starts with (as the templates' run step's, `hpcflow.submit.step.TASK_START`): bash
+#: ignoring SIGUSR1 and SIGUSR2, then exec of the command (an ignored signal stays ignored across exec). Slurm signals
+#: every process of the job's steps as soon as they exist (`scancel --signal=USR2` the moment the step starts, a
+#: --time near --signal-delay): a signal before Python had installed a handler (submitit's, after its imports and the
+#: unpickling of the task, then hpcflow's) ended the task by its default action, and the job FAILED (ExitCode 140 or
+#: 138), not requeued, with nothing written. Such a signal is now lost: the job runs on, and the time limit's SIGTERM
+#: stops the run with its checkpoint (exit status 4, not requeued: `hpcflow submit --wait` names the --resume that
+#: continues it). The handlers set later replace SIG_IGN.
+TASK_START = step.TASK_START
+
+
+def task_python() -> str:
+    """The shell text submitit's srun line starts its Python with (`TASK_START`, then this interpreter): each word
+    quoted, so that a venv path with spaces or shell characters stays one word (submitit quotes its own default,
+    not a given one)."""
+    return shlex.join([*TASK_START, sys.executable])
+
 
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1, out: str | None = None):
     """A submitit executor writing its pickles and logs under `folder`; `out`: the --out its jobs write into, marked
@@ -133,9 +150,8 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
                              signal_delay_s=res.signal_delay)
         return ex
     require_slurm()
-    # `python` goes into the sbatch script's command line as shell text: quoted, so that a venv path with spaces or
-    # shell characters stays one word (submitit quotes its own default, not a given one)
-    ex = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable), max_num_timeout=MAX_TIMEOUT_REQUEUES)
+    # `python` goes into the sbatch script's command line as shell text (`task_python`)
+    ex = submitit.SlurmExecutor(folder=folder, python=task_python(), max_num_timeout=MAX_TIMEOUT_REQUEUES)
     params = dict(job_name=name, nodes=res.nodes, ntasks_per_node=res.ntasks_per_node, cpus_per_task=res.cpus_per_task,
                   time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array,
                   setup=list(BATCH_SHELL_SETUP))

@@ -28,6 +28,13 @@ outlives SIGTERM and SIGUSR1 (Slurm signals every process of a step, the command
 folder of this node (HPCFLOW_STEP_SIGNALS; a task on another node has none and notes nothing). The job is requeued on
 status 4 unless a SIGTERM was noted and no SIGUSR1 came (here or to a task). This batch step outlives SIGTERM too
 (`scancel`, `scancel --full --signal=TERM`, `scontrol requeue`), noting it, until the run's step has ended.
+
+Each task, and the hpcflow command it runs, starts with SIGUSR1 and SIGUSR2 ignored (`TASK_START`, `task`): a
+checkpoint request in the step's first moments, before the command has set its checkpoint handler, is lost to the
+run instead of ending the job (FAILED 138, not requeued). The run takes the later ones; where none comes before the
+time limit, its SIGTERM stops the run with its checkpoint, and the job is requeued where a task had noted the lost
+SIGUSR1 (a request before even that had set its handler is lost: the job then ends FAILED 4, continued with
+`scontrol requeue`).
 """
 
 from __future__ import annotations
@@ -98,7 +105,14 @@ def requeue() -> None:
 
 def task(argv: list) -> int:
     """`--task COMMAND`: run COMMAND (one task of the run's step) to its end, noting each of NOTED that arrives as a
-    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status."""
+    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status.
+
+    COMMAND starts with SIGUSR1 and SIGUSR2 ignored (IGNORED_AT_START), as this process does (TASK_START): Slurm
+    signals it too, and by their default action a request in its first moments ended it (138), or, once hpcflow's
+    start-up had recorded it, stopped it ("stopped by SIGUSR1", 138) before it had a checkpoint; the job FAILED, not
+    requeued. Such a request is ignored until the run sets its checkpoint handler (which takes the later ones); one
+    this process noted still has the job requeued when the run stops with its checkpoint (the time limit's SIGTERM:
+    `main`)."""
     folder = os.environ.get(SIGNALS_ENV)
 
     def note(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -109,8 +123,8 @@ def task(argv: list) -> int:
     for sig in NOTED:
         signal.signal(sig, note)
     env = {k: v for k, v in os.environ.items() if k != SIGNALS_ENV}
-    try:
-        child = subprocess.Popen(argv, env=env, close_fds=False)  # (the launcher's PMI descriptors stay open)
+    try:  # (the launcher's PMI descriptors stay open)
+        child = subprocess.Popen(argv, env=env, close_fds=False, preexec_fn=_ignoring_at_start)
     except OSError as exc:
         print(f"hpcflow.submit.step: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
         return 127
@@ -123,12 +137,29 @@ def _hpcflow_at(argv: list) -> int | None:
     return next((i + 2 for i in range(len(argv) - 2) if argv[i:i + 2] == ["-m", "hpcflow"]), None)
 
 
+#: what each task of the run's step starts with (`with_tasks_noting`): bash ignoring SIGUSR1 and SIGUSR2, then exec
+#: of `python -m hpcflow.submit.step --task` (an ignored signal stays ignored across exec, until `task` sets its
+#: handlers). Slurm signals every process of the step as soon as it exists: a checkpoint request before Python had
+#: set a handler ended the task by its default action, and the job FAILED 138, not requeued.
+TASK_START = ("bash", "-c", 'trap "" USR1 USR2; exec "$@"', "hpcflow-task")
+#: the signals the run's command starts with ignored (`task`)
+IGNORED_AT_START = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 def with_tasks_noting(argv: list) -> list:
-    """`argv` with `python -m hpcflow.submit.step --task` before its `python -m hpcflow ...` (that python's)."""
+    """`argv` with `TASK_START python -m hpcflow.submit.step --task` before its `python -m hpcflow ...` (that
+    python's)."""
     at = _hpcflow_at(argv)
     if at is None or at < 3:
         return list(argv)
-    return argv[:at - 3] + [argv[at - 3], "-m", "hpcflow.submit.step", "--task"] + argv[at - 3:]
+    return argv[:at - 3] + [*TASK_START, argv[at - 3], "-m", "hpcflow.submit.step", "--task"] + argv[at - 3:]
+
+
+def _ignoring_at_start() -> None:
+    """In the forked child before it execs the run's command (a preexec_fn; this process has one thread):
+    IGNORED_AT_START ignored, as they are until the command sets its own handlers (`task`)."""
+    for sig in IGNORED_AT_START:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
