@@ -826,5 +826,8 @@ def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     said = "".join(lines)
     assert proc.returncode == 0 and "finished with exit status 0" in said, said
     assert f"job {job} was requeued by Slurm (state PENDING)" in said, said
+    err = next((slurm / "runs" / "q_logs").glob(f"{job}_0_log.err")).read_text()  # (both legs': --open-mode=append)
+    assert "Slurm has requeued the job (scontrol requeue, preemption): it continues from the checkpoint" in err, err
+    assert "the job fails with it" not in err, err
     summary = json.loads((slurm / "runs" / "q" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == 4000

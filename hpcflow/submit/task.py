@@ -238,9 +238,21 @@ def finish(status: int) -> int:
     with temporary_save_path(paths.result_pickle) as tmp:  # submitit's own result file, as it writes it
         cloudpickle_dump(("success", status), tmp)
     leave_mpi()
-    print(f"hpcflow submit: the command ended with exit status {status}; the job fails with it", file=sys.stderr,
-          flush=True)
+    print(f"hpcflow submit: {_ended_line(status)}", file=sys.stderr, flush=True)
     raise SystemExit(status)
+
+
+def _ended_line(status: int) -> str:
+    """What `finish` says of the command's status: that the job fails with it; for a run stopped with its checkpoint
+    (4) in a Slurm job that Slurm has requeued meanwhile (`scontrol requeue`, preemption: its SIGTERM stopped the run;
+    `hpcflow.submit.step.requeued_by_slurm`), that the job continues from the checkpoint instead, as it does."""
+    if status == EXIT_PREEMPTED:
+        from hpcflow.submit.step import requeued_by_slurm
+
+        if requeued_by_slurm(this_job()):
+            return (f"the command stopped with its checkpoint (exit status {status}); Slurm has requeued the job "
+                    "(scontrol requeue, preemption): it continues from the checkpoint when it starts again")
+    return f"the command ended with exit status {status}; the job fails with it"
 
 
 def _from_submitit() -> dict:
