@@ -789,6 +789,38 @@ def test_a_rank_killed_under_srun_ends_the_job(slurm):
     assert "task 1: Killed" in (slurm / "k.out").read_text()
 
 
+def test_submit_wait_on_a_job_whose_rank_was_killed_says_how_to_continue_its_checkpoint(slurm):
+    """kill -9 of rank 1 of a two-rank `hpcflow submit --wait` job after its first checkpoint: srun ends rank 0
+    (--kill-on-bad-exit) and the job ends FAILED without a result; `--wait` says so, exit 1, with the `hpcflow submit
+    ... --resume` that continues the checkpointed run (it named none). Its batch shell marks the step's end, which
+    the wait asks Slurm about at once (it saw the end only at its next ask, backed off to up to 100 s later)."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
+                                     + "[checkpoint]\nevery = 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/k2", "--executor",
+                             "slurm", "--ntasks-per-node", "2", "--time", "5", "--wait", "--quiet"], cwd=slurm,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = None
+    try:
+        job = re.search(r"slurm job (\d+):", proc.stdout.readline()).group(1)
+        deadline = time.monotonic() + 120
+        while not (slurm / "runs" / "k2" / "checkpoint.h5").exists() or \
+                (pid := _rank_pid(job, 1, b"submitit.core._submit")) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(POLL)
+        os.kill(pid, 9)
+        said, _ = proc.communicate(timeout=150)
+    finally:
+        proc.kill()
+        if job:
+            subprocess.run(["scancel", job], timeout=30)
+    again = shlex.join(["hpcflow", "submit", "long.toml", "--out", "runs/k2", "--executor", "slurm"])
+    assert proc.returncode == 1, said
+    assert re.search(rf"job {job} ended without a result \(state FAILED\); see \S+; continue it with: "
+                     rf"{re.escape(again)} .*--resume", said), said
+    assert (slurm / "runs" / "k2_logs" / f"{job}_ended").exists()  # (the batch shell's mark)
+    _no_sacct_noise(said)
+
+
 def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     """hpcflow submit --wait of a job requeued while it runs (scontrol requeue: SIGTERM writes the checkpoint, the task
     returns 4): the wait follows the requeued job to its end and exits 0 once it has resumed and finished. The stopped

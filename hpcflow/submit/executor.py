@@ -135,6 +135,25 @@ def task_python() -> str:
     return shlex.join([*TASK_START, sys.executable])
 
 
+#: the file the batch shell of Slurm job ID touches in its submitit folder once its srun has ended (`ended_file`)
+ENDED_SUFFIX = "_ended"
+
+
+def ended_file(job) -> str:
+    """The file Slurm job `job`'s batch shell touches as its step ends (`batch_shell_teardown`)."""
+    return os.path.join(os.fspath(job.paths.folder), f"{job.job_id}{ENDED_SUFFIX}")
+
+
+def batch_shell_teardown(folder: str) -> list:
+    """The lines submitit's sbatch script runs after its srun: touch `ended_file` (the job's submitit id, that of an
+    array task ARRAY_INDEX), then exit with srun's status, which stays the job's. `wait` asks Slurm at once when it
+    appears: a job that ended without a result (a rank killed, out of memory) was seen only at the watcher's next
+    ask, which backs off to minutes (up to 100 s late here)."""
+    job = "${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID}}"
+    return ["hpcflow_status=$?", f'touch -- {shlex.quote(os.fspath(folder))}/"{job}{ENDED_SUFFIX}" 2>/dev/null',
+            "exit $hpcflow_status"]
+
+
 def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: int = 1, out: str | None = None):
     """A submitit executor writing its pickles and logs under `folder`; `out`: the --out its jobs write into, marked
     on them (`queued`: a local job's controller command line, a Slurm job's comment) where given."""
@@ -154,7 +173,7 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
     ex = submitit.SlurmExecutor(folder=folder, python=task_python(), max_num_timeout=MAX_TIMEOUT_REQUEUES)
     params = dict(job_name=name, nodes=res.nodes, ntasks_per_node=res.ntasks_per_node, cpus_per_task=res.cpus_per_task,
                   time=res.time, signal_delay_s=res.signal_delay, array_parallelism=array,
-                  setup=list(BATCH_SHELL_SETUP))
+                  setup=list(BATCH_SHELL_SETUP), teardown=batch_shell_teardown(folder))
     if res.gpus_per_node:
         params["gpus_per_node"] = res.gpus_per_node
     if res.partition:
@@ -290,6 +309,8 @@ def _ended(job, log, said: set) -> bool:
     """Whether `job` has ended: a result file, and for a Slurm job a state asked of Slurm after that file was written
     that is not pending or running. A job Slurm requeued (scontrol requeue, preemption, node failure) keeps the result
     its stopped leg wrote (status 4) while it waits to start again; it is said once and followed to its real end."""
+    if isinstance(job, SlurmJob):
+        _ask_if_ended(job)
     if not job.done():
         return False
     if not isinstance(job, SlurmJob):
@@ -306,6 +327,30 @@ def _ended(job, log, said: set) -> bool:
         said.add(job.job_id)
         log(f"hpcflow submit: job {job.job_id} was requeued by Slurm (state {state}); waiting for it to end")
     return False
+
+
+def _ask_if_ended(job) -> None:
+    """Where the job's batch shell said its step ended (`ended_file`), ask Slurm for its state after that, and again
+    while it is not over (COMPLETING, or requeued), every second at first, backing off to RESULT_RECHECK_S."""
+    try:
+        ended = os.stat(ended_file(job)).st_mtime
+    except OSError:
+        return
+    now = time.time()
+    if job.watcher._last_status_check < max(ended, now - min(RESULT_RECHECK_S, max(1.0, (now - ended) / 2))):
+        job.watcher.get_info(job.job_id, mode="force")
+
+
+def _results_wait_once(job) -> None:
+    """A Slurm job of several tasks waits for its tasks' result files (a slow file system) once, not once a task:
+    submitit waits for each missing one in turn (15 s each: 30 s more for a 2-rank job killed without a result)."""
+    if not isinstance(job, SlurmJob) or not job._sub_jobs:
+        return
+    deadline = time.monotonic() + job._results_timeout_s
+    while not all(one.paths.result_pickle.exists() for one in job._sub_jobs) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    for one in job._sub_jobs:
+        one._results_timeout_s = 0
 
 
 def still_going(jobs) -> list:
@@ -410,6 +455,7 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
         _until_done(jobs, res, log)
         for index, job in enumerate(jobs):
             _no_result_wait(job)
+            _results_wait_once(job)
             try:
                 results = job.results()
             except UncompletedJobError as exc:  # no result: killed, cancelled, out of time or memory
@@ -418,15 +464,18 @@ def wait(jobs, *, res: Resources | None = None, log=print, command: str = "run",
                     log(f"{limit}; {_see_log(job)}")
                     status = max(status, EXIT_PREEMPTED)
                     continue
+                how = continuation(command, out, again)  # (a run killed after its checkpoint: it continues)
+                how = f"; continue it with: {how}" if how else ""
                 killed = killed_line(job) if is_local(job) else None
                 if killed is not None:
-                    log(f"hpcflow submit: local job {job.job_id} ended without a result: {killed[0]}; {_see_log(job)}")
+                    log(f"hpcflow submit: local job {job.job_id} ended without a result: {killed[0]}; {_see_log(job)}"
+                        f"{how}")
                     status = max(status, killed[1])
                     continue
                 why = next((line.strip() for line in str(exc).splitlines() if "not requeued" in line), "")
                 state = _final_state(job)
                 log(f"hpcflow submit: job {job.job_id} ended without a result (state {state})"
-                    f"{f': {why}' if why else ''}; {_see_log(job, state)}")
+                    f"{f': {why}' if why else ''}; {_see_log(job, state)}{how}")
                 status = max(status, 1)
                 continue
             except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError
