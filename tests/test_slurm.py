@@ -821,6 +821,21 @@ def test_submit_wait_on_a_job_whose_rank_was_killed_says_how_to_continue_its_che
     _no_sacct_noise(said)
 
 
+def test_submit_passes_the_account_and_other_sbatch_options_to_slurm(slurm):
+    """--account and --sbatch KEY (a flag: hold, so the job stays pending and is cancelled here) reach the job as
+    Slurm keeps it (scontrol show job); they were refused as unrecognized arguments."""
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/acct", "--executor",
+                        "slurm", "--time", "5", "--account", "hpcflow-acct", "--sbatch", "hold", "--sbatch",
+                        "mail-type=NONE"], cwd=slurm, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    try:
+        info = _job_info(job)
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+    assert "Account=hpcflow-acct" in info and "Reason=JobHeldUser" in info, info
+
+
 def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     """hpcflow submit --wait of a job requeued while it runs (scontrol requeue: SIGTERM writes the checkpoint, the task
     returns 4): the wait follows the requeued job to its end and exits 0 once it has resumed and finished. The stopped

@@ -296,7 +296,7 @@ def _submit(args) -> int:
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task or 1, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
-                             signal_delay=args.signal_delay, mem_mib=args.mem)
+                             signal_delay=args.signal_delay, mem_mib=args.mem, sbatch=_sbatch_lines(args))
     if args.executor == "slurm":  # (the local executor runs one task, and refuses more)
         executor.require_one_world(res)
     asked = capacity.ask() if args.executor == "slurm" else None
@@ -387,6 +387,54 @@ def _stop_waiting(jobs, exc, waiting: dict) -> None:
         executor.wait([job for job in jobs if local.is_local(job)], **waiting)
 
 
+#: sbatch options `hpcflow submit` asks for itself (or submitit does), which --sbatch may not give again: the
+#: option of its own where it has one
+SBATCH_OWN = {"job-name": "--command/the job file's name", "nodes": "--nodes", "ntasks": "--nodes and "
+              "--ntasks-per-node", "ntasks-per-node": "--ntasks-per-node", "cpus-per-task": "--cpus-per-task",
+              "time": "--time", "partition": "--partition", "gpus-per-node": "--gpus-per-node", "mem": "--mem",
+              "signal": "--signal-delay", "output": "--logs", "error": "--logs", "open-mode": None, "array": "--array",
+              "comment": None, "wckey": None, "wrap": None, "account": "--account", "qos": "--qos",
+              "constraint": "--constraint", "reservation": "--reservation", "exclusive": "--exclusive"}
+#: the sbatch options of their own (`register`), in the order of their #SBATCH lines
+SBATCH_OPTIONS = ("account", "qos", "constraint", "reservation")
+
+
+def _sbatch_value(text: str) -> str:
+    """The argparse type of a value written into an #SBATCH line: printable, without spaces or quotes (which would
+    split or end the line's value), not empty, at most 1000 characters."""
+    import argparse
+
+    if not text or len(text) > 1000 or not text.isprintable() or re.search(r"[\s'\"\\]", text):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a value for an #SBATCH line: give a non-empty one "
+                                         "without spaces, quotes or backslashes")
+    return text
+
+
+def _sbatch_option(text: str) -> tuple:
+    """The argparse type of --sbatch KEY=VALUE (or KEY, a flag): (KEY, VALUE or True); KEY one of sbatch's long
+    options without its --, not one `hpcflow submit` gives itself (SBATCH_OWN)."""
+    import argparse
+
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}", key):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: give KEY=VALUE (or KEY for a flag), KEY a long sbatch option "
+                                         "without its --, e.g. --sbatch mail-type=END")
+    if key in SBATCH_OWN:
+        own = SBATCH_OWN[key]
+        raise argparse.ArgumentTypeError(f"{key}: hpcflow submit sets #SBATCH --{key} itself"
+                                         f"{f'; use {own}' if own else ''}")
+    return key, _sbatch_value(value) if eq else True
+
+
+def _sbatch_lines(args) -> tuple:
+    """The extra #SBATCH lines of `executor.Resources.sbatch` that --account, --qos, --constraint, --reservation,
+    --exclusive and --sbatch ask for."""
+    lines = [(key, getattr(args, key), f"--{key}") for key in SBATCH_OPTIONS if getattr(args, key) is not None]
+    lines += [("exclusive", True, "--exclusive")] if args.exclusive else []
+    return tuple(lines + [(key, value, "--sbatch") for key, value in args.sbatch or ()])
+
+
 def register(sub) -> None:
     from hpcflow.resources import add_memory_check_argument
 
@@ -414,6 +462,12 @@ def register(sub) -> None:
     p.add_argument("--partition")
     p.add_argument("--mem", type=_memory, help="--executor slurm: memory per node (sbatch --mem: MiB, or 16G); the "
                    "limit that the estimate of memory per rank is checked against (default: the node's, from sinfo)")
+    for key, what in zip(SBATCH_OPTIONS, ("the account charged", "the quality of service",
+                                          "the node features required", "the reservation to run in")):
+        p.add_argument(f"--{key}", type=_sbatch_value, help=f"--executor slurm: {what} (sbatch --{key})")
+    p.add_argument("--exclusive", action="store_true", help="--executor slurm: whole nodes (sbatch --exclusive)")
+    p.add_argument("--sbatch", action="append", type=_sbatch_option, metavar="KEY=VALUE",
+                   help="--executor slurm: another #SBATCH --KEY=VALUE line (KEY alone: a flag; repeatable)")
     p.add_argument("--array", type=whole_number(1, MAX_ARRAY), default=1, help="tune: K workers sharing one study")
     p.add_argument("--mpi", help="--executor slurm: srun --mpi type of multi-task jobs (default pmi2; 'none' to "
                    "omit), one of srun --mpi=list where srun is here")

@@ -36,6 +36,9 @@ class Resources:
     mpi: str = "pmi2"
     signal_delay: int = 120
     mem_mib: int | None = None  # sbatch --mem (memory per node); None: the partition's default
+    #: more #SBATCH lines, each (sbatch's long option without --, its value or True for a flag, the hpcflow submit
+    #: option that gave it): --account, --qos, --constraint, --reservation, --exclusive, --sbatch KEY=VALUE
+    sbatch: tuple = ()
 
     @property
     def tasks(self) -> int:
@@ -89,6 +92,7 @@ def check_executor(kind: str, res: Resources, *, cpus_given: bool = False, mpi_g
     srun's MPI type, another); the same check for `--check` as for a real submission."""
     slurm_only = [opt for opt, given in (("--partition", res.partition), ("--gpus-per-node", res.gpus_per_node),
                                          ("--mem", res.mem_mib), ("--mpi", mpi_given)) if given]
+    slurm_only += list(dict.fromkeys(option for _, _, option in res.sbatch))
     if kind == "local" and slurm_only:  # (before the count of tasks: --gpus-per-node G gives G tasks by default)
         raise SubmitError(f"{' and '.join(slurm_only)}: Slurm's request{'s' if len(slurm_only) > 1 else ''}, which "
                           "--executor local does not make (it runs on this machine, with its GPUs and memory as "
@@ -180,6 +184,8 @@ def make_executor(kind: str, folder: str, res: Resources, *, name: str, array: i
         params["partition"] = res.partition
     if res.mem_mib:
         params["mem"] = f"{res.mem_mib}M"
+    if res.sbatch:  # (submitit writes each as `#SBATCH --KEY=VALUE`, the value shell-quoted; a flag as `--KEY`)
+        params["additional_parameters"] = {key: value for key, value, _ in res.sbatch}
     if out is not None:
         from hpcflow.submit.queued import slurm_comment
 

@@ -1,0 +1,69 @@
+"""`hpcflow submit`'s further Slurm requests (--account, --qos, --constraint, --reservation, --exclusive, --sbatch
+KEY=VALUE): #SBATCH lines of the submission (a real Slurm takes them: tests/test_slurm.py), refused with the local
+executor, and values that would break the script's line refused before any work (one line, exit 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = ROOT / "jobs" / "quickstart.toml"
+
+
+def _submit(tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(JOB), "--out", str(tmp_path / "out"), *args],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def _refused(tmp_path, args, said: str) -> None:
+    """`hpcflow submit ... ARGS` is refused in one line that starts with `said`, exit 2, before any work."""
+    r = _submit(tmp_path, *args)
+    assert r.returncode == 2 and r.stderr.startswith(f"hpcflow submit: error: {said}") and r.stderr.count("\n") == 1, \
+        r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_requests_are_sbatch_lines_of_the_submission(tmp_path, monkeypatch):
+    from hpcflow.submit import executor
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "srun"):
+        (bin_dir / name).write_text("#!/bin/bash\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    res = executor.Resources(sbatch=(("account", "proj-7", "--account"), ("constraint", "a&b|c", "--constraint"),
+                                     ("exclusive", True, "--exclusive"), ("mail-type", "END", "--sbatch")))
+    ex = executor.make_executor("slurm", str(tmp_path / "logs"), res, name="hpcflow-run-x")
+    lines = ex._make_submission_file_text(ex._submitit_command_str, "uid").splitlines()
+    for line in ("#SBATCH --account=proj-7", "#SBATCH --constraint='a&b|c'", "#SBATCH --exclusive",
+                 "#SBATCH --mail-type=END"):  # (sbatch takes the quotes off, as a shell would)
+        assert lines.count(line) == 1, lines
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--account", "a"], "--account: Slurm's request"),
+    (["--exclusive", "--sbatch", "mail-type=END"], "--exclusive and --sbatch: Slurm's requests"),
+])
+def test_the_local_executor_refuses_them(tmp_path, args, said):
+    _refused(tmp_path, ["--executor", "local", *args], f"{said}, which --executor local does not make")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--account", "a b"], "argument --account: 'a b' is not a value for an #SBATCH line"),
+    (["--qos", "x\ny"], "argument --qos: 'x\\ny' is not a value for an #SBATCH line"),
+    (["--reservation", ""], "argument --reservation: '' is not a value for an #SBATCH line"),
+    (["--constraint", "a'b"], "argument --constraint: \"a'b\" is not a value for an #SBATCH line"),
+    (["--sbatch", "mail-user=a b"], "argument --sbatch: 'a b' is not a value for an #SBATCH line"),
+    (["--sbatch=--mail-type=END"], "argument --sbatch: '--mail-type=END': give KEY=VALUE"),
+    (["--sbatch", "time=5"], "argument --sbatch: time: hpcflow submit sets #SBATCH --time itself; use --time"),
+    (["--sbatch", "account=a"], "argument --sbatch: account: hpcflow submit sets #SBATCH --account itself; use "
+                                "--account"),
+])
+def test_a_value_that_would_break_the_line_or_repeat_an_option_is_refused(tmp_path, args, said):
+    _refused(tmp_path, ["--executor", "slurm", *args], said)
