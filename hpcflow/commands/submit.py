@@ -115,16 +115,20 @@ def _options_of(command: str) -> set[str]:
     return set(_parser_of(command)._option_string_actions)
 
 
-def _continuing_argv(args) -> list[str]:
+def _continuing_argv(args, counted: int | None = None) -> list[str]:
     """The `hpcflow submit` command line that continues this submission's stopped run: its options as given (read
-    back from submit's parser: one it gains is kept), with --resume for run and nn instead of --force (a tune is
-    submitted again as it was: its study keeps the finished trials), without --check."""
+    back from submit's parser: one it gains is kept), with --resume for run and nn instead of --force, without
+    --check. A tune whose study `counted` that many trials when it was submitted (`submit.check.counted_trials`) is
+    submitted again with --max-trials those and its --trials (`tune_cap`): the --trials of a worker submitted again
+    count from none (its study keeps the finished trials), and the preempted trial it continues is one of them."""
     import argparse
 
+    cap = None if counted is None or args.command != "tune" else tune_cap(args, counted)
     argv = ["hpcflow", "submit"]
     for action in _parser_of("submit")._actions:
         value = getattr(args, action.dest, None)
-        if isinstance(action, argparse._HelpAction) or action.dest in ("force", "resume", "check"):
+        if isinstance(action, argparse._HelpAction) or action.dest in ("force", "resume", "check") or (
+                cap is not None and action.dest == "max_trials"):
             continue
         if not action.option_strings:
             argv.append(value)
@@ -134,7 +138,16 @@ def _continuing_argv(args) -> list[str]:
             argv += [x for v in value or [] for x in (action.option_strings[0], v)]
         elif value is not None and value != action.default:
             argv += [action.option_strings[0], str(value)]
-    return argv + (["--resume"] if args.command != "tune" else [])
+    if args.command == "tune":
+        return argv + (["--max-trials", str(cap)] if cap is not None else [])
+    return argv + ["--resume"]
+
+
+def tune_cap(args, counted: int) -> int:
+    """The --max-trials of the command line that continues a tune (`_continuing_argv`): the `counted` trials its
+    study held when it was submitted and its --trials, or its own --max-trials where that is lower."""
+    cap = counted + args.trials
+    return cap if args.max_trials is None else min(cap, args.max_trials)
 
 
 def _argvs(args) -> list[list[str]]:
@@ -148,8 +161,8 @@ def _argvs(args) -> list[list[str]]:
         return [base + (["--force"] if args.force else []) + (["--resume"] if args.resume else []) + sets]
     from hpcflow.parallel.decompose import counts
 
-    extra = [x for opt, v in (("--storage", args.storage), ("--study", args.study), ("--sampler", args.sampler))
-             if v is not None for x in (opt, v)]
+    extra = [x for opt, v in (("--max-trials", args.max_trials), ("--storage", args.storage), ("--study", args.study),
+                              ("--sampler", args.sampler)) if v is not None for x in (opt, str(v))]
     return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
 
 
@@ -162,7 +175,7 @@ def _shared_trials(argvs, args) -> str:
 
 
 #: submit's options that only `hpcflow tune` takes (--array: checked apart, its default is 1)
-TUNE_ONLY = ("--trials", "--storage", "--study", "--sampler")
+TUNE_ONLY = ("--trials", "--max-trials", "--storage", "--study", "--sampler")
 
 
 def _check_options(args) -> None:
@@ -175,7 +188,7 @@ def _check_options(args) -> None:
     if args.command != "tune" and args.array > 1:
         raise ConfigError(f"--array {args.array} starts tune workers sharing one study; use it with --command tune")
     for opt in TUNE_ONLY if args.command != "tune" else ():  # (run and nn do not take them)
-        value = getattr(args, opt[2:])
+        value = getattr(args, opt[2:].replace("-", "_"))
         if value is not None:
             raise ConfigError(f"{opt} {value!s:.40} is an option of --command tune, not of --command {args.command}; "
                               "drop it or use it with --command tune")
@@ -280,7 +293,7 @@ def _submit(args) -> int:
     from hpcflow.stop_signals import defer, deliver
     from hpcflow.tune.storage import masked
     from hpcflow.submit import capacity, executor, queued
-    from hpcflow.submit.check import check_job
+    from hpcflow.submit.check import check_job, counted_trials
     from hpcflow.submit.task import HpcflowTask
 
     _check_options(args)
@@ -316,6 +329,8 @@ def _submit(args) -> int:
     logs = _logs_folder(args)
     argvs = _argvs(args)
     early = _early_signal_note(args)
+    counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(
+        args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
@@ -346,7 +361,7 @@ def _submit(args) -> int:
     here = None if args.command == "tune" else masked(shell_line(
         ["hpcflow", *[a for a in argvs[0] if a not in ("--force", "--resume")], "--resume"]))
     waiting = dict(res=res, command=args.command, out=os.path.abspath(args.out),
-                   again=masked(shell_line(_continuing_argv(args))), here=here)
+                   again=masked(shell_line(_continuing_argv(args, counted))), here=here)
     try:
         status = executor.wait(jobs, **waiting)
     except KeyboardInterrupt as exc:
@@ -448,6 +463,8 @@ def register(sub) -> None:
                    "checkpoint (checked as the command checks it)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a job-file value (repeatable)")
     p.add_argument("--trials", type=whole_number(1, INT_LIMIT), help="tune: trials in all, shared over the --array workers")
+    p.add_argument("--max-trials", type=whole_number(1, INT_LIMIT), metavar="M",
+                   help="tune: stop drawing trials once the study holds M, every worker's counted (hpcflow tune's)")
     p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")
     p.add_argument("--study", help="tune: study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="tune: overrides [tune].sampler")

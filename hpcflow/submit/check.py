@@ -132,6 +132,22 @@ def _node_advice(sizes: str | None, per_node: int) -> str:
     return "use more nodes (--nodes) or reduce the sizes"
 
 
+def counted_trials(job: str, out: str, *, storage: str | None = None, study: str | None = None) -> int:
+    """The trials that the tune study of `job` in `out` (its --storage, --study) holds and that count toward
+    --max-trials (`hpcflow.tune.budget.counted`); 0 where there is no study yet. Read, nothing written, before a tune
+    is queued: the line that continues it caps the study at these and its --trials (`commands.submit.tune_cap`)."""
+    import optuna
+
+    from hpcflow.tune import budget
+    from hpcflow.tune.storage import existing_storage
+
+    store = existing_storage(storage, out)
+    name = study or os.path.splitext(os.path.basename(job))[0]
+    if store is None or name not in optuna.study.get_all_study_names(store):
+        return 0
+    return len(budget.counted(optuna.load_study(study_name=name, storage=store).get_trials(deepcopy=False)))
+
+
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
     """The checks of `hpcflow run|nn --resume`, by the commands' own code on one rank: a checkpoint in --out that
     this job continues (a kind with checkpoints, not damaged, the same job); refused too when the run there ended by
