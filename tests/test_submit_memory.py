@@ -106,3 +106,33 @@ def test_a_network_job_whose_ntk_is_its_largest_part_is_told_the_ntk_keys_at_sub
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "largest part: NTK" in err, err
     assert "[ntk].n_train_points" in err and "[training].epochs" in err and "[model].width" not in err, err
+
+
+@pytest.mark.parametrize("per_node, node_per_rank, fit", [(2, 1.5, 1), (4, 2.5, 2), (2, 0.8, 0), (1, 0.8, 0)])
+def test_a_network_jobs_refusal_at_submission_advises_what_fits(tmp_path, monkeypatch, capsys, per_node,
+                                                                   node_per_rank, fit):
+    """A network job's estimate per rank is the same on any ranks (data parallel): refused against a node of
+    `node_per_rank` times it with `per_node` ranks, the advice is the ranks per node that fit (`fit`), which then
+    pass, and where not even one fits, smaller sizes or a node with more memory, never fewer ranks per node or more
+    nodes (with one rank per node, refused again, it said that these do not help)."""
+    from hpcflow.resources import estimate_nn
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    job = os.path.join(root, "jobs", "nn_smoke.toml")
+    _, cfg = registry.load(job, memory_check=False)
+    node = int(node_per_rank * estimate_nn(cfg).bytes / 2**20)  # MiB
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, f"debug*|8|1|(null)|infinite|1-infinite|UNLIMITED|{node}")
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    args = ["submit", job, "--out", str(tmp_path / "out"), "--executor", "slurm", "--check"]
+    assert main([*args, "--ntasks-per-node", str(per_node)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("; reduce " in err or " or reduce " in err), err
+    if fit:
+        assert f"(--ntasks-per-node {fit}:" in err and "--nodes" not in err, err
+        assert main([*args, "--ntasks-per-node", str(fit)]) == 0
+        assert main([*args, "--ntasks-per-node", str(fit + 1)]) == 2
+        return
+    assert "--ntasks-per-node" not in err and "--nodes" not in err and "fewer ranks" not in err, err
+    assert "pick a --partition whose nodes have more memory" in err, err
+    assert main([*args, "--ntasks-per-node", "1"]) == 2  # (so it was right not to advise it)
+    assert "(sinfo), one rank per node" in capsys.readouterr().err

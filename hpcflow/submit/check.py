@@ -107,7 +107,9 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
     limit, what, more = node_limit
     big = est.largest()
     sizes = nn_part_keys(cfg, big) if kind == "nn" else None
-    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node) + more
+    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node, est.bytes, limit * per_node) + (
+        more or (", or raise --mem" if what.startswith("--mem") else ", or pick a --partition whose nodes have more "
+                 "memory"))
     if memory_check and not ignore_requested() and est.bytes > limit:
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
@@ -121,15 +123,25 @@ def _local_advice(sizes: str | None) -> str:
     return f"reduce {sizes or 'the sizes'}, or queue it to a node with more memory (--executor slurm)"
 
 
-def _node_advice(sizes: str | None, per_node: int) -> str:
-    """How a job refused against a Slurm node's memory fits: fewer ranks per node, more nodes or smaller sizes; a
-    network job (`sizes`: the keys of its largest part) on one rank per node only smaller sizes (data parallel: its
-    estimate per rank does not shrink)."""
-    if per_node > 1:
-        return "use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)"
-    if sizes is not None:
-        return f"reduce {sizes} (more ranks or nodes do not lower a network job's estimate per rank)"
-    return "use more nodes (--nodes) or reduce the sizes"
+def _node_advice(sizes: str | None, per_node: int, need: float, node: float) -> str:
+    """How a job refused against a Slurm node's memory (`node` bytes for the job's `per_node` ranks, each `need`)
+    fits: a flow fewer ranks per node or more nodes (its estimate per rank shrinks with more ranks), or smaller sizes.
+    A network job (`sizes`: the keys of its largest part) is data parallel, its estimate per rank the same on any
+    ranks: the ranks per node that fit where at least one does, else only smaller sizes (the caller adds more memory
+    per node: --mem, another partition)."""
+    from hpcflow.resources import fmt_bytes
+
+    if sizes is None:
+        if per_node > 1:
+            return "use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)"
+        return "use more nodes (--nodes) or reduce the sizes"
+    same = "more ranks or nodes do not lower a network job's estimate per rank"
+    fit = int(node // need) if need > 0 else per_node
+    if per_node > 1 and fit >= 1:
+        return (f"use {fit} rank{'s' * (fit > 1)} per node (--ntasks-per-node {fit}: the ranks of a node share its "
+                f"memory, and {same}) or reduce {sizes}")
+    alone = f", and one rank alone does not fit in the node's {fmt_bytes(node)}" if per_node > 1 else ""
+    return f"reduce {sizes} ({same}{alone})"
 
 
 def counted_trials(job: str, out: str, *, storage: str | None = None, study: str | None = None) -> int:
