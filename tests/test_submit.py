@@ -757,7 +757,7 @@ def test_a_slurm_signal_that_can_come_as_the_job_starts_is_said(tmp_path, job, m
         argv = ["submit", str(job), "--out", out, "--executor", "slurm", "--time", t, "--signal-delay", d]
         assert main([*argv, "--check"]) == 0
         line = said.format(d=d, t=t, s=60 * int(t)) + fix
-        assert capsys.readouterr().out.rstrip("\n").endswith(f"; {line}")
+        assert capsys.readouterr().out.splitlines()[0].endswith(f"; {line}")  # (the #SBATCH lines follow)
         assert main(argv) == 0
         assert f"hpcflow submit: {line}\n" in capsys.readouterr().out
     assert called.read_text().count("sbatch") == 3
@@ -1105,3 +1105,30 @@ def test_a_stop_while_waiting_for_many_slurm_jobs_asks_slurm_once(tmp_path, monk
     out, err = capfd.readouterr()
     assert err.count("goes on") == 1 and "333_5" in err, err
     assert (bin_dir / "squeue.calls").read_text() == "x\n"
+
+
+def test_check_says_the_sbatch_lines_and_srun_options_that_the_submission_writes(tmp_path, job, monkeypatch, capsys):
+    """--check said only nodes x tasks and the partition; it says the time limit, CPUs per task, memory, GPUs and
+    signal the job asks for, and srun's MPI type, each as the sbatch script that the submission queues holds it."""
+    import shlex
+
+    bin_dir = tmp_path / "bin"
+    _stand_in_slurm(bin_dir, monkeypatch, "debug*|8|1|gpu:2|infinite|1-infinite|UNLIMITED|8000")
+    _script(bin_dir / "sbatch", f'cp "$1" {bin_dir}/script; echo "Submitted batch job 4242"')
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--ntasks-per-node", "2",
+            "--gpus-per-node", "2", "--cpus-per-task", "3", "--time", "1:30:00", "--mem", "3G", "--signal-delay", "90",
+            "--logs", str(tmp_path / "logs")]
+    assert main([*argv, "--check"]) == 0
+    line = capsys.readouterr().out
+    assert line.count("\n") == 2 and "x 2 task(s) in partition debug: hpcflow run " in line, line
+    asked = line.splitlines()[1]
+    assert asked.startswith("hpcflow submit:   #SBATCH "), line
+    flags, srun = asked.split("#SBATCH ", 1)[1].split("; srun ")
+    assert sorted(flags.split()) == ["--cpus-per-task=3", "--gpus-per-node=2", "--mem=3072M", "--signal=USR2@90",
+                                     "--time=90"], line
+    assert "--mpi=pmi2" in srun.split(), line
+    assert main(argv) == 0
+    script = (bin_dir / "script").read_text().splitlines()
+    assert all(f"#SBATCH {flag}" in script for flag in flags.split()), script
+    ran = shlex.split(next(x for x in script if x.startswith("srun ")))
+    assert all(option in ran for option in srun.split()), script

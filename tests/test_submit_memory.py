@@ -17,7 +17,7 @@ TUNE = JOB + '[tune]\nsampler = "random"\npruner = "none"\n[tune.space]\n"flow.d
 
 def _queued(said: str) -> list:
     """The command line that submit --check says it would queue."""
-    return said.split(": hpcflow ", 1)[1].split()
+    return said.splitlines()[0].split(": hpcflow ", 1)[1].split()  # (a Slurm job's #SBATCH lines follow)
 
 
 def test_ranks_on_one_node_share_its_memory_at_submission(tmp_path, monkeypatch, capsys):

@@ -338,6 +338,8 @@ def _submit(args) -> int:
               f"of {res.nodes} node(s) x {res.ntasks_per_node} task(s){where}: {masked(shell_line(['hpcflow', *argvs[0]]))}"
               f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}"
               f"{f'; {early}' if early else ''}")
+        if args.executor == "slurm":
+            print(f"hpcflow submit:   {_asked_for(logs, res, len(argvs))}")
         return 0
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
@@ -373,6 +375,31 @@ def _submit(args) -> int:
 
 #: seconds between the stop requests to a local job that has not ended yet (`_stop_waiting`)
 STOP_AGAIN_S = 1.0
+
+
+#: the #SBATCH lines that --check does not repeat: said on its line already (nodes, tasks, partition), or the same
+#: for every job of hpcflow submit (its name, log files, comment, submitit's wckey)
+CHECK_LEFT_OUT = ("job-name", "output", "error", "open-mode", "comment", "wckey", "nodes", "ntasks-per-node",
+                  "partition", "array")
+
+
+def _asked_for(logs: str, res, jobs: int) -> str:
+    """What --check says that the `jobs` Slurm jobs of `res` ask for: their #SBATCH lines as submitit writes them
+    into the sbatch script (the time limit, CPUs per task, memory, GPUs, the signal at --signal-delay; of an executor
+    that `make_executor` makes as for the submission, which writes nothing), and the options of its srun line (the
+    MPI type)."""
+    import shlex
+
+    from hpcflow.submit import executor
+
+    ex = executor.make_executor("slurm", logs, res, name="hpcflow", array=jobs)
+    lines = ex._make_submission_file_text("", "").splitlines()
+    sbatch = [line.split(None, 1)[1] for line in lines if line.startswith("#SBATCH ")]
+    shown = [flag for flag in sbatch if flag.split("=", 1)[0].lstrip("-") not in CHECK_LEFT_OUT]
+    srun = shlex.split(next((line for line in lines if line.startswith("srun ")), "srun"))
+    srun = [w for i, w in enumerate(srun[1:], 1) if w.startswith("--") and w not in ("--unbuffered", "--output",
+                                                                                       "--error")]
+    return f"#SBATCH {' '.join(shown)}; srun {' '.join(srun)}" if srun else f"#SBATCH {' '.join(shown)}"
 
 
 def _stop_waiting(jobs, exc, waiting: dict) -> None:
