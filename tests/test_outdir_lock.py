@@ -82,8 +82,8 @@ def _refused(cmds, out) -> list:
         assert p.returncode == 2, (cmd, stdout, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and f"--out {out} is in use by hpcflow " in lines[0], stderr
-        assert "wait for it, or choose another --out" in lines[0], stderr
         pids.append(int(re.search(r"\(pid (\d+) on ", lines[0]).group(1)))
+        assert f"wait for it, stop it (kill -TERM {pids[-1]}), or choose another --out" in lines[0], stderr
     return pids
 
 

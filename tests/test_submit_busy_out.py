@@ -44,7 +44,8 @@ def test_submit_into_an_out_a_live_run_holds_is_refused_before_any_work(tmp_path
             where = f"on {host}, Slurm job 42" if host else f"on {os.uname().nodename}"
             assert err.count("\n") == 1 and f"--out {out} is in use by hpcflow run (pid {os.getpid()} {where}" in err, \
                 (case, err)
-            assert "wait for it, or choose another --out" in err, err
+            stop = "scancel 42" if host else f"kill -TERM {os.getpid()}"
+            assert f"wait for it, stop it ({stop}), or choose another --out" in err, err
             assert _files(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["job.toml", "out"], case
     finally:
         lock.release()
@@ -61,3 +62,33 @@ def test_a_lock_file_without_a_holder_is_no_refusal(tmp_path, capsys):
                                                      "slurm_job": "42", "since": "2026-01-01T00:00:00+00:00"}))
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 0
     assert "is valid (kind flow)" in capsys.readouterr().out
+
+
+def test_an_out_a_submitted_local_jobs_run_holds_is_refused_naming_the_job_and_its_stop(tmp_path, capsys):
+    """The lock held by the run of a local job (its controller, a stand-in named as `hpcflow.submit.local` is, of this
+    user): the refusal named the run's pid, without how to stop it; it names the job (the controller's pid) and
+    `kill -TERM` of it, which stops the job (the run alone, the controller would start again), as for a job queued."""
+    import subprocess
+    import sys
+    import time
+
+    from hpcflow.submit import queued
+
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "hpcflow.submit.local",
+                                 str(tmp_path / "out_logs"), str(out)])
+    lock = outlock.acquire(out, command="hpcflow run")  # (its run: this process)
+    try:
+        deadline = time.monotonic() + 30  # (its exec may have closed Popen's pipe before the kernel set its argv)
+        while not queued.local_jobs(str(out)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for extra in (["--check"], [], ["--check", "--command", "tune", "--trials", "1"]):
+            assert main(["submit", str(job), "--out", str(out), "--executor", "local", *extra]) == 2, extra
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"local job {stand_in.pid}, queued or running" in err, err
+            assert f"kill -TERM {stand_in.pid}" in err and f"pid {os.getpid()}" not in err, err
+    finally:
+        lock.release()
+        stand_in.kill()
+        stand_in.wait()

@@ -262,18 +262,27 @@ def _logs_folder(args) -> str:
         raise OutputPathError(f"{exc} (not given: --logs defaults to --out followed by _logs)") from None
 
 
-def _refuse_busy_out(out: str) -> None:
-    """Refuse (exit 2, before any work, --check too) an --out whose lock a live `hpcflow run` or `nn` holds: the
-    queued job would be refused when it starts. A lock is seen wherever the file system passes flock to its server
+def _refuse_busy_out(out: str, *, slurm: bool, marked: bool) -> None:
+    """Refuse (exit 2, before any work, --check too) an --out whose lock a live `hpcflow run` or `nn` holds, or, for
+    a run or network run (`marked`), that a job of `hpcflow submit` queued or running writes into: the queued job
+    would be refused when it starts. A held lock is said as the job of `hpcflow submit` that holds it where one is
+    found (`queued.busy_line`; `slurm`: squeue asked too), naming the job and how to stop it (`kill -TERM` of a local
+    job's controller, not of its run, which the controller would start again; `scancel`), else as the lock file
+    names its holder, with how to stop it (`outlock.holder_line`).
+    A lock is seen wherever the file system passes flock to its server
     (NFSv4, Lustre -o flock), another host's included, and is then a live holder (a dead host's NFS lock ends with its
     lease, ~90 s); where flock is local to each host (NFS local_lock=flock, Lustre -o localflock) a run on another
     host is not seen, and submit does not guess from the lock file, which a killed run leaves too. A requeue of a
     submitted job never comes here: it starts the job's command again (`submit.task`, the sbatch templates), whose
-    own lock is gone with its previous run."""
+    own lock is gone with its previous run. A tune is not `marked`: its workers share their --out."""
     from hpcflow.jobs.outlock import OutdirBusy, held_by, holder_line
     from hpcflow.jobs.output import check_path
+    from hpcflow.submit import queued
 
     raw = held_by(check_path(out))  # (an empty path, a NUL byte or /proc: refused as the command refuses them)
+    busy = queued.busy_line(out, slurm=slurm) if raw is not None or marked else None
+    if busy is not None:
+        raise OutdirBusy(busy)
     if raw is not None:
         raise OutdirBusy(holder_line(out, raw))
 
@@ -297,13 +306,7 @@ def _submit(args) -> int:
     from hpcflow.submit.task import HpcflowTask
 
     _check_options(args)
-    _refuse_busy_out(args.out)
-    if args.command in queued.MARKED:  # (a tune's workers share their --out)
-        busy = queued.busy_line(args.out, slurm=args.executor == "slurm")
-        if busy is not None:
-            from hpcflow.jobs.outlock import OutdirBusy
-
-            raise OutdirBusy(busy)
+    _refuse_busy_out(args.out, slurm=args.executor == "slurm", marked=args.command in queued.MARKED)
     if args.executor == "slurm":  # (--check too: it refuses what the submission would)
         executor.require_slurm()
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),

@@ -97,8 +97,20 @@ def _job(h: dict) -> str:
 
 
 def holder_line(outdir: str, raw: bytes) -> str:
-    """The refusal of --out `outdir`, naming the holder as its lock file `raw` describes it."""
-    return f"--out {outdir} is in use by {describe(raw)}; wait for it, or choose another --out"
+    """The refusal of --out `outdir`, naming the holder as its lock file `raw` describes it, and how to stop it:
+    `scancel J` of its Slurm job, else `kill -TERM PID` (on its host, where that is another)."""
+    h = record(raw)
+    stop = "" if h is None else f", stop it ({stop_command(h)})"
+    return f"--out {outdir} is in use by {describe(raw)}; wait for it{stop}, or choose another --out"
+
+
+def stop_command(h: dict) -> str:
+    """The command that stops the holder of a lock file's `record`: "scancel J" of its Slurm job (the job, not the
+    run alone, whose step Slurm would otherwise go on with), else "kill -TERM PID", with " on HOST" where its host is
+    not this one."""
+    if h["slurm_job"]:
+        return f"scancel {h['slurm_job']}"
+    return f"kill -TERM {h['pid']}" + ("" if h["host"] == socket.gethostname() else f" on {h['host']}")
 
 
 def _created_dir(outdir: str) -> str | None:
