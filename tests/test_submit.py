@@ -819,7 +819,7 @@ def test_names_written_into_the_sbatch_script_are_slurm_names(job, tmp_path, mon
     assert not out.exists()
     _stand_in_slurm(tmp_path / "bin", monkeypatch, "", 1)  # Slurm names accepted, whether or not a Slurm answers here
     assert main(["submit", str(job), "--out", str(out), "--executor", "slurm", "--partition", "gpu-a100,batch_2",
-                 "--mpi", "pmix_v4", "--check"]) == 0
+                 "--mpi", "cray_shasta", "--check"]) == 0  # (not a PMIx type: refused with the mpich wheel)
 
 
 #: `srun --mpi=list` in Slurm's two forms (hpcflow.submit.mpi_types): printf on stdout, as Slurm 22.05 prints it (its
@@ -859,6 +859,8 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
     without --check, before sbatch or any folder; the default pmi2 only where srun gets it (several tasks)."""
     from standin_srun import stand_in_srun
 
+    from hpcflow.submit import mpi_types
+
     called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
     stand_in_srun(tmp_path / "bin", tmp_path / "bin" / "srun_options", listing, stream)
     out = str(tmp_path / "out")
@@ -870,6 +872,7 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
         assert err == (f"hpcflow submit: error: --mpi {mpi}: not an MPI type of this cluster's srun, which offers "
                        f"{types} (srun --mpi=list); pass --mpi with one of them\n")
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]  # no sbatch, no --out, no logs
+    monkeypatch.setattr(mpi_types, "wheel_library", lambda: None)  # (an MPI with PMIx, not the mpich wheel's)
     for options in ([], ["--mpi", "pmix_v3", "--ntasks-per-node", "2"], ["--mpi", "none"]):
         assert main(["submit", str(job), "--out", out, "--executor", "slurm", "--check", *options]) == 0
     assert main(["submit", str(job), "--out", out, "--executor", "local", "--check"]) == 0
@@ -877,6 +880,50 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
     assert main(["submit", str(job), "--out", out, "--executor", "local", "--mpi", "pmi2", "--check"]) == 2
     assert "--mpi: Slurm's request, which --executor local does not make" in capsys.readouterr().err  # (not srun's)
     assert set((tmp_path / "bin" / "srun_options").read_text().splitlines()) == {"--mpi=list"}  # it ran nothing
+
+
+def _mapped_libmpi() -> str:
+    """The MPI library file that `from mpi4py import MPI` maps into a python (without MPI_Init), links resolved."""
+    code = ("from mpi4py import MPI\nimport os\n"
+            "print(next(os.path.realpath(l.split()[-1]) for l in open('/proc/self/maps') if '/libmpi' in l))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MPI4PY_RC_INITIALIZE="false"))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_pmix_is_refused_where_mpi4py_loads_the_mpich_wheel(tmp_path, job, monkeypatch, capsys):
+    """--mpi pmix passed every check (srun offers it), and the job's tasks failed at launch: the mpich wheel speaks
+    PMI-1/PMI-2 only. Refused in one line naming --mpi pmi2 where the library mpi4py maps is one of the wheel's files
+    (make venv's); not for another MPI library."""
+    from importlib import metadata
+
+    from standin_srun import stand_in_srun
+
+    from hpcflow.submit import mpi_types
+
+    called = _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    stand_in_srun(tmp_path / "bin", tmp_path / "bin" / "srun_options", SLURM_22_05, 1)  # pmix offered
+    try:
+        wheel = {os.path.realpath(metadata.distribution("mpich").locate_file(f))
+                 for f in metadata.distribution("mpich").files or ()}
+    except metadata.PackageNotFoundError:
+        wheel = set()
+    mapped = _mapped_libmpi()
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--ntasks-per-node", "2"]
+    for mpi, check in (("pmix", ["--check"]), ("pmix_v4", [])):
+        capsys.readouterr()
+        if mapped not in wheel:  # (mpi4py installed against another MPI: not refused for it)
+            assert main([*argv, "--mpi", mpi, "--check"]) == 0, capsys.readouterr().err
+            continue
+        assert main([*argv, "--mpi", mpi, *check]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--mpi {mpi}: mpi4py loads the MPI library of the mpich wheel" in err, err
+        assert "pass --mpi pmi2" in err and os.path.basename(mapped) in err, err
+    assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]
+    assert main([*argv, "--mpi", "pmi2", "--check"]) == 0, capsys.readouterr().err
+    monkeypatch.setattr(mpi_types, "loaded_library", lambda: "/opt/openmpi/lib/libmpi.so.40")  # another MPI's
+    assert main([*argv, "--mpi", "pmix", "--check"]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("options, tasks", [(["--ntasks-per-node", "2"], "2 tasks (--nodes 1 x --ntasks-per-node 2)"),

@@ -53,9 +53,59 @@ def offered(timeout: float | None = None) -> list[str] | None:
 
 def unknown(mpi: str) -> str | None:
     """Why this srun cannot start tasks with --mpi=`mpi` (one line), or None: it offers it, 'none' (hpcflow then
-    passes no --mpi), or its list is not known."""
+    passes no --mpi), or its list is not known. A PMIx type (pmix, pmix_v4) is refused where mpi4py loads the MPI
+    library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only: the job's tasks would fail at
+    launch."""
+    if mpi == "pmix" or mpi.startswith("pmix_"):
+        lib = wheel_library()
+        if lib is not None:
+            return (f"--mpi {mpi}: mpi4py loads the MPI library of the mpich wheel ({lib}), which speaks PMI-1/PMI-2, "
+                    "not PMIx, so the job's tasks would fail at launch; pass --mpi pmi2 (or install mpi4py against "
+                    "the cluster's MPI built with PMIx)")
     types = offered() if mpi != "none" else None
     if types is None or mpi in types:
         return None
     return (f"--mpi {mpi}: not an MPI type of this cluster's srun, which offers {', '.join(types)} "
             "(srun --mpi=list); pass --mpi with one of them")
+
+
+def wheel_library() -> str | None:
+    """The file of the MPI library that mpi4py loads (`loaded_library`) where it is one of the files of the mpich
+    wheel (pip's distribution `mpich`, as its record lists them, links resolved), else None (another MPI, or none
+    found)."""
+    import os
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("mpich")
+        ours = {os.path.realpath(dist.locate_file(f)) for f in dist.files or ()
+                if os.path.basename(str(f)).startswith("libmpi")}
+    except (metadata.PackageNotFoundError, OSError):
+        return None
+    lib = loaded_library() if ours else None
+    return lib if lib is not None and os.path.realpath(lib) in ours else None
+
+
+def loaded_library() -> str | None:
+    """The path of the MPI library that mpi4py loads: found as mpi4py finds it (`mpi4py._mpiabi`, which dlopens it
+    without MPI_Init), its file named by dladdr of its MPI_Get_version; None where mpi4py or the library is missing,
+    or it cannot be said."""
+    import ctypes
+    import os
+
+    class DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p),
+                    ("dli_saddr", ctypes.c_void_p)]
+
+    try:
+        from mpi4py import _mpiabi
+
+        symbol = ctypes.cast(_mpiabi._dlopen_libmpi().MPI_Get_version, ctypes.c_void_p)
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(DlInfo)]
+        info = DlInfo()
+        if not dladdr(symbol, ctypes.byref(info)) or not info.dli_fname:
+            return None
+        return os.fsdecode(info.dli_fname)
+    except Exception:  # noqa: BLE001 - no mpi4py, no library, no dladdr: nothing known, nothing refused
+        return None
