@@ -67,3 +67,17 @@ def test_the_local_executor_refuses_them(tmp_path, args, said):
 ])
 def test_a_value_that_would_break_the_line_or_repeat_an_option_is_refused(tmp_path, args, said):
     _refused(tmp_path, ["--executor", "slurm", *args], said)
+
+
+def test_the_line_that_continues_a_stopped_job_asks_for_the_same_requests():
+    """The continue line (`_continuing_argv`) gives each request as the command line did: parsed again, it asks
+    Slurm for the same #SBATCH lines (a --sbatch KEY=VALUE is not written as Python's tuple)."""
+    from hpcflow.commands.submit import _continuing_argv, _parser_of, _sbatch_lines
+
+    given = [str(JOB), "--out", "o", "--executor", "slurm", "--account", "phys", "--exclusive", "--qos", "q1",
+             "--sbatch", "hold", "--sbatch", "mail-type=END", "--set", "flow.steps=5"]
+    args = _parser_of("submit").parse_args(given)
+    again = _continuing_argv(args)
+    assert again[:2] == ["hpcflow", "submit"] and "--resume" in again
+    parsed = _parser_of("submit").parse_args([w for w in again[2:] if w != "--resume"])
+    assert _sbatch_lines(parsed) == _sbatch_lines(args) and parsed.set == ["flow.steps=5"]

@@ -134,8 +134,8 @@ def _continuing_argv(args, counted: int | None = None) -> list[str]:
             argv.append(value)
         elif isinstance(action, argparse._StoreTrueAction):
             argv += [action.option_strings[0]] if value else []
-        elif isinstance(action, argparse._AppendAction):
-            argv += [x for v in value or [] for x in (action.option_strings[0], v)]
+        elif isinstance(action, argparse._AppendAction):  # (--sbatch's (KEY, VALUE or True) written as given)
+            argv += [x for v in value or [] for x in (action.option_strings[0], _as_given(v))]
         elif value is not None and value != action.default:
             argv += [action.option_strings[0], str(value)]
     if args.command == "tune":
@@ -148,6 +148,15 @@ def tune_cap(args, counted: int) -> int:
     study held when it was submitted and its --trials, or its own --max-trials where that is lower."""
     cap = counted + args.trials
     return cap if args.max_trials is None else min(cap, args.max_trials)
+
+
+def _as_given(value) -> str:
+    """A repeated option's parsed value as its command line gives it: --sbatch's (KEY, VALUE) as KEY=VALUE, (KEY,
+    True) as KEY; --set's text as it is."""
+    if isinstance(value, tuple):
+        key, given = value
+        return key if given is True else f"{key}={given}"
+    return value
 
 
 def _argvs(args) -> list[list[str]]:
