@@ -136,3 +136,26 @@ def test_a_network_jobs_refusal_at_submission_advises_what_fits(tmp_path, monkey
     assert "pick a --partition whose nodes have more memory" in err, err
     assert main([*args, "--ntasks-per-node", "1"]) == 2  # (so it was right not to advise it)
     assert "(sinfo), one rank per node" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mem_share", [0.5, 1.0])
+def test_raise_mem_is_advised_only_below_the_nodes_memory(tmp_path, monkeypatch, capsys, mem_share):
+    """A network job refused against --mem: "raise --mem" while --mem is below the partition's node memory; --mem at
+    the node's memory cannot be raised (a higher one is refused, as it could never start), so it is not advised."""
+    from hpcflow.resources import estimate_nn
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    job = os.path.join(root, "jobs", "nn_smoke.toml")
+    _, cfg = registry.load(job, memory_check=False)
+    node = int(0.8 * estimate_nn(cfg).bytes / 2**20)  # MiB: not even one rank fits the node
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, f"debug*|8|1|(null)|infinite|1-infinite|UNLIMITED|{node}")
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    mem = int(mem_share * node)
+    args = ["submit", job, "--out", str(tmp_path / "out"), "--executor", "slurm", "--check", "--mem", f"{mem}M"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--mem {mem} MiB per node" in err, err
+    assert ("raise --mem" in err) == (mem < node), err
+    if mem == node:
+        assert main([*args[:-1], f"{node + 1}M"]) == 2
+        assert "could never start" in capsys.readouterr().err

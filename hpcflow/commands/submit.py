@@ -70,7 +70,8 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
     each = f"{res.ntasks_per_node} ranks per node" if res.ntasks_per_node > 1 else "one rank per node"
     if res.mem_mib:
         return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}",
-                f", raise --mem (partition {name}'s nodes have {node_mib} MiB)" if node_mib else ""), ""
+                "" if not node_mib else f", raise --mem (partition {name}'s nodes have {node_mib} MiB)"
+                if res.mem_mib < node_mib else ", or pick a --partition whose nodes have more memory"), ""
     if node_mib:
         return (node_mib * 2**20 / res.ntasks_per_node, f"partition {name}'s node memory {node_mib} MiB (sinfo), "
                 f"{each}", ""), ""
