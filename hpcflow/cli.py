@@ -201,6 +201,10 @@ def main(argv=None) -> int:
             if args.verb not in STOPS_AFTER_LAUNCH:
                 early_handover()
             return log_refused(f"hpcflow {args.verb}", _run(args), written=getattr(args, "written", None))
+    except SystemExit as exc:  # the program's --help, --version: a refused write of what they printed said (status 5)
+        if argv is not None or exc.code not in (0, None):
+            raise
+        return log_refused("hpcflow", 0)
     except KeyboardInterrupt as exc:  # what was written is whole (atomic writes remove their temporaries)
         verb = getattr(args, "verb", None)
         return interrupted(f"hpcflow {verb}" if verb else "hpcflow", exc)

@@ -101,3 +101,15 @@ def test_a_refused_stdout_with_stderr_closed_ends_with_status_5(monkeypatch):
     finally:
         monkeypatch.undo()
         full.close()
+
+
+def test_help_and_version_to_a_full_device_are_one_line_and_status_5(tmp_path):
+    """argparse's --help and --version exit 0 once printed: a stdout the file system refused said so (status 5),
+    as every command's; to a device that takes it, status 0."""
+    for args in (["--help"], ["--version"], ["sample", "--help"]):
+        r = _hpcflow(*args, cwd=tmp_path)
+        assert r.returncode == 5 and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert r.stderr.startswith("hpcflow: error: the command ran to its end, but its output on stdout could not "
+                                   "be written (No space left on device)"), r.stderr
+    ok = subprocess.run([sys.executable, "-m", "hpcflow", "--help"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "usage: hpcflow" in ok.stdout and ok.stderr == "", ok.stderr
