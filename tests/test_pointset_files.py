@@ -543,3 +543,17 @@ def test_n_dropped_that_is_text_must_be_an_integer(tmp_path, good):
     with pytest.raises(InputFileError, match="'n_dropped' = 'many' must be an integer") as exc:
         PointSet.load(path)
     assert "JSON" not in str(exc.value)
+
+
+def test_a_point_set_prints_as_one_line_of_its_shapes_and_seed():
+    """print(ps) of a 50-point set was its every array in full (~1000 lines); it is one line naming the manifold, N,
+    each field's shape and what reproduces the draw, whatever N."""
+    from hpcflow.geometry import Hypersurface
+
+    for n in (50, 2000):
+        ps = Hypersurface.fermat(3).sample(n, seed=2)
+        said = repr(ps)
+        assert "\n" not in said and len(said) < 300, said
+        assert said.startswith("PointSet(fermat(dim=3), ") and f"N={len(ps)}" in said and "seed=2" in said, said
+        assert f"g_fs({len(ps)}, 3, 3)" in said and str(ps) == said
+    assert "N=3" in repr(ps[:3])

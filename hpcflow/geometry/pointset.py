@@ -104,6 +104,18 @@ class PointSet:
     def __len__(self) -> int:
         return self.points.shape[0]
 
+    def __repr__(self) -> str:
+        """One line: the manifold, N, the fields' shapes, the seed and chart that reproduce it (the dataclass's repr
+        printed every array in full, ~20 lines a point)."""
+        fields = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
+        shapes = ", ".join(f"{k}{tuple(getattr(self, k).shape)}" for k in fields if getattr(self, k) is not None)
+        m = self.manifold
+        name = (f"{m.name}({', '.join(f'{k}={v!r}' for k, v in m.params)})"
+                if isinstance(getattr(m, "name", None), str) and isinstance(getattr(m, "params", None), tuple)
+                else repr(m))
+        return (f"PointSet({name}, N={len(self)}, {shapes}, n_dropped={self.n_dropped}, seed={self.seed!r}, "
+                f"sampled_chart={self.sampled_chart!r})")
+
     def _take(self, idx) -> "PointSet":
         jac = None if self.jacobian is None else self.jacobian[idx]
         n, rows = _drawn(self)
