@@ -153,7 +153,8 @@ def batch_shell_teardown(folder: str) -> list:
     array task ARRAY_INDEX), then exit with srun's status, which stays the job's. `wait` asks Slurm at once when it
     appears: a job that ended without a result (a rank killed, out of memory) was seen only at the watcher's next
     ask, which backs off to minutes (up to 100 s late here)."""
-    job = "${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID}}"
+    # (an array task: ARRAYJOB_INDEX; a plain job: its SLURM_JOB_ID, SLURM_ARRAY_JOB_ID unset)
+    job = "${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}${SLURM_ARRAY_JOB_ID:+_$SLURM_ARRAY_TASK_ID}"
     return ["hpcflow_status=$?", f'touch -- {shlex.quote(os.fspath(folder))}/"{job}{ENDED_SUFFIX}" 2>/dev/null',
             "exit $hpcflow_status"]
 
