@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -885,7 +886,7 @@ def test_an_mpi_type_this_srun_lacks_is_refused_before_anything_is_written(tmp_p
 def _mapped_libmpi() -> str:
     """The MPI library file that `from mpi4py import MPI` maps into a python (without MPI_Init), links resolved."""
     code = ("from mpi4py import MPI\nimport os\n"
-            "print(next(os.path.realpath(l.split()[-1]) for l in open('/proc/self/maps') if '/libmpi' in l))")
+            "print(next(os.path.realpath(l.split(maxsplit=5)[-1].strip()) for l in open('/proc/self/maps') if '/libmpi' in l))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, MPI4PY_RC_INITIALIZE="false"))
     assert r.returncode == 0, r.stderr
@@ -923,6 +924,30 @@ def test_pmix_is_refused_where_mpi4py_loads_the_mpich_wheel(tmp_path, job, monke
     assert not called.exists() and _only(tmp_path) == ["bin", "job.toml"]
     assert main([*argv, "--mpi", "pmi2", "--check"]) == 0, capsys.readouterr().err
     monkeypatch.setattr(mpi_types, "loaded_library", lambda: "/opt/openmpi/lib/libmpi.so.40")  # another MPI's
+    assert main([*argv, "--mpi", "pmix", "--check"]) == 0, capsys.readouterr().err
+
+
+def test_pmix_is_not_refused_where_mpi4py_libmpi_names_a_library_outside_the_wheel(tmp_path, job, monkeypatch,
+                                                                                   capsys):
+    """MPI4PY_LIBMPI (mpi4py's way to name the cluster's MPI) pointing at a library outside the mpich wheel: mpi4py
+    loads that one, and --mpi pmix is not refused (it was: the check found the wheel's library regardless)."""
+    from standin_srun import stand_in_srun
+
+    from hpcflow.submit import mpi_types
+
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    stand_in_srun(tmp_path / "bin", tmp_path / "bin" / "srun_options", SLURM_22_05, 1)  # pmix offered
+    wheel = _mapped_libmpi()
+    copy = tmp_path / "cluster mpi" / os.path.basename(wheel)
+    copy.parent.mkdir()
+    shutil.copy2(wheel, copy)
+    for entry in os.listdir(os.path.dirname(wheel)):  # (what it links to, found through its $ORIGIN runpath)
+        if not entry.startswith("libmpi"):
+            os.symlink(os.path.join(os.path.dirname(wheel), entry), copy.parent / entry)
+    monkeypatch.setenv("MPI4PY_LIBMPI", str(copy))
+    assert _mapped_libmpi() == str(copy)  # (mpi4py maps the copy)
+    assert mpi_types.loaded_library() == str(copy) and mpi_types.wheel_library() is None
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--ntasks-per-node", "2"]
     assert main([*argv, "--mpi", "pmix", "--check"]) == 0, capsys.readouterr().err
 
 

@@ -86,26 +86,39 @@ def wheel_library() -> str | None:
     return lib if lib is not None and os.path.realpath(lib) in ours else None
 
 
-def loaded_library() -> str | None:
-    """The path of the MPI library that mpi4py loads: found as mpi4py finds it (`mpi4py._mpiabi`, which dlopens it
-    without MPI_Init), its file named by dladdr of its MPI_Get_version; None where mpi4py or the library is missing,
-    or it cannot be said."""
-    import ctypes
-    import os
+#: run by a python of its own (`loaded_library`): import mpi4py's MPI without MPI_Init, as a task would (mpi4py
+#: picks its library by its rules: MPI4PY_LIBMPI, mpi4py.rc, the wheel's), and print the file that defines the
+#: MPI_Get_version the MPI extension module links to (dlsym searches its dependencies; dladdr names the file)
+_LOADED_CODE = """
+import ctypes, os, sys
+import mpi4py
+mpi4py.rc.initialize = mpi4py.rc.finalize = False
+from mpi4py import MPI
+class DlInfo(ctypes.Structure):
+    _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p), ("sname", ctypes.c_char_p),
+                ("saddr", ctypes.c_void_p)]
+ext = ctypes.CDLL(MPI.__file__, os.RTLD_NOLOAD | os.RTLD_LAZY)
+symbol = ctypes.cast(ext.MPI_Get_version, ctypes.c_void_p)
+dladdr = ctypes.CDLL(None).dladdr
+dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(DlInfo)]
+info = DlInfo()
+if dladdr(symbol, ctypes.byref(info)) and info.fname:
+    sys.stdout.write(os.path.abspath(os.fsdecode(info.fname)))
+"""
 
-    class DlInfo(ctypes.Structure):
-        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p),
-                    ("dli_saddr", ctypes.c_void_p)]
+
+def loaded_library(timeout: float | None = None) -> str | None:
+    """The path of the MPI library that mpi4py loads: asked of a python of its own that imports mpi4py's MPI module
+    without MPI_Init (`_LOADED_CODE`), so that mpi4py finds it by its own rules (MPI4PY_LIBMPI, where set, names a
+    library elsewhere than the wheel's); None where mpi4py or the library is missing, or it cannot be said (in
+    `timeout` seconds, TIMEOUT_S by default)."""
+    import os
+    import sys
 
     try:
-        from mpi4py import _mpiabi
-
-        symbol = ctypes.cast(_mpiabi._dlopen_libmpi().MPI_Get_version, ctypes.c_void_p)
-        dladdr = ctypes.CDLL(None).dladdr
-        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(DlInfo)]
-        info = DlInfo()
-        if not dladdr(symbol, ctypes.byref(info)) or not info.dli_fname:
-            return None
-        return os.fsdecode(info.dli_fname)
-    except Exception:  # noqa: BLE001 - no mpi4py, no library, no dladdr: nothing known, nothing refused
+        r = subprocess.run([sys.executable, "-c", _LOADED_CODE], capture_output=True, text=True, errors="replace",
+                           timeout=TIMEOUT_S if timeout is None else timeout, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "MPI4PY_RC_INITIALIZE": "false", "MPI4PY_RC_FINALIZE": "false"})
+    except (OSError, subprocess.SubprocessError):  # nothing known, nothing refused
         return None
+    return r.stdout.strip() if r.returncode == 0 and os.path.isabs(r.stdout.strip()) else None
