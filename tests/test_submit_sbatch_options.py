@@ -81,3 +81,70 @@ def test_the_line_that_continues_a_stopped_job_asks_for_the_same_requests():
     assert again[:2] == ["hpcflow", "submit"] and "--resume" in again
     parsed = _parser_of("submit").parse_args([w for w in again[2:] if w != "--resume"])
     assert _sbatch_lines(parsed) == _sbatch_lines(args) and parsed.set == ["flow.steps=5"]
+
+
+def _main_refuses(capsys, args, said: str) -> str:
+    """`hpcflow submit JOB --out O --executor slurm --check ARGS` (in this process) is refused in one line that
+    starts with `said`, exit 2."""
+    from hpcflow.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["submit", str(JOB), "--out", "never-written", "--executor", "slurm", "--check", *args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"hpcflow submit: error: argument --sbatch: {said}") \
+        and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("key, said", [
+    ("parsable", "parsable: not taken, as sbatch then prints the job id alone"),
+    ("no-requeue", "no-requeue: not taken, as a job stopped at its checkpoint"),
+    ("wait", "wait: not taken, as sbatch would block until the job ends"),
+    ("test-only", "test-only: not taken, as sbatch then queues nothing"),
+    ("chdir=/tmp", "chdir: not taken"),
+    ("export=NONE", "export: not taken"),
+    ("mem-per-cpu=2G", "mem-per-cpu: not taken"),
+    ("mem-per-gpu=2G", "mem-per-gpu: not taken"),
+    ("gres=gpu:1", "gres: not taken"),
+    ("gpus=1", "gpus: not taken"),
+    ("gpus-per-task=1", "gpus-per-task: not taken"),
+])
+def test_an_sbatch_option_that_breaks_the_submission_or_a_check_is_refused_with_what_to_use(capsys, key, said):
+    instead = {"wait": "use --wait", "test-only": "use --check", "mem-per-cpu=2G": "use --mem",
+               "mem-per-gpu=2G": "use --mem", "gres=gpu:1": "use --gpus-per-node", "gpus=1": "use --gpus-per-node",
+               "gpus-per-task=1": "use --gpus-per-node"}.get(key)
+    err = _main_refuses(capsys, ["--sbatch", key], said)
+    assert f"; {instead} (see" in err if instead else "; use" not in err, err
+
+
+@pytest.mark.parametrize("key, said", [
+    ("partitio=gpu", "partitio (sbatch takes it as --partition): hpcflow submit sets #SBATCH --partition itself; "
+                     "use --partition"),
+    ("accoun=foo", "accoun (sbatch takes it as --account): hpcflow submit sets #SBATCH --account itself"),
+    ("parsab", "parsab (sbatch takes it as --parsable): not taken"),
+    ("mail-ty=END", "mail-ty: sbatch takes it as --mail-type; give it in full, --sbatch mail-type=END"),
+    ("mem-per=1G", "mem-per: not a long option of sbatch (the start of mem-per-cpu, mem-per-gpu)"),
+    ("no-such-option=1", "no-such-option: not a long option of sbatch"),
+])
+def test_an_sbatch_key_that_is_a_prefix_or_no_option_is_refused_naming_the_option(capsys, key, said):
+    """sbatch takes a unique prefix of a long option as that option (--accoun=foo is --account=foo): such a key
+    would pass by the refusal of the options hpcflow submit gives itself."""
+    _main_refuses(capsys, ["--sbatch", key], said)
+
+
+def test_exclusive_takes_user_mcs_or_topo_through_sbatch(capsys):
+    from hpcflow.commands.submit import _parser_of, _sbatch_lines
+
+    for value in ("user", "mcs", "topo"):
+        args = _parser_of("submit").parse_args([str(JOB), "--out", "o", "--executor", "slurm", "--sbatch",
+                                                f"exclusive={value}"])
+        assert _sbatch_lines(args) == (("exclusive", value, "--sbatch"),)
+    _main_refuses(capsys, ["--sbatch", "exclusive=nodes"], "exclusive=nodes: give --sbatch exclusive=user|mcs|topo")
+    _main_refuses(capsys, ["--sbatch", "exclusive"], "exclusive: hpcflow submit sets #SBATCH --exclusive itself; use "
+                                                     "--exclusive for whole nodes, or --sbatch exclusive=user|mcs|topo")
+
+
+def test_exclusive_and_an_sbatch_exclusive_together_are_refused(tmp_path):
+    _refused(tmp_path, ["--executor", "slurm", "--check", "--exclusive", "--sbatch", "exclusive=user"],
+             "--exclusive and --sbatch exclusive=user ask for two kinds of exclusive nodes")

@@ -213,6 +213,10 @@ def _check_options(args) -> None:
         raise ConfigError("--resume is an option of --command run and nn (a tune adds trials to the study in --out, "
                           "its finished ones kept); drop it")
     refuse_resume_with_force(args)
+    both = [value for key, value in args.sbatch or () if key == "exclusive"] if args.exclusive else []
+    if both:  # (one #SBATCH --exclusive line: one of them would be lost)
+        raise ConfigError(f"--exclusive and --sbatch exclusive={both[0]} ask for two kinds of exclusive nodes; give "
+                          "one of them")
     if args.command == "tune" and args.array > 1 and (args.storage or "").strip().lower().startswith("sqlite:"):
         # (workers starting together race to create its tables, and one fails; SQLite's one writer at a time then
         # fails trials with 'database is locked': refused rather than its tables made here, which --check would not)
@@ -449,7 +453,52 @@ SBATCH_OWN = {"job-name": "--command/the job file's name", "nodes": "--nodes", "
               "time": "--time", "partition": "--partition", "gpus-per-node": "--gpus-per-node", "mem": "--mem",
               "signal": "--signal-delay", "output": "--logs", "error": "--logs", "open-mode": None, "array": "--array",
               "comment": None, "wckey": None, "wrap": None, "account": "--account", "qos": "--qos",
-              "constraint": "--constraint", "reservation": "--reservation", "exclusive": "--exclusive"}
+              "constraint": "--constraint", "reservation": "--reservation",
+              "exclusive": "--exclusive for whole nodes, or --sbatch exclusive=user|mcs|topo"}
+#: sbatch options --sbatch may not give as they break the submission, the requeue or a check: (why, what to do
+#: instead or None)
+SBATCH_BREAKS = {
+    "parsable": ("sbatch then prints the job id alone, which submitit cannot read: the job would be queued but "
+                 "reported unknown", None),
+    "help": ("sbatch then prints its help and queues nothing", "see sbatch --help"),
+    "usage": ("sbatch then prints its usage and queues nothing", "see sbatch --usage"),
+    "version": ("sbatch then prints its version and queues nothing", "see sbatch --version"),
+    "no-requeue": ("a job stopped at its checkpoint (preemption, the time limit) would not be requeued to continue",
+                   None),
+    "wait": ("sbatch would block until the job ends, and a job that failed would be taken for a refused "
+             "submission and its files removed", "use --wait"),
+    "test-only": ("sbatch then queues nothing, and submitit reads no job id", "use --check"),
+    "chdir": ("the job's paths (--out, --logs, the job file) are those of the directory it is submitted from",
+              "cd there and submit from it"),
+    "export": ("the job's tasks need the environment of the submission (its python, HPCFLOW_ variables), sbatch's "
+               "default", "export the variables before hpcflow submit"),
+    "export-file": ("the job's tasks need the environment of the submission (its python, HPCFLOW_ variables), "
+                    "sbatch's default", "export the variables before hpcflow submit"),
+    "mem-per-cpu": ("the memory per node is checked against the job's estimate and the partition", "use --mem"),
+    "mem-per-gpu": ("the memory per node is checked against the job's estimate and the partition", "use --mem"),
+    "gres": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
+    "gpus": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
+    "gpus-per-task": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
+}
+#: the values of `--sbatch exclusive=VALUE` (sbatch --exclusive=VALUE: nodes shared only with the user's own jobs, or
+#: its MCS label's, or its topology block); --exclusive asks for whole nodes
+EXCLUSIVE_VALUES = ("user", "mcs", "topo")
+#: sbatch's long options (Slurm 22.05's `sbatch --help` and `man sbatch`, and later ones'): sbatch takes a unique
+#: prefix of one as that option (--accoun=A is --account=A), and refuses an ambiguous one
+SBATCH_LONG_OPTIONS = (
+    "account", "acctg-freq", "array", "batch", "bb", "bbf", "begin", "chdir", "cluster-constraint", "clusters",
+    "comment", "constraint", "container", "container-id", "contiguous", "core-spec", "cores-per-socket", "cpu-freq",
+    "cpus-per-gpu", "cpus-per-task", "deadline", "delay-boot", "dependency", "distribution", "error", "exclude",
+    "exclusive", "export", "export-file", "extra", "extra-node-info", "get-user-env", "gid", "gpu-bind", "gpu-freq",
+    "gpus", "gpus-per-node", "gpus-per-socket", "gpus-per-task", "gres", "gres-flags", "help", "hint", "hold",
+    "ignore-pbs", "input", "job-name", "kill-on-invalid-dep", "licenses", "mail-type", "mail-user", "mcs-label",
+    "mem", "mem-bind", "mem-per-cpu", "mem-per-gpu", "mincpus", "network", "nice", "no-kill", "no-requeue",
+    "nodefile", "nodelist", "nodes", "ntasks", "ntasks-per-core", "ntasks-per-gpu", "ntasks-per-node",
+    "ntasks-per-socket", "open-mode", "output", "overcommit", "oversubscribe", "parsable", "partition", "power",
+    "prefer", "priority", "profile", "propagate", "qos", "quiet", "reboot", "requeue", "reservation", "signal",
+    "sockets-per-node", "spread-job", "switches", "test-only", "thread-spec", "threads-per-core", "time", "time-min",
+    "tmp", "tres-bind", "tres-per-task", "uid", "usage", "use-min-nodes", "verbose", "version", "wait",
+    "wait-all-nodes", "wckey", "wrap")
 #: the sbatch options of their own (`register`), in the order of their #SBATCH lines
 SBATCH_OPTIONS = ("account", "qos", "constraint", "reservation")
 
@@ -467,7 +516,9 @@ def _sbatch_value(text: str) -> str:
 
 def _sbatch_option(text: str) -> tuple:
     """The argparse type of --sbatch KEY=VALUE (or KEY, a flag): (KEY, VALUE or True); KEY one of sbatch's long
-    options without its --, not one `hpcflow submit` gives itself (SBATCH_OWN)."""
+    options without its --, written in full (SBATCH_LONG_OPTIONS: sbatch would take a prefix as the option it starts),
+    not one `hpcflow submit` gives itself (SBATCH_OWN; exclusive=user|mcs|topo is taken, which --exclusive does not
+    ask) nor one that breaks the submission, the requeue or a check (SBATCH_BREAKS)."""
     import argparse
 
     key, eq, value = text.partition("=")
@@ -475,11 +526,39 @@ def _sbatch_option(text: str) -> tuple:
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}", key):
         raise argparse.ArgumentTypeError(f"{text[:40]!r}: give KEY=VALUE (or KEY for a flag), KEY a long sbatch option "
                                          "without its --, e.g. --sbatch mail-type=END")
+    if key not in SBATCH_LONG_OPTIONS:
+        full = [o for o in SBATCH_LONG_OPTIONS if o.startswith(key)]
+        if len(full) != 1:
+            raise argparse.ArgumentTypeError(f"{key}: not a long option of sbatch" + (
+                f" (the start of {', '.join(full)})" if full else "") + "; give one of sbatch --help in full")
+        name = full[0]
+        _refuse_sbatch_key(name, eq, value, f"{key} (sbatch takes it as --{name})")
+        raise argparse.ArgumentTypeError(f"{key}: sbatch takes it as --{name}; give it in full, --sbatch "
+                                         f"{name}{'=' if eq else ''}{value}")
+    _refuse_sbatch_key(key, eq, value, key)
+    if key == "exclusive":  # (a value of EXCLUSIVE_VALUES: --exclusive asks for whole nodes only)
+        return key, value
+    return key, _sbatch_value(value) if eq else True
+
+
+def _refuse_sbatch_key(key: str, eq: str, value: str, said: str) -> None:
+    """argparse's error where --sbatch may not give sbatch's long option `key` (in full), `value` where `eq`: one of
+    SBATCH_OWN (exclusive but with a value of EXCLUSIVE_VALUES) or SBATCH_BREAKS; `said`: the key as the line names
+    it."""
+    import argparse
+
+    if key == "exclusive" and eq and value in EXCLUSIVE_VALUES:
+        return
+    if key == "exclusive" and eq:
+        raise argparse.ArgumentTypeError(f"{said}={value[:40]}: give --sbatch exclusive="
+                                         f"{'|'.join(EXCLUSIVE_VALUES)}, or --exclusive for whole nodes")
     if key in SBATCH_OWN:
         own = SBATCH_OWN[key]
-        raise argparse.ArgumentTypeError(f"{key}: hpcflow submit sets #SBATCH --{key} itself"
+        raise argparse.ArgumentTypeError(f"{said}: hpcflow submit sets #SBATCH --{key} itself"
                                          f"{f'; use {own}' if own else ''}")
-    return key, _sbatch_value(value) if eq else True
+    if key in SBATCH_BREAKS:
+        why, instead = SBATCH_BREAKS[key]
+        raise argparse.ArgumentTypeError(f"{said}: not taken, as {why}{f'; {instead}' if instead else ''}")
 
 
 def _sbatch_lines(args) -> tuple:
