@@ -826,14 +826,15 @@ def test_submit_passes_the_account_and_other_sbatch_options_to_slurm(slurm):
     Slurm keeps it (scontrol show job); they were refused as unrecognized arguments."""
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/acct", "--executor",
                         "slurm", "--time", "5", "--account", "hpcflow-acct", "--sbatch", "hold", "--sbatch",
-                        "mail-type=NONE"], cwd=slurm, capture_output=True, text=True, timeout=60)
+                        "mail-type=NONE", "--sbatch", "exclusive=user"], cwd=slurm, capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     job = re.search(r"slurm job (\d+):", r.stdout).group(1)
     try:
         info = _job_info(job)
     finally:
         subprocess.run(["scancel", job], timeout=30)
-    assert "Account=hpcflow-acct" in info and "Reason=JobHeldUser" in info, info
+    assert "Account=hpcflow-acct" in info and "Reason=JobHeldUser" in info and "OverSubscribe=USER" in info, info
 
 
 def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
