@@ -927,6 +927,24 @@ def test_pmix_is_refused_where_mpi4py_loads_the_mpich_wheel(tmp_path, job, monke
     assert main([*argv, "--mpi", "pmix", "--check"]) == 0, capsys.readouterr().err
 
 
+def test_pmix_is_not_refused_for_a_job_of_one_task_whose_srun_gets_no_mpi_type(tmp_path, job, monkeypatch, capsys):
+    """A job of one task is started by srun without --mpi: the mpich wheel's lack of PMIx does not matter to it (it
+    was refused all the same); a job of two tasks still is."""
+    from standin_srun import stand_in_srun
+
+    from hpcflow.submit import mpi_types
+
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
+    stand_in_srun(tmp_path / "bin", tmp_path / "bin" / "srun_options", SLURM_22_05, 1)  # pmix offered
+    monkeypatch.setattr(mpi_types, "wheel_library", lambda: "/venv/lib/libmpi.so.12")  # (as if the wheel's)
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--mpi", "pmix", "--check"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert main([*argv, "--ntasks-per-node", "1", "--nodes", "1"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*argv, "--nodes", "2"]) == 2
+    assert "--mpi pmix: mpi4py loads the MPI library of the mpich wheel" in capsys.readouterr().err
+
+
 def test_pmix_is_not_refused_where_mpi4py_libmpi_names_a_library_outside_the_wheel(tmp_path, job, monkeypatch,
                                                                                    capsys):
     """MPI4PY_LIBMPI (mpi4py's way to name the cluster's MPI) pointing at a library outside the mpich wheel: mpi4py

@@ -342,7 +342,7 @@ def _submit(args) -> int:
                             mpi_given=args.mpi is not None)
     fits, unchecked = executor.require_fit(res, asked) if args.executor == "slurm" else (None, None)
     if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
-        executor.require_mpi_type(res.mpi)
+        executor.require_mpi_type(res.mpi, res.tasks)
     logs = _logs_folder(args)
     argvs = _argvs(args)
     early = _early_signal_note(args)

@@ -67,10 +67,10 @@ def require_fit(res: Resources, asked: tuple | None = None) -> tuple[str | None,
     return res.partition or next(p.name for p in parts.values() if p.default), None
 
 
-def require_mpi_type(mpi: str) -> None:
-    """SubmitError when the srun here lacks MPI type `mpi` (mpi_types.unknown); no check where srun is missing or
-    its list cannot be read."""
-    why = mpi_types.unknown(mpi)
+def require_mpi_type(mpi: str, tasks: int = 2) -> None:
+    """SubmitError when the srun here lacks MPI type `mpi` (mpi_types.unknown), or cannot start the job's `tasks`
+    tasks with it; no check where srun is missing or its list cannot be read."""
+    why = mpi_types.unknown(mpi, tasks)
     if why:
         raise SubmitError(why)
 

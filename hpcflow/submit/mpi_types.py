@@ -51,12 +51,12 @@ def offered(timeout: float | None = None) -> list[str] | None:
     return read_types(r.stdout + "\n" + r.stderr)
 
 
-def unknown(mpi: str) -> str | None:
+def unknown(mpi: str, tasks: int = 2) -> str | None:
     """Why this srun cannot start tasks with --mpi=`mpi` (one line), or None: it offers it, 'none' (hpcflow then
     passes no --mpi), or its list is not known. A PMIx type (pmix, pmix_v4) is refused where mpi4py loads the MPI
     library of the mpich wheel (`wheel_library`), which speaks PMI-1/PMI-2 only: the job's tasks would fail at
-    launch."""
-    if mpi == "pmix" or mpi.startswith("pmix_"):
+    launch; not for a job of one task (`tasks`), whose srun gets no --mpi."""
+    if (mpi == "pmix" or mpi.startswith("pmix_")) and tasks > 1:
         lib = wheel_library()
         if lib is not None:
             return (f"--mpi {mpi}: mpi4py loads the MPI library of the mpich wheel ({lib}), which speaks PMI-1/PMI-2, "
