@@ -35,7 +35,8 @@ def test_submit_into_an_out_a_live_run_holds_is_refused_before_any_work(tmp_path
     try:
         if host is not None:
             record = json.loads((out / outlock.LOCK_NAME).read_text())
-            os.pwrite(lock.fd, json.dumps({**record, "host": host, "slurm_job": "42"}).encode().ljust(200), 0)
+            os.pwrite(lock.fd, json.dumps({**record, "host": host, "slurm_job": "42", "own_job": True}).encode()
+                      .ljust(200), 0)
         before = _files(tmp_path)
         for case, extra in SUBMITS.items():
             capsys.readouterr()
@@ -51,6 +52,34 @@ def test_submit_into_an_out_a_live_run_holds_is_refused_before_any_work(tmp_path
         lock.release()
     capsys.readouterr()
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 0  # released
+
+
+@pytest.mark.parametrize("env, scancel", [
+    ({"SUBMITIT_EXECUTOR": "slurm"}, True),  # (the task of a `hpcflow submit` job)
+    ({"HPCFLOW_STEP_SIGNALS": "/tmp/step"}, True),  # (the run of an sbatch template's step)
+    ({}, False),  # (salloc, or a batch script of the user's own: the job is an allocation)
+    ({"SUBMITIT_EXECUTOR": "local"}, False),  # (a local job started inside an allocation)
+])
+def test_the_stop_of_a_run_in_slurm_is_scancel_only_where_the_job_is_the_runs_own(tmp_path, capsys, monkeypatch, env,
+                                                                                   scancel):
+    """A run started inside salloc or a user's own multi-command batch job has the allocation's SLURM_JOB_ID:
+    'scancel J' would end the whole allocation; it is told to kill the run's pid instead."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(JOB)
+    for key in ("SUBMITIT_EXECUTOR", "HPCFLOW_STEP_SIGNALS"):
+        monkeypatch.delenv(key, raising=False)
+    with monkeypatch.context() as held:
+        for key, value in {"SLURM_JOB_ID": "42", **env}.items():
+            held.setenv(key, value)
+        lock = outlock.acquire(out, command="hpcflow run")
+    try:
+        assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2
+        err = capsys.readouterr().err
+        assert f"hpcflow run (pid {os.getpid()} on {os.uname().nodename}, Slurm job 42" in err, err
+        stop = "scancel 42" if scancel else f"kill -TERM {os.getpid()}"
+        assert f"stop it ({stop})" in err, err
+    finally:
+        lock.release()
 
 
 def test_a_lock_file_without_a_holder_is_no_refusal(tmp_path, capsys):

@@ -69,12 +69,14 @@ class OutdirLock:
 
 
 def record(raw: bytes) -> dict | None:
-    """The holder's command, pid (int), host, Slurm job (or None) and start time from its lock file's bytes `raw`;
+    """The holder's command, pid (int), host, Slurm job (or None), start time and whether the run is the whole of its
+    Slurm job (`own_job`; False where the record does not say) from its lock file's bytes `raw`;
     None while the holder has not yet written them (or they are not such a record)."""
     try:
         h = json.loads(raw.decode("utf-8"))
         return {"command": str(h["command"]), "pid": int(h["pid"]), "host": str(h["host"]),
-                "slurm_job": h.get("slurm_job") or None, "since": str(h["since"])}
+                "slurm_job": h.get("slurm_job") or None, "since": str(h["since"]),
+                "own_job": h.get("own_job") is True}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -105,10 +107,11 @@ def holder_line(outdir: str, raw: bytes) -> str:
 
 
 def stop_command(h: dict) -> str:
-    """The command that stops the holder of a lock file's `record`: "scancel J" of its Slurm job (the job, not the
-    run alone, whose step Slurm would otherwise go on with), else "kill -TERM PID", with " on HOST" where its host is
-    not this one."""
-    if h["slurm_job"]:
+    """The command that stops the holder of a lock file's `record`: "scancel J" of its Slurm job where the run is the
+    job's own (`own_job`: the job, not the run alone, whose step Slurm would otherwise go on with), else "kill -TERM
+    PID", with " on HOST" where its host is not this one (a run in salloc or in a batch script of the user's own,
+    whose SLURM_JOB_ID is the allocation that scancel would end whole, or a record that does not say)."""
+    if h["slurm_job"] and h["own_job"]:
         return f"scancel {h['slurm_job']}"
     return f"kill -TERM {h['pid']}" + ("" if h["host"] == socket.gethostname() else f" on {h['host']}")
 
@@ -149,12 +152,23 @@ def _still_named(fd: int, path: str) -> bool:
     return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
+def own_job(environ=None) -> bool:
+    """Whether this process runs as the whole of its Slurm job, which scancel of SLURM_JOB_ID stops: the task of a
+    `hpcflow submit` job (submitit's Slurm executor exports SUBMITIT_EXECUTOR=slurm into its script) or the run of an
+    sbatch template's step (`hpcflow.submit.step` sets SIGNALS_ENV for it). Not a run started in salloc or in a
+    batch script of the user's own, whose SLURM_JOB_ID is an allocation that may hold more."""
+    from hpcflow.submit.step import SIGNALS_ENV
+
+    env = os.environ if environ is None else environ
+    return bool(env.get("SLURM_JOB_ID")) and (env.get("SUBMITIT_EXECUTOR") == "slurm" or SIGNALS_ENV in env)
+
+
 def _stamp(fd: int, command: str) -> None:
     """Write the holder's command, host, pid, Slurm job and start time into the lock file (for another run's
     refusal)."""
     since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(),
-                       "slurm_job": os.environ.get("SLURM_JOB_ID"), "since": since})
+                       "slurm_job": os.environ.get("SLURM_JOB_ID"), "since": since, "own_job": own_job()})
     os.ftruncate(fd, 0)
     os.pwrite(fd, (text + "\n").encode("utf-8"), 0)
     os.fsync(fd)
