@@ -15,8 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _finish(tmp_path, status: int, restarts: int) -> subprocess.CompletedProcess:
-    """`task.finish(status)` in the task of Slurm job 77's first leg, whose `scontrol show job` gives `restarts`."""
+def _finish(tmp_path, status: int, restarts: int, **extra) -> subprocess.CompletedProcess:
+    """`task.finish(status)` in the task of Slurm job 77's first leg, whose `scontrol show job` gives `restarts`;
+    `extra`: more of the task's environment."""
     bin_dir, logs = tmp_path / "bin", tmp_path / "logs"
     bin_dir.mkdir()
     logs.mkdir()
@@ -25,7 +26,7 @@ def _finish(tmp_path, status: int, restarts: int) -> subprocess.CompletedProcess
     (bin_dir / "scontrol").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_"))}
     env.update(PATH=str(bin_dir), PYTHONPATH=str(ROOT), SLURM_JOB_ID="77", SLURM_RESTART_COUNT="0",
-               SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm")
+               SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm", **extra)
     return subprocess.run([sys.executable, "-c", f"from hpcflow.submit.task import finish; finish({status})"],
                           capture_output=True, text=True, env=env, timeout=60)
 
@@ -49,3 +50,17 @@ def test_a_job_not_requeued_or_not_stopped_fails_with_its_status(tmp_path, statu
     r = _finish(tmp_path, status, restarts)
     assert r.returncode == status
     assert r.stderr == f"hpcflow submit: the command ended with exit status {status}; the job fails with it\n", r.stderr
+
+
+def test_only_task_0_asks_slurm_whether_the_job_was_requeued(tmp_path):
+    """Every task of a job preempted on many nodes asked `scontrol show job` at once as it stopped with 4: task 0
+    asks; another says its status and where the answer is, without asking."""
+    r = _finish(tmp_path, 4, 1, SLURM_PROCID="1", SLURM_LOCALID="1", SLURM_NTASKS="2")
+    assert r.returncode == 4, r.stderr
+    assert r.stderr == ("hpcflow submit: the command stopped with its checkpoint (exit status 4); task 0's log says "
+                        "whether Slurm has requeued the job to continue from it\n"), r.stderr
+    assert not (tmp_path / "bin" / "args").exists()  # (scontrol not run)
+    (tmp_path / "t0").mkdir()
+    r = _finish(tmp_path / "t0", 4, 1, SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NTASKS="2")
+    assert r.returncode == 4 and "Slurm has requeued the job" in r.stderr, r.stderr
+    assert (tmp_path / "t0" / "bin" / "args").read_text().split() == ["-o", "show", "job", "77"]

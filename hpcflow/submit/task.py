@@ -242,14 +242,20 @@ def finish(status: int) -> int:
     raise SystemExit(status)
 
 
-def _ended_line(status: int) -> str:
+def _ended_line(status: int, environ=None) -> str:
     """What `finish` says of the command's status: that the job fails with it; for a run stopped with its checkpoint
     (4) in a Slurm job that Slurm has requeued meanwhile (`scontrol requeue`, preemption: its SIGTERM stopped the run;
-    `hpcflow.submit.step.requeued_by_slurm`), that the job continues from the checkpoint instead, as it does."""
+    `hpcflow.submit.step.requeued_by_slurm`), that the job continues from the checkpoint instead, as it does. Slurm
+    is asked by task 0 only (SLURM_PROCID; one request, not one a task, as a big job is preempted): another task says
+    its status, and that task 0's log says whether the job continues."""
+    env = os.environ if environ is None else environ
+    if status == EXIT_PREEMPTED and env.get("SLURM_PROCID", "0").strip() not in ("", "0"):
+        return (f"the command stopped with its checkpoint (exit status {status}); task 0's log says whether Slurm "
+                "has requeued the job to continue from it")
     if status == EXIT_PREEMPTED:
         from hpcflow.submit.step import requeued_by_slurm
 
-        if requeued_by_slurm(this_job()):
+        if requeued_by_slurm(this_job(env)):
             return (f"the command stopped with its checkpoint (exit status {status}); Slurm has requeued the job "
                     "(scontrol requeue, preemption): it continues from the checkpoint when it starts again")
     return f"the command ended with exit status {status}; the job fails with it"
