@@ -64,3 +64,21 @@ def test_only_task_0_asks_slurm_whether_the_job_was_requeued(tmp_path):
     r = _finish(tmp_path / "t0", 4, 1, SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NTASKS="2")
     assert r.returncode == 4 and "Slurm has requeued the job" in r.stderr, r.stderr
     assert (tmp_path / "t0" / "bin" / "args").read_text().split() == ["-o", "show", "job", "77"]
+
+
+@pytest.mark.parametrize("procid, kept", [("0", False), ("1", True)])
+def test_a_later_leg_removes_the_ended_mark_of_the_leg_before(tmp_path, procid, kept):
+    """The mark an earlier leg's batch shell left (`executor.ended_file`) made `hpcflow submit --wait` ask Slurm for
+    the job's state every 10 s for the rest of the requeued job: task 0 of the next leg removes it as it starts."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "77_ended").touch()
+    (logs / "76_ended").touch()  # (another job's)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_"))}
+    env.update(PYTHONPATH=str(ROOT), SLURM_JOB_ID="77", SLURM_RESTART_COUNT="1", SLURM_PROCID=procid,
+               SLURM_LOCALID=procid, SLURM_NTASKS="2", SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm")
+    r = subprocess.run([sys.executable, "-c", "import sys; from hpcflow.submit.task import HpcflowTask; "
+                        "sys.exit(HpcflowTask().run(['--version'])[0])"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (logs / "77_ended").exists() == kept and (logs / "76_ended").exists()

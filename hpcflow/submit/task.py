@@ -280,6 +280,20 @@ def _from_submitit() -> dict:
     return taken
 
 
+def _forget_ended_mark() -> None:
+    """Task 0 of a Slurm job's later leg removes the mark its earlier leg's batch shell left as its step ended
+    (`executor.ended_file`): `hpcflow submit --wait` asks Slurm for the job's state while it is there, which it did
+    every 10 s for the rest of the job."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_PROCID", "0").strip() not in ("", "0"):
+        return
+    from hpcflow.submit.executor import ended_file
+
+    try:
+        os.remove(ended_file(submitit.JobEnvironment()))
+    except Exception:  # noqa: BLE001 - none there, or no job environment: the wait asks Slurm a little more often
+        pass
+
+
 class HpcflowTask(submitit.helpers.Checkpointable):
     """Run `hpcflow ARGV`; its exit status is the job's result, and the job fails with a status other than 0."""
 
@@ -295,6 +309,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         from hpcflow.tune.storage import masked
 
         if requeued():  # started again by Slurm (submitit's requeue, preemption, node failure): `next_leg`
+            _forget_ended_mark()
             nxt = next_leg(argv, job=this_job())
             if isinstance(nxt, Ended):
                 if os.environ.get("SLURM_PROCID", "0").strip() in ("", "0"):
