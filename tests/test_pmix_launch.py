@@ -84,3 +84,14 @@ def test_hpcflow_info_refuses_a_pmix_launch_in_one_line_as_run_does(case):
     line, = r.stderr.strip().splitlines()
     assert line.startswith("hpcflow info: error: PMIX_") and "srun --mpi=pmi2" in line, line
     assert r.stdout == ""
+
+
+def test_the_library_version_is_that_of_the_library_mpi4py_is_told_to_load(monkeypatch, tmp_path):
+    """$MPI4PY_LIBMPI names the library mpi4py loads (a cluster's MPI beside the wheel): the version read before
+    MPI_Init is that library's, none where it cannot be opened, not the wheel's MPICH."""
+    from hpcflow.parallel.comm import library_version
+
+    monkeypatch.delenv("MPI4PY_LIBMPI", raising=False)
+    assert "MPICH" in (library_version() or "")
+    monkeypatch.setenv("MPI4PY_LIBMPI", str(tmp_path / "no-such-libmpi.so.12"))
+    assert library_version() is None

@@ -172,14 +172,14 @@ PMI_CHOICE = ("MPIR_CVAR_PMI_VERSION", "MPICH_PMI_VERSION", "MPIR_PARAM_PMI_VERS
 
 
 def library_version() -> str | None:
-    """MPI_Get_library_version of the MPI library mpi4py loads, read before MPI_Init (as the standard allows), or
-    None where it cannot be read (no mpi4py, no library)."""
+    """MPI_Get_library_version of the MPI library mpi4py loads (by its own rules: `LIBMPI`, $MPI4PY_LIBMPI, else its
+    search), read before MPI_Init (as the standard allows), or None where it cannot be read (no mpi4py, no library)."""
     import ctypes
 
     try:
         from mpi4py import _mpiabi
 
-        lib = _mpiabi._dlopen_libmpi()
+        lib = _mpiabi._dlopen_libmpi(getattr(_mpiabi, "LIBMPI", None) or os.environ.get("MPI4PY_LIBMPI"))
         text, length = ctypes.create_string_buffer(16384), ctypes.c_int(0)
         if lib.MPI_Get_library_version(text, ctypes.byref(length)) != 0:
             return None
