@@ -65,8 +65,8 @@ def test_a_preempted_trial_is_continued_from_its_checkpoint_by_the_next_command(
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == STEPS
     assert summary["seeds"] == trials[0].user_attrs["seeds"] and len(summary["legs"]) == 2
-    assert all(set(g) == {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}  # no status: an nn
-               for g in summary["legs"])                                                      # trial's legs have it
+    assert all(set(g) == {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "threads"}  # no
+               for g in summary["legs"])                                       # status: an nn trial's legs have it
 
     ref = _uninterrupted(tmp_path, capsys, out)
     got = load_resume(str(out / "trials" / "0001" / "checkpoint.h5"))
