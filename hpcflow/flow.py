@@ -232,14 +232,25 @@ _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 
 #: what each hook of `kernel_flow` is called with, said where a hook that is not callable is refused
 _HOOKS = (("callback", "a function callback(info: dict) -> bool"), ("on_step", "a function on_step(view) -> bool"))
+#: what a `resume` must hold: FlowResume's scalars that the flow reads, and its `rows(kind, global_idx)`
+_RESUME_NEEDS = ("step", "sigma_train", "sigma_test", "dt", "rejections", "test_held", "stopped")
 
 
-def _check_args(kernel, train, test, xp, blocks, hooks, **num):
+def _check_resume(resume) -> None:
+    """TypeError naming `resume` unless it is None or a FlowResume-like object (the scalars `_RESUME_NEEDS` and a
+    callable `rows`), before any work (it failed at the first `resume.rows`)."""
+    if resume is None or (callable(getattr(resume, "rows", None)) and all(hasattr(resume, f) for f in _RESUME_NEEDS)):
+        return
+    raise TypeError(f"resume={short_repr(resume)} is not a flow state to resume; pass a FlowResume "
+                    "(hpcflow.checkpoint.load_resume(path)), or None to start from g_FS")
+
+
+def _check_args(kernel, train, test, xp, blocks, hooks, resume=None, **num):
     """TypeError / ValueError naming the first bad argument of `kernel_flow`, before any work or collective (run on
     every rank through `comm.arguments_together`, so a bad argument on some ranks is refused by all); returns
     `blocks` as a list of FlowBlocks of int64 arrays (`_listed_blocks`) and {name: int} of the whole-number
     arguments, taken as `arguments.api_integer` takes counts (an integral float such as 50.0 is 50). hooks:
-    {"callback": ..., "on_step": ...}, each None or callable."""
+    {"callback": ..., "on_step": ...}, each None or callable; resume: None or a FlowResume (`_check_resume`)."""
     if isinstance(kernel, str) or not any(callable(getattr(kernel, f, None)) for f in ("operator", "apply")):
         raise TypeError(f"kernel={kernel!r} is not a kernel; pass a Kernel object, e.g. "
                         "hpcflow.kernels.make_kernel('gaussian', width=0.03)")
@@ -250,6 +261,7 @@ def _check_args(kernel, train, test, xp, blocks, hooks, **num):
     for name, want in _HOOKS:
         if hooks[name] is not None and not callable(hooks[name]):
             raise TypeError(f"{name}={short_repr(hooks[name])} is not callable; pass {want}, or None")
+    _check_resume(resume)
     if xp is not None and xp is not np and not (isinstance(xp, types.ModuleType) and xp.__name__ == "cupy"):
         shown = f"<module {xp.__name__!r}>" if isinstance(xp, types.ModuleType) else short_repr(xp)
         raise TypeError(f"xp={shown} is not numpy or cupy; pass numpy or cupy itself (or None for the default, "
@@ -495,10 +507,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     NumPy.
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
+    resume: None (start from g_FS) or the FlowResume of an earlier flow of the same sets and arguments
+    (`hpcflow.checkpoint.load_resume(path)`, or an object with its scalars step, sigma_train, sigma_test, dt,
+    rejections, test_held, stopped and `rows(kind, global_idx)`): the flow goes on after `resume.step`, bitwise as
+    if never interrupted (`steps` counts from step 0, so it runs steps - resume.step more); anything else is refused
+    (TypeError naming resume) before any work.
     """
     c = pcomm.resolve(comm)
     blocks, whole = pcomm.arguments_together(lambda: _check_args(
-        kernel, train, test, xp, blocks, {"callback": callback, "on_step": on_step}, dt=dt, steps=steps,
+        kernel, train, test, xp, blocks, {"callback": callback, "on_step": on_step}, resume, dt=dt, steps=steps,
         weighted=weighted, max_halvings=max_halvings, clip=clip, early_stop=early_stop, loss=loss,
         kappa_gradient=kappa_gradient, cache_bytes=cache_bytes, tile=tile),
         comm=c, same=lambda: {

@@ -332,6 +332,15 @@ def test_kernel_flow_refuses_a_hook_that_is_not_callable_before_any_work(sets, h
         kernel_flow(Unused(), *sets, dt=1.0, steps=2, **{hook: bad})
 
 
+@pytest.mark.parametrize("bad", [1, {}, "checkpoint.h5", [0]])
+def test_kernel_flow_refuses_a_resume_that_is_not_a_flow_state_before_any_work(sets, bad):
+    """A resume that is not a FlowResume (an int, a dict, a path) was taken and failed at its first use ("'int'
+    object has no attribute 'rows'"); it is refused first, naming it and load_resume (the kernel is never used)."""
+    with pytest.raises(TypeError, match=r"^resume=.* is not a flow state to resume; pass a FlowResume "
+                                        r"\(hpcflow\.checkpoint\.load_resume\(path\)\), or None"):
+        kernel_flow(Unused(), *sets, dt=1.0, steps=1, resume=bad)
+
+
 class Fields:
     """An object with the four fields kernel_flow reads, and nothing else (no len(), no rows of its own)."""
 
