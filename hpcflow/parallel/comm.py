@@ -17,6 +17,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from hpcflow.arguments import short_repr
 from hpcflow.backend import default_threads
 from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed
 from hpcflow.launcher_output import wait_until_read
@@ -127,9 +128,13 @@ def launched(environ=None) -> bool:
 
 def resolve(comm=None):
     """`comm` itself, or the library default: a duplicate of MPI.COMM_WORLD made once; SerialComm when the world
-    is one rank, and without initialising MPI at all when no launcher started this process (`launched`)."""
+    is one rank, and without initialising MPI at all when no launcher started this process (`launched`). A `comm`
+    that is not a communicator (no Get_rank and Get_size, e.g. 1 or "world") is refused: TypeError naming comm."""
     global _DEFAULT
     if comm is not None:
+        if not all(callable(getattr(comm, f, None)) for f in ("Get_rank", "Get_size")):
+            raise TypeError(f"comm={short_repr(comm)} is not an MPI communicator; pass an mpi4py communicator "
+                            "(e.g. MPI.COMM_WORLD), or None for the default (a duplicate of MPI's world)")
         return comm
     if _DEFAULT is None:
         MPI = _mpi() if launched() else None
