@@ -43,6 +43,13 @@ def _api_error(name, value, want, exc):
     return exc(f"{name}={short_repr(value)} is invalid; pass {want}")
 
 
+def api_hook(name: str, value, want: str) -> None:
+    """A Python API hook (callback, on_step, on_epoch, ...): None or callable; else TypeError naming it and `want`
+    (what it is called with), before any work: one that is not callable failed only where it was first called."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name}={short_repr(value)} is not callable; pass {want}, or None")
+
+
 def api_integer(name: str, value, want: str, *, lo: int | None = None, hi: int | None = None,
                 type_error=TypeError, value_error=ValueError, bounded: bool = True) -> int:
     """A Python API count, size or index as an int: an int, a NumPy integer, or a float with an integral value

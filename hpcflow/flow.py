@@ -66,7 +66,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from hpcflow.arguments import api_bool, api_integer, short_repr
+from hpcflow.arguments import api_bool, api_hook, api_integer, short_repr
 from hpcflow.backend import array_module, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
@@ -259,8 +259,7 @@ def _check_args(kernel, train, test, xp, blocks, hooks, resume=None, **num):
             raise TypeError(f"{name} is a {type(ps).__name__}, not a point set; pass a PointSet (e.g. "
                             "Hypersurface.sample(...)), which holds points, g_fs, omega2 and weights")
     for name, want in _HOOKS:
-        if hooks[name] is not None and not callable(hooks[name]):
-            raise TypeError(f"{name}={short_repr(hooks[name])} is not callable; pass {want}, or None")
+        api_hook(name, hooks[name], want)
     _check_resume(resume)
     if xp is not None and xp is not np and not (isinstance(xp, types.ModuleType) and xp.__name__ == "cupy"):
         shown = f"<module {xp.__name__!r}>" if isinstance(xp, types.ModuleType) else short_repr(xp)

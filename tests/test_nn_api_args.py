@@ -86,6 +86,33 @@ def test_train_refuses_a_config_that_is_not_a_valid_train_config(sets):
     _refused_before_any_work(*sets, cfg, ValueError, ["TrainConfig: batch_size=1 is invalid", "pass an integer >= 2"])
 
 
+@pytest.mark.parametrize("bad", [None, "MetricMLP", lambda x: x])
+def test_train_refuses_a_model_that_is_not_a_network(sets, bad):
+    """A model that is not a torch.nn.Module failed in the optimiser ("'NoneType' object has no attribute
+    'parameters'"); it is refused first, in one line naming model and what to pass."""
+    with pytest.raises(TypeError) as exc:
+        train(bad, *sets, TrainConfig(epochs=1, batch_size=20))
+    assert _one_line(exc).startswith("model=") and "is not a network; pass a torch.nn.Module" in exc.value.args[0]
+
+
+@pytest.mark.parametrize("hook", ["on_epoch", "on_step", "log"])
+@pytest.mark.parametrize("bad", [1, "print"])
+def test_train_refuses_a_hook_that_is_not_callable_before_any_work(sets, hook, bad):
+    """on_epoch=1 was taken and failed after the epoch-0 evaluation ("'int' object is not callable"); every hook
+    is refused first, naming it, with the network untouched."""
+    model = MetricMLP(10, depth=1, width=4, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TypeError) as exc:
+        train(model, *sets, TrainConfig(epochs=1, batch_size=20), **{hook: bad})
+    assert _one_line(exc).startswith(f"{hook}=") and f"is not callable; pass a function {hook}(" in str(exc.value)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_train_refuses_a_comm_that_is_not_a_communicator(sets):
+    with pytest.raises(TypeError, match=r"^comm=1 is not an MPI communicator; pass an mpi4py communicator"):
+        train(MetricMLP(10, depth=1, width=4, seed=0), *sets, TrainConfig(epochs=1, batch_size=20), comm=1)
+
+
 def test_the_smallest_accepted_sets_and_batch_train(sets):
     """2 train points in batches of 2 and 2 validation points: the network moves and σ_val with it."""
     model = MetricMLP(10, depth=1, width=4, seed=0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpcflow.arguments import INT_LIMIT, api_integer, api_number, short_repr
+from hpcflow.arguments import INT_LIMIT, api_hook, api_integer, api_number, short_repr
 from hpcflow.errors import RESUME_HINT, ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.geometry.hermitian import is_positive_definite, unpack
@@ -251,9 +251,21 @@ def too_few_points(train: Shard, val: Shard) -> str | None:
     return None
 
 
-def checked_sets(model, train_data, val_data, cfg) -> None:
-    """`check_arguments`, `too_few_points` and the model's `check_inputs` (a MetricMLP: data of another width or
-    dtype) on this rank's train and validation sets (Shards, or whole sets); no collective."""
+#: what each hook of `Trainer` is called with, said where a hook that is not callable is refused
+HOOKS = (("on_epoch", "a function on_epoch(epoch, model)"), ("on_step", "a function on_step(trainer)"),
+         ("log", "a function log(line: str), e.g. print"), ("should_stop", "a function should_stop(trainer) -> bool"),
+         ("checkpoint", "a function checkpoint(trainer, reason)"))
+
+
+def checked_sets(model, train_data, val_data, cfg, hooks=None) -> None:
+    """The model (a torch.nn.Module), the hooks ({name: None or callable}, `HOOKS`), `check_arguments`,
+    `too_few_points` and the model's `check_inputs` (a MetricMLP: data of another width or dtype) on this rank's
+    train and validation sets (Shards, or whole sets); no collective."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model={short_repr(model)} is not a network; pass a torch.nn.Module, e.g. "
+                        "hpcflow.nn.model.MetricMLP(n_in)")
+    for name, want in HOOKS:
+        api_hook(name, (hooks or {}).get(name), want)
     check_arguments(train_data, val_data, cfg)
     train_shard, val = whole_shard(train_data), whole_shard(val_data)
     few = too_few_points(train_shard, val)
@@ -306,7 +318,9 @@ class Trainer:
                  on_step=None, checkpoint=None, every: int = 0, seconds: float = 0.0, should_stop=None):
         c = resolve(comm)
         # the ranks' arguments may differ: all refuse; then whole sets must be the same on every rank
-        arguments_together(lambda: checked_sets(model, train_data, val_data, cfg), comm=c,
+        hooks = {"on_epoch": on_epoch, "on_step": on_step, "log": log, "should_stop": should_stop,
+                 "checkpoint": checkpoint}
+        arguments_together(lambda: checked_sets(model, train_data, val_data, cfg, hooks), comm=c,
                            same=lambda: same_settings(model, cfg))
         shards = keep_shares({"train_data": train_data, "val_data": val_data}, comm=c)
         self.train_shard, self.val = shards["train_data"], shards["val_data"]
