@@ -136,6 +136,34 @@ def test_birch_baseline_runs_on_euclidean_features(separated_groups):
     assert res.labels.shape == (len(z),) and res.n_clusters <= 4
 
 
+@pytest.mark.parametrize("kw, word", [
+    (dict(threshold=0), r"^threshold=0 is invalid; pass a number > 0 and <= 100 "),
+    (dict(threshold=-1), r"^threshold=-1 is invalid; pass a number > 0"),
+    (dict(threshold=float("nan")), r"^threshold=nan is invalid; pass a number > 0"),
+    (dict(threshold=100.5), r"^threshold=100\.5 is invalid; pass a number > 0 and <= 100 "),
+    (dict(threshold="0.5"), r"^threshold='0\.5' is invalid; pass a number > 0"),
+    (dict(branching_factor=1), r"^branching_factor=1 is invalid; pass an integer >= 2 "),
+    (dict(branching_factor=0), r"^branching_factor=0 is invalid; pass an integer >= 2 "),
+    (dict(branching_factor=2.5), r"^branching_factor=2\.5 is invalid; pass an integer >= 2 "),
+])
+def test_birch_refuses_a_threshold_or_branching_factor_it_cannot_use(separated_groups, kw, word):
+    """threshold <= 0 and branching_factor < 2 were passed to scikit-learn, whose InvalidParameterError came from
+    inside fit; they are refused first in one line naming the argument (the job file's bounds for threshold)."""
+    with pytest.raises(ConfigError, match=word) as exc:
+        birch_clustering(separated_groups[0], n_clusters=2, **kw)
+    assert "\n" not in str(exc.value)
+
+
+def test_birch_takes_the_bounds_the_job_file_takes(separated_groups):
+    from hpcflow.experiments.clustering_quality import SCHEMA
+
+    field = SCHEMA["clustering"]["birch_threshold"]
+    assert (field.lo, field.lo_open, field.hi) == (0, True, 100.0)
+    z = separated_groups[0]
+    assert birch_clustering(z, n_clusters=2, threshold=100, branching_factor=2).n_clusters == 1  # one subcluster
+    assert birch_clustering(z, n_clusters=2, threshold=1e-9, branching_factor=2.0).n_clusters == 2
+
+
 def test_flow_blocks_partition_train_and_test(quintic_points):
     train, test = quintic_points[:400], quintic_points[400:]
     blocks = flow_blocks(train, test, method="batched", n_clusters=4, batch_size=100, seed=1)

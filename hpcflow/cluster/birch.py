@@ -14,9 +14,11 @@ import warnings
 
 import numpy as np
 
+from hpcflow.arguments import api_integer, api_number
 from hpcflow.cluster.agglomerative import canonical_labels
 from hpcflow.cluster.inputs import as_points, check_n_clusters
 from hpcflow.cluster.result import Clustering
+from hpcflow.errors import ConfigError
 
 
 def euclidean_features(z) -> np.ndarray:
@@ -28,14 +30,22 @@ def euclidean_features(z) -> np.ndarray:
 
 #: Birch's radius of a subcluster where a job sets none (scikit-learn's default)
 THRESHOLD = 0.5
+#: the largest threshold taken (feature units: every chart-normalised feature lies in [-1, 1]), here and in job files
+THRESHOLD_MAX = 100.0
 
 
 def birch_clustering(points, *, n_clusters: int, threshold: float = THRESHOLD, branching_factor: int = 50
                      ) -> Clustering:
     """k Birch clusters of the Euclidean features (scikit-learn defaults for threshold and branching); fewer when
-    Birch finds fewer subclusters, without its warning."""
+    Birch finds fewer subclusters, without its warning. threshold: a number in (0, THRESHOLD_MAX]; branching_factor:
+    an integer >= 2 (scikit-learn's bounds); else ConfigError naming it, before any work."""
     z = as_points(points)
     k = check_n_clusters(n_clusters, z.shape[0])
+    threshold = api_number("threshold", threshold, f"a number > 0 and <= {THRESHOLD_MAX:g} (the radius of a Birch "
+                           "subcluster in feature units)", lo=0, lo_open=True, hi=THRESHOLD_MAX,
+                           type_error=ConfigError, value_error=ConfigError)
+    branching_factor = api_integer("branching_factor", branching_factor, "an integer >= 2 (subclusters per Birch "
+                                   "node)", lo=2, type_error=ConfigError, value_error=ConfigError)
     from sklearn.cluster import Birch
     from sklearn.exceptions import ConvergenceWarning
 

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from hpcflow.errors import ConfigError
+from hpcflow.cluster.birch import THRESHOLD, THRESHOLD_MAX
 from hpcflow.cluster.quality import MIN_SAMPLE
 from hpcflow.experiments.common import file_attrs
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
@@ -48,7 +49,7 @@ SCHEMA = {
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the mini-batch shuffle"),
         "merge": Field(str, "nearest", choices=("nearest", "paper"),
                        help="eq. 3.3: each batch cluster picks its nearest seed, or 'paper' as printed"),
-        "birch_threshold": Field(float, 0.5, lo=0, lo_open=True, hi=100.0,
+        "birch_threshold": Field(float, THRESHOLD, lo=0, lo_open=True, hi=THRESHOLD_MAX,
                                  help="Birch subcluster radius in feature units"),
     },
     "quality": {
