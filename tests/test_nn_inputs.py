@@ -49,8 +49,36 @@ def test_weights_and_data_of_different_dtypes_name_both_and_the_fix(quintic, wei
             call()
         text = _one_line(exc)
         assert f"is {got} but the weights are {weights}" in text and f"dtype='{got}'" in text, text
-    fixed = MetricData.from_pointset(quintic, dtype=getattr(torch, weights))  # the other fix it names
+        # the data's fix names what MetricData has (it has no .to)
+        assert f"MetricData.from_pointset(ps, dtype='{weights}')" in text and ".to(" not in text, text
+    fixed = MetricData.from_pointset(quintic, dtype=weights)  # the other fix it names, as it names it
     assert model(fixed.x, fixed.gfs).dtype == getattr(torch, weights)
+
+
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_from_pointset_takes_the_dtype_names_metric_mlp_takes(quintic, name):
+    """from_pointset(dtype="float32") raised torch's "argument 'dtype' must be torch.dtype, not str" while
+    MetricMLP(dtype="float32") takes the name: both take it, and a torch dtype still works."""
+    by_name = MetricData.from_pointset(quintic, dtype=name)
+    by_torch = MetricData.from_pointset(quintic, dtype=getattr(torch, name))
+    for f in ("x", "gfs", "omega2", "weights"):
+        assert getattr(by_name, f).dtype == getattr(torch, name)
+        assert torch.equal(getattr(by_name, f), getattr(by_torch, f))
+    np.testing.assert_array_equal(by_name.omega2.numpy(), np.asarray(quintic.omega2, dtype=name))
+    model = MetricMLP(10, depth=1, width=4, seed=0, dtype=name)
+    assert model(by_name.x, by_name.gfs).dtype == getattr(torch, name)
+
+
+@pytest.mark.parametrize("bad", ["float16", "double", torch.float16, 32])
+def test_from_pointset_refuses_a_dtype_metric_mlp_refuses(quintic, bad):
+    from hpcflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^dtype = .* is not one of \('float64', 'float32'\)") as exc:
+        MetricData.from_pointset(quintic, dtype=bad)
+    if isinstance(bad, str):
+        with pytest.raises(ConfigError) as net:
+            MetricMLP(10, depth=1, width=4, seed=0, dtype=bad)
+        assert str(net.value) == _one_line(exc)
 
 
 def test_numpy_data_and_a_half_given_second_point_set_are_named(quintic):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpcflow.geometry.hermitian import pack
-from hpcflow.nn._torch import require_torch
+from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.features import point_features
 
 torch = require_torch()
@@ -25,6 +25,16 @@ def check_metric_data(name: str, data) -> None:
     what = "None" if data is None else f"a {type(data).__name__}"
     raise TypeError(f"{name} is {what}, not network data; pass MetricData.from_pointset(ps) (hpcflow.nn.data) of a "
                     "PointSet ps of >= 2 points, e.g. from Hypersurface.sample")
+
+
+def data_dtype(dtype):
+    """The torch dtype of network data: float64 for None, a name MetricMLP takes ('float64', 'float32': `torch_dtype`,
+    ConfigError naming dtype for others) or torch.float64 / torch.float32 themselves."""
+    if dtype is None:
+        return torch.float64
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float64, torch.float32):
+        return dtype
+    return torch_dtype(dtype)
 
 
 def batch_count(n: int, batch_size: int) -> int:
@@ -53,13 +63,14 @@ class MetricData:
 
     @classmethod
     def from_pointset(cls, ps, *, dtype=None, device=None) -> "MetricData":
-        """Features (Re z, Im z), packed g_FS, |Ω|² and weights of a PointSet, as tensors (float64 unless `dtype`)."""
+        """Features (Re z, Im z), packed g_FS, |Ω|² and weights of a PointSet, as tensors (float64 unless `dtype`:
+        'float64' or 'float32' as MetricMLP takes it, or torch.float64 / torch.float32; ConfigError otherwise)."""
         if isinstance(ps, MetricData):
             raise TypeError("from_pointset: ps is already MetricData; pass it to train / the network as it is")
         if not all(hasattr(ps, f) for f in ("points", "g_fs", "omega2", "weights")):
             raise TypeError(f"from_pointset: ps is a {type(ps).__name__}, not a point set; pass a PointSet "
                             "(e.g. Hypersurface.sample(...))")
-        dtype = dtype or torch.float64
+        dtype = data_dtype(dtype)
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
         return cls(t(point_features(ps.points)), t(pack(ps.g_fs)), t(ps.omega2), t(ps.weights))
 

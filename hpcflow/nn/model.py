@@ -140,7 +140,7 @@ class MetricMLP(torch.nn.Module):
                 want = str(dtype).removeprefix("torch.")
                 got = str(t.dtype).removeprefix("torch.")
                 raise ValueError(f"MetricMLP: {name} is {got} but the weights are {want}; build the network with "
-                                 f"dtype='{got}' or convert the data with .to(torch.{want})")
+                                 f"dtype='{got}' or make the data {want}: MetricData.from_pointset(ps, dtype='{want}')")
 
     def raw(self, x):
         """The MLP's outputs NN(x) (N, n_out), before combining with g_FS."""
