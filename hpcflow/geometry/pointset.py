@@ -93,7 +93,8 @@ class PointSet:
     seed: object = None
     attrs: dict = field(default_factory=dict)
     #: where the rows come from when they are a subset of a draw (`ps[...]`, `subset`): (points of the draw that
-    #: `seed` gave, the int64 rows of it kept, in order; None where not known); None for a whole draw
+    #: `seed` gave, the int64 rows of it kept, in order; None where not known); None for a whole draw. A rank's share
+    #: of a draw (layout "share" or "root" at R > 1) is its rows of the draw
     drawn: tuple | None = field(default=None, compare=False)
     #: the chart (I, J) the draw was restricted to (`hpcflow sample --chart I J`), which with `seed` reproduces its
     #: points; None for a draw of every chart (or where not known). Saved as @sampled_chart; every row must lie in it
@@ -119,7 +120,7 @@ class PointSet:
     def _take(self, idx) -> "PointSet":
         jac = None if self.jacobian is None else self.jacobian[idx]
         n, rows = _drawn(self)
-        drawn = _subset_or_none(n, None if rows is None else rows[idx])
+        drawn = subset_or_none(n, None if rows is None else rows[idx])
         return PointSet(self.manifold, self.points[idx], self.weights[idx], self.omega2[idx], self.g_fs[idx],
                         self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn, self.sampled_chart)
 
@@ -158,7 +159,7 @@ class PointSet:
         drawn = [_drawn(p) for p in parts]
         if len({d[0] for d in drawn}) == 1 and all(p.seed == first.seed for p in parts):  # rows of one draw
             rows = [d[1] for d in drawn]
-            drawn = _subset_or_none(drawn[0][0], None if any(r is None for r in rows) else np.concatenate(rows))
+            drawn = subset_or_none(drawn[0][0], None if any(r is None for r in rows) else np.concatenate(rows))
         else:
             drawn = first.drawn
         charts = {p.sampled_chart for p in parts}  # parts of draws restricted alike keep it, others lose it
@@ -210,7 +211,9 @@ class PointSet:
         (a load may follow on any rank) or raises rank 0's error (one bcast at R > 1). Ranks that hold the same set
         (layout "all") write it once; ranks that hold different rows (shares, layout "share") write all of them, in
         rank order
-        (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0).
+        (`hpcflow.parallel.replicated`: one allgather of a digest, then one Gatherv of the rows to rank 0), with the
+        @seed, @drawn_n, @drawn_rows and @sampled_chart of all those rows (one gather): the rows of one draw they
+        are (a share knows its rows of the draw), or no seed and no drawn rows where the ranks' are of different draws.
         Rows or attributes that `load` would refuse (`hpcflow.geometry.pointcheck`, the same rules) and a RESERVED
         name in attrs= or PointSet.attrs are refused first, by every rank together: one ValueError, nothing written; so
         is a path one rank cannot write (OutputPathError), and a path or force that differs between ranks (one
@@ -229,12 +232,8 @@ class PointSet:
             seed = _json_or_none(self.seed)
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
                                  "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
-                                 "hpcflow_version": __version__, **self.attrs, **(attrs or {})}
-            if self.drawn is not None:  # a subset of a draw: which rows of how many (docs/outputs.md)
-                got["attributes"].update(drawn_n=int(self.drawn[0]), drawn_rows=(
-                    "null" if self.drawn[1] is None else drawn_rows_text(self.drawn[1])))
-            if self.sampled_chart is not None:  # a draw kept to one chart: @seed reproduces it with that chart
-                got["attributes"]["sampled_chart"] = json.dumps([int(i) for i in self.sampled_chart])
+                                 "hpcflow_version": __version__, **self.attrs, **(attrs or {}),
+                                 **origin_attributes(self.drawn, self.sampled_chart)}
             whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
             refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
             if refusal is not None:
@@ -246,6 +245,14 @@ class PointSet:
         # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
         if not identical_on_all(data, comm=c):
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
+            # the file's @seed, @drawn_n, @drawn_rows and @sampled_chart are those of all the ranks' rows together:
+            # one draw's rows where every rank's are of that draw, else none (each rank's are valid, so are these)
+            origins = c.gather(_origin(self), root=0)
+            if is_root(c):
+                one, drawn, chart = combined_origin(origins)
+                attributes = {k: v for k, v in attributes.items() if k not in ORIGIN[1:]}  # in check's order
+                attributes["seed"] = origins[one][0] if one is not None else json.dumps(None)
+                attributes.update(origin_attributes(drawn, chart))
         failed = None
         if is_root(c):
             try:
@@ -348,12 +355,52 @@ def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
     return pair
 
 
+#: the root attributes that say which draw a file's rows come from (`origin_attributes`)
+ORIGIN = ("seed", "drawn_n", "drawn_rows", "sampled_chart")
+
+
+def origin_attributes(drawn, sampled_chart) -> dict:
+    """@drawn_n and @drawn_rows of PointSet.drawn `drawn` (a subset of a draw: which rows of how many, docs/outputs.md)
+    and @sampled_chart (a draw kept to one chart: @seed reproduces it with that chart); none for a whole draw of every
+    chart."""
+    out = {}
+    if drawn is not None:
+        out.update(drawn_n=int(drawn[0]), drawn_rows="null" if drawn[1] is None else drawn_rows_text(drawn[1]))
+    if sampled_chart is not None:
+        out["sampled_chart"] = json.dumps([int(i) for i in sampled_chart])
+    return out
+
+
+def _origin(ps) -> tuple:
+    """Where the rows of `ps` come from, as plain values (sent between ranks by `save`): (@seed's JSON text or None,
+    sampled chart, points of the draw, its rows that `ps` holds or None, rows of `ps`)."""
+    n, rows = _drawn(ps)
+    return (_json_or_none(ps.seed), ps.sampled_chart, int(n), rows, len(ps))
+
+
+def combined_origin(origins) -> tuple:
+    """(index of a part whose seed the rows keep or None, PointSet.drawn, sampled_chart) of the rows of parts with
+    `_origin`s `origins` put together in order. Parts with rows that share one seed (not null), one draw size and one
+    sampled chart are rows of that draw: its seed and their rows (None where a part's are not known). Parts of
+    several draws, or of no seed, reproduce no draw: no seed, no drawn. Parts without rows are left out (all of them
+    where every part has none); the sampled chart is kept where every part has the same."""
+    used = [k for k, o in enumerate(origins) if o[4] > 0] or list(range(len(origins)))
+    charts = {origins[k][1] for k in used}
+    chart = charts.pop() if len(charts) == 1 else None
+    seed, _, n, _, _ = origins[used[0]]
+    if seed in (None, "null") or any(origins[k][0] != seed or origins[k][1:3] != origins[used[0]][1:3]
+                                     for k in used):
+        return None, None, chart
+    rows = [origins[k][3] for k in used]
+    return used[0], subset_or_none(n, None if any(r is None for r in rows) else np.concatenate(rows)), chart
+
+
 def _drawn(ps) -> tuple:
     """(points of the draw, its rows that `ps` holds in order or None where not known): a whole draw's are all."""
     return ps.drawn if ps.drawn is not None else (len(ps), np.arange(len(ps), dtype=np.int64))
 
 
-def _subset_or_none(n: int, rows) -> tuple | None:
+def subset_or_none(n: int, rows) -> tuple | None:
     """PointSet.drawn of the rows `rows` of an n-point draw: None where they are the whole draw in order."""
     if rows is not None and rows.size == n and np.array_equal(rows, np.arange(n)):
         return None

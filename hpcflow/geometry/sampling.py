@@ -24,7 +24,7 @@ import numpy as np
 
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
-from hpcflow.geometry.pointset import PointSet
+from hpcflow.geometry.pointset import PointSet, subset_or_none
 from hpcflow.arguments import api_integer, api_seed, api_threads, env_quiet, env_threads
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
@@ -166,18 +166,23 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
     take = [min(int(yields[k, 0]), n_points - int(offset[k])) for k in used]
     n_blocks, n_kept = len(mine), int(sum(len(p) for p in mine.values()))
     idx = np.concatenate([offset[k] + np.arange(m) for k, m in zip(used, take)] or [np.zeros(0, np.int64)])
-    sent = 0
+    sent, drawn = 0, None
     if R == 1:
         arrays = [np.concatenate([getattr(mine[k], f)[:m] for k, m in zip(used, take)]) for f in fields]
     else:
         lo = displs(counts(n_points, R)) if layout == "share" else np.array([0] + [n_points] * (R - 1))
-        sent, arrays = rows_to_layout(surface, mine, used, take, idx, np.append(lo, n_points), comm=comm, fields=fields)
+        bounds = np.append(lo, n_points)
+        sent, arrays = rows_to_layout(surface, mine, used, take, idx, bounds, comm=comm, fields=fields)
+        if layout != "all":  # this rank's rows are rows bounds[r]:bounds[r+1] of the draw (PointSet.drawn)
+            r = comm.Get_rank()
+            drawn = subset_or_none(n_points, np.arange(bounds[r], bounds[r + 1], dtype=np.int64))
         if layout == "all":
             buf, lay = pack_rows(arrays)
             del arrays
             arrays = unpack_rows(allgatherv(buf, comm=comm), lay)
     ps = PointSet(surface, *arrays, n_dropped=int(yields[: last + 1, 1].sum()),
                   seed=int(entropy if seed is None else seed),  # a Python int: JSON in files
+                  drawn=drawn,  # a share: its rows of the draw, which its subsets and a save of the shares name
                   sampled_chart=chart)  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
     ps.mark_sampled()
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
