@@ -488,6 +488,34 @@ def test_a_subset_records_which_rows_of_which_draw_it_holds(tmp_path):
     np.testing.assert_array_equal(PointSet.load(tmp_path / "rev.h5").points, whole.points[::-1])
 
 
+def test_concatenated_parts_of_one_draw_name_its_rows_and_of_different_draws_no_seed(tmp_path):
+    """Parts of one draw concatenate to its rows (seed and @drawn_rows kept, the rows those of the draw drawn again);
+    parts of draws of another seed, size or sampled chart are no draw: seed None, no @drawn_n, and the file loads."""
+    X = Hypersurface.fermat(3)
+    a, b = X.sample(30, seed=0, threads=1), X.sample(20, seed=1, threads=1)
+    one = PointSet.concatenate([a[20:], a[:5]])
+    one.save(tmp_path / "one.h5")
+    back = PointSet.load(tmp_path / "one.h5")
+    assert back.seed == 0 and back.drawn[0] == 30
+    np.testing.assert_array_equal(back.points, X.sample(30, seed=0, threads=1).points[back.drawn[1]])
+    assert back.drawn[1].tolist() == list(range(20, 30)) + list(range(5))
+    others = {"seeds_subset": [a[:5], b], "seeds_whole": [a, b],
+              "sizes": [X.sample(20, seed=0, threads=1)[:10], a],  # one seed, draws of 20 and 30 points
+              "charts": [X.sample(30, seed=0, chart=(0, 1), threads=1)[:4], a[4:]]}
+    for name, parts in others.items():
+        cat = PointSet.concatenate(parts)
+        assert cat.seed is None and cat.drawn is None and cat.sampled_chart is None, name
+        cat.save(tmp_path / f"{name}.h5")
+        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+            assert json.loads(f.attrs["seed"]) is None and "drawn_n" not in f.attrs, name
+        loaded = PointSet.load(tmp_path / f"{name}.h5")
+        assert loaded.seed is None and len(loaded) == sum(len(p) for p in parts), name
+        np.testing.assert_array_equal(loaded.points, np.concatenate([p.points for p in parts]))
+    # a draw restricted to one chart stays so where every part is of it
+    c = X.sample(30, seed=2, chart=(1, 0), threads=1)
+    assert PointSet.concatenate([c[3:], c[:3]]).sampled_chart == (1, 0)
+
+
 def test_a_whole_draw_and_an_old_file_carry_no_subset_attributes(tmp_path, good):
     X = Hypersurface.fermat(3)
     X.sample(30, seed=1, threads=1).save(tmp_path / "whole.h5")

@@ -137,7 +137,9 @@ class PointSet:
     @staticmethod
     def concatenate(parts) -> "PointSet":
         """One PointSet of the rows of `parts` (an iterable of PointSets of one X), in order; anything else in
-        parts is one TypeError naming it (a bare array of points has no data: X.point_set(points) forms them)."""
+        parts is one TypeError naming it (a bare array of points has no data: X.point_set(points) forms them).
+        Parts of one draw (one seed, draw size and sampled chart) give its seed and their rows of it (`drawn`); parts
+        of different draws give seed None and drawn None: no seed reproduces their rows (`combined_origin`)."""
         try:
             parts = None if isinstance(parts, (str, bytes)) else list(parts)
         except TypeError:
@@ -156,16 +158,11 @@ class PointSet:
             raise ValueError("PointSet.concatenate: the parts lie on different manifolds; concatenate sets of one X")
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         jac = None if any(p.jacobian is None for p in parts) else cat("jacobian")
-        drawn = [_drawn(p) for p in parts]
-        if len({d[0] for d in drawn}) == 1 and all(p.seed == first.seed for p in parts):  # rows of one draw
-            rows = [d[1] for d in drawn]
-            drawn = subset_or_none(drawn[0][0], None if any(r is None for r in rows) else np.concatenate(rows))
-        else:
-            drawn = first.drawn
-        charts = {p.sampled_chart for p in parts}  # parts of draws restricted alike keep it, others lose it
+        # rows of one draw keep its seed and name its rows; rows of several draws (or of none) reproduce no draw
+        one, drawn, chart = combined_origin([_origin(p) for p in parts])
         return PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
-                        jac, sum(p.n_dropped for p in parts), first.seed, dict(first.attrs), drawn,
-                        charts.pop() if len(charts) == 1 else None)
+                        jac, sum(p.n_dropped for p in parts), None if one is None else parts[one].seed,
+                        dict(first.attrs), drawn, chart)
 
     def mark_sampled(self) -> None:
         """Record that these rows are the sampler's (points on X, data formed by `charts.point_data` from them), so
