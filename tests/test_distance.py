@@ -159,3 +159,39 @@ def test_point_sets_are_taken_as_their_points():
     assert np.array_equal(paired, fs_distance_paired(a.points[:20], b.points))
     assert np.all(np.abs(paired - np.diag(want[:20])) <= fs_distance_error(np.diag(want[:20])) + 4 * U)
     assert np.array_equal(projector_features(a), projector_features(a.points))
+
+
+def _mp_distance(z, w):
+    """FS distance of two points from the definition (eq. 3.2) in 50-digit arithmetic: arccos of |<z, w>|/(|z||w|)."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        zs, ws = [mpmath.mpc(complex(a)) for a in z], [mpmath.mpc(complex(b)) for b in w]
+        inner = abs(mpmath.fsum(mpmath.conj(a) * b for a, b in zip(zs, ws)))
+        norm = mpmath.sqrt(mpmath.fsum(abs(a) ** 2 for a in zs) * mpmath.fsum(abs(b) ** 2 for b in ws))
+        return float(mpmath.acos(min(inner / norm, mpmath.mpf(1))))
+
+
+def test_single_precision_points_give_float64_distances():
+    """complex64 / float32 points are points like any other: their distances are float64 and accurate to float64
+    roundoff (of the single-precision values given), d(z, z) exactly 0, in every function (as fs_distance)."""
+    rng = np.random.default_rng(7)
+    z = _rand(rng, 12).astype(np.complex64)
+    w = np.concatenate([_rand(rng, 6), z[6:] + 1e-4 * _rand(rng, 6)]).astype(np.complex64)  # far and near pairs
+    ref = np.array([_mp_distance(a, b) for a, b in zip(z, w)])
+    paired = fs_distance_paired(z, w)
+    assert paired.dtype == np.float64
+    np.testing.assert_allclose(paired, ref, rtol=1e-12, atol=64 * U)
+    self_d = fs_distance_paired(z, z)
+    assert self_d.dtype == np.float64 and np.all(self_d == 0.0)
+    real = fs_distance_paired(z.real, w.real)  # float32 real coordinates
+    assert real.dtype == np.float64
+    np.testing.assert_allclose(real, [_mp_distance(a, b) for a, b in zip(z.real, w.real)], rtol=1e-12, atol=64 * U)
+    full = fs_distance(z, w)
+    assert full.dtype == np.float64
+    np.testing.assert_allclose(np.diag(full), ref, rtol=1e-12, atol=64 * U)
+    f = projector_features(z)
+    assert f.dtype == np.float64
+    # |P(z) - P(w)|_F = sqrt(2) sin d (the projector embedding) to float64 roundoff
+    np.testing.assert_allclose(np.linalg.norm(f - projector_features(w), axis=1), np.sqrt(2) * np.sin(ref),
+                               rtol=1e-10, atol=1e-14)

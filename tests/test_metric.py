@@ -146,3 +146,23 @@ def test_weighted_sigma_loss_sums_to_sigma_measure(quintic):
 def test_unknown_loss_is_rejected(quintic):
     with pytest.raises(ValueError, match="loss"):
         loss_and_grad(pack(quintic.g_fs), quintic.omega2, quintic.weights, 1.0, loss="l2")
+
+
+def test_kappa_and_sigma_of_single_precision_inputs_are_float64():
+    """float32 eta and weights are summed in float64: kappa and sigma are float64 and agree with exact (fraction)
+    sums of the float32 values given to float64 roundoff, not float32's."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(3)
+    eta = rng.uniform(0.5, 2.0, 20001).astype(np.float32)
+    w = rng.uniform(0.0, 3.0, 20001).astype(np.float32)
+    ew = [Fraction(float(a)) for a in eta], [Fraction(float(b)) for b in w]
+    k_exact = sum(a * b for a, b in zip(*ew)) / sum(ew[1])
+    k = kappa(eta, w)
+    assert np.asarray(k).dtype == np.float64
+    assert abs(float(k) - float(k_exact)) <= 1e-13 * float(k_exact)
+    s = sigma_measure(eta, w)
+    assert np.asarray(s).dtype == np.float64
+    # sigma = sum w |1 - eta/kappa| / sum w with the exact kappa: float64 division of each term only
+    s_ref = sum(b * abs(1 - a / k_exact) for a, b in zip(*ew)) / sum(ew[1])
+    assert abs(float(s) - float(s_ref)) <= 1e-12 * float(s_ref)

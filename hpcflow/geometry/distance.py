@@ -113,6 +113,12 @@ def check_point_array(name: str, z, *, two_d: bool = True):
     return z
 
 
+def upcast(z):
+    """z in float64 / complex128 (integers, float16 / float32 and complex64 converted, as `charts` does; float64 and
+    complex128 as they are): distances and features are float64 whatever the input's precision."""
+    return z.astype(np.result_type(z.dtype, np.float64), copy=False)
+
+
 def check_noise_floor(noise_floor) -> float:
     """The noise floor (eq. 3.4) as a float in [0, pi/2] (0: none); a ValueError/TypeError naming it otherwise
     (nan would silently switch the floor off, inf or more than pi/2 would set every distance to 0)."""
@@ -124,6 +130,7 @@ def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
     """Row-wise FS distance d(z1[k], z2[k]), stable for all separations (atan2 of wedge and inner product); arrays
     of points (N, n+1) or PointSets."""
     z1, z2 = check_point_array("z1", z1, two_d=False), check_point_array("z2", z2, two_d=False)
+    z1, z2 = upcast(z1), upcast(z2)  # float64 distances (as fs_distance's) from complex64 / float32 points too
     if np.shape(z1) != np.shape(z2):
         raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
                          "(N, n+1)")
@@ -144,10 +151,11 @@ def fs_distance(z1, z2=None, *, noise_floor: float = NOISE_FLOOR, tile: int = DE
     """Pairwise FS distance matrix (N1, N2) (eq. 3.2), tiled over rows of z1; z2=None means z1 with itself.
 
     Holds one (tile, N2) block of temporaries at a time; nearly equal pairs are recomputed stably and the
-    noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0. z1, z2: arrays (N, n+1) or PointSets.
+    noise floor (eq. 3.4) is applied, so the diagonal of d(z, z) is exactly 0. z1, z2: arrays (N, n+1) or PointSets;
+    float64 (complex64 and float32 points are computed with in complex128 / float64, as every function here).
     """
-    z1 = check_point_array("z1", z1)
-    z2 = None if z2 is None else check_point_array("z2", z2)
+    z1 = upcast(check_point_array("z1", z1))  # computed in float64 whatever the points' precision
+    z2 = None if z2 is None else upcast(check_point_array("z2", z2))
     if z2 is not None and z2.shape[1] != z1.shape[1]:
         raise ValueError(f"z2 has shape {z2.shape} but z1 has shape {z1.shape}; pass both with the same n+1 "
                          "homogeneous coordinates per point (points of one P^n)")
@@ -178,7 +186,7 @@ def projector_features(z):
     Euclidean distance of these features is monotone in the FS distance on [0, pi/2], so KD-/ball-trees
     answer FS nearest-neighbour queries. Shape (N, (n+1)^2) for z of shape (N, n+1) (or a PointSet).
     """
-    z = check_point_array("z", z)
+    z = upcast(check_point_array("z", z))
     xp = array_module(z)
     u = normalize(z, xp, "z")
     n1 = u.shape[-1]

@@ -23,7 +23,7 @@ FIXES = {"eta": "eta = det g / |Omega|^2 of metrics g (PointSet.eta(g))",
 def check_measure_arguments(eta, weights):
     """(eta, weights) as arrays once they are the same shape, real and finite, eta > 0 (a ratio of volume forms:
     det g > 0 for a metric) and weights >= 0 with a positive sum; else one ValueError naming the argument and the
-    first bad entry (TypeError for what is not numeric)."""
+    first bad entry (TypeError for what is not numeric). Both are float64 (integers, float16 and float32 converted)."""
     xp = array_module(eta)
     eta, weights = xp.asarray(eta), xp.asarray(weights)
     if eta.shape != weights.shape:
@@ -43,7 +43,8 @@ def check_measure_arguments(eta, weights):
     if not bool(xp.sum(weights) > 0):
         raise ValueError(f"weights sum to 0 ({weights.size} points): sigma and kappa are weighted means; pass at "
                          "least one weight > 0")
-    return eta, weights
+    # float64 sums whatever the inputs' precision (float32 eta and weights give float64 kappa and sigma)
+    return tuple(a.astype(np.result_type(a.dtype, np.float64), copy=False) for a in (eta, weights))
 
 
 def kappa(eta, weights):
