@@ -216,6 +216,33 @@ def test_bad_manifold_input_raises_config_error(bad):
         bad()
 
 
+@pytest.mark.parametrize("bad, match", [
+    (lambda: Hypersurface("a", "b"), r"^monomials='a' is invalid: .*pass one exponent row per term$"),
+    (lambda: Hypersurface(np.eye(5, dtype=np.int64) * 5, ["x"] * 5),
+     r"^coefficients=\['x', .* is invalid: not complex numbers; pass one complex .*coefficient per monomial$"),
+    (lambda: Hypersurface.from_monomials([[5, 0, 0, 0, 0], [1, 1, 1]], [1, 1]), r"^monomials=\[\[5, 0, 0, 0, 0\], "),
+    (lambda: Hypersurface.from_monomials([["5", "0", "0"]], [1]), r"^monomials must hold non-negative integer "),
+    (lambda: Hypersurface.fermat(17), r"^dim=17 is invalid; pass an integer in \[1, 16\]"),
+    (lambda: Hypersurface.fermat(100), r"^dim=100 is invalid; pass an integer in \[1, 16\]"),
+    (lambda: Hypersurface.dwork(17, 0.1), r"^dim=17 is invalid; pass an integer in \[1, 16\]"),
+])
+def test_bad_definitions_and_dimensions_are_one_line_naming_the_argument(bad, match):
+    """Arguments that are not a definition are one ConfigError line naming them and the fix (not complex()'s
+    "malformed string"); dim is bounded to [1, 16] as the command line's --dim and job files' [manifold].dim."""
+    with pytest.raises(ConfigError, match=match) as info:
+        bad()
+    assert "\n" not in str(info.value)
+
+
+def test_the_largest_dimension_is_accepted_and_definitions_hold_python_numbers():
+    assert Hypersurface.fermat(16).dim == 16 and Hypersurface.dwork(16, 0.5).n == 17
+    d = Hypersurface.dwork(3, 0.1 + 0.2j).definition()
+    for re, im in d["coefficients"]:
+        assert type(re) is float and type(im) is float
+    assert d["coefficients"][-1] == [-0.5, -1.0] and d["coefficients"][0] == [1.0, 0.0]
+    assert all(type(e) is int for row in d["monomials"] for e in row) and type(d["params"]["dim"]) is int
+
+
 def test_all_twenty_quintic_charts_listed(quintic):
     assert sorted(quintic.charts) == sorted(itertools.permutations(range(5), 2))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import MAX_DIM
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.distance import check_point_array, rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
@@ -94,10 +95,20 @@ class Hypersurface:
     params: tuple = ()
 
     def __post_init__(self):
-        mon = np.asarray(self.monomials)
-        coef = np.asarray(self.coefficients, dtype=np.complex128)
-        if mon.ndim != 2 or mon.shape[0] == 0:
-            raise ConfigError("monomials must be a non-empty (M, n+1) integer array; pass one exponent row per term")
+        try:
+            mon = np.asarray(self.monomials)
+        except (TypeError, ValueError):  # a ragged list
+            mon = None
+        if mon is None or mon.ndim != 2 or mon.shape[0] == 0:
+            raise ConfigError(f"monomials={short_repr(self.monomials)} is invalid: monomials must be a non-empty "
+                              "(M, n+1) integer array; pass one exponent row per term")
+        if not np.issubdtype(mon.dtype, np.integer) or np.any(mon < 0):
+            raise ConfigError("monomials must hold non-negative integer exponents")
+        try:
+            coef = np.asarray(self.coefficients, dtype=np.complex128)
+        except (TypeError, ValueError):  # strings, None, ragged lists: not numbers
+            raise ConfigError(f"coefficients={short_repr(self.coefficients)} is invalid: not complex numbers; pass "
+                              "one complex (or real) coefficient per monomial") from None
         if coef.shape != (mon.shape[0],):
             raise ConfigError(f"coefficients has shape {coef.shape}, expected ({mon.shape[0]},): one per monomial")
         if not np.all(np.isfinite(coef)):
@@ -107,8 +118,6 @@ class Hypersurface:
         if not np.any(coef):
             raise ConfigError("coefficients are all zero (p = 0 is not a hypersurface); pass at least one non-zero "
                               "coefficient")
-        if np.any(mon < 0) or not np.issubdtype(mon.dtype, np.integer):
-            raise ConfigError("monomials must hold non-negative integer exponents")
         n = mon.shape[1] - 1
         if n < 2:
             raise ConfigError(f"ambient P^{n} is too small: a Calabi-Yau hypersurface needs n >= 2 (dim >= 1)")
@@ -131,8 +140,9 @@ class Hypersurface:
     @classmethod
     def dwork(cls, dim: int, psi: complex, _name: str = "dwork") -> "Hypersurface":
         """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1."""
-        dim = api_integer("dim", dim, "an integer >= 1: a Calabi-Yau hypersurface needs dim >= 1 (n = dim+1 >= 2)",
-                          lo=1, type_error=ConfigError, value_error=ConfigError)
+        dim = api_integer("dim", dim, f"an integer in [1, {MAX_DIM}]: a Calabi-Yau hypersurface needs dim >= 1 (n = "
+                          f"dim+1 >= 2), and dimensions above {MAX_DIM} are not supported (as --dim and [manifold].dim)",
+                          lo=1, hi=MAX_DIM, type_error=ConfigError, value_error=ConfigError)
         if isinstance(psi, (bool, np.bool_)) or not isinstance(psi, Number):
             raise TypeError(f"psi={short_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")
         n = dim + 1
@@ -147,7 +157,7 @@ class Hypersurface:
     @classmethod
     def from_monomials(cls, monomials, coefficients) -> "Hypersurface":
         """General hypersurface from exponent rows and complex coefficients."""
-        return cls(np.asarray(monomials), np.asarray(coefficients, dtype=np.complex128), name="custom")
+        return cls(monomials, coefficients, name="custom")  # converted and checked by __post_init__
 
     # ---- basic data ---------------------------------------------------------------------------------
     @property
@@ -175,7 +185,7 @@ class Hypersurface:
             "name": self.name,
             "params": dict(self.params),
             "monomials": self.monomials.tolist(),
-            "coefficients": [[c.real, c.imag] for c in self.coefficients],
+            "coefficients": [[float(c.real), float(c.imag)] for c in self.coefficients],  # Python floats
         }
 
     def definition_json(self) -> str:
