@@ -221,7 +221,8 @@ def test_bad_manifold_input_raises_config_error(bad):
     (lambda: Hypersurface(np.eye(5, dtype=np.int64) * 5, ["x"] * 5),
      r"^coefficients=\['x', .* is invalid: not complex numbers; pass one complex .*coefficient per monomial$"),
     (lambda: Hypersurface.from_monomials([[5, 0, 0, 0, 0], [1, 1, 1]], [1, 1]), r"^monomials=\[\[5, 0, 0, 0, 0\], "),
-    (lambda: Hypersurface.from_monomials([["5", "0", "0"]], [1]), r"^monomials must hold non-negative integer "),
+    (lambda: Hypersurface.from_monomials([["5", "0", "0"]], [1]),
+     r"^monomials=\[\[.5., .0., .0.\]\] is invalid: exponents must be non-negative integers; pass int "),
     (lambda: Hypersurface.fermat(17), r"^dim=17 is invalid; pass an integer in \[1, 16\]"),
     (lambda: Hypersurface.fermat(100), r"^dim=100 is invalid; pass an integer in \[1, 16\]"),
     (lambda: Hypersurface.dwork(17, 0.1), r"^dim=17 is invalid; pass an integer in \[1, 16\]"),
@@ -262,3 +263,18 @@ def test_residual_is_the_same_at_any_scale_of_the_coordinates(quintic, k):
         bound = 8 * gamma(quintic.degree + 2) * (quintic.grad_majorant(z) * np.abs(z)).sum(axis=1) / \
             np.linalg.norm(z, axis=1) ** quintic.degree + 4 * U * ref
         assert np.all(np.abs(quintic.residual(z * scale) - ref) <= bound)
+
+
+def test_a_point_set_file_of_a_family_above_the_dim_bound_still_loads(tmp_path):
+    """Files written before fermat/dwork bounded dim to [1, 16] (the API took 17) load: the family a file names is
+    rebuilt without the bound, which only new hypersurfaces get."""
+    from hpcflow.geometry import PointSet
+
+    with pytest.raises(ConfigError, match=r"dim=17"):
+        Hypersurface.fermat(17)
+    for name, psi in (("fermat", 0.0), ("dwork", 0.25)):
+        X = Hypersurface.dwork(17, psi, _name=name, _bounded=False)  # (as an earlier version built it)
+        path = tmp_path / f"{name}.h5"
+        X.sample(4, seed=1).save(path)
+        ps = PointSet.load(path)
+        assert ps.manifold == X and ps.manifold.dim == 17 and len(ps) == 4

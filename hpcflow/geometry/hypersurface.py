@@ -65,7 +65,7 @@ def _check_family(X) -> None:
         psi = complex(params.get("psi", 0))
     except (TypeError, ValueError):
         raise ConfigError(f"{label}: psi={params['psi']!r} is not a complex number") from None
-    built = Hypersurface.fermat(params["dim"]) if X.name == "fermat" else Hypersurface.dwork(params["dim"], psi)
+    built = Hypersurface.dwork(params["dim"], psi if X.name == "dwork" else 0.0, _name=X.name, _bounded=False)
     if built.n != X.n:
         raise ConfigError(f"{label} lies in P^{built.n}, but the definition's monomials in P^{X.n}: its name and "
                           "params do not describe its polynomial; make them agree, or name it custom")
@@ -103,14 +103,16 @@ class Hypersurface:
             raise ConfigError(f"monomials={short_repr(self.monomials)} is invalid: monomials must be a non-empty "
                               "(M, n+1) integer array; pass one exponent row per term")
         if not np.issubdtype(mon.dtype, np.integer) or np.any(mon < 0):
-            raise ConfigError("monomials must hold non-negative integer exponents")
+            raise ConfigError(f"monomials={short_repr(self.monomials)} is invalid: exponents must be non-negative "
+                              "integers; pass int exponent rows, e.g. [[5, 0, 0, 0, 0], ...]")
         try:
             coef = np.asarray(self.coefficients, dtype=np.complex128)
         except (TypeError, ValueError):  # strings, None, ragged lists: not numbers
             raise ConfigError(f"coefficients={short_repr(self.coefficients)} is invalid: not complex numbers; pass "
                               "one complex (or real) coefficient per monomial") from None
         if coef.shape != (mon.shape[0],):
-            raise ConfigError(f"coefficients has shape {coef.shape}, expected ({mon.shape[0]},): one per monomial")
+            raise ConfigError(f"coefficients={short_repr(self.coefficients)} has shape {coef.shape}, expected "
+                              f"({mon.shape[0]},): pass one complex coefficient per monomial")
         if not np.all(np.isfinite(coef)):
             bad = int(np.flatnonzero(~np.isfinite(coef))[0])
             raise ConfigError(f"coefficient {bad} is {coef[bad]} (not finite); pass finite complex coefficients "
@@ -138,11 +140,12 @@ class Hypersurface:
         return cls.dwork(dim, 0.0, _name="fermat")
 
     @classmethod
-    def dwork(cls, dim: int, psi: complex, _name: str = "dwork") -> "Hypersurface":
-        """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1."""
+    def dwork(cls, dim: int, psi: complex, _name: str = "dwork", _bounded: bool = True) -> "Hypersurface":
+        """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1. (`_bounded` False: a family a
+        file names rebuilt, whose dim an earlier version may have taken above MAX_DIM.)"""
         dim = api_integer("dim", dim, f"an integer in [1, {MAX_DIM}]: a Calabi-Yau hypersurface needs dim >= 1 (n = "
                           f"dim+1 >= 2), and dimensions above {MAX_DIM} are not supported (as --dim and [manifold].dim)",
-                          lo=1, hi=MAX_DIM, type_error=ConfigError, value_error=ConfigError)
+                          lo=1, hi=MAX_DIM if _bounded else None, type_error=ConfigError, value_error=ConfigError)
         if isinstance(psi, (bool, np.bool_)) or not isinstance(psi, Number):
             raise TypeError(f"psi={short_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")
         n = dim + 1
