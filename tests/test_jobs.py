@@ -127,8 +127,13 @@ def test_a_directory_given_as_the_job_file_is_called_a_directory(tmp_path):
 
 # ---- output helpers ------------------------------------------------------------------------------------
 class _Rank1:
+    """Rank 1 of a world of 2 (the communicator's two questions)."""
+
     def Get_rank(self):
         return 1
+
+    def Get_size(self):
+        return 2
 
 
 def test_writers_write_only_on_rank_zero(tmp_path):
