@@ -83,6 +83,19 @@ def test_share_refuses_what_is_no_rank_of_a_count(args, exc, said):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("args, exc, said", [
+    ((10.5, 2), TypeError, "n is a float, not an integer"),  # was [5, 5], 10 items
+    ((10, 2.0), TypeError, "size is a float, not an integer"),
+    ((-4, 2), ValueError, "n is out of range; pass n >= 0 items"),  # was [-2, -2]
+    ((10, 0), ValueError, "size is out of range; pass size >= 1 ranks"),  # was ZeroDivisionError
+    ((10, -2), ValueError, "size is out of range"),  # was an empty array
+])
+def test_counts_refuses_what_is_no_count_of_items_over_ranks(args, exc, said):
+    with pytest.raises(exc, match=r"^counts\(n=.*\): " + said.replace("(", r"\(").replace(".", r"\.")) as info:
+        counts(*args)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 1003])
 def test_bitmap_and_coverage_count_the_indices(n):
     """One rank's bitmap is np.packbits of the index mask; `covered` counts the distinct indices."""
