@@ -53,8 +53,8 @@ def _memory(text: str) -> int:
 
 
 def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
-    """What the submitted job's memory per rank is checked against: (its bytes, what they are, a fix beside fewer
-    ranks per node or more nodes) for
+    """What the submitted job's memory per rank is checked against: (its bytes, what they are, the fix of more memory
+    per node: a higher --mem while it is below the partition's node memory, else another partition) for
     --executor slurm where --mem or sinfo's node memory gives it (None else), and the note added to a refusal against
     this host's memory instead. ConfigError for a --mem above the partition's node memory (exit 2)."""
     from hpcflow.errors import ConfigError
@@ -68,13 +68,14 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
         raise ConfigError(f"--mem {res.mem_mib} MiB exceeds the {node_mib} MiB of partition {name}'s "
                           "nodes (sinfo's memory): the job could never start; lower --mem or pick another --partition")
     each = f"{res.ntasks_per_node} ranks per node" if res.ntasks_per_node > 1 else "one rank per node"
+    other = ", or pick a --partition whose nodes have more memory"
     if res.mem_mib:
-        return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}",
-                "" if not node_mib else f", raise --mem (partition {name}'s nodes have {node_mib} MiB)"
-                if res.mem_mib < node_mib else ", or pick a --partition whose nodes have more memory"), ""
+        more = (other if node_mib and res.mem_mib >= node_mib else ", or raise --mem" +
+                (f" (partition {name}'s nodes have {node_mib} MiB)" if node_mib else ""))
+        return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}", more), ""
     if node_mib:
         return (node_mib * 2**20 / res.ntasks_per_node, f"partition {name}'s node memory {node_mib} MiB (sinfo), "
-                f"{each}", ""), ""
+                f"{each}", other), ""
     reason = f"sinfo did not answer ({why})" if parts is None else f"sinfo gives no memory for partition {name}"
     return None, f"the submit host's memory: {reason}"
 

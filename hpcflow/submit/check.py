@@ -107,9 +107,7 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
     limit, what, more = node_limit
     big = est.largest()
     sizes = nn_part_keys(cfg, big) if kind == "nn" else None
-    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node, est.bytes, limit * per_node) + (
-        more or (", or raise --mem" if what.startswith("--mem") else ", or pick a --partition whose nodes have more "
-                 "memory"))
+    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node, est.bytes, limit * per_node) + more
     if memory_check and not ignore_requested() and est.bytes > limit:
         raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
