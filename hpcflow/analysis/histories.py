@@ -18,9 +18,9 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import legend_beside, new_figure
 from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
-                                     dataset_names, in_use_file, label, lost_data, network_checkpoint, network_config,
+                                     dataset_names, label, lost_data, network_checkpoint, network_config,
                                      network_legs, nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary,
-                                     refusal, run_dir_of, run_state, training_history, unreadable)
+                                     refusal, run_dir_of, run_state, training_history, unopenable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -106,7 +106,7 @@ def load(run_dir, *, name: str | None = None) -> dict:
             d = read_datasets(files["nn"], ("history/sigma_train", "history/sigma_val"), hint=HINT,
                               optional=(*NN_PER_RANK, NOT_PD), ndim=NDIM)
         except MissingData as exc:  # a damaged nn.h5, or one in use: the training checkpoint holds the whole history
-            if "pt" not in files or not (unreadable(files["nn"]) or in_use_file(files["nn"])):
+            if "pt" not in files or not unopenable(files["nn"]):
                 raise damaged_nn(files["nn"], exc) from None
             out = _checkpoint_history(files["pt"])
         else:
@@ -142,7 +142,7 @@ def damaged_nn(nn, exc: MissingData, hint: str = HINT) -> MissingData:
     `hint`, and one h5py cannot open (damaged, or in use: another process holds it locked) its own message, which
     names its fixes."""
     run_dir = run_dir_of(nn)
-    if run_dir is None or unreadable(nn) or in_use_file(nn):
+    if run_dir is None or unopenable(nn):
         return exc
     return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {nn_damaged_fix(run_dir)}")
 

@@ -212,6 +212,12 @@ def unreadable(h5_path) -> bool:
     return exc is not None and not locked(exc)
 
 
+def unopenable(h5_path) -> bool:
+    """Whether h5py cannot open an HDF5 file or walk it at all: damaged (`unreadable`) or in use (`in_use_file`),
+    asked with one open."""
+    return _fault(h5_path) is not None
+
+
 def in_use_file(h5_path) -> bool:
     """Whether h5py cannot open an HDF5 file because another process holds its lock (`hpcflow.h5read.locked`: a run
     or a program writing it), not because it is damaged."""
@@ -472,10 +478,8 @@ def completeness(run_dir) -> tuple[bool, str]:
                            f"{what}; torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         return False, f"{what}; {_resume_fix(run_dir, network=not os.path.isfile(ckpt) and os.path.isfile(pt))}"
     if not os.path.isfile(ckpt):
-        if os.path.isfile(nn := os.path.join(run_dir, NN)) and in_use_file(nn):
-            return False, in_use_reason(NN)
-        if os.path.isfile(nn) and unreadable(nn):  # whatever checkpoint.pt says
-            return False, f"{NN_UNREADABLE}{nn_damaged_fix(run_dir)}"
+        if os.path.isfile(nn := os.path.join(run_dir, NN)) and (exc := _fault(nn)) is not None:  # (whatever
+            return False, in_use_reason(NN) if locked(exc) else f"{NN_UNREADABLE}{nn_damaged_fix(run_dir)}"  # pt says)
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
