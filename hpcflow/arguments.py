@@ -20,6 +20,9 @@ from hpcflow.errors import ConfigError
 INT_LIMIT = 2**62
 #: most threads or workers a job or call may ask for
 MAX_THREADS = 1024
+#: largest complex dimension of a hypersurface family (sampling cost grows like dim^4 per point): the API's
+#: Hypersurface.fermat/dwork, the job files' [geometry].dim and `hpcflow sample --dim`
+MAX_DIM = 16
 #: what $HPCFLOW_BACKEND may say (auto: CuPy where a GPU is usable, else NumPy)
 BACKENDS = ("numpy", "cupy", "auto")
 #: most significant digits of a count read from text (an environment variable): 10^18 is beyond every count and size,

@@ -229,7 +229,7 @@ def test_bad_manifold_input_raises_config_error(bad):
 ])
 def test_bad_definitions_and_dimensions_are_one_line_naming_the_argument(bad, match):
     """Arguments that are not a definition are one ConfigError line naming them and the fix (not complex()'s
-    "malformed string"); dim is bounded to [1, 16] as the command line's --dim and job files' [manifold].dim."""
+    "malformed string"); dim is bounded to [1, 16] as the command line's --dim and job files' [geometry].dim."""
     with pytest.raises(ConfigError, match=match) as info:
         bad()
     assert "\n" not in str(info.value)

@@ -139,8 +139,8 @@ def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> Non
     test_seed = geo.get("test_seed") if test_seed is None else test_seed
     if geo["n_test"] and test_seed is not None and test_seed == geo["seed"]:
         raise ConfigError(f"{source}: [geometry].test_seed = {test_seed} equals [geometry].seed, which would make the "
-                          "test points the train points; unset test_seed (seed + 1) or set it to another seed (a run made so cannot be "
-                          "resumed: start it afresh in a new --out)")
+                          "test points the train points; unset test_seed (seed + 1) or set it to another seed (a run "
+                          "made so cannot be resumed: start it afresh in a new --out)")
 
 
 def check(cfg: dict, source: str) -> None:

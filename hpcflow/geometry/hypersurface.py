@@ -15,13 +15,12 @@ import numpy as np
 
 from hpcflow.backend import array_module, to_host
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import MAX_DIM
 from hpcflow.geometry import charts as _charts
 from hpcflow.geometry.distance import check_point_array, rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import check_chart, sample_points
-from hpcflow.arguments import api_integer, short_repr
+from hpcflow.arguments import MAX_DIM, api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
@@ -144,7 +143,8 @@ class Hypersurface:
         """Dwork family sum_k z_k^{n+1} - (n+1) psi prod_k z_k in P^n, n = dim + 1. (`_bounded` False: a family a
         file names rebuilt, whose dim an earlier version may have taken above MAX_DIM.)"""
         dim = api_integer("dim", dim, f"an integer in [1, {MAX_DIM}]: a Calabi-Yau hypersurface needs dim >= 1 (n = "
-                          f"dim+1 >= 2), and dimensions above {MAX_DIM} are not supported (as --dim and [manifold].dim)",
+                          f"dim+1 >= 2), and dimensions above {MAX_DIM} are not supported (as --dim and "
+                          "[geometry].dim)",
                           lo=1, hi=MAX_DIM if _bounded else None, type_error=ConfigError, value_error=ConfigError)
         if isinstance(psi, (bool, np.bool_)) or not isinstance(psi, Number):
             raise TypeError(f"psi={short_repr(psi)} is invalid; pass a number (complex, float or int), e.g. psi=0.1")

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpcflow.arguments import INT_LIMIT, MAX_THREADS
+from hpcflow.arguments import INT_LIMIT, MAX_DIM, MAX_THREADS
 from hpcflow.arguments import short_repr as _short
 from hpcflow.arguments import short_text
 from hpcflow.errors import ConfigError
@@ -469,8 +469,7 @@ def chart_pair(v):
     return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
 
 
-#: largest complex dimension (sampling cost grows like dim^4 per point) and |psi| (root accuracy) accepted
-MAX_DIM = 16
+#: largest |psi| (root accuracy) accepted; the largest complex dimension, MAX_DIM, is hpcflow.arguments'
 MAX_PSI = 1000.0
 
 #: the manifold keys every job's point section shares (family, complex dimension, Dwork psi)
