@@ -456,14 +456,17 @@ SBATCH_OWN = {"job-name": "--command/the job file's name", "nodes": "--nodes", "
               "comment": None, "wckey": None, "wrap": None, "account": "--account", "qos": "--qos",
               "constraint": "--constraint", "reservation": "--reservation",
               "exclusive": "--exclusive for whole nodes, or --sbatch exclusive=user|mcs|topo"}
+_PRINTS = "sbatch then prints its {} and queues nothing"
+_ENV = ("the job's tasks need the environment of the submission (its python, HPCFLOW_ variables), sbatch's default",
+        "export the variables before hpcflow submit")
+_MEM = ("the memory per node is checked against the job's estimate and the partition", "use --mem")
+_GPUS = ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node")
 #: sbatch options --sbatch may not give as they break the submission, the requeue or a check: (why, what to do
 #: instead or None)
 SBATCH_BREAKS = {
     "parsable": ("sbatch then prints the job id alone, which submitit cannot read: the job would be queued but "
                  "reported unknown", None),
-    "help": ("sbatch then prints its help and queues nothing", "see sbatch --help"),
-    "usage": ("sbatch then prints its usage and queues nothing", "see sbatch --usage"),
-    "version": ("sbatch then prints its version and queues nothing", "see sbatch --version"),
+    **{k: (_PRINTS.format(k), f"see sbatch --{k}") for k in ("help", "usage", "version")},
     "no-requeue": ("a job stopped at its checkpoint (preemption, the time limit) would not be requeued to continue",
                    None),
     "wait": ("sbatch would block until the job ends, and a job that failed would be taken for a refused "
@@ -471,15 +474,9 @@ SBATCH_BREAKS = {
     "test-only": ("sbatch then queues nothing, and submitit reads no job id", "use --check"),
     "chdir": ("the job's paths (--out, --logs, the job file) are those of the directory it is submitted from",
               "cd there and submit from it"),
-    "export": ("the job's tasks need the environment of the submission (its python, HPCFLOW_ variables), sbatch's "
-               "default", "export the variables before hpcflow submit"),
-    "export-file": ("the job's tasks need the environment of the submission (its python, HPCFLOW_ variables), "
-                    "sbatch's default", "export the variables before hpcflow submit"),
-    "mem-per-cpu": ("the memory per node is checked against the job's estimate and the partition", "use --mem"),
-    "mem-per-gpu": ("the memory per node is checked against the job's estimate and the partition", "use --mem"),
-    "gres": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
-    "gpus": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
-    "gpus-per-task": ("the GPUs are checked against the partition and give the tasks per node", "use --gpus-per-node"),
+    **dict.fromkeys(("export", "export-file"), _ENV),
+    **dict.fromkeys(("mem-per-cpu", "mem-per-gpu"), _MEM),
+    **dict.fromkeys(("gres", "gpus", "gpus-per-task"), _GPUS),
 }
 #: the values of `--sbatch exclusive=VALUE` (sbatch --exclusive=VALUE: nodes shared only with the user's own jobs, or
 #: its MCS label's, or its topology block); --exclusive asks for whole nodes
