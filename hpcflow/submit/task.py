@@ -242,6 +242,12 @@ def finish(status: int) -> int:
     raise SystemExit(status)
 
 
+def task_zero(environ=None) -> bool:
+    """Whether this process is task 0 of its Slurm step (SLURM_PROCID 0, or not set: no step)."""
+    env = os.environ if environ is None else environ
+    return env.get("SLURM_PROCID", "0").strip() in ("", "0")
+
+
 def _ended_line(status: int, environ=None) -> str:
     """What `finish` says of the command's status: that the job fails with it; for a run stopped with its checkpoint
     (4) in a Slurm job that Slurm has requeued meanwhile (`scontrol requeue`, preemption: its SIGTERM stopped the run;
@@ -249,7 +255,7 @@ def _ended_line(status: int, environ=None) -> str:
     is asked by task 0 only (SLURM_PROCID; one request, not one a task, as a big job is preempted): another task says
     its status, and that task 0's log says whether the job continues."""
     env = os.environ if environ is None else environ
-    if status == EXIT_PREEMPTED and env.get("SLURM_PROCID", "0").strip() not in ("", "0"):
+    if status == EXIT_PREEMPTED and not task_zero(env):
         return (f"the command stopped with its checkpoint (exit status {status}); task 0's log says whether Slurm "
                 "has requeued the job to continue from it")
     if status == EXIT_PREEMPTED:
@@ -284,7 +290,7 @@ def _forget_ended_mark() -> None:
     """Task 0 of a Slurm job's later leg removes the mark its earlier leg's batch shell left as its step ended
     (`executor.ended_file`): `hpcflow submit --wait` asks Slurm for the job's state while it is there, which it did
     every 10 s for the rest of the job."""
-    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or os.environ.get("SLURM_PROCID", "0").strip() not in ("", "0"):
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or not task_zero():
         return
     from hpcflow.submit.executor import ended_file
 
@@ -312,7 +318,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             _forget_ended_mark()
             nxt = next_leg(argv, job=this_job())
             if isinstance(nxt, Ended):
-                if os.environ.get("SLURM_PROCID", "0").strip() in ("", "0"):
+                if task_zero():
                     print(f"hpcflow submit: {nxt.said}", flush=True)
                 return nxt.status, False
             argv = nxt or argv
