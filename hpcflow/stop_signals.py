@@ -585,7 +585,16 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
         wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
+    handled()
     return status
+
+
+def handled() -> None:
+    """Tell CPython that the KeyboardInterrupt caught was handled: one that left a string run by `exec` on its way
+    (SciPy's array-API shim imports NumPy so, at an import a Ctrl-C can land in) sets a flag that nothing clears, and
+    `python -m` then ends the process by SIGINT at its exit (status -2 to its parent), not with the command's status.
+    Running a string by `exec` clears it (CPython's run_eval_code_obj)."""
+    exec("None", {})
 
 
 @contextmanager

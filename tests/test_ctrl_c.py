@@ -286,6 +286,28 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
 
 
+#: `python -m DRIVER`: a command whose KeyboardInterrupt leaves a string run by exec on its way, as a Ctrl-C that lands
+#: in SciPy's import of its array-API shim (`exec("from numpy import *")`) does
+INTERRUPTED_IN_EXEC = {
+    "hpcflow": "import sys\nimport hpcflow.cli\nhpcflow.cli._run = lambda args: exec('raise KeyboardInterrupt')\n"
+               "sys.argv = ['hpcflow', 'info']\nimport runpy\nrunpy.run_module('hpcflow', run_name='__main__')\n",
+    "table1": "import sys\nimport hpcflow.analysis.script as script\n"
+              "script._main = lambda *a, **k: exec('raise KeyboardInterrupt')\nsys.exit(script.main('table1'))\n",
+}
+
+
+@pytest.mark.parametrize("prog", sorted(INTERRUPTED_IN_EXEC))
+def test_an_interrupt_that_left_a_string_run_by_exec_still_ends_with_130(tmp_path, prog):
+    """CPython marks a KeyboardInterrupt that leaves a string run by `exec` as unhandled for good, and `python -m`
+    then ends the process by SIGINT at its exit (status -2 to the parent), even where the command caught it: the
+    command (hpcflow's CLI, an analysis script) still ends with its one line and 130."""
+    (tmp_path / "interrupted_in_exec.py").write_text(INTERRUPTED_IN_EXEC[prog], encoding="utf-8")
+    path = os.pathsep.join([str(tmp_path), os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-m", "interrupted_in_exec"], capture_output=True, text=True, timeout=120,
+                       env=dict(ENV, PYTHONPATH=path))
+    assert (r.returncode, r.stderr) == (130, f"{'hpcflow info' if prog == 'hpcflow' else prog}: interrupted\n")
+
+
 @pytest.mark.parametrize("sig, ranks", [(signal.SIGINT, 1), (signal.SIGINT, 2), (signal.SIGTERM, 1),
                                          (signal.SIGTERM, 2), (signal.SIGUSR1, 2)])
 def test_a_stop_request_to_a_job_without_checkpoints_ends_in_one_line_with_128_plus_the_signal(tmp_path, sig, ranks):
