@@ -311,6 +311,16 @@ def _toml_in(directory: str) -> str:
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.+-]*")
 
 
+def is_utf8(text: str) -> bool:
+    """Whether `text` is valid Unicode, so encodes as UTF-8: no lone surrogate, as a command-line argument or file
+    name with bytes that are not UTF-8 holds one per such byte (os.fsdecode's surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """`SECTION.KEY=VALUE` (a command-line --set) -> (section, key, value); VALUE is exactly one TOML value
     (3e-3, true, [64, 128], "x"); a bare word that is not TOML (reim_abs2) is a string. Anything else (a
@@ -325,6 +335,9 @@ def parse_override(text: str) -> tuple[str, str, Any]:
                           f"--set {parts[0]}.{parts[1]}=none")
     if any(c in raw for c in "\n\r\x00"):
         raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
+    if not is_utf8(raw):  # (a job file must be UTF-8 too): job.toml, summary.json would not hold it as given
+        raise ConfigError(f"--set {_short(text)}: VALUE holds bytes that are not UTF-8 (as a job file must be); "
+                          "give it in UTF-8")
     try:
         parsed = tomllib.loads(f"v = {raw}")
     except RecursionError:
