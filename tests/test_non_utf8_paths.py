@@ -1,14 +1,20 @@
 """A job file or --out whose name is not UTF-8 (a Latin-1 name on a cluster: os.fsdecode gives one lone surrogate per
-such byte): what a run writes of it is valid UTF-8. A --set value that is not UTF-8 is refused before any work, as a
-job file that is not UTF-8 is."""
+such byte) runs and is recorded: summary.json names the path (JSON's \\udcXX, read back as the same str), DIR/job.toml
+is UTF-8 that tomllib reads, its header names the path in ANSI-C quotes that bash turns back into the same bytes, and
+a --resume keeps naming the first run's file. The run used to finish, then fail writing job.toml (UnicodeEncodeError,
+exit 1), leaving a checkpoint without job.toml and summary.json. A --set value that is not UTF-8 is refused before
+any work, as a job file that is not UTF-8 is."""
 
+import json
 import os
+import shlex
+import subprocess
 import tomllib
 
 import pytest
 
 from hpcflow.cli import main
-from jobtexts import DELTA_FLOW, flow_points
+from jobtexts import DELTA_FLOW, NN_POINTS, SMALL_NET, TINY_TRAINING, flow_points
 
 LATIN1 = os.fsdecode(b"caf\xe9")  # "cafe" with e-acute in Latin-1: not UTF-8
 
@@ -19,6 +25,38 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("HPCFLOW_QUIET", "1")
 
 
+def bash_word(word: str) -> bytes:
+    """The bytes bash makes of one shell word as it was printed (`word` unquoted by the shell itself)."""
+    return subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("verb, text, first, more", [
+    ("run", flow_points(60, 20) + DELTA_FLOW, "flow.steps=2", "flow.steps=3"),
+    ("nn", NN_POINTS + SMALL_NET + TINY_TRAINING, "training.epochs=1", "training.epochs=2"),
+])
+def test_a_job_file_and_out_that_are_not_utf8_run_and_are_recorded(tmp_path, verb, text, first, more):
+    job, out = os.path.join(tmp_path, f"job {LATIN1}.toml"), os.path.join(tmp_path, f"out{LATIN1}")
+    with open(job, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    assert main([verb, job, "--out", out, "--quiet", "--set", first]) == 0
+    assert main([verb, job, "--out", out, "--quiet", "--resume", "--set", more]) == 0
+    assert sorted(os.listdir(tmp_path)) == sorted([f"job {LATIN1}.toml", f"out{LATIN1}"])
+    with open(os.path.join(out, "summary.json"), "rb") as fh:
+        raw = fh.read()
+    summary = json.loads(raw.decode("utf-8"))
+    assert os.fsencode(summary["job_file"]) == os.fsencode(str(tmp_path)) + b"/job caf\xe9.toml", summary["job_file"]
+    assert summary["overrides"] == [first]
+    assert summary["resumed_with"] == [{"job_file": summary["job_file"], "overrides": [more]}]
+    with open(os.path.join(out, "job.toml"), "rb") as fh:
+        saved = fh.read().decode("utf-8")  # strict: valid UTF-8
+    assert tomllib.loads(saved)["job"]["kind"] == ("flow" if verb == "run" else "nn")
+    header = [line for line in saved.splitlines() if line.startswith("#")]
+    lead, resumed = header[0].split(" the validated configuration of ", 1)[1], header[2]
+    assert bash_word(lead) == os.fsencode(job), header
+    assert resumed.startswith("# resumed from "), header
+    assert bash_word(resumed[len("# resumed from "):].partition(" with: ")[0]) == os.fsencode(job), header
+
+
 def test_a_set_value_that_is_not_utf8_is_refused_before_any_work(tmp_path, capsys):
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(flow_points(60, 20) + DELTA_FLOW)
@@ -27,6 +65,28 @@ def test_a_set_value_that_is_not_utf8_is_refused_before_any_work(tmp_path, capsy
     assert len(err) == 1 and "--set" in err[0] and "not UTF-8" in err[0], err
     err[0].encode("utf-8")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("word", [f"/data/{LATIN1} it's\\.toml", "two\nlines\x01", os.fsdecode(b"\xff\xfe")])
+def test_a_shown_command_line_is_one_utf8_line_that_bash_splits_back(word):
+    """`shell_line`'s line of a word that is not UTF-8 or holds a control character: one line of valid UTF-8 (shlex
+    quoting left the lone surrogates, which no UTF-8 output takes, or a raw line break) that bash splits back into
+    the same bytes."""
+    from hpcflow.commands.run import shell_line
+
+    line = shell_line(["hpcflow", "run", word, "--out", "plain dir"])
+    assert "\n" not in line
+    line.encode("utf-8")
+    got = subprocess.run(["bash", "-c", f'for w in {line}; do printf "%s\\0" "$w"; done'], capture_output=True,
+                         check=True).stdout
+    assert got.split(b"\0")[:-1] == [b"hpcflow", b"run", os.fsencode(word), b"--out", b"plain dir"]
+
+
+def test_a_plain_word_is_quoted_as_before():
+    from hpcflow.commands.run import shell_line
+
+    argv = ["hpcflow", "run", "a b.toml", "--set", 'job.description="x y"', "caf\u00e9", "tab\there"]
+    assert shell_line(argv) == shlex.join(argv)
 
 
 def test_a_header_with_a_byte_that_is_not_utf8_is_written_as_valid_toml():
