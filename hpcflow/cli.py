@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def escaped(text: str, encoding: str | None) -> str:
+    """`text` as `encoding` can write it: a byte that is not UTF-8 (a surrogate of os.fsdecode) as \\xNN, any other
+    character the encoding lacks as Python's backslash escape, as Python writes stderr."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate os.fsdecode does not make
+        pass
+    encoding = encoding or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
 class _ReaderGone:
     """A text stream that, once its reader has gone (`hpcflow run ... | head`), writes to /dev/null instead: the
     run's log lines are not its product, so a closed pipe must not stop it half-way with a traceback. A write the file
@@ -107,6 +118,8 @@ class _ReaderGone:
     def write(self, text):
         try:
             return self._stream.write(text)
+        except UnicodeEncodeError:  # a name that is not UTF-8 (os.fsdecode's surrogates) to a strict stream
+            return self._stream.write(escaped(text, self._stream.encoding))
         except OSError as exc:
             self._gone(exc)
             return len(text)

@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -95,3 +96,17 @@ def test_a_header_with_a_byte_that_is_not_utf8_is_written_as_valid_toml():
     text = dumps({"job": {"kind": "flow"}}, header=f"made from /x/{LATIN1}.toml")
     assert text.splitlines()[0] == "# made from /x/caf\\xe9.toml"
     assert tomllib.loads(text.encode("utf-8").decode("utf-8")) == {"job": {"kind": "flow"}}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_a_name_that_is_not_utf8_printed_to_a_strict_stdout_is_escaped(tmp_path, encoding):
+    """The line naming a written file whose name is not UTF-8 reaches a stdout that encodes strictly (an en_US.UTF-8
+    locale, PYTHONIOENCODING) with the byte as \\xNN, and the command ends 0: it ended with a UnicodeEncodeError
+    traceback and status 1 once its file was written."""
+    out = os.path.join(tmp_path, f"points {LATIN1}.h5")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "sample", "--n", "10", "--out", out], capture_output=True,
+                       env=dict(os.environ, PYTHONIOENCODING=encoding, HPCFLOW_THREADS="1"), timeout=120)
+    assert (r.returncode, r.stderr) == (0, b""), r.stderr
+    assert r.stdout.decode("ascii").splitlines()[-1].split() == ["written", os.path.join(str(tmp_path), "points"),
+                                                                 "caf\\xe9.h5"]
+    assert os.path.isfile(out)
