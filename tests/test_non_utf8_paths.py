@@ -110,3 +110,42 @@ def test_a_name_that_is_not_utf8_printed_to_a_strict_stdout_is_escaped(tmp_path,
     assert r.stdout.decode("ascii").splitlines()[-1].split() == ["written", os.path.join(str(tmp_path), "points"),
                                                                  "caf\\xe9.h5"]
     assert os.path.isfile(out)
+
+
+def test_a_study_in_an_out_not_in_utf8_advises_lines_a_shell_splits_back(tmp_path):
+    """best.toml's "Run:" line names an --out that is not UTF-8 so that bash gives back its bytes (it showed
+    'out\\xe9_best' in plain quotes, which names another file), and the refusal of a second study into that --out
+    advises a --study that the shell splits back into the study's name ('x y', not two words). The program prints
+    to a stdout that encodes strictly."""
+    from test_tune_records import JOB as TUNE_JOB
+
+    job, out = tmp_path / "tiny.toml", os.path.join(tmp_path, f"out{LATIN1}")
+    job.write_text(TUNE_JOB, encoding="utf-8")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", HPCFLOW_THREADS="1")
+    tune = [sys.executable, "-m", "hpcflow", "tune", str(job), "--trials", "1", "--out", out, "--quiet"]
+    r = subprocess.run([*tune, "--study", "x y"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(out, "best.toml"), encoding="utf-8") as fh:
+        run = next(line for line in fh if line.startswith("# Run: "))
+    words = subprocess.run(["bash", "-c", f"printf '%s\\0' {run[len('# Run: '):]}"], capture_output=True,
+                           check=True).stdout.split(b"\0")[:-1]
+    assert words[-3:] == [os.fsencode(os.path.join(out, "best.toml")), b"--out", os.fsencode(out + "_best")]
+    r = subprocess.run(tune, capture_output=True, text=True, env=env, timeout=300)
+    err = r.stderr
+    assert r.returncode == 2 and len(err.splitlines()) == 1, err
+    advised = err[err.index("pass --study ") + len("pass --study "):].split(" to add")[0]
+    assert bash_word(advised) == b"x y", err
+
+
+def test_a_study_named_after_a_job_file_not_in_utf8_is_refused_before_any_work(tmp_path, capsys):
+    """A study takes its job file's name: one that is not UTF-8 is refused in one line that says so and names
+    --study (it was said to hold "a control character"), and no --out is made."""
+    from test_tune_records import JOB as TUNE_JOB
+
+    job, out = os.path.join(tmp_path, f"tiny{LATIN1}.toml"), tmp_path / "study"
+    with open(job, "w", encoding="utf-8") as fh:
+        fh.write(TUNE_JOB)
+    assert main(["tune", job, "--trials", "1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "is not UTF-8" in err and "pass --study" in err, err
+    assert not out.exists()

@@ -18,7 +18,6 @@ import importlib
 import json
 import math
 import os
-import shlex
 import signal
 import socket
 import traceback
@@ -1012,8 +1011,10 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
     if record is not None:
         name = record["study"]
         if name != study_name:
-            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {name} to add "
-                                  "trials to it, or choose another --out")
+            from hpcflow.commands.run import shell_word
+
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {shell_word(name)} "
+                                  "to add trials to it, or choose another --out")
         label = storage_label(storage, out)
         known = record.get("storage")
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
@@ -1125,6 +1126,12 @@ def check_options(out, storage, study_name) -> None:
             raise ConfigError(f"{flag} is empty; give one or leave the option out")
     if storage is not None and str(storage).strip():
         check_journal_place(storage, out)  # a journal in a missing directory (an SQLite file's: `existing_storage`)
+    if study_name is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in str(study_name)):
+        from hpcflow.commands.run import shell_word
+
+        raise ConfigError(f"the study name {shell_word(study_name)} is not UTF-8 (a study is named after its job "
+                          "file unless --study names it), which the study's storage and reports cannot hold; pass "
+                          "--study with a UTF-8 name")
     if study_name is not None and not str(study_name).isprintable():
         raise ConfigError(f"--study {study_name!r} holds a control character (a newline, a tab, ...), which best.toml's "
                           "header and the reports would print as is; pass a name without one")
@@ -1242,9 +1249,11 @@ def refuse_unrecorded(out: str, study_name: str, names: list, storage) -> None:
     ours = [e for e in STUDY_FILES if os.path.lexists(os.path.join(out, e))]
     if not ours or read_record(out) is not None:
         return
+    from hpcflow.commands.run import shell_word
+
     shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     held = f"holds study {shown}" if names else "holds no study"
-    fix = f"pass --study {shlex.quote(names[0])} to continue it" if len(names) == 1 else \
+    fix = f"pass --study {shell_word(names[0])} to continue it" if len(names) == 1 else \
         "pass --study with the name of the study they are of" if names else "move them away"
     raise OutputPathError(f"--out {out} holds {ours[0]} but no study.json, and its storage "
                           f"{storage_shown(storage_label(storage, out), out)} {held}, not {study_name!r}: this study "
@@ -1382,6 +1391,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
 
     from hpcflow.jobs.output import write_text
     from hpcflow.jobs.schema import apply_overrides, read_toml
+    from hpcflow.commands.run import shell_line
     from hpcflow.jobs.toml_out import dumps
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -1405,7 +1415,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
                  f"found from here; the trial's point seeds were {seeds}")
     header = (f"Best parameters of the Optuna study {study_name!r} on {record['job']}: trial {best.number}, "
               f"{job.tune['objective']} = {best.value:.6g}\n({rerun}).\n"
-              f"Run: {command_of(data)} {shlex.quote(path)} --out {shlex.quote(best_out(out))}")
+              f"Run: {command_of(data)} {shell_line([path, '--out', best_out(out)])}")
     write_text(path, dumps(data, header=header))
     return path, best
 
