@@ -58,9 +58,12 @@ def titled(fig, name: str):
 def literal(fig):
     """`fig` with its texts drawn as written: titles, axis labels, legends, free texts and the tick labels of named
     categories (a study's parameters and their choices) come from run names, paths and a study's names, whose '$'
-    pairs matplotlib would otherwise parse as mathtext (a traceback, or a name drawn wrong); numeric tick labels keep
-    their mathtext (a log axis's 10^k). No figure here draws mathtext on purpose. `fig` itself."""
+    pairs matplotlib would otherwise parse as mathtext (a traceback, or a name drawn wrong), and whose bytes that are
+    no UTF-8 it cannot draw (`rundir.shown`: as \\xff); numeric tick labels keep their mathtext (a log axis's 10^k).
+    No figure here draws mathtext on purpose. `fig` itself."""
     from matplotlib.ticker import FixedFormatter, FuncFormatter
+
+    from hpcflow.analysis.rundir import shown
 
     texts = [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None] + list(fig.texts)
     for ax in fig.axes:
@@ -79,12 +82,15 @@ def literal(fig):
                     getattr(axis, f"set_{which}_formatter")(escaped)
     for text in texts:
         text.set_parse_math(False)
+        text.set_text(shown(text.get_text()))  # a file name's bytes that are no UTF-8: as \xff, not a traceback
     return fig
 
 
 def _escaped(text: str) -> str:
-    """`text` whose '$' matplotlib draws as written where the text's math is parsed (a tick label's)."""
-    return str(text).replace("$", "\\$")
+    """`text` whose '$' matplotlib draws as written where the text's math is parsed (a tick label's), as `shown`."""
+    from hpcflow.analysis.rundir import shown
+
+    return shown(text).replace("$", "\\$")
 
 
 def drawn(ax) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -1087,12 +1088,28 @@ def names(paths) -> list:
     out = []
     for d, s in zip(dirs, short):
         twins = [q for q, t in zip(dirs, short) if t == s]
-        out.append(s if len(set(twins)) == 1 else os.path.relpath(d, os.path.commonpath(twins)))
+        out.append(s if len(set(twins)) == 1 else shown(os.path.relpath(d, os.path.commonpath(twins))))
     return out
 
 
 def label(run_dir) -> str:
     """A short name for a run directory in legends and tables (its base name, of its absolute path: '.' or '..'
-    names the directory they stand for; for a data file passed by its own name, its directory's)."""
+    names the directory they stand for; for a data file passed by its own name, its directory's), as `shown`."""
     path = os.path.abspath(run_dir_of(run_dir) or os.fspath(run_dir))
-    return os.path.basename(path) or path
+    return shown(os.path.basename(path) or path)
+
+
+def shown(text) -> str:
+    """`text` (a path, a name, or a message that holds them) as it can be drawn and written as UTF-8: a byte of a
+    file name that is not UTF-8, which Python holds as a lone surrogate (os.fsdecode's surrogateescape: b'\\xff' as
+    '\\udcff'), as the four characters \\xff; any other lone surrogate (from a JSON '\\ud800') as \\ud800. Other text
+    is returned unchanged."""
+    return _SURROGATE.sub(_escape_surrogate, os.fspath(text) if isinstance(text, os.PathLike) else str(text))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xdc00:02x}" if 0xdc80 <= code <= 0xdcff else f"\\u{code:04x}"

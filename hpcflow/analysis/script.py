@@ -66,6 +66,7 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
     `force`; with `force` still where such a file is not one it wrote (`owned`: its record DIR/.hpcflow_NAME.json).
     Under `force` its earlier files that this call does not write are removed; other files stay."""
     from hpcflow.analysis.figure import save_png
+    from hpcflow.analysis.rundir import shown
     from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
     from hpcflow.atomic import atomic_file
     from hpcflow.errors import OutputPathError
@@ -102,7 +103,7 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
         written.extend(save_png(fig, os.path.join(out, n), dpi=dpi) for n, fig in product.figures.items())
         for n, text in product.texts.items():
             with atomic_file(os.path.join(out, n), "w") as fh:
-                fh.write(text)
+                fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
             written.append(os.path.join(out, n))
 
     write_owned(out, record, names, write_files)

@@ -9,7 +9,7 @@ import re
 from urllib.parse import quote
 
 from hpcflow.analysis.figure import save_png
-from hpcflow.analysis.rundir import DATA_FILES
+from hpcflow.analysis.rundir import DATA_FILES, shown
 from hpcflow.analysis.table1 import md_inline, md_uncell
 from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
 from hpcflow.atomic import TMP_MARK, atomic_file
@@ -156,7 +156,7 @@ def write(report, out) -> dict:
                 pngs[name] = _png_bytes(save_png(fig, os.path.join(out, name)))
         for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
             with atomic_file(paths[key], "w") as fh:
-                fh.write(text)
+                fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
 
     write_owned(out, MANIFEST, new, write_files)
     return {**paths, "skipped": list(report.skipped)}
