@@ -13,8 +13,8 @@ import math
 import os
 import re
 
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, MissingData, config_table, data_file, label, lost_data,
-                                     read_attrs, read_datasets, read_summary, run_state, unread_checkpoint)
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, SUMMARY, MissingData, data_file, label, lost_data, read_attrs,
+                                     read_datasets, read_summary, run_state, unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -34,25 +34,50 @@ CONFIG = {"kernel": {"name": (str, True)}, "geometry": {"n_train": (int, True), 
           "flow": {"dt": ((int, float), True), "loss": (str, False)}}
 
 
-def _config(run_dir, ckpt) -> dict:
-    """The job configuration of checkpoint.h5's `config` attribute, whose histories give the row's steps and gains
-    (the data file is the run's record: a summary.json of another job, or of an earlier leg, does not describe
-    them), else of summary.json (a checkpoint written without it); MissingData naming the file and the entry when a
-    section or key that a row reads is missing or of the wrong type."""
-    cfg, source = read_attrs(ckpt, hint=HINT).get("config"), ckpt
+class NoJob(MissingData):
+    """Neither checkpoint.h5's `config` attribute nor summary.json holds the job a row reads: a damaged file.
+    `phrase`: what is wrong, without the file's path and the fix (a row's status)."""
+
+    def __init__(self, message: str, *, phrase: str):
+        super().__init__(message)
+        self.phrase = phrase
+
+
+def _config(run_dir, ckpt) -> tuple[dict, str]:
+    """(the job configuration, the fault of checkpoint.h5's): the configuration of checkpoint.h5's `config`
+    attribute, whose histories give the row's steps and gains (the data file is the run's record: a summary.json of
+    another job, or of an earlier leg, does not describe them), and fault ''; else, where that attribute is missing,
+    no JSON table, or lacks a section or key that a row reads or holds it of the wrong type (a damaged file), that of
+    summary.json, and the phrase saying what of the attribute is wrong ("attribute 'config' [kernel] is missing").
+    NoJob naming both files and the entries when neither holds the job."""
+    cfg = read_attrs(ckpt, hint=HINT).get("config")
+    if not (fault := _job_fault(cfg)):
+        return cfg, ""
+    fault = f"attribute 'config' {fault}"
+    summary = read_summary(run_dir)
+    cfg = (summary or {}).get("config")
+    if not (other := _job_fault(cfg)):
+        return cfg, fault
+    other = f"{SUMMARY}'s config {other}" if summary is not None else f"no {SUMMARY} holds the job"
+    raise NoJob(f"{ckpt}: {fault}, and {other}; {HINT}", phrase=f"{CHECKPOINT} damaged: {fault}, and {other}")
+
+
+def _job_fault(cfg) -> str:
+    """What of job configuration `cfg` keeps a row from reading it: 'is missing or not a JSON table', '[SECTION] is
+    missing', '[SECTION] is not a table', '[SECTION].KEY = V is missing or of the wrong type' (CONFIG); '' where it
+    holds all a row reads."""
     if not isinstance(cfg, dict):
-        cfg, source = (read_summary(run_dir) or {}).get("config"), os.path.join(os.fspath(run_dir), "summary.json")
-    if not isinstance(cfg, dict) or "kernel" not in cfg or "flow" not in cfg:
-        raise MissingData(f"{run_dir}: no job configuration with [kernel] and [flow] in summary.json or checkpoint.h5")
+        return "is missing or not a JSON table"
     for section, keys in CONFIG.items():
-        table = config_table(cfg, section, source, hint=HINT)
+        table = cfg.get(section)
+        if not isinstance(table, dict):
+            return f"[{section}] is {'missing' if table is None else 'not a table'}"
         for key, (types, required) in keys.items():
             value = table.get(key)
             if (value is None and required) or (value is not None and (
                     isinstance(value, bool) or not isinstance(value, types))):
-                raise MissingData(f"{source}: config [{section}].{key} = {value!r} is missing or of the wrong type; "
-                                  f"{HINT}")
-    return cfg
+                return f"[{section}].{key} = {value!r} is missing or of the wrong type"
+    return ""
 
 
 def load_row(run_dir, *, name: str | None = None) -> dict:
@@ -64,10 +89,13 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
     ckpt = data_file(run_dir, CHECKPOINT, hint=HINT)
     names = ("history/sigma_train", "history/sigma_test")
     h = read_datasets(ckpt, names, hint=HINT, ndim=dict.fromkeys(names, 1))
-    cfg = _config(run_dir, ckpt)
+    cfg, fault = _config(run_dir, ckpt)
     st, se = h["history/sigma_train"], h["history/sigma_test"]
     kernel = cfg["kernel"]
-    return {"run": name or label(run_dir), "status": run_state(run_dir).note() or "finished", "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
+    status = run_state(run_dir).note() or "finished"
+    if fault and "attribute 'config'" not in status:  # (its reason may say it already: --resume refuses the file)
+        status = f"incomplete: {CHECKPOINT} damaged: {fault} (the row's job is summary.json's)"
+    return {"run": name or label(run_dir), "status": status, "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
             "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
@@ -97,6 +125,11 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
             study, base = load_study(p, study_name)
             rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
                      for n, rd in best_run_dirs(study, base, p)]
+        elif len(paths) > 1:  # a checkpoint.h5 whose job no file holds: a row with its mark, as a damaged one's
+            try:
+                rows.append(load_row(p, name=name))
+            except NoJob as exc:
+                rows.append({"run": name or label(p), "status": f"incomplete: {exc.phrase}", "damaged": True})
         else:
             rows.append(load_row(p, name=name))
     return rows
