@@ -144,7 +144,7 @@ def test_a_resumed_runs_per_rank_caption_says_it(monkeypatch, tmp_path):
     from hpcflow.analysis import histories, products
 
     run = {**_resumed(), "label": "res"}
-    monkeypatch.setattr(histories, "load", lambda group, name=None: run)
+    monkeypatch.setattr(histories, "load", lambda group, name=None, mark="": run)
     prod = products.sigma_history([str(tmp_path / "res")])
     assert prod.captions["per_rank.png"] == "res (flow steps 1-580 ran at 1 rank (this run resumed them at 2): " \
                                            "not shown)", prod.captions

@@ -170,3 +170,28 @@ def test_a_network_run_whose_nn_h5_lacks_a_dataset_is_told_to_resume_where_its_c
     for text in (md, printed):
         assert "pass the run directory" not in text and (with_checkpoint or "--resume" not in text)
         assert with_checkpoint is ("--force" not in text)
+
+
+def test_a_network_run_given_by_a_relative_path_whose_nn_h5_lacks_a_fig4_dataset_is_marked_once_everywhere(
+        tmp_path, runs, monkeypatch):
+    """The run given as 'net' from its parent: the row said the fix twice (once inside Fig. 4's reason with absolute
+    paths, once after it with the relative ones), and its sigma histories, drawn from the same nn.h5, carried no mark
+    though the row said incomplete. Now the fix is said once, with the paths as given, and the sigma histories'
+    legend and printed line carry the row's mark."""
+    import h5py
+
+    from hpcflow.report.build import build_report
+
+    shutil.copytree(runs["nn"], tmp_path / "net")
+    with h5py.File(tmp_path / "net" / "nn.h5", "a") as f:
+        del f["ntk/wasserstein"]
+    monkeypatch.chdir(tmp_path)
+    res = build_report(["net"], "rep")
+    md = open(res["md"], encoding="utf-8").read()
+    status = md_rows(md.split("## Runs")[1].split("\n## ")[0])["net"][2]
+    assert status == ("incomplete: nn.h5 damaged (Fig. 4: metric-NTK evolution: net/nn.h5: no dataset "
+                      "'ntk/wasserstein': the file is damaged); write it again with hpcflow nn net/job.toml --out net "
+                      "--resume"), status
+    history = md.split("## sigma histories")[1].split("\n## ")[0]
+    assert "\nnet (incomplete: nn.h5 damaged): sigma train " in history, history
+    assert "*net (incomplete: nn.h5 damaged)*" in history, history  # the per-rank figure's caption

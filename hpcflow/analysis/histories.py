@@ -81,7 +81,7 @@ def by_run(paths) -> list:
     return list(groups.values())
 
 
-def load(run_dir, *, name: str | None = None) -> dict:
+def load(run_dir, *, name: str | None = None, mark: str = "") -> dict:
     """{'label', 'x', 'train', 'test', 'unit', 'file', ...} from checkpoint.h5 (per step) or nn.h5 (per epoch) of a
     run directory, or from such a file passed itself ('file': the one read), or from a list of paths of one run
     (`by_run`: its files together, as its directory's); a network's checkpoint.pt instead of
@@ -89,7 +89,8 @@ def load(run_dir, *, name: str | None = None) -> dict:
     cannot be read (damaged, or in use: another process holds its lock). The label marks a
     run that did not finish (incomplete, diverged, stopped: rundir.RunState.suffix). Per-rank cost when recorded:
     step_seconds, comm_bytes (flow), comm_seconds (network, nn.h5 or checkpoint.pt). `name`: the run's in the label
-    (default: its base name)."""
+    (default: its base name); `mark`: the label's mark of a run that its state calls finished but another reader
+    found damaged (the report's: a network whose nn.h5 lacks a Fig. 4 dataset), as its row says it."""
     paths = [os.fspath(p) for p in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
     path = paths[0]
     files = {}
@@ -116,7 +117,8 @@ def load(run_dir, *, name: str | None = None) -> dict:
         out = _checkpoint_history(files["pt"])
     if "pt" in files and out["unit"] == "epoch":  # the ranks of each leg, which nn.h5 does not record
         out["legs"] = network_legs(network_checkpoint(os.path.dirname(os.path.abspath(files["pt"]))))
-    name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + run_state(path).suffix()
+    suffix = run_state(path).suffix() or (f" ({mark})" if mark else "")
+    name = (name or label(path)) + _kernel_tag(run_dir_of(path), files.get("flow")) + suffix
     out["not_positive_definite"] = _definite_mark(out)
     if out["not_positive_definite"]:
         name += f" ({out['not_positive_definite']})"
@@ -141,9 +143,9 @@ def damaged_nn(nn, exc: MissingData, hint: str = HINT) -> MissingData:
     rerun), not `hint` (pass another directory); a file of another name (a copy outside its run directory) keeps
     `hint`, and one h5py cannot open (damaged, or in use: another process holds it locked) its own message, which
     names its fixes."""
-    run_dir = run_dir_of(nn)
-    if run_dir is None or unopenable(nn):
+    if run_dir_of(nn) is None or unopenable(nn):
         return exc
+    run_dir = os.path.dirname(os.fspath(nn)) or "."  # as given: the fix names the paths as the run's row does
     return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {nn_damaged_fix(run_dir)}")
 
 

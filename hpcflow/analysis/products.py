@@ -91,15 +91,17 @@ def table_1(paths, *, study_name=None, names=None, **_):
                    printed={"table1.md": table1.markdown(rows, entities=False)})
 
 
-def sigma_history(paths, *, names=None, **_):
+def sigma_history(paths, *, names=None, marks=None, **_):
     """One curve pair, and one per-rank figure where recorded, per run: a run's directory, nn.h5 and checkpoint.pt
-    given together are one run (`histories.by_run`)."""
+    given together are one run (`histories.by_run`). `marks`: {path: mark} of runs that another product found
+    damaged (`histories.load`'s `mark`)."""
     named = run_names(paths, names)
     groups = histories.by_run(paths)
     damaged = {first: unread_checkpoint(group[0]) for first, group in groups}
     if len(groups) > 1 and not all(damaged.values()):  # one run alone is refused by its reader's one-line error
         groups = [(first, group) for first, group in groups if not damaged[first]]
-    runs = [histories.load(group, name=named[first]) for first, group in groups]
+    marks = marks or {}
+    runs = [histories.load(group, name=named[first], mark=marks.get(paths[first], "")) for first, group in groups]
     out = Product({"sigma_history.png": histories.plot(runs)}, {}, histories.numbers(runs))
     out.lines += [f"{named[first]} ({why}): not drawn" for first, why in damaged.items()
                   if why and first not in dict(groups)]

@@ -70,7 +70,7 @@ def collect(paths, *, study_name=None) -> Report:
 
 def _collect(paths, *, study_name=None) -> Report:
     from hpcflow.analysis.rundir import names, once
-    from hpcflow.report.detect import detect
+    from hpcflow.report.detect import data_file_of, detect
 
     unique, twice = once(paths)  # a directory given twice (or by two spellings) is reported once
     report = Report([detect(p, study_name=study_name) for p in unique])
@@ -92,12 +92,15 @@ def _collect(paths, *, study_name=None) -> Report:
                        for info in report.infos if info.fig4]  # a network run whose nn.h5 is gone or damaged: its row
     # says so too
     refused = []  # (path, reason) of the runs a product could not read
-    for name, members in groups.items():
-        if members:
-            prod = _run_product(name, members, refused, study_name=study_name, names=named)
-            if prod is not None:
-                report.sections.append(Section(SECTIONS[name], prod.figures, prod.texts, prod.lines,
-                                                       prod.captions))
+    prods = {}
+    for name in sorted(groups, key=lambda n: n in MARKED_AFTER):  # (a stable sort: SECTIONS' order otherwise)
+        if groups[name]:
+            marks = {p: f"incomplete: {data_file_of(p)} damaged" for p in _damaged(report.infos, refused)}
+            prods[name] = _run_product(name, groups[name], refused, study_name=study_name, names=named,
+                                       marks=marks if name in MARKED_AFTER else None)
+    report.sections += [Section(SECTIONS[name], prod.figures, prod.texts, prod.lines, prod.captions)
+                        for name, prod in sorted(prods.items(), key=lambda kv: list(SECTIONS).index(kv[0]))
+                        if prod is not None]
     report.skipped += refused
     _mark_unread(report.infos, refused)
     _silhouettes_only(report)
@@ -129,20 +132,34 @@ def _silhouettes_only(report) -> None:
     section.lines += lines
 
 
-def _mark_unread(infos, refused) -> None:
-    """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
-    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does, and the fix
-    once (a network's damaged nn.h5: `nn_damaged_fix`, written again from its checkpoint.pt where that holds the
-    whole training); a history left unread for want of torch is no damage (the skipped list says what to install)."""
-    from hpcflow.analysis.rundir import NN, TORCH_NEEDED, nn_damaged_fix, rerun_fix
-    from hpcflow.report.detect import data_file_of
+#: the products drawn after the others, whose legends mark a run the others found damaged (`_damaged`), as its row
+MARKED_AFTER = ("sigma_history",)
+
+
+def _damaged(infos, refused) -> dict:
+    """{path: the first product's reason} of the runs judged complete whose data a product refused (`refused`:
+    (path, reason)), but for want of torch, which is no damage (`_mark_unread`)."""
+    from hpcflow.analysis.rundir import TORCH_NEEDED
 
     why = {}
     for path, reason in refused:
         if TORCH_NEEDED not in reason:
             why.setdefault(path, reason)
+    return {info.path: why[info.path] for info in infos
+            if info.kind not in (None, "study") and info.complete and info.path in why}
+
+
+def _mark_unread(infos, refused) -> None:
+    """A run judged complete whose data a product refused (a noise scan's non-finite gain, an empty history) is
+    damaged, not finished: its row says so with the product's reason, as a damaged checkpoint's does, and the fix
+    once (a network's damaged nn.h5: `nn_damaged_fix`, written again from its checkpoint.pt where that holds the
+    whole training); a history left unread for want of torch is no damage (the skipped list says what to install)."""
+    from hpcflow.analysis.rundir import NN, nn_damaged_fix, rerun_fix
+    from hpcflow.report.detect import data_file_of
+
+    why = _damaged(infos, refused)
     for info in infos:
-        if info.kind not in (None, "study") and info.complete and info.path in why:
+        if info.path in why:
             info.complete, info.status = False, ""
             name = data_file_of(info.path)
             fix = nn_damaged_fix(info.path) if name == NN else rerun_fix(info.path)
