@@ -733,6 +733,11 @@ def _replace(path, name, value):
         f[name] = value
 
 
+def _del_dataset(path, name):
+    with h5py.File(path, "a") as f:
+        del f[name]
+
+
 def _set_value(path, name, index, value):
     with h5py.File(path, "a") as f:
         f[name][index] = value
@@ -794,6 +799,12 @@ MALFORMED = {
                              ("fig2_heatmaps",), "attribute 'silhouette_full' = 'high' is not a number"),
     "ntk_empty": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.zeros((0, 810))),
                   ("fig4_ntk",), "dataset 'ntk/spectrum' is empty"),
+    # the fixture's 3 epochs and [ntk].n_train_points = 4: (E+1, 81 P) = (4, 324) (docs/outputs.md)
+    "ntk_narrow": ("nn", "nn.h5", lambda p: _replace(p, "ntk/spectrum", np.ones((4, 5))),
+                   ("fig4_ntk",), "dataset 'ntk/spectrum' has shape (4, 5), not (E+1, 81 P) = (4, 324)"),
+    "ntk_other_probes": ("nn", "nn.h5", lambda p: [_replace(p, "ntk/spectrum", np.ones((4, 243))),
+                                                   _del_dataset(p, "ntk/points_train")],
+                         ("fig4_ntk",), "dataset 'ntk/spectrum' has shape (4, 243), not (E+1, 81 P) = (4, 324)"),
     "ntk_nan": ("nn", "nn.h5", lambda p: _set_value(p, "ntk/spectrum", (1, 7), np.nan),
                 ("fig4_ntk",), "dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch 1"),
     "noise_config_text": ("noise", "noise_scan.h5", lambda p: _set_attr(p, "config", "not json"),

@@ -1,20 +1,22 @@
 """Fig. 4 (sec. 3.3): metric-NTK eigenvalue histograms at epoch 0 and the last epoch, Wasserstein distance and
 relative Frobenius change of the NTK versus epoch, and the width sweep (NTK change versus width).
 
-Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 810 pooled eigenvalues), ntk/wasserstein,
-ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without [ntk]).
+Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 81 P pooled eigenvalues: P train probe points),
+ntk/wasserstein, ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without [ntk]).
 """
 
 from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.histories import damaged_nn, nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
-                                     read_datasets, run_state, same_length)
+                                     read_attrs, read_datasets, run_state, same_length)
+from hpcflow.h5read import one_line, read_h5
 
 HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
         "jobs/nn_ntk_evolution.toml --out DIR)")
@@ -53,6 +55,36 @@ def load(run_dir) -> dict:
     return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
+#: the eigenvalues per train probe point in a row of ntk/spectrum: the 9 x 9 packed metric components' blocks pooled
+#: (docs/outputs.md: shape (E+1, 81 P))
+PER_PROBE = 81
+
+
+def _check_width(path, shape) -> None:
+    """MissingData where ntk/spectrum's rows are not 81 P eigenvalues wide (docs/outputs.md), P the train probe points:
+    the rows of ntk/points_train, else the job's [ntk].n_train_points (@config), else any P (a multiple of 81)."""
+    probes = _train_probes(path)
+    if probes is not None and shape[1] != PER_PROBE * probes:
+        raise MissingData(f"{path}: dataset 'ntk/spectrum' has shape {shape}, not (E+1, 81 P) = ({shape[0]}, "
+                          f"{PER_PROBE * probes}) for its P = {probes} train probe points; {HINT}")
+    if probes is None and shape[1] % PER_PROBE:
+        raise MissingData(f"{path}: dataset 'ntk/spectrum' has shape {shape}, whose rows are not 81 P eigenvalues "
+                          f"(P train probe points) wide; {HINT}")
+
+
+def _train_probes(path) -> int | None:
+    """P, the NTK's train probe points of nn.h5 `path`: the rows of ntk/points_train, else the job's [ntk].
+    n_train_points (@config); None where neither says."""
+    with read_h5(path, lambda exc: MissingData(f"{path}: not a readable HDF5 file ({one_line(exc)}); {HINT}")) as f:
+        points = f.get("ntk/points_train")  # (P, 5) complex: only its shape is read
+        if isinstance(points, h5py.Dataset) and points.ndim == 2:
+            return points.shape[0]
+    cfg = read_attrs(path, hint=HINT).get("config")
+    ntk = cfg.get("ntk") if isinstance(cfg, dict) else None
+    n = ntk.get("n_train_points") if isinstance(ntk, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
 def _datasets(path) -> dict:
     sweep = read_datasets(path, (), hint=HINT, optional=SWEEP, ndim=NDIM)
     complete = all(name in sweep for name in SWEEP)
@@ -61,6 +93,7 @@ def _datasets(path) -> dict:
         return sweep
     data = read_datasets(path, NTK, hint=HINT, ndim=NDIM)
     same_length(path, data, NTK, hint=HINT)
+    _check_width(path, data["ntk/spectrum"].shape)
     bad = np.flatnonzero(~np.isfinite(data["ntk/spectrum"]).all(axis=1))
     if len(bad):  # a run writes the NTK of finite epochs only: the histogram's bins would be NaN
         raise MissingData(f"{path}: dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch {bad[0]}; "
