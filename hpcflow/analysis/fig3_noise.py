@@ -147,8 +147,8 @@ def plot(scans):
     fig, (ax,) = new_figure(size=(6.4, 4.6))
     positive = []
     shown = set()
-    for s in scans:
-        ax.plot(s["distance"], s["gain"], "o-", label=_legend(s))
+    for s in scans:  # (not clipped: a point at distance 0 lies on the axis's left end)
+        ax.plot(s["distance"], s["gain"], "o-", label=_legend(s), clip_on=False)
         drawn = np.isfinite(s["gain"]) & np.isfinite(s["distance"])
         for key, style, text in (("stopped", dict(marker="x", color="red", ms=11, mew=2, ls="none"),
                                   "flow stopped (gain of its last finite step)"),
@@ -156,7 +156,8 @@ def plot(scans):
                                   "status unknown (no stop record; flow ended early)")):
             bad = _mask(s, key) & drawn
             if bad.any():
-                ax.plot(s["distance"][bad], s["gain"][bad], label=None if key in shown else text, **style)
+                ax.plot(s["distance"][bad], s["gain"][bad], label=None if key in shown else text, clip_on=False,
+                        **style)
                 shown.add(key)
         finite = s["distance"][np.isfinite(s["distance"])]
         positive.extend(finite[finite > 0])
@@ -164,6 +165,7 @@ def plot(scans):
     ax.set_xscale("symlog", linthresh=linthresh)
     # every decade in view labelled: the margin beyond the farthest distance may hold one (else an unlabelled tick)
     ax.set_xticks(_ticks(linthresh, max(max(positive, default=linthresh), ax.get_xlim()[1])))
+    ax.set_xlim(left=0.0)  # an FS distance is >= 0: no negative distances left of it
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("mean FS distance of test points to the nearest train point")

@@ -36,7 +36,23 @@ def load(run_dir) -> dict:
         check_range(path, f"table/{stat}", out[stat], 0.0, math.pi / 2, what="distance", low_open=True)
     out["fit_from"] = _fit_from(path)
     out["real_dim"] = _real_dim(path)
+    out["manifold"] = _manifold(path)
     return out
+
+
+def _manifold(path) -> str:
+    """The run's manifold as its [geometry] (the file's `config` attribute) records it: 'fermat, dim 3', 'dwork, dim
+    3, psi 0.5'; '' where it does not."""
+    geo = (read_attrs(path, hint=HINT).get("config") or {}).get("geometry")
+    if not isinstance(geo, dict) or not isinstance(geo.get("manifold"), str):
+        return ""
+    dim, psi = geo.get("dim"), geo.get("psi")
+    words = [geo["manifold"]]
+    if isinstance(dim, int) and not isinstance(dim, bool):
+        words.append(f"dim {dim}")
+    if geo["manifold"] == "dwork" and isinstance(psi, (int, float)) and not isinstance(psi, bool):
+        words.append(f"psi {psi:g}")
+    return ", ".join(words)
 
 
 def _real_dim(path) -> int | None:
@@ -111,7 +127,7 @@ def plot(data):
     ax.set_yscale("log")
     ax.set_xlabel("N points")
     ax.set_ylabel("nearest-neighbour FS distance [rad]")
-    ax.set_title("Fig. 3 right: distance scaling")
+    ax.set_title("Fig. 3 right: distance scaling" + (f" ({data['manifold']})" if data.get("manifold") else ""))
     ax.legend(fontsize="small")
     return fig
 

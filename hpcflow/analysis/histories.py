@@ -251,8 +251,14 @@ def plot(runs):
         for unit, ax in panel.items():
             ax.set_title("flow runs, per step" if unit == "flow step" else f"network runs, per {unit}")
     legend_beside(fig, axes[-1], 6.4 if len(axes) == 1 else 10.4, 4.8, handles=handles, fontsize="x-small")
+    if len(axes) > 1:  # over the panels, not over the panels and the legend beside them
+        fig.canvas.draw()  # (the constrained layout places the axes)
+        fig.suptitle("sigma histories", x=(axes[0].get_position().x0 + axes[-1].get_position().x1) / 2)
     return fig
 
+
+#: the space left above the highest per-rank value, a fraction of it (matplotlib's own margin)
+MARGIN = 0.05
 
 RANK_PANELS = (("step_seconds", "step time [s]"), ("comm_bytes", "bytes received"),  # flow_step's counters
                ("comm_seconds", "seconds in collectives"))
@@ -379,8 +385,8 @@ def plot_per_rank(run):
         top = np.nanmax(values) if np.isfinite(values).any() else 0.0
         if top <= 0:  # nothing received (one rank): from 0, not a band around it
             ax.set_ylim(0.0, 1.0)
-        elif np.nanmin(values) >= 0:  # times and counts: from 0
-            ax.set_ylim(bottom=0.0)
+        elif np.nanmin(values) >= 0:  # times and counts: from 0, and a margin above the highest (a constant line,
+            ax.set_ylim(0.0, top * (1 + MARGIN))  # as bytes received each step, would lie on the top spine)
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"per-rank cost: {run['label']}")
     left_out = len(panels) < sum(1 for key, _ in RANK_PANELS if len(run.get(key, ())))  # a one-rank run's zeros
