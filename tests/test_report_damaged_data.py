@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from analysis_runs import md_rows, run_dirs
@@ -195,3 +196,24 @@ def test_a_network_run_given_by_a_relative_path_whose_nn_h5_lacks_a_fig4_dataset
     history = md.split("## sigma histories")[1].split("\n## ")[0]
     assert "\nnet (incomplete: nn.h5 damaged): sigma train " in history, history
     assert "*net (incomplete: nn.h5 damaged)*" in history, history  # the per-rank figure's caption
+
+
+@pytest.mark.parametrize("name, row, value", [("table/gain_test", 1, np.inf), ("table/gain_train", 0, np.nan)])
+def test_a_local_limit_run_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_path, runs, name, row, value):
+    """A local_limit run writes a finite gain for every width (a stopped flow keeps its last finite step's), and no
+    figure reads local_limit.h5: its row said "finished" beside an inf gain. Now it says the file is damaged, naming
+    the dataset and the row, as a noise scan's non-finite gain does."""
+    import h5py
+
+    from hpcflow.report.detect import detect
+    from hpcflow.report.runs_table import row as table_row
+
+    d = tmp_path / "ll"
+    shutil.copytree(runs["local_limit"], d)
+    with h5py.File(d / "local_limit.h5", "a") as f:
+        f[name][row] = value
+    info = detect(str(d))
+    assert not info.complete
+    assert table_row(info)[2] == (f"incomplete: local_limit.h5 damaged: dataset '{name}' holds {value!r} at row {row}, "
+                                  "not a finite gain > 0; rerun the job with --force"), table_row(info)
+    assert table_row(detect(runs["local_limit"]))[2] == "finished"

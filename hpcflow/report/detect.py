@@ -13,7 +13,8 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, data_missing, dataset_names,
                                      in_use_file, in_use_reason, inconsistency, judged, network_checkpoint,
                                      network_config, network_legs, nn_damaged_fix, nn_missing, read_attrs,
-                                     read_summary, rerun_fix, restore_fix, run_state, unread_checkpoint, unreadable)
+                                     read_datasets, read_summary, rerun_fix, restore_fix, run_state,
+                                     unread_checkpoint, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -123,6 +124,8 @@ def _detect(path, present, study_name) -> RunInfo:
     complete, reason = (state.complete, state.reason) if state else judged(path)  # a live run: "running: ..."
     if not state and not reason.startswith(RUNNING) and (damaged := _unreadable(path, present[0])):
         complete, reason = False, damaged  # whatever its summary says, as a flow's damaged checkpoint.h5
+    if kind == "local_limit" and complete and (damaged := _local_limit_fault(path)):  # (no figure reads its file)
+        complete, reason = False, damaged
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
     missing = state.missing if state else ""
@@ -160,6 +163,28 @@ def _unreadable(path, name) -> str:
         return in_use_reason(name)
     if unreadable(os.path.join(path, name)):
         return f"{name} unreadable (damaged); {nn_damaged_fix(path) if name == NN else rerun_fix(path)}"
+    return ""
+
+
+#: the gains of local_limit.h5, one per width: finite and > 0 in every row (a width whose flow stopped keeps the gains
+#: of its last finite step)
+LOCAL_LIMIT_GAINS = ("table/gain_train", "table/gain_test")
+
+
+def _local_limit_fault(path) -> str:
+    """Why the local_limit.h5 of run directory `path`, which h5py reads, is damaged: a gain (LOCAL_LIMIT_GAINS) that
+    is not a finite number > 0, or such a dataset missing or malformed; with the fix (`rerun_fix`). "" where they
+    read."""
+    file = os.path.join(path, LOCAL_LIMIT)
+    try:
+        gains = read_datasets(file, LOCAL_LIMIT_GAINS, hint="", ndim=dict.fromkeys(LOCAL_LIMIT_GAINS, 1))
+    except MissingData as exc:
+        return f"{LOCAL_LIMIT} damaged: {str(exc).removeprefix(f'{file}: ').split('; ')[0]}; {rerun_fix(path)}"
+    for name, values in gains.items():
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if len(bad):
+            return (f"{LOCAL_LIMIT} damaged: dataset '{name}' holds {float(values[bad[0]])!r} at row {bad[0]}, not a "
+                    f"finite gain > 0; {rerun_fix(path)}")
     return ""
 
 
