@@ -2,7 +2,8 @@
 relative Frobenius change of the NTK versus epoch, and the width sweep (NTK change versus width).
 
 Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 81 P pooled eigenvalues: P train probe points),
-ntk/wasserstein, ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without [ntk]).
+ntk/wasserstein, ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without
+[ntk]).
 """
 
 from __future__ import annotations

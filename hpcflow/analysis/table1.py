@@ -95,7 +95,8 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
     status = run_state(run_dir).note() or "finished"
     if fault and "attribute 'config'" not in status:  # (its reason may say it already: --resume refuses the file)
         status = f"incomplete: {CHECKPOINT} damaged: {fault} (the row's job is summary.json's)"
-    return {"run": name or label(run_dir), "status": status, "kernel": kernel["name"], "n_train": cfg["geometry"]["n_train"],
+    return {"run": name or label(run_dir), "status": status, "kernel": kernel["name"],
+            "n_train": cfg["geometry"]["n_train"],
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
             "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
