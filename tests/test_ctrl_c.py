@@ -27,6 +27,7 @@ from test_parallel import mpiexec
 HERE = os.path.dirname(__file__)
 DRIVER = os.path.join(HERE, "mpi", "ctrl_c_driver.py")
 SEQUENCE = os.path.join(HERE, "mpi", "cli_sequence.py")
+PAUSE = os.path.join(HERE, "mpi", "ctrl_c_pause.py")
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
 STEPS, SEEN = 300, 20  # the flow's steps; Ctrl-C once its progress line of step SEEN is out
 FLOW = """
@@ -166,7 +167,10 @@ def test_ctrl_c_mid_flow_checkpoints_its_step_and_resume_is_bitwise_the_uninterr
     cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
     run = [*([mpiexec(), "-n", str(ranks)] if ranks > 1 else []), sys.executable, "-m", "hpcflow", "run", str(job),
            "--quiet"]
-    proc = _start([*run, "--out", str(cut)], log)
+    # the run waits for its Ctrl-C after step SEEN (the rest of it takes about a second: a test held up that long
+    # used to see it finish first)
+    at = run.index("-m")
+    proc = _start([*run[:at], PAUSE, "step", str(SEEN), *run[at + 2:], "--out", str(cut)], log)
     _wait_for(proc, log, rf"step\s+{SEEN} ")
     status, err = _ctrl_c(proc)
     assert status == 4, err  # mpiexec: the ranks' statuses ORed, so a rank's 1 or 130 would show
@@ -264,7 +268,7 @@ def test_ctrl_c_mid_training_writes_checkpoint_pt_and_resume_is_bitwise_the_unin
     job.write_text(NN)
     cut, whole, log = tmp_path / "cut", tmp_path / "whole", tmp_path / "cut.log"
     nn = [sys.executable, "-m", "hpcflow", "nn", str(job), "--quiet", "--set", "training.lr=3e-3"]
-    proc = _start([*nn, "--out", str(cut)], log)
+    proc = _start([sys.executable, PAUSE, "epoch", "2", *nn[3:], "--out", str(cut)], log)  # waits for its Ctrl-C
     _wait_for(proc, log, r"epoch\s+2 ")
     status, err = _ctrl_c(proc)
     assert status == 4, err
