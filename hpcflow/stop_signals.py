@@ -256,7 +256,7 @@ def _watcher(wake_r: int, done_r: int, libc, queues: dict) -> int:
     if select.select([done_r], [], [], BLOCKED_GRACE)[0]:
         return 0  # the call returned: the command honours the request
     status = asked[0]
-    rank = next((int(v) for v in (os.environ.get(k, "").strip() for k in RANK_VARIABLES) if v.isdigit()), 0)
+    rank = launcher_rank()
     if rank:
         time.sleep(SAY_WAIT)  # rank 0, asked too, says it first, as in `interrupted`
     sig = signal.Signals(status - 128)
@@ -264,6 +264,11 @@ def _watcher(wake_r: int, done_r: int, libc, queues: dict) -> int:
     os.write(2, f"{_COMMAND[0]}: {what}\n".encode())
     libc.mq_send(queues[status], b"!", 1, 0)
     return status
+
+
+def launcher_rank() -> int:
+    """This process's rank as its launcher set it (RANK_VARIABLES), 0 where none does: its rank before MPI_Init."""
+    return next((int(v) for v in (os.environ.get(k, "").strip() for k in RANK_VARIABLES) if v.isdigit()), 0)
 
 
 def _stop_watching(state: dict) -> None:
@@ -573,7 +578,11 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     status = getattr(exc, "exit_status", EXIT_INTERRUPTED)
     what = str(exc) if isinstance(exc, Stopped) else "interrupted"
     world = _mpi_world()
-    rank = 0 if world is None else world.Get_rank()
+    if world is not None:
+        rank = world.Get_rank()
+    else:  # before MPI_Init under a launcher (a Ctrl-C in the imports) a rank > 0 waits, so that rank 0 says it alone
+        MPI = sys.modules.get("mpi4py.MPI")
+        rank = launcher_rank() if MPI is None or not MPI.Is_initialized() else 0
     if world is not None and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, *ENDING):  # ending: a further request must not interrupt the goodbye
             signal.signal(sig, signal.SIG_IGN)

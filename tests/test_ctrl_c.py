@@ -339,3 +339,15 @@ def test_a_stop_request_to_a_job_without_checkpoints_ends_in_one_line_with_128_p
     assert not [name for name in left if is_result(name)] and not _debris(out), left
     if ranks == 1:  # under mpiexec a rank that waits in a collective for one that stopped is ended by the Abort
         assert not out.exists(), left
+
+
+def test_an_interrupt_before_mpi_init_names_the_other_ranks(tmp_path):
+    """Under mpiexec a Ctrl-C that lands before MPI_Init (in the imports) ends every rank with 130; a rank > 0 (its
+    launcher's rank variable) names itself and speaks after rank 0, as once MPI runs, where each rank said the same
+    line as if it ran alone."""
+    (tmp_path / "interrupted_in_exec.py").write_text(INTERRUPTED_IN_EXEC["hpcflow"], encoding="utf-8")
+    path = os.pathsep.join([str(tmp_path), os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")])
+    r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "interrupted_in_exec"], capture_output=True,
+                       text=True, timeout=120, env=dict(ENV, PYTHONPATH=path))
+    assert r.returncode == 130, r.stderr
+    assert sorted(r.stderr.splitlines()) == ["hpcflow info: interrupted", "hpcflow info: interrupted (rank 1)"]
