@@ -386,10 +386,14 @@ def more_trials(path, study) -> str:
             "DIR: a study directory)")
 
 
-def too_few_trials(path, study, few: str, why: str, *, other: str = "") -> MissingData:
+def too_few_trials(path, study, few: str, why: str, *, other: str = "", base=None) -> MissingData:
     """The refusal of study input `path` whose completed trials are too few (`few`) for what is asked (`why`): the
-    input, the study, its trials by state and the fix (`other`, an alternative said first, then `more_trials`)."""
-    held = state_counts(_states(study.get_trials(deepcopy=False))) or "none"
+    input, the study, its trials by state as the runs table counts them (`judged_states`: a gone worker's RUNNING
+    trial "interrupted") and the fix (`other`, an alternative said first, then `more_trials`). `base`: the study's
+    base directory (`load_study`), else found again from `path`."""
+    if base is None:
+        base = _storage(os.fspath(path))[1]
+    held = state_counts(judged_states(study, base)[2]) or "none"
     return MissingData(f"{masked(os.fspath(path))}: study {study.study_name!r}: {few} (trials: {held}){why}; "
                        f"{other}{more_trials(path, study)}")
 
@@ -401,7 +405,7 @@ def best_run_dirs(study, base, path=None) -> list:
         best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
         raise too_few_trials(path or base, study, "no completed trial", ", so no best trial's run directory to read",
-                             other="pass a run directory, or ") from None
+                             other="pass a run directory, or ", base=base) from None
     try:
         out = [(t.number, trial_run_dir(t, base)) for t in best]
     except MissingData as exc:  # a run directory of another trial
@@ -442,6 +446,18 @@ def interrupted(study, base) -> tuple[list, list]:
     return interrupted_trials(study, lambda t: trial_dirs.known_run_dir(t, base, shared=shared))
 
 
+def judged_states(study, base) -> tuple[list, list, dict]:
+    """(`interrupted`'s numbers of the RUNNING trials whose worker is gone, the study's trials, {state: count} of
+    them with those trials counted as "interrupted", not "running"): the study's trials by state as every message
+    on it counts them."""
+    stale, trials = interrupted(study, base)
+    states = _states(trials)
+    if stale:
+        states["running"] -= len(stale)
+        states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}
+    return stale, trials, states
+
+
 def overview(path, study_name: str | None = None) -> dict:
     """A study's key numbers: {'trials': count, 'states': {state: count}, 'interrupted': numbers of the RUNNING
     trials whose worker is gone (`interrupted`; state "interrupted"), 'objective': [tune].objective (None
@@ -451,11 +467,7 @@ def overview(path, study_name: str | None = None) -> dict:
     from hpcflow.tune.study import RECORD as JOB_RECORD
 
     study, base = load_study(path, study_name)
-    stale, trials = interrupted(study, base)
-    states = _states(trials)
-    if stale:
-        states["running"] -= len(stale)
-        states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}
+    stale, trials, states = judged_states(study, base)
     record = study.user_attrs.get(JOB_RECORD)
     out = {"trials": len(trials), "states": states, "interrupted": stale,
            "objective": record.get("objective") if isinstance(record, dict) else None}
