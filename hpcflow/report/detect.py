@@ -10,10 +10,10 @@ import numpy as np
 
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
-                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, data_missing, dataset_names,
-                                     in_use_file, in_use_reason, inconsistency, judged, network_checkpoint,
-                                     network_config, network_legs, nn_damaged_fix, nn_missing, read_attrs,
-                                     read_datasets, read_summary, rerun_fix, restore_fix, run_state,
+                                     NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, completeness, data_missing,
+                                     dataset_names, in_use_file, in_use_reason, inconsistency, judged,
+                                     network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
+                                     read_attrs, read_datasets, read_summary, rerun_fix, restore_fix, run_state,
                                      unread_checkpoint, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
@@ -250,8 +250,8 @@ def _study_summary(path, study_name) -> dict:
 def _best_run_problem(run_dir, present) -> str:
     """Why a study's best trial's run directory, holding the data files `present` (`_present`), is not a whole run,
     checked as a run's own row checks it: its data file missing (a partial copy: `_missing_data`; a network's nn.h5:
-    `rundir.nn_missing`) or unreadable (`_unreadable`), or its summary.json not that file's record
-    (`rundir.inconsistency`); "" when none of these. The fix named is the one for a trial's directory
+    `rundir.nn_missing`) or unreadable (`_unreadable`), its summary.json missing, damaged or preempted
+    (`rundir.completeness`'s reason), or not that file's record (`rundir.inconsistency`); "" when none of these. The fix named is the one for a trial's directory
     (`rundir.rerun_fix`)."""
     if not present:
         if (read_summary(run_dir) or {}).get("kind") in ("flow", "nn"):
@@ -261,7 +261,12 @@ def _best_run_problem(run_dir, present) -> str:
     if present[0] == NN_CHECKPOINT and (gone := nn_missing(run_dir)):  # a finished network run without its nn.h5
         return gone
     damaged = _unreadable(run_dir, present[0]) if present[0] in (CHECKPOINT, NN) else ""  # HDF5 files
-    return damaged or inconsistency(run_dir)
+    if damaged:
+        return damaged
+    summary = read_summary(run_dir)
+    if summary is None or summary.get("status") == "preempted":  # no record of its end: judged as its own row is
+        return completeness(run_dir)[1]
+    return inconsistency(run_dir)
 
 
 #: checkpoint.h5 attributes (hpcflow.checkpoint schema) that stand in for summary keys a flow run lacks
