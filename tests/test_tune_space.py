@@ -68,6 +68,47 @@ def test_bad_tune_table_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
 
 
+def _nn_base() -> str:
+    from test_tune_nn import JOB as NN_JOB
+
+    return NN_JOB.split("[tune]")[0]
+
+
+@pytest.mark.parametrize("kind, name, spec, why", [
+    ("flow", "job.description", '{choices = ["a", "b"]}', "name the job"),
+    ("flow", "job.kind", '{choices = ["flow"]}', "name the job"),
+    ("flow", "checkpoint.every", "{low = 1, high = 3}", "when checkpoints are written"),
+    ("nn", "checkpoint.seconds", "{low = 1.0, high = 60.0}", "when checkpoints are written"),
+    ("nn", "ntk.enabled", "{choices = [true, false]}", "the NTK is tracked beside the training"),
+    ("nn", "ntk.n_train_points", "{low = 2, high = 8}", "the NTK is tracked beside the training"),
+    ("nn", "training.check_replicas", "{choices = [true, false]}", "compares the ranks' parameters"),
+])
+def test_a_setting_that_cannot_change_the_objective_is_refused_in_the_space(tmp_path, capsys, kind, name, spec, why):
+    """A search over it only spends trials: refused in one line naming it and why, exit 2, nothing written (a
+    [job] setting was said to name no job setting)."""
+    base = BASE if kind == "flow" else _nn_base()
+    job = _job(tmp_path, f'[tune.space]\n"{name}" = {spec}\n', base)
+    assert main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert f'[tune.space]."{name}" is not searchable: ' in err and why in err and err.count("\n") == 1, err
+    assert "remove it from [tune.space]" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
+
+
+@pytest.mark.parametrize("kind, name, spec", [
+    ("nn", "training.threads", "{low = 1, high = 2}"),  # torch's sums round otherwise: the trained network differs
+    ("nn", "kernel_flow.n_train", "{low = 50, high = 100}"),  # the network trained on them may diverge: no value
+    ("nn", "width_sweep.epochs", "{low = 1, high = 3}"),
+    ("flow", "flow.tile", "{low = 16, high = 64}"),
+])
+def test_settings_that_may_change_a_trials_outcome_stay_searchable(tmp_path, kind, name, spec):
+    from hpcflow.tune.study import load
+
+    base = BASE if kind == "flow" else _nn_base()
+    job = _job(tmp_path, f'[tune.space]\n"{name}" = {spec}\n', base)
+    assert [p.name for p in load(job).tune["space"]] == [name]
+
+
 def test_tune_only_on_flow_and_nn_jobs_and_objective_needs_test_points(tmp_path):
     other = "[job]\nkind = \"distance_scaling\"\n[tune.space]\n\"scaling.seed\" = {low = 0, high = 3}\n"
     with pytest.raises(ConfigError, match=r"\[tune\] applies only to job kinds flow, nn; remove it"):

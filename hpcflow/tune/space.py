@@ -37,6 +37,18 @@ DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
 #: --set may give them
 POINT_SEEDS = ("geometry.seed", "geometry.test_seed")
 
+#: the job settings that cannot change a trial's objective (the sigma history of its flow or of its network's
+#: training), refused in [tune.space], where they would only spend trials: section or 'SECTION.KEY' -> why. What they
+#: change is not the flow's nor the training's numbers: the job's name, when checkpoints are written (a trial
+#: continued from one goes on as if never stopped), the NTK tracked beside the training (its own points, computed
+#: from the network without touching its parameters, gradients or random draws) and a check of the ranks' replicas.
+UNSEARCHABLE = {
+    "job": "the job's kind and description name the job; they cannot change the objective",
+    "checkpoint": "it says when checkpoints are written, which cannot change the objective",
+    "ntk": "the NTK is tracked beside the training, whose network and sigma it cannot change",
+    "training.check_replicas": "it compares the ranks' parameters, which cannot change the training or its sigma",
+}
+
 #: an nn job's learning-rate schedule, and the rate settings only one of its values reads (`hpcflow.nn.rates.UNUSED_BY`):
 #: setting -> the schedule that reads it. A trial whose schedule does not read one leaves it at its default
 #: (`trial_settings`), as Optuna's conditional parameters are left out of a trial that does not use them.
@@ -107,9 +119,12 @@ def validate_section(table, schema: dict, *, source: str = "job", kind: str = "f
 def _param(source: str, name: str, spec, schema: dict) -> Param:
     where = f'{source}: [tune.space]."{name}"'
     section, _, key = name.partition(".")
-    if section in ("job", "tune") or section not in schema or key not in schema[section]:
+    if section == "tune" or section not in schema or key not in schema[section]:
         raise ConfigError(f"{where} names no job setting; use 'SECTION.KEY' of a setting of this job kind, "
                           "e.g. \"flow.dt\"")
+    why = UNSEARCHABLE.get(name, UNSEARCHABLE.get(section))
+    if why is not None:
+        raise ConfigError(f"{where} is not searchable: {why}; remove it from [tune.space]")
     if name in POINT_SEEDS:
         raise ConfigError(f"{where}: every trial draws its own points from [tune].seed; remove it")
     if not isinstance(spec, dict):
