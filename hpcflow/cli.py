@@ -116,10 +116,16 @@ class _ReaderGone:
         self._to_devnull()
 
     def write(self, text):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a name that is not UTF-8 (os.fsdecode's surrogates): \xNN, on stderr too
+                text = escaped(text, self._stream.encoding)
         try:
-            return self._stream.write(text)
-        except UnicodeEncodeError:  # a name that is not UTF-8 (os.fsdecode's surrogates) to a strict stream
-            return self._stream.write(escaped(text, self._stream.encoding))
+            try:
+                return self._stream.write(text)
+            except UnicodeEncodeError:  # a character the stream's encoding lacks (a Latin-1 stdout)
+                return self._stream.write(escaped(text, self._stream.encoding))
         except OSError as exc:
             self._gone(exc)
             return len(text)

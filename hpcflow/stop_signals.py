@@ -580,7 +580,7 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     world = _mpi_world()
     if world is not None:
         rank = world.Get_rank()
-    else:  # before MPI_Init under a launcher (a Ctrl-C in the imports) a rank > 0 waits, so that rank 0 says it alone
+    else:  # before MPI_Init under a launcher (a Ctrl-C in the imports) a rank > 0 waits: rank 0 says it first
         MPI = sys.modules.get("mpi4py.MPI")
         rank = launcher_rank() if MPI is None or not MPI.Is_initialized() else 0
     if world is not None and threading.current_thread() is threading.main_thread():

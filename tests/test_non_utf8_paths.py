@@ -73,7 +73,7 @@ def test_a_shown_command_line_is_one_utf8_line_that_bash_splits_back(word):
     """`shell_line`'s line of a word that is not UTF-8 or holds a control character: one line of valid UTF-8 (shlex
     quoting left the lone surrogates, which no UTF-8 output takes, or a raw line break) that bash splits back into
     the same bytes."""
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
 
     line = shell_line(["hpcflow", "run", word, "--out", "plain dir"])
     assert "\n" not in line
@@ -84,7 +84,7 @@ def test_a_shown_command_line_is_one_utf8_line_that_bash_splits_back(word):
 
 
 def test_a_plain_word_is_quoted_as_before():
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
 
     argv = ["hpcflow", "run", "a b.toml", "--set", 'job.description="x y"', "caf\u00e9", "tab\there"]
     assert shell_line(argv) == shlex.join(argv)
@@ -149,3 +149,27 @@ def test_a_study_named_after_a_job_file_not_in_utf8_is_refused_before_any_work(t
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "is not UTF-8" in err and "pass --study" in err, err
     assert not out.exists()
+
+
+def test_a_one_line_error_names_a_path_not_in_utf8_with_its_byte_as_on_stdout(tmp_path):
+    """stderr's one-line error shows a byte that is not UTF-8 as \\xNN, as stdout, the figures and the report do
+    (Python's own stderr showed \\udcNN)."""
+    job = os.path.join(tmp_path, f"job {LATIN1}.toml")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", str(tmp_path / "out")],
+                       capture_output=True, env=dict(os.environ, HPCFLOW_THREADS="1"), timeout=120)
+    assert r.returncode == 2 and r.stderr.count(b"\n") == 1, r.stderr
+    assert b"job caf\\xe9.toml: job file does not exist" in r.stderr, r.stderr
+
+
+def test_a_line_escaped_for_its_stream_and_refused_by_the_file_system_is_kept_as_refused():
+    """A line its stream's encoding cannot write (a Greek sigma to a Latin-1 stdout) is written escaped; where the
+    file system then refuses it (a full disk), the write goes to /dev/null and is kept as refused, for the command's
+    one line and status 5, not a traceback."""
+    import errno
+
+    from hpcflow.cli import _ReaderGone
+
+    with open("/dev/full", "w", encoding="latin-1", buffering=1) as raw:
+        stream = _ReaderGone(raw)
+        assert stream.write("\u03c3\n") == 2
+        assert stream.refused is not None and stream.refused.errno == errno.ENOSPC

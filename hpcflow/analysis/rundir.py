@@ -965,7 +965,7 @@ def rerun_command(run_dir, out, *flags, verb: str | None = None) -> str:
     """`hpcflow VERB DIR/job.toml --out OUT FLAGS...`: the job of run directory `run_dir` (JOB where it holds no
     job.toml) run into `out`, VERB the one for its kind (`job_verb`) unless given; one line that a POSIX shell splits
     back into its words (`commands.run.shell_line`), so that it can be pasted as it is."""
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
 
     job = os.path.join(run_dir, "job.toml")
     return shell_line(["hpcflow", verb or job_verb(run_dir), job if os.path.isfile(job) else "JOB", "--out", out,

@@ -378,7 +378,7 @@ def more_trials(path, study) -> str:
     if home is not None:  # a study directory that wrote into this storage: its own command, with its --storage
         command, note = tune_command(home, study)
         return f"run more trials into it: {command}{note}"
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
 
     argv = ["hpcflow", "tune", "JOB.toml", "--trials", "N", "--out", "DIR", "--storage", masked(path), "--study",
             study.study_name]
@@ -541,7 +541,7 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
     own study.journal (`storage_shown`); one line that a POSIX shell splits back into its words (`shell_line`: a --set
     value with spaces or quotes), N the trials to add. The note, said after the command, is "" but for a URL recorded
     without its password, which cannot be pasted: the command names it URL, the note says which."""
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
 
     record = _record(study_dir)
     job, overrides = _recorded_job(study_dir, study)

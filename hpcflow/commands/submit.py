@@ -313,7 +313,7 @@ def run(args) -> int:
 
 
 def _submit(args) -> int:
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
     from hpcflow.stop_signals import defer, deliver
     from hpcflow.tune.storage import masked
     from hpcflow.submit import capacity, executor, queued

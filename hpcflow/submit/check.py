@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.output import check_outdir, refuse_interrupted
+from hpcflow.jobs.shell import shell_line
 
 
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
@@ -81,9 +81,9 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
     if resume:
         _check_resume(queued, job, out, overrides)
         return cfg, []
-    again = shlex.join(["--resume", *(x for s in overrides for x in ("--set", s))])  # (the same job: its --set too)
+    again = shell_line(["--resume", *(x for s in overrides for x in ("--set", s))])  # (the same job: its --set too)
     refuse_interrupted(out, CHECKPOINTS[queued], force=force,
-                       resume=f"'{shlex.join(['hpcflow', 'submit', job, '--out', out])} ... {again}'")
+                       resume=f"'{shell_line(['hpcflow', 'submit', job, '--out', out])} ... {again}'")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return cfg, []
 

@@ -311,7 +311,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         """(the exit status of `hpcflow ARGV`, whether the job was requeued after it: a rank above 0 comes back
         from submitit's requeue, which ends rank 0's process)."""
         from hpcflow.cli import main
-        from hpcflow.commands.run import shell_line
+        from hpcflow.jobs.shell import shell_line
         from hpcflow.tune.storage import masked
 
         if requeued():  # started again by Slurm (submitit's requeue, preemption, node failure): `next_leg`

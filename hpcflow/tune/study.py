@@ -1011,7 +1011,7 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
     if record is not None:
         name = record["study"]
         if name != study_name:
-            from hpcflow.commands.run import shell_word
+            from hpcflow.jobs.shell import shell_word
 
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {shell_word(name)} "
                                   "to add trials to it, or choose another --out")
@@ -1127,7 +1127,7 @@ def check_options(out, storage, study_name) -> None:
     if storage is not None and str(storage).strip():
         check_journal_place(storage, out)  # a journal in a missing directory (an SQLite file's: `existing_storage`)
     if study_name is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in str(study_name)):
-        from hpcflow.commands.run import shell_word
+        from hpcflow.jobs.shell import shell_word
 
         raise ConfigError(f"the study name {shell_word(study_name)} is not UTF-8 (a study is named after its job "
                           "file unless --study names it), which the study's storage and reports cannot hold; pass "
@@ -1249,7 +1249,7 @@ def refuse_unrecorded(out: str, study_name: str, names: list, storage) -> None:
     ours = [e for e in STUDY_FILES if os.path.lexists(os.path.join(out, e))]
     if not ours or read_record(out) is not None:
         return
-    from hpcflow.commands.run import shell_word
+    from hpcflow.jobs.shell import shell_word
 
     shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     held = f"holds study {shown}" if names else "holds no study"
@@ -1391,7 +1391,7 @@ def _write_best(study, job: TuneJob, out: str, study_name: str, path: str):
 
     from hpcflow.jobs.output import write_text
     from hpcflow.jobs.schema import apply_overrides, read_toml
-    from hpcflow.commands.run import shell_line
+    from hpcflow.jobs.shell import shell_line
     from hpcflow.jobs.toml_out import dumps
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
