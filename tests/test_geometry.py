@@ -272,9 +272,15 @@ def test_a_point_set_file_of_a_family_above_the_dim_bound_still_loads(tmp_path):
 
     with pytest.raises(ConfigError, match=r"dim=17"):
         Hypersurface.fermat(17)
+    # 4 points on both families: z = (1, t, c, 0, ..., 0) with c^19 = -(1 + t^19), so the sum of the 19th powers is 0
+    # and the product of the coordinates (Dwork's psi term) is 0; |c| > 1 > t: one canonical chart each (a sampled
+    # set took a batch of lines with 19 roots each, ~5 s per family)
+    t = np.array([0.3, 0.5, 0.7, 0.9])
+    z = np.zeros((4, 19), dtype=complex)
+    z[:, 0], z[:, 1], z[:, 2] = 1.0, t, (1 + t ** 19) ** (1 / 19) * np.exp(1j * np.pi / 19)
     for name, psi in (("fermat", 0.0), ("dwork", 0.25)):
         X = Hypersurface.dwork(17, psi, _name=name, _bounded=False)  # (as an earlier version built it)
         path = tmp_path / f"{name}.h5"
-        X.sample(4, seed=1).save(path)
+        X.point_set(z).save(path)
         ps = PointSet.load(path)
         assert ps.manifold == X and ps.manifold.dim == 17 and len(ps) == 4
