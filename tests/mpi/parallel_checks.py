@@ -57,7 +57,9 @@ for o in everyone if r == 0 else []:
     print(json.dumps(o), flush=True)
 c.Barrier()
 if len(sys.argv) > 1 and sys.argv[1] == "raise":
-    with pcomm.abort_on_error():
+    # the failing rank waits 0.5 s, not ABORT_WAIT (3 s), for the others, which sit in a collective and never come;
+    # that wait itself, default or given, is tests/test_abort_mpi.py's
+    with pcomm.abort_on_error(wait=0.5):
         if r == R - 1:
             print(f"rank {r} printed before failing")  # block-buffered on a pipe: lost unless flushed before Abort
             raise RuntimeError("injected failure")
