@@ -7,9 +7,11 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             hpcflow_version, conventions, geometry_conventions (hpcflow.geometry.pointset.CONVENTIONS),
             legs (JSON list, one entry per run that wrote this checkpoint, first to last: from_step, to_step,
             ranks, wall_seconds up to its last write, hpcflow_version, threads (the leg's threads per rank,
-            rank 0's $HPCFLOW_THREADS or usable CPUs: the kernel sums' worker threads; absent from legs written
-            before it was recorded); version 1 files have none: a resume of one records the steps before it as
-            one leg whose ranks/wall_seconds/hpcflow_version are null)
+            rank 0's $HPCFLOW_THREADS or usable CPUs: the kernel sums' worker threads), blas_kernel (rank 0's
+            BLAS kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
+            library reports one) (threads and blas_kernel absent from legs written before they were recorded);
+            version 1 files have none: a resume of one records the steps before it as one leg whose
+            ranks/wall_seconds/hpcflow_version are null)
     history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
     history/dt                                (step,)   accepted dt of each step
     history/rejections                        (k, 2)    (step, dt) of every rejected trial step
@@ -362,7 +364,7 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
 #: keys of a leg that legs written before they were recorded lack
-LEG_OPTIONAL = ("threads",)
+LEG_OPTIONAL = ("threads", "blas_kernel")
 
 
 def _read_legs(f, path) -> list | None:
@@ -373,6 +375,11 @@ def _read_legs(f, path) -> list | None:
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise InputFileError(f"{path}: attribute 'legs' is not a list of {{{', '.join(LEG_KEYS)}}}; the checkpoint "
                              f"is damaged, {RESTART}")
+    for i, g in enumerate(legs):
+        if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
+            raise InputFileError(f"{path}: attribute legs[{i}].blas_kernel = {json.dumps(g['blas_kernel'])} is not a "
+                                 f"string, where the flow writes a BLAS kernel's name; the checkpoint is damaged, "
+                                 f"{RESTART}")
     return legs
 
 
@@ -387,17 +394,40 @@ def earlier_legs(resume: FlowResume | None) -> list:
              "hpcflow_version": None}]
 
 
-def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = None) -> str | None:
-    """The line a resume says where it runs `threads` threads per rank but the last of the checkpoint's earlier
-    `legs` ran another number (its `threads`; None where that is not recorded or the same): sums per worker thread
-    (kernel tiles, torch, BLAS) then round otherwise, so the run equals the uninterrupted one to summation order only.
-    HPCFLOW_THREADS is named as the fix only where the leg ran at these `ranks` too (None: not compared), as another
-    rank count may change the sums' order itself. The flow's and the network's resumes say it alike."""
-    before = legs[-1].get("threads") if legs else None
-    if before is None or before == threads:
+#: `threads_note`'s default kernel: this process's (`hpcflow.provenance.blas_kernel`)
+THIS_KERNEL = object()
+
+
+def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = None,
+                 kernel: str | None | object = THIS_KERNEL) -> str | None:
+    """The line a resume says where it runs `threads` threads per rank or BLAS `kernel` (default: this process's)
+    but the last of the checkpoint's earlier `legs` ran another (its `threads`, `blas_kernel`; one line where both
+    differ; None where neither is recorded or both are the same): sums per worker thread (kernel tiles, torch, BLAS)
+    round otherwise at another thread count, so the run equals the uninterrupted one to summation order only; another
+    kernel (a node of another CPU type) rounds its products otherwise, ~1e-13 over a flow's steps. The fix (the leg's
+    HPCFLOW_THREADS, or a node of its kernel) is named only where one of the two differs and the leg ran at these
+    `ranks` too (None: not compared), as another rank count may change the sums' order itself. The flow's and the
+    network's resumes say it alike."""
+    from hpcflow.provenance import blas_kernel
+
+    last = legs[-1] if legs else {}
+    before, was = last.get("threads"), last.get("blas_kernel")
+    kernel = blas_kernel() if kernel is THIS_KERNEL else kernel
+    other_threads = before is not None and before != threads
+    other_kernel = isinstance(was, str) and isinstance(kernel, str) and was != kernel
+    same_ranks = ranks is None or last.get("ranks") in (None, ranks)
+    if other_kernel and other_threads:
+        return (f"{prefix} note: {threads} threads per rank and BLAS kernel {kernel}, where the checkpoint's last leg "
+                f"ran {before} threads per rank and kernel {was}: the run continues equal to the uninterrupted one to "
+                "rounding (another kernel's products and other threads' sums round otherwise), not bit for bit")
+    if other_kernel:
+        fix = f" (a node whose BLAS kernel is {was} resumes it bit for bit)" if same_ranks else ""
+        return (f"{prefix} note: BLAS kernel {kernel}, where the checkpoint's last leg ran kernel {was} (another CPU "
+                "type, or OPENBLAS_CORETYPE): the run continues equal to the uninterrupted one to rounding (the "
+                f"kernel's products round otherwise, ~1e-13), not bit for bit{fix}")
+    if not other_threads:
         return None
-    other_ranks = ranks is not None and legs[-1].get("ranks") not in (None, ranks)
-    fix = "" if other_ranks else f" (HPCFLOW_THREADS={before} resumes it bit for bit)"
+    fix = f" (HPCFLOW_THREADS={before} resumes it bit for bit)" if same_ranks else ""
     return (f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run "
             f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit{fix}")
 
@@ -640,7 +670,8 @@ class CheckpointWriter:
     and checkpoint are the earlier run's).
     signalled: the Event of the requests recorded before the writer took the signals (`stop_signals.requests`
     around the flow's setup), which its handler sets too: one recorded there stops the flow at its first step.
-    threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given.
+    threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
+    (`hpcflow.provenance.blas_kernel`) is recorded always (`legs[].blas_kernel`).
     """
 
     answers_alike = True
@@ -666,6 +697,9 @@ class CheckpointWriter:
         self.started = time.perf_counter() if started is None else started
         self.first_step = 0 if resume is None else int(resume.step)
         self.threads = threads  # this leg's threads per rank (None: not recorded)
+        from hpcflow.provenance import blas_kernel
+
+        self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
@@ -786,4 +820,5 @@ class CheckpointWriter:
                 "wall_seconds": time.perf_counter() - self.started, "hpcflow_version": __version__}
         if self.threads is not None:
             mine["threads"] = int(self.threads)
+        mine["blas_kernel"] = self.blas_kernel
         return self.legs[:self._earlier] + [mine]

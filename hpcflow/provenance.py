@@ -33,6 +33,14 @@ def blas() -> list:
     return [{k: p.get(k) for k in keys} for p in threadpool_info()]
 
 
+def blas_kernel(pools: list | None = None) -> str | None:
+    """The kernel of the loaded BLAS libraries, as `blas` reads it: the distinct `architecture` of `pools` (default:
+    `blas()`; OpenBLAS's core type, e.g. "SkylakeX", which the CPU or $OPENBLAS_CORETYPE picks) sorted and joined by
+    "+"; None where no library reports one. Products of another kernel round otherwise."""
+    names = {p.get("architecture") for p in (blas() if pools is None else pools)}
+    return "+".join(sorted(n for n in names if isinstance(n, str) and n)) or None
+
+
 def library_line(text: str, width: int = 120) -> str:
     """MPI's library version (several lines for MPICH) as one line of at most `width` characters: whole lines
     joined by "; ", a line that does not fit left off, a first line longer than `width` cut at a word ("...")."""

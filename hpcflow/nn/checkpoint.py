@@ -26,8 +26,11 @@ the run's final status:
                        was killed after training; "running": killed without a signal, or still running), and with
                        the cosine schedule schedule_epochs ([training].epochs of the leg: the length of the cosine
                        its steps followed; a --resume that changes it makes the run neither length's schedule), and
-                       threads (the leg's torch and BLAS threads per rank, rank 0's; absent from legs written before
-                       it was recorded: a resume with other threads equals the uninterrupted run to rounding only)
+                       threads (the leg's torch and BLAS threads per rank, rank 0's), blas_kernel (rank 0's BLAS
+                       kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
+                       library reports one) (threads and blas_kernel absent from legs written before they were
+                       recorded: a resume with other threads or another kernel equals the uninterrupted run to
+                       rounding only)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -494,6 +497,9 @@ def _check_train_state(state: dict, batches: int) -> None:
     legs = state.get("legs", [])
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise ValueError(f"legs (not a list of {{{', '.join(LEG_KEYS)}}})")
+    for i, g in enumerate(legs):
+        if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
+            raise ValueError(f"legs[{i}].blas_kernel (not a BLAS kernel's name)")
 
 
 def load_checkpoint(path) -> dict:
@@ -540,15 +546,17 @@ class TrainingCheckpoint:
     record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
     first write, so a run killed without a signal still says which job and --set values its checkpoint continues.
     `schedule_epochs` (the cosine schedule's length, [training].epochs) and `threads` (rank 0's torch and BLAS threads)
-    go into this leg's entry when given."""
+    go into this leg's entry when given, and its BLAS kernel (`hpcflow.provenance.blas_kernel`) always."""
 
     def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None,
                  schedule_epochs: int | None = None, threads: int | None = None):
         from hpcflow.parallel.comm import resolve
+        from hpcflow.provenance import blas_kernel
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
         self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
         self.threads = threads  # threads per rank of this leg (None: not recorded)
+        self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
@@ -563,6 +571,7 @@ class TrainingCheckpoint:
             mine["schedule_epochs"] = int(self.schedule_epochs)
         if self.threads is not None:
             mine["threads"] = int(self.threads)
+        mine["blas_kernel"] = self.blas_kernel
         return self.legs[:self._earlier] + [mine]
 
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:

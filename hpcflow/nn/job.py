@@ -533,9 +533,10 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
 
 
 def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX) -> None:
-    """One line on stderr when this leg runs another number of threads per rank than the last leg of checkpoint
-    `resume` (its legs[].threads; nothing where it is not recorded): the sums per thread of torch and BLAS then round
-    otherwise, so the run equals the uninterrupted one to summation order only, not bit for bit."""
+    """One line on stderr when this leg runs another number of threads per rank or another BLAS kernel than the last
+    leg of checkpoint `resume` (its legs[].threads, legs[].blas_kernel; nothing where they are not recorded): the sums
+    per thread of torch and BLAS, and another kernel's products, then round otherwise, so the run equals the
+    uninterrupted one to rounding only, not bit for bit."""
     from hpcflow.checkpoint import threads_note
     from hpcflow.nn.checkpoint import earlier_legs
 
