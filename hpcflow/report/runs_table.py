@@ -58,6 +58,8 @@ def row(info) -> list:
     if (_table(s, "study").get("best_kind") if info.kind == "study" else info.kind) == "nn":  # a study: its trial's
         m = _table(cfg, "model")
         kernel = f"network {m.get('depth')}x{m.get('width')} {m.get('activation')}" if m else "network"
+        if m.get("dtype") == "float32":  # (float64, the default, unsaid)
+            kernel += " float32"
     train_i, train_f = s.get("sigma_train_initial"), s.get("sigma_train_final")
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
