@@ -258,33 +258,104 @@ def threads_per_rank(comm=None) -> int:
     affinity mask (`sbatch -c 8` then `mpiexec -n 4`: the 4 ranks share the task's 8 CPUs), else that share: the
     mask divided by the ranks whose masks overlap it (mpiexec without binding), else the mask itself. Collective
     at R > 1 whatever the environment (the ranks' variables may differ)."""
-    c = resolve(comm)
+    return _threads(resolve(comm))[0]
+
+
+#: the CPUs each rank of the world owns (`owned_cpus`), as the last `threads_per_rank` of this process found them: (a
+#: list, rank by rank; what gives them, per rank; this process's rank), or None before any; `pool_threads` compares
+#: a job's threads with it
+_OWNED = None
+#: the oversubscriptions said already by this process (`oversubscribed`): each is said once
+_SAID = set()
+
+
+def owned_cpus(environ=None, mask=None, sharing: int = 1) -> tuple[int, str]:
+    """(the CPUs a rank owns, what gives them, for a line): its share of the affinity `mask` (this process's by
+    default), the mask divided by the `sharing` ranks whose masks overlap it, no more than SLURM_CPUS_PER_TASK where
+    set; what `threads_per_rank` gives without $HPCFLOW_THREADS."""
+    if mask is None:
+        try:
+            mask = os.sched_getaffinity(0)
+        except AttributeError:
+            mask = set(range(os.cpu_count() or 1))
+    share = max(1, len(mask) // max(1, sharing))
+    whose = f"its affinity mask of {len(mask)} CPU{'s' * (len(mask) > 1)}" + (
+        f" shared by {sharing} ranks" if sharing > 1 else "")
+    slurm = slurm_cpus_per_task(environ)  # ConfigError for a value Slurm never writes (0, "abc")
+    if slurm is not None and slurm < share:
+        return slurm, f"SLURM_CPUS_PER_TASK={slurm}"
+    return share, whose
+
+
+def _threads(c) -> tuple[int, int, str]:
+    """(`threads_per_rank`, the CPUs this rank owns, what gives them: `owned_cpus`); records every rank's CPUs for
+    `pool_threads` (one allgather more at R > 1)."""
+    global _OWNED
     try:
         mask = os.sched_getaffinity(0)
     except AttributeError:
         mask = set(range(os.cpu_count() or 1))
     masks = c.allgather(sorted(mask)) if size(c) > 1 and node_layout(c)[1] > 1 else [sorted(mask)]
     sharing = sum(1 for m in masks if set(m) & mask)  # ranks (on any node) whose CPUs overlap ours
-    share = max(1, len(mask) // max(1, sharing))
-    if os.environ.get("HPCFLOW_THREADS", "").strip():
-        return default_threads()  # the one reader of $HPCFLOW_THREADS: an explicit choice, taken as given
-    slurm = slurm_cpus_per_task()  # ConfigError for a value Slurm never writes (0, "abc")
-    return share if slurm is None else min(slurm, share)
+    explicit = os.environ.get("HPCFLOW_THREADS", "").strip()
+    n = default_threads() if explicit else None  # the one reader of $HPCFLOW_THREADS: an explicit choice, kept
+    owned, whose = owned_cpus(mask=mask, sharing=sharing)
+    every = c.allgather((owned, whose)) if size(c) > 1 else [(owned, whose)]
+    _OWNED = ([o for o, _ in every], [w for _, w in every], int(c.Get_rank()))
+    return (owned if n is None else n), owned, whose
+
+
+def oversubscribed(n: int, setting: str, fix: str) -> str | None:
+    """The line (rank 0's, once a process for the same values) where `n` threads each rank runs, as `setting` asks
+    (`HPCFLOW_THREADS=1024`), exceed the CPUs a rank owns (the fewest of any rank, as the last `threads_per_rank`
+    found them), else None; `fix` names the value to set, {at_most} in it the CPUs owned ("2 or less"). The value
+    is kept: the threads then take turns on those CPUs, which runs slower (a user may mean it)."""
+    if _OWNED is None:
+        return None
+    owned, whose, mine = _OWNED
+    r = min(range(len(owned)), key=lambda k: owned[k])
+    if n <= owned[r] or (n, setting, owned[r]) in _SAID or mine != 0:
+        return None
+    _SAID.add((n, setting, owned[r]))
+    who = "this rank owns" if len(owned) == 1 else f"rank {r} owns"
+    at_most = f"{owned[r]}" if owned[r] == 1 else f"{owned[r]} or less"
+    return (f"hpcflow: warning: {setting} asks for {n} threads, more than the {owned[r]} CPU{'s' * (owned[r] > 1)} "
+            f"{who} ({whose[r]}): the threads take turns on them, which runs slower; {fix.format(at_most=at_most)}")
 
 
 def limit_threads(comm=None) -> int:
     """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch (those loaded now, and
-    through hpcflow.resources.THREAD_VARIABLES those loaded later); return it."""
-    n = threads_per_rank(comm)
+    through hpcflow.resources.THREAD_VARIABLES those loaded later); return it. An $HPCFLOW_THREADS above the CPUs a
+    rank owns is kept and said in one line on stderr (`oversubscribed`)."""
+    c = resolve(comm)
+    explicit = os.environ.get("HPCFLOW_THREADS", "").strip()
+    n = _threads(c)[0]
+    line = oversubscribed(n, f"HPCFLOW_THREADS={explicit}", "set HPCFLOW_THREADS={at_most}, or unset it (each "
+                          "rank then takes its own CPUs)") if explicit else None
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
     os.environ["HPCFLOW_THREADS"] = str(n)
-    pool_threads(n)
+    _pools(n)
     return n
 
 
-def pool_threads(n: int) -> None:
+#: how `pool_threads` names the setting of its threads: its caller's, a network job's
+POOL_SETTING = ("[training] threads = {n}", "set [training] threads = {at_most}, or 0 (the rank's own CPUs)")
+
+
+def pool_threads(n: int, setting: tuple[str, str] = POOL_SETTING) -> None:
     """n threads for the BLAS, OpenMP and torch pools: those loaded now (threadpoolctl; torch where imported) and,
     through hpcflow.resources.THREAD_VARIABLES, those loaded later; hpcflow's own workers ($HPCFLOW_THREADS) keep
-    theirs."""
+    theirs. Where n exceeds the CPUs a rank owns (as `limit_threads`, run before, found them) rank 0 says so once
+    on stderr, naming `setting` (what asked for n, with {n}; the fix, with {at_most}): the value is kept."""
+    line = oversubscribed(n, setting[0].format(n=n), setting[1])
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
+    _pools(n)
+
+
+def _pools(n: int) -> None:
+    """`pool_threads` without its check."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(n)
     try:
