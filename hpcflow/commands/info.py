@@ -103,21 +103,23 @@ def collect() -> dict:
     for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch"):
         facts[dist] = _version(dist)
     facts["cupy"] = cupy_version()
+    from hpcflow.parallel.comm import launcher_tasks, libmpi_refusal, load_error
+
+    libmpi = None
     try:
         from mpi4py import MPI
 
         facts["mpi_library"] = library_line(MPI.Get_library_version())
         facts["mpi_world_size"] = MPI.COMM_WORLD.Get_size()
     except Exception as exc:  # noqa: BLE001 - RuntimeError when no MPI library is found
-        facts["mpi_library"] = f"not usable ({type(exc).__name__}: {exc})"
+        libmpi = libmpi_refusal(exc)  # a wrong MPI4PY_LIBMPI, named with its fix
+        facts["mpi_library"] = f"not usable ({libmpi or f'{type(exc).__name__}: {load_error(exc)}'})"
         facts["mpi_world_size"] = 1
-    from hpcflow.parallel.comm import launcher_tasks
-
     launcher = launcher_tasks()
     if launcher and launcher > 1 and facts["mpi_world_size"] == 1:
-        facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: mpi4py is not "
-                            "linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 "
-                            "or mpiexec from the same MPI as mpi4py)")
+        facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: " + (libmpi or (
+            "mpi4py is not linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 or "
+            "mpiexec from the same MPI as mpi4py)")))
     facts["gpu_available"] = gpu_available()  # CuPy's (the array backend's)
     cuda = torch_cuda()
     if cuda is not None:

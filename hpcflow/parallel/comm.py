@@ -33,6 +33,8 @@ LAUNCH_PREFIXES = ("PMI_", "PMIX_", "OMPI_", "MV2_", "MPIRUN_", "HYDRA_", "I_MPI
                    "SLURM_PROCID", "SLURM_STEP_")
 
 _DEFAULT = None
+#: why mpi4py's MPI did not import in `_mpi` (None: it did, or was not asked)
+_MPI_ERROR = None
 
 
 class SerialComm:
@@ -97,6 +99,7 @@ def _mpi():
     start-up ends the command there too (`stop_signals.ends_if_blocked`)."""
     from hpcflow.stop_signals import ends_if_blocked
 
+    global _MPI_ERROR
     try:
         with ends_if_blocked() if "mpi4py.MPI" not in sys.modules and launched() else nullcontext():
             from mpi4py import MPI
@@ -107,6 +110,7 @@ def _mpi():
         # was there but could not be mapped for want of address space is that ImportError, not a missing MPI
         if isinstance(exc, RuntimeError) and load_out_of_memory(ImportError(str(exc))) is not None:
             raise ImportError(str(exc)) from exc
+        _MPI_ERROR = exc
         return None
 
 
@@ -232,9 +236,33 @@ def check_launch(comm=None) -> None:
             raise UserError(why)
     tasks = launcher_tasks()
     if tasks is not None and tasks > 1 and size(comm) == 1:
+        libmpi = libmpi_refusal() if _mpi() is None else None
+        if libmpi is not None:
+            raise UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1: {libmpi}")
         lib = "no usable MPI library" if _mpi() is None else "an MPI library that does not know this launcher"
         raise UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1 ({lib}): "
                         "use 'srun --mpi=pmi2' under Slurm or the mpiexec of the MPI mpi4py was built with")
+
+
+def load_error(exc: BaseException) -> str:
+    """An exception's text on one line: mpi4py's for an MPI library it cannot load has 'cannot load MPI library' and
+    the loader's message for each file it tried on lines of their own, joined here by ': ' and '; '."""
+    said = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return ": ".join([said[0], "; ".join(said[1:])]) if len(said) > 1 else "".join(said)
+
+
+def libmpi_refusal(exc: BaseException | None = None, environ=None) -> str | None:
+    """Where $MPI4PY_LIBMPI is set and mpi4py could not load an MPI library (`exc`: its error, by default that of
+    `_mpi`'s import in this process): one line naming the variable, the loader's message (`load_error`) and the
+    fix; else None."""
+    env = os.environ if environ is None else environ
+    given = env.get("MPI4PY_LIBMPI", "")
+    exc = _MPI_ERROR if exc is None else exc
+    if not given.strip() or not isinstance(exc, RuntimeError) or "cannot load MPI library" not in str(exc):
+        return None
+    return (f"MPI4PY_LIBMPI={given!r} is set but mpi4py cannot load an MPI library from it ({load_error(exc)}); unset "
+            "MPI4PY_LIBMPI (mpi4py then loads the MPI it was installed with) or set it to the path of the libmpi.so "
+            "of the MPI whose mpiexec or srun launches the job")
 
 
 def node_layout(comm=None) -> tuple[int, int]:
