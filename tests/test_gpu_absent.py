@@ -81,7 +81,8 @@ def test_a_submission_checks_the_gpu_where_the_job_runs(tmp_path, tmp_path_facto
     assert main([*tune, "--executor", "local", "--check"]) == 2
     assert _one_line_refusal(capsys, "submit") == refused
     assert list(tmp_path.iterdir()) == []
-    assert main([*tune, "--executor", "slurm", "--check"]) == 0, capsys.readouterr().err
+    assert main([*tune, "--executor", "slurm", "--partition", "mixed", "--gpus-per-node", "1", "--check"]) == 0, \
+        capsys.readouterr().err
     assert main(["run", str(ROOT / "jobs" / "quickstart.toml"), "--out", str(out), "--check"]) == 0
     assert "no usable GPU" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
@@ -187,13 +188,14 @@ def test_submit_check_of_a_tune_warns_of_a_cuda_choice_in_its_space(tmp_path, tm
     assert main(["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out), "--executor", "local",
                  "--check"]) == 2
     assert _one_line_refusal(capsys, "submit").split(": error: ", 1)[1] == refused.split(": error: ", 1)[1]
+    gpus = ["--partition", "mixed", "--gpus-per-node", "1"]
     line = _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out", str(out),
-                                "--executor", "slurm", "--check"])
+                                "--executor", "slurm", *gpus, "--check"])
     assert line.endswith("""; [tune.space]."training.device".choices[1] = 'cuda': torch device cuda, but torch """
                          "sees no GPU on this node: run it on a GPU node"), line
     base = _check_line(capsys, ["submit", str(ROOT / "jobs" / "tune_nn.toml"), "--command", "tune", "--trials", "1",
-                                "--out", str(out), "--executor", "slurm", "--check", *CUDA])  # the base job's own
-    # device (a job that does not search it): said as before
+                                "--out", str(out), "--executor", "slurm", *gpus, "--check", *CUDA])
+    # the base job's own device (a job that does not search it): said as before
     assert base.endswith("; torch device cuda, but torch sees no GPU on this node: run it on a GPU node"), base
     torch_gpu(True)
     assert "torch" not in _check_line(capsys, ["submit", str(job), "--command", "tune", "--trials", "1", "--out",

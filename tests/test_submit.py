@@ -52,6 +52,8 @@ def test_slurm_executor_without_slurm_is_one_line_exit_2(tmp_path, job, monkeypa
 
 
 def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys, monkeypatch):
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")  # the run below sets it (limit_threads): unset again after the test
+    monkeypatch.delenv("HPCFLOW_THREADS")
     _stand_in_slurm(tmp_path / "bin", monkeypatch, "debug*|8|4|(null)|infinite|1-infinite|UNLIMITED")
     out = tmp_path / "out"
     assert main(["submit", str(job), "--out", str(out), "--executor", "slurm", "--check", "--ntasks-per-node", "4"]) == 0

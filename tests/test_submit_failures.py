@@ -164,11 +164,13 @@ def _error(capsys, verb: str) -> str:
     return err[len(f"hpcflow {verb}: error: "):]
 
 
-def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(tmp_path, capsys):
+def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(tmp_path, capsys, monkeypatch):
     """A run stopped by SIGTERM (exit 4): `submit --check` said "continue it with --resume", which submit refused
     (unrecognized arguments). Now its line names `hpcflow submit ... --resume` (`hpcflow run` keeps its own), and
     submit --resume is checked by run's own code: every refusal is run's, word for word, before anything is queued;
     the queued job continues the checkpoint; a finished run is not queued again for nothing."""
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")  # the run below sets it (limit_threads): unset again after the test
+    monkeypatch.delenv("HPCFLOW_THREADS")
     from hpcflow.checkpoint import load_resume
 
     job, out, fresh = tmp_path / "job.toml", tmp_path / "pre", tmp_path / "fresh"

@@ -71,9 +71,11 @@ def test_the_local_executors_cpus_refusal_names_the_threads_its_job_takes(tmp_pa
 @pytest.mark.parametrize("option", ["--study", "--storage"])
 @pytest.mark.parametrize("value", ["", "  "])
 @pytest.mark.parametrize("check", [[], ["--check"]])
-def test_an_empty_study_or_storage_is_refused_as_tune_refuses_it(tmp_path, capsys, option, value, check):
+def test_an_empty_study_or_storage_is_refused_as_tune_refuses_it(tmp_path, capsys, monkeypatch, option, value, check):
     """`--study ''` (or `--storage ''`) was dropped from the queued `hpcflow tune` line (exit 0, the default study
     used), where `hpcflow tune` itself refuses it."""
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")  # the tune below sets it (limit_threads): unset again after the test
+    monkeypatch.delenv("HPCFLOW_THREADS")
     argv = ["submit", TUNE, "--out", str(tmp_path / "out"), "--executor", "local", "--command", "tune",
             "--trials", "2", option, value, *check]
     assert main(argv) == 2

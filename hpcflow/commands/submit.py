@@ -246,6 +246,47 @@ def _check_options(args) -> None:
                               f"{where}")
 
 
+#: --sbatch options that ask Slurm for GPUs (gres, gpus and gpus-per-task are refused: --gpus-per-node asks)
+SBATCH_GPUS = ("gpus-per-socket", "tres-per-task")
+
+
+def gpus_requested(res) -> bool:
+    """Whether the Slurm job of `res` (executor.Resources) asks for GPUs: --gpus-per-node, or an --sbatch option of
+    SBATCH_GPUS that names them (tres-per-task=gres/gpu:1)."""
+    return bool(res.gpus_per_node) or any(key in SBATCH_GPUS and "gpu" in str(value).lower()
+                                          for key, value, _ in res.sbatch)
+
+
+def _refuse_no_gpu(need: str | None, res) -> None:
+    """SubmitError (exit 2, before anything is queued; --check too) where the job needs a GPU wherever it runs
+    (`need`: what asks for it, `submit.check.gpu_asked`) and its Slurm job asks for none: the job failed on its node
+    as it looked for the GPU. Refused, not said: Slurm allocates GPUs (generic resources) on request only, slurm.conf
+    has no partition default for them, and the fix asks for one on every partition with GPUs (a site plugin that
+    adds GPUs to a job takes it too)."""
+    from hpcflow.submit.executor import SubmitError
+
+    if need is not None and not gpus_requested(res):
+        raise SubmitError(f"{need} needs a GPU, but the job asks Slurm for none (Slurm gives a job only the GPUs it "
+                          "asks for, and the job would fail on its node); add --gpus-per-node 1")
+
+
+def _threads_note(res) -> None:
+    """One line on stderr where an exported HPCFLOW_THREADS, which the Slurm job inherits (sbatch passes the
+    environment on), exceeds the job's --cpus-per-task: each task would run that many threads on fewer CPUs. Said,
+    not refused, as the run says it (`hpcflow.parallel.comm.limit_threads`): the value is the user's choice."""
+    import sys
+
+    from hpcflow.arguments import env_threads
+
+    threads = env_threads()  # (checked with the job: a bad value was refused)
+    if threads is not None and threads > res.cpus_per_task:
+        cpus = f"{res.cpus_per_task} CPU{'s' * (res.cpus_per_task > 1)}"
+        print(f"hpcflow submit: warning: HPCFLOW_THREADS={threads}, exported here, passes into the job, whose tasks "
+              f"have {cpus} each (--cpus-per-task {res.cpus_per_task}): the threads would take turns on them, which "
+              f"runs slower; add --cpus-per-task {threads}, or unset HPCFLOW_THREADS (each task then takes its own "
+              "CPUs)", file=sys.stderr, flush=True)
+
+
 def _logs_folder(args) -> str:
     """--logs, or DIR_logs beside --out when not given (refused where it holds '%', which submitit and Slurm expand):
     refused as --out is (`writable_dir`) before anything is written or queued (submitit makes the folder, and a file
@@ -332,11 +373,13 @@ def _submit(args) -> int:
         executor.require_one_world(res)
     asked = capacity.ask() if args.executor == "slurm" else None
     node_limit, host_note = _memory_limit(args, res, asked)
-    kind, gpu_note = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
+    kind, gpu_note, gpu_need = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
                                resume=args.resume, sampler=args.sampler, study=args.study, storage=args.storage,
                                nodes=res.nodes, per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
                                runs_here=args.executor == "local", node_limit=node_limit, host_note=host_note)
     # (--check refuses what the submission would)
+    if args.executor == "slurm":
+        _refuse_no_gpu(gpu_need, res)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res, cpus_given=args.cpus_per_task is not None,
@@ -349,6 +392,8 @@ def _submit(args) -> int:
     early = _early_signal_note(args)
     counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(
         args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
+    if args.executor == "slurm":  # (after every refusal: a refused submission says one line)
+        _threads_note(res)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""

@@ -13,14 +13,15 @@ from hpcflow.jobs.shell import shell_line
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None, storage: str | None = None, nodes: int = 1,
               per_node: int = 1, memory_check: bool = True, runs_here: bool = False,
-              node_limit: tuple[float, str, str] | None = None, host_note: str = "") -> tuple[str, str | None]:
+              node_limit: tuple[float, str, str] | None = None,
+              host_note: str = "") -> tuple[str, str | None, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
     `node_limit` (bytes per rank, what they are, a further fix) where given, a Slurm node's, else this host's,
     `host_note` added to the refusal; the GPU it
-    asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind
-    and, where it asks for a GPU this node lacks, what --check says of it (`hpcflow.commands.run.missing_gpu_note`),
-    else None."""
+    asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind,
+    where it asks for a GPU this node lacks what --check says of it (`hpcflow.commands.run.missing_gpu_note`), else
+    None, and what in it asks for a GPU wherever it runs (`gpu_asked`), else None."""
     from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.commands.run import missing_gpu_note
     from hpcflow.jobs import registry
@@ -35,7 +36,24 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     note = missing_gpu_note(module, cfg)
     if note is None and not runs_here:  # (here a space value asking for a missing GPU was refused already)
         note = _space_gpu_note(module, job, overrides, space, cfg)
-    return kind, note
+    return kind, note, gpu_asked(cfg, space)
+
+
+def gpu_asked(cfg: dict, space=()) -> str | None:
+    """What makes validated job `cfg` (a tune's: its [tune.space] `space` too) need a GPU wherever it runs, for a
+    line: an exported HPCFLOW_BACKEND=cupy (the job inherits it: its array work on CuPy), a network job's
+    [training].device = 'cuda', a [tune.space] choice of it; None where nothing does ('auto' takes a GPU only where
+    there is one)."""
+    from hpcflow.arguments import env_backend
+
+    if env_backend() == "cupy":
+        return "HPCFLOW_BACKEND=cupy (exported here, which the job inherits)"
+    if cfg["job"]["kind"] == "nn" and cfg.get("training", {}).get("device") == "cuda":
+        return "[training].device = 'cuda'"
+    for p in space:
+        if p.name == "training.device" and p.kind == "categorical" and "cuda" in p.choices:
+            return f"""[tune.space]."training.device".choices[{list(p.choices).index('cuda')}] = 'cuda'"""
+    return None
 
 
 def _space_gpu_note(module, job: str, overrides, space, cfg) -> str | None:
