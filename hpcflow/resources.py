@@ -17,6 +17,7 @@ import math
 import os
 import re
 import resource
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -860,11 +861,51 @@ def skipped_memory_check(skip: bool = True):
             os.environ[ENV_IGNORE] = old
 
 
+#: every HPCFLOW_* variable hpcflow, its sbatch templates (slurm/) and its tests read
+KNOWN_VARIABLES = ("HPCFLOW_THREADS", "HPCFLOW_BACKEND", "HPCFLOW_QUIET", ENV_IGNORE, "HPCFLOW_PYTHON",
+                   "HPCFLOW_MPI", "HPCFLOW_STEP_SIGNALS", "HPCFLOW_CI")
+#: whether `unknown_variables_note` was said in this process
+_UNKNOWN_SAID = False
+
+
+def unknown_variables_note(environ=None) -> str | None:
+    """One line naming the HPCFLOW_* variables of the environment that hpcflow does not read (a misspelt name
+    is ignored) with the one each most resembles and the known ones (KNOWN_VARIABLES); None
+    where there are none."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    unknown = sorted(k for k in env if k.startswith("HPCFLOW_") and k not in KNOWN_VARIABLES)
+    if not unknown:
+        return None
+    named = []
+    for name in unknown:
+        like = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
+        named.append(f"{name} (did you mean {like[0]}?)" if like else name)
+    return (f"hpcflow: warning: {', '.join(named)}: not a variable hpcflow reads, so ignored; the ones it knows are "
+            f"{', '.join(KNOWN_VARIABLES)}")
+
+
+def say_unknown_variables(environ=None) -> None:
+    """`unknown_variables_note` on stderr, once a process and by the first rank only (rank 0 of the launcher's
+    variables, which say it before MPI starts; a process no launcher started is one)."""
+    global _UNKNOWN_SAID
+    env = os.environ if environ is None else environ
+    rank = next((env[k].strip() for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+                 if env.get(k, "").strip()), "0")
+    line = None if _UNKNOWN_SAID or rank != "0" else unknown_variables_note(env)
+    if line is not None:
+        _UNKNOWN_SAID = True
+        print(line, file=sys.stderr, flush=True)
+
+
 def check_environment(environ=None) -> None:
     """Validate the environment before any work: HPCFLOW_THREADS (1..MAX_THREADS), HPCFLOW_BACKEND (numpy, cupy,
     auto), HPCFLOW_QUIET and HPCFLOW_IGNORE_MEMORY_CHECK (0, 1), THREAD_VARIABLES (positive integers),
     SLURM_CPUS_PER_TASK (>= 1; read for threads and memory) and SLURM_MEM_PER_NODE / _PER_CPU (memory sizes);
-    ConfigError naming the variable otherwise (the parsers the Python API reads them with: hpcflow.arguments)."""
+    ConfigError naming the variable otherwise (the parsers the Python API reads them with: hpcflow.arguments). An
+    HPCFLOW_* variable hpcflow does not read is said in one line on stderr, once (`say_unknown_variables`), where the
+    process's own environment is checked (`environ` None: a command's, not an sbatch template's shell)."""
     env = os.environ if environ is None else environ
     env_threads(env)
     env_backend(env)
@@ -875,6 +916,8 @@ def check_environment(environ=None) -> None:
     slurm_cpus_per_task(env)
     for name in ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
         slurm_mebibytes(name, env)
+    if environ is None:  # (after the refusals: a refused command says one line)
+        say_unknown_variables()
 
 
 def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_node: int | None = None,
