@@ -36,6 +36,18 @@ def _mapped() -> set:
 
 _BEFORE: set = set()
 
+
+@pytest.fixture(autouse=True)
+def _environment_kept():
+    """Each test leaves os.environ as it found it: a command run in-process exports the threads it chose
+    (HPCFLOW_THREADS, OMP_NUM_THREADS, ...) for the processes it starts, and a later test's command took them for
+    the user's (hpcflow submit then warned of an exported HPCFLOW_THREADS above --cpus-per-task)."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
+
 #: Test files whose few tests take long (MPI jobs, Slurm, torch: 10-40 s, one file at `-n 0` on the 2-core
 #: machine), the longest first. `--dist loadfile` hands the workers one file at a time in the order of the workers'
 #: collection, which pytest-xdist sorts by number of tests (most first) unless `--no-loadscope-reorder`: these files
