@@ -207,6 +207,7 @@ def main(argv=None) -> int:
     if argv is None:  # the program (console script, python -m hpcflow), not a caller's in-process command
         record_early()
     ctrl_c = signal.getsignal(signal.SIGINT)  # a caller's, given back after its in-process command
+    threads = None if argv is None else thread_environment()  # likewise the caller's thread variables
     survive_closed_pipes()
     args = None
     try:
@@ -231,6 +232,22 @@ def main(argv=None) -> int:
         early_handover(honour=False)  # (a refusal before the handlers: the default action back, nothing to stop)
         if argv is not None:  # a finished command ignores Ctrl-C to its end (`stop_signals.finished`): the caller's
             interrupts_again(ctrl_c)
+            thread_environment(threads)
+
+
+def thread_environment(restore: dict | None = None) -> dict:
+    """The thread variables a command exports for the processes it starts (HPCFLOW_THREADS, OMP_NUM_THREADS, ...:
+    `hpcflow.parallel.comm.limit_threads`), {name: value or None}; with `restore`, those values put back first: an
+    in-process command (`main(argv)`) leaves its caller's environment as it found it, where a later command of the
+    caller took them for the user's (hpcflow submit warned of an exported HPCFLOW_THREADS)."""
+    from hpcflow.resources import THREAD_VARIABLES
+
+    for name, value in (restore or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return {name: os.environ.get(name) for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES)}
 
 
 def _run(args) -> int:

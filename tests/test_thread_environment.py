@@ -122,11 +122,12 @@ def test_sample_limits_its_threads_as_run_does(tmp_path, monkeypatch, capsys, th
     thread per CPU of the node (8) and left the BLAS and OpenMP variables as they were; `hpcflow run` takes 3."""
     import hpcflow.geometry.sampling as sampling
 
-    workers = []
+    workers, exported = [], []
 
     class Pool(sampling.ThreadPoolExecutor):
         def __init__(self, max_workers=None, **kwargs):
             workers.append(max_workers)
+            exported.append([os.environ.get(name) for name in ("HPCFLOW_THREADS", *BLAS_VARIABLES)])
             super().__init__(max_workers=max_workers, **kwargs)
 
     monkeypatch.setattr(sampling, "ThreadPoolExecutor", Pool)
@@ -136,7 +137,7 @@ def test_sample_limits_its_threads_as_run_does(tmp_path, monkeypatch, capsys, th
         monkeypatch.delenv(name)
     assert main(["sample", "--n", "10", "--out", str(tmp_path / "points.h5")]) == 0, capsys.readouterr().err
     assert workers == [3]
-    assert [os.environ.get(name) for name in ("HPCFLOW_THREADS", *BLAS_VARIABLES)] == ["3"] * 4
+    assert exported == [["3"] * 4]  # while it samples (the caller's own are given back after: main(argv))
 
 
 class Clock:
@@ -203,3 +204,17 @@ def test_a_network_jobs_training_threads_win_over_hpcflow_threads_and_0_leaves_t
     assert main(["nn", str(job), "--out", str(out), "--quiet", "--set", f"training.threads={job_threads}",
                  "--set", "training.epochs=1"]) == 0
     assert json.loads((out / "summary.json").read_text())["threads"] == trained_on
+
+
+def test_an_in_process_command_leaves_the_callers_thread_variables_as_it_found_them(tmp_path, monkeypatch):
+    """`hpcflow.cli.main(argv)` in a caller's process (a notebook, a test) exports its threads for the processes it
+    starts while it runs, and gives the caller's variables back after: a later command of the caller took an
+    HPCFLOW_THREADS left behind for the user's (hpcflow submit warned of it)."""
+    from hpcflow.resources import THREAD_VARIABLES
+
+    for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(["sample", "--n", "10", "--out", str(tmp_path / "points.h5")]) == 0
+    assert {n: os.environ.get(n) for n in ("HPCFLOW_THREADS", *THREAD_VARIABLES)} == {
+        "HPCFLOW_THREADS": None, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": None, "MKL_NUM_THREADS": None}

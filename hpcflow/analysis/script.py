@@ -120,7 +120,9 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     from hpcflow.stop_signals import interrupted, interrupts_again, interrupts_end_the_job, kept
 
     ctrl_c = signal.getsignal(signal.SIGINT)
-    from hpcflow.cli import log_refused
+    from hpcflow.cli import log_refused, thread_environment
+
+    threads = None if argv is None else thread_environment()  # an in-process call: the caller's, given back
 
     try:
         with kept(), interrupts_end_the_job(name):
@@ -130,6 +132,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
     finally:
         if argv is not None:  # an in-process call: the caller's Ctrl-C back (`stop_signals.finished` ignores it)
             interrupts_again(ctrl_c)
+            thread_environment(threads)
 
 
 def _main(name: str, argv, *, description: str) -> int:
