@@ -84,12 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 def escaped(text: str, encoding: str | None) -> str:
     """`text` as `encoding` can write it: a byte that is not UTF-8 (a surrogate of os.fsdecode) as \\xNN, any other
     character the encoding lacks as Python's backslash escape, as Python writes stderr."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate os.fsdecode does not make
-        pass
+    from hpcflow.names import shown
+
     encoding = encoding or "utf-8"
-    return text.encode(encoding, "backslashreplace").decode(encoding)
+    return shown(text).encode(encoding, "backslashreplace").decode(encoding)
 
 
 class _ReaderGone:

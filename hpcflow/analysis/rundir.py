@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from hpcflow.errors import InputFileError
 from hpcflow.h5read import DAMAGED, IN_USE_FIX, in_use, locked, one_line, read_h5
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs.output import checkpoint_progress, read_summary  # noqa: F401 - read_summary: analysis's API too
+from hpcflow.names import shown
 from hpcflow.nn import files as nn_files
 from hpcflow.nn import torch_available
 from hpcflow.nn._torch import INSTALL_HINT as TORCH_HINT
@@ -1097,19 +1097,3 @@ def label(run_dir) -> str:
     names the directory they stand for; for a data file passed by its own name, its directory's), as `shown`."""
     path = os.path.abspath(run_dir_of(run_dir) or os.fspath(run_dir))
     return shown(os.path.basename(path) or path)
-
-
-def shown(text) -> str:
-    """`text` (a path, a name, or a message that holds them) as it can be drawn and written as UTF-8: a byte of a
-    file name that is not UTF-8, which Python holds as a lone surrogate (os.fsdecode's surrogateescape: b'\\xff' as
-    '\\udcff'), as the four characters \\xff; any other lone surrogate (from a JSON '\\ud800') as \\ud800. Other text
-    is returned unchanged."""
-    return _SURROGATE.sub(_escape_surrogate, os.fspath(text) if isinstance(text, os.PathLike) else str(text))
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_surrogate(match) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xdc00:02x}" if 0xdc80 <= code <= 0xdcff else f"\\u{code:04x}"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import re
 
+from hpcflow.names import shown
+
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not allowed in a TOML comment
-#: lone surrogates: a byte that is not UTF-8 in a file name or argument (os.fsdecode's), which no UTF-8 file holds
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
@@ -75,16 +75,9 @@ def dumps(cfg: dict, *, header: str = "", nonfinite: bool = False) -> str:
     Top-level values that are not tables (as in hand-made test files) come first; a table inside a section is
     written as its own [section.table] (e.g. [tune.space]); None values are left out.
     """
-    lines = [f"# {_SURROGATE.sub(_byte_escape, _CONTROL.sub('?', line))}".rstrip() for line in header.splitlines()]
+    lines = [f"# {shown(_CONTROL.sub('?', line))}".rstrip() for line in header.splitlines()]
     _table(lines, (), cfg, nonfinite)
     return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _byte_escape(match) -> str:
-    """A lone surrogate in a comment as the byte(s) it stands for, written \\xNN (as Python shows such bytes)."""
-    code = ord(match.group())
-    raw = bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else match.group().encode("utf-8", "surrogatepass")
-    return "".join(f"\\x{b:02x}" for b in raw)
 
 
 def _table(lines: list, path: tuple, table: dict, nonfinite: bool) -> None:

@@ -297,19 +297,14 @@ _OWNED = None
 _SAID = set()
 
 
-def owned_cpus(environ=None, mask=None, sharing: int = 1) -> tuple[int, str]:
-    """(the CPUs a rank owns, what gives them, for a line): its share of the affinity `mask` (this process's by
-    default), the mask divided by the `sharing` ranks whose masks overlap it, no more than SLURM_CPUS_PER_TASK where
-    set; what `threads_per_rank` gives without $HPCFLOW_THREADS."""
-    if mask is None:
-        try:
-            mask = os.sched_getaffinity(0)
-        except AttributeError:
-            mask = set(range(os.cpu_count() or 1))
+def owned_cpus(mask, sharing: int) -> tuple[int, str]:
+    """(the CPUs a rank owns, what gives them, for a line): its share of the affinity `mask`, the mask divided by the
+    `sharing` ranks whose masks overlap it, no more than SLURM_CPUS_PER_TASK where set; what `threads_per_rank`
+    gives without $HPCFLOW_THREADS."""
     share = max(1, len(mask) // max(1, sharing))
     whose = f"its affinity mask of {len(mask)} CPU{'s' * (len(mask) > 1)}" + (
         f" shared by {sharing} ranks" if sharing > 1 else "")
-    slurm = slurm_cpus_per_task(environ)  # ConfigError for a value Slurm never writes (0, "abc")
+    slurm = slurm_cpus_per_task()  # ConfigError for a value Slurm never writes (0, "abc")
     if slurm is not None and slurm < share:
         return slurm, f"SLURM_CPUS_PER_TASK={slurm}"
     return share, whose
@@ -327,7 +322,7 @@ def _threads(c) -> tuple[int, int, str]:
     sharing = sum(1 for m in masks if set(m) & mask)  # ranks (on any node) whose CPUs overlap ours
     explicit = os.environ.get("HPCFLOW_THREADS", "").strip()
     n = default_threads() if explicit else None  # the one reader of $HPCFLOW_THREADS: an explicit choice, kept
-    owned, whose = owned_cpus(mask=mask, sharing=sharing)
+    owned, whose = owned_cpus(mask, sharing)
     every = c.allgather((owned, whose)) if size(c) > 1 else [(owned, whose)]
     _OWNED = ([o for o, _ in every], [w for _, w in every], int(c.Get_rank()))
     return (owned if n is None else n), owned, whose
