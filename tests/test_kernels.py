@@ -869,3 +869,23 @@ def test_kernels_refuse_a_row_of_zeros_before_any_work(points, monkeypatch, name
         with pytest.raises(ValueError, match=rf"^{which} has 2 point\(s\) with all coordinates 0 \(row 2 first\), no "
                                              r"point of P\^n; pass homogeneous coordinates, not all 0$"):
             call()
+
+
+def test_cosine_ntk_empirical_takes_its_seed_as_every_api_seed(points):
+    """seed=2.0 was NumPy's TypeError from SeedSequence, seed=-1 a NumPy ValueError naming no argument, seed=True the
+    draw of seed 1: a whole number >= 0 in any form is that int's draw, a fraction, bool, string or negative number
+    one error naming seed, as `sample`'s."""
+    f = real_features(points[:6])
+    kw = dict(width=50, sigma_w=2.0)
+    two = cosine_ntk_empirical(f, f, seed=2, **kw)
+    for same in (2.0, np.int64(2), np.float64(2.0)):
+        assert np.array_equal(cosine_ntk_empirical(f, f, seed=same, **kw), two)
+    assert not np.array_equal(cosine_ntk_empirical(f, f, seed=1, **kw), two)
+    big = cosine_ntk_empirical(f, f, seed=2 ** 70, **kw)  # any size, as sample's
+    assert big.shape == (6, 6) and np.all(np.isfinite(big))
+    assert cosine_ntk_empirical(f, f, seed=None, **kw).shape == (6, 6)  # a fresh draw
+    for bad, exc in ((True, TypeError), (np.bool_(False), TypeError), ("2", TypeError), (-1, ValueError),
+                     (2.5, ValueError), (float("nan"), ValueError), (-2 ** 70, ValueError)):
+        with pytest.raises(exc, match=r"^seed=.* is invalid; pass an integer >= 0 \(of any size\), or None for a "
+                                      r"fresh draw$"):
+            cosine_ntk_empirical(f, f, seed=bad, **kw)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module
-from hpcflow.arguments import api_integer, api_number
+from hpcflow.arguments import api_integer, api_number, api_seed
 from hpcflow.kernels.base import KERNEL_MAX, Kernel
 from hpcflow.kernels.relu_ntk import check_features, real_features
 
@@ -99,9 +99,12 @@ def cosine_tile(f1, f2, sigma_w: float, a: float):
 
 def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float | None = None,
                          normalization: str = "delta", seed=0):
-    """Finite-width NTK of eq. 2.33 for one draw of (w, b) with `width` hidden units."""
+    """Finite-width NTK of eq. 2.33 for one draw of (w, b) with `width` hidden units, drawn from `seed`: an integer
+    >= 0 (`arguments.api_seed`: 2.0 is 2; a fraction, a bool or a negative seed is refused naming it) or None for a
+    fresh draw."""
     width = api_integer("width", width, "an integer >= 1 (hidden units)", lo=1)
     sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
+    seed = None if seed is None else api_seed("seed", seed, "an integer >= 0 (of any size), or None for a fresh draw")
     f1, f2 = check_features("cosine_ntk_empirical", f1, f2)
     d = f1.shape[1]
     check_cosine_range(sigma_w, amplitude, normalization, d)
