@@ -195,3 +195,42 @@ def test_single_precision_points_give_float64_distances():
     # |P(z) - P(w)|_F = sqrt(2) sin d (the projector embedding) to float64 roundoff
     np.testing.assert_allclose(np.linalg.norm(f - projector_features(w), axis=1), np.sqrt(2) * np.sin(ref),
                                rtol=1e-10, atol=1e-14)
+
+
+def test_points_without_coordinates_are_refused_naming_the_argument():
+    """np.zeros((3, 0)) gave NumPy's "zero-size array to reduction operation maximum which has no identity": no
+    coordinates is no point of any P^n (P^n has n+1 >= 1 homogeneous coordinates); one ValueError naming the argument
+    and its shape, before any work."""
+    from hpcflow.kernels import make_kernel, real_features
+
+    z, none = Hypersurface.fermat(3).sample(4, seed=1).points, np.zeros((3, 0))
+    gauss = make_kernel("gaussian", width=0.5)
+    for call, name, shape in ((lambda: fs_distance(none), "z1", (3, 0)), (lambda: fs_distance(np.zeros((0, 0))), "z1",
+                                                                          (0, 0)),
+                              (lambda: fs_distance(none, none), "z1", (3, 0)),
+                              (lambda: fs_distance_paired(none, none), "z1", (3, 0)),
+                              (lambda: fs_distance_paired(np.ones(1), np.zeros(0)), "z1", None),  # shapes differ
+                              (lambda: projector_features(none), "z", (3, 0)),
+                              (lambda: real_features(none), "z", (3, 0)),
+                              (lambda: gauss.block(none, none), "x1", (3, 0))):
+        with pytest.raises(ValueError, match=rf"^{name} ") as exc:
+            call()
+        if shape is not None:
+            assert str(exc.value).startswith(f"{name} has shape {shape}, no homogeneous coordinates; pass points as a "
+                                             "2-D array (N, n+1)"), exc.value
+        assert "zero-size" not in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match=r"^z1 has shape \(2, 0\), no homogeneous coordinates"):
+        fs_distance_paired(np.zeros((2, 0)), np.zeros((2, 0)))
+    with pytest.raises(ValueError, match=r"^z1 has shape \(\), a number, not a point"):
+        fs_distance_paired(1.0, 2.0)
+    assert fs_distance(z).shape == (4, 4)
+
+
+def test_points_of_p0_are_all_at_distance_zero():
+    """P^0 (one homogeneous coordinate) is a single point: any two non-zero numbers are the same point, at FS distance
+    0 (|<z, w>| = |z| |w| for scalars), which every distance function gives."""
+    rng = np.random.default_rng(3)
+    a, b = _rand(rng, 4, d=1) * 10.0 ** rng.uniform(-100, 100, (4, 1)), _rand(rng, 3, d=1)
+    assert np.array_equal(fs_distance(a, b), np.zeros((4, 3))) and np.array_equal(fs_distance(a), np.zeros((4, 4)))
+    assert np.array_equal(fs_distance_paired(a[:3], b), np.zeros(3))
+    assert np.all(np.abs(projector_features(a) - 1.0) <= 4 * U)  # P = u u^dagger = |u|^2 = 1 for every point

@@ -110,7 +110,16 @@ def check_point_array(name: str, z, *, two_d: bool = True):
     if two_d and z.ndim != 2:
         raise ValueError(f"{name} has shape {z.shape}; pass points as a 2-D array (N, n+1), one row of homogeneous "
                          f"coordinates per point (one point: {name}[None])")
+    if two_d and z.shape[1] == 0:
+        no_coordinates(name, z.shape)
     return z
+
+
+def no_coordinates(name: str, shape) -> None:
+    """ValueError naming `name`, of points with `shape` (..., 0): no homogeneous coordinates, so no point of any P^n
+    (P^n has n+1 >= 1; P^0, one coordinate, is a single point, where every distance is 0)."""
+    raise ValueError(f"{name} has shape {tuple(shape)}, no homogeneous coordinates; pass points as a 2-D array "
+                     "(N, n+1), one row of homogeneous coordinates per point, n+1 >= 1")
 
 
 def upcast(z):
@@ -134,6 +143,12 @@ def fs_distance_paired(z1, z2, *, noise_floor: float = NOISE_FLOOR):
     if np.shape(z1) != np.shape(z2):
         raise ValueError(f"z1 {np.shape(z1)} and z2 {np.shape(z2)}: pass two arrays of points of the same shape "
                          "(N, n+1)")
+    for name, z in (("z1", z1), ("z2", z2)):
+        if z.ndim == 0:
+            raise ValueError(f"{name} has shape (), a number, not a point; pass arrays of points (N, n+1), one row of "
+                             "homogeneous coordinates per point")
+        if z.shape[-1] == 0:
+            no_coordinates(name, z.shape)
     noise_floor = check_noise_floor(noise_floor)
     xp = array_module(z1)
     u, v = normalize(z1, xp, "z1"), normalize(z2, xp, "z2")
