@@ -4,6 +4,7 @@ naming the file and the attribute or dataset; a good file still loads exactly.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import h5py
@@ -216,6 +217,65 @@ def test_save_over_an_existing_file_names_the_api_argument(tmp_path, good):
         ps.save(target)
     assert "--" not in str(exc.value) and target.read_bytes() == b"old"
     ps.save(target, force=True)
+    assert len(PointSet.load(target)) == len(ps)
+
+
+@pytest.mark.parametrize("target, says", [
+    ("", "path='' is empty; pass a file name, e.g. path='points.h5'"),
+    ("  ", "path='  ' is blank; pass a file name, e.g. path='points.h5'"),
+    ("a\0b.h5", "path='a\\x00b.h5' contains a NUL byte; choose another path"),
+    ("/proc/self/x.h5", "path='/proc/self/x.h5' lies under /proc, which is not storage; choose another path"),
+])
+def test_save_names_its_path_argument_not_a_command_option(tmp_path, good, monkeypatch, target, says):
+    """ps.save("") said "--out is empty; give a path, e.g. --out points.h5": a Python call has no --out. The
+    refusal names the argument path; nothing is written (force=True alike)."""
+    ps = PointSet.load(good)
+    monkeypatch.chdir(tmp_path)
+    for force in (False, True):
+        with pytest.raises(OutputPathError) as exc:
+            ps.save(target, force=force)
+        assert str(exc.value) == says and "--" not in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_a_path_that_is_not_a_file_name_as_save_does(tmp_path, good, monkeypatch):
+    """PointSet.load(None) was the OS's "expected str, bytes or os.PathLike object, not NoneType" (bytes were taken,
+    which save refuses): the TypeError save gives, naming path; an empty name or a NUL byte is one InputFileError
+    naming path (it said " does not exist; create it with 'hpcflow sample --out '")."""
+    ps = PointSet.load(good)
+    monkeypatch.chdir(tmp_path)
+    for bad in (None, 123, str(good).encode(), [str(good)]):
+        with pytest.raises(TypeError) as saved:
+            ps.save(bad)
+        with pytest.raises(TypeError) as loaded:
+            PointSet.load(bad)
+        assert str(loaded.value) == str(saved.value)
+        assert re.fullmatch(r"path=.* is invalid; pass a file name \(a str or pathlib.Path\), e.g. 'points.h5'",
+                            str(loaded.value))
+    for bad, says in (("", "path='' is empty; pass the name of a PointSet file, e.g. 'points.h5'"),
+                      (" ", "path=' ' is blank; pass the name of a PointSet file, e.g. 'points.h5'"),
+                      (f"{good}\0", f"path={str(good) + chr(0)!r} contains a NUL byte")):
+        with pytest.raises(InputFileError) as exc:
+            PointSet.load(bad)
+        assert str(exc.value).startswith(says) and "--out" not in str(exc.value)
+    assert len(PointSet.load(str(good))) == len(PointSet.load(good)) == len(ps)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("force", ["yes", "no", "", 1, 0, None, np.int64(1), [True]])
+def test_save_refuses_a_force_that_is_not_a_bool(tmp_path, good, force):
+    """save(path, force="yes") overwrote an existing file, and so would force="no" (truthiness): force is True or
+    False (a NumPy bool too), as kernel_flow's weighted; anything else one TypeError naming it, the file kept."""
+    ps, target = PointSet.load(good), tmp_path / "x.h5"
+    target.write_bytes(b"old")
+    with pytest.raises(TypeError, match=r"^force=.* is invalid; pass True or False$"):
+        ps.save(target, force=force)
+    with pytest.raises(TypeError, match=r"^force="):
+        ps.save(tmp_path / "new.h5", force=force)  # refused where no file would be overwritten too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.h5"] and target.read_bytes() == b"old"
+    with pytest.raises(OutputPathError, match="exists"):
+        ps.save(target, force=np.bool_(False))
+    ps.save(target, force=np.bool_(True))
     assert len(PointSet.load(target)) == len(ps)
 
 

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.arguments import short_repr
+from hpcflow.arguments import api_bool, short_repr
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, UserError, WriteFailed
 from hpcflow.geometry.hermitian import check_metrics, det_hermitian
@@ -202,7 +202,9 @@ class PointSet:
     # ---- I/O ----------------------------------------------------------------------------------------
     def save(self, path, *, force: bool = False, attrs: dict | None = None, comm=None) -> None:
         """Write to HDF5 atomically (temp file + rename); refuses to overwrite unless force=True, also a file that
-        another process creates at `path` while this one writes (OutputPathError, that file kept).
+        another process creates at `path` while this one writes (OutputPathError, that file kept). `force` is True or
+        False (a NumPy bool too; anything else a TypeError naming it: force="no" is no False); the refusals of `path`
+        name that argument (`check_path_type`, `hpcflow.jobs.output.check_output_file` with arg="path").
 
         Under MPI call it on every rank of `comm`; rank 0 writes, and every rank returns once the file is in place
         (a load may follow on any rank) or raises rank 0's error (one bcast at R > 1). Ranks that hold the same set
@@ -225,7 +227,8 @@ class PointSet:
             check_attrs(self.attrs, "PointSet.attrs")
             check_attrs(attrs, "attrs")
             check_path_type(path)
-            got["path"] = check_output_file(path, force=force, flag="", force_flag="force=True")
+            got["force"] = api_bool("force", force)  # ("no" would overwrite: truthiness)
+            got["path"] = check_output_file(path, force=got["force"], arg="path", force_flag="force=True")
             seed = _json_or_none(self.seed)
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
                                  "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
@@ -236,8 +239,8 @@ class PointSet:
             if refusal is not None:
                 raise ValueError(refusal)
 
-        arguments_together(check, comm=c, same=lambda: {"path": os.path.abspath(got["path"]), "force": bool(force)})
-        path, attributes = got["path"], got["attributes"]
+        arguments_together(check, comm=c, same=lambda: {"path": os.path.abspath(got["path"]), "force": got["force"]})
+        path, force, attributes = got["path"], got["force"], got["attributes"]
         data = [getattr(self, name) for name in FIELDS]
         # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
         if not identical_on_all(data, comm=c):
@@ -287,9 +290,10 @@ class PointSet:
         """Read a PointSet file; recomputes the Jacobians, g_FS, |Omega|^2 and weights from the points and charts
         and keeps the stored ones where they agree (`hpcflow.geometry.pointcheck`: attributes, dataset kinds and
         shapes, values, Hermitian g_FS, agreement within roundoff); float32 / complex64 data are read as float64 /
-        complex128. Otherwise InputFileError naming the file, the attribute or dataset and the fix.
+        complex128. Otherwise InputFileError naming the file, the attribute or dataset and the fix; a path that is not
+        a file name is refused as `save` refuses it (TypeError for None or a number, InputFileError for an empty name).
         """
-        path = os.fspath(path)
+        path = check_load_path(path)
         if os.path.isdir(path):
             raise InputFileError(f"{path} is a directory, not a PointSet file; pass the file that 'hpcflow sample "
                                  "--out FILE' wrote")
@@ -325,6 +329,20 @@ def check_path_type(path) -> None:
     if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
         raise TypeError(f"path={short_repr(path)} is invalid; pass a file name (a str or pathlib.Path), e.g. "
                         "'points.h5'")
+
+
+def check_load_path(path) -> str:
+    """`PointSet.load`'s path as a str: `check_path_type`'s TypeError, InputFileError naming `path` for an empty or
+    blank name or one with a NUL byte (no file has such a name)."""
+    check_path_type(path)
+    path = os.fspath(path)
+    if not path.strip():
+        raise InputFileError(f"path={path!r} is {'blank' if path else 'empty'}; pass the name of a PointSet file, "
+                             "e.g. 'points.h5'")
+    if "\0" in path:
+        raise InputFileError(f"path={path!r} contains a NUL byte, which no file name holds; pass the name of a "
+                             "PointSet file")
+    return path
 
 
 def check_sampled_chart(attrs, manifold, rows) -> tuple | None:

@@ -47,35 +47,43 @@ def is_result(name: str) -> bool:
     return not is_debris(name) and name != LOCK_NAME
 
 
-def check_path(path, *, flag: str = "--out", example: str = "runs/x") -> str:
+def check_path(path, *, flag: str = "--out", example: str = "runs/x", arg: str | None = None) -> str:
     """Common refusals of an output path: empty (the fix names `example`: a run directory, or a file to write), a
-    NUL byte, under /proc, /sys or /dev; returns the str path."""
+    NUL byte, under /proc, /sys or /dev; returns the str path. The messages name the path as the CLI option `flag`
+    (--out PATH), or, where `arg` is given, as the Python-API argument of that name (path='PATH')."""
+    said = (lambda p: f"{arg}={p!r}") if arg else (lambda p: f"{flag} {p}")
     if path is None or not os.fspath(path).strip():
+        if arg:
+            empty = "is empty" if path is None or not os.fspath(path) else "is blank"
+            raise OutputPathError(f"{said(path)} {empty}; pass a file name, e.g. {arg}={example!r}")
         raise OutputPathError(f"{flag} is empty; give a path, e.g. {flag} {example}")
     path = os.fspath(path)
     if "\0" in path:
-        raise OutputPathError(f"{flag} {path!r} contains a NUL byte; choose another path")
+        raise OutputPathError(f"{said(path) if arg else f'{flag} {path!r}'} contains a NUL byte; choose another path")
     real = os.path.realpath(path)
     for root in PSEUDO_ROOTS:
         if real == root or real.startswith(root + os.sep):
-            raise OutputPathError(f"{flag} {path} lies under {root}, which is not storage; choose another path")
+            raise OutputPathError(f"{said(path)} lies under {root}, which is not storage; choose another path")
     return path
 
 
-def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str = "--force") -> str:
+def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str = "--force",
+                      arg: str | None = None) -> str:
     """An HDF5 output file's path as a str once it may be written (OutputPathError otherwise): `check_path`'s
     refusals, a path inside the study directory of `hpcflow tune` (`refuse_inside_study`) even with force, a directory,
     an existing file without force, a missing or unwritable parent directory, a name longer than the directory takes
-    (`check_name_length`). `flag` names the path in the messages ("" for a Python-API argument), `force_flag` how to
-    overwrite."""
-    path = check_path(path, flag=flag or "--out", example="points.h5")  # (the HDF5 file to write)
-    lead = f"{flag} " if flag else ""
+    (`check_name_length`). `flag` names the path in the messages of a command (--out), `arg` instead that of a
+    Python-API argument (`check_path`: path='...'; the other messages then start with the path itself), `force_flag`
+    how to overwrite (flag="" without `arg` is taken as arg="path")."""
+    arg = arg or (None if flag else "path")
+    path = check_path(path, flag=flag, example="points.h5", arg=arg)  # (the HDF5 file to write)
+    lead = "" if arg else f"{flag} "
     refuse_inside_study(path, lead=lead, fix=f"nothing is written among its files, with {force_flag} neither: choose "
-                                             f"{f'an {flag}' if flag else 'a path'} outside it")
+                                             f"{'a path' if arg else f'an {flag}'} outside it")
     if path.endswith(os.sep) and not os.path.isdir(path):  # the OS reads NAME/ as a directory: no file is written there
         name = path.rstrip(os.sep) or os.sep
         raise OutputPathError(f"{lead}{path} ends with '{os.sep}', which names a directory; pass the name of the HDF5 "
-                              f"file to write without it, e.g. {f'{flag} ' if flag else ''}{name}")
+                              f"file to write without it, e.g. {f'{arg}={name!r}' if arg else f'{flag} {name}'}")
     if os.path.isdir(path):
         raise OutputPathError(f"{lead}{path} is a directory; pass the name of the HDF5 file to write, e.g. "
                               f"{os.path.join(path, 'points.h5')}")
@@ -84,7 +92,7 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     dest = link_target(path)  # a symbolic link is written through (`atomic_file` follow=True): its target's directory
     via = f" (the target of the link {path})" if dest != path else ""
     if via:
-        check_path(dest, flag=flag or "--out")
+        check_path(dest, flag=flag, arg=arg)
     # the directory as written, not os.path.abspath's (which drops NAME/.. lexically): the OS resolves `..` after a
     # missing directory or a file as a failure, where the temporary is created
     parent = os.path.dirname(dest) or os.curdir
