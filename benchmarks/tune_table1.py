@@ -5,10 +5,10 @@
         --hand jobs/table1_relu.toml jobs/table1_gaussian.toml jobs/table1_delta.toml --seeds 101 202 303
 
 Each study directory's best.toml (and each hand-set job) runs as `hpcflow run --set geometry.seed=S` does, for
-every seed S (train points from S, test points from S + 1: none of them seen by any trial). Prints a Markdown
-table: mean ± standard deviation over the seeds of the train and test gains sigma(step 0) / sigma(last step). A
-flow that finds no positive-definite step stops there: its gains are those up to the stop (its steps taken say
-where).
+every seed S (train points from S, test points from S + 1: none of them seen by any trial). Prints the seeds on
+a line of their own, then a Markdown table: mean ± standard deviation over the seeds of the train and test gains
+sigma(step 0) / sigma(last step). A flow that finds no positive-definite step stops there: its gains are those up
+to the stop (its steps taken say where).
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def main(argv=None) -> None:
     for d in args.studies:
         print(study_line(d))
     print()
-    print(f"| job | train gain | test gain | steps taken | rejected steps |  (seeds {args.seeds})")
+    print(f"Geometry seeds: {', '.join(map(str, args.seeds))}")  # not in the header row: a cell of its own there
+    print()
+    print("| job | train gain | test gain | steps taken | rejected steps |")
     print("|---|---|---|---|---|")
     for job in [os.path.join(d, "best.toml") for d in args.studies] + list(args.hand):
         g = gains(job, args.seeds)

@@ -198,7 +198,7 @@ def test_tune_table1_counts_a_flow_that_stops(tmp_path):
     job.write_text(flow_points(60, 30) + GAUSSIAN_KERNEL + '[flow]\ndt = 1e9\nsteps = 10\nloss = "sigma"\n')
     r = bench("tune_table1.py", study, "--hand", str(job), os.path.join(study, "best.toml"), "--seeds", "1")
     assert r.returncode == 0, r.stderr[-3000:]
-    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines()[4:]]
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("|")][2:]
     assert [row[0].strip() for row in rows] == [os.path.join(study, "best.toml"), str(job),
                                                os.path.join(study, "best.toml")], r.stdout
     assert [c.strip() for c in rows[1][1:4]] == ["1 ± 0", "1 ± 0", "[0]"], r.stdout
@@ -257,14 +257,30 @@ def test_memory_estimate_flow_labels_say_what_runs():
             assert "quickstart" in label, f"{label!r} does not say whether it runs clustered ({clustered})"
 
 
+def cells(line: str) -> list:
+    """The cells of a GitHub-flavoured Markdown table row (one leading and one trailing pipe optional)."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") else inner
+    return [c.strip() for c in inner.split("|")]
+
+
 def test_tune_table1_stdout_is_the_table(tmp_path):
-    """The flows' progress lines go to stderr: stdout holds the study line, a blank line and the Markdown table."""
+    """The flows' progress lines go to stderr: stdout holds the study line, a blank line, the seeds, a blank line
+    and the Markdown table, each of whose rows has as many cells as its delimiter row (the seeds, written after
+    the header's last pipe, made a sixth header cell, and GitHub did not render the table)."""
     study = small_study(str(tmp_path / "study"))
     r = bench("tune_table1.py", study, "--hand", os.path.join(study, "best.toml"), "--seeds", "1", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
     assert lines[0].startswith("small: 1 trials") and lines[1] == "", r.stdout
-    assert len(lines) == 6 and all(line.startswith("|") for line in lines[2:]), r.stdout
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 4 and lines[-4:] == table and lines[-5] == "", r.stdout
+    assert "1, 2" in "\n".join(lines[2:-4]), r.stdout  # the seeds, outside the table
+    delimiter = cells(table[1])
+    assert set(delimiter) == {"---"}, table[1]
+    assert [len(cells(line)) for line in table] == [len(delimiter)] * 4, r.stdout
+    assert cells(table[0]) == ["job", "train gain", "test gain", "steps taken", "rejected steps"], table[0]
     assert "step" in r.stderr, r.stderr[-2000:]
 
 
