@@ -2,6 +2,7 @@
 columns) at N train points, next to this machine's float64 matmul rate; peak memory of one step at large N.
 
 Usage: python benchmarks/bench_kernels.py [--n 10000] [--repeat 2] [--mem-n 50000] [--threads T]
+       [--only KERNEL | --mem-only | --profile]   (one of the three at most)
 --threads limits every step, the naive NumPy reference's BLAS too. The Delta kernel's rates are null (a gather of
 each point's nearest train row: no N^2 work).
 """
@@ -204,10 +205,11 @@ def main():
     ap.add_argument("--tile", type=_args.POSITIVE, default=2048)
     ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), default=None)
     ap.add_argument("--mem-n", type=_args.NONNEGATIVE, default=50_000, help="points of the peak-memory step (0 = skip)")
-    ap.add_argument("--only", default=None, choices=sorted({name for name, _ in CASES}),
-                    help="run only this kernel name")
-    ap.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
-    ap.add_argument("--profile", action="store_true", help="only the per-stage single-thread tile profile")
+    mode = ap.add_mutually_exclusive_group()  # each names the only thing run: two of them, one would be ignored
+    mode.add_argument("--only", default=None, choices=sorted({name for name, _ in CASES}),
+                      help="run only this kernel name")
+    mode.add_argument("--mem-only", action="store_true", help="only the peak-memory step at --mem-n")
+    mode.add_argument("--profile", action="store_true", help="only the per-stage single-thread tile profile")
     args = ap.parse_args()
     if args.mem_only and not args.mem_n:
         ap.error("--mem-only with --mem-n 0 measures nothing; pass --mem-n N (points, >= 1)")

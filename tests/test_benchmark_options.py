@@ -96,3 +96,10 @@ def test_gaussian_job_named_for_the_flow_benchmarks_is_the_one_they_run():
         got = (k["name"], k["form"], k["width"], k["normalize"], fl["loss"], fl["weighted"], fl["dt"] / n)
         assert got == ("gaussian", "exp", pytest.approx(1 / 30), "row", "ultralocal", True,
                        pytest.approx(17 / 2500)), (job, where, got)
+
+
+def test_kernels_modes_are_exclusive():
+    """--mem-only, --profile and --only each name the one thing run: given two, one was ignored (--mem-only
+    --profile ran the profile alone); the refusal names both."""
+    line = refused(bench("bench_kernels.py", "--mem-only", "--profile"), "bench_kernels.py")
+    assert "--mem-only" in line and "--profile" in line and "not allowed" in line, line
