@@ -2,8 +2,10 @@
 internal entry points stay out of --help, every count a benchmark varies can be given, and a script whose product is
 JSON lines prints nothing else on stdout."""
 
+import importlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -56,13 +58,68 @@ def test_report_checkpoint_prints_json_lines_only(tmp_path):
 
 
 def test_flow_scaling_without_test_points_prints_null_spread():
-    """scaling --n-test 0 (no test points) prints a null spread of sigma_test across the three runs: it printed
-    NaN, which is not JSON."""
+    """scaling --n-test 0 (no test points) prints a null spread of sigma_test across the three runs, and each run's
+    sigma_test history as nulls: they were NaN, which is not JSON."""
     r = bench("bench_flow_mpi.py", "scaling", "--n", "30", "--n-test", "0", "--clusters", "2", "--steps", "2")
     assert r.returncode == 0, r.stderr[-3000:]
-    rows = [json.loads(line, parse_constant=lambda c: c) for line in r.stdout.splitlines()]
+    rows = [strict_json(line) for line in r.stdout.splitlines()]
     assert [row["mode"] for row in rows] == ["clustered", "exact"], r.stdout[-2000:]
     assert [row["sigma_test_rel_spread"] for row in rows] == [None, None], r.stdout[-2000:]
+    assert [run["sigma_test"] for row in rows for run in row["runs"].values()] == [[None] * 3] * 6, r.stdout[-2000:]
+
+
+def strict_json(line: str):
+    """A line of strict JSON (json.loads takes NaN and Infinity, which JSON does not have)."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON: {line[:200]}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_flow_exact_step_prints_strict_json():
+    """exact-step has no test points: its sigma_test history is printed as nulls (it printed [NaN, NaN], which is
+    not JSON though --help says one JSON line per run)."""
+    r = bench("bench_flow_mpi.py", "exact-step", "--n", "30", "--ranks", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [strict_json(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["sigma_test"] == [None, None], r.stdout
+    assert len(rows[0]["sigma_train"]) == 2 and all(s > 0 for s in rows[0]["sigma_train"]), r.stdout
+    assert len(rows[0]["step_s"]) == 1, r.stdout
+
+
+def import_bench(name: str):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(os.path.join(root, "benchmarks"))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_flow_step_times_leave_out_the_first_step_of_the_process(monkeypatch, capsys, steps):
+    """The first flow step of a process costs more (Numba's compilation or cache load, the first messages between
+    ranks). On a clock that charges 1 s for the process's first step and 0.01 s for every other, every step timed
+    takes 0.01 s: the median of --steps 2 was (1 + 0.01) / 2, and scaling's efficiency_vs_threads came out as 1.9
+    where the runs were equal."""
+    import hpcflow.flow
+
+    bench_flow_mpi = import_bench("bench_flow_mpi")
+    real, taken = hpcflow.flow.kernel_flow, []
+
+    def clocked(*args, **kwargs):
+        res = real(*args, **kwargs)
+        first, n = not taken, len(res.history["step_seconds"])
+        res.history["step_seconds"] = [1.0 if first and i == 0 else 0.01 for i in range(n)]
+        taken.extend(res.history["step_seconds"])
+        return res
+
+    monkeypatch.setattr(hpcflow.flow, "kernel_flow", clocked)
+    bench_flow_mpi.worker("exact", 30, 10, steps, 0, 0.0)
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert taken[0] == 1.0, taken  # the process's first step was taken
+    assert row["step_s"] == [0.01] * steps and row["step_s_median"] == 0.01, row
+    assert len(row["sigma_train"]) == len(row["sigma_test"]) == steps + 1, row
 
 
 def test_gaussian_job_named_for_the_flow_benchmarks_is_the_one_they_run():
