@@ -99,6 +99,11 @@ def ranks(text: str) -> int:
     return value
 
 
+def layout(ranks: int, threads: int) -> str:
+    """'1 process x 2 threads', '2 ranks x 1 thread': R processes of T threads each, in words."""
+    return f"{ranks} {'process' if ranks == 1 else 'ranks'} x {threads} thread{'' if threads == 1 else 's'}"
+
+
 def error_line(stderr: str) -> str:
     """The line of a failed child's stderr that says why: hpcflow's tagged line of a rank that raised, else the
     exception line of the last Python traceback, else the last line with 'error', else the last line."""

@@ -109,7 +109,7 @@ def _launch(ranks: int, threads: int, args: list) -> dict:
     if ranks > 1:
         exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"
         cmd = [exe, "-n", str(ranks), *cmd]
-    r = _args.child(cmd, f"the {args[0]} flow of N={args[1]} at {ranks} ranks x {threads} threads", env=env)
+    r = _args.child(cmd, f"the {args[0]} flow of N={args[1]} at {_args.layout(ranks, threads)}", env=env)
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
 
 

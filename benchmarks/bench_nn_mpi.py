@@ -64,7 +64,7 @@ def run_case(ranks: int, threads: int, batch: int, epochs: int, n: int, lr: floa
             cmd = [mpiexec(), "-n", str(ranks)] + cmd
         env = dict(os.environ, HPCFLOW_THREADS=str(blas or threads), PYTHONPATH=ROOT)
         t0 = time.perf_counter()
-        _args.child(cmd, f"hpcflow nn at {ranks} ranks x {threads} threads, batch {batch}", env=env,
+        _args.child(cmd, f"hpcflow nn at {_args.layout(ranks, threads)}, batch {batch}", env=env,
                     stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         with open(os.path.join(out, "run", "summary.json")) as fh:

@@ -37,7 +37,7 @@ def main():
     ap = _args.parser(__doc__)
     ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--threads", type=_args.whole(1, MAX_THREADS), nargs="+", default=[1, 2])
-    ap.add_argument("--chart", type=int, nargs=2, default=None, metavar=("I", "J"))
+    ap.add_argument("--chart", type=_args.NONNEGATIVE, nargs=2, default=None, metavar=("I", "J"))
     args = ap.parse_args()
     try:
         check_chart(Hypersurface.fermat(3), args.chart)

@@ -1,4 +1,4 @@
-"""How many directions a fixed-kernel flow can move in 50 steps: the spectrum of K on a job's train points.
+r"""How many directions a fixed-kernel flow can move in 50 steps: the spectrum of K on a job's train points.
 
 A flow step multiplies the error's component along the kernel's eigenvector i by about (1 - dt lambda_i); dt is
 bounded by the largest eigenvalue (dt lambda_max < 2, else positivity or the loss breaks), so in 50 steps only

@@ -1,4 +1,4 @@
-"""Best parameters of Table 1 studies vs the hand-set jobs: train and test gains on fresh points over seeds.
+r"""Best parameters of Table 1 studies vs the hand-set jobs: train and test gains on fresh points over seeds.
 
     hpcflow tune jobs/tune_relu.toml --trials 40 --out runs/tune_relu      # and tune_gaussian, tune_delta
     python benchmarks/tune_table1.py runs/tune_relu runs/tune_gaussian runs/tune_delta \

@@ -122,6 +122,65 @@ def test_flow_step_times_leave_out_the_first_step_of_the_process(monkeypatch, ca
     assert len(row["sigma_train"]) == len(row["sigma_test"]) == steps + 1, row
 
 
+def test_flow_launch_names_one_process_and_one_thread_in_words(monkeypatch):
+    """A failed run is named '1 process x 2 threads' or '2 ranks x 1 thread' (it said '1 ranks x 2 threads')."""
+    bench_flow_mpi = import_bench("bench_flow_mpi")
+    bench_nn_mpi = import_bench("bench_nn_mpi")
+    said = []
+
+    def child(cmd, what, **kwargs):
+        said.append(what)
+        raise SystemExit(1)
+
+    monkeypatch.setattr(bench_flow_mpi._args, "child", child)
+    for ranks, threads in ((1, 2), (2, 1)):
+        with pytest.raises(SystemExit):
+            bench_flow_mpi._launch(ranks, threads, ["exact", 30, 0, 1, 0, 0.0])
+        with pytest.raises(SystemExit):
+            bench_nn_mpi.run_case(ranks, threads, 64, 1, 200, None)
+    assert said == ["the exact flow of N=30 at 1 process x 2 threads", "hpcflow nn at 1 process x 2 threads, batch 64",
+                    "the exact flow of N=30 at 2 ranks x 1 thread", "hpcflow nn at 2 ranks x 1 thread, batch 64"], said
+
+
+def test_sampler_chart_refused_in_the_scripts_words():
+    """--chart a b is refused as every other count is ('... is not a whole number; pass ...'), not with argparse's
+    "invalid int value: 'a'"."""
+    line = refused(bench("bench_sampler.py", "--sizes", "10", "--threads", "1", "--chart", "a", "b"),
+                   "bench_sampler.py")
+    assert "--chart" in line and "'a' is not a whole number; pass an integer >= 0" in line, line
+
+
+def test_usage_examples_keep_their_line_breaks():
+    """A usage example broken over lines with a backslash in a script's docstring is printed by --help as written:
+    the docstring is raw, so Python does not join the lines (it printed one line with a run of spaces in the
+    middle, which no shell reads as the example meant)."""
+    import ast
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = os.path.join(root, "benchmarks")
+    checked = 0
+    for script in sorted(os.listdir(folder)):
+        if not script.endswith(".py"):
+            continue
+        with open(os.path.join(folder, script), encoding="utf-8") as fh:
+            source = fh.read()
+        first = ast.parse(source).body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        written = ast.get_source_segment(source, first.value)
+        broken = [line.strip() for line in written.splitlines() if line.rstrip().endswith("\\")]
+        if not broken or script.startswith("_"):
+            continue
+        r = bench(script, "--help")
+        assert r.returncode == 0, r.stderr[-2000:]
+        shown = [line.strip() for line in r.stdout.splitlines()]
+        assert [line for line in broken if line not in shown] == [], (script, r.stdout)
+        assert not re.search(r"\S {5,}--", r.stdout), (script, r.stdout)
+        checked += 1
+    assert checked >= 2
+
+
 def test_gaussian_job_named_for_the_flow_benchmarks_is_the_one_they_run():
     """bench_cluster flow and bench_flow_mpi flow a Gaussian of width 1/30 (exp form), rows normalised, with the
     weighted ultra-local loss and dt = 17 N / 2500. The job file their docstrings and BENCHMARKS.md name for that
