@@ -28,11 +28,13 @@ Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preemp
 unless the flow ends at that step anyway (its last step, its early stop: `FlowView.ends`): the request has nothing left
 to stop, and the run finishes as it would have (final checkpoint, status "finished", exit 0).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
-(a per-rank history not (step, ranks), a history that is not floating point, a config that is not a JSON object), a
-schema_version this hpcflow does not read or a status outside STATUSES, holds NaN/inf where the writer stores only
-finite values or a value outside the range it stores (`RANGES`: a negative step, count, sigma, weight or step size,
-an |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps allow), or a metric the flow never holds
-(not Hermitian as `unpack` forms it, or not positive definite by the test of the flow's step decision).
+(a per-rank history not (step, ranks), a history that is not floating point, a history or metric of less precision
+than float64 / complex128, rejections not (k, 2), a config that is not a JSON object), a schema_version this hpcflow
+does not read or a status outside STATUSES, holds NaN/inf where the writer stores only finite values or a value
+outside the range it stores (`RANGES`: a negative step, count, sigma, weight or step size, an |Omega|^2 <= 0, a
+fraction of a count, a counter beyond what the steps allow), legs that are not the runs up to `step`
+(`_check_leg_chain`), or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive definite
+by the test of the flow's step decision).
 `check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
 sampled again) point data that are not the rows the job samples (beyond rounding).
 """
@@ -153,6 +155,7 @@ def _check_per_rank(per_rank: dict, step: int, ranks, path) -> None:
             raise InputFileError(f"{path}: dataset history/{name} has shape {values.shape} and type {values.dtype}, "
                                  f"not {want} numbers of floating-point type (one row per step, one column per rank: "
                                  f"attribute step = {step}, ranks = {ranks}); the checkpoint is damaged, {RESTART}")
+        _full_precision(f"history/{name}", values.dtype, path)
 
 
 def _read_config(f, path) -> dict:
@@ -164,16 +167,37 @@ def _read_config(f, path) -> dict:
     return cfg
 
 
+def _full_precision(name: str, dtype, path, what: str = "float64") -> None:
+    """Refuse (InputFileError) a dataset of the right kind but fewer bytes than the writer stores (float32 where it
+    writes float64, complex64 for complex128; either byte order is the same values): its values were rounded, and a
+    resume from them would not continue the run bit for bit."""
+    if dtype.itemsize != np.dtype(what).itemsize:
+        raise InputFileError(f"{path}: dataset {name} has type {dtype}, not {what} as the flow writes it (its values "
+                             f"are rounded: a resume would not continue the run bit for bit); the checkpoint is "
+                             f"damaged, {RESTART}")
+
+
 def _floats(f, name: str, path, want: str):
-    """Dataset history/NAME read whole when it is floating point (as the writer stores every history: float64);
-    else InputFileError saying its type and what it should hold (`want`): bytes or integers read as numbers would
-    pass every later check."""
+    """Dataset history/NAME read whole when it is float64 (as the writer stores every history); else InputFileError
+    saying its type and what it should hold (`want`): bytes or integers read as numbers would pass every later check,
+    and float32 values are rounded (`_full_precision`)."""
     ds = _dataset(f, f"history/{name}")
     dtype = getattr(ds, "dtype", None)
     if dtype is None or dtype.kind != "f":
         raise InputFileError(f"{path}: dataset history/{name} has type {dtype}, not floating point ({want}); the "
                              f"checkpoint is damaged, {RESTART}")
+    _full_precision(f"history/{name}", dtype, path)
     return ds[()]
+
+
+def _rejections(f, path) -> np.ndarray:
+    """history/rejections: (k, 2) float64 rows (step, dt), as the writer stores it (k = 0 included); another shape
+    (a 1-D dataset of 2k values, which a reshape would take for k rows) is a damaged checkpoint."""
+    shape = getattr(_dataset(f, "history/rejections"), "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != 2:
+        raise InputFileError(f"{path}: dataset history/rejections has shape {shape}, not (k, 2) (one (step, dt) row "
+                             f"per rejected trial step); the checkpoint is damaged, {RESTART}")
+    return _floats(f, "rejections", path, "(step, dt) rows")
 
 
 def _history(f, name: str, path) -> list:
@@ -239,7 +263,7 @@ def _load_resume(path: str, comm) -> FlowResume:
         try:
             _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
-            rej = _floats(f, "rejections", path, "(step, dt) rows").reshape(-1, 2)
+            rej = _rejections(f, path)
             per_rank = {k: np.asarray(_dataset(f, f"history/{k}")[()]) for k in PER_RANK_KEYS if f"history/{k}" in f}
             a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
                                           "status")}
@@ -259,6 +283,7 @@ def _load_resume(path: str, comm) -> FlowResume:
             _check_values(path, {f"attribute legs[{{}}].{k}": [g.get(k) for g in legs]
                                  for k in (*LEG_KEYS, *LEG_OPTIONAL) if f"attribute legs[{{}}].{k}" in RANGES}
                           if legs else {}, a)
+            _check_leg_chain(legs, step, path)
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt,
                              rejections=[(int(s), float(h)) for s, h in rej],
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
@@ -383,6 +408,33 @@ def _read_legs(f, path) -> list | None:
     return legs
 
 
+def _check_leg_chain(legs: list | None, step: int, path) -> None:
+    """Refuse `legs` (whole numbers already, `RANGES`) that are not the runs the writer records up to `step`: at
+    least one, the first from step 0, each from the step the one before it reached, none ending before it began, the
+    last at the checkpoint's `step` (its last write is this checkpoint). A resume appends its leg to them, and
+    summary.json reports them: an empty list dropped the earlier runs, a last to_step short of `step` left a gap."""
+    if legs is None:  # (version 1: `earlier_legs` makes its steps one leg)
+        return
+    if not legs:
+        raise InputFileError(f"{path}: attribute legs is empty ([]), where the flow writes one entry per run up to "
+                             f"attribute step = {step}; the checkpoint is damaged, {RESTART}")
+    reached = 0
+    for i, g in enumerate(legs):
+        start, end = int(g["from_step"]), int(g["to_step"])
+        if start != reached:
+            before = "step 0, where the first run starts" if i == 0 else f"legs[{i - 1}].to_step = {reached}"
+            raise InputFileError(f"{path}: attribute legs[{i}].from_step = {start} is not {before} (each run continues "
+                                 f"where the one before it stopped); the checkpoint is damaged, {RESTART}")
+        if end < start:
+            raise InputFileError(f"{path}: attribute legs[{i}].to_step = {end} is below its from_step = {start}; the "
+                                 f"checkpoint is damaged, {RESTART}")
+        reached = end
+    if reached != step:
+        raise InputFileError(f"{path}: attribute legs[{len(legs) - 1}].to_step = {reached} is not attribute step = "
+                             f"{step} (the last run's last write is this checkpoint); the checkpoint is damaged, "
+                             f"{RESTART}")
+
+
 def earlier_legs(resume: FlowResume | None) -> list:
     """The legs before a run that continues `resume` ([] for a new run); a version 1 checkpoint's steps become one
     leg whose ranks, wall_seconds and hpcflow_version are unknown (null)."""
@@ -444,13 +496,15 @@ def run_total(legs, wall: float) -> float:
 
 
 def _check_rows(f, name: str, n: int, path) -> None:
-    """Refuse a metric dataset that is missing or is not (n, m, m) complex: resuming would fail mid-flow."""
+    """Refuse a metric dataset that is missing or is not (n, m, m) complex (resuming would fail mid-flow), or is
+    complex of less than complex128's precision (`_full_precision`)."""
     ds = _dataset(f, name)
     if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or ds.shape[0] != n or ds.shape[1] != ds.shape[2] \
             or ds.dtype.kind != "c":
         shape = getattr(ds, "shape", None)
         raise InputFileError(f"{path}: {name} has shape {shape} and type {getattr(ds, 'dtype', None)}, not "
                              f"({n}, m, m) complex; the checkpoint is damaged, {RESTART}")
+    _full_precision(name, ds.dtype, path, "complex128")
 
 
 #: row datasets in which the writer stores only finite values (the metrics and the point data; present ones checked)

@@ -264,6 +264,12 @@ def test_a_value_outside_its_range_is_refused_and_nothing_is_rewritten(finished,
     in the one line of a damaged checkpoint naming the entry, its value and where (exit 2), and every file of the
     run stays as it was (a resume wrote test_held -7 into summary.json; a negative |Omega|^2 or weight was refused
     as "does not match what this job samples")."""
+    _refused_as_damaged(finished, tmp_path, capsys, edit, f"{said}, where the flow writes ")
+
+
+def _refused_as_damaged(finished, tmp_path, capsys, edit, said):
+    """A copy of the finished run, its checkpoint changed by edit(h5py file): --resume and --resume --check exit 2
+    in one line "CHECKPOINT: SAID..." of a damaged checkpoint naming --force, every file of the run as it was."""
     from hpcflow.cli import main
 
     job, out, ck = _copy(finished, tmp_path)
@@ -273,5 +279,58 @@ def test_a_value_outside_its_range_is_refused_and_nothing_is_rewritten(finished,
     capsys.readouterr()
     for extra in (["--check"], []):
         assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet", *extra]) == 2
-        _one_line(capsys, f"{ck}: {said}, where the flow writes ", "the checkpoint is damaged", "--force")
+        _one_line(capsys, f"{ck}: {said}", "the checkpoint is damaged", "--force")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _retyped(name, dtype):
+    def edit(f):
+        values = f[name][()]
+        del f[name]
+        f[name] = values.astype(dtype)
+    return edit
+
+
+def _one_dimensional(values):
+    def edit(f):  # one rejection at step 1 with dt 3, as a (2,) dataset
+        del f["history/rejections"]
+        f["history/rejections"] = np.array(values, dtype=np.float64)
+    return edit
+
+
+def _legs(change):
+    def edit(f):
+        f.attrs["legs"] = json.dumps(change(json.loads(f.attrs["legs"])))
+    return edit
+
+
+#: (what is damaged, how, the refusal's words): entries of the finished 3-step run (one leg) in a form the writer never
+#: stores, which a resume took: rounded values (its result then not bit for bit the uninterrupted run's), a 1-D
+#: rejections dataset read as (step, dt) rows, legs that are not the runs up to @step (summary.json's legs lost the
+#: earlier run, or showed a gap)
+NOT_AS_WRITTEN = [
+    ("train/g complex64", _retyped("train/g", np.complex64), "dataset train/g has type complex64, not complex128"),
+    ("test/g complex64", _retyped("test/g", np.complex64), "dataset test/g has type complex64, not complex128"),
+    ("sigma_train float32", _retyped("history/sigma_train", np.float32),
+     "dataset history/sigma_train has type float32, not float64"),
+    ("dt float16", _retyped("history/dt", np.float16), "dataset history/dt has type float16, not float64"),
+    ("comm_seconds float32", _retyped("history/comm_seconds", np.float32),
+     "dataset history/comm_seconds has type float32, not float64"),
+    ("rejections 1-D", _one_dimensional([1.0, 3.0]), "dataset history/rejections has shape (2,), not (k, 2)"),
+    ("legs empty", _legs(lambda legs: []), "attribute legs is empty ([]), where the flow writes one entry per run up to "
+                                           "attribute step = 3"),
+    ("legs short of step", _legs(lambda legs: [{**legs[0], "to_step": 1}]),
+     "attribute legs[0].to_step = 1 is not attribute step = 3"),
+    ("legs gap", _legs(lambda legs: [{**legs[0], "to_step": 1}, {**legs[0], "from_step": 2}]),
+     "attribute legs[1].from_step = 2 is not legs[0].to_step = 1"),
+    ("legs first not from 0", _legs(lambda legs: [{**legs[0], "from_step": 1}]),
+     "attribute legs[0].from_step = 1 is not step 0"),
+]
+
+
+@pytest.mark.parametrize("edit, said", [c[1:] for c in NOT_AS_WRITTEN], ids=[c[0] for c in NOT_AS_WRITTEN])
+def test_an_entry_in_a_form_the_writer_never_stores_is_refused_and_nothing_is_rewritten(finished, tmp_path, capsys,
+                                                                                        edit, said):
+    """--resume and --check refuse it in the one line of a damaged checkpoint naming the entry (exit 2), and every
+    file of the run stays as it was; before, each resumed with exit 0."""
+    _refused_as_damaged(finished, tmp_path, capsys, edit, said)
