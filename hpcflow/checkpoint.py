@@ -11,7 +11,11 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             BLAS kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
             library reports one) (threads and blas_kernel absent from legs written before they were recorded);
             version 1 files have none: a resume of one records the steps before it as one leg whose
-            ranks/wall_seconds/hpcflow_version are null)
+            ranks/wall_seconds/hpcflow_version are null),
+            flow_arguments (JSON of `hpcflow.flow.flow_arguments`: kernel class and hyperparameters, dt, loss,
+            weighted, max_halvings, clip, kappa_gradient; absent from files written before it was recorded),
+            set_fingerprints (JSON {"train": hex, "test": hex or null} of `set_fingerprint`; only where the writer
+            stores no point data of a set, as a CheckpointWriter without `static`)
     history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
     history/dt                                (step,)   accepted dt of each step
     history/rejections                        (k, 2)    (step, dt) of every rejected trial step
@@ -36,7 +40,8 @@ fraction of a count, a counter beyond what the steps allow), legs that are not t
 (`_check_leg_chain`), or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive definite
 by the test of the flow's step decision).
 `check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
-sampled again) point data that are not the rows the job samples (beyond rounding).
+sampled again) point data that are not the rows the job samples (beyond rounding). `kernel_flow` refuses (ValueError
+naming resume) a FlowResume of other set sizes or flow_arguments, and `FlowResume.check_sets` one of other rows.
 """
 
 from __future__ import annotations
@@ -57,14 +62,14 @@ from hpcflow import __version__
 from hpcflow.arguments import api_integer, api_number
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
-from hpcflow.flow import FlowScalars
+from hpcflow.flow import RESUME_FIX, FlowScalars
 from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import in_use, locked, one_line, read_h5
 from hpcflow.jobs.schema import without
 from hpcflow.value_ranges import first_fault, shown
 from hpcflow.jobs.toml_out import set_arg
-from hpcflow.parallel.comm import arguments_together, raise_together, resolve
+from hpcflow.parallel.comm import arguments_together, raise_together, resolve, value_error_together
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
 from hpcflow.stop_signals import install
 
@@ -84,6 +89,12 @@ SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 BLOCK_ROWS = 2 ** 18
 #: what to do with a checkpoint that cannot be resumed (a plain rerun of a directory with one is refused)
 RESTART = "start the run again with --force (replaces it) or use a new --out"
+#: the point data a checkpoint may hold of each set (the writer's `static`; `FlowResume.check_sets` compares them)
+POINT_DATA = ("train/points", "train/weights", "train/omega2", "test/points", "test/weights", "test/omega2")
+#: what to do where `load_resume` finds no checkpoint file, for a caller of the API and of the CLI alike
+NO_CHECKPOINT = ("pass the path of a checkpoint a flow wrote (CheckpointWriter's path; DIR/checkpoint.h5 of hpcflow run "
+                 "--out DIR), or start the flow afresh: kernel_flow with resume=None, or at the command line the run "
+                 "without --resume, with --force (replaces it) or a new --out")
 
 
 def _json(obj) -> str:
@@ -101,6 +112,44 @@ class FlowResume(FlowScalars):
     config: dict
     per_rank: dict = field(default_factory=dict)  # name -> (step, R_old) array
     legs: list | None = None  # the runs so far (attribute `legs`); None in a version 1 checkpoint
+    arguments: dict | None = None  # the flow's `flow_arguments` (attribute flow_arguments); None: not recorded
+    fingerprints: dict | None = None  # {"train"/"test": `set_fingerprint`} (attribute set_fingerprints) or None
+    point_data: tuple = ()  # the POINT_DATA datasets the checkpoint holds
+
+    def check_sets(self, sets: dict, *, comm=None) -> None:
+        """ValueError naming `resume` on every rank where the rows a flow resumes on are not those this checkpoint
+        was written with: its metrics belong to those points. sets: {"train"/"test": (this rank's global indices,
+        `hpcflow.flow.host_rows` of its rows or None)}, the counts already compared (`kernel_flow`). A set is
+        compared with the point data the checkpoint holds (points, weights, |Omega|^2, each rank its own rows, to
+        STATIC_RTOL as `check_static`: a job that samples its points again on another node resumes), else with its
+        fingerprint (`set_fingerprint`, bitwise: points, g_fs, |Omega|^2 and weights), else not at all (a
+        checkpoint written before fingerprints were recorded). Collective where a set is compared (one allgather at
+        R > 1)."""
+        c = resolve(comm)
+        where = f"checkpoint {self.path}"
+        for kind, (idx, rows) in sets.items():
+            stored = [name for name in POINT_DATA if name.startswith(f"{kind}/") and name in self.point_data]
+            if rows is None or f"{kind}/points" not in stored:
+                known = (self.fingerprints or {}).get(kind)
+                here = None if rows is None or known is None else set_fingerprint(idx, rows, comm=c)
+                if here is not None and here != known:
+                    raise_together(ValueError(
+                        f"resume: the {kind} set's rows (points, g_fs, omega2, weights) are not those {where} was "
+                        f"written with (fingerprint {here}, the checkpoint's {known}); {RESUME_FIX}"), comm=c)
+                continue
+
+            def other(name, what, kind=kind):
+                return InputFileError(f"resume: the {kind} set is not the one {where} was written with: its {name} "
+                                      f"{what}; {RESUME_FIX}")
+
+            static = {name: (idx, rows[name.split("/", 1)[1]]) for name in stored}
+            try:
+                _check_static(self.path, static, dict.fromkeys(stored, int(getattr(self, f"n_{kind}"))),
+                              other=other, ours="this flow's")
+                said = None
+            except InputFileError as exc:
+                said = one_line(exc)
+            value_error_together(said, comm=c)
 
     def rows(self, kind: str, global_idx) -> np.ndarray:
         """Packed metrics v (k, m*m) of the given global rows of "train" or "test", exactly as written."""
@@ -225,7 +274,10 @@ def load_resume(path, *, comm=None) -> FlowResume:
     """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`). Collective:
     a rank that cannot read it, or finds it damaged in its share of the rows, makes every rank raise (one allgather
     at R > 1), so none goes on into the flow's collectives alone."""
-    return _together(lambda: _load_resume(str(path), comm), comm)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path={path!r} is not a file path; pass the path of a flow checkpoint (a str or "
+                        "os.PathLike, e.g. DIR/checkpoint.h5 of hpcflow run --out DIR)")
+    return _together(lambda: _load_resume(os.fsdecode(path), comm), comm)
 
 
 def _together(check, comm):
@@ -256,7 +308,8 @@ def _unreadable(path, exc) -> InputFileError:
 def _load_resume(path: str, comm) -> FlowResume:
     """`load_resume` on this rank alone: InputFileError for a missing, foreign or damaged file; no collective."""
     if not os.path.isfile(path):
-        raise InputFileError(f"{path}: no readable checkpoint to resume from; {RESTART}")
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise InputFileError(f"{path}: no checkpoint to resume from ({what}); {NO_CHECKPOINT}")
     with read_h5(path, partial(_unreadable, path)) as f:
         if f.attrs.get("kind") != KIND:
             raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
@@ -284,12 +337,14 @@ def _load_resume(path: str, comm) -> FlowResume:
                                  for k in (*LEG_KEYS, *LEG_OPTIONAL) if f"attribute legs[{{}}].{k}" in RANGES}
                           if legs else {}, a)
             _check_leg_chain(legs, step, path)
+            arguments, fingerprints = _read_arguments(f, path), _read_fingerprints(f, path)
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt,
                              rejections=[(int(s), float(h)) for s, h in rej],
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
                              path=path, status=str(a["status"]), config=_read_config(f, path),
-                             per_rank=per_rank, legs=legs)
+                             per_rank=per_rank, legs=legs, arguments=arguments, fingerprints=fingerprints,
+                             point_data=tuple(name for name in POINT_DATA if name in f))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
             _check_row_values(f, path, comm)
@@ -406,6 +461,70 @@ def _read_legs(f, path) -> list | None:
                                  f"string, where the flow writes a BLAS kernel's name; the checkpoint is damaged, "
                                  f"{RESTART}")
     return legs
+
+
+def _read_arguments(f, path) -> dict | None:
+    """The `flow_arguments` attribute (`hpcflow.flow.flow_arguments`: a JSON object), None where the checkpoint
+    predates it."""
+    if "flow_arguments" not in f.attrs:
+        return None
+    arguments = _read_attr_json(f, "flow_arguments", path)
+    if not isinstance(arguments, dict) or not isinstance(arguments.get("kernel", {}), dict):
+        raise InputFileError(f"{path}: attribute 'flow_arguments' is not a JSON object of the flow's arguments (kernel, "
+                             f"dt, ...); the checkpoint is damaged, {RESTART}")
+    return arguments
+
+
+def _read_fingerprints(f, path) -> dict | None:
+    """The `set_fingerprints` attribute ({"train"/"test": 16 hex digits or null}, `set_fingerprint`), None where the
+    checkpoint holds none (its writer stored the point data, or predates them)."""
+    if "set_fingerprints" not in f.attrs:
+        return None
+    said = _read_attr_json(f, "set_fingerprints", path)
+    if not isinstance(said, dict) or not all(k in ("train", "test") and (v is None or _is_fingerprint(v))
+                                             for k, v in said.items()):
+        raise InputFileError(f"{path}: attribute 'set_fingerprints' is not {{\"train\": ..., \"test\": ...}} of 16 "
+                             f"hex digits (or null) each; the checkpoint is damaged, {RESTART}")
+    return said
+
+
+def _is_fingerprint(value) -> bool:
+    return isinstance(value, str) and len(value) == 16 and all(ch in "0123456789abcdef" for ch in value)
+
+
+#: splitmix64's constants: the fingerprint's per-word mixing (`set_fingerprint`)
+_GOLDEN, _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser of uint64 words (wrapping arithmetic): each input bit moves about half the output's."""
+    h = (h ^ (h >> np.uint64(30))) * _M1
+    h = (h ^ (h >> np.uint64(27))) * _M2
+    return h ^ (h >> np.uint64(31))
+
+
+def set_fingerprint(idx, rows: dict | None, *, comm=None) -> str | None:
+    """A 64-bit fingerprint (16 hex digits) of a point set over the ranks, from this rank's rows: global indices
+    `idx` and rows {field: array, one row per index} (`hpcflow.flow.host_rows`; None: no set, and None is returned,
+    no collective). Each row's bits (fields in name order, as float64 / complex128) and global index are mixed
+    into one word (splitmix64), and the words are summed modulo 2**64, over the ranks by one allgather at R > 1:
+    the same for every rank count and split, and another for a set with any bit of any row other (or rows in
+    another order). A check of a set against the one a checkpoint was written with, not a cryptographic hash."""
+    if rows is None:
+        return None
+    c = resolve(comm)
+    idx = np.asarray(idx, dtype=np.int64)
+    mine = 0
+    if idx.size:
+        h = _mix(idx.view(np.uint64) + _GOLDEN)
+        for name in sorted(rows):
+            a = np.asarray(rows[name])
+            a = np.ascontiguousarray(a, dtype=np.complex128 if a.dtype.kind == "c" else np.float64)
+            for word in a.reshape(idx.size, -1).view(np.uint64).T:
+                h = _mix(h ^ word)
+        mine = int(h.sum(dtype=np.uint64))
+    total = sum(c.allgather(mine)) if c.Get_size() > 1 else mine
+    return f"{total % 2 ** 64:016x}"
 
 
 def _check_leg_chain(legs: list | None, step: int, path) -> None:
@@ -652,13 +771,16 @@ def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
     _together(lambda: _check_static(str(path), static, n_rows), c)
 
 
-def _check_static(path: str, static: dict, n_rows: dict) -> None:
-    """`check_static` on this rank alone (no collective)."""
+def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: str = "the job's") -> None:
+    """`check_static` on this rank alone (no collective); other(name, what): the InputFileError of rows that differ
+    (default: the job's, sampled by another hpcflow), `ours` how a shape refusal names the rows compared."""
     with read_h5(path, partial(_unreadable, path)) as f:
-        def other(name, what):
+        def job_other(name, what):
             return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
                                   f"checkpoint was written by hpcflow {f.attrs.get('hpcflow_version')}, this is "
                                   f"{__version__}): resume with the hpcflow that wrote it, or {RESTART}")
+
+        other = job_other if other is None else other
 
         for name, (idx, local) in static.items():
             n, local = int(n_rows[name]), np.asarray(local)
@@ -668,7 +790,7 @@ def _check_static(path: str, static: dict, n_rows: dict) -> None:
                 raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
             ds, want = f[name], (n,) + local.shape[1:]
             if not isinstance(ds, h5py.Dataset) or ds.shape != want or ds.dtype.kind != local.dtype.kind:
-                raise other(name, f"(shape {getattr(ds, 'shape', None)}, type {getattr(ds, 'dtype', None)}; the job's: "
+                raise other(name, f"(shape {getattr(ds, 'shape', None)}, type {getattr(ds, 'dtype', None)}; {ours}: "
                                   f"{want}, {local.dtype})")
             if name in SHAPE_ONLY:
                 continue
@@ -757,6 +879,7 @@ class CheckpointWriter:
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
+        self.fingerprints = None  # {"train"/"test": `set_fingerprint`} of the sets whose points `static` lacks
         self.signalled = threading.Event() if signalled is None else signalled  # a request before it: honoured too
         self._old_handlers = install(self._on_signal)  # hpcflow.stop_signals.SIGNALS
 
@@ -830,6 +953,10 @@ class CheckpointWriter:
                 **self.static}
         root = self.rank == 0
         legs = self._legs_at(int(view.step))
+        if self.fingerprints is None:  # (once: the sets do not change; collective, alike on every rank)
+            point_rows = getattr(view, "point_rows", None)
+            self.fingerprints = {kind: set_fingerprint(*point_rows(kind), comm=self.comm) for kind in ("train", "test")
+                                 if f"{kind}/points" not in self.static} if callable(point_rows) else {}
         with atomic_file(self.path) if root else contextlib.nullcontext() as fh, \
                 h5py.File(fh, "w") if root else contextlib.nullcontext() as f:
             if root:
@@ -847,6 +974,10 @@ class CheckpointWriter:
                          "config": _json(self.config), "hpcflow_version": __version__,
                          "conventions": "step 0 = g_FS; g: metrics after `step` steps (N, m, m); sigma per eq. B.11",
                          "geometry_conventions": GEOMETRY_CONVENTIONS, "legs": _json(legs)}
+                if getattr(view, "arguments", None):
+                    attrs["flow_arguments"] = _json(view.arguments)
+                if self.fingerprints:
+                    attrs["set_fingerprints"] = _json(self.fingerprints)
                 for k, v in attrs.items():
                     f.attrs[k] = v
             for name, (idx, local, n) in rows.items():

@@ -81,7 +81,7 @@ from hpcflow.parallel.replicated import identical_on_all
 from hpcflow.parallel.reduce import any_true, exact_sum, expansion
 
 __all__ = ["DEFAULT_CACHE_BYTES", "NUMERICAL_STOPS", "FlowBlock", "FlowResult", "FlowScalars", "FlowView",
-           "kernel_flow", "stops_said_by_caller"]
+           "flow_arguments", "kernel_flow", "stops_said_by_caller"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ class FlowView(FlowScalars):
     _train: tuple
     _test: tuple
     ends: bool = False
+    arguments: dict = field(default_factory=dict)  # `flow_arguments` of the flow (what a checkpoint records)
+    _sets: tuple = (None, None)  # this rank's train and test rows (points, g_fs, omega2, weights; test None: none)
 
     def train_rows(self):
         """(global indices int64, packed metrics (k, m*m) float64) of this rank's train rows."""
@@ -162,6 +164,11 @@ class FlowView(FlowScalars):
 
     def test_rows(self):
         return self._test[0], to_host(self._test[1])
+
+    def point_rows(self, kind: str):
+        """(global indices, `host_rows` of the set) of this rank's rows of "train" or "test"."""
+        return (self._train[0], host_rows(self._sets[0])) if kind == "train" else (self._test[0],
+                                                                                   host_rows(self._sets[1]))
 
 
 class _Points(NamedTuple):
@@ -174,6 +181,12 @@ class _Points(NamedTuple):
 
     def __len__(self):
         return self.points.shape[0]
+
+
+def host_rows(ps) -> dict | None:
+    """{field: NumPy array} of points, g_fs, omega2 and weights of a set's rows (`_Points`, a PointSet); None for
+    no set."""
+    return None if ps is None else {f: to_host(getattr(ps, f)) for f in _POINT_FIELDS}
 
 
 def _on(ps, xp):
@@ -234,6 +247,89 @@ _POINT_FIELDS = ("points", "g_fs", "omega2", "weights")
 _HOOKS = (("callback", "a function callback(info: dict) -> bool"), ("on_step", "a function on_step(view) -> bool"))
 #: what a `resume` must hold: FlowResume's scalars that the flow reads, and its `rows(kind, global_idx)`
 _RESUME_NEEDS = ("step", "sigma_train", "sigma_test", "dt", "rejections", "test_held", "stopped")
+
+
+def _plain(value):
+    """`value` as a JSON value for `flow_arguments`: NumPy scalars as Python's (6 and 6.0 compare equal, as one
+    dt), bools, numbers, strings and None as they are, sequences and mappings element by element, anything else by
+    its repr."""
+    if value is None or isinstance(value, (bool, np.bool_, str)):
+        return bool(value) if isinstance(value, np.bool_) else value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def flow_arguments(kernel, *, dt, loss, weighted, max_halvings, clip, kappa_gradient) -> dict:
+    """The arguments of `kernel_flow` that decide the numbers of its steps, as JSON values (`_plain`): the kernel (its
+    class and hyperparameters, `Kernel.params`, but for the engine, as the ranks compare them), dt, loss, weighted,
+    max_halvings, clip and kappa_gradient. A checkpoint records them (`hpcflow.checkpoint`, attribute
+    flow_arguments), and a resume with others is refused: it would not continue that flow. (steps and early_stop say
+    where the flow ends, which a resume may change.)"""
+    params = {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}
+    return _plain({"kernel": {"class": type(kernel).__name__, "params": params}, "dt": dt, "loss": loss,
+                   "weighted": weighted, "max_halvings": max_halvings, "clip": clip, "kappa_gradient": kappa_gradient})
+
+
+def _said_argument(key: str, value, other) -> str:
+    """One argument of `flow_arguments` as a call writes it, e.g. dt=0.001; a kernel with the hyperparameters in
+    which it differs from `other` (all of them where its class differs): kernel=GaussianKernel(width=0.2)."""
+    if key == "kernel" and isinstance(value, dict):
+        params = value.get("params") or {}
+        if isinstance(other, dict) and other.get("class") == value.get("class"):
+            theirs = other.get("params") or {}
+            params = {k: v for k, v in params.items() if k not in theirs or theirs[k] != v}
+        return f"kernel={value.get('class')}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    return f"{key}={value!r}"
+
+
+def _resume_source(resume) -> str:
+    """How a refusal names the checkpoint of `resume`: its path where it has one."""
+    path = getattr(resume, "path", None)
+    return f"checkpoint {path}" if path is not None else "the resume state"
+
+
+#: what a refusal of a resume that does not fit the flow advises (here and in `hpcflow.checkpoint.FlowResume`)
+RESUME_FIX = ("pass the sets and arguments it was written with (a resume continues that very flow), or resume=None "
+              "to start from g_FS")
+
+
+def _check_resume_fits(resume, n: dict, arguments: dict, comm) -> None:
+    """ValueError naming `resume` on every rank (the values compared are alike on all: no collective) where the
+    flow's sets hold other counts of points than the state's (n_train, n_test; `FlowScalars`) or its
+    `flow_arguments` differ from those the checkpoint records (its `arguments`, where it has them): its rows would be
+    read for other points (an IndexError past its rows) or continued with another kernel or dt, σ jumping at the
+    resumed step. The rows themselves are compared by the state's `check_sets` (`hpcflow.checkpoint.FlowResume`)."""
+    where = _resume_source(resume)
+    said = []
+    for kind in ("train", "test"):
+        held = getattr(resume, f"n_{kind}", None)
+        if held is None or int(held) == n[kind]:
+            continue
+        if kind == "test" and not n[kind]:
+            said.append(f"test=None (no test points), where {where} holds {int(held)} test points")
+        elif kind == "test" and not int(held):
+            said.append(f"the test set has {n[kind]} points, where {where} was written without test points "
+                        "(test=None)")
+        else:
+            said.append(f"the {kind} set has {n[kind]} points, where {where} holds {int(held)}")
+    if said:
+        pcomm.raise_together(ValueError(f"resume: {'; '.join(said)}; {RESUME_FIX}"), comm=comm)
+    recorded = getattr(resume, "arguments", None)
+    if not isinstance(recorded, dict):  # (a checkpoint written before they were recorded)
+        return
+    differ = [k for k in arguments if k in recorded and _plain(recorded[k]) != arguments[k]]
+    if differ:
+        pcomm.raise_together(ValueError(
+            f"resume: {', '.join(_said_argument(k, arguments[k], recorded[k]) for k in differ)} where {where} was "
+            f"written with {', '.join(_said_argument(k, recorded[k], arguments[k]) for k in differ)}; {RESUME_FIX}"),
+            comm=comm)
 
 
 def _check_resume(resume) -> None:
@@ -510,7 +606,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     (`hpcflow.checkpoint.load_resume(path)`, or an object with its scalars step, sigma_train, sigma_test, dt,
     rejections, test_held, stopped and `rows(kind, global_idx)`): the flow goes on after `resume.step`, bitwise as
     if never interrupted (`steps` counts from step 0, so it runs steps - resume.step more); anything else is refused
-    (TypeError naming resume) before any work.
+    (TypeError naming resume) before any work, and so is (ValueError naming resume and what differs) a state of
+    other sets (another number of train or test points, test points where it had none or the reverse; other rows,
+    compared by the state's `check_sets` with the point data or fingerprints its checkpoint holds) or of other
+    `flow_arguments` (kernel, dt, loss, weighted, max_halvings, clip, kappa_gradient) where it records them.
     """
     c = pcomm.resolve(comm)
     blocks, whole = pcomm.arguments_together(lambda: _check_args(
@@ -538,6 +637,12 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     train_idx = _rows_index(train_idx, len(train), c)
     test_idx = _rows_index(test_idx, len(test) if has_test else 0, c)
     tr, te = _on(train, xp), _on(test, xp)
+    arguments = flow_arguments(kernel, dt=dt, loss=loss, weighted=weighted, max_halvings=max_halvings, clip=clip,
+                               kappa_gradient=kappa_gradient)
+    if resume is not None:  # before any work: a resume of other sets or arguments is refused
+        _check_resume_fits(resume, {"train": n_train, "test": n_test}, arguments, c)
+        if callable(getattr(resume, "check_sets", None)):
+            resume.check_sets({"train": (train_idx, host_rows(tr)), "test": (test_idx, host_rows(te))}, comm=c)
     if blocks is not None:
         where = f" on rank {c.Get_rank()}" if c.Get_size() > 1 else ""
         pcomm.value_error_together(_blocks_fault(blocks, {"train": train_idx, "test": test_idx},
@@ -592,7 +697,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         return FlowView(step=step, sigma_train=list(hist_train), sigma_test=list(hist_test), dt=list(dts),
                         rejections=list(rejections), test_held=test_held, best=best, since_best=since_best,
                         stopped=stopped, n_train=n_train, n_test=n_test, per_rank=last, final=final,
-                        _train=(train_idx, v_train), _test=(test_idx, v_test), ends=ends)
+                        _train=(train_idx, v_train), _test=(test_idx, v_test), ends=ends, arguments=arguments,
+                        _sets=(tr, te))
 
     def allsum(x):
         return sums(x)

@@ -496,8 +496,8 @@ def test_a_checkpoint_one_rank_cannot_read_is_refused_by_every_rank(tmp_path, ra
         g[g.shape[0] - 1, 0, 0] = np.nan
     whole, missing, poisoned = _read_at(ranks, (out, "as_is"), (out, "missing_on_last"), (nan, "as_is"))
     assert whole == [f"rank {k}: read step 2" for k in range(ranks)]
-    assert all(line.startswith(f"rank {k}: refused: ") and "checkpoint.h5.missing: no readable checkpoint" in line
-               for k, line in enumerate(missing)), missing
+    assert all(line.startswith(f"rank {k}: refused: ") and "checkpoint.h5.missing: no checkpoint to resume from "
+               "(does not exist)" in line for k, line in enumerate(missing)), missing
     assert all(line.startswith(f"rank {k}: refused: ") and "train/g holds a non-finite value" in line
                for k, line in enumerate(poisoned)), poisoned
 
