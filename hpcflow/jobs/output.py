@@ -236,6 +236,15 @@ def writable_dir(path, *, flag: str = "--out") -> str:
     unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory, or one
     of whose new names is longer than NAME_MAX (`check_new_names`)."""
     path = check_path(path, flag=flag)
+    if os.path.islink(path) and not os.path.exists(path):  # (a dangling link: mkdir cannot create through it)
+        why, fix = f"to a missing path ({os.readlink(path)})", "create the directory it points to, remove the link,"
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # a loop of links (ELOOP)
+            why, fix = f"that does not resolve ({exc.strerror})", "remove the link"
+        raise OutputPathError(f"{flag} {path} is a symbolic link {why}; {fix} or choose another {flag}")
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputPathError(f"{flag} {path} exists and is not a directory; choose another {flag}")
     blocked = blocking_entry(path)
