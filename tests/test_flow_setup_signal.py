@@ -57,3 +57,17 @@ def test_sigterm_during_setup_stops_at_the_first_step_and_resume_is_bitwise_the_
     with h5py.File(cut / "checkpoint.h5") as f, h5py.File(whole / "checkpoint.h5") as g:
         for key in ("history/sigma_train", "history/sigma_test", "history/dt", "train/g", "test/g", "cluster/labels"):
             np.testing.assert_array_equal(f[key][()], g[key][()], err_msg=key)
+
+
+def test_the_readme_says_what_a_flow_job_does_with_a_request_before_and_during_its_setup():
+    """The README said what `hpcflow nn` and the kinds without checkpoints do with an early SIGTERM/SIGUSR1, not
+    what a flow job does: before its setup it ends at once (tests/test_start_up_signal.py), during it the request is
+    honoured at the first step (above), and which of the two a request about a second in gets depends on the load."""
+    with open(os.path.join(os.path.dirname(DRIVER), os.pardir, os.pardir, "README.md"), encoding="utf-8") as fh:
+        readme = " ".join(fh.read().split())
+    for words in ("a flow job (`hpcflow run` of kind \"flow\") takes a request as `hpcflow nn` does",
+                  "`hpcflow run: stopped by SIGTERM` (SIGUSR1), status 143 (138), or for Ctrl-C `hpcflow run: "
+                  "interrupted`, 130, with nothing written: an --out it created is removed",
+                  "the checkpoint under `--resume`", "any of the three is honoured at the flow's first step "
+                  "(`checkpoint of step 1 written`", "A request about a second in may land on either side"):
+        assert words in readme, words
