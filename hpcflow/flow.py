@@ -300,13 +300,18 @@ RESUME_FIX = ("pass the sets and arguments it was written with (a resume continu
               "to start from g_FS")
 
 
-def _check_resume_fits(resume, n: dict, arguments: dict, comm) -> None:
+def _check_resume_fits(resume, n: dict, arguments: dict, steps: int, comm) -> None:
     """ValueError naming `resume` on every rank (the values compared are alike on all: no collective) where the
+    state is past `steps` (the flow would return its longer history as if it ended at `steps`), where the
     flow's sets hold other counts of points than the state's (n_train, n_test; `FlowScalars`) or its
     `flow_arguments` differ from those the checkpoint records (its `arguments`, where it has them): its rows would be
     read for other points (an IndexError past its rows) or continued with another kernel or dt, σ jumping at the
     resumed step. The rows themselves are compared by the state's `check_sets` (`hpcflow.checkpoint.FlowResume`)."""
     where = _resume_source(resume)
+    if int(resume.step) > steps:
+        pcomm.raise_together(ValueError(
+            f"resume: {where} is at step {int(resume.step)}, past steps={steps}; pass steps >= {int(resume.step)} "
+            "(steps counts from step 0, as the flow that wrote it)"), comm=comm)
     said = []
     for kind in ("train", "test"):
         held = getattr(resume, f"n_{kind}", None)
@@ -606,8 +611,8 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     (`hpcflow.checkpoint.load_resume(path)`, or an object with its scalars step, sigma_train, sigma_test, dt,
     rejections, test_held, stopped and `rows(kind, global_idx)`): the flow goes on after `resume.step`, bitwise as
     if never interrupted (`steps` counts from step 0, so it runs steps - resume.step more); anything else is refused
-    (TypeError naming resume) before any work, and so is (ValueError naming resume and what differs) a state of
-    other sets (another number of train or test points, test points where it had none or the reverse; other rows,
+    (TypeError naming resume) before any work, and so is (ValueError naming resume and what differs) a state past
+    `steps`, or of other sets (another number of train or test points, test points where it had none or the reverse; other rows,
     compared by the state's `check_sets` with the point data or fingerprints its checkpoint holds) or of other
     `flow_arguments` (kernel, dt, loss, weighted, max_halvings, clip, kappa_gradient) where it records them.
     """
@@ -640,7 +645,7 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     arguments = flow_arguments(kernel, dt=dt, loss=loss, weighted=weighted, max_halvings=max_halvings, clip=clip,
                                kappa_gradient=kappa_gradient)
     if resume is not None:  # before any work: a resume of other sets or arguments is refused
-        _check_resume_fits(resume, {"train": n_train, "test": n_test}, arguments, c)
+        _check_resume_fits(resume, {"train": n_train, "test": n_test}, arguments, steps, c)
         if callable(getattr(resume, "check_sets", None)):
             resume.check_sets({"train": (train_idx, host_rows(tr)), "test": (test_idx, host_rows(te))}, comm=c)
     if blocks is not None:

@@ -177,3 +177,17 @@ def test_load_resume_of_a_missing_file_advises_the_api_and_the_command_line(tmp_
         assert "kernel_flow with resume=None" in message and "--force" in message and "--out" in message, message
     with pytest.raises(TypeError, match=r"^path=None is not a file path"):
         load_resume(None)
+
+
+def test_a_state_past_steps_is_refused_naming_resume_and_steps_at_it_continues(tmp_path, full):
+    """A step-3 state given steps=2 returned its 3-step history as the 2-step flow; at steps = its step the flow
+    returns it unchanged, and above, it goes on bitwise."""
+    path = tmp_path / "checkpoint.h5"
+    state = _written(path, steps=3)
+    with pytest.raises(ValueError) as refused:
+        _flow(resume=state, steps=2)
+    message = str(refused.value)
+    assert message.startswith(f"resume: checkpoint {path} is at step 3, past steps=2; pass steps >= 3"), message
+    assert "\n" not in message
+    _bitwise(_flow(resume=state, steps=3), _flow(steps=3))
+    _bitwise(_flow(resume=state), full)
