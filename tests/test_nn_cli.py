@@ -672,22 +672,33 @@ def finished_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("q", [3, 4])
 def test_what_a_run_writes_to_nn_h5_is_what_its_check_asks_for(finished_runs, q):
-    """nn_h5_datasets (what --resume asks a finished run's nn.h5 to hold) names the datasets a run writes, no more
-    and no fewer, with their rows; a finished run's file passes the check."""
-    from hpcflow.nn.job import nn_h5_datasets, nn_h5_fault
+    """datasets (what --resume asks a finished run's nn.h5 to hold) names the datasets a run writes, no more and no
+    fewer, with their shapes and dtypes; a finished run's file passes the check, also against its checkpoint.pt."""
+    import torch
+
+    from hpcflow.nn.h5schema import datasets
+    from hpcflow.nn.job import nn_h5_fault
 
     _, out = finished_runs[q]
     with h5py.File(out / "nn.h5") as f:
         written = {}
-        f.visititems(lambda name, obj: written.update({name: obj.shape}) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(lambda name, obj: written.update({name: (obj.shape, obj.dtype)}) if isinstance(obj, h5py.Dataset)
+                     else None)
         cfg, epoch = json.loads(f.attrs["config"]), int(f.attrs["epoch"])
-    want = nn_h5_datasets(cfg, epoch, "finished")
+    want = datasets(cfg, epoch, "finished")
     assert set(want) == set(written), sorted(set(want) ^ set(written))
     assert ("ntk/spectrum_train_test" in written) == (q == 4)
-    assert all(rows is None or written[name][0] == rows for name, rows in want.items()), (want, written)
-    assert epoch == 2 and written["history/sigma_val"] == (3,) and written["history/loss"] == (2,)
-    assert written["ntk/points_test"][0] == q and written["width_sweep/width"] == (2,)
+    for name, spec in want.items():
+        shape, dtype = written[name]
+        assert len(shape) == len(spec.shape) and all(a is None or isinstance(a, str) or a == n
+                                                     for n, a in zip(shape, spec.shape)), (name, spec, shape)
+        assert (h5py.check_string_dtype(dtype) is not None if spec.dtype == "str" else dtype == spec.dtype), name
+    assert epoch == 2 and written["history/sigma_val"][0] == (3,) and written["history/loss"][0] == (2,)
+    assert written["ntk/points_test"][0] == (q, 5) and written["width_sweep/width"][0] == (2,)
+    assert written["ntk/spectrum"][0] == (3, 81 * 4) and written["ntk/ntk_train_test"][0] == (3, 9, 9, 4, q)
     assert nn_h5_fault(str(out / "nn.h5"), epoch=2) is None
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert nn_h5_fault(str(out / "nn.h5"), state=state) is None
 
 
 def _drop(name):
@@ -717,7 +728,7 @@ NN_H5_EDITS = {
     "width_sweep group dropped": (_drop("width_sweep"), "(dataset width_sweep/"),
     "kernel_flow/nn_sigma_test dropped": (_drop("kernel_flow/nn_sigma_test"),
                                           "(dataset kernel_flow/nn_sigma_test missing)"),
-    "history/loss one epoch short": (_shorten("history/loss"), "(dataset history/loss of shape (1,), not 2 rows)"),
+    "history/loss one epoch short": (_shorten("history/loss"), "(dataset history/loss of shape (1,), not (2,))"),
     "@config dropped": (_no_attribute("config"), "(attribute config missing)"),
 }
 
@@ -779,7 +790,7 @@ def test_resume_of_a_finished_run_whose_nn_h5_predates_a_later_dataset_has_nothi
     assert main(["nn", job, "--out", str(out), "--resume", "--quiet"]) == 0
     said = [s for s in capsys.readouterr().out.splitlines() if "nn.h5" in s]
     assert len(said) == 1 and ("damaged in a finished run (dataset history/val_not_positive_definite of shape (2,), "
-                               "not 3 rows)") in said[0], said
+                               "not (3,))") in said[0], said
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])

@@ -166,7 +166,7 @@ def test_a_network_run_whose_nn_h5_lacks_a_dataset_is_told_to_resume_where_its_c
     md = (tmp_path / "rep" / "report.md").read_text()
     status = md_rows(md.split("## Runs")[1].split("\n## ")[0])["net"][2]
     said = f"{d / 'nn.h5'}: no dataset '{dataset}': the file is damaged"
-    assert status == f"incomplete: nn.h5 damaged ({product}: {said}); {fix}", status
+    assert status == f"incomplete: nn.h5 damaged (dataset {dataset} missing); {fix}", status  # (as --resume says)
     assert f"hpcflow report: skipped {d}: {product}: {said}; {fix}\n" in printed, printed
     for text in (md, printed):
         assert "pass the run directory" not in text and (with_checkpoint or "--resume" not in text)
@@ -190,9 +190,8 @@ def test_a_network_run_given_by_a_relative_path_whose_nn_h5_lacks_a_fig4_dataset
     res = build_report(["net"], "rep")
     md = open(res["md"], encoding="utf-8").read()
     status = md_rows(md.split("## Runs")[1].split("\n## ")[0])["net"][2]
-    assert status == ("incomplete: nn.h5 damaged (Fig. 4: metric-NTK evolution: net/nn.h5: no dataset "
-                      "'ntk/wasserstein': the file is damaged); write it again with hpcflow nn net/job.toml --out net "
-                      "--resume"), status
+    assert status == ("incomplete: nn.h5 damaged (dataset ntk/wasserstein missing); write it again with hpcflow nn "
+                      "net/job.toml --out net --resume"), status
     history = md.split("## sigma histories")[1].split("\n## ")[0]
     assert "\nnet (incomplete: nn.h5 damaged): sigma train " in history, history
     assert "*net (incomplete: nn.h5 damaged)*" in history, history  # the per-rank figure's caption

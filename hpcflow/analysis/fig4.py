@@ -18,6 +18,7 @@ from hpcflow.analysis.histories import damaged_nn, nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
                                      read_attrs, read_datasets, run_state, same_length)
 from hpcflow.h5read import one_line, read_h5
+from hpcflow.nn.h5schema import PER_PROBE  # (81: the 9 x 9 blocks pooled; docs/outputs.md: shape (E+1, 81 P))
 
 HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_sweep] (hpcflow nn "
         "jobs/nn_ntk_evolution.toml --out DIR)")
@@ -56,9 +57,6 @@ def load(run_dir) -> dict:
     return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
-#: the eigenvalues per train probe point in a row of ntk/spectrum: the 9 x 9 packed metric components' blocks pooled
-#: (docs/outputs.md: shape (E+1, 81 P))
-PER_PROBE = 81
 
 
 def _check_width(path, shape) -> None:

@@ -467,6 +467,9 @@ def completeness(run_dir) -> tuple[bool, str]:
     summary = read_summary(run_dir)
     if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
         return False, f"summary.json is not a JSON object (damaged); {rerun_fix(run_dir)}"
+    if summary is not None and summary.get("status") != "preempted" and not os.path.isfile(ckpt) and (
+            why := nn_h5_damage(run_dir, summary)):  # before the summary's judgement: nn.h5 is written again
+        return False, why
     if summary is not None and (why := _disagreement(summary, run_dir, step)):
         return False, why
     pt = os.path.join(run_dir, NN_CHECKPOINT)
@@ -496,6 +499,35 @@ def completeness(run_dir) -> tuple[bool, str]:
         return False, (f"checkpoint.h5 is at step {step} but summary.json describes step {described} "
                        f"(interrupted or extended run; {_resume_fix(run_dir)})")
     return True, ""
+
+
+#: the checkpoint.pt statuses of a run whose nn.h5 is judged against the checkpoint (`nn_h5_damage`)
+NN_WRITTEN_WITH = ("finished", "diverged")
+
+
+def nn_h5_damage(run_dir, summary: dict) -> str:
+    """'nn.h5 damaged (why); <fix>' of a network run directory whose nn.h5, which h5py reads, is not what a run writes:
+    `hpcflow.nn.h5schema.fault`, the judge `hpcflow nn --resume` asks (so the report calls damaged what that resume
+    writes again), against the status, epochs and job of its checkpoint.pt (its plain entries, read without torch)
+    where that is a finished or diverged run's that `summary` (summary.json) describes (its checkpoint_step: else an
+    interrupted or extended run, which `completeness` says as such); the fix `nn_damaged_fix` (that resume, where
+    checkpoint.pt holds the whole training). '' where nn.h5 is missing, unreadable (judged by `completeness` as such)
+    or whole."""
+    from hpcflow.nn.h5schema import fault
+
+    nn = os.path.join(os.fspath(run_dir), NN)
+    if not os.path.isfile(nn):
+        return ""
+    entries = network_checkpoint(run_dir)
+    epoch, state = entries.get(("train", "epoch")), None
+    if entries.get(("status",)) in NN_WRITTEN_WITH and isinstance(epoch, int) and _int(
+            summary.get("checkpoint_step")) == epoch:
+        state = {"status": entries[("status",)], "config": entries.get(("config",)),
+                 "train": {"epoch": entries[("train", "epoch")]}}
+    why = fault(nn, state=state)
+    if why is None or not why.startswith("damaged ("):  # (missing, or h5py cannot read it: said where it is judged)
+        return ""
+    return f"{NN} {why}; {nn_damaged_fix(run_dir)}"
 
 
 #: the `status` values of summary.json (docs/outputs.md, "summary.json"); a summary without one is of an older hpcflow

@@ -4,9 +4,10 @@ Under `mpiexec -n R` the network trains data parallel over the R ranks. `--resum
 from DIR/checkpoint.pt (bitwise as if never interrupted, at the same R and threads per rank); a larger
 [training].epochs extends a finished run (the same epochs: "nothing to do", its files left as they are, but for a
 missing or damaged model.pt or model.pt.json, written again from the network in checkpoint.pt, and a missing or
-damaged nn.h5 (also one without a dataset or attribute the run writes: `hpcflow.nn.job.nn_h5_fault`), for which what
-follows the training is redone from checkpoint.pt, also where a width-sweep or kernel-flow network diverged after it,
-which it does again); any other change of the job is refused before any work.
+damaged nn.h5 (also one without a dataset or attribute the run writes, or not what the run of checkpoint.pt wrote:
+`hpcflow.nn.h5schema.fault`), for which what follows the training is redone from checkpoint.pt, also where a
+width-sweep or kernel-flow network diverged after it, which it does again); any other change of the job is refused
+before any work.
 """
 
 from __future__ import annotations
@@ -112,11 +113,12 @@ def already_finished(resume: dict, cfg: dict, outdir: str):
 
 def nn_h5_fault(outdir: str, state: dict | None = None) -> str | None:
     """"missing", "damaged" (h5py cannot open it or walk it) or "damaged (why)" (it lacks an attribute or dataset a
-    run writes, or holds one of another length: `hpcflow.nn.job.nn_h5_fault`, against the epochs of checkpoint
-    `state` where given) of DIR/nn.h5, None when it holds what it should."""
-    from hpcflow.nn.job import nn_h5_fault as fault
+    run writes, holds one of another shape or dtype, or a value no run writes: `hpcflow.nn.h5schema.fault`, the judge
+    the analysis asks too; against checkpoint `state` where given, a finished or diverged run's: its epochs, status,
+    job and histories) of DIR/nn.h5, None when it holds what it should."""
+    from hpcflow.nn.h5schema import fault
 
-    return fault(os.path.join(outdir, "nn.h5"), epoch=None if state is None else int(state["train"]["epoch"]))
+    return fault(os.path.join(outdir, "nn.h5"), state=state)
 
 
 def redoes_nn_h5(done, resume: dict) -> bool:

@@ -24,12 +24,12 @@ from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEP
                                  chart_pair, refuse_inapplicable, shown, without)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
+from hpcflow.nn.h5schema import SCHEMA_VERSION as NN_H5_SCHEMA_VERSION
+from hpcflow.nn.h5schema import fault as nn_h5_fault
 from hpcflow.nn.rates import (LR_MAX, LR_MIN, RATE_FIELDS, UNUSED_BY, other_schedule, schedule_fault, sweep_fault,
                               unused_rate)
 
 LOG_PREFIX = "hpcflow nn:"
-#: of DIR/nn.h5 (docs/outputs.md), raised when a dataset or attribute changes meaning or place
-NN_H5_SCHEMA_VERSION = 1
 #: below this many rows per rank and step, a step's fixed costs (~0.1-0.3 ms, two collectives) outweigh the
 #: halved rows: 2 ranks ran the paper's batch of 64 at 0.6x one process, and batch 768 at 1.0-1.3x
 #: (BENCHMARKS.md, "Finite networks under MPI")
@@ -251,100 +251,10 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
                           f"set epochs >= {done}")
     nn_h5 = os.path.join(os.path.dirname(path), "nn.h5")
     if not nn_h5_redone and state.get("status") == "finished" and epochs == done and os.path.isfile(nn_h5):
-        fault = nn_h5_fault(nn_h5, epoch=done)  # unreadable, or without what a run writes
+        fault = nn_h5_fault(nn_h5, state=state)  # unreadable, not what a run writes, or not this checkpoint's
         if fault is not None:
             raise InputFileError(f"{nn_h5}: {fault} in a finished run, which --resume leaves as it is; rerun the job "
                                  "with --force")
-
-
-#: what DIR/nn.h5 holds (`_write_outputs`, docs/outputs.md): its root attributes; per group, its datasets and the
-#: rows of their first axis: "E" plus an offset (epochs done, the checkpoint's), "P" / "Q" the NTK's train / test
-#: probes, "W" the widths, None any (the kernel flow's steps and epochs, which may stop early)
-NN_H5_ATTRIBUTES = ("kind", "schema_version", "config", "status", "epoch", "conventions", "geometry_conventions",
-                    "hpcflow_version")
-NN_H5_HISTORY = {"sigma_train": 1, "sigma_val": 1, "loss": 0, "epoch_seconds": 0, "comm_seconds": 0,
-                 "val_not_positive_definite": 1}
-NN_H5_NTK = ("ntk_train_train", "ntk_train_test", "ntk_test_test", "ntk_seconds", "spectrum", "spectrum_full",
-             "wasserstein", "wasserstein_full", "rel_frobenius")
-#: ntk/ datasets written only with as many test as train probes (P = Q: the train x test blocks are square)
-NN_H5_NTK_SQUARE = ("spectrum_train_test", "wasserstein_train_test")
-NN_H5_SWEEP = ("width", "lr", "n_parameters", "sigma_val_initial", "sigma_val_final", "rel_frobenius_final",
-               "wasserstein_final", "seconds", "stopped")
-NN_H5_KERNEL_FLOW = ("sigma_train", "sigma_test", "nn_sigma_train", "nn_sigma_test")
-#: datasets added to schema 1 after it was introduced: an nn.h5 of an earlier hpcflow is a whole schema-1 file without
-#: them (the readers take them as optional: `analysis.histories.load` and `nn_definite_mark`), so `nn_h5_fault` checks
-#: their rows where they are present and does not ask for them
-NN_H5_ADDED = ("history/val_not_positive_definite", "width_sweep/stopped")
-
-
-def nn_h5_datasets(cfg: dict, epoch: int, status: str) -> dict:
-    """{dataset: rows of its first axis, or None (any)} of the nn.h5 of a run of `cfg` that wrote it after `epoch`
-    epochs with `status`: the histories, the NTK's where [ntk].enabled, and where the run trained all its epochs (not
-    "stopped", nor its network diverged before the last) the width sweep's and the kernel flow's where it has them."""
-    ntk, e = cfg["ntk"], int(epoch)
-    out = {f"history/{k}": e + extra for k, extra in NN_H5_HISTORY.items()}
-    if ntk["enabled"]:
-        p, q = ntk["n_train_points"], ntk["n_test_points"]
-        square = NN_H5_NTK_SQUARE if p == q else ()
-        out.update({"ntk/points_train": p, "ntk/points_test": q, **{f"ntk/{k}": e + 1 for k in NN_H5_NTK + square}})
-    if status != "stopped" and e >= cfg["training"]["epochs"]:  # what follows the training ran
-        if cfg["width_sweep"]["widths"]:
-            out.update({f"width_sweep/{k}": len(cfg["width_sweep"]["widths"]) for k in NN_H5_SWEEP})
-        if cfg["kernel_flow"]["enabled"]:
-            out.update({f"kernel_flow/{k}": None for k in NN_H5_KERNEL_FLOW})
-    return out
-
-
-def nn_h5_fault(path: str, *, epoch: int | None = None) -> str | None:
-    """Why the nn.h5 at `path` is not the file a run writes, or None: "missing", "damaged" (h5py cannot open it or
-    walk it: cut short, not HDF5) or "damaged (...)": an attribute missing or not its kind, a dataset missing or of
-    another length than the epochs give (`nn_h5_datasets` of its own @config, @epoch and @status, but those added to
-    schema 1 later, `NN_H5_ADDED`, which an earlier writer's file lacks; @epoch other than `epoch`, the checkpoint's,
-    where given). A run's files are judged by what they should hold, not only by whether
-    they open: a partial copy or an edit that dropped a dataset was a finished run's nn.h5 (--resume: nothing to do)."""
-    import h5py
-
-    from hpcflow.h5read import DAMAGED
-
-    if not os.path.lexists(path):
-        return "missing"
-    if not os.path.isfile(path):
-        return None  # (not a file: refused as an output path where it matters)
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(lambda _name, _obj: None)
-            why = _nn_h5_contents_fault(f, epoch)
-    except DAMAGED:
-        return "damaged"
-    return None if why is None else f"damaged ({why})"
-
-
-def _nn_h5_contents_fault(f, epoch: int | None) -> str | None:
-    """`nn_h5_fault`'s judgement of the contents of open file `f`."""
-    import h5py
-
-    missing = [k for k in NN_H5_ATTRIBUTES if k not in f.attrs]
-    if missing:
-        return f"attribute {missing[0]} missing"
-    if f.attrs["kind"] != "hpcflow.nn":
-        return f"attribute kind = {f.attrs['kind']!r}, not 'hpcflow.nn'"
-    try:
-        cfg = with_defaults(json.loads(f.attrs["config"]))
-        written, status = int(f.attrs["epoch"]), str(f.attrs["status"])
-        want = nn_h5_datasets(cfg, written, status)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return "attributes config, epoch and status are not a run's"
-    if epoch is not None and written != int(epoch):
-        return f"attribute epoch = {written}, where checkpoint.pt holds {int(epoch)} epochs"
-    for name, rows in want.items():
-        if name in NN_H5_ADDED and name not in f:
-            continue  # a file of a writer before it (schema 1 all the same)
-        if not isinstance(f.get(name), h5py.Dataset):
-            return f"dataset {name} missing"
-        shape = f[name].shape
-        if rows is not None and (not shape or shape[0] != rows):
-            return f"dataset {name} of shape {shape}, not {rows} rows"
-    return None
 
 
 def _trainings(cfg: dict) -> list:
