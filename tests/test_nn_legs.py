@@ -293,10 +293,39 @@ def test_a_resume_part_way_into_an_epoch_must_finish_that_epoch(chain, tmp_path,
     capsys.readouterr()
     assert main(["nn", chain["job"], "--out", out, "--resume", "--set", f"training.epochs={done}", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and f"epochs >= {done + 1}" in err, err
+    assert len(err.splitlines()) == 1 and "checkpoint.pt" in err, err
+    assert f"resume with --set training.epochs=N, N >= {done + 1}" in err, err
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
     assert main(["nn", chain["job"], "--out", out, "--resume", "--set", f"training.epochs={done + 1}",
                  "--quiet"]) == 0
+
+
+def test_a_resume_with_too_few_epochs_is_told_the_set_that_continues_it(chain):
+    """The refusals of too few epochs say what to change as the flow's does ("resume with --set training.epochs=N,
+    N >= 2") and count batches and epochs in words that agree with the number: a checkpoint 1 batch into epoch 2 was
+    "stopped 1 batches into epoch 2 ...; set epochs >= 2"."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.jobs import registry
+    from hpcflow.nn.job import check_resume
+
+    path = str(chain["tmp"] / "first" / "checkpoint.pt")
+    state = torch.load(path, weights_only=True)
+    batches = state["train"]["step"] - state["train"]["position"]  # 1 epoch of them done
+    assert (state["train"]["epoch"], state["train"]["position"]) == (1, 2)
+    for position, epochs, said in (
+            (2, 1, "[training].epochs = 1 would not finish epoch 2, which the checkpoint stopped 2 batches into; "
+                   "resume with --set training.epochs=N, N >= 2"),
+            (1, 1, "[training].epochs = 1 would not finish epoch 2, which the checkpoint stopped 1 batch into; "
+                   "resume with --set training.epochs=N, N >= 2"),
+            (0, 0, "[training].epochs = 0 is below the 1 epoch the checkpoint holds; resume with --set "
+                   "training.epochs=N, N >= 1")):
+        state["train"].update(position=position, step=batches + position)
+        if not position:
+            state["train"].pop("epoch_start", None)  # (kept only part way into an epoch)
+        _, cfg = registry.load(chain["job"], [f"training.epochs={epochs}"])
+        with pytest.raises(ConfigError) as exc:
+            check_resume(cfg, state, path)
+        assert str(exc.value) == f"{path}: {said}"
 
 
 def _damage(state, how):

@@ -244,17 +244,23 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
                               "n_val": ("[geometry].n_val", cfg["geometry"]["n_val"])})
     done, pos, epochs = int(state["train"]["epoch"]), int(state["train"]["position"]), cfg["training"]["epochs"]
     if pos and epochs <= done:  # its network is that of `pos` batches into epoch done + 1, not of epoch `done`
-        raise ConfigError(f"{path}: the checkpoint stopped {pos} batches into epoch {done + 1} but [training].epochs "
-                          f"= {epochs}; set epochs >= {done + 1} to finish that epoch")
+        raise ConfigError(f"{path}: [training].epochs = {epochs} would not finish epoch {done + 1}, which the "
+                          f"checkpoint stopped {_counted(pos, 'batch', 'batches')} into; resume with --set "
+                          f"training.epochs=N, N >= {done + 1}")
     if epochs < done:
-        raise ConfigError(f"{path}: the checkpoint has {done} epochs done but [training].epochs = {epochs}; "
-                          f"set epochs >= {done}")
+        raise ConfigError(f"{path}: [training].epochs = {epochs} is below the {_counted(done, 'epoch', 'epochs')} the "
+                          f"checkpoint holds; resume with --set training.epochs=N, N >= {done}")
     nn_h5 = os.path.join(os.path.dirname(path), "nn.h5")
     if not nn_h5_redone and state.get("status") == "finished" and epochs == done and os.path.isfile(nn_h5):
         fault = nn_h5_fault(nn_h5, state=state)  # unreadable, not what a run writes, or not this checkpoint's
         if fault is not None:
             raise InputFileError(f"{nn_h5}: {fault} in a finished run, which --resume leaves as it is; rerun the job "
                                  "with --force")
+
+
+def _counted(n: int, one: str, many: str) -> str:
+    """'1 batch', '2 batches'."""
+    return f"{n} {one if n == 1 else many}"
 
 
 def _trainings(cfg: dict) -> list:

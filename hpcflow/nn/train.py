@@ -473,8 +473,9 @@ class Trainer:
 
     def run(self) -> History:
         if self.pos and self.epoch >= self.cfg.epochs:  # the network is part way into an epoch it would not finish
-            raise ValueError(f"Trainer: the state loaded stopped {self.pos} batches into epoch {self.epoch + 1}, but "
-                             f"cfg.epochs = {self.cfg.epochs}; pass epochs >= {self.epoch + 1} to finish that epoch")
+            raise ValueError(f"Trainer: the state loaded stopped {self.pos} batch{'es' * (self.pos != 1)} into epoch "
+                             f"{self.epoch + 1}, but cfg.epochs = {self.cfg.epochs}; pass epochs >= {self.epoch + 1} "
+                             "to finish that epoch")
         handlers = install(self._handler) if self.checkpoint is not None else {}
         self.bar = progress(total=self.cfg.epochs, initial=self.epoch, desc="training", unit="epoch", comm=self.comm)
         try:
