@@ -30,6 +30,11 @@ BACKENDS = ("numpy", "cupy", "auto")
 MAX_DIGITS = 18
 
 
+def int_text(x: int) -> str:
+    """An integer bound as a message writes it: +-INT_LIMIT as 2**62 (not its 19 digits), others as they are."""
+    return ("-2**62" if x < 0 else "2**62") if abs(x) == INT_LIMIT else str(x)
+
+
 def short_repr(value) -> str:
     """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
     that a huge, nested or multi-line value stays a one-line message."""

@@ -139,8 +139,10 @@ def test_from_pointset_refuses_what_is_not_a_point_set(sets):
     (dict(n_out=5), ValueError, ["MetricMLP: n_out=5 is invalid", "9 for 3 x 3"]),
     (dict(output_scale=math.nan), ValueError, ["MetricMLP: output_scale=nan is invalid", "a finite number"]),
     (dict(output_scale="1"), TypeError, ["MetricMLP: output_scale='1' is invalid"]),
-    (dict(seed=1.5), ValueError, ["MetricMLP: seed=1.5 is invalid", "None or an integer >= 0"]),
+    (dict(seed=1.5), ValueError, ["MetricMLP: seed=1.5 is invalid", "None or an integer in [0, 2**62]"]),
     (dict(seed=-1), ValueError, ["MetricMLP: seed=-1 is invalid"]),
+    # a seed beyond a job file's (SEED_MAX) is refused naming that upper limit; it said "an integer >= 0"
+    (dict(seed=2**70), ValueError, [f"MetricMLP: seed={2**70} is invalid", "pass None or an integer in [0, 2**62]"]),
 ])
 def test_metric_mlp_refuses_sizes_that_are_not_counts(kw, error, words):
     with pytest.raises(error) as exc:
@@ -175,7 +177,8 @@ def test_integral_floats_and_numpy_integers_are_the_counts_they_hold(sets):
     (dict(lr_decay=0.0), ValueError, ["lr_decay=0.0 is invalid", "in (0, 1e+06]"]),
     (dict(lr_min=-1.0), ValueError, ["lr_min=-1.0 is invalid"]),
     (dict(lr_warmup=-1.0), ValueError, ["lr_warmup=-1.0 is invalid"]),
-    (dict(seed=-1), ValueError, ["seed=-1 is invalid", "an integer >= 0"]),
+    (dict(seed=-1), ValueError, ["seed=-1 is invalid", "an integer in [0, 2**62]"]),
+    (dict(seed=2**70), ValueError, [f"seed={2**70} is invalid", "pass an integer in [0, 2**62]"]),
     (dict(seed=1.5), ValueError, ["seed=1.5 is invalid"]),
     (dict(detach_kappa="no"), TypeError, ["detach_kappa='no' is invalid", "True or False"]),
     (dict(check_replicas=1), TypeError, ["check_replicas=1 is invalid"]),

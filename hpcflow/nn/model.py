@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 
-from hpcflow.arguments import api_integer, api_number
+from hpcflow.arguments import api_integer, api_number, int_text
 from hpcflow.errors import ConfigError
+from hpcflow.jobs.schema import SEED_MAX
 from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.features import hadamard_packed
 
@@ -70,7 +71,8 @@ def check_sizes(n_in, depth, width, n_out, output_scale, seed):
                          "m x m metric (9 for 3 x 3)")
     output_scale = api_number("MetricMLP: output_scale", output_scale, "a finite number (the last layer's initial "
                               "weights and biases times this; 1 = PyTorch's initialisation)")
-    seed = None if seed is None else api_integer("MetricMLP: seed", seed, "None or an integer >= 0", lo=0)
+    seed = None if seed is None else api_integer("MetricMLP: seed", seed, f"None or an integer in [0, "
+                                                 f"{int_text(SEED_MAX)}]", lo=0, hi=SEED_MAX)  # (a job file's seeds)
     return n_in, depth, width, n_out, output_scale, seed
 
 

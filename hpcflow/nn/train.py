@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpcflow.arguments import INT_LIMIT, api_hook, api_integer, api_number, short_repr
+from hpcflow.arguments import api_hook, api_integer, api_number, int_text, short_repr
 from hpcflow.errors import RESUME_HINT, ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.geometry.hermitian import is_positive_definite, unpack
@@ -64,9 +64,9 @@ def _want(field: Field) -> str:
         return "one of " + ", ".join(repr(c) for c in field.choices)
     if field.type is bool:
         return "True or False"
-    fmt = str if field.type is int else "{:g}".format
+    fmt = int_text if field.type is int else "{:g}".format
     kind = "an integer" if field.type is int else "a finite number"
-    if field.hi is None or field.hi >= INT_LIMIT:  # (every integer is bounded by INT_LIMIT anyway)
+    if field.hi is None:  # (every integer is bounded by 2**62 anyway: api_integer)
         text = f"{kind} {'>' if field.lo_open else '>='} {fmt(field.lo)}"
     else:
         text = f"{kind} in {'(' if field.lo_open else '['}{fmt(field.lo)}, {fmt(field.hi)}]"
