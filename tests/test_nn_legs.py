@@ -353,16 +353,25 @@ def _damage(state, how):
     if how == "step":
         tr["step"] += 1
         return "train.step"
+    if how in ("sigma_float32", "loss_float32", "count_int32"):  # float64 histories (int64 counts), rounded
+        name = {"sigma_float32": "sigma_train", "loss_float32": "loss", "count_int32": "val_not_positive_definite"}[how]
+        tr["history"][name] = tr["history"][name].to(torch.int32 if how == "count_int32" else torch.float32)
+        return f"train.history.{name} ({how.rpartition('_')[2]} of shape"
+    if how == "ntk_seconds_float32":
+        state["ntk"]["seconds"] = state["ntk"]["seconds"].float()
+        return "ntk.seconds (float32 of shape"
     raise AssertionError(how)
 
 
 @pytest.mark.parametrize("how", ["theta_epochs", "theta_points", "ntk_seconds", "moment_short", "moment_float32",
-                                 "adam_step_shape", "step"])
+                                 "adam_step_shape", "step", "sigma_float32", "loss_float32", "count_int32",
+                                 "ntk_seconds_float32"])
 def test_a_checkpoint_tensor_that_does_not_fit_the_job_is_refused_before_any_work(chain, tmp_path, capsys, how):
     """An NTK of fewer epochs or other probe points, an optimiser moment or step count of another shape or dtype
-    than its parameter, a train.step that epoch and position do not give: --resume exits 2 with one line naming
-    the entry, nothing rewritten (they went into nn.h5, failed in np.stack after training, crashed fused Adam or
-    shifted the learning-rate schedule)."""
+    than its parameter, a train.step that epoch and position do not give, a history or the NTK's seconds of another
+    dtype than the float64 (counts int64) a training writes: --resume exits 2 with one line naming the entry, nothing
+    rewritten (they went into nn.h5, failed in np.stack after training, crashed fused Adam or shifted the
+    learning-rate schedule; a float32 history was resumed to outputs that were not the run's, bit for bit)."""
     out = str(tmp_path / how)
     shutil.copytree(chain["tmp"] / "first", out)
     ck = os.path.join(out, "checkpoint.pt")

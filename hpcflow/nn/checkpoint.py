@@ -53,8 +53,8 @@ the run's final status:
   ntk                  theta (epoch + 1, 9, 9, n, n) float64 and seconds (epoch + 1), when the NTK is tracked
 
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`. A resume
-refuses a checkpoint holding a value no training writes (`check_train_state`: the schema's layout, NaN or inf but in
-`MAY_BE_NAN`, a value outside its `RANGES`).
+refuses a checkpoint holding a value no training writes (`check_train_state`: the schema's layout, a history or
+ntk.seconds of another dtype than `DTYPES`, NaN or inf but in `MAY_BE_NAN`, a value outside its `RANGES`).
 
 Divergence after a resume: a run whose training diverges writes the state of its last finite epoch (status
 "diverged"). A resumed run keeps, as that state, the state it loaded (train.position 0) or the start of the epoch
@@ -436,6 +436,13 @@ def _non_finite(obj, name: str) -> str | None:
     return next((bad for k, v in items if (bad := _non_finite(v, f"{name}.{k}")) is not None), None)
 
 
+#: the dtype of each history and of ntk.seconds (ntk.theta's is checked with its shape): a training writes float64 (the
+#: counts int64) whatever the network's dtype (its own tensors, train.model and the optimiser's moments, are checked
+#: against the job's network: `check_train_layout`)
+DTYPES = {**{f"train.history.{k}": torch.float64 for k in ("sigma_train", "sigma_val", "loss", "epoch_seconds",
+                                                            "comm_seconds")},
+          "train.history.val_not_positive_definite": torch.int64, "ntk.seconds": torch.float64}
+
 #: the values of a checkpoint's `status` (the schema above)
 STATUSES = ("running", "trained", "finished", "stopped", "diverged")
 
@@ -494,6 +501,12 @@ def _check_train_state(state: dict, batches: int) -> None:
         raise ValueError(f"train.history.val_not_positive_definite (not {epoch + 1} values for {epoch} epochs)")
     if not isinstance(state.get("ntk", {}), dict):
         raise TypeError("ntk")
+    held = {f"train.history.{k}": v for k, v in hist.items()}
+    held["ntk.seconds"] = (state.get("ntk") or {}).get("seconds")
+    for name, want in DTYPES.items():  # a float32 history was resumed to outputs that were not the run's
+        if torch.is_tensor(held.get(name)) and held[name].dtype != want:
+            raise ValueError(f"{name} ({_layout(held[name])}, where a training writes "
+                             f"{str(want).removeprefix('torch.')})")
     legs = state.get("legs", [])
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise ValueError(f"legs (not a list of {{{', '.join(LEG_KEYS)}}})")
