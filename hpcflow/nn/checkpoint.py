@@ -23,7 +23,10 @@ the run's final status:
                        done at its start and at its last write, as summary.json's checkpoint_step), ranks,
                        wall_seconds (from its start to its last write), hpcflow_version, status (how it ended as
                        far as its last write says: "preempted", "finished", "stopped", "diverged"; "trained": it
-                       was killed after training; "running": killed without a signal, or still running), and with
+                       was killed after training; "write_failed": it ended at a write the file system refused
+                       (exit status 5), the checkpoint its last complete one; "running": killed without a signal,
+                       or still running, or ended at a refused write that this record could not be written after
+                       either (a full disk)), and with
                        the cosine schedule schedule_epochs ([training].epochs of the leg: the length of the cosine
                        its steps followed; a --resume that changes it makes the run neither length's schedule), and
                        threads (the leg's torch and BLAS threads per rank, rank 0's), blas_kernel (rank 0's BLAS
@@ -89,7 +92,7 @@ from hpcflow.parallel.comm import rank
 from hpcflow.value_ranges import first_fault, shown
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "RANGES", "READABLE_VERSIONS", "RESTART", "TIMINGS",
-           "VERSION",
+           "VERSION", "WRITE_FAILED",
            "TrainingCheckpoint", "check_train_layout", "check_train_state", "earlier_legs", "load_checkpoint",
            "load_model", "save_checkpoint", "save_model"]
 
@@ -225,6 +228,10 @@ def save_checkpoint(path, state: dict, *, comm=None) -> None:
     with _denied_said(path), atomic_file(path) as fh:
         torch.save({"format": FORMAT, "version": VERSION, **state}, fh)
 
+
+#: legs[].status of a leg that ended with a write the file system refused (exit status 5: disk full, quota, a file
+#: size limit, permissions), the checkpoint its last complete one (`TrainingCheckpoint.write_failed`)
+WRITE_FAILED = "write_failed"
 
 #: what to do with a checkpoint that cannot be resumed
 RESTART = "start the run again with --force (replaces it) or use a new --out"
@@ -590,14 +597,29 @@ class TrainingCheckpoint:
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:
         """Write `state` (config, ranks, train, ntk: a dict on rank 0, else unused) with `status`; this leg's entry
         says `ended` (default: `status`)."""
-        self.legs, self.epoch = self._legs_at(epoch, status if ended is None else ended), int(epoch)
+        legs = self._legs_at(epoch, status if ended is None else ended)
         if rank(self.comm) == 0:
-            save_checkpoint(self.path, {**state, "status": status, "legs": self.legs}, comm=self.comm)
+            save_checkpoint(self.path, {**state, "status": status, "legs": legs}, comm=self.comm)
+        self.legs, self.epoch = legs, int(epoch)  # as written: a refused write leaves the file, and these, as they were
         if self.job_text is not None:  # this run's first checkpoint is in place: the job it continues beside it
             from hpcflow.jobs.output import write_text
 
             write_text(os.path.join(os.path.dirname(self.path), "job.toml"), self.job_text, comm=self.comm)
             self.job_text = None
+
+    def write_failed(self) -> bool:
+        """After a write the file system refused (WriteFailed, exit status 5) on this rank: rewrite the last
+        checkpoint as it is, this leg ending as WRITE_FAILED (`restamp`), so that its legs say how the leg ended, not
+        "running" or "trained" (killed). True where written; False where this leg has written none, where this is not
+        rank 0 (which alone writes: no collective is entered, the other ranks are ended by the failure) or where that
+        write is refused too (a full disk: the leg then keeps the status of its last write, as after a SIGKILL)."""
+        if self.epoch is None or rank(self.comm) != 0:
+            return False
+        try:
+            self.restamp(ended=WRITE_FAILED)
+        except (OSError, InputFileError):  # (WriteFailed is an OSError) not written either: the file stays whole
+            return False
+        return True
 
     def restamp(self, *, status: str | None = None, ended: str) -> None:
         """Rewrite the last checkpoint as it is (the training state read back from the file) with this leg timed

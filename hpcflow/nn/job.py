@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -417,8 +418,9 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
             "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
             "the cores better")
-    with StopRequests(c, prefix=log_prefix) as stops:  # handled from here to the last output: honoured, never fatal
-        ctx = _prepare(cfg, c)
+    ctx = {}  # a refused write is recorded in checkpoint.pt's legs; stop requests are honoured, never fatal
+    with StopRequests(c, prefix=log_prefix) as stops, _write_failures_recorded(ctx):
+        ctx.update(_prepare(cfg, c))
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         if resume is not None and root:
             _threads_note(resume, ctx["threads"], log_prefix)
@@ -446,6 +448,20 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         say(f"stopped after epoch {summary['epochs']} of {cfg['training']['epochs']}")
     say(f"sigma_val {summary['sigma_val_initial']:.4f} -> {summary['sigma_val_final']:.4f}")
     return summary
+
+
+@contextmanager
+def _write_failures_recorded(ctx: dict):
+    """A write the file system refused in the block (WriteFailed, exit status 5) is recorded in the legs of the run's
+    checkpoint.pt where it can be (`TrainingCheckpoint.write_failed`: this leg "write_failed"), then raised."""
+    from hpcflow.errors import WriteFailed
+
+    try:
+        yield
+    except WriteFailed:
+        if ctx.get("checkpoint") is not None:
+            ctx["checkpoint"].write_failed()
+        raise
 
 
 def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX) -> None:
