@@ -154,3 +154,21 @@ def test_a_float32_models_finished_run_is_whole(tmp_path, capsys):
     assert main(["nn", str(job), "--out", str(out), "--resume", "--quiet"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_earlier_writers_nn_h5_of_0_epochs_is_whole(tmp_path, capsys):
+    """An hpcflow before history/comm_seconds was (E, R) for E = 0 too wrote it (0,) for a run of 0 epochs: such a
+    finished run's nn.h5 is whole to the report and to the resume ("nothing to do", every file as it was)."""
+    job, out = tmp_path / "job.toml", tmp_path / "run"
+    job.write_text(JOB.replace("epochs = 2", "epochs = 0"))
+    assert main(["nn", str(job), "--out", str(out), "--quiet"]) == 0
+    with h5py.File(out / "nn.h5", "a") as f:
+        assert f["history/comm_seconds"].shape == (0, 1)
+        del f["history/comm_seconds"]
+        f["history/comm_seconds"] = np.zeros(0)
+    assert completeness(out) == (True, "")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["nn", str(job), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
