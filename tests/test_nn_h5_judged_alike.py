@@ -142,18 +142,23 @@ def test_a_history_other_than_checkpoint_pts_is_written_again(finished, tmp_path
     np.testing.assert_array_equal(_contents(out)["history/sigma_val"], before["history/sigma_val"])
 
 
-def test_a_float32_models_finished_run_is_whole(tmp_path, capsys):
-    """A network of [model].dtype float32 writes the same float64 histories and NTK as a float64 one: its finished
-    run's nn.h5 is whole to the report and to the resume (the dtypes asked for are those a run writes)."""
-    job, out = tmp_path / "job.toml", tmp_path / "run"
-    job.write_text(JOB.replace('activation = "gelu"', 'activation = "gelu"\ndtype = "float32"'))
-    assert main(["nn", str(job), "--out", str(out), "--quiet"]) == 0
+def _whole_to_both(job, out, capsys) -> None:
+    """The run in `out` is complete to the report, and its resume has nothing to do, every file left as it was."""
     assert completeness(out) == (True, "")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     assert main(["nn", str(job), "--out", str(out), "--resume", "--quiet"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_float32_models_finished_run_is_whole(tmp_path, capsys):
+    """A network of [model].dtype float32 writes the same float64 histories and NTK as a float64 one: its finished
+    run's nn.h5 is whole to the report and to the resume (the dtypes asked for are those a run writes)."""
+    job, out = tmp_path / "job.toml", tmp_path / "run"
+    job.write_text(JOB.replace('activation = "gelu"', 'activation = "gelu"\ndtype = "float32"'))
+    assert main(["nn", str(job), "--out", str(out), "--quiet"]) == 0
+    _whole_to_both(job, out, capsys)
 
 
 def test_an_earlier_writers_nn_h5_of_0_epochs_is_whole(tmp_path, capsys):
@@ -166,9 +171,4 @@ def test_an_earlier_writers_nn_h5_of_0_epochs_is_whole(tmp_path, capsys):
         assert f["history/comm_seconds"].shape == (0, 1)
         del f["history/comm_seconds"]
         f["history/comm_seconds"] = np.zeros(0)
-    assert completeness(out) == (True, "")
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    capsys.readouterr()
-    assert main(["nn", str(job), "--out", str(out), "--resume", "--quiet"]) == 0
-    assert "nothing to do" in capsys.readouterr().out
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    _whole_to_both(job, out, capsys)
