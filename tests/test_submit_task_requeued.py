@@ -26,7 +26,8 @@ def _finish(tmp_path, status: int, restarts: int, **extra) -> subprocess.Complet
     (bin_dir / "scontrol").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_"))}
     env.update(PATH=str(bin_dir), PYTHONPATH=str(ROOT), SLURM_JOB_ID="77", SLURM_RESTART_COUNT="0",
-               SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm", **extra)
+               SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm")
+    env.update(extra)
     return subprocess.run([sys.executable, "-c", f"from hpcflow.submit.task import finish; finish({status})"],
                           capture_output=True, text=True, env=env, timeout=60)
 
@@ -82,3 +83,13 @@ def test_a_later_leg_removes_the_ended_mark_of_the_leg_before(tmp_path, procid, 
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert (logs / "77_ended").exists() == kept and (logs / "76_ended").exists()
+
+
+def test_an_array_task_asks_slurm_of_itself_alone(tmp_path):
+    """A task of a tune array (`hpcflow submit --command tune --array 2`) whose SLURM_JOB_ID is the array's own id
+    (Slurm gives it to one task): `scontrol show job 1794` answers a line for each task of the array, so whether the
+    stopped task was requeued went unknown and its log said the job fails. It asks of 1794_1, the task alone."""
+    r = _finish(tmp_path, 4, 1, SLURM_JOB_ID="1794", SLURM_ARRAY_JOB_ID="1794", SLURM_ARRAY_TASK_ID="1")
+    assert r.returncode == 4, r.stderr
+    assert (tmp_path / "bin" / "args").read_text().split() == ["-o", "show", "job", "1794_1"]
+    assert "Slurm has requeued the job" in r.stderr, r.stderr

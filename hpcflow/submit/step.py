@@ -2,9 +2,10 @@
 
 Runs the run's step (COMMAND: `srun ... hpcflow run|nn|tune ...`) as the batch step itself, passes SIGUSR1 on to it,
 and requeues the job when the run stops preempted (exit status 4, checkpoint written: `scontrol requeue
-$SLURM_JOB_ID`; the requeued job continues with --resume, a tune array task with its trial's checkpoint: the same
-`hpcflow tune` command resumes the trial it stopped). Exit status: COMMAND's (128+N when signal N ended it; 127 when
-it cannot be started).
+$SLURM_JOB_ID`, an array task alone as `${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: Slurm gives one task the
+array's id as its SLURM_JOB_ID, and a requeue of that id requeued every task; the requeued job continues with
+--resume, a tune array task with its trial's checkpoint: the same `hpcflow tune` command resumes the trial it
+stopped). Exit status: COMMAND's (128+N when signal N ended it; 127 when it cannot be started).
 
 In a requeued job (SLURM_RESTART_COUNT above 0) the hpcflow command in COMMAND (the words after `-m hpcflow`) is
 continued as `hpcflow submit`'s requeued job continues it, by the same rule (`hpcflow.submit.task.next_leg`, this
@@ -94,8 +95,11 @@ def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
 
 
 def requeue() -> None:
-    """Requeue this Slurm job (it keeps its id; Slurm starts it again after a delay, BeginTime)."""
-    job = os.environ.get("SLURM_JOB_ID")
+    """Requeue this Slurm job (it keeps its id; Slurm starts it again after a delay, BeginTime); an array task alone
+    (`hpcflow.submit.task.scontrol_job`), not every task of its array."""
+    from hpcflow.submit.task import scontrol_job
+
+    job = scontrol_job()
     if job is None:
         print("hpcflow.submit.step: preempted outside a Slurm job (no SLURM_JOB_ID); continue with --resume",
               file=sys.stderr, flush=True)
@@ -193,7 +197,8 @@ SCONTROL_TIMEOUT_S = 10
 
 
 def requeued_by_slurm(job: str | None) -> bool | None:
-    """Whether Slurm has requeued job `job` while this leg of it runs (scontrol requeue, preemption with
+    """Whether Slurm has requeued job `job` (an array task as ARRAYJOBID_TASKID, `task.scontrol_job`: the array's
+    id gives a line for each task) while this leg of it runs (scontrol requeue, preemption with
     PreemptMode=REQUEUE): its restart count (`scontrol show job`: Restarts, raised as the requeue is made, before the
     SIGTERM that stops the leg) above this leg's SLURM_RESTART_COUNT. None where that is unknown: no job, scontrol
     missing, failing or slow (nothing of it is printed)."""
@@ -231,6 +236,7 @@ def sigterm_line(job: str | None) -> str:
 
 def main(argv=None) -> int:
     from hpcflow.errors import UserError
+    from hpcflow.submit.task import scontrol_job
 
     args = sys.argv[1:] if argv is None else argv
     if not args or args == ["--task"]:
@@ -256,7 +262,7 @@ def main(argv=None) -> int:
             # before it has said its line: the run is over, and its status is this step's
             old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:
-                line = sigterm_line(os.environ.get("SLURM_JOB_ID"))
+                line = sigterm_line(scontrol_job())
             finally:
                 signal.signal(signal.SIGTERM, old)
             print(f"hpcflow.submit.step: {line}", file=sys.stderr, flush=True)

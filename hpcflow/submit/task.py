@@ -60,6 +60,17 @@ def this_job(environ=None) -> str | None:
     return job if job and env.get("SUBMITIT_EXECUTOR") != "local" else None
 
 
+def scontrol_job(environ=None) -> str | None:
+    """The id that names this Slurm job alone to scontrol (`scontrol requeue`, `scontrol show job`): an array task's
+    ARRAYJOBID_TASKID (SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID), whose own SLURM_JOB_ID can be the array's (Slurm
+    gives one task the array's id: `scontrol requeue` of it requeued every task, and `scontrol show job` gave a line
+    for each); else SLURM_JOB_ID. None as for `this_job` (outside a Slurm job, a job of submitit's local executor)."""
+    env = os.environ if environ is None else environ
+    job = this_job(env)
+    array, index = env.get("SLURM_ARRAY_JOB_ID", "").strip(), env.get("SLURM_ARRAY_TASK_ID", "").strip()
+    return f"{array}_{index}" if job is not None and array and index else job
+
+
 def next_leg(argv: list, *, job: str | None = None) -> list | Ended | None:
     """What a requeued leg of the job whose command is `hpcflow ARGV` runs: the one rule of `hpcflow submit`'s jobs
     (decided when preempted, `HpcflowTask.checkpoint`, and again where Slurm starts the job again, `HpcflowTask.run`)
@@ -261,7 +272,7 @@ def _ended_line(status: int, environ=None) -> str:
     if status == EXIT_PREEMPTED:
         from hpcflow.submit.step import requeued_by_slurm
 
-        if requeued_by_slurm(this_job(env)):
+        if requeued_by_slurm(scontrol_job(env)):
             return (f"the command stopped with its checkpoint (exit status {status}); Slurm has requeued the job "
                     "(scontrol requeue, preemption): it continues from the checkpoint when it starts again")
     return f"the command ended with exit status {status}; the job fails with it"
