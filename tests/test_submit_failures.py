@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -181,11 +182,12 @@ def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(
     assert main(["run", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "run")
     assert main(["submit", str(job), "--out", str(out), *local, "--check"]) == 2
+    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), *local, "--check", "--resume"])
     assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.h5 that no finished "
-                                        f"summary.json describes); continue it with 'hpcflow submit {job} --out {out} "
-                                        "... --resume', or pass --force to start over\n")
+                                        f"summary.json describes); continue it with `{again}`, or pass --force to "
+                                        "start over\n")
     assert main(["submit", str(job), "--out", str(out), *local, "--check", "--set", "flow.dt=2.0"]) == 2
-    assert _error(capsys, "submit").endswith("... --resume --set flow.dt=2.0', or pass --force to start over\n")
+    assert _error(capsys, "submit").endswith("--set flow.dt=2.0 --check --resume`, or pass --force to start over\n")
     for where, extra in ((out, []), (out, ["--set", "flow.steps=2"]), (out, ["--set", "kernel.width=0.06"]),
                          (out, ["--force", "--set", target]), (fresh, [])):
         assert main(["run", str(job), "--out", str(where), "--resume", "--check", *extra]) == 2
@@ -218,13 +220,48 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
     assert main(["nn", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2
+    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), "--executor", "local", "--check", "--resume"])
     assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.pt that no finished "
-                                        f"summary.json describes); continue it with 'hpcflow submit {job} --out {out} "
-                                        "... --resume', or pass --force to start over\n")
+                                        f"summary.json describes); continue it with `{again}`, or pass --force to "
+                                        "start over\n")
     assert main(["nn", str(job), "--out", str(out), "--resume", "--check"]) == 2
     refused = _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]) == 2
     assert _error(capsys, "submit") == refused and "checkpoint.pt" in refused
+
+
+@pytest.mark.parametrize("executor", ["slurm", "local"])
+def test_the_refusal_of_an_interrupted_run_names_the_whole_command_that_continues_it(tmp_path, capsys, monkeypatch,
+                                                                                     executor):
+    """`hpcflow submit JOB --out DIR --executor slurm --set ...` on a DIR holding an interrupted run was refused with
+    "continue it with 'hpcflow submit JOB --out DIR ... --resume --set ...'": the '...' left out --executor (which
+    submit requires) and every other option, so the line pasted was refused. It names the command as given, each word
+    shell-quoted (a space in the job's path, in a --set value), with --resume: parsed again it asks for the same, and
+    pasted it is taken."""
+    bin_dir = tmp_path / "bin"
+    if executor == "slurm":
+        _stand_in_slurm(bin_dir, monkeypatch, SINFO_OK)
+    job, out, logs = tmp_path / "my job.toml", tmp_path / "out", tmp_path / "the logs"
+    job.write_text(RESUME_JOB)
+    _interrupted_run(job, out)
+    slurm_only = ["--partition", "debug", "--sbatch", "mail-type=END"] if executor == "slurm" else []
+    argv = ["submit", str(job), "--out", str(out), "--executor", executor, "--time", "5", "--logs", str(logs),
+            "--quiet", *slurm_only, "--set", "flow.steps=1000000", "--set", "checkpoint.every = 2"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    said = _error(capsys, "submit")
+    assert said.startswith(f"--out {out} holds an interrupted run") and said.endswith(
+        "`, or pass --force to start over\n"), said
+    advised = shlex.split(said.split("continue it with `")[1].rsplit("`, or pass --force", 1)[0])
+    assert advised[:2] == ["hpcflow", "submit"] and advised[-1] == "--resume", advised
+    from hpcflow.cli import build_parser
+
+    given, again = vars(build_parser().parse_args(argv)), vars(build_parser().parse_args(advised[1:]))
+    assert again.pop("resume") is True and given.pop("resume") is False
+    assert again == given
+    assert main([*advised[1:], "--check"]) == 0, capsys.readouterr().err  # (pasted: checked as --resume, taken)
+    assert "would queue 1" in capsys.readouterr().out
+    assert not (bin_dir / "called").exists()  # (nothing queued)
 
 
 def test_a_finished_network_run_whose_nn_h5_is_missing_or_damaged_is_resubmitted_with_resume(tmp_path, capsys,

@@ -13,12 +13,13 @@ from hpcflow.jobs.shell import shell_line
 def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = False, resume: bool = False,
               sampler: str | None = None, study: str | None = None, storage: str | None = None, nodes: int = 1,
               per_node: int = 1, memory_check: bool = True, runs_here: bool = False,
-              node_limit: tuple[float, str, str] | None = None,
-              host_note: str = "") -> tuple[str, str | None, str | None]:
+              node_limit: tuple[float, str, str] | None = None, host_note: str = "",
+              again: str | None = None) -> tuple[str, str | None, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
     `node_limit` (bytes per rank, what they are, a further fix) where given, a Slurm node's, else this host's,
-    `host_note` added to the refusal; the GPU it
+    `host_note` added to the refusal; `again`: the whole `hpcflow submit` command line, shell-quoted, that continues
+    an interrupted run in `out`, which its refusal names (where not given, the job, --out and --set); the GPU it
     asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind,
     where it asks for a GPU this node lacks what --check says of it (`hpcflow.commands.run.missing_gpu_note`), else
     None, and what in it asks for a GPU wherever it runs (`gpu_asked`), else None."""
@@ -30,7 +31,7 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
                                 study=study, storage=storage, nodes=nodes, per_node=per_node,
                                 memory_check=memory_check, node_limit=node_limit, host_note=host_note,
-                                runs_here=runs_here)
+                                runs_here=runs_here, again=again)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
@@ -74,7 +75,7 @@ def _space_gpu_note(module, job: str, overrides, space, cfg) -> str | None:
 
 
 def _check_job(command, job, out, *, overrides, force, resume, sampler, study, storage, nodes, per_node,
-               memory_check, node_limit=None, host_note="", runs_here=False) -> tuple[dict, list]:
+               memory_check, node_limit=None, host_note="", runs_here=False, again=None) -> tuple[dict, list]:
     """`check_job`'s checks; the validated job and its [tune.space] (empty but for a tune)."""
     from hpcflow.resources import skipped_memory_check
 
@@ -99,9 +100,11 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
     if resume:
         _check_resume(queued, job, out, overrides)
         return cfg, []
-    again = shell_line(["--resume", *(x for s in overrides for x in ("--set", s))])  # (the same job: its --set too)
-    refuse_interrupted(out, CHECKPOINTS[queued], force=force,
-                       resume=f"'{shell_line(['hpcflow', 'submit', job, '--out', out])} ... {again}'")
+    if again is None:  # (the same job: its --set too)
+        again = shell_line(["hpcflow", "submit", job, "--out", out, "--resume",
+                            *(x for s in overrides for x in ("--set", s))])
+    # (between backquotes, which a word of the line holds only quoted: the line ends where they do, not at a comma)
+    refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"`{again}`")
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return cfg, []
 
