@@ -127,3 +127,27 @@ def test_a_local_job_whose_process_is_killed_is_said_killed_by_that_signal(tmp_p
     line = next(x for x in out.splitlines() if "without a result" in x)
     assert re.search(rf"local job {job} ended without a result: its process was killed by signal 9 \(SIGKILL\)",
                      line), line
+
+
+@pytest.mark.parametrize("sig, line", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "interrupted")])
+def test_a_stop_while_waiting_for_a_slurm_job_is_said_in_one_line(tmp_path, sig, line):
+    """SIGTERM (or Ctrl-C) to `submit --executor slurm --wait` (stand-ins of Slurm here): it said that the job goes on
+    and how to stop it, then the CLI's `hpcflow submit: stopped by SIGTERM` again, two lines for one stop. One line,
+    the one that names the job and its scancel, and 128 + the signal."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _script(bin_dir / "sinfo", "echo 'debug*|2|1|(null)|infinite|1-infinite|UNLIMITED|4000'")
+    _script(bin_dir / "sbatch", "echo 'Submitted batch job 1789'")
+    _script(bin_dir / "srun", "exit 0")
+    _script(bin_dir / "sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1")
+    # (asked for the user's jobs into the same --out: none; asked for the job's state: running, said in bin/asked)
+    _script(bin_dir / "squeue", f'if [[ "$*" == *"-t all"* ]]; then touch {bin_dir}/asked; echo "1789|RUNNING|vm|None"; '
+                                'fi')
+    proc = _start(tmp_path, "--executor", "slurm", "--wait", "--quiet",
+                  env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    _until(bin_dir / "asked", proc)
+    (os.killpg if sig == signal.SIGINT else os.kill)(proc.pid, sig)  # (Ctrl-C: the terminal's process group)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, (out, err)
+    assert err.splitlines() == [f"hpcflow submit: {line}: the wait ends; slurm job 1789 goes on (scancel 1789 stops "
+                                "it)"], err

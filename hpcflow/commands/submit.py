@@ -345,12 +345,24 @@ def _refuse_busy_out(out: str, *, slurm: bool, marked: bool) -> None:
 
 def run(args) -> int:
     """Validate, queue, and with --wait wait. A stop request (Ctrl-C, SIGTERM, SIGUSR1) ends the command in one line
-    with 130 / 128 + the signal, as for the other commands; one while it waits for local jobs stops them too, their
-    runs writing their checkpoint (`_stop_waiting`)."""
+    with 130 / 128 + the signal, as for the other commands; one while it waits for Slurm jobs says, in that one line,
+    that they go on and the scancel that stops them; one while it waits for local jobs stops them too, their runs
+    writing their checkpoint (`_stop_waiting`)."""
+    from hpcflow.errors import EXIT_INTERRUPTED
     from hpcflow.stop_signals import interrupts_end_the_job
 
-    with interrupts_end_the_job("hpcflow submit"):
-        return _submit(args)
+    try:
+        with interrupts_end_the_job("hpcflow submit"):
+            return _submit(args)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, SAID_BY_WAIT, False):
+            raise  # (the CLI says its line: 'hpcflow submit: stopped by SIGTERM')
+        return getattr(exc, "exit_status", EXIT_INTERRUPTED)  # (`Stopped`'s 128 + the signal; Ctrl-C 130)
+
+
+#: the mark of a stop request whose one line `_stop_waiting` said (the Slurm jobs that go on, named with the stop):
+#: the CLI's 'hpcflow submit: stopped by SIGTERM' after it said the same again
+SAID_BY_WAIT = "said_by_wait"
 
 
 def _submit(args) -> int:
@@ -431,7 +443,7 @@ def _submit(args) -> int:
     try:
         status = executor.wait(jobs, **waiting)
     except KeyboardInterrupt as exc:
-        _stop_waiting(jobs, exc, waiting)
+        setattr(exc, SAID_BY_WAIT, _stop_waiting(jobs, exc, waiting))
         raise
     print(f"hpcflow submit: finished with exit status {status}")
     return status
@@ -466,11 +478,12 @@ def _asked_for(logs: str, res, jobs: int) -> str:
     return f"#SBATCH {' '.join(shown)}; srun {' '.join(srun)}" if srun else f"#SBATCH {' '.join(shown)}"
 
 
-def _stop_waiting(jobs, exc, waiting: dict) -> None:
+def _stop_waiting(jobs, exc, waiting: dict) -> bool:
     """A stop request (`exc`) while --wait waits: local jobs still running are stopped as `kill -TERM JOBID` stops
     them (their runs write their checkpoint and exit with status 4), and waited for, so that the lines say how each
     ended and how to continue it (another Ctrl-C stops the wait, the jobs stopping on their own); Slurm jobs go on,
-    said with the scancel that stops them."""
+    said with the scancel that stops them. Whether that line, which names the stop, is all there is to say: the
+    command ends with it (after the lines of local jobs, the CLI's line says that the stop ended it)."""
     import sys
     import time
 
@@ -491,6 +504,7 @@ def _stop_waiting(jobs, exc, waiting: dict) -> None:
         while any([local.stop(job) for job in stopping]):
             time.sleep(STOP_AGAIN_S)
         executor.wait([job for job in jobs if local.is_local(job)], **waiting)
+    return bool(others) and not stopping
 
 
 #: sbatch options `hpcflow submit` asks for itself (or submitit does), which --sbatch may not give again: the
