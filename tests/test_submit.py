@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -259,6 +261,56 @@ def test_a_signal_before_the_checkpoints_of_a_job_on_several_ranks_is_said_as_it
 
         monkeypatch.setattr(hpcflow.cli, "main", stopped_at_the_limit)
         assert HpcflowTask()(["run", "j.toml", "--out", "d"]) == 4 and events == []
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@pytest.mark.parametrize("checkpoint", [True, False], ids=["checkpointed", "no-checkpoint-handler"])
+def test_task_0_marks_the_legs_end_as_it_has_submitit_requeue_the_job(tmp_path, monkeypatch, checkpoint):
+    """Slurm's time-limit signal: the run writes its checkpoint and stops with 4 (or, without a checkpoint handler,
+    submitit requeues at once), and submitit requeues the job, which kills its batch shell before it marks the step's
+    end. Task 0 marks it first (the job's `ended_file`, a new time at each leg), so that `--wait` asks Slurm through
+    the requeue's hold instead of at its own pace (up to 10 minutes); another task does not."""
+    import signal
+
+    import hpcflow.cli
+    import hpcflow.submit.task
+    from hpcflow.submit.task import HpcflowTask
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("SLURM_RESTART_COUNT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in dict(SUBMITIT_FOLDER=str(logs), SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="77",
+                            SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NTASKS="1").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: None)
+    mark, marked = logs / "77_ended", []
+
+    def submitits_requeue(signum, frame):  # (as submitit's handler: requeue the job, then end the process)
+        marked.append(mark.exists() and time.time() - mark.stat().st_mtime < 60)
+        if not checkpoint:
+            raise SystemExit(-1)
+
+    def stopped_at_the_limit(argv):
+        if checkpoint:  # (the run's checkpoint writer: it writes its checkpoint and stops with 4)
+            signal.signal(signal.SIGUSR1, lambda *_: None)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        return 4
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        for procid, said in (("1", False), ("0", True)):
+            monkeypatch.setenv("SLURM_PROCID", procid)
+            mark.unlink(missing_ok=True)
+            marked.clear()
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+            signal.signal(signal.SIGUSR2, submitits_requeue)
+            monkeypatch.setattr(hpcflow.cli, "main", stopped_at_the_limit)
+            with contextlib.suppress(SystemExit):
+                HpcflowTask().run(["run", "j.toml", "--out", str(tmp_path / "out")])
+            assert marked == [said], (procid, marked)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -1179,6 +1231,75 @@ def test_wait_says_once_a_leg_that_a_requeued_job_is_held_until_its_begin_time(t
                            "BeginTime: Slurm holds a requeued job about 2 minutes before it starts again); still "
                            "waiting"], lines
     assert int((bin_dir / "n").read_text()) > len(states)  # every state was asked
+
+
+class _Clock:
+    """A clock for the wait (time.time, time.sleep, time.monotonic in `hpcflow.submit.executor` and submitit's
+    watcher) whose sleep moves it on at once and plays a Slurm job's legs: `legs` legs of `run_s` seconds running,
+    each but the last requeued by its task 0 (which touches the job's mark of a leg's end, `task._mark_requeue`, as
+    it has submitit requeue the job) and held `held_s` seconds pending (reason BeginTime), the next leg's task 0
+    removing the mark as it starts; after the last, the job is gone from squeue. The state is what the stand-in
+    squeue prints (bin/state)."""
+
+    def __init__(self, job, bin_dir: Path, *, legs: int, run_s: float, held_s: float) -> None:
+        from hpcflow.submit.executor import ended_file
+
+        self.now, self.mark, self.state = 1.0e9, Path(ended_file(job)), bin_dir / "state"
+        self.start, self.legs, self.run_s, self.held_s = self.now, legs, run_s, held_s
+        self.seen = None
+        self._play()
+
+    def time(self) -> float:
+        return self.now
+
+    monotonic = time
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self._play()
+
+    def _play(self) -> None:
+        t = self.now - self.start
+        leg, into = divmod(t, self.run_s + self.held_s)
+        if leg >= self.legs - 1 and into >= self.run_s:  # the last leg has ended
+            seen = ("ended", leg)
+        else:
+            seen = ("running" if into < self.run_s else "held", leg)
+        if seen == self.seen:
+            return
+        self.seen = seen
+        if seen[0] == "running":
+            self.mark.unlink(missing_ok=True)  # (the leg's task 0, as it starts: `task._forget_ended_mark`)
+            self.state.write_text("333|RUNNING|vm|None\n")
+        else:
+            self.mark.touch()  # (task 0 as it requeues the job; the batch shell as the last leg ends)
+            os.utime(self.mark, (self.now, self.now))
+            self.state.write_text("333|PENDING||BeginTime\n" if seen[0] == "held" else "")
+
+
+def test_wait_says_the_hold_of_every_leg_of_a_long_wait(tmp_path, monkeypatch):
+    """A job of five time-limit legs (4 minutes each, Slurm's hold of ~2 minutes after each requeue): --wait said
+    'pending until its begin time' for one of the four holds: it asked Slurm at its own pace, backing off to every 10
+    minutes, and a hold between two asks, or a leg it never saw running, was not said. The mark that task 0 touches
+    as it requeues the job has it ask every few seconds through the hold, and counts as the leg having run."""
+    import submitit.core.core
+
+    import hpcflow.submit.executor as executor
+
+    job, bin_dir, _ = _waited_job(tmp_path, monkeypatch, sinfo=SINFO, squeue="")
+    _script(bin_dir / "squeue", f'echo x >> {bin_dir}/asked; cat {bin_dir}/state')
+    clock = _Clock(job, bin_dir, legs=5, run_s=240, held_s=120)
+    monkeypatch.setattr(executor, "time", clock)
+    monkeypatch.setattr(submitit.core.core, "_time", clock)
+    monkeypatch.setattr(executor, "POLL_S", 1.0)
+    lines = []
+    assert executor.wait([job], log=lines.append) == 1  # (no result file: 'ended without a result')
+    held = [line for line in lines if "pending until its begin time" in line]
+    assert held == 4 * ["hpcflow submit: job 333 was requeued and is pending until its begin time (reason "
+                        "BeginTime: Slurm holds a requeued job about 2 minutes before it starts again); still "
+                        "waiting"], lines
+    asked = len((bin_dir / "asked").read_text().split())
+    assert asked < 100, asked  # (not every second: ~15 asks a hold, a few at the watcher's pace between)
 
 
 def test_a_stop_while_waiting_for_many_slurm_jobs_asks_slurm_once(tmp_path, monkeypatch, capfd):

@@ -139,12 +139,14 @@ def task_python() -> str:
     return shlex.join([*TASK_START, sys.executable])
 
 
-#: the file the batch shell of Slurm job ID touches in its submitit folder once its srun has ended (`ended_file`)
+#: the file the batch shell of Slurm job ID touches in its submitit folder once its srun has ended, and its task 0 as
+#: it requeues the job at the end of a leg (`ended_file`, `hpcflow.submit.task._mark_requeue`)
 ENDED_SUFFIX = "_ended"
 
 
 def ended_file(job) -> str:
-    """The file Slurm job `job`'s batch shell touches as its step ends (`batch_shell_teardown`)."""
+    """The file Slurm job `job`'s batch shell touches as its step ends (`batch_shell_teardown`), and its task 0 as it
+    requeues the job (`hpcflow.submit.task._mark_requeue`)."""
     return os.path.join(os.fspath(job.paths.folder), f"{job.job_id}{ENDED_SUFFIX}")
 
 
@@ -336,12 +338,20 @@ def _ended(job, log, said: set) -> bool:
     return False
 
 
-def _ask_if_ended(job) -> None:
-    """Where the job's batch shell said its step ended (`ended_file`), ask Slurm for its state after that, and again
-    while it is not over (COMPLETING, or requeued), every second at first, backing off to RESULT_RECHECK_S."""
+def _ended_at(job) -> float | None:
+    """The time of Slurm job `job`'s mark of its step's or leg's end (`ended_file`); None where there is none."""
     try:
-        ended = os.stat(ended_file(job)).st_mtime
+        return os.stat(ended_file(job)).st_mtime
     except OSError:
+        return None
+
+
+def _ask_if_ended(job) -> None:
+    """Where the job's batch shell said its step ended, or its task 0 that it requeues the job (`ended_file`), ask
+    Slurm for its state after that, and again while it is not over (COMPLETING, or requeued and held), every second
+    at first, backing off to RESULT_RECHECK_S."""
+    ended = _ended_at(job)
+    if ended is None:
         return
     now = time.time()
     if job.watcher._last_status_check < max(ended, now - min(RESULT_RECHECK_S, max(1.0, (now - ended) / 2))):
@@ -370,12 +380,18 @@ def still_going(jobs) -> list:
         return [job.job_id for job in slurm if not _ended(job, quiet, set())]
 
 
-def _held_after_requeue(job_id: str, state: str | None, reason: str, ran: set, *, said: set, log) -> None:
-    """Say once per leg that job `job_id`, seen running (`ran`, the jobs seen so since their last requeue), was
+def _held_after_requeue(job_id: str, state: str | None, reason: str, ran: set, *, said: set, log,
+                        ended: float | None = None, marks: dict | None = None) -> None:
+    """Say once per leg that job `job_id`, which ran (`ran`, the jobs that did since their last requeue), was
     requeued and is held until Slurm's begin time (reason BeginTime: Slurm holds a requeued job ~2 minutes, its
     requeue delay), a wait that is otherwise silent; not for a job held so before it first ran (sbatch --begin), nor
-    where `_ended` has just said the requeue (`said`). A leg that starts and ends between two asks of Slurm is not
-    seen, and nothing is said of it."""
+    where `_ended` has just said the requeue (`said`). A job ran where it was seen running, or where its mark of a
+    leg's end (`ended_file`, its time `ended`) is new since the last look (`marks`: each job's last): task 0 touches
+    it as it requeues the job, so that a leg that starts and ends between two asks of Slurm counts (its hold, asked
+    every few seconds while the mark is there, is seen)."""
+    if ended is not None and marks is not None and marks.get(job_id) != ended:
+        marks[job_id] = ended
+        ran.add(job_id)
     if state in ("RUNNING", "COMPLETING"):
         ran.add(job_id)
     elif state == "PENDING" and job_id in ran and pending.code(reason) == "BeginTime":
@@ -388,7 +404,7 @@ def _held_after_requeue(job_id: str, state: str | None, reason: str, ran: set, *
 def _until_done(jobs, res: Resources | None, log) -> None:
     """Poll until every job is done. A Slurm job pending for a reason that waiting never resolves is cancelled and
     the wait stops (SubmitError, one line: the job, the reason, the fix); one waiting for a person is said once."""
-    verdicts, said, requeued, ran = pending.Verdicts(res), set(), set(), set()
+    verdicts, said, requeued, ran, marks = pending.Verdicts(res), set(), set(), set(), {}
     while True:
         before = set(requeued)
         waiting = [job for job in jobs if not _ended(job, log, requeued)]
@@ -396,9 +412,11 @@ def _until_done(jobs, res: Resources | None, log) -> None:
             return
         never = []  # (job id, reason code, fix)
         for job in waiting:
-            info = job.watcher.get_info(job.job_id, mode="cache") if isinstance(job, SlurmJob) else {}
+            slurm = isinstance(job, SlurmJob)
+            info = job.watcher.get_info(job.job_id, mode="cache") if slurm else {}
             reason = info.get("Reason", "") if info.get("State") == "PENDING" else ""
-            _held_after_requeue(job.job_id, info.get("State"), reason, ran, said=requeued - before, log=log)
+            _held_after_requeue(job.job_id, info.get("State"), reason, ran, said=requeued - before, log=log,
+                                ended=_ended_at(job) if slurm else None, marks=marks)
             code = pending.code(reason)
             if not code:
                 continue

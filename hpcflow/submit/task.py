@@ -298,8 +298,8 @@ def _from_submitit() -> dict:
 
 
 def _forget_ended_mark() -> None:
-    """Task 0 of a Slurm job's later leg removes the mark its earlier leg's batch shell left as its step ended
-    (`executor.ended_file`): `hpcflow submit --wait` asks Slurm for the job's state while it is there, which it did
+    """Task 0 of a Slurm job's later leg removes the mark its earlier leg's batch shell left as its step ended, or
+    its task 0 as it requeued the job (`executor.ended_file`, `_mark_requeue`): `hpcflow submit --wait` asks Slurm for the job's state while it is there, which it did
     every 10 s for the rest of the job."""
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or not task_zero():
         return
@@ -308,6 +308,25 @@ def _forget_ended_mark() -> None:
     try:
         os.remove(ended_file(submitit.JobEnvironment()))
     except Exception:  # noqa: BLE001 - none there, or no job environment: the wait asks Slurm a little more often
+        pass
+
+
+def _mark_requeue() -> None:
+    """Task 0 of a Slurm job, as it has submitit requeue the job at the end of a leg, marks the leg's end as the batch
+    shell marks its step's (`executor.ended_file`; the requeue kills that shell before it could): `hpcflow submit
+    --wait` then asks Slurm at once and every few seconds while the mark is there, through the ~2 minutes Slurm holds
+    the requeued job (reason BeginTime), until the next leg's task 0 removes it (`_forget_ended_mark`). Asked at its
+    own pace only (backing off to 10 minutes), the wait saw the hold of one leg in five."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or not task_zero():
+        return
+    from hpcflow.submit.executor import ended_file
+
+    try:
+        path = ended_file(submitit.JobEnvironment())
+        with open(path, "a"):
+            pass
+        os.utime(path)  # (a new time for each leg's end, which the wait tells apart)
+    except Exception:  # noqa: BLE001 - no job environment, the folder not writable: the wait asks at its own pace
         pass
 
 
@@ -358,6 +377,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             elif callable(requeue):
                 preempted.append(signum)
                 handed.append(signum)
+                _mark_requeue()
                 requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
 
         signal.signal(sig, forward)
@@ -377,6 +397,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         # requeued after submitit's signal only: the run stops with 4 on SIGTERM too (scancel), and is not requeued
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
+            _mark_requeue()
             requeue(sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
             return status, True
         return status, False
