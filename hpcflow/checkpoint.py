@@ -115,16 +115,22 @@ class FlowResume(FlowScalars):
     arguments: dict | None = None  # the flow's `flow_arguments` (attribute flow_arguments); None: not recorded
     fingerprints: dict | None = None  # {"train"/"test": `set_fingerprint`} (attribute set_fingerprints) or None
     point_data: tuple = ()  # the POINT_DATA datasets the checkpoint holds
+    #: the sets were compared already (`hpcflow run` compares its sampled rows with `check_static` before the flow):
+    #: `check_sets` reads and compares nothing again. Alike on every rank.
+    sets_checked: bool = False
 
     def check_sets(self, sets: dict, *, comm=None) -> None:
         """ValueError naming `resume` on every rank where the rows a flow resumes on are not those this checkpoint
         was written with: its metrics belong to those points. sets: {"train"/"test": (this rank's global indices,
-        `hpcflow.flow.host_rows` of its rows or None)}, the counts already compared (`kernel_flow`). A set is
-        compared with the point data the checkpoint holds (points, weights, |Omega|^2, each rank its own rows, to
-        STATIC_RTOL as `check_static`: a job that samples its points again on another node resumes), else with its
-        fingerprint (`set_fingerprint`, bitwise: points, g_fs, |Omega|^2 and weights), else not at all (a
-        checkpoint written before fingerprints were recorded). Collective where a set is compared (one allgather at
-        R > 1)."""
+        `hpcflow.flow.host_rows` of its rows or None)}, the counts already compared (`kernel_flow`); only the fields
+        a comparison needs are read from the rows. A set is compared with the point data the checkpoint holds
+        (points, weights, |Omega|^2, each rank its own rows, to STATIC_RTOL as `check_static`: a job that samples
+        its points again on another node resumes), else with its fingerprint (`set_fingerprint`, bitwise: points,
+        g_fs, |Omega|^2 and weights), else not at all (a checkpoint written before fingerprints were recorded).
+        Nothing is compared where `sets_checked` (the state of `hpcflow run`, whose `check_static` compared them).
+        Collective where a set is compared (one allgather at R > 1)."""
+        if self.sets_checked:
+            return
         c = resolve(comm)
         where = f"checkpoint {self.path}"
         for kind, (idx, rows) in sets.items():

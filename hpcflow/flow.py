@@ -60,7 +60,7 @@ import logging
 import math
 import time
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -183,10 +183,32 @@ class _Points(NamedTuple):
         return self.points.shape[0]
 
 
-def host_rows(ps) -> dict | None:
-    """{field: NumPy array} of points, g_fs, omega2 and weights of a set's rows (`_Points`, a PointSet); None for
-    no set."""
-    return None if ps is None else {f: to_host(getattr(ps, f)) for f in _POINT_FIELDS}
+class _HostRows(Mapping):
+    """{field: NumPy array} of points, g_fs, omega2 and weights of a set's rows, each field copied to the host when
+    it is first read (once): a comparison that reads some fields, or none, copies only those (on the GPU, g_fs is
+    the largest)."""
+
+    def __init__(self, ps):
+        self._ps, self._copied = ps, {}
+
+    def __getitem__(self, name):
+        if name not in _POINT_FIELDS:
+            raise KeyError(name)
+        if name not in self._copied:
+            self._copied[name] = to_host(getattr(self._ps, name))
+        return self._copied[name]
+
+    def __iter__(self):
+        return iter(_POINT_FIELDS)
+
+    def __len__(self):
+        return len(_POINT_FIELDS)
+
+
+def host_rows(ps) -> Mapping | None:
+    """{field: NumPy array} of points, g_fs, omega2 and weights of a set's rows (`_Points`, a PointSet), each field
+    copied to the host only once it is read (`_HostRows`); None for no set."""
+    return None if ps is None else _HostRows(ps)
 
 
 def _on(ps, xp):

@@ -387,6 +387,34 @@ def test_nan_where_the_schema_allows_it_still_resumes(tmp_path):
     assert load_resume(out / "checkpoint.h5").step == 5
 
 
+def test_a_command_line_resume_reads_and_compares_the_point_data_once(tmp_path, monkeypatch):
+    """`hpcflow run --resume` compares the point data it samples again with the checkpoint's (`check_static`), and
+    the flow does not read and compare them again (FlowResume.check_sets read every dataset of them a second
+    time); the resumed run is bit for bit the uninterrupted one."""
+    import hpcflow.checkpoint as checkpoint
+    from hpcflow.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(RESUME_JOB)
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert main(["run", str(job), "--out", str(whole), "--quiet", "--set", "flow.steps=5"]) == 0
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
+    read, rows_at = [], checkpoint._rows_at
+
+    def counted(ds, idx, *args, **kw):
+        read.append(ds.name.lstrip("/"))
+        return rows_at(ds, idx, *args, **kw)
+
+    monkeypatch.setattr(checkpoint, "_rows_at", counted)
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
+    point_data = [f"{kind}/{name}" for kind in ("train", "test") for name in ("points", "weights", "omega2")]
+    assert sorted(name for name in read if name in point_data) == sorted(point_data), read
+    with h5py.File(whole / "checkpoint.h5") as a, h5py.File(out / "checkpoint.h5") as b:
+        assert a.attrs["step"] == b.attrs["step"] == 5
+        for name in ("train/g", "test/g", "history/sigma_train", "history/sigma_test", "history/dt"):
+            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+
+
 @pytest.mark.parametrize("ranks", [3])  # rank 0, which prints, and a middle rank learn it from the last
 def test_every_rank_refuses_a_non_finite_row_that_only_the_last_rank_reads(tmp_path, ranks):
     """The rows are checked in shares (each rank reads its own): a NaN in the last row of test/g is found by the

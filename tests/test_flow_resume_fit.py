@@ -130,6 +130,55 @@ def test_other_rows_are_compared_with_the_point_data_the_checkpoint_holds(tmp_pa
     _bitwise(_flow(resume=state), full)
 
 
+@pytest.mark.parametrize("held", ["point data", "fingerprints", "neither"])
+def test_a_resume_copies_to_the_host_only_the_fields_it_compares(tmp_path, monkeypatch, full, held):
+    """The flow's rows are copied to the host for the comparison with the checkpoint (on the GPU, whole sets) only
+    where they are compared and only the fields compared: points, weights and |Omega|^2 against the point data
+    (not g_fs, the largest), all four against a fingerprint, none where the checkpoint holds neither (written before
+    fingerprints were recorded). Every field was copied in each case. (The weights are not watched: the flow sums
+    them on the host anyway.)"""
+    import hpcflow.flow as flow
+
+    path = tmp_path / "checkpoint.h5"
+    _written(path, with_points=held == "point data")
+    if held == "neither":
+        with h5py.File(path, "r+") as f:
+            del f.attrs["set_fingerprints"]
+    state = load_resume(path)
+    copied, to_host = set(), flow.to_host
+
+    def seen(a):
+        copied.update(f"{kind}/{name}" for kind, ps in (("train", TRAIN), ("test", TEST))
+                      for name in ("points", "g_fs", "omega2")
+                      if isinstance(a, np.ndarray) and np.shares_memory(a, getattr(ps, name)))
+        return to_host(a)
+
+    monkeypatch.setattr(flow, "to_host", seen)
+    _bitwise(_flow(resume=state), full)
+    fields = {"point data": ("points", "omega2"), "fingerprints": ("points", "g_fs", "omega2"), "neither": ()}[held]
+    assert copied == {f"{kind}/{name}" for kind in ("train", "test") for name in fields}, copied
+
+
+def test_a_state_whose_sets_were_checked_reads_no_point_data_again(tmp_path, monkeypatch, full):
+    """A FlowResume marked `sets_checked` (`hpcflow run` compares its sampled rows with the checkpoint's first)
+    reads and compares no point data in the flow; unmarked, other points are refused."""
+    import hpcflow.checkpoint as checkpoint
+
+    state = _written(tmp_path / "checkpoint.h5", with_points=True)
+    read, rows_at = [], checkpoint._rows_at
+
+    def counted(ds, idx, *args, **kw):
+        read.append(ds.name)
+        return rows_at(ds, idx, *args, **kw)
+
+    monkeypatch.setattr(checkpoint, "_rows_at", counted)
+    _bitwise(_flow(resume=dataclasses.replace(state, sets_checked=True)), full)
+    assert read == [], read
+    with pytest.raises(ValueError, match=r"^resume: the train set is not the one checkpoint .* was written with"):
+        _flow(_sample(N_TRAIN, 9), resume=state)
+    assert "/train/points" in read, read
+
+
 @pytest.mark.parametrize("kw, said", [
     ({"kernel": GaussianKernel(0.3)}, "kernel=GaussianKernel(width=0.3"),
     ({"kernel": DeltaKernel()}, "kernel=DeltaKernel() where checkpoint {} was written with kernel=GaussianKernel("),

@@ -9,6 +9,7 @@ provenance, per_rank figures), or raises NumericalStop carrying it when the flow
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -483,6 +484,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
     if state is not None:  # the metrics it holds belong to its points: those sampled here, or it is refused
         check_static(path, static, n_rows, comm=c)
+        state = dataclasses.replace(state, sets_checked=True)  # (kernel_flow's check_sets: read them once)
         out_of_date(outdir, comm=c)
     threads = default_threads()  # the kernel sums' worker threads ($HPCFLOW_THREADS, else the usable CPUs)
     tiled = backend_name() == "numpy"  # (on the GPU the tiles are summed by one worker whatever the threads)
