@@ -306,7 +306,7 @@ def _said_argument(key: str, value, other) -> str:
         params = value.get("params") or {}
         if isinstance(other, dict) and other.get("class") == value.get("class"):
             theirs = other.get("params") or {}
-            params = {k: v for k, v in params.items() if k not in theirs or theirs[k] != v}
+            params = {k: v for k, v in params.items() if k in theirs and theirs[k] != v}  # (as `_differs`)
         return f"kernel={value.get('class')}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
     return f"{key}={value!r}"
 
@@ -322,13 +322,29 @@ RESUME_FIX = ("pass the sets and arguments it was written with (a resume continu
               "to start from g_FS")
 
 
+def _differs(key: str, recorded, current) -> bool:
+    """Whether argument `key` of `flow_arguments` as a checkpoint records it (JSON) differs from the flow's. A kernel
+    of the same class differs only in a hyperparameter present in both: one recorded or current on one side only is
+    skipped, not compared (a hyperparameter added to a kernel in a later version, which the checkpoints written
+    before it lack, keeps the earlier behaviour at its default; its default is not known to `params`, which need
+    not name the constructor's arguments, so a non-default value of it is not caught either)."""
+    if key == "kernel" and isinstance(recorded, dict) and isinstance(current, dict):
+        theirs, mine = recorded.get("params"), current.get("params")
+        if isinstance(theirs, dict) and isinstance(mine, dict):
+            rest = [k for k in recorded.keys() | current.keys() if k != "params"]
+            return (any(_plain(recorded.get(k)) != current.get(k) for k in rest)
+                    or any(_plain(theirs[k]) != mine[k] for k in theirs.keys() & mine.keys()))
+    return _plain(recorded) != current
+
+
 def _check_resume_fits(resume, n: dict, arguments: dict, steps: int, comm) -> None:
     """ValueError naming `resume` on every rank (the values compared are alike on all: no collective) where the
     state is past `steps` (the flow would return its longer history as if it ended at `steps`), where the
     flow's sets hold other counts of points than the state's (n_train, n_test; `FlowScalars`) or its
-    `flow_arguments` differ from those the checkpoint records (its `arguments`, where it has them): its rows would be
-    read for other points (an IndexError past its rows) or continued with another kernel or dt, σ jumping at the
-    resumed step. The rows themselves are compared by the state's `check_sets` (`hpcflow.checkpoint.FlowResume`)."""
+    `flow_arguments` differ from those the checkpoint records (its `arguments`, where it has them; an argument it
+    lacks, or a kernel hyperparameter on one side only, is skipped: `_differs`): its rows would be read for other
+    points (an IndexError past its rows) or continued with another kernel or dt, σ jumping at the resumed step.
+    The rows themselves are compared by the state's `check_sets` (`hpcflow.checkpoint.FlowResume`)."""
     where = _resume_source(resume)
     if int(resume.step) > steps:
         pcomm.raise_together(ValueError(
@@ -351,7 +367,7 @@ def _check_resume_fits(resume, n: dict, arguments: dict, steps: int, comm) -> No
     recorded = getattr(resume, "arguments", None)
     if not isinstance(recorded, dict):  # (a checkpoint written before they were recorded)
         return
-    differ = [k for k in arguments if k in recorded and _plain(recorded[k]) != arguments[k]]
+    differ = [k for k in arguments if k in recorded and _differs(k, recorded[k], arguments[k])]
     if differ:
         pcomm.raise_together(ValueError(
             f"resume: {', '.join(_said_argument(k, arguments[k], recorded[k]) for k in differ)} where {where} was "

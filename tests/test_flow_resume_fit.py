@@ -199,6 +199,30 @@ def test_another_kernel_dt_or_loss_is_refused_naming_resume(tmp_path, full, kw, 
     _bitwise(_flow(resume=load_resume(path)), full)
 
 
+def test_a_kernel_hyperparameter_recorded_on_one_side_only_is_not_compared(tmp_path, full):
+    """A checkpoint whose recorded kernel lacks a hyperparameter the kernel now has (one added in a later version),
+    or has one it no longer has, resumes: the hyperparameters present in both are compared, and one of those
+    other than the flow's is still refused, naming it alone. (The recorded kernel was compared as a whole: every
+    checkpoint of an earlier version was refused.)"""
+    import json
+
+    path = tmp_path / "checkpoint.h5"
+    _written(path)
+    with h5py.File(path, "r+") as f:
+        arguments = json.loads(f.attrs["flow_arguments"])
+        params = arguments["kernel"]["params"]
+        assert params["squarings"] == GaussianKernel(WIDTH).params()["squarings"]
+        del params["squarings"]
+        params["retired_option"] = 7
+        f.attrs["flow_arguments"] = json.dumps(arguments)
+    _bitwise(_flow(resume=load_resume(path)), full)
+    with pytest.raises(ValueError) as refused:
+        _flow(resume=load_resume(path), kernel=GaussianKernel(0.3))
+    message = str(refused.value)
+    assert message.startswith(f"resume: kernel=GaussianKernel(width=0.3) where checkpoint {path} was written with "
+                              "kernel=GaussianKernel(width=0.2); "), message
+
+
 def test_a_checkpoint_of_one_rank_resumes_at_two_and_other_rows_are_refused_by_both(tmp_path):
     """The fingerprint is the same for every split of the rows over the ranks: a checkpoint the API wrote at one
     rank resumes at two (each rank keeping its share of whole sets), and a set of other points is refused by
