@@ -650,9 +650,15 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     rejections, test_held, stopped and `rows(kind, global_idx)`): the flow goes on after `resume.step`, bitwise as
     if never interrupted (`steps` counts from step 0, so it runs steps - resume.step more); anything else is refused
     (TypeError naming resume) before any work, and so is (ValueError naming resume and what differs) a state past
-    `steps`, or of other sets (another number of train or test points, test points where it had none or the reverse; other rows,
-    compared by the state's `check_sets` with the point data or fingerprints its checkpoint holds) or of other
-    `flow_arguments` (kernel, dt, loss, weighted, max_halvings, clip, kappa_gradient) where it records them.
+    `steps`, or of other sets (another number of train or test points, test points where it had none or the
+    reverse; other rows, compared by the state's `check_sets` with the point data or fingerprints its checkpoint
+    holds) or of other `flow_arguments` (kernel, dt, loss, weighted, max_halvings, clip, kappa_gradient) where it
+    records them (a kernel hyperparameter recorded or current on one side only is not compared: `_differs`). A
+    checkpoint of a `CheckpointWriter` without `static` holds a fingerprint of each set, compared bit for bit: sets
+    sampled again on another CPU type (a job requeued onto another node, whose libm and SIMD kernels may change the
+    last bits of points, g_fs, omega2 or weights) are refused as other rows. To resume sets that may be sampled
+    again elsewhere, give the writer their point data (`static` and `n_rows`, as `hpcflow run` does): the rows are
+    then compared with them to `hpcflow.checkpoint.STATIC_RTOL` (1e-9 of each row's largest entry) instead.
     """
     c = pcomm.resolve(comm)
     blocks, whole = pcomm.arguments_together(lambda: _check_args(
