@@ -182,12 +182,12 @@ def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(
     assert main(["run", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "run")
     assert main(["submit", str(job), "--out", str(out), *local, "--check"]) == 2
-    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), *local, "--check", "--resume"])
+    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), *local, "--resume"])  # (no --check)
     assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.h5 that no finished "
                                         f"summary.json describes); continue it with `{again}`, or pass --force to "
                                         "start over\n")
     assert main(["submit", str(job), "--out", str(out), *local, "--check", "--set", "flow.dt=2.0"]) == 2
-    assert _error(capsys, "submit").endswith("--set flow.dt=2.0 --check --resume`, or pass --force to start over\n")
+    assert _error(capsys, "submit").endswith("--set flow.dt=2.0 --resume`, or pass --force to start over\n")
     for where, extra in ((out, []), (out, ["--set", "flow.steps=2"]), (out, ["--set", "kernel.width=0.06"]),
                          (out, ["--force", "--set", target]), (fresh, [])):
         assert main(["run", str(job), "--out", str(where), "--resume", "--check", *extra]) == 2
@@ -220,7 +220,7 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
     assert main(["nn", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2
-    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), "--executor", "local", "--check", "--resume"])
+    again = shlex.join(["hpcflow", "submit", str(job), "--out", str(out), "--executor", "local", "--resume"])
     assert _error(capsys, "submit") == (f"--out {out} holds an interrupted run (checkpoint.pt that no finished "
                                         f"summary.json describes); continue it with `{again}`, or pass --force to "
                                         "start over\n")

@@ -117,20 +117,22 @@ def _options_of(command: str) -> set[str]:
     return set(_parser_of(command)._option_string_actions)
 
 
-def _continuing_argv(args, counted: int | None = None, *, check: bool = False) -> list[str]:
+def _continuing_argv(args, counted: int | None = None) -> list[str]:
     """The `hpcflow submit` command line that continues this submission's stopped run: its options as given (read
-    back from submit's parser: one it gains is kept), with --resume for run and nn instead of --force, without
-    --check unless `check` (the line of a refusal repeats the command given, --check too). A tune whose study `counted` that many trials when it was submitted (`submit.check.counted_trials`) is
-    submitted again with --max-trials those and its --trials (`tune_cap`): the --trials of a worker submitted again
-    count from none (its study keeps the finished trials), and the preempted trial it continues is one of them."""
+    back from submit's parser: one it gains is kept), with --resume for run and nn instead of --force, and without
+    --check (the line a refusal of `submit --check` advises continues the run; pasted with --check it would only
+    check again). A tune whose study `counted` that many trials when it was submitted
+    (`submit.check.counted_trials`) is submitted again with --max-trials those and its --trials (`tune_cap`): the
+    --trials of a worker submitted again count from none (its study keeps the finished trials), and the preempted
+    trial it continues is one of them."""
     import argparse
 
     cap = None if counted is None or args.command != "tune" else tune_cap(args, counted)
     argv = ["hpcflow", "submit"]
     for action in _parser_of("submit")._actions:
         value = getattr(args, action.dest, None)
-        if isinstance(action, argparse._HelpAction) or action.dest in ("force", "resume") or (
-                action.dest == "check" and not check) or (cap is not None and action.dest == "max_trials"):
+        if isinstance(action, argparse._HelpAction) or action.dest in ("force", "resume", "check") or (
+                cap is not None and action.dest == "max_trials"):
             continue
         if not action.option_strings:
             argv.append(value)
@@ -389,7 +391,7 @@ def _submit(args) -> int:
                                resume=args.resume, sampler=args.sampler, study=args.study, storage=args.storage,
                                nodes=res.nodes, per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
                                runs_here=args.executor == "local", node_limit=node_limit, host_note=host_note,
-                               again=shell_line(_continuing_argv(args, check=True)))
+                               again=shell_line(_continuing_argv(args)))
     # (--check refuses what the submission would)
     if args.executor == "slurm":
         _refuse_no_gpu(gpu_need, res)
