@@ -217,7 +217,8 @@ def _checkpoint_fault(f, cfg: dict, status: str, state: dict) -> str | None:
         if k not in hist or name not in f:
             continue  # (a checkpoint or file written before the count was recorded)
         mine, theirs = f[name][()], np.asarray(hist[k])
-        if mine.shape != theirs.shape or not np.array_equal(mine, theirs):
+        floats = mine.dtype.kind == "f" and theirs.dtype.kind == "f"  # (NaN as NaN: a diverged run's last epoch)
+        if mine.shape != theirs.shape or not np.array_equal(mine, theirs, equal_nan=floats):
             at = _first_difference(mine, theirs)
             return f"dataset {name} differs from checkpoint.pt's train.history.{k}{at}"
     return None
