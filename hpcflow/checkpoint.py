@@ -92,9 +92,9 @@ RESTART = "start the run again with --force (replaces it) or use a new --out"
 #: the point data a checkpoint may hold of each set (the writer's `static`; `FlowResume.check_sets` compares them)
 POINT_DATA = ("train/points", "train/weights", "train/omega2", "test/points", "test/weights", "test/omega2")
 #: what to do where `load_resume` finds no checkpoint file, for a caller of the API and of the CLI alike
-NO_CHECKPOINT = ("pass the path of a checkpoint a flow wrote (CheckpointWriter's path; DIR/checkpoint.h5 of hpcflow run "
-                 "--out DIR), or start the flow afresh: kernel_flow with resume=None, or at the command line the run "
-                 "without --resume, with --force (replaces it) or a new --out")
+NO_CHECKPOINT = ("pass the path of a checkpoint a flow wrote (CheckpointWriter's path; DIR/checkpoint.h5 of hpcflow "
+                 "run --out DIR), or start the flow afresh: kernel_flow with resume=None, or at the command line the "
+                 "run without --resume, with --force (replaces it) or a new --out")
 
 
 def _json(obj) -> str:
@@ -476,8 +476,8 @@ def _read_arguments(f, path) -> dict | None:
         return None
     arguments = _read_attr_json(f, "flow_arguments", path)
     if not isinstance(arguments, dict) or not isinstance(arguments.get("kernel", {}), dict):
-        raise InputFileError(f"{path}: attribute 'flow_arguments' is not a JSON object of the flow's arguments (kernel, "
-                             f"dt, ...); the checkpoint is damaged, {RESTART}")
+        raise InputFileError(f"{path}: attribute 'flow_arguments' is not a JSON object of the flow's arguments "
+                             f"(kernel, dt, ...); the checkpoint is damaged, {RESTART}")
     return arguments
 
 

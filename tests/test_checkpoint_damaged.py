@@ -317,8 +317,8 @@ NOT_AS_WRITTEN = [
     ("comm_seconds float32", _retyped("history/comm_seconds", np.float32),
      "dataset history/comm_seconds has type float32, not float64"),
     ("rejections 1-D", _one_dimensional([1.0, 3.0]), "dataset history/rejections has shape (2,), not (k, 2)"),
-    ("legs empty", _legs(lambda legs: []), "attribute legs is empty ([]), where the flow writes one entry per run up to "
-                                           "attribute step = 3"),
+    ("legs empty", _legs(lambda legs: []), "attribute legs is empty ([]), where the flow writes one entry per run up "
+                                           "to attribute step = 3"),
     ("legs short of step", _legs(lambda legs: [{**legs[0], "to_step": 1}]),
      "attribute legs[0].to_step = 1 is not attribute step = 3"),
     ("legs gap", _legs(lambda legs: [{**legs[0], "to_step": 1}, {**legs[0], "from_step": 2}]),

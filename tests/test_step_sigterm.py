@@ -19,7 +19,8 @@ STOPPED = [shutil.which("bash"), "-c", f"kill -TERM $PPID; {shutil.which('sleep'
 STOPPED_LINE = "hpcflow.submit.step: the run stopped on SIGTERM, its checkpoint written; "
 
 
-def _step(tmp_path, scontrol: str | None, restart_count: str = "0", step=STOPPED, **extra) -> subprocess.CompletedProcess:
+def _step(tmp_path, scontrol: str | None, restart_count: str = "0", step=STOPPED,
+          **extra) -> subprocess.CompletedProcess:
     """The step running `step` as job 77 in its leg `restart_count` (`extra`: more of its environment), with a
     stand-in scontrol running `scontrol` (none where None) alone on PATH; scontrol's arguments recorded in bin/args."""
     bin_dir = tmp_path / "bin"

@@ -141,8 +141,8 @@ def test_a_stop_while_waiting_for_a_slurm_job_is_said_in_one_line(tmp_path, sig,
     _script(bin_dir / "srun", "exit 0")
     _script(bin_dir / "sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1")
     # (asked for the user's jobs into the same --out: none; asked for the job's state: running, said in bin/asked)
-    _script(bin_dir / "squeue", f'if [[ "$*" == *"-t all"* ]]; then touch {bin_dir}/asked; echo "1789|RUNNING|vm|None"; '
-                                'fi')
+    _script(bin_dir / "squeue", f'if [[ "$*" == *"-t all"* ]]; then touch {bin_dir}/asked; '
+                                'echo "1789|RUNNING|vm|None"; fi')
     proc = _start(tmp_path, "--executor", "slurm", "--wait", "--quiet",
                   env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     _until(bin_dir / "asked", proc)

@@ -57,8 +57,6 @@ def load(run_dir) -> dict:
     return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 
-
-
 def _check_width(path, shape) -> None:
     """MissingData where ntk/spectrum's rows are not 81 P eigenvalues wide (docs/outputs.md), P the train probe points:
     the rows of ntk/points_train, else the job's [ntk].n_train_points (@config), else any P (a multiple of 81)."""

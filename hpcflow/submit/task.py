@@ -299,8 +299,8 @@ def _from_submitit() -> dict:
 
 def _forget_ended_mark() -> None:
     """Task 0 of a Slurm job's later leg removes the mark its earlier leg's batch shell left as its step ended, or
-    its task 0 as it requeued the job (`executor.ended_file`, `_mark_requeue`): `hpcflow submit --wait` asks Slurm for the job's state while it is there, which it did
-    every 10 s for the rest of the job."""
+    its task 0 as it requeued the job (`executor.ended_file`, `_mark_requeue`): `hpcflow submit --wait` asks Slurm
+    for the job's state while it is there, which it did every 10 s for the rest of the job."""
     if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or not task_zero():
         return
     from hpcflow.submit.executor import ended_file
