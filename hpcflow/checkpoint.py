@@ -30,7 +30,9 @@ A checkpoint is replaced only by a complete newer one (`hpcflow.atomic.atomic_fi
 the previous checkpoint readable. SIGTERM/SIGUSR1 (what Slurm sends before a time limit or preemption) and a first
 Ctrl-C (SIGINT) make the next step boundary write a checkpoint and raise `Preempted` on every rank (exit status 4),
 unless the flow ends at that step anyway (its last step, its early stop: `FlowView.ends`): the request has nothing left
-to stop, and the run finishes as it would have (final checkpoint, status "finished", exit 0).
+to stop, and the run finishes as it would have (final checkpoint, status "finished", exit 0). One received before the
+first step (during the flow's setup) is honoured before that step's kernel work, with the checkpoint of the state it
+starts from (step 0: g_FS; `CheckpointWriter.before_steps`).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
 (a per-rank history not (step, ranks), a history that is not floating point, a history or metric of less precision
 than float64 / complex128, rejections not (k, 2), a config that is not a JSON object), a schema_version this hpcflow
@@ -851,7 +853,8 @@ class CheckpointWriter:
     continues; before that, the directory holds nothing of this run (a new run's is empty, a resumed run's job.toml
     and checkpoint are the earlier run's).
     signalled: the Event of the requests recorded before the writer took the signals (`stop_signals.requests`
-    around the flow's setup), which its handler sets too: one recorded there stops the flow at its first step.
+    around the flow's setup), which its handler sets too: one recorded by the time the flow's first step would
+    start stops the flow before it (`before_steps`: the checkpoint of step 0, or of the resumed step).
     threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
     (`hpcflow.provenance.blas_kernel`) is recorded always (`legs[].blas_kernel`).
     """
@@ -913,9 +916,27 @@ class CheckpointWriter:
         if due_steps or due_time or preempt:
             self.write(view, status="preempted" if preempt else "running")
         if preempt:
-            self.restore_signals(stopping=True)
-            raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; {RESUME_HINT}")
+            self._stopped_at(view)
         return False
+
+    def _stopped_at(self, view):
+        """A stop request honoured with the checkpoint of `view` written: the handlers back (a repeat of the request
+        ignored), Preempted raised."""
+        self.restore_signals(stopping=True)
+        raise Preempted(f"signal received: checkpoint of step {view.step} written to {self.path}; {RESUME_HINT}")
+
+    def before_steps(self, view) -> None:
+        """`kernel_flow`'s call before its first step (the state it starts from, step 0 or the resumed step, and no
+        kernel work done yet), on every rank: a stop request recorded by then (during the setup: the points' sampling
+        and clustering, `signalled`) on any rank (one collective) writes the checkpoint of that state (status
+        "preempted"; step 0: g_FS and the history's step 0) and raises Preempted on every rank, as at a step boundary,
+        so that it is honoured without waiting for the first step's kernel sums (an unclustered flow of millions of
+        points takes far longer over them than a batch system's grace time). No request: nothing is written."""
+        if not sum_array([float(self.signalled.is_set())], comm=self.comm)[0] > 0:
+            return
+        self.last_view = view
+        self.write(view, status="preempted")
+        self._stopped_at(view)
 
     def close(self, status: str):
         """Write the final state and restore signals. Returns on every rank only once rank 0 has put the file in

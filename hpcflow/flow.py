@@ -48,7 +48,11 @@ logged once, by rank 0, as a warning "flow stopped: ..." (at INFO within `stops_
 State hooks: after every accepted step and once at the end every rank calls `on_step(FlowView)` (returning
 True on any rank stops the flow, `stop_kind` "stopped"; an on_step whose attribute `answers_alike` is true returns
 the same on every rank, so its answer needs no collective; FlowView.ends: the flow ends at that step anyway, its
-last step, early stop or callback stop); `resume` (a FlowResume: the FlowView scalars and
+last step, early stop or callback stop). An on_step with a method `before_steps(view)` has it called too, once, on
+every rank, with the state the first step starts from (step 0: g_FS, or `resume.step`; `final` and `ends` False) as
+soon as that state is known, before the step sums are set up and before any kernel work (not where no step is left to
+run); it is not a step, and its answer is not read (a CheckpointWriter there honours a stop request received during the
+setup: it writes that state and raises Preempted on every rank). `resume` (a FlowResume: the FlowView scalars and
 `rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
 """
 
@@ -692,12 +696,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         _check_resume_fits(resume, {"train": n_train, "test": n_test}, arguments, steps, c)
         if callable(getattr(resume, "check_sets", None)):
             resume.check_sets({"train": (train_idx, host_rows(tr)), "test": (test_idx, host_rows(te))}, comm=c)
+    counts = None
     if blocks is not None:
         where = f" on rank {c.Get_rank()}" if c.Get_size() > 1 else ""
         pcomm.value_error_together(_blocks_fault(blocks, {"train": train_idx, "test": test_idx},
                                                  {"train": n_train, "test": n_test}, where), comm=c)
-        step_sums = Clustered(kernel, tr, te, train_idx, test_idx, blocks, tile=tile, cache_bytes=cache_bytes,
-                              comm=c)
     else:
         counts = np.array(c.allgather(int(len(train))), dtype=np.int64)
         lo = int(displs(counts)[c.Get_rank()])
@@ -705,10 +708,6 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         pcomm.value_error_together(None if run else "exact mode (blocks=None): each rank's train rows must be its "
                                    "consecutive run in rank order (decompose.share); pass blocks for any other split",
                                    comm=c)
-        if getattr(kernel, "nearest", False):  # Delta: a gather from the nearest train point, no N x N work
-            step_sums = Nearest(kernel, tr, te, train_idx, comm=c)
-        else:
-            step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
     sums = _Sums(c)
     w_train = sums(tr.weights)
     w_test = sums(te.weights) if has_test else float("nan")
@@ -739,7 +738,6 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         stopped = str(resume.stopped) or early_stop_said(start, early_stop)
         stop_kind, start = "early_stop", steps
     history = {"step_seconds": [], "kernel_seconds": [], "comm_seconds": [], "comm_bytes": []}
-    cnt = step_sums.counters
 
     def view(step, final, ends=True):
         last = {k: (v[-1] if v else 0.0) for k, v in history.items()}
@@ -751,6 +749,18 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
 
     def allsum(x):
         return sums(x)
+
+    at_start = getattr(on_step, "before_steps", None)
+    if callable(at_start) and start < steps and not stop_kind:  # the state at `start` is known: no kernel work yet
+        at_start(view(start, False, False))
+    if blocks is not None:
+        step_sums = Clustered(kernel, tr, te, train_idx, test_idx, blocks, tile=tile, cache_bytes=cache_bytes,
+                              comm=c)
+    elif getattr(kernel, "nearest", False):  # Delta: a gather from the nearest train point, no N x N work
+        step_sums = Nearest(kernel, tr, te, train_idx, comm=c)
+    else:
+        step_sums = Exact(kernel, tr, te, counts, tile=tile, cache_bytes=cache_bytes, comm=c)
+    cnt = step_sums.counters
 
     for step in range(start + 1, steps + 1):
         t_step = time.perf_counter()

@@ -39,6 +39,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from hpcflow.launcher_output import wait_until_read
@@ -342,21 +343,25 @@ def restore(handlers: dict, *, stopping: bool, final: bool = False) -> None:
 
 
 @contextmanager
-def requests(said: str | None = None):
+def requests(said: str | Callable[[int], str | None] | None = None):
     """An Event set by a stop request (a SIGNALS handler installed for the block, SIGINT as in `install`), so that
     a request received before the work that honours it begins (a flow's setup: sampling, clustering) is recorded;
     its `handler` attribute is the handler installed. Handlers restored after (`restore`, stopping when the Event
     is set). A request recorded here is passed on to the SIGTERM handler the block replaced, where that is a
     handler of ours (an enclosing `requests`), so that a request after the inner work's last look is not lost.
-    `said`: a line rank 0 prints on stderr at the first Ctrl-C, so that a person at a terminal knows it was heard
-    while the work that honours it has not begun (a batch job's SIGTERM/SIGUSR1 is said when it is honoured)."""
+    `said`: the line rank 0 prints on stderr at the block's first request, so that a person at a terminal, or a batch
+    job's log, knows it was heard while the work that honours it has not begun: a string, said at a first Ctrl-C
+    only, or a function of the signal's number returning the line (None: nothing said). Under MPI it is said where
+    rank 0 received the request itself (mpiexec forwards Ctrl-C and SIGTERM to every rank; one sent to other ranks
+    only is said when it is honoured)."""
     event = threading.Event()
 
     def record(signum, frame):  # noqa: ARG001 - signal handler signature
-        if said is not None and signum == signal.SIGINT and not event.is_set():
+        if said is not None and not event.is_set():
+            line = said(signum) if callable(said) else said if signum == signal.SIGINT else None
             world = _mpi_world()
-            if world is None or world.Get_rank() == 0:
-                print(said, file=sys.stderr, flush=True)
+            if line is not None and (world is None or world.Get_rank() == 0):
+                _say(line)
         event.set()
 
     event.handler = record
@@ -369,6 +374,19 @@ def requests(said: str | None = None):
         outer = old.get(getattr(signal, "SIGTERM", None))
         if event.is_set() and getattr(outer, "stop_request", False):
             outer(signal.SIGTERM, None)
+
+
+def _say(line: str) -> None:
+    """`line` on stderr from a signal handler: through sys.stderr, or straight to file descriptor 2 where the code the
+    signal interrupted was itself writing to sys.stderr (a buffered writer refuses a reentrant call); a stderr that
+    cannot be written (closed) leaves it unsaid rather than raise into the interrupted code."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (RuntimeError, OSError, ValueError):
+        try:
+            os.write(2, f"{line}\n".encode())
+        except OSError:
+            pass
 
 
 def defer() -> tuple:

@@ -438,17 +438,35 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     A stop request (SIGTERM, SIGUSR1, a first Ctrl-C) is recorded from the start (`stop_signals.requests`): one
-    received while the points are sampled and clustered stops the flow at its first step, as one during the flow;
-    with `log_prefix` ("hpcflow run:") a Ctrl-C there is acknowledged at once in one line.
+    received while the points are sampled and clustered stops the flow as soon as they are, before its first step's
+    kernel work, with the checkpoint of the state that step starts from (step 0: g_FS; under --resume the
+    checkpoint's step: `CheckpointWriter.before_steps`); with `log_prefix` ("hpcflow run:") rank 0 acknowledges the
+    first one there at once in one line (`setup_stop_said`).
     """
     from hpcflow.stop_signals import requests
 
-    said = None if log_prefix is None else (
-        f"{log_prefix} stop requested: the run stops with a checkpoint at its first step, once its points are "
-        "sampled and clustered; Ctrl-C again interrupts now")
+    clustered = cfg["clustering"]["method"] is not None
+    said = None if log_prefix is None else setup_stop_said(log_prefix, clustered=clustered)
     with requests(said) as pending:  # the checkpoint writer takes the signals over once it exists
         return _run(cfg, outdir, resume=resume, comm=comm, callback=callback, test_seed=test_seed,
                     job_text=job_text, pending=pending, prefix=log_prefix or "flow:")
+
+
+def setup_stop_said(prefix: str, *, clustered: bool):
+    """The line that acknowledges a flow job's first stop request during its setup (`run`), as a function of the
+    signal's number: when the run will stop, and for Ctrl-C that a second one interrupts at once (a repeated
+    SIGTERM/SIGUSR1 is ignored: `stop_signals.restore`)."""
+    import signal
+
+    setup = "sampled and clustered" if clustered else "sampled"
+
+    def said(signum: int) -> str:
+        ctrl_c = signum == signal.SIGINT
+        by = "" if ctrl_c else f" by {signal.Signals(signum).name}"
+        return (f"{prefix} stop requested{by}: the run stops with a checkpoint before its first step, once its points "
+                f"are {setup}" + ("; Ctrl-C again interrupts now" if ctrl_c else ""))
+
+    return said
 
 
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
