@@ -52,6 +52,31 @@ class _Parser(argparse.ArgumentParser):
         if _first_rank():
             super()._print_message(message, file)
 
+    def exit(self, status=0, message=None):
+        """argparse's end (an error, --help, --version), under a launcher after the ranks agree that each ends so
+        (`_ended_alike`)."""
+        if message:
+            self._print_message(message, sys.stderr)
+        sys.exit(_ended_alike(self.prog, status))
+
+
+def _ended_alike(prog: str, status: int) -> int:
+    """`status`, argparse's, once every rank of a launched world has ended in argparse too: their first exchange
+    (`same_command`), which a rank that parsed its command line and runs the command makes as well, so that no rank
+    goes on alone into the collectives of a command the others left (they waited there for ever). Where a rank runs
+    a command instead, every rank refuses that in one line from rank 0, exit 2."""
+    from hpcflow.parallel import comm as pcomm
+
+    if not pcomm.launched() or pcomm.pmix_refusal() is not None:
+        return status
+    try:
+        pcomm.same_command(f"{prog}, ended by its argument parser (status {status})")
+    except UserError as exc:
+        if pcomm.rank() == 0:
+            print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    return status
+
 
 def _first_rank() -> bool:
     """Rank 0 of a launched job, or a process no launcher started (which never loads MPI for this)."""
@@ -248,9 +273,45 @@ def thread_environment(restore: dict | None = None) -> dict:
     return {name: os.environ.get(name) for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES)}
 
 
+#: the commands run under a launcher (mpiexec, srun), whose ranks agree on the command first (`same_command`);
+#: `hpcflow submit` runs where the jobs are queued, and its jobs' tasks run one of these
+LAUNCHED_COMMANDS = ("info", "sample", "run", "nn", "report", "tune")
+
+
+def same_command(args) -> None:
+    """Under a launcher, before the command: the ranks' first exchange (`parallel.comm.same_command`), which
+    refuses ranks that run another hpcflow command or version together in one line, exit 2, before any other
+    collective; then each rank's environment (`resources.check_environment`, a refusal naming the rank where rank 0
+    passed) and the memory check skipped on every rank or on none (`memory_check_options`: a rank whose check refused
+    the job told its user to pass the --no-memory-check that another rank was given). Only the PMIx check that must
+    precede MPI_Init comes first (`parallel.comm.pmix_refusal`); no launcher, no MPI (nor in a world of one rank)."""
+    from hpcflow.parallel import comm as pcomm
+    from hpcflow.resources import check_environment
+
+    if args.verb not in LAUNCHED_COMMANDS or not pcomm.launched():
+        return
+    why = pcomm.pmix_refusal()
+    if why is not None:
+        raise UserError(why)
+    pcomm.same_command(f"hpcflow {args.verb}")
+    pcomm.refuse_together(check_environment)  # (the command checks it again: said once)
+    pcomm.agree_together(memory_check_options(args), fix="pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_CHECK"
+                         "=1, on every rank or on none (one command line after mpiexec -n R)")
+
+
+def memory_check_options(args) -> dict:
+    """Whether this rank skips the memory check, for `same_command`: --no-memory-check given, or
+    HPCFLOW_IGNORE_MEMORY_CHECK=1 (either, on any rank)."""
+    from hpcflow.resources import ENV_IGNORE, ignore_requested
+
+    skipped = bool(getattr(args, "no_memory_check", False)) or ignore_requested()
+    return {f"whether the memory check is skipped (--no-memory-check, {ENV_IGNORE}=1)": skipped}
+
+
 def _run(args) -> int:
     """The subcommand; its UserError, WriteFailed and RunStop become their exit status and one line."""
     try:
+        same_command(args)
         return int(args.func(args) or 0)
     except (UserError, WriteFailed) as exc:
         if _said_elsewhere(exc):

@@ -22,12 +22,21 @@ FLOW = flow_points(60, 40) + GAUSSIAN_KERNEL + "[flow]\ndt = 0.5\nsteps = 3\n"
 
 def _mpmd(tmp_path, verb: str, first: list, second: list):
     """Rank 0 runs `hpcflow VERB` with `first`, rank 1 with `second`; (statuses, stdout, stderr)."""
+    return _launch(tmp_path, [verb, *first], [verb, *second])
+
+
+def _launch(tmp_path, first: list, second: list, *, second_env: tuple = (), first_env: tuple = (),
+            second_program: tuple = ("-m", "hpcflow"), limit: int = 120):
+    """Rank 0 runs `hpcflow *first`, rank 1 `python *second_program *second`, each with its own variables (NAME=VALUE
+    for `env`) over the tests' environment; (statuses, stdout, stderr). A rank left waiting is ended after `limit`
+    seconds (its status is then not 2)."""
     status = tmp_path / "status"
     status.mkdir()
-    each = [[sys.executable, RANK_STATUS, str(status), sys.executable, "-m", "hpcflow", verb, *argv]
-            for argv in (first, second)]
-    proc = subprocess.run(["timeout", "120", mpiexec(), "-n", "1", *each[0], ":", "-n", "1", *each[1]],
-                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=150)
+    each = [[sys.executable, RANK_STATUS, str(status), "env", *variables, sys.executable, *program, *argv]
+            for argv, variables, program in ((first, first_env, ("-m", "hpcflow")),
+                                             (second, second_env, second_program))]
+    proc = subprocess.run(["timeout", "-k", "5", str(limit), mpiexec(), "-n", "1", *each[0], ":", "-n", "1",
+                           *each[1]], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=limit + 30)
     return rank_statuses(status, 2), proc.stdout, proc.stderr
 
 
@@ -94,3 +103,113 @@ def test_sample_ranks_given_different_options_are_refused_together_before_any_wo
     assert err.count("\n") == 1 and said in err and "same options" in err, err
     assert "Traceback" not in err and out == ""
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()
+
+
+#: the same start of every rank that the command's first exchange refuses (`hpcflow.cli.same_command`)
+COMMANDS_FIX = "start every rank with the same command line (one command line after mpiexec -n R) from the same " \
+               "hpcflow installation"
+
+
+@pytest.mark.parametrize("first, second", [
+    (["run", "job.toml", "--out", "a"], ["sample", "--n", "100", "--out", "p.h5", "--quiet"]),
+    (["run", "job.toml", "--out", "a"], ["nn", "nn.toml", "--out", "b"]),
+    (["run", "job.toml", "--out", "a"], ["info"]),
+    (["info"], ["run", "job.toml", "--out", "a"]),
+    (["run", "job.toml", "--out", "a"], ["report", "a", "--out", "r"]),
+    (["sample", "--n", "100", "--out", "p.h5"], ["tune", "job.toml", "--trials", "1", "--out", "s"]),
+])
+def test_ranks_running_different_commands_are_refused_together_before_any_work(tmp_path, first, second):
+    """An MPMD launch whose ranks run different hpcflow commands: the commands' collectives did not match, and the
+    ranks waited in them for ever (`hpcflow run` against `hpcflow sample` spun for 11 minutes; SIGTERM did not end
+    it). The ranks' first exchange compares the command: one line naming both, exit 2 on every rank, nothing
+    written."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    (tmp_path / "nn.toml").write_text(NN)
+    statuses, out, err = _launch(tmp_path, first, second, limit=60)
+    assert statuses == [2, 2], out + err
+    assert err == (f'hpcflow {first[0]}: error: command differs between ranks ("hpcflow {first[0]}" on rank 0, '
+                   f'"hpcflow {second[0]}" on rank 1); {COMMANDS_FIX}\n'), err
+    assert out == "" and sorted(p.name for p in tmp_path.iterdir()) == ["job.toml", "nn.toml", "status"]
+
+
+def test_ranks_running_different_hpcflow_versions_are_refused_together(tmp_path):
+    """Rank 1's hpcflow says another version (a node whose environment holds another install)."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    older = ("-c", "import sys, hpcflow; hpcflow.__version__ = '0.0.1'; from hpcflow.cli import main; "
+             "sys.argv[0] = 'hpcflow'; sys.exit(main())")
+    argv = ["run", "job.toml", "--out", "a"]
+    statuses, out, err = _launch(tmp_path, argv, argv, second_program=older, limit=60)
+    assert statuses == [2, 2], out + err
+    from hpcflow import __version__
+
+    assert err == (f'hpcflow run: error: hpcflow version differs between ranks ("{__version__}" on rank 0, "0.0.1" '
+                   f'on rank 1); {COMMANDS_FIX}\n'), err
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("bad", [0, 1])
+def test_a_command_line_refused_on_one_rank_alone_ends_every_rank(tmp_path, bad):
+    """argparse refuses one rank's command line (an unknown option): that rank left, and the other went on alone
+    into the command's collectives and waited for ever. Both now end with status 2; rank 0 says why."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    good, wrong = ["run", "job.toml", "--out", "a"], ["run", "job.toml", "--out", "a", "--bogus"]
+    statuses, out, err = _launch(tmp_path, *((wrong, good) if bad == 0 else (good, wrong)), limit=60)
+    assert statuses == [2, 2], out + err
+    ended = '"hpcflow run, ended by its argument parser (status 2)"'
+    said = (f"({ended} on rank 0, \"hpcflow run\" on rank 1)" if bad == 0 else
+            f"(\"hpcflow run\" on rank 0, {ended} on rank 1)")
+    lines = err.splitlines()
+    assert lines[-1] == f"hpcflow run: error: command differs between ranks {said}; {COMMANDS_FIX}", err
+    if bad == 0:  # rank 0's own refusal first
+        assert len(lines) == 2 and lines[0].startswith("hpcflow run: error: unrecognized arguments: --bogus"), err
+    assert len(lines) == 2 - bad and out == "" and not (tmp_path / "a").exists()
+
+
+MEMORY_FIX = ("pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_CHECK=1, on every rank or on none (one command "
+              "line after mpiexec -n R)")
+
+
+@pytest.mark.parametrize("second, second_env", [
+    (["--no-memory-check"], ()),
+    ([], ("HPCFLOW_IGNORE_MEMORY_CHECK=1",)),
+])
+def test_the_memory_check_skipped_on_one_rank_alone_is_refused(tmp_path, second, second_env):
+    """A job over the memory limit (SLURM_MEM_PER_NODE=64 MiB here) with the check skipped on rank 1 alone: rank 0's
+    check refused it, telling the user to pass --no-memory-check, which rank 1 had been given. Refused together
+    before any check, naming the difference."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    argv = ["run", "job.toml", "--out", "a", "--check"]
+    statuses, out, err = _launch(tmp_path, argv, [*argv, *second], first_env=("SLURM_MEM_PER_NODE=64",),
+                                 second_env=("SLURM_MEM_PER_NODE=64", *second_env), limit=60)
+    assert statuses == [2, 2], out + err
+    assert err == ("hpcflow run: error: whether the memory check is skipped (--no-memory-check, "
+                   "HPCFLOW_IGNORE_MEMORY_CHECK=1) differs between ranks (false on rank 0, true on rank 1); "
+                   f"{MEMORY_FIX}\n"), err
+
+
+def test_the_memory_check_skipped_on_every_rank_either_way_is_one_setting(tmp_path):
+    """--no-memory-check on rank 0, HPCFLOW_IGNORE_MEMORY_CHECK=1 on rank 1: both skip it, and the job runs."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    argv = ["run", "job.toml", "--out", "a", "--check"]
+    statuses, out, err = _launch(tmp_path, [*argv, "--no-memory-check"], argv,
+                                 first_env=("SLURM_MEM_PER_NODE=64",),
+                                 second_env=("SLURM_MEM_PER_NODE=64", "HPCFLOW_IGNORE_MEMORY_CHECK=1"), limit=60)
+    assert statuses == [0, 0], out + err
+    assert out.count("\n") == 1 and "valid" in out and "nothing run" in out, out + err
+
+
+@pytest.mark.parametrize("variable, said", [
+    ("HPCFLOW_THREADS=abc", "HPCFLOW_THREADS='abc' must be an integer in [1, "),
+    ("HPCFLOW_BACKEND=bogus", "HPCFLOW_BACKEND='bogus' is not one of numpy, cupy, auto"),
+    ("OMP_NUM_THREADS=0", "OMP_NUM_THREADS='0' is not a positive integer"),
+    ("HPCFLOW_QUIET=yes", "HPCFLOW_QUIET='yes' must be 1 (no progress bars) or 0 (off)"),
+])
+def test_a_variable_bad_on_one_rank_alone_is_refused_naming_that_rank(tmp_path, variable, said):
+    """Each rank checks its own environment; the one line is the refusing rank's, and says which rank that is (rank 0,
+    whose environment the user sees, had passed)."""
+    (tmp_path / "job.toml").write_text(FLOW)
+    argv = ["run", "job.toml", "--out", "a", "--check"]
+    statuses, out, err = _launch(tmp_path, argv, argv, second_env=(variable,), limit=60)
+    assert statuses == [2, 2], out + err
+    assert err.startswith(f"hpcflow run: error: {said}") and err.count("\n") == 1, err
+    assert err.endswith(" (on rank 1; 1 of 2 ranks refused)\n"), err

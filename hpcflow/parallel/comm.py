@@ -510,8 +510,9 @@ def arrive_within(comm, seconds: float) -> bool:
 
 def refuse_together(check, comm=None):
     """Run the input checks `check()` on every rank and return its value; a UserError on any rank is refused by
-    all: rank 0 raises it (the CLI prints one line: the lowest failing rank's message), the others exit with its
-    status in silence. `check` must not call collectives that a failing rank would skip."""
+    all: rank 0 raises it (the CLI prints one line: the lowest failing rank's message, which names that rank where
+    it is not 0: "(on rank 1; 1 of 2 ranks refused)", as each rank checks its own environment and node), the others
+    exit with its status in silence. `check` must not call collectives that a failing rank would skip."""
     c = resolve(comm)
     try:
         value, failed = check(), None
@@ -522,14 +523,15 @@ def refuse_together(check, comm=None):
             raise failed
         return value
     refusals = c.allgather(None if failed is None else (" ".join(str(failed).split()), failed.exit_status))
-    first = next((r for r in refusals if r is not None), None)
-    if first is None:
+    failing = [r for r, x in enumerate(refusals) if x is not None]
+    if not failing:
         return value
+    message, status = refusals[failing[0]]
     if rank(c) != 0:
-        raise SystemExit(first[1])
-    if failed is None:
-        failed = UserError(first[0])
-        failed.exit_status = first[1]
+        raise SystemExit(status)
+    if failing[0] > 0:  # what rank 0 passed (its environment, a node-local path, its memory) a later rank refused
+        failed = UserError(f"{message} (on rank {failing[0]}; {len(failing)} of {len(refusals)} ranks refused)")
+        failed.exit_status = status
     failed.collective = True  # every rank refuses: `abort_on_error` lets it through to the CLI's one line
     raise failed
 
@@ -594,11 +596,12 @@ def _refuse_unlike(alike) -> None:
             raise exc
 
 
-def agree_together(values: dict, *, fix: str, comm=None) -> None:
+def agree_together(values: dict, *, fix: str, comm=None, first: tuple = ()) -> None:
     """Refuse `values` ({name: JSON value}, e.g. a command's job after its --set overrides and its options) that
     differ between ranks, on every rank together before any work: ConfigError (exit 2) naming the first that differs
-    (sorted by name), its value on rank 0 and on the lowest rank that differs, then `fix`. One allgather of a SHA-256
-    digest of their canonical JSON; only where the digests differ, a second gathers the values to name one."""
+    (those named in `first` in that order, then the others sorted by name), its value on rank 0 and on the lowest
+    rank that differs, then `fix`. One allgather of a SHA-256 digest of their canonical JSON; only where the digests
+    differ, a second gathers the values to name one."""
     import hashlib
     import json
 
@@ -611,10 +614,25 @@ def agree_together(values: dict, *, fix: str, comm=None) -> None:
         return
     every = c.allgather(canon)
     other = next(r for r, d in enumerate(digests) if d != digests[0])
-    name = next(k for k in sorted(set(every[0]) | set(every[other])) if every[0].get(k) != every[other].get(k))
+    names = [*first, *sorted((set(every[0]) | set(every[other])) - set(first))]
+    name = next(k for k in names if every[0].get(k) != every[other].get(k))
     first, then = (every[r].get(name, "unset") for r in (0, other))
     raise_together(ConfigError(f"{name} differs between ranks ({first} on rank 0, {then} on rank {other}); {fix}"),
                    comm=c)
+
+
+def same_command(command: str, *, comm=None) -> None:
+    """The first exchange of a command under a launcher (`hpcflow.cli`), before any other collective but the
+    world's duplicate (`resolve`): ranks that run another hpcflow `command` ("hpcflow run") or another hpcflow
+    version are refused on every rank together, in one line naming both and their ranks, exit 2 (`agree_together`:
+    one allgather). Ranks of an MPMD launch (`mpiexec -n 1 hpcflow run ... : -n 1 hpcflow sample ...`) running
+    different commands went on into collectives that did not match and waited in them for ever, where no signal
+    ended them."""
+    from hpcflow import __version__
+
+    agree_together({"command": command, "hpcflow version": __version__}, comm=comm, first=("command",),
+                   fix="start every rank with the same command line (one command line after mpiexec -n R) from the "
+                   "same hpcflow installation")
 
 
 def refuse_alike(message: str, *, comm=None):
