@@ -213,3 +213,22 @@ def test_a_variable_bad_on_one_rank_alone_is_refused_naming_that_rank(tmp_path, 
     assert statuses == [2, 2], out + err
     assert err.startswith(f"hpcflow run: error: {said}") and err.count("\n") == 1, err
     assert err.endswith(" (on rank 1; 1 of 2 ranks refused)\n"), err
+
+
+def test_ranks_that_run_different_thread_counts_are_said_once(tmp_path):
+    """HPCFLOW_THREADS=1 on rank 0, 2 on rank 1: the flow runs (each rank's threads are its own), and rank 0 says in
+    one line that the counts differ, listing them, and that the run records rank 0's (legs[].threads = 1)."""
+    import json
+
+    (tmp_path / "job.toml").write_text(FLOW)
+    argv = ["run", "job.toml", "--out", "a", "--quiet"]
+    statuses, out, err = _launch(tmp_path, argv, argv, first_env=("HPCFLOW_THREADS=1",),
+                                 second_env=("HPCFLOW_THREADS=2",), limit=120)
+    assert statuses == [0, 0], out + err
+    notes = [line for line in err.splitlines() if "thread counts" in line]
+    assert len(notes) == 1 and notes[0].startswith(
+        "hpcflow: note: the ranks run different thread counts ($HPCFLOW_THREADS, else the CPUs each owns: 1 on rank "
+        "0; 2 on rank 1): "), err
+    assert "record" in notes[0] and "rank 0's (1)" in notes[0], notes
+    legs = json.loads((tmp_path / "a" / "summary.json").read_text())["legs"]
+    assert [leg["threads"] for leg in legs] == [1], legs

@@ -92,3 +92,18 @@ def test_ranks_that_share_their_cpus_are_said_once_by_rank_0(tmp_path):
     said = [line for line in r.stderr.splitlines() if "warning" in line]
     assert len(said) == 1 and said[0].startswith(f"hpcflow: warning: HPCFLOW_THREADS={threads} "), r.stderr
     assert "shared by 2 ranks" in said[0], said
+
+
+def test_ranks_that_run_different_thread_counts_are_noted_once_by_rank_0(monkeypatch):
+    """Each rank's count as the last `threads_per_rank` gathered them: listed by count, runs of ranks as FIRST-LAST;
+    nothing where every rank runs the same, nor on another rank than 0, nor a second time for the same counts."""
+    monkeypatch.setattr(pcomm, "_SAID", set(), raising=False)
+    monkeypatch.setattr(pcomm, "_OWNED", ([4] * 5, ["m"] * 5, 0, [1, 1, 2, 1, 2]), raising=False)
+    note = pcomm.unequal_threads()
+    assert note.startswith("hpcflow: note: the ranks run different thread counts ($HPCFLOW_THREADS, else the CPUs "
+                           "each owns: 1 on ranks 0-1, 3; 2 on ranks 2, 4): "), note
+    assert "rank 0's (1)" in note and pcomm.unequal_threads() is None  # once
+    monkeypatch.setattr(pcomm, "_OWNED", ([4] * 3, ["m"] * 3, 0, [3, 3, 3]), raising=False)
+    assert pcomm.unequal_threads() is None
+    monkeypatch.setattr(pcomm, "_OWNED", ([4] * 2, ["m"] * 2, 1, [1, 2]), raising=False)
+    assert pcomm.unequal_threads() is None  # rank 1 says nothing

@@ -81,7 +81,9 @@ def run(args) -> int:
         X = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths, memory): all refuse
         agree_together({f"--{name}": getattr(args, name) for name in AGREED_OPTIONS}, comm=c,
                        fix="start every rank with the same options (one command line after mpiexec -n R)")
-        limit_threads(c)  # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run
+        # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run; the points do not
+        # depend on the threads, which each rank may choose (--threads too)
+        limit_threads(c, unequal_said=False)
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()

@@ -290,10 +290,11 @@ def threads_per_rank(comm=None) -> int:
 
 
 #: the CPUs each rank of the world owns (`owned_cpus`), as the last `threads_per_rank` of this process found them: (a
-#: list, rank by rank; what gives them, per rank; this process's rank), or None before any; `pool_threads` compares
-#: a job's threads with it
+#: list, rank by rank; what gives them, per rank; this process's rank; the threads each rank runs), or None before
+#: any; `pool_threads` compares a job's threads with it, `unequal_threads` the ranks' threads with each other
 _OWNED = None
-#: the oversubscriptions said already by this process (`oversubscribed`): each is said once
+#: the oversubscriptions and unequal thread counts said already by this process (`oversubscribed`,
+#: `unequal_threads`): each is said once
 _SAID = set()
 
 
@@ -323,9 +324,38 @@ def _threads(c) -> tuple[int, int, str]:
     explicit = os.environ.get("HPCFLOW_THREADS", "").strip()
     n = default_threads() if explicit else None  # the one reader of $HPCFLOW_THREADS: an explicit choice, kept
     owned, whose = owned_cpus(mask, sharing)
-    every = c.allgather((owned, whose)) if size(c) > 1 else [(owned, whose)]
-    _OWNED = ([o for o, _ in every], [w for _, w in every], int(c.Get_rank()))
-    return (owned if n is None else n), owned, whose
+    mine = owned if n is None else n
+    every = c.allgather((owned, whose, mine)) if size(c) > 1 else [(owned, whose, mine)]
+    _OWNED = ([o for o, _, _ in every], [w for _, w, _ in every], int(c.Get_rank()), [t for _, _, t in every])
+    return mine, owned, whose
+
+
+def unequal_threads() -> str | None:
+    """The note (rank 0's, once a process for the same counts) where the ranks run different thread counts, as the
+    last `threads_per_rank` found them (each rank's own $HPCFLOW_THREADS, or its CPUs), listing them; else None.
+    Each rank sums per thread with its own (a flow's kernel tiles, BLAS, torch), while the records of a run
+    (legs[].threads, a network's summary.json threads) and a resume's comparison with them hold rank 0's."""
+    if _OWNED is None or _OWNED[2] != 0 or len(set(_OWNED[3])) < 2 or ("threads", *_OWNED[3]) in _SAID:
+        return None
+    counts = _OWNED[3]
+    _SAID.add(("threads", *counts))
+    listed = "; ".join(f"{n} on rank{'s' * (counts.count(n) > 1)} "
+                       f"{ranks_named([r for r, t in enumerate(counts) if t == n])}" for n in sorted(set(counts)))
+    return (f"hpcflow: note: the ranks run different thread counts ($HPCFLOW_THREADS, else the CPUs each owns: "
+            f"{listed}): each rank sums per thread (a flow's kernel tiles, BLAS, torch) with its own count, while the "
+            f"run records rank 0's ({counts[0]}) as its threads (legs[].threads, a network's summary.json threads), "
+            "which a --resume compares; give every rank the same HPCFLOW_THREADS to run them alike")
+
+
+def ranks_named(ranks: list) -> str:
+    """Ranks in increasing order, each run of consecutive ones as FIRST-LAST: [0, 1, 2, 5] -> "0-2, 5"."""
+    runs = []
+    for r in ranks:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1][1] = r
+        else:
+            runs.append([r, r])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def oversubscribed(n: int, setting: str, fix: str) -> str | None:
@@ -335,7 +365,7 @@ def oversubscribed(n: int, setting: str, fix: str) -> str | None:
     is kept: the threads then take turns on those CPUs, which runs slower (a user may mean it)."""
     if _OWNED is None:
         return None
-    owned, whose, mine = _OWNED
+    owned, whose, mine = _OWNED[:3]
     r = min(range(len(owned)), key=lambda k: owned[k])
     if n <= owned[r] or (n, setting, owned[r]) in _SAID or mine != 0:
         return None
@@ -346,17 +376,19 @@ def oversubscribed(n: int, setting: str, fix: str) -> str | None:
             f"{who} ({whose[r]}): the threads take turns on them, which runs slower; {fix.format(at_most=at_most)}")
 
 
-def limit_threads(comm=None) -> int:
+def limit_threads(comm=None, *, unequal_said: bool = True) -> int:
     """Apply `threads_per_rank` to hpcflow's workers ($HPCFLOW_THREADS), BLAS and torch (those loaded now, and
     through hpcflow.resources.THREAD_VARIABLES those loaded later); return it. An $HPCFLOW_THREADS above the CPUs a
-    rank owns is kept and said in one line on stderr (`oversubscribed`)."""
+    rank owns is kept and said in one line on stderr (`oversubscribed`); with `unequal_said`, ranks that run
+    different thread counts are noted in one line by rank 0 (`unequal_threads`: a run records rank 0's)."""
     c = resolve(comm)
     explicit = os.environ.get("HPCFLOW_THREADS", "").strip()
     n = _threads(c)[0]
     line = oversubscribed(n, f"HPCFLOW_THREADS={explicit}", "set HPCFLOW_THREADS={at_most}, or unset it (each "
                           "rank then takes its own CPUs)") if explicit else None
-    if line is not None:
-        print(line, file=sys.stderr, flush=True)
+    for said in (line, unequal_threads() if unequal_said else None):
+        if said is not None:
+            print(said, file=sys.stderr, flush=True)
     os.environ["HPCFLOW_THREADS"] = str(n)
     _pools(n)
     return n
