@@ -54,27 +54,33 @@ class _Parser(argparse.ArgumentParser):
 
     def exit(self, status=0, message=None):
         """argparse's end (an error, --help, --version), under a launcher after the ranks agree that each ends so
-        (`_ended_alike`)."""
-        if message:
-            self._print_message(message, sys.stderr)
-        sys.exit(_ended_alike(self.prog, status))
+        (`_ended_alike`); its message is printed once they do."""
+        status = _ended_alike(self.prog, status, message)
+        if status is not None:
+            if message:
+                self._print_message(message, sys.stderr)
+            sys.exit(status)
+        sys.exit(2)
 
 
-def _ended_alike(prog: str, status: int) -> int:
-    """`status`, argparse's, once every rank of a launched world has ended in argparse too: their first exchange
-    (`same_command`), which a rank that parsed its command line and runs the command makes as well, so that no rank
-    goes on alone into the collectives of a command the others left (they waited there for ever). Where a rank runs
-    a command instead, every rank refuses that in one line from rank 0, exit 2."""
+def _ended_alike(prog: str, status: int, message: str | None = None) -> int | None:
+    """`status`, argparse's, once every rank of a launched world has ended in argparse too, with the same `message`:
+    their first exchange (`same_command`), which a rank that parsed its command line and runs the command makes as
+    well, so that no rank goes on alone into the collectives of a command the others left (they waited there for
+    ever). Where the ranks differ (a rank runs the command, or argparse refused another rank's command line), every
+    rank refuses that in one line from rank 0, which names argparse's message (`unrecognized arguments: --bogus`),
+    and None is returned: argparse's own line is not printed then, the caller exits 2."""
     from hpcflow.parallel import comm as pcomm
 
     if not pcomm.launched() or pcomm.pmix_refusal() is not None:
         return status
+    said = " ".join((message or "").split()).removeprefix(f"{prog}: error: ")
     try:
-        pcomm.same_command(f"{prog}, ended by its argument parser (status {status})")
+        pcomm.same_command(f"{prog}, ended by its argument parser (status {status})" + (f": {said}" if said else ""))
     except UserError as exc:
         if pcomm.rank() == 0:
             print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-        return exc.exit_status
+        return None
     return status
 
 
