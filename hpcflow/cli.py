@@ -282,13 +282,17 @@ def thread_environment(restore: dict | None = None) -> dict:
 #: the commands run under a launcher (mpiexec, srun), whose ranks agree on the command first (`same_command`);
 #: `hpcflow submit` runs where the jobs are queued, and its jobs' tasks run one of these
 LAUNCHED_COMMANDS = ("info", "sample", "run", "nn", "report", "tune")
+#: those of them that check the job's memory (`hpcflow.resources.check_resources`), whose ranks must skip that check
+#: alike; `hpcflow info` and `hpcflow report` check none
+MEMORY_CHECKED_COMMANDS = ("sample", "run", "nn", "tune")
 
 
 def same_command(args) -> None:
     """Under a launcher, before the command: the ranks' first exchange (`parallel.comm.same_command`), which
     refuses ranks that run another hpcflow command or version together in one line, exit 2, before any other
     collective; then each rank's environment (`resources.check_environment`, a refusal naming the rank where rank 0
-    passed) and the memory check skipped on every rank or on none (`memory_check_options`: a rank whose check refused
+    passed) and, in a command that checks the job's memory (`MEMORY_CHECKED_COMMANDS`), that check skipped on every
+    rank or on none (`memory_check_options`: a rank whose check refused
     the job told its user to pass the --no-memory-check that another rank was given). Only the PMIx check that must
     precede MPI_Init comes first (`parallel.comm.pmix_refusal`); no launcher, no MPI (nor in a world of one rank)."""
     from hpcflow.parallel import comm as pcomm
@@ -301,8 +305,9 @@ def same_command(args) -> None:
         raise UserError(why)
     pcomm.same_command(f"hpcflow {args.verb}")
     pcomm.refuse_together(check_environment)  # (the command checks it again: said once)
-    pcomm.agree_together(memory_check_options(args), fix="pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_CHECK"
-                         "=1, on every rank or on none (one command line after mpiexec -n R)")
+    if args.verb in MEMORY_CHECKED_COMMANDS:
+        pcomm.agree_together(memory_check_options(args), fix="pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_"
+                             "CHECK=1, on every rank or on none (one command line after mpiexec -n R)")
 
 
 def memory_check_options(args) -> dict:

@@ -205,6 +205,13 @@ def test_the_memory_check_skipped_on_every_rank_either_way_is_one_setting(tmp_pa
     assert out.count("\n") == 1 and "valid" in out and "nothing run" in out, out + err
 
 
+def test_the_memory_check_skipped_on_one_rank_alone_does_not_matter_to_a_command_that_makes_none(tmp_path):
+    """hpcflow info checks no job's memory: HPCFLOW_IGNORE_MEMORY_CHECK=1 on rank 1 alone does not refuse it."""
+    statuses, out, err = _launch(tmp_path, ["info"], ["info"], second_env=("HPCFLOW_IGNORE_MEMORY_CHECK=1",), limit=60)
+    assert statuses == [0, 0], out + err
+    assert "memory check" not in err and "error" not in err and "hpcflow" in out, out + err
+
+
 @pytest.mark.parametrize("variable, said", [
     ("HPCFLOW_THREADS=abc", "HPCFLOW_THREADS='abc' must be an integer in [1, "),
     ("HPCFLOW_BACKEND=bogus", "HPCFLOW_BACKEND='bogus' is not one of numpy, cupy, auto"),
