@@ -648,9 +648,9 @@ def agree_together(values: dict, *, fix: str, comm=None, first: tuple = ()) -> N
     other = next(r for r, d in enumerate(digests) if d != digests[0])
     names = [*first, *sorted((set(every[0]) | set(every[other])) - set(first))]
     name = next(k for k in names if every[0].get(k) != every[other].get(k))
-    first, then = (every[r].get(name, "unset") for r in (0, other))
-    raise_together(ConfigError(f"{name} differs between ranks ({first} on rank 0, {then} on rank {other}); {fix}"),
-                   comm=c)
+    on_first, on_other = (every[r].get(name, "unset") for r in (0, other))
+    raise_together(ConfigError(f"{name} differs between ranks ({on_first} on rank 0, {on_other} on rank {other}); "
+                               f"{fix}"), comm=c)
 
 
 def same_command(command: str, *, comm=None) -> None:
