@@ -20,8 +20,10 @@ from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.pat
 
 
 def test_a_signal_during_a_trials_setup_stops_it_before_its_first_step(tmp_path, capsys, monkeypatch):
-    steps = 40  # (dt up to 0.5: the worker's sampler seed takes its pid, and a drawn dt near 3 diverges)
-    job = _job(tmp_path, JOB.replace("steps = 3", f"steps = {steps}").replace("high = 3.0", "high = 0.5"))
+    steps = 40  # dt = 0.5, a space of one value: the worker's sampler seed takes its pid, and a drawn dt near 3
+    space = '"flow.dt" = {low = 0.01, high = 3.0, log = true}'  # diverges before the retry's step 40
+    assert space in JOB
+    job = _job(tmp_path, JOB.replace("steps = 3", f"steps = {steps}").replace(space, '"flow.dt" = {choices = [0.5]}'))
     out = tmp_path / "s"
     real, sent = flow_job.distribute, []
 
@@ -47,6 +49,7 @@ def test_a_signal_during_a_trials_setup_stops_it_before_its_first_step(tmp_path,
     summary = json.loads((out / "trials" / "0001" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["checkpoint_step"] == steps
     assert [(g["from_step"], g["to_step"]) for g in summary["legs"]] == [(0, 0), (0, steps)]
+    assert _journal(out / "study.journal").trials[1].params == {"flow.dt": 0.5}
 
 
 @pytest.mark.parametrize("rank", [0, 1])
