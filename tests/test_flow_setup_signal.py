@@ -27,8 +27,8 @@ JOB = FLOW.replace(f"steps = {CTRL_C_STEPS}", f"steps = {STEPS}")  # a clustered
 #: the same job unclustered ("exact": every rank's rows against all train points)
 EXACT = JOB[:JOB.index("[clustering]")] + JOB[JOB.index("[checkpoint]"):]
 #: what rank 0 says at once, for a request it received (Ctrl-C; SIGTERM, SIGUSR1 by name)
-ACK = ("hpcflow run: stop requested{by}: the run stops with a checkpoint before its first step, once its points are "
-       "{setup}{again}")
+ACK = ("hpcflow run: stop requested{by}: the run stops with a checkpoint before its first step, if one is left, once "
+       "its points are {setup}{again}")
 
 
 @pytest.mark.parametrize("ranks, rank, sig, job", [(1, 0, "TERM", "clustered"), (2, 1, "TERM", "clustered"),
@@ -140,7 +140,7 @@ def test_a_request_during_a_resumes_setup_stops_it_before_its_first_step_with_th
     assert main(["run", str(job), "--out", str(cut), "--quiet", "--resume", *more]) == 4
     err = capsys.readouterr().err
     assert err.startswith("hpcflow run: stop requested by SIGTERM: the run stops with a checkpoint before its first "
-                          "step, once its points are sampled and clustered\nhpcflow run: stopped: signal received: "
+                          "step, if one is left, once its points are sampled and clustered\nhpcflow run: stopped: signal received: "
                           "checkpoint of step 2 written to "), err
     with h5py.File(cut / "checkpoint.h5") as f:
         assert (f.attrs["step"], f.attrs["status"]) == (2, "preempted")

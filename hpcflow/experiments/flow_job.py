@@ -440,7 +440,8 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     A stop request (SIGTERM, SIGUSR1, a first Ctrl-C) is recorded from the start (`stop_signals.requests`): one
     received while the points are sampled and clustered stops the flow as soon as they are, before its first step's
     kernel work, with the checkpoint of the state that step starts from (step 0: g_FS; under --resume the
-    checkpoint's step: `CheckpointWriter.before_steps`); with `log_prefix` ("hpcflow run:") rank 0 acknowledges the
+    checkpoint's step: `CheckpointWriter.before_steps`), if a step is left (a resume with none left, or of a run
+    that had stopped early, ends "finished" as if no request had come); with `log_prefix` ("hpcflow run:") rank 0 acknowledges the
     first one there at once in one line (`setup_stop_said`).
     """
     from hpcflow.stop_signals import requests
@@ -463,8 +464,8 @@ def setup_stop_said(prefix: str, *, clustered: bool):
     def said(signum: int) -> str:
         ctrl_c = signum == signal.SIGINT
         by = "" if ctrl_c else f" by {signal.Signals(signum).name}"
-        return (f"{prefix} stop requested{by}: the run stops with a checkpoint before its first step, once its points "
-                f"are {setup}" + ("; Ctrl-C again interrupts now" if ctrl_c else ""))
+        return (f"{prefix} stop requested{by}: the run stops with a checkpoint before its first step, if one is left, "
+                f"once its points are {setup}" + ("; Ctrl-C again interrupts now" if ctrl_c else ""))
 
     return said
 
