@@ -52,7 +52,8 @@ last step, early stop or callback stop). An on_step with a method `before_steps(
 every rank, with the state the first step starts from (step 0: g_FS, or `resume.step`; `final` and `ends` False) as
 soon as that state is known, before the step sums are set up and before any kernel work (not where no step is left to
 run); it is not a step, and its answer is not read (a CheckpointWriter there honours a stop request received during the
-setup: it writes that state and raises Preempted on every rank). `resume` (a FlowResume: the FlowView scalars and
+setup: it writes that state and raises Preempted on every rank). Both hooks must be alike on every rank (a
+`before_steps` present, `answers_alike`): ranks whose on_step differ there are refused together, ValueError. `resume` (a FlowResume: the FlowView scalars and
 `rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
 """
 
@@ -672,7 +673,11 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         comm=c, same=lambda: {
         "kernel": (type(kernel).__name__, {k: v for k, v in _kernel_params(kernel).items() if k != "engine"}), "dt": dt,
         "steps": int(steps), "loss": loss, "weighted": bool(weighted), "max_halvings": int(max_halvings), "clip": clip,
-        "early_stop": None if early_stop is None else int(early_stop), "kappa_gradient": kappa_gradient})
+        "early_stop": None if early_stop is None else int(early_stop), "kappa_gradient": kappa_gradient,
+        # (a `before_steps` runs only where on_step has one, and only an on_step without `answers_alike` makes the
+        # collective of `_on_step_answer`: ranks that differ here would wait in different collectives)
+        "callable(on_step.before_steps)": callable(getattr(on_step, "before_steps", None)),
+        "on_step.answers_alike": bool(getattr(on_step, "answers_alike", False))})
     steps, max_halvings, early_stop, cache_bytes, tile = (
         whole[k] for k in ("steps", "max_halvings", "early_stop", "cache_bytes", "tile"))
     xp = get_xp() if xp is None else xp
