@@ -53,8 +53,9 @@ every rank, with the state the first step starts from (step 0: g_FS, or `resume.
 soon as that state is known, before the step sums are set up and before any kernel work (not where no step is left to
 run); it is not a step, and its answer is not read (a CheckpointWriter there honours a stop request received during the
 setup: it writes that state and raises Preempted on every rank). Both hooks must be alike on every rank (a
-`before_steps` present, `answers_alike`): ranks whose on_step differ there are refused together, ValueError. `resume` (a FlowResume: the FlowView scalars and
-`rows(kind, global_idx)`) continues a flow after `resume.step` bitwise as if never interrupted.
+`before_steps` present, `answers_alike`): ranks whose on_step differ there are refused together, ValueError.
+`resume` (a FlowResume: the FlowView scalars and `rows(kind, global_idx)`) continues a flow after `resume.step`
+bitwise as if never interrupted.
 """
 
 from __future__ import annotations

@@ -441,8 +441,8 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     received while the points are sampled and clustered stops the flow as soon as they are, before its first step's
     kernel work, with the checkpoint of the state that step starts from (step 0: g_FS; under --resume the
     checkpoint's step: `CheckpointWriter.before_steps`), if a step is left (a resume with none left, or of a run
-    that had stopped early, ends "finished" as if no request had come); with `log_prefix` ("hpcflow run:") rank 0 acknowledges the
-    first one there at once in one line (`setup_stop_said`).
+    that had stopped early, ends "finished" as if no request had come); with `log_prefix` ("hpcflow run:") rank 0
+    acknowledges the first one there at once in one line (`setup_stop_said`).
     """
     from hpcflow.stop_signals import requests
 
