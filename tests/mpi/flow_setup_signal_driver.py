@@ -5,8 +5,8 @@
 2. `run JOB --out CUT --quiet --resume`, the command line the stop of 1. names;
 3. `run JOB --out WHOLE --quiet`, the uninterrupted run.
 Usage: python flow_setup_signal_driver.py RANK JOB CUT WHOLE [SIGNAL]
-Each rank prints "statuses S1 S2 S3" (the three exit statuses) and "kernel_sums K" (the calls of the flow's kernel
-sums, `hpcflow.flow_step`, in run 1) on stdout.
+Each rank writes "statuses S1 S2 S3" (the three exit statuses) and "kernel_sums K" (the calls of the flow's kernel
+sums, `hpcflow.flow_step`, in run 1) to the file CUT.said.RANK.
 """
 
 import os
@@ -34,5 +34,6 @@ kernel_sums = len(calls)
 if resolve(None).Get_rank() == 0 and os.path.exists(os.path.join(cut, "checkpoint.h5")):
     shutil.copyfile(os.path.join(cut, "checkpoint.h5"), f"{cut}.first.h5")
 statuses += [main(["run", job, "--out", out, "--quiet", *more]) for out, more in ((cut, ["--resume"]), (whole, []))]
-print("statuses", *statuses, flush=True)
-print("kernel_sums", kernel_sums, flush=True)
+with open(f"{cut}.said.{resolve(None).Get_rank()}", "w") as f:  # a file per rank: on the launcher's shared stdout
+    # a line of one rank was once cut by another's ("statuses" alone, then rank 0's "hpcflow run: wrote ...")
+    f.write(f"statuses {' '.join(map(str, statuses))}\nkernel_sums {kernel_sums}\n")
