@@ -306,8 +306,9 @@ def same_command(args) -> None:
     pcomm.same_command(f"hpcflow {args.verb}")
     pcomm.refuse_together(check_environment)  # (the command checks it again: said once)
     if args.verb in MEMORY_CHECKED_COMMANDS:
-        pcomm.agree_together(memory_check_options(args), fix="pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_"
-                             "CHECK=1, on every rank or on none (one command line after mpiexec -n R)")
+        pcomm.agree_together(memory_check_options(args),
+                             fix="pass --no-memory-check, or set HPCFLOW_IGNORE_MEMORY_CHECK=1, on every rank or on "
+                                 "none (one command line after mpiexec -n R)")
 
 
 def memory_check_options(args) -> dict:
