@@ -465,13 +465,14 @@ def _ignored_at_exit() -> None:
 def kept():
     """Within the block a stop request that Python could not pass on (a KeyboardInterrupt or `Stopped` raised in a
     weakref callback, such as importlib's module-lock clean-up, or in a __del__: Python prints "Exception ignored"
-    and goes on) is raised again in the main thread's code, so that the command still stops, with its one line; one
+    and goes on) is raised again in the main thread's code, so that the command still stops, with its one line; so
+    is a SystemExit (submitit's requeue on Slurm's signal ends the process so, from its handler); one
     not raised again yet when the block ends is raised there (the block's own exception, if any, goes on instead)."""
     previous = sys.unraisablehook
 
     def hook(unraisable):
         exc = unraisable.exc_value
-        if (isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
+        if (isinstance(exc, (KeyboardInterrupt, SystemExit)) and threading.current_thread() is threading.main_thread()
                 and not sys.is_finalizing()):
             _raise_again(exc)
         else:
@@ -500,7 +501,7 @@ _IN_THE_HOOK = set()
 _pending = []
 
 
-def _raise_again(exc: KeyboardInterrupt) -> None:
+def _raise_again(exc: BaseException) -> None:
     """Raise `exc` in the main thread once it runs Python code again: a one-time SIGINT handler that puts the one
     before back and raises it, and a SIGINT sent to the main thread from another one (a real signal, not a simulated
     one, also ends a sleep the main thread is in). Where the handler would run inside the hook, which cannot raise,

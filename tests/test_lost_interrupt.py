@@ -124,3 +124,23 @@ print(sys.unraisablehook is before)
     proc = _run(script)
     assert proc.returncode == 0 and proc.stdout == "True\n", proc.stderr
     assert "Exception ignored" in proc.stderr and "ValueError: from the callback" in proc.stderr, proc.stderr
+
+
+def test_a_requeue_exit_raised_in_a_weakref_callback_still_ends_the_command():
+    """submitit's requeue (on Slurm's or the local executor's USR2) ends the process with a SystemExit from its
+    handler; raised in a weakref callback it was dropped ("Exception ignored"), and the command ran on to its end
+    with 0, so the job, requeued, was taken as finished. It now ends the command there with the requeue's status."""
+    script = CALLBACKS.replace("SIG = getattr(signal, sys.argv[1])", "SIG = signal.SIGUSR2") + """
+import time
+import hpcflow.cli as cli
+signal.signal(signal.SIGUSR2, lambda *_: sys.exit(144))  # as submitit's local requeue ends the process
+started = time.monotonic()
+cli._run = lambda args: drop(False)
+try:
+    cli.main(["info"])
+finally:
+    print(round(time.monotonic() - started, 3))
+"""
+    proc = _run(script)
+    assert proc.returncode == 144 and "Exception ignored" not in proc.stderr, proc.stderr
+    assert float(proc.stdout) < 4, proc.stdout  # not after the 5 s sleep: ended where the work was
