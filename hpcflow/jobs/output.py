@@ -74,8 +74,7 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
     an existing file without force, a missing or unwritable parent directory, a name longer than the directory takes
     (`check_name_length`). `flag` names the path in the messages of a command (--out), `arg` instead that of a
     Python-API argument (`check_path`: path='...'; the other messages then start with the path itself), `force_flag`
-    how to overwrite (flag="" without `arg` is taken as arg="path")."""
-    arg = arg or (None if flag else "path")
+    how to overwrite."""
     path = check_path(path, flag=flag, example="points.h5", arg=arg)  # (the HDF5 file to write)
     lead = "" if arg else f"{flag} "
     refuse_inside_study(path, lead=lead, fix=f"nothing is written among its files, with {force_flag} neither: choose "
