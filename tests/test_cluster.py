@@ -435,3 +435,23 @@ def test_average_linkage_gives_scikit_learns_partition(quintic_points, ties):
         # the same partition: each of our clusters is exactly one of scikit-learn's
         pairs = np.unique(np.stack([ours, ref]), axis=1)
         assert pairs.shape[1] == k, (k, pairs.shape)
+
+
+def test_silhouette_cost_follows_the_number_of_labels_not_their_largest_value(quintic_points):
+    """Labels {0, 10**12} asked for a 10**12-column indicator matrix (a MemoryError of about 7 TiB): the labels are
+    renumbered, so any two distinct values give the two-cluster score scikit-learn computes."""
+    z = quintic_points[:100]
+    d = fs_distance(z)
+    small = (np.arange(100) * 7 % 5 == 0).astype(np.int64)
+    ref = silhouette_score(d, small, metric="precomputed")
+    for labels in (small * 10**12, np.where(small == 1, 2**63 - 1, 3), small.astype(np.uint64) * np.uint64(2**64 - 1)):
+        assert silhouette_score(d, labels, metric="precomputed") == pytest.approx(ref, abs=1e-15)
+        assert silhouette_precomputed(d, labels) == pytest.approx(ref, abs=1e-12)
+        assert silhouette_fs(z, labels).score == pytest.approx(ref, abs=1e-12)
+        assert silhouette_fs(z, labels, tile_entries=700).score == pytest.approx(ref, abs=1e-12)
+    three = np.arange(100) % 3
+    spread = np.array([5, 10**9, 10**15])[three]
+    ref3 = silhouette_score(d, three, metric="precomputed")
+    assert silhouette_precomputed(d, spread) == pytest.approx(ref3, abs=1e-12)
+    assert silhouette_fs(z, spread, sample_size=40, seed=2).score == pytest.approx(
+        silhouette_fs(z, three, sample_size=40, seed=2).score, abs=1e-15)

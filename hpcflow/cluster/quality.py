@@ -37,7 +37,8 @@ class Silhouette:
 
 
 def silhouette_rows(d_rows, labels, rows) -> np.ndarray:
-    """s(i) for the points `rows`, given their distances `d_rows` (len(rows), N) to all N labelled points."""
+    """s(i) for the points `rows`, given their distances `d_rows` (len(rows), N) to all N labelled points.
+    `labels` are 0 .. k-1 (as `_check_labels` returns them): the work and memory grow with the largest label."""
     labels = np.asarray(labels)
     k = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=k).astype(np.float64)
@@ -112,8 +113,10 @@ def silhouette_fs(points, labels, *, sample_size: int | None = None, seed=0,
 
 
 def _check_labels(labels, n: int) -> np.ndarray:
-    """labels as an integer array (n,) of cluster labels >= 0, else one ConfigError saying what is wrong with them:
-    the shape, the dtype (float labels are refused, not truncated) or the first negative label."""
+    """labels renumbered 0 .. k-1 (k distinct labels, in the order of their values) as an int64 array (n,), else one
+    ConfigError saying what is wrong with them: the shape, the dtype (float labels are refused, not truncated) or the
+    first negative label. The renumbering makes the cost of the score depend on k, not on the largest label (labels
+    {0, 10**12} asked for a 10**12-column indicator matrix)."""
     try:
         labels = np.asarray(labels)
     except (TypeError, ValueError):  # a ragged list
@@ -127,10 +130,11 @@ def _check_labels(labels, n: int) -> np.ndarray:
     if n and labels.min() < 0:
         row = int(np.argmax(labels < 0))
         raise ConfigError(f"labels: label {int(labels[row])} at row {row} is negative; pass cluster labels >= 0")
-    n_labels = np.unique(labels).size
+    values, inverse = np.unique(labels, return_inverse=True)
+    n_labels = values.size
     if not 2 <= n_labels <= n - 1:
         raise ConfigError(
             f"silhouette needs 2 <= number of clusters <= N-1, got {n_labels} clusters for {n} points; "
             "change n_clusters"
         )
-    return labels
+    return inverse.reshape(n).astype(np.int64, copy=False)
