@@ -315,7 +315,7 @@ def test_kernels_refuse_points_they_cannot_pair_before_any_work(points, monkeypa
         raise AssertionError("the kernel started work on points it should have refused")
 
     monkeypatch.setattr(kern, "features", no_work)
-    monkeypatch.setattr(delta_module, "nearest_source", no_work)
+    monkeypatch.setattr(delta_module, "nearest_index", no_work)
     z1, z2, g = points[:6], points[6:13], np.ones((7, 9))
     cases = [(lambda: kern.block(z1[0], z2), r"x1 has shape \(5,\); pass points as a 2-D array .*x1\[None\]"),
              (lambda: kern.block(z1, z2[:, :4]), r"x2 has shape \(7, 4\) but x1 has shape \(6, 5\); pass both with "
@@ -339,7 +339,7 @@ def test_kernels_refuse_points_that_are_not_finite_before_any_work(points, monke
         raise AssertionError("the kernel started work on points it should have refused")
 
     monkeypatch.setattr(kern, "features", no_work)
-    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_index", no_work)
     g = grads(7)
     for bad in (np.nan, np.inf, -np.inf, complex(0, np.nan)):
         for which, (r0, r1) in (("x", (0, 6)), ("x_src", (6, 13))):
@@ -371,7 +371,7 @@ def test_kernels_refuse_gradients_that_are_not_real_numbers(points, monkeypatch,
         raise AssertionError("apply started work on a gradient it should have refused")
 
     monkeypatch.setattr(kern, "features", no_work)
-    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_index", no_work)
     complex_advice = r"grad_src has dtype complex128; pass real numbers .*grad_src\.real and grad_src\.imag"
     for bad, match in [(g + 1j * g, complex_advice), (g > 0, "grad_src has dtype bool; pass real numbers"),
                        (g.astype(object), "grad_src has dtype object; pass real numbers"),
@@ -507,6 +507,42 @@ def test_delta_kernel_takes_nearest_train_update(points):
     np.testing.assert_array_equal(DeltaKernel().apply(train, train, g), g)  # train points: pointwise
     k = delta(test, train)
     assert np.all(k.sum(axis=1) == 1) and np.all(k[np.arange(len(test)), nn] == 1)
+
+
+def test_delta_and_nearest_source_refuse_points_as_the_kernel_block_does(points, monkeypatch):
+    """delta(z1, z2) and nearest_source(x, x_src) skipped the kernel's checks: a (3, 4) second set failed in SciPy
+    ("x must consist of vectors of length 16 but has shape (50, 25)"), no source points was an IndexError (delta) or
+    an index -1 for every point (nearest_source), and one point named "z". Each is now the block's error, naming the
+    function's own arguments, before any work; PointSets and lists are taken as the block takes them."""
+    delta_module = importlib.import_module("hpcflow.kernels.delta")
+    z = points[:50]
+    block = DeltaKernel().block
+    bad_pairs = [(z, np.ones((3, 4))), (z, z[:0]), (z[0], z), (z, z[0]), (z, z[:, :4]), (z, z.astype(object)),
+                 (np.where(np.arange(50)[:, None] == 7, np.nan, z), z), (z, np.where(np.arange(50)[:, None] == 3, 0, z))]
+
+    def no_work(*a, **k):
+        raise AssertionError("started work on points it should have refused")
+
+    monkeypatch.setattr(delta_module, "nearest_index", no_work)
+    for a, b in bad_pairs:
+        with pytest.raises((ValueError, TypeError)) as ref:
+            block(a, b)
+        expected = str(ref.value)
+        assert "x1" in expected or "x2" in expected
+        for call, names in ((delta, ("z1", "z2")), (delta_module.nearest_source, ("x", "x_src"))):
+            with pytest.raises(ref.type) as got:
+                call(a, b)
+            assert str(got.value) == expected.replace("x1", names[0]).replace("x2", names[1])
+    monkeypatch.undo()
+    ps = Hypersurface.fermat(3).sample(40, seed=8)
+    train, test = ps.points[:25], ps.points[25:]
+    nn = np.argmin(fs_distance(test, train), axis=1)
+    np.testing.assert_array_equal(delta_module.nearest_source(test, train), nn)
+    np.testing.assert_array_equal(delta_module.nearest_source(test.tolist(), train.tolist()), nn)
+    np.testing.assert_array_equal(delta_module.nearest_source(ps, ps), np.arange(40))
+    np.testing.assert_array_equal(delta(ps, ps), np.eye(40))
+    np.testing.assert_array_equal(delta(test, train), block(test, train))
+    assert delta(test, train)[np.arange(15), nn].sum() == 15
 
 
 # ---- ReLU NTK ---------------------------------------------------------------------------------------------
@@ -698,7 +734,7 @@ def test_kernels_refuse_gradients_that_are_not_finite(points, monkeypatch, name,
         raise AssertionError("apply started work on a gradient it should have refused")
 
     monkeypatch.setattr(kern, "features", no_work)
-    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_index", no_work)
     for bad in (np.nan, np.inf, -np.inf):
         g = grads(7)
         g[4, 8], g[6, 0] = bad, bad
@@ -858,7 +894,7 @@ def test_kernels_refuse_a_row_of_zeros_before_any_work(points, monkeypatch, name
         raise AssertionError("the kernel started work on points it should have refused")
 
     monkeypatch.setattr(kern, "features", no_work)
-    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_source", no_work)
+    monkeypatch.setattr(importlib.import_module("hpcflow.kernels.delta"), "nearest_index", no_work)
     z = points[:13].copy()
     z[[2, 4]] = 0.0
     z[[8, 11]] = 0.0

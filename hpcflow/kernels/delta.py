@@ -39,7 +39,14 @@ def tree_nearest(tree, f, *, workers: int = 1):
 
 def nearest_source(x, x_src):
     """Index (N,) of the FS-nearest point of x_src for every point of x (ties: the smallest index); x is x_src:
-    every point is its own nearest (distance 0; no search)."""
+    every point is its own nearest (distance 0; no search). Points as `DeltaKernel.block` takes them (a PointSet, a
+    list, an array), refused as it refuses them (`check_point_sets`: one error naming x or x_src and the fix)."""
+    x, x_src = check_point_sets(DeltaKernel, ("x", "x_src"), x, x_src)
+    return nearest_index(x, x_src)
+
+
+def nearest_index(x, x_src):
+    """`nearest_source` for point arrays that `check_point_sets` has taken (the kernel's block and operator)."""
     if x is x_src:
         return np.arange(x.shape[0], dtype=np.int64)
     from scipy.spatial import cKDTree  # here, not at import: ~0.2 s of every command's start-up that builds no tree
@@ -48,10 +55,16 @@ def nearest_source(x, x_src):
 
 
 def delta(z1, z2):
-    """Delta kernel block (N1, N2): 1 where z2[j] is the FS-nearest point of z2 to z1[i], else 0."""
+    """Delta kernel block (N1, N2): 1 where z2[j] is the FS-nearest point of z2 to z1[i], else 0. Points as
+    `DeltaKernel.block` takes them, refused as it refuses them (`check_point_sets`), naming z1 or z2."""
+    return delta_block(*check_point_sets(DeltaKernel, ("z1", "z2"), z1, z2))
+
+
+def delta_block(z1, z2):
+    """`delta` for point arrays that `check_point_sets` has taken."""
     xp = array_module(z1)
     k = xp.zeros((z1.shape[0], z2.shape[0]))
-    k[xp.arange(z1.shape[0]), xp.asarray(nearest_source(z1, z2))] = 1.0
+    k[xp.arange(z1.shape[0]), xp.asarray(nearest_index(z1, z2))] = 1.0
     return k
 
 
@@ -66,11 +79,10 @@ class DeltaKernel(Kernel):
     needs_sources = "the delta kernel gives each point the update of its nearest source point"
 
     def block(self, x1, x2):
-        x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
-        return delta(x1, x2)
+        return delta_block(*check_point_sets(self, ("x1", "x2"), x1, x2))
 
     def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
-        return NearestOperator(array_module(x).asarray(nearest_source(x, x_src)), x_src.shape[0])
+        return NearestOperator(array_module(x).asarray(nearest_index(x, x_src)), x_src.shape[0])
 
 
 class NearestOperator:
