@@ -6,6 +6,7 @@ law. Ordinary psi sample the same bits, block by block."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -122,3 +123,37 @@ def test_the_refusal_threshold_lets_one_percent_pass_and_refuses_two(degree, bat
     assert refused / total > limit >= (refused - 1) / total
     assert binom.sf(refused - 1, total, 0.01) <= 0.0025
     assert binom.cdf(refused - 1, total, 0.02) < 0.01
+
+
+@pytest.mark.parametrize("dim, psi", [(3, 1e300), (2, -1e200j), (1, 1e100)])
+def test_a_psi_whose_polynomial_overflows_is_refused_without_numpy_warnings(dim, psi):
+    """Dwork at |psi| ~ 1e300 overflows p, the Aberth and Newton steps and |grad p| to inf and nan, which the root
+    finder and line_points handle (such steps are not taken, such points dropped): NumPy's RuntimeWarnings of them
+    (overflow in multiply, invalid value) came out before the ConfigError. The error is the one given with the
+    warnings ignored, and none is given, threaded or not."""
+    X = Hypersurface.dwork(dim, psi)
+    for seed in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ConfigError) as quiet:
+                X.sample(5, seed=seed, threads=1)
+        assert "cannot be placed on X" in str(quiet.value) and "use |psi| <= " in str(quiet.value)
+        for threads in (1, 2):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(ConfigError) as exc:
+                    X.sample(5, seed=seed, threads=threads)
+            assert str(exc.value) == str(quiet.value)
+
+
+def test_a_cone_and_ordinary_polynomials_sample_without_numpy_warnings():
+    """p = z0^5 + ... + z3^5 (free of z4: a cone, singular at (0, 0, 0, 0, 1)) and ordinary polynomials sample with
+    NumPy's warnings as errors."""
+    cone = Hypersurface.from_monomials([[5, 0, 0, 0, 0], [0, 5, 0, 0, 0], [0, 0, 5, 0, 0], [0, 0, 0, 5, 0]],
+                                       [1, 1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for X in (cone, Hypersurface.fermat(3), Hypersurface.dwork(3, 0.3 + 0.2j), Hypersurface.dwork(1, 100.0)):
+            for seed in range(3):
+                ps = X.sample(100, seed=seed)
+                assert len(ps.points) == 100 and np.all(X.residual(ps.points) < 1e-12)

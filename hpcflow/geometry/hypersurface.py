@@ -357,7 +357,9 @@ class Hypersurface:
     def line_points(self, n_lines: int, rng, *, xp=np, residuals: bool = False):
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.
 
-        Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped.
+        Roots are polished; points with |p(z)|/|z|^{n+1} >= RESIDUAL_TOL (non-converged) are dropped, as are points
+        whose residual is not finite (p overflows for ill-conditioned p, e.g. Dwork at |psi| ~ 1e300; NumPy's
+        warnings of such values are silenced: `sampling.check_placed` says what is wrong).
         residuals=True: also, of all n_lines*(n+1) points (host arrays), |p(z)|/|z|^{n+1} and the Newton step
         |p(z)| / (|grad p(z)| |z|), how far z lies from X to first order (large where dp vanishes on X).
         """
@@ -369,13 +371,13 @@ class Hypersurface:
         b = xp.asarray(b / np.linalg.norm(b, axis=1, keepdims=True))
         roots = line_roots(self, a, b, grad_norms=residuals)  # (n_lines, degree)
         t, grad = roots if residuals else (roots, None)
-        z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
-        ap, nz = xp.abs(self.p(z)), xp.linalg.norm(z, axis=-1)
-        residual = ap / nz ** self.degree  # `residual`
-        good = residual < RESIDUAL_TOL
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # p overflows at ill-conditioned roots
+            z = (a[:, None, :] + t[..., None] * b[:, None, :]).reshape(-1, n1)
+            ap, nz = xp.abs(self.p(z)), xp.linalg.norm(z, axis=-1)
+            residual = ap / nz ** self.degree  # `residual`
+            newton = ap / (grad.reshape(-1) * nz) if residuals else None
+        good = residual < RESIDUAL_TOL  # an inf or nan residual (p overflowed, a root not found) is dropped too
         out = z[good], int((~good).sum())
         if not residuals:
             return out
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            newton = ap / (grad.reshape(-1) * nz)
         return (*out, to_host(residual), to_host(newton))

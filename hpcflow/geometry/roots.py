@@ -39,11 +39,12 @@ def _horner(c, t):
 
 
 def _aberth_step(t, c):
-    """One Aberth-Ehrlich correction for all roots t (L, d) of polynomials c (L, d+1)."""
+    """One Aberth-Ehrlich correction for all roots t (L, d) of polynomials c (L, d+1); a step that is not finite
+    (q overflows at a root far out, dq = 0, two equal roots) is 0, so NumPy's warnings of such steps are silenced."""
     xp = array_module(t)
-    q, dq = _horner(c, t)
     d = t.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q, dq = _horner(c, t)
         ratio = q / dq
         s = xp.zeros_like(t)
         for sh in range(1, d):
@@ -86,7 +87,15 @@ def aberth(c, *, tol=ABERTH_TOL, max_iter=ABERTH_MAX_ITER, unmasked_iter=8):
 
 def line_roots(surface, a, b, *, grad_norms: bool = False):
     """Parameters t (L, d) with p(a + t b) = 0 for each line (a[l], b[l]), polished to full precision.
-    grad_norms=True: also |grad p| (L, d) there, as the last Newton step evaluated it (just before that step)."""
+    grad_norms=True: also |grad p| (L, d) there, as the last Newton step evaluated it (just before that step).
+    Ill-conditioned polynomials (e.g. Dwork at |psi| ~ 1e300) overflow to inf or nan in the coefficients, the Aberth
+    and Newton steps and |grad p|: a step that is not finite is not taken, and a root that is not finite has no finite
+    residual, so the caller drops it (`Hypersurface.line_points`); NumPy's warnings of these values are silenced."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _line_roots(surface, a, b, grad_norms)
+
+
+def _line_roots(surface, a, b, grad_norms: bool):
     xp = array_module(a)
     c = line_coefficients(surface, a, b)
     t, ok = aberth(c)
@@ -98,8 +107,7 @@ def line_roots(surface, a, b, *, grad_norms: bool = False):
         z = a[:, None, :] + t[..., None] * b[:, None, :]
         pz, gz = surface.p_and_grad(z)
         dpz = (gz * b[:, None, :]).sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = pz / dpz
+        step = pz / dpz
         t = t - xp.where(xp.isfinite(step), step, 0.0)
     if not grad_norms:
         return t
