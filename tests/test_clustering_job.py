@@ -89,6 +89,26 @@ def test_a_clustering_without_a_silhouette_is_refused_naming_the_file_and_key(tm
     assert not out.exists()
 
 
+def test_a_birch_threshold_from_set_that_leaves_one_cluster_names_the_set(tmp_path, capsys):
+    """The refusal after Birch ran (one cluster left) lacked the "(from --set ...)" every refusal of a --set value
+    ends with: it now names the --set in force, and only where the value came from one."""
+    out = tmp_path / "run"
+    job = _write(tmp_path, 240, 4, 60)
+    for sets, suffix in ((["clustering.birch_threshold=3"], " (from --set clustering.birch_threshold=3)"),
+                         (["clustering.birch_threshold=0.5", "clustering.seed=3", "clustering.birch_threshold=3.0"],
+                          " (from --set clustering.birch_threshold=3.0)")):
+        assert main(["run", job, "--out", str(out), "--quiet", *[x for s in sets for x in ("--set", s)]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"hpcflow run: error: {job}: [clustering].birch_threshold = 3: "
+                                                   "birch clustering found 1 cluster of the 4 asked for"), err
+        assert err[0].endswith("; lower birch_threshold" + suffix), err
+        assert not out.exists()
+    job = _write(tmp_path, 240, 4, 60, "birch_threshold = 3.0\n")  # the file's own value: no --set to name
+    assert main(["run", job, "--out", str(out), "--quiet", "--set", "clustering.seed=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("; lower birch_threshold") and "--set" not in err, err
+
+
 def test_a_silhouette_sample_larger_than_the_points_is_refused_before_any_work(tmp_path):
     """[quality].sample_size = 500 of 240 points was accepted, and the silhouette silently averaged the 240 (exact,
     stderr 0) instead of the 500 rows asked for; 240 itself is every point and runs."""

@@ -115,8 +115,10 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
         if resume:
             named["resume"] = resume
         from hpcflow.flow import stops_said_by_caller
+        from hpcflow.jobs.registry import set_values_named
 
-        with stops_said_by_caller():  # a numerical stop ends the run with its reason in the "stopped:" line
+        # a numerical stop ends the run with its reason in the "stopped:" line; a refusal of a --set value names it
+        with stops_said_by_caller(), set_values_named(overrides):
             summary = dict(module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:

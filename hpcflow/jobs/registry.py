@@ -9,6 +9,7 @@ only some commands use (`[tune]`) are validated by their own module (`EXTRA_SECT
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
@@ -84,9 +85,20 @@ def load(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
 def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool = True):
     """As `load`, and the validated optional sections (`EXTRA_SECTIONS`) present in the file: (module, cfg, extras).
 
-    An error about a key that an override set names that `--set` too (the file itself may be fine)."""
-    try:
+    An error about a key that an override set names that `--set` too (the file itself may be fine;
+    `set_values_named`)."""
+    with set_values_named(overrides):
         return _load_with_extras(path, overrides, ranks=ranks, memory_check=memory_check)
+
+
+@contextlib.contextmanager
+def set_values_named(overrides):
+    """Context: a ConfigError whose message names a key (as [SECTION].KEY) or section that one of the `overrides`
+    (SECTION.KEY=VALUE) set is raised again ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the
+    one in force); other errors pass unchanged. Around the job file's checks (`load_with_extras`) and around a job's
+    run, whose refusals after work has begun (a Birch threshold that leaves one cluster) name their --set alike."""
+    try:
+        yield
     except ConfigError as exc:
         for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
             section, _, key = text.split("=", 1)[0].strip().partition(".")
