@@ -2,6 +2,8 @@
 of wide finite NumPy networks, and the tiled evaluator against dense products."""
 
 import importlib
+import inspect
+import re
 import tracemalloc
 import warnings
 
@@ -10,8 +12,9 @@ import numpy as np
 import pytest
 
 from hpcflow.geometry import Hypersurface, fs_distance
-from hpcflow.kernels import (CosineNTKKernel, DeltaKernel, GaussianKernel, Kernel, ReluNTKKernel, cosine_amplitude,
-                             cosine_ntk, cosine_ntk_empirical, delta, gaussian, make_kernel, real_features, relu_ntk)
+from hpcflow.kernels import (KERNELS, CosineNTKKernel, DeltaKernel, GaussianKernel, Kernel, ReluNTKKernel,
+                             cosine_amplitude, cosine_ntk, cosine_ntk_empirical, delta, gaussian, make_kernel,
+                             real_features, relu_ntk)
 from hpcflow.kernels.gaussian import POLY_RTOL, fit_polynomial, horner
 from roundoff import U, assert_product_close, fs_distance_error, gamma, gaussian_entry_error, relu_ntk_entry_error
 
@@ -925,3 +928,45 @@ def test_cosine_ntk_empirical_takes_its_seed_as_every_api_seed(points):
         with pytest.raises(exc, match=r"^seed=.* is invalid; pass an integer >= 0 \(of any size\), or None for a "
                                       r"fresh draw$"):
             cosine_ntk_empirical(f, f, seed=bad, **kw)
+
+
+def test_make_kernel_names_itself_the_kernel_and_the_key_of_a_missing_or_unknown_parameter():
+    """make_kernel('gaussian') was Python's "GaussianKernel.__init__() missing 1 required positional argument" and
+    make_kernel('delta', width=1) "DeltaKernel() takes no arguments": one TypeError naming make_kernel, the kernel, the
+    key and what the kernel takes. Every key of the docstring's is one the kernel's class takes."""
+    for kw, match in [
+            ({}, r"^make_kernel\('gaussian'\): width is required for the gaussian kernel, which takes width "
+                 r"\(required\), form, normalize, method, dtype, engine; add width=\.\.\.$"),
+            (dict(width=0.5, sigma=1.0), r"^make_kernel\('gaussian'\): sigma is not a parameter of the gaussian "
+                                         r"kernel, which takes width \(required\), form, .*; remove it$"),
+            (dict(form="exp", widht=0.5, normalise="row"), r"^make_kernel\('gaussian'\): widht, normalise are not "
+                                                           r"parameters of the gaussian kernel.*; remove them$")]:
+        with pytest.raises(TypeError, match=match):
+            make_kernel("gaussian", **kw)
+    with pytest.raises(TypeError, match=r"^make_kernel\('delta'\): width is not a parameter of the delta kernel, "
+                                        r"which takes no parameters; remove it$"):
+        make_kernel("delta", width=1)
+    with pytest.raises(TypeError, match=r"^make_kernel\('relu_ntk'\): w_std, b_std are required for the relu_ntk "
+                                        r"kernel, which takes w_std \(required\), b_std \(required\), depth; add "
+                                        r"w_std=\.\.\., b_std=\.\.\.$"):
+        make_kernel("relu_ntk")
+    with pytest.raises(TypeError, match=r"^make_kernel\('cosine_ntk'\): b_std is not a parameter of the cosine_ntk"):
+        make_kernel("cosine_ntk", sigma_w=1.0, b_std=0.1)
+    with pytest.raises(ValueError, match=r"^kernel 'gauss' is not one of \['cosine_ntk', 'delta', 'gaussian'"):
+        make_kernel("gauss", width=1.0)
+    # the job file's normalize = "none" is None in the API: the string is refused naming None
+    with pytest.raises(ValueError, match=r"normalize='none' is not one of \(None, 'row'\) \(a job file's normalize "
+                                         r"= \"none\" is normalize=None here\)"):
+        make_kernel("gaussian", width=0.5, normalize="none")
+    assert make_kernel("gaussian", width=0.5, normalize=None).normalize is None
+    # the docstring lists every kernel with every parameter its class takes
+    doc = make_kernel.__doc__
+    for name, cls in KERNELS.items():
+        params = inspect.signature(cls).parameters
+        line = next(line for line in doc.splitlines() if line.strip().startswith(f"- {name}("))
+        listed = re.findall(r"(\w+)(?:=[^,)]*)?[,)]", line.split("(", 1)[1].split(")", 1)[0] + ")")
+        assert listed == list(params), (name, listed)
+    built = make_kernel("gaussian", width=0.5, form="gauss", normalize="row", method="direct", dtype="float32",
+                        engine="numpy").params()
+    assert (built["form"], built["normalize"], built["method"], built["dtype"], built["engine"]) == \
+        ("gauss", "row", "direct", "float32", "numpy")

@@ -217,7 +217,8 @@ class GaussianKernel(Kernel):
                  dtype: str = "float64", engine: str = "auto"):
         width, form = check_width(width), check_form(form)
         if normalize not in NORMALIZE:
-            raise ValueError(f"normalize={normalize!r} is not one of {NORMALIZE}")
+            none = " (a job file's normalize = \"none\" is normalize=None here)" if normalize == "none" else ""
+            raise ValueError(f"normalize={normalize!r} is not one of {NORMALIZE}{none}")
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS}")
         if dtype not in DTYPES:
