@@ -645,9 +645,10 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
     step changes a point's packed metric v by at most dt * clip (h * clip at a halved h); a larger u is scaled to
     norm clip, a smaller one is kept (None = no clipping). early_stop: stop when the monitored
     sigma (test if given, else train) has not gone below its best value (step 0 included) for this many
-    steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected and
-    sigma_train_initial, sigma_test_initial (step 0);
-    returning True (on any rank) stops the flow. xp: numpy or cupy (default `hpcflow.backend.get_xp()`); results are
+    steps. callback(info: dict) is called after every step with step, sigma_train, sigma_test, dt, rejected,
+    sigma_train_initial, sigma_test_initial (step 0) and ends (the flow ends at this step anyway: its last step or
+    its early stop); returning True (on any rank) stops the flow, but at its early stop's step, where the flow ends
+    as early-stopped (finished). xp: numpy or cupy (default `hpcflow.backend.get_xp()`); results are
     NumPy.
     cache_bytes: kernel blocks that fit in this budget are formed once and reused every step; larger ones are
     re-evaluated tile by tile each step. kappa_gradient: "exact" | "fixed" (`hpcflow.metric.loss_and_grad`).
@@ -828,13 +829,16 @@ def kernel_flow(kernel, train, test=None, *, dt: float, steps: int = 50, loss: s
         history["comm_bytes"].append(cnt.comm_bytes - before[2])
         monitored = hist_test[-1] if has_test else hist_train[-1]
         best, since_best = (monitored, 0) if monitored < best else (best, since_best + 1)
+        early = early_stop is not None and since_best >= early_stop
+        # a callback's stop at the step the early stop ends the flow at stops nothing: the flow is finished
         if callback is not None and any_true(bool(callback({"step": step, "sigma_train": hist_train[-1],
                                                             "sigma_test": hist_test[-1], "dt": h,
                                                             "rejected": len(rejections),
                                                             "sigma_train_initial": hist_train[0],
-                                                            "sigma_test_initial": hist_test[0]})), comm=c):
+                                                            "sigma_test_initial": hist_test[0],
+                                                            "ends": early or step == steps})), comm=c) \
+                and not early:
             stopped, stop_kind = f"step {step}: callback asked to stop", "callback"
-        early = early_stop is not None and since_best >= early_stop
         if on_step is not None and _asked(on_step, view(step, False, bool(stop_kind) or early or step == steps), c) \
                 and not stop_kind:
             stopped, stop_kind = f"step {step}: stopped on request", "stopped"

@@ -186,6 +186,24 @@ def test_early_stop_and_callback(sets):
     assert seen == [1, 2] and res.steps_taken == 2 and len(res.sigma_train) == 3
 
 
+def test_a_callback_stop_at_the_early_stop_step_leaves_the_flow_early_stopped(sets):
+    """A zero kernel leaves sigma at its step-0 value, so early_stop = 3 ends the flow at step 3. A callback asking
+    to stop there stops nothing (the flow ends anyway: early-stopped, finished); one step before, it stops the flow.
+    info["ends"] is true exactly at the step the flow ends at anyway."""
+    train, test = sets
+    ends = []
+    res = kernel_flow(ZeroKernel(), train, test, dt=0.1, steps=10, early_stop=3,
+                      callback=lambda info: ends.append(info.get("ends")) or info["step"] == 3)
+    assert res.stop_kind == "early_stop" and res.stopped == "step 3: no improvement for 3 steps (early stop)"
+    assert res.steps_taken == 3 and ends == [False, False, True]
+    res = kernel_flow(ZeroKernel(), train, test, dt=0.1, steps=10, early_stop=3,
+                      callback=lambda info: info["step"] == 2)
+    assert res.stop_kind == "callback" and res.steps_taken == 2
+    ends = []
+    kernel_flow(ZeroKernel(), train, test, dt=0.1, steps=2, callback=lambda info: ends.append(info.get("ends")))
+    assert ends == [False, True]  # the last step
+
+
 def test_delta_flow_fits_train_points(sets):
     """Pointwise updates with the ultra-local loss drive eta/kappa -> 1 on the train points."""
     train, test = sets

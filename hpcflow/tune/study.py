@@ -508,15 +508,16 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
     name = job.tune["objective"]
     pruned = []
     nn = cfg["job"]["kind"] == "nn"
-    last = cfg["training"]["epochs"] if nn else cfg["flow"]["steps"]
+    last = cfg["training"]["epochs"] if nn else cfg["flow"]["steps"]  # (an nn training has no early stop)
 
-    def decide(v, step):
+    def decide(v, step, ends=False):
         stop = None
         if trial is not None:
             if math.isfinite(v):
                 trial.report(v, step)
-            # never at the last step: the run is complete, and its value may be the best (a pruned trial cannot)
-            stop = step < last and bool(trial.should_prune())
+            # never at the step that ends the run (its last, or a flow's early stop): the run is complete, and its
+            # value may be the best (a pruned trial cannot)
+            stop = step < last and not ends and bool(trial.should_prune())
         stop = comm.bcast(stop, root=0)
         if stop:
             pruned.append(step)
@@ -532,7 +533,7 @@ def execute(job: TuneJob, spec: dict, trial=None, *, comm=None, pending=None, no
 
         def on_step(info, sigma0):
             hand_over(pending)
-            return decide(tracker.step(info, sigma0), info["step"])
+            return decide(tracker.step(info, sigma0), info["step"], bool(info.get("ends")))
 
     def on_resume(sigma_train, sigma_test, not_pd=None):  # the steps the preempted trial did: reported, not decided
         if not nn:  # on again (not_pd: an nn trial's validation counts, `trial.history`)
