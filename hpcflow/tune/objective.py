@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from hpcflow.errors import UserError
+
 
 #: an nn job's objectives are its flow counterparts on the validation points (its held-out set)
 NN_ALIASES = {"log_gain_val": "log_gain_test", "log_gain_val_best": "log_gain_test_best", "sigma_val": "sigma_test"}
@@ -45,16 +47,37 @@ def infeasible(attrs: dict) -> str | None:
     return None
 
 
+class NoValue(UserError):
+    """A finished trial whose summary gives its objective no value (`from_summary` NaN): the trial fails, naming why
+    (`no_value`), without a retry (its parameters would give none again)."""
+
+
+#: the summary keys a flow objective is taken from (`from_summary`)
+FLOW_KEYS = {"log_gain_train": "gain_train", "log_gain_test": "gain_test", "log_gain_test_best": "gain_test_best",
+             "sigma_test": "sigma_test_final"}
+#: the summary keys an nn objective is taken from: sigma_val at epoch 0, then at the end or at its best epoch
+NN_KEYS = {"log_gain_val": ("sigma_val_initial", "sigma_val_final"), "sigma_val": ("sigma_val_final",),
+           "log_gain_val_best": ("sigma_val_initial", "sigma_val_best")}
+
+
+def no_value(name: str, summary: dict) -> str:
+    """Why objective `name` has no value in a finished trial's summary (`from_summary` gives NaN): one line."""
+    if name in FLOW_KEYS and summary.get("n_test") == 0 and name != "log_gain_train":
+        return f"objective {name!r} needs test points, but the trial ran without ([geometry].n_test = 0)"
+    keys = NN_KEYS[name] if name in NN_KEYS else (FLOW_KEYS[name],)
+    shown = ", ".join(f"{k} = {summary.get(k)!r}" for k in keys)
+    return f"objective {name!r} has no value: its summary.json gives {shown} (a finite positive number needed)"
+
+
 def from_summary(name: str, summary: dict) -> float:
-    """Objective `name` at the end of a finished trial, from its summary (gains = sigma(0) / sigma(step))."""
+    """Objective `name` at the end of a finished trial, from its summary (gains = sigma(0) / sigma(step)); NaN where
+    the summary gives none (`no_value` says why)."""
     if name in NN_ALIASES:  # an nn summary: sigma_val at epoch 0, at the end and at its best epoch
         initial, final, best = (summary.get(k) for k in ("sigma_val_initial", "sigma_val_final", "sigma_val_best"))
         if name == "sigma_val":
             return _finite_positive(final)
         return _log_ratio(_finite_positive(initial), _finite_positive(best if name == "log_gain_val_best" else final))
-    key = {"log_gain_train": "gain_train", "log_gain_test": "gain_test", "log_gain_test_best": "gain_test_best",
-           "sigma_test": "sigma_test_final"}[name]
-    x = summary.get(key)
+    x = summary.get(FLOW_KEYS[name])
     if x is None or not x > 0:
         return float("nan")
     return float(x) if name == "sigma_test" else math.log(x)

@@ -36,6 +36,8 @@ DEFAULT_OBJECTIVE = {"flow": "log_gain_test", "nn": "log_gain_val"}
 #: the settings every trial sets from [tune].seed and its number (`trial.trial_seeds`): neither [tune.space] nor a
 #: --set may give them
 POINT_SEEDS = ("geometry.seed", "geometry.test_seed")
+#: the setting a flow job's test points are counted by (0: none, which a test-point objective cannot take)
+N_TEST = "geometry.n_test"
 
 #: the job settings that cannot change a trial's objective (the sigma history of its flow or of its network's
 #: training), refused in [tune.space], where they would only spend trials: section or 'SECTION.KEY' -> why. What they

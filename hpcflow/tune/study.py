@@ -316,12 +316,13 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     tune = extras["tune"]
     if sampler is not None:
         tune["sampler"] = sampler
-    if spaces.OBJECTIVES[tune["objective"]][1] and cfg["geometry"]["n_test"] == 0:
+    searched = {p.name for p in tune["space"]}
+    if without_test_points(tune["objective"], cfg) and spaces.N_TEST not in searched:  # (searched: `check_space`)
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     check_sampler(tune["sampler"])
     refuse_searched_overrides(path, overrides, tune["space"], kind=cfg["job"]["kind"])
-    check_space(path, overrides, tune["space"], cfg)
+    check_space(path, overrides, tune["space"], cfg, objective=tune["objective"])
     return TuneJob(str(path), list(overrides), cfg, tune)
 
 
@@ -362,24 +363,34 @@ def refuse_searched_overrides(path, overrides, space, *, kind: str = "flow") -> 
                               f"it at {value}, or drop the --set to search it")
 
 
-def check_space(path, overrides, space, cfg) -> None:
+def without_test_points(objective: str, cfg: dict) -> bool:
+    """Whether objective `objective` needs test points that validated job `cfg` does not draw ([geometry].n_test = 0)."""
+    return spaces.OBJECTIVES[objective][1] and cfg["geometry"].get("n_test") == 0
+
+
+def check_space(path, overrides, space, cfg, *, objective: str | None = None) -> None:
     """Validate the whole job with each choice, and with the low and high of each range, of the search space (with
     each learning-rate schedule it draws: `space_settings`): values that pass their field's own check but not the
     job's cross-field checks are refused before any work (ConfigError naming `[tune.space]."NAME".choices[i]`), not
-    found by every trial that draws them; first a rate setting that no schedule of the study reads
-    (`refuse_unread`). `cfg`: the validated job."""
+    found by every trial that draws them, and so are the [geometry].n_test values that give no test points where
+    `objective` needs them; first a rate setting that no schedule of the study reads (`refuse_unread`). `cfg`: the validated job."""
     from hpcflow.jobs import registry
 
     refuse_unread(path, space, cfg)
     for what, setting in space_settings(space, cfg):
         try:
-            registry.load(path, [*overrides, *setting])
+            drawn = registry.load(path, [*overrides, *setting])[1]
         except UserError as exc:
             msg = " ".join(str(exc).split())
             for text in setting:
                 msg = msg.replace(f" (from --set {text})", "")
             msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
             raise ConfigError(f"{path}: {what} gives a job that fails its checks: {msg}") from None
+        sets_n_test = any(text.partition("=")[0] == spaces.N_TEST for text in setting)  # (others: the job's, `load`)
+        if objective is not None and sets_n_test and without_test_points(objective, drawn):
+            raise ConfigError(f"{path}: {what} gives a job without test points ([geometry].n_test = 0), but "
+                              f"[tune].objective = {objective!r} needs them; search only n_test >= 2, or set "
+                              "objective = \"log_gain_train\"")
 
 
 def refuse_unread(path, space, cfg) -> None:
@@ -702,7 +713,12 @@ class Worker:
             # σ_val uses the signed det g and can look better than any healthy network's; handled as a diverged one
             raise optuna.TrialPruned(f"metric not positive definite at {summary['val_not_positive_definite_final']}"
                                      f" validation points after epoch {summary.get('checkpoint_step')}")
-        return objectives.from_summary(self.job.tune["objective"], summary)
+        value = objectives.from_summary(self.job.tune["objective"], summary)
+        if math.isnan(value):  # failed, saying why (Optuna would fail it without a word)
+            exc = objectives.NoValue(objectives.no_value(self.job.tune["objective"], summary))
+            record_error(trial, exc)
+            raise exc
+        return value
 
     def check_cap(self, trial) -> None:
         """Raise OverCap for a trial drawn beyond --max-trials (`budget.within_cap`), failed before any work; a

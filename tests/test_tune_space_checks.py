@@ -1,0 +1,57 @@
+"""What a [tune.space] value gives the whole job is checked before any work: a value without test points under an
+objective that needs them, and a trial that ran without them all the same says why it failed."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from hpcflow.cli import main
+from hpcflow.tune.study import load
+from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
+
+
+def _refused(capsys, job, out) -> str:
+    """The one line of `hpcflow tune` refusing `job` (exit 2, nothing written to `out`)."""
+    capsys.readouterr()
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists(), err
+    return err
+
+
+@pytest.mark.parametrize("spec, where", [
+    ("{choices = [50, 0]}", '[tune.space]."geometry.n_test".choices[1] = 0'),
+    ("{low = 0, high = 50}", '[tune.space]."geometry.n_test".low = 0')])
+def test_a_space_drawing_no_test_points_under_a_test_objective_is_refused(tmp_path, capsys, spec, where):
+    """n_test = 0 passes its field's check, but the study's objective (log_gain_test, the default) needs test points:
+    the trials that drew it ran their whole flow and failed without a word; --set geometry.n_test=0 was refused."""
+    job = _job(tmp_path, JOB.replace('"flow.dt"', f'"geometry.n_test" = {spec}\n"flow.dt"'))
+    err = _refused(capsys, job, tmp_path / "s")
+    assert f"{where} gives a job without test points ([geometry].n_test = 0)" in err, err
+    assert "[tune].objective = 'log_gain_test' needs them" in err, err
+    assert load(job, ["tune.objective=log_gain_train"]).tune["objective"] == "log_gain_train"  # needs none
+
+
+def test_a_job_without_test_points_may_search_how_many_it_draws(tmp_path):
+    """[geometry].n_test = 0 under a test objective is refused, but not where every trial sets n_test from the space
+    (each of its values is checked instead)."""
+    job = _job(tmp_path, JOB.replace("n_test = 60", "n_test = 0").replace(
+        '"flow.dt"', '"geometry.n_test" = {choices = [40, 60]}\n"flow.dt"'))
+    assert [p.name for p in load(job).tune["space"]] == ["geometry.n_test", "flow.dt"]
+
+
+def test_a_trial_that_ran_without_test_points_fails_saying_why_and_is_not_retried(tmp_path, capsys):
+    """A value queued outside the range (Optuna runs it) gave a trial without test points: it failed with no reason
+    recorded; now its user attribute `error` and the worker's line say why, and it is not retried (it would recur)."""
+    job = _job(tmp_path, JOB.replace('pruner = "none"', 'pruner = "none"\nretries = 2').replace(
+        '"flow.dt"', '"geometry.n_test" = {low = 40, high = 60}\n"flow.dt"'))
+    out = tmp_path / "s"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
+    _journal(out / "study.journal").enqueue_trial({"geometry.n_test": 0, "flow.dt": 1.0})
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")
+    why = "objective 'log_gain_test' needs test points, but the trial ran without ([geometry].n_test = 0)"
+    assert f"hpcflow tune: trial 1 failed: NoValue: {why}" in io.out and "Traceback" not in io.out + io.err, io.out
+    trials = _journal(out / "study.journal").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]  # no retry queued
+    assert trials[1].user_attrs["error"] == f"NoValue: {why}"
