@@ -95,17 +95,19 @@ def test_a_setting_that_cannot_change_the_objective_is_refused_in_the_space(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
 
 
-@pytest.mark.parametrize("kind, name, spec", [
-    ("nn", "training.threads", "{low = 1, high = 2}"),  # torch's sums round otherwise: the trained network differs
-    ("nn", "kernel_flow.n_train", "{low = 50, high = 100}"),  # the network trained on them may diverge: no value
-    ("nn", "width_sweep.epochs", "{low = 1, high = 3}"),
-    ("flow", "flow.tile", "{low = 16, high = 64}"),
+@pytest.mark.parametrize("kind, name, spec, on", [
+    ("nn", "training.threads", "{low = 1, high = 2}", ""),  # torch's sums round otherwise: the network differs
+    # the network trained on them may diverge: no value (where their section is switched on)
+    ("nn", "kernel_flow.n_train", "{low = 50, high = 100}",
+     "[kernel_flow]\nenabled = true\nn_train = 100\nn_test = 100\n"),
+    ("nn", "width_sweep.epochs", "{low = 1, high = 3}", "[width_sweep]\nwidths = [4]\nn_train = 100\n"),
+    ("flow", "flow.tile", "{low = 16, high = 64}", ""),
 ])
-def test_settings_that_may_change_a_trials_outcome_stay_searchable(tmp_path, kind, name, spec):
+def test_settings_that_may_change_a_trials_outcome_stay_searchable(tmp_path, kind, name, spec, on):
     from hpcflow.tune.study import load
 
     base = BASE if kind == "flow" else _nn_base()
-    job = _job(tmp_path, f'[tune.space]\n"{name}" = {spec}\n', base)
+    job = _job(tmp_path, f'{on}[tune.space]\n"{name}" = {spec}\n', base)
     assert [p.name for p in load(job).tune["space"]] == [name]
 
 

@@ -55,3 +55,52 @@ def test_a_trial_that_ran_without_test_points_fails_saying_why_and_is_not_retrie
     trials = _journal(out / "study.journal").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]  # no retry queued
     assert trials[1].user_attrs["error"] == f"NoValue: {why}"
+
+
+CLUSTERED = '[clustering]\nmethod = "full"\nn_clusters = 4\n'
+FLOW_REFUSED = [
+    # no clustering method: every trial flowed unclustered, n_clusters drawn and unused (the same numbers bit for bit)
+    ("", '"clustering.n_clusters" = {low = 2, high = 8}',
+     '[tune.space]."clustering.n_clusters" is read only where [clustering].method is set, but [clustering].method is '
+     'unset, so no trial would use it; set [clustering].method, search "clustering.method" too, or remove '
+     '"clustering.n_clusters" from [tune.space]'),
+    (CLUSTERED, '"clustering.batch_size" = {low = 10, high = 50}',  # read by method "batched" only
+     """[tune.space]."clustering.batch_size" is read only where [clustering].method = 'batched', but """
+     """[clustering].method = "full", so no trial would use it"""),
+    (CLUSTERED, '"clustering.method" = {choices = ["full", "birch"]}\n"clustering.seed" = {low = 0, high = 5}',
+     """[tune.space]."clustering.seed" is read only where [clustering].method = 'batched', which """
+     """[tune.space]."clustering.method".choices = ['full', 'birch'] does not hold, so no trial would use it; add """
+     'one to its choices or remove "clustering.seed" from [tune.space]'),
+]
+
+
+@pytest.mark.parametrize("section, space, said", FLOW_REFUSED)
+def test_a_setting_no_trial_switches_on_is_refused_in_the_space(tmp_path, capsys, section, space, said):
+    job = _job(tmp_path, JOB.replace('"flow.dt"', f'{space}\n"flow.dt"') + section)
+    assert said in _refused(capsys, job, tmp_path / "s")
+
+
+@pytest.mark.parametrize("section, space", [
+    ("", '"clustering.method" = {choices = ["full", "batched"]}\n"clustering.n_clusters" = {low = 2, high = 8}'),
+    (CLUSTERED, '"clustering.n_clusters" = {low = 2, high = 8}'),
+    (CLUSTERED.replace('"full"', '"batched"'), '"clustering.batch_size" = {low = 10, high = 60}'),
+    (CLUSTERED, '"clustering.method" = {choices = ["full", "batched"]}\n"clustering.merge" = {choices = ["paper"]}')])
+def test_a_setting_some_trial_switches_on_stays_searchable(tmp_path, section, space):
+    job = _job(tmp_path, JOB.replace('"flow.dt"', f'{space}\n"flow.dt"') + section)
+    assert "flow.dt" in [p.name for p in load(job).tune["space"]]
+
+
+def test_an_nn_section_switched_off_is_refused_in_the_space_unless_the_space_switches_it_on(tmp_path, capsys):
+    from test_tune_nn import JOB as NN_JOB
+
+    sweep = NN_JOB.replace('"training.lr"', '"kernel_flow.dt" = {low = 1e-4, high = 1e-2}\n"training.lr"')
+    sweep += "[kernel_flow]\nn_train = 100\nn_test = 100\n"
+    said = ('[tune.space]."kernel_flow.dt" is read only where [kernel_flow].enabled = true, but [kernel_flow].enabled '
+            '= false, so no trial would use it')
+    assert said in _refused(capsys, _job(tmp_path, sweep), tmp_path / "s")
+    switched = sweep.replace('"training.lr"', '"kernel_flow.enabled" = {choices = [true, false]}\n"training.lr"')
+    assert "kernel_flow.dt" in [p.name for p in load(_job(tmp_path, switched)).tune["space"]]
+    widths = NN_JOB.replace('"training.lr"', '"width_sweep.epochs" = {low = 1, high = 2}\n"training.lr"')
+    said = ('[tune.space]."width_sweep.epochs" is read only where [width_sweep].widths is not [], but '
+            '[width_sweep].widths = [], so no trial would use it; set [width_sweep].widths, or remove')
+    assert said in _refused(capsys, _job(tmp_path, widths), tmp_path / "s")

@@ -51,6 +51,28 @@ UNSEARCHABLE = {
     "training.check_replicas": "it compares the ranks' parameters, which cannot change the training or its sigma",
 }
 
+#: settings that only some value of another setting, their switch, has a trial read: a section switched off is not
+#: cross-checked and its keys are kept as given and unused (no clustering method, kernel_flow.enabled = false, no
+#: width_sweep.widths), and batch_size, merge and seed belong to clustering method "batched" ("full" and "birch"
+#: ignore them). Searched where no value the study's trials take of the switch reads them, they would only spend
+#: trials (`refuse_switched_off`): section or 'SECTION.KEY' -> (the switch, whether a value of it reads them, where
+#: it does, said)
+SWITCHED = {
+    "clustering": ("clustering.method", lambda v: v is not None, "[clustering].method is set"),
+    **{f"clustering.{key}": ("clustering.method", lambda v: v == "batched", "[clustering].method = 'batched'")
+       for key in ("batch_size", "merge", "seed")},
+    "kernel_flow": ("kernel_flow.enabled", lambda v: v is True, "[kernel_flow].enabled = true"),
+    "width_sweep": ("width_sweep.widths", lambda v: bool(v), "[width_sweep].widths is not []"),
+}
+
+
+def switch_of(name: str):
+    """(switch, reads(value), said) of searched setting `name` (`SWITCHED`), or None where no other setting switches
+    it off (the switch itself among them)."""
+    entry = SWITCHED.get(name, SWITCHED.get(name.partition(".")[0]))
+    return None if entry is None or entry[0] == name else entry
+
+
 #: an nn job's learning-rate schedule, and the rate settings only one of its values reads (`hpcflow.nn.rates.UNUSED_BY`):
 #: setting -> the schedule that reads it. A trial whose schedule does not read one leaves it at its default
 #: (`trial_settings`), as Optuna's conditional parameters are left out of a trial that does not use them.

@@ -364,7 +364,7 @@ def refuse_searched_overrides(path, overrides, space, *, kind: str = "flow") -> 
 
 
 def without_test_points(objective: str, cfg: dict) -> bool:
-    """Whether objective `objective` needs test points that validated job `cfg` does not draw ([geometry].n_test = 0)."""
+    """Whether objective `objective` needs test points that validated job `cfg` has none of ([geometry].n_test = 0)."""
     return spaces.OBJECTIVES[objective][1] and cfg["geometry"].get("n_test") == 0
 
 
@@ -373,10 +373,12 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
     each learning-rate schedule it draws: `space_settings`): values that pass their field's own check but not the
     job's cross-field checks are refused before any work (ConfigError naming `[tune.space]."NAME".choices[i]`), not
     found by every trial that draws them, and so are the [geometry].n_test values that give no test points where
-    `objective` needs them; first a rate setting that no schedule of the study reads (`refuse_unread`). `cfg`: the validated job."""
+    `objective` needs them; first a rate setting that no schedule of the study reads (`refuse_unread`) and a setting
+    whose section no trial switches on (`refuse_switched_off`). `cfg`: the validated job."""
     from hpcflow.jobs import registry
 
     refuse_unread(path, space, cfg)
+    refuse_switched_off(path, space, cfg)
     for what, setting in space_settings(space, cfg):
         try:
             drawn = registry.load(path, [*overrides, *setting])[1]
@@ -413,6 +415,35 @@ def refuse_unread(path, space, cfg) -> None:
         raise ConfigError(f'{path}: {read}, which [tune.space]."{spaces.SCHEDULE}".choices = {list(drawn)!r} does not '
                           f'hold, so no trial would use it; add {reader!r} to its choices or remove "{name}" from '
                           "[tune.space]")
+
+
+def refuse_switched_off(path, space, cfg) -> None:
+    """Refuse (ConfigError) a setting that [tune.space] searches while no trial of the study would read it: its
+    switch (`spaces.SWITCHED`: clustering.method for [clustering], kernel_flow.enabled, width_sweep.widths) takes no
+    value that reads it, neither the job's nor one [tune.space] draws (n_clusters searched without a clustering
+    method gave every trial the same flow). `cfg`: the validated job."""
+    names = {p.name: p for p in space}
+    for p in space:
+        switch = spaces.switch_of(p.name)
+        if switch is None:
+            continue
+        name, reads, said = switch
+        section, _, key = name.partition(".")
+        drawn = names.get(name)
+        values = tuple(drawn.choices) if drawn is not None and drawn.kind == "categorical" else (cfg[section][key],)
+        if drawn is not None and drawn.kind != "categorical" or any(reads(v) for v in values):
+            continue
+        read = f'[tune.space]."{p.name}" is read only where {said}'
+        if drawn is not None:
+            raise ConfigError(f'{path}: {read}, which [tune.space]."{name}".choices = {list(values)!r} does not hold, '
+                              f'so no trial would use it; add one to its choices or remove "{p.name}" from '
+                              "[tune.space]")
+        from hpcflow.jobs.toml_out import value
+
+        given = "is unset" if values[0] is None else f"= {value(values[0])}"
+        search = "" if isinstance(values[0], list) else f', search "{name}" too'
+        raise ConfigError(f"{path}: {read}, but [{section}].{key} {given}, so no trial would use it; set "
+                          f'[{section}].{key}{search}, or remove "{p.name}" from [tune.space]')
 
 
 def space_settings(space, cfg):
