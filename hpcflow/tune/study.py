@@ -31,7 +31,7 @@ import numpy as np
 from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError, WriteFailed)
-from hpcflow.stop_signals import finished, requests
+from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -132,6 +132,8 @@ class TuneJob:
 
 #: study user attribute holding `TuneJob.record()` of the job the study was created with
 RECORD = "hpcflow_job"
+#: user attribute `failure` of a trial that a second Ctrl-C interrupted (`Worker.objective`)
+INTERRUPTED = "interrupted"
 #: seconds a failing rank of an MPI worker waits at `abort_on_error`'s barrier for the others before the Abort: rank 0
 #: records the failed trial in the storage first (a journal on a slow shared file system), which may outlast ABORT_WAIT
 RECORD_WAIT = 5.0
@@ -646,6 +648,16 @@ class Worker:
             refuse_mismatch(old, self.record, self.job, self.study.study_name)
 
     def objective(self, trial) -> float:
+        """The objective value of `trial` (`_objective`); one that a second Ctrl-C interrupts (KeyboardInterrupt: the
+        first one's stop was being honoured) is given user attribute `failure` = "interrupted" before Optuna fails it,
+        so that `_one` queues it again (`interrupted`)."""
+        try:
+            return self._objective(trial)
+        except KeyboardInterrupt as exc:
+            record_failure(trial, str(exc) if isinstance(exc, Stopped) else INTERRUPTED)
+            raise
+
+    def _objective(self, trial) -> float:
         self.current = trial.number
         mark_worker(trial)
         if self.max_trials is not None:
@@ -690,14 +702,14 @@ class Worker:
         old = next((t for t in self.study.get_trials(deepcopy=False) if t.number == preempted), None)
         where = None if old is None else run_dir_of(old, self.out)
         source = None if where is None else os.path.join(where, name)
+        failure = (failure or "preempted") if old is None else old.user_attrs.get("failure", failure or "preempted")
+        what = f"preempted trial {preempted}" if failure == "preempted" else f"trial {preempted} ({failure})"
         if source is None or not os.path.isfile(source):
-            self.log(f"hpcflow tune: trial {number}: no checkpoint of preempted trial {preempted} found "
-                     f"({source or 'no run directory'}); it starts afresh with the same parameters and seeds")
+            self.log(f"hpcflow tune: trial {number}: no checkpoint of {what} found ({source or 'no run directory'}); "
+                     "it starts afresh with the same parameters and seeds")
             return False
         os.makedirs(run_dir, exist_ok=True)
         shutil.copyfile(source, os.path.join(run_dir, name))
-        failure = old.user_attrs.get("failure", failure or "preempted")
-        what = f"preempted trial {preempted}" if failure == "preempted" else f"trial {preempted} ({failure})"
         self.log(f"hpcflow tune: trial {number} continues {what} from {source}")
         return True
 
@@ -887,6 +899,22 @@ class Worker:
                       "whose worker is gone)")
         return exc
 
+    def interrupted(self) -> None:
+        """Queue again the current trial, which a second Ctrl-C interrupted (its `failure`, set by `objective`), as a
+        preempted one is: whatever `retries` says, to be continued from the last whole checkpoint in its run
+        directory (the file the first Ctrl-C's stop was writing is whole or not there: atomic writes), else afresh
+        with its seeds; said in one line, before the command ends with 'interrupted' (status 130)."""
+        trial = None if self.current is None else next(
+            (t for t in self.study.get_trials(deepcopy=False) if t.number == self.current), None)
+        if trial is None or trial.user_attrs.get("failure") is None:
+            return
+        queued = requeue(self.study, trial, self.job.tune["retries"], preempted=True, continues=True)
+        rd = run_dir_of(trial, self.out)
+        where = "" if rd is None else f" (run directory {rd})"
+        again = "its parameters are queued again, to continue from its last checkpoint; " if queued else ""
+        self.log(f"hpcflow tune: trial {trial.number} {trial.user_attrs['failure']}{where}; {again}run the same "
+                 "hpcflow tune command to continue the study")
+
     def _one(self) -> int:
         """Run one trial; record its failure (the study goes on) or raise what stops the worker. Returns 0 for a
         trial drawn over --max-trials (not run), else 1."""
@@ -903,7 +931,10 @@ class Worker:
             again = "its parameters are queued again, to continue from it; " if queued else ""
             raise Preempted(f"signal received during trial {self.current}{where}; {again}run the same hpcflow "
                             "tune command to continue the study") from None
-        except (RunStop, KeyboardInterrupt, TrialDirTaken):
+        except KeyboardInterrupt:
+            self.interrupted()
+            raise
+        except (RunStop, TrialDirTaken):
             raise
         except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
             refused = refused_write(exc)  # but a write the file system refused would fail every later trial too
