@@ -104,3 +104,25 @@ def test_an_nn_section_switched_off_is_refused_in_the_space_unless_the_space_swi
     said = ('[tune.space]."width_sweep.epochs" is read only where [width_sweep].widths is not [], but '
             '[width_sweep].widths = [], so no trial would use it; set [width_sweep].widths, or remove')
     assert said in _refused(capsys, _job(tmp_path, widths), tmp_path / "s")
+
+
+def test_a_refused_combination_of_drawn_values_is_named_as_the_trials_parameters(tmp_path, capsys):
+    """n_train = 20 and n_clusters = 40 each pass with the job's other values, not together: the trial's line named
+    the job file as if it held them; it names them as the trial's parameters, and the job's refusal after them."""
+    import optuna
+
+    job = _job(tmp_path, JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}',
+                                     '"geometry.n_train" = {choices = [60, 20]}\n'
+                                     '"clustering.n_clusters" = {choices = [10, 40]}')
+               + '[clustering]\nmethod = "full"\nn_clusters = 10\n')
+    out = tmp_path / "s"
+    out.mkdir()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    optuna.create_study(study_name="tiny", storage=storage, direction="maximize").enqueue_trial(
+        {"geometry.n_train": 20, "clustering.n_clusters": 40})
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    said = ("ConfigError: the trial's parameters drawn from [tune.space] (geometry.n_train = 20, clustering.n_clusters "
+            "= 40) give a job that fails its checks: [clustering].n_clusters = 40 exceeds [geometry].n_train = 20; "
+            "lower n_clusters or raise n_train")
+    assert rc == 3 and f"hpcflow tune: trial 0 failed: {said}\n" in io.out and str(job) not in io.out, io.out
+    assert _journal(out / "study.journal").trials[0].user_attrs["error"] == said

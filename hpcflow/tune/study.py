@@ -113,8 +113,15 @@ class TuneJob:
         """The validated job with the settings of `params` (`settings`), exactly as `hpcflow run --set ...` would
         read it (this worker's job file and --set values, which compute what the study's do: `record_mismatch`)."""
         from hpcflow.jobs import registry
+        from hpcflow.jobs.toml_out import value
 
-        return registry.load(self.path, [*self.overrides, *spaces.overrides(self.settings(params))])[1]
+        setting = spaces.overrides(self.settings(params))
+        try:
+            return registry.load(self.path, [*self.overrides, *setting])[1]
+        except UserError as exc:  # a combination of values each of which the job takes (`check_space`): no retry
+            drawn = ", ".join(f"{name} = {value(v)}" for name, v in params.items())
+            raise ConfigError(f"the trial's parameters drawn from [tune.space] ({drawn}) give a job that fails its "
+                              f"checks: {refusal(self.path, exc, setting)}") from None
 
     def record(self) -> dict:
         """What a study is created with (study user attribute RECORD): the job file and --set values, the job as
@@ -132,6 +139,9 @@ class TuneJob:
 
 #: study user attribute holding `TuneJob.record()` of the job the study was created with
 RECORD = "hpcflow_job"
+#: the most characters of a failed trial's error said (its line) and recorded (user attribute `error`): a refused
+#: combination of parameters names them and the job's refusal
+ERROR_CHARS = 500
 #: user attribute `failure` of a trial that a second Ctrl-C interrupted (`Worker.objective`)
 INTERRUPTED = "interrupted"
 #: seconds a failing rank of an MPI worker waits at `abort_on_error`'s barrier for the others before the Abort: rank 0
@@ -365,6 +375,16 @@ def refuse_searched_overrides(path, overrides, space, *, kind: str = "flow") -> 
                               f"it at {value}, or drop the --set to search it")
 
 
+def refusal(path, exc: UserError, setting) -> str:
+    """The one line of job `path`'s refusal `exc` with the --set values `setting` of [tune.space] values, as said of
+    those values: without the job file's path at its start (the file does not hold them) and the "(from --set
+    TEXT)" of each of them (no --set gave them)."""
+    msg = " ".join(str(exc).split())
+    for text in setting:
+        msg = msg.replace(f" (from --set {text})", "")
+    return msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
+
+
 def without_test_points(objective: str, cfg: dict) -> bool:
     """Whether objective `objective` needs test points that validated job `cfg` has none of ([geometry].n_test = 0)."""
     return spaces.OBJECTIVES[objective][1] and cfg["geometry"].get("n_test") == 0
@@ -385,11 +405,8 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
         try:
             drawn = registry.load(path, [*overrides, *setting])[1]
         except UserError as exc:
-            msg = " ".join(str(exc).split())
-            for text in setting:
-                msg = msg.replace(f" (from --set {text})", "")
-            msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
-            raise ConfigError(f"{path}: {what} gives a job that fails its checks: {msg}") from None
+            raise ConfigError(f"{path}: {what} gives a job that fails its checks: {refusal(path, exc, setting)}") \
+                from None
         sets_n_test = any(text.partition("=")[0] == spaces.N_TEST for text in setting)  # (others: the job's, `load`)
         if objective is not None and sets_n_test and without_test_points(objective, drawn):
             raise ConfigError(f"{path}: {what} gives a job without test points ([geometry].n_test = 0), but "
@@ -619,7 +636,7 @@ def record_error(trial, exc: Exception) -> None:
     """User attribute `error` of a trial whose computation raised (`budget.finished`: it ran to an end), unless
     another worker has failed it meanwhile."""
     try:
-        trial.set_user_attr("error", f"{type(exc).__name__}: {masked(' '.join(str(exc).split()))[:300]}")
+        trial.set_user_attr("error", f"{type(exc).__name__}: {masked(' '.join(str(exc).split()))[:ERROR_CHARS]}")
     except Exception:  # noqa: BLE001 - already failed by another worker (its failure attribute says why)
         pass
 
@@ -948,7 +965,7 @@ class Worker:
                          "keeps what it computed")
                 return 1
             self.log(f"hpcflow tune: trial {self.current} failed: {type(exc).__name__}: "
-                     f"{masked(' '.join(str(exc).split()))[:300]}")  # (a storage's error may name its URL)
+                     f"{masked(' '.join(str(exc).split()))[:ERROR_CHARS]}")  # (a storage's error may name its URL)
             if not isinstance(exc, UserError):  # a bug, not a bad parameter: keep its traceback
                 self.log(masked(traceback.format_exc().rstrip()))
                 self.bugs += 1
