@@ -40,7 +40,8 @@ def backend_name(name: str | None = None) -> str:
         return "cupy" if gpu_available() else "numpy"
     if choice == "cupy" and not gpu_available():
         raise MissingDependencyError(
-            f"{key}=cupy but no usable CUDA device/CuPy: pip install 'hpcflow[gpu]' on a GPU node, or use {key}=numpy"
+            f"{key}=cupy but no usable CUDA device/CuPy: pip install -e '.[gpu]' in the hpcflow checkout on a GPU "
+            f"node, or use {key}=numpy"
         )
     return choice
 

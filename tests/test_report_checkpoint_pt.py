@@ -93,7 +93,7 @@ def test_a_checkpoint_only_torch_reads_is_status_unknown_without_torch(tmp_path,
         fh.truncate(100)
     assert completeness(cut) == (False, "status unknown: checkpoint.pt unreadable (damaged)")
     monkeypatch.setitem(sys.modules, "torch", None)
-    unknown = "status unknown: torch needed to read checkpoint.pt (pip install 'hpcflow[nn]')"
+    unknown = "status unknown: torch needed to read checkpoint.pt (pip install -e '.[nn]' in the hpcflow checkout)"
     assert completeness(d) == (False, unknown)
     assert run_state(d).note() == unknown and row(detect(d))[2] == unknown
 
@@ -172,7 +172,8 @@ def test_without_torch_the_history_of_a_run_without_nn_h5_is_skipped_naming_the_
     monkeypatch.setitem(sys.modules, "torch", None)
     res = build_report([runs["flow"], str(d)], tmp_path / "out")
     assert [p for p, _ in res["skipped"]] == [str(d)]
-    assert "reading its training history needs torch; run pip install 'hpcflow[nn]'" in res["skipped"][0][1]
+    assert ("reading its training history needs torch; run pip install -e '.[nn]' in the hpcflow checkout"
+            in res["skipped"][0][1])
 
 
 @pytest.mark.parametrize("ended", ["preempted", "killed"])

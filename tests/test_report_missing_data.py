@@ -95,7 +95,8 @@ def test_without_torch_a_finished_run_without_nn_h5_is_not_called_damaged(runs, 
     res = build_report([d, runs["flow"]], tmp_path / "out")
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert rows["copied"][2] == f"finished; nn.h5 missing: {_fix(d)}", rows["copied"]
-    assert any(p == d and "needs torch; run pip install 'hpcflow[nn]'" in r for p, r in res["skipped"]), res["skipped"]
+    hint = "needs torch; run pip install -e '.[nn]' in the hpcflow checkout"
+    assert any(p == d and hint in r for p, r in res["skipped"]), res["skipped"]
 
 
 def test_the_advised_command_writes_nn_h5_again_and_the_mark_goes(runs, tmp_path):

@@ -1,7 +1,7 @@
 """Finite neural-network metrics and their empirical metric-NTK (paper sec. 3.3, Fig. 4); needs torch.
 
-torch is an optional dependency (`pip install 'hpcflow[nn]'`): this package imports it only inside its
-submodules, which raise MissingDependencyError when it is absent. Submodules, one concept each:
+torch is an optional dependency (`pip install -e '.[nn]'` in the hpcflow checkout): this package imports it only
+inside its submodules, which raise MissingDependencyError when it is absent. Submodules, one concept each:
 `features` (network inputs, packed Hermitian algebra), `model` (MetricMLP), `loss` (sigma / ultra-local
 losses), `fused_loss` (their closed-form backward), `jit_loss` / `jit_mlp` (its per-row part and the MLP's
 forward/backward compiled by Numba), `fast_step` (the training step without autograd), `data` (PointSet ->

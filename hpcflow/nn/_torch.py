@@ -11,7 +11,10 @@ import types
 from hpcflow import stop_signals
 from hpcflow.errors import ConfigError, MissingDependencyError
 
-INSTALL_HINT = "pip install 'hpcflow[nn]'"
+#: the install line of the `nn` extra, from the checkout: `hpcflow` on PyPI is an unrelated project, so the extra
+#: asked for by that name would install it, not this one
+INSTALL_COMMAND = "pip install -e '.[nn]'"
+INSTALL_HINT = f"{INSTALL_COMMAND} in the hpcflow checkout"
 _MISSING = f"the neural-network part of hpcflow needs PyTorch; run {INSTALL_HINT}"
 DTYPES = ("float64", "float32")
 
@@ -52,7 +55,7 @@ def require_torch():
 def _broken(exc: BaseException) -> str:
     """The one line for an installed torch that does not import."""
     return (f"PyTorch is installed but does not import ({type(exc).__name__}: {' '.join(str(exc).split())}); "
-            f"reinstall it: {INSTALL_HINT} --force-reinstall")
+            f"reinstall it: {INSTALL_COMMAND} --force-reinstall in the hpcflow checkout")
 
 
 def cuda_available() -> bool:

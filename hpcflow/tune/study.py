@@ -491,8 +491,8 @@ def check_sampler(name: str) -> None:
         try:
             importlib.import_module("torch")
         except ImportError:
-            raise MissingDependencyError("--sampler gp (Optuna's GPSampler) needs torch: pip install torch "
-                                         "(or pip install 'hpcflow[nn]'), or use --sampler tpe") from None
+            raise MissingDependencyError("--sampler gp (Optuna's GPSampler) needs torch: pip install torch (or pip "
+                                         "install -e '.[nn]' in the hpcflow checkout), or use --sampler tpe") from None
 
 
 def make_sampler(name: str, seed: int):
