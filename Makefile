@@ -2,8 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# CPU build of torch, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
+# torch, pinned, installed before hpcflow (whose `nn` extra it then satisfies). pip takes torch 2.13.0 from the indexes
+# it is configured with: on plain PyPI, for Linux x86-64, that is the CUDA build (several GB with its nvidia-* wheels);
+# it is the CPU build only where pip finds a +cpu wheel (a pip.conf find-links or index that offers one). The CPU
+# build from PyTorch's index: make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu (empty by default: no index
+# beyond pip's own configuration is contacted).
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 # pytest arguments, e.g. make test PYTEST_ARGS="-m slow"; the suite runs on 2 worker processes (pytest-xdist), a
 # test file each at a time (its module fixtures built once), the files of few long tests first (tests/conftest.py:
 # FIRST; --no-loadscope-reorder keeps that order); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
@@ -14,7 +19,7 @@ PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durat
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)"$(if $(TORCH_INDEX), --index-url "$(TORCH_INDEX)")
 	$(PY) -m pip install -q -e ".[test,nn,mpich]"
 	touch $@
 
