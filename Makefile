@@ -14,7 +14,7 @@ TORCH_INDEX ?=
 # FIRST; --no-loadscope-reorder keeps that order); PYTEST_ARGS='-m "not slow" -n 0' runs it in one
 PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
-.PHONY: venv run test test-mpi bench clean
+.PHONY: venv run test bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,7 +1,9 @@
-"""`make venv`: torch is installed from pip's configured indexes unless TORCH_INDEX names another (PyTorch's CPU
-index), and that index serves torch alone, never hpcflow's own dependencies."""
+"""The Makefile: every target it declares has a rule; `make venv` installs torch from pip's configured indexes unless
+TORCH_INDEX names another (PyTorch's CPU index), and that index serves torch alone, never hpcflow's own
+dependencies."""
 
 import pathlib
+import re
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,3 +29,11 @@ def test_torch_index_is_used_for_torch_alone(tmp_path):
     torch, project = _pip_lines(tmp_path, f"TORCH_INDEX={CPU_INDEX}")
     assert torch.split()[-2:] == ["--index-url", f'"{CPU_INDEX}"'] and '"torch==2.13.0"' in torch
     assert "index" not in project
+
+
+def test_every_phony_target_has_a_rule():
+    """A .PHONY name without a rule is a target `make` accepts and does nothing for ('Nothing to be done', exit 0)."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = re.search(r"^\.PHONY:(.*)$", text, flags=re.MULTILINE)[1].split()
+    rules = set(re.findall(r"^([\w.-]+)\s*:(?!=)", text, flags=re.MULTILINE))
+    assert phony and [t for t in phony if t not in rules] == [], (phony, rules)
