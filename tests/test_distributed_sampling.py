@@ -91,6 +91,14 @@ def test_sampling_under_mpiexec_is_bitwise_the_definition(reference, ranks):
                 for q in range(ranks)]
         assert [x["sample_bytes_sent"] for x in cnt] == [504 * int(a) for a in away]
         assert (sum(away) > 0) == (ranks > 1)
+    # seed=None: every rank drew with rank 0's fresh entropy (>= 2^63 but with chance 2^-65), and the shares put
+    # together are the serial draw from that seed
+    seeds = {o["fresh_seed"] for o in outs}
+    assert len(seeds) == 1 and seeds.pop() >= 2**63, [o["fresh_seed"] for o in outs]
+    by_rank = sorted(outs, key=lambda o: o["rank"])
+    shares = np.concatenate([np.array(o["fresh_points"], dtype=np.float64).reshape(-1, 10) for o in by_rank])
+    again = Hypersurface.fermat(3).sample(40, seed=outs[0]["fresh_seed"], threads=1)
+    assert shares.tobytes() == again.points.view(np.float64).tobytes()
 
 
 def in_share(n, ranks, q):

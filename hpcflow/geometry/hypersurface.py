@@ -344,6 +344,9 @@ class Hypersurface:
         (n+1 roots each), drawn from its own seed stream SeedSequence(seed, spawn_key=(k,)), so the result
         depends only on the seed, not on `threads` (batches run in a thread pool; NumPy releases the GIL)
         nor on the number of MPI ranks of `comm` (ranks sample disjoint batches: `hpcflow.geometry.sampling`).
+        `seed=None` (the default) draws fresh entropy from the OS, so each call gives other points (under MPI, rank
+        0's entropy for every rank: one draw); the returned set's `seed` records it, and `sample(n_points,
+        seed=that)` draws the same points again. `hpcflow sample --seed` defaults to 0 instead.
         With `chart=(I, J)` only points whose canonical chart is (I, J) are kept and the sampler keeps
         drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
         host; with the CuPy backend the root finding and point data run on the GPU (one thread).

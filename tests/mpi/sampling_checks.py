@@ -50,6 +50,10 @@ for f in FIELDS:
     if getattr(tiny, f).tobytes() != ref[f"free_{f}"][lo:hi].tobytes() or len(getattr(tiny, f)) != hi - lo:
         out["mismatch"].append(["tiny", 1, "share", f])
 
+# seed=None (the default): one fresh entropy, rank 0's, for every rank; this rank's share of that one draw
+fresh = X.sample(40, layout="share")
+out["fresh_seed"], out["fresh_points"] = fresh.seed, fresh.points.view(np.float64).tolist()
+
 # rows_to_owners: rank r holds global rows r, r+R, ...; owners get contiguous, uneven ranges (rank 0 none at R > 1)
 m = 37
 idx = np.arange(r, m, R)
