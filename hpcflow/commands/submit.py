@@ -32,7 +32,7 @@ def _time_limit(text: str) -> int:
                                          "19 years); give a shorter --time")
     if m is None or m <= 0 or m != int(m):
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a time limit of whole minutes > 0: give minutes (90) "
-                                         "or sbatch's forms H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
+                                         "or sbatch's forms M:S (30:00), H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
     return int(m)
 
 
@@ -635,7 +635,9 @@ def register(sub) -> None:
     p = sub.add_parser("submit", help="validate a job, then queue it on Slurm or as local processes (submitit)")
     p.add_argument("job", help="TOML job file")
     p.add_argument("--out", required=True, help="output directory of the command (run/nn: refused if it is not empty, unless --force)")
-    p.add_argument("--executor", required=True, choices=("slurm", "local"))
+    p.add_argument("--executor", required=True, choices=("slurm", "local"),
+                   help="slurm: queue the job with sbatch (through submitit); local: run it as a process on this "
+                        "machine")
     p.add_argument("--command", default="run", choices=("run", "nn", "tune"), help="hpcflow command to run (default run)")
     p.add_argument("--force", action="store_true", help="run/nn: overwrite results in --out")
     p.add_argument("--resume", action="store_true", help="run/nn: continue the interrupted run in --out from its "
@@ -647,15 +649,20 @@ def register(sub) -> None:
     p.add_argument("--storage", help="tune: journal path or SQLAlchemy URL (default OUT/study.journal)")
     p.add_argument("--study", help="tune: study name (default: the job file's stem)")
     p.add_argument("--sampler", choices=("gp", "tpe", "random"), help="tune: overrides [tune].sampler")
-    p.add_argument("--nodes", type=whole_number(1, MAX_NODES), default=1)
+    p.add_argument("--nodes", type=whole_number(1, MAX_NODES), default=1,
+                   help="nodes of the job (sbatch --nodes; default 1, the only count --executor local takes)")
     p.add_argument("--ntasks-per-node", type=whole_number(1, MAX_PER_NODE), default=None,
                    help="MPI ranks per node (default 1, or one per GPU)")
-    p.add_argument("--gpus-per-node", type=whole_number(0, MAX_PER_NODE), default=0)
+    p.add_argument("--gpus-per-node", type=whole_number(0, MAX_PER_NODE), default=0,
+                   help="--executor slurm: GPUs of each node (sbatch --gpus-per-node; default 0); also the default "
+                        "--ntasks-per-node, one rank per GPU")
     p.add_argument("--cpus-per-task", type=whole_number(1, MAX_PER_NODE), default=None,
                    help="--executor slurm: CPUs (threads) of each task (default 1)")
     p.add_argument("--time", type=_time_limit, default=60,
-                   help="time limit: minutes (default 60) or sbatch's H:M:S, D-H, D-H:M, D-H:M:S")
-    p.add_argument("--partition")
+                   help="time limit in whole minutes: minutes (default 60) or sbatch's M:S (30:00), H:M:S, D-H, "
+                        "D-H:M, D-H:M:S")
+    p.add_argument("--partition", help="--executor slurm: the partition to queue in (sbatch --partition; default: "
+                   "the cluster's default partition)")
     p.add_argument("--mem", type=_memory, help="--executor slurm: memory per node (sbatch --mem: MiB, or 16G); the "
                    "limit that the estimate of memory per rank is checked against (default: the node's, from sinfo)")
     for key, what in zip(SBATCH_OPTIONS, ("the account charged", "the quality of service",
