@@ -6,22 +6,73 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+from contextlib import contextmanager
 
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import MissingDependencyError
 
 #: the fix for a missing matplotlib
 INSTALL_HINT = "pip install matplotlib"
+#: the variable naming matplotlib's backend, which matplotlib reads (and validates) once, at its import
+BACKEND_VARIABLE = "MPLBACKEND"
 
 
 def require_matplotlib() -> None:
     """MissingDependencyError naming the install line where matplotlib, which draws every figure, cannot be
-    imported."""
+    imported. The figures here are drawn on Agg canvases (`new_figure`, `agg_pyplot`) whatever the backend, so
+    matplotlib is imported without MPLBACKEND (`_import_matplotlib`): a name it does not know (a typo, or Jupyter's
+    `module://matplotlib_inline.backend_inline` outside Jupyter) would end its import in a ValueError."""
     try:
-        importlib.import_module("matplotlib")
+        _import_matplotlib()
     except ImportError:
         raise MissingDependencyError(f"drawing figures needs matplotlib, which is not installed; run {INSTALL_HINT}"
                                      ) from None
+
+
+def _import_matplotlib() -> None:
+    """Import matplotlib (once) with MPLBACKEND out of the environment for the import alone, then give its
+    rcParams['backend'] the variable's value where matplotlib takes it, as its import would have (a caller in the
+    same process that draws with pyplot afterwards gets the backend it asked for); a value it refuses is left
+    unused. The variable is put back at once, so child processes see it as the user set it."""
+    if sys.modules.get("matplotlib") is not None:  # (None: an import that failed, or was blocked, before)
+        return
+    backend = os.environ.pop(BACKEND_VARIABLE, None)
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    finally:
+        if backend is not None:
+            os.environ[BACKEND_VARIABLE] = backend
+    if backend:
+        try:
+            matplotlib.rcParams["backend"] = backend
+        except ValueError:  # no backend matplotlib knows: the figures here need none
+            pass
+
+
+@contextmanager
+def agg_pyplot():
+    """pyplot (yielded) whose new figures are made on Agg canvases for the block: Optuna's views draw with pyplot,
+    whose backend is the process's (MPLBACKEND, an in-process caller's choice, or one picked for a display); here it
+    is neither looked up nor switched (switching closes the caller's open figures), and no window system is asked
+    for. The figures drawn in the block are pyplot's until closed (`plt.close(fig)`)."""
+    require_matplotlib()
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def new_figure_manager(num, *args, FigureClass=Figure, **kwargs):
+        return FigureCanvasAgg.new_manager(FigureClass(*args, **kwargs), num)
+
+    def draw_if_interactive(*args, **kwargs):  # an Agg figure is drawn when saved
+        pass
+
+    saved = plt.new_figure_manager, plt.draw_if_interactive
+    plt.new_figure_manager, plt.draw_if_interactive = new_figure_manager, draw_if_interactive
+    try:
+        yield plt
+    finally:
+        plt.new_figure_manager, plt.draw_if_interactive = saved
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):

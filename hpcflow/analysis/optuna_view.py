@@ -1,5 +1,6 @@
 """An Optuna study at a glance: optimisation history, parameter importances and slice plot, drawn by
-optuna.visualization.matplotlib (which uses pyplot; the Agg backend is selected here)."""
+optuna.visualization.matplotlib (which uses pyplot; its figures are made on Agg canvases here, `figure.agg_pyplot`,
+whatever the process's backend)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,6 @@ import numpy as np
 from hpcflow.analysis.rundir import MissingData
 
 VIEWS = ("history", "importances", "slice")
-
-
-def _pyplot():
-    from hpcflow.analysis.figure import require_matplotlib
-
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def objectives(study) -> list:
@@ -54,11 +43,21 @@ def plot(study, view: str, objective: int | None = None, *, path=None, name: str
     """The figure of one view ('history', 'importances' or 'slice') of a study with completed trials; of a
     multi-objective study, of objective `objective` (its values, `Trial.values[i]`, as the target). `path`: the
     study's input (its tune directory, journal or URL), named with the fix where its completed trials are too few.
-    `name` (its input's name in a report) heads the view's title: "NAME: Slice Plot"."""
+    `name` (its input's name in a report) heads the view's title: "NAME: Slice Plot". Drawn on an Agg canvas
+    (`figure.agg_pyplot`): the process's pyplot backend is left as it is."""
+    from hpcflow.analysis.figure import agg_pyplot
+
+    with agg_pyplot() as plt:
+        fig = _drawn(study, view, objective, path=path, name=name)
+        plt.close(fig)  # pyplot forgets it; the figure object stays usable
+    return fig
+
+
+def _drawn(study, view: str, objective: int | None, *, path, name: str | None):
+    """`plot`'s figure, drawn by Optuna with pyplot (`figure.agg_pyplot` active)."""
     import optuna
     from optuna.visualization import matplotlib as ovm
 
-    plt = _pyplot()
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     need = 2 if view == "importances" else 1
     usable = [t for t in done if t.params] if view != "history" else done
@@ -104,7 +103,6 @@ def plot(study, view: str, objective: int | None = None, *, path=None, name: str
 
         fig.supxlabel(textwrap.fill(note, int(13 * fig.get_size_inches()[0])), fontsize="small")
     _legible(fig)
-    plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
 
 
