@@ -75,6 +75,28 @@ def agg_pyplot():
         plt.new_figure_manager, plt.draw_if_interactive = saved
 
 
+#: the attribute of a figure holding the rcParams it was drawn under where they are not the process's (`own_style`)
+STYLE = "_hpcflow_style"
+
+
+@contextmanager
+def own_style():
+    """A block whose changes to matplotlib's rcParams (Optuna's views call plt.style.use("ggplot"), which would restyle
+    every figure drawn after them: the sigma histories of a report with a study) are undone at its end; yields a
+    function that gives a figure drawn in the block those settings for its saving (`save_png`), so it is written as
+    it was drawn."""
+    import matplotlib
+
+    def keep(fig):
+        inside = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+        setattr(fig, STYLE, {k: v for k, v in inside.items() if outside.get(k) != v})
+        return fig
+
+    outside = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    with matplotlib.rc_context():
+        yield keep
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):
     """(fig, axes) on an Agg canvas; axes is a flat list."""
     require_matplotlib()
@@ -153,14 +175,16 @@ def drawn(ax) -> bool:
 
 def save_png(fig, path, *, dpi: int = 110) -> str:
     """Write `fig` as PNG atomically, its title (suptitle) also as the file's Title text, so that what the title
-    says (the run, its marks) can be read without looking at the image; ValueError when any of its axes draws no
-    data (a bare figure)."""
+    says (the run, its marks) can be read without looking at the image, under the rcParams it was drawn with where
+    they were its own (`own_style`); ValueError when any of its axes draws no data (a bare figure)."""
     bare = [i for i, ax in enumerate(fig.axes) if ax.get_label() != "<colorbar>" and not drawn(ax)]
     if not fig.axes or bare:
         raise ValueError(f"{path}: figure has bare axes {bare}; nothing to draw")
+    import matplotlib
+
     literal(fig)  # a run's name, path or study's name drawn as written ('$' pairs are no mathtext)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_file(path) as fh:
+    with atomic_file(path) as fh, matplotlib.rc_context(getattr(fig, STYLE, None)):  # (`own_style`)
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
         fig.savefig(fh, format="png", dpi=dpi, metadata={"Title": title} if title else None)
     return os.fspath(path)

@@ -44,11 +44,12 @@ def plot(study, view: str, objective: int | None = None, *, path=None, name: str
     multi-objective study, of objective `objective` (its values, `Trial.values[i]`, as the target). `path`: the
     study's input (its tune directory, journal or URL), named with the fix where its completed trials are too few.
     `name` (its input's name in a report) heads the view's title: "NAME: Slice Plot". Drawn on an Agg canvas
-    (`figure.agg_pyplot`): the process's pyplot backend is left as it is."""
-    from hpcflow.analysis.figure import agg_pyplot
+    (`figure.agg_pyplot`): the process's pyplot backend is left as it is; and in Optuna's style (ggplot), which it
+    sets for the process, confined to this figure (`figure.own_style`): the figures drawn after it keep theirs."""
+    from hpcflow.analysis.figure import agg_pyplot, own_style
 
-    with agg_pyplot() as plt:
-        fig = _drawn(study, view, objective, path=path, name=name)
+    with agg_pyplot() as plt, own_style() as keep:
+        fig = keep(_drawn(study, view, objective, path=path, name=name))
         plt.close(fig)  # pyplot forgets it; the figure object stays usable
     return fig
 
