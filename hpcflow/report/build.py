@@ -74,6 +74,7 @@ def _collect(paths, *, study_name=None) -> Report:
 
     unique, twice = once(paths)  # a directory given twice (or by two spellings) is reported once
     report = Report([detect(p, study_name=study_name) for p in unique])
+    _check_study(report.infos, study_name)  # before any figure is drawn
     report.skipped += [(p, "given twice: reported once") for p in twice]
     report.skipped += [(info.path, info.unreported) for info in report.infos if info.unreported]
     for info, name in zip(report.infos, names(unique)):
@@ -105,6 +106,17 @@ def _collect(paths, *, study_name=None) -> Report:
     _mark_unread(report.infos, refused)
     _silhouettes_only(report)
     return report
+
+
+def _check_study(infos, study_name) -> None:
+    """UserError where --study `study_name` names a study that none of the study directories among `infos` holds:
+    each one's storage holds no study of that name (`hpcflow.analysis.study.NoSuchStudy`), or its study.json names
+    another study (`study.other_study`: skipped beside a directory that holds it), each said with its path."""
+    studies = [i for i in infos if i.kind == "study" or i.other_study]
+    if study_name is None or not studies or not all(i.other_study or i.summary.get("no_such_study") for i in studies):
+        return
+    raise UserError(f"--study {study_name}: " + "; ".join(f"{i.path}: {i.other_study}" if i.other_study else
+                                                        i.summary["study_error"] for i in studies))
 
 
 def _silhouettes_only(report) -> None:
@@ -169,10 +181,11 @@ def _mark_unread(infos, refused) -> None:
 def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """Write OUT/report.md, OUT/report.html and the PNGs; {'html', 'md', 'skipped'}.
 
-    UserError (nothing written) when --study names a study that none of the studies given holds, or no directory
-    holds anything to report (no figure, no run without figures to list; a study whose storage reads and holds a
-    trial is listed, by its trials' states, though it has no completed trial to draw; an empty study is not; a
-    damaged run is a row beside others, and alone the one-line error that names its file), or
+    UserError (nothing written) when --study names a study that none of the studies given holds (`_check_study`: a
+    study directory whose study.json names another study does not hold it; said before any figure is drawn), or no
+    directory holds anything to report (no figure, no run without figures to list; a study whose storage reads and
+    holds a trial is listed, by its trials' states, though it has no completed trial to draw; an empty study is not;
+    a damaged run is a row beside others, and alone the one-line error that names its file), or
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
     --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
@@ -195,8 +208,6 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     report = collect(paths, study_name=study_name)
     report.skipped += merged
     studies = [i for i in report.infos if i.kind == "study"]
-    if study_name is not None and studies and all(i.summary.get("no_such_study") for i in studies):
-        raise UserError(f"--study {study_name}: " + "; ".join(i.summary["study_error"] for i in studies))
     empty = [(i.path, "the study holds no trial") for i in studies if i.summary.get("study", {}).get("trials") == 0]
     unreadable = {i.path: i.summary["study_error"] for i in studies if "study_error" in i.summary}
     report.skipped = [(p, r) for p, r in report.skipped if not _says(r, unreadable.get(p))]  # its row says it: once

@@ -47,6 +47,7 @@ class RunInfo:
     unreported: str = ""  # why data files of another kind that the directory holds are not reported (`_unreported`)
     missing: str = ""  # a complete network run whose nn.h5 is gone: 'nn.h5 missing: <fix>' (`rundir.nn_missing`)
     fig4: bool = False  # a network run whose nn.h5 is gone or damaged, whose job draws Fig. 4 (`_draws_fig4`)
+    other_study: str = ""  # a study directory whose study.json names another study than --study: why (kind None)
 
 
 def _present(path) -> list:
@@ -116,7 +117,7 @@ def _detect(path, present, study_name) -> RunInfo:
         from hpcflow.analysis.study import other_study
 
         if other := other_study(path, study_name):  # another study's directory: skipped, not shown as --study's
-            return RunInfo(path, None, False, other)
+            return RunInfo(path, None, False, other, other_study=other)
         if glob.glob(os.path.join(glob.escape(path), "trials", "*", NN)):  # trials of an nn job: no Table 1
             products = ("optuna_view",)
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
