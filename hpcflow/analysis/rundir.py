@@ -538,7 +538,8 @@ RESUMABLE = ("running", "preempted")
 
 def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | None = None) -> str:
     """Why summary.json cannot be taken for the run's record, "" when it can: its `status` is none of
-    SUMMARY_STATUSES (damaged or edited), or it describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
+    SUMMARY_STATUSES (damaged or edited), its `kind` is not that of the directory's data file (`_other_kind`), or it
+    describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
     its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
     the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
     summary is a preempted run); or it is of another job than the flow's checkpoint.h5 or the network's checkpoint.pt
@@ -549,6 +550,8 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
     if "status" in summary and (not isinstance(status, str) or status not in SUMMARY_STATUSES):
         return (f"summary.json status {str(status)[:40]!r} is none of {', '.join(SUMMARY_STATUSES)} (damaged or "
                 f"edited); {rerun_fix(run_dir)}")
+    if other := _other_kind(summary, run_dir):
+        return other
     name = _data_file(run_dir)
     if name is not None and attrs is None:
         attrs = _data_attrs(os.path.join(run_dir, name))
@@ -568,6 +571,24 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
                 f"(inconsistent: {name} holds the run); {fix}")
     other = _other_record(summary, attrs, os.path.join(run_dir, name)) if name == CHECKPOINT else ""
     return f"{other} at step {at} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}" if other else ""
+
+
+#: the kind of run (summary.json's `kind`) that each data file holds, in the order in which the first a directory
+#: holds decides the kind it is reported as (`hpcflow.report.detect.FILES`)
+DATA_KINDS = {CHECKPOINT: "flow", NN: "nn", NN_CHECKPOINT: "nn", NOISE_SCAN: "noise_scan", DISTANCES: "distance_scaling",
+              FIG2: "clustering", LOCAL_LIMIT: "local_limit"}
+
+
+def _other_kind(summary: dict, run_dir) -> str:
+    """Where summary.json's `kind` is not the kind of run that the first data file of `run_dir` (DATA_KINDS) holds
+    (the summary of another job: a directory holding two runs' files, a summary copied or edited), why, with the fix;
+    "" otherwise (and where the summary says no kind)."""
+    kind = summary.get("kind")
+    name = next((n for n in DATA_KINDS if os.path.isfile(os.path.join(run_dir, n))), None)
+    if not isinstance(kind, str) or name is None or DATA_KINDS[name] == kind:
+        return ""
+    return (f"summary.json is another job's: it says kind {_shown(kind)}, but {name} holds a {DATA_KINDS[name]} run "
+            f"(inconsistent: {name} holds the run); {rerun_fix(run_dir)}")
 
 
 def inconsistency(run_dir) -> str:

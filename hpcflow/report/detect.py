@@ -130,7 +130,7 @@ def _detect(path, present, study_name) -> RunInfo:
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
     missing = state.missing if state else ""
-    return RunInfo(path, summary.get("kind", kind), complete, reason, summary, products, running=running,
+    return RunInfo(path, kind, complete, reason, summary, products, running=running,  # the data file's kind
                    status=state.status_line() if state else "", missing=missing,
                    fig4=bool(missing or reason.startswith(NN_UNREADABLE)) and _draws_fig4(summary))
 
@@ -241,7 +241,7 @@ def _study_summary(path, study_name) -> dict:
     if why:
         ov["best_inconsistent"] = why
     best = _run_summary(run_dir, kind, complete=not why) if run_dir else {}
-    ov["best_kind"] = best.get("kind", kind)
+    ov["best_kind"] = kind  # its data file's (a summary.json of another kind is `_best_run_problem`'s to say)
     if isinstance(best.get("legs"), list):  # the trial's legs, for its rank counts (the wall time is the study's)
         ov["best_legs"] = best["legs"]
     skip = ("kind", "status", "stopped", "wall_seconds", "wall_seconds_total", "legs")  # the study's, not the trial's
