@@ -147,13 +147,27 @@ def _entities(text) -> str:
 _MARKUP = {c: f"&#{ord(c)};" for c in "\\*_~]"}
 
 
+def one_line(text) -> str:
+    """`text` with its line breaks as the two characters \\n (\\r): a break would end a markdown table row (its
+    cells spilling into a row of their own), a list item or an emphasis, and a run directory's name may hold one."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def md_cell(text) -> str:
-    """`text` as a markdown table cell: '|' escaped (it would end the cell), '&', '<' (`_entities`) and markdown's
-    markup characters (a run named '_a_' would turn italic, '[a](b)' a link; '_' inside a word as in 'relu_ntk', a
-    lone '~' as in '~1e6' and brackets not followed by '(' as in '[kernel]' mark nothing and stay) as HTML entities;
-    `md_uncell` reads it back."""
-    markup = r"[\\*]|\](?=\()|(?<![^\W_])_|_(?![^\W_])" + ("|~" if str(text).count("~") > 1 else "")
+    """`text` as a markdown table cell: on one line (`one_line`), '|' escaped (it would end the cell), '&', '<'
+    (`_entities`) and markdown's markup characters (a run named '_a_' would turn italic, '[a](b)' a link; '_' inside
+    a word as in 'relu_ntk', a lone '~' as in '~1e6' and brackets not followed by '(' as in '[kernel]' mark nothing
+    and stay) as HTML entities; `md_uncell` reads it back. Its backticks stay: a status cell shows a command as a
+    code span (`md_name` for a name, whose backticks are text)."""
+    text = one_line(text)
+    markup = r"[\\*]|\](?=\()|(?<![^\W_])_|_(?![^\W_])" + ("|~" if text.count("~") > 1 else "")
     return re.sub(markup, lambda m: _MARKUP[m.group()], _entities(text)).replace("|", "\\|")
+
+
+def md_name(text) -> str:
+    """A run's or study's name as a markdown table cell (`md_cell`), its backticks as HTML entities too: a name with
+    two of them ('a`b`c') would show a code span."""
+    return md_cell(text).replace("`", "&#96;")
 
 
 def md_uncell(cell: str) -> str:
@@ -162,32 +176,34 @@ def md_uncell(cell: str) -> str:
 
 
 def md_inline(text) -> str:
-    """`text` as literal markdown inline text: HTML entities as `md_cell`, and markdown's emphasis, link and code
-    characters backslash-escaped."""
-    return re.sub(r"([\\`*_\[\]|])", r"\\\1", _entities(text))
+    """`text` as literal markdown inline text on one line (`one_line`): HTML entities as `md_cell`, and markdown's
+    emphasis, link and code characters backslash-escaped."""
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", _entities(one_line(text)))
 
 
 def plain_cell(text) -> str:
-    """`text` as a table cell printed to a terminal: only '|' escaped (it would end the cell), no HTML entities."""
-    return str(text).replace("|", "\\|")
+    """`text` as a table cell printed to a terminal: on one line (`one_line`), '|' escaped (it would end the cell),
+    no HTML entities."""
+    return one_line(text).replace("|", "\\|")
 
 
 def markdown(rows, *, entities: bool = True) -> str:
     """The table as GitHub markdown: our run's values, then the paper's, per kernel. `entities`: cells as `md_cell`
     writes them, for a markdown file (table1.md, report.md); False: as `plain_cell`, for the terminal."""
     cell = md_cell if entities else plain_cell
+    name = md_name if entities else plain_cell
     head = ("| run | status | kernel | points (ours / paper) | dt (ours) / lr (paper) | loss | kernel parameters (ours) | "
             "paper | steps | gain train | gain test | paper gain train / test |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if r.get("damaged"):
-            lines.append("| " + " | ".join(map(cell, [r["run"], r["status"], *["-"] * 10])) + " |")
+            lines.append("| " + " | ".join([name(r["run"]), *map(cell, [r["status"], *["-"] * 10])]) + " |")
             continue
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
-        cells = [r["run"], r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
+        cells = [r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
                  r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), _gain(r["gain_train"], ".4g"),
                  _gain(r["gain_test"], ".4g"), p["gains"]]
-        lines.append("| " + " | ".join(map(cell, cells)) + " |")
+        lines.append("| " + " | ".join([name(r["run"]), *map(cell, cells)]) + " |")
     return "\n".join(lines) + "\n"
 
 

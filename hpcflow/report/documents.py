@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from hpcflow.analysis.figure import save_png
 from hpcflow.analysis.rundir import DATA_FILES, shown
-from hpcflow.analysis.table1 import md_inline, md_uncell
+from hpcflow.analysis.table1 import md_inline, md_uncell, one_line
 from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
 from hpcflow.atomic import TMP_MARK, atomic_file
 from hpcflow.errors import UserError
@@ -21,18 +21,38 @@ TITLE = "hpcflow report"
 
 def _md_table_to_html(md: str) -> str:
     """A GitHub markdown table (as written by hpcflow.analysis / runs_table) as an HTML table."""
-    rows = [[md_uncell(c.strip()) for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # an escaped '\|' is text
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # an escaped '\|' is text
             for line in md.strip().splitlines()]
     head, body = rows[0], [r for r in rows[2:]]
-    th = "".join(f"<th>{_inline(c)}</th>" for c in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+    th = "".join(f"<th>{_cell(c)}</th>" for c in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in body)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
+def _cell(cell: str) -> str:
+    """A markdown table cell (`md_cell`, `md_name`) as HTML: its code spans, delimited by the cell's own backticks as
+    report.md renders them, as <code> elements; the rest text, escaped. A backtick the cell holds as an entity (a
+    run's name: `md_name`) is text, as in report.md."""
+    parts = re.split(r"(`[^`]+`)", cell)
+    return "".join(f"<code>{html.escape(md_uncell(part[1:-1]))}</code>" if i % 2 else html.escape(md_uncell(part))
+                   for i, part in enumerate(parts))
+
+
 def _inline(text: str) -> str:
-    """`text` (a table cell, a skip reason) as HTML: escaped, its markdown code spans (balanced backtick pairs, as
-    report.md renders them: `hpcflow run ... --resume`) as <code> elements; a lone backtick stays literal."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """`text` (a skip reason) as HTML on one line (`one_line`, as report.md writes it): escaped, its markdown code
+    spans (balanced backtick pairs, as report.md renders them: `hpcflow run ... --resume`) as <code> elements; a lone
+    backtick stays literal."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(one_line(text)))
+
+
+def _md_code(text: str) -> str:
+    """`text` (a path) as a markdown code span on one line (`one_line`), whatever backticks it holds: fenced by a
+    run of backticks longer than any inside, with a space inside each fence where the text begins or ends with one
+    (CommonMark takes one such space off)."""
+    text = one_line(text)
+    fence = "`" * (max(map(len, re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _png_bytes(path) -> bytes:
@@ -43,14 +63,22 @@ def _png_bytes(path) -> bytes:
 def markdown(report, pngs: dict) -> str:
     parts = [f"# {TITLE}\n", "## Runs\n", runs_table.markdown(report.infos)]
     if report.skipped:
-        parts += ["\nSkipped:\n"] + [f"- `{p}`: {r}" for p, r in report.skipped] + [""]
+        parts += ["\nSkipped:\n"] + [f"- {_md_code(p)}: {one_line(r)}" for p, r in report.skipped] + [""]
     for sec in report.sections:
         parts.append(f"\n## {sec.title}\n")
         parts += [text for text in sec.texts.values()]
         if sec.lines:
-            parts.append("```\n" + "\n".join(sec.lines) + "\n```\n")
+            parts.append(_md_block(sec.lines))
         parts += [_image(name, sec.captions.get(name)) for name in sec.figures if name in pngs]
     return "\n".join(parts)
+
+
+def _md_block(lines) -> str:
+    """A section's printed `lines` as a fenced markdown code block, each on one line (`one_line`: a run's name with a
+    line break would read as two lines), fenced by more backticks than any run of them inside (which would end it)."""
+    text = "\n".join(map(one_line, lines))
+    fence = "`" * max(3, max(map(len, re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}\n{text}\n{fence}\n"
 
 
 def _image(name: str, caption: str | None = None) -> str:
@@ -66,20 +94,20 @@ def html_page(report, pngs: dict) -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{TITLE}</title><style>{css}</style>"
              f"</head><body><h1>{TITLE}</h1><h2>Runs</h2>", _md_table_to_html(runs_table.markdown(report.infos))]
     if report.skipped:
-        parts.append("<p>Skipped:</p><ul>" + "".join(f"<li><code>{html.escape(p)}</code>: {_inline(r)}</li>"
+        parts.append("<p>Skipped:</p><ul>" + "".join(f"<li><code>{html.escape(one_line(p))}</code>: {_inline(r)}</li>"
                                                      for p, r in report.skipped) + "</ul>")
     for sec in report.sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
         parts += [_md_table_to_html(text) for text in sec.texts.values()]
         if sec.lines:
-            parts.append("<pre>" + html.escape("\n".join(sec.lines)) + "</pre>")
+            parts.append("<pre>" + html.escape("\n".join(map(one_line, sec.lines))) + "</pre>")
         for name in sec.figures:
             if name in pngs:
                 data = base64.b64encode(pngs[name]).decode("ascii")
                 img = f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
                 caption = sec.captions.get(name)
-                parts.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>" if caption
-                             else img)
+                parts.append(f"<figure>{img}<figcaption>{html.escape(one_line(caption))}</figcaption></figure>"
+                             if caption else img)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

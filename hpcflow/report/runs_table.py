@@ -6,7 +6,7 @@ import math
 
 from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.rundir import UNKNOWN, label
-from hpcflow.analysis.table1 import md_cell
+from hpcflow.analysis.table1 import md_cell, md_name
 
 COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma train", "sigma test",
            "gain train", "gain test", "wall time [s]")
@@ -178,5 +178,6 @@ def _gain(given, initial, final):
 def markdown(infos) -> str:
     """The table of the detected runs (directories without data are listed as skipped elsewhere)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(map(md_cell, row(i))) + " |" for i in infos if i.kind is not None]
+    rows = [row(i) for i in infos if i.kind is not None]
+    lines += ["| " + " | ".join([md_name(r[0]), *map(md_cell, r[1:])]) + " |" for r in rows]  # a name's ` is text
     return "\n".join(lines) + "\n"
