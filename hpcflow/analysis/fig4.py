@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.histories import damaged_nn, nn_definite_mark
+from hpcflow.analysis.histories import damaged_data, nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
                                      read_attrs, read_datasets, run_state, same_length)
 from hpcflow.h5read import one_line, read_h5
@@ -32,7 +32,7 @@ BINS = 60
 def load(run_dir) -> dict:
     """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
     of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise (HINT where
-    nn.h5 holds no NTK dataset; a run's nn.h5 that holds some is damaged: `histories.damaged_nn`). 'note': the
+    nn.h5 holds no NTK dataset; a run's nn.h5 that holds some is damaged: `histories.damaged_data`). 'note': the
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
     from the old one, marked incomplete), '' for a finished one; 'not_positive_definite': the mark of a network whose
     last epoch's metric is not positive definite at validation points (`histories.nn_definite_mark`), '' otherwise,
@@ -53,7 +53,7 @@ def load(run_dir) -> dict:
     except MissingData as exc:
         if not any(name.startswith("ntk/") for name in dataset_names(path)):  # no NTK recorded: not such a run
             raise
-        raise damaged_nn(path, exc, HINT) from None  # the run recorded its NTK: the file is damaged
+        raise damaged_data(path, exc, HINT) from None  # the run recorded its NTK: the file is damaged
     return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
 
 

@@ -20,7 +20,7 @@ from hpcflow.jobs.output import checkpoint_progress
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
                                      dataset_names, label, lost_data, network_checkpoint, network_config,
                                      network_legs, nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary,
-                                     refusal, run_dir_of, run_state, training_history, unopenable)
+                                     refusal, rerun_fix, run_dir_of, run_state, training_history, unopenable)
 
 HINT = "pass the run directory of a flow or nn job"
 PER_RANK = ("history/step_seconds", "history/comm_bytes")  # flow: (steps, ranks)
@@ -97,8 +97,11 @@ def load(run_dir, *, name: str | None = None, mark: str = "") -> dict:
     for p in paths:
         files.update(_files(p))
     if "flow" in files:
-        d = read_datasets(files["flow"], ("history/sigma_train", "history/sigma_test"), hint=HINT, optional=PER_RANK,
-                          ndim=NDIM)
+        try:
+            d = read_datasets(files["flow"], ("history/sigma_train", "history/sigma_test"), hint=HINT,
+                              optional=PER_RANK, ndim=NDIM)
+        except MissingData as exc:  # a run's checkpoint.h5 (step 0 is always in it): damaged, not another file
+            raise damaged_data(files["flow"], exc) from None
         out = {"train": d["history/sigma_train"], "test": d["history/sigma_test"], "unit": "flow step"}
         out.update({k.split("/")[1]: d[k] for k in PER_RANK if k in d}, file=files["flow"])
         out["legs"] = _legs(files["flow"])
@@ -108,7 +111,7 @@ def load(run_dir, *, name: str | None = None, mark: str = "") -> dict:
                               optional=(*NN_PER_RANK, NOT_PD), ndim=NDIM)
         except MissingData as exc:  # a damaged nn.h5, or one in use: the training checkpoint holds the whole history
             if "pt" not in files or not unopenable(files["nn"]):
-                raise damaged_nn(files["nn"], exc) from None
+                raise damaged_data(files["nn"], exc) from None
             out = _checkpoint_history(files["pt"])
         else:
             out = {"train": d["history/sigma_train"], "test": d["history/sigma_val"], "unit": "epoch"}
@@ -136,17 +139,20 @@ def _legs(ckpt) -> list:
     return [g for g in legs if isinstance(g, dict)] if isinstance(legs, list) else []
 
 
-def damaged_nn(nn, exc: MissingData, hint: str = HINT) -> MissingData:
-    """The error of nn.h5 `nn` that opens but lacks a dataset the run wrote, or holds it malformed (`exc`, ending in
-    '; `hint`'): in a run directory the run wrote it, so it is damaged, and the fix is that of its run
-    (`nn_damaged_fix`: `hpcflow nn --resume` writes it again from a checkpoint.pt holding the whole training, else a
-    rerun), not `hint` (pass another directory); a file of another name (a copy outside its run directory) keeps
-    `hint`, and one h5py cannot open (damaged, or in use: another process holds it locked) its own message, which
-    names its fixes."""
-    if run_dir_of(nn) is None or unopenable(nn):
+def damaged_data(path, exc: MissingData, hint: str = HINT) -> MissingData:
+    """The error of a run's data file `path` (nn.h5, or a flow's checkpoint.h5) that opens but lacks a dataset the run
+    wrote, or holds it malformed or empty (`exc`, ending in '; `hint`'): in a run directory the run wrote it, so it is
+    damaged, and the fix is that of its run (a network's nn.h5: `nn_damaged_fix`, `hpcflow nn --resume` writes it
+    again from a checkpoint.pt holding the whole training, else a rerun; a flow's: `rerun_fix`), not `hint` (pass
+    another directory), which is not where the fault lies; a file of another name (a copy outside its run directory)
+    keeps `hint`, and one h5py cannot open (damaged, or in use: another process holds it locked) its own message,
+    which names its fixes."""
+    if run_dir_of(path) is None or unopenable(path):
         return exc
-    run_dir = os.path.dirname(os.fspath(nn)) or "."  # as given: the fix names the paths as the run's row does
-    return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {nn_damaged_fix(run_dir)}")
+    run_dir = os.path.dirname(os.fspath(path)) or "."  # as given: the fix names the paths as the run's row does
+    fix = nn_damaged_fix(run_dir) if os.path.basename(os.fspath(path)) == NN else rerun_fix(run_dir)
+    return MissingData(f"{str(exc).removesuffix(f'; {hint}')}: the file is damaged; {fix}")
+
 
 
 def _further_on(files: dict) -> bool:
