@@ -542,7 +542,8 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
     describes the run's data file (`_data_file`: a flow's checkpoint.h5 at
     its judged `step`, a network's nn.h5 at its `epoch`, a scan's file) with another status than the file's `@status`:
     the data file, which --resume and the figures read, is the truth (a "preempted" checkpoint under a "finished"
-    summary is a preempted run); or it is of another job than the flow's checkpoint.h5 or the network's checkpoint.pt
+    summary is a preempted run); or a scan's table is not its data file's (`_other_scan_record`); or it is of another
+    job than the flow's checkpoint.h5 or the network's checkpoint.pt
     (`_other_job`), at whatever step or epoch. A summary of the same job at another step or epoch is judged by
     `completeness` (an interrupted or extended run). `attrs`: the data file's root attributes (`_data_attrs`), where
     the caller has read them."""
@@ -559,6 +560,8 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
         return f"{other} at step {step} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}"
     if name != CHECKPOINT and (other := _other_network_job(summary, run_dir)):
         return other
+    if name in SCAN_TABLES and (other := _other_scan_record(summary, os.path.join(run_dir, name))):
+        return f"{other} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}"
     if name is None or status in (None, "preempted"):
         return ""
     unit, at = {CHECKPOINT: ("step", step), NN: ("epoch", _int(attrs.get("epoch")))}.get(name, ("", None))
@@ -571,6 +574,61 @@ def _disagreement(summary: dict, run_dir: str, step: int | None, attrs: dict | N
                 f"(inconsistent: {name} holds the run); {fix}")
     other = _other_record(summary, attrs, os.path.join(run_dir, name)) if name == CHECKPOINT else ""
     return f"{other} at step {at} (inconsistent: {name} holds the run); {rerun_fix(run_dir)}" if other else ""
+
+
+#: a scan's data file -> its rows' parameter and {summary.json table key: the file's dataset of it}; None: a noise
+#: scan's train gain, that of its level's own history (scale_i/sigma_train, first / last)
+SCAN_TABLES = {NOISE_SCAN: ("scale", {"scale": "table/scale", "gain": "table/gain", "gain_train": None}),
+               LOCAL_LIMIT: ("width", {"width": "table/width", "gain_train": "table/gain_train",
+                                       "gain_test": "table/gain_test"})}
+
+
+def scan_rows(path) -> list:
+    """The table of scan data file `path` (noise_scan.h5, local_limit.h5: SCAN_TABLES) as its summary.json's `table`
+    holds it: one dict per row of the parameter and the gains (non-finite ones None, as summary.json writes them; a
+    noise scan's train gain left out of a row whose history is not in the file); MissingData where the file or its
+    table cannot be read."""
+    from hpcflow.jobs.output import jsonable
+
+    name = os.path.basename(os.fspath(path))
+    columns = SCAN_TABLES[name][1]
+    sets = [d for d in columns.values() if d]
+    data = read_datasets(path, sets, hint=RERUN, ndim=dict.fromkeys(sets, 1))
+    rows = [{k: float(data[d][i]) for k, d in columns.items() if d}
+            for i in range(same_length(path, data, sets, hint=RERUN))]
+    if name == NOISE_SCAN:
+        names = [f"scale_{i}/sigma_train" for i in range(len(rows))]
+        hist = read_datasets(path, (), hint=RERUN, optional=names, ndim=dict.fromkeys(names, 1))
+        for row, key in zip(rows, names):
+            if len(st := hist.get(key, ())):  # the job's gain: sigma initial / final (inf where the final is 0)
+                row["gain_train"] = float(st[0] / st[-1]) if st[-1] > 0 else float("inf")
+    return jsonable(rows)
+
+
+def _other_scan_record(summary: dict, path) -> str:
+    """What shows that a scan's summary.json is not the record of its data file `path` (SCAN_TABLES: a summary copied
+    from another run, edited by hand, or a file altered since): its table holds another number of rows, or a row's
+    parameter or gain that is not the file's (`scan_rows`); "" where they agree, where the summary holds no table and
+    where the file's cannot be read or holds a gain that is not finite (its readers say why: `fig3_noise.load` calls a
+    NaN that no reason explains damage, as `hpcflow.report.detect` does any in local_limit.h5)."""
+    mine = summary.get("table")
+    if not isinstance(mine, list):
+        return ""
+    try:
+        rows = scan_rows(path)
+    except MissingData:
+        return ""
+    name = os.path.basename(os.fspath(path))
+    if len(mine) != len(rows):
+        return f"summary.json's table holds {len(mine)} rows but {name}'s {len(rows)}"
+    param = SCAN_TABLES[name][0]
+    for i, (says, its) in enumerate(zip(mine, rows)):
+        says = says if isinstance(says, dict) else {}
+        for key, value in its.items():  # a value the file holds non-finite: the file's readers judge it (damaged)
+            if key in says and value is not None and not _same_figure(says[key], value):
+                return (f"summary.json says {key} = {_shown(says[key])} in row {i} ({param} {_shown(its[param])}) but "
+                        f"{name}'s table gives {_shown(value)}")
+    return ""
 
 
 #: the kind of run (summary.json's `kind`) that each data file holds, in the order in which the first a directory

@@ -14,7 +14,7 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL
                                      dataset_names, in_use_file, in_use_reason, inconsistency, judged,
                                      network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
                                      read_attrs, read_datasets, read_summary, rerun_fix, restore_fix, run_state,
-                                     unread_checkpoint, unreadable)
+                                     scan_rows, unread_checkpoint, unreadable)
 from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
@@ -202,11 +202,14 @@ SUPERSEDED = ("sigma_train_initial", "sigma_train_final", "sigma_test_initial", 
 
 
 def _run_summary(path, kind, *, complete: bool = True) -> dict:
-    """summary.json of a run directory ({} when none) with what a flow's checkpoint.h5 or a network's checkpoint.pt
+    """summary.json of a run directory ({} when none), a scan's table read from its data file (`_scan_summary`), with
+    what a flow's checkpoint.h5 or a network's checkpoint.pt
     (`_checkpoint_numbers`, `_network_numbers`) and the run's history (`_history_sigmas`) add where it lacks them; of
     an incomplete run whose history is its checkpoint's, the checkpoint's numbers win (SUPERSEDED), as in its sigma
     histories and Table 1 row."""
     summary = read_summary(path) or {}
+    if kind in SCANS:
+        return _scan_summary(path, summary, SCANS[kind])
     if kind not in ("flow", "nn"):
         return summary
     if kind == "flow" and unread_checkpoint(path):  # the data file is the record: no sigma, no gain, as in Table 1
@@ -218,6 +221,25 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
     timed = "wall_seconds" in summary or "wall_seconds_total" in summary  # else the checkpoint's legs time the run
     summary = {**{k: v for k, v in newer.items() if k in CHECKPOINT_KEYS or not timed}, **summary}
     return {**summary, **_history_sigmas(path, summary, kind)}
+
+
+#: scan kinds -> their data file, whose table the runs table's gains are read from (`_scan_summary`)
+SCANS = {"noise_scan": NOISE_SCAN, "local_limit": LOCAL_LIMIT}
+
+
+def _scan_summary(path, summary: dict, name: str) -> dict:
+    """`summary` (summary.json of a scan run directory `path`) with its table's parameters and gains those of its data
+    file `name` (`rundir.scan_rows`: what Fig. 3 draws; a summary that says otherwise is not the file's record, which
+    `rundir.completeness` says), its other entries kept where it holds as many rows; as it is where the file's table
+    cannot be read (the row says why)."""
+    try:
+        rows = scan_rows(os.path.join(path, name))
+    except MissingData:
+        return summary
+    mine = summary.get("table") if isinstance(summary.get("table"), list) else []
+    if len(mine) == len(rows):
+        rows = [{**(says if isinstance(says, dict) else {}), **its} for says, its in zip(mine, rows)]
+    return {**summary, "table": rows}
 
 
 def _study_summary(path, study_name) -> dict:
