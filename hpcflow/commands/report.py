@@ -38,6 +38,7 @@ def run(args) -> int:
         finished()  # the report is written: a stop request from here on is ignored
     if result is None:  # the other ranks
         return 0
+    args.written = result["html"]  # (named where the lines below cannot be written: `cli.log_refused`)
     for path, reason in result["skipped"]:
         print(f"hpcflow report: skipped {path}: {reason}")
     print(f"hpcflow report: wrote {result['html']} and {result['md']}")
