@@ -8,8 +8,9 @@ from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.rundir import UNKNOWN, label
 from hpcflow.analysis.table1 import md_cell, md_name
 
-COLUMNS = ("run", "kind", "status", "N train / test", "kernel", "ranks", "sigma train", "sigma test",
-           "gain train", "gain test", "wall time [s]")
+#: the held-out columns are a flow's test points, a network's validation points (σ_val, n_val): said in their heads
+COLUMNS = ("run", "kind", "status", "N train / test or val", "kernel", "ranks", "sigma train", "sigma test or val",
+           "gain train", "gain test or val", "wall time [s]")
 
 
 def _num(v) -> str:
