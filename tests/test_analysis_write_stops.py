@@ -192,40 +192,63 @@ def test_a_full_disk_in_an_earlier_out_keeps_the_earlier_record_of_files_it_did_
     assert sorted(os.listdir(out)) == [".hpcflow_sigma_history.json", "per_rank.png", "sigma_history.png"]
 
 
-def test_a_failed_force_report_over_an_earlier_one_leaves_every_figure_its_report_md_links(runs, tmp_path, capsys,
-                                                                                          monkeypatch):
-    """A --force report of two runs over an earlier report of one, whose report.html meets a full disk after its
-    report.md is written: report.md (the new one) links figures the call added; none of them may be removed, and the
-    same call made again writes the whole report."""
-    import re
+def _files(directory) -> dict:
+    """{name: bytes} of the files in `directory`."""
+    return {n: (directory / n).read_bytes() for n in sorted(os.listdir(directory))}
+
+
+@pytest.mark.parametrize("fails_at", ["per_rank.png", "report.html"])
+def test_a_failed_rewrite_of_a_report_leaves_the_earlier_report_whole(runs, tmp_path, capsys, monkeypatch, fails_at):
+    """A report of one run written over an earlier report of two, whose second figure (per_rank.png) or report.html
+    meets a full disk: the earlier report.md was left beside the new sigma_history.png (old text, new figures) and the
+    new per_rank.png beside the earlier per_rank_*.png; with report.html failing, a new report.md beside the earlier
+    report.html. Now every file is written to a temporary and renamed into place once all are written: the failed
+    call leaves the earlier report as it was, byte for byte, and the same call made again replaces it whole."""
     import shutil
-    from contextlib import contextmanager
 
     from hpcflow.cli import main as hpcflow
     from hpcflow.report import documents
 
-    out = tmp_path / "rep"
-    other = tmp_path / "other"
+    out, other = tmp_path / "rep", tmp_path / "other"
     shutil.copytree(runs["flow"], other)
-    assert hpcflow(["report", runs["flow"], "--out", str(out)]) == 0
+    assert hpcflow(["report", runs["flow"], str(other), "--out", str(out)]) == 0
     (out / "notes.txt").write_text("mine")
-    written = documents.atomic_file
+    before = _files(out)
+    assert {"per_rank_flow.png", "per_rank_other.png", "sigma_history.png", "report.md"} <= set(before), before
+    shown = documents.shown
 
-    @contextmanager
-    def full_at_html(path, *args, **kw):
-        with written(path, *args, **kw) as fh:
-            if os.fspath(path).endswith("report.html"):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            yield fh
+    def full_at_html(text):  # the page's text, written into report.html's file
+        if text.startswith("<!DOCTYPE html>"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return shown(text)
 
     with monkeypatch.context() as m:
-        m.setattr(documents, "atomic_file", full_at_html)
-        assert hpcflow(["report", runs["flow"], str(other), "--out", str(out), "--force"]) == 5
+        if fails_at == "report.html":
+            m.setattr(documents, "shown", full_at_html)
+        else:
+            _full_disk_at(m, 2)  # sigma_history.png, then per_rank.png
+        assert hpcflow(["report", runs["flow"], "--out", str(out), "--force"]) == 5
+    assert f"cannot write {out / fails_at} (No space left on device)" in capsys.readouterr().err
+    assert _files(out) == before
+    assert hpcflow(["report", runs["flow"], "--out", str(out), "--force"]) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(out)) == [".hpcflow_report.json", "notes.txt", "per_rank.png", "report.html",
+                                       "report.md", "sigma_history.png"]
+    assert "other" not in (out / "report.md").read_text()
+
+
+def test_a_failed_figure_of_a_script_rewrite_leaves_its_earlier_figures_whole(runs, tmp_path, capsys, monkeypatch):
+    """sigma_history.py --force of one run over its output of two, failing at its second figure: sigma_history.png
+    was already the new one beside the earlier per_rank_*.png; now the earlier output stays as it was."""
+    import shutil
+
+    from hpcflow.analysis.script import main
+
+    out, other = tmp_path / "figs", tmp_path / "other"
+    shutil.copytree(runs["flow"], other)
+    assert main("sigma_history", [runs["flow"], str(other), "--out", str(out)]) == 0
+    before = _files(out)
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 2)
+        assert main("sigma_history", [runs["flow"], "--out", str(out), "--force"]) == 5
     capsys.readouterr()
-    text = (out / "report.md").read_text()
-    assert str(other.name) in text  # the new report.md
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert links and all((out / link).is_file() for link in links), (links, sorted(os.listdir(out)))
-    assert _debris(out) == [] and (out / "notes.txt").read_text() == "mine"
-    assert hpcflow(["report", runs["flow"], str(other), "--out", str(out), "--force"]) == 0, capsys.readouterr().err
-    assert str(other.name) in (out / "report.html").read_text()
+    assert _files(out) == before

@@ -149,8 +149,8 @@ def test_an_analysis_output_of_a_long_name_removes_the_cut_temporary_a_killed_wr
     other = tmp_path / f".{name[:room - 1]}x{TMP_MARK}{'3a' * 8}"  # another file's: stays
     other.write_bytes(b"partial")
 
-    def write():
-        with atomic_file(tmp_path / name, "wb") as fh:
+    def write(open_):
+        with open_(tmp_path / name, "wb") as fh:
             fh.write(b"png")
 
     write_owned(tmp_path, record_name("fig"), [name], write)

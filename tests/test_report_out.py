@@ -83,9 +83,9 @@ def test_an_earlier_report_changed_since_it_was_written_is_refused_without_force
 
 
 def test_a_report_stopped_half_way_is_replaced_without_force(tmp_path, runs, monkeypatch):
-    """A report stopped after writing its figures and before report.md (Ctrl-C) leaves a directory that the next
-    report replaces without --force (the figures the stopped one added are listed as its own): the earlier report's
-    figure that neither draws is removed, the new ones listed."""
+    """A report stopped after drawing its figures and before report.html is written (Ctrl-C) leaves the earlier report
+    as it was (its files are renamed into place only once all are written), which the next report replaces without
+    --force: the earlier report's figure that it does not draw is removed, the new ones listed."""
     from hpcflow.report import documents
     from hpcflow.report.build import build_report
 
@@ -100,10 +100,9 @@ def test_a_report_stopped_half_way_is_replaced_without_force(tmp_path, runs, mon
         m.setattr(documents, "html_page", stop)
         with pytest.raises(KeyboardInterrupt):
             build_report([runs["flow"], runs["noise"]], out)
-    # written before it stopped over the earlier report: it stays, listed as the report's own (being written), so
-    # the next report replaces it without --force
-    assert (out / "fig3_noise.png").is_file()
-    assert "fig3_noise.png" in json.loads((out / ".hpcflow_report.json").read_text())["files"]
+    # nothing of the stopped report is left: the earlier one is whole, and the next report replaces it
+    assert (out / "fig3_scaling.png").is_file() and not (out / "fig3_noise.png").exists()
+    assert "fig3_noise.png" not in json.loads((out / ".hpcflow_report.json").read_text())["files"]
     build_report([runs["flow"], runs["noise"]], out)
     _is_report(out)
     names = {p.name for p in out.iterdir()}

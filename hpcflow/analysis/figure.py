@@ -173,18 +173,38 @@ def drawn(ax) -> bool:
     return bool(ax.images or ax.collections or ax.patches)
 
 
-def save_png(fig, path, *, dpi: int = 110) -> str:
-    """Write `fig` as PNG atomically, its title (suptitle) also as the file's Title text, so that what the title
-    says (the run, its marks) can be read without looking at the image, under the rcParams it was drawn with where
-    they were its own (`own_style`); ValueError when any of its axes draws no data (a bare figure)."""
+def save_png(fig, path, *, dpi: int = 110, opener=None) -> str:
+    """Write `fig` as PNG (`png_bytes`) atomically, or through `opener(path, "wb")` (`owned.write_owned`'s, which
+    writes a temporary renamed once every file of the call is written); ValueError before anything is written when
+    any of its axes draws no data (a bare figure). Its path."""
+    _check_drawn(fig, path)
+    if opener is None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with (opener or atomic_file)(path, "wb") as fh:
+        fh.write(png_bytes(fig, path, dpi=dpi))
+    return os.fspath(path)
+
+
+def png_bytes(fig, path, *, dpi: int = 110) -> bytes:
+    """`fig` as the bytes of a PNG file (for `path`, named in its errors), its title (suptitle) also as the file's
+    Title text, so that what the title says (the run, its marks) can be read without looking at the image, drawn
+    under the rcParams it was drawn with where they were its own (`own_style`); ValueError when any of its axes draws
+    no data (a bare figure)."""
+    import io
+
+    import matplotlib
+
+    _check_drawn(fig, path)
+    literal(fig)  # a run's name, path or study's name drawn as written ('$' pairs are no mathtext)
+    buf = io.BytesIO()
+    with matplotlib.rc_context(getattr(fig, STYLE, None)):  # (`own_style`)
+        title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title} if title else None)
+    return buf.getvalue()
+
+
+def _check_drawn(fig, path) -> None:
+    """ValueError naming `path` where `fig` has no axes, or axes (but colour bars) that draw no data."""
     bare = [i for i, ax in enumerate(fig.axes) if ax.get_label() != "<colorbar>" and not drawn(ax)]
     if not fig.axes or bare:
         raise ValueError(f"{path}: figure has bare axes {bare}; nothing to draw")
-    import matplotlib
-
-    literal(fig)  # a run's name, path or study's name drawn as written ('$' pairs are no mathtext)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_file(path) as fh, matplotlib.rc_context(getattr(fig, STYLE, None)):  # (`own_style`)
-        title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
-        fig.savefig(fh, format="png", dpi=dpi, metadata={"Title": title} if title else None)
-    return os.fspath(path)

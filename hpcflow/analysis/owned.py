@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 
-from hpcflow.atomic import atomic_file, temporaries_of
+from hpcflow.atomic import _fsync_dir, atomic_file, temporaries_of
 from hpcflow.errors import OutputPathError
 
 
@@ -77,69 +78,89 @@ def refuse_not_own(out, names, record: str, *, tool: str, flag: str = "--out") -
 
 
 def write_owned(out, record: str, names, write) -> None:
-    """write() the files `names` into `out` (created, as mkdir -p) under the record: it lists them (with the tool's
-    earlier files) before they are written, so a call stopped half-way is still recognised; once written, the tool's
-    earlier files that this call did not write are removed and the record lists this call's files with their SHA-256.
-    The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names) is removed first. Where the call
-    ends without its result (a write failure, a stop request, an error) in an `out` it created, what it wrote there
-    and the directories it created are removed: no partial result is left; in an `out` that existed without the
-    tool's earlier output, the files it added there are removed and the record is as before, so that the call made
-    again, as its error advises, is not refused over its own debris. Where it was replacing the tool's earlier output
-    (--force), nothing is removed but the temporaries: the record lists the earlier files and this call's (as being
-    written), so that the same --force call made again replaces them all, and a document this call wrote (report.md)
-    keeps the figures it links."""
+    """write(open_) the files `names` into `out` (created, as mkdir -p) under the record, each through `open_(path,
+    mode="wb")` (path OUT/NAME, mode "wb" or "w": `_staged`), a file object on a temporary beside it. Only once every
+    file is written whole are they renamed onto their names, with stop requests held back until the record says so
+    (`stop_signals.defer`): a call that fails or is stopped while it writes (a full disk, Ctrl-C, SIGTERM) leaves the
+    directory as it was, an earlier output whole (its report.md never beside another call's figures, none of its
+    files removed) and an `out` it created removed, so that the call made again, as its error advises, is neither
+    refused over its own debris nor left with a half-replaced result. Before the renames the record lists this call's
+    files (as being written) beside the tool's earlier ones, so that a call killed among them (SIGKILL) is still
+    recognised; after them the tool's earlier files that this call did not write are removed and the record lists
+    this call's with their SHA-256. The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names)
+    is removed first."""
     from hpcflow.analysis.script import make_dir
+    from hpcflow.stop_signals import defer, deliver
 
     names = list(names)
     created = _missing(out)
     make_dir(out)
-    added = [n for n in names if not os.path.lexists(os.path.join(out, n))]  # removed again should the call fail
-    recorded = os.path.lexists(os.path.join(out, record))
-    listing = None  # the record as this call rewrote it, before writing
+    staged = {}  # name -> its temporary, written whole
     old = {}
     try:
         old = listed(out, record) or {}
         old = {n: old[n] for n in own(out, old)}
         _remove_debris(out, [*old, *names, record])
-        listing = {**old, **dict.fromkeys(names)}
-        write_record(out, record, listing)
-        write()
-        for name in set(old) - set(names):
-            try:
-                os.unlink(os.path.join(out, name))
-            except OSError:
-                pass
-        write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})
+        write(lambda path, mode="wb": _staged(staged, path, mode))
+        if missing := [n for n in names if n not in staged]:
+            raise ValueError(f"{out}: {missing[0]} was not written")
+        write_record(out, record, {**old, **dict.fromkeys(names)})
     except BaseException:
-        if created:
-            _remove_debris(out, [*names, record], files=True)
-            for d in created:
-                try:
-                    os.rmdir(d)
-                except OSError:  # another's file appeared there meanwhile: it stays
-                    break
-        elif not old:  # nothing of the tool's own was there: the directory as it was before the call
-            _undo(out, record, added, listing, recorded=recorded)
-        else:  # a --force over its earlier output: the new files stay (a report.md written links them), all listed
-            _remove_debris(out, [*names, record])
+        for tmp in staged.values():
+            _unlink(tmp)
+        _remove_debris(out, [*names, record])
+        for d in created:  # (an `out` where another's file appeared meanwhile stays, with that file)
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
         raise
-
-
-def _undo(out, record: str, added, listing: dict | None, *, recorded: bool) -> None:
-    """Remove the files `added` by a failed call in `out` (and every temporary of theirs and the record's), and the
-    record where the call made it (not `recorded` before), else, where the call rewrote it (`listing`), rewrite it
-    without them (best effort: on a full disk even that may fail, and the record then lists files that are gone,
-    which a later call passes over)."""
-    _remove_debris(out, [*added, record])
-    _remove_debris(out, added, files=True)
-    if listing is None:  # the call failed before it touched the record
-        return
+    held = defer()  # the renames are not cut in two by a stop request
     try:
-        if not recorded:
-            os.unlink(os.path.join(out, record))
-        else:
-            write_record(out, record, {n: h for n, h in listing.items() if n not in added})
-    except OSError:
+        for name in names:
+            os.replace(staged[name], os.path.join(out, name))
+        _fsync_dir(out)  # the renames on disk before the record says they are done
+        for name in set(old) - set(names):
+            _unlink(os.path.join(out, name))
+        write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})
+    finally:
+        deliver(held)
+
+
+@contextmanager
+def _staged(staged: dict, path, mode: str = "wb"):
+    """A file object ("wb": binary, readable too; "w": UTF-8 text) on a new temporary beside `path`
+    (`.NAME.tmp-<hex>`: debris of an interrupted write where left), created with O_EXCL and never through a link,
+    synced to disk at the end of the block and then recorded as staged[NAME]; on any error the temporary is removed,
+    and a write failure (`hpcflow.atomic.write_failure`: a full disk) is raised as WriteFailed naming `path`."""
+    from hpcflow.atomic import _tmp_name, write_failure
+    from hpcflow.errors import WriteFailed
+
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        with os.fdopen(os.open(tmp, _CREATE, 0o644), "w" if mode == "w" else "w+b",
+                       encoding="utf-8" if mode == "w" else None) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        _unlink(tmp)
+        failed = write_failure(exc)
+        if failed is not None and not isinstance(exc, WriteFailed):
+            raise WriteFailed(failed.errno, failed.strerror or os.strerror(failed.errno), path) from exc
+        raise
+    staged[os.path.basename(path)] = tmp
+
+
+#: how a staged file is created: new (never an existing name, a planted link), readable for PNG writers
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # gone; or not removable now (EIO): debris the next call removes
         pass
 
 
@@ -152,14 +173,7 @@ def _missing(out) -> list:
     return missing
 
 
-def _remove_debris(out, names, *, files: bool = False) -> None:
-    """Remove the temporaries of interrupted atomic writes (`.NAME.tmp-*`) of `names` in `out`, and (`files`) the files
-    `names` themselves."""
-    doomed = {e for name in names for e in temporaries_of(out, name)}
-    if files:
-        doomed.update(n for n in names if os.path.lexists(os.path.join(out, n)))
-    for entry in sorted(doomed):
-        try:
-            os.unlink(os.path.join(out, entry))
-        except OSError:
-            pass
+def _remove_debris(out, names) -> None:
+    """Remove the temporaries of interrupted writes (`.NAME.tmp-*`) of `names` in `out`."""
+    for entry in sorted({e for name in names for e in temporaries_of(out, name)}):
+        _unlink(os.path.join(out, entry))

@@ -68,7 +68,6 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
     from hpcflow.analysis.figure import save_png
     from hpcflow.analysis.rundir import shown
     from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
-    from hpcflow.atomic import atomic_file
     from hpcflow.errors import OutputPathError
 
     names = [*product.figures, *product.texts]
@@ -99,10 +98,10 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
                                   "replace the earlier outputs of this script, or choose another --out")
     written = []
 
-    def write_files():
-        written.extend(save_png(fig, os.path.join(out, n), dpi=dpi) for n, fig in product.figures.items())
+    def write_files(open_):  # (each file renamed into place once all are written: `owned.write_owned`)
+        written.extend(save_png(fig, os.path.join(out, n), dpi=dpi, opener=open_) for n, fig in product.figures.items())
         for n, text in product.texts.items():
-            with atomic_file(os.path.join(out, n), "w") as fh:
+            with open_(os.path.join(out, n), "w") as fh:
                 fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
             written.append(os.path.join(out, n))
 

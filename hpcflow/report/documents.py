@@ -8,11 +8,11 @@ import os
 import re
 from urllib.parse import quote
 
-from hpcflow.analysis.figure import save_png
+from hpcflow.analysis.figure import png_bytes
 from hpcflow.analysis.rundir import DATA_FILES, shown
 from hpcflow.analysis.table1 import md_inline, md_uncell, one_line
 from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
-from hpcflow.atomic import TMP_MARK, atomic_file
+from hpcflow.atomic import TMP_MARK
 from hpcflow.errors import UserError
 from hpcflow.report import runs_table
 
@@ -53,11 +53,6 @@ def _md_code(text: str) -> str:
     fence = "`" * (max(map(len, re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _png_bytes(path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def markdown(report, pngs: dict) -> str:
@@ -165,10 +160,13 @@ def check_out(out, *, force: bool = False) -> None:
 
 
 def write(report, out) -> dict:
-    """Write the PNGs, report.md, report.html and MANIFEST into `out` (`owned.write_owned`): an earlier report's
-    files that this one does not write are removed where they are unchanged, so none is left behind unreferenced;
-    any other file stays, and one under a name this report writes that it did not write is refused (OutputPathError,
-    before anything is written). Their paths and the skipped directories."""
+    """Write the PNGs, report.md, report.html and MANIFEST into `out` (`owned.write_owned`): every file is written to
+    a temporary and renamed into place only once all are written, so a write that fails (a full disk) or is stopped
+    leaves an earlier report whole, its report.md and report.html beside the figures they show, never beside
+    another call's; once placed, an earlier report's files that this one does not write are removed where they are
+    unchanged, so none is left behind unreferenced; any other file stays, and one under a name this report writes
+    that it did not write is refused (OutputPathError, before anything is written). Their paths and the skipped
+    directories."""
     from hpcflow.analysis.script import check_names
 
     figures = [name for sec in report.sections for name in sec.figures]
@@ -177,13 +175,14 @@ def write(report, out) -> dict:
     refuse_not_own(out, new, MANIFEST, tool="an hpcflow report")
     paths = {"md": os.path.join(out, "report.md"), "html": os.path.join(out, "report.html")}
 
-    def write_files():
+    def write_files(open_):  # (each file renamed into place once all are written: `owned.write_owned`)
         pngs = {}
         for sec in report.sections:
             for name, fig in sec.figures.items():
-                pngs[name] = _png_bytes(save_png(fig, os.path.join(out, name)))
+                with open_(os.path.join(out, name)) as fh:
+                    fh.write(pngs.setdefault(name, png_bytes(fig, os.path.join(out, name))))
         for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
-            with atomic_file(paths[key], "w") as fh:
+            with open_(paths[key], "w") as fh:
                 fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
 
     write_owned(out, MANIFEST, new, write_files)
