@@ -15,8 +15,8 @@ import numpy as np
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.histories import damaged_data, nn_definite_mark
-from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, nn_continuation,
-                                     read_attrs, read_datasets, run_state, same_length)
+from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, h5_source,
+                                     nn_continuation, read_attrs, read_datasets, run_state, same_length)
 from hpcflow.h5read import one_line, read_h5
 from hpcflow.nn.h5schema import PER_PROBE  # (81: the 9 x 9 blocks pooled; docs/outputs.md: shape (E+1, 81 P))
 
@@ -72,7 +72,8 @@ def _check_width(path, shape) -> None:
 def _train_probes(path) -> int | None:
     """P, the NTK's train probe points of nn.h5 `path`: the rows of ntk/points_train, else the job's [ntk].
     n_train_points (@config); None where neither says."""
-    with read_h5(path, lambda exc: MissingData(f"{path}: not a readable HDF5 file ({one_line(exc)}); {HINT}")) as f:
+    refused = lambda exc: MissingData(f"{path}: not a readable HDF5 file ({one_line(exc)}); {HINT}")  # noqa: E731
+    with h5_source(path) as source, read_h5(source, refused) as f:
         points = f.get("ntk/points_train")  # (P, 5) complex: only its shape is read
         if isinstance(points, h5py.Dataset) and points.ndim == 2:
             return points.shape[0]

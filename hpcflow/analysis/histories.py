@@ -16,9 +16,8 @@ import numpy as np
 
 from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.figure import legend_beside, new_figure
-from hpcflow.jobs.output import checkpoint_progress
-from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, data_file,
-                                     dataset_names, label, lost_data, network_checkpoint, network_config,
+from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, checkpoint_progress,
+                                     data_file, dataset_names, label, lost_data, network_checkpoint, network_config,
                                      network_legs, nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary,
                                      refusal, rerun_fix, run_dir_of, run_state, training_history, unopenable)
 

@@ -18,7 +18,7 @@ import numpy as np
 from hpcflow.errors import InputFileError
 from hpcflow.h5read import DAMAGED, IN_USE_FIX, in_use, locked, one_line, read_h5
 from hpcflow.jobs.outlock import live_holder
-from hpcflow.jobs.output import checkpoint_progress, read_summary  # noqa: F401 - read_summary: analysis's API too
+from hpcflow.jobs import output as _output
 from hpcflow.names import shown
 from hpcflow.nn import files as nn_files
 from hpcflow.nn import torch_available
@@ -36,6 +36,124 @@ FIG2 = "fig2_distances.h5"
 JOURNAL = "study.journal"
 #: the data files a run writes under these names (a path to one of them stands for its run directory)
 DATA_FILES = (CHECKPOINT, NN, NN_CHECKPOINT, NOISE_SCAN, DISTANCES, FIG2)
+
+
+class _Snapshot:
+    """What `one_snapshot` holds: the data files of live runs pinned as first opened, their summaries as first read,
+    and each directory's lock holder as first asked."""
+
+    def __init__(self):
+        self.dir = None  # links to the pinned files under their own names, made at the first
+        self.fds, self.files, self.summaries, self.holders = [], {}, {}, {}
+
+    def link(self, fd: int, name: str) -> str:
+        """A new link named `name` to descriptor `fd` (/proc/self/fd/FD)."""
+        import tempfile
+
+        self.dir = self.dir or tempfile.mkdtemp(prefix="hpcflow-snapshot-")
+        link = os.path.join(self.dir, str(len(os.listdir(self.dir))), name)
+        os.mkdir(os.path.dirname(link))
+        os.symlink(f"/proc/self/fd/{fd}", link)
+        return link
+
+    def close(self) -> None:
+        import shutil
+
+        for fd in self.fds:
+            os.close(fd)
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+#: the snapshot of `one_snapshot`, None outside it
+_SNAPSHOT: _Snapshot | None = None
+
+
+@contextmanager
+def one_snapshot():
+    """Read every run as it was when the block first read it: a live run (one whose directory's lock a process
+    holds: `hpcflow.jobs.outlock.live_holder`) replaces its checkpoint, and writes its summary, while a report reads
+    its row, its Table 1 row and its figures one after another, which then showed two checkpoints (the row step 75's
+    sigma, the sigma histories step 90's). Inside the block each data file of a live run is read through a descriptor
+    opened at its first read (`pinned`: the file as it was then, however often it is replaced since), its summary.json
+    as first read, and each directory's holder as first asked (`holder`: a run that ends meanwhile is still the live
+    run its row says). Other runs' files are read as they are (nothing writes them). Without /proc/self/fd (not Linux)
+    the files are read by their names."""
+    global _SNAPSHOT
+    if _SNAPSHOT is not None:
+        yield
+        return
+    _SNAPSHOT = _Snapshot()
+    try:
+        yield
+    finally:
+        snapshot, _SNAPSHOT = _SNAPSHOT, None
+        snapshot.close()
+
+
+def holder(run_dir) -> str:
+    """`live_holder` of directory `run_dir`, as first asked inside `one_snapshot`."""
+    if _SNAPSHOT is None:
+        return live_holder(run_dir)
+    key = os.path.realpath(run_dir)
+    if key not in _SNAPSHOT.holders:
+        _SNAPSHOT.holders[key] = live_holder(run_dir)
+    return _SNAPSHOT.holders[key]
+
+
+def pinned(path):
+    """The path by which to read data file `path`: inside `one_snapshot`, for a live run's file (`holder` of its
+    directory), a link under the file's own name to the descriptor opened at its first read (the file as it was then,
+    though the run has replaced it since); `path` itself otherwise, and where it cannot be opened."""
+    if _SNAPSHOT is None or not os.path.isfile(path):
+        return path
+    real = os.path.realpath(path)
+    if real in _SNAPSHOT.files:
+        return _SNAPSHOT.files[real]
+    if not holder(os.path.dirname(real)):
+        return path
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return path
+    link = _SNAPSHOT.link(fd, os.path.basename(real))
+    if not os.path.isfile(link):  # no /proc/self/fd
+        os.close(fd)
+        return path
+    _SNAPSHOT.fds.append(fd)
+    _SNAPSHOT.files[real] = link
+    return link
+
+
+@contextmanager
+def h5_source(path):
+    """What h5py opens for HDF5 file `path` in the block: `path` itself, or for a file `pinned` inside
+    `one_snapshot` a Python file object on it (HDF5 resolves a path to its real name, which a replaced file no
+    longer has)."""
+    link = pinned(path)
+    if link is path:
+        yield path
+        return
+    with open(link, "rb") as fh:
+        yield fh
+
+
+def read_summary(run_dir) -> dict | None:
+    """`hpcflow.jobs.output.read_summary` of run directory `run_dir`; inside `one_snapshot` a live run's (`holder`)
+    as first read (a copy each time)."""
+    if _SNAPSHOT is None or not holder(run_dir):
+        return _output.read_summary(run_dir)
+    import copy
+
+    key = os.path.realpath(os.path.join(os.fspath(run_dir), SUMMARY))
+    if key not in _SNAPSHOT.summaries:
+        _SNAPSHOT.summaries[key] = _output.read_summary(run_dir)
+    return copy.deepcopy(_SNAPSHOT.summaries[key])
+
+
+def checkpoint_progress(path) -> int | None:
+    """`hpcflow.jobs.output.checkpoint_progress` of a checkpoint, read as `pinned`."""
+    return _output.checkpoint_progress(pinned(path))
 
 
 class MissingData(InputFileError):
@@ -139,7 +257,7 @@ def read_datasets(h5_path, names, *, hint: str, optional=(), ndim=None) -> dict:
     Names in `optional` are returned only when present (and may be empty).
     """
     ndim = ndim or {}
-    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
+    with h5_source(h5_path) as source, read_h5(source, lambda exc: _unreadable(h5_path, exc, hint)) as f:
         for name in names:
             if not isinstance(f.get(name), h5py.Dataset):
                 raise MissingData(f"{h5_path}: no dataset '{name}'; {hint}")
@@ -178,7 +296,7 @@ def check_range(path, name: str, values, lo: float, hi: float, *, what: str, low
 
 def read_strings(h5_path, name: str, *, hint: str) -> list | None:
     """The text dataset `name` as a list of str (None when absent); MissingData when it holds no 1-D text."""
-    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
+    with h5_source(h5_path) as source, read_h5(source, lambda exc: _unreadable(h5_path, exc, hint)) as f:
         if not isinstance(f.get(name), h5py.Dataset):
             return None
         value = np.asarray(f[name][()])
@@ -192,7 +310,7 @@ def _fault(h5_path) -> BaseException | None:
     """h5py's error opening HDF5 file `h5_path` and walking its groups and datasets (`hpcflow.h5read.DAMAGED`), None
     where it reads."""
     try:
-        with h5py.File(h5_path, "r") as f:
+        with h5_source(h5_path) as source, h5py.File(source, "r") as f:
             f.visititems(lambda _name, _obj: None)
     except DAMAGED as exc:
         return exc
@@ -230,7 +348,7 @@ def dataset_names(h5_path) -> list:
     """Every dataset path in an HDF5 file (empty when the file cannot be read)."""
     names = []
     try:
-        with h5py.File(h5_path, "r") as f:
+        with h5_source(h5_path) as source, h5py.File(source, "r") as f:
             f.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
     except DAMAGED:
         return []
@@ -326,7 +444,7 @@ def dataset_shapes(h5_path, names) -> dict:
     """{name: shape} of those of `names` that are datasets of an HDF5 file, their data unread ({} when the file cannot
     be read)."""
     try:
-        with h5py.File(h5_path, "r") as f:
+        with h5_source(h5_path) as source, h5py.File(source, "r") as f:
             return {n: f[n].shape for n in names if isinstance(f.get(n), h5py.Dataset)}
     except DAMAGED:
         return {}
@@ -335,7 +453,7 @@ def dataset_shapes(h5_path, names) -> dict:
 def read_attrs(h5_path, *, hint: str = "pass a complete run directory") -> dict:
     """Root attributes of an HDF5 file; JSON strings (dicts, lists) decoded; MissingData when it cannot be read."""
     out = {}
-    with read_h5(h5_path, lambda exc: _unreadable(h5_path, exc, hint)) as f:
+    with h5_source(h5_path) as source, read_h5(source, lambda exc: _unreadable(h5_path, exc, hint)) as f:
         for key, value in f.attrs.items():
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
@@ -441,7 +559,7 @@ def training_history(path, names, *, hint: str, optional=()) -> dict:
     except ImportError:
         raise MissingData(f"{path}: {TORCH_NEEDED}; run {TORCH_HINT}") from None
     try:
-        hist = torch.load(path, map_location="cpu", weights_only=True)["train"]["history"]
+        hist = torch.load(pinned(path), map_location="cpu", weights_only=True)["train"]["history"]
         return {name: np.asarray(hist[name].numpy(), dtype=np.float64)
                 for name in (*names, *(n for n in optional if n in hist))}
     except Exception as exc:  # noqa: BLE001 - unreadable file, or not a training checkpoint
@@ -693,7 +811,7 @@ def _other_record(summary: dict, attrs: dict, ckpt) -> str:
     if "config" in summary and (where := _first_difference(summary["config"], config)):
         return _config_says(where, CHECKPOINT)
     try:
-        with h5py.File(ckpt, "r") as f:
+        with h5_source(ckpt) as source, h5py.File(source, "r") as f:
             st, se = f["history/sigma_train"][()], f["history/sigma_test"][()]
     except DAMAGED:  # changed since `_judge` found it whole (a dataset gone): judged again on the next read
         return ""
@@ -895,7 +1013,7 @@ def _state_attrs(path, keys=("status", "stopped", "step", "epoch")) -> dict:
     """`status`, `stopped` and `step`/`epoch` attributes (or those named in `keys`) of a data file ({} when absent or
     unreadable)."""
     try:
-        with h5py.File(path, "r") as f:
+        with h5_source(path) as source, h5py.File(source, "r") as f:
             return {k: f.attrs[k] for k in keys if k in f.attrs}
     except DAMAGED:
         return {}
@@ -930,7 +1048,7 @@ def network_checkpoint(run_dir) -> dict:
 
     path = os.path.join(os.fspath(run_dir), NN_CHECKPOINT)
     try:
-        return plain_entries(path) if os.path.isfile(path) else {}
+        return plain_entries(pinned(path)) if os.path.isfile(path) else {}
     except ValueError:
         return {}
 
@@ -985,7 +1103,7 @@ def run_dir_of(path) -> str | None:
 def judged(run_dir) -> tuple[bool, str]:
     """completeness() of a run directory, or (False, "running: hpcflow run, pid P@HOST, since T") while a live run
     holds its lock (`hpcflow.jobs.outlock.live_holder`): its data file is still being written, and not judged."""
-    running = live_holder(run_dir)
+    running = holder(run_dir)
     return (False, f"{RUNNING}{running}") if running else completeness(run_dir)
 
 

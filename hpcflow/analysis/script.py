@@ -137,7 +137,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
 def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import PRODUCTS, TABLES
-    from hpcflow.analysis.rundir import once
+    from hpcflow.analysis.rundir import once, one_snapshot
     from hpcflow.analysis.study import check_study_flag, merged_studies, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
@@ -178,7 +178,8 @@ def _main(name: str, argv, *, description: str) -> int:
             paths, merged = merged_studies(paths, getattr(args, "study", None))
             for path, why in merged:
                 print(f"{name}: {path}: {why}", file=sys.stderr)
-        product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
+        with one_snapshot():  # a live run read as it was when first read (`rundir.one_snapshot`)
+            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files

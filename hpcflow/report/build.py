@@ -60,11 +60,12 @@ def _run_product(name, paths, skipped, **kw):
 
 def collect(paths, *, study_name=None) -> Report:
     """Detect every directory and draw every applicable figure; nothing is written. Each checkpoint is judged once
-    (`judging_once`), though its row, Table 1 and the sigma histories each ask for its state."""
-    from hpcflow.analysis.rundir import judging_once
+    (`judging_once`), though its row, Table 1 and the sigma histories each ask for its state, and a live run's data
+    is read as it was when first read (`one_snapshot`): its row and its figures show one checkpoint."""
+    from hpcflow.analysis.rundir import judging_once, one_snapshot
     from hpcflow.analysis.study import report_advice
 
-    with judging_once(), report_advice():  # a study's messages advise what the report takes
+    with judging_once(), report_advice(), one_snapshot():  # a study's messages advise what the report takes
         return _collect(paths, study_name=study_name)
 
 
