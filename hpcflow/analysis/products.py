@@ -52,17 +52,19 @@ def _per_run(paths, module, stem: str, extra=(), names=None, needs=None) -> Prod
     dataset `needs`, when given); `extra`: (stem, dataset needed, plot function) figures drawn where the run holds
     that dataset. A network not positive definite at validation points after its last epoch (load's
     'not_positive_definite') has the mark beside its name in its printed lines and captions, as in its sigma
-    histories' legend."""
+    histories' legend; a run that did not finish (load's 'note': 'incomplete: nn.h5 damaged', which its figures' titles
+    carry and its printed lines say first) has it in its captions too."""
     out = Product()
     named = run_names(paths, names)
     stems = {s: _stems(s, named) for s in (stem, *(more for more, _, _ in extra))}
     for i, p in enumerate(paths):
         data = module.load(p)
+        marks = [data[k] for k in ("note", "not_positive_definite") if data.get(k)]
         shown = named[i] + (f" ({data['not_positive_definite']})" if data.get("not_positive_definite") else "")
         for name, held, plot in ((stem, needs, module.plot), *extra):
             if held is None or held in data:
                 out.figures[stems[name][i] + ".png"] = titled(plot(data), named[i])
-                out.captions[stems[name][i] + ".png"] = shown
+                out.captions[stems[name][i] + ".png"] = named[i] + "".join(f" ({m})" for m in marks)
         out.lines += [f"{shown}: {line}" for line in module.numbers(data)]
     return out
 
