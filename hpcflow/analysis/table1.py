@@ -14,7 +14,7 @@ import os
 import re
 
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, SUMMARY, MissingData, data_file, label, lost_data, read_attrs,
-                                     read_datasets, read_summary, run_state, unread_checkpoint)
+                                     read_datasets, read_summary, run_dir_of, run_state, unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
 
 HINT = ("pass the run directory of a flow job (hpcflow run jobs/table1_gaussian.toml --out DIR) or the directory of a "
@@ -112,20 +112,36 @@ def _study_label(path, study_name: str) -> str:
     return study_name if where == study_name else f"{where}: {study_name}"
 
 
+def _inside(run_dir, study_dir) -> bool:
+    """Whether `run_dir` is a trial's directory of study directory `study_dir` (`jobs.output.enclosing_study`)."""
+    from hpcflow.jobs.output import enclosing_study
+
+    study = enclosing_study(run_dir)
+    return study is not None and os.path.realpath(study) == os.path.realpath(study_dir)
+
+
 def load(paths, *, study_name: str | None = None, names=None) -> list:
     """Rows of every flow run directory (one path, or a list; `names`: the rows' names, one per path, else each
-    directory's base name); a study contributes its best trial's run directory."""
+    directory's base name); a study contributes its best trial's run directory, which, given itself beside the study
+    where it is one of the study's trials (inside its directory), is that row, once."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
     damaged = {p: unread_checkpoint(p) for p in paths if not is_study(p)}
     marked = len(paths) > 1 and not all(damaged.get(p) for p in paths)  # alone, the run's reader refuses it
+    best, inside = {}, set()  # a study -> its label and best trials' (number, run directory); those inside it
+    for p in paths:
+        if is_study(p):
+            study, base = load_study(p, study_name)
+            best[p] = _study_label(p, study.study_name), best_run_dirs(study, base, p)
+            inside |= {os.path.realpath(rd) for _, rd in best[p][1] if _inside(rd, base)}
     rows = []
     for p, name in zip(paths, names or [None] * len(paths)):
+        if p not in best and len(paths) > 1 and os.path.realpath(run_dir_of(p) or p) in inside:
+            continue  # a study's best trial's directory given beside the study: its row is the study's, once
         if marked and damaged.get(p):  # a row with its mark and no numbers: the others are read
             rows.append({"run": name or label(p), "status": damaged[p], "damaged": True})
-        elif is_study(p):
-            study, base = load_study(p, study_name)
-            rows += [load_row(rd, name=f"{_study_label(p, study.study_name)} trial {n}")
-                     for n, rd in best_run_dirs(study, base, p)]
+        elif p in best:
+            where, trials = best[p]
+            rows += [load_row(rd, name=f"{where} trial {n}") for n, rd in trials]
         elif len(paths) > 1:  # a checkpoint.h5 whose job no file holds: a row with its mark, as a damaged one's
             try:
                 rows.append(load_row(p, name=name))

@@ -80,6 +80,7 @@ def _collect(paths, *, study_name=None) -> Report:
     report.skipped += [(info.path, info.unreported) for info in report.infos if info.unreported]
     for info, name in zip(report.infos, names(unique)):
         info.name = name
+    _trials_by_study(report.infos)
     named = {info.path: info.name for info in report.infos}  # the runs table's names, in every section too
     groups = {name: [] for name in SECTIONS}
     for info in report.infos:
@@ -107,6 +108,19 @@ def _collect(paths, *, study_name=None) -> Report:
     _mark_unread(report.infos, refused)
     _silhouettes_only(report)
     return report
+
+
+def _trials_by_study(infos) -> None:
+    """A run directory that lies inside a study directory reported beside it (a trial's, `DIR/trials/NNNN`) is named
+    with that study's name, `STUDY/trials/NNNN`: its base name alone ('0003') does not say whose trial it is."""
+    from hpcflow.jobs.output import enclosing_study
+
+    studies = {os.path.realpath(i.path): i.name for i in infos if i.kind == "study"}
+    for info in infos:
+        study = enclosing_study(info.path) if info.kind not in (None, "study") and studies else None
+        if study is not None and os.path.realpath(study) in studies:
+            inside = os.path.relpath(os.path.realpath(info.path), os.path.realpath(study))
+            info.name = f"{studies[os.path.realpath(study)]}/{inside}"
 
 
 def _check_study(infos, study_name) -> None:
