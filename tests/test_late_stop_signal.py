@@ -59,7 +59,9 @@ def _finished_quietly(r, sig, wrote):
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     assert f"sent {sig}" in r.stderr.splitlines(), r.stderr  # the signal did come
     assert wrote in r.stdout, r.stdout
-    assert not [line for line in r.stderr.splitlines() if line.startswith("hpcflow")], r.stderr
+    # (notes aside: at 2 ranks `hpcflow nn` notes the batch's few rows per rank on stderr)
+    assert not [line for line in r.stderr.splitlines() if line.startswith("hpcflow") and ": note: " not in line], \
+        r.stderr
     text = r.stdout + r.stderr
     assert "Traceback" not in text and "BAD TERMINATION" not in text and "EXIT STRING" not in text, text
 

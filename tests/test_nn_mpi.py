@@ -105,6 +105,7 @@ def runs(tmp_path_factory):
         assert len(said) == len(losses) + 1 and not said[-1], p.stdout  # every command ran, and ended with 0
         for loss, text in zip(losses, said):
             out["stdout", loss, ranks] = text
+        out["stderr", ranks], out["losses", ranks] = p.stderr, losses  # (stderr has no per-command marks)
     return out
 
 
@@ -141,11 +142,16 @@ def _assert_same_run(a_dir, b_dir):
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_a_batch_split_into_few_rows_per_rank_is_noted_once(runs, ranks):
-    lines = [s for s in runs["stdout", "ultralocal", ranks].splitlines() if "rows per rank" in s]
-    assert len(lines) == 1  # rank 0 only
+def test_a_batch_split_into_few_rows_per_rank_is_noted_once_on_stderr(runs, ranks):
+    """A note, like the others (stderr): stdout keeps only the run's progress lines."""
+    losses = runs["losses", ranks]
+    assert not any("rows per rank" in runs["stdout", loss, ranks] for loss in losses)
+    lines = [s for s in runs["stderr", ranks].splitlines() if "rows per rank" in s]
+    assert len(lines) == len(losses)  # rank 0 only, once for each command of the launch
     split = {2: "35", 3: "23.3"}[ranks]  # the mean share of a global batch of 70 rows (1 in 0.5 was "0")
-    assert f"batch_size = 70 over {ranks} ranks is {split} rows per rank" in lines[0]
+    for line in lines:
+        assert line.startswith("hpcflow nn: note: batch_size = 70 over "), line
+        assert f"batch_size = 70 over {ranks} ranks is {split} rows per rank" in line
 
 
 def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ranks(runs):
@@ -158,7 +164,8 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run_at_2_ran
     p = subprocess.run(each_rank_status(statuses, 2, cmd), capture_output=True, text=True, timeout=120, env=_env())
     assert p.returncode == 4, p.stderr
     assert rank_statuses(statuses, 2) == [4, 4]  # each rank's own (mpiexec's is theirs ORed: 4 | 0 reads 4)
-    assert len(p.stderr.strip().splitlines()) == 1 and "--resume" in p.stderr
+    said = [line for line in p.stderr.strip().splitlines() if ": note: " not in line]  # (the few rows' note)
+    assert len(said) == 1 and "--resume" in said[0], p.stderr
     summary = json.loads(open(os.path.join(d, "summary.json")).read())
     assert summary["status"] == "preempted" and summary["checkpoint_step"] == 1
     ck = _state(os.path.join(d, "checkpoint.pt"))

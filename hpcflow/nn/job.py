@@ -413,11 +413,11 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             print(f"{log_prefix} note: {key} = {n} leaves one point after {batches} of [training].batch_size = {rows}: "
                   f"it joins the last of them ({rows + 1} points), since σ of one point is 0 (no gradient)",
                   file=sys.stderr)
-    if ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: those of its shard (a mean)
-        say(f"note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
-            f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
-            "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
-            "the cores better")
+    if root and ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: its shard's (a mean)
+        print(f"{log_prefix} note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
+              f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
+              "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
+              "the cores better", file=sys.stderr)
     ctx = {}  # a refused write is recorded in checkpoint.pt's legs; stop requests are honoured, never fatal
     with StopRequests(c, prefix=log_prefix) as stops, _write_failures_recorded(ctx):
         ctx.update(_prepare(cfg, c))
