@@ -263,3 +263,34 @@ def test_a_model_that_does_not_load_is_one_input_file_error(tmp_path, how):
     text = str(exc.value)
     bad = cfg_path if named == "json" else path
     assert "\n" not in text and text.startswith(f"{bad} ") and "pass the model.pt of an 'hpcflow nn' run" in text, text
+
+
+def test_the_epoch_loss_is_the_point_weighted_mean_of_its_batch_losses(sets):
+    """history/loss of an epoch is Σ_b n_b L_b / Σ_b n_b, L_b the σ loss (eq. B.11, κ of the batch) of batch b at
+    the parameters its step started from, n_b its points: 230 points in batches of 100 take 100, 100 and 30 (the
+    plain mean of the L_b weighs the last 30 points as much as each 100). L_b here from NumPy's det of the network's
+    metric, on the documented data order: one permutation per epoch from the seeded generator, batch b its positions
+    [100 b, 100 b + n_b)."""
+    _, tr, va = sets
+    data, sizes = tr[:230], (100, 100, 30)
+    model = MetricMLP(10, depth=1, width=8, seed=4, output_scale=0.1)
+    states = [copy.deepcopy(model.state_dict())]  # the parameters before each step
+    hist = train(model, data, va[:50], TrainConfig(epochs=2, batch_size=100, lr=1e-2, seed=9),
+                 on_step=lambda t: states.append(copy.deepcopy(t.model.state_dict())))
+    probe = MetricMLP(10, depth=1, width=8, seed=4, output_scale=0.1)
+    gen, step = torch.Generator().manual_seed(9), 0
+    for epoch in range(2):
+        perm, lo, losses = torch.randperm(230, generator=gen), 0, []
+        for n_b in sizes:
+            batch = data[perm[lo:lo + n_b]]
+            probe.load_state_dict(states[step])
+            with torch.no_grad():
+                g = unpack(predict(probe, batch).numpy())
+            eta = np.linalg.det(g).real / batch.omega2.numpy()
+            w = batch.weights.numpy()
+            kappa = np.sum(w * eta) / np.sum(w)
+            losses.append(np.sum(w * np.abs(eta / kappa - 1.0)) / np.sum(w))
+            lo, step = lo + n_b, step + 1
+        expected = np.dot(sizes, losses) / 230
+        assert hist.loss[epoch] == pytest.approx(expected, rel=1e-10, abs=0), (epoch, losses)
+        assert abs(np.mean(losses) - expected) > 1e-3 * expected, losses  # the two means differ here

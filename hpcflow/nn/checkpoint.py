@@ -273,7 +273,8 @@ class Range(NamedTuple):
 RANGES = {
     **{f"train.history.{k}": Range(f"{what} (>= 0)") for k, what in (
         ("sigma_train", "σ of the train points"), ("sigma_val", "σ of the validation points"),
-        ("loss", "an epoch's mean batch loss"), ("epoch_seconds", "an epoch's wall seconds"),
+        ("loss", "an epoch's batch losses' mean weighted by their points"),
+        ("epoch_seconds", "an epoch's wall seconds"),
         ("comm_seconds", "a rank's seconds in collectives in an epoch (or NaN: another rank count)"))},
     "train.history.val_not_positive_definite": Range("a count of validation points, 0 to [geometry].n_val (-1: an "
                                                      "epoch of a checkpoint written before it was counted)",

@@ -140,7 +140,7 @@ class History:
 
     sigma_train: list = field(default_factory=list)  # (epochs+1,) σ on all train points
     sigma_val: list = field(default_factory=list)  # (epochs+1,) σ on the held-out points
-    loss: list = field(default_factory=list)  # (epochs,) mean batch loss
+    loss: list = field(default_factory=list)  # (epochs,) Σ n_b L_b / Σ n_b: batch losses weighted by their points
     epoch_seconds: list = field(default_factory=list)  # (epochs,) seconds of the optimiser steps (not σ, NTK, writes)
     comm_seconds: list = field(default_factory=list)  # (epochs, R) seconds each rank spent in the epoch's collectives
     # (epochs+1,) validation points (all ranks) where the metric is not positive definite: σ there uses signed det g
