@@ -185,8 +185,9 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
 
 def ntk_kernel_flow(model0, X, train_ps, test_ps, *, dt: float, steps: int, tile: int = 256,
                     loss: str = "sigma", callback=None) -> dict:
-    """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used); `callback(info)` runs
-    after every step (`kernel_flow`'s: True stops the flow; an exception it raises ends the flow there)."""
+    """Kernel flow (eq. 3.5) with the fixed empirical NTK of `model0` (a frozen copy is used), from g_FS, not from
+    model0's own metric (hpcflow.nn.kernel); `callback(info)` runs after every step (`kernel_flow`'s: True stops the
+    flow; an exception it raises ends the flow there)."""
     from hpcflow.flow import kernel_flow
     from hpcflow.nn.kernel import NetworkNTKKernel
     from hpcflow.parallel.comm import SerialComm

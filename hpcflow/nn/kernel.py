@@ -7,8 +7,14 @@ sources, then its image J(x) d at the targets. `method` chooses the form as for 
 layer-wise when the model has ntk_factors): layer-wise, with (h_l, δ_l) of MetricMLP.ntk_factors,
 dW_l = Σ_x' (u(x') · δ_l(x')) ⊗ h_l(x'), db_l = Σ_x' u(x') · δ_l(x') and (J d)_I(x) = Σ_l δ_l(x)_I · (dW_l h_l(x)
 + db_l); "jacobian": one vector-Jacobian and one Jacobian-vector product (torch.func.vjp / jvp, which import
-torch._dynamo, ~2-4 s). A flow with this kernel is gradient flow of the network linearised around these
-parameters: the lazy (kernel) regime the paper contrasts with training.
+torch._dynamo, ~2-4 s). A flow with this kernel (eq. 3.5) moves the metric as the network linearised around these
+parameters θ0 would move under gradient flow (the paper's g^L, eq. 2.10, whose NTK is this Θ at all times:
+dg/dt = -Θ ∂L/∂g): the lazy (kernel) regime the paper contrasts with training. Only the increments are the
+linearised network's: kernel_flow starts from g_FS, with this kernel as with every other, not from the network's
+own metric at θ0 (g_FS + g_FS ⊙ NN_θ0 for the multiplicative model, g_FS + NN_θ0 for the additive; ≠ g_FS unless
+output_scale = 0), so it follows the linearised network's equation from another start, not that network's
+trajectory: in `hpcflow nn jobs/nn_smoke.toml` σ of the flow's test points at step 0 is 0.38169 (g_FS), the
+network's at epoch 0 0.38229 (summary.json kernel_flow.flow_sigma_test_initial, nn_sigma_test_initial).
 Operators built one after another on bitwise-equal sources share them and their last direction d (while an operator
 holds them): a flow step applies train x train and test x train to one gradient, and the second product reuses d when
 its u has the same bits and tile, so it forms d once a step with unchanged results.
