@@ -933,7 +933,7 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     if est.bytes > limit:
         big, kind = est.largest(), kind or cfg["job"]["kind"]
         local = local_ranks(ranks) if per_node is None else per_node
-        sizes = nn_part_keys(cfg, big) if kind == "nn" else NN_SIZES
+        sizes = part_keys(cfg, kind, big)
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
                           f"({where}); {_memory_advice(kind, local, sizes)}, or pass "
@@ -1051,11 +1051,39 @@ def nn_part_keys(cfg: dict, part: str) -> str:
     return NN_PART_KEYS.get(part.split(" ")[0] if part.startswith("sample ") else part, NN_SIZES)
 
 
+def part_keys(cfg: dict, kind: str, part: str) -> str:
+    """The keys of job `cfg` of `kind` that size its estimate's `part` (by its label), named in full ([SECTION].KEY)
+    in a refusal whose largest part it is, so that the --set a refusal cites (`hpcflow.jobs.registry.set_values_named`)
+    is one that sized it: a network job's `nn_part_keys`; a flow's points (its clustering distances: the mini-batch,
+    or every train point for method 'full'); a noise scan's train points (its test sets are noised copies of them,
+    one per level); the points clustered; a distance scaling's largest N and queries."""
+    if kind == "nn":
+        return nn_part_keys(cfg, part)
+    if kind in ("flow", "local_limit"):
+        if part == "clustering distances":
+            batched = cfg.get("clustering", {}).get("method") == "batched"
+            return "[clustering].batch_size" if batched else "[geometry].n_train"
+        return "[geometry].n_train / [geometry].n_test"
+    if kind == "noise_scan":
+        return "[geometry].n_train or the levels of [noise].scales" if part == "noised test sets" else \
+            "[geometry].n_train"
+    if kind == "clustering":
+        return "[points].n_points"
+    if kind == "distance_scaling":
+        return "the largest [scaling].n_points or [scaling].queries"
+    return "the sizes"
+
+
+#: job kinds whose every rank runs the whole job (`estimate` counts one process at any rank count)
+WHOLE_ON_EVERY_RANK = ("noise_scan", "local_limit", "clustering")
+
+
 def _memory_advice(kind: str, local: int, sizes: str = NN_SIZES) -> str:
     """How a refused job of `kind` with `local` ranks on a node fits: a network job's estimate does not shrink with
     more ranks (`estimate_nn`: data parallel, each rank counted with the whole network and points), so only fewer
     ranks per node (the same ranks over more nodes) raise its limit, or smaller `sizes` (the keys of its largest
-    part: `nn_part_keys`) lower it."""
+    part: `part_keys`) lower it; nor does that of a kind whose every rank runs the whole job
+    (WHOLE_ON_EVERY_RANK)."""
     if kind == "sample":
         why = "rank 0 gathers all the points beside its own share"
         fix = "sample fewer points per file (a smaller --n; several files with different --seed) or ask for more memory"
@@ -1070,8 +1098,10 @@ def _memory_advice(kind: str, local: int, sizes: str = NN_SIZES) -> str:
                   "share of the points)" if local > 1 else "run more ranks on more nodes (each holds its share of "
                   "the points)")
         return f"{fix} or [scaling].queries (brute; the queried points are on every rank), or {spread}"
+    if kind in WHOLE_ON_EVERY_RANK:
+        return f"reduce {sizes} (every rank runs the whole job: more ranks or nodes do not lower its estimate)"
     if kind != "nn":
-        return "reduce the sizes, use more nodes"
+        return f"reduce {sizes}, use more nodes"
     if local > 1:
         return f"put fewer of its {local} ranks on each node (the same ranks over more nodes), or reduce {sizes}"
     return f"reduce {sizes} (more ranks or nodes do not lower a network job's estimate per rank)"

@@ -242,7 +242,8 @@ def test_train_config_fields_accept_what_the_job_file_accepts(name):
 ])
 def test_train_config_schedules_are_refused_as_the_job_file_refuses_them(training):
     """TrainConfig and the job file's [training] refuse the same schedules with the same words after their own
-    prefix ("TrainConfig: " and "FILE: [training].")."""
+    prefix ("TrainConfig: " and "FILE: [training]."), the job file naming the other keys in full ([training].KEY: the
+    --set of any of them is cited)."""
     cfg = validate({"job": {"kind": "nn"}, "training": training}, job.SCHEMA, source="job.toml")
     said = []
     for call, prefix in ((lambda: TrainConfig(**training), "TrainConfig: "),
@@ -252,7 +253,7 @@ def test_train_config_schedules_are_refused_as_the_job_file_refuses_them(trainin
             said.append(None)
         except (ValueError, ConfigError) as exc:
             assert str(exc).startswith(prefix), str(exc)
-            said.append(str(exc).removeprefix(prefix))
+            said.append(str(exc).removeprefix(prefix).replace("[training].", ""))
     assert said[0] == said[1], training
 
 
@@ -270,7 +271,8 @@ def test_a_rate_key_its_schedule_does_not_read_is_refused_by_both_layers(trainin
     text = _one_line(exc)
     schedule = training.get("lr_schedule", "exponential")
     default = job.SCHEMA["training"][key].default
-    assert text.startswith(f"job.toml: [training].{key} = ") and f"does not apply to lr_schedule = '{schedule}'" in text
+    assert text.startswith(f"job.toml: [training].{key} = ")
+    assert f"does not apply to [training].lr_schedule = '{schedule}'" in text, text
     assert f"--set training.{key}={default}" in text, text
     with pytest.raises(ValueError) as exc:
         TrainConfig(**training)
@@ -331,8 +333,8 @@ def test_a_sweep_schedule_that_cannot_train_is_refused_with_the_job_file(tmp_pat
     with pytest.raises(ConfigError) as exc:
         registry.load(str(path), ["training.lr_warmup=4", "width_sweep.epochs=3"])
     text = _one_line(exc)
-    assert ("[width_sweep] (trained with the [training] schedule) with lr = 1.0 over 3 epochs: lr_warmup = 4.0 "
-            "epochs exceeds epochs = 3") in text, text
+    assert ("[width_sweep] (trained with the [training] schedule) with lr = 1.0 over 3 epochs: "
+            "[training].lr_warmup = 4.0 epochs exceeds [width_sweep].epochs = 3") in text, text
 
 
 # ---- under MPI ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from hpcflow.cluster.birch import THRESHOLD, THRESHOLD_MAX
 from hpcflow.cluster.quality import MIN_SAMPLE
 from hpcflow.experiments.common import file_attrs
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
-                                 projective_coordinates, refuse_inapplicable, zero_or_at_least)
+                                 named_keys, projective_coordinates, refuse_inapplicable, zero_or_at_least)
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -75,7 +75,8 @@ def check(cfg: dict, source: str = "job") -> None:
         check_settings(n, method="batched", n_clusters=cl["n_clusters"], batch_size=cl["batch_size"],
                        merge=cl["merge"])
     except ConfigError as exc:
-        raise ConfigError(f"{source}: [clustering] with [points].n_points = {n}: {exc}") from None
+        said = named_keys(str(exc), "clustering", ("n_clusters", "batch_size", "merge"))
+        raise ConfigError(f"{source}: clustering the [points].n_points = {n} points: {said}") from None
     rows = cfg["quality"]["sample_size"]
     if rows > n:  # the silhouette averages rows drawn without replacement from the N points clustered
         raise ConfigError(f"{source}: [quality].sample_size = {rows} with [points].n_points = {n}: the silhouette "
@@ -85,10 +86,12 @@ def check(cfg: dict, source: str = "job") -> None:
         refuse_inapplicable(cfg, "quality", SCHEMA["quality"], ("seed",), "sample_size = 0 (the exact silhouette "
                             "over every point draws no rows)", "set sample_size to the rows to draw", source)
     if cfg["quality"]["fig2"] and n > FIG2_MAX_POINTS:
-        raise ConfigError(f"{source}: [quality].fig2 = true needs n_points <= {FIG2_MAX_POINTS} (N^2 matrices); set fig2 = false")
+        raise ConfigError(f"{source}: [quality].fig2 = true needs [points].n_points <= {FIG2_MAX_POINTS} (N^2 "
+                          f"matrices), not {n}; set fig2 = false")
     chart = cfg["points"]["chart"]
     if chart is not None and max(chart) > cfg["points"]["dim"] + 1:
-        raise ConfigError(f"{source}: [points].chart = {chart} needs indices <= {cfg['points']['dim'] + 1}; change it")
+        raise ConfigError(f"{source}: [points].chart = {chart} needs indices <= {cfg['points']['dim'] + 1} "
+                          f"([points].dim = {cfg['points']['dim']}); change it")
 
 
 def _sample(pts: dict):

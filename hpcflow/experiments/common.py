@@ -33,7 +33,8 @@ def check_geometry(geo: dict, source: str) -> None:
     """Cross-field checks of [geometry] (chart indices within P^n) — raised before any work."""
     n = geo["dim"] + 1
     if max(geo["chart"]) > n:
-        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {n} on P^{n}; change it")
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {n} on P^{n} ([geometry].dim "
+                          f"= {geo['dim']}); change it")
 
 
 #: keys of the [geometry] section that `sample_train_test_shares` reads (and "psi" for dwork)

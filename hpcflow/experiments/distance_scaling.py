@@ -28,7 +28,7 @@ from hpcflow.arguments import api_integer, api_keys
 from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
-                                 projective_coordinates, refuse_inapplicable, zero_or_at_least)
+                                 projective_coordinates, refuse_inapplicable, shown, zero_or_at_least)
 
 
 def _sizes(v):
@@ -67,7 +67,7 @@ def check(cfg: dict, source: str = "job") -> None:
     sc = cfg["scaling"]
     if sc["fit_from"] > 0 and len({n for n in sc["n_points"] if n >= sc["fit_from"]}) < 2:
         raise ConfigError(f"{source}: [scaling].fit_from = {sc['fit_from']} leaves fewer than two sizes N >= fit_from "
-                          "to fit; lower it or set 0")
+                          f"of [scaling].n_points = {shown(sc['n_points'])} to fit; lower it or set 0")
     if sc["method"] == "brute":
         refuse_inapplicable(cfg, "scaling", SCHEMA["scaling"], ("workers",), "method = 'brute' (KD-tree threads)",
                             "set method = \"tree\"", source)
@@ -77,7 +77,7 @@ def check(cfg: dict, source: str = "job") -> None:
     geo = cfg["geometry"]
     if geo["chart"] is not None and max(geo["chart"]) > geo["dim"] + 1:
         raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1} on "
-                          f"P^{geo['dim'] + 1}; change it")
+                          f"P^{geo['dim'] + 1} ([geometry].dim = {geo['dim']}); change it")
 
 
 def nearest_neighbour_distance(points, *, workers: int = 1) -> np.ndarray:

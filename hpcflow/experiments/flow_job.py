@@ -19,7 +19,7 @@ import numpy as np
 
 from hpcflow.errors import ConfigError
 from hpcflow.experiments.common import GEOMETRY_SECTION, check_geometry, gain
-from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field
+from hpcflow.jobs.schema import JOB_SECTION, MAX_STEPS, SEED_MAX, Field, named_keys
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 
 #: kernel name -> (required params, optional params) of `hpcflow.kernels.make_kernel`
@@ -106,7 +106,7 @@ def check_kernel(kcfg: dict, source: str):
     given = {k for k, v in kcfg.items() if k != "name" and v is not None}
     for key in required:
         if key not in given:
-            raise ConfigError(f"{source}: [kernel].{key} is required for name = {name!r}; add it")
+            raise ConfigError(f"{source}: [kernel].{key} is required for [kernel].name = {name!r}; add it")
     foreign = sorted(given - set(required) - set(optional))
     if foreign:  # every one in one line: a job switched to another kernel (--set kernel.name) has several
         keys = ", ".join(f"[kernel].{key}" for key in foreign)
@@ -161,7 +161,8 @@ def check(cfg: dict, source: str) -> None:
     try:
         check_settings(n, method=cl["method"], n_clusters=cl["n_clusters"], batch_size=cl["batch_size"])
     except ConfigError as exc:
-        raise ConfigError(f"{source}: [clustering] with [geometry].n_train = {n}: {exc}") from None
+        said = named_keys(str(exc), "clustering", ("n_clusters", "batch_size", "method"))
+        raise ConfigError(f"{source}: clustering the [geometry].n_train = {n} train points: {said}") from None
 
 
 def flow_blocks(cfg: dict, train, test):

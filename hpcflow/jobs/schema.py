@@ -26,8 +26,8 @@ from hpcflow.jobs.toml_out import key as toml_key
 
 __all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
-           "load_job", "non_negative", "parse_override", "positive", "projective_coordinates", "read_toml",
-           "refuse_inapplicable", "shown",
+           "load_job", "named_keys", "non_negative", "parse_override", "positive", "projective_coordinates",
+           "read_toml", "refuse_inapplicable", "shown",
            "validate", "validate_field", "with_defaults", "zero_or_at_least"]
 
 
@@ -75,7 +75,8 @@ class Field:
     lo_open: bool = False  # lo itself is excluded (e.g. a learning rate > 0)
     max_len: int = MAX_LIST
     #: (lo, hi, where) that a number must lie in given the section's keys validated before this one (a chart's
-    #: indices on the section's P^n: `projective_coordinates`), within lo/hi; said as "must lie in [lo, hi] where"
+    #: indices on the section's P^n: `projective_coordinates`), within lo/hi; said as "must lie in [lo, hi] where",
+    #: the section's keys that `where` names bare named in full ([SECTION].KEY: `named_keys`)
     within: Callable[[dict], tuple] | None = None
 
     @property
@@ -173,9 +174,10 @@ def _within_error(v, bounds) -> str | None:
     return f"must lie in [{bounds[0]}, {bounds[1]}] {bounds[2]}"
 
 
-def validate_field(where: str, value, field: Field, *, section: dict | None = None):
+def validate_field(where: str, value, field: Field, *, section: dict | None = None, name: str = ""):
     """Return the value checked and coerced for `field`; `where` is the 'FILE: [section].key' prefix; `section`:
-    the section's keys validated before this one, for `Field.within`."""
+    the section's keys validated before this one, for `Field.within`, and `name` its name (the keys a `within`
+    refusal depends on are named as [name].KEY, so that the --set of one is cited: `registry.set_values_named`)."""
     try:
         value = _coerce(value, field.type)
     except _NotFinite as exc:
@@ -202,6 +204,8 @@ def validate_field(where: str, value, field: Field, *, section: dict | None = No
                                   f"{_type_name(field.items)}; fix its elements") from None
         value = coerced
     bounds = field.within(section) if field.within is not None and section is not None else None
+    if bounds is not None and name:
+        bounds = (*bounds[:2], named_keys(bounds[2], name, section))
     for v in value if isinstance(value, list) else [value]:
         reason = _within_error(v, bounds) or _range_error(v, field)
         stricter = reason and not isinstance(value, list) and field.check is not None and _stricter(field, value)
@@ -256,7 +260,7 @@ def validate(data: dict, schema: dict, *, source: str = "job", also: tuple = ())
             if key in table and _unsets(table[key], field):
                 values[key] = None
             elif key in table:
-                values[key] = validate_field(where, table[key], field, section=values)
+                values[key] = validate_field(where, table[key], field, section=values, name=section)
             elif field.required:
                 raise ConfigError(f"{where} is required but missing; add it to the job file")
             else:
@@ -474,7 +478,7 @@ def projective_coordinates(section: dict) -> tuple:
     """`Field.within` of a chart [I, J] in a section of MANIFOLD_FIELDS: the homogeneous coordinates 0..n of its
     P^n, n = dim + 1."""
     n = section["dim"] + 1
-    return 0, n, f"on P^{n}"
+    return 0, n, f"on the P^{n} of dim = {section['dim']}"
 
 
 def chart_pair(v):
@@ -496,16 +500,31 @@ MANIFOLD_FIELDS = {
 
 def refuse_inapplicable(cfg: dict, section: str, fields: dict, keys, setting: str, fix: str, source: str) -> None:
     """Refuse each of `keys` of cfg[section] whose value is not its default (`fields`: the section's schema): it has
-    no effect under `setting` (e.g. "method = 'brute'"), so a value given for it is surely a mistake; `fix` says what
-    would make it apply. A key at its default is accepted: it changes nothing, and DIR/job.toml writes every key."""
+    no effect under `setting` (e.g. "method = 'brute'", a key of the same section, named as [SECTION].KEY: the --set
+    of either key is cited, `registry.set_values_named`), so a value given for it is surely a mistake; `fix` says
+    what would make it apply. A key at its default is accepted: it changes nothing, and DIR/job.toml writes every
+    key."""
     for key in keys:
         value = cfg[section][key]
         if value is not None and value != fields[key].default:
             d = fields[key].default
             undo = (f"remove it (--set {section}.{key}=none)" if d is None
                     else f"remove it or give its default {shown(d)} (--set {section}.{key}={shown(d)})")
-            raise ConfigError(f"{source}: [{section}].{key} = {shown(value)} does not apply to {setting}; {undo}"
+            said = f"[{section}].{setting}" if setting.split(" ", 1)[0] in fields else setting
+            raise ConfigError(f"{source}: [{section}].{key} = {shown(value)} does not apply to {said}; {undo}"
                               f"{', or ' + fix if fix else ''}")
+
+
+def named_keys(text: str, section: str, keys) -> str:
+    """`text` (a phrase naming keys bare, as an API's message does: "n_clusters = 5 ...; lower n_clusters") with each
+    of `keys` of `section` that it names bare named in full as [SECTION].KEY, as a job file's refusals name keys (and
+    `hpcflow.jobs.registry.set_values_named` finds the --set of one there); a name already in full is left, and so
+    are one after a number, a unit there ("5.0 epochs"), and one before "(", a function ("lr(width=16)")."""
+    names = sorted(keys, key=len, reverse=True)
+    if not names:
+        return text
+    bare = re.compile(r"(?<![\w.\[\]])(?<!\d )(" + "|".join(map(re.escape, names)) + r")(?![\w\](])")
+    return bare.sub(lambda m: f"[{section}].{m.group(1)}", text)
 
 
 def check_manifold(cfg: dict, source: str) -> None:

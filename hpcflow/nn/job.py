@@ -22,7 +22,7 @@ import numpy as np
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
 from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 chart_pair, refuse_inapplicable, shown, without)
+                                 chart_pair, named_keys, refuse_inapplicable, shown, without)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.nn.h5schema import SCHEMA_VERSION as NN_H5_SCHEMA_VERSION
@@ -135,7 +135,8 @@ def check(cfg: dict, source: str = "job") -> None:
                           "it on a GPU node")
     geo = cfg["geometry"]
     if geo["chart"] and max(geo["chart"]) > geo["dim"] + 1:
-        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1}; change it")
+        raise ConfigError(f"{source}: [geometry].chart = {geo['chart']} needs indices <= {geo['dim'] + 1} "
+                          f"([geometry].dim = {geo['dim']}); change it")
     if geo["dim"] != 3:
         raise ConfigError(f"{source}: [geometry].dim = {geo['dim']}: the networks output 9 = 3x3 components; "
                           "use dim = 3")
@@ -143,14 +144,15 @@ def check(cfg: dict, source: str = "job") -> None:
     # sections that are switched off are not cross-checked
     limits = []
     if cfg["ntk"]["enabled"]:
-        limits += [("ntk", "n_train_points", geo["n_train"]), ("ntk", "n_test_points", geo["n_val"])]
+        limits += [("ntk", "n_train_points", "n_train"), ("ntk", "n_test_points", "n_val")]
     if cfg["width_sweep"]["widths"]:
-        limits += [("width_sweep", "n_train", geo["n_train"])]
+        limits += [("width_sweep", "n_train", "n_train")]
     if cfg["kernel_flow"]["enabled"]:
-        limits += [("kernel_flow", "n_train", geo["n_train"]), ("kernel_flow", "n_test", geo["n_val"])]
-    for sec, key, limit in limits:
-        if cfg[sec][key] > limit:
-            raise ConfigError(f"{source}: [{sec}].{key} = {cfg[sec][key]} exceeds the {limit} sampled points; lower it")
+        limits += [("kernel_flow", "n_train", "n_train"), ("kernel_flow", "n_test", "n_val")]
+    for sec, key, sampled in limits:
+        if cfg[sec][key] > geo[sampled]:
+            raise ConfigError(f"{source}: [{sec}].{key} = {cfg[sec][key]} exceeds the {geo[sampled]} sampled points "
+                              f"([geometry].{sampled}); lower it")
 
 
 def gpu_missing(cfg: dict) -> bool:
@@ -184,10 +186,11 @@ def _check_schedule(cfg: dict, source: str) -> None:
                             f"set lr_schedule = {shown(other_schedule(s))}", source)
     fault = schedule_fault(tr)
     if fault is not None:
-        raise ConfigError(f"{source}: [training].{' '.join(fault)}")
+        raise ConfigError(f"{source}: [training].{fault[0]} {named_keys(fault[1], 'training', SCHEMA['training'])}")
     sweep = {**tr, "lr": tr["lr"] if ws["lr"] is None else ws["lr"], "epochs": ws["epochs"]}  # its TrainConfig's
     fault = sweep_fault(sweep, ws["widths"], ws["width_ref"], ws["lr_exponent"], exponent="[width_sweep].lr_exponent")
-    if fault is not None:
+    if fault is not None:  # its epochs its own, the rest of its schedule [training]'s (its lr, said bare: a width's)
+        fault = named_keys(named_keys(fault, "width_sweep", ("epochs",)), "training", set(tr) - {"epochs", "lr"})
         raise ConfigError(f"{source}: [width_sweep] (trained with the [training] schedule) {fault}")
 
 

@@ -73,7 +73,8 @@ def schedule_fault(tr: dict) -> tuple[str, str] | None:
         last = math.log(tr["lr"]) + max(tr["epochs"], 1) * math.log(tr["lr_decay"])
         if not in_range(last):
             return "lr_decay", (f"= {tr['lr_decay']!r} over {tr['epochs']} epochs takes the learning rate to "
-                                f"{rate_text(last)}, outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1")
+                                f"{rate_text(last)}, outside [{LR_MIN:g}, {LR_MAX:g}]; set an lr_decay closer to 1 or "
+                                "fewer epochs")
     return None
 
 

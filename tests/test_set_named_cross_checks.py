@@ -1,0 +1,101 @@
+"""A refusal that a --set caused ends "(from --set SECTION.KEY=VALUE)" whichever check made it: the job kinds'
+cross-field checks (a value fine alone, refused with another key's), the chart's bounds on the P^n of [geometry].dim
+and the memory estimate name every key they depend on as [SECTION].KEY (`registry.set_values_named` finds the --set
+there). Where two --set values together are refused, each order names the last of them: both keys are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpcflow.cli import main
+from hpcflow.errors import ConfigError
+from hpcflow.jobs import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = ROOT / "jobs"
+HUGE = "geometry.n_train=1_000_000_000_000"  # (10^12 points: any host's memory many times over)
+
+#: (job file, --set values in order): each refused by a check that reads the key of the last --set with another key
+CROSS = [
+    ("quickstart", ["clustering.n_clusters=501"]),  # above the smallest mini-batch of 500 points
+    ("quickstart", ["clustering.batch_size=3"]),  # 4 clusters in mini-batches of 2 points
+    ("quickstart", ["geometry.n_train=30000", "clustering.method=full"]),  # 'full' clusters at most 20000 points
+    ("quickstart", ["clustering.method=full", "geometry.n_train=30000"]),
+    ("quickstart", ["kernel.name=relu_ntk"]),  # the Gaussian's keys do not apply, the ReLU's are missing
+    ("quickstart", ["geometry.chart=[0,3]", "geometry.dim=1"]),  # P^2 has coordinates 0..2
+    ("quickstart", ["geometry.dim=1", "geometry.chart=[0,3]"]),
+    ("fig2_clustering", ["points.n_points=6000"]),  # fig2 = true needs N <= 5000
+    ("fig2_clustering", ["points.chart=[0,4]", "points.dim=2"]),
+    ("fig2_clustering", ["quality.sample_size=100", "quality.seed=3", "quality.sample_size=0"]),  # no rows to seed
+    ("distance_scaling", ["scaling.n_points=[100,200]"]),  # fit_from = 3162 leaves no size to fit
+    ("distance_scaling", ["scaling.method=tree"]),  # the file's queries = 10000 are brute's
+    ("distance_scaling", ["scaling.method=tree", "scaling.queries=0", "scaling.workers=2", "scaling.method=brute"]),
+    ("distance_scaling", ["geometry.chart=[0,4]", "geometry.dim=2"]),
+    ("noise_scan", ["noise.max_newton=3", "noise.project=false"]),  # no projection, no Newton steps
+    ("local_limit", ["geometry.chart=[0,4]", "geometry.dim=2"]),
+    ("nn_smoke", ["geometry.n_val=5"]),  # the file's 10 NTK test points of 5
+    ("nn_smoke", ["geometry.n_train=200"]),  # the width sweep's 1000 train points of 200
+    ("nn_smoke", ["geometry.chart=[0,4]", "geometry.dim=2"]),
+    ("nn_smoke", ["training.lr_schedule=cosine", "training.lr_min=1e-5", "training.lr_schedule=exponential"]),
+    ("nn_smoke", ["training.lr_decay=0.5", "training.lr_schedule=exponential", "training.epochs=2000"]),  # 0.5^2000
+    ("nn_smoke", ["width_sweep.widths=[]", "training.lr_warmup=4", "training.epochs=3"]),  # warmup beyond the run
+    ("nn_smoke", ["width_sweep.epochs=5", "training.lr_warmup=4", "width_sweep.epochs=3"]),
+    ("nn_smoke", ["training.lr=0.1", "training.lr_schedule=cosine", "training.lr_min=1e-2", "training.lr=1e-3"]),
+]
+
+
+@pytest.mark.parametrize("job, sets", CROSS, ids=[f"{j}:{'+'.join(s)}" for j, s in CROSS])
+def test_a_cross_field_refusal_names_the_set_that_made_it(job, sets):
+    with pytest.raises(ConfigError) as exc:
+        registry.load(JOBS / f"{job}.toml", sets, memory_check=False)
+    msg = str(exc.value)
+    key = sets[-1].split("=", 1)[0]
+    section, name = key.split(".")
+    assert f"[{section}].{name}" in msg and msg.endswith(f"(from --set {sets[-1]})"), msg
+    registry.load(JOBS / f"{job}.toml", sets[:-1], memory_check=False)  # the job without the last --set is fine
+
+
+#: (job file, --set values, the --set the memory refusal names): the keys that size its largest part
+MEMORY = [
+    ("quickstart", [HUGE], HUGE),
+    ("quickstart", [HUGE, "flow.steps=3"], HUGE),  # a --set that sizes nothing is not the one named
+    ("quickstart", ["geometry.n_train=100_000_000", "clustering.batch_size=100_000_000"],
+     "clustering.batch_size=100_000_000"),  # the mini-batch's distance matrices
+    ("local_limit", [HUGE], HUGE),
+    ("noise_scan", [HUGE], HUGE),
+    ("distance_scaling", ["scaling.fit_from=0", "scaling.n_points=[100,1_000_000_000_000]"],
+     "scaling.n_points=[100,1_000_000_000_000]"),
+    ("nn_smoke", ["geometry.n_train=1_000_000_000"], "geometry.n_train=1_000_000_000"),
+]
+
+
+@pytest.mark.parametrize("job, sets, named", MEMORY, ids=[f"{j}:{'+'.join(s)}" for j, s, _ in MEMORY])
+def test_a_memory_refusal_names_the_set_that_sized_it(job, sets, named, monkeypatch):
+    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK", raising=False)
+    with pytest.raises(ConfigError) as exc:
+        registry.load(JOBS / f"{job}.toml", sets)
+    msg = str(exc.value)
+    assert "estimated peak memory" in msg and msg.endswith(f"(from --set {named})"), msg
+
+
+def test_a_memory_refusal_of_the_file_itself_names_no_set(tmp_path, monkeypatch):
+    """The file's own sizes refused: no --set is blamed, whatever --set of another key is given."""
+    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK", raising=False)
+    job = tmp_path / "big.toml"
+    job.write_text((JOBS / "quickstart.toml").read_text().replace("n_train = 1000", "n_train = 1_000_000_000_000"))
+    with pytest.raises(ConfigError) as exc:
+        registry.load(job, ["flow.steps=3", "geometry.seed=4"])
+    assert "[geometry].n_train" in str(exc.value) and "(from --set" not in str(exc.value), exc.value
+
+
+@pytest.mark.parametrize("value", ["clustering.n_clusters=501", HUGE])
+def test_run_check_names_the_set_in_its_one_line(value, tmp_path, capsys, monkeypatch):
+    """`hpcflow run --check` of the quickstart job: the mini-batch check and the memory refusal lacked the suffix."""
+    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK", raising=False)
+    out = tmp_path / "out"
+    assert main(["run", str(JOBS / "quickstart.toml"), "--out", str(out), "--check", "--set", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(f"(from --set {value})"), err
+    assert not out.exists()
