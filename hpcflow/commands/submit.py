@@ -322,11 +322,13 @@ def _logs_folder(args) -> str:
 
 def _refuse_busy_out(out: str, *, slurm: bool, marked: bool) -> None:
     """Refuse (exit 2, before any work, --check too) an --out whose lock a live `hpcflow run` or `nn` holds, or, for
-    a run or network run (`marked`), that a job of `hpcflow submit` queued or running writes into: the queued job
-    would be refused when it starts. A held lock is said as the job of `hpcflow submit` that holds it where one is
-    found (`queued.busy_line`; `slurm`: squeue asked too), naming the job and how to stop it (`kill -TERM` of a local
-    job's controller, not of its run, which the controller would start again; `scancel`), else as the lock file
-    names its holder, with how to stop it (`outlock.holder_line`).
+    a run or network run (`marked`), that a local job of `hpcflow submit` queued or running writes into: the queued
+    job would be refused when it starts (a Slurm job queued there: `_refuse_queued_out`, after the checks that ask
+    no cluster). A held lock is said as the job of `hpcflow submit` that holds it where one is found
+    (`queued.busy_line`; `slurm`: squeue asked too, only then: the refusal is certain, squeue only names its holder),
+    naming the job and how to stop it (`kill -TERM` of a local job's controller, not of its run, which the controller
+    would start again; `scancel`), else as the lock file names its holder, with how to stop it
+    (`outlock.holder_line`).
     A lock is seen wherever the file system passes flock to its server
     (NFSv4, Lustre -o flock), another host's included, and is then a live holder (a dead host's NFS lock ends with its
     lease, ~90 s); where flock is local to each host (NFS local_lock=flock, Lustre -o localflock) a run on another
@@ -338,11 +340,23 @@ def _refuse_busy_out(out: str, *, slurm: bool, marked: bool) -> None:
     from hpcflow.submit import queued
 
     raw = held_by(check_path(out))  # (an empty path, a NUL byte or /proc: refused as the command refuses them)
-    busy = queued.busy_line(out, slurm=slurm) if raw is not None or marked else None
+    busy = queued.busy_line(out, slurm=slurm and raw is not None) if raw is not None or marked else None
     if busy is not None:
         raise OutdirBusy(busy)
     if raw is not None:
         raise OutdirBusy(holder_line(out, raw))
+
+
+def _refuse_queued_out(out: str, *, marked: bool) -> None:
+    """For a run or network run (`marked`) submitted to Slurm: refuse (exit 2, --check too) an --out that a Slurm job
+    of `hpcflow submit`, queued or running, writes into (squeue: `queued.busy_line`); asked after every check that
+    asks no cluster, as squeue waits ~10 s for a controller that does not answer."""
+    from hpcflow.jobs.outlock import OutdirBusy
+    from hpcflow.submit import queued
+
+    busy = queued.busy_line(out, slurm=True) if marked else None
+    if busy is not None:
+        raise OutdirBusy(busy)
 
 
 def run(args) -> int:
@@ -372,42 +386,49 @@ def _submit(args) -> int:
     from hpcflow.stop_signals import defer, deliver
     from hpcflow.tune.storage import masked
     from hpcflow.submit import capacity, executor, queued
-    from hpcflow.submit.check import check_job, counted_trials
+    from hpcflow.submit.check import check_job, check_memory, counted_trials
     from hpcflow.submit.task import HpcflowTask
 
+    # every check that asks no cluster comes first (--check too: it refuses what the submission would), then what
+    # Slurm is asked (squeue, sinfo: a controller that does not answer takes 10-20 s to fail)
+    slurm = args.executor == "slurm"
     _check_options(args)
-    _refuse_busy_out(args.out, slurm=args.executor == "slurm", marked=args.command in queued.MARKED)
-    if args.executor == "slurm":  # (--check too: it refuses what the submission would)
-        executor.require_slurm()
+    _refuse_busy_out(args.out, slurm=slurm, marked=args.command in queued.MARKED)
+    if slurm:
+        executor.require_slurm()  # (sbatch and srun on PATH)
     res = executor.Resources(nodes=args.nodes, ntasks_per_node=args.ntasks_per_node or max(1, args.gpus_per_node),
                              gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task or 1, time=args.time,
                              partition=args.partition, mpi=args.mpi or executor.Resources.mpi,
                              signal_delay=args.signal_delay, mem_mib=args.mem, sbatch=_sbatch_lines(args))
-    if args.executor == "slurm":  # (the local executor runs one task, and refuses more)
+    if slurm:  # (the local executor runs one task, and refuses more)
         executor.require_one_world(res)
-    asked = capacity.ask() if args.executor == "slurm" else None
-    node_limit, host_note = _memory_limit(args, res, asked)
-    kind, gpu_note, gpu_need = check_job(args.command, args.job, args.out, overrides=args.set or [], force=args.force,
-                               resume=args.resume, sampler=args.sampler, study=args.study, storage=args.storage,
-                               nodes=res.nodes, per_node=res.ntasks_per_node, memory_check=not args.no_memory_check,
-                               runs_here=args.executor == "local", node_limit=node_limit, host_note=host_note,
-                               again=shell_line(_continuing_argv(args)))
-    # (--check refuses what the submission would)
-    if args.executor == "slurm":
+    job_checks = dict(overrides=args.set or [], nodes=res.nodes, per_node=res.ntasks_per_node,
+                      memory_check=not args.no_memory_check)
+    kind, gpu_note, gpu_need = check_job(args.command, args.job, args.out, force=args.force, resume=args.resume,
+                                         sampler=args.sampler, study=args.study, storage=args.storage,
+                                         runs_here=not slurm, memory=not slurm,
+                                         again=shell_line(_continuing_argv(args)), **job_checks)
+    if slurm:
         _refuse_no_gpu(gpu_need, res)
     if args.command == "run" and kind == "nn":  # queued as `hpcflow nn`, whose checkpoint a preempted job resumes
         args.command = "nn"  # (`hpcflow run --resume` refuses network jobs), as the sbatch templates choose it
     executor.check_executor(args.executor, res, cpus_given=args.cpus_per_task is not None,
                             mpi_given=args.mpi is not None)
-    fits, unchecked = executor.require_fit(res, asked) if args.executor == "slurm" else (None, None)
-    if args.executor == "slurm" and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets
+    if slurm and (args.mpi is not None or res.tasks > 1):  # given, or the default that srun gets (srun --mpi=list)
         executor.require_mpi_type(res.mpi, res.tasks)
     logs = _logs_folder(args)
     argvs = _argvs(args)
     early = _early_signal_note(args)
+    fits, unchecked = None, None
+    if slurm:  # what needs the cluster's answers
+        _refuse_queued_out(args.out, marked=args.command in queued.MARKED)
+        asked = capacity.ask()
+        node_limit, host_note = _memory_limit(args, res, asked)
+        check_memory(args.command, args.job, node_limit=node_limit, host_note=host_note, **job_checks)
+        fits, unchecked = executor.require_fit(res, asked)
     counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(
         args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
-    if args.executor == "slurm":  # (after every refusal: a refused submission says one line)
+    if slurm:  # (after every refusal: a refused submission says one line)
         _threads_note(res)
     if args.check:
         where = f" in partition {fits}" if fits else ""

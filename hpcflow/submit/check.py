@@ -14,11 +14,13 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
               sampler: str | None = None, study: str | None = None, storage: str | None = None, nodes: int = 1,
               per_node: int = 1, memory_check: bool = True, runs_here: bool = False,
               node_limit: tuple[float, str, str] | None = None, host_note: str = "",
-              again: str | None = None) -> tuple[str, str | None, str | None]:
+              again: str | None = None, memory: bool = True) -> tuple[str, str | None, str | None]:
     """Raise the UserError the command would raise on this job and --out (the command's own checks; its memory per
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
     `node_limit` (bytes per rank, what they are, a further fix) where given, a Slurm node's, else this host's,
-    `host_note` added to the refusal; `again`: the whole `hpcflow submit` command line, shell-quoted, that continues
+    `host_note` added to the refusal; not here where not `memory`: the caller checks it with `check_memory` once the
+    node's memory is known, after the checks that ask no cluster); `again`: the whole `hpcflow submit` command line,
+    shell-quoted, that continues
     an interrupted run in `out`, which its refusal names (where not given, the job, --out and --set); the GPU it
     asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind,
     where it asks for a GPU this node lacks what --check says of it (`hpcflow.commands.run.missing_gpu_note`), else
@@ -30,8 +32,8 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     with gpu_checked_elsewhere(not runs_here):
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
                                 study=study, storage=storage, nodes=nodes, per_node=per_node,
-                                memory_check=memory_check, node_limit=node_limit, host_note=host_note,
-                                runs_here=runs_here, again=again)
+                                memory_check=memory_check and memory, node_limit=node_limit,
+                                host_note=host_note, runs_here=runs_here, again=again)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
     note = missing_gpu_note(module, cfg)
@@ -92,7 +94,8 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
     _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
     kind = cfg["job"]["kind"]
-    _check_memory(cfg, kind, job, nodes * per_node, per_node, memory_check, node_limit, host_note, runs_here)
+    _check_memory(cfg, kind, job, nodes * per_node, per_node, memory_check, node_limit, host_note, runs_here,
+                  overrides=overrides)
     if command == "nn" and kind != "nn":
         raise ConfigError(f"{job}: [job].kind = {kind!r}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use --command run")
@@ -109,51 +112,78 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
     return cfg, []
 
 
-def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note, runs_here=False) -> None:
+def check_memory(command: str, job: str, *, overrides=(), nodes: int = 1, per_node: int = 1,
+                 memory_check: bool = True, node_limit: tuple[float, str, str] | None = None,
+                 host_note: str = "") -> None:
+    """The memory check that `check_job(..., memory=False)` left out, on a job it validated: the job's estimate of
+    peak memory per rank on `nodes` x `per_node` ranks against `node_limit` where given, else this host's
+    (`_check_memory`); a tune's was checked with its job (against this host's memory, as its trials are). The job
+    runs on another node: its GPU is not looked for here."""
+    if command == "tune" or not memory_check:
+        return
+    from hpcflow.backend import gpu_checked_elsewhere
+    from hpcflow.jobs import registry
+
+    with gpu_checked_elsewhere():
+        _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
+    _check_memory(cfg, cfg["job"]["kind"], job, nodes * per_node, per_node, memory_check, node_limit, host_note,
+                  overrides=overrides)
+
+
+def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note, runs_here=False,
+                  overrides=()) -> None:
     """The estimate of peak memory per rank against `node_limit` (bytes, what, a further fix) where given, else
     against this host's (`check_resources`), `host_note` then added to its refusal; for a job that `runs_here` (the
-    local executor: one task on this host) with the fixes that apply to it (`_local_advice`), not more nodes."""
-    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested, memory_limit, nn_part_keys
+    local executor: one task on this host) with the fixes that apply to it (`_local_advice`), not more nodes. A
+    refusal names the keys that size the largest part (`resources.part_keys`), and the --set of `overrides` that gave
+    one (`registry.set_values_named`), as `hpcflow run` does."""
+    from hpcflow.jobs.registry import set_values_named
+    from hpcflow.resources import ENV_IGNORE, check_resources, fmt_bytes, ignore_requested, memory_limit, part_keys
 
     if node_limit is None and runs_here:
         limit, where = memory_limit(ranks=ranks, per_node=per_node)
         node_limit = (limit, f"this host's memory ({where})", "")
-    if node_limit is None:
-        try:
-            check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=not memory_check, source=job)
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} ({host_note})" if host_note else str(exc)) from None
-        return
-    est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
-    limit, what, more = node_limit
-    big = est.largest()
-    sizes = nn_part_keys(cfg, big) if kind == "nn" else None
-    fix = _local_advice(sizes) if runs_here else _node_advice(sizes, per_node, est.bytes, limit * per_node) + more
-    if memory_check and not ignore_requested() and est.bytes > limit:
-        raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
-                          f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
-                          f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+    with set_values_named(overrides):
+        if node_limit is None:
+            try:
+                check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=not memory_check, source=job)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} ({host_note})" if host_note else str(exc)) from None
+            return
+        est = check_resources(cfg, kind, ranks=ranks, per_node=per_node, force=True, source=job)
+        limit, what, more = node_limit
+        big = est.largest()
+        sizes = part_keys(cfg, kind, big)
+        fix = _local_advice(sizes) if runs_here else _node_advice(kind, sizes, per_node, est.bytes,
+                                                                  limit * per_node) + more
+        if memory_check and not ignore_requested() and est.bytes > limit:
+            raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
+                              f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
+                              f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
 
 
-def _local_advice(sizes: str | None) -> str:
+def _local_advice(sizes: str) -> str:
     """How a job refused against this host's memory fits under the local executor, which runs one task here (it
-    refuses --nodes and --ntasks-per-node above 1): smaller sizes (a network job's: `sizes`, the keys of its largest
-    part), or a Slurm node with more memory."""
-    return f"reduce {sizes or 'the sizes'}, or queue it to a node with more memory (--executor slurm)"
+    refuses --nodes and --ntasks-per-node above 1): smaller sizes (`sizes`, the keys of its largest part:
+    `resources.part_keys`), or a Slurm node with more memory."""
+    return f"reduce {sizes}, or queue it to a node with more memory (--executor slurm)"
 
 
-def _node_advice(sizes: str | None, per_node: int, need: float, node: float) -> str:
-    """How a job refused against a Slurm node's memory (`node` bytes for the job's `per_node` ranks, each `need`)
-    fits: a flow fewer ranks per node or more nodes (its estimate per rank shrinks with more ranks), or smaller sizes.
-    A network job (`sizes`: the keys of its largest part) is data parallel, its estimate per rank the same on any
-    ranks: the ranks per node that fit where at least one does, else only smaller sizes (the caller adds more memory
-    per node: --mem, another partition)."""
-    from hpcflow.resources import fmt_bytes
+def _node_advice(kind: str, sizes: str, per_node: int, need: float, node: float) -> str:
+    """How a job of `kind` refused against a Slurm node's memory (`node` bytes for the job's `per_node` ranks, each
+    `need`) fits, `sizes` the keys of its largest part (`resources.part_keys`): a flow fewer ranks per node or more
+    nodes (its estimate per rank shrinks with more ranks), or smaller sizes; a kind whose every rank runs the whole
+    job (`resources.WHOLE_ON_EVERY_RANK`) smaller sizes only. A network job is data parallel, its
+    estimate per rank the same on any ranks: the ranks per node that fit where at least one does, else only smaller
+    sizes (the caller adds more memory per node: --mem, another partition)."""
+    from hpcflow.resources import WHOLE_ON_EVERY_RANK, fmt_bytes
 
-    if sizes is None:
+    if kind in WHOLE_ON_EVERY_RANK:
+        return f"reduce {sizes} (every rank runs the whole job: more ranks or nodes do not lower its estimate)"
+    if kind != "nn":
         if per_node > 1:
-            return "use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes)"
-        return "use more nodes (--nodes) or reduce the sizes"
+            return f"use fewer ranks per node (--ntasks-per-node) or more nodes (--nodes), or reduce {sizes}"
+        return f"use more nodes (--nodes) or reduce {sizes}"
     same = "more ranks or nodes do not lower a network job's estimate per rank"
     fit = int(node // need) if need > 0 else per_node
     if per_node > 1 and fit >= 1:
