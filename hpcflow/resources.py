@@ -178,7 +178,7 @@ def run_libraries(cfg: dict, kind: str) -> tuple[str, ...]:
         return ("torch",) + (("numba", "scipy.linalg.cython_blas") if numba and cfg["model"]["dtype"] == "float64"
                              else ())
     kernel = cfg.get("kernel") if kind == "flow" else None
-    return ("numba",) if isinstance(kernel, dict) and _compiled_kernel(kernel) else ()
+    return ("numba",) if isinstance(kernel, dict) and _compiled_kernel(kernel, kernel_entries(cfg, kind)) else ()
 
 
 def load_libraries(names) -> bool:
@@ -426,26 +426,57 @@ def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, b
             "kernel": cached + TILE_BYTES * threads}
 
 
-def _flow_seconds(cfg: dict, ranks: int, threads: int) -> tuple[float, float]:
+def _operators(cfg: dict, ranks: int) -> list[tuple[float, bool]]:
+    """`_block_operators` of a flow's [geometry] and [clustering] on `ranks` ranks."""
+    geo, cl = cfg["geometry"], cfg.get("clustering", {})
+    return _block_operators(geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"], ranks,
+                            cl["n_clusters"] if cl.get("method") else None, cl.get("halo_cutoff"))
+
+
+def _evaluated(cfg: dict, ranks: int = 1) -> float:
+    """Kernel entries a flow's busiest rank evaluates in the run (`_flow_seconds`); at one rank, the whole flow's."""
+    steps = cfg["flow"]["steps"]
+    return sum(entries if cached else steps * entries for entries, cached in _operators(cfg, ranks))
+
+
+def kernel_entries(cfg: dict, kind: str | None = None) -> float | None:
+    """The kernel entries a run of validated job `cfg` evaluates in all, every rank's and every flow's of a scan (a
+    cached matrix's once; the estimate at one rank, which is the same at any rank count), which decide a Gaussian
+    kernel's engine "auto" (`hpcflow.kernels.jit.engine_for`) as the run builds it and as it is estimated here; None
+    for a kind that runs no kernel flow."""
+    kind = kind or cfg["job"]["kind"]
+    if kind == "flow":
+        return _evaluated(cfg)
+    if kind == "noise_scan":  # each level: the train points and as many noised test points
+        geo = cfg["geometry"]
+        return len(cfg["noise"]["scales"]) * _evaluated({"geometry": {**geo, "n_test": geo["n_train"]},
+                                                         "flow": cfg["flow"]})
+    if kind == "local_limit":
+        return len(cfg["local_limit"]["widths"]) * _evaluated(cfg)
+    return None
+
+
+def _flow_seconds(cfg: dict, ranks: int, threads: int, whole: float | None = None) -> tuple[float, float]:
     """(seconds, kernel entries) of a flow's kernel sums on its busiest rank: per block (`_block_operators`), a
     cached matrix is formed once and applied each step, others are evaluated every step, a symmetric one's tile
-    pairs (I <= J) once each; the rank's threads share the entries."""
-    geo, kernel, cl = cfg["geometry"], cfg.get("kernel", {}), cfg.get("clustering", {})
-    steps, (rate, t) = cfg["flow"]["steps"], _entry_seconds(kernel)
+    pairs (I <= J) once each; the rank's threads share the entries. `whole`: the entries of the whole run, which
+    decide a Gaussian kernel's engine (`kernel_entries`; default this flow's)."""
+    kernel = cfg.get("kernel", {})
+    steps, (rate, t) = cfg["flow"]["steps"], _entry_seconds(kernel, _evaluated(cfg) if whole is None else whole)
     evaluated = 0.0
-    for entries, cached in _block_operators(geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"], ranks,
-                                            cl["n_clusters"] if cl.get("method") else None, cl.get("halo_cutoff")):
+    for entries, cached in _operators(cfg, ranks):
         evaluated += entries if cached else steps * entries
         t += steps * entries * SECONDS_PER_CACHED_ENTRY if cached else 0.0
     return t + evaluated * rate / threads, evaluated
 
 
-def _entry_seconds(kernel: dict) -> tuple[float, float]:
+def _entry_seconds(kernel: dict, whole: float | None = None) -> tuple[float, float]:
     """(seconds per kernel entry and thread, seconds to start): the compiled Gaussian tile (loaded from Numba's
-    cache), a ReLU NTK per layer, or NumPy passes (SECONDS_PER_*)."""
+    cache; for a run of `whole` kernel entries, `_compiled_kernel`), a ReLU NTK per layer, or NumPy passes
+    (SECONDS_PER_*)."""
     if kernel.get("name") == "relu_ntk":
         return SECONDS_PER_RELU_LAYER_ENTRY * (kernel.get("depth") or 1), 0.0
-    if _compiled_kernel(kernel) and kernel.get("method") != "direct":
+    if _compiled_kernel(kernel, whole) and kernel.get("method") != "direct":
         return SECONDS_PER_COMPILED_ENTRY, COMPILED_START_SECONDS
     return SECONDS_PER_KERNEL_ENTRY, 0.0
 
@@ -498,15 +529,20 @@ def _threads() -> int:
     return default_threads()
 
 
-def _compiled_kernel(kernel: dict) -> bool:
-    """Whether the flow's kernel runs the Numba-compiled Gaussian tile (engine auto/numba with Numba installed)."""
-    return (kernel.get("name") == "gaussian" and kernel.get("engine") in (None, "auto", "numba")
+def _compiled_kernel(kernel: dict, whole: float | None = None) -> bool:
+    """Whether the flow's kernel runs the Numba-compiled Gaussian tile: engine numba, or auto where the run's `whole`
+    kernel entries (`kernel_entries`; None: not known) repay Numba's start (`hpcflow.kernels.jit.engine_for`), with
+    Numba installed."""
+    from hpcflow.kernels.jit import engine_for
+
+    return (kernel.get("name") == "gaussian" and engine_for(whole, kernel.get("engine")) in ("auto", "numba")
             and importlib.util.find_spec("numba") is not None)
 
 
-def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estimate:
+def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: float | None = None) -> Estimate:
     """Kind "flow" (and the flow part of noise_scan / local_limit, whose point sets keep the Jacobian: jacobian=True):
-    samples, flow state, kernel, clustering."""
+    samples, flow state, kernel, clustering. `whole`: the kernel entries of the whole run (`kernel_entries`; default
+    this flow's), which decide whether its Gaussian kernel is compiled."""
     geo = cfg["geometry"]
     n_tr, n_te, dim = geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"]
     kernel = cfg.get("kernel", {})
@@ -514,7 +550,8 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estim
     parts = {"base": BASE_BYTES - SKLEARN_BYTES}
     if cl.get("method") == "birch":
         parts["scikit-learn"] = SKLEARN_BYTES
-    if _compiled_kernel(kernel):
+    whole = _evaluated(cfg) if whole is None else whole
+    if _compiled_kernel(kernel, whole):
         parts["compiled kernel"] = JIT_BYTES
     _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads(), jacobian=jacobian), "sample ")
     blocks = cl["n_clusters"] if cl.get("method") else 1
@@ -530,7 +567,7 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False) -> Estim
             return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
         parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, seconds)
-    return Estimate(sum(parts.values()), parts, *_flow_seconds(cfg, ranks, _threads()))
+    return Estimate(sum(parts.values()), parts, *_flow_seconds(cfg, ranks, _threads(), whole))
 
 
 def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
@@ -562,20 +599,23 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     geo = cfg["geometry"]
     n = geo["n_train"]
     flow = {"geometry": {**geo, "n_test": n}, "flow": cfg["flow"]}
+    whole = kernel_entries(cfg, "noise_scan")
     est = estimate_flow(flow, ranks=1, jacobian=True)
-    timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=1, jacobian=True)
+    timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=1, jacobian=True, whole=whole)
     est.seconds, est.entries = timed.seconds, timed.entries
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
-    if _compiled_kernel(cfg.get("kernel", {})):
+    if _compiled_kernel(cfg.get("kernel", {}), whole):
         est.parts["compiled kernel"] = JIT_BYTES
     est.bytes = sum(est.parts.values())
     return _repeated(est, levels)
 
 
 def estimate_local_limit(cfg: dict, *, ranks: int = 1) -> Estimate:
-    """One flow per width, one after another; every rank runs the whole job (only rank 0 writes), at any `ranks`."""
-    est = estimate_flow(cfg, ranks=1, jacobian=True)
+    """One flow per width, one after another, each with a Gaussian kernel of engine "auto" (`kernel_entries`); every
+    rank runs the whole job (only rank 0 writes), at any `ranks`."""
+    est = estimate_flow({**cfg, "kernel": {"name": "gaussian"}}, ranks=1, jacobian=True,
+                        whole=kernel_entries(cfg, "local_limit"))
     return _repeated(est, len(cfg["local_limit"]["widths"]))
 
 

@@ -37,7 +37,8 @@ KERNEL_SECTION = {
     "normalize": Field(str, None, choices=("none", "row"), help="gaussian: 'row' divides rows by their sum"),
     "method": Field(str, None, choices=("auto", "poly", "direct")),
     "engine": Field(str, None, choices=("auto", "numba", "numpy"),
-                    help="gaussian: tile passes in one compiled Numba loop or as NumPy passes (auto: numba if installed)"),
+                    help="gaussian: tile passes in one compiled Numba loop or as NumPy passes (auto: numba if "
+                         "installed and the run's kernel entries repay its start, else numpy)"),
     "w_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
     "b_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
     "depth": Field(int, None, lo=1, hi=1000, help="relu_ntk: hidden ReLU layers (the paper's network: 1)"),
@@ -92,11 +93,14 @@ def kernel_params(kcfg: dict) -> dict:
     return params
 
 
-def check_kernel(kcfg: dict, source: str):
+def check_kernel(kcfg: dict, source: str, entries: float | None = None):
     """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object. A key whose own value
     "none" (normalize) is given where it does not apply to `name` is unset in kcfg, as if absent: where it applies,
-    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`)."""
+    "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`). `entries`: the kernel
+    entries of the job's run (`hpcflow.resources.kernel_entries`), with which a Gaussian kernel's engine "auto" (or
+    unset) is NumPy's where Numba's start would not repay itself (`hpcflow.kernels.jit.engine_for`)."""
     from hpcflow.kernels import make_kernel
+    from hpcflow.kernels.jit import engine_for
 
     name = kcfg["name"]
     required, optional = KERNEL_PARAMS[name]
@@ -115,8 +119,11 @@ def check_kernel(kcfg: dict, source: str):
         raise ConfigError(f"{source}: {keys} {'does' if len(foreign) == 1 else 'do'} not apply to [kernel].name = "
                           f"{name!r}, which takes {takes}; remove {'it' if len(foreign) == 1 else 'them'} (or "
                           f"{unset})")
+    params = kernel_params(kcfg)
+    if name == "gaussian":
+        params["engine"] = engine_for(entries, params.get("engine"))
     try:
-        return make_kernel(name, **kernel_params(kcfg))
+        return make_kernel(name, **params)
     except ValueError as exc:
         raise ConfigError(f"{source}: [kernel]: {exc}; change the kernel parameters") from None
 
@@ -145,9 +152,11 @@ def check_test_seed(geo: dict, source: str, test_seed: int | None = None) -> Non
 
 
 def check(cfg: dict, source: str) -> None:
+    from hpcflow.resources import kernel_entries
+
     check_geometry(cfg["geometry"], source)
     check_test_seed(cfg["geometry"], source)
-    check_kernel_range(check_kernel(cfg["kernel"], source), cfg["geometry"], source)
+    check_kernel_range(check_kernel(cfg["kernel"], source, kernel_entries(cfg, "flow")), cfg["geometry"], source)
     cl, n = cfg["clustering"], cfg["geometry"]["n_train"]
     if cl["method"] is None:  # clustering switched off: its keys are not cross-checked (`--set clustering.method=none`)
         return
@@ -479,14 +488,15 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
     from hpcflow.provenance import provenance
-    from hpcflow.resources import peak_rss
+    from hpcflow.resources import kernel_entries, peak_rss
 
     started = time.perf_counter()  # this leg's wall time (the checkpoint's `legs`)
     c = resolve(comm)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
     state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
-    kernel = check_kernel_range(check_kernel(cfg["kernel"], "job"), cfg["geometry"], "job")
+    kernel = check_kernel_range(check_kernel(cfg["kernel"], "job", kernel_entries(cfg, "flow")), cfg["geometry"],
+                                "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     check_test_seed(cfg["geometry"], "job", test_seed)
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)

@@ -60,12 +60,16 @@ def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import SerialComm, is_root  # at R > 1 every rank runs the whole job
     from hpcflow.kernels import GaussianKernel
+    from hpcflow.kernels.jit import engine_for
+    from hpcflow.resources import kernel_entries
 
     fl, ll = cfg["flow"], cfg["local_limit"]
+    engine = engine_for(kernel_entries(cfg, "local_limit"))  # (one process runs every width's flow)
     _, train, test = sample_train_test(cfg["geometry"])
     rows, data = [], {}
     for i, w in enumerate(ll["widths"]):
-        kernel = GaussianKernel(w, form=ll["form"], normalize=None if ll["normalize"] == "none" else "row")
+        kernel = GaussianKernel(w, form=ll["form"], normalize=None if ll["normalize"] == "none" else "row",
+                                engine=engine)
         res = kernel_flow(kernel, train, test, dt=fl["dt"], steps=fl["steps"], loss=fl["loss"],
                           weighted=fl["weighted"], tile=fl["tile"], max_halvings=fl["max_halvings"], clip=fl["clip"],
                           early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),

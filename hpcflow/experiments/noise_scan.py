@@ -105,8 +105,11 @@ SCHEMA = {
 
 def check(cfg: dict, source: str) -> None:
     """Cross-field checks before any work; [noise].max_newton given with project = false is refused (no projection)."""
+    from hpcflow.resources import kernel_entries
+
     check_geometry(cfg["geometry"], source)
-    check_kernel_range(check_kernel(cfg["kernel"], source), cfg["geometry"], source)
+    check_kernel_range(check_kernel(cfg["kernel"], source, kernel_entries(cfg, "noise_scan")), cfg["geometry"],
+                       source)
     if not cfg["noise"]["project"]:
         refuse_inapplicable(cfg, "noise", SCHEMA["noise"], ("max_newton",), "project = false (no Newton projection "
                             "onto X)", "set project = true", source)
@@ -152,9 +155,10 @@ def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import SerialComm, is_root  # at R > 1 every rank runs the whole job
     from hpcflow.geometry import fs_distance_paired, projector_features
+    from hpcflow.resources import kernel_entries
 
     geo, fl, nz = cfg["geometry"], cfg["flow"], cfg["noise"]
-    kernel = check_kernel(cfg["kernel"], "job")
+    kernel = check_kernel(cfg["kernel"], "job", kernel_entries(cfg, "noise_scan"))
     X = manifold(geo)
     train = X.sample(geo["n_train"], seed=geo["seed"], chart=tuple(geo["chart"]))
     sets = noisy_test_sets(X, train, nz["scales"], np.random.default_rng(nz["seed"]), nz["max_newton"], nz["project"])

@@ -46,7 +46,8 @@ polynomial in c or sqrt c would have to follow the sqrt-type singularities at d 
 tan(d/2) need ~19 instead of ~11 terms), so a Chebyshev-fitted polynomial P with K = P^(2^k) (degree and k
 chosen at construction, max relative error <= POLY_RTOL checked on a dense grid; else exact arccos + exp)
 replaces arccos and exp: 3 sqrt, 1 division and ~2 deg cheap in-place passes per entry (engine="numba", the
-default where Numba is installed: one compiled loop over the tile instead, `hpcflow.kernels.jit`).
+default where Numba is installed: one compiled loop over the tile instead, `hpcflow.kernels.jit`; a job's run of
+fewer kernel entries than `jit.AUTO_NUMBA_ENTRIES` keeps the passes, which end before Numba has started).
 Pairs closer than `near_distance` (>= STABLE_BELOW; where c = 1 - O(d^2) loses digits) are found once per
 operator with a KD-tree and overwritten with the stable distance of `fs_distance_paired`.
 Accuracy (float64, vs exp(-d/2w) of `fs_distance`): max relative error measured 1.0e-13 (w = 30), 1.1e-13
@@ -73,7 +74,9 @@ FORMS = ("exp", "gauss")
 NORMALIZE = (None, "row")
 METHODS = ("auto", "poly", "direct")
 #: who evaluates the polynomial's element-wise passes on the host: "numba" one compiled loop (`jit`), "numpy"
-#: ~35 array passes; "auto" = numba when it is installed (float64; float32 tiles and device arrays use NumPy)
+#: ~35 array passes; "auto" = numba when it is installed (float64; float32 tiles and device arrays use NumPy). A
+#: job builds its kernel with "numpy" for "auto" where its run's kernel entries would not repay Numba's start in a
+#: fresh process (`jit.engine_for`, `jit.AUTO_NUMBA_ENTRIES`)
 ENGINES = ("auto", "numba", "numpy")
 #: polynomial accepted when its max relative error on [0, pi/2] is below this
 POLY_RTOL = 5e-13

@@ -21,6 +21,16 @@ MAX_DEGREE = 24
 #: no reassociation or reciprocal approximations: a vector lane and the scalar remainder round alike, so an
 #: entry's value does not depend on its position in the tile (tiles of other shapes give the same K)
 FASTMATH = {"contract", "nnan", "ninf", "nsz"}
+#: the kernel entries of a run (all of them: every rank's, every flow's of a scan) from which engine "auto" takes the
+#: compiled loop where the run says them (`engine_for`). Numba's start costs a fresh process 0.28-0.45 s of CPU
+#: (0.44-0.69 s wall at load average ~4 on the 2-core sandbox): its import (0.12-0.21 s) and the loop loaded from
+#: its on-disk cache (cache=True, which hits: no compilation, 1.0 s more without it; 0.16-0.24 s, mostly Numba's
+#: target context importing its registries). The loop saves ~6 ns of CPU a kernel entry (a streamed train and test
+#: operator with their products, HPCFLOW_THREADS=1, N = 3000-6000 quintic points: 11.5-13.7 ns with the NumPy
+#: passes, 5.4-8.6 with the loop; more on small operators, 37 against 21 ns at N = 1000), so it repays its start
+#: from ~0.3 s / 6 ns = 5e7 entries. CPU time is compared (more threads share the entries, not the start), on the
+#: whole run's entries, so that every rank, at any rank count and on a resume, takes the same engine
+AUTO_NUMBA_ENTRIES = 5e7
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,6 +93,16 @@ def _compiled():
                     row[j] = row[j] * row[j]
 
     return gaussian_poly
+
+
+def engine_for(entries: float | None, engine: str = "auto") -> str:
+    """The engine to build a Gaussian kernel with for a run of `entries` kernel entries in all: "numpy" for "auto"
+    (or None) where they are known and below AUTO_NUMBA_ENTRIES (Numba's start would cost more than its loop saves;
+    Numba is then not even imported), else `engine` as given ("auto": the loop where Numba is installed)."""
+    engine = engine or "auto"
+    if engine == "auto" and entries is not None and entries < AUTO_NUMBA_ENTRIES:
+        return "numpy"
+    return engine
 
 
 def padded(coef) -> np.ndarray:
