@@ -107,3 +107,14 @@ def test_a_submitted_jobs_memory_refusal_names_the_set_that_sized_it(executor, t
     assert err.count("\n") == 1 and "estimated peak memory" in err, err
     assert "[geometry].n_train" in err and err.rstrip().endswith(f"(from --set {big})"), err
     assert ("1000 MiB" in err) == (executor == "slurm"), err
+
+
+def test_a_submitted_tunes_memory_is_still_checked_with_its_job(tmp_path, slurm, capsys):
+    """A tune's trials are checked against this host's memory as its job loads (before Slurm is asked): the check
+    left for later, against the node's memory, is a run's or network run's only."""
+    big = "geometry.n_train=1_000_000_000_000"
+    argv = _submit(tmp_path, ROOT / "jobs" / "tune_gaussian.toml", "--command", "tune", "--trials", "2", "--set", big)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "estimated peak memory" in err and err.rstrip().endswith(f"(from --set {big})"), err
+    assert _asked(slurm) == []

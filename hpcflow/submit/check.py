@@ -19,10 +19,10 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     rank on `nodes` x `per_node` ranks, `per_node` sharing a node's memory, unless not `memory_check`: against
     `node_limit` (bytes per rank, what they are, a further fix) where given, a Slurm node's, else this host's,
     `host_note` added to the refusal; not here where not `memory`: the caller checks it with `check_memory` once the
-    node's memory is known, after the checks that ask no cluster); `again`: the whole `hpcflow submit` command line,
-    shell-quoted, that continues
-    an interrupted run in `out`, which its refusal names (where not given, the job, --out and --set); the GPU it
-    asks for only where it `runs_here`, a local job (its --check too), not one queued to another node); return its kind,
+    node's memory is known, after the checks that ask no cluster; a tune's, against this host's, here in any case);
+    `again`: the whole `hpcflow submit` command line, shell-quoted, that continues an interrupted run in `out`, which
+    its refusal names (where not given, the job, --out and --set); the GPU it asks for only where it `runs_here`, a
+    local job (its --check too), not one queued to another node); return its kind,
     where it asks for a GPU this node lacks what --check says of it (`hpcflow.commands.run.missing_gpu_note`), else
     None, and what in it asks for a GPU wherever it runs (`gpu_asked`), else None."""
     from hpcflow.backend import gpu_checked_elsewhere
@@ -32,7 +32,7 @@ def check_job(command: str, job: str, out: str, *, overrides=(), force: bool = F
     with gpu_checked_elsewhere(not runs_here):
         cfg, space = _check_job(command, job, out, overrides=overrides, force=force, resume=resume, sampler=sampler,
                                 study=study, storage=storage, nodes=nodes, per_node=per_node,
-                                memory_check=memory_check and memory, node_limit=node_limit,
+                                memory_check=memory_check and (memory or command == "tune"), node_limit=node_limit,
                                 host_note=host_note, runs_here=runs_here, again=again)
     kind = cfg["job"]["kind"]
     module = registry.job_module(kind)
