@@ -163,3 +163,21 @@ def test_a_clustering_without_fig2_is_a_report_row_and_fig2_says_how_to_draw_it(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "made with [quality].fig2 = false" in err, err
     assert "--set quality.fig2=true" in err and not (tmp_path / "figs").exists()
+
+
+def test_a_birch_refusal_from_set_under_mpiexec_is_one_line_for_the_job(tmp_path):
+    """At 2 ranks the refusal after Birch is every rank's (`raise_together`): one line for the job, naming the --set,
+    as the same value in the job file gives. Adding the "(from --set ...)" to a new error lost the mark that every
+    rank refuses alike, and each rank said its own line ("hpcflow: rank 0: error: ...", "rank 1: ...")."""
+    from test_parallel import mpiexec
+
+    job = _write(tmp_path, 240, 4, 60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "SLURM_", "OMPI_", "PMIX_"))}
+    r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", job, "--out",
+                        str(tmp_path / "run"), "--quiet", "--set", "clustering.birch_threshold=3"], capture_output=True,
+                       text=True, timeout=300, env=dict(env, PYTHONPATH=str(ROOT), HPCFLOW_THREADS="1"))
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith(f"hpcflow run: error: {job}: [clustering].birch_threshold = 3: birch clustering found 1"
+                             " cluster") and err[0].endswith(" (from --set clustering.birch_threshold=3)"), err
+    assert not (tmp_path / "run").exists()

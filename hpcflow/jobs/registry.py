@@ -94,9 +94,9 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
 @contextlib.contextmanager
 def set_values_named(overrides):
     """Context: a ConfigError whose message names a key (as [SECTION].KEY) or section that one of the `overrides`
-    (SECTION.KEY=VALUE) set is raised again ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the
-    one in force); other errors pass unchanged. Around the job file's checks (`load_with_extras`) and around a job's
-    run, whose refusals after work has begun (a Birch threshold that leaves one cluster) name their --set alike."""
+    (SECTION.KEY=VALUE) set is raised again, itself (its class and marks kept), its message ending "(from --set
+    SECTION.KEY=VALUE)", the last --set of the key (the one in force); other errors pass unchanged. Around the job
+    file's checks (`load_with_extras`) and around a job's run, whose refusals after work has begun (a Birch threshold that leaves one cluster) name their --set alike."""
     try:
         yield
     except ConfigError as exc:
@@ -104,7 +104,9 @@ def set_values_named(overrides):
             section, _, key = text.split("=", 1)[0].strip().partition(".")
             named = re.search(re.escape(f"[{section}].{key}") + r"(?!\w)", str(exc))  # as a whole key name
             if key and (named or f"unknown section [{section}];" in str(exc)):
-                raise ConfigError(f"{exc} (from --set {text})") from None
+                # the same error, its class and marks kept (`collective`: every rank refuses, one line)
+                exc.args = (f"{exc} (from --set {text})", *exc.args[1:])
+                break
         raise
 
 
