@@ -61,3 +61,29 @@ def test_a_live_runs_row_and_sigma_histories_show_the_checkpoint_first_read(tmp_
     assert row[6:8] == [train, test], row
     line = re.search(r"^live \[delta\] \(running: .*\): sigma train (.*), test (.*) \(\d+ flow steps\)$", md, re.M)
     assert line and line.groups() == (train, test), md
+
+
+def test_a_live_run_is_reported_by_name_where_no_temporary_directory_can_be_made(tmp_path, runs, monkeypatch):
+    """The links of `one_snapshot` live in a temporary directory: where it cannot be made (TMPDIR gone, read-only,
+    full) the files are read by their names, as without /proc/self/fd; before, the report ended in a traceback
+    (FileNotFoundError) with the descriptor just opened left open."""
+    import tempfile
+
+    from hpcflow.jobs import outlock
+    from hpcflow.report import build
+
+    run = tmp_path / "live"
+    shutil.copytree(runs["flow"], run)
+    os.remove(run / "summary.json")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such directory"))
+    before = set(os.listdir("/proc/self/fd"))
+    lock = outlock.acquire(run, command="hpcflow run")
+    try:
+        res = build.build_report([str(run)], tmp_path / "r")
+    finally:
+        lock.release()
+    with open(res["md"], encoding="utf-8") as fh:
+        row = md_rows(fh.read().split("## Runs")[1].split("\n## ")[0])["live"]
+    train, _ = _sigmas(run / "checkpoint.h5")
+    assert row[2].startswith("running: hpcflow run, pid ") and row[6] == f"{train[0]:.4g} -> {train[-1]:.4g}", row
+    assert set(os.listdir("/proc/self/fd")) <= before  # no descriptor left open

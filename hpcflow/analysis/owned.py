@@ -97,6 +97,7 @@ def write_owned(out, record: str, names, write) -> None:
     make_dir(out)
     staged = {}  # name -> its temporary, written whole
     old = {}
+    held = None
     try:
         old = listed(out, record) or {}
         old = {n: old[n] for n in own(out, old)}
@@ -104,18 +105,22 @@ def write_owned(out, record: str, names, write) -> None:
         write(lambda path, mode="wb": _staged(staged, path, mode))
         if missing := [n for n in names if n not in staged]:
             raise ValueError(f"{out}: {missing[0]} was not written")
+        held = defer()  # from the record on, the renames are not cut in two by a stop request
         write_record(out, record, {**old, **dict.fromkeys(names)})
     except BaseException:
-        for tmp in staged.values():
-            _unlink(tmp)
-        _remove_debris(out, [*names, record])
-        for d in created:  # (an `out` where another's file appeared meanwhile stays, with that file)
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        try:
+            for tmp in staged.values():
+                _unlink(tmp)
+            _remove_debris(out, [*names, record])
+            for d in created:  # (an `out` where another's file appeared meanwhile stays, with that file)
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+        finally:
+            if held is not None:
+                deliver(held)
         raise
-    held = defer()  # the renames are not cut in two by a stop request
     try:
         for name in names:
             os.replace(staged[name], os.path.join(out, name))

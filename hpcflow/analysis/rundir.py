@@ -104,7 +104,8 @@ def holder(run_dir) -> str:
 def pinned(path):
     """The path by which to read data file `path`: inside `one_snapshot`, for a live run's file (`holder` of its
     directory), a link under the file's own name to the descriptor opened at its first read (the file as it was then,
-    though the run has replaced it since); `path` itself otherwise, and where it cannot be opened."""
+    though the run has replaced it since); `path` itself otherwise, and where it cannot be opened or linked (no
+    /proc/self/fd, a temporary directory that cannot be written)."""
     if _SNAPSHOT is None or not os.path.isfile(path):
         return path
     real = os.path.realpath(path)
@@ -116,8 +117,11 @@ def pinned(path):
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return path
-    link = _SNAPSHOT.link(fd, os.path.basename(real))
-    if not os.path.isfile(link):  # no /proc/self/fd
+    try:  # (a temporary directory that cannot be made or written: read by name, as without /proc/self/fd)
+        link = _SNAPSHOT.link(fd, os.path.basename(real))
+    except OSError:
+        link = None
+    if link is None or not os.path.isfile(link):  # no /proc/self/fd
         os.close(fd)
         return path
     _SNAPSHOT.fds.append(fd)
@@ -751,8 +755,8 @@ def _other_scan_record(summary: dict, path) -> str:
 
 #: the kind of run (summary.json's `kind`) that each data file holds, in the order in which the first a directory
 #: holds decides the kind it is reported as (`hpcflow.report.detect.FILES`)
-DATA_KINDS = {CHECKPOINT: "flow", NN: "nn", NN_CHECKPOINT: "nn", NOISE_SCAN: "noise_scan", DISTANCES: "distance_scaling",
-              FIG2: "clustering", LOCAL_LIMIT: "local_limit"}
+DATA_KINDS = {CHECKPOINT: "flow", NN: "nn", NN_CHECKPOINT: "nn", NOISE_SCAN: "noise_scan",
+              DISTANCES: "distance_scaling", FIG2: "clustering", LOCAL_LIMIT: "local_limit"}
 
 
 def _other_kind(summary: dict, run_dir) -> str:
@@ -1239,8 +1243,8 @@ def _resume_refusal(run_dir) -> str:
 
 def _crc_failure(run_dir) -> str:
     """'checkpoint.pt fails its CRC-32 check (ENTRY)' where an entry of a network run's checkpoint.pt fails its zip
-    CRC-32 (`hpcflow.jobs.torch_file.crc_fault`: `hpcflow nn --resume` and tune's mend refuse it), else '' (and for a file
-    that is no zip archive, which its reader judges). Reads every entry: asked only where a resume or a mend would
+    CRC-32 (`hpcflow.jobs.torch_file.crc_fault`: `hpcflow nn --resume` and tune's mend refuse it), else '' (and for a
+    file that is no zip archive, which its reader judges). Reads every entry: asked only where a resume or a mend would
     read the checkpoint."""
     from hpcflow.jobs.torch_file import crc_fault
 

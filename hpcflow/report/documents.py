@@ -180,7 +180,9 @@ def write(report, out) -> dict:
         for sec in report.sections:
             for name, fig in sec.figures.items():
                 with open_(os.path.join(out, name)) as fh:
-                    fh.write(pngs.setdefault(name, png_bytes(fig, os.path.join(out, name))))
+                    if name not in pngs:  # (drawn once where two sections show one figure)
+                        pngs[name] = png_bytes(fig, os.path.join(out, name))
+                    fh.write(pngs[name])
         for key, text in (("md", markdown(report, pngs)), ("html", html_page(report, pngs))):
             with open_(paths[key], "w") as fh:
                 fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
