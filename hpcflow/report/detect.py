@@ -11,11 +11,10 @@ import numpy as np
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, completeness, data_missing,
-                                     dataset_names, in_use_file, in_use_reason, inconsistency, judged,
+                                     dataset_names, holder, in_use_file, in_use_reason, inconsistency, judged,
                                      network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
                                      read_attrs, read_datasets, read_summary, rerun_fix, restore_fix, run_state,
                                      scan_rows, unread_checkpoint, unreadable)
-from hpcflow.jobs.outlock import live_holder
 
 STUDY_RECORD = "study.json"
 
@@ -87,7 +86,7 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
         complete, reason = judged(path)
         return RunInfo(path, "clustering", complete, reason, read_summary(path) or {}, ())
     if not present:
-        running = live_holder(path)  # a run before its first checkpoint (its lock file alone)
+        running = holder(path)  # a run before its first checkpoint (its lock file alone), as first asked
         if running:
             return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet", running=running)
         return RunInfo(path, None, False, _missing_data(path) + _set_aside(path))
