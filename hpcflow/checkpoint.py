@@ -15,7 +15,12 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             flow_arguments (JSON of `hpcflow.flow.flow_arguments`: kernel class and hyperparameters, dt, loss,
             weighted, max_halvings, clip, kappa_gradient; absent from files written before it was recorded),
             set_fingerprints (JSON {"train": hex, "test": hex or null} of `set_fingerprint`; only where the writer
-            stores no point data of a set, as a CheckpointWriter without `static`)
+            stores no point data of a set, as a CheckpointWriter without `static`),
+            engine ("numba" or "numpy": the engine the flow's Gaussian kernel evaluates its tiles with, `engine` of
+            the writer, as `hpcflow run` built it; a --resume of a job whose [kernel].engine is "auto" or unset
+            builds its kernel with it, so that the steps it adds run on the engine of the steps before, whatever
+            its larger [flow].steps would resolve "auto" to; absent for other kernels and from files written before
+            it was recorded, which resume as "auto" resolves)
     history/sigma_train, history/sigma_test   (step+1,) sigma per step, step 0 = FS (eq. B.11)
     history/dt                                (step,)   accepted dt of each step
     history/rejections                        (k, 2)    (step, dt) of every rejected trial step
@@ -116,6 +121,7 @@ class FlowResume(FlowScalars):
     legs: list | None = None  # the runs so far (attribute `legs`); None in a version 1 checkpoint
     arguments: dict | None = None  # the flow's `flow_arguments` (attribute flow_arguments); None: not recorded
     fingerprints: dict | None = None  # {"train"/"test": `set_fingerprint`} (attribute set_fingerprints) or None
+    engine: str | None = None  # the Gaussian kernel's engine the checkpoint's steps ran (attribute engine) or None
     point_data: tuple = ()  # the POINT_DATA datasets the checkpoint holds
     #: the sets were compared already (`hpcflow run` compares its sampled rows with `check_static` before the flow):
     #: `check_sets` reads and compares nothing again. Alike on every rank.
@@ -346,12 +352,14 @@ def _load_resume(path: str, comm) -> FlowResume:
                           if legs else {}, a)
             _check_leg_chain(legs, step, path)
             arguments, fingerprints = _read_arguments(f, path), _read_fingerprints(f, path)
+            engine = _read_engine(f, path)
             res = FlowResume(step=step, sigma_train=st, sigma_test=se, dt=dt,
                              rejections=[(int(s), float(h)) for s, h in rej],
                              test_held=int(a["test_held"]), best=float(a["best"]), since_best=int(a["since_best"]),
                              stopped=str(a["stopped"]), n_train=int(a["n_train"]), n_test=int(a["n_test"]),
                              path=path, status=str(a["status"]), config=_read_config(f, path),
                              per_rank=per_rank, legs=legs, arguments=arguments, fingerprints=fingerprints,
+                             engine=engine,
                              point_data=tuple(name for name in POINT_DATA if name in f))
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
@@ -494,6 +502,23 @@ def _read_fingerprints(f, path) -> dict | None:
         raise InputFileError(f"{path}: attribute 'set_fingerprints' is not {{\"train\": ..., \"test\": ...}} of 16 "
                              f"hex digits (or null) each; the checkpoint is damaged, {RESTART}")
     return said
+
+
+#: the values of attribute engine: the engines a Gaussian kernel is built with (`GaussianKernel.engine`)
+ENGINES = ("numba", "numpy")
+
+
+def _read_engine(f, path) -> str | None:
+    """The `engine` attribute ("numba" or "numpy"), None where the checkpoint holds none (another kernel, or written
+    before it was recorded)."""
+    if "engine" not in f.attrs:
+        return None
+    engine = f.attrs["engine"]
+    if not isinstance(engine, str) or engine not in ENGINES:
+        said = engine.item() if isinstance(engine, np.generic) else engine
+        raise InputFileError(f"{path}: attribute engine = {said!r} is not one of {', '.join(ENGINES)}; the checkpoint "
+                             f"is damaged, {RESTART}")
+    return engine
 
 
 def _is_fingerprint(value) -> bool:
@@ -835,6 +860,13 @@ def _writer_settings(every, seconds, block_rows) -> dict:
             "block_rows": api_integer("block_rows", block_rows, "a whole number of rows >= 1", lo=1)}
 
 
+def _engine(engine):
+    """`CheckpointWriter`'s engine (None or one of ENGINES), checked; no collective."""
+    if engine is not None and engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {ENGINES}, or None (no engine recorded)")
+    return engine
+
+
 class CheckpointWriter:
     """`on_step` hook of `kernel_flow`: writes DIR/checkpoint.h5 every `every` steps and/or `seconds` seconds,
     on SIGTERM/SIGUSR1 (then raises Preempted on every rank; not at a step where the flow ends anyway, `FlowView.ends`,
@@ -857,6 +889,8 @@ class CheckpointWriter:
     start stops the flow before it (`before_steps`: the checkpoint of step 0, or of the resumed step).
     threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
     (`hpcflow.provenance.blas_kernel`) is recorded always (`legs[].blas_kernel`).
+    engine: the engine of the flow's Gaussian kernel ("numba" or "numpy", `GaussianKernel.engine`), written as
+    attribute engine (None: none written, as for other kernels); a resume's writer is given the engine it keeps.
     """
 
     answers_alike = True
@@ -864,13 +898,15 @@ class CheckpointWriter:
     def __init__(self, path, config: dict, *, every: int | None = None, seconds: float | None = None,
                  static: dict | None = None, n_rows: dict | None = None, resume: FlowResume | None = None,
                  comm=None, clock=time.monotonic, block_rows: int = BLOCK_ROWS, started: float | None = None,
-                 job_text: str | None = None, signalled: threading.Event | None = None, threads: int | None = None):
+                 job_text: str | None = None, signalled: threading.Event | None = None, threads: int | None = None,
+                 engine: str | None = None):
         self.path, self.config, self.job_text, self.clock = str(path), config, job_text, clock
         self.comm = resolve(comm)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         got = {}  # every, seconds and block_rows pace the collective writes: checked and equal on every rank
-        arguments_together(lambda: got.update(_writer_settings(every, seconds, block_rows)), comm=self.comm,
-                           same=lambda: got)
+        arguments_together(lambda: got.update(_writer_settings(every, seconds, block_rows), engine=_engine(engine)),
+                           comm=self.comm, same=lambda: {k: v for k, v in got.items() if k != "engine"})
+        self.engine = got["engine"]  # (rank 0's is written: ranks where Numba does not import run NumPy's passes)
         self.every, self.seconds, self.block_rows = got["every"], got["seconds"], got["block_rows"]
         self.static = {name: (np.asarray(idx, dtype=np.int64), rows, int((n_rows or {})[name]))
                        for name, (idx, rows) in (static or {}).items()}
@@ -1005,6 +1041,8 @@ class CheckpointWriter:
                     attrs["flow_arguments"] = _json(view.arguments)
                 if self.fingerprints:
                     attrs["set_fingerprints"] = _json(self.fingerprints)
+                if self.engine is not None:
+                    attrs["engine"] = self.engine
                 for k, v in attrs.items():
                     f.attrs[k] = v
             for name, (idx, local, n) in rows.items():

@@ -93,12 +93,13 @@ def kernel_params(kcfg: dict) -> dict:
     return params
 
 
-def check_kernel(kcfg: dict, source: str, entries: float | None = None):
+def check_kernel(kcfg: dict, source: str, entries: float | None = None, *, kept: str | None = None):
     """Cross-field checks of [kernel]: required/foreign parameters; returns the kernel object. A key whose own value
     "none" (normalize) is given where it does not apply to `name` is unset in kcfg, as if absent: where it applies,
     "none" is its value, so `--set KEY=none` could not unset it otherwise (`schema.validate`). `entries`: the kernel
     entries of the job's run (`hpcflow.resources.kernel_entries`), with which a Gaussian kernel's engine "auto" (or
-    unset) is NumPy's where Numba's start would not repay itself (`hpcflow.kernels.jit.engine_for`)."""
+    unset) is NumPy's where Numba's start would not repay itself (`hpcflow.kernels.jit.engine_for`). `kept`: the
+    engine a resumed run keeps (`resumed_engine`), which takes the place of "auto" (or unset) instead."""
     from hpcflow.kernels import make_kernel
     from hpcflow.kernels.jit import engine_for
 
@@ -121,7 +122,8 @@ def check_kernel(kcfg: dict, source: str, entries: float | None = None):
                           f"{unset})")
     params = kernel_params(kcfg)
     if name == "gaussian":
-        params["engine"] = engine_for(entries, params.get("engine"))
+        given = params.get("engine")
+        params["engine"] = kept if kept is not None and given in (None, "auto") else engine_for(entries, given)
     try:
         return make_kernel(name, **params)
     except ValueError as exc:
@@ -349,7 +351,7 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     [flow].steps, raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
     them.)"""
     from hpcflow.checkpoint import check_resumable, check_saved_job, load_resume
-    from hpcflow.parallel.comm import arguments_together
+    from hpcflow.parallel.comm import arguments_together, resolve
 
     path = os.path.join(outdir, "checkpoint.h5")
     state = load_resume(path, comm=comm)  # collective: a rank that cannot read it makes every rank raise
@@ -359,7 +361,35 @@ def resume_state(cfg: dict, outdir, *, comm=None):
         check_resumable(effective(with_defaults(state.config)), effective(cfg), path, step=state.step)
 
     arguments_together(check, comm=comm)
+    c = resolve(comm)
+    if c.Get_size() > 1:  # the engine the run keeps (`resumed_engine`): rank 0's reading of it on every rank
+        state = dataclasses.replace(state, engine=c.bcast(state.engine, root=0))
     return state
+
+
+def resumed_engine(kcfg: dict, state) -> str | None:
+    """The engine a resume of checkpoint `state` builds a Gaussian kernel of [kernel] `kcfg` with in place of "auto"
+    (or unset): the one its steps ran (attribute engine), so that the steps the resume adds (a larger [flow].steps,
+    whose kernel entries may resolve "auto" otherwise: `hpcflow.kernels.jit.engine_for`) run as the steps before;
+    None (resolved as a new run's) for a new run, another kernel, a checkpoint without the attribute, or "numba"
+    where Numba does not import here (`engine_note` says so)."""
+    from hpcflow.kernels.jit import numba_version
+
+    engine = None if state is None or kcfg.get("name") != "gaussian" else state.engine
+    return None if engine == "numba" and numba_version() is None else engine
+
+
+def engine_note(kernel, state, prefix: str) -> str | None:
+    """The line a resume says where its `kernel` evaluates the tiles with another engine than the checkpoint's steps
+    (`state.engine`): Numba's loop and NumPy's passes differ in the last bits of K, so the run continues to rounding,
+    not bit for bit. None where they are the same, or either is not known."""
+    now, was = getattr(kernel, "engine", None), getattr(state, "engine", None)
+    if now is None or was is None or now == was:
+        return None
+    fix = ("install numba to resume it bit for bit" if was == "numba" else
+           "start it again with --force (or in a new --out) to run one engine throughout")
+    return (f"{prefix} note: the Gaussian kernel's tiles run on engine {now!r}, where the checkpoint's steps ran "
+            f"{was!r} (its attribute engine): the run continues to rounding (a few ulps of K), not bit for bit; {fix}")
 
 
 def effective(cfg: dict) -> dict:
@@ -495,8 +525,8 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
     state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
-    kernel = check_kernel_range(check_kernel(cfg["kernel"], "job", kernel_entries(cfg, "flow")), cfg["geometry"],
-                                "job")
+    kernel = check_kernel_range(check_kernel(cfg["kernel"], "job", kernel_entries(cfg, "flow"),
+                                             kept=resumed_engine(cfg["kernel"], state)), cfg["geometry"], "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     check_test_seed(cfg["geometry"], "job", test_seed)
     train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
@@ -522,9 +552,12 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
             if state is not None and tiled and c.Get_rank() == 0 else None)
     if note:
         print(note, file=sys.stderr, flush=True)
+    note = engine_note(kernel, state, prefix) if c.Get_rank() == 0 else None
+    if note:
+        print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c, started=started, job_text=job_text,
-                              signalled=pending, threads=threads)
+                              signalled=pending, threads=threads, engine=getattr(kernel, "engine", None))
     described = dict(kernel=cfg["kernel"]["name"], kernel_params=kernel.params(), steps=fl["steps"], dt=fl["dt"],
                      loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
                      n_blocks=None if lay.owner is None else len(lay.owner), ranks=c.Get_size(),

@@ -29,7 +29,9 @@ FASTMATH = {"contract", "nnan", "ninf", "nsz"}
 #: operator with their products, HPCFLOW_THREADS=1, N = 3000-6000 quintic points: 11.5-13.7 ns with the NumPy
 #: passes, 5.4-8.6 with the loop; more on small operators, 37 against 21 ns at N = 1000), so it repays its start
 #: from ~0.3 s / 6 ns = 5e7 entries. CPU time is compared (more threads share the entries, not the start), on the
-#: whole run's entries, so that every rank, at any rank count and on a resume, takes the same engine
+#: whole run's entries, so that every rank, at any rank count, takes the same engine. A resume that raises the steps
+#: may carry them over the threshold: `hpcflow run --resume` keeps the engine its checkpoint records (attribute engine,
+#: `hpcflow.experiments.flow_job.resumed_engine`) in place of "auto", so the steps it adds run as those before
 AUTO_NUMBA_ENTRIES = 5e7
 
 
