@@ -126,7 +126,7 @@ def test_diverging_job_writes_outputs_then_exits_3(tmp_path, monkeypatch, capsys
     job = tmp_path / "job.toml"
     job.write_text('[job]\nkind = "flow"\n[geometry]\nchart = [0, 1]\nn_train = 80\nn_test = 30\nseed = 1\n'
                    '[kernel]\nname = "delta"\n[flow]\ndt = 0.05\nsteps = 5\n')
-    monkeypatch.setattr(flow_job, "check_kernel", lambda kcfg, source: ExplodingKernel(3))
+    monkeypatch.setattr(flow_job, "check_kernel", lambda kcfg, source, *entries, **kept: ExplodingKernel(3))
     status = cli.main(["run", str(job), "--out", str(tmp_path / "out")])
     assert status == 3
     err = capsys.readouterr().err.strip().splitlines()
