@@ -143,6 +143,35 @@ def test_analysis_and_report_of_a_damaged_journal_are_one_line_naming_the_damage
         "study.journal", "study.json"]  # nothing written, its lock released
 
 
+@pytest.mark.parametrize("tail", [b"\xff\xfe", b"\0" * 64])
+def test_a_journal_with_binary_bytes_after_its_last_operation_names_the_lines_to_keep(tmp_path, capsys, tail):
+    """Bytes appended to a good journal (or the NULs a crash leaves at its end) were taken for a file of another
+    kind ("binary content, not UTF-8 text"), in tune and report alike: they are its incomplete last line, and the
+    lines before it are kept; bytes that are no text inside a journal are named by their line."""
+    from hpcflow.cli import main
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    journal = out / "study.journal"
+    good = journal.read_bytes()
+    n = good.count(b"\n")
+    journal.write_bytes(good + tail)
+    says = f"line {n + 1} is incomplete and not UTF-8 text"
+    keep = f"remove that partial last line (keep lines 1-{n})"
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 2 and says in io.err and keep in io.err and io.err.count("\n") == 1, io.err
+    assert "binary content" not in io.err and journal.read_bytes() == good + tail
+    assert main(["report", str(out), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and keep in err and "binary content" not in err and err.count("\n") == 1, err
+    journal.write_bytes(good)  # the lines said to keep are the whole journal: tune goes on
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    lines = journal.read_bytes().split(b"\n")
+    journal.write_bytes(b"\n".join([*lines[:2], tail, *lines[2:]]))
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 2 and "line 3 is not an Optuna journal operation (the file is damaged)" in io.err, io.err
+
+
 def test_a_journal_line_being_written_is_waited_for_not_taken_for_damage(tmp_path):
     """A worker appending holds the journal's lock: a reader waits for it and reads the whole line."""
     from optuna.storages.journal import JournalFileSymlinkLock

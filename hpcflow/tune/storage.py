@@ -450,19 +450,22 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
     if data.startswith(SQLITE_HEADER):
         return (f"not an Optuna journal (an SQLite database: give it as the URL sqlite:///{os.path.abspath(path)}); "
                 f"{instead}")
-    if b"\0" in data or not _utf8(data):  # an HDF5 file: no line of it is an operation
-        return f"not an Optuna journal (binary content, not UTF-8 text); {instead}"
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
-    if data and _operation(lines[0] if lines else tail) is None:  # before its last line: another kind of file
+    first = _operation(lines[0] if lines else tail)
+    if first is None and _binary(data):  # an HDF5 file; a journal's damaged tail is said below (its lines kept)
+        return f"not an Optuna journal (binary content, not UTF-8 text); {instead}"
+    if data and first is None:  # before its last line: another kind of file
         if not any(_operation(line) for line in lines[1:]):  # no line is one: not a journal at all
             return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal); no line of it "
                     f"is one: it is another kind of file, not a damaged journal; {instead}")
         return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal, or a damaged one: "
                 f"later lines are operations); restore it from a copy, or {instead}")
-    if tail:
-        return (f"line {len(lines) + 1} is incomplete (a write was cut off, e.g. by a full disk), so the file is "
-                f"damaged; remove that partial last line (keep lines 1-{len(lines)}), or {instead}")
+    if tail:  # binary bytes too (NULs a crash left, bytes appended to the file): the lines before them are kept
+        what = ("and not UTF-8 text (bytes after the last whole operation: a damaged write)" if _binary(tail) else
+                "(a write was cut off, e.g. by a full disk)")
+        return (f"line {len(lines) + 1} is incomplete {what}, so the file is damaged; remove that partial last line "
+                f"(keep lines 1-{len(lines)}), or {instead}")
     replay = _replay()
     for i, line in enumerate(lines, start=1):
         op = _operation(line)
@@ -477,6 +480,11 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
             return (f"line {i} is an operation Optuna cannot apply ({why}), so the file is {what}; restore it from "
                     f"a copy, or {instead}")
     return None
+
+
+def _binary(data: bytes) -> bool:
+    """Whether `data` is no UTF-8 text (a NUL byte, or bytes that do not decode)."""
+    return b"\0" in data or not _utf8(data)
 
 
 def _utf8(data: bytes) -> bool:
