@@ -126,3 +126,55 @@ def test_a_refused_combination_of_drawn_values_is_named_as_the_trials_parameters
             "lower n_clusters or raise n_train")
     assert rc == 3 and f"hpcflow tune: trial 0 failed: {said}\n" in io.out and str(job) not in io.out, io.out
     assert _journal(out / "study.journal").trials[0].user_attrs["error"] == said
+
+
+@pytest.mark.parametrize("choices, drawn", [('["batched"]', "'batched'"), ('["birch", "full"]', "'birch'")])
+def test_a_range_end_is_checked_with_each_method_the_space_switches_clustering_on_with(tmp_path, capsys, choices,
+                                                                                       drawn):
+    """The job has no clustering method (n_clusters not cross-checked): n_clusters = 100 passed against it, and
+    every trial that drew more than the 60 train points failed (exit 0 when one drew fewer). Checked with each
+    method the space draws, as with the job's own method."""
+    space = f'"clustering.n_clusters" = {{low = 1, high = 100}}\n"clustering.method" = {{choices = {choices}}}'
+    job = _job(tmp_path, JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space))
+    said = (f'[tune.space]."clustering.n_clusters".high = 100 (with "clustering.method" = {drawn}) gives a job that '
+            "fails its checks: [clustering].n_clusters = 100 exceeds [geometry].n_train = 60")
+    assert said in _refused(capsys, job, tmp_path / "s")
+    fits = _job(tmp_path, job.read_text().replace("high = 100", "high = 60"))
+    assert [p.name for p in load(fits).tune["space"]] == ["clustering.n_clusters", "clustering.method"]
+
+
+def test_an_nn_range_end_is_checked_with_each_schedule_and_the_switch_the_space_draws(tmp_path, capsys):
+    """kernel_flow.n_train = 1000 exceeds the job's 300 train points once kernel_flow is on, which only the space
+    switches: every trial that drew it failed (exit 3 when all did). Refused, naming the schedule and the switch."""
+    from test_tune_nn import JOB as NN_JOB
+
+    space = ('"kernel_flow.enabled" = {choices = [false, true]}\n"kernel_flow.n_train" = {low = 10, high = 1000}\n'
+             '"training.lr_schedule" = {choices = ["cosine", "exponential"]}\n"training.lr"')
+    job = _job(tmp_path, NN_JOB.replace('"training.lr"', space) + "[kernel_flow]\nn_train = 50\nn_test = 100\n")
+    said = ("""[tune.space]."kernel_flow.n_train".high = 1000 (with "training.lr_schedule" = 'cosine', """
+            """"kernel_flow.enabled" = True) gives a job that fails its checks: [kernel_flow].n_train = 1000 exceeds """
+            "the 300 sampled points ([geometry].n_train); lower it")
+    assert said in _refused(capsys, job, tmp_path / "s")
+    fits = _job(tmp_path, job.read_text().replace("high = 1000", "high = 300"))
+    assert "kernel_flow.n_train" in [p.name for p in load(fits).tune["space"]]
+
+
+def test_each_value_is_checked_only_with_the_switch_values_that_read_it(tmp_path):
+    """The checks of a searched setting take each value of its switch that reads it (batch_size: method 'batched'
+    only; n_clusters: both), and the other searched settings at the job's values: (values) x (switch choices), not
+    the product of the whole space."""
+    from hpcflow.tune.study import space_settings
+
+    space = ('"clustering.method" = {choices = ["full", "batched"]}\n"clustering.n_clusters" = {choices = [2, 4]}\n'
+             '"clustering.batch_size" = {low = 10, high = 50}')
+    job = load(_job(tmp_path, JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space)))
+    checked = [what for what, _ in space_settings(job.tune["space"], job.cfg)]
+    assert checked == [
+        """[tune.space]."clustering.method".choices[0] = 'full'""",
+        """[tune.space]."clustering.method".choices[1] = 'batched'""",
+        """[tune.space]."clustering.n_clusters".choices[0] = 2 (with "clustering.method" = 'full')""",
+        """[tune.space]."clustering.n_clusters".choices[0] = 2 (with "clustering.method" = 'batched')""",
+        """[tune.space]."clustering.n_clusters".choices[1] = 4 (with "clustering.method" = 'full')""",
+        """[tune.space]."clustering.n_clusters".choices[1] = 4 (with "clustering.method" = 'batched')""",
+        """[tune.space]."clustering.batch_size".low = 10 (with "clustering.method" = 'batched')""",
+        """[tune.space]."clustering.batch_size".high = 50 (with "clustering.method" = 'batched')"""]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import itertools
 import json
 import math
 import os
@@ -468,21 +469,33 @@ def refuse_switched_off(path, space, cfg) -> None:
 def space_settings(space, cfg):
     """(`[tune.space]."NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides) for each
     choice, and the low and high of each range, of the search space of validated job `cfg`: the values whose jobs
-    are checked before any trial. Where the space searches an nn job's lr_schedule, every other value is taken with
-    each schedule it draws (said: `(with "training.lr_schedule" = 'cosine')`), but a rate setting with a schedule
-    that does not read it (no trial draws it then); the overrides are those of such a trial (`TuneJob.settings`:
-    the rate setting its schedule does not read at its default)."""
-    schedule = next((p for p in space if p.name == spaces.SCHEDULE), None)
+    are checked before any trial. Each value is taken with each value the space draws of the settings that decide
+    how a trial reads it (said: `(with "training.lr_schedule" = 'cosine', "clustering.method" = 'batched')`), every
+    combination of them: an nn job's lr_schedule, and the switch of its section (`spaces.SWITCHED`: clustering.method,
+    kernel_flow.enabled), where the space searches them, but for a switch value that does not read it (its section
+    off: not cross-checked) and a rate setting with a schedule that does not read it (no trial draws it then); the
+    overrides are those of such a trial (`TuneJob.settings`: the rate setting its schedule does not read at its
+    default). The other searched settings keep the job's values: with each value of every other one the checks would
+    grow as the product of all the space's values, where so they are at most (values) x (schedules) x (switch
+    choices); a combination of two searched values that the job refuses fails the trial that draws it, which names
+    them as its parameters (`TuneJob.trial_cfg`)."""
+    named = {p.name: p for p in space}
     for p in space:
         values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
+        switch = spaces.switch_of(p.name)
+        reads = {spaces.SCHEDULE: lambda v: True, **({switch[0]: switch[1]} if switch else {})}
+        context = [named[n] for n in reads if n in named and named[n] is not p and named[n].kind == "categorical"]
         for where, value in values:
             label = f"choices[{where}]" if p.kind == "categorical" else where
-            for drawn in [None] if schedule is None or p is schedule else schedule.choices:
-                params = {p.name: value} if drawn is None else {spaces.SCHEDULE: drawn, p.name: value}
+            for drawn in itertools.product(*(c.choices for c in context)):
+                params = {c.name: v for c, v in zip(context, drawn)}
+                if not all(reads[n](v) for n, v in params.items()):
+                    continue
+                params[p.name] = value
                 if spaces.unread(cfg, params) == p.name:
                     continue
-                context = "" if drawn is None else f' (with "{spaces.SCHEDULE}" = {drawn!r})'
-                yield (f'[tune.space]."{p.name}".{label} = {value!r}{context}',
+                said = ", ".join(f'"{c.name}" = {v!r}' for c, v in zip(context, drawn))
+                yield (f'[tune.space]."{p.name}".{label} = {value!r}{f" (with {said})" if said else ""}',
                        spaces.overrides(spaces.trial_settings(cfg, params)[0]))
 
 
