@@ -850,6 +850,16 @@ def _rows_at(ds, idx: np.ndarray, block: int = BLOCK_ROWS):
         start = end
 
 
+def _step_rows(table: np.ndarray, steps: int) -> np.ndarray:
+    """The (steps, R) per-rank history of `steps` steps from `table` (row k - 1: step k, from step 1 on): its first
+    `steps` rows, NaN rows added where it holds fewer. Rows never move: a row beyond `steps` is dropped from the end,
+    so step 1 keeps row 0 whatever was recorded."""
+    rows = table[:steps]
+    if rows.shape[0] < steps:
+        rows = np.concatenate([rows, np.full((steps - rows.shape[0], table.shape[1]), np.nan)])
+    return rows
+
+
 def _writer_settings(every, seconds, block_rows) -> dict:
     """`CheckpointWriter`'s every (None or steps >= 1), seconds (None or finite > 0, as [checkpoint]) and
     block_rows (>= 1), checked; no collective."""
@@ -932,9 +942,14 @@ class CheckpointWriter:
         self.signalled.set()
 
     def __call__(self, view) -> bool:
-        """Record the step's figures; write when due; on a signal write and raise Preempted (every rank)."""
+        """Record the step's figures; write when due; on a signal write and raise Preempted (every rank). A view at
+        the step this writer started from (0, or the resumed step: `kernel_flow`'s final call where its run took no
+        step) is no step of its run: it records no per-rank row (history/ row k - 1 is step k's, whatever the steps
+        run) and writes nothing, the state being that of the file or of step 0; `close` writes it."""
         repeat = self.last_view is not None and self.last_view.step == view.step  # a final call at the same step
         self.last_view = view
+        if int(view.step) == self.first_step:
+            return False
         for k in PER_RANK_KEYS:
             value = float(view.per_rank.get(k, np.nan)) if view.per_rank else np.nan
             if repeat and self.per_rank[k]:
@@ -1003,7 +1018,7 @@ class CheckpointWriter:
             if old is not None and old.shape[0] and old.shape[1] != self.size:
                 old = np.full((old.shape[0], self.size), np.nan)  # resumed at another R: per-rank rows unknown
             table = new if old is None or not old.shape[0] else np.concatenate([old, new])
-            out[k] = table[-steps_now:] if steps_now else table[:0]
+            out[k] = _step_rows(table, steps_now)
         return out
 
     def write(self, view, *, status: str) -> None:

@@ -87,6 +87,34 @@ def test_resuming_an_early_stopped_flow_takes_no_further_step(sets):
     _assert_bitwise(again, full)
 
 
+def test_a_writer_resumed_with_no_step_left_keeps_every_per_rank_row(sets, tmp_path):
+    """A resume of an early-stopped flow's checkpoint takes no step; its writer's final call at the resumed step is
+    no step of its run: history/ row k - 1 stays step k's (the writer appended a row for it and kept the last S rows,
+    so every row moved up one step and the last was 0.0)."""
+    import h5py
+
+    train, test = sets
+    path = tmp_path / "checkpoint.h5"
+    writer = CheckpointWriter(path, {"flow": {}}, every=2)
+    full = kernel_flow(_kernel(train), train, test, on_step=writer, **KW)
+    writer.close("finished")
+    names = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
+
+    def rows():
+        with h5py.File(path, "r") as f:
+            return {k: f[f"history/{k}"][()] for k in names}
+
+    before = rows()
+    assert full.stop_kind == "early_stop" and before["step_seconds"].shape == (full.steps_taken, 1)
+    assert np.all(before["step_seconds"] > 0) and np.all(before["kernel_seconds"] > 0)
+    resume = load_resume(path)
+    again = CheckpointWriter(path, {"flow": {}}, every=1, resume=resume)
+    rest = kernel_flow(_kernel(train), train, test, resume=resume, on_step=again, **KW)
+    assert again.close("finished") == full.steps_taken and rest.steps_taken == full.steps_taken
+    for name, table in rows().items():
+        np.testing.assert_array_equal(table, before[name], err_msg=name)
+
+
 class ExplodingKernel:
     """Gaussian updates, until the train update of step `after` + 1 sends the diagonal to ~1e200: finite
     and positive definite entries whose determinant overflows, so sigma is not finite."""
