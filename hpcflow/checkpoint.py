@@ -69,7 +69,7 @@ from hpcflow import __version__
 from hpcflow.arguments import api_integer, api_number
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
-from hpcflow.flow import RESUME_FIX, FlowScalars
+from hpcflow.flow import RESUME_FIX, FlowScalars, early_stop_said, stopped_early
 from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
 from hpcflow.h5read import in_use, locked, one_line, read_h5
@@ -645,6 +645,80 @@ def run_total(legs, wall: float) -> float:
     """summary.json's wall_seconds_total of a run that took `wall` seconds and wrote the last of `legs`: the earlier
     legs' recorded seconds plus `wall` (its leg's own wall_seconds stop at its last checkpoint write)."""
     return wall_seconds_total(legs[:-1]) + wall
+
+
+#: the @status values that record how the run ended (its last write, `CheckpointWriter.close`)
+END_STATUSES = ("finished", "stopped", "diverged")
+
+
+def end_without_steps(state: FlowResume, steps: int, early_stop: int | None) -> tuple[str, str] | None:
+    """(status, stopped) of a flow resumed from checkpoint `state` that takes no step, as `kernel_flow` ends it: its
+    early stop met (`hpcflow.flow.stopped_early`) or its `steps` all done. The checkpoint's own where it recorded how
+    its run ended (END_STATUSES); else (a checkpoint written before its run's last write: "running", "preempted")
+    "finished", with the early stop's line where it was met. None where the flow takes a step (a diverged run's
+    failed step is tried again where steps are left)."""
+    step = int(state.step)
+    early = stopped_early(state, early_stop)
+    if not early and step < int(steps):
+        return None
+    if state.status in END_STATUSES:
+        return str(state.status), str(state.stopped)
+    return "finished", (str(state.stopped) or early_stop_said(step, early_stop)) if early else ""
+
+
+def record_end(path, status: str, stopped: str, *, comm=None) -> None:
+    """Set @status and @stopped of checkpoint `path` (rank 0; a copy with them set replaces the file atomically),
+    nothing else: no leg, no row, the same datasets. For a resume with no step to take (`end_without_steps`) of a
+    checkpoint that its run wrote before its last write: the run's last write would have said that much. Returns on
+    every rank once the file is in place (one Barrier at R > 1)."""
+    c = resolve(comm)
+    if c.Get_rank() == 0:
+        with open(path, "rb") as src, atomic_file(path) as fh:
+            while chunk := src.read(2 ** 24):
+                fh.write(chunk)
+            fh.flush()
+            fh.seek(0)
+            with h5py.File(fh, "r+") as f:
+                f.attrs["status"] = status
+                f.attrs["stopped"] = stopped
+    if c.Get_size() > 1:
+        c.Barrier()
+
+
+def summary_of(state: FlowResume, cfg: dict, end: tuple[str, str]) -> dict:
+    """summary.json's keys of flow job `cfg` (`hpcflow.experiments.flow_job`, docs/outputs.md) that checkpoint `state`
+    holds to its end (`end`: its (status, stopped), `end_without_steps`), as the run that took its last step wrote
+    them, for a --resume that has no step to take and finds no finished summary.json: but `per_rank` (that run's
+    figures, which the checkpoint does not hold), `provenance` (the caller's), `wall_seconds` (the last leg's
+    `wall_seconds`, up to its last checkpoint write) and `wall_seconds_total` (the legs' sum); `ranks` is the last
+    leg's."""
+    from hpcflow.experiments.flow_job import check_kernel, legs_summary, resumed_engine, sigma_figures
+    from hpcflow.resources import kernel_entries
+
+    kernel = check_kernel(dict(cfg["kernel"]), "job", kernel_entries(cfg, "flow"),
+                          kept=resumed_engine(cfg["kernel"], state))
+    with read_h5(state.path, partial(_unreadable, state.path)) as f:
+        owner = f.get("cluster/owner")
+        n_blocks = int(owner.shape[0]) if cfg["clustering"]["method"] is not None and owner is not None else None
+    legs = earlier_legs(state)
+    ranks = legs[-1].get("ranks")
+    if ranks is None:  # (a version 1 checkpoint: its per-rank rows' width)
+        ranks = next((int(v.shape[1]) for v in state.per_rank.values()), None)
+    params = kernel.params()
+    if "engine" in params and state.engine is not None:  # the one its steps ran (Numba's where Numba is missing here)
+        params["engine"] = state.engine
+    fl = cfg["flow"]
+    status, stopped = end
+    summary = sigma_figures(np.asarray(state.sigma_train, dtype=np.float64),
+                            np.asarray(state.sigma_test, dtype=np.float64), int(state.n_test))
+    summary.update(n_train=int(state.n_train), n_test=int(state.n_test), steps_taken=int(state.step),
+                   rejected_steps=len(state.rejections), test_held=int(state.test_held), stopped=stopped,
+                   kernel=cfg["kernel"]["name"], kernel_params=params, steps=fl["steps"], dt=fl["dt"],
+                   loss=fl["loss"], kappa_gradient=fl["kappa_gradient"], chart=cfg["geometry"]["chart"],
+                   n_blocks=n_blocks, ranks=ranks, resumed=len(legs) > 1, status=status,
+                   checkpoint_step=int(state.step), config=cfg, **legs_summary(legs))
+    summary["wall_seconds"] = legs[-1].get("wall_seconds")
+    return summary
 
 
 def _check_rows(f, name: str, n: int, path) -> None:

@@ -1,15 +1,23 @@
 """A flow that ended by its own rule before [flow].steps (a numerical stop, its early stop) is finished: --resume,
 with more steps too, has nothing to do, changes nothing on disk and exits as the run did (3 at 2 ranks, 0); a
-diverged run whose summary was never written resumes without recording its failed step's rejections twice."""
+diverged run whose summary was never written resumes without recording its failed step's rejections twice, nor
+moving its per-rank rows. A run that holds every step but no summary.json (a partial copy, a kill after the last
+checkpoint, a failed extension) gets it from the checkpoint by --resume, at any rank count, with checkpoint.h5 left
+byte for byte; one written before its last write gets only the status and stop line that write would have set."""
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import h5py
+import numpy as np
+import pytest
 
 from hpcflow.cli import main
+from hpcflow.flow import early_stop_said
 from jobtexts import GAUSSIAN_KERNEL, flow_points
 from test_parallel import mpiexec
 
@@ -27,7 +35,23 @@ dt = 0.3162
 steps = 40
 early_stop = 3
 """
+#: a clustered Gaussian flow of 6 steps, a checkpoint every 2 (the quickstart's flow on fewer points)
+CLUSTERED = flow_points(300, 200) + GAUSSIAN_KERNEL + """[flow]
+dt = 2.0
+steps = 6
+loss = "ultralocal"
+[clustering]
+method = "batched"
+n_clusters = 4
+batch_size = 150
+halo_cutoff = 0.3
+[checkpoint]
+every = 2
+"""
 ENV = dict(os.environ, HPCFLOW_THREADS="1")
+#: summary.json keys that a summary written from the checkpoint holds otherwise (docs/outputs.md, summary.json:flow)
+NOT_FROM_CHECKPOINT = ("per_rank", "provenance", "wall_seconds", "wall_seconds_total")
+PER_RANK = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
 
 
 def _files(out) -> dict:
@@ -66,15 +90,20 @@ def test_a_diverged_run_has_nothing_to_resume_at_two_ranks(tmp_path, capsys):
 
 
 def test_a_diverged_run_killed_before_its_summary_records_its_rejections_once(tmp_path):
-    """Its checkpoint holds the failed step's rejected trials; the resume retries that step and records them anew."""
+    """Its checkpoint holds the failed step's rejected trials; the resume retries that step and records them anew,
+    and takes no step: the per-rank rows stay those of steps 1 to S (none moved up, no row added)."""
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(DIVERGES)
     assert _run(job, out) == 3
     step, rejections, legs = _checkpoint(out)
+    rows = _per_rank(out)
+    assert all(v.shape == (step, 1) and np.all(v[:, 0] > 0) for k, v in rows.items() if k != "comm_bytes")
     os.remove(out / "summary.json")  # killed between the checkpoint and the summary: an interrupted run
     assert _run(job, out, "--resume") == 3
     again, rejections_again, legs_again = _checkpoint(out)
     assert (again, rejections_again) == (step, rejections) and len(legs_again) == len(legs) + 1
+    for name, table in _per_rank(out).items():
+        np.testing.assert_array_equal(table, rows[name], err_msg=name)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rejected_steps"] == len(rejections) and summary["status"] == "diverged"
 
@@ -93,3 +122,131 @@ def test_an_early_stopped_run_has_nothing_to_resume(tmp_path, capsys):
         assert f"at step {summary['steps_taken']} by its early stop" in said.out and "nothing to do" in said.out
         assert "valid" not in said.out, said.out  # --check: what the run would say, no estimate of steps not run
         assert _files(out) == before
+
+
+def _per_rank(out) -> dict:
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        return {k: f[f"history/{k}"][()] for k in PER_RANK}
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _contents(path) -> dict:
+    """{"@attr": value, "dataset": array} of an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        out.update({f"@{k}": f.attrs[k] for k in f.attrs})
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _same_contents(a: dict, b: dict, *, but=()) -> None:
+    assert set(a) == set(b)
+    for key in set(a) - set(but):
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        else:
+            assert a[key] == b[key], key
+
+
+def _from_checkpoint(out, original: dict, said: str) -> dict:
+    """summary.json of `out` written from its checkpoint: the original's keys and values but NOT_FROM_CHECKPOINT,
+    its wall times the legs' as checkpoint.h5 records them; the line printed says so."""
+    summary = json.loads((out / "summary.json").read_text())
+    assert "per_rank" in original and "per_rank" not in summary
+    kept = {k: v for k, v in original.items() if k not in NOT_FROM_CHECKPOINT}
+    assert {k: v for k, v in summary.items() if k not in NOT_FROM_CHECKPOINT} == kept
+    legs = original["legs"]
+    assert summary["wall_seconds"] == legs[-1]["wall_seconds"] > 0
+    assert summary["wall_seconds_total"] == pytest.approx(sum(g["wall_seconds"] for g in legs))
+    assert set(summary["provenance"]) == set(original["provenance"])
+    assert "no step run" in said and "checkpoint.h5 holds the run to its end" in said, said
+    return summary
+
+
+def _finished_copy(base, name):
+    """A copy of the finished run in `base` without its summary.json (the checkpoint's bytes kept)."""
+    out = base.parent / name
+    shutil.copytree(base, out)
+    os.remove(out / "summary.json")
+    return out
+
+
+def test_a_finished_run_without_its_summary_gets_it_from_the_checkpoint(tmp_path, capsys):
+    """checkpoint.h5 and job.toml stay byte for byte, summary.json is the run's (the documented keys aside); --check
+    says what the resume would do; a second --resume has nothing to do. A resume of it at 2 ranks:
+    `test_a_run_without_its_summary_gets_it_at_any_rank_count`."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(CLUSTERED)
+    assert _run(job, out) == 0
+    original = json.loads((out / "summary.json").read_text())
+    assert original["status"] == "finished" and original["checkpoint_step"] == 6 and original["n_blocks"] == 4
+    copy = _finished_copy(out, "copy")
+    sums = {name: _sha(copy / name) for name in ("checkpoint.h5", "job.toml")}
+    capsys.readouterr()
+    assert _run(job, copy, "--resume", "--check") == 0
+    said = capsys.readouterr().out
+    assert "no step to run" in said and "nothing run" in said and not (copy / "summary.json").exists(), said
+    assert _run(job, copy, "--resume") == 0
+    _from_checkpoint(copy, original, capsys.readouterr().out)
+    assert {name: _sha(copy / name) for name in sums} == sums
+    files = {p.name: p.read_bytes() for p in copy.iterdir()}
+    assert _run(job, copy, "--resume") == 0  # now finished: nothing to do, nothing rewritten
+    assert "nothing to do" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == files
+
+
+def test_a_run_without_its_summary_gets_it_at_any_rank_count(tmp_path, capsys):
+    """A 2-rank run's checkpoint, its summary.json removed: --resume at 2 ranks and at 1 rank writes the 2-rank
+    run's summary (ranks 2) and leaves checkpoint.h5 byte for byte: its per-rank rows (2 columns) kept, no leg."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(CLUSTERED)
+    mpi = [mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "run", str(job), "--quiet"]
+    p = subprocess.run([*mpi, "--out", str(out)], capture_output=True, text=True, timeout=120, env=ENV)
+    assert p.returncode == 0, p.stderr
+    original = json.loads((out / "summary.json").read_text())
+    assert original["ranks"] == 2 and len(original["per_rank"]) == 2
+    sha = _sha(out / "checkpoint.h5")
+    assert all(v.shape == (6, 2) and not np.isnan(v).any() for v in _per_rank(out).values())
+    two, one = _finished_copy(out, "two"), _finished_copy(out, "one")
+    p = subprocess.run([*mpi, "--out", str(two), "--resume"], capture_output=True, text=True, timeout=120, env=ENV)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    capsys.readouterr()
+    assert _run(job, one, "--resume") == 0
+    said = capsys.readouterr().out
+    assert _sha(two / "checkpoint.h5") == _sha(one / "checkpoint.h5") == sha
+    _from_checkpoint(two, original, p.stdout)
+    assert _from_checkpoint(one, original, said)["ranks"] == 2
+
+
+def _written_before_its_end(out, stopped: str = ""):
+    """Make checkpoint.h5 of `out` the one its run wrote at its last step before its close (a periodic write:
+    status "running", its stop line not yet set), as a run killed between the two leaves it; its contents before."""
+    before = _contents(out / "checkpoint.h5")
+    with h5py.File(out / "checkpoint.h5", "r+") as f:
+        f.attrs["status"] = "running"
+        f.attrs["stopped"] = stopped
+    os.remove(out / "summary.json")
+    return before
+
+
+@pytest.mark.parametrize("text", ["steps", "early stop"])
+def test_a_checkpoint_written_before_its_runs_end_is_finished_by_resume_without_a_step(tmp_path, capsys, text):
+    """The status and stop line its close would have written are set, every other entry kept (no leg, no row); the
+    summary is the run's."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(CLUSTERED if text == "steps" else EARLY)
+    assert _run(job, out) == 0
+    original = json.loads((out / "summary.json").read_text())
+    if text == "early stop":  # the line its close writes: that of the early stop, as the flow says it
+        assert original["stopped"] == early_stop_said(original["steps_taken"], 3)
+    before = _written_before_its_end(out)
+    capsys.readouterr()
+    assert _run(job, out, "--resume") == 0
+    said = capsys.readouterr().out
+    after = _contents(out / "checkpoint.h5")
+    assert (after["@status"], after["@stopped"]) == ("finished", original["stopped"])
+    _same_contents(after, before)
+    _from_checkpoint(out, original, said)

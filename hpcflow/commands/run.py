@@ -37,27 +37,31 @@ def _run(args, comm) -> int:
     args.resumed_by = resumed_by(cfg["job"]["kind"])  # the command a preempted run's stop line names (hpcflow.cli)
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        resume, done = prepare_out(args, module, cfg, outputs, comm)
+        resume, done, end = prepare_out(args, module, cfg, outputs, comm)
         if done is not None:  # what the run would say, with its exit status
             return nothing_to_do(args, comm, done)
         if comm.Get_rank() == 0:
             memory = resources.describe(left_to_run(cfg, resume), ranks=comm.Get_size())
-            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted{resumed_note(cfg, resume)}; {memory}; "
+            note = resumed_note(cfg, resume) if end is None else ended_note(resume)
+            print(f"hpcflow: {args.job}: valid; --out {args.out} accepted{note}; {memory}; "
                   f"{device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm):
-        resume, done = prepare_out(args, module, cfg, outputs, comm)
-        return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done)
+        resume, done, end = prepare_out(args, module, cfg, outputs, comm)
+        return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done, end)
 
 
-def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done) -> int:
+def _locked_run(args, comm, module, cfg, outputs, overrides, resume, done, end=None) -> int:
     """The run itself, in --out (which this process has locked); an earlier run's files that --force replaces stay
-    set aside until it ends (`hpcflow.jobs.replaced`)."""
+    set aside until it ends (`hpcflow.jobs.replaced`). `end` (`prepare_out`): a --resume with no step to take, whose
+    summary.json is written from the checkpoint (`summary_from_checkpoint`)."""
     from hpcflow.jobs.replaced import replacing
 
     if done is not None:  # its files stay as the run wrote them (summary, checkpoint, legs, wall_seconds)
         return nothing_to_do(args, comm, done)
+    if end is not None:
+        return summary_from_checkpoint(args, comm, cfg, overrides, resume, end)
     with replacing(args.out, force=args.force, outputs=outputs, resume=bool(resume), comm=comm) as outdir:
         return _write_run(args, comm, module, cfg, outdir, overrides, resume)
 
@@ -76,6 +80,58 @@ def nothing_to_do(args, comm, done) -> int:
         kept_on_resume(args.out, done=True)
         print(f"hpcflow run: {said}")
     return 0
+
+
+def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
+    """--resume of a checkpoint that holds its run to the end (`end`: the (status, stopped) it ends with, taking no
+    step: `hpcflow.checkpoint.end_without_steps`) where no finished summary.json describes it (a partial copy, a run
+    killed after its last checkpoint, an extension that failed): summary.json written from the checkpoint
+    (`hpcflow.checkpoint.summary_of`), no point sampled and no step run. checkpoint.h5 stays as it is (its rows,
+    legs, per-rank histories), but for @status and @stopped where it was written before its run's last write
+    ("running", "preempted": `record_end`); job.toml too, written only where it does not name the job. The summary's
+    job_file, overrides and resumed_with are those the run's job.toml records (this --resume adds no leg). Exit status
+    as the run's: 3 for a numerical stop."""
+    from hpcflow.checkpoint import record_end, summary_of
+    from hpcflow.errors import NumericalStop
+    from hpcflow.jobs import output
+    from hpcflow.jobs.replaced import kept_on_resume
+    from hpcflow.provenance import provenance
+    from hpcflow.stop_signals import finished
+
+    root = comm.Get_rank() == 0
+    output.remove_debris(args.out, comm=comm)
+    if root:
+        kept_on_resume(args.out, done=True)
+    this = {"job_file": os.path.abspath(args.job), "overrides": list(overrides)}
+    origin = named = recorded_origin(args.out)
+    if named is None:  # (said on stderr; job.toml is written below)
+        origin = _summary_origin(args.out, this, comm=comm, prog="hpcflow run")
+        origin["resumed_with"] = origin["resumed_with"][:-1]  # (this --resume's, which adds no leg)
+    origin = {k: v for k, v in origin.items() if k != "resumed_with" or v}
+    summary = summary_of(state, cfg, end)
+    summary.update(kind=cfg["job"]["kind"], hpcflow_version=__version__, provenance=provenance(comm=comm), **origin)
+    status, stopped = end
+    finished()  # nothing is left to stop: a stop request from here on is ignored
+    if (state.status, state.stopped) != (status, stopped):
+        record_end(state.path, status, stopped, comm=comm)
+    if named is None:
+        output.write_text(os.path.join(args.out, "job.toml"), saved_job(cfg, args.job, overrides, origin=origin),
+                          comm=comm)
+    path = os.path.join(args.out, "summary.json")
+    output.write_json(path, summary, comm=comm)  # last: its presence marks a complete run
+    ended = f"step {state.step}" + (f", {stopped}" if stopped else "")
+    if status == "diverged":  # (every rank raises it)
+        raise NumericalStop(f"{stopped}; outputs up to step {state.step} are in {args.out}")
+    if root:
+        print(f"hpcflow run: {args.out}: checkpoint.h5 holds the run to its end ({ended}) but no finished "
+              f"summary.json described it: wrote {path} from the checkpoint, no step run")
+    return 0
+
+
+def ended_note(state) -> str:
+    """For --check's line: a --resume with no step to take, which writes summary.json from the checkpoint."""
+    return (f" (--resume has no step to run: checkpoint.h5 holds the run to its end at step {int(state.step)}, which "
+            "no finished summary.json describes; it writes summary.json from it)")
 
 
 def left_to_run(cfg: dict, resume) -> dict:
@@ -217,19 +273,28 @@ def tune_section_note(job: str, prog: str) -> None:
 
 
 def prepare_out(args, module, cfg, outputs, comm):
-    """The checks of --out (under its lock, but for --check): (resume, done); resume: the checked checkpoint state
-    of --resume (`module.resume_state`, passed on to `module.run`), else None; done: for a run that ended by its own
-    rule (steps done, early stop, numerical stop) and that --resume has nothing to add to, `module.resume_done`'s
-    record of it (else None). Collective: a refusal on any rank is raised by every rank."""
+    """The checks of --out (under its lock, but for --check): (resume, done, end); resume: the checked checkpoint
+    state of --resume (`module.resume_state`, passed on to `module.run`), else None; done: for a run that ended by its
+    own rule (steps done, early stop, numerical stop), whose finished summary.json describes it, and that --resume has
+    nothing to add to, `module.resume_done`'s record of it (else None); end: for a checkpoint with no step left to
+    take (`hpcflow.checkpoint.end_without_steps`) that no finished summary.json describes (a partial copy, a run
+    killed after its last checkpoint) or that was written before its run's last write, the (status, stopped) it ends
+    with, from which `summary_from_checkpoint` writes summary.json (else None). Collective: a refusal on any rank is
+    raised by every rank."""
+    from hpcflow.checkpoint import FlowResume, end_without_steps
     from hpcflow.jobs import output
     from hpcflow.parallel.comm import refuse_together
 
     if not refuse_together(lambda: _check_out(args, outputs, cfg["job"]["kind"]), comm):
-        return None, None
+        return None, None, None
     state = module.resume_state(cfg, args.out, comm=comm)  # collective: damaged, another job: every rank raises
-    if output.interrupted(args.out, "checkpoint.h5"):  # its summary is still to write: the resume runs
-        return state, None
-    return state, module.resume_done(state, cfg)
+    interrupted = output.interrupted(args.out, "checkpoint.h5")  # its summary is still to write
+    done = None if interrupted else module.resume_done(state, cfg)
+    if done is not None:
+        return state, done, None
+    end = end_without_steps(state, cfg["flow"]["steps"], cfg["flow"]["early_stop"]) if isinstance(
+        state, FlowResume) else None
+    return state, None, end
 
 
 def _check_out(args, outputs, kind: str) -> bool:
@@ -412,10 +477,19 @@ def job_origin(outdir: str, job: str, overrides, *, comm=None, prog: str = "hpcf
     resumed_with: each --resume's job file and --set values, this one's last. A resume from DIR/job.toml thus keeps
     naming the job file and --set values the run was made from. Where that header does not name the job (job.toml
     missing, damaged or overwritten) they come from the summary.json an earlier run wrote (`_summary_origin`)."""
+    this = {"job_file": os.path.abspath(job), "overrides": list(overrides)}
+    recorded = recorded_origin(outdir)
+    if recorded is None:
+        return _summary_origin(outdir, this, comm=comm, prog=prog)
+    return {**recorded, "resumed_with": [*recorded["resumed_with"], this]}
+
+
+def recorded_origin(outdir: str) -> dict | None:
+    """The job_file and overrides of the first run in `outdir` and resumed_with (each earlier --resume's, first to
+    last; [] for none) as the header of its DIR/job.toml records them; None where that header names no job."""
     import re
     import shlex
 
-    this = {"job_file": os.path.abspath(job), "overrides": list(overrides)}
     try:
         with open(os.path.join(outdir, "job.toml"), encoding="utf-8") as fh:
             lines = [line[2:].rstrip("\n") for line in fh if line.startswith("# ")]
@@ -432,7 +506,7 @@ def job_origin(outdir: str, job: str, overrides, *, comm=None, prog: str = "hpcf
     lead = re.fullmatch(re.escape(HEADER_LEAD).replace(re.escape("{version}"), r"\S+") + "(.+)", lines[0]) \
         if lines else None
     if lead is None:
-        return _summary_origin(outdir, this, comm=comm, prog=prog)
+        return None
     first, legs = {"job_file": shell_unword(lead.group(1)), "overrides": []}, []
     for line in lines[1:]:
         if line.startswith(RUN_WITH) and not legs and sets(line[len(RUN_WITH):]) is not None:
@@ -440,7 +514,7 @@ def job_origin(outdir: str, job: str, overrides, *, comm=None, prog: str = "hpcf
         elif line.startswith(RESUMED_FROM):
             path, _, given = line[len(RESUMED_FROM):].partition(WITH)
             legs.append({"job_file": shell_unword(path), "overrides": (sets(given) or []) if given else []})
-    return {**first, "resumed_with": [*legs, this]}
+    return {**first, "resumed_with": legs}
 
 
 def _summary_origin(outdir: str, this: dict, *, comm, prog: str) -> dict:
