@@ -76,6 +76,29 @@ def test_resume_and_check_refuse_a_damaged_file_in_one_line(finished, tmp_path, 
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.parametrize("how", [*sorted(DAMAGES), "cut short"])
+def test_a_run_without_resume_names_a_damaged_checkpoint_not_resume(finished, tmp_path, capsys, how):
+    """A plain run (and its --check, submit --check) in an --out whose damaged checkpoint no summary.json describes
+    says that it is damaged and that --force starts over, in one line, exit 2, nothing touched: it pointed to
+    --resume, which then refused the file."""
+    from hpcflow.cli import main
+
+    job, out, ck = _copy(finished, tmp_path)
+    (out / "summary.json").unlink()
+    if how == "cut short":  # a partial copy back from a cluster
+        ck.write_bytes(ck.read_bytes()[:5000])
+    else:
+        _damage(ck, how)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    for argv in (["run", "--quiet"], ["run", "--quiet", "--check"], ["submit", "--check", "--executor", "local"]):
+        assert main([argv[0], str(job), "--out", str(out), *argv[1:]]) == 2
+        err = _one_line(capsys, f"--out {out} holds a damaged checkpoint.h5 (", "--force", "cannot continue it")
+        assert "continue it with" not in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["run", str(job), "--out", str(out), "--quiet", "--force"]) == 0  # the advice runs
+
+
 @pytest.mark.parametrize("how", sorted(DAMAGES))
 def test_report_and_analysis_scripts_refuse_a_damaged_file_in_one_line(finished, tmp_path, capsys, how):
     from hpcflow.analysis.script import main as script

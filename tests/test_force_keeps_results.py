@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import pytest
 
 from hpcflow.cli import main
@@ -154,7 +155,11 @@ def test_every_command_names_the_set_aside_files_before_the_interrupted_run(tmp_
     aside = out / f"{replaced.PREFIX}-abcd1234"
     aside.mkdir(parents=True)
     (aside / "summary.json").write_text('{"status": "finished"}')
-    (out / checkpoint).write_bytes(b"killed")
+    if checkpoint == "checkpoint.h5":  # its head as a run writes it (a damaged one is said so: test_checkpoint_damaged)
+        with h5py.File(out / checkpoint, "w") as f:
+            f.attrs["step"] = 1
+    else:
+        (out / checkpoint).write_bytes(b"killed")
     assert main([command[0], str(job), "--out", str(out), *command[1:], "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(aside) in err and "--resume" in err, err

@@ -324,10 +324,15 @@ def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = Fals
     a flow or a job without checkpoints, which this job's --resume cannot continue; the line names the command that
     does (with DIR/job.toml, which such a run writes beside its first checkpoint)."""
     from hpcflow.errors import OutputPathError
-    from hpcflow.jobs.output import interrupted, refuse_set_aside
+    from hpcflow.jobs.output import checkpoint_damage, damaged_said, interrupted, refuse_set_aside
 
     for verb, (name, _) in CHECKPOINTS.items():
         if not force and name not in outputs and interrupted(out, name):
+            damage = checkpoint_damage(os.path.join(out, name))
+            if damage:  # (which 'hpcflow VERB --resume' would refuse too)
+                refuse_set_aside(out)
+                raise OutputPathError(damaged_said(out, name, damage, fix=f"choose another --out for this {kind} "
+                                                   "job, or pass --force to replace that run"))
             saved = os.path.join(out, "job.toml")
             again = shell_line(["hpcflow", verb, saved if os.path.isfile(saved) else "JOB", "--out", out, "--resume"])
             refuse_set_aside(out, resume=f"'{again}'")  # an earlier run's files set aside there are named first

@@ -187,6 +187,27 @@ def checkpoint_progress(path) -> int | None:
         return None
 
 
+def checkpoint_damage(path) -> str | None:
+    """Why a flow's checkpoint file `path` (checkpoint.h5) is damaged, on one line: h5py cannot open it or read its
+    root attributes or an integer `step` among them; None where it reads them, where another process holds the
+    file's HDF5 lock (in use, not damaged: `hpcflow.h5read.locked`), and for a network's checkpoint.pt (not looked
+    into here). A look at its head, not the checks of --resume (`hpcflow.checkpoint.load_resume`, which reads every
+    row), which may refuse a file read here."""
+    from hpcflow.h5read import locked, one_line
+
+    if os.fspath(path).endswith(".pt"):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}  # (a damaged attribute or global heap fails here)
+            if "step" not in attrs:
+                return "attribute step is missing"
+            int(attrs["step"])
+    except Exception as exc:  # noqa: BLE001 - whatever h5py raises on such a file
+        return None if locked(exc) else one_line(exc) or type(exc).__name__
+    return None
+
+
 def _pt_epoch(path) -> int:
     """checkpoint.pt's `train.epoch`, read from the zip archive without torch (`torch_file.plain_entries`), else
     by torch (an archive of another layout); an exception when neither reads it."""
@@ -336,10 +357,21 @@ def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: st
     if force:
         return
     killed = interrupted(path, checkpoint)
-    refuse_set_aside(path, resume=resume if killed else None)  # an earlier run's files are named before the killed one
+    damage = checkpoint_damage(os.path.join(path, checkpoint)) if killed else None
+    refuse_set_aside(path, resume=resume if killed and not damage else None)  # (named before the killed run)
+    if damage:  # --resume would refuse it: said here, not advised
+        raise OutputPathError(damaged_said(path, checkpoint, damage))
     if killed:
         raise OutputPathError(f"--out {path} holds an interrupted run ({checkpoint} that no finished summary.json "
                               f"describes); continue it with {resume}, or pass --force to start over")
+
+
+def damaged_said(path, checkpoint: str, damage: str, *, fix: str = "pass --force to start over (it replaces "
+                 "that run's files), or choose another --out") -> str:
+    """The refusal of directory `path` whose `checkpoint` (`damage`: `checkpoint_damage`) no finished summary.json
+    describes: a run killed while it was copied or written, which --resume cannot continue; `fix` ends it."""
+    return (f"--out {path} holds a damaged {checkpoint} ({damage}) that no finished summary.json describes, so "
+            f"--resume cannot continue it; {fix}")
 
 
 def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) -> None:
