@@ -113,6 +113,27 @@ def test_every_file_is_described_and_every_described_entry_exists(files):
                 assert any(_pattern(name).match(n) for n in have), f"{key}: docs/outputs.md lists {name}, not written"
 
 
+def test_a_python_api_checkpoint_writes_every_entry_listed_for_every_checkpoint(tmp_path):
+    """A `CheckpointWriter(path, {}, every=10)` without `static` (the README's example) writes no point data: the
+    table listed train/points, train/weights, train/omega2 and test/* for every checkpoint, without a "when"."""
+    from hpcflow.checkpoint import CheckpointWriter
+    from hpcflow.flow import kernel_flow
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.kernels import GaussianKernel
+
+    X = Hypersurface.fermat(3)
+    train, test = X.sample(60, seed=1, chart=(0, 1)), X.sample(30, seed=2, chart=(0, 1))
+    path = tmp_path / "checkpoint.h5"
+    writer = CheckpointWriter(path, {}, every=10)
+    kernel_flow(GaussianKernel(0.3), train, test, dt=0.5, steps=2, on_step=writer)
+    writer.close("finished")
+    have = _contents(path)
+    assert "train/points" not in have and "@set_fingerprints" in have
+    for name, _, _, always in _sections()["checkpoint.h5"]:
+        if always:
+            assert any(_pattern(name).match(n) for n in have), f"docs/outputs.md lists {name}, not written"
+
+
 def test_files_carry_the_geometry_conventions_and_their_kind(files):
     for key, path in files.items():
         with h5py.File(path, "r") as f:
