@@ -16,12 +16,37 @@ import sys
 
 def parser(doc: str, **kwargs) -> argparse.ArgumentParser:
     """hpcflow's argparse (one-line errors, exit 2; under mpiexec printed by rank 0 alone, every rank exiting):
-    `doc`'s first paragraph, on one line, is the description, the rest of it the epilog, as written."""
-    from hpcflow.cli import _Parser
-
+    `doc`'s first paragraph, on one line, is the description, the rest of it the epilog, as written. Its parse_args
+    checks the environment too, as hpcflow's commands do (`environment`)."""
     first, _, rest = doc.strip().partition("\n\n")
     kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-    return _Parser(description=" ".join(first.split()), epilog=rest.strip("\n") or None, **kwargs)
+    return _parser_class()(description=" ".join(first.split()), epilog=rest.strip("\n") or None, **kwargs)
+
+
+def _parser_class():
+    """hpcflow.cli's parser, whose parse_args then checks the environment (`environment`)."""
+    from hpcflow.cli import _Parser
+
+    class Parser(_Parser):
+        def parse_args(self, args=None, namespace=None):
+            namespace = super().parse_args(args, namespace)
+            environment(self)
+            return namespace
+
+    return Parser
+
+
+def environment(ap: argparse.ArgumentParser) -> None:
+    """Refuse a bad HPCFLOW_THREADS, HPCFLOW_BACKEND, OMP_NUM_THREADS, ... (`hpcflow.resources.check_environment`,
+    the check of every hpcflow command) in one line naming the variable, exit 2, before any work: the children
+    the scripts start failed on it after their header, or the script ran without reading it."""
+    from hpcflow.errors import UserError
+    from hpcflow.resources import check_environment
+
+    try:
+        check_environment()
+    except UserError as exc:  # (under mpiexec every rank has the launcher's environment: all refuse it together)
+        ap.exit(2, f"{ap.prog}: error: {' '.join(str(exc).split())}\n")
 
 
 def whole(lo: int = 1, hi: int | None = None):

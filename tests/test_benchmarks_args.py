@@ -66,12 +66,14 @@ REFUSED = [
 ]
 
 
-def bench(script: str, *args: str, ranks: int | None = None, cwd=None) -> subprocess.CompletedProcess:
-    """Run a benchmark script (under `mpiexec -n ranks` when given) within TIMEOUT seconds."""
+def bench(script: str, *args: str, ranks: int | None = None, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """Run a benchmark script (under `mpiexec -n ranks` when given; `env`: variables set over ENV) within TIMEOUT
+    seconds."""
     cmd = [sys.executable, os.path.join(BENCH, script), *args]
     if ranks:
         cmd = ["timeout", str(TIMEOUT), mpiexec(), "-n", str(ranks), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=cwd or ROOT, timeout=TIMEOUT + 30)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **(env or {})}, cwd=cwd or ROOT,
+                          timeout=TIMEOUT + 30)
 
 
 def refused(r: subprocess.CompletedProcess, script: str) -> str:
@@ -480,3 +482,32 @@ def test_distance_ratio_does_not_favour_the_side_run_first(monkeypatch, capsys):
         bench_distance.main(["--repeats", repeats, "--baseline", ROOT])
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert len(rows) == 5 and {r["ratio"] for r in rows} == {1.0}, rows
+
+
+#: (script, arguments) that start their work at once (the old scripts started children that failed on a bad
+#: HPCFLOW_THREADS after their header, or measured without reading it)
+BAD_ENVIRONMENT = [
+    ("bench_sampler.py", "--sizes 1000 --threads 1".split()),
+    ("bench_kernels.py", "--only delta --n 200 --repeat 1 --mem-n 0".split()),
+    ("bench_cluster.py", "cluster --n 1000 --clusters 2 --silhouette-rows 0 --full-up-to 0".split()),
+    ("bench_distributed_data.py", "sample --sizes 1000 --ranks 1".split()),
+    ("bench_memory_estimate.py", ["--only", "sample N=2e3 dim=8"]),
+    ("bench_identity_check.py", "--sizes 100 --repeats 1".split()),
+    ("bench_nn_mpi.py", "--model-only --alpha 1e-6 --beta 1e-10 --c 1e-9 --batches 64".split()),
+]
+
+
+@pytest.mark.parametrize("script,args", BAD_ENVIRONMENT, ids=[s for s, _ in BAD_ENVIRONMENT])
+def test_bad_thread_variable_refused_before_any_work(script, args):
+    """HPCFLOW_THREADS=abc is refused as hpcflow's commands and the analysis scripts refuse it: one line naming the
+    variable, exit 2, nothing on stdout (no header)."""
+    line = refused(bench(script, *args, env={"HPCFLOW_THREADS": "abc"}), script)
+    assert "HPCFLOW_THREADS='abc'" in line and "integer" in line, line
+
+
+def test_bad_thread_variable_refused_by_every_rank():
+    """Under mpiexec every rank refuses the environment together, rank 0 saying it once."""
+    line = refused(bench("bench_identity_check.py", "--sizes", "100", "--repeats", "1", ranks=2,
+                         env={"HPCFLOW_THREADS": "0"}), "bench_identity_check.py")
+    assert "HPCFLOW_THREADS='0'" in line, line
+
