@@ -145,15 +145,100 @@ def error_line(stderr: str) -> str:
     return (errors or lines or ["(nothing on stderr)"])[-1].strip()
 
 
-def child(cmd: list, what: str, **kwargs) -> subprocess.CompletedProcess:
+#: seconds a stopped child (and what it started: mpiexec's ranks) has to end after the stop request it is passed
+#: before it is killed
+STOP_GRACE = 10.0
+
+
+class _Stop(BaseException):
+    """A SIGTERM (or SIGHUP) to this process while a child runs (`child`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _Stop(signum)
+
+
+def _stop_handlers() -> dict:
+    """Handlers that raise `_Stop` for SIGTERM and SIGHUP (SIGINT raises KeyboardInterrupt) where this is the main
+    thread and the signal is not ignored; {signal: the handler replaced}, to put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            replaced[sig] = signal.signal(sig, _raise_stop)
+    return replaced
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send `sig` to the process group of child `proc` (it leads one of its own: `child`)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):  # (ended, its group with it)
+        pass
+
+
+def stop_child(proc: subprocess.Popen, sig: int, grace: float = STOP_GRACE) -> None:
+    """Pass stop request `sig` to child `proc`'s process group (mpiexec forwards it to its ranks); what has not ended
+    `grace` seconds later is killed."""
+    import signal
+
+    _signal_group(proc, sig)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def child(cmd: list, what: str, *, timeout: float | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run a child process (stdout captured as text unless `stdout` is given, stdin empty unless `stdin` is given);
     its stderr is passed on when it succeeds. When it fails this process ends with one line naming `what` and the
-    child's own error line, and the child's exit status (1 for a signal)."""
+    child's own error line, and the child's exit status (1 for a signal); after `timeout` seconds likewise, status 1.
+    The child leads a process group of its own, stopped with this process: a SIGTERM, SIGHUP or Ctrl-C (SIGINT) to
+    this one is passed to the child and what it started (SIGTERM for a SIGHUP; killed `STOP_GRACE` seconds later
+    where they have not ended), and this process ends in one line with the status of the signal (128 + its number:
+    143, 130, 129)."""
+    import signal
+
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stdin", subprocess.DEVNULL)  # mpiexec forwards its stdin to rank 0: not the terminal's
-    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, **kwargs)
+    prog = os.path.basename(sys.argv[0])
+    replaced = _stop_handlers()
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    try:
+        with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except (_Stop, KeyboardInterrupt) as exc:
+                sig = exc.signum if isinstance(exc, _Stop) else signal.SIGINT
+                for s in {signal.SIGINT, *replaced}:  # a repeat of the request (often sent twice) waits for it
+                    signal.signal(s, signal.SIG_IGN)
+                stop_child(proc, signal.SIGTERM if sig == getattr(signal, "SIGHUP", None) else sig)
+                print(f"{prog}: stopped by {signal.Signals(sig).name}: {what} was stopped", file=sys.stderr,
+                      flush=True)
+                raise SystemExit(128 + int(sig)) from None
+            except subprocess.TimeoutExpired:
+                stop_child(proc, signal.SIGTERM)
+                print(f"{prog}: error: {what} ran past its limit of {timeout:g} s and was stopped", file=sys.stderr,
+                      flush=True)
+                raise SystemExit(1) from None
+    except _Stop as exc:  # (before the child started)
+        raise SystemExit(128 + int(exc.signum)) from None
+    finally:
+        for sig, handler in replaced.items():
+            signal.signal(sig, handler)
+        if ctrl_c is not None and signal.getsignal(signal.SIGINT) is not ctrl_c:  # (set in the main thread alone)
+            signal.signal(signal.SIGINT, ctrl_c)
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if done.returncode != 0:
-        prog = os.path.basename(sys.argv[0])
         print(f"{prog}: error: {what} failed (exit status {done.returncode}): {error_line(done.stderr)}",
               file=sys.stderr, flush=True)
         raise SystemExit(done.returncode if 0 < done.returncode < 128 else 1)

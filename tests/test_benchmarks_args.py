@@ -511,3 +511,57 @@ def test_bad_thread_variable_refused_by_every_rank():
                          env={"HPCFLOW_THREADS": "0"}), "bench_identity_check.py")
     assert "HPCFLOW_THREADS='0'" in line, line
 
+
+#: a parent that runs one child through _args.child; the child starts a grandchild (as mpiexec starts its ranks),
+#: writes both pids to argv[2] and waits
+STOPPED_PARENT = r"""import sys
+sys.path.insert(0, sys.argv[1])
+import _args
+code = ("import os, subprocess, sys; g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+        "open(sys.argv[1], 'w').write(f'{os.getpid()} {g.pid}'); g.wait()")
+_args.child([sys.executable, "-c", code, sys.argv[2]], "the sleeper")
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signame,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_script_stops_its_child_and_what_the_child_started(tmp_path, signame, status):
+    """SIGTERM (or Ctrl-C) to a benchmark script while its measuring child runs ends the child and the processes
+    the child started (an mpiexec's ranks), and the script with one line and 128 + the signal; the child was left
+    running (SIGTERM), its own child too (SIGINT: subprocess.run killed the child alone)."""
+    import signal
+    import time
+
+    pids, parent = tmp_path / "pids", tmp_path / "parent.py"
+    parent.write_text(STOPPED_PARENT)
+    proc = subprocess.Popen([sys.executable, str(parent), BENCH, str(pids)], env=ENV, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C raises
+    started = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = [int(p) for p in pids.read_text().split()]
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT  # (a killed process may take a moment to go)
+        while any(map(_alive, started)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in started if _alive(p)] == [], started
+        assert (proc.returncode, out) == (status, ""), (proc.returncode, err[-2000:])
+        assert err.splitlines() == [f"parent.py: stopped by {signame}: the sleeper was stopped"], err[-2000:]
+    finally:
+        proc.kill()
+        for pid in started:  # what the old script left running
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
