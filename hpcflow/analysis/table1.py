@@ -99,7 +99,24 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
             "n_train": cfg["geometry"]["n_train"],
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
-            "gain_train": float(st[0] / st[-1]), "gain_test": float(se[0] / se[-1]) if len(se) else float("nan")}
+            **_gains("train", st), **_gains("test", se)}
+
+
+def _gains(which: str, sigma) -> dict:
+    """{'gain_WHICH': sigma[0] / sigma[-1], 'gain_WHICH_why': ''} of the sigma history of the train or test points;
+    a NaN gain where the history is empty or its first or last sigma is NaN (a flow without test points records
+    NaN: no reason given, the table's '-' says it), and where that sigma is <= 0 or infinite, with the reason: a
+    sigma is a finite positive mean, so such a value is a damaged file (its row's status says so) and its ratio no
+    gain (a negative "gain", or a division by 0 and NumPy's warning)."""
+    none = {f"gain_{which}": float("nan"), f"gain_{which}_why": ""}
+    ends = [(step, float(sigma[step])) for step in (0, len(sigma) - 1)] if len(sigma) else []
+    if not ends or any(math.isnan(value) for _, value in ends):
+        return none
+    for step, value in ends:
+        if not (math.isfinite(value) and value > 0):
+            why = "not > 0" if value <= 0 else "not finite"
+            return {**none, f"gain_{which}_why": f"sigma_{which} {value:g} at step {step}, {why}"}
+    return {f"gain_{which}": float(sigma[0] / sigma[-1]), f"gain_{which}_why": ""}
 
 
 def _study_label(path, study_name: str) -> str:
@@ -217,8 +234,8 @@ def markdown(rows, *, entities: bool = True) -> str:
             continue
         p = PAPER.get(r["kernel"], {"points": "-", "lr": "-", "hyper": "-", "gains": "-"})
         cells = [r["status"], r["kernel"], f"{r['n_train']} / {p['points']}", f"{r['dt']:g} / {p['lr']}",
-                 r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), _gain(r["gain_train"], ".4g"),
-                 _gain(r["gain_test"], ".4g"), p["gains"]]
+                 r["loss"] or "-", r["hyper"] or "-", p["hyper"], str(r["steps"]), _gain(r, "train", ".4g"),
+                 _gain(r, "test", ".4g"), p["gains"]]
         lines.append("| " + " | ".join([name(r["run"]), *map(cell, cells)]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -231,12 +248,16 @@ def numbers(rows) -> list:
             out.append(f"{r['run']} ({r['status']}): not read")
             continue
         mark = "" if r["status"] == "finished" else f" ({r['status']})"
-        out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {_gain(r['gain_train'], '.6g')}, gain test "
-                   f"{_gain(r['gain_test'], '.6g')}")
+        out.append(f"{r['run']} [{r['kernel']}]{mark}: gain train {_gain(r, 'train', '.6g')}, gain test "
+                   f"{_gain(r, 'test', '.6g')}")
     return out
 
 
-def _gain(value: float, spec: str) -> str:
-    """A gain as the table shows it; '-' where there is none (a flow without test points has no test gain), as in
-    the report's runs table."""
-    return format(value, spec) if math.isfinite(value) else "-"
+def _gain(row: dict, which: str, spec: str) -> str:
+    """Row `row`'s train or test gain (`which`) as the table shows it; '-' where there is none (a flow without test
+    points has no test gain), as in the report's runs table, with the reason where its sigma is not > 0
+    (`_gains`): '- (sigma_train 0 at step 6, not > 0)'."""
+    value, why = row[f"gain_{which}"], row.get(f"gain_{which}_why")
+    if math.isfinite(value):
+        return format(value, spec)
+    return f"- ({why})" if why else "-"
