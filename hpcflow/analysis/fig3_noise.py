@@ -19,8 +19,8 @@ import os
 import numpy as np
 
 from hpcflow.analysis.figure import legend_beside, new_figure
-from hpcflow.analysis.rundir import (NOISE_SCAN, MissingData, config_table, data_file, label, read_attrs, read_datasets,
-                                    read_strings, rerun_fix, same_length)
+from hpcflow.analysis.rundir import (NOISE_SCAN, MissingData, check_range, config_table, data_file, label,
+                                     read_attrs, read_datasets, read_strings, rerun_fix, same_length)
 
 HINT = "pass the run directory of a noise_scan job (hpcflow run jobs/noise_scan.toml --out DIR)"
 COLUMNS = ("table/scale", "table/mean_distance_to_nearest_train", "table/mean_distance_to_source", "table/gain")
@@ -51,6 +51,7 @@ def load(run_dir) -> dict:
     else:
         steps, unknown = _whole(path, STEPS, d.get(STEPS, [-1] * n)), [""] * n
         _check_gains(path, d["table/gain"], stopped)
+    _check_ranges(path, d)
     project = cfg.get("noise", {}).get("project") if isinstance(cfg.get("noise"), dict) else None
     return {"kernel": kernel, "project": project if isinstance(project, bool) else None, "label": label(run_dir),
             "scale": d["table/scale"],
@@ -74,6 +75,24 @@ def _check_gains(path, gains, stopped) -> None:
             was = f"no readable {name} gives it"
         raise MissingData(f"{path}: dataset 'table/gain' holds {float(g)!r} at level {i}, whose flow ran through "
                           f"(table/stopped gives no reason), and {was}: the file is damaged; "
+                          f"{rerun_fix(os.path.dirname(os.path.abspath(path)))}")
+
+
+def _check_ranges(path, d: dict) -> None:
+    """MissingData naming the file, the dataset and the level of the first value that no scan writes, as a damaged
+    file (`check_range`): a noise scale that is not a finite number >= 0; a gain (sigma_FS / sigma_final, a ratio of
+    positive sigmas) <= 0 (NaN is a level without a test gain, `_check_gains`; inf a flow whose final sigma is 0); a
+    mean FS distance outside [0, pi/2] (eq. 3.2), NaN only at a level without a test gain (no test points left)."""
+    gain = np.asarray(d["table/gain"], dtype=float)
+    check_range(path, "table/scale", d["table/scale"], 0.0, np.inf, what="noise scale", item="dataset")
+    for name in ("table/mean_distance_to_nearest_train", "table/mean_distance_to_source"):
+        dist = np.asarray(d[name], dtype=float)
+        check_range(path, name, np.where(np.isnan(dist) & np.isnan(gain), 0.0, dist), 0.0, np.pi / 2,
+                    what="FS distance")
+    bad = np.flatnonzero(~(np.isnan(gain) | (gain > 0)))
+    if len(bad):
+        raise MissingData(f"{path}: dataset 'table/gain' holds {float(gain[bad[0]])!r} at level {bad[0]}, not a gain "
+                          f"> 0 (sigma_FS / sigma_final, a ratio of positive sigmas): the file is damaged; "
                           f"{rerun_fix(os.path.dirname(os.path.abspath(path)))}")
 
 
