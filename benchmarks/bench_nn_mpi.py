@@ -10,13 +10,14 @@ Usage: python benchmarks/bench_nn_mpi.py [--batches 64 1024] [--epochs 2] [--n 1
        [--single-threads 2 [--single-mixed]]
 Each case runs `hpcflow nn jobs/nn_baseline.toml` (NTK off, `--set training.epochs=E`) in a subprocess and
 prints one JSON line: the fastest epoch (history/epoch_seconds), σ_val after the last epoch, and per rank the
-seconds and calls of the gradient Allreduce. With --allreduce it times MPI_Allreduce of float64 buffers at 2
+seconds and calls of the gradient Allreduce. --allreduce instead times MPI_Allreduce of float64 buffers at 2
 ranks, and torch.distributed's gloo all_reduce of the same buffers (the alternative to MPI for the gradient),
-and prints the MPI latency/bandwidth fit used by the cost model (--model-only: the model from given
---alpha/--beta). σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser
-step of the 3x64 network in this process (one torch thread, one BLAS thread) on each number of rows, with
-hpcflow.nn.fast_step and with autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of
-the cost model).
+prints the MPI latency/bandwidth fit used by the cost model (and the model, with --c), and stops; given with an
+option of the epoch comparison (--batches, --epochs, --n, --ranks, --single-threads, --single-mixed, --lr-for,
+--set-for, --repeat) it runs that comparison after the fit (--model-only: the model from given --alpha/--beta).
+σ after 50 epochs: pass --epochs 50 (minutes per case). --steps-only times one optimiser step of the 3x64 network
+in this process (one torch thread, one BLAS thread) on each number of rows, with hpcflow.nn.fast_step and with
+autograd + Optimizer.step, and fits t(B) = t0 + c_B B (the per-step fixed cost t0 of the cost model).
 --repeat K runs every case of a batch K times, interleaved (1 process, 2 ranks, 1 process, ...), so that drift of
 a shared machine hits all cases alike, and prints per batch the median and range of each case's fastest epoch
 and the speedup of the ranks over the best single process, run by run. --single-mixed adds a single process
@@ -314,35 +315,57 @@ def check_model(ap, args) -> None:
                  + ("" if args.allreduce else " (or --allreduce, which measures --alpha and --beta)"))
 
 
-def main() -> None:
+#: the options of the epoch comparison and their defaults: after --allreduce it runs only where one of them is given
+EPOCH_OPTIONS = {"batches": [64, 1024], "epochs": 2, "n": 100_000, "ranks": [1, 2], "single_threads": 2,
+                 "single_mixed": False, "lr_for": [], "set_for": [], "repeat": 1}
+
+
+def epoch_options(args) -> list:
+    """The options of the epoch comparison given on the command line ('--epochs', ...), their defaults then set in
+    `args` (EPOCH_OPTIONS; the parser's defaults are None, so that a default value given is told from none)."""
+    given = []
+    for name, default in EPOCH_OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        else:
+            given.append("--" + name.replace("_", "-"))
+    return given
+
+
+def main(argv=None) -> None:
     from hpcflow.arguments import MAX_THREADS
 
     seconds = _args.real(0.0, above=False)
     ap = _args.parser(__doc__)
-    ap.add_argument("--batches", type=_args.POSITIVE, nargs="+", default=[64, 1024])
-    ap.add_argument("--epochs", type=_args.POSITIVE, default=2)
-    ap.add_argument("--n", type=_args.POSITIVE, default=100_000)
-    ap.add_argument("--ranks", type=_args.ranks, nargs="+", default=[1, 2], help="rank counts at one thread each")
-    ap.add_argument("--single-threads", type=_args.whole(1, MAX_THREADS), default=2,
-                    help="one process with this many threads too")
-    ap.add_argument("--single-mixed", action="store_true",
+    ap.add_argument("--batches", type=_args.POSITIVE, nargs="+", default=None, help="batch sizes (default 64 1024)")
+    ap.add_argument("--epochs", type=_args.POSITIVE, default=None, help="epochs per case (default 2)")
+    ap.add_argument("--n", type=_args.POSITIVE, default=None, help="train points (default 100000)")
+    ap.add_argument("--ranks", type=_args.ranks, nargs="+", default=None,
+                    help="rank counts at one thread each (default 1 2)")
+    ap.add_argument("--single-threads", type=_args.whole(1, MAX_THREADS), default=None,
+                    help="one process with this many threads too (default 2)")
+    ap.add_argument("--single-mixed", action="store_true", default=None,
                     help="and one process with one torch thread and --single-threads BLAS threads")
-    ap.add_argument("--lr-for", nargs="*", type=lr_for, default=[], metavar="BATCH=LR",
+    ap.add_argument("--lr-for", nargs="*", type=lr_for, default=None, metavar="BATCH=LR",
                     help="learning rate for a batch size")
-    ap.add_argument("--set-for", nargs="*", type=set_for, default=[], metavar="BATCH:KEY=VALUE",
+    ap.add_argument("--set-for", nargs="*", type=set_for, default=None, metavar="BATCH:KEY=VALUE",
                     help="one more --set for the runs of a batch size (repeatable)")
     ap.add_argument("--steps-only", action="store_true", help="time one optimiser step per --rows, then stop")
     ap.add_argument("--rows", type=_args.POSITIVE, nargs="+", default=[64, 128, 256, 512, 1024])
-    ap.add_argument("--allreduce", action="store_true", help="time MPI_Allreduce at 2 ranks and fit alpha, beta")
+    ap.add_argument("--allreduce", action="store_true",
+                    help="time MPI_Allreduce (and gloo's all_reduce) at 2 ranks and fit alpha, beta, then stop; the "
+                         "epoch comparison follows only where one of its options (--batches, --epochs, ...) is given")
     ap.add_argument("--model-only", action="store_true",
                     help="print the cost model alone (needs --alpha, --beta, --c, or --allreduce and --c)")
     ap.add_argument("--alpha", type=seconds, default=None, help="Allreduce latency (s) for the model")
     ap.add_argument("--beta", type=seconds, default=None, help="Allreduce seconds per byte for the model")
     ap.add_argument("--c", type=seconds, default=None, help="compute seconds per point per parameter per step")
     ap.add_argument("--t0", type=seconds, default=0.0, help="per-step seconds independent of the batch")
-    ap.add_argument("--repeat", type=_args.POSITIVE, default=1, help="run each batch's cases K times, interleaved")
+    ap.add_argument("--repeat", type=_args.POSITIVE, default=None,
+                    help="run each batch's cases K times, interleaved (default 1)")
     ap.add_argument("--worker", nargs="*", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    given = epoch_options(args)
     if args.worker is not None:
         from hpcflow.parallel.comm import abort_on_error
 
@@ -371,7 +394,7 @@ def main() -> None:
     extra = {}
     for b, kv in args.set_for:
         extra.setdefault(b, []).append(kv)
-    if not args.model_only:
+    if not args.model_only and (given or not args.allreduce):  # --allreduce alone: its timing and fit
         for batch in args.batches:
             cases = [(1, args.single_threads, args.single_threads)] if args.single_threads > 1 else []
             if args.single_threads > 1 and args.single_mixed:

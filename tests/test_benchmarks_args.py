@@ -565,3 +565,49 @@ def test_a_stopped_script_stops_its_child_and_what_the_child_started(tmp_path, s
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
+
+def _nn_mpi_main(monkeypatch, argv) -> list:
+    """bench_nn_mpi's main on `argv` with its Allreduce child's output made up (the same rows each call) and its
+    `hpcflow nn` cases recorded, not run; the cases run, as (ranks, threads, batch, epochs, n)."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_nn_mpi
+    finally:
+        sys.path.remove(BENCH)
+    rows = [{"backend": "mpi", "allreduce_floats": n, "ranks": 2, "seconds": 1e-6 + 1e-9 * n} for n in (1, 1000)]
+
+    def child(cmd, what, **kwargs):
+        assert "--worker" in cmd, cmd
+        return subprocess.CompletedProcess(cmd, 0, "".join(json.dumps(r) + "\n" for r in rows), "")
+
+    cases = []
+
+    def run_case(ranks, threads, batch, epochs, n, lr, extra=(), blas=None):
+        cases.append((ranks, threads, batch, epochs, n))
+        return {"best_epoch_seconds": 1.0}
+
+    monkeypatch.setattr(bench_nn_mpi._args, "child", child)
+    monkeypatch.setattr(bench_nn_mpi, "run_case", run_case)
+    monkeypatch.setattr(sys, "argv", ["bench_nn_mpi.py", *argv])
+    bench_nn_mpi.main()
+    return cases
+
+
+def test_nn_mpi_allreduce_alone_times_the_allreduce_alone(monkeypatch, capsys):
+    """--allreduce alone prints the Allreduce rows and their fit, and runs no `hpcflow nn` case (it ran the six
+    10^5-point cases of the default epoch comparison after them)."""
+    assert _nn_mpi_main(monkeypatch, ["--allreduce"]) == []
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["allreduce_floats"] for r in lines[:-1]] == [1, 1000], lines
+    assert lines[-1]["fit"] == "allreduce" and {"alpha_seconds", "beta_seconds_per_byte"} <= set(lines[-1]), lines
+
+
+def test_nn_mpi_allreduce_with_epoch_options_runs_the_comparison(monkeypatch, capsys):
+    """--allreduce with an option of the epoch comparison runs that comparison after the fit, with the defaults
+    of the options not given."""
+    cases = _nn_mpi_main(monkeypatch, ["--allreduce", "--epochs", "1", "--batches", "64"])
+    assert cases == [(1, 2, 64, 1, 100_000), (1, 1, 64, 1, 100_000), (2, 1, 64, 1, 100_000)]
+    default = [(ranks, threads, batch, 2, 100_000) for batch in (64, 1024)
+               for ranks, threads in ((1, 2), (1, 1), (2, 1))]
+    assert _nn_mpi_main(monkeypatch, []) == default  # (no --allreduce: the default comparison, as before)
+
