@@ -611,3 +611,16 @@ def test_nn_mpi_allreduce_with_epoch_options_runs_the_comparison(monkeypatch, ca
                for ranks, threads in ((1, 2), (1, 1), (2, 1))]
     assert _nn_mpi_main(monkeypatch, []) == default  # (no --allreduce: the default comparison, as before)
 
+
+def test_kernels_peak_memory_names_the_tile_edge_used():
+    """On a CPU the operator caps the tile edge at hpcflow.kernels.base.CACHE_EDGE (512): --mem-only printed the
+    2048 asked for as "tile"; now the edge used, and the one asked beside it where they differ."""
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_kernels
+    finally:
+        sys.path.remove(BENCH)
+    asked = bench_kernels.peak_memory(600, 2048, 1)
+    assert (asked["tile"], asked["tile_asked"]) == (512, 2048), asked
+    small = bench_kernels.peak_memory(600, 300, 1)
+    assert small["tile"] == 300 and "tile_asked" not in small, small
