@@ -156,13 +156,13 @@ def test_fig4_histograms_and_curves_equal_hdf5(runs, tmp_path):
 
     from hpcflow.analysis import fig4
 
-    proc = script("fig4_ntk", runs["nn"], "--out", tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    proc = script("fig4_ntk", runs["nn"], "--out", tmp_path, "--spectrum", "train")  # (the default: the paper's
+    assert proc.returncode == 0, proc.stderr  # train x test spectrum, test_analysis_fig4_spectrum.py)
     assert_png(tmp_path / "fig4_ntk.png")
     assert_png(tmp_path / "fig4_width_sweep.png")
     path = os.path.join(runs["nn"], "nn.h5")
     spec, w, fro = h5(path, "ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
-    fig = fig4.plot(fig4.load(runs["nn"]))
+    fig = fig4.plot(fig4.load(runs["nn"], "train"))
     stairs = fig.axes[0].patches
     assert len(stairs) == 2
     for patch, epoch in zip(stairs, (0, len(spec) - 1)):

@@ -2,8 +2,15 @@
 relative Frobenius change of the NTK versus epoch, and the width sweep (NTK change versus width).
 
 Reads DIR/nn.h5 of an "nn" job: ntk/spectrum (epochs + 1, 81 P pooled eigenvalues: P train probe points),
-ntk/wasserstein, ntk/rel_frobenius when [ntk] was enabled; width_sweep/* when the job ran a sweep (with or without
-[ntk]).
+ntk/wasserstein, ntk/rel_frobenius when [ntk] was enabled, and ntk/spectrum_train_test, ntk/wasserstein_train_test
+where the job had as many test as train probe points; width_sweep/* when the job ran a sweep (with or without [ntk]).
+
+The histograms and the Wasserstein curve are of one spectrum (SPECTRA), which the histogram panel's title names:
+"train_test", the paper's statistic (sec. 3.3: the eigenvalues of the 10 x 10 train x test blocks Theta_IJ(x_a,
+x'_b) for each of the 81 (I, J), pooled; complex, the blocks not being symmetric: their real parts are drawn, as
+ntk/wasserstein_train_test compares them), or "train", the eigenvalues of the symmetrised train x train blocks
+(ntk/spectrum). By default the paper's, where nn.h5 holds it, else the train x train one (said in the printed lines);
+`fig4_ntk.py --spectrum` picks one.
 """
 
 from __future__ import annotations
@@ -27,12 +34,27 @@ SWEEP = ("width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/wa
          "width_sweep/sigma_val_final")
 NDIM = {"ntk/spectrum": 2, **dict.fromkeys((*NTK[1:], *SWEEP), 1)}
 BINS = 60
+#: the spectra Fig. 4 draws: name -> (eigenvalue dataset, its Wasserstein dataset, the histogram panel's title, the
+#: x axis's label); the first is the default
+SPECTRA = {
+    "train_test": ("ntk/spectrum_train_test", "ntk/wasserstein_train_test",
+                   "train x test blocks (the paper's statistic)",
+                   "Re eigenvalue of the train x test blocks B_IJ (pooled over I, J)"),
+    "train": ("ntk/spectrum", "ntk/wasserstein", "symmetrised train x train blocks",
+              "eigenvalue of the symmetrised train x train blocks (pooled over I, J)"),
+}
+#: why the default draws the train x train spectrum of an nn.h5 without the paper's
+NO_TRAIN_TEST = ("nn.h5 holds no ntk/spectrum_train_test (recorded where [ntk] has as many test as train probe "
+                 "points): the symmetrised train x train spectrum is drawn")
 
 
-def load(run_dir) -> dict:
-    """The NTK datasets (NTK) of nn.h5 and its width sweep's (SWEEP) where complete and not empty; the sweep's alone
-    of a run without [ntk]; MissingData naming the first NTK dataset missing or malformed otherwise (HINT where
-    nn.h5 holds no NTK dataset; a run's nn.h5 that holds some is damaged: `histories.damaged_data`). 'note': the
+def load(run_dir, spectrum: str | None = None) -> dict:
+    """The NTK datasets (NTK, and the train x test ones where nn.h5 holds them) of nn.h5 and its width sweep's (SWEEP)
+    where complete and not empty; the sweep's alone of a run without [ntk]; MissingData naming the first NTK dataset
+    missing or malformed otherwise (HINT where nn.h5 holds no NTK dataset; a run's nn.h5 that holds some is damaged:
+    `histories.damaged_data`), or the spectrum asked for (`spectrum`, a key of SPECTRA) where nn.h5 lacks it.
+    'spectrum': the one drawn (`spectrum`, else the paper's where nn.h5 holds it, else "train"), 'spectrum_note' why
+    the default is not the paper's ('' otherwise). 'note': the
     mark of a run that did not finish (rundir.RunState.note: an extended run killed before its new nn.h5 is drawn
     from the old one, marked incomplete), '' for a finished one; 'not_positive_definite': the mark of a network whose
     last epoch's metric is not positive definite at validation points (`histories.nn_definite_mark`), '' otherwise,
@@ -47,6 +69,8 @@ def load(run_dir) -> dict:
                               f"missing from the directory (a partial copy?); {fix}, then draw Fig. 4")
         raise MissingData(f"{run_dir}: no {NN} yet ({state.note() or 'incomplete'}): the run was interrupted before it "
                           f"wrote it; {nn_continuation(run_dir)}, then draw Fig. 4")
+    if spectrum is not None and spectrum not in SPECTRA:
+        raise ValueError(f"spectrum={spectrum!r} is not one of {', '.join(SPECTRA)}")
     path = data_file(run_dir, NN, hint=HINT)
     try:
         data = _datasets(path)
@@ -54,18 +78,28 @@ def load(run_dir) -> dict:
         if not any(name.startswith("ntk/") for name in dataset_names(path)):  # no NTK recorded: not such a run
             raise
         raise damaged_data(path, exc, HINT) from None  # the run recorded its NTK: the file is damaged
-    return {**data, "note": run_state(run_dir).note(), "not_positive_definite": nn_definite_mark(path)}
+    shown, why = spectrum or "train_test", ""
+    if "ntk/spectrum" in data and SPECTRA["train_test"][0] not in data:
+        if spectrum == "train_test":
+            raise MissingData(f"{path}: no dataset 'ntk/spectrum_train_test', the paper's statistic (an nn job records "
+                              "it where [ntk] has as many test as train probe points, n_test_points = "
+                              "n_train_points); pass --spectrum train to draw the symmetrised train x train spectrum, "
+                              "or rerun the job with such probe points")
+        shown, why = "train", "" if spectrum else NO_TRAIN_TEST
+    return {**data, "spectrum": shown, "spectrum_note": why, "note": run_state(run_dir).note(),
+            "not_positive_definite": nn_definite_mark(path)}
 
 
-def _check_width(path, shape) -> None:
-    """MissingData where ntk/spectrum's rows are not 81 P eigenvalues wide (docs/outputs.md), P the train probe points:
-    the rows of ntk/points_train, else the job's [ntk].n_train_points (@config), else any P (a multiple of 81)."""
+def _check_width(path, shape, name: str = "ntk/spectrum") -> None:
+    """MissingData where the rows of spectrum `name` (ntk/spectrum, ntk/spectrum_train_test) are not 81 P eigenvalues
+    wide (docs/outputs.md), P the train probe points: the rows of ntk/points_train, else the job's
+    [ntk].n_train_points (@config), else any P (a multiple of 81)."""
     probes = _train_probes(path)
     if probes is not None and shape[1] != PER_PROBE * probes:
-        raise MissingData(f"{path}: dataset 'ntk/spectrum' has shape {shape}, not (E+1, 81 P) = ({shape[0]}, "
+        raise MissingData(f"{path}: dataset '{name}' has shape {shape}, not (E+1, 81 P) = ({shape[0]}, "
                           f"{PER_PROBE * probes}) for its P = {probes} train probe points; {HINT}")
     if probes is None and shape[1] % PER_PROBE:
-        raise MissingData(f"{path}: dataset 'ntk/spectrum' has shape {shape}, whose rows are not 81 P eigenvalues "
+        raise MissingData(f"{path}: dataset '{name}' has shape {shape}, whose rows are not 81 P eigenvalues "
                           f"(P train probe points) wide; {HINT}")
 
 
@@ -89,14 +123,37 @@ def _datasets(path) -> dict:
     sweep = sweep if complete and same_length(path, sweep, SWEEP, hint=HINT) else {}  # lengths differing: MissingData
     if sweep and not set(NTK) & set(dataset_names(path)):  # a sweep of a run without [ntk]: drawn alone
         return sweep
-    data = read_datasets(path, NTK, hint=HINT, ndim=NDIM)
-    same_length(path, data, NTK, hint=HINT)
-    _check_width(path, data["ntk/spectrum"].shape)
-    bad = np.flatnonzero(~np.isfinite(data["ntk/spectrum"]).all(axis=1))
-    if len(bad):  # a run writes the NTK of finite epochs only: the histogram's bins would be NaN
-        raise MissingData(f"{path}: dataset 'ntk/spectrum' holds a non-finite value (NaN or inf) at epoch {bad[0]}; "
-                          f"{HINT}")
+    data = read_datasets(path, NTK, hint=HINT, ndim=NDIM, optional=(SPECTRA["train_test"][1],))
+    square = _complex_spectrum(path, SPECTRA["train_test"][0])
+    if square is not None:
+        data[SPECTRA["train_test"][0]] = square
+    if (square is None) != (SPECTRA["train_test"][1] not in data):  # a run writes both or neither
+        have, lack = SPECTRA["train_test"][:2] if square is not None else SPECTRA["train_test"][1::-1]
+        raise MissingData(f"{path}: dataset '{have}' is there without '{lack}', which a run writes beside it; {HINT}")
+    same_length(path, data, (*NTK, *SPECTRA["train_test"][:2]), hint=HINT)
+    for name, _, _, _ in SPECTRA.values():
+        if name not in data:
+            continue
+        _check_width(path, data[name].shape, name)
+        bad = np.flatnonzero(~np.isfinite(data[name]).all(axis=1))
+        if len(bad):  # a run writes the NTK of finite epochs only: the histogram's bins would be NaN
+            raise MissingData(f"{path}: dataset '{name}' holds a non-finite value (NaN or inf) at epoch {bad[0]}; "
+                              f"{HINT}")
     return {**data, **sweep}  # no sweep, a partial or an empty one: Fig. 4 alone
+
+
+def _complex_spectrum(path, name: str):
+    """Dataset `name` of nn.h5 `path`, 2-D numbers (complex included, which `read_datasets` refuses), non-empty; None
+    where absent; MissingData where it holds anything else."""
+    refused = lambda exc: MissingData(f"{path}: not a readable HDF5 file ({one_line(exc)}); {HINT}")  # noqa: E731
+    with h5_source(path) as source, read_h5(source, refused) as f:
+        if not isinstance(f.get(name), h5py.Dataset):
+            return None
+        value = np.asarray(f[name][()])
+    if value.dtype.kind not in "iufc" or value.ndim != 2 or value.size == 0:
+        raise MissingData(f"{path}: dataset '{name}' holds {value.dtype} data of shape {value.shape}, not a non-empty "
+                          f"(E+1, 81 P) array of eigenvalues; {HINT}")
+    return value
 
 
 def load_sweep(run_dir) -> dict:
@@ -136,9 +193,17 @@ def _ticks(edges, t):
     return np.concatenate([-pos[::-1][pos[::-1] <= -edges[0]], [0.0], pos[pos <= edges[-1]]])
 
 
+def shown(data) -> str:
+    """The spectrum of `data` that Fig. 4 draws (a key of SPECTRA): load's 'spectrum', else the paper's where `data`
+    holds it, else the train x train one."""
+    return data.get("spectrum") or ("train_test" if SPECTRA["train_test"][0] in data else "train")
+
+
 def plot(data):
-    """Histograms (epoch 0, last) and the two NTK-change curves versus epoch."""
-    spec = data["ntk/spectrum"]
+    """Histograms (epoch 0, last) of the spectrum `shown` names (the real parts of a complex one) and the two
+    NTK-change curves versus epoch; the histogram panel's title names the spectrum."""
+    name, wasserstein, title, xlabel = SPECTRA[shown(data)]
+    spec = np.real(data[name])
     last = len(spec) - 1
     fig, axes = new_figure(1, 3, size=(15, 4.4))
     from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
@@ -150,12 +215,13 @@ def plot(data):
     axes[0].set_xscale("symlog", linthresh=t)
     axes[0].set_xticks(_ticks(edges, t))
     axes[0].tick_params(axis="x", labelsize="small", labelrotation=45)
-    axes[0].set_xlabel("metric-NTK eigenvalue (pooled over I, J)")
+    axes[0].set_xlabel(xlabel)
     axes[0].set_ylabel("count")
+    axes[0].set_title(f"metric-NTK spectrum: {title}", fontsize="medium")
     axes[0].legend()
     epochs = np.arange(len(spec))
-    axes[1].plot(epochs, data["ntk/wasserstein"], "o-")
-    axes[1].set_ylabel("Wasserstein distance to epoch 0")
+    axes[1].plot(epochs, data[wasserstein], "o-")
+    axes[1].set_ylabel("Wasserstein distance to epoch 0 (same spectrum)")
     axes[2].plot(epochs, data["ntk/rel_frobenius"], "o-", color="C2")
     axes[2].set_ylabel("||Theta_t - Theta_0||_F / ||Theta_0||_F")
     for ax in axes[1:]:
@@ -189,8 +255,10 @@ def plot_sweep(data):
 def numbers(data) -> list:
     out = [data["note"]] if data.get("note") else []
     if "ntk/spectrum" in data:
-        out += [f"epochs: {len(data['ntk/spectrum']) - 1}",
-                f"Wasserstein distance (last epoch): {data['ntk/wasserstein'][-1]:.4g}",
+        name, wasserstein, title, _ = SPECTRA[shown(data)]
+        out += [f"spectrum: {title} ({name})"] + ([data["spectrum_note"]] if data.get("spectrum_note") else [])
+        out += [f"epochs: {len(data[name]) - 1}",
+                f"Wasserstein distance (last epoch): {data[wasserstein][-1]:.4g}",
                 f"relative Frobenius change (last epoch): {data['ntk/rel_frobenius'][-1]:.4g}"]
     if "width_sweep/width" in data:
         out += [f"width {int(w)}: rel. Frobenius {f:.4g}, sigma_val {s:.4g}" for w, f, s in

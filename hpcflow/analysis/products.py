@@ -47,10 +47,10 @@ def _stems(stem: str, names) -> list:
     return [stem] if len(names) == 1 else [f"{stem}_{tag}" for tag in _tags(names)]
 
 
-def _per_run(paths, module, stem: str, extra=(), names=None, needs=None) -> Product:
-    """One figure (and its printed numbers) per run directory from `module`'s load/plot/numbers (where the run holds
-    dataset `needs`, when given); `extra`: (stem, dataset needed, plot function) figures drawn where the run holds
-    that dataset. A network not positive definite at validation points after its last epoch (load's
+def _per_run(paths, module, stem: str, extra=(), names=None, needs=None, load=None) -> Product:
+    """One figure (and its printed numbers) per run directory from `module`'s load (or `load`), plot and numbers
+    (where the run holds dataset `needs`, when given); `extra`: (stem, dataset needed, plot function) figures drawn
+    where the run holds that dataset. A network not positive definite at validation points after its last epoch (load's
     'not_positive_definite') has the mark beside its name in its printed lines and captions, as in its sigma
     histories' legend; a run that did not finish (load's 'note': 'incomplete: nn.h5 damaged', which its figures' titles
     carry and its printed lines say first) has it in its captions too."""
@@ -58,7 +58,7 @@ def _per_run(paths, module, stem: str, extra=(), names=None, needs=None) -> Prod
     named = run_names(paths, names)
     stems = {s: _stems(s, named) for s in (stem, *(more for more, _, _ in extra))}
     for i, p in enumerate(paths):
-        data = module.load(p)
+        data = (load or module.load)(p)
         marks = [data[k] for k in ("note", "not_positive_definite") if data.get(k)]
         shown = named[i] + (f" ({data['not_positive_definite']})" if data.get("not_positive_definite") else "")
         for name, held, plot in ((stem, needs, module.plot), *extra):
@@ -82,9 +82,11 @@ def fig3_distance_scaling(paths, *, names=None, **_):
     return _per_run(paths, fig3_scaling, "fig3_scaling", names=names)
 
 
-def fig4_ntk(paths, *, names=None, **_):
+def fig4_ntk(paths, *, names=None, spectrum=None, **_):
+    """Fig. 4 and the width sweep per nn run; `spectrum`: the NTK spectrum drawn (`fig4.load`: None, the paper's
+    where nn.h5 holds it)."""
     return _per_run(paths, fig4, "fig4_ntk", extra=[("fig4_width_sweep", "width_sweep/width", fig4.plot_sweep)],
-                    names=names, needs="ntk/spectrum")
+                    names=names, needs="ntk/spectrum", load=lambda p: fig4.load(p, spectrum))
 
 
 def table_1(paths, *, study_name=None, names=None, **_):

@@ -154,6 +154,13 @@ def _main(name: str, argv, *, description: str) -> int:
                         "still refused")
     if name in STUDY_READERS:
         p.add_argument("--study", default=None, metavar="NAME", help="study name when a storage holds several")
+    if name == "fig4_ntk":
+        from hpcflow.analysis.fig4 import SPECTRA
+
+        p.add_argument("--spectrum", choices=tuple(SPECTRA), default=None,
+                       help="the metric-NTK spectrum drawn: train_test, the paper's statistic (the eigenvalues of the "
+                            "train x test blocks, their real parts), or train (the symmetrised train x train blocks); "
+                            "default: train_test where nn.h5 holds it, else train")
     if name not in TABLES:  # a table script draws no figure: --dpi would be accepted and do nothing
         p.add_argument("--dpi", type=int, default=110, help=f"PNG resolution, {MIN_DPI} to {MAX_DPI} (default 110)")
     args = p.parse_args(argv)
@@ -179,7 +186,8 @@ def _main(name: str, argv, *, description: str) -> int:
             for path, why in merged:
                 print(f"{name}: {path}: {why}", file=sys.stderr)
         with one_snapshot():  # a live run read as it was when first read (`rundir.one_snapshot`)
-            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None))
+            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None),
+                                     spectrum=getattr(args, "spectrum", None))
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
