@@ -37,6 +37,8 @@ def load(run_dir) -> dict:
     stopped[i]: why level i's flow stopped for a numerical reason or why it has no test gain ('' when neither);
     unknown[i]: for a file without that record, why level i's status is unknown ('' when its history shows that
     its flow ran all [flow].steps, or when the record exists)."""
+    if why := _not_written(run_dir):
+        raise MissingData(why)
     path = data_file(run_dir, NOISE_SCAN, hint=HINT)
     d = read_datasets(path, COLUMNS, hint=HINT, optional=(STEPS,), ndim=dict.fromkeys((*COLUMNS, STEPS), 1))
     stopped = read_strings(path, "table/stopped", hint=HINT)
@@ -58,6 +60,36 @@ def load(run_dir) -> dict:
             "distance": d["table/mean_distance_to_nearest_train"],
             "distance_to_source": d["table/mean_distance_to_source"], "gain": d["table/gain"],
             "stopped": stopped, "steps_taken": steps, "unknown": unknown}
+
+
+def _not_written(run_dir) -> str:
+    """Why directory `run_dir` has no noise_scan.h5 where it holds a run's lock file (`hpcflow.jobs.outlock`): a noise
+    scan writes its files when it ends, so either its run still holds the lock (running: wait for it) or, where the
+    lock file is all the directory holds, the run was ended before that without a clean-up (SIGKILL, a node lost,
+    memory that ran out): the fix reruns the job into that --out, which a lock file no process holds does not block.
+    "" otherwise."""
+    from hpcflow.analysis.rundir import holder
+    from hpcflow.jobs.outlock import LOCK_NAME, describe
+    from hpcflow.jobs.shell import shell_line
+
+    path = os.fspath(run_dir)
+    lock = os.path.join(path, LOCK_NAME)
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, NOISE_SCAN)) or not os.path.isfile(lock):
+        return ""
+    if running := holder(path):
+        return (f"{path}: no {NOISE_SCAN} yet: its run ({running}) is still running, and a noise scan writes it when "
+                "it ends; wait for it to end")
+    if os.listdir(path) != [LOCK_NAME]:  # other files: not the directory of a run killed at once
+        return ""
+    try:
+        with open(lock, "rb") as fh:
+            by = f", {describe(fh.read(4096))},"
+    except OSError:
+        by = ""
+    rerun = shell_line(["hpcflow", "run", "JOB", "--out", path])
+    return (f"{path}: no {NOISE_SCAN}: its run{by} was interrupted before writing it (its {LOCK_NAME} is left, and no "
+            f"process holds it); rerun the noise_scan job into that --out: {rerun} (JOB: its job file, e.g. "
+            "jobs/noise_scan.toml)")
 
 
 def _check_gains(path, gains, stopped) -> None:
