@@ -63,3 +63,24 @@ def test_a_record_that_cannot_be_read_is_said_so(tmp_path, force, record):
     (out / "table1.md").unlink()  # moved away: the record is written anew
     write(_product(), str(out), name="table1", force=force)
     assert (out / "table1.md").read_text() == TEXT and '"table1.md"' in (out / ".hpcflow_table1.json").read_text()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_absent_record_is_said_absent_not_to_leave_the_file_out(tmp_path, force):
+    out = tmp_path / "f"
+    out.mkdir()
+    (out / "table1.md").write_text("mine")
+    with pytest.raises(OutputPathError) as err:
+        write(_product(), str(out), name="table1", force=force)
+    absent = str(err.value)
+    assert "does not list" not in absent and "there is no .hpcflow_table1.json there" in absent, absent
+    assert absent.endswith("move it away or choose another --out"), absent
+    assert _files(out) == {"table1.md": b"mine"}
+    listing = tmp_path / "g"  # a record there that lists another file only
+    write(Product(texts={"other.md": TEXT}), str(listing), name="table1")
+    (listing / "table1.md").write_text("mine")
+    with pytest.raises(OutputPathError) as err:
+        write(_product(), str(listing), name="table1", force=force)
+    listed = str(err.value)
+    assert ".hpcflow_table1.json there does not list it" in listed and "there is no" not in listed, listed
+    assert listed.endswith("move it away or choose another --out"), listed

@@ -68,12 +68,19 @@ def not_own(out, names, record: str) -> str | None:
     return None
 
 
+def unlisted(out, record: str) -> str:
+    """Why a file in `out` is not known as the tool's: the record there does not list it, or there is no record."""
+    if os.path.lexists(os.path.join(out, record)):
+        return f"{record} there does not list it"
+    return f"there is no {record} there, the record of the files it wrote"
+
+
 def refuse_not_own(out, names, record: str, *, tool: str, flag: str = "--out") -> None:
     """Refuse (OutputPathError, before anything is written) a file of `names` in `out` that the tool did not write
     there (`not_own`): --force replaces only the tool's own files; another's is never lost."""
     path = not_own(out, names, record)
     if path:
-        raise OutputPathError(f"{flag} {out}: {path} was not written by {tool} ({record} there does not list it), "
+        raise OutputPathError(f"{flag} {out}: {path} was not written by {tool} ({unlisted(out, record)}), "
                               f"and --force replaces only files it wrote; move it away or choose another {flag}")
 
 

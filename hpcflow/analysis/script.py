@@ -67,7 +67,7 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
     Under `force` its earlier files that this call does not write are removed; other files stay."""
     from hpcflow.analysis.figure import save_png
     from hpcflow.analysis.rundir import shown
-    from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
+    from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, unlisted, write_owned
     from hpcflow.errors import OutputPathError
 
     names = [*product.figures, *product.texts]
@@ -90,7 +90,7 @@ def write(product, out, *, dpi: int = 110, name: str = "", force: bool = False) 
         theirs = [n for n in there if n not in (mine or {})]  # --force would refuse these: named first
         if theirs:
             raise OutputPathError(f"--out {out}: {os.path.join(out, theirs[0])} exists and was not written by {tool} "
-                                  f"({record} there does not list it; --force replaces only files it wrote): move it "
+                                  f"({unlisted(out, record)}; --force replaces only files it wrote): move it "
                                   "away or choose another --out")
         if there:  # written by it (in `earlier`, or edited since): --force replaces it
             whose = f"an earlier {tool} output" + ("" if there[0] in earlier else ", changed since")
