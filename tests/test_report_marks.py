@@ -223,12 +223,23 @@ def test_a_one_point_history_is_drawn_with_markers():
     assert [line.get_marker() for line in per_rank.axes[0].get_lines()] == ["o", "o"]
 
 
-def test_fig2_heatmaps_are_drawn_without_smoothing(runs):
+def test_fig2_heatmaps_average_entries_that_share_a_pixel():
+    """1000 x 1000 entries on a few hundred pixels: a pixel shows the mean of its entries, not one picked out of them
+    (which hides the blocks of the clustered orderings under noise at the documented --dpi). A checkerboard of 0 and
+    pi/2 is then drawn in the colour of pi/4 (viridis' green 145 of 255), not in that of 0 (1) or pi/2 (231)."""
+    import math
+
     from hpcflow.analysis import fig2
 
-    fig = fig2.plot(fig2.load(runs["clustering"]))
-    images = [im for ax in fig.axes for im in ax.images]
-    assert len(images) == 3 and {im.get_interpolation() for im in images} == {"nearest"}
+    board = np.indices((1000, 1000)).sum(axis=0) % 2 * (math.pi / 2)
+    fig = fig2.plot({"matrices": {name: board for name, _, _ in fig2.PANELS}, "silhouette": {}})
+    fig.set_dpi(50)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    x0, y0, x1, y1 = fig.axes[0].get_window_extent().extents
+    height = rgba.shape[0]
+    inner = rgba[int(height - y1) + 5:int(height - y0) - 5, int(x0) + 5:int(x1) - 5, 1].astype(float)
+    assert inner.size > 10000 and np.mean((inner > 100) & (inner < 190)) > 0.95, np.percentile(inner, [5, 50, 95])
 
 
 def _shown_ticks(ax) -> list:

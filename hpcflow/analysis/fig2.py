@@ -64,7 +64,7 @@ def plot(data):
     """Three heatmaps on a common colour scale [0, pi/2] (radians) with the silhouette scores in the titles."""
     fig, axes = new_figure(1, 3, size=(13.5, 4.6))
     for ax, (name, title, key) in zip(axes, PANELS):
-        im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2, interpolation="nearest")  # its exact-0 diagonal kept sharp
+        im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2, interpolation="antialiased")  # a pixel: its entries averaged
         if key in data["silhouette"]:
             title += f"\nsilhouette {data['silhouette'][key]:.3f}"
         ax.set_title(title)
