@@ -151,51 +151,108 @@ STOP_GRACE = 10.0
 
 
 class _Stop(BaseException):
-    """A SIGTERM (or SIGHUP) to this process while a child runs (`child`)."""
+    """A SIGTERM, SIGHUP or SIGINT to this process while a child runs (`child`)."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
 
 
-def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise _Stop(signum)
+class _Requests:
+    """Stop requests to this process (SIGTERM, SIGHUP; SIGINT where Ctrl-C raises KeyboardInterrupt) while `child`
+    runs: raised as `_Stop` while armed (once: that disarms), noted while not (the first of them), so that one
+    arriving before the child is bound, or while a stop is under way, is not lost nor raised in the middle of it."""
+
+    def __init__(self):
+        self.armed = False
+        self.noted = None
+        self.replaced = {}
+
+    def _handler(self, signum, frame):  # noqa: ARG002 - signal handler signature
+        if self.armed:
+            self.armed = False  # a repeat of the request (often sent twice) waits for the stop under way
+            raise _Stop(signum)
+        if self.noted is None:
+            self.noted = signum
+
+    def install(self) -> None:
+        """Handle the stop requests where this is the main thread and a request is not ignored."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT):
+            if sig is None:
+                continue
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN or (sig == signal.SIGINT and current is not signal.default_int_handler):
+                continue
+            self.replaced[sig] = signal.signal(sig, self._handler)
+
+    def arm(self) -> None:
+        """Raise `_Stop` for a request noted so far, and for the next one."""
+        self.armed = True
+        if self.noted is not None:
+            self.armed = False
+            raise _Stop(self.noted)
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self.replaced.items():
+            signal.signal(sig, handler)
 
 
-def _stop_handlers() -> dict:
-    """Handlers that raise `_Stop` for SIGTERM and SIGHUP (SIGINT raises KeyboardInterrupt) where this is the main
-    thread and the signal is not ignored; {signal: the handler replaced}, to put back."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    replaced = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
-            replaced[sig] = signal.signal(sig, _raise_stop)
-    return replaced
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Send `sig` to the process group of child `proc` (it leads one of its own: `child`)."""
+def _signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to process group `pgid` (a child's: it leads one of its own, `child`)."""
     try:
-        os.killpg(proc.pid, sig)
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):  # (ended, its group with it)
         pass
 
 
-def stop_child(proc: subprocess.Popen, sig: int, grace: float = STOP_GRACE) -> None:
-    """Pass stop request `sig` to child `proc`'s process group (mpiexec forwards it to its ranks); what has not ended
-    `grace` seconds later is killed."""
-    import signal
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group `pgid` runs (one ended, not yet reaped by its new parent, does not)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # (no /proc: a member, perhaps ended, is there)
+        return True
+    for name in names:
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                state, _ppid, pgrp = fh.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
-    _signal_group(proc, sig)
+
+def stop_child(proc: subprocess.Popen, sig: int, grace: float | None = None) -> None:
+    """Pass stop request `sig` to child `proc`'s process group (mpiexec forwards it to its ranks); what of that group
+    has not ended `grace` seconds (`STOP_GRACE` unless given) later is killed, the child or what it started and left
+    behind."""
+    import signal
+    import time
+
+    grace = STOP_GRACE if grace is None else grace
+    deadline = time.monotonic() + grace
+    _signal_group(proc.pid, sig)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        proc.wait()
+        pass
+    while _group_runs(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_group(proc.pid, signal.SIGKILL)  # (the group's id stays in use while one of its processes is left)
+    proc.wait()
 
 
 def child(cmd: list, what: str, *, timeout: float | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -205,22 +262,25 @@ def child(cmd: list, what: str, *, timeout: float | None = None, **kwargs) -> su
     The child leads a process group of its own, stopped with this process: a SIGTERM, SIGHUP or Ctrl-C (SIGINT) to
     this one is passed to the child and what it started (SIGTERM for a SIGHUP; killed `STOP_GRACE` seconds later
     where they have not ended), and this process ends in one line with the status of the signal (128 + its number:
-    143, 130, 129)."""
+    143, 130, 129). A stop request while a child is stopped (after its timeout, or a repeated request) waits for
+    that stop."""
     import signal
 
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stdin", subprocess.DEVNULL)  # mpiexec forwards its stdin to rank 0: not the terminal's
     prog = os.path.basename(sys.argv[0])
-    replaced = _stop_handlers()
-    ctrl_c = signal.getsignal(signal.SIGINT)
+    requests = _Requests()
+    requests.install()
     try:
         with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs) as proc:
             try:
-                out, err = proc.communicate(timeout=timeout)
-            except (_Stop, KeyboardInterrupt) as exc:
-                sig = exc.signum if isinstance(exc, _Stop) else signal.SIGINT
-                for s in {signal.SIGINT, *replaced}:  # a repeat of the request (often sent twice) waits for it
-                    signal.signal(s, signal.SIG_IGN)
+                try:
+                    requests.arm()
+                    out, err = proc.communicate(timeout=timeout)
+                finally:
+                    requests.armed = False  # (a request from here on is noted and left: this process ends anyway)
+            except _Stop as exc:
+                sig = exc.signum
                 stop_child(proc, signal.SIGTERM if sig == getattr(signal, "SIGHUP", None) else sig)
                 print(f"{prog}: stopped by {signal.Signals(sig).name}: {what} was stopped", file=sys.stderr,
                       flush=True)
@@ -230,13 +290,10 @@ def child(cmd: list, what: str, *, timeout: float | None = None, **kwargs) -> su
                 print(f"{prog}: error: {what} ran past its limit of {timeout:g} s and was stopped", file=sys.stderr,
                       flush=True)
                 raise SystemExit(1) from None
-    except _Stop as exc:  # (before the child started)
-        raise SystemExit(128 + int(exc.signum)) from None
     finally:
-        for sig, handler in replaced.items():
-            signal.signal(sig, handler)
-        if ctrl_c is not None and signal.getsignal(signal.SIGINT) is not ctrl_c:  # (set in the main thread alone)
-            signal.signal(signal.SIGINT, ctrl_c)
+        requests.restore()
+    if requests.noted is not None:  # (came as the child ended: acted on as it would have been without `child`)
+        signal.raise_signal(requests.noted)
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if done.returncode != 0:
         print(f"{prog}: error: {what} failed (exit status {done.returncode}): {error_line(done.stderr)}",

@@ -624,3 +624,98 @@ def test_kernels_peak_memory_names_the_tile_edge_used():
     assert (asked["tile"], asked["tile_asked"]) == (512, 2048), asked
     small = bench_kernels.peak_memory(600, 300, 1)
     assert small["tile"] == 300 and "tile_asked" not in small, small
+
+
+#: a parent that runs `sh -c argv[3]` through _args.child (a 1 s limit where argv[4] is "timeout"), its stop grace
+#: 2 s; the stop requests `child` sends go to argv[2] as lines, with the stop grace's start
+GRACE_PARENT = r"""import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import _args
+_args.STOP_GRACE = 2.0
+signal_group = _args._signal_group
+
+
+def noted(pgid, sig):
+    signal_group(pgid, sig)
+    with open(sys.argv[2] + ".sent", "a") as fh:
+        fh.write(f"{int(sig)}\n")
+
+
+_args._signal_group = noted
+_args.child(["sh", "-c", sys.argv[3], "sh", sys.argv[2]], "the sleeper",
+            timeout=1.0 if sys.argv[4] == "timeout" else None)
+"""
+
+
+def _grace_parent(tmp_path, script: str, mode: str):
+    import signal
+
+    parent, pids = tmp_path / "parent.py", tmp_path / "pids"
+    parent.write_text(GRACE_PARENT)
+    proc = subprocess.Popen([sys.executable, str(parent), BENCH, str(pids), script, mode], env=ENV, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C raises
+    return proc, pids
+
+
+def _wait_for(check) -> None:
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _reap(proc, started) -> None:
+    import signal
+
+    proc.kill()
+    proc.communicate()
+    for pid in started:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_request_while_a_timed_out_child_is_stopped_still_kills_it(tmp_path, signame):
+    """A SIGTERM (or Ctrl-C) while a child past its limit has its stop grace (it ignores SIGTERM) leaves that stop
+    to go on: the child is killed when the grace ends and the script ends with the timeout line, status 1. The
+    request was raised out of the grace's wait: no SIGKILL, the script waited for the child to end by itself and
+    ended 143 with no line (a traceback for Ctrl-C)."""
+    import signal
+
+    proc, pids = _grace_parent(tmp_path, 'echo $$ > "$1"; trap "" TERM; exec sleep 30', "timeout")
+    started = []
+    try:
+        _wait_for(lambda: (pids.parent / "pids.sent").exists())  # the timeout's SIGTERM went out: the grace runs
+        started = [int(p) for p in pids.read_text().split()]
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert [p for p in started if _alive(p)] == [], started
+        assert (proc.returncode, out) == (1, ""), (proc.returncode, err[-2000:])
+        assert err.splitlines() == ["parent.py: error: the sleeper ran past its limit of 1 s and was stopped"], err
+        assert (pids.parent / "pids.sent").read_text().split() == [str(int(signal.SIGTERM)),
+                                                                   str(int(signal.SIGKILL))]
+    finally:
+        _reap(proc, started)
+
+
+def test_a_stopped_child_leaves_nothing_of_its_group_running(tmp_path):
+    """A process the child started that ignores SIGTERM is killed when the stop grace ends, though the child itself
+    ended on the SIGTERM: it was left running (SIGKILL went out only where the child had not ended)."""
+    import signal
+
+    script = 'echo $$ > "$1"; (trap "" TERM; exec sleep 300) & echo $! >> "$1"; sleep 200'
+    proc, pids = _grace_parent(tmp_path, script, "none")
+    started = []
+    try:
+        _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+        started = [int(p) for p in pids.read_text().split()]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        _wait_for(lambda: not any(map(_alive, started)))  # (a killed process may take a moment to go)
+        assert [p for p in started if _alive(p)] == [], started
+        assert (proc.returncode, out) == (143, ""), (proc.returncode, err[-2000:])
+        assert err.splitlines() == ["parent.py: stopped by SIGTERM: the sleeper was stopped"], err
+    finally:
+        _reap(proc, started)
