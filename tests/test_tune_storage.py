@@ -172,6 +172,30 @@ def test_a_journal_with_binary_bytes_after_its_last_operation_names_the_lines_to
     assert rc == 2 and "line 3 is not an Optuna journal operation (the file is damaged)" in io.err, io.err
 
 
+def test_binary_bytes_with_newlines_after_the_last_operation_name_every_damaged_line(tmp_path, capsys):
+    """Binary bytes holding newlines (an HDF5 file's signature: 0x0d 0x0a 0x1a 0x0a, then NULs) appended to a good
+    journal: its last line alone was said incomplete, and the lines of binary before it were kept: the advice left
+    the journal damaged. The lines from the first damaged one on are named, and the good lines alone are kept."""
+    from hpcflow.cli import main
+
+    job, out = _job(tmp_path), tmp_path / "s"
+    optimize(str(job), trials=1, out=str(out), log=lambda *_: None)
+    journal = out / "study.journal"
+    good = journal.read_bytes()
+    n = good.count(b"\n")
+    journal.write_bytes(good + b"\x89HDF\r\n\x1a\n" + b"\0" * 40)  # lines n+1 (\x89HDF\r), n+2 (\x1a), n+3 (NULs)
+    says = f"lines {n + 1}-{n + 3} are not whole operations and not UTF-8 text"
+    keep = f"remove those lines (keep lines 1-{n})"
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 2 and says in io.err and keep in io.err and io.err.count("\n") == 1, io.err
+    assert main(["report", str(out), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and keep in err and err.count("\n") == 1, err
+    journal.write_bytes(b"".join(journal.read_bytes().splitlines(keepends=True)[:n]))  # the advice, followed
+    assert journal.read_bytes() == good
+    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+
+
 def test_a_journal_line_being_written_is_waited_for_not_taken_for_damage(tmp_path):
     """A worker appending holds the journal's lock: a reader waits for it and reads the whole line."""
     from optuna.storages.journal import JournalFileSymlinkLock

@@ -461,16 +461,13 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
                     f"is one: it is another kind of file, not a damaged journal; {instead}")
         return (f"line 1 is not an Optuna journal operation (the file is not an Optuna journal, or a damaged one: "
                 f"later lines are operations); restore it from a copy, or {instead}")
-    if tail:  # binary bytes too (NULs a crash left, bytes appended to the file): the lines before them are kept
-        what = ("and not UTF-8 text (bytes after the last whole operation: a damaged write)" if _binary(tail) else
-                "(a write was cut off, e.g. by a full disk)")
-        return (f"line {len(lines) + 1} is incomplete {what}, so the file is damaged; remove that partial last line "
-                f"(keep lines 1-{len(lines)}), or {instead}")
     replay = _replay()
     for i, line in enumerate(lines, start=1):
         op = _operation(line)
         what = "not an Optuna journal" if i == 1 else "damaged"
         if op is None:
+            if tail and not any(_operation(later) for later in lines[i:]):  # from here to the end: a damaged end
+                return _damaged_end(lines[i - 1:], tail, i, instead)
             return (f"line {i} is not an Optuna journal operation (the file is {what}); restore it from a copy, "
                     f"or {instead}")
         try:  # Optuna's own reader, a line at a time: an operation it cannot apply is named by its line
@@ -479,8 +476,23 @@ def journal_problem(path: str, *, instead: str = OTHER_STORAGE) -> str | None:
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
             return (f"line {i} is an operation Optuna cannot apply ({why}), so the file is {what}; restore it from "
                     f"a copy, or {instead}")
+    if tail:
+        return _damaged_end([], tail, len(lines) + 1, instead)
     return None
 
+
+def _damaged_end(whole: list, tail: bytes, first: int, instead: str) -> str:
+    """A journal's damaged end: its lines `whole` (ended by a newline, none an operation) and then `tail` (no
+    newline), from line `first` on; the lines before it are whole operations, to keep."""
+    last = first + len(whole)
+    binary = _binary(tail) or any(_binary(line) for line in whole)
+    text, why = ((" and not UTF-8 text", "bytes after the last whole operation: a damaged write") if binary else
+                 ("", "a write was cut off, e.g. by a full disk"))
+    if not whole:  # binary bytes too (NULs a crash left, bytes appended to the file): the lines before them are kept
+        return (f"line {last} is incomplete{text} ({why}), so the file is damaged; remove that partial last line "
+                f"(keep lines 1-{first - 1}), or {instead}")
+    return (f"lines {first}-{last} are not whole operations{text} ({why}), so the file is damaged; remove those "
+            f"lines (keep lines 1-{first - 1}), or {instead}")
 
 def _binary(data: bytes) -> bool:
     """Whether `data` is no UTF-8 text (a NUL byte, or bytes that do not decode)."""
