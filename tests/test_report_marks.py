@@ -242,6 +242,35 @@ def test_fig2_heatmaps_average_entries_that_share_a_pixel():
     assert inner.size > 10000 and np.mean((inner > 100) & (inner < 190)) > 0.95, np.percentile(inner, [5, 50, 95])
 
 
+
+def test_fig2_heatmaps_smaller_than_their_panel_keep_the_zero_diagonal():
+    """200 x 200 entries on more pixels (--dpi 110): each entry is drawn as it is, so the diagonal's exact 0 keeps
+    the colour of 0 (viridis' green 1 of 255) beside entries of pi/2 (231). The smoothing filter that averages
+    entries sharing a pixel also spread the off-diagonal entries over the diagonal when the matrix was upsampled:
+    a minority of its cells kept the colour of 0."""
+    import math
+
+    from hpcflow.analysis import fig2
+
+    n = 200
+    mat = np.full((n, n), math.pi / 2)
+    np.fill_diagonal(mat, 0.0)
+    fig = fig2.plot({"matrices": {name: mat for name, _, _ in fig2.PANELS}, "silhouette": {}})
+    fig.set_dpi(110)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    height = rgba.shape[0]
+    for ax in fig.axes[:3]:
+        x0, y0, x1, y1 = ax.get_window_extent().extents
+        assert x1 - x0 > n and y1 - y0 > n, (x0, y0, x1, y1)  # upsampled
+        centre = (np.arange(n) + 0.5) / n  # of cell (i, i), the first row at the top
+        cols = (x0 + centre * (x1 - x0)).astype(int)
+        rows = (height - (y1 - centre * (y1 - y0))).astype(int)
+        green = rgba[rows, cols, 1].astype(float)
+        assert np.mean(green < 8) > 0.95, np.percentile(green, [5, 50, 95])
+        beside = rgba[rows[10:-10], cols[10:-10] + int((x1 - x0) / n * 5), 1].astype(float)  # 5 cells right
+        assert np.all(beside > 200), np.percentile(beside, [5, 50, 95])
+
 def _shown_ticks(ax) -> list:
     lo, hi = ax.get_xlim()
     return [t for t in ax.get_xticks() if lo <= t <= hi]

@@ -6,6 +6,7 @@ silhouette scores as root attributes).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -60,11 +61,21 @@ def load(run_dir) -> dict:
     return {"matrices": mats, "silhouette": {k: float(v) for k, v in sil.items()}, "file": path}
 
 
+def _interpolation(im) -> str:
+    """How heatmap `im` is drawn at the size of its panel in pixels now: an entry a pixel or more ("nearest": the
+    exact 0 of the diagonal keeps its colour; a smoothing filter spreads the other entries over it), entries that
+    share a pixel averaged ("antialiased": one picked out of them hides the blocks of the clustered orderings)."""
+    rows, cols = im.get_array().shape[:2]
+    box = im.get_window_extent()
+    return "nearest" if cols <= abs(box.width) and rows <= abs(box.height) else "antialiased"
+
+
 def plot(data):
     """Three heatmaps on a common colour scale [0, pi/2] (radians) with the silhouette scores in the titles."""
     fig, axes = new_figure(1, 3, size=(13.5, 4.6))
     for ax, (name, title, key) in zip(axes, PANELS):
-        im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2, interpolation="antialiased")  # a pixel: its entries averaged
+        im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2)
+        im.get_interpolation = functools.partial(_interpolation, im)  # (asked when drawn, at the dpi drawn at)
         if key in data["silhouette"]:
             title += f"\nsilhouette {data['silhouette'][key]:.3f}"
         ax.set_title(title)
