@@ -174,6 +174,31 @@ def _finished_copy(base, name):
     return out
 
 
+def test_a_summary_from_the_checkpoint_says_it_was_written_and_estimates_no_memory(tmp_path, capsys):
+    """--resume --check of a run whose checkpoint holds every step estimated the peak memory of sampling and steps
+    it does not do; the --resume itself, beside an earlier run's files that a killed --force run set aside, said
+    it had "nothing to add to that run" though it writes summary.json. Now --check says there is nothing to
+    estimate, and the warning that names the folder says summary.json was written from the checkpoint."""
+    from hpcflow.jobs import replaced
+
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(CLUSTERED)
+    assert _run(job, out) == 0
+    aside = replaced.set_aside(str(out))  # as a killed --force run leaves it
+    for name in os.listdir(aside):
+        os.link(os.path.join(aside, name), out / name)
+    os.remove(out / "summary.json")
+    capsys.readouterr()
+    assert _run(job, out, "--resume", "--check") == 0
+    said = capsys.readouterr().out
+    assert "no step to run" in said and "estimated peak memory" not in said, said
+    assert "no memory estimate: it samples no point and runs no step" in said, said
+    assert _run(job, out, "--resume") == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and aside in err and "nothing to add" not in err, err
+    assert f"this --resume wrote {out / 'summary.json'} from the checkpoint without running a step" in err, err
+    assert (out / "summary.json").exists() and replaced.leftovers(str(out)) == [os.path.basename(aside)]
+
 def test_a_finished_run_without_its_summary_gets_it_from_the_checkpoint(tmp_path, capsys):
     """checkpoint.h5 and job.toml stay byte for byte, summary.json is the run's (the documented keys aside); --check
     says what the resume would do; a second --resume has nothing to do. A resume of it at 2 ranks:

@@ -41,7 +41,8 @@ def _run(args, comm) -> int:
         if done is not None:  # what the run would say, with its exit status
             return nothing_to_do(args, comm, done)
         if comm.Get_rank() == 0:
-            memory = resources.describe(left_to_run(cfg, resume), ranks=comm.Get_size())
+            memory = (resources.describe(left_to_run(cfg, resume), ranks=comm.Get_size()) if end is None else
+                      "no memory estimate: it samples no point and runs no step")
             note = resumed_note(cfg, resume) if end is None else ended_note(resume)
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted{note}; {memory}; "
                   f"{device_note(module, cfg)}; nothing run")
@@ -94,14 +95,11 @@ def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
     from hpcflow.checkpoint import record_end, summary_of
     from hpcflow.errors import NumericalStop
     from hpcflow.jobs import output
-    from hpcflow.jobs.replaced import kept_on_resume
     from hpcflow.provenance import provenance
     from hpcflow.stop_signals import finished
 
     root = comm.Get_rank() == 0
     output.remove_debris(args.out, comm=comm)
-    if root:
-        kept_on_resume(args.out, done=True)
     this = {"job_file": os.path.abspath(args.job), "overrides": list(overrides)}
     origin = named = recorded_origin(args.out)
     if named is None:  # (said on stderr; job.toml is written below)
@@ -119,6 +117,8 @@ def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
                           comm=comm)
     path = os.path.join(args.out, "summary.json")
     output.write_json(path, summary, comm=comm)  # last: its presence marks a complete run
+    if root:
+        kept_by_summary(args.out, path)
     ended = f"step {state.step}" + (f", {stopped}" if stopped else "")
     if status == "diverged":  # (every rank raises it)
         raise NumericalStop(f"{stopped}; outputs up to step {state.step} are in {args.out}")
@@ -126,6 +126,21 @@ def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
         print(f"hpcflow run: {args.out}: checkpoint.h5 holds the run to its end ({ended}) but no finished "
               f"summary.json described it: wrote {path} from the checkpoint, no step run")
     return 0
+
+
+def kept_by_summary(out: str, path: str) -> None:
+    """Rank 0 of a --resume that wrote summary.json (`path`) from the checkpoint: a warning on stderr naming the
+    set-aside folders in `out` that a killed --force run left (an earlier run's files), which it keeps, and what to do
+    with them (`hpcflow.jobs.replaced.kept_on_resume` for the other --resume runs)."""
+    from hpcflow.jobs.replaced import _named_leftovers
+
+    named = _named_leftovers(out)
+    if named:
+        aside, more = named
+        print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
+              f"killed; this --resume wrote {path} from the checkpoint without running a step and keeps them: to "
+              f"keep the earlier run instead, move its files back into {out} in place of this run's; to drop them, "
+              f"remove {aside}", file=sys.stderr, flush=True)
 
 
 def ended_note(state) -> str:
