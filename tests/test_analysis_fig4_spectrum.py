@@ -112,3 +112,26 @@ def test_a_run_without_the_papers_statistic_draws_the_train_spectrum_and_says_so
     assert refused.stderr.count("\n") == 1 and "'ntk/spectrum_train_test'" in refused.stderr
     assert "--spectrum train" in refused.stderr and os.path.join(run, "nn.h5") in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("damage", ["two_dimensional", "nan", "negative"])
+def test_a_damaged_train_x_test_wasserstein_series_is_refused_naming_the_file(runs, tmp_path, damage):
+    """ntk/wasserstein_train_test, the curve of the spectrum drawn by default, was read with no check of its shape or
+    values: a 2-D or NaN series was drawn (or ended in a traceback). It is refused as ntk/wasserstein is: one line
+    naming the file and the dataset, exit 2, nothing drawn."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["nn"], run)
+    with h5py.File(run / "nn.h5", "r+") as f:
+        series = f["ntk/wasserstein_train_test"][()]
+        del f["ntk/wasserstein_train_test"]
+        if damage == "two_dimensional":
+            series = np.stack([series, series], axis=1)
+        else:
+            series[-1] = np.nan if damage == "nan" else -0.5
+        f["ntk/wasserstein_train_test"] = series
+    proc = script("fig4_ntk", run, "--out", tmp_path / "figs")
+    assert (proc.returncode, proc.stdout) == (2, ""), (proc.returncode, proc.stderr[-2000:])
+    assert proc.stderr.count("\n") == 1 and "'ntk/wasserstein_train_test'" in proc.stderr, proc.stderr
+    assert os.path.join(str(run), "nn.h5") in proc.stderr and not (tmp_path / "figs").exists(), proc.stderr

@@ -22,7 +22,7 @@ import numpy as np
 
 from hpcflow.analysis.figure import new_figure
 from hpcflow.analysis.histories import damaged_data, nn_definite_mark
-from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, data_file, dataset_names, h5_source,
+from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, check_range, data_file, dataset_names, h5_source,
                                      nn_continuation, read_attrs, read_datasets, run_state, same_length)
 from hpcflow.h5read import one_line, read_h5
 from hpcflow.nn.h5schema import PER_PROBE  # (81: the 9 x 9 blocks pooled; docs/outputs.md: shape (E+1, 81 P))
@@ -32,7 +32,7 @@ HINT = ("pass the run directory of an nn job with [ntk] enabled or a [width_swee
 NTK = ("ntk/spectrum", "ntk/wasserstein", "ntk/rel_frobenius")
 SWEEP = ("width_sweep/width", "width_sweep/rel_frobenius_final", "width_sweep/wasserstein_final",
          "width_sweep/sigma_val_final")
-NDIM = {"ntk/spectrum": 2, **dict.fromkeys((*NTK[1:], *SWEEP), 1)}
+NDIM = {"ntk/spectrum": 2, **dict.fromkeys((*NTK[1:], *SWEEP, "ntk/wasserstein_train_test"), 1)}
 BINS = 60
 #: the spectra Fig. 4 draws: name -> (eigenvalue dataset, its Wasserstein dataset, the histogram panel's title, the
 #: x axis's label); the first is the default
@@ -131,6 +131,9 @@ def _datasets(path) -> dict:
         have, lack = SPECTRA["train_test"][:2] if square is not None else SPECTRA["train_test"][1::-1]
         raise MissingData(f"{path}: dataset '{have}' is there without '{lack}', which a run writes beside it; {HINT}")
     same_length(path, data, (*NTK, *SPECTRA["train_test"][:2]), hint=HINT)
+    for _, wasserstein, _, _ in SPECTRA.values():  # the curve of the spectrum drawn
+        if wasserstein in data:
+            check_range(path, wasserstein, data[wasserstein], 0.0, np.inf, what="Wasserstein distance")
     for name, _, _, _ in SPECTRA.values():
         if name not in data:
             continue
