@@ -31,8 +31,8 @@ def test_a_killed_scan_is_said_interrupted_and_its_rerun_works(tmp_path, capsys)
     (run / ".hpcflow.lock").write_bytes(_lock_record(4242))  # as a SIGKILLed run leaves it: no process holds it
     assert main("fig3_noise", [str(run), "--out", str(tmp_path / "figs")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "interrupted before writing it" in err, err
-    assert "pid 4242 on node7" in err, err
+    assert err.count("\n") == 1 and "interrupted before writing any file" in err, err
+    assert "pid 4242 on node7" in err and "if it was a noise_scan run, rerun" in err, err
     command = err.split("rerun the noise_scan job into that --out: ", 1)[1].split(" (JOB:", 1)[0]
     argv = shlex.split(command)
     assert argv == ["hpcflow", "run", "JOB", "--out", str(run)], err
@@ -57,3 +57,24 @@ def test_a_running_scan_is_said_running(tmp_path, capsys):
         held.release()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "still running" in err and f"pid {os.getpid()}@" in err, err
+
+
+@pytest.mark.parametrize("kind", ["noise_scan", "flow"])
+def test_a_killed_run_with_its_job_file_is_told_by_its_kind(tmp_path, capsys, kind):
+    """A lock file no process holds beside the run's job.toml: a noise scan's is said interrupted before writing
+    noise_scan.h5, with the rerun; another kind's (a killed flow run passed by mistake) is not a noise scan's
+    directory, and is not told to rerun the noise_scan job into it. A lock file alone says the rerun only if it was
+    a noise scan: it was told to rerun the noise_scan job there, whatever the run was."""
+    from hpcflow.analysis.script import main
+
+    run = tmp_path / "killed"
+    run.mkdir()
+    (run / ".hpcflow.lock").write_bytes(_lock_record(4242))
+    (run / "job.toml").write_text(f'[job]\nkind = "{kind}"\n')
+    assert main("fig3_noise", [str(run), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "if it was" not in err, err
+    if kind == "noise_scan":
+        assert "interrupted before writing it" in err and "; rerun the noise_scan job into that --out: " in err, err
+    else:
+        assert "rerun the noise_scan job" not in err and "pass the run directory of a noise_scan job" in err, err

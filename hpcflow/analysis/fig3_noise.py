@@ -65,9 +65,10 @@ def load(run_dir) -> dict:
 def _not_written(run_dir) -> str:
     """Why directory `run_dir` has no noise_scan.h5 where it holds a run's lock file (`hpcflow.jobs.outlock`): a noise
     scan writes its files when it ends, so either its run still holds the lock (running: wait for it) or, where the
-    lock file is all the directory holds, the run was ended before that without a clean-up (SIGKILL, a node lost,
-    memory that ran out): the fix reruns the job into that --out, which a lock file no process holds does not block.
-    "" otherwise."""
+    lock file is all the directory holds (with a job.toml of a noise_scan job, if any), the run was ended before that
+    without a clean-up (SIGKILL, a node lost, memory that ran out): the fix reruns the job into that --out, which a
+    lock file no process holds does not block; without a job.toml nothing says the run was a noise scan, so the fix
+    is named for that case. "" otherwise (a job.toml of another kind: not a noise scan's directory)."""
     from hpcflow.analysis.rundir import holder
     from hpcflow.jobs.outlock import LOCK_NAME, describe
     from hpcflow.jobs.shell import shell_line
@@ -79,7 +80,11 @@ def _not_written(run_dir) -> str:
     if running := holder(path):
         return (f"{path}: no {NOISE_SCAN} yet: its run ({running}) is still running, and a noise scan writes it when "
                 "it ends; wait for it to end")
-    if os.listdir(path) != [LOCK_NAME]:  # other files: not the directory of a run killed at once
+    names = sorted(os.listdir(path))
+    if names not in ([LOCK_NAME], sorted([LOCK_NAME, "job.toml"])):  # other files: not a run killed at once
+        return ""
+    kind = _job_kind(os.path.join(path, "job.toml")) if "job.toml" in names else None
+    if "job.toml" in names and kind != "noise_scan":  # a run of another kind (or job.toml unreadable)
         return ""
     try:
         with open(lock, "rb") as fh:
@@ -87,9 +92,26 @@ def _not_written(run_dir) -> str:
     except OSError:
         by = ""
     rerun = shell_line(["hpcflow", "run", "JOB", "--out", path])
+    if kind is None:  # nothing says what the run was: a flow run's directory given by mistake looks the same
+        return (f"{path}: no {NOISE_SCAN}: its run{by} was interrupted before writing any file (its {LOCK_NAME} is "
+                f"left, and no process holds it); if it was a noise_scan run, rerun the noise_scan job into that "
+                f"--out: {rerun} (JOB: its job file, e.g. jobs/noise_scan.toml); else pass the run directory of a "
+                "noise_scan job")
     return (f"{path}: no {NOISE_SCAN}: its run{by} was interrupted before writing it (its {LOCK_NAME} is left, and no "
             f"process holds it); rerun the noise_scan job into that --out: {rerun} (JOB: its job file, e.g. "
             "jobs/noise_scan.toml)")
+
+
+def _job_kind(path):
+    """[job].kind of job file `path`, None where it has none or cannot be read."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            kind = tomllib.load(fh).get("job", {}).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _check_gains(path, gains, stopped) -> None:
