@@ -879,3 +879,73 @@ def test_submit_wait_follows_a_job_slurm_requeues_to_its_end(slurm):
     assert "the job fails with it" not in err, err
     summary = json.loads((slurm / "runs" / "q" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == 4000
+
+
+#: a two-rank MPI world that ends without MPI_Finalize (os._exit), as ranks killed inside MPI end: it leaves its
+#: shared-memory segment, whose name rank 0 prints
+DEAD_WORLD = """
+import os, re
+from mpi4py import MPI
+MPI.COMM_WORLD.Barrier()
+if MPI.COMM_WORLD.Get_rank() == 0:
+    print(re.search(r"/dev/shm/(mpich_shm_\\S+)", open("/proc/self/maps").read()).group(1), flush=True)
+MPI.COMM_WORLD.Barrier()
+os._exit(0)
+"""
+
+
+def _dead_segment() -> bytes:
+    """The bytes of the segment that a killed MPI world leaves in /dev/shm (`DEAD_WORLD`)."""
+    from test_parallel import mpiexec
+
+    r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-c", DEAD_WORLD], capture_output=True, text=True,
+                       timeout=60)
+    path = Path("/dev/shm") / r.stdout.strip()
+    assert r.returncode == 0 and r.stdout.strip() and path.is_file(), r.stdout + r.stderr
+    try:
+        return path.read_bytes()
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["template", "submit"])
+def test_a_job_whose_steps_name_holds_a_killed_starts_segment_runs(slurm, how):
+    """A Slurm job started again (requeued) numbers its steps from 0 again, so each MPI step's MPICH segment
+    (/dev/shm/mpich_shm_HASH_0, HASH from PMI_JOBID=JOB.STEP) has the name of the step of its killed earlier start,
+    whose ranks left it: MPI_Init opened it and failed ("Message from rank 1 and tag 7 truncated") or hung, at every
+    start. Here the job is queued held, such a segment is put under the names of its steps, and it is released: each
+    task removes the dead segment of its step before its MPI_Init, and the job completes."""
+    from hpcflow.submit.shm import fnv1a
+
+    if how == "template":
+        r = subprocess.run(["sbatch", "--parsable", "--hold", "--mem=1G", "--ntasks-per-node=2", "--output=dead.out",
+                            str(ROOT / "slurm" / "hpcflow_mpi.sbatch"), "job.toml", "runs/dead", "--quiet"], cwd=slurm,
+                           capture_output=True, text=True, timeout=30)
+        job, log = r.stdout.strip(), lambda: (slurm / "dead.out").read_text()
+    else:
+        r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "job.toml", "--out", "runs/dead", "--executor",
+                            "slurm", "--ntasks-per-node", "2", "--time", "5", "--quiet", "--sbatch", "hold"],
+                           cwd=slurm, capture_output=True, text=True, timeout=60)
+        job = re.search(r"slurm job (\d+):", r.stdout).group(1) if r.returncode == 0 else None
+        log = lambda: "\n".join(p.read_text() for p in (slurm / "runs" / "dead_logs").glob(f"{job}_*_log.*"))  # noqa
+    assert r.returncode == 0 and job, r.stdout + r.stderr
+    dead = _dead_segment()
+    planted = [Path("/dev/shm") / f"mpich_shm_{fnv1a(f'{job}.{step}'):x}_0" for step in (0, 1)]
+    try:
+        for path in planted:
+            path.write_bytes(dead)
+        subprocess.run(["scontrol", "release", job], check=True, timeout=30)
+        try:
+            _completed(job, how, 120)
+        except BaseException:
+            print(log())
+            raise
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
+        for path in planted:
+            path.unlink(missing_ok=True)
+    text = log()
+    used = planted if how == "template" else planted[:1]  # (the template's steps: hpcflow info, then the run)
+    for path in used:
+        assert f"removed {path}, MPICH's shared memory that an earlier start of this job step" in text, text
+    assert json.loads((slurm / "runs" / "dead" / "summary.json").read_text())["status"] == "finished", text

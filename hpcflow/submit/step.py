@@ -109,7 +109,9 @@ def requeue() -> None:
 
 def task(argv: list) -> int:
     """`--task COMMAND`: run COMMAND (one task of the run's step) to its end, noting each of NOTED that arrives as a
-    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status.
+    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status. First the
+    MPICH shared memory that an earlier start of this step left is removed (`hpcflow.submit.shm`: a requeued job's step
+    of the same id failed in MPI_Init on it).
 
     COMMAND starts with SIGUSR1 and SIGUSR2 ignored (IGNORED_AT_START), as this process does (TASK_START): Slurm
     signals it too, and by their default action a request in its first moments ended it (138), or, once hpcflow's
@@ -126,6 +128,9 @@ def task(argv: list) -> int:
 
     for sig in NOTED:
         signal.signal(sig, note)
+    from hpcflow.submit.shm import remove_stale
+
+    remove_stale("hpcflow.submit.step:")  # before COMMAND's MPI_Init: what a killed earlier start of this step left
     env = {k: v for k, v in os.environ.items() if k != SIGNALS_ENV}
     try:  # (the launcher's PMI descriptors stay open)
         child = subprocess.Popen(argv, env=env, close_fds=False, preexec_fn=_ignoring_at_start)

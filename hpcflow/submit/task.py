@@ -342,8 +342,10 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         from submitit's requeue, which ends rank 0's process)."""
         from hpcflow.cli import main
         from hpcflow.jobs.shell import shell_line
+        from hpcflow.submit.shm import remove_stale
         from hpcflow.tune.storage import masked
 
+        remove_stale("hpcflow submit:")  # before MPI_Init: what a killed earlier start of this step left (`shm`)
         if requeued():  # started again by Slurm (submitit's requeue, preemption, node failure): `next_leg`
             _forget_ended_mark()
             nxt = next_leg(argv, job=this_job())
