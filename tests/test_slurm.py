@@ -412,6 +412,19 @@ def test_a_run_template_job_signalled_in_its_batch_shell_checkpoints_and_is_requ
     assert json.loads((slurm / "runs" / "u" / "summary.json").read_text())["status"] == "preempted"
 
 
+@pytest.mark.parametrize("who", [(), ("--full",)], ids=["steps", "full"])
+def test_a_run_template_job_sent_sigusr2_checkpoints_and_is_requeued(slurm, who):
+    """`scancel --signal=USR2` (the README's checkpoint request for `hpcflow submit` jobs) on a hpcflow_run.sbatch job,
+    to its steps or (--full) its batch shell too: taken as SIGUSR1, the run writes its checkpoint and the job is
+    requeued. The run ignored it (steps: no checkpoint, no line), and --full ended the batch shell (FAILED,
+    JobLaunchFailure, not requeued)."""
+    job, log = _queue_long(slurm, "hpcflow_run.sbatch", "runs/u2", "run.out", "--cpus-per-task=1"), slurm / "run.out"
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "u2" / "checkpoint.h5", "USR2", log.read_text, who=who)
+    text = log.read_text()
+    assert text.count("hpcflow run: stopped: signal received: checkpoint of step") == 1, text
+    assert json.loads((slurm / "runs" / "u2" / "summary.json").read_text())["status"] == "preempted"
+
+
 NN_JOB = """
 [job]
 kind = "nn"

@@ -1,10 +1,10 @@
 """`exec python -m hpcflow.submit.step srun ...`: the end of the sbatch templates (slurm/*.sbatch).
 
-Runs the run's step (COMMAND: `srun ... hpcflow run|nn|tune ...`) as the batch step itself, passes SIGUSR1 on to it,
-and requeues the job when the run stops preempted (exit status 4, checkpoint written: `scontrol requeue
-$SLURM_JOB_ID`, an array task alone as `${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: Slurm gives one task the
-array's id as its SLURM_JOB_ID, and a requeue of that id requeued every task; the requeued job continues with
---resume, a tune array task with its trial's checkpoint: the same `hpcflow tune` command resumes the trial it
+Runs the run's step (COMMAND: `srun ... hpcflow run|nn|tune ...`) as the batch step itself, passes SIGUSR1 (and
+SIGUSR2, as SIGUSR1) on to it, and requeues the job when the run stops preempted (exit status 4, checkpoint written:
+`scontrol requeue $SLURM_JOB_ID`, an array task alone as `${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: Slurm gives
+one task the array's id as its SLURM_JOB_ID, and a requeue of that id requeued every task; the requeued job continues
+with --resume, a tune array task with its trial's checkpoint: the same `hpcflow tune` command resumes the trial it
 stopped). Exit status: COMMAND's (128+N when signal N ended it; 127 when it cannot be started).
 
 In a requeued job (SLURM_RESTART_COUNT above 0) the hpcflow command in COMMAND (the words after `-m hpcflow`) is
@@ -20,15 +20,21 @@ SIGUSR1 is how Slurm asks for the checkpoint: `--signal=USR1@120` sends it to th
 `--signal=B:USR1@120` sends it to the batch step alone and `scancel --full --signal=USR1` to both. bash, the batch
 step before, ended on it (its default action): the job ended FAILED and was never requeued, while the ranks (when
 they got the signal too) wrote their checkpoint. Here it is forwarded to srun, and srun forwards it to every task.
+SIGUSR2 (submitit's signal, which `hpcflow submit`'s jobs take before their time limit, and the README's
+`scancel --signal=USR2` for them) is taken as SIGUSR1 here and by each task (`task`, which passes it on to the run as
+SIGUSR1): the run writes its checkpoint and the job is requeued. The run itself starts with SIGUSR2 ignored and
+never takes it: sent to a template's job it was lost (steps only) or ended the batch step (--full: FAILED,
+JobLaunchFailure, not requeued).
 
 SIGTERM (`scancel --signal=TERM`, the user's stop) makes the run write its checkpoint and stop with 4 too, but the
 job is not requeued, as a `hpcflow submit` job stopped so is not: it ends FAILED with status 4 (`scontrol requeue`
 continues it). A SIGTERM that reaches only the tasks is seen by no one here, so each task of the run's step is started
 as `python -m hpcflow.submit.step --task python -m hpcflow ...` (added before the hpcflow command in COMMAND): it
-outlives SIGTERM and SIGUSR1 (Slurm signals every process of a step, the command too) and notes the ones it got in a
-folder of this node (HPCFLOW_STEP_SIGNALS; a task on another node has none and notes nothing). The job is requeued on
-status 4 unless a SIGTERM was noted and no SIGUSR1 came (here or to a task). This batch step outlives SIGTERM too
-(`scancel`, `scancel --full --signal=TERM`, `scontrol requeue`), noting it, until the run's step has ended.
+outlives SIGTERM, SIGUSR1 and SIGUSR2 (Slurm signals every process of a step, the command too) and notes the ones it
+got in a folder of this node (HPCFLOW_STEP_SIGNALS; a task on another node has none and notes nothing). The job is
+requeued on status 4 unless a SIGTERM was noted and no SIGUSR1 or SIGUSR2 came (here or to a task). This batch step
+outlives SIGTERM too (`scancel`, `scancel --full --signal=TERM`, `scontrol requeue`), noting it, until the run's step
+has ended.
 
 Each task, and the hpcflow command it runs, starts with SIGUSR1 and SIGUSR2 ignored (`TASK_START`, `task`): a
 checkpoint request in the step's first moments, before the command has set its checkpoint handler, is lost to the
@@ -51,27 +57,33 @@ import tempfile
 
 from hpcflow.errors import EXIT_PREEMPTED
 
-FORWARDED = (signal.SIGUSR1,)
+#: the signals the batch step passes on to COMMAND (srun), each as the signal it maps to: the run's checkpoint request
+FORWARDED = {signal.SIGUSR1: signal.SIGUSR1, signal.SIGUSR2: signal.SIGUSR1}
+#: the signals that ask for a checkpoint (and the job's requeue once the run has stopped with it)
+CHECKPOINT_REQUESTS = ("SIGUSR1", "SIGUSR2")
 
 
 #: the folder where the tasks of the run's step note the signals they got (`task`)
 SIGNALS_ENV = "HPCFLOW_STEP_SIGNALS"
 #: the signals a task notes and outlives
-NOTED = (signal.SIGTERM, signal.SIGUSR1)
+NOTED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+#: the signals a task passes on to its COMMAND as another: SIGUSR2 as the run's checkpoint request (the run takes
+#: SIGUSR1 only, and starts with SIGUSR2 ignored: IGNORED_AT_START)
+TRANSLATED = {signal.SIGUSR2: signal.SIGUSR1}
 
 
 def run(argv: list, *, seen: set | None = None, env: dict | None = None) -> int:
-    """Run argv to its end (environment `env`), forwarding FORWARDED signals to it and outliving SIGTERM, the names of
-    both added to `seen`; its exit status."""
+    """Run argv to its end (environment `env`), forwarding FORWARDED signals to it (each as the signal it maps to) and
+    outliving SIGTERM, the names of those received added to `seen`; its exit status."""
     child, pending = None, []
 
     def forward(signum, frame):  # noqa: ARG001 - signal handler signature
         if seen is not None:
             seen.add(signal.Signals(signum).name)
         if child is None:
-            pending.append(signum)  # sent once the child exists
+            pending.append(FORWARDED[signum])  # sent once the child exists
         else:
-            child.send_signal(signum)  # a no-op once the child has been reaped
+            child.send_signal(FORWARDED[signum])  # a no-op once the child has been reaped
 
     def outlive(signum, frame):  # noqa: ARG001 - signal handler signature
         if seen is not None:
@@ -109,9 +121,9 @@ def requeue() -> None:
 
 def task(argv: list) -> int:
     """`--task COMMAND`: run COMMAND (one task of the run's step) to its end, noting each of NOTED that arrives as a
-    file of its name in the folder SIGNALS_ENV names, where that exists on this node; COMMAND's exit status. First the
-    MPICH shared memory that an earlier start of this step left is removed (`hpcflow.submit.shm`: a requeued job's step
-    of the same id failed in MPI_Init on it).
+    file of its name in the folder SIGNALS_ENV names, where that exists on this node, and passing SIGUSR2 on to
+    COMMAND as SIGUSR1 (TRANSLATED); COMMAND's exit status. First the MPICH shared memory that an earlier start of
+    this step left is removed (`hpcflow.submit.shm`: a requeued job's step of the same id failed in MPI_Init on it).
 
     COMMAND starts with SIGUSR1 and SIGUSR2 ignored (IGNORED_AT_START), as this process does (TASK_START): Slurm
     signals it too, and by their default action a request in its first moments ended it (138), or, once hpcflow's
@@ -120,11 +132,17 @@ def task(argv: list) -> int:
     this process noted still has the job requeued when the run stops with its checkpoint (the time limit's SIGTERM:
     `main`)."""
     folder = os.environ.get(SIGNALS_ENV)
+    started, pending = [], []
 
     def note(signum, frame):  # noqa: ARG001 - signal handler signature
         if folder and os.path.isdir(folder):
             with contextlib.suppress(OSError):
                 open(os.path.join(folder, signal.Signals(signum).name), "a").close()
+        if signum in TRANSLATED:
+            if started:
+                started[0].send_signal(TRANSLATED[signum])  # a no-op once the child has been reaped
+            else:
+                pending.append(TRANSLATED[signum])  # sent once the child exists
 
     for sig in NOTED:
         signal.signal(sig, note)
@@ -137,6 +155,9 @@ def task(argv: list) -> int:
     except OSError as exc:
         print(f"hpcflow.submit.step: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
         return 127
+    started.append(child)
+    for signum in pending:
+        child.send_signal(signum)
     status = child.wait()
     return 128 - status if status < 0 else status
 
@@ -262,7 +283,7 @@ def main(argv=None) -> int:
         status = run(with_tasks_noting(args), seen=seen, env=env)
     seen |= noted
     if status == EXIT_PREEMPTED:
-        if "SIGTERM" in seen and "SIGUSR1" not in seen:
+        if "SIGTERM" in seen and not seen.intersection(CHECKPOINT_REQUESTS):
             # a further SIGTERM (scancel again) while scontrol is asked, up to its timeout, must not end this step
             # before it has said its line: the run is over, and its status is this step's
             old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
