@@ -1,8 +1,9 @@
 """The submitted callable: `hpcflow ARGV` run in-process on every task (each task one MPI rank under srun).
 
 Preemption: Slurm sends submitit's signal (USR2) before the time limit; it is handed to the run's checkpoint
-handler (SIGUSR1), the run writes a checkpoint and stops with exit status 4, and the job is requeued through
-submitit with `--resume` added, after every rank has left MPI. A command without a checkpoint handler (a flow or
+handler (the one set for SIGUSR1) as the signal it is (a line of the run names SIGUSR2), the run writes a checkpoint
+and stops with exit status 4, and the job is requeued through submitit with `--resume` added, after every rank has
+left MPI. A command without a checkpoint handler (a flow or
 network run preempted before its first checkpoint, a kind without checkpoints) is requeued at once, as it was
 submitted, on one rank; on several it is not requeued (its ranks cannot leave MPI together mid-computation).
 A run stopped by SIGTERM (scancel) writes its checkpoint and stops with 4 too; it is not requeued. A job that Slurm
@@ -367,7 +368,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
             # a checkpoint writer's handler; not one that only ends the command (stop_signals: `default_action`)
             if callable(checkpoint) and checkpoint is not forward and not getattr(checkpoint, "default_action", False):
                 preempted.append(signum)  # (its exit with 4 requeues the job)
-                checkpoint(signal.SIGUSR1, frame)  # the run checkpoints at its next step, then exits with 4
+                checkpoint(signum, frame)  # the run checkpoints at its next step, then exits with 4 (its line: signum)
             elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail.
                 # Not `preempted`: the run goes on, and a later stop with 4 (SIGTERM at the time limit, scancel) is
                 # not requeued. The signal can come long before the limit (Slurm sends it up to 60 s early, at once
