@@ -259,7 +259,8 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
                                  running=lambda: segments.update(_mpich_segments(job)))
     assert segments, "the job's ranks mapped no /dev/shm/mpich_shm_* segment: MPICH's shared memory was not in use"
     err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
-    again = shlex.join(["hpcflow", "run", str(slurm / "long.toml"), "--out", str(slurm / "runs" / "p"), "--resume"])
+    copy = next((slurm / "runs" / "p_logs").glob("job-*/long.toml"))  # the copy of the job file that the job runs
+    again = shlex.join(["hpcflow", "run", str(copy), "--out", str(slurm / "runs" / "p"), "--resume"])
     assert "checkpoint of step" in err and f"continue with: {again}\n" in err, err  # the command line submitted
     leaked = sorted(n for n in segments if os.path.exists(f"/dev/shm/{n}"))
     assert not leaked, leaked
@@ -271,14 +272,8 @@ def test_a_submit_job_signalled_in_its_batch_shell_ends_as_its_run_does(slurm, s
     USR1 (a checkpoint request: not submit's time-limit signal) writes the checkpoint and the job ends FAILED 4:0, not
     requeued; USR2 (submitit's time-limit signal) writes it and requeues the job. submitit's batch shell ended on
     either (its default action): FAILED, ExitCode 0:10 or 0:12, reason JobLaunchFailure, never requeued."""
-    (slurm / "long.toml").write_text(JOB.replace("steps = 3", "steps = 100000").split("[tune]")[0]
-                                     + "[checkpoint]\nevery = 1\n")
-    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/b", "--executor",
-                        "slurm", "--time", "5", "--quiet"], cwd=slurm, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    job, err = _submit_long(slurm, "b", steps=100000, every=1)
     out = slurm / "runs" / "b"
-    err = lambda: "\n".join(p.read_text() for p in (slurm / "runs" / "b_logs").glob(f"{job}_*_log.*"))  # noqa: E731
     if sig == "USR2":
         _signal_and_wait_for_requeue(job, out / "checkpoint.h5", sig, err, who=("--full",))
     else:
@@ -298,6 +293,18 @@ def test_a_submit_job_signalled_in_its_batch_shell_ends_as_its_run_does(slurm, s
     assert json.loads((out / "summary.json").read_text())["status"] == "preempted", err()
     script = next((slurm / "runs" / "b_logs").glob("*_submission.sh")).read_text()
     assert "\ntrap '' USR1 USR2" in script, script
+
+
+def _submit_long(slurm, out: str, *, steps: int, every: int) -> tuple:
+    """`hpcflow submit long.toml --out runs/OUT --executor slurm` of one task, the job with `steps` steps and a
+    checkpoint every `every`: (its job id, a function that reads its logs)."""
+    (slurm / "long.toml").write_text(JOB.replace("steps = 3", f"steps = {steps}").split("[tune]")[0]
+                                     + f"[checkpoint]\nevery = {every}\n")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", f"runs/{out}", "--executor",
+                        "slurm", "--time", "5", "--quiet"], cwd=slurm, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    return job, lambda: "\n".join(p.read_text() for p in (slurm / "runs" / f"{out}_logs").glob(f"{job}_*_log.*"))
 
 
 def _queue_long(slurm, template: str, out: str, log: str, *options, steps: int = 100000, every: int = 1) -> str:
@@ -962,3 +969,17 @@ def test_a_job_whose_steps_name_holds_a_killed_starts_segment_runs(slurm, how):
     for path in used:
         assert f"removed {path}, MPICH's shared memory that an earlier start of this job step" in text, text
     assert json.loads((slurm / "runs" / "dead" / "summary.json").read_text())["status"] == "finished", text
+
+
+def test_a_submit_job_requeued_after_its_job_file_was_edited_resumes_the_job_it_was_submitted_with(slurm):
+    """`hpcflow submit` queues a copy of the job file it checked: a requeued leg (scontrol requeue) resumes as
+    submitted though the job file was edited meanwhile. The job file was read again at every start: the requeued leg
+    failed (exit 2, "[flow].dt = 3.0 differs from the checkpoint's 2.0"), or took an edit of steps silently."""
+    jid, log = _submit_long(slurm, "e", steps=4000, every=100)
+    out, job = slurm / "runs" / "e", slurm / "long.toml"
+    edit = lambda: job.write_text(job.read_text().replace("dt = 2.0", "dt = 3.0").replace("4000", "5000"))  # noqa
+    _signal_and_wait_for_requeue(jid, out / "checkpoint.h5", None, log, release=True, before_release=edit)
+    _completed(jid, "(requeued)", 150)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed"] is True, log()
+    assert summary["checkpoint_step"] == 4000, log()

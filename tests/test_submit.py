@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,7 +133,10 @@ def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
                         "--wait", "--quiet"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
-    assert f"hpcflow run {job} --out {out} --quiet" in r.stdout
+    # the copy of the job file that submit checked, which the job runs (`hpcflow.commands.submit._frozen_job`)
+    copy = re.search(rf"hpcflow run ({re.escape(str(out))}_logs/job-[^/ ]+/job\.toml) --out {re.escape(str(out))} "
+                     r"--quiet\n", r.stdout)
+    assert copy and Path(copy.group(1)).read_text() == JOB, r.stdout
     assert f"logs {tmp_path}/out_logs/" in r.stdout and f"results in {out}" in r.stdout
     # a tune whose every trial fails exits 3 (no finished trial); --wait hands that status back. Each choice
     # passes the job's checks alone (so submit queues it), the two together do not (40 clusters > 20 points)

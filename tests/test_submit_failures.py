@@ -99,8 +99,10 @@ def test_an_sbatch_that_may_have_queued_the_job_keeps_its_files_and_says_where_t
     assert said.err == (f"hpcflow submit: stopped: sbatch failed: {why}, which leaves unknown whether the job was "
                         "queued: look for it with squeue -u $USER --name hpcflow-run-job before submitting again (its "
                         f"files in {tmp_path}/out_logs are kept)\n"), said
-    kept = sorted(p.suffix for p in (tmp_path / "out_logs").iterdir())
+    kept = sorted(p.suffix for p in (tmp_path / "out_logs").iterdir() if p.is_file())
     assert kept == [".pkl", ".sh"], kept  # the job's pickle and its sbatch script
+    copies = [p / "job.toml" for p in (tmp_path / "out_logs").iterdir() if p.is_dir()]
+    assert [p.read_text() for p in copies] == [JOB], copies  # and the copy of the job file that it runs
 
 
 @pytest.mark.parametrize("sinfo, reason", [
@@ -201,7 +203,9 @@ def test_an_interrupted_run_is_resubmitted_with_resume_checked_as_run_checks_it(
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(job), "--out", str(out), *local, "--resume",
                         "--set", target, "--wait", "--quiet"], env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "finished with exit status 0" in r.stdout, r.stdout + r.stderr
-    assert f"hpcflow run {job} --out {out} --quiet --resume --set {target}" in r.stdout
+    # (the copy of the job file that submit queues: `hpcflow.commands.submit._frozen_job`)
+    assert f"hpcflow run {out}_logs/job-" in r.stdout and f"/job.toml --out {out} --quiet --resume --set {target}" \
+        in r.stdout, r.stdout
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
     assert load_resume(out / "checkpoint.h5").step == step + 2
     assert main(["submit", str(job), "--out", str(out), *local, "--resume", "--set", target, "--check"]) == 2

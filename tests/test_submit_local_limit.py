@@ -1,5 +1,6 @@
 """A local job ended by the local executor's limit of runs is said to be preempted, with how to continue it."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from submitit.core.utils import UncompletedJobError
@@ -102,7 +103,9 @@ def test_limit_of_runs_names_the_jobs_own_command_with_its_set_values(tmp_path, 
     here = shlex.split(line.split(", or run here: ")[1].split("; see ")[0])
     assert here[:2] == ["hpcflow", "run"] and "--force" not in here, here
     again = build_parser().parse_args(here[1:])
-    assert (again.job, again.out, again.resume, again.set) == (str(job), str(out), True, ["flow.steps=7", "flow.dt=0.5"])
+    assert (again.out, again.resume, again.set) == (str(out), True, ["flow.steps=7", "flow.dt=0.5"])
+    copy = Path(again.job)  # the copy of the job file that the job ran (`hpcflow.commands.submit._frozen_job`)
+    assert copy.name == job.name and copy.parent.parent == tmp_path / "logs" and copy.read_text() == JOB, copy
 
 
 def test_the_logs_line_quotes_paths_with_spaces(tmp_path, monkeypatch, capsys):

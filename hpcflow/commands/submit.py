@@ -163,9 +163,10 @@ def _as_given(value) -> str:
     return value
 
 
-def _argvs(args) -> list[list[str]]:
-    """The hpcflow command line of every submitted job (tune: the trials shared over --array workers)."""
-    base = [args.command, os.path.abspath(args.job), "--out", os.path.abspath(args.out)]
+def _argvs(args, job: str | None = None) -> list[list[str]]:
+    """The hpcflow command line of every submitted job (tune: the trials shared over --array workers), of job file
+    `job` (the copy queued, `_frozen_job`), else of the one given."""
+    base = [args.command, os.path.abspath(args.job if job is None else job), "--out", os.path.abspath(args.out)]
     for flag, given in (("--quiet", args.quiet), ("--no-memory-check", args.no_memory_check)):
         if given and flag in _options_of(args.command):
             base.append(flag)
@@ -320,6 +321,61 @@ def _logs_folder(args) -> str:
         raise OutputPathError(f"{exc} (not given: --logs defaults to --out followed by _logs)") from None
 
 
+def _job_bytes(path: str) -> bytes | None:
+    """The bytes of job file `path`; None where it cannot be read (the checks then refuse it in one line)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _frozen_job(job: str, logs: str, checked: bytes | None) -> str:
+    """The job file that the queued jobs run: a copy of the text `checked` (read from `job` before submit checked
+    it), made read-only in a folder of its own in `logs` (job-DATE-TIME-XXXXXXXX) under the job file's own name (a tune
+    names its study after the stem): every start of the job, requeued legs too, runs the job as it was checked, however
+    `job` is edited meanwhile (a requeued run was refused where [flow].dt no longer matched its checkpoint, and took
+    other edits silently). ConfigError where `job` no longer holds that text (edited while it was checked);
+    WriteFailed where the copy cannot be written."""
+    import tempfile
+    import time
+
+    from hpcflow.errors import ConfigError, WriteFailed
+
+    if checked is None or _job_bytes(job) != checked:
+        raise ConfigError(f"{job} changed while hpcflow submit checked it; nothing was queued: submit it again")
+    path = os.path.join(logs, "job", os.path.basename(job))
+    try:
+        os.makedirs(logs, exist_ok=True)
+        path = os.path.join(tempfile.mkdtemp(prefix=time.strftime("job-%Y%m%d-%H%M%S-"), dir=logs),
+                            os.path.basename(job))
+        with open(path, "xb") as f:
+            f.write(checked)
+        os.chmod(path, 0o444)
+    except OSError as exc:
+        failed = WriteFailed(exc.errno, exc.strerror or os.strerror(exc.errno or 0), path)
+        failed.advice = f"nothing was queued; {failed.fix}, or choose another --logs folder, then submit again"
+        raise failed from None
+    return path
+
+
+def _forget_frozen(path: str, logs_existed: str) -> None:
+    """Remove the copy `_frozen_job` made, its folder, and the folders above it up to `logs_existed` (the nearest one
+    that was there before the submission) where they are empty: a submission that queued nothing leaves none."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o644)
+        os.unlink(path)
+    d = os.path.dirname(path)
+    while d != logs_existed and d.startswith(logs_existed):
+        try:
+            os.rmdir(d)
+        except OSError:  # (not empty: something else is there too)
+            break
+        d = os.path.dirname(d)
+
+
 def _refuse_busy_out(out: str, *, slurm: bool, marked: bool) -> None:
     """Refuse (exit 2, before any work, --check too) an --out whose lock a live `hpcflow run` or `nn` holds, or, for
     a run or network run (`marked`), that a local job of `hpcflow submit` queued or running writes into: the queued
@@ -404,6 +460,7 @@ def _submit(args) -> int:
         executor.require_one_world(res)
     job_checks = dict(overrides=args.set or [], nodes=res.nodes, per_node=res.ntasks_per_node,
                       memory_check=not args.no_memory_check)
+    checked = _job_bytes(args.job)  # (the text that the checks read, which the queued jobs run: `_frozen_job`)
     kind, gpu_note, gpu_need = check_job(args.command, args.job, args.out, force=args.force, resume=args.resume,
                                          sampler=args.sampler, study=args.study, storage=args.storage,
                                          runs_here=not slurm, memory=not slurm,
@@ -440,12 +497,21 @@ def _submit(args) -> int:
         if args.executor == "slurm":
             print(f"hpcflow submit:   {_asked_for(logs, res, len(argvs))}")
         return 0
+    from hpcflow.jobs.output import nearest_existing
+
+    logs_existed = nearest_existing(os.path.abspath(logs))
+    frozen = _frozen_job(args.job, logs, checked)
+    argvs = _argvs(args, frozen)
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
     ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
                                 out=args.out if args.command in queued.MARKED else None)
     held = defer()  # a stop request while the jobs are queued is taken once their ids are said
     try:
-        jobs = executor.submit(ex, HpcflowTask(), argvs)
+        try:
+            jobs = executor.submit(ex, HpcflowTask(), argvs)
+        except executor.SubmitError:  # nothing queued (SubmitUnknown: a job may be, which runs the copy)
+            _forget_frozen(frozen, logs_existed)
+            raise
         for job, argv in zip(jobs, argvs):
             out, err = executor.log_paths(job)
             print(f"hpcflow submit: {args.executor} job {job.job_id}: {masked(shell_line(['hpcflow', *argv]))}")
