@@ -280,7 +280,8 @@ def thread_environment(restore: dict | None = None) -> dict:
 
 
 #: the commands run under a launcher (mpiexec, srun), whose ranks agree on the command first (`same_command`);
-#: `hpcflow submit` runs where the jobs are queued, and its jobs' tasks run one of these
+#: `hpcflow submit` runs where the jobs are queued, and its jobs' tasks run one of these (under a launcher it is
+#: refused in one line from rank 0, exit 2: `hpcflow.commands.submit.launched_why`)
 LAUNCHED_COMMANDS = ("info", "sample", "run", "nn", "report", "tune")
 #: those of them that check the job's memory (`hpcflow.resources.check_resources`), whose ranks must skip that check
 #: alike; `hpcflow info` and `hpcflow report` check none

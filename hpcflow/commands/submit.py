@@ -415,6 +415,42 @@ def _refuse_queued_out(out: str, *, marked: bool) -> None:
         raise OutdirBusy(busy)
 
 
+#: the variables an MPI launcher (mpiexec, srun --mpi=..., mpirun) gives each process it starts
+LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "PMI_PORT", "PMIX_RANK", "PMIX_NAMESPACE",
+                      "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "MPI_LOCALRANKID")
+
+
+def launched_why(environ=None) -> str | None:
+    """Why `hpcflow submit` must not run here: started by an MPI launcher (one of LAUNCHER_VARIABLES set), or as one of
+    several tasks of an srun (SLURM_STEP_NUM_TASKS above 1); None where it may (a plain shell, a Slurm batch script,
+    a one-task srun without an MPI type)."""
+    env = os.environ if environ is None else environ
+    given = next((name for name in LAUNCHER_VARIABLES if env.get(name, "").strip()), None)
+    if given is not None:
+        return f"an MPI launcher started it ({given} is set)"
+    tasks = env.get("SLURM_STEP_NUM_TASKS", "").strip()
+    if tasks.isdigit() and int(tasks) > 1:
+        return f"srun started it as one of {int(tasks)} tasks (SLURM_STEP_NUM_TASKS={int(tasks)})"
+    return None
+
+
+def _refuse_launched() -> int | None:
+    """Under an MPI launcher (`launched_why`): each of its processes would queue the job (onto the same --out), and a
+    local job inherited the launcher's variables and failed in MPI_Init (PMI_Init returned -1). Refused before any
+    work: rank 0 (as the launcher numbers it) raises the one line (exit 2), the others return 2 and say nothing."""
+    from hpcflow.errors import ConfigError
+    from hpcflow.stop_signals import launcher_rank
+
+    why = launched_why()
+    if why is None:
+        return None
+    if launcher_rank() != 0:
+        return 2
+    raise ConfigError(f"{why}: hpcflow submit queues jobs and runs no ranks itself, and each process the launcher "
+                      "started would queue the job; run it once without mpiexec or srun (the job's own ranks come "
+                      "from --nodes and --ntasks-per-node)")
+
+
 def run(args) -> int:
     """Validate, queue, and with --wait wait. A stop request (Ctrl-C, SIGTERM, SIGUSR1) ends the command in one line
     with 130 / 128 + the signal, as for the other commands; one while it waits for Slurm jobs says, in that one line,
@@ -423,6 +459,9 @@ def run(args) -> int:
     from hpcflow.errors import EXIT_INTERRUPTED
     from hpcflow.stop_signals import interrupts_end_the_job
 
+    refused = _refuse_launched()
+    if refused is not None:
+        return refused
     try:
         with interrupts_end_the_job("hpcflow submit"):
             return _submit(args)

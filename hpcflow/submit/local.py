@@ -5,6 +5,9 @@ whose pid is the job id, which starts the job's task and restarts it after a tim
   group reached the controller too, which printed a KeyboardInterrupt traceback on submit's stderr and killed the
   task a second later, its checkpoint maybe unwritten); `hpcflow submit` stops its job itself (`stop`), and a job
   queued without --wait runs on after the terminal is closed, as a Slurm job would;
+- without the launcher's variables of the process that submitted it (`unlaunched`): its run is one rank of its own,
+  where under them it took itself for a rank of the launcher's (under mpiexec it failed in MPI_Init: PMI_Init
+  returned -1; `hpcflow submit` now refuses to run there);
 - as `python -m hpcflow.submit.local FOLDER` (`Controller`), which notes the exit status of each run of its task in
   FOLDER/JOBID_exit.txt, so that a task killed by a signal (SIGKILL: the kernel's out-of-memory killer, kill -9) is
   said as such (`killed_line`), where submitit knew only "state FINISHED" and no result.
@@ -65,7 +68,18 @@ class _OwnSession:
         if isinstance(command, list) and SUBMITIT_CONTROLLER in command:
             command = [__name__ if word == SUBMITIT_CONTROLLER else word for word in command]
             command += [self.out] if self.out is not None else []
+        if kwargs.get("env") is not None:
+            kwargs["env"] = unlaunched(kwargs["env"])
         return subprocess.Popen(command, start_new_session=True, **kwargs)
+
+
+def unlaunched(env: dict) -> dict:
+    """`env` without the variables of a launcher (`hpcflow.parallel.comm.LAUNCH_PREFIXES`: PMI_*, PMIX_*, OMPI_*,
+    SLURM_PROCID, SLURM_STEP_*, ...): a local job is a process of its own, one rank, which initialises no MPI. Passed
+    on (`hpcflow submit` in a Slurm batch script or step sets SLURM_PROCID), its run took itself for a launched rank."""
+    from hpcflow.parallel.comm import LAUNCH_PREFIXES
+
+    return {k: v for k, v in env.items() if not k.startswith(LAUNCH_PREFIXES)}
 
 
 class LocalExecutor(_local.LocalExecutor):
