@@ -586,10 +586,10 @@ capped|16|8|(null)|30:00|2-4|12"""
     (["--partition", "mixed", "--ntasks-per-node", "9"], "needs 9 CPUs per node; partition mixed's largest node has 8"),
     (["--partition", "mixed", "--gpus-per-node", "3"], "--gpus-per-node 3 needs 3 GPUs per node; partition mixed's "
      "largest node has 2: lower --gpus-per-node or pick another --partition"),
-    (["--gpus-per-node", "1"], "--gpus-per-node 1 needs 1 GPUs per node; partition batch's nodes have none"),
+    (["--gpus-per-node", "1"], "--gpus-per-node 1 needs 1 GPU per node; partition batch's nodes have none"),
     # every kind of node holds part of the request, none all of it
     (["--partition", "mixed", "--ntasks-per-node", "8", "--gpus-per-node", "1"], "--nodes 1 needs 1 node(s) of 8 CPUs "
-     "and 1 GPUs each; partition mixed has 0 such node(s) (of 6)"),
+     "and 1 GPU each; partition mixed has 0 such node(s) (of 6)"),
     (["--partition", "mixed", "--nodes", "3", "--gpus-per-node", "2"], "--nodes 3 needs 3 node(s) of 2 CPUs and 2 GPUs "
      "each; partition mixed has 2 such node(s) (of 6)"),
     (["--partition", "mixed", "--nodes", "7"], "--nodes 7 needs 7 node(s); partition mixed has 6"),

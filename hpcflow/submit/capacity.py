@@ -159,7 +159,8 @@ def _misfit(res, p: Partition) -> str | None:
         return (f"--nodes {res.nodes} is below partition {p.name}'s {p.min_nodes} nodes per job (MinNodes): "
                 f"raise --nodes or {other}")
     cpus = res.ntasks_per_node * res.cpus_per_task
-    need = f"--ntasks-per-node {res.ntasks_per_node} x --cpus-per-task {res.cpus_per_task} needs {cpus} CPUs per node"
+    need = (f"--ntasks-per-node {res.ntasks_per_node} x --cpus-per-task {res.cpus_per_task} needs "
+            f"{_count(cpus, 'CPU')} per node")
     lower = "lower --ntasks-per-node" + (" or --cpus-per-task" if res.cpus_per_task > 1 else "")
     if p.max_cpus_per_node is not None and cpus > p.max_cpus_per_node:
         return (f"{need}; partition {p.name} gives a job {p.max_cpus_per_node} per node (MaxCPUsPerNode): {lower} "
@@ -170,7 +171,7 @@ def _misfit(res, p: Partition) -> str | None:
     gpus_needed = res.gpus_per_node
     largest = _largest(p, "gpus")
     if gpus_needed and largest is not None and gpus_needed > largest:
-        return (f"--gpus-per-node {gpus_needed} needs {gpus_needed} GPUs per node; {_nodes_have(p, 'gpus')} "
+        return (f"--gpus-per-node {gpus_needed} needs {_count(gpus_needed, 'GPU')} per node; {_nodes_have(p, 'gpus')} "
                 f"{largest or 'none'}: lower --gpus-per-node or {other}")
     fit = sum(n.count for n in p.nodes if _holds(n, cpus, gpus_needed))
     if fit < res.nodes:
@@ -178,10 +179,15 @@ def _misfit(res, p: Partition) -> str | None:
         if fit == total:
             return (f"--nodes {res.nodes} needs {res.nodes} node(s); partition {p.name} has {total}: lower --nodes "
                     f"or {other}")
-        each = f"{cpus} CPUs" + (f" and {gpus_needed} GPUs" if gpus_needed else "")
+        each = _count(cpus, "CPU") + (f" and {_count(gpus_needed, 'GPU')}" if gpus_needed else "")
         return (f"--nodes {res.nodes} needs {res.nodes} node(s) of {each} each; partition {p.name} has {fit} such "
                 f"node(s) (of {total}): lower --nodes, --ntasks-per-node or --gpus-per-node, or {other}")
     return None
+
+
+def _count(n: int, thing: str) -> str:
+    """`n` things: "1 GPU", "2 GPUs"."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _largest(p: Partition, field: str) -> int | None:
