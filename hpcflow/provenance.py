@@ -94,4 +94,13 @@ def provenance(*, comm=None) -> dict:
     hosts = c.allgather(socket.gethostname())
     return {"hpcflow_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
             "numpy": numpy.__version__, "blas": blas(), "mpi_library": mpi_library(),
-            "hosts": sorted(set(hosts)), "rank_hosts": hosts, "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+            "hosts": sorted(set(hosts)), "rank_hosts": hosts, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "slurm_array_task": slurm_array_task()}
+
+
+def slurm_array_task(environ=None) -> str | None:
+    """An array task's id as Slurm names it alone, ARRAYJOBID_TASKID (SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID; its
+    SLURM_JOB_ID is a number of its own, or for one task the array's); None outside an array task."""
+    env = os.environ if environ is None else environ
+    array, index = env.get("SLURM_ARRAY_JOB_ID", "").strip(), env.get("SLURM_ARRAY_TASK_ID", "").strip()
+    return f"{array}_{index}" if array and index else None
