@@ -331,6 +331,25 @@ def _mark_requeue() -> None:
         pass
 
 
+def _requeue_with(requeue, signum, frame) -> None:
+    """Call submitit's requeue handler `requeue`. On Slurm it requeues the job (task 0: `scontrol requeue`, which has
+    returned) and ends the process with sys.exit(-1), status 255, which srun logged as an error at every requeue
+    ("srun: error: NODE: task 0: Exited with exit code 255") and, with --kill-on-bad-exit, ended the job's other tasks
+    with it: the leg ends with status 0 instead (`REQUEUED_EXIT`), the job requeued. A job of submitit's local executor
+    keeps the status its controller reads as a request to start it again."""
+    try:
+        requeue(signum, frame)
+    except SystemExit as exc:
+        if exc.code == SUBMITIT_REQUEUED_EXIT and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+            raise SystemExit(REQUEUED_EXIT) from None
+        raise
+
+
+#: the exit of submitit's requeue on Slurm (`SignalHandler._exit`: status 255), and that of a leg requeued here
+SUBMITIT_REQUEUED_EXIT = -1
+REQUEUED_EXIT = 0
+
+
 class HpcflowTask(submitit.helpers.Checkpointable):
     """Run `hpcflow ARGV`; its exit status is the job's result, and the job fails with a status other than 0."""
 
@@ -381,7 +400,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
                 preempted.append(signum)
                 handed.append(signum)
                 _mark_requeue()
-                requeue(signum, frame)  # submitit's: requeues the job and ends this process (SystemExit)
+                _requeue_with(requeue, signum, frame)  # submitit's: requeues the job, ends this process (SystemExit)
 
         signal.signal(sig, forward)
         bypassed = _from_submitit()
@@ -401,7 +420,7 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         if status == EXIT_PREEMPTED and callable(requeue) and _any_rank(bool(preempted)):
             leave_mpi()
             _mark_requeue()
-            requeue(sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
+            _requeue_with(requeue, sig, None)  # submitit: checkpoint() below, requeue (rank 0), exit
             return status, True
         return status, False
 
