@@ -331,9 +331,12 @@ def test_force_removes_every_earlier_run_file_and_keeps_other_files(tmp_path, ca
                  "clustering.batch_size=100", *small]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.h5", "job.toml", "summary.json"]
     (out / "notes.txt").write_text("mine")
-    (out / "model.pt").write_bytes(b"an earlier network run's")
     assert main(["run", str(ROOT / "jobs" / "noise_scan.toml"), *small]) == 2  # without --force: refused
     assert (out / "checkpoint.h5").exists()
+    (out / "model.pt").write_bytes(b"a user's network")  # a network run's name, but no run's file: refused too
+    assert main(["run", str(ROOT / "jobs" / "noise_scan.toml"), *small, "--force"]) == 2
+    assert (out / "model.pt").read_bytes() == b"a user's network" and (out / "checkpoint.h5").exists()
+    os.unlink(out / "model.pt")
     assert main(["run", str(ROOT / "jobs" / "noise_scan.toml"), *small, "--force"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["job.toml", "noise_scan.h5", "notes.txt", "summary.json"]
     assert (out / "notes.txt").read_text() == "mine"

@@ -31,6 +31,12 @@ FLOW = flow_points(60, 20) + DELTA_FLOW
 #: Birch's threshold above every distance of the features: one cluster, refused after the points are sampled
 ONE_CLUSTER = "clustering.birch_threshold=50"
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
+#: stand-ins of an earlier run's files, each with the mark its writer stamps (`output.run_files_in`: a file without
+#: one is a user's, which --force refuses to replace): summary.json's hpcflow_version, the head of a cut-short HDF5
+#: file holding the name of its hpcflow_version attribute, that of a checkpoint.pt its format
+SUMMARY = b'{"status": "finished", "hpcflow_version": "0.1.0"}'
+CUT_H5 = b"earlier hpcflow_version"
+CUT_PT = b"killed hpcflow.nn_checkpoint"
 
 
 @pytest.fixture(autouse=True)
@@ -158,8 +164,9 @@ def test_every_command_names_the_set_aside_files_before_the_interrupted_run(tmp_
     if checkpoint == "checkpoint.h5":  # its head as a run writes it (a damaged one is said so: test_checkpoint_damaged)
         with h5py.File(out / checkpoint, "w") as f:
             f.attrs["step"] = 1
+            f.attrs["hpcflow_version"] = "0.1.0"
     else:
-        (out / checkpoint).write_bytes(b"killed")
+        (out / checkpoint).write_bytes(CUT_PT)
     assert main([command[0], str(job), "--out", str(out), *command[1:], "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(aside) in err and "--resume" in err, err
@@ -171,7 +178,7 @@ def test_a_failed_run_puts_the_earlier_files_back_unless_it_wrote_its_own(tmp_pa
     """Any exception (here an internal error) before the run wrote a run file puts them back; after, they go."""
     out = tmp_path / "out"
     out.mkdir()
-    (out / "summary.json").write_text("earlier")
+    (out / "summary.json").write_bytes(SUMMARY)
     (out / "notes.txt").write_text("mine")
     with pytest.raises(RuntimeError), replaced.replacing(str(out), force=True) as path:
         assert not (out / "summary.json").exists() and replaced.leftovers(path)
@@ -207,7 +214,7 @@ def test_a_stop_request_during_setup_puts_the_earlier_run_back(tmp_path, sig):
     for write in (False, True):
         out = tmp_path / f"run{int(write)}"
         out.mkdir()
-        earlier = {"summary.json": b'{"status": "finished"}', "checkpoint.h5": b"earlier", "mine.txt": b"user"}
+        earlier = {"summary.json": SUMMARY, "checkpoint.h5": CUT_H5, "mine.txt": b"user"}
         for name, data in earlier.items():
             (out / name).write_bytes(data)
         r = subprocess.run([sys.executable, "-c", STOPPED, str(out), sig, str(int(write))], capture_output=True,
@@ -215,7 +222,7 @@ def test_a_stop_request_during_setup_puts_the_earlier_run_back(tmp_path, sig):
         assert r.returncode == -getattr(signal, sig), r.stderr
         left = replaced.leftovers(out)
         if write:  # the new run had begun writing: the earlier files wait in one set-aside folder
-            assert len(left) == 1 and (out / left[0] / "checkpoint.h5").read_bytes() == b"earlier"
+            assert len(left) == 1 and (out / left[0] / "checkpoint.h5").read_bytes() == CUT_H5
             assert (out / "mine.txt").read_bytes() == b"user"
         else:
             assert left == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier
@@ -245,7 +252,7 @@ def test_a_stop_request_during_a_commands_setup_puts_the_earlier_run_back_and_en
 
     out = tmp_path / "run"
     out.mkdir()
-    earlier = {"summary.json": b'{"status": "finished"}', "checkpoint.h5": b"earlier", "mine.txt": b"user"}
+    earlier = {"summary.json": SUMMARY, "checkpoint.h5": CUT_H5, "mine.txt": b"user"}
     for name, data in earlier.items():
         (out / name).write_bytes(data)
     r = subprocess.run([sys.executable, "-c", STOPPED_IN_COMMAND, str(out), sig], capture_output=True, text=True,

@@ -152,7 +152,7 @@ def test_prepare_outdir_refuses_results_unless_forced(tmp_path):
     out = tmp_path / "out"
     output.prepare_outdir(out)  # creates it
     output.prepare_outdir(out)  # empty: fine
-    (out / "summary.json").write_text("{}")
+    (out / "summary.json").write_text('{"hpcflow_version": "0.1.0"}')  # (an earlier run's: `output.run_files_in`)
     with pytest.raises(OutputPathError, match="--force"):
         output.prepare_outdir(out)
     output.prepare_outdir(out, force=True)
@@ -178,7 +178,7 @@ def test_prepare_outdir_tells_files_no_run_writes_from_results(tmp_path):
         output.prepare_outdir(out)
     output.prepare_outdir(out, force=True)
     assert (out / "notes.txt").read_text() == "mine" and (out / "b.txt").read_text() == "also mine"
-    (out / "summary.json").write_text("{}")
+    (out / "summary.json").write_text('{"hpcflow_version": "0.1.0"}')
     with pytest.raises(OutputPathError, match=r"already holds results \(summary\.json\)"):
         output.prepare_outdir(out)
     cli = tmp_path / "cli"  # the command line: one line, exit 2; --force runs beside the user's file

@@ -175,7 +175,7 @@ def test_refusals_and_check_of_a_fresh_out_do_not_import_torch(tmp_path):
     job = _write(tmp_path, JOB)
     (tmp_path / "file").write_text("x")
     (tmp_path / "interrupted").mkdir()
-    (tmp_path / "interrupted" / CHECKPOINT).write_bytes(b"not read")
+    (tmp_path / "interrupted" / CHECKPOINT).write_bytes(b"cut short: hpcflow.nn_checkpoint")  # (its mark; not read)
     fresh = tmp_path / "fresh"
     cases = [("job", ["nn", job, "--out", str(fresh), "--set", "ntk.n_train_points=401"]),
              ("held", ["nn", job, "--out", str(tmp_path / "held")]),
@@ -218,7 +218,7 @@ def test_a_torch_that_fails_to_import_is_refused_before_force_removes_anything(t
     (tmp_path / "fake" / "torch" / "__init__.py").write_text("raise ImportError('libtorch_cpu.so: cannot open')\n")
     out = tmp_path / "run"
     out.mkdir()
-    (out / "summary.json").write_text("{}")
+    (out / "summary.json").write_text('{"hpcflow_version": "0.1.0"}')  # (an earlier run's: its mark)
     code = ("import sys; from hpcflow.cli import main; "
             f"sys.exit(main(['nn', {_write(tmp_path, JOB)!r}, '--out', {str(out)!r}, '--force']))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.getcwd()])}

@@ -72,7 +72,7 @@ def test_check_validates_as_run_would_and_writes_nothing(tmp_path, job, capsys, 
         err = capsys.readouterr().err
         assert "[flow].dt = -2.0: must lie in (0" in err and err.count("\n") == 1
     (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "summary.json").write_text("{}")
+    (tmp_path / "full" / "summary.json").write_text('{"hpcflow_version": "0.1.0"}')  # (a run's: its mark)
     assert main(["submit", str(job), "--out", str(tmp_path / "full"), "--executor", "local"]) == 2
     assert "already holds results" in capsys.readouterr().err
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--array", "2"]) == 2

@@ -220,7 +220,7 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
     checkpoint are nn's own (an unreadable one refused in nn's words)."""
     job, out = ROOT / "jobs" / "nn_smoke.toml", tmp_path / "out"
     out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (out / "checkpoint.pt").write_bytes(b"cut short: hpcflow.nn_checkpoint")  # (a run's: its mark, not readable)
     assert main(["nn", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2

@@ -196,8 +196,8 @@ def prepare_out(args, module, cfg):
         # the job's keys first, then the entries against its batches per epoch (a bad nn.h5 is redone, not refused)
         module.check_resume(cfg, resume, path, nn_h5_redone=True)
         check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
-        return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"]), resume  # outputs writable
-    output.refuse_interrupted(args.out, CHECKPOINT, force=args.force)
+        return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"], resume=True), resume
+    output.refuse_interrupted(args.out, CHECKPOINT, force=args.force, job=args.job)  # a user's file named as ours too
     refuse_other_interrupted(args.out, "nn", registry.OUTPUTS["nn"], force=args.force)
     return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"]), None  # checkpoint too
 

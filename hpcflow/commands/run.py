@@ -318,6 +318,7 @@ def _check_out(args, outputs, kind: str) -> bool:
     from hpcflow.jobs import output
 
     if not getattr(args, "resume", False):
+        output.refuse_foreign(args.out, job=args.job)  # a user's file named as a run's first
         if resumed_by(kind) == "nn":
             output.refuse_interrupted(args.out, NN_CHECKPOINT, force=args.force,
                                       resume=f"'{continue_command(args, 'nn')}'")
@@ -325,7 +326,7 @@ def _check_out(args, outputs, kind: str) -> bool:
         output.check_outdir(args.out, force=args.force, outputs=outputs)
         return False
     output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
-    output.check_outdir(args.out, force=True, outputs=outputs)  # the outputs it will rewrite are writable
+    output.check_outdir(args.out, force=True, outputs=outputs, resume=True)  # the outputs it rewrites are writable
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import h5py
 import numpy as np
@@ -33,6 +34,16 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 RUN_FILES = ("summary.json", "job.toml")
 #: the record of an `hpcflow tune` study in its directory (hpcflow.tune.study.read_record)
 STUDY_RECORD = "study.json"
+#: the first line of the job.toml a run writes (`hpcflow.commands.run.saved_job`'s header)
+SAVED_JOB_HEADER = re.compile(r"# hpcflow \S+: the validated configuration of ")
+#: the "format" entry of the checkpoint.pt of 'hpcflow nn' (`hpcflow.nn.checkpoint.FORMAT`, read here without torch)
+NN_CHECKPOINT_FORMAT = "hpcflow.nn_checkpoint"
+#: bytes at the head of a run's file that cannot be parsed (cut short, damaged) in which its writer's mark is looked
+#: for (a run's HDF5 files hold their root attributes, hpcflow_version among them, within their first few KiB)
+MARK_WINDOW = 1 << 20
+#: a network run's files that carry no mark of their own (`hpcflow.nn.checkpoint.save_model`): a run's only beside
+#: that run's nn.h5 (written just before them) or its job.toml
+UNMARKED = ("model.pt", "model.pt.json")
 
 
 def is_debris(name: str) -> bool:
@@ -45,6 +56,127 @@ def is_result(name: str) -> bool:
     from hpcflow.jobs.outlock import LOCK_NAME
 
     return not is_debris(name) and name != LOCK_NAME
+
+
+def saved_job_kind(path) -> str | None:
+    """[job].kind of DIR/job.toml (`path` the directory) where a run wrote it (its first line is the header of
+    `SAVED_JOB_HEADER`); "" where such a file's kind cannot be read (cut short); None where it is missing, not a
+    file, or not written by a run (a user's job file)."""
+    import tomllib
+
+    try:
+        with open(os.path.join(os.fspath(path), "job.toml"), "rb") as fh:
+            data = fh.read(MARK_WINDOW + 1)
+    except OSError:
+        return None
+    text = data.decode("utf-8", "replace")
+    if not SAVED_JOB_HEADER.match(text):
+        return None
+    try:
+        kind = tomllib.loads(text)["job"]["kind"]
+    except Exception:  # noqa: BLE001 - cut short or damaged: still the run's own file
+        return ""
+    return kind if isinstance(kind, str) else ""
+
+
+def _head_holds(file: str, mark: bytes) -> bool:
+    """Whether the first MARK_WINDOW bytes of `file` hold `mark` (False where it cannot be read)."""
+    try:
+        with open(file, "rb") as fh:
+            return mark in fh.read(MARK_WINDOW)
+    except OSError:
+        return False
+
+
+def _marked(file: str, name: str) -> bool:
+    """Whether run file `file` (named `name` in its --out) carries the mark its writer stamps: summary.json and the
+    HDF5 files (root attributes) their hpcflow_version, checkpoint.pt its format entry; one that cannot be parsed (cut
+    short, damaged) where that mark is in its head. job.toml: `saved_job_kind`; model.pt(.json): none (`UNMARKED`)."""
+    if name == "summary.json":
+        try:
+            with open(file, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except OSError:
+            return False
+        except ValueError:
+            return _head_holds(file, b'"hpcflow_version"')
+        return isinstance(data, dict) and "hpcflow_version" in data
+    if name.endswith(".h5"):
+        try:
+            with h5py.File(file, "r") as f:
+                if "hpcflow_version" in f.attrs:
+                    return True
+        except Exception:  # noqa: BLE001 - not readable by h5py (cut short, damaged, held locked)
+            pass
+        return _head_holds(file, b"hpcflow_version")
+    if name == "checkpoint.pt":
+        from hpcflow.jobs.torch_file import plain_entries
+
+        try:
+            return plain_entries(file).get(("format",)) == NN_CHECKPOINT_FORMAT
+        except ValueError:  # no zip archive (cut short): torch.save writes data.pkl, the format in it, first
+            return _head_holds(file, NN_CHECKPOINT_FORMAT.encode())
+    return False
+
+
+def run_files_in(path) -> dict:
+    """{name: whether an hpcflow run wrote it} for each file (or link) in directory `path` named as a run of some kind
+    writes one (`all_run_files`; a directory of such a name is left out). Where DIR/job.toml is a run's
+    (`saved_job_kind`), the files its kind writes are that run's whatever they hold (a damaged checkpoint.h5 too); a
+    file of another name is the run's where it carries its writer's mark (`_marked`), model.pt and model.pt.json
+    where the run's nn.h5 is there. A file that hpcflow did not write is a user's, which --force leaves alone."""
+    from hpcflow.jobs.registry import OUTPUTS
+
+    path = os.fspath(path)
+    present = [n for n in all_run_files() if os.path.islink(os.path.join(path, n))
+               or os.path.lexists(os.path.join(path, n)) and not os.path.isdir(os.path.join(path, n))]
+    if not present:
+        return {}
+    kind = saved_job_kind(path)
+    ours = set() if kind is None else {*RUN_FILES, *OUTPUTS.get(kind, all_run_files())}
+    found = {n: n in ours or _marked(os.path.join(path, n), n) for n in present}
+    for name in UNMARKED:
+        if name in found and found.get("nn.h5"):
+            found[name] = True
+    return found
+
+
+def foreign_said(path, foreign: list) -> str:
+    """The refusal of directory `path` holding files `foreign` (names) that a run writes but no run wrote there."""
+    files = " and ".join(os.path.join(path, n) for n in foreign)
+    one = len(foreign) == 1
+    it = "it" if one else "them"
+    return (f"--out {path}: {files} {'is named as a file' if one else 'are named as files'} a run writes but "
+            f"{'bears' if one else 'bear'} no mark of an hpcflow run (a user's file, then), which neither a run nor "
+            f"--force replaces; move {it} out of {path} or choose another --out")
+
+
+def refuse_foreign(path, *, job=None) -> None:
+    """OutputPathError, before any work, where directory `path` holds a file named as a run's (`all_run_files`) that
+    hpcflow did not write (`run_files_in`): a run would write over it and --force would remove it. First the
+    refusals of a study directory (`refuse_study`), then the job file `job` being that user's DIR/job.toml, which
+    the run writes anew (a run's own job.toml may be run again into its directory with --force: it holds the
+    configuration the new one does; a --resume reads it instead and is not checked here)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return
+    refuse_study(path)
+    saved = os.path.join(path, "job.toml")
+    if job is not None and saved_job_kind(path) is None and _same_file(job, saved):
+        same = job if os.path.normpath(job) == os.path.normpath(saved) else f"{job} (that is, {saved})"
+        raise OutputPathError(f"--out {path}: the job file {same} is the job.toml that the run writes there (the "
+                              "validated configuration it ran, which --force would put in its place); copy the job "
+                              "file elsewhere and run the copy, or choose another --out")
+    foreign = [n for n, ours in run_files_in(path).items() if not ours]
+    if foreign:
+        raise OutputPathError(foreign_said(path, foreign))
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def check_path(path, *, flag: str = "--out", example: str = "runs/x", arg: str | None = None) -> str:
@@ -283,25 +415,26 @@ def writable_dir(path, *, flag: str = "--out") -> str:
     return path
 
 
-def check_outdir(path, *, force: bool = False, outputs=()) -> str:
+def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: bool = False) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
     Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) or a directory inside one
-    (`refuse_inside_study`: a trial's) even with force (a run would write among its trials), a directory holding results (anything but debris of interrupted writes and the
-    lock file: `is_result`; an earlier run's files and files no run writes are told apart) without force, and one
+    (`refuse_inside_study`: a trial's) even with force (a run would write among its trials), a directory holding
+    results (anything but debris of interrupted writes and the lock file: `is_result`; an earlier run's files and
+    files no run writes are told apart) without force, and one
     where an output file (summary.json, job.toml, `outputs`) is a directory. An empty directory (e.g. left by a
     killed run) is accepted; one with files a killed --force run set aside is refused naming them before anything
     else (`refuse_set_aside`), one with a checkpoint but no readable summary.json (`interrupted`) with a pointer to
-    --resume.
+    --resume. A file named as a run's that hpcflow did not write is refused, with force too (`refuse_foreign`; `job`,
+    the job file, being DIR/job.toml as well). `resume`: the --resume of the run in `path`, which keeps its files
+    (force is True then, for the outputs it rewrites): neither of those checks.
     """
     path = writable_dir(path)
-    refuse_inside_study(path)
+    refuse_study(path)
     if os.path.isdir(path):
-        if os.path.lexists(os.path.join(path, STUDY_RECORD)):
-            raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
-                                  "not write among its trials, with --force neither: choose another --out")
         results = [e for e in os.listdir(path) if is_result(e)]
-        refuse_interrupted(path, "checkpoint.h5", force=force)  # set-aside files first: `refuse_set_aside`
+        if not resume:  # a user's file first, then set-aside files: `refuse_set_aside`
+            refuse_interrupted(path, "checkpoint.h5", force=force, job=job)
         if results and not force:
             raise OutputPathError(_not_empty(path, results, outputs))
         for name in (*RUN_FILES, *outputs):
@@ -310,6 +443,15 @@ def check_outdir(path, *, force: bool = False, outputs=()) -> str:
                 raise OutputPathError(f"--out {path}: {name} is a directory where the run writes a file; remove it "
                                       "or choose another --out")
     return path
+
+
+def refuse_study(path) -> None:
+    """OutputPathError where run directory `path` is the study directory of 'hpcflow tune' or lies inside one
+    (`refuse_inside_study`), with --force too: a run does not write among its trials."""
+    refuse_inside_study(path)
+    if os.path.lexists(os.path.join(path, STUDY_RECORD)):
+        raise OutputPathError(f"--out {path} is the study directory of 'hpcflow tune' ({STUDY_RECORD}); a run does "
+                              "not write among its trials, with --force neither: choose another --out")
 
 
 #: how `refuse_inside_study` ends for the output directory of a run
@@ -350,10 +492,12 @@ def _study_record(directory: str) -> bool:
     return isinstance(record, dict) and isinstance(record.get("study"), str)
 
 
-def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume") -> None:
+def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume", job=None) -> None:
     """Without force, OutputPathError when directory `path` holds an interrupted run (`interrupted`) of `checkpoint`;
-    the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume). An earlier
+    the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume). A file named
+    as a run's that hpcflow did not write (with force too: `refuse_foreign`, `job` the job file), then an earlier
     run's files that a killed --force run set aside there are named first (`refuse_set_aside`)."""
+    refuse_foreign(path, job=job)
     if force:
         return
     killed = interrupted(path, checkpoint)
@@ -411,7 +555,8 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
     if os.path.isdir(path):
         refuse_set_aside(path)
     results = [e for e in os.listdir(path) if is_result(e)] if os.path.isdir(path) else []
-    own = sorted(set(results) & set(all_run_files()), key=all_run_files().index)
+    found = run_files_in(path) if results else {}
+    own = [n for n in all_run_files() if found.get(n)]  # (hpcflow's; a user's file of such a name is no run's)
     if os.path.isdir(ckpt):
         rest = [e for e in own if e != checkpoint]
         then = (" and with --force (it replaces the earlier run's files there)" if rest else
@@ -431,9 +576,10 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
                              "run without --resume and with --force (it replaces that run's files), or choose another "
                              "--out")
     if results:
+        beside = ("" if not all(found.values()) else  # (--force refuses a user's file named as a run's)
+                  ", or run without --resume and with --force to run beside its files")
         raise InputFileError(f"--resume: {ckpt} does not exist: {path} holds no earlier '{command}' run, so there is "
-                             "nothing to continue; choose another --out, or run without --resume and with --force to "
-                             "run beside its files")
+                             f"nothing to continue; choose another --out{beside}")
     raise InputFileError(f"--resume: {ckpt} does not exist (--resume needs the directory of an earlier '{command}' "
                          "run); run without --resume")
 

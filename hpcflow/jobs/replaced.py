@@ -1,10 +1,12 @@
 """--force without loss: an earlier run's files wait in DIR/.hpcflow.replaced-XXXX until the new run has its own.
 
-A run that --force starts over moves the earlier run's files (`output.all_run_files`, summary.json first) into a new
-directory DIR/.hpcflow.replaced-XXXX on rank 0, one rename each, instead of deleting them: checks that need the data
-(Birch finding too few clusters, ...) come after that, and bad input must lose nothing. When the run ends by bad
-input (UserError, exit 2), or by any exception before it wrote a file of its own, they are put back (whatever the
-run wrote under a run file's name removed first), so DIR is as it was; once it ended otherwise they are removed.
+A run that --force starts over moves the earlier run's files (`output.all_run_files` that hpcflow wrote:
+`output.run_files_in`; a user's file of such a name is refused before, `output.refuse_foreign`; summary.json first)
+into a new directory DIR/.hpcflow.replaced-XXXX on rank 0, one rename each, instead of deleting them: checks that
+need the data (Birch finding too few clusters, ...) come after that, and bad input must lose nothing. When the run
+ends by bad input (UserError, exit 2), or by any exception before it wrote a file of its own, they are put back
+(whatever the run wrote under a run file's name removed first), so DIR is as it was; once it ended otherwise they
+are removed.
 A SIGTERM or SIGUSR1 before the run wrote a file of its own (and before its own stop
 handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, node
 failure, an MPI Abort) leaves them there, never lost: a plain run is refused
@@ -43,12 +45,12 @@ def _wrote(path) -> bool:
 
 
 def set_aside(path) -> str | None:
-    """Move the earlier run's files in `path` and its leftovers into a new PREFIX-XXXX directory there (rank 0);
-    its path, None when there was nothing. A rename that fails puts the moved ones back: OutputPathError."""
-    from hpcflow.jobs.output import all_run_files
+    """Move the earlier run's files in `path` (those hpcflow wrote: `output.run_files_in`; a user's file of such a
+    name, which `output.check_outdir` refuses, stays) and its leftovers into a new PREFIX-XXXX directory there (rank
+    0); its path, None when there was nothing. A rename that fails puts the moved ones back: OutputPathError."""
+    from hpcflow.jobs.output import run_files_in
 
-    names = [n for n in all_run_files() if os.path.isfile(os.path.join(path, n)) or os.path.islink(os.path.join(
-        path, n))] + leftovers(path)
+    names = [n for n, ours in run_files_in(path).items() if ours] + leftovers(path)
     if not names:
         return None
     aside = os.path.join(path, f"{PREFIX}-{secrets.token_hex(4)}")
@@ -58,19 +60,19 @@ def set_aside(path) -> str | None:
         for name in names:
             os.rename(os.path.join(path, name), os.path.join(aside, name))
     except OSError as exc:
-        if os.path.isdir(aside):
-            put_back(path, aside)
+        if os.path.isdir(aside):  # (the files not moved yet are the earlier run's too: none is removed)
+            put_back(path, aside, remove=False)
         raise OutputPathError(f"--force: cannot set the earlier run's {os.path.basename(name)} aside in {path} "
                               f"({exc.strerror}); remove it or choose another --out") from None
     return aside
 
 
-def put_back(path, aside: str) -> None:
-    """Remove the run files written in `path` since, then move the set-aside ones back (summary.json last: it marks a
-    complete run). One that cannot move stays in `aside`, named on stderr."""
+def put_back(path, aside: str, *, remove: bool = True) -> None:
+    """Remove the run files written in `path` since (unless not `remove`), then move the set-aside ones back
+    (summary.json last: it marks a complete run). One that cannot move stays in `aside`, named on stderr."""
     from hpcflow.jobs.output import all_run_files
 
-    for name in all_run_files():
+    for name in all_run_files() if remove else ():
         target = os.path.join(path, name)
         if os.path.isfile(target) or os.path.islink(target):
             os.unlink(target)
