@@ -53,7 +53,7 @@ def _command(args, comm) -> int:
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
-    with outlock.holding(args.out, command="hpcflow nn", comm=comm) as lock:
+    with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume)) as lock:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         done = None if resume is None else already_finished(resume, cfg, outdir)

@@ -48,7 +48,7 @@ def _run(args, comm) -> int:
                   f"{device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
-    with outlock.holding(args.out, command="hpcflow run", comm=comm):
+    with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False))):
         resume, done, end = prepare_out(args, module, cfg, outputs, comm)
         return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done, end)
 

@@ -198,13 +198,14 @@ def _lock(fd: int, shared: bool) -> None:
         time.sleep(0.01)
 
 
-def acquire(outdir, *, command: str, shared: bool = False) -> OutdirLock:
+def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False) -> OutdirLock:
     """Lock directory `outdir` (created when missing) for this process: exclusively, or `shared` with other
     holders that are shared too. OutdirBusy (exit 2, nothing changed) when another process holds it; where the file
-    system cannot lock, one warning line and an unlocked OutdirLock."""
+    system cannot lock, one warning line and an unlocked OutdirLock. `resume`: for a --resume of the run there, which
+    an unwritable `outdir` is refused as (`output.writable_dir`)."""
     from hpcflow.jobs.output import writable_dir
 
-    outdir = writable_dir(outdir)  # refused before anything is created: empty, a NUL byte, /proc, a file
+    outdir = writable_dir(outdir, resume=resume)  # refused before anything is created: empty, NUL, /proc, a file
     path = os.path.join(outdir, LOCK_NAME)
     created = _created_dir(outdir)
     for _ in range(ATTEMPTS):
@@ -278,9 +279,10 @@ def refuse_held(outdir) -> None:
 
 
 @contextmanager
-def holding(outdir, *, command: str, shared: bool = False, comm=None):
+def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bool = False):
     """Hold `outdir`'s lock for a block: rank 0 of `comm` takes it (only rank 0 writes shared files), every rank
     refuses together when another process holds it (one line from rank 0, exit 2); released when the block ends.
+    `resume`: the block is a --resume of the run in `outdir` (`acquire`).
     A block ended by an exception other than RunStop (a refusal, a failure) leaves no directory that the lock created
     and nothing was written into; a run stopped early (RunStop: preempted) keeps it, for its rerun."""
     from hpcflow.parallel.comm import rank, refuse_together
@@ -288,8 +290,8 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None):
 
     deferred = defer()  # a stop request while the lock is taken comes once the block below would release it
     try:
-        lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared) if rank(comm) == 0 else None,
-                               comm)
+        lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared, resume=resume)
+                               if rank(comm) == 0 else None, comm)
     except BaseException:
         deliver(deferred, held=False)  # refused: the command ends with that
         raise

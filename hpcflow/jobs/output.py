@@ -383,10 +383,11 @@ def interrupted(path, checkpoint: str) -> bool:
     return False
 
 
-def writable_dir(path, *, flag: str = "--out") -> str:
+def writable_dir(path, *, flag: str = "--out", resume: bool = False) -> str:
     """The refusals of a directory to write into, without touching the disk: `check_path`'s, an existing file, an
     unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory, or one
-    of whose new names is longer than NAME_MAX (`check_new_names`)."""
+    of whose new names is longer than NAME_MAX (`check_new_names`). With `resume` (a --resume, which continues the run
+    in that directory, not in another) an unwritable directory is to be made writable (`unwritable_said`)."""
     path = check_path(path, flag=flag)
     if os.path.islink(path) and not os.path.exists(path):  # (a dangling link: mkdir cannot create through it)
         why, fix = f"to a missing path ({os.readlink(path)})", "create the directory it points to, remove the link,"
@@ -404,7 +405,7 @@ def writable_dir(path, *, flag: str = "--out") -> str:
         raise OutputPathError(f"cannot create {flag} {path}: {blocked} is not a directory; choose another {flag}")
     if os.path.isdir(path):
         if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputPathError(f"{flag} {path} is not writable; choose another {flag}")
+            raise OutputPathError(unwritable_said(path, flag=flag, resume=resume))
         return path
     parent = nearest_existing(path)
     if not os.path.isdir(parent):
@@ -413,6 +414,23 @@ def writable_dir(path, *, flag: str = "--out") -> str:
         raise OutputPathError(f"cannot create {flag} {path}: {parent} is not writable; choose another {flag}")
     check_new_names(path, flag=flag)
     return path
+
+
+def unwritable_said(path: str, *, flag: str = "--out", resume: bool = False) -> str:
+    """The refusal of directory `path`, which this process may not write into: on a read-only file system or by its
+    permissions. A --resume (`resume`) continues the run there, so the fix is to make it writable, or to copy the run
+    directory to a writable place and resume the copy; otherwise to choose another `flag`."""
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    why = "lies on a read-only file system" if read_only else "is not writable"
+    if not resume:
+        return f"{flag} {path} {why}; choose another {flag}"
+    fix = ("have its file system made writable again (mounted read-write)" if read_only else
+           f"make it writable (chmod u+w {path}, or ask its owner)")
+    return (f"{flag} {path} {why}, and --resume continues the run in that directory; {fix}, or copy the directory to "
+            f"a writable place and resume the copy ({flag} COPY --resume)")
 
 
 def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: bool = False) -> str:
@@ -427,9 +445,10 @@ def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: boo
     else (`refuse_set_aside`), one with a checkpoint but no readable summary.json (`interrupted`) with a pointer to
     --resume. A file named as a run's that hpcflow did not write is refused, with force too (`refuse_foreign`; `job`,
     the job file, being DIR/job.toml as well). `resume`: the --resume of the run in `path`, which keeps its files
-    (force is True then, for the outputs it rewrites): neither of those checks.
+    (force is True then, for the outputs it rewrites): neither of those checks, and an unwritable directory is said
+    to be made writable (`writable_dir`).
     """
-    path = writable_dir(path)
+    path = writable_dir(path, resume=resume)
     refuse_study(path)
     if os.path.isdir(path):
         results = [e for e in os.listdir(path) if is_result(e)]
