@@ -99,3 +99,33 @@ def test_run_check_names_the_set_in_its_one_line(value, tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.rstrip().endswith(f"(from --set {value})"), err
     assert not out.exists()
+
+
+def test_a_section_only_a_set_made_is_refused_naming_that_set_not_the_file(tmp_path):
+    """[tune] on a clustering job: from --set, the line ends naming it and says to drop it (it said "remove it", as
+    of a file that has no [tune]); from the file, "remove it" as before, with no --set named."""
+    with pytest.raises(ConfigError) as exc:
+        registry.load(JOBS / "fig2_clustering.toml", ["tune.seed=1"], memory_check=False)
+    msg = str(exc.value)
+    assert msg.endswith("(from --set tune.seed=1)") and "remove it" not in msg and msg.count("--set") == 2, msg
+    job = tmp_path / "clus.toml"
+    job.write_text((JOBS / "fig2_clustering.toml").read_text() + "\n[tune]\nseed = 1\n")
+    with pytest.raises(ConfigError) as exc:
+        registry.load(job, ["points.seed=2"], memory_check=False)
+    assert str(exc.value).endswith("; remove it") and "--set" not in str(exc.value), exc.value
+
+
+def test_a_kernel_refusal_in_its_own_words_names_the_set_of_a_key_it_names(tmp_path):
+    """The kernel's own refusal ("[kernel]: ... for width=..., form='gauss'; use method='direct'") names the last
+    --set of a key it names as KEY=...; one of a key it does not name (engine) is not cited."""
+    sets = ["kernel.form=gauss", "kernel.method=poly"]
+    for order in (sets, sets[::-1]):
+        with pytest.raises(ConfigError) as exc:
+            registry.load(JOBS / "quickstart.toml", order, memory_check=False)
+        msg = str(exc.value)
+        assert "no polynomial" in msg and msg.endswith(f"(from --set {order[-1]})"), msg
+    job = tmp_path / "poly.toml"
+    job.write_text((JOBS / "quickstart.toml").read_text().replace('form = "exp"', 'form = "gauss"\nmethod = "poly"'))
+    with pytest.raises(ConfigError) as exc:
+        registry.load(job, ["kernel.engine=numpy"], memory_check=False)
+    assert "no polynomial" in str(exc.value) and "--set" not in str(exc.value), exc.value

@@ -16,6 +16,7 @@ import re
 
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, shown, validate
+from hpcflow.jobs.toml_out import key as toml_key
 from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 #: one line per job kind (a job module defines SCHEMA and run(cfg, outdir) -> summary dict)
@@ -93,21 +94,36 @@ def load_with_extras(path, overrides=(), *, ranks: int = 1, memory_check: bool =
 
 @contextlib.contextmanager
 def set_values_named(overrides):
-    """Context: a ConfigError whose message names a key (as [SECTION].KEY) or section that one of the `overrides`
-    (SECTION.KEY=VALUE) set is raised again, itself (its class and marks kept), its message ending "(from --set
-    SECTION.KEY=VALUE)", the last --set of the key (the one in force); other errors pass unchanged. Around the job
-    file's checks (`load_with_extras`) and around a job's run, whose refusals after work has begun (a Birch threshold that leaves one cluster) name their --set alike."""
+    """Context: a ConfigError whose message names a key that one of the `overrides` (SECTION.KEY=VALUE) set (as
+    [SECTION].KEY, or as KEY=... in a refusal of the section "[SECTION]: ...", as the kernels word theirs) or a
+    section it made (unknown section [SECTION]) is raised again, itself (its class and marks kept), its message
+    ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the one in force); other errors pass unchanged
+    (`set_named`). Around the job file's checks (`load_with_extras`) and around a job's run, whose refusals after work
+    has begun (a Birch threshold that leaves one cluster) name their --set alike."""
     try:
         yield
     except ConfigError as exc:
-        for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
-            section, _, key = text.split("=", 1)[0].strip().partition(".")
-            named = re.search(re.escape(f"[{section}].{key}") + r"(?!\w)", str(exc))  # as a whole key name
-            if key and (named or f"unknown section [{section}];" in str(exc)):
-                # the same error, its class and marks kept (`collective`: every rank refuses, one line)
-                exc.args = (f"{exc} (from --set {text})", *exc.args[1:])
-                break
+        text = set_named(str(exc), overrides)
+        if text is not None:  # the same error, its class and marks kept (`collective`: every rank refuses, one line)
+            exc.args = (f"{exc} (from --set {text})", *exc.args[1:])
         raise
+
+
+def set_named(message: str, overrides) -> str | None:
+    """The last of `overrides` (SECTION.KEY=VALUE) whose key or section `message` names (`set_values_named`), or
+    None; None too where the message already names a --set."""
+    if "(from --set " in message:
+        return None
+    for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
+        section, _, key = text.split("=", 1)[0].strip().partition(".")
+        if not key:
+            continue
+        names = {(section, key), (toml_key(section), toml_key(key))}  # (a key a message quotes: "n+x")
+        named = any(re.search(re.escape(f"[{s}].{k}") + r"(?![\w-])", message) for s, k in names)  # a whole key name
+        said = f"[{section}]:" in message and re.search(rf"(?<![\w.\]-]){re.escape(key)} ?=", message)
+        if named or said or f"unknown section [{toml_key(section)}];" in message:
+            return text
+    return None
 
 
 def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
@@ -125,7 +141,8 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
     for section, (modname, kinds) in EXTRA_SECTIONS.items():
         if section in data:
             if kind not in kinds:
-                raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; remove it")
+                raise ConfigError(f"{source}: [{section}] applies only to job kinds {', '.join(kinds)}; "
+                                  f"{_drop_section(section, written, overrides)}")
             extras[section] = importlib.import_module(modname).validate_section(
                 data.pop(section), module.SCHEMA, source=source, kind=kind)
     try:
@@ -139,6 +156,15 @@ def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
         check(cfg, source)
     validate_job(cfg, source=source, ranks=ranks, memory_check=memory_check)
     return module, cfg, extras
+
+
+def _drop_section(section: str, written: dict, overrides) -> str:
+    """How to drop `section` from a job that may not carry it: "remove it" from the file, or, where only --set values
+    made it, drop the last of them, named ("(from --set ...)", which `set_values_named` then adds no second time)."""
+    if section in written:
+        return "remove it"
+    made = [t for t in overrides or () if t.split("=", 1)[0].strip().partition(".")[0] == section]
+    return f"drop the --set of [{section}] (from --set {made[-1]})" if made else "remove it"
 
 
 def _other_kind(written: dict, kind: str) -> str:
