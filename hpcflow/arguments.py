@@ -209,14 +209,15 @@ def env_thread_count(name: str, environ=None) -> str | None:
 
 def whole_number(lo: int, hi: int):
     """The argparse type of a command-line count in [lo, hi]: a usage error naming the option for anything else, a
-    number of thousands of digits included (its digits are counted before int() reads them)."""
+    number of thousands of digits included (its digits are counted before int() reads them); the range as messages
+    write it (`int_text`: INT_LIMIT as 2**62)."""
     import argparse
 
     def whole(text: str) -> int:
         m = re.fullmatch(r"\+?0*([0-9]+)", text.strip())
         n = int(m.group(1)) if m and len(m.group(1)) <= len(str(hi)) else None
         if n is None or not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in [{lo}, {hi}]")
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in [{int_text(lo)}, {int_text(hi)}]")
         return n
 
     return whole

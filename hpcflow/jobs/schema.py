@@ -8,6 +8,7 @@ is computed or written.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 
 import math
@@ -116,10 +117,13 @@ def _coerce(value, ftype):
 
 
 def _toml_text(value) -> str:
-    """A parsed job-file value in TOML's spelling: true/false, [..], {key = ..}; strings and numbers as Python
-    writes them ('exp', 0.001, nan), which TOML reads the same."""
+    """A parsed job-file value in TOML's spelling: true/false, [..], {key = ..}, dates and times as TOML writes them
+    (2024-01-01, 1979-05-27T07:32:00+00:00); strings and numbers as Python writes them ('exp', 0.001, nan), which
+    TOML reads the same."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (datetime.date, datetime.time)):  # (a datetime is a date)
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(_toml_text, value)) + "]"
     if isinstance(value, dict):
@@ -242,7 +246,7 @@ def validate(data: dict, schema: dict, *, source: str = "job", also: tuple = ())
             known = ", ".join(f"[{s}]" for s in names)
             close = difflib.get_close_matches(section, names, n=1)
             guess = f"did you mean [{close[0]}]? " if close else ""
-            raise ConfigError(f"{source}: unknown section [{section}]; {guess}known sections are {known}")
+            raise ConfigError(f"{source}: unknown section [{toml_key(section)}]; {guess}known sections are {known}")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{section}] must be a table ([{section}] header with keys)")
         for key in table:
@@ -250,7 +254,8 @@ def validate(data: dict, schema: dict, *, source: str = "job", also: tuple = ())
                 known = ", ".join(schema[section]) or "none"
                 close = difflib.get_close_matches(key, list(schema[section]), n=1)
                 guess = f"did you mean {close[0]}? " if close else ""
-                raise ConfigError(f"{source}: [{section}].{key} is an unknown key; {guess}known keys: {known}")
+                raise ConfigError(f"{source}: [{section}].{toml_key(key)} is an unknown key; {guess}known keys: "
+                                  f"{known}")
     out: dict = {}
     for section, fields in schema.items():
         table = data.get(section, {})
