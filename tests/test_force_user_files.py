@@ -148,6 +148,9 @@ def test_an_earlier_runs_files_are_still_replaced_damaged_ones_too(earlier, tmp_
 def test_which_files_count_as_a_runs_own(earlier, tmp_path):
     """`run_files_in`: by job.toml's header (its kind's files then whatever they hold), else by each file's mark;
     model.pt(.json) beside a run's nn.h5 only."""
+    from hpcflow.nn.checkpoint import FORMAT
+
+    assert output.NN_CHECKPOINT_FORMAT == FORMAT  # (the mark read without torch)
     d = tmp_path / "d"
     d.mkdir()
     assert output.run_files_in(d) == {}

@@ -124,7 +124,7 @@ def run_files_in(path) -> dict:
     writes one (`all_run_files`; a directory of such a name is left out). Where DIR/job.toml is a run's
     (`saved_job_kind`), the files its kind writes are that run's whatever they hold (a damaged checkpoint.h5 too); a
     file of another name is the run's where it carries its writer's mark (`_marked`), model.pt and model.pt.json
-    where the run's nn.h5 is there. A file that hpcflow did not write is a user's, which --force leaves alone."""
+    where the run's nn.h5 is there. A file that hpcflow did not write is taken for a user's: `refuse_foreign`."""
     from hpcflow.jobs.registry import OUTPUTS
 
     path = os.fspath(path)
@@ -147,8 +147,9 @@ def foreign_said(path, foreign: list) -> str:
     one = len(foreign) == 1
     it = "it" if one else "them"
     return (f"--out {path}: {files} {'is named as a file' if one else 'are named as files'} a run writes but "
-            f"{'bears' if one else 'bear'} no mark of an hpcflow run (a user's file, then), which neither a run nor "
-            f"--force replaces; move {it} out of {path} or choose another --out")
+            f"{'bears' if one else 'bear'} no mark of an hpcflow run, so {'it is' if one else 'they are'} taken for "
+            f"the user's own, which neither a run nor --force replaces; move {it} out of {path} or choose another "
+            "--out")
 
 
 def refuse_foreign(path, *, job=None) -> None:
