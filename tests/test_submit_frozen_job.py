@@ -82,3 +82,25 @@ def test_check_writes_no_copy(tmp_path, capsys):
     assert main(["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--logs", str(logs),
                  "--check"]) == 0
     assert f"hpcflow run {job} " in capsys.readouterr().out and not logs.exists()
+
+
+@pytest.mark.parametrize("failing", ["make_executor", "submit"])
+def test_a_submission_that_queues_nothing_leaves_no_copy(tmp_path, monkeypatch, failing):
+    """Whatever ends the submission before a job is queued (the executor's set-up failing as sbatch's refusal does)
+    takes the copy and the logs folder it made away again."""
+    from hpcflow.submit import executor
+
+    job, logs = tmp_path / "job.toml", tmp_path / "logs"
+    job.write_text(JOB)
+
+    def fails(*args, **kwargs):
+        raise (executor.SubmitError("sbatch: refused") if failing == "submit" else RuntimeError("no executor"))
+
+    monkeypatch.setattr(executor, failing, fails)
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "local", "--logs", str(logs)]
+    if failing == "submit":
+        assert main(argv) == 2
+    else:
+        with pytest.raises(RuntimeError, match="no executor"):
+            main(argv)
+    assert not logs.exists() or not any(logs.rglob("*.toml")), sorted(logs.rglob("*"))

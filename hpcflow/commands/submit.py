@@ -540,10 +540,14 @@ def _submit(args) -> int:
 
     logs_existed = nearest_existing(os.path.abspath(logs))
     frozen = _frozen_job(args.job, logs, checked)
-    argvs = _argvs(args, frozen)
-    name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
-    ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
-                                out=args.out if args.command in queued.MARKED else None)
+    try:
+        argvs = _argvs(args, frozen)
+        name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
+        ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
+                                    out=args.out if args.command in queued.MARKED else None)
+    except BaseException:  # (before anything is queued)
+        _forget_frozen(frozen, logs_existed)
+        raise
     held = defer()  # a stop request while the jobs are queued is taken once their ids are said
     try:
         try:
