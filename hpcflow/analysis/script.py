@@ -186,8 +186,8 @@ def _main(name: str, argv, *, description: str) -> int:
             for path, why in merged:
                 print(f"{name}: {path}: {why}", file=sys.stderr)
         with one_snapshot():  # a live run read as it was when first read (`rundir.one_snapshot`)
-            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None),
-                                     spectrum=getattr(args, "spectrum", None))
+            chosen = {"spectrum": args.spectrum} if name == "fig4_ntk" else {}  # (the one product that takes it)
+            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None), **chosen)
         written = write(product, args.out, dpi=dpi, name=name, force=args.force)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
