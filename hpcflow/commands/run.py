@@ -118,7 +118,9 @@ def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
     path = os.path.join(args.out, "summary.json")
     output.write_json(path, summary, comm=comm)  # last: its presence marks a complete run
     if root:
-        kept_by_summary(args.out, path)
+        from hpcflow.jobs.replaced import kept_on_resume
+
+        kept_on_resume(args.out, wrote=path)
     ended = f"step {state.step}" + (f", {stopped}" if stopped else "")
     if status == "diverged":  # (every rank raises it)
         raise NumericalStop(f"{stopped}; outputs up to step {state.step} are in {args.out}")
@@ -126,21 +128,6 @@ def summary_from_checkpoint(args, comm, cfg, overrides, state, end) -> int:
         print(f"hpcflow run: {args.out}: checkpoint.h5 holds the run to its end ({ended}) but no finished "
               f"summary.json described it: wrote {path} from the checkpoint, no step run")
     return 0
-
-
-def kept_by_summary(out: str, path: str) -> None:
-    """Rank 0 of a --resume that wrote summary.json (`path`) from the checkpoint: a warning on stderr naming the
-    set-aside folders in `out` that a killed --force run left (an earlier run's files), which it keeps, and what to do
-    with them (`hpcflow.jobs.replaced.kept_on_resume` for the other --resume runs)."""
-    from hpcflow.jobs.replaced import _named_leftovers
-
-    named = _named_leftovers(out)
-    if named:
-        aside, more = named
-        print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
-              f"killed; this --resume wrote {path} from the checkpoint without running a step and keeps them: to "
-              f"keep the earlier run instead, move its files back into {out} in place of this run's; to drop them, "
-              f"remove {aside}", file=sys.stderr, flush=True)
 
 
 def ended_note(state) -> str:

@@ -131,14 +131,15 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         _restore(handlers)
 
 
-def kept_on_resume(path, *, done: bool = False) -> None:
+def kept_on_resume(path, *, done: bool = False, wrote: str | None = None) -> None:
     """Rank 0 of a --resume: a warning on stderr naming the set-aside folders in `path` that a killed --force run
     left (an earlier run's files), which the resume keeps, and what to do with them; `done`: a --resume with nothing
-    to do, which continues nothing."""
+    to do, which continues nothing; `wrote`: the summary.json a --resume with no step left wrote from the checkpoint."""
     named = _named_leftovers(path)
     if named:
         aside, more = named
-        kept = ("this --resume has nothing to add to that run and keeps them" if done else
+        kept = (f"this --resume wrote {wrote} from the checkpoint without running a step and keeps them" if wrote else
+                "this --resume has nothing to add to that run and keeps them" if done else
                 "--resume continues that killed run and keeps them")
         print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
               f"killed; {kept}: to keep the earlier run instead, move its files back into {path} in place of this "
