@@ -138,11 +138,10 @@ def test_local_executor_runs_the_job_and_wait_returns_its_status(tmp_path, job):
                      r"--quiet\n", r.stdout)
     assert copy and Path(copy.group(1)).read_text() == JOB, r.stdout
     assert f"logs {tmp_path}/out_logs/" in r.stdout and f"results in {out}" in r.stdout
-    # a tune whose every trial fails exits 3 (no finished trial); --wait hands that status back. Each choice
-    # passes the job's checks alone (so submit queues it), the two together do not (40 clusters > 20 points)
+    # a tune whose every trial diverges exits 3 (no finished trial); --wait hands that status back. The job's
+    # checks take the step (so submit queues it); the flow blows up on it
     failing = tmp_path / "failing.toml"
-    failing.write_text(JOB + '[clustering]\nmethod = "full"\n[tune.space]\n"geometry.n_train" = {choices = [20]}\n'
-                       '"clustering.n_clusters" = {choices = [40]}\n')
+    failing.write_text(JOB + '[tune.space]\n"flow.dt" = {choices = [1e12]}\n')
     r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", str(failing), "--out", str(tmp_path / "t"),
                         "--executor", "local", "--command", "tune", "--trials", "1", "--wait"],
                        env=env, capture_output=True, text=True, timeout=120)

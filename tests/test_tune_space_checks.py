@@ -161,14 +161,16 @@ def test_an_nn_range_end_is_checked_with_each_schedule_and_the_switch_the_space_
 
 def test_each_value_is_checked_only_with_the_switch_values_that_read_it(tmp_path):
     """The checks of a searched setting take each value of its switch that reads it (batch_size: method 'batched'
-    only; n_clusters: both), and the other searched settings at the job's values: (values) x (switch choices), not
-    the product of the whole space."""
+    only; n_clusters: both), and the other searched settings at the job's values (which the space draws): (values) x
+    (switch choices), not the product of the whole space."""
     from hpcflow.tune.study import space_settings
 
     space = ('"clustering.method" = {choices = ["full", "batched"]}\n"clustering.n_clusters" = {choices = [2, 4]}\n'
              '"clustering.batch_size" = {low = 10, high = 50}')
-    job = load(_job(tmp_path, JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space)))
-    checked = [what for what, _ in space_settings(job.tune["space"], job.cfg)]
+    text = JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space).replace(
+        "[flow]", '[clustering]\nmethod = "batched"\nn_clusters = 4\nbatch_size = 20\n[flow]')
+    job = load(_job(tmp_path, text))
+    checked = [what for (what, _), in space_settings(job.tune["space"], job.cfg)]
     assert checked == [
         """[tune.space]."clustering.method".choices[0] = 'full'""",
         """[tune.space]."clustering.method".choices[1] = 'batched'""",
@@ -178,3 +180,22 @@ def test_each_value_is_checked_only_with_the_switch_values_that_read_it(tmp_path
         """[tune.space]."clustering.n_clusters".choices[1] = 4 (with "clustering.method" = 'batched')""",
         """[tune.space]."clustering.batch_size".low = 10 (with "clustering.method" = 'batched')""",
         """[tune.space]."clustering.batch_size".high = 50 (with "clustering.method" = 'batched')"""]
+
+
+def test_a_searched_settings_value_the_space_never_draws_is_not_what_the_others_are_checked_with(tmp_path, capsys):
+    """A job's n_clusters = 50 that [tune.space] searches in 2..5: no trial takes 50, so batch_size 20 (with method
+    'batched') is checked with n_clusters at an end of its range, where it fits the 20-point mini-batches; it was
+    refused (50 clusters in batches of 20) though every trial would run. A value that fits neither end is still
+    refused, naming the values it was checked with."""
+    space = ('"clustering.method" = {choices = ["batched"]}\n"clustering.batch_size" = {choices = [20, 30]}\n'
+             '"clustering.n_clusters" = {low = LOW, high = HIGH}')
+    text = JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space).replace(
+        "[flow]", '[clustering]\nmethod = "full"\nn_clusters = 50\n[flow]')
+    job = _job(tmp_path, text.replace("LOW", "2").replace("HIGH", "5"))
+    assert [p.name for p in load(job).tune["space"]][-1] == "clustering.n_clusters"
+    rc, _ = _tune(capsys, job, "--trials", "2", "--out", tmp_path / "ok")
+    assert rc == 0 and len(_journal(tmp_path / "ok" / "study.journal").trials) == 2
+    # 21..25: past the 20-point batches at both ends, so batch_size 20 gives no valid trial
+    err = _refused(capsys, _job(tmp_path, text.replace("LOW", "21").replace("HIGH", "25")), tmp_path / "no")
+    assert ("""[tune.space]."clustering.batch_size".choices[0] = 20 (with "clustering.method" = 'batched', """
+            """"clustering.n_clusters" = 21) gives a job that fails its checks""") in err, err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from hpcflow.errors import ConfigError
+from hpcflow.errors import ConfigError, UserError
 from hpcflow.jobs.output import check_outdir, refuse_interrupted
 from hpcflow.jobs.shell import shell_line
 
@@ -67,9 +67,15 @@ def _space_gpu_note(module, job: str, overrides, space, cfg) -> str | None:
     from hpcflow.jobs import registry
     from hpcflow.tune.study import space_settings
 
-    for what, setting in space_settings(space, cfg):
-        with gpu_checked_elsewhere():
-            _, drawn = registry.load(job, [*overrides, *setting], memory_check=False)
+    for alternatives in space_settings(space, cfg):
+        for number, (what, setting) in enumerate(alternatives, 1):  # the first that gives a job (`check_space`)
+            try:
+                with gpu_checked_elsewhere():
+                    _, drawn = registry.load(job, [*overrides, *setting], memory_check=False)
+                break
+            except UserError:
+                if number == len(alternatives):
+                    raise
         note = missing_gpu_note(module, drawn)
         if note is not None:
             return f"{what}: {note}"

@@ -402,17 +402,23 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
 
     refuse_unread(path, space, cfg)
     refuse_switched_off(path, space, cfg)
-    for what, setting in space_settings(space, cfg):
-        try:
-            drawn = registry.load(path, [*overrides, *setting])[1]
-        except UserError as exc:
-            raise ConfigError(f"{path}: {what} gives a job that fails its checks: {refusal(path, exc, setting)}") \
-                from None
-        sets_n_test = any(text.partition("=")[0] == spaces.N_TEST for text in setting)  # (others: the job's, `load`)
-        if objective is not None and sets_n_test and without_test_points(objective, drawn):
-            raise ConfigError(f"{path}: {what} gives a job without test points ([geometry].n_test = 0), but "
-                              f"[tune].objective = {objective!r} needs them; search only n_test >= 2, or set "
-                              "objective = \"log_gain_train\"")
+    for alternatives in space_settings(space, cfg):
+        refused = []
+        for what, setting in alternatives:
+            try:
+                drawn = registry.load(path, [*overrides, *setting])[1]
+            except UserError as exc:
+                refused.append(f"{path}: {what} gives a job that fails its checks: {refusal(path, exc, setting)}")
+                continue
+            sets_n_test = any(text.partition("=")[0] == spaces.N_TEST for text in setting)  # (else the job's: `load`)
+            if objective is not None and sets_n_test and without_test_points(objective, drawn):
+                refused.append(f"{path}: {what} gives a job without test points ([geometry].n_test = 0), but "
+                               f"[tune].objective = {objective!r} needs them; search only n_test >= 2, or set "
+                               "objective = \"log_gain_train\"")
+                continue
+            break
+        else:
+            raise ConfigError(refused[0])
 
 
 def refuse_unread(path, space, cfg) -> None:
@@ -467,9 +473,9 @@ def refuse_switched_off(path, space, cfg) -> None:
 
 
 def space_settings(space, cfg):
-    """(`[tune.space]."NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides) for each
-    choice, and the low and high of each range, of the search space of validated job `cfg`: the values whose jobs
-    are checked before any trial. Each value is taken with each value the space draws of the settings that decide
+    """For each choice, and the low and high of each range, of the search space of validated job `cfg` (the values
+    whose jobs are checked before any trial), its alternatives, one of which must give a valid job: (`[tune.space].
+    "NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides). Each value is taken with each value the space draws of the settings that decide
     how a trial reads it (said: `(with "training.lr_schedule" = 'cosine', "clustering.method" = 'batched')`), every
     combination of them: an nn job's lr_schedule, and the switch of its section (`spaces.SWITCHED`: clustering.method,
     kernel_flow.enabled), where the space searches them, but for a switch value that does not read it (its section
@@ -478,7 +484,9 @@ def space_settings(space, cfg):
     default). The other searched settings keep the job's values: with each value of every other one the checks would
     grow as the product of all the space's values, where so they are at most (values) x (schedules) x (switch
     choices); a combination of two searched values that the job refuses fails the trial that draws it, which names
-    them as its parameters (`TuneJob.trial_cfg`)."""
+    them as its parameters (`TuneJob.trial_cfg`). A searched setting whose job value no trial draws (n_clusters = 100
+    searched in 2..10) takes instead the low ends of the space, or else its high ends (`drawn_ends`): no trial
+    would be checked with the job's value."""
     named = {p.name: p for p in space}
     for p in space:
         values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
@@ -494,9 +502,42 @@ def space_settings(space, cfg):
                 params[p.name] = value
                 if spaces.unread(cfg, params) == p.name:
                     continue
-                said = ", ".join(f'"{c.name}" = {v!r}' for c, v in zip(context, drawn))
-                yield (f'[tune.space]."{p.name}".{label} = {value!r}{f" (with {said})" if said else ""}',
-                       spaces.overrides(spaces.trial_settings(cfg, params)[0]))
+                alternatives = []
+                for ends in drawn_ends(space, cfg, params):
+                    said = ", ".join(f'"{name}" = {v!r}' for name, v in {**params, **ends}.items() if name != p.name)
+                    setting = spaces.overrides(spaces.trial_settings(cfg, {**ends, **params})[0])
+                    alternatives.append((f'[tune.space]."{p.name}".{label} = {value!r}'
+                                         f'{f" (with {said})" if said else ""}', setting))
+                yield alternatives
+
+
+def drawn_ends(space, cfg, params: dict) -> list:
+    """The values the searched settings not in `params` take in a check of `params` (`space_settings`): none where
+    the space draws the job's value of each of them, else those that it does not draw at the low end (a range's
+    low, the first choice) and, as a second try, at the high end; where the trial's schedule does not read a rate
+    setting, neither (`spaces.trial_settings` leaves it at its default)."""
+    undrawn = [q for q in space if q.name not in params and not draws(q, setting_value(cfg, q.name))]
+    if not undrawn:
+        return [{}]
+    low = {q.name: q.choices[0] if q.kind == "categorical" else q.low for q in undrawn}
+    high = {q.name: q.choices[-1] if q.kind == "categorical" else q.high for q in undrawn}
+    return [low] if high == low else [low, high]
+
+
+def setting_value(cfg: dict, name: str):
+    """Validated job `cfg`'s value of setting 'SECTION.KEY' (None where unset)."""
+    section, _, key = name.partition(".")
+    return (cfg.get(section) or {}).get(key)
+
+
+def draws(p: spaces.Param, v) -> bool:
+    """Whether a trial can draw `v` for searched setting `p`: one of its choices (of the same type: True is not 1),
+    or a number of its kind in its range."""
+    if p.kind == "categorical":
+        return any(type(c) is type(v) and c == v for c in p.choices)
+    if isinstance(v, bool) or not isinstance(v, int if p.kind == "int" else (int, float)):
+        return False
+    return p.low <= v <= p.high
 
 
 def check_sampler(name: str) -> None:
