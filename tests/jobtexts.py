@@ -63,3 +63,15 @@ threads = 1
 [ntk]
 enabled = false
 """
+
+
+def pt_archive(data: bytes = b"hpcflow.nn_checkpoint") -> bytes:
+    """A sound zip archive laid out as torch.save's, whose data.pkl holds `data` (by default the mark of a network's
+    checkpoint.pt, which `hpcflow nn --resume` cannot load): a killed run's checkpoint that no copy cut short."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", data)
+    return buf.getvalue()

@@ -12,7 +12,7 @@ import pytest
 from hpcflow.cli import main
 from hpcflow.jobs import replaced
 from hpcflow.jobs.output import all_run_files
-from jobtexts import DELTA_FLOW, NN_POINTS, SMALL_NET, flow_points
+from jobtexts import DELTA_FLOW, NN_POINTS, SMALL_NET, flow_points, pt_archive
 from test_parallel import mpiexec
 
 JOB = """
@@ -33,10 +33,10 @@ ONE_CLUSTER = "clustering.birch_threshold=50"
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1")
 #: stand-ins of an earlier run's files, each with the mark its writer stamps (`output.run_files_in`: a file without
 #: one is a user's, which --force refuses to replace): summary.json's hpcflow_version, the head of a cut-short HDF5
-#: file holding the name of its hpcflow_version attribute, that of a checkpoint.pt its format
+#: file holding the name of its hpcflow_version attribute, a checkpoint.pt's sound archive holding its format
 SUMMARY = b'{"status": "finished", "hpcflow_version": "0.1.0"}'
 CUT_H5 = b"earlier hpcflow_version"
-CUT_PT = b"killed hpcflow.nn_checkpoint"
+CUT_PT = pt_archive(b"killed hpcflow.nn_checkpoint")
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from hpcflow.cli import main  # noqa: E402
-from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING  # noqa: E402
+from jobtexts import NN_POINTS, SMALL_NET, SMALL_SWEEP, TINY_TRAINING, pt_archive  # noqa: E402
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "outputs.md")
 
@@ -175,7 +175,7 @@ def test_refusals_and_check_of_a_fresh_out_do_not_import_torch(tmp_path):
     job = _write(tmp_path, JOB)
     (tmp_path / "file").write_text("x")
     (tmp_path / "interrupted").mkdir()
-    (tmp_path / "interrupted" / CHECKPOINT).write_bytes(b"cut short: hpcflow.nn_checkpoint")  # (its mark; not read)
+    (tmp_path / "interrupted" / CHECKPOINT).write_bytes(pt_archive())  # (its contents are --resume's to read)
     fresh = tmp_path / "fresh"
     cases = [("job", ["nn", job, "--out", str(fresh), "--set", "ntk.n_train_points=401"]),
              ("held", ["nn", job, "--out", str(tmp_path / "held")]),

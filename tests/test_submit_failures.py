@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.cli import main
+from jobtexts import pt_archive
 from test_checkpoint import RESUME_JOB
 from test_submit import JOB, ROOT, _script, _stand_in_slurm
 
@@ -220,7 +221,7 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
     checkpoint are nn's own (an unreadable one refused in nn's words)."""
     job, out = ROOT / "jobs" / "nn_smoke.toml", tmp_path / "out"
     out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"cut short: hpcflow.nn_checkpoint")  # (a run's: its mark, not readable)
+    (out / "checkpoint.pt").write_bytes(pt_archive())  # (a run's: its mark, not loadable)
     assert main(["nn", str(job), "--out", str(out), "--check"]) == 2
     assert "; continue it with --resume, or pass --force to start over" in _error(capsys, "nn")
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--check"]) == 2

@@ -321,15 +321,15 @@ def checkpoint_progress(path) -> int | None:
 
 
 def checkpoint_damage(path) -> str | None:
-    """Why a flow's checkpoint file `path` (checkpoint.h5) is damaged, on one line: h5py cannot open it or read its
-    root attributes or an integer `step` among them; None where it reads them, where another process holds the
-    file's HDF5 lock (in use, not damaged: `hpcflow.h5read.locked`), and for a network's checkpoint.pt (not looked
-    into here). A look at its head, not the checks of --resume (`hpcflow.checkpoint.load_resume`, which reads every
-    row), which may refuse a file read here."""
+    """Why a checkpoint file `path` is damaged, on one line: for a flow's checkpoint.h5, h5py cannot open it or read
+    its root attributes or an integer `step` among them; for a network's checkpoint.pt, it is no zip archive of
+    torch.save or an entry fails its CRC-32 (`_pt_damage`). None where it reads them, and where another process
+    holds the HDF5 file's lock (in use, not damaged: `hpcflow.h5read.locked`). A look, not the checks of --resume
+    (`hpcflow.checkpoint.load_resume`, `hpcflow.nn.checkpoint`), which may refuse a file read here."""
     from hpcflow.h5read import locked, one_line
 
     if os.fspath(path).endswith(".pt"):
-        return None
+        return _pt_damage(path)
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: f.attrs[k] for k in f.attrs}  # (a damaged attribute or global heap fails here)
@@ -339,6 +339,23 @@ def checkpoint_damage(path) -> str | None:
     except Exception as exc:  # noqa: BLE001 - whatever h5py raises on such a file
         return None if locked(exc) else one_line(exc) or type(exc).__name__
     return None
+
+
+def _pt_damage(path) -> str | None:
+    """Why a network's checkpoint.pt cannot be what --resume continues, in a few words: no zip archive (cut short by
+    a copy) or an entry failing its CRC-32 (a flipped byte), read without torch; None where the archive reads (its
+    contents are --resume's to check). A file that cannot be opened (no read permission) is left to the command's
+    own refusal."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except OSError:
+        return None
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return f"not a zip archive of torch.save: {exc}"
+    return None if bad is None else f"entry {bad} fails its CRC-32"
 
 
 def _pt_epoch(path) -> int:
