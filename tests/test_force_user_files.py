@@ -49,16 +49,18 @@ def earlier(tmp_path_factory):
 
 def test_the_users_own_job_file_in_out_is_not_replaced(tmp_path, capsys):
     """The job file the user wrote, saved as --out/job.toml and run from there: refused with and without --force
-    (it was replaced by the run's job.toml with --force), naming the job file and the fix; nothing touched."""
+    (it was replaced by the run's job.toml with --force), naming the job file and the fix; nothing touched. So is
+    its submission (checked or queued), which said only that a user's job.toml is in the way."""
     ud = tmp_path / "ud"
     ud.mkdir()
     shutil.copy(os.path.join(ROOT, "jobs", "quickstart.toml"), ud / "job.toml")
     (ud / "notes.txt").write_text("notes\n")
     before = _files(ud)
-    for force in ([], ["--force"]):
-        assert main(["run", str(ud / "job.toml"), "--out", str(ud), "--quiet", *force]) == 2
+    for command, force in [(c, f) for c in (["run"], ["submit", "--executor", "local", "--check"],
+                                             ["submit", "--executor", "local"]) for f in ([], ["--force"])]:
+        assert main([command[0], str(ud / "job.toml"), "--out", str(ud), "--quiet", *command[1:], *force]) == 2
         _refused(capsys, f"the job file {ud / 'job.toml'} is the job.toml", "copy the job file elsewhere")
-        assert _files(ud) == before
+        assert _files(ud) == before and not (tmp_path / "ud_logs").exists()
     other = tmp_path / "other.toml"  # another job file: the user's job.toml there is refused as a user's file
     other.write_text(FLOW)
     assert main(["run", str(other), "--out", str(ud), "--quiet", "--force"]) == 2

@@ -113,7 +113,7 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
         again = shell_line(["hpcflow", "submit", job, "--out", out, "--resume",
                             *(x for s in overrides for x in ("--set", s))])
     # (between backquotes, which a word of the line holds only quoted: the line ends where they do, not at a comma)
-    refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"`{again}`")
+    refuse_interrupted(out, CHECKPOINTS[queued], force=force, resume=f"`{again}`", job=job)  # DIR/job.toml as run
     check_outdir(out, force=force, outputs=registry.OUTPUTS.get(kind, ()))
     return cfg, []
 
