@@ -2,7 +2,8 @@
 
 `check_resources(cfg, kind)` refuses (ConfigError, one line: estimate and limit) a job whose estimated peak
 resident memory does not fit; `estimate(cfg, kind)` gives the figure and its parts. The model counts the
-arrays each job holds at its peak (point sets, kernel cache, flow state, network parameters and optimiser
+arrays each job holds at its peak (point sets, kernel cache, flow state, a clustered flow's blocks with the
+sources its halo adds, network parameters and optimiser
 state, activations) plus the interpreter and libraries; its coefficients were checked against measured peak
 RSS (benchmarks/bench_memory_estimate.py, BENCHMARKS.md). The limit is the smallest of the cgroup (v2/v1)
 memory limit, the Slurm allocation (SLURM_MEM_PER_NODE / SLURM_MEM_PER_CPU) and physical memory, shared by
@@ -419,11 +420,36 @@ def _operator_entries(n_train: int, n_test: int, ranks: int, blocks: int) -> lis
     return out
 
 
-def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, blocks: int = 1) -> dict:
-    """Flow state and kernel: cached matrices, plus one streamed tile (TILE_BYTES) per worker thread."""
-    cached = sum(8.0 * e for e, c in _operator_entries(n_train, n_test, ranks, blocks) if c)
+def _flow_parts(n_train: int, n_test: int, dim: int, ranks: int, threads: int, clusters: int | None = None,
+                halo_cutoff: float | None = None) -> dict:
+    """Flow state and kernel: cached matrices (clustered: those of the rank's blocks, sources grown by the halo,
+    `_block_operators`), plus one streamed tile (TILE_BYTES) per worker thread."""
+    ops = _operator_entries(n_train, n_test, ranks, 1) if clusters is None else \
+        _block_operators(n_train, n_test, dim, ranks, clusters, halo_cutoff)
+    cached = sum(8.0 * e for e, c in ops if c)
     return {"flow state": FLOW_STATE_ARRAYS * 8.0 * dim * dim * (n_train + n_test),
             "kernel": cached + TILE_BYTES * threads}
+
+
+def _feature_columns(kernel: str | None, dim: int) -> int:
+    """float64 columns of the features a kernel's operator keeps per source point (`Kernel.features`): the Gaussian
+    kernel's projector features ((dim + 2)^2), the NTKs' chart-normalised real coordinates (2 (dim + 2), and the
+    ReLU NTK's norm and bias column); none for the Delta kernel (a nearest-source index per row)."""
+    n1 = dim + 2
+    return {"delta": 0, "relu_ntk": 2 * n1 + 2, "cosine_ntk": 2 * n1}.get(kernel, n1 * n1)
+
+
+def _block_parts(n_train: int, n_test: int, dim: int, ranks: int, clusters: int, halo_cutoff: float | None,
+                 kernel: str | None) -> dict:
+    """What the blocks of a clustered flow hold (`hpcflow.flow_step.Clustered`, `hpcflow.cluster.distributed`), with
+    s = n_train / k x `halo_growth` sources a block (at most n_train): each of the rank's ceil(k / R) blocks keeps
+    two operators (train rows, test rows), each with its sources' positions (int64) and kernel features
+    (`_feature_columns`); every rank keeps every block's train and test source indices (int64, gathered); and one
+    block at a time its sources' points while its operators are formed, then their gradient rows in each step."""
+    mine, n1 = -(-clusters // ranks), dim + 2
+    s = min(float(n_train), n_train / clusters * halo_growth(n_train, n_test, dim, clusters, halo_cutoff))
+    return {"cluster blocks": mine * s * 2 * 8.0 * (1 + _feature_columns(kernel, dim))
+            + clusters * s * 2 * 8.0 + s * (16.0 * n1 + 8.0 * n1 * n1 + 8.0 * dim * dim)}
 
 
 def _operators(cfg: dict, ranks: int) -> list[tuple[float, bool]]:
@@ -554,8 +580,10 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: f
     if _compiled_kernel(kernel, whole):
         parts["compiled kernel"] = JIT_BYTES
     _add(parts, sample_bytes(n_tr + n_te, dim, threads=_threads(), jacobian=jacobian), "sample ")
-    blocks = cl["n_clusters"] if cl.get("method") else 1
-    _add(parts, _flow_parts(n_tr, n_te, dim, ranks, _threads(), blocks))
+    clusters = cl["n_clusters"] if cl.get("method") else None
+    _add(parts, _flow_parts(n_tr, n_te, dim, ranks, _threads(), clusters, cl.get("halo_cutoff")))
+    if clusters is not None:
+        _add(parts, _block_parts(n_tr, n_te, dim, ranks, clusters, cl.get("halo_cutoff"), kernel.get("name")))
     if cl.get("method") == "full":
         parts["clustering distances"] = 3 * 8.0 * n_tr * n_tr
     elif cl.get("method") == "batched":
@@ -1096,13 +1124,16 @@ def part_keys(cfg: dict, kind: str, part: str) -> str:
     in a refusal whose largest part it is, so that the --set a refusal cites (`hpcflow.jobs.registry.set_values_named`)
     is one that sized it: a network job's `nn_part_keys`; a flow's points (its clustering distances: the mini-batch,
     or every train point for method 'full'); a noise scan's train points (its test sets are noised copies of them,
-    one per level); the points clustered; a distance scaling's largest N and queries."""
+    one per level); the points clustered; a distance scaling's largest N and queries; a clustered flow's blocks (their
+    sources: the halo, the clusters, the train points)."""
     if kind == "nn":
         return nn_part_keys(cfg, part)
     if kind in ("flow", "local_limit"):
         if part == "clustering distances":
             batched = cfg.get("clustering", {}).get("method") == "batched"
             return "[clustering].batch_size" if batched else "[geometry].n_train"
+        if part == "cluster blocks":  # each block's sources: its train points grown by the halo
+            return "[clustering].halo_cutoff / [clustering].n_clusters / [geometry].n_train"
         return "[geometry].n_train / [geometry].n_test"
     if kind == "noise_scan":
         return "[geometry].n_train or the levels of [noise].scales" if part == "noised test sets" else \

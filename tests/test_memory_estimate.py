@@ -18,15 +18,28 @@ def test_gaussian_flow_estimate_bounds_its_peak_rss(tmp_path, sets):
     """The quickstart's peak RSS (summary.json, per rank) lies below the estimate and within 2x of it, with the
     compiled Gaussian tile (Numba and LLVM resident: ~125 MB more) and with the NumPy passes (its engine "auto" at
     its size)."""
+    peak, est = _quickstart_peak_and_estimate(tmp_path, sets + ["flow.steps=3"])
+    assert peak <= est <= 2 * peak, (peak, est)
+
+
+def _quickstart_peak_and_estimate(tmp_path, sets):
+    """(peak RSS of `hpcflow run jobs/quickstart.toml` with `sets`, one thread: summary.json's, its estimate)."""
     job = os.path.join(JOBS, "quickstart.toml")
-    sets = sets + ["flow.steps=3"]
     args = [a for s in sets for a in ("--set", s)]
-    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", str(tmp_path / "run"), *args],
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "run", job, "--out", str(tmp_path / "run"), "--quiet", *args],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ, HPCFLOW_THREADS="1"))
     assert r.returncode == 0, r.stderr
     peak = json.loads((tmp_path / "run" / "summary.json").read_text())["per_rank"][0]["peak_rss_bytes"]
-    _, cfg = registry.load(job, sets)
-    est = estimate(cfg).bytes
+    return peak, estimate(registry.load(job, sets)[1]).bytes
+
+
+def test_wide_halo_over_many_clusters_estimate_bounds_its_peak_rss(tmp_path):
+    """120 clusters with a halo of pi/2 (every train point a source of every block): each block's operators keep
+    their sources' features and cache their matrices, ~2x the peak of the flow without them. The peak RSS
+    (summary.json) lies below the estimate and within 2x of it."""
+    peak, est = _quickstart_peak_and_estimate(tmp_path, [
+        "geometry.n_train=3000", "geometry.n_test=1000", "clustering.n_clusters=120", "clustering.batch_size=1000",
+        "clustering.halo_cutoff=1.5707963267948966", "flow.steps=1"])
     assert peak <= est <= 2 * peak, (peak, est)
 
 
