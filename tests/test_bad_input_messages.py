@@ -299,3 +299,14 @@ def test_an_integer_without_an_upper_bound_of_its_own_shows_the_common_limit_as_
     msg = _error(capsys, "nn")
     assert "must lie in [2, 2**62]" in msg and str(2**62) not in msg.replace(value, ""), msg
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "1"])
+def test_a_flow_jobs_batch_size_below_two_is_refused_with_the_real_bound(tmp_path, capsys, threads_kept, value):
+    """[clustering].batch_size of a flow job: 0 and 1 are refused alike, the first message naming the bound that holds
+    (a mini-batch of one point is refused by the clustering), so the value it suggests is one that runs."""
+    out = tmp_path / "run"
+    assert main(["run", str(QUICKSTART), "--out", str(out), "--check", "--set", f"clustering.batch_size={value}"]) == 2
+    err = _error(capsys, "run")
+    assert f"[clustering].batch_size = {value}: must lie in [2, 2**62]" in err, err
+    assert not out.exists()

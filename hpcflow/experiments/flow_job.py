@@ -64,7 +64,7 @@ FLOW_SECTION = {
 CLUSTERING_SECTION = {
     "method": Field(str, None, choices=("batched", "full", "birch"), help="unset = no clustering"),
     "n_clusters": Field(int, 10, lo=1),
-    "batch_size": Field(int, 1000, lo=1),
+    "batch_size": Field(int, 1000, lo=2),
     "seed": Field(int, 0, lo=0, hi=SEED_MAX),
     "merge": Field(str, "nearest", choices=("nearest", "paper"), help="eq. 3.3 rule (hpcflow.cluster.batched)"),
     "halo_cutoff": Field(float, None, lo=0, hi=4.0,
