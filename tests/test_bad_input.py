@@ -599,19 +599,40 @@ def test_sample_arguments_are_checked_before_work(change, flag):
         check_arguments(Namespace(**{**vars(args), "no_memory_check": True}))
 
 
-def test_sample_psi_is_bounded_by_its_modulus():
-    """--psi 999+999j passed (each part within [-1000, 1000]) though |psi| = 999 sqrt(2) > 1000, the bound README
-    states; refused now, while |psi| = 1000 exactly (600+800j) passes."""
+def test_sample_psi_is_bounded_where_the_sampler_cannot_place_its_roots(tmp_path, capsys):
+    """--psi and [geometry] psi take what the API's `Hypersurface.dwork(dim, psi).sample` takes: |psi| = 2000
+    (refused before as losing accuracy beyond 1000) samples points on X to |p(z)|/|z|^5 < 1e-12, and a |psi| whose
+    roots float64 cannot place (1e5 at dim 3) is refused by the sampler's accuracy check with its message (the |psi|
+    it would take), exit 2, nothing written."""
     from argparse import Namespace
 
+    from hpcflow.cli import main
     from hpcflow.commands.sample import check_arguments
+    from hpcflow.geometry import Hypersurface, PointSet
+
+    import numpy as np
 
     base = {"manifold": "dwork", "dim": 3, "n": 100, "seed": 0, "chart": None, "threads": None,
             "no_memory_check": False}
-    for psi in (999 + 999j, -1000.5j, 707.2 - 707.2j):
-        with pytest.raises(ConfigError, match=rf"--psi = .*\|psi\| = {abs(psi):.6g} must be <= 1000"):
-            check_arguments(Namespace(psi=psi, **base))
-    assert check_arguments(Namespace(psi=600 + 800j, **base))["psi"] == 600 + 800j
+    for psi in (1001, -2000.0, 999 + 999j):
+        assert check_arguments(Namespace(psi=psi, **base))["psi"] == psi
+    _, cfg = _load(tmp_path, "quickstart.toml", 'geometry.manifold="dwork"', "geometry.psi=2000.0")
+    assert cfg["geometry"]["psi"] == 2000.0
+    out = tmp_path / "ok.h5"
+    assert main(["sample", "--manifold", "dwork", "--psi", "2000", "--n", "300", "--threads", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    ps = PointSet.load(out)
+    z = ps.points
+    p = np.abs((z**5).sum(axis=1) - 5 * 2000 * z.prod(axis=1))  # the Dwork quintic at psi = 2000
+    assert len(ps) == 300 and np.max(p / np.linalg.norm(z, axis=1) ** 5) < 1e-12
+    assert Hypersurface.dwork(3, 2000) == ps.manifold
+    capsys.readouterr()
+    bad = tmp_path / "bad.h5"
+    assert main(["sample", "--manifold", "dwork", "--psi", "1e5", "--n", "300", "--threads", "1", "--quiet",
+                 "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hpcflow sample: error: dwork(dim=3, psi=100000): ") and "use |psi| <= " in err, err
+    assert err.count("\n") == 1 and not bad.exists()
 
 
 def test_unwritable_directories_are_refused(tmp_path, monkeypatch):

@@ -19,7 +19,6 @@ from hpcflow.cli import main
 from hpcflow.cluster.distributed import distributed_blocks, distributed_labels
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface
-from hpcflow.jobs import schema
 from hpcflow.parallel import comm as pcomm
 
 BIRCH_JOB = """
@@ -39,8 +38,6 @@ mode, where = sys.argv[1], sys.argv[2]
 out = os.path.join(where, "out")
 common = ["--threads", "1", "--quiet", "--out", out + ".h5"]
 if mode == "placed":
-    schema.MANIFOLD_FIELDS["psi"] = schema.Field(float, 0.0, lo=-1e9, hi=1e9)
-    schema.MAX_PSI = 1e9  # the --psi modulus bound, read when the arguments are checked
     sys.exit(main(["sample", "--manifold", "dwork", "--dim", "1", "--psi=-1e7", "--n", "1000", *common]))
 if mode == "batches":
     Hypersurface.sample.__kwdefaults__["max_batches"] = 1
