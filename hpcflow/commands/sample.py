@@ -19,7 +19,7 @@ AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "out", "force"
 def check_arguments(args) -> dict:
     """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
     sample needs (hpcflow.resources); returns them as the "sample" configuration."""
-    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_THREADS, Field, validate_field
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, Field, validate_field
     from hpcflow.resources import check_environment, check_resources
 
     check_environment()
@@ -31,6 +31,9 @@ def check_arguments(args) -> dict:
     psi = complex(args.psi)
     for part in (psi.real, psi.imag):  # finite; a |psi| too large for float64 roots is refused by the sampler's
         validate_field("--psi", part, Field(float))  # accuracy check, as the API's `sample` refuses it
+    if abs(psi) > MAX_PSI:
+        raise ConfigError(f"--psi = {args.psi}: |psi| = {abs(psi):.6g} must be <= {MAX_PSI:g} (float64 roots are "
+                          "placed on X only far below it: the sampler refuses |psi| above ~5e4 at dim 3); change it")
     if psi and cfg.get("manifold", "fermat") == "fermat":
         raise ConfigError("--psi applies to --manifold dwork only; add --manifold dwork or drop --psi")
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)

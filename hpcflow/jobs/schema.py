@@ -25,7 +25,7 @@ from hpcflow.arguments import short_text
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.toml_out import key as toml_key
 
-__all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_STEPS", "MAX_THREADS",
+__all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
            "load_job", "named_keys", "non_negative", "parse_override", "positive", "projective_coordinates",
            "read_toml", "refuse_inapplicable", "shown",
@@ -491,15 +491,18 @@ def chart_pair(v):
     return None if len(v) == 2 and v[0] != v[1] and min(v) >= 0 else "must be [I, J] with I != J, both >= 0"
 
 
-#: the largest complex dimension, MAX_DIM, is hpcflow.arguments'. psi has no bound of its own: a |psi| whose roots
-#: float64 cannot place on X (|psi| above ~5e4 at dim 3) is refused by the sampler's accuracy check
-#: (`hpcflow.geometry.sampling`), with the |psi| that it would take, after its first batches, as the API refuses it
+#: the largest complex dimension, MAX_DIM, is hpcflow.arguments'. |psi| is bounded only to keep the field finite,
+#: far above what float64 roots can place on X in any dimension: the sampler's accuracy check
+#: (`hpcflow.geometry.sampling`) refuses a larger |psi| after its first batches (above ~5e4 at dim 3, below 1e7 at
+#: dim 1), with the |psi| it would take, as the API's `sample` refuses it
+MAX_PSI = 1e9
 #: the manifold keys every job's point section shares (family, complex dimension, Dwork psi)
 MANIFOLD_FIELDS = {
     "manifold": Field(str, "fermat", choices=("fermat", "dwork"), help="Fermat or Dwork family"),
     "dim": Field(int, 3, lo=1, hi=MAX_DIM, help="complex dimension; 3 = the quintic in P^4"),
-    "psi": Field(float, 0.0, help="Dwork parameter psi (real), dwork only; a |psi| whose roots float64 cannot place "
-                 "on X is refused by the sampler"),
+    "psi": Field(float, 0.0, lo=-MAX_PSI, hi=MAX_PSI,
+                 help="Dwork parameter psi (real), dwork only; a |psi| whose roots float64 cannot place on X, "
+                 "~5e4 at dim 3, is refused by the sampler"),
 }
 
 
