@@ -305,3 +305,48 @@ def test_an_int_step_is_checked_exactly_at_19_digits():
     assert (p.low, p.high, p.step) == (0, big, 3)
     with pytest.raises(ConfigError, match=f"lower high to {big}\\); make high .* e.g. high = {big} or {big + 3}"):
         validate_section({"space": {"flow.x": {"low": 0, "high": big + 2, "step": 3}}}, schema)
+
+
+@pytest.mark.parametrize("low, high, step, hi, highs", [
+    (2, 4, 10, 100, [12]),            # the step is longer than the range: the whole step below is low itself
+    (0.0, 0.3, 0.5, 1.0, [0.5]),
+    (1, 10, 4, 100, [9, 13]),
+    (0, 9, 4, 10, [8]),               # 12 lies beyond the setting's own bound (hi = 10)
+    (2, 4, 10, 10, []),               # neither: a step that divides the range is suggested instead
+])
+def test_every_high_a_step_refusal_suggests_is_accepted(low, high, step, hi, highs):
+    """A refused step names the highs that fix the range: each of them makes a range the space accepts (whole steps
+    above low, within the setting), and none that low = high or the setting's bound would refuse in turn."""
+    import re
+
+    from hpcflow.jobs.schema import Field
+    from hpcflow.tune.space import validate_section
+
+    kind = int if isinstance(step, int) else float
+    schema = {"flow": {"x": Field(kind, lo=-10, hi=hi)}}
+    with pytest.raises(ConfigError) as err:
+        validate_section({"space": {"flow.x": {"low": low, "high": high, "step": step}}}, schema)
+    message = str(err.value)
+    assert "\n" not in message and "does not divide" in message
+    said = re.search(r"e\.g\. high = (.*)$", message)
+    suggested = [] if said is None else [kind(v) for v in said.group(1).split(" or ")]
+    assert suggested == highs, message
+    for h in suggested:
+        assert h > low and math.isclose((h - low) / step, round((h - low) / step))
+        (p,) = validate_section({"space": {"flow.x": {"low": low, "high": h, "step": step}}}, schema)["space"]
+        assert p.high == h
+    if not highs:
+        assert "give a step that divides" in message
+
+
+def test_a_step_longer_than_the_range_suggests_only_the_high_above(tmp_path, capsys):
+    """flow.steps in 2..4 by 10: the refusal suggests high = 12 alone (high = 2 would be refused as low = high),
+    and a study with high = 12 passes the check."""
+    job = _job(tmp_path, '[tune.space]\n"flow.steps" = {low = 2, high = 4, step = 10}\n')
+    assert main(["tune", str(job), "--trials", "1", "--out", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("e.g. high = 12"), err
+    from hpcflow.tune.study import load
+
+    job.write_text(BASE + '[tune.space]\n"flow.steps" = {low = 2, high = 12, step = 10}\n')
+    assert [p.high for p in load(str(job)).tune["space"]] == [12]

@@ -199,7 +199,7 @@ def _range(where, name, spec, field) -> Param:
     if log and step is not None and (kind == "float" or step != 1):
         raise ConfigError(f"{where}: log = true cannot be combined with step; remove one")
     if step is not None:
-        _check_steps(where, kind, low, high, step)
+        _check_steps(where, kind, low, high, step, field)
     return Param(name, kind, low=low, high=high, log=log, step=step)
 
 
@@ -208,9 +208,11 @@ def _range(where, name, spec, field) -> Param:
 MAX_GRID_POINTS = 1e15
 
 
-def _check_steps(where: str, kind: str, low, high, step) -> None:
+def _check_steps(where: str, kind: str, low, high, step, field: Field | None = None) -> None:
     """Refuse a step that does not divide high - low exactly (as decimals written in the job file: 0.1 divides
-    1.0 - 0.0), which Optuna would answer by lowering high to the last whole step."""
+    1.0 - 0.0), which Optuna would answer by lowering high to the last whole step. The refusal suggests the whole
+    steps around high that make a range this check and the setting (`field`) accept: the one below only where it
+    lies above low (a step longer than the range has none), the one above only where the setting takes it."""
     if kind == "float" and (high - low) / step > MAX_GRID_POINTS:
         raise ConfigError(f"{where}.step = {step!r} makes {(high - low) / step:.3g} grid points, more than float64 "
                           f"values tell apart ({MAX_GRID_POINTS:.0e}); use a step of at least "
@@ -221,11 +223,25 @@ def _check_steps(where: str, kind: str, low, high, step) -> None:
         whole = (hi - lo) // st
         if whole * st == hi - lo:
             return
+        below, above = lo + whole * st, lo + (whole + 1) * st
     num = int if kind == "int" else float
-    below, above = num(lo + whole * st), num(lo + (whole + 1) * st)
+    highs = [num(h) for h in (below, above) if h > lo and (h == below or _takes(field, num(h)))]
+    said = " or ".join(map(repr, highs))
+    fix = (f"make high a whole number of steps above low, e.g. high = {said}" if highs else
+           f"give a step that divides {num(hi - lo)!r}, or none")
     raise ConfigError(f"{where}.step = {step!r} does not divide high - low = {num(hi - lo)!r} exactly (Optuna would "
-                      f"lower high to {below!r}); make high a whole number of steps above low, e.g. high = {below!r} "
-                      f"or {above!r}")
+                      f"lower high to {num(below)!r}); {fix}")
+
+
+def _takes(field: Field | None, value) -> bool:
+    """Whether setting `field` accepts `value` (a high that a refusal suggests); True where no field is given."""
+    if field is None:
+        return True
+    try:
+        validate_field("high", value, field)
+    except ConfigError:
+        return False
+    return True
 
 
 def unread(cfg: dict, params: dict) -> str | None:
