@@ -862,13 +862,18 @@ class Worker:
                      f"--trials {n_trials} before it was requeued; " + (f"adding {left}" if left else "nothing to add"))
         return max(0, n_trials - done)
 
+    def recover(self) -> None:
+        """Fail the trials left RUNNING by gone workers, queueing their parameters again as `retries` allow
+        (`recover`; a database's too: Optuna fails stale ones only where a trial is drawn), before each trial of this
+        worker, --max-trials or not: a sibling worker killed mid-study has its trial failed and retried while the
+        study goes on, not only by the next command. One read of the storage per trial."""
+        recover(self.study, self.job, self.out, log=self.log)
+
     def capped(self) -> bool:
-        """Whether the study holds --max-trials counted trials (`budget.room`); trials left RUNNING by a gone worker
-        are failed first (a database's too: Optuna fails stale ones only where a trial is drawn), so that they do not
-        hold places."""
+        """Whether the study holds --max-trials counted trials (`budget.room`; the trials of gone workers failed
+        first by `recover`, so that they do not hold places)."""
         if self.max_trials is None:
             return False
-        recover(self.study, self.job, self.out, log=self.log)
         trials = self.study.get_trials(deepcopy=False)
         if budget.room(trials, self.max_trials):
             return False
@@ -885,6 +890,7 @@ class Worker:
             self.rewrite_nn_h5()
             while ran < todo:
                 self.stop_if_requested()  # during a trial's flow its checkpoint writer takes it (`hand_over`)
+                self.recover()
                 if self.capped():
                     self.capped_out = True
                     break
