@@ -350,3 +350,35 @@ def test_a_step_longer_than_the_range_suggests_only_the_high_above(tmp_path, cap
 
     job.write_text(BASE + '[tune.space]\n"flow.steps" = {low = 2, high = 12, step = 10}\n')
     assert [p.high for p in load(str(job)).tune["space"]] == [12]
+
+
+@pytest.mark.parametrize("kind, setting, space, refused", [
+    ("flow", "flow.steps=0", '"flow.dt" = {low = 0.1, high = 1.0}', "[flow].steps = 0: no trial would run a flow step"),
+    ("flow", None, '"flow.steps" = {choices = [0]}',
+     '[tune.space]."flow.steps".choices = [0]: no trial would run a flow step'),
+    ("flow", "flow.steps=0", '"flow.steps" = {low = 0, high = 2}', None),  # trials that draw 1 or 2 run steps
+    ("flow", "flow.steps=0", '"flow.steps" = {choices = [0, 3]}', None),
+    ("nn", "training.epochs=0", '"training.lr" = {low = 1e-3, high = 3e-2, log = true}',
+     "[training].epochs = 0: no trial would run a training epoch"),
+    ("nn", "training.epochs=0", '"training.epochs" = {low = 0, high = 2}', None),
+])
+def test_a_study_whose_trials_do_no_work_is_refused_before_any(tmp_path, capsys, kind, setting, space, refused):
+    """flow.steps = 0 (an nn job's training.epochs = 0) made every trial complete at its start value (a gain of 0
+    each) and best.toml name trial 0 arbitrarily; such a study is refused in one line naming the setting and the
+    fix, exit 2, nothing written, unless [tune.space] draws a value above 0 of it."""
+    from hpcflow.tune.study import load
+
+    base = BASE.replace("steps = 2", "steps = 0") if kind == "flow" else _nn_base().replace("epochs = 3", "epochs = 0")
+    job = _job(tmp_path, f"[tune]\npruner = \"none\"\n[tune.space]\n{space}\n", base)
+    out = tmp_path / "study"
+    if refused is None:
+        load(str(job))  # every check of the job and its space passes
+        return
+    given = [] if setting is None else ["--set", setting]  # (the job file's 0 again: the refusal names the --set)
+    assert main(["tune", str(job), "--trials", "1", "--out", str(out), *given]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and refused in err and (setting is None or f"(from --set {setting})" in err), err
+    assert ("search \"" in err or "add a choice above 0" in err) and not out.exists()
+    assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--command", "tune", "--trials", "1",
+                 *given, "--check"]) == 2  # submit's checks refuse it alike
+    assert refused in capsys.readouterr().err and not out.exists()

@@ -333,10 +333,35 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
     if without_test_points(tune["objective"], cfg) and spaces.N_TEST not in searched:  # (searched: `check_space`)
         raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
+    with registry.set_values_named(overrides):
+        refuse_idle(path, tune["space"], cfg)
     check_sampler(tune["sampler"])
     refuse_searched_overrides(path, overrides, tune["space"], kind=cfg["job"]["kind"])
     check_space(path, overrides, tune["space"], cfg, objective=tune["objective"])
     return TuneJob(str(path), list(overrides), cfg, tune)
+
+
+#: job kind -> (section, key, what one of it is) of the setting that counts a trial's work: the flow's steps, the
+#: network's training epochs (both may be 0, as a run that only measures its start)
+WORK = {"flow": ("flow", "steps", "flow step"), "nn": ("training", "epochs", "training epoch")}
+
+
+def refuse_idle(path, space, cfg) -> None:
+    """Refuse (ConfigError) a study none of whose trials would do any work (`WORK`: [flow].steps = 0, an nn job's
+    [training].epochs = 0, and no value above 0 of it in [tune.space]): every trial's objective would be taken at the
+    start (a gain of 0 in each), so its search would only spend trials and best.toml would name an arbitrary one.
+    `cfg`: the validated job."""
+    section, key, what = WORK[cfg["job"]["kind"]]
+    name = f"{section}.{key}"
+    searched = next((p for p in space if p.name == name), None)
+    if searched is None and cfg[section][key] == 0:
+        raise ConfigError(f"{path}: [{section}].{key} = 0: no trial would run a {what}, so the study would only spend "
+                          f'trials on a value taken at the start; set [{section}].{key} >= 1, or search "{name}" in '
+                          "[tune.space] over a range above 0")
+    if searched is not None and searched.kind == "categorical" and not any(c > 0 for c in searched.choices):
+        raise ConfigError(f'{path}: [tune.space]."{name}".choices = {list(searched.choices)!r}: no trial would run '
+                          f"a {what}, so the study would only spend trials on a value taken at the start; add a "
+                          "choice above 0")
 
 
 def check_kind(path, overrides=()) -> None:
