@@ -1,5 +1,5 @@
-"""What tune says where a study cannot start: two workers creating one SQLite database's tables at once, and a job
-of a kind tune does not search."""
+"""What tune says where a study cannot start: two workers creating one SQLite database's tables at once, a job
+of a kind tune does not search, and a directory that holds another job's study."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from test_tune_records import _job, _tune  # tests/ is on sys.path (pytest's default import mode)
+from test_tune_records import JOB, _digests, _job, _tune  # tests/ is on sys.path (pytest's default import mode)
 
 
 def _race(monkeypatch, times: int) -> None:
@@ -64,3 +64,26 @@ def test_a_job_of_a_kind_tune_does_not_search_is_told_so_first(tmp_path, capsys,
     assert rc == 2 and io.err.count("\n") == 1, io.err
     assert "clustering" in io.err and "flow, nn" in io.err and "add [tune.space]" not in io.err, io.err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("sqlite", [False, True])
+def test_a_directory_of_another_jobs_study_is_said_to_be_one_not_pointed_to_its_study(tmp_path, capsys, sqlite):
+    """--out holding study 'safe' of safe.toml, given grid.toml (another [flow].steps): its --study would be
+    refused as another job's, so the refusal says whose study it holds and to choose another --out; a job file
+    that computes the same trials under another name is still pointed to --study, which then adds its trial."""
+    safe, out = _job(tmp_path, name="safe.toml"), tmp_path / "ck"
+    grid = _job(tmp_path, JOB.replace("steps = 3", "steps = 4"), name="grid.toml")
+    same = _job(tmp_path, name="copy.toml")
+    storage = ["--storage", f"sqlite:///{tmp_path / 'q.db'}"] if sqlite else []
+    assert _tune(capsys, safe, "--trials", "1", "--out", out, *storage)[0] == 0
+    before = _digests(out)
+    rc, io = _tune(capsys, grid, "--trials", "1", "--out", out, *storage)
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert (f"--out {out} holds the trials of study 'safe' of another job, {safe} (this job has [flow].steps = 4, "
+            "not 3); choose another --out") in io.err and "--study" not in io.err
+    rc, io = _tune(capsys, grid, "--trials", "1", "--out", out, "--study", "safe", *storage)
+    assert rc == 2 and "this job has [flow].steps = 4, not 3" in io.err  # what --study would have met
+    assert _digests(out) == before
+    rc, io = _tune(capsys, same, "--trials", "1", "--out", out, *storage)
+    assert rc == 2 and "pass --study safe to add trials to it" in io.err, io.err
+    assert _tune(capsys, same, "--trials", "1", "--out", out, "--study", "safe", *storage)[0] == 0

@@ -39,7 +39,8 @@ from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError, check_journal_place,
                                   continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
                                   mark_worker, masked, open_storage, recorded_storage, recover_stale, requeue,
-                                  slurm_worker, storage_file, storage_label, storage_option, storage_shown)
+                                  slurm_worker, sqlite_file, storage_file, storage_label, storage_option,
+                                  storage_shown)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -1174,16 +1175,35 @@ def read_record(out: str) -> dict | None:
     return record
 
 
+def other_job(out: str, name: str, storage, job: TuneJob) -> str | None:
+    """Where study `name` in DIR `out` (in `storage`: a journal path or an SQLite URL, None = DIR/study.journal) was
+    made from another job than `job`, which its --study would refuse (`record_mismatch`): its job file and what
+    differs, as said; None where it fits `job`, where its storage or record cannot be read (nothing is written:
+    `existing_storage`), or where the storage is a database server (not asked on the way to a refusal)."""
+    import optuna
+
+    if storage is not None and "://" in storage and sqlite_file(storage) is None:
+        return None  # a database server: a refusal does not wait on a connection (nor has a masked password)
+    try:
+        store = existing_storage(storage, out)
+        old = None if store is None else optuna.load_study(study_name=name, storage=store).user_attrs.get(RECORD)
+    except Exception:  # noqa: BLE001 - a storage that cannot be read is refused later, saying why
+        return None
+    what = None if not isinstance(old, dict) else record_mismatch(old, job.record())
+    return None if what is None else f"{old.get('job')} (this job has {what})"
+
+
 #: what a study writes at the top of its directory (`check_outdir` refuses them where no study wrote them)
 STUDY_FILES = ("best.toml", "trials")
 
 
-def check_outdir(out: str, study_name: str, storage=None) -> None:
-    """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study, another
-    storage (its trial numbers would reuse DIR/trials/NNNN; None = the default journal), a file where the study
-    writes a directory or the reverse (`refuse_misplaced`), and, for a new study, a directory holding anything but
-    the storage itself (`refuse_foreign_files`: a run's files, files of the names a study writes, other files), and
-    a directory inside another study's (`refuse_inside_study`, as `hpcflow run` refuses it)."""
+def check_outdir(out: str, study_name: str, storage=None, job: TuneJob | None = None) -> None:
+    """DIR holds the trials of one study in one storage (DIR/study.json names both): refuse another study (of
+    another job than `job`: choose another --out, `other_job`; else pass its --study), another storage (its trial
+    numbers would reuse DIR/trials/NNNN; None = the default journal), a file where the study writes a directory or
+    the reverse (`refuse_misplaced`), and, for a new study, a directory holding anything but the storage itself
+    (`refuse_foreign_files`: a run's files, files of the names a study writes, other files), and a directory inside
+    another study's (`refuse_inside_study`, as `hpcflow run` refuses it)."""
     from hpcflow.jobs.output import refuse_inside_study
 
     refuse_inside_study(out, fix="a study does not start among another study's trials and files: choose an --out "
@@ -1191,17 +1211,22 @@ def check_outdir(out: str, study_name: str, storage=None) -> None:
     record = read_record(out)
     if record is not None:
         name = record["study"]
-        if name != study_name:
-            from hpcflow.jobs.shell import shell_word
-
-            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {shell_word(name)} "
-                                  "to add trials to it, or choose another --out")
         label = storage_label(storage, out)
         known = record.get("storage")
         if known is None and os.path.isfile(os.path.join(out, "study.journal")):
             known = "study.journal"  # written before study.json recorded the storage: the default journal
         known = None if known is None else masked(str(known))  # (a study.json written by hand may hold a password)
         known = None if known is None else recorded_storage(known, out)  # a moved or copied DIR's own SQLite file
+        if name != study_name:
+            from hpcflow.jobs.shell import shell_word
+
+            where = storage if known in (None, label) else storage_shown(known, out)  # (the given one: unmasked)
+            other = None if job is None else other_job(out, name, where, job)
+            if other is not None:
+                raise OutputPathError(f"--out {out} holds the trials of study {name!r} of another job, {other}; "
+                                      "choose another --out for this job's study")
+            raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {shell_word(name)} "
+                                  "to add trials to it, or choose another --out")
         if known is not None and known != label:
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
@@ -1381,7 +1406,7 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     import optuna
 
     check_options(out, storage, study_name)
-    check_outdir(out, study_name, storage)
+    check_outdir(out, study_name, storage, job)
     tune = job.tune
     store = existing_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     study = None
@@ -1637,7 +1662,7 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     study_name = Path(path).stem if study_name is None else study_name
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets one line of ours
     # a run's directory is refused before its lock file is taken over (a killed run's holder record stays)
-    refuse_together(lambda: (check_options(out, storage, study_name), check_outdir(out, study_name, storage))
+    refuse_together(lambda: (check_options(out, storage, study_name), check_outdir(out, study_name, storage, job))
                     if is_root(comm) else None, comm)
     # held shared: the study's workers write into --out together, and no `hpcflow run` or `nn` meanwhile
     with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
