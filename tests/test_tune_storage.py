@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -13,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpcflow.analysis.rundir import MissingData
+from hpcflow.cli import main
 from hpcflow.tune.study import optimize
 from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
 
@@ -238,6 +240,52 @@ def test_bad_out_study_or_storage_options_are_one_line_and_write_nothing(tmp_pat
     assert rc == 2 and says in io.err and io.err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no study.journal, no directory
 
+
+
+@pytest.mark.parametrize("storage, what", [("nodir/x.journal", "journal file"),
+                                           ("sqlite:///nodir/x.db", "database file")])
+@pytest.mark.parametrize("place, why", [("nodir", "nodir is missing); create that directory first, or pass "),
+                                        ("nodir/deeper", "nodir/deeper is missing (nodir does not exist)); create "
+                                                         "that directory first, or pass "),
+                                        ("a.h5", "a.h5 is not a directory); pass ")])
+def test_a_journal_and_an_sqlite_file_in_a_missing_directory_are_refused_alike(tmp_path, monkeypatch, capsys, storage,
+                                                                               what, place, why):
+    """An SQLite file's missing directory was said to be "not a writable directory" (by its absolute path) where a
+    journal's was said to be missing, with the fix to create it; both now say why as the journal's did."""
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.h5").write_bytes(b"x")
+    storage = storage.replace("nodir", place)
+    path = storage.partition(":///")[2] or storage
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", storage)
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert f"--storage {storage}: cannot open it (cannot create {what} {path}: {place} is " in io.err
+    assert why in io.err and "writable" not in io.err, io.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "tiny.toml"]  # no study.journal, no directory
+
+
+def test_an_sqlite_file_in_an_unwritable_directory_is_still_said_to_be_one(tmp_path, monkeypatch, capsys):
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ro").mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).endswith("/ro") else access(p, mode, **kw))
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", "sqlite:///ro/x.db")
+    assert rc == 2 and f"{tmp_path / 'ro'} is not a writable directory" in io.err, io.err
+
+
+def test_an_sqlite_file_in_a_new_directory_inside_out_is_taken_as_a_journal_is(tmp_path, monkeypatch, capsys):
+    """Inside --out a missing directory is made for the storage file: for an SQLite file as for a journal, and
+    `hpcflow submit --check` of such a command accepts it too (it refused the database's directory as unwritable)."""
+    job = _job(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for storage in ("sqlite:///o/study.db", "sqlite:///o/sub/study.db", "o/sub/s.journal"):
+        assert main(["submit", str(job), "--out", "o", "--executor", "local", "--command", "tune", "--trials", "1",
+                     "--storage", storage, "--check"]) == 0, capsys.readouterr().err
+        assert not (tmp_path / "o").exists()  # the check writes nothing
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", "sqlite:///o/sub/study.db")
+    assert rc == 0, io.err
+    assert len(optuna.load_study(study_name="tiny", storage="sqlite:///o/sub/study.db").trials) == 1
 
 
 @pytest.mark.parametrize("storage, says", [

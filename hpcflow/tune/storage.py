@@ -38,6 +38,9 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     url = url or os.path.join(out, "study.journal")
     with opening(url):
         if "://" in url:
+            db = sqlite_file(url)
+            if db is not None and not os.path.exists(db[1]) and inside_out(db[1], out):
+                os.makedirs(os.path.dirname(os.path.abspath(db[1])), exist_ok=True)  # (`check_file_place`)
             with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 try:
@@ -84,8 +87,6 @@ def check_journal_place(url: str | None, out: str) -> None:
     not a file) or whose directory is reached through a file (`a.h5/../j.journal`: the directory is taken as written,
     not as os.path.abspath's, which drops `NAME/..`); and a new one named as an SQLite file (`check_journal_name`).
     Nothing is written here."""
-    from hpcflow.jobs.output import blocking_entry, not_a_directory
-
     if url is None or "://" in url:
         return
     if os.path.isdir(url):
@@ -95,17 +96,32 @@ def check_journal_place(url: str | None, out: str) -> None:
         raise StorageError(f"--storage {url} ends with '{os.sep}', which names a directory; pass the name of the "
                            f"journal file without it, e.g. --storage {url.rstrip(os.sep) or os.sep}")
     check_journal_name(url)
-    parent = os.path.dirname(url) or os.curdir
-    if os.path.isdir(parent):
+    check_file_place(url, url, out)
+
+
+def check_file_place(shown: str, path: str, out: str, *, what: str = "journal file",
+                     instead: str = "a journal path") -> None:
+    """Refuse (StorageError) storage file `path` (a journal, an SQLite database; `--storage shown`) whose directory
+    does not exist, but for one inside --out (`out`: created for it, `open_storage`): one line saying why (missing,
+    or not a directory), the same for both kinds of file. Nothing is written here."""
+    from hpcflow.jobs.output import not_a_directory
+
+    parent = os.path.dirname(path) or os.curdir
+    if os.path.isdir(parent) or inside_out(path, out):
         return
-    home = os.path.abspath(out)
-    if blocking_entry(parent) is None and os.path.commonpath([os.path.abspath(parent), home]) == home:
-        return  # created inside --out (`open_storage`)
     why = not_a_directory(parent)
-    fix = ("create that directory first, or pass a journal path in an existing directory or inside --out"
-           if why.startswith("is missing") else "pass a journal path in an existing directory or inside --out")
-    raise StorageError(f"--storage {url}: cannot open it (cannot create journal file {url}: {parent} {why}); "
-                       f"{fix}")
+    fix = (f"create that directory first, or pass {instead} in an existing directory or inside --out"
+           if why.startswith("is missing") else f"pass {instead} in an existing directory or inside --out")
+    raise StorageError(f"--storage {shown}: cannot open it (cannot create {what} {path}: {parent} {why}); {fix}")
+
+
+def inside_out(path: str, out: str) -> bool:
+    """Whether storage file `path` lies in a directory inside --out `out` that can be created (no file in the way):
+    `open_storage` makes it."""
+    from hpcflow.jobs.output import blocking_entry
+
+    parent, home = os.path.dirname(path) or os.curdir, os.path.abspath(out)
+    return blocking_entry(parent) is None and os.path.commonpath([os.path.abspath(parent), home]) == home
 
 
 #: the file name endings of SQLite databases, which a journal path (a new file) must not have
@@ -280,13 +296,18 @@ def existing_storage(url: str | None, out: str, *, heartbeat: int = 60, retries:
     if "://" not in url:
         return open_storage(url, out, heartbeat=heartbeat, retries=retries) if os.path.exists(url) else None
     with opening(url):
+        db = sqlite_file(url)
+        if db is not None and not os.path.exists(db[1]):  # its directory: missing, or made inside --out, as a journal's
+            check_file_place(masked(url), db[1], out, what="database file", instead="an SQLite file")
+            if not os.path.isdir(os.path.dirname(os.path.abspath(db[1]))):
+                return None  # inside --out, made there (`open_storage`)
         exists = _holds_tables(url)
     return open_storage(url, out, heartbeat=heartbeat, retries=retries) if exists else None
 
 
 def _holds_tables(url: str) -> bool:
     """Whether database `url` holds Optuna's tables; an SQLite file that does not exist is not created (its
-    directory must be one to create it in)."""
+    directory must be one to create it in: `existing_storage` refuses a missing one first, `check_file_place`)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url)  # an unknown dialect or a missing driver is refused here
