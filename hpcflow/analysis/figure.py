@@ -199,8 +199,57 @@ def png_bytes(fig, path, *, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     with matplotlib.rc_context(getattr(fig, STYLE, None)):  # (`own_style`)
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
+        fit_titles(fig)
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title} if title else None)
     return buf.getvalue()
+
+
+#: the space kept between a title and the figure's edge, inches
+EDGE = 0.05
+
+
+def fit_titles(fig, *, tries: int = 4):
+    """`fig` with its titles (the figure's suptitle, supxlabel and supylabel, each axes' titles) broken into lines
+    where one is wider than the figure, or than the room it has about the point it is centred on (a run's long name,
+    an 'incomplete: ...' mark), so that the whole text is drawn inside the figure (matplotlib cuts it off at both
+    ends); words longer than a line are broken too. The lines a title holds are kept. `fig` itself."""
+    import textwrap
+
+    texts = [t for t in (fig._suptitle, fig._supxlabel) if t is not None]
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title]
+    texts = [t for t in texts if t.get_text()]
+    if not texts:
+        return fig
+    for _ in range(tries):
+        fig.canvas.draw()  # (the constrained layout places the texts)
+        renderer = fig.canvas.get_renderer()
+        width, changed = fig.bbox.width, False
+        for text in texts:
+            box = text.get_window_extent(renderer)
+            room = _room(text, box, width, fig.dpi * EDGE)
+            if box.width <= room or box.width <= 0:
+                continue
+            lines = text.get_text().split("\n")
+            longest = max(map(len, lines))
+            chars = max(8, int(longest * room / box.width * 0.95))
+            text.set_text("\n".join(textwrap.fill(line, chars) if len(line) > chars else line for line in lines))
+            changed = True
+        if not changed:
+            break
+    return fig
+
+
+def _room(text, box, width: float, edge: float) -> float:
+    """The width (pixels) text `text`, drawn at `box`, may take inside a figure `width` pixels wide: twice the room
+    on its nearer side for a centred text, the room on its open side for one aligned left or right."""
+    align = text.get_horizontalalignment()
+    if align == "left":
+        return width - edge - box.x0
+    if align == "right":
+        return box.x1 - edge
+    middle = (box.x0 + box.x1) / 2
+    return 2 * max(0.0, min(middle, width - middle) - edge)
 
 
 def _check_drawn(fig, path) -> None:
