@@ -207,13 +207,31 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     stays a skip. A study's storage (its journal file or URL) given beside its tune directory, or two directories
     of one study, are that study once: the input left out is listed with the one it is read as
     (`hpcflow.analysis.study.merged_studies`).
+    --out is locked (`hpcflow.jobs.outlock`, as a run locks its directory) from after its check to the end: another
+    report (or a run) writing there meanwhile is refused (OutdirBusy, exit 2, naming its pid), never mixed in.
     """
+    from hpcflow.jobs.outlock import acquire
+    from hpcflow.report import documents
+
+    documents.check_out(out, force=force)  # (refused before the lock creates it)
+    lock = acquire(out, command="hpcflow report")  # another report (or run) writing there: OutdirBusy, exit 2
+    failed = True
+    try:
+        written = _build_report(paths, out, study_name=study_name, force=force)
+        failed = False
+        return written
+    finally:
+        lock.release(remove_dir=failed)  # a refused report leaves no directory the lock created
+
+
+def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
+    """`build_report` while holding --out's lock."""
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.rundir import is_checkpoint_unreadable
     from hpcflow.analysis.study import check_study_flag, merged_studies
     from hpcflow.report import documents
 
-    documents.check_out(out, force=force)
+    documents.check_out(out, force=force)  # again, held: what another report wrote before the lock was taken
     paths, merged = merged_studies(paths, study_name)  # a tune directory's storage given too: the same study
     bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:

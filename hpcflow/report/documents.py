@@ -13,6 +13,7 @@ from hpcflow.analysis.rundir import DATA_FILES, shown
 from hpcflow.analysis.table1 import md_inline, md_uncell, one_line
 from hpcflow.analysis.owned import listed, own, record_name, refuse_not_own, write_owned
 from hpcflow.atomic import TMP_MARK
+from hpcflow.jobs.outlock import LOCK_NAME
 from hpcflow.errors import UserError
 from hpcflow.report import runs_table
 
@@ -115,10 +116,11 @@ MANIFEST = record_name("report")
 
 
 def _entries(out) -> list:
-    """The entries of directory `out` but the debris of interrupted atomic writes, sorted; [] when it is missing."""
+    """The entries of directory `out` but the debris of interrupted atomic writes and the lock file of a report that
+    writes there (or was killed there: `hpcflow.jobs.outlock`), sorted; [] when it is missing."""
     if not os.path.isdir(out):
         return []
-    return sorted(n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n))
+    return sorted(n for n in os.listdir(out) if not (n.startswith(".") and TMP_MARK in n) and n != LOCK_NAME)
 
 
 def foreign(out) -> str | None:
