@@ -200,7 +200,8 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     study directory whose study.json names another study does not hold it; said before any figure is drawn), or no
     directory holds anything to report (no figure, no run without figures to list; a study whose storage reads and
     holds a trial is listed, by its trials' states, though it has no completed trial to draw; an empty study is not;
-    a damaged run is a row beside others, and alone the one-line error that names its file), or
+    a damaged run is a row beside others, and alone the one-line error that names its file, also a run of a kind
+    without figures, local_limit, whose local_limit.h5 is damaged), or
     --out holds other files than an earlier report and not force; InputFileError naming every path that does not
     exist or is not a directory (a mistyped path), after --out's check and before anything is read, then UserError for
     --study where no directory is a study, then MissingDependencyError without matplotlib. A directory without a run
@@ -244,11 +245,13 @@ def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     empty = [(i.path, "the study holds no trial") for i in studies if i.summary.get("study", {}).get("trials") == 0]
     unreadable = {i.path: i.summary["study_error"] for i in studies if "study_error" in i.summary}
     report.skipped = [(p, r) for p, r in report.skipped if not _says(r, unreadable.get(p))]  # its row says it: once
-    if not report.sections and not any(i.kind is not None and (not i.products or (
+    rows_alone = [i for i in report.infos if i.kind is not None and not i.products]  # (local_limit: no figure)
+    damaged_rows = [(i.path, i.damaged) for i in rows_alone if i.damaged]  # refused alone, as a damaged figure's run
+    if not report.sections and not any(i.kind is not None and ((not i.products and not i.damaged) or (
             "study" in i.summary and i.summary["study"].get("trials"))) for i in report.infos):
         # a study that reads and holds a trial is a row: trials by state
         reasons = "; ".join(r if r.startswith(f"{p}: ") else f"{p}: {r}"  # a reason naming its path: once
-                            for p, r in [*report.skipped, *unreadable.items(), *empty])
+                            for p, r in [*report.skipped, *unreadable.items(), *empty, *damaged_rows])
         raise UserError(f"nothing to report: {reasons}")
     damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
     report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]

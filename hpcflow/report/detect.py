@@ -47,6 +47,7 @@ class RunInfo:
     missing: str = ""  # a complete network run whose nn.h5 is gone: 'nn.h5 missing: <fix>' (`rundir.nn_missing`)
     fig4: bool = False  # a network run whose nn.h5 is gone or damaged, whose job draws Fig. 4 (`_draws_fig4`)
     other_study: str = ""  # a study directory whose study.json names another study than --study: why (kind None)
+    damaged: str = ""  # why its data file is damaged or cannot be read (`_unreadable`, `_local_limit_fault`), else ""
 
 
 def _present(path) -> list:
@@ -122,6 +123,7 @@ def _detect(path, present, study_name) -> RunInfo:
         return RunInfo(path, kind, True, "", _study_summary(path, study_name), products)
     state = run_state(path) if kind in ("flow", "nn") else None  # how far an incomplete run got, as Table 1 says
     complete, reason = (state.complete, state.reason) if state else judged(path)  # a live run: "running: ..."
+    damaged = ""
     if not state and not reason.startswith(RUNNING) and (damaged := _unreadable(path, present[0])):
         complete, reason = False, damaged  # whatever its summary says, as a flow's damaged checkpoint.h5
     if kind == "local_limit" and complete and (damaged := _local_limit_fault(path)):  # (no figure reads its file)
@@ -130,7 +132,7 @@ def _detect(path, present, study_name) -> RunInfo:
     summary = _run_summary(path, kind, complete=complete)
     missing = state.missing if state else ""
     return RunInfo(path, kind, complete, reason, summary, products, running=running,  # the data file's kind
-                   status=state.status_line() if state else "", missing=missing,
+                   status=state.status_line() if state else "", missing=missing, damaged=damaged,
                    fig4=bool(missing or reason.startswith(NN_UNREADABLE)) and _draws_fig4(summary))
 
 
@@ -229,12 +231,13 @@ SCANS = {"noise_scan": NOISE_SCAN, "local_limit": LOCAL_LIMIT}
 def _scan_summary(path, summary: dict, name: str) -> dict:
     """`summary` (summary.json of a scan run directory `path`) with its table's parameters and gains those of its data
     file `name` (`rundir.scan_rows`: what Fig. 3 draws; a summary that says otherwise is not the file's record, which
-    `rundir.completeness` says), its other entries kept where it holds as many rows; as it is where the file's table
-    cannot be read (the row says why)."""
+    `rundir.completeness` says), its other entries kept where it holds as many rows; without a table where the file's
+    cannot be read (damaged, or in use: the row says why), so that its gains are '-', as a damaged flow
+    checkpoint's."""
     try:
         rows = scan_rows(os.path.join(path, name))
     except MissingData:
-        return summary
+        return {k: v for k, v in summary.items() if k != "table"}
     mine = summary.get("table") if isinstance(summary.get("table"), list) else []
     if len(mine) == len(rows):
         rows = [{**(says if isinstance(says, dict) else {}), **its} for says, its in zip(mine, rows)]
