@@ -41,9 +41,9 @@ def test_network_epochs_and_flow_steps_are_drawn_on_panels_of_their_own():
     assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "flow step"
 
 
-def test_one_y_scale_holds_the_curves_of_both_panels():
-    """Flow sigma 0.3-0.1 and a network's 1e-2-1e-3: the shared y range holds every curve of both panels (the epoch
-    panel took the flow panel's range, drawn first, and showed nothing)."""
+def test_the_y_scales_hold_the_curves_of_both_panels():
+    """Flow sigma 0.3-0.1 and a network's 1e-2-1e-3: each panel's y range holds its curves (the epoch panel took the
+    flow panel's range, drawn first, and showed nothing)."""
     from hpcflow.analysis import histories
 
     flow = {"x": np.arange(11), "train": np.geomspace(0.3, 0.1, 11), "test": np.geomspace(0.33, 0.11, 11),
@@ -53,13 +53,39 @@ def test_one_y_scale_holds_the_curves_of_both_panels():
     for runs in ([flow, net], [net, flow]):
         fig = histories.plot(runs)
         fig.canvas.draw()
-        limits = {ax.get_ylim() for ax in fig.axes}
-        assert len(limits) == 1, limits  # one y scale
-        low, high = limits.pop()
         for ax in fig.axes:
+            low, high = ax.get_ylim()
             for line in ax.get_lines():
                 y = np.asarray(line.get_ydata(), dtype=float)
                 assert low <= y.min() and y.max() <= high, (line.get_label(), y.min(), y.max(), low, high)
+
+
+def _panel_runs(flow_end: float):
+    """A flow run whose sigma falls from 0.37 to `flow_end` and a network's 0.35 -> 0.33 (3 epochs)."""
+    flow = {"x": np.arange(41), "train": np.geomspace(0.37, flow_end, 41), "test": np.geomspace(0.36, 0.26, 41),
+            "unit": "flow step", "label": "flow"}
+    net = {"x": np.arange(4), "train": np.linspace(0.35, 0.33, 4), "test": np.linspace(0.36, 0.345, 4),
+           "unit": "epoch", "label": "net"}
+    return [flow, net]
+
+
+def test_panels_whose_sigmas_lie_orders_of_magnitude_apart_have_y_ranges_of_their_own():
+    """A flow reaching 1e-16 beside a network's 0.35 -> 0.33: the network's panel spans its own sigmas (within a
+    decade), not 16 decades in which they were a flat line; the flow's holds 1e-16. Runs whose sigmas lie within a
+    decade of each other keep one scale."""
+    from hpcflow.analysis import histories
+
+    fig = histories.plot(_panel_runs(1e-16))
+    fig.canvas.draw()
+    flow_ax, net_ax = fig.axes[:2]
+    assert net_ax.get_xlabel() == "epoch" and net_ax.get_yscale() == "log"
+    low, high = net_ax.get_ylim()
+    assert 0.0 < low <= 0.33 and 0.36 <= high and np.log10(high / low) < 1.0, (low, high)
+    assert flow_ax.get_ylim()[0] <= 1e-16 and flow_ax.get_ylim()[1] >= 0.37, flow_ax.get_ylim()
+    assert net_ax.get_ylabel() == flow_ax.get_ylabel() == "sigma (eq. B.11)"
+    close = histories.plot(_panel_runs(0.1))
+    close.canvas.draw()
+    assert close.axes[0].get_ylim() == close.axes[1].get_ylim()  # 0.37-0.1 beside 0.36-0.33: one scale
 
 
 def _resumed():

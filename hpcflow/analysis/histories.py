@@ -226,15 +226,18 @@ def plot(runs):
     """Train (solid) and held-out (dashed: a flow's test, a network's validation points: `held_out`) sigma per step
     of every run (one `load` result, or a list), one colour per run, log y; the legend beside the axes, where no
     curve runs under it (constrained layout makes room for it).
-    Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side
-    with one y scale: a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge.
+    Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side:
+    a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge. The panels share
+    one y scale where that stretches no panel's own range (of its curves' sigmas, log) by more than SPREAD decades;
+    else each has its own (a flow reaching 1e-16 beside a network's 0.35 -> 0.33 made the network's a flat line).
     Steps and epochs are ticked whole (a run of 3 epochs had 0.5, 1.5, ...)."""
     from matplotlib.ticker import MaxNLocator  # (matplotlib: checked by new_figure)
 
     runs = [runs] if isinstance(runs, dict) else runs
     units = sorted({r["unit"] for r in runs}, key=lambda u: (u != "flow step", u))  # steps first, then epochs
     fig, axes = new_figure(1, len(units), size=(7.2 if len(units) == 1 else 11.2, 4.8))
-    for ax in axes[1:]:  # one y scale, shared before any curve is drawn, so that its range holds every panel's
+    shared = _one_scale([_decades([r for r in runs if r["unit"] == u]) for u in units])
+    for ax in axes[1:] if shared else ():  # shared before any curve is drawn, so that its range holds every panel's
         ax.sharey(axes[0])
     panel, handles = dict(zip(units, axes)), []  # every run's lines, in the order given, for the one legend
     for i, r in enumerate(runs):
@@ -248,7 +251,8 @@ def plot(runs):
         ax.set_yscale("log")
         ax.set_xlabel(unit)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_ylabel("sigma (eq. B.11)")
+    for ax in axes if not shared else axes[:1]:
+        ax.set_ylabel("sigma (eq. B.11)")
     if len(axes) == 1:
         axes[0].set_title("sigma histories")
     else:
@@ -260,6 +264,27 @@ def plot(runs):
         fig.canvas.draw()  # (the constrained layout places the axes)
         fig.suptitle("sigma histories", x=(axes[0].get_position().x0 + axes[-1].get_position().x1) / 2)
     return fig
+
+
+#: the decades by which one y scale shared by the sigma histories' panels may stretch a panel's own range (`plot`)
+SPREAD = 1.0
+
+
+def _decades(runs):
+    """(lowest, highest) log10 of the positive finite sigmas (train and held-out) of `runs`, None where none."""
+    values = np.concatenate([np.asarray(r[k], dtype=float).ravel() for r in runs for k in ("train", "test")])
+    values = values[np.isfinite(values) & (values > 0)]
+    return (float(np.log10(values.min())), float(np.log10(values.max()))) if len(values) else None
+
+
+def _one_scale(ranges) -> bool:
+    """Whether panels of log10 `ranges` ((low, high) each, None: no value) share one y scale: the range holding them
+    all is no more than SPREAD decades wider than any panel's own."""
+    known = [r for r in ranges if r is not None]
+    if len(known) < 2:
+        return True
+    whole = max(hi for _, hi in known) - min(lo for lo, _ in known)
+    return all(whole - (hi - lo) <= SPREAD for lo, hi in known)
 
 
 #: the space left above the highest per-rank value, a fraction of it (matplotlib's own margin)
