@@ -59,3 +59,20 @@ def test_the_sigma_histories_tick_steps_and_epochs_whole(runs, kinds):
         lo, hi = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), (ax.get_xlabel(), ticks)
+
+
+def test_a_one_epoch_networks_per_rank_figure_is_ticked_at_its_epoch_alone():
+    """A network run of one epoch: its per-rank axis had ticks 0.945, 0.96, ..., 1.05; its printed line said
+    '(1 epochs)'."""
+    from hpcflow.analysis import histories
+
+    run = {"label": "net", "unit": "epoch", "comm_seconds": np.array([[0.5, 0.6]]), "x": np.arange(2),
+           "train": np.array([0.35, 0.33]), "test": np.array([0.36, 0.34])}
+    fig = _drawn(histories.plot_per_rank(run))
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0], ax.get_xticks()
+    (line,) = histories.numbers(run)
+    assert line.endswith("(1 epoch)"), line
+    assert histories.numbers({**run, "x": np.arange(3), "train": np.ones(3), "test": np.ones(3)})[0].endswith(
+        "(2 epochs)")

@@ -250,7 +250,7 @@ def plot(runs):
     for unit, ax in panel.items():
         ax.set_yscale("log")
         ax.set_xlabel(unit)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     for ax in axes if not shared else axes[:1]:
         ax.set_ylabel("sigma (eq. B.11)")
     if len(axes) == 1:
@@ -406,7 +406,7 @@ def plot_per_rank(run):
         steps = np.arange(1, len(values) + 1)
         ax.set_xlabel(run.get("unit", "flow step"))
         ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps and epochs only
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole steps and epochs only
         if key != "step_seconds" and values.shape[1] == 1 and _empty(values):  # its zeros: said what they are
             ax.text(0.5, 0.5, "one rank: no collectives" if key == "comm_seconds" else "one rank: nothing received",
                     transform=ax.transAxes, ha="center", va="center")
@@ -434,7 +434,12 @@ def numbers(runs) -> list:
     what does not exist."""
     runs = [runs] if isinstance(runs, dict) else runs
     return [f"{r['label']}: sigma train {r['train'][0]:.4g} -> {r['train'][-1]:.4g}, {held_out(r)} "
-            f"{_span(r['test'])} ({len(r['x']) - 1} {r['unit']}s)" for r in runs]
+            f"{_span(r['test'])} ({_count_of(len(r['x']) - 1, r['unit'])})" for r in runs]
+
+
+def _count_of(n: int, unit: str) -> str:
+    """'1 epoch', '3 epochs', '1 flow step'."""
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def _span(values) -> str:
