@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from hpcflow.analysis.definite import not_positive_definite
 from hpcflow.analysis.rundir import UNKNOWN, label
@@ -46,7 +47,7 @@ def row(info) -> list:
     if info.kind == "study":
         status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
-        status = f"{status}: {s['stopped']}"  # diverged, stopped: why
+        status = f"{status}: {_stopped(s, info.kind)}"  # diverged, stopped: why
     if info.complete and info.missing:
         status = f"{status}; {info.missing}"  # a finished network run whose nn.h5 is gone
     unhealthy = not_positive_definite(s.get("val_not_positive_definite_final"), s.get("n_val", geo.get("n_val")))
@@ -71,6 +72,29 @@ def row(info) -> list:
     return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-",
             _ranks(_table(s, "study").get("best_legs") if info.kind == "study" else s.get("legs"), ranks),
             _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _wall(s)]
+
+
+def _stopped(s: dict, kind) -> str:
+    """summary.json's `stopped` (why the run stopped early); of a scan, each reason its rows (`table`, their
+    `stopped`) share said once, with the values of its parameter it applies to: 'scales 0.001, 0.01: REASON', where
+    the summary said 'scale 0.001: REASON; scale 0.01: REASON' (a reason repeated for every level of a scan)."""
+    text = s["stopped"]
+    name = SCANS.get(kind)
+    rows = s.get("table") if isinstance(s.get("table"), list) else []
+    reasons = sorted({r["stopped"] for r in rows if isinstance(r, dict) and isinstance(r.get("stopped"), str)
+                      and r["stopped"]}, key=len, reverse=True)  # the longest first: one may begin another
+    if name is None or not reasons:
+        return text
+    item = rf"{name} ([^\s:;]+): ({'|'.join(map(re.escape, reasons))})"
+    run = re.search(rf"{item}(?:; {item})*", text)
+    if run is None:
+        return text
+    said = {}  # reason -> the values it is said for, in the summary's order
+    for m in re.finditer(item, run.group(0)):
+        said.setdefault(m.group(2), []).append(m.group(1))
+    once = "; ".join(f"{name}{'s' if len(values) > 1 else ''} {', '.join(values)}: {why}"
+                     for why, values in said.items())
+    return text[:run.start()] + once + text[run.end():]
 
 
 def _ranks(legs, ranks) -> str:
