@@ -58,7 +58,25 @@ def load(run_dir) -> dict:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MissingData(f"{path}: attribute '{key}' = {value!r} is not a number; {HINT}")
         check_range(path, key, value, -1.0, 1.0, what="silhouette score", item="attribute")
-    return {"matrices": mats, "silhouette": {k: float(v) for k, v in sil.items()}, "file": path}
+    scores = {k: float(v) for k, v in sil.items()}
+    return {"matrices": mats, "silhouette": scores, "file": path,
+            **sampled(read_summary(os.path.dirname(os.path.abspath(path))) or {}, scores)}
+
+
+def sampled(summary: dict, scores: dict) -> dict:
+    """{'stderr': {key: standard error}, 'rows': n} of silhouette `scores` computed from a sample of rows
+    ([quality].sample_size > 0): summary.json's `KEY_stderr` and `silhouette_rows`, for the scores it holds as they
+    are (the summary of this file's run); {} where no score was sampled (a standard error of 0: every row, exact)."""
+    rows = summary.get("silhouette_rows")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        return {}
+    errors = {}
+    for key, value in scores.items():
+        se = summary.get(f"{key}_stderr")
+        if (summary.get(key) == value and isinstance(se, (int, float)) and not isinstance(se, bool)
+                and math.isfinite(se) and se > 0):
+            errors[key] = float(se)
+    return {"stderr": errors, "rows": rows} if errors else {}
 
 
 def _interpolation(im) -> str:
@@ -77,7 +95,8 @@ def plot(data):
         im = ax.imshow(data["matrices"][name], cmap="viridis", vmin=0.0, vmax=math.pi / 2)
         im.get_interpolation = functools.partial(_interpolation, im)  # (asked when drawn, at the dpi drawn at)
         if key in data["silhouette"]:
-            title += f"\nsilhouette {data['silhouette'][key]:.3f}"
+            se = data.get("stderr", {}).get(key)
+            title += f"\nsilhouette {data['silhouette'][key]:.3f}" + (f" ± {se:.3f}" if se is not None else "")
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -86,6 +105,13 @@ def plot(data):
 
 
 def numbers(data) -> list:
-    """Lines to print: the silhouette scores (batched, full, Birch) beside the paper's (.016, -.011, -.032)."""
+    """Lines to print: the silhouette scores (batched, full, Birch) beside the paper's (.016, -.011, -.032); a score
+    computed from a sample of rows (`sampled`) with its standard error, '± se (N sampled rows)'."""
     paper = {"silhouette_batched": 0.016, "silhouette_full": -0.011, "silhouette_birch": -0.032}
-    return [f"{k}: {v:.4f} (paper {paper[k]:+.3f})" for k, v in sorted(data["silhouette"].items()) if k in paper]
+    errors = data.get("stderr", {})
+
+    def error(key) -> str:
+        return f" ± {errors[key]:.4f} ({data['rows']} sampled rows)" if key in errors else ""
+
+    return [f"{k}: {v:.4f}{error(k)} (paper {paper[k]:+.3f})" for k, v in sorted(data["silhouette"].items())
+            if k in paper]

@@ -145,7 +145,7 @@ def _silhouettes_only(report) -> None:
             scores = {k: float(v) for k, v in info.summary.items() if k.startswith("silhouette_")
                       and isinstance(v, (int, float)) and not isinstance(v, bool)}
             lines += [f"{info.name}: {line} (summary.json; no heatmaps: [quality].fig2 = false)"
-                      for line in fig2.numbers({"silhouette": scores})]
+                      for line in fig2.numbers({"silhouette": scores, **fig2.sampled(info.summary, scores)})]
     if not lines:
         return
     title = SECTIONS["fig2_heatmaps"]
