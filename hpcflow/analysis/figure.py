@@ -221,6 +221,10 @@ def fit_titles(fig, *, tries: int = 4):
     texts = [t for t in texts if t.get_text()]
     if not texts:
         return fig
+    if not hasattr(fig.canvas, "get_renderer"):  # a pyplot figure closed (Optuna's views): measured on Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
     for _ in range(tries):
         fig.canvas.draw()  # (the constrained layout places the texts)
         renderer = fig.canvas.get_renderer()
