@@ -4,6 +4,8 @@ whatever the process's backend)."""
 
 from __future__ import annotations
 
+import math
+
 import warnings
 
 import numpy as np
@@ -277,28 +279,45 @@ def _importance_study(study, trials):
         sub = optuna.create_study(directions=study.directions)
     finally:
         optuna.logging.set_verbosity(level)
-    dists = {n: _merged([t.distributions[n] for t in kept]) for n in chosen}
+    dists = {n: _merged([t.distributions[n] for t in kept], [t.params[n] for t in kept]) for n in chosen}
     for t in kept:
         sub.add_trial(optuna.trial.create_trial(params={n: t.params[n] for n in chosen}, distributions=dists,
                                                 values=t.values))
     return sub, note
 
 
-def _merged(dists):
-    """One distribution holding every value of `dists` (one parameter's, of trials whose range changed): the first
-    where all are equal, else the union of their ranges (a step only where all share it and their low end)."""
+def _merged(dists, values=()):
+    """One distribution holding every value of `dists` (one parameter's, of trials whose range changed) and every
+    one of the trials' own `values`, which a trial queued with `enqueue_trial` may hold outside its distribution's
+    range or off its grid: the first where all are equal and it holds them, else the union of their ranges widened
+    to the values (a step only where all share it and their low end, and every value lies on its grid; a log scale
+    only where every value is > 0)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    first = dists[0]
-    if all(d == first for d in dists):
-        return first
+    first, values = dists[0], list(values)
     if isinstance(first, CategoricalDistribution):
-        return CategoricalDistribution(list(dict.fromkeys(c for d in dists for c in d.choices)))
-    low, high = min(d.low for d in dists), max(d.high for d in dists)
-    same = len({(d.low, d.step) for d in dists}) == 1
+        choices = list(dict.fromkeys([*(c for d in dists for c in d.choices), *values]))
+        return first if choices == list(first.choices) else CategoricalDistribution(choices)
+    if all(d == first for d in dists) and all(first._contains(first.to_internal_repr(v)) for v in values):
+        return first
+    low, high = min([*(d.low for d in dists), *values]), max([*(d.high for d in dists), *values])
+    log = first.log and low > 0
+    step = first.step if len({(d.low, d.step) for d in dists}) == 1 else None
+    if step is not None and not all(_on_grid(v, first.low, step) for v in values):
+        step = None
     if isinstance(first, IntDistribution):
-        return IntDistribution(low, high, log=first.log, step=first.step if same else 1)
-    return FloatDistribution(low, high, log=first.log, step=first.step if same and not first.log else None)
+        return IntDistribution(int(low), int(high), log=log, step=1 if log or step is None else step)
+    if step is not None and log:
+        step = None
+    if step is not None:  # optuna's high lies on the grid from low
+        high = low + math.floor((high - low) / step + 1e-9) * step
+    return FloatDistribution(low, high, log=log, step=step)
+
+
+def _on_grid(value, low, step) -> bool:
+    """Whether `value` lies on the grid low + k step (k a whole number, within rounding)."""
+    k = (value - low) / step
+    return abs(k - round(k)) <= 1e-8 * max(1.0, abs(k))
 
 
 def _ranges(numbers) -> str:
