@@ -103,7 +103,7 @@ def test_a_run_resumed_at_another_rank_count_says_which_steps_its_per_rank_figur
 
     run = _resumed()
     note = histories.per_rank_note(run)
-    assert note == "flow steps 1-580 ran at 1 rank (this run resumed them at 2): not shown", note
+    assert note == "flow steps 1-580 ran at 1 rank (this run resumed at 2 ranks): not shown", note
     fig = histories.plot_per_rank(run)
     assert " ".join(fig._supxlabel.get_text().split()) == note
     assert histories.per_rank_note({**_flow(), "step_seconds": np.ones((600, 2))}) == ""
@@ -126,16 +126,16 @@ def test_a_network_resumed_at_another_rank_count_says_which_epochs_ran_at_which_
     from hpcflow.analysis import histories
 
     one = {**_net_resumed(1), "comm_seconds": np.array([[np.nan], [0.0], [0.0]])}
-    assert histories.per_rank_note(one) == "epoch 1 ran at 2 ranks (this run resumed it at 1): not shown"
-    two = "epochs 1-2 ran at 2 ranks (this run resumed them at 1): not shown"  # both whole at 2 ranks
+    assert histories.per_rank_note(one) == "epoch 1 ran at 2 ranks (this run resumed at 1 rank): not shown"
+    two = "epochs 1-2 ran at 2 ranks (this run resumed at 1 rank): not shown"  # both whole at 2 ranks
     assert histories.per_rank_note(_net_resumed(2)) == two
     assert histories.per_rank_note(_net_resumed(1)) == ("epoch 1 and part of epoch 2 ran at 2 ranks (this run "
-                                                        "resumed them at 1): not shown")
+                                                        "resumed at 1 rank): not shown")
     begun = {**_net_resumed(0), "comm_seconds": np.array([[np.nan], [0.0], [0.0]])}  # stopped within epoch 1
-    assert histories.per_rank_note(begun) == "part of epoch 1 ran at 2 ranks (this run resumed it at 1): not shown"
+    assert histories.per_rank_note(begun) == "part of epoch 1 ran at 2 ranks (this run resumed at 1 rank): not shown"
     flow = {**_flow(), "step_seconds": np.vstack([np.full((1, 2), np.nan), np.ones((599, 2))]),
             "legs": [{"from_step": 0, "to_step": 1, "ranks": 1}, {"from_step": 1, "to_step": 600, "ranks": 2}]}
-    assert histories.per_rank_note(flow) == "flow step 1 ran at 1 rank (this run resumed it at 2): not shown"
+    assert histories.per_rank_note(flow) == "flow step 1 ran at 1 rank (this run resumed at 2 ranks): not shown"
 
 
 def _legs(*spans):
@@ -153,27 +153,30 @@ def test_a_run_of_three_legs_names_the_count_each_left_out_step_ran_at():
     net = {**_nn(4), "x": np.arange(5), "train": np.linspace(0.4, 0.3, 5), "comm_seconds": comm,
            "legs": _legs((0, 2, 2), (2, 3, 1), (3, 4, 2))}
     assert histories.per_rank_note(net) == ("epochs 1-2 ran at 2 ranks but were not recorded (dropped by a resume "
-                                            "at another rank count); epoch 3 ran at 1 rank (this run resumed it at "
-                                            "2): not shown")
+                                            "at another rank count); epoch 3 ran at 1 rank (this run resumed at "
+                                            "2 ranks): not shown")
     secs = np.vstack([np.full((5, 1), np.nan), [[0.01]]])  # a flow: 1 rank, 2 ranks, 1 rank again
     flow = {**_flow(6), "step_seconds": secs, "legs": _legs((0, 3, 1), (3, 5, 2), (5, 6, 1))}
     assert histories.per_rank_note(flow) == ("flow steps 1-3 ran at 1 rank but were not recorded (dropped by a "
                                              "resume at another rank count); flow steps 4-5 ran at 2 ranks (this "
-                                             "run resumed them at 1): not shown")
+                                             "run resumed at 1 rank): not shown")
     three = {**net, "comm_seconds": np.vstack([np.full((2, 2), np.nan), np.ones((2, 2))]),
              "legs": _legs((0, 1, 3), (1, 2, 1), (2, 4, 2))}  # each left-out epoch at a count of its own
-    assert histories.per_rank_note(three) == ("epoch 1 ran at 3 ranks, epoch 2 at 1 rank (this run resumed them at "
-                                              "2): not shown")
+    assert histories.per_rank_note(three) == ("epoch 1 ran at 3 ranks, epoch 2 at 1 rank (this run resumed at "
+                                              "2 ranks): not shown")
 
 
-def test_a_resumed_runs_per_rank_caption_says_it(monkeypatch, tmp_path):
+def test_a_resumed_runs_per_rank_figure_says_it_once(monkeypatch, tmp_path):
+    """The note is drawn under the figure (as analysis/sigma_history.py writes it); the report's caption names the
+    run alone (it said the note a second time)."""
     from hpcflow.analysis import histories, products
 
     run = {**_resumed(), "label": "res"}
     monkeypatch.setattr(histories, "load", lambda group, name=None, mark="": run)
     prod = products.sigma_history([str(tmp_path / "res")])
-    assert prod.captions["per_rank.png"] == "res (flow steps 1-580 ran at 1 rank (this run resumed them at 2): " \
-                                           "not shown)", prod.captions
+    note = "flow steps 1-580 ran at 1 rank (this run resumed at 2 ranks): not shown"
+    assert " ".join(prod.figures["per_rank.png"]._supxlabel.get_text().split()) == note
+    assert prod.captions["per_rank.png"] == "res", prod.captions
 
 
 def test_a_one_rank_runs_per_rank_figure_draws_no_all_zero_communication_panel():

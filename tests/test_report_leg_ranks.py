@@ -1,14 +1,13 @@
 """The runs table's ranks cell of a run resumed at another rank count names every leg's count in order ("2→1" for a
 run started on 2 ranks and extended on 1), for flow and network runs alike, as summary.json's `legs` record them;
 a run resumed at the same count shows that count, a leg recorded without its count shows '?', and a study's row shows
-its best trial's. The per-rank figure's caption names the count its left-out steps or epochs ran at, a network's too
+its best trial's. The per-rank figure's note names the count its left-out steps or epochs ran at, a network's too
 (from its checkpoint.pt's legs)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -89,12 +88,14 @@ def test_a_run_resumed_at_another_rank_count_shows_each_legs_count(legs, tmp_pat
     rows = md_rows((tmp_path / "rep" / "report.md").read_text().split("## Runs")[1].split("\n## ")[0])
     ranks = {name: rows[name][5] for name in ("flow", "net", "same", "unknown", "tune")}
     assert ranks == {"flow": "2→1", "net": "2→1", "same": "1", "unknown": "?→1", "tune": "2→1"}, ranks
-    captions = re.findall(r"^\*(.+)\*$", (tmp_path / "rep" / "report.md").read_text(), flags=re.M)
-    per_rank = {c.split(" ")[0]: c.replace("\\", "") for c in captions if " ran at " in c}  # '\[': markdown's
-    # the network's legs come from its checkpoint.pt (nn.h5 records none): epoch 1 ran on 2 ranks, epoch 2 on 1
-    flow = "[delta] (flow steps 1-2 ran at 2 ranks (this run resumed them at 1): not shown)"
-    assert per_rank == {"flow": f"flow {flow}", "unknown": f"unknown {flow}",  # (its checkpoint.h5 knows the count)
-                        "net": "net (epoch 1 ran at 2 ranks (this run resumed it at 1): not shown)"}, per_rank
+    from hpcflow.analysis.histories import load, per_rank_note
+
+    # the per-rank figures say what they leave out under them (their captions name the run alone); the network's
+    # legs come from its checkpoint.pt (nn.h5 records none): epoch 1 ran on 2 ranks, epoch 2 on 1
+    notes = {name: per_rank_note(load(str(d))) for name, d in (("flow", flow), ("unknown", unknown), ("net", net))}
+    note = "flow steps 1-2 ran at 2 ranks (this run resumed at 1 rank): not shown"
+    assert notes == {"flow": note, "unknown": note,  # (its checkpoint.h5 knows the count)
+                     "net": "epoch 1 ran at 2 ranks (this run resumed at 1 rank): not shown"}, notes
 
 
 def test_a_network_of_three_legs_names_the_count_each_left_out_epoch_ran_at(legs, tmp_path):
@@ -108,5 +109,5 @@ def test_a_network_of_three_legs_names_the_count_each_left_out_epoch_ran_at(legs
     got = json.loads((net / "summary.json").read_text())["legs"]
     assert [(g["from_step"], g["to_step"], g["ranks"]) for g in got] == [(0, 1, 2), (1, 2, 1), (2, 3, 2)], got
     assert per_rank_note(load(str(net))) == ("epoch 1 ran at 2 ranks but was not recorded (dropped by a resume at "
-                                             "another rank count); epoch 2 ran at 1 rank (this run resumed it at 2): "
-                                             "not shown")
+                                             "another rank count); epoch 2 ran at 1 rank (this run resumed at 2 "
+                                             "ranks): not shown")

@@ -322,8 +322,8 @@ def _rank_count(values) -> int:
 def per_rank_note(run) -> str:
     """What a run's per-rank figure does not show, '' when nothing: its steps whose rows are NaN, each said by the leg
     of the run's `legs` that did it (the one whose from_step-to_step span holds it). A leg at another rank count than
-    the last leg's: 'flow steps 1-580 ran at 1 rank (this run resumed them at 2): not shown', 'epoch 1 ran at 2 ranks
-    (this run resumed it at 1): not shown'; an epoch begun at another count and finished at this one (a leg stopped
+    the last leg's: 'flow steps 1-580 ran at 1 rank (this run resumed at 2 ranks): not shown', 'epoch 1 ran at 2
+    ranks (this run resumed at 1 rank): not shown'; an epoch begun at another count and finished at this one (a leg stopped
     within it: its `to_step` counts whole epochs) is 'part of epoch 2'. A leg at this count whose rows a later resume
     at another count dropped (a checkpoint keeps one row width, so each such resume blanks every earlier row):
     'epochs 1-2 ran at 2 ranks but were not recorded (dropped by a resume at another rank count)'. Steps no leg
@@ -369,8 +369,7 @@ def per_rank_note(run) -> str:
         clauses.append(f"{what} {'' if clauses else 'ran '}{at(count)}")
     if clauses:
         other = sorted(set().union(*ran.values(), *part.values()))
-        them = "it" if len(other) == 1 else "them"
-        notes.append((other[0], f"{', '.join(clauses)} (this run resumed {them} at {size})"))
+        notes.append((other[0], f"{', '.join(clauses)} (this run resumed at {size} rank{'' if size == 1 else 's'})"))
     if dropped:
         notes.append((dropped[0], f"{steps(dropped)} ran {at(size)} but {'was' if len(dropped) == 1 else 'were'} not "
                                   "recorded (dropped by a resume at another rank count)"))

@@ -111,9 +111,8 @@ def sigma_history(paths, *, names=None, marks=None, **_):
                   if why and first not in dict(groups)]
     for stem, r in zip(_stems("per_rank", [named[first] for first, _ in groups]), runs):
         if histories.has_per_rank(r):
-            out.figures[stem + ".png"] = histories.plot_per_rank(r)
-            note = histories.per_rank_note(r)
-            out.captions[stem + ".png"] = r["label"] + (f" ({note})" if note else "")
+            out.figures[stem + ".png"] = histories.plot_per_rank(r)  # what it leaves out is said under it
+            out.captions[stem + ".png"] = r["label"]
     return out
 
 
