@@ -91,9 +91,9 @@ def _collect(paths, *, study_name=None) -> Report:
             if name == "table1" and not info.complete:
                 continue
             groups[name].append(info.path)
-    report.skipped += [(info.path, f"{SECTIONS['fig4_ntk']}: not drawn: {info.missing or info.reason}")
-                       for info in report.infos if info.fig4]  # a network run whose nn.h5 is gone or damaged: its row
-    # says so too
+    report.skipped += [(info.path, f"{SECTIONS['fig4_ntk']}: not drawn: {info.fig4}")
+                       for info in report.infos if info.fig4]  # a network run whose nn.h5 is gone, damaged or not yet
+    # written: its row says so too
     refused = []  # (path, reason) of the runs a product could not read
     prods = {}
     for name in sorted(groups, key=lambda n: n in MARKED_AFTER):  # (a stable sort: SECTIONS' order otherwise)

@@ -45,7 +45,8 @@ class RunInfo:
     status: str = ""  # a flow or network run's status in the runs table (`RunState.status_line`), "" for other kinds
     unreported: str = ""  # why data files of another kind that the directory holds are not reported (`_unreported`)
     missing: str = ""  # a complete network run whose nn.h5 is gone: 'nn.h5 missing: <fix>' (`rundir.nn_missing`)
-    fig4: bool = False  # a network run whose nn.h5 is gone or damaged, whose job draws Fig. 4 (`_draws_fig4`)
+    fig4: str = ""  # why Fig. 4 of a network run whose job draws it (`_draws_fig4`) is not drawn: its nn.h5 gone or
+    # damaged, or not yet written (`_not_yet_written`); "" otherwise
     other_study: str = ""  # a study directory whose study.json names another study than --study: why (kind None)
     damaged: str = ""  # why its data file is damaged or cannot be read (`_unreadable`, `_local_limit_fault`), else ""
 
@@ -133,7 +134,24 @@ def _detect(path, present, study_name) -> RunInfo:
     missing = state.missing if state else ""
     return RunInfo(path, kind, complete, reason, summary, products, running=running,  # the data file's kind
                    status=state.status_line() if state else "", missing=missing, damaged=damaged,
-                   fig4=bool(missing or reason.startswith(NN_UNREADABLE)) and _draws_fig4(summary))
+                   fig4=_fig4_not_drawn(path, kind, summary, missing, reason, complete=complete))
+
+
+def _fig4_not_drawn(path, kind, summary: dict, missing: str, reason: str, *, complete: bool) -> str:
+    """Why Fig. 4 of a network run directory `path` whose job draws it (`_draws_fig4`) is not drawn: its nn.h5 gone
+    (`missing`) or damaged (`reason`), or not yet written by a run stopped after its training, in its width sweep or
+    kernel flow (summary.json: status "preempted" at checkpoint_step = epochs), whose resume writes it; "" when it
+    is drawn, or the job draws none."""
+    if kind != "nn" or not _draws_fig4(summary):
+        return ""
+    if missing or reason.startswith(NN_UNREADABLE):
+        return missing or reason
+    said = read_summary(path) or {}
+    trained = said.get("status") == "preempted" and isinstance(said.get("epochs"), int) and said.get(
+        "checkpoint_step") == said["epochs"]
+    if not complete and trained and not os.path.isfile(os.path.join(path, NN)):
+        return f"no {NN} yet: the run stopped after its training, before writing it ({reason})"
+    return ""
 
 
 def _draws_fig4(summary: dict) -> bool:
