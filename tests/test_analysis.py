@@ -340,7 +340,11 @@ def test_noise_scan_records_and_marks_flows_that_stopped(runs, tmp_path, capsys)
     from hpcflow.report.runs_table import markdown
 
     rows = md_rows(markdown(collect([runs["noise"], stopped]).infos))
-    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"diverged: {s['stopped']}"
+    # the status cell says the one reason of the three scales once, naming them (the summary says it per scale)
+    grouped = s["stopped"].split(" (scale ")[0] + f" (scales {', '.join(f'{x:g}' for x in scales)}: {why[0]});"
+    assert len(set(why)) == 1 and s["stopped"].count(why[0]) == 3
+    assert rows["noise"][2] == "finished" and rows["diverged_noise"][2] == f"diverged: {grouped}" + \
+        s["stopped"].rsplit(");", 1)[1]
 
 
 def test_noise_scan_levels_left_without_test_points_have_no_gain_and_exit_3(tmp_path, capsys):
