@@ -123,11 +123,14 @@ def test_invalid_backend_env_is_a_one_line_error():
 
 
 def test_sample_help_states_the_defaults_of_dim_and_psi():
-    """--help of sample gave no default for --dim or --psi; it states the ones the parser applies."""
+    """--help of sample gave no default for --dim or --psi; it states the ones the parser applies, and the bound on
+    |psi| that holds (it said |psi| <= 1000 after the cap became 1e9; the sampler refuses 1e5 at dim 3)."""
     r = hpcflow("sample", "--help", env={"COLUMNS": "400"})  # one line per option
     assert r.returncode == 0, r.stderr
     lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip().startswith("--")}
     assert "default 3)" in lines["--dim"] and "default 0.0)" in lines["--psi"], r.stdout
+    assert "|psi| <= 1000" not in lines["--psi"] and "|psi| <= 1e9" in lines["--psi"], lines["--psi"]
+    assert "~5e4 at dim 3" in lines["--psi"], lines["--psi"]
 
 
 def test_a_psi_that_starts_with_a_minus_is_told_to_use_the_equals_form(tmp_path):

@@ -182,7 +182,8 @@ def register(sub) -> None:
                    "%(default)s)")
     p.add_argument("--psi", type=_complex, default=0.0,
                    help="Dwork parameter psi, e.g. 0.5 or 0.1+0.2j; a value starting with '-' as --psi=-0.5+0.2j "
-                   "(dwork only; |psi| <= 1000; default %(default)s)")
+                   "(dwork only; |psi| <= 1e9, and the sampler refuses a |psi| whose roots float64 cannot place "
+                   "on X, above ~5e4 at dim 3, saying the |psi| it takes; default %(default)s)")
     p.add_argument("--n", type=_count, required=True, help="number of points (100000 or 1e5)")
     p.add_argument("--seed", type=_integer("0"), default=0,
                    help="random seed, any integer >= 0 (a file's @seed reproduces its points, with --chart I J where "
