@@ -1,17 +1,17 @@
 """Shiffman-Zelditch sampling in fixed blocks of lines, shared over ranks: the points depend on the seed alone.
 
 Block k intersects LINES_PER_BATCH random lines with X, drawn from its own stream SeedSequence(entropy,
-spawn_key=(k,)), and computes the points' data (charts, g_FS, |Omega|^2, weights); with a chart, only that
-chart's points are kept, so a block's yield is random. Block k is sampled by rank k % R, in waves of R·W
-blocks (W per rank, run in a thread pool); after each wave one Allgather of the blocks' yields settles where
-every block's points lie in the global order (a prefix sum). The global set is the first N points in block
-order, so it is bitwise the same for every rank count and thread count. Its rows then move to their owners
-with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data are computed once, inside
-the block, and moved unchanged. When the first wave's lines meet X in more than about 1% of points whose roots
-float64 cannot resolve (Dwork at large |psi|: leaving them out biases the sample), or more than 1% of them where dp
-vanishes (p with a repeated factor), sampling stops there (`check_placed`). The arguments are checked on every
-rank together before any of this (`sampling_arguments`, `comm.arguments_together`): one rank's bad or differing
-argument is refused by all, not left waiting in the first wave's Allgather.
+spawn_key=(k,)), and computes the points' data (charts, g_FS, |Omega|^2, weights); with a chart, only that chart's
+points are kept, so a block's yield is random. Block k is sampled by rank k % R, in waves of the blocks the missing
+points need, all ranks together (at most 4 per thread of a rank; a rank's run in a thread pool); after each wave one
+Allgather of the blocks' yields settles where every block's points lie in the global order (a prefix sum). The
+global set is the first N points in block order, so it is bitwise the same for every rank count and thread count.
+Its rows then move to their owners with one Alltoallv of packed bytes (`hpcflow.parallel.redistribute`): point data
+are computed once, inside the block, and moved unchanged. When the first wave's lines meet X in more than about 1%
+of points whose roots float64 cannot resolve (Dwork at large |psi|: leaving them out biases the sample), or more
+than 1% of them where dp vanishes (p with a repeated factor), sampling stops there (`check_placed`). The arguments
+are checked on every rank together before any of this (`sampling_arguments`, `comm.arguments_together`): one rank's
+bad or differing argument is refused by all, not left waiting in the first wave's Allgather.
 """
 
 from __future__ import annotations
@@ -194,9 +194,11 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
 def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm, jacobian=True):
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
-    A wave is R·w blocks, w from the points still missing (the same on every rank); block k is sampled by
-    rank k % R; one Allgather per wave settles the yields. A progress bar (points found) shows on rank 0's terminal,
-    plain lines at most one a minute where its stderr is no terminal (hpcflow.progress).
+    A wave is the blocks that the points still missing need (as many on every rank count, up to 4·width a rank),
+    not a fixed number a rank: R ranks together sample the blocks one rank would, and a wave of fewer blocks than
+    ranks leaves some ranks idle. Block k is sampled by rank k % R; one Allgather per wave settles the yields.
+    A progress bar (points found) shows on rank 0's terminal, plain lines at most one a minute where its stderr is
+    no terminal (hpcflow.progress).
     """
     R, r = comm.Get_size(), comm.Get_rank()
     mine, yields, have, k0 = {}, [], 0, 0
@@ -210,21 +212,24 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                     f"could not find {n_points} points{where} in {max_batches} batches (found {have}); raise "
                     "max_batches" + (" or choose a chart that more points have" if where else "")), comm=comm)
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
-            w = max(1, min(-(-need // R), 4 * width))
-            own = list(range(k0 + r, k0 + R * w, R))
+            n_wave = max(1, min(need, R * 4 * width))  # blocks k0 .. k0 + n_wave - 1, all ranks together
+            own = list(range(k0 + (r - k0) % R, k0 + n_wave, R))  # this rank's: k % R == r (none may be left)
             blocks = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
             parts = [b[0] for b in blocks]
             mine.update(zip(own, parts))
             local = np.array([[len(p), p.n_dropped, off, np.float64(q).view(np.int64), flat]
-                              for p, off, q, flat in blocks], dtype=np.int64).reshape(w, 5)
-            wave = allgatherv(local, comm=comm).reshape(R, w, 5).transpose(1, 0, 2).reshape(R * w, 5)
+                              for p, off, q, flat in blocks], dtype=np.int64).reshape(len(own), 5)
+            # the rows arrive in rank order (rank q's blocks k % R == q); put them back in block order
+            order = np.concatenate([np.arange(k0 + (q - k0) % R, k0 + n_wave, R) for q in range(R)]) - k0
+            wave = np.empty((n_wave, 5), dtype=np.int64)
+            wave[order] = allgatherv(local, comm=comm)
             if k0 == 0:  # every rank decides on the same numbers
                 check_placed(surface, wave[:, 2], wave[:, 3].copy().view(np.float64), wave[:, 4], comm=comm)
             wave = wave[:, :2]
-            yields.append(wave)  # row j is block k0 + j (rank j % R sampled it)
+            yields.append(wave)  # row j is block k0 + j (rank (k0 + j) % R sampled it)
             bar.update(min(int(wave[:, 0].sum()), n_points - have))
             have += int(wave[:, 0].sum())
-            k0 += R * w
+            k0 += n_wave
     return mine, np.concatenate(yields)
 
 
