@@ -1,5 +1,6 @@
 """Distance scaling: the single-chart option, and the job under mpiexec giving the serial output bit for bit."""
 
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def run_job(tmp_path, name, text, ranks):
     r = subprocess.run(launcher + [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(tmp_path / name)],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ, HPCFLOW_THREADS="1"))
     assert r.returncode == 0, r.stderr
-    return datasets(tmp_path / name / "distances.h5")
+    return datasets(tmp_path / name / "distances.h5"), json.loads((tmp_path / name / "summary.json").read_text())
 
 
 @pytest.mark.parametrize("method,ranks", [("brute", 2), ("brute", 3), ("tree", 2)])
@@ -43,12 +44,15 @@ def test_distance_scaling_under_mpiexec_equals_serial(tmp_path, method, ranks):
 
     text = _job("chart = [1, 3]", method)
     (tmp_path / "serial").mkdir()
-    distance_scaling.run(registry.load(_write(tmp_path, text))[1], str(tmp_path / "serial"))
+    one = distance_scaling.run(registry.load(_write(tmp_path, text))[1], str(tmp_path / "serial"))
     serial = datasets(tmp_path / "serial" / "distances.h5")
-    dist = run_job(tmp_path, f"mpi{ranks}", text, ranks)
+    dist, summary = run_job(tmp_path, f"mpi{ranks}", text, ranks)
     assert serial.keys() == dist.keys() and "table/mean" in serial
     for k in serial:
         assert serial[k].tobytes() == dist[k].tobytes(), k
+    # the ranks together sample the blocks of lines one rank samples (each block once), not a block each per N
+    blocks = [p["sampled_blocks"] for p in summary["per_rank"]]
+    assert len(blocks) == ranks and sum(blocks) == one["per_rank"][0]["sampled_blocks"], blocks
 
 
 def test_single_chart_points_are_denser(tmp_path):
