@@ -109,14 +109,62 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size=(6.4, 4.8)):
     return fig, axes
 
 
+#: the tallest a figure grows to hold the legend beside its axes, times the height it is drawn at (`legend_beside`)
+TALLEST = 2.0
+#: the most columns that legend takes; entries beyond what they hold are said by a last "+N more" entry
+COLUMNS = 3
+#: the room kept below the legend beside the axes, inches
+SLACK = 0.1
+
+
 def legend_beside(fig, ax, width: float, height: float, **kwargs):
     """`ax`'s legend (`kwargs`: Axes.legend's) to the right of the axes, where no curve or point runs under it, and
     `fig` made `width` inches plus the legend's width wide and `height` tall, so that the axes keep their width
-    however long the entries (run names, paths, the scales a noise scan has no points at); the legend."""
-    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
-    literal(fig)  # the texts as written, before the legend is measured
-    wide = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-    fig.set_size_inches(width + wide, height)  # constrained layout makes room for it
+    however long the entries (run names, paths, the scales a noise scan has no points at); the legend.
+    A legend taller than the axes (many runs) is not cut off, and the layout does not collapse: the figure grows to
+    hold it, up to TALLEST times `height`; beyond that the entries are set in up to COLUMNS columns, and what those
+    cannot hold is said by a last entry, '+N more (not listed)'."""
+    handles = kwargs.pop("handles", None)
+    labels = kwargs.pop("labels", None)
+    if handles is None:
+        handles, found = ax.get_legend_handles_labels()
+        labels = found if labels is None else labels
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
+    handles, labels = list(handles), list(labels)
+
+    def make(ncol, hs, ls):
+        legend = ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
+                           **kwargs)
+        literal(fig)  # the texts as written, before the legend is measured
+        return legend, legend.get_window_extent(fig.canvas.get_renderer())
+
+    fig.set_size_inches(width, height)
+    legend, box = make(1, handles, labels)
+    legend.set_in_layout(False)  # the room the axes' own decorations take (titles, tick labels, axis labels)
+    fig.set_size_inches(width + box.width / fig.dpi, height)
+    fig.canvas.draw()
+    around = height - ax.get_position().height * height  # (inches; constrained layout keeps them as the figure grows)
+    room = TALLEST * height - around - SLACK  # the tallest the legend may be
+    ncol = 1
+    while box.height / fig.dpi > room and ncol < min(COLUMNS, len(handles)):
+        ncol += 1
+        legend, box = make(ncol, handles, labels)
+    if box.height / fig.dpi > room and len(handles) > 1:  # more than COLUMNS columns hold: the first, and how many more
+        from matplotlib.lines import Line2D
+
+        per_row = box.height / fig.dpi / -(-len(handles) // ncol)  # (an upper bound: the frame's padding included)
+        keep = max(1, int(room / per_row) * ncol - 1)
+        while True:
+            more = Line2D([], [], linestyle="none", marker="none")
+            legend, box = make(ncol, handles[:keep] + [more],
+                               labels[:keep] + [f"+{len(handles) - keep} more (not listed)"])
+            if box.height / fig.dpi <= room or keep <= 1:
+                break
+            keep -= ncol
+            keep = max(1, keep)
+    fig.set_size_inches(width + box.width / fig.dpi, max(height, box.height / fig.dpi + around + SLACK))
+    legend.set_in_layout(True)  # constrained layout makes room for it
     return legend
 
 
