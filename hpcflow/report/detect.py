@@ -13,8 +13,8 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, completeness, data_missing,
                                      dataset_names, holder, in_use_file, in_use_reason, inconsistency, judged,
                                      network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
-                                     read_attrs, read_datasets, read_summary, rerun_fix, restore_fix, run_state,
-                                     scan_rows, unread_checkpoint, unreadable)
+                                     read_attrs, read_datasets, read_strings, read_summary, rerun_fix, restore_fix,
+                                     run_state, same_length, scan_rows, unread_checkpoint, unreadable)
 
 STUDY_RECORD = "study.json"
 
@@ -131,6 +131,8 @@ def _detect(path, present, study_name) -> RunInfo:
         complete, reason = False, damaged
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
+    if damaged and kind in SCANS:  # its gains are those of a damaged file: '-', as a file cut short shows them
+        summary = {k: v for k, v in summary.items() if k != "table"}
     missing = state.missing if state else ""
     return RunInfo(path, kind, complete, reason, summary, products, running=running,  # the data file's kind
                    status=state.status_line() if state else "", missing=missing, damaged=damaged,
@@ -189,23 +191,64 @@ def _unreadable(path, name) -> str:
 #: the gains of local_limit.h5, one per width: finite and > 0 in every row (a width whose flow stopped keeps the gains
 #: of its last finite step)
 LOCAL_LIMIT_GAINS = ("table/gain_train", "table/gain_test")
+#: the numeric columns of local_limit.h5's table, one row per width (docs/outputs.md); table/steps_taken, with the text
+#: column table/stopped, checked where the file holds it
+LOCAL_LIMIT_TABLE = ("table/width", *LOCAL_LIMIT_GAINS)
+LOCAL_LIMIT_STEPS = "table/steps_taken"
 
 
 def _local_limit_fault(path) -> str:
-    """Why the local_limit.h5 of run directory `path`, which h5py reads, is damaged: a gain (LOCAL_LIMIT_GAINS) that
-    is not a finite number > 0, or such a dataset missing or malformed; with the fix (`rerun_fix`). "" where they
-    read."""
+    """Why the local_limit.h5 of run directory `path`, which h5py reads, is damaged (`_local_limit_damage`), with the
+    fix (`rerun_fix`); "" where it reads whole."""
     file = os.path.join(path, LOCAL_LIMIT)
     try:
-        gains = read_datasets(file, LOCAL_LIMIT_GAINS, hint="", ndim=dict.fromkeys(LOCAL_LIMIT_GAINS, 1))
+        _local_limit_damage(file)
     except MissingData as exc:
         return f"{LOCAL_LIMIT} damaged: {str(exc).removeprefix(f'{file}: ').split('; ')[0]}; {rerun_fix(path)}"
-    for name, values in gains.items():
+    return ""
+
+
+def _local_limit_damage(file) -> None:
+    """MissingData naming what in local_limit.h5 `file` no run writes (docs/outputs.md): a column of its table
+    (LOCAL_LIMIT_TABLE, table/steps_taken, table/stopped) missing, not 1-D or of another length than table/width; a
+    width's history (width_i/sigma_train, width_i/sigma_test, i < L) missing, not 1-D, or not of table/steps_taken + 1
+    values (step 0 and each step taken; train and test alike where the file has no steps_taken); steps taken
+    beyond the job's [flow].steps (@config); a gain (LOCAL_LIMIT_GAINS) that is not a finite number > 0."""
+    names = (*LOCAL_LIMIT_TABLE, LOCAL_LIMIT_STEPS)
+    table = read_datasets(file, LOCAL_LIMIT_TABLE, hint="", optional=(LOCAL_LIMIT_STEPS,),
+                          ndim=dict.fromkeys(names, 1))
+    stopped = read_strings(file, "table/stopped", hint="")
+    if stopped is not None:
+        table["table/stopped"] = stopped
+    n = same_length(file, table, (*names, "table/stopped"), hint="")
+    steps = table.get(LOCAL_LIMIT_STEPS)
+    cfg = read_attrs(file, hint="").get("config")
+    flow = cfg.get("flow") if isinstance(cfg, dict) else None
+    most = flow.get("steps") if isinstance(flow, dict) else None
+    if steps is not None:
+        steps = np.asarray(steps, dtype=float)
+        top = most if isinstance(most, int) and not isinstance(most, bool) else np.inf
+        if (bad := np.flatnonzero(~(np.isfinite(steps) & (steps >= 0) & (steps == np.round(steps))
+                                    & (steps <= top)))).size:
+            bound = f"[flow].steps = {most} (@config)" if np.isfinite(top) else "[flow].steps"
+            raise MissingData(f"{file}: dataset '{LOCAL_LIMIT_STEPS}' holds {float(steps[bad[0]]):g} at row {bad[0]}, "
+                              f"not a count of steps taken from 0 to {bound}")
+    histories = [f"width_{i}/sigma_{part}" for i in range(n) for part in ("train", "test")]
+    held = read_datasets(file, histories, hint="", ndim=dict.fromkeys(histories, 1))
+    for i in range(n):
+        train, test = (f"width_{i}/sigma_{part}" for part in ("train", "test"))
+        want = int(steps[i]) + 1 if steps is not None else len(held[train])
+        for name in (train, test):
+            if len(held[name]) != want:
+                said = (f"table/steps_taken gives {want - 1} steps at row {i}, so {want} values (step 0 and each "
+                        "step)") if steps is not None else f"'{train}' holds {want}"
+                raise MissingData(f"{file}: dataset '{name}' holds {len(held[name])} values, but {said}")
+    for name in LOCAL_LIMIT_GAINS:
+        values = table[name]
         bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
         if len(bad):
-            return (f"{LOCAL_LIMIT} damaged: dataset '{name}' holds {float(values[bad[0]])!r} at row {bad[0]}, not a "
-                    f"finite gain > 0; {rerun_fix(path)}")
-    return ""
+            raise MissingData(f"{file}: dataset '{name}' holds {float(values[bad[0]])!r} at row {bad[0]}, not a "
+                              "finite gain > 0")
 
 
 #: summary.json's count of validation points whose metric is not positive definite after a network's last epoch
