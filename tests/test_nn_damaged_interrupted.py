@@ -16,7 +16,7 @@ def _digests(out):
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
 
 
-@pytest.mark.parametrize("damage", ["sound", "cut", "flipped"])
+@pytest.mark.parametrize("damage", ["sound", "cut", "flipped", "flag", "method"])
 def test_a_killed_runs_checkpoint_is_named_damaged_only_where_it_is(tmp_path, capsys, damage):
     job, out = _write(tmp_path, SMALL), tmp_path / "run"
     assert main(["nn", job, "--out", str(out), "--quiet"]) == 0
@@ -31,6 +31,9 @@ def test_a_killed_runs_checkpoint_is_named_damaged_only_where_it_is(tmp_path, ca
         head = entry.header_offset + 30  # the local header: 30 bytes, then the name and the extra field
         name_len, extra_len = struct.unpack("<HH", data[entry.header_offset + 26:head])
         data[head + name_len + extra_len + entry.file_size // 2] ^= 0xFF
+    elif damage in ("flag", "method"):  # the central directory's record of an entry: 'encrypted', or no known method
+        record = data.index(b"PK\x01\x02")
+        data[record + (8 if damage == "flag" else 10)] ^= 0x01 if damage == "flag" else 0x63
     ck.write_bytes(bytes(data))
     before = _digests(out)
     capsys.readouterr()
@@ -41,5 +44,6 @@ def test_a_killed_runs_checkpoint_is_named_damaged_only_where_it_is(tmp_path, ca
         assert "holds an interrupted run" in err and "--resume" in err, err
     else:
         assert "holds a damaged checkpoint.pt" in err and "--force" in err and "continue it with" not in err, err
-        assert ("fails its CRC-32" if damage == "flipped" else "not a zip archive") in err, err
+        said = {"flipped": "fails its CRC-32", "cut": "not a zip archive"}.get(damage, "unreadable zip archive")
+        assert said in err, err
     assert _digests(out) == before

@@ -32,3 +32,18 @@ def test_distinct_reasons_are_each_said_once():
     status = row(RunInfo("NS", "noise_scan", True, "", s, ("fig3_noise",), name="NS"))[2]
     assert status.count(WHY) == 1 and status.count(OTHER) == 1, status
     assert f"(scale 0.01: {OTHER}; scales 0.1, 0.3: {WHY})" in status, status
+
+
+def test_both_lists_of_a_scan_with_stopped_flows_and_levels_without_test_gain_say_each_reason_once():
+    """A scan whose summary names flows that stopped and levels without a test gain (`common.stops_status`: two lists
+    in one line) says each list's reasons once (only the first list was grouped)."""
+    from hpcflow.experiments.common import stops_status
+
+    rows = [{"scale": x, "numerical_stop": bool(why), "no_test_gain": why == WHY, "stopped": why, "steps_taken": 10,
+             "gain_train": 58.9, "gain": None if why else 58.9}
+            for x, why in {0.0: "", 0.01: OTHER, 0.03: OTHER, 0.1: WHY, 0.3: WHY}.items()]
+    s = {"kind": "noise_scan", "table": rows, **stops_status(rows, "scale")}
+    assert s["stopped"].count(OTHER) == 2 and s["stopped"].count(WHY) == 2  # the summary: once per scale
+    status = row(RunInfo("NS", "noise_scan", True, "", s, ("fig3_noise",), name="NS"))[2]
+    assert status.count(OTHER) == 1 and status.count(WHY) == 1, status
+    assert f"(scales 0.01, 0.03: {OTHER})" in status and f"(scales 0.1, 0.3: {WHY})" in status, status

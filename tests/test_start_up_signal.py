@@ -87,9 +87,14 @@ def _term_during_start_up(tmp_path, ranks: int):
 
 @pytest.mark.parametrize("ranks", [1, 2, 2])
 def test_a_sigterm_during_start_up_ends_with_one_line_and_143(tmp_path, ranks):
-    status, err, early = _term_during_start_up(tmp_path, ranks)
+    for attempt in range(5):  # a loaded machine may deschedule the poller past the start-up: then once more
+        out = tmp_path / f"try{attempt}"
+        out.mkdir()
+        status, err, early = _term_during_start_up(out, ranks)
+        if early:
+            break
+    assert early, "each signal was sent after the start-up's imports and MPI_Init, not during them"
     assert status == 143, (status, err)
-    assert early, "the signal was sent after the start-up's imports and MPI_Init, not during them"
     assert err.splitlines()[0] == "hpcflow run: stopped by SIGTERM", err
     assert "BAD TERMINATION" not in err and "Traceback" not in err, err
-    assert not (tmp_path / "out").exists()
+    assert not (out / "out").exists()

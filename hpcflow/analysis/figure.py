@@ -257,7 +257,7 @@ EDGE = 0.05
 
 
 def fit_titles(fig, *, tries: int = 4):
-    """`fig` with its titles (the figure's suptitle, supxlabel and supylabel, each axes' titles) broken into lines
+    """`fig` with its titles (the figure's suptitle and supxlabel, each axes' titles) broken into lines
     where one is wider than the figure, or than the room it has about the point it is centred on (a run's long name,
     an 'incomplete: ...' mark), so that the whole text is drawn inside the figure (matplotlib cuts it off at both
     ends); words longer than a line are broken too. The lines a title holds are kept. `fig` itself."""

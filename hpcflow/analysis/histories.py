@@ -322,12 +322,12 @@ def _rank_count(values) -> int:
 def per_rank_note(run) -> str:
     """What a run's per-rank figure does not show, '' when nothing: its steps whose rows are NaN, each said by the leg
     of the run's `legs` that did it (the one whose from_step-to_step span holds it). A leg at another rank count than
-    the last leg's: 'flow steps 1-580 ran at 1 rank (this run resumed at 2 ranks): not shown', 'epoch 1 ran at 2
-    ranks (this run resumed at 1 rank): not shown'; an epoch begun at another count and finished at this one (a leg stopped
-    within it: its `to_step` counts whole epochs) is 'part of epoch 2'. A leg at this count whose rows a later resume
-    at another count dropped (a checkpoint keeps one row width, so each such resume blanks every earlier row):
-    'epochs 1-2 ran at 2 ranks but were not recorded (dropped by a resume at another rank count)'. Steps no leg
-    records ran 'at another rank count'."""
+    the last leg's: 'flow steps 1-580 ran at 1 rank (this run resumed at 2 ranks): not shown', 'epoch 1 ran at 2 ranks
+    (this run resumed at 1 rank): not shown'; an epoch begun at another count and finished at this one (a leg stopped
+    within it: its `to_step` counts whole epochs) is 'part of epoch 2'. A leg at this count whose rows a later resume at
+    another count dropped (a checkpoint keeps one row width, so each such resume blanks every earlier row): 'epochs 1-2
+    ran at 2 ranks but were not recorded (dropped by a resume at another rank count)'. Steps no leg records ran 'at
+    another rank count'."""
     from hpcflow.analysis.optuna_view import _ranges
 
     key = next((k for k, _ in RANK_PANELS if len(run.get(k, ()))), None)

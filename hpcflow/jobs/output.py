@@ -347,6 +347,7 @@ def _pt_damage(path) -> str | None:
     contents are --resume's to check). A file that cannot be opened (no read permission) is left to the command's
     own refusal."""
     import zipfile
+    import zlib
 
     try:
         with zipfile.ZipFile(path) as zf:
@@ -355,6 +356,8 @@ def _pt_damage(path) -> str | None:
         return None
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
         return f"not a zip archive of torch.save: {exc}"
+    except (RuntimeError, NotImplementedError, zlib.error) as exc:  # a flipped flag or method byte of an entry
+        return f"unreadable zip archive: {exc}"
     return None if bad is None else f"entry {bad} fails its CRC-32"
 
 

@@ -86,15 +86,15 @@ def _stopped(s: dict, kind) -> str:
     if name is None or not reasons:
         return text
     item = rf"{name} ([^\s:;]+): ({'|'.join(map(re.escape, reasons))})"
-    run = re.search(rf"{item}(?:; {item})*", text)
-    if run is None:
-        return text
-    said = {}  # reason -> the values it is said for, in the summary's order
-    for m in re.finditer(item, run.group(0)):
-        said.setdefault(m.group(2), []).append(m.group(1))
-    once = "; ".join(f"{name}{'s' if len(values) > 1 else ''} {', '.join(values)}: {why}"
-                     for why, values in said.items())
-    return text[:run.start()] + once + text[run.end():]
+
+    def once(run) -> str:
+        said = {}  # reason -> the values it is said for, in the summary's order
+        for m in re.finditer(item, run.group(0)):
+            said.setdefault(m.group(2), []).append(m.group(1))
+        return "; ".join(f"{name}{'s' if len(values) > 1 else ''} {', '.join(values)}: {why}"
+                         for why, values in said.items())
+
+    return re.sub(rf"{item}(?:; {item})*", once, text)  # each list (stopped flows, levels without a test gain)
 
 
 def _ranks(legs, ranks) -> str:

@@ -499,20 +499,20 @@ def refuse_switched_off(path, space, cfg) -> None:
 
 
 def space_settings(space, cfg):
-    """For each choice, and the low and high of each range, of the search space of validated job `cfg` (the values
-    whose jobs are checked before any trial), its alternatives, one of which must give a valid job: (`[tune.space].
-    "NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides). Each value is taken with each value the space draws of the settings that decide
-    how a trial reads it (said: `(with "training.lr_schedule" = 'cosine', "clustering.method" = 'batched')`), every
-    combination of them: an nn job's lr_schedule, and the switch of its section (`spaces.SWITCHED`: clustering.method,
-    kernel_flow.enabled), where the space searches them, but for a switch value that does not read it (its section
-    off: not cross-checked) and a rate setting with a schedule that does not read it (no trial draws it then); the
-    overrides are those of such a trial (`TuneJob.settings`: the rate setting its schedule does not read at its
-    default). The other searched settings keep the job's values: with each value of every other one the checks would
-    grow as the product of all the space's values, where so they are at most (values) x (schedules) x (switch
-    choices); a combination of two searched values that the job refuses fails the trial that draws it, which names
-    them as its parameters (`TuneJob.trial_cfg`). A searched setting whose job value no trial draws (n_clusters = 100
-    searched in 2..10) takes instead the low ends of the space, or else its high ends (`drawn_ends`): no trial
-    would be checked with the job's value."""
+    """For each choice, and the low and high of each range, of the search space of validated job `cfg` (the values whose
+    jobs are checked before any trial), its alternatives, one of which must give a valid job: (`[tune.space].
+    "NAME".choices[i] = VALUE` or its `.low` / `.high`, the trial's --set overrides). Each value is taken with each
+    value the space draws of the settings that decide how a trial reads it (said: `(with "training.lr_schedule" =
+    'cosine', "clustering.method" = 'batched')`), every combination of them: an nn job's lr_schedule, and the switch of
+    its section (`spaces.SWITCHED`: clustering.method, kernel_flow.enabled), where the space searches them, but for a
+    switch value that does not read it (its section off: not cross-checked) and a rate setting with a schedule that does
+    not read it (no trial draws it then); the overrides are those of such a trial (`TuneJob.settings`: the rate setting
+    its schedule does not read at its default). The other searched settings keep the job's values where the space draws
+    them: with each value of every other one the checks would grow as the product of all the space's values, where so
+    they are at most (values) x (schedules) x (switch choices); a combination of two searched values that the job
+    refuses fails the trial that draws it, which names them as its parameters (`TuneJob.trial_cfg`). A searched setting
+    whose job value no trial draws (n_clusters = 100 searched in 2..10) takes instead the low ends of the space, or else
+    its high ends (`drawn_ends`): no trial would be checked with the job's value."""
     named = {p.name: p for p in space}
     for p in space:
         values = list(enumerate(p.choices)) if p.kind == "categorical" else [("low", p.low), ("high", p.high)]
