@@ -134,11 +134,47 @@ def write_failure(exc: BaseException) -> OSError | None:
     return None
 
 
-def _said_as_write_failed(exc: BaseException, path: str) -> None:
-    """Raise WriteFailed naming `path` when `exc` is a write failure (`write_failure`); else return."""
+class WriteDenied(WriteFailed, PermissionError):
+    """A write of an output file that permissions refuse (EACCES, EPERM: its directory made read-only, the file or
+    the directory made immutable with chattr +i while the run went on): exit status 5, said as any write failure
+    (the earlier file of that name is kept whole). `denied`: the file or directory whose permissions refused it (by
+    default the file's directory)."""
+
+    def __init__(self, errno_, strerror, filename, denied: str | None = None):
+        super().__init__(errno_, strerror, filename)
+        self.denied = denied or os.path.dirname(os.path.abspath(filename))
+
+    def __reduce__(self):  # (pickled across ranks and processes with its `denied`)
+        return type(self), (self.errno, self.strerror, self.filename, self.denied)
+
+    @property
+    def fix(self) -> str:
+        return f"make {self.denied} writable again (its permissions)"
+
+
+def denied_by(path: str) -> str:
+    """The file or directory whose permissions refuse a write of `path` by a rename over it: its directory where this
+    process may not write there (or the directory is immutable), else `path` itself where it exists and may not be
+    written (immutable, chattr +i), else the directory."""
+    directory = os.path.dirname(path) or os.curdir
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return directory
+    if os.path.lexists(path) and not os.access(path, os.W_OK, follow_symlinks=False):
+        return path
+    return directory
+
+
+def _said_as_write_failed(exc: BaseException, path: str, tmp: str | None = None) -> None:
+    """Raise WriteFailed naming `path` when `exc` is a write failure (`write_failure`), or WriteDenied when it is a
+    permission error (EACCES, EPERM) of the write's own calls on `path` or its temporary `tmp`; else return."""
+    if isinstance(exc, WriteFailed):
+        return
     failed = write_failure(exc)
-    if failed is not None and not isinstance(exc, WriteFailed):
+    if failed is not None:
         raise WriteFailed(failed.errno, failed.strerror or os.strerror(failed.errno), path) from exc
+    if (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM)
+            and {exc.filename, getattr(exc, "filename2", None)} & {path, tmp}):
+        raise WriteDenied(exc.errno, exc.strerror or os.strerror(exc.errno), path, denied_by(path)) from exc
 
 
 @contextmanager
@@ -151,7 +187,7 @@ def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace:
     the file replaced is the one it leads to (`link_target`), the temporary beside it, and the link stays; by
     default a link at `path` is replaced itself (a link planted among a run's files never redirects the write).
     On any error the temporary is removed and `path` is untouched; a write failure (`write_failure`) is raised as
-    WriteFailed naming `path`.
+    WriteFailed naming `path`, a permission error of its creation or rename (EACCES, EPERM) as WriteDenied.
     """
     path = os.fspath(path)
     if mode not in ("wb", "w"):
@@ -161,8 +197,8 @@ def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace:
     tmp = _tmp_name(path)
     try:
         fd = os.open(tmp, _FLAGS, 0o644)
-    except OSError as exc:  # no inode left (ENOSPC), the inode quota (EDQUOT)
-        _said_as_write_failed(exc, path)
+    except OSError as exc:  # no inode left (ENOSPC), the inode quota (EDQUOT), a directory made read-only
+        _said_as_write_failed(exc, path, tmp)
         raise
     try:
         text = mode == "w"
@@ -180,5 +216,5 @@ def atomic_file(path, mode: str = "wb", *, encoding: str | None = None, replace:
             os.unlink(tmp)
         except OSError:  # gone; or not removable now (EIO): debris the next run in that directory removes
             pass
-        _said_as_write_failed(exc, path)
+        _said_as_write_failed(exc, path, tmp)
         raise

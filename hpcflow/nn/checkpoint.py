@@ -82,7 +82,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.atomic import atomic_file
+from hpcflow.atomic import WriteDenied, atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, WriteFailed
 from hpcflow.jobs.torch_file import crc_fault
 from hpcflow.nn._torch import require_torch
@@ -201,20 +201,14 @@ def _load(path, *, damaged: str | None = None):
                              "pass a file written by 'hpcflow nn'") from None
 
 
-class WriteDenied(WriteFailed):
-    """A network file this process may not write (EACCES, EPERM: its directory's permissions changed while the run
-    went on): exit status 5, said as any write failure (the earlier file of that name is kept whole)."""
-
-    @property
-    def fix(self) -> str:
-        return f"make {os.path.dirname(os.path.abspath(self.filename))} writable again (its permissions)"
-
-
 @contextmanager
 def _denied_said(path: str):
-    """A PermissionError of the atomic write of `path` in the block raised as WriteDenied naming it."""
+    """A PermissionError of the write of `path` in the block (one `atomic_file` has not said as WriteDenied already)
+    raised as WriteDenied naming it, its directory the one to make writable."""
     try:
         yield
+    except WriteFailed:
+        raise
     except PermissionError as exc:
         raise WriteDenied(exc.errno, exc.strerror or os.strerror(exc.errno), path) from exc
 
