@@ -101,7 +101,9 @@ class TrainConfig:
     detach_kappa: bool = False  # see hpcflow.nn.loss: κ from the batch, differentiated
     optimizer: str = "adam"
     lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (exponential schedule)
-    lr_schedule: str = "exponential"  # or "cosine": lr_min + (lr - lr_min)(1 + cos(π s/S))/2 over all S steps
+    # or "cosine": lr_min + (lr - lr_min)(1 + cos(π s/(S - 1)))/2 at step s = 0 .. S - 1 of all S (lr at the first,
+    # lr_min at the last; S = 1: lr)
+    lr_schedule: str = "exponential"
     lr_min: float = 0.0  # cosine schedule's final learning rate
     lr_warmup: float = 0.0  # epochs of linear warmup: the schedule's rate times min(1, (step + 1)/warmup steps)
     seed: int = 0
