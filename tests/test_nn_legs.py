@@ -463,6 +463,31 @@ def test_an_epoch_begun_at_another_rank_count_and_stopped_again_resumes_with_its
     assert comm.shape == (3, 1) and np.isnan(comm[:2, 0]).all() and comm[2, 0] == 0.0, comm
 
 
+def test_an_epoch_begun_on_one_rank_and_finished_on_two_is_nan_in_comm_seconds(tmp_path):
+    """An epoch begun on 1 rank (whose train.partial.comm_seconds is [0.0]: one rank times no collectives) and
+    finished under mpiexec -n 2: the 1-rank part's seconds are not those of the 2 ranks, so that epoch, as the one
+    trained whole on 1 rank, is NaN for both ranks in history/comm_seconds (docs/outputs.md: NaN for epochs trained,
+    wholly or in part, before a resume at another R); the epoch trained whole on 2 ranks holds their seconds."""
+    from test_parallel import mpiexec
+
+    job, out = str(tmp_path / "job.toml"), str(tmp_path / "run")
+    (tmp_path / "job.toml").write_text(JOB)
+    sets = ["--set", "width_sweep.widths=[]", "--set", "kernel_flow.enabled=false", "--set", "training.epochs=3",
+            "--set", "ntk.enabled=false"]
+    with _stop_at(epoch=1, position=1):  # honoured at the next step boundary: epoch 1 + 2 batches
+        assert main(["nn", job, "--out", out, "--quiet", *sets]) == 4
+    state = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
+    assert (state["train"]["epoch"], state["train"]["position"]) == (1, 2)
+    assert state["train"]["partial"]["comm_seconds"] == [0.0]
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "nn", job, "--out", out, "--quiet",
+                        "--resume", *sets], capture_output=True, text=True, timeout=300, env=_env())
+    assert p.returncode == 0, p.stderr
+    comm = datasets(os.path.join(out, "nn.h5"))["history/comm_seconds"]
+    assert comm.shape == (3, 2), comm
+    assert np.isnan(comm[0]).all() and np.isnan(comm[1]).all(), comm  # epoch 1 whole, epoch 2 in part on 1 rank
+    assert np.isfinite(comm[2]).all() and (comm[2] > 0).all(), comm  # epoch 3 whole on the 2 ranks
+
+
 @pytest.mark.parametrize("leg,sets,key", [
     ("first", ["training.batch_size=60"], "[training].batch_size"),  # 4 batches per epoch: step 1 * 4 + 2 != 5
     ("first", ["geometry.n_train=120"], "[geometry].n_train"),  # 2 batches per epoch: position 2 past the epoch

@@ -290,15 +290,20 @@ def same_settings(model, cfg: TrainConfig) -> dict:
             **{f"TrainConfig.{k}": getattr(cfg, k) for k in FIELDS}}
 
 
-def partial_comm_seconds(saved, size: int) -> list:
+def partial_comm_seconds(saved, size: int, *, position: int) -> list:
     """Each of `size` ranks' seconds in collectives of the unfinished epoch, from a checkpoint's
-    train.partial.comm_seconds: one value per rank of the run that wrote it (version 4), or rank 0's alone (versions
-    1-3). NaN for every rank where that epoch was begun on other ranks (another R; before version 4, several ranks:
-    one rank times no collectives), whose partial seconds are not this run's ranks'; 0 where nothing was timed."""
+    train.partial.comm_seconds and train.position: 0 for every rank at an epoch boundary (position 0: nothing timed
+    yet, on any rank count); part way into an epoch the values saved where they are one per rank of this run (version
+    4: one per rank of the run that wrote it, so its length is that run's R), else NaN for every rank: the epoch was
+    begun on another R, whose partial seconds are not this run's ranks' (a 1-rank part's zeros included: its seconds
+    are known, the other ranks' are not). Versions 1-3 hold rank 0's alone, one number: 0 there is a 1-rank part (one
+    rank times no collectives), known only to a run on one rank; any other number was written on several ranks."""
     values = [float(v) for v in saved] if isinstance(saved, (list, tuple)) else [float(saved)]
-    if not any(values):  # an epoch boundary, or one rank: nothing timed yet, on any rank count
+    if not position:
         return [0.0] * size
-    if isinstance(saved, (list, tuple)) and len(values) == size:
+    if not isinstance(saved, (list, tuple)):
+        return [0.0] if size == 1 and values == [0.0] else [math.nan] * size
+    if len(values) == size:
         return values
     return [math.nan] * size
 
@@ -383,7 +388,7 @@ class Trainer:
         p = st["partial"]
         self.loss_sum, self.loss_count = float(p["loss_sum"]), int(p["loss_count"])
         size = self.comm.Get_size()
-        self.partial_comm_ranks = partial_comm_seconds(p.get("comm_seconds", 0.0), size)
+        self.partial_comm_ranks = partial_comm_seconds(p.get("comm_seconds", 0.0), size, position=self.pos)
         self.partial_seconds = float(p["seconds"])
         self.partial_comm = self.partial_comm_ranks[self.comm.Get_rank()]
         for k, v in st["history"].items():
