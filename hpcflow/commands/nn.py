@@ -180,7 +180,22 @@ def prepare_job(args, comm):
                                     memory_check=not getattr(args, "no_memory_check", False))
     if "tune" in raw and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
         tune_section_note(args.job, "hpcflow nn")
+    unused_note(raw, cfg, args, comm)
     return module, cfg, overrides
+
+
+def unused_note(raw: dict, cfg: dict, args, comm) -> None:
+    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1): one line on stderr naming the keys the job gives a value in a
+    section switched off ([ntk], [width_sweep], [kernel_flow]: `hpcflow.nn.job.unused_keys_note`), which the run
+    accepts and does not use."""
+    from hpcflow.arguments import env_quiet
+    from hpcflow.nn.job import unused_keys_note
+
+    if comm.Get_rank() != 0 or getattr(args, "quiet", False) or env_quiet():
+        return
+    note = unused_keys_note(raw, cfg)
+    if note is not None:
+        print(f"hpcflow nn: {note}", file=sys.stderr)
 
 
 def prepare_out(args, module, cfg):

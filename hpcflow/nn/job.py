@@ -194,6 +194,45 @@ def _check_schedule(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: [width_sweep] (trained with the [training] schedule) {fault}")
 
 
+#: sections that apply only where their switch turns them on: section -> (its switch, whether it is on in a cfg, the
+#: switch's value when off, as said). Their other keys are accepted but unused where it is off, not refused as keys of
+#: no effect are elsewhere (`check`): `hpcflow tune` may search them beside the switch (hpcflow.tune.space.SWITCHED),
+#: and a trial that draws it off still sets them. `unused_keys_note` says so.
+SWITCHED = {
+    "ntk": ("enabled", lambda cfg: cfg["ntk"]["enabled"], "false"),
+    "width_sweep": ("widths", lambda cfg: bool(cfg["width_sweep"]["widths"]), "[] (no sweep)"),
+    "kernel_flow": ("enabled", lambda cfg: cfg["kernel_flow"]["enabled"], "false"),
+}
+
+
+def unused_keys(raw: dict, cfg: dict) -> list:
+    """[(section, [key, ...]), ...] of the keys of a SWITCHED section that the job (`raw`: the file with its --set
+    values applied, before defaults) gives a value other than the default while the section's switch (in `cfg`, the
+    validated job) is off: they have no effect. A key at its default is left out (it changes nothing; DIR/job.toml
+    writes every key)."""
+    out = []
+    for section, (switch, on, _) in SWITCHED.items():
+        given = raw.get(section) if isinstance(raw, dict) else None
+        if on(cfg) or not isinstance(given, dict):
+            continue
+        keys = [k for k in SCHEMA[section] if k != switch and k in given and given[k] is not None
+                and cfg[section][k] != SCHEMA[section][k].default]
+        if keys:
+            out.append((section, keys))
+    return out
+
+
+def unused_keys_note(raw: dict, cfg: dict) -> str | None:
+    """One line (without the command's prefix) naming the keys `unused_keys` finds and why they are not used, e.g.
+    "note: [kernel_flow] steps = 7 is not used: [kernel_flow].enabled = false"; None where there are none."""
+    parts = []
+    for section, keys in unused_keys(raw, cfg):
+        switch, _, off = SWITCHED[section]
+        given = ", ".join(f"{k} = {shown(cfg[section][k])}" for k in keys)
+        parts.append(f"[{section}] {given} {'is' if len(keys) == 1 else 'are'} not used: [{section}].{switch} = {off}")
+    return "note: " + "; ".join(parts) if parts else None
+
+
 #: job keys a resumed run may change (all others must equal the checkpoint's)
 RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None))
 
