@@ -1,7 +1,8 @@
 """A refusal that a --set caused ends "(from --set SECTION.KEY=VALUE)" whichever check made it: the job kinds'
 cross-field checks (a value fine alone, refused with another key's), the chart's bounds on the P^n of [geometry].dim
 and the memory estimate name every key they depend on as [SECTION].KEY (`registry.set_values_named` finds the --set
-there). Where two --set values together are refused, each order names the last of them: both keys are named."""
+there). Where two --set values together are refused, both keys are named, so is each --set (the last at the
+end)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,26 @@ def test_a_kernel_refusal_in_its_own_words_names_the_set_of_a_key_it_names(tmp_p
     with pytest.raises(ConfigError) as exc:
         registry.load(job, ["kernel.engine=numpy"], memory_check=False)
     assert "no polynomial" in str(exc.value) and "--set" not in str(exc.value), exc.value
+
+
+
+@pytest.mark.parametrize("sets, named", [
+    (["model.width=1000", "training.lr=1e-3", "model.width=1048576", "model.depth=5"],
+     ["model.width=1048576", "model.depth=5"]),
+    (["model.depth=5", "model.width=1048576", "training.lr=1e-3", "model.depth=4"],
+     ["model.width=1048576", "model.depth=4"])])
+def test_a_memory_refusal_names_every_set_of_a_key_it_names(sets, named, monkeypatch):
+    """The network's estimate names [model].width and [model].depth: the --set in force of each is named, in the
+    order given (it named only the last --set of either key, "(from --set model.depth=3)" for a width of 2^20 that
+    alone makes 240 TiB); a --set of a key the estimate does not read is not. Each is its own "(from --set ...)", so
+    a caller that drops those of values no --set gave (`hpcflow tune`'s trial values) drops each alone."""
+    from hpcflow.tune.study import refusal
+
+    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK", raising=False)
+    with pytest.raises(ConfigError) as exc:
+        registry.load(JOBS / "nn_smoke.toml", sets)
+    msg = str(exc.value)
+    assert "estimated peak memory" in msg and msg.endswith("".join(f" (from --set {s})" for s in named)), msg
+    assert msg.count("(from --set ") == 2, msg
+    rest = refusal(str(JOBS / "nn_smoke.toml"), exc.value, [named[1]])  # a trial's value of depth, a user's width
+    assert rest.endswith(f"(from --set {named[0]})") and rest.count("(from --set ") == 1, rest

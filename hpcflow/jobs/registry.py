@@ -97,33 +97,40 @@ def set_values_named(overrides):
     """Context: a ConfigError whose message names a key that one of the `overrides` (SECTION.KEY=VALUE) set (as
     [SECTION].KEY, or as KEY=... in a refusal of the section "[SECTION]: ...", as the kernels word theirs) or a
     section it made (unknown section [SECTION]) is raised again, itself (its class and marks kept), its message
-    ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the one in force); other errors pass unchanged
-    (`set_named`). Around the job file's checks (`load_with_extras`) and around a job's run, whose refusals after work
-    has begun (a Birch threshold that leaves one cluster) name their --set alike."""
+    ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the one in force), once for each key it names
+    that a --set gave, in the order given ("... (from --set model.width=4096) (from --set model.depth=3)": a memory
+    estimate of both; each its own, so a caller that drops the credit of values no --set gave, as `hpcflow tune` does
+    of a trial's, drops each alone); other errors pass unchanged (`set_named`). Around the job file's checks
+    (`load_with_extras`) and around a job's run, whose refusals after work has begun (a Birch threshold that leaves one
+    cluster) name their --set alike."""
     try:
         yield
     except ConfigError as exc:
-        text = set_named(str(exc), overrides)
-        if text is not None:  # the same error, its class and marks kept (`collective`: every rank refuses, one line)
-            exc.args = (f"{exc} (from --set {text})", *exc.args[1:])
+        texts = set_named(str(exc), overrides)
+        if texts:  # the same error, its class and marks kept (`collective`: every rank refuses, one line)
+            exc.args = (str(exc) + "".join(f" (from --set {t})" for t in texts), *exc.args[1:])
         raise
 
 
-def set_named(message: str, overrides) -> str | None:
-    """The last of `overrides` (SECTION.KEY=VALUE) whose key or section `message` names (`set_values_named`), or
-    None; None too where the message already names a --set."""
+def set_named(message: str, overrides) -> list:
+    """The `overrides` (SECTION.KEY=VALUE) whose key or section `message` names (`set_values_named`), the last of each
+    key (or of each section a message says is unknown), in the order given; [] too where the message already names a
+    --set."""
     if "(from --set " in message:
-        return None
-    for text in reversed(list(overrides or ())):  # the last --set of a key is the one in force
+        return []
+    found = {}
+    for i, text in reversed(list(enumerate(overrides or ()))):  # the last --set of a key is the one in force
         section, _, key = text.split("=", 1)[0].strip().partition(".")
         if not key:
             continue
         names = {(section, key), (toml_key(section), toml_key(key))}  # (a key a message quotes: "n+x")
         named = any(re.search(re.escape(f"[{s}].{k}") + r"(?![\w-])", message) for s, k in names)  # a whole key name
         said = f"[{section}]:" in message and re.search(rf"(?<![\w.\]-]){re.escape(key)} ?=", message)
-        if named or said or f"unknown section [{toml_key(section)}];" in message:
-            return text
-    return None
+        if named or said:
+            found.setdefault((section, key), (i, text))
+        elif f"unknown section [{toml_key(section)}];" in message:
+            found.setdefault((section,), (i, text))
+    return [text for _, text in sorted(found.values())]
 
 
 def _load_with_extras(path, overrides, *, ranks: int, memory_check: bool):
