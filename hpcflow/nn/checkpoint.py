@@ -8,7 +8,7 @@ Training checkpoint schema (`FORMAT`, version `VERSION`), written every [checkpo
 [checkpoint].seconds, on SIGTERM/SIGUSR1, at the end of training and, once the outputs are written, again with
 the run's final status:
   format, version      "hpcflow.nn_checkpoint", 4 (3: train.partial.comm_seconds is rank 0's seconds alone: still
-                       resumed, the epoch it splits NaN in comm_seconds if begun on several ranks; 2: also
+                       resumed, the epoch it splits NaN in comm_seconds if begun or resumed on several ranks; 2: also
                        train.rng.torch and train.rng.numpy, the process's global generators, which no run draws
                        from: still resumed, those entries ignored; 1: no `legs` either: still resumed, its epochs
                        one leg of null ranks, wall_seconds and hpcflow_version)
@@ -46,7 +46,7 @@ the run's final status:
                        stream of a training: MetricMLP draws its initialisation from its own seed)
   train.partial        loss_sum, loss_count, seconds of the unfinished epoch, and comm_seconds: a list of R values,
                        each rank's seconds in collectives so far in it (a resume at the same R gives each rank its
-                       own; at another R, that epoch's comm_seconds are NaN)
+                       own; at another R, 1 -> R included, that epoch's comm_seconds are NaN)
   train.history        sigma_train, sigma_val (epoch + 1 values), loss, epoch_seconds (epoch values),
                        comm_seconds (epoch, R: each rank's seconds in collectives during the epoch; NaN for
                        epochs trained, wholly or in part, at another rank count before a resume),
