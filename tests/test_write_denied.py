@@ -15,8 +15,8 @@ from hpcflow.cli import main
 from jobtexts import GAUSSIAN_KERNEL, NN_POINTS, SMALL_NET, flow_points
 
 #: 200 train points, 2 epochs of the small network, no NTK, a checkpoint every epoch
-NN = (NN_POINTS + SMALL_NET + "[training]\nepochs = 2\nbatch_size = 50\nlr = 3e-3\nthreads = 1\n[ntk]\nenabled = false\n"
-      "[checkpoint]\nevery = 1\n")
+NN = (NN_POINTS + SMALL_NET + "[training]\nepochs = 2\nbatch_size = 50\nlr = 3e-3\nthreads = 1\n"
+      "[ntk]\nenabled = false\n[checkpoint]\nevery = 1\n")
 
 FLOW = flow_points(60, 20, seed=4) + GAUSSIAN_KERNEL + "[flow]\ndt = 2.0\nsteps = 2\nloss = \"ultralocal\"\n"
 
