@@ -15,7 +15,8 @@ def _notes(err: str) -> list:
     return [line for line in err.splitlines() if "is not used" in line or "are not used" in line]
 
 
-def test_keys_of_switched_off_sections_are_named_in_one_note_and_the_run_goes_on(tmp_path, capsys):
+def test_keys_of_switched_off_sections_are_named_in_one_note_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HPCFLOW_QUIET", raising=False)  # (an earlier in-process --quiet run of a module fixture sets it)
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB + "[kernel_flow]\nsteps = 7\ndt = 0.01\n")
     sets = ["--set", "width_sweep.epochs=3", "--set", "ntk.n_train_points=7", "--set", "ntk.method=jacobian",
