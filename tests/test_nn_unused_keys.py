@@ -16,31 +16,31 @@ def _notes(err: str) -> list:
 
 
 def test_keys_of_switched_off_sections_are_named_in_one_note_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("HPCFLOW_QUIET", raising=False)  # (an earlier in-process --quiet run of a module fixture sets it)
+    monkeypatch.delenv("HPCFLOW_QUIET", raising=False)  # (an in-process --quiet run may have set it)
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB + "[kernel_flow]\nsteps = 7\ndt = 0.01\n")
     sets = ["--set", "width_sweep.epochs=3", "--set", "ntk.n_train_points=7", "--set", "ntk.method=jacobian",
             "--set", "ntk.seed=4", "--set", "ntk.n_test_points=10"]  # (n_test_points: its default)
     assert main(["nn", str(job), "--out", str(out), *sets]) == 0
-    err = capsys.readouterr().err
-    assert _notes(err) == [
+    said = capsys.readouterr().out
+    assert _notes(said) == [
         "hpcflow nn: note: [ntk] n_train_points = 7, method = 'jacobian', seed = 4 are not used: [ntk].enabled = "
         "false; [width_sweep] epochs = 3 is not used: [width_sweep].widths = [] (no sweep); [kernel_flow] dt = 0.01, "
-        "steps = 7 are not used: [kernel_flow].enabled = false"], err
+        "steps = 7 are not used: [kernel_flow].enabled = false"], said
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and "width_sweep" not in summary and "kernel_flow" not in summary
     # --check says it too; --quiet does not
     assert main(["nn", str(job), "--out", str(tmp_path / "other"), "--check", "--set", "kernel_flow.steps=9"]) == 0
-    assert _notes(capsys.readouterr().err) == [
+    assert _notes(capsys.readouterr().out) == [
         "hpcflow nn: note: [kernel_flow] dt = 0.01, steps = 9 are not used: [kernel_flow].enabled = false"]
     assert main(["nn", str(job), "--out", str(tmp_path / "other"), "--check", "--quiet"]) == 0
-    assert _notes(capsys.readouterr().err) == []
+    assert _notes(capsys.readouterr().out) == []
     # none where the keys are at their defaults, or where the sections are on
     job.write_text(JOB + "[kernel_flow]\nsteps = 50\n[width_sweep]\nepochs = 10\n")
     assert main(["nn", str(job), "--out", str(tmp_path / "a"), "--check"]) == 0
-    assert _notes(capsys.readouterr().err) == []
+    assert _notes(capsys.readouterr().out) == []
     on = [x for s in ("kernel_flow.enabled=true", "kernel_flow.steps=7", "kernel_flow.n_train=50",
                       "kernel_flow.n_test=50", "width_sweep.widths=[4]", "width_sweep.epochs=1",
                       "width_sweep.n_train=100", "ntk.enabled=true", "ntk.n_train_points=3") for x in ("--set", s)]
     assert main(["nn", str(job), "--out", str(tmp_path / "b"), "--check", *on]) == 0
-    assert _notes(capsys.readouterr().err) == []
+    assert _notes(capsys.readouterr().out) == []

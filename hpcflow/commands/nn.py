@@ -48,6 +48,7 @@ def _command(args, comm) -> int:
 
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
         refuse_together(lambda: prepare_out(args, module, cfg), comm)
+        unused_note(args, comm)
         if comm.Get_rank() == 0:
             print(f"hpcflow nn: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
@@ -56,6 +57,7 @@ def _command(args, comm) -> int:
     with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume)) as lock:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
+        unused_note(args, comm)
         done = None if resume is None else already_finished(resume, cfg, outdir)
         fault = None if done is None else comm.bcast(nn_h5_fault(outdir, resume) if comm.Get_rank() == 0 else None,
                                                      root=0)  # rank 0 looks, for all
@@ -164,6 +166,7 @@ def prepare_job(args, comm):
     from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.jobs import registry
     from hpcflow.jobs.schema import apply_overrides, read_toml, shown
+    from hpcflow.nn.job import unused_keys_note
 
     refuse_resume_with_force(args)
     raw = apply_overrides(read_toml(args.job), args.set, source=args.job)
@@ -180,22 +183,19 @@ def prepare_job(args, comm):
                                     memory_check=not getattr(args, "no_memory_check", False))
     if "tune" in raw and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
         tune_section_note(args.job, "hpcflow nn")
-    unused_note(raw, cfg, args, comm)
+    args.unused_note = unused_keys_note(raw, cfg)  # said once the checks of --out pass (`unused_note`)
     return module, cfg, overrides
 
 
-def unused_note(raw: dict, cfg: dict, args, comm) -> None:
-    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1): one line on stderr naming the keys the job gives a value in a
-    section switched off ([ntk], [width_sweep], [kernel_flow]: `hpcflow.nn.job.unused_keys_note`), which the run
-    accepts and does not use."""
+def unused_note(args, comm) -> None:
+    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1), once every input check passed (a refusal stays one line):
+    one line naming the keys the job gives a value in a section switched off ([ntk], [width_sweep], [kernel_flow]:
+    `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not use."""
     from hpcflow.arguments import env_quiet
-    from hpcflow.nn.job import unused_keys_note
 
-    if comm.Get_rank() != 0 or getattr(args, "quiet", False) or env_quiet():
-        return
-    note = unused_keys_note(raw, cfg)
-    if note is not None:
-        print(f"hpcflow nn: {note}", file=sys.stderr)
+    note = getattr(args, "unused_note", None)
+    if note is not None and comm.Get_rank() == 0 and not getattr(args, "quiet", False) and not env_quiet():
+        print(f"hpcflow nn: {note}", flush=True)
 
 
 def prepare_out(args, module, cfg):
