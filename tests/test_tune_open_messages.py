@@ -87,3 +87,13 @@ def test_a_directory_of_another_jobs_study_is_said_to_be_one_not_pointed_to_its_
     rc, io = _tune(capsys, same, "--trials", "1", "--out", out, *storage)
     assert rc == 2 and "pass --study safe to add trials to it" in io.err, io.err
     assert _tune(capsys, same, "--trials", "1", "--out", out, "--study", "safe", *storage)[0] == 0
+
+
+def test_a_study_made_with_set_values_is_named_with_them(tmp_path, capsys):
+    """The study in --out was made from this very file with --set flow.steps=4: the refusal names the file with that
+    --set (it named the file alone, as though the file differed)."""
+    job, out = _job(tmp_path, name="safe.toml"), tmp_path / "ck"
+    assert _tune(capsys, job, "--trials", "1", "--out", out, "--set", "flow.steps=4")[0] == 0
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--study", "other")
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert (f"of another job, {job} with --set flow.steps=4 (this job has [flow].steps = 3, not 4)") in io.err, io.err

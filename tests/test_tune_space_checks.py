@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpcflow.cli import main
+from hpcflow.errors import ConfigError
 from hpcflow.tune.study import load
 from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
 
@@ -170,7 +171,7 @@ def test_each_value_is_checked_only_with_the_switch_values_that_read_it(tmp_path
     text = JOB.replace('"flow.dt" = {low = 0.01, high = 3.0, log = true}', space).replace(
         "[flow]", '[clustering]\nmethod = "batched"\nn_clusters = 4\nbatch_size = 20\n[flow]')
     job = load(_job(tmp_path, text))
-    checked = [what for (what, _), in space_settings(job.tune["space"], job.cfg)]
+    checked = [next(alternatives)[0] for alternatives in space_settings(job.tune["space"], job.cfg)]  # (the first)
     assert checked == [
         """[tune.space]."clustering.method".choices[0] = 'full'""",
         """[tune.space]."clustering.method".choices[1] = 'batched'""",
@@ -199,3 +200,68 @@ def test_a_searched_settings_value_the_space_never_draws_is_not_what_the_others_
     err = _refused(capsys, _job(tmp_path, text.replace("LOW", "21").replace("HIGH", "25")), tmp_path / "no")
     assert ("""[tune.space]."clustering.batch_size".choices[0] = 20 (with "clustering.method" = 'batched', """
             """"clustering.n_clusters" = 21) gives a job that fails its checks""") in err, err
+
+
+NN_BASE = """[job]
+kind = "nn"
+[geometry]
+n_train = 2000
+n_val = 500
+[model]
+kind = "multiplicative"
+depth = 2
+width = 16
+[training]
+epochs = 2
+batch_size = 500
+lr = 5e-2
+lr_schedule = "cosine"
+lr_min = 1e-5
+threads = 1
+[ntk]
+enabled = false
+"""
+
+
+def test_a_value_valid_only_with_mixed_ends_of_the_others_is_not_refused(tmp_path):
+    """lr_min = 5e-3 (its high end) needs lr above it, and the width sweep's rate at width 256, lr (1/16)^e, above it
+    too: lr at its high end 4e-2 with the exponent at its low end 0.5 gives 1e-2 >= 5e-3, a valid trial, though the
+    space's low ends (lr 1e-3) and its high ends (e = 1.5: 6.25e-4 at width 256) both give none; it was refused."""
+    space = ('[tune]\nsampler = "random"\n[tune.space]\n"training.lr" = {low = 1e-3, high = 4e-2, log = true}\n'
+             '"training.lr_min" = {low = 1e-5, high = 5e-3, log = true}\n'
+             '"width_sweep.lr_exponent" = {low = 0.5, high = 1.5}\n')
+    sweep = "[width_sweep]\nwidths = [16, 256]\nwidth_ref = 16\nlr_exponent = 2.0\nepochs = 1\nn_train = 500\n"
+    job = load(_job(tmp_path, NN_BASE + sweep + space))
+    assert [p.name for p in job.tune["space"]][1] == "training.lr_min"
+    # narrower: no lr / exponent pair of the space's ends keeps the width-256 rate above 5e-3 (4e-2/16 = 2.5e-3)
+    with pytest.raises(ConfigError, match=r'"training.lr_min".high = 0.005 .* other combinations'):
+        load(_job(tmp_path, NN_BASE + sweep + space.replace("low = 0.5, high = 1.5", "low = 1.0, high = 1.5"),
+                  name="narrow.toml"))
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_a_setting_of_another_section_is_checked_with_the_switch_values_the_space_draws(tmp_path, enabled):
+    """n_val = 300 is below every [kernel_flow].n_test the space draws (350..400), which the kernel flow needs, but
+    a trial that draws enabled = false runs without it: accepted whatever the job file's own enabled (refused where
+    it said true, accepted where it said false)."""
+    space = ('[kernel_flow]\nenabled = ENABLED\nn_train = 200\nn_test = 450\n[tune]\nsampler = "random"\n'
+             '[tune.space]\n"kernel_flow.enabled" = {choices = [true, false]}\n'
+             '"geometry.n_val" = {low = 300, high = 500}\n"kernel_flow.n_test" = {low = 350, high = 400}\n')
+    job = load(_job(tmp_path, NN_BASE + space.replace("ENABLED", enabled)))
+    assert {p.name for p in job.tune["space"]} == {"kernel_flow.enabled", "geometry.n_val", "kernel_flow.n_test"}
+
+
+def test_a_refusal_names_only_the_values_its_trial_sets(tmp_path):
+    """lr = 1e-3 is below every lr_min the space draws (1e-2..3e-2), which the cosine schedule needs: refused,
+    naming the values of the trial checked, not lr_decay, which a cosine trial leaves at its default (it named
+    lr_decay = 0.5)."""
+    base = NN_BASE.replace('lr_schedule = "cosine"\nlr_min = 1e-5', 'lr_schedule = "exponential"\nlr_decay = 0.95')
+    space = ('[tune]\nsampler = "random"\n[tune.space]\n"training.lr_schedule" = {choices = ["exponential", '
+             '"cosine"]}\n"training.lr" = {low = 1e-3, high = 4e-2, log = true}\n'
+             '"training.lr_min" = {low = 1e-2, high = 3e-2, log = true}\n'
+             '"training.lr_decay" = {low = 0.5, high = 0.9}\n')  # (the job's 0.95 not drawn: an end is taken)
+    with pytest.raises(ConfigError) as refused:
+        load(_job(tmp_path, base + space))
+    said = str(refused.value)
+    assert """[tune.space]."training.lr".low = 0.001 (with "training.lr_schedule" = 'cosine'""" in said, said
+    assert "lr_decay" not in said.split("gives a job")[0], said

@@ -237,9 +237,10 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
                                      f"legs[].schedule_epochs): this file run afresh follows one {lengths[-1]}-epoch "
                                      "cosine and differs from this run")
         if comm.Get_rank() == 0 and _length_of(resume) != lengths[-1]:
-            steps = int(resume["train"]["step"])
+            steps, was = int(resume["train"]["step"]), _length_of(resume)
             print(f"hpcflow nn: note: [training].epochs = {lengths[-1]} changes the length of the cosine learning-rate "
-                  f"schedule, which the checkpoint's {steps} steps followed as {_length_of(resume)} epochs long: the "
+                  f"schedule, which the checkpoint's {steps} steps followed as {was} epoch{'' if was == 1 else 's'} "
+                  "long: the "
                   f"steps left follow the {lengths[-1]}-epoch cosine from step {steps}, so the run is neither "
                   f"length's schedule (nor {os.path.join(outdir, 'job.toml')} run afresh; its header says so)",
                   file=sys.stderr)

@@ -68,14 +68,16 @@ def _space_gpu_note(module, job: str, overrides, space, cfg) -> str | None:
     from hpcflow.tune.study import space_settings
 
     for alternatives in space_settings(space, cfg):
-        for number, (what, setting) in enumerate(alternatives, 1):  # the first that gives a job (`check_space`)
+        drawn, first = None, None
+        for what, setting in alternatives:  # the first that gives a job (`check_space`)
             try:
                 with gpu_checked_elsewhere():
                     _, drawn = registry.load(job, [*overrides, *setting], memory_check=False)
                 break
-            except UserError:
-                if number == len(alternatives):
-                    raise
+            except UserError as exc:
+                first = first or exc
+        if drawn is None:
+            raise first
         note = missing_gpu_note(module, drawn)
         if note is not None:
             return f"{what}: {note}"

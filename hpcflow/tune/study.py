@@ -430,7 +430,7 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
     refuse_switched_off(path, space, cfg)
     for alternatives in space_settings(space, cfg):
         refused = []
-        for what, setting in alternatives:
+        for what, setting in alternatives:  # (a generator: the next is built only where one fails)
             try:
                 drawn = registry.load(path, [*overrides, *setting])[1]
             except UserError as exc:
@@ -444,7 +444,9 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
                 continue
             break
         else:
-            raise ConfigError(refused[0])
+            others = f" (and with the {len(refused) - 1} other combinations of the space's ends tried)" \
+                if len(refused) > 1 else ""
+            raise ConfigError(refused[0] + others)
 
 
 def refuse_unread(path, space, cfg) -> None:
@@ -528,26 +530,57 @@ def space_settings(space, cfg):
                 params[p.name] = value
                 if spaces.unread(cfg, params) == p.name:
                     continue
-                alternatives = []
-                for ends in drawn_ends(space, cfg, params):
-                    said = ", ".join(f'"{name}" = {v!r}' for name, v in {**params, **ends}.items() if name != p.name)
-                    setting = spaces.overrides(spaces.trial_settings(cfg, {**ends, **params})[0])
-                    alternatives.append((f'[tune.space]."{p.name}".{label} = {value!r}'
-                                         f'{f" (with {said})" if said else ""}', setting))
-                yield alternatives
+                yield _alternatives(p, label, value, params, space, cfg)
 
 
-def drawn_ends(space, cfg, params: dict) -> list:
-    """The values the searched settings not in `params` take in a check of `params` (`space_settings`): none where
-    the space draws the job's value of each of them, else those that it does not draw at the low end (a range's
-    low, the first choice) and, as a second try, at the high end; where the trial's schedule does not read a rate
-    setting, neither (`spaces.trial_settings` leaves it at its default)."""
-    undrawn = [q for q in space if q.name not in params and not draws(q, setting_value(cfg, q.name))]
-    if not undrawn:
-        return [{}]
-    low = {q.name: q.choices[0] if q.kind == "categorical" else q.low for q in undrawn}
-    high = {q.name: q.choices[-1] if q.kind == "categorical" else q.high for q in undrawn}
-    return [low] if high == low else [low, high]
+def _alternatives(p, label: str, value, params: dict, space, cfg):
+    """(what, --set overrides) of each combination `drawn_ends` gives to check `params` with, as needed."""
+    for ends in drawn_ends(space, cfg, params):
+        settings, inactive = spaces.trial_settings(cfg, {**ends, **params})
+        said = ", ".join(f'"{name}" = {v!r}' for name, v in {**params, **ends}.items()
+                         if name != p.name and name not in inactive)  # (not a rate setting its schedule leaves)
+        yield (f'[tune.space]."{p.name}".{label} = {value!r}{f" (with {said})" if said else ""}',
+               spaces.overrides(settings))
+
+
+#: the most combinations of the other searched settings' values `drawn_ends` gives one checked value
+MAX_ENDS = 64
+
+
+def drawn_ends(space, cfg, params: dict):
+    """The values the searched settings not in `params` take in the checks of `params` (`space_settings`), in the
+    order tried, each where the ones before gave no valid job: first the job's value of each that the space draws
+    and the low ends (a range's low, the first choice) of those it does not, then their high ends, then other
+    combinations of the job's values and each setting's ends (choices), at most MAX_ENDS in all: a value is refused
+    where none gives a valid job (a switch drawn off, a lower rate with a higher exponent)."""
+    free = [q for q in space if q.name not in params]
+    job = {q.name: setting_value(cfg, q.name) for q in free}
+    drawable = {q.name for q in free if draws(q, job[q.name])}
+
+    def ends(q) -> list:
+        return list(q.choices) if q.kind == "categorical" else [q.low, q.high]
+
+    low = {q.name: ends(q)[0] for q in free if q.name not in drawable}
+    high = {q.name: ends(q)[-1] for q in free if q.name not in drawable}
+    given = []
+    for combo in itertools.chain([low, high], (
+            {q.name: v for q, v in zip(free, values) if not (q.name in drawable and _same(v, job[q.name]))}
+            for values in itertools.product(*([job[q.name]] * (q.name in drawable) + ends(q) for q in free)))):
+        if any(_same_values(combo, seen) for seen in given):
+            continue
+        given.append(combo)
+        yield combo
+        if len(given) == MAX_ENDS:
+            return
+
+
+def _same(a, b) -> bool:
+    """Equal values of one type (True is not 1)."""
+    return type(a) is type(b) and a == b
+
+
+def _same_values(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
 
 
 def setting_value(cfg: dict, name: str):
@@ -560,7 +593,7 @@ def draws(p: spaces.Param, v) -> bool:
     """Whether a trial can draw `v` for searched setting `p`: one of its choices (of the same type: True is not 1),
     or a number of its kind in its range."""
     if p.kind == "categorical":
-        return any(type(c) is type(v) and c == v for c in p.choices)
+        return any(_same(c, v) for c in p.choices)
     if isinstance(v, bool) or not isinstance(v, int if p.kind == "int" else (int, float)):
         return False
     return p.low <= v <= p.high
@@ -1190,7 +1223,13 @@ def other_job(out: str, name: str, storage, job: TuneJob) -> str | None:
     except Exception:  # noqa: BLE001 - a storage that cannot be read is refused later, saying why
         return None
     what = None if not isinstance(old, dict) else record_mismatch(old, job.record())
-    return None if what is None else f"{old.get('job')} (this job has {what})"
+    if what is None:
+        return None
+    from hpcflow.jobs.shell import shell_line
+
+    sets = old.get("overrides") if isinstance(old.get("overrides"), list) else []
+    given = f" {shell_line([x for s in sets for x in ('--set', str(s))])}" if sets else ""
+    return f"{old.get('job')}{' with' + given if given else ''} (this job has {what})"
 
 
 #: what a study writes at the top of its directory (`check_outdir` refuses them where no study wrote them)
