@@ -26,7 +26,7 @@ from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet, subset_or_none
 from hpcflow.arguments import api_integer, api_seed, api_threads, env_quiet, env_threads
-from hpcflow.parallel.comm import arguments_together, raise_together, resolve
+from hpcflow.parallel.comm import SerialComm, arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
                                           unpack_rows)
@@ -41,6 +41,8 @@ LINES_PER_BATCH = 2048
 MAX_OFF_X = 0.01
 #: binomial standard errors that the fraction dropped of a first wave may lie above MAX_OFF_X by chance (`max_off_x`)
 OFF_X_SIGMAS = 3.0
+#: the entropy of the one block of lines that `check_placeable` draws (a fixed stream: the same verdict every time)
+PSI_CHECK_ENTROPY = 0
 #: a first wave with more than this fraction of intersection points where dp vanishes (`check_placed`: Newton step
 #: above NEWTON_TOL) stops the sampling: X is then singular along a part of it. A repeated factor q^k of p puts
 #: k deg(q) of each line's n+1 roots there (>= 2/(n+1)); a smooth X puts none (an isolated singular point, e.g. Dwork
@@ -239,6 +241,25 @@ def max_off_x(total: int) -> float:
     # the points of one line are dropped nearly independently (Dwork(3): the variance of a line's count is 1.0-1.2
     # times the binomial one at 0.1% .. 37% dropped), so the points, not the lines, count as the draws
     return MAX_OFF_X + OFF_X_SIGMAS * float(np.sqrt(MAX_OFF_X * (1 - MAX_OFF_X) / total))
+
+
+def check_placeable(surface) -> None:
+    """The sampler's ConfigError (`check_placed`'s message, e.g. "use |psi| <= 5.2e+04" for Dwork(3, 1e5)) when one
+    block of LINES_PER_BATCH lines, drawn from a fixed stream (PSI_CHECK_ENTROPY: the verdict depends on the surface
+    alone), leaves more of its points unplaced than any first wave would accept: its fraction lies above `max_off_x`
+    of one block by more than OFF_X_SIGMAS binomial standard errors of the fraction itself. A first wave of one
+    block or more accepts at most that `max_off_x`, so what this refuses the sampler refuses too (but for a chance
+    below ~0.2%), and a surface at the sampler's edge (one wave may take it, another not) is left to the sampler.
+    Milliseconds (25 ms at dim 3, ~1 s at dim 16); a job's checks call it before any work (`hpcflow.jobs.schema`).
+    A surface with dp vanishing along a part of X is not refused here (`check_flat` is the sampler's)."""
+    rng = np.random.default_rng(np.random.SeedSequence(PSI_CHECK_ENTROPY, spawn_key=(0,)))
+    _, n_bad, residual, _ = surface.line_points(LINES_PER_BATCH, rng, xp=np, residuals=True)
+    total = LINES_PER_BATCH * surface.degree
+    frac = n_bad / total
+    if frac - OFF_X_SIGMAS * np.sqrt(frac * (1 - frac) / total) <= max_off_x(total):
+        return
+    q99 = float(np.percentile(np.where(np.isnan(residual), np.inf, residual), 99))
+    check_placed(surface, np.array([n_bad]), np.array([q99]), np.array([0]), comm=SerialComm())
 
 
 def check_placed(surface, off_x, q99, flat, *, comm) -> None:

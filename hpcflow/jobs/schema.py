@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 
 import math
 import os
@@ -494,7 +495,8 @@ def chart_pair(v):
 #: the largest complex dimension, MAX_DIM, is hpcflow.arguments'. |psi| is bounded only to keep the field finite,
 #: far above what float64 roots can place on X in any dimension: the sampler's accuracy check
 #: (`hpcflow.geometry.sampling`) refuses a larger |psi| after its first batches (above ~5e4 at dim 3, below 1e7 at
-#: dim 1), with the |psi| it would take, as the API's `sample` refuses it
+#: dim 1), with the |psi| it would take, as the API's `sample` refuses it; a job's psi meets the same check before any
+#: work (`check_manifold`)
 MAX_PSI = 1e9
 #: the manifold keys every job's point section shares (family, complex dimension, Dwork psi)
 MANIFOLD_FIELDS = {
@@ -502,7 +504,7 @@ MANIFOLD_FIELDS = {
     "dim": Field(int, 3, lo=1, hi=MAX_DIM, help="complex dimension; 3 = the quintic in P^4"),
     "psi": Field(float, 0.0, lo=-MAX_PSI, hi=MAX_PSI,
                  help="Dwork parameter psi (real), dwork only; a |psi| whose roots float64 cannot place on X, "
-                 "~5e4 at dim 3, is refused by the sampler"),
+                 "~5e4 at dim 3, is refused before any work, as the sampler refuses it"),
 }
 
 
@@ -537,8 +539,26 @@ def named_keys(text: str, section: str, keys) -> str:
 
 def check_manifold(cfg: dict, source: str) -> None:
     """A nonzero psi in a section of MANIFOLD_FIELDS with manifold = "fermat" is refused: psi belongs to the
-    Dwork family (whose psi = 0 member is the Fermat quintic), and a job that names it surely meant that family."""
+    Dwork family (whose psi = 0 member is the Fermat quintic), and a job that names it surely meant that family.
+    A Dwork psi whose roots float64 cannot place on X is refused as the sampler's first batches would refuse it, with
+    its message and the |psi| it takes (`placeable`), so that --check, submit and tune's space checks refuse it too."""
     for section, table in cfg.items():
         if isinstance(table, dict) and table.get("manifold") == "fermat" and table.get("psi"):
             raise ConfigError(f"{source}: [{section}].psi = {table['psi']:g} applies to manifold = 'dwork' only; "
                               f"set [{section}].manifold = \"dwork\" or remove psi")
+        if isinstance(table, dict) and table.get("manifold") == "dwork" and table.get("psi"):
+            try:
+                placeable(table["dim"], float(table["psi"]))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: [{section}].psi = {table['psi']:g} is refused by the sampler: {exc}; "
+                                  f"set [{section}].psi inside that bound") from None
+
+
+@functools.lru_cache(maxsize=256)
+def placeable(dim: int, psi: float) -> None:
+    """`hpcflow.geometry.sampling.check_placeable` of Dwork(dim, psi), once per (dim, psi): the sampler's accuracy
+    check (roots float64 cannot place on X, ~|psi| > 5e4 at dim 3) before any work, as a job's run would meet it."""
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.geometry.sampling import check_placeable
+
+    check_placeable(Hypersurface.dwork(dim, psi))
