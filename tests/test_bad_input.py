@@ -631,7 +631,8 @@ def test_sample_psi_is_bounded_where_the_sampler_cannot_place_its_roots(tmp_path
     assert main(["sample", "--manifold", "dwork", "--psi", "1e5", "--n", "300", "--threads", "1", "--quiet",
                  "--out", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hpcflow sample: error: dwork(dim=3, psi=100000): ") and "use |psi| <= " in err, err
+    assert err.startswith("hpcflow sample: error: --psi 100000 is refused by the sampler: dwork(dim=3, psi=100000): ")
+    assert "use |psi| <= " in err, err
     assert err.count("\n") == 1 and not bad.exists()
 
 

@@ -89,3 +89,18 @@ def test_what_the_check_refuses_loses_clearly_more_than_any_first_wave_takes(dim
     for seed in range(2):
         lost = _lost(X, seed=seed, batches=1)
         assert lost < max_off_x(one) + 0.01  # accepted: not far beyond what the sampler takes
+
+
+def test_sample_refuses_it_before_its_out_is_touched(tmp_path, capsys, monkeypatch):
+    """hpcflow sample --psi 1e5: refused by the argument checks (the sampler's message), no sampling started."""
+    from hpcflow.geometry import sampling
+
+    def never(*a, **kw):
+        raise AssertionError("sampling started")
+
+    monkeypatch.setattr(sampling, "sample_checked", never)
+    out = tmp_path / "p.h5"
+    assert main(["sample", "--manifold", "dwork", "--dim", "3", "--psi", "1e5", "--n", "100", "--quiet",
+                 "--out", str(out)]) == 2
+    msg = _error(capsys)
+    assert "--psi 100000 is refused" in msg and "use |psi| <= " in msg and not out.exists()

@@ -19,7 +19,7 @@ AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "out", "force"
 def check_arguments(args) -> dict:
     """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
     sample needs (hpcflow.resources); returns them as the "sample" configuration."""
-    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, Field, validate_field
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, Field, placeable, validate_field
     from hpcflow.resources import check_environment, check_resources
 
     check_environment()
@@ -36,6 +36,13 @@ def check_arguments(args) -> dict:
                           "placed on X only far below it: the sampler refuses |psi| above ~5e4 at dim 3); change it")
     if psi and cfg.get("manifold", "fermat") == "fermat":
         raise ConfigError("--psi applies to --manifold dwork only; add --manifold dwork or drop --psi")
+    if psi and cfg.get("manifold") == "dwork":  # the sampler's accuracy check, before --out is touched
+        try:
+            placeable(cfg.get("dim", MANIFOLD_FIELDS["dim"].default), psi)
+        except ConfigError as exc:
+            said = f"{psi.real:g}" if psi.imag == 0 else f"{psi:g}"
+            raise ConfigError(f"--psi {said} is refused by the sampler: {exc}; give a --psi inside that bound") \
+                from None
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
     from hpcflow.parallel.comm import size
 

@@ -548,14 +548,14 @@ def check_manifold(cfg: dict, source: str) -> None:
                               f"set [{section}].manifold = \"dwork\" or remove psi")
         if isinstance(table, dict) and table.get("manifold") == "dwork" and table.get("psi"):
             try:
-                placeable(table["dim"], float(table["psi"]))
+                placeable(table["dim"], table["psi"])
             except ConfigError as exc:
                 raise ConfigError(f"{source}: [{section}].psi = {table['psi']:g} is refused by the sampler: {exc}; "
                                   f"set [{section}].psi inside that bound") from None
 
 
 @functools.lru_cache(maxsize=256)
-def placeable(dim: int, psi: float) -> None:
+def placeable(dim: int, psi: complex) -> None:
     """`hpcflow.geometry.sampling.check_placeable` of Dwork(dim, psi), once per (dim, psi): the sampler's accuracy
     check (roots float64 cannot place on X, ~|psi| > 5e4 at dim 3) before any work, as a job's run would meet it."""
     from hpcflow.geometry import Hypersurface
