@@ -40,11 +40,12 @@ def load(run_dir) -> dict:
     if why := _not_written(run_dir):
         raise MissingData(why)
     path = data_file(run_dir, NOISE_SCAN, hint=HINT)
-    d = read_datasets(path, COLUMNS, hint=HINT, optional=(STEPS,), ndim=dict.fromkeys((*COLUMNS, STEPS), 1))
-    stopped = read_strings(path, "table/stopped", hint=HINT)
+    fix = _fix(path)  # a noise_scan.h5 that reads but is malformed: damaged
+    d = read_datasets(path, COLUMNS, hint=fix, optional=(STEPS,), ndim=dict.fromkeys((*COLUMNS, STEPS), 1))
+    stopped = read_strings(path, "table/stopped", hint=fix)
     if stopped is not None:
         d["table/stopped"] = stopped
-    n = same_length(path, d, (*COLUMNS, STEPS, "table/stopped"), hint=HINT)
+    n = same_length(path, d, (*COLUMNS, STEPS, "table/stopped"), hint=fix)
     cfg = _config(path)
     kernel = cfg["kernel"]["name"]
     if stopped is None:
@@ -52,6 +53,7 @@ def load(run_dir) -> dict:
         stopped = [""] * n
     else:
         steps, unknown = _whole(path, STEPS, d.get(STEPS, [-1] * n)), [""] * n
+        _check_histories(path, steps if STEPS in d else None, n, cfg, fix)
         _check_gains(path, d["table/gain"], stopped)
     _check_ranges(path, d)
     project = cfg.get("noise", {}).get("project") if isinstance(cfg.get("noise"), dict) else None
@@ -102,6 +104,12 @@ def _not_written(run_dir) -> str:
             "jobs/noise_scan.toml)")
 
 
+def _fix(path) -> str:
+    """The fix of noise_scan.h5 `path` that h5py reads but that holds what no scan writes (damaged): `rerun_fix` of
+    its run directory."""
+    return rerun_fix(os.path.dirname(os.path.abspath(path)))
+
+
 def _job_kind(path):
     """[job].kind of job file `path`, None where it has none or cannot be read."""
     import tomllib
@@ -114,6 +122,29 @@ def _job_kind(path):
     return kind if isinstance(kind, str) else None
 
 
+def _check_histories(path, steps, n: int, cfg: dict, fix: str) -> None:
+    """MissingData naming the file and what in it no scan writes (docs/outputs.md), as a damaged file (`fix`): steps
+    taken (table/steps_taken; None where the file has none) beyond the job's [flow].steps; a level's history
+    (scale_i/sigma_train, scale_i/sigma_test, i < L) missing, not 1-D, or not of table/steps_taken + 1 values (step 0
+    and each step taken; train and test alike where the file has no steps_taken)."""
+    most = cfg["flow"].get("steps")
+    if steps is not None and isinstance(most, int) and not isinstance(most, bool):
+        for i, k in enumerate(steps):
+            if not 0 <= k <= most:
+                raise MissingData(f"{path}: dataset '{STEPS}' holds {k} at level {i}, not a count of steps taken "
+                                  f"from 0 to [flow].steps = {most} (@config); {fix}")
+    names = [f"scale_{i}/sigma_{part}" for i in range(n) for part in ("train", "test")]
+    held = read_datasets(path, names, hint=fix, ndim=dict.fromkeys(names, 1))
+    for i in range(n):
+        train, test = f"scale_{i}/sigma_train", f"scale_{i}/sigma_test"
+        want = steps[i] + 1 if steps is not None else len(held[train])
+        for name in (train, test):
+            if len(held[name]) != want:
+                said = (f"{STEPS} gives {want - 1} steps at level {i}, so {want} values (step 0 and each step)"
+                        if steps is not None else f"'{train}' holds {want}")
+                raise MissingData(f"{path}: dataset '{name}' holds {len(held[name])} values, but {said}; {fix}")
+
+
 def _check_gains(path, gains, stopped) -> None:
     """MissingData naming the file and the level where a level whose flow ran through (table/stopped empty) has a
     non-finite table/gain: the scan writes NaN only with its reason, so the file was damaged or altered since; the
@@ -122,14 +153,14 @@ def _check_gains(path, gains, stopped) -> None:
         if why or np.isfinite(g):
             continue
         name = f"scale_{i}/sigma_test"
-        hist = read_datasets(path, (), hint=HINT, optional=(name,), ndim={name: 1}).get(name)
+        hist = read_datasets(path, (), hint=_fix(path), optional=(name,), ndim={name: 1}).get(name)
         if hist is not None and len(hist) >= 2 and np.isfinite(hist[[0, -1]]).all() and hist[-1] > 0:
             was = f"its {name} gives {hist[0] / hist[-1]:.4g} (first / last)"
         else:
             was = f"no readable {name} gives it"
         raise MissingData(f"{path}: dataset 'table/gain' holds {float(g)!r} at level {i}, whose flow ran through "
                           f"(table/stopped gives no reason), and {was}: the file is damaged; "
-                          f"{rerun_fix(os.path.dirname(os.path.abspath(path)))}")
+                          f"{_fix(path)}")
 
 
 def _check_ranges(path, d: dict) -> None:
@@ -147,7 +178,7 @@ def _check_ranges(path, d: dict) -> None:
     if len(bad):
         raise MissingData(f"{path}: dataset 'table/gain' holds {float(gain[bad[0]])!r} at level {bad[0]}, not a gain "
                           f"> 0 (sigma_FS / sigma_final, a ratio of positive sigmas): the file is damaged; "
-                          f"{rerun_fix(os.path.dirname(os.path.abspath(path)))}")
+                          f"{_fix(path)}")
 
 
 def _whole(path, name: str, values) -> list:
@@ -156,21 +187,22 @@ def _whole(path, name: str, values) -> list:
     arr = np.asarray(values)
     bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
     if bad.any():
-        raise MissingData(f"{path}: dataset '{name}' holds {float(arr[bad][0])!r}, not a whole number of steps; {HINT}")
+        raise MissingData(f"{path}: dataset '{name}' holds {float(arr[bad][0])!r}, not a whole number of steps; "
+                          f"{_fix(path)}")
     return [int(v) for v in arr]
 
 
 def _config(path) -> dict:
     """The scan's job configuration (root attribute `config`, a JSON object) with its [kernel] and [flow] tables and
     the kernel's name; MissingData naming the file and the entry otherwise (the figure's kernel would be unknown)."""
-    cfg = read_attrs(path, hint=HINT).get("config")
+    cfg = read_attrs(path, hint=_fix(path)).get("config")
     if not isinstance(cfg, dict):
         what = "missing" if cfg is None else "not a JSON object"
-        raise MissingData(f"{path}: attribute 'config' is {what}; {HINT}")
-    name = config_table(cfg, "kernel", path, hint=HINT).get("name")
-    config_table(cfg, "flow", path, hint=HINT)
+        raise MissingData(f"{path}: attribute 'config' is {what}; {_fix(path)}")
+    name = config_table(cfg, "kernel", path, hint=_fix(path)).get("name")
+    config_table(cfg, "flow", path, hint=_fix(path))
     if not isinstance(name, str):
-        raise MissingData(f"{path}: config [kernel].name = {name!r} is missing or not a string; {HINT}")
+        raise MissingData(f"{path}: config [kernel].name = {name!r} is missing or not a string; {_fix(path)}")
     return cfg
 
 
@@ -179,7 +211,7 @@ def _steps_of_old_file(path, n: int, cfg: dict):
     each level's scale_i/sigma_test history (-1 when absent); a level whose flow took [flow].steps ran through,
     any other is marked unknown (it stopped early, for a numerical reason or by [flow].early_stop)."""
     names = [f"scale_{i}/sigma_test" for i in range(n)]
-    hist = read_datasets(path, (), hint=HINT, optional=names, ndim=dict.fromkeys(names, 1))
+    hist = read_datasets(path, (), hint=_fix(path), optional=names, ndim=dict.fromkeys(names, 1))
     total = cfg["flow"].get("steps")
     total = total if isinstance(total, int) and not isinstance(total, bool) else None
     steps, unknown = [], []

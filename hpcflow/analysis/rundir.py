@@ -731,8 +731,9 @@ def _other_scan_record(summary: dict, path) -> str:
     """What shows that a scan's summary.json is not the record of its data file `path` (SCAN_TABLES: a summary copied
     from another run, edited by hand, or a file altered since): its table holds another number of rows, or a row's
     parameter or gain that is not the file's (`scan_rows`); "" where they agree, where the summary holds no table and
-    where the file's cannot be read or holds a gain that is not finite (its readers say why: `fig3_noise.load` calls a
-    NaN that no reason explains damage, as `hpcflow.report.detect` does any in local_limit.h5)."""
+    where the file's cannot be read or holds a gain that is not a finite number > 0 (its readers say why:
+    `fig3_noise.load` calls a NaN that no reason explains damage, as `hpcflow.report.detect` does any in
+    local_limit.h5, and a gain <= 0 in either)."""
     mine = summary.get("table")
     if not isinstance(mine, list):
         return ""
@@ -741,6 +742,8 @@ def _other_scan_record(summary: dict, path) -> str:
     except MissingData:
         return ""
     name = os.path.basename(os.fspath(path))
+    if any(isinstance(v, float) and v <= 0 for row in rows for k, v in row.items() if k.startswith("gain")):
+        return ""  # a gain no scan writes (<= 0): the file is damaged, which its readers say, not another record
     if len(mine) != len(rows):
         return f"summary.json's table holds {len(mine)} rows but {name}'s {len(rows)}"
     param = SCAN_TABLES[name][0]

@@ -48,7 +48,7 @@ class RunInfo:
     fig4: str = ""  # why Fig. 4 of a network run whose job draws it (`_draws_fig4`) is not drawn: its nn.h5 gone or
     # damaged, or not yet written (`_not_yet_written`); "" otherwise
     other_study: str = ""  # a study directory whose study.json names another study than --study: why (kind None)
-    damaged: str = ""  # why its data file is damaged or cannot be read (`_unreadable`, `_local_limit_fault`), else ""
+    damaged: str = ""  # why its data file is damaged or cannot be read (`_unreadable`, `_scan_fault`), else ""
 
 
 def _present(path) -> list:
@@ -127,8 +127,8 @@ def _detect(path, present, study_name) -> RunInfo:
     damaged = ""
     if not state and not reason.startswith(RUNNING) and (damaged := _unreadable(path, present[0])):
         complete, reason = False, damaged  # whatever its summary says, as a flow's damaged checkpoint.h5
-    if kind == "local_limit" and complete and (damaged := _local_limit_fault(path)):  # (no figure reads its file)
-        complete, reason = False, damaged
+    if kind in SCANS and not damaged and not reason.startswith(RUNNING) and (damaged := _scan_fault(path, kind)):
+        complete, reason = False, damaged  # before what its summary says: the file's own damage first
     running = reason.removeprefix(RUNNING) if reason.startswith(RUNNING) else ""
     summary = _run_summary(path, kind, complete=complete)
     if damaged and kind in SCANS:  # its gains are those of a damaged file: '-', as a file cut short shows them
@@ -197,14 +197,22 @@ LOCAL_LIMIT_TABLE = ("table/width", *LOCAL_LIMIT_GAINS)
 LOCAL_LIMIT_STEPS = "table/steps_taken"
 
 
-def _local_limit_fault(path) -> str:
-    """Why the local_limit.h5 of run directory `path`, which h5py reads, is damaged (`_local_limit_damage`), with the
-    fix (`rerun_fix`); "" where it reads whole."""
-    file = os.path.join(path, LOCAL_LIMIT)
+def _scan_fault(path, kind) -> str:
+    """Why the data file of scan run directory `path` (SCANS), which h5py reads, is damaged, with the fix
+    (`rerun_fix`); "" where it reads whole: local_limit.h5 as `_local_limit_damage` checks it, noise_scan.h5 as
+    Fig. 3 reads it (`hpcflow.analysis.fig3_noise.load`: its table, each level's histories against its steps taken,
+    its gains)."""
+    name = SCANS[kind]
+    file = os.path.join(path, name)
     try:
-        _local_limit_damage(file)
+        if kind == "local_limit":
+            _local_limit_damage(file)
+        else:
+            from hpcflow.analysis.fig3_noise import load
+
+            load(path)
     except MissingData as exc:
-        return f"{LOCAL_LIMIT} damaged: {str(exc).removeprefix(f'{file}: ').split('; ')[0]}; {rerun_fix(path)}"
+        return f"{name} damaged: {str(exc).removeprefix(f'{file}: ').split('; ')[0]}; {rerun_fix(path)}"
     return ""
 
 
