@@ -64,9 +64,31 @@ def test_a_legend_too_long_for_its_columns_lists_the_first_entries_and_says_how_
     assert caught == [], caught
     _inside(fig, legend)
     texts = [t.get_text() for t in legend.get_texts()]
-    match = re.fullmatch(r"\+(\d+) more \(not listed\)", texts[-1])
+    match = re.fullmatch(r"\+(\d+) more runs \(not listed\)", texts[-1])  # runs, not legend lines
     assert match, texts[-1]
     listed = texts[:-1]
     every = [f"{r['label']} {kind}" for r in runs for kind in ("train", "test")]
-    assert listed == every[:len(listed)] and len(listed) + int(match.group(1)) == len(every) == 200
+    assert listed == every[:len(listed)] and len(listed) % 2 == 0, listed[-2:]  # a run's test line kept with its train
+    assert len(listed) // 2 + int(match.group(1)) == len(runs) == 100
     assert len(listed) > 60  # more than one column's worth
+
+
+def test_a_long_run_name_is_wrapped_in_the_legend():
+    """One run named with 160 characters made the figure over 2000 px wide: its entries are wrapped at 60
+    characters, every character kept, and the figure is no wider than with a name of 60."""
+    def width(label):
+        run = _runs(1, both_units=False)[0]
+        fig, caught, legend = _drawn([{**run, "label": label}])
+        assert caught == [], caught
+        _inside(fig, legend)
+        return fig, [t.get_text() for t in legend.get_texts()]
+
+    name = "runs/" + "a_very_long_directory_name_" * 6 + "x" * 3
+    assert len(name) > 160
+    fig, texts = width(name)
+    lines = texts[0].split("\n")
+    assert max(map(len, lines)) <= 60 and len(lines) >= 3, lines
+    assert texts[0].replace("\n", "").replace(" ", "") == f"{name}train", texts[0]  # (a space at a break dropped)
+    short, _ = width(name[:54])  # "NAME train": 60 characters, one line
+    assert fig.get_size_inches()[0] <= short.get_size_inches()[0] * 1.05, (fig.get_size_inches(),
+                                                                            short.get_size_inches())

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 from contextlib import contextmanager
+from itertools import accumulate
 
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import MissingDependencyError
@@ -115,15 +116,30 @@ TALLEST = 2.0
 COLUMNS = 3
 #: the room kept below the legend beside the axes, inches
 SLACK = 0.1
+#: the most characters of a line of a run's legend entry (`wrapped`): a longer entry (a long run name) is wrapped, so
+#: that the legend beside the axes does not make the figure as wide
+LABEL_WIDTH = 60
 
 
-def legend_beside(fig, ax, width: float, height: float, **kwargs):
+def wrapped(label: str, width: int = LABEL_WIDTH) -> str:
+    """`label` in lines of at most `width` characters, broken at spaces where it has them and anywhere in a longer
+    word (a path, a run name); as it is where it fits one line."""
+    import textwrap
+
+    if len(label) <= width:
+        return label
+    return "\n".join(textwrap.wrap(label, width, break_long_words=True, break_on_hyphens=False)) or label
+
+
+def legend_beside(fig, ax, width: float, height: float, *, groups=None, **kwargs):
     """`ax`'s legend (`kwargs`: Axes.legend's) to the right of the axes, where no curve or point runs under it, and
     `fig` made `width` inches plus the legend's width wide and `height` tall, so that the axes keep their width
     however long the entries (run names, paths, the scales a noise scan has no points at); the legend.
     A legend taller than the axes (many runs) is not cut off, and the layout does not collapse: the figure grows to
     hold it, up to TALLEST times `height`; beyond that the entries are set in up to COLUMNS columns, and what those
-    cannot hold is said by a last entry, '+N more (not listed)'."""
+    cannot hold is said by a last entry, '+N more (not listed)'. `groups`: the number of consecutive entries of each
+    thing listed (a run's train and test lines), which are then listed or left out whole, the last entry saying
+    '+N more runs (not listed)'."""
     handles = kwargs.pop("handles", None)
     labels = kwargs.pop("labels", None)
     if handles is None:
@@ -132,6 +148,9 @@ def legend_beside(fig, ax, width: float, height: float, **kwargs):
     elif labels is None:
         labels = [h.get_label() for h in handles]
     handles, labels = list(handles), list(labels)
+    unit = " runs" if groups is not None else ""
+    groups = list(groups) if groups is not None else [1] * len(handles)
+    ends = list(accumulate(groups))  # the entry after each group's last
 
     def make(ncol, hs, ls):
         legend = ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
@@ -154,15 +173,17 @@ def legend_beside(fig, ax, width: float, height: float, **kwargs):
         from matplotlib.lines import Line2D
 
         per_row = box.height / fig.dpi / -(-len(handles) // ncol)  # (an upper bound: the frame's padding included)
-        keep = max(1, int(room / per_row) * ncol - 1)
+        fit = max(1, int(room / per_row) * ncol - 1)
+        shown = max(1, sum(end <= fit for end in ends))  # whole groups only: at least the first
         while True:
+            keep = ends[shown - 1]
             more = Line2D([], [], linestyle="none", marker="none")
             legend, box = make(ncol, handles[:keep] + [more],
-                               labels[:keep] + [f"+{len(handles) - keep} more (not listed)"])
-            if box.height / fig.dpi <= room or keep <= 1:
+                               labels[:keep] + [f"+{len(groups) - shown} more{unit} (not listed)"])
+            if box.height / fig.dpi <= room or shown <= 1:
                 break
-            keep -= ncol
-            keep = max(1, keep)
+            fewer = ends[shown - 1] - ncol  # a row of entries fewer, in whole groups
+            shown = max(1, min(shown - 1, sum(end <= fewer for end in ends)))
     fig.set_size_inches(width + box.width / fig.dpi, max(height, box.height / fig.dpi + around + SLACK))
     legend.set_in_layout(True)  # constrained layout makes room for it
     return legend

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from hpcflow.analysis.definite import not_positive_definite
-from hpcflow.analysis.figure import legend_beside, new_figure
+from hpcflow.analysis.figure import legend_beside, new_figure, wrapped
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, NN_CHECKPOINT, MissingData, check_array, checkpoint_progress,
                                      data_file, dataset_names, label, lost_data, network_checkpoint, network_config,
                                      network_legs, nn_damaged_fix, other_kind, read_attrs, read_datasets, read_summary,
@@ -239,14 +239,16 @@ def plot(runs):
     shared = _one_scale([_decades([r for r in runs if r["unit"] == u]) for u in units])
     for ax in axes[1:] if shared else ():  # shared before any curve is drawn, so that its range holds every panel's
         ax.sharey(axes[0])
-    panel, handles = dict(zip(units, axes)), []  # every run's lines, in the order given, for the one legend
+    panel, handles, groups = dict(zip(units, axes)), [], []  # every run's lines, in the order given, for the legend
     for i, r in enumerate(runs):
         ax = panel[r["unit"]]
         dot = "o" if len(r["x"]) == 1 else ""  # a line through one point draws nothing
-        handles += ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=f"{r['label']} train")
+        before = len(handles)
+        handles += ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=wrapped(f"{r['label']} train"))
         if len(r["test"]) == len(r["x"]) and np.isfinite(r["test"]).any():
             handles += ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}",
-                               label=f"{r['label']} {held_out(r)}")
+                               label=wrapped(f"{r['label']} {held_out(r)}"))
+        groups.append(len(handles) - before)  # a run's lines: listed, or left out, together
     for unit, ax in panel.items():
         ax.set_yscale("log")
         ax.set_xlabel(unit)
@@ -259,7 +261,8 @@ def plot(runs):
         fig.suptitle("sigma histories")
         for unit, ax in panel.items():
             ax.set_title("flow runs, per step" if unit == "flow step" else f"network runs, per {unit}")
-    legend_beside(fig, axes[-1], 6.4 if len(axes) == 1 else 10.4, 4.8, handles=handles, fontsize="x-small")
+    legend_beside(fig, axes[-1], 6.4 if len(axes) == 1 else 10.4, 4.8, handles=handles, groups=groups,
+                 fontsize="x-small")
     if len(axes) > 1:  # over the panels, not over the panels and the legend beside them
         fig.canvas.draw()  # (the constrained layout places the axes)
         fig.suptitle("sigma histories", x=(axes[0].get_position().x0 + axes[-1].get_position().x1) / 2)
