@@ -129,7 +129,7 @@ def test_a_damaged_run_in_a_study_directory_whose_storage_cannot_be_read_is_advi
     rows = _rows(res)
     assert rows["damaged"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix(flow)}", rows["damaged"]
     assert rows["scan"][2].startswith("incomplete: noise_scan.h5 damaged: "), rows["scan"]
-    assert rows["scan"][2].endswith(f"the file is damaged); {fix(noise)}"), rows["scan"]  # the fix said once
+    assert rows["scan"][2].endswith(f"the file is damaged; {fix(noise)}"), rows["scan"]  # the fix said once
 
 
 def test_the_advised_tune_command_carries_the_studys_set_values_and_continues_it_run_verbatim(tmp_path, capsys,
