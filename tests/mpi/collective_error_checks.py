@@ -1,9 +1,10 @@
 """Run under mpiexec -n R by tests/test_collective_errors.py: errors every rank raises on the same data.
 
 Usage: collective_error_checks.py MODE DIR. Through the CLI (exit status: main's): "placed", `hpcflow sample` of
-Dwork(dim 1) at psi = -1e7, whose first wave the sampler refuses (`check_placed`; the CLI's --psi bound is widened
-for this); "batches", `hpcflow sample` in one chart with max_batches = 1 (the CLI's default lowered): the first wave
-is too few points; "birch", `hpcflow run` of a clustering job whose Birch threshold leaves one cluster. Through the
+Dwork(dim 1) at psi = -1e7, whose first wave the sampler refuses (`check_placed`; the CLI's test of --psi on one
+batch before any work is switched off for this); "batches", `hpcflow sample` in one chart with max_batches = 1
+(the CLI's default lowered): the first wave is too few points; "birch", `hpcflow run` of a clustering job whose
+Birch threshold leaves one cluster. Through the
 Python API (mode "api", the three calls in turn, one launch), each rank catching the ConfigError and then taking
 part in one allreduce (it prints what it caught and the allreduce's value): "sample", `Hypersurface.sample` with max_batches = 1; "labels", `distributed_labels` by
 "birch" (rank 0 alone clusters) with more clusters than points; "blocks", `distributed_blocks` with no train point
@@ -38,6 +39,9 @@ mode, where = sys.argv[1], sys.argv[2]
 out = os.path.join(where, "out")
 common = ["--threads", "1", "--quiet", "--out", out + ".h5"]
 if mode == "placed":
+    import hpcflow.jobs.schema
+
+    hpcflow.jobs.schema.placeable = lambda dim, psi: None  # (the CLI's test of --psi before any work: the sampler's)
     sys.exit(main(["sample", "--manifold", "dwork", "--dim", "1", "--psi=-1e7", "--n", "1000", *common]))
 if mode == "batches":
     Hypersurface.sample.__kwdefaults__["max_batches"] = 1
