@@ -829,11 +829,13 @@ def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_tom
     (JOB, ["training.batch_size=0"], "[training].batch_size = 0: must lie in [2, "),
     ("", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
     ("[geometry]\nn_train = 400\n", [], '[job].kind is required but missing; add [job] with kind = "nn"'),
+    (JOB.replace('kind = "nn"', "kind = 3"), [], '[job].kind = 3 must be a string; e.g. kind = "nn"'),
+    ("job = 3\n", [], 'write [job] with kind = "nn"'),
     (JOB, ["width_sweep.widths=[4,8,4]"], "[width_sweep].widths = [4, 8, 4] repeats width 4"),
 ])
 def test_refusals_give_the_real_bound_the_nn_kind_and_repeated_widths(tmp_path, capsys, text, sets, said):
-    """batch_size 0 was told 'must lie in [1, ...]' where 1 is refused too; a job-less file was told to add
-    kind = "flow"; a width listed twice trained the same network twice."""
+    """batch_size 0 was told 'must lie in [1, ...]' where 1 is refused too; a job-less file, a kind that is not a
+    string and a [job] that is not a table were told kind = "flow"; a width listed twice trained the same network twice."""
     out = tmp_path / "run"
     assert main(["nn", _write(tmp_path, text), "--out", str(out), *(x for s in sets for x in ("--set", s))]) == 2
     err = capsys.readouterr().err

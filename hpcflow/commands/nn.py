@@ -173,7 +173,7 @@ def prepare_job(args, comm):
     if raw.get("job") is None or isinstance(raw["job"], dict) and "kind" not in raw["job"]:  # (the registry: flow)
         raise ConfigError(f"{args.job}: [job].kind is required but missing; add [job] with kind = \"nn\" "
                           "(the jobs 'hpcflow nn' runs)")
-    kind = registry.job_kind(raw, source=args.job)
+    kind = registry.job_kind(raw, source=args.job, example="nn")
     if kind != "nn":
         raise ConfigError(f"{args.job}: [job].kind = {shown(kind)}, but 'hpcflow nn' runs kind = \"nn\" jobs; "
                           "set kind = \"nn\" or use 'hpcflow run'")

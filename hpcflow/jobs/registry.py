@@ -60,17 +60,18 @@ def checkpointed(kind: str) -> bool:
     return "resume" in inspect.signature(job_module(kind).run).parameters
 
 
-def job_kind(data: dict, *, source: str = "job") -> str:
+def job_kind(data: dict, *, source: str = "job", example: str = "flow") -> str:
     """The `[job] kind` of a parsed job file; ConfigError where [job] is not a table or its kind is missing or not a
-    string."""
+    string, its fix giving kind = "EXAMPLE" (a command that runs one kind names it: "nn" for `hpcflow nn`)."""
     job = data.get("job")
     if job is not None and not isinstance(job, dict):
         raise ConfigError(f"{source}: [job] must be a table ([job] header with keys), not job = {shown(job)}; "
-                          "write [job] with kind = \"flow\" or similar")
+                          f"write [job] with kind = \"{example}\" or similar")
     if job is None or "kind" not in job:
-        raise ConfigError(f"{source}: [job].kind is required but missing; add [job] with kind = \"flow\" or similar")
+        raise ConfigError(f"{source}: [job].kind is required but missing; "
+                          f"add [job] with kind = \"{example}\" or similar")
     if not isinstance(job["kind"], str):
-        raise ConfigError(f"{source}: [job].kind = {shown(job['kind'])} must be a string; e.g. kind = \"flow\"")
+        raise ConfigError(f"{source}: [job].kind = {shown(job['kind'])} must be a string; e.g. kind = \"{example}\"")
     return job["kind"]
 
 
