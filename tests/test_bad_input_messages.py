@@ -86,6 +86,34 @@ def test_a_set_value_that_is_neither_a_word_nor_a_number_still_gets_the_quoting_
             registry.load(QUICKSTART, [f"flow.dt={raw}"])
 
 
+def test_a_bare_word_of_any_script_is_a_string_as_an_ascii_one_is(tmp_path, capsys, threads_kept):
+    """README: a bare --set word is a string; `fërmat` was refused as "not one TOML value; quote a string" where
+    `fermat` is taken. Now the manifold's own check refuses it, listing the manifolds."""
+    from hpcflow.jobs.schema import parse_override
+
+    for word in ("fërmat", "fe\u0301rmat", "ферма_2", "_ö-1.x"):
+        assert parse_override(f"geometry.manifold={word}") == ("geometry", "manifold", word)
+    out = tmp_path / "out"
+    assert main(["run", str(QUICKSTART), "--out", str(out), "--set", "geometry.manifold=fërmat"]) == 2
+    msg = _error(capsys, "run")
+    assert "[geometry].manifold = 'fërmat' is not one of 'fermat', 'dwork'" in msg and "quote" not in msg, msg
+    assert not out.exists()
+    for raw in ("3ë", "fër mat"):  # not one word: the quoting hint, as for 3x or "fer mat"
+        with pytest.raises(ConfigError, match=r"quote a string as geometry\.manifold="):
+            parse_override(f"geometry.manifold={raw}")
+
+
+@pytest.mark.parametrize("value", ["3\n", "3\r", "3\r\n", "3\u2028", "\n3", "3\n\n"])
+def test_a_set_value_with_a_line_break_is_refused_at_its_end_too(tmp_path, capsys, value):
+    """README's table: a newline in VALUE gives "VALUE must be one line"; a trailing one was stripped and the value
+    taken."""
+    out = tmp_path / "out"
+    assert main(["run", str(QUICKSTART), "--out", str(out), "--set", f"flow.steps={value}"]) == 2
+    msg = _error(capsys, "run")
+    assert "VALUE must be one line" in msg and "remove the line break" in msg, msg
+    assert not out.exists()
+
+
 def test_a_job_key_that_is_not_a_table_is_said_so_not_a_missing_kind(tmp_path, capsys):
     job = tmp_path / "job.toml"
     job.write_text("job = 3\n")

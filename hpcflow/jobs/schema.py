@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -317,8 +318,21 @@ def _toml_in(directory: str) -> str:
     return f" in it, e.g. {os.path.join(directory, names[0])}" if names else " (see jobs/)"
 
 
-#: a --set value that is not TOML is taken as a string only when it is one bare word like this
+#: the SECTION and KEY of a --set: one ASCII word, as a job file's keys are
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.+-]*")
+
+#: what ends a line (str.splitlines'), which a --set VALUE must not hold, at its end either
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _bare_word(raw: str) -> bool:
+    """Whether a --set VALUE that is not TOML is one bare word, taken as a string: a letter (of any script) or _,
+    then letters, digits, combining marks and _ . + - (reim_abs2, cosine, fërmat)."""
+    def letter(c):
+        return c == "_" or unicodedata.category(c).startswith("L")
+
+    return bool(raw) and letter(raw[0]) and all(
+        letter(c) or c in ".+-" or unicodedata.category(c) in ("Nd", "Mn", "Mc") for c in raw[1:])
 
 
 def is_utf8(text: str) -> bool:
@@ -336,15 +350,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     (3e-3, true, [64, 128], "x"); a bare word that is not TOML (reim_abs2) is a string. Anything else (a
     newline, a second key or table, trailing text) is refused, so an override can never add other keys."""
     name, sep, raw = text.partition("=")
-    parts = name.strip().split(".")
-    raw = raw.strip()
+    parts = name.strip(" \t").split(".")
     if not sep or len(parts) != 2 or not all(_BARE_WORD.fullmatch(p) for p in parts):
         raise ConfigError(f"--set {_short(text)}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
+    if any(c in raw for c in _LINE_BREAKS + "\x00"):  # (a trailing one too, which strip() would drop)
+        raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
+    raw = raw.strip()
     if not raw:
         raise ConfigError(f"--set {_short(text)}: the value is empty; give one, or unset an optional key with "
                           f"--set {parts[0]}.{parts[1]}=none")
-    if any(c in raw for c in "\n\r\x00"):
-        raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
     if not is_utf8(raw):  # (a job file must be UTF-8 too): job.toml, summary.json would not hold it as given
         raise ConfigError(f"--set {_short(text)}: VALUE holds bytes that are not UTF-8 (as a job file must be); "
                           "give it in UTF-8")
@@ -353,7 +367,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     except RecursionError:
         raise ConfigError(f"--set {_short(text)}: VALUE is nested too deeply; give one plain value") from None
     except tomllib.TOMLDecodeError:
-        if _BARE_WORD.fullmatch(raw):
+        if _bare_word(raw):
             return parts[0], parts[1], raw
         number = _number_form(raw)
         if number is not None:  # .5, 5., 05: Python's numbers, not TOML's
