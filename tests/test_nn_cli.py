@@ -835,7 +835,8 @@ def test_a_resume_that_changes_the_cosine_schedules_length_says_so_where_job_tom
 ])
 def test_refusals_give_the_real_bound_the_nn_kind_and_repeated_widths(tmp_path, capsys, text, sets, said):
     """batch_size 0 was told 'must lie in [1, ...]' where 1 is refused too; a job-less file, a kind that is not a
-    string and a [job] that is not a table were told kind = "flow"; a width listed twice trained the same network twice."""
+    string and a [job] that is not a table were told kind = "flow"; a width listed twice trained the same network
+    twice."""
     out = tmp_path / "run"
     assert main(["nn", _write(tmp_path, text), "--out", str(out), *(x for s in sets for x in ("--set", s))]) == 2
     err = capsys.readouterr().err
