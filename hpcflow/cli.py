@@ -214,7 +214,10 @@ def log_refused(prog: str, status: int, *, written: str | None = None) -> int:
 
 def _said_elsewhere(exc, *, collective: bool = False) -> bool:
     """True on ranks > 0 for an error every rank raises together (marked collective, or `collective`): rank 0
-    prints its one line for the world."""
+    prints its one line for the world; and for an error marked `said_elsewhere` (tasks of a launch that are not
+    one MPI world, whose launcher rank 0 says it: `parallel.comm.check_launch`)."""
+    if getattr(exc, "said_elsewhere", False):
+        return True
     if not (collective or getattr(exc, "collective", False)):
         return False
     from hpcflow.parallel.comm import rank

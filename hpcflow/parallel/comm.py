@@ -229,7 +229,11 @@ def pmix_refusal(environ=None, version=None, *, loaded=None) -> str | None:
 
 def check_launch(comm=None) -> None:
     """Refuse a PMIx launch that this MPI cannot join (`pmix_refusal`), before MPI_Init, and several launcher tasks
-    that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec)."""
+    that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec): a refusal every task makes alike,
+    said by the task of launcher rank 0 alone (`stop_signals.launcher_rank`; the error's `said_elsewhere` is true on
+    the others, which the CLI ends with its status, silently), where each is rank 0 of its own world."""
+    from hpcflow.stop_signals import launcher_rank
+
     if comm is None:
         why = pmix_refusal()
         if why is not None:
@@ -237,11 +241,13 @@ def check_launch(comm=None) -> None:
     tasks = launcher_tasks()
     if tasks is not None and tasks > 1 and size(comm) == 1:
         libmpi = libmpi_refusal() if _mpi() is None else None
-        if libmpi is not None:
-            raise UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1: {libmpi}")
         lib = "no usable MPI library" if _mpi() is None else "an MPI library that does not know this launcher"
-        raise UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1 ({lib}): "
+        exc = UserError(f"the launcher started {tasks} tasks but each sees an MPI world of size 1: {libmpi}"
+                        if libmpi is not None else
+                        f"the launcher started {tasks} tasks but each sees an MPI world of size 1 ({lib}): "
                         "use 'srun --mpi=pmi2' under Slurm or the mpiexec of the MPI mpi4py was built with")
+        exc.said_elsewhere = launcher_rank() != 0
+        raise exc
 
 
 def load_error(exc: BaseException) -> str:
