@@ -929,27 +929,31 @@ def skipped_memory_check(skip: bool = True):
             os.environ[ENV_IGNORE] = old
 
 
-#: every HPCFLOW_* variable hpcflow, its sbatch templates (slurm/) and its tests read
+#: the HPCFLOW_* variables a user sets that hpcflow, its sbatch templates (slurm/) and its tests read
 KNOWN_VARIABLES = ("HPCFLOW_THREADS", "HPCFLOW_BACKEND", "HPCFLOW_QUIET", ENV_IGNORE, "HPCFLOW_PYTHON",
-                   "HPCFLOW_MPI", "HPCFLOW_STEP_SIGNALS", "HPCFLOW_CI")
+                   "HPCFLOW_MPI", "HPCFLOW_CI")
+#: those hpcflow sets itself for the processes it starts (`hpcflow.submit.step.SIGNALS_ENV`, a step's tasks): read,
+#: so never named as unknown, but no suggestion for a user's misspelt name
+INTERNAL_VARIABLES = ("HPCFLOW_STEP_SIGNALS",)
 #: whether `unknown_variables_note` was said in this process
 _UNKNOWN_SAID = False
 
 
 def unknown_variables_note(environ=None) -> str | None:
     """One line naming the HPCFLOW_* variables of the environment that hpcflow does not read (a misspelt name
-    is ignored) with the one each most resembles and the known ones (KNOWN_VARIABLES); None
-    where there are none."""
+    is ignored), each with the known one it closely resembles where there is one (difflib's ratio of the names after
+    HPCFLOW_, which every one shares, at least 0.6: a THREADS missing its S, not X), and the known ones
+    (KNOWN_VARIABLES); None where there are none."""
     import difflib
 
     env = os.environ if environ is None else environ
-    unknown = sorted(k for k in env if k.startswith("HPCFLOW_") and k not in KNOWN_VARIABLES)
+    unknown = sorted(k for k in env if k.startswith("HPCFLOW_") and k not in KNOWN_VARIABLES + INTERNAL_VARIABLES)
     if not unknown:
         return None
-    named = []
+    named, prefix = [], len("HPCFLOW_")
     for name in unknown:
-        like = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
-        named.append(f"{name} (did you mean {like[0]}?)" if like else name)
+        like = difflib.get_close_matches(name[prefix:], [k[prefix:] for k in KNOWN_VARIABLES], n=1, cutoff=0.6)
+        named.append(f"{name} (did you mean HPCFLOW_{like[0]}?)" if like else name)
     return (f"hpcflow: warning: {', '.join(named)}: not a variable hpcflow reads, so ignored; the ones it knows are "
             f"{', '.join(KNOWN_VARIABLES)}")
 

@@ -52,3 +52,19 @@ def test_every_variable_the_repository_uses_is_known(tmp_path, monkeypatch, caps
                 used |= set(re.findall(r"HPCFLOW_[A-Z][A-Z_]*[A-Z]", path.read_text(errors="replace")))
     assert {"HPCFLOW_THREADS", "HPCFLOW_MPI", "HPCFLOW_PYTHON"} <= used  # (the scan reads the templates too)
     assert resources.unknown_variables_note({name: "1" for name in used}) is None, used
+
+
+def test_an_internal_variable_is_read_but_never_offered(fresh):
+    """HPCFLOW_STEP_SIGNALS, which an sbatch template's step sets for its tasks, is taken silently and is not among
+    the names offered to a user's misspelt one (it was listed, documented nowhere)."""
+    assert resources.unknown_variables_note({"HPCFLOW_STEP_SIGNALS": "/tmp/step"}) is None
+    note = resources.unknown_variables_note({BACKNED: "cupy"})
+    assert "HPCFLOW_STEP_SIGNALS" not in note and "HPCFLOW_BACKEND, " in note, note
+
+
+@pytest.mark.parametrize("name", ["HPCFLOW_X", "HPCFLOW_" + "GPU", "HPCFLOW_"])  # (apart: the scan above)
+def test_a_name_close_to_none_gets_no_guess_but_the_known_ones(name, fresh):
+    """HPCFLOW_X was asked "did you mean HPCFLOW_CI?": every name shares HPCFLOW_, which made any two alike."""
+    note = resources.unknown_variables_note({name: "1"})
+    assert note.startswith(f"hpcflow: warning: {name}: not a variable hpcflow reads") and "did you mean" not in note
+    assert note.endswith("the ones it knows are " + ", ".join(resources.KNOWN_VARIABLES)), note
