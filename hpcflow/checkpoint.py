@@ -609,9 +609,10 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
     differ; None where neither is recorded or both are the same): sums per worker thread (kernel tiles, torch, BLAS)
     round otherwise at another thread count, so the run equals the uninterrupted one to summation order only; another
     kernel (a node of another CPU type) rounds its products otherwise, ~1e-13 over a flow's steps. The fix (the leg's
-    HPCFLOW_THREADS, or a node of its kernel) is named only where one of the two differs and the leg ran at these
-    `ranks` too (None: not compared), as another rank count may change the sums' order itself. The flow's and the
-    network's resumes say it alike."""
+    HPCFLOW_THREADS, or a node of its kernel) is named where one of the two differs, with the leg's rank count
+    where it ran at other `ranks` than these (None: not compared), as another rank count may change the sums' order
+    itself (an unclustered flow's, or a clustered flow's block cached at one rank count and streamed at another).
+    The flow's and the network's resumes say it alike."""
     from hpcflow.provenance import blas_kernel
 
     last = legs[-1] if legs else {}
@@ -619,19 +620,19 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
     kernel = blas_kernel() if kernel is THIS_KERNEL else kernel
     other_threads = before is not None and before != threads
     other_kernel = isinstance(was, str) and isinstance(kernel, str) and was != kernel
-    same_ranks = ranks is None or last.get("ranks") in (None, ranks)
+    at = "" if ranks is None or last.get("ranks") in (None, ranks) else f" on {last['ranks']} ranks, as that leg ran,"
     if other_kernel and other_threads:
         return (f"{prefix} note: {threads} threads per rank and BLAS kernel {kernel}, where the checkpoint's last leg "
                 f"ran {before} threads per rank and kernel {was}: the run continues equal to the uninterrupted one to "
                 "rounding (another kernel's products and other threads' sums round otherwise), not bit for bit")
     if other_kernel:
-        fix = f" (a node whose BLAS kernel is {was} resumes it bit for bit)" if same_ranks else ""
+        fix = f" (a node whose BLAS kernel is {was}{at} resumes it bit for bit)"
         return (f"{prefix} note: BLAS kernel {kernel}, where the checkpoint's last leg ran kernel {was} (another CPU "
                 "type, or OPENBLAS_CORETYPE): the run continues equal to the uninterrupted one to rounding (the "
                 f"kernel's products round otherwise, ~1e-13), not bit for bit{fix}")
     if not other_threads:
         return None
-    fix = f" (HPCFLOW_THREADS={before} resumes it bit for bit)" if same_ranks else ""
+    fix = f" (HPCFLOW_THREADS={before}{at} resumes it bit for bit)"
     return (f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run "
             f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit{fix}")
 

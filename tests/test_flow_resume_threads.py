@@ -81,12 +81,14 @@ def test_a_leg_with_threads_that_are_not_a_count_is_a_damaged_checkpoint(tmp_pat
     assert "legs[0].threads = 0" in err and "damaged" in err, err
 
 
-def test_the_note_names_hpcflow_threads_as_the_fix_only_at_the_last_legs_rank_count():
+def test_the_note_names_hpcflow_threads_as_the_fix_with_the_last_legs_rank_count_where_it_differs():
     """At another rank count than the last leg's, the sums' order may change with the ranks themselves (an unclustered
-    flow's): the same threads would not make it bit for bit, and the note does not say they would."""
+    flow's): the same threads alone would not make it bit for bit, so the fix named is the leg's threads at the leg's
+    rank count."""
     legs = [{"from_step": 0, "to_step": 2, "ranks": 2, "threads": 1}]
     same_ranks = ckpt.threads_note(legs, 2, "hpcflow run:", ranks=2)
     assert "not bit for bit" in same_ranks and "HPCFLOW_THREADS=1 resumes it bit for bit" in same_ranks
     other_ranks = ckpt.threads_note(legs, 2, "hpcflow run:", ranks=1)
-    assert "not bit for bit" in other_ranks and "HPCFLOW_THREADS" not in other_ranks, other_ranks
+    assert "not bit for bit" in other_ranks, other_ranks
+    assert "(HPCFLOW_THREADS=1 on 2 ranks, as that leg ran, resumes it bit for bit)" in other_ranks, other_ranks
     assert ckpt.threads_note(legs, 1, "hpcflow run:", ranks=1) is None

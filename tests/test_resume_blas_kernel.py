@@ -156,12 +156,13 @@ def test_a_network_resumed_on_another_blas_kernel_records_it_and_says_so(tmp_pat
                                  f"ran kernel {kernels[first]}"), said
 
 
-def test_the_note_names_a_fix_only_where_one_setting_differs_at_the_same_rank_count():
+def test_the_note_names_a_fix_only_where_one_setting_differs_with_the_legs_rank_count_where_it_differs():
     legs = [{"from_step": 0, "to_step": 2, "ranks": 2, "threads": 1, "blas_kernel": "A"}]
     kernel = ckpt.threads_note(legs, 1, "p:", ranks=2, kernel="B")
     assert kernel.startswith("p: note: BLAS kernel B, where the checkpoint's last leg ran kernel A")
     assert "kernel is A resumes it bit for bit" in kernel and "HPCFLOW_THREADS" not in kernel
-    assert "bit for bit)" not in ckpt.threads_note(legs, 1, "p:", ranks=1, kernel="B")
+    other_ranks = ckpt.threads_note(legs, 1, "p:", ranks=1, kernel="B")
+    assert "(a node whose BLAS kernel is A on 2 ranks, as that leg ran, resumes it bit for bit)" in other_ranks
     both = ckpt.threads_note(legs, 2, "p:", ranks=2, kernel="B")
     assert "2 threads per rank and BLAS kernel B" in both and "resumes it" not in both
     threads = ckpt.threads_note(legs, 2, "p:", ranks=2, kernel="A")
