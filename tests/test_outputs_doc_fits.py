@@ -11,16 +11,8 @@ import numpy as np
 from hpcflow.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-JOB = """
-[job]
-kind = "distance_scaling"
-[geometry]
-manifold = "fermat"
-dim = 3
-[scaling]
-n_points = [40, 80, 160]
-fit_from = 80
-"""
+JOB = ('job = { kind = "distance_scaling" }\ngeometry = { manifold = "fermat", dim = 3 }\n'
+       'scaling = { n_points = [40, 80, 160], fit_from = 80 }\n')
 
 
 def _fits_row() -> str:
