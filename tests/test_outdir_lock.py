@@ -217,6 +217,28 @@ def test_a_lock_is_exclusive_until_released_and_its_file_goes_with_it(tmp_path):
     assert out.is_dir()
 
 
+def test_a_holder_that_has_not_yet_written_its_record_is_named_once_it_has(tmp_path, monkeypatch):
+    """Two calls started together: the second met the first's lock before the first had written its pid into the
+    file, and named only "another process"; it reads the file again for a moment, and names the holder."""
+    import types
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / outlock.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, its record not yet written
+    record = json.dumps({"command": "table1.py", "pid": 4242, "host": "elsewhere", "since": "T"}).encode()
+
+    def meanwhile(seconds):  # the holder writes its record while the refused call waits
+        os.pwrite(fd, record, 0)
+
+    monkeypatch.setattr(outlock, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=meanwhile))
+    try:
+        with pytest.raises(outlock.OutdirBusy, match=r"in use by table1\.py \(pid 4242 on elsewhere, since T\); "):
+            outlock.acquire(out, command="hpcflow run")
+    finally:
+        os.close(fd)
+
+
 def test_a_stale_lock_file_is_no_result_and_no_lock(tmp_path):
     """A SIGKILLed run before its first checkpoint leaves DIR/.hpcflow.lock alone: the directory counts as empty."""
     out = tmp_path / "out"

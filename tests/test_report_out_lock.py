@@ -1,6 +1,7 @@
 """`hpcflow report --out R` holds R's lock (hpcflow.jobs.outlock) while it writes: a second report into R meanwhile
 is refused in one line naming the first one's pid (exit 2), never written among the first one's files; the lock
-file a killed report leaves is no file of another's to a later report."""
+file a killed report leaves is no file of another's to a later report. An analysis script holds its --out's lock
+alike: a report into it meanwhile is refused, naming the script."""
 
 from __future__ import annotations
 
@@ -63,3 +64,31 @@ def test_a_killed_reports_lock_file_does_not_refuse_the_next_report(runs, tmp_pa
     assert again.returncode == 0, again.stderr
     listed = json.loads((out / MANIFEST).read_text())["files"]
     assert "report.html" in listed and ".hpcflow.lock" not in listed
+
+
+def test_a_report_into_an_out_an_analysis_script_writes_is_refused(runs, tmp_path, monkeypatch, capsys):
+    """`python analysis/sigma_history.py ... --out F` beside `hpcflow report ... --out F` removed each other's
+    temporaries (a traceback, debris, a record naming files that are not there): while the script writes, the
+    report is refused in one line naming it (exit 2), and the script's files and record are whole."""
+    from hpcflow.analysis import script
+    from hpcflow.analysis.owned import listed, own
+
+    out = tmp_path / "F"
+    seen = []
+    real_write = script.write
+
+    def write_beside_a_report(*args, **kwargs):  # a report started while the script is about to write
+        seen.append(_report(runs["flow"], "--out", out))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(script, "write", write_beside_a_report)
+    assert script.main("sigma_history", [runs["flow"], "--out", str(out)]) == 0
+    capsys.readouterr()
+    [proc] = seen
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, (proc.returncode, proc.stderr)
+    assert err.startswith(f"hpcflow report: error: --out {out} is in use by sigma_history.py (pid {os.getpid()} "), err
+    assert "wrote" not in proc.stdout
+    files = listed(out, ".hpcflow_sigma_history.json")
+    assert sorted(os.listdir(out)) == sorted([".hpcflow_sigma_history.json", *files]), os.listdir(out)
+    assert sorted(own(out, files)) == sorted(files) and "sigma_history.png" in files

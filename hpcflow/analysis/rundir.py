@@ -91,8 +91,27 @@ def one_snapshot():
         snapshot.close()
 
 
+#: the real paths of the directories this process writes into holding their locks (`writing_into`)
+_WRITING: set = set()
+
+
+@contextmanager
+def writing_into(out):
+    """In the block this process holds directory `out`'s lock to write into it (an analysis script's --out): a run
+    directory there that it reads is no live run's (`holder`), though its lock is held."""
+    key = os.path.realpath(out)
+    _WRITING.add(key)
+    try:
+        yield
+    finally:
+        _WRITING.discard(key)
+
+
 def holder(run_dir) -> str:
-    """`live_holder` of directory `run_dir`, as first asked inside `one_snapshot`."""
+    """`live_holder` of directory `run_dir`, as first asked inside `one_snapshot`; "" for a directory this process
+    writes into (`writing_into`: the lock is its own)."""
+    if os.path.realpath(run_dir) in _WRITING:
+        return ""
     if _SNAPSHOT is None:
         return live_holder(run_dir)
     key = os.path.realpath(run_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 from hpcflow.errors import UserError, WriteFailed
 
@@ -136,9 +137,8 @@ def main(name: str, argv=None, *, description: str = "") -> int:
 
 def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
-    from hpcflow.analysis.products import PRODUCTS, TABLES
-    from hpcflow.analysis.rundir import once, one_snapshot
-    from hpcflow.analysis.study import check_study_flag, merged_studies, other_study
+    from hpcflow.analysis.products import TABLES
+    from hpcflow.analysis.study import check_study_flag, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
     from hpcflow.stop_signals import finished
@@ -176,19 +176,8 @@ def _main(name: str, argv, *, description: str) -> int:
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
-        # read once, as `hpcflow report` reports a directory given twice once; a run's directory and data file are one
-        # run, named so alike (sigma_history reads a run's files together itself: `histories.by_run`)
-        paths, twice = once(args.paths, by_run=True, grouped=name == "sigma_history")
-        for path in twice:
-            print(f"{name}: {path} given twice: read once", file=sys.stderr)
-        if name in STUDY_READERS:  # a tune directory and its storage given too are one study
-            paths, merged = merged_studies(paths, getattr(args, "study", None))
-            for path, why in merged:
-                print(f"{name}: {path}: {why}", file=sys.stderr)
-        with one_snapshot():  # a live run read as it was when first read (`rundir.one_snapshot`)
-            chosen = {"spectrum": args.spectrum} if name == "fig4_ntk" else {}  # (the one product that takes it)
-            product = PRODUCTS[name](paths, study_name=getattr(args, "study", None), **chosen)
-        written = write(product, args.out, dpi=dpi, name=name, force=args.force)
+        with out_locked(args.out, name):  # another writer there (a script, a report, a run): OutdirBusy, exit 2
+            product, written = _made(name, args, dpi)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
             print(product.printed.get(file, text), end="")
@@ -200,3 +189,44 @@ def _main(name: str, argv, *, description: str) -> int:
         print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_status
     return 0
+
+
+@contextmanager
+def out_locked(out, name: str):
+    """Hold --out's lock (`hpcflow.jobs.outlock`, as `hpcflow report` and a run hold theirs) for the block: another
+    script, report or run writing into `out` meanwhile is refused (OutdirBusy, exit 2, naming its pid) before any
+    work, never mixed in with this call's files or its record; an `out` the lock created is removed again where the
+    block fails (nothing was written)."""
+    from hpcflow.analysis.rundir import writing_into
+    from hpcflow.jobs.outlock import acquire
+
+    lock = acquire(out, command=f"{name}.py")
+    failed = True
+    try:
+        with writing_into(out):  # a run directory it reads there is no live run's: the lock is its own
+            yield lock
+        failed = False
+    finally:
+        lock.release(remove_dir=failed)
+
+
+def _made(name: str, args, dpi: int):
+    """(the Product of script `name`'s inputs, the paths written into --out), read, drawn and written under its
+    lock (`out_locked`)."""
+    from hpcflow.analysis.products import PRODUCTS
+    from hpcflow.analysis.rundir import once, one_snapshot
+    from hpcflow.analysis.study import merged_studies
+
+    # read once, as `hpcflow report` reports a directory given twice once; a run's directory and data file are one
+    # run, named so alike (sigma_history reads a run's files together itself: `histories.by_run`)
+    paths, twice = once(args.paths, by_run=True, grouped=name == "sigma_history")
+    for path in twice:
+        print(f"{name}: {path} given twice: read once", file=sys.stderr)
+    if name in STUDY_READERS:  # a tune directory and its storage given too are one study
+        paths, merged = merged_studies(paths, getattr(args, "study", None))
+        for path, why in merged:
+            print(f"{name}: {path}: {why}", file=sys.stderr)
+    with one_snapshot():  # a live run read as it was when first read (`rundir.one_snapshot`)
+        chosen = {"spectrum": args.spectrum} if name == "fig4_ntk" else {}  # (the one product that takes it)
+        product = PRODUCTS[name](paths, study_name=getattr(args, "study", None), **chosen)
+    return product, write(product, args.out, dpi=dpi, name=name, force=args.force)

@@ -198,6 +198,21 @@ def _lock(fd: int, shared: bool) -> None:
         time.sleep(0.01)
 
 
+#: seconds a refused call waits for the holder to write its record into the lock file (it does so right after it
+#: locks it: two calls started together would otherwise name "another process" only)
+STAMP_WAIT = 0.5
+
+
+def _holder_record(fd: int) -> bytes:
+    """The lock file's bytes once they are the holder's `record` (or after STAMP_WAIT s, as they are then)."""
+    deadline = time.monotonic() + STAMP_WAIT
+    while True:
+        raw = os.pread(fd, 4096, 0)
+        if record(raw) is not None or time.monotonic() > deadline:
+            return raw
+        time.sleep(0.01)
+
+
 def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False) -> OutdirLock:
     """Lock directory `outdir` (created when missing) for this process: exclusively, or `shared` with other
     holders that are shared too. OutdirBusy (exit 2, nothing changed) when another process holds it; where the file
@@ -217,7 +232,7 @@ def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False)
             _lock(fd, shared)
         except OSError as exc:
             busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            raw = os.pread(fd, 4096, 0) if busy else b""
+            raw = _holder_record(fd) if busy else b""
             if not busy and exc.errno != errno.ESTALE and os.fstat(fd).st_size == 0:
                 os.unlink(path)  # the empty file this call created: no lock means no lock file
             os.close(fd)
