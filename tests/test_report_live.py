@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+import h5py
+
 from analysis_runs import ROOT, env, md_rows
 from hpcflow.jobs import outlock
 from test_outdir_lock import FLOW, _start
@@ -39,8 +41,13 @@ def test_a_live_run_is_running_with_its_pid_at_host_and_a_killed_one_interrupted
         assert status.startswith(f"running: hpcflow run, pid {proc.pid}@{socket.gethostname()}, since "), status
         assert f"running: hpcflow run, pid {proc.pid}@" in page
         assert "interrupted" not in page and "interrupted" not in md  # the sigma-history lines say running too
-        assert re.search(rf"flow \[gaussian\] \(running: hpcflow run, pid {proc.pid}@\S+, since \S+, at step \d+\): "
-                         "sigma train", md), md
+        legend = re.search(rf"flow \[gaussian\] \((running: hpcflow run, pid {proc.pid}@\S+, since \S+, at step "
+                           r"(\d+))\): sigma train", md)
+        assert legend, md
+        with h5py.File(run / "checkpoint.h5", "r") as f:  # the stopped run's step on disk
+            step = int(f.attrs["step"])
+        assert legend[2] == str(step) and status == legend[1], (status, legend[1])  # the row says how far, as the legend
+        assert f"{legend[1]}</td>" in page, page
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

@@ -42,8 +42,8 @@ def row(info) -> list:
     cfg = _table(s, "config")
     geo = _table(cfg, "geometry", "points")
     status = _status(s, info.kind) if info.complete else info.status or f"incomplete: {info.reason}"
-    if info.running or info.reason.startswith(UNKNOWN):
-        status = info.reason  # "running: ..." or "status unknown: ...", not "incomplete"
+    if info.running or info.reason.startswith(UNKNOWN):  # "running: ..." or "status unknown: ...", not "incomplete"
+        status = info.status or info.reason  # a live flow or nn run's: ", at step N" (epoch) after it, as its legend
     if info.kind == "study":
         status = _study_status(s)
     if info.complete and status not in ("finished", "-") and isinstance(s.get("stopped"), str) and s["stopped"]:
