@@ -46,7 +46,7 @@ def test_a_live_run_is_running_with_its_pid_at_host_and_a_killed_one_interrupted
         assert legend, md
         with h5py.File(run / "checkpoint.h5", "r") as f:  # the stopped run's step on disk
             step = int(f.attrs["step"])
-        assert legend[2] == str(step) and status == legend[1], (status, legend[1])  # the row says how far, as the legend
+        assert legend[2] == str(step) and status == legend[1], (status, legend[1])  # how far, as the legend says
         assert f"{legend[1]}</td>" in page, page
     finally:
         proc.send_signal(signal.SIGKILL)
