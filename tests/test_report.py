@@ -458,7 +458,7 @@ def test_a_study_row_counts_trials_by_state_and_names_the_best(tmp_path, runs):
     assert row(detect(tmp_path / "none"))[2:] == ["1 trial: 1 failed", "- / -", "-", "-", "-", "-", "-", "-", "-"]
     (tmp_path / "blank").mkdir()
     (tmp_path / "blank" / "study.journal").write_text("")
-    assert row(detect(tmp_path / "blank"))[2].startswith("unreadable: ") and "holds no study" in row(
+    assert row(detect(tmp_path / "blank"))[2].startswith("unreadable: ") and "study.journal is an empty file" in row(
         detect(tmp_path / "blank"))[2]
 
 
@@ -722,3 +722,21 @@ def test_an_empty_study_alone_or_a_study_name_that_no_study_holds_is_one_line_ex
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--study nosuch" in err and "no study 'nosuch'" in err, err
     assert not (tmp_path / "R").exists()
+
+
+def test_a_study_whose_journal_is_an_empty_file_is_said_so_as_tune_says_it(tmp_path, runs, capsys):
+    """A tune directory whose study.journal was emptied (a copy cut short) was reported as 'the storage holds no
+    study': the report names the file that study.json records and says to restore it, as `hpcflow tune` does."""
+    from hpcflow.cli import main
+
+    make_study(tmp_path / "T", runs["flow"], [0.5])
+    (tmp_path / "T" / "study.json").write_text(json.dumps({"job": "x.toml", "overrides": [], "storage":
+                                                           "study.journal", "study": "table1_delta"}))
+    (tmp_path / "T" / "study.journal").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "T"), "--out", str(tmp_path / "R")]) == 2
+    err = capsys.readouterr().err
+    journal = tmp_path / "T" / "study.journal"
+    assert err.count("\n") == 1 and (f"{tmp_path / 'T'}: its storage {journal}, which study.json names, is an empty "
+                                     "file; restore it (from a backup)") in err, err
+    assert "holds no study" not in err and not (tmp_path / "R").exists()

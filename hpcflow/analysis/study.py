@@ -340,7 +340,9 @@ def load_study(path, study_name: str | None = None):
         raise MissingData(f"{shown}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
                           f"from a copy or {advice()}") from None
     if not names:
-        raise MissingData(f"{shown}: the storage holds no study; {advice()}")
+        empty = _empty_journal(path)
+        raise MissingData(f"{shown}: {empty}, or {advice()}" if empty else
+                          f"{shown}: the storage holds no study; {advice()}")
     if study_name is None and os.path.isdir(path) and _record(path).get("study") in names:
         study_name = _record(path)["study"]
     if study_name is None:
@@ -350,6 +352,26 @@ def load_study(path, study_name: str | None = None):
     elif study_name not in names:
         raise NoSuchStudy(f"{shown}: no study {study_name!r} (it holds {names}); fix --study")
     return optuna.load_study(study_name=study_name, storage=storage), base
+
+
+def _empty_journal(path: str) -> str | None:
+    """Why study input `path` holds no study where its journal is an empty file (a copy cut short, a truncated file),
+    as `hpcflow tune` says it of its --out: "its storage DIR/study.journal, which study.json names, is an empty file;
+    restore it (from a backup)"; None otherwise (a journal with content, a database)."""
+    if "://" in path:
+        return None
+    if os.path.isdir(path):
+        label = _recorded(path)
+        journal = os.path.join(path, JOURNAL) if label is None else storage_file(label, path)
+        named = "" if label is None else f", which {RECORD} names,"
+        what = f"its storage {journal if label is None else storage_shown(label, path)}{named} is"
+    else:
+        journal, what = path, "the journal is"
+    try:
+        empty = journal is not None and os.path.isfile(journal) and os.path.getsize(journal) == 0
+    except OSError:
+        return None
+    return f"{what} an empty file; restore it (from a backup)" if empty else None
 
 
 def trial_run_dir(trial, base) -> str | None:
