@@ -40,7 +40,7 @@ KERNEL_SECTION = {
                     help="gaussian: tile passes in one compiled Numba loop or as NumPy passes (auto: numba if "
                          "installed and the run's kernel entries repay its start, else numpy)"),
     "w_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: weight std sigma_w (Table 1: 5.716)"),
-    "b_std": Field(float, None, lo=0, lo_open=True, hi=1e6, help="relu_ntk: bias std sigma_b (Table 1: 80.52)"),
+    "b_std": Field(float, None, lo=0, hi=1e6, help="relu_ntk: bias std sigma_b, 0 = no bias (Table 1: 80.52)"),
     "depth": Field(int, None, lo=1, hi=1000, help="relu_ntk: hidden ReLU layers (the paper's network: 1)"),
     "sigma_w": Field(float, None, lo=0, lo_open=True, hi=1e6, help="cosine_ntk: frequency std (eq. 2.32)"),
     "amplitude": Field(float, None, lo=0, lo_open=True, hi=1e12, help="cosine_ntk: normalisation A (eq. 2.36)"),
