@@ -65,6 +65,41 @@ def test_ntk_step_descends_the_fixed_kappa_loss(setup):
     assert abs((ell2.sum() - ell.sum()) - predicted) < 0.05 * abs(predicted)
 
 
+def _sigma(v, omega2, weights):
+    """σ (eq. B.11) of packed metrics v with κ = Σ w η / Σ w from these metrics."""
+    from hpcflow.geometry.hermitian import unpack
+
+    eta = np.linalg.det(unpack(v)).real / omega2
+    k = np.sum(weights * eta) / np.sum(weights)
+    return np.sum(weights * np.abs(1 - eta / k)) / np.sum(weights)
+
+
+def test_ntk_step_with_the_exact_kappa_gradient_descends_sigma_itself(setup):
+    """With κ differentiated (kernel_flow's default), one small step lowers σ with κ recomputed by
+    ≈ dt gᵀ Θ g (first order)."""
+    X, tr, _, model = setup
+    v = pack(tr.g_fs)
+    k = float(kappa(tr.eta(), tr.weights))
+    _, grad = loss_and_grad(v, tr.omega2, tr.weights, k)
+    u = NetworkNTKKernel(model, X).operator(tr.points, tr.points)(grad)
+    dt = 1e-4
+    predicted = -dt * np.sum(grad * u)
+    change = _sigma(v - dt * u, tr.omega2, tr.weights) - _sigma(v, tr.omega2, tr.weights)
+    assert predicted < 0
+    assert abs(change - predicted) < 0.05 * abs(predicted)
+
+
+def test_ntk_kernel_flow_differentiates_kappa(setup):
+    """The nn job's flow (experiment.ntk_kernel_flow) is kernel_flow with kappa_gradient "exact", not "fixed"."""
+    from hpcflow.nn.experiment import ntk_kernel_flow
+
+    X, tr, te, model = setup
+    got = ntk_kernel_flow(model, X, tr, te, dt=1e-3, steps=3)
+    for kg, same in (("exact", True), ("fixed", False)):
+        res = kernel_flow(NetworkNTKKernel(model, X), tr, te, dt=1e-3, steps=3, kappa_gradient=kg)
+        assert np.array_equal(got["sigma_test"], res.sigma_test) == same, kg
+
+
 def test_kernel_flow_runs_with_the_network_kernel(setup):
     X, tr, te, model = setup
     res = kernel_flow(NetworkNTKKernel(model, X), tr, te, dt=1e-3, steps=3)

@@ -81,7 +81,8 @@ SCHEMA = {
         **RATE_FIELDS,
         "optimizer": Field(str, "adam", choices=("adam", "sgd")),
         "loss": Field(str, "sigma", choices=("sigma", "ultralocal"), help="eq. B.11 or eq. B.14"),
-        "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the gradient"),
+        "detach_kappa": Field(bool, False, help="treat the batch κ as a constant in the network's gradient "
+                                                "([kernel_flow] differentiates κ all the same)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="initialisation and batch-order seed"),
         "threads": Field(int, 0, lo=0, hi=MAX_THREADS, help="torch and BLAS threads of the training and the NTK's "
                          "spectra (0 = the rank's CPUs)"),

@@ -21,9 +21,12 @@ its u has the same bits and tile, so it forms d once a step with unchanged resul
 The network's g_FS input at each point is recomputed from the points with `manifold.point_set`, on the host: CuPy
 points and gradients (kernel_flow on the CuPy backend) are copied there explicitly (`to_host`), and each product is
 returned as an array of its gradient's module.
-Observed: with κ fixed within each step (as kernel_flow does), a small step lowers the fixed-κ loss (Θ is
-PSD; tested to first order), yet σ with κ recomputed rose slowly in our runs from g_FS, presumably because
-the update mostly changes the overall scale of g, which σ does not reward.
+κ: kernel_flow differentiates κ by default (kappa_gradient = "exact"), and `hpcflow.nn.experiment.ntk_kernel_flow`
+(the nn job's [kernel_flow]) passes no other, so a small step lowers the loss with κ recomputed, σ itself for the
+σ loss (Θ is PSD; tested to first order): in jobs/nn_width_sweep.toml σ of the flow's train and test points falls at
+every step (RESULTS.md). With kappa_gradient = "fixed" a step lowers only the loss at the step's fixed κ, and there
+σ rose slowly from g_FS, presumably because the update mostly changes the overall scale of g, which σ does not
+reward.
 """
 
 from __future__ import annotations
