@@ -79,10 +79,13 @@ SECONDS_PER_RELU_LAYER_ENTRY = 4e-8
 SECONDS_PER_CACHED_ENTRY = 5e-9
 #: loading the compiled Gaussian tile from Numba's cache in a fresh process, within the first kernel sums (0.3-1.7 s)
 COMPILED_START_SECONDS = 0.5
-#: share of the points within h of a cluster's members that a halo of width h adds to its sources while the points
-#: are sparse (`halo_growth`; fitted: the quickstart's geometry, 10^3-10^5 train points, k = 4-20, h = 0.1-0.3,
-#: grew its sources by 1.00-2.25: `halo_growth` gave 0.92-2.7 times that)
-HALO_REACH = 0.1
+#: the share P(r) of one chart's sampled points within FS distance r of one of them is taken as
+#: max(HALO_DENSITY_FLOOR, 1 + dim exp(-r / HALO_DENSITY_SCALE)) sin(r)^(2 dim), at most 1 (`halo_growth`): near 0
+#: (dim + 1) sin(r)^(2 dim), a small ball's share of X (sin(r)^(2 dim) / (dim + 2)) over a chart's ((dim + 1)(dim + 2)
+#: charts), falling towards the chart's edges. Fitted above the shares of 4000-8000 Fermat points in chart (0, 1), dim
+#: 2, 3, 4 at r = 0.1-1.2 (P / sin(r)^(2 dim): 2.3-2.9 at 0.1, 1.8-2.3 at 0.2, 1.3-1.9 at 0.3, 0.8-1.3 at 0.6-1.2)
+HALO_DENSITY_SCALE = 0.22
+HALO_DENSITY_FLOOR = 1.35
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -534,19 +537,49 @@ def _block_operators(n_train: int, n_test: int, dim: int, ranks: int, clusters: 
 
 
 def halo_growth(n_train: int, n_test: int, dim: int, clusters: int, halo_cutoff: float | None) -> float:
-    """Rough factor by which a halo of FS width h grows a cluster's sources (1 without one; `clusters` with every
-    train point). A cluster is taken as a ball of radius rho holding its 1/k of the chart's points: a small FS ball
-    on a Calabi-Yau X of degree dim + 2 in P^(dim+1) holds (dim + 1) r^(2 dim) of one chart's points (its volume
-    pi^dim r^(2 dim) / dim! over X's, (dim + 2) pi^dim / dim!, per chart); the halo adds the shell out to rho + h as
-    far as the points are dense enough to fill it, 1 - exp(-HALO_REACH lambda), lambda the train and test points
-    within h of one point."""
+    """Mean factor by which a halo of FS width h grows a cluster's sources (1 without one; `clusters` at h >= pi/2,
+    where every block sees every train point). A block's test-row sources are the train points within h of one of
+    its m = (n_train + n_test) / k train and test points (`hpcflow.cluster.blocks`): the union of m small balls, not
+    the cluster's region widened by h, which the points fill only where they are dense. Modelled in a flat space of
+    2 dim real dimensions, points of density P (`_halo_share`): the cluster as a ball holding its 1/k of them, so
+    (h / rho)^(2 dim) = k P(h), its m points uniform in it, and the sources the points covered by a ball of radius h
+    around one of them (`_covered_shell`). Bounds: each of the block's train and test points adds at most its
+    n_train P(h) train neighbours (growth <= 1 + (n_train + n_test) P(h)), and, the clusters not being balls (the
+    batched method's merged clusters interleave at their edges, so a sparse point's few neighbours mostly lie in
+    other clusters), at least min(1, (n_train + n_test) P(h)). Dim 2-4, 10^3-1.2 10^4 train points, k = 4-240, h =
+    0.1-1.2: 1.0-3.9 times the growth measured (tests/test_halo_growth.py), the most at h ~ 0.45 with few clusters."""
     if not halo_cutoff:
         return 1.0
-    ball = dim + 1.0
-    rho = (1.0 / (clusters * ball)) ** (1.0 / (2 * dim))
-    dense = min(float(clusters), (1.0 + halo_cutoff / rho) ** (2 * dim))
-    near = (n_train + n_test) * ball * min(halo_cutoff, math.pi / 2) ** (2 * dim)
-    return 1.0 + (dense - 1.0) * -math.expm1(-HALO_REACH * near)
+    if halo_cutoff >= math.pi / 2:
+        return float(clusters)
+    share = _halo_share(halo_cutoff, dim)
+    near = (n_train + n_test) * share
+    ball = _covered_shell((n_train + n_test) / clusters, (clusters * share) ** (0.5 / dim), 2 * dim)
+    return min(float(clusters), 1.0 + near, max(ball, 1.0 + min(1.0, near)))
+
+
+def _halo_share(r: float, dim: int) -> float:
+    """Share of one chart's points within FS distance r of one of them (HALO_DENSITY_SCALE, _FLOOR), at most 1."""
+    lead = max(HALO_DENSITY_FLOOR, 1.0 + dim * math.exp(-r / HALO_DENSITY_SCALE))
+    return min(1.0, lead * math.sin(min(r, math.pi / 2)) ** (2 * dim))
+
+
+def _covered_shell(m: float, a: float, d: int, nodes: int = 160) -> float:
+    """1 + the volume, in units of the unit ball's, outside the unit ball of R^d that balls of radius a around m
+    uniform points of it cover in expectation: 1 + d int_1^(1+a) t^(d-1) (1 - (1 - L(t))^m) dt, L(t) the share of
+    the unit ball within a of a point at distance t from its centre (a lens, summed in slices). Midpoint sums of
+    `nodes` x `nodes` terms (~1 ms)."""
+    import numpy as np
+
+    u = (np.arange(nodes) + 0.5) / nodes
+    t = 1.0 + a * u
+    lo = t - a  # the lens spans x in [t - a, 1] along the axis through the point
+    x = lo[:, None] + (1.0 - lo)[:, None] * u
+    r2 = np.minimum(1.0 - x * x, a * a - (t[:, None] - x) ** 2).clip(0.0)
+    slab = math.gamma(d / 2 + 1) / (math.sqrt(math.pi) * math.gamma(d / 2 + 0.5))  # V_(d-1) / V_d
+    lens = np.minimum(slab * (r2 ** ((d - 1) / 2)).mean(axis=1) * (1.0 - lo), 1.0 - 1e-16)
+    missed = np.exp(m * np.log1p(-lens))
+    return 1.0 + d * a * float((t ** (d - 1) * (1.0 - missed)).mean())
 
 
 def _threads() -> int:
