@@ -42,6 +42,17 @@ print(json.dumps({"estimate": est.bytes, "peak": peak_rss()}))
 FLOW = ["flow.steps=2", "kernel.name=\"gaussian\"", "kernel.width=0.0333", "kernel.normalize=\"row\""]
 #: the quickstart job is clustered (4 clusters, halo 0.3): the unclustered cases switch its clustering off
 UNCLUSTERED = ["clustering.method=\"none\""]
+#: the halo cases (12000 / 4000 points, 240 clusters): (label, [clustering].halo_cutoff); pi/2: every train point
+HALOS = [("pi/2", 1.5707963267948966), ("0.3", 0.3), ("0.1", 0.1), ("0.6", 0.6)]
+
+
+def _halo_case(label, cutoff):
+    """The case of one halo cutoff (`HALOS`)."""
+    return (f"flow 12000/4000, 240 clusters, halo {label}", "jobs/quickstart.toml",
+            ["geometry.n_train=12000", "geometry.n_test=4000", "clustering.n_clusters=240",
+             "clustering.batch_size=1000", f"clustering.halo_cutoff={cutoff!r}", "flow.steps=1"])
+
+
 CASES = [
     ("sample N=1e5 all charts", "sample", (100_000, 3, None)),
     ("sample N=1e5 chart (0,1)", "sample", (100_000, 3, [0, 1])),
@@ -55,12 +66,7 @@ CASES = [
     ("flow 4000 batched clusters", "jobs/quickstart.toml",
      ["geometry.n_train=4000", "geometry.n_test=4000", "clustering.method=\"batched\"", "clustering.n_clusters=4",
       "clustering.batch_size=1000"] + FLOW),
-    ("flow 12000/4000, 240 clusters, halo pi/2", "jobs/quickstart.toml",
-     ["geometry.n_train=12000", "geometry.n_test=4000", "clustering.n_clusters=240", "clustering.batch_size=1000",
-      "clustering.halo_cutoff=1.5707963267948966", "flow.steps=1"]),
-    ("flow 12000/4000, 240 clusters, halo 0.3", "jobs/quickstart.toml",
-     ["geometry.n_train=12000", "geometry.n_test=4000", "clustering.n_clusters=240", "clustering.batch_size=1000",
-      "clustering.halo_cutoff=0.3", "flow.steps=1"]),
+    *[_halo_case(label, cutoff) for label, cutoff in HALOS],
     ("clustering N=1000 (Fig. 2)", "jobs/fig2_clustering.toml", []),
     ("clustering N=3000", "jobs/fig2_clustering.toml", ["points.n_points=3000", "clustering.batch_size=600"]),
     ("distance_scaling N<=1e5", "jobs/distance_scaling.toml", ["scaling.n_points=[1000, 100000]", "scaling.queries=2000", "scaling.fit_from=0"]),
@@ -75,7 +81,7 @@ CASES = [
      ["geometry.n_train=20000", "geometry.n_val=4000", "model.width=256", "model.activation=\"gelu\"",
       "model.dtype=\"float32\"", "training.epochs=1", "training.batch_size=4096"]),
 ]
-QUICK = {0, 4, 8, 11}
+QUICK = {0, 4, 8, 13}
 
 
 def run_case(label, target, args) -> dict:
