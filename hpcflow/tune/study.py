@@ -1709,7 +1709,12 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             lambda: open_study(job, out, storage=storage, study_name=study_name, log=log)[0] if is_root(comm) else None,
             comm)
         if not is_root(comm):
-            follow(job, comm=comm)
+            try:
+                follow(job, comm=comm)
+            except SystemExit as exc:
+                if exc.code == EXIT_PREEMPTED:
+                    finished()  # stopped with the trial's checkpoint, status 4: as rank 0's below
+                raise
             finished()  # rank 0 runs no more trials: a stop request to this rank has nothing left to stop
             return {}
         worker = Worker(job, study, out, comm=comm, log=log, max_trials=max_trials)
@@ -1719,6 +1724,11 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
             path, best = write_best(study, job, out, study_name, comm=comm)  # the trials finished so far give it
             said = (f"wrote {path} (best trial {best.number} so far)" if path is not None else
                     "no trial is complete yet, so no best.toml")
+            # the stop is complete (checkpoint, records, best.toml), its status 4 decided: a stop request from here
+            # on is ignored, as a run's or network run's after its stop. Slurm's SIGTERM to the step as `hpcflow
+            # submit`'s task requeues the job ended the worker by its default action ("srun: error: NODE: task 0:
+            # Terminated" in the leg's log) before it had left
+            finished()
             raise Preempted(f"{exc}; {said}") from None
         except WriteFailed:
             best_if_writable(study, job, out, study_name, comm=comm)  # and where a trial's write was refused
