@@ -107,3 +107,39 @@ def test_exported_threads_above_the_tasks_cpus_are_said_in_one_line(tmp_path, sl
     monkeypatch.delenv("HPCFLOW_THREADS")  # the job takes its task's CPUs
     assert main(submit) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_exported_threads_advice_fits_the_partition(tmp_path, slurm, capsys, monkeypatch):
+    """HPCFLOW_THREADS=4 on a partition of 2-CPU nodes (the stand-in's default, batch) was told to add
+    --cpus-per-task 4, which submit then refuses (the job could never start there). The line says the nodes have too
+    few CPUs, and its advice is taken: the threads and --cpus-per-task it names are queued without a warning, and so
+    is the job with HPCFLOW_THREADS unset. Where the threads fit (partition mixed, 8-CPU nodes), --cpus-per-task of
+    the threads is advised, as before."""
+    import re
+    import shlex
+
+    submit = ["submit", str(FLOW_JOB), "--out", str(tmp_path / "out"), "--executor", "slurm", "--check"]
+    monkeypatch.setenv("HPCFLOW_THREADS", "4")
+    assert main(submit) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hpcflow submit: warning: HPCFLOW_THREADS=4"), err
+    assert "add --cpus-per-task 4" not in err[0] and "nodes have 2 CPUs" in err[0], err
+    assert "unset HPCFLOW_THREADS" in err[0], err
+    assert main([*submit, "--cpus-per-task", "4"]) == 2  # (what was advised)
+    assert "needs 4 CPUs per node" in capsys.readouterr().err
+    threads, option = re.search(r"export HPCFLOW_THREADS=(\d+) and add (--cpus-per-task \d+)", err[0]).groups()
+    monkeypatch.setenv("HPCFLOW_THREADS", threads)
+    assert main([*submit, *shlex.split(option)]) == 0 and capsys.readouterr().err == ""
+    monkeypatch.delenv("HPCFLOW_THREADS")
+    assert main(submit) == 0 and capsys.readouterr().err == ""
+    # two tasks per 2-CPU node leave each task 1 CPU, the default: HPCFLOW_THREADS=1 and nothing to add
+    monkeypatch.setenv("HPCFLOW_THREADS", "2")
+    assert main([*submit, "--ntasks-per-node", "2", "--no-memory-check"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "export HPCFLOW_THREADS=1" in err[0] and "add --cpus-per-task" not in err[0], err
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")
+    assert main([*submit, "--ntasks-per-node", "2", "--no-memory-check"]) == 0 and capsys.readouterr().err == ""
+    monkeypatch.setenv("HPCFLOW_THREADS", "4")  # fits partition mixed's 8-CPU nodes
+    assert main([*submit, "--partition", "mixed"]) == 0
+    assert "add --cpus-per-task 4" in capsys.readouterr().err
+    assert main([*submit, "--partition", "mixed", "--cpus-per-task", "4"]) == 0 and capsys.readouterr().err == ""

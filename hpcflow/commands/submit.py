@@ -273,21 +273,34 @@ def _refuse_no_gpu(need: str | None, res) -> None:
                           "asks for, and the job would fail on its node); add --gpus-per-node 1")
 
 
-def _threads_note(res) -> None:
+def _threads_note(res, parts: dict | None = None) -> None:
     """One line on stderr where an exported HPCFLOW_THREADS, which the Slurm job inherits (sbatch passes the
     environment on), exceeds the job's --cpus-per-task: each task would run that many threads on fewer CPUs. Said,
-    not refused, as the run says it (`hpcflow.parallel.comm.limit_threads`): the value is the user's choice."""
+    not refused, as the run says it (`hpcflow.parallel.comm.limit_threads`): the value is the user's choice. The
+    advice fits the partition (`parts`, sinfo's partitions; None where it did not answer: not checked): a
+    --cpus-per-task of the threads where it can start there, else that its nodes have too few CPUs for it, and the
+    threads (and --cpus-per-task) that fit, or unsetting the variable."""
     import sys
 
     from hpcflow.arguments import env_threads
+    from hpcflow.submit import capacity
 
     threads = env_threads()  # (checked with the job: a bad value was refused)
-    if threads is not None and threads > res.cpus_per_task:
-        cpus = f"{res.cpus_per_task} CPU{'s' * (res.cpus_per_task > 1)}"
-        print(f"hpcflow submit: warning: HPCFLOW_THREADS={threads}, exported here, passes into the job, whose tasks "
-              f"have {cpus} each (--cpus-per-task {res.cpus_per_task}): the threads would take turns on them, which "
-              f"runs slower; add --cpus-per-task {threads}, or unset HPCFLOW_THREADS (each task then takes its own "
-              "CPUs)", file=sys.stderr, flush=True)
+    if threads is None or threads <= res.cpus_per_task:
+        return
+    cpus = f"{res.cpus_per_task} CPU{'s' * (res.cpus_per_task > 1)}"
+    unset = "unset HPCFLOW_THREADS (each task then takes its own CPUs)"
+    fit = threads if parts is None else capacity.most_cpus_per_task(res, parts, threads)
+    if fit >= threads:
+        advice = f"add --cpus-per-task {threads}, or {unset}"
+    else:  # (the job itself fits: at least its own --cpus-per-task does)
+        each = f"--ntasks-per-node {res.ntasks_per_node} x " if res.ntasks_per_node > 1 else ""
+        more = f" and add --cpus-per-task {fit}" if fit > res.cpus_per_task else ""
+        advice = (f"{each}--cpus-per-task {threads} could never start in {capacity.cpus_said(res, parts)} "
+                  f"(sinfo): {unset}, or export HPCFLOW_THREADS={fit}{more}")
+    print(f"hpcflow submit: warning: HPCFLOW_THREADS={threads}, exported here, passes into the job, whose tasks "
+          f"have {cpus} each (--cpus-per-task {res.cpus_per_task}): the threads would take turns on them, which "
+          f"runs slower; {advice}", file=sys.stderr, flush=True)
 
 
 def _logs_folder(args) -> str:
@@ -515,17 +528,18 @@ def _submit(args) -> int:
     logs = _logs_folder(args)
     argvs = _argvs(args)
     early = _early_signal_note(args)
-    fits, unchecked = None, None
+    fits, unchecked, parts = None, None, None
     if slurm:  # what needs the cluster's answers
         _refuse_queued_out(args.out, marked=args.command in queued.MARKED)
         asked = capacity.ask()
         node_limit, host_note = _memory_limit(args, res, asked)
         check_memory(args.command, args.job, node_limit=node_limit, host_note=host_note, **job_checks)
         fits, unchecked = executor.require_fit(res, asked)
+        parts = asked[0]
     counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(
         args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
     if slurm:  # (after every refusal: a refused submission says one line)
-        _threads_note(res)
+        _threads_note(res, parts)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: one line per partition and kind of node in it: name, CPUs, node count, gres, MaxTime, job size in nodes
 #: (MinNodes-MaxNodes), MaxCPUsPerNode, memory per node (MiB, RealMemory). --noconvert: 1024 CPUs are "1024", not "1K"
@@ -215,3 +215,35 @@ def node_memory(res, parts: dict) -> tuple[int | None, str]:
     if not nodes or any(n.memory_mib is None for n in nodes):
         return None, ",".join(names)
     return max(n.memory_mib for n in nodes), ",".join(names)
+
+
+def most_cpus_per_task(res, parts: dict, at_most: int) -> int:
+    """The largest --cpus-per-task, up to `at_most`, with which `res` (executor.Resources) can start in its
+    partition(s) of `parts` (`misfit` None); 0 where not even 1 can. More CPUs per task never fit where fewer do not:
+    found by bisection."""
+    low, high = 0, at_most
+    while low < high:
+        mid = (low + high + 1) // 2
+        if misfit(replace(res, cpus_per_task=mid), parts) is None:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def cpus_said(res, parts: dict) -> str:
+    """The CPUs of the nodes of the partition(s) `res` goes to, as a phrase: "partition debug, whose nodes have 2
+    CPUs" ("whose largest node has 8 CPUs" where they differ); the partition's name alone where sinfo gives no exact
+    count, or for a list of partitions."""
+    names = [n for n in (res.partition or "").split(",") if n in parts] or \
+        [p.name for p in parts.values() if p.default][:1]
+    if len(names) != 1:
+        return f"partitions {','.join(names)}" if names else "its partition"
+    p = parts[names[0]]
+    largest = _largest(p, "cpus")
+    if largest is not None and p.max_cpus_per_node is not None and p.max_cpus_per_node < largest:
+        return f"partition {p.name}, which gives a job {_count(p.max_cpus_per_node, 'CPU')} per node (MaxCPUsPerNode)"
+    if largest is None:
+        return f"partition {p.name}"
+    has = _nodes_have(p, "cpus").replace(f"partition {p.name}'s", "whose")
+    return f"partition {p.name}, {has} {_count(largest, 'CPU')}"
