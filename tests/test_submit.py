@@ -1323,28 +1323,52 @@ def test_a_stop_while_waiting_for_many_slurm_jobs_asks_slurm_once(tmp_path, monk
     assert (bin_dir / "squeue.calls").read_text() == "x\n"
 
 
-def test_check_says_the_sbatch_lines_and_srun_options_that_the_submission_writes(tmp_path, job, monkeypatch, capsys):
-    """--check said only nodes x tasks and the partition; it says the time limit, CPUs per task, memory, GPUs and
-    signal the job asks for, and srun's MPI type, each as the sbatch script that the submission queues holds it."""
+def _check_and_script(argv, bin_dir, capsys) -> tuple:
+    """`hpcflow submit ARGV --check`, then the submission itself (a stand-in sbatch keeps its script): (the #SBATCH
+    options --check said, the srun options it said, the #SBATCH options of the script, its srun line's words)."""
     import shlex
 
-    bin_dir = tmp_path / "bin"
-    _stand_in_slurm(bin_dir, monkeypatch, "debug*|8|1|gpu:2|infinite|1-infinite|UNLIMITED|8000")
     _script(bin_dir / "sbatch", f'cp "$1" {bin_dir}/script; echo "Submitted batch job 4242"')
-    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--ntasks-per-node", "2",
-            "--gpus-per-node", "2", "--cpus-per-task", "3", "--time", "1:30:00", "--mem", "3G", "--signal-delay", "90",
-            "--logs", str(tmp_path / "logs")]
     assert main([*argv, "--check"]) == 0
     line = capsys.readouterr().out
-    assert line.count("\n") == 2 and "x 2 task(s) in partition debug: hpcflow run " in line, line
+    assert line.count("\n") == 2, line
     asked = line.splitlines()[1]
     assert asked.startswith("hpcflow submit:   #SBATCH "), line
-    flags, srun = asked.split("#SBATCH ", 1)[1].split("; srun ")
-    assert sorted(flags.split()) == ["--cpus-per-task=3", "--gpus-per-node=2", "--mem=3072M", "--signal=USR2@90",
-                                     "--time=90"], line
-    assert "--mpi=pmi2" in srun.split(), line
+    flags, _, srun = asked.split("#SBATCH ", 1)[1].partition("; srun ")
     assert main(argv) == 0
     script = (bin_dir / "script").read_text().splitlines()
-    assert all(f"#SBATCH {flag}" in script for flag in flags.split()), script
+    held = [shlex.split(x)[1] for x in script if x.startswith("#SBATCH ")]
     ran = shlex.split(next(x for x in script if x.startswith("srun ")))
-    assert all(option in ran for option in srun.split()), script
+    return shlex.split(flags), srun.split(), held, ran
+
+
+def test_check_says_the_sbatch_lines_and_srun_options_that_the_submission_writes(tmp_path, job, monkeypatch, capsys):
+    """--check said only nodes x tasks and the partition; it says every #SBATCH option of the sbatch script that the
+    submission queues (the time limit, CPUs per task, memory, GPUs and signal the job asks for, its nodes and tasks,
+    name, logs, comment), as the script holds them, and srun's MPI type."""
+    bin_dir = tmp_path / "bin"
+    _stand_in_slurm(bin_dir, monkeypatch, "debug*|8|1|gpu:2|infinite|1-infinite|UNLIMITED|8000")
+    argv = ["submit", str(job), "--out", str(tmp_path / "out"), "--executor", "slurm", "--ntasks-per-node", "2",
+            "--gpus-per-node", "2", "--cpus-per-task", "3", "--time", "1:30:00", "--mem", "3G", "--signal-delay", "90",
+            "--logs", str(tmp_path / "my logs")]
+    flags, srun, held, ran = _check_and_script(argv, bin_dir, capsys)
+    assert {"--cpus-per-task=3", "--gpus-per-node=2", "--mem=3072M", "--signal=USR2@90", "--time=90", "--nodes=1",
+            "--ntasks-per-node=2", "--job-name=hpcflow-run-job"} <= set(flags), flags
+    assert f"--output={tmp_path}/my logs/%j_0_log.out" in flags, flags  # (one option: a path with a space)
+    assert flags == held, (flags, held)  # every option of the script, and in its order
+    assert "--mpi=pmi2" in srun and all(option in ran for option in srun), (srun, ran)
+
+
+def test_check_says_the_array_of_a_tune_and_the_rest_of_its_sbatch_lines(tmp_path, monkeypatch, capsys):
+    """`--command tune --array 2 --check` said `#SBATCH --cpus-per-task=1 --signal=USR2@120 --time=10`, and the
+    script queued holds --array (the workers), --nodes, --ntasks-per-node, --open-mode, the job's name and logs,
+    --wckey too: --check says each of them."""
+    job = tmp_path / "tiny.toml"
+    job.write_text(JOB + '[tune]\nsampler = "random"\n[tune.space]\n"flow.dt" = {low = 0.5, high = 4.0}\n')
+    bin_dir = tmp_path / "bin"
+    _stand_in_slurm(bin_dir, monkeypatch, SINFO)
+    argv = ["submit", str(job), "--out", str(tmp_path / "study"), "--executor", "slurm", "--command", "tune",
+            "--trials", "6", "--array", "2", "--time", "10"]
+    flags, srun, held, _ = _check_and_script(argv, bin_dir, capsys)
+    assert "--array=0-1%2" in flags and "--job-name=hpcflow-tune-tiny" in flags, flags
+    assert flags == held and srun == [], (flags, held, srun)

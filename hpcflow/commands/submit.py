@@ -540,6 +540,8 @@ def _submit(args) -> int:
         args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
     if slurm:  # (after every refusal: a refused submission says one line)
         _threads_note(res, parts)
+    name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"  # (the copy's name is the job's)
+    marked = args.out if args.command in queued.MARKED else None  # (the --out its jobs are marked with)
     if args.check:
         where = f" in partition {fits}" if fits else ""
         where += f", not checked against the cluster's partitions because {unchecked}" if unchecked else ""
@@ -548,7 +550,7 @@ def _submit(args) -> int:
               f"{_shared_trials(argvs, args)}{f'; {gpu_note}' if gpu_note else ''}"
               f"{f'; {early}' if early else ''}")
         if args.executor == "slurm":
-            print(f"hpcflow submit:   {_asked_for(logs, res, len(argvs))}")
+            print(f"hpcflow submit:   {_asked_for(logs, res, len(argvs), name=name, out=marked)}")
         return 0
     from hpcflow.jobs.output import nearest_existing
 
@@ -556,9 +558,7 @@ def _submit(args) -> int:
     frozen = _frozen_job(args.job, logs, checked)
     try:
         argvs = _argvs(args, frozen)
-        name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"
-        ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs),
-                                    out=args.out if args.command in queued.MARKED else None)
+        ex = executor.make_executor(args.executor, logs, res, name=name, array=len(argvs), out=marked)
     except BaseException:  # (before anything is queued)
         _forget_frozen(frozen, logs_existed)
         raise
@@ -599,29 +599,28 @@ def _submit(args) -> int:
 STOP_AGAIN_S = 1.0
 
 
-#: the #SBATCH lines that --check does not repeat: said on its line already (nodes, tasks, partition), or the same
-#: for every job of hpcflow submit (its name, log files, comment, submitit's wckey)
-CHECK_LEFT_OUT = ("job-name", "output", "error", "open-mode", "comment", "wckey", "nodes", "ntasks-per-node",
-                  "partition", "array")
+#: the options of the srun line that --check does not repeat: the same for every job of hpcflow submit (its log files,
+#: given with their paths, which the #SBATCH lines say)
+CHECK_SRUN_LEFT_OUT = ("--unbuffered", "--output", "--error")
 
 
-def _asked_for(logs: str, res, jobs: int) -> str:
-    """What --check says that the `jobs` Slurm jobs of `res` ask for: their #SBATCH lines as submitit writes them
-    into the sbatch script (the time limit, CPUs per task, memory, GPUs, the signal at --signal-delay; of an executor
-    that `make_executor` makes as for the submission, which writes nothing), and the options of its srun line (the
-    MPI type)."""
+def _asked_for(logs: str, res, jobs: int, *, name: str, out: str | None = None) -> str:
+    """What --check says that the `jobs` Slurm jobs of `res` (a job array where more than one) ask for: every #SBATCH
+    line of the sbatch script that the submission queues, as submitit writes it (of an executor that `make_executor`
+    makes as for the submission, job name `name`, marked with `out`, its logs in `logs`; which writes nothing), in
+    its order, and the options of its srun line (the MPI type, --kill-on-bad-exit) but CHECK_SRUN_LEFT_OUT."""
     import shlex
 
     from hpcflow.submit import executor
 
-    ex = executor.make_executor("slurm", logs, res, name="hpcflow", array=jobs)
+    ex = executor.make_executor("slurm", logs, res, name=name, array=jobs, out=out)
+    if jobs > 1:  # (what submitit's map_array gives the array's executor: the #SBATCH --array line)
+        ex.parameters["map_count"] = jobs
     lines = ex._make_submission_file_text("", "").splitlines()
     sbatch = [line.split(None, 1)[1] for line in lines if line.startswith("#SBATCH ")]
-    shown = [flag for flag in sbatch if flag.split("=", 1)[0].lstrip("-") not in CHECK_LEFT_OUT]
     srun = shlex.split(next((line for line in lines if line.startswith("srun ")), "srun"))
-    srun = [w for i, w in enumerate(srun[1:], 1) if w.startswith("--") and w not in ("--unbuffered", "--output",
-                                                                                       "--error")]
-    return f"#SBATCH {' '.join(shown)}; srun {' '.join(srun)}" if srun else f"#SBATCH {' '.join(shown)}"
+    srun = [w for w in srun[1:] if w.startswith("--") and w not in CHECK_SRUN_LEFT_OUT]
+    return f"#SBATCH {' '.join(sbatch)}; srun {' '.join(srun)}" if srun else f"#SBATCH {' '.join(sbatch)}"
 
 
 def _stop_waiting(jobs, exc, waiting: dict) -> bool:
