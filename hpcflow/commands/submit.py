@@ -165,7 +165,8 @@ def _as_given(value) -> str:
 
 def _argvs(args, job: str | None = None) -> list[list[str]]:
     """The hpcflow command line of every submitted job (tune: the trials shared over --array workers), of job file
-    `job` (the copy queued, `_frozen_job`), else of the one given."""
+    `job` (the copy queued, `_frozen_job`), else of the one given; its paths absolute (the job file, --out, a tune's
+    --storage journal or SQLite file), as the job runs them wherever it starts."""
     base = [args.command, os.path.abspath(args.job if job is None else job), "--out", os.path.abspath(args.out)]
     for flag, given in (("--quiet", args.quiet), ("--no-memory-check", args.no_memory_check)):
         if given and flag in _options_of(args.command):
@@ -174,8 +175,11 @@ def _argvs(args, job: str | None = None) -> list[list[str]]:
     if args.command != "tune":
         return [base + (["--force"] if args.force else []) + (["--resume"] if args.resume else []) + sets]
     from hpcflow.parallel.decompose import counts
+    from hpcflow.tune.storage import absolute_storage
 
-    extra = [x for opt, v in (("--max-trials", args.max_trials), ("--storage", args.storage), ("--study", args.study),
+    # (--storage as --out: the same study from any working directory, the one its study.json records)
+    storage = None if args.storage is None else absolute_storage(args.storage)
+    extra = [x for opt, v in (("--max-trials", args.max_trials), ("--storage", storage), ("--study", args.study),
                               ("--sampler", args.sampler)) if v is not None for x in (opt, str(v))]
     return [base + ["--trials", str(int(n))] + extra + sets for n in counts(args.trials, args.array)]
 

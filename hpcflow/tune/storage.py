@@ -381,6 +381,19 @@ def sqlite_file(url: str) -> tuple[str, str, str] | None:
     return head, path, mark + query
 
 
+def absolute_storage(url: str) -> str:
+    """--storage `url` naming the same storage from any working directory: a journal's path made absolute, and an
+    SQLite URL's file (`sqlite:///REL` is relative to the working directory: `sqlite:////ABS`); another database's URL
+    as it is."""
+    if "://" not in url:
+        return os.path.abspath(url)
+    parts = sqlite_file(url)
+    if parts is None:
+        return url
+    head, path, query = parts
+    return f"{head}:///{os.path.abspath(path)}{query}"
+
+
 def recorded_storage(label: str, out: str) -> str:
     """Storage `label` as study.json of DIR `out` records it, read for DIR as it is now (`storage_label`'s form). An
     SQLite file was recorded by its absolute path before a file inside DIR was recorded relative to it: such a
