@@ -984,3 +984,24 @@ def test_a_submit_job_requeued_after_its_job_file_was_edited_resumes_the_job_it_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed"] is True, log()
     assert summary["checkpoint_step"] == 4000, log()
+
+
+def test_a_preempted_submit_tune_worker_leaves_as_a_run_does_when_it_is_requeued(slurm):
+    """`hpcflow submit --command tune` on one task, `scancel --signal=USR2` during its trial: the trial's checkpoint is
+    written and the job requeued, and the leg's error log ends with Slurm's lines of the requeue only, as a run's
+    does. The worker's SIGTERM was back to its default action as it left, and the requeue's SIGTERM ended it: `srun:
+    error: NODE: task 0: Terminated` (an array task: `srun: Force Terminated StepId=J.0`)."""
+    (slurm / "long.toml").write_text(JOB.replace("n_train = 90", "n_train = 3000").replace("steps = 3", "steps = 400")
+                                     + "[checkpoint]\nevery = 1\n")
+    r = subprocess.run([sys.executable, "-m", "hpcflow", "submit", "long.toml", "--out", "runs/t", "--executor",
+                        "slurm", "--command", "tune", "--trials", "1", "--time", "5", "--quiet"], cwd=slurm,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"slurm job (\d+):", r.stdout).group(1)
+    err = slurm / "runs" / "t_logs" / f"{job}_0_log.err"
+    _signal_and_wait_for_requeue(job, slurm / "runs" / "t" / "trials" / "0000" / "checkpoint.h5", "USR2",
+                                 lambda: err.read_text() if err.exists() else "")
+    _steps_gone(job, time.monotonic() + 60)  # (srun's lines of the step's end are written)
+    text = err.read_text()
+    assert "signal received during trial 0" in text and "DUE TO JOB REQUEUE" in text, text
+    assert "Terminated" not in text and "Exited with exit code" not in text, text
