@@ -258,11 +258,16 @@ def test_a_preempted_two_rank_submit_job_leaves_mpi_before_it_is_requeued(slurm)
     _signal_and_wait_for_requeue(job, slurm / "runs" / "p" / "checkpoint.h5", "USR2", lambda: _job_info(job),
                                  running=lambda: segments.update(_mpich_segments(job)))
     assert segments, "the job's ranks mapped no /dev/shm/mpich_shm_* segment: MPICH's shared memory was not in use"
+    _steps_gone(job, time.monotonic() + 60)  # (srun's lines of the step's end are written)
     err = next((slurm / "runs" / "p_logs").glob(f"{job}_0_log.err")).read_text()
     copy = next((slurm / "runs" / "p_logs").glob("job-*/long.toml"))  # the copy of the job file that the job runs
     again = shlex.join(["hpcflow", "run", str(copy), "--out", str(slurm / "runs" / "p"), "--resume"])
     assert "checkpoint of step" in err and f"continue with: {again}\n" in err, err  # the command line submitted
-    assert "Exited with exit code" not in err, err  # (submitit's requeue exits 255: the leg ends with 0 instead)
+    # every task leaves with status 0 as the job is requeued: srun says no task's exit (submitit's requeue exited 255
+    # on task 0; a task that ended with the run's 4, "tasks 0-1: Exited with exit code 4", would fail the step)
+    assert "DUE TO JOB REQUEUE" in err and "srun: error:" not in err and "Exited with exit code" not in err, err
+    other = (slurm / "runs" / "p_logs" / f"{job}_1_log.err").read_text()
+    assert "hpcflow submit:" not in other and "Traceback" not in other, other  # task 1 neither fails nor says so
     leaked = sorted(n for n in segments if os.path.exists(f"/dev/shm/{n}"))
     assert not leaked, leaked
 
