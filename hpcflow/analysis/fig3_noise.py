@@ -70,14 +70,18 @@ def _not_written(run_dir) -> str:
     lock file is all the directory holds (with a job.toml of a noise_scan job, if any), the run was ended before that
     without a clean-up (SIGKILL, a node lost, memory that ran out): the fix reruns the job into that --out, which a
     lock file no process holds does not block; without a job.toml nothing says the run was a noise scan, so the fix
-    is named for that case. "" otherwise (a job.toml of another kind: not a noise scan's directory)."""
-    from hpcflow.analysis.rundir import holder
+    is named for that case. "" otherwise (a job.toml of another kind: not a noise scan's directory), and for this
+    call's own --out where the lock file is its own (`rundir.found_lock`: it found none there)."""
+    from hpcflow.analysis.rundir import found_lock, holder
     from hpcflow.jobs.outlock import LOCK_NAME, describe
     from hpcflow.jobs.shell import shell_line
 
     path = os.fspath(run_dir)
     lock = os.path.join(path, LOCK_NAME)
     if not os.path.isdir(path) or os.path.isfile(os.path.join(path, NOISE_SCAN)) or not os.path.isfile(lock):
+        return ""
+    found = found_lock(path)  # None: not this call's --out; b"": its --out, where the lock file is its own
+    if found == b"":
         return ""
     if running := holder(path):
         return (f"{path}: no {NOISE_SCAN} yet: its run ({running}) is still running, and a noise scan writes it when "
@@ -89,8 +93,10 @@ def _not_written(run_dir) -> str:
     if "job.toml" in names and kind != "noise_scan":  # a run of another kind (or job.toml unreadable)
         return ""
     try:
-        with open(lock, "rb") as fh:
-            by = f", {describe(fh.read(4096))},"
+        if found is None:
+            with open(lock, "rb") as fh:
+                found = fh.read(4096)
+        by = f", {describe(found)},"  # (in this call's --out: the killed run's record, which the lock file held)
     except OSError:
         by = ""
     rerun = shell_line(["hpcflow", "run", "JOB", "--out", path])

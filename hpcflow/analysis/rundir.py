@@ -91,20 +91,29 @@ def one_snapshot():
         snapshot.close()
 
 
-#: the real paths of the directories this process writes into holding their locks (`writing_into`)
-_WRITING: set = set()
+#: the real paths of the directories this process writes into holding their locks (`writing_into`), each with the
+#: bytes its lock file held when this process took it (b"": none)
+_WRITING: dict = {}
 
 
 @contextmanager
-def writing_into(out):
-    """In the block this process holds directory `out`'s lock to write into it (an analysis script's --out): a run
-    directory there that it reads is no live run's (`holder`), though its lock is held."""
+def writing_into(out, found: bytes = b""):
+    """In the block this process holds directory `out`'s lock to write into it (an analysis script's --out, a
+    report's): a run directory there that it reads is no live run's (`holder`), though its lock is held, and its lock
+    file is a run's only where it held `found` when this process took it (a killed run's record: `found_lock`)."""
     key = os.path.realpath(out)
-    _WRITING.add(key)
+    _WRITING[key] = found
     try:
         yield
     finally:
-        _WRITING.discard(key)
+        _WRITING.pop(key, None)
+
+
+def found_lock(run_dir) -> bytes | None:
+    """For a directory this process writes into (`writing_into`), the bytes its lock file held when this process took
+    its lock: a killed run's record, b"" where there was none (the lock file is this process's own); None for any
+    other directory (its lock file, if any, is a run's)."""
+    return _WRITING.get(os.path.realpath(run_dir))
 
 
 def holder(run_dir) -> str:

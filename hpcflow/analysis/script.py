@@ -196,14 +196,15 @@ def out_locked(out, name: str):
     """Hold --out's lock (`hpcflow.jobs.outlock`, as `hpcflow report` and a run hold theirs) for the block: another
     script, report or run writing into `out` meanwhile is refused (OutdirBusy, exit 2, naming its pid) before any
     work, never mixed in with this call's files or its record; an `out` the lock created is removed again where the
-    block fails (nothing was written)."""
+    block fails (nothing was written). A killed run's lock file there is left as it was (`acquire`'s keep): the
+    directory still says how that run ended."""
     from hpcflow.analysis.rundir import writing_into
     from hpcflow.jobs.outlock import acquire
 
-    lock = acquire(out, command=f"{name}.py")
+    lock = acquire(out, command=f"{name}.py", keep=True)
     failed = True
     try:
-        with writing_into(out):  # a run directory it reads there is no live run's: the lock is its own
+        with writing_into(out, lock.found):  # a run directory it reads there is no live run's: the lock is its own
             yield lock
         failed = False
     finally:

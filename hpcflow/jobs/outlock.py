@@ -38,25 +38,32 @@ class OutdirBusy(OutputPathError):
 class OutdirLock:
     """A held lock of directory `outdir` (fd None where the file system cannot lock); `release` ends it."""
 
-    def __init__(self, outdir: str, fd: int | None, *, created: str | None, shared: bool):
+    def __init__(self, outdir: str, fd: int | None, *, created: str | None, shared: bool, found: bytes = b""):
         self.outdir, self.fd, self.shared = outdir, fd, shared
         self.created = created  # the topmost directory `acquire` created for `outdir` (itself or a parent)
         self.path = os.path.join(outdir, LOCK_NAME)
+        self.found = found  # a killed run's record that the lock file held when taken with `keep` (b"": none)
 
     def release(self, *, remove_dir: bool = False) -> None:
         """Remove the lock file (unless other shared holders remain) and unlock; with remove_dir, remove the directory
         and the parents this lock created for it, as far as they are empty (a run refused or failed before writing
-        anything leaves nothing)."""
+        anything leaves nothing). A lock file that held a killed run's record when taken with `keep` (`found`) is
+        left holding that record again, not removed."""
         fd, self.fd = self.fd, None
         if fd is not None:
             try:
-                if self.shared:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last shared holder removes the file
-                os.unlink(self.path)
+                if not (self.found and _restored(fd, self.found)):
+                    if self.shared:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last shared holder removes the file
+                    os.unlink(self.path)
             except OSError:
                 pass
             finally:
                 os.close(fd)
+        self._remove_dirs(remove_dir)
+
+    def _remove_dirs(self, remove_dir: bool) -> None:
+        """With remove_dir, remove `outdir` and the parents this lock created for it, as far as they are empty."""
         path = os.path.abspath(self.outdir)
         while remove_dir and self.created is not None:
             try:
@@ -66,6 +73,31 @@ class OutdirLock:
             if path == self.created:
                 return
             path = os.path.dirname(path)
+
+
+#: the commands whose lock record tells a run's end where its process is gone (`acquire`'s keep)
+RUN_COMMANDS = ("hpcflow run", "hpcflow nn", "hpcflow tune")
+
+
+def _run_record(raw: bytes) -> bytes:
+    """`raw`, a lock file's bytes, where they are a run's `record` (RUN_COMMANDS, a tune trial's too); b"" otherwise:
+    none, or the record of a report or analysis script, which tells no run's end."""
+    h = record(raw)
+    if h is None or not any(h["command"] == c or h["command"].startswith(c + " ") for c in RUN_COMMANDS):
+        return b""
+    return raw
+
+
+def _restored(fd: int, raw: bytes) -> bool:
+    """Write `raw` back as the lock file's whole content (a killed run's record, as the holder found it); False where
+    the file system refuses."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, raw, 0)
+        os.fsync(fd)
+    except OSError:
+        return False
+    return True
 
 
 def record(raw: bytes) -> dict | None:
@@ -213,11 +245,14 @@ def _holder_record(fd: int) -> bytes:
         time.sleep(0.01)
 
 
-def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False) -> OutdirLock:
+def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False, keep: bool = False) -> OutdirLock:
     """Lock directory `outdir` (created when missing) for this process: exclusively, or `shared` with other
     holders that are shared too. OutdirBusy (exit 2, nothing changed) when another process holds it; where the file
     system cannot lock, one warning line and an unlocked OutdirLock. `resume`: for a --resume of the run there, which
-    an unwritable `outdir` is refused as (`output.writable_dir`)."""
+    an unwritable `outdir` is refused as (`output.writable_dir`). `keep`: for a writer that does not take the
+    directory over from the run there (an analysis script, a report): the lock file's record of a killed run
+    (`_run_record`) is kept in `OutdirLock.found` and written back on release, so that its directory still tells that
+    run's end."""
     from hpcflow.jobs.output import writable_dir
 
     outdir = writable_dir(outdir, resume=resume)  # refused before anything is created: empty, NUL, /proc, a file
@@ -246,8 +281,9 @@ def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False)
                   file=sys.stderr, flush=True)
             return OutdirLock(outdir, None, created=created, shared=shared)
         if _still_named(fd, path):
+            found = _run_record(os.pread(fd, 4096, 0)) if keep and not shared else b""
             _stamp(fd, command)
-            return OutdirLock(outdir, fd, created=created, shared=shared)
+            return OutdirLock(outdir, fd, created=created, shared=shared, found=found)
         os.close(fd)  # a file its holder removed on release: lock the one named now
     raise OutputPathError(f"--out {outdir}: its lock file {LOCK_NAME} kept changing under this run; retry, or choose "
                           "another --out")

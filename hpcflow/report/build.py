@@ -211,14 +211,17 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     --out is locked (`hpcflow.jobs.outlock`, as a run locks its directory) from after its check to the end: another
     report (or a run) writing there meanwhile is refused (OutdirBusy, exit 2, naming its pid), never mixed in.
     """
+    from hpcflow.analysis.rundir import writing_into
     from hpcflow.jobs.outlock import acquire
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)  # (refused before the lock creates it)
-    lock = acquire(out, command="hpcflow report")  # another report (or run) writing there: OutdirBusy, exit 2
+    # another report (or run) writing there: OutdirBusy, exit 2; a killed run's lock file there is left as it was
+    lock = acquire(out, command="hpcflow report", keep=True)
     failed = True
     try:
-        written = _build_report(paths, out, study_name=study_name, force=force)
+        with writing_into(out, lock.found):  # a run directory it reads there is no live run's: the lock is its own
+            written = _build_report(paths, out, study_name=study_name, force=force)
         failed = False
         return written
     finally:
