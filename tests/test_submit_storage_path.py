@@ -36,8 +36,8 @@ def test_the_printed_command_opens_the_same_storage_from_another_directory(tmp_p
     argv = shlex.split(line)
     storage = argv[argv.index("--storage") + 1]
     assert os.path.isabs(storage.split(":///", 1)[-1]), line
-    r = subprocess.run([sys.executable, "-m", *argv, "--quiet"], cwd=tmp_path / "elsewhere" / "deeper", capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run([sys.executable, "-m", *argv, "--quiet"], cwd=tmp_path / "elsewhere" / "deeper",
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 0, r.stdout + r.stderr
     assert [p.name for p in (tmp_path / "elsewhere").rglob("*")] == ["deeper"]  # no storage of its own there
     path = str(tmp_path / where)
