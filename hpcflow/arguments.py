@@ -35,10 +35,29 @@ def int_text(x: int) -> str:
     return ("-2**62" if x < 0 else "2**62") if abs(x) == INT_LIMIT else str(x)
 
 
+#: characters that a terminal shows as nothing though str.isprintable() holds them printable (so repr() keeps them):
+#: variation selectors, the combining grapheme joiner, Mongolian free variation selectors, Khmer inherent vowels, the
+#: Hangul fillers and the blank Braille pattern
+INVISIBLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+                       "\U000e0100-\U000e01ef]")
+
+
+def invisible(c: str) -> bool:
+    """Whether character `c` shows as nothing or is no printable character (`INVISIBLE`, not str.isprintable())."""
+    return not c.isprintable() or INVISIBLE.match(c) is not None
+
+
+def escaped(text: str) -> str:
+    """`text` with each character that shows as nothing or is not printable (`invisible`) as its escape, as ascii()
+    writes it (\ufe0f, \u3164, \xa0): a value shown in a message is not taken for one it differs from."""
+    return "".join(ascii(c)[1:-1] if invisible(c) else c for c in text)
+
+
 def short_repr(value) -> str:
     """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
-    that a huge, nested or multi-line value stays a one-line message."""
-    return short_text(repr(value))
+    that a huge, nested or multi-line value stays a one-line message; a character that shows as nothing as its
+    escape (`escaped`: repr keeps a variation selector or a Hangul filler as it is)."""
+    return short_text(escaped(repr(value)))
 
 
 def short_text(text: str) -> str:

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import re
 
+from hpcflow.arguments import escaped
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import apply_overrides, check_manifold, read_toml, shown, validate
 from hpcflow.jobs.toml_out import key as toml_key
@@ -98,7 +99,8 @@ def set_values_named(overrides):
     """Context: a ConfigError whose message names a key that one of the `overrides` (SECTION.KEY=VALUE) set (as
     [SECTION].KEY, or as KEY=... in a refusal of the section "[SECTION]: ...", as the kernels word theirs) or a
     section it made (unknown section [SECTION]) is raised again, itself (its class and marks kept), its message
-    ending "(from --set SECTION.KEY=VALUE)", the last --set of the key (the one in force), once for each key it names
+    ending "(from --set SECTION.KEY=VALUE)" (a character that shows as nothing as its escape: `arguments.escaped`),
+    the last --set of the key (the one in force), once for each key it names
     that a --set gave, in the order given ("... (from --set model.width=4096) (from --set model.depth=3)": a memory
     estimate of both; each its own, so a caller that drops the credit of values no --set gave, as `hpcflow tune` does
     of a trial's, drops each alone); other errors pass unchanged (`set_named`). Around the job file's checks
@@ -109,7 +111,7 @@ def set_values_named(overrides):
     except ConfigError as exc:
         texts = set_named(str(exc), overrides)
         if texts:  # the same error, its class and marks kept (`collective`: every rank refuses, one line)
-            exc.args = (str(exc) + "".join(f" (from --set {t})" for t in texts), *exc.args[1:])
+            exc.args = (str(exc) + "".join(f" (from --set {escaped(t)})" for t in texts), *exc.args[1:])
         raise
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from hpcflow.arguments import INT_LIMIT, MAX_DIM, MAX_THREADS
 from hpcflow.arguments import short_repr as _short
-from hpcflow.arguments import short_text
+from hpcflow.arguments import escaped, invisible, short_text
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.toml_out import key as toml_key
 
@@ -138,7 +138,7 @@ def _toml_text(value) -> str:
 def shown(value) -> str:
     """A job-file value in an error message as the user wrote it (`steps = true`, not Python's True), on one line
     and cut to 60 characters."""
-    return short_text(_toml_text(value))
+    return short_text(escaped(_toml_text(value)))
 
 
 def _bound(x, none: str) -> str:
@@ -327,11 +327,13 @@ _LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 def _bare_word(raw: str) -> bool:
     """Whether a --set VALUE that is not TOML is one bare word, taken as a string: a letter (of any script) or _,
-    then letters, digits, combining marks and _ . + - (reim_abs2, cosine, fërmat)."""
+    then letters, digits, combining marks and _ . + - (reim_abs2, cosine, fërmat); none of them a character that shows
+    as nothing (`arguments.invisible`: a variation selector, a Hangul filler), which would make a word that looks like
+    another, or like no word at all (such a string is given quoted)."""
     def letter(c):
         return c == "_" or unicodedata.category(c).startswith("L")
 
-    return bool(raw) and letter(raw[0]) and all(
+    return bool(raw) and not any(map(invisible, raw)) and letter(raw[0]) and all(
         letter(c) or c in ".+-" or unicodedata.category(c) in ("Nd", "Mn", "Mc") for c in raw[1:])
 
 
@@ -355,7 +357,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {_short(text)}: expected SECTION.KEY=VALUE, e.g. --set training.lr=3e-3")
     if any(c in raw for c in _LINE_BREAKS + "\x00"):  # (a trailing one too, which strip() would drop)
         raise ConfigError(f"--set {_short(text)}: VALUE must be one line (one TOML value); remove the line break")
-    raw = raw.strip()
+    raw = raw.strip(" \t")  # TOML's whitespace, as the key's: another space (U+00A0) is part of the value
     if not raw:
         raise ConfigError(f"--set {_short(text)}: the value is empty; give one, or unset an optional key with "
                           f"--set {parts[0]}.{parts[1]}=none")

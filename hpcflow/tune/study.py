@@ -406,9 +406,11 @@ def refusal(path, exc: UserError, setting) -> str:
     """The one line of job `path`'s refusal `exc` with the --set values `setting` of [tune.space] values, as said of
     those values: without the job file's path at its start (the file does not hold them) and the "(from --set
     TEXT)" of each of them (no --set gave them)."""
+    from hpcflow.arguments import escaped
+
     msg = " ".join(str(exc).split())
     for text in setting:
-        msg = msg.replace(f" (from --set {text})", "")
+        msg = msg.replace(f" (from --set {escaped(text)})", "")
     return msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg
 
 
