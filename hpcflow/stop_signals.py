@@ -118,8 +118,14 @@ _COMMAND = ["hpcflow"]
 #: before `ends_if_blocked` ends the process in its stead: a call that returns by then leaves it to the command
 BLOCKED_GRACE = 1.0
 
-#: launcher variables holding this process's rank before MPI_Init (Hydra and PMI-2, Slurm, PMIx, Open MPI)
-RANK_VARIABLES = ("PMI_RANK", "SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+#: each launcher's variables: its task count and this process's rank among them, before MPI_Init (Hydra and PMI-2,
+#: Open MPI, PMIx, srun), the innermost launcher first: one started inside an srun task (an mpiexec) sets its own and
+#: inherits Slurm's, which tell of that srun task, not of this process; srun's own PMI variables (--mpi=pmi2, pmix)
+#: agree with its SLURM_ ones
+LAUNCHERS = (("PMI_SIZE", "PMI_RANK"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"), ("PMIX_SIZE", "PMIX_RANK"),
+             ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"))
+#: launcher variables holding this process's rank before MPI_Init
+RANK_VARIABLES = tuple(rank for _, rank in LAUNCHERS)
 
 
 def early_command(prog: str) -> None:
@@ -267,9 +273,33 @@ def _watcher(wake_r: int, done_r: int, libc, queues: dict) -> int:
     return status
 
 
-def launcher_rank() -> int:
-    """This process's rank as its launcher set it (RANK_VARIABLES), 0 where none does: its rank before MPI_Init."""
-    return next((int(v) for v in (os.environ.get(k, "").strip() for k in RANK_VARIABLES) if v.isdigit()), 0)
+def _count(env, name: str) -> int | None:
+    """Launcher variable `name` of environment `env` as a count, None where it is unset or no count."""
+    value = env.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def launcher_task(environ=None) -> tuple[int, int] | None:
+    """(tasks, rank): how many tasks the launcher that started this process says it started, and this process's rank
+    among them, both from the first launcher of LAUNCHERS that sets its count (the rank 0 where it sets none: a task
+    that says what each says, rather than none that does); None where none sets a count. Not a rank of another
+    launcher's: an mpiexec without PMI_RANK inside srun task 3 gave each of its tasks SLURM_PROCID 3, so none was 0."""
+    env = os.environ if environ is None else environ
+    for tasks, rank in LAUNCHERS:
+        count = _count(env, tasks)
+        if count is not None:
+            return count, _count(env, rank) or 0
+    return None
+
+
+def launcher_rank(environ=None) -> int:
+    """This process's rank as its launcher set it, 0 where none does: its rank before MPI_Init, that of the launcher
+    whose task count `launcher_task` reads; where none sets a count, the first of RANK_VARIABLES set."""
+    env = os.environ if environ is None else environ
+    task = launcher_task(env)
+    if task is not None:
+        return task[1]
+    return next((c for c in (_count(env, k) for k in RANK_VARIABLES) if c is not None), 0)
 
 
 def _stop_watching(state: dict) -> None:

@@ -23,9 +23,6 @@ from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, W
 from hpcflow.launcher_output import wait_until_read
 from hpcflow.resources import THREAD_VARIABLES, load_out_of_memory, out_of_memory_said, slurm_cpus_per_task
 
-#: launcher variables that say how many tasks were started (srun step, MPICH/Hydra PMI, Open MPI, PMIx)
-LAUNCHER_VARS = ("SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
-
 #: prefixes of the variables a process manager sets in every process it starts (MPICH/Hydra and srun's PMI-2:
 #: PMI_; PMIx, e.g. Open MPI 5 or srun --mpi=pmix: PMIX_; Open MPI: OMPI_; MVAPICH: MV2_, MPIRUN_; IBM jsrun:
 #: JSM_NAMESPACE_; Cray aprun: ALPS_APP_), and Slurm's task variables: without any, the world is this process alone
@@ -114,13 +111,13 @@ def _mpi():
         return None
 
 
-def launcher_tasks() -> int | None:
-    """Number of tasks the launcher says it started, or None when not launched by srun/mpiexec."""
-    for var in LAUNCHER_VARS:
-        val = os.environ.get(var, "").strip()
-        if val.isdigit():
-            return int(val)
-    return None
+def launcher_tasks(environ=None) -> int | None:
+    """Number of tasks the launcher says it started, or None when not launched by srun/mpiexec
+    (`stop_signals.launcher_task`: the innermost launcher's, whose rank `stop_signals.launcher_rank` reads)."""
+    from hpcflow.stop_signals import launcher_task
+
+    task = launcher_task(environ)
+    return None if task is None else task[0]
 
 
 def launched(environ=None) -> bool:
@@ -230,15 +227,16 @@ def pmix_refusal(environ=None, version=None, *, loaded=None) -> str | None:
 def check_launch(comm=None) -> None:
     """Refuse a PMIx launch that this MPI cannot join (`pmix_refusal`), before MPI_Init, and several launcher tasks
     that each see a world of size 1 (srun without --mpi=pmi2, a foreign mpiexec): a refusal every task makes alike,
-    said by the task of launcher rank 0 alone (`stop_signals.launcher_rank`; the error's `said_elsewhere` is true on
-    the others, which the CLI ends with its status, silently), where each is rank 0 of its own world."""
-    from hpcflow.stop_signals import launcher_rank
+    said by the task of launcher rank 0 alone (`stop_signals.launcher_task`: the rank that the launcher whose count
+    is read gave, so one task is rank 0; the error's `said_elsewhere` is true on the others, which the CLI ends with
+    its status, silently), where each is rank 0 of its own world."""
+    from hpcflow.stop_signals import launcher_task
 
     if comm is None:
         why = pmix_refusal()
         if why is not None:
             raise UserError(why)
-    tasks = launcher_tasks()
+    tasks, task_rank = launcher_task() or (None, 0)
     if tasks is not None and tasks > 1 and size(comm) == 1:
         libmpi = libmpi_refusal() if _mpi() is None else None
         lib = "no usable MPI library" if _mpi() is None else "an MPI library that does not know this launcher"
@@ -246,7 +244,7 @@ def check_launch(comm=None) -> None:
                         if libmpi is not None else
                         f"the launcher started {tasks} tasks but each sees an MPI world of size 1 ({lib}): "
                         "use 'srun --mpi=pmi2' under Slurm or the mpiexec of the MPI mpi4py was built with")
-        exc.said_elsewhere = launcher_rank() != 0
+        exc.said_elsewhere = task_rank != 0
         raise exc
 
 
