@@ -381,17 +381,45 @@ def sqlite_file(url: str) -> tuple[str, str, str] | None:
     return head, path, mark + query
 
 
+#: the values of an SQLAlchemy URL's uri=... that it reads as true (sqlalchemy.util.asbool)
+_TRUE = ("true", "yes", "on", "y", "t", "1")
+
+
 def absolute_storage(url: str) -> str:
     """--storage `url` naming the same storage from any working directory: a journal's path made absolute, and an
-    SQLite URL's file (`sqlite:///REL` is relative to the working directory: `sqlite:////ABS`); another database's URL
-    as it is."""
+    SQLite URL's file (`sqlite:///REL` is relative to the working directory: `sqlite:////ABS`), also one given as
+    SQLite's own URI (`sqlite:///file:REL?uri=true`: `sqlite:///file:/ABS?uri=true`) and one named `file:...` without
+    uri=true (SQLAlchemy opens the file of that name); an in-memory database and another database's URL as they are,
+    and so is a scheme SQLAlchemy does not know (SQLITE:///, which it refuses: its dialect names are lower case)."""
     if "://" not in url:
         return os.path.abspath(url)
     parts = sqlite_file(url)
-    if parts is None:
+    if parts is not None:
+        head, path, query = parts
+        return f"{head}:///{_in_cwd(path, _url_escaped(os.getcwd()))}{query}"
+    head, sep, tail = url.partition(":///")
+    path, mark, query = tail.partition("?")
+    if not sep or head.split("+")[0] != "sqlite" or not path.startswith("file:"):
         return url
-    head, path, query = parts
-    return f"{head}:///{os.path.abspath(path)}{query}"
+    params = [p.partition("=")[::2] for p in query.split("&")]
+    if not any(k == "uri" and v.strip().lower() in _TRUE for k, v in params):  # a file named file:...
+        return f"{head}:///{_in_cwd(path, _url_escaped(os.getcwd()))}{mark}{query}"
+    rest = path[len("file:"):]  # SQLite's URI: file:/ABS, file:///ABS and file://HOST/ABS are absolute
+    if not rest or rest.startswith(("/", ":memory:")) or ("mode", "memory") in params:
+        return url
+    cwd = os.getcwd().replace("%", "%25").replace("?", "%3F").replace("#", "%23")  # as a path in SQLite's URI
+    return f"{head}:///file:{_in_cwd(rest, _url_escaped(cwd))}{mark}{query}"
+
+
+def _url_escaped(path: str) -> str:
+    """Directory `path` as a part of an SQLAlchemy URL, which decodes %XX in its database and ends it at ?."""
+    return path.replace("%", "%25").replace("?", "%3F")
+
+
+def _in_cwd(path: str, cwd: str) -> str:
+    """URL path `path` (as written, relative or absolute) made absolute in working directory `cwd` (as written in the
+    URL: `_url_escaped`)."""
+    return os.path.normpath(os.path.join(cwd, path))
 
 
 def recorded_storage(label: str, out: str) -> str:
