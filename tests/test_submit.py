@@ -245,7 +245,8 @@ def test_a_signal_before_the_checkpoints_of_a_job_on_several_ranks_is_said_as_it
 
     events = []
     monkeypatch.setattr(hpcflow.submit.task, "leave_mpi", lambda: events.append("every rank leaves MPI"))
-    monkeypatch.setattr(hpcflow.submit.task, "_world_size", lambda: 2)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")  # (srun's count of the step's tasks: several ranks)
+    monkeypatch.setenv("SLURM_PROCID", "0")
     old = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
     try:
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # (no checkpoint handler yet: the run is setting up)
@@ -267,6 +268,56 @@ def test_a_signal_before_the_checkpoints_of_a_job_on_several_ranks_is_said_as_it
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+EARLY_SIGNAL = """
+import json, os, signal, sys, time
+import hpcflow.cli
+from hpcflow.submit.task import HpcflowTask
+
+events = []
+signal.signal(signal.SIGUSR2, lambda *_: events.append("submitit requeue"))  # as submitit installs it
+
+def setting_up(argv):  # the run as it starts: no checkpoint handler yet, MPI not initialised
+    child = os.fork()  # as ends_if_blocked forks its watcher around MPI_Init, in the task's process group
+    if child == 0:
+        try:
+            for _ in range(150):  # (Python code running, where a handler runs), 1.5 s
+                time.sleep(0.01)
+        finally:
+            os._exit(0)
+    time.sleep(0.3)
+    os.killpg(0, signal.SIGUSR2)  # `scancel --signal=USR2` as the step starts: the task's process group
+    os.waitpid(child, 0)
+    events.append("the run goes on")
+    return 0
+
+hpcflow.cli.main = setting_up
+status = HpcflowTask()(["run", "j.toml", "--out", "d"])
+print(json.dumps({"status": status, "events": events, "mpi": sorted(m for m in sys.modules if m.startswith("mpi4py"))}))
+"""
+
+
+@pytest.mark.parametrize("procid", ["0", "1"])
+def test_a_signal_as_the_ranks_of_a_job_start_leaves_mpi_alone_and_is_said_by_task_0_once(tmp_path, procid):
+    """srun's task of a 2-task step (its launcher's variables; no MPI launch here) gets submitit's USR2 as it starts,
+    before the run has a checkpoint handler: the handler decides "several ranks" from the launcher's task count,
+    without MPI (it asked MPI's world, which initialised MPI inside the handler: under srun, while the task's own
+    MPI_Init ran, the ranks hung, srun's PMI server saying "invalid pmi1 command received: 'init'"). The run goes on,
+    the job is not requeued, and only task 0 says so, once: every rank said it, and so did a process forked from the
+    task that the step's signal reached too (the watcher of MPI_Init, `stop_signals.ends_if_blocked`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_", "PMI_", "PMIX_", "OMPI_"))}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), SLURM_JOB_ID="999999991", SLURM_STEP_ID="0",
+               SLURM_STEP_NUM_TASKS="2", SLURM_NTASKS="2", SLURM_PROCID=procid, SLURM_LOCALID=procid)
+    r = subprocess.run([sys.executable, "-c", EARLY_SIGNAL], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=60, start_new_session=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    said = json.loads(r.stdout.splitlines()[-1])
+    assert said == {"status": 0, "events": ["the run goes on"], "mpi": []}, r.stdout + r.stderr
+    line = "hpcflow submit: the signal before the time limit came while the job's command had no checkpoint to stop at"
+    assert r.stderr.count(line) == (1 if procid == "0" else 0), r.stderr
+    if procid == "0":
+        assert "so the job is not requeued and the run goes on" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("checkpoint", [True, False], ids=["checkpointed", "no-checkpoint-handler"])

@@ -187,10 +187,16 @@ def requeued(environ=None) -> bool:
     return slurm_restart_count(environ) > 0
 
 
-def _world_size() -> int:
-    from hpcflow.parallel.comm import size
+def _launcher_ranks() -> tuple[int, int]:
+    """(how many tasks the launcher started, this task's rank among them) as the launcher's variables say
+    (SLURM_STEP_NUM_TASKS, SLURM_PROCID, ...; 1 and 0 where none is set): read before MPI_Init and without it, so
+    that a signal handler can decide on them. Asking MPI's world from the handler initialised MPI there when the
+    signal came as the task started: inside the task's own MPI_Init its ranks hung (srun's PMI server: "invalid
+    pmi1 command received: 'init'"), or in the middle of an import the task ended on an ImportError."""
+    from hpcflow.parallel.comm import launcher_tasks
+    from hpcflow.stop_signals import launcher_rank
 
-    return size()
+    return launcher_tasks() or 1, launcher_rank()
 
 
 def _any_rank(flag: bool) -> bool:
@@ -381,17 +387,23 @@ class HpcflowTask(submitit.helpers.Checkpointable):
         sig = preemption_signal()
         requeue = signal.getsignal(sig)
         preempted, handed = [], []
+        tasks, launcher_rank = _launcher_ranks()  # (here: the handler below imports nothing and touches no MPI)
+        task = os.getpid()
 
         def forward(signum, frame):
+            if os.getpid() != task:  # a process forked from the task (`stop_signals.ends_if_blocked`'s watcher of
+                return  # MPI_Init), which the step's signal reaches too: the task decides, and says, alone
             checkpoint = signal.getsignal(signal.SIGUSR1)
             # a checkpoint writer's handler; not one that only ends the command (stop_signals: `default_action`)
             if callable(checkpoint) and checkpoint is not forward and not getattr(checkpoint, "default_action", False):
                 preempted.append(signum)  # (its exit with 4 requeues the job)
                 checkpoint(signum, frame)  # the run checkpoints at its next step, then exits with 4 (its line: signum)
-            elif _world_size() > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail.
+            elif tasks > 1:  # ranks mid-computation cannot leave MPI together: requeued, the job would fail.
                 # Not `preempted`: the run goes on, and a later stop with 4 (SIGTERM at the time limit, scancel) is
                 # not requeued. The signal can come long before the limit (Slurm sends it up to 60 s early, at once
-                # where --signal-delay is near --time), so the run may yet finish
+                # where --signal-delay is near --time), so the run may yet finish. Said once, by launcher rank 0
+                if launcher_rank != 0:
+                    return
                 print(f"hpcflow submit: the signal before the time limit came while the job's command had no "
                       f"checkpoint to stop at; it runs on several ranks, so the job is not requeued and the run goes "
                       f"on: if the time limit stops it before it finishes, submit it again (its command: {shown})",
