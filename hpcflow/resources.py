@@ -86,6 +86,12 @@ COMPILED_START_SECONDS = 0.5
 #: 2, 3, 4 at r = 0.1-1.2 (P / sin(r)^(2 dim): 2.3-2.9 at 0.1, 1.8-2.3 at 0.2, 1.3-1.9 at 0.3, 0.8-1.3 at 0.6-1.2)
 HALO_DENSITY_SCALE = 0.22
 HALO_DENSITY_FLOOR = 1.35
+#: a batched cluster's points spread over a region holding f = 1 + HALO_SHAPE_SPREAD ln(n_train / 1000) (at least 1)
+#: times its 1/k share of the chart's points, interleaved with the other clusters' (`halo_growth`): the union of
+#: its pieces from the n_train / B mini-batches, here taken as B = 1000. Fitted at or above the growth measured with
+#: `hpcflow.cluster.flow_blocks` (B = 1000) where a halo's balls around a cluster's points overlap, which needs f up
+#: to 1.9 at 2*10^4 and 5*10^4 train points, 2.4 at 10^5 (dim 1-4)
+HALO_SHAPE_SPREAD = 0.35
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -541,20 +547,25 @@ def halo_growth(n_train: int, n_test: int, dim: int, clusters: int, halo_cutoff:
     where every block sees every train point). A block's test-row sources are the train points within h of one of
     its m = (n_train + n_test) / k train and test points (`hpcflow.cluster.blocks`): the union of m small balls, not
     the cluster's region widened by h, which the points fill only where they are dense. Modelled in a flat space of
-    2 dim real dimensions, points of density P (`_halo_share`): the cluster as a ball holding its 1/k of them, so
-    (h / rho)^(2 dim) = k P(h), its m points uniform in it, and the sources the points covered by a ball of radius h
-    around one of them (`_covered_shell`). Bounds: each of the block's train and test points adds at most its
-    n_train P(h) train neighbours (growth <= 1 + (n_train + n_test) P(h)), and, the clusters not being balls (the
-    batched method's merged clusters interleave at their edges, so a sparse point's few neighbours mostly lie in
-    other clusters), at least min(1, (n_train + n_test) P(h)). Dim 2-4, 10^3-1.2 10^4 train points, k = 4-240, h =
-    0.1-1.2: 1.0-3.9 times the growth measured (tests/test_halo_growth.py), the most at h ~ 0.45 with few clusters."""
+    2 dim real dimensions, points of density P (`_halo_share`). A batched cluster is not a ball: it is the union of
+    pieces clustered in separate mini-batches, each spanning about 1/k of the chart, offset from one another and
+    interleaved with the neighbouring clusters' pieces, the more so the more mini-batches. So the cluster is a ball
+    holding f (`HALO_SHAPE_SPREAD`) times its 1/k of the points, (h / rho)^(2 dim) = k P(h) / f, its m points
+    uniform in it at 1/f of the chart's density, and its sources are its own train points, the other clusters'
+    (f - 1) / f of the points in the ball that a ball of radius h around one of its points covers, and the points
+    outside the ball so covered (`_covered_ball`): growth 1 + (f - 1) c_in + f c_out. Bounds: each of the block's
+    train and test points adds at most its n_train P(h) train neighbours (growth <= 1 + (n_train + n_test) P(h)), and
+    at least min(1, (n_train + n_test) P(h)) (a sparse point's few neighbours mostly lie in other clusters). Dim 1-4,
+    10^3-10^5 train points, k = 4-400, h = 0.005-1.2, mini-batches of 1000: 1.03-2.9 times the growth measured from
+    1.2*10^4 points on, up to ~4 below (tests/test_halo_growth.py), the most at h ~ 0.4-0.45 with few clusters."""
     if not halo_cutoff:
         return 1.0
     if halo_cutoff >= math.pi / 2:
         return float(clusters)
-    share = _halo_share(halo_cutoff, dim)
+    share, f = _halo_share(halo_cutoff, dim), 1.0 + HALO_SHAPE_SPREAD * math.log(max(1.0, n_train / 1000))
     near = (n_train + n_test) * share
-    ball = _covered_shell((n_train + n_test) / clusters, (clusters * share) ** (0.5 / dim), 2 * dim)
+    inside, outside = _covered_ball((n_train + n_test) / clusters, (clusters * share / f) ** (0.5 / dim), 2 * dim)
+    ball = 1.0 + (f - 1.0) * inside + f * outside
     return min(float(clusters), 1.0 + near, max(ball, 1.0 + min(1.0, near)))
 
 
@@ -564,22 +575,25 @@ def _halo_share(r: float, dim: int) -> float:
     return min(1.0, lead * math.sin(min(r, math.pi / 2)) ** (2 * dim))
 
 
-def _covered_shell(m: float, a: float, d: int, nodes: int = 160) -> float:
-    """1 + the volume, in units of the unit ball's, outside the unit ball of R^d that balls of radius a around m
-    uniform points of it cover in expectation: 1 + d int_1^(1+a) t^(d-1) (1 - (1 - L(t))^m) dt, L(t) the share of
-    the unit ball within a of a point at distance t from its centre (a lens, summed in slices). Midpoint sums of
-    `nodes` x `nodes` terms (~1 ms)."""
+def _covered_ball(m: float, a: float, d: int, nodes: int = 96) -> tuple[float, float]:
+    """(share of the unit ball of R^d, volume outside it in units of its own) that balls of radius a around m
+    uniform points of it cover in expectation: d int_0^1 t^(d-1) (1 - (1 - L(t))^m) dt and
+    d int_1^(1+a) t^(d-1) (1 - (1 - L(t))^m) dt, L(t) the share of the unit ball within a of a point at distance t
+    from its centre (a lens, summed in slices). Midpoint sums of 2 x `nodes` x `nodes` terms (< 1 ms)."""
     import numpy as np
 
     u = (np.arange(nodes) + 0.5) / nodes
-    t = 1.0 + a * u
-    lo = t - a  # the lens spans x in [t - a, 1] along the axis through the point
-    x = lo[:, None] + (1.0 - lo)[:, None] * u
-    r2 = np.minimum(1.0 - x * x, a * a - (t[:, None] - x) ** 2).clip(0.0)
     slab = math.gamma(d / 2 + 1) / (math.sqrt(math.pi) * math.gamma(d / 2 + 0.5))  # V_(d-1) / V_d
-    lens = np.minimum(slab * (r2 ** ((d - 1) / 2)).mean(axis=1) * (1.0 - lo), 1.0 - 1e-16)
-    missed = np.exp(m * np.log1p(-lens))
-    return 1.0 + d * a * float((t ** (d - 1) * (1.0 - missed)).mean())
+
+    def covered(t):  # 1 - (1 - L(t))^m at radii t
+        lo, hi = np.maximum(t - a, -1.0), np.minimum(t + a, 1.0)  # the lens spans x in [lo, hi] along t's axis
+        x = lo[:, None] + (hi - lo)[:, None] * u
+        r2 = np.minimum(1.0 - x * x, a * a - (t[:, None] - x) ** 2).clip(0.0)
+        lens = np.minimum(slab * (r2 ** ((d - 1) / 2)).mean(axis=1) * (hi - lo), 1.0 - 1e-16)
+        return 1.0 - np.exp(m * np.log1p(-lens))
+
+    t = 1.0 + a * u
+    return d * float((u ** (d - 1) * covered(u)).mean()), d * a * float((t ** (d - 1) * covered(t)).mean())
 
 
 def _threads() -> int:
