@@ -557,7 +557,7 @@ def halo_growth(n_train: int, n_test: int, dim: int, clusters: int, halo_cutoff:
     train and test points adds at most its n_train P(h) train neighbours (growth <= 1 + (n_train + n_test) P(h)), and
     at least min(1, (n_train + n_test) P(h)) (a sparse point's few neighbours mostly lie in other clusters). Dim 1-4,
     10^3-10^5 train points, k = 4-400, h = 0.005-1.2, mini-batches of 1000: 1.03-2.9 times the growth measured from
-    1.2*10^4 points on, up to ~4 below (tests/test_halo_growth.py), the most at h ~ 0.4-0.45 with few clusters."""
+    1.2*10^4 points on, up to ~4.1 below (tests/test_halo_growth.py), the most at h ~ 0.4-0.45 with few clusters."""
     if not halo_cutoff:
         return 1.0
     if halo_cutoff >= math.pi / 2:
