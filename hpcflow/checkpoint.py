@@ -47,8 +47,10 @@ fraction of a count, a counter beyond what the steps allow), legs that are not t
 (`_check_leg_chain`), or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive definite
 by the test of the flow's step decision).
 `check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
-sampled again) point data that are not the rows the job samples (beyond rounding). `kernel_flow` refuses (ValueError
-naming resume) a FlowResume of other set sizes or flow_arguments, and `FlowResume.check_sets` one of other rows.
+sampled again) point data that are not the rows the job samples (beyond rounding), `stored_labels` (the clusters a
+--resume flows instead of clustering again) cluster labels that no clustering of the job gives. `kernel_flow` refuses
+(ValueError naming resume) a FlowResume of other set sizes or flow_arguments, and `FlowResume.check_sets` one of other
+rows.
 """
 
 from __future__ import annotations
@@ -855,10 +857,54 @@ def check_saved_job(saved: dict, schema: dict, path) -> None:
                                  f"the checkpoint is damaged, {RESTART}")
 
 
-#: static datasets compared by shape and type alone: the cluster each rank flows (depends on R) and the labels (the
-#: clustering of points equal to rounding may put a point at a cluster boundary in the other cluster; a resume flows
-#: the clusters it finds, and the metrics belong to the points, not to the labels)
+#: static datasets compared by shape and type alone: the cluster each rank flows (depends on R) and the labels (a
+#: resume flows the clusters of the checkpoint's labels, `stored_labels`, and writes them back as they were)
 SHAPE_ONLY = ("cluster/owner", "cluster/labels")
+
+
+def stored_labels(path, n_train: int, n_clusters: int, *, method: str, comm=None) -> np.ndarray:
+    """The cluster of every train point that checkpoint `path` holds (cluster/labels, int64 (n_train,)), which a
+    --resume flows instead of clustering the points again. Rank 0 reads and checks them and broadcasts them
+    (collective); a missing dataset, or labels that no clustering of the job's [clustering] gives (not integers, not
+    n_train of them, not 0..k-1 with every cluster non-empty, k <= n_clusters and, but for "birch", which may find
+    fewer, k = n_clusters), is refused by every rank alike (InputFileError, one line)."""
+    c = resolve(comm)
+    labels, said = None, None
+    if c.Get_rank() == 0:
+        try:
+            labels = _read_labels(os.fsdecode(path), int(n_train), int(n_clusters), method)
+        except InputFileError as exc:
+            said = one_line(exc)
+    if c.Get_size() > 1:
+        labels, said = c.bcast((labels, said), root=0)
+    if said is not None:
+        raise InputFileError(said)
+    return labels
+
+
+def _read_labels(path: str, n: int, k_max: int, method: str) -> np.ndarray:
+    """`stored_labels` on this rank alone (no collective)."""
+    name = "cluster/labels"
+    with read_h5(path, partial(_unreadable, path)) as f:
+        if name not in f:
+            raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
+        ds = f[name]
+        if not isinstance(ds, h5py.Dataset) or ds.shape != (n,) or ds.dtype.kind not in "iu":
+            raise InputFileError(f"{path}: dataset {name} has shape {getattr(ds, 'shape', None)} and type "
+                                 f"{getattr(ds, 'dtype', None)}, not ({n},) integers (a cluster per train point); the "
+                                 f"checkpoint is damaged, {RESTART}")
+        labels = np.asarray(ds[()]).astype(np.int64)
+    lo, hi = int(labels.min()), int(labels.max())
+    k = hi + 1
+    if lo < 0 or k > k_max:
+        raise InputFileError(f"{path}: dataset {name} holds the cluster {lo if lo < 0 else hi}, outside 0..{k_max - 1} "
+                             f"([clustering].n_clusters = {k_max}); the checkpoint is damaged, {RESTART}")
+    empty = np.flatnonzero(np.bincount(labels, minlength=k_max) == 0)
+    if empty.size and (method != "birch" or empty[0] < k):
+        raise InputFileError(f"{path}: dataset {name} gives cluster {int(empty[0])} no train point, where the "
+                             f"clustering ([clustering].method = {method!r}, n_clusters = {k_max}) gives every one "
+                             f"some; the checkpoint is damaged, {RESTART}")
+    return labels
 #: how far a stored point, weight or |Ω|² may lie from the one the job samples again, relative to the row's largest
 #: entry: another machine's libm/SIMD kernels or BLAS change the last bits (~1e-15), another sampler or an edited
 #: file the leading ones

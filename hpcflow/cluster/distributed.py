@@ -8,7 +8,8 @@ rule `merge`: each batch's merge needs only the seeds, so no further communicati
 those of `flow_blocks` (global indices); their halos are computed round-robin and gathered; then blocks are
 owned by longest-processing-time greedy on cost = train points x their sources + test points x theirs (largest
 first, ties to the lower block; to the least loaded rank, ties to the lower rank), so every rank knows the same
-ownership map.
+ownership map. `blocks_from_labels` builds the same blocks and owners from labels found before (a flow checkpoint's
+cluster/labels, which a --resume flows) without clustering: the halos and the owners for its R alone.
 
 Memory per rank: the coordinates of all train and test points (16 (n+1) bytes each, 80 for the quintic),
 their projector features for the KD-tree ((n+1)^2 float64: 200 bytes) and the tree (~16 bytes per train
@@ -182,22 +183,76 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     at R > 1).
     """
     c = resolve(comm)
-    R, r = c.Get_size(), c.Get_rank()
     got = {}
     arguments_together(lambda: got.update(_block_arguments(local_train_points, local_test_points, halo_cutoff, (
         method, n_clusters, batch_size, seed, merge))), comm=c, same=lambda: {
         **got["settings"], "halo_cutoff": got["halo_cutoff"], "coordinates per point": got["train"].shape[1]})
+    z_train, shares = _gather_points(got, c)
+    labels, counters = _labels(z_train, got["settings"], tile=DEFAULT_TILE, c=c)
+    return _assemble(z_train, labels, counters, got, shares, c)
+
+
+def blocks_from_labels(local_train_points, local_test_points=None, *, labels, comm=None,
+                       halo_cutoff: float | None = None) -> DistributedBlocks:
+    """`distributed_blocks` of the train points clustered as `labels` (a clustering made before, e.g. the
+    cluster/labels of a flow checkpoint) instead of clustering them: the test points' clusters, the halos and the
+    cost-balanced owners for this R are computed as `distributed_blocks` computes them, so the blocks of the labels
+    `distributed_blocks` found are its blocks, at any R. Collective; counters clustering_batches and
+    clustering_seconds are 0 (nothing clustered).
+
+    labels: (N,) non-negative integers, the cluster of every train point of every rank in global order, the same
+    on every rank. A bad argument on any rank, or labels, halo_cutoff or coordinates per point that differ between
+    ranks, is refused by every rank together (ConfigError; one allgather at R > 1)."""
+    c = resolve(comm)
+    got = {}
+
+    def check():
+        got.update(_block_arguments(local_train_points, local_test_points, halo_cutoff, None))
+        got["labels"] = _check_labels(labels)
+
+    arguments_together(check, comm=c, same=lambda: {
+        "labels": fingerprint([got["labels"]]), "halo_cutoff": got["halo_cutoff"],
+        "coordinates per point": got["train"].shape[1]})
+    z_train, shares = _gather_points(got, c)
+    try:
+        if got["labels"].size != z_train.shape[0]:
+            raise ConfigError(f"labels hold {got['labels'].size} entries for {z_train.shape[0]} train points; pass "
+                              "one label per train point of every rank")
+    except ConfigError as exc:
+        raise_together(exc, comm=c)
+    return _assemble(z_train, got["labels"], {"clustering_batches": 0, "clustering_seconds": 0.0}, got, shares, c)
+
+
+def _check_labels(labels) -> np.ndarray:
+    """`blocks_from_labels`' labels as int64: a 1-D array of integers >= 0 (ConfigError else); no collective."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or (arr.size and arr.min() < 0):
+        raise ConfigError(f"labels (shape {arr.shape}, type {arr.dtype}) are not a 1-D array of integers >= 0; pass "
+                          "one cluster number per train point")
+    return arr.astype(np.int64)
+
+
+def _gather_points(got: dict, c) -> tuple[np.ndarray, tuple]:
+    """(every rank's train points, (train_share, test_share) of this rank) of the checked arguments `got`
+    (collective; no train point on any rank: refused by every rank)."""
+    r = c.Get_rank()
     z_train = allgatherv(got["train"], comm=c)
     try:
         z_train = as_points(z_train, "train points")  # every rank's points (no train point on any rank: refused)
     except ConfigError as exc:
         raise_together(exc, comm=c)
-    local_test = got["test"].reshape(-1, z_train.shape[1])
-    n_train_local, n_test_local = len(got["train"]), len(local_test)
+    got["test"] = got["test"].reshape(-1, z_train.shape[1])
+    n_train_local, n_test_local = len(got["train"]), len(got["test"])
     lo_train = int(allgatherv(np.array([n_train_local]), comm=c)[:r].sum())
-    test_counts = allgatherv(np.array([n_test_local]), comm=c)
-    lo_test = int(test_counts[:r].sum())
-    labels, counters = _labels(z_train, got["settings"], tile=DEFAULT_TILE, c=c)
+    lo_test = int(allgatherv(np.array([n_test_local]), comm=c)[:r].sum())
+    return z_train, ((lo_train, lo_train + n_train_local), (lo_test, lo_test + n_test_local))
+
+
+def _assemble(z_train, labels, counters: dict, got: dict, shares: tuple, c) -> DistributedBlocks:
+    """The DistributedBlocks of all train points `z_train` in clusters `labels` and this rank's test points
+    got["test"] (collective): the test points' clusters, the halos (computed round-robin, gathered), the owners."""
+    R, r = c.Get_size(), c.Get_rank()
+    local_test, halo_cutoff = got["test"], got["halo_cutoff"]
     tree = feature_tree(z_train)
     test_labels = allgatherv(labels[nearest_point(z_train, local_test, tree=tree)[0]], comm=c)
     z_test = allgatherv(local_test, comm=c) if halo_cutoff is not None else None
@@ -221,7 +276,7 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
     cluster_owner = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
     cluster_owner[clusters] = owner
     out = DistributedBlocks(blocks, owner, clusters.astype(np.int64), labels, test_labels, cost, cluster_owner, r,
-                            (lo_train, lo_train + n_train_local), (lo_test, lo_test + n_test_local))
+                            *shares)
     train, sources_r = out.train_rows(), out.source_rows()
     counters.update(clusters_owned=int(out.owned().size), train_owned=int(train.size),
                     test_owned=int(out.test_rows().size), halo_rows=int(np.setdiff1d(sources_r, train).size),
@@ -233,7 +288,7 @@ def distributed_blocks(local_train_points, local_test_points=None, *, comm=None,
 def _block_arguments(local_train_points, local_test_points, halo_cutoff, clustering) -> dict:
     """`distributed_blocks`' arguments on this rank checked (no collective): its train and test points (test points
     of the train points' width, none: an empty set), halo_cutoff (a float or None) and the
-    `clustering_settings`."""
+    `clustering_settings` (None: no clustering settings, `blocks_from_labels`)."""
     check_halo_cutoff(halo_cutoff)
     train = as_points(local_train_points, "train points", allow_empty=True)
     test = np.zeros((0, train.shape[1]), dtype=np.complex128) if local_test_points is None else as_points(
@@ -242,7 +297,7 @@ def _block_arguments(local_train_points, local_test_points, halo_cutoff, cluster
         raise ConfigError(f"test points have {test.shape[1]} coordinates, the train points {train.shape[1]}; pass "
                           "points of one manifold")
     return {"train": train, "test": test, "halo_cutoff": None if halo_cutoff is None else float(halo_cutoff),
-            "settings": clustering_settings(*clustering)}
+            "settings": None if clustering is None else clustering_settings(*clustering)}
 
 
 def _union(parts) -> np.ndarray:

@@ -206,12 +206,16 @@ def _rows_of(fetch, ps, rows, comm):
     return PointSet(ps.manifold, *arrays, None, ps.n_dropped, ps.seed, dict(ps.attrs))
 
 
-def distribute(cfg: dict, *, comm=None, test_seed: int | None = None):
+def distribute(cfg: dict, *, comm=None, test_seed: int | None = None, labels: np.ndarray | None = None):
     """(train, test, Layout, counters): this rank's rows of the job's point sets (collective).
 
     Points are sampled in contiguous shares (`sample_train_test_shares`, the same global set for every R). Exact
     mode keeps the shares. Clustered: `hpcflow.cluster.distributed.distributed_blocks` (labels, halos and
-    cost-balanced owners identical for every R), then each rank fetches the rows of the clusters it owns.
+    cost-balanced owners identical for every R), or with `labels` (the cluster of every train point, as a resume
+    reads them from its checkpoint: `hpcflow.checkpoint.stored_labels`) `blocks_from_labels`, which clusters
+    nothing and builds the same blocks from them; then each rank fetches the rows of the clusters it owns. Counters
+    clustering_batches, clustering_seconds (0 with `labels`) and clustering_from_checkpoint (whether `labels` was
+    given).
     """
     from hpcflow.experiments.common import sample_train_test_shares
     from hpcflow.parallel.comm import resolve
@@ -225,16 +229,21 @@ def distribute(cfg: dict, *, comm=None, test_seed: int | None = None):
         lo_t = displs(c.allgather(0 if test is None else len(test)))[c.Get_rank()]
         return train, test, Layout(np.arange(lo, lo + len(train)), np.arange(lo_t, lo_t + (len(test) if test else 0)),
                                    None, None, None), counters
-    from hpcflow.cluster.distributed import distributed_blocks
+    from hpcflow.cluster.distributed import blocks_from_labels, distributed_blocks
 
-    db = distributed_blocks(train.points, None if test is None else test.points, comm=c, method=cl["method"],
-                            n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
-                            merge=cl["merge"], halo_cutoff=cl["halo_cutoff"])
+    if labels is None:
+        db = distributed_blocks(train.points, None if test is None else test.points, comm=c, method=cl["method"],
+                                n_clusters=cl["n_clusters"], batch_size=cl["batch_size"], seed=cl["seed"],
+                                merge=cl["merge"], halo_cutoff=cl["halo_cutoff"])
+    else:
+        db = blocks_from_labels(train.points, None if test is None else test.points, labels=labels, comm=c,
+                                halo_cutoff=cl["halo_cutoff"])
     say_clusters_found(cl, len(db.blocks), comm=c)
     rows, test_rows = db.train_rows(), db.test_rows()
     train = _rows_of(db.fetch_train, train, rows, c)
     test = None if test is None else _rows_of(db.fetch_test, test, test_rows, c)
-    counters.update({k: v for k, v in db.counters.items() if k.startswith("clustering_")})
+    counters.update({k: v for k, v in db.counters.items() if k.startswith("clustering_")},
+                    clustering_from_checkpoint=labels is not None)
     return train, test, Layout(rows, test_rows, [db.blocks[b] for b in db.owned()], db.labels[rows],
                                db.cluster_owner), counters
 
@@ -513,7 +522,8 @@ def setup_stop_said(prefix: str, *, clustered: bool):
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
     from hpcflow.backend import backend_name, default_threads
-    from hpcflow.checkpoint import CheckpointWriter, FlowResume, check_static, earlier_legs, threads_note
+    from hpcflow.checkpoint import (CheckpointWriter, FlowResume, check_static, earlier_legs, stored_labels,
+                                    threads_note)
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
@@ -529,7 +539,11 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
                                              kept=resumed_engine(cfg["kernel"], state)), cfg["geometry"], "job")
     test_seed = cfg["geometry"].get("test_seed") if test_seed is None else test_seed
     check_test_seed(cfg["geometry"], "job", test_seed)
-    train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed)
+    cl = cfg["clustering"]
+    labels = None  # a resume flows the checkpoint's clusters (checked before the points are sampled): none clustered
+    if state is not None and cl["method"] is not None:
+        labels = stored_labels(path, cfg["geometry"]["n_train"], cl["n_clusters"], method=cl["method"], comm=c)
+    train, test, lay, counters = distribute(cfg, comm=c, test_seed=test_seed, labels=labels)
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
