@@ -487,15 +487,17 @@ def run(cfg: dict, outdir, *, resume=False, comm=None, callback=None, test_seed:
     Returns the summary; a numerical stop (diverged / no positive-definite step) raises NumericalStop after the
     checkpoint is written, carrying the summary (status "diverged") for the caller to write.
     A stop request (SIGTERM, SIGUSR1, a first Ctrl-C) is recorded from the start (`stop_signals.requests`): one
-    received while the points are sampled and clustered stops the flow as soon as they are, before its first step's
-    kernel work, with the checkpoint of the state that step starts from (step 0: g_FS; under --resume the
-    checkpoint's step: `CheckpointWriter.before_steps`), if a step is left (a resume with none left, or of a run
-    that had stopped early, ends "finished" as if no request had come); with `log_prefix` ("hpcflow run:") rank 0
-    acknowledges the first one there at once in one line (`setup_stop_said`).
+    received while the points are sampled and clustered (on a resume: sampled; its clusters are the checkpoint's)
+    stops the flow as soon as they are, before its first step's kernel work, with the checkpoint of the state that
+    step starts from (step 0: g_FS; under --resume the checkpoint's step: `CheckpointWriter.before_steps`), if a
+    step is left (a resume with none left, or of a run that had stopped early, ends "finished" as if no request had
+    come); with `log_prefix` ("hpcflow run:") rank 0 acknowledges the first one there at once in one line
+    (`setup_stop_said`).
     """
     from hpcflow.stop_signals import requests
 
-    clustered = cfg["clustering"]["method"] is not None
+    resumed = resume is not None and resume is not False  # its clusters are the checkpoint's: none clustered
+    clustered = cfg["clustering"]["method"] is not None and not resumed
     said = None if log_prefix is None else setup_stop_said(log_prefix, clustered=clustered)
     with requests(said) as pending:  # the checkpoint writer takes the signals over once it exists
         return _run(cfg, outdir, resume=resume, comm=comm, callback=callback, test_seed=test_seed,
