@@ -51,9 +51,11 @@ def enabled(*, quiet: bool = False, comm=None, stream=None) -> bool:
 class Lines:
     """Progress as plain lines on `stream`, "DESC: N of TOTAL UNIT (P%) after S s, about L s left", at most one
     every `seconds` (none for a loop that ends sooner); iterated, updated, closed or used as a context manager as a
-    tqdm bar is."""
+    tqdm bar is (TOTAL: `total`, else the iterable's length where it has one)."""
 
     def __init__(self, iterable=None, *, total=None, desc=None, unit="it", stream=None, seconds=LINE_SECONDS):
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc or "progress", unit
         self.stream, self.seconds, self.n = stream, float(seconds), 0
         self.start = self.said = clock()

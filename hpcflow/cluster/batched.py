@@ -97,7 +97,7 @@ def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, merg
     batch_labels = np.empty(z.shape[0], dtype=np.int64)
     targets, means = [np.arange(k)], [None]
     z_seed = z[batches[0]]
-    for i, idx in enumerate(progress(batches, desc="clustering", unit="batch")):
+    for i, idx in enumerate(progress(batches, desc="clustering", unit="batch", lines=True)):
         zb = z_seed if i == 0 else z[idx]
         lab = average_linkage(fs_distance(zb, tile=tile), k)
         if i == 0:

@@ -144,7 +144,7 @@ def _labels(z, args: dict, *, tile: int, c) -> tuple[np.ndarray, dict]:
     batches = split_batches(z.shape[0], batch_size, args["seed"])
     mine = list(range(r, len(batches), R))
     local = {i: average_linkage(fs_distance(z[batches[i]], tile=tile), k)
-             for i in progress(mine, desc="clustering", unit="batch", comm=c)}
+             for i in progress(mine, desc="clustering", unit="batch", comm=c, lines=True)}
     seed_labels = local[0] if r == 0 else np.empty(batches[0].size, dtype=np.int64)
     if R > 1:
         c.Bcast(seed_labels, root=0)

@@ -264,30 +264,39 @@ def say_clusters_found(cl: dict, found: int, *, comm=None) -> None:
 
 
 def progress(label: str, every: int = 10, *, total: int | None = None):
-    """A kernel_flow callback printing sigma_train/sigma_test every `every` steps (rank 0), and a progress bar over
-    `total` steps when stderr is a terminal (`hpcflow.progress`; the plain lines stay for logs, --quiet too). Its
-    `close(res)`, after the flow, prints the last step's line where it was not one of those, and where the flow met
-    its early stop ([flow].early_stop) one line saying so (`{label}: stopped: step N: no improvement for ...`)."""
-    t0 = time.perf_counter()
-
+    """A kernel_flow callback printing sigma_train/sigma_test every `every` steps (rank 0), and besides those at any
+    step that ends over LINE_SECONDS (a minute) after the last line said (so that long steps show in a log), and a
+    progress bar over `total` steps when stderr is a terminal (`hpcflow.progress`; the plain lines stay for logs,
+    --quiet too). A line ends with the seconds of the flow so far and, with `total`, an estimate of those left (the
+    mean step so far times the steps left): `(37.3 s of the flow, ~150 s left)`. Its `close(res)`, after the flow,
+    prints the last step's line where it was not one of those, and where the flow met its early stop
+    ([flow].early_stop) one line saying so (`{label}: stopped: step N: no improvement for ...`)."""
+    from hpcflow import progress as clocked  # its `clock`, the one the sampling and clustering lines read
     from hpcflow.parallel.comm import is_root
     from hpcflow.progress import progress as bar_of
 
+    t0 = clocked.clock()
     bar = bar_of(total=total, desc=label, unit="step") if total else None
     last = {}  # the last step's info, while its line is unsaid
+    seen = {"steps": 0, "said": t0}  # steps taken by this process, when its last line was said
 
     def line(info):
+        now = clocked.clock()
+        seen["said"], elapsed = now, now - t0
+        left = (f", ~{elapsed / seen['steps'] * max(total - info['step'], 0):.0f} s left"
+                if total and seen["steps"] else "")
         print(f"{label}: step {info['step']:4d} sigma_train={info['sigma_train']:.4e} "
               f"sigma_test={info['sigma_test']:.4e} dt={info['dt']:.3g} rejected={info['rejected']} "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+              f"({elapsed:.1f} s of the flow{left})", flush=True)
 
     def cb(info):
+        seen["steps"] += 1
         if bar is not None:
             bar.update(1)
             if info["step"] >= total:
                 bar.close()
         last.clear()
-        if info["step"] % every == 0:
+        if info["step"] % every == 0 or clocked.clock() - seen["said"] >= clocked.LINE_SECONDS:
             if is_root():
                 line(info)
         else:
