@@ -106,6 +106,9 @@ class Estimate:
     seconds: float | None = None
     #: kernel entries a flow's busiest rank evaluates in the run (a cached matrix's once), as its counters count them
     entries: float | None = None
+    #: seconds of one flow step on the busiest rank once its cached matrices are formed (a flow stops, with its
+    #: checkpoint, only at a step's end: `step_signal_note`)
+    step_seconds: float | None = None
 
     def largest(self) -> str:
         return max(self.parts, key=self.parts.get) if self.parts else "base"
@@ -491,18 +494,20 @@ def kernel_entries(cfg: dict, kind: str | None = None) -> float | None:
     return None
 
 
-def _flow_seconds(cfg: dict, ranks: int, threads: int, whole: float | None = None) -> tuple[float, float]:
-    """(seconds, kernel entries) of a flow's kernel sums on its busiest rank: per block (`_block_operators`), a
-    cached matrix is formed once and applied each step, others are evaluated every step, a symmetric one's tile
-    pairs (I <= J) once each; the rank's threads share the entries. `whole`: the entries of the whole run, which
-    decide a Gaussian kernel's engine (`kernel_entries`; default this flow's)."""
+def _flow_seconds(cfg: dict, ranks: int, threads: int, whole: float | None = None) -> tuple[float, float, float]:
+    """(seconds, kernel entries, seconds of one step) of a flow's kernel sums on its busiest rank: per block
+    (`_block_operators`), a cached matrix is formed once and applied each step, others are evaluated every step, a
+    symmetric one's tile pairs (I <= J) once each; the rank's threads share the entries. One step: the streamed
+    matrices evaluated and the cached ones applied. `whole`: the entries of the whole run, which decide a Gaussian
+    kernel's engine (`kernel_entries`; default this flow's)."""
     kernel = cfg.get("kernel", {})
     steps, (rate, t) = cfg["flow"]["steps"], _entry_seconds(kernel, _evaluated(cfg) if whole is None else whole)
-    evaluated = 0.0
+    evaluated, step = 0.0, 0.0
     for entries, cached in _operators(cfg, ranks):
         evaluated += entries if cached else steps * entries
         t += steps * entries * SECONDS_PER_CACHED_ENTRY if cached else 0.0
-    return t + evaluated * rate / threads, evaluated
+        step += entries * SECONDS_PER_CACHED_ENTRY if cached else entries * rate / threads
+    return t + evaluated * rate / threads, evaluated, step
 
 
 def _entry_seconds(kernel: dict, whole: float | None = None) -> tuple[float, float]:
@@ -596,10 +601,25 @@ def _covered_ball(m: float, a: float, d: int, nodes: int = 96) -> tuple[float, f
     return d * float((u ** (d - 1) * covered(u)).mean()), d * a * float((t ** (d - 1) * covered(t)).mean())
 
 
+#: the threads per rank an estimate is made for where not this process's (`_threads_set`)
+_THREADS_OVERRIDE: int | None = None
+
+
 def _threads() -> int:
     from hpcflow.backend import default_threads
 
-    return default_threads()
+    return default_threads() if _THREADS_OVERRIDE is None else _THREADS_OVERRIDE
+
+
+@contextmanager
+def _threads_set(threads: int):
+    """Estimates made inside for ranks of `threads` threads each (a submitted job's), not this process's."""
+    global _THREADS_OVERRIDE
+    before, _THREADS_OVERRIDE = _THREADS_OVERRIDE, max(1, int(threads))
+    try:
+        yield
+    finally:
+        _THREADS_OVERRIDE = before
 
 
 def _compiled_kernel(kernel: dict, whole: float | None = None) -> bool:
@@ -637,11 +657,11 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: f
         b = min(cl["batch_size"], n_tr)
         parts["clustering distances"] = 3 * 8.0 * b * b
     if kernel.get("name") == "delta":  # a gather from the nearest source: no kernel matrix
-        seconds = cfg["flow"]["steps"] * (n_tr + n_te) / ranks * SECONDS_PER_DELTA_POINT
+        step = (n_tr + n_te) / ranks * SECONDS_PER_DELTA_POINT
         if not cl.get("method"):
-            return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), seconds)
+            return Estimate(*_delta_parts(n_tr, n_te, dim, ranks), cfg["flow"]["steps"] * step, step_seconds=step)
         parts["kernel"] = TILE_BYTES * _threads()
-        return Estimate(sum(parts.values()), parts, seconds)
+        return Estimate(sum(parts.values()), parts, cfg["flow"]["steps"] * step, step_seconds=step)
     return Estimate(sum(parts.values()), parts, *_flow_seconds(cfg, ranks, _threads(), whole))
 
 
@@ -677,7 +697,7 @@ def estimate_noise_scan(cfg: dict, *, ranks: int = 1) -> Estimate:
     whole = kernel_entries(cfg, "noise_scan")
     est = estimate_flow(flow, ranks=1, jacobian=True)
     timed = estimate_flow({**flow, "kernel": cfg.get("kernel", {})}, ranks=1, jacobian=True, whole=whole)
-    est.seconds, est.entries = timed.seconds, timed.entries
+    est.seconds, est.entries, est.step_seconds = timed.seconds, timed.entries, timed.step_seconds
     levels = len(cfg["noise"]["scales"])
     est.parts["noised test sets"] = levels * n * point_bytes(geo["dim"])
     if _compiled_kernel(cfg.get("kernel", {}), whole):
@@ -1237,7 +1257,28 @@ def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
     space = run_address_space(est, cfg, kind)
     if space is not None:
         text += f", address space {fmt_bytes(space[0])} of {fmt_bytes(space[1])} (RLIMIT_AS, ulimit -v)"
-    return text + (f", roughly {est.seconds:.3g} s of kernel products" if est.seconds is not None else "")
+    if est.seconds is not None:
+        text += f", roughly {est.seconds:.3g} s of kernel products"
+    return text + (f" (about {est.step_seconds:.3g} s per flow step)" if est.step_seconds is not None else "")
+
+
+def step_signal_note(cfg: dict, *, ranks: int, threads: int, signal_delay: float, time_s: float) -> str | None:
+    """For `hpcflow submit` of a flow job on `ranks` ranks of `threads` threads each: a warning where the estimated
+    seconds of one flow step exceed `signal_delay`, the seconds before the time limit (`time_s`) at which Slurm
+    signals the job to stop: a flow stops, writing its checkpoint, only at a step's end, so the signal may come
+    mid-step and the job be killed at its limit before it stops. None where a step fits (or no step is estimated)."""
+    with _threads_set(threads):
+        est = estimate(cfg, ranks=ranks)
+    step = est.step_seconds
+    if step is None or step <= signal_delay:
+        return None
+    want = math.ceil(2 * step)
+    within = (f"{want}" if want < time_s else
+              f"{want}, which --time ({int(time_s)} s) does not leave: raise --time too")
+    return (f"warning: one flow step takes about {step:.3g} s (estimated at {ranks} rank(s) x {threads} thread(s)), "
+            f"more than --signal-delay {signal_delay:g}: the time-limit signal may come mid-step, and the run, which "
+            f"stops with a checkpoint only at a step's end, then has no time to stop before the limit kills it; raise "
+            f"--signal-delay to at least about twice the step, {within}, or cluster the job ([clustering])")
 
 
 def add_memory_check_argument(parser) -> None:

@@ -277,6 +277,24 @@ def _refuse_no_gpu(need: str | None, res) -> None:
                           "asks for, and the job would fail on its node); add --gpus-per-node 1")
 
 
+def _step_note(args, res, slurm: bool) -> None:
+    """One line on stderr where one step of the flow job is estimated to take longer than --signal-delay: the
+    time-limit signal may then come mid-step, and the run stops (with its checkpoint) only at a step's end
+    (`submit.check.step_note`). Each task runs HPCFLOW_THREADS threads where exported, else its --cpus-per-task
+    (a local job: this host's CPUs)."""
+    import sys
+
+    from hpcflow.arguments import env_threads
+    from hpcflow.backend import default_threads
+    from hpcflow.submit.check import step_note
+
+    threads = env_threads() or (res.cpus_per_task if slurm else default_threads())
+    line = step_note(args.job, overrides=args.set or [], ranks=res.nodes * res.ntasks_per_node, threads=threads,
+                     signal_delay=args.signal_delay, time_s=60 * args.time)
+    if line is not None:
+        print(f"hpcflow submit: {line}", file=sys.stderr, flush=True)
+
+
 def _threads_note(res, parts: dict | None = None) -> None:
     """One line on stderr where an exported HPCFLOW_THREADS, which the Slurm job inherits (sbatch passes the
     environment on), exceeds the job's --cpus-per-task: each task would run that many threads on fewer CPUs. Said,
@@ -544,6 +562,8 @@ def _submit(args) -> int:
         args.job, args.out, storage=args.storage, study=args.study)  # (for the line that continues it)
     if slurm:  # (after every refusal: a refused submission says one line)
         _threads_note(res, parts)
+    if args.command == "run" and kind == "flow":
+        _step_note(args, res, slurm)
     name = f"hpcflow-{args.command}-{os.path.splitext(os.path.basename(args.job))[0]}"  # (the copy's name is the job's)
     marked = args.out if args.command in queued.MARKED else None  # (the --out its jobs are marked with)
     if args.check:

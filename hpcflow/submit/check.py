@@ -243,3 +243,17 @@ def _check_resume(queued: str, job: str, out: str, overrides) -> None:
         done = None if ended is None else (ended.why, ended.fix)
     if done is not None:
         raise ConfigError(f"--resume: {out} {done[0]}: the job would do nothing, so nothing is queued; {done[1]}")
+
+
+def step_note(job: str, *, overrides=(), ranks: int, threads: int, signal_delay: float, time_s: float) -> str | None:
+    """For a flow job queued on `ranks` ranks of `threads` threads: the warning line where the estimated seconds of
+    one flow step exceed `signal_delay` (`resources.step_signal_note`), else None (other kinds: None)."""
+    from hpcflow.backend import gpu_checked_elsewhere
+    from hpcflow.jobs import registry
+    from hpcflow.resources import step_signal_note
+
+    with gpu_checked_elsewhere():
+        _, cfg = registry.load(job, list(overrides), ranks=ranks, memory_check=False)
+    if cfg["job"]["kind"] != "flow":
+        return None
+    return step_signal_note(cfg, ranks=ranks, threads=threads, signal_delay=signal_delay, time_s=time_s)
