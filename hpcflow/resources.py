@@ -57,9 +57,12 @@ SHARE_HELD = 2.0
 #: 393 MB on one rank; these give 8-19 % more)
 GATHER_COPIES = 2.25
 ROOT_SHARE_HELD = 1.0
-#: the Delta flow's per-point parts grew ~2.5 % faster than counted from 10^6 to 10^7 train points on 2 ranks
-#: (allocator), and at 3*10^6 the count was within 1 % of the peak: 5 % headroom on them keeps it a bound
-DELTA_SHARE_MARGIN = 1.05
+#: headroom on the Delta flow's per-point parts: its peak (the nearest search's features of the rank's train rows,
+#: over its points) measured 910 MiB per rank at 10^6 + 10^5 points on 2 ranks where those parts count 775 MiB
+#: (and 155 MiB of base and checkpoint block the interpreter and MPI take ~100 MiB of); the parts grew ~2.5 %
+#: faster than counted from 10^6 to 10^7 (allocator): 15 % keeps the estimate >= 1.15 x the peak at 10^6 and,
+#: extrapolated from the phases measured at 2*10^5 and 10^6, at 10^7
+DELTA_SHARE_MARGIN = 1.15
 #: live copies of a sampler batch's point data while a worker forms them (its rows and the temporaries of g_FS and
 #: its determinant; measured 2.06, 2.03, 2.01, 2.01 at dim 3, 8, 16, 24); a formed batch holds one until the wave ends
 BATCH_TEMPORARIES = 2.1
@@ -668,9 +671,15 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: f
 def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
     """Unclustered Delta flow (`hpcflow.flow_step.Nearest`), nothing of size n_train on any rank: a rank keeps its
     share of the points and, one after the other (each freed before the next), the sampler's buffers of that
-    share (sampling, then the rows' move to their owners), the nearest-train search (every test point's
-    features, one KD-tree over a chunk of its train rows) and the flow state of its rows: the largest counts.
-    Rank 0 writes the checkpoint one block of rows at a time."""
+    share (sampling, then the rows' move to their owners), the nearest-train search and the flow state of its
+    rows: the largest counts. The search holds every test point's features and gathered points, the packed metrics
+    of the rank's rows the flow starts from (train and test), and while the features of a chunk of its train rows
+    are formed (`geometry.distance.projector_features`) their temporaries: the point's copy and its normalised u,
+    the projector u u^dagger (complex), its off-diagonal entries and the features, 32 n1 (n1 + 1) bytes a row
+    (measured: 923 B a row at dim 3, 500 000 rows a rank, where this gives 960), more than the KD-tree built on the
+    features after (8 n1^2 + 8 bytes a row); it was counted as the features and tree alone (232 B a row), below
+    the flow state, and the estimate was 1.07 x the peak at 10^6 points. Rank 0 writes the checkpoint one block of
+    rows at a time."""
     from hpcflow.checkpoint import BLOCK_ROWS
     from hpcflow.flow_step import NEAREST_CHUNK
 
@@ -680,7 +689,8 @@ def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float
     sampling = sample_bytes(share, dim, threads=_threads(), jacobian=False)
     buffers = SHARE_COPIES * share * pb + sampling["sampler batches"]
     state = FLOW_STATE_ARRAYS * 8.0 * dim * dim * share
-    search = 8.0 * n_test * (f + 2 * (dim + 2) + 4) + 8.0 * min(NEAREST_CHUNK, share) * (f + 4)
+    n1, rows = dim + 2, min(NEAREST_CHUNK, -(-n_train // ranks))
+    search = 8.0 * n_test * (f + 2 * n1 + 4) + 32.0 * n1 * (n1 + 1) * rows + 2 * 8.0 * dim * dim * share
     parts = {"base": BASE_BYTES, "points": DELTA_SHARE_MARGIN * held,
              "flow state, sampling buffers or nearest search": DELTA_SHARE_MARGIN * max(state, buffers - held, search),
              "checkpoint block": 3 * 8.0 * dim * dim * min(BLOCK_ROWS, n_train)}
