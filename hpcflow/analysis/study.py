@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from hpcflow.analysis import trial_dirs
 from hpcflow.analysis.rundir import JOURNAL, MissingData, rerun_command
 from hpcflow.jobs.output import enclosing_study
-from hpcflow.tune.storage import is_sqlite_file, masked, recorded_storage, storage_file, storage_shown
+from hpcflow.tune.storage import is_sqlite_file, masked, recorded_storage, sqlite_path, storage_file, storage_shown
 
 #: the way out a study input that cannot be read is advised: what analysis scripts take (`advice`)
 HINT = "pass a tune directory holding study.journal, a journal file or a storage URL (sqlite:///...)"
@@ -273,7 +273,7 @@ def _check_database(url: str) -> str:
     except ArgumentError:
         raise MissingData(f"{shown}: not a storage URL; {advice()}") from None
     if parsed.get_backend_name() == "sqlite":
-        tables = _sqlite_tables(shown, parsed)
+        tables = _sqlite_tables(shown, url)
     else:
         from sqlalchemy import create_engine, inspect
 
@@ -302,17 +302,15 @@ def _check_database(url: str) -> str:
 OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
 
 
-def _sqlite_tables(shown: str, parsed) -> set:
-    """The table names of the SQLite database of URL `parsed` (a path, or with ?uri=true SQLite's own file: URI),
-    read through a read-only connection: nothing is created or written; MissingData for an in-memory database, a
-    file that does not exist or is not an SQLite database."""
+def _sqlite_tables(shown: str, url: str) -> set:
+    """The table names of the SQLite database of URL `url` (a path, or with ?uri=true SQLite's own file: URI: the file
+    SQLAlchemy opens, `sqlite_path`), read through a read-only connection: nothing is created or written; MissingData
+    for an in-memory database, a file that does not exist or is not an SQLite database."""
     import sqlite3
-    from urllib.parse import quote, unquote, urlsplit
+    from urllib.parse import quote
 
-    where = parsed.database or ""
-    uri = str(parsed.query.get("uri", "")).lower() == "true" and where.startswith("file:")
-    path = unquote(urlsplit(where).path) if uri else where
-    if path in ("", ":memory:") or (uri and parsed.query.get("mode") == "memory"):
+    path = sqlite_path(url)
+    if path is None:
         raise MissingData(f"{shown}: an in-memory database holds no study; {advice()}")
     if not os.path.isfile(path):
         raise MissingData(f"{shown}: the database file {path} does not exist; {advice()}")

@@ -38,9 +38,9 @@ def open_storage(url: str | None, out: str, *, heartbeat: int = 60, retries: int
     url = url or os.path.join(out, "study.journal")
     with opening(url):
         if "://" in url:
-            db = sqlite_file(url)
-            if db is not None and not os.path.exists(db[1]) and inside_out(db[1], out):
-                os.makedirs(os.path.dirname(os.path.abspath(db[1])), exist_ok=True)  # (`check_file_place`)
+            db = sqlite_path(url)
+            if db is not None and not os.path.exists(db) and inside_out(db, out):
+                os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)  # (`check_file_place`)
             with warnings.catch_warnings():  # the heartbeat arguments are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 try:
@@ -296,10 +296,10 @@ def existing_storage(url: str | None, out: str, *, heartbeat: int = 60, retries:
     if "://" not in url:
         return open_storage(url, out, heartbeat=heartbeat, retries=retries) if os.path.exists(url) else None
     with opening(url):
-        db = sqlite_file(url)
-        if db is not None and not os.path.exists(db[1]):  # its directory: missing, or made inside --out, as a journal's
-            check_file_place(masked(url), db[1], out, what="database file", instead="an SQLite file")
-            if not os.path.isdir(os.path.dirname(os.path.abspath(db[1]))):
+        db = sqlite_path(url)
+        if db is not None and not os.path.exists(db):  # its directory: missing, or made inside --out, as a journal's
+            check_file_place(masked(url), db, out, what="database file", instead="an SQLite file")
+            if not os.path.isdir(os.path.dirname(os.path.abspath(db))):
                 return None  # inside --out, made there (`open_storage`)
         exists = _holds_tables(url)
     return open_storage(url, out, heartbeat=heartbeat, retries=retries) if exists else None
@@ -313,8 +313,8 @@ def _holds_tables(url: str) -> bool:
     engine = sqlalchemy.create_engine(url)  # an unknown dialect or a missing driver is refused here
     try:
         if engine.dialect.name == "sqlite":
-            db = engine.url.database
-            if not db or db == ":memory:" or db.startswith("file:"):
+            db = sqlite_path(url)  # (SQLite's own file: URI too, and a file named file:...)
+            if db is None:
                 return False
             if not os.path.exists(db):
                 parent = os.path.dirname(os.path.abspath(db))
@@ -355,18 +355,21 @@ def _masked_error(exc: BaseException, url: str, limit: int) -> str:
 def storage_label(url: str | None, out: str) -> str:
     """How study.json records a storage: a journal or an SQLite file inside DIR relative to it ("study.journal" by
     default; "sqlite:///study.db" for DIR/study.db), so that a moved or copied DIR keeps its own; another journal as
-    an absolute path, another URL without its password (an SQLite file outside DIR by its absolute path)."""
+    an absolute path, another URL without its password (an SQLite file outside DIR, and one named as SQLite's own
+    file: URI, by its absolute path: `absolute_storage`; a file's path %XX-escaped as the URL decodes it)."""
     url = url or os.path.join(out, "study.journal")
     if "://" not in url:
         path, base = os.path.abspath(url), os.path.abspath(out)
         return os.path.relpath(path, base) if path.startswith(base + os.sep) else path
     url = masked(url)  # never write a password to disk
     parts = sqlite_file(url)
-    if parts is None:
-        return url
+    if parts is None:  # another database as it is; SQLite's own file: URI by its absolute path
+        return absolute_storage(url)
     head, path, query = parts
-    path, base = os.path.abspath(path), os.path.abspath(out)
-    return f"{head}:///{os.path.relpath(path, base) if path.startswith(base + os.sep) else path}{query}"
+    file, base = os.path.abspath(sqlite_path(url) or path), os.path.abspath(out)
+    if file.startswith(base + os.sep):
+        return f"{head}:///{_url_escaped(os.path.relpath(file, base))}{query}"
+    return absolute_storage(url)
 
 
 def sqlite_file(url: str) -> tuple[str, str, str] | None:
@@ -379,6 +382,36 @@ def sqlite_file(url: str) -> tuple[str, str, str] | None:
     if not path or path.startswith((":memory", "file:")):
         return None
     return head, path, mark + query
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file that SQLite URL `url` opens, as SQLAlchemy opens it: its database as make_url decodes it (%XX),
+    and where uri=true names SQLite's own URI (file:PATH) the path in it as SQLite reads that (%XX decoded again;
+    file:PATH without uri=true is a file of that name); relative to the working directory where relative. None for
+    an in-memory database and for a URL that is not an SQLite one."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.util import asbool
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: refused where it is opened
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    db, query = parsed.database or "", parsed.query
+    last = {k: v[-1] if isinstance(v, tuple) else v for k, v in query.items()}
+    try:
+        uri = asbool(last.get("uri", False))
+    except ValueError:
+        uri = False  # (SQLAlchemy refuses it when it opens the URL)
+    if uri and db.startswith("file:"):
+        own = urlsplit(db)  # SQLite's URI: its query (after a decoded %3F) and SQLAlchemy's other keys go to SQLite
+        if "memory" in (last.get("mode"), *parse_qs(own.query).get("mode", ())):
+            return None
+        db = unquote(own.path)
+    return None if db in ("", ":memory:") else db
 
 
 #: the values of an SQLAlchemy URL's uri=... that it reads as true (sqlalchemy.util.asbool)
@@ -431,8 +464,8 @@ def recorded_storage(label: str, out: str) -> str:
     if parts is None or not os.path.isabs(parts[1]):
         return label
     head, path, query = parts
-    rel = _moved_part(os.path.normpath(path), os.path.abspath(out))
-    return label if rel is None else f"{head}:///{rel}{query}"
+    rel = _moved_part(os.path.normpath(sqlite_path(label) or path), os.path.abspath(out))  # (%XX decoded)
+    return label if rel is None else f"{head}:///{_url_escaped(rel)}{query}"
 
 
 def _moved_part(path: str, base: str) -> str | None:
@@ -446,12 +479,12 @@ def _moved_part(path: str, base: str) -> str | None:
         rel, orig = os.path.join(*names[-k:]), os.sep.join(names[:-k]) or os.sep
         if not os.path.isfile(os.path.join(base, rel)):
             continue
-        other = os.path.isfile(os.path.join(orig, "study.json")) and not _same_dir(orig, base)
+        other = os.path.isfile(os.path.join(orig, "study.json")) and not _same_path(orig, base)
         return rel if not os.path.exists(path) or other else None
     return None
 
 
-def _same_dir(a: str, b: str) -> bool:
+def _same_path(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -463,10 +496,22 @@ def storage_file(label: str, out: str) -> str | None:
     one joined to `out`): a journal, an SQLite database; None for another database."""
     if "://" in label:
         parts = sqlite_file(label)
-        if parts is None:
-            return None
-        label = parts[1]
+        if parts is None:  # SQLite's own file: URI and a file named file:...: recorded absolute (`storage_label`)
+            file = sqlite_path(label)
+            return None if file is None else os.path.abspath(file)
+        label = sqlite_path(label) or parts[1]
     return label if os.path.isabs(label) else os.path.join(out, label)
+
+
+def same_storage(known: str, label: str, out: str) -> bool:
+    """Whether storage labels `known` and `label` (`storage_label`'s form) of study directory `out` name one file
+    (a journal, an SQLite database: however the URL spells it, relative or absolute, %XX-encoded or not)."""
+    if ("://" in known) != ("://" in label):
+        return False
+    a, b = storage_file(known, out), storage_file(label, out)
+    if a is None or b is None:
+        return False
+    return os.path.abspath(a) == os.path.abspath(b) or _same_path(a, b)
 
 
 def storage_shown(label: str, out: str) -> str:
@@ -475,7 +520,7 @@ def storage_shown(label: str, out: str) -> str:
     parts = sqlite_file(label) if "://" in label else None
     if parts is not None and not os.path.isabs(parts[1]):
         head, path, query = parts
-        return f"{head}:///{os.path.join(out, path)}{query}"
+        return f"{head}:///{os.path.join(_url_escaped(out), path)}{query}"
     return label if "://" in label or os.path.isabs(label) else os.path.join(out, label)
 
 

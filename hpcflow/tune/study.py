@@ -39,8 +39,8 @@ from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError, check_journal_place,
                                   continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
                                   mark_worker, masked, open_storage, recorded_storage, recover_stale, requeue,
-                                  slurm_worker, sqlite_file, storage_file, storage_label, storage_option,
-                                  storage_shown)
+                                  same_storage, slurm_worker, sqlite_path, storage_file, storage_label,
+                                  storage_option, storage_shown)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -1217,7 +1217,7 @@ def other_job(out: str, name: str, storage, job: TuneJob) -> str | None:
     `existing_storage`), or where the storage is a database server (not asked on the way to a refusal)."""
     import optuna
 
-    if storage is not None and "://" in storage and sqlite_file(storage) is None:
+    if storage is not None and "://" in storage and sqlite_path(storage) is None:
         return None  # a database server: a refusal does not wait on a connection (nor has a masked password)
     try:
         store = existing_storage(storage, out)
@@ -1261,14 +1261,15 @@ def check_outdir(out: str, study_name: str, storage=None, job: TuneJob | None = 
         if name != study_name:
             from hpcflow.jobs.shell import shell_word
 
-            where = storage if known in (None, label) else storage_shown(known, out)  # (the given one: unmasked)
+            same = known is None or known == label or same_storage(known, label, out)
+            where = storage if same else storage_shown(known, out)  # (the given one: unmasked)
             other = None if job is None else other_job(out, name, where, job)
             if other is not None:
                 raise OutputPathError(f"--out {out} holds the trials of study {name!r} of another job, {other}; "
                                       "choose another --out for this job's study")
             raise OutputPathError(f"--out {out} holds the trials of study {name!r}; pass --study {shell_word(name)} "
                                   "to add trials to it, or choose another --out")
-        if known is not None and known != label:
+        if known is not None and known != label and not same_storage(known, label, out):
             raise OutputPathError(f"--out {out} holds the trials of study {name!r} in storage "
                                   f"{storage_shown(known, out)}, not {storage_shown(label, out)}; pass "
                                   f"{storage_option(known, out)} to add trials to it, or choose another --out")
