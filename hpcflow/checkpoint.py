@@ -622,11 +622,13 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
     kernel = blas_kernel() if kernel is THIS_KERNEL else kernel
     other_threads = before is not None and before != threads
     other_kernel = isinstance(was, str) and isinstance(kernel, str) and was != kernel
-    at = "" if ranks is None or last.get("ranks") in (None, ranks) else f" on {last['ranks']} ranks, as that leg ran,"
+    at = "" if ranks is None or last.get("ranks") in (None, ranks) else \
+        f" on {_counted(last['ranks'], 'rank')}, as that leg ran,"
     if other_kernel and other_threads:
-        return (f"{prefix} note: {threads} threads per rank and BLAS kernel {kernel}, where the checkpoint's last leg "
-                f"ran {before} threads per rank and kernel {was}: the run continues equal to the uninterrupted one to "
-                "rounding (another kernel's products and other threads' sums round otherwise), not bit for bit")
+        return (f"{prefix} note: {_counted(threads, 'thread')} per rank and BLAS kernel {kernel}, where the "
+                f"checkpoint's last leg ran {_counted(before, 'thread')} per rank and kernel {was}: the run continues "
+                "equal to the uninterrupted one to rounding (another kernel's products and other threads' sums round "
+                "otherwise), not bit for bit")
     if other_kernel:
         fix = f" (a node whose BLAS kernel is {was}{at} resumes it bit for bit)"
         return (f"{prefix} note: BLAS kernel {kernel}, where the checkpoint's last leg ran kernel {was} (another CPU "
@@ -635,8 +637,13 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
     if not other_threads:
         return None
     fix = f" (HPCFLOW_THREADS={before}{at} resumes it bit for bit)"
-    return (f"{prefix} note: {threads} threads per rank, where the checkpoint's last leg ran {before}: the run "
-            f"continues equal to the uninterrupted one to summation order (~1e-15), not bit for bit{fix}")
+    return (f"{prefix} note: {_counted(threads, 'thread')} per rank, where the checkpoint's last leg ran {before}: "
+            f"the run continues equal to the uninterrupted one to summation order (~1e-16), not bit for bit{fix}")
+
+
+def _counted(n, noun: str) -> str:
+    """`n` `noun`s, singular for 1 ("1 rank", "2 ranks")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def wall_seconds_total(legs) -> float:

@@ -92,3 +92,14 @@ def test_the_note_names_hpcflow_threads_as_the_fix_with_the_last_legs_rank_count
     assert "not bit for bit" in other_ranks, other_ranks
     assert "(HPCFLOW_THREADS=1 on 2 ranks, as that leg ran, resumes it bit for bit)" in other_ranks, other_ranks
     assert ckpt.threads_note(legs, 1, "hpcflow run:", ranks=1) is None
+
+
+def test_the_note_says_one_rank_and_one_thread_in_the_singular_and_the_flows_summation_order_size():
+    """A flow at another thread count moves the last bit of σ (~1e-16 relative: README), which the note says."""
+    legs = [{"from_step": 0, "to_step": 2, "ranks": 1, "threads": 2, "blas_kernel": "A"}]
+    note = ckpt.threads_note(legs, 1, "hpcflow run:", ranks=2, kernel="A")
+    assert note.startswith("hpcflow run: note: 1 thread per rank, where the checkpoint's last leg ran 2: "), note
+    assert "(HPCFLOW_THREADS=2 on 1 rank, as that leg ran, resumes it bit for bit)" in note, note
+    assert "summation order (~1e-16)" in note, note
+    both = ckpt.threads_note([{**legs[0], "threads": 1}], 2, "p:", ranks=1, kernel="B")
+    assert "2 threads per rank and BLAS kernel B, where the checkpoint's last leg ran 1 thread per rank" in both, both

@@ -95,7 +95,7 @@ def test_a_flow_resumed_on_another_blas_kernel_records_it_and_says_so(tmp_path, 
     both = _flow(out, 4, first, threads=2)  # kernel and threads both change: one line naming both
     assert len(both) == 1, both
     assert both[0].startswith(f"hpcflow run: note: 2 threads per rank and BLAS kernel {kernels[first]}, where the "
-                              f"checkpoint's last leg ran 1 threads per rank and kernel {kernels[other]}"), both
+                              f"checkpoint's last leg ran 1 thread per rank and kernel {kernels[other]}"), both
     assert "HPCFLOW_THREADS=1" not in both[0]  # the threads alone would not resume it bit for bit
 
     assert _flow(same, 3, first) == []  # the same kernel and threads: nothing to say
