@@ -1019,8 +1019,8 @@ _UNKNOWN_SAID = False
 def unknown_variables_note(environ=None) -> str | None:
     """One line naming the HPCFLOW_* variables of the environment that hpcflow does not read (a misspelt name
     is ignored), each with the known one it closely resembles where there is one (difflib's ratio of the names after
-    HPCFLOW_, which every one shares, at least 0.6: a THREADS missing its S, not X), and the known ones
-    (KNOWN_VARIABLES); None where there are none."""
+    HPCFLOW_, which every one shares, in upper case, at least 0.6: a THREADS missing its S or a lower-case threads,
+    not X), and the known ones (KNOWN_VARIABLES); None where there are none."""
     import difflib
 
     env = os.environ if environ is None else environ
@@ -1029,7 +1029,8 @@ def unknown_variables_note(environ=None) -> str | None:
         return None
     named, prefix = [], len("HPCFLOW_")
     for name in unknown:
-        like = difflib.get_close_matches(name[prefix:], [k[prefix:] for k in KNOWN_VARIABLES], n=1, cutoff=0.6)
+        like = difflib.get_close_matches(name[prefix:].upper(), [k[prefix:] for k in KNOWN_VARIABLES], n=1,
+                                         cutoff=0.6)
         named.append(f"{name} (did you mean HPCFLOW_{like[0]}?)" if like else name)
     return (f"hpcflow: warning: {', '.join(named)}: not a variable hpcflow reads, so ignored; the ones it knows are "
             f"{', '.join(KNOWN_VARIABLES)}")

@@ -68,3 +68,11 @@ def test_a_name_close_to_none_gets_no_guess_but_the_known_ones(name, fresh):
     note = resources.unknown_variables_note({name: "1"})
     assert note.startswith(f"hpcflow: warning: {name}: not a variable hpcflow reads") and "did you mean" not in note
     assert note.endswith("the ones it knows are " + ", ".join(resources.KNOWN_VARIABLES)), note
+
+
+@pytest.mark.parametrize("name, known", [("HPCFLOW_" + "threads", "HPCFLOW_THREADS"),
+                                         ("HPCFLOW_" + "Backned", "HPCFLOW_BACKEND")])
+def test_a_name_in_other_case_gets_the_known_one(name, known, fresh):
+    """HPCFLOW_threads=1 was named with no guess: the names are compared in upper case, as they are known."""
+    note = resources.unknown_variables_note({name: "1"})
+    assert note.startswith(f"hpcflow: warning: {name} (did you mean {known}?): not a variable hpcflow reads"), note
