@@ -157,3 +157,22 @@ def test_two_ranks_in_one_task_are_refused_what_one_fits(tmp_path):
                           *args], capture_output=True, text=True, timeout=120, env=env)
     assert one.returncode == 0 and "(SLURM_MEM_PER_CPU)" in one.stdout, one.stdout + one.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_clustered_flow_on_two_ranks_estimate_bounds_each_ranks_peak_rss(tmp_path, monkeypatch):
+    """40 clusters of 10^4 + 10^4 points, halo 0.4, on 2 ranks: a rank's blocks share the kernel-matrix cache over
+    half the blocks, so each caches the matrices of more of them than one rank does (peak RSS 319 MiB on one rank,
+    383-396 MiB per rank on two, where 365 MiB was estimated). Each rank's peak RSS (summary.json) lies below the
+    2-rank estimate for its one thread and within 2x of it."""
+    monkeypatch.setenv("HPCFLOW_THREADS", "1")  # the estimate's threads are the run's
+    job = os.path.join(JOBS, "quickstart.toml")
+    sets = ["geometry.n_train=10000", "geometry.n_test=10000", "clustering.n_clusters=40",
+            "clustering.halo_cutoff=0.4", "flow.steps=2"]
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "hpcflow", "run", job, "--out", str(tmp_path / "run"),
+                        "--quiet", *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    peaks = [p["peak_rss_bytes"] for p in json.loads((tmp_path / "run" / "summary.json").read_text())["per_rank"]]
+    est = estimate(registry.load(job, sets)[1], ranks=2).bytes
+    assert len(peaks) == 2 and all(peak <= est <= 2 * peak for peak in peaks), (peaks, est)
