@@ -57,7 +57,7 @@ def short_repr(value) -> str:
     """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
     that a huge, nested or multi-line value stays a one-line message; a character that shows as nothing as its
     escape (`escaped`: repr keeps a variation selector or a Hangul filler as it is)."""
-    return short_text(escaped(repr(value)))
+    return short_text(escaped(re.sub(r"\s*[\r\n]\s*", " ", repr(value).strip())))
 
 
 def short_text(text: str) -> str:

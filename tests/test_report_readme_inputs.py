@@ -13,7 +13,7 @@ from analysis_runs import ROOT
 
 def _paragraph() -> str:
     text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    at = text.index("given twice")
+    at = text.index("An input of these scripts given twice")
     start, end = text.rindex("\n\n", 0, at), text.index("\n\n", at)
     return " ".join(text[start:end].split())
 
