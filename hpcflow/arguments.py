@@ -57,12 +57,20 @@ def short_repr(value) -> str:
     """repr of a value on one line (the rows of a NumPy array's repr joined by one space), cut to 60 characters, so
     that a huge, nested or multi-line value stays a one-line message; a character that shows as nothing as its
     escape (`escaped`: repr keeps a variation selector or a Hangul filler as it is)."""
-    return short_text(escaped(re.sub(r"\s*[\r\n]\s*", " ", repr(value).strip())))
+    return _cut(escaped(_one_line(repr(value))))
 
 
 def short_text(text: str) -> str:
     """`text` on one line, cut to 60 characters (`short_repr` of a value's own rendering)."""
-    text = re.sub(r"\s*[\r\n]\s*", " ", text.strip())
+    return _cut(_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    """`text` with its line breaks (and the spaces around them) as one space."""
+    return re.sub(r"\s*[\r\n]\s*", " ", text.strip())
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
