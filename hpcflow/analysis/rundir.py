@@ -109,6 +109,24 @@ def writing_into(out, found: bytes = b""):
         _WRITING.pop(key, None)
 
 
+@contextmanager
+def out_locked(out, command: str):
+    """Hold --out's lock (`hpcflow.jobs.outlock`, as a run holds its directory's) for the block, as `writing_into` it
+    (an analysis script's, a report's): another script, report or run writing into `out` meanwhile is refused
+    (OutdirBusy, exit 2, naming its pid) before any work; an `out` the lock created is removed again where the block
+    fails (nothing was written); a killed run's lock file there is left as it was (`acquire`'s keep)."""
+    from hpcflow.jobs.outlock import acquire
+
+    lock = acquire(out, command=command, keep=True)
+    failed = True
+    try:
+        with writing_into(out, lock.found):  # a run directory it reads there is no live run's: the lock is its own
+            yield lock
+        failed = False
+    finally:
+        lock.release(remove_dir=failed)
+
+
 def found_lock(run_dir) -> bytes | None:
     """For a directory this process writes into (`writing_into`), the bytes its lock file held when this process took
     its lock: a killed run's record, b"" where there was none (the lock file is this process's own); None for any

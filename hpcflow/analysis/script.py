@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 
 from hpcflow.errors import UserError, WriteFailed
 
@@ -176,7 +175,9 @@ def _main(name: str, argv, *, description: str) -> int:
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:
             require_matplotlib()
-        with out_locked(args.out, name):  # another writer there (a script, a report, a run): OutdirBusy, exit 2
+        from hpcflow.analysis.rundir import out_locked
+
+        with out_locked(args.out, f"{name}.py"):  # another writer there (a script, a report, a run): OutdirBusy
             product, written = _made(name, args, dpi)
         finished()  # the files are written: a stop request from here on is ignored, as after hpcflow report's
         for file, text in product.texts.items():  # as a terminal reads it: HTML entities only in the files
@@ -189,26 +190,6 @@ def _main(name: str, argv, *, description: str) -> int:
         print(f"{name}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_status
     return 0
-
-
-@contextmanager
-def out_locked(out, name: str):
-    """Hold --out's lock (`hpcflow.jobs.outlock`, as `hpcflow report` and a run hold theirs) for the block: another
-    script, report or run writing into `out` meanwhile is refused (OutdirBusy, exit 2, naming its pid) before any
-    work, never mixed in with this call's files or its record; an `out` the lock created is removed again where the
-    block fails (nothing was written). A killed run's lock file there is left as it was (`acquire`'s keep): the
-    directory still says how that run ended."""
-    from hpcflow.analysis.rundir import writing_into
-    from hpcflow.jobs.outlock import acquire
-
-    lock = acquire(out, command=f"{name}.py", keep=True)
-    failed = True
-    try:
-        with writing_into(out, lock.found):  # a run directory it reads there is no live run's: the lock is its own
-            yield lock
-        failed = False
-    finally:
-        lock.release(remove_dir=failed)
 
 
 def _made(name: str, args, dpi: int):

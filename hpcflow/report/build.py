@@ -211,21 +211,12 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     --out is locked (`hpcflow.jobs.outlock`, as a run locks its directory) from after its check to the end: another
     report (or a run) writing there meanwhile is refused (OutdirBusy, exit 2, naming its pid), never mixed in.
     """
-    from hpcflow.analysis.rundir import writing_into
-    from hpcflow.jobs.outlock import acquire
+    from hpcflow.analysis.rundir import out_locked
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)  # (refused before the lock creates it)
-    # another report (or run) writing there: OutdirBusy, exit 2; a killed run's lock file there is left as it was
-    lock = acquire(out, command="hpcflow report", keep=True)
-    failed = True
-    try:
-        with writing_into(out, lock.found):  # a run directory it reads there is no live run's: the lock is its own
-            written = _build_report(paths, out, study_name=study_name, force=force)
-        failed = False
-        return written
-    finally:
-        lock.release(remove_dir=failed)  # a refused report leaves no directory the lock created
+    with out_locked(out, "hpcflow report"):  # another report, script or run writing there: OutdirBusy, exit 2
+        return _build_report(paths, out, study_name=study_name, force=force)
 
 
 def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
