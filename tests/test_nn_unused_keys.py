@@ -44,3 +44,19 @@ def test_keys_of_switched_off_sections_are_named_in_one_note_and_the_run_goes_on
                       "width_sweep.n_train=100", "ntk.enabled=true", "ntk.n_train_points=3") for x in ("--set", s)]
     assert main(["nn", str(job), "--out", str(tmp_path / "b"), "--check", *on]) == 0
     assert _notes(capsys.readouterr().out) == []
+
+
+def test_hpcflow_run_of_a_network_job_names_the_unused_keys_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HPCFLOW_QUIET", raising=False)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB + "[kernel_flow]\nsteps = 7\n")
+    assert main(["run", str(job), "--out", str(tmp_path / "out"), "--set", "ntk.seed=4"]) == 0
+    assert _notes(capsys.readouterr().out) == [
+        "hpcflow run: note: [ntk] seed = 4 is not used: [ntk].enabled = false; [kernel_flow] steps = 7 is not used: "
+        "[kernel_flow].enabled = false"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "finished"
+    assert main(["run", str(job), "--out", str(tmp_path / "other"), "--check", "--set", "kernel_flow.dt=0.5"]) == 0
+    assert _notes(capsys.readouterr().out) == [
+        "hpcflow run: note: [kernel_flow] dt = 0.5, steps = 7 are not used: [kernel_flow].enabled = false"]
+    assert main(["run", str(job), "--out", str(tmp_path / "q"), "--check", "--quiet"]) == 0
+    assert _notes(capsys.readouterr().out) == []

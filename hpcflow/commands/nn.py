@@ -17,7 +17,7 @@ import sys
 
 from hpcflow import __version__
 from hpcflow.commands.run import (add_job_arguments, device_note, refuse_other_interrupted, refuse_resume_with_force,
-                                  same_job_on_every_rank, tune_section_note, write_failures_said)
+                                  same_job_on_every_rank, tune_section_note, unused_note, write_failures_said)
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -48,7 +48,7 @@ def _command(args, comm) -> int:
 
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
         refuse_together(lambda: prepare_out(args, module, cfg), comm)
-        unused_note(args, comm)
+        unused_note(args, comm, "hpcflow nn")
         if comm.Get_rank() == 0:
             print(f"hpcflow nn: {args.job}: valid; --out {args.out} accepted; "
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
@@ -57,7 +57,7 @@ def _command(args, comm) -> int:
     with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume)) as lock:
         outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
-        unused_note(args, comm)
+        unused_note(args, comm, "hpcflow nn")
         done = None if resume is None else already_finished(resume, cfg, outdir)
         fault = None if done is None else comm.bcast(nn_h5_fault(outdir, resume) if comm.Get_rank() == 0 else None,
                                                      root=0)  # rank 0 looks, for all
@@ -185,17 +185,6 @@ def prepare_job(args, comm):
         tune_section_note(args.job, "hpcflow nn")
     args.unused_note = unused_keys_note(raw, cfg)  # said once the checks of --out pass (`unused_note`)
     return module, cfg, overrides
-
-
-def unused_note(args, comm) -> None:
-    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1), once every input check passed (a refusal stays one line):
-    one line naming the keys the job gives a value in a section switched off ([ntk], [width_sweep], [kernel_flow]:
-    `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not use."""
-    from hpcflow.arguments import env_quiet
-
-    note = getattr(args, "unused_note", None)
-    if note is not None and comm.Get_rank() == 0 and not getattr(args, "quiet", False) and not env_quiet():
-        print(f"hpcflow nn: {note}", flush=True)
 
 
 def prepare_out(args, module, cfg):

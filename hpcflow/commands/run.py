@@ -38,6 +38,7 @@ def _run(args, comm) -> int:
     if getattr(args, "check", False):  # --check: validation, resource and output checks only; nothing written
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
         resume, done, end = prepare_out(args, module, cfg, outputs, comm)
+        unused_note(args, comm, "hpcflow run")
         if done is not None:  # what the run would say, with its exit status
             return nothing_to_do(args, comm, done)
         if comm.Get_rank() == 0:
@@ -50,6 +51,7 @@ def _run(args, comm) -> int:
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False))):
         resume, done, end = prepare_out(args, module, cfg, outputs, comm)
+        unused_note(args, comm, "hpcflow run")
         return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done, end)
 
 
@@ -257,6 +259,11 @@ def prepare_job(args, comm):
         os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the plain progress lines stay
     if "tune" in extras and comm.Get_rank() == 0:  # validated by the registry, left out of cfg
         tune_section_note(args.job, "hpcflow run")
+    if cfg["job"]["kind"] == "nn":  # keys in a switched-off section, said once the checks of --out pass
+        from hpcflow.jobs.schema import apply_overrides, read_toml
+        from hpcflow.nn.job import unused_keys_note
+
+        args.unused_note = unused_keys_note(apply_overrides(read_toml(args.job), overrides, source=args.job), cfg)
     outputs = registry.OUTPUTS.get(cfg["job"]["kind"], ())
     resume = bool(getattr(args, "resume", False))
     if resume and not registry.checkpointed(cfg["job"]["kind"]):
@@ -272,6 +279,17 @@ def tune_section_note(job: str, prog: str) -> None:
     a study learns which command reads it."""
     print(f"{prog}: note: {job}'s [tune] section is not used here (the job runs as written); 'hpcflow tune {job} "
           "--trials N --out DIR' reads it", file=sys.stderr)
+
+
+def unused_note(args, comm, prog: str) -> None:
+    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1), once every input check passed (a refusal stays one line):
+    one line naming the keys a network job gives a value in a section switched off ([ntk], [width_sweep],
+    [kernel_flow]: `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not use."""
+    from hpcflow.arguments import env_quiet
+
+    note = getattr(args, "unused_note", None)
+    if note is not None and comm.Get_rank() == 0 and not getattr(args, "quiet", False) and not env_quiet():
+        print(f"{prog}: {note}", flush=True)
 
 
 def prepare_out(args, module, cfg, outputs, comm):
