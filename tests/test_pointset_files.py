@@ -358,19 +358,34 @@ def test_roundoff_sized_differences_from_the_points_are_accepted_and_kept(tmp_pa
                 PointSet.load(path)
 
 
-@pytest.mark.parametrize("name, dtype", [("weights", np.float32), ("omega2", np.float32), ("g_fs", np.complex64),
-                                         ("weights", np.float16)])
-def test_lower_precision_floats_are_read_as_float64(tmp_path, good, name, dtype):
-    """A file may store data in single precision (a user's choice): they load as float64 / complex128 holding the
-    stored values exactly, as every PointSet field is float64 / complex128."""
-    ps = PointSet.load(_mutated(tmp_path, good, _replace(name, lambda a: a.astype(dtype))))
-    with h5py.File(good) as f:
-        stored = f[name][()].astype(dtype)
-    want = np.complex128 if np.iscomplexobj(stored) else np.float64
-    assert getattr(ps, name).dtype == want
-    np.testing.assert_array_equal(getattr(ps, name), stored.astype(want))
-    full = PointSet.load(good)
-    assert abs(ps.sigma() - full.sigma()) <= 10 * np.finfo(dtype).eps * full.sigma()
+LOWER = [("weights", np.float32), ("omega2", np.float32), ("g_fs", np.complex64), ("weights", np.float16),
+         ("omega2", np.float16)]
+
+
+@pytest.mark.parametrize("name, dtype", LOWER, ids=[f"{n}-{np.dtype(t).name}" for n, t in LOWER])
+def test_lower_precision_floats_are_refused_naming_the_dataset_and_its_dtype(tmp_path, good, name, dtype):
+    """Geometry is float64 / complex128: a dataset stored rounded to float32 / complex64 (which loaded, rounded,
+    while complex64 points were refused) is refused in one line naming the file, the dataset, its dtype and the
+    fix; PointSet.save refuses such a set before writing it (`test_save_refuses_...`)."""
+    path = _mutated(tmp_path, good, _replace(name, lambda a: a.astype(dtype)))
+    msg = _refusal(path)
+    want = "complex128" if np.dtype(dtype).kind == "c" else "float64"
+    assert msg.startswith(f"{path}: dataset '{name}' is {np.dtype(dtype).name}, of lower precision than the {want}")
+    assert f"store it as {want}" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.uint64])
+def test_charts_of_any_integer_dtype_load_exactly(tmp_path, good, dtype):
+    ps = PointSet.load(_mutated(tmp_path, good, _replace("chart", lambda a: a.astype(dtype))))
+    assert ps.chart.dtype == np.int64
+    np.testing.assert_array_equal(ps.chart, PointSet.load(good).chart)
+
+
+def test_an_unsigned_chart_beyond_int64_is_refused_not_wrapped(tmp_path, good):
+    """2**64 - 1 in a uint64 chart is no chart index (it would read as -1 in int64)."""
+    msg = _refusal(_mutated(tmp_path, good, _replace("chart", lambda a: np.where(
+        np.arange(a.size).reshape(a.shape) == 0, np.iinfo(np.uint64).max, a).astype(np.uint64))))
+    assert "dataset 'chart' holds a chart that does not exist" in msg, msg
 
 
 def test_single_precision_points_are_refused_for_their_precision(tmp_path, good):
@@ -410,8 +425,10 @@ IN_MEMORY = [  # (what, refused by save, make)
     ("point off X", True, lambda ps: _entry(ps, "points", (5, 3), 0.7 + 0.1j)),
     ("n_dropped < 0", True, lambda ps: setattr(ps, "n_dropped", -2) or ps),
     ("object seed", True, lambda ps: setattr(ps, "seed", object()) or ps),
-    ("float32 weights", False, lambda ps: _cast(ps, "weights", np.float32)),
-    ("complex64 g_fs", False, lambda ps: _cast(ps, "g_fs", np.complex64)),
+    ("float32 weights", True, lambda ps: _cast(ps, "weights", np.float32)),
+    ("complex64 g_fs", True, lambda ps: _cast(ps, "g_fs", np.complex64)),
+    ("float16 omega2", True, lambda ps: _cast(ps, "omega2", np.float16)),
+    ("int8 chart", False, lambda ps: _cast(ps, "chart", np.int8)),
     ("NumPy seed", False, lambda ps: setattr(ps, "seed", np.int64(5)) or ps),
 ]
 
@@ -433,7 +450,7 @@ def test_save_refuses_in_one_line_what_load_would_refuse_and_writes_nothing(tmp_
     back = PointSet.load(path)
     for name in ("points", "weights", "omega2", "g_fs", "chart"):
         np.testing.assert_array_equal(getattr(back, name), np.asarray(getattr(ps, name)))
-        assert getattr(back, name).dtype in (np.complex128, np.float64, np.int64)  # float32 is read as float64
+        assert getattr(back, name).dtype in (np.complex128, np.float64, np.int64)  # an int8 chart is read as int64
     assert back.seed == ps.seed
 
 

@@ -6,9 +6,9 @@ datasets for N points on P^n. Values: finite; weights and |Omega|^2 > 0; charts 
 chart-normalised points on X (ON_X_TOL, and within roundoff: `admissible`) in charts that cover them; Hermitian
 g_FS. Agreement: g_FS, |Omega|^2 and the weights are those that the points and charts give (`charts.point_data`),
 within a bound on the float64 roundoff of computing them that carries the conditioning of dp/dz and of det g
-(`agreement_tolerances`). Floats stored in lower precision (float32 weights, complex64 g_FS) are read as float64 /
-complex128 and their rounding joins the bounds; complex64 points are refused: single precision cannot place a point
-on X within ON_X_TOL.
+(`agreement_tolerances`). Float datasets are float64 / complex128, as the geometry is held: a dataset stored in
+lower precision (float16, float32, complex64: rounded values) is refused, naming its dtype (complex64 points also
+because single precision cannot place a point on X within ON_X_TOL); the chart, exact, may be of any integer dtype.
 """
 
 from __future__ import annotations
@@ -156,8 +156,9 @@ def check_drawn(attrs, n: int) -> tuple:
 
 # ---- layout -------------------------------------------------------------------------------------------------
 def check_layout(manifold, fields) -> None:
-    """The five fields' kinds and shapes for N = len(points) points on P^n; `fields` maps each name to anything
-    with .dtype and .shape (h5py datasets, arrays). Complex64 points are refused here: see the module docstring."""
+    """The five fields' kinds, precisions and shapes for N = len(points) points on P^n; `fields` maps each name to
+    anything with .dtype and .shape (h5py datasets, arrays). Floats of lower precision than float64 are refused here:
+    see the module docstring."""
     n1, m = manifold.n + 1, manifold.dim
     tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
     shape = tuple(fields["points"].shape)
@@ -172,6 +173,11 @@ def check_layout(manifold, fields) -> None:
         if name == "points" and storage_eps(dtype) > 0:
             raise Problem(_ds(name), f"is {dtype}: its precision ({np.finfo(dtype).eps:.1e}) cannot hold points on X "
                           f"to |p(z)|/|z|^deg < {ON_X_TOL:g}", "store the points as complex128 ('hpcflow sample' does)")
+        if dtype.kind in "fc" and storage_eps(dtype) > 0:
+            want = np.dtype(_DTYPES[name]).name
+            raise Problem(_ds(name), f"is {dtype}, of lower precision than the {want} the geometry is held in (eps "
+                          f"{np.finfo(dtype).eps:.1e}): its values are rounded", f"store it as {want} ('hpcflow "
+                          "sample' does)")
         if shape != (n, *tails[name]):
             raise Problem(_ds(name), f"has shape {shape}, expected {(n, *tails[name])} for {n} points on "
                           f"P^{manifold.n}")
@@ -184,7 +190,8 @@ def storage_eps(dtype) -> float:
 
 
 def as_float64(data: dict) -> tuple[dict, dict]:
-    """(the fields as complex128 / float64 / int64, each float field's `storage_eps` as it was stored)."""
+    """(the fields as complex128 / float64 / int64, each float field's `storage_eps` as it was stored: 0 for the
+    float64 / complex128 that `check_layout` admits)."""
     eps = {k: storage_eps(v.dtype) for k, v in data.items() if v.dtype.kind in "fc"}
     return {k: np.asarray(v, dtype=_DTYPES[k]) for k, v in data.items()}, eps
 

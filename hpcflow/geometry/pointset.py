@@ -289,9 +289,11 @@ class PointSet:
     def load(cls, path) -> "PointSet":
         """Read a PointSet file; recomputes the Jacobians, g_FS, |Omega|^2 and weights from the points and charts
         and keeps the stored ones where they agree (`hpcflow.geometry.pointcheck`: attributes, dataset kinds and
-        shapes, values, Hermitian g_FS, agreement within roundoff); float32 / complex64 data are read as float64 /
-        complex128. Otherwise InputFileError naming the file, the attribute or dataset and the fix; a path that is not
-        a file name is refused as `save` refuses it (TypeError for None or a number, InputFileError for an empty name).
+        shapes, values, Hermitian g_FS, agreement within roundoff). The float datasets are float64 (weights, omega2) /
+        complex128 (points, g_fs), as save writes them: lower precision (float16, float32, complex64: rounded values)
+        is refused, naming the dataset and its dtype; chart may be of any integer dtype (read as int64). Otherwise
+        InputFileError naming the file, the attribute or dataset and the fix; a path that is not a file name is
+        refused as `save` refuses it (TypeError for None or a number, InputFileError for an empty name).
         """
         path = check_load_path(path)
         if os.path.isdir(path):
