@@ -25,3 +25,21 @@ def test_outputs_doc_says_pointset_files_are_read_by_the_api_alone():
     assert "PointSet.load" in section
     if not _commands_that_load_point_sets():
         assert "No command reads these files" in section
+
+
+def test_readme_says_what_subset_shares_as_it_does():
+    """`ps.subset(idx)` is `ps[idx]` (its docstring): views for an int or a slice, copies for masks and index arrays;
+    the README said every subset copied its rows."""
+    import numpy as np
+
+    from hpcflow.geometry import Hypersurface
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "`ps.subset(...)`) copy the rows" not in text
+    assert ("`ps.subset(idx)` is `ps[idx]`: views for an integer or a slice, copies for a mask or an index array"
+            in text)
+    ps = Hypersurface.fermat(3).sample(10, seed=0, threads=1)
+    for idx, shares in ((2, True), (slice(0, 3), True), (np.arange(10) < 3, False), ([0, 3], False)):
+        for sub in (ps.subset(idx), ps[idx]):
+            assert all(np.shares_memory(getattr(sub, k), getattr(ps, k)) == shares
+                       for k in ("points", "weights", "omega2", "g_fs", "chart")), idx
