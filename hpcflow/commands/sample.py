@@ -73,6 +73,7 @@ def run(args) -> int:
     from hpcflow.jobs.output import check_output_file
     from hpcflow.parallel.comm import (abort_on_error, agree_together, check_launch, is_root, limit_threads,
                                        refuse_together)
+    from hpcflow.resources import skipped_memory_check
     from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     check_launch()
@@ -94,7 +95,10 @@ def run(args) -> int:
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
-        ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
+        # (the sampler's own memory check, of the set's arrays, is the lower bound of the one check_arguments made:
+        # --no-memory-check skips both)
+        with skipped_memory_check(getattr(args, "no_memory_check", False)):
+            ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
         try:
             ps.save(args.out, force=args.force)
@@ -109,7 +113,8 @@ def run(args) -> int:
     if not is_root():
         return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")
-    print(f"points        {len(ps)} (dropped {ps.n_dropped} with ambiguous charts or unconverged roots)")
+    print(f"points        {len(ps)} (dropped {ps.n_dropped} of the {ps.intersections} intersection points sampled: "
+          "ambiguous charts or unconverged roots)")
     print(f"sigma_FS      {ps.sigma():.6f}")
     print(f"sample time   {dt:.3f} s ({len(ps) / dt:,.0f} points/s)")
     print(f"written       {args.out}")

@@ -101,6 +101,9 @@ class PointSet:
     sampled_chart: tuple | None = field(default=None, compare=False)
     #: the sampler's `_digest` of the rows it formed (`mark_sampled`); None for any other set
     _sampled: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    #: the sampler's count of the points where the lines of its draw's batches (those up to the last whose points it
+    #: keeps) meet X, among which n_dropped were left out; None for any other set
+    intersections: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.points.shape[0]

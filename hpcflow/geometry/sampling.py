@@ -25,7 +25,7 @@ import numpy as np
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet, subset_or_none
-from hpcflow.arguments import api_integer, api_seed, api_threads, env_quiet, env_threads
+from hpcflow.arguments import INT_LIMIT, api_integer, api_seed, api_threads, env_quiet, env_threads, int_text
 from hpcflow.parallel.comm import SerialComm, arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
@@ -84,14 +84,18 @@ def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=Value
     if seed is not None:  # (an integral float is taken as its int: SeedSequence takes ints only)
         seed = api_seed(names["seed"], seed, "an integer >= 0 (of any size), or None for a fresh random seed",
                         **errors)
-    n_points = api_integer(names["n_points"], n_points, "a whole number of points >= 1, e.g. 1000", lo=1, **errors)
-    max_batches = api_integer("max_batches", max_batches, "an integer >= 1", lo=1, **errors)
+    given = n_points
+    n_points = api_integer(names["n_points"], given, "a whole number of points >= 1, e.g. 1000", lo=1, bounded=False,
+                           **errors)
+    n_points = api_integer(names["n_points"], given, f"a whole number of points in [1, {int_text(INT_LIMIT)}], e.g. "
+                           "1000", lo=1, **errors)  # (the bound of every count, as --n: said where it is passed)
+    max_batches = api_integer("max_batches", max_batches, f"an integer in [1, {int_text(INT_LIMIT)}]", lo=1, **errors)
     return n_points, api_threads(threads, **errors), max_batches, seed
 
 
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
                   backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all",
-                  jacobian: bool = True, error=ValueError):
+                  jacobian: bool = True, error=ValueError, memory_check: bool = True):
     """(PointSet, counters): the global sample's rows this rank gets by `layout` ("all", "share", "root").
     jacobian=False: the set has no Jacobian (flows do not use it), every other field bitwise the same.
 
@@ -100,14 +104,45 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     its share; "all" and "root" add the whole set where it lands. `counters`: this rank's sampled blocks and
     lines, the points its blocks kept, the points it owns, bytes it sent to other ranks, seconds.
     A bad argument (`error` naming it, `sampling_arguments`) on any rank, or a surface, n_points, seed, chart,
-    max_batches, layout or jacobian that differs between ranks, is refused by every rank together.
+    max_batches, layout or jacobian that differs between ranks, is refused by every rank together; so is, with
+    `memory_check`, an n_points whose rows alone cannot fit the memory a rank may use (`check_sample_memory`).
     """
     c = resolve(comm)
     args = {}
-    arguments_together(lambda: args.update(sampling_arguments(
-        surface, n_points, seed, chart=chart, threads=threads, backend=backend, max_batches=max_batches,
-        layout=layout, jacobian=jacobian, error=error)), comm=c, same=lambda: agreed(surface, args))
+
+    def check():
+        args.update(sampling_arguments(surface, n_points, seed, chart=chart, threads=threads, backend=backend,
+                                       max_batches=max_batches, layout=layout, jacobian=jacobian, error=error))
+        if memory_check:
+            check_sample_memory(surface, args["n_points"], layout=layout, ranks=c.Get_size(), jacobian=jacobian,
+                                error=error)
+
+    arguments_together(check, comm=c, same=lambda: agreed(surface, args))
     return sample_checked(surface, **args, comm=c)
+
+
+def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: int = 1, jacobian: bool = True,
+                        error=ValueError, name: str = "n_points") -> None:
+    """`error` naming `name` when the rows a rank gets (all n_points, or its share for layout "share") need more
+    bytes in the returned set's arrays alone (`hpcflow.resources.point_bytes`, the per-point figure of the
+    `hpcflow sample` estimate) than the memory one of `ranks` ranks may use (`hpcflow.resources.memory_limit`):
+    a lower bound of the sampler's peak (its batches and temporaries come on top), so such a sample could only end in
+    a MemoryError or the out-of-memory killer after minutes of work. Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1
+    (the override of the commands' checks, read by the same parser: another value is a ConfigError)."""
+    from hpcflow.resources import ENV_IGNORE, fmt_bytes, ignore_requested, memory_limit, point_bytes
+
+    if ignore_requested():
+        return
+    rows = -(-n_points // ranks) if layout == "share" else n_points
+    per = point_bytes(surface.dim, jacobian)
+    limit, where = memory_limit(ranks=ranks)
+    if rows * per <= limit:
+        return
+    fits = int(limit // per) * (ranks if layout == "share" else 1)
+    raise error(f"{name}={n_points}: the sample's arrays alone take {fmt_bytes(rows * per)} per rank ({per} bytes a "
+                f"point at dim {surface.dim}), more than the {fmt_bytes(limit)} this process may use ({where}); "
+                f"sample at most {fits} points a call (several calls with other seeds for more), or set {ENV_IGNORE}=1 "
+                "if you know better")
 
 
 def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None, backend=None,
@@ -187,6 +222,7 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
                   drawn=drawn,  # a share: its rows of the draw, which its subsets and a save of the shares name
                   sampled_chart=chart)  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
     ps.mark_sampled()
+    ps.intersections = (last + 1) * LINES_PER_BATCH * surface.degree  # the points n_dropped counts among
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
                 "sampled_points": n_kept, "points_owned": len(ps),
                 "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
@@ -196,8 +232,9 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
 def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm, jacobian=True):
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
-    A wave is the blocks that the points still missing need (as many on every rank count, up to 4·width a rank),
-    not a fixed number a rank: R ranks together sample the blocks one rank would, and a wave of fewer blocks than
+    A wave is the blocks that the points still missing need (as many on every rank count, up to 4·width a rank, and
+    never more than max_batches blocks in all: past them the refusal says how many points they gave), not a fixed
+    number a rank: R ranks together sample the blocks one rank would, and a wave of fewer blocks than
     ranks leaves some ranks idle. Block k is sampled by rank k % R; one Allgather per wave settles the yields.
     A progress bar (points found) shows on rank 0's terminal, plain lines at most one a minute where its stderr is
     no terminal (hpcflow.progress).
@@ -214,7 +251,8 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                     f"could not find {n_points} points{where} in {max_batches} batches (found {have}); raise "
                     "max_batches" + (" or choose a chart that more points have" if where else "")), comm=comm)
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
-            n_wave = max(1, min(need, R * 4 * width))  # blocks k0 .. k0 + n_wave - 1, all ranks together
+            # blocks k0 .. k0 + n_wave - 1, all ranks together; never past max_batches (the refusal above says so)
+            n_wave = max(1, min(need, R * 4 * width, max_batches - k0))
             own = list(range(k0 + (r - k0) % R, k0 + n_wave, R))  # this rank's: k % R == r (none may be left)
             blocks = list(pool.map(lambda k: sample_block(surface, k, entropy, chart, xp, jacobian), own))
             parts = [b[0] for b in blocks]
