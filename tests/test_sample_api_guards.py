@@ -1,11 +1,14 @@
 """Hypersurface.sample refuses before any work a set whose arrays alone exceed the memory the process may use (as
 `hpcflow sample --n` is refused), and a count above 2**62 naming the bound; it samples no more than max_batches
-batches; `hpcflow sample` says how many intersection points its dropped ones are of."""
+batches; `hpcflow sample` says how many intersection points its dropped ones are of, warns of a --threads above the
+CPUs as of HPCFLOW_THREADS, and refuses before sampling a --force onto a file that cannot be replaced."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from hpcflow.cli import main
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, sampling
 from hpcflow.geometry.sampling import LINES_PER_BATCH
+from hpcflow.parallel import comm as pcomm
 
 FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
@@ -107,3 +111,80 @@ def test_hpcflow_sample_says_of_how_many_points_it_dropped_some(tmp_path, capsys
     said = re.search(r"^points +200 \(dropped (\d+) of the (\d+) intersection points sampled",
                      capsys.readouterr().out, re.M)
     assert said and int(said.group(1)) > 0 and int(said.group(2)) == LINES_PER_BATCH * 5
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from hpcflow.resources import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, os.environ.get(name, "1"))
+    monkeypatch.delenv("HPCFLOW_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setattr(pcomm, "_SAID", set(), raising=False)
+    monkeypatch.setattr(pcomm, "_OWNED", None, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    with threadpool_limits(limits=None):
+        yield
+
+
+def test_threads_above_the_cpus_are_said_in_one_line_as_hpcflow_threads_are(tmp_path, capsys, two_cpus):
+    assert main(["sample", "--n", "10", "--threads", "8", "--quiet", "--out", str(tmp_path / "t8.h5")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hpcflow: warning: --threads 8 asks for 8 threads, more than the 2 "
+                                               "CPUs this rank owns"), err
+    assert "pass --threads 2 or less" in err[0], err
+    assert main(["sample", "--n", "10", "--threads", "2", "--quiet", "--out", str(tmp_path / "t2.h5")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def _immutable(path) -> bool:
+    """chattr +i on path, where the tool, the privilege and the file system allow it."""
+    try:
+        return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_force_onto_a_file_that_cannot_be_replaced_is_refused_before_sampling(tmp_path, capsys, monkeypatch):
+    """An immutable --out (chattr +i) was sampled into, then the write failed (exit 5). Where chattr cannot be
+    used here, the OS's refusal of such a file (EPERM on opening it for writing) is stood in for."""
+    out = tmp_path / "immf.h5"
+    out.write_bytes(b"kept")
+    began = []
+
+    def sample_waves(*args, **kwargs):
+        began.append(1)
+        raise Began()
+
+    monkeypatch.setattr(sampling, "sample_waves", sample_waves)
+    frozen = _immutable(out)
+    if not frozen:
+        opened = os.open
+
+        def refused(path, flags, *args, **kwargs):
+            if os.fspath(path) == str(out) and flags & (os.O_WRONLY | os.O_RDWR):
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(out))
+            return opened(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refused)
+    try:
+        code = main(["sample", "--n", "10", "--quiet", "--force", "--out", str(out)])
+    finally:
+        if frozen:
+            subprocess.run(["chattr", "-i", str(out)], check=True)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and began == [], err
+    assert err.startswith(f"hpcflow sample: error: --out {out}: the existing file {out} cannot be replaced"), err
+    assert out.read_bytes() == b"kept" and sorted(os.listdir(tmp_path)) == ["immf.h5"]
+
+
+def test_force_onto_a_read_only_file_in_a_writable_directory_still_replaces_it(tmp_path, capsys):
+    out = tmp_path / "ro.h5"
+    out.write_bytes(b"old")
+    out.chmod(0o444)
+    assert main(["sample", "--n", "10", "--threads", "1", "--quiet", "--force", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89HDF"
+    capsys.readouterr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 from hpcflow.errors import ConfigError, OutputPathError
@@ -59,6 +60,31 @@ def check_seed(seed) -> None:
         raise ConfigError(f"--seed = {seed} must be an integer >= 0 (of any size); fix it")
 
 
+def check_replaceable(path: str) -> None:
+    """OutputPathError (one line) where the existing file --out names (through a link, the file it leads to, which
+    the write replaces) cannot be replaced although its directory is writable: immutable or append-only (chattr +i,
+    +a: EPERM), found by opening it for writing without truncating it, so that --force is refused before the
+    sampling, not after it. A file only its permission bits keep from writing (EACCES) is replaced by the rename,
+    as before; what is no regular file, and other errors, are left to the write."""
+    import errno
+
+    from hpcflow.atomic import link_target
+
+    dest = link_target(path)
+    if not os.path.isfile(dest):
+        return
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno != errno.EPERM:  # (EACCES, ETXTBSY: the rename replaces the file all the same)
+            return
+        via = f" (the target of the link {path})" if dest != path else ""
+        raise OutputPathError(f"--out {path}: the existing file {dest}{via} cannot be replaced ({exc.strerror}: e.g. "
+                              f"immutable or append-only, chattr +i / +a), so --force could not write it; make it "
+                              f"replaceable (chattr -i -a {dest}) or choose another --out") from None
+    os.close(fd)
+
+
 def build_manifold(name: str, dim: int, psi: complex = 0.0):
     from hpcflow.geometry import Hypersurface
 
@@ -72,7 +98,7 @@ def run(args) -> int:
     from hpcflow.geometry.sampling import check_chart
     from hpcflow.jobs.output import check_output_file
     from hpcflow.parallel.comm import (abort_on_error, agree_together, check_launch, is_root, limit_threads,
-                                       refuse_together)
+                                       oversubscribed, refuse_together)
     from hpcflow.resources import skipped_memory_check
     from hpcflow.stop_signals import finished, interrupts_end_the_job
 
@@ -81,6 +107,8 @@ def run(args) -> int:
     def checks():
         check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
         check_output_file(args.out, force=args.force)
+        if args.force:
+            check_replaceable(args.out)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)
         return X
@@ -92,6 +120,11 @@ def run(args) -> int:
         # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run; the points do not
         # depend on the threads, which each rank may choose (--threads too)
         limit_threads(c, unequal_said=False)
+        said = None if args.threads is None else oversubscribed(
+            args.threads, f"--threads {args.threads}", "pass --threads {at_most}, or leave it out (each rank then "
+            "takes its own CPUs)")  # (the line HPCFLOW_THREADS gets from limit_threads)
+        if said is not None:
+            print(said, file=sys.stderr, flush=True)
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
