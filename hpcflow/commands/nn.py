@@ -26,10 +26,12 @@ def run(args) -> int:
     import, --out's lock, the checkpoint read) ends it in one line with 128 + the signal, under mpiexec too (every
     rank aborted); one rank's error ends every rank."""
     from hpcflow.parallel.comm import abort_on_error, check_launch
+    from hpcflow.resources import skipped_memory_check
     from hpcflow.stop_signals import interrupts_end_the_job
 
     check_launch()
-    with abort_on_error() as comm, interrupts_end_the_job("hpcflow nn"):
+    with abort_on_error() as comm, interrupts_end_the_job("hpcflow nn"), \
+            skipped_memory_check(getattr(args, "no_memory_check", False)):  # (the sampler's check too)
         return _command(args, comm)
 
 

@@ -25,7 +25,8 @@ def run(args) -> int:
     with pcomm.abort_on_error() as c, write_failures_said(args), interrupts_end_the_job("hpcflow run"):
         pcomm.refuse_together(resources.check_environment, c)  # HPCFLOW_THREADS is read by limit_threads
         pcomm.limit_threads(c)
-        return _run(args, c)
+        with resources.skipped_memory_check(getattr(args, "no_memory_check", False)):  # (the sampler's check too)
+            return _run(args, c)
 
 
 def _run(args, comm) -> int:
