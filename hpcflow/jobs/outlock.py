@@ -92,12 +92,19 @@ def _restored(fd: int, raw: bytes) -> bool:
     """Write `raw` back as the lock file's whole content (a killed run's record, as the holder found it); False where
     the file system refuses."""
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, raw, 0)
-        os.fsync(fd)
+        _overwrite(fd, raw)
     except OSError:
         return False
     return True
+
+
+def _overwrite(fd: int, raw: bytes) -> None:
+    """Make `raw` the file's whole content: written over the old bytes first, then cut to its length, so that a write
+    the file system refuses (a full disk) leaves the old content (`_put_back`) rather than an emptied file."""
+    if os.pwrite(fd, raw, 0) < len(raw):  # a short write: the disk filled up part way
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.ftruncate(fd, len(raw))
+    os.fsync(fd)
 
 
 def record(raw: bytes) -> dict | None:
@@ -160,8 +167,23 @@ def _created_dir(outdir: str) -> str | None:
     except FileExistsError:
         return None
     except OSError as exc:
+        _refused_write(exc, outdir)
         raise OutputPathError(f"cannot create --out {outdir} ({exc.strerror}); choose a writable path") from None
     return top
+
+
+def _refused_write(exc: OSError, path: str) -> None:
+    """WriteFailed (exit status 5: one line naming `path`, nothing done) where the file system refused the lock's
+    write for a reason outside the program (`hpcflow.atomic.write_failure`: a full disk, quota, I/O error,
+    read-only); any other error is left to the caller."""
+    from hpcflow.atomic import write_failure
+    from hpcflow.errors import WriteFailed
+
+    if write_failure(exc) is None:
+        return
+    failed = WriteFailed(exc.errno, exc.strerror or os.strerror(exc.errno), path)
+    failed.advice = f"nothing was done; {failed.fix}, then run the same command"
+    raise failed from None
 
 
 def _open(outdir: str, path: str) -> int | None:
@@ -171,6 +193,7 @@ def _open(outdir: str, path: str) -> int | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
+        _refused_write(exc, path)
         raise OutputPathError(f"--out {outdir}: cannot open its lock file {LOCK_NAME} ({exc.strerror}); remove it "
                               "or choose another --out") from None
 
@@ -201,9 +224,7 @@ def _stamp(fd: int, command: str) -> None:
     since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(),
                        "slurm_job": os.environ.get("SLURM_JOB_ID"), "since": since, "own_job": own_job()})
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (text + "\n").encode("utf-8"), 0)
-    os.fsync(fd)
+    _overwrite(fd, (text + "\n").encode("utf-8"))
 
 
 #: seconds a run waits for a lock held shared meanwhile: a probe (`held_by`: report, --check, submit) holds it so an
@@ -281,8 +302,14 @@ def acquire(outdir, *, command: str, shared: bool = False, resume: bool = False,
                   file=sys.stderr, flush=True)
             return OutdirLock(outdir, None, created=created, shared=shared)
         if _still_named(fd, path):
-            found = _run_record(os.pread(fd, 4096, 0)) if keep and not shared else b""
-            _stamp(fd, command)
+            before = os.pread(fd, 4096, 0)
+            found = _run_record(before) if keep and not shared else b""
+            try:
+                _stamp(fd, command)
+            except OSError as exc:  # a full disk: the file as it was (removed where this call created it empty)
+                OutdirLock(outdir, fd, created=created, shared=shared, found=before).release(remove_dir=True)
+                _refused_write(exc, path)
+                raise
             return OutdirLock(outdir, fd, created=created, shared=shared, found=found)
         os.close(fd)  # a file its holder removed on release: lock the one named now
     raise OutputPathError(f"--out {outdir}: its lock file {LOCK_NAME} kept changing under this run; retry, or choose "
