@@ -809,6 +809,11 @@ class Worker:
         seeds = trial_seeds(self.job.tune["seed"], trial.number) if continues is None else continues[1]
         rel = os.path.join("trials", f"{trial.number:04d}")
         run_dir = os.path.join(self.out, rel)
+        try:
+            check_trials_writable(run_dir)
+        except WriteDenied as exc:
+            record_failure(trial, f"write refused: {exc.filename} ({exc.strerror})")
+            raise
         with trial_lock(run_dir, trial.number):
             try:
                 check_trial_dir(run_dir)
@@ -1305,13 +1310,34 @@ def refuse_other_study_storage(out: str, storage) -> None:
 
 def refuse_misplaced(out: str) -> None:
     """Refuse (OutputPathError) a study directory where trials/ is not a directory, or best.toml or study.json is
-    one: every trial, or the study's last write, would fail on it."""
+    one, or where trials/ cannot be written into (its permissions, chattr +i): every trial, or the study's last
+    write, would fail on it."""
     for name, want_dir in (("trials", True), ("best.toml", False), ("study.json", False)):
         path = os.path.join(out, name)
         if os.path.lexists(path) and os.path.isdir(path) != want_dir:
             what = "a file where the study writes its trial directories" if want_dir else \
                 "a directory where the study writes a file"
             raise OutputPathError(f"--out {out}: {name} is {what}; remove it or choose another --out")
+    trials = os.path.join(out, "trials")
+    if os.path.isdir(trials) and not os.access(trials, os.W_OK | os.X_OK):
+        raise OutputPathError(f"--out {out}: {trials} is not writable (its permissions, or chattr +i), so no trial "
+                              f"could write its directory there; make it writable (chmod u+w {trials}, chattr -i "
+                              f"{trials}), then run the same command")
+
+
+def check_trials_writable(run_dir: str) -> None:
+    """WriteDenied (the trial fails, its parameters queued again, the worker ends with exit status 5: a refused
+    write, `Worker._write_failed`) where trial directory `run_dir` is to be created in a trials/ directory made
+    unwritable while the study runs (`refuse_misplaced` refuses it before any trial)."""
+    parent = os.path.dirname(run_dir)
+    if os.path.isdir(run_dir) or not os.path.isdir(parent) or os.access(parent, os.W_OK | os.X_OK):
+        return
+    try:  # the file system's own reason (EPERM: chattr +i; EACCES: permissions; EROFS)
+        os.mkdir(run_dir)
+        os.rmdir(run_dir)
+    except OSError as exc:
+        raise WriteDenied(exc.errno, exc.strerror, parent) from None
+    raise WriteDenied(errno.EACCES, os.strerror(errno.EACCES), parent)
 
 
 def refuse_foreign_files(out: str, storage) -> None:
