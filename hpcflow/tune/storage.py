@@ -87,7 +87,10 @@ def check_journal_place(url: str | None, out: str) -> None:
     not a file) or whose directory is reached through a file (`a.h5/../j.journal`: the directory is taken as written,
     not as os.path.abspath's, which drops `NAME/..`); and a new one named as an SQLite file (`check_journal_name`).
     Nothing is written here."""
-    if url is None or "://" in url:
+    if url is None:
+        return
+    check_storage_form(url)
+    if "://" in url:
         return
     if os.path.isdir(url):
         raise StorageError(f"--storage {url} is a directory; pass the name of the journal file, e.g. --storage "
@@ -95,8 +98,65 @@ def check_journal_place(url: str | None, out: str) -> None:
     if url.endswith(os.sep):  # the OS reads NAME/ as a directory: no journal file is written there
         raise StorageError(f"--storage {url} ends with '{os.sep}', which names a directory; pass the name of the "
                            f"journal file without it, e.g. --storage {url.rstrip(os.sep) or os.sep}")
-    check_journal_name(url)
+    check_journal_name(url, out)
     check_file_place(url, url, out)
+
+
+#: a malformed SQLite URL given as a path (no "://"): `sqlite:/x.db`, `sqlite:x.db`, `sqlite//x.db`, any case
+_LOOSE_SQLITE = re.compile(r"^(sqlite(?:\+\w+)?)(?::/*|//+)(?=[^/])", re.IGNORECASE)
+#: SQLAlchemy's own database schemes (dialect names, lower case), which a misspelt scheme is matched against
+KNOWN_SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
+
+
+def check_storage_form(url: str) -> None:
+    """Refuse (StorageError) a --storage that is an SQLite URL written wrongly: `sqlite:/x.db`, `sqlite:x.db`,
+    `sqlite//x.db` (taken as a path otherwise, no file of which exists), an upper-case scheme (`SQLITE:///x.db`:
+    SQLAlchemy's dialect names are lower case) or a misspelt one that SQLAlchemy does not know (`sqlit:///x.db`),
+    naming the URL meant. Nothing is read or written."""
+    if "://" not in url:
+        loose = _LOOSE_SQLITE.match(url)
+        if loose is None or os.path.lexists(url) or (not loose.group(0).endswith(":") and not _sqlite_name(url)):
+            return  # a file of that name, or a directory sqlite/ (sqlite//x.journal)
+        meant = f"{loose.group(1).lower()}:///{_as_url_path(url[loose.end():], loose.group(0).endswith('/'))}"
+        raise StorageError(f"--storage {url} is not a well-formed SQLite URL (SQLAlchemy's is sqlite:/// and the "
+                           f"file's path, sqlite:////ABS for an absolute one); pass --storage {meant}")
+    scheme, _, rest = url.partition("://")
+    base, plus, driver = scheme.partition("+")
+    if base.lower() in KNOWN_SCHEMES and base != base.lower():
+        raise StorageError(f"--storage {masked(url)}: SQLAlchemy's database schemes are lower case; pass --storage "
+                           f"{masked(base.lower() + plus + driver + '://' + rest)}")
+    if not re.fullmatch(r"[A-Za-z][\w.-]*", base) or _known_dialect(base):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(base.lower(), KNOWN_SCHEMES, n=1, cutoff=0.6)
+    if close:
+        raise StorageError(f"--storage {masked(url)}: unknown storage scheme {base!r}; did you mean "
+                           f"{masked(close[0] + plus + driver + '://' + rest)}?")
+
+
+def _sqlite_name(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in SQLITE_SUFFIXES
+
+
+def _as_url_path(rel: str, slash: bool) -> str:
+    """The path `rel` of a loose SQLite URL (`check_storage_form`: after `sqlite:/`, `sqlite:`, ...; `slash`: a "/"
+    came before it) as it goes after sqlite:///: relative, unless only the absolute path's directory exists."""
+    if slash and not os.path.isdir(os.path.dirname(rel) or os.curdir) and os.path.isdir(os.path.dirname("/" + rel)):
+        return _url_escaped("/" + rel)
+    return _url_escaped(rel)
+
+
+def _known_dialect(name: str) -> bool:
+    """Whether SQLAlchemy has a dialect of scheme `name` (installed or not: its driver is refused where it is
+    opened)."""
+    from sqlalchemy.dialects import registry
+
+    try:
+        registry.load(name)
+    except Exception as exc:  # noqa: BLE001 - NoSuchModuleError; a dialect whose driver import fails is known
+        return type(exc).__name__ != "NoSuchModuleError"
+    return True
 
 
 def check_file_place(shown: str, path: str, out: str, *, what: str = "journal file",
@@ -107,6 +167,10 @@ def check_file_place(shown: str, path: str, out: str, *, what: str = "journal fi
     from hpcflow.jobs.output import not_a_directory
 
     parent = os.path.dirname(path) or os.curdir
+    if os.path.isdir(parent) and not os.path.lexists(path) and not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(f"--storage {shown}: cannot open it (cannot create {what} {path}: {parent} is not a "
+                           f"writable directory); make it writable (chmod u+w, chattr -i), or pass {instead} in a "
+                           "writable directory")
     if os.path.isdir(parent) or inside_out(path, out):
         return
     why = not_a_directory(parent)
@@ -128,16 +192,30 @@ def inside_out(path: str, out: str) -> bool:
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def check_journal_name(path: str) -> None:
+def check_journal_name(path: str, out: str | None = None) -> None:
     """Refuse (StorageError) a journal path to a new file whose name ends like an SQLite database's
-    (`SQLITE_SUFFIXES`): Optuna would create it as a journal (JSON lines), not the database its name promises. A
-    file that exists is read for what it is (`journal_problem` names an SQLite database's URL)."""
+    (`SQLITE_SUFFIXES`): Optuna would create it as a journal (JSON lines), not the database its name promises; a
+    directory of it that is missing (but for one inside --out `out`, created for it) is said in the same line, as
+    either fix needs it. A file that exists is read for what it is (`journal_problem` names an SQLite database's
+    URL)."""
+    from hpcflow.jobs.output import not_a_directory
+
     stem, suffix = os.path.splitext(path)
     if suffix.lower() not in SQLITE_SUFFIXES or os.path.lexists(path):
         return
+    parent, first = os.path.dirname(path) or os.curdir, "pass"
+    if not os.path.isdir(parent) and (out is None or not inside_out(path, out)):
+        why = not_a_directory(parent)
+        if not why.startswith("is missing"):
+            raise StorageError(f"--storage {path}: a path is taken as an Optuna journal (JSON lines), not the SQLite "
+                               f"database its name ({suffix}) says, and {parent} {why}; pass --storage "
+                               "sqlite:///DIR/NAME.db for an SQLite database, or a journal path, in an existing "
+                               "directory")
+        first = f"{parent} {why}: create it, then pass"
     raise StorageError(f"--storage {path}: a path is taken as an Optuna journal (JSON lines), so this new file would "
-                       f"be a journal, not the SQLite database its name ({suffix}) says; pass --storage "
-                       f"sqlite:///{path} for an SQLite database, or a journal name such as {stem}.journal")
+                       f"be a journal, not the SQLite database its name ({suffix}) says; {first} --storage "
+                       f"sqlite:///{_url_escaped(path)} for an SQLite database, or a journal name such as "
+                       f"{stem}.journal")
 
 
 #: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder
@@ -321,6 +399,9 @@ def _holds_tables(url: str) -> bool:
                 if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
                     raise OSError(f"cannot create database file {db}: {parent} is not a writable directory")
                 return False
+            if not is_sqlite_file(db) and os.path.getsize(db) and journal_problem(db) is None:
+                raise StorageError(f"--storage {masked(url)}: {db} is an Optuna journal file, not an SQLite database; "
+                                   f"pass it as a path, --storage {db}")
             if not os.access(db, os.W_OK):
                 raise StorageError(f"--storage {masked(url)}: database file {db}: {NOT_WRITABLE}")
         return sqlalchemy.inspect(engine).has_table("studies")

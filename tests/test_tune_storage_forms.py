@@ -1,0 +1,75 @@
+"""--storage values written wrongly are refused before any work (exit 2, one line) naming what works: a malformed
+SQLite URL or an upper-case or misspelt scheme names the URL meant, a .db path in a missing directory says so with
+its suggestion, an SQLite URL naming an Optuna journal says to pass it as a path, and a directory that cannot be
+written is said alike for a journal and an SQLite file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from test_tune_records import _digests, _job, _tune  # tests/ is on sys.path
+
+
+def _refused(capsys, tmp_path, storage, monkeypatch, out="new") -> str:
+    monkeypatch.chdir(tmp_path)
+    job = _job(tmp_path)
+    before = _digests(tmp_path)
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out, "--storage", storage, "--quiet")
+    assert rc == 2 and io.err.count("\n") == 1 and "Traceback" not in io.err, io.err
+    assert _digests(tmp_path) == before and not (tmp_path / out).exists()
+    return io.err
+
+
+@pytest.mark.parametrize("storage", ["sqlite:/e3.db", "sqlite:e3.db", "sqlite//e3.db", "SQLITE:///e3.db",
+                                     "SQLite:/e3.db"])
+def test_a_malformed_sqlite_url_names_the_url_meant(tmp_path, capsys, monkeypatch, storage):
+    err = _refused(capsys, tmp_path, storage, monkeypatch)
+    assert err.rstrip().endswith("pass --storage sqlite:///e3.db"), err
+
+
+def test_a_malformed_sqlite_url_of_an_absolute_path_names_it_absolute(tmp_path, capsys, monkeypatch):
+    (tmp_path / "abs").mkdir()
+    err = _refused(capsys, tmp_path, f"sqlite:{tmp_path}/abs/e.db", monkeypatch)
+    assert err.rstrip().endswith(f"pass --storage sqlite:///{tmp_path}/abs/e.db"), err
+
+
+def test_the_url_a_malformed_one_names_is_taken(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", "s", "--storage", "sqlite:///e3.db", "--quiet")
+    assert rc == 0 and (tmp_path / "e3.db").is_file(), io.err
+
+
+def test_a_misspelt_scheme_is_named_with_the_one_meant(tmp_path, capsys, monkeypatch):
+    err = _refused(capsys, tmp_path, "sqlit:///e1.db", monkeypatch)
+    assert "unknown storage scheme 'sqlit'; did you mean sqlite:///e1.db" in err, err
+    assert "server" not in err, err
+
+
+def test_a_db_path_in_a_missing_directory_says_it_is_missing(tmp_path, capsys, monkeypatch):
+    err = _refused(capsys, tmp_path, "s6/study.db", monkeypatch)
+    assert "s6 is missing" in err and "sqlite:///s6/study.db" in err, err
+
+
+def test_an_sqlite_url_naming_a_journal_says_to_pass_it_as_a_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = _job(tmp_path)
+    (tmp_path / "po").mkdir()
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", "po/s", "--storage", "po/shared.journal", "--quiet")
+    assert rc == 0, io.err
+    err = _refused(capsys, tmp_path / "po", "sqlite:///shared.journal", monkeypatch)
+    assert "is an Optuna journal file" in err and "pass it as a path, --storage shared.journal" in err, err
+
+
+@pytest.mark.parametrize("storage, what", [("imm/x.journal", "journal file"), ("sqlite:///imm/x.db", "database file")])
+def test_an_unwritable_directory_is_said_alike_for_a_journal_and_an_sqlite_file(tmp_path, capsys, monkeypatch,
+                                                                                storage, what):
+    (tmp_path / "imm").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (os.path.basename(os.path.abspath(p)) != "imm"
+                                                                and real(p, mode, *a, **k)))
+    err = _refused(capsys, tmp_path, storage, monkeypatch)
+    name = storage.rpartition("/")[2]
+    assert f"cannot open it (cannot create {what} imm/{name}: imm is not a writable directory); make it writable" \
+        in err, err
