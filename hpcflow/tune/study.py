@@ -33,6 +33,7 @@ from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError, WriteFailed)
 from hpcflow.stop_signals import Stopped, finished, requests
+from hpcflow.jobs.schema import shown as toml_shown
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -163,7 +164,7 @@ def record_mismatch(old: dict, new: dict) -> str | None:
     and best.toml (the study's job with the best trial's parameters) holds exactly what the best trial ran."""
     for key in ("objective", "seed"):
         if old.get(key) != new.get(key):
-            return f"[tune].{key} = {new.get(key)!r}, not {old.get(key)!r}"
+            return f"[tune].{key} = {toml_shown(new.get(key))}, not {toml_shown(old.get(key))}"
     searched = {tuple(n.split(".", 1)) for n in new.get("space", [])}
     searched_before = {tuple(n.split(".", 1)) for n in old.get("space", [])}
     a, b = compared(old.get("config", {})), compared(new.get("config", {}))
@@ -175,9 +176,10 @@ def record_mismatch(old: dict, new: dict) -> str | None:
             if (section, key) in FREE_SETTINGS or (section, key) in searched:
                 continue
             if sa.get(key) != sb.get(key):
-                why = (f" (the study searched it; a job that does not must keep the study's {sa.get(key)!r}, which "
+                why = (" (the study searched it; a job that does not must keep the study's "
+                       f"{toml_shown(sa.get(key))}, which "
                        "best.toml gives its trials, or search it too)" if (section, key) in searched_before else "")
-                return f"[{section}].{key} = {sb.get(key)!r}, not {sa.get(key)!r}{why}"
+                return f"[{section}].{key} = {toml_shown(sb.get(key))}, not {toml_shown(sa.get(key))}{why}"
     return None
 
 
@@ -237,11 +239,23 @@ def refuse_unfit(study, job: TuneJob, study_name: str) -> None:
         refuse_mismatch(old, job.record(), job, study_name)
     else:
         refuse_foreign(study, job, study_name)
-    direction = job.tune["direction"]
-    if study.direction.name.lower() != direction:
-        raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {study.direction.name.lower()}, "
-                          f"but [tune].direction is {direction!r}; pass another --study or fix the direction")
+    direction, theirs = job.tune["direction"], study.direction.name.lower()
+    if theirs != direction:
+        if direction_set(job):
+            raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {theirs}, but [tune].direction "
+                              f"is {toml_shown(direction)}; pass another --study or fix the direction")
+        raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {theirs}, but [tune].objective = "
+                          f"{toml_shown(job.tune['objective'])} is to {direction} (the job sets no [tune].direction); "
+                          f"pass another --study, or set [tune].direction = {toml_shown(theirs)} to add trials to it")
     refuse_redrawn(study, job, study_name)
+
+
+def direction_set(job: TuneJob) -> bool:
+    """Whether the job file (with its --set values) sets [tune].direction, rather than leaving it to its objective."""
+    from hpcflow.jobs.schema import apply_overrides, read_toml
+
+    tune = apply_overrides(read_toml(job.path), job.overrides, source=job.path).get("tune")
+    return isinstance(tune, dict) and tune.get("direction") is not None
 
 
 def refuse_mismatch(old: dict, new: dict, job: TuneJob, study_name: str) -> None:
@@ -332,7 +346,7 @@ def load(path, overrides=(), *, sampler: str | None = None) -> TuneJob:
         tune["sampler"] = sampler
     searched = {p.name for p in tune["space"]}
     if without_test_points(tune["objective"], cfg) and spaces.N_TEST not in searched:  # (searched: `check_space`)
-        raise ConfigError(f"{path}: [tune].objective = {tune['objective']!r} needs test points but "
+        raise ConfigError(f"{path}: [tune].objective = {toml_shown(tune['objective'])} needs test points but "
                           "[geometry].n_test = 0; set n_test or objective = \"log_gain_train\"")
     with registry.set_values_named(overrides):
         refuse_idle(path, tune["space"], cfg)
@@ -375,9 +389,9 @@ def check_kind(path, overrides=()) -> None:
                              source=source)
     kinds = registry.EXTRA_SECTIONS["tune"][1]
     if kind not in kinds:
-        raise ConfigError(f"{path}: [job].kind = {kind!r}: hpcflow tune searches jobs of kinds {', '.join(kinds)} "
-                          "only; tune a flow or nn job (see jobs/tune_gaussian.toml), or run this one with hpcflow "
-                          "run")
+        raise ConfigError(f"{path}: [job].kind = {toml_shown(kind)}: hpcflow tune searches jobs of kinds "
+                          f"{', '.join(kinds)} only; tune a flow or nn job (see jobs/tune_gaussian.toml), or run "
+                          "this one with hpcflow run")
 
 
 def refuse_searched_overrides(path, overrides, space, *, kind: str = "flow") -> None:
@@ -441,8 +455,8 @@ def check_space(path, overrides, space, cfg, *, objective: str | None = None) ->
             sets_n_test = any(text.partition("=")[0] == spaces.N_TEST for text in setting)  # (else the job's: `load`)
             if objective is not None and sets_n_test and without_test_points(objective, drawn):
                 refused.append(f"{path}: {what} gives a job without test points ([geometry].n_test = 0), but "
-                               f"[tune].objective = {objective!r} needs them; search only n_test >= 2, or set "
-                               "objective = \"log_gain_train\"")
+                               f"[tune].objective = {toml_shown(objective)} needs them; search only n_test >= 2, or "
+                               "set objective = \"log_gain_train\"")
                 continue
             break
         else:
