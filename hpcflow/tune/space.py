@@ -134,6 +134,12 @@ def validate_section(table, schema: dict, *, source: str = "job", kind: str = "f
     tune["space"] = [_param(source, name, spec, schema) for name, spec in tune["space"].items()]
     if tune["direction"] is None:
         tune["direction"] = OBJECTIVES[tune["objective"]][0]
+    if tune["pruner"] == "none":  # a pruner's settings given a value that nothing reads: surely a mistake
+        from hpcflow.jobs.schema import refuse_inapplicable
+
+        refuse_inapplicable({"tune": tune}, "tune", TUNE_SECTION,
+                            ("pruner_startup_trials", "pruner_warmup_steps"), "pruner = 'none' (no trial is pruned)",
+                            "set pruner = 'median'", source)
     if tune["stale_seconds"] < 2 * tune["heartbeat_seconds"]:  # a live worker's trial would look gone
         raise ConfigError(f"{source}: [tune].stale_seconds = {tune['stale_seconds']!r} must be at least twice "
                           f"heartbeat_seconds = {tune['heartbeat_seconds']}; raise it or lower heartbeat_seconds")
