@@ -29,6 +29,18 @@ def test_a_malformed_sqlite_url_names_the_url_meant(tmp_path, capsys, monkeypatc
     assert err.rstrip().endswith("pass --storage sqlite:///e3.db"), err
 
 
+def test_a_malformed_sqlite_url_of_another_name_is_named_too(tmp_path, capsys, monkeypatch):
+    err = _refused(capsys, tmp_path, "sqlite:/e3.sqlite3x", monkeypatch)
+    assert err.rstrip().endswith("pass --storage sqlite:///e3.sqlite3x"), err
+
+
+def test_a_journal_in_a_directory_named_sqlite_is_a_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sqlite").mkdir()
+    rc, io = _tune(capsys, _job(tmp_path), "--trials", "1", "--out", "s", "--storage", "sqlite//x.journal", "--quiet")
+    assert rc == 0 and (tmp_path / "sqlite" / "x.journal").is_file(), io.err
+
+
 def test_a_malformed_sqlite_url_of_an_absolute_path_names_it_absolute(tmp_path, capsys, monkeypatch):
     (tmp_path / "abs").mkdir()
     err = _refused(capsys, tmp_path, f"sqlite:{tmp_path}/abs/e.db", monkeypatch)

@@ -115,7 +115,7 @@ def check_storage_form(url: str) -> None:
     naming the URL meant. Nothing is read or written."""
     if "://" not in url:
         loose = _LOOSE_SQLITE.match(url)
-        if loose is None or os.path.lexists(url) or (not loose.group(0).endswith(":") and not _sqlite_name(url)):
+        if loose is None or os.path.lexists(url) or (":" not in loose.group(0) and not _sqlite_name(url)):
             return  # a file of that name, or a directory sqlite/ (sqlite//x.journal)
         meant = f"{loose.group(1).lower()}:///{_as_url_path(url[loose.end():], loose.group(0).endswith('/'))}"
         raise StorageError(f"--storage {url} is not a well-formed SQLite URL (SQLAlchemy's is sqlite:/// and the "
