@@ -84,7 +84,7 @@ def refuse_not_own(out, names, record: str, *, tool: str, flag: str = "--out") -
                               f"and --force replaces only files it wrote; move it away or choose another {flag}")
 
 
-def write_owned(out, record: str, names, write) -> None:
+def write_owned(out, record: str, names, write) -> dict:
     """write(open_) the files `names` into `out` (created, as mkdir -p) under the record, each through `open_(path,
     mode="wb")` (path OUT/NAME, mode "wb" or "w": `_staged`), a file object on a temporary beside it. Only once every
     file is written whole are they renamed onto their names, with stop requests held back until the record says so
@@ -95,7 +95,8 @@ def write_owned(out, record: str, names, write) -> None:
     files (as being written) beside the tool's earlier ones, so that a call killed among them (SIGKILL) is still
     recognised; after them the tool's earlier files that this call did not write are removed and the record lists
     this call's with their SHA-256. The debris of an earlier call's interrupted writes (`.NAME.tmp-*` of these names)
-    is removed first."""
+    is removed first. {'replaced': the tool's earlier files found in `out` (as its record listed them, unchanged),
+    'removed': those of them this call did not write, now gone}, names sorted."""
     from hpcflow.analysis.script import make_dir
     from hpcflow.stop_signals import defer, deliver
 
@@ -137,6 +138,7 @@ def write_owned(out, record: str, names, write) -> None:
         write_record(out, record, {name: sha256(os.path.join(out, name)) for name in names})
     finally:
         deliver(held)
+    return {"replaced": sorted(old), "removed": sorted(set(old) - set(names))}
 
 
 @contextmanager

@@ -41,8 +41,27 @@ def run(args) -> int:
     args.written = result["html"]  # (named where the lines below cannot be written: `cli.log_refused`)
     for path, reason in result["skipped"]:
         print(f"hpcflow report: skipped {path}: {reason}")
-    print(f"hpcflow report: wrote {result['html']} and {result['md']}")
+    print(f"hpcflow report: wrote {result['html']} and {result['md']}{replacing(result)}")
     return 0
+
+
+#: the names of removed files that the output line lists at most (the rest: "...")
+LISTED = 3
+
+
+def replacing(result: dict) -> str:
+    """', replacing the earlier report's N files (M removed: a.png, b.png, ...)' where `result` (`build_report`'s)
+    replaced an earlier report in --out, its files that this one does not write removed; '' where there was none."""
+    from hpcflow.analysis.table1 import one_line
+
+    replaced, removed = result.get("replaced") or [], result.get("removed") or []
+    if not replaced:
+        return ""
+    text = f", replacing the earlier report's {len(replaced)} file{'s' * (len(replaced) != 1)}"
+    if removed:
+        names = ", ".join(map(one_line, removed[:LISTED])) + (", ..." if len(removed) > LISTED else "")
+        text += f" ({len(removed)} removed: {names})"
+    return text
 
 
 def register(sub) -> None:

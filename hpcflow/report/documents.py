@@ -167,8 +167,8 @@ def write(report, out) -> dict:
     leaves an earlier report whole, its report.md and report.html beside the figures they show, never beside
     another call's; once placed, an earlier report's files that this one does not write are removed where they are
     unchanged, so none is left behind unreferenced; any other file stays, and one under a name this report writes
-    that it did not write is refused (OutputPathError, before anything is written). Their paths and the skipped
-    directories."""
+    that it did not write is refused (OutputPathError, before anything is written). Their paths, the skipped
+    directories and what it did to an earlier report there (`owned.write_owned`'s 'replaced' and 'removed')."""
     from hpcflow.analysis.script import check_names
 
     figures = [name for sec in report.sections for name in sec.figures]
@@ -189,5 +189,5 @@ def write(report, out) -> dict:
             with open_(paths[key], "w") as fh:
                 fh.write(shown(text))  # a path's bytes that are no UTF-8 as \xff
 
-    write_owned(out, MANIFEST, new, write_files)
-    return {**paths, "skipped": list(report.skipped)}
+    earlier = write_owned(out, MANIFEST, new, write_files)
+    return {**paths, "skipped": list(report.skipped), **earlier}
