@@ -33,7 +33,8 @@ def test_a_report_replacing_an_earlier_one_says_so_and_names_the_files_removed(t
     after = {p.name for p in out.iterdir()} - {MANIFEST}
     gone = sorted(before - after)
     assert len(gone) == 2 and all(n.startswith("per_rank_") for n in gone), gone  # the two runs' per-rank figures
-    assert line == f"{plain}, replacing the earlier report's {len(before)} files ({len(gone)} removed: {', '.join(gone)})"
+    said = f"replacing the earlier report's {len(before)} files ({len(gone)} removed: {', '.join(gone)})"
+    assert line == f"{plain}, {said}"
     line = _wrote(capsys, [runs["flow"], "--out", str(out)])  # the same report again: nothing removed
     assert line == f"{plain}, replacing the earlier report's {len(after)} files"
 
