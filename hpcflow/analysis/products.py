@@ -4,6 +4,7 @@ lines out. Shared by the scripts in analysis/ and by `hpcflow report`; nothing i
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
@@ -28,11 +29,22 @@ def run_names(paths, names=None) -> list:
     return [names[p] for p in paths] if names else rundir_names(paths)
 
 
+#: characters of a run's name that a file name does not hold as they are: path separators, those Windows refuses
+#: (a report is read on a laptop after copying) and control characters (a line break); each is '_' in a file name
+UNSAFE = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f-\x9f]')
+
+
+def file_part(name: str) -> str:
+    """Run name `name` as part of a file name: each of its UNSAFE characters as '_' (the name itself, in legends,
+    captions and rows, stays as it is)."""
+    return UNSAFE.sub("_", name.replace(os.sep, "_"))
+
+
 def _tags(names) -> list:
-    """A distinct file-name tag per input: its name with path separators as '_', NAME_i (i its position) where two
-    inputs share one (the same directory given twice), and '_i' more on a tag already taken, so no figure overwrites
-    another."""
-    base = [n.replace(os.sep, "_").replace("/", "_") for n in names]
+    """A distinct file-name tag per input: its name as a file name holds it (`file_part`), NAME_i (i its position)
+    where two inputs share one (the same directory given twice, or names alike but for such characters), and '_i'
+    more on a tag already taken, so no figure overwrites another."""
+    base = [file_part(n) for n in names]
     tags = []
     for i, tag in enumerate(base):
         tag = tag if base.count(tag) == 1 else f"{tag}_{i}"
