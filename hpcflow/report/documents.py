@@ -21,13 +21,14 @@ TITLE = "hpcflow report"
 
 
 def _md_table_to_html(md: str) -> str:
-    """A GitHub markdown table (as written by hpcflow.analysis / runs_table) as an HTML table."""
+    """A GitHub markdown table (as written by hpcflow.analysis / runs_table) as an HTML table, in a block that scrolls
+    sideways where the table is wider than the window (a phone, a narrow window: the page itself stays its width)."""
     rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # an escaped '\|' is text
             for line in md.strip().splitlines()]
     head, body = rows[0], [r for r in rows[2:]]
     th = "".join(f"<th>{_cell(c)}</th>" for c in head)
     trs = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+    return f"<div class=\"wide\"><table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>"
 
 
 def _cell(cell: str) -> str:
@@ -83,11 +84,16 @@ def _image(name: str, caption: str | None = None) -> str:
     return f"![{md_inline(name)}]({quote(name)})\n" + (f"\n*{md_inline(caption)}*\n" if caption else "")
 
 
+#: the page laid out at the device's width (a phone's too), not at a desktop's shrunk to fit
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+
+
 def html_page(report, pngs: dict) -> str:
     css = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+           ".wide{overflow-x:auto;max-width:100%}"
            "td,th{border:1px solid #aaa;padding:3px 6px;font-size:13px}img{max-width:100%;display:block;margin:1em 0}"
            "pre{background:#f4f4f4;padding:.5em;white-space:pre-wrap}")
-    parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{TITLE}</title><style>{css}</style>"
+    parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\">{VIEWPORT}<title>{TITLE}</title><style>{css}</style>"
              f"</head><body><h1>{TITLE}</h1><h2>Runs</h2>", _md_table_to_html(runs_table.markdown(report.infos))]
     if report.skipped:
         parts.append("<p>Skipped:</p><ul>" + "".join(f"<li><code>{html.escape(one_line(p))}</code>: {_inline(r)}</li>"
