@@ -133,7 +133,7 @@ def test_the_view_of_a_study_of_one_trial_says_one_trial(tmp_path, capsys):
 
     job, out = _job(tmp_path), tmp_path / "s"
     assert _tune(capsys, job, "--trials", "1", "--out", out, "--quiet")[0] == 0
-    assert numbers(_journal(out / "study.journal"))[0] == "study tiny: 1 trial, 1 complete"
+    assert numbers(_journal(out / "study.journal"))[0] == "study tiny: 1 trial: 1 complete"
 
 
 def test_the_summary_line_says_which_pruned_trials_diverged(tmp_path, capsys):

@@ -108,7 +108,7 @@ def test_optuna_view_reads_an_sqlite_file_given_by_its_path(tmp_path, capsys):
     _, out = _study(tmp_path, capsys)
     capsys.readouterr()
     assert script_main("optuna_view", [str(out / "study.db"), "--out", str(tmp_path / "view")]) == 0
-    assert "2 trials, 2 complete" in capsys.readouterr().out and (tmp_path / "view" / "optuna_slice.png").is_file()
+    assert "2 trials: 2 complete" in capsys.readouterr().out and (tmp_path / "view" / "optuna_slice.png").is_file()
 
 
 def test_the_report_refuses_a_storage_given_in_place_of_a_directory_saying_what_it_and_optuna_view_take(

@@ -406,13 +406,17 @@ def _nice_multiple(x: float) -> int:
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= x)
 
 
-def numbers(study) -> list:
-    """The study's trial counts and its best trial (single objective) or Pareto front (several)."""
+def numbers(study, base=None) -> list:
+    """The study's trial counts by state (`study.trial_counts`, as the report's row counts them: with `base`, the
+    study's directory or storage as `load_study` gives it, a RUNNING trial whose worker is gone is "interrupted") and
+    its best trial (single objective) or Pareto front (several)."""
     import optuna
 
+    from hpcflow.analysis.study import by_state, judged_states, trial_counts
+
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    n = len(study.trials)
-    out = [f"study {study.study_name}: {n} trial{'s' * (n != 1)}, {len(done)} complete"]
+    _, trials, states = judged_states(study, base) if base is not None else (None, study.trials, by_state(study.trials))
+    out = [f"study {study.study_name}: {trial_counts(len(trials), states)}"]
     if done and len(study.directions) == 1:
         best = study.best_trial
         out.append(f"best trial {best.number}: value {best.value:.6g} params {best.params}")

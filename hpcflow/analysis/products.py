@@ -135,7 +135,7 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
     out = Product()
     named = run_names(paths, names)
     for p, name, stem in zip(paths, named, _stems("optuna", named)):
-        study, _ = load_study(p, study_name)
+        study, base = load_study(p, study_name)
         skipped = []
         for tag, objective in optuna_view.objectives(study):
             for view in optuna_view.VIEWS:
@@ -147,7 +147,7 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
                     if view == "history":
                         raise
                     skipped.append(f"skipped {view}{tag.replace('_', ' ')}: {exc}")
-        lines = optuna_view.numbers(study) + skipped
+        lines = optuna_view.numbers(study, base) + skipped
         out.lines += [f"{name}: {line}" for line in lines] if len(paths) > 1 else lines
     return out
 

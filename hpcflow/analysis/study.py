@@ -449,7 +449,14 @@ def state_counts(states: dict) -> str:
     return ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}" for k in order)
 
 
-def _states(trials) -> dict:
+def trial_counts(n: int, states: dict) -> str:
+    """'N trials: a complete, b pruned, ...' of a study of `n` trials, {state: count} (`state_counts`): the study's
+    trials as the report's row and optuna_view.py's printed lines both count them."""
+    counts = state_counts(states)
+    return f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
+
+
+def by_state(trials) -> dict:
     """{state (Optuna's TrialState name, lower case): count} of `trials`."""
     states = {}
     for t in trials:
@@ -471,7 +478,7 @@ def judged_states(study, base) -> tuple[list, list, dict]:
     them with those trials counted as "interrupted", not "running"): the study's trials by state as every message
     on it counts them."""
     stale, trials = interrupted(study, base)
-    states = _states(trials)
+    states = by_state(trials)
     if stale:
         states["running"] -= len(stale)
         states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}

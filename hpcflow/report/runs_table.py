@@ -145,14 +145,12 @@ def _scan_gains(rows, name: str, keys, first) -> list:
 def _study_status(s: dict) -> str:
     """'N trials: a complete, b pruned, ...; best trial k: OBJECTIVE = v' of a study's overview (detect); trials
     RUNNING in the storage whose worker is gone are counted as interrupted and named."""
-    from hpcflow.analysis.study import state_counts
+    from hpcflow.analysis.study import trial_counts
 
     ov = s.get("study")
     if not isinstance(ov, dict):
         return f"unreadable: {s.get('study_error', 'no study')}"
-    states, n = ov["states"], ov["trials"]
-    counts = state_counts(states)
-    text = f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
+    text = trial_counts(ov["trials"], ov["states"])
     gone = ov.get("interrupted") or []
     if gone:
         one = len(gone) == 1
