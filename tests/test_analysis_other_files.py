@@ -71,7 +71,9 @@ def test_a_truncated_checkpoint_given_as_a_file_is_refused_by_sigma_history_as_b
         said[name] = proc.stderr.strip().removeprefix(f"{name}: error: ")
     head = f"{trunc}: not a readable HDF5 file (Unable to synchronously open file (truncated file: eof = 3000"
     for name, line in said.items():
-        assert line.startswith(head) and "it is damaged: rerun that job with --force" in line, (name, line)
+        assert line.startswith(head), (name, line)
+        assert f"{tmp_path} holds no job.toml, so there is no job to rerun" in line, (name, line)
+        assert "--force" not in line, (name, line)
     assert said["sigma_history"].split("; else ")[0] == said["table1"].split("; else ")[0], said
 
 

@@ -73,7 +73,8 @@ def _cut_flow(runs, tmp_path) -> str:
 
 
 def test_a_flow_run_with_a_cut_checkpoint_among_others_is_marked_once(tmp_path, runs, capsys):
-    """A truncated checkpoint.h5 beside other runs: the report lists it once (its row, not also under Skipped);
+    """A truncated checkpoint.h5 beside other runs: the report marks its row and lists it once under Skipped (its
+    sigma histories not drawn, as a damaged nn.h5's Fig. 4);
     sigma_history.py and table1.py mark it and draw the others (exit 0); alone they still refuse it (exit 2)."""
     from hpcflow.analysis.script import main as script
     from hpcflow.report.build import build_report
@@ -82,7 +83,7 @@ def test_a_flow_run_with_a_cut_checkpoint_among_others_is_marked_once(tmp_path, 
     res = build_report([cut, runs["noise"]], tmp_path / "out")
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
-    assert res["skipped"] == [], res["skipped"]
+    assert res["skipped"] == [(cut, f"sigma histories: not drawn: {rows['cut'][2].removeprefix('incomplete: ')}")]
     mark = "cut (incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force): not "
     for name in ("sigma_history", "table1"):
         capsys.readouterr()

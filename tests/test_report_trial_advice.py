@@ -37,7 +37,8 @@ def test_a_damaged_trial_is_advised_what_works_inside_a_study_not_force(tmp_path
     fix = (f"trial 0 of the study in {out}, complete and not retried by the study; --force is refused inside a study: "
            f"rerun its job.toml into an --out outside it: `hpcflow run {trial / 'job.toml'} --out {tmp_path / 's_0000'}`")
     assert _rows(res)["0000"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {fix}"
-    assert not [r for p, r in res["skipped"] if p == str(trial)], res["skipped"]  # its row says it: listed once
+    assert [r for p, r in res["skipped"] if p == str(trial)] == [  # listed once, as a damaged nn.h5's run is
+        f"sigma histories: not drawn: checkpoint.h5 unreadable (damaged); {fix}"], res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     assert f"0000 (incomplete: checkpoint.h5 unreadable (damaged); {fix}): not drawn" in md, md
     capsys.readouterr()

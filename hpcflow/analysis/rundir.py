@@ -219,13 +219,26 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
         return MissingData(in_use(h5_path, exc))
     if what := other_kind(h5_path):
         return MissingData(f"{h5_path}: {what}, not an HDF5 data file; {hint}")
+    run_dir = os.path.dirname(os.path.abspath(h5_path))
     if os.path.basename(os.fspath(h5_path)) == NN:  # its checkpoint.pt may write it again (as its row says)
         fix = nn_damaged_fix(os.path.dirname(os.fspath(h5_path)) or ".")
     else:
-        fix = rerun_fix(os.path.dirname(os.path.abspath(h5_path)))
+        fix = rerun_fix(run_dir)
+    said = f"{h5_path}: not a readable HDF5 file ({one_line(exc)})"
+    if fix == RERUN and not has_job(run_dir):  # no job to rerun there
+        where = os.path.dirname(os.fspath(h5_path)) or "."
+        other = "" if hint == fix else f"; else {hint}"
+        return MissingData(f"{said}; {where} holds no job.toml, so there is no job to rerun: if a run wrote the file, "
+                           f"restore it from a copy of that run's directory{other}")
+    if hint == fix:  # a reader whose advice is the fix itself: one sentence, not "if ...: FIX; else FIX"
+        return MissingData(f"{said}: the file is damaged; {fix}")
     fix = fix.replace("the job", "that job", 1)
-    return MissingData(f"{h5_path}: not a readable HDF5 file ({one_line(exc)}); if the run wrote it, it is damaged: "
-                       f"{fix}; else {hint}")
+    return MissingData(f"{said}; if the run wrote it, it is damaged: {fix}; else {hint}")
+
+
+def has_job(run_dir) -> bool:
+    """Whether run directory `run_dir` holds its job.toml (the job that `RERUN` reruns)."""
+    return os.path.isfile(os.path.join(os.fspath(run_dir), "job.toml"))
 
 
 #: the beginnings of files hpcflow writes that are not HDF5 (`other_kind`)
@@ -465,10 +478,15 @@ def in_use_reason(name: str) -> str:
     return f"{UNKNOWN}{name} in use (locked by another process); {IN_USE_FIX}"
 
 
+#: the fix of a damaged file in a directory that holds no job.toml (`has_job`): there is no job to rerun
+NO_JOB = "the directory holds no job.toml, so there is no job to rerun: restore the file from a copy of its run"
+
+
 def checkpoint_unreadable(run_dir) -> str:
     """The reason of a flow run whose checkpoint.h5 h5py cannot open: CHECKPOINT_UNREADABLE and its fix
-    (`rerun_fix`)."""
-    return f"{CHECKPOINT_UNREADABLE}; {rerun_fix(run_dir)}"
+    (`rerun_fix`; NO_JOB where the directory holds no job.toml and lies in no study)."""
+    fix = rerun_fix(run_dir)
+    return f"{CHECKPOINT_UNREADABLE}; {NO_JOB if fix == RERUN and not has_job(run_dir) else fix}"
 
 
 def is_checkpoint_unreadable(reason: str) -> bool:

@@ -222,7 +222,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
 def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """`build_report` while holding --out's lock."""
     from hpcflow.analysis.figure import require_matplotlib
-    from hpcflow.analysis.rundir import is_checkpoint_unreadable
+    from hpcflow.analysis.rundir import CHECKPOINT_UNREADABLE, is_checkpoint_unreadable
     from hpcflow.analysis.study import check_study_flag, merged_studies
     from hpcflow.report import documents
 
@@ -247,8 +247,11 @@ def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
         reasons = "; ".join(r if r.startswith(f"{p}: ") else f"{p}: {r}"  # a reason naming its path: once
                             for p, r in [*report.skipped, *unreadable.items(), *empty, *damaged_rows])
         raise UserError(f"nothing to report: {reasons}")
-    damaged = {i.path for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so: listed once
-    report.skipped = [(p, r) for p, r in report.skipped if p not in damaged]
+    unread = {i.path: i.reason for i in report.infos if is_checkpoint_unreadable(i.reason)}  # its row says so
+    report.skipped = [(p, r) for p, r in report.skipped if p not in unread]
+    # a damaged one (not one in use) listed as a run with a damaged nn.h5 or noise_scan.h5 is: once, as not drawn
+    report.skipped += [(p, f"{SECTIONS['sigma_history']}: not drawn: {why}") for p, why in unread.items()
+                       if why.startswith(f"{CHECKPOINT_UNREADABLE}; ")]
     return documents.write(report, out)
 
 
