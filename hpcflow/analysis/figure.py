@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from itertools import accumulate
 
@@ -254,6 +255,20 @@ def save_png(fig, path, *, dpi: int = 110, opener=None) -> str:
     return os.fspath(path)
 
 
+#: matplotlib's warning for a character its fonts lack (a run named in Japanese: DejaVu Sans has no CJK glyphs), once
+#: per character, with a source line, at every drawing of the text
+GLYPH_MISSING = r"Glyph \d+ .* missing from font"
+
+
+@contextmanager
+def glyphs_quiet():
+    """Drawing in the block without matplotlib's GLYPH_MISSING warnings: such a character shows as a box, which the
+    name in the printed lines, captions and tables beside the figure says as written."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", GLYPH_MISSING, UserWarning)
+        yield
+
+
 def png_bytes(fig, path, *, dpi: int = 110) -> bytes:
     """`fig` as the bytes of a PNG file (for `path`, named in its errors), its title (suptitle) also as the file's
     Title text, so that what the title says (the run, its marks) can be read without looking at the image, drawn
@@ -266,7 +281,7 @@ def png_bytes(fig, path, *, dpi: int = 110) -> bytes:
     _check_drawn(fig, path)
     literal(fig)  # a run's name, path or study's name drawn as written ('$' pairs are no mathtext)
     buf = io.BytesIO()
-    with matplotlib.rc_context(getattr(fig, STYLE, None)):  # (`own_style`)
+    with matplotlib.rc_context(getattr(fig, STYLE, None)), glyphs_quiet():  # (`own_style`)
         title = fig._suptitle.get_text() if fig._suptitle is not None else ""  # as `titled` reads it
         fit_titles(fig)
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Title": title} if title else None)

@@ -3,12 +3,13 @@ lines out. Shared by the scripts in analysis/ and by `hpcflow report`; nothing i
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 
 from hpcflow.analysis import fig2, fig3_noise, fig3_scaling, fig4, histories, optuna_view, table1
-from hpcflow.analysis.figure import titled
+from hpcflow.analysis.figure import glyphs_quiet, titled
 from hpcflow.analysis.rundir import MissingData, unread_checkpoint
 from hpcflow.analysis.rundir import names as rundir_names
 from hpcflow.analysis.study import load_study
@@ -155,6 +156,16 @@ def optuna_study(paths, *, study_name=None, names=None, **_):
 #: products that draw no figure: they need no matplotlib
 TABLES = ("table1",)
 
+
+def _quiet(product):
+    """`product` drawing without matplotlib's warning for each character its fonts lack (`figure.glyphs_quiet`)."""
+    @functools.wraps(product)
+    def drawn(*args, **kw):
+        with glyphs_quiet():
+            return product(*args, **kw)
+    return drawn
+
+
 #: script / report name -> product function
 PRODUCTS = {
     "fig2_heatmaps": fig2_heatmaps,
@@ -165,3 +176,4 @@ PRODUCTS = {
     "sigma_history": sigma_history,
     "optuna_view": optuna_study,
 }
+PRODUCTS = {name: _quiet(product) for name, product in PRODUCTS.items()}
