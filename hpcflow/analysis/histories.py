@@ -242,11 +242,13 @@ def plot(runs):
     panel, handles, groups = dict(zip(units, axes)), [], []  # every run's lines, in the order given, for the legend
     for i, r in enumerate(runs):
         ax = panel[r["unit"]]
-        dot = "o" if len(r["x"]) == 1 else ""  # a line through one point draws nothing
+        marker = "o" if len(r["x"]) == 1 else ""  # a line through one point draws nothing
         before = len(handles)
-        handles += ax.plot(r["x"], r["train"], dot + "-", color=f"C{i % 10}", label=wrapped(f"{r['label']} train"))
+        colour, (train, held) = run_style(i)
+        handles += ax.plot(r["x"], r["train"], marker=marker or None, linestyle=train, color=colour,
+                           label=wrapped(f"{r['label']} train"))
         if len(r["test"]) == len(r["x"]) and np.isfinite(r["test"]).any():
-            handles += ax.plot(r["x"], r["test"], dot + "--", mfc="none", color=f"C{i % 10}",
+            handles += ax.plot(r["x"], r["test"], marker=marker or None, linestyle=held, mfc="none", color=colour,
                                label=wrapped(f"{r['label']} {held_out(r)}"))
         groups.append(len(handles) - before)  # a run's lines: listed, or left out, together
     for unit, ax in panel.items():
@@ -267,6 +269,20 @@ def plot(runs):
         fig.canvas.draw()  # (the constrained layout places the axes)
         fig.suptitle("sigma histories", x=(axes[0].get_position().x0 + axes[-1].get_position().x1) / 2)
     return fig
+
+
+#: the line styles of a run's (train, held-out) curves, by its group of ten runs (`run_style`): the first ten runs
+#: solid and dashed, the next ten dash-dotted and dotted, then long dashes and dash-dot-dots, then dash-dot-dot-dots
+#: and sparse dots; eight patterns, none of them twice
+STYLES = (("-", "--"), ("-.", ":"), ((0, (10, 3)), (0, (3, 1.5, 1, 1.5, 1, 1.5))),
+          ((0, (6, 1.5, 1, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 4))))
+
+
+def run_style(i: int):
+    """(colour, (train line style, held-out line style)) of the i-th run of a sigma-history figure: ten colours (C0 to
+    C9) times the four STYLES, so that up to 40 runs are drawn each in its own way (runs 1 and 11 differed in
+    nothing before); from the 41st on they repeat."""
+    return f"C{i % 10}", STYLES[(i // 10) % len(STYLES)]
 
 
 #: the decades by which one y scale shared by the sigma histories' panels may stretch a panel's own range (`plot`)
