@@ -33,6 +33,19 @@ class Report:
     infos: list
     sections: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # (path, one-line reason)
+    provenance: dict = field(default_factory=dict)  # `provenance`: {'version', 'generated', 'inputs'}
+
+
+def provenance(paths) -> dict:
+    """What a report records of how it was made: {'version': hpcflow's, 'generated': now, UTC ('2026-12-06 10:15:02
+    UTC'), 'inputs': the inputs as given, each as an absolute path (a storage URL as it is, its password masked)}."""
+    from datetime import datetime, timezone
+
+    from hpcflow import __version__
+    from hpcflow.tune.storage import masked
+
+    return {"version": __version__, "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "inputs": [masked(p) if "://" in p else os.path.abspath(p) for p in map(os.fspath, paths)]}
 
 
 def _run_product(name, paths, skipped, **kw):
@@ -227,6 +240,7 @@ def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     from hpcflow.report import documents
 
     documents.check_out(out, force=force)  # again, held: what another report wrote before the lock was taken
+    made = provenance(paths)
     paths, merged = merged_studies(paths, study_name)  # a tune directory's storage given too: the same study
     bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:
@@ -235,6 +249,7 @@ def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)
     report.skipped += merged
+    report.provenance = made
     studies = [i for i in report.infos if i.kind == "study"]
     empty = [(i.path, "the study holds no trial") for i in studies if i.summary.get("study", {}).get("trials") == 0]
     unreadable = {i.path: i.summary["study_error"] for i in studies if "study_error" in i.summary}

@@ -67,7 +67,15 @@ def markdown(report, pngs: dict) -> str:
         if sec.lines:
             parts.append(_md_block(sec.lines))
         parts += [_image(name, sec.captions.get(name)) for name in sec.figures if name in pngs]
+    if report.provenance:
+        parts += ["\n## Provenance\n", f"{_made(report.provenance)}, from the inputs:\n",
+                  _md_block(report.provenance["inputs"])]
     return "\n".join(parts)
+
+
+def _made(made: dict) -> str:
+    """'hpcflow VERSION, generated DATE TIME UTC' of a report's provenance (`build.provenance`)."""
+    return f"hpcflow {made['version']}, generated {made['generated']}"
 
 
 def _md_block(lines) -> str:
@@ -110,6 +118,9 @@ def html_page(report, pngs: dict) -> str:
                 caption = sec.captions.get(name)
                 parts.append(f"<figure>{img}<figcaption>{html.escape(one_line(caption))}</figcaption></figure>"
                              if caption else img)
+    if report.provenance:
+        parts.append(f"<h2>Provenance</h2><p>{html.escape(_made(report.provenance))}, from the inputs:</p><pre>"
+                     + html.escape("\n".join(map(one_line, report.provenance["inputs"]))) + "</pre>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
