@@ -272,8 +272,8 @@ def test_a_study_of_network_trials_gets_its_optuna_figures_and_no_table_1(tmp_pa
 
 def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_path, runs):
     """A flow that diverged at its first step (exit 3, 0 steps, empty per-rank tables) is reported with its one
-    sigma point; a truncated checkpoint.h5 among the runs is a row that says so (not also a skipped entry), and the
-    rest is still reported."""
+    sigma point; a truncated checkpoint.h5 among the runs is a row that says so and one skipped entry (its sigma
+    histories not drawn, as a damaged nn.h5's Fig. 4 is listed), and the rest is still reported."""
     from hpcflow.cli import main
     from hpcflow.report.build import build_report
 
@@ -290,7 +290,8 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
     with open(cut / "checkpoint.h5", "r+b") as fh:
         fh.truncate(os.path.getsize(cut / "checkpoint.h5") // 2)
     res = build_report([runs["flow"], str(diverged), str(cut)], tmp_path / "out")
-    assert res["skipped"] == [], res["skipped"]
+    assert res["skipped"] == [(str(cut), "sigma histories: not drawn: checkpoint.h5 unreadable (damaged); rerun the "
+                                         "job with --force")], res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     # the runs table calls it damaged (its summary.json alone would say finished)
     cut_row = next(r for r in md.splitlines() if r.startswith("| cut |"))
