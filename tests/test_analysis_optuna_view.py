@@ -112,6 +112,8 @@ def test_a_study_whose_only_trial_was_killed_names_its_directory_and_the_tune_co
         line = proc.stderr.strip()
         assert len(line.splitlines()) == 1 and line.startswith(f"{name}: error: {tune}: study 'tune_gaussian': "), line
         assert "(trials: 1 running)" in line, line
+        # a trial still running may be all the study lacks: waiting for it is said before more trials
+        assert "; wait for the trial still running to end (then read it again), or " in line, line
         command = shlex.split(line.split("run more trials into it: ")[1])
         assert command[:2] == ["hpcflow", "tune"] and command[command.index("--out") + 1] == str(tune), line
         assert command[command.index("--study") + 1] == "tune_gaussian", line

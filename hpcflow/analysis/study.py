@@ -413,9 +413,13 @@ def too_few_trials(path, study, few: str, why: str, *, other: str = "", base=Non
     base directory (`load_study`), else found again from `path`."""
     if base is None:
         base = _storage(os.fspath(path))[1]
-    held = state_counts(judged_states(study, base)[2]) or "none"
+    states = judged_states(study, base)[2]
+    held = state_counts(states) or "none"
+    running = states.get("running", 0)  # trials whose workers still run: their results may be all that is missing
+    wait = (f"wait for the {'trial' if running == 1 else f'{running} trials'} still running to end (then read it "
+            "again), or " if running else "")
     return MissingData(f"{masked(os.fspath(path))}: study {study.study_name!r}: {few} (trials: {held}){why}; "
-                       f"{other}{more_trials(path, study)}")
+                       f"{wait}{other}{more_trials(path, study)}")
 
 
 def best_run_dirs(study, base, path=None) -> list:
