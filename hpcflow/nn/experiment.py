@@ -82,13 +82,14 @@ def ntk_points(train: MetricData, val: MetricData, n_train: int, n_test: int, se
 
 
 def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=None, ntk_test=None,
-                   ntk_method: str = "auto", log=None, comm=None, on_step=None) -> dict:
+                   ntk_method: str = "auto", log=None, comm=None, on_step=None, abort_on_error=True) -> dict:
     """Train `model`, recording σ history and (if ntk points are given) the NTK at epoch 0 and every epoch.
 
     Returns {"history", "train_seconds", "diverged", "ntk" (with NTK points)}: `diverged` is None, or why the training
     stopped early for a numerical reason (History.diverged; the NTK then ends at the last epoch whose σ are finite).
     Under `comm` the training is data parallel and every rank computes the (identical) NTK of the given points;
-    `on_step(trainer)` runs after every optimiser step (`train`). A bad ntk_method on any rank, or NTK points or a
+    `on_step(trainer)` runs after every optimiser step (`train`; so does `abort_on_error`: at R > 1 an exception
+    raised during the training ends the job, unless False). A bad ntk_method on any rank, or NTK points or a
     method that differ between ranks, is refused by every rank before training (one allgather at R > 1).
     """
     from hpcflow.parallel.comm import arguments_together
@@ -98,7 +99,8 @@ def train_with_ntk(model, train_data, val_data, cfg: TrainConfig, *, ntk_train=N
                        same=lambda: got)
     tracker = NTKTracker(ntk_train, ntk_test, method=got["ntk_method"]) if got["ntk points"] else None
     t0 = time.perf_counter()
-    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm, on_step=on_step)
+    hist = train(model, train_data, val_data, cfg, on_epoch=tracker, log=log, comm=comm, on_step=on_step,
+                 abort_on_error=abort_on_error)
     out = {"history": hist.arrays(), "train_seconds": time.perf_counter() - t0, "diverged": hist.diverged}
     if tracker is not None:
         h = out["history"]
@@ -147,13 +149,14 @@ def _sweep_settings(widths, n_in, model_cfg, cfg, width_ref, lr_exponent, seed, 
 
 
 def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig, *, width_ref: int,
-                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None, on_step=None) -> dict:
+                lr_exponent: float, ntk_train, ntk_test, seed: int, log=None, comm=None, on_step=None,
+                abort_on_error=True) -> dict:
     """Train one network per width with lr(width) = lr (width_ref / width)^lr_exponent; NTK change per width.
     `stopped` says why a width's training stopped early for a numerical reason ('' when it did not); its final σ
     and NTK change are then NaN (no result). `on_step(trainer)` runs after every optimiser step of every width's
-    training (`train`). A bad width, width_ref, lr_exponent, cfg or model_cfg on any rank, or widths, width_ref,
-    lr_exponent or seed that differ between ranks, is refused by every rank before the first network is built (one
-    allgather at R > 1)."""
+    training (`train`; so does `abort_on_error`). A bad width, width_ref, lr_exponent, cfg or model_cfg on any rank,
+    or widths, width_ref, lr_exponent or seed that differ between ranks, is refused by every rank before the first
+    network is built (one allgather at R > 1)."""
     from hpcflow.parallel.comm import arguments_together
 
     got = {}
@@ -169,7 +172,7 @@ def width_sweep(widths, train_data, val_data, model_cfg: dict, cfg: TrainConfig,
         t0 = time.perf_counter()
         res = train_with_ntk(model, train_data, val_data, TrainConfig(**{**cfg.__dict__, "lr": lr}),
                              ntk_train=ntk_train, ntk_test=ntk_test, ntk_method="layerwise", comm=comm,
-                             on_step=on_step)
+                             on_step=on_step, abort_on_error=abort_on_error)
         final = math.nan if res["diverged"] else 1.0  # a diverged width has no final result
         vals = (int(width), lr, sum(p.numel() for p in model.parameters()), res["history"]["sigma_val"][0],
                 final * res["history"]["sigma_val"][-1], final * res["ntk"]["rel_frobenius"][-1],

@@ -892,7 +892,8 @@ def _width_sweep(cfg: dict, ctx: dict, data: dict, say, outdir, summary) -> dict
                                     lr_exponent=ws["lr_exponent"], ntk_train=ntk_tr, ntk_test=ntk_te,
                                     seed=cfg["training"]["seed"], log=say, comm=c,
                                     on_step=_step_stop(ctx, outdir, summary, f"in the width sweep, width {width}",
-                                                       last=i == len(ws["widths"]) - 1 and not kf_follows)))
+                                                       last=i == len(ws["widths"]) - 1 and not kf_follows),
+                                    abort_on_error=False))  # `hpcflow nn`'s own guard ends the job (commands/nn.py)
     sw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     data.update({f"width_sweep/{k}": v for k, v in sw.items()})
     return dict(sw)
@@ -919,7 +920,8 @@ def _kernel_flow_vs_network(cfg: dict, ctx: dict, data: dict, say, outdir, summa
     dtype, device = cfg["model"]["dtype"], ctx["device"]
     res = ex.train_with_ntk(copy.deepcopy(model0), ex.as_data(tr, dtype, device), ex.as_data(te, dtype, device),
                             small_tc, comm=c, on_step=_step_stop(ctx, outdir, summary, "training the network on "
-                                                                 "the kernel flow's points", last=True))
+                                                                 "the kernel flow's points", last=True),
+                            abort_on_error=False)  # `hpcflow nn`'s own guard ends the job (commands/nn.py)
     for k in ("sigma_train", "sigma_test"):
         data[f"kernel_flow/{k}"] = flow[k]
     data["kernel_flow/nn_sigma_train"] = res["history"]["sigma_train"]

@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpcflow.arguments import api_hook, api_integer, api_number, int_text, short_repr
+from hpcflow.arguments import api_bool, api_hook, api_integer, api_number, int_text, short_repr
 from hpcflow.errors import RESUME_HINT, ConfigError, Preempted
 from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.geometry.hermitian import is_positive_definite, unpack
@@ -31,6 +32,7 @@ from hpcflow.nn.loss import eta as metric_eta
 from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, UNUSED_BY, other_schedule, schedule_fault, unused_rate
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_shares
 from hpcflow.nn.replicas import as_shard as whole_shard
+from hpcflow.parallel.comm import abort_on_error as ends_the_job_on_error
 from hpcflow.parallel.comm import arguments_together, resolve
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
@@ -575,13 +577,26 @@ class Trainer:
 
 
 def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None,
-          on_step=None) -> History:
+          on_step=None, abort_on_error=True) -> History:
     """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch,
-    `on_step(trainer)` after each optimiser step (on every rank; an exception it raises ends the training there).
+    `on_step(trainer)` after each optimiser step (on every rank).
     A σ or batch loss that is not finite ends the training there: the History's `diverged` says why (else None).
 
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
     keeps its share) and a network and cfg of the same settings (`same_settings`; every rank refuses others); the
     history is global and the same on every rank.
+
+    An exception raised during the training (a callback's, an error of the training itself): on one rank it ends
+    the training there and propagates. At R > 1, with `abort_on_error` (the default), it ends the job: the raising
+    rank prints its traceback to stderr, tagged with its rank, and the world is aborted
+    (`hpcflow.parallel.comm.abort_on_error`; after up to a few seconds' wait for ranks that raise too, every rank
+    ends with status 1), since the other ranks would wait for it in the training's next collective for ever.
+    `abort_on_error=False` lets it propagate on the raising rank alone, for callers that make every rank raise
+    together themselves. Arguments refused before the training (by every rank together) always propagate.
     """
-    return Trainer(model, train_data, val_data, cfg, comm=comm, on_epoch=on_epoch, log=log, on_step=on_step).run()
+    c = resolve(comm)
+    arguments_together(lambda: api_bool("abort_on_error", abort_on_error), comm=c,
+                       same=lambda: {"abort_on_error": bool(abort_on_error)})
+    trainer = Trainer(model, train_data, val_data, cfg, comm=c, on_epoch=on_epoch, log=log, on_step=on_step)
+    with ends_the_job_on_error(c) if abort_on_error and c.Get_size() > 1 else nullcontext():
+        return trainer.run()
