@@ -285,3 +285,32 @@ def test_the_readme_says_that_run_runs_a_network_job_but_only_nn_continues_it(jo
     with open(os.path.join(HERE, os.pardir, "README.md"), encoding="utf-8") as fh:
         line = next(s for s in fh if s.lstrip().startswith("hpcflow nn JOB.toml"))
     assert "run runs them too" in line and "only nn --resume continues" in line, line
+
+
+def test_a_batch_of_one_row_per_rank_is_said_in_the_singular(job, tmp_path):
+    """mpiexec -n 2 `hpcflow nn` at batch_size = 2: rank 0's note says "1 row per rank and step", once."""
+    from test_parallel import mpiexec
+
+    env = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1", PYTHONPATH=os.path.dirname(HERE))
+    r = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", "nn", str(job), "--out",
+                        str(tmp_path / "out"), "--quiet", "--set", "training.batch_size=2", "--set",
+                        "training.epochs=1"], capture_output=True, text=True, timeout=180, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    notes = [line for line in r.stderr.splitlines() if "per rank and step" in line]
+    assert len(notes) == 1 and notes[0].startswith("hpcflow nn: note: batch_size = 2 over 2 ranks is 1 row per rank "
+                                                   "and step; "), r.stderr
+
+
+@pytest.mark.parametrize("batch,ranks,said", [(3, 2, "1.5 rows"), (2, 3, "0.667 rows"), (4, 2, "2 rows"),
+                                               (511, 2, "256 rows"), (3, 3, "1 row")])
+def test_the_few_rows_note_says_the_mean_rows_per_rank(batch, ranks, said):
+    from hpcflow.nn.job import few_rows_note
+
+    assert f"batch_size = {batch} over {ranks} ranks is {said} per rank and step;" in few_rows_note(batch, ranks)
+
+
+@pytest.mark.parametrize("batch,ranks", [(2, 1), (100, 1), (512, 2), (768, 3)])
+def test_one_rank_or_enough_rows_per_rank_is_not_noted(batch, ranks):
+    from hpcflow.nn.job import few_rows_note
+
+    assert few_rows_note(batch, ranks) is None

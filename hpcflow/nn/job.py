@@ -37,6 +37,17 @@ LOG_PREFIX = "hpcflow nn:"
 FEW_ROWS_PER_RANK = 256
 
 
+def few_rows_note(batch: int, ranks: int) -> str | None:
+    """The note for a global batch of `batch` rows split over `ranks` ranks into fewer than FEW_ROWS_PER_RANK rows
+    per rank and step (their mean: a rank's rows of a batch are its shard's), or None (one rank, or enough rows)."""
+    if ranks <= 1 or batch / ranks >= FEW_ROWS_PER_RANK:
+        return None
+    rows = f"{batch / ranks:.3g}"
+    return (f"batch_size = {batch} over {ranks} ranks is {rows} row{'' if rows == '1' else 's'} per rank "
+            f"and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed training up "
+            "(BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses the cores better")
+
+
 def _chart(v):
     return None if v == [] or chart_pair(v) is None else "must be [] (all charts) or [I, J] with I != J, both >= 0"
 
@@ -456,11 +467,9 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
             print(f"{log_prefix} note: {key} = {n} leaves one point after {batches} of [training].batch_size = {rows}: "
                   f"it joins the last of them ({rows + 1} points), since σ of one point is 0 (no gradient)",
                   file=sys.stderr)
-    if root and ranks > 1 and batch / ranks < FEW_ROWS_PER_RANK:  # a rank's rows of a batch: its shard's (a mean)
-        print(f"{log_prefix} note: batch_size = {batch} over {ranks} ranks is {batch / ranks:.3g} rows per "
-              f"rank and step; below {FEW_ROWS_PER_RANK} a step's fixed costs dominate and ranks barely speed "
-              "training up (BENCHMARKS.md); a larger batch, or one process per job (hpcflow tune --array), uses "
-              "the cores better", file=sys.stderr)
+    few = few_rows_note(batch, ranks) if root else None
+    if few is not None:
+        print(f"{log_prefix} note: {few}", file=sys.stderr)
     ctx = {}  # a refused write is recorded in checkpoint.pt's legs; stop requests are honoured, never fatal
     with StopRequests(c, prefix=log_prefix) as stops, _write_failures_recorded(ctx):
         ctx.update(_prepare(cfg, c))
