@@ -678,3 +678,42 @@ def test_a_checkpoint_holding_a_value_no_training_writes_is_refused_before_any_w
     assert err.count("\n") == 1 and err.startswith(f"hpcflow nn: error: {ck}: entry {words}"), err
     assert "the checkpoint is damaged, start the run again with --force" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_resume_may_change_threads_check_replicas_and_the_description_and_records_them(tmp_path, capsys,
+                                                                                        thread_settings):
+    """[training].threads (summation order only), [training].check_replicas (a debug checksum) and [job].description
+    (text) may change on --resume: a run of 1 epoch at threads = 1, resumed to 2 epochs at threads = 2 (one line
+    says the run continues to summation order and names the --set that resumes it bit for bit: HPCFLOW_THREADS does
+    not override the key), then to 3 with check_replicas and a description; job.toml, summary.json and checkpoint.pt
+    hold the new values, legs[] each leg's threads. Another change ([training].lr) is still refused, nothing
+    touched."""
+    import tomllib
+
+    job, out = _write_job(tmp_path, THREADS_JOB.replace("threads = 0", "threads = 1")), str(tmp_path / "run")
+    assert main(["nn", job, "--out", out, "--set", "training.epochs=1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["nn", job, "--out", out, "--resume", "--set", "training.epochs=2", "--set", "training.threads=2",
+                 "--quiet"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "threads per rank" in line]
+    assert len(said) == 1 and said[0].startswith("hpcflow nn: note: 2 threads per rank, where the checkpoint's last "
+                                                 "leg ran 1: "), said
+    assert "summation order" in said[0] and "(--set training.threads=1 resumes it bit for bit)" in said[0], said
+    changes = ["--set", "training.epochs=3", "--set", "training.threads=2", "--set", "training.check_replicas=true",
+               "--set", 'job.description="second try"']
+    assert main(["nn", job, "--out", out, "--resume", *changes, "--quiet"]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if "threads per rank" in line]
+    summary, ck = _read(out)
+    assert [g["threads"] for g in ck["legs"]] == [1, 2, 2] and summary["legs"] == ck["legs"]
+    assert [(g["from_step"], g["to_step"]) for g in ck["legs"]] == [(0, 1), (1, 2), (2, 3)]
+    with open(os.path.join(out, "job.toml"), "rb") as fh:
+        saved = tomllib.load(fh)
+    for cfg in (saved, summary["config"], json.loads(ck["config"])):
+        assert cfg["training"]["threads"] == 2 and cfg["training"]["check_replicas"] is True, cfg
+        assert cfg["job"]["description"] == "second try" and cfg["training"]["epochs"] == 3, cfg
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    assert main(["nn", job, "--out", out, "--resume", *changes, "--set", "training.lr=1e-3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[training].lr" in err and "--set training.lr=0.003" in err, err
+    assert "may change only [training].epochs, threads and check_replicas, [checkpoint] and [job].description" in err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before

@@ -245,12 +245,18 @@ def unused_keys_note(raw: dict, cfg: dict) -> str | None:
     return "note: " + "; ".join(parts) if parts else None
 
 
-#: job keys a resumed run may change (all others must equal the checkpoint's)
-RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None))
+#: job keys a resumed run may change (all others must equal the checkpoint's): the epochs, the checkpoint settings,
+#: and those that do not change the run's results but for rounding: the replica checksum (a debug check), the torch
+#: and BLAS threads (summation order: the resume says so in one line, as for another HPCFLOW_THREADS) and the text
+#: of [job].description; the saved job.toml, summary.json and checkpoint.pt record the new values
+RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None), ("training", "check_replicas"),
+                     ("training", "threads"), ("job", "description"))
+#: RESUMABLE_CHANGES in words (the refusal of any other change)
+RESUMABLE_SAID = "[training].epochs, threads and check_replicas, [checkpoint] and [job].description"
 
 
 def resume_key(cfg: dict) -> str:
-    """The job as JSON without the keys a resume may change (epochs, [checkpoint])."""
+    """The job as JSON without the keys a resume may change (RESUMABLE_CHANGES)."""
     return json.dumps(without(cfg, RESUMABLE_CHANGES), sort_keys=True)
 
 
@@ -275,15 +281,15 @@ def effective(cfg: dict) -> dict:
 
 
 def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = False) -> None:
-    """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in epochs and
-    [checkpoint], or asks for fewer epochs than it has done (or, part way into an epoch, than it has begun);
-    InputFileError when its config is not a job or, the job being the checkpoint's, its training entries do not have
-    the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked against the
-    batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's own (a job
-    that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the run is
-    finished, the job asks for no more epochs and its nn.h5 cannot be read or lacks what a run writes (`nn_h5_fault`:
-    a resume that adds nothing would leave it damaged), unless `nn_h5_redone` (`hpcflow nn --resume`, which redoes
-    what follows training to write it again)."""
+    """Refuse (ConfigError, before any work) a job that differs from the checkpoint's other than in what a resume
+    may change (RESUMABLE_CHANGES), or asks for fewer epochs than it has done (or, part way into an epoch, than it
+    has begun); InputFileError when its config is not a job or, the job being the checkpoint's, its training entries
+    do not have the schema (`checkpoint.check_train_state`). The keys are compared first: the counters are checked
+    against the batches per epoch of [geometry].n_train and [training].batch_size, which are then the checkpoint's
+    own (a job that changes them is told so, not that its healthy checkpoint is damaged). InputFileError when the
+    run is finished, the job asks for no more epochs and its nn.h5 cannot be read or lacks what a run writes
+    (`nn_h5_fault`: a resume that adds nothing would leave it damaged), unless `nn_h5_redone` (`hpcflow nn
+    --resume`, which redoes what follows training to write it again)."""
     from hpcflow.nn.checkpoint import RESTART, check_train_state
     from hpcflow.nn.data import batch_count
 
@@ -384,9 +390,10 @@ def _unset_in_both(a: dict, b: dict, section: str, key: str) -> bool:
 
 
 def check_same_job(cfg: dict, state: dict, path: str) -> None:
-    """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in epochs and
-    [checkpoint], naming them and the --set that restores them; InputFileError when that config is not a job. The
-    effective values are compared (`effective`): a key unset and set to the value it means are no change."""
+    """Refuse (ConfigError) a job whose keys differ from the checkpoint's `config` other than in what a resume may
+    change (RESUMABLE_CHANGES), naming them and the --set that restores them; InputFileError when that config is not
+    a job. The effective values are compared (`effective`): a key unset and set to the value it means are no
+    change."""
     from hpcflow.nn.checkpoint import RESTART, entry_named
 
     try:
@@ -410,7 +417,7 @@ def check_same_job(cfg: dict, state: dict, path: str) -> None:
         restore = " ".join(set_arg(sec, k, a.get(sec, {}).get(k)) for sec, k in diff)
         raise ConfigError(f"{path}: the job differs from the checkpoint's in "
                           f"{', '.join(f'[{sec}].{k}' for sec, k in diff)}; --resume may change only "
-                          f"[training].epochs and [checkpoint]: resume with {restore} (or start a new --out)")
+                          f"{RESUMABLE_SAID}: resume with {restore} (or start a new --out)")
 
 
 def checkpoint_layout(cfg: dict) -> dict:
@@ -475,7 +482,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         ctx.update(_prepare(cfg, c))
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         if resume is not None and root:
-            _threads_note(resume, ctx["threads"], log_prefix)
+            _threads_note(resume, ctx["threads"], log_prefix, job_threads=cfg["training"]["threads"])
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
                 "n_val": cfg["geometry"]["n_val"]}
@@ -516,15 +523,18 @@ def _write_failures_recorded(ctx: dict):
         raise
 
 
-def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX) -> None:
+def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX, *, job_threads: int = 0) -> None:
     """One line on stderr when this leg runs another number of threads per rank or another BLAS kernel than the last
     leg of checkpoint `resume` (its legs[].threads, legs[].blas_kernel; nothing where they are not recorded): the sums
     per thread of torch and BLAS, and another kernel's products, then round otherwise, so the run equals the
-    uninterrupted one to rounding only, not bit for bit."""
+    uninterrupted one to rounding only, not bit for bit. Where the job sets [training].threads (`job_threads` > 0),
+    which HPCFLOW_THREADS does not override, the fix named is that key's --set."""
     from hpcflow.checkpoint import threads_note
     from hpcflow.nn.checkpoint import earlier_legs
 
     note = threads_note(earlier_legs(resume), threads, prefix)  # (the flow's resume says it alike)
+    if note and job_threads:
+        note = note.replace("(HPCFLOW_THREADS=", "(--set training.threads=")
     if note:
         print(note, file=sys.stderr)
 
