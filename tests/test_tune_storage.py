@@ -403,9 +403,14 @@ def test_a_preempted_trial_says_how_to_continue_and_the_next_worker_runs_its_par
     assert summary["status"] == "preempted" and 2 <= summary["checkpoint_step"] < 6 and summary["kind"] == "flow"
     assert summary["seeds"] == trials[1].user_attrs["seeds"] and len(summary["overrides"]) == len(trials[1].params)
     monkeypatch.setattr(objective.Tracker, "step", real)
-    assert _tune(capsys, job, "--trials", "1", "--out", out)[0] == 0
+    rc, io = _tune(capsys, job, "--trials", "1", "--out", out)
+    assert rc == 0
     trials = _journal(out / "study.journal").trials
     assert trials[2].state == TrialState.COMPLETE and trials[2].params == trials[1].params and len(trials) == 3
+    # the preempted trial (Optuna's FAIL) is counted as preempted, not as a failure: nothing failed
+    assert "hpcflow tune: study 'tiny': 2 complete, 1 preempted\n" in io.out, io.out
+    from hpcflow.analysis.study import overview
+    assert overview(out)["states"] == {"complete": 2, "preempted": 1}
 
 
 def test_a_signal_between_trials_stops_the_worker_with_best_toml_and_no_running_trial(tmp_path, capsys, monkeypatch):

@@ -444,7 +444,7 @@ def best_run_dirs(study, base, path=None) -> list:
 
 #: trial states in the order the runs table lists them (Optuna's TrialState names, lower case; "interrupted": RUNNING
 #: in the storage, its worker gone, `interrupted`)
-STATES = ("complete", "pruned", "fail", "running", "interrupted", "waiting")
+STATES = ("complete", "pruned", "fail", "preempted", "running", "interrupted", "waiting")
 
 
 def state_counts(states: dict) -> str:
@@ -461,10 +461,14 @@ def trial_counts(n: int, states: dict) -> str:
 
 
 def by_state(trials) -> dict:
-    """{state (Optuna's TrialState name, lower case): count} of `trials`."""
+    """{state (`hpcflow.tune.study.counted_state`, lower case: Optuna's TrialState name, but "preempted" or
+    "interrupted" for a failed trial continued by another): count} of `trials`."""
+    from hpcflow.tune.study import counted_state
+
     states = {}
     for t in trials:
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        state = counted_state(t).lower()
+        states[state] = states.get(state, 0) + 1
     return states
 
 
@@ -485,7 +489,7 @@ def judged_states(study, base) -> tuple[list, list, dict]:
     states = by_state(trials)
     if stale:
         states["running"] -= len(stale)
-        states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}
+        states = {**{k: v for k, v in states.items() if v}, "interrupted": states.get("interrupted", 0) + len(stale)}
     return stale, trials, states
 
 
