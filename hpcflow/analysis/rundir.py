@@ -913,7 +913,7 @@ def _other_job(summary: dict, attrs: dict, name: str, resumable=None) -> str:
 
 def _other_network_job(summary: dict, run_dir) -> str:
     """Where summary.json is of another job than a network run's checkpoint.pt (`_other_job` beyond what `hpcflow nn
-    --resume` may change: `hpcflow.nn.job.RESUMABLE_CHANGES`, [training].epochs and [checkpoint]), why, at the
+    --resume` may change: `hpcflow.nn.job.RESUMABLE_CHANGES`, [training].epochs, ... [job].description), why, at the
     checkpoint's epoch, with the fix; "" otherwise, and for a run without a checkpoint.pt readable without torch."""
     if not isinstance(summary.get("config"), dict) or not os.path.isfile(os.path.join(run_dir, NN_CHECKPOINT)):
         return ""
