@@ -68,7 +68,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.arguments import api_integer, api_number
+from hpcflow.arguments import api_integer, api_number, short_repr
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
 from hpcflow.flow import RESUME_FIX, FlowScalars, early_stop_said, stopped_early
@@ -79,6 +79,7 @@ from hpcflow.jobs.schema import without
 from hpcflow.value_ranges import first_fault, shown
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve, value_error_together
+from hpcflow.parallel.partition import as_indices
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
 from hpcflow.stop_signals import install
 
@@ -168,14 +169,39 @@ class FlowResume(FlowScalars):
             value_error_together(said, comm=c)
 
     def rows(self, kind: str, global_idx) -> np.ndarray:
-        """Packed metrics v (k, m*m) of the given global rows of "train" or "test", exactly as written."""
-        idx = np.asarray(global_idx, dtype=np.int64)
+        """Packed metrics v (k, m*m) of the given global rows of "train" or "test", exactly as written.
+
+        global_idx: a 1-D sequence or array of global row indices in 0..N-1 (N = n_train or n_test), taken as
+        `kernel_flow` takes train_idx (`hpcflow.parallel.partition.as_indices`): integers, or floats of whole value
+        (2.0 is 2). A negative index (no NumPy wrap-around), one >= N, a fraction, a boolean mask (pass
+        np.flatnonzero(mask)) or another shape is a ValueError naming global_idx and the valid range; a kind other
+        than "train" or "test" a ValueError naming kind; before the file is read."""
+        idx = self._check_rows(kind, global_idx)
         with h5py.File(self.path, "r") as f:
             ds = f[f"{kind}/g"]
             if idx.size == 0:
                 return np.zeros((0, ds.shape[1] ** 2))
             lo, hi = int(idx.min()), int(idx.max()) + 1
             return pack(ds[lo:hi][idx - lo])
+
+    def _check_rows(self, kind, global_idx) -> np.ndarray:
+        """`rows`' global_idx as int64 after its checks (its docstring); ValueError naming kind or global_idx."""
+        if not isinstance(kind, str) or kind not in ("train", "test"):
+            raise ValueError(f"kind={short_repr(kind)} is invalid; pass 'train' or 'test'")
+        n = int(self.n_train if kind == "train" else self.n_test)
+        idx, fault = as_indices(global_idx)
+        if fault is None and idx.ndim != 1:
+            fault = f"shape {idx.shape} is not 1-D; pass a 1-D array of global indices"
+        rows = f"rows 0..{n - 1}" if n else "no rows"
+        if fault is None and idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+            wrap = " (no wrap-around from the end)" if bad < 0 else ""
+            fault = f"index {bad} is outside range({n}){wrap}; pass global indices of its {rows}"
+        elif fault is not None:
+            fault += f" (the set has {rows})"
+        if fault is not None:
+            raise ValueError(f"global_idx={short_repr(global_idx)} of the {kind} set: {fault}")
+        return idx
 
 
 def _dataset(f, name: str):
