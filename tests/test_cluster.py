@@ -333,6 +333,42 @@ def test_a_shuffle_seed_that_is_not_a_whole_number_at_least_0_is_refused_naming_
             run()
 
 
+@pytest.mark.parametrize("method", ["full", "birch"])
+@pytest.mark.parametrize("kw, said", [
+    (dict(seed=-5), r"^seed=-5 is invalid; pass an integer >= 0 \(of any size"),
+    (dict(seed="a"), r"^seed='a' is invalid; pass an integer >= 0 \(of any size"),
+    (dict(seed=1.5), r"^seed=1\.5 is invalid"),
+    (dict(batch_size=-1), r"^batch_size = -1 must be >= 2"),
+    (dict(batch_size="10"), r"^batch_size='10' is invalid; pass an integer >= 2"),
+    (dict(merge="closest"), r"^merge = 'closest' is not one of nearest, paper"),
+])
+def test_every_method_refuses_a_bad_seed_batch_size_or_merge_as_batched_does(quintic_points, method, kw, said):
+    """seed, batch_size and merge matter for "batched" alone but are checked for every method, by every entry point
+    (the full and birch methods took seed=-5 or 'a' and batch_size=-1 without a word)."""
+    from hpcflow.cluster.distributed import distributed_labels
+
+    z = quintic_points[:40]
+    for run in (lambda: cluster_points(z, method=method, n_clusters=3, **kw),
+                lambda: distributed_labels(z, method=method, n_clusters=3, **kw),
+                lambda: flow_blocks(z, None, method=method, n_clusters=3, **kw),
+                lambda: cluster_points(z, method="batched", n_clusters=3, **kw)):
+        with pytest.raises(ConfigError, match=said):
+            run()
+
+
+def test_every_method_takes_whole_seeds_and_batch_sizes_as_batched_does(quintic_points):
+    """What "batched" takes (a NumPy integer, an integral float, a seed beyond int64) every method takes, with the
+    same labels as the defaults: the deterministic methods ignore them."""
+    from hpcflow.cluster.distributed import distributed_labels
+
+    z = quintic_points[:40]
+    for method in ("full", "birch"):
+        ref = cluster_points(z, method=method, n_clusters=3).labels
+        for kw in (dict(seed=2.0, batch_size=np.int64(20)), dict(seed=2**70, batch_size=2, merge="paper")):
+            np.testing.assert_array_equal(cluster_points(z, method=method, n_clusters=3, **kw).labels, ref)
+            np.testing.assert_array_equal(distributed_labels(z, method=method, n_clusters=3, **kw)[0], ref)
+
+
 def test_shuffle_seeds_of_any_size_numpy_integers_and_integral_floats_are_taken(quintic_points):
     """Seeds beyond job files' SEED_MAX shuffle as numpy.random.default_rng takes them; 12.0 is 12."""
     z = quintic_points[:40]

@@ -29,8 +29,7 @@ import numpy as np
 from hpcflow.cluster.agglomerative import average_linkage
 from hpcflow.cluster.batched import merge_to_seeds, split_batches
 from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
-from hpcflow.cluster.inputs import (as_points, check_batch_size, check_cluster_count, check_merge, check_n_clusters,
-                                   check_seed)
+from hpcflow.cluster.inputs import as_points, check_batched, check_cluster_count, check_merge, check_n_clusters
 from hpcflow.cluster.methods import check_method, check_settings, cluster_points
 from hpcflow.cluster.nearest import feature_tree, nearest_point
 from hpcflow.errors import ConfigError
@@ -118,11 +117,12 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
 def clustering_settings(method, n_clusters, batch_size, seed, merge) -> dict:
     """The clustering settings checked as far as they can be without the points (`check_settings` does the rest
     from N), normalised, for `arguments_together`'s `same`: method, n_clusters, and for "batched" (which alone uses
-    them) batch_size, seed and merge. No collective."""
+    them) batch_size, seed and merge, which are checked for every method (`check_batched`). No collective."""
     check_merge(merge)
     out = {"method": check_method(method), "n_clusters": check_cluster_count(n_clusters)}
+    batched = check_batched(batch_size, seed, merge)
     if method == "batched":
-        out.update(batch_size=check_batch_size(batch_size), seed=check_seed(seed), merge=merge)
+        out.update(batched)
     return out
 
 

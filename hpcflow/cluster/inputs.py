@@ -86,6 +86,13 @@ def check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
+def check_batched(batch_size, seed, merge) -> dict:
+    """batch_size, seed and merge (`check_batch_size`, `check_seed`, `check_merge`) as {name: value}: checked for
+    every method, though "batched" alone uses them, so that a call refuses a bad one whatever its method."""
+    merge = check_merge(merge)
+    return {"batch_size": check_batch_size(batch_size), "seed": check_seed(seed), "merge": merge}
+
+
 def check_merge(merge) -> str:
     """The merge rule of the batched method must be one of MERGES."""
     if merge not in MERGES:

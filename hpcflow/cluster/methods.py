@@ -5,7 +5,7 @@ from __future__ import annotations
 from hpcflow.cluster.batched import batched_clustering
 from hpcflow.cluster.birch import birch_clustering
 from hpcflow.cluster.full import MAX_POINTS, full_clustering
-from hpcflow.cluster.inputs import check_batch_size, check_merge, check_n_clusters
+from hpcflow.cluster.inputs import check_batch_size, check_batched, check_merge, check_n_clusters
 from hpcflow.cluster.result import Clustering
 from hpcflow.errors import ConfigError
 
@@ -15,8 +15,9 @@ METHODS = ("batched", "full", "birch")
 def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_size: int = 10_000, seed=0,
                    merge: str = "nearest") -> Clustering:
     """Cluster points by `method`; `batch_size`, `seed` and `merge` (eq. 3.3 rule: "nearest" or "paper") matter
-    for "batched" only (the others are deterministic)."""
-    check_merge(merge)
+    for "batched" only (the others are deterministic), but are checked for every method (`check_batched`: a
+    ConfigError naming the first bad one)."""
+    check_batched(batch_size, seed, merge)
     if method == "batched":
         return batched_clustering(points, n_clusters=n_clusters, batch_size=batch_size, seed=seed, merge=merge)
     if method == "full":
