@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,10 +68,11 @@ def test_shares_cover_range_once(n, size):
 
 
 @pytest.mark.parametrize("args, exc, said", [
-    ((10.5, 2, 0), TypeError, "n is a float, not an integer"),  # was (0, 5)
-    ((10, 2.0, 0), TypeError, "size is a float, not an integer"),
-    ((10, 2, "0"), TypeError, "rank is a str, not an integer"),
-    ((10, 2, True), TypeError, "rank is a bool, not an integer"),
+    ((10.5, 2, 0), ValueError, "n=10.5 is invalid; pass a whole number (items)"),  # was (0, 5)
+    ((10, 2.5, 0), ValueError, "size=2.5 is invalid; pass a whole number (ranks)"),
+    ((10, 2, float("nan")), ValueError, "rank=nan is invalid"),
+    ((10, 2, "0"), TypeError, "rank='0' is invalid; pass a whole number (this rank)"),
+    ((10, 2, True), TypeError, "rank=True is invalid"),
     ((10, 2, -1), ValueError, "rank is out of range; pass a rank in 0..1"),  # was (5, 10), rank 1's rows
     ((10, 2, 2), ValueError, "rank is out of range; pass a rank in 0..1"),
     ((-1, 2, 0), ValueError, "n is out of range; pass n >= 0 items"),  # was (0, 0)
@@ -78,22 +80,50 @@ def test_shares_cover_range_once(n, size):
     ((10, -2, 0), ValueError, "size is out of range"),
 ])
 def test_share_refuses_what_is_no_rank_of_a_count(args, exc, said):
-    with pytest.raises(exc, match=r"^share\(n=.*\): " + said.replace("(", r"\(").replace(".", r"\.")) as info:
+    with pytest.raises(exc, match=r"^share\(n=.*\): " + re.escape(said)) as info:
         share(*args)
     assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("args, exc, said", [
-    ((10.5, 2), TypeError, "n is a float, not an integer"),  # was [5, 5], 10 items
-    ((10, 2.0), TypeError, "size is a float, not an integer"),
+    ((10.5, 2), ValueError, "n=10.5 is invalid; pass a whole number (items)"),  # was [5, 5], 10 items
+    ((10, None), TypeError, "size=None is invalid"),
     ((-4, 2), ValueError, "n is out of range; pass n >= 0 items"),  # was [-2, -2]
     ((10, 0), ValueError, "size is out of range; pass size >= 1 ranks"),  # was ZeroDivisionError
     ((10, -2), ValueError, "size is out of range"),  # was an empty array
 ])
 def test_counts_refuses_what_is_no_count_of_items_over_ranks(args, exc, said):
-    with pytest.raises(exc, match=r"^counts\(n=.*\): " + said.replace("(", r"\(").replace(".", r"\.")) as info:
+    with pytest.raises(exc, match=r"^counts\(n=.*\): " + re.escape(said)) as info:
         counts(*args)
     assert "\n" not in str(info.value)
+
+
+def test_whole_valued_floats_are_counts_as_every_whole_number_argument():
+    """README: every whole-number argument takes an int, a NumPy integer or a float of whole value (share(10.0, 3, 0)
+    raised TypeError "n is a float, not an integer")."""
+    assert share(10.0, 3, 0) == (0, 4) and share(np.float64(10), np.int32(3), 2.0) == (7, 10)
+    assert all(type(v) is int for v in share(10.0, 3.0, 1.0))
+    np.testing.assert_array_equal(counts(1e1, 3.0), [4, 3, 3])
+    np.testing.assert_array_equal(displs([4.0, np.int64(3), 3]), [0, 4, 7])
+    np.testing.assert_array_equal(displs(np.array([2, 0, 5], dtype=np.uint8)), [0, 2, 2])
+
+
+@pytest.mark.parametrize("cnt, exc, said", [
+    ([3, -5, 2], ValueError, "cnt[1]=-5 is invalid"),  # was [0, 3, -2]
+    (np.array([3, -5, 2]), ValueError, "cnt[1]=-5 is invalid"),
+    ([1.5, 2], ValueError, "cnt[0]=1.5 is invalid"),  # was [0, 1]
+    ([[1, 2], [3, 4]], ValueError, "cnt has shape (2, 2), not 1-D"),  # was flattened: [0, 1, 3, 6]
+    ("ab", ValueError, "cnt has shape (), not 1-D"),  # was "invalid literal for int()"
+    ([True, 2], TypeError, "cnt[0]=True is invalid"),
+    ([None], TypeError, "cnt[0]=None is invalid"),
+])
+def test_displs_refuses_what_is_no_list_of_counts(cnt, exc, said):
+    with pytest.raises(exc) as info:
+        displs(cnt)
+    msg = str(info.value)
+    assert msg.startswith("displs(cnt=") and said in msg and msg.endswith(
+        "pass counts of items per rank: a 1-D sequence of whole numbers >= 0"), msg
+    assert "\n" not in msg
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 1003])
