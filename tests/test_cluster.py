@@ -356,6 +356,21 @@ def test_every_method_refuses_a_bad_seed_batch_size_or_merge_as_batched_does(qui
             run()
 
 
+@pytest.mark.parametrize("tile, exc", [(0, ValueError), (-3, ValueError), (2.5, ValueError), ("8", TypeError)])
+def test_a_bad_tile_is_refused_in_the_clustering_words(quintic_points, tile, exc):
+    """tile counts rows of the points clustered: fs_distance's refusal spoke of "rows of z1 per block", an argument
+    of none of these functions."""
+    from hpcflow.cluster.distributed import distributed_labels
+
+    z = quintic_points[:40]
+    for run in (lambda: full_clustering(z, n_clusters=3, tile=tile),
+                lambda: batched_clustering(z, n_clusters=3, batch_size=20, tile=tile),
+                lambda: distributed_labels(z, method="full", n_clusters=3, tile=tile)):
+        with pytest.raises(exc, match=rf"^tile={tile!r} is invalid; pass an integer >= 1 \(rows of the points per "
+                                      r"distance block\)$"):
+            run()
+
+
 def test_every_method_takes_whole_seeds_and_batch_sizes_as_batched_does(quintic_points):
     """What "batched" takes (a NumPy integer, an integral float, a seed beyond int64) every method takes, with the
     same labels as the defaults: the deterministic methods ignore them."""

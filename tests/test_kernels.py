@@ -971,3 +971,35 @@ def test_make_kernel_names_itself_the_kernel_and_the_key_of_a_missing_or_unknown
                         engine="numpy").params()
     assert (built["form"], built["normalize"], built["method"], built["dtype"], built["engine"]) == \
         ("gauss", "row", "direct", "float32", "numpy")
+
+
+# ---- z2 / x2 None: a set with itself, for every kernel ------------------------------------------------------------
+SELF_KERNELS = [DeltaKernel(), GaussianKernel(0.4), GaussianKernel(0.4, normalize="row"),
+                ReluNTKKernel(w_std=1.0, b_std=0.5), CosineNTKKernel(sigma_w=1.0)]
+
+
+@pytest.mark.parametrize("kern", SELF_KERNELS, ids=lambda k: f"{k.name}-{getattr(k, 'normalize', None)}")
+def test_x2_none_is_x1_with_itself_for_every_kernel(kern):
+    """block(z, None), block(z), apply(z, None, g) and operator(z, None) are the set with itself, as the functions
+    gaussian(z, None), relu_ntk(f, None), cosine_ntk(f, None) take it (DeltaKernel's and GaussianKernel's block
+    raised "z2 has dtype object")."""
+    z = Hypersurface.fermat(3).sample(30, seed=3).points
+    g = grads(30)
+    ref = kern.block(z, z)
+    np.testing.assert_array_equal(kern.block(z, None), ref)
+    np.testing.assert_array_equal(kern.block(z), ref)
+    np.testing.assert_array_equal(kern.apply(z, None, g), kern.apply(z, z, g))
+    np.testing.assert_array_equal(kern.operator(z, None)(g), kern.operator(z, z)(g))
+
+
+def test_z2_none_is_z1_with_itself_for_every_kernel_function():
+    """delta(z, None) is the identity of distinct points (each its own nearest), as gaussian(z, None) is K(z, z)
+    (delta raised "z2 has dtype object; pass points as numbers")."""
+    z = Hypersurface.fermat(3).sample(30, seed=3).points
+    f = real_features(z)
+    np.testing.assert_array_equal(delta(z, None), np.eye(30))
+    np.testing.assert_array_equal(delta(z), np.eye(30))
+    np.testing.assert_array_equal(gaussian(z, None, width=0.4), gaussian(z, z, width=0.4))
+    np.testing.assert_array_equal(relu_ntk(f, None, w_std=1.0, b_std=0.5), relu_ntk(f, f, w_std=1.0, b_std=0.5))
+    np.testing.assert_array_equal(relu_ntk(f, w_std=1.0, b_std=0.5), relu_ntk(f, f, w_std=1.0, b_std=0.5))
+    np.testing.assert_array_equal(cosine_ntk(f, sigma_w=1.0), cosine_ntk(f, f, sigma_w=1.0))

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from hpcflow.cluster.agglomerative import average_linkage, one_hot
-from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters, check_seed
+from hpcflow.cluster.inputs import as_points, check_batch_size, check_merge, check_n_clusters, check_seed, check_tile
 from hpcflow.cluster.result import Clustering
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
 from hpcflow.progress import progress
@@ -88,6 +88,7 @@ def batched_clustering(points, *, n_clusters: int, batch_size: int, seed=0, merg
                        tile: int = DEFAULT_TILE) -> Clustering:
     """Cluster (N, n+1) points (or a PointSet) into k FS clusters with mini-batches of size <= B (§3.1)."""
     check_merge(merge)
+    tile = check_tile(tile)
     z = as_points(points)
     batch_size = check_batch_size(batch_size)
     k = check_n_clusters(n_clusters, z.shape[0], batch_size=batch_size)

@@ -29,12 +29,12 @@ import numpy as np
 from hpcflow.cluster.agglomerative import average_linkage
 from hpcflow.cluster.batched import merge_to_seeds, split_batches
 from hpcflow.cluster.blocks import FlowBlock, block_sources, check_halo_cutoff
-from hpcflow.cluster.inputs import as_points, check_batched, check_cluster_count, check_merge, check_n_clusters
+from hpcflow.cluster.inputs import (as_points, check_batched, check_cluster_count, check_merge, check_n_clusters,
+                                   check_tile)
 from hpcflow.cluster.methods import check_method, check_settings, cluster_points
 from hpcflow.cluster.nearest import feature_tree, nearest_point
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
-from hpcflow.arguments import api_integer
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve
 from hpcflow.parallel.redistribute import fetch_rows
 from hpcflow.parallel.reduce import allgatherv
@@ -107,7 +107,7 @@ def distributed_labels(z, *, method: str = "batched", n_clusters: int, batch_siz
         if getattr(z, "ndim", None) != 2:
             raise TypeError(f"z is a {type(z).__name__}, not an (N, n+1) array of points; pass the same one on "
                             "every rank")
-        api_integer("tile", tile, "an integer >= 1 (rows per distance block)", lo=1)
+        check_tile(tile)
         got.update(clustering_settings(method, n_clusters, batch_size, seed, merge))
 
     arguments_together(check, comm=c, same=lambda: {**got, "z": fingerprint([z])})

@@ -8,7 +8,7 @@ need the batched method.
 from __future__ import annotations
 
 from hpcflow.cluster.agglomerative import average_linkage
-from hpcflow.cluster.inputs import as_points, check_n_clusters
+from hpcflow.cluster.inputs import as_points, check_n_clusters, check_tile
 from hpcflow.cluster.result import Clustering
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.distance import DEFAULT_TILE, fs_distance
@@ -18,6 +18,7 @@ MAX_POINTS = 20_000
 
 def full_clustering(points, *, n_clusters: int, max_points: int = MAX_POINTS, tile: int = DEFAULT_TILE) -> Clustering:
     """k average-linkage clusters of all points at once on their FS distance matrix."""
+    tile = check_tile(tile)
     z = as_points(points)
     if z.shape[0] > max_points:
         raise ConfigError(

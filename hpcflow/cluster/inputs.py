@@ -86,6 +86,12 @@ def check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
+def check_tile(tile) -> int:
+    """The rows of the points per FS distance block (`fs_distance`'s tile) as an int >= 1; TypeError / ValueError
+    naming tile in the clustering's words (fs_distance's own spoke of the rows of its z1)."""
+    return api_integer("tile", tile, "an integer >= 1 (rows of the points per distance block)", lo=1)
+
+
 def check_batched(batch_size, seed, merge) -> dict:
     """batch_size, seed and merge (`check_batch_size`, `check_seed`, `check_merge`) as {name: value}: checked for
     every method, though "batched" alone uses them, so that a call refuses a bad one whatever its method."""

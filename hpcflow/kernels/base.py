@@ -34,7 +34,8 @@ def point_arrays(names, x, x_src):
     """(x, x_src) as arrays of homogeneous coordinates at any scale (`distance.point_array`): a PointSet gives its
     chart-normalised .points (as `fs_distance` and `hpcflow.cluster` take it), a list or other array-like its NumPy
     array, a NumPy or CuPy array itself; one set given as both stays one array (x_src is x: the kernels' exact
-    diagonal)."""
+    diagonal), and x_src None is x (every kernel's block, operator and apply, as `fs_distance`'s z2=None)."""
+    x_src = x if x_src is None else x_src
     out = tuple(point_array(name, pts) for name, pts in zip(names, (x,) if x_src is x else (x, x_src)))
     return (out[0], out[0]) if x_src is x else out
 
@@ -152,8 +153,9 @@ class Kernel:
         real features of d = 2(n+1) columns of points of P^n (the NTKs'), so that a job refuses them before any
         work; the kernels whose values stay in range for any parameters accept every d."""
 
-    def block(self, x1, x2):
-        """Kernel block K(x1, x2) for points x1, x2 (homogeneous coordinates, any scale): (N1, N2) or (N1, P, N2, P)."""
+    def block(self, x1, x2=None):
+        """Kernel block K(x1, x2) for points x1, x2 (homogeneous coordinates, any scale): (N1, N2) or (N1, P, N2, P);
+        x2 None: x1 with itself."""
         x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         if x2 is x1:
             return TiledOperator(self, x1, x1, tile=max(1, x1.shape[0]), threads=1).tile_rows(

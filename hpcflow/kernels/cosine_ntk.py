@@ -79,9 +79,9 @@ def _amplitude(sigma_w: float, d: int, normalization: str) -> float:
     return (2.0 ** 0.5 if normalization == "delta" else 2.0 ** 0.25) * (sigma_w / np.sqrt(2.0 * np.pi * d)) ** power
 
 
-def cosine_ntk(f1, f2, *, sigma_w: float, amplitude: float | None = None, normalization: str = "delta"):
+def cosine_ntk(f1, f2=None, *, sigma_w: float, amplitude: float | None = None, normalization: str = "delta"):
     """Infinite-width cosine-network NTK (eq. 2.35) (N1, N2) on real features f (N, d); for points z,
-    f = real_features(z)."""
+    f = real_features(z); f2 None: f1 with itself."""
     sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
     f1, f2 = check_features("cosine_ntk", f1, f2)
     d = f1.shape[1]

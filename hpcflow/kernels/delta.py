@@ -54,8 +54,9 @@ def nearest_index(x, x_src):
     return tree_nearest(cKDTree(projector_features(to_host(x_src))), projector_features(to_host(x)))[1]
 
 
-def delta(z1, z2):
-    """Delta kernel block (N1, N2): 1 where z2[j] is the FS-nearest point of z2 to z1[i], else 0. Points as
+def delta(z1, z2=None):
+    """Delta kernel block (N1, N2): 1 where z2[j] is the FS-nearest point of z2 to z1[i], else 0 (z2 None: z1, the
+    identity, as `gaussian`'s). Points as
     `DeltaKernel.block` takes them, refused as it refuses them (`check_point_sets`), naming z1 or z2."""
     return delta_block(*check_point_sets(DeltaKernel, ("z1", "z2"), z1, z2))
 
@@ -78,7 +79,7 @@ class DeltaKernel(Kernel):
     nearest = True
     needs_sources = "the delta kernel gives each point the update of its nearest source point"
 
-    def block(self, x1, x2):
+    def block(self, x1, x2=None):
         return delta_block(*check_point_sets(self, ("x1", "x2"), x1, x2))
 
     def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):

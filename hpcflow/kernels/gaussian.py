@@ -134,7 +134,8 @@ def _of_distance(d, width: float, form: str):
 
 
 def gaussian(z1, z2=None, *, width: float, form: str = "exp"):
-    """Gaussian kernel block K(z1, z2) (N1, N2) from the FS distance (eq. 3.6), reference implementation."""
+    """Gaussian kernel block K(z1, z2) (N1, N2) from the FS distance (eq. 3.6), reference implementation (z2 None:
+    z1 with itself)."""
     width, form = check_width(width), check_form(form)  # before the distances are formed
     return _of_distance(fs_distance(z1, z2), width, form)
 
@@ -334,10 +335,10 @@ class GaussianKernel(Kernel):
     def _operator(self, x, x_src, *, tile: int, threads: int | None, cache_bytes: int):
         return GaussianOperator(self, x, x_src, tile=tile, threads=threads, cache_bytes=cache_bytes)
 
-    def block(self, x1, x2):
-        """The matrix the flow applies, (N1, N2): K(x1, x2) with exact near pairs, and with normalize="row" each
-        row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad == apply(x1, x2, grad) to
-        rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
+    def block(self, x1, x2=None):
+        """The matrix the flow applies, (N1, N2): K(x1, x2) (x2 None: x1 with itself) with exact near pairs, and
+        with normalize="row" each row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad ==
+        apply(x1, x2, grad) to rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
         x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
         if op.shift:

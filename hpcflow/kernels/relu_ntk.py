@@ -140,7 +140,7 @@ def check_features(kernel: str, f1, f2):
     return (out[0], out[0] if f2 is None or f2 is f1 else out[1])
 
 
-def relu_ntk(f1, f2, *, w_std: float, b_std: float, depth: int = 1):
+def relu_ntk(f1, f2=None, *, w_std: float, b_std: float, depth: int = 1):
     """NTK (N1, N2) of (Dense-Relu)^depth-Dense at infinite width on real features f (N, d) (module docstring);
     for points z, f = real_features(z).
 
