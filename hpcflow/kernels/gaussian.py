@@ -338,7 +338,8 @@ class GaussianKernel(Kernel):
     def block(self, x1, x2=None):
         """The matrix the flow applies, (N1, N2): K(x1, x2) (x2 None: x1 with itself) with exact near pairs, and
         with normalize="row" each row divided by its sum, K(x, x') / sum_x'' K(x, x''), so block(x1, x2) @ grad ==
-        apply(x1, x2, grad) to rounding for either setting. (The tiles of `operator` stay unnormalised: its sums are divided there.)"""
+        apply(x1, x2, grad) to rounding for either setting. (The tiles of `operator` stay unnormalised: its sums
+        are divided there.)"""
         x1, x2 = check_point_sets(self, ("x1", "x2"), x1, x2)
         op = GaussianOperator(self, x1, x2, tile=max(1, x2.shape[0]), threads=1)
         if op.shift:
