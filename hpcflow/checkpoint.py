@@ -99,6 +99,8 @@ SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 BLOCK_ROWS = 2 ** 18
 #: what to do with a checkpoint that cannot be resumed (a plain rerun of a directory with one is refused)
 RESTART = "start the run again with --force (replaces it) or use a new --out"
+#: RESTART in the words of the Python API (`load_resume`), which has no --force or --out
+API_RESTART = "start the flow afresh (kernel_flow with resume=None) and write a new checkpoint"
 #: the point data a checkpoint may hold of each set (the writer's `static`; `FlowResume.check_sets` compares them)
 POINT_DATA = ("train/points", "train/weights", "train/omega2", "test/points", "test/weights", "test/omega2")
 #: what to do where `load_resume` finds no checkpoint file, for a caller of the API and of the CLI alike
@@ -315,7 +317,17 @@ def _check_version(f, path) -> None:
 def load_resume(path, *, comm=None) -> FlowResume:
     """Read a flow checkpoint (every rank reads the scalars; rows come later through `FlowResume.rows`). Collective:
     a rank that cannot read it, or finds it damaged in its share of the rows, makes every rank raise (one allgather
-    at R > 1), so none goes on into the flow's collectives alone."""
+    at R > 1), so none goes on into the flow's collectives alone. A damaged or foreign file's InputFileError advises
+    what a Python caller can do (API_RESTART), not the command line's --force or --out (`run_checkpoint`)."""
+    try:
+        return run_checkpoint(path, comm=comm)
+    except InputFileError as exc:  # alike on every rank: no collective here
+        raise InputFileError(str(exc).replace(RESTART, API_RESTART)) from None
+
+
+def run_checkpoint(path, *, comm=None) -> FlowResume:
+    """`load_resume` for `hpcflow run --resume` (and the commands that judge a run's checkpoint as it does): its
+    refusals advise starting the run again with --force or in a new --out (RESTART)."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"path={path!r} is not a file path; pass the path of a flow checkpoint (a str or "
                         "os.PathLike, e.g. DIR/checkpoint.h5 of hpcflow run --out DIR)")

@@ -368,11 +368,11 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     it is damaged (its job lacking a required key too), belongs to another job, or holds more steps than
     [flow].steps, raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
     them.)"""
-    from hpcflow.checkpoint import check_resumable, check_saved_job, load_resume
+    from hpcflow.checkpoint import check_resumable, check_saved_job, run_checkpoint
     from hpcflow.parallel.comm import arguments_together, resolve
 
     path = os.path.join(outdir, "checkpoint.h5")
-    state = load_resume(path, comm=comm)  # collective: a rank that cannot read it makes every rank raise
+    state = run_checkpoint(path, comm=comm)  # collective: a rank that cannot read it makes every rank raise
 
     def check():
         check_saved_job(state.config, SCHEMA, path)
