@@ -41,3 +41,20 @@ def test_other_warnings_in_drawing_still_show():
             warnings.warn("Glyph 26085 (\\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from font(s) DejaVu Sans.")
             warnings.warn("something else")
     assert [str(w.message) for w in seen] == ["something else"]
+
+
+def test_both_wordings_of_the_missing_glyph_warning_are_silenced_and_no_other():
+    """matplotlib before 3.9 warns "Glyph N (...) missing from current font.", later releases "... missing from
+    font(s) NAME.": both are silenced (setup.cfg allows matplotlib >= 3.7), a warning about anything else is not."""
+    import warnings
+
+    from hpcflow.analysis.figure import glyphs_quiet
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with glyphs_quiet():
+            warnings.warn("Glyph 26085 (\\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from current font.", UserWarning)
+            warnings.warn("Glyph 26085 (\\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from font(s) DejaVu Sans.",
+                          RuntimeWarning)
+            warnings.warn("Tight layout not applied", UserWarning)
+    assert [str(w.message) for w in seen] == ["Tight layout not applied"]

@@ -257,7 +257,7 @@ def save_png(fig, path, *, dpi: int = 110, opener=None) -> str:
 
 #: matplotlib's warning for a character its fonts lack (a run named in Japanese: DejaVu Sans has no CJK glyphs), once
 #: per character, with a source line, at every drawing of the text
-GLYPH_MISSING = r"Glyph \d+ .* missing from font"
+GLYPH_MISSING = r"Glyph \d+ .*missing from (current )?font"  # (matplotlib < 3.9 says "from current font")
 
 
 @contextmanager
@@ -265,7 +265,7 @@ def glyphs_quiet():
     """Drawing in the block without matplotlib's GLYPH_MISSING warnings: such a character shows as a box, which the
     name in the printed lines, captions and tables beside the figure says as written."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", GLYPH_MISSING, UserWarning)
+        warnings.filterwarnings("ignore", GLYPH_MISSING, Warning)
         yield
 
 

@@ -223,8 +223,9 @@ def held_out(run) -> str:
 
 
 def plot(runs):
-    """Train (solid) and held-out (dashed: a flow's test, a network's validation points: `held_out`) sigma per step
-    of every run (one `load` result, or a list), one colour per run, log y; the legend beside the axes, where no
+    """Train and held-out (a flow's test, a network's validation points: `held_out`) sigma per step of every run (one
+    `load` result, or a list), each run its colour and pair of line styles (`run_style`: solid and dashed for the
+    first ten), log y; the legend beside the axes, where no
     curve runs under it (constrained layout makes room for it).
     Flow runs (per step) and network runs (per epoch) given together are drawn on panels of their own, side by side:
     a network's few epochs on the axis of a flow's hundreds of steps were a line at its left edge. The panels share

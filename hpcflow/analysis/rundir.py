@@ -228,8 +228,7 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
     if fix == RERUN and not has_job(run_dir):  # no job to rerun there
         where = os.path.dirname(os.fspath(h5_path)) or "."
         other = "" if hint == fix else f"; else {hint}"
-        return MissingData(f"{said}; {where} holds no job.toml, so there is no job to rerun: if a run wrote the file, "
-                           f"restore it from a copy of that run's directory{other}")
+        return MissingData(f"{said}; {no_job(where)}{other}")
     if hint == fix:  # a reader whose advice is the fix itself: one sentence, not "if ...: FIX; else FIX"
         return MissingData(f"{said}: the file is damaged; {fix}")
     fix = fix.replace("the job", "that job", 1)
@@ -478,15 +477,17 @@ def in_use_reason(name: str) -> str:
     return f"{UNKNOWN}{name} in use (locked by another process); {IN_USE_FIX}"
 
 
-#: the fix of a damaged file in a directory that holds no job.toml (`has_job`): there is no job to rerun
-NO_JOB = "the directory holds no job.toml, so there is no job to rerun: restore the file from a copy of its run"
+def no_job(where: str = "the directory") -> str:
+    """The fix of a damaged file in directory `where` that holds no job.toml (`has_job`): there is no job to rerun."""
+    return (f"{where} holds no job.toml, so there is no job to rerun: if a run wrote the file, restore it from a copy "
+            "of that run's directory")
 
 
 def checkpoint_unreadable(run_dir) -> str:
     """The reason of a flow run whose checkpoint.h5 h5py cannot open: CHECKPOINT_UNREADABLE and its fix
-    (`rerun_fix`; NO_JOB where the directory holds no job.toml and lies in no study)."""
+    (`rerun_fix`; `no_job` where the directory holds no job.toml and lies in no study)."""
     fix = rerun_fix(run_dir)
-    return f"{CHECKPOINT_UNREADABLE}; {NO_JOB if fix == RERUN and not has_job(run_dir) else fix}"
+    return f"{CHECKPOINT_UNREADABLE}; {no_job() if fix == RERUN and not has_job(run_dir) else fix}"
 
 
 def is_checkpoint_unreadable(reason: str) -> bool:

@@ -285,7 +285,8 @@ def tune_section_note(job: str, prog: str) -> None:
 def unused_note(args, comm, prog: str) -> None:
     """On rank 0, but under --quiet (or HPCFLOW_QUIET=1), once every input check passed (a refusal stays one line):
     one line naming the keys a network job gives a value in a section switched off ([ntk], [width_sweep],
-    [kernel_flow]: `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not use."""
+    [kernel_flow]: `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not
+    use."""
     from hpcflow.arguments import env_quiet
 
     note = getattr(args, "unused_note", None)
