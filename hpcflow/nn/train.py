@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -576,6 +575,12 @@ class Trainer:
         self._save("end")
 
 
+#: what `train`'s guard at R > 1 lets through to the caller untouched, as in one process: a Ctrl-C (mpiexec forwards it
+#: to every rank), a stop request (`hpcflow.stop_signals.Stopped`, a KeyboardInterrupt), exits, a generator's close;
+#: only an Exception ends the job
+PASSED_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
 def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=None, comm=None,
           on_step=None, abort_on_error=True) -> History:
     """Train `model` for cfg.epochs epochs; `on_epoch(epoch, model)` runs at epoch 0 and after each epoch,
@@ -592,11 +597,19 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
     (`hpcflow.parallel.comm.abort_on_error`; after up to a few seconds' wait for ranks that raise too, every rank
     ends with status 1), since the other ranks would wait for it in the training's next collective for ever.
     `abort_on_error=False` lets it propagate on the raising rank alone, for callers that make every rank raise
-    together themselves. Arguments refused before the training (by every rank together) always propagate.
+    together themselves. Arguments refused before the training (by every rank together) always propagate, and so do
+    a KeyboardInterrupt (Ctrl-C, or a `Stopped` stop request), SystemExit and GeneratorExit (`PASSED_THROUGH`).
     """
     c = resolve(comm)
     arguments_together(lambda: api_bool("abort_on_error", abort_on_error), comm=c,
                        same=lambda: {"abort_on_error": bool(abort_on_error)})
     trainer = Trainer(model, train_data, val_data, cfg, comm=c, on_epoch=on_epoch, log=log, on_step=on_step)
-    with ends_the_job_on_error(c) if abort_on_error and c.Get_size() > 1 else nullcontext():
+    if not (abort_on_error and c.Get_size() > 1):
         return trainer.run()
+    passed = None
+    with ends_the_job_on_error(c):
+        try:
+            return trainer.run()
+        except PASSED_THROUGH as exc:  # not the world's end: past the guard, untouched
+            passed = exc
+    raise passed
