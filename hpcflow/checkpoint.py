@@ -643,13 +643,14 @@ THIS_KERNEL = object()
 
 
 def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = None,
-                 kernel: str | None | object = THIS_KERNEL) -> str | None:
+                 kernel: str | None | object = THIS_KERNEL, setting: str = "HPCFLOW_THREADS") -> str | None:
     """The line a resume says where it runs `threads` threads per rank or BLAS `kernel` (default: this process's)
     but the last of the checkpoint's earlier `legs` ran another (its `threads`, `blas_kernel`; one line where both
     differ; None where neither is recorded or both are the same): sums per worker thread (kernel tiles, torch, BLAS)
     round otherwise at another thread count, so the run equals the uninterrupted one to summation order only; another
     kernel (a node of another CPU type) rounds its products otherwise, ~1e-13 over a flow's steps. The fix (the leg's
-    HPCFLOW_THREADS, or a node of its kernel) is named where one of the two differs, with the leg's rank count
+    thread count given to `setting`, HPCFLOW_THREADS by default, as "SETTING=N"; or a node of its kernel) is named
+    where one of the two differs, with the leg's rank count
     where it ran at other `ranks` than these (None: not compared), as another rank count may change the sums' order
     itself (an unclustered flow's, or a clustered flow's block cached at one rank count and streamed at another).
     The flow's and the network's resumes say it alike."""
@@ -674,7 +675,7 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
                 f"kernel's products round otherwise, ~1e-13), not bit for bit{fix}")
     if not other_threads:
         return None
-    fix = f" (HPCFLOW_THREADS={before}{at} resumes it bit for bit)"
+    fix = f" ({setting}={before}{at} resumes it bit for bit)"
     return (f"{prefix} note: {_counted(threads, 'thread')} per rank, where the checkpoint's last leg ran {before}: "
             f"the run continues equal to the uninterrupted one to summation order (~1e-16), not bit for bit{fix}")
 

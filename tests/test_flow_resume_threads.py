@@ -103,3 +103,15 @@ def test_the_note_says_one_rank_and_one_thread_in_the_singular_and_the_flows_sum
     assert "summation order (~1e-16)" in note, note
     both = ckpt.threads_note([{**legs[0], "threads": 1}], 2, "p:", ranks=1, kernel="B")
     assert "2 threads per rank and BLAS kernel B, where the checkpoint's last leg ran 1 thread per rank" in both, both
+
+
+def test_the_note_names_the_setting_given_as_the_fix():
+    """`setting` names how the leg's thread count is given back (the network's job key, where the job sets it), in
+    the same words otherwise; HPCFLOW_THREADS by default."""
+    legs = [{"from_step": 0, "to_step": 2, "ranks": 2, "threads": 1, "blas_kernel": "A"}]
+    note = ckpt.threads_note(legs, 2, "p:", ranks=1, kernel="A", setting="--set training.threads")
+    assert note.endswith("not bit for bit (--set training.threads=1 on 2 ranks, as that leg ran, resumes it bit for "
+                         "bit)"), note
+    assert "HPCFLOW_THREADS" not in note, note
+    assert ckpt.threads_note(legs, 2, "p:", ranks=1, kernel="A") == note.replace("--set training.threads",
+                                                                                "HPCFLOW_THREADS")

@@ -532,9 +532,8 @@ def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX, *, job_t
     from hpcflow.checkpoint import threads_note
     from hpcflow.nn.checkpoint import earlier_legs
 
-    note = threads_note(earlier_legs(resume), threads, prefix)  # (the flow's resume says it alike)
-    if note and job_threads:
-        note = note.replace("(HPCFLOW_THREADS=", "(--set training.threads=")
+    note = threads_note(earlier_legs(resume), threads, prefix,  # (the flow's resume says it alike)
+                        setting="--set training.threads" if job_threads else "HPCFLOW_THREADS")
     if note:
         print(note, file=sys.stderr)
 
