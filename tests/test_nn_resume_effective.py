@@ -60,3 +60,16 @@ def test_a_checkpoint_whose_job_set_a_rate_key_its_schedule_ignores_resumes_with
     asked["training"]["lr_schedule"] = other
     with pytest.raises(ConfigError, match=r"\[training\]\.lr_schedule"):
         check_same_job(asked, _state(saved), "ck.pt")
+
+
+def test_the_resumable_keys_are_said_from_the_tuple_itself():
+    """The refusal's words follow RESUMABLE_CHANGES (no second list to keep in step): each section's keys together,
+    in order, a whole table as [section]."""
+    from hpcflow.nn.job import RESUMABLE_CHANGES, RESUMABLE_SAID, changes_said
+
+    assert changes_said((("a", "x"),)) == "[a].x"
+    assert changes_said((("a", "x"), ("b", None))) == "[a].x and [b]"
+    assert changes_said((("a", "x"), ("b", None), ("a", "y"), ("c", "z"), ("a", "w"))) == \
+        "[a].x, y and w, [b] and [c].z"
+    assert RESUMABLE_SAID == changes_said(RESUMABLE_CHANGES)
+    assert RESUMABLE_SAID == "[training].epochs, threads and check_replicas, [checkpoint] and [job].description"

@@ -249,10 +249,27 @@ def unused_keys_note(raw: dict, cfg: dict) -> str | None:
 #: and those that do not change the run's results but for rounding: the replica checksum (a debug check), the torch
 #: and BLAS threads (summation order: the resume says so in one line, as for another HPCFLOW_THREADS) and the text
 #: of [job].description; the saved job.toml, summary.json and checkpoint.pt record the new values
-RESUMABLE_CHANGES = (("training", "epochs"), ("checkpoint", None), ("training", "check_replicas"),
-                     ("training", "threads"), ("job", "description"))
+RESUMABLE_CHANGES = (("training", "epochs"), ("training", "threads"), ("training", "check_replicas"),
+                     ("checkpoint", None), ("job", "description"))
+
+
+def changes_said(changes) -> str:
+    """(section, key) pairs in words, each section's keys together in their order, a key None as its whole table:
+    (("a", "x"), ("a", "y"), ("b", None), ("c", "z")) -> "[a].x and y, [b] and [c].z"."""
+    keys = {}
+    for section, key in changes:
+        keys.setdefault(section, []).append(key)
+    parts = [f"[{section}]" if names == [None] else f"[{section}].{_listed(names)}" for section, names in keys.items()]
+    return _listed(parts)
+
+
+def _listed(words: list) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
 #: RESUMABLE_CHANGES in words (the refusal of any other change)
-RESUMABLE_SAID = "[training].epochs, threads and check_replicas, [checkpoint] and [job].description"
+RESUMABLE_SAID = changes_said(RESUMABLE_CHANGES)
 
 
 def resume_key(cfg: dict) -> str:
