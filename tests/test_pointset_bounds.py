@@ -65,7 +65,7 @@ def test_long_double_is_extended_precision():
 def test_float64_point_data_lie_within_one_evaluations_roundoff_bound(name):
     X = MANIFOLDS[name]
     ps = X.sample(1000, seed=3)
-    tol = agreement_tolerances(X, ps.points, ps.chart, X.point_set(ps.points, chart=ps.chart), {})
+    tol = agreement_tolerances(X, ps.points, ps.chart, X.point_set(ps.points, chart=ps.chart))
     g, omega2, weights = extended(X, ps.points, ps.chart)
     worst = {}
     for key, got, exact in (("g_fs", ps.g_fs, g), ("omega2", ps.omega2, omega2), ("weights", ps.weights, weights)):

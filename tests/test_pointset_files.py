@@ -372,6 +372,42 @@ def test_lower_precision_floats_are_refused_naming_the_dataset_and_its_dtype(tmp
     want = "complex128" if np.dtype(dtype).kind == "c" else "float64"
     assert msg.startswith(f"{path}: dataset '{name}' is {np.dtype(dtype).name}, of lower precision than the {want}")
     assert f"store it as {want}" in msg and "\n" not in msg
+    assert f"h5py: f['{name}'][...].astype('{'c16' if want == 'complex128' else 'f8'}')" in msg, msg
+
+
+HIGHER = [("weights", np.longdouble), ("omega2", np.longdouble), ("g_fs", np.clongdouble),
+          ("points", np.clongdouble)]
+
+
+@pytest.mark.parametrize("name, dtype", HIGHER, ids=[f"{n}-{np.dtype(t).name}" for n, t in HIGHER])
+def test_long_double_floats_are_refused_with_the_conversion(tmp_path, good, name, dtype):
+    """A longdouble / clongdouble dataset was read rounded to float64 without a word, though float datasets must be
+    float64 / complex128: it is refused like a lower precision one, in one line naming the dtype and the conversion,
+    which makes a file that loads. (Where longdouble is float64 itself, the file is a float64 one and loads.)"""
+    path = _mutated(tmp_path, good, _replace(name, lambda a: a.astype(dtype)))
+    want = np.dtype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+    if np.dtype(dtype).itemsize == want.itemsize:  # (a platform whose long double is a double)
+        np.testing.assert_array_equal(getattr(PointSet.load(path), name), getattr(PointSet.load(good), name))
+        return
+    msg = _refusal(path)
+    assert msg.startswith(f"{path}: dataset '{name}' is {np.dtype(dtype).name}, of higher precision than the "
+                          f"{want.name}"), msg
+    code = "c16" if want.kind == "c" else "f8"
+    assert f"store it as {want.name}" in msg and f"h5py: f['{name}'][...].astype('{code}')" in msg, msg
+    # the conversion named, done with h5py, gives the file's values back in float64
+    with h5py.File(path, "r+") as f:
+        _replace(name, lambda a: a.astype(code))(f)
+    np.testing.assert_array_equal(getattr(PointSet.load(path), name), getattr(PointSet.load(good), name))
+
+
+@pytest.mark.parametrize("name", ["points", "weights", "omega2", "g_fs"])
+def test_float64_of_the_other_byte_order_loads(tmp_path, good, name):
+    """float64 / complex128 stored big- or little-endian alike are the geometry's precision: admitted, same values."""
+    other = ">" if np.little_endian else "<"
+    path = _mutated(tmp_path, good, _replace(name, lambda a: a.astype(a.dtype.newbyteorder(other))))
+    with h5py.File(path, "r") as f:
+        assert f[name].dtype.byteorder == other
+    np.testing.assert_array_equal(getattr(PointSet.load(path), name), getattr(PointSet.load(good), name))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.uint64])

@@ -6,9 +6,10 @@ datasets for N points on P^n. Values: finite; weights and |Omega|^2 > 0; charts 
 chart-normalised points on X (ON_X_TOL, and within roundoff: `admissible`) in charts that cover them; Hermitian
 g_FS. Agreement: g_FS, |Omega|^2 and the weights are those that the points and charts give (`charts.point_data`),
 within a bound on the float64 roundoff of computing them that carries the conditioning of dp/dz and of det g
-(`agreement_tolerances`). Float datasets are float64 / complex128, as the geometry is held: a dataset stored in
-lower precision (float16, float32, complex64: rounded values) is refused, naming its dtype (complex64 points also
-because single precision cannot place a point on X within ON_X_TOL); the chart, exact, may be of any integer dtype.
+(`agreement_tolerances`). Float datasets are float64 / complex128, as the geometry is held: a dataset of any other
+float or complex dtype is refused, naming its dtype and the conversion: lower precision (float16, float32, complex64)
+holds rounded values (complex64 points also cannot lie on X within ON_X_TOL), higher (longdouble, clongdouble) would
+be rounded to float64 unsaid; the chart, exact, may be of any integer dtype.
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ def check_drawn(attrs, n: int) -> tuple:
 # ---- layout -------------------------------------------------------------------------------------------------
 def check_layout(manifold, fields) -> None:
     """The five fields' kinds, precisions and shapes for N = len(points) points on P^n; `fields` maps each name to
-    anything with .dtype and .shape (h5py datasets, arrays). Floats of lower precision than float64 are refused here:
-    see the module docstring."""
+    anything with .dtype and .shape (h5py datasets, arrays). Floats other than float64 / complex128 (of either byte
+    order) are refused here: see the module docstring."""
     n1, m = manifold.n + 1, manifold.dim
     tails = {"points": (n1,), "weights": (), "omega2": (), "g_fs": (m, m), "chart": (2,)}
     shape = tuple(fields["points"].shape)
@@ -170,34 +171,29 @@ def check_layout(manifold, fields) -> None:
         dtype, shape = fields[name].dtype, tuple(fields[name].shape)
         if dtype.kind not in _KINDS[name]:
             raise Problem(_ds(name), f"has dtype {dtype}, expected {_KIND_NAMES[_KINDS[name]]}")
-        if name == "points" and storage_eps(dtype) > 0:
-            raise Problem(_ds(name), f"is {dtype}: its precision ({np.finfo(dtype).eps:.1e}) cannot hold points on X "
-                          f"to |p(z)|/|z|^deg < {ON_X_TOL:g}", "store the points as complex128 ('hpcflow sample' does)")
-        if dtype.kind in "fc" and storage_eps(dtype) > 0:
-            want = np.dtype(_DTYPES[name]).name
-            raise Problem(_ds(name), f"is {dtype}, of lower precision than the {want} the geometry is held in (eps "
-                          f"{np.finfo(dtype).eps:.1e}): its values are rounded", f"store it as {want} ('hpcflow "
-                          "sample' does)")
+        want = np.dtype(_DTYPES[name])
+        if dtype.kind in "fc" and dtype.itemsize != want.itemsize:
+            fix = f"store it as {want.name} ('hpcflow sample' does; h5py: f['{name}'][...].astype('{want.str[1:]}'))"
+            lower = np.finfo(dtype).eps > EPS
+            if name == "points" and lower:
+                raise Problem(_ds(name), f"is {dtype}: its precision ({np.finfo(dtype).eps:.1e}) cannot hold points "
+                              f"on X to |p(z)|/|z|^deg < {ON_X_TOL:g}", fix)
+            raise Problem(_ds(name), f"is {dtype}, of {'lower' if lower else 'higher'} precision than the {want.name} "
+                          f"the geometry is held in (eps {np.finfo(dtype).eps:.1e}): its values "
+                          f"{'are' if lower else 'would be'} rounded", fix)
         if shape != (n, *tails[name]):
             raise Problem(_ds(name), f"has shape {shape}, expected {(n, *tails[name])} for {n} points on "
                           f"P^{manifold.n}")
 
 
-def storage_eps(dtype) -> float:
-    """The relative rounding of a float64 value stored in `dtype`: its eps where coarser than float64's, else 0."""
-    eps = float(np.finfo(dtype).eps)
-    return eps if eps > EPS else 0.0
-
-
-def as_float64(data: dict) -> tuple[dict, dict]:
-    """(the fields as complex128 / float64 / int64, each float field's `storage_eps` as it was stored: 0 for the
-    float64 / complex128 that `check_layout` admits)."""
-    eps = {k: storage_eps(v.dtype) for k, v in data.items() if v.dtype.kind in "fc"}
-    return {k: np.asarray(v, dtype=_DTYPES[k]) for k, v in data.items()}, eps
+def as_float64(data: dict) -> dict:
+    """The fields (layout checked: float64 / complex128 already, of either byte order) as complex128 / float64 /
+    int64 in this machine's byte order."""
+    return {k: np.asarray(v, dtype=_DTYPES[k]) for k, v in data.items()}
 
 
 # ---- values and agreement -----------------------------------------------------------------------------------
-def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False, formed: bool = False):
+def check_rows(manifold, data: dict, *, keep: bool = False, formed: bool = False):
     """The Problem of the first rule the rows of `data` (float64 fields, checked layout) break: values, then, CHUNK
     rows at a time, chart normalisation, distance to X, Hermiticity and agreement with the data the points give.
     keep=True: returns those, `manifold.point_set(points, chart=chart)` (the same bits as one call on all rows:
@@ -227,14 +223,14 @@ def check_rows(manifold, data: dict, eps: dict, *, keep: bool = False, formed: b
                 re, unfit = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep), None
             except UnfitPoint as exc:  # reported after the checks of the stored values
                 re, unfit = None, exc
-            _check_chunk(manifold, part, eps, re, unfit, lo)
+            _check_chunk(manifold, part, re, unfit, lo)
             parts += [re] if keep else []
     if not keep:
         return None
     return type(parts[0]).concatenate(parts) if parts else manifold.point_set(data["points"], chart=chart)
 
 
-def _check_chunk(manifold, d: dict, eps: dict, re, unfit, lo: int) -> None:
+def _check_chunk(manifold, d: dict, re, unfit, lo: int) -> None:
     z, chart = d["points"], d["chart"]
     at = np.arange(len(z))
     _check_normalised(z, chart)
@@ -244,7 +240,7 @@ def _check_chunk(manifold, d: dict, eps: dict, re, unfit, lo: int) -> None:
     g = d["g_fs"]
     ia, ib = np.triu_indices(g.shape[-1])  # entries (a, b) and (b, a) of a Hermitian pair, once each
     _first_excess("g_fs", np.abs(g[:, ia, ib] - np.conj(g[:, ib, ia])),
-                  _hermitian_bound(z, g, eps.get("g_fs", 0.0), ia, ib), lo + at, "is not Hermitian", "|g - g^H|")
+                  _hermitian_bound(z, g, ia, ib), lo + at, "is not Hermitian", "|g - g^H|")
     if unfit is not None and unfit.field == "chart":
         raise Problem(_ds("chart"), f"gives row {lo + unfit.row} the chart {unfit.pair}, which does not cover the "
                       f"point ({unfit.why})", "pass the charts the points were sampled in")
@@ -257,7 +253,7 @@ def _check_chunk(manifold, d: dict, eps: dict, re, unfit, lo: int) -> None:
     # with their Jacobians (the bound's dz/dx); the other fields are the same bits
     re = re._take(differ) if re.jacobian is not None else manifold.point_set(z[differ], chart=chart[differ],
                                                                               check=False)
-    tol = agreement_tolerances(manifold, z[differ], chart[differ], re, eps)
+    tol = agreement_tolerances(manifold, z[differ], chart[differ], re)
     diffs = {name: np.abs(d[name][differ] - getattr(re, name)) for name in ("g_fs", "omega2", "weights")}
     over = np.zeros(differ.size, dtype=bool)
     for name, diff in diffs.items():
@@ -294,29 +290,28 @@ def _first_excess(name, diff, tol, rows, what, measure) -> None:
                       "times the bound that float64 roundoff of its computation allows", RECOMPUTE)
 
 
-def hermitian_tolerance(z, g, eps_g: float = 0.0):
+def hermitian_tolerance(z, g):
     """Bound (N, m, m) on |g - g^H| of g_FS computed (`charts.point_data`) at chart-normalised points z (N, n+1).
 
     Entry (a, b) and (b, a) are formed from the same c, w and |z|^2, so only their final operations differ: at
     most 6 roundings each of the terms T_ab = (|c_a c_b| + |w_a w_b|/|z|^2 + delta_ab)/|z|^2, and T_ab <=
-    2 |z|^2 sqrt(g_aa g_bb) (the tangent vectors have no z_I component, so |w_a|^2 <= (1 + |c_a|^2)(|z|^2 - 1)).
-    Values stored in lower precision round by eps_g each."""
+    2 |z|^2 sqrt(g_aa g_bb) (the tangent vectors have no z_I component, so |w_a|^2 <= (1 + |c_a|^2)(|z|^2 - 1))."""
     m = g.shape[-1]
     a, b = np.divmod(np.arange(m * m), m)
-    return _hermitian_bound(z, g, eps_g, a, b).reshape(len(g), m, m)
+    return _hermitian_bound(z, g, a, b).reshape(len(g), m, m)
 
 
-def _hermitian_bound(z, g, eps_g: float, a, b):
+def _hermitian_bound(z, g, a, b):
     """`hermitian_tolerance` at the entries (a[k], b[k]) only, shape (N, len(a))."""
     nz2 = np.sum(z.real**2 + z.imag**2, axis=1)[:, None]
     d = np.abs(np.diagonal(g, axis1=1, axis2=2).real)
-    return 24 * max(EPS, eps_g) * nz2 * np.sqrt(d[:, a] * d[:, b])
+    return 24 * EPS * nz2 * np.sqrt(d[:, a] * d[:, b])
 
 
-def agreement_tolerances(manifold, z, chart, re, eps: dict) -> dict:
+def agreement_tolerances(manifold, z, chart, re) -> dict:
     """Largest differences {g_fs (N, m, m), omega2 (N,), weights (N,)} between stored data and `re`, the data the
     points z and charts give, that float64 roundoff explains: four times one evaluation's first-order bound (two
-    evaluations, a factor 2 for the terms neglected), plus the rounding of storing them (eps[name]).
+    evaluations, a factor 2 for the terms neglected); the stored values are float64 / complex128 (`check_layout`).
 
     dp/dz_k (`Hypersurface.grad`) errs by at most gamma A_k, A = `grad_majorant`, gamma = (2 deg + M + 4) eps; so
     c_a = -dp_a/dp_J by (gamma A_a + |c_a| gamma A_J)/|dp_J| + 2 eps |c_a| (A/|dp| is the condition number of
@@ -346,9 +341,9 @@ def agreement_tolerances(manifold, z, chart, re, eps: dict) -> dict:
 
     T = (outer(ac, ac) + outer(aw, aw) / nz2 + np.eye(m)) / nz2
     P = (outer(dc, ac) + outer(ac, dc) + (outer(dw, aw) + outer(aw, dw)) / nz2) / nz2
-    tol_g = 4 * (P + (2 * n + 10) * EPS * T) + eps.get("g_fs", 0.0) * T
-    tol_o = 4 * re.omega2 * (2 * rel_j + 4 * EPS) + eps.get("omega2", 0.0) * re.omega2
+    tol_g = 4 * (P + (2 * n + 10) * EPS * T)
+    tol_o = 4 * re.omega2 * (2 * rel_j + 4 * EPS)
     g_inv = np.abs(np.swapaxes(np.linalg.inv(re.g_fs), -1, -2))
     rel_det = np.sum(g_inv * (tol_g + 4 * m * EPS * np.abs(re.g_fs)), axis=(1, 2))
-    tol_w = re.weights * (tol_o / re.omega2 + rel_det + 4 * EPS + eps.get("weights", 0.0))
+    tol_w = re.weights * (tol_o / re.omega2 + rel_det + 4 * EPS)
     return {"g_fs": tol_g, "omega2": tol_o, "weights": tol_w}

@@ -282,7 +282,7 @@ class PointSet:
             check_sampled_chart(attributes, manifold, fields["chart"])
             # the sampler's data hold on the set's own manifold only: the file's must be that one
             sampled = self._sampled is not None and self._digest() == self._sampled and manifold == self.manifold
-            check_rows(manifold, *as_float64(fields), formed=sampled)
+            check_rows(manifold, as_float64(fields), formed=sampled)
         except Problem as p:
             fix = SAVE_FIXES["attribute" if p.where.startswith("attribute") else "dataset"]
             return f"PointSet.save({where}): {p.where} {p.what}, which PointSet.load refuses; nothing written: {fix}"
@@ -293,8 +293,9 @@ class PointSet:
         """Read a PointSet file; recomputes the Jacobians, g_FS, |Omega|^2 and weights from the points and charts
         and keeps the stored ones where they agree (`hpcflow.geometry.pointcheck`: attributes, dataset kinds and
         shapes, values, Hermitian g_FS, agreement within roundoff). The float datasets are float64 (weights, omega2) /
-        complex128 (points, g_fs), as save writes them: lower precision (float16, float32, complex64: rounded values)
-        is refused, naming the dataset and its dtype; chart may be of any integer dtype (read as int64). Otherwise
+        complex128 (points, g_fs), as save writes them: any other float or complex dtype (float16, float32,
+        complex64: rounded values; longdouble: rounded on reading) is refused, naming the dataset, its dtype and the
+        conversion; chart may be of any integer dtype (read as int64). Otherwise
         InputFileError naming the file, the attribute or dataset and the fix; a path that is not a file name is
         refused as `save` refuses it (TypeError for None or a number, InputFileError for an empty name).
         """
@@ -315,10 +316,10 @@ class PointSet:
             with f:
                 _check_kind(f, path)
                 manifold, seed, n_dropped = check_attributes(f.attrs)
-                data, eps = _read_fields(f, path, manifold)
+                data = _read_fields(f, path, manifold)
                 drawn, rows = check_drawn(f.attrs, len(data["points"]))
                 sampled_chart = check_sampled_chart(f.attrs, manifold, data["chart"])
-            ps = check_rows(manifold, data, eps, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
+            ps = check_rows(manifold, data, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
         except Problem as p:
             raise InputFileError(f"{path}: {p}") from None
         ps.weights, ps.omega2, ps.g_fs = data["weights"], data["omega2"], data["g_fs"]
@@ -507,9 +508,9 @@ def _json_or_none(value):
         return None
 
 
-def _read_fields(f, path: str, manifold) -> tuple[dict, dict]:
-    """The five datasets (layout checked, sizes within memory) as float64 / complex128 / int64, and the rounding
-    of each float field as stored (`pointcheck.as_float64`)."""
+def _read_fields(f, path: str, manifold) -> dict:
+    """The five datasets (layout checked, sizes within memory) as float64 / complex128 / int64
+    (`pointcheck.as_float64`)."""
     from hpcflow.resources import fmt_bytes, memory_limit
 
     for name in FIELDS:
