@@ -113,6 +113,26 @@ def test_hpcflow_sample_says_of_how_many_points_it_dropped_some(tmp_path, capsys
     assert said and int(said.group(1)) > 0 and int(said.group(2)) == LINES_PER_BATCH * 5
 
 
+def test_hpcflow_sample_in_a_chart_says_how_many_points_lie_in_other_charts(tmp_path, capsys):
+    """With --chart the points sampled lie in every chart: those of the other charts are neither kept nor dropped,
+    and the line says so in numbers that add up. 200 points of chart (0, 1) need the first batch alone (about 1/20 of
+    its 2048 x 5 points); that batch, its points placed in all charts, gives the counts independently."""
+    out = tmp_path / "c.h5"
+    assert main(["sample", "--n", "200", "--manifold", "dwork", "--psi", "5.3e4", "--chart", "0", "1", "--threads",
+                 "1", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    said = re.search(r"^points +200 in chart \(0, 1\) \(of the (\d+) intersection points sampled, (\d+) lie in other "
+                     r"charts and (\d+) were dropped: ambiguous charts or unconverged roots\)$",
+                     printed, re.M)
+    assert said, printed
+    total, other, dropped = (int(x) for x in said.groups())
+    X = Hypersurface.dwork(3, psi=5.3e4)
+    every = sampling.sample_block(X, 0, np.random.SeedSequence(0).entropy, None, np)[0]  # the batch, every chart
+    in_chart = int(np.sum((every.chart[:, 0] == 0) & (every.chart[:, 1] == 1)))
+    assert total == LINES_PER_BATCH * 5 and dropped == every.n_dropped > 0 and in_chart >= 200
+    assert other == len(every) - in_chart and other + dropped + in_chart == total
+
+
 @pytest.fixture
 def two_cpus(monkeypatch):
     from threadpoolctl import threadpool_limits

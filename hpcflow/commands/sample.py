@@ -146,8 +146,14 @@ def run(args) -> int:
     if not is_root():
         return 0
     print(f"manifold      {X.name} dim={X.dim} (P^{X.n}, degree {X.degree})")
-    print(f"points        {len(ps)} (dropped {ps.n_dropped} of the {ps.intersections} intersection points sampled: "
-          "ambiguous charts or unconverged roots)")
+    if ps.other_charts is None:
+        print(f"points        {len(ps)} (dropped {ps.n_dropped} of the {ps.intersections} intersection points "
+              "sampled: ambiguous charts or unconverged roots)")
+    else:  # the points sampled lie in every chart: those of the others are neither kept nor dropped
+        chart = tuple(int(i) for i in ps.sampled_chart)
+        print(f"points        {len(ps)} in chart {chart} (of the {ps.intersections} intersection points sampled, "
+              f"{ps.other_charts} lie in other charts and {ps.n_dropped} were dropped: ambiguous charts or unconverged "
+              "roots)")
     print(f"sigma_FS      {ps.sigma():.6f}")
     print(f"sample time   {dt:.3f} s ({len(ps) / dt:,.0f} points/s)")
     print(f"written       {args.out}")
