@@ -101,6 +101,10 @@ BLOCK_ROWS = 2 ** 18
 RESTART = "start the run again with --force (replaces it) or use a new --out"
 #: RESTART in the words of the Python API (`load_resume`), which has no --force or --out
 API_RESTART = "start the flow afresh (kernel_flow with resume=None) and write a new checkpoint"
+#: a file of another kind than a flow checkpoint (a PointSet file, an nn.h5), as the refusal says it
+FOREIGN = "not an hpcflow flow checkpoint (attribute kind)"
+#: the Python API's fix of a FOREIGN file: another path, not a restart
+API_FOREIGN = "pass the path of a flow run's checkpoint.h5 (which hpcflow run writes)"
 #: the point data a checkpoint may hold of each set (the writer's `static`; `FlowResume.check_sets` compares them)
 POINT_DATA = ("train/points", "train/weights", "train/omega2", "test/points", "test/weights", "test/omega2")
 #: what to do where `load_resume` finds no checkpoint file, for a caller of the API and of the CLI alike
@@ -322,7 +326,8 @@ def load_resume(path, *, comm=None) -> FlowResume:
     try:
         return run_checkpoint(path, comm=comm)
     except InputFileError as exc:  # alike on every rank: no collective here
-        raise InputFileError(str(exc).replace(RESTART, API_RESTART)) from None
+        said = str(exc)
+        raise InputFileError(said.replace(RESTART, API_FOREIGN if FOREIGN in said else API_RESTART)) from None
 
 
 def run_checkpoint(path, *, comm=None) -> FlowResume:
@@ -366,7 +371,7 @@ def _load_resume(path: str, comm) -> FlowResume:
         raise InputFileError(f"{path}: no checkpoint to resume from ({what}); {NO_CHECKPOINT}")
     with read_h5(path, partial(_unreadable, path)) as f:
         if f.attrs.get("kind") != KIND:
-            raise InputFileError(f"{path}: not an hpcflow flow checkpoint (attribute kind); {RESTART}")
+            raise InputFileError(f"{path}: {FOREIGN}; {RESTART}")
         try:
             _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
@@ -677,7 +682,8 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
         return None
     fix = f" ({setting}={before}{at} resumes it bit for bit)"
     return (f"{prefix} note: {_counted(threads, 'thread')} per rank, where the checkpoint's last leg ran {before}: "
-            f"the run continues equal to the uninterrupted one to summation order (~1e-16), not bit for bit{fix}")
+            "the run continues equal to the uninterrupted one to summation order (~1e-16 a step, which later steps "
+            f"may amplify), not bit for bit{fix}")
 
 
 def _counted(n, noun: str) -> str:

@@ -506,3 +506,16 @@ def test_silhouette_cost_follows_the_number_of_labels_not_their_largest_value(qu
     assert silhouette_precomputed(d, spread) == pytest.approx(ref3, abs=1e-12)
     assert silhouette_fs(z, spread, sample_size=40, seed=2).score == pytest.approx(
         silhouette_fs(z, three, sample_size=40, seed=2).score, abs=1e-15)
+
+
+def test_a_misspelt_method_is_named_before_the_settings_it_would_ignore(quintic_points):
+    """cluster_points(method="bogus", batch_size=-1) named batch_size, a setting of "batched" alone: the unknown
+    method is the error to fix first, as distributed_labels and flow_blocks say it."""
+    from hpcflow.cluster.distributed import distributed_labels
+
+    z = quintic_points[:40]
+    for run in (lambda: cluster_points(z, method="bogus", n_clusters=3, batch_size=-1, seed=-5),
+                lambda: distributed_labels(z, method="bogus", n_clusters=3, batch_size=-1, seed=-5),
+                lambda: flow_blocks(z, None, method="bogus", n_clusters=3, batch_size=-1, seed=-5)):
+        with pytest.raises(ConfigError, match=r"^clustering method 'bogus' is not one of batched, full, birch"):
+            run()

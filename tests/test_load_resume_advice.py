@@ -18,11 +18,13 @@ def _refusal(path) -> str:
     return str(refused.value)
 
 
-@pytest.mark.parametrize("how, said", [
-    ("not HDF5", "not a readable checkpoint"),
-    ("foreign HDF5", "not an hpcflow flow checkpoint (attribute kind)"),
+@pytest.mark.parametrize("how, said, advice", [
+    ("not HDF5", "not a readable checkpoint", API_ADVICE),
+    # another file (a PointSet file, an nn.h5): the path is wrong, not the flow (was: start the flow afresh)
+    ("foreign HDF5", "not an hpcflow flow checkpoint (attribute kind)",
+     "pass the path of a flow run's checkpoint.h5 (which hpcflow run writes)"),
 ])
-def test_load_resume_of_a_bad_file_advises_the_python_caller(tmp_path, how, said):
+def test_load_resume_of_a_bad_file_advises_the_python_caller(tmp_path, how, said, advice):
     bad = tmp_path / "bad.h5"
     if how == "not HDF5":
         bad.write_bytes(b"no HDF5 here" * 100)
@@ -30,7 +32,7 @@ def test_load_resume_of_a_bad_file_advises_the_python_caller(tmp_path, how, said
         with h5py.File(bad, "w") as f:
             f["x"] = [1.0]
     message = _refusal(bad)  # said 'start the run again with --force (replaces it) or use a new --out'
-    assert message.startswith(f"{bad}: ") and said in message and message.endswith(API_ADVICE), message
+    assert message.startswith(f"{bad}: ") and said in message and message.endswith(advice), message
     assert "--force" not in message and "--out" not in message and "\n" not in message
 
 

@@ -68,16 +68,18 @@ def test_shares_cover_range_once(n, size):
 
 
 @pytest.mark.parametrize("args, exc, said", [
-    ((10.5, 2, 0), ValueError, "n=10.5 is invalid; pass a whole number (items)"),  # was (0, 5)
-    ((10, 2.5, 0), ValueError, "size=2.5 is invalid; pass a whole number (ranks)"),
+    ((10.5, 2, 0), ValueError, "n=10.5 is invalid; pass a whole number in [0, 2**62] (items)"),  # was (0, 5)
+    ((10, 2.5, 0), ValueError, "size=2.5 is invalid; pass a whole number in [0, 2**62] (ranks)"),
     ((10, 2, float("nan")), ValueError, "rank=nan is invalid"),
-    ((10, 2, "0"), TypeError, "rank='0' is invalid; pass a whole number (this rank)"),
+    ((10, 2, "0"), TypeError, "rank='0' is invalid; pass a whole number in [0, 2**62] (this rank)"),
     ((10, 2, True), TypeError, "rank=True is invalid"),
     ((10, 2, -1), ValueError, "rank is out of range; pass a rank in 0..1"),  # was (5, 10), rank 1's rows
     ((10, 2, 2), ValueError, "rank is out of range; pass a rank in 0..1"),
     ((-1, 2, 0), ValueError, "n is out of range; pass n >= 0 items"),  # was (0, 0)
     ((10, 0, 0), ValueError, "size is out of range; pass size >= 1 ranks"),  # was ZeroDivisionError
     ((10, -2, 0), ValueError, "size is out of range"),
+    ((2**63, 2, 0), ValueError, "n=9223372036854775808 is invalid; pass a whole number in [0, 2**62] (items)"),
+    ((1e300, 3, 0), ValueError, "n=1e+300 is invalid; pass a whole number in [0, 2**62]"),  # (a whole number)
 ])
 def test_share_refuses_what_is_no_rank_of_a_count(args, exc, said):
     with pytest.raises(exc, match=r"^share\(n=.*\): " + re.escape(said)) as info:
@@ -86,7 +88,7 @@ def test_share_refuses_what_is_no_rank_of_a_count(args, exc, said):
 
 
 @pytest.mark.parametrize("args, exc, said", [
-    ((10.5, 2), ValueError, "n=10.5 is invalid; pass a whole number (items)"),  # was [5, 5], 10 items
+    ((10.5, 2), ValueError, "n=10.5 is invalid; pass a whole number in [0, 2**62] (items)"),  # was [5, 5], 10 items
     ((10, None), TypeError, "size=None is invalid"),
     ((-4, 2), ValueError, "n is out of range; pass n >= 0 items"),  # was [-2, -2]
     ((10, 0), ValueError, "size is out of range; pass size >= 1 ranks"),  # was ZeroDivisionError
@@ -106,6 +108,7 @@ def test_whole_valued_floats_are_counts_as_every_whole_number_argument():
     np.testing.assert_array_equal(counts(1e1, 3.0), [4, 3, 3])
     np.testing.assert_array_equal(displs([4.0, np.int64(3), 3]), [0, 4, 7])
     np.testing.assert_array_equal(displs(np.array([2, 0, 5], dtype=np.uint8)), [0, 2, 2])
+    assert displs([]).shape == (0,)  # no ranks, no offsets (was [0])
 
 
 @pytest.mark.parametrize("cnt, exc, said", [
@@ -113,7 +116,9 @@ def test_whole_valued_floats_are_counts_as_every_whole_number_argument():
     (np.array([3, -5, 2]), ValueError, "cnt[1]=-5 is invalid"),
     ([1.5, 2], ValueError, "cnt[0]=1.5 is invalid"),  # was [0, 1]
     ([[1, 2], [3, 4]], ValueError, "cnt has shape (2, 2), not 1-D"),  # was flattened: [0, 1, 3, 6]
-    ("ab", ValueError, "cnt has shape (), not 1-D"),  # was "invalid literal for int()"
+    ("ab", TypeError, "cnt is a str"),  # was "invalid literal for int()"
+    (None, TypeError, "cnt is a NoneType"),
+    ([2**62] * 3, ValueError, "the counts add up to more than 2**62"),  # int64 prefix sums wrapped: [0, 2**62, -2**63]
     ([True, 2], TypeError, "cnt[0]=True is invalid"),
     ([None], TypeError, "cnt[0]=None is invalid"),
 ])
@@ -122,7 +127,7 @@ def test_displs_refuses_what_is_no_list_of_counts(cnt, exc, said):
         displs(cnt)
     msg = str(info.value)
     assert msg.startswith("displs(cnt=") and said in msg and msg.endswith(
-        "pass counts of items per rank: a 1-D sequence of whole numbers >= 0"), msg
+        "pass counts of items per rank: a 1-D sequence of whole numbers >= 0, 2**62 at most in all"), msg
     assert "\n" not in msg
 
 

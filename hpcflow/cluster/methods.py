@@ -17,14 +17,13 @@ def cluster_points(points, *, method: str = "batched", n_clusters: int, batch_si
     """Cluster points by `method`; `batch_size`, `seed` and `merge` (eq. 3.3 rule: "nearest" or "paper") matter
     for "batched" only (the others are deterministic), but are checked for every method (`check_batched`: a
     ConfigError naming the first bad one)."""
+    check_method(method)  # (the method first: a misspelt one is the error to name, not a setting it would ignore)
     check_batched(batch_size, seed, merge)
     if method == "batched":
         return batched_clustering(points, n_clusters=n_clusters, batch_size=batch_size, seed=seed, merge=merge)
     if method == "full":
         return full_clustering(points, n_clusters=n_clusters)
-    if method == "birch":
-        return birch_clustering(points, n_clusters=n_clusters)
-    check_method(method)
+    return birch_clustering(points, n_clusters=n_clusters)
 
 
 def check_method(method) -> str:

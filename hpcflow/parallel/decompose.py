@@ -16,7 +16,7 @@ def _checked(fn: str, **given) -> dict:
     out = {}
     for name, v in given.items():
         try:
-            out[name] = api_integer(name, v, f"a whole number ({WHAT[name]})")
+            out[name] = api_integer(name, v, f"a whole number in [0, {LIMIT_SAID}] ({WHAT[name]})")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{call}: {exc}") from None
     n, size, rank = out["n"], out["size"], out.get("rank", 0)
@@ -27,6 +27,8 @@ def _checked(fn: str, **given) -> dict:
     return out
 
 
+#: INT_LIMIT as the refusals say it
+LIMIT_SAID = "2**62" if INT_LIMIT == 2**62 else str(INT_LIMIT)
 #: what each argument of `counts` and `share` is, for their refusals
 WHAT = {"n": "items", "size": "ranks", "rank": "this rank"}
 
@@ -45,15 +47,19 @@ def displs(cnt) -> np.ndarray:
     whole numbers >= 0, taken as `arguments.api_integer` takes them, such as `counts` gives); else one TypeError /
     ValueError naming cnt (a fraction was truncated, a negative count gave offsets that go back, a 2-D array was
     flattened)."""
+    want = f"counts of items per rank: a 1-D sequence of whole numbers >= 0, {LIMIT_SAID} at most in all"
+    if not isinstance(cnt, (list, tuple, np.ndarray)):
+        raise TypeError(f"displs(cnt={short_repr(cnt)}): cnt is a {type(cnt).__name__}; pass {want}")
     a = np.asarray(cnt, dtype=object) if isinstance(cnt, (list, tuple)) else np.asarray(cnt)
-    want = "counts of items per rank: a 1-D sequence of whole numbers >= 0"
     if a.ndim != 1:
         raise ValueError(f"displs(cnt={short_repr(cnt)}): cnt has shape {a.shape}, not 1-D; pass {want}")
     if a.dtype.kind in "iu" and not (a.size and (a.min() < 0 or a.max() > INT_LIMIT)):  # such as `counts` gives
         values = a
     else:
         values = _whole_counts(cnt, a, want)
-    return np.concatenate([[0], np.cumsum(np.asarray(values, dtype=np.int64))[:-1]]).astype(np.int64)
+    if sum(int(v) for v in values) > INT_LIMIT:  # (int64 prefix sums would wrap and go back)
+        raise ValueError(f"displs(cnt={short_repr(cnt)}): the counts add up to more than {LIMIT_SAID}; pass {want}")
+    return np.concatenate([[0], np.cumsum(np.asarray(values, dtype=np.int64))[:-1]]).astype(np.int64)[:len(values)]
 
 
 def _whole_counts(cnt, a, want: str) -> list:
