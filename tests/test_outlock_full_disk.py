@@ -77,3 +77,54 @@ def test_a_killed_runs_record_in_the_lock_file_is_kept_when_the_new_one_cannot_b
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out / outlock.LOCK_NAME)
     assert (out / outlock.LOCK_NAME).read_bytes() == old
     outlock.acquire(out, command="hpcflow run").release()  # no lock is left held
+
+
+def _refused(monkeypatch, name: str, path, code: int) -> None:
+    """os.`name` (mkdir or open) refuses `path` with errno `code`; every other path goes on as before."""
+    real = getattr(os, name)
+
+    def refuse(target, *args, **kwargs):
+        if os.path.abspath(target) == os.path.abspath(path):
+            raise OSError(code, os.strerror(code), str(target))
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, name, refuse)
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EPERM])
+def test_a_run_whose_out_cannot_be_created_on_a_read_only_file_system_asks_for_a_writable_path(
+        tmp_path, capsys, monkeypatch, code):
+    """Not a full disk: the --out path is one to choose again (exit status 2), as README says of an unwritable one."""
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(RUN_JOB)
+    _refused(monkeypatch, "mkdir", out, code)
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"hpcflow run: error: cannot create --out {out} ({os.strerror(code)}); choose a writable " \
+                          "path", err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_lock_file_that_cannot_be_created_on_a_read_only_file_system_asks_for_another_out(
+        tmp_path, capsys, monkeypatch, code):
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(RUN_JOB)
+    out.mkdir()
+    _refused(monkeypatch, "open", out / outlock.LOCK_NAME, code)
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().startswith(f"hpcflow run: error: --out {out}: cannot open its lock file") and \
+        os.strerror(code) in err and "choose another --out" in err and len(err.strip().splitlines()) == 1, err
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("code", [errno.EDQUOT, errno.EIO])
+def test_a_lock_file_that_a_quota_or_io_error_refuses_ends_with_status_5(tmp_path, capsys, monkeypatch, code):
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(RUN_JOB)
+    out.mkdir()
+    _refused(monkeypatch, "open", out / outlock.LOCK_NAME, code)
+    assert main(["run", str(job), "--out", str(out), "--quiet"]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpcflow run: error: cannot write {out / outlock.LOCK_NAME} ({os.strerror(code)})"), err

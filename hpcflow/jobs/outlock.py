@@ -167,19 +167,25 @@ def _created_dir(outdir: str) -> str | None:
     except FileExistsError:
         return None
     except OSError as exc:
-        _refused_write(exc, outdir)
+        _refused_write(exc, outdir, creating=True)
         raise OutputPathError(f"cannot create --out {outdir} ({exc.strerror}); choose a writable path") from None
     return top
 
 
-def _refused_write(exc: OSError, path: str) -> None:
+#: errnos of creating --out or its lock file that end the command with status 5 (a full disk, quota, I/O error);
+#: any other (a read-only file system, permissions) is a --out path to choose again: OutputPathError, status 2
+_CREATE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
+def _refused_write(exc: OSError, path: str, creating: bool = False) -> None:
     """WriteFailed (exit status 5: one line naming `path`, nothing done) where the file system refused the lock's
     write for a reason outside the program (`hpcflow.atomic.write_failure`: a full disk, quota, I/O error,
-    read-only); any other error is left to the caller."""
+    read-only); any other error is left to the caller. `creating`: the error of creating --out or the lock file,
+    where only _CREATE_FAILURES are; a read-only file system or permissions are left to the caller's exit 2."""
     from hpcflow.atomic import write_failure
     from hpcflow.errors import WriteFailed
 
-    if write_failure(exc) is None:
+    if write_failure(exc) is None or (creating and exc.errno not in _CREATE_FAILURES):
         return
     failed = WriteFailed(exc.errno, exc.strerror or os.strerror(exc.errno), path)
     failed.advice = f"nothing was done; {failed.fix}, then run the same command"
@@ -193,7 +199,7 @@ def _open(outdir: str, path: str) -> int | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        _refused_write(exc, path)
+        _refused_write(exc, path, creating=True)
         raise OutputPathError(f"--out {outdir}: cannot open its lock file {LOCK_NAME} ({exc.strerror}); remove it "
                               "or choose another --out") from None
 
