@@ -461,13 +461,13 @@ def trial_counts(n: int, states: dict) -> str:
 
 
 def by_state(trials) -> dict:
-    """{state (`hpcflow.tune.study.counted_state`, lower case: Optuna's TrialState name, but "preempted" or
-    "interrupted" for a failed trial continued by another): count} of `trials`."""
-    from hpcflow.tune.study import counted_state
+    """{state (`hpcflow.tune.study.counted_state`, lower case: Optuna's TrialState name, but "preempted" for a failed
+    trial continued by another): count} of `trials`."""
+    from hpcflow.tune.study import continued_numbers, counted_state
 
-    states = {}
+    states, continued = {}, continued_numbers(trials)
     for t in trials:
-        state = counted_state(t).lower()
+        state = counted_state(t, continued).lower()
         states[state] = states.get(state, 0) + 1
     return states
 
@@ -489,7 +489,7 @@ def judged_states(study, base) -> tuple[list, list, dict]:
     states = by_state(trials)
     if stale:
         states["running"] -= len(stale)
-        states = {**{k: v for k, v in states.items() if v}, "interrupted": states.get("interrupted", 0) + len(stale)}
+        states = {**{k: v for k, v in states.items() if v}, "interrupted": len(stale)}
     return stale, trials, states
 
 

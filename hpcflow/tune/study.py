@@ -147,8 +147,6 @@ RECORD = "hpcflow_job"
 ERROR_CHARS = 500
 #: user attribute `failure` of a trial that a second Ctrl-C interrupted (`Worker.objective`)
 INTERRUPTED = "interrupted"
-#: user attribute `failure` of a trial a stop signal ended, to be continued by a queued one (`Worker.objective`)
-PREEMPTED = "preempted"
 #: seconds a failing rank of an MPI worker waits at `abort_on_error`'s barrier for the others before the Abort: rank 0
 #: records the failed trial in the storage first (a journal on a slow shared file system), which may outlast ABORT_WAIT
 RECORD_WAIT = 5.0
@@ -1814,27 +1812,35 @@ def pruned_infeasible(trial) -> bool:
     return trial.state == TrialState.PRUNED and trial.user_attrs.get("status") in INFEASIBLE
 
 
-def counted_state(trial) -> str:
-    """The state a finished or running trial is counted in (Optuna's TrialState name): Optuna's, but for a failed
-    trial that was stopped to be continued (user attribute `failure` "preempted" or "interrupted"), which nothing
-    made fail: "PREEMPTED" or "INTERRUPTED", as the queued trial that continues it is counted in its own state."""
+def continued_numbers(trials) -> set:
+    """Numbers of the trials that a trial of `trials` continues (user attribute `continues`, set by `requeue` for a
+    trial stopped to be continued: a stop signal, a second Ctrl-C, a worker gone or a write refused after an nn
+    trial's training)."""
+    return {t.user_attrs["continues"] for t in trials if isinstance(t.user_attrs.get("continues"), int)}
+
+
+def counted_state(trial, continued: set) -> str:
+    """The state a finished or running trial is counted in (Optuna's TrialState name): Optuna's, but "PREEMPTED" for
+    a failed trial that a queued one continues (its number in `continued`, `continued_numbers` of the study's
+    trials), whatever stopped it (user attribute `failure`: "preempted", "interrupted", "stopped by SIGTERM", ...):
+    the trial that continues it is counted in its own state."""
     from optuna.trial import TrialState
 
-    failure = trial.user_attrs.get("failure") if trial.state == TrialState.FAIL else None
-    return {PREEMPTED: "PREEMPTED", INTERRUPTED: "INTERRUPTED"}.get(failure, trial.state.name)
+    return "PREEMPTED" if trial.state == TrialState.FAIL and trial.number in continued else trial.state.name
 
 
 def report(study, job: TuneJob, out: str, study_name: str, *, comm=None) -> dict:
-    """Counts of the study's trials by state (`counted_state`: a failed trial continued by another as "PREEMPTED" or
-    "INTERRUPTED"; a RUNNING trial whose worker was killed as "INTERRUPTED", `interrupted_trials`; its numbers in
-    "interrupted"; "diverged": the PRUNED ones that diverged, or an nn network's
-    whose metric is not positive definite, `pruned_infeasible`), the best trial and best.toml (written when a
-    trial finished)."""
+    """Counts of the study's trials by state (`counted_state`: a failed trial continued by another as "PREEMPTED"; a
+    RUNNING trial whose worker was killed as "INTERRUPTED", `interrupted_trials`; its numbers in "interrupted";
+    "diverged": the PRUNED ones that diverged, or an nn network's whose metric is not positive definite,
+    `pruned_infeasible`), the best trial and best.toml (written when a trial finished)."""
     counts: dict = {}
     over_cap = diverged = 0
     gone, trials = interrupted_trials(study, lambda t: run_dir_of(t, out))
+    continued = continued_numbers(trials)
     for t in trials:
-        state = "INTERRUPTED" if t.number in gone else counted_state(t)  # RUNNING, its worker killed: as the report
+        # RUNNING, its worker killed: as the report says
+        state = "INTERRUPTED" if t.number in gone else counted_state(t, continued)
         counts[state] = counts.get(state, 0) + 1
         over_cap += str(t.user_attrs.get("failure", "")).startswith(budget.OVER_CAP)
         diverged += pruned_infeasible(t)
