@@ -132,18 +132,34 @@ def validate_section(table, schema: dict, *, source: str = "job", kind: str = "f
     if not tune["space"]:
         raise ConfigError(f"{source}: [tune].space is empty; add e.g. [tune.space] \"flow.dt\" = {{low = 1, high = 30}}")
     tune["space"] = [_param(source, name, spec, schema) for name, spec in tune["space"].items()]
+    tune["direction_given"] = tune["direction"] is not None  # (else the objective's: a study of either is taken)
     if tune["direction"] is None:
         tune["direction"] = OBJECTIVES[tune["objective"]][0]
-    if tune["pruner"] == "none":  # a pruner's settings given a value that nothing reads: surely a mistake
-        from hpcflow.jobs.schema import refuse_inapplicable
-
-        refuse_inapplicable({"tune": tune}, "tune", TUNE_SECTION,
-                            ("pruner_startup_trials", "pruner_warmup_steps"), "pruner = 'none' (no trial is pruned)",
-                            "set pruner = 'median'", source)
+    # a switched-off pruner leaves its settings accepted, so that --set tune.pruner=none switches it off beside them;
+    # `unused_note` names those given a value other than the default
+    tune["unused"] = [k for k in PRUNER_KEYS if tune["pruner"] == "none" and k in table
+                      and tune[k] != TUNE_SECTION[k].default]
     if tune["stale_seconds"] < 2 * tune["heartbeat_seconds"]:  # a live worker's trial would look gone
         raise ConfigError(f"{source}: [tune].stale_seconds = {tune['stale_seconds']!r} must be at least twice "
                           f"heartbeat_seconds = {tune['heartbeat_seconds']}; raise it or lower heartbeat_seconds")
     return tune
+
+
+#: [tune] keys that only the pruner reads (none with pruner = "none")
+PRUNER_KEYS = ("pruner_startup_trials", "pruner_warmup_steps")
+
+
+def unused_note(tune: dict) -> str | None:
+    """One line (without the command's prefix) naming the [tune] keys that a validated `tune` (`validate_section`)
+    gives a value nothing reads, as `hpcflow nn` names a switched-off section's, e.g. "note: [tune]
+    pruner_warmup_steps = 3 is not used: [tune].pruner = \"none\""; None where there are none."""
+    from hpcflow.jobs.schema import shown
+
+    keys = tune.get("unused") or []
+    if not keys:
+        return None
+    given = ", ".join(f"{k} = {shown(tune[k])}" for k in keys)
+    return f"note: [tune] {given} {'is' if len(keys) == 1 else 'are'} not used: [tune].pruner = \"none\""
 
 
 def _param(source: str, name: str, spec, schema: dict) -> Param:
