@@ -85,3 +85,13 @@ def test_an_unwritable_directory_is_said_alike_for_a_journal_and_an_sqlite_file(
     name = storage.rpartition("/")[2]
     assert f"cannot open it (cannot create {what} imm/{name}: imm is not a writable directory); make it writable" \
         in err, err
+
+
+@pytest.mark.parametrize("given, meant", [("psql://u@db.example/s", "postgresql://u@db.example/s"),
+                                          ("postgres://u@db.example/s", "postgresql://u@db.example/s"),
+                                          ("pg://u@db.example/s", "postgresql://u@db.example/s"),
+                                          ("sqlite3:///e2.db", "sqlite:///e2.db")])
+def test_another_name_of_a_database_is_named_with_its_scheme(tmp_path, capsys, monkeypatch, given, meant):
+    """psql is PostgreSQL's client, not MySQL, however alike the names look."""
+    err = _refused(capsys, tmp_path, given, monkeypatch)
+    assert f"unknown storage scheme {given.split(':')[0]!r}; did you mean {meant}?" in err, err

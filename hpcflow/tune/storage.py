@@ -106,6 +106,9 @@ def check_journal_place(url: str | None, out: str) -> None:
 _LOOSE_SQLITE = re.compile(r"^(sqlite(?:\+\w+)?)(?::/*|//+)(?=[^/])", re.IGNORECASE)
 #: SQLAlchemy's own database schemes (dialect names, lower case), which a misspelt scheme is matched against
 KNOWN_SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
+#: other names of those databases, which a string's likeness would match to another (psql -> mysql)
+SCHEME_ALIASES = {"psql": "postgresql", "postgres": "postgresql", "pg": "postgresql", "pgsql": "postgresql",
+                  "sqlite3": "sqlite"}
 
 
 def check_storage_form(url: str) -> None:
@@ -129,7 +132,8 @@ def check_storage_form(url: str) -> None:
         return
     import difflib
 
-    close = difflib.get_close_matches(base.lower(), KNOWN_SCHEMES, n=1, cutoff=0.6)
+    close = [SCHEME_ALIASES[base.lower()]] if base.lower() in SCHEME_ALIASES else \
+        difflib.get_close_matches(base.lower(), KNOWN_SCHEMES, n=1, cutoff=0.6)
     if close:
         raise StorageError(f"--storage {masked(url)}: unknown storage scheme {base!r}; did you mean "
                            f"{masked(close[0] + plus + driver + '://' + rest)}?")
