@@ -32,8 +32,8 @@ import numpy as np
 from hpcflow.atomic import write_failure
 from hpcflow.errors import (EXIT_PREEMPTED, ConfigError, MissingDependencyError, OutputPathError, Preempted, RunStop,
                             UserError, WriteFailed)
-from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.jobs.schema import shown as toml_shown
+from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
@@ -241,21 +241,13 @@ def refuse_unfit(study, job: TuneJob, study_name: str) -> None:
         refuse_foreign(study, job, study_name)
     direction, theirs = job.tune["direction"], study.direction.name.lower()
     if theirs != direction:
-        if direction_set(job):
+        if job.tune["direction_given"]:  # (`spaces.validate_section`: else its objective's)
             raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {theirs}, but [tune].direction "
                               f"is {toml_shown(direction)}; pass another --study or fix the direction")
         raise ConfigError(f"{job.path}: study {study_name!r} in the storage is to {theirs}, but [tune].objective = "
                           f"{toml_shown(job.tune['objective'])} is to {direction} (the job sets no [tune].direction); "
                           f"pass another --study, or set [tune].direction = {toml_shown(theirs)} to add trials to it")
     refuse_redrawn(study, job, study_name)
-
-
-def direction_set(job: TuneJob) -> bool:
-    """Whether the job file (with its --set values) sets [tune].direction, rather than leaving it to its objective."""
-    from hpcflow.jobs.schema import apply_overrides, read_toml
-
-    tune = apply_overrides(read_toml(job.path), job.overrides, source=job.path).get("tune")
-    return isinstance(tune, dict) and tune.get("direction") is not None
 
 
 def refuse_mismatch(old: dict, new: dict, job: TuneJob, study_name: str) -> None:
