@@ -95,3 +95,22 @@ def test_another_name_of_a_database_is_named_with_its_scheme(tmp_path, capsys, m
     """psql is PostgreSQL's client, not MySQL, however alike the names look."""
     err = _refused(capsys, tmp_path, given, monkeypatch)
     assert f"unknown storage scheme {given.split(':')[0]!r}; did you mean {meant}?" in err, err
+
+
+@pytest.mark.parametrize("storage, said", [
+    ("sqlite:", "--storage sqlite: names no database file; pass --storage sqlite:///NAME.db"),  # was a journal 'sqlite:'
+    ("SQLite:/", "--storage SQLite:/ names no database file"),
+    ("sqlite://x.db", "--storage sqlite://x.db is not a well-formed SQLite URL (SQLAlchemy's is sqlite:/// and the "
+                      "file's path, sqlite:////ABS for an absolute one); pass --storage sqlite:///x.db"),
+    ("file:///tmp/some%20dir/x.journal", "--storage file:///tmp/some%20dir/x.journal: a journal file is given as its "
+                                         "path, not a file:// URL; pass --storage /tmp/some dir/x.journal"),
+])
+def test_an_sqlite_url_without_a_file_and_a_file_url_are_refused_naming_what_works(storage, said, tmp_path,
+                                                                                    monkeypatch):
+    from hpcflow.tune.storage import StorageError, check_storage_form
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageError) as refused:
+        check_storage_form(storage)
+    assert str(refused.value).startswith(said), refused.value
+    assert list(tmp_path.iterdir()) == []

@@ -116,6 +116,15 @@ def check_storage_form(url: str) -> None:
     `sqlite//x.db` (taken as a path otherwise, no file of which exists), an upper-case scheme (`SQLITE:///x.db`:
     SQLAlchemy's dialect names are lower case) or a misspelt one that SQLAlchemy does not know (`sqlit:///x.db`),
     naming the URL meant. Nothing is read or written."""
+    if re.fullmatch(r"sqlite(\+\w+)?:/*", url, re.IGNORECASE) and not os.path.lexists(url):
+        raise StorageError(f"--storage {url} names no database file; pass --storage sqlite:///NAME.db (a file in the "
+                           "working directory; sqlite:////ABS for an absolute path)")
+    if url.lower().startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        path = unquote(urlsplit(url).path) or "PATH"
+        raise StorageError(f"--storage {url}: a journal file is given as its path, not a file:// URL; pass --storage "
+                           f"{path}")
     if "://" not in url:
         loose = _LOOSE_SQLITE.match(url)
         if loose is None or os.path.lexists(url) or (":" not in loose.group(0) and not _sqlite_name(url)):
@@ -125,6 +134,10 @@ def check_storage_form(url: str) -> None:
                            f"file's path, sqlite:////ABS for an absolute one); pass --storage {meant}")
     scheme, _, rest = url.partition("://")
     base, plus, driver = scheme.partition("+")
+    if base == "sqlite" and rest and not rest.startswith("/") and "?" not in rest:  # sqlite://x.db: x.db a host
+        raise StorageError(f"--storage {url} is not a well-formed SQLite URL (SQLAlchemy's is sqlite:/// and the "
+                           f"file's path, sqlite:////ABS for an absolute one); pass --storage {base}{plus}{driver}:///"
+                           f"{rest}")
     if base.lower() in KNOWN_SCHEMES and base != base.lower():
         raise StorageError(f"--storage {masked(url)}: SQLAlchemy's database schemes are lower case; pass --storage "
                            f"{masked(base.lower() + plus + driver + '://' + rest)}")
