@@ -38,13 +38,19 @@ def _parser_class():
 
 def environment(ap: argparse.ArgumentParser) -> None:
     """Refuse a bad HPCFLOW_THREADS, HPCFLOW_BACKEND, OMP_NUM_THREADS, ... (`hpcflow.resources.check_environment`,
-    the check of every hpcflow command) in one line naming the variable, exit 2, before any work: the children
-    the scripts start failed on it after their header, or the script ran without reading it."""
+    the check of every hpcflow command), and HPCFLOW_BACKEND=cupy where no GPU is usable, in one line naming the
+    variable, exit 2, before any work: the children the scripts start failed on it after their header, or the script
+    ran without reading it."""
+    from hpcflow.arguments import env_backend
     from hpcflow.errors import UserError
     from hpcflow.resources import check_environment
 
     try:
         check_environment()
+        if env_backend() == "cupy":  # on a node without a usable GPU (only then: "auto" would import CuPy here)
+            from hpcflow.backend import refuse_unusable
+
+            refuse_unusable()
     except UserError as exc:  # (under mpiexec every rank has the launcher's environment: all refuse it together)
         ap.exit(2, f"{ap.prog}: error: {' '.join(str(exc).split())}\n")
 
