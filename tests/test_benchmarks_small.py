@@ -1,6 +1,7 @@
 """Small selections of the benchmark scripts: --quick runs the cases it names, a selection of cases runs in
 seconds, and a setting the machine cannot run is refused in one line before any work."""
 
+import json
 import sys
 
 from test_benchmarks_args import BENCH, bench, refused
@@ -33,3 +34,15 @@ def test_cupy_backend_without_a_gpu_refused_first():
                          ("bench_sampler.py", "--sizes 100 --threads 1")]:
         line = refused(bench(script, *args.split(), env={"HPCFLOW_BACKEND": "cupy"}), script)
         assert "HPCFLOW_BACKEND=cupy" in line and "numpy" in line, line
+
+
+def test_ntk_methods_runs_a_chosen_small_case():
+    """bench_ntk_methods ran its four recorded cases only (66 s at the least); --cases picks others: a tiny one runs in
+    seconds and prints its one JSON line, the two exact forms agreeing; a case of depth 0 is refused in one line."""
+    r = bench("bench_ntk_methods.py", "--cases", "6:1x4", "--repeat", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["points"], row["network"]) for row in rows] == [(6, "1x4 gelu")], r.stdout
+    assert rows[0]["max_rel_difference"] < 1e-6, rows
+    line = refused(bench("bench_ntk_methods.py", "--cases", "6:0x4"), "bench_ntk_methods.py")
+    assert "--cases" in line and "6:0x4" in line, line
