@@ -280,10 +280,16 @@ STYLES = (("-", "--"), ("-.", ":"), ((0, (10, 3)), (0, (3, 1.5, 1, 1.5, 1, 1.5))
 
 
 def run_style(i: int):
-    """(colour, (train line style, held-out line style)) of the i-th run of a sigma-history figure: ten colours (C0 to
-    C9) times the four STYLES, so that up to 40 runs are drawn each in its own way (runs 1 and 11 differed in
-    nothing before); from the 41st on they repeat."""
-    return f"C{i % 10}", STYLES[(i // 10) % len(STYLES)]
+    """(colour, (train line style, held-out line style)) of the i-th run of a sigma-history figure: the ten colours of
+    matplotlib's tab10 (its default cycle, named, not "C0".."C9": a style in force with fewer colours, such as the
+    ggplot of Optuna's views, repeated them) times the four STYLES, so that up to 40 runs are drawn each in its own
+    way (runs 1 and 11 differed in nothing before); from the 41st on they repeat."""
+    return TAB10[i % 10], STYLES[(i // 10) % len(STYLES)]
+
+
+#: matplotlib's tab10 colours (its default colour cycle), by name
+TAB10 = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+         "tab:olive", "tab:cyan")
 
 
 #: the decades by which one y scale shared by the sigma histories' panels may stretch a panel's own range (`plot`)
