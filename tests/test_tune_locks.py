@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from hpcflow.tune.study import optimize
 from test_tune_records import _digests, _job, _journal, _tune  # tests/ is on sys.path (pytest's default mode)
+from test_tune_trials_unwritable import refuse_writes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def test_a_lock_whose_holder_was_killed_is_taken_over_after_its_grace_period_and
 @contextmanager
 def _unwritable(path: Path, monkeypatch):
     """File `path` made unwritable while its folder stays writable: chmod 444 for a user; for root, which chmod does
-    not stop, chattr +i where the file system has it, else os.access answering so for that file."""
+    not stop, chattr +i where the file system has it, else its opening for a write refused (EPERM, as chattr +i)."""
     if os.geteuid() != 0:
         path.chmod(0o444)
         try:
@@ -103,9 +104,7 @@ def _unwritable(path: Path, monkeypatch):
         finally:
             subprocess.run(["chattr", "-i", str(path)], check=True)
         return
-    real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (False if os.path.abspath(p) == str(path)
-                                                                and mode & os.W_OK else real(p, mode, *a, **k)))
+    refuse_writes(monkeypatch, lambda p: p == str(path))
     yield
 
 
@@ -121,6 +120,26 @@ def test_a_storage_file_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     assert rc == 2 and io.err.count("\n") == 1, io.err
     assert str(path) in io.err and "not writable" in io.err and "chmod u+w" in io.err
     assert io.out == "" and _digests(tmp_path) == before  # no trial, best.toml not rewritten
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_storage_file_whose_directory_refuses_new_files_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                                   kind):
+    """A journal's lock (and SQLite's rollback journal) is made beside the file: a directory that takes no new file
+    (a read-only mount, chattr +i, an ACL; for root as for a user) is refused up front, naming it, as the file is."""
+    job, out, st = _job(tmp_path), tmp_path / "s", tmp_path / "st"
+    st.mkdir()
+    path = st / ("study.journal" if kind == "journal" else "q.db")
+    storage = ["--storage", str(path) if kind == "journal" else f"sqlite:///{path}"]
+    assert _tune(capsys, job, "--trials", "1", "--out", out, *storage)[0] == 0
+    before = _digests(tmp_path)
+    monkeypatch.setattr(os, "access", lambda *a, **k: True)  # as root is answered
+    refuse_writes(monkeypatch, lambda p: os.path.dirname(p) == str(st) and p != str(path), errno.EROFS)
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out, *storage)
+    assert rc == 2 and io.err.count("\n") == 1, io.err
+    assert f"{path}: its directory {st} is not writable (Read-only file system)" in io.err, io.err
+    assert "have it remounted read-write" in io.err and "pass another --storage" in io.err, io.err
+    assert io.out == "" and _digests(tmp_path) == before
 
 
 def test_a_storage_write_refused_mid_study_stops_the_worker_with_one_line(tmp_path, capsys, monkeypatch):

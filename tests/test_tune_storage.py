@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from hpcflow.analysis.rundir import MissingData
 from hpcflow.cli import main
 from hpcflow.tune.study import optimize
 from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
+from test_tune_trials_unwritable import refuse_writes
 
 
 def _damaged_copies(tmp_path):
@@ -268,10 +270,9 @@ def test_an_sqlite_file_in_an_unwritable_directory_is_still_said_to_be_one(tmp_p
     job = _job(tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ro").mkdir()
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).endswith("/ro") else access(p, mode, **kw))
+    refuse_writes(monkeypatch, lambda p: os.path.dirname(p) == str(tmp_path / "ro"), errno.EACCES)
     rc, io = _tune(capsys, job, "--trials", "1", "--out", "o", "--storage", "sqlite:///ro/x.db")
-    assert rc == 2 and f"{tmp_path / 'ro'} is not a writable directory" in io.err, io.err
+    assert rc == 2 and "cannot create database file ro/x.db: ro is not a writable directory" in io.err, io.err
 
 
 def test_an_sqlite_file_in_a_new_directory_inside_out_is_taken_as_a_journal_is(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from test_tune_records import _digests, _job, _tune  # tests/ is on sys.path
+from test_tune_trials_unwritable import refuse_writes
 
 
 def _refused(capsys, tmp_path, storage, monkeypatch, out="new") -> str:
@@ -78,12 +79,11 @@ def test_an_sqlite_url_naming_a_journal_says_to_pass_it_as_a_path(tmp_path, caps
 def test_an_unwritable_directory_is_said_alike_for_a_journal_and_an_sqlite_file(tmp_path, capsys, monkeypatch,
                                                                                 storage, what):
     (tmp_path / "imm").mkdir()
-    real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (os.path.basename(os.path.abspath(p)) != "imm"
-                                                                and real(p, mode, *a, **k)))
+    refuse_writes(monkeypatch, lambda p: os.path.basename(os.path.dirname(p)) == "imm")
     err = _refused(capsys, tmp_path, storage, monkeypatch)
     name = storage.rpartition("/")[2]
-    assert f"cannot open it (cannot create {what} imm/{name}: imm is not a writable directory); make it writable" \
+    assert f"cannot open it (cannot create {what} imm/{name}: imm is not a writable directory: Operation not " \
+        "permitted); make it writable" \
         in err, err
 
 

@@ -176,6 +176,56 @@ def _known_dialect(name: str) -> bool:
     return True
 
 
+#: errnos with which a file system refuses a write whoever asks: permissions or an ACL (EACCES), chattr +i (EPERM), a
+#: read-only mount (EROFS)
+REFUSING = (errno.EACCES, errno.EPERM, errno.EROFS)
+_PROBE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def dir_refusal(directory: str) -> OSError | None:
+    """The OSError with which the file system refuses a new file in existing directory `directory` (errno of
+    `REFUSING`), found by creating and removing one (a dotted temporary of hpcflow.atomic's naming): os.access
+    answers yes to root whatever a read-only mount or chattr +i says, and reads no ACL. None where the file is
+    created, or refused for another reason (a full disk: left to the write itself to say)."""
+    from hpcflow.atomic import _tmp_name
+
+    probe = _tmp_name(os.path.join(directory or os.curdir, ".hpcflow-probe"))
+    try:
+        fd = os.open(probe, _PROBE_FLAGS, 0o600)
+    except OSError as exc:
+        return exc if exc.errno in REFUSING else None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return None
+
+
+def file_refusal(path: str) -> OSError | None:
+    """The OSError with which the file system refuses writes to existing file `path` (errno of `REFUSING`), found
+    by opening it for appending (nothing is written, its times stay); None where it opens, or fails otherwise."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return exc if exc.errno in REFUSING else None
+    os.close(fd)
+    return None
+
+
+def refused_reason(exc: OSError) -> str:
+    """Why a probe (`dir_refusal`, `file_refusal`) was refused, as a message says it."""
+    return exc.strerror or os.strerror(exc.errno)
+
+
+def make_writable(exc: OSError) -> str:
+    """The fix of a probe's refusal `exc`: a read-only mount's is the administrators'; permissions (an ACL too) and
+    chattr +i the user's."""
+    if exc.errno == errno.EROFS:
+        return "make it writable (its file system is mounted read-only: have it remounted read-write)"
+    return "make it writable (chmod u+w, chattr -i)"
+
+
 def check_file_place(shown: str, path: str, out: str, *, what: str = "journal file",
                      instead: str = "a journal path") -> None:
     """Refuse (StorageError) storage file `path` (a journal, an SQLite database; `--storage shown`) whose directory
@@ -184,10 +234,11 @@ def check_file_place(shown: str, path: str, out: str, *, what: str = "journal fi
     from hpcflow.jobs.output import not_a_directory
 
     parent = os.path.dirname(path) or os.curdir
-    if os.path.isdir(parent) and not os.path.lexists(path) and not os.access(parent, os.W_OK | os.X_OK):
+    refused = dir_refusal(parent) if os.path.isdir(parent) and not os.path.lexists(path) else None
+    if refused is not None:
         raise StorageError(f"--storage {shown}: cannot open it (cannot create {what} {path}: {parent} is not a "
-                           f"writable directory); make it writable (chmod u+w, chattr -i), or pass {instead} in a "
-                           "writable directory")
+                           f"writable directory: {refused_reason(refused)}); {make_writable(refused)}, or pass "
+                           f"{instead} in a writable directory")
     if os.path.isdir(parent) or inside_out(path, out):
         return
     why = not_a_directory(parent)
@@ -411,16 +462,20 @@ def _holds_tables(url: str) -> bool:
             db = sqlite_path(url)  # (SQLite's own file: URI too, and a file named file:...)
             if db is None:
                 return False
+            parent = os.path.dirname(os.path.abspath(db))
             if not os.path.exists(db):
-                parent = os.path.dirname(os.path.abspath(db))
-                if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+                if not os.path.isdir(parent) or dir_refusal(parent) is not None:
                     raise OSError(f"cannot create database file {db}: {parent} is not a writable directory")
                 return False
             if not is_sqlite_file(db) and os.path.getsize(db) and journal_problem(db) is None:
                 raise StorageError(f"--storage {masked(url)}: {db} is an Optuna journal file, not an SQLite database; "
                                    f"pass it as a path, --storage {db}")
-            if not os.access(db, os.W_OK):
-                raise StorageError(f"--storage {masked(url)}: database file {db}: {NOT_WRITABLE}")
+            refused = file_refusal(db)
+            if refused is not None:
+                raise StorageError(f"--storage {masked(url)}: database file {db}: {not_writable(refused)}")
+            refused = dir_refusal(parent)  # SQLite writes its rollback journal beside the database
+            if refused is not None:
+                raise StorageError(f"--storage {masked(url)}: database file {db}: {not_writable(refused, parent)}")
         return sqlalchemy.inspect(engine).has_table("studies")
     finally:
         engine.dispose()
@@ -761,13 +816,23 @@ def check_journal(path: str) -> None:
     problem = locked_journal_problem(path) if os.path.isfile(path) else None
     if problem:
         raise StorageError(f"study journal {path}: {problem}")
-    if os.path.isfile(path) and not os.access(path, os.W_OK):
-        raise StorageError(f"study journal {path}: {NOT_WRITABLE}")
+    if not os.path.isfile(path):
+        return
+    refused = file_refusal(path)
+    if refused is not None:
+        raise StorageError(f"study journal {path}: {not_writable(refused)}")
+    parent = os.path.dirname(os.path.abspath(path))
+    refused = dir_refusal(parent)  # where the lock of every write is made (`file_lock`)
+    if refused is not None:
+        raise StorageError(f"study journal {path}: {not_writable(refused, parent)}")
 
 
-#: why a storage file that exists cannot take a study's writes, and the fix
-NOT_WRITABLE = ("the file is not writable (its permissions, or chattr +i), so no trial could be recorded; make it "
-                f"writable (chmod u+w, chattr -i), or {OTHER_STORAGE}")
+def not_writable(refused: OSError, directory: str | None = None) -> str:
+    """Why a storage file that exists cannot take a study's writes (the file's own refusal `refused`, or that of
+    its `directory`, where its lock or SQLite's rollback journal is made), and the fix."""
+    what = "the file" if directory is None else f"its directory {directory}"
+    return (f"{what} is not writable ({refused_reason(refused)}), so no trial could be recorded; "
+            f"{make_writable(refused)}, or {OTHER_STORAGE}")
 
 
 def is_journal(storage) -> bool:

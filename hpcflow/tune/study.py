@@ -37,11 +37,12 @@ from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError, check_journal_place,
-                                  continue_after_training, existing_storage, file_lock, heartbeat, is_journal,
-                                  mark_worker, masked, open_storage, recorded_storage, recover_stale, requeue,
-                                  same_storage, slurm_worker, sqlite_path, storage_file, storage_label,
-                                  storage_option, storage_shown)
+from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError,
+                                  check_journal_place, continue_after_training, dir_refusal, existing_storage,
+                                  file_lock, heartbeat, is_journal, make_writable, mark_worker, masked, open_storage,
+                                  recorded_storage, recover_stale, refused_reason, requeue, same_storage,
+                                  slurm_worker, sqlite_path, storage_file, storage_label, storage_option,
+                                  storage_shown)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -1325,10 +1326,10 @@ def refuse_misplaced(out: str) -> None:
                 "a directory where the study writes a file"
             raise OutputPathError(f"--out {out}: {name} is {what}; remove it or choose another --out")
     trials = os.path.join(out, "trials")
-    if os.path.isdir(trials) and not os.access(trials, os.W_OK | os.X_OK):
-        raise OutputPathError(f"--out {out}: {trials} is not writable (its permissions, or chattr +i), so no trial "
-                              f"could write its directory there; make it writable (chmod u+w {trials}, chattr -i "
-                              f"{trials}), then run the same command")
+    refused = dir_refusal(trials) if os.path.isdir(trials) else None
+    if refused is not None:
+        raise OutputPathError(f"--out {out}: {trials} is not writable ({refused_reason(refused)}), so no trial could "
+                              f"write its directory there; {make_writable(refused)}, then run the same command")
 
 
 def check_trials_writable(run_dir: str) -> None:
@@ -1336,14 +1337,12 @@ def check_trials_writable(run_dir: str) -> None:
     write, `Worker._write_failed`) where trial directory `run_dir` is to be created in a trials/ directory made
     unwritable while the study runs (`refuse_misplaced` refuses it before any trial)."""
     parent = os.path.dirname(run_dir)
-    if os.path.isdir(run_dir) or not os.path.isdir(parent) or os.access(parent, os.W_OK | os.X_OK):
+    if os.path.isdir(run_dir) or not os.path.isdir(parent):
         return
-    try:  # the file system's own reason (EPERM: chattr +i; EACCES: permissions; EROFS)
-        os.mkdir(run_dir)
-        os.rmdir(run_dir)
-    except OSError as exc:
-        raise WriteDenied(exc.errno, exc.strerror, parent) from None
-    raise WriteDenied(errno.EACCES, os.strerror(errno.EACCES), parent)
+    refused = dir_refusal(parent)  # the file system's own reason (EPERM: chattr +i; EACCES: permissions; EROFS)
+    if refused is not None:  # a read-only mount: its fix is the administrators' (WriteFailed's of EROFS)
+        raise (WriteFailed if refused.errno == errno.EROFS else WriteDenied)(refused.errno, refused_reason(refused),
+                                                                              parent)
 
 
 def refuse_foreign_files(out: str, storage) -> None:
