@@ -44,3 +44,25 @@ def test_a_write_refused_in_trial_1_leaves_best_toml_of_trial_0(tmp_path, capsys
         return
     text = (out / "best.toml").read_text()
     assert "trial 0," in text and f"dt = {trials[0].params['flow.dt']!r}" in text, text
+
+
+@pytest.mark.parametrize("err, said", [(errno.EROFS, "Read-only file system"), (errno.EPERM, "Operation not permitted")])
+def test_a_refused_lock_of_best_toml_ends_the_worker_with_one_line(tmp_path, capsys, monkeypatch, err, said):
+    """DIR made read-only (remounted, chattr +i) after the trials: best.toml's lock cannot be made, which ended the
+    worker with a traceback; it is a refused write of best.toml, as that file's own write is: one line naming it,
+    exit status 5, the trials recorded."""
+    job, out = _job(tmp_path), tmp_path / "s"
+    lock = str(out / "best.toml.lock")
+    real = os.symlink
+
+    def symlink(src, dst, *args, **kwargs):
+        if os.path.abspath(dst) == lock:
+            raise OSError(err, os.strerror(err), dst)
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "symlink", symlink)
+    rc, io = _tune(capsys, job, "--trials", "2", "--out", out)
+    assert rc == 5 and io.err.count("\n") == 1, io.err
+    assert f"cannot write {lock} ({said})" in io.err and "Traceback" not in io.err, io.err
+    assert [t.state for t in _journal(out / "study.journal").trials] == [TrialState.COMPLETE] * 2
+    assert not (out / "best.toml").exists() and not os.path.lexists(lock)

@@ -1632,9 +1632,17 @@ def after_training(job: TuneJob, trial, out: str) -> bool:
 def best_lock(path: str):
     """Hold DIR/best.toml.lock (Optuna's symlink lock, as the journal's: safe on NFS; a holder gone for 30 s loses
     it) while a worker reads the best trial from the storage and writes best.toml: workers ending together write
-    one after the other, each from the storage as it is then, so the last written names the best trial."""
+    one after the other, each from the storage as it is then, so the last written names the best trial. A lock
+    that the file system refuses (a read-only mount, a full disk, chattr +i on DIR) is a refused write of best.toml
+    (WriteFailed, exit status 5, one line), as the write of best.toml itself would be."""
     lock = file_lock(path)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except OSError as exc:
+        refused = refused_write(exc)
+        if refused is None:
+            raise
+        raise as_write_failed(refused) from None
     try:
         yield
     finally:
