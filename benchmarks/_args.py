@@ -7,6 +7,7 @@ The scripts import it as `_args` (it sits beside them, on their sys.path).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -307,3 +308,31 @@ def child(cmd: list, what: str, *, timeout: float | None = None, **kwargs) -> su
         raise SystemExit(done.returncode if 0 < done.returncode < 128 else 1)
     sys.stderr.write(done.stderr)
     return done
+
+
+def run(main, *args) -> None:
+    """Run a script's `main(*args)` and exit with its value (None: 0). A Ctrl-C (SIGINT: KeyboardInterrupt) ends the
+    script in one line "<script>: interrupted" on stderr with status 130, no traceback; under mpiexec, which passes
+    the Ctrl-C on to every rank, the line is one rank's and every rank ends (`hpcflow.stop_signals.interrupted`:
+    MPI's Abort with 130, so that no rank waits in a collective for one that left). A Ctrl-C while a child runs is
+    `child`'s (the child stopped, then one line)."""
+    from hpcflow.stop_signals import interrupted
+
+    try:
+        status = main(*args)
+    except KeyboardInterrupt as exc:
+        raise SystemExit(interrupted(os.path.basename(sys.argv[0]), exc)) from None
+    raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def together():
+    """`hpcflow.parallel.comm.abort_on_error` (yields the world communicator: one rank's exception ends every rank,
+    none left in a collective) where a Ctrl-C, which mpiexec passes on to every rank, ends the job in one line with
+    status 130 instead of each rank's traceback (`hpcflow.stop_signals.interrupts_end_the_job`); on one rank the
+    KeyboardInterrupt goes on to `run`, which says the same line."""
+    from hpcflow.parallel.comm import abort_on_error
+    from hpcflow.stop_signals import interrupts_end_the_job
+
+    with abort_on_error() as comm, interrupts_end_the_job(os.path.basename(sys.argv[0]), stops=False):
+        yield comm

@@ -208,4 +208,4 @@ def main(argv=None):
         bench_flow(args)
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

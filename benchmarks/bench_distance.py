@@ -66,4 +66,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

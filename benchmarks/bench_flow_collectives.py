@@ -102,11 +102,14 @@ def main() -> None:
         print(out, end="", flush=True)
 
 
+def run_worker(n: int, steps: int) -> None:
+    """The `worker` that `main` starts under mpiexec."""
+    with _args.together():  # one rank's exception ends every rank, none left in a collective
+        worker(n, steps)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        from hpcflow.parallel.comm import abort_on_error
-
-        with abort_on_error():  # one rank's exception ends every rank, none left in a collective
-            worker(int(sys.argv[2]), int(sys.argv[3]))
+        _args.run(run_worker, int(sys.argv[2]), int(sys.argv[3]))
     else:
-        main()
+        _args.run(main)

@@ -152,13 +152,11 @@ WORKER = "_worker"
 
 def run_worker(argv: list) -> None:
     """The `worker` that `_launch` starts, from its arguments (mode n n_test steps clusters halo)."""
-    from hpcflow.parallel.comm import abort_on_error
-
     w = _args.parser(f"The flow run that {os.path.basename(__file__)} starts under mpiexec.")
     for name, typ in (("mode", str), ("n", int), ("n_test", int), ("steps", int), ("clusters", int), ("halo", float)):
         w.add_argument(name, type=typ)
     a = w.parse_args(argv)
-    with abort_on_error():
+    with _args.together():
         worker(a.mode, a.n, a.n_test, a.steps, a.clusters, a.halo)
 
 
@@ -245,4 +243,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

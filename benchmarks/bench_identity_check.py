@@ -20,7 +20,6 @@ from functools import partial
 import numpy as np
 
 import _args
-from hpcflow.parallel.comm import abort_on_error
 from hpcflow.parallel.replicated import fingerprint, identical_on_all
 
 
@@ -49,7 +48,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", type=_args.POSITIVE, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--repeats", type=_args.POSITIVE, default=5)
     a = ap.parse_args(argv)
-    with abort_on_error() as c:  # one rank's exception ends every rank, none left in a collective
+    with _args.together() as c:  # one rank's exception ends every rank, none left in a collective
         measure(a, c)
 
 
@@ -69,4 +68,4 @@ def measure(a, c) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

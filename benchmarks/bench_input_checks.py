@@ -26,7 +26,6 @@ import time
 import numpy as np
 
 import _args
-from hpcflow.parallel.comm import abort_on_error
 
 
 def best(fn, repeats: int, comm, *, refused: bool = False) -> float:
@@ -91,7 +90,7 @@ def main() -> None:
     p.add_argument("--trials", type=_args.POSITIVE, default=1000, help="trials in the journal")
     p.add_argument("--repeats", type=_args.POSITIVE, default=5)
     args = p.parse_args()
-    with abort_on_error() as comm:  # one rank's exception ends every rank, none left in a collective
+    with _args.together() as comm:  # one rank's exception ends every rank, none left in a collective
         measure(args, comm)
 
 
@@ -133,4 +132,4 @@ def measure(args, comm) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

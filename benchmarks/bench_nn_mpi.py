@@ -367,9 +367,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     given = epoch_options(args)
     if args.worker is not None:
-        from hpcflow.parallel.comm import abort_on_error
-
-        with abort_on_error():  # one rank's exception ends every rank, none left in a collective
+        with _args.together():  # one rank's exception ends every rank, none left in a collective
             allreduce_worker(args.worker, 50)
         return
     check_model(ap, args)
@@ -415,4 +413,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)

@@ -137,4 +137,4 @@ def main() -> None:
                       "report_s": round(whole, 2)}))
 
 if __name__ == "__main__":
-    main()
+    _args.run(main)
