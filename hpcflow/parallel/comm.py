@@ -598,7 +598,8 @@ def arguments_together(check, *, comm=None, same=None):
     except (TypeError, ValueError, UserError) as exc:
         value, mine = None, (_kind(exc), " ".join(str(exc).split()))
     alike = None if mine is not None or same is None else [(k, repr(v)) for k, v in same().items()]
-    every = c.allgather((mine, alike))
+    names = () if same is None else None if alike is None else tuple(k for k, _ in alike)
+    every = _same_check(c, ("arguments", names), (mine, alike))
     failed = [k for k, (m, _) in enumerate(every) if m is not None]
     if not failed:
         _refuse_unlike([a for _, a in every])
@@ -611,6 +612,35 @@ def arguments_together(check, *, comm=None, same=None):
     raise exc
 
 
+def _same_check(c, check: tuple, payload) -> list:
+    """Allgather of `payload` in the collective check `check` (its kind and the names of the values it compares,
+    None where unknown: a rank whose argument check refused them) made where this check was called; the payloads in
+    rank order. Ranks at different checks (one skipped a check or called another: a programming error) are refused
+    on every rank together with a RuntimeError naming both checks and where each was called, instead of comparing
+    unrelated values (which said that a value "differs" that the other rank never had) or failing each its own way."""
+    caller = sys._getframe(2)
+    site = (os.path.basename(caller.f_code.co_filename), caller.f_lineno, caller.f_code.co_name)  # (paths may differ)
+    every = c.allgather((check, site, payload))
+    first = every[0]
+    for other, theirs in enumerate(every):
+        if theirs[0][0] != first[0][0] or theirs[1] != first[1]:  # (a check's names may depend on its values)
+            raise_together(RuntimeError(f"ranks are at different collective checks ({_check_said(*first[:2])} on rank "
+                                        f"0, {_check_said(*theirs[:2])} on rank {other}); every rank must make the "
+                                        "same checks in the same order"), comm=c)
+    return [p for _, _, p in every]
+
+
+def _check_said(check: tuple, site: tuple) -> str:
+    """A collective check (`_same_check`) and where it was called, in words."""
+    kind, names = check
+    where = f" in {site[2]} ({site[0]}:{site[1]})"
+    if kind == "agreement":
+        return f"agreement of {', '.join(names) or 'no values'}{where}"
+    if names is None:
+        return f"an argument check{where}"
+    return f"an argument check comparing {', '.join(names) or 'no values'}{where}"
+
+
 def _kind(exc) -> type:
     """The class `arguments_together` raises for `exc` on every rank: hpcflow's own UserError class (ConfigError,
     OutputPathError, ...), else TypeError or ValueError (a subclass, e.g. NumPy's, is not sent between ranks)."""
@@ -620,14 +650,18 @@ def _kind(exc) -> type:
 
 
 def _refuse_unlike(alike) -> None:
-    """ValueError (collective) naming the first argument whose repr differs between ranks (`arguments_together`)."""
+    """ValueError (collective) naming the first argument whose repr differs between ranks (`arguments_together`),
+    matched by name (a rank's check may compare arguments that another's does not: "unset" there)."""
     if alike[0] is None:
         return
-    for i, (name, first) in enumerate(alike[0]):
-        other = next((r for r, a in enumerate(alike) if a[i][1] != first), None)
+    values = [dict(a or ()) for a in alike]
+    names = list(values[0]) + [k for v in values[1:] for k in v if k not in values[0]]
+    for name in dict.fromkeys(names):
+        first = values[0].get(name, "unset")
+        other = next((r for r, v in enumerate(values) if v.get(name, "unset") != first), None)
         if other is not None:
-            exc = ValueError(f"{name} differs between ranks ({name}={first} on rank 0, {alike[other][i][1]} on rank "
-                             f"{other}); pass the same {name} on every rank")
+            exc = ValueError(f"{name} differs between ranks ({name}={first} on rank 0, "
+                             f"{values[other].get(name, 'unset')} on rank {other}); pass the same {name} on every rank")
             exc.collective = True
             raise exc
 
@@ -645,7 +679,8 @@ def agree_together(values: dict, *, fix: str, comm=None, first: tuple = ()) -> N
     if size(c) == 1:
         return
     canon = {k: json.dumps(v, sort_keys=True, default=repr) for k, v in values.items()}
-    digests = c.allgather(hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest())
+    digests = _same_check(c, ("agreement", tuple(sorted(canon))),
+                          hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest())
     if len(set(digests)) == 1:
         return
     every = c.allgather(canon)
