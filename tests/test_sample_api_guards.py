@@ -1,6 +1,6 @@
-"""Hypersurface.sample refuses before any work a set whose arrays alone exceed the memory the process may use (as
-`hpcflow sample --n` is refused), and a count above 2**62 naming the bound; it samples no more than max_batches
-batches; `hpcflow sample` says how many intersection points its dropped ones are of, warns of a --threads above the
+"""Hypersurface.sample refuses before any work a set whose sampling would peak above the memory the process may use
+(as `hpcflow sample --n` is refused; the count it states: test_sample_memory_fits.py), and a count above 2**62 naming
+the bound; it samples no more than max_batches batches; `hpcflow sample` says how many intersection points its dropped ones are of, warns of a --threads above the
 CPUs as of HPCFLOW_THREADS, and refuses before sampling a --force onto a file that cannot be replaced."""
 
 from __future__ import annotations
@@ -48,20 +48,6 @@ def test_the_override_lets_such_a_sample_begin(no_work, monkeypatch):
     monkeypatch.setenv("HPCFLOW_IGNORE_MEMORY_CHECK", "1")
     with pytest.raises(Began):
         Hypersurface.fermat(3).sample(1e12, seed=0)
-
-
-def test_the_refusal_is_where_the_sets_own_arrays_exceed_the_limit(monkeypatch):
-    """The bytes of a sampled set's arrays, measured, as the limit: that many points are sampled, one more is not."""
-    import hpcflow.resources
-
-    monkeypatch.delenv("HPCFLOW_IGNORE_MEMORY_CHECK", raising=False)
-    X = Hypersurface.fermat(3)
-    ps = X.sample(300, seed=0, threads=1)
-    held = sum(getattr(ps, name).nbytes for name in FIELDS)
-    monkeypatch.setattr(hpcflow.resources, "memory_limit", lambda **kw: (float(held), "a test limit"))
-    assert len(X.sample(300, seed=1, threads=1)) == 300
-    with pytest.raises(ConfigError, match=r"^n_points=301: .*\(a test limit\); sample at most 300 points"):
-        X.sample(301, seed=1, threads=1)
 
 
 def test_hpcflow_sample_no_memory_check_reaches_the_sampler(tmp_path, capsys, monkeypatch):

@@ -47,9 +47,33 @@ def check_arguments(args) -> dict:
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
     from hpcflow.parallel.comm import size
 
+    if not getattr(args, "no_memory_check", False):
+        check_memory(cfg, size())
     check_resources({"sample": cfg}, "sample", ranks=size(), force=getattr(args, "no_memory_check", False),
                     source=f"--n {cfg['n']} --dim {cfg['dim']}")
     return cfg
+
+
+def check_memory(cfg: dict, ranks: int) -> None:
+    """ConfigError where the sampling's peak on rank 0 (`hpcflow.geometry.sampling.check_sample_memory`: layout
+    "root", the model of `hpcflow.resources.estimate_sample`) exceeds what this process may use, stating the largest
+    --n that fits by that model (which the check then takes: one point more is refused)."""
+    from hpcflow.geometry import Hypersurface
+    from hpcflow.geometry.sampling import check_sample_memory
+    from hpcflow.jobs.schema import MANIFOLD_FIELDS
+    from hpcflow.backend import default_threads
+    from hpcflow.resources import local_ranks
+
+    local = local_ranks(ranks)
+    more = (f", or run fewer ranks on the node (its {local} ranks share its memory, and rank 0 gathers all the "
+            "points beside its own share: more ranks raise its peak)" if local > 1 else
+            " (more ranks or nodes do not lower the peak: rank 0 gathers all the points beside its own share)")
+    dim = cfg.get("dim", MANIFOLD_FIELDS["dim"].default)
+    threads = default_threads() if cfg.get("threads") is None else cfg["threads"]
+    check_sample_memory(Hypersurface.fermat(dim), cfg["n"], layout="root", ranks=ranks, threads=threads,
+                        chart=cfg.get("chart"), error=ConfigError, said=f"--n {cfg['n']} --dim {dim}",
+                        advice="give --n {fits} or less (several files with different --seed for more) or ask for "
+                        f"more memory{more}, or pass --no-memory-check")
 
 
 def check_seed(seed) -> None:
@@ -128,7 +152,7 @@ def run(args) -> int:
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
-        # (the sampler's own memory check, of the set's arrays, is the lower bound of the one check_arguments made:
+        # (the sampler's own memory check is the one check_arguments made, by the same model (`check_memory`):
         # --no-memory-check skips both)
         with skipped_memory_check(getattr(args, "no_memory_check", False)):
             ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")

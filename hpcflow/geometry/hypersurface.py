@@ -353,9 +353,11 @@ class Hypersurface:
         `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
         "root" (rank 0 gets the whole set, the others none). A bad argument (ConfigError) on any rank, or one that
         differs between ranks, is refused by every rank together (`sample_points`), before any work: so is an
-        n_points in [1, 2**62] whose set's arrays alone (~0.5 kB a quintic point) exceed the memory this process
-        may use (`sampling.check_sample_memory`; HPCFLOW_IGNORE_MEMORY_CHECK=1 skips it), and, past max_batches
-        batches (at most that many are sampled) without n_points points, a ConfigError says how many they gave.
+        n_points in [1, 2**62] whose sampling would peak above the memory this process may use (~1 kB a quintic
+        point on one rank, with the batches in flight and the interpreter: `sampling.check_sample_memory`, whose
+        refusal states the largest n_points that fits; HPCFLOW_IGNORE_MEMORY_CHECK=1 skips it), and, past
+        max_batches batches (at most that many are sampled) without n_points points, a ConfigError says how many
+        they gave.
         """
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout, error=ConfigError)[0]

@@ -105,7 +105,7 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     lines, the points its blocks kept, the points it owns, bytes it sent to other ranks, seconds.
     A bad argument (`error` naming it, `sampling_arguments`) on any rank, or a surface, n_points, seed, chart,
     max_batches, layout or jacobian that differs between ranks, is refused by every rank together; so is, with
-    `memory_check`, an n_points whose rows alone cannot fit the memory a rank may use (`check_sample_memory`).
+    `memory_check`, an n_points whose sampling would peak above the memory a rank may use (`check_sample_memory`).
     """
     c = resolve(comm)
     args = {}
@@ -115,34 +115,106 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
                                        max_batches=max_batches, layout=layout, jacobian=jacobian, error=error))
         if memory_check:
             check_sample_memory(surface, args["n_points"], layout=layout, ranks=c.Get_size(), jacobian=jacobian,
+                                threads=1 if args["xp"] is not np else args["threads"], chart=args["chart"],
                                 error=error)
 
     arguments_together(check, comm=c, same=lambda: agreed(surface, args))
     return sample_checked(surface, **args, comm=c)
 
 
+#: `layout` "all" under MPI: copies of all N points on rank 0 at its peak, the gathered rows unpacked, packed again
+#: and received whole from the Allgatherv (three), over the receive buffer of the gather (`GATHER_COPIES`' 0.25)
+ALL_COPIES = 3.25
+
+
+def sample_memory(dim: int, n_points: int, *, layout: str = "all", ranks: int = 1, threads: int = 1,
+                  one_chart: bool = False, jacobian: bool = True) -> dict:
+    """{part: bytes} of the peak of the busiest rank (rank 0) while `sample_points` samples n_points points in
+    dimension dim on `ranks` ranks and returns them by `layout`: the memory model of `hpcflow sample` (`layout`
+    "root", the Jacobian kept: `hpcflow.resources.estimate_sample`, equal part by part), extended to the other
+    layouts and to a set without Jacobians. The interpreter with NumPy and h5py (SAMPLE_BASE_BYTES); on one rank the
+    sampler's blocks and the set concatenated from them (SAMPLE_COPIES), one wave of batches with their
+    temporaries and the heap their root finding keeps (`hpcflow.resources.sample_bytes`); on R > 1 ranks the
+    rank's share as sampled, and the rows it receives: for "root" all N gathered (GATHER_COPIES), for "all" all N
+    gathered, packed and received again (ALL_COPIES), for "share" its share sent, received and unpacked
+    (SHARE_COPIES). Saving the set adds no copy of it (h5py writes the arrays as they are). Non-decreasing in
+    n_points (`sample_fits` relies on it)."""
+    from hpcflow.resources import (GATHER_COPIES, ROOT_SHARE_HELD, SAMPLE_BASE_BYTES, SHARE_COPIES, point_bytes,
+                                   sample_bytes)
+
+    threads = max(1, int(threads))
+    if ranks == 1:
+        return {"base": SAMPLE_BASE_BYTES, **{f"sample {k}": v for k, v in
+                                              sample_bytes(n_points, dim, threads=threads, one_chart=one_chart,
+                                                           jacobian=jacobian).items()}}
+    share, pb = -(-n_points // ranks), point_bytes(dim, jacobian)
+    sampled = sample_bytes(share, dim, threads=threads, one_chart=one_chart, jacobian=jacobian)
+    sampled.pop("points")
+    parts = {"base": SAMPLE_BASE_BYTES, **{f"sample {k}": v for k, v in sampled.items()}}
+    if layout == "share":
+        parts["rank's share"] = SHARE_COPIES * share * pb
+        return parts
+    parts["rank 0's share"] = ROOT_SHARE_HELD * share * pb
+    parts["gathered points"] = (GATHER_COPIES if layout == "root" else ALL_COPIES) * n_points * pb
+    return parts
+
+
+def sample_fits(limit: float, model) -> int:
+    """The largest n >= 0 with sum(model(n).values()) <= limit (model non-decreasing in n), 0 where not even one
+    point fits: the count a memory refusal states, which that check then takes, and one point more it refuses."""
+    def fits(n):
+        return sum(model(n).values()) <= limit
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
 def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: int = 1, jacobian: bool = True,
-                        error=ValueError, name: str = "n_points") -> None:
-    """`error` naming `name` when the rows a rank gets (all n_points, or its share for layout "share") need more
-    bytes in the returned set's arrays alone (`hpcflow.resources.point_bytes`, the per-point figure of the
-    `hpcflow sample` estimate) than the memory one of `ranks` ranks may use (`hpcflow.resources.memory_limit`):
-    a lower bound of the sampler's peak (its batches and temporaries come on top), so such a sample could only end in
-    a MemoryError or the out-of-memory killer after minutes of work. Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1
-    (the override of the commands' checks, read by the same parser: another value is a ConfigError)."""
-    from hpcflow.resources import ENV_IGNORE, fmt_bytes, ignore_requested, memory_limit, point_bytes
+                        threads: int | None = None, chart=None, error=ValueError, name: str = "n_points",
+                        said: str | None = None, advice: str | None = None) -> None:
+    """`error` naming `name` (shown as `said`, default "name=n_points") when the peak the sampling of n_points
+    points would reach on its busiest rank (`sample_memory`: the set's arrays, the sampler's blocks and batches
+    with their temporaries, the rows gathered under MPI, the interpreter) exceeds the memory one of `ranks` ranks
+    may use (`hpcflow.resources.memory_limit`), so that it could only end in a MemoryError or the out-of-memory
+    killer after minutes of work. The refusal states the largest count whose peak fits (`sample_fits`, by the same
+    model and limit: that count passes this check, one more is refused), in `advice` where given (its "{fits}"
+    replaced by that count; a command's own words, e.g. its option). `threads` None: this process's
+    (`backend.default_threads`). Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1 (the override of the commands' checks,
+    read by the same parser: another value is a ConfigError)."""
+    from hpcflow.resources import ENV_IGNORE, fmt_bytes, ignore_requested, memory_limit
 
     if ignore_requested():
         return
-    rows = -(-n_points // ranks) if layout == "share" else n_points
-    per = point_bytes(surface.dim, jacobian)
+    threads = default_threads() if threads is None else threads
+
+    def model(n):
+        return sample_memory(surface.dim, n, layout=layout, ranks=ranks, threads=threads,
+                             one_chart=chart is not None, jacobian=jacobian)
+
+    parts = model(n_points)
+    peak = sum(parts.values())
     limit, where = memory_limit(ranks=ranks)
-    if rows * per <= limit:
+    if peak <= limit:
         return
-    fits = int(limit // per) * (ranks if layout == "share" else 1)
-    raise error(f"{name}={n_points}: the sample's arrays alone take {fmt_bytes(rows * per)} per rank ({per} bytes a "
-                f"point at dim {surface.dim}), more than the {fmt_bytes(limit)} this process may use ({where}); "
-                f"sample at most {fits} points a call (several calls with other seeds for more), or set {ENV_IGNORE}=1 "
-                "if you know better")
+    fits = sample_fits(limit, model)
+    big = max(parts, key=parts.get)
+    if not fits:
+        fix = "not even one point fits: free memory or raise the limit"
+    elif advice is not None:
+        fix = advice.replace("{fits}", str(fits))
+    else:
+        fix = f"sample at most {fits} points a call (several calls with other seeds for more)"
+    base = f"; {fmt_bytes(parts['base'])} the interpreter's" if big != "base" else ": the interpreter's"
+    raise error(f"{said or f'{name}={n_points}'}: sampling it would peak at about {fmt_bytes(peak)} per rank (largest "
+                f"part: {big} {fmt_bytes(parts[big])}{base}), more than the {fmt_bytes(limit)} this process may use "
+                f"({where}); {fix}, or set {ENV_IGNORE}=1 if you know better")
 
 
 def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None, backend=None,
