@@ -520,11 +520,16 @@ def test_the_reserved_names_are_the_attributes_save_writes(tmp_path, good):
     written = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version")
     subset = ("drawn_n", "drawn_rows")  # written for a subset of a draw only
     restricted = ("sampled_chart",)  # written for a draw kept to one chart only
-    assert sorted(RESERVED) == sorted(written + subset + restricted)
+    counts = ("intersections", "other_charts")  # the sampler's counts of a whole draw (the second: of one chart)
+    assert sorted(RESERVED) == sorted(written + subset + restricted + counts)
     ps = PointSet.load(good)
     ps.save(tmp_path / "x.h5", attrs={"note": "kept"})
     with h5py.File(tmp_path / "x.h5") as f:
-        assert sorted(f.attrs) == sorted(("note", *written)) and f.attrs["note"] == "kept"
+        assert sorted(f.attrs) == sorted(("note", *written, "intersections")) and f.attrs["note"] == "kept"
+    ps.intersections = None  # (a set not from the sampler)
+    ps.save(tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert sorted(f.attrs) == sorted(written)
     ps[1:].save(tmp_path / "y.h5")
     with h5py.File(tmp_path / "y.h5") as f:
         assert sorted(f.attrs) == sorted((*written, *subset))

@@ -31,7 +31,7 @@ CONVENTIONS = (
 
 #: the root attributes `PointSet.save` writes itself (docs/outputs.md), which attrs= and PointSet.attrs may not name
 RESERVED = ("kind", "manifold", "seed", "n_dropped", "conventions", "hpcflow_version", "drawn_n", "drawn_rows",
-            "sampled_chart")
+            "sampled_chart", "intersections", "other_charts")
 
 #: what PointSet indexing and `subset` take
 INDEX_WANT = "an int, a slice, a 1-D integer index array or a 1-D boolean mask of length N"
@@ -102,8 +102,15 @@ class PointSet:
     #: the sampler's `_digest` of the rows it formed (`mark_sampled`); None for any other set
     _sampled: tuple | None = field(default=None, init=False, repr=False, compare=False)
     #: the sampler's count of the points where the lines of its draw's batches (those up to the last whose points it
-    #: keeps) meet X, among which n_dropped were left out; None for any other set
+    #: keeps) meet X, among which n_dropped were left out: a count of the whole draw, so set on a whole draw only (the
+    #: sampler's set, and on rank 0 of layout "root"). A subset (`ps[...]`, `subset`, `concatenate`; a share of
+    #: layout "share"), which cannot know how many intersection points its own rows were sampled among, has None,
+    #: but for one that is the whole draw in order (`ps[:]`); so has a set not from the sampler. Saved as
+    #: @intersections; `load` reads it back, None from a file without it (written before it existed, or of a subset)
     intersections: int | None = field(default=None, init=False, repr=False, compare=False)
+    #: with `sampled_chart`: how many of the `intersections` lie in other charts (neither kept nor dropped); None
+    #: where `intersections` is, and for a draw of every chart. Saved as @other_charts and read back as it is
+    other_charts: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.points.shape[0]
@@ -124,8 +131,11 @@ class PointSet:
         jac = None if self.jacobian is None else self.jacobian[idx]
         n, rows = _drawn(self)
         drawn = subset_or_none(n, None if rows is None else rows[idx])
-        return PointSet(self.manifold, self.points[idx], self.weights[idx], self.omega2[idx], self.g_fs[idx],
-                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn, self.sampled_chart)
+        out = PointSet(self.manifold, self.points[idx], self.weights[idx], self.omega2[idx], self.g_fs[idx],
+                       self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn, self.sampled_chart)
+        if drawn is None:  # the whole draw in order (ps[:]): its counts hold; a subset's are not known (None)
+            out.intersections, out.other_charts = self.intersections, self.other_charts
+        return out
 
     def subset(self, idx) -> "PointSet":
         """The points selected by a boolean mask or index array (anything `ps[idx]` takes, with the same result)."""
@@ -142,7 +152,9 @@ class PointSet:
         """One PointSet of the rows of `parts` (an iterable of PointSets of one X), in order; anything else in
         parts is one TypeError naming it (a bare array of points has no data: X.point_set(points) forms them).
         Parts of one draw (one seed, draw size and sampled chart) give its seed and their rows of it (`drawn`); parts
-        of different draws give seed None and drawn None: no seed reproduces their rows (`combined_origin`)."""
+        of different draws give seed None and drawn None: no seed reproduces their rows (`combined_origin`).
+        `intersections` and `other_charts` are those of a part that holds its whole draw, in order, beside parts
+        without rows; else None (parts of subsets do not know theirs)."""
         try:
             parts = None if isinstance(parts, (str, bytes)) else list(parts)
         except TypeError:
@@ -163,9 +175,12 @@ class PointSet:
         jac = None if any(p.jacobian is None for p in parts) else cat("jacobian")
         # rows of one draw keep its seed and name its rows; rows of several draws (or of none) reproduce no draw
         one, drawn, chart = combined_origin([_origin(p) for p in parts])
-        return PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
-                        jac, sum(p.n_dropped for p in parts), None if one is None else parts[one].seed,
-                        dict(first.attrs), drawn, chart)
+        out = PointSet(first.manifold, cat("points"), cat("weights"), cat("omega2"), cat("g_fs"), cat("chart"),
+                       jac, sum(p.n_dropped for p in parts), None if one is None else parts[one].seed,
+                       dict(first.attrs), drawn, chart)
+        if one is not None and drawn is None:  # (one whole draw, in order: [ps], or ps with empty parts)
+            out.intersections, out.other_charts = parts[one].intersections, parts[one].other_charts
+        return out
 
     def mark_sampled(self) -> None:
         """Record that these rows are the sampler's (points on X, data formed by `charts.point_data` from them), so
@@ -236,7 +251,7 @@ class PointSet:
             got["attributes"] = {"kind": KIND, "manifold": self.manifold.definition_json(), "seed": seed,
                                  "n_dropped": self.n_dropped, "conventions": CONVENTIONS,
                                  "hpcflow_version": __version__, **self.attrs, **(attrs or {}),
-                                 **origin_attributes(self.drawn, self.sampled_chart)}
+                                 **origin_attributes(self.drawn, self.sampled_chart), **count_attributes(self)}
             whose = f", rows of rank {c.Get_rank()}" if c.Get_size() > 1 else ""
             refusal = self._save_refusal(f"{got['path']}{whose}", got["attributes"], seed is not None)
             if refusal is not None:
@@ -250,12 +265,17 @@ class PointSet:
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
             # the file's @seed, @drawn_n, @drawn_rows and @sampled_chart are those of all the ranks' rows together:
             # one draw's rows where every rank's are of that draw, else none (each rank's are valid, so are these)
-            origins = c.gather(_origin(self), root=0)
+            gathered = c.gather((_origin(self), count_attributes(self)), root=0)
             if is_root(c):
+                origins = [o for o, _ in gathered]
                 one, drawn, chart = combined_origin(origins)
-                attributes = {k: v for k, v in attributes.items() if k not in ORIGIN[1:]}  # in check's order
+                attributes = {k: v for k, v in attributes.items() if k not in ORIGIN[1:] + COUNTS}  # in check's order
                 attributes["seed"] = origins[one][0] if one is not None else json.dumps(None)
                 attributes.update(origin_attributes(drawn, chart))
+                # the counts of one whole draw, held by the one rank with rows (layout "root"); shares have none
+                held = [counts for (o, counts) in gathered if o[4] > 0]
+                if one is not None and drawn is None and len(held) == 1:
+                    attributes.update(held[0])
         failed = None
         if is_root(c):
             try:
@@ -279,7 +299,8 @@ class PointSet:
             fields = {name: np.asarray(getattr(self, name)) for name in FIELDS}
             check_layout(manifold, fields)
             check_drawn(attributes, len(fields["points"]))
-            check_sampled_chart(attributes, manifold, fields["chart"])
+            chart = check_sampled_chart(attributes, manifold, fields["chart"])
+            check_counts(attributes, len(fields["points"]), chart)
             # the sampler's data hold on the set's own manifold only: the file's must be that one
             sampled = self._sampled is not None and self._digest() == self._sampled and manifold == self.manifold
             check_rows(manifold, as_float64(fields), formed=sampled)
@@ -319,6 +340,7 @@ class PointSet:
                 data = _read_fields(f, path, manifold)
                 drawn, rows = check_drawn(f.attrs, len(data["points"]))
                 sampled_chart = check_sampled_chart(f.attrs, manifold, data["chart"])
+                counts = check_counts(f.attrs, len(data["points"]), sampled_chart)
             ps = check_rows(manifold, data, keep=True)  # the Jacobians, g_FS, |Omega|^2 the points give
         except Problem as p:
             raise InputFileError(f"{path}: {p}") from None
@@ -326,6 +348,7 @@ class PointSet:
         ps.n_dropped, ps.seed = n_dropped, seed
         ps.drawn = None if drawn is None else (drawn, rows)
         ps.sampled_chart = sampled_chart
+        ps.intersections, ps.other_charts = counts
         return ps
 
 
@@ -374,6 +397,45 @@ def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
         raise Problem("dataset 'chart'", f"has row {i} in chart {tuple(int(c) for c in rows[i])}, while attribute "
                       f"'sampled_chart' says every point of the draw lies in {list(pair)}")
     return pair
+
+
+#: the root attributes of the sampler's counts of a whole draw (`count_attributes`)
+COUNTS = ("intersections", "other_charts")
+
+
+def count_attributes(ps) -> dict:
+    """@intersections and @other_charts (int64) of `ps`, those of its counts that are not None (a whole draw's)."""
+    return {k: np.int64(getattr(ps, k)) for k in COUNTS if getattr(ps, k) is not None}
+
+
+def check_counts(attrs, rows: int, sampled_chart) -> tuple:
+    """(intersections, other_charts) of a PointSet file's attributes (`rows` points, @n_dropped, @drawn_n and
+    `sampled_chart` read from them), None where absent (every file of a subset, and every file written before they
+    existed; @other_charts also where @intersections or @sampled_chart is); the Problem of one that is no integer
+    >= 0, of counts in a subset's file (@drawn_n: a subset has none), and of counts the rows contradict (the
+    intersection points sampled hold the dropped ones, those of other charts and at least the rows)."""
+    got = {}
+    for name in COUNTS:
+        value = attribute_text(attrs, name) if name in attrs else None
+        if name in attrs and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise Problem(f"attribute {name!r}", f"= {short_repr(value)} must be an integer >= 0 (int64: "
+                          + ("the intersection points the draw's lines gave)" if name == "intersections" else
+                             "of those intersection points in other charts than @sampled_chart)"))
+        got[name] = value
+    hits, other = got["intersections"], got["other_charts"]
+    if sampled_chart is None:  # (@sampled_chart removed, null or []: the draw is read as one of every chart)
+        other = None
+    if hits is None:
+        return None, None
+    if "drawn_n" in attrs:
+        raise Problem("attribute 'intersections'", "is given in a file of a subset of a draw (@drawn_n): a subset "
+                      "cannot know how many intersection points its rows were sampled among; leave it out")
+    dropped = attribute_text(attrs, "n_dropped") if "n_dropped" in attrs else 0
+    dropped = dropped if isinstance(dropped, int) else 0  # (@n_dropped itself is checked by check_attributes)
+    if hits < dropped + (other or 0) + rows:
+        raise Problem("attribute 'intersections'", f"= {hits} is fewer than the {rows} points kept, the {dropped} "
+                      f"dropped" + (f" and the {other} in other charts" if other else "") + " that it counts")
+    return hits, other
 
 
 #: the root attributes that say which draw a file's rows come from (`origin_attributes`)
