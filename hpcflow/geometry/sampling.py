@@ -81,6 +81,12 @@ def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=Value
     taken as 1), as the caller calls it (`names`: {"n_points": "n_val"})."""
     names = {"n_points": "n_points", "seed": "seed", **(names or {})}
     errors = dict(type_error=error if error is not ValueError else TypeError, value_error=error)
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence,
+                         np.random.RandomState)):
+        raise errors["type_error"](
+            f"{names['seed']}={type(seed).__name__}(...) is invalid: a sample is drawn from an integer seed, which its "
+            f"set and file record (@seed) to draw it again; pass an integer >= 0, e.g. {names['seed']}="
+            "int(rng.integers(2**63)) for a NumPy Generator rng, or None for a fresh random seed")
     if seed is not None:  # (an integral float is taken as its int: SeedSequence takes ints only)
         seed = api_seed(names["seed"], seed, "an integer >= 0 (of any size), or None for a fresh random seed",
                         **errors)
