@@ -111,3 +111,26 @@ def test_a_numpy_generator_as_seed_is_refused_saying_what_to_pass(seed):
 def test_a_count_below_one_is_refused(n):
     with pytest.raises(ConfigError, match=rf"^n_points={n} is invalid; pass a whole number of points >= 1"):
         Hypersurface.fermat(3).sample(n, seed=0)
+
+
+def test_the_mean_weight_of_the_fermat_cubic_is_its_omega_volume_over_its_fs_area():
+    """Lines meet X in points distributed by its FS area (Crofton; Shiffman-Zelditch), so the mean of w = |Omega|^2
+    / g_FS tends to int_X |Omega|^2 d^2x / Area_FS(X). For X = {x^3 + y^3 + z^3 = 0} in P^2 (dim 1), with g_FS
+    = d dbar log|z|^2 (no 1/pi) and d^2x the Lebesgue measure of the local coordinate: Area_FS(X) = deg Area_FS(P^1)
+    = 3 int_C d^2x / (1 + |x|^2)^2 = 3 pi; in the chart z = 1 with y eliminated, |Omega|^2 = 1 / |3 y^2|^2 on each
+    of the 3 sheets y^3 = -(1 + x^3), so int_X |Omega|^2 d^2x = (3 / 9) int_C |1 + x^3|^(-4/3) d^2x (quadrature in
+    polar coordinates: the singularities at x^3 = -1 are integrable, the tail is |x|^-4). Within 5 standard errors of
+    the sample's mean (the quadrature's 1e-6 is far below them)."""
+    from scipy import integrate
+
+    def ring(r):  # int over a third of the circle of radius r (the integrand has period 2 pi / 3 in the angle)
+        return integrate.quad(lambda t: abs(1 + (r * np.exp(1j * t)) ** 3) ** (-4 / 3) * r, 0, 2 * np.pi / 3,
+                              points=[np.pi / 3], limit=200, epsabs=1e-10, epsrel=1e-8)[0]
+
+    inside = integrate.quad(ring, 0, 1, points=[1], limit=200, epsrel=1e-6)[0]
+    middle = integrate.quad(ring, 1, 2, limit=200, epsrel=1e-6)[0]
+    tail = integrate.quad(lambda s: ring(1 / s) / s**2, 0, 0.5, limit=200, epsrel=1e-6)[0]  # r = 1 / s
+    expected = (3 / 9) * 3 * (inside + middle + tail) / (3 * np.pi)
+    ps = Hypersurface.fermat(1).sample(100000, seed=3, threads=2)
+    se = ps.weights.std() / np.sqrt(len(ps))
+    assert abs(ps.weights.mean() - expected) <= 5 * se, (ps.weights.mean(), expected, se)
