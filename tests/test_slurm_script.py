@@ -242,10 +242,12 @@ def _recording_python(tmp_path) -> Path:
 
 
 def _job_calls(tmp_path) -> list:
-    """The HPCFLOW_THREADS each `-m hpcflow run|nn|tune` call of the recording python saw."""
+    """The HPCFLOW_THREADS each `-m hpcflow run|nn|tune` call of the recording python saw (not the template's
+    `--check` of the job before it, hpcflow.submit.template_check)."""
     lines = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
     commands = [["-m", "hpcflow", cmd] for cmd in ("run", "nn", "tune")]
-    return [line.split(" ", 1)[0] for line in lines if line.split(" ")[1:4] in commands]
+    return [line.split(" ", 1)[0] for line in lines if line.split(" ")[1:4] in commands
+            and "--check" not in line.split(" ")]
 
 
 @functools.cache
@@ -264,7 +266,7 @@ def test_a_template_keeps_the_hpcflow_threads_exported_at_submission(tmp_path, s
     2 here, whatever it was); unset or blank, the command gets the task's CPUs. A value hpcflow refuses stops the
     template at once with hpcflow's own line for it, under the template's name (exit 2): no srun, nothing written."""
     job = tmp_path / "job.toml"
-    job.write_text(JOB)
+    job.write_text(JOB + (TUNE if script.name == "hpcflow_tune_array.sbatch" else ""))  # (checked before it runs)
     python = _recording_python(tmp_path)
     for given, want in (("3", "3"), (None, "2"), ("  ", "2")):
         (tmp_path / "calls").unlink(missing_ok=True)
@@ -432,7 +434,9 @@ def test_a_checkpoint_request_as_the_run_step_starts_leaves_the_run_to_take_the_
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     info = "signalled: hpcflow.submit.step\n" if script == MPI_SCRIPT else ""  # (its hpcflow info step's task too)
-    assert (tmp_path / "signalled").read_text() == info + "signalled: hpcflow.submit.step\nsignalled: hpcflow\n", said
+    # (first the `hpcflow run --check` before them, hpcflow.submit.template_check, which ignores both as it starts)
+    assert (tmp_path / "signalled").read_text() == ("signalled: hpcflow\n" + info +
+                                                    "signalled: hpcflow.submit.step\nsignalled: hpcflow\n"), said
     assert proc.returncode == 4, said
     assert "hpcflow run: stopped: signal received: checkpoint of step" in said, said
     assert (tmp_path / "scontrol.log").read_text() == "requeue 79\n", said
