@@ -30,9 +30,11 @@ def _time_limit(text: str) -> int:
     if m is not None and m > MAX_MINUTES:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is longer than any time limit taken ({MAX_MINUTES} minutes, "
                                          "19 years); give a shorter --time")
-    if m is None or m <= 0 or m != int(m):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a time limit of whole minutes > 0: give minutes (90) "
-                                         "or sbatch's forms M:S (30:00), H:M:S (1:30:00), D-H (2-0), D-H:M (1-12:30)")
+    if m is None or m <= 0 or m != int(m):  # (a form sbatch takes with seconds that are not a whole minute: said)
+        part = "" if m is None or m <= 0 else f" (its seconds are not a whole minute: {math.ceil(m)} rounds it up)"
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a time limit of whole minutes > 0{part}: give minutes "
+                                         "(90) or sbatch's forms M:S (30:00), H:M:S (1:30:00), D-H (2-0), D-H:M "
+                                         "(1-12:30), D-H:M:S (1-12:30:00)")
     return int(m)
 
 
