@@ -88,8 +88,8 @@ def _sbatch(cwd, *args, timeout=150):
     return _completed(r.stdout.strip().split(";")[0], args, timeout)
 
 
-def _completed(job: str, args, timeout: float) -> str:
-    """Poll squeue until `job` has left the queue (cancel it after `timeout` s); assert that it COMPLETED."""
+def _completed(job: str, args, timeout: float, state: str = "COMPLETED") -> str:
+    """Poll squeue until `job` has left the queue (cancel it after `timeout` s); assert that it ended in `state`."""
     deadline = time.monotonic() + timeout
     while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30).stdout.strip():
         if time.monotonic() > deadline:
@@ -98,7 +98,7 @@ def _completed(job: str, args, timeout: float) -> str:
         time.sleep(POLL)
     info = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
     states = re.findall(r"JobState=(\S+)", info)
-    assert states and set(states) == {"COMPLETED"}, info
+    assert states and set(states) == {state}, info
     return job
 
 
@@ -144,6 +144,22 @@ def test_mpi_templates_give_one_world_of_two_ranks(slurm, template, extra):
     log = (slurm / "mpi.out").read_text()
     assert re.search(r"^mpi_world_size\s+2$", log, re.M), log  # srun --mpi=pmi2: one world, not two of size 1
     assert json.loads((slurm / "runs" / "m" / "summary.json").read_text())["n_train"] == 90
+
+
+@pytest.mark.parametrize("template, extra", [("hpcflow_run.sbatch", ("--cpus-per-task=1",)),
+                                             ("hpcflow_mpi.sbatch", ("--ntasks-per-node=2",))])
+def test_a_template_job_with_a_bad_job_file_fails_at_once_with_its_one_line(slurm, template, extra):
+    """A job file with an unknown key: the job FAILED with exit code 2 and its log is the one line naming the key,
+    written before `hpcflow info` (no environment said) and before any step; nothing in OUT."""
+    (slurm / "bad job.toml").write_text(JOB.replace("n_train", "n_trian"))
+    r = subprocess.run(["sbatch", "--parsable", "--mem=1G", *extra, "--output=bad.out", str(ROOT / "slurm" / template),
+                        "bad job.toml", "runs/b"], cwd=slurm, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = _completed(r.stdout.strip(), template, 120, state="FAILED")
+    assert re.search(r"(?:^|\s)ExitCode=2:0(?:\s|$)", _job_info(job)), _job_info(job)
+    lines = (slurm / "bad.out").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcflow run: error: bad job.toml: [geometry].n_trian "), lines
+    assert not (slurm / "runs").exists()
 
 
 def test_tune_array_workers_share_one_journal(slurm):
