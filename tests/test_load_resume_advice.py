@@ -53,4 +53,5 @@ def test_a_damaged_checkpoint_is_advised_in_the_words_of_each_caller(tmp_path, c
     assert message == problem + API_ADVICE, message
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert problem + "start the run again with --force (replaces it) or use a new --out" in err, err
+    assert problem + (f"start over with: hpcflow run {job} --out {out} --force --set flow.steps=5 (it replaces that "
+                      "run's files), or choose another --out") in err, err

@@ -535,7 +535,9 @@ def test_a_truncated_checkpoint_is_refused_as_damaged(chain, tmp_path, capsys, s
         assert main([cmd[0], chain["job"], "--out", out, "--resume", *cmd[1:], "--quiet"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"hpcflow {verb}: error: {ck} "), err
-        assert "the checkpoint is damaged, start the run again with --force" in err and "tensor-only" not in err, err
+        restart = (f"start over with: hpcflow nn {chain['job']} --out {out} --quiet --force" if verb == "nn" else
+                   "start the run again with --force")
+        assert f"the checkpoint is damaged, {restart}" in err and "tensor-only" not in err, err
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before
     torch.save({"train": np.zeros(3)}, ck)  # readable, but an object weights_only refuses (not one of ours)
     assert main(["nn", chain["job"], "--out", out, "--resume", "--quiet"]) == 2
@@ -676,7 +678,8 @@ def test_a_checkpoint_holding_a_value_no_training_writes_is_refused_before_any_w
     assert main(["nn", chain["job"], "--out", str(out), "--resume", "--set", "training.epochs=4", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"hpcflow nn: error: {ck}: entry {words}"), err
-    assert "the checkpoint is damaged, start the run again with --force" in err, err
+    assert (f"the checkpoint is damaged, start over with: hpcflow nn {chain['job']} --out {out} --quiet --force "
+            "--set training.epochs=4 (it replaces that run's files), or choose another --out") in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 

@@ -230,9 +230,13 @@ def test_an_interrupted_network_run_is_resubmitted_with_resume_checked_as_nn_che
                                         f"summary.json describes); continue it with `{again}`, or pass --force to "
                                         "start over\n")
     assert main(["nn", str(job), "--out", str(out), "--resume", "--check"]) == 2
-    refused = _error(capsys, "nn")
+    refused = _error(capsys, "nn")  # which gives the command line that starts over, where submit (queueing) says so
+    restart = shlex.join(["hpcflow", "nn", str(job), "--out", str(out), "--force"])
+    restart = f"start over with: {restart} (it replaces that run's files), or choose another --out"
+    assert restart in refused and "checkpoint.pt" in refused, refused
     assert main(["submit", str(job), "--out", str(out), "--executor", "local", "--resume", "--check"]) == 2
-    assert _error(capsys, "submit") == refused and "checkpoint.pt" in refused
+    assert _error(capsys, "submit") == refused.replace(restart, "start the run again with --force (replaces it) or "
+                                                                "use a new --out")
 
 
 @pytest.mark.parametrize("executor", ["slurm", "local"])

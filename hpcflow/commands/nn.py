@@ -16,8 +16,9 @@ import os
 import sys
 
 from hpcflow import __version__
-from hpcflow.commands.run import (add_job_arguments, device_note, refuse_other_interrupted, refuse_resume_with_force,
-                                  same_job_on_every_rank, tune_section_note, unused_note, write_failures_said)
+from hpcflow.commands.run import (add_job_arguments, device_note, force_command, refuse_other_interrupted,
+                                  refuse_resume_with_force, restart_given, same_job_on_every_rank, tune_section_note,
+                                  unused_note, write_failures_said)
 from hpcflow.errors import ConfigError, RunStop
 
 
@@ -198,14 +199,17 @@ def prepare_out(args, module, cfg):
         from hpcflow.nn.checkpoint import check_train_layout, load_checkpoint
 
         path = os.path.join(args.out, CHECKPOINT)
-        resume = load_checkpoint(path)
-        # the job's keys first, then the entries against its batches per epoch (a bad nn.h5 is redone, not refused)
-        module.check_resume(cfg, resume, path, nn_h5_redone=True)
-        check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
+        with restart_given(args, "nn"):  # a damaged checkpoint's refusal gives the command line that starts over
+            resume = load_checkpoint(path)
+            # the job's keys first, then the entries against its batches per epoch (a bad nn.h5 is redone, not refused)
+            module.check_resume(cfg, resume, path, nn_h5_redone=True)
+            check_train_layout(resume, path, **module.checkpoint_layout(cfg))  # the same job: its network, NTK points
         return output.check_outdir(args.out, force=True, outputs=registry.OUTPUTS["nn"], resume=True), resume
-    output.refuse_interrupted(args.out, CHECKPOINT, force=args.force, job=args.job)  # a user's file named as ours too
-    refuse_other_interrupted(args.out, "nn", registry.OUTPUTS["nn"], force=args.force)
-    return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"]), None  # checkpoint too
+    again = force_command(args, "nn")  # (the command line a damaged checkpoint's refusal gives)
+    output.refuse_interrupted(args.out, CHECKPOINT, force=args.force, job=args.job,  # a user's file named as ours too
+                              again=again)
+    refuse_other_interrupted(args.out, "nn", registry.OUTPUTS["nn"], force=args.force, again=again)
+    return output.check_outdir(args.out, force=args.force, outputs=registry.OUTPUTS["nn"], again=again), None
 
 
 def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:

@@ -309,7 +309,8 @@ def prepare_out(args, module, cfg, outputs, comm):
 
     if not refuse_together(lambda: _check_out(args, outputs, cfg["job"]["kind"]), comm):
         return None, None, None
-    state = module.resume_state(cfg, args.out, comm=comm)  # collective: damaged, another job: every rank raises
+    with restart_given(args, "run"):  # collective: damaged, another job: every rank raises
+        state = module.resume_state(cfg, args.out, comm=comm)
     interrupted = output.interrupted(args.out, "checkpoint.h5")  # its summary is still to write
     done = None if interrupted else module.resume_done(state, cfg)
     if done is not None:
@@ -326,11 +327,12 @@ def _check_out(args, outputs, kind: str) -> bool:
 
     if not getattr(args, "resume", False):
         output.refuse_foreign(args.out, job=args.job)  # a user's file named as a run's first
+        again = force_command(args, "run")
         if resumed_by(kind) == "nn":
             output.refuse_interrupted(args.out, NN_CHECKPOINT, force=args.force,
-                                      resume=f"'{continue_command(args, 'nn')}'")
-        refuse_other_interrupted(args.out, kind, outputs, force=args.force)
-        output.check_outdir(args.out, force=args.force, outputs=outputs)
+                                      resume=f"'{continue_command(args, 'nn')}'", again=again)
+        refuse_other_interrupted(args.out, kind, outputs, force=args.force, again=again)
+        output.check_outdir(args.out, force=args.force, outputs=outputs, again=again)
         return False
     output.refuse_no_checkpoint(args.out, "checkpoint.h5", command="hpcflow run")
     output.check_outdir(args.out, force=True, outputs=outputs, resume=True)  # the outputs it rewrites are writable
@@ -341,11 +343,12 @@ def _check_out(args, outputs, kind: str) -> bool:
 CHECKPOINTS = {"run": ("checkpoint.h5", "steps"), "nn": (NN_CHECKPOINT, "epochs")}
 
 
-def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = False) -> None:
+def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = False, again: str | None = None) -> None:
     """Without force, OutputPathError for an --out that holds an interrupted run of another command's checkpoint than
     a job of `kind` writes (`outputs`): a flow's checkpoint.h5 under a network job, a network's checkpoint.pt under
     a flow or a job without checkpoints, which this job's --resume cannot continue; the line names the command that
-    does (with DIR/job.toml, which such a run writes beside its first checkpoint)."""
+    does (with DIR/job.toml, which such a run writes beside its first checkpoint); a damaged one, `again`, the command
+    line that replaces it (--force), where given."""
     from hpcflow.errors import OutputPathError
     from hpcflow.jobs.output import checkpoint_damage, damaged_said, interrupted, refuse_set_aside
 
@@ -354,8 +357,9 @@ def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = Fals
             damage = checkpoint_damage(os.path.join(out, name))
             if damage:  # (which 'hpcflow VERB --resume' would refuse too)
                 refuse_set_aside(out)
-                raise OutputPathError(damaged_said(out, name, damage, fix=f"choose another --out for this {kind} "
-                                                   "job, or pass --force to replace that run"))
+                fix = (f"choose another --out for this {kind} job, or replace that run with: {again}" if again else
+                       f"choose another --out for this {kind} job, or pass --force to replace that run")
+                raise OutputPathError(damaged_said(out, name, damage, fix=fix))
             saved = os.path.join(out, "job.toml")
             again = shell_line(["hpcflow", verb, saved if os.path.isfile(saved) else "JOB", "--out", out, "--resume"])
             refuse_set_aside(out, resume=f"'{again}'")  # an earlier run's files set aside there are named first
@@ -411,6 +415,43 @@ def continue_command(args, verb: str) -> str:
     argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
                                       ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
     return shell_line([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
+
+
+def force_command(args, verb: str) -> str:
+    """The shell command line that starts the run of `args` (run or nn) over in --out, replacing the run there:
+    `continue_command`'s with --force in place of --resume."""
+    argv = ["hpcflow", verb, args.job, "--out", args.out]
+    argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
+                                      ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
+    return shell_line([*argv, "--force", *(x for s in args.set or [] for x in ("--set", s))])
+
+
+@contextmanager
+def restart_given(args, verb: str):
+    """A refusal of --resume's checkpoint (damaged, foreign: an InputFileError advising to start over with --force,
+    `hpcflow.checkpoint.RESTART` or the network's `hpcflow.nn.checkpoint.RESTART`) raised in the block gives the
+    command line that does (`force_command`) in place of those words, on one line still; only for `args` parsed from
+    the command typed (argparse's `func` set), not for a caller's own (`hpcflow submit --check`'s, which queues)."""
+    from hpcflow.errors import InputFileError
+    from hpcflow.jobs.output import restart_said
+
+    if verb == "nn":
+        from hpcflow.nn.checkpoint import RESTART
+    else:
+        from hpcflow.checkpoint import RESTART
+    try:
+        yield
+    except InputFileError as exc:
+        if getattr(args, "func", None) is None:
+            raise
+        said = str(exc)
+        for words in (RESTART,):
+            if words in said:
+                new = InputFileError(said.replace(words, restart_said(force_command(args, verb))))
+                for name, value in vars(exc).items():  # (whatever the refusal carries, e.g. an exit status)
+                    setattr(new, name, value)
+                raise new from None
+        raise
 
 
 def continue_with(args, verb: str) -> str:

@@ -454,7 +454,8 @@ def unwritable_said(path: str, *, flag: str = "--out", resume: bool = False) -> 
             f"a writable place and resume the copy ({flag} COPY --resume)")
 
 
-def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: bool = False) -> str:
+def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: bool = False,
+                 again: str | None = None) -> str:
     """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
 
     Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) or a directory inside one
@@ -467,14 +468,15 @@ def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: boo
     --resume. A file named as a run's that hpcflow did not write is refused, with force too (`refuse_foreign`; `job`,
     the job file, being DIR/job.toml as well). `resume`: the --resume of the run in `path`, which keeps its files
     (force is True then, for the outputs it rewrites): neither of those checks, and an unwritable directory is said
-    to be made writable (`writable_dir`).
+    to be made writable (`writable_dir`). `again`: the command line that starts the run over (with --force), which
+    the refusal of a damaged checkpoint gives (`refuse_interrupted`).
     """
     path = writable_dir(path, resume=resume)
     refuse_study(path)
     if os.path.isdir(path):
         results = [e for e in os.listdir(path) if is_result(e)]
         if not resume:  # a user's file first, then set-aside files: `refuse_set_aside`
-            refuse_interrupted(path, "checkpoint.h5", force=force, job=job)
+            refuse_interrupted(path, "checkpoint.h5", force=force, job=job, again=again)
         if results and not force:
             raise OutputPathError(_not_empty(path, results, outputs))
         for name in (*RUN_FILES, *outputs):
@@ -532,11 +534,13 @@ def _study_record(directory: str) -> bool:
     return isinstance(record, dict) and isinstance(record.get("study"), str)
 
 
-def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume", job=None) -> None:
+def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: str = "--resume", job=None,
+                       again: str | None = None) -> None:
     """Without force, OutputPathError when directory `path` holds an interrupted run (`interrupted`) of `checkpoint`;
     the line names `resume`, how to continue it (`hpcflow submit` resubmits it with its own --resume). A file named
     as a run's that hpcflow did not write (with force too: `refuse_foreign`, `job` the job file), then an earlier
-    run's files that a killed --force run set aside there are named first (`refuse_set_aside`)."""
+    run's files that a killed --force run set aside there are named first (`refuse_set_aside`). A damaged checkpoint
+    is said with `again`, the command line that starts over (`restart_said`), where the caller gives it."""
     refuse_foreign(path, job=job)
     if force:
         return
@@ -544,7 +548,8 @@ def refuse_interrupted(path, checkpoint: str, *, force: bool = False, resume: st
     damage = checkpoint_damage(os.path.join(path, checkpoint)) if killed else None
     refuse_set_aside(path, resume=resume if killed and not damage else None)  # (named before the killed run)
     if damage:  # --resume would refuse it: said here, not advised
-        raise OutputPathError(damaged_said(path, checkpoint, damage))
+        raise OutputPathError(damaged_said(path, checkpoint, damage, fix=restart_said(again)) if again else
+                              damaged_said(path, checkpoint, damage))
     if killed:
         raise OutputPathError(f"--out {path} holds an interrupted run ({checkpoint} that no finished summary.json "
                               f"describes); continue it with {resume}, or pass --force to start over")
@@ -556,6 +561,12 @@ def damaged_said(path, checkpoint: str, damage: str, *, fix: str = "pass --force
     describes: a run killed while it was copied or written, which --resume cannot continue; `fix` ends it."""
     return (f"--out {path} holds a damaged {checkpoint} ({damage}) that no finished summary.json describes, so "
             f"--resume cannot continue it; {fix}")
+
+
+def restart_said(again: str) -> str:
+    """How a refusal of a damaged checkpoint ends where the command line `again` (shell-quoted, with --force) starts
+    the run over: that line to paste, or another --out."""
+    return f"start over with: {again} (it replaces that run's files), or choose another --out"
 
 
 def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) -> None:

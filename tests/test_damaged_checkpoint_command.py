@@ -1,0 +1,75 @@
+"""A damaged checkpoint in --out (a flow's checkpoint.h5, a network's checkpoint.pt) is refused in one line (exit 2,
+nothing on disk changed) that gives the command line starting the run over, shell-quoted so that it can be pasted
+as it is, not only the words "pass --force"; the line pasted then runs."""
+
+import os
+import shlex
+import shutil
+
+import pytest
+
+from hpcflow.cli import main
+from test_checkpoint import RESUME_JOB
+from test_nn_cli import SMALL, _write  # tests/ is on sys.path (pytest's default import mode)
+
+
+def _files(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+def _given(err: str) -> list:
+    """The argv of the command line the refusal `err` (one line) gives after "start over with: "."""
+    assert err.count("\n") == 1, err
+    line = err.split("start over with: ", 1)[1].split(" (it replaces", 1)[0]
+    return shlex.split(line)
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("flow")
+    job = base / "my job.toml"
+    job.write_text(RESUME_JOB)
+    out = base / "o ut"
+    assert main(["run", str(job), "--out", str(out), "--quiet", "--set", "flow.steps=2"]) == 0
+    return job, out
+
+
+def _killed_and_cut(src, tmp_path, name):
+    out = tmp_path / "the out"
+    shutil.copytree(src, out)
+    os.remove(out / "summary.json")  # as a run killed before its end leaves it
+    ck = out / name
+    ck.write_bytes(ck.read_bytes()[:2000])
+    return out
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_damaged_flow_checkpoint_is_refused_with_the_command_that_starts_over(flow_run, tmp_path, capsys, resume):
+    job, src = flow_run
+    out = _killed_and_cut(src, tmp_path, "checkpoint.h5")
+    before = _files(out)
+    capsys.readouterr()
+    argv = ["run", str(job), "--out", str(out), "--set", "flow.steps=2", *(["--resume"] if resume else ["--quiet"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "damaged" in err and "checkpoint.h5" in err, err
+    given = _given(err)
+    quiet = [] if resume else ["--quiet"]
+    assert given == ["hpcflow", "run", str(job), "--out", str(out), *quiet, "--force", "--set", "flow.steps=2"], err
+    assert _files(out) == before
+    assert main(given[1:]) == 0  # pasted, it runs
+    assert "checkpoint.h5" in _files(out) and "summary.json" in _files(out)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_damaged_network_checkpoint_is_refused_with_the_command_that_starts_over(tmp_path, capsys, resume):
+    job, first = _write(tmp_path, SMALL), tmp_path / "first"
+    assert main(["nn", job, "--out", str(first), "--quiet"]) == 0
+    out = _killed_and_cut(first, tmp_path, "checkpoint.pt")
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["nn", job, "--out", str(out), "--quiet", *(["--resume"] if resume else [])]) == 2
+    err = capsys.readouterr().err
+    assert "damaged" in err and "checkpoint.pt" in err, err
+    assert _given(err) == ["hpcflow", "nn", job, "--out", str(out), "--quiet", "--force"], err
+    assert _files(out) == before
