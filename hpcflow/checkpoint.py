@@ -92,8 +92,11 @@ READABLE_VERSIONS = (1, 2)
 STATUSES = ("running", "preempted", "finished", "stopped", "diverged")
 #: per-step, per-rank figures kept in history/ (keys of FlowView.per_rank)
 PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
-#: job sections/keys a resume may change: the step count and the checkpoint settings
-RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None))
+#: job sections/keys a resume may change: the step count, the checkpoint settings and the text of [job].description
+#: (which no step reads; the saved job.toml and summary.json record the new one), as `hpcflow nn --resume` may
+RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None), ("job", "description"))
+#: RESUMABLE_CHANGES in words (the refusal of any other change)
+RESUMABLE_SAID = "[flow].steps, [checkpoint] and [job].description"
 SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 #: global rows of a row dataset gathered to rank 0 and written at a time (19 MB of packed metrics)
 BLOCK_ROWS = 2 ** 18
@@ -860,7 +863,7 @@ def _check_row_values(f, path, comm) -> None:
 
 
 def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) -> None:
-    """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but steps/[checkpoint],
+    """Refuse (ConfigError) a resume whose job differs from the checkpoint's in anything but RESUMABLE_CHANGES,
     or whose [flow].steps is below the checkpoint's `step` (steps done): only a larger count extends a run. The
     configurations are compared first: a refusal for another job names every key that differs, before the steps."""
 
@@ -884,7 +887,7 @@ def check_resumable(saved: dict, cfg: dict, path, *, step: int | None = None) ->
         section, key, old, new = diff[0]
         more = f" (and {', '.join(f'[{s}].{k}' for s, k, _, _ in diff[1:])})" if len(diff) > 1 else ""
         raise ConfigError(f"{path}: [{section}].{key} = {said(new)} differs from the checkpoint's {said(old)}{more}; "
-                          "only [flow].steps and [checkpoint] may change on --resume: resume with "
+                          f"only {RESUMABLE_SAID} may change on --resume: resume with "
                           f"{' '.join(set_arg(s, k, v) for s, k, v, _ in diff)} (or start a new --out)")
     steps = cfg.get("flow", {}).get("steps")
     if step is not None and steps is not None and steps < step:

@@ -614,7 +614,8 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a TOML job file (kinds: flow, noise_scan, ...) into an output directory")
     add_job_arguments(p, "TOML job file, e.g. jobs/quickstart.toml")
     p.add_argument("--resume", action="store_true",
-                   help="continue the flow (kind \"flow\") checkpointed in --out (same job; [flow].steps may grow); "
+                   help="continue the flow (kind \"flow\") checkpointed in --out (same job; [flow].steps may grow, "
+                        "[checkpoint] and [job].description may change); "
                         "a network job (kind \"nn\") resumes with 'hpcflow nn JOB --out DIR --resume'")
     p.set_defaults(func=run)
 
