@@ -3,6 +3,7 @@ for switched-off sections), --set, the saved job.toml, output paths, memory boun
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -637,9 +638,16 @@ def test_sample_psi_is_bounded_where_the_sampler_cannot_place_its_roots(tmp_path
 
 
 def test_unwritable_directories_are_refused(tmp_path, monkeypatch):
-    """(Tests may run as root, who can write anywhere: the permission answer is simulated.)"""
+    """(Tests may run as root, who can write anywhere: the kernel's refusal of a file created there is simulated.)"""
     (tmp_path / "out").mkdir()
-    monkeypatch.setattr(output.os, "access", lambda path, mode: False)
+    real_open = os.open
+
+    def denied(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(output.os, "open", denied)
     with pytest.raises(OutputPathError, match="not writable"):
         output.check_outdir(tmp_path / "out")
     with pytest.raises(OutputPathError, match="not writable"):

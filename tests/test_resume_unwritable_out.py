@@ -3,6 +3,7 @@ run in that directory, so the line says to make it writable or to copy the run e
 to choose another --out (a new run's fix, which a resume cannot follow). Simulated: root writes through permissions,
 and a read-only mount needs privileges CI may lack."""
 
+import errno
 import os
 import shutil
 
@@ -32,15 +33,17 @@ def finished(tmp_path_factory):
 
 
 def _unwritable(monkeypatch, path, *, read_only: bool):
-    """This process may not write into directory `path`: os.access says so, and with `read_only` os.statvfs says its
-    file system is mounted read-only (as `mount -o remount,ro,bind` makes it)."""
+    """This process may not write into directory `path`: a file created there fails (EACCES, EROFS with
+    `read_only`), and with `read_only` os.statvfs says its file system is mounted read-only (as `mount -o
+    remount,ro,bind` makes it)."""
     real = os.path.realpath(path)
-    access, statvfs = os.access, os.statvfs
+    real_open, statvfs = os.open, os.statvfs
+    code = errno.EROFS if read_only else errno.EACCES
 
-    def no_write(p, mode, *args, **kwargs):
-        if os.path.realpath(p) == real and mode & os.W_OK:
-            return False
-        return access(p, mode, *args, **kwargs)
+    def no_write(p, flags, *args, **kwargs):
+        if flags & os.O_CREAT and os.path.realpath(os.path.dirname(os.path.abspath(p))) == real:
+            raise OSError(code, os.strerror(code), p)
+        return real_open(p, flags, *args, **kwargs)
 
     class ReadOnly:
         def __init__(self, st):
@@ -53,7 +56,7 @@ def _unwritable(monkeypatch, path, *, read_only: bool):
         def f_flag(self):
             return self._st.f_flag | os.ST_RDONLY
 
-    monkeypatch.setattr(os, "access", no_write)
+    monkeypatch.setattr(os, "open", no_write)
     if read_only:
         monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly(statvfs(p)) if os.path.realpath(p) == real
                             else statvfs(p))

@@ -8,10 +8,12 @@ leaves a half-written result under the final name.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import secrets
 
 import h5py
 import numpy as np
@@ -237,9 +239,10 @@ def check_output_file(path, *, force: bool, flag: str = "--out", force_flag: str
         why = not_a_directory(parent)
         fix = "create it or pick another path" if why.startswith("is missing") else "pick another path"
         raise OutputPathError(f"{lead}{path}: directory {parent}{via} {why}; {fix}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{lead}{path}: directory {parent}{via} is not writable; pick another path or make it "
-                              "writable")
+    failed = write_probe(parent)
+    if failed is not None:
+        raise OutputPathError(f"{lead}{path}: directory {parent}{via} {unwritable_why(parent, failed)}; pick another "
+                              "path or make it writable")
     check_name_length(dest, parent, lead)
     return path
 
@@ -404,8 +407,47 @@ def interrupted(path, checkpoint: str) -> bool:
     return False
 
 
+#: the name of `write_probe`'s file, before its random part: debris (`is_debris`) should it be left behind
+PROBE = f".hpcflow-probe{TMP_MARK}"
+_PROBE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_probe(directory: str) -> OSError | None:
+    """Whether a file can be created in `directory`, found by creating one (an empty `PROBE` file of a random name,
+    O_EXCL) and removing it at once: None where it could, else the OSError of the creation. os.access answers for the
+    permission bits alone, which root passes (while a read-only mount, an ACL or a file system's own rule refuses the
+    write) and which the write itself may not follow (ACLs, network file systems)."""
+    probe = os.path.join(directory, f"{PROBE}{secrets.token_hex(8)}")
+    try:
+        os.close(os.open(probe, _PROBE_FLAGS, 0o600))
+    except OSError as exc:
+        return exc
+    try:
+        os.unlink(probe)
+    except OSError:  # (left as debris, which a run's remove_debris takes)
+        pass
+    return None
+
+
+def unwritable_why(path: str, failed: OSError | None = None) -> str:
+    """Why no file can be created in directory `path` (`failed`: `write_probe`'s error), in a few words: it "lies on a
+    read-only file system" (EROFS, or mounted read-only), "is not writable" (permissions: EACCES, EPERM), or "cannot
+    be written (STRERROR)" for another error (no inode left, the quota)."""
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    code = getattr(failed, "errno", None)
+    if read_only or code == errno.EROFS:
+        return "lies on a read-only file system"
+    if code is None or code in (errno.EACCES, errno.EPERM):
+        return "is not writable"
+    return f"cannot be written ({failed.strerror or os.strerror(code)})"
+
+
 def writable_dir(path, *, flag: str = "--out", resume: bool = False) -> str:
-    """The refusals of a directory to write into, without touching the disk: `check_path`'s, an existing file, an
+    """The refusals of a directory to write into, touching the disk only to create and remove a probe file
+    (`write_probe`): `check_path`'s, an existing file, an
     unwritable directory, or a missing directory whose nearest existing ancestor is not a writable directory, or one
     of whose new names is longer than NAME_MAX (`check_new_names`). With `resume` (a --resume, which continues the run
     in that directory, not in another) an unwritable directory is to be made writable (`unwritable_said`)."""
@@ -425,38 +467,40 @@ def writable_dir(path, *, flag: str = "--out", resume: bool = False) -> str:
     if blocked is not None:
         raise OutputPathError(f"cannot create {flag} {path}: {blocked} is not a directory; choose another {flag}")
     if os.path.isdir(path):
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputPathError(unwritable_said(path, flag=flag, resume=resume))
+        failed = write_probe(path)
+        if failed is not None:
+            raise OutputPathError(unwritable_said(path, flag=flag, resume=resume, failed=failed))
         return path
     parent = nearest_existing(path)
     if not os.path.isdir(parent):
         raise OutputPathError(f"cannot create {flag} {path}: {parent} is not a directory; choose another {flag}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot create {flag} {path}: {parent} is not writable; choose another {flag}")
+    failed = write_probe(parent)
+    if failed is not None:
+        raise OutputPathError(f"cannot create {flag} {path}: {parent} {unwritable_why(parent, failed)}; choose "
+                              f"another {flag}")
     check_new_names(path, flag=flag)
     return path
 
 
-def unwritable_said(path: str, *, flag: str = "--out", resume: bool = False) -> str:
-    """The refusal of directory `path`, which this process may not write into: on a read-only file system or by its
-    permissions. A --resume (`resume`) continues the run there, so the fix is to make it writable, or to copy the run
-    directory to a writable place and resume the copy; otherwise to choose another `flag`."""
-    try:
-        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):
-        read_only = False
-    why = "lies on a read-only file system" if read_only else "is not writable"
+def unwritable_said(path: str, *, flag: str = "--out", resume: bool = False, failed: OSError | None = None) -> str:
+    """The refusal of directory `path`, which this process may not write into (`failed`: `write_probe`'s error): on a
+    read-only file system, by its permissions, or for another error (`unwritable_why`). A --resume (`resume`)
+    continues the run there, so the fix is to make it writable, or to copy the run directory to a writable place and
+    resume the copy; otherwise to choose another `flag`."""
+    why = unwritable_why(path, failed)
     if not resume:
         return f"{flag} {path} {why}; choose another {flag}"
-    fix = ("have its file system made writable again (mounted read-write)" if read_only else
-           f"make it writable (chmod u+w {path}, or ask its owner)")
+    fix = ("have its file system made writable again (mounted read-write)" if why.startswith("lies on") else
+           f"make it writable (chmod u+w {path}, or ask its owner)" if why == "is not writable" else
+           "free what it lacks (space, inodes, quota)")
     return (f"{flag} {path} {why}, and --resume continues the run in that directory; {fix}, or copy the directory to "
             f"a writable place and resume the copy ({flag} COPY --resume)")
 
 
 def check_outdir(path, *, force: bool = False, outputs=(), job=None, resume: bool = False,
                  again: str | None = None) -> str:
-    """Every refusal of prepare_outdir, without touching the disk (also `hpcflow run --check`).
+    """Every refusal of prepare_outdir, touching the disk only with a probe file created and removed (`writable_dir`;
+    also `hpcflow run --check`).
 
     Refused: what `writable_dir` refuses, a study directory of `hpcflow tune` (study.json) or a directory inside one
     (`refuse_inside_study`: a trial's) even with force (a run would write among its trials), a directory holding
