@@ -1,6 +1,7 @@
 """Keys of [ntk], [width_sweep] and [kernel_flow] given a value while the section's switch is off have no effect:
 accepted (`hpcflow tune` may search them beside the switch), and said in one note line at the start of the run (rank
-0, not under --quiet), naming each such key the job file or --set gives, not the defaults."""
+0, under --quiet too: a warning of a likely mistake, which --quiet, progress only, does not silence), naming each
+such key the job file or --set gives, not the defaults."""
 
 import json
 
@@ -29,12 +30,13 @@ def test_keys_of_switched_off_sections_are_named_in_one_note_and_the_run_goes_on
         "steps = 7 are not used: [kernel_flow].enabled = false"], said
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and "width_sweep" not in summary and "kernel_flow" not in summary
-    # --check says it too; --quiet does not
+    # --check says it too, with --quiet as well
     assert main(["nn", str(job), "--out", str(tmp_path / "other"), "--check", "--set", "kernel_flow.steps=9"]) == 0
     assert _notes(capsys.readouterr().out) == [
         "hpcflow nn: note: [kernel_flow] dt = 0.01, steps = 9 are not used: [kernel_flow].enabled = false"]
     assert main(["nn", str(job), "--out", str(tmp_path / "other"), "--check", "--quiet"]) == 0
-    assert _notes(capsys.readouterr().out) == []
+    assert _notes(capsys.readouterr().out) == [
+        "hpcflow nn: note: [kernel_flow] dt = 0.01, steps = 7 are not used: [kernel_flow].enabled = false"]
     # none where the keys are at their defaults, or where the sections are on
     job.write_text(JOB + "[kernel_flow]\nsteps = 50\n[width_sweep]\nepochs = 10\n")
     assert main(["nn", str(job), "--out", str(tmp_path / "a"), "--check"]) == 0
@@ -59,4 +61,5 @@ def test_hpcflow_run_of_a_network_job_names_the_unused_keys_too(tmp_path, capsys
     assert _notes(capsys.readouterr().out) == [
         "hpcflow run: note: [kernel_flow] dt = 0.5, steps = 7 are not used: [kernel_flow].enabled = false"]
     assert main(["run", str(job), "--out", str(tmp_path / "q"), "--check", "--quiet"]) == 0
-    assert _notes(capsys.readouterr().out) == []
+    assert _notes(capsys.readouterr().out) == [
+        "hpcflow run: note: [kernel_flow] steps = 7 is not used: [kernel_flow].enabled = false"]

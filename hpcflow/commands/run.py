@@ -283,14 +283,13 @@ def tune_section_note(job: str, prog: str) -> None:
 
 
 def unused_note(args, comm, prog: str) -> None:
-    """On rank 0, but under --quiet (or HPCFLOW_QUIET=1), once every input check passed (a refusal stays one line):
-    one line naming the keys a network job gives a value in a section switched off ([ntk], [width_sweep],
-    [kernel_flow]: `hpcflow.nn.job.unused_keys_note`, found by `prepare_job`), which the run accepts and does not
-    use."""
-    from hpcflow.arguments import env_quiet
-
+    """On rank 0, once every input check passed (a refusal stays one line): one line naming the keys a network job
+    gives a value in a section switched off ([ntk], [width_sweep], [kernel_flow]: `hpcflow.nn.job.unused_keys_note`,
+    found by `prepare_job`), which the run accepts and does not use. A warning of a likely mistake, said under --quiet
+    (or HPCFLOW_QUIET=1) too, as the other such notes of `hpcflow run` and `hpcflow nn` are (the [tune] section not
+    used, a batch of few rows per rank): --quiet silences progress (bars and their plain lines) only."""
     note = getattr(args, "unused_note", None)
-    if note is not None and comm.Get_rank() == 0 and not getattr(args, "quiet", False) and not env_quiet():
+    if note is not None and comm.Get_rank() == 0:
         print(f"{prog}: {note}", flush=True)
 
 
@@ -635,7 +634,8 @@ def add_job_arguments(p, job_help: str, set_examples: tuple = SET_EXAMPLES) -> N
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help=f"override one job-file value (TOML syntax; repeatable), e.g. --set {set_examples[0]}; "
                         f"none unsets an optional key (--set {set_examples[1]})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (as HPCFLOW_QUIET=1); notes that warn of a "
+                                                        "likely mistake are still said")
     p.add_argument("--check", action="store_true",
                    help="validate the job, its memory estimate and --out, then stop (nothing written)")
     resources.add_memory_check_argument(p)
