@@ -73,3 +73,21 @@ def test_a_damaged_network_checkpoint_is_refused_with_the_command_that_starts_ov
     assert "damaged" in err and "checkpoint.pt" in err, err
     assert _given(err) == ["hpcflow", "nn", job, "--out", str(out), "--quiet", "--force"], err
     assert _files(out) == before
+
+
+def test_point_data_refused_once_sampled_give_the_command_too(flow_run, tmp_path, capsys):
+    """A checkpoint whose train points are not the job's (found once the resume has sampled them): the same line."""
+    import h5py
+
+    job, src = flow_run
+    out = tmp_path / "the out"
+    shutil.copytree(src, out)
+    with h5py.File(out / "checkpoint.h5", "r+") as f:
+        f["train/points"][0, 0] += 5
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "train/points at row 0" in err and "resume with the hpcflow that wrote it, or start over with: " in err, err
+    assert _given(err) == ["hpcflow", "run", str(job), "--out", str(out), "--force", "--set", "flow.steps=3"], err
+    assert _files(out) == before

@@ -246,7 +246,8 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
             replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):
         comm.Barrier()  # every rank has checked --out before rank 0 writes into it
         try:
-            summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
+            with restart_given(args, "nn"):  # a checkpoint refused part way (its rows) gives the line to start over
+                summary = module.run(cfg, outdir, comm=comm, resume=resume, info=info, job_text=job_text)
         except RunStop as exc:  # collective (every rank raises it): not an error to abort on
             stop = exc
         except BaseException:

@@ -6,6 +6,7 @@ ends every rank (`hpcflow.parallel.comm.abort_on_error`); only rank 0 writes and
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import sys
@@ -179,7 +180,8 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
         from hpcflow.jobs.registry import set_values_named
 
         # a numerical stop ends the run with its reason in the "stopped:" line; a refusal of a --set value names it
-        with stops_said_by_caller(), set_values_named(overrides):
+        # ... and a checkpoint refused once the points are sampled (its point data, its rows) gives the line to start over
+        with stops_said_by_caller(), set_values_named(overrides), restart_given(args, "run"):
             summary = dict(module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
         if getattr(exc, "summary", None) is None:
@@ -410,19 +412,22 @@ def continue_command(args, verb: str) -> str:
     """The shell command line that continues the run of `args` (run or nn) in --out: `hpcflow VERB JOB --out DIR`,
     its --quiet and --no-memory-check, `--resume` and its --set values (a resume refuses another job), in the order
     `hpcflow submit` queues them."""
-    argv = ["hpcflow", verb, args.job, "--out", args.out]
-    argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
-                                      ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
-    return shell_line([*argv, "--resume", *(x for s in args.set or [] for x in ("--set", s))])
+    return _command_line(args, verb, "--resume")
 
 
 def force_command(args, verb: str) -> str:
     """The shell command line that starts the run of `args` (run or nn) over in --out, replacing the run there:
     `continue_command`'s with --force in place of --resume."""
+    return _command_line(args, verb, "--force")
+
+
+def _command_line(args, verb: str, how: str) -> str:
+    """`hpcflow VERB JOB --out DIR`, the --quiet and --no-memory-check of `args`, `how` (--resume, --force) and its
+    --set values, as one shell line."""
     argv = ["hpcflow", verb, args.job, "--out", args.out]
     argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
                                       ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
-    return shell_line([*argv, "--force", *(x for s in args.set or [] for x in ("--set", s))])
+    return shell_line([*argv, how, *(x for s in args.set or [] for x in ("--set", s))])
 
 
 @contextmanager
@@ -445,10 +450,9 @@ def restart_given(args, verb: str):
             raise
         said = str(exc)
         for words in (RESTART,):
-            if words in said:
-                new = InputFileError(said.replace(words, restart_said(force_command(args, verb))))
-                for name, value in vars(exc).items():  # (whatever the refusal carries, e.g. an exit status)
-                    setattr(new, name, value)
+            if words in said:  # (the same type with whatever it carries: `collective` of `raise_together`)
+                new = copy.copy(exc)
+                new.args = (said.replace(words, restart_said(force_command(args, verb))),)
                 raise new from None
         raise
 
