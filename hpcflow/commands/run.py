@@ -180,7 +180,7 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
         from hpcflow.jobs.registry import set_values_named
 
         # a numerical stop ends the run with its reason in the "stopped:" line; a refusal of a --set value names it
-        # ... and a checkpoint refused once the points are sampled (its point data, its rows) gives the line to start over
+        # (a checkpoint refused once the points are sampled: its point data, its rows) gives the line to start over
         with stops_said_by_caller(), set_values_named(overrides), restart_given(args, "run"):
             summary = dict(module.run(cfg, outdir, **named))
     except RunStop as exc:  # a numerical stop: outputs written, its summary (if any) still goes to disk
