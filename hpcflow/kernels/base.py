@@ -12,6 +12,9 @@ never per tile); apply and every operator's call pass the gradient through `chec
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -123,8 +126,53 @@ def _single_threaded_blas(xp):
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def fixed_when_built(init):
+    """`init` (a kernel class's __init__) that fixes the kernel when the outermost __init__ of its construction
+    returns (`Kernel.__setattr__`), keeping the arguments it was built with for the refusal's advice; the signature
+    stays `init`'s (functools.wraps: inspect.signature of the class, which the registry and job files read)."""
+    if getattr(init, "fixes_kernel", False):
+        return init
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_building" in self.__dict__:  # a subclass's __init__ calling this one: it fixes the kernel
+            return init(self, *args, **kwargs)
+        object.__setattr__(self, "_building", True)
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            object.__delattr__(self, "_building")
+        try:
+            built = sig.bind(self, *args, **kwargs).arguments
+        except TypeError:
+            built = {}
+        object.__setattr__(self, "_built_with", {k: v for k, v in list(built.items())[1:]
+                                                 if sig.parameters[k].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                                   inspect.Parameter.VAR_KEYWORD)})
+
+    __init__.fixes_kernel = True
+    return __init__
+
+
+def _replaceable(cls, name: str) -> bool:
+    """An attribute a built kernel may still set: a private one (a cache: "_local", "_last_sources") or a method
+    of its class replaced on the instance (pytest's monkeypatch of `features`)."""
+    return name.startswith("_") or isinstance(inspect.getattr_static(cls, name, None),
+                                              (types.FunctionType, staticmethod, classmethod))
+
+
+def _shown(value) -> str:
+    return repr(value) if value is None or isinstance(value, (bool, int, float, str)) else "..."
+
+
 class Kernel:
-    """Base class: subclasses define `features` (once per point set) and `tile_block` (one tile)."""
+    """Base class: subclasses define `features` (once per point set) and `tile_block` (one tile).
+
+    A kernel is fixed once built: its evaluation is prepared from its parameters at construction (the Gaussian's
+    fitted polynomial, scale and row shift; the NTKs' range checks), so setting or deleting a parameter, a setting
+    derived from them or a new public name afterwards is an AttributeError that names the kernel to build instead
+    (a changed width was ignored by the polynomial while params() reported it)."""
 
     name = "kernel"
     mixes_components = False
@@ -133,6 +181,46 @@ class Kernel:
     #: why the kernel is undefined on an empty source set (a nearest source, an average over sources), or None:
     #: its sums over no sources are 0
     needs_sources: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = fixed_when_built(cls.__dict__["__init__"])
+
+    @fixed_when_built
+    def __init__(self):
+        pass
+
+    def __setattr__(self, name, value):
+        if "_built_with" in self.__dict__ and not _replaceable(type(self), name):
+            raise AttributeError(self._fixed(name, f"{name}={_shown(value)}"))
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if "_built_with" in self.__dict__ and not _replaceable(type(self), name):
+            raise AttributeError(self._fixed(name, f"{name}=..."))
+        object.__delattr__(self, name)
+
+    def _fixed(self, name: str, wanted: str) -> str:
+        """The one-line refusal of setting `name` on a built kernel: the call that builds the kernel wanted."""
+        from hpcflow.kernels.registry import KERNELS, kernel_keys  # (the registry imports the kernels)
+
+        cls = type(self).__name__
+        args = [f"{k}={_shown(v)}" for k, v in self._built_with.items() if k != name]
+        registered = KERNELS.get(self.name) is type(self)
+        keys = (*kernel_keys(self.name)[0], *kernel_keys(self.name)[1]) if registered else \
+            tuple(k for k, p in inspect.signature(type(self)).parameters.items()
+                  if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
+        if name in keys:
+            args.append(wanted)
+            not_one = ""
+        else:
+            args += ["..."] if keys else []
+            not_one = f" ({name} is not one of its parameters: {', '.join(keys) or 'it takes none'})"
+        call = f"make_kernel({', '.join([repr(self.name), *args])})" if registered else f"{cls}({', '.join(args)})"
+        return (f"{cls}.{name} cannot be set after the kernel is built (its evaluation is prepared from its "
+                f"parameters then, so a changed value would be ignored or half-applied); build a new kernel: "
+                f"{call}{not_one}")
 
     def features(self, x):
         """Per-point data the kernel needs, derived once from points x (N, n+1) that `check_point_sets` has taken.

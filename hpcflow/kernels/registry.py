@@ -26,7 +26,9 @@ def make_kernel(name: str, **params):
     A job file's [kernel] normalize = "none" is normalize=None here (the string "none" is refused, naming None).
     An unknown name is a ValueError; a parameter missing or one the kernel does not take is one TypeError naming
     make_kernel, the kernel and the key (as a call of the kernel's class with such keywords is a TypeError); a value
-    the kernel refuses is its own error (ValueError, or TypeError for a value that is no number)."""
+    the kernel refuses is its own error (ValueError, or TypeError for a value that is no number). The kernel is fixed
+    once built: setting a parameter afterwards (k.width = 0.1) is an AttributeError naming the make_kernel call that
+    builds the kernel wanted (`Kernel.__setattr__`)."""
     if not isinstance(name, str) or name not in KERNELS:
         raise ValueError(f"kernel {name!r} is not one of {sorted(KERNELS)}")
     check_params(name, params)
