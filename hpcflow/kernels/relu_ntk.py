@@ -169,12 +169,29 @@ def relu_diagonal(h, w_std: float, b_std: float, depth: int = 1):
     return theta
 
 
+#: rows of h whose |h| lies outside [NORM_SAFE, 1/NORM_SAFE] are scaled by their largest entry before the norm is
+#: formed: |h|^2 of a row of 1e-200 underflows to 0 (0/0 in h/|h|), of 1e200 overflows (the others keep their bits)
+NORM_SAFE = 1e-140
+
+
 def relu_features(f, w_std: float, b_std: float):
-    """Unit vectors h/|h| and norms |h| of h = (W f / sqrt(d), b), so Sigma0(x, x') = h.h': (N, d+2)."""
+    """Unit vectors h/|h| and norms |h| of h = (W f / sqrt(d), b), so Sigma0(x, x') = h.h': (N, d+2).
+
+    A row h = 0 (f = 0 with b_std = 0: every pre-activation 0) is the unit vector 0 with norm 0, so the kernel's
+    entries of that point are 0 (the limit; `relu_tile`, `relu_tile_deep`). Rows of tiny or huge scale are scaled
+    by their largest |entry| before the norm is formed, so |h|^2 neither underflows nor overflows."""
     xp = array_module(f)
     h = xp.concatenate([f * (w_std / np.sqrt(f.shape[1])), xp.full((f.shape[0], 1), float(b_std))], axis=1)
     norm = xp.linalg.norm(h, axis=1, keepdims=True)
-    return xp.ascontiguousarray(xp.concatenate([h / norm, norm], axis=1))
+    divisor = norm
+    odd = ~((norm >= NORM_SAFE) & (norm <= 1.0 / NORM_SAFE))[:, 0]
+    if bool(odd.any()):
+        big = xp.abs(h[odd]).max(axis=1, keepdims=True)
+        scaled = h[odd] / xp.where(big > 0, big, 1.0)  # largest |entry| 1, or a zero row
+        n = xp.linalg.norm(scaled, axis=1, keepdims=True)  # in [1, sqrt(d + 1)], or 0
+        h[odd], divisor = scaled, norm.copy()
+        norm[odd], divisor[odd] = big * n, xp.where(n > 0, n, 1.0)
+    return xp.ascontiguousarray(xp.concatenate([h / divisor, norm], axis=1))
 
 
 def relu_tile(h1, h2, w_std: float, b_std: float, depth: int = 1):
@@ -204,22 +221,34 @@ def relu_tile(h1, h2, w_std: float, b_std: float, depth: int = 1):
 
 def relu_tile_deep(h1, h2, w_std: float, b_std: float, depth: int):
     """Theta after `depth` (Relu, Dense) layers by the layer recursion of the module docstring, one arccos per
-    entry and layer; the per-point norms sqrt(Sigma(x, x)) follow the diagonal recursion."""
+    entry and layer; the per-point norms sqrt(Sigma(x, x)) follow the diagonal recursion.
+
+    The next layer's cos theta, Sigma'(x, x') / (n1' n2') with n' = sqrt(W^2 n^2 / 2 + b^2), is formed from the
+    ratios n / n' and b / n', never from the products n1 n2, n1' n2' (which underflow for rows of 1e-160 and are 0
+    for a zero row): cos theta' = W^2 J(theta) / (2 pi) (n1 / n1') (n2 / n2') + (b / n1') (b / n2'). Without bias a
+    zero row keeps n = 0, its ratios are 0 and its entries 0 (relu_features); with bias n' >= b > 0."""
     xp = array_module(h1)
     w2, b2 = w_std * w_std, b_std * b_std
     n1, n2 = h1[:, -1:], h2[:, -1]
     rho = h1[:, :-1] @ h2[:, :-1].T  # cos theta of layer 0
     theta_k = rho * n1 * n2  # Theta0 = Sigma0
+    a = np.sqrt(0.5 * w2)
     for _ in range(depth):
         xp.clip(rho, -1.0, 1.0, out=rho)
         angle = xp.arccos(rho)
-        sin = xp.sqrt(xp.maximum(1.0 - rho * rho, 0.0))
+        j = xp.sqrt(xp.maximum(1.0 - rho * rho, 0.0))
         pi_minus = np.pi - angle
-        sigma = (w2 / (2.0 * np.pi)) * (n1 * n2) * (sin + pi_minus * rho) + b2
+        j += pi_minus * rho  # J = sin theta + (pi - theta) cos theta
         theta_k *= (w2 / (2.0 * np.pi)) * pi_minus
-        theta_k += sigma
-        n1, n2 = xp.sqrt(0.5 * w2 * n1 * n1 + b2), xp.sqrt(0.5 * w2 * n2 * n2 + b2)
-        rho = sigma / (n1 * n2)
+        theta_k += (w2 / (2.0 * np.pi)) * (n1 * n2) * j + b2  # + Sigma'
+        m1, m2 = xp.hypot(a * n1, b_std), xp.hypot(a * n2, b_std)
+        if b2 > 0:
+            r1, r2 = n1 / m1, n2 / m2
+            rho = (w2 / (2.0 * np.pi)) * j * r1 * r2 + (b_std / m1) * (b_std / m2)
+        else:  # n / n' = 1 / a for n > 0 (n' = a n may underflow), a zero row 0
+            r1, r2 = xp.where(n1 > 0, 1.0 / a, 0.0), xp.where(n2 > 0, 1.0 / a, 0.0)
+            rho = (w2 / (2.0 * np.pi)) * j * r1 * r2
+        n1, n2 = m1, m2
     return theta_k
 
 
