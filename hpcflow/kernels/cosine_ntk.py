@@ -97,11 +97,11 @@ def cosine_tile(f1, f2, sigma_w: float, a: float):
     return 0.5 * a * a * xp.exp(-0.5 * sigma_w ** 2 / d * xp.maximum(sq, 0.0))
 
 
-def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float | None = None,
+def cosine_ntk_empirical(f1, f2=None, *, width: int, sigma_w: float, amplitude: float | None = None,
                          normalization: str = "delta", seed=0):
-    """Finite-width NTK of eq. 2.33 for one draw of (w, b) with `width` hidden units, drawn from `seed`: an integer
-    >= 0 (`arguments.api_seed`: 2.0 is 2; a fraction, a bool or a negative seed is refused naming it) or None for a
-    fresh draw."""
+    """Finite-width NTK of eq. 2.33 (N1, N2) on real features f (N, d) for one draw of (w, b) with `width` hidden
+    units, drawn from `seed`: an integer >= 0 (`arguments.api_seed`: 2.0 is 2; a fraction, a bool or a negative seed
+    is refused naming it) or None for a fresh draw. f2 None: f1 with itself (as `cosine_ntk`)."""
     width = api_integer("width", width, "an integer >= 1 (hidden units)", lo=1)
     sigma_w, amplitude, normalization = cosine_params(sigma_w, amplitude, normalization)
     seed = None if seed is None else api_seed("seed", seed, "an integer >= 0 (of any size), or None for a fresh draw")
@@ -112,7 +112,8 @@ def cosine_ntk_empirical(f1, f2, *, width: int, sigma_w: float, amplitude: float
     rng = np.random.default_rng(seed)
     w = rng.normal(0.0, sigma_w / np.sqrt(d), size=(d, width))
     b = rng.uniform(-np.pi, np.pi, size=width)
-    return a * a / width * (np.cos(f1 @ w + b) @ np.cos(f2 @ w + b).T)
+    c1 = np.cos(f1 @ w + b)
+    return a * a / width * (c1 @ (c1 if f2 is f1 else np.cos(f2 @ w + b)).T)
 
 
 class CosineNTKKernel(Kernel):
