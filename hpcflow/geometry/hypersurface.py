@@ -86,7 +86,8 @@ class Hypersurface:
     count (fermat(3), dwork(3, 0) and the quintic given by `from_monomials` are equal), nor do terms with
     coefficient 0. Not up to scale: p and 2p define one X but give other |Omega|^2 and weights, so compare
     unequal. Sampling one set over MPI ranks needs more: the same definition on every rank (the draws follow the
-    monomials' order; `geometry.sampling.surface_key`)."""
+    monomials' order; `geometry.sampling.surface_key`). `monomials` and `coefficients` are the object's own
+    read-only copies (a write raises ValueError): build another Hypersurface for another polynomial."""
 
     monomials: np.ndarray  # (M, n+1) int exponents
     coefficients: np.ndarray  # (M,) complex128
@@ -127,10 +128,18 @@ class Hypersurface:
             raise ConfigError(
                 f"monomial degrees {sorted(set(degs.tolist()))} are not n+1={n + 1}: not a Calabi-Yau hypersurface of P^{n}"
             )
-        mon = mon.astype(np.int64)
+        mon = np.array(mon, dtype=np.int64)  # own copies, read-only: the caller's arrays (or a write into these)
+        coef = np.array(coef, dtype=np.complex128)  # would change p behind the checks above and the hash
         _check_reduced(mon, coef)
+        mon.setflags(write=False)
+        coef.setflags(write=False)
         object.__setattr__(self, "monomials", mon)
         object.__setattr__(self, "coefficients", coef)
+
+    def __reduce__(self):
+        """Pickled (and copied) as its constructor's arguments, so that the copy is checked and read-only again
+        (NumPy unpickles and copies arrays writable)."""
+        return type(self), (self.monomials, self.coefficients, self.name, self.params)
 
     # ---- constructors -------------------------------------------------------------------------------
     @classmethod
