@@ -53,6 +53,11 @@ MAX_FLAT = 0.01
 #: Dwork up to dim 16, Dwork at psi = 1 and up to the |psi| that `check_placed` admits); float64 places a root of
 #: multiplicity k only to ~eps^(1/k) (1e-8 for k = 2, measured 1e-9 and above)
 NEWTON_TOL = 1e-10
+#: the chance that a chart's rate of points lies above the upper bound `chart_hopeless` puts on it from the points
+#: found (an exact Poisson bound on the count; a line's n+1 points fall into one chart nearly independently: the
+#: variance of a line's count is ~1.3 times the Poisson one for each chart of the Fermat quintic, as if the bound held
+#: at ~3e-5, which the sampler's at most one test a wave leaves small)
+CHART_RATE_RISK = 1e-6
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
 #: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
@@ -317,7 +322,8 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     A wave is the blocks that the points still missing need (as many on every rank count, up to 4·width a rank, and
     never more than max_batches blocks in all: past them the refusal says how many points they gave), not a fixed
     number a rank: R ranks together sample the blocks one rank would, and a wave of fewer blocks than
-    ranks leaves some ranks idle. Block k is sampled by rank k % R; one Allgather per wave settles the yields.
+    ranks leaves some ranks idle. Block k is sampled by rank k % R; one Allgather per wave settles the yields. With
+    a chart, after each wave that leaves points missing, `chart_hopeless` may refuse it (every rank together).
     A progress bar (points found) shows on rank 0's terminal, plain lines at most one a minute where its stderr is
     no terminal (hpcflow.progress).
     """
@@ -352,7 +358,37 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             bar.update(min(int(wave[:, 0].sum()), n_points - have))
             have += int(wave[:, 0].sum())
             k0 += n_wave
+            if chart is not None and have < n_points and k0 < max_batches:  # the same numbers on every rank
+                hopeless = chart_hopeless(surface, chart, n_points, have, k0, max_batches)
+                if hopeless is not None:
+                    raise_together(ConfigError(hopeless), comm=comm)
     return mine, np.concatenate(yields)
+
+
+def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batches: int) -> str | None:
+    """The refusal (one line) when the `have` points found in `chart` among the intersection points of the first
+    `done` batches show its rate too small for the batches left to give the n_points - have still missing: the
+    upper bound mu of the Poisson mean of that count whose chance to give `have` or fewer is CHART_RATE_RISK, scaled
+    to the intersection points of the remaining max_batches - done batches, falls short of them; else None. A chart
+    that could give the points within max_batches (its true rate at least enough) is stopped with a chance of at most
+    about CHART_RATE_RISK. A chart no point lies in (a tiny coefficient can leave one empty) is stopped once the
+    batches sampled are a fraction L / (n_points + L), L = ln(1/CHART_RATE_RISK) ~ 13.8, of max_batches: 1.4% for
+    1000 points, but 58% for 10 (a rate too small for 10 points in all max_batches is told from one just large
+    enough only by sampling a like share of them), not all of them."""
+    per = LINES_PER_BATCH * surface.degree
+    seen, left, missing = done * per, (max_batches - done) * per, n_points - have
+    if have * left >= missing * seen:  # the rate measured suffices: so does its upper bound
+        return None
+    from scipy.special import gammainccinv  # (here: an import of ~0.14 s that only such a stop needs)
+
+    rate = float(gammainccinv(have + 1, CHART_RATE_RISK)) / seen  # P(Poisson(rate seen) <= have) = CHART_RATE_RISK
+    if rate * left >= missing:
+        return None
+    return (f"chart {chart} holds too few points: {have} of the {seen} points where the lines of {done} batches meet "
+            f"X lie in it, a rate of at most {rate:.2g} (at {1 - CHART_RATE_RISK:.4%} confidence), so the "
+            f"{max_batches - done} batches left of max_batches={max_batches} would give at most about "
+            f"{rate * left:.3g} more, not the {missing} missing of {n_points}; sample a chart that more points have, "
+            "or every chart (chart=None), or fewer points, or raise max_batches")
 
 
 def max_off_x(total: int) -> float:
