@@ -77,6 +77,30 @@ def _check_family(X) -> None:
                               "name and params do not describe its polynomial; make them agree, or name it custom")
 
 
+def _warn_conditioning(ps) -> None:
+    """One RuntimeWarning when the charts of ps (given by the caller) leave some weight with a first-order relative
+    roundoff bound above CHART_WARN_RTOL (`pointcheck.weight_error_bounds`), naming the count and the worst point."""
+    import warnings
+
+    from hpcflow.geometry.pointcheck import CHART_WARN_RTOL, weight_error_bounds
+
+    if len(ps) == 0:
+        return
+    bound = weight_error_bounds(ps.manifold, ps.points, ps.chart, ps)
+    over = ~(bound <= CHART_WARN_RTOL)
+    if not over.any():
+        return
+    k = int(np.argmax(bound))
+    i, j = (int(x) for x in ps.chart[k])
+    z, dp = np.abs(ps.points[k]), np.abs(ps.manifold.grad(ps.points[k:k + 1])[0])
+    worst = f"{bound[k]:.1e}" if np.isfinite(bound[k]) else "unbounded (g_FS singular in float64)"
+    warnings.warn(f"Hypersurface.point_set: the given charts are ill-conditioned at {int(over.sum())} of {len(ps)} "
+                  f"points, where the roundoff bound on the weights and eta exceeds {CHART_WARN_RTOL:.1e} relative "
+                  f"(worst: point {k} in chart ({i}, {j}), bound {worst}, |z_{i}| = {z[i] / z.max():.2g} max|z|, "
+                  f"|dp/dz_{j}| = {dp[j] / dp.max():.2g} max|dp/dz|); pass chart=None for the canonical charts",
+                  RuntimeWarning, stacklevel=3)
+
+
 @dataclass(frozen=True, eq=False)
 class Hypersurface:
     """A degree-(n+1) hypersurface in P^n (a Calabi-Yau (n-1)-fold).
@@ -323,7 +347,8 @@ class Hypersurface:
         return out
 
     # ---- points -------------------------------------------------------------------------------------
-    def point_set(self, points, *, chart=None, only=None, jacobian: bool = True, check: bool = True) -> PointSet:
+    def point_set(self, points, *, chart=None, only=None, jacobian: bool = True, check: bool = True,
+                  _warn: bool = True) -> PointSet:
         """Geometric data (charts, Jacobians, g_FS, |Omega|^2, weights) at given homogeneous points on X.
 
         `chart`, an integer array (N, 2), forces a chart per point (any admissible one: z_i != 0, dp/dz_j != 0); by
@@ -334,6 +359,13 @@ class Hypersurface:
         a chart that does not cover its point or data that are not finite is refused naming the first such row
         (`admissible.UnfitPoint`, a ConfigError); check=False, for points the caller has placed on X or filters
         itself, forms whatever the formulas give.
+        Accuracy: the data do not depend on the chart in exact arithmetic, but in float64 a forced chart loses
+        accuracy where it is badly conditioned at the point (|dp/dz_j| or |z_i| small against the other
+        components): e.g. 6.7e-4 relative in the weights and eta at a quintic point whose |dp/dz_1| is 5e5 times
+        below max_k |dp/dz_k|, while the canonical chart (|z_i| and |dp/dz_j| the largest) keeps them within
+        ~1e-12 (`pointcheck.weight_error_bounds`, a first-order roundoff bound). Where that bound exceeds
+        pointcheck.CHART_WARN_RTOL (sqrt(eps) ~ 1.5e-8) at some point of a forced chart, one RuntimeWarning per call
+        says at how many points and at which worst (with check=True only).
         """
         only = check_chart(self, only, name="only")
         points = check_point_array("points", points, two_d=False)  # numbers: no complex() of a string
@@ -343,7 +375,10 @@ class Hypersurface:
             raise ConfigError(f"points must have shape (N, {self.n + 1}), got {z.shape}")
         data = _charts.point_data(self, z, chart=chart, only=only, jacobian=jacobian, check=check)
         data = {k: (v if k == "n_dropped" or v is None else to_host(v)) for k, v in data.items()}
-        return PointSet(manifold=self, **data)
+        ps = PointSet(manifold=self, **data)
+        if chart is not None and check and _warn:  # (_warn=False: a file's check, which bounds the error itself)
+            _warn_conditioning(ps)
+        return ps
 
     def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,
                backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all") -> PointSet:

@@ -220,14 +220,15 @@ def check_rows(manifold, data: dict, *, keep: bool = False, formed: bool = False
         for lo in range(0, len(chart), CHUNK):
             part = {k: v[lo:lo + CHUNK] for k, v in data.items()}
             try:
-                re, unfit = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep), None
+                re, unfit = manifold.point_set(part["points"], chart=part["chart"], jacobian=keep, _warn=False), None
             except UnfitPoint as exc:  # reported after the checks of the stored values
                 re, unfit = None, exc
             _check_chunk(manifold, part, re, unfit, lo)
             parts += [re] if keep else []
     if not keep:
         return None
-    return type(parts[0]).concatenate(parts) if parts else manifold.point_set(data["points"], chart=chart)
+    return type(parts[0]).concatenate(parts) if parts else manifold.point_set(data["points"], chart=chart,
+                                                                              _warn=False)
 
 
 def _check_chunk(manifold, d: dict, re, unfit, lo: int) -> None:
@@ -318,12 +319,16 @@ def agreement_tolerances(manifold, z, chart, re) -> dict:
     the gradient). g_FS = (c c^H - w w^H/|z|^2 + 1)/|z|^2 with w = zbar_loc + c zbar_J (`charts.point_data`) carries
     these errors and (2n + 10) eps of its own terms T; |Omega|^2 = 1/|dp_J|^2 errs by 2 gamma A_J/|dp_J| + 4 eps;
     the weights |Omega|^2/det g by that plus tr(|g^-1| |dg|) (first order in dg, with 4 m eps |g| for the
-    determinant's own rounding)."""
+    determinant's own rounding). `re` may lack the Jacobian (jacobian=False): c is then formed from the points."""
     n, m = manifold.n, manifold.dim
     at = np.arange(len(z))[:, None]
     j = chart[:, 1]
     loc = local_indices(n, chart[:, 0], j)
-    c = re.jacobian[at, np.arange(m)[None, :], j[:, None]]
+    if re.jacobian is not None:
+        c = re.jacobian[at, np.arange(m)[None, :], j[:, None]]
+    else:  # (a set formed without Jacobians: c as `charts.point_data` forms it)
+        dp = manifold.grad(z)
+        c = -dp[at, loc] / dp[at[:, 0], j][:, None]
     ac = np.abs(c)
     adp = 1.0 / np.sqrt(re.omega2)  # |dp/dz_J|
     A = manifold.grad_majorant(z)
@@ -347,3 +352,36 @@ def agreement_tolerances(manifold, z, chart, re) -> dict:
     rel_det = np.sum(g_inv * (tol_g + 4 * m * EPS * np.abs(re.g_fs)), axis=(1, 2))
     tol_w = re.weights * (tol_o / re.omega2 + rel_det + 4 * EPS)
     return {"g_fs": tol_g, "omega2": tol_o, "weights": tol_w}
+
+
+#: the first-order bound on the relative roundoff of a weight (`weight_error_bounds`) above which `Hypersurface.
+#: point_set` warns of the charts it was given: sqrt(eps), fewer than half of float64's digits left. Canonical charts
+#: stay far below (at most ~2e3 eps: Fermat dim 1, 3, 6 and Dwork(3) at psi 0.5 and 100, 3000 points each)
+CHART_WARN_RTOL = float(np.sqrt(EPS))
+
+
+def weight_error_bounds(manifold, z, chart, re) -> np.ndarray:
+    """(N,) first-order bounds on |computed / exact - 1| of the weights (and so of eta = 1/weight) that the
+    chart-normalised points z in the charts give (`re`, their PointSet): one evaluation's part of
+    `agreement_tolerances` (a quarter of its weight tolerance), which carries the conditioning of dp/dz_J, of c and
+    of det g; CHUNK rows at a time. Measured 3 to 16 times above the actual error (mpmath and canonical-chart
+    references). inf where the data are not finite or g is singular in float64 (no bound)."""
+    out = np.full(len(z), np.inf)
+    ok = np.flatnonzero(np.isfinite(re.weights) & (re.weights > 0) & np.isfinite(re.g_fs).all(axis=(1, 2)))
+    for lo in range(0, ok.size, CHUNK):
+        rows = ok[lo:lo + CHUNK]
+        out[rows] = _weight_bounds(manifold, z[rows], chart[rows], re._take(rows))
+    out[np.isnan(out)] = np.inf
+    return out
+
+
+def _weight_bounds(manifold, z, chart, re) -> np.ndarray:
+    """`weight_error_bounds` of rows with finite data; row by row where some g is singular in float64 (inf there)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        try:
+            return agreement_tolerances(manifold, z, chart, re)["weights"] / (4 * re.weights)
+        except np.linalg.LinAlgError:
+            if len(z) == 1:
+                return np.full(1, np.inf)
+    return np.concatenate([_weight_bounds(manifold, z[k:k + 1], chart[k:k + 1], re._take(np.array([k])))
+                           for k in range(len(z))])
