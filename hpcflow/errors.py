@@ -30,8 +30,15 @@ class UserError(Exception):
     exit_status = EXIT_BAD_INPUT
 
 
-class ConfigError(UserError):
-    """A job-file or configuration value is missing, unknown, of the wrong type or impossible."""
+class ConfigError(UserError, ValueError):
+    """A job-file or configuration value is missing, unknown, of the wrong type or impossible.
+
+    Also a ValueError: the Python API raises it for an argument outside its choices or range (Hypersurface.sample(0),
+    MetricMLP(kind=...), a clustering method's name), where other arguments of the same kind are refused with
+    ValueError or TypeError, so `except (TypeError, ValueError)` catches every argument refusal. The CLI still maps
+    it to exit 2 (it catches UserError before anything else). The other UserErrors are not ValueErrors: a file that
+    is missing or unreadable, an output path taken, a dependency missing are no argument values.
+    """
 
 
 class InputFileError(UserError):
