@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -182,7 +183,8 @@ def test_a_trainer_resumed_part_way_into_an_epoch_refuses_fewer_epochs(sets):
 
 
 def test_train_and_the_sweep_say_when_a_network_diverged(sets, monkeypatch):
-    """Non-finite data: train returns History.diverged naming epoch 0 (sigma_val of one value); a NaN learning rate
+    """A network whose metric is not finite (a NaN weight): train returns History.diverged naming epoch 0 (sigma_val
+    of one value; non-finite data are refused before it, tests/test_nn_data_checks.py); a NaN learning rate
     from optimiser step 5 on (4 steps per epoch) makes the loss of step 7 NaN: train_with_ntk says so, its NTK as
     long as the history; width_sweep's `stopped` names the width whose rate was NaN, whose final σ and NTK change
     are NaN, the other width's finite; a finite training has diverged None."""
@@ -196,7 +198,12 @@ def test_train_and_the_sweep_say_when_a_network_diverged(sets, monkeypatch):
     cfg = TrainConfig(epochs=2, batch_size=100, lr=3e-3, seed=0)
     bad = copy.deepcopy(tr)
     bad.omega2[7] = float("nan")
-    hist = train(MetricMLP(10, depth=2, width=8, seed=0), bad, va, cfg)
+    with pytest.raises(ValueError, match=re.escape("train_data: omega2[7] = nan is not a finite number > 0")):
+        train(MetricMLP(10, depth=2, width=8, seed=0), bad, va, cfg)
+    nan_net = MetricMLP(10, depth=2, width=8, seed=0)
+    with torch.no_grad():
+        nan_net.layers[-1].bias[0] = float("nan")
+    hist = train(nan_net, tr, va, cfg)
     assert hist.diverged.startswith("epoch 0: ") and "sigma_train = nan" in hist.diverged and len(hist.sigma_val) == 1
     assert train(MetricMLP(10, depth=2, width=8, seed=0), tr, va, TrainConfig(epochs=1, batch_size=100)).diverged \
         is None

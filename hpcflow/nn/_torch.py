@@ -70,12 +70,23 @@ def refuse_without_torch() -> None:
         raise MissingDependencyError(_MISSING)
 
 
-def torch_dtype(name: str):
-    """torch dtype for 'float64' (default everywhere) or 'float32' (explicit option)."""
+def torch_dtype(name):
+    """torch dtype for 'float64' (default everywhere) or 'float32' (explicit option, as the job file's
+    [model].dtype), named so or given as torch.float64 / torch.float32 themselves; ConfigError naming dtype for
+    anything else (float16, 'double', 32), the same from MetricMLP and MetricData.from_pointset."""
     torch = require_torch()
-    if name not in DTYPES:
-        raise ConfigError(f"dtype = {name!r} is not one of {DTYPES}; use 'float64' (default) or 'float32'")
+    if isinstance(name, torch.dtype) and name in (torch.float64, torch.float32):
+        return name
+    if not isinstance(name, str) or name not in DTYPES:
+        raise ConfigError(f"dtype = {name!r} is not one of {DTYPES}; use 'float64' (default) or 'float32' (or "
+                          "torch.float64 / torch.float32)")
     return torch.float64 if name == "float64" else torch.float32
+
+
+def dtype_name(dtype) -> str:
+    """'float64' or 'float32' for a dtype `torch_dtype` takes (its ConfigError otherwise): how a network's config
+    (saved beside its weights, compared between ranks) names it."""
+    return str(torch_dtype(dtype)).removeprefix("torch.")
 
 
 def optim_without_dynamo() -> None:

@@ -60,3 +60,37 @@ def det_packed(v):
         return (a * b * c + 2.0 * (re_xz * yr + im_xz * yi)
                 - a * (zr ** 2 + zi ** 2) - b * (yr ** 2 + yi ** 2) - c * (xr ** 2 + xi ** 2))
     raise ValueError(f"det_packed supports m <= 3, got m = {m}")
+
+
+
+def positive_definite_packed(v):
+    """Boolean (N,): the Hermitian matrix of packed components v (N, m²) is positive definite, every pivot of its
+    Cholesky factorisation g = L D L^H (L unit lower triangular) > 0, in float64. m <= 3 in closed form: the pivots
+    from a few elementwise operations on the packed components, on v's device (d_1 = a, d_2 = b - |x|²/a,
+    d_3 = s - |t|²/d_2 with t, s of the Schur complement of a), the elimination `hermitian.det_hermitian` uses;
+    larger m by torch.linalg.cholesky_ex. A matrix with a value that is not finite is not positive definite."""
+    m = _m(v)
+    v = v.to(torch.float64)
+    if m > 3:
+        g = torch.zeros(v.shape[0], m, m, dtype=torch.complex128, device=v.device)
+        idx = torch.arange(m, device=v.device)
+        g[:, idx, idx] = v[:, :m].to(torch.complex128)
+        a, b = (torch.as_tensor(i, device=v.device) for i in np.triu_indices(m, 1))
+        off = torch.complex(v[:, m::2], v[:, m + 1::2])
+        g[:, a, b], g[:, b, a] = off, off.conj()
+        chol, info = torch.linalg.cholesky_ex(g)
+        return (info == 0) & torch.isfinite(torch.view_as_real(chol)).all(dim=(1, 2, 3))
+    a = v[:, 0]
+    ok = a > 0  # (False for nan)
+    if m == 1:
+        return ok
+    xr, xi = v[:, m], v[:, m + 1]
+    d2 = v[:, 1] - (xr * xr + xi * xi) / a
+    ok &= d2 > 0
+    if m == 3:
+        yr, yi, zr, zi = v[:, 5], v[:, 6], v[:, 7], v[:, 8]
+        tr = zr - (xr * yr + xi * yi) / a  # t = z - conj(x) y / a
+        ti = zi - (xr * yi - xi * yr) / a
+        s = v[:, 2] - (yr * yr + yi * yi) / a  # s = c - |y|²/a
+        ok &= (s - (tr * tr + ti * ti) / d2) > 0
+    return ok & torch.isfinite(v).all(dim=1)

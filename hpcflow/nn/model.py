@@ -20,7 +20,7 @@ import math
 from hpcflow.arguments import api_integer, api_number, int_text
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.schema import SEED_MAX
-from hpcflow.nn._torch import require_torch, torch_dtype
+from hpcflow.nn._torch import dtype_name, require_torch, torch_dtype
 from hpcflow.nn.features import hadamard_packed
 
 torch = require_torch()
@@ -84,6 +84,7 @@ class MetricMLP(torch.nn.Module):
                  output_scale: float = 1.0, features: str = "reim", init: str = "torch"):
         super().__init__()
         n_in, depth, width, n_out, output_scale, seed = check_sizes(n_in, depth, width, n_out, output_scale, seed)
+        dtype = dtype_name(dtype)  # 'float64' or 'float32', as MetricData.from_pointset takes it (torch dtypes too)
         if kind not in KINDS:
             raise ConfigError(f"model kind = {kind!r} is not one of {KINDS}; use 'multiplicative' or 'additive'")
         if activation not in ACTIVATIONS:
@@ -125,8 +126,9 @@ class MetricMLP(torch.nn.Module):
         return self.layers[0].weight.dtype
 
     def check_inputs(self, x, gfs=None) -> None:
-        """ValueError (one line: expected and received, and the fix) unless x is (N, n_in) and gfs (N, n_out), both of
-        the weights' dtype: what a mismatch would otherwise end in is a bare torch error deep in a layer."""
+        """ValueError (one line: expected and received, and the fix) unless x is (N, n_in) and gfs (N, n_out), with
+        the same N where both are given, both of the weights' dtype: what a mismatch would otherwise end in is a bare
+        torch error deep in a layer."""
         n_in, n_out, dtype = self.config["n_in"], self.config["n_out"], self.dtype
         for name, t, width, fix in (("x", x, n_in, f"build the network with n_in={_last(x)} (the data's feature "
                                                    "count, 2(n+1) for points in P^n) or pass (Re z, Im z) features"),
@@ -138,11 +140,17 @@ class MetricMLP(torch.nn.Module):
                                 f"pass torch.as_tensor({name})")
             if t.ndim != 2 or t.shape[-1] != width:
                 raise ValueError(f"MetricMLP: {name} has shape {tuple(t.shape)}, expected (N, {width}); {fix}")
+            want, got = (str(d).removeprefix("torch.") for d in (dtype, t.dtype))
+            if t.dtype not in (torch.float64, torch.float32):  # a network of none of these dtypes is not built
+                raise ValueError(f"MetricMLP: {name} is {got}, not real numbers of the weights' dtype {want}; pass "
+                                 f"MetricData.from_pointset(ps, dtype='{want}'), whose x holds the real features "
+                                 "(Re z, Im z) of the complex points and gfs the packed g_FS")
             if t.dtype != dtype:
-                want = str(dtype).removeprefix("torch.")
-                got = str(t.dtype).removeprefix("torch.")
                 raise ValueError(f"MetricMLP: {name} is {got} but the weights are {want}; build the network with "
                                  f"dtype='{got}' or make the data {want}: MetricData.from_pointset(ps, dtype='{want}')")
+        if x is not None and gfs is not None and x.shape[0] != gfs.shape[0]:
+            raise ValueError(f"MetricMLP: x has {x.shape[0]} rows but gfs {gfs.shape[0]}; pass one row of packed g_FS "
+                             "per point of x (the same rows of one MetricData: d.x[rows], d.gfs[rows])")
 
     def raw(self, x):
         """The MLP's outputs NN(x) (N, n_out), before combining with g_FS."""
@@ -157,7 +165,7 @@ class MetricMLP(torch.nn.Module):
         return gfs + (hadamard_packed(gfs, y) if self.kind == "multiplicative" else y)
 
     def forward(self, x, gfs):
-        self.check_inputs(None, gfs)
+        self.check_inputs(x, gfs)
         return self.combine(gfs, self.raw(x))
 
     def output_map(self, gfs):

@@ -23,7 +23,8 @@ from hpcflow.experiments.common import MIN_POINTS
 from hpcflow.geometry.hermitian import is_positive_definite, unpack
 from hpcflow.jobs.schema import MAX_STEPS, SEED_MAX, Field
 from hpcflow.nn._torch import optim_without_dynamo, require_torch
-from hpcflow.nn.data import batch_count, batch_starts, check_metric_data
+from hpcflow.nn.data import (ALL_WEIGHTS_ZERO, batch_count, batch_starts, check_fields, check_metric_data, rows_fault,
+                             weighted)
 from hpcflow.nn.fast_step import ManualGradient, optimizer_step
 from hpcflow.nn.fused_loss import fused_metric_loss
 from hpcflow.nn.loss import LOSSES, metric_loss
@@ -32,7 +33,8 @@ from hpcflow.nn.rates import RATE_FIELDS, SCHEDULES, UNUSED_BY, other_schedule, 
 from hpcflow.nn.replicas import GradientReducer, Shard, TimedComm, check_replicas, global_sigma, keep_shares
 from hpcflow.nn.replicas import as_shard as whole_shard
 from hpcflow.parallel.comm import abort_on_error as ends_the_job_on_error
-from hpcflow.parallel.comm import arguments_together, resolve
+from hpcflow.parallel.comm import arguments_together, raise_together, resolve
+from hpcflow.parallel.decompose import share
 from hpcflow.progress import progress
 from hpcflow.stop_signals import install, restore
 
@@ -175,7 +177,10 @@ def as_shard(data, *, comm=None, name: str = "data") -> Shard:
 
 @torch.no_grad()
 def evaluate_sigma(model, data, *, comm=None) -> float:
-    """σ measure (eq. B.11) of the model's metric on all points of `data` over all ranks (κ from these points)."""
+    """σ measure (eq. B.11) of the model's metric on all points of `data` over all ranks (κ from these points).
+    `data`: MetricData (MetricData.from_pointset of a PointSet), or this rank's Shard of it, of >= MIN_POINTS points
+    over all ranks, checked as `train` checks its sets (TypeError / ValueError naming data.field, the first bad row
+    and the fix, raised by every rank together)."""
     return evaluate(model, data, comm=comm, count=False)[0]
 
 
@@ -183,9 +188,18 @@ def evaluate_sigma(model, data, *, comm=None) -> float:
 def evaluate(model, data, *, comm=None, count: bool = True) -> tuple[float, int | None]:
     """(σ as `evaluate_sigma`, the number of points of `data` over all ranks where the model's metric is not
     positive definite: σ uses the signed η = det g / |Ω|² there; None without `count`) from one evaluation of the
-    network."""
+    network; `data` checked as `evaluate_sigma` says."""
     c = resolve(comm)
-    d = as_shard(data, comm=c).data
+    arguments_together(lambda: _check_model(model) or checked_data(model, {"data": data}, c.Get_rank(), c.Get_size()),
+                       comm=c)
+    shard = as_shard(data, comm=c)
+    refuse_unweighted({"data": shard}, c)
+    return _evaluate(model, shard, c, count)
+
+
+def _evaluate(model, shard: Shard, c, count: bool) -> tuple[float, int | None]:
+    """`evaluate` of this rank's Shard of checked data."""
+    d = shard.data
     v = predict(model, d) if len(d) else d.gfs[:0]
     eta = metric_eta(v, d.omega2) if len(d) else d.omega2[:0]
     sigma = global_sigma(eta.to("cpu", torch.float64).numpy(), d.weights.to("cpu", torch.float64).numpy(), comm=c)
@@ -232,6 +246,46 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> 
     raise ConfigError(f"lr_schedule = {cfg.lr_schedule!r} is not one of {SCHEDULES}; use 'exponential' or 'cosine'")
 
 
+def checked_data(model, sets: dict, rank: int, size: int) -> None:
+    """Each of `sets` ({name: MetricData, or a Shard of it}) as `check_fields` and the model's `check_inputs` (a
+    MetricMLP: data of another width or dtype) take it (O(1)), with >= MIN_POINTS points over all ranks, then the
+    values of this rank's rows (`rows_fault`: O(N / R)): a Shard's own rows, or this rank's `decompose.share` of a
+    set every rank holds whole; a row is named by its index in the set of all ranks. TypeError / ValueError naming
+    the set, its field, the first bad row and the fix; no collective (`arguments_together` makes every rank refuse
+    with the lowest failing rank's, whose rows come first)."""
+    for name, d in sets.items():
+        check_metric_data(name, d.data if isinstance(d, Shard) else d)
+    for name, d in sets.items():
+        check_fields(name, d.data if isinstance(d, Shard) else d)
+    few = too_few_points(sets)
+    if few is not None:
+        raise ValueError(few)
+    check = getattr(model, "check_inputs", None)
+    for d in sets.values() if check is not None else ():
+        d = d.data if isinstance(d, Shard) else d
+        check(d.x, d.gfs)
+    for name, d in sets.items():
+        if isinstance(d, Shard):
+            rows, first = d.data, d.lo
+        else:
+            first, hi = share(len(d), size, rank)
+            rows = d[first:hi]
+        fault = rows_fault(rows, first)
+        if fault is not None:
+            raise ValueError(f"{name}: {fault}")
+
+
+def refuse_unweighted(shards: dict, c) -> None:
+    """ValueError, raised by every rank together, for a set ({name: Shard}, checked by `checked_data`) whose
+    weights are 0 on all its points over the ranks: κ and σ are weighted means (0/0). One allgather at R > 1."""
+    mine = [weighted(s.data) for s in shards.values()]
+    every = [mine] if c.Get_size() == 1 else c.allgather(mine)
+    for k, name in enumerate(shards):
+        have = [m[k] for m in every if m[k] is not None]
+        if have and not any(have):
+            raise_together(ValueError(f"{name}: {ALL_WEIGHTS_ZERO}"), comm=c)
+
+
 def check_arguments(train_data, val_data, cfg) -> None:
     """TypeError / ValueError naming the first bad argument of `train` / `Trainer`, before any work or collective:
     data that are not MetricData (or a Shard of it), a cfg that is not a valid TrainConfig."""
@@ -243,14 +297,19 @@ def check_arguments(train_data, val_data, cfg) -> None:
     cfg.check()
 
 
-def too_few_points(train: Shard, val: Shard) -> str | None:
-    """Why a train or validation set of fewer than MIN_POINTS points (over all ranks: Shard.n) cannot be trained
-    on or measured (σ of one point is 0 by construction), or None."""
-    for name, s, use in (("train_data", train, "training would not move the network"),
-                         ("val_data", val, "sigma_val would be 0")):
-        if s.n < MIN_POINTS:
-            return (f"{name} has {s.n} point{'s' * (s.n != 1)} (all ranks together); pass >= {MIN_POINTS}: "
-                    f"{FEW_POINTS}, so {use}")
+#: what a set of too few points would give, by its name (`too_few_points`)
+FEW_POINTS_GIVE = {"train_data": "training would not move the network", "val_data": "sigma_val would be 0",
+                   "data": "sigma would be 0 (0/0 for no point)"}
+
+
+def too_few_points(sets: dict) -> str | None:
+    """Why a set ({name: MetricData or Shard}) of fewer than MIN_POINTS points (over all ranks: Shard.n) cannot be
+    trained on or measured (σ of one point is 0 by construction), or None."""
+    for name, d in sets.items():
+        n = whole_shard(d).n
+        if n < MIN_POINTS:
+            return (f"{name} has {n} point{'s' * (n != 1)} (all ranks together); pass >= {MIN_POINTS}: "
+                    f"{FEW_POINTS}, so {FEW_POINTS_GIVE[name]}")
     return None
 
 
@@ -260,23 +319,21 @@ HOOKS = (("on_epoch", "a function on_epoch(epoch, model)"), ("on_step", "a funct
          ("checkpoint", "a function checkpoint(trainer, reason)"))
 
 
-def checked_sets(model, train_data, val_data, cfg, hooks=None) -> None:
-    """The model (a torch.nn.Module), the hooks ({name: None or callable}, `HOOKS`), `check_arguments`,
-    `too_few_points` and the model's `check_inputs` (a MetricMLP: data of another width or dtype) on this rank's
-    train and validation sets (Shards, or whole sets); no collective."""
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model={short_repr(model)} is not a network; pass a torch.nn.Module, e.g. "
-                        "hpcflow.nn.model.MetricMLP(n_in)")
+def checked_sets(model, train_data, val_data, cfg, hooks=None, rank: int = 0, size: int = 1) -> None:
+    """The model (a torch.nn.Module), the hooks ({name: None or callable}, `HOOKS`), `check_arguments`, then
+    `checked_data` of the train and validation sets (Shards, or whole sets; rank `rank` of `size`): their fields, point
+    counts and the model's `check_inputs`, then the values of this rank's rows; no collective."""
+    _check_model(model)
     for name, want in HOOKS:
         api_hook(name, (hooks or {}).get(name), want)
     check_arguments(train_data, val_data, cfg)
-    train_shard, val = whole_shard(train_data), whole_shard(val_data)
-    few = too_few_points(train_shard, val)
-    if few is not None:
-        raise ValueError(few)
-    check = getattr(model, "check_inputs", None)
-    for d in (train_shard.data, val.data) if check is not None else ():
-        check(d.x, d.gfs)
+    checked_data(model, {"train_data": train_data, "val_data": val_data}, rank, size)
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model={short_repr(model)} is not a network; pass a torch.nn.Module, e.g. "
+                        "hpcflow.nn.model.MetricMLP(n_in)")
 
 
 def same_settings(model, cfg: TrainConfig) -> dict:
@@ -328,9 +385,10 @@ class Trainer:
         # the ranks' arguments may differ: all refuse; then whole sets must be the same on every rank
         hooks = {"on_epoch": on_epoch, "on_step": on_step, "log": log, "should_stop": should_stop,
                  "checkpoint": checkpoint}
-        arguments_together(lambda: checked_sets(model, train_data, val_data, cfg, hooks), comm=c,
-                           same=lambda: same_settings(model, cfg))
+        arguments_together(lambda: checked_sets(model, train_data, val_data, cfg, hooks, c.Get_rank(), c.Get_size()),
+                           comm=c, same=lambda: same_settings(model, cfg))
         shards = keep_shares({"train_data": train_data, "val_data": val_data}, comm=c)
+        refuse_unweighted(shards, c)
         self.train_shard, self.val = shards["train_data"], shards["val_data"]
         self.comm = TimedComm(c) if c.Get_size() > 1 else c  # every collective of the run is timed
         self.model, self.cfg = model, cfg
@@ -417,8 +475,8 @@ class Trainer:
         return tr.data[local.to(tr.data.x.device)], bounds, n_batches
 
     def _record(self) -> None:
-        self.hist.sigma_train.append(evaluate_sigma(self.model, self.train_shard, comm=self.comm))
-        sigma_val, not_pd = evaluate(self.model, self.val, comm=self.comm)
+        self.hist.sigma_train.append(_evaluate(self.model, self.train_shard, self.comm, False)[0])
+        sigma_val, not_pd = _evaluate(self.model, self.val, self.comm, True)
         self.hist.sigma_val.append(sigma_val)
         self.hist.val_not_positive_definite.append(not_pd)
         if self.on_epoch is not None:
@@ -590,6 +648,11 @@ def train(model, train_data, val_data, cfg: TrainConfig, *, on_epoch=None, log=N
     Under `comm` (R > 1) every rank calls this with its Shard of the points (or the whole sets, of which it
     keeps its share) and a network and cfg of the same settings (`same_settings`; every rank refuses others); the
     history is global and the same on every rank.
+
+    The sets are checked once, before any step, as kernel_flow checks its point sets (`checked_data`, O(N / R) per
+    rank: each rank reads its own rows): MetricData fields of one real dtype with one row per point, x and gfs
+    finite, gfs positive definite, omega2 > 0 and weights >= 0 with one > 0 over the ranks; a bad row is one
+    ValueError naming the set, the field, the row and the fix, raised by every rank together.
 
     An exception raised during the training (a callback's, an error of the training itself): on one rank it ends
     the training there and propagates. At R > 1, with `abort_on_error` (the default), it ends the job: the raising
