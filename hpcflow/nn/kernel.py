@@ -31,6 +31,7 @@ reward.
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import numpy as np
@@ -46,17 +47,18 @@ torch = require_torch()
 
 
 class NetworkNTKKernel(Kernel):
-    """Θ_IJ(x, x') = Σ_θ ∂g_I(x)/∂θ ∂g_J(x')/∂θ of `model` at a fixed copy of its current parameters."""
+    """Θ_IJ(x, x') = Σ_θ ∂g_I(x)/∂θ ∂g_J(x')/∂θ of `model` at a fixed copy of its current parameters: the kernel
+    evaluates its own deep copy of `model` made here, so training `model` afterwards leaves Θ as built."""
 
     name = "network_ntk"
     mixes_components = True
 
     def __init__(self, model, manifold, *, method: str = "auto"):
         ntk_method(model, method)  # a method the model cannot take is refused here, before any work
-        self.model = model
+        self.model = copy.deepcopy(model)  # the fixed copy: `model` may be trained on after the kernel is built
         self.manifold = manifold
         self.method = method
-        self.theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+        self.theta0 = {k: v.detach().clone() for k, v in self.model.named_parameters()}
         self._last_sources = None  # weak reference to the last operator's _Sources
 
     def features(self, x) -> MetricData:
@@ -69,8 +71,8 @@ class NetworkNTKKernel(Kernel):
         with torch.no_grad():
             for k, p in self.model.named_parameters():
                 if not torch.equal(p, self.theta0[k]):
-                    raise ConfigError("the network changed after NetworkNTKKernel was built; build the kernel "
-                                      "from a frozen copy of the network (copy.deepcopy) instead")
+                    raise ConfigError("the kernel's own copy of the network (kernel.model) was changed after "
+                                      "NetworkNTKKernel was built; build a new NetworkNTKKernel from the network")
         return self.model
 
     def tile_block(self, f1: MetricData, f2: MetricData):
