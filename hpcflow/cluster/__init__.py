@@ -1,7 +1,12 @@
 """Fubini-Study clustering of point sets (paper §3.1): batched / full average linkage, Birch baseline,
 silhouette quality, and the per-cluster blocks of the kernel flow.
 
-Layering: uses only hpcflow.geometry (and scikit-learn/scipy); kernels and flow sit above it.
+Layering (README's "Layout"): in one layer with `hpcflow.kernels` and `hpcflow.metric` (none imports another), above
+`hpcflow.geometry` and the base layer, below `hpcflow.flow`. Imports at module level from outside this package:
+`hpcflow.arguments` (`birch`, `inputs`, `quality`), `hpcflow.errors`, `hpcflow.geometry` (`geometry.distance`),
+`hpcflow.parallel` (`distributed`: `parallel.comm`, `parallel.redistribute`, `parallel.reduce`,
+`parallel.replicated`) and `hpcflow.progress` (`batched`, `distributed`); SciPy and scikit-learn are imported inside
+the functions that use them.
 """
 
 from hpcflow.cluster.batched import batched_clustering
