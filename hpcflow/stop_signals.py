@@ -641,6 +641,9 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
     if world is not None:
         wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
+        from hpcflow.parallel.comm import release_shared_memory
+
+        release_shared_memory()  # MPICH's /dev/shm segment, which only Finalize removes
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
     handled()

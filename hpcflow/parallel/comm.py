@@ -481,7 +481,41 @@ def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> Non
         sys.stderr.flush()
         leave(status)  # so each leaves with it: no Abort, whose kills raced the others' Aborts for the status
     wait_until_read()  # the message above: a launcher may drop what it has not read when the Abort ends the job
+    release_shared_memory()
     comm.Abort(status)
+
+
+#: where MPICH keeps the shared-memory segment of a node's ranks, and the start of its names
+SHM_DIR, SHM_PREFIX = "/dev/shm", "mpich_shm_"
+
+
+def mapped_segments(maps: str = "/proc/self/maps") -> list:
+    """The paths of MPICH's shared-memory segments (SHM_DIR/SHM_PREFIX*) that this process maps (Linux's
+    /proc/self/maps; [] where there is none)."""
+    found = []
+    try:
+        with open(maps) as fh:
+            for line in fh:
+                fields = line.split(None, 5)
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if (os.path.dirname(path) == SHM_DIR and os.path.basename(path).startswith(SHM_PREFIX)
+                        and path not in found):
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
+def release_shared_memory() -> None:
+    """Remove the names of the MPICH shared-memory segments this process maps, before an MPI Abort: MPICH unlinks a
+    segment at Finalize only, so each job that ended by Abort left its 2 MiB file in /dev/shm for good. Its
+    mapping lives on until the process ends (the job's other ranks mapped it at MPI_Init); another job's segments,
+    which this process does not map, are never touched. Errors are ignored (another rank removed it first)."""
+    for path in mapped_segments():
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 #: seconds a rank gives MPI's Finalize and the C library's exit functions in `leave` before it leaves without them
