@@ -152,6 +152,41 @@ class WriteDenied(WriteFailed, PermissionError):
         return f"make {self.denied} writable again (its permissions)"
 
 
+class DirectoryGone(WriteFailed):
+    """A write of an output file whose directory was removed or moved away (renamed) while the run went on (ENOENT,
+    ENOTDIR of the write's own calls, the directory no longer there): exit status 5, a reason outside the program, as
+    any write failure. `gone`: the outermost directory on the file's path that is missing now (the run's --out where
+    that was removed, though the file lay in a folder under it); `said`: how the message names it (a command says
+    "--out DIR" for its output directory)."""
+
+    def __init__(self, errno_, strerror, filename, gone: str | None = None, said: str | None = None):
+        super().__init__(errno_, strerror, filename)
+        self.gone = gone or missing_directory(filename)
+        self.said = said or f"directory {self.gone}"
+
+    def __reduce__(self):  # (pickled across ranks and processes with its `gone` and `said`)
+        return type(self), (self.errno, self.strerror, self.filename, self.gone, self.said)
+
+    def __str__(self):
+        return (f"{self.said} was removed or moved while the run was going, so {self.filename} could not be written; "
+                f"{self.advice or self.fix + ', then run it again'}")
+
+    @property
+    def fix(self) -> str:
+        return f"move it back to {self.gone} if it was moved, or choose an --out that stays"
+
+
+def missing_directory(path: str) -> str | None:
+    """The outermost directory on the path of file `path` that does not exist (as a directory) now, None where its
+    directory does: a run's --out removed or renamed while a file under it was written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(directory):
+        return None
+    while not os.path.isdir(os.path.dirname(directory)) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    return directory
+
+
 def denied_by(path: str) -> str:
     """The file or directory whose permissions refuse a write of `path` by a rename over it: its directory where this
     process may not write there (or the directory is immutable), else `path` itself where it exists and may not be
@@ -165,13 +200,19 @@ def denied_by(path: str) -> str:
 
 
 def _said_as_write_failed(exc: BaseException, path: str, tmp: str | None = None) -> None:
-    """Raise WriteFailed naming `path` when `exc` is a write failure (`write_failure`), or WriteDenied when it is a
-    permission error (EACCES, EPERM) of the write's own calls on `path` or its temporary `tmp`; else return."""
+    """Raise WriteFailed naming `path` when `exc` is a write failure (`write_failure`), WriteDenied when it is a
+    permission error (EACCES, EPERM) of the write's own calls on `path` or its temporary `tmp`, DirectoryGone when
+    such a call found no directory (ENOENT, ENOTDIR) as that directory was removed or moved away; else return."""
     if isinstance(exc, WriteFailed):
         return
     failed = write_failure(exc)
     if failed is not None:
         raise WriteFailed(failed.errno, failed.strerror or os.strerror(failed.errno), path) from exc
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR)
+            and {exc.filename, getattr(exc, "filename2", None)} & {path, tmp}):
+        gone = missing_directory(path)
+        if gone is not None:
+            raise DirectoryGone(exc.errno, exc.strerror or os.strerror(exc.errno), path, gone) from exc
     if (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM)
             and {exc.filename, getattr(exc, "filename2", None)} & {path, tmp}):
         raise WriteDenied(exc.errno, exc.strerror or os.strerror(exc.errno), path, denied_by(path)) from exc

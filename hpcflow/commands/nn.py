@@ -242,7 +242,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume), **(origin or {})}
     stop = None
-    with abort_on_error(comm), write_failures_said(args), interrupts_end_the_job("hpcflow nn"), \
+    with abort_on_error(comm), write_failures_said(args, "nn"), interrupts_end_the_job("hpcflow nn"), \
             replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):
         comm.Barrier()  # every rank has checked --out before rank 0 writes into it
         try:

@@ -371,13 +371,23 @@ def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = Fals
 
 
 @contextmanager
-def write_failures_said(args):
+def write_failures_said(args, command: str = "run"):
     """A write that failed for a reason outside the program (WriteFailed, exit status 5) in the block says what
-    --out kept and how to go on (`write_advice`), on the rank that raised it (rank 0 writes)."""
+    --out kept and how to go on (`write_advice`), on the rank that raised it (rank 0 writes); --out removed or moved
+    away meanwhile (`hpcflow.atomic.DirectoryGone`) is said as "--out DIR", with the command that continues the run
+    where it is moved back, or runs it again (`hpcflow COMMAND`)."""
+    from hpcflow.atomic import DirectoryGone
     from hpcflow.errors import WriteFailed
 
     try:
         yield
+    except DirectoryGone as exc:
+        if os.path.abspath(exc.gone) == os.path.abspath(args.out):
+            exc.said = f"--out {args.out}"
+        verb = getattr(args, "resumed_by", None) or command
+        exc.advice = (f"if it was moved, move it back to {exc.gone}, then {continue_with(args, verb)} (from its last "
+                      f"checkpoint, where one was written); else run it again: {again_command(args, command)}")
+        raise
     except WriteFailed as exc:
         exc.advice = write_advice(exc, args)
         raise
@@ -415,6 +425,12 @@ def continue_command(args, verb: str) -> str:
     return _command_line(args, verb, "--resume")
 
 
+def again_command(args, verb: str) -> str:
+    """The shell command line that runs the job of `args` (run or nn) in --out from the start: `continue_command`'s
+    without --resume (with --force where it was given)."""
+    return _command_line(args, verb, "--force" if getattr(args, "force", False) else None)
+
+
 def force_command(args, verb: str) -> str:
     """The shell command line that starts the run of `args` (run or nn) over in --out, replacing the run there:
     `continue_command`'s with --force in place of --resume."""
@@ -427,7 +443,7 @@ def _command_line(args, verb: str, how: str) -> str:
     argv = ["hpcflow", verb, args.job, "--out", args.out]
     argv += [flag for flag, given in (("--quiet", getattr(args, "quiet", False)),
                                       ("--no-memory-check", getattr(args, "no_memory_check", False))) if given]
-    return shell_line([*argv, how, *(x for s in args.set or [] for x in ("--set", s))])
+    return shell_line([*argv, *([how] if how else []), *(x for s in args.set or [] for x in ("--set", s))])
 
 
 @contextmanager
