@@ -214,11 +214,13 @@ def prepare_out(args, module, cfg):
 
 def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     """The run in --out (locked): rank 0 sets an earlier run's files aside with --force, put back if the run is
-    refused and removed once it has written its own (`hpcflow.jobs.replaced`); a failure there is refused by all."""
+    refused and removed once it has written its own (`hpcflow.jobs.replaced`); a failure there is refused by all.
+    An error or interrupt goes on to `run`'s `abort_on_error` and `interrupts_end_the_job`, so that under MPI the
+    job is aborted only once --out's lock is released (rank 0's `outlock.holding`), and the directory the run
+    created removed where it holds nothing: aborted here, it kept DIR/.hpcflow.lock for good."""
     from hpcflow.jobs.registry import OUTPUTS
     from hpcflow.jobs.replaced import replacing
-    from hpcflow.parallel.comm import abort_on_error
-    from hpcflow.stop_signals import finished, interrupts_end_the_job
+    from hpcflow.stop_signals import finished
 
     from hpcflow.commands.run import job_origin, saved_job
 
@@ -242,7 +244,7 @@ def _run(args, comm, module, cfg, outdir, resume, created, overrides) -> int:
     info = {"job_file": os.path.abspath(args.job), "hpcflow_version": __version__, "overrides": overrides,
             "resumed": bool(args.resume), **(origin or {})}
     stop = None
-    with abort_on_error(comm), write_failures_said(args, "nn"), interrupts_end_the_job("hpcflow nn"), \
+    with write_failures_said(args, "nn"), \
             replacing(outdir, force=args.force, outputs=OUTPUTS["nn"], resume=resume is not None, comm=comm):
         comm.Barrier()  # every rank has checked --out before rank 0 writes into it
         try:
