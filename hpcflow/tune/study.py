@@ -1750,8 +1750,9 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
         study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
             lambda: open_study(job, out, storage=storage, study_name=study_name, log=log)[0] if is_root(comm) else None,
             comm)
-        note = None if quiet or not is_root(comm) else spaces.unused_note(job.tune)
-        if note:  # once the checks passed, as hpcflow nn says a switched-off section's keys
+        note = spaces.unused_note(job.tune) if is_root(comm) else None
+        if note:  # once the checks passed, as hpcflow nn says a switched-off section's keys; a warning of a likely
+            # mistake, said under --quiet too, as `hpcflow run` and `nn` say theirs: --quiet silences progress only
             log(f"hpcflow tune: {note}")
         if not is_root(comm):
             try:
