@@ -1,7 +1,8 @@
 """A run into the --out of a finished run of its own kind with a checkpoint, without --resume (e.g. the same job with
 more [training].epochs or [flow].steps): the refusal said only "choose another --out or pass --force", which throws
-the finished run away. It adds that --resume extends it where the job differs only in those keys or [checkpoint],
-and says so only there: not beside another kind's run, a run without its checkpoint or a run that did not finish."""
+the finished run away. It adds that --resume extends it where the job differs only in those keys, [checkpoint] or
+[job].description (a resume with another description extends it), and says so only there: not beside another
+kind's run, a run without its checkpoint or a run that did not finish."""
 
 import json
 import os
@@ -42,9 +43,9 @@ def test_a_longer_run_into_a_finished_run_is_told_that_resume_extends_it(tmp_pat
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"already holds results ({ckpt})" in err and "--force" in err, err
-    assert f"only in {key} or [checkpoint], extend it {how}" in err, err
+    assert f"only in {key}, [checkpoint] or [job].description, extend it {how}" in err, err
     resume = ["nn", *argv[1:]] if verb == "nn" else argv
-    assert main([*resume, "--resume"]) == 0  # the advice runs: the finished run goes on
+    assert main([*resume, "--set", 'job.description="longer"', "--resume"]) == 0  # the advice runs: it goes on
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 

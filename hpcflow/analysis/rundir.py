@@ -899,8 +899,8 @@ def _other_job(summary: dict, attrs: dict, name: str, resumable=None) -> str:
     """What shows that summary.json is of another job than the data file `name` whose root attributes or plain entries
     `attrs` hold its job as `config` (`_data_attrs`), whatever step or epoch each describes: its `config` differs from
     the file's beyond what --resume may change (`resumable`; default `hpcflow.checkpoint.RESUMABLE_CHANGES`: [flow].
-    steps, [checkpoint]), so no --resume of either run makes them one record; "" when it does not (or either says no
-    configuration)."""
+    steps, [checkpoint], [job].description), so no --resume of either run makes them one record; "" when it does not
+    (or either says no configuration)."""
     from hpcflow.checkpoint import RESUMABLE_CHANGES
     from hpcflow.jobs.schema import without
 

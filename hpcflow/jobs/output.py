@@ -692,7 +692,8 @@ def _not_empty(path: str, results: list, outputs=()) -> str:
         extend = extendable(path, outputs)
         if extend:
             return (f"--out {path} already holds results ({own[0]}); choose another --out, pass --force to overwrite "
-                    f"them, or, where this job differs from that finished run's only in {extend[0]} or [checkpoint], "
+                    f"them, or, where this job differs from that finished run's only in {extend[0]}, [checkpoint] or "
+                    "[job].description, "
                     f"extend it with {extend[1]}")
         return f"--out {path} already holds results ({own[0]}); choose another --out or pass --force to overwrite them"
     first, more = sorted(results)[0], len(results) - 1
@@ -704,7 +705,7 @@ def _not_empty(path: str, results: list, outputs=()) -> str:
 def extendable(path, outputs=()) -> tuple | None:
     """(key, how) of `EXTENDS` when directory `path` holds a finished run (summary.json's status "finished", no
     early stop: `stopped` empty) beside the checkpoint that `outputs` (a job kind's) name, which --resume extends when
-    the job differs only in that key or [checkpoint]; else None."""
+    the job differs only in that key, [checkpoint] or [job].description; else None."""
     for name in outputs:
         if name in EXTENDS and os.path.isfile(os.path.join(path, name)):
             summary = read_summary(path)
