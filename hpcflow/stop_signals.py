@@ -387,12 +387,14 @@ def requests(said: str | Callable[[int], str | None] | None = None):
     event = threading.Event()
 
     def record(signum, frame):  # noqa: ARG001 - signal handler signature
-        if said is not None and not event.is_set():
+        first = not event.is_set()
+        event.set()  # before the line: a repeat (mpiexec's forward beside Slurm's own) whose handler runs while
+        # this one says it, inside the print, is not said again
+        if said is not None and first:
             line = said(signum) if callable(said) else said if signum == signal.SIGINT else None
             world = _mpi_world()
             if line is not None and (world is None or world.Get_rank() == 0):
                 _say(line)
-        event.set()
 
     event.handler = record
     event.handler.stop_request = True
