@@ -2,6 +2,11 @@
 polynomial, scale and row shift; the NTKs' range checks), so a parameter changed afterwards would be ignored or
 half-applied while params() reported it. Every kernel refuses the change, naming the way to build a new kernel."""
 
+import copy
+import gc
+import pickle
+import weakref
+
 import numpy as np
 import pytest
 
@@ -51,10 +56,10 @@ def test_a_parameter_cannot_be_changed_after_the_kernel_is_built(pts, name, para
         assert eval(call, {"make_kernel": make_kernel}).params()[key] == value
 
 
-def test_the_changed_width_of_the_report_is_a_new_kernel_with_that_width(pts):
-    """The report's case: k.width = 0.1 kept the polynomial of width 0.3 while params() said 0.1, and a narrow
-    kernel given normalize = 'row' afterwards gave NaN rows (its unshifted sums underflowed). Both are refused; the
-    new kernels they name give eq. 3.6 at the new width and finite, normalised rows."""
+def test_a_changed_width_is_a_new_kernel_with_that_width(pts):
+    """A width set on a built Gaussian kernel: k.width = 0.1 kept the polynomial of width 0.3 while params() said
+    0.1, and a narrow kernel given normalize = 'row' afterwards gave NaN rows (its unshifted sums underflowed). Both
+    are refused; the new kernels they name give eq. 3.6 at the new width and finite, normalised rows."""
     k = make_kernel("gaussian", width=0.3)
     with pytest.raises(AttributeError, match=r"make_kernel\('gaussian', width=0\.1\)"):
         k.width = 0.1
@@ -109,3 +114,62 @@ def test_subclasses_build_as_before_and_methods_can_still_be_replaced(pts):
     k.features = lambda x: x[:, ::-1]  # a method replaced on the instance
     k._cache = {}
     assert k.features(np.eye(2))[0, 1] == 1.0 and k._cache == {}
+
+
+class Holder:
+    """A stand-in for a large argument (a network): a kernel that copies it must not keep the original alive."""
+
+    def __init__(self):
+        self.weights = np.zeros(1000)
+
+
+class Copying(Kernel):
+    def __init__(self, model, factor=2.0):
+        self.model = copy.deepcopy(model)
+        self.factor = factor
+
+
+def test_a_built_kernel_keeps_only_the_shown_form_of_its_arguments():
+    """The refusal's advice shows each argument (a repr, or ... for an object): the kernel keeps those strings, not
+    the arguments, so an argument the kernel copies (a network) is collected once the caller drops it, and a copy
+    or pickle of the kernel holds one network, its own."""
+    m = Holder()
+    alive = weakref.ref(m)
+    k = Copying(m, 3.0)
+    del m
+    gc.collect()
+    assert alive() is None
+    with pytest.raises(AttributeError, match=r"build a new kernel: Copying\(model=\.\.\., factor=4\.0\)$"):
+        k.factor = 4.0
+    twin = pickle.loads(pickle.dumps(copy.deepcopy(k)))
+    assert [type(v) for v in vars(twin).values()].count(Holder) == 1 and twin.factor == 3.0
+
+
+def test_the_network_kernel_lets_the_callers_network_go():
+    """NetworkNTKKernel evaluates its own deep copy of the network: the caller's network is not kept beside it."""
+    from hpcflow.nn.kernel import NetworkNTKKernel
+    from hpcflow.nn.model import MetricMLP
+
+    m = MetricMLP(10, depth=1, width=8, activation="gelu", seed=5)
+    alive = weakref.ref(m)
+    k = NetworkNTKKernel(m, X)
+    del m
+    gc.collect()
+    assert alive() is None and k.model is not None
+    with pytest.raises(AttributeError, match=r"make_kernel|NetworkNTKKernel\(model=\.\.\., manifold=\.\.\."):
+        k.method = "jacobian"
+
+
+@pytest.mark.parametrize("name", ["_built_with", "_building"])
+def test_the_names_that_fix_a_kernel_cannot_be_set_or_deleted(pts, name):
+    """Deleting the record of the construction (or setting it anew) would unfix the kernel: both are refused, and
+    the kernel stays fixed."""
+    k = make_kernel("relu_ntk", w_std=1.5, b_std=0.3)
+    block = k.block(pts[:10])
+    with pytest.raises(AttributeError, match=f"ReluNTKKernel.{name} cannot be set"):
+        delattr(k, name)
+    with pytest.raises(AttributeError, match=f"ReluNTKKernel.{name} cannot be set"):
+        setattr(k, name, {})
+    with pytest.raises(AttributeError, match="ReluNTKKernel.w_std cannot be set"):
+        k.w_std = 2.0
+    assert k.w_std == 1.5 and np.array_equal(k.block(pts[:10]), block)

@@ -128,7 +128,8 @@ def _single_threaded_blas(xp):
 
 def fixed_when_built(init):
     """`init` (a kernel class's __init__) that fixes the kernel when the outermost __init__ of its construction
-    returns (`Kernel.__setattr__`), keeping the arguments it was built with for the refusal's advice; the signature
+    returns (`Kernel.__setattr__`), keeping the arguments it was built with, as the refusal's advice shows them
+    (`_shown`: a repr or "...", never the argument itself), for that advice; the signature
     stays `init`'s (functools.wraps: inspect.signature of the class, which the registry and job files read)."""
     if getattr(init, "fixes_kernel", False):
         return init
@@ -147,7 +148,8 @@ def fixed_when_built(init):
             built = sig.bind(self, *args, **kwargs).arguments
         except TypeError:
             built = {}
-        object.__setattr__(self, "_built_with", {k: v for k, v in list(built.items())[1:]
+        # the arguments as the refusal shows them (strings), not the objects: a model passed in stays collectable
+        object.__setattr__(self, "_built_with", {k: _shown(v) for k, v in list(built.items())[1:]
                                                  if sig.parameters[k].kind not in (inspect.Parameter.VAR_POSITIONAL,
                                                                                    inspect.Parameter.VAR_KEYWORD)})
 
@@ -155,9 +157,15 @@ def fixed_when_built(init):
     return __init__
 
 
+#: the private names that mark a kernel built (`fixed_when_built`): set or deleted, they would unfix it
+FIXING_NAMES = ("_built_with", "_building")
+
+
 def _replaceable(cls, name: str) -> bool:
-    """An attribute a built kernel may still set: a private one (a cache: "_local", "_last_sources") or a method
-    of its class replaced on the instance (pytest's monkeypatch of `features`)."""
+    """An attribute a built kernel may still set: a private one (a cache: "_local", "_last_sources") other than
+    FIXING_NAMES, or a method of its class replaced on the instance (pytest's monkeypatch of `features`)."""
+    if name in FIXING_NAMES:
+        return False
     return name.startswith("_") or isinstance(inspect.getattr_static(cls, name, None),
                                               (types.FunctionType, staticmethod, classmethod))
 
@@ -206,7 +214,7 @@ class Kernel:
         from hpcflow.kernels.registry import KERNELS, kernel_keys  # (the registry imports the kernels)
 
         cls = type(self).__name__
-        args = [f"{k}={_shown(v)}" for k, v in self._built_with.items() if k != name]
+        args = [f"{k}={shown}" for k, shown in self._built_with.items() if k != name]
         registered = KERNELS.get(self.name) is type(self)
         keys = (*kernel_keys(self.name)[0], *kernel_keys(self.name)[1]) if registered else \
             tuple(k for k, p in inspect.signature(type(self)).parameters.items()
