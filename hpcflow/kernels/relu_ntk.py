@@ -223,6 +223,73 @@ def relu_tile_deep(h1, h2, w_std: float, b_std: float, depth: int):
     """Theta after `depth` (Relu, Dense) layers by the layer recursion of the module docstring, one arccos per
     entry and layer; the per-point norms sqrt(Sigma(x, x)) follow the diagonal recursion.
 
+    Entries of two rows whose norms stay in [NORM_SAFE, 1/NORM_SAFE] through every layer (`plain_rows`) are formed
+    by `relu_tile_deep_plain`, bit for bit as before rows of zero, tiny or huge scale were handled; the rows and
+    columns of the others by `relu_tile_deep_scaled`, whose products of norms neither underflow nor overflow. An
+    entry depends on its two rows alone, so such rows leave the other entries' bits as they are."""
+    xp = array_module(h1)
+    odd1 = ~plain_rows(h1[:, -1], w_std, b_std, depth)
+    odd2 = ~plain_rows(h2[:, -1], w_std, b_std, depth)
+    any1, any2 = bool(odd1.any()), bool(odd2.any())
+    if not (any1 or any2):
+        return relu_tile_deep_plain(h1, h2, w_std, b_std, depth)
+    if bool(odd1.all()) or bool(odd2.all()):  # every entry is set below
+        k = xp.empty((h1.shape[0], h2.shape[0]), dtype=np.float64)
+    else:  # the odd rows stand in as copies of a plain row (same shapes, so the same products for the others)
+        k = relu_tile_deep_plain(_stand_in(h1, odd1), _stand_in(h2, odd2), w_std, b_std, depth)
+    if any1:
+        k[odd1] = relu_tile_deep_scaled(h1[odd1], h2, w_std, b_std, depth)
+    if any2:
+        k[:, odd2] = relu_tile_deep_scaled(h1, h2[odd2], w_std, b_std, depth)
+    return k
+
+
+def plain_rows(norm, w_std: float, b_std: float, depth: int):
+    """Mask of relu_features norms (N,) whose layer norms n' = sqrt(W^2 n^2 / 2 + b^2) of layers 0..depth all lie
+    in [NORM_SAFE, 1/NORM_SAFE]: products of two such norms and their squares stay within float64's normal range,
+    so `relu_tile_deep_plain` forms their entries to its rounding bound."""
+    xp = array_module(norm)
+    a = np.sqrt(0.5 * w_std * w_std)
+    ok = (norm >= NORM_SAFE) & (norm <= 1.0 / NORM_SAFE)
+    n = norm
+    for _ in range(depth):  # (n capped where it is out already: a n stays finite)
+        n = xp.hypot(a * xp.minimum(n, 1.0 / NORM_SAFE), b_std)
+        ok &= (n >= NORM_SAFE) & (n <= 1.0 / NORM_SAFE)
+    return ok
+
+
+def _stand_in(h, odd):
+    """h with its odd rows replaced by its first other row (h itself where no row is odd)."""
+    if not bool(odd.any()):
+        return h
+    h = h.copy()
+    h[odd] = h[int(array_module(h).flatnonzero(~odd)[0])]
+    return h
+
+
+def relu_tile_deep_plain(h1, h2, w_std: float, b_std: float, depth: int):
+    """`relu_tile_deep` for rows of ordinary scale (`plain_rows`): cos theta' = Sigma'(x, x') / (n1' n2')."""
+    xp = array_module(h1)
+    w2, b2 = w_std * w_std, b_std * b_std
+    n1, n2 = h1[:, -1:], h2[:, -1]
+    rho = h1[:, :-1] @ h2[:, :-1].T  # cos theta of layer 0
+    theta_k = rho * n1 * n2  # Theta0 = Sigma0
+    for _ in range(depth):
+        xp.clip(rho, -1.0, 1.0, out=rho)
+        angle = xp.arccos(rho)
+        sin = xp.sqrt(xp.maximum(1.0 - rho * rho, 0.0))
+        pi_minus = np.pi - angle
+        sigma = (w2 / (2.0 * np.pi)) * (n1 * n2) * (sin + pi_minus * rho) + b2
+        theta_k *= (w2 / (2.0 * np.pi)) * pi_minus
+        theta_k += sigma
+        n1, n2 = xp.sqrt(0.5 * w2 * n1 * n1 + b2), xp.sqrt(0.5 * w2 * n2 * n2 + b2)
+        rho = sigma / (n1 * n2)
+    return theta_k
+
+
+def relu_tile_deep_scaled(h1, h2, w_std: float, b_std: float, depth: int):
+    """`relu_tile_deep` for rows of any scale, a zero row included.
+
     The next layer's cos theta, Sigma'(x, x') / (n1' n2') with n' = sqrt(W^2 n^2 / 2 + b^2), is formed from the
     ratios n / n' and b / n', never from the products n1 n2, n1' n2' (which underflow for rows of 1e-160 and are 0
     for a zero row): cos theta' = W^2 J(theta) / (2 pi) (n1 / n1') (n2 / n2') + (b / n1') (b / n2'). Without bias a
