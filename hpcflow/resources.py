@@ -7,8 +7,8 @@ sources its halo adds, network parameters and optimiser
 state, activations) plus the interpreter and libraries; its coefficients were checked against measured peak
 RSS (benchmarks/bench_memory_estimate.py, BENCHMARKS.md). The limit is the smallest of the cgroup (v2/v1)
 memory limit, the Slurm allocation (SLURM_MEM_PER_NODE / SLURM_MEM_PER_CPU) and physical memory, shared by
-the ranks on one node (SLURM_MEM_PER_CPU x CPUs per task: by the ranks of one task). Override: `force=True`, HPCFLOW_IGNORE_MEMORY_CHECK=1 or the commands'
---no-memory-check.
+the ranks on one node (SLURM_MEM_PER_CPU x CPUs per task: by the ranks of one task). Override: `force=True`,
+HPCFLOW_IGNORE_MEMORY_CHECK=1 or the commands' --no-memory-check.
 """
 
 from __future__ import annotations
@@ -1139,7 +1139,8 @@ def out_of_memory_line(what: str, command: str | None = None) -> str:
 
 
 def _limits_had() -> str:
-    """"N MiB to use (where)", and where RLIMIT_AS is set but not that limit, "; its address space M MiB (ulimit -v)"."""
+    """"N MiB to use (where)", and where RLIMIT_AS is set but not that limit, "; its address space M MiB
+    (ulimit -v)"."""
     limit, where = memory_limit()
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     unset = soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith("RLIMIT_AS")

@@ -1,7 +1,8 @@
 """Hypersurface.sample refuses before any work a set whose sampling would peak above the memory the process may use
 (as `hpcflow sample --n` is refused; the count it states: test_sample_memory_fits.py), and a count above 2**62 naming
-the bound; it samples no more than max_batches batches; `hpcflow sample` says how many intersection points its dropped ones are of, warns of a --threads above the
-CPUs as of HPCFLOW_THREADS, and refuses before sampling a --force onto a file that cannot be replaced."""
+the bound; it samples no more than max_batches batches; `hpcflow sample` says how many intersection points its
+dropped ones are of, warns of a --threads above the CPUs as of HPCFLOW_THREADS, and refuses before sampling a
+--force onto a file that cannot be replaced."""
 
 from __future__ import annotations
 

@@ -108,6 +108,32 @@ def test_hpcflow_sample_states_the_n_it_then_takes(limit, monkeypatch, tmp_path,
     assert os.listdir(tmp_path) == []
 
 
+def test_the_commands_count_is_the_samplers_for_the_threads_a_rank_samples_with(limit, monkeypatch, tmp_path, capsys):
+    """Without --threads a rank samples with its share of the CPUs (`limit_threads`: here 2 of the 8 its process
+    may use), and the command's refusal states the --n the sampler's own check states for those threads, not for
+    all 8 (a larger modelled peak, a smaller count)."""
+    from hpcflow.parallel import comm
+    from hpcflow.resources import THREAD_VARIABLES
+
+    for name in ("HPCFLOW_THREADS", *THREAD_VARIABLES):  # (limit_threads sets them: restored after the test)
+        monkeypatch.setenv(name, "1")
+        monkeypatch.delenv(name)
+    limit(SAMPLE_BASE_BYTES + 300 * MiB)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(comm, "owned_cpus", lambda mask, sharing: (2, "a share of 2 CPUs"))
+    out = str(tmp_path / "p.h5")
+    assert main(["sample", "--quiet", "--out", out, "--n", "1e9"]) == 2
+    n = int(re.search(r"give --n (\d+) or less", capsys.readouterr().err).group(1))
+    counts = {}
+    for threads in (2, 8):
+        with pytest.raises(ValueError) as exc:
+            check_sample_memory(Hypersurface.fermat(3), 10**9, layout="root", threads=threads)
+        counts[threads] = stated(exc)
+    assert counts[8] < counts[2]
+    assert n == counts[2], (n, counts)
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_model_of_layout_root_is_the_commands_estimate():
     for n, ranks, chart in [(1, 1, None), (10**6, 1, (0, 1)), (3 * 10**5, 2, None), (10**6, 3, (1, 0))]:
         cfg = {"sample": {"n": n, "dim": 3, "chart": chart, "threads": 2}}

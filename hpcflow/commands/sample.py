@@ -17,11 +17,12 @@ MANIFOLDS = ("fermat", "dwork")
 AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "out", "force")
 
 
-def check_arguments(args) -> dict:
-    """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then the memory the
-    sample needs (hpcflow.resources); returns them as the "sample" configuration."""
+def check_arguments(args, *, memory: bool = True) -> dict:
+    """Validate the sampling arguments like job-file values (hpcflow.jobs.schema fields), then (with `memory`) the
+    memory the sample needs (`check_sample_resources`, for this process's threads); returns them as the "sample"
+    configuration."""
     from hpcflow.jobs.schema import MANIFOLD_FIELDS, MAX_PSI, MAX_THREADS, Field, placeable, validate_field
-    from hpcflow.resources import check_environment, check_resources
+    from hpcflow.resources import check_environment
 
     check_environment()
     fields = {"manifold": MANIFOLD_FIELDS["manifold"], "dim": MANIFOLD_FIELDS["dim"],
@@ -45,19 +46,33 @@ def check_arguments(args) -> dict:
             raise ConfigError(f"--psi {said} is refused by the sampler: {exc}; give a --psi inside that bound") \
                 from None
     cfg.update(psi=psi, chart=args.chart, threads=args.threads)
+    if memory:
+        check_sample_resources(args, cfg)
+    return cfg
+
+
+def check_sample_resources(args, cfg: dict, threads: int | None = None) -> None:
+    """The memory checks of `check_arguments` (`check_memory`, then `hpcflow.resources.check_resources`) for ranks
+    of `threads` sampling threads each (None: --threads, else this process's, `backend.default_threads`). `run`
+    makes them after `limit_threads`, with the count the sampler then uses (under mpiexec a rank's share of the CPUs,
+    not all those its process may use)."""
     from hpcflow.parallel.comm import size
 
+    if cfg.get("threads") is None and threads is not None:
+        cfg = {**cfg, "threads": threads}
     if not getattr(args, "no_memory_check", False):
         check_memory(cfg, size())
+    from hpcflow.resources import check_resources
+
     check_resources({"sample": cfg}, "sample", ranks=size(), force=getattr(args, "no_memory_check", False),
                     source=f"--n {cfg['n']} --dim {cfg['dim']}")
-    return cfg
 
 
 def check_memory(cfg: dict, ranks: int) -> None:
     """ConfigError where the sampling's peak on rank 0 (`hpcflow.geometry.sampling.check_sample_memory`: layout
-    "root", the model of `hpcflow.resources.estimate_sample`) exceeds what this process may use, stating the largest
-    --n that fits by that model (which the check then takes: one point more is refused)."""
+    "root", the model of `hpcflow.resources.estimate_sample`) for cfg["threads"] threads (None: this process's,
+    `backend.default_threads`) exceeds what this process may use, stating the largest --n that fits by that model
+    (which the check then takes: one point more is refused)."""
     from hpcflow.geometry import Hypersurface
     from hpcflow.geometry.sampling import check_sample_memory
     from hpcflow.jobs.schema import MANIFOLD_FIELDS
@@ -129,31 +144,35 @@ def run(args) -> int:
     check_launch()
 
     def checks():
-        check_arguments(args)  # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it
+        # the environment too: a bad HPCFLOW_QUIET is refused before --quiet sets it; the memory after limit_threads
+        cfg = check_arguments(args, memory=False)
         check_output_file(args.out, force=args.force)
         if args.force:
             check_replaceable(args.out)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)
-        return X
+        return X, cfg
 
     with abort_on_error() as c, interrupts_end_the_job("hpcflow sample"):
-        X = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths, memory): all refuse
+        X, cfg = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths): all refuse
         agree_together({f"--{name}": getattr(args, name) for name in AGREED_OPTIONS}, comm=c,
                        fix="start every rank with the same options (one command line after mpiexec -n R)")
         # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run; the points do not
         # depend on the threads, which each rank may choose (--threads too)
-        limit_threads(c, unequal_said=False)
+        threads = limit_threads(c, unequal_said=False)
         said = None if args.threads is None else oversubscribed(
             args.threads, f"--threads {args.threads}", "pass --threads {at_most}, or leave it out (each rank then "
             "takes its own CPUs)")  # (the line HPCFLOW_THREADS gets from limit_threads)
         if said is not None:
             print(said, file=sys.stderr, flush=True)
+        # the memory a rank's sampling needs, for the threads it will sample with (those limit_threads gave, or
+        # --threads), before any work; a rank whose node has less memory refuses for all
+        refuse_together(lambda: check_sample_resources(args, cfg, threads), c)
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
-        # (the sampler's own memory check is the one check_arguments made, by the same model (`check_memory`):
-        # --no-memory-check skips both)
+        # (the sampler's own memory check is the one check_sample_resources made, by the same model and threads
+        # (`check_memory`): --no-memory-check skips both)
         with skipped_memory_check(getattr(args, "no_memory_check", False)):
             ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0

@@ -150,7 +150,8 @@ class Hypersurface:
         degs = mon.sum(axis=1)
         if np.any(degs != n + 1):
             raise ConfigError(
-                f"monomial degrees {sorted(set(degs.tolist()))} are not n+1={n + 1}: not a Calabi-Yau hypersurface of P^{n}"
+                f"monomial degrees {sorted(set(degs.tolist()))} are not n+1={n + 1}: not a Calabi-Yau hypersurface "
+                f"of P^{n}"
             )
         mon = np.array(mon, dtype=np.int64)  # own copies, read-only: the caller's arrays (or a write into these)
         coef = np.array(coef, dtype=np.complex128)  # would change p behind the checks above and the hash
