@@ -57,6 +57,9 @@ SHARE_HELD = 2.0
 #: 393 MB on one rank; these give 8-19 % more)
 GATHER_COPIES = 2.25
 ROOT_SHARE_HELD = 1.0
+#: `layout` "all" under MPI: copies of all N points on rank 0 at its peak, the gathered rows unpacked, packed again
+#: and received whole from the Allgatherv (three), over the receive buffer of the gather (`GATHER_COPIES`' 0.25)
+ALL_COPIES = 3.25
 #: headroom on the Delta flow's per-point parts: its peak (the nearest search's features of the rank's train rows,
 #: over its points) measured 910 MiB per rank at 10^6 + 10^5 points on 2 ranks where those parts count 775 MiB
 #: (and 155 MiB of base and checkpoint block the interpreter and MPI take ~100 MiB of); the parts grew ~2.5 %
@@ -750,23 +753,43 @@ def _repeated(est: Estimate, flows: int) -> Estimate:
 
 
 def estimate_sample(cfg: dict, *, ranks: int = 1) -> Estimate:
-    """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}. On `ranks` > 1 the figure is rank 0's,
-    the largest: each rank samples its share of the N points, and rank 0 gathers all N (received, then unpacked:
-    GATHER_COPIES) while what it kept of its own share stays resident (ROOT_SHARE_HELD); so more ranks raise it."""
+    """`hpcflow sample`: cfg = {"sample": {"n", "dim", "chart", "threads"}}: `sample_peak` for layout "root". On
+    `ranks` > 1 the figure is rank 0's, the largest: each rank samples its share of the N points, and rank 0 gathers
+    all N (received, then unpacked: GATHER_COPIES) while what it kept of its own share stays resident
+    (ROOT_SHARE_HELD); so more ranks raise it."""
     s = cfg["sample"]
-    parts = {"base": SAMPLE_BASE_BYTES}
     threads = _threads() if s.get("threads") is None else api_threads(s["threads"], "[sample].threads")
-    one_chart = s.get("chart") is not None
+    parts = sample_peak(s["dim"], s["n"], layout="root", ranks=ranks, threads=threads,
+                        one_chart=s.get("chart") is not None)
+    return Estimate(sum(parts.values()), parts)
+
+
+def sample_peak(dim: int, n_points: int, *, layout: str = "all", ranks: int = 1, threads: int = 1,
+                one_chart: bool = False, jacobian: bool = True) -> dict:
+    """{part: bytes} of the peak of the busiest rank (rank 0) while `hpcflow.geometry.sampling.sample_points`
+    samples n_points points in dimension dim on `ranks` ranks and returns them by `layout`: the one memory model of
+    the sampler's check (`sampling.sample_memory`) and of `hpcflow sample`'s (`estimate_sample`, layout "root", the
+    Jacobian kept). The interpreter with NumPy and h5py (SAMPLE_BASE_BYTES); on one rank the sampler's blocks and
+    the set concatenated from them (SAMPLE_COPIES), one wave of batches with their temporaries and the heap their
+    root finding keeps (`sample_bytes`); on R > 1 ranks the rank's share as sampled, and the rows it receives: for
+    "root" all N gathered (GATHER_COPIES), for "all" all N gathered, packed and received again (ALL_COPIES), for
+    "share" its share sent, received and unpacked (SHARE_COPIES). Saving the set adds no copy of it (h5py writes
+    the arrays as they are). Non-decreasing in n_points (`sampling.sample_fits` relies on it)."""
+    threads = max(1, int(threads))
+    parts = {"base": float(SAMPLE_BASE_BYTES)}
     if ranks == 1:
-        _add(parts, sample_bytes(s["n"], s["dim"], threads=threads, one_chart=one_chart), "sample ")
-        return Estimate(sum(parts.values()), parts)
-    share = -(-s["n"] // ranks)
-    sampled = sample_bytes(share, s["dim"], threads=threads, one_chart=one_chart)
+        _add(parts, sample_bytes(n_points, dim, threads=threads, one_chart=one_chart, jacobian=jacobian), "sample ")
+        return parts
+    share, pb = -(-n_points // ranks), point_bytes(dim, jacobian)
+    sampled = sample_bytes(share, dim, threads=threads, one_chart=one_chart, jacobian=jacobian)
     sampled.pop("points")
     _add(parts, sampled, "sample ")
-    parts["rank 0's share"] = ROOT_SHARE_HELD * share * point_bytes(s["dim"])
-    parts["gathered points"] = GATHER_COPIES * s["n"] * point_bytes(s["dim"])
-    return Estimate(sum(parts.values()), parts)
+    if layout == "share":
+        parts["rank's share"] = SHARE_COPIES * share * pb
+        return parts
+    parts["rank 0's share"] = ROOT_SHARE_HELD * share * pb
+    parts["gathered points"] = (GATHER_COPIES if layout == "root" else ALL_COPIES) * n_points * pb
+    return parts
 
 
 def _feature_bytes(dim: int) -> int:

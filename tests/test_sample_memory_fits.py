@@ -18,7 +18,7 @@ from hpcflow.cli import main
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface, sampling
 from hpcflow.geometry.sampling import check_sample_memory, sample_memory
-from hpcflow.resources import SAMPLE_BASE_BYTES, estimate
+from hpcflow.resources import SAMPLE_BASE_BYTES
 
 MiB = 2**20
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,13 +134,6 @@ def test_the_commands_count_is_the_samplers_for_the_threads_a_rank_samples_with(
     assert os.listdir(tmp_path) == []
 
 
-def test_the_model_of_layout_root_is_the_commands_estimate():
-    for n, ranks, chart in [(1, 1, None), (10**6, 1, (0, 1)), (3 * 10**5, 2, None), (10**6, 3, (1, 0))]:
-        cfg = {"sample": {"n": n, "dim": 3, "chart": chart, "threads": 2}}
-        model = sample_memory(3, n, layout="root", ranks=ranks, threads=2, one_chart=chart is not None)
-        assert sum(model.values()) == estimate(cfg, "sample", ranks=ranks).bytes
-
-
 def test_sampling_the_stated_count_stays_within_the_limit(limit):
     """Fails where the count is of the set's arrays alone: sampling that many points takes about twice as much
     (the blocks and the set concatenated from them) and the first batches on top. The heap the sampling allocates
@@ -196,15 +189,16 @@ print(before, peak_rss())
 
 @pytest.mark.parametrize("n, threads", [(50000, 1), (150000, 2)])
 def test_the_model_bounds_the_resident_peak_of_a_fresh_process(n, threads):
-    """In a fresh interpreter (hpcflow.geometry and one small sample loaded: the base) the peak resident set
-    (`resources.peak_rss`: VmHWM, as ru_maxrss is inherited from the parent across exec) is at most the model's
-    base, and grows by at most the model's other parts while n points are sampled. Tolerance: RSS counts whole pages, so each mapped buffer may show up to one page more than
-    its bytes; with at most 64 live buffers at the peak and pages of up to 64 KiB (aarch64), 4 MiB."""
+    """In a fresh interpreter (hpcflow.geometry and one small sample loaded: the base, measured there, as what the
+    interpreter, NumPy, its BLAS and the C library take differs by build and machine) the peak resident set
+    (`resources.peak_rss`: VmHWM, as ru_maxrss is inherited from the parent across exec) grows by at most the
+    model's parts other than its base while n points are sampled. Tolerance: RSS counts whole pages, so each mapped
+    buffer may show up to one page more than its bytes; with at most 64 live buffers at the peak and pages of up to
+    64 KiB (aarch64), 4 MiB."""
     env = dict(os.environ, PYTHONPATH=ROOT, HPCFLOW_QUIET="1")
     r = subprocess.run([sys.executable, "-c", MEASURE, str(n), str(threads)], capture_output=True, text=True,
                        env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     before, after = map(int, r.stdout.split())
     model = sample_memory(3, n, threads=threads)
-    assert before <= model["base"], before / MiB
     assert after - before <= sum(model.values()) - model["base"] + 4 * MiB, ((after - before) / MiB, model)

@@ -133,41 +133,16 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     return sample_checked(surface, **args, comm=c)
 
 
-#: `layout` "all" under MPI: copies of all N points on rank 0 at its peak, the gathered rows unpacked, packed again
-#: and received whole from the Allgatherv (three), over the receive buffer of the gather (`GATHER_COPIES`' 0.25)
-ALL_COPIES = 3.25
-
-
 def sample_memory(dim: int, n_points: int, *, layout: str = "all", ranks: int = 1, threads: int = 1,
                   one_chart: bool = False, jacobian: bool = True) -> dict:
     """{part: bytes} of the peak of the busiest rank (rank 0) while `sample_points` samples n_points points in
-    dimension dim on `ranks` ranks and returns them by `layout`: the memory model of `hpcflow sample` (`layout`
-    "root", the Jacobian kept: `hpcflow.resources.estimate_sample`, equal part by part), extended to the other
-    layouts and to a set without Jacobians. The interpreter with NumPy and h5py (SAMPLE_BASE_BYTES); on one rank the
-    sampler's blocks and the set concatenated from them (SAMPLE_COPIES), one wave of batches with their
-    temporaries and the heap their root finding keeps (`hpcflow.resources.sample_bytes`); on R > 1 ranks the
-    rank's share as sampled, and the rows it receives: for "root" all N gathered (GATHER_COPIES), for "all" all N
-    gathered, packed and received again (ALL_COPIES), for "share" its share sent, received and unpacked
-    (SHARE_COPIES). Saving the set adds no copy of it (h5py writes the arrays as they are). Non-decreasing in
+    dimension dim on `ranks` ranks and returns them by `layout`: `hpcflow.resources.sample_peak`, the model `hpcflow
+    sample` checks by too (`hpcflow.resources.estimate_sample`: layout "root", the Jacobian kept). Non-decreasing in
     n_points (`sample_fits` relies on it)."""
-    from hpcflow.resources import (GATHER_COPIES, ROOT_SHARE_HELD, SAMPLE_BASE_BYTES, SHARE_COPIES, point_bytes,
-                                   sample_bytes)
+    from hpcflow.resources import sample_peak
 
-    threads = max(1, int(threads))
-    if ranks == 1:
-        return {"base": SAMPLE_BASE_BYTES, **{f"sample {k}": v for k, v in
-                                              sample_bytes(n_points, dim, threads=threads, one_chart=one_chart,
-                                                           jacobian=jacobian).items()}}
-    share, pb = -(-n_points // ranks), point_bytes(dim, jacobian)
-    sampled = sample_bytes(share, dim, threads=threads, one_chart=one_chart, jacobian=jacobian)
-    sampled.pop("points")
-    parts = {"base": SAMPLE_BASE_BYTES, **{f"sample {k}": v for k, v in sampled.items()}}
-    if layout == "share":
-        parts["rank's share"] = SHARE_COPIES * share * pb
-        return parts
-    parts["rank 0's share"] = ROOT_SHARE_HELD * share * pb
-    parts["gathered points"] = (GATHER_COPIES if layout == "root" else ALL_COPIES) * n_points * pb
-    return parts
+    return sample_peak(dim, n_points, layout=layout, ranks=ranks, threads=threads, one_chart=one_chart,
+                       jacobian=jacobian)
 
 
 def sample_fits(limit: float, model) -> int:
