@@ -88,8 +88,8 @@ def test_save_refuses_rows_outside_its_chart_and_attrs_naming_chart(tmp_path):
 
 
 def test_an_api_draw_kept_to_a_chart_records_it(tmp_path, capsys):
-    """X.sample(n, chart=(I, J)) records the chart as the command does: saved, its @seed and @sampled_chart give the points
-    of `hpcflow sample --seed s --chart I J` again."""
+    """X.sample(n, chart=(I, J)) records the chart as the command does: saved, its @seed and @sampled_chart give the
+    points of `hpcflow sample --seed s --chart I J` again."""
     ps = Hypersurface.fermat(3).sample(40, seed=5, chart=(1, 3), threads=1)
     assert ps.sampled_chart == (1, 3)
     ps.save(tmp_path / "api.h5")

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.stats import binom
 
 from hpcflow.errors import ConfigError
 from hpcflow.geometry import Hypersurface
@@ -17,7 +18,14 @@ from hpcflow.geometry.sampling import LINES_PER_BATCH
 SMALL = Hypersurface.from_monomials(np.eye(5, dtype=np.int64) * 5, [1, 1, 1, 1, 1e-6])
 
 
-@pytest.mark.parametrize("n, max_batches", [(1000, 1000), (10, 100)])
+def first_stop(n, max_batches, risk=1e-6):
+    """The batches d after which an empty chart is first refused: the rate whose Poisson chance of no point in the
+    m = d x 2048 x 5 points seen is risk / (d (d + 1)), ln(d (d + 1) / risk) / m, cannot give n points in all the
+    max_batches batches."""
+    return next((d for d in range(1, max_batches + 1) if math.log(d * (d + 1) / risk) * max_batches < n * d), None)
+
+
+@pytest.mark.parametrize("n, max_batches", [(1000, 1000), (500, 1000)])
 def test_an_empty_chart_is_refused_before_max_batches(n, max_batches):
     with pytest.raises(ConfigError) as exc:
         SMALL.sample(n, seed=0, chart=(0, 4), max_batches=max_batches, threads=1)
@@ -26,13 +34,70 @@ def test_an_empty_chart_is_refused_before_max_batches(n, max_batches):
     assert "chart=None" in said and "raise max_batches" in said
     m, done = (int(x) for x in re.search(r"0 of the (\d+) points where the lines of (\d+) batches", said).groups())
     assert m == done * LINES_PER_BATCH * 5
-    # no point in m: the rate whose Poisson chance of none is 1e-6 is ln(1e6) / m; it cannot give the n points
-    rate = float(re.search(r"a rate of at most ([0-9.e+-]+)", said).group(1))
-    assert rate == pytest.approx(math.log(1e6) / m, rel=0.01)
-    assert rate * (max_batches - done) * LINES_PER_BATCH * 5 < n
-    # and it stops at the first wave after which that holds
-    first = math.ceil(max_batches * math.log(1e6) / (n + math.log(1e6)))
+    rate = math.log(done * (done + 1) / 1e-6) / m
+    assert re.search(r"a rate of at most ([0-9.e+-]+) ", said).group(1) == f"{rate:.2g}"
+    assert rate * max_batches * LINES_PER_BATCH * 5 < n
+    # and it stops at the first wave after which that holds: a few per cent of max_batches
+    first = first_stop(n, max_batches)
     assert first <= done <= first + 4 and done < max_batches
+    assert done <= 0.05 * max_batches
+
+
+def test_an_empty_chart_asked_for_fewer_points_than_its_bound_is_refused_past_max_batches():
+    """10 points: no count of the batches tells a chart too poor for 10 points in max_batches from one just rich
+    enough (an empty one too has a chance e^-10 of none in all of them), so the refusal is the one past them."""
+    assert first_stop(10, 30) is None
+    with pytest.raises(ConfigError, match=r"^could not find 10 points in chart \(0, 4\) in 30 batches \(found 0\)"):
+        SMALL.sample(10, seed=0, chart=(0, 4), max_batches=30, threads=1)
+
+
+class Degree1:
+    """A surface of degree 1 for `chart_hopeless`: 2048 intersection points a batch."""
+    degree = 1
+
+
+def waves(rng, n, max_batches, rate):
+    """(have, done) after each wave of a simulated sampling of one chart in which each batch gives a Poisson count of
+    mean `rate`, with waves as `sample_waves` forms them on one rank of one thread (10 charts: what the missing points
+    need, at most 4 batches), while points are missing and batches are left."""
+    have = done = 0
+    while have < n and done < max_batches:
+        wave = max(1, min(-(-(n - have) * 10 // LINES_PER_BATCH), 4, max_batches - done))
+        have += int(rng.poisson(rate, wave).sum())
+        done += wave
+        if have < n and done < max_batches:
+            yield have, done
+
+
+def test_a_chart_whose_rate_just_suffices_is_stopped_at_most_with_the_stated_chance_over_all_waves(monkeypatch):
+    """A chart whose batches give n points in max_batches in expectation, tested after each of its ~50 waves: the
+    share of simulated samplings it stops is within the stated risk (0.05 here, to be measurable), by a binomial
+    margin (the count of 2000 samplings stopped exceeds its 1 - 1e-6 quantile at a chance 0.05 with a chance below
+    1e-6). A risk spent anew at each wave is exceeded many times over."""
+    from hpcflow.geometry import sampling
+
+    risk, n, max_batches, trials = 0.05, 2000, 200, 2000
+    monkeypatch.setattr(sampling, "CHART_RATE_RISK", risk)
+    rng = np.random.default_rng(7)
+    stopped = 0
+    for _ in range(trials):
+        for have, done in waves(rng, n, max_batches, n / max_batches):
+            if sampling.chart_hopeless(Degree1(), (0, 1), n, have, done, max_batches) is not None:
+                stopped += 1
+                break
+    assert stopped <= binom.ppf(1 - 1e-6, trials, risk), stopped
+
+
+def test_a_chart_too_poor_for_the_points_is_stopped():
+    """The same simulation at a rate a third of the one that suffices: every sampling is stopped, early."""
+    from hpcflow.geometry import sampling
+
+    n, max_batches = 2000, 200
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        said = next(done for have, done in waves(rng, n, max_batches, n / max_batches / 3)
+                    if sampling.chart_hopeless(Degree1(), (0, 1), n, have, done, max_batches) is not None)
+        assert said <= max_batches // 2
 
 
 @pytest.fixture(scope="module")

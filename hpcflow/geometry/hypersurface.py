@@ -403,9 +403,10 @@ class Hypersurface:
         refusal states the largest n_points that fits; HPCFLOW_IGNORE_MEMORY_CHECK=1 skips it), and, past
         max_batches batches (at most that many are sampled) without n_points points, a ConfigError says how many
         they gave. With a chart, a ConfigError stops it sooner, once the points found in the chart bound its rate
-        too low for the batches left to give the rest (`sampling.chart_hopeless`: e.g. a chart that a tiny
-        coefficient leaves empty), naming the chart, that rate and what to change; a chart that could give them is
-        stopped with a chance of about CHART_RATE_RISK = 1e-6, and the points of a run that ends are unchanged.
+        too low for all max_batches batches to give n_points (`sampling.chart_hopeless`: e.g. a chart that a tiny
+        coefficient leaves empty), naming the chart, that rate and what to change; a chart whose rate could give
+        them is stopped with a chance of at most CHART_RATE_RISK = 1e-6 over the whole sampling (for Poisson counts:
+        see chart_hopeless), and the points of a run that ends are unchanged.
         """
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout, error=ConfigError)[0]

@@ -53,10 +53,10 @@ MAX_FLAT = 0.01
 #: Dwork up to dim 16, Dwork at psi = 1 and up to the |psi| that `check_placed` admits); float64 places a root of
 #: multiplicity k only to ~eps^(1/k) (1e-8 for k = 2, measured 1e-9 and above)
 NEWTON_TOL = 1e-10
-#: the chance that a chart's rate of points lies above the upper bound `chart_hopeless` puts on it from the points
-#: found (an exact Poisson bound on the count; a line's n+1 points fall into one chart nearly independently: the
-#: variance of a line's count is ~1.3 times the Poisson one for each chart of the Fermat quintic, as if the bound held
-#: at ~3e-5, which the sampler's at most one test a wave leaves small)
+#: the chance, over a whole sampling, that `chart_hopeless` stops a chart whose rate could give the points asked for
+#: within max_batches (for Poisson counts: it spends CHART_RATE_RISK / (d (d + 1)) on the test after d batches, which
+#: sums to it over every d; a line's n+1 points fall into one chart nearly independently: the variance of a line's
+#: count is ~1.3 times the Poisson one for each chart of the Fermat quintic, which the Poisson bound leaves out)
 CHART_RATE_RISK = 1e-6
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
@@ -342,28 +342,35 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
 
 def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batches: int) -> str | None:
     """The refusal (one line) when the `have` points found in `chart` among the intersection points of the first
-    `done` batches show its rate too small for the batches left to give the n_points - have still missing: the
-    upper bound mu of the Poisson mean of that count whose chance to give `have` or fewer is CHART_RATE_RISK, scaled
-    to the intersection points of the remaining max_batches - done batches, falls short of them; else None. A chart
-    that could give the points within max_batches (its true rate at least enough) is stopped with a chance of at most
-    about CHART_RATE_RISK. A chart no point lies in (a tiny coefficient can leave one empty) is stopped once the
-    batches sampled are a fraction L / (n_points + L), L = ln(1/CHART_RATE_RISK) ~ 13.8, of max_batches: 1.4% for
-    1000 points, but 58% for 10 (a rate too small for 10 points in all max_batches is told from one just large
-    enough only by sampling a like share of them), not all of them."""
+    `done` batches show its rate too small for all max_batches batches to give n_points: the upper bound of its rate
+    (points an intersection point), from the Poisson mean whose chance to give `have` or fewer is CHART_RATE_RISK /
+    (done (done + 1)), times the intersection points of max_batches batches, falls short of n_points; else None.
+
+    The test after d batches concerns the count in the first d batches (the same whatever waves brought them), and a
+    chart whose rate r gives n_points in max_batches batches in expectation (r x their points >= n_points) fails it
+    only where that count lies in the lower CHART_RATE_RISK / (d (d + 1)) tail of its Poisson law: over all d >= 1
+    (whichever are tested) such a chart is stopped with a chance of at most CHART_RATE_RISK, where the counts are
+    Poisson. A count whose variance is v times its mean (v ~ 1.3 for the charts of the Fermat quintic: a line's n+1
+    points are not quite independent) has wider tails, which this bound leaves out: by the normal approximation
+    (each tail's z shrunk by sqrt(v)) the chance summed over all d is then about 3e-5 at v = 1.3 (1.5e-4 at 1.5),
+    not 1e-6. A chart no point lies in (a tiny coefficient can leave one empty) is stopped once the d batches
+    sampled are a fraction L_d / n_points of max_batches, L_d = ln(d (d + 1) / CHART_RATE_RISK) (~20 at d = 20):
+    2% for 1000 points; for n_points <= L_d never (a rate too small for so few points is told from one just large
+    enough only by sampling all the batches): the refusal past max_batches says so then."""
     per = LINES_PER_BATCH * surface.degree
-    seen, left, missing = done * per, (max_batches - done) * per, n_points - have
-    if have * left >= missing * seen:  # the rate measured suffices: so does its upper bound
+    seen, total = done * per, max_batches * per
+    if have * total >= n_points * seen:  # the rate measured suffices: so does its upper bound
         return None
     from scipy.special import gammainccinv  # (here: an import of ~0.14 s that only such a stop needs)
 
-    rate = float(gammainccinv(have + 1, CHART_RATE_RISK)) / seen  # P(Poisson(rate seen) <= have) = CHART_RATE_RISK
-    if rate * left >= missing:
+    risk = CHART_RATE_RISK / (done * (done + 1.0))
+    rate = float(gammainccinv(have + 1, risk)) / seen  # P(Poisson(rate seen) <= have) = risk
+    if rate * total >= n_points:
         return None
     return (f"chart {chart} holds too few points: {have} of the {seen} points where the lines of {done} batches meet "
-            f"X lie in it, a rate of at most {rate:.2g} (at {1 - CHART_RATE_RISK:.4%} confidence), so the "
-            f"{max_batches - done} batches left of max_batches={max_batches} would give at most about "
-            f"{rate * left:.3g} more, not the {missing} missing of {n_points}; sample a chart that more points have, "
-            "or every chart (chart=None), or fewer points, or raise max_batches")
+            f"X lie in it, a rate of at most {rate:.2g} (at confidence 1 - {risk:.2g}), so all max_batches="
+            f"{max_batches} batches would give about {rate * total:.3g} at most, not the {n_points} asked for; "
+            "sample a chart that more points have, or every chart (chart=None), or fewer points, or raise max_batches")
 
 
 def max_off_x(total: int) -> float:
