@@ -79,13 +79,53 @@ def test_a_template_refuses_an_out_holding_files_before_anything_runs(tmp_path, 
     assert (tmp_path / "runs" / "out" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("script", TEMPLATES, ids=lambda p: p.name)
-def test_a_template_with_a_good_job_still_runs_it(tmp_path, script):
-    """The check says nothing of a valid job: the template's output is as before (hpcflow info's lines, the run)."""
+@pytest.mark.parametrize("script,tune", [(p, t) for p in TEMPLATES for t in (False, True) if t or "tune" not in p.name],
+                         ids=lambda v: v.name if isinstance(v, Path) else ("tune_table" if v else "plain"))
+def test_a_template_with_a_good_job_still_runs_it(tmp_path, script, tune):
+    """The check says nothing of a valid job: the template's output is as before (hpcflow info's lines, the run), and
+    its stderr holds nothing of the check; a job with a [tune] table run by `hpcflow run|nn` notes the unused table
+    once (the run's note), not once more from the check."""
     job = tmp_path / "job.toml"
-    job.write_text(GOOD + (TUNE if "tune" in script.name else ""))
+    job.write_text(GOOD + (TUNE if tune else ""))
     r = _run(tmp_path, script, job, "runs/out")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "nothing run" not in r.stdout and "valid;" not in r.stdout, r.stdout
     assert (tmp_path / "srun_options").exists()
     assert os.path.isdir(tmp_path / "runs" / "out")
+    if tune and "tune" not in script.name:
+        assert r.stderr.count("[tune] section is not used") == 1, r.stderr
+
+
+@pytest.mark.parametrize("command,tune", [("run", False), ("run", True), ("tune", True)],
+                         ids=["run", "run_tune_table", "tune"])
+def test_the_check_of_a_good_job_says_nothing(tmp_path, command, tune):
+    """The template's check itself, of a valid job (one with a [tune] table too, which `hpcflow run --check` notes as
+    unused): status 0, nothing on stdout or stderr, nothing written."""
+    job = tmp_path / "job.toml"
+    job.write_text(GOOD + (TUNE if tune else ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HPCFLOW_BACKEND="numpy")
+    for name in ("SLURM_RESTART_COUNT", "SLURM_NTASKS", "SLURM_NPROCS"):
+        env.pop(name, None)
+    extra = ["--trials", "2"] if command == "tune" else []
+    r = subprocess.run([sys.executable, "-m", "hpcflow.submit.template_check", sys.executable, "-m", "hpcflow",
+                        command, str(job), "--out", "runs/out", *extra], env=env, capture_output=True, text=True,
+                       timeout=180, cwd=tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert sorted(os.listdir(tmp_path)) == ["job.toml"]
+
+
+@pytest.mark.parametrize("status", [0, 1, 2, 3, 5])
+def test_the_check_says_its_stderr_only_for_a_refusal(capfd, monkeypatch, status):
+    """The check's command saying something on stderr: said by the check (status 2) only for a refusal, its line
+    once; any other status (a note of a valid job, a traceback, status 1, 3, 5) says nothing, and the template goes on
+    to the run, which says it itself."""
+    from hpcflow.submit.template_check import check
+
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    said = f"hpcflow run: error: said with status {status}"
+    command = [sys.executable, "-c", f"import sys; print({said!r}, file=sys.stderr); sys.exit({status})",
+               "-m", "hpcflow", "run", "job.toml", "--out", "out"]
+    assert check(command) == (2 if status == 2 else 0)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == (said + "\n" if status == 2 else "")

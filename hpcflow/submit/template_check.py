@@ -10,7 +10,8 @@ this job ended is in --out, which the step then says), its memory estimate left 
 more than one task (`template_env.tasks`: one process's estimate is not a rank's); for `hpcflow tune` the job file
 and its [tune] table as the worker reads them (its study and --out are the worker's: other workers of the array
 write them meanwhile). A refusal is the command's one line on stderr, exit 2; nothing else is said (the check's own
-line of a valid job is not printed), and any other status leaves the job to its run, which says it.
+line of a valid job, on stdout, and its notes on stderr are not printed), and any other status leaves the job to its
+run, which says it (the check's stderr is dropped then).
 """
 
 from __future__ import annotations
@@ -50,8 +51,15 @@ def check(argv: list, environ=None) -> int:
     extra = ["--check"] + (["--no-memory-check"] if tasks(env) > 1 else [])
     for name in LAUNCH_VARIABLES:
         env.pop(name, None)
-    status = subprocess.run([*argv, *extra], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env).returncode
-    return 2 if status == 2 else 0
+    # its stderr is said only for a refusal (status 2, its one line); anything else it says (a note of a valid job,
+    # e.g. an unused [tune] table; an error or traceback of status 1, 3, 5) the run itself says again in the log
+    r = subprocess.run([*argv, *extra], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env=env, text=True, errors="replace")
+    if r.returncode != 2:
+        return 0
+    sys.stderr.write(r.stderr)
+    sys.stderr.flush()
+    return 2
 
 
 def _check_tune(words: list) -> int:
