@@ -46,7 +46,8 @@ def test_a_write_refused_in_trial_1_leaves_best_toml_of_trial_0(tmp_path, capsys
     assert "trial 0," in text and f"dt = {trials[0].params['flow.dt']!r}" in text, text
 
 
-@pytest.mark.parametrize("err, said", [(errno.EROFS, "Read-only file system"), (errno.EPERM, "Operation not permitted")])
+@pytest.mark.parametrize("err, said", [(errno.EROFS, "Read-only file system"),
+                                       (errno.EPERM, "Operation not permitted")])
 def test_a_refused_lock_of_best_toml_ends_the_worker_with_one_line(tmp_path, capsys, monkeypatch, err, said):
     """DIR made read-only (remounted, chattr +i) after the trials: best.toml's lock cannot be made, which ended the
     worker with a traceback; it is a refused write of best.toml, as that file's own write is: one line naming it,

@@ -62,7 +62,6 @@ def det_packed(v):
     raise ValueError(f"det_packed supports m <= 3, got m = {m}")
 
 
-
 def positive_definite_packed(v):
     """Boolean (N,): the Hermitian matrix of packed components v (N, m²) is positive definite, every pivot of its
     Cholesky factorisation g = L D L^H (L unit lower triangular) > 0, in float64. m <= 3 in closed form: the pivots
