@@ -70,7 +70,7 @@ import numpy as np
 from hpcflow import __version__
 from hpcflow.arguments import api_integer, api_number, short_repr
 from hpcflow.atomic import atomic_file
-from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted
+from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted, UserError
 from hpcflow.flow import RESUME_FIX, FlowScalars, early_stop_said, stopped_early
 from hpcflow.geometry.hermitian import det_hermitian, is_positive_definite, pack, unpack
 from hpcflow.geometry.pointset import CONVENTIONS as GEOMETRY_CONVENTIONS
@@ -412,6 +412,8 @@ def _load_resume(path: str, comm) -> FlowResume:
             for kind, n in (("train", res.n_train), ("test", res.n_test)):
                 _check_rows(f, f"{kind}/g", n, path)
             _check_row_values(f, path, comm)
+        except UserError:  # its own refusal as said (a ConfigError is a ValueError too: not "the wrong type")
+            raise
         except KeyError as exc:  # from `_dataset` / `_attr`: "dataset history/dt", "attribute best"
             raise InputFileError(f"{path}: {exc.args[0]} is missing; the checkpoint is incomplete, {RESTART}") from None
         except (ValueError, TypeError, AttributeError) as exc:

@@ -195,6 +195,7 @@ def _checkpoint_fault(f, cfg: dict, status: str, state: dict) -> str | None:
     """Why open file `f` (of job `cfg` and @status `status`, its @epoch the checkpoint's) is not what the run of
     checkpoint entries `state` wrote: another @status, another job (but what --resume may change), a history
     (`SAME_AS_CHECKPOINT`) other than the checkpoint's where `state` holds them; None where it is."""
+    from hpcflow.errors import UserError
     from hpcflow.nn.job import effective, resume_key, with_defaults
 
     if status != state["status"]:
@@ -203,6 +204,8 @@ def _checkpoint_fault(f, cfg: dict, status: str, state: dict) -> str | None:
     if theirs is not None:
         try:
             mine_key, their_key = (json.loads(resume_key(effective(with_defaults(c)))) for c in (cfg, theirs))
+        except UserError:  # (a ConfigError is a ValueError too: a refusal is said, not taken for the same job)
+            raise
         except (TypeError, ValueError, KeyError, AttributeError):
             mine_key = their_key = None
         if mine_key != their_key:
