@@ -204,13 +204,39 @@ def dir_refusal(directory: str) -> OSError | None:
 
 def file_refusal(path: str) -> OSError | None:
     """The OSError with which the file system refuses writes to existing file `path` (errno of `REFUSING`), found
-    by opening it for appending (nothing is written, its times stay); None where it opens, or fails otherwise."""
+    by opening it for appending (nothing is written, its times stay); None where it opens, or fails otherwise, and
+    where this process holds a lock on the file (`_locked_here`): no probe is made then."""
+    # Closing any descriptor of a file releases every POSIX (fcntl) lock this process holds on it, as SQLite warns:
+    # an SQLite database this process has open (its storage) in a transaction would lose its locks to the probe's
+    # close, and another worker could write it meanwhile. The probe runs before the storage is opened; where the
+    # file is locked here all the same, it is not made (the storage's own writes then say a refusal).
+    if _locked_here(path):
+        return None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         return exc if exc.errno in REFUSING else None
     os.close(fd)
     return None
+
+
+def _locked_here(path: str) -> bool:
+    """Whether this process holds a POSIX lock on file `path` (its device and inode in Linux's /proc/locks); False
+    where that cannot be known (another system: the probe is made, as before)."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    pid, inode = str(os.getpid()), f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:
+        words = line.split()  # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (a blocked waiter: "1: -> POSIX")
+        if "POSIX" in words[:3]:
+            at = words.index("POSIX")
+            if words[at + 3:at + 5] == [pid, inode]:
+                return True
+    return False
 
 
 def refused_reason(exc: OSError) -> str:
