@@ -37,7 +37,7 @@ def run(args) -> int:
 
 
 def _command(args, comm) -> int:
-    from hpcflow.jobs import outlock
+    from hpcflow.jobs import outlock, output
     from hpcflow.nn._torch import require_torch
     from hpcflow.parallel.comm import refuse_together
 
@@ -50,7 +50,8 @@ def _command(args, comm) -> int:
         from hpcflow import resources
 
         refuse_together(lambda: outlock.refuse_held(args.out) if comm.Get_rank() == 0 else None, comm)
-        refuse_together(lambda: prepare_out(args, module, cfg), comm)
+        with output.probes_shared([output.probed_directory(args.out)], comm):  # one probe file, not one a rank
+            refuse_together(lambda: prepare_out(args, module, cfg), comm)
         unused_note(args, comm, "hpcflow nn")
         if comm.Get_rank() == 0:
             print(f"hpcflow nn: {args.job}: valid; --out {args.out} accepted; "
@@ -58,7 +59,8 @@ def _command(args, comm) -> int:
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume)) as lock:
-        outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
+        with output.probes_shared([output.probed_directory(args.out)], comm):
+            outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything
         unused_note(args, comm, "hpcflow nn")
         done = None if resume is None else already_finished(resume, cfg, outdir)

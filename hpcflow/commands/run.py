@@ -308,7 +308,9 @@ def prepare_out(args, module, cfg, outputs, comm):
     from hpcflow.jobs import output
     from hpcflow.parallel.comm import refuse_together
 
-    if not refuse_together(lambda: _check_out(args, outputs, cfg["job"]["kind"]), comm):
+    with output.probes_shared([output.probed_directory(args.out)], comm):  # one probe file, not one a rank
+        resuming = refuse_together(lambda: _check_out(args, outputs, cfg["job"]["kind"]), comm)
+    if not resuming:
         return None, None, None
     with restart_given(args, "run"):  # collective: damaged, another job: every rank raises
         state = module.resume_state(cfg, args.out, comm=comm)
@@ -515,9 +517,10 @@ AGREED_OPTIONS = ("out", "resume", "force", "check")
 def same_job_on_every_rank(args, cfg: dict, comm, options=AGREED_OPTIONS) -> None:
     """Refuse (ConfigError, exit 2, every rank together, before any work) ranks started with different jobs: the
     validated job after the --set overrides (each key as [SECTION].KEY) and `options` (--out, --resume, --force and
-    --check; `hpcflow tune` its own) (`parallel.comm.agree_together`: one allgather of a digest). Ranks of an MPMD launch (`mpiexec -n 1 ... : -n 1
-    ... --set ...`) went on with their own jobs, into the collectives of sampling and training, and failed late on
-    a Python-API check (`TrainConfig.lr differs between ranks`, exit 1) or not at all."""
+    --check; `hpcflow tune` its own) (`parallel.comm.agree_together`: one allgather of a digest). Ranks of an MPMD
+    launch (`mpiexec -n 1 ... : -n 1 ... --set ...`) went on with their own jobs, into the collectives of sampling
+    and training, and failed late on a Python-API check (`TrainConfig.lr differs between ranks`, exit 1) or not at
+    all."""
     from hpcflow.parallel.comm import agree_together
 
     values = {f"[{sec}].{key}": v for sec, table in cfg.items() if isinstance(table, dict) for key, v in table.items()}

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import secrets
+from contextlib import contextmanager
 
 import h5py
 import numpy as np
@@ -412,11 +413,20 @@ PROBE = f".hpcflow-probe{TMP_MARK}"
 _PROBE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+#: `write_probe`'s verdicts made by rank 0 for every rank (`probes_shared`): absolute directory -> None, or the
+#: (errno, strerror, filename) of the refused creation; None outside such a block
+_SHARED_PROBES: dict | None = None
+
+
 def write_probe(directory: str) -> OSError | None:
     """Whether a file can be created in `directory`, found by creating one (an empty `PROBE` file of a random name,
     O_EXCL) and removing it at once: None where it could, else the OSError of the creation. os.access answers for the
     permission bits alone, which root passes (while a read-only mount, an ACL or a file system's own rule refuses the
-    write) and which the write itself may not follow (ACLs, network file systems)."""
+    write) and which the write itself may not follow (ACLs, network file systems). Inside `probes_shared`, the
+    verdict rank 0 made for `directory` where it made one."""
+    shared = _SHARED_PROBES.get(os.path.abspath(directory), False) if _SHARED_PROBES is not None else False
+    if shared is not False:
+        return None if shared is None else OSError(*shared)
     probe = os.path.join(directory, f"{PROBE}{secrets.token_hex(8)}")
     try:
         os.close(os.open(probe, _PROBE_FLAGS, 0o600))
@@ -427,6 +437,52 @@ def write_probe(directory: str) -> OSError | None:
     except OSError:  # (left as debris, which a run's remove_debris takes)
         pass
     return None
+
+
+def probed_directory(path, *, file: bool = False) -> str | None:
+    """The directory `write_probe` is made in for output directory `path` (`writable_dir`: itself where it is one,
+    else its nearest existing ancestor) or, with `file`, for output file `path` (`check_output_file`: the directory
+    of the file a link leads to); None where there is none to probe (refused otherwise)."""
+    try:
+        path = os.fspath(path)
+        if file:
+            from hpcflow.atomic import link_target
+
+            probed = os.path.dirname(link_target(path)) or os.curdir
+        else:
+            probed = path if os.path.isdir(path) else nearest_existing(path)
+    except (TypeError, ValueError, OSError):  # (a path check_path refuses: said by the checks themselves)
+        return None
+    return probed if os.path.isdir(probed) else None
+
+
+@contextmanager
+def probes_shared(directories, comm=None):
+    """A block whose checks (`write_probe`) find the verdicts rank 0 made for `directories` (`probed_directory`'s,
+    None dropped) on every rank of `comm`, one probe file in all for each, given by one bcast (collective: every
+    rank enters it, before the checks). A probe on every rank at once is a storm of creations and removals in one
+    directory for a parallel file system's metadata server; a directory no verdict is given for (a rank's own,
+    node-local path) is probed by the rank itself. Nothing is shared at one rank."""
+    global _SHARED_PROBES
+    from hpcflow.parallel.comm import rank, resolve, size
+
+    c = resolve(comm)
+    if size(c) == 1 or _SHARED_PROBES is not None:
+        yield
+        return
+    verdicts = None
+    if rank(c) == 0:
+        verdicts = {}
+        for d in directories:
+            if d is not None and os.path.abspath(d) not in verdicts:
+                failed = write_probe(d)
+                verdicts[os.path.abspath(d)] = None if failed is None else (failed.errno, failed.strerror,
+                                                                            failed.filename)
+    _SHARED_PROBES = c.bcast(verdicts, root=0)
+    try:
+        yield
+    finally:
+        _SHARED_PROBES = None
 
 
 def unwritable_why(path: str, failed: OSError | None = None) -> str:
@@ -680,7 +736,8 @@ def refuse_no_checkpoint(path, checkpoint: str, *, command: str) -> None:
 
 
 #: a checkpoint among a job kind's outputs -> the key whose larger value extends its finished run, and how
-EXTENDS = {"checkpoint.h5": ("[flow].steps", "--resume"), "checkpoint.pt": ("[training].epochs", "'hpcflow nn --resume'")}
+EXTENDS = {"checkpoint.h5": ("[flow].steps", "--resume"),
+           "checkpoint.pt": ("[training].epochs", "'hpcflow nn --resume'")}
 
 
 def _not_empty(path: str, results: list, outputs=()) -> str:

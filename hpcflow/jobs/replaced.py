@@ -102,7 +102,7 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
     continues) keeps DIR as it is, leftovers of killed runs too (named on stderr: `kept_on_resume`). The block ending
     by a UserError, or by any exception before a run file is in DIR, puts the set-aside files back; any other end
     removes them and leftovers of killed runs (module docstring)."""
-    from hpcflow.jobs.output import check_outdir, remove_debris
+    from hpcflow.jobs.output import check_outdir, probed_directory, probes_shared, remove_debris
     from hpcflow.parallel.comm import rank, refuse_together
 
     root = rank(comm) == 0
@@ -112,7 +112,8 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
         if root:
             kept_on_resume(path)
     else:
-        path = refuse_together(lambda: check_outdir(path, force=force, outputs=outputs), comm)
+        with probes_shared([probed_directory(path)], comm):  # one probe file, not one a rank
+            path = refuse_together(lambda: check_outdir(path, force=force, outputs=outputs), comm)
         aside = refuse_together(lambda: _prepare(path, force) if root else None, comm)
     handlers = _put_back_on_stop(path, aside) if root and aside is not None else {}
     try:
