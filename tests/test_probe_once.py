@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from test_parallel import mpiexec
 from test_slurm_script import JOB
 
@@ -40,3 +42,47 @@ def test_a_run_probes_as_often_at_two_ranks_as_at_one(tmp_path):
     assert one[1] == two[1] == 0, (one[2].stderr[-2000:], two[2].stderr[-2000:])
     assert one[0] >= 1 and two[0] == one[0], (one[0], two[0])
     assert not [n for n in os.listdir(tmp_path / "two") if n.startswith(".hpcflow-probe")]
+
+
+class _Rank1Of2:
+    """Rank 1 of a 2-rank communicator whose bcast hands on rank 0's value `given`."""
+
+    def __init__(self, given):
+        self.given = given
+
+    def Get_rank(self):
+        return 1
+
+    def Get_size(self):
+        return 2
+
+    def bcast(self, value, root=0):
+        assert value is None and root == 0  # (a rank but 0 probes nothing itself)
+        return self.given
+
+
+def test_a_rank_takes_rank_0s_verdict_and_probes_no_other_directory_it_is_given(tmp_path, monkeypatch):
+    """Rank 1 refuses --out as rank 0 found it (a read-only file system) without a probe of its own; a directory rank
+    0 gave no verdict for is probed by the rank itself, and outside the block every probe is its own again."""
+    import errno
+
+    from hpcflow.errors import OutputPathError
+    from hpcflow.jobs import output
+
+    out, other = tmp_path / "out", tmp_path / "other"
+    out.mkdir()
+    other.mkdir()
+    made = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, flags, *a, **k: (made.append(os.fspath(p)), real_open(p, flags, *a,
+                                                                                                      **k))[1])
+    rofs = {str(out): (errno.EROFS, os.strerror(errno.EROFS), None)}
+    with output.probes_shared([output.probed_directory(out)], _Rank1Of2(rofs)):
+        failed = output.write_probe(str(out))
+        assert failed.errno == errno.EROFS and made == []
+        with pytest.raises(OutputPathError, match="read-only file system"):
+            output.check_outdir(str(out))
+        assert made == []
+        assert output.write_probe(str(other)) is None and [os.path.dirname(p) for p in made] == [str(other)]
+    assert output.write_probe(str(out)) is None and len(made) == 2
+    assert sorted(os.listdir(out)) == [] and sorted(os.listdir(other)) == []
