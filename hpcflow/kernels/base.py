@@ -190,6 +190,10 @@ class Kernel:
     #: its sums over no sources are 0
     needs_sources: str | None = None
 
+    #: private per-instance caches, name -> the callable that makes one empty (the Gaussian's thread-local tile
+    #: buffers): a pickled or copied kernel gets its own empty ones (`__getstate__`), never the original's
+    _caches: dict = {}
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
@@ -208,6 +212,16 @@ class Kernel:
         if "_built_with" in self.__dict__ and not _replaceable(type(self), name):
             raise AttributeError(self._fixed(name, f"{name}=..."))
         object.__delattr__(self, name)
+
+    def __getstate__(self):
+        """The kernel's attributes less its caches (`_caches`): pickle, copy.copy and copy.deepcopy take these. A
+        thread-local cache cannot be pickled, and one shared by a copy would hand one kernel's buffers to the other."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._caches}
+
+    def __setstate__(self, state):
+        """A pickled or copied kernel as built (fixed: its attributes set past `__setattr__`) with new empty caches."""
+        self.__dict__.update(state)
+        self.__dict__.update({k: make() for k, make in self._caches.items()})
 
     def _fixed(self, name: str, wanted: str) -> str:
         """The one-line refusal of setting `name` on a built kernel: the call that builds the kernel wanted."""

@@ -216,6 +216,8 @@ class GaussianKernel(Kernel):
 
     name = "gaussian"
     symmetric = True
+    #: the tile buffers of each thread (`_buffers`): a pickled or copied kernel starts with none
+    _caches = {"_local": threading.local}
 
     def __init__(self, width: float, *, form: str = "exp", normalize: str | None = None, method: str = "auto",
                  dtype: str = "float64", engine: str = "auto"):
