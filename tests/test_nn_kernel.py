@@ -355,3 +355,17 @@ def test_the_kernel_keeps_a_fixed_copy_of_the_network_that_training_does_not_cha
     assert not np.allclose(NetworkNTKKernel(trained, X).block(te.points, tr.points), before)
     res = kernel_flow(k, tr, te, dt=1e-3, steps=2)
     assert res.steps_taken == 2
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_kernel_whose_operator_was_built_copies_and_gives_the_same_operator(setup, how):
+    import copy
+    import pickle
+
+    X, tr, te, model = setup
+    k = NetworkNTKKernel(model, X)
+    u = np.random.default_rng(1).standard_normal((len(tr), 9))
+    first = k.operator(te.points, tr.points, tile=16)(u)  # leaves a weak reference to its sources behind
+    c = pickle.loads(pickle.dumps(k)) if how == "pickle" else copy.deepcopy(k)
+    assert c._last_sources is None and k._last_sources is not None
+    assert np.array_equal(c.operator(te.points, tr.points, tile=16)(u), first)

@@ -52,6 +52,7 @@ class NetworkNTKKernel(Kernel):
 
     name = "network_ntk"
     mixes_components = True
+    _caches = {"_last_sources": lambda: None}  # a weak reference: not pickled, empty in a copy
 
     def __init__(self, model, manifold, *, method: str = "auto"):
         ntk_method(model, method)  # a method the model cannot take is refused here, before any work
