@@ -220,6 +220,55 @@ def file_refusal(path: str) -> OSError | None:
     return None
 
 
+#: inode flags (FS_IOC_GETFLAGS, `lsattr`) with which no process, root included, may rename over or unlink a file:
+#: chattr +i (immutable) and chattr +a (append only), with the letter that `chattr -X` clears
+_FIXED_FLAGS = ((0x00000010, "i"), (0x00000020, "a"))
+_FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long) on Linux
+
+
+def _inode_flags(path: str) -> int | None:
+    """The inode flags of file `path` (`lsattr`), None where they cannot be read (another system, a file system
+    without them, a file this process may not open)."""
+    import array
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        buf = array.array("l", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        return buf[0] & 0xFFFFFFFF
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def replace_refusal(path: str) -> tuple[OSError, str] | None:
+    """(the OSError, the `chattr` letter to clear) where existing file `path` may not be replaced by a rename over
+    it whoever asks: it is immutable (chattr +i) or append-only (chattr +a), read from its inode flags, or, where
+    those cannot be read, its open for appending refused with EPERM (an immutable file's refusal; a plain read-only
+    file says EACCES and is replaced all the same). Nothing is renamed or written; None for a symbolic link, a
+    missing file, one that may be replaced, and where this process holds a lock on it (`_locked_here`)."""
+    if not os.path.isfile(path) or os.path.islink(path) or _locked_here(path):
+        return None
+    flags = _inode_flags(path)
+    if flags is not None:
+        for bit, letter in _FIXED_FLAGS:
+            if flags & bit:
+                return PermissionError(errno.EPERM, os.strerror(errno.EPERM), path), letter
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return (exc, "i") if exc.errno == errno.EPERM else None
+    os.close(fd)
+    return None
+
+
 def _locked_here(path: str) -> bool:
     """Whether this process holds a POSIX lock on file `path` (its device and inode in Linux's /proc/locks); False
     where that cannot be known (another system: the probe is made, as before)."""

@@ -40,8 +40,8 @@ from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError,
                                   check_journal_place, continue_after_training, dir_refusal, existing_storage,
                                   file_lock, heartbeat, is_journal, make_writable, mark_worker, masked, open_storage,
-                                  recorded_storage, recover_stale, refused_reason, requeue, same_storage,
-                                  slurm_worker, sqlite_path, storage_file, storage_label, storage_option,
+                                  recorded_storage, recover_stale, refused_reason, replace_refusal, requeue,
+                                  same_storage, slurm_worker, sqlite_path, storage_file, storage_label, storage_option,
                                   storage_shown)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
@@ -1330,6 +1330,25 @@ def refuse_misplaced(out: str) -> None:
     if refused is not None:
         raise OutputPathError(f"--out {out}: {trials} is not writable ({refused_reason(refused)}), so no trial could "
                               f"write its directory there; {make_writable(refused)}, then run the same command")
+    refuse_fixed_files(out)
+
+
+def refuse_fixed_files(out: str) -> None:
+    """Refuse (OutputPathError) a study directory whose files that a worker writes again by a rename over them
+    (best.toml, study.json) may not be replaced (chattr +i, +a: not even by root), before any trial runs: the
+    worker's last write would fail (a DIR that takes no new file is refused earlier, as any --out). A plain
+    read-only file in a writable directory is replaced all the same and is not refused."""
+    from hpcflow.jobs.shell import shell_word
+
+    for name in ("best.toml", "study.json"):
+        path = os.path.join(out, name)
+        fixed = replace_refusal(path)
+        if fixed is not None:
+            exc, letter = fixed
+            what = "immutable" if letter == "i" else "append-only"
+            raise OutputPathError(f"--out {out}: {path} cannot be replaced ({refused_reason(exc)}: the file is "
+                                  f"{what}), so a worker could not write it after its trials; run chattr -{letter} "
+                                  f"{shell_word(path)}, then run the same command")
 
 
 def check_trials_writable(run_dir: str) -> None:
