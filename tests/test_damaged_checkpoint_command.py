@@ -5,11 +5,14 @@ as it is, not only the words "pass --force"; the line pasted then runs."""
 import os
 import shlex
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from hpcflow.cli import main
 from test_checkpoint import RESUME_JOB
+from test_parallel import mpiexec
 from test_nn_cli import SMALL, _write  # tests/ is on sys.path (pytest's default import mode)
 
 
@@ -90,4 +93,43 @@ def test_point_data_refused_once_sampled_give_the_command_too(flow_run, tmp_path
     err = capsys.readouterr().err
     assert "train/points at row 0" in err and "resume with the hpcflow that wrote it, or start over with: " in err, err
     assert _given(err) == ["hpcflow", "run", str(job), "--out", str(out), "--force", "--set", "flow.steps=3"], err
+    assert _files(out) == before
+
+
+def _under_mpiexec(argv):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+               HPCFLOW_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    p = subprocess.run(["timeout", "120", mpiexec(), "-n", "2", sys.executable, "-m", "hpcflow", *map(str, argv)],
+                       env=env, capture_output=True, text=True, timeout=150)
+    assert p.returncode == 2, p.stdout + p.stderr
+    return p.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_under_mpiexec_the_start_over_line_names_the_launcher(flow_run, tmp_path, resume):
+    """Under mpiexec -n 2 the line gave `hpcflow run ... --force` alone, which pasted as it is ran on one rank; it
+    names the launcher and its rank count first, as the line that continues a preempted run does."""
+    job, src = flow_run
+    out = _killed_and_cut(src, tmp_path, "checkpoint.h5")
+    before = _files(out)
+    line = _under_mpiexec(["run", job, "--out", out, "--set", "flow.steps=2", *(["--resume"] if resume else [])])
+    assert "damaged" in line and " under mpiexec (2 ranks, or any other number), start over with: " in line, line
+    given = ["hpcflow", "run", str(job), "--out", str(out), "--force", "--set", "flow.steps=2"]
+    assert _given(line + "\n") == given, line
+    assert _files(out) == before
+
+
+def test_under_mpiexec_replacing_another_kind_of_damaged_run_names_the_launcher(flow_run, tmp_path):
+    """A flow job's --out holding a network run's damaged checkpoint.pt: the line that replaces it, the same way."""
+    job, first = _write(tmp_path, SMALL), tmp_path / "first"
+    assert main(["nn", job, "--out", str(first), "--quiet"]) == 0
+    out = _killed_and_cut(first, tmp_path, "checkpoint.pt")
+    before = _files(out)
+    flow_job = flow_run[0]
+    line = _under_mpiexec(["run", flow_job, "--out", out, "--set", "flow.steps=2"])
+    assert "damaged checkpoint.pt" in line, line
+    said = " or under mpiexec (2 ranks, or any other number), replace that run with: "
+    assert said in line, line
+    assert shlex.split(line.split(said, 1)[1]) == ["hpcflow", "run", str(flow_job), "--out", str(out), "--force",
+                                                   "--set", "flow.steps=2"], line
     assert _files(out) == before

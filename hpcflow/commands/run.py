@@ -360,7 +360,8 @@ def refuse_other_interrupted(out: str, kind: str, outputs, *, force: bool = Fals
             damage = checkpoint_damage(os.path.join(out, name))
             if damage:  # (which 'hpcflow VERB --resume' would refuse too)
                 refuse_set_aside(out)
-                fix = (f"choose another --out for this {kind} job, or replace that run with: {again}" if again else
+                fix = (f"choose another --out for this {kind} job, or {launch_note()}replace that run with: {again}"
+                       if again else
                        f"choose another --out for this {kind} job, or pass --force to replace that run")
                 raise OutputPathError(damaged_said(out, name, damage, fix=fix))
             saved = os.path.join(out, "job.toml")

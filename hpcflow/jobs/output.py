@@ -665,8 +665,12 @@ def damaged_said(path, checkpoint: str, damage: str, *, fix: str = "pass --force
 
 def restart_said(again: str) -> str:
     """How a refusal of a damaged checkpoint ends where the command line `again` (shell-quoted, with --force) starts
-    the run over: that line to paste, or another --out."""
-    return f"start over with: {again} (it replaces that run's files), or choose another --out"
+    the run over: that line to paste, or another --out; under R > 1 ranks first the launcher this process was
+    started with (`hpcflow.commands.run.launch_note`, as the line that continues a run says it): pasted as it is,
+    the line would start over on one rank."""
+    from hpcflow.commands.run import launch_note
+
+    return f"{launch_note()}start over with: {again} (it replaces that run's files), or choose another --out"
 
 
 def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) -> None:
