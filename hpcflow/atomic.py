@@ -149,6 +149,8 @@ class WriteDenied(WriteFailed, PermissionError):
 
     @property
     def fix(self) -> str:
+        if self.errno == errno.EPERM:  # chattr +i (or +a) refuses even root; EACCES is the permissions alone
+            return f"make {self.denied} writable again (its permissions; chattr -i {self.denied} if made immutable)"
         return f"make {self.denied} writable again (its permissions)"
 
 

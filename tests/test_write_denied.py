@@ -53,7 +53,8 @@ def test_a_network_output_the_permissions_refuse_ends_with_5_in_one_line_and_the
     said = re.fullmatch(rf"hpcflow nn: error: cannot write {re.escape(str(out / name))} "
                         rf"\({os.strerror(errno.EPERM)}\); the last complete checkpoint {re.escape(str(ckpt))} "
                         rf"\((\d) epochs done\) is intact: make {re.escape(str(out))} writable again \(its "
-                        r"permissions\), then continue with: (.+)\n", err)
+                        rf"permissions; chattr -i {re.escape(str(out))} if made immutable\), then continue with: "
+                        r"(.+)\n", err)
     assert said, err
     assert int(said.group(1)) in (2, 3)
     assert (out / name).read_bytes() == before  # the earlier file kept whole, no temporary beside it
@@ -101,5 +102,5 @@ def test_the_file_or_the_directory_that_refuses_is_the_one_to_make_writable(tmp_
     with pytest.raises(WriteFailed) as exc:
         write_json(target, {"x": 1})
     assert str(exc.value) == (f"cannot write {target} ({os.strerror(errno.EPERM)}); make {target} writable again "
-                              "(its permissions), then run it again")
+                              f"(its permissions; chattr -i {target} if made immutable), then run it again")
     assert exc.value.exit_status == 5 and target.read_text() == "{}"
