@@ -223,6 +223,19 @@ def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: fl
     library (`OPENBLAS_BUFFER_BYTES`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of
     address space with 211 MiB resident, so the resident estimate alone let runs through that then failed in
     OpenBLAS's buffers, thread starts or MemoryError."""
+    room = address_space_room(threads, libraries, in_libraries)
+    if room is None:
+        return None
+    fit, soft, mapped = room
+    return soft - fit + est_bytes, soft, mapped
+
+
+def address_space_room(threads: int, libraries=(), in_libraries: float = 0.0) -> tuple[float, float, int] | None:
+    """(the largest peak resident estimate per rank whose run fits RLIMIT_AS by `address_space`'s rule: the limit
+    less what is mapped once the `libraries` are loaded, the `threads` workers' stacks, malloc arenas and OpenBLAS
+    buffers, plus `in_libraries`; the limit; the part mapped), or None without an address-space limit. A run of
+    estimate e fits where e <= that largest: the limit a model of the peak (the sampler's, `hpcflow.geometry.
+    sampling.check_sample_memory`) is held to, so that the count it states passes `check_resources` too."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return None
@@ -232,14 +245,17 @@ def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: fl
         return None
     threads = max(1, threads)
     blas = openblas_libraries() * threads * OPENBLAS_BUFFER_BYTES
-    return mapped + est_bytes - counted + thread_reserve(threads) + blas, soft, mapped
+    return soft - (mapped - counted + thread_reserve(threads) + blas), soft, mapped
 
 
 def run_address_space(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
     """`address_space` of a run of `cfg` (`kind`) with peak `est`, measured with the libraries it loads."""
     kind = kind or cfg["job"]["kind"]
     base = est.parts.get("base", 0.0) if kind == "nn" else 0.0  # TORCH_BASE_BYTES: Python, NumPy and torch
-    return address_space(est.bytes, _threads(), run_libraries(cfg, kind), base)
+    threads = _threads()
+    if kind == "sample" and cfg["sample"].get("threads") is not None:  # the threads its estimate is for
+        threads = api_threads(cfg["sample"]["threads"], "[sample].threads")
+    return address_space(est.bytes, threads, run_libraries(cfg, kind), base)
 
 
 def _read_int(path: str) -> int | None:

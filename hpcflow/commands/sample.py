@@ -172,8 +172,9 @@ def run(args) -> int:
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
         t0 = time.perf_counter()
         # (the sampler's own memory check is the one check_sample_resources made, by the same model and threads
-        # (`check_memory`): --no-memory-check skips both)
-        with skipped_memory_check(getattr(args, "no_memory_check", False)):
+        # (`check_memory`), so it is not made again: under an address-space limit what this process maps grows by a
+        # few MiB meanwhile, and a second measure would refuse the --n the first had stated)
+        with skipped_memory_check():
             ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
         dt = time.perf_counter() - t0
         try:

@@ -168,13 +168,15 @@ def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: i
     """`error` naming `name` (shown as `said`, default "name=n_points") when the peak the sampling of n_points
     points would reach on its busiest rank (`sample_memory`: the set's arrays, the sampler's blocks and batches
     with their temporaries, the rows gathered under MPI, the interpreter) exceeds the memory one of `ranks` ranks
-    may use (`hpcflow.resources.memory_limit`), so that it could only end in a MemoryError or the out-of-memory
-    killer after minutes of work. The refusal states the largest count whose peak fits (`sample_fits`, by the same
-    model and limit: that count passes this check, one more is refused), in `advice` where given (its "{fits}"
-    replaced by that count; a command's own words, e.g. its option). `threads` None: this process's
-    (`backend.default_threads`). Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1 (the override of the commands' checks,
-    read by the same parser: another value is a ConfigError)."""
-    from hpcflow.resources import ENV_IGNORE, fmt_bytes, ignore_requested, memory_limit
+    may use (`hpcflow.resources.memory_limit`; under an address-space limit, RLIMIT_AS, the part of it left once
+    what the process maps and its threads' stacks, arenas and OpenBLAS buffers are counted, the rule of the run's
+    address-space check: `hpcflow.resources.address_space_room`), so that it could only end in a MemoryError or the
+    out-of-memory killer after minutes of work. The refusal states the largest count whose peak fits
+    (`sample_fits`, by the same model and limit: that count passes this check, one more is refused), in `advice`
+    where given (its "{fits}" replaced by that count; a command's own words, e.g. its option). `threads` None:
+    this process's (`backend.default_threads`). Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1 (the override of the
+    commands' checks, read by the same parser: another value is a ConfigError)."""
+    from hpcflow.resources import ENV_IGNORE, address_space_room, fmt_bytes, ignore_requested, memory_limit
 
     if ignore_requested():
         return
@@ -187,6 +189,11 @@ def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: i
     parts = model(n_points)
     peak = sum(parts.values())
     limit, where = memory_limit(ranks=ranks)
+    room = address_space_room(threads)  # an address-space limit: what the libraries, threads and buffers leave
+    if room is not None and room[0] < limit:
+        limit = max(0.0, room[0])
+        where = (f"RLIMIT_AS, ulimit -v: {fmt_bytes(room[1])} of address space less the {fmt_bytes(room[2])} this "
+                 f"process maps and what its threads' stacks, malloc arenas and OpenBLAS buffers take")
     if peak <= limit:
         return
     fits = sample_fits(limit, model)
