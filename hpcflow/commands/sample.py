@@ -135,7 +135,7 @@ def build_manifold(name: str, dim: int, psi: complex = 0.0):
 def run(args) -> int:
     """Sample (under mpiexec: ranks sample disjoint blocks, rank 0 gathers) and write one file from rank 0."""
     from hpcflow.geometry.sampling import check_chart
-    from hpcflow.jobs.output import check_output_file
+    from hpcflow.jobs.output import check_output_file, probed_directory, probes_shared
     from hpcflow.parallel.comm import (abort_on_error, agree_together, check_launch, is_root, limit_threads,
                                        oversubscribed, refuse_together)
     from hpcflow.resources import skipped_memory_check
@@ -154,7 +154,9 @@ def run(args) -> int:
         return X, cfg
 
     with abort_on_error() as c, interrupts_end_the_job("hpcflow sample"):
-        X, cfg = refuse_together(checks, c)  # a check failing on some ranks only (node-local paths): all refuse
+        # a check failing on some ranks only (node-local paths): all refuse; --out's write probe made by rank 0 alone
+        with probes_shared([probed_directory(args.out, file=True)], c):
+            X, cfg = refuse_together(checks, c)
         agree_together({f"--{name}": getattr(args, name) for name in AGREED_OPTIONS}, comm=c,
                        fix="start every rank with the same options (one command line after mpiexec -n R)")
         # the CPUs this rank owns (HPCFLOW_THREADS, Slurm's, its share of the node), as hpcflow run; the points do not
