@@ -111,6 +111,10 @@ class PointSet:
     #: with `sampled_chart`: how many of the `intersections` lie in other charts (neither kept nor dropped); None
     #: where `intersections` is, and for a draw of every chart. Saved as @other_charts and read back as it is
     other_charts: int | None = field(default=None, init=False, repr=False, compare=False)
+    #: (intersections, other_charts) of the whole draw these rows are of, kept where the public counts are None (a
+    #: rank's share, its subsets): `save` writes them where the rows saved, all ranks' together, are that whole draw
+    #: in order (a gathered save of a draw's shares), as the single-process file of the draw records them
+    _draw_counts: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.points.shape[0]
@@ -135,6 +139,7 @@ class PointSet:
                        self.chart[idx], jac, self.n_dropped, self.seed, dict(self.attrs), drawn, self.sampled_chart)
         if drawn is None:  # the whole draw in order (ps[:]): its counts hold; a subset's are not known (None)
             out.intersections, out.other_charts = self.intersections, self.other_charts
+        out._draw_counts = self._draw_counts  # (written only where rows saved together are the whole draw)
         return out
 
     def subset(self, idx) -> "PointSet":
@@ -180,6 +185,9 @@ class PointSet:
                        dict(first.attrs), drawn, chart)
         if one is not None and drawn is None:  # (one whole draw, in order: [ps], or ps with empty parts)
             out.intersections, out.other_charts = parts[one].intersections, parts[one].other_charts
+        wholes = {p._draw_counts for p in parts if len(p)}
+        if one is not None and len(wholes) == 1:  # rows of one draw: its counts, for a save of the whole draw
+            out._draw_counts = wholes.pop()
         return out
 
     def mark_sampled(self) -> None:
@@ -257,7 +265,12 @@ class PointSet:
             if refusal is not None:
                 raise ValueError(refusal)
 
-        arguments_together(check, comm=c, same=lambda: {"path": os.path.abspath(got["path"]), "force": got["force"]})
+        from hpcflow.jobs.output import probed_directory, probes_shared
+
+        # the write probe of the path's directory made by rank 0 alone, its verdict given to every rank
+        with probes_shared([probed_directory(path, file=True)], c):
+            arguments_together(check, comm=c,
+                               same=lambda: {"path": os.path.abspath(got["path"]), "force": got["force"]})
         path, force, attributes = got["path"], got["force"], got["attributes"]
         data = [getattr(self, name) for name in FIELDS]
         # (collectives at R > 1: every rank has checked the path and its rows before rank 0 creates the file)
@@ -265,17 +278,21 @@ class PointSet:
             data = gather_to_root(data, comm=c)  # the shares of every rank, in rank order
             # the file's @seed, @drawn_n, @drawn_rows and @sampled_chart are those of all the ranks' rows together:
             # one draw's rows where every rank's are of that draw, else none (each rank's are valid, so are these)
-            gathered = c.gather((_origin(self), count_attributes(self)), root=0)
+            gathered = c.gather((_origin(self), count_attributes(self), self._draw_counts), root=0)
             if is_root(c):
-                origins = [o for o, _ in gathered]
+                origins = [o for o, _, _ in gathered]
                 one, drawn, chart = combined_origin(origins)
                 attributes = {k: v for k, v in attributes.items() if k not in ORIGIN[1:] + COUNTS}  # in check's order
                 attributes["seed"] = origins[one][0] if one is not None else json.dumps(None)
                 attributes.update(origin_attributes(drawn, chart))
                 # the counts of one whole draw, held by the one rank with rows (layout "root"); shares have none
-                held = [counts for (o, counts) in gathered if o[4] > 0]
+                held = [counts for (o, counts, _) in gathered if o[4] > 0]
+                # else those every rank's share keeps of its draw, where together they are that whole draw in order
+                shared = {whole for (o, _, whole) in gathered if o[4] > 0}
                 if one is not None and drawn is None and len(held) == 1:
                     attributes.update(held[0])
+                elif one is not None and drawn is None and len(shared) == 1 and None not in shared:
+                    attributes.update(count_attributes(_Counts(*shared.pop())))
         failed = None
         if is_root(c):
             try:
@@ -349,6 +366,7 @@ class PointSet:
         ps.drawn = None if drawn is None else (drawn, rows)
         ps.sampled_chart = sampled_chart
         ps.intersections, ps.other_charts = counts
+        ps._draw_counts = None if counts[0] is None else tuple(counts)
         return ps
 
 
@@ -401,6 +419,13 @@ def check_sampled_chart(attrs, manifold, rows) -> tuple | None:
 
 #: the root attributes of the sampler's counts of a whole draw (`count_attributes`)
 COUNTS = ("intersections", "other_charts")
+
+
+@dataclass
+class _Counts:
+    """A whole draw's counts as `count_attributes` reads them (PointSet._draw_counts)."""
+    intersections: int | None
+    other_charts: int | None
 
 
 def count_attributes(ps) -> dict:

@@ -287,11 +287,14 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
                   drawn=drawn,  # a share: its rows of the draw, which its subsets and a save of the shares name
                   sampled_chart=chart)  # @sampled_chart: with @seed it reproduces the points (docs/outputs.md)
     ps.mark_sampled()
-    if drawn is None:  # a whole draw's counts (PointSet.intersections): a share of it has none
-        ps.intersections = (last + 1) * LINES_PER_BATCH * surface.degree  # the points n_dropped counts among
-        # with a chart: those of them placed in another chart (neither kept nor dropped); the rest lie in the chart
-        ps.other_charts = None if chart is None else \
-            ps.intersections - ps.n_dropped - int(yields[: last + 1, 0].sum())
+    hits = (last + 1) * LINES_PER_BATCH * surface.degree  # the points n_dropped counts among
+    # with a chart: those of them placed in another chart (neither kept nor dropped); the rest lie in the chart
+    other = None if chart is None else hits - ps.n_dropped - int(yields[: last + 1, 0].sum())
+    # a whole draw's counts (PointSet.intersections): a share of it has none, but keeps the draw's for a save of
+    # all the shares together (`PointSet.save`)
+    ps._draw_counts = (hits, other)
+    if drawn is None:
+        ps.intersections, ps.other_charts = hits, other
     counters = {"sampled_blocks": n_blocks, "sampled_lines": n_blocks * LINES_PER_BATCH,
                 "sampled_points": n_kept, "points_owned": len(ps),
                 "sample_bytes_sent": int(sent), "sample_seconds": time.perf_counter() - t0}
