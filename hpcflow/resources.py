@@ -215,11 +215,11 @@ def load_libraries(names) -> bool:
 def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: float = 0.0,
                   ) -> tuple[float, float, int] | None:
     """(address space a run of `est_bytes` peak resident memory per rank needs, its RLIMIT_AS (`ulimit -v`), the
-    part already mapped), or None without an address-space limit. What is mapped (`mapped_bytes`) once MPI and the
-    `libraries` the run loads are (`run_libraries`: a network run's check had measured 313 MiB before torch, Numba
-    and scipy's BLAS, which map 913 MiB) plus the estimate (less `in_libraries`, its part resident in what is then
-    mapped: a network's torch base, where they all loaded) plus the stacks and malloc arenas of the
-    `threads` workers the run starts (`thread_reserve`) plus an OpenBLAS buffer for each of them in each OpenBLAS
+    part already mapped), or None without an address-space limit. What is mapped (`mapped_bytes`, rounded up to
+    MAPPED_STEP) once MPI and the `libraries` the run loads are (`run_libraries`: a network run's check had measured
+    313 MiB before torch, Numba and scipy's BLAS, which map 913 MiB) plus the estimate (less `in_libraries`, its
+    part resident in what is then mapped: a network's torch base, where they all loaded) plus the stacks and malloc
+    arenas of the `threads` workers the run starts (`thread_reserve`) plus an OpenBLAS buffer for each of them in each OpenBLAS
     library (`OPENBLAS_BUFFER_BYTES`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of
     address space with 211 MiB resident, so the resident estimate alone let runs through that then failed in
     OpenBLAS's buffers, thread starts or MemoryError."""
@@ -228,6 +228,12 @@ def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: fl
         return None
     fit, soft, mapped = room
     return soft - fit + est_bytes, soft, mapped
+
+
+#: what is mapped is counted rounded up to a multiple of this: it varies by a few hundred KiB with what the process
+#: did before (the same command with --n 1e7 mapped 364 KiB less than with --n 1001905), so that the count a
+#: refusal states is taken by the run that asks for it; and the interpreter's heap grows while the work starts
+MAPPED_STEP = 16 * 2**20
 
 
 def address_space_room(threads: int, libraries=(), in_libraries: float = 0.0) -> tuple[float, float, int] | None:
@@ -243,6 +249,7 @@ def address_space_room(threads: int, libraries=(), in_libraries: float = 0.0) ->
     mapped = mapped_bytes()
     if mapped is None:
         return None
+    mapped = -(-mapped // MAPPED_STEP) * MAPPED_STEP
     threads = max(1, threads)
     blas = openblas_libraries() * threads * OPENBLAS_BUFFER_BYTES
     return soft - (mapped - counted + thread_reserve(threads) + blas), soft, mapped
