@@ -219,10 +219,10 @@ def address_space(est_bytes: float, threads: int, libraries=(), in_libraries: fl
     MAPPED_STEP) once MPI and the `libraries` the run loads are (`run_libraries`: a network run's check had measured
     313 MiB before torch, Numba and scipy's BLAS, which map 913 MiB) plus the estimate (less `in_libraries`, its
     part resident in what is then mapped: a network's torch base, where they all loaded) plus the stacks and malloc
-    arenas of the `threads` workers the run starts (`thread_reserve`) plus an OpenBLAS buffer for each of them in each OpenBLAS
-    library (`OPENBLAS_BUFFER_BYTES`): a rank under mpiexec mapped 543 MiB before any work and peaked at 755 MiB of
-    address space with 211 MiB resident, so the resident estimate alone let runs through that then failed in
-    OpenBLAS's buffers, thread starts or MemoryError."""
+    arenas of the `threads` workers the run starts (`thread_reserve`) plus an OpenBLAS buffer for each of them in
+    each OpenBLAS library (`OPENBLAS_BUFFER_BYTES`): a rank under mpiexec mapped 543 MiB before any work and peaked
+    at 755 MiB of address space with 211 MiB resident, so the resident estimate alone let runs through that then
+    failed in OpenBLAS's buffers, thread starts or MemoryError."""
     room = address_space_room(threads, libraries, in_libraries)
     if room is None:
         return None
