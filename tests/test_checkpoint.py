@@ -262,7 +262,7 @@ def test_the_suggested_set_of_a_refused_resume_pastes_into_a_shell(tmp_path, cap
     out = tmp_path / "out"
     assert main(["run", str(job), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
-    changed = ["--set", 'job.description="qa: run two, v2"', "--set", "flow.steps=4", "--set", 'kernel.form="gauss"']
+    changed = ["--set", 'job.description="note: run two, v2"', "--set", "flow.steps=4", "--set", 'kernel.form="gauss"']
     assert main(["run", str(job), "--out", str(out), "--resume", "--quiet", *changed]) == 2
     err = capsys.readouterr().err
     suggested = re.search(r"resume with (.*) \(or start a new --out\)", err).group(1)
@@ -273,7 +273,7 @@ def test_the_suggested_set_of_a_refused_resume_pastes_into_a_shell(tmp_path, cap
     assert load_resume(out / "checkpoint.h5").step == 4
 
 
-@pytest.mark.parametrize("v", ["qa: run two, v2", "", "it's \"quoted\"", "$HOME `x` \\ ; | & *", "tab\there",
+@pytest.mark.parametrize("v", ["note: run two, v2", "", "it's \"quoted\"", "$HOME `x` \\ ; | & *", "tab\there",
                                "naïve", ["a b", ""], None, 0.05, 3, True])
 def test_set_arg_is_one_shell_word_that_sets_the_value(v):
     """`set_arg` (the --set a refused resume of a flow or a network suggests) is split by a shell into --set and one
