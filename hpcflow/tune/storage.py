@@ -179,27 +179,17 @@ def _known_dialect(name: str) -> bool:
 #: errnos with which a file system refuses a write whoever asks: permissions or an ACL (EACCES), chattr +i (EPERM), a
 #: read-only mount (EROFS)
 REFUSING = (errno.EACCES, errno.EPERM, errno.EROFS)
-_PROBE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def dir_refusal(directory: str) -> OSError | None:
     """The OSError with which the file system refuses a new file in existing directory `directory` (errno of
-    `REFUSING`), found by creating and removing one (a dotted temporary of hpcflow.atomic's naming): os.access
-    answers yes to root whatever a read-only mount or chattr +i says, and reads no ACL. None where the file is
-    created, or refused for another reason (a full disk: left to the write itself to say)."""
-    from hpcflow.atomic import _tmp_name
+    `REFUSING`), found by creating and removing one (`hpcflow.jobs.output.write_probe`): os.access answers yes to
+    root whatever a read-only mount or chattr +i says, and reads no ACL. None where the file is created, or refused
+    for another reason (a full disk: left to the write itself to say)."""
+    from hpcflow.jobs.output import write_probe
 
-    probe = _tmp_name(os.path.join(directory or os.curdir, ".hpcflow-probe"))
-    try:
-        fd = os.open(probe, _PROBE_FLAGS, 0o600)
-    except OSError as exc:
-        return exc if exc.errno in REFUSING else None
-    os.close(fd)
-    try:
-        os.unlink(probe)
-    except OSError:
-        pass
-    return None
+    failed = write_probe(directory or os.curdir)
+    return failed if failed is not None and failed.errno in REFUSING else None
 
 
 def file_refusal(path: str) -> OSError | None:
@@ -261,12 +251,8 @@ def replace_refusal(path: str) -> tuple[OSError, str] | None:
             if flags & bit:
                 return PermissionError(errno.EPERM, os.strerror(errno.EPERM), path), letter
         return None
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        return (exc, "i") if exc.errno == errno.EPERM else None
-    os.close(fd)
-    return None
+    failed = file_refusal(path)
+    return (failed, "i") if failed is not None and failed.errno == errno.EPERM else None
 
 
 def _locked_here(path: str) -> bool:
