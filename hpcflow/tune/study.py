@@ -38,11 +38,11 @@ from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
 from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError,
-                                  check_journal_place, continue_after_training, dir_refusal, existing_storage,
-                                  file_lock, heartbeat, is_journal, make_writable, mark_worker, masked, open_storage,
-                                  recorded_storage, recover_stale, refused_reason, replace_refusal, requeue,
-                                  same_storage, slurm_worker, sqlite_path, storage_file, storage_label, storage_option,
-                                  storage_shown)
+                                  check_journal_place, close_storage, continue_after_training, dir_refusal,
+                                  existing_storage, file_lock, heartbeat, is_journal, make_writable, mark_worker,
+                                  masked, open_storage, recorded_storage, recover_stale, refused_reason,
+                                  replace_refusal, requeue, same_storage, slurm_worker, sqlite_path, storage_file,
+                                  storage_label, storage_option, storage_shown, storages_closed)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -1232,8 +1232,9 @@ def other_job(out: str, name: str, storage, job: TuneJob) -> str | None:
     if storage is not None and "://" in storage and sqlite_path(storage) is None:
         return None  # a database server: a refusal does not wait on a connection (nor has a masked password)
     try:
-        store = existing_storage(storage, out)
-        old = None if store is None else optuna.load_study(study_name=name, storage=store).user_attrs.get(RECORD)
+        with storages_closed() as closing:
+            store = closing(existing_storage(storage, out))
+            old = None if store is None else optuna.load_study(study_name=name, storage=store).user_attrs.get(RECORD)
     except Exception:  # noqa: BLE001 - a storage that cannot be read is refused later, saying why
         return None
     what = None if not isinstance(old, dict) else record_mismatch(old, job.record())
@@ -1494,13 +1495,18 @@ def check_study(job: TuneJob, out: str, *, storage=None, study_name: str):
     """Every refusal of `open_study`, made without creating or writing anything (also `hpcflow submit --command
     tune` and its --check): the options and DIR (`check_options`, `check_outdir`), a storage that cannot be opened,
     trial directories the study has not reached, and a job the study in the storage refuses (`refuse_unfit`).
-    Returns the storage where it exists already (`existing_storage`), else None."""
-    import optuna
-
+    Returns the storage where it exists already (`existing_storage`), else None; its connections closed."""
     check_options(out, storage, study_name)
     check_outdir(out, study_name, storage, job)
     tune = job.tune
     store = existing_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
+    with storages_closed() as closing:  # a check holds no connection: `open_study`'s use of it connects again
+        return _check_study(job, out, closing(store), storage=storage, study_name=study_name)
+
+
+def _check_study(job: TuneJob, out: str, store, *, storage, study_name: str):
+    import optuna
+
     study = None
     names = [] if store is None else optuna.study.get_all_study_names(store)
     if study_name in names:
@@ -1566,14 +1572,23 @@ def open_study(job: TuneJob, out: str, *, storage=None, study_name: str, existin
     storage. DIR/study.json is written from the study's record in the storage, also again where it was lost
     (a line says so where a worker ran trials of the study: it wrote study.json before it drew one).
     """
+    tune = job.tune
+    store = check_study(job, out, storage=storage, study_name=study_name)
+    if store is None:
+        store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
+    try:
+        return _open_study(job, out, store, storage=storage, study_name=study_name, existing_ok=existing_ok, log=log)
+    except BaseException:  # a refusal, Ctrl-C, a stop request: the caller gets no storage to close
+        close_storage(store)
+        raise
+
+
+def _open_study(job: TuneJob, out: str, store, *, storage, study_name: str, existing_ok: bool, log):
     import optuna
 
     from hpcflow.jobs.output import write_json
 
     tune = job.tune
-    store = check_study(job, out, storage=storage, study_name=study_name)
-    if store is None:
-        store = open_storage(storage, out, heartbeat=tune["heartbeat_seconds"], retries=tune["retries"])
     # parameter choices differ between workers (their own sampler seeds); the points depend on [tune].seed only
     seed = int(np.random.SeedSequence([tune["seed"], os.getpid(), zlib.crc32(socket.gethostname().encode())])
                .generate_state(1)[0])
@@ -1765,10 +1780,11 @@ def optimize(path, *, trials: int, out: str, storage: str | None = None, study_n
     refuse_together(lambda: (check_options(out, storage, study_name), check_outdir(out, study_name, storage, job))
                     if is_root(comm) else None, comm)
     # held shared: the study's workers write into --out together, and no `hpcflow run` or `nn` meanwhile
-    with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm):
-        study = refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
+    # the storage's connections are closed however the block ends (an SQLite file is left with no handle on it)
+    with outlock.holding(out, command="hpcflow tune", shared=True, comm=comm), storages_closed() as closing:
+        study = closing(refuse_together(  # rank 0 opens the storage; a refusal there ends every rank
             lambda: open_study(job, out, storage=storage, study_name=study_name, log=log)[0] if is_root(comm) else None,
-            comm)
+            comm))
         note = spaces.unused_note(job.tune) if is_root(comm) else None
         if note:  # once the checks passed, as hpcflow nn says a switched-off section's keys; a warning of a likely
             # mistake, said under --quiet too, as `hpcflow run` and `nn` say theirs: --quiet silences progress only
