@@ -21,6 +21,7 @@ from hpcflow.nn.data import MetricData  # noqa: E402
 from hpcflow.nn.loss import metric_loss  # noqa: E402
 from hpcflow.nn.model import MetricMLP  # noqa: E402
 from hpcflow.nn.train import TrainConfig, evaluate_sigma, predict, train  # noqa: E402
+from metric_data import changed  # noqa: E402 - tests/ is on sys.path (pytest's default import mode)
 from test_flow_legs import _mpi  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "nn_data_checks.py")
@@ -36,14 +37,6 @@ def points():
 @pytest.fixture(scope="module")
 def sets(points):
     return MetricData.from_pointset(points[0]), MetricData.from_pointset(points[1])
-
-
-def _changed(d, field, row, value):
-    d = copy.copy(d)
-    t = getattr(d, field).clone()
-    t[row] = value
-    setattr(d, field, t)
-    return d
 
 
 def _net():
@@ -78,7 +71,7 @@ def _refused(model, tr, va, words, error=ValueError):
 ])
 def test_a_bad_row_of_the_train_set_is_refused_naming_field_row_and_fix(sets, field, row, value, words):
     tr, va = sets
-    text = _refused(_net(), _changed(tr, field, row, value), va, words)
+    text = _refused(_net(), changed(tr, field, row, value), va, words)
     assert "MetricData.from_pointset" in text or "PointSet." in text, text
 
 
@@ -87,10 +80,10 @@ def test_a_negative_definite_g_fs_and_a_bad_validation_row_are_refused(sets):
     neg = copy.copy(tr)
     neg.gfs = -tr.gfs
     _refused(_net(), neg, va, "train_data: gfs[0] is not positive definite (leading principal minors -")
-    _refused(_net(), tr, _changed(va, "weights", 39, -2.0), "val_data: weights[39] = -2.0 is not a finite number >= 0")
+    _refused(_net(), tr, changed(va, "weights", 39, -2.0), "val_data: weights[39] = -2.0 is not a finite number >= 0")
     # the first bad row is named, the first field first (kernel_flow's order: points, g_fs, omega2, weights)
-    both = _changed(_changed(tr, "weights", 2, -1.0), "x", (50, 1), float("inf"))
-    _refused(_net(), _changed(both, "weights", 1, -1.0), va, "train_data: x[50] holds")
+    both = changed(changed(tr, "weights", 2, -1.0), "x", (50, 1), float("inf"))
+    _refused(_net(), changed(both, "weights", 1, -1.0), va, "train_data: x[50] holds")
 
 
 def test_weights_that_are_all_zero_are_refused_and_some_zero_weights_train(sets):
@@ -99,7 +92,7 @@ def test_weights_that_are_all_zero_are_refused_and_some_zero_weights_train(sets)
     zero.weights = torch.zeros_like(va.weights)
     _refused(_net(), tr, zero, "val_data: every weight is 0; sigma and kappa are weighted means: pass at least one "
              "weight > 0 (the Monte Carlo weights")
-    some = _changed(tr, "weights", slice(0, 10), 0.0)  # kernel_flow takes weights >= 0 with a positive sum
+    some = changed(tr, "weights", slice(0, 10), 0.0)  # kernel_flow takes weights >= 0 with a positive sum
     hist = train(_net(), some, va, TrainConfig(epochs=1, batch_size=50))
     assert hist.diverged is None and all(np.isfinite(hist.sigma_val))
 
@@ -206,7 +199,7 @@ def test_evaluate_sigma_refuses_a_point_set_and_an_empty_set_and_measures_a_set(
                                                        "pass >= 2")):
             evaluate_sigma(model, tr[:n])
     with pytest.raises(ValueError, match=re.escape("data: omega2[4] = -1.0 is not a finite number > 0")):
-        evaluate_sigma(model, _changed(tr, "omega2", 4, -1.0))
+        evaluate_sigma(model, changed(tr, "omega2", 4, -1.0))
     # the value: sigma_measure (geometry.measures, NumPy) of eta = det g / |Omega|^2 of the network's metrics
     from hpcflow.geometry.hermitian import unpack
 
@@ -260,7 +253,7 @@ def test_every_rank_refuses_a_bad_row_that_one_rank_found(mpi_runs, ranks):
     one = train(_net(), tr, va, cfg).sigma_val
     from hpcflow.parallel.decompose import share
 
-    zero = _changed(tr, "weights", slice(*share(60, ranks, 0)), 0.0)
+    zero = changed(tr, "weights", slice(*share(60, ranks, 0)), 0.0)
     one_zero = train(_net(), zero, va, cfg).sigma_val
     assert all(np.isfinite(one_zero))
     for m in every:

@@ -8,7 +8,6 @@ sigma_val history of one valid epoch trained on the same communicator after the 
 weights are 0 on rank 0's share alone (accepted: the weighted means are over all ranks).
 """
 
-import copy
 import json
 import os
 import sys
@@ -21,6 +20,9 @@ from hpcflow.nn.train import TrainConfig, evaluate_sigma, train
 from hpcflow.parallel import comm as pcomm
 from hpcflow.parallel.decompose import share
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: the shared helper's module
+from metric_data import changed  # noqa: E402
+
 out = sys.argv[1]
 c = pcomm.resolve()
 R, r = c.Get_size(), c.Get_rank()
@@ -31,15 +33,6 @@ cfg = TrainConfig(epochs=1, batch_size=20)
 
 def model():
     return MetricMLP(10, depth=1, width=4, seed=0)
-
-
-def changed(d, field, row, value):
-    """A copy of `d` whose `field` has `value` at `row`."""
-    d = copy.copy(d)
-    t = getattr(d, field).clone()
-    t[row] = value
-    setattr(d, field, t)
-    return d
 
 
 def own_rows(d):
