@@ -162,14 +162,20 @@ def mapped_bytes() -> int | None:
     return _status_bytes("VmSize")
 
 
-def thread_reserve(threads: int) -> int:
-    """Address space that `threads` new threads map: a stack each (threading.stack_size, else the RLIMIT_STACK soft
-    limit, else glibc's default) and a malloc arena each (ARENA_BYTES)."""
+def thread_stacks(threads: int) -> int:
+    """Bytes of the stacks of `threads` new threads (threading.stack_size, else the RLIMIT_STACK soft limit, else
+    glibc's default): private writable mappings, counted by RLIMIT_DATA too."""
     stack = threading.stack_size()
     if not stack:
         soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
         stack = soft if soft != resource.RLIM_INFINITY and soft > 0 else DEFAULT_STACK_BYTES
-    return threads * (stack + ARENA_BYTES)
+    return threads * stack
+
+
+def thread_reserve(threads: int) -> int:
+    """Address space that `threads` new threads map: a stack each (`thread_stacks`) and a malloc arena each
+    (ARENA_BYTES)."""
+    return thread_stacks(threads) + threads * ARENA_BYTES
 
 
 #: the buffer OpenBLAS maps for each thread that runs one of its routines (BUFFER_SIZE, 32 MiB on x86-64), in each
@@ -242,17 +248,44 @@ def address_space_room(threads: int, libraries=(), in_libraries: float = 0.0) ->
     buffers, plus `in_libraries`; the limit; the part mapped), or None without an address-space limit. A run of
     estimate e fits where e <= that largest: the limit a model of the peak (the sampler's, `hpcflow.geometry.
     sampling.check_sample_memory`) is held to, so that the count it states passes `check_resources` too."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    def measure():
+        counted = in_libraries if load_libraries(libraries) else 0.0
+        return mapped_bytes(), counted
+
+    return _limit_room(resource.RLIMIT_AS, measure, threads, thread_reserve)
+
+
+def _limit_room(which: int, measure, threads: int, reserve) -> tuple[float, float, int] | None:
+    """(room, soft limit, part taken) of the process limit `which` (None where it is not set or `measure` cannot
+    say): measure() = (bytes it counts now, or None; bytes of them the estimate holds too), the bytes rounded up to
+    MAPPED_STEP; the room is the limit less them, less reserve(threads) and an OpenBLAS buffer for each of the
+    `threads` in each OpenBLAS library, plus the bytes the estimate holds too."""
+    soft, _ = resource.getrlimit(which)
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return None
-    counted = in_libraries if load_libraries(libraries) else 0.0
-    mapped = mapped_bytes()
-    if mapped is None:
+    taken, counted = measure()
+    if taken is None:
         return None
-    mapped = -(-mapped // MAPPED_STEP) * MAPPED_STEP
+    taken = -(-taken // MAPPED_STEP) * MAPPED_STEP
     threads = max(1, threads)
     blas = openblas_libraries() * threads * OPENBLAS_BUFFER_BYTES
-    return soft - (mapped - counted + thread_reserve(threads) + blas), soft, mapped
+    return soft - (taken - counted + reserve(threads) + blas), soft, taken
+
+
+def data_bytes() -> int | None:
+    """What RLIMIT_DATA counts of this process now (VmData: its heap and private writable mappings, Linux >= 4.7), or
+    None where /proc does not say."""
+    return _status_bytes("VmData")
+
+
+def data_room(threads: int) -> tuple[float, float, int] | None:
+    """(the largest peak resident estimate per rank whose run fits RLIMIT_DATA (`ulimit -d`, which Linux >= 4.7 holds
+    the heap and every private writable mapping to): the limit less what it counts now (`data_bytes`, rounded up to
+    MAPPED_STEP), the `threads` workers' stacks and an OpenBLAS buffer for each in each OpenBLAS library; the limit;
+    the part counted now), or None without a data limit. The malloc arenas the workers reserve are not counted: glibc
+    maps them without access and makes writable (counted) only what the heap uses, which the estimate holds. As in
+    `address_space_room`, the estimate's interpreter part is counted beside what is counted already: a margin."""
+    return _limit_room(resource.RLIMIT_DATA, lambda: (data_bytes(), 0.0), threads, thread_stacks)
 
 
 def run_address_space(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
@@ -378,8 +411,8 @@ def memory_limit(*, ranks: int = 1, per_node: int | None = None, environ=None,
                  root: str = "/") -> tuple[float, str]:
     """(bytes one rank may use, where that figure comes from): node-wide limits (cgroup, SLURM_MEM_PER_NODE,
     physical memory) shared by the local ranks (`per_node` where given: a job yet to be launched by srun, as submit
-    checks it); SLURM_MEM_PER_CPU x CPUs per task shared by the ranks of one task (`ranks_per_task`); RLIMIT_AS (a
-    process's own) as it is."""
+    checks it); SLURM_MEM_PER_CPU x CPUs per task shared by the ranks of one task (`ranks_per_task`); RLIMIT_AS and
+    RLIMIT_DATA (a process's own: `ulimit -v`, `ulimit -d`) as they are."""
     env = os.environ if environ is None else environ
     local = local_ranks(ranks, env) if per_node is None else api_integer("per_node", per_node, "an integer >= 1", lo=1)
     found = []
@@ -398,9 +431,11 @@ def memory_limit(*, ranks: int = 1, per_node: int | None = None, environ=None,
         cpus, share = slurm_cpus_per_task(env) or 1, 1 if per_node is not None else ranks_per_task(local, env)
         found.append((per_cpu * 2**20 * cpus / share,
                       "SLURM_MEM_PER_CPU" + (f" x {cpus} CPUs / {share} ranks per task" if share > 1 else "")))
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY and soft > 0:
-        found.append((soft, "RLIMIT_AS (ulimit -v)"))
+    for which, said in ((resource.RLIMIT_AS, "RLIMIT_AS (ulimit -v)"),
+                        (resource.RLIMIT_DATA, "RLIMIT_DATA (ulimit -d)")):
+        soft, _ = resource.getrlimit(which)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            found.append((soft, said))
     if not found:
         return math.inf, "no limit found"
     bytes_, source = min(found)
@@ -1160,7 +1195,7 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"run loads, MPI's under a launcher; and its threads' stacks, malloc arenas and OpenBLAS "
                           f"buffers), which exceeds the {fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: "
                           f"address space, not resident memory); raise the limit (ulimit -v unlimited, or at least "
-                          f"{_kib(need)} KiB), or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+                          f"{limit_kib(need)} KiB), or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
     return est
 
 
@@ -1180,18 +1215,29 @@ def out_of_memory_line(what: str, command: str | None = None) -> str:
     sizes = "--n" if command == "sample" else "the job's sizes"
     resume = command is None or command in RESUMABLE  # (not known: as a run of a job kind with checkpoints)
     again = "then run it again" + (" (with --resume where it wrote a checkpoint)" if resume else "")
-    return (f"out of memory mid-run ({what}) with {_limits_had()}: raise the limit (ulimit -v unlimited, or more "
+    return (f"out of memory mid-run ({what}) with {_limits_had()}: raise the limit ({_ulimits()}, or more "
             f"memory for the job) or reduce {sizes}, {again}")
 
 
+def _ulimits() -> str:
+    """How to lift the process's own limits: "ulimit -v unlimited" (also where neither is set: a cgroup or the node
+    is then the limit), "ulimit -d unlimited" where RLIMIT_DATA alone is set, both where both are."""
+    set_ = [flag for which, flag in ((resource.RLIMIT_AS, "-v"), (resource.RLIMIT_DATA, "-d"))
+            if resource.getrlimit(which)[0] not in (resource.RLIM_INFINITY, 0)]
+    return " and ".join(f"ulimit {flag} unlimited" for flag in set_ or ["-v"])
+
+
 def _limits_had() -> str:
-    """"N MiB to use (where)", and where RLIMIT_AS is set but not that limit, "; its address space M MiB
-    (ulimit -v)"."""
+    """"N MiB to use (where)", and where RLIMIT_AS or RLIMIT_DATA is set but not that limit, "; its address space M
+    MiB (ulimit -v)", "; its data M MiB (ulimit -d)"."""
     limit, where = memory_limit()
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    unset = soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith("RLIMIT_AS")
-    space = "" if unset else f"; its address space {fmt_bytes(soft)} (ulimit -v)"
-    return f"{fmt_bytes(limit)} to use ({where}){space}"
+    text = f"{fmt_bytes(limit)} to use ({where})"
+    for which, name, what, flag in ((resource.RLIMIT_AS, "RLIMIT_AS", "address space", "-v"),
+                                    (resource.RLIMIT_DATA, "RLIMIT_DATA", "data", "-d")):
+        soft, _ = resource.getrlimit(which)
+        if not (soft == resource.RLIM_INFINITY or soft <= 0 or where.startswith(name)):
+            text += f"; its {what} {fmt_bytes(soft)} (ulimit {flag})"
+    return text
 
 
 #: what the dynamic loader says where mmap refused a library's segments (ENOMEM: ulimit -v, a cgroup), lower case
@@ -1225,12 +1271,12 @@ def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | 
     what = load_out_of_memory(exc)
     if what is None:
         return None
-    return (f"out of memory loading a library ({what}) with {_limits_had()}: raise the limit (ulimit -v unlimited, or "
+    return (f"out of memory loading a library ({what}) with {_limits_had()}: raise the limit ({_ulimits()}, or "
             "more memory for the job), then run it again")
 
 
-def _kib(n: float) -> int:
-    """`n` bytes in the KiB `ulimit -v` takes, rounded up to the next 100 MiB."""
+def limit_kib(n: float) -> int:
+    """`n` bytes in the KiB `ulimit -v` and `ulimit -d` take, rounded up to the next 100 MiB."""
     return math.ceil(n / (100 * 2**20)) * 100 * 1024
 
 

@@ -170,13 +170,16 @@ def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: i
     with their temporaries, the rows gathered under MPI, the interpreter) exceeds the memory one of `ranks` ranks
     may use (`hpcflow.resources.memory_limit`; under an address-space limit, RLIMIT_AS, the part of it left once
     what the process maps and its threads' stacks, arenas and OpenBLAS buffers are counted, the rule of the run's
-    address-space check: `hpcflow.resources.address_space_room`), so that it could only end in a MemoryError or the
-    out-of-memory killer after minutes of work. The refusal states the largest count whose peak fits
-    (`sample_fits`, by the same model and limit: that count passes this check, one more is refused), in `advice`
-    where given (its "{fits}" replaced by that count; a command's own words, e.g. its option). `threads` None:
+    address-space check: `hpcflow.resources.address_space_room`; under a data limit, RLIMIT_DATA, the part of it
+    left once what it counts now and the threads' stacks and OpenBLAS buffers are: `data_room`), so that it could
+    only end in a MemoryError or the out-of-memory killer after minutes of work. The refusal states the largest count
+    whose peak fits (`sample_fits`, by the same model and limit: that count passes this check, one more is refused),
+    in `advice` where given (its "{fits}" replaced by that count; a command's own words, e.g. its option), and how to
+    raise the process's own limit (`ulimit -v`, `ulimit -d`) where that is the one. `threads` None:
     this process's (`backend.default_threads`). Skipped under HPCFLOW_IGNORE_MEMORY_CHECK=1 (the override of the
     commands' checks, read by the same parser: another value is a ConfigError)."""
-    from hpcflow.resources import ENV_IGNORE, address_space_room, fmt_bytes, ignore_requested, memory_limit
+    from hpcflow.resources import (ENV_IGNORE, address_space_room, data_room, fmt_bytes, ignore_requested, limit_kib,
+                                   memory_limit)
 
     if ignore_requested():
         return
@@ -189,21 +192,29 @@ def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: i
     parts = model(n_points)
     peak = sum(parts.values())
     limit, where = memory_limit(ranks=ranks)
-    room = address_space_room(threads)  # an address-space limit: what the libraries, threads and buffers leave
-    if room is not None and room[0] < limit:
-        limit = max(0.0, room[0])
-        where = (f"RLIMIT_AS, ulimit -v: {fmt_bytes(room[1])} of address space less the {fmt_bytes(room[2])} this "
-                 f"process maps and what its threads' stacks, malloc arenas and OpenBLAS buffers take")
+    raise_limit = ""  # a process's own limit (ulimit -v, -d): how to raise it for n_points
+    # an address-space limit: what the libraries, threads and buffers leave of it; a data limit (Linux >= 4.7: the
+    # heap and private writable mappings): what is held now, the threads' stacks and buffers leave
+    for room, flag, text in ((address_space_room(threads), "-v", "RLIMIT_AS, ulimit -v: {} of address space less the "
+                              "{} this process maps and what its threads' stacks, malloc arenas and OpenBLAS buffers "
+                              "take"),
+                             (data_room(threads), "-d", "RLIMIT_DATA, ulimit -d: {} of data (heap and private writable "
+                              "mappings) less the {} this process holds and what its threads' stacks and OpenBLAS "
+                              "buffers take")):
+        if room is not None and room[0] < limit:
+            limit, where = max(0.0, room[0]), text.format(fmt_bytes(room[1]), fmt_bytes(room[2]))
+            raise_limit = (f"raise the limit (ulimit {flag} unlimited, or at least "
+                           f"{limit_kib(room[1] - room[0] + peak)} KiB)")
     if peak <= limit:
         return
     fits = sample_fits(limit, model)
     big = max(parts, key=parts.get)
     if not fits:
-        fix = "not even one point fits: free memory or raise the limit"
-    elif advice is not None:
-        fix = advice.replace("{fits}", str(fits))
+        fix = f"not even one point fits: free memory or {raise_limit or 'raise the limit'}"
     else:
-        fix = f"sample at most {fits} points a call (several calls with other seeds for more)"
+        fix = (advice.replace("{fits}", str(fits)) if advice is not None
+               else f"sample at most {fits} points a call (several calls with other seeds for more)")
+        fix = f"{raise_limit}, or {fix}" if raise_limit else fix
     base = f"; {fmt_bytes(parts['base'])} the interpreter's" if big != "base" else ": the interpreter's"
     raise error(f"{said or f'{name}={n_points}'}: sampling it would peak at about {fmt_bytes(peak)} per rank (largest "
                 f"part: {big} {fmt_bytes(parts[big])}{base}), more than the {fmt_bytes(limit)} this process may use "
