@@ -36,7 +36,12 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 BASE_BYTES = 160 * 2**20
 #: scikit-learn's part of BASE_BYTES (measured 64 MB of 153): a kernel flow loads it only for Birch clustering
 SKLEARN_BYTES = 64 * 2**20
-SAMPLE_BASE_BYTES = 80 * 2**20  # `hpcflow sample`: NumPy and h5py only
+#: `hpcflow sample` (NumPy and h5py only) resident when its sampling starts: measured 52-53 MiB (VmRSS, 1 or 2
+#: threads), 71 MiB a rank under mpiexec -n 2 (MPICH's); `hpcflow run` (jobs/quickstart.toml) 57 MiB at its first
+#: sampling, 63 at its second; the chart stop's SciPy adds 14 MiB where it is imported: an upper bound by 9 MiB or
+#: more (tests/test_sample_base_memory.py). Under RLIMIT_AS / RLIMIT_DATA what the process holds is measured
+#: (`address_space_room`, `data_room`) and this counted on top of it
+SAMPLE_BASE_BYTES = 80 * 2**20
 TORCH_BASE_BYTES = 450 * 2**20
 #: the compiled Gaussian tile (hpcflow.kernels.jit: Numba and LLVM) resident after its first call, over the
 #: imports above (measured +125 MB in a fresh process with the compiled code cached)
