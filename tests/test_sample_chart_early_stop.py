@@ -120,3 +120,66 @@ def test_a_chart_the_batches_can_fill_is_not_stopped(seed):
     """Chart (0, 1) holds ~1/20 of the points: ~512 a batch, so 10 batches give ~5100 for 4000 (a wave of 4)."""
     ps = Hypersurface.fermat(3).sample(4000, seed=seed, chart=(0, 1), threads=1, max_batches=10)
     assert len(ps) == 4000 and (ps.chart == (0, 1)).all()
+
+
+def _notes(err: str) -> list:
+    return [line for line in err.splitlines() if line.startswith("chart (0, 4): only ")]
+
+
+def test_an_empty_chart_asked_for_few_points_says_why_it_goes_on_once(capsys):
+    """10 points: the sampling cannot stop before max_batches (above), and says so in one line, once, early."""
+    with pytest.raises(ConfigError, match=r"^could not find 10 points in chart \(0, 4\) in 30 batches"):
+        SMALL.sample(10, seed=0, chart=(0, 4), max_batches=30, threads=1)
+    notes = _notes(capsys.readouterr().err)
+    assert len(notes) == 1, notes
+    done = int(re.search(r"the lines of (\d+) batch", notes[0]).group(1))
+    assert done <= 4
+    assert "10 points are too few to tell it from a chart just rich enough before all 30 batches" in notes[0]
+    assert "chart=None" in notes[0] and "lower max_batches" in notes[0]
+
+
+def test_an_empty_chart_whose_stop_comes_late_names_the_batch_it_stops_at(capsys):
+    """500 points in 1000 batches: stopped after ~45 batches (`first_stop`); the line said after the first waves
+    names that batch, which the refusal then reaches (the waves end on it or up to 4 batches past it)."""
+    with pytest.raises(ConfigError) as exc:
+        SMALL.sample(500, seed=0, chart=(0, 4), max_batches=1000, threads=1)
+    stopped = int(re.search(r"the lines of (\d+) batches", str(exc.value)).group(1))
+    notes = _notes(capsys.readouterr().err)
+    assert len(notes) == 1, notes
+    named = int(re.search(r"the sampling stops at about batch (\d+) ", notes[0]).group(1))
+    assert named == first_stop(500, 1000)
+    assert named <= stopped <= named + 4
+
+
+@pytest.mark.parametrize("n, have, d", [(300, 0, 1), (300, 0, 10), (300, 1, 1000), (300, 2, 1000), (300, 1, 2000),
+                                        (300, 0, 3000), (10, 0, 1), (10, 0, 3000)])
+def test_the_line_is_said_where_the_stop_is_far_and_names_the_first_batch_the_test_refuses(n, have, d):
+    """A scan of the batch counts past d (the line finds it by bisection): the first at which `chart_hopeless` refuses
+    with the count found so far; the line is said where that is past 10 d (or there is none), naming it."""
+    from hpcflow.geometry import sampling
+
+    max_batches = 100_000  # 2048 intersection points a batch; the count found falls short of the rate
+    assert have * max_batches < n * d
+    said = sampling.chart_slow_note(Degree1(), (0, 1), n, have, d, max_batches, 0.05)
+    first = next((k for k in range(d + 1, max_batches)
+                  if sampling.chart_hopeless(Degree1(), (0, 1), n, have, k, max_batches) is not None), None)
+    if first is not None and first <= 10 * d:
+        assert said is None, (said, first)
+    elif first is None:
+        assert said is not None and f"{n} points are too few to tell it" in said, said
+    else:
+        assert said is not None and f"stops at about batch {first} " in said, (said, first)
+        assert f"about {0.05 * (first - d):.0f} s more" in said
+
+
+def test_an_empty_chart_stopped_soon_says_nothing_before_its_refusal(capsys):
+    """As many points as the n = 1e5 stop is made for: the refusal alone, after ~20 batches."""
+    with pytest.raises(ConfigError, match=r"^chart \(0, 4\) holds too few points"):
+        SMALL.sample(10**5, seed=0, chart=(0, 4), threads=1)
+    assert capsys.readouterr().err.strip() == ""
+
+
+def test_a_chart_the_batches_fill_says_nothing(capsys):
+    Hypersurface.fermat(3).sample(4000, seed=0, chart=(0, 1), threads=1, max_batches=10)
+    Hypersurface.fermat(3).sample(10, seed=0, chart=(0, 1), threads=1, max_batches=10)
+    assert "chart" not in capsys.readouterr().err

@@ -406,7 +406,10 @@ class Hypersurface:
         too low for all max_batches batches to give n_points (`sampling.chart_hopeless`: e.g. a chart that a tiny
         coefficient leaves empty), naming the chart, that rate and what to change; a chart whose rate could give
         them is stopped with a chance of at most CHART_RATE_RISK = 1e-6 over the whole sampling (for Poisson counts:
-        see chart_hopeless), and the points of a run that ends are unchanged.
+        see chart_hopeless), and the points of a run that ends are unchanged. Where that stop would come late or not
+        before max_batches (few points asked for: they cannot tell a chart too poor for them from one just rich
+        enough), one line on stderr says so early, with the batch of the stop or the batches left, the time at the pace
+        so far and the fix (`sampling.chart_slow_note`).
         """
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
                              max_batches=max_batches, comm=comm, layout=layout, error=ConfigError)[0]

@@ -17,10 +17,12 @@ bad or differing argument is refused by all, not left waiting in the first wave'
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
@@ -58,6 +60,10 @@ NEWTON_TOL = 1e-10
 #: sums to it over every d; a line's n+1 points fall into one chart nearly independently: the variance of a line's
 #: count is ~1.3 times the Poisson one for each chart of the Fermat quintic, which the Poisson bound leaves out)
 CHART_RATE_RISK = 1e-6
+#: a chart whose points so far fall short of the rate the points asked for need, and whose `chart_hopeless` stop
+#: (the count unchanged) would come only past this many times the batches sampled, or never before max_batches (too
+#: few points asked for to tell it from a chart just rich enough), is said in one line once (`chart_slow_note`)
+CHART_NOTE_FACTOR = 10
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
 #: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
@@ -319,12 +325,13 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     never more than max_batches blocks in all: past them the refusal says how many points they gave), not a fixed
     number a rank: R ranks together sample the blocks one rank would, and a wave of fewer blocks than
     ranks leaves some ranks idle. Block k is sampled by rank k % R; one Allgather per wave settles the yields. With
-    a chart, after each wave that leaves points missing, `chart_hopeless` may refuse it (every rank together).
+    a chart, after each wave that leaves points missing, `chart_hopeless` may refuse it (every rank together); where
+    that stop is far or cannot come, `chart_slow_note` says so once, from the second wave on (rank 0).
     A progress bar (points found) shows on rank 0's terminal, plain lines at most one a minute where its stderr is
     no terminal (hpcflow.progress).
     """
     R, r = comm.Get_size(), comm.Get_rank()
-    mine, yields, have, k0 = {}, [], 0, 0
+    mine, yields, have, k0, noted, first = {}, [], 0, 0, False, None  # first: (batches, time) of the first wave
     per = len(surface.charts) if chart is not None else 1
     with ThreadPoolExecutor(max_workers=threads) as pool, \
             progress(total=n_points, desc="sampling", unit="pt", unit_scale=True, comm=comm, lines=True) as bar:
@@ -358,6 +365,15 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                 hopeless = chart_hopeless(surface, chart, n_points, have, k0, max_batches)
                 if hopeless is not None:
                     raise_together(ConfigError(hopeless), comm=comm)
+                # (from the second wave on: the first's time holds the start's, not the pace)
+                said = None if noted or first is None else chart_slow_note(
+                    surface, chart, n_points, have, k0, max_batches, (time.perf_counter() - first[1]) / (k0 - first[0]))
+                first = first or (k0, time.perf_counter())
+                if said is not None:
+                    noted = True
+                    if r == 0:  # (above the progress bar, where one shows; not silenced with it)
+                        tqdm.write(said, file=sys.stderr)
+                        sys.stderr.flush()
     return mine, np.concatenate(yields)
 
 
@@ -392,6 +408,37 @@ def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batc
             f"X lie in it, a rate of at most {rate:.2g} (at confidence 1 - {risk:.2g}), so all max_batches="
             f"{max_batches} batches would give about {rate * total:.3g} at most, not the {n_points} asked for; "
             "sample a chart that more points have, or every chart (chart=None), or fewer points, or raise max_batches")
+
+
+def chart_slow_note(surface, chart, n_points: int, have: int, done: int, max_batches: int,
+                    pace: float) -> str | None:
+    """The one line said where the `have` points found in `chart` in the first `done` batches fall short of the rate
+    n_points need within max_batches, and `chart_hopeless` with that count would stop the sampling only past
+    CHART_NOTE_FACTOR x `done` batches, or never before max_batches (n_points too few to tell a chart too poor for
+    them from one just rich enough: the sampling then goes on to max_batches), else None. It names the batch of that
+    stop where there is one (the first d with the count unchanged, by bisection: past the first d the bound falls
+    with d), the time to it or to max_batches at `pace` seconds a batch, and the fix."""
+    per = LINES_PER_BATCH * surface.degree
+    if have * max_batches >= n_points * done:  # the rate found so far gives them
+        return None
+
+    def stops(d):
+        return d < max_batches and chart_hopeless(surface, chart, n_points, have, d, max_batches) is not None
+
+    lo, hi = done, max_batches  # the first d > done that stops, max_batches where none does
+    if stops(min(CHART_NOTE_FACTOR * done, max_batches)):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if stops(mid) else (mid, hi)
+    more = f"about {pace * (hi - done):.0f} s more at the pace so far"
+    until = (f"unless more are found, the sampling stops at about batch {hi} ({more})" if hi < max_batches else
+             f"{n_points} points are too few to tell it from a chart just rich enough before all {max_batches} "
+             f"batches are sampled ({more})")
+    return (f"chart {chart}: only {have} of the {done * per} points where the lines of {done} "
+            f"batch{'es' if done > 1 else ''} meet X lie in it, too few at that rate for the {n_points} asked for "
+            f"within max_batches={max_batches} batches; {until}; sample a chart that more points have, or every chart "
+            "(chart=None), or lower max_batches to stop sooner")
 
 
 def max_off_x(total: int) -> float:
