@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,14 @@ def _run_job(key: str, name: str) -> subprocess.CompletedProcess:
         fh.write(text)
     return subprocess.run([sys.executable, "-m", "hpcflow", command, job, "--out", os.path.join(key, name)], cwd=ROOT,
                           env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def forced(run_dir, verb: str = "run") -> str:
+    """The advice to rerun the job of run directory `run_dir` with --force, with the command that does it: its
+    job.toml run into it again (`hpcflow VERB`), the paths absolute and quoted for a POSIX shell."""
+    where = os.path.abspath(run_dir)
+    return (f"rerun the job with --force: hpcflow {verb} {shlex.quote(os.path.join(where, 'job.toml'))} --out "
+            f"{shlex.quote(where)} --force")
 
 
 def md_rows(text) -> dict:

@@ -10,10 +10,9 @@ import shutil
 import h5py
 import pytest
 
-from analysis_runs import md_rows, run_dirs, script
+from analysis_runs import forced, md_rows, run_dirs, script
 
 HINT = "pass the run directory of a flow or nn job"
-FIX = "rerun the job with --force"
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +36,8 @@ def test_the_script_and_the_report_alone_call_it_damaged_and_name_the_runs_fix(e
     from hpcflow.errors import UserError
     from hpcflow.report.build import build_report
 
-    said = f"{empty}/checkpoint.h5: dataset 'history/sigma_train' is empty (shape (0,)): the file is damaged; {FIX}"
+    said = (f"{empty}/checkpoint.h5: dataset 'history/sigma_train' is empty (shape (0,)): the file is damaged; "
+            f"{forced(empty)}")
     proc = script("sigma_history", empty, "--out", tmp_path / "figs")
     assert proc.returncode == 2 and proc.stderr == f"sigma_history: error: {said}\n", proc.stderr
     with pytest.raises(UserError) as exc:
@@ -51,7 +51,7 @@ def test_beside_another_run_its_skip_says_what_its_row_says(empty, runs, tmp_pat
 
     res = build_report([empty, runs["flow"]], tmp_path / "r")
     why = dict(res["skipped"])[empty]
-    assert why.endswith(f"is empty (shape (0,)): the file is damaged; {FIX}") and HINT not in why, why
+    assert why.endswith(f"is empty (shape (0,)): the file is damaged; {forced(empty)}") and HINT not in why, why
     with open(res["md"], encoding="utf-8") as fh:
         row = md_rows(fh.read().split("## Runs")[1].split("\n## ")[0])["empty"]
-    assert row[2].startswith("incomplete: checkpoint.h5 damaged") and row[2].endswith(FIX), row
+    assert row[2].startswith("incomplete: checkpoint.h5 damaged") and row[2].endswith(f"; {forced(empty)}"), row

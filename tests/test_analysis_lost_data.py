@@ -9,13 +9,13 @@ import shutil
 
 import pytest
 
-from analysis_runs import run_dirs
+from analysis_runs import forced, run_dirs
 
-#: fixture run -> (its data files, what is said of them gone)
+#: fixture run -> (its data files, what is said of them gone, its command), the rerun of its copy after it
 LOST = {"flow": (("checkpoint.h5",), "the flow run's checkpoint.h5 is missing (its summary.json is there); restore "
-                                     "it from a copy or rerun the job with --force"),
+                                     "it from a copy or ", "run"),
         "nn": (("nn.h5", "checkpoint.pt"), "the nn run's nn.h5 and checkpoint.pt are missing (its summary.json is "
-                                           "there); restore them from a copy or rerun the job with --force")}
+                                           "there); restore them from a copy or ", "nn")}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_sigma_history_says_the_runs_files_are_missing_as_the_report_does(runs, 
     from hpcflow.report.detect import detect
 
     d = _lost(runs, tmp_path, run)
-    said = LOST[run][1]
+    said = LOST[run][1] + forced(d, LOST[run][2])
     assert detect(d).reason == said  # the report's row
     for given in ([d], [d, runs["flow_gauss"]]):
         capsys.readouterr()
@@ -51,4 +51,4 @@ def test_table1_says_a_flow_runs_checkpoint_is_missing(runs, tmp_path, capsys):
     d = _lost(runs, tmp_path, "flow")
     capsys.readouterr()
     assert script("table1", [d, "--out", str(tmp_path / "t")]) == 2
-    assert capsys.readouterr().err == f"table1: error: {d}: {LOST['flow'][1]}\n"
+    assert capsys.readouterr().err == f"table1: error: {d}: {LOST['flow'][1]}{forced(d)}\n"

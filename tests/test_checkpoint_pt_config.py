@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from analysis_runs import ROOT, env, md_rows, run_dirs, script
+from analysis_runs import ROOT, env, forced, md_rows, run_dirs, script
 
 #: config entries of a damaged checkpoint.pt -> the damage the row names (None: no entry)
 DAMAGED = {"missing": (None, "is missing"), "not JSON": ("{not json", "is not JSON"),
@@ -81,7 +81,7 @@ def test_an_interrupted_run_with_a_damaged_config_is_marked_in_its_row(tmp_path,
     build_report([d], tmp_path / "out")
     status = md_rows((tmp_path / "out" / "report.md").read_text())["net"][2]
     assert status == (f"incomplete: no summary.json, interrupted at epoch 3; checkpoint.pt's config entry "
-                      f"{DAMAGED[how][1]} (damaged); rerun the job with --force"), status
+                      f"{DAMAGED[how][1]} (damaged); {forced(d, 'nn')}"), status
 
 
 def test_the_report_command_marks_every_damage_without_a_traceback(tmp_path, runs):
@@ -111,7 +111,8 @@ def test_fig4_of_an_interrupted_run_with_a_damaged_config_says_to_rerun_it(tmp_p
     proc = script("fig4_ntk", d, "--out", tmp_path / "fig")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     line, = proc.stderr.splitlines()
-    assert f"checkpoint.pt's config entry {DAMAGED[how][1]} (damaged); rerun the job with --force" in line, line
+    assert line.endswith(f"checkpoint.pt's config entry {DAMAGED[how][1]} (damaged); {forced(d, 'nn')}, then draw "
+                         "Fig. 4"), line
     assert "--resume" not in line
 
 
@@ -135,5 +136,5 @@ def test_a_finished_run_without_nn_h5_and_with_a_damaged_config_is_rerun(tmp_pat
     from hpcflow.analysis.rundir import nn_missing
 
     d = _copy(runs["nn"], tmp_path / "net", DAMAGED[how][0], drop=("nn.h5",))
-    assert nn_missing(d) == (f"nn.h5 missing, checkpoint.pt's config entry {DAMAGED[how][1]} (damaged): rerun the "
-                             f"job with --force")
+    said = nn_missing(d)
+    assert said == f"nn.h5 missing, checkpoint.pt's config entry {DAMAGED[how][1]} (damaged): {forced(d, 'nn')}", said

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import JOBS, ROOT, _run_job, env, md_rows, script
+from analysis_runs import JOBS, ROOT, _run_job, env, forced, md_rows, script
 
 K3_SCALING = JOBS["scaling"][1].replace("dim = 3", "dim = 2")
 
@@ -58,7 +58,7 @@ def test_incomplete_run_without_checkpoints_is_rerun_not_resumed(runs, tmp_path,
     assert refused.returncode == 2 and "has no checkpoints" in refused.stderr
     status = md_rows(report(tmp_path / "rep", copy))["cut"][2]
     assert status.startswith("incomplete: no summary.json") and "--resume" not in status
-    assert "rerun the job with --force" in status
+    assert status.endswith(f"; {forced(copy)}"), status
 
 
 def _legend(ax) -> list:
@@ -132,7 +132,7 @@ def test_values_out_of_range_refused(runs, tmp_path, name, file, spoil, figure, 
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(copy / file) in lines[0] and said in lines[0]
-    assert "damaged; rerun the job with --force" in lines[0]
+    assert lines[0].endswith(f"damaged; {forced(copy)}"), lines[0]
     assert not (tmp_path / "figs").exists()
 
 

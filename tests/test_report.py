@@ -16,7 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import PNG_MAGIC, ROOT, env, extended_copy, interrupted_copy, make_study, md_rows, run_dirs
+from analysis_runs import (PNG_MAGIC, ROOT, env, extended_copy, forced, interrupted_copy, make_study, md_rows,
+                           run_dirs)
 from hpcflow.checkpoint import PER_RANK_KEYS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,7 +116,7 @@ def test_completeness_contract(tmp_path, runs):
             json.dump({**s, "checkpoint_step": step}, fh)
         assert completeness(d)[0] is complete
     (d / "summary.json").write_text("{cut short")
-    assert completeness(d) == (False, "summary.json is not a JSON object (damaged); rerun the job with --force")
+    assert completeness(d) == (False, f"summary.json is not a JSON object (damaged); {forced(d)}")
     os.remove(d / "summary.json")
     assert completeness(d)[0] is False and "no summary.json" in completeness(d)[1]
     # a checkpoint.h5 cut short (or not HDF5 at all) beside a finished summary: damaged, not finished
@@ -123,7 +124,7 @@ def test_completeness_contract(tmp_path, runs):
     for cut in (os.path.getsize(d / "checkpoint.h5") // 2, 0):
         with open(d / "checkpoint.h5", "r+b") as fh:
             fh.truncate(cut)
-        assert completeness(d) == (False, "checkpoint.h5 unreadable (damaged); rerun the job with --force")
+        assert completeness(d) == (False, f"checkpoint.h5 unreadable (damaged); {forced(d)}")
 
 
 def _drop_attr(f, name):
@@ -152,7 +153,7 @@ def test_completeness_of_a_checkpoint_resume_refuses_names_why_in_a_phrase(tmp_p
         shutil.copytree(runs["flow"], d)
         with h5py.File(d / "checkpoint.h5", "a") as f:
             spoil(f)
-        assert completeness(d) == (False, f"checkpoint.h5 damaged: {phrase}; rerun the job with --force"), case
+        assert completeness(d) == (False, f"checkpoint.h5 damaged: {phrase}; {forced(d)}"), case
 
 
 def test_report_of_nothing_is_one_line_exit_2(tmp_path):
@@ -290,12 +291,12 @@ def test_a_diverged_run_is_reported_and_an_unreadable_checkpoint_skipped(tmp_pat
     with open(cut / "checkpoint.h5", "r+b") as fh:
         fh.truncate(os.path.getsize(cut / "checkpoint.h5") // 2)
     res = build_report([runs["flow"], str(diverged), str(cut)], tmp_path / "out")
-    assert res["skipped"] == [(str(cut), "sigma histories: not drawn: checkpoint.h5 unreadable (damaged); rerun the "
-                                         "job with --force")], res["skipped"]
+    assert res["skipped"] == [(str(cut), "sigma histories: not drawn: checkpoint.h5 unreadable (damaged); "
+                                         + forced(cut))], res["skipped"]
     md = open(res["md"], encoding="utf-8").read()
     # the runs table calls it damaged (its summary.json alone would say finished)
     cut_row = next(r for r in md.splitlines() if r.startswith("| cut |"))
-    assert "| incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force |" in cut_row
+    assert f"| incomplete: checkpoint.h5 unreadable (damaged); {forced(cut)} |" in cut_row
     with open(diverged / "summary.json") as fh:
         stopped = json.load(fh)["stopped"]
     assert stopped.startswith("step 1: ")
@@ -526,9 +527,9 @@ def test_a_checkpoint_that_resume_refuses_is_damaged_in_the_runs_table_table1_an
     md = open(res["md"], encoding="utf-8").read()
     rows = md_rows(md.split("## Runs")[1].split("\n## ")[0])
     mark = "incomplete: checkpoint.h5 damaged: dataset history/dt is missing"
-    assert rows["no_dt"][2] == f"{mark}; rerun the job with --force"
+    assert rows["no_dt"][2] == f"{mark}; {forced(no_dt)}"
     assert rows["other"][2] == ("incomplete: checkpoint.h5 damaged: not an hpcflow flow checkpoint (attribute kind); "
-                                "rerun the job with --force")
+                                + forced(other))
     assert rows["flow"][2] == "finished"
     t1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow | finished |" in t1 and "| no_dt |" not in t1 and "| other |" not in t1

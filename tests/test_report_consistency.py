@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_runs import JOBS, ROOT, env, make_study, md_rows, run_dirs
+from analysis_runs import JOBS, ROOT, env, forced, make_study, md_rows, run_dirs
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_a_summary_status_outside_the_schema_is_damaged_in_the_runs_table_and_ta
     _res, md = _report([runs["flow_gauss"], d], tmp_path / "out")
     status = _runs_rows(md)["edited"][2]
     assert status.startswith("incomplete: summary.json status '5' is none of finished, "), status
-    assert status.endswith("rerun the job with --force"), status
+    assert status.endswith(f"; {forced(d)}"), status
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| flow_gauss |" in table1 and "| edited |" not in table1
     row = load_row(d)["status"]  # analysis/table1.py's status column
@@ -95,7 +95,7 @@ def test_a_noise_scan_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_path, r
     res, md = _report([runs["flow"], d], tmp_path / "out")
     status = _runs_rows(md)["nan_scan"][2]
     assert status.startswith("incomplete: noise_scan.h5 damaged: dataset 'table/gain' holds nan at level 1"), status
-    assert status.endswith("rerun the job with --force"), status
+    assert status.endswith(f"; {forced(d)}"), status
     assert [p for p, _ in res["skipped"]] == [str(d)]
     assert _runs_rows(md)["flow"][2] == "finished"
 
@@ -132,7 +132,7 @@ def test_a_finished_summary_over_a_diverged_data_file_is_inconsistent(tmp_path, 
                           f"'finished'); write it again with hpcflow nn {d / 'job.toml'} --out {d} --resume"), status
         return
     assert status == (f"incomplete: summary.json says 'finished' but {data_file} says 'diverged' (inconsistent: "
-                      f"{data_file} holds the run); rerun the job with --force"), status
+                      f"{data_file} holds the run); {forced(d)}"), status
 
 
 def _checkpoint_sigmas(run_dir):
@@ -162,8 +162,8 @@ def test_a_summary_of_another_run_is_inconsistent_and_the_row_shows_the_checkpoi
     assert rows["flow_gauss"][2] == "finished"  # its own summary: consistent
     row = rows["seed4"]
     assert row[2] == ("incomplete: summary.json's config says [geometry].seed = 3 but checkpoint.h5's says "
-                      f"[geometry].seed = 4 at step {step} (inconsistent: checkpoint.h5 holds the run); rerun the "
-                      "job with --force"), row[2]
+                      f"[geometry].seed = 4 at step {step} (inconsistent: checkpoint.h5 holds the run); {forced(d)}"),\
+        row[2]
     assert row[3:5] == ["100 / 60", "gaussian"], row
     assert row[6:10] == [f"{st[0]:.4g} -> {st[-1]:.4g}", f"{se[0]:.4g} -> {se[-1]:.4g}", f"{st[0] / st[-1]:.4g}",
                          f"{se[0] / se[-1]:.4g}"], row
@@ -183,7 +183,7 @@ def test_a_gain_edited_in_summary_json_is_inconsistent_and_the_row_shows_the_che
     assert rows["flow_gauss"][2] == "finished"
     assert rows["edited_gain"][2] == (f"incomplete: summary.json says gain_train = 999 but checkpoint.h5's history "
                                       f"gives {st[0] / st[-1]:.6g} at step {step} (inconsistent: checkpoint.h5 holds "
-                                      "the run); rerun the job with --force"), rows["edited_gain"][2]
+                                      f"the run); {forced(d)}"), rows["edited_gain"][2]
     assert rows["edited_gain"][8] == f"{st[0] / st[-1]:.4g}" == rows["flow_gauss"][8]
 
 
@@ -207,8 +207,8 @@ def test_a_summary_of_another_job_at_another_step_is_inconsistent_not_a_run_to_r
     _res, md = _report([runs["flow"], d, same], tmp_path / "out")
     rows = _runs_rows(md)
     assert rows["seed5"][2] == ("incomplete: summary.json's config says [geometry].seed = 0 but checkpoint.h5's says "
-                                "[geometry].seed = 5 at step 8 (inconsistent: checkpoint.h5 holds the run); rerun the "
-                                "job with --force"), rows["seed5"][2]
+                                "[geometry].seed = 5 at step 8 (inconsistent: checkpoint.h5 holds the run); "
+                                + forced(d)), rows["seed5"][2]
     assert rows["steps_only"][2].startswith("incomplete: checkpoint.h5 is at step 8 but summary.json describes step 6"
                                             ), rows["steps_only"][2]
     assert rows["steps_only"][2].endswith(f"continue it with hpcflow run {same}/job.toml --out {same} --resume)"), \
@@ -230,7 +230,7 @@ def test_a_study_whose_best_trial_has_an_inconsistent_summary_is_marked_and_show
     make_study(tmp_path / "tune", str(d), [0.4, 2.0])
     own = row(detect(d))
     why = (f"summary.json says gain_train = 999 but checkpoint.h5's history gives {st[0] / st[-1]:.6g} at step {step} "
-           "(inconsistent: checkpoint.h5 holds the run); rerun the job with --force")
+           f"(inconsistent: checkpoint.h5 holds the run); {forced(d)}")
     assert own[2] == f"incomplete: {why}", own[2]
     cells = row(detect(tmp_path / "tune"))
     assert cells[2] == f"2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2; its run is " \
@@ -275,11 +275,11 @@ def test_a_network_summary_of_another_job_is_inconsistent_not_finished_nor_a_run
     _res, md = _report([runs["flow"], finished, preempted, resumable], tmp_path / "out")
     rows = _runs_rows(md)
     why = (f"summary.json's config says [geometry].seed = {seed + 1} but checkpoint.pt's says [geometry].seed = {seed} "
-           "at epoch 3 (inconsistent: checkpoint.pt holds the run); rerun the job with --force")
-    assert rows["other_job"][2] == f"incomplete: {why}", rows["other_job"][2]
-    assert rows["other_preempted"][2] == f"incomplete: {why}", rows["other_preempted"][2]
+           "at epoch 3 (inconsistent: checkpoint.pt holds the run); ")
+    assert rows["other_job"][2] == f"incomplete: {why}{forced(finished, 'nn')}", rows["other_job"][2]
+    assert rows["other_preempted"][2] == f"incomplete: {why}{forced(preempted, 'nn')}", rows["other_preempted"][2]
     assert rows["resumable"][2] == "finished", rows["resumable"][2]
     make_study(tmp_path / "tune", str(finished), [0.4, 2.0])
     cells = row(detect(tmp_path / "tune"))
     assert cells[2] == ("2 trials: 2 complete; best trial 1 (the numbers of this row): value = 2; its run is "
-                        f"incomplete: {why}"), cells[2]
+                        f"incomplete: {why}{forced(finished, 'nn')}"), cells[2]

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from analysis_runs import run_dirs
+from analysis_runs import forced, run_dirs
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,7 @@ def test_a_damaged_noise_scan_file_is_given_one_fix(tmp_path, runs, capsys):
     os.truncate(d / "noise_scan.h5", 1000)
     err = _refusal(capsys, [str(d), "--out", str(tmp_path / "R")])
     assert "not a readable HDF5 file" in err and err.count("rerun the job with --force") == 1, err
+    assert err.endswith(f"the file is damaged; {forced(d)}\n"), err
     assert "else" not in err and "that job" not in err, err
 
 
@@ -63,8 +64,8 @@ def test_a_flow_run_with_a_damaged_checkpoint_is_skipped_as_a_damaged_network_or
     res = build_report([runs["flow"], *dirs], tmp_path / "R")
     skipped = dict(res["skipped"])
     assert set(skipped) == set(dirs), res["skipped"]  # each once
-    assert skipped[dirs[0]] == ("sigma histories: not drawn: checkpoint.h5 unreadable (damaged); rerun the job with "
-                                "--force"), skipped
+    assert skipped[dirs[0]] == f"sigma histories: not drawn: checkpoint.h5 unreadable (damaged); {forced(dirs[0])}", \
+        skipped
     md = open(res["md"], encoding="utf-8").read()
     listed = md.split("\nSkipped:\n")[1].split("\n## ")[0]
     assert all(f"`{d}`" in listed for d in dirs), listed

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
 #: fixture run -> its data file
 DATA = {"noise": "noise_scan.h5", "scaling": "distances.h5", "clustering": "fig2_distances.h5",
@@ -42,7 +42,7 @@ def test_a_damaged_data_file_makes_the_run_incomplete_in_its_row(tmp_path, runs,
     shutil.copytree(runs[run], d)
     _damage(d / DATA[run], how)
     info = detect(d)
-    reason = f"{DATA[run]} unreadable (damaged); rerun the job with --force"
+    reason = f"{DATA[run]} unreadable (damaged); {forced(d)}"
     assert (info.kind, info.complete, info.reason) == (whole.kind, False, reason)
     assert row(info)[2] == f"incomplete: {reason}"
 
@@ -61,7 +61,7 @@ def test_the_report_calls_damaged_data_files_damaged_in_the_runs_table(tmp_path,
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
     assert rows["clustering"][2] == "finished"
     for run in ("noise", "scaling"):
-        assert rows[run][2] == f"incomplete: {DATA[run]} unreadable (damaged); rerun the job with --force", rows[run]
+        assert rows[run][2] == f"incomplete: {DATA[run]} unreadable (damaged); {forced(tmp_path / run)}", rows[run]
     assert {p for p, _ in res["skipped"]} == set(dirs)
 
 
@@ -82,9 +82,9 @@ def test_a_flow_run_with_a_cut_checkpoint_among_others_is_marked_once(tmp_path, 
     cut = _cut_flow(runs, tmp_path)
     res = build_report([cut, runs["noise"]], tmp_path / "out")
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
-    assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    assert rows["cut"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {forced(cut)}"
     assert res["skipped"] == [(cut, f"sigma histories: not drawn: {rows['cut'][2].removeprefix('incomplete: ')}")]
-    mark = "cut (incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force): not "
+    mark = f"cut (incomplete: checkpoint.h5 unreadable (damaged); {forced(cut)}): not "
     for name in ("sigma_history", "table1"):
         capsys.readouterr()
         assert script(name, [cut, runs["flow"], "--out", str(tmp_path / name)]) == 0
@@ -92,7 +92,7 @@ def test_a_flow_run_with_a_cut_checkpoint_among_others_is_marked_once(tmp_path, 
         assert mark in printed and "flow" in printed, printed
         assert script(name, [cut, "--out", str(tmp_path / f"{name}_alone")]) == 2
     table = (tmp_path / "table1" / "table1.md").read_text()
-    assert md_rows(table)["cut"][1] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    assert md_rows(table)["cut"][1] == f"incomplete: checkpoint.h5 unreadable (damaged); {forced(cut)}"
 
 
 def test_a_flow_run_without_its_checkpoint_is_said_to_miss_it(tmp_path, runs):
@@ -160,7 +160,7 @@ def test_a_network_run_whose_nn_h5_lacks_a_dataset_is_told_to_resume_where_its_c
     if not with_checkpoint:
         os.remove(d / "checkpoint.pt")
     fix = (f"write it again with hpcflow nn {d / 'job.toml'} --out {d} --resume" if with_checkpoint else
-           "rerun the job with --force")
+           forced(d, "nn"))
     capsys.readouterr()
     assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
     printed = capsys.readouterr().out
@@ -215,5 +215,5 @@ def test_a_local_limit_run_whose_gain_is_not_finite_is_damaged_in_its_row(tmp_pa
     info = detect(str(d))
     assert not info.complete
     assert table_row(info)[2] == (f"incomplete: local_limit.h5 damaged: dataset '{name}' holds {value!r} at row {row}, "
-                                  "not a finite gain > 0; rerun the job with --force"), table_row(info)
+                                  f"not a finite gain > 0; {forced(d)}"), table_row(info)
     assert table_row(detect(runs["local_limit"]))[2] == "finished"

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from analysis_runs import JOBS, ROOT, env
+from analysis_runs import JOBS, ROOT, env, forced
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,11 @@ def test_a_local_limit_file_whose_histories_do_not_fit_its_table_is_damaged_with
                                                                                           value, says):
     info, row = _row(str(whole))
     assert row[2] == "finished" and row[8].startswith("w=1: ") and row[9].startswith("w=1: "), row
-    info, row = _row(_altered(whole, tmp_path, _replace(name, value)))
+    d = _altered(whole, tmp_path, _replace(name, value))
+    info, row = _row(d)
     assert not info.complete and info.damaged, info
     assert row[2].startswith(f"incomplete: local_limit.h5 damaged: {says}"), row[2]
-    assert row[2].endswith("; rerun the job with --force"), row[2]
+    assert row[2].endswith(f"; {forced(d)}"), row[2]
     assert row[8:10] == ["-", "-"], row  # gain train, gain test
 
 

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,7 @@ def test_a_damaged_nn_h5_beside_a_damaged_checkpoint_pt_is_advised_a_rerun(tmp_p
     shutil.copytree(runs["nn"], d)
     _cut(d / "nn.h5")
     _cut(d / "checkpoint.pt")
-    assert completeness(d) == (False, "nn.h5 unreadable (damaged); rerun the job with --force")
+    assert completeness(d) == (False, f"nn.h5 unreadable (damaged); {forced(d, 'nn')}")
 
 
 def test_fig4_of_an_extended_network_run_killed_before_its_new_nn_h5_is_marked_incomplete(tmp_path, runs):
@@ -169,7 +169,7 @@ def test_a_report_of_a_damaged_run_alone_is_refused_naming_the_file(tmp_path, ru
     assert not (tmp_path / "out").exists()
     res = build_report([str(cut), runs["flow_gauss"]], tmp_path / "out2")  # beside a good run: its row says so
     rows = _runs_rows(open(res["md"], encoding="utf-8").read())
-    assert rows["cut"][2] == "incomplete: checkpoint.h5 unreadable (damaged); rerun the job with --force"
+    assert rows["cut"][2] == f"incomplete: checkpoint.h5 unreadable (damaged); {forced(cut)}"
 
 
 def test_run_names_that_markdown_or_html_would_read_are_escaped(tmp_path, runs):

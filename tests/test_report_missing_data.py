@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
 #: fixture run -> the data files its directory holds, which summary.json names the run of
 DATA = {"flow": ("checkpoint.h5",), "noise": ("noise_scan.h5",), "local_limit": ("local_limit.h5",),
@@ -79,7 +79,7 @@ def test_a_run_whose_data_file_is_gone_is_skipped_naming_the_file(runs, tmp_path
     assert info.kind is None, info
     assert info.reason.startswith(f"the {detect(runs[run]).kind} run's {files} "
                                   f"{'are' if len(DATA[run]) > 1 else 'is'} missing"), info.reason
-    assert info.reason.endswith(" or rerun the job with --force"), info.reason
+    assert info.reason.endswith(f" or {forced(d, 'nn' if run == 'nn' else 'run')}"), info.reason
 
 
 def test_without_torch_a_finished_run_without_nn_h5_is_not_called_damaged(runs, tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_a_run_whose_checkpoint_fails_its_crc_is_advised_a_rerun_not_the_resume_
     _flip_low_bit(os.path.join(d, "checkpoint.pt"))
     res = build_report([d, runs["flow"]], tmp_path / "out")
     rows = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])
-    assert "--resume" not in rows["copied"][2] and "rerun the job with --force" in rows["copied"][2], rows["copied"]
+    assert "--resume" not in rows["copied"][2] and rows["copied"][2].endswith(forced(d, "nn")), rows["copied"]
 
 
 @pytest.mark.parametrize("nn_h5", ["not written", "damaged"])
@@ -168,11 +168,11 @@ def test_a_trained_run_whose_checkpoint_fails_its_crc_is_advised_a_rerun_not_the
     assert proc.returncode == 2 and "CRC-32" in proc.stderr, proc.stderr  # the resume refuses it
     res = build_report([d, runs["flow"]], tmp_path / "out")
     status = md_rows(open(res["md"], encoding="utf-8").read().split("## Runs")[1].split("\n## ")[0])["trained"][2]
-    assert status.endswith(f"; checkpoint.pt fails its CRC-32 check ({entry}); rerun the job with --force"), status
+    assert status.endswith(f"; checkpoint.pt fails its CRC-32 check ({entry}); {forced(d, 'nn')}"), status
     assert "--resume" not in status, status
     if nn_h5 == "not written":
         capsys.readouterr()
         assert script("fig4_ntk", [str(d), "--out", str(tmp_path / "f")]) == 2
         err = capsys.readouterr().err
-        assert f"checkpoint.pt fails its CRC-32 check ({entry}); rerun the job with --force" in err, err
+        assert f"checkpoint.pt fails its CRC-32 check ({entry}); {forced(d, 'nn')}, then draw Fig. 4\n" in err, err
         assert "--resume" not in err, err

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from analysis_runs import JOBS, ROOT, env, md_rows
+from analysis_runs import JOBS, ROOT, env, forced, md_rows
 
 pytest.importorskip("matplotlib")
 FILES = {"noise": "noise_scan.h5", "local_limit": "local_limit.h5"}
@@ -96,10 +96,11 @@ def _cut(name, n):
     ("noise", _set("table/scale", None, np.array([0.0, 0.01])), "datasets of one table have different lengths"),
 ])
 def test_a_damaged_scan_file_is_damaged_with_no_gains(whole, tmp_path, kind, change, says):
-    info, row = _row(_altered(whole, kind, tmp_path, change))
+    d = _altered(whole, kind, tmp_path, change)
+    info, row = _row(d)
     assert not info.complete and info.damaged, info
     assert row[2].startswith(f"incomplete: {FILES[kind]} damaged: {says}"), row[2]
-    assert row[2].endswith("; rerun the job with --force") and "pass the run directory" not in row[2], row[2]
+    assert row[2].endswith(f"; {forced(d)}") and "pass the run directory" not in row[2], row[2]
     assert row[8:10] == ["-", "-"], row
 
 

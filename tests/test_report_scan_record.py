@@ -11,9 +11,9 @@ import shutil
 import h5py
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
-FIX = "(inconsistent: {name} holds the run); rerun the job with --force"
+FIX = "(inconsistent: {name} holds the run); {fix}"
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def test_a_noise_scan_whose_summary_and_file_disagree_is_marked_and_shows_the_fi
         trains, f"{low}: {_gain(test[0])}; {high}: {_gain(test[-1])}"], rows["noise"]
     assert rows["tampered"][2] == (f"incomplete: summary.json says gain = {test[0][0] / test[0][-1]:.6g} in row 0 "
                                    f"(scale {scales[0]:g}) but noise_scan.h5's table gives 99 "
-                                   + FIX.format(name="noise_scan.h5")), rows["tampered"]
+                                   + FIX.format(name="noise_scan.h5", fix=forced(tampered))), rows["tampered"]
     assert rows["tampered"][8:10] == [trains, f"{low}: 99; {high}: {_gain(test[-1])}"], rows["tampered"]
     assert "tampered [delta] scale=0 d_nn=0 d_src=0 gain=99\n" in md  # Fig. 3's number, the row's
     assert rows["edited"][2].startswith(f"incomplete: summary.json says gain = 7 in row {len(scales) - 1} "), rows
@@ -71,7 +71,7 @@ def test_a_local_limit_run_whose_file_was_altered_is_marked_and_shows_the_files_
     assert rows["local_limit"][2] == "finished", rows["local_limit"]
     status = rows["altered"][2]
     assert status.startswith("incomplete: summary.json says gain_test = ") and status.endswith(
-        "local_limit.h5's table gives 5.5 " + FIX.format(name="local_limit.h5")), status
+        "local_limit.h5's table gives 5.5 " + FIX.format(name="local_limit.h5", fix=forced(altered))), status
     wide, narrow = (0, 1) if widths[0] > widths[1] else (1, 0)
     assert rows["altered"][9] == f"w={widths[wide]:.4g}: {test[wide]:.4g}; w={widths[narrow]:.4g}: {test[narrow]:.4g}"
     assert 5.5 in (test[wide], test[narrow]) and rows["altered"][8] == rows["local_limit"][8]

@@ -12,10 +12,10 @@ import shutil
 import h5py
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
 SAID = ('incomplete: summary.json is another job\'s: it says kind "nn", but checkpoint.h5 holds a flow run '
-        '(inconsistent: checkpoint.h5 holds the run); rerun the job with --force')
+        '(inconsistent: checkpoint.h5 holds the run); ')
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +50,9 @@ def test_a_directory_of_two_runs_and_an_edited_kind_are_flow_rows_whose_summary_
     rows, md = _rows(res)
     assert dict(res["skipped"])[str(merged)].startswith("also holds nn.h5, checkpoint.pt (another run's), not "
                                                        "reported: the directory is reported as a flow run")
-    for name in ("merged", "edited"):
+    for name, verb in (("merged", "nn"), ("edited", "run")):  # the rerun of its job.toml (merged: the network's)
         cells = rows[name]
-        assert cells[1:3] == ["flow", SAID], cells
+        assert cells[1:3] == ["flow", SAID + forced(tmp_path / name, verb)], cells
         assert cells[4] == "delta" and "network" not in cells[4], cells  # the flow's kernel, not the network's
         assert tuple(cells[6:8]) == _sigmas(runs["flow"]), cells
         assert f"{name} [delta] (incomplete: summary.json is another job's" in md  # the sigma histories say it too

@@ -225,7 +225,7 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
     else:
         fix = rerun_fix(run_dir)
     said = f"{h5_path}: not a readable HDF5 file ({one_line(exc)})"
-    if fix == RERUN and not has_job(run_dir):  # no job to rerun there
+    if is_rerun(fix) and not has_job(run_dir):  # no job to rerun there
         where = os.path.dirname(os.fspath(h5_path)) or "."
         other = "" if hint == fix else f"; else {hint}"
         return MissingData(f"{said}; {no_job(where)}{other}")
@@ -236,7 +236,7 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
 
 
 def has_job(run_dir) -> bool:
-    """Whether run directory `run_dir` holds its job.toml (the job that `RERUN` reruns)."""
+    """Whether run directory `run_dir` holds its job.toml (the job that `rerun` reruns)."""
     return os.path.isfile(os.path.join(os.fspath(run_dir), "job.toml"))
 
 
@@ -341,7 +341,7 @@ def check_range(path, name: str, values, lo: float, hi: float, *, what: str, low
                 item: str = "dataset") -> None:
     """MissingData naming the file, the dataset (or attribute: `item`) and its first value that is not a finite
     number in [lo, hi] ((lo, hi] with `low_open`), with the index where `values` is an array, as a damaged file
-    (`RERUN`): what a run wrote is always in range, so a value outside it is a damaged or edited file. `what`
+    (`file_rerun`): what a run wrote is always in range, so a value outside it is a damaged or edited file. `what`
     says what the values are ("FS distance", "silhouette score")."""
     arr = np.asarray(values, dtype=float)
     inside = np.isfinite(arr) & (arr <= hi) & ((arr > lo) if low_open else (arr >= lo))
@@ -353,7 +353,7 @@ def check_range(path, name: str, values, lo: float, hi: float, *, what: str, low
     top = "pi/2" if hi == np.pi / 2 else f"{hi:g}"
     bounds = f"> {lo:g} and <= {top}" if low_open else f"in [{lo:g}, {top}]"
     raise MissingData(f"{path}: {item} '{name}' holds {value!r}{at}, not a finite {what} {bounds}: the file is "
-                      f"damaged; {RERUN}")
+                      f"damaged; {file_rerun(path)}")
 
 
 def read_strings(h5_path, name: str, *, hint: str) -> list | None:
@@ -417,17 +417,39 @@ def dataset_names(h5_path) -> list:
     return names
 
 
-#: how a damaged run is made again: a run directory outside a study (`rerun_fix`)
+#: how a damaged run is made again: a run directory outside a study (`rerun`), the words before its command
 RERUN = "rerun the job with --force"
 
 
+def rerun(run_dir) -> str:
+    """How the run of damaged run directory `run_dir` outside a study is made again: 'rerun the job with --force:
+    hpcflow VERB DIR/job.toml --out DIR --force', the command to paste (`rerun_command`, VERB that of its kind, DIR
+    absolute); the words alone (RERUN) where the directory holds no job.toml (`has_job`) or lies inside a study
+    directory, where `hpcflow run` refuses --force (`rerun_fix` names the study's way)."""
+    if not has_job(run_dir) or _output.enclosing_study(run_dir) is not None:
+        return RERUN
+    where = os.path.abspath(run_dir)
+    return f"{RERUN}: {rerun_command(where, where, '--force')}"
+
+
+def file_rerun(path) -> str:
+    """`rerun` of the directory holding data file `path`: its command where that is a run directory, else the
+    words."""
+    return rerun(os.path.dirname(os.path.abspath(path)))
+
+
+def is_rerun(fix: str) -> bool:
+    """Whether `fix` is the advice to rerun the job with --force (`rerun`, with its command or without)."""
+    return fix == RERUN or fix.startswith(f"{RERUN}: ")
+
+
 def rerun_fix(run_dir) -> str:
-    """How the run of a damaged run directory is made again: RERUN, or for a trial's directory inside the study
+    """How the run of a damaged run directory is made again: `rerun`, or for a trial's directory inside the study
     directory of `hpcflow tune`, where `hpcflow run` refuses --force, what the study did or does with the trial, or
     its job.toml rerun into an --out outside the study (`hpcflow.analysis.study.continuation`)."""
     from hpcflow.analysis.study import continuation
 
-    return continuation(run_dir, refused="--force") or RERUN
+    return continuation(run_dir, refused="--force") or rerun(run_dir)
 
 
 def restore_fix(run_dir, what: str = "it") -> str:
@@ -436,7 +458,7 @@ def restore_fix(run_dir, what: str = "it") -> str:
     'restore WHAT from a copy; without a copy: it is trial N of the study in DIR, ...' (or '...: it lies in ...'),
     each way an action."""
     fix = rerun_fix(run_dir)
-    if fix == RERUN:
+    if is_rerun(fix):
         return f"restore {what} from a copy or {fix}"
     return f"restore {what} from a copy; without a copy: {'it is ' if fix.startswith('trial ') else ''}{fix}"
 
@@ -487,7 +509,7 @@ def checkpoint_unreadable(run_dir) -> str:
     """The reason of a flow run whose checkpoint.h5 h5py cannot open: CHECKPOINT_UNREADABLE and its fix
     (`rerun_fix`; `no_job` where the directory holds no job.toml and lies in no study)."""
     fix = rerun_fix(run_dir)
-    return f"{CHECKPOINT_UNREADABLE}; {no_job() if fix == RERUN and not has_job(run_dir) else fix}"
+    return f"{CHECKPOINT_UNREADABLE}; {no_job() if is_rerun(fix) and not has_job(run_dir) else fix}"
 
 
 def is_checkpoint_unreadable(reason: str) -> bool:
@@ -780,12 +802,13 @@ def scan_rows(path) -> list:
     name = os.path.basename(os.fspath(path))
     columns = SCAN_TABLES[name][1]
     sets = [d for d in columns.values() if d]
-    data = read_datasets(path, sets, hint=RERUN, ndim=dict.fromkeys(sets, 1))
+    fix = file_rerun(path)
+    data = read_datasets(path, sets, hint=fix, ndim=dict.fromkeys(sets, 1))
     rows = [{k: float(data[d][i]) for k, d in columns.items() if d}
-            for i in range(same_length(path, data, sets, hint=RERUN))]
+            for i in range(same_length(path, data, sets, hint=fix))]
     if name == NOISE_SCAN:
         names = [f"scale_{i}/sigma_train" for i in range(len(rows))]
-        hist = read_datasets(path, (), hint=RERUN, optional=names, ndim=dict.fromkeys(names, 1))
+        hist = read_datasets(path, (), hint=fix, optional=names, ndim=dict.fromkeys(names, 1))
         for row, key in zip(rows, names):
             if len(st := hist.get(key, ())):  # the job's gain: sigma initial / final (inf where the final is 0)
                 row["gain_train"] = float(st[0] / st[-1]) if st[-1] > 0 else float("inf")
@@ -991,18 +1014,18 @@ def _data_file(run_dir) -> str | None:
 def _resume_fix(run_dir, command: str | None = None, *, network: bool = False) -> str:
     """How an interrupted run is continued: "continue it with hpcflow run DIR/job.toml --out DIR --resume" (`command`,
     by default that of its kind, `rerun_command`: a bare --resume of a run made with --set values is refused, its
-    job.toml holds them), RERUN for a job kind without
-    checkpoints (`resumable_kind`), or for a trial's directory
-    inside the study directory of `hpcflow tune`, where --resume is refused, what the study did or does with it
-    (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that `hpcflow nn --resume` refuses
-    (`_resume_refusal`: its config entry damaged, an entry failing its zip CRC-32) is named instead, with RERUN."""
+    job.toml holds them), the rerun with --force (`rerun`) for a job kind without checkpoints (`resumable_kind`), or
+    for a trial's directory inside the study directory of `hpcflow tune`, where --resume is refused, what the study
+    did or does with it (`hpcflow.analysis.study.continuation`). A `network` run's checkpoint.pt that `hpcflow nn
+    --resume` refuses (`_resume_refusal`: its config entry damaged, an entry failing its zip CRC-32) is named instead,
+    with the rerun."""
     from hpcflow.analysis.study import continuation
 
     study = continuation(run_dir)
     if not study and not network and not resumable_kind(run_dir):  # --resume refuses a kind without checkpoints
-        return RERUN
+        return rerun(run_dir)
     bad = _resume_refusal(run_dir) if network and not study else ""
-    return study or (f"{bad}; {RERUN}" if bad else
+    return study or (f"{bad}; {rerun(run_dir)}" if bad else
                      f"continue it with {command or rerun_command(run_dir, run_dir, '--resume')}")
 
 
@@ -1285,7 +1308,7 @@ def nn_missing(run_dir) -> str:
     study = continuation(run_dir, nn_h5_from=whole)
     if study or whole:
         return f"{NN} missing: {study or 'write it again with ' + nn_resume_command(run_dir)}"
-    return f"{NN} missing{crc}: {RERUN}"
+    return f"{NN} missing{crc}: {rerun(run_dir)}"
 
 
 def _mendable(run_dir, entries: dict) -> tuple:
@@ -1353,7 +1376,7 @@ def nn_damaged_fix(run_dir) -> str:
         return study or f"write it again with {nn_resume_command(run_dir)}"
     if entries.get(("status",)) in ("running", "preempted", "trained") and _job_epochs(entries) is not None:
         return _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
-    return f"{crc.removeprefix(', ')}; {RERUN}" if crc else RERUN  # (outside a study: `study` is "")
+    return f"{crc.removeprefix(', ')}; {rerun(run_dir)}" if crc else rerun(run_dir)  # (outside a study: `study` "")
 
 
 def once(paths, *, by_run: bool = False, grouped: bool = False) -> tuple[list, list]:
