@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from analysis_runs import md_rows, run_dirs
+from analysis_runs import forced, md_rows, run_dirs
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +199,7 @@ def test_an_interrupted_network_run_whose_checkpoint_is_damaged_is_not_offered_a
     data = (d / "checkpoint.pt").read_bytes()
     (d / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     complete, reason = completeness(d)
-    assert not complete and "checkpoint.pt unreadable (damaged)" in reason and reason.endswith("with --force"), reason
+    assert not complete and reason.endswith(f"; checkpoint.pt unreadable (damaged): {forced(d, 'nn')}"), reason
     mark = row(detect(d))[2]
     assert "--resume" not in mark and "damaged" in mark and mark.startswith("incomplete: "), mark
     assert main(["nn", str(d / "job.toml"), "--out", str(d), "--resume", "--quiet"]) == 2  # what the mark says
