@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import socket
+import stat
 import sys
 import threading
 import time
@@ -95,11 +96,34 @@ def check_journal_place(url: str | None, out: str) -> None:
     if os.path.isdir(url):
         raise StorageError(f"--storage {url} is a directory; pass the name of the journal file, e.g. --storage "
                            f"{os.path.join(url, 'study.journal')}")
+    special = special_file(url)
+    if special is not None:
+        raise StorageError(f"--storage {url} is {special}, not a regular file, so no journal can be appended to and "
+                           "read back from it; give a regular file path (a new one is created), e.g. --storage "
+                           "study.journal")
     if url.endswith(os.sep):  # the OS reads NAME/ as a directory: no journal file is written there
         raise StorageError(f"--storage {url} ends with '{os.sep}', which names a directory; pass the name of the "
                            f"journal file without it, e.g. --storage {url.rstrip(os.sep) or os.sep}")
     check_journal_name(url, out)
     check_file_place(url, url, out)
+
+
+#: what a file of each type other than a regular file or a directory is, as a refusal names it (`special_file`)
+_SPECIAL_TYPES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_file(path: str) -> str | None:
+    """What file `path` is where it exists and is neither a regular file nor a directory (a device such as /dev/null,
+    a FIFO, a socket; through a symbolic link too), or None: read from os.stat alone, never opened (opening a FIFO
+    blocks until a writer comes). A path that does not exist, or whose type cannot be read, is None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((what for test, what in _SPECIAL_TYPES if test(mode)), "a special file")
 
 
 #: a malformed SQLite URL given as a path (no "://"): `sqlite:/x.db`, `sqlite:x.db`, `sqlite//x.db`, any case
@@ -972,10 +996,10 @@ def process_start(pid: int) -> str | None:
     process gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
+            line = fh.read()
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
             boot = fh.read().strip()
-        fields = stat[stat.rindex(b")") + 2:].split()  # after the command name, which may hold spaces and ")"
+        fields = line[line.rindex(b")") + 2:].split()  # after the command name, which may hold spaces and ")"
         return f"{boot}:{int(fields[19])}"
     except (OSError, ValueError, IndexError):
         return None
