@@ -78,9 +78,10 @@ def test_a_lock_whose_holder_was_killed_is_taken_over_after_its_grace_period_and
     waiter.join(timeout=60)
     assert done.is_set(), said
     assert len(said) == 2 and said[0].startswith("hpcflow: waiting for lock ") and "taking it over" in said[1], said
-    assert os.readlink(str(target) + ".lock") == str(target)  # the waiter's own link now
+    held = os.readlink(str(target) + ".lock")  # the waiter's own link now, naming its owner file beside it
+    assert held.startswith(".lock~") and os.path.isfile(tmp_path / held)
     lock.release()
-    assert not os.path.lexists(str(target) + ".lock")
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]  # link and owner file removed
 
 
 @contextmanager
@@ -236,7 +237,8 @@ def test_sqlite_tables_created_by_two_workers_at_once_say_to_rerun_the_worker(tm
 
 
 def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):
-    """The lock link made for a relative journal path names the journal from any folder (it resolves)."""
+    """The lock link made for a relative journal path resolves from any folder (to its owner file, named relative to
+    the link's own folder: beside it)."""
     from hpcflow.tune.storage import journal_backend
 
     monkeypatch.chdir(tmp_path)
@@ -244,7 +246,10 @@ def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):
     backend = journal_backend("s/study.journal")
     assert backend._lock.acquire()
     try:
-        assert os.path.samefile(tmp_path / "s" / "study.journal.lock", tmp_path / "s" / "study.journal")
+        link = os.readlink(tmp_path / "s" / "study.journal.lock")
+        assert os.sep not in link and (tmp_path / "s" / link).is_file()
+        monkeypatch.chdir("/")
+        assert os.path.exists(tmp_path / "s" / "study.journal.lock")
     finally:
         backend._lock.release()
     storage = JournalStorage(backend)

@@ -13,6 +13,7 @@ host (`[tune].heartbeat_seconds`, grace period twice that); the pid and Slurm re
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import socket
@@ -371,40 +372,165 @@ def check_journal_name(path: str, out: str | None = None) -> None:
                        f"{stem}.journal")
 
 
-#: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over: its holder
-#: was killed between taking it and releasing it (an append takes milliseconds); Optuna's own grace period
+#: seconds a journal's (or best.toml's) lock may stay unchanged before a waiting worker takes it over where its
+#: holder's liveness cannot be checked (a holder on another host, or one that recorded none: Optuna's own lock, an
+#: older hpcflow's): its holder was killed between taking it and releasing it (an append takes milliseconds), or
+#: was paused that long; Optuna's own grace period
 LOCK_GRACE = 30.0
+#: seconds a wait for a lock held by a process of this host lasts before that process is looked at (`FileLock`)
+LOCAL_LOOK = 1.0
 
 
-def file_lock(path: str, *, grace: float = LOCK_GRACE, log=None):
-    """Optuna's symlink lock of file `path` (`path`.lock, a link to `path`), as `FileLock`: made with the absolute
-    path, so the link resolves wherever the caller's working directory is."""
-    return FileLock(os.path.abspath(path), grace=grace, log=log)
+def file_lock(path: str, *, grace: float = LOCK_GRACE, log=None, check=None):
+    """Optuna's symlink lock of file `path` (`path`.lock), as `FileLock`: made with absolute paths, so the link
+    resolves wherever the caller's working directory is."""
+    return FileLock(os.path.abspath(path), grace=grace, log=log, check=check)
 
 
 def journal_backend(path: str):
-    """Optuna's JournalFileBackend of journal `path` with its lock (`file_lock`), both on the absolute path."""
+    """Optuna's JournalFileBackend of journal `path` with its lock (`file_lock`), both on the absolute path; a write
+    made after the lock was taken over has the journal checked (`journal_problem`)."""
     from optuna.storages.journal import JournalFileBackend
 
     path = os.path.abspath(path)
-    return JournalFileBackend(path, lock_obj=file_lock(path))
+    return JournalFileBackend(path, lock_obj=file_lock(path, check=journal_problem))
+
+
+class LockLost(StorageError):
+    """A journal's lock was taken over while this worker held it, and the journal was found damaged after its
+    write (`FileLock.release`)."""
+
+
+#: the counter that makes each hold's owner file name (`FileLock`) unique in its process
+_HOLDS = itertools.count()
+#: (pid, "HOST~PIDNS~PID~TICKS") of this process, as an owner file's name holds it (`_me`)
+_ME: list = []
+#: how an owner file's name begins (`FileLock`): a hidden file beside the lock link
+OWNER_PREFIX = ".lock~"
+#: the longest host name an owner file's name holds as it is (a longer one, or one with other characters, as a hash)
+_HOST_CHARS = 16
+
+
+def _b36(n: int) -> str:
+    digits, out = "0123456789abcdefghijklmnopqrstuvwxyz", ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
+
+
+def _proc_fields(pid) -> list | None:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first), None where /proc does not
+    say (not Linux, the process gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            line = fh.read()
+        return line[line.rindex(b")") + 2:].split()  # after the command name, which may hold spaces and ")"
+    except (OSError, ValueError):
+        return None
+
+
+def _start_ticks(pid) -> str:
+    """Process `pid`'s start in clock ticks since boot (field 22 of /proc/PID/stat) in base 36; "-" where unknown."""
+    fields = _proc_fields(pid)
+    try:
+        return _b36(int(fields[19]))
+    except (TypeError, ValueError, IndexError):
+        return "-"
+
+
+def _pid_namespace(pid="self") -> str:
+    """The PID namespace of process `pid` (the inode of /proc/PID/ns/pid) in base 36, "-" where it cannot be read."""
+    try:
+        return _b36(os.stat(f"/proc/{pid}/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+def _host_token(host: str) -> str:
+    """Host name `host` as an owner file's name holds it: as it is where short, else "#" and a hash of it."""
+    if len(host) <= _HOST_CHARS and re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        return host
+    import zlib
+
+    return "#" + _b36(zlib.crc32(host.encode("utf-8", "surrogateescape")))
+
+
+def _me() -> str:
+    """This process as an owner file's name holds it: host (`_host_token`), PID namespace, pid and start ticks (made
+    once; again in a forked child). Short, so that the link naming the owner file is a fast symlink (its target held
+    in its inode: ext4 frees a longer one's block at every release, milliseconds)."""
+    pid = os.getpid()
+    if not _ME or _ME[0] != pid:
+        _ME[:] = [pid, "~".join((_host_token(socket.gethostname()), _pid_namespace(), _b36(pid), _start_ticks(pid)))]
+    return _ME[1]
+
+
+def lock_holder(target: str | None) -> tuple[str, str, int, str] | None:
+    """(host token, PID namespace, pid, start ticks) of the process that made a lock link whose target is `target`
+    (its owner file OWNER_PREFIX HOST~PIDNS~PID~TICKS~N, `FileLock`); None for another target (the locked file itself:
+    Optuna's own lock, an older hpcflow's)."""
+    if not target or not target.startswith(OWNER_PREFIX) or os.sep in target:
+        return None
+    parts = target[len(OWNER_PREFIX):].split("~")
+    try:
+        host, ns, pid, ticks, _ = parts
+        return host, ns, int(pid, 36), ticks
+    except ValueError:
+        return None
+
+
+def _holder_gone(pid: int, ticks: str) -> str | None:
+    """Why lock holder `pid` of this host (PID namespace), started at `ticks` (`_start_ticks`), is gone, or None while
+    it is alive (stopped, too): its pid ended, or is another process's now."""
+    if _pid_ended(pid):
+        return "its process ended"
+    now = _start_ticks(pid)
+    if ticks != "-" and now not in ("-", ticks):
+        return f"its process ended; pid {pid} is another process's now"
+    return None
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 class FileLock:
-    """Optuna's JournalFileSymlinkLock of file `filepath` (the same link, `filepath`.lock -> `filepath`, made and
-    released the same way, so Optuna's own writers and hpcflow's exclude each other) whose wait for a held lock
-    sleeps between tries and takes over a lock left by a killed holder: one whose link (its inode and time,
-    `os.lstat`: also a link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace`
-    seconds. One line on stderr (`log`) when a wait passes a second and when it takes the lock over.
+    """Optuna's JournalFileSymlinkLock of file `filepath` (the same link, `filepath`.lock, made and released the same
+    way, so Optuna's own writers and hpcflow's exclude each other) that records its holder and never takes a live
+    holder's lock. The link names an empty owner file made for the hold beside it, `OWNER_PREFIX`HOST~PIDNS~PID~TICKS~N
+    (`_me`: the holder's host, PID namespace, pid, start and a count), removed with the link; so the link resolves,
+    as Optuna's wait needs. A waiter takes a held lock over:
+
+    - held by a process of this host (and PID namespace): only once that process is gone (`_process_gone`: its pid
+      ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one (SIGSTOP,
+      Ctrl-Z, a suspended job) included, is waited for however long, said once;
+    - held by a process of another host (or namespace), or by a holder that recorded none (Optuna's own lock, an
+      older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time, `os.lstat`: also a
+      link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace` seconds, as
+      Optuna does; the line says that the holder may be alive but paused.
+
+    One line on stderr (`log`) when a wait passes a second and when it takes the lock over. A holder whose lock was
+    taken over meanwhile (it was paused past the grace period) leaves the new holder's link in place, says so in one
+    line and goes on: its write was one append of whole lines (Optuna's JournalFileBackend), which a local file system
+    never interleaves with another's; `check(filepath)` (a journal's: `journal_problem`), run under the lock, then
+    tells whether it stayed whole (appends from two hosts to an NFS file may not), and a problem ends the worker
+    (LockLost, one line).
 
     While the main thread holds it, stop requests are held back (`hpcflow.stop_signals.defer`) and delivered when it
     is released, so that one that ends the command never leaves the link behind (nor a write cut in two)."""
 
-    def __init__(self, filepath: str, *, grace: float = LOCK_GRACE, log=None) -> None:
+    def __init__(self, filepath: str, *, grace: float = LOCK_GRACE, log=None, check=None) -> None:
         self._lock_target_file, self._lock_file = filepath, filepath + ".lock"
         self.grace = float(grace)
         self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
-        self._held = threading.local()  # `deferred`: the stop requests held back while this thread holds the lock
+        self.check = check
+        self._held = threading.local()  # `deferred`: stop requests held back; `owner`: the link's target, when held
+        self._last = None  # the owner file of the last hold taken (a release from another thread than the acquire)
 
     def _seen(self):
         """The lock link's identity (inode, mtime), or None when there is none."""
@@ -414,56 +540,191 @@ class FileLock:
             return None
         return st.st_ino, st.st_mtime_ns
 
+    def _new_owner(self) -> str:
+        """Make this hold's owner file (empty), returned as the link's target; the locked file itself where it cannot
+        be made (the directory refuses it: the link's own creation then says why)."""
+        owner = f"{OWNER_PREFIX}{_me()}~{_b36(next(_HOLDS))}"  # relative: the link resolves beside itself
+        try:
+            os.close(os.open(self._beside(owner), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                             0o644))
+        except OSError:
+            return self._lock_target_file
+        return owner
+
+    def _beside(self, name: str) -> str:
+        """The path of owner file `name`, which lies beside the lock link."""
+        return os.path.join(os.path.dirname(self._lock_file), name)
+
+    def _drop_owner(self, owner: str | None) -> None:
+        if lock_holder(owner) is not None:
+            try:
+                os.unlink(self._beside(owner))
+            except OSError:
+                pass
+
     def acquire(self) -> bool:
         from hpcflow.stop_signals import defer, deliver
 
-        pause, seen, since, said = 0.001, None, time.monotonic(), False
+        owner = self._new_owner()
+        try:
+            return self._acquire(owner, defer, deliver)
+        except BaseException:
+            if getattr(self._held, "owner", None) != owner:
+                self._drop_owner(owner)
+            raise
+
+    def _acquire(self, owner: str, defer, deliver) -> bool:
+        pause, seen, since, said, holder, target = 0.001, None, time.monotonic(), False, None, None
+        host, ns = _host_token(socket.gethostname()), None
         while True:
             deferred = defer()  # from before the link is made: a request cannot come between the two
             try:
-                os.symlink(self._lock_target_file, self._lock_file)
+                os.symlink(owner, self._lock_file)
             except OSError as err:
                 deliver(deferred)  # not held: a request meanwhile acts at once (a wait may be long)
                 if err.errno != errno.EEXIST:
                     raise
             else:
-                self._held.deferred = deferred
+                self._held.deferred, self._held.owner, self._last = deferred, owner, owner
                 return True
             now = self._seen()
             if now != seen:  # another holder (or the first look): its grace period starts now
                 seen, since = now, time.monotonic()
-            elif now is not None and time.monotonic() - since > self.grace and self._seen() == seen:
-                self.log(f"hpcflow: lock {self._lock_file} unchanged for {self.grace:.0f} s (its holder was killed "
-                         "while writing); taking it over")
-                try:
-                    self.release()
-                except RuntimeError:
-                    pass  # another waiter took it over first
+                target = _readlink(self._lock_file) if now is not None else None
+                holder = lock_holder(target)
+            waited = time.monotonic() - since
+            if holder is not None and holder[0] == host and holder[1] == (ns or (ns := _pid_namespace())):
+                if waited > min(LOCAL_LOOK, self.grace):
+                    gone = _holder_gone(holder[2], holder[3])
+                    if gone is not None and self._seen() == seen:
+                        self.log(f"hpcflow: lock {self._lock_file} was held by pid {holder[2]} of this host, which is "
+                                 f"gone ({gone}: killed while holding it); "
+                                 "taking it over")
+                        self._take_over(seen, target)
+                        pause, seen = 0.001, None
+                        continue
+                    if gone is None and not said:
+                        said = True
+                        state = "stopped: SIGSTOP, Ctrl-Z or a suspended job" if process_stopped(holder[2]) \
+                            else "running"
+                        self.log(f"hpcflow: waiting for lock {self._lock_file}: held by pid {holder[2]} of this "
+                                 f"host, which is alive ({state}); a live holder's lock is never taken over")
+            elif now is not None and waited > self.grace and self._seen() == seen:
+                self.log(f"hpcflow: lock {self._lock_file} unchanged for {self.grace:g} s, held by "
+                         f"{self._holder_shown(holder, host)}, which cannot be looked at from here: killed while "
+                         "holding it, or alive but paused that long (SIGSTOP, a suspended job, a stalled file "
+                         "system); taking it over")
+                self._take_over(seen, target)
                 pause, seen = 0.001, None
                 continue
-            if not said and time.monotonic() - since > 1.0:
+            elif not said and waited > 1.0:
                 said = True
-                self.log(f"hpcflow: waiting for lock {self._lock_file} (held by another worker, or left by a killed "
-                         f"one: taken over after {self.grace:.0f} s unchanged)")
+                self.log(f"hpcflow: waiting for lock {self._lock_file} (held by {self._holder_shown(holder, host)}: "
+                         f"taken over after {self.grace:g} s unchanged, its liveness cannot be looked at from here)")
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
 
-    def release(self) -> None:
-        """Remove the link as Optuna does (renamed first, so two releases cannot both remove it); RuntimeError when
-        it is not there. Then the stop requests held back since this thread took it are delivered."""
-        from hpcflow.stop_signals import deliver
+    @staticmethod
+    def _holder_shown(holder, host: str) -> str:
+        if holder is None:
+            return "a worker that recorded no identity (Optuna's own lock, an older hpcflow's)"
+        where = ("this host, in another PID namespace (a container)" if holder[0] == host else
+                 f"host {holder[0]}" if not holder[0].startswith("#") else "another host")
+        return f"pid {holder[2]} of {where}"
 
-        deferred, self._held.deferred = getattr(self._held, "deferred", None), None
+    def _take_over(self, seen, target: str | None) -> None:
+        """Remove the lock link last seen as `seen` (`_seen`) naming `target`, and its owner file; a link made since
+        by another worker (a waiter that took it over first) is put back."""
         renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
         try:
             os.rename(self._lock_file, renamed)
         except OSError:
-            raise RuntimeError(f"lock {self._lock_file} is not held") from None
-        else:
+            return  # removed meanwhile
+        try:
+            st = os.lstat(renamed)
+            same = (st.st_ino, st.st_mtime_ns) == seen and _readlink(renamed) == target
+        except OSError:
+            same = False
+        if not same:
+            self._put_back(renamed)
+            return
+        try:
+            os.unlink(renamed)
+        except OSError:
+            pass
+        self._drop_owner(target)
+
+    def _put_back(self, renamed: str) -> None:
+        """Give another holder's link, renamed to `renamed`, its name back (a hard link of the link, which fails
+        rather than replace one made meanwhile)."""
+        try:
+            os.link(renamed, self._lock_file, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links of a symbolic link
+            if not os.path.lexists(self._lock_file):
+                os.rename(renamed, self._lock_file)
+                return
+        try:
+            os.unlink(renamed)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        """Remove the link as Optuna does (renamed first, so two releases cannot both remove it), and this hold's owner
+        file; RuntimeError when none is held (by this thread, else the last taken by another). Where the link is gone
+        or is another holder's (taken over while this one was paused), it is left as it is (`_lost`). Then the stop
+        requests held back since this thread took it are delivered."""
+        from hpcflow.stop_signals import deliver
+
+        deferred, self._held.deferred = getattr(self._held, "deferred", None), None
+        owner, self._held.owner = getattr(self._held, "owner", None) or self._last, None
+        if owner == self._last:
+            self._last = None
+        try:
+            if owner is None:
+                raise RuntimeError(f"lock {self._lock_file} is not held")
+            found = _readlink(self._lock_file)
+            if found != owner:
+                self._lost(found)
+                return
+            renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
+            try:
+                os.rename(self._lock_file, renamed)
+            except OSError:
+                self._lost(None)
+                return
+            found = _readlink(renamed)
+            if found != owner:  # taken over between the look and the rename: its new holder's, put back
+                self._put_back(renamed)
+                self._lost(found)
+                return
             os.unlink(renamed)
         finally:
+            self._drop_owner(owner)
             if deferred is not None:
                 deliver(deferred)
+
+    def _lost(self, found: str | None) -> None:
+        """Say that this hold's lock was taken over (its link gone, or `found`, another holder's), and check the
+        locked file (`check`) under the lock: LockLost where it is damaged."""
+        holder = lock_holder(found)
+        who = "another worker" if holder is None else \
+            f"pid {holder[2]} of {'another host' if holder[0].startswith('#') else 'host ' + holder[0]}"
+        checked = "; the journal is checked" if self.check is not None else ""
+        self.log(f"hpcflow: lock {self._lock_file} was taken over by {who} while this process held it (paused past "
+                 f"the {self.grace:g} s takeover: SIGSTOP, a suspended job, a stalled file system); its new holder's "
+                 f"lock is left in place and this process goes on{checked}")
+        if self.check is None:
+            return
+        self.acquire()
+        try:
+            problem = self.check(self._lock_target_file)
+        finally:
+            self.release()
+        if problem:
+            raise LockLost(f"study journal {self._lock_target_file}: its lock was taken over while this worker wrote "
+                           f"to it, and it is damaged now: {problem}")
 
 
 def remove_dangling_lock(path: str, *, watch: float = 1.0, log=None) -> bool:
@@ -1005,6 +1266,13 @@ def process_start(pid: int) -> str | None:
         return None
 
 
+def process_stopped(pid: int) -> bool:
+    """Whether process `pid` of this host is stopped (state T or t in /proc/PID/stat: SIGSTOP, Ctrl-Z, a suspended
+    Slurm job, a debugger); False where /proc does not say."""
+    fields = _proc_fields(pid)
+    return bool(fields) and fields[0] in (b"T", b"t")
+
+
 #: user attribute of a RUNNING trial: time.time() of its worker's last sign of life (journal storage)
 HEARTBEAT = "heartbeat"
 
@@ -1040,17 +1308,24 @@ def last_sign_of_life(t) -> float | None:
     return None if t.datetime_start is None else t.datetime_start.timestamp()
 
 
+def _pid_ended(pid: int) -> bool:
+    """Whether no process of pid `pid` runs on this host (another user's process is one: its start tells)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
 def _process_gone(pid: int, started) -> str | None:
     """Why the worker of pid `pid` on this host, started at `started` (`process_start`; None for a trial written
     before it was recorded), is gone, or None while it may be alive: its pid is gone, or belongs to a process that
     started at another time (the pid was reused). A worker alive, even a stopped one (SIGSTOP, a suspended Slurm
     job) whose heartbeat is old, is never gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if _pid_ended(pid):
         return "worker gone (its process ended)"
-    except PermissionError:
-        pass  # another user's process: its start tells
     now = process_start(pid) if isinstance(started, str) else None
     if now is not None and now != started:
         return f"worker gone (its process ended; pid {pid} is another process's now)"

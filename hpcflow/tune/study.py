@@ -37,7 +37,7 @@ from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, StorageError,
+from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, LockLost, StorageError,
                                   check_journal_place, close_storage, continue_after_training, dir_refusal,
                                   existing_storage, file_lock, heartbeat, is_journal, make_writable, mark_worker,
                                   masked, open_storage, recorded_storage, recover_stale, refused_reason,
@@ -1084,7 +1084,7 @@ class Worker:
         except KeyboardInterrupt:
             self.interrupted()
             raise
-        except (RunStop, TrialDirTaken):
+        except (RunStop, TrialDirTaken, LockLost):  # (LockLost: the journal damaged by a write under a lost lock)
             raise
         except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
             refused = refused_write(exc)  # but a write the file system refused would fail every later trial too

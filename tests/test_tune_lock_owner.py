@@ -1,0 +1,158 @@
+"""The journal's lock records its holder (host, PID namespace, pid, process start): a waiter of the same host never
+takes over a live holder's lock, a stopped one's included, and takes a gone one's at once; a holder of another host
+is taken over after the grace period, said honestly; a holder whose lock was taken over leaves the new holder's lock
+in place, says so in one line and goes on, unless its journal is damaged (LockLost)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hpcflow.tune import storage
+from hpcflow.tune.storage import file_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD = ("import os, signal, sys\nfrom hpcflow.tune.storage import file_lock\n"
+        "lock = file_lock(sys.argv[1])\nlock.acquire()\nos.kill(os.getpid(), getattr(signal, sys.argv[2]))\n"
+        "lock.release()\nprint('released')\n")
+
+
+def _holder(journal: Path, sig: str) -> subprocess.Popen:
+    """A process that takes `journal`'s lock and sends itself `sig` while holding it (SIGSTOP: it releases the lock
+    once continued)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(journal), sig], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    if sig == "SIGSTOP":
+        _, status = os.waitpid(p.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+    else:
+        p.wait(timeout=60)
+    assert os.path.islink(str(journal) + ".lock")
+    return p
+
+
+def _waiter(lock):
+    done = threading.Event()
+    t = threading.Thread(target=lambda: lock.acquire() and done.set(), daemon=True)
+    t.start()
+    return t, done
+
+
+def test_a_stopped_holder_of_this_host_keeps_its_lock_and_releases_it_when_continued(tmp_path):
+    """A holder paused (SIGSTOP, a suspended job) past the grace period is alive: the waiter waits, says once on
+    which pid, and gets the lock when the holder, continued, releases it without an error."""
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    holder = _holder(journal, "SIGSTOP")
+    try:
+        said: list[str] = []
+        lock = file_lock(str(journal), grace=0.3, log=said.append)
+        t, done = _waiter(lock)
+        time.sleep(2.5)  # eight grace periods
+        assert not done.is_set(), said
+        assert said == [f"hpcflow: waiting for lock {journal}.lock: held by pid {holder.pid} of this host, which is "
+                        "alive (stopped: SIGSTOP, Ctrl-Z or a suspended job); a live holder's lock is never taken "
+                        "over"], said
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+    out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0 and out == "released\n" and err == "", err
+    t.join(timeout=30)
+    assert done.is_set() and len(said) == 1, said
+    lock.release()
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]  # no link, no owner file left
+
+
+def test_a_lock_whose_holder_of_this_host_is_gone_is_taken_over_without_the_grace_period(tmp_path):
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    holder = _holder(journal, "SIGKILL")
+    assert holder.returncode == -signal.SIGKILL
+    said: list[str] = []
+    lock = file_lock(str(journal), grace=600, log=said.append)
+    t, done = _waiter(lock)
+    t.join(timeout=20)
+    assert done.is_set(), said
+    assert said == [f"hpcflow: lock {journal}.lock was held by pid {holder.pid} of this host, which is gone (its "
+                    "process ended: killed while holding it); taking it over"], said
+    lock.release()
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]  # the gone holder's owner file removed too
+
+
+def _hold_as(monkeypatch, lock, host: str) -> None:
+    """`lock` acquired as a process of host `host` would record it."""
+    real = socket.gethostname
+    monkeypatch.setattr(storage, "_ME", [], raising=False)
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    try:
+        assert lock.acquire()
+    finally:
+        monkeypatch.setattr(socket, "gethostname", real)
+        monkeypatch.setattr(storage, "_ME", [], raising=False)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_holder_of_another_host_loses_its_lock_after_the_grace_period_and_keeps_the_new_holders(
+        tmp_path, monkeypatch, damaged):
+    """Another host's holder cannot be looked at: taken over after the grace period, the line saying it may be alive
+    but paused. That holder's release, once it resumes, leaves the new holder's lock in place, says so in one line and
+    goes on; where the journal is damaged meanwhile (appends from two hosts to an NFS file), LockLost names it."""
+    from hpcflow.tune.storage import LockLost, journal_problem
+
+    journal = tmp_path / "study.journal"
+    journal.write_text('{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n')
+    lost: list[str] = []
+    first = file_lock(str(journal), log=lost.append, check=journal_problem)
+    _hold_as(monkeypatch, first, "node-b")
+    said: list[str] = []
+    second = file_lock(str(journal), grace=0.5, log=said.append)
+    t, done = _waiter(second)
+    t.join(timeout=30)
+    assert done.is_set(), said
+    assert len(said) == 1 and said[0] == (
+        f"hpcflow: lock {journal}.lock unchanged for 0.5 s, held by pid {os.getpid()} of host node-b, which cannot be "
+        "looked at from here: killed while holding it, or alive but paused that long (SIGSTOP, a suspended job, a "
+        "stalled file system); taking it over"), said
+    taken = os.readlink(str(journal) + ".lock")
+    assert "~node-b~" not in taken and (tmp_path / taken).is_file()
+    if damaged:
+        with open(journal, "ab") as fh:
+            fh.write(b'{"op_code": 0, "wor')  # another host's append cut into
+    threading.Thread(target=lambda: (time.sleep(1.0), second.release()), daemon=True).start()
+    if damaged:
+        with pytest.raises(LockLost) as caught:
+            first.release()
+        assert "\n" not in str(caught.value) and "line 2 is incomplete" in str(caught.value)
+    else:
+        first.release()  # waits for the new holder's release to check the journal under the lock
+    assert len(lost) == 1 and lost[0].startswith(f"hpcflow: lock {journal}.lock was taken over by pid {os.getpid()} "
+                                                 f"of host {socket.gethostname()} while this process held it"), lost
+    assert "its new holder's lock is left in place" in lost[0]
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+
+
+def test_a_release_after_a_takeover_does_not_remove_the_new_holders_lock(tmp_path, monkeypatch):
+    """Without a check (best.toml's lock): the holder's release leaves the new holder's link as it is, at once."""
+    target = tmp_path / "best.toml"
+    target.write_text("")
+    lost: list[str] = []
+    first = file_lock(str(target), log=lost.append)
+    _hold_as(monkeypatch, first, "node-b")
+    second = file_lock(str(target), grace=0.3, log=lambda line: None)
+    t, done = _waiter(second)
+    t.join(timeout=30)
+    assert done.is_set()
+    taken = os.readlink(str(target) + ".lock")
+    first.release()
+    assert os.readlink(str(target) + ".lock") == taken and len(lost) == 1
+    second.release()
+    assert sorted(os.listdir(tmp_path)) == ["best.toml"]
