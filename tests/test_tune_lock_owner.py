@@ -1,7 +1,7 @@
-"""The journal's lock records its holder (host, PID namespace, pid, process start): a waiter of the same host never
-takes over a live holder's lock, a stopped one's included, and takes a gone one's at once; a holder of another host
-is taken over after the grace period, said honestly; a holder whose lock was taken over leaves the new holder's lock
-in place, says so in one line and goes on, unless its journal is damaged (LockLost)."""
+"""The journal's lock records its holder (host, boot and PID namespace, pid, process start): a waiter of the same
+host never takes over a live holder's lock, a stopped one's included, and takes a gone one's at once; a holder of
+another host is taken over after the grace period, said honestly; a holder whose lock was taken over leaves the new
+holder's lock in place, says so in one line and goes on, unless its journal is damaged (LockLost)."""
 
 from __future__ import annotations
 

@@ -403,7 +403,7 @@ class LockLost(StorageError):
 
 #: the counter that makes each hold's owner file name (`FileLock`) unique in its process
 _HOLDS = itertools.count()
-#: (pid, "HOST~PIDNS~PID~TICKS") of this process, as an owner file's name holds it (`_me`)
+#: (pid, "HOST~SPACE~PID~TICKS") of this process, as an owner file's name holds it (`_me`)
 _ME: list = []
 #: how an owner file's name begins (`FileLock`): a hidden file beside the lock link
 OWNER_PREFIX = ".lock~"
@@ -440,12 +440,22 @@ def _start_ticks(pid) -> str:
         return "-"
 
 
-def _pid_namespace(pid="self") -> str:
-    """The PID namespace of process `pid` (the inode of /proc/PID/ns/pid) in base 36, "-" where it cannot be read."""
+def _pid_space() -> str:
+    """Where this process's pids are looked up: a hash (base 36) of the kernel's boot id and this process's PID
+    namespace (the inode of /proc/self/ns/pid, the same on every machine's host namespace), so that a machine of the
+    same host name, a reboot or a container is another space; "-" where neither can be read."""
+    import zlib
+
     try:
-        return _b36(os.stat(f"/proc/{pid}/ns/pid").st_ino)
+        ns = str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:
-        return "-"
+        ns = ""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+    except OSError:
+        boot = ""
+    return _b36(zlib.crc32(f"{boot}:{ns}".encode("ascii", "replace"))) if boot or ns else "-"
 
 
 def _host_token(host: str) -> str:
@@ -458,18 +468,19 @@ def _host_token(host: str) -> str:
 
 
 def _me() -> str:
-    """This process as an owner file's name holds it: host (`_host_token`), PID namespace, pid and start ticks (made
+    """This process as an owner file's name holds it: host (`_host_token`), pid space (`_pid_space`), pid and start
+    ticks (made
     once; again in a forked child). Short, so that the link naming the owner file is a fast symlink (its target held
     in its inode: ext4 frees a longer one's block at every release, milliseconds)."""
     pid = os.getpid()
     if not _ME or _ME[0] != pid:
-        _ME[:] = [pid, "~".join((_host_token(socket.gethostname()), _pid_namespace(), _b36(pid), _start_ticks(pid)))]
+        _ME[:] = [pid, "~".join((_host_token(socket.gethostname()), _pid_space(), _b36(pid), _start_ticks(pid)))]
     return _ME[1]
 
 
 def lock_holder(target: str | None) -> tuple[str, str, int, str] | None:
-    """(host token, PID namespace, pid, start ticks) of the process that made a lock link whose target is `target`
-    (its owner file OWNER_PREFIX HOST~PIDNS~PID~TICKS~N, `FileLock`); None for another target (the locked file itself:
+    """(host token, pid space, pid, start ticks) of the process that made a lock link whose target is `target`
+    (its owner file OWNER_PREFIX HOST~SPACE~PID~TICKS~N, `FileLock`); None for another target (the locked file itself:
     Optuna's own lock, an older hpcflow's)."""
     if not target or not target.startswith(OWNER_PREFIX) or os.sep in target:
         return None
@@ -482,7 +493,7 @@ def lock_holder(target: str | None) -> tuple[str, str, int, str] | None:
 
 
 def _holder_gone(pid: int, ticks: str) -> str | None:
-    """Why lock holder `pid` of this host (PID namespace), started at `ticks` (`_start_ticks`), is gone, or None while
+    """Why lock holder `pid` of this host (pid space), started at `ticks` (`_start_ticks`), is gone, or None while
     it is alive (stopped, too): its pid ended, or is another process's now."""
     if _pid_ended(pid):
         return "its process ended"
@@ -502,13 +513,13 @@ def _readlink(path: str) -> str | None:
 class FileLock:
     """Optuna's JournalFileSymlinkLock of file `filepath` (the same link, `filepath`.lock, made and released the same
     way, so Optuna's own writers and hpcflow's exclude each other) that records its holder and never takes a live
-    holder's lock. The link names an empty owner file made for the hold beside it, `OWNER_PREFIX`HOST~PIDNS~PID~TICKS~N
-    (`_me`: the holder's host, PID namespace, pid, start and a count), removed with the link; so the link resolves,
-    as Optuna's wait needs. A waiter takes a held lock over:
+    holder's lock. The link names an empty owner file made for the hold beside it, `OWNER_PREFIX`HOST~SPACE~PID~TICKS~N
+    (`_me`: the holder's host, pid space: boot and PID namespace, pid, start and a count), removed with the link; so
+    the link resolves, as Optuna's wait needs. A waiter takes a held lock over:
 
-    - held by a process of this host (and PID namespace): only once that process is gone (`_process_gone`: its pid
-      ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one (SIGSTOP,
-      Ctrl-Z, a suspended job) included, is waited for however long, said once;
+    - held by a process of this host (same boot and PID namespace): only once that process is gone (`_holder_gone`:
+      its pid ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one
+      (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once;
     - held by a process of another host (or namespace), or by a holder that recorded none (Optuna's own lock, an
       older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time, `os.lstat`: also a
       link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace` seconds, as
@@ -593,7 +604,7 @@ class FileLock:
                 target = _readlink(self._lock_file) if now is not None else None
                 holder = lock_holder(target)
             waited = time.monotonic() - since
-            if holder is not None and holder[0] == host and holder[1] == (ns or (ns := _pid_namespace())):
+            if holder is not None and holder[0] == host and holder[1] == (ns or (ns := _pid_space())):
                 if waited > min(LOCAL_LOOK, self.grace):
                     gone = _holder_gone(holder[2], holder[3])
                     if gone is not None and self._seen() == seen:
@@ -628,7 +639,8 @@ class FileLock:
     def _holder_shown(holder, host: str) -> str:
         if holder is None:
             return "a worker that recorded no identity (Optuna's own lock, an older hpcflow's)"
-        where = ("this host, in another PID namespace (a container)" if holder[0] == host else
+        where = ("this host name, in another boot or PID namespace (a container, another machine of that name)"
+                 if holder[0] == host else
                  f"host {holder[0]}" if not holder[0].startswith("#") else "another host")
         return f"pid {holder[2]} of {where}"
 
