@@ -622,7 +622,8 @@ def _mpi_world():
 def interrupted(prog: str, exc: BaseException | None = None) -> int:
     """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt `exc`: Ctrl-C where
     no checkpoint is written, or a second one; `Stopped`: a SIGTERM/SIGUSR1 there); returns EXIT_INTERRUPTED (a
-    Stopped's 128 + signal). Under MPI it ends every rank at once (Abort with that status): the others may wait in a
+    Stopped's 128 + signal). Under MPI it ends every rank at once: where all stopped together inside
+    `abort_on_error`, each leaves with that status (`stop_together`), else by Abort with it: the others may wait in a
     collective for this one, which would never come."""
     from hpcflow.errors import EXIT_INTERRUPTED
 
@@ -642,9 +643,10 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
     print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
     if world is not None:
-        wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
-        from hpcflow.parallel.comm import release_shared_memory
+        from hpcflow.parallel.comm import release_shared_memory, stop_together
 
+        stop_together(status)  # every rank stopped at once: each leaves with the status, the launcher cleans up
+        wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
         release_shared_memory()  # MPICH's /dev/shm segment, which only Finalize removes
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here

@@ -448,6 +448,7 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
     """
     c = resolve(comm)
     with duplicate(c) as agree:
+        _AGREE.append(agree)
         try:
             yield c
         except BaseException as exc:
@@ -467,6 +468,28 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
                       flush=True)
             abort_together(c, agree, status, wait=wait)
             raise
+        finally:
+            _AGREE.pop()
+
+
+#: the communicators of the `abort_on_error` blocks under way, innermost last (None on one rank): on them the
+#: ranks that stop together agree to leave without an Abort (`stop_together`)
+_AGREE = []
+
+
+def stop_together(status: int, *, wait: float = ABORT_WAIT) -> None:
+    """Where every rank stops at once (a SIGTERM or Ctrl-C the launcher passed to each, `stop_signals.interrupted`),
+    inside `abort_on_error`: when all arrive within `wait` seconds at a barrier on its private duplicate, each
+    leaves its process with rank 0's status through `leave` (MPI finalized: the launcher cleans up after the job,
+    which an Abort keeps MPICH's Hydra from doing, its /tmp/hydra_hwloc_xmlfile_* left for good). Returns where
+    there is no such block or a rank did not come (it waits in a collective): the caller aborts."""
+    agree = _AGREE[-1] if _AGREE else None
+    if agree is None or not arrive_within(agree, wait):
+        return
+    status = agree.bcast(status, root=0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    leave(status)
 
 
 def abort_together(comm, agree, status: int, *, wait: float = ABORT_WAIT) -> None:
