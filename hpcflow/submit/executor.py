@@ -152,12 +152,14 @@ def ended_file(job) -> str:
 
 def batch_shell_teardown(folder: str) -> list:
     """The lines submitit's sbatch script runs after its srun: touch `ended_file` (the job's submitit id, that of an
-    array task ARRAY_INDEX), then exit with srun's status, which stays the job's. `wait` asks Slurm at once when it
-    appears: a job that ended without a result (a rank killed, out of memory) was seen only at the watcher's next
-    ask, which backs off to minutes (up to 100 s late here)."""
+    array task ARRAY_INDEX); where srun's status is not 0, remove what ranks killed inside MPI left in this node's
+    /dev/shm (`hpcflow.submit.shm.remove_ended`); then exit with srun's status, which stays the job's. `wait` asks
+    Slurm at once when it appears: a job that ended without a result (a rank killed, out of memory) was seen only at
+    the watcher's next ask, which backs off to minutes (up to 100 s late here)."""
     # (an array task: ARRAYJOB_INDEX; a plain job: its SLURM_JOB_ID, SLURM_ARRAY_JOB_ID unset)
     job = "${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}${SLURM_ARRAY_JOB_ID:+_$SLURM_ARRAY_TASK_ID}"
     return ["hpcflow_status=$?", f'touch -- {shlex.quote(os.fspath(folder))}/"{job}{ENDED_SUFFIX}" 2>/dev/null',
+            f'[ "$hpcflow_status" = 0 ] || {shlex.quote(sys.executable)} -m hpcflow.submit.shm',
             "exit $hpcflow_status"]
 
 

@@ -160,3 +160,42 @@ def remove_stale(prefix: str, environ=None, *, shm: str | None = None, proc: str
         print(f"{prefix} removed {path}, MPICH's shared memory that an earlier start of this job step ({step}) left "
               "as its ranks were killed: MPI_Init would have failed on it", file=sys.stderr, flush=True)
     return removed
+
+
+#: the step ids whose segments `remove_ended` removes: the job's srun steps (submitit's job runs one, step 0)
+ENDED_STEPS = range(8)
+
+
+def job_hashes(job: str, steps=ENDED_STEPS) -> set[str]:
+    """The hex world ids of Slurm job `job`'s steps `steps` under pmi2 (PMI_JOBID JOB.STEP) and PMIx (namespace
+    slurm.pmix.JOB.STEP)."""
+    return {f"{fnv1a(name):x}" for step in steps for name in (f"{job}.{step}", f"slurm.pmix.{job}.{step}")}
+
+
+def remove_ended(prefix: str, environ=None, *, shm: str | None = None, proc: str = "/proc") -> list[str]:
+    """After this Slurm job's step has ended with a status other than 0 (the batch shell once its srun returned, as
+    `hpcflow.submit.executor.batch_shell_teardown` runs it; a task of the templates' step once its command ended,
+    `hpcflow.submit.step.task`): remove the segments of this process's step (`step_hashes`), else of this job's steps
+    (SLURM_JOB_ID, `job_hashes`), on this node that no live process uses, each said in one line beginning with
+    `prefix`. A rank killed by a signal (kill -9, out of memory) left its segment, which only a requeue of the same
+    job id removed (`remove_stale`): `hpcflow submit ... --resume` runs as a new job, and the segment stayed on the
+    node for good. The paths removed; nothing outside a Slurm job."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID", "").strip()
+    hashes = step_hashes(env) or (job_hashes(job) if job else set())
+    if not hashes:
+        return []
+    removed = []
+    for path in stale(hashes, before=time.time(), uid=os.geteuid(), shm=shm, proc=proc):
+        try:
+            os.unlink(path)
+        except OSError:  # (removed meanwhile, or not ours to remove)
+            continue
+        removed.append(path)
+        print(f"{prefix} removed {path}, MPICH's shared memory that a rank of this job ({job or '?'}) killed inside "
+              "MPI left", file=sys.stderr, flush=True)
+    return removed
+
+
+if __name__ == "__main__":  # `python -m hpcflow.submit.shm`: `remove_ended`, for the batch shell after its srun
+    remove_ended("hpcflow submit:")

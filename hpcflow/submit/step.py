@@ -159,6 +159,10 @@ def task(argv: list) -> int:
     for signum in pending:
         child.send_signal(signum)
     status = child.wait()
+    if status != 0:  # a rank killed inside MPI (kill -9, out of memory) left its segment: a new job never removes it
+        from hpcflow.submit.shm import remove_ended
+
+        remove_ended("hpcflow.submit.step:")
     return 128 - status if status < 0 else status
 
 
