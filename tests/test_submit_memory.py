@@ -159,3 +159,30 @@ def test_raise_mem_is_advised_only_below_the_nodes_memory(tmp_path, monkeypatch,
     if mem == node:
         assert main([*args[:-1], f"{node + 1}M"]) == 2
         assert "could never start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cpus, cpus_per_task, advised", [(2, 1, 2), (64, 1, 30), (2, 4, 0)])
+def test_the_ranks_per_node_advised_fit_the_nodes_cpus(tmp_path, monkeypatch, capsys, cpus, cpus_per_task, advised):
+    """A network job refused against the node's memory at --ntasks-per-node 64 is advised the ranks per node that
+    fit its memory (30) and the partition's CPUs at its --cpus-per-task, so that following the advice passes (it
+    advised 30 on a node of 2 CPUs, which the CPU check then refused); where not even one rank fits the CPUs, both
+    refusals are said in one line."""
+    from hpcflow.resources import estimate_nn
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    job = os.path.join(root, "jobs", "nn_smoke.toml")
+    _, cfg = registry.load(job, memory_check=False)
+    node = int(30.5 * estimate_nn(cfg).bytes / 2**20)  # MiB: 30 ranks' estimates fit, 31 do not
+    _stand_in_slurm(tmp_path / "bin", monkeypatch, f"debug*|{cpus}|1|(null)|infinite|1-infinite|UNLIMITED|{node}")
+    monkeypatch.delenv(ENV_IGNORE, raising=False)
+    args = ["submit", job, "--out", str(tmp_path / "out"), "--executor", "slurm", "--check",
+            "--cpus-per-task", str(cpus_per_task)]
+    assert main([*args, "--ntasks-per-node", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    if advised:
+        assert f"(--ntasks-per-node {advised}:" in err, err
+        assert main([*args, "--ntasks-per-node", str(advised)]) == 0, capsys.readouterr().err
+        return
+    assert "--ntasks-per-node 30" not in err and "estimated peak memory" in err, err
+    assert f"--cpus-per-task {cpus_per_task} needs {cpus_per_task} CPUs per node" in err, err

@@ -82,6 +82,20 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
     return None, f"the submit host's memory: {reason}"
 
 
+def _fits_cpus(res, parts: dict | None) -> tuple[int, str] | None:
+    """(the most ranks per node, up to --ntasks-per-node, that `res`'s partition takes by its CPUs (and GPUs), the
+    CPU check's refusal of one rank per node where that is 0) for the memory refusal's advice; None where sinfo did
+    not answer."""
+    from dataclasses import replace
+
+    from hpcflow.submit import capacity
+
+    if not parts:
+        return None
+    most = capacity.most_tasks_per_node(res, parts, res.ntasks_per_node)
+    return most, (capacity.misfit(replace(res, ntasks_per_node=1), parts) or "") if most < 1 else ""
+
+
 #: sbatch --signal's largest sig_time (Slurm keeps it in 16 bits; sbatch refuses more)
 SIGNAL_DELAY_MAX = 65535
 
@@ -557,7 +571,8 @@ def _submit(args) -> int:
         _refuse_queued_out(args.out, marked=args.command in queued.MARKED)
         asked = capacity.ask()
         node_limit, host_note = _memory_limit(args, res, asked)
-        check_memory(args.command, args.job, node_limit=node_limit, host_note=host_note, **job_checks)
+        check_memory(args.command, args.job, node_limit=node_limit, host_note=host_note,
+                     fits_cpus=_fits_cpus(res, asked[0]), **job_checks)
         fits, unchecked = executor.require_fit(res, asked)
         parts = asked[0]
     counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(

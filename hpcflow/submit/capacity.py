@@ -221,10 +221,23 @@ def most_cpus_per_task(res, parts: dict, at_most: int) -> int:
     """The largest --cpus-per-task, up to `at_most`, with which `res` (executor.Resources) can start in its
     partition(s) of `parts` (`misfit` None); 0 where not even 1 can. More CPUs per task never fit where fewer do not:
     found by bisection."""
+    return _most(res, parts, "cpus_per_task", at_most)
+
+
+def most_tasks_per_node(res, parts: dict, at_most: int) -> int:
+    """The largest --ntasks-per-node, up to `at_most`, with which `res` (executor.Resources, its --cpus-per-task and
+    --gpus-per-node) can start in its partition(s) of `parts` (`misfit` None); 0 where not even 1 can. More tasks
+    per node never fit where fewer do not: found by bisection."""
+    return _most(res, parts, "ntasks_per_node", at_most)
+
+
+def _most(res, parts: dict, field: str, at_most: int) -> int:
+    """The largest value up to `at_most` of `res`'s `field` that fits (`misfit` None), 0 where 1 does not; by
+    bisection, a larger value never fitting where a smaller does not."""
     low, high = 0, at_most
     while low < high:
         mid = (low + high + 1) // 2
-        if misfit(replace(res, cpus_per_task=mid), parts) is None:
+        if misfit(replace(res, **{field: mid}), parts) is None:
             low = mid
         else:
             high = mid - 1

@@ -122,11 +122,12 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
 def check_memory(command: str, job: str, *, overrides=(), nodes: int = 1, per_node: int = 1,
                  memory_check: bool = True, node_limit: tuple[float, str, str] | None = None,
-                 host_note: str = "") -> None:
+                 host_note: str = "", fits_cpus: tuple[int, str] | None = None) -> None:
     """The memory check that `check_job(..., memory=False)` left out, on a job it validated: the job's estimate of
     peak memory per rank on `nodes` x `per_node` ranks against `node_limit` where given, else this host's
     (`_check_memory`); a tune's was checked with its job (against this host's memory, as its trials are). The job
-    runs on another node: its GPU is not looked for here."""
+    runs on another node: its GPU is not looked for here. `fits_cpus`: (the most ranks per node the partition's CPUs
+    take, why none does where 0), which bounds the ranks per node its refusal advises."""
     if command == "tune" or not memory_check:
         return
     from hpcflow.backend import gpu_checked_elsewhere
@@ -135,11 +136,11 @@ def check_memory(command: str, job: str, *, overrides=(), nodes: int = 1, per_no
     with gpu_checked_elsewhere():
         _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
     _check_memory(cfg, cfg["job"]["kind"], job, nodes * per_node, per_node, memory_check, node_limit, host_note,
-                  overrides=overrides)
+                  overrides=overrides, fits_cpus=fits_cpus)
 
 
 def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note, runs_here=False,
-                  overrides=()) -> None:
+                  overrides=(), fits_cpus=None) -> None:
     """The estimate of peak memory per rank against `node_limit` (bytes, what, a further fix) where given, else
     against this host's (`check_resources`), `host_note` then added to its refusal; for a job that `runs_here` (the
     local executor: one task on this host) with the fixes that apply to it (`_local_advice`), not more nodes. A
@@ -163,7 +164,7 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
         big = est.largest()
         sizes = part_keys(cfg, kind, big)
         fix = _local_advice(sizes) if runs_here else _node_advice(kind, sizes, per_node, est.bytes,
-                                                                  limit * per_node) + more
+                                                                  limit * per_node, fits_cpus) + more
         if memory_check and not ignore_requested() and est.bytes > limit:
             raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                               f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
@@ -177,13 +178,16 @@ def _local_advice(sizes: str) -> str:
     return f"reduce {sizes}, or queue it to a node with more memory (--executor slurm)"
 
 
-def _node_advice(kind: str, sizes: str, per_node: int, need: float, node: float) -> str:
+def _node_advice(kind: str, sizes: str, per_node: int, need: float, node: float,
+                 fits_cpus: tuple[int, str] | None = None) -> str:
     """How a job of `kind` refused against a Slurm node's memory (`node` bytes for the job's `per_node` ranks, each
     `need`) fits, `sizes` the keys of its largest part (`resources.part_keys`): a flow fewer ranks per node or more
     nodes (its estimate per rank shrinks with more ranks), or smaller sizes; a kind whose every rank runs the whole
     job (`resources.WHOLE_ON_EVERY_RANK`) smaller sizes only. A network job is data parallel, its
     estimate per rank the same on any ranks: the ranks per node that fit where at least one does, else only smaller
-    sizes (the caller adds more memory per node: --mem, another partition)."""
+    sizes (the caller adds more memory per node: --mem, another partition). `fits_cpus` (the most ranks per node
+    the partition's CPUs take, why none does where 0; None: not known) bounds the ranks advised: more were refused
+    next by the CPU check; where none fits its CPUs, its refusal is said too."""
     from hpcflow.resources import WHOLE_ON_EVERY_RANK, fmt_bytes
 
     if kind in WHOLE_ON_EVERY_RANK:
@@ -194,11 +198,14 @@ def _node_advice(kind: str, sizes: str, per_node: int, need: float, node: float)
         return f"use more nodes (--nodes) or reduce {sizes}"
     same = "more ranks or nodes do not lower a network job's estimate per rank"
     fit = int(node // need) if need > 0 else per_node
-    if per_node > 1 and fit >= 1:
+    cpus, why = fits_cpus if fits_cpus is not None else (fit, "")
+    if per_node > 1 and min(fit, cpus) >= 1:
+        fit = min(fit, cpus)
         return (f"use {fit} rank{'s' * (fit > 1)} per node (--ntasks-per-node {fit}: the ranks of a node share its "
                 f"memory, and {same}) or reduce {sizes}")
-    alone = f", and one rank alone does not fit in the node's {fmt_bytes(node)}" if per_node > 1 else ""
-    return f"reduce {sizes} ({same}{alone})"
+    alone = f", and one rank alone does not fit in the node's {fmt_bytes(node)}" if per_node > 1 and not fit else ""
+    cpu_too = f"; and {why}" if cpus < 1 and why else ""
+    return f"reduce {sizes} ({same}{alone}){cpu_too}"
 
 
 def counted_trials(job: str, out: str, *, storage: str | None = None, study: str | None = None) -> int:
