@@ -14,7 +14,9 @@ MANIFOLDS = ("fermat", "dwork")
 #: the options every rank must be given alike (each rank's --threads is its own): ranks of an MPMD launch with
 #: different ones sampled into a traceback (`n_points differs between ranks`), or, with another --out, only failed
 #: in the write after all the sampling
-AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "out", "force")
+AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "max_batches", "out", "force")
+#: --max-batches's default: the sampler's (`Hypersurface.sample`)
+MAX_BATCHES = 100_000
 
 
 def check_arguments(args, *, memory: bool = True) -> dict:
@@ -27,8 +29,10 @@ def check_arguments(args, *, memory: bool = True) -> dict:
     check_environment()
     fields = {"manifold": MANIFOLD_FIELDS["manifold"], "dim": MANIFOLD_FIELDS["dim"],
               "n": Field(int, lo=1, help="number of points"),
-              "threads": Field(int, None, lo=1, hi=MAX_THREADS, help="sampling threads")}
-    cfg = {k: validate_field(f"--{k}", getattr(args, k), f) for k, f in fields.items() if getattr(args, k) is not None}
+              "threads": Field(int, None, lo=1, hi=MAX_THREADS, help="sampling threads"),
+              "max_batches": Field(int, MAX_BATCHES, lo=1, help="the most batches sampled")}
+    cfg = {k: validate_field(f"--{k.replace('_', '-')}", getattr(args, k, f.default), f) for k, f in fields.items()
+           if getattr(args, k, f.default) is not None}
     check_seed(args.seed)
     psi = complex(args.psi)
     for part in (psi.real, psi.imag):  # finite; a |psi| too large for float64 roots is refused by the sampler's
@@ -177,7 +181,8 @@ def run(args) -> int:
         # (`check_memory`), so it is not made again: under an address-space limit what this process maps grows by a
         # few MiB meanwhile, and a second measure would refuse the --n the first had stated)
         with skipped_memory_check():
-            ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root")
+            ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root",
+                          max_batches=args.max_batches)
         dt = time.perf_counter() - t0
         try:
             ps.save(args.out, force=args.force)
@@ -290,6 +295,9 @@ def register(sub) -> None:
                    "as @sampled_chart")
     p.add_argument("--threads", type=_integer("4"), default=None,
                    help="sampling threads (default: $HPCFLOW_THREADS, else the CPUs this rank owns, as in hpcflow run)")
+    p.add_argument("--max-batches", type=_integer("1000"), default=MAX_BATCHES,
+                   help="the most batches of lines sampled, an integer >= 1: past them (or once a --chart's rate "
+                   "shows they cannot give --n points) the command stops with exit 2 (default %(default)s)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bar, nor its plain lines in a log (as "

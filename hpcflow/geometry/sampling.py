@@ -67,6 +67,8 @@ CHART_NOTE_FACTOR = 10
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
 #: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
+#: how `hpcflow sample` sets max_batches, said beside its name where the sampler's lines advise another
+CLI_MAX_BATCHES = " (hpcflow sample: --max-batches)"
 AGREED = ("n_points", "seed", "chart", "max_batches", "layout", "jacobian")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
@@ -340,7 +342,8 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                 where = f" in chart {chart}" if chart is not None else ""
                 raise_together(ConfigError(
                     f"could not find {n_points} points{where} in {max_batches} batches (found {have}); raise "
-                    "max_batches" + (" or choose a chart that more points have" if where else "")), comm=comm)
+                    f"max_batches{CLI_MAX_BATCHES}" + (" or choose a chart that more points have" if where else "")),
+                    comm=comm)
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
             # blocks k0 .. k0 + n_wave - 1, all ranks together; never past max_batches (the refusal above says so)
             n_wave = max(1, min(need, R * 4 * width, max_batches - k0))
@@ -407,7 +410,8 @@ def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batc
     return (f"chart {chart} holds too few points: {have} of the {seen} points where the lines of {done} batches meet "
             f"X lie in it, a rate of at most {rate:.2g} (at confidence 1 - {risk:.2g}), so all max_batches="
             f"{max_batches} batches would give about {rate * total:.3g} at most, not the {n_points} asked for; "
-            "sample a chart that more points have, or every chart (chart=None), or fewer points, or raise max_batches")
+            f"sample a chart that more points have, or every chart (chart=None), or fewer points, or raise "
+            f"max_batches{CLI_MAX_BATCHES}")
 
 
 def chart_slow_note(surface, chart, n_points: int, have: int, done: int, max_batches: int,
@@ -438,7 +442,7 @@ def chart_slow_note(surface, chart, n_points: int, have: int, done: int, max_bat
     return (f"chart {chart}: only {have} of the {done * per} points where the lines of {done} "
             f"batch{'es' if done > 1 else ''} meet X lie in it, too few at that rate for the {n_points} asked for "
             f"within max_batches={max_batches} batches; {until}; sample a chart that more points have, or every chart "
-            "(chart=None), or lower max_batches to stop sooner")
+            f"(chart=None), or lower max_batches{CLI_MAX_BATCHES} to stop sooner")
 
 
 def max_off_x(total: int) -> float:
