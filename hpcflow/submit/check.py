@@ -215,13 +215,16 @@ def counted_trials(job: str, out: str, *, storage: str | None = None, study: str
     import optuna
 
     from hpcflow.tune import budget
-    from hpcflow.tune.storage import existing_storage
+    from hpcflow.tune.storage import close_storage, existing_storage
 
     store = existing_storage(storage, out)
     name = study or os.path.splitext(os.path.basename(job))[0]
-    if store is None or name not in optuna.study.get_all_study_names(store):
-        return 0
-    return len(budget.counted(optuna.load_study(study_name=name, storage=store).get_trials(deepcopy=False)))
+    try:  # (closed after: its SQLite database was held open by the submitting process until it ended)
+        if store is None or name not in optuna.study.get_all_study_names(store):
+            return 0
+        return len(budget.counted(optuna.load_study(study_name=name, storage=store).get_trials(deepcopy=False)))
+    finally:
+        close_storage(store)
 
 
 def _check_resume(queued: str, job: str, out: str, overrides) -> None:
