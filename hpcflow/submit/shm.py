@@ -24,6 +24,10 @@ jobs, `hpcflow.submit.step --task` for the sbatch templates' steps), the segment
 
 Each removal is said in one line. Nothing is done outside a PMI launch (no PMI_JOBID, no PMIX_NAMESPACE) or where
 /dev/shm cannot be read.
+
+A job whose rank was killed otherwise (kill -9, out of memory) is not started again under its id (`hpcflow submit
+... --resume` queues a new job): `remove_ended` removes its step's unused segments once the step has ended with a
+status other than 0 (each task of the templates' step; the batch shell of `hpcflow submit`'s job, on its first node).
 """
 
 from __future__ import annotations
