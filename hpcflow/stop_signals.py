@@ -623,8 +623,8 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt `exc`: Ctrl-C where
     no checkpoint is written, or a second one; `Stopped`: a SIGTERM/SIGUSR1 there); returns EXIT_INTERRUPTED (a
     Stopped's 128 + signal). Under MPI it ends every rank at once: where all stopped together inside
-    `abort_on_error`, each leaves with that status (`stop_together`), else by Abort with it: the others may wait in a
-    collective for this one, which would never come."""
+    `abort_on_error`, rank 0 alone says it and each leaves with that status (`stop_together`), else by Abort with it,
+    said by each that stopped: the others may wait in a collective for this one, which would never come."""
     from hpcflow.errors import EXIT_INTERRUPTED
 
     status = getattr(exc, "exit_status", EXIT_INTERRUPTED)
@@ -638,14 +638,17 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
     if world is not None and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, *ENDING):  # ending: a further request must not interrupt the goodbye
             signal.signal(sig, signal.SIG_IGN)
-    if rank:
+    if world is not None:
+        from hpcflow.parallel.comm import release_shared_memory, stop_together
+    if rank and world is not None:  # every rank stopped at once: rank 0 says it, and each leaves with its status
+        stop_together(status)  # (else, past its wait, this rank says it too before the Abort)
+    elif rank:
         time.sleep(SAY_WAIT)
     sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
     print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)
     if world is not None:
-        from hpcflow.parallel.comm import release_shared_memory, stop_together
-
-        stop_together(status)  # every rank stopped at once: each leaves with the status, the launcher cleans up
+        if not rank:
+            stop_together(status)  # every rank stopped at once: each leaves with the status, the launcher cleans up
         wait_until_read()  # the launcher may drop what it has not read when the Abort ends the job
         release_shared_memory()  # MPICH's /dev/shm segment, which only Finalize removes
         world.Abort(status)

@@ -69,7 +69,9 @@ def test_the_readme_says_what_a_stop_in_start_up_leaves_and_what_a_resume_then_s
     section = " ".join(readme.split("\n## Finite networks")[1].split("\n## ")[0].split())
     for words in ("`hpcflow nn: stopped by SIGTERM` (SIGUSR1), with status 143 (138)",
                   "under `mpiexec` the status is the same and the line is one rank's (rank 0's unless it waits in a "
-                  "collective), followed by MPICH's own line for the job's MPI_Abort, `Abort(143) on node 0",
+                  "collective): where every rank got the request (mpiexec forwards it to each) they leave together "
+                  "after MPI's Finalize; where one waits in a collective, the line is followed by MPICH's own line for "
+                  "the job's MPI_Abort, `Abort(143) on node 0",
                   "an --out it created is removed",
                   "the checkpoint under `--resume`", "its checkpoint.pt does not exist, exit 2",
                   "honoured after the first step (checkpoint \"after epoch 0 + 1 batches\", exit 4)"):

@@ -22,8 +22,8 @@ def test_stop_on_every_rank_leaves_nothing(tmp_path):
     try:
         assert r.returncode == 143, r.stdout + r.stderr
         assert "not stopped" not in r.stdout
-        lines = r.stderr.splitlines()
-        assert lines.count("stop_together_driver: stopped by SIGTERM") == 1, r.stderr
+        said = [line for line in r.stderr.splitlines() if line.startswith("stop_together_driver")]
+        assert said == ["stop_together_driver: stopped by SIGTERM"], r.stderr  # once, by rank 0
         assert "Abort" not in r.stderr, r.stderr
         assert any("hydra_hwloc_xmlfile_" in p for p in held), held  # (so the check below checks something)
         assert any("mpich_shm_" in p for p in held), held
