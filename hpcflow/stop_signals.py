@@ -640,9 +640,9 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
             signal.signal(sig, signal.SIG_IGN)
     if world is not None:
         from hpcflow.parallel.comm import release_shared_memory, stop_together
-    if rank and world is not None:  # every rank stopped at once: rank 0 says it, and each leaves with its status
-        stop_together(status)  # (else, past its wait, this rank says it too before the Abort)
-    elif rank:
+    # every rank stopped at once: rank 0 says it, and each leaves with its status (else, past the wait at
+    # `stop_together`'s barrier or SAY_WAIT, this rank says it too before the Abort)
+    if rank and not (world is not None and stop_together(status)):
         time.sleep(SAY_WAIT)
     sys.stdout.flush()  # what this rank printed (a batch log is block-buffered) is not lost in the Abort
     print(f"{prog}: {what}" + (f" (rank {rank})" if rank else ""), file=sys.stderr, flush=True)

@@ -477,15 +477,17 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
 _AGREE = []
 
 
-def stop_together(status: int, *, wait: float = ABORT_WAIT) -> None:
+def stop_together(status: int, *, wait: float = ABORT_WAIT) -> bool:
     """Where every rank stops at once (a SIGTERM or Ctrl-C the launcher passed to each, `stop_signals.interrupted`),
     inside `abort_on_error`: when all arrive within `wait` seconds at a barrier on its private duplicate, each
     leaves its process with rank 0's status through `leave` (MPI finalized: the launcher cleans up after the job,
     which an Abort keeps MPICH's Hydra from doing, its /tmp/hydra_hwloc_xmlfile_* left for good). Returns where
-    there is no such block or a rank did not come (it waits in a collective): the caller aborts."""
+    there is no such block (False) or a rank did not come (True: it waits in a collective): the caller aborts."""
     agree = _AGREE[-1] if _AGREE else None
-    if agree is None or not arrive_within(agree, wait):
-        return
+    if agree is None:
+        return False
+    if not arrive_within(agree, wait):
+        return True
     status = agree.bcast(status, root=0)
     sys.stdout.flush()
     sys.stderr.flush()
