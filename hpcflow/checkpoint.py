@@ -40,12 +40,13 @@ first step (during the flow's setup) is honoured before that step's kernel work,
 starts from (step 0: g_FS; `CheckpointWriter.before_steps`).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
 (a per-rank history not (step, ranks), a history that is not floating point, a history or metric of less precision
-than float64 / complex128, rejections not (k, 2), a config that is not a JSON object), a schema_version this hpcflow
-does not read or a status outside STATUSES, holds NaN/inf where the writer stores only finite values or a value
-outside the range it stores (`RANGES`: a negative step, count, sigma, weight or step size, an |Omega|^2 <= 0, a
-fraction of a count, a counter beyond what the steps allow), legs that are not the runs up to `step`
-(`_check_leg_chain`), or a metric the flow never holds (not Hermitian as `unpack` forms it, or not positive definite
-by the test of the flow's step decision).
+than float64 / complex128, rejections not (k, 2), a config that is not a JSON object, a scalar attribute not of its
+type in `SCALAR_ATTRS` (a text, a complex number or an array for a count), a leg's value that is not a number: each
+refusal names the attribute or dataset), a schema_version this hpcflow does not read or a status outside STATUSES,
+holds NaN/inf where the writer stores only finite values or a value outside the range it stores (`RANGES`: a negative
+step, count, sigma, weight or step size, an |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps
+allow), legs that are not the runs up to `step` (`_check_leg_chain`), or a metric the flow never holds (not Hermitian
+as `unpack` forms it, or not positive definite by the test of the flow's step decision).
 `check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
 sampled again) point data that are not the rows the job samples (beyond rounding), `stored_labels` (the clusters a
 --resume flows instead of clustering again) cluster labels that no clustering of the job gives. `kernel_flow` refuses
@@ -234,12 +235,56 @@ def _attr(f, name: str):
         raise OSError(one_line(exc)) from None
 
 
+#: the type of each scalar attribute a resume reads as a number or a text, as its refusal says it (`_scalar_attr`):
+#: the writer stores int64, float64 and str
+SCALAR_ATTRS = {"step": "an integer", "test_held": "an integer", "since_best": "an integer", "n_train": "an integer",
+                "n_test": "an integer", "ranks": "an integer", "best": "a real number", "stopped": "a string"}
+
+
+def _said(value) -> str:
+    """An attribute's value as a refusal shows it: one line, at most 60 characters (`short_repr`), a NumPy scalar as
+    the Python value it holds."""
+    return short_repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _version(f) -> str:
+    """The checkpoint's attribute hpcflow_version as a refusal names the hpcflow that wrote it: the text, else (a
+    damaged attribute, which no resume reads) its value as `_said` shows it."""
+    version = f.attrs.get("hpcflow_version")
+    return version if isinstance(version, str) else _said(version)
+
+
+def _scalar_attr(f, name: str, path):
+    """Root attribute `name` of `f` (KeyError "attribute NAME" when missing) where it is a scalar of its
+    SCALAR_ATTRS type: for a number an int or a float of any width (a float where the writer stores an integer must
+    be whole, which `RANGES` checks), not a bool, a complex number, a text or an array; a str for a text. Else
+    InputFileError naming the attribute and its value."""
+    value, want = _attr(f, name), SCALAR_ATTRS[name]
+    if want == "a string":
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok:
+        raise InputFileError(f"{path}: attribute {name} = {_said(value)} is not {want}; the checkpoint is damaged, "
+                             f"{RESTART}")
+    return value
+
+
 def _read_attr_json(f, name, path):
     try:
         return json.loads(f.attrs[name])
     except (KeyError, TypeError, ValueError):
         raise InputFileError(f"{path}: attribute {name!r} is missing or not JSON; the checkpoint is damaged, "
                              f"{RESTART}") from None
+
+
+def _per_rank(f, name: str, path) -> np.ndarray:
+    """Dataset history/NAME (a per-rank history, PER_RANK_KEYS) read whole; InputFileError where it is a group."""
+    ds = _dataset(f, f"history/{name}")
+    if not isinstance(ds, h5py.Dataset):
+        raise InputFileError(f"{path}: history/{name} is a {type(ds).__name__}, not a dataset of (step, R) numbers; "
+                             f"the checkpoint is damaged, {RESTART}")
+    return np.asarray(ds[()])
 
 
 def _check_per_rank(per_rank: dict, step: int, ranks, path) -> None:
@@ -317,7 +362,7 @@ def _check_version(f, path) -> None:
         said = version.item() if isinstance(version, np.generic) else version
         raise InputFileError(f"{path}: attribute schema_version = {said!r} is not one this hpcflow ({__version__}) "
                              f"reads (versions {', '.join(map(str, READABLE_VERSIONS))}); resume it with the hpcflow "
-                             f"that wrote it (attribute hpcflow_version = {f.attrs.get('hpcflow_version')!r}), or "
+                             f"that wrote it (attribute hpcflow_version = {_said(f.attrs.get('hpcflow_version'))}), or "
                              f"{RESTART}")
 
 
@@ -373,21 +418,23 @@ def _load_resume(path: str, comm) -> FlowResume:
         what = "is not a file" if os.path.exists(path) else "does not exist"
         raise InputFileError(f"{path}: no checkpoint to resume from ({what}); {NO_CHECKPOINT}")
     with read_h5(path, partial(_unreadable, path)) as f:
-        if f.attrs.get("kind") != KIND:
+        kind = f.attrs.get("kind")
+        if not (isinstance(kind, str) and kind == KIND):  # (an array's == is no truth value)
             raise InputFileError(f"{path}: {FOREIGN}; {RESTART}")
         try:
             _check_version(f, path)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
             rej = _rejections(f, path)
-            per_rank = {k: np.asarray(_dataset(f, f"history/{k}")[()]) for k in PER_RANK_KEYS if f"history/{k}" in f}
-            a = {k: _attr(f, k) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train", "n_test",
-                                          "status")}
-            ranks = f.attrs.get("ranks")
+            per_rank = {k: _per_rank(f, k, path) for k in PER_RANK_KEYS if f"history/{k}" in f}
+            a = {k: _scalar_attr(f, k, path) for k in ("step", "test_held", "best", "since_best", "stopped", "n_train",
+                                                       "n_test")}
+            a["status"] = _attr(f, "status")  # (any value outside STATUSES is refused below, named)
+            ranks = _scalar_attr(f, "ranks", path) if "ranks" in f.attrs else None
             _check_values(path, {f"attribute {k}": v for k, v in {**a, "ranks": ranks}.items()
                                  if f"attribute {k}" in RANGES and v is not None}, a)
             step = int(a["step"])
             if not isinstance(a["status"], str) or a["status"] not in STATUSES:
-                raise InputFileError(f"{path}: attribute status = {a['status']!r} is not one of "
+                raise InputFileError(f"{path}: attribute status = {_said(a['status'])} is not one of "
                                      f"{', '.join(STATUSES)}; the checkpoint is damaged, {RESTART}")
             _check_lengths({"sigma_train": st, "sigma_test": se, "dt": dt}, step, path)
             _check_per_rank(per_rank, step, ranks, path)  # after the sigma histories, whose lengths say the step
@@ -416,7 +463,7 @@ def _load_resume(path: str, comm) -> FlowResume:
             raise
         except KeyError as exc:  # from `_dataset` / `_attr`: "dataset history/dt", "attribute best"
             raise InputFileError(f"{path}: {exc.args[0]} is missing; the checkpoint is incomplete, {RESTART}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # (every read above names its entry: a last net)
             raise InputFileError(f"{path}: a dataset or attribute has the wrong type or shape ({exc}); the "
                                  f"checkpoint is damaged, {RESTART}") from None
     return res
@@ -495,7 +542,7 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
     have already passed, in this call or an earlier one (the attributes are checked before the histories and legs)."""
     order = {key: i for i, key in enumerate(RANGES)}
     for key in sorted(values, key=order.__getitem__):
-        rng, v = RANGES[key], np.asarray(values[key], dtype=np.float64)
+        rng, v = RANGES[key], _numbers(path, key, values[key])
         read = {k: attrs[k] for k in rng.reads}
         if not (rng.nan == "always" or rng.nan == "without test points" and not int(read["n_test"])):
             _refuse_non_finite(path, key.split("[", 1)[0], v, first=first, unit=unit if v.ndim else None)
@@ -506,6 +553,20 @@ def _check_values(path, values: dict, attrs: dict, *, first: int = 0, unit: str 
             where = key.format(", ".join([str(first + at[0]), *map(str, at[1:])])) if v.ndim else key
             raise InputFileError(f"{path}: {where} = {shown(float(v[at]))} is {why}, where the flow writes "
                                  f"{rng.what}; the checkpoint is damaged, {RESTART}")
+
+
+def _numbers(path, key: str, values) -> np.ndarray:
+    """`values` of `RANGES` entry `key` as float64 (None: NaN, a leg's null); InputFileError naming the entry and the
+    index of its first value that is not a number where `values` is a list (the legs' values, any JSON: a text, a
+    bool, a list). The attributes, histories and rows come here of a numeric type already (`_scalar_attr`,
+    `_floats`, `_check_per_rank`, `_check_row_values`)."""
+    if isinstance(values, list):
+        bad = next((i for i, x in enumerate(values)
+                    if not (x is None or isinstance(x, (int, float)) and not isinstance(x, bool))), None)
+        if bad is not None:
+            raise InputFileError(f"{path}: {key.format(bad)} = {_said(values[bad])} is not a number, where the flow "
+                                 f"writes {RANGES[key].what}; the checkpoint is damaged, {RESTART}")
+    return np.asarray(values, dtype=np.float64)
 
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
@@ -988,7 +1049,7 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
     with read_h5(path, partial(_unreadable, path)) as f:
         def job_other(name, what):
             return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
-                                  f"checkpoint was written by hpcflow {f.attrs.get('hpcflow_version')}, this is "
+                                  f"checkpoint was written by hpcflow {_version(f)}, this is "
                                   f"{__version__}): resume with the hpcflow that wrote it, or {RESTART}")
 
         other = job_other if other is None else other
