@@ -82,6 +82,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hpcflow import __version__
+from hpcflow.arguments import short_repr
 from hpcflow.atomic import WriteDenied, atomic_file
 from hpcflow.errors import InputFileError, OutputPathError, WriteFailed
 from hpcflow.jobs.torch_file import crc_fault
@@ -318,9 +319,14 @@ def _check_ranges(state: dict, path, limits: dict) -> None:
     for key, name, value in _ranged(state):
         rng = RANGES[key]
         try:
-            v = np.asarray(value.detach().cpu().numpy() if torch.is_tensor(value) else value, dtype=np.float64)
+            raw = value.detach().cpu().numpy() if torch.is_tensor(value) else value
+            complex_ = np.iscomplexobj(raw)
+            v = None if complex_ else np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
             continue  # not numbers: the schema's checks refuse it
+        if complex_:  # (a cast to float64 would drop the imaginary part)
+            raise InputFileError(f"{path}: entry {name} = {short_repr(value)} is not real, where a training writes "
+                                 f"{rng.what}; the checkpoint is damaged, {RESTART}")
         fault = first_fault(v, lo=rng.lo, whole=rng.whole, sentinel=rng.sentinel,
                             hi=limits[rng.hi] if rng.hi is not None and rng.hi in limits else None)
         if fault is not None:  # (NaN, where allowed, fails no comparison)
@@ -372,6 +378,13 @@ def _same_layout(name: str, t, ref) -> None:
         raise ValueError(f"{name} ({_layout(t)}, where the job's network has {_layout(ref)})")
 
 
+def _real_number(v) -> bool:
+    """Whether `v` is one real number: an int or a float (no bool), or a real tensor of one element."""
+    if torch.is_tensor(v):
+        return v.numel() == 1 and not (v.is_complex() or v.dtype == torch.bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _layout(t) -> str:
     return f"{str(t.dtype).removeprefix('torch.')} of shape {tuple(t.shape)}"
 
@@ -402,7 +415,13 @@ def _check_network_state(part: dict, where: str, network) -> None:
         _same_layout(f"{where}.model.{k}", part["model"][k], ref)
     params = list(network.parameters())
     opt = part["optimizer"]
-    ids = [i for group in opt["param_groups"] for i in group["params"]]
+    groups = opt.get("param_groups")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                               for g in groups):
+        raise ValueError(f"{where}.optimizer.param_groups = {short_repr(groups)} (not a list of parameter groups)")
+    if not isinstance(opt.get("state"), dict) or not all(isinstance(e, dict) for e in opt["state"].values()):
+        raise ValueError(f"{where}.optimizer.state (not the moments of each parameter)")
+    ids = [i for group in groups for i in group["params"]]
     if ids != list(range(len(params))):
         raise ValueError(f"{where}.optimizer.param_groups (parameters {ids}, not 0..{len(params) - 1})")
     for pid, entries in opt["state"].items():
@@ -411,7 +430,7 @@ def _check_network_state(part: dict, where: str, network) -> None:
         for k, v in entries.items():
             name = f"{where}.optimizer.state.{pid}.{k}"
             if k == "step":
-                if not (torch.is_tensor(v) and v.numel() == 1 and float(v) >= 0):
+                if not (torch.is_tensor(v) and _real_number(v) and float(v) >= 0):
                     raise ValueError(f"{name} (not one step count >= 0)")
             elif v is not None:
                 _same_layout(name, v, params[pid])
@@ -482,7 +501,9 @@ def _check_train_state(state: dict, batches: int) -> None:
     except (RuntimeError, TypeError):
         raise ValueError("train.rng.order (not a state of the data order's generator)") from None
     for k in ("loss_sum", "loss_count", "seconds"):
-        float(_entry(train["partial"], "train.partial", k))
+        v = _entry(train["partial"], "train.partial", k)
+        if not _real_number(v):
+            raise ValueError(f"train.partial.{k} = {short_repr(v)} (not a number)")
     comm = train["partial"].get("comm_seconds", 0.0)  # (versions 1-3: one number)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in
                (comm if isinstance(comm, list) and comm else [comm])):
@@ -493,13 +514,14 @@ def _check_train_state(state: dict, batches: int) -> None:
     epoch, hist = counts["epoch"], train["history"]
     for k, n in (("sigma_train", epoch + 1), ("sigma_val", epoch + 1), ("loss", epoch), ("epoch_seconds", epoch),
                  ("comm_seconds", epoch)):
-        if not torch.is_tensor(_entry(hist, "train.history", k)) or len(hist[k]) != n:
+        dims = (1, 2) if k == "comm_seconds" else (1,)  # (comm_seconds: (epoch, R), each rank its column)
+        if not torch.is_tensor(_entry(hist, "train.history", k)) or hist[k].dim() not in dims or len(hist[k]) != n:
             raise ValueError(f"train.history.{k} (not {n} values for {epoch} epochs)")
         if k == "comm_seconds" and hist[k].dim() == 2 and hist[k].shape[1] != ranks:  # (E, R)
             raise ValueError(f"train.history.comm_seconds ({hist[k].shape[1]} columns, not one per rank of ranks = "
                              f"{ranks})")
     counts = hist.get("val_not_positive_definite")  # (absent from checkpoints written before it was recorded)
-    if counts is not None and (not torch.is_tensor(counts) or len(counts) != epoch + 1):
+    if counts is not None and (not torch.is_tensor(counts) or counts.dim() != 1 or len(counts) != epoch + 1):
         raise ValueError(f"train.history.val_not_positive_definite (not {epoch + 1} values for {epoch} epochs)")
     if not isinstance(state.get("ntk", {}), dict):
         raise TypeError("ntk")
@@ -512,9 +534,13 @@ def _check_train_state(state: dict, batches: int) -> None:
     legs = state.get("legs", [])
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise ValueError(f"legs (not a list of {{{', '.join(LEG_KEYS)}}})")
+    numbers = [key.split(".", 1)[1] for key in RANGES if key.startswith("legs[{}].")]
     for i, g in enumerate(legs):
         if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
             raise ValueError(f"legs[{i}].blas_kernel (not a BLAS kernel's name)")
+        bad = next((k for k in numbers if g.get(k) is not None and not _real_number(g[k])), None)
+        if bad is not None:  # (null: not recorded, a version 1 checkpoint's)
+            raise ValueError(f"legs[{i}].{bad} = {short_repr(g[bad])} (not a number)")
 
 
 def load_checkpoint(path) -> dict:
@@ -529,10 +555,14 @@ def load_checkpoint(path) -> dict:
     state = _load(path, damaged=RESTART)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputFileError(f"{path} is not an hpcflow network checkpoint (format {FORMAT}); run without --resume")
-    if state.get("version") not in READABLE_VERSIONS:
-        raise InputFileError(f"{path} is a network checkpoint of version {state.get('version')!r}, which this hpcflow "
+    version = state.get("version")
+    if not (isinstance(version, int) and not isinstance(version, bool) and version in READABLE_VERSIONS):
+        raise InputFileError(f"{path} is a network checkpoint of version {short_repr(version)}, which this hpcflow "
                              f"({__version__}) does not read (versions {READABLE_VERSIONS}); resume it with the "
                              f"hpcflow that wrote it, or {RESTART}")
+    if "config" in state and not isinstance(state["config"], str):  # (its JSON is read by `job.check_same_job`)
+        raise InputFileError(f"{path}: entry config = {short_repr(state['config'])} is not a string (the JSON of the "
+                             f"job); the checkpoint is damaged, {RESTART}")
     return state
 
 
