@@ -60,6 +60,17 @@ def in_use(path, exc: BaseException) -> str:
     return f"{path}: {IN_USE} ({one_line(exc)}); {IN_USE_FIX}"
 
 
+def permission_denied(exc: BaseException) -> bool:
+    """Whether `exc` (an OSError of open or os.listdir, or h5py's error opening a file) is the file system's refusal
+    to let this user read the file (EACCES, EPERM; HDF5 gives it as "errno = 13" in its text): the file may be whole
+    and is never to be called damaged."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return True
+    return bool(re.search(rf"errno\s*=\s*({errno.EACCES}|{errno.EPERM})\b", str(exc)))
+
+
 def one_line(exc: BaseException) -> str:
     """`exc`'s message on one line (HDF5's error text may span several)."""
     return " ".join(str(exc).split())

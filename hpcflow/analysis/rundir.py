@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from hpcflow.errors import InputFileError
-from hpcflow.h5read import DAMAGED, IN_USE_FIX, in_use, locked, one_line, read_h5
+from hpcflow.h5read import DAMAGED, IN_USE_FIX, in_use, locked, one_line, permission_denied, read_h5
 from hpcflow.jobs.outlock import live_holder
 from hpcflow.jobs import output as _output
 from hpcflow.names import shown
@@ -217,6 +217,8 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
     HDF5 at all; both fixes are named."""
     if locked(exc):
         return MissingData(in_use(h5_path, exc))
+    if permission_denied(exc):  # not damaged: a rerun would throw away a run that may be whole
+        return MissingData(no_permission(h5_path))
     if what := other_kind(h5_path):
         return MissingData(f"{h5_path}: {what}, not an HDF5 data file; {hint}")
     run_dir = os.path.dirname(os.path.abspath(h5_path))
@@ -233,6 +235,67 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
         return MissingData(f"{said}: the file is damaged; {fix}")
     fix = fix.replace("the job", "that job", 1)
     return MissingData(f"{said}; if the run wrote it, it is damaged: {fix}; else {hint}")
+
+
+def no_permission(path, *, directory: bool = False) -> str:
+    """The one-line refusal of a file (or with `directory`, a directory) that this user may not read: 'PATH:
+    permission denied' and the chmod that lets it be read (a directory needs its x bit as well, to open the files
+    in it), never the advice for a damaged file, which would replace a run that may be whole."""
+    from hpcflow.jobs.shell import shell_word
+
+    path = os.fspath(path)
+    if directory:
+        return f"{path}: permission denied (chmod u+rx {shell_word(path)})"
+    return f"{path}: permission denied; make it readable (chmod u+r {shell_word(path)})"
+
+
+def file_refusal(path) -> str:
+    """`no_permission` of file `path` where opening it for reading is refused for lack of permission, "" otherwise
+    (readable, missing, or failing otherwise: judged by its reader)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return no_permission(path) if permission_denied(exc) else ""
+    return ""
+
+
+#: the files of a run or tune directory that the readers open (`access_refusal` checks each one it holds)
+READ_FILES = (*DATA_FILES, LOCAL_LIMIT, SUMMARY, "job.toml", JOURNAL, "study.json")
+
+
+def access_refusal(path) -> str:
+    """Why input `path` (a run or tune directory, with a tune directory's trials, or a data file) cannot be read for
+    lack of permission (`no_permission`: the directory that cannot be listed or entered, or the first of its
+    READ_FILES that cannot be opened), "" where it can; a path that does not exist is left to its reader."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return file_refusal(path) if os.path.isfile(path) else ""
+    try:
+        names = os.listdir(path)
+        os.stat(os.path.join(path, os.curdir))  # its x bit: the files in it can be opened
+    except OSError as exc:
+        return no_permission(path, directory=True) if permission_denied(exc) else ""
+    for name in sorted(names):
+        full = os.path.join(path, name)
+        if name in READ_FILES and (why := file_refusal(full)):
+            return why
+    trials = os.path.join(path, "trials")
+    if "trials" in names and os.path.isdir(trials):
+        if why := access_refusal(trials):
+            return why
+        for name in sorted(os.listdir(trials)):
+            if os.path.isdir(os.path.join(trials, name)) and (why := access_refusal(os.path.join(trials, name))):
+                return why
+    return ""
+
+
+def check_access(paths) -> None:
+    """Refuse (InputFileError, exit 2, before any work) the inputs `paths` that this user may not read
+    (`access_refusal`), each named in one line with its chmod; storage URLs are left to their readers."""
+    refused = [why for p in paths if "://" not in os.fspath(p) and (why := access_refusal(p))]
+    if refused:
+        raise InputFileError("; ".join(refused))
 
 
 def has_job(run_dir) -> bool:
@@ -665,6 +728,9 @@ def completeness(run_dir) -> tuple[bool, str]:
     of them that another process holds locked leaves its status unknown (`in_use_reason`)."""
     run_dir = os.fspath(run_dir)
     ckpt = os.path.join(run_dir, CHECKPOINT)
+    for name in (CHECKPOINT, SUMMARY, NN, NN_CHECKPOINT):  # readable only with permission: not damaged
+        if os.path.isfile(os.path.join(run_dir, name)) and (why := file_refusal(os.path.join(run_dir, name))):
+            return False, why
     try:
         step = _checkpoint_step(ckpt) if os.path.isfile(ckpt) else None
     except _InUse:

@@ -137,6 +137,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
 def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import TABLES
+    from hpcflow.analysis.rundir import check_access
     from hpcflow.analysis.study import check_study_flag, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
@@ -167,6 +168,7 @@ def _main(name: str, argv, *, description: str) -> int:
     try:
         check_environment()  # HPCFLOW_* and the BLAS/OpenMP thread counts as every command checks them, before any work
         check_out(args.out)
+        check_access(args.paths)  # a directory or file this user may not read: its chmod, before any work
         check_study_flag(args.paths, getattr(args, "study", None))
         for path in args.paths:  # another study's directory would show the trials of --study's under its name
             if other := other_study(path, getattr(args, "study", None)):

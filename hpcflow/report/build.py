@@ -235,7 +235,7 @@ def build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
 def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     """`build_report` while holding --out's lock."""
     from hpcflow.analysis.figure import require_matplotlib
-    from hpcflow.analysis.rundir import CHECKPOINT_UNREADABLE, is_checkpoint_unreadable
+    from hpcflow.analysis.rundir import CHECKPOINT_UNREADABLE, check_access, is_checkpoint_unreadable
     from hpcflow.analysis.study import check_study_flag, merged_studies
     from hpcflow.report import documents
 
@@ -245,6 +245,7 @@ def _build_report(paths, out, *, study_name=None, force: bool = False) -> dict:
     bad = [p for p in map(os.fspath, paths) if not os.path.isdir(p)]
     if bad:
         raise InputFileError(_not_directories(bad))
+    check_access(paths)  # a directory or file this user may not read: its chmod, before any work
     check_study_flag(paths, study_name, inputs="a tune directory")
     require_matplotlib()  # a report draws its runs' figures
     report = collect(paths, study_name=study_name)

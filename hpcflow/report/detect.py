@@ -11,7 +11,7 @@ import numpy as np
 from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, completeness, data_missing,
-                                     dataset_names, holder, in_use_file, in_use_reason, inconsistency, judged,
+                                     dataset_names, file_refusal, holder, in_use_file, in_use_reason, inconsistency, judged,
                                      network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
                                      read_attrs, read_datasets, read_strings, read_summary, rerun_fix, restore_fix,
                                      run_state, same_length, scan_rows, unread_checkpoint, unreadable)
@@ -180,7 +180,9 @@ def _unreadable(path, name) -> str:
     """Why data file `name` of run directory `path` makes the run incomplete when h5py cannot open it or walk its
     groups and datasets (`rundir.unreadable`), with the fix a run's own row names (a network's nn.h5:
     `rundir.nn_damaged_fix`), or its status unknown where another process holds it locked (`rundir.in_use_reason`);
-    "" when it reads."""
+    "" when it reads; this user's lack of permission to read it is said so (`rundir.file_refusal`), not damage."""
+    if why := file_refusal(os.path.join(path, name)):
+        return why
     if in_use_file(os.path.join(path, name)):
         return in_use_reason(name)
     if unreadable(os.path.join(path, name)):
