@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -116,7 +117,10 @@ def test_completeness_contract(tmp_path, runs):
             json.dump({**s, "checkpoint_step": step}, fh)
         assert completeness(d)[0] is complete
     (d / "summary.json").write_text("{cut short")
-    assert completeness(d) == (False, f"summary.json is not a JSON object (damaged); {forced(d)}")
+    where = os.path.abspath(d)  # beside a whole checkpoint.h5: --resume writes it again from the checkpoint
+    assert completeness(d) == (False, "summary.json is not a JSON object (damaged); continue it with hpcflow run "
+                                      f"{shlex.quote(os.path.join(where, 'job.toml'))} --out {shlex.quote(where)} "
+                                      "--resume")
     os.remove(d / "summary.json")
     assert completeness(d)[0] is False and "no summary.json" in completeness(d)[1]
     # a checkpoint.h5 cut short (or not HDF5 at all) beside a finished summary: damaged, not finished

@@ -720,6 +720,10 @@ def training_history(path, names, *, hint: str, optional=()) -> dict:
         raise MissingData(f"{path}: no training history readable ({type(exc).__name__}); {hint}") from None
 
 
+#: the reason of a run whose summary.json is there but not a JSON object (`completeness`), its fix after it
+GARBLED = "summary.json is not a JSON object (damaged)"
+
+
 def completeness(run_dir) -> tuple[bool, str]:
     """(complete, reason): complete when summary.json exists, says the run was not preempted, and describes the
     step (flow, checkpoint.h5) or epoch (network, checkpoint.pt) of the run's checkpoint; a checkpoint.h5 that
@@ -740,16 +744,18 @@ def completeness(run_dir) -> tuple[bool, str]:
     except _Damaged as exc:
         return False, f"checkpoint.h5 damaged: {exc}; {rerun_fix(run_dir)}"
     summary = read_summary(run_dir)
-    if summary is None and os.path.exists(os.path.join(run_dir, SUMMARY)):
-        return False, f"summary.json is not a JSON object (damaged); {rerun_fix(run_dir)}"
+    pt = os.path.join(run_dir, NN_CHECKPOINT)
+    garbled = summary is None and os.path.exists(os.path.join(run_dir, SUMMARY))
+    if garbled and step is None and not os.path.isfile(pt):  # no checkpoint its --resume would write it from
+        return False, f"{GARBLED}; {rerun_fix(run_dir)}"
     if summary is not None and summary.get("status") != "preempted" and not os.path.isfile(ckpt) and (
             why := nn_h5_damage(run_dir, summary)):  # before the summary's judgement: nn.h5 is written again
         return False, why
     if summary is not None and (why := _disagreement(summary, run_dir, step)):
         return False, why
-    pt = os.path.join(run_dir, NN_CHECKPOINT)
-    if summary is None or summary.get("status") == "preempted":
-        what = "no summary.json" if summary is None else "preempted"
+    if summary is None or summary.get("status") == "preempted":  # a garbled summary.json beside a checkpoint too:
+        # --resume writes it again from the checkpoint (no step run where that is the run's end), as a missing one
+        what = GARBLED if garbled else "no summary.json" if summary is None else "preempted"
         if not os.path.isfile(ckpt) and os.path.isfile(pt) and checkpoint_progress(pt) is None:
             # --resume refuses a network checkpoint it cannot read: not a run to continue
             return False, (f"{what}; {NN_CHECKPOINT} unreadable (damaged): {rerun_fix(run_dir)}"
