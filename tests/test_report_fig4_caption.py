@@ -62,3 +62,25 @@ def test_a_network_stopped_after_training_says_why_fig4_is_not_drawn(runs, tmp_p
     res = build_report([str(d)], str(tmp_path / "R"))
     fig4 = [r for p, r in res["skipped"] if p == str(d) and r.startswith("Fig. 4")]
     assert len(fig4) == 1 and "not drawn" in fig4[0] and "nn.h5" in fig4[0] and "--resume" in fig4[0], res["skipped"]
+
+
+def test_a_network_stopped_in_its_training_is_not_said_to_have_stopped_after_it(runs, tmp_path):
+    """summary.json's "epochs" counts the epochs done (at a stop in training: its checkpoint_step too); the job's
+    [training].epochs says whether training was over."""
+    from hpcflow.report.build import build_report
+
+    d = tmp_path / "stopped_in_training"
+    shutil.copytree(runs["nn"], d)
+    for name in ("nn.h5", "model.pt", "model.pt.json"):
+        if os.path.exists(d / name):
+            os.remove(d / name)
+    s = json.loads((d / "summary.json").read_text())
+    s = {k: v for k, v in s.items() if k not in ("width_sweep", "kernel_flow")}
+    s["config"]["training"]["epochs"] = 100  # the job asks for 100; the run stopped at epoch 2
+    s.update(status="preempted", checkpoint_step=2, epochs=2)
+    (d / "summary.json").write_text(json.dumps(s))
+    res = build_report([str(d)], str(tmp_path / "R"))
+    fig4 = [r for p, r in res["skipped"] if p == str(d) and r.startswith("Fig. 4")]
+    assert len(fig4) == 1, res["skipped"]
+    assert "after its training" not in fig4[0]
+    assert "no nn.h5 yet: the run was interrupted in its training (epoch 2 of 100), before it wrote it" in fig4[0]

@@ -142,18 +142,33 @@ def _detect(path, present, study_name) -> RunInfo:
 def _fig4_not_drawn(path, kind, summary: dict, missing: str, reason: str, *, complete: bool) -> str:
     """Why Fig. 4 of a network run directory `path` whose job draws it (`_draws_fig4`) is not drawn: its nn.h5 gone
     (`missing`) or damaged (`reason`), or not yet written by a run stopped after its training, in its width sweep or
-    kernel flow (summary.json: status "preempted" at checkpoint_step = epochs), whose resume writes it; "" when it
-    is drawn, or the job draws none."""
+    kernel flow (summary.json: status "preempted" at checkpoint_step = the job's [training].epochs), or in its
+    training, whose resume writes it; "" when it is drawn, or the job draws none."""
     if kind != "nn" or not _draws_fig4(summary):
         return ""
     if missing or reason.startswith(NN_UNREADABLE):
         return missing or reason
     said = read_summary(path) or {}
-    trained = said.get("status") == "preempted" and isinstance(said.get("epochs"), int) and said.get(
-        "checkpoint_step") == said["epochs"]
-    if not complete and trained and not os.path.isfile(os.path.join(path, NN)):
+    if complete or said.get("status") != "preempted" or os.path.isfile(os.path.join(path, NN)):
+        return ""
+    step, epochs = _int_or_none(said.get("checkpoint_step")), _job_epochs(said)
+    if step is not None and epochs is not None and step >= epochs:  # its training done: in its sweep or kernel flow
         return f"no {NN} yet: the run stopped after its training, before writing it ({reason})"
-    return ""
+    at = f" (epoch {step} of {epochs})" if step is not None and epochs is not None else ""
+    return f"no {NN} yet: the run was interrupted in its training{at}, before it wrote it ({reason})"
+
+
+def _int_or_none(value) -> int | None:
+    """`value` where it is an int (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _job_epochs(summary: dict) -> int | None:
+    """The training epochs a network run's job asks for (summary.json's config, [training].epochs: summary.json's own
+    "epochs" counts those done), None where it does not say."""
+    cfg = summary.get("config")
+    training = cfg.get("training") if isinstance(cfg, dict) else None
+    return _int_or_none(training.get("epochs")) if isinstance(training, dict) else None
 
 
 def _draws_fig4(summary: dict) -> bool:
