@@ -45,6 +45,7 @@ class _Snapshot:
     def __init__(self):
         self.dir = None  # links to the pinned files under their own names, made at the first
         self.fds, self.files, self.summaries, self.holders = [], {}, {}, {}
+        self.read = {}  # what `snapshot_of` read, by its key
 
     def link(self, fd: int, name: str) -> str:
         """A new link named `name` to descriptor `fd` (/proc/self/fd/FD)."""
@@ -89,6 +90,16 @@ def one_snapshot():
     finally:
         snapshot, _SNAPSHOT = _SNAPSHOT, None
         snapshot.close()
+
+
+def snapshot_of(key, read):
+    """read(), inside `one_snapshot` once per `key` (its first value returned again: a study still running read by
+    a report's runs table and by its Optuna section is one snapshot of it); an error is raised each time."""
+    if _SNAPSHOT is None:
+        return read()
+    if key not in _SNAPSHOT.read:
+        _SNAPSHOT.read[key] = read()
+    return _SNAPSHOT.read[key]
 
 
 #: the real paths of the directories this process writes into holding their locks (`writing_into`), each with the

@@ -325,12 +325,52 @@ def _sqlite_tables(shown: str, url: str) -> set:
 
 
 def load_study(path, study_name: str | None = None):
-    """(study, base directory for relative run_dir attributes); MissingData when the storage has no study."""
+    """(study, base directory for relative run_dir attributes); MissingData when the storage has no study. The study
+    is a copy in memory of the storage's as read now (`_frozen`: a study still running shows the same trials to every
+    reader of it), and inside `rundir.one_snapshot` read once: a report's runs table and its Optuna section show one
+    snapshot of it."""
+    from hpcflow.analysis.rundir import snapshot_of
+
+    path = os.fspath(path)
+    key = ("study", path if "://" in path else os.path.abspath(path), study_name)
+    return snapshot_of(key, lambda: _load_study(path, study_name))
+
+
+def _frozen(study, shown: str):
+    """A copy of `study` in Optuna's in-memory storage (its trials, attributes and directions as read now): read from
+    it, no database connection of the storage's is held open (`_load_study` closes them)."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    path = os.fspath(path)
+    memory = optuna.storages.InMemoryStorage()
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=memory)
+    except (ValueError, SQLAlchemyError) as exc:  # a database that fails a read
+        raise MissingData(f"{shown}: the storage cannot be read ({' '.join(str(exc).split())[:120]}); restore it "
+                          f"from a copy or {advice()}") from None
+    finally:
+        optuna.logging.set_verbosity(level)
+    return optuna.load_study(study_name=study.study_name, storage=memory)
+
+
+def _load_study(path: str, study_name: str | None):
+    """`load_study` read from the storage, whose database connections are closed when it is read or refused."""
+    from hpcflow.tune.storage import close_storage
+
     storage, base = _storage(path)
+    try:
+        return _frozen(_stored_study(path, storage, study_name), masked(path)), base
+    finally:
+        close_storage(storage)
+
+
+def _stored_study(path: str, storage, study_name: str | None):
+    """The study of `load_study` in its `storage`."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
     shown = masked(path)
     try:
         names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
@@ -349,7 +389,7 @@ def load_study(path, study_name: str | None = None):
         study_name = names[0]
     elif study_name not in names:
         raise NoSuchStudy(f"{shown}: no study {study_name!r} (it holds {names}); fix --study")
-    return optuna.load_study(study_name=study_name, storage=storage), base
+    return optuna.load_study(study_name=study_name, storage=storage)
 
 
 def _empty_journal(path: str) -> str | None:
