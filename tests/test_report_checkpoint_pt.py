@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shlex
 import shutil
 import sys
 
@@ -91,7 +93,11 @@ def test_a_checkpoint_only_torch_reads_is_status_unknown_without_torch(tmp_path,
     cut = shutil.copytree(d, tmp_path / "cut")
     with open(cut / "checkpoint.pt", "r+b") as fh:
         fh.truncate(100)
-    assert completeness(cut) == (False, "status unknown: checkpoint.pt unreadable (damaged)")
+    where = os.path.abspath(cut)  # its fix: the file from a copy, or the job run again (the command to paste)
+    assert completeness(cut) == (False, "status unknown: checkpoint.pt unreadable (damaged); restore it from a copy "
+                                        "or rerun the job with --force: hpcflow nn "
+                                        f"{shlex.quote(os.path.join(where, 'job.toml'))} --out {shlex.quote(where)} "
+                                        "--force")
     monkeypatch.setitem(sys.modules, "torch", None)
     unknown = "status unknown: torch needed to read checkpoint.pt (pip install -e '.[nn]' in the hpcflow checkout)"
     assert completeness(d) == (False, unknown)

@@ -324,4 +324,6 @@ def test_fig4_ntk_of_a_damaged_nn_h5_gives_the_fix_its_row_gives(tmp_path, runs)
     proc = script("fig4_ntk", d, "--out", tmp_path / "f")
     assert proc.returncode == 2, proc.stderr
     fix = _damaged_nn(d).split("; ")[1]
-    assert f"it is damaged: {fix}; else " in proc.stderr and "--force" not in proc.stderr, proc.stderr
+    # its directory holds its job.toml and summary.json: the run wrote it, said plainly (no "if ...; else ...")
+    assert proc.stderr.endswith(f": the file is damaged; {fix}\n") and "--force" not in proc.stderr, proc.stderr
+    assert "else" not in proc.stderr and "if the run wrote it" not in proc.stderr

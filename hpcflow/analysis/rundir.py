@@ -242,8 +242,8 @@ def _unreadable(h5_path, exc, hint: str) -> MissingData:
         where = os.path.dirname(os.fspath(h5_path)) or "."
         other = "" if hint == fix else f"; else {hint}"
         return MissingData(f"{said}; {no_job(where)}{other}")
-    if hint == fix:  # a reader whose advice is the fix itself: one sentence, not "if ...: FIX; else FIX"
-        return MissingData(f"{said}: the file is damaged; {fix}")
+    if hint == fix or _its_run(h5_path):  # a reader whose advice is the fix itself, or a file its run wrote: one
+        return MissingData(f"{said}: the file is damaged; {fix}")  # sentence, not "if ...: FIX; else FIX"
     fix = fix.replace("the job", "that job", 1)
     return MissingData(f"{said}; if the run wrote it, it is damaged: {fix}; else {hint}")
 
@@ -307,6 +307,14 @@ def check_access(paths) -> None:
     refused = [why for p in paths if "://" not in os.fspath(p) and (why := access_refusal(p))]
     if refused:
         raise InputFileError("; ".join(refused))
+
+
+def _its_run(path) -> bool:
+    """Whether data file `path` is its run's: its directory holds the job.toml (`has_job`) and a summary.json of the
+    kind that writes a file of its name (DATA_KINDS), so that the run wrote it."""
+    run_dir = os.path.dirname(os.path.abspath(path))
+    kind = DATA_KINDS.get(os.path.basename(os.fspath(path)))
+    return kind is not None and has_job(run_dir) and (read_summary(run_dir) or {}).get("kind") == kind
 
 
 def has_job(run_dir) -> bool:
@@ -779,8 +787,8 @@ def completeness(run_dir) -> tuple[bool, str]:
         epoch = checkpoint_progress(pt) if os.path.isfile(pt) else None
         done = summary.get("checkpoint_step")
         if epoch is None and os.path.isfile(pt):  # it may be further on than the summary: not passed off as finished
-            return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged)" if torch_available() else
-                                     f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
+            return False, UNKNOWN + (f"{NN_CHECKPOINT} unreadable (damaged); {restore_fix(run_dir)}"
+                                     if torch_available() else f"torch needed to read {NN_CHECKPOINT} ({TORCH_HINT})")
         if epoch is not None and done is not None and int(done) != epoch:
             fix = _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
             return False, (f"{NN_CHECKPOINT} is at epoch {epoch} but summary.json describes epoch {done} "

@@ -333,7 +333,16 @@ def check_resume(cfg: dict, state: dict, path: str, *, nn_h5_redone: bool = Fals
         fault = nn_h5_fault(nn_h5, state=state)  # unreadable, not what a run writes, or not this checkpoint's
         if fault is not None:
             raise InputFileError(f"{nn_h5}: {fault} in a finished run, which --resume leaves as it is; rerun the job "
-                                 "with --force")
+                                 f"with --force: {_force_line(os.path.dirname(os.path.abspath(path)))}")
+
+
+def _force_line(run_dir: str) -> str:
+    """`hpcflow nn DIR/job.toml --out DIR --force` of run directory `run_dir` (JOB where it holds no job.toml), one
+    line to paste (`hpcflow.jobs.shell.shell_line`)."""
+    from hpcflow.jobs.shell import shell_line
+
+    job = os.path.join(run_dir, "job.toml")
+    return shell_line(["hpcflow", "nn", job if os.path.isfile(job) else "JOB", "--out", run_dir, "--force"])
 
 
 def _counted(n: int, one: str, many: str) -> str:
