@@ -412,11 +412,11 @@ def numbers(study, base=None) -> list:
     its best trial (single objective) or Pareto front (several)."""
     import optuna
 
-    from hpcflow.analysis.study import by_state, judged_states, trial_counts
+    from hpcflow.analysis.study import by_state, diverged_count, judged_states, trial_counts
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     _, trials, states = judged_states(study, base) if base is not None else (None, study.trials, by_state(study.trials))
-    out = [f"study {study.study_name}: {trial_counts(len(trials), states)}"]
+    out = [f"study {study.study_name}: {trial_counts(len(trials), states, diverged_count(trials))}"]
     if done and len(study.directions) == 1:
         best = study.best_trial
         out.append(f"best trial {best.number}: value {best.value:.6g} params {best.params}")

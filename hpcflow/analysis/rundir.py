@@ -1293,6 +1293,17 @@ def judged(run_dir) -> tuple[bool, str]:
     return (False, f"{RUNNING}{running}") if running else completeness(run_dir)
 
 
+def stop_reason(run_dir, status: str, said: str) -> str:
+    """Why the run of `run_dir` stopped early: its own words `said` (summary.json's or its data file's `stopped`),
+    but for a trial that its study's pruner stopped (status "stopped") the study's record of it
+    (`hpcflow.analysis.study.pruned_by`), which says by what."""
+    if status != "stopped" or _output.enclosing_study(run_dir) is None:
+        return said
+    from hpcflow.analysis.study import pruned_by
+
+    return pruned_by(run_dir) or said
+
+
 def run_state(run_dir) -> RunState:
     """The RunState of a flow or network run directory (or of one of its data files), from its lock (a live run:
     "running: ..."), completeness(), summary.json and the attributes of checkpoint.h5 (flow) or nn.h5 (network),
@@ -1315,7 +1326,7 @@ def run_state(run_dir) -> RunState:
     # a complete run's summary describes its data file; an incomplete one's data file is newer than its summary
     first, second = (summary, attrs) if complete else (attrs, summary)
     status = _text(first.get("status")) or _text(second.get("status"))
-    stopped = _text(first.get("stopped")) or _text(second.get("stopped"))
+    stopped = stop_reason(run_dir, status, _text(first.get("stopped")) or _text(second.get("stopped")))
     step = _int(attrs.get("step" if flow else "epoch"))
     if step is None:
         step = _int(summary.get("checkpoint_step", summary.get("steps_taken")))

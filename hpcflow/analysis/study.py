@@ -452,9 +452,12 @@ def too_few_trials(path, study, few: str, why: str, *, other: str = "", base=Non
     trial "interrupted") and the fix (`other`, an alternative said first, then `more_trials`). `base`: the study's
     base directory (`load_study`), else found again from `path`."""
     if base is None:
-        base = _storage(os.fspath(path))[1]
-    states = judged_states(study, base)[2]
-    held = state_counts(states) or "none"
+        from hpcflow.tune.storage import close_storage
+
+        store, base = _storage(os.fspath(path))
+        close_storage(store)  # (its base directory alone is asked for)
+    _, trials, states = judged_states(study, base)
+    held = state_counts(states, diverged_count(trials)) or "none"
     running = states.get("running", 0)  # trials whose workers still run: their results may be all that is missing
     wait = (f"wait for the {'trial' if running == 1 else f'{running} trials'} still running to end (then read it "
             "again), or " if running else "")
@@ -487,16 +490,37 @@ def best_run_dirs(study, base, path=None) -> list:
 STATES = ("complete", "pruned", "fail", "preempted", "running", "interrupted", "waiting")
 
 
-def state_counts(states: dict) -> str:
-    """'a complete, b pruned, c failed, ...' of {state: count}, in the order of STATES, then the others'."""
+def state_counts(states: dict, diverged: int = 0) -> str:
+    """'a complete, b pruned, c failed, ...' of {state: count}, in the order of STATES, then the others'; the pruned
+    count says how many of them diverged (`diverged`, `pruned_why`), as `hpcflow tune`'s closing line does."""
     order = [k for k in STATES if k in states] + sorted(k for k in states if k not in STATES)
-    return ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}" for k in order)
+    return ", ".join(f"{states[k]} {'failed' if k == 'fail' else k}"
+                     f"{pruned_why(states[k], diverged) if k == 'pruned' else ''}" for k in order)
 
 
-def trial_counts(n: int, states: dict) -> str:
-    """'N trials: a complete, b pruned, ...' of a study of `n` trials, {state: count} (`state_counts`): the study's
-    trials as the report's row and optuna_view.py's printed lines both count them."""
-    counts = state_counts(states)
+def pruned_why(pruned: int, diverged: int) -> str:
+    """What the count of `pruned` trials holds besides those the pruner stopped, in `hpcflow tune`'s words: the
+    `diverged` ones (pruned as diverged, or as a network whose metric is not positive definite:
+    `hpcflow.tune.study.pruned_infeasible`), in parentheses; "" where none diverged."""
+    if not diverged:
+        return ""
+    if diverged == pruned:
+        return " (diverged)" if pruned == 1 else " (all diverged)"
+    return f" ({diverged} of them diverged, {pruned - diverged} stopped by the pruner)"
+
+
+def diverged_count(trials) -> int:
+    """How many of `trials` were pruned as diverged (`hpcflow.tune.study.pruned_infeasible`)."""
+    from hpcflow.tune.study import pruned_infeasible
+
+    return sum(pruned_infeasible(t) for t in trials)
+
+
+def trial_counts(n: int, states: dict, diverged: int = 0) -> str:
+    """'N trials: a complete, b pruned, ...' of a study of `n` trials, {state: count} (`state_counts`, the pruned
+    that `diverged` said): the study's trials as the report's row and optuna_view.py's printed lines both count
+    them."""
+    counts = state_counts(states, diverged)
     return f"{n} trial{'' if n == 1 else 's'}" + (f": {counts}" if counts else "")
 
 
@@ -544,7 +568,7 @@ def overview(path, study_name: str | None = None) -> dict:
     study, base = load_study(path, study_name)
     stale, trials, states = judged_states(study, base)
     record = study.user_attrs.get(JOB_RECORD)
-    out = {"trials": len(trials), "states": states, "interrupted": stale,
+    out = {"trials": len(trials), "states": states, "interrupted": stale, "diverged": diverged_count(trials),
            "objective": record.get("objective") if isinstance(record, dict) else None}
     if len(study.directions) == 1 and "complete" in states:
         best = study.best_trial
@@ -556,6 +580,31 @@ def overview(path, study_name: str | None = None) -> dict:
             out["best_run_dir_problem"] = f"trial {best.number}: no run directory {run_dir}"
         out.update(best_trial=best.number, best_value=best.value, best_run_dir=run_dir)
     return out
+
+
+def pruned_by(run_dir) -> str:
+    """How the run of a trial's directory `run_dir` inside a study directory was stopped where the study pruned it
+    (its trial PRUNED, not as diverged: `hpcflow.tune.study.pruned_infeasible`): "pruned by the study's median
+    pruner (trial N of the study in DIR)", the pruner [tune].pruner of the study's job (the flow's own words for such
+    a stop, "callback asked to stop", name no cause); "" otherwise, or where the study cannot be read."""
+    from hpcflow.tune.study import RECORD as JOB_RECORD
+    from hpcflow.tune.study import pruned_infeasible
+
+    study_dir = enclosing_study(run_dir)
+    if study_dir is None:
+        return ""
+    try:
+        study, base = load_study(study_dir)
+    except (MissingData, ImportError):
+        return ""
+    found = [t for t in study.get_trials(deepcopy=False) if _runs_in(t, base, run_dir)]
+    if not found or found[-1].state.name != "PRUNED" or pruned_infeasible(found[-1]):
+        return ""
+    record = study.user_attrs.get(JOB_RECORD)
+    tune = record.get("job_data", {}).get("tune") if isinstance(record, dict) and isinstance(
+        record.get("job_data"), dict) else None
+    pruner = tune.get("pruner", "median") if isinstance(tune, dict) else "median"  # [tune].pruner's default
+    return f"pruned by the study's {pruner} pruner (trial {found[-1].number} of the study in {study_dir})"
 
 
 def continuation(run_dir, *, refused: str = "--resume", nn_h5_from: bool = False) -> str:

@@ -14,7 +14,8 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL
                                      dataset_names, file_refusal, holder, in_use_file, in_use_reason, inconsistency,
                                      judged, network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
                                      read_attrs, read_datasets, read_strings, read_summary, rerun_fix, restore_fix,
-                                     run_state, same_length, scan_rows, unread_checkpoint, unreadable)
+                                     run_state, same_length, scan_rows, stop_reason, unread_checkpoint,
+                                     unreadable)
 
 STUDY_RECORD = "study.json"
 
@@ -299,6 +300,8 @@ def _run_summary(path, kind, *, complete: bool = True) -> dict:
         return _scan_summary(path, summary, SCANS[kind])
     if kind not in ("flow", "nn"):
         return summary
+    if isinstance(summary.get("stopped"), str):  # a trial its study pruned: said so (`rundir.stop_reason`)
+        summary["stopped"] = stop_reason(path, summary.get("status"), summary["stopped"])
     if kind == "flow" and unread_checkpoint(path):  # the data file is the record: no sigma, no gain, as in Table 1
         return {k: v for k, v in summary.items() if k not in HISTORY_NUMBERS}
     newer = _checkpoint_numbers(path) if kind == "flow" else _network_numbers(path)

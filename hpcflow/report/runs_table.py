@@ -150,7 +150,7 @@ def _study_status(s: dict) -> str:
     ov = s.get("study")
     if not isinstance(ov, dict):
         return f"unreadable: {s.get('study_error', 'no study')}"
-    text = trial_counts(ov["trials"], ov["states"])
+    text = trial_counts(ov["trials"], ov["states"], ov.get("diverged", 0))
     gone = ov.get("interrupted") or []
     if gone:
         one = len(gone) == 1
