@@ -13,6 +13,7 @@ import math
 import os
 import re
 
+from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, SUMMARY, MissingData, data_file, label, lost_data, read_attrs,
                                      read_datasets, read_summary, run_dir_of, run_state, unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
@@ -99,10 +100,10 @@ def load_row(run_dir, *, name: str | None = None) -> dict:
             "n_train": cfg["geometry"]["n_train"],
             "n_test": cfg["geometry"].get("n_test"), "dt": cfg["flow"]["dt"], "loss": cfg["flow"].get("loss"),
             "steps": len(st) - 1, "hyper": ", ".join(f"{k}={kernel[k]}" for k in HYPER_KEYS if kernel.get(k) is not None),
-            **_gains("train", st), **_gains("test", se)}
+            **_gains("train", st, cfg["geometry"]["n_train"]), **_gains("test", se, cfg["geometry"].get("n_test"))}
 
 
-def _gains(which: str, sigma) -> dict:
+def _gains(which: str, sigma, n=None) -> dict:
     """{'gain_WHICH': sigma[0] / sigma[-1], 'gain_WHICH_why': ''} of the sigma history of the train or test points;
     a NaN gain where the history is empty or its first or last sigma is NaN (a flow without test points records
     NaN: no reason given, the table's '-' says it), and where that sigma is <= 0 or infinite, with the reason: a
@@ -116,7 +117,9 @@ def _gains(which: str, sigma) -> dict:
         if not (math.isfinite(value) and value > 0):
             why = "not > 0" if value <= 0 else "not finite"
             return {**none, f"gain_{which}_why": f"sigma_{which} {value:g} at step {step}, {why}"}
-    return {f"gain_{which}": float(sigma[0] / sigma[-1]), f"gain_{which}_why": ""}
+    # a last sigma at float64 round-off over its n points: the gain is the rounding's, said beside it
+    why = f"sigma_{which} {ends[-1][1]:.2g} {ROUNDOFF}" if at_roundoff(ends[-1][1], n) else ""
+    return {f"gain_{which}": float(sigma[0] / sigma[-1]), f"gain_{which}_why": why}
 
 
 def _study_label(path, study_name: str) -> str:
@@ -259,5 +262,5 @@ def _gain(row: dict, which: str, spec: str) -> str:
     (`_gains`): '- (sigma_train 0 at step 6, not > 0)'."""
     value, why = row[f"gain_{which}"], row.get(f"gain_{which}_why")
     if math.isfinite(value):
-        return format(value, spec)
+        return format(value, spec) + (f" ({why})" if why else "")  # (a sigma at float64 round-off)
     return f"- ({why})" if why else "-"

@@ -6,6 +6,7 @@ import math
 import re
 
 from hpcflow.analysis.definite import not_positive_definite
+from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff
 from hpcflow.analysis.rundir import UNKNOWN, label
 from hpcflow.analysis.table1 import md_cell, md_name
 
@@ -66,12 +67,18 @@ def row(info) -> list:
     test_i = s.get("sigma_test_initial", s.get("sigma_val_initial"))
     test_f = s.get("sigma_test_final", s.get("sigma_val_final"))
     gains = [_num(_gain(s.get("gain_train"), train_i, train_f)), _num(_gain(s.get("gain_test"), test_i, test_f))]
+    sigmas = [_arrow(train_i, train_f), _arrow(test_i, test_f)]
+    counts = (s.get("n_train", geo.get("n_train")), n_test)
+    for i, (final, points) in enumerate(zip((train_f, test_f), counts)):
+        if at_roundoff(final, points) and gains[i] != "-":  # the gain is the rounding's, not the flow's
+            sigmas[i] += f" ({ROUNDOFF})"
+            gains[i] += f" (σ {ROUNDOFF})"
     if info.kind in SCAN_GAINS:
         gains = _scan_gains(s.get("table"), *SCAN_GAINS[info.kind])
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
     return [info.name or label(info.path), info.kind or "-", status, n, kernel or "-",
             _ranks(_table(s, "study").get("best_legs") if info.kind == "study" else s.get("legs"), ranks),
-            _arrow(train_i, train_f), _arrow(test_i, test_f), *gains, _wall(s)]
+            *sigmas, *gains, _wall(s)]
 
 
 def _stopped(s: dict, kind) -> str:
