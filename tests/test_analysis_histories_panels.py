@@ -82,7 +82,7 @@ def test_panels_whose_sigmas_lie_orders_of_magnitude_apart_have_y_ranges_of_thei
     low, high = net_ax.get_ylim()
     assert 0.0 < low <= 0.33 and 0.36 <= high and np.log10(high / low) < 1.0, (low, high)
     assert flow_ax.get_ylim()[0] <= 1e-16 and flow_ax.get_ylim()[1] >= 0.37, flow_ax.get_ylim()
-    assert net_ax.get_ylabel() == flow_ax.get_ylabel() == "sigma (eq. B.11)"
+    assert net_ax.get_ylabel() == flow_ax.get_ylabel() == "σ (eq. B.11)"
     close = histories.plot(_panel_runs(0.1))
     close.canvas.draw()
     assert close.axes[0].get_ylim() == close.axes[1].get_ylim()  # 0.37-0.1 beside 0.36-0.33: one scale

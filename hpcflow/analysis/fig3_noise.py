@@ -279,8 +279,8 @@ def plot(scans):
     ax.set_xlim(left=0.0)  # an FS distance is >= 0: no negative distances left of it
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.set_xlabel("mean FS distance of test points to the nearest train point")
-    ax.set_ylabel("gain  sigma_FS / sigma_final (test)")
+    ax.set_xlabel("mean FS distance of test points to the nearest train point [rad]")
+    ax.set_ylabel("gain σ_FS / σ_final (test)")
     ax.set_title("Fig. 3 left: noise scan")
     legend_beside(fig, ax, 6.4, 4.6, fontsize="small")
     return fig

@@ -226,7 +226,7 @@ def plot(data):
     axes[1].plot(epochs, data[wasserstein], "o-")
     axes[1].set_ylabel("Wasserstein distance to epoch 0 (same spectrum)")
     axes[2].plot(epochs, data["ntk/rel_frobenius"], "o-", color="C2")
-    axes[2].set_ylabel("||Theta_t - Theta_0||_F / ||Theta_0||_F")
+    axes[2].set_ylabel("‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F")
     for ax in axes[1:]:
         ax.set_xlabel("epoch")
         # whole epochs only (a short run had 0.5, 1.5, ...; one epoch: 0.945, ..., 1.050 with min_n_ticks 2)
@@ -244,7 +244,7 @@ def plot_sweep(data):
     axes[0].set_ylabel("NTK change after training")
     axes[0].legend(fontsize="small")
     axes[1].plot(w, data["width_sweep/sigma_val_final"], "o-", color="C3")
-    axes[1].set_ylabel("sigma (validation) after training")
+    axes[1].set_ylabel("σ (validation) after training")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -256,8 +256,12 @@ def plot(runs):
         ax.set_yscale("log")
         ax.set_xlabel(unit)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ranges = {u: _decades(runs if shared else [r for r in runs if r["unit"] == u]) for u in units}
+    for unit, ax in panel.items():
+        if ranges[unit] is not None and ranges[unit][1] - ranges[unit][0] < 1:
+            plain_log_ticks(ax)  # under a decade: a log axis would show no tick label, or 3.4x10^-1-style minor ones
     for ax in axes if not shared else axes[:1]:
-        ax.set_ylabel("sigma (eq. B.11)")
+        ax.set_ylabel("σ (eq. B.11)")
     if len(axes) == 1:
         axes[0].set_title("sigma histories")
     else:
@@ -294,6 +298,17 @@ TAB10 = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:br
 
 #: the decades by which one y scale shared by the sigma histories' panels may stretch a panel's own range (`plot`)
 SPREAD = 1.0
+
+
+def plain_log_ticks(ax) -> None:
+    """Ticks of `ax`'s log y axis at plain values, labelled as such ('0.34'), for a range under a decade, where
+    matplotlib's log ticks give no label or minor labels in powers of ten ('3.4×10^-1')."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter, NullLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, min_n_ticks=3))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _decades(runs):
