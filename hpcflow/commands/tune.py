@@ -41,13 +41,11 @@ def run(args) -> int:
 
 def pruned_why(result: dict) -> str:
     """What the count of pruned trials holds besides those the pruner stopped: those that diverged (pruned, so that
-    they are never the best; an nn network's metric not positive definite counts as diverged), in parentheses."""
-    diverged, pruned = result.get("diverged") or 0, result["counts"].get("PRUNED", 0)
-    if not diverged:
-        return ""
-    if diverged == pruned:
-        return " (diverged)" if pruned == 1 else " (all diverged)"
-    return f" ({diverged} of them diverged, {pruned - diverged} stopped by the pruner)"
+    they are never the best; an nn network's metric not positive definite counts as diverged), in parentheses
+    (`hpcflow.analysis.study.pruned_why`, so that the closing line and the report say it alike)."""
+    from hpcflow.analysis.study import pruned_why as said
+
+    return said(result["counts"].get("PRUNED", 0), result.get("diverged") or 0)
 
 
 #: the options whose value changes what a tune worker does (each rank must be given the same)
