@@ -12,9 +12,9 @@ from hpcflow.analysis.fig2 import made_without_fig2
 from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL_LIMIT, NN, NN_CHECKPOINT,
                                      NN_UNREADABLE, NOISE_SCAN, RUNNING, MissingData, completeness, data_missing,
                                      dataset_names, file_refusal, holder, in_use_file, in_use_reason, inconsistency,
-                                     judged, network_checkpoint, network_config, network_legs, nn_damaged_fix, nn_missing,
-                                     read_attrs, read_datasets, read_strings, read_summary, rerun_fix, restore_fix,
-                                     run_state, same_length, scan_rows, stop_reason, unread_checkpoint,
+                                     judged, network_checkpoint, network_config, network_legs, nn_damaged_fix,
+                                     nn_missing, read_attrs, read_datasets, read_strings, read_summary, rerun_fix,
+                                     restore_fix, run_state, same_length, scan_rows, stop_reason, unread_checkpoint,
                                      unreadable)
 
 STUDY_RECORD = "study.json"
