@@ -297,10 +297,55 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None) -> tuple[float
     """`address_space` of a run of `cfg` (`kind`) with peak `est`, measured with the libraries it loads."""
     kind = kind or cfg["job"]["kind"]
     base = est.parts.get("base", 0.0) if kind == "nn" else 0.0  # TORCH_BASE_BYTES: Python, NumPy and torch
-    threads = _threads()
-    if kind == "sample" and cfg["sample"].get("threads") is not None:  # the threads its estimate is for
-        threads = api_threads(cfg["sample"]["threads"], "[sample].threads")
-    return address_space(est.bytes, threads, run_libraries(cfg, kind), base)
+    return address_space(est.bytes, _run_threads(cfg, kind), run_libraries(cfg, kind), base)
+
+
+def _run_threads(cfg: dict, kind: str) -> int:
+    """The worker threads a run of `cfg` (`kind`) starts: this process's, a sample job's [sample].threads where set
+    (the threads its estimate is for)."""
+    if kind == "sample" and cfg["sample"].get("threads") is not None:
+        return api_threads(cfg["sample"]["threads"], "[sample].threads")
+    return _threads()
+
+
+#: the modules a run of a job kind other than "sample" and "nn" may import mid-run beyond `run_libraries`' (a flow's
+#: halo and nearest searches and its clusterings: scipy.spatial, which loads scipy.linalg and a second OpenBLAS):
+#: ~83 MiB of data (VmData) where the imports before the check held ~100 MiB, so that a data limit the check passed
+#: without them failed loading them mid-run
+DATA_LIBRARIES = ("scipy.spatial",)
+
+
+def run_data(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
+    """(data a run of `cfg` (`kind`) with peak `est` needs, its RLIMIT_DATA (`ulimit -d`), the part counted now), or
+    None without a data limit: the counterpart of `run_address_space` for the limit Linux >= 4.7 holds the heap and
+    every private writable mapping to. What it counts once the libraries the run loads are loaded (`run_libraries`,
+    and for the job kinds but "sample" and "nn" DATA_LIBRARIES; `data_bytes`, rounded up to MAPPED_STEP) plus the
+    estimate less its "base" part (the interpreter and those libraries: what of it is data is counted already) plus
+    the stacks of the `threads` workers (`thread_stacks`) and an OpenBLAS buffer for each of them in each OpenBLAS
+    library (`_limit_room`). A library that cannot be loaded for want of data (`load_out_of_memory`) leaves no
+    room: the need is then the limit and the estimate. Without it a flow run (jobs/quickstart.toml, estimated
+    173 MiB) passed the check under a data limit of 250 MiB, the estimate compared with the limit alone, and failed
+    mid-run loading SciPy (the process held 101 MiB of data before any work, 265 MiB at the end)."""
+    kind = kind or cfg["job"]["kind"]
+    names = run_libraries(cfg, kind) + (DATA_LIBRARIES if kind not in ("sample", "nn") else ())
+    short = []  # a library the limit left no room to load
+
+    def measure():
+        loaded = True
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - refused where the run needs it, in its words
+                loaded = False
+                if load_out_of_memory(exc) is not None:
+                    short.append(name)
+        return data_bytes(), est.parts.get("base", 0.0) if loaded else 0.0
+
+    room = _limit_room(resource.RLIMIT_DATA, measure, _run_threads(cfg, kind), thread_stacks)
+    if room is None:
+        return None
+    fit, soft, taken = room
+    return (soft + est.bytes if short else soft - fit + est.bytes), soft, taken
 
 
 def _read_int(path: str) -> int | None:
@@ -1201,6 +1246,21 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"buffers), which exceeds the {fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: "
                           f"address space, not resident memory); raise the limit (ulimit -v unlimited, or at least "
                           f"{limit_kib(need)} KiB), or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+    data = run_data(est, cfg, kind) if per_node is None else None
+    if data is not None and data[0] > data[1]:
+        need, soft, taken = data
+        kind = kind or cfg["job"]["kind"]
+        fixed = need - est.bytes + est.parts.get("base", 0.0)  # what no smaller size lowers
+        sized = {k: v for k, v in est.parts.items() if k != "base"}
+        big = max(sized, key=sized.get) if sized else None
+        sizes = ("" if fixed >= soft or big is None else
+                 f", or reduce {part_keys(cfg, kind, big)} (its largest sized part: {big} {fmt_bytes(sized[big])})")
+        raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
+                          f"of data (with the {fmt_bytes(taken)} this process holds with the libraries the run loads, "
+                          f"and its threads' stacks and OpenBLAS buffers), which exceeds the {fmt_bytes(soft)} this "
+                          f"process may use (RLIMIT_DATA, ulimit -d: its heap and private writable mappings, not "
+                          f"resident memory); raise the limit (ulimit -d unlimited, or at least {limit_kib(need)} "
+                          f"KiB){sizes}, or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
     return est
 
 
@@ -1384,6 +1444,9 @@ def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
     space = run_address_space(est, cfg, kind)
     if space is not None:
         text += f", address space {fmt_bytes(space[0])} of {fmt_bytes(space[1])} (RLIMIT_AS, ulimit -v)"
+    data = run_data(est, cfg, kind)
+    if data is not None:
+        text += f", data {fmt_bytes(data[0])} of {fmt_bytes(data[1])} (RLIMIT_DATA, ulimit -d)"
     if est.seconds is not None:
         text += f", roughly {est.seconds:.3g} s of kernel products"
     return text + (f" (about {est.step_seconds:.3g} s per flow step)" if est.step_seconds is not None else "")
