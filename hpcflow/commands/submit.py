@@ -373,10 +373,21 @@ def _logs_folder(args) -> str:
 
 
 def _job_bytes(path: str) -> bytes | None:
-    """The bytes of job file `path`; None where it cannot be read (the checks then refuse it in one line)."""
+    """The bytes of job file `path`; None where it cannot be read or is not a regular file (a FIFO, a device, a
+    directory: the checks then refuse it in one line, as `hpcflow run` does). Its type is read with os.stat before
+    it is opened, and again from the open file (opened without blocking: a FIFO put in its place meanwhile is not
+    waited on), so a FIFO is never read: reading one blocks until a writer comes."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        with open(fd, "rb") as f:  # (closes fd)
+            return f.read() if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
     except OSError:
         return None
 
