@@ -128,6 +128,51 @@ def check_replaceable(path: str) -> None:
     os.close(fd)
 
 
+def pointset_refusal(path: str) -> str | None:
+    """Why the file --out names (through a link, the file it leads to) is not one --force may replace, or None: it
+    replaces only a PointSet file (root attribute kind = 'hpcflow.PointSet', as `PointSet.save` writes it), never a
+    file of another kind (a run's checkpoint.h5 or nn.h5, a text file, a device or FIFO: its type read with os.stat,
+    never opened) nor any file in a run's output directory (DIR/job.toml written by a run), whose file it would be.
+    None where there is no such file (a new file is written)."""
+    import stat
+
+    import h5py
+
+    from hpcflow.atomic import link_target
+    from hpcflow.geometry.pointcheck import KIND, attribute_text
+    from hpcflow.jobs.output import saved_job_kind
+
+    dest = link_target(path)
+    try:
+        mode = os.stat(dest).st_mode
+    except (OSError, ValueError):
+        return None  # (missing, a dangling link: nothing replaced; what cannot be read is left to the write)
+    what = f"the existing file {dest} (the target of the link {path})" if dest != path else "the existing file"
+    if not stat.S_ISREG(mode):
+        return f"{what} is not a regular file"
+    parent = os.path.dirname(dest) or os.curdir
+    if saved_job_kind(parent) is not None:
+        return f"{what} is in the output directory of an hpcflow run ({os.path.join(parent, 'job.toml')})"
+    try:
+        with h5py.File(dest, "r") as f:
+            kind = attribute_text(f.attrs, "kind") if "kind" in f.attrs else None
+    except Exception:  # noqa: BLE001 - not HDF5, damaged, cut short or unreadable: not known to be a PointSet
+        return f"{what} is not an HDF5 file that can be read"
+    if kind != KIND:
+        of = f"of kind {kind!r}" if isinstance(kind, str) else "without attribute 'kind'"
+        return f"{what} is an HDF5 file {of}, not a PointSet file"
+    return None
+
+
+def check_force_replaces(path: str) -> None:
+    """OutputPathError (one line, the file left as it is) where --force would replace a file that is not a PointSet
+    file `hpcflow sample` wrote (`pointset_refusal`)."""
+    why = pointset_refusal(path)
+    if why is not None:
+        raise OutputPathError(f"--out {path}: {why}; --force replaces only a PointSet file written by hpcflow sample: "
+                              "choose another --out, or remove the file yourself")
+
+
 def build_manifold(name: str, dim: int, psi: complex = 0.0):
     from hpcflow.geometry import Hypersurface
 
@@ -152,6 +197,7 @@ def run(args) -> int:
         cfg = check_arguments(args, memory=False)
         check_output_file(args.out, force=args.force)
         if args.force:
+            check_force_replaces(args.out)
             check_replaceable(args.out)
         X = build_manifold(args.manifold, args.dim, complex(args.psi))
         check_chart(X, args.chart)
@@ -184,6 +230,8 @@ def run(args) -> int:
             ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root",
                           max_batches=args.max_batches)
         dt = time.perf_counter() - t0
+        if args.force:  # (a file put at --out while this one sampled: replaced only where it is a PointSet file too)
+            refuse_together(lambda: check_force_replaces(args.out), c)
         try:
             ps.save(args.out, force=args.force)
         except OutputPathError:
@@ -299,7 +347,9 @@ def register(sub) -> None:
                    help="the most batches of lines sampled, an integer >= 1: past them (or once a --chart's rate "
                    "shows they cannot give --n points) the command stops with exit 2 (default %(default)s)")
     p.add_argument("--out", required=True, help="output HDF5 file")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file that is a PointSet file hpcflow sample wrote (any other file "
+                        "is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, nor its plain lines in a log (as "
                    "HPCFLOW_QUIET=1)")
     add_memory_check_argument(p)
