@@ -16,7 +16,7 @@ import pytest
 
 from hpcflow.cli import main
 from hpcflow.errors import ConfigError
-from hpcflow.geometry import Hypersurface, sampling
+from hpcflow.geometry import Hypersurface, PointSet, sampling
 from hpcflow.geometry.sampling import LINES_PER_BATCH
 from hpcflow.parallel import comm as pcomm
 
@@ -159,7 +159,10 @@ def test_force_onto_a_file_that_cannot_be_replaced_is_refused_before_sampling(tm
     """An immutable --out (chattr +i) was sampled into, then the write failed (exit 5). Where chattr cannot be
     used here, the OS's refusal of such a file (EPERM on opening it for writing) is stood in for."""
     out = tmp_path / "immf.h5"
-    out.write_bytes(b"kept")
+    # a PointSet file, the only kind --force replaces
+    assert main(["sample", "--n", "10", "--threads", "1", "--quiet", "--out", str(out)]) == 0
+    kept = out.read_bytes()
+    capsys.readouterr()
     began = []
 
     def sample_waves(*args, **kwargs):
@@ -185,13 +188,13 @@ def test_force_onto_a_file_that_cannot_be_replaced_is_refused_before_sampling(tm
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and began == [], err
     assert err.startswith(f"hpcflow sample: error: --out {out}: the existing file {out} cannot be replaced"), err
-    assert out.read_bytes() == b"kept" and sorted(os.listdir(tmp_path)) == ["immf.h5"]
+    assert out.read_bytes() == kept and sorted(os.listdir(tmp_path)) == ["immf.h5"]
 
 
 def test_force_onto_a_read_only_file_in_a_writable_directory_still_replaces_it(tmp_path, capsys):
     out = tmp_path / "ro.h5"
-    out.write_bytes(b"old")
+    assert main(["sample", "--n", "10", "--threads", "1", "--quiet", "--out", str(out)]) == 0  # a PointSet file
     out.chmod(0o444)
-    assert main(["sample", "--n", "10", "--threads", "1", "--quiet", "--force", "--out", str(out)]) == 0
-    assert out.read_bytes()[:4] == b"\x89HDF"
+    assert main(["sample", "--n", "12", "--threads", "1", "--quiet", "--force", "--out", str(out)]) == 0
+    assert len(PointSet.load(str(out))) == 12  # the new set
     capsys.readouterr()

@@ -84,5 +84,7 @@ def test_a_live_writers_temporary_is_left_alone(tmp_path):
             live.stdin.close()
             assert live.wait(timeout=60) == 0
     assert _temporaries(tmp_path, "k.h5") == debris
-    _sample(tmp_path, "--force")
+    assert (tmp_path / "k.h5").read_bytes() == b"live"  # (no PointSet file, which --force would refuse to replace)
+    (tmp_path / "k.h5").unlink()
+    _sample(tmp_path)
     assert _temporaries(tmp_path, "k.h5") == []
