@@ -156,3 +156,29 @@ def test_a_release_after_a_takeover_does_not_remove_the_new_holders_lock(tmp_pat
     assert os.readlink(str(target) + ".lock") == taken and len(lost) == 1
     second.release()
     assert sorted(os.listdir(tmp_path)) == ["best.toml"]
+
+
+def test_a_killed_holder_not_yet_reaped_by_its_parent_is_gone(tmp_path):
+    """A holder SIGKILLed whose parent has not waited for it yet (a zombie: a launcher waiting on its workers in
+    turn) holds nothing: its lock is taken over at once, not waited for."""
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(journal), "SIGKILL"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while storage._proc_fields(holder.pid)[0] != b"Z":  # killed, not reaped: no wait() until the end
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        said: list[str] = []
+        lock = file_lock(str(journal), grace=600, log=said.append)
+        t, done = _waiter(lock)
+        t.join(timeout=20)
+        assert done.is_set(), said
+        assert said == [f"hpcflow: lock {journal}.lock was held by pid {holder.pid} of this host, which is gone (its "
+                        "process ended: killed while holding it); taking it over"], said
+        lock.release()
+    finally:
+        holder.wait(timeout=60)
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]

@@ -1321,14 +1321,16 @@ def last_sign_of_life(t) -> float | None:
 
 
 def _pid_ended(pid: int) -> bool:
-    """Whether no process of pid `pid` runs on this host (another user's process is one: its start tells)."""
+    """Whether no process of pid `pid` runs on this host (another user's process is one: its start tells); a zombie
+    (killed, not yet reaped by its parent: state Z or X in /proc/PID/stat) has ended, though os.kill still finds it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         pass
-    return False
+    fields = _proc_fields(pid)
+    return bool(fields) and fields[0] in (b"Z", b"X")
 
 
 def _process_gone(pid: int, started) -> str | None:
