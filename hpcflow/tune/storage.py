@@ -636,10 +636,13 @@ class FileLock:
             pause = min(pause * 2, 0.5)
 
     @staticmethod
-    def _holder_shown(holder, host: str) -> str:
+    def _holder_shown(holder, host: str, ns: str | None = None) -> str:
+        """Lock holder `holder` (`lock_holder`) as a line names it, seen from host token `host` (`_host_token`) and,
+        where given, pid space `ns` (`_pid_space`)."""
         if holder is None:
             return "a worker that recorded no identity (Optuna's own lock, an older hpcflow's)"
-        where = ("this host name, in another boot or PID namespace (a container, another machine of that name)"
+        where = ("this host" if holder[0] == host and holder[1] == ns else
+                 "this host name, in another boot or PID namespace (a container, another machine of that name)"
                  if holder[0] == host else
                  f"host {holder[0]}" if not holder[0].startswith("#") else "another host")
         return f"pid {holder[2]} of {where}"
@@ -722,7 +725,7 @@ class FileLock:
         locked file (`check`) under the lock: LockLost where it is damaged."""
         holder = lock_holder(found)
         who = "another worker" if holder is None else \
-            f"pid {holder[2]} of {'another host' if holder[0].startswith('#') else 'host ' + holder[0]}"
+            self._holder_shown(holder, _host_token(socket.gethostname()), _pid_space())
         checked = "; the journal is checked" if self.check is not None else ""
         self.log(f"hpcflow: lock {self._lock_file} was taken over by {who} while this process held it (paused past "
                  f"the {self.grace:g} s takeover: SIGSTOP, a suspended job, a stalled file system); its new holder's "
