@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -255,3 +256,28 @@ def test_journal_backends_lock_on_the_absolute_path(tmp_path, monkeypatch):
     storage = JournalStorage(backend)
     optuna.create_study(study_name="x", storage=storage)
     assert optuna.study.get_all_study_names(storage) == ["x"]
+
+
+def test_a_damaged_journal_found_by_a_heartbeat_ends_the_worker_when_the_computation_ends():
+    """A heartbeat write whose lock was taken over and whose journal is damaged (LockLost) is not swallowed by the
+    heartbeat thread: the block raises it; a trial finished by another worker only stops the beats."""
+    from hpcflow.tune.storage import LockLost, heartbeat
+
+    class Storage:
+        def __init__(self, exc):
+            self.exc, self.calls = exc, 0
+
+        def set_trial_user_attr(self, trial_id, key, value):
+            self.calls += 1
+            raise self.exc
+
+    damaged = Storage(LockLost("study journal j: its lock was taken over while this worker wrote to it"))
+    with pytest.raises(LockLost, match="taken over"):
+        with heartbeat(damaged, 0, 0.01):
+            while not damaged.calls:
+                time.sleep(0.01)
+    finished = Storage(RuntimeError("trial 0 is already finished"))
+    with heartbeat(finished, 0, 0.01):
+        while not finished.calls:
+            time.sleep(0.01)
+    assert finished.calls == 1

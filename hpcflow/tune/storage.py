@@ -1295,13 +1295,17 @@ HEARTBEAT = "heartbeat"
 @contextmanager
 def heartbeat(storage, trial_id: int, seconds: float):
     """Write user attribute `heartbeat` = time.time() on trial `trial_id` every `seconds` from a thread while the
-    block runs (a trial's computation); it stops when the trial is finished or failed by another worker."""
-    stop = threading.Event()
+    block runs (a trial's computation); it stops when the trial is finished or failed by another worker. A damaged
+    journal found by a write (LockLost) stops it too and is raised when the block ends: it ends the worker."""
+    stop, lost = threading.Event(), []
 
     def beat():
         while not stop.wait(seconds):
             try:
                 storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
+            except LockLost as exc:
+                lost.append(exc)
+                return
             except Exception:  # noqa: BLE001 - finished, or failed by another worker: nothing to keep alive
                 return
 
@@ -1312,6 +1316,8 @@ def heartbeat(storage, trial_id: int, seconds: float):
     finally:
         stop.set()
         thread.join()
+    if lost:
+        raise lost[0]
 
 
 def last_sign_of_life(t) -> float | None:
