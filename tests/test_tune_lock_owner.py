@@ -195,3 +195,30 @@ def test_a_killed_holder_not_yet_reaped_by_its_parent_is_gone(tmp_path):
     finally:
         holder.wait(timeout=60)
     assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+
+
+WAIT = ("import sys\nfrom hpcflow.tune.storage import file_lock\n"
+        "file_lock(sys.argv[1], grace=600, log=lambda line: print(line, flush=True)).acquire()\n")
+
+
+def test_a_waiter_killed_while_it_waits_leaves_no_owner_file_and_a_new_study_takes_the_directory(tmp_path):
+    """A worker SIGKILLed while waiting for the lock leaves nothing beside the journal; a lock's owner file (one
+    left by an older hpcflow's killed waiter) is not a foreign file that makes a new study refuse its directory."""
+    from hpcflow.tune.study import refuse_foreign_files
+
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    lock = file_lock(str(journal), log=lambda line: None)
+    assert lock.acquire()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    waiter = subprocess.Popen([sys.executable, "-c", WAIT, str(journal)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert waiter.stdout.readline().startswith("hpcflow: waiting for lock")  # after a second of waiting
+    finally:
+        waiter.kill()
+        waiter.wait(timeout=60)
+    lock.release()
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+    journal.unlink()
+    (tmp_path / f"{storage.OWNER_PREFIX}host~1a~2b~3c~0").write_text("")
+    refuse_foreign_files(str(tmp_path), None)  # no OutputPathError

@@ -574,26 +574,21 @@ class FileLock:
                 pass
 
     def acquire(self) -> bool:
+        """Take the lock, waiting as the class says. The owner file is made for each try and removed when the try
+        fails, so a waiter killed while it waits leaves none behind."""
         from hpcflow.stop_signals import defer, deliver
 
-        owner = self._new_owner()
-        try:
-            return self._acquire(owner, defer, deliver)
-        except BaseException:
-            if getattr(self._held, "owner", None) != owner:
-                self._drop_owner(owner)
-            raise
-
-    def _acquire(self, owner: str, defer, deliver) -> bool:
         pause, seen, since, said, holder, target = 0.001, None, time.monotonic(), False, None, None
         host, ns = _host_token(socket.gethostname()), None
         while True:
+            owner = self._new_owner()
             deferred = defer()  # from before the link is made: a request cannot come between the two
             try:
                 os.symlink(owner, self._lock_file)
-            except OSError as err:
+            except BaseException as err:
                 deliver(deferred)  # not held: a request meanwhile acts at once (a wait may be long)
-                if err.errno != errno.EEXIST:
+                self._drop_owner(owner)
+                if not isinstance(err, OSError) or err.errno != errno.EEXIST:
                     raise
             else:
                 self._held.deferred, self._held.owner, self._last = deferred, owner, owner
