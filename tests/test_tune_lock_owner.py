@@ -222,3 +222,33 @@ def test_a_waiter_killed_while_it_waits_leaves_no_owner_file_and_a_new_study_tak
     journal.unlink()
     (tmp_path / f"{storage.OWNER_PREFIX}host~1a~2b~3c~0").write_text("")
     refuse_foreign_files(str(tmp_path), None)  # no OutputPathError
+
+
+@pytest.mark.parametrize("unseen", ["no /proc", "hidepid"])
+def test_a_holder_of_this_host_name_that_cannot_be_looked_at_is_taken_over_after_the_grace_period(
+        tmp_path, monkeypatch, unseen):
+    """Without /proc every machine's pid space is "-": a holder recorded so may be another machine's of the same
+    host name, and /proc mounted hidepid hides another user's process (its start cannot be read): neither is waited
+    for forever, but taken over after the grace period, as a holder of another host is."""
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    if unseen == "no /proc":
+        monkeypatch.setattr(storage, "_pid_space", lambda: "-")
+    first = file_lock(str(journal), log=lambda line: None)
+    _hold_as(monkeypatch, first, socket.gethostname())  # alive: this very process
+    if unseen == "hidepid":
+        monkeypatch.setattr(storage, "_proc_fields", lambda pid: None)
+    said: list[str] = []
+    second = file_lock(str(journal), grace=1.5, log=said.append)
+    t, done = _waiter(second)
+    t.join(timeout=30)
+    assert done.is_set(), said
+    where = "this host" if unseen == "hidepid" else \
+        "this host name (without /proc, which tells this machine from another of that name)"
+    assert said[-1] == (
+        f"hpcflow: lock {journal}.lock unchanged for 1.5 s, held by pid {os.getpid()} of {where}, which cannot be "
+        "looked at from here: killed while holding it, or alive but paused that long (SIGSTOP, a suspended job, a "
+        "stalled file system); taking it over"), said
+    first.release()
+    second.release()
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]

@@ -520,8 +520,9 @@ class FileLock:
     - held by a process of this host (same boot and PID namespace): only once that process is gone (`_holder_gone`:
       its pid ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one
       (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once;
-    - held by a process of another host (or namespace), or by a holder that recorded none (Optuna's own lock, an
-      older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time, `os.lstat`: also a
+    - held by a process of another host (or namespace), of this host name where /proc does not tell machines apart
+      (pid space "-"), of this host but hidden (/proc mounted hidepid), or by a holder that recorded none (Optuna's
+      own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time, `os.lstat`: also a
       link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace` seconds, as
       Optuna does; the line says that the holder may be alive but paused.
 
@@ -595,13 +596,17 @@ class FileLock:
                 return True
             now = self._seen()
             if now != seen:  # another holder (or the first look): its grace period starts now
-                seen, since = now, time.monotonic()
+                seen, since, hidden = now, time.monotonic(), False
                 target = _readlink(self._lock_file) if now is not None else None
                 holder = lock_holder(target)
             waited = time.monotonic() - since
-            if holder is not None and holder[0] == host and holder[1] == (ns or (ns := _pid_space())):
+            # a holder of this host's pid space, unless the space is unknown ("-": no /proc, machines of one name
+            # alike) or the holder's process cannot be looked at (hidden: /proc mounted hidepid): the age rule then
+            if not hidden and holder is not None and holder[0] == host and holder[1] != "-" \
+                    and holder[1] == (ns or (ns := _pid_space())):
                 if waited > min(LOCAL_LOOK, self.grace):
                     gone = _holder_gone(holder[2], holder[3])
+                    hidden = gone is None and _start_ticks(holder[2]) == "-"
                     if gone is not None and self._seen() == seen:
                         self.log(f"hpcflow: lock {self._lock_file} was held by pid {holder[2]} of this host, which is "
                                  f"gone ({gone}: killed while holding it); "
@@ -609,7 +614,7 @@ class FileLock:
                         self._take_over(seen, target)
                         pause, seen = 0.001, None
                         continue
-                    if gone is None and not said:
+                    if gone is None and not hidden and not said:
                         said = True
                         state = "stopped: SIGSTOP, Ctrl-Z or a suspended job" if process_stopped(holder[2]) \
                             else "running"
@@ -617,7 +622,7 @@ class FileLock:
                                  f"host, which is alive ({state}); a live holder's lock is never taken over")
             elif now is not None and waited > self.grace and self._seen() == seen:
                 self.log(f"hpcflow: lock {self._lock_file} unchanged for {self.grace:g} s, held by "
-                         f"{self._holder_shown(holder, host)}, which cannot be looked at from here: killed while "
+                         f"{self._holder_shown(holder, host, ns)}, which cannot be looked at from here: killed while "
                          "holding it, or alive but paused that long (SIGSTOP, a suspended job, a stalled file "
                          "system); taking it over")
                 self._take_over(seen, target)
@@ -625,7 +630,8 @@ class FileLock:
                 continue
             elif not said and waited > 1.0:
                 said = True
-                self.log(f"hpcflow: waiting for lock {self._lock_file} (held by {self._holder_shown(holder, host)}: "
+                shown = self._holder_shown(holder, host, ns)
+                self.log(f"hpcflow: waiting for lock {self._lock_file} (held by {shown}: "
                          f"taken over after {self.grace:g} s unchanged, its liveness cannot be looked at from here)")
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
@@ -636,7 +642,9 @@ class FileLock:
         where given, pid space `ns` (`_pid_space`)."""
         if holder is None:
             return "a worker that recorded no identity (Optuna's own lock, an older hpcflow's)"
-        where = ("this host" if holder[0] == host and holder[1] == ns else
+        where = ("this host" if holder[0] == host and holder[1] == ns != "-" else
+                 "this host name (without /proc, which tells this machine from another of that name)"
+                 if holder[0] == host and "-" in (holder[1], ns) else
                  "this host name, in another boot or PID namespace (a container, another machine of that name)"
                  if holder[0] == host else
                  f"host {holder[0]}" if not holder[0].startswith("#") else "another host")
