@@ -47,6 +47,20 @@ def _waiter(lock):
     return t, done
 
 
+def _takes_over_gone(journal: Path, pid: int, grace: float) -> None:
+    """A waiter for `journal`'s lock, held by gone process `pid` of this host, takes it over at once (says so in one
+    line) and releases it: nothing is left beside the journal (the gone holder's owner file removed too)."""
+    said: list[str] = []
+    lock = file_lock(str(journal), grace=grace, log=said.append)
+    t, done = _waiter(lock)
+    t.join(timeout=20)
+    assert done.is_set(), said
+    assert said == [f"hpcflow: lock {journal}.lock was held by pid {pid} of this host, which is gone (its "
+                    "process ended: killed while holding it); taking it over"], said
+    lock.release()
+    assert sorted(os.listdir(journal.parent)) == ["study.journal"]
+
+
 def test_a_stopped_holder_of_this_host_keeps_its_lock_and_releases_it_when_continued(tmp_path):
     """A holder paused (SIGSTOP, a suspended job) past the grace period is alive: the waiter waits, says once on
     which pid, and gets the lock when the holder, continued, releases it without an error."""
@@ -77,15 +91,7 @@ def test_a_lock_whose_holder_of_this_host_is_gone_is_taken_over_without_the_grac
     journal.write_text("")
     holder = _holder(journal, "SIGKILL")
     assert holder.returncode == -signal.SIGKILL
-    said: list[str] = []
-    lock = file_lock(str(journal), grace=600, log=said.append)
-    t, done = _waiter(lock)
-    t.join(timeout=20)
-    assert done.is_set(), said
-    assert said == [f"hpcflow: lock {journal}.lock was held by pid {holder.pid} of this host, which is gone (its "
-                    "process ended: killed while holding it); taking it over"], said
-    lock.release()
-    assert sorted(os.listdir(tmp_path)) == ["study.journal"]  # the gone holder's owner file removed too
+    _takes_over_gone(journal, holder.pid, 600)
 
 
 def _hold_as(monkeypatch, lock, host: str) -> None:
@@ -184,17 +190,9 @@ def test_a_killed_holder_not_yet_reaped_by_its_parent_is_gone(tmp_path):
         while storage._proc_fields(holder.pid)[0] != b"Z":  # killed, not reaped: no wait() until the end
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        said: list[str] = []
-        lock = file_lock(str(journal), grace=600, log=said.append)
-        t, done = _waiter(lock)
-        t.join(timeout=20)
-        assert done.is_set(), said
-        assert said == [f"hpcflow: lock {journal}.lock was held by pid {holder.pid} of this host, which is gone (its "
-                        "process ended: killed while holding it); taking it over"], said
-        lock.release()
+        _takes_over_gone(journal, holder.pid, 600)
     finally:
         holder.wait(timeout=60)
-    assert sorted(os.listdir(tmp_path)) == ["study.journal"]
 
 
 WAIT = ("import sys\nfrom hpcflow.tune.storage import file_lock\n"
@@ -221,6 +219,7 @@ def test_a_waiter_killed_while_it_waits_leaves_no_owner_file_and_a_new_study_tak
     assert sorted(os.listdir(tmp_path)) == ["study.journal"]
     journal.unlink()
     (tmp_path / f"{storage.OWNER_PREFIX}host~1a~2b~3c~0").write_text("")
+    (tmp_path / "study.journal.lock.takeover").write_text("")  # left by a worker killed while taking a lock over
     refuse_foreign_files(str(tmp_path), None)  # no OutputPathError
 
 
@@ -252,3 +251,42 @@ def test_a_holder_of_this_host_name_that_cannot_be_looked_at_is_taken_over_after
     first.release()
     second.release()
     assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+
+
+def test_a_stale_takeover_does_not_remove_the_lock_of_a_holder_that_took_it_meanwhile(tmp_path, monkeypatch):
+    """A waiter that saw a gone holder's link goes to take it over after the link was released and taken by a live
+    worker, while a third worker takes the lock at the same moment: exactly one worker holds the lock afterwards,
+    and it is the live holder's."""
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    holder, late, taker = (file_lock(str(journal), log=lambda line: None) for _ in range(3))
+    assert holder.acquire()
+    real_link, real_rename = os.link, os.rename
+    lock_path = str(journal) + ".lock"
+
+    def rename(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        if src == lock_path and not getattr(late._held, "owner", None):
+            late.acquire()  # lands while the link is moved away
+
+    monkeypatch.setattr(os, "rename", rename)
+    taker._take_over((1, 1), ".lock~gone~1a~2b~3c~0", "taking it over")
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert os.link is real_link
+    found = os.readlink(lock_path)
+    holders = [lock for lock in (holder, late) if getattr(lock._held, "owner", None) == found]
+    assert holders == [holder] and getattr(late._held, "owner", None) is None, (found, late._held.__dict__)
+    holder.release()
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+
+
+def test_a_takeover_file_left_by_a_killed_taker_does_not_block_the_takeover_for_good(tmp_path):
+    """A takeover is made under `<lock>.takeover`; one left by a taker killed while taking over (older than the
+    grace period) is removed and the gone holder's lock is taken over; none is left after."""
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    holder = _holder(journal, "SIGKILL")
+    guard = tmp_path / "study.journal.lock.takeover"
+    guard.write_text("")
+    os.utime(guard, (time.time() - 60, time.time() - 60))
+    _takes_over_gone(journal, holder.pid, 5)

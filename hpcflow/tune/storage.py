@@ -407,8 +407,16 @@ _HOLDS = itertools.count()
 _ME: list = []
 #: how an owner file's name begins (`FileLock`): a hidden file beside the lock link
 OWNER_PREFIX = ".lock~"
+#: what the file that lets one waiter at a time take a lock over (`FileLock._take_over`) adds to the link's name
+TAKEOVER_SUFFIX = ".takeover"
 #: the longest host name an owner file's name holds as it is (a longer one, or one with other characters, as a hash)
 _HOST_CHARS = 16
+
+
+def lock_file_entry(name: str) -> bool:
+    """Whether directory entry `name` is a journal lock's own file (`FileLock`): an owner file, or the takeover file
+    a taker killed while taking a lock over left."""
+    return lock_holder(name) is not None or name.endswith(".lock" + TAKEOVER_SUFFIX)
 
 
 def _b36(n: int) -> str:
@@ -522,9 +530,9 @@ class FileLock:
       (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once;
     - held by a process of another host (or namespace), of this host name where /proc does not tell machines apart
       (pid space "-"), of this host but hidden (/proc mounted hidepid), or by a holder that recorded none (Optuna's
-      own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time, `os.lstat`: also a
-      link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for `grace` seconds, as
-      Optuna does; the line says that the holder may be alive but paused.
+      own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time,
+      `os.lstat`: also a link whose target is gone, on which Optuna's wait spins forever) stayed unchanged for
+      `grace` seconds, as Optuna does; the line says that the holder may be alive but paused.
 
     One line on stderr (`log`) when a wait passes a second and when it takes the lock over. A holder whose lock was
     taken over meanwhile (it was paused past the grace period) leaves the new holder's link in place, says so in one
@@ -607,11 +615,9 @@ class FileLock:
                 if waited > min(LOCAL_LOOK, self.grace):
                     gone = _holder_gone(holder[2], holder[3])
                     hidden = gone is None and _start_ticks(holder[2]) == "-"
-                    if gone is not None and self._seen() == seen:
-                        self.log(f"hpcflow: lock {self._lock_file} was held by pid {holder[2]} of this host, which is "
-                                 f"gone ({gone}: killed while holding it); "
-                                 "taking it over")
-                        self._take_over(seen, target)
+                    if gone is not None and self._seen() == seen and self._take_over(
+                            seen, target, f"hpcflow: lock {self._lock_file} was held by pid {holder[2]} of this host, "
+                            f"which is gone ({gone}: killed while holding it); taking it over"):
                         pause, seen = 0.001, None
                         continue
                     if gone is None and not hidden and not said:
@@ -621,13 +627,13 @@ class FileLock:
                         self.log(f"hpcflow: waiting for lock {self._lock_file}: held by pid {holder[2]} of this "
                                  f"host, which is alive ({state}); a live holder's lock is never taken over")
             elif now is not None and waited > self.grace and self._seen() == seen:
-                self.log(f"hpcflow: lock {self._lock_file} unchanged for {self.grace:g} s, held by "
-                         f"{self._holder_shown(holder, host, ns)}, which cannot be looked at from here: killed while "
-                         "holding it, or alive but paused that long (SIGSTOP, a suspended job, a stalled file "
-                         "system); taking it over")
-                self._take_over(seen, target)
-                pause, seen = 0.001, None
-                continue
+                if self._take_over(
+                        seen, target, f"hpcflow: lock {self._lock_file} unchanged for {self.grace:g} s, held by "
+                        f"{self._holder_shown(holder, host, ns)}, which cannot be looked at from here: killed while "
+                        "holding it, or alive but paused that long (SIGSTOP, a suspended job, a stalled file "
+                        "system); taking it over"):
+                    pause, seen = 0.001, None
+                    continue
             elif not said and waited > 1.0:
                 said = True
                 shown = self._holder_shown(holder, host, ns)
@@ -650,27 +656,55 @@ class FileLock:
                  f"host {holder[0]}" if not holder[0].startswith("#") else "another host")
         return f"pid {holder[2]} of {where}"
 
-    def _take_over(self, seen, target: str | None) -> None:
-        """Remove the lock link last seen as `seen` (`_seen`) naming `target`, and its owner file; a link made since
-        by another worker (a waiter that took it over first) is put back."""
-        renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
+    def _take_over(self, seen, target: str | None, line: str) -> bool:
+        """Remove the lock link last seen as `seen` (`_seen`) naming `target`, and its owner file, saying `line`;
+        False (nothing done) while another waiter takes it over. Takeovers are made one at a time, under the file
+        `filepath`.lock.takeover (made exclusively; one left by a taker killed meanwhile is removed once older than
+        the grace period), and the link is looked at again under it: one released or taken over meanwhile is left as
+        it is, so that two waiters of a gone holder never both take its lock, nor remove a third's new link. A link
+        made between that look and its removal (its holder, paused, released it and another worker took the lock)
+        is put back."""
+        guard = self._lock_file + TAKEOVER_SUFFIX
         try:
-            os.rename(self._lock_file, renamed)
+            os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644))
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(guard).st_mtime > self.grace:
+                    os.unlink(guard)
+            except OSError:
+                pass
+            return False
         except OSError:
-            return  # removed meanwhile
+            guard = None  # a directory that refuses it refuses the link too
         try:
-            st = os.lstat(renamed)
-            same = (st.st_ino, st.st_mtime_ns) == seen and _readlink(renamed) == target
-        except OSError:
-            same = False
-        if not same:
-            self._put_back(renamed)
-            return
-        try:
-            os.unlink(renamed)
-        except OSError:
-            pass
-        self._drop_owner(target)
+            if self._seen() != seen or _readlink(self._lock_file) != target:
+                return True  # released or taken over meanwhile: looked at again
+            self.log(line)
+            renamed = f"{self._lock_file}{uuid.uuid4()}.rename"
+            try:
+                os.rename(self._lock_file, renamed)
+            except OSError:
+                return True  # removed meanwhile
+            try:
+                st = os.lstat(renamed)
+                same = (st.st_ino, st.st_mtime_ns) == seen and _readlink(renamed) == target
+            except OSError:
+                same = False
+            if not same:
+                self._put_back(renamed)
+                return True
+            try:
+                os.unlink(renamed)
+            except OSError:
+                pass
+            self._drop_owner(target)
+            return True
+        finally:
+            if guard is not None:
+                try:
+                    os.unlink(guard)
+                except OSError:
+                    pass
 
     def _put_back(self, renamed: str) -> None:
         """Give another holder's link, renamed to `renamed`, its name back (a hard link of the link, which fails

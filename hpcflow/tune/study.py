@@ -42,7 +42,7 @@ from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, LockLost, S
                                   existing_storage, file_lock, heartbeat, is_journal, make_writable, mark_worker,
                                   masked, open_storage, recorded_storage, recover_stale, refused_reason,
                                   replace_refusal, requeue, same_storage, slurm_worker, sqlite_path, storage_file,
-                                  storage_label, storage_option, storage_shown, storages_closed, lock_holder)
+                                  storage_label, storage_option, storage_shown, storages_closed, lock_file_entry)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -1367,16 +1367,17 @@ def check_trials_writable(run_dir: str) -> None:
 
 def refuse_foreign_files(out: str, storage) -> None:
     """Refuse (OutputPathError) a new study's directory (no study.json) that holds anything but its lock file,
-    debris of interrupted writes, a journal lock's owner files (`FileLock`) and the study's own storage file (where --storage lies inside DIR): a study writes
-    best.toml and trials/ there, so a file of those names would be written over; other files are refused as
-    `hpcflow run` refuses them without --force, which tune does not have. A directory whose storage file exists is
+    debris of interrupted writes, a journal lock's own files (`lock_file_entry`) and the study's own storage file
+    (where --storage lies inside DIR): a study writes best.toml and trials/ there, so a file of those names would
+    be written over; other files are refused as `hpcflow run` refuses them without --force, which tune does not
+    have. A directory whose storage file exists is
     a study killed before it wrote study.json, or of the layout before it: its own files are kept."""
     from hpcflow.jobs.output import is_result
 
     mine = storage_entry(storage, out)
     if mine is not None and os.path.exists(os.path.join(out, mine)):
         return
-    found = sorted(e for e in os.listdir(out) if is_result(e) and e != mine and lock_holder(e) is None)
+    found = sorted(e for e in os.listdir(out) if is_result(e) and e != mine and not lock_file_entry(e))
     if not found:
         return
     ours = [e for e in found if e in STUDY_FILES]
