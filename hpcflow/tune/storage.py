@@ -1307,14 +1307,12 @@ def process_start(pid: int) -> str | None:
     clock ticks since boot (field 22 of /proc/PID/stat, proc(5)), which a later process given the same pid (pid reuse
     on a long-lived login node, or after a reboot) does not share; None where /proc does not say (not Linux, the
     process gone)."""
+    fields = _proc_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            line = fh.read()
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
             boot = fh.read().strip()
-        fields = line[line.rindex(b")") + 2:].split()  # after the command name, which may hold spaces and ")"
         return f"{boot}:{int(fields[19])}"
-    except (OSError, ValueError, IndexError):
+    except (OSError, TypeError, ValueError, IndexError):
         return None
 
 
