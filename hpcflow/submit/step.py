@@ -159,6 +159,11 @@ def task(argv: list) -> int:
     for signum in pending:
         child.send_signal(signum)
     status = child.wait()
+    # COMMAND's status is final: a SIGTERM from here on (srun --kill-on-bad-exit's, once another task left with 4)
+    # must not end this task by the SIG_DFL that Python's finalization puts back in place of a handler (the step's
+    # status then 143, not 4: the job was not requeued); SIG_IGN stays in place
+    for sig in NOTED:
+        signal.signal(sig, signal.SIG_IGN)
     if status != 0:  # a rank killed inside MPI (kill -9, out of memory) left its segment: a new job never removes it
         from hpcflow.submit.shm import remove_ended
 
