@@ -290,3 +290,29 @@ def test_a_takeover_file_left_by_a_killed_taker_does_not_block_the_takeover_for_
     guard.write_text("")
     os.utime(guard, (time.time() - 60, time.time() - 60))
     _takes_over_gone(journal, holder.pid, 5)
+
+
+def test_a_lock_released_between_the_failed_link_and_the_look_at_it_is_taken(tmp_path, monkeypatch):
+    """The holder releases the lock after this waiter's link was refused (EEXIST) and before it looked at the link
+    (None, as on a first look): the waiter takes the lock on its next try, with nothing said (a race of two workers
+    that stopped their trials with an error)."""
+    journal = tmp_path / "study.journal"
+    journal.touch()
+    link = str(journal) + ".lock"
+    os.symlink("held-by-another", link)
+    looks = []
+    seen = storage.FileLock._seen
+
+    def released_first(self):
+        if not looks and os.path.islink(link):
+            os.unlink(link)  # the holder's release, just before this look
+        looks.append(1)
+        return seen(self)
+
+    monkeypatch.setattr(storage.FileLock, "_seen", released_first)
+    said: list[str] = []
+    lock = file_lock(str(journal), grace=5.0, log=said.append)
+    assert lock.acquire()
+    assert os.path.islink(link) and said == []
+    lock.release()
+    assert not os.path.lexists(link)

@@ -588,7 +588,7 @@ class FileLock:
         from hpcflow.stop_signals import defer, deliver
 
         pause, seen, since, said, holder, target = 0.001, None, time.monotonic(), False, None, None
-        host, ns = _host_token(socket.gethostname()), None
+        host, ns, hidden = _host_token(socket.gethostname()), None, False
         while True:
             owner = self._new_owner()
             deferred = defer()  # from before the link is made: a request cannot come between the two
