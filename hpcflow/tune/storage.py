@@ -93,6 +93,7 @@ def check_journal_place(url: str | None, out: str) -> None:
         return
     check_storage_form(url)
     if "://" in url:
+        check_database_file(url)
         return
     if os.path.isdir(url):
         raise StorageError(f"--storage {url} is a directory; pass the name of the journal file, e.g. --storage "
@@ -107,6 +108,20 @@ def check_journal_place(url: str | None, out: str) -> None:
                            f"journal file without it, e.g. --storage {url.rstrip(os.sep) or os.sep}")
     check_journal_name(url, out)
     check_file_place(url, url, out)
+
+
+def check_database_file(url: str) -> None:
+    """Refuse (StorageError) an SQLite URL whose database file is a device, a FIFO or a socket (`special_file`: read
+    from os.stat, never opened; SQLite's open of a FIFO blocks until a writer comes, /dev/null gives a disk I/O error
+    at the first write). Other URLs, and a file that does not exist yet, pass."""
+    if not url.startswith("sqlite"):
+        return
+    db = sqlite_path(url)
+    special = None if db is None else special_file(db)
+    if special is not None:
+        raise StorageError(f"--storage {masked(url)}: database file {db} is {special}, not a regular file, so no "
+                           "SQLite database can be written to and read back from it; give a regular file path (a new "
+                           "one is created), e.g. --storage sqlite:///study.db")
 
 
 #: what a file of each type other than a regular file or a directory is, as a refusal names it (`special_file`)
