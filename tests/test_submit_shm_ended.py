@@ -14,6 +14,7 @@ import pytest
 
 from hpcflow.submit.executor import batch_shell_teardown
 from hpcflow.submit.shm import remove_ended
+from hpcflow.submit.step import SIGNALS_ENV
 
 
 def _fnv1a(text: str) -> str:
@@ -80,7 +81,7 @@ def test_a_templates_task_removes_its_segment_after_its_rank_was_killed():
     job = _job_id()
     path = f"/dev/shm/mpich_shm_{_fnv1a(job + '.0')}_0"
     rank = f"open({path!r}, 'wb').write(b'x'); import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PMI_", "PMIX_", "HPCFLOW_STEP"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PMI_", "PMIX_")) and k != SIGNALS_ENV}
     try:
         r = subprocess.run([sys.executable, "-m", "hpcflow.submit.step", "--task", sys.executable, "-c", rank],
                            env={**clean, "SLURM_JOB_ID": job, "PMI_JOBID": f"{job}.0"}, capture_output=True,

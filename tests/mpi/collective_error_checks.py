@@ -2,8 +2,8 @@
 
 Usage: collective_error_checks.py MODE DIR. Through the CLI (exit status: main's): "placed", `hpcflow sample` of
 Dwork(dim 1) at psi = -1e7, whose first wave the sampler refuses (`check_placed`; the CLI's test of --psi on one
-batch before any work is switched off for this); "batches", `hpcflow sample` in one chart with max_batches = 1
-(the CLI's default lowered): the first wave is too few points; "birch", `hpcflow run` of a clustering job whose
+batch before any work is switched off for this); "batches", `hpcflow sample` in one chart with --max-batches 1:
+the first wave is too few points; "birch", `hpcflow run` of a clustering job whose
 Birch threshold leaves one cluster. Through the
 Python API (mode "api", the three calls in turn, one launch), each rank catching the ConfigError and then taking
 part in one allreduce (it prints what it caught and the allreduce's value): "sample", `Hypersurface.sample` with max_batches = 1; "labels", `distributed_labels` by
@@ -44,8 +44,7 @@ if mode == "placed":
     hpcflow.jobs.schema.placeable = lambda dim, psi: None  # (the CLI's test of --psi before any work: the sampler's)
     sys.exit(main(["sample", "--manifold", "dwork", "--dim", "1", "--psi=-1e7", "--n", "1000", *common]))
 if mode == "batches":
-    Hypersurface.sample.__kwdefaults__["max_batches"] = 1
-    sys.exit(main(["sample", "--n", "20000", "--chart", "0", "1", *common]))
+    sys.exit(main(["sample", "--n", "20000", "--chart", "0", "1", "--max-batches", "1", *common]))
 if mode == "birch":
     job = os.path.join(where, "job.toml")
     c = pcomm.resolve()
