@@ -16,6 +16,7 @@ import errno
 import itertools
 import os
 import re
+import signal
 import socket
 import stat
 import sys
@@ -26,6 +27,7 @@ import warnings
 from contextlib import contextmanager
 
 from hpcflow.errors import UserError
+from hpcflow.stop_signals import SIGNALS, Stopped
 
 
 class StorageError(UserError):
@@ -394,6 +396,9 @@ def check_journal_name(path: str, out: str | None = None) -> None:
 LOCK_GRACE = 30.0
 #: seconds a wait for a lock held by a process of this host lasts before that process is looked at (`FileLock`)
 LOCAL_LOOK = 1.0
+#: seconds, all waits together, that a process asked to stop waits for locks held by live processes of this host
+#: (a stopped one never releases it by itself) before it gives up its writes (`LockAbandoned`); at most the grace
+STOP_WAIT = 10.0
 
 
 def file_lock(path: str, *, grace: float = LOCK_GRACE, log=None, check=None):
@@ -414,6 +419,39 @@ def journal_backend(path: str):
 class LockLost(StorageError):
     """A journal's lock was taken over while this worker held it, and the journal was found damaged after its
     write (`FileLock.release`)."""
+
+
+class LockAbandoned(Exception):
+    """A wait for a lock held by live process `pid` of this host (`state`: "stopped: ...", "running"), given up
+    without taking it over because this process was asked to stop (signal `signum`) `STOP_WAIT` s before: nothing
+    is written. An Exception, so that Optuna's and the worker's handlers of a failed write give up that write and go
+    on leaving; the worker ends with `stopped` (its trial's number), a KeyboardInterrupt."""
+
+    def __init__(self, signum: int, path: str, pid: int, state: str) -> None:
+        super().__init__(f"lock {path} held by pid {pid} of this host ({state}) while this process stops")
+        self.signum, self.path, self.pid, self.state = signum, path, pid, state
+
+    def stopped(self, trial: int | None) -> "LockStop":
+        return LockStop(self, trial)
+
+
+class LockStop(Stopped):
+    """A stop (`LockAbandoned`) that left the journal unwritten: the command ends with one line and the stop's
+    status (128 + the signal: 130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, cause: LockAbandoned, trial: int | None) -> None:
+        super().__init__(cause.signum)
+        self.cause, self.trial = cause, trial
+
+    def __str__(self) -> str:
+        c = self.cause
+        what = "nothing more was written to the journal" if self.trial is None else \
+            f"trial {self.trial} was left RUNNING in the journal"
+        after = "" if self.trial is None else (
+            f"; once pid {c.pid} is continued or has ended, the next worker fails that trial (its worker gone) and "
+            "queues it again as the job's retries allow")
+        return (f"{super().__str__()}; {what}: pid {c.pid} of this host holds the journal's lock {c.path} while "
+                f"{c.state.split(':')[0]} and a live holder's lock is never taken over{after}")
 
 
 #: the counter that makes each hold's owner file name (`FileLock`) unique in its process
@@ -542,7 +580,10 @@ class FileLock:
 
     - held by a process of this host (same boot and PID namespace): only once that process is gone (`_holder_gone`:
       its pid ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one
-      (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once;
+      (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once, unless this process was
+      asked to stop (a Ctrl-C taken by a stop handler, or a stop request received during a wait): its waits for
+      live holders then last min(`STOP_WAIT`, `grace`) s in all, after which it gives up (LockAbandoned), neither
+      taking the lock over nor writing;
     - held by a process of another host (or namespace), of this host name where /proc does not tell machines apart
       (pid space "-"), of this host but hidden (/proc mounted hidepid), or by a holder that recorded none (Optuna's
       own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time,
@@ -599,7 +640,16 @@ class FileLock:
 
     def acquire(self) -> bool:
         """Take the lock, waiting as the class says. The owner file is made for each try and removed when the try
-        fails, so a waiter killed while it waits leaves none behind."""
+        fails, so a waiter killed while it waits leaves none behind. From its first refused try the stop requests'
+        handlers are wrapped (`_StopNotes`), so that one received during the wait bounds it."""
+        notes = []
+        try:
+            return self._acquire(notes)
+        finally:
+            for each in notes:
+                each.close()
+
+    def _acquire(self, notes_in: list) -> bool:
         from hpcflow.stop_signals import defer, deliver
 
         pause, seen, since, said, holder, target = 0.001, None, time.monotonic(), False, None, None
@@ -615,8 +665,12 @@ class FileLock:
                 if not isinstance(err, OSError) or err.errno != errno.EEXIST:
                     raise
             else:
+                if notes_in:  # the handlers this hold's release puts back: the originals
+                    deferred = (notes_in[0].original(deferred[0]), deferred[1])
                 self._held.deferred, self._held.owner, self._last = deferred, owner, owner
                 return True
+            if not notes_in:
+                notes_in.append(_StopNotes())
             now = self._seen()
             if now != seen:  # another holder (or the first look): its grace period starts now
                 seen, since, hidden = now, time.monotonic(), False
@@ -635,10 +689,12 @@ class FileLock:
                             f"which is gone ({gone}: killed while holding it); taking it over"):
                         pause, seen = 0.001, None
                         continue
+                    state = "stopped: SIGSTOP, Ctrl-Z or a suspended job" if gone is None and not hidden and \
+                        process_stopped(holder[2]) else "running"
+                    if gone is None and not hidden and _stop_wait_over(self.grace):
+                        raise LockAbandoned(_STOP[0], self._lock_file, holder[2], state)
                     if gone is None and not hidden and not said:
                         said = True
-                        state = "stopped: SIGSTOP, Ctrl-Z or a suspended job" if process_stopped(holder[2]) \
-                            else "running"
                         self.log(f"hpcflow: waiting for lock {self._lock_file}: held by pid {holder[2]} of this "
                                  f"host, which is alive ({state}); a live holder's lock is never taken over")
             elif now is not None and waited > self.grace and self._seen() == seen:
@@ -792,6 +848,76 @@ class FileLock:
         if problem:
             raise LockLost(f"study journal {self._lock_target_file}: its lock was taken over while this worker wrote "
                            f"to it, and it is damaged now: {problem}")
+
+
+#: [the signal of the first stop request this process was seen to receive, the time its waits for live local
+#: holders end (None until one begins)] (`_stop_wait_over`); empty before any
+_STOP = []
+
+
+def _stop_asked() -> bool:
+    """Whether this process was asked to stop: a request noted while it waited for a lock (`_sleep_noting_stops`),
+    or a Ctrl-C taken by an installed stop handler (`hpcflow.stop_signals`)."""
+    from hpcflow import stop_signals
+
+    if not _STOP and stop_signals._asked and getattr(signal.getsignal(signal.SIGINT), "stop_request", False):
+        _STOP[:] = [int(signal.SIGINT), None]  # (a handler of the running command's: not an earlier command's)
+    return bool(_STOP)
+
+
+def forget_stops() -> None:
+    """Forget the stop requests noted (`_STOP`): a command run in this process after another starts afresh."""
+    _STOP.clear()
+
+
+def _stop_wait_over(grace: float) -> bool:
+    """Whether a wait for a live holder of this host is to be given up: this process was asked to stop, and its
+    waits for such holders since have lasted min(STOP_WAIT, `grace`) s (counted from the first)."""
+    if not _stop_asked():
+        return False
+    if _STOP[1] is None:
+        _STOP[1] = time.monotonic() + min(STOP_WAIT, grace)
+    return time.monotonic() >= _STOP[1]
+
+
+class _StopNotes:
+    """While a lock is waited for (from its first refused try to its end), a stop request (SIGNALS) received by a
+    handler of Python's is noted (`_STOP`) before that handler runs as it would have: each is wrapped (main thread;
+    elsewhere nothing is). `close` puts back those still in place; `original` gives a try's `defer`red handlers
+    unwrapped, so that a release puts the originals back."""
+
+    def __init__(self) -> None:
+        self.wrapped = {}  # signal: (the handler, its wrapper)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in SIGNALS:
+            old = signal.getsignal(sig)
+            if callable(old):
+                self.wrapped[sig] = (old, self._noting(old))
+                signal.signal(sig, self.wrapped[sig][1])
+
+    @staticmethod
+    def _noting(old):
+        def note(signum, frame):
+            if not _STOP:
+                _STOP[:] = [int(signum), None]
+            return old(signum, frame)
+
+        try:
+            note.__dict__.update(vars(old))  # its marks (`stop_request`, `default_action`), which others look at
+        except TypeError:
+            pass
+        return note
+
+    def original(self, handlers: dict) -> dict:
+        return {sig: self.wrapped[sig][0] if sig in self.wrapped and h is self.wrapped[sig][1] else h
+                for sig, h in handlers.items()}
+
+    def close(self) -> None:
+        for sig, (old, note) in self.wrapped.items():
+            if signal.getsignal(sig) is note:  # (a handler that ran may have set another: kept)
+                signal.signal(sig, old)
+        self.wrapped = {}
 
 
 def remove_dangling_lock(path: str, *, watch: float = 1.0, log=None) -> bool:

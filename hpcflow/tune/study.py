@@ -37,12 +37,13 @@ from hpcflow.stop_signals import Stopped, finished, requests
 from hpcflow.tune import budget
 from hpcflow.tune import objective as objectives
 from hpcflow.tune import space as spaces
-from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, LockLost, StorageError,
+from hpcflow.tune.storage import (AFTER_TRAINING, CONTINUED_FAILURE, LockAbandoned, LockLost, StorageError,
                                   check_journal_place, close_storage, continue_after_training, dir_refusal,
                                   existing_storage, file_lock, heartbeat, is_journal, make_writable, mark_worker,
                                   masked, open_storage, recorded_storage, recover_stale, refused_reason,
                                   replace_refusal, requeue, same_storage, slurm_worker, sqlite_path, storage_file,
-                                  storage_label, storage_option, storage_shown, storages_closed, lock_file_entry)
+                                  storage_label, storage_option, storage_shown, storages_closed, lock_file_entry,
+                                  forget_stops)
 from hpcflow.tune.trial import NOT_POSITIVE_DEFINITE, run_trial, trial_seeds
 
 
@@ -958,20 +959,25 @@ class Worker:
     def run(self, n_trials: int) -> int:
         """Run this command's trials (`todo`) until the cap; return how many ran."""
         todo, ran = self.todo(n_trials), 0
+        forget_stops()  # (an earlier command's in this process)
         with signals_between_trials() as signalled:
             self.pending = signalled
-            self.rewrite_nn_h5()
-            while ran < todo:
-                self.stop_if_requested()  # during a trial's flow its checkpoint writer takes it (`hand_over`)
-                self.recover()
-                if self.capped():
-                    self.capped_out = True
-                    break
-                self.check_record()
-                done = self._one()
-                ran += done
-                if done and self.current is not None:
-                    self.numbers.append(self.current)
+            try:
+                self.rewrite_nn_h5()
+                while ran < todo:
+                    self.stop_if_requested()  # during a trial's flow its checkpoint writer takes it (`hand_over`)
+                    self.recover()
+                    if self.capped():
+                        self.capped_out = True
+                        break
+                    self.check_record()
+                    done = self._one()
+                    ran += done
+                    if done and self.current is not None:
+                        self.numbers.append(self.current)
+            except LockAbandoned as exc:  # asked to stop while a stopped process of this host holds the journal's
+                # lock: nothing more is written (the trial stays RUNNING), one line and the stop's status
+                raise exc.stopped(self.current) from None
         return ran
 
     def stop_if_requested(self) -> None:
@@ -1087,6 +1093,9 @@ class Worker:
         except (RunStop, TrialDirTaken, LockLost):  # (LockLost: the journal damaged by a write under a lost lock)
             raise
         except Exception as exc:  # noqa: BLE001 - the trial is recorded as failed; the study goes on
+            given_up = abandoned(exc)  # a stop's write given up (`run`), also where Optuna's tell raised another
+            if given_up is not None:  # error on its way (its assertion on the trial left RUNNING)
+                raise given_up from None
             refused = refused_write(exc)  # but a write the file system refused would fail every later trial too
             if refused is not None:
                 raise self._write_failed(refused) from None
@@ -1116,6 +1125,17 @@ class Worker:
             return 1
         self.log(_trial_line(self.study, self.current, self.out))
         return 1
+
+
+def abandoned(exc: BaseException | None) -> LockAbandoned | None:
+    """The LockAbandoned that `exc` is, or that it was raised on the way of (its causes and contexts), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, LockAbandoned):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def continued(trial) -> tuple[int, tuple[int, int]] | None:

@@ -1,0 +1,154 @@
+"""A process asked to stop (SIGTERM, Ctrl-C) that waits for the journal's lock held by a stopped live process of its
+host (SIGSTOP, a suspended job) gives up that wait after STOP_WAIT s, without taking the lock over and without
+writing: it ends with one line naming the holder, instead of sleeping until the holder is continued."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD = ("import os, signal, sys\nfrom hpcflow.tune.storage import file_lock\n"
+        "lock = file_lock(sys.argv[1])\nlock.acquire()\nos.kill(os.getpid(), signal.SIGSTOP)\n"
+        "lock.release()\nprint('released')\n")
+#: a waiter under a stop handler (`requests`, as a tune worker's); argv: journal, "before" (a Ctrl-C handled before
+#: the wait) or "during" (the test signals it while it waits)
+WAIT = """
+import signal, sys, time
+from hpcflow.stop_signals import requests
+from hpcflow.tune import storage
+storage.STOP_WAIT = 2.0
+lock = storage.file_lock(sys.argv[1], log=lambda line: print(line, flush=True))
+with requests() as asked:
+    if sys.argv[2] == "before":
+        signal.raise_signal(signal.SIGINT)
+        assert asked.is_set()
+    t0 = time.monotonic()
+    try:
+        lock.acquire()
+    except Exception as exc:
+        print(type(exc).__name__, exc.signum, exc.pid, round(time.monotonic() - t0, 1), flush=True)
+        print(exc.stopped(7), flush=True)
+        sys.exit(0)
+print("acquired", flush=True)
+sys.exit(1)
+"""
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+def _stopped_holder(journal: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(journal)], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _, status = os.waitpid(p.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    return p
+
+
+def _gives_up(tmp_path: Path, when: str, signum: int) -> None:
+    journal = tmp_path / "study.journal"
+    journal.write_text("")
+    holder = _stopped_holder(journal)
+    link = os.readlink(f"{journal}.lock")
+    try:
+        waiter = subprocess.Popen([sys.executable, "-c", WAIT, str(journal), when], env=ENV, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        first = waiter.stdout.readline()  # said after LOCAL_LOOK s: the waiter is in its wait
+        assert first.startswith(f"hpcflow: waiting for lock {journal}.lock: held by pid {holder.pid} of this host, "
+                                "which is alive (stopped"), first
+        t0 = time.monotonic()
+        if when == "during":
+            os.kill(waiter.pid, signum)
+        out, err = waiter.communicate(timeout=30)
+        took = time.monotonic() - t0
+        assert waiter.returncode == 0, (out, err)
+        assert took < 2.0 + 3.0, took  # STOP_WAIT, and a sleep's 0.5 s, with room for a slow machine
+        lines = out.splitlines()
+        assert len(lines) == 2, lines
+        assert lines[0].split()[:3] == ["LockAbandoned", str(int(signum)), str(holder.pid)], lines
+        assert lines[1].startswith(f"stopped by {signal.Signals(signum).name}; trial 7 was left RUNNING in the "
+                                   f"journal: pid {holder.pid} of this host holds the journal's lock {journal}.lock "
+                                   "while stopped"), lines
+        assert err == "", err
+        assert os.readlink(f"{journal}.lock") == link  # not taken over: the holder's link stays
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+    out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0 and out == "released\n" and err == "", err
+    assert sorted(os.listdir(tmp_path)) == ["study.journal"]
+
+
+def test_a_sigterm_during_the_wait_for_a_stopped_holder_ends_it_without_taking_the_lock(tmp_path):
+    _gives_up(tmp_path, "during", signal.SIGTERM)
+
+
+def test_a_ctrl_c_before_the_wait_for_a_stopped_holder_bounds_it(tmp_path):
+    _gives_up(tmp_path, "before", signal.SIGINT)
+
+
+#: `hpcflow tune` (python -m hpcflow's start) with STOP_WAIT shortened
+TUNE = ("import sys\nfrom hpcflow.stop_signals import record_early\nrecord_early()\nimport hpcflow.tune.storage as s\n"
+        "s.STOP_WAIT = 2.0\nfrom hpcflow.cli import main\nsys.exit(main())\n")
+ARGS = [str(ROOT / "jobs" / "tune_delta.toml"), "--quiet", "--set", "flow.steps=200", "--set", "geometry.n_train=300",
+        "--set", "geometry.n_test=300"]
+
+
+def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_and_its_trial_is_recovered(tmp_path):
+    """Two Ctrl-C and a SIGTERM end a worker whose journal writes wait for a stopped holder of the journal's lock:
+    status 130 (the Ctrl-C), one line naming its trial, left RUNNING, and the holder; the lock is not taken over.
+    Once the holder is continued, the next worker fails that trial (its worker gone)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    out = tmp_path / "D"
+    journal = out / "study.journal"
+    worker = subprocess.Popen([sys.executable, "-c", TUNE, "tune", *ARGS, "--trials", "15", "--out", str(out)],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = None
+    try:
+        end = time.monotonic() + 60
+        while not (out / "trials" / "0001").is_dir() and worker.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        assert (out / "trials" / "0001").is_dir()
+        holder = _stopped_holder(journal)
+        link = os.readlink(f"{journal}.lock")
+        time.sleep(2.0)  # the worker waits in a journal write
+        t0 = time.monotonic()
+        for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+            worker.send_signal(sig)
+            time.sleep(0.5)
+        _, err = worker.communicate(timeout=30)
+        took = time.monotonic() - t0
+        assert worker.returncode == 130, err
+        assert took < 10, took  # (the old worker slept until the holder was continued)
+        assert os.readlink(f"{journal}.lock") == link
+        last = err.splitlines()[-1]
+        assert last.startswith("hpcflow tune: stopped by SIGINT; trial ") and (
+            f" was left RUNNING in the journal: pid {holder.pid} of this host holds the journal's lock {journal}.lock"
+            " while stopped") in last, err
+        assert "Traceback" not in err, err
+        number = int(last.split("; trial ")[1].split()[0])
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+        if holder is not None:
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.communicate(timeout=60)
+    assert holder.returncode == 0
+
+    def state() -> TrialState:
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        study = optuna.load_study(study_name="tune_delta", storage=storage)
+        return next(t for t in study.get_trials(deepcopy=False) if t.number == number).state
+
+    assert state() == TrialState.RUNNING
+    nxt = subprocess.run([sys.executable, "-m", "hpcflow", "tune", *ARGS, "--trials", "1", "--out", str(out)], env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert nxt.returncode == 0, nxt.stderr
+    assert f"marked stale RUNNING trials [{number}] as failed" in nxt.stdout + nxt.stderr
+    assert state() == TrialState.FAIL
