@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from hpcflow.errors import EXIT_NUMERICAL
+
 ROOT = Path(__file__).resolve().parents[1]
 HOLD = ("import os, signal, sys\nfrom hpcflow.tune.storage import file_lock\n"
         "lock = file_lock(sys.argv[1])\nlock.acquire()\nos.kill(os.getpid(), signal.SIGSTOP)\n"
@@ -65,7 +67,7 @@ def _gives_up(tmp_path: Path, when: str, signum: int) -> None:
         out, err = waiter.communicate(timeout=30)
         took = time.monotonic() - t0
         assert waiter.returncode == 0, (out, err)
-        assert took < 2.0 + 3.0, took  # STOP_WAIT, and a sleep's 0.5 s, with room for a slow machine
+        assert took < 2.0 + 8.0, took  # STOP_WAIT, and a sleep's 0.5 s, with room for a loaded machine
         lines = out.splitlines()
         assert len(lines) == 2, lines
         assert lines[0].split()[:3] == ["LockAbandoned", str(int(signum)), str(holder.pid)], lines
@@ -124,7 +126,7 @@ def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_an
         _, err = worker.communicate(timeout=30)
         took = time.monotonic() - t0
         assert worker.returncode == 130, err
-        assert took < 10, took  # (the old worker slept until the holder was continued)
+        assert took < 20, took  # (the old worker slept until the holder was continued)
         assert os.readlink(f"{journal}.lock") == link
         last = err.splitlines()[-1]
         assert last.startswith("hpcflow tune: stopped by SIGINT; trial ") and (
@@ -149,6 +151,7 @@ def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_an
     assert state() == TrialState.RUNNING
     nxt = subprocess.run([sys.executable, "-m", "hpcflow", "tune", *ARGS, "--trials", "1", "--out", str(out)], env=ENV,
                          capture_output=True, text=True, timeout=120)
-    assert nxt.returncode == 0, nxt.stderr
+    # (its own trial draws flow.dt from the job's space, up to 1e4: it may diverge, status EXIT_NUMERICAL)
+    assert nxt.returncode in (0, EXIT_NUMERICAL), nxt.stderr
     assert f"marked stale RUNNING trials [{number}] as failed" in nxt.stdout + nxt.stderr
     assert state() == TrialState.FAIL
