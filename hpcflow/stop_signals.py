@@ -323,12 +323,34 @@ def _stop_watching(state: dict) -> None:
 #: whether a SIGINT reached an installed handler since the outermost `install`: the next one interrupts
 _asked = False
 
+#: [the signal of the first stop request an installed handler took] since `forget_taken`; empty before any
+_TAKEN = []
+
+
+def taken() -> int | None:
+    """The first stop request (SIGNALS) that a handler set by `install` took in this process since `forget_taken`,
+    whatever that handler did with it and whether its block has ended since (a trial's checkpoint writer that
+    honoured it), None where none did: a tune worker's journal writes that wait for a stopped holder of its lock
+    are bounded after one (`hpcflow.tune.storage`)."""
+    return _TAKEN[0] if _TAKEN else None
+
+
+def forget_taken() -> None:
+    """Forget the request `taken` returns: a command run in this process after another starts afresh."""
+    _TAKEN.clear()
+
+
+def _note(signum: int) -> None:
+    if not _TAKEN:
+        _TAKEN.append(int(signum))
+
 
 def _first_interrupt(handler):
     """`handler` for the first SIGINT; a later one raises KeyboardInterrupt (Python's own action) instead."""
 
     def on_sigint(signum, frame):
         global _asked
+        _note(signum)
         if _asked:
             raise KeyboardInterrupt
         _asked = True
@@ -338,9 +360,25 @@ def _first_interrupt(handler):
     return on_sigint
 
 
+def _noted(handler):
+    """`handler` for a SIGTERM/SIGUSR1, the request noted first (`taken`); its marks (`stop_request`,
+    `default_action`) kept."""
+
+    def on_request(signum, frame):
+        _note(signum)
+        return handler(signum, frame)
+
+    try:
+        on_request.__dict__.update(vars(handler))
+    except TypeError:  # (a bound method: no marks of its own)
+        pass
+    return on_request
+
+
 def install(handler) -> dict:
-    """Set `handler` for SIGNALS (SIGINT: only its first delivery, and not where it is ignored); return the handlers
-    it replaced, for `restore` ({} off the main thread, where Python cannot set handlers)."""
+    """Set `handler` for SIGNALS (SIGINT: only its first delivery, and not where it is ignored), each request it
+    takes noted (`taken`); return the handlers it replaced, for `restore` ({} off the main thread, where Python
+    cannot set handlers)."""
     global _asked
     if threading.current_thread() is not threading.main_thread():
         return {}
@@ -354,7 +392,7 @@ def install(handler) -> dict:
                 _asked = False
             old[sig] = signal.signal(sig, _first_interrupt(handler))
         else:
-            old[sig] = signal.signal(sig, handler)
+            old[sig] = signal.signal(sig, _noted(handler))
     return old
 
 
@@ -396,9 +434,10 @@ def requests(said: str | Callable[[int], str | None] | None = None):
             if line is not None and (world is None or world.Get_rank() == 0):
                 _say(line)
 
-    event.handler = record
-    event.handler.stop_request = True
-    old = install(event.handler)
+    record.stop_request = True
+    old = install(record)
+    # the handler installed (`install` notes the requests it takes), which `hpcflow.tune.study.hand_over` looks for
+    event.handler = signal.getsignal(signal.SIGTERM) if signal.SIGTERM in old else record
     try:
         yield event
     finally:

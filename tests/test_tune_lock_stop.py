@@ -18,10 +18,11 @@ HOLD = ("import os, signal, sys\nfrom hpcflow.tune.storage import file_lock\n"
         "lock = file_lock(sys.argv[1])\nlock.acquire()\nos.kill(os.getpid(), signal.SIGSTOP)\n"
         "lock.release()\nprint('released')\n")
 #: a waiter under a stop handler (`requests`, as a tune worker's); argv: journal, "before" (a Ctrl-C handled before
-#: the wait) or "during" (the test signals it while it waits)
+#: the wait), "during" (the test signals it while it waits) or "inner" (a SIGTERM taken before the wait by an inner
+#: handler, as a trial's checkpoint writer takes it, whose block has ended since)
 WAIT = """
 import signal, sys, time
-from hpcflow.stop_signals import requests
+from hpcflow.stop_signals import install, requests, restore
 from hpcflow.tune import storage
 storage.STOP_WAIT = 2.0
 lock = storage.file_lock(sys.argv[1], log=lambda line: print(line, flush=True))
@@ -29,6 +30,12 @@ with requests() as asked:
     if sys.argv[2] == "before":
         signal.raise_signal(signal.SIGINT)
         assert asked.is_set()
+    if sys.argv[2] == "inner":
+        taken = []
+        old = install(lambda signum, frame: taken.append(signum))
+        signal.raise_signal(signal.SIGTERM)
+        restore(old, stopping=True)
+        assert taken == [signal.SIGTERM] and not asked.is_set()
     t0 = time.monotonic()
     try:
         lock.acquire()
@@ -55,9 +62,9 @@ def _gives_up(tmp_path: Path, when: str, signum: int) -> None:
     journal.write_text("")
     holder = _stopped_holder(journal)
     link = os.readlink(f"{journal}.lock")
+    waiter = subprocess.Popen([sys.executable, "-c", WAIT, str(journal), when], env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
-        waiter = subprocess.Popen([sys.executable, "-c", WAIT, str(journal), when], env=ENV, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
         first = waiter.stdout.readline()  # said after LOCAL_LOOK s: the waiter is in its wait
         assert first.startswith(f"hpcflow: waiting for lock {journal}.lock: held by pid {holder.pid} of this host, "
                                 "which is alive (stopped"), first
@@ -77,6 +84,9 @@ def _gives_up(tmp_path: Path, when: str, signum: int) -> None:
         assert err == "", err
         assert os.readlink(f"{journal}.lock") == link  # not taken over: the holder's link stays
     finally:
+        if waiter.poll() is None:  # (one that never gave up)
+            waiter.kill()
+            waiter.communicate()
         os.kill(holder.pid, signal.SIGCONT)
     out, err = holder.communicate(timeout=60)
     assert holder.returncode == 0 and out == "released\n" and err == "", err
@@ -91,11 +101,44 @@ def test_a_ctrl_c_before_the_wait_for_a_stopped_holder_bounds_it(tmp_path):
     _gives_up(tmp_path, "before", signal.SIGINT)
 
 
+def test_a_sigterm_an_inner_handler_took_before_the_wait_for_a_stopped_holder_bounds_it(tmp_path):
+    """(a request honoured by a trial's checkpoint writer, whose journal writes then wait: before, for ever)"""
+    _gives_up(tmp_path, "inner", signal.SIGTERM)
+
+
 #: `hpcflow tune` (python -m hpcflow's start) with STOP_WAIT shortened
 TUNE = ("import sys\nfrom hpcflow.stop_signals import record_early\nrecord_early()\nimport hpcflow.tune.storage as s\n"
         "s.STOP_WAIT = 2.0\nfrom hpcflow.cli import main\nsys.exit(main())\n")
 ARGS = [str(ROOT / "jobs" / "tune_delta.toml"), "--quiet", "--set", "flow.steps=200", "--set", "geometry.n_train=300",
         "--set", "geometry.n_test=300"]
+
+
+def _ends_leaving_its_trial(worker, t0: float, holder, journal: Path, link: str, signum: int) -> int:
+    """Worker `worker`, asked to stop by `signum`, ends soon after `t0` with the stop's status and one line naming its
+    trial, left RUNNING, and `holder`, whose lock link (`link`) stays: that trial's number."""
+    _, err = worker.communicate(timeout=30)
+    took = time.monotonic() - t0
+    assert worker.returncode == 128 + signum, err
+    assert took < 20, took  # STOP_WAIT (2 s) and the holder's look, with room for a loaded machine (the old worker
+    # slept until the holder was continued)
+    assert os.readlink(f"{journal}.lock") == link
+    last = err.splitlines()[-1]
+    assert last.startswith(f"hpcflow tune: stopped by {signal.Signals(signum).name}; trial ") and (
+        f" was left RUNNING in the journal: pid {holder.pid} of this host holds the journal's lock {journal}.lock"
+        " while stopped") in last, err
+    assert "Traceback" not in err, err
+    return int(last.split("; trial ")[1].split()[0])
+
+
+def _end(worker, holder) -> None:
+    """Kill `worker` where it still runs; continue the stopped `holder`, which releases its lock and ends."""
+    if worker.poll() is None:
+        worker.kill()
+        worker.communicate()
+    if holder is not None:
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.communicate(timeout=60)
+        assert holder.returncode == 0
 
 
 def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_and_its_trial_is_recovered(tmp_path):
@@ -123,25 +166,9 @@ def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_an
         for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
             worker.send_signal(sig)
             time.sleep(0.5)
-        _, err = worker.communicate(timeout=30)
-        took = time.monotonic() - t0
-        assert worker.returncode == 130, err
-        assert took < 20, took  # (the old worker slept until the holder was continued)
-        assert os.readlink(f"{journal}.lock") == link
-        last = err.splitlines()[-1]
-        assert last.startswith("hpcflow tune: stopped by SIGINT; trial ") and (
-            f" was left RUNNING in the journal: pid {holder.pid} of this host holds the journal's lock {journal}.lock"
-            " while stopped") in last, err
-        assert "Traceback" not in err, err
-        number = int(last.split("; trial ")[1].split()[0])
+        number = _ends_leaving_its_trial(worker, t0, holder, journal, link, signal.SIGINT)
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.communicate()
-        if holder is not None:
-            os.kill(holder.pid, signal.SIGCONT)
-            holder.communicate(timeout=60)
-    assert holder.returncode == 0
+        _end(worker, holder)
 
     def state() -> TrialState:
         storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
@@ -155,3 +182,40 @@ def test_a_worker_stopped_while_a_stopped_process_holds_the_journal_lock_ends_an
     assert nxt.returncode in (0, EXIT_NUMERICAL), nxt.stderr
     assert f"marked stale RUNNING trials [{number}] as failed" in nxt.stdout + nxt.stderr
     assert state() == TrialState.FAIL
+
+
+def test_a_sigterm_taken_by_a_trials_checkpoint_writer_bounds_its_later_wait_for_a_stopped_holder(tmp_path):
+    """A SIGTERM that the flow's checkpoint writer took during a trial (the worker stopped meanwhile, so that it takes
+    the request before the holder, stopped, holds the journal's lock) bounds the journal writes that wait for that
+    holder after it: status 143, one line naming the trial, left RUNNING, and the holder; the lock is not taken over.
+    (The worker slept until the holder was continued.)"""
+    out = tmp_path / "D"
+    journal = out / "study.journal"
+    args = [*ARGS[:-4], "--set", "geometry.n_train=600", "--set", "geometry.n_test=600", "--set", "flow.steps=3000"]
+    worker = subprocess.Popen([sys.executable, "-c", TUNE, "tune", *args, "--trials", "15", "--out", str(out)],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    holder = None
+    try:
+        end = time.monotonic() + 60
+        while not (out / "trials" / "0000" / "checkpoint.h5").exists() and worker.poll() is None \
+                and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.3)  # in the trial's flow
+        assert worker.poll() is None, worker.communicate()
+        for _ in range(50):  # stopped between two journal writes (its own hold would keep the holder out)
+            os.kill(worker.pid, signal.SIGSTOP)
+            os.waitpid(worker.pid, os.WUNTRACED)
+            if not os.path.lexists(f"{journal}.lock"):
+                break
+            os.kill(worker.pid, signal.SIGCONT)
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the worker always held the journal's lock")
+        worker.send_signal(signal.SIGTERM)  # taken once continued: by the trial's checkpoint writer
+        holder = _stopped_holder(journal)
+        link = os.readlink(f"{journal}.lock")
+        t0 = time.monotonic()
+        os.kill(worker.pid, signal.SIGCONT)
+        _ends_leaving_its_trial(worker, t0, holder, journal, link, signal.SIGTERM)
+    finally:
+        _end(worker, holder)

@@ -581,9 +581,9 @@ class FileLock:
     - held by a process of this host (same boot and PID namespace): only once that process is gone (`_holder_gone`:
       its pid ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one
       (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once, unless this process was
-      asked to stop (a Ctrl-C taken by a stop handler, or a stop request received during a wait): its waits for
-      live holders then last min(`STOP_WAIT`, `grace`) s in all, after which it gives up (LockAbandoned), neither
-      taking the lock over nor writing;
+      asked to stop (a request taken by a stop handler at any time before, a trial's checkpoint writer's included, or
+      received during a wait): its waits for live holders then last min(`STOP_WAIT`, `grace`) s in all, after which
+      it gives up (LockAbandoned), neither taking the lock over nor writing;
     - held by a process of another host (or namespace), of this host name where /proc does not tell machines apart
       (pid space "-"), of this host but hidden (/proc mounted hidepid), or by a holder that recorded none (Optuna's
       own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time,
@@ -856,18 +856,25 @@ _STOP = []
 
 
 def _stop_asked() -> bool:
-    """Whether this process was asked to stop: a request noted while it waited for a lock (`_sleep_noting_stops`),
-    or a Ctrl-C taken by an installed stop handler (`hpcflow.stop_signals`)."""
+    """Whether this process was asked to stop: a request noted while it waited for a lock (`_StopNotes`), one that
+    an installed stop handler took before (`hpcflow.stop_signals.taken`: a trial's checkpoint writer that honoured
+    it, the worker's own between trials), or a Ctrl-C taken by one."""
     from hpcflow import stop_signals
 
+    if not _STOP and stop_signals.taken() is not None:
+        _STOP[:] = [stop_signals.taken(), None]
     if not _STOP and stop_signals._asked and getattr(signal.getsignal(signal.SIGINT), "stop_request", False):
         _STOP[:] = [int(signal.SIGINT), None]  # (a handler of the running command's: not an earlier command's)
     return bool(_STOP)
 
 
 def forget_stops() -> None:
-    """Forget the stop requests noted (`_STOP`): a command run in this process after another starts afresh."""
+    """Forget the stop requests noted (`_STOP`, `hpcflow.stop_signals.taken`): a command run in this process after
+    another starts afresh."""
+    from hpcflow.stop_signals import forget_taken
+
     _STOP.clear()
+    forget_taken()
 
 
 def _stop_wait_over(grace: float) -> bool:
