@@ -23,6 +23,9 @@ MAX_THREADS = 1024
 #: largest complex dimension of a hypersurface family (sampling cost grows like dim^4 per point): the API's
 #: Hypersurface.fermat/dwork, the job files' [geometry].dim and `hpcflow sample --dim`
 MAX_DIM = 16
+#: the most batches of lines the sampler draws by default (`Hypersurface.sample`'s max_batches, `hpcflow sample
+#: --max-batches`, a job file's max_batches beside its chart)
+MAX_BATCHES = 100_000
 #: what $HPCFLOW_BACKEND may say (auto: CuPy where a GPU is usable, else NumPy)
 BACKENDS = ("numpy", "cupy", "auto")
 #: most significant digits of a count read from text (an environment variable): 10^18 is beyond every count and size,

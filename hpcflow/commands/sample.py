@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from hpcflow.arguments import MAX_BATCHES
 from hpcflow.errors import ConfigError, OutputPathError
 from hpcflow.resources import add_memory_check_argument
 
@@ -15,8 +16,7 @@ MANIFOLDS = ("fermat", "dwork")
 #: different ones sampled into a traceback (`n_points differs between ranks`), or, with another --out, only failed
 #: in the write after all the sampling
 AGREED_OPTIONS = ("manifold", "dim", "psi", "n", "seed", "chart", "max_batches", "out", "force")
-#: --max-batches's default: the sampler's (`Hypersurface.sample`)
-MAX_BATCHES = 100_000
+#: --max-batches's default is the sampler's (`Hypersurface.sample`): hpcflow.arguments.MAX_BATCHES
 
 
 def check_arguments(args, *, memory: bool = True) -> dict:
@@ -228,7 +228,7 @@ def run(args) -> int:
         # few MiB meanwhile, and a second measure would refuse the --n the first had stated)
         with skipped_memory_check():
             ps = X.sample(args.n, seed=args.seed, chart=args.chart, threads=args.threads, layout="root",
-                          max_batches=args.max_batches)
+                          max_batches=args.max_batches, batches_said="--max-batches")
         dt = time.perf_counter() - t0
         if args.force:  # (a file put at --out while this one sampled: replaced only where it is a PointSet file too)
             refuse_together(lambda: check_force_replaces(args.out), c)

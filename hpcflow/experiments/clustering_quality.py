@@ -18,8 +18,9 @@ from hpcflow.errors import ConfigError
 from hpcflow.cluster.birch import THRESHOLD, THRESHOLD_MAX
 from hpcflow.cluster.quality import MIN_SAMPLE
 from hpcflow.experiments.common import file_attrs
-from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, chart_pair,
-                                 named_keys, projective_coordinates, refuse_inapplicable, zero_or_at_least)
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_BATCHES, MAX_BATCHES_FIELD, MAX_DIM, SEED_MAX,
+                                 Field, batches_said, chart_pair, named_keys, projective_coordinates,
+                                 refuse_inapplicable, zero_or_at_least)
 
 #: the silhouette scores the paper reports for this experiment (§3.1)
 PAPER_SILHOUETTE = {"batched": 0.016, "full": -0.011, "birch": -0.032}
@@ -42,6 +43,7 @@ SCHEMA = {
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="sampling seed"),
         "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                        help="[I, J] to sample one chart; omit for all"),
+        "max_batches": MAX_BATCHES_FIELD,
     },
     "clustering": {
         "n_clusters": Field(int, 10, lo=2, help="clusters k (per mini-batch and in total)"),
@@ -99,7 +101,8 @@ def _sample(pts: dict):
 
     X = Hypersurface.dwork(pts["dim"], pts["psi"]) if pts["manifold"] == "dwork" else Hypersurface.fermat(pts["dim"])
     chart = None if pts["chart"] is None else tuple(pts["chart"])
-    return X.sample(pts["n_points"], seed=pts["seed"], chart=chart)
+    return X.sample(pts["n_points"], seed=pts["seed"], chart=chart, max_batches=pts.get("max_batches", MAX_BATCHES),
+                    batches_said=batches_said("points"))
 
 
 def run(cfg: dict, outdir, *, source: str = "job") -> dict:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hpcflow.errors import ConfigError, NumericalStop
-from hpcflow.jobs.schema import (MANIFOLD_FIELDS, MAX_DIM, SEED_MAX, Field, at_least, chart_pair,
-                                 projective_coordinates, zero_or_at_least)
+from hpcflow.jobs.schema import (MANIFOLD_FIELDS, MAX_BATCHES, MAX_BATCHES_FIELD, MAX_DIM, SEED_MAX, Field, at_least,
+                                 batches_said, chart_pair, projective_coordinates, zero_or_at_least)
 
 
 #: fewest points a sigma (eq. B.11) means anything for: kappa is the weighted mean of eta over the same points,
@@ -23,6 +23,7 @@ GEOMETRY_SECTION = {
     **MANIFOLD_FIELDS,
     "chart": Field(list, [0, 1], items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                    help="[I, J]: scale coordinate I, eliminated coordinate J (canonical charts only)"),
+    "max_batches": MAX_BATCHES_FIELD,
     "n_train": Field(int, 1000, lo=0, check=enough_points, help="number of train points"),
     "n_test": Field(int, 1000, lo=0, check=none_or_enough_points, help="number of test points (0 = none)"),
     "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points; test points use seed + 1"),
@@ -37,8 +38,17 @@ def check_geometry(geo: dict, source: str) -> None:
                           f"= {geo['dim']}); change it")
 
 
-#: keys of the [geometry] section that `sample_train_test_shares` reads (and "psi" for dwork)
+#: keys of the [geometry] section that `sample_train_test_shares` reads (and "psi" for dwork; "max_batches" where
+#: given, else the sampler's default)
 GEO_KEYS = ("manifold", "dim", "chart", "n_train", "n_test", "seed")
+#: how the sampler's refusals past max_batches name the key of a [geometry] section
+GEO_BATCHES = batches_said("geometry")
+
+
+def sampling_keywords(geo: dict) -> dict:
+    """The sampler's max_batches of a [geometry] section (its default where the section has none) and how its
+    refusals name that key."""
+    return {"max_batches": geo.get("max_batches", MAX_BATCHES), "batches_said": GEO_BATCHES}
 
 
 def manifold(geo: dict):
@@ -54,8 +64,9 @@ def sample_train_test(geo: dict):
     """(X, train, test) sampled in the job's chart; test is None when n_test = 0."""
     X = manifold(geo)
     chart = tuple(geo["chart"])
-    train = X.sample(geo["n_train"], seed=geo["seed"], chart=chart)
-    test = X.sample(geo["n_test"], seed=geo["seed"] + 1, chart=chart) if geo["n_test"] > 0 else None
+    kw = sampling_keywords(geo)
+    train = X.sample(geo["n_train"], seed=geo["seed"], chart=chart, **kw)
+    test = X.sample(geo["n_test"], seed=geo["seed"] + 1, chart=chart, **kw) if geo["n_test"] > 0 else None
     return X, train, test
 
 
@@ -81,7 +92,7 @@ def sample_train_test_shares(geo: dict, *, comm=None, test_seed: int | None = No
     def check():
         api_keys(geo, "geo", GEO_KEYS + (("psi",) if geo.get("manifold") == "dwork" else ()))
         X = manifold(geo)
-        kw = dict(chart=tuple(geo["chart"]), layout="share", jacobian=False)
+        kw = dict(chart=tuple(geo["chart"]), layout="share", jacobian=False, **sampling_keywords(geo))
         train = sampling_arguments(X, geo["n_train"], geo["seed"], **kw, names=TRAIN)
         test = None
         if geo["n_test"] > 0:

@@ -27,8 +27,9 @@ from hpcflow.experiments.common import file_attrs, manifold
 from hpcflow.arguments import api_integer, api_keys
 from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
 from hpcflow.errors import ConfigError
-from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_THREADS, SEED_MAX, Field, chart_pair,
-                                 projective_coordinates, refuse_inapplicable, shown, zero_or_at_least)
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_BATCHES, MAX_BATCHES_FIELD, MAX_DIM, MAX_THREADS,
+                                 SEED_MAX, Field, batches_said, chart_pair, projective_coordinates, refuse_inapplicable,
+                                 shown, zero_or_at_least)
 
 
 def _sizes(v):
@@ -44,6 +45,7 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "chart": Field(list, None, items=int, check=chart_pair, lo=0, hi=MAX_DIM + 1, within=projective_coordinates,
                        help="[I, J]: sample inside this one chart only, as the paper does (default: all charts)"),
+        "max_batches": MAX_BATCHES_FIELD,
     },
     "scaling": {
         "n_points": Field(list, [100, 1000, 10000, 100000], items=int, check=_sizes, lo=2,
@@ -184,14 +186,16 @@ def power_law_fit(n, d) -> dict:
 NAMES = {"surface": "X", "n_points": "n_pts"}
 
 
-def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=None):
+def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=None, max_batches=MAX_BATCHES,
+                        batches_said=None):
     """(d, counters): FS distance of each queried point to its nearest other point of an N-point sample.
 
     Points are sampled distributed (each rank keeps its share); every rank gets the query points, searches
     its share, and the per-rank candidates are reduced, so d is the same for every R. Memory per rank: its
     share of points plus the queried points (all N when `queries` is 0). A bad argument on any rank, or an X,
     n_pts, seed, chart, sc["method"] or (brute) sc["queries"] that differs between ranks (sc["workers"] is each
-    rank's own), is refused by every rank together before any sampling (one allgather at R > 1).
+    rank's own), is refused by every rank together before any sampling (one allgather at R > 1). `max_batches`,
+    `batches_said`: the sampler's (`Hypersurface.sample`).
     """
     from hpcflow.parallel.comm import arguments_together, resolve
     from hpcflow.parallel.decompose import share
@@ -199,7 +203,11 @@ def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=
 
     c = resolve(comm)
     args = {}
-    arguments_together(lambda: args.update(_checked(X, n_pts, seed, sc, chart)), comm=c, same=lambda: {
+
+    def check():
+        args.update(_checked(X, n_pts, seed, sc, chart, max_batches, batches_said))
+
+    arguments_together(check, comm=c, same=lambda: {
         **agreed(X, args, NAMES), "sc['method']": args["method"],
         **({"sc['queries']": args["queries"]} if args["method"] == "brute" else {})})
     n_pts, method, queries, workers = (args.pop(k) for k in ("n_points", "method", "queries", "workers"))
@@ -223,10 +231,11 @@ def neighbour_distances(X, n_pts: int, seed: int, sc: dict, *, chart=None, comm=
 SC_KEYS = ("method", "queries", "workers")
 
 
-def _checked(X, n_pts, seed, sc, chart) -> dict:
+def _checked(X, n_pts, seed, sc, chart, max_batches=MAX_BATCHES, batches_said=None) -> dict:
     """`sample_checked`'s keywords for `neighbour_distances` (`sampling_arguments`) with sc's method, and the
     setting that method uses checked: queries (brute: an integer >= 0) or workers (tree: >= 1); no collective."""
-    args = sampling_arguments(X, n_pts, seed, chart=chart, layout="share", names=NAMES)
+    args = sampling_arguments(X, n_pts, seed, chart=chart, layout="share", names=NAMES, max_batches=max_batches,
+                              batches_said=batches_said)
     api_keys(sc, "sc", SC_KEYS)
     method, queries, workers = (sc[k] for k in SC_KEYS)
     if method == "brute":
@@ -248,7 +257,9 @@ def run(cfg, outdir) -> dict:
     for i, n_pts in enumerate(sc["n_points"]):
         for rep in range(sc["repeats"]):
             seed = sc["seed"] + 1000 * i + rep  # independent samples per N (same-seed samples would be nested)
-            d, counters = neighbour_distances(X, n_pts, seed, sc, chart=chart, comm=c)
+            d, counters = neighbour_distances(X, n_pts, seed, sc, chart=chart, comm=c,
+                                              max_batches=cfg["geometry"]["max_batches"],
+                                              batches_said=batches_said("geometry"))
             per_rank.append(counters)
             rows.append({"n": int(n_pts), "seed": seed, "n_queries": int(d.size), "min": float(d.min()),
                          "mean": float(d.mean()), "mean_err": float(d.std() / np.sqrt(len(d))),

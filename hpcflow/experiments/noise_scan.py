@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from hpcflow.experiments.common import (GEOMETRY_SECTION, MIN_POINTS, check_geometry, finish, gain, manifold,
-                                        write_scan)
+                                        sampling_keywords, write_scan)
 from hpcflow.experiments.flow_job import (FLOW_SECTION, KERNEL_SECTION, check_kernel, check_kernel_range,
                                           progress)
 from hpcflow.jobs.schema import JOB_SECTION, SEED_MAX, Field, refuse_inapplicable
@@ -160,7 +160,7 @@ def run(cfg: dict, outdir) -> dict:
     geo, fl, nz = cfg["geometry"], cfg["flow"], cfg["noise"]
     kernel = check_kernel(cfg["kernel"], "job", kernel_entries(cfg, "noise_scan"))
     X = manifold(geo)
-    train = X.sample(geo["n_train"], seed=geo["seed"], chart=tuple(geo["chart"]))
+    train = X.sample(geo["n_train"], seed=geo["seed"], chart=tuple(geo["chart"]), **sampling_keywords(geo))
     sets = noisy_test_sets(X, train, nz["scales"], np.random.default_rng(nz["seed"]), nz["max_newton"], nz["project"])
     tree = cKDTree(projector_features(train.points))
     rows, data = [], {}

@@ -20,7 +20,7 @@ from hpcflow.geometry.distance import check_point_array, rescale, safe_norms
 from hpcflow.geometry.pointset import PointSet
 from hpcflow.geometry.roots import line_roots
 from hpcflow.geometry.sampling import check_chart, sample_points
-from hpcflow.arguments import MAX_DIM, api_integer, short_repr
+from hpcflow.arguments import MAX_BATCHES, MAX_DIM, api_integer, short_repr
 
 #: sampled points must satisfy |p(z)|/|z|^{n+1} below this
 RESIDUAL_TOL = 1e-12
@@ -382,7 +382,8 @@ class Hypersurface:
         return ps
 
     def sample(self, n_points: int, seed=None, *, chart=None, threads: int | None = None,
-               backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all") -> PointSet:
+               backend: str | None = None, max_batches: int = MAX_BATCHES, comm=None, layout: str = "all",
+               batches_said: str | None = None) -> PointSet:
         """Shiffman-Zelditch sampling: n_points points on X, FS-distributed, with their geometric data.
 
         Batch k intersects LINES_PER_BATCH random lines (through two points uniform on S^{2n+1}) with X
@@ -409,10 +410,12 @@ class Hypersurface:
         see chart_hopeless), and the points of a run that ends are unchanged. Where that stop would come late or not
         before max_batches (few points asked for: they cannot tell a chart too poor for them from one just rich
         enough), one line on stderr says so early, with the batch of the stop or the batches left, the time at the pace
-        so far and the fix (`sampling.chart_slow_note`).
+        so far and the fix (`sampling.chart_slow_note`). `batches_said`: how those refusals name max_batches (a job
+        file's "[geometry].max_batches", `hpcflow sample`'s "--max-batches"; default `sampling.BATCHES_SAID`).
         """
         return sample_points(self, n_points, seed, chart=chart, threads=threads, backend=backend,
-                             max_batches=max_batches, comm=comm, layout=layout, error=ConfigError)[0]
+                             max_batches=max_batches, comm=comm, layout=layout, error=ConfigError,
+                             batches_said=batches_said)[0]
 
     def line_points(self, n_lines: int, rng, *, xp=np, residuals: bool = False):
         """Points where n_lines random lines meet X ((n_lines*(n+1), n+1)), and how many were dropped.

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from hpcflow.backend import default_threads, get_xp
 from hpcflow.errors import ConfigError
 from hpcflow.geometry.pointset import PointSet, subset_or_none
-from hpcflow.arguments import INT_LIMIT, api_integer, api_seed, api_threads, env_quiet, env_threads, int_text
+from hpcflow.arguments import (INT_LIMIT, MAX_BATCHES, api_integer, api_seed, api_threads, env_quiet, env_threads,
+                               int_text)
 from hpcflow.parallel.comm import SerialComm, arguments_together, raise_together, resolve
 from hpcflow.parallel.decompose import counts, displs
 from hpcflow.parallel.redistribute import (alltoallv_rows, owner_counts, pack_rows, received_in_order, row_bytes,
@@ -66,9 +67,10 @@ CHART_RATE_RISK = 1e-6
 CHART_NOTE_FACTOR = 10
 #: what `sample_points` returns on each rank: everything, this rank's contiguous share, or all on rank 0
 LAYOUTS = ("all", "share", "root")
+#: how the sampler's lines name max_batches where they advise another, unless the caller names its own setting (a job
+#: file's [SECTION].max_batches, `hpcflow sample`'s --max-batches: `sampling_arguments`' batches_said)
+BATCHES_SAID = "max_batches (hpcflow sample: --max-batches)"
 #: `sampling_arguments` that must be equal on every rank (threads and the backend are each rank's own)
-#: how `hpcflow sample` sets max_batches, said beside its name where the sampler's lines advise another
-CLI_MAX_BATCHES = " (hpcflow sample: --max-batches)"
 AGREED = ("n_points", "seed", "chart", "max_batches", "layout", "jacobian")
 _FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
@@ -113,8 +115,8 @@ def check_sample_sizes(n_points, threads, max_batches, seed=None, *, error=Value
 
 
 def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int | None = None,
-                  backend: str | None = None, max_batches: int = 100_000, comm=None, layout: str = "all",
-                  jacobian: bool = True, error=ValueError, memory_check: bool = True):
+                  backend: str | None = None, max_batches: int = MAX_BATCHES, comm=None, layout: str = "all",
+                  jacobian: bool = True, error=ValueError, memory_check: bool = True, batches_said: str | None = None):
     """(PointSet, counters): the global sample's rows this rank gets by `layout` ("all", "share", "root").
     jacobian=False: the set has no Jacobian (flows do not use it), every other field bitwise the same.
 
@@ -125,13 +127,15 @@ def sample_points(surface, n_points: int, seed=None, *, chart=None, threads: int
     A bad argument (`error` naming it, `sampling_arguments`) on any rank, or a surface, n_points, seed, chart,
     max_batches, layout or jacobian that differs between ranks, is refused by every rank together; so is, with
     `memory_check`, an n_points whose sampling would peak above the memory a rank may use (`check_sample_memory`).
+    `batches_said`: how the refusals past max_batches name the setting to change (default BATCHES_SAID).
     """
     c = resolve(comm)
     args = {}
 
     def check():
         args.update(sampling_arguments(surface, n_points, seed, chart=chart, threads=threads, backend=backend,
-                                       max_batches=max_batches, layout=layout, jacobian=jacobian, error=error))
+                                       max_batches=max_batches, layout=layout, jacobian=jacobian, error=error,
+                                       batches_said=batches_said))
         if memory_check:
             check_sample_memory(surface, args["n_points"], layout=layout, ranks=c.Get_size(), jacobian=jacobian,
                                 threads=1 if args["xp"] is not np else args["threads"], chart=args["chart"],
@@ -230,12 +234,15 @@ def check_sample_memory(surface, n_points: int, *, layout: str = "all", ranks: i
 
 
 def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None, backend=None,
-                       max_batches=100_000, layout="all", jacobian=True, error=ValueError, names=None) -> dict:
+                       max_batches=MAX_BATCHES, layout="all", jacobian=True, error=ValueError, names=None,
+                       batches_said=None) -> dict:
     """`sample_checked`'s keywords from `sample_points`' arguments: sizes and seed (`check_sample_sizes`), the
     chart (`check_chart`), layout, backend (`get_xp`: its ConfigError) checked; `error` names the first bad one as
     the caller calls it (`names`: {"surface": "X", "n_points": "n_val"}). No collective: each rank's are checked
     alone (`sample_points` then refuses them on every rank together). The environment the sampling reads
-    ($HPCFLOW_THREADS where `threads` is None, $HPCFLOW_QUIET) is checked here too, as the commands check it."""
+    ($HPCFLOW_THREADS where `threads` is None, $HPCFLOW_QUIET) is checked here too, as the commands check it.
+    `batches_said`: the caller's name of max_batches in the sampler's advice (a job's "[geometry].max_batches",
+    `hpcflow sample`'s "--max-batches"; default BATCHES_SAID), passed on to `sample_checked`."""
     env_quiet()
     if threads is None:
         env_threads()
@@ -248,7 +255,8 @@ def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
     return dict(n_points=n_points, seed=None if seed is None else int(seed), chart=chart, threads=threads,
-                xp=get_xp(backend), max_batches=max_batches, layout=layout, jacobian=bool(jacobian))
+                xp=get_xp(backend), max_batches=max_batches, layout=layout, jacobian=bool(jacobian),
+                batches_said=batches_said or BATCHES_SAID)
 
 
 def agreed(surface, args: dict, names=None) -> dict:
@@ -267,7 +275,8 @@ def surface_key(surface) -> str:
     return f"{surface.name}({params}) #{digest}"
 
 
-def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, layout, jacobian, comm):
+def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, layout, jacobian, comm,
+                   batches_said=BATCHES_SAID):
     """`sample_points` with its arguments checked on every rank together (`sampling_arguments`' keywords)."""
     R = comm.Get_size()
     t0 = time.perf_counter()
@@ -279,7 +288,7 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
         threads = 1
     width = int(max_value(threads, comm=comm)) if R > 1 else threads  # the same wave on every rank
     mine, yields = sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, comm=comm,
-                                jacobian=jacobian)
+                                jacobian=jacobian, batches_said=batches_said)
     fields = _FIELDS if jacobian else _FIELDS[:-1]
     offset = displs(yields[:, 0])
     last = int(np.searchsorted(np.cumsum(yields[:, 0]), n_points, side="left"))  # block of point N-1
@@ -320,7 +329,8 @@ def sample_checked(surface, *, n_points, seed, chart, threads, xp, max_batches, 
     return ps, counters
 
 
-def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm, jacobian=True):
+def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batches, *, comm, jacobian=True,
+                 batches_said=BATCHES_SAID):
     """This rank's blocks {k: PointSet} and every block's (points kept, points dropped), until N points exist.
 
     A wave is the blocks that the points still missing need (as many on every rank count, up to 4·width a rank, and
@@ -342,7 +352,7 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
                 where = f" in chart {chart}" if chart is not None else ""
                 raise_together(ConfigError(
                     f"could not find {n_points} points{where} in {max_batches} batches (found {have}); raise "
-                    f"max_batches{CLI_MAX_BATCHES}" + (" or choose a chart that more points have" if where else "")),
+                    f"{batches_said}" + (" or choose a chart that more points have" if where else "")),
                     comm=comm)
             need = -(-(n_points - have) * per // (LINES_PER_BATCH * surface.degree))
             # blocks k0 .. k0 + n_wave - 1, all ranks together; never past max_batches (the refusal above says so)
@@ -365,12 +375,13 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
             have += int(wave[:, 0].sum())
             k0 += n_wave
             if chart is not None and have < n_points and k0 < max_batches:  # the same numbers on every rank
-                hopeless = chart_hopeless(surface, chart, n_points, have, k0, max_batches)
+                hopeless = chart_hopeless(surface, chart, n_points, have, k0, max_batches, batches_said)
                 if hopeless is not None:
                     raise_together(ConfigError(hopeless), comm=comm)
                 # (from the second wave on: the first's time holds the start's, not the pace)
                 said = None if noted or first is None else chart_slow_note(
-                    surface, chart, n_points, have, k0, max_batches, (time.perf_counter() - first[1]) / (k0 - first[0]))
+                    surface, chart, n_points, have, k0, max_batches, (time.perf_counter() - first[1]) / (k0 - first[0]),
+                    batches_said)
                 first = first or (k0, time.perf_counter())
                 if said is not None:
                     noted = True
@@ -380,7 +391,8 @@ def sample_waves(surface, n_points, entropy, chart, xp, threads, width, max_batc
     return mine, np.concatenate(yields)
 
 
-def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batches: int) -> str | None:
+def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batches: int,
+                   batches_said: str = BATCHES_SAID) -> str | None:
     """The refusal (one line) when the `have` points found in `chart` among the intersection points of the first
     `done` batches show its rate too small for all max_batches batches to give n_points: the upper bound of its rate
     (points an intersection point), from the Poisson mean whose chance to give `have` or fewer is CHART_RATE_RISK /
@@ -411,11 +423,11 @@ def chart_hopeless(surface, chart, n_points: int, have: int, done: int, max_batc
             f"X lie in it, a rate of at most {rate:.2g} (at confidence 1 - {risk:.2g}), so all max_batches="
             f"{max_batches} batches would give about {rate * total:.3g} at most, not the {n_points} asked for; "
             f"sample a chart that more points have, or every chart (chart=None), or fewer points, or raise "
-            f"max_batches{CLI_MAX_BATCHES}")
+            f"{batches_said}")
 
 
 def chart_slow_note(surface, chart, n_points: int, have: int, done: int, max_batches: int,
-                    pace: float) -> str | None:
+                    pace: float, batches_said: str = BATCHES_SAID) -> str | None:
     """The one line said where the `have` points found in `chart` in the first `done` batches fall short of the rate
     n_points need within max_batches, and `chart_hopeless` with that count would stop the sampling only past
     CHART_NOTE_FACTOR x `done` batches, or never before max_batches (n_points too few to tell a chart too poor for
@@ -442,7 +454,7 @@ def chart_slow_note(surface, chart, n_points: int, have: int, done: int, max_bat
     return (f"chart {chart}: only {have} of the {done * per} points where the lines of {done} "
             f"batch{'es' if done > 1 else ''} meet X lie in it, too few at that rate for the {n_points} asked for "
             f"within max_batches={max_batches} batches; {until}; sample a chart that more points have, or every chart "
-            f"(chart=None), or lower max_batches{CLI_MAX_BATCHES} to stop sooner")
+            f"(chart=None), or lower {batches_said} to stop sooner")
 
 
 def max_off_x(total: int) -> float:

@@ -21,13 +21,14 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hpcflow.arguments import INT_LIMIT, MAX_DIM, MAX_THREADS
+from hpcflow.arguments import INT_LIMIT, MAX_BATCHES, MAX_DIM, MAX_THREADS
 from hpcflow.arguments import short_repr as _short
 from hpcflow.arguments import escaped, invisible, short_text
 from hpcflow.errors import ConfigError
 from hpcflow.jobs.toml_out import key as toml_key
 
 __all__ = ["INT_LIMIT", "JOB_SECTION", "MANIFOLD_FIELDS", "MAX_DIM", "MAX_LIST", "MAX_PSI", "MAX_STEPS", "MAX_THREADS",
+           "MAX_BATCHES", "MAX_BATCHES_FIELD", "batches_said",
            "REQUIRED", "SEED_MAX", "Field", "apply_overrides", "at_least", "chart_pair", "check_manifold", "in_range",
            "load_job", "named_keys", "non_negative", "parse_override", "positive", "projective_coordinates",
            "read_toml", "refuse_inapplicable", "shown",
@@ -522,6 +523,18 @@ MANIFOLD_FIELDS = {
                  help="Dwork parameter psi (real), dwork only; a |psi| whose roots float64 cannot place on X, "
                  "~5e4 at dim 3, is refused before any work, as the sampler refuses it"),
 }
+
+#: the sampling key beside a point section's chart: the most batches of lines its sampling draws (the sampler's
+#: max_batches, `hpcflow sample --max-batches`); a chart whose rate is too low for them to give the points asked for is
+#: refused, naming this key ([SECTION].max_batches: `batches_said`). It caps the work only: a sampling that ends gives
+#: the same points whatever its value, so a --resume may change it
+MAX_BATCHES_FIELD = Field(int, MAX_BATCHES, lo=1, help="the most batches of 2048 sampling lines drawn; raise it for "
+                          "a chart too rare for the points asked for within the default")
+
+
+def batches_said(section: str) -> str:
+    """How the sampler's refusals past max_batches name the key of a job's point section `section`."""
+    return f"[{section}].max_batches"
 
 
 def refuse_inapplicable(cfg: dict, section: str, fields: dict, keys, setting: str, fix: str, source: str) -> None:

@@ -13,6 +13,7 @@ import time
 import h5py
 import numpy as np
 
+from hpcflow.arguments import MAX_BATCHES
 from hpcflow.nn._torch import require_torch, torch_dtype
 from hpcflow.nn.data import MetricData
 from hpcflow.nn.model import MetricMLP
@@ -29,13 +30,15 @@ def sample_points(X, n_train: int, n_val: int, seed: int, chart=None):
     return X.sample(n_train, seed=seed, chart=chart), X.sample(n_val, seed=seed + 1, chart=chart)
 
 
-def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=None):
+def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=None, max_batches=MAX_BATCHES,
+                  batches_said=None):
     """This rank's Shards (hpcflow.nn.replicas) of the train and validation PointSets of `sample_points`.
 
     Each rank samples only the blocks its rows need (Hypersurface.sample(..., layout="share")); the rows are
     bitwise those of one process for every R (per-block seed streams). The arguments are checked on every rank
     together first (one allgather at R > 1): a bad one on any rank (ConfigError, as Hypersurface.sample's), or
-    an X, n_train, n_val, seed or chart that differs between ranks, is refused by every rank.
+    an X, n_train, n_val, seed, chart or max_batches that differs between ranks, is refused by every rank.
+    `max_batches`, `batches_said`: the sampler's (`Hypersurface.sample`), for both sets.
     """
     from hpcflow.errors import ConfigError
     from hpcflow.geometry.sampling import agreed, sample_checked, sampling_arguments
@@ -46,7 +49,8 @@ def sample_shards(X, n_train: int, n_val: int, seed: int, chart=None, *, comm=No
     sets, names = [], {"surface": "X", "n_points": "n_train"}
 
     def check():
-        kw = dict(chart=tuple(chart) if chart else None, layout="share", error=ConfigError)
+        kw = dict(chart=tuple(chart) if chart else None, layout="share", error=ConfigError, max_batches=max_batches,
+                  batches_said=batches_said)
         train = sampling_arguments(X, n_train, seed, **kw, names=names)
         if seed is None:
             raise TypeError("seed=None is invalid; pass an integer >= 0 (the validation set uses seed + 1)")

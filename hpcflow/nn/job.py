@@ -21,8 +21,9 @@ import numpy as np
 
 from hpcflow.errors import ConfigError, InputFileError
 from hpcflow.experiments.common import enough_points, finish  # enough_points: σ (eq. B.11) of one point is 0
-from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_DIM, MAX_STEPS, MAX_THREADS, SEED_MAX, Field,
-                                 chart_pair, named_keys, refuse_inapplicable, shown, without)
+from hpcflow.jobs.schema import (JOB_SECTION, MANIFOLD_FIELDS, MAX_BATCHES_FIELD, MAX_DIM, MAX_STEPS, MAX_THREADS,
+                                 SEED_MAX, Field, batches_said, chart_pair, named_keys, refuse_inapplicable, shown,
+                                 without)
 from hpcflow.jobs.schema import with_defaults as schema_defaults
 from hpcflow.jobs.toml_out import set_arg
 from hpcflow.nn.h5schema import SCHEMA_VERSION as NN_H5_SCHEMA_VERSION
@@ -67,6 +68,7 @@ SCHEMA = {
         **MANIFOLD_FIELDS,
         "chart": Field(list, [], items=int, check=_chart, lo=0, hi=MAX_DIM + 1,
                        help="[] = points in all charts, or one chart [I, J]"),
+        "max_batches": MAX_BATCHES_FIELD,
         "n_train": Field(int, 100_000, lo=0, check=enough_points, help="train points"),
         "n_val": Field(int, 10_000, lo=0, check=enough_points, help="held-out validation points (seed + 1)"),
         "seed": Field(int, 0, lo=0, hi=SEED_MAX, help="seed of the train points"),
@@ -746,7 +748,8 @@ def _prepare(cfg: dict, comm) -> dict:
     if device == "cuda" and comm.Get_size() > 1:
         device = f"cuda:{node_layout(comm)[0] % torch.cuda.device_count()}"
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
-    train_ps, val_ps = ex.sample_shards(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"], comm=comm)
+    train_ps, val_ps = ex.sample_shards(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"], comm=comm,
+                                        max_batches=geo["max_batches"], batches_said=batches_said("geometry"))
     train_d = Shard(ex.as_data(train_ps.data, mcfg["dtype"], device), train_ps.lo, train_ps.n)
     val_d = Shard(ex.as_data(val_ps.data, mcfg["dtype"], device), val_ps.lo, val_ps.n)
     model = ex.build_model(train_d.data.x.shape[1], mcfg, tcfg["seed"]).to(device)
