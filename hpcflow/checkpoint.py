@@ -93,11 +93,13 @@ READABLE_VERSIONS = (1, 2)
 STATUSES = ("running", "preempted", "finished", "stopped", "diverged")
 #: per-step, per-rank figures kept in history/ (keys of FlowView.per_rank)
 PER_RANK_KEYS = ("step_seconds", "kernel_seconds", "comm_seconds", "comm_bytes")
-#: job sections/keys a resume may change: the step count, the checkpoint settings and the text of [job].description
-#: (which no step reads; the saved job.toml and summary.json record the new one), as `hpcflow nn --resume` may
-RESUMABLE_CHANGES = (("flow", "steps"), ("checkpoint", None), ("job", "description"))
+#: job sections/keys a resume may change: the step count, the sampler's cap on its batches (a sampling that ends gives
+#: the same points whatever it is; the resume samples them again and compares them with the checkpoint's), the
+#: checkpoint settings and the text of [job].description (which no step reads; the saved job.toml and summary.json
+#: record the new one), as `hpcflow nn --resume` may
+RESUMABLE_CHANGES = (("flow", "steps"), ("geometry", "max_batches"), ("checkpoint", None), ("job", "description"))
 #: RESUMABLE_CHANGES in words (the refusal of any other change)
-RESUMABLE_SAID = "[flow].steps, [checkpoint] and [job].description"
+RESUMABLE_SAID = "[flow].steps, [geometry].max_batches, [checkpoint] and [job].description"
 SCHEMA = __doc__.split("Schema of DIR/checkpoint.h5", 1)[1].split("\n\n", 2)[1]
 #: global rows of a row dataset gathered to rank 0 and written at a time (19 MB of packed metrics)
 BLOCK_ROWS = 2 ** 18

@@ -52,7 +52,8 @@ def test_a_resume_with_another_description_is_bitwise_the_uninterrupted_run(tmp_
     assert main(["run", str(job), "--out", cut, "--resume", "--quiet", *changed, "--set", "flow.dt=2.0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "[flow].dt = 2.0 differs from the checkpoint's 6.5;" in err, err
-    assert "only [flow].steps, [checkpoint] and [job].description may change on --resume" in err, err
+    assert "only [flow].steps, [geometry].max_batches, [checkpoint] and [job].description may change on --resume" \
+        in err, err
     assert "--set flow.dt=6.5 (or start a new --out)" in err and "description" not in err.split("resume with")[1], err
     assert _files(cut) == before
     assert main(["run", str(job), "--out", cut, "--resume", "--quiet", *changed]) == 0, capsys.readouterr().err

@@ -148,6 +148,21 @@ def test_the_points_are_the_same_with_and_without_the_key_and_for_every_rank_cou
         assert np.array_equal(train, first[0]) and np.array_equal(test, first[1]), key
 
 
+def test_a_resume_may_change_max_batches(tmp_path, capsys):
+    """The cap does not change the points of a sampling that ends, so a --resume may change it (the resume samples
+    them again and compares them with the checkpoint's); another [geometry] key is still refused."""
+    job = _job(tmp_path, FLOW + "[checkpoint]\nevery = 1\n")
+    out = str(tmp_path / "out")
+    assert main(["run", job, "--out", out, "--set", "geometry.max_batches=3"]) == 0
+    assert main(["run", job, "--out", out, "--resume", "--set", "flow.steps=2", "--set",
+                 "geometry.max_batches=50"]) == 0, capsys.readouterr().err
+    with h5py.File(os.path.join(out, "checkpoint.h5")) as f:
+        assert int(f.attrs["step"]) == 2
+    capsys.readouterr()
+    assert main(["run", job, "--out", out, "--resume", "--set", "flow.steps=3", "--set", "geometry.seed=1"]) == 2
+    assert "[geometry].max_batches" in capsys.readouterr().err  # among the keys a resume may change
+
+
 def test_ranks_given_different_max_batches_are_refused_together_before_any_work(tmp_path):
     """Every rank samples with the same cap: ranks started with different values are refused in one line, exit 2,
     nothing written."""
@@ -161,3 +176,18 @@ def test_ranks_given_different_max_batches_are_refused_together_before_any_work(
     line = _one_line(r.stderr)
     assert "[geometry].max_batches differs between ranks (3 on rank 0, 4 on rank 1)" in line, line
     assert not os.path.exists(out)
+
+
+def test_an_nn_resume_may_change_max_batches(tmp_path, capsys):
+    job = _nn_job(tmp_path, "max_batches = 4\n")
+    with open(job, "a") as fh:
+        fh.write("[checkpoint]\nevery = 1\n")
+    out = str(tmp_path / "out")
+    assert main(["nn", job, "--out", out, "--quiet"]) == 0
+    assert main(["nn", job, "--out", out, "--quiet", "--resume", "--set", "training.epochs=2", "--set",
+                 "geometry.max_batches=100"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["nn", job, "--out", out, "--quiet", "--resume", "--set", "training.epochs=3", "--set",
+                 "geometry.seed=4"]) == 2
+    assert "--resume may change only [training].epochs, threads and check_replicas, [geometry].max_batches" \
+        in capsys.readouterr().err

@@ -718,5 +718,6 @@ def test_a_resume_may_change_threads_check_replicas_and_the_description_and_reco
     assert main(["nn", job, "--out", out, "--resume", *changes, "--set", "training.lr=1e-3", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "[training].lr" in err and "--set training.lr=0.003" in err, err
-    assert "may change only [training].epochs, threads and check_replicas, [checkpoint] and [job].description" in err
+    assert ("may change only [training].epochs, threads and check_replicas, [geometry].max_batches, [checkpoint] and "
+            "[job].description") in err
     assert {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)} == before

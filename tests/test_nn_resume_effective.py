@@ -72,4 +72,5 @@ def test_the_resumable_keys_are_said_from_the_tuple_itself():
     assert changes_said((("a", "x"), ("b", None), ("a", "y"), ("c", "z"), ("a", "w"))) == \
         "[a].x, y and w, [b] and [c].z"
     assert RESUMABLE_SAID == changes_said(RESUMABLE_CHANGES)
-    assert RESUMABLE_SAID == "[training].epochs, threads and check_replicas, [checkpoint] and [job].description"
+    assert RESUMABLE_SAID == ("[training].epochs, threads and check_replicas, [geometry].max_batches, [checkpoint] "
+                              "and [job].description")

@@ -638,7 +638,7 @@ def register(sub) -> None:
     add_job_arguments(p, "TOML job file, e.g. jobs/quickstart.toml")
     p.add_argument("--resume", action="store_true",
                    help="continue the flow (kind \"flow\") checkpointed in --out (same job; [flow].steps may grow, "
-                        "[checkpoint] and [job].description may change); "
+                        "[geometry].max_batches, [checkpoint] and [job].description may change); "
                         "a network job (kind \"nn\") resumes with 'hpcflow nn JOB --out DIR --resume'")
     p.set_defaults(func=run)
 

@@ -249,10 +249,11 @@ def unused_keys_note(raw: dict, cfg: dict) -> str | None:
 
 #: job keys a resumed run may change (all others must equal the checkpoint's): the epochs, the checkpoint settings,
 #: and those that do not change the run's results but for rounding: the replica checksum (a debug check), the torch
-#: and BLAS threads (summation order: the resume says so in one line, as for another HPCFLOW_THREADS) and the text
-#: of [job].description; the saved job.toml, summary.json and checkpoint.pt record the new values
+#: and BLAS threads (summation order: the resume says so in one line, as for another HPCFLOW_THREADS), the sampler's
+#: cap on its batches (a sampling that ends gives the same points whatever it is) and the text of [job].description;
+#: the saved job.toml, summary.json and checkpoint.pt record the new values
 RESUMABLE_CHANGES = (("training", "epochs"), ("training", "threads"), ("training", "check_replicas"),
-                     ("checkpoint", None), ("job", "description"))
+                     ("geometry", "max_batches"), ("checkpoint", None), ("job", "description"))
 
 
 def changes_said(changes) -> str:
