@@ -1,13 +1,14 @@
 """The `hpcflow` command line: one subcommand module each under hpcflow.commands.
 
 Every subcommand module defines `register(subparsers)`. Exit status (hpcflow.errors): 0 success, 1 internal error, 2 bad
-input (UserError, one line), 3 numerical stop and 4 preemption (RunStop, one line; outputs written), 5 a write the file
-system refused (space, quota, size limit, I/O error, read-only: WriteFailed, one line; the last complete checkpoint
-kept; also the log on stdout or stderr of a command that otherwise succeeded: `log_refused`) or memory that ran out
-(mid-run, or loading a library at start-up: `resources.out_of_memory_said`; one line), 130 interrupted
-(KeyboardInterrupt: Ctrl-C where no checkpoint is written, or a second one before the result is final; one line),
-143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`stop_signals.Stopped`; one line, under
-mpiexec too).
+input (UserError, one line; also a limit (ulimit -v, ulimit -d) the command cannot load its libraries under:
+`start_limits` before they load, `resources.start_out_of_memory` where they run out of it), 3 numerical stop and 4
+preemption (RunStop, one line; outputs written), 5 a write the file system refused (space, quota, size limit, I/O error,
+read-only: WriteFailed, one line; the last complete checkpoint kept; also the log on stdout or stderr of a command that
+otherwise succeeded: `log_refused`) or memory that ran out (mid-run, or loading a library after the memory check:
+`resources.out_of_memory_said`; one line), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or
+a second one before the result is final; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is
+written (`stop_signals.Stopped`; one line, under mpiexec too).
 """
 
 from __future__ import annotations
@@ -326,7 +327,11 @@ def memory_check_options(args) -> dict:
 
 def _run(args) -> int:
     """The subcommand; its UserError, WriteFailed and RunStop become their exit status and one line."""
+    from hpcflow.resources import memory_checked
+
+    memory_checked(False)
     try:
+        start_limits(args)
         same_command(args)
         return int(args.func(args) or 0)
     except (UserError, WriteFailed) as exc:
@@ -340,13 +345,46 @@ def _run(args) -> int:
             print(f"hpcflow {args.verb}: stopped: {_stop_line(exc, args)}", file=sys.stderr)
         return exc.exit_status
     except (MemoryError, RuntimeError, ImportError, OSError) as exc:  # memory that ran out: one line, no traceback
-        from hpcflow.resources import out_of_memory_said
+        from hpcflow.resources import out_of_memory_said, start_out_of_memory
 
+        line = start_out_of_memory(exc, args.verb)
+        if line is not None:  # loading the libraries, before the memory check: nothing ran (exit 2)
+            if not _said_elsewhere(_start_error(line)):
+                print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
+            return UserError.exit_status
         line = out_of_memory_said(exc, args.verb)
         if line is None:
             raise
         print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
         return EXIT_WRITE_FAILED
+
+
+def _start_error(line: str) -> UserError:
+    """A refusal of the start-up, before MPI: every rank of a launch refuses alike (their limits are the launcher's),
+    said by the task of launcher rank 0 alone (`said_elsewhere` on the others, as `parallel.comm.check_launch`)."""
+    from hpcflow.stop_signals import launcher_task
+
+    exc = UserError(line)
+    exc.said_elsewhere = (launcher_task() or (None, 0))[1] != 0
+    return exc
+
+
+def start_limits(args) -> None:
+    """Refuse (UserError, one line, exit 2) a command whose address-space or data limit (ulimit -v, ulimit -d) is
+    under what it maps loading its libraries (`resources.start_refusal`), before it loads them: it would end in
+    OpenBLAS's own exit or a MemoryError. Skipped with --no-memory-check or HPCFLOW_IGNORE_MEMORY_CHECK=1, as the
+    memory check is."""
+    from hpcflow.resources import ignore_requested, start_refusal
+
+    try:
+        ignored = ignore_requested()
+    except UserError:  # a value neither 0 nor 1: refused by the environment's check, on rank 0 alone under mpiexec
+        ignored = False
+    if getattr(args, "no_memory_check", False) or ignored:
+        return
+    line = start_refusal(args.verb, bypass="--no-memory-check" if hasattr(args, "no_memory_check") else None)
+    if line is not None:
+        raise _start_error(line)
 
 
 def _stop_line(exc, args) -> str:

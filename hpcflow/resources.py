@@ -1227,6 +1227,7 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     ignore = ignore_requested()
     est = estimate(cfg, kind, ranks=ranks)
     if force or ignore:
+        memory_checked()
         return est
     limit, where = memory_limit(ranks=ranks, per_node=per_node)
     if est.bytes > limit:
@@ -1261,6 +1262,7 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"process may use (RLIMIT_DATA, ulimit -d: its heap and private writable mappings, not "
                           f"resident memory); raise the limit (ulimit -d unlimited, or at least {limit_kib(need)} "
                           f"KiB){sizes}, or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+    memory_checked()
     return est
 
 
@@ -1338,6 +1340,170 @@ def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | 
         return None
     return (f"out of memory loading a library ({what}) with {_limits_had()}: raise the limit ({_ulimits()}, or "
             "more memory for the job), then run it again")
+
+
+# ---- the limit a command starts under ---------------------------------------------------------------------------
+#: address space (RLIMIT_AS, `ulimit -v`) and data (RLIMIT_DATA, `ulimit -d`) in MiB that each command maps loading
+#: its libraries (NumPy and its OpenBLAS, h5py, MPI for `info`, matplotlib for `report`, ...) before its memory check
+#: or any work, less one OpenBLAS thread (`start_thread_bytes`). Measured (x86-64 Linux, 2 CPUs, CPython 3.11, NumPy's
+#: OpenBLAS, MPICH with UCX; 2026-12) as the smallest limit, bisected to 1.3 MiB with `resource.setrlimit` in the
+#: child, under which the command reached its own check or its end (`run`/`nn`/`submit` JOB --check, `sample --n
+#: 100`, `tune --trials 1`, `report` of a quickstart run, `info`) with NumPy's two OpenBLAS threads: run, sample and
+#: nn 166 MiB of address space, info 148, submit 171, tune 176, report 247; run and nn 100 MiB of data, sample 101,
+#: submit 105, tune 109, info 114, report 169. Under them a command ended in OpenBLAS ("Memory allocation still
+#: failed", exit 1; "blas_thread_init", a SIGINT), MPI_Init (UCX's abort) or a MemoryError while it imported. Less
+#: a whole thread, so that a command whose part beyond NumPy's does not grow with the threads is not overcounted
+#: (with one OpenBLAS thread: info 149 MiB, run 134, sample 126, nn 125, submit 132, report 206, each over its floor)
+START_SPACE = {"info": 108, "sample": 126, "run": 126, "nn": 125, "report": 207, "tune": 136, "submit": 131}
+START_DATA = {"info": 74, "sample": 61, "run": 60, "nn": 60, "report": 129, "tune": 69, "submit": 65}
+#: what `import numpy` alone needs with one OpenBLAS thread, which every command does before any work: 96 MiB of
+#: address space, 47 MiB of data (135 and 87 MiB with two threads), in bytes
+NUMPY_SPACE = 96 * 2**20
+NUMPY_DATA = 47 * 2**20
+
+
+def start_thread_bytes() -> int:
+    """What NumPy's OpenBLAS maps for each thread beyond the first as it loads (`import numpy`: +39 MiB of address
+    space and +40 MiB of data for the second): the thread's stack (`thread_stacks`, 8 MiB under the usual `ulimit
+    -s`) and its buffer (OPENBLAS_BUFFER_BYTES), both private writable, so counted by either limit; how many threads:
+    `openblas_start_threads`."""
+    return thread_stacks(1) + OPENBLAS_BUFFER_BYTES
+
+
+#: what MPI (mpi4py, MPICH and UCX, MPI_Init's shared memory) adds at a rank of a launched world (mpiexec -n 2, two
+#: OpenBLAS threads) before its first exchange: run 214 MiB of address space against 166 MiB without a launcher
+#: (+48; MPI_Init itself aborted in C, "MPIDI_POSIX_comm_bootstrap: Out of memory", at 180 MiB), info, which loads MPI
+#: without a launcher too, 167 against 148 (+19: START_MPI_INFO_SPACE); none of data is counted (not measured)
+START_MPI_SPACE = 48 * 2**20
+START_MPI_INFO_SPACE = 19 * 2**20
+START_MPI_DATA = 0
+#: a command is refused where its limit is under the larger of NumPy's need and its own (`start_needs`) less this
+#: (what one command maps varies by a few MiB with its arguments, the environment and the machine's libraries), so
+#: that no command that starts is refused; a refusal names its own need plus this, rounded up as `limit_kib` rounds
+#: (at most the figure `check_resources` then names for a job, which counts these libraries and more)
+START_MARGIN = 16 * 2**20
+#: OpenBLAS starts at most this many threads (NUM_THREADS of the OpenBLAS NumPy's wheels bundle): more CPUs count
+#: as these, so that the floor stays under what a command on a larger node maps
+OPENBLAS_MAX_THREADS = 64
+
+
+def openblas_start_threads(environ=None) -> int:
+    """The threads NumPy's OpenBLAS starts when it loads, by OpenBLAS's rule: OPENBLAS_NUM_THREADS, else
+    GOTO_NUM_THREADS, else OMP_NUM_THREADS (the first that is a positive integer), else one per CPU this process may
+    run on; at most those CPUs and OPENBLAS_MAX_THREADS."""
+    env = os.environ if environ is None else environ
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    asked = cpus
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = env.get(name, "").strip()
+        if text.isdigit() and int(text) > 0:
+            asked = int(text)
+            break
+    return max(1, min(asked, cpus, OPENBLAS_MAX_THREADS))
+
+
+def start_needs(command: str, environ=None) -> tuple[dict, int] | None:
+    """({RLIMIT_AS / RLIMIT_DATA: (floor, need)}, OpenBLAS threads) of `command` (run, info, ...) in bytes, or None
+    for a command not measured: `need`, what it maps loading its libraries before any work (START_SPACE /
+    START_DATA, one stack and OpenBLAS buffer per OpenBLAS thread, MPI's part under a launcher); `floor`, the limit
+    under which it cannot start: the larger of `need` less the threads and NumPy's own need with them, less
+    START_MARGIN."""
+    from hpcflow.stop_signals import launcher_task
+
+    if command not in START_SPACE:
+        return None
+    threads = openblas_start_threads(environ)
+    launched = launcher_task(environ) is not None
+    per = start_thread_bytes()
+    needs = {}
+    mpi_space = START_MPI_INFO_SPACE if command == "info" else START_MPI_SPACE
+    for which, table, numpy, mpi in ((resource.RLIMIT_AS, START_SPACE, NUMPY_SPACE, mpi_space),
+                                     (resource.RLIMIT_DATA, START_DATA, NUMPY_DATA, START_MPI_DATA)):
+        own = table[command] * 2**20 + (mpi if launched else 0)
+        floor = max(own, numpy + (threads - 1) * per) - START_MARGIN
+        needs[which] = (floor, own + (threads - 1) * per)
+    return needs, threads
+
+
+def start_refusal(command: str, *, bypass: str | None = None, environ=None) -> str | None:
+    """The one line refusing `command` where RLIMIT_AS or RLIMIT_DATA is under its floor (`start_needs`): it would
+    fail loading its libraries (OpenBLAS's exit, a MemoryError); else None. It names the limit and the figure to
+    raise it to (the need plus START_MARGIN, rounded up by `limit_kib`), and `bypass` (the command's
+    --no-memory-check) beside HPCFLOW_IGNORE_MEMORY_CHECK=1, which skip it."""
+    known = start_needs(command, environ)
+    if known is None:
+        return None
+    needs, threads = known
+    for which, name, what, flag in ((resource.RLIMIT_AS, "RLIMIT_AS", "address space", "-v"),
+                                    (resource.RLIMIT_DATA, "RLIMIT_DATA", "data", "-d")):
+        soft, _ = resource.getrlimit(which)
+        floor, need = needs[which]
+        if soft == resource.RLIM_INFINITY or soft <= 0 or soft >= floor:
+            continue
+        skip = f"pass {bypass} (or {ENV_IGNORE}=1)" if bypass else f"set {ENV_IGNORE}=1"
+        return (f"this process may use {fmt_bytes(soft)} of {what} ({name}, ulimit {flag}), less than the "
+                f"~{fmt_bytes(need)} hpcflow {command} maps loading its libraries before any work (NumPy's OpenBLAS "
+                f"with {threads} thread{'s' if threads > 1 else ''}); nothing was run: raise the limit (ulimit {flag} "
+                f"unlimited, or at least {limit_kib(need + START_MARGIN)} KiB), or {skip} if you know better")
+    return None
+
+
+#: whether this process's command has passed its memory check (`check_resources`, or its skip): a MemoryError
+#: while a module is imported before it is one of the start-up (`start_out_of_memory`), not of the run
+_CHECKED = [False]
+
+
+def memory_checked(checked: bool = True) -> None:
+    """Record that the command passed its memory check (`check_resources`), or with False that a new command starts
+    (`hpcflow.cli`)."""
+    _CHECKED[0] = checked
+
+
+def _in_import(exc: BaseException) -> bool:
+    """Whether `exc` was raised while a module was imported: an ImportError, or a traceback that runs through a
+    module's body (importlib's own frames are removed from it)."""
+    if isinstance(exc, ImportError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "<module>":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+#: commands whose whole work is their start-up (loading the libraries whose versions `hpcflow info` prints): memory
+#: that runs out in them is always the start-up's
+START_ONLY = ("info",)
+
+
+def start_out_of_memory(exc: BaseException, command: str | None = None) -> str | None:
+    """The one line for memory that ran out (`out_of_memory`, `load_out_of_memory`) while `command` (default: the
+    one this process runs) imported its libraries, before its memory check passed (`memory_checked`), or anywhere in
+    a START_ONLY command: no work had begun, so it is a start-up refusal (exit 2) naming the limit to raise
+    (`start_refusal`'s figure where the command was measured), not the mid-run line (exit 5); else None."""
+    if command is None:
+        from hpcflow.stop_signals import command_name
+
+        command = command_name().removeprefix("hpcflow").strip() or None
+    if command not in START_ONLY and (_CHECKED[0] or not _in_import(exc)):
+        return None
+    what = out_of_memory(exc) or load_out_of_memory(exc)
+    if what is None:
+        return None
+    known = start_needs(command) if command else None
+    fixes = []
+    for which, flag in ((resource.RLIMIT_AS, "-v"), (resource.RLIMIT_DATA, "-d")):
+        soft, _ = resource.getrlimit(which)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            at_least = max(known[0][which][1] + START_MARGIN, soft + 1) if known else None
+            fixes.append(f"ulimit {flag} unlimited" + (f", or at least {limit_kib(at_least)} KiB" if at_least else ""))
+    fix = "; ".join(fixes) or "ulimit -v unlimited, or more memory for the job"
+    return (f"out of memory loading its libraries before any work ({what}) with {_limits_had()}; nothing was run: "
+            f"raise the limit ({fix})")
 
 
 def limit_kib(n: float) -> int:

@@ -1,7 +1,7 @@
 """A library the command loads that the dynamic loader cannot map for want of address space (a tight `ulimit -v`, as
 with --no-memory-check, where the imports of the start-up come before any estimate is checked) ends the command with
-one line naming the library, the limit and the fix, and status 5, as memory that runs out mid-run does; before, an
-ImportError traceback and status 1."""
+one line naming the library, the limit and the fix, and status 2: a limit the command cannot start under, refused
+before any work (memory that runs out mid-run ends with status 5); before, an ImportError traceback and status 1."""
 
 import os
 import resource
@@ -47,16 +47,17 @@ def _run(mode: str, limit=None):
                           preexec_fn=limited)
 
 
-def test_a_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_status_5():
+def test_a_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_status_2():
     measured = _run("measure")
     assert measured.returncode == 0, measured.stderr
     before, after = map(int, measured.stdout.split())
     assert after - before > 4 * 2**20, (before, after)  # libhdf5 alone maps more than 4 MiB
     proc = _run("limited", before + (after - before) // 4)  # room for NumPy, not for h5py's libraries
-    assert proc.returncode == 5, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("hpcflow info: error: out of memory loading a library ("), proc.stderr
+    assert lines[0].startswith("hpcflow info: error: out of memory loading its libraries before any work ("), \
+        proc.stderr
     assert "failed to map segment from shared object" in lines[0], proc.stderr  # the loader's own words
     assert "(ulimit -v)" in lines[0] and "raise the limit" in lines[0], proc.stderr
 
@@ -78,7 +79,7 @@ def test_only_a_loader_refusal_for_want_of_memory_is_taken_for_one():
 MPI_SCRIPT = SCRIPT.replace("import h5py  # noqa: F401", "from hpcflow.parallel.comm import _mpi; assert _mpi()")
 
 
-def test_an_mpi_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_status_5():
+def test_an_mpi_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_status_2():
     """mpi4py says RuntimeError ("cannot load MPI library"), which `_mpi` took for no MPI at all: the run went on as
     one rank and the launch check blamed the launcher (status 2) instead of the limit."""
     env = dict(os.environ, PYTHONPATH=os.path.abspath(ROOT), OPENBLAS_NUM_THREADS="1")
@@ -94,10 +95,11 @@ def test_an_mpi_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_
 
     proc = subprocess.run([sys.executable, "-c", MPI_SCRIPT, "limited"], capture_output=True, text=True, env=env,
                           timeout=120, preexec_fn=limited)
-    assert proc.returncode == 5, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("hpcflow info: error: out of memory loading a library ("), proc.stderr
+    assert lines[0].startswith("hpcflow info: error: out of memory loading its libraries before any work ("), \
+        proc.stderr
     assert "(ulimit -v)" in lines[0] and "raise the limit" in lines[0], proc.stderr
 
 

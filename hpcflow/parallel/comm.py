@@ -21,7 +21,8 @@ from hpcflow.arguments import short_repr
 from hpcflow.backend import default_threads
 from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed
 from hpcflow.launcher_output import wait_until_read
-from hpcflow.resources import THREAD_VARIABLES, load_out_of_memory, out_of_memory_said, slurm_cpus_per_task
+from hpcflow.resources import (THREAD_VARIABLES, load_out_of_memory, out_of_memory_said, slurm_cpus_per_task,
+                               start_out_of_memory)
 
 #: prefixes of the variables a process manager sets in every process it starts (MPICH/Hydra and srun's PMI-2:
 #: PMI_; PMIx, e.g. Open MPI 5 or srun --mpi=pmix: PMIX_; Open MPI: OMPI_; MVAPICH: MV2_, MPIRUN_; IBM jsrun:
@@ -459,6 +460,9 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
             status = int(getattr(exc, "exit_status", 1))
             if isinstance(exc, (UserError, WriteFailed)):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            elif start_out_of_memory(exc) is not None:  # loading the libraries, before the memory check (exit 2)
+                status = UserError.exit_status
+                print(f"hpcflow: rank {rank(c)}: error: {start_out_of_memory(exc)}", file=sys.stderr, flush=True)
             elif out_of_memory_said(exc) is not None:
                 status = EXIT_WRITE_FAILED
                 print(f"hpcflow: rank {rank(c)}: error: {out_of_memory_said(exc)}", file=sys.stderr, flush=True)

@@ -1,0 +1,174 @@
+"""A command started under an address-space or data limit (ulimit -v, ulimit -d) too small to load its libraries is
+refused in one line naming the limit and the KiB to raise it to, status 2, before any work; memory that runs out while
+it imports them (a limit just above that floor) is said as the start-up's, status 2, never as a run's "mid-run" (status
+5, which memory that runs out during the work keeps). Before, OpenBLAS's own line and status 1, or "out of memory
+mid-run ... reduce the job's sizes ... --resume" and status 5 with nothing run."""
+
+import os
+import re
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from test_parallel import mpiexec
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+QUICKSTART = os.path.join(ROOT, "jobs", "quickstart.toml")
+MiB = 2**20
+#: under what `import numpy` alone needs with one OpenBLAS thread (96 MiB), so under any command's floor
+TINY = 60 * MiB
+
+
+def hpcflow(args, *, space=None, data=None, threads="1", environ=None, launcher=None, cwd=None):
+    """`python -m hpcflow ARGS` with RLIMIT_AS `space` / RLIMIT_DATA `data` (bytes) set in the child, NumPy's
+    OpenBLAS at `threads` (None: its own count), under `launcher` (a command prefix) where given."""
+    env = dict(os.environ, PYTHONPATH=ROOT, **(environ or {}))
+    for name in ("HPCFLOW_IGNORE_MEMORY_CHECK", "OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if name not in (environ or {}):
+            env.pop(name, None)
+    if threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = threads
+
+    def limited():
+        for which, value in ((resource.RLIMIT_AS, space), (resource.RLIMIT_DATA, data)):
+            if value is not None:
+                resource.setrlimit(which, (value, resource.getrlimit(which)[1]))
+
+    cmd = [*(launcher or []), sys.executable, "-m", "hpcflow", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, preexec_fn=limited, cwd=cwd)
+
+
+def one_line(proc) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def kib(line: str, flag: str = "-v") -> int:
+    m = re.search(rf"ulimit {flag} unlimited, or at least (\d+) KiB", line)
+    assert m, line
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("threads", ["1", None])
+def test_a_run_under_an_address_space_it_cannot_start_in_is_refused_in_one_line(tmp_path, threads):
+    out = tmp_path / "o"
+    proc = hpcflow(["run", QUICKSTART, "--out", str(out)], space=TINY, threads=threads)
+    assert proc.returncode == 2, proc.stderr
+    line = one_line(proc)
+    assert line.startswith("hpcflow run: error: ") and "RLIMIT_AS" in line and "nothing was run" in line, line
+    assert "mid-run" not in line and "OpenBLAS error" not in line and "--resume" not in line, line
+    assert kib(line) * 1024 > TINY and kib(line) % 102400 == 0, line  # above the limit, in ulimit -v's KiB
+    assert "--no-memory-check" in line, line
+    assert not out.exists()  # nothing written
+
+
+def test_the_figure_named_lets_the_command_start_and_is_within_its_memory_checks(tmp_path):
+    """Raised to the figure the refusal names, the run starts and reaches its own memory check, whose figure for the
+    job is no smaller."""
+    start = kib(one_line(hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "a")], space=TINY)))
+    proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "b"), "--check"], space=start * 1024)
+    line = one_line(proc)
+    assert proc.returncode == 2 and "needs" in line and "of address space" in line, proc.stderr  # check_resources'
+    assert "before any work" not in line, line
+    assert kib(line) >= start, (line, start)
+    # and at the job's own figure it runs its check through
+    ok = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "c"), "--check"], space=kib(line) * 1024)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_a_limit_just_above_the_floor_ends_as_the_start_up_not_mid_run(tmp_path):
+    """Between the floor and what the command maps, memory runs out while it imports: status 2 and the start-up's
+    line (or its memory check's refusal), never the run's "mid-run" line and status 5."""
+    from hpcflow.resources import start_needs
+
+    needs, _ = start_needs("run", {"OPENBLAS_NUM_THREADS": "1"})
+    floor, need = needs[resource.RLIMIT_AS]
+    for space in (floor + 2 * MiB, (floor + need) // 2):
+        proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / str(space)), "--check"], space=space)
+        line = one_line(proc)
+        assert proc.returncode == 2, proc.stderr
+        assert "mid-run" not in line and "--resume" not in line, line
+        assert "before any work" in line or "of address space" in line, line
+
+
+def test_every_command_refuses_a_limit_it_cannot_start_under(tmp_path):
+    cases = {"info": [], "sample": ["--n", "100", "--out", str(tmp_path / "s.h5")],
+             "report": [str(tmp_path), "--out", str(tmp_path / "r")],
+             "submit": [QUICKSTART, "--out", str(tmp_path / "q"), "--executor", "local", "--check"]}
+    for verb, args in cases.items():
+        proc = hpcflow([verb, *args], space=TINY)
+        line = one_line(proc)
+        assert proc.returncode == 2, proc.stderr
+        assert line.startswith(f"hpcflow {verb}: error: this process may use ") and kib(line) * 1024 > TINY, line
+        assert ("--no-memory-check" in line) == (verb in ("sample", "submit")), line  # the options they take
+        assert "HPCFLOW_IGNORE_MEMORY_CHECK=1" in line, line
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_data_limit_it_cannot_start_under_is_refused_too(tmp_path):
+    proc = hpcflow(["sample", "--n", "100", "--out", str(tmp_path / "s.h5")], data=30 * MiB)
+    line = one_line(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert "RLIMIT_DATA" in line and kib(line, "-d") * 1024 > 30 * MiB and "mid-run" not in line, line
+
+
+def test_commands_that_start_today_are_not_refused(tmp_path):
+    """At limits the commands start under (measured: info 149 MiB, run 166 MiB of address space with one or two
+    OpenBLAS threads), no start-up refusal."""
+    for threads in ("1", None):
+        info = hpcflow(["info"], space=200 * MiB, threads=threads)
+        assert info.returncode == 0, info.stderr
+        run = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / f"o{threads}"), "--check"], space=200 * MiB,
+                      threads=threads)
+        assert "before any work" not in run.stderr and run.returncode == 2, run.stderr  # the job's own check
+
+
+def test_the_memory_check_bypass_skips_the_start_up_check_too(tmp_path):
+    for extra, environ in (([], {"HPCFLOW_IGNORE_MEMORY_CHECK": "1"}), (["--no-memory-check"], None)):
+        proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "o"), "--check", *extra], space=TINY,
+                       environ=environ)
+        assert "this process may use" not in proc.stderr, proc.stderr
+        assert "mid-run" not in proc.stderr, proc.stderr
+
+
+def test_memory_that_runs_out_in_the_work_keeps_the_run_line():
+    """A MemoryError after the memory check, or outside an import, is the run's (status 5); one raised importing a
+    module before it is the start-up's."""
+    import types
+
+    from hpcflow import resources
+
+    def in_work():
+        raise MemoryError
+
+    module = types.ModuleType("fake_module")
+    code = compile("raise MemoryError", "<fake_module>", "exec")
+    resources.memory_checked(False)
+    try:
+        try:
+            exec(code, module.__dict__)  # a module's body: co_name "<module>"
+        except MemoryError as exc:
+            assert "before any work" in resources.start_out_of_memory(exc, "run")
+        try:
+            in_work()
+        except MemoryError as exc:
+            assert resources.start_out_of_memory(exc, "run") is None
+            assert "mid-run" in resources.out_of_memory_said(exc, "run")
+        resources.memory_checked()
+        try:
+            exec(code, module.__dict__)
+        except MemoryError as exc:
+            assert resources.start_out_of_memory(exc, "run") is None  # the check passed: work may have begun
+    finally:
+        resources.memory_checked(False)
+
+
+def test_under_mpiexec_the_refusal_is_one_line(tmp_path):
+    proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "o")], space=TINY, launcher=[mpiexec(), "-n", "2"])
+    line = one_line(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert line.startswith("hpcflow run: error: this process may use "), line
+    assert not (tmp_path / "o").exists()
