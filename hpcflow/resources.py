@@ -1353,13 +1353,18 @@ def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | 
 #: submit 105, tune 109, info 114, report 169. Under them a command ended in OpenBLAS ("Memory allocation still
 #: failed", exit 1; "blas_thread_init", a SIGINT), MPI_Init (UCX's abort) or a MemoryError while it imported. Less
 #: a whole thread, so that a command whose part beyond NumPy's does not grow with the threads is not overcounted
-#: (with one OpenBLAS thread: info 149 MiB, run 134, sample 126, nn 125, submit 132, report 206, each over its floor)
-START_SPACE = {"info": 108, "sample": 126, "run": 126, "nn": 125, "report": 207, "tune": 136, "submit": 131}
+#: (with one OpenBLAS thread: run 134 MiB, sample 126, nn 125, submit 132, report 206, each over its floor); but info
+#: whole, whose MPI_Init needs as much at either count (149 MiB with one thread; under it MPI_Init aborts in C, which
+#: hpcflow cannot say, though not at every limit: UCX's thread also aborted at 168-180 MiB with two)
+START_SPACE = {"info": 148, "sample": 126, "run": 126, "nn": 125, "report": 207, "tune": 136, "submit": 131}
 START_DATA = {"info": 74, "sample": 61, "run": 60, "nn": 60, "report": 129, "tune": 69, "submit": 65}
 #: what `import numpy` alone needs with one OpenBLAS thread, which every command does before any work: 96 MiB of
-#: address space, 47 MiB of data (135 and 87 MiB with two threads), in bytes
+#: address space, 47 MiB of data (135 and 87 MiB with two threads), in bytes, bisected as START_SPACE; under it
+#: OpenBLAS ends the process itself (exit 1), so the floor keeps to it closer (NUMPY_MARGIN) than to a command's own
+#: need, under which a MemoryError is said (`start_out_of_memory`)
 NUMPY_SPACE = 96 * 2**20
 NUMPY_DATA = 47 * 2**20
+NUMPY_MARGIN = 2 * 2**20
 
 
 def start_thread_bytes() -> int:
@@ -1377,8 +1382,8 @@ def start_thread_bytes() -> int:
 START_MPI_SPACE = 48 * 2**20
 START_MPI_INFO_SPACE = 19 * 2**20
 START_MPI_DATA = 0
-#: a command is refused where its limit is under the larger of NumPy's need and its own (`start_needs`) less this
-#: (what one command maps varies by a few MiB with its arguments, the environment and the machine's libraries), so
+#: a command is refused where its limit is under its own need less this (what one command maps varies by a few MiB
+#: with its arguments, the environment and the machine's libraries) or NumPy's less NUMPY_MARGIN (`start_needs`), so
 #: that no command that starts is refused; a refusal names its own need plus this, rounded up as `limit_kib` rounds
 #: (at most the figure `check_resources` then names for a job, which counts these libraries and more)
 START_MARGIN = 16 * 2**20
@@ -1409,8 +1414,8 @@ def start_needs(command: str, environ=None) -> tuple[dict, int] | None:
     """({RLIMIT_AS / RLIMIT_DATA: (floor, need)}, OpenBLAS threads) of `command` (run, info, ...) in bytes, or None
     for a command not measured: `need`, what it maps loading its libraries before any work (START_SPACE /
     START_DATA, one stack and OpenBLAS buffer per OpenBLAS thread, MPI's part under a launcher); `floor`, the limit
-    under which it cannot start: the larger of `need` less the threads and NumPy's own need with them, less
-    START_MARGIN."""
+    under which it cannot start: the larger of `need` without the threads less START_MARGIN and NumPy's own need with
+    them less NUMPY_MARGIN."""
     from hpcflow.stop_signals import launcher_task
 
     if command not in START_SPACE:
@@ -1423,7 +1428,7 @@ def start_needs(command: str, environ=None) -> tuple[dict, int] | None:
     for which, table, numpy, mpi in ((resource.RLIMIT_AS, START_SPACE, NUMPY_SPACE, mpi_space),
                                      (resource.RLIMIT_DATA, START_DATA, NUMPY_DATA, START_MPI_DATA)):
         own = table[command] * 2**20 + (mpi if launched else 0)
-        floor = max(own, numpy + (threads - 1) * per) - START_MARGIN
+        floor = max(own - START_MARGIN, numpy + (threads - 1) * per - NUMPY_MARGIN)
         needs[which] = (floor, own + (threads - 1) * per)
     return needs, threads
 
@@ -1462,15 +1467,28 @@ def memory_checked(checked: bool = True) -> None:
     _CHECKED[0] = checked
 
 
+#: the instructions of an import statement: a frame of a traceback stopped at one was importing
+IMPORT_OPS = ("IMPORT_NAME", "IMPORT_FROM", "IMPORT_STAR")
+
+
 def _in_import(exc: BaseException) -> bool:
     """Whether `exc` was raised while a module was imported: an ImportError, or a traceback that runs through a
-    module's body (importlib's own frames are removed from it)."""
+    module's body or stops at an import statement (importlib's own frames are removed from it: a MemoryError while
+    it read a module ends at the `import` line)."""
+    import dis
+
     if isinstance(exc, ImportError):
         return True
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_name == "<module>":
+        code = tb.tb_frame.f_code
+        if code.co_name == "<module>":
             return True
+        try:
+            if dis.opname[code.co_code[tb.tb_lasti]] in IMPORT_OPS:
+                return True
+        except IndexError:  # (no instruction at that offset: not an import)
+            pass
         tb = tb.tb_next
     return False
 

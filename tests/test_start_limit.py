@@ -4,6 +4,7 @@ it imports them (a limit just above that floor) is said as the start-up's, statu
 5, which memory that runs out during the work keeps). Before, OpenBLAS's own line and status 1, or "out of memory
 mid-run ... reduce the job's sizes ... --resume" and status 5 with nothing run."""
 
+import contextlib
 import os
 import re
 import resource
@@ -134,6 +135,34 @@ def test_the_memory_check_bypass_skips_the_start_up_check_too(tmp_path):
         assert "mid-run" not in proc.stderr, proc.stderr
 
 
+class _Refusing:
+    """A finder whose loading of `name` raises MemoryError, as importlib reading a module under a tight limit."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name:
+            raise MemoryError
+        return None
+
+
+@contextlib.contextmanager
+def memory_error_importing(name):
+    finder = _Refusing(name)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def importing():
+    import hpcflow_fake_module
+
+    return hpcflow_fake_module
+
+
 def test_memory_that_runs_out_in_the_work_keeps_the_run_line():
     """A MemoryError after the memory check, or outside an import, is the run's (status 5); one raised importing a
     module before it is the start-up's."""
@@ -157,6 +186,11 @@ def test_memory_that_runs_out_in_the_work_keeps_the_run_line():
         except MemoryError as exc:
             assert resources.start_out_of_memory(exc, "run") is None
             assert "mid-run" in resources.out_of_memory_said(exc, "run")
+        with memory_error_importing("hpcflow_fake_module"):
+            try:
+                importing()
+            except MemoryError as exc:  # at the import statement of a function (importlib's frames removed)
+                assert "before any work" in resources.start_out_of_memory(exc, "submit")
         resources.memory_checked()
         try:
             exec(code, module.__dict__)
