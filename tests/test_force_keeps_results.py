@@ -1,6 +1,7 @@
 """--force keeps an earlier run's files until the new run has written its own: a run that its data refuses (exit 2,
-at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which a plain run names first, the
-next --force keeps while it may still be refused and removes once it ends, and a --resume keeps."""
+at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which the next run puts back
+where the killed run wrote nothing; otherwise a plain run names them first, the next --force keeps them while it may
+still be refused and removes them once it ends, and a --resume removes them once it has completed the killed run."""
 
 import os
 import subprocess
@@ -75,7 +76,9 @@ def test_a_forced_run_refused_by_its_data_at_two_ranks_keeps_the_earlier_results
     assert set(after) == set(before) and after["summary.json"] != before["summary.json"]
 
 
-def test_files_a_killed_forced_run_set_aside_are_named_kept_and_then_removed(tmp_path, capsys):
+def test_files_a_forced_run_killed_before_its_first_file_set_aside_are_put_back_by_the_next_run(tmp_path, capsys):
+    """A --force run killed before it wrote a file of its own: the next run puts the earlier run's files back (one
+    line naming the folder), then meets DIR as it was: a plain run is refused for its results; --force replaces them."""
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB)
     assert _run(job, out) == 0
@@ -83,11 +86,13 @@ def test_files_a_killed_forced_run_set_aside_are_named_kept_and_then_removed(tmp
     aside = replaced.set_aside(str(out))  # what a --force run killed before it ended leaves
     assert os.path.dirname(aside) == str(out) and not any(os.path.lexists(out / n) for n in all_run_files())
     capsys.readouterr()
-    assert _run(job, out) == 2  # a plain run: refused, naming where they are
-    err = capsys.readouterr().err
-    assert aside in err and "--force" in err and err.count("\n") == 1, err
+    assert _run(job, out) == 2  # a plain run: puts them back, then refused for the earlier run's results
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and aside in lines[0] and "put the earlier run's files back" in lines[0], lines
+    assert "already holds results" in lines[1], lines
+    assert _files(out) == before and replaced.leftovers(str(out)) == []
     assert _run(job, out, "--force", "--set", ONE_CLUSTER) == 2  # refused by its data: all as it was
-    assert _files(out) == {os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
+    assert _files(out) == before
     assert _run(job, out, "--force") == 0  # written: the set-aside files go, this run's stay
     assert set(_files(out)) == set(before) and replaced.leftovers(str(out)) == []
 
@@ -99,7 +104,8 @@ def test_a_forced_run_names_the_files_a_killed_forced_run_set_aside_before_it_re
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(JOB)
     assert _run(job, out) == 0
-    aside = replaced.set_aside(str(out))  # what a --force run killed before it ended leaves
+    aside = replaced.set_aside(str(out))  # what a --force run killed after its first file leaves: its job.toml
+    os.link(os.path.join(aside, "job.toml"), out / "job.toml")
     capsys.readouterr()
     assert _run(job, out, "--force", "--set", ONE_CLUSTER) == 2  # refused by its data, after the points
     lines = capsys.readouterr().err.splitlines()
@@ -125,10 +131,11 @@ def _killed_force_run(tmp_path, job, out):
     return aside
 
 
-def test_a_killed_forced_run_is_named_first_and_its_resume_keeps_the_earlier_run(tmp_path, capsys):
+def test_a_killed_forced_run_is_named_first_and_its_completed_resume_removes_the_earlier_run(tmp_path, capsys):
     """After a --force run killed past its first checkpoint, a plain run is refused naming the set-aside earlier run
-    first (not only the interrupted one), with what to do; --resume continues the killed run and keeps the earlier
-    run's files, saying where (it removed them silently)."""
+    first (not only the interrupted one), with what to do; --resume continues the killed run, saying where the
+    earlier run's files are (it removed them silently), and removes them once it has completed, saying so (it kept
+    them for good, and every later plain run was refused naming them)."""
     job, out = tmp_path / "flow.toml", tmp_path / "out"
     job.write_text(FLOW)
     assert _run(job, out) == 0
@@ -139,12 +146,13 @@ def test_a_killed_forced_run_is_named_first_and_its_resume_keeps_the_earlier_run
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and aside in err and "--resume" in err and "remove" in err, err
     assert err.index(aside) < err.index("--resume"), err
-    assert _run(out / "job.toml", out, "--resume") == 0
-    err = capsys.readouterr().err
-    assert aside in err and "keeps" in err, err
-    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]
     assert {k: v for k, v in _files(out).items() if k.startswith(replaced.PREFIX)} == {
         os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
+    assert _run(out / "job.toml", out, "--resume") == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and aside in lines[0] and "removes them once it has completed" in lines[0], lines
+    assert lines[1].startswith(f"hpcflow: removed {aside}"), lines
+    assert replaced.leftovers(str(out)) == [] and (out / "summary.json").is_file()
 
 
 @pytest.mark.parametrize("command, job_text, checkpoint", [
@@ -262,9 +270,10 @@ def test_a_stop_request_during_a_commands_setup_puts_the_earlier_run_back_and_en
     assert replaced.leftovers(out) == [] and {p.name: p.read_bytes() for p in out.iterdir()} == earlier
 
 
-def test_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tmp_path, capsys):
-    """A --force run killed before its first file leaves the earlier run's checkpoint set aside: --resume names that
-    folder (it said only 'checkpoint.h5 does not exist; run without --resume', which a plain run then refused)."""
+def test_resume_of_a_directory_whose_checkpoint_is_set_aside_puts_it_back(tmp_path, capsys):
+    """A --force run killed before its first file leaves the earlier run's checkpoint set aside: --resume puts it back
+    first, saying so, and then continues it (here refused as damaged: these bytes are no checkpoint). It said only
+    'checkpoint.h5 does not exist; run without --resume', which a plain run then refused."""
     out = tmp_path / "run"
     aside = out / f"{replaced.PREFIX}-abcd1234"
     aside.mkdir(parents=True)
@@ -272,16 +281,17 @@ def test_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tm
     job = tmp_path / "job.toml"
     job.write_text(FLOW)
     assert main(["run", str(job), "--out", str(out), "--resume", "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(aside) in err, err
-    assert (aside / "checkpoint.h5").read_bytes() == b"earlier"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and str(aside) in lines[0] and "put the earlier run's files back" in lines[0], lines
+    assert str(out / "checkpoint.h5") in lines[1], lines
+    assert (out / "checkpoint.h5").read_bytes() == b"earlier" and replaced.leftovers(str(out)) == []
 
 
 @pytest.mark.parametrize("command", [["nn"], ["submit", "--executor", "local", "--check"]])
 def test_nn_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder(tmp_path, capsys, command):
-    """`hpcflow nn --resume` (and submit --resume, which checks it by nn's code) where a killed --force run set the
-    earlier checkpoint.pt aside names that folder, as `hpcflow run` does: it said 'checkpoint.pt not found ... run
-    without --resume', and the plain run was then refused naming the folder."""
+    """`hpcflow nn --resume` where a killed --force run set the earlier checkpoint.pt aside (and nothing else) puts it
+    back first, as `hpcflow run` does; submit --resume --check, which takes no lock and so moves nothing, names that
+    folder and what the run does with it. They said 'checkpoint.pt not found ... run without --resume'."""
     out = tmp_path / "run"
     aside = out / f"{replaced.PREFIX}-abcd1234"
     aside.mkdir(parents=True)
@@ -289,9 +299,15 @@ def test_nn_resume_of_a_directory_whose_checkpoint_is_set_aside_names_the_folder
     job = tmp_path / "job.toml"
     job.write_text(NN_POINTS + SMALL_NET)
     assert main([command[0], str(job), "--out", str(out), *command[1:], "--resume", "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"hpcflow {command[0]}: error: ") and str(aside) in err, err
-    assert (aside / "checkpoint.pt").read_bytes() == b"earlier" and sorted(os.listdir(out)) == [aside.name]
+    lines = capsys.readouterr().err.strip().splitlines()
+    if command[0] == "nn":
+        assert len(lines) == 2 and str(aside) in lines[0] and "put the earlier run's files back" in lines[0], lines
+        assert lines[1].startswith("hpcflow nn: error: ") and str(out / "checkpoint.pt") in lines[1], lines
+        assert (out / "checkpoint.pt").read_bytes() == b"earlier" and replaced.leftovers(str(out)) == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith("hpcflow submit: error: ") and str(aside) in lines[0], lines
+        assert "puts them back first" in lines[0], lines
+        assert (aside / "checkpoint.pt").read_bytes() == b"earlier" and sorted(os.listdir(out)) == [aside.name]
 
 
 @pytest.mark.parametrize("command, job_text", [("run", FLOW), ("nn", NN_POINTS + SMALL_NET)])

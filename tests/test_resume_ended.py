@@ -178,7 +178,8 @@ def test_a_summary_from_the_checkpoint_says_it_was_written_and_estimates_no_memo
     """--resume --check of a run whose checkpoint holds every step estimated the peak memory of sampling and steps
     it does not do; the --resume itself, beside an earlier run's files that a killed --force run set aside, said
     it had "nothing to add to that run" though it writes summary.json. Now --check says there is nothing to
-    estimate, and the warning that names the folder says summary.json was written from the checkpoint."""
+    estimate, the warning that names the folder says this --resume completes the run from the checkpoint, and the
+    folder is removed once it has (the --force run that set it aside is done)."""
     from hpcflow.jobs import replaced
 
     job, out = tmp_path / "job.toml", tmp_path / "out"
@@ -195,9 +196,10 @@ def test_a_summary_from_the_checkpoint_says_it_was_written_and_estimates_no_memo
     assert "no memory estimate: it samples no point and runs no step" in said, said
     assert _run(job, out, "--resume") == 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and aside in err and "nothing to add" not in err, err
-    assert f"this --resume wrote {out / 'summary.json'} from the checkpoint without running a step" in err, err
-    assert (out / "summary.json").exists() and replaced.leftovers(str(out)) == [os.path.basename(aside)]
+    assert err.count("\n") == 2 and aside in err and "nothing to add" not in err, err
+    assert f"this --resume completes that run ({out / 'summary.json'}, from the checkpoint)" in err, err
+    assert f"removed {aside}" in err, err  # the run that set them aside has completed: its --force is done
+    assert (out / "summary.json").exists() and replaced.leftovers(str(out)) == []
 
 def test_a_finished_run_without_its_summary_gets_it_from_the_checkpoint(tmp_path, capsys):
     """checkpoint.h5 and job.toml stay byte for byte, summary.json is the run's (the documented keys aside); --check

@@ -58,7 +58,8 @@ def _command(args, comm) -> int:
                   f"{resources.describe(cfg, ranks=comm.Get_size())}; {device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
-    with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume)) as lock:
+    with outlock.holding(args.out, command="hpcflow nn", comm=comm, resume=bool(args.resume),
+                         settle=True) as lock:
         with output.probes_shared([output.probed_directory(args.out)], comm):
             outdir, resume = refuse_together(lambda: prepare_out(args, module, cfg), comm)
         refuse_together(require_torch, comm)  # after the refusals of --out, before --force removes anything

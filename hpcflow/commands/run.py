@@ -51,7 +51,8 @@ def _run(args, comm) -> int:
                   f"{device_note(module, cfg)}; nothing run")
         return 0
     # held before the first look into --out (so before --force removes anything) until the run ends
-    with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False))):
+    with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False)),
+                         settle=True):
         resume, done, end = prepare_out(args, module, cfg, outputs, comm)
         unused_note(args, comm, "hpcflow run")
         return _locked_run(args, comm, module, cfg, outputs, overrides, resume, done, end)

@@ -362,11 +362,29 @@ def refuse_held(outdir) -> None:
         raise OutdirBusy(holder_line(os.fspath(outdir), raw))
 
 
+def _settled(lock: OutdirLock, settle: bool) -> OutdirLock:
+    """`lock`, after `hpcflow.jobs.replaced.settle` of its directory where `settle` and the lock is held exclusively:
+    a set-aside folder there is then a killed run's, never a live run's (one on a file system that cannot lock is not
+    told from a live one, and is left as it is)."""
+    if settle and lock.fd is not None and not lock.shared:
+        from hpcflow.jobs.replaced import settle as settle_dir
+
+        try:
+            settle_dir(lock.outdir)
+        except BaseException:
+            lock.release()
+            raise
+    return lock
+
+
 @contextmanager
-def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bool = False):
+def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bool = False, settle: bool = False):
     """Hold `outdir`'s lock for a block: rank 0 of `comm` takes it (only rank 0 writes shared files), every rank
     refuses together when another process holds it (one line from rank 0, exit 2); released when the block ends.
-    `resume`: the block is a --resume of the run in `outdir` (`acquire`).
+    `resume`: the block is a --resume of the run in `outdir` (`acquire`). `settle`: rank 0 settles the set-aside
+    folders that killed --force runs left there (`hpcflow.jobs.replaced.settle`) once it holds the lock, before any
+    rank looks into the directory, and again when the block ends without an exception (a --resume that completed the
+    killed run).
     A block ended by an exception other than RunStop (a refusal, a failure) leaves no directory that the lock created
     and nothing was written into; a run stopped early (RunStop: preempted) keeps it, for its rerun."""
     from hpcflow.parallel.comm import rank, refuse_together
@@ -374,7 +392,7 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bo
 
     deferred = defer()  # a stop request while the lock is taken comes once the block below would release it
     try:
-        lock = refuse_together(lambda: acquire(outdir, command=command, shared=shared, resume=resume)
+        lock = refuse_together(lambda: _settled(acquire(outdir, command=command, shared=shared, resume=resume), settle)
                                if rank(comm) == 0 else None, comm)
     except BaseException:
         deliver(deferred, held=False)  # refused: the command ends with that
@@ -384,6 +402,8 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bo
         deliver(deferred)
         yield lock
         failed = False
+        if lock is not None:
+            _settled(lock, settle)
     except RunStop:
         failed = False
         raise

@@ -684,13 +684,25 @@ def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) ->
     left = leftovers(path) if not force and os.path.isdir(path) else []
     if left:
         raise OutputPathError(set_aside_said(path, left) + (
-            f"; or continue the killed run with {resume}, which keeps that folder" if resume else ""))
+            f"; or continue the killed run with {resume}, which removes that folder once the run completes" if resume
+            else ""))
 
 
 def set_aside_said(path, left: list) -> str:
-    """The words naming the set-aside folders `left` (names) in directory `path` and how to keep or drop them."""
+    """The words naming the set-aside folders `left` (names) in directory `path` and how to keep or drop them; where
+    the run itself settles the first one (`hpcflow.jobs.replaced.settling`: a command that does not take DIR's lock,
+    --check, submit), what it does."""
+    from hpcflow.jobs.replaced import settling
+
     aside = os.path.join(path, left[0])
     more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+    how = settling(path, aside)
+    if how == "remove":
+        return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that has since "
+                f"completed: the run (without --check) removes it first; to keep them, move them out of {path}")
+    if how == "put back":
+        return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that was killed "
+                "before it wrote a file of its own: the run (without --check) puts them back first")
     return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that was killed "
             f"before it removed them or put them back; to keep that earlier run, move its files back into {path} (in "
             f"place of the killed run's files there); to drop them, remove {aside}; or pass --force to replace them")

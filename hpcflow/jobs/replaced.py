@@ -8,12 +8,22 @@ ends by bad input (UserError, exit 2), or by any exception before it wrote a fil
 (whatever the run wrote under a run file's name removed first), so DIR is as it was; once it ended otherwise they
 are removed.
 A SIGTERM or SIGUSR1 before the run wrote a file of its own (and before its own stop
-handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, node
-failure, an MPI Abort) leaves them there, never lost: a plain run is refused
-naming the directory before anything else (`output.check_outdir`), the next --force says on stderr that it replaces
-them too (`replaced_too`) and sets the directory aside inside its own (put back with it, removed with it), and a
---resume of the killed run keeps it, saying so on stderr (`kept_on_resume`): only the user removes an earlier run's
-files that no --force run replaced in the end.
+handler) puts them back too, then ends the process as the signal does. A run killed meanwhile (SIGKILL, the OOM
+killer, node failure, an MPI Abort, a hung run killed) leaves them there, never lost; the next `hpcflow run` or
+`hpcflow nn` on DIR settles them (`settle`) as soon as it holds DIR's lock (`outlock.holding`), before it looks into
+DIR: holding it tells that no live run owns them (the kernel drops a killed run's lock), and a live run's folder is
+never touched (the command is refused as busy first; on a file system that cannot lock nothing is settled). A folder
+whose run has completed since (DIR/summary.json written after it, by that run killed at its very end or by a
+--resume of it) is removed, as the run would have done; the --resume that completes it removes it at its end. A
+folder whose run was killed before it wrote a file of its own is put back (DIR is as before that run), and the command
+goes on as it would have there. Each says so in one line on stderr. Any other folder (the killed run's own files,
+its checkpoint to continue, are in DIR) stays: a plain run is refused naming the directory and what to do before
+anything else (`output.check_outdir`), the next --force says on stderr that it replaces them too (`replaced_too`)
+and sets the directory aside inside its own (put back with it, removed with it), and a --resume of the killed run
+continues it, saying on stderr that it removes them once it has completed (`kept_on_resume`). `hpcflow report` and
+--check, which take no such lock, move nothing: the report names the folder beside the killed run's row
+(`report.detect`), --check what the run would do with it (`output.set_aside_said`). The earlier run's own
+summary.json moved back by hand is older than the folder, so that run is not taken for a completed one.
 """
 
 from __future__ import annotations
@@ -139,12 +149,62 @@ def kept_on_resume(path, *, done: bool = False, wrote: str | None = None) -> Non
     named = _named_leftovers(path)
     if named:
         aside, more = named
-        kept = (f"this --resume wrote {wrote} from the checkpoint without running a step and keeps them" if wrote else
-                "this --resume has nothing to add to that run and keeps them" if done else
-                "--resume continues that killed run and keeps them")
+        if done:
+            print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
+                  f"killed; this --resume has nothing to add to that run and keeps them: to keep the earlier run "
+                  f"instead, move its files back into {path} in place of this run's; to drop them, remove {aside}",
+                  file=sys.stderr, flush=True)
+            return
+        ends = (f"this --resume completes that run ({wrote}, from the checkpoint)" if wrote else
+                "--resume continues that killed run")
         print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
-              f"killed; {kept}: to keep the earlier run instead, move its files back into {path} in place of this "
-              f"run's; to drop them, remove {aside}", file=sys.stderr, flush=True)
+              f"killed; {ends} and removes them once it has completed: to keep them, move them out of {path} now",
+              file=sys.stderr, flush=True)
+
+
+def settle(path) -> None:
+    """Rank 0 of a run holding DIR `path`'s lock (`outlock.holding` with `settle`: so no live run owns a set-aside
+    folder there, `outlock.held_by`), at its start and at its end: each set-aside folder that a killed --force run left
+    is settled as that run would have settled it. Its run completed (DIR/summary.json written after the folder, by
+    the run or a --resume of it): the folder is removed. The run left no file of its own in DIR (killed before its
+    first): the earlier run's files are put back (a folder inside it, of a run killed before, is then settled too).
+    Otherwise (the killed run's own files there) it stays, named by the command's refusals and warnings. One line on
+    stderr for each folder settled."""
+    done = set()
+    while True:
+        left = [n for n in leftovers(path) if n not in done]
+        if not left:
+            return
+        name = left[0]
+        done.add(name)
+        aside = os.path.join(path, name)
+        how = settling(path, aside)
+        if how == "remove":
+            shutil.rmtree(aside, ignore_errors=True)
+            if not os.path.lexists(aside):
+                print(f"hpcflow: removed {aside}: the earlier run's files it held were set aside by a --force run "
+                      f"that has since completed ({os.path.join(path, 'summary.json')})", file=sys.stderr, flush=True)
+        elif how == "put back":
+            put_back(path, aside, remove=False)
+            print(f"hpcflow: put the earlier run's files back into {path} from {aside}: the --force run that set "
+                  "them aside was killed before it wrote a file of its own", file=sys.stderr, flush=True)
+
+
+def settling(path, aside: str) -> str | None:
+    """What `settle` does with the set-aside folder `aside` in DIR `path` (a killed run's): "remove", "put back", or
+    None (it stays: the killed run's own files are there)."""
+    if _completed_after(path, aside):
+        return "remove"
+    return None if _wrote(path) else "put back"
+
+
+def _completed_after(path, aside: str) -> bool:
+    """Whether DIR `path` holds a summary.json written after the set-aside folder `aside` last changed: the run that
+    set it aside (or a --resume of it) completed. The earlier run's own summary.json, moved back by hand, is older."""
+    try:
+        return os.stat(os.path.join(path, "summary.json")).st_mtime_ns >= os.stat(aside).st_mtime_ns
+    except OSError:
+        return False
 
 
 def _named_leftovers(path) -> tuple | None:

@@ -1,0 +1,125 @@
+"""A --force run killed hard (SIGKILL) leaves the earlier run's files set aside in DIR/.hpcflow.replaced-*: the next
+run on DIR settles them once it holds DIR's lock (so never a live run's): put back where the killed run wrote nothing
+of its own, removed once a --resume of it has completed, named by a plain run and by the report otherwise."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hpcflow.jobs import replaced
+from hpcflow.report.detect import detect
+from jobtexts import GAUSSIAN_KERNEL, flow_points
+
+ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1",
+           PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                     os.environ.get("PYTHONPATH")])))
+#: a Gaussian flow of 300 / 300 points checkpointed every 5 steps (1500 steps: ~10 s of flow on one core)
+JOB = flow_points(300, 300) + GAUSSIAN_KERNEL + """[flow]
+dt = 0.5
+steps = {steps}
+loss = "ultralocal"
+weighted = true
+[checkpoint]
+every = 5
+"""
+
+
+@pytest.fixture()
+def jobs(tmp_path):
+    """(a short job, a long one: ~10 s of flow, checkpointed every 5 steps)."""
+    short, long = tmp_path / "short.toml", tmp_path / "long.toml"
+    short.write_text(JOB.format(steps=20))
+    long.write_text(JOB.format(steps=1500))
+    return short, long
+
+
+def _hpcflow(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "hpcflow", *map(str, args)], env=ENV, capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def _files(out) -> dict:
+    """The files directly in `out` (name -> bytes), the lock file and debris of interrupted writes left out."""
+    return {n: (out / n).read_bytes() for n in os.listdir(out)
+            if (out / n).is_file() and n != ".hpcflow.lock" and not n.startswith(".")}
+
+
+def _earlier_run(job, out) -> dict:
+    done = _hpcflow("run", job, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return _files(out)
+
+
+def _wait_for(predicate, proc, what):
+    deadline = time.monotonic() + 120
+    while not predicate():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} in 120 s"
+        time.sleep(0.02)
+
+
+def test_a_force_run_killed_before_its_first_file_is_undone_by_the_next_run(tmp_path, jobs):
+    """A process holding DIR's lock as a --force run does, killed (SIGKILL) right after it set the earlier run's
+    files aside: the next plain run puts them back, byte for byte, saying so in one line, then refuses DIR as it
+    refuses any finished run's (exit 2)."""
+    short, _ = jobs
+    out = tmp_path / "D"
+    earlier = _earlier_run(short, out)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from hpcflow.jobs import outlock, replaced
+        outlock.acquire({str(out)!r}, command="hpcflow run")
+        replaced.set_aside({str(out)!r})
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    killed = subprocess.run([sys.executable, "-c", script], env=ENV, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert _files(out) == {} and len(replaced.leftovers(out)) == 1
+    again = _hpcflow("run", short, "--out", out)
+    assert again.returncode == 2
+    assert "put the earlier run's files back" in again.stderr and "already holds results" in again.stderr
+    assert replaced.leftovers(out) == [] and _files(out) == earlier
+
+
+def test_a_force_run_killed_mid_run_is_named_then_its_completed_resume_removes_the_earlier_run(tmp_path, jobs):
+    """A real --force run killed (SIGKILL) after its first checkpoint: while it ran, another run was refused and the
+    set-aside files stayed; after the kill, a plain run is refused naming the folder, which stays whole; the report
+    names it beside the killed run's data; a --resume completes the killed run and then removes the folder."""
+    short, long = jobs
+    out = tmp_path / "D"
+    earlier = _earlier_run(short, out)
+    run = subprocess.Popen([sys.executable, "-m", "hpcflow", "run", str(long), "--out", str(out), "--force"],
+                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def moved_and_written():  # the earlier checkpoint set aside, the killed run's own written
+            left = replaced.leftovers(out)
+            return left and (out / left[0] / "checkpoint.h5").exists() and (out / "checkpoint.h5").exists()
+
+        _wait_for(moved_and_written, run, "checkpoint.h5 of the --force run")
+        aside = out / replaced.leftovers(out)[0]
+        busy = _hpcflow("run", short, "--out", out)  # a live run's folder: not touched
+        assert busy.returncode == 2 and "is in use by" in busy.stderr
+        assert _files(aside) == earlier
+        assert "replaced" not in detect(str(out)).unreported  # a live run's folder is no killed run's
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    assert (out / "checkpoint.h5").exists() and not (out / "summary.json").exists()
+    plain = _hpcflow("run", short, "--out", out)
+    assert plain.returncode == 2 and str(aside) in plain.stderr and "removes that folder" in plain.stderr
+    assert _files(aside) == earlier
+    assert str(aside) in detect(str(out)).unreported
+    resumed = _hpcflow("run", long, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"removed {aside}" in resumed.stderr
+    assert replaced.leftovers(out) == [] and (out / "summary.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["steps_taken"], summary["resumed"]) == ("finished", 1500, True)
+    assert "replaced" not in _hpcflow("run", short, "--out", out).stderr
