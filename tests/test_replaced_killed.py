@@ -16,9 +16,9 @@ from hpcflow.jobs import replaced
 from hpcflow.report.detect import detect
 from jobtexts import GAUSSIAN_KERNEL, flow_points
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, HPCFLOW_THREADS="1", HPCFLOW_QUIET="1",
-           PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                     os.environ.get("PYTHONPATH")])))
+           PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
 #: a Gaussian flow of 300 / 300 points checkpointed every 5 steps (1500 steps: ~10 s of flow on one core)
 JOB = flow_points(300, 300) + GAUSSIAN_KERNEL + """[flow]
 dt = 0.5
@@ -90,7 +90,8 @@ def test_a_force_run_killed_before_its_first_file_is_undone_by_the_next_run(tmp_
 def test_a_force_run_killed_mid_run_is_named_then_its_completed_resume_removes_the_earlier_run(tmp_path, jobs):
     """A real --force run killed (SIGKILL) after its first checkpoint: while it ran, another run was refused and the
     set-aside files stayed; after the kill, a plain run is refused naming the folder, which stays whole; the report
-    names it beside the killed run's data; a --resume completes the killed run and then removes the folder."""
+    and an analysis script name it beside the killed run's data; a --resume completes the killed run and then
+    removes the folder."""
     short, long = jobs
     out = tmp_path / "D"
     earlier = _earlier_run(short, out)
@@ -116,6 +117,10 @@ def test_a_force_run_killed_mid_run_is_named_then_its_completed_resume_removes_t
     assert plain.returncode == 2 and str(aside) in plain.stderr and "removes that folder" in plain.stderr
     assert _files(aside) == earlier
     assert str(aside) in detect(str(out)).unreported
+    history = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "sigma_history.py"), str(out), "--out",
+                              str(tmp_path / "figs")], env=ENV, capture_output=True, text=True, timeout=300)
+    assert history.returncode == 0, history.stderr
+    assert f"sigma_history: warning: {aside} holds an earlier run's files" in history.stderr, history.stderr
     resumed = _hpcflow("run", long, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"removed {aside}" in resumed.stderr

@@ -587,6 +587,26 @@ def no_job(where: str = "the directory") -> str:
             "of that run's directory")
 
 
+def set_aside_note(run_dir, *, verb: str = "read") -> str:
+    """Where run directory `run_dir` holds an earlier run's files that a --force run killed hard left set aside
+    (`hpcflow.jobs.replaced`), which a reader does not `verb`: the folder and what to do (what the next run on it does,
+    `hpcflow.jobs.replaced.settling`); "" where there is none, or a live run holds the directory (its own folder)."""
+    from hpcflow.jobs.replaced import leftovers, settling
+
+    left = leftovers(run_dir) if os.path.isdir(run_dir) else []
+    if not left or holder(run_dir):
+        return ""
+    aside = os.path.join(run_dir, left[0])
+    more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
+    how = settling(run_dir, aside)
+    fix = (f"the next 'hpcflow run' or 'hpcflow nn' on {run_dir} removes it, as that run has completed (move it out "
+           "to keep it)" if how == "remove" else
+           f"the next 'hpcflow run' or 'hpcflow nn' on {run_dir} puts them back, as that run wrote nothing of its own"
+           if how == "put back" else
+           f"that folder itself can be {verb}, or move its files back into {run_dir} in place of the killed run's")
+    return f"{aside}{more} holds an earlier run's files, set aside by a --force run that was killed, not {verb}: {fix}"
+
+
 def checkpoint_unreadable(run_dir) -> str:
     """The reason of a flow run whose checkpoint.h5 h5py cannot open: CHECKPOINT_UNREADABLE and its fix
     (`rerun_fix`; `no_job` where the directory holds no job.toml and lies in no study)."""

@@ -137,7 +137,7 @@ def main(name: str, argv=None, *, description: str = "") -> int:
 def _main(name: str, argv, *, description: str) -> int:
     from hpcflow.analysis.figure import require_matplotlib
     from hpcflow.analysis.products import TABLES
-    from hpcflow.analysis.rundir import check_access
+    from hpcflow.analysis.rundir import check_access, set_aside_note
     from hpcflow.analysis.study import check_study_flag, other_study
     from hpcflow.cli import _Parser, survive_closed_pipes  # argparse's errors in one line (exit 2), as hpcflow's
     from hpcflow.resources import check_environment
@@ -173,6 +173,9 @@ def _main(name: str, argv, *, description: str) -> int:
         for path in args.paths:  # another study's directory would show the trials of --study's under its name
             if other := other_study(path, getattr(args, "study", None)):
                 raise UserError(f"{path}: {other}")
+        for path in args.paths:  # an earlier run's files that a killed --force run set aside are not read: said
+            if note := set_aside_note(path):
+                print(f"{name}: warning: {note}", file=sys.stderr, flush=True)
         if not MIN_DPI <= dpi <= MAX_DPI:  # beyond MAX_DPI a figure's pixels outgrow memory (a traceback)
             raise UserError(f"--dpi {dpi} is out of range; use {MIN_DPI} to {MAX_DPI} (default 110)")
         if name not in TABLES:

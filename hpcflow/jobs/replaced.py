@@ -20,9 +20,10 @@ goes on as it would have there. Each says so in one line on stderr. Any other fo
 its checkpoint to continue, are in DIR) stays: a plain run is refused naming the directory and what to do before
 anything else (`output.check_outdir`), the next --force says on stderr that it replaces them too (`replaced_too`)
 and sets the directory aside inside its own (put back with it, removed with it), and a --resume of the killed run
-continues it, saying on stderr that it removes them once it has completed (`kept_on_resume`). `hpcflow report` and
---check, which take no such lock, move nothing: the report names the folder beside the killed run's row
-(`report.detect`), --check what the run would do with it (`output.set_aside_said`). The earlier run's own
+continues it, saying on stderr that it removes them once it has completed (`kept_on_resume`). `hpcflow report`, the
+analysis scripts and --check, which take no such lock, move nothing: the report and the scripts name a folder that
+no live run holds beside the killed run's data, with what the next run does (`analysis.rundir.set_aside_note`),
+--check what the run would do with it (`output.set_aside_said`). The earlier run's own
 summary.json moved back by hand is older than the folder, so that run is not taken for a completed one.
 """
 

@@ -14,8 +14,8 @@ from hpcflow.analysis.rundir import (CHECKPOINT, DISTANCES, FIG2, JOURNAL, LOCAL
                                      dataset_names, file_refusal, holder, in_use_file, in_use_reason, inconsistency,
                                      judged, network_checkpoint, network_config, network_legs, nn_damaged_fix,
                                      nn_missing, read_attrs, read_datasets, read_strings, read_summary, rerun_fix,
-                                     restore_fix, run_state, same_length, scan_rows, stop_reason, unread_checkpoint,
-                                     unreadable)
+                                     restore_fix, run_state, same_length, scan_rows, set_aside_note, stop_reason,
+                                     unread_checkpoint, unreadable)
 
 STUDY_RECORD = "study.json"
 
@@ -94,23 +94,8 @@ def detect(path, *, study_name: str | None = None) -> RunInfo:
             return RunInfo(path, None, False, f"{RUNNING}{running}; nothing written yet", running=running)
         return RunInfo(path, None, False, _missing_data(path) + _set_aside(path))
     info = _detect(path, present, study_name)
-    info.unreported = "; ".join(filter(None, [_unreported(present), "" if info.running else _set_aside_beside(path)]))
+    info.unreported = "; ".join(filter(None, [_unreported(present), set_aside_note(path, verb="reported")]))
     return info
-
-
-def _set_aside_beside(path) -> str:
-    """Why the earlier run's files that a killed --force run left set aside in run directory `path` (which holds
-    that run's data) are not reported, and what to do; "" if there are none."""
-    from hpcflow.jobs.replaced import leftovers
-
-    left = leftovers(path)
-    if not left:
-        return ""
-    aside = os.path.join(path, left[0])
-    more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
-    return (f"{aside}{more} holds an earlier run's files, set aside by a --force run that was killed, not reported: "
-            f"report that directory, or run 'hpcflow run' (or 'nn') on {path}, which removes it where that run "
-            "completed (summary.json) and names it otherwise")
 
 
 def _unreported(present) -> str:
