@@ -214,12 +214,13 @@ def env_quiet(environ=None) -> bool:
 
 
 def env_backend(environ=None) -> str | None:
-    """$HPCFLOW_BACKEND in lower case, one of BACKENDS; None when unset or blank; ConfigError for anything else."""
-    text = (os.environ if environ is None else environ).get("HPCFLOW_BACKEND", "").strip().lower()
-    if text and text not in BACKENDS:
-        raise ConfigError(f"HPCFLOW_BACKEND={text[:40]!r} is not one of {', '.join(BACKENDS)}; set numpy, cupy or "
-                          "auto, or unset it")
-    return text or None
+    """$HPCFLOW_BACKEND in lower case, one of BACKENDS (any case, spaces around it ignored); None when unset or
+    blank; ConfigError quoting the value as it is set for anything else."""
+    text = (os.environ if environ is None else environ).get("HPCFLOW_BACKEND", "").strip()
+    if text and text.lower() not in BACKENDS:
+        raise ConfigError(f"HPCFLOW_BACKEND={text[:40]!r} is not one of {', '.join(BACKENDS)}; set numpy, "
+                          "cupy or auto, or unset it")
+    return text.lower() or None
 
 
 def env_thread_count(name: str, environ=None) -> str | None:
