@@ -1,6 +1,7 @@
 """The one place that chooses the array module: NumPy, or CuPy when a GPU is usable.
 
-`HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only if `cupy.cuda.is_available()`).
+`HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only where its GPU is usable: `gpu_problem` finds a device
+and runs a tiny kernel on it, once a process; else NumPy, said in one line where CuPy is installed but fails).
 All array code takes `xp` from here; transfers to the host are explicit (`to_host`). A job's checks refuse a GPU
 this node lacks before any work (`refuse_unusable`), except where the job's GPU is checked elsewhere
 (`gpu_checked_elsewhere`: --check on a login node, a job queued to another node).
@@ -10,39 +11,137 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 
-from hpcflow.arguments import BACKENDS, env_backend, env_threads
+from hpcflow.arguments import BACKENDS, env_backend, env_threads, short_repr
 from hpcflow.errors import ConfigError, MissingDependencyError
 
 
-def gpu_available() -> bool:
-    """True when CuPy imports *and* a CUDA device is usable (import success alone is not enough)."""
+#: where CuPy comes from: the checkout's GPU extra (cupy-cuda12x), installed on a node with a GPU
+GPU_EXTRA = "pip install -e '.[gpu]' in the hpcflow checkout on a GPU node"
+#: what `gpu_problem` found, once a process: [None] (a usable GPU) or [(kind, text)]; empty before the first probe
+_PROBED: list = []
+_PROBE_LOCK = threading.Lock()
+#: whether the fallback of backend auto to NumPy has been said (`_say_fallback`: once a process)
+_FALLBACK_SAID = False
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as 'Type: first line of its message' (CuPy's import errors run over several lines)."""
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _probe() -> tuple[str, str] | None:
+    """None where CuPy imports, sees a CUDA device and runs a tiny kernel on it; else (kind, what failed): "missing"
+    (CuPy is not installed), "import" (`import cupy` raised), "none" (no device visible), "unusable" (a device is
+    counted, but allocating on it or running a kernel fails: busy in exclusive-process mode, memory full, NVRTC
+    missing)."""
     try:
-        import cupy  # noqa: F401
+        import cupy
+    except ModuleNotFoundError as exc:
+        if exc.name == "cupy":
+            return "missing", "CuPy is not installed"
+        return "import", f"import cupy failed ({_one_line(exc)})"
+    except Exception as exc:  # noqa: BLE001 - a broken install: ImportError or OSError of a missing library, ...
+        return "import", f"import cupy failed ({_one_line(exc)})"
+    try:
+        visible = bool(cupy.cuda.is_available())
+    except Exception as exc:  # noqa: BLE001 - a CUDA driver error
+        return "unusable", f"CuPy cannot count the CUDA devices ({_one_line(exc)})"
+    if not visible:
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if hidden is not None:
+            return "none", (f"CuPy sees no CUDA device (CUDA_VISIBLE_DEVICES={hidden!r} hides them, or the node has "
+                            "none)")
+        return "none", "CuPy sees no CUDA device (none on this node, or a Slurm job given none: --gpus)"
+    try:  # an allocation, an elementwise kernel (compiled by NVRTC) and a reduction, copied back to the host
+        total = float((cupy.arange(4, dtype=cupy.float64) * 2.0 + 1.0).sum())
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, OutOfMemoryError, NVRTC's, ...
+        return "unusable", f"the GPU CuPy sees is not usable ({_one_line(exc)})"
+    if total != 16.0:
+        return "unusable", f"the GPU CuPy sees is not usable (a test kernel summed to {total!r}, not 16.0)"
+    return None
 
-        return bool(cupy.cuda.is_available())
-    except Exception:  # ImportError, CUDA driver errors
-        return False
+
+def gpu_problem() -> tuple[str, str] | None:
+    """Why CuPy's GPU is not usable here, as (kind, what failed) (`_probe`), or None where it is; probed once a
+    process (a device counted by `cupy.cuda.is_available()` may still refuse every allocation or kernel)."""
+    with _PROBE_LOCK:
+        if not _PROBED:
+            _PROBED.append(_probe())
+        return _PROBED[0]
 
 
-def backend_name(name: str | None = None) -> str:
+def gpu_available() -> bool:
+    """True when CuPy imports, a CUDA device is visible *and* a tiny kernel runs on it (`gpu_problem`)."""
+    return gpu_problem() is None
+
+
+def gpu_fix(problem: tuple[str, str] | None) -> str:
+    """What gives this node's processes CuPy's GPU, for `problem` (`gpu_problem`)."""
+    kind = problem[0] if problem else "missing"
+    if kind == "none":
+        return "run it on a GPU node (in a Slurm job ask for one: --gpus=1), with CUDA_VISIBLE_DEVICES naming it"
+    if kind == "unusable":
+        return "run it where the GPU is free and works (another node, or once its other processes end)"
+    if kind == "import":
+        return f"reinstall CuPy for this node's CUDA ({GPU_EXTRA})"
+    return GPU_EXTRA
+
+
+def _say_fallback(problem: tuple[str, str]) -> None:
+    """One line on stderr, once a process and by the launcher's rank 0 only: backend auto runs on NumPy although
+    CuPy is installed, because of `problem`."""
+    global _FALLBACK_SAID
+    from hpcflow.stop_signals import launcher_rank
+
+    if _FALLBACK_SAID:
+        return
+    _FALLBACK_SAID = True
+    if launcher_rank() == 0:
+        print(f"hpcflow: note: {problem[1]}; backend auto computes on NumPy (set HPCFLOW_BACKEND=numpy to skip "
+              "the GPU)", file=sys.stderr, flush=True)
+
+
+def _choice(name) -> tuple[str, str]:
+    """(choice, the setting it came from): argument `name` (a str, stripped, any case; None or blank: not given),
+    else $HPCFLOW_BACKEND, else auto; ConfigError naming `backend` for an argument that is no backend name."""
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"backend={short_repr(name)} is invalid; pass 'numpy', 'cupy' or 'auto' (any case), or "
+                          "None for $HPCFLOW_BACKEND, else auto")
+    given = (name or "").strip()
+    if given:
+        if given.lower() not in BACKENDS:
+            raise ConfigError(f"backend={short_repr(name)} is not one of {', '.join(BACKENDS)}; pass numpy, cupy or "
+                              "auto")
+        return given.lower(), "backend"
+    from_env = env_backend()  # (a bad $HPCFLOW_BACKEND refused as every command refuses it)
+    return (from_env, "HPCFLOW_BACKEND") if from_env else ("auto", "backend")
+
+
+def backend_name(name: str | None = None, *, note: bool = True) -> str:
     """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND; a refusal names the
-    one of the two the choice came from, so the fix it gives is the setting the user made."""
-    from_env = None if name else env_backend()  # (a bad $HPCFLOW_BACKEND refused as every command refuses it)
-    choice = (name or from_env or "auto").lower()
-    key = "HPCFLOW_BACKEND" if from_env else "backend"
-    if choice not in BACKENDS:
-        raise ConfigError(f"{key}={choice!r} is not one of {', '.join(BACKENDS)}; set it to numpy, cupy or auto")
+    one of the two the choice came from, so the fix it gives is the setting the user made, and says why the GPU is
+    not usable (`gpu_problem`). auto: cupy where the GPU is usable, else numpy, said on stderr (with `note`) where
+    CuPy is installed but its import or its GPU fails."""
+    choice, key = _choice(name)
     if choice == "auto":
-        return "cupy" if gpu_available() else "numpy"
+        if gpu_available():
+            return "cupy"
+        problem = gpu_problem()
+        if note and problem is not None and problem[0] in ("import", "unusable"):
+            _say_fallback(problem)
+        return "numpy"
     if choice == "cupy" and not gpu_available():
-        raise MissingDependencyError(
-            f"{key}=cupy but no usable CUDA device/CuPy: pip install -e '.[gpu]' in the hpcflow checkout on a GPU "
-            f"node, or use {key}=numpy"
-        )
+        problem = gpu_problem()
+        why = problem[1] if problem else "no usable CUDA device/CuPy"
+        raise MissingDependencyError(f"{key}=cupy but {why}: {gpu_fix(problem)}, or use {key}=numpy")
     return choice
 
 

@@ -89,7 +89,7 @@ def backend_line() -> str:
     from hpcflow.errors import MissingDependencyError
 
     try:
-        return backend_name()
+        return backend_name(note=False)  # (why auto falls back to numpy is the gpu_problem line)
     except MissingDependencyError:
         return "cupy requested, no usable GPU here"
 
@@ -97,7 +97,7 @@ def backend_line() -> str:
 def collect() -> dict:
     """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
     from hpcflow import __version__
-    from hpcflow.backend import gpu_available
+    from hpcflow.backend import gpu_available, gpu_problem
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
     for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch"):
@@ -121,6 +121,9 @@ def collect() -> dict:
             "mpi4py is not linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 or "
             "mpiexec from the same MPI as mpi4py)")))
     facts["gpu_available"] = gpu_available()  # CuPy's (the array backend's)
+    problem = None if facts["gpu_available"] else gpu_problem()
+    if problem is not None:  # why not: not installed, import failed, no device visible, device unusable
+        facts["gpu_problem"] = problem[1]
     cuda = torch_cuda()
     if cuda is not None:
         facts["torch_cuda"] = cuda

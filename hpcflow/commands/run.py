@@ -221,13 +221,20 @@ def cupy_missing() -> bool:
 
 
 def backend_note() -> str:
-    """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal)."""
-    from hpcflow.backend import gpu_available
+    """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal); where
+    CuPy's GPU is not usable, why (`hpcflow.backend.gpu_problem`) if cupy is asked for, or if auto falls back to
+    numpy although CuPy is installed."""
+    from hpcflow.backend import gpu_available, gpu_problem
 
     if cupy_missing():
-        return "backend cupy, but this node has no usable GPU (CuPy): run it on a GPU node"
+        problem = gpu_problem()
+        why = f" ({problem[1]})" if problem else ""
+        return f"backend cupy, but this node has no usable GPU{why}: run it on a GPU node"
     want = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
-    return f"backend {'cupy' if want == 'cupy' or (want == 'auto' and gpu_available()) else 'numpy'}"
+    if want == "auto" and not gpu_available():
+        problem = gpu_problem()
+        return f"backend numpy ({problem[1]})" if problem and problem[0] in ("import", "unusable") else "backend numpy"
+    return "backend numpy" if want == "numpy" else "backend cupy"
 
 
 def device_note(module, cfg) -> str:
