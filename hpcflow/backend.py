@@ -2,6 +2,7 @@
 
 `HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only where its GPU is usable: `gpu_problem` finds a device
 and runs a tiny kernel on it, once a process; else NumPy, said in one line where CuPy is installed but fails).
+Sampling takes auto for NumPy (`get_xp(..., auto_on_host=True)`): its points depend on the seed alone.
 All array code takes `xp` from here; transfers to the host are explicit (`to_host`). A job's checks refuse a GPU
 this node lacks before any work (`refuse_unusable`), except where the job's GPU is checked elsewhere
 (`gpu_checked_elsewhere`: --check on a login node, a job queued to another node).
@@ -125,13 +126,16 @@ def _choice(name) -> tuple[str, str]:
     return (from_env, "HPCFLOW_BACKEND") if from_env else ("auto", "backend")
 
 
-def backend_name(name: str | None = None, *, note: bool = True) -> str:
+def backend_name(name: str | None = None, *, note: bool = True, auto_on_host: bool = False) -> str:
     """Resolve a backend name ('numpy' or 'cupy') from the argument or $HPCFLOW_BACKEND; a refusal names the
     one of the two the choice came from, so the fix it gives is the setting the user made, and says why the GPU is
     not usable (`gpu_problem`). auto: cupy where the GPU is usable, else numpy, said on stderr (with `note`) where
-    CuPy is installed but its import or its GPU fails."""
+    CuPy is installed but its import or its GPU fails; with `auto_on_host`, auto is numpy without asking the GPU
+    (sampling: its points then depend on the seed alone)."""
     choice, key = _choice(name)
     if choice == "auto":
+        if auto_on_host:
+            return "numpy"
         if gpu_available():
             return "cupy"
         problem = gpu_problem()
@@ -173,9 +177,9 @@ def refuse_unusable() -> None:
         backend_name()
 
 
-def get_xp(name: str | None = None):
-    """The array module (numpy or cupy) for `name` (see `backend_name`)."""
-    if backend_name(name) == "cupy":
+def get_xp(name: str | None = None, *, auto_on_host: bool = False):
+    """The array module (numpy or cupy) for `name` (see `backend_name`; `auto_on_host`: auto is numpy)."""
+    if backend_name(name, auto_on_host=auto_on_host) == "cupy":
         import cupy
 
         return cupy

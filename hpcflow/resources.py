@@ -1110,13 +1110,14 @@ ESTIMATORS = {
 CUPY_HOST_BYTES = 512 * 2**20
 
 
-def array_work_on_gpu() -> bool:
+def array_work_on_gpu(kind: str | None = None) -> bool:
     """Whether a run's array work would go to CuPy: HPCFLOW_BACKEND=cupy (also where this node lacks the GPU: --check
-    on a login node), or auto with a usable GPU here."""
+    on a login node), or auto with a usable GPU here, except for a sampling alone (kind "sample"), which auto runs
+    on the host (`hpcflow.backend.backend_name`'s auto_on_host)."""
     from hpcflow.backend import gpu_available
 
     choice = env_backend() or "auto"  # (a bad value refused as every command refuses it)
-    return choice == "cupy" or (choice == "auto" and gpu_available())
+    return choice == "cupy" or (choice == "auto" and kind != "sample" and gpu_available())
 
 
 def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
@@ -1126,7 +1127,7 @@ def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:
     if kind not in ESTIMATORS:
         raise ValueError(f"no resource estimate for job kind {kind!r}")
     est = ESTIMATORS[kind](cfg, ranks=api_integer("ranks", ranks, "an integer >= 1 (MPI ranks)", lo=1))
-    if kind != "nn" and array_work_on_gpu():
+    if kind != "nn" and array_work_on_gpu(kind):
         est.parts["CuPy and CUDA context (host)"] = CUPY_HOST_BYTES
         est.bytes += CUPY_HOST_BYTES
     return est

@@ -24,13 +24,13 @@ FIELDS = ("points", "weights", "omega2", "g_fs", "chart", "jacobian")
 
 def by_definition(X, n, seed, chart):
     """First n points of blocks 0, 1, ... (with the block each came from, as field "block") and the unusable points
-    of the blocks up to the last one used; the roots and point data on the sampler's array module (`get_xp`), whose
-    roundoff and near-tie charts the sampler's are."""
+    of the blocks up to the last one used; the roots and point data on the sampler's array module (`get_xp`, auto
+    on the host), whose roundoff and near-tie charts the sampler's are."""
     entropy = np.random.SeedSequence(seed).entropy
     parts, blocks, have, dropped, k = [], [], 0, 0, 0
     while have < n:
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(k,)))
-        z, bad = X.line_points(LINES_PER_BATCH, rng, xp=get_xp())
+        z, bad = X.line_points(LINES_PER_BATCH, rng, xp=get_xp(auto_on_host=True))
         ps = X.point_set(z)
         dropped += bad + ps.n_dropped
         if chart is not None:

@@ -2,8 +2,9 @@
 counts but that refuses every allocation (busy in exclusive-process mode, memory full, NVRTC missing) is not usable:
 backend auto computes on NumPy with one note on stderr, an explicit cupy is refused in one line (exit 2) before any
 work, naming the setting and the cause, and `hpcflow info` says it. The refusals tell a CuPy that is not installed,
-one whose import fails, one that sees no device and one whose device fails apart. The backend argument of the Python
-API is checked like $HPCFLOW_BACKEND.
+one whose import fails, one that sees no device and one whose device fails apart. Sampling takes auto for the host,
+GPU or not (its points then depend on the seed alone); an explicit cupy still samples on CuPy. The backend argument
+of the Python API is checked like $HPCFLOW_BACKEND.
 
 The GPU is faked by `cupy` packages put first on PYTHONPATH (subprocesses) or sys.path / sys.modules (here)."""
 
@@ -13,8 +14,10 @@ import importlib
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -172,6 +175,60 @@ def test_the_fallback_note_comes_once_from_rank_0(tmp_path):
     r = hpcflow("run", QUICKSTART, "--out", tmp_path / "o", cwd=tmp_path, fake=fake_cupy(tmp_path, "busy"), mpi=2)
     notes = [ln for ln in r.stderr.splitlines() if ln.startswith("hpcflow: note:")]
     assert r.returncode == 0 and len(notes) == 1 and BUSY in notes[0], r.stderr
+
+
+class RecordingCupy(types.ModuleType):
+    """A `cupy` that is NumPy (its arrays NumPy's) and records the names asked of it: a usable GPU whose use shows."""
+
+    def __init__(self):
+        super().__init__("cupy")
+        self.asked = []
+        self.cuda = types.SimpleNamespace(is_available=lambda: True)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self.asked.append(name)
+        return getattr(np, name)
+
+
+def test_sampling_under_auto_stays_on_the_host_where_a_gpu_is_usable(probe, monkeypatch):
+    """Every sampler call resolved auto (and no backend given) to CuPy where a GPU was usable, whose points differ
+    from NumPy's in roundoff and near-tie charts: the same seed gave other point sets on GPU and CPU nodes."""
+    monkeypatch.delenv("HPCFLOW_BACKEND", raising=False)
+    fake = RecordingCupy()
+    probe(fake)
+    assert backend.gpu_available() and backend.get_xp() is fake  # array work other than sampling: the GPU
+    X = Hypersurface.fermat(3)
+    host = X.sample(300, seed=5, backend="numpy")
+    fake.asked.clear()
+    for given in ({}, {"backend": "auto"}, {"backend": " AUTO"}):
+        ps = X.sample(300, seed=5, **given)
+        assert fake.asked == [], (given, fake.asked)
+        for name in ("points", "weights", "omega2", "g_fs", "chart"):
+            assert getattr(ps, name).tobytes() == getattr(host, name).tobytes(), (given, name)
+    from hpcflow.resources import array_work_on_gpu
+
+    assert not array_work_on_gpu("sample") and array_work_on_gpu("flow")
+    X.sample(300, seed=5, backend="cupy")  # asked for: CuPy
+    assert fake.asked, "backend='cupy' did not sample on CuPy"
+    fake.asked.clear()
+    monkeypatch.setenv("HPCFLOW_BACKEND", "cupy")
+    X.sample(300, seed=5)
+    assert fake.asked, "HPCFLOW_BACKEND=cupy did not sample on CuPy"
+
+
+def test_hpcflow_sample_under_auto_writes_numpys_points_beside_a_busy_gpu(tmp_path):
+    busy = fake_cupy(tmp_path, "busy")
+    sets = {}
+    for name, fake, env in (("auto", busy, {}), ("numpy", None, {"HPCFLOW_BACKEND": "numpy"})):
+        out = tmp_path / f"{name}.h5"
+        r = hpcflow("sample", "--n", 300, "--seed", 4, "--out", out, cwd=tmp_path, fake=fake, env=env)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        with h5py.File(out, "r") as f:
+            sets[name] = {k: f[k][()] for k in ("points", "weights", "chart")}
+    for k in ("points", "weights", "chart"):
+        assert sets["auto"][k].tobytes() == sets["numpy"][k].tobytes(), k
 
 
 @pytest.mark.parametrize("value", [1, True, ["numpy"], 1.5, b"numpy"])

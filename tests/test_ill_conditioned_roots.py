@@ -71,7 +71,7 @@ def test_ordinary_psi_sample_the_points_of_their_blocks(psi):
     parts, have, k = [], 0, 0
     while have < n:
         z, _ = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(9, spawn_key=(k,))),
-                             xp=get_xp())  # the sampler's array module (CuPy on a GPU: its own roundoff)
+                             xp=get_xp(auto_on_host=True))  # the sampler's array module (CuPy where asked for)
         parts.append(X.point_set(z))
         have, k = have + len(parts[-1]), k + 1
     for name in ("points", "weights", "omega2", "g_fs", "chart"):
@@ -84,7 +84,7 @@ def _lost_in_block(X, seed, k=0):
     """Fraction of block k's points (the sampler's stream SeedSequence(seed, spawn_key=(k,)), on its array module)
     not placed on X."""
     z, bad = X.line_points(LINES_PER_BATCH, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))),
-                           xp=get_xp())
+                           xp=get_xp(auto_on_host=True))
     return bad / (LINES_PER_BATCH * X.degree)
 
 

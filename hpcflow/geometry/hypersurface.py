@@ -395,7 +395,9 @@ class Hypersurface:
         seed=that)` draws the same points again. `hpcflow sample --seed` defaults to 0 instead.
         With `chart=(I, J)` only points whose canonical chart is (I, J) are kept and the sampler keeps
         drawing until n_points are found (rejection sampling, sec. 3.1). Random numbers are drawn on the
-        host; with the CuPy backend the root finding and point data run on the GPU (one thread).
+        host; with backend="cupy" (or $HPCFLOW_BACKEND=cupy where `backend` is None) the root finding and point data
+        run on the GPU (one thread), with its own roundoff; auto, the default, samples on the host, GPU or not, so
+        that the points depend on the seed alone.
         `layout`: "all" (every rank gets the whole set), "share" (rank r gets rows decompose.share(N, R, r)),
         "root" (rank 0 gets the whole set, the others none). A bad argument (ConfigError) on any rank, or one that
         differs between ranks, is refused by every rank together (`sample_points`), before any work: so is an

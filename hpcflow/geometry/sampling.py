@@ -237,10 +237,11 @@ def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None
                        max_batches=MAX_BATCHES, layout="all", jacobian=True, error=ValueError, names=None,
                        batches_said=None) -> dict:
     """`sample_checked`'s keywords from `sample_points`' arguments: sizes and seed (`check_sample_sizes`), the
-    chart (`check_chart`), layout, backend (`get_xp`: its ConfigError) checked; `error` names the first bad one as
-    the caller calls it (`names`: {"surface": "X", "n_points": "n_val"}). No collective: each rank's are checked
-    alone (`sample_points` then refuses them on every rank together). The environment the sampling reads
-    ($HPCFLOW_THREADS where `threads` is None, $HPCFLOW_QUIET) is checked here too, as the commands check it.
+    chart (`check_chart`), layout, backend (`get_xp`: its ConfigError; auto, the default, samples on the host: CuPy
+    only where asked for) checked; `error` names the first bad one as the caller calls it (`names`:
+    {"surface": "X", "n_points": "n_val"}). No collective: each rank's are checked alone (`sample_points` then
+    refuses them on every rank together). The environment the sampling reads ($HPCFLOW_THREADS where `threads` is
+    None, $HPCFLOW_QUIET) is checked here too, as the commands check it.
     `batches_said`: the caller's name of max_batches in the sampler's advice (a job's "[geometry].max_batches",
     `hpcflow sample`'s "--max-batches"; default BATCHES_SAID), passed on to `sample_checked`."""
     env_quiet()
@@ -255,8 +256,8 @@ def sampling_arguments(surface, n_points, seed=None, *, chart=None, threads=None
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
     return dict(n_points=n_points, seed=None if seed is None else int(seed), chart=chart, threads=threads,
-                xp=get_xp(backend), max_batches=max_batches, layout=layout, jacobian=bool(jacobian),
-                batches_said=batches_said or BATCHES_SAID)
+                xp=get_xp(backend, auto_on_host=True), max_batches=max_batches, layout=layout,
+                jacobian=bool(jacobian), batches_said=batches_said or BATCHES_SAID)
 
 
 def agreed(surface, args: dict, names=None) -> dict:
