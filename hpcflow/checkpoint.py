@@ -9,7 +9,9 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             ranks, wall_seconds up to its last write, hpcflow_version, threads (the leg's threads per rank,
             rank 0's $HPCFLOW_THREADS or usable CPUs: the kernel sums' worker threads), blas_kernel (rank 0's
             BLAS kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
-            library reports one) (threads and blas_kernel absent from legs written before they were recorded);
+            library reports one), backend (rank 0's array backend, "numpy" or "cupy",
+            `hpcflow.provenance.array_backend`; a resume on another backend continues to rounding) (threads,
+            blas_kernel and backend absent from legs written before they were recorded);
             version 1 files have none: a resume of one records the steps before it as one leg whose
             ranks/wall_seconds/hpcflow_version are null),
             flow_arguments (JSON of `hpcflow.flow.flow_arguments`: kernel class and hyperparameters, dt, loss,
@@ -573,7 +575,9 @@ def _numbers(path, key: str, values) -> np.ndarray:
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
 #: keys of a leg that legs written before they were recorded lack
-LEG_OPTIONAL = ("threads", "blas_kernel")
+LEG_OPTIONAL = ("threads", "blas_kernel", "backend")
+#: text keys of a leg (null: not known) and what the flow writes there
+LEG_NAMES = {"blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")'}
 
 
 def _read_legs(f, path) -> list | None:
@@ -585,10 +589,10 @@ def _read_legs(f, path) -> list | None:
         raise InputFileError(f"{path}: attribute 'legs' is not a list of {{{', '.join(LEG_KEYS)}}}; the checkpoint "
                              f"is damaged, {RESTART}")
     for i, g in enumerate(legs):
-        if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
-            raise InputFileError(f"{path}: attribute legs[{i}].blas_kernel = {json.dumps(g['blas_kernel'])} is not a "
-                                 f"string, where the flow writes a BLAS kernel's name; the checkpoint is damaged, "
-                                 f"{RESTART}")
+        bad = next((k for k in LEG_NAMES if not isinstance(g.get(k, ""), (str, type(None)))), None)
+        if bad is not None:
+            raise InputFileError(f"{path}: attribute legs[{i}].{bad} = {json.dumps(g[bad])} is not a string, where "
+                                 f"the flow writes {LEG_NAMES[bad]}; the checkpoint is damaged, {RESTART}")
     return legs
 
 
@@ -1139,7 +1143,8 @@ class CheckpointWriter:
     around the flow's setup), which its handler sets too: one recorded by the time the flow's first step would
     start stops the flow before it (`before_steps`: the checkpoint of step 0, or of the resumed step).
     threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
-    (`hpcflow.provenance.blas_kernel`) is recorded always (`legs[].blas_kernel`).
+    (`hpcflow.provenance.blas_kernel`) and array backend (`hpcflow.provenance.array_backend`) are recorded always
+    (`legs[].blas_kernel`, `legs[].backend`).
     engine: the engine of the flow's Gaussian kernel ("numba" or "numpy", `GaussianKernel.engine`), written as
     attribute engine (None: none written, as for other kernels); a resume's writer is given the engine it keeps.
     """
@@ -1169,9 +1174,10 @@ class CheckpointWriter:
         self.started = time.perf_counter() if started is None else started
         self.first_step = 0 if resume is None else int(resume.step)
         self.threads = threads  # this leg's threads per rank (None: not recorded)
-        from hpcflow.provenance import blas_kernel
+        from hpcflow.provenance import array_backend, blas_kernel
 
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
+        self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
@@ -1327,4 +1333,5 @@ class CheckpointWriter:
         if self.threads is not None:
             mine["threads"] = int(self.threads)
         mine["blas_kernel"] = self.blas_kernel
+        mine["backend"] = self.backend
         return self.legs[:self._earlier] + [mine]

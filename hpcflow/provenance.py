@@ -1,4 +1,5 @@
-"""Provenance of a run for summary.json: versions, git commit, BLAS, MPI library, hosts, Slurm job (collective)."""
+"""Provenance of a run for summary.json: versions, git commit, BLAS, MPI library, hosts, array backend, Slurm job
+(collective)."""
 
 from __future__ import annotations
 
@@ -84,18 +85,51 @@ def mpi_library() -> str | None:
     return "not loaded (one process without MPI)" + (f"; installed: {', '.join(installed)}" if installed else "")
 
 
+def array_backend() -> str | None:
+    """The array module this process's array work runs on, "numpy" or "cupy", as `hpcflow.backend.backend_name`
+    resolves $HPCFLOW_BACKEND (auto: CuPy only where a CUDA device is usable); None where it refuses the setting (a
+    run refuses it before any work, so a finished run records a name)."""
+    from hpcflow.backend import backend_name
+
+    try:
+        return backend_name()
+    except Exception:  # noqa: BLE001 - ConfigError / MissingDependencyError: no backend to record
+        return None
+
+
+def gpu_device() -> dict | None:
+    """CuPy's current CUDA device: {"id", "name", "compute_capability" ("MAJOR.MINOR")}; None where CuPy or a device
+    is not usable (a NumPy run calls it not at all)."""
+    try:
+        import cupy
+
+        device = cupy.cuda.Device()
+        props = cupy.cuda.runtime.getDeviceProperties(device.id)
+        name = props.get("name", b"")
+        name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        return {"id": int(device.id), "name": name.strip() or None,
+                "compute_capability": f"{int(props['major'])}.{int(props['minor'])}"}
+    except Exception:  # noqa: BLE001 - no CuPy, no driver, no device
+        return None
+
+
 def provenance(*, comm=None) -> dict:
-    """Facts that identify how a run was made; host names are gathered from every rank (collective)."""
+    """Facts that identify how a run was made; host names and array backends (`array_backend`, `gpu_device`) are
+    gathered from every rank in one allgather (collective): `backend` and `backend_device` are rank 0's,
+    `backends_agree` whether every rank ran the same backend (mixed nodes under auto may not)."""
     import numpy
 
     from hpcflow.parallel.comm import resolve
 
     c = resolve(comm)
-    hosts = c.allgather(socket.gethostname())
+    backend = array_backend()
+    ranks = c.allgather((socket.gethostname(), backend, gpu_device() if backend == "cupy" else None))
+    hosts = [host for host, _, _ in ranks]
     return {"hpcflow_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
             "numpy": numpy.__version__, "blas": blas(), "mpi_library": mpi_library(),
             "hosts": sorted(set(hosts)), "rank_hosts": hosts, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            "slurm_array_task": slurm_array_task()}
+            "slurm_array_task": slurm_array_task(), "backend": ranks[0][1], "backend_device": ranks[0][2],
+            "backends_agree": len({b for _, b, _ in ranks}) == 1}
 
 
 def slurm_array_task(environ=None) -> str | None:

@@ -183,7 +183,8 @@ def test_json_root_attributes_are_sorted_and_the_intro_names_every_variable_leng
 
 @pytest.mark.parametrize("job", ["flow", "nn", "noise", "local_limit", "scaling", "clustering"])
 def test_every_kind_records_how_its_run_was_made(tmp_path_factory, job):
-    """summary.json's provenance (the flow's alone had it): version, commit, the BLAS pools, MPI and hosts."""
+    """summary.json's provenance (the flow's alone had it): version, commit, the BLAS pools, MPI, hosts and the array
+    backend."""
     import json
 
     from hpcflow import __version__
@@ -195,6 +196,11 @@ def test_every_kind_records_how_its_run_was_made(tmp_path_factory, job):
     assert prov["hpcflow_version"] == __version__ and prov["hosts"] == [os.uname().nodename]
     assert prov["rank_hosts"] == [os.uname().nodename] * summary["ranks"]
     assert {p["internal_api"] for p in prov["blas"]} >= {"openblas"}
+    from hpcflow.backend import gpu_available
+
+    backend = "cupy" if os.environ.get("HPCFLOW_BACKEND", "auto") != "numpy" and gpu_available() else "numpy"
+    assert (prov["backend"], prov["backends_agree"]) == (backend, True), prov  # the array backend it ran
+    assert (prov["backend_device"] is None) == (backend == "numpy"), prov
 
 
 def _json_word(value) -> str:

@@ -31,9 +31,10 @@ the run's final status:
                        its steps followed; a --resume that changes it makes the run neither length's schedule), and
                        threads (the leg's torch and BLAS threads per rank, rank 0's), blas_kernel (rank 0's BLAS
                        kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
-                       library reports one) (threads and blas_kernel absent from legs written before they were
-                       recorded: a resume with other threads or another kernel equals the uninterrupted run to
-                       rounding only)
+                       library reports one), backend (rank 0's array backend of the point sampling, "numpy" or
+                       "cupy", `hpcflow.provenance.array_backend`) (threads, blas_kernel and backend absent from
+                       legs written before they were recorded: a resume with other threads or another kernel equals
+                       the uninterrupted run to rounding only)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -538,6 +539,8 @@ def _check_train_state(state: dict, batches: int) -> None:
     for i, g in enumerate(legs):
         if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
             raise ValueError(f"legs[{i}].blas_kernel (not a BLAS kernel's name)")
+        if not isinstance(g.get("backend", ""), (str, type(None))):
+            raise ValueError(f"legs[{i}].backend (not an array backend's name)")
         bad = next((k for k in numbers if g.get(k) is not None and not _real_number(g[k])), None)
         if bad is not None:  # (null: not recorded, a version 1 checkpoint's)
             raise ValueError(f"legs[{i}].{bad} = {short_repr(g[bad])} (not a number)")
@@ -591,17 +594,19 @@ class TrainingCheckpoint:
     record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
     first write, so a run killed without a signal still says which job and --set values its checkpoint continues.
     `schedule_epochs` (the cosine schedule's length, [training].epochs) and `threads` (rank 0's torch and BLAS threads)
-    go into this leg's entry when given, and its BLAS kernel (`hpcflow.provenance.blas_kernel`) always."""
+    go into this leg's entry when given, and its BLAS kernel (`hpcflow.provenance.blas_kernel`) and array backend
+    (`hpcflow.provenance.array_backend`) always."""
 
     def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None,
                  schedule_epochs: int | None = None, threads: int | None = None):
         from hpcflow.parallel.comm import resolve
-        from hpcflow.provenance import blas_kernel
+        from hpcflow.provenance import array_backend, blas_kernel
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
         self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
         self.threads = threads  # threads per rank of this leg (None: not recorded)
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
+        self.backend = array_backend()  # this leg's array backend of the point sampling (rank 0's is written)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
@@ -617,6 +622,7 @@ class TrainingCheckpoint:
         if self.threads is not None:
             mine["threads"] = int(self.threads)
         mine["blas_kernel"] = self.blas_kernel
+        mine["backend"] = self.backend
         return self.legs[:self._earlier] + [mine]
 
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:
