@@ -32,8 +32,10 @@ def cupy_asked(monkeypatch):
 
 @pytest.fixture
 def torch_gpu(monkeypatch):
-    """`gpu(bool)` sets whether torch sees a GPU."""
+    """`gpu(bool)` sets whether torch, a CUDA build (whichever build is installed), sees a GPU."""
     import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
 
     def gpu(usable: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: usable)

@@ -63,6 +63,35 @@ def cuda_available() -> bool:
     return bool(require_torch().cuda.is_available())
 
 
+#: where a CUDA build of torch comes from: a CPU-only build (version "+cpu") sees no GPU on any node
+CUDA_BUILD_HINT = ("install a CUDA build of torch (e.g. pip install --force-reinstall torch --index-url "
+                   "https://download.pytorch.org/whl/cu126; https://pytorch.org/get-started/locally/ gives the line "
+                   "for the node's CUDA)")
+
+
+def cpu_only_build() -> str | None:
+    """This torch's version where it is a CPU-only build (torch.version.cuda and torch.version.hip None, e.g.
+    "2.5.1+cpu"), which sees no GPU on any node whatever the node has; None for a CUDA (or ROCm) build."""
+    torch = require_torch()
+    version = getattr(torch, "version", None)
+    if getattr(version, "cuda", None) is not None or getattr(version, "hip", None) is not None:
+        return None
+    return str(getattr(torch, "__version__", "unknown version"))
+
+
+def cuda_fault(device="cuda") -> str | None:
+    """None where torch allocates a tensor on `device`; else why not, in one line ("Type: message"): a GPU that
+    torch.cuda.is_available() reports may still be unusable (busy in exclusive compute mode, a driver older than
+    torch's CUDA), and torch says so only at the first allocation."""
+    torch = require_torch()
+    try:
+        torch.zeros(1, device=device)
+        torch.cuda.synchronize(device)
+    except Exception as exc:  # noqa: BLE001 - AssertionError (no CUDA in torch), RuntimeError / torch's CUDA errors
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return None
+
+
 def refuse_without_torch() -> None:
     """MissingDependencyError naming the install line when torch is not installed, without importing it (~2 s): a
     job's checks and the refusals of its --out then run without torch."""

@@ -145,6 +145,12 @@ def check(cfg: dict, source: str = "job") -> None:
 
     refuse_without_torch()
     if gpu_needed_here() and gpu_missing(cfg):
+        from hpcflow.nn._torch import CUDA_BUILD_HINT, cpu_only_build
+
+        build = cpu_only_build()
+        if build is not None:  # no GPU node helps: the fix is another torch
+            raise ConfigError(f"{source}: [training].device = 'cuda' but this torch ({build}) is a CPU-only build, "
+                              f"which sees no GPU on any node; {CUDA_BUILD_HINT}, or use 'auto' or 'cpu'")
         raise ConfigError(f"{source}: [training].device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu', or run "
                           "it on a GPU node")
     geo = cfg["geometry"]
@@ -184,6 +190,11 @@ def device_note(cfg: dict) -> str:
     if device == "auto":
         return "torch device auto (cuda where torch sees a GPU, else cpu)"
     if device == "cuda" and gpu_missing(cfg):
+        from hpcflow.nn._torch import CUDA_BUILD_HINT, cpu_only_build
+
+        build = cpu_only_build()
+        if build is not None:
+            return f"torch device cuda, but this torch ({build}) is a CPU-only build, no GPU node's: {CUDA_BUILD_HINT}"
         return "torch device cuda, but torch sees no GPU on this node: run it on a GPU node"
     return f"torch device {device}"
 
@@ -508,7 +519,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         print(f"{log_prefix} note: {few}", file=sys.stderr)
     ctx = {}  # a refused write is recorded in checkpoint.pt's legs; stop requests are honoured, never fatal
     with StopRequests(c, prefix=log_prefix) as stops, _write_failures_recorded(ctx):
-        ctx.update(_prepare(cfg, c))
+        ctx.update(_prepare(cfg, c, log_prefix))
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         if resume is not None and root:
             _threads_note(resume, ctx["threads"], log_prefix, job_threads=cfg["training"]["threads"])
@@ -727,15 +738,16 @@ def _write_summary(outdir, ctx, summary):
     write_json(os.path.join(outdir, "summary.json"), summary, comm=ctx["comm"])
 
 
-def _prepare(cfg: dict, comm) -> dict:
-    """Threads, device, the manifold, this rank's shards of the points and tensors, the initial network."""
+def _prepare(cfg: dict, comm, prefix: str = "hpcflow nn:") -> dict:
+    """Threads, device (`_train_device`), the manifold, this rank's shards of the points and tensors, the initial
+    network."""
     from hpcflow.allocator import retain_freed_memory
     from hpcflow.geometry import Hypersurface
     from hpcflow.nn import experiment as ex
-    from hpcflow.nn._torch import cuda_available, require_torch
+    from hpcflow.nn._torch import require_torch
     from hpcflow.nn.replicas import Shard
     from hpcflow.nn.train import TrainConfig
-    from hpcflow.parallel.comm import limit_threads, node_layout, pool_threads
+    from hpcflow.parallel.comm import limit_threads, pool_threads
 
     torch = require_torch()
     geo, mcfg, tcfg = cfg["geometry"], cfg["model"], cfg["training"]
@@ -743,11 +755,7 @@ def _prepare(cfg: dict, comm) -> dict:
     limit_threads(comm)  # the CPUs this rank owns
     if tcfg["threads"]:  # torch's and the BLAS pools (training, the NTK's spectra); sampling's workers keep theirs
         pool_threads(tcfg["threads"])
-    device = tcfg["device"]
-    if device == "auto":
-        device = "cuda" if cuda_available() else "cpu"
-    if device == "cuda" and comm.Get_size() > 1:
-        device = f"cuda:{node_layout(comm)[0] % torch.cuda.device_count()}"
+    device = _train_device(tcfg["device"], comm, prefix)
     X = Hypersurface.dwork(3, geo["psi"]) if geo["manifold"] == "dwork" else Hypersurface.fermat(3)
     train_ps, val_ps = ex.sample_shards(X, geo["n_train"], geo["n_val"], geo["seed"], geo["chart"], comm=comm,
                                         max_batches=geo["max_batches"], batches_said=batches_said("geometry"))
@@ -759,6 +767,40 @@ def _prepare(cfg: dict, comm) -> dict:
     return {"X": X, "train_ps": train_ps, "val_ps": val_ps, "train": train_d, "val": val_d, "model": model,
             "model0": copy.deepcopy(model), "tc": tc, "device": device, "threads": torch.get_num_threads(),
             "ntk_train": None, "ntk_test": None, "comm": comm}
+
+
+def _train_device(asked: str, comm, prefix: str) -> str:
+    """The torch device of this rank for [training].device = `asked` (collective: one allgather at R > 1, a
+    COMM_TYPE_SHARED split unless `asked` is 'cpu'). A GPU torch reports available is tried with a tiny allocation
+    (`cuda_fault`: one busy in exclusive mode, or a driver older than torch's CUDA, fails only then), on every rank's
+    own GPU: under 'auto' a GPU that fails on any rank makes every rank train on the cpu, rank 0 saying so in one
+    note line; under 'cuda' every rank refuses it (ConfigError, exit 2) before the points are sampled."""
+    from hpcflow.nn._torch import CUDA_BUILD_HINT, cpu_only_build, cuda_available, cuda_fault, require_torch
+    from hpcflow.parallel.comm import node_layout, raise_together
+
+    torch = require_torch()
+    ranks = comm.Get_size()
+    local = node_layout(comm)[0] if ranks > 1 and asked != "cpu" else 0  # (every rank alike: `asked` is the job's)
+    device = "cuda" if asked == "cuda" or (asked == "auto" and cuda_available()) else "cpu"
+    if device == "cuda" and ranks > 1:
+        device = f"cuda:{local % max(torch.cuda.device_count(), 1)}"
+    fault = cuda_fault(device) if device != "cpu" else None
+    faults = comm.allgather(fault) if ranks > 1 else [fault]
+    failing = [r for r, f in enumerate(faults) if f is not None]
+    if not failing:
+        return device
+    where = f" on rank {failing[0]}, {len(failing)} of {ranks} ranks" if ranks > 1 else ""
+    failed = f"({faults[failing[0]]}{where})"
+    if asked == "cuda":
+        build = cpu_only_build()
+        why = (f"this torch ({build}) is a CPU-only build: {CUDA_BUILD_HINT}" if build is not None else
+               "it may be busy (exclusive compute mode) or its driver older than torch's CUDA: free it")
+        raise_together(ConfigError(f"[training].device = 'cuda' but torch cannot use the GPU it sees {failed}; {why}, "
+                                   "or use 'auto' or 'cpu'"), comm=comm)
+    if comm.Get_rank() == 0:
+        print(f"{prefix} note: torch sees a GPU but cannot use it {failed}: training on the cpu ([training].device = "
+              "'auto')", file=sys.stderr, flush=True)
+    return "cpu"
 
 
 def _metric_rows(shard, idx, comm):
