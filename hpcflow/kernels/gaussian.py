@@ -232,7 +232,7 @@ class GaussianKernel(Kernel):
         if engine not in ENGINES:
             raise ValueError(f"engine={engine!r} is not one of {ENGINES}")
         if engine == "numba" and jit.numba_version() is None:
-            raise ValueError("engine='numba' needs the numba package; pip install numba, or use engine='numpy'")
+            raise ValueError(f"engine='numba' {jit.numba_unusable()}, or use engine='numpy'")
         self.width, self.form, self.normalize = width, form, normalize
         self.needs_sources = "normalize='row' averages over the source points" if normalize == "row" else None
         self.dtype = DTYPES[dtype]

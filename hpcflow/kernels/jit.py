@@ -36,13 +36,39 @@ AUTO_NUMBA_ENTRIES = 5e7
 
 
 @functools.lru_cache(maxsize=1)
-def numba_version() -> str | None:
-    """The installed Numba's version, or None when it cannot be imported."""
+def _numba_import() -> tuple[str | None, str | None]:
+    """(version, None) where Numba imports; else (None, why: None where no numba package is installed, else the
+    exception its import raised, "Type: message" in one line)."""
     try:
         import numba
-    except Exception:  # ImportError, or a Numba built for another NumPy
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a Numba built for another NumPy / LLVM
+        import importlib.util
+
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "numba"
+        try:
+            missing = missing or importlib.util.find_spec("numba") is None
+        except (ImportError, ValueError):  # a broken entry in sys.modules
+            pass
+        return None, None if missing else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return str(numba.__version__), None
+
+
+def numba_version() -> str | None:
+    """The installed Numba's version, or None when it cannot be imported (`numba_unusable` says why)."""
+    return _numba_import()[0]
+
+
+def numba_unusable() -> str | None:
+    """Why Numba cannot run the compiled loop, as the fix a refusal names, or None where it imports: not installed
+    ("needs the numba package; pip install numba"), or installed but failing its import (a version or LLVM error:
+    the exception's one line, and a reinstall)."""
+    if numba_version() is not None:
         return None
-    return str(numba.__version__)
+    failed = _numba_import()[1]
+    if failed is None:
+        return "needs the numba package; pip install numba"
+    return (f"needs Numba, which is installed but failed to import ({failed}); reinstall it to match this NumPy "
+            "(pip install --force-reinstall numba)")
 
 
 @functools.lru_cache(maxsize=1)
