@@ -758,6 +758,20 @@ def threads_note(legs: list, threads: int, prefix: str, *, ranks: int | None = N
             f"may amplify), not bit for bit{fix}")
 
 
+def backend_note(legs: list, prefix: str, backend: str | None) -> str | None:
+    """The line a resume says where it computes on array `backend` ("numpy" or "cupy", this run's
+    `hpcflow.provenance.array_backend`) but the last of the checkpoint's earlier `legs` ran another (its `backend`;
+    None where either is not recorded or both are the same): the GPU's sums and elementary functions round otherwise,
+    so the run continues equal to the uninterrupted one to rounding, not bit for bit."""
+    was = (legs[-1] if legs else {}).get("backend")
+    if not isinstance(was, str) or not isinstance(backend, str) or was == backend:
+        return None
+    fix = "HPCFLOW_BACKEND=numpy" if was == "numpy" else "a node with a usable GPU and HPCFLOW_BACKEND=cupy"
+    return (f"{prefix} note: array backend {backend}, where the checkpoint's last leg ran {was}: the run continues "
+            f"equal to the uninterrupted one to rounding, not bit for bit ({fix} resumes it on {was}); summary.json's "
+            "provenance.backend is this run's, legs[].backend each leg's")
+
+
 def _counted(n, noun: str) -> str:
     """`n` `noun`s, singular for 1 ("1 rank", "2 ranks")."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

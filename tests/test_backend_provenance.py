@@ -107,7 +107,8 @@ def test_ranks_on_other_backends_are_said_not_to_agree(monkeypatch):
     assert (p["backend"], p["backend_device"], p["backends_agree"]) == ("numpy", None, False), p
 
 
-def test_a_flow_resumed_on_another_backend_records_each_legs_and_the_last_in_its_provenance(tmp_path, monkeypatch):
+def test_a_flow_resumed_on_another_backend_records_each_legs_and_the_last_in_its_provenance(tmp_path, monkeypatch,
+                                                                                              capsys):
     _no_gpu(monkeypatch)
     job, out, whole = tmp_path / "job.toml", tmp_path / "out", tmp_path / "whole"
     job.write_text(FLOW)
@@ -115,7 +116,12 @@ def test_a_flow_resumed_on_another_backend_records_each_legs_and_the_last_in_its
         m.setattr(prov, "array_backend", lambda: "cupy")
         assert main(["run", str(job), "--out", str(out), "--quiet", "--set", "flow.steps=2"]) == 0
     assert _summary(out)["provenance"]["backend"] == "cupy"
+    capsys.readouterr()
     assert main(["run", str(job), "--out", str(out), "--quiet", "--resume", "--set", "flow.steps=4"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note: array backend" in line]
+    assert len(notes) == 1 and notes[0].startswith("hpcflow run: note: array backend numpy, where the checkpoint's "
+                                                   "last leg ran cupy: "), notes
+    assert "not bit for bit" in notes[0]
     summary = _summary(out)
     assert summary["provenance"]["backend"] == "numpy"
     assert [g["backend"] for g in summary["legs"]] == ["cupy", "numpy"] == [g["backend"] for g in _flow_legs(out)]
@@ -124,15 +130,19 @@ def test_a_flow_resumed_on_another_backend_records_each_legs_and_the_last_in_its
         assert a["history/sigma_train"][:] == pytest.approx(b["history/sigma_train"][:], rel=1e-9)
 
 
-def test_a_checkpoint_whose_legs_predate_the_backend_resumes(tmp_path, monkeypatch):
+def test_a_checkpoint_whose_legs_predate_the_backend_resumes(tmp_path, monkeypatch, capsys):
     _no_gpu(monkeypatch)
     job, out = tmp_path / "job.toml", tmp_path / "out"
     job.write_text(FLOW)
     assert main(["run", str(job), "--out", str(out), "--quiet", "--set", "flow.steps=2"]) == 0
     with h5py.File(out / "checkpoint.h5", "r+") as f:  # legs as written before the backend was recorded
         f.attrs["legs"] = json.dumps([{k: v for k, v in g.items() if k != "backend"} for g in _legs(f)])
+    capsys.readouterr()
     assert main(["run", str(job), "--out", str(out), "--quiet", "--resume", "--set", "flow.steps=3"]) == 0
     assert [g.get("backend") for g in _flow_legs(out)] == [None, "numpy"]
+    assert "note: array backend" not in capsys.readouterr().err  # (not known: nothing to compare)
+    assert main(["run", str(job), "--out", str(out), "--quiet", "--resume", "--set", "flow.steps=4"]) == 0
+    assert "note: array backend" not in capsys.readouterr().err  # the same backend: nothing to say
 
 
 def _legs(f):

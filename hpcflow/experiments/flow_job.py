@@ -533,12 +533,12 @@ def setup_stop_said(prefix: str, *, clustered: bool):
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
     from hpcflow.backend import backend_name, default_threads
-    from hpcflow.checkpoint import (CheckpointWriter, FlowResume, check_static, earlier_legs, stored_labels,
-                                    threads_note)
+    from hpcflow.checkpoint import (CheckpointWriter, FlowResume, backend_note, check_static, earlier_legs,
+                                    stored_labels, threads_note)
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
-    from hpcflow.provenance import provenance
+    from hpcflow.provenance import array_backend, provenance
     from hpcflow.resources import kernel_entries, peak_rss
 
     started = time.perf_counter()  # this leg's wall time (the checkpoint's `legs`)
@@ -578,6 +578,10 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     if note:
         print(note, file=sys.stderr, flush=True)
     note = engine_note(kernel, state, prefix) if c.Get_rank() == 0 else None
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    note = backend_note(earlier_legs(state), prefix, array_backend()) if state is not None and c.Get_rank() == 0 \
+        else None
     if note:
         print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
