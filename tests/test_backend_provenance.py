@@ -36,8 +36,11 @@ def _flow_legs(out):
 
 
 def _no_gpu(monkeypatch):
-    """CuPy absent, whatever this machine has: auto resolves to NumPy."""
+    """No usable GPU, whatever this machine has: auto resolves to NumPy."""
+    import hpcflow.backend as backend
+
     monkeypatch.setitem(sys.modules, "cupy", None)  # (import cupy raises ImportError)
+    monkeypatch.setattr(backend, "gpu_available", lambda: False)
 
 
 @pytest.mark.parametrize("setting", [None, "auto", "numpy"])
@@ -69,7 +72,7 @@ def test_a_network_records_its_backend_beside_its_torch_device(tmp_path, monkeyp
 
 
 def _fake_cupy(name=b"NVIDIA H100 80GB HBM3", major=9, minor=0):
-    """A stand-in CuPy whose CUDA device is usable: enough for the backend's choice and the device's description."""
+    """A stand-in CuPy whose CUDA device is usable: enough for the device's description."""
     cuda = types.SimpleNamespace(
         is_available=lambda: True,
         Device=lambda: types.SimpleNamespace(id=0),
@@ -78,7 +81,10 @@ def _fake_cupy(name=b"NVIDIA H100 80GB HBM3", major=9, minor=0):
 
 
 def test_cupy_is_recorded_with_its_device(monkeypatch):
+    import hpcflow.backend as backend
+
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setattr(backend, "gpu_available", lambda: True)  # (the backend's own probe is its tests')
     p = prov.provenance()
     assert p["backend"] == "cupy" and p["backends_agree"] is True
     assert p["backend_device"] == {"id": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
