@@ -31,8 +31,8 @@ the run's final status:
                        its steps followed; a --resume that changes it makes the run neither length's schedule), and
                        threads (the leg's torch and BLAS threads per rank, rank 0's), blas_kernel (rank 0's BLAS
                        kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
-                       library reports one), backend (rank 0's array backend of the point sampling, "numpy" or
-                       "cupy", `hpcflow.provenance.array_backend`) (threads, blas_kernel and backend absent from
+                       library reports one), backend (rank 0's array backend, "numpy" or "cupy",
+                       `hpcflow.provenance.array_backend`) (threads, blas_kernel and backend absent from
                        legs written before they were recorded: a resume with other threads or another kernel equals
                        the uninterrupted run to rounding only)
   train.epoch          epochs done (= summary.json's checkpoint_step)
@@ -606,7 +606,7 @@ class TrainingCheckpoint:
         self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
         self.threads = threads  # threads per rank of this leg (None: not recorded)
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
-        self.backend = array_backend()  # this leg's array backend of the point sampling (rank 0's is written)
+        self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
