@@ -178,8 +178,8 @@ def test_a_network_run_given_by_a_relative_path_whose_nn_h5_lacks_a_fig4_dataset
         tmp_path, runs, monkeypatch):
     """The run given as 'net' from its parent: the row said the fix twice (once inside Fig. 4's reason with absolute
     paths, once after it with the relative ones), and its sigma histories, drawn from the same nn.h5, carried no mark
-    though the row said incomplete. Now the fix is said once, with the paths as given, and the sigma histories'
-    legend and printed line carry the row's mark."""
+    though the row said incomplete. Now the fix is said once, with the absolute paths of every advised command, and
+    the sigma histories' legend and printed line carry the row's mark."""
     import h5py
 
     from hpcflow.report.build import build_report
@@ -192,7 +192,7 @@ def test_a_network_run_given_by_a_relative_path_whose_nn_h5_lacks_a_fig4_dataset
     md = open(res["md"], encoding="utf-8").read()
     status = md_rows(md.split("## Runs")[1].split("\n## ")[0])["net"][2]
     assert status == ("incomplete: nn.h5 damaged (dataset ntk/wasserstein missing); write it again with hpcflow nn "
-                      "net/job.toml --out net --resume"), status
+                      f"{tmp_path / 'net' / 'job.toml'} --out {tmp_path / 'net'} --resume"), status
     history = md.split("## sigma histories")[1].split("\n## ")[0]
     assert "\nnet (incomplete: nn.h5 damaged): sigma train " in history, history
     assert "*net (incomplete: nn.h5 damaged)*" in history, history  # the per-rank figure's caption

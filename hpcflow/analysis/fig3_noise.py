@@ -72,7 +72,7 @@ def _not_written(run_dir) -> str:
     lock file no process holds does not block; without a job.toml nothing says the run was a noise scan, so the fix
     is named for that case. "" otherwise (a job.toml of another kind: not a noise scan's directory), and for this
     call's own --out where the lock file is its own (`rundir.found_lock`: it found none there)."""
-    from hpcflow.analysis.rundir import found_lock, holder
+    from hpcflow.analysis.rundir import command_path, found_lock, holder
     from hpcflow.jobs.outlock import LOCK_NAME, describe
     from hpcflow.jobs.shell import shell_line
 
@@ -99,7 +99,7 @@ def _not_written(run_dir) -> str:
         by = f", {describe(found)},"  # (in this call's --out: the killed run's record, which the lock file held)
     except OSError:
         by = ""
-    rerun = shell_line(["hpcflow", "run", "JOB", "--out", path])
+    rerun = shell_line(["hpcflow", "run", "JOB", "--out", command_path(path)])
     if kind is None:  # nothing says what the run was: a flow run's directory given by mistake looks the same
         return (f"{path}: no {NOISE_SCAN}: its run{by} was interrupted before writing any file (its {LOCK_NAME} is "
                 f"left, and no process holds it); if it was a noise_scan run, rerun the noise_scan job into that "

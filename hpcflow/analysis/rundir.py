@@ -510,8 +510,7 @@ def rerun(run_dir) -> str:
     directory, where `hpcflow run` refuses --force (`rerun_fix` names the study's way)."""
     if not has_job(run_dir) or _output.enclosing_study(run_dir) is not None:
         return RERUN
-    where = os.path.abspath(run_dir)
-    return f"{RERUN}: {rerun_command(where, where, '--force')}"
+    return f"{RERUN}: {rerun_command(run_dir, run_dir, '--force')}"
 
 
 def file_rerun(path) -> str:
@@ -1407,15 +1406,23 @@ def nn_continuation(run_dir) -> str:
     return _resume_fix(run_dir, nn_resume_command(run_dir), network=True)
 
 
+def command_path(path) -> str:
+    """A path as every command that the report and the analysis scripts advise names it: absolute, so that the
+    command, pasted in any directory (the report is read later, from anywhere), means the directory it was made for;
+    `shell_line` quotes it."""
+    return os.path.abspath(os.fspath(path))
+
+
 def rerun_command(run_dir, out, *flags, verb: str | None = None) -> str:
     """`hpcflow VERB DIR/job.toml --out OUT FLAGS...`: the job of run directory `run_dir` (JOB where it holds no
-    job.toml) run into `out`, VERB the one for its kind (`job_verb`) unless given; one line that a POSIX shell splits
-    back into its words (`commands.run.shell_line`), so that it can be pasted as it is."""
+    job.toml) run into `out`, VERB the one for its kind (`job_verb`) unless given, DIR and OUT absolute
+    (`command_path`); one line that a POSIX shell splits back into its words (`commands.run.shell_line`), so that it
+    can be pasted as it is, in any directory."""
     from hpcflow.jobs.shell import shell_line
 
-    job = os.path.join(run_dir, "job.toml")
-    return shell_line(["hpcflow", verb or job_verb(run_dir), job if os.path.isfile(job) else "JOB", "--out", out,
-                       *flags])
+    job = os.path.join(command_path(run_dir), "job.toml")
+    return shell_line(["hpcflow", verb or job_verb(run_dir), job if os.path.isfile(job) else "JOB", "--out",
+                       command_path(out), *flags])
 
 
 def nn_missing(run_dir) -> str:

@@ -8,7 +8,7 @@ import os
 from contextlib import contextmanager
 
 from hpcflow.analysis import trial_dirs
-from hpcflow.analysis.rundir import JOURNAL, MissingData, rerun_command
+from hpcflow.analysis.rundir import JOURNAL, MissingData, command_path, rerun_command
 from hpcflow.jobs.output import enclosing_study
 from hpcflow.tune.storage import is_sqlite_file, masked, recorded_storage, sqlite_path, storage_file, storage_shown
 
@@ -669,6 +669,7 @@ def tune_command(study_dir, study=None) -> tuple[str, str]:
 
     record = _record(study_dir)
     job, overrides = _recorded_job(study_dir, study)
+    study_dir = command_path(study_dir)  # (its storage too, `storage_shown`: a path inside it absolute as well)
     argv = ["hpcflow", "tune", job or "JOB.toml", "--trials", "N", "--out", study_dir]
     name = record.get("study") if isinstance(record.get("study"), str) else getattr(study, "study_name", None)
     if name is not None and os.path.splitext(os.path.basename(job or "JOB.toml"))[0] != name:
