@@ -32,7 +32,8 @@ FIG2_CONVENTIONS = ("points: homogeneous coordinates (see hpcflow.geometry); dis
                     "d(z, z') = arccos(|<z,z'>| / (|z||z'|)) (eq. 3.2) in sampling order; distance_batched / "
                     "distance_full: the same matrix with rows and columns in order/batched / order/full (points "
                     "grouped cluster by cluster); labels/METHOD: each point's cluster; attributes silhouette_METHOD: "
-                    "mean silhouette with the FS distance ([quality].sample_size rows when set)")
+                    "mean silhouette with the FS distance over sample_rows rows (N: exact; [quality].sample_size rows "
+                    "drawn when set: an estimate), stderr_METHOD: its standard error (0 when exact)")
 
 
 SCHEMA = {
@@ -167,8 +168,11 @@ def run(cfg: dict, outdir, *, source: str = "job") -> dict:
         datasets = {"points": z, "distance": d, "distance_batched": d[np.ix_(ob, ob)],
                     "distance_full": d[np.ix_(of, of)], "order/batched": ob, "order/full": of}
         datasets.update({f"labels/{m}": r.labels for m, r in results.items()})
+        # the standard errors and row count not named silhouette_*: readers take every silhouette_* as a score
         attrs = {**file_attrs("hpcflow.clustering_fig2"),
-                 **{f"silhouette_{m}": summary[f"silhouette_{m}"] for m in PAPER_SILHOUETTE}}
+                 **{f"silhouette_{m}": summary[f"silhouette_{m}"] for m in PAPER_SILHOUETTE},
+                 **{f"stderr_{m}": summary[f"silhouette_{m}_stderr"] for m in PAPER_SILHOUETTE},
+                 "sample_rows": summary["silhouette_rows"]}
         attrs.update(description="Fig. 2 (sec. 3.1): FS distance matrix of the points, unordered and ordered "
                                  "cluster by cluster (batched eq. 3.3 / full average linkage)",
                      n_batches=summary["n_batches"], n_clusters=k, config=cfg, conventions=FIG2_CONVENTIONS)
