@@ -1,7 +1,7 @@
 """Fig. 2 (sec. 3.1): FS distance heatmaps of the clustered points, unordered and ordered cluster by cluster.
 
 Reads DIR/fig2_distances.h5 of a "clustering" job (datasets distance, distance_batched, distance_full; the
-silhouette scores as root attributes).
+silhouette scores as root attributes, with their row count and standard errors: @sample_rows, @stderr_METHOD).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 import os
 
 from hpcflow.analysis.figure import new_figure
-from hpcflow.analysis.rundir import (FIG2, MissingData, check_range, data_file, dataset_shapes, read_attrs,
-                                     read_datasets, read_summary, rerun_command)
+from hpcflow.analysis.rundir import (FIG2, MissingData, check_range, data_file, dataset_shapes, file_rerun,
+                                     read_attrs, read_datasets, read_summary, rerun_command)
 
 PANELS = (("distance", "no clustering", None),
           ("distance_batched", "batched clustering (eq. 3.3)", "silhouette_batched"),
@@ -33,7 +33,9 @@ def made_without_fig2(run_dir) -> bool:
 
 
 def load(run_dir) -> dict:
-    """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}."""
+    """{'matrices': {name: (N, N)}, 'silhouette': {name: score}, 'file': path}, with 'stderr' and 'rows' where the
+    scores were computed from a sample of rows (`sampled`): the file's @stderr_METHOD and @sample_rows, or its run's
+    summary.json for a file written before those existed."""
     if os.path.isdir(run_dir) and made_without_fig2(run_dir):
         again = rerun_command(run_dir, run_dir, "--set", "quality.fig2=true", "--force")
         raise MissingData(f"{run_dir}: this clustering run was made with [quality].fig2 = false, so it wrote no "
@@ -53,20 +55,48 @@ def load(run_dir) -> dict:
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"'{k}' {v}" for k, v in sizes.items())
         raise MissingData(f"{path}: datasets of one point set have different numbers of points ({listed}); {HINT}")
-    sil = {k: v for k, v in read_attrs(path).items() if k.startswith("silhouette_")}
+    attrs = read_attrs(path)
+    sil = {k: v for k, v in attrs.items() if k.startswith("silhouette_")}
     for key, value in sil.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MissingData(f"{path}: attribute '{key}' = {value!r} is not a number; {HINT}")
+        _number(path, key, value)
         check_range(path, key, value, -1.0, 1.0, what="silhouette score", item="attribute")
     scores = {k: float(v) for k, v in sil.items()}
-    return {"matrices": mats, "silhouette": scores, "file": path,
-            **sampled(read_summary(os.path.dirname(os.path.abspath(path))) or {}, scores)}
+    record = (_file_record(path, attrs, scores, len(mats["distance"])) if "sample_rows" in attrs
+              else read_summary(os.path.dirname(os.path.abspath(path))) or {})
+    return {"matrices": mats, "silhouette": scores, "file": path, **sampled(record, scores)}
+
+
+def _number(path, key: str, value) -> None:
+    """MissingData where attribute `key` of file `path` is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MissingData(f"{path}: attribute '{key}' = {value!r} is not a number; {HINT}")
+
+
+def _file_record(path, attrs: dict, scores: dict, n: int) -> dict:
+    """How silhouette `scores` of file `path` (of `n` points) were computed, as summary.json says it (`sampled`):
+    from the file's own @sample_rows (rows each averages, 1 to n) and @stderr_METHOD (the standard error of
+    @silhouette_METHOD, in [0, 1]: silhouettes lie in [-1, 1]), so the file read without its summary.json (a copy)
+    says it too; MissingData where one is not such a number. A file written before they existed lacks them: its
+    run's summary.json holds them."""
+    rows = attrs["sample_rows"]
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= n:
+        raise MissingData(f"{path}: attribute 'sample_rows' = {rows!r} is not a row count from 1 to the {n} points: "
+                          f"the file is damaged; {file_rerun(path)}")
+    record = {"silhouette_rows": rows}
+    for key, value in scores.items():
+        name = "stderr_" + key[len("silhouette_"):]
+        if name in attrs:
+            _number(path, name, attrs[name])
+            check_range(path, name, attrs[name], 0.0, 1.0, what="standard error", item="attribute")
+            record.update({key: value, f"{key}_stderr": attrs[name]})
+    return record
 
 
 def sampled(summary: dict, scores: dict) -> dict:
     """{'stderr': {key: standard error}, 'rows': n} of silhouette `scores` computed from a sample of rows
-    ([quality].sample_size > 0): summary.json's `KEY_stderr` and `silhouette_rows`, for the scores it holds as they
-    are (the summary of this file's run); {} where no score was sampled (a standard error of 0: every row, exact)."""
+    ([quality].sample_size > 0): `summary`'s `KEY_stderr` and `silhouette_rows`, for the scores it holds as they are
+    (the summary of this file's run, or the file's own attributes as `_file_record` gives them); {} where no score
+    was sampled (a standard error of 0: every row, exact)."""
     rows = summary.get("silhouette_rows")
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
         return {}
