@@ -64,3 +64,35 @@ def test_the_python_api_says_it_alike(tmp_path):
     assert r.stdout.startswith(f"engine='numba' needs Numba, which is installed but failed to import (RuntimeError: "
                                f"{BROKEN})"), r.stdout
     assert r.stdout.rstrip().endswith("or use engine='numpy'"), r.stdout
+
+
+def test_a_resume_of_a_numba_checkpoint_names_the_failed_import(tmp_path):
+    """A checkpoint whose steps ran Numba's loop (engine "auto" resolved to "numba"), resumed where Numba is
+    installed but fails its import: the resume runs NumPy's passes and its note names the failed import and its
+    error, not an install of a package that is there."""
+    import h5py
+
+    out = tmp_path / "out"
+    sets = ["geometry.n_train=200", "geometry.n_test=100", "clustering.n_clusters=2", "checkpoint.every=1"]
+
+    def leg(steps, *more, fake=False, prelude=""):
+        code = f"import sys; {prelude}\nfrom hpcflow.cli import main; sys.exit(main(sys.argv[1:]))"
+        path = [str(tmp_path / "fake")] if fake else []
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([*path, str(ROOT)]), HPCFLOW_QUIET="1", HPCFLOW_THREADS="1")
+        args = [a for s in (*sets, f"flow.steps={steps}") for a in ("--set", s)]
+        r = subprocess.run([sys.executable, "-c", code, "run", JOB, "--out", str(out), *args, *more],
+                           capture_output=True, text=True, env=env, timeout=TIMEOUT, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        return r.stderr.strip().splitlines()
+
+    leg(1, prelude="import hpcflow.kernels.jit as jit; jit.AUTO_NUMBA_ENTRIES = 0")  # "auto": Numba's loop
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["engine"] == "numba"  # the premise: the checkpoint's steps ran Numba
+    _broken_numba(tmp_path)
+    err = leg(2, "--resume", fake=True)
+    notes = [line for line in err if "engine" in line]
+    assert len(notes) == 1 and notes[0].startswith("hpcflow run: note: "), err
+    assert f"Numba is installed but failed to import (RuntimeError: {BROKEN})" in notes[0], notes
+    assert "pip install --force-reinstall numba" in notes[0] and "install numba to" not in notes[0], notes
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        assert f.attrs["engine"] == "numpy" and len(f["history/sigma_train"]) == 3

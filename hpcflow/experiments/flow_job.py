@@ -400,12 +400,20 @@ def resumed_engine(kcfg: dict, state) -> str | None:
 def engine_note(kernel, state, prefix: str) -> str | None:
     """The line a resume says where its `kernel` evaluates the tiles with another engine than the checkpoint's steps
     (`state.engine`): Numba's loop and NumPy's passes differ in the last bits of K, so the run continues to rounding,
-    not bit for bit. None where they are the same, or either is not known."""
+    not bit for bit. Its fix for a checkpoint's "numba": install numba, or where Numba is installed but fails its
+    import here, that failed import with its one-line error and a reinstall. None where the engines are the same, or
+    either is not known."""
+    from hpcflow.kernels.jit import NUMBA_REINSTALL, numba_import_error
+
     now, was = getattr(kernel, "engine", None), getattr(state, "engine", None)
     if now is None or was is None or now == was:
         return None
-    fix = ("install numba to resume it bit for bit" if was == "numba" else
-           "start it again with --force (or in a new --out) to run one engine throughout")
+    failed = numba_import_error() if was == "numba" else None
+    if failed:
+        fix = f"Numba is installed but failed to import ({failed}): {NUMBA_REINSTALL} to resume it bit for bit"
+    else:
+        fix = ("install numba to resume it bit for bit" if was == "numba" else
+               "start it again with --force (or in a new --out) to run one engine throughout")
     return (f"{prefix} note: the Gaussian kernel's tiles run on engine {now!r}, where the checkpoint's steps ran "
             f"{was!r} (its attribute engine): the run continues to rounding (a few ulps of K), not bit for bit; {fix}")
 

@@ -58,17 +58,26 @@ def numba_version() -> str | None:
     return _numba_import()[0]
 
 
+def numba_import_error() -> str | None:
+    """The error of an installed Numba's failed import (a version or LLVM error), "Type: message" in one line; None
+    where Numba imports or no numba package is installed."""
+    return None if numba_version() is not None else _numba_import()[1]
+
+
+#: the fix of an installed Numba whose import fails (`numba_import_error`)
+NUMBA_REINSTALL = "reinstall it to match this NumPy (pip install --force-reinstall numba)"
+
+
 def numba_unusable() -> str | None:
     """Why Numba cannot run the compiled loop, as the fix a refusal names, or None where it imports: not installed
     ("needs the numba package; pip install numba"), or installed but failing its import (a version or LLVM error:
     the exception's one line, and a reinstall)."""
     if numba_version() is not None:
         return None
-    failed = _numba_import()[1]
+    failed = numba_import_error()
     if failed is None:
         return "needs the numba package; pip install numba"
-    return (f"needs Numba, which is installed but failed to import ({failed}); reinstall it to match this NumPy "
-            "(pip install --force-reinstall numba)")
+    return f"needs Numba, which is installed but failed to import ({failed}); {NUMBA_REINSTALL}"
 
 
 @functools.lru_cache(maxsize=1)
