@@ -26,7 +26,7 @@ import uuid
 import warnings
 from contextlib import contextmanager
 
-from hpcflow.errors import UserError
+from hpcflow.errors import EXIT_PREEMPTED, UserError
 from hpcflow.stop_signals import SIGNALS, Stopped
 
 
@@ -425,11 +425,14 @@ class LockAbandoned(Exception):
     """A wait for a lock held by live process `pid` of this host (`state`: "stopped: ...", "running"), given up
     without taking it over because this process was asked to stop (signal `signum`) `STOP_WAIT` s before: nothing
     is written. An Exception, so that Optuna's and the worker's handlers of a failed write give up that write and go
-    on leaving; the worker ends with `stopped` (its trial's number), a KeyboardInterrupt."""
+    on leaving; the worker ends with `stopped` (its trial's number), a KeyboardInterrupt. `preempted`: the request
+    was one that a stop handler had taken before the waits (`hpcflow.stop_signals.taken`), which a tune worker
+    honours as a preemption (its trial's checkpoint written, or between trials: exit status 4), not one received
+    while it waited (or a Ctrl-C taken by its stop handler)."""
 
-    def __init__(self, signum: int, path: str, pid: int, state: str) -> None:
+    def __init__(self, signum: int, path: str, pid: int, state: str, *, preempted: bool = False) -> None:
         super().__init__(f"lock {path} held by pid {pid} of this host ({state}) while this process stops")
-        self.signum, self.path, self.pid, self.state = signum, path, pid, state
+        self.signum, self.path, self.pid, self.state, self.preempted = signum, path, pid, state, preempted
 
     def stopped(self, trial: int | None) -> "LockStop":
         return LockStop(self, trial)
@@ -437,11 +440,15 @@ class LockAbandoned(Exception):
 
 class LockStop(Stopped):
     """A stop (`LockAbandoned`) that left the journal unwritten: the command ends with one line and the stop's
-    status (128 + the signal: 130 for Ctrl-C, 143 for SIGTERM)."""
+    status: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1) for a request received while it
+    waited or a Ctrl-C, EXIT_PREEMPTED (4) for a request honoured before the waits (`LockAbandoned.preempted`), as
+    the worker preempted by it ends otherwise (so that `hpcflow submit` requeues it)."""
 
     def __init__(self, cause: LockAbandoned, trial: int | None) -> None:
         super().__init__(cause.signum)
         self.cause, self.trial = cause, trial
+        if cause.preempted:
+            self.exit_status = EXIT_PREEMPTED
 
     def __str__(self) -> str:
         c = self.cause
@@ -581,9 +588,12 @@ class FileLock:
     - held by a process of this host (same boot and PID namespace): only once that process is gone (`_holder_gone`:
       its pid ended, or is another process's now), looked at after `LOCAL_LOOK` s; a live holder, a stopped one
       (SIGSTOP, Ctrl-Z, a suspended job) included, is waited for however long, said once, unless this process was
-      asked to stop (a request taken by a stop handler at any time before, a trial's checkpoint writer's included, or
-      received during a wait): its waits for live holders then last min(`STOP_WAIT`, `grace`) s in all, after which
-      it gives up (LockAbandoned), neither taking the lock over nor writing;
+      asked to stop (a request received during a wait, or a Ctrl-C taken by a stop handler): its waits for live
+      holders then last min(`STOP_WAIT`, `grace`) s in all, after which it gives up (LockAbandoned), neither taking
+      the lock over nor writing; a request that a stop handler took at any time before (`stop_signals.taken`: a
+      trial's checkpoint writer that honoured it, the worker's own between trials) bounds so its waits for stopped
+      holders only (a running one releases the lock by itself), and that give-up is a preempted one
+      (LockAbandoned.preempted);
     - held by a process of another host (or namespace), of this host name where /proc does not tell machines apart
       (pid space "-"), of this host but hidden (/proc mounted hidepid), or by a holder that recorded none (Optuna's
       own lock, an older hpcflow's), whose liveness cannot be looked at: once its link (its inode and time,
@@ -691,8 +701,10 @@ class FileLock:
                         continue
                     state = "stopped: SIGSTOP, Ctrl-Z or a suspended job" if gone is None and not hidden and \
                         process_stopped(holder[2]) else "running"
-                    if gone is None and not hidden and _stop_wait_over(self.grace):
-                        raise LockAbandoned(_STOP[0], self._lock_file, holder[2], state)
+                    over = _stop_wait_over(self.grace, state.startswith("stopped")) if gone is None and \
+                        not hidden else None
+                    if over is not None:
+                        raise LockAbandoned(over[0], self._lock_file, holder[2], state, preempted=over[1])
                     if gone is None and not hidden and not said:
                         said = True
                         self.log(f"hpcflow: waiting for lock {self._lock_file}: held by pid {holder[2]} of this "
@@ -853,16 +865,16 @@ class FileLock:
 #: [the signal of the first stop request this process was seen to receive, the time its waits for live local
 #: holders end (None until one begins)] (`_stop_wait_over`); empty before any
 _STOP = []
+#: [the signal of the request a stop handler took before (`hpcflow.stop_signals.taken`), the time its waits for
+#: stopped local holders end] (`_stop_wait_over`); empty until such a wait begins
+_EARLIER = []
 
 
 def _stop_asked() -> bool:
-    """Whether this process was asked to stop: a request noted while it waited for a lock (`_StopNotes`), one that
-    an installed stop handler took before (`hpcflow.stop_signals.taken`: a trial's checkpoint writer that honoured
-    it, the worker's own between trials), or a Ctrl-C taken by one."""
+    """Whether this process was asked to stop: a request noted while it waited for a lock (`_StopNotes`), or a
+    Ctrl-C taken by an installed stop handler (`hpcflow.stop_signals`)."""
     from hpcflow import stop_signals
 
-    if not _STOP and stop_signals.taken() is not None:
-        _STOP[:] = [stop_signals.taken(), None]
     if not _STOP and stop_signals._asked and getattr(signal.getsignal(signal.SIGINT), "stop_request", False):
         _STOP[:] = [int(signal.SIGINT), None]  # (a handler of the running command's: not an earlier command's)
     return bool(_STOP)
@@ -874,17 +886,30 @@ def forget_stops() -> None:
     from hpcflow.stop_signals import forget_taken
 
     _STOP.clear()
+    _EARLIER.clear()
     forget_taken()
 
 
-def _stop_wait_over(grace: float) -> bool:
-    """Whether a wait for a live holder of this host is to be given up: this process was asked to stop, and its
-    waits for such holders since have lasted min(STOP_WAIT, `grace`) s (counted from the first)."""
-    if not _stop_asked():
-        return False
-    if _STOP[1] is None:
-        _STOP[1] = time.monotonic() + min(STOP_WAIT, grace)
-    return time.monotonic() >= _STOP[1]
+def _stop_wait_over(grace: float, stopped: bool) -> tuple[int, bool] | None:
+    """(the signal, whether it is a preempted give-up: `LockAbandoned.preempted`) where a wait for a live holder of
+    this host (`stopped`: one in state T, SIGSTOP) is to be given up, else None: this process was asked to stop
+    (`_stop_asked`), and its waits for such holders since have lasted min(STOP_WAIT, `grace`) s (counted from the
+    first); or a stop handler took a request before (`hpcflow.stop_signals.taken`), the holder is stopped, and its
+    waits for stopped holders since have lasted as long (whichever ends first). A running holder releases the lock
+    by itself: waited for after such an earlier request (a busy worker's write), so that the preempted worker still
+    leaves with its status."""
+    from hpcflow.stop_signals import taken
+
+    if _stop_asked():
+        if _STOP[1] is None:
+            _STOP[1] = time.monotonic() + min(STOP_WAIT, grace)
+        if time.monotonic() >= _STOP[1]:
+            return _STOP[0], False
+    if not stopped or taken() is None:
+        return None
+    if not _EARLIER:
+        _EARLIER[:] = [taken(), time.monotonic() + min(STOP_WAIT, grace)]
+    return (_EARLIER[0], True) if time.monotonic() >= _EARLIER[1] else None
 
 
 class _StopNotes:
