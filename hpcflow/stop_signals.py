@@ -368,9 +368,9 @@ def _noted(handler):
         _note(signum)
         return handler(signum, frame)
 
-    try:
+    try:  # (a bound method's vars are its function's: a method forwards __dict__ to __func__)
         on_request.__dict__.update(vars(handler))
-    except TypeError:  # (a bound method: no marks of its own)
+    except TypeError:  # (a callable without a __dict__, a builtin's: no marks of its own)
         pass
     return on_request
 

@@ -29,3 +29,28 @@ def test_the_holder_is_a_checkpoint_writer_only_where_one_was_replaced():
             assert signal.getsignal(signal.SIGUSR1) is old
     finally:
         signal.signal(signal.SIGUSR1, before)
+
+
+def test_a_bound_method_handler_keeps_its_marks_once_installed():
+    """`install` wraps a handler to note the requests it takes (`taken`); a bound method's marks are its function's
+    (getattr on the method reads them), which the handler installed must carry as well."""
+    from hpcflow.stop_signals import forget_taken, install, restore
+
+    class Writer:
+        def on_signal(self, signum, frame):
+            self.calls.append(signum)
+
+        on_signal.stop_request = True
+
+    writer = Writer()
+    writer.calls = []
+    assert getattr(writer.on_signal, "stop_request", False)
+    old = install(writer.on_signal)
+    try:
+        installed = signal.getsignal(signal.SIGUSR1)
+        assert installed is not writer.on_signal and getattr(installed, "stop_request", False) is True
+        signal.raise_signal(signal.SIGUSR1)
+        assert writer.calls == [signal.SIGUSR1]
+    finally:
+        restore(old, stopping=False)
+        forget_taken()  # (the request noted: not this process's later tests')
