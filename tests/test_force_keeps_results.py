@@ -1,8 +1,10 @@
 """--force keeps an earlier run's files until the new run has written its own: a run that its data refuses (exit 2,
 at 2 ranks too) leaves them as they were; one killed meanwhile leaves them set aside, which the next run puts back
 where the killed run wrote nothing; otherwise a plain run names them first, the next --force keeps them while it may
-still be refused and removes them once it ends, and a --resume removes them once it has completed the killed run."""
+still be refused and removes them once it ends, and a --resume removes them once it has finished the killed run
+(a summary.json of a run that has not finished removes nothing)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +14,8 @@ import pytest
 
 from hpcflow.cli import main
 from hpcflow.jobs import replaced
-from hpcflow.jobs.output import all_run_files
+from hpcflow.jobs.output import all_run_files, checkpoint_progress
+from hpcflow.report.detect import detect
 from jobtexts import DELTA_FLOW, NN_POINTS, SMALL_NET, flow_points, pt_archive
 from test_parallel import mpiexec
 
@@ -134,7 +137,7 @@ def _killed_force_run(tmp_path, job, out):
 def test_a_killed_forced_run_is_named_first_and_its_completed_resume_removes_the_earlier_run(tmp_path, capsys):
     """After a --force run killed past its first checkpoint, a plain run is refused naming the set-aside earlier run
     first (not only the interrupted one), with what to do; --resume continues the killed run, saying where the
-    earlier run's files are (it removed them silently), and removes them once it has completed, saying so (it kept
+    earlier run's files are (it removed them silently), and removes them once it has finished, saying so (it kept
     them for good, and every later plain run was refused naming them)."""
     job, out = tmp_path / "flow.toml", tmp_path / "out"
     job.write_text(FLOW)
@@ -150,9 +153,93 @@ def test_a_killed_forced_run_is_named_first_and_its_completed_resume_removes_the
         os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
     assert _run(out / "job.toml", out, "--resume") == 0
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 2 and aside in lines[0] and "removes them once it has completed" in lines[0], lines
+    assert len(lines) == 2 and aside in lines[0] and "removes them once it has finished" in lines[0], lines
     assert lines[1].startswith(f"hpcflow: removed {aside}"), lines
     assert replaced.leftovers(str(out)) == [] and (out / "summary.json").is_file()
+
+
+#: summary.json of the killed --force run (4 steps, checkpoint.h5 at step 4) as each later end leaves it: a --resume
+#: of it preempted, stopped on request, diverged, cut short in its write; a finished summary behind its checkpoint
+#: (an extension of it killed); and finished
+NOT_FINISHED = {
+    "preempted": '{"status": "preempted", "checkpoint_step": 4, "hpcflow_version": "0.1.0"}',
+    "stopped": '{"status": "stopped", "checkpoint_step": 4, "stopped": "step 4: stopped on request"}',
+    "diverged": '{"status": "diverged", "checkpoint_step": 4, "stopped": "step 5: no positive step"}',
+    "garbled": '{"status": "finished", "checkpoint_st',
+    "behind its checkpoint": '{"status": "finished", "checkpoint_step": 2, "hpcflow_version": "0.1.0"}'}
+FINISHED = '{"status": "finished", "checkpoint_step": 4, "hpcflow_version": "0.1.0"}'
+
+
+def _summary_after(out, aside, text):
+    """DIR/summary.json holding `text`, written after the set-aside folder `aside` (its mtime a second later)."""
+    (out / "summary.json").write_text(text)
+    later = os.stat(aside).st_mtime + 1
+    os.utime(out / "summary.json", (later, later))
+
+
+@pytest.mark.parametrize("end", sorted(NOT_FINISHED))
+def test_a_killed_forced_run_that_has_not_finished_keeps_the_earlier_run_whatever_its_summary_says(tmp_path, capsys,
+                                                                                                  end):
+    """A killed --force run's DIR/summary.json, written after the set-aside folder, of a run that has not finished
+    (preempted, stopped, diverged, unreadable, behind its checkpoint): the next plain run, refused, leaves the
+    earlier run's files set aside byte for byte (it removed them, taking the run for a completed one), and neither
+    it, --check nor the report says that they go."""
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(FLOW)
+    assert _run(job, out) == 0
+    before = _files(out)
+    aside = _killed_force_run(tmp_path, job, out)
+    assert checkpoint_progress(out / "checkpoint.h5") == 4
+    _summary_after(out, aside, NOT_FINISHED[end])
+    kept = {os.path.relpath(os.path.join(aside, k), out): v for k, v in before.items()}
+    capsys.readouterr()
+    assert _run(job, out, "--check") == 2
+    assert _run(job, out) == 2
+    err = capsys.readouterr().err
+    assert "hpcflow: removed" not in err and "since finished" not in err and err.count(aside) == 4, err
+    assert {k: v for k, v in _files(out).items() if k.startswith(replaced.PREFIX)} == kept
+    note = detect(str(out)).unreported
+    assert aside in note and "removes it" not in note, note
+    assert {k: v for k, v in _files(out).items() if k.startswith(replaced.PREFIX)} == kept
+
+
+def test_a_killed_forced_run_whose_summary_says_finished_has_the_earlier_run_removed(tmp_path, capsys):
+    """Its DIR/summary.json of a finished run, written after the set-aside folder: --check and the report say the
+    next run removes the folder, and the next run does, saying so, then is refused for the finished run's results."""
+    job, out = tmp_path / "flow.toml", tmp_path / "out"
+    job.write_text(FLOW)
+    assert _run(job, out) == 0
+    aside = _killed_force_run(tmp_path, job, out)
+    _summary_after(out, aside, FINISHED)
+    capsys.readouterr()
+    assert _run(job, out, "--check") == 2
+    assert "has since finished" in capsys.readouterr().err
+    assert "removes it, as that run has finished" in detect(str(out)).unreported
+    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]
+    assert _run(job, out) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"hpcflow: removed {aside}") and "already holds" in lines[1], lines
+    assert replaced.leftovers(str(out)) == []
+
+
+def test_a_resume_that_writes_a_summary_of_a_run_that_did_not_finish_says_it_keeps_the_earlier_run(tmp_path,
+                                                                                                  capsys):
+    """--resume with no step left writes summary.json from the checkpoint: where it says "diverged" or "stopped"
+    the warning says the earlier run's files are kept (the next run keeps them), not that they go; "finished", that
+    they go."""
+    out = tmp_path / "out"
+    out.mkdir()
+    aside = out / f"{replaced.PREFIX}-abcd1234"
+    aside.mkdir()
+    (aside / "summary.json").write_text(FINISHED)
+    for status, kept in (("diverged", True), ("stopped", True), ("finished", False)):
+        (out / "summary.json").write_text(json.dumps({"status": status}))
+        capsys.readouterr()
+        replaced.kept_on_resume(str(out), wrote=str(out / "summary.json"))
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(aside) in err, err
+        assert ("keeps them" in err and "removes them" not in err) if kept else "removes them once it has finished" \
+            in err, (status, err)
 
 
 @pytest.mark.parametrize("command, job_text, checkpoint", [

@@ -277,3 +277,34 @@ def test_a_checkpoint_written_before_its_runs_end_is_finished_by_resume_without_
     assert (after["@status"], after["@stopped"]) == ("finished", original["stopped"])
     _same_contents(after, before)
     _from_checkpoint(out, original, said)
+
+
+def test_a_diverged_resume_of_a_killed_force_run_keeps_the_earlier_run(tmp_path, capsys):
+    """A --force run that diverges, killed before its summary, beside the earlier run's files it set aside: its
+    --resume ends diverged (exit 3), writing summary.json after the folder; the run has not finished, so the folder
+    stays through the next plain run (refused), byte for byte: that run's results are no reason to drop the earlier
+    one's."""
+    from hpcflow.jobs import replaced
+
+    earlier_job, job = tmp_path / "earlier.toml", tmp_path / "job.toml"
+    earlier_job.write_text(CLUSTERED)
+    job.write_text(DIVERGES)
+    out, other = tmp_path / "out", tmp_path / "other"
+    assert _run(earlier_job, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    aside = replaced.set_aside(str(out))  # as the killed --force run left it
+    assert _run(job, other) == 3
+    os.remove(other / "summary.json")
+    for name in ("checkpoint.h5", "job.toml"):
+        os.replace(other / name, out / name)
+    capsys.readouterr()
+    assert _run(job, out, "--resume") == 3
+    err = capsys.readouterr().err
+    assert aside in err and "removes them once it has finished" in err and "hpcflow: removed" not in err, err
+    assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+    assert os.stat(out / "summary.json").st_mtime_ns >= os.stat(aside).st_mtime_ns
+    assert _run(job, out) == 2
+    err = capsys.readouterr().err
+    assert "hpcflow: removed" not in err and aside in err, err
+    assert replaced.leftovers(str(out)) == [os.path.basename(aside)]
+    assert {name: open(os.path.join(aside, name), "rb").read() for name in os.listdir(aside)} == before

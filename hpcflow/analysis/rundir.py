@@ -598,8 +598,8 @@ def set_aside_note(run_dir, *, verb: str = "read") -> str:
     aside = os.path.join(run_dir, left[0])
     more = f" (and {len(left) - 1} more such folders)" if len(left) > 1 else ""
     how = settling(run_dir, aside)
-    fix = (f"the next 'hpcflow run' or 'hpcflow nn' on {run_dir} removes it, as that run has completed (move it out "
-           "to keep it)" if how == "remove" else
+    fix = (f"the next 'hpcflow run' or 'hpcflow nn' on {run_dir} removes it, as that run has finished (summary.json: "
+           "status \"finished\"; move it out to keep it)" if how == "remove" else
            f"the next 'hpcflow run' or 'hpcflow nn' on {run_dir} puts them back, as that run wrote nothing of its own"
            if how == "put back" else
            f"that folder itself can be {verb}, or move its files back into {run_dir} in place of the killed run's")

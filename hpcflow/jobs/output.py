@@ -391,6 +391,19 @@ def read_summary(run_dir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def finished_summary(summary) -> bool:
+    """Whether `summary` (`read_summary`'s: None where summary.json is missing or unreadable) is that of a run that
+    ran to its end: status "finished" (every step or epoch, or a flow's early stop), not "preempted" (--resume
+    continues it), "stopped" (a callback asked: a pruned tune trial) nor "diverged" (a numerical stop)."""
+    return summary is not None and summary.get("status") == "finished"
+
+
+def finished_run(path) -> bool:
+    """Whether directory `path` holds a run that has finished: a finished summary.json (`finished_summary`) and no
+    checkpoint there that --resume would continue (`interrupted`: one further on than that summary)."""
+    return finished_summary(read_summary(path)) and not any(interrupted(path, name) for name in EXTENDS)
+
+
 def interrupted(path, checkpoint: str) -> bool:
     """Whether directory `path` holds an interrupted run (what --resume continues): its `checkpoint` file beside no
     readable summary.json, beside one whose status is "preempted", or further on than the summary's
@@ -684,7 +697,7 @@ def refuse_set_aside(path, *, force: bool = False, resume: str | None = None) ->
     left = leftovers(path) if not force and os.path.isdir(path) else []
     if left:
         raise OutputPathError(set_aside_said(path, left) + (
-            f"; or continue the killed run with {resume}, which removes that folder once the run completes" if resume
+            f"; or continue the killed run with {resume}, which removes that folder once the run has finished" if resume
             else ""))
 
 
@@ -699,7 +712,8 @@ def set_aside_said(path, left: list) -> str:
     how = settling(path, aside)
     if how == "remove":
         return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that has since "
-                f"completed: the run (without --check) removes it first; to keep them, move them out of {path}")
+                f"finished (summary.json: status \"finished\"): the run (without --check) removes it first; to keep "
+                f"them, move them out of {path}")
     if how == "put back":
         return (f"--out {path}: {aside}{more} holds an earlier run's files, set aside by a --force run that was killed "
                 "before it wrote a file of its own: the run (without --check) puts them back first")
@@ -782,7 +796,7 @@ def extendable(path, outputs=()) -> tuple | None:
     for name in outputs:
         if name in EXTENDS and os.path.isfile(os.path.join(path, name)):
             summary = read_summary(path)
-            finished = summary is not None and summary.get("status") == "finished" and not summary.get("stopped")
+            finished = finished_summary(summary) and not summary.get("stopped")
             return EXTENDS[name] if finished else None
     return None
 

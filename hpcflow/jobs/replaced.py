@@ -13,18 +13,20 @@ killer, node failure, an MPI Abort, a hung run killed) leaves them there, never 
 `hpcflow nn` on DIR settles them (`settle`) as soon as it holds DIR's lock (`outlock.holding`), before it looks into
 DIR: holding it tells that no live run owns them (the kernel drops a killed run's lock), and a live run's folder is
 never touched (the command is refused as busy first; on a file system that cannot lock nothing is settled). A folder
-whose run has completed since (DIR/summary.json written after it, by that run killed at its very end or by a
---resume of it) is removed, as the run would have done; the --resume that completes it removes it at its end. A
-folder whose run was killed before it wrote a file of its own is put back (DIR is as before that run), and the command
-goes on as it would have there. Each says so in one line on stderr. Any other folder (the killed run's own files,
-its checkpoint to continue, are in DIR) stays: a plain run is refused naming the directory and what to do before
-anything else (`output.check_outdir`), the next --force says on stderr that it replaces them too (`replaced_too`)
-and sets the directory aside inside its own (put back with it, removed with it), and a --resume of the killed run
-continues it, saying on stderr that it removes them once it has completed (`kept_on_resume`). `hpcflow report`, the
-analysis scripts and --check, which take no such lock, move nothing: the report and the scripts name a folder that
-no live run holds beside the killed run's data, with what the next run does (`analysis.rundir.set_aside_note`),
---check what the run would do with it (`output.set_aside_said`). The earlier run's own
-summary.json moved back by hand is older than the folder, so that run is not taken for a completed one.
+whose run has finished since (DIR/summary.json written after it, by that run killed at its very end or by a --resume
+of it, with status "finished" and no checkpoint further on: `output.finished_run`) is removed, as the run would have
+done; the --resume that finishes it removes it at its end. A summary.json of a run that has not finished (a --resume
+of it preempted, stopped or diverged; one that does not parse) removes nothing: the earlier run's files stay wherever
+it is in doubt. A folder whose run was killed before it wrote a file of its own is put back (DIR is as before that
+run), and the command goes on as it would have there. Each says so in one line on stderr. Any other folder (the killed
+run's own files, its checkpoint to continue, are in DIR) stays: a plain run is refused naming the directory and what
+to do before anything else (`output.check_outdir`), the next --force says on stderr that it replaces them too
+(`replaced_too`) and sets the directory aside inside its own (put back with it, removed with it), and a --resume of
+the killed run continues it, saying on stderr that it removes them once it has finished (`kept_on_resume`).
+`hpcflow report`, the analysis scripts and --check, which take no such lock, move nothing: the report and the scripts
+name a folder that no live run holds beside the killed run's data, with what the next run does
+(`analysis.rundir.set_aside_note`), --check what the run would do with it (`output.set_aside_said`). The earlier
+run's own summary.json moved back by hand is older than the folder, so that run is not taken for a finished one.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ def replacing(path, *, force: bool = False, outputs=(), resume: bool = False, co
 def kept_on_resume(path, *, done: bool = False, wrote: str | None = None) -> None:
     """Rank 0 of a --resume: a warning on stderr naming the set-aside folders in `path` that a killed --force run
     left (an earlier run's files), which the resume keeps, and what to do with them; `done`: a --resume with nothing
-    to do, which continues nothing; `wrote`: the summary.json a --resume with no step left wrote from the checkpoint."""
+    to do, which continues nothing; `wrote`: the summary.json a --resume with no step left wrote from the checkpoint
+    (one of a run that stopped or diverged keeps them, as the next run does: `settling`)."""
+    from hpcflow.jobs.output import finished_summary, read_summary
+
     named = _named_leftovers(path)
     if named:
         aside, more = named
@@ -156,21 +161,31 @@ def kept_on_resume(path, *, done: bool = False, wrote: str | None = None) -> Non
                   f"instead, move its files back into {path} in place of this run's; to drop them, remove {aside}",
                   file=sys.stderr, flush=True)
             return
+        summary = read_summary(path) if wrote else None
+        if wrote and not finished_summary(summary):  # (a run that ended stopped or diverged has not finished)
+            status = summary.get("status") if summary else None
+            print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
+                  f"killed; this --resume ends that run as its checkpoint does ({wrote}, status {status!r}, not "
+                  f"finished) and keeps them: to keep the earlier run instead, move its files back into {path} in "
+                  f"place of this run's; to drop them, remove {aside}", file=sys.stderr, flush=True)
+            return
         ends = (f"this --resume completes that run ({wrote}, from the checkpoint)" if wrote else
                 "--resume continues that killed run")
         print(f"hpcflow: warning: {aside}{more} holds an earlier run's files, set aside by a --force run that was "
-              f"killed; {ends} and removes them once it has completed: to keep them, move them out of {path} now",
+              f"killed; {ends} and removes them once it has finished (summary.json status \"finished\"; a run "
+              f"preempted, stopped or diverged keeps them): to keep them, move them out of {path} now",
               file=sys.stderr, flush=True)
 
 
 def settle(path) -> None:
     """Rank 0 of a run holding DIR `path`'s lock (`outlock.holding` with `settle`: so no live run owns a set-aside
     folder there, `outlock.held_by`), at its start and at its end: each set-aside folder that a killed --force run left
-    is settled as that run would have settled it. Its run completed (DIR/summary.json written after the folder, by
-    the run or a --resume of it): the folder is removed. The run left no file of its own in DIR (killed before its
-    first): the earlier run's files are put back (a folder inside it, of a run killed before, is then settled too).
-    Otherwise (the killed run's own files there) it stays, named by the command's refusals and warnings. One line on
-    stderr for each folder settled."""
+    is settled as that run would have settled it. Its run finished (DIR/summary.json written after the folder, by
+    the run or a --resume of it, with status "finished": `_finished_after`): the folder is removed. The run left no
+    file of its own in DIR (killed before its first): the earlier run's files are put back (a folder inside it, of a
+    run killed before, is then settled too). Otherwise (the killed run's own files there, a summary.json of a run
+    preempted, stopped or diverged, or one that does not parse) it stays, named by the command's refusals and
+    warnings. One line on stderr for each folder settled."""
     done = set()
     while True:
         left = [n for n in leftovers(path) if n not in done]
@@ -184,7 +199,8 @@ def settle(path) -> None:
             shutil.rmtree(aside, ignore_errors=True)
             if not os.path.lexists(aside):
                 print(f"hpcflow: removed {aside}: the earlier run's files it held were set aside by a --force run "
-                      f"that has since completed ({os.path.join(path, 'summary.json')})", file=sys.stderr, flush=True)
+                      f"that has since finished ({os.path.join(path, 'summary.json')}: status \"finished\")",
+                      file=sys.stderr, flush=True)
         elif how == "put back":
             put_back(path, aside, remove=False)
             print(f"hpcflow: put the earlier run's files back into {path} from {aside}: the --force run that set "
@@ -194,18 +210,23 @@ def settle(path) -> None:
 def settling(path, aside: str) -> str | None:
     """What `settle` does with the set-aside folder `aside` in DIR `path` (a killed run's): "remove", "put back", or
     None (it stays: the killed run's own files are there)."""
-    if _completed_after(path, aside):
+    if _finished_after(path, aside):
         return "remove"
     return None if _wrote(path) else "put back"
 
 
-def _completed_after(path, aside: str) -> bool:
-    """Whether DIR `path` holds a summary.json written after the set-aside folder `aside` last changed: the run that
-    set it aside (or a --resume of it) completed. The earlier run's own summary.json, moved back by hand, is older."""
+def _finished_after(path, aside: str) -> bool:
+    """Whether DIR `path` holds a summary.json written after the set-aside folder `aside` last changed, of a run that
+    finished (`output.finished_run`: status "finished", no checkpoint further on): the run that set it aside (or a
+    --resume of it) ran to its end. One of a run preempted, stopped or diverged, or one that does not parse, is not
+    (the earlier run's files stay); the earlier run's own summary.json, moved back by hand, is older."""
+    from hpcflow.jobs.output import finished_run
+
     try:
-        return os.stat(os.path.join(path, "summary.json")).st_mtime_ns >= os.stat(aside).st_mtime_ns
+        newer = os.stat(os.path.join(path, "summary.json")).st_mtime_ns >= os.stat(aside).st_mtime_ns
     except OSError:
         return False
+    return newer and finished_run(path)
 
 
 def _named_leftovers(path) -> tuple | None:
