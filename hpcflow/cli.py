@@ -5,7 +5,7 @@ input (UserError, one line; also a limit (ulimit -v, ulimit -d) the command cann
 `start_limits` before they load, `resources.start_out_of_memory` where they run out of it), 3 numerical stop and 4
 preemption (RunStop, one line; outputs written), 5 a write the file system refused (space, quota, size limit, I/O error,
 read-only: WriteFailed, one line; the last complete checkpoint kept; also the log on stdout or stderr of a command that
-otherwise succeeded: `log_refused`) or memory that ran out (mid-run, or loading a library after the memory check:
+otherwise succeeded: `log_refused`) or memory that ran out (mid-run, once the command's work began:
 `resources.out_of_memory_said`; one line), 130 interrupted (KeyboardInterrupt: Ctrl-C where no checkpoint is written, or
 a second one before the result is final; one line), 143 / 138 stopped by SIGTERM / SIGUSR1 where no checkpoint is
 written (`stop_signals.Stopped`; one line, under mpiexec too).
@@ -327,9 +327,9 @@ def memory_check_options(args) -> dict:
 
 def _run(args) -> int:
     """The subcommand; its UserError, WriteFailed and RunStop become their exit status and one line."""
-    from hpcflow.resources import memory_checked
+    from hpcflow.resources import work_began
 
-    memory_checked(False)
+    work_began(False)
     try:
         start_limits(args)
         same_command(args)
@@ -348,7 +348,7 @@ def _run(args) -> int:
         from hpcflow.resources import out_of_memory_said, start_out_of_memory
 
         line = start_out_of_memory(exc, args.verb)
-        if line is not None:  # loading the libraries, before the memory check: nothing ran (exit 2)
+        if line is not None:  # before the command's work began: nothing ran (exit 2)
             if not _said_elsewhere(_start_error(line)):
                 print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
             return UserError.exit_status

@@ -1228,7 +1228,6 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
     ignore = ignore_requested()
     est = estimate(cfg, kind, ranks=ranks)
     if force or ignore:
-        memory_checked()
         return est
     limit, where = memory_limit(ranks=ranks, per_node=per_node)
     if est.bytes > limit:
@@ -1263,7 +1262,6 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"process may use (RLIMIT_DATA, ulimit -d: its heap and private writable mappings, not "
                           f"resident memory); raise the limit (ulimit -d unlimited, or at least {limit_kib(need)} "
                           f"KiB){sizes}, or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
-    memory_checked()
     return est
 
 
@@ -1457,15 +1455,16 @@ def start_refusal(command: str, *, bypass: str | None = None, environ=None) -> s
     return None
 
 
-#: whether this process's command has passed its memory check (`check_resources`, or its skip): a MemoryError
-#: while a module is imported before it is one of the start-up (`start_out_of_memory`), not of the run
-_CHECKED = [False]
+#: whether this process's command has begun its work (`work_began`): memory that runs out before it (loading its
+#: libraries, reading the job, its checks, --check's whole course) is the start-up's (`start_out_of_memory`), not
+#: the run's
+_BEGAN = [False]
 
 
-def memory_checked(checked: bool = True) -> None:
-    """Record that the command passed its memory check (`check_resources`), or with False that a new command starts
-    (`hpcflow.cli`)."""
-    _CHECKED[0] = checked
+def work_began(began: bool = True) -> None:
+    """Record that the command begins its work (its first write: --out's lock taken, the sampling, the report, the
+    submission), or with False that a new command starts (`hpcflow.cli`)."""
+    _BEGAN[0] = began
 
 
 #: the instructions of an import statement: a frame of a traceback stopped at one was importing
@@ -1475,7 +1474,7 @@ IMPORT_OPS = ("IMPORT_NAME", "IMPORT_FROM", "IMPORT_STAR")
 def _in_import(exc: BaseException) -> bool:
     """Whether `exc` was raised while a module was imported: an ImportError, or a traceback that runs through a
     module's body or stops at an import statement (importlib's own frames are removed from it: a MemoryError while
-    it read a module ends at the `import` line)."""
+    it read a module ends at the `import` line). Only how the start-up's line names it (`start_out_of_memory`)."""
     import dis
 
     if isinstance(exc, ImportError):
@@ -1500,15 +1499,16 @@ START_ONLY = ("info",)
 
 
 def start_out_of_memory(exc: BaseException, command: str | None = None) -> str | None:
-    """The one line for memory that ran out (`out_of_memory`, `load_out_of_memory`) while `command` (default: the
-    one this process runs) imported its libraries, before its memory check passed (`memory_checked`), or anywhere in
-    a START_ONLY command: no work had begun, so it is a start-up refusal (exit 2) naming the limit to raise
+    """The one line for memory that ran out (`out_of_memory`, `load_out_of_memory`) in `command` (default: the one
+    this process runs) before its work began (`work_began`: while it loaded its libraries, read the job or checked
+    it, wherever the MemoryError was raised, a C extension's init or a thread's start too), or anywhere in a
+    START_ONLY command: nothing had run, so it is a start-up refusal (exit 2) naming the limit to raise
     (`start_refusal`'s figure where the command was measured), not the mid-run line (exit 5); else None."""
     if command is None:
         from hpcflow.stop_signals import command_name
 
         command = command_name().removeprefix("hpcflow").strip() or None
-    if command not in START_ONLY and (_CHECKED[0] or not _in_import(exc)):
+    if command not in START_ONLY and _BEGAN[0]:
         return None
     what = out_of_memory(exc) or load_out_of_memory(exc)
     if what is None:
@@ -1521,7 +1521,8 @@ def start_out_of_memory(exc: BaseException, command: str | None = None) -> str |
             at_least = max(known[0][which][1] + START_MARGIN, soft + 1) if known else None
             fixes.append(f"ulimit {flag} unlimited" + (f", or at least {limit_kib(at_least)} KiB" if at_least else ""))
     fix = "; ".join(fixes) or "ulimit -v unlimited, or more memory for the job"
-    return (f"out of memory loading its libraries before any work ({what}) with {_limits_had()}; nothing was run: "
+    doing = "loading its libraries " if _in_import(exc) or load_out_of_memory(exc) else ""
+    return (f"out of memory {doing}before any work ({what}) with {_limits_had()}; nothing was run: "
             f"raise the limit ({fix})")
 
 

@@ -164,8 +164,8 @@ def importing():
 
 
 def test_memory_that_runs_out_in_the_work_keeps_the_run_line():
-    """A MemoryError after the memory check, or outside an import, is the run's (status 5); one raised importing a
-    module before it is the start-up's."""
+    """A MemoryError once the command's work began is the run's (status 5); one raised before it, importing a module
+    or not (a C extension's init, a check), is the start-up's."""
     import types
 
     from hpcflow import resources
@@ -175,29 +175,57 @@ def test_memory_that_runs_out_in_the_work_keeps_the_run_line():
 
     module = types.ModuleType("fake_module")
     code = compile("raise MemoryError", "<fake_module>", "exec")
-    resources.memory_checked(False)
+    resources.work_began(False)
     try:
         try:
             exec(code, module.__dict__)  # a module's body: co_name "<module>"
         except MemoryError as exc:
-            assert "before any work" in resources.start_out_of_memory(exc, "run")
+            assert "loading its libraries before any work" in resources.start_out_of_memory(exc, "run")
         try:
-            in_work()
+            in_work()  # no import in its frames: before the work began, still nothing was run
         except MemoryError as exc:
-            assert resources.start_out_of_memory(exc, "run") is None
-            assert "mid-run" in resources.out_of_memory_said(exc, "run")
+            line = resources.start_out_of_memory(exc, "run")
+            assert line is not None and "before any work" in line and "nothing was run" in line, line
+            assert "mid-run" not in line and "--resume" not in line, line
         with memory_error_importing("hpcflow_fake_module"):
             try:
                 importing()
             except MemoryError as exc:  # at the import statement of a function (importlib's frames removed)
                 assert "before any work" in resources.start_out_of_memory(exc, "submit")
-        resources.memory_checked()
-        try:
-            exec(code, module.__dict__)
-        except MemoryError as exc:
-            assert resources.start_out_of_memory(exc, "run") is None  # the check passed: work may have begun
+        resources.work_began()
+        for raising in (lambda: exec(code, module.__dict__), in_work):
+            try:
+                raising()
+            except MemoryError as exc:
+                assert resources.start_out_of_memory(exc, "run") is None  # the work began
+                assert "mid-run" in resources.out_of_memory_said(exc, "run")
     finally:
-        resources.memory_checked(False)
+        resources.work_began(False)
+
+
+def test_a_check_run_out_of_memory_at_any_limit_is_never_said_mid_run(tmp_path):
+    """run --check does no work, so memory that runs out anywhere in it (under the usual 8 MiB stack limit too, where
+    the libraries are mapped elsewhere and a MemoryError comes after the skipped memory check) is the start-up's,
+    status 2; before, at some limits "out of memory mid-run ... --resume", status 5."""
+    def stack_8m():
+        resource.setrlimit(resource.RLIMIT_STACK, (8 * MiB, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", HPCFLOW_IGNORE_MEMORY_CHECK="1")
+    for name in ("OMP_NUM_THREADS", "GOTO_NUM_THREADS"):
+        env.pop(name, None)
+    said = {}
+    for space in range(100 * MiB, 180 * MiB, 2 * MiB):
+        def limited(space=space):
+            stack_8m()
+            resource.setrlimit(resource.RLIMIT_AS, (space, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+        proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", QUICKSTART, "--out", str(tmp_path / "o"),
+                               "--check"], capture_output=True, text=True, env=env, timeout=120, preexec_fn=limited)
+        said[space // MiB] = proc.returncode
+        assert proc.returncode in (0, 2), (space // MiB, proc.stderr)
+        assert "mid-run" not in proc.stderr and "--resume" not in proc.stderr, (space // MiB, proc.stderr)
+    assert 0 in said.values() and 2 in said.values(), said  # the sweep spans the start-up's failures and a start
+    assert not (tmp_path / "o").exists()
 
 
 def test_under_mpiexec_the_refusal_is_one_line(tmp_path):

@@ -10,7 +10,9 @@ import math
 
 def _write(args) -> dict:
     from hpcflow.report import build_report
+    from hpcflow.resources import work_began
 
+    work_began()  # memory that runs out from here on is the report's, not the start-up's
     return build_report(args.dirs, args.out, study_name=args.study, force=args.force)
 
 

@@ -187,7 +187,7 @@ def run(args) -> int:
     from hpcflow.jobs.output import check_output_file, probed_directory, probes_shared
     from hpcflow.parallel.comm import (abort_on_error, agree_together, check_launch, is_root, limit_threads,
                                        oversubscribed, refuse_together)
-    from hpcflow.resources import skipped_memory_check
+    from hpcflow.resources import skipped_memory_check, work_began
     from hpcflow.stop_signals import finished, interrupts_end_the_job
 
     check_launch()
@@ -222,6 +222,7 @@ def run(args) -> int:
         refuse_together(lambda: check_sample_resources(args, cfg, threads), c)
         if getattr(args, "quiet", False):
             os.environ["HPCFLOW_QUIET"] = "1"  # no progress bars (hpcflow.progress); the summary lines stay
+        work_began()  # memory that runs out from here on is the sampling's, not the start-up's
         t0 = time.perf_counter()
         # (the sampler's own memory check is the one check_sample_resources made, by the same model and threads
         # (`check_memory`), so it is not made again: under an address-space limit what this process maps grows by a

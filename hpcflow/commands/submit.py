@@ -605,7 +605,9 @@ def _submit(args) -> int:
             print(f"hpcflow submit:   {_asked_for(logs, res, len(argvs), name=name, out=marked)}")
         return 0
     from hpcflow.jobs.output import nearest_existing
+    from hpcflow.resources import work_began
 
+    work_began()  # memory that runs out from here on is the submission's, not the start-up's
     logs_existed = nearest_existing(os.path.abspath(logs))
     frozen = _frozen_job(args.job, logs, checked)
     try:

@@ -388,6 +388,7 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bo
     A block ended by an exception other than RunStop (a refusal, a failure) leaves no directory that the lock created
     and nothing was written into; a run stopped early (RunStop: preempted) keeps it, for its rerun."""
     from hpcflow.parallel.comm import rank, refuse_together
+    from hpcflow.resources import work_began
     from hpcflow.stop_signals import defer, deliver
 
     deferred = defer()  # a stop request while the lock is taken comes once the block below would release it
@@ -400,6 +401,7 @@ def holding(outdir, *, command: str, shared: bool = False, comm=None, resume: bo
     failed = True
     try:
         deliver(deferred)
+        work_began()  # memory that runs out from here on is the run's, not the start-up's
         yield lock
         failed = False
         if lock is not None:

@@ -460,7 +460,7 @@ def abort_on_error(comm=None, *, wait: float = ABORT_WAIT):
             status = int(getattr(exc, "exit_status", 1))
             if isinstance(exc, (UserError, WriteFailed)):
                 print(f"hpcflow: rank {rank(c)}: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-            elif start_out_of_memory(exc) is not None:  # loading the libraries, before the memory check (exit 2)
+            elif start_out_of_memory(exc) is not None:  # before the command's work began (exit 2)
                 status = UserError.exit_status
                 print(f"hpcflow: rank {rank(c)}: error: {start_out_of_memory(exc)}", file=sys.stderr, flush=True)
             elif out_of_memory_said(exc) is not None:
