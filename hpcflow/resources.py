@@ -1370,14 +1370,17 @@ def start_thread_bytes() -> int:
     """What NumPy's OpenBLAS maps for each thread beyond the first as it loads (`import numpy`: +39 MiB of address
     space and +40 MiB of data for the second): the thread's stack (`thread_stacks`, 8 MiB under the usual `ulimit
     -s`) and its buffer (OPENBLAS_BUFFER_BYTES), both private writable, so counted by either limit; how many threads:
-    `openblas_start_threads`."""
+    `openblas_start_threads`. Measured from one thread to two (2 CPUs); counted where NumPy's bundled OpenBLAS
+    loads only (`numpy_bundled_openblas`)."""
     return thread_stacks(1) + OPENBLAS_BUFFER_BYTES
 
 
 #: what MPI (mpi4py, MPICH and UCX, MPI_Init's shared memory) adds at a rank of a launched world (mpiexec -n 2, two
 #: OpenBLAS threads) before its first exchange: run 214 MiB of address space against 166 MiB without a launcher
 #: (+48; MPI_Init itself aborted in C, "MPIDI_POSIX_comm_bootstrap: Out of memory", at 180 MiB), info, which loads MPI
-#: without a launcher too, 167 against 148 (+19: START_MPI_INFO_SPACE); none of data is counted (not measured)
+#: without a launcher too, 167 against 148 (+19: START_MPI_INFO_SPACE); none of data is counted (not measured). A
+#: one-task launch (srun -n 1, a batch step: SLURM_STEP_NUM_TASKS=1) initialises MPI too (`parallel.comm.launched`),
+#: a singleton's MPI_Init: run --check with one OpenBLAS thread started at 184 MiB there against 139 without (+45)
 START_MPI_SPACE = 48 * 2**20
 START_MPI_INFO_SPACE = 19 * 2**20
 START_MPI_DATA = 0
@@ -1391,10 +1394,42 @@ START_MARGIN = 16 * 2**20
 OPENBLAS_MAX_THREADS = 64
 
 
+#: the names of the OpenBLAS libraries NumPy's wheels bundle (scipy-openblas since NumPy 2, libopenblas before), a
+#: pthreads build that starts its threads and maps their buffers as it loads
+BUNDLED_OPENBLAS = ("libscipy_openblas", "libopenblas")
+
+
+def numpy_bundled_openblas(numpy_dir: str | None = None) -> bool:
+    """Whether the NumPy this process would import (the package directory `numpy_dir`; default: where
+    `importlib.util.find_spec` finds it, without importing it) loads the OpenBLAS its wheel bundles (BUNDLED_OPENBLAS
+    in numpy.libs beside it, or numpy/.libs), whose threads start as it loads (`openblas_start_threads`). Not a NumPy
+    built against another BLAS (conda's MKL or OpenMP OpenBLAS, a system one), which starts none then."""
+    if numpy_dir is None:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec("numpy")
+        except (ImportError, ValueError):
+            return False
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        numpy_dir = list(spec.submodule_search_locations)[0]
+    numpy_dir = os.path.abspath(numpy_dir)
+    for libs in (os.path.join(os.path.dirname(numpy_dir), "numpy.libs"), os.path.join(numpy_dir, ".libs")):
+        try:
+            names = os.listdir(libs)
+        except OSError:
+            continue
+        if any(name.startswith(BUNDLED_OPENBLAS) for name in names):
+            return True
+    return False
+
+
 def openblas_start_threads(environ=None) -> int:
     """The threads NumPy's OpenBLAS starts when it loads, by OpenBLAS's rule: OPENBLAS_NUM_THREADS, else
     GOTO_NUM_THREADS, else OMP_NUM_THREADS (the first that is a positive integer), else one per CPU this process may
-    run on; at most those CPUs and OPENBLAS_MAX_THREADS."""
+    run on; at most those CPUs and OPENBLAS_MAX_THREADS. Only NumPy's bundled OpenBLAS starts them as it loads
+    (`numpy_bundled_openblas`)."""
     env = os.environ if environ is None else environ
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -1409,17 +1444,21 @@ def openblas_start_threads(environ=None) -> int:
     return max(1, min(asked, cpus, OPENBLAS_MAX_THREADS))
 
 
-def start_needs(command: str, environ=None) -> tuple[dict, int] | None:
+def start_needs(command: str, environ=None, *, bundled: bool | None = None) -> tuple[dict, int] | None:
     """({RLIMIT_AS / RLIMIT_DATA: (floor, need)}, OpenBLAS threads) of `command` (run, info, ...) in bytes, or None
     for a command not measured: `need`, what it maps loading its libraries before any work (START_SPACE /
     START_DATA, one stack and OpenBLAS buffer per OpenBLAS thread, MPI's part under a launcher); `floor`, the limit
     under which it cannot start: the larger of `need` without the threads less START_MARGIN and NumPy's own need with
-    them less NUMPY_MARGIN."""
+    them less NUMPY_MARGIN. The threads are those NumPy's bundled OpenBLAS starts (`openblas_start_threads`) where it
+    is what NumPy loads (`bundled`, default `numpy_bundled_openblas`), else one: another BLAS starts none as it
+    loads."""
     from hpcflow.stop_signals import launcher_task
 
     if command not in START_SPACE:
         return None
-    threads = openblas_start_threads(environ)
+    if bundled is None:
+        bundled = numpy_bundled_openblas()
+    threads = openblas_start_threads(environ) if bundled else 1
     launched = launcher_task(environ) is not None
     per = start_thread_bytes()
     needs = {}
@@ -1437,10 +1476,13 @@ def start_refusal(command: str, *, bypass: str | None = None, environ=None) -> s
     fail loading its libraries (OpenBLAS's exit, a MemoryError); else None. It names the limit and the figure to
     raise it to (the need plus START_MARGIN, rounded up by `limit_kib`), and `bypass` (the command's
     --no-memory-check) beside HPCFLOW_IGNORE_MEMORY_CHECK=1, which skip it."""
-    known = start_needs(command, environ)
+    bundled = numpy_bundled_openblas()
+    known = start_needs(command, environ, bundled=bundled)
     if known is None:
         return None
     needs, threads = known
+    blas = (f"NumPy's OpenBLAS starting {threads} thread{'s' if threads > 1 else ''}, one per CPU unless "
+            "OPENBLAS_NUM_THREADS says fewer" if bundled else "NumPy and its BLAS, which starts no thread as it loads")
     for which, name, what, flag in ((resource.RLIMIT_AS, "RLIMIT_AS", "address space", "-v"),
                                     (resource.RLIMIT_DATA, "RLIMIT_DATA", "data", "-d")):
         soft, _ = resource.getrlimit(which)
@@ -1449,8 +1491,8 @@ def start_refusal(command: str, *, bypass: str | None = None, environ=None) -> s
             continue
         skip = f"pass {bypass} (or {ENV_IGNORE}=1)" if bypass else f"set {ENV_IGNORE}=1"
         return (f"this process may use {fmt_bytes(soft)} of {what} ({name}, ulimit {flag}), less than the "
-                f"~{fmt_bytes(need)} hpcflow {command} maps loading its libraries before any work (NumPy's OpenBLAS "
-                f"with {threads} thread{'s' if threads > 1 else ''}); nothing was run: raise the limit (ulimit {flag} "
+                f"~{fmt_bytes(need)} hpcflow {command} maps loading its libraries before any work ({blas}); "
+                f"nothing was run: raise the limit (ulimit {flag} "
                 f"unlimited, or at least {limit_kib(need + START_MARGIN)} KiB), or {skip} if you know better")
     return None
 

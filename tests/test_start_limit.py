@@ -127,6 +127,49 @@ def test_commands_that_start_today_are_not_refused(tmp_path):
         assert "before any work" not in run.stderr and run.returncode == 2, run.stderr  # the job's own check
 
 
+def test_only_the_openblas_numpy_bundles_counts_its_threads(tmp_path):
+    """NumPy's wheels bundle a pthreads OpenBLAS (numpy.libs/libscipy_openblas*.so, libopenblas* before NumPy 2) that
+    starts a thread per CPU as it loads; a NumPy built against another BLAS (MKL, an OpenMP OpenBLAS: conda's) has
+    none there and starts none, so its floor is that of one thread at any OPENBLAS_NUM_THREADS or CPU count."""
+    from hpcflow.resources import numpy_bundled_openblas, start_needs
+
+    def site(name, libs):
+        root = tmp_path / name
+        (root / "numpy").mkdir(parents=True)
+        (root / "numpy" / "__init__.py").write_text("")
+        for lib in libs:
+            (root / lib).parent.mkdir(parents=True, exist_ok=True)
+            (root / lib).write_bytes(b"")
+        return str(root / "numpy")
+
+    assert numpy_bundled_openblas(site("wheel", ["numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+                                                 "numpy.libs/libgfortran-040039e1.so.5.0.0"]))
+    assert numpy_bundled_openblas(site("old_wheel", ["numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so"]))
+    assert not numpy_bundled_openblas(site("conda", []))  # MKL or OpenBLAS in the environment's lib/
+    assert not numpy_bundled_openblas(site("other", ["numpy.libs/libgfortran-040039e1.so.5.0.0"]))
+    assert not numpy_bundled_openblas(str(tmp_path / "nowhere" / "numpy"))
+    import numpy
+
+    assert numpy_bundled_openblas() == numpy_bundled_openblas(os.path.dirname(numpy.__file__))
+
+    many = {"OPENBLAS_NUM_THREADS": "64"}
+    one = {"OPENBLAS_NUM_THREADS": "1"}
+    for verb in ("run", "info", "report"):
+        assert start_needs(verb, many, bundled=False) == start_needs(verb, one, bundled=False), verb
+        assert start_needs(verb, many, bundled=False)[1] == 1
+        assert start_needs(verb, one, bundled=True) == start_needs(verb, one, bundled=False), verb
+
+
+def test_the_refusal_names_the_openblas_threads_it_counted(tmp_path):
+    """So that a user on a node of many CPUs can start fewer (OPENBLAS_NUM_THREADS) rather than raise the limit."""
+    cpus = len(os.sched_getaffinity(0))
+    proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "o")], space=TINY, threads="2")
+    line = one_line(proc)
+    assert proc.returncode == 2, proc.stderr
+    counted = min(2, cpus)
+    assert f"NumPy's OpenBLAS starting {counted} thread" in line and "OPENBLAS_NUM_THREADS" in line, line
+
+
 def test_the_memory_check_bypass_skips_the_start_up_check_too(tmp_path):
     for extra, environ in (([], {"HPCFLOW_IGNORE_MEMORY_CHECK": "1"}), (["--no-memory-check"], None)):
         proc = hpcflow(["run", QUICKSTART, "--out", str(tmp_path / "o"), "--check", *extra], space=TINY,
