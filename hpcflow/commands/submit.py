@@ -61,6 +61,7 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
     this host's memory instead. ConfigError for a --mem above the partition's node memory (exit 2)."""
     from hpcflow.errors import ConfigError
     from hpcflow.submit import capacity
+    from hpcflow.submit.check import NEEDED_MEM
 
     if args.executor != "slurm":
         return None, ""
@@ -70,9 +71,9 @@ def _memory_limit(args, res, asked) -> tuple[tuple | None, str]:
         raise ConfigError(f"--mem {res.mem_mib} MiB exceeds the {node_mib} MiB of partition {name}'s "
                           "nodes (sinfo's memory): the job could never start; lower --mem or pick another --partition")
     each = f"{res.ntasks_per_node} ranks per node" if res.ntasks_per_node > 1 else "one rank per node"
-    other = ", or pick a --partition whose nodes have more memory"
+    other = f", or pick a --partition whose nodes have more memory (with --mem at least {NEEDED_MEM})"
     if res.mem_mib:
-        more = (other if node_mib and res.mem_mib >= node_mib else ", or raise --mem" +
+        more = (other if node_mib and res.mem_mib >= node_mib else f", or raise --mem to at least {NEEDED_MEM}" +
                 (f" (partition {name}'s nodes have {node_mib} MiB)" if node_mib else ""))
         return (res.mem_mib * 2**20 / res.ntasks_per_node, f"--mem {res.mem_mib} MiB per node, {each}", more), ""
     if node_mib:
@@ -293,6 +294,17 @@ def _refuse_no_gpu(need: str | None, res) -> None:
                           "asks for, and the job would fail on its node); add --gpus-per-node 1")
 
 
+def _rank_threads(res, slurm: bool) -> int:
+    """The threads each rank of the job runs with where it runs (`hpcflow.parallel.comm.threads_per_rank` there): an
+    HPCFLOW_THREADS exported here, which the job inherits (the sbatch templates pass it on too), else its
+    --cpus-per-task (srun binds each task to that many CPUs; Slurm sets SLURM_CPUS_PER_TASK); a local job: this
+    host's (its HPCFLOW_THREADS, else the CPUs this process may use)."""
+    from hpcflow.arguments import env_threads
+    from hpcflow.backend import default_threads
+
+    return env_threads() or (res.cpus_per_task if slurm else default_threads())
+
+
 def _step_note(args, res, slurm: bool) -> None:
     """One line on stderr where one step of the flow job is estimated to take longer than --signal-delay: the
     time-limit signal may then come mid-step, and the run stops (with its checkpoint) only at a step's end
@@ -300,12 +312,10 @@ def _step_note(args, res, slurm: bool) -> None:
     (a local job: this host's CPUs)."""
     import sys
 
-    from hpcflow.arguments import env_threads
-    from hpcflow.backend import default_threads
     from hpcflow.submit.check import step_note
 
-    threads = env_threads() or (res.cpus_per_task if slurm else default_threads())
-    line = step_note(args.job, overrides=args.set or [], ranks=res.nodes * res.ntasks_per_node, threads=threads,
+    line = step_note(args.job, overrides=args.set or [], ranks=res.nodes * res.ntasks_per_node,
+                     threads=_rank_threads(res, slurm),
                      signal_delay=args.signal_delay, time_s=60 * args.time)
     if line is not None:
         print(f"hpcflow submit: {line}", file=sys.stderr, flush=True)
@@ -583,7 +593,7 @@ def _submit(args) -> int:
         asked = capacity.ask()
         node_limit, host_note = _memory_limit(args, res, asked)
         check_memory(args.command, args.job, node_limit=node_limit, host_note=host_note,
-                     fits_cpus=_fits_cpus(res, asked[0]), **job_checks)
+                     fits_cpus=_fits_cpus(res, asked[0]), threads=_rank_threads(res, slurm), **job_checks)
         fits, unchecked = executor.require_fit(res, asked)
         parts = asked[0]
     counted = None if args.command != "tune" or args.check or not args.wait else counted_trials(

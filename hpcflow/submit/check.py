@@ -122,21 +122,26 @@ def _check_job(command, job, out, *, overrides, force, resume, sampler, study, s
 
 def check_memory(command: str, job: str, *, overrides=(), nodes: int = 1, per_node: int = 1,
                  memory_check: bool = True, node_limit: tuple[float, str, str] | None = None,
-                 host_note: str = "", fits_cpus: tuple[int, str] | None = None) -> None:
+                 host_note: str = "", fits_cpus: tuple[int, str] | None = None, threads: int | None = None) -> None:
     """The memory check that `check_job(..., memory=False)` left out, on a job it validated: the job's estimate of
-    peak memory per rank on `nodes` x `per_node` ranks against `node_limit` where given, else this host's
-    (`_check_memory`); a tune's was checked with its job (against this host's memory, as its trials are). The job
-    runs on another node: its GPU is not looked for here. `fits_cpus`: (the most ranks per node the partition's CPUs
-    take, why none does where 0), which bounds the ranks per node its refusal advises."""
+    peak memory per rank on `nodes` x `per_node` ranks of `threads` threads each (the threads each rank runs on its
+    node; None: this process's) against `node_limit` where given, else this host's (`_check_memory`); a tune's was
+    checked with its job (against this host's memory, as its trials are). The job runs on another node: its GPU is
+    not looked for here. `fits_cpus`: (the most ranks per node the partition's CPUs take, why none does where 0),
+    which bounds the ranks per node its refusal advises."""
     if command == "tune" or not memory_check:
         return
+    from contextlib import nullcontext
+
     from hpcflow.backend import gpu_checked_elsewhere
     from hpcflow.jobs import registry
+    from hpcflow.resources import _threads_set
 
     with gpu_checked_elsewhere():
         _, cfg = registry.load(job, list(overrides), ranks=nodes * per_node, memory_check=False)
-    _check_memory(cfg, cfg["job"]["kind"], job, nodes * per_node, per_node, memory_check, node_limit, host_note,
-                  overrides=overrides, fits_cpus=fits_cpus)
+    with nullcontext() if threads is None else _threads_set(threads):
+        _check_memory(cfg, cfg["job"]["kind"], job, nodes * per_node, per_node, memory_check, node_limit, host_note,
+                      overrides=overrides, fits_cpus=fits_cpus)
 
 
 def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, host_note, runs_here=False,
@@ -164,11 +169,28 @@ def _check_memory(cfg, kind, job, ranks, per_node, memory_check, node_limit, hos
         big = est.largest()
         sizes = part_keys(cfg, kind, big)
         fix = _local_advice(sizes) if runs_here else _node_advice(kind, sizes, per_node, est.bytes,
-                                                                  limit * per_node, fits_cpus) + more
+                                                                  limit * per_node, fits_cpus) + more.replace(
+            NEEDED_MEM, needed_mem(est.bytes, per_node))
         if memory_check and not ignore_requested() and est.bytes > limit:
             raise ConfigError(f"{job}: estimated peak memory {fmt_bytes(est.bytes)} per rank (largest part: {big} "
                               f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} per rank of {what}; {fix}, "
                               f"or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
+
+
+#: where a refusal's fix of more memory per node (`node_limit`'s third part) names what the node needs
+#: (`needed_mem`)
+NEEDED_MEM = "<needed --mem>"
+
+
+def needed_mem(per_rank: float, per_node: int) -> str:
+    """The memory per node that `per_node` ranks of `per_rank` bytes each need, as --mem takes it (whole MiB, rounded
+    up: a --mem of it passes the check), with its reckoning."""
+    import math
+
+    from hpcflow.resources import fmt_bytes
+
+    each = f"; {per_node} ranks x {fmt_bytes(per_rank)}" if per_node > 1 else ""
+    return f"{math.ceil(per_node * per_rank / 2**20)} (MiB{each})"
 
 
 def _local_advice(sizes: str) -> str:
