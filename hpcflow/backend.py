@@ -2,6 +2,9 @@
 
 `HPCFLOW_BACKEND=numpy|cupy|auto` (default auto = CuPy only where its GPU is usable: `gpu_problem` finds a device
 and runs a tiny kernel on it, once a process; else NumPy, said in one line where CuPy is installed but fails).
+The ranks of a run agree before any work (`agree_backend`): auto is CuPy only where every rank's GPU is usable.
+Processes that only check or estimate a job count the GPU without a kernel (`gpu_counted`: no CUDA context stays in
+them); `hpcflow info` runs the kernel in a child process (`gpu_probed_apart`).
 Sampling takes auto for NumPy (`get_xp(..., auto_on_host=True)`): its points depend on the seed alone.
 All array code takes `xp` from here; transfers to the host are explicit (`to_host`). A job's checks refuse a GPU
 this node lacks before any work (`refuse_unusable`), except where the job's GPU is checked elsewhere
@@ -26,6 +29,11 @@ from hpcflow.errors import ConfigError, MissingDependencyError
 GPU_EXTRA = "pip install -e '.[gpu]' in the hpcflow checkout on a GPU node"
 #: what `gpu_problem` found, once a process: [None] (a usable GPU) or [(kind, text)]; empty before the first probe
 _PROBED: list = []
+#: what `gpu_counted` found without a kernel (CuPy's import and device count), once a process
+_COUNTED: list = []
+#: what the ranks of a run agreed (`agree_backend`): [None] (every rank's GPU usable) or [(kind, text)] (some
+#: rank's is not: every rank computes on NumPy); empty where no agreement was made (this process's probe decides)
+_AGREED: list = []
 _PROBE_LOCK = threading.Lock()
 #: whether the fallback of backend auto to NumPy has been said (`_say_fallback`: once a process)
 _FALLBACK_SAID = False
@@ -38,11 +46,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _probe() -> tuple[str, str] | None:
-    """None where CuPy imports, sees a CUDA device and runs a tiny kernel on it; else (kind, what failed): "missing"
-    (CuPy is not installed), "import" (`import cupy` raised), "none" (no device visible), "unusable" (a device is
-    counted, but allocating on it or running a kernel fails: busy in exclusive-process mode, memory full, NVRTC
-    missing)."""
+def _probe(kernel: bool = True) -> tuple[str, str] | None:
+    """None where CuPy imports, sees a CUDA device and (with `kernel`) runs a tiny kernel on it; else (kind, what
+    failed): "missing" (CuPy is not installed), "import" (`import cupy` raised), "none" (no device visible),
+    "unusable" (a device is counted, but allocating on it or running a kernel fails: busy in exclusive-process mode,
+    memory full, NVRTC missing). Without `kernel` it only counts the devices, which makes no CUDA context."""
     try:
         import cupy
     except ModuleNotFoundError as exc:
@@ -61,6 +69,8 @@ def _probe() -> tuple[str, str] | None:
             return "none", (f"CuPy sees no CUDA device (CUDA_VISIBLE_DEVICES={hidden!r} hides them, or the node has "
                             "none)")
         return "none", "CuPy sees no CUDA device (none on this node, or a Slurm job given none: --gpus)"
+    if not kernel:
+        return None
     try:  # an allocation, an elementwise kernel (compiled by NVRTC) and a reduction, copied back to the host
         total = float((cupy.arange(4, dtype=cupy.float64) * 2.0 + 1.0).sum())
     except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, OutOfMemoryError, NVRTC's, ...
@@ -79,9 +89,60 @@ def gpu_problem() -> tuple[str, str] | None:
         return _PROBED[0]
 
 
+def gpu_counted() -> tuple[str, str] | None:
+    """`gpu_problem` for a process that computes nothing on the GPU (estimates, checks, a submitting parent): where
+    this process has not probed its GPU, CuPy's import and device count alone (`_probe` without the kernel), which
+    keep no CUDA context here, so in exclusive-process mode the GPU stays free for the process that computes; a
+    device counted but unusable is then taken for usable (the computing process refuses it before any work)."""
+    with _PROBE_LOCK:
+        if _PROBED:
+            return _PROBED[0]
+        if not _COUNTED:
+            _COUNTED.append(_probe(kernel=False))
+        return _COUNTED[0]
+
+
+#: the kernel probe run in a child process, as `gpu_probed_apart` runs it: prints repr of `_probe()`
+_APART = "import hpcflow.backend as b; print(repr(b._probe()))"
+
+
+def gpu_probed_apart(timeout: float = 120.0) -> tuple[str, str] | None:
+    """`gpu_problem` found by a short-lived child process (the same interpreter and sys.path), so that no CUDA
+    context stays in this one (`hpcflow info`); this process's own probe where it made one. A child that fails or
+    hangs is said as the device being unusable."""
+    import ast
+    import subprocess
+
+    with _PROBE_LOCK:
+        if _PROBED:
+            return _PROBED[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        r = subprocess.run([sys.executable, "-c", _APART], capture_output=True, text=True, timeout=timeout, env=env,
+                           stdin=subprocess.DEVNULL)
+        last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        found = ast.literal_eval(last) if r.returncode == 0 and last else None
+    except subprocess.TimeoutExpired:
+        return "unusable", f"the GPU CuPy sees is not usable (a test kernel did not finish in {timeout:g} s)"
+    except (OSError, ValueError, SyntaxError) as exc:
+        return "unusable", f"the GPU CuPy sees could not be probed ({_one_line(exc)})"
+    if r.returncode != 0 or not (found is None or (isinstance(found, tuple) and len(found) == 2)):
+        why = next((ln for ln in reversed(r.stderr.splitlines()) if ln.strip()), f"exit status {r.returncode}")
+        return "unusable", f"the GPU CuPy sees could not be probed ({why.strip()[:200]})"
+    return found
+
+
 def gpu_available() -> bool:
     """True when CuPy imports, a CUDA device is visible *and* a tiny kernel runs on it (`gpu_problem`)."""
     return gpu_problem() is None
+
+
+def _here() -> tuple[str, str] | None:
+    """This process's GPU as `gpu_available` finds it (kernel probe), with `gpu_problem`'s cause where it is not
+    usable."""
+    if gpu_available():
+        return None
+    return gpu_problem() or ("unusable", "no usable CUDA device/CuPy")
 
 
 def gpu_fix(problem: tuple[str, str] | None) -> str:
@@ -136,17 +197,54 @@ def backend_name(name: str | None = None, *, note: bool = True, auto_on_host: bo
     if choice == "auto":
         if auto_on_host:
             return "numpy"
-        if gpu_available():
+        problem = _AGREED[0] if _AGREED else _here()  # (the ranks' agreement said its own note)
+        if problem is None:
             return "cupy"
-        problem = gpu_problem()
-        if note and problem is not None and problem[0] in ("import", "unusable"):
+        if note and not _AGREED and problem[0] in ("import", "unusable"):
             _say_fallback(problem)
         return "numpy"
-    if choice == "cupy" and not gpu_available():
-        problem = gpu_problem()
-        why = problem[1] if problem else "no usable CUDA device/CuPy"
-        raise MissingDependencyError(f"{key}=cupy but {why}: {gpu_fix(problem)}, or use {key}=numpy")
+    if choice == "cupy":
+        problem = _AGREED[0] if _AGREED else _here()
+        if problem is not None:
+            raise MissingDependencyError(f"{key}=cupy but {problem[1]}: {gpu_fix(problem)}, or use {key}=numpy")
     return choice
+
+
+def agree_backend(comm=None) -> str:
+    """Make the ranks of `comm` compute on one backend, before any work (one allgather at R > 1; every rank calls
+    it): each probes its own GPU (`gpu_problem`; two ranks sharing a GPU in exclusive-process mode: only the first
+    gets it), so that auto is CuPy only where every rank's GPU is usable, else NumPy on every rank, said in one line
+    by rank 0 naming the failing ranks and the cause (where some rank passed, or the cause is CuPy's import or a
+    device that fails); cupy with some rank's GPU unusable is refused by every rank together (MissingDependencyError,
+    exit 2: one line naming the ranks, the cause and the fix). Returns the backend ("numpy" or "cupy"); later calls
+    of `backend_name` on this process follow the agreement. A backend chosen numpy probes nothing."""
+    from hpcflow.parallel.comm import raise_together, rank, resolve, size
+
+    c = resolve(comm)
+    choice, key = _choice(None)
+    if size(c) == 1 or choice == "numpy":
+        return backend_name()
+    every = c.allgather(_here())
+    failing = [r for r, p in enumerate(every) if p is not None]
+    if not failing:
+        _AGREED[:] = [None]
+        return "cupy"
+    first = every[failing[0]]
+    ranks = (f"rank {failing[0]}" if len(failing) == 1 else
+             f"ranks {', '.join(map(str, failing[:8]))}{', ...' if len(failing) > 8 else ''}")
+    of = f"{len(failing)} of {len(every)} ranks"
+    agreed = (first[0], f"{first[1]} (on {ranks}; {of})")
+    _AGREED[:] = [agreed]
+    if choice == "cupy":
+        raise_together(MissingDependencyError(f"{key}=cupy but {agreed[1]}: {gpu_fix(first)}, or use {key}=numpy"),
+                       comm=c)
+    global _FALLBACK_SAID
+    said = len(failing) < len(every) or any(p is not None and p[0] in ("import", "unusable") for p in every)
+    if said and not _FALLBACK_SAID and rank(c) == 0:
+        print(f"hpcflow: note: {agreed[1]}; backend auto computes on NumPy on every rank, as the ranks compute "
+              "alike (set HPCFLOW_BACKEND=numpy to skip the GPU)", file=sys.stderr, flush=True)
+    _FALLBACK_SAID = _FALLBACK_SAID or said
+    return "numpy"
 
 
 #: set within `gpu_checked_elsewhere`: the GPU a job asks for is not this node's to provide
@@ -171,10 +269,14 @@ def gpu_needed_here() -> bool:
 
 def refuse_unusable() -> None:
     """Refuse before any work (MissingDependencyError, exit 2) an $HPCFLOW_BACKEND this node cannot run (cupy
-    without a usable GPU), unless the job's GPU is checked elsewhere; the name itself is checked with the
-    environment (`hpcflow.resources.check_environment`)."""
-    if gpu_needed_here():
-        backend_name()
+    without a GPU CuPy counts), unless the job's GPU is checked elsewhere; the name itself is checked with the
+    environment (`hpcflow.resources.check_environment`). It runs no kernel (`gpu_counted`): a process that only
+    checks the job keeps no CUDA context; the ranks that compute probe their GPUs as they start (`agree_backend`)."""
+    if gpu_needed_here() and _choice(None)[0] == "cupy":  # (the device count alone: no CUDA context here)
+        problem = _AGREED[0] if _AGREED else gpu_counted()
+        if problem is not None:
+            raise MissingDependencyError(f"HPCFLOW_BACKEND=cupy but {problem[1]}: {gpu_fix(problem)}, or use "
+                                         "HPCFLOW_BACKEND=numpy")
 
 
 def get_xp(name: str | None = None, *, auto_on_host: bool = False):

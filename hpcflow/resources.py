@@ -1113,11 +1113,12 @@ CUPY_HOST_BYTES = 512 * 2**20
 def array_work_on_gpu(kind: str | None = None) -> bool:
     """Whether a run's array work would go to CuPy: HPCFLOW_BACKEND=cupy (also where this node lacks the GPU: --check
     on a login node), or auto with a usable GPU here, except for a sampling alone (kind "sample"), which auto runs
-    on the host (`hpcflow.backend.backend_name`'s auto_on_host)."""
-    from hpcflow.backend import gpu_available
+    on the host (`hpcflow.backend.backend_name`'s auto_on_host). The GPU is counted, not probed with a kernel
+    (`hpcflow.backend.gpu_counted`): an estimate keeps no CUDA context in its process."""
+    from hpcflow.backend import gpu_counted
 
     choice = env_backend() or "auto"  # (a bad value refused as every command refuses it)
-    return choice == "cupy" or (choice == "auto" and kind != "sample" and gpu_available())
+    return choice == "cupy" or (choice == "auto" and kind != "sample" and gpu_counted() is None)
 
 
 def estimate(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> Estimate:

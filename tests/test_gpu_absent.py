@@ -24,8 +24,11 @@ def cupy_asked(monkeypatch):
     """HPCFLOW_BACKEND=cupy; the test sets whether a GPU is usable with `gpu(bool)`."""
     monkeypatch.setenv("HPCFLOW_BACKEND", "cupy")
 
-    def gpu(usable: bool) -> None:
+    def gpu(usable: bool) -> None:  # (a check counts the GPU, `hpcflow info` probes it apart, a run probes it here)
+        problem = None if usable else ("none", "CuPy sees no CUDA device (none on this node)")
         monkeypatch.setattr(backend, "gpu_available", lambda: usable)
+        monkeypatch.setattr(backend, "gpu_counted", lambda: problem)
+        monkeypatch.setattr(backend, "gpu_probed_apart", lambda: problem)
 
     return gpu
 

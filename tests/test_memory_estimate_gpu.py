@@ -20,14 +20,14 @@ MEASURED_EXCESS = 376e6  # bytes: the largest measured peak RSS above the CPU es
 def test_array_work_on_a_gpu_is_estimated_above_the_measured_excess(monkeypatch, job):
     _, cfg = registry.load(str(JOBS / job), [])
     monkeypatch.delenv("HPCFLOW_BACKEND", raising=False)
-    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    monkeypatch.setattr(backend, "gpu_counted", lambda: ("none", "no device"))
     cpu = estimate(cfg).bytes
-    monkeypatch.setattr(backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(backend, "gpu_counted", lambda: None)
     assert estimate(cfg).bytes - cpu >= MEASURED_EXCESS
-    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    monkeypatch.setattr(backend, "gpu_counted", lambda: ("none", "no device"))
     monkeypatch.setenv("HPCFLOW_BACKEND", "cupy")  # --check on a login node for a GPU job: counted too
     assert estimate(cfg).bytes - cpu >= MEASURED_EXCESS
     monkeypatch.setenv("HPCFLOW_BACKEND", "numpy")  # a GPU node told to compute on the CPU: not counted
-    monkeypatch.setattr(backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(backend, "gpu_counted", lambda: None)
     assert estimate(cfg).bytes == cpu
 

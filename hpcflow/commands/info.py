@@ -82,22 +82,23 @@ def torch_cuda() -> bool | str | None:
         return f"torch does not import ({type(exc).__name__}: {exc})"
 
 
-def backend_line() -> str:
-    """The array backend a run would take here; HPCFLOW_BACKEND=cupy without a usable GPU said as such (a valid
-    setting a run on this node refuses)."""
-    from hpcflow.backend import backend_name
-    from hpcflow.errors import MissingDependencyError
+def backend_line(problem: tuple[str, str] | None) -> str:
+    """The array backend a run would take here, CuPy's GPU being `problem` (`hpcflow.backend.gpu_problem`, None:
+    usable); HPCFLOW_BACKEND=cupy without a usable GPU said as such (a valid setting a run on this node refuses)."""
+    from hpcflow.arguments import env_backend
 
-    try:
-        return backend_name(note=False)  # (why auto falls back to numpy is the gpu_problem line)
-    except MissingDependencyError:
-        return "cupy requested, no usable GPU here"
+    choice = env_backend() or "auto"  # (why auto falls back to numpy is the gpu_problem line)
+    if choice == "numpy":
+        return "numpy"
+    if problem is None:
+        return "cupy"
+    return "numpy" if choice == "auto" else "cupy requested, no usable GPU here"
 
 
 def collect() -> dict:
     """Gather the facts `hpcflow info` prints, as a dict (also used in HDF5 provenance)."""
     from hpcflow import __version__
-    from hpcflow.backend import gpu_available, gpu_problem
+    from hpcflow import backend
 
     facts = {"hpcflow": __version__, "python": platform.python_version()}
     for dist in ("numpy", "scipy", "numba", "h5py", "scikit-learn", "optuna", "submitit", "mpi4py", "torch"):
@@ -120,14 +121,14 @@ def collect() -> dict:
         facts["warning"] = (f"the launcher started {launcher} tasks but MPI sees world size 1: " + (libmpi or (
             "mpi4py is not linked to the launcher's MPI (e.g. srun without PMI support: try srun --mpi=pmi2 or "
             "mpiexec from the same MPI as mpi4py)")))
-    facts["gpu_available"] = gpu_available()  # CuPy's (the array backend's)
-    problem = None if facts["gpu_available"] else gpu_problem()
+    problem = backend.gpu_probed_apart()  # CuPy's (the array backend's): a kernel run by a child process, so this
+    facts["gpu_available"] = problem is None  # one holds no CUDA context (exclusive-process mode: the GPU stays free)
     if problem is not None:  # why not: not installed, import failed, no device visible, device unusable
         facts["gpu_problem"] = problem[1]
     cuda = torch_cuda()
     if cuda is not None:
         facts["torch_cuda"] = cuda
-    facts["backend"] = backend_line()
+    facts["backend"] = backend_line(problem)
     return facts
 
 

@@ -50,6 +50,9 @@ def _run(args, comm) -> int:
             print(f"hpcflow: {args.job}: valid; --out {args.out} accepted{note}; {memory}; "
                   f"{device_note(module, cfg)}; nothing run")
         return 0
+    from hpcflow.backend import agree_backend
+
+    agree_backend(comm)  # one backend on every rank (each probes its GPU), or cupy refused together: before any work
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False)),
                          settle=True):
@@ -214,25 +217,26 @@ def _write_run(args, comm, module, cfg, outdir, overrides, resume) -> int:
 
 
 def cupy_missing() -> bool:
-    """HPCFLOW_BACKEND=cupy on a node without a usable GPU (CuPy), which a run here refuses."""
-    from hpcflow.backend import gpu_available
+    """HPCFLOW_BACKEND=cupy on a node without a GPU CuPy counts, which a run here refuses (counted, not probed with a
+    kernel: a check keeps no CUDA context in its process, `hpcflow.backend.gpu_counted`)."""
+    from hpcflow.backend import gpu_counted
 
-    return os.environ.get("HPCFLOW_BACKEND", "").strip().lower() == "cupy" and not gpu_available()
+    return os.environ.get("HPCFLOW_BACKEND", "").strip().lower() == "cupy" and gpu_counted() is not None
 
 
 def backend_note() -> str:
     """The array backend a run would take here (--check may run on a login node for a GPU job: no refusal); where
     CuPy's GPU is not usable, why (`hpcflow.backend.gpu_problem`) if cupy is asked for, or if auto falls back to
-    numpy although CuPy is installed."""
-    from hpcflow.backend import gpu_available, gpu_problem
+    numpy although CuPy is installed (the GPU counted, not probed with a kernel: `hpcflow.backend.gpu_counted`)."""
+    from hpcflow.backend import gpu_counted
 
     if cupy_missing():
-        problem = gpu_problem()
+        problem = gpu_counted()
         why = f" ({problem[1]})" if problem else ""
         return f"backend cupy, but this node has no usable GPU{why}: run it on a GPU node"
     want = os.environ.get("HPCFLOW_BACKEND", "").strip().lower() or "auto"
-    if want == "auto" and not gpu_available():
-        problem = gpu_problem()
+    problem = gpu_counted() if want == "auto" else None
+    if problem is not None:
         return f"backend numpy ({problem[1]})" if problem and problem[0] in ("import", "unusable") else "backend numpy"
     return "backend numpy" if want == "numpy" else "backend cupy"
 

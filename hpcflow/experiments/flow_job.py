@@ -540,7 +540,7 @@ def setup_stop_said(prefix: str, *, clustered: bool):
 
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
-    from hpcflow.backend import backend_name, default_threads
+    from hpcflow.backend import agree_backend, default_threads
     from hpcflow.checkpoint import (CheckpointWriter, FlowResume, backend_note, check_static, earlier_legs,
                                     stored_labels, threads_note)
     from hpcflow.errors import NumericalStop, Preempted
@@ -551,6 +551,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
 
     started = time.perf_counter()  # this leg's wall time (the checkpoint's `legs`)
     c = resolve(comm)
+    on = agree_backend(c)  # the ranks' one backend (each probes its GPU; cupy with one failing: refused together)
     fl, ck = cfg["flow"], cfg["checkpoint"]
     path = os.path.join(outdir, "checkpoint.h5")
     state = resume if isinstance(resume, FlowResume) else resume_state(cfg, outdir, comm=c) if resume else None
@@ -580,7 +581,7 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         state = dataclasses.replace(state, sets_checked=True)  # (kernel_flow's check_sets: read them once)
         out_of_date(outdir, comm=c)
     threads = default_threads()  # the kernel sums' worker threads ($HPCFLOW_THREADS, else the usable CPUs)
-    tiled = backend_name() == "numpy"  # (on the GPU the tiles are summed by one worker whatever the threads)
+    tiled = on == "numpy"  # (on the GPU the tiles are summed by one worker whatever the threads)
     note = (threads_note(earlier_legs(state), threads, prefix, ranks=c.Get_size())
             if state is not None and tiled and c.Get_rank() == 0 else None)
     if note:
