@@ -1070,7 +1070,8 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
         def job_other(name, what):
             return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
                                   f"checkpoint was written by hpcflow {_version(f)}, this is "
-                                  f"{__version__}): resume with the hpcflow that wrote it, or {RESTART}")
+                                  f"{__version__}): resume with the hpcflow that wrote it{_on_cupy(f, path)}, or "
+                                  f"{RESTART}")
 
         other = job_other if other is None else other
 
@@ -1093,6 +1094,25 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
                 if differ.any():
                     k = int(np.argmax(differ))
                     raise other(name, f"at row {int(idx[pos[k]])} (by {float(gap[k]):.3g}, beyond rounding)")
+
+
+def _on_cupy(f, path) -> str:
+    """What a row-mismatch refusal adds for a checkpoint that an earlier hpcflow may have sampled on CuPy (backend
+    auto on a GPU node sampled there, whose roundoff put ~1e-4 of the points in another chart; sampling under auto
+    now runs on the host): resuming it with HPCFLOW_BACKEND=cupy on a GPU node, where its legs record no backend
+    (written before the record) or record cupy; "" where they record numpy only, or this run samples on CuPy."""
+    from hpcflow.arguments import env_backend
+
+    try:
+        legs = _read_legs(f, path) or []
+        choice = env_backend()
+    except (InputFileError, ConfigError):  # (a damaged legs attribute, a bad $HPCFLOW_BACKEND: refused elsewhere)
+        return ""
+    if choice == "cupy" or (legs and all(g.get("backend") == "numpy" for g in legs)):
+        return ""
+    return (", or, where an earlier hpcflow sampled it on a GPU under backend auto (which sampled on CuPy; its legs "
+            "record " + ("cupy" if any(g.get("backend") == "cupy" for g in legs) else "no backend") +
+            "), with HPCFLOW_BACKEND=cupy on a GPU node")
 
 
 def _rows_at(ds, idx: np.ndarray, block: int = BLOCK_ROWS):
