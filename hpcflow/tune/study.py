@@ -154,8 +154,11 @@ INTERRUPTED = "interrupted"
 RECORD_WAIT = 5.0
 #: job settings a later worker may change: they do not change what a trial computes ([tune] aside from its
 #: objective and seed, which are compared on their own; searched settings are set by every trial, and the point
-#: seeds, [geometry] seed and test_seed, by every trial from [tune].seed: `trial_seeds`)
-FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("geometry", "test_seed"), ("checkpoint", None)}
+#: seeds, [geometry] seed and test_seed, by every trial from [tune].seed: `trial_seeds`; max_batches, the cap on the
+#: sampler's batches, which does not change the points of a sampling that ends, and which the records of studies
+#: created before it existed lack)
+FREE_SETTINGS = {("job", "description"), ("geometry", "seed"), ("geometry", "test_seed"), ("checkpoint", None),
+                 ("geometry", "max_batches"), ("points", "max_batches")}
 
 
 def record_mismatch(old: dict, new: dict) -> str | None:
@@ -179,10 +182,16 @@ def record_mismatch(old: dict, new: dict) -> str | None:
                 continue
             if sa.get(key) != sb.get(key):
                 why = (" (the study searched it; a job that does not must keep the study's "
-                       f"{toml_shown(sa.get(key))}, which "
+                       f"{_said(sa, key)}, which "
                        "best.toml gives its trials, or search it too)" if (section, key) in searched_before else "")
-                return f"[{section}].{key} = {toml_shown(sb.get(key))}, not {toml_shown(sa.get(key))}{why}"
+                return f"[{section}].{key} = {_said(sb, key)}, not {_said(sa, key)}{why}"
     return None
+
+
+def _said(section: dict, key: str) -> str:
+    """A record's setting as a refusal shows it: as the job file writes it, "unset" where the record lacks it (a
+    study created by an hpcflow without that setting) or holds None (not set)."""
+    return "unset" if section.get(key) is None else toml_shown(section[key])
 
 
 def is_nn(cfg) -> bool:
