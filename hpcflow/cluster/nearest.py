@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hpcflow.errors import ConfigError
-from hpcflow.geometry.distance import as_coordinates, chordal_to_fs, projector_features
+from hpcflow.geometry.distance import as_coordinates, chordal_to_fs, projector_features, query_in_pieces
 
 if TYPE_CHECKING:
     from scipy.spatial import cKDTree
@@ -37,7 +37,7 @@ def nearest_point(z_ref, z_query, *, tree: cKDTree | None = None):
                           f"{int(round(tree.m ** 0.5))}; pass points of one P^n")
     if z_query.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    chord, idx = tree.query(projector_features(z_query), k=1)
+    chord, idx = query_in_pieces(tree, projector_features(z_query))
     return np.asarray(idx, dtype=np.int64), chordal_to_fs(chord)
 
 

@@ -98,13 +98,13 @@ def tree_candidates(ref, z_query, q_idx, *, offset: int = 0, workers: int = 1):
     excluding the query itself (global index q_idx); distance inf where `ref` has no other point. KD-tree."""
     from scipy.spatial import cKDTree
 
-    from hpcflow.geometry.distance import projector_features
+    from hpcflow.geometry.distance import projector_features, query_in_pieces
 
     n_q = len(z_query)
     if len(ref) == 0 or n_q == 0:
         return _paired(ref, z_query, np.zeros(n_q, np.int64), np.zeros(n_q, bool), offset)
     k = min(2, len(ref))
-    _, idx = cKDTree(projector_features(ref)).query(projector_features(z_query), k=k, workers=workers)
+    _, idx = query_in_pieces(cKDTree(projector_features(ref)), projector_features(z_query), k, workers=workers)
     idx = np.asarray(idx, dtype=np.int64).reshape(n_q, k)
     is_self = idx[:, 0] == np.asarray(q_idx) - offset  # column 0 is the query itself unless it has a duplicate
     nn = np.where(is_self, idx[:, -1], idx[:, 0])

@@ -155,6 +155,7 @@ def run(cfg: dict, outdir) -> dict:
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import SerialComm, is_root  # at R > 1 every rank runs the whole job
     from hpcflow.geometry import fs_distance_paired, projector_features
+    from hpcflow.geometry.distance import query_in_pieces
     from hpcflow.resources import kernel_entries
 
     geo, fl, nz = cfg["geometry"], cfg["flow"], cfg["noise"]
@@ -171,7 +172,7 @@ def run(cfg: dict, outdir) -> dict:
                           early_stop=fl["early_stop"], kappa_gradient=fl["kappa_gradient"], comm=SerialComm(),
                           callback=progress(f"noise_scan[scale={s:g}]", every=fl["steps"]))
         d_src = fs_distance_paired(ps.points, train.points[src])
-        _, nn = tree.query(projector_features(ps.points), k=1) if len(ps) else (None, np.zeros(0, dtype=np.int64))
+        _, nn = query_in_pieces(tree, projector_features(ps.points)) if len(ps) else (None, np.zeros(0, dtype=np.int64))
         d_nn = fs_distance_paired(ps.points, train.points[nn])
         se, st = np.full(len(res.sigma_train), np.nan) if few else res.sigma_test, res.sigma_train
         stopped, numerical = res.stopped, res.stop_kind in NUMERICAL_STOPS

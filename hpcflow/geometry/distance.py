@@ -8,6 +8,8 @@ below the noise floor NOISE_FLOOR are set to exactly 0 (the paper's threshold, e
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from hpcflow.backend import array_module
@@ -216,3 +218,27 @@ def chordal_to_fs(dist):
     """Invert |P - P'|_F = sqrt(2) sin d: FS distance from projector-feature Euclidean distance."""
     xp = array_module(dist)
     return xp.arcsin(xp.clip(dist / np.sqrt(2.0), 0.0, 1.0))
+
+
+#: seconds one piece of `query_in_pieces` aims at: a KD-tree query runs in C, where no stop request (SIGTERM,
+#: SIGUSR1, Ctrl-C) is honoured, so a long one is cut into pieces of rows and a request is honoured between them
+QUERY_SECONDS = 0.2
+#: rows of its first piece (later pieces: as many rows as the rows so far took QUERY_SECONDS for)
+QUERY_FIRST_ROWS = 256
+
+
+def query_in_pieces(tree, f, k=1, *, workers: int = 1):
+    """tree.query(f, k, workers=workers) (a SciPy cKDTree, the rows f (M, m)), in pieces of rows that take about
+    QUERY_SECONDS each: a query's rows are independent, so the result is bitwise that of one query."""
+    f = np.asarray(f)
+    if f.ndim != 2 or f.shape[0] <= QUERY_FIRST_ROWS:
+        return tree.query(f, k=k, workers=workers)
+    shape = (f.shape[0],) if np.ndim(k) == 0 and k == 1 else (f.shape[0], np.size(k) if np.ndim(k) else k)
+    d, i = np.empty(shape), np.empty(shape, dtype=np.intp)
+    lo, rows, t0 = 0, QUERY_FIRST_ROWS, time.perf_counter()
+    while lo < f.shape[0]:
+        d[lo:lo + rows], i[lo:lo + rows] = tree.query(f[lo:lo + rows], k=k, workers=workers)
+        lo += rows
+        rate = lo / max(time.perf_counter() - t0, 1e-9)  # rows per second so far
+        rows = max(QUERY_FIRST_ROWS, int(rate * QUERY_SECONDS))
+    return d, i

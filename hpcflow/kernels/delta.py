@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcflow.backend import array_module, to_host
-from hpcflow.geometry.distance import projector_features
+from hpcflow.geometry.distance import projector_features, query_in_pieces
 from hpcflow.kernels.base import Kernel, check_gradient, check_point_sets
 
 
@@ -23,7 +23,7 @@ def tree_nearest(tree, f, *, workers: int = 1):
     if tree.n == 0:
         return np.full(f.shape[0], np.inf), np.full(f.shape[0], -1, dtype=np.int64)
     k = min(2, tree.n)
-    d, i = tree.query(f, k=k, workers=workers)
+    d, i = query_in_pieces(tree, f, k, workers=workers)  # pieces: a stop request is honoured between them
     d, i = d.reshape(f.shape[0], k), i.reshape(f.shape[0], k)
     dist, idx = d[:, 0].copy(), i[:, 0].astype(np.int64)
     for t in np.flatnonzero(d[:, -1] == d[:, 0]) if k > 1 else ():  # exact ties (duplicate points): rare
