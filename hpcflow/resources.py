@@ -293,11 +293,56 @@ def data_room(threads: int) -> tuple[float, float, int] | None:
     return _limit_room(resource.RLIMIT_DATA, lambda: (data_bytes(), 0.0), threads, thread_stacks)
 
 
-def run_address_space(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
-    """`address_space` of a run of `cfg` (`kind`) with peak `est`, measured with the libraries it loads."""
+#: above a flow-like run's modelled peak (`run_address_space`), for what varies from run to run
+RUN_SPACE_MARGIN = 8 * 2**20
+#: what a rank of several maps during a flow-like run beyond the single-process rule (MPI's shared-memory segments
+#: and buffers of its collectives, mapped at their first use): jobs/quickstart.toml under mpiexec -n 2 needed
+#: 557.6 MiB of address space a rank where that rule, measured in the same ranks, gave 501 MiB; rounded up
+LAUNCHER_RUN_BYTES = 56 * 2**20
+
+
+def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1,
+                      ) -> tuple[float, float, int] | None:
+    """`address_space` of a run of `cfg` (`kind`, `ranks` ranks) with peak `est`, measured with every library it
+    loads (`run_libraries` and, for the kinds but "sample" and "nn", the ones it imports mid-run,
+    `mid_run_libraries`: SciPy's modules with SciPy's own OpenBLAS). For those kinds the need is what is then mapped
+    (rounded up to MAPPED_STEP) plus the estimate less its base part (the interpreter and libraries, mapped already)
+    plus an OpenBLAS buffer (OPENBLAS_BUFFER_BYTES) in each OpenBLAS library for the thread that calls it, a malloc
+    arena (ARENA_BYTES) for each worker thread past the first (OpenBLAS starts them at import, with their stacks and
+    buffers: counted in what is mapped), LAUNCHER_RUN_BYTES for a rank of several and RUN_SPACE_MARGIN; a library
+    the limit leaves no room to load: the limit and the estimate. Measured on jobs/quickstart.toml (estimate 173
+    MiB, base 96 MiB, 2 threads): mapped at the check 302.6 MiB with 2 threads, 262.6 MiB with 1 (one OpenBLAS
+    worker's 8 MiB stack and 32 MiB buffer), 374.9 MiB a rank under mpiexec -n 2 (1 thread a rank); the smallest
+    `ulimit -v` it completed under (bisected to 4 MiB): 500.5 MiB with 2 threads (refused below 517 MiB), 387.5 MiB
+    with 1 (401 MiB), 557.6 MiB under mpiexec -n 2 (565 MiB). `address_space`'s rule (the estimate's base counted
+    again, an arena, stack and OpenBLAS buffer per thread in each OpenBLAS) asked 749 MiB of the first, refusing
+    limits it completes under; the check before counted neither SciPy nor its OpenBLAS: it passed at `ulimit -v
+    560000` under mpiexec (541 MiB of 547 MiB), the run then failing to map scipy.special or looping in SciPy's
+    OpenBLAS retrying the mmap of its buffer."""
     kind = kind or cfg["job"]["kind"]
-    base = est.parts.get("base", 0.0) if kind == "nn" else 0.0  # TORCH_BASE_BYTES: Python, NumPy and torch
-    return address_space(est.bytes, _run_threads(cfg, kind), run_libraries(cfg, kind), base)
+    threads = _run_threads(cfg, kind)
+    if kind in ("sample", "nn"):
+        base = est.parts.get("base", 0.0) if kind == "nn" else 0.0  # TORCH_BASE_BYTES: Python, NumPy and torch
+        return address_space(est.bytes, threads, run_libraries(cfg, kind), base)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    loaded, short = True, False
+    for name in run_libraries(cfg, kind) + mid_run_libraries(cfg, kind):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - refused where the run needs it, in its words
+            loaded, short = False, short or load_out_of_memory(exc) is not None
+    taken = mapped_bytes()
+    if taken is None:
+        return None
+    if short:
+        return soft + est.bytes, soft, taken
+    taken = -(-taken // MAPPED_STEP) * MAPPED_STEP
+    need = (taken + est.bytes - (est.parts.get("base", 0.0) if loaded else 0.0) + RUN_SPACE_MARGIN
+            + openblas_libraries() * OPENBLAS_BUFFER_BYTES + (max(1, threads) - 1) * ARENA_BYTES
+            + (LAUNCHER_RUN_BYTES if ranks > 1 else 0))
+    return need, soft, taken
 
 
 def _run_threads(cfg: dict, kind: str) -> int:
@@ -315,11 +360,28 @@ def _run_threads(cfg: dict, kind: str) -> int:
 DATA_LIBRARIES = ("scipy.spatial",)
 
 
+def mid_run_libraries(cfg: dict, kind: str) -> tuple[str, ...]:
+    """The modules a run of `cfg` (`kind`) imports mid-run beyond `run_libraries`': for every kind but "sample" and
+    "nn" DATA_LIBRARIES (scipy.spatial's cKDTree: a flow's halo and nearest searches, noise_scan, local_limit's
+    deltas, distance_scaling's trees; it loads scipy.special, scipy.linalg and SciPy's bundled OpenBLAS); with
+    clustering method "full" (and in a clustering job, which runs every method) scipy.cluster.hierarchy, with
+    "birch" (and in a clustering job) scikit-learn's Birch, and a clustering job's sklearn.metrics."""
+    if kind in ("sample", "nn"):
+        return ()
+    names = DATA_LIBRARIES
+    method = (cfg.get("clustering") or {}).get("method") if kind == "flow" else None
+    if kind == "clustering" or method == "full":
+        names += ("scipy.cluster.hierarchy",)
+    if kind == "clustering" or method == "birch":
+        names += ("sklearn.cluster",)
+    return names + (("sklearn.metrics",) if kind == "clustering" else ())
+
+
 def run_data(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, int] | None:
     """(data a run of `cfg` (`kind`) with peak `est` needs, its RLIMIT_DATA (`ulimit -d`), the part counted now), or
     None without a data limit: the counterpart of `run_address_space` for the limit Linux >= 4.7 holds the heap and
     every private writable mapping to. What it counts once the libraries the run loads are loaded (`run_libraries`,
-    and for the job kinds but "sample" and "nn" DATA_LIBRARIES; `data_bytes`, rounded up to MAPPED_STEP) plus the
+    and `mid_run_libraries`; `data_bytes`, rounded up to MAPPED_STEP) plus the
     estimate less its "base" part (the interpreter and those libraries: what of it is data is counted already) plus
     the stacks of the `threads` workers (`thread_stacks`) and an OpenBLAS buffer for each of them in each OpenBLAS
     library (`_limit_room`). A library that cannot be loaded for want of data (`load_out_of_memory`) leaves no
@@ -327,7 +389,7 @@ def run_data(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, 
     173 MiB) passed the check under a data limit of 250 MiB, the estimate compared with the limit alone, and failed
     mid-run loading SciPy (the process held 101 MiB of data before any work, 265 MiB at the end)."""
     kind = kind or cfg["job"]["kind"]
-    names = run_libraries(cfg, kind) + (DATA_LIBRARIES if kind not in ("sample", "nn") else ())
+    names = run_libraries(cfg, kind) + mid_run_libraries(cfg, kind)
     short = []  # a library the limit left no room to load
 
     def measure():
@@ -1221,6 +1283,17 @@ def check_environment(environ=None) -> None:
         say_unknown_variables()
 
 
+#: the (address space, data) figures `check_resources` decided with, by `_decided_key`: `describe` states these,
+#: not ones measured after the check's own imports grew the process (under `ulimit -d 430000` --check had printed
+#: "data 429 MiB of 420 MiB" beside "valid", the check having measured 413 MiB)
+_DECIDED: dict = {}
+
+
+def _decided_key(est: Estimate, kind: str, ranks: int) -> tuple:
+    return kind, ranks, est.bytes, tuple(sorted(est.parts.items())), resource.getrlimit(resource.RLIMIT_AS), \
+        resource.getrlimit(resource.RLIMIT_DATA)
+
+
 def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_node: int | None = None,
                     force: bool = False, source: str = "job") -> Estimate:
     """Refuse (ConfigError) a job whose estimated peak memory per rank exceeds what the process may use (its
@@ -1239,7 +1312,10 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"{fmt_bytes(est.parts[big])}) exceeds the {fmt_bytes(limit)} this process may use "
                           f"({where}); {_memory_advice(kind, local, sizes)}, or pass "
                           f"--no-memory-check (or {ENV_IGNORE}=1) if you know better")
-    space = run_address_space(est, cfg, kind) if per_node is None else None  # (submit: another process runs it)
+    space = run_address_space(est, cfg, kind, ranks) if per_node is None else None  # (submit: another runs it)
+    data = run_data(est, cfg, kind) if per_node is None else None
+    if per_node is None:
+        _DECIDED[_decided_key(est, kind or cfg["job"]["kind"], ranks)] = (space, data)
     if space is not None and space[0] > space[1]:
         need, soft, mapped = space
         raise ConfigError(f"{source}: estimated peak memory {fmt_bytes(est.bytes)} per rank needs {fmt_bytes(need)} "
@@ -1248,7 +1324,6 @@ def check_resources(cfg: dict, kind: str | None = None, *, ranks: int = 1, per_n
                           f"buffers), which exceeds the {fmt_bytes(soft)} this process may use (RLIMIT_AS, ulimit -v: "
                           f"address space, not resident memory); raise the limit (ulimit -v unlimited, or at least "
                           f"{limit_kib(need)} KiB), or pass --no-memory-check (or {ENV_IGNORE}=1) if you know better")
-    data = run_data(est, cfg, kind) if per_node is None else None
     if data is not None and data[0] > data[1]:
         need, soft, taken = data
         kind = kind or cfg["job"]["kind"]
@@ -1670,10 +1745,11 @@ def describe(cfg: dict, kind: str | None = None, *, ranks: int = 1) -> str:
     est = estimate(cfg, kind, ranks=ranks)
     limit, where = memory_limit(ranks=ranks)
     text = f"estimated peak memory {fmt_bytes(est.bytes)} per rank of {fmt_bytes(limit)} ({where})"
-    space = run_address_space(est, cfg, kind)
+    decided = _DECIDED.get(_decided_key(est, kind or cfg["job"]["kind"], ranks))  # what the check went by
+    space, data = decided if decided is not None else (run_address_space(est, cfg, kind, ranks),
+                                                            run_data(est, cfg, kind))
     if space is not None:
         text += f", address space {fmt_bytes(space[0])} of {fmt_bytes(space[1])} (RLIMIT_AS, ulimit -v)"
-    data = run_data(est, cfg, kind)
     if data is not None:
         text += f", data {fmt_bytes(data[0])} of {fmt_bytes(data[1])} (RLIMIT_DATA, ulimit -d)"
     if est.seconds is not None:

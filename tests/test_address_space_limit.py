@@ -77,3 +77,78 @@ def test_network_run_is_refused_below_what_torch_numba_and_openblas_map_and_runs
     ok = _nn(tmp_path, advised, "--set", "training.epochs=1", "--set", "width_sweep.epochs=1")
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def _flow(tmp_path, kib: int, ranks: int = 1, *extra, name: str = "out", env=None):
+    """jobs/quickstart.toml as it is (its batched clustering, halo and nearest searches load SciPy mid-run) under
+    `ulimit -v kib`."""
+    cmd = [sys.executable, "-m", "hpcflow", "run", JOB, "--out", str(tmp_path / name), *extra]
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env or dict(os.environ),
+                          preexec_fn=_limited(kib))
+
+
+def _need_kib(tmp_path, ranks: int) -> tuple[int, int]:
+    """(the need the refusal states, in KiB rounded down; the "at least N KiB" it advises)."""
+    r = _flow(tmp_path, 450000, ranks, name="low")
+    _refused_out(r, tmp_path / "low")
+    need = float(re.search(r"needs ([\d.]+) MiB of address space", r.stderr).group(1))
+    return int(need * 1024), int(re.search(r"at least (\d+) KiB", r.stderr).group(1))
+
+
+def _refused_out(r, out):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert len(lines) == 1, r.stderr
+    assert "exceeds" in lines[0] and "ulimit -v" in lines[0], lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_flow_that_loads_scipy_mid_run_is_refused_below_its_need_and_completes_at_it(tmp_path, ranks):
+    """The quickstart loads scipy.spatial (scipy.special, scipy.linalg and SciPy's own OpenBLAS) mid-run: a check
+    that counted only what was loaded before passed at `ulimit -v 560000` under mpiexec (541 MiB of 547 MiB) and the
+    run failed mapping scipy.special (exit 5) or hung in OpenBLAS's mmap retries. Refused just below the limit the
+    refusal names, and that limit lets the run finish."""
+    need, advised = _need_kib(tmp_path, ranks)
+    _refused_out(_flow(tmp_path, need - 2048, ranks, name="below"), tmp_path / "below")
+    for kib, name in ((need + 2048, "at"), (advised, "out")):
+        ok = _flow(tmp_path, kib, ranks, name=name)
+        assert ok.returncode == 0, (kib, ok.stderr[-3000:])
+        assert (tmp_path / name / "summary.json").is_file()
+
+
+def test_two_ranks_at_a_limit_the_old_check_passed_do_not_fail_mid_run(tmp_path):
+    """At `ulimit -v 560000` under mpiexec -n 2 the run is refused up front or completes, never out of memory."""
+    r = _flow(tmp_path, 560000, 2)
+    assert r.returncode in (0, 2), (r.returncode, r.stderr[-3000:])
+    if r.returncode == 2:
+        _refused_out(r, tmp_path / "out")
+
+
+def _figures(text: str, what: str):
+    m = re.search(rf"{what} ([\d.]+) (MiB|GiB) of ([\d.]+) (MiB|GiB)", text)
+    assert m, text
+    scale = {"MiB": 1, "GiB": 1024}
+    return float(m.group(1)) * scale[m.group(2)], float(m.group(3)) * scale[m.group(4)]
+
+
+@pytest.mark.parametrize("which, kib, what", [(resource.RLIMIT_DATA, 430000, "data"),
+                                              (resource.RLIMIT_AS, 620000, "address space")])
+def test_check_states_the_figures_it_decided_with(tmp_path, which, kib, what):
+    """--check's line names the need the check compared with the limit: "valid" with a need within it, a refusal
+    otherwise (under `ulimit -d 430000` it had said "data 429 MiB of 420 MiB" beside "valid", the check having
+    decided with 413 MiB, measured before its own imports grew the process)."""
+    def limited():
+        resource.setrlimit(which, (kib * 1024, kib * 1024))
+
+    cmd = [sys.executable, "-m", "hpcflow", "run", JOB, "--out", str(tmp_path / "out"), "--check"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=limited)
+    if r.returncode == 0:
+        need, soft = _figures(r.stdout, what)
+        assert need <= soft, r.stdout
+        assert "valid" in r.stdout
+    else:
+        assert r.returncode == 2 and "exceeds" in r.stderr, (r.returncode, r.stderr[-3000:])
+    assert not (tmp_path / "out").exists()
