@@ -301,6 +301,13 @@ RUN_SPACE_MARGIN = 8 * 2**20
 LAUNCHER_RUN_BYTES = 56 * 2**20
 
 
+#: what importing scipy.spatial maps (scipy.special, scipy.linalg, SciPy's OpenBLAS) at one thread, an OpenBLAS
+#: worker's stack and buffer more a thread: measured 96.6 MiB in `hpcflow run --check` (136.6 MiB at 2 threads),
+#: 106.0 MiB after `hpcflow run`'s imports alone; the lesser, so that a need stated unimported is not above the one
+#: measured imported
+SCIPY_SPATIAL_SPACE = 96 * 2**20
+
+
 def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1,
                       ) -> tuple[float, float, int] | None:
     """`address_space` of a run of `cfg` (`kind`, `ranks` ranks) with peak `est`, measured with every library it
@@ -310,7 +317,9 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1
     plus an OpenBLAS buffer (OPENBLAS_BUFFER_BYTES) in each OpenBLAS library for the thread that calls it, a malloc
     arena (ARENA_BYTES) for each worker thread past the first (OpenBLAS starts them at import, with their stacks and
     buffers: counted in what is mapped), LAUNCHER_RUN_BYTES for a rank of several and RUN_SPACE_MARGIN; a library
-    the limit leaves no room to load: the limit and the estimate. Measured on jobs/quickstart.toml (estimate 173
+    the limit leaves no room to load: the limit and the estimate; where SciPy's part (SCIPY_SPATIAL_SPACE) cannot
+    fit, the need is stated without importing it (SciPy's OpenBLAS retries its mmap forever under the limit).
+    Measured on jobs/quickstart.toml (estimate 173
     MiB, base 96 MiB, 2 threads): mapped at the check 302.6 MiB with 2 threads, 262.6 MiB with 1 (one OpenBLAS
     worker's 8 MiB stack and 32 MiB buffer), 374.9 MiB a rank under mpiexec -n 2 (1 thread a rank); the smallest
     `ulimit -v` it completed under (bisected to 4 MiB): 500.5 MiB with 2 threads (refused below 517 MiB), 387.5 MiB
@@ -327,6 +336,15 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return None
+    threads = max(1, threads)
+    rest = (est.bytes - est.parts.get("base", 0.0) + RUN_SPACE_MARGIN + (threads - 1) * ARENA_BYTES
+            + (LAUNCHER_RUN_BYTES if ranks > 1 else 0))
+    now = mapped_bytes()
+    if now is not None and "scipy.spatial" not in sys.modules:  # not imported where it cannot fit: OpenBLAS's
+        now += SCIPY_SPATIAL_SPACE + (threads - 1) * (thread_stacks(1) + OPENBLAS_BUFFER_BYTES)  # init would hang
+        ahead = -(-now // MAPPED_STEP) * MAPPED_STEP + rest + (openblas_libraries() + 1) * OPENBLAS_BUFFER_BYTES
+        if ahead > soft:
+            return ahead, soft, now
     loaded, short = True, False
     for name in run_libraries(cfg, kind) + mid_run_libraries(cfg, kind):
         try:
@@ -339,9 +357,8 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1
     if short:
         return soft + est.bytes, soft, taken
     taken = -(-taken // MAPPED_STEP) * MAPPED_STEP
-    need = (taken + est.bytes - (est.parts.get("base", 0.0) if loaded else 0.0) + RUN_SPACE_MARGIN
-            + openblas_libraries() * OPENBLAS_BUFFER_BYTES + (max(1, threads) - 1) * ARENA_BYTES
-            + (LAUNCHER_RUN_BYTES if ranks > 1 else 0))
+    need = (taken + rest + (0.0 if loaded else est.parts.get("base", 0.0))
+            + openblas_libraries() * OPENBLAS_BUFFER_BYTES)
     return need, soft, taken
 
 
