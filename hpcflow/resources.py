@@ -305,8 +305,8 @@ LAUNCHER_RUN_BYTES = 56 * 2**20
 
 #: what importing scipy.spatial maps (scipy.special, scipy.linalg, SciPy's OpenBLAS) at one thread, an OpenBLAS
 #: worker's stack and buffer more a thread: measured 96.6 MiB in `hpcflow run --check` (136.6 MiB at 2 threads),
-#: 106.0 MiB after `hpcflow run`'s imports alone; the lesser, so that a need stated unimported is not above the one
-#: measured imported
+#: 106.0 MiB after `hpcflow run`'s imports alone; the lesser, the need stated unimported adding a MAPPED_STEP for the
+#: difference and the rounding (`run_address_space`)
 SCIPY_SPATIAL_SPACE = 96 * 2**20
 
 
@@ -344,7 +344,9 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1
     now = mapped_bytes()
     if now is not None and "scipy.spatial" not in sys.modules:  # not imported where it cannot fit: OpenBLAS's
         now += SCIPY_SPATIAL_SPACE + (threads - 1) * (thread_stacks(1) + OPENBLAS_BUFFER_BYTES)  # init would hang
-        ahead = -(-now // MAPPED_STEP) * MAPPED_STEP + rest + (openblas_libraries() + 1) * OPENBLAS_BUFFER_BYTES
+        # one MAPPED_STEP more than the rounding: what is mapped once SciPy is imported may cross the next step, and
+        # a need stated unimported must not be below the one the imported check then enforces at that limit
+        ahead = (-(-now // MAPPED_STEP) + 1) * MAPPED_STEP + rest + (openblas_libraries() + 1) * OPENBLAS_BUFFER_BYTES
         if ahead > soft:
             return ahead, soft, now
     loaded, short = True, False
