@@ -1099,8 +1099,9 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
 def _on_cupy(f, path) -> str:
     """What a row-mismatch refusal adds for a checkpoint that an earlier hpcflow may have sampled on CuPy (backend
     auto on a GPU node sampled there, whose roundoff put ~1e-4 of the points in another chart; sampling under auto
-    now runs on the host): resuming it with HPCFLOW_BACKEND=cupy on a GPU node, where its legs record no backend
-    (written before the record) or record cupy; "" where they record numpy only, or this run samples on CuPy."""
+    now runs on the host): resuming it with HPCFLOW_BACKEND=cupy on a GPU node, where its first leg (the one that
+    sampled the points) records no backend (written before the record) or records cupy; "" where it records numpy,
+    or this run samples on CuPy."""
     from hpcflow.arguments import env_backend
 
     try:
@@ -1108,10 +1109,11 @@ def _on_cupy(f, path) -> str:
         choice = env_backend()
     except (InputFileError, ConfigError):  # (a damaged legs attribute, a bad $HPCFLOW_BACKEND: refused elsewhere)
         return ""
-    if choice == "cupy" or (legs and all(g.get("backend") == "numpy" for g in legs)):
+    sampled = legs[0].get("backend") if legs and isinstance(legs[0], dict) else None
+    if choice == "cupy" or sampled == "numpy":
         return ""
-    return (", or, where an earlier hpcflow sampled it on a GPU under backend auto (which sampled on CuPy; its legs "
-            "record " + ("cupy" if any(g.get("backend") == "cupy" for g in legs) else "no backend") +
+    return (", or, where an earlier hpcflow sampled it on a GPU under backend auto (which sampled on CuPy; its first "
+            "leg records " + ("cupy" if sampled == "cupy" else "no backend") +
             "), with HPCFLOW_BACKEND=cupy on a GPU node")
 
 
