@@ -46,11 +46,12 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _probe(kernel: bool = True) -> tuple[str, str] | None:
+def _probe(kernel: bool = True, node_rank: int | None = None) -> tuple[str, str] | None:
     """None where CuPy imports, sees a CUDA device and (with `kernel`) runs a tiny kernel on it; else (kind, what
     failed): "missing" (CuPy is not installed), "import" (`import cupy` raised), "none" (no device visible),
     "unusable" (a device is counted, but allocating on it or running a kernel fails: busy in exclusive-process mode,
-    memory full, NVRTC missing). Without `kernel` it only counts the devices, which makes no CUDA context."""
+    memory full, NVRTC missing). Without `kernel` it only counts the devices, which makes no CUDA context. With
+    `node_rank`, the kernel runs on the device that rank computes on (`device_of`), else on the current device."""
     try:
         import cupy
     except ModuleNotFoundError as exc:
@@ -72,12 +73,22 @@ def _probe(kernel: bool = True) -> tuple[str, str] | None:
     if not kernel:
         return None
     try:  # an allocation, an elementwise kernel (compiled by NVRTC) and a reduction, copied back to the host
-        total = float((cupy.arange(4, dtype=cupy.float64) * 2.0 + 1.0).sum())
+        if node_rank is None:
+            total = float((cupy.arange(4, dtype=cupy.float64) * 2.0 + 1.0).sum())
+        else:
+            with cupy.cuda.Device(device_of(cupy, node_rank)):
+                total = float((cupy.arange(4, dtype=cupy.float64) * 2.0 + 1.0).sum())
     except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, OutOfMemoryError, NVRTC's, ...
         return "unusable", f"the GPU CuPy sees is not usable ({_one_line(exc)})"
     if total != 16.0:
         return "unusable", f"the GPU CuPy sees is not usable (a test kernel summed to {total!r}, not 16.0)"
     return None
+
+
+def device_of(cupy, node_rank: int) -> int:
+    """The GPU a rank computes on at R > 1: its index among its node's ranks modulo the devices CuPy counts (never
+    the global rank; `hpcflow.parallel.comm.node_layout`)."""
+    return int(node_rank) % int(cupy.cuda.runtime.getDeviceCount())
 
 
 def gpu_problem() -> tuple[str, str] | None:
@@ -211,20 +222,40 @@ def backend_name(name: str | None = None, *, note: bool = True, auto_on_host: bo
 
 
 def agree_backend(comm=None) -> str:
-    """Make the ranks of `comm` compute on one backend, before any work (one allgather at R > 1; every rank calls
-    it): each probes its own GPU (`gpu_problem`; two ranks sharing a GPU in exclusive-process mode: only the first
-    gets it), so that auto is CuPy only where every rank's GPU is usable, else NumPy on every rank, said in one line
-    by rank 0 naming the failing ranks and the cause (where some rank passed, or the cause is CuPy's import or a
-    device that fails); cupy with some rank's GPU unusable is refused by every rank together (MissingDependencyError,
-    exit 2: one line naming the ranks, the cause and the fix). Returns the backend ("numpy" or "cupy"); later calls
-    of `backend_name` on this process follow the agreement. A backend chosen numpy probes nothing."""
-    from hpcflow.parallel.comm import raise_together, rank, resolve, size
+    """Make the ranks of `comm` compute on one backend, before any work (at R > 1 one allgather, whatever each rank's
+    setting; every rank calls it): each probes the GPU it will compute on (`device_of`; two ranks sharing a GPU in
+    exclusive-process mode: only the first gets it), so that auto is CuPy only where every rank's GPU is usable, else
+    NumPy on every rank, said in one line by rank 0 naming the failing ranks and the cause (where some rank passed,
+    or the cause is CuPy's import or a device that fails); cupy with some rank's GPU unusable is refused by every rank
+    together (MissingDependencyError, exit 2: one line naming the ranks, the cause and the fix), and so is a
+    $HPCFLOW_BACKEND that differs between ranks (ConfigError). Every rank decides from the gathered values alike.
+    Returns the backend ("numpy" or "cupy"); later calls of `backend_name` on this process follow the agreement
+    (at R = 1 there is none: an earlier one is dropped). A backend chosen numpy probes nothing."""
+    from hpcflow.parallel.comm import node_layout, raise_together, rank, resolve, size
 
     c = resolve(comm)
     choice, key = _choice(None)
-    if size(c) == 1 or choice == "numpy":
+    if size(c) == 1:
+        _AGREED.clear()
         return backend_name()
-    every = c.allgather(_here())
+    node_rank = node_layout(c)[0]  # (collective: before anything that differs between ranks)
+    found = None
+    if choice != "numpy":
+        with _PROBE_LOCK:
+            _PROBED[:] = [_probe(node_rank=node_rank)]
+            found = _PROBED[0]
+    every = c.allgather((choice, found))
+    choices = [ch for ch, _ in every]
+    other = next((r for r, ch in enumerate(choices) if ch != choices[0]), None)
+    if other is not None:
+        _AGREED.clear()
+        raise_together(ConfigError(
+            f"HPCFLOW_BACKEND differs between ranks ({choices[0]} on rank 0, {choices[other]} on rank {other}); set "
+            "the same HPCFLOW_BACKEND for every rank (or unset it on all)"), comm=c)
+    if choice == "numpy":
+        _AGREED.clear()
+        return "numpy"
+    every = [p for _, p in every]
     failing = [r for r, p in enumerate(every) if p is not None]
     if not failing:
         _AGREED[:] = [None]

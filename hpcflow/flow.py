@@ -73,7 +73,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from hpcflow.arguments import api_bool, api_hook, api_integer, short_repr
-from hpcflow.backend import array_module, get_xp, to_host
+from hpcflow.backend import array_module, device_of, get_xp, to_host
 from hpcflow.cluster.blocks import FlowBlock
 from hpcflow.flow_inputs import check_sets
 from hpcflow.flow_step import Clustered, Exact, Nearest
@@ -540,7 +540,7 @@ def _select_device(xp, comm):
     if xp is np or comm.Get_size() == 1:
         return
     node_rank, _ = pcomm.node_layout(comm)
-    xp.cuda.Device(node_rank % xp.cuda.runtime.getDeviceCount()).use()
+    xp.cuda.Device(device_of(xp, node_rank)).use()
 
 
 class _Sums:

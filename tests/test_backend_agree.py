@@ -7,7 +7,9 @@ needs); `hpcflow info` runs its kernel probe in a child process.
 
 The GPU is faked by a `cupy` package put first on PYTHONPATH: usable on rank 0 (its arrays are NumPy's), busy on
 the rank named by FAKE_BUSY_RANK (PMI_RANK, which mpiexec sets), and every call past the device count logged with the
-process's argv[0] to FAKE_CUPY_LOG."""
+process's argv[0] to FAKE_CUPY_LOG. With FAKE_DEVICES=n it counts n devices; with FAKE_EXCLUSIVE set, device 0 is
+rank 0's alone (exclusive-process mode: busy for every other rank); FAKE_DEVICE_LOG records "rank device" for each
+kernel."""
 
 from __future__ import annotations
 
@@ -26,14 +28,34 @@ BUSY = "cudaErrorDevicesUnavailable: CUDA-capable device(s) is/are busy or unava
 FAKE = f'''import os, sys, numpy, types
 class CUDARuntimeError(RuntimeError):
     pass
-cuda = types.SimpleNamespace(is_available=lambda: True)
+_current = [0]
+class Device:
+    def __init__(self, index=0):
+        self.index = int(index)
+    def use(self):
+        _current[0] = self.index
+    def __enter__(self):
+        self._before = _current[0]
+        _current[0] = self.index
+        return self
+    def __exit__(self, *exc):
+        _current[0] = self._before
+runtime = types.SimpleNamespace(getDeviceCount=lambda: int(os.environ.get("FAKE_DEVICES", "1")))
+cuda = types.SimpleNamespace(is_available=lambda: True, Device=Device, runtime=runtime)
 float64 = numpy.float64
 def arange(*a, **k):
     log = os.environ.get("FAKE_CUPY_LOG")
     if log:
         with open(log, "a") as f:
             f.write(sys.argv[0] + "\\n")
-    if os.environ.get("PMI_RANK", "0") == os.environ.get("FAKE_BUSY_RANK"):
+    rank = os.environ.get("PMI_RANK", "0")
+    devices = os.environ.get("FAKE_DEVICE_LOG")
+    if devices:
+        with open(devices, "a") as f:
+            f.write(f"{{rank}} {{_current[0]}}\\n")
+    if rank == os.environ.get("FAKE_BUSY_RANK"):
+        raise CUDARuntimeError({BUSY!r})
+    if os.environ.get("FAKE_EXCLUSIVE") and _current[0] == 0 and rank != "0":
         raise CUDARuntimeError({BUSY!r})
     return numpy.arange(*a, **k)
 '''
@@ -129,3 +151,53 @@ def test_the_estimate_counts_the_gpu_without_a_kernel(tmp_path, fake, monkeypatc
         assert not log.exists(), log.read_text()
     finally:
         sys.modules.pop("cupy", None)
+
+
+def clean_env(fake: Path, env: dict) -> dict:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("HPCFLOW_", "FAKE_"))}
+    full.update(PYTHONPATH=os.pathsep.join([str(fake), str(ROOT)]), HPCFLOW_QUIET="1", HPCFLOW_THREADS="1", **env)
+    return full
+
+
+def test_each_rank_probes_the_gpu_it_computes_on(tmp_path, fake):
+    """Two GPUs in exclusive-process mode, one per rank: every rank probed device 0, which only rank 0 gets, so the
+    agreement put the job on NumPy; each rank probes its node rank's device (node_rank % devices), as the flow uses."""
+    log = tmp_path / "devices.log"
+    env = clean_env(fake, {"FAKE_DEVICES": "2", "FAKE_EXCLUSIVE": "1", "FAKE_DEVICE_LOG": str(log)})
+    code = "from hpcflow.backend import agree_backend, backend_name; print(agree_backend(), backend_name())"
+    r = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable, "-c", code],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["cupy", "cupy"] * 2, r.stdout + r.stderr
+    assert sorted(log.read_text().splitlines()) == ["0 0", "1 1"]
+
+
+@pytest.mark.parametrize("first, second", [("numpy", None), ("cupy", "auto"), ("auto", "numpy")])
+def test_ranks_launched_with_different_backends_are_refused_together(tmp_path, fake, first, second):
+    """MPMD launch, HPCFLOW_BACKEND set differently per rank: a numpy rank made no collective where the others made
+    one (hang); cupy on one rank and auto on the other with a GPU failing raised on the cupy rank only (hang)."""
+    job, out = tmp_path / "job.toml", tmp_path / "out"
+    job.write_text(FLOW)
+    env = clean_env(fake, {"FAKE_BUSY_RANK": "1"})
+    cmd = [sys.executable, "-m", "hpcflow", "run", str(job), "--out", str(out)]
+    mpiexec = [str(Path(sys.executable).parent / "mpiexec")]
+    for i, setting in enumerate((first, second)):
+        mpiexec += [*([":"] if i else []), "-n", "1", *(["-env", "HPCFLOW_BACKEND", setting] if setting else []), *cmd]
+    r = subprocess.run(mpiexec, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("hpcflow run: error:"), r.stderr
+    shown = {None: "auto"}.get(second, second)
+    assert f"HPCFLOW_BACKEND differs between ranks ({first} on rank 0, {shown} on rank 1)" in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_an_agreement_does_not_outlive_its_ranks(monkeypatch):
+    """After the ranks agreed on CuPy, a later call at one rank, in a process without a usable GPU, still said cupy."""
+    import hpcflow.backend as backend
+
+    monkeypatch.delenv("HPCFLOW_BACKEND", raising=False)
+    monkeypatch.setattr(backend, "_PROBED", [("missing", "CuPy is not installed")])
+    monkeypatch.setattr(backend, "_AGREED", [None])  # (what an agreement on CuPy at R > 1 leaves)
+    monkeypatch.setattr(backend, "_FALLBACK_SAID", True)
+    assert backend.agree_backend() == "numpy"
+    assert backend.backend_name() == "numpy"

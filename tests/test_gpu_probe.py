@@ -30,15 +30,17 @@ QUICKSTART = ROOT / "jobs" / "quickstart.toml"
 BUSY = "cudaErrorDevicesUnavailable: CUDA-capable device(s) is/are busy or unavailable"
 NVRTC = "CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared object file"
 
-#: fake `cupy` packages: a device counted but busy (every attribute but cuda.is_available raises CUDA's error), an
-#: import that fails (a pip CuPy without the CUDA toolkit's NVRTC), a CuPy that sees no device
+#: fake `cupy` packages: a device counted but busy (every attribute but cuda.is_available, the device count and the
+#: choice of device raises CUDA's error), an import that fails (a pip CuPy without the CUDA toolkit's NVRTC), a CuPy
+#: that sees no device
 FAKES = {
-    "busy": f'''import types
+    "busy": f'''import contextlib, types
 class CUDARuntimeError(RuntimeError):
     pass
 def _fail(*a, **k):
     raise CUDARuntimeError({BUSY!r})
-cuda = types.SimpleNamespace(is_available=lambda: True)
+cuda = types.SimpleNamespace(is_available=lambda: True, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                             Device=lambda index=0: contextlib.nullcontext())
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)

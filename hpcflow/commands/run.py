@@ -18,6 +18,10 @@ from hpcflow.jobs.shell import needs_escapes, shell_line, shell_unword, shell_wo
 from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 
+#: job kinds whose array work is torch's, not `hpcflow.backend`'s (NumPy or CuPy): no backend agreement for them
+TORCH_KINDS = frozenset({"nn"})
+
+
 def run(args) -> int:
     from hpcflow.parallel import comm as pcomm
     from hpcflow.stop_signals import interrupts_end_the_job
@@ -52,7 +56,8 @@ def _run(args, comm) -> int:
         return 0
     from hpcflow.backend import agree_backend
 
-    agree_backend(comm)  # one backend on every rank (each probes its GPU), or cupy refused together: before any work
+    if cfg["job"]["kind"] not in TORCH_KINDS:  # (nn computes with torch: no CuPy GPU to probe there)
+        agree_backend(comm)  # one backend on every rank (each probes its GPU), or refused together: before any work
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False)),
                          settle=True):
