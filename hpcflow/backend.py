@@ -221,7 +221,7 @@ def backend_name(name: str | None = None, *, note: bool = True, auto_on_host: bo
     return choice
 
 
-def agree_backend(comm=None) -> str:
+def agree_backend(comm=None, *, auto_on_host: bool = False) -> str:
     """Make the ranks of `comm` compute on one backend, before any work (at R > 1 one allgather, whatever each rank's
     setting; every rank calls it): each probes the GPU it will compute on (`device_of`; two ranks sharing a GPU in
     exclusive-process mode: only the first gets it), so that auto is CuPy only where every rank's GPU is usable, else
@@ -230,17 +230,19 @@ def agree_backend(comm=None) -> str:
     together (MissingDependencyError, exit 2: one line naming the ranks, the cause and the fix), and so is a
     $HPCFLOW_BACKEND that differs between ranks (ConfigError). Every rank decides from the gathered values alike.
     Returns the backend ("numpy" or "cupy"); later calls of `backend_name` on this process follow the agreement
-    (at R = 1 there is none: an earlier one is dropped). A backend chosen numpy probes nothing."""
+    (at R = 1 there is none: an earlier one is dropped). A backend chosen numpy probes nothing, nor does auto with
+    `auto_on_host` (a job whose array work under auto is on the host: numpy, with no agreement kept)."""
     from hpcflow.parallel.comm import node_layout, raise_together, rank, resolve, size
 
     c = resolve(comm)
     choice, key = _choice(None)
     if size(c) == 1:
         _AGREED.clear()
-        return backend_name()
+        return backend_name(auto_on_host=auto_on_host)
     node_rank = node_layout(c)[0]  # (collective: before anything that differs between ranks)
     found = None
-    if choice != "numpy":
+    host = choice == "numpy" or (choice == "auto" and auto_on_host)
+    if not host:
         with _PROBE_LOCK:
             _PROBED[:] = [_probe(node_rank=node_rank)]
             found = _PROBED[0]
@@ -252,7 +254,7 @@ def agree_backend(comm=None) -> str:
         raise_together(ConfigError(
             f"HPCFLOW_BACKEND differs between ranks ({choices[0]} on rank 0, {choices[other]} on rank {other}); set "
             "the same HPCFLOW_BACKEND for every rank (or unset it on all)"), comm=c)
-    if choice == "numpy":
+    if host:
         _AGREED.clear()
         return "numpy"
     every = [p for _, p in every]

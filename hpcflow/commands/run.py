@@ -18,7 +18,7 @@ from hpcflow.jobs.shell import needs_escapes, shell_line, shell_unword, shell_wo
 from hpcflow.nn.files import CHECKPOINT as NN_CHECKPOINT
 
 
-#: job kinds whose array work is torch's, not `hpcflow.backend`'s (NumPy or CuPy): no backend agreement for them
+#: job kinds that train with torch: their `hpcflow.backend` work (sampling) runs on the host under auto
 TORCH_KINDS = frozenset({"nn"})
 
 
@@ -56,8 +56,9 @@ def _run(args, comm) -> int:
         return 0
     from hpcflow.backend import agree_backend
 
-    if cfg["job"]["kind"] not in TORCH_KINDS:  # (nn computes with torch: no CuPy GPU to probe there)
-        agree_backend(comm)  # one backend on every rank (each probes its GPU), or refused together: before any work
+    # one backend on every rank (each probes its GPU), or refused together: before any work; nn trains with torch
+    # and samples on CuPy only under cupy (auto: on the host), so no GPU is probed for its auto
+    agree_backend(comm, auto_on_host=cfg["job"]["kind"] in TORCH_KINDS)
     # held before the first look into --out (so before --force removes anything) until the run ends
     with outlock.holding(args.out, command="hpcflow run", comm=comm, resume=bool(getattr(args, "resume", False)),
                          settle=True):
