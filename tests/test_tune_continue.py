@@ -66,7 +66,8 @@ def test_a_preempted_trial_is_continued_from_its_checkpoint_by_the_next_command(
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == STEPS
     assert summary["seeds"] == trials[0].user_attrs["seeds"] and len(summary["legs"]) == 2
     assert all(set(g) == {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "threads",  # no
-                          "blas_kernel"} for g in summary["legs"])             # status: an nn trial's legs have it
+                          "blas_kernel", "backend"} for g in summary["legs"])  # status: an nn trial's legs have it
+    assert [g["backend"] for g in summary["legs"]] == ["numpy", "numpy"]  # (no GPU here)
 
     ref = _uninterrupted(tmp_path, capsys, out)
     got = load_resume(str(out / "trials" / "0001" / "checkpoint.h5"))
@@ -166,7 +167,7 @@ def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys,
     assert [(g["from_step"], g["to_step"], g["status"]) for g in summary["legs"]] == [
         (0, first["checkpoint_step"], "preempted"), (first["checkpoint_step"], 5, "finished")]
     flow_keys = {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}
-    assert all(set(g) == flow_keys | {"status", "threads", "blas_kernel"} for g in summary["legs"])  # an nn leg:
+    assert all(set(g) == flow_keys | {"status", "threads", "blas_kernel", "backend"} for g in summary["legs"])  # nn:
     # its threads too
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
