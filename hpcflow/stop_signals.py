@@ -362,11 +362,20 @@ def _first_interrupt(handler):
 
 def _noted(handler):
     """`handler` for a SIGTERM/SIGUSR1, the request noted first (`taken`); its marks (`stop_request`,
-    `default_action`) kept."""
+    `default_action`) kept. A request delivered while `handler` runs (the repeat of a request signalled to a task
+    directly and through srun) is noted only: re-entered, `handler` would wait for a lock it holds itself
+    (threading.Event.set's), for good."""
+    running = []
 
     def on_request(signum, frame):
         _note(signum)
-        return handler(signum, frame)
+        if running:
+            return None
+        running.append(signum)
+        try:
+            return handler(signum, frame)
+        finally:
+            running.clear()
 
     try:  # (a bound method's vars are its function's: a method forwards __dict__ to __func__)
         on_request.__dict__.update(vars(handler))

@@ -265,7 +265,10 @@ def test_a_check_run_out_of_memory_at_any_limit_is_never_said_mid_run(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "hpcflow", "run", QUICKSTART, "--out", str(tmp_path / "o"),
                                "--check"], capture_output=True, text=True, env=env, timeout=120, preexec_fn=limited)
         said[space // MiB] = proc.returncode
-        assert proc.returncode in (0, 2), (space // MiB, proc.stderr)
+        # (with the check bypassed, a limit at the edge of what Python needs may fail its own error path: a bare
+        # MemoryError, status 1, which no code of a command can say otherwise; never the mid-run line, status 5)
+        bare = proc.returncode == 1 and proc.stderr.rstrip().endswith("MemoryError")
+        assert proc.returncode in (0, 2) or bare, (space // MiB, proc.stderr)
         assert "mid-run" not in proc.stderr and "--resume" not in proc.stderr, (space // MiB, proc.stderr)
     assert 0 in said.values() and 2 in said.values(), said  # the sweep spans the start-up's failures and a start
     assert not (tmp_path / "o").exists()
