@@ -10,8 +10,10 @@ Schema of DIR/checkpoint.h5 (plain h5py reads it; `SCHEMA` below is the same lis
             rank 0's $HPCFLOW_THREADS or usable CPUs: the kernel sums' worker threads), blas_kernel (rank 0's
             BLAS kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
             library reports one), backend (rank 0's array backend, "numpy" or "cupy",
-            `hpcflow.provenance.array_backend`; a resume on another backend continues to rounding) (threads,
-            blas_kernel and backend absent from legs written before they were recorded);
+            `hpcflow.provenance.array_backend`; a resume on another backend continues to rounding), git_commit
+            (rank 0's commit of the hpcflow source tree, `hpcflow.provenance.git_commit`; null outside a git
+            checkout; a resume by another commit or hpcflow_version than the last leg's says so in one line)
+            (threads, blas_kernel, backend and git_commit absent from legs written before they were recorded);
             version 1 files have none: a resume of one records the steps before it as one leg whose
             ranks/wall_seconds/hpcflow_version are null),
             flow_arguments (JSON of `hpcflow.flow.flow_arguments`: kernel class and hyperparameters, dt, loss,
@@ -575,9 +577,10 @@ def _numbers(path, key: str, values) -> np.ndarray:
 
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
 #: keys of a leg that legs written before they were recorded lack
-LEG_OPTIONAL = ("threads", "blas_kernel", "backend")
+LEG_OPTIONAL = ("threads", "blas_kernel", "backend", "git_commit")
 #: text keys of a leg (null: not known) and what the flow writes there
-LEG_NAMES = {"blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")'}
+LEG_NAMES = {"blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")',
+             "git_commit": "the commit hash of the hpcflow that ran it (null outside a git checkout)"}
 
 
 def _read_legs(f, path) -> list | None:
@@ -770,6 +773,29 @@ def backend_note(legs: list, prefix: str, backend: str | None) -> str | None:
     return (f"{prefix} note: array backend {backend}, where the checkpoint's last leg ran {was}: the run continues "
             f"equal to the uninterrupted one to rounding, not bit for bit ({fix} resumes it on {was}); summary.json's "
             "provenance.backend is this run's, legs[].backend each leg's")
+
+
+def code_note(legs: list, prefix: str, commit: str | None, version: str = __version__) -> str | None:
+    """The line a resume says where it runs hpcflow `version` at git `commit` (this run's
+    `hpcflow.provenance.git_commit`) but the last of the checkpoint's earlier `legs` ran another (its `git_commit`,
+    `hpcflow_version`): the steps from the resumed one on come from other code than those before, whose numerics may
+    differ. Commits are compared where both are known (a leg written outside a git checkout records null, one written
+    before the record has none: nothing to compare), versions where both are; an unknown commit of a differing
+    version is said as "unknown". None where nothing known differs."""
+    last = legs[-1] if legs else {}
+    was, was_version = last.get("git_commit"), last.get("hpcflow_version")
+    other_commit = isinstance(was, str) and isinstance(commit, str) and was != commit
+    other_version = isinstance(was_version, str) and isinstance(version, str) and was_version != version
+    if not (other_commit or other_version):
+        return None
+
+    def code(v, c):
+        return f"hpcflow {v} (commit {c[:12] if isinstance(c, str) else 'unknown'})"
+
+    return (f"{prefix} note: {code(version, commit)}, where the checkpoint's last leg ran "
+            f"{code(was_version, was)}: the steps from {last.get('to_step')} on come from other code than those "
+            "before, whose numerics may differ from the uninterrupted run's; summary.json's provenance.git_commit is "
+            "this run's, legs[].git_commit each leg's")
 
 
 def _counted(n, noun: str) -> str:
@@ -1180,7 +1206,8 @@ class CheckpointWriter:
     start stops the flow before it (`before_steps`: the checkpoint of step 0, or of the resumed step).
     threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
     (`hpcflow.provenance.blas_kernel`) and array backend (`hpcflow.provenance.array_backend`) are recorded always
-    (`legs[].blas_kernel`, `legs[].backend`).
+    and so is the commit of its hpcflow (`hpcflow.provenance.git_commit`, `legs[].git_commit`; null outside a git
+    checkout) (`legs[].blas_kernel`, `legs[].backend`).
     engine: the engine of the flow's Gaussian kernel ("numba" or "numpy", `GaussianKernel.engine`), written as
     attribute engine (None: none written, as for other kernels); a resume's writer is given the engine it keeps.
     """
@@ -1210,10 +1237,11 @@ class CheckpointWriter:
         self.started = time.perf_counter() if started is None else started
         self.first_step = 0 if resume is None else int(resume.step)
         self.threads = threads  # this leg's threads per rank (None: not recorded)
-        from hpcflow.provenance import array_backend, blas_kernel
+        from hpcflow.provenance import array_backend, blas_kernel, git_commit
 
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
+        self.git_commit = git_commit()  # the commit of this leg's hpcflow, None outside a git checkout (rank 0's)
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None
@@ -1370,4 +1398,5 @@ class CheckpointWriter:
             mine["threads"] = int(self.threads)
         mine["blas_kernel"] = self.blas_kernel
         mine["backend"] = self.backend
+        mine["git_commit"] = self.git_commit
         return self.legs[:self._earlier] + [mine]

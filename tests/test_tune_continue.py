@@ -15,6 +15,7 @@ from hpcflow.checkpoint import load_resume
 from hpcflow.cli import main
 from hpcflow.tune import objective
 from hpcflow.tune.trial import trial_seeds
+from test_leg_commit import _head
 from test_tune_records import JOB, _job, _journal, _tune  # tests/ is on sys.path (pytest's default import mode)
 
 STEPS = 8
@@ -66,8 +67,9 @@ def test_a_preempted_trial_is_continued_from_its_checkpoint_by_the_next_command(
     assert summary["status"] == "finished" and summary["resumed"] is True and summary["checkpoint_step"] == STEPS
     assert summary["seeds"] == trials[0].user_attrs["seeds"] and len(summary["legs"]) == 2
     assert all(set(g) == {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "threads",  # no
-                          "blas_kernel", "backend"} for g in summary["legs"])  # status: an nn trial's legs have it
+                          "blas_kernel", "backend", "git_commit"} for g in summary["legs"])  # status: an nn trial's
     assert [g["backend"] for g in summary["legs"]] == ["numpy", "numpy"]  # (no GPU here)
+    assert [g["git_commit"] for g in summary["legs"]] == [_head()] * 2  # both legs ran the code under test
 
     ref = _uninterrupted(tmp_path, capsys, out)
     got = load_resume(str(out / "trials" / "0001" / "checkpoint.h5"))

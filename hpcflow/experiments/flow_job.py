@@ -541,12 +541,12 @@ def setup_stop_said(prefix: str, *, clustered: bool):
 def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pending, prefix) -> dict:
     """`run` with the stop requests of its setup in the Event `pending`; `prefix` begins its note lines."""
     from hpcflow.backend import agree_backend, default_threads
-    from hpcflow.checkpoint import (CheckpointWriter, FlowResume, backend_note, check_static, earlier_legs,
-                                    stored_labels, threads_note)
+    from hpcflow.checkpoint import (CheckpointWriter, FlowResume, backend_note, check_static, code_note,
+                                    earlier_legs, stored_labels, threads_note)
     from hpcflow.errors import NumericalStop, Preempted
     from hpcflow.flow import NUMERICAL_STOPS, kernel_flow
     from hpcflow.parallel.comm import resolve
-    from hpcflow.provenance import array_backend, provenance
+    from hpcflow.provenance import array_backend, git_commit, provenance
     from hpcflow.resources import kernel_entries, peak_rss
 
     started = time.perf_counter()  # this leg's wall time (the checkpoint's `legs`)
@@ -591,6 +591,9 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
         print(note, file=sys.stderr, flush=True)
     note = backend_note(earlier_legs(state), prefix, array_backend()) if state is not None and c.Get_rank() == 0 \
         else None
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    note = code_note(earlier_legs(state), prefix, git_commit()) if state is not None and c.Get_rank() == 0 else None
     if note:
         print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
