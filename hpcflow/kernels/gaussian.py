@@ -90,6 +90,9 @@ STABLE_BELOW_FLOAT32 = 3e-2
 #: largest near-pair radius used for narrow exp-form kernels (see `near_distance`)
 NARROW_CAP = 5e-2
 POLY_MAX_DEGREE = 24
+#: rows of one KD-tree ball query of `GaussianOperator._near_pairs`: its Python lists of hits (~40 bytes a hit,
+#: ~60 a row) exist for these rows only, and the stable distances' temporaries for their pairs only
+NEAR_QUERY_ROWS = 1024
 #: a row-normalised polynomial kernel needs every K above this (its dtype's smallest normal over eps): the
 #: row sums then stay normal and subnormal rounding is below eps of them; below it the shifted direct path runs
 NORMAL_FLOOR = {np.float64: np.finfo(np.float64).tiny / np.finfo(np.float64).eps,
@@ -384,17 +387,25 @@ class GaussianOperator(TiledOperator):
 
     def _near_pairs(self, x, x_src):
         """Pairs closer than `near_distance` (KD-tree on projector features, on the host), sorted by row, their
-        stable FS distance."""
+        stable FS distance. The rows are queried NEAR_QUERY_ROWS at a time: a ball query returns a Python list of
+        hits per row, ~40 bytes a hit and ~60 a row, so one query of every row held all of them at once."""
         from scipy.spatial import cKDTree  # here, not at import: ~0.2 s of every command's start-up
 
         below = near_distance(self.kernel)
         radius = np.sqrt(2.0) * np.sin(below)
         tree = cKDTree(to_host(self.f_src))
-        hits = tree.query_ball_point(to_host(self.f), r=radius)
-        rows = np.repeat(np.arange(len(hits)), [len(h) for h in hits]).astype(np.int64)
-        cols = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=rows.size)
-        x, x_src = to_host(x), to_host(x_src)
-        return rows, cols, fs_distance_paired(x[rows], x_src[cols]) if rows.size else np.zeros(0)
+        f, x, x_src = to_host(self.f), to_host(x), to_host(x_src)
+        rows, cols, dist = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+        for r0 in range(0, f.shape[0], NEAR_QUERY_ROWS):
+            hits = tree.query_ball_point(f[r0:r0 + NEAR_QUERY_ROWS], r=radius)
+            r = np.repeat(np.arange(r0, r0 + len(hits), dtype=np.int64), [len(h) for h in hits])
+            c = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=r.size)
+            del hits
+            if r.size:
+                rows.append(r)
+                cols.append(c)
+                dist.append(fs_distance_paired(x[r], x_src[c]))
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(dist)
 
     def _put_pairs(self, k, vals, r0, r1, c0, c1):
         """In place: the near pairs' entries of the tile k (rows r0:r1, columns c0:c1) set from vals."""
