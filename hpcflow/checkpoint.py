@@ -775,13 +775,15 @@ def backend_note(legs: list, prefix: str, backend: str | None) -> str | None:
             "provenance.backend is this run's, legs[].backend each leg's")
 
 
-def code_note(legs: list, prefix: str, commit: str | None, version: str = __version__) -> str | None:
+def code_note(legs: list, prefix: str, commit: str | None, version: str = __version__, *,
+              unit: str = "steps") -> str | None:
     """The line a resume says where it runs hpcflow `version` at git `commit` (this run's
     `hpcflow.provenance.git_commit`) but the last of the checkpoint's earlier `legs` ran another (its `git_commit`,
     `hpcflow_version`): the steps from the resumed one on come from other code than those before, whose numerics may
     differ. Commits are compared where both are known (a leg written outside a git checkout records null, one written
     before the record has none: nothing to compare), versions where both are; an unknown commit of a differing
-    version is said as "unknown". None where nothing known differs."""
+    version is said as "unknown". None where nothing known differs. `unit` names what the legs' from_step and to_step
+    count (a network's resume: "epochs"). The flow's and the network's resumes say it alike."""
     last = legs[-1] if legs else {}
     was, was_version = last.get("git_commit"), last.get("hpcflow_version")
     other_commit = isinstance(was, str) and isinstance(commit, str) and was != commit
@@ -793,7 +795,7 @@ def code_note(legs: list, prefix: str, commit: str | None, version: str = __vers
         return f"hpcflow {v} (commit {c[:12] if isinstance(c, str) else 'unknown'})"
 
     return (f"{prefix} note: {code(version, commit)}, where the checkpoint's last leg ran "
-            f"{code(was_version, was)}: the steps from {last.get('to_step')} on come from other code than those "
+            f"{code(was_version, was)}: the {unit} from {last.get('to_step')} on come from other code than those "
             "before, whose numerics may differ from the uninterrupted run's; summary.json's provenance.git_commit is "
             "this run's, legs[].git_commit each leg's")
 

@@ -169,8 +169,9 @@ def test_a_preempted_nn_trial_is_continued_from_its_checkpoint(tmp_path, capsys,
     assert [(g["from_step"], g["to_step"], g["status"]) for g in summary["legs"]] == [
         (0, first["checkpoint_step"], "preempted"), (first["checkpoint_step"], 5, "finished")]
     flow_keys = {"from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version"}
-    assert all(set(g) == flow_keys | {"status", "threads", "blas_kernel", "backend"} for g in summary["legs"])  # nn:
-    # its threads too
+    assert all(set(g) == flow_keys | {"status", "threads", "blas_kernel", "backend", "git_commit"}  # nn: its
+               for g in summary["legs"])  # threads too
+    assert [g["git_commit"] for g in summary["legs"]] == [_head()] * 2  # both legs ran the code under test
     trials = _journal(out / "study.journal", "nn_tiny").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["seeds"] == trials[0].user_attrs["seeds"]

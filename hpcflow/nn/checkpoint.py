@@ -32,9 +32,11 @@ the run's final status:
                        threads (the leg's torch and BLAS threads per rank, rank 0's), blas_kernel (rank 0's BLAS
                        kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
                        library reports one), backend (rank 0's array backend, "numpy" or "cupy",
-                       `hpcflow.provenance.array_backend`) (threads, blas_kernel and backend absent from
-                       legs written before they were recorded: a resume with other threads or another kernel equals
-                       the uninterrupted run to rounding only)
+                       `hpcflow.provenance.array_backend`), git_commit (rank 0's commit of the hpcflow source tree,
+                       `hpcflow.provenance.git_commit`; null outside a git checkout; a resume by another commit or
+                       hpcflow_version than the last leg's says so in one line) (threads, blas_kernel, backend and
+                       git_commit absent from legs written before they were recorded: a resume with other threads or
+                       another kernel equals the uninterrupted run to rounding only)
   train.epoch          epochs done (= summary.json's checkpoint_step)
   train.step           optimiser steps done (the learning-rate schedule's position)
   train.position       batches done of epoch `epoch + 1` (0 at an epoch boundary)
@@ -541,6 +543,9 @@ def _check_train_state(state: dict, batches: int) -> None:
             raise ValueError(f"legs[{i}].blas_kernel (not a BLAS kernel's name)")
         if not isinstance(g.get("backend", ""), (str, type(None))):
             raise ValueError(f"legs[{i}].backend (not an array backend's name)")
+        if not isinstance(g.get("git_commit", ""), (str, type(None))):
+            raise ValueError(f"legs[{i}].git_commit = {short_repr(g['git_commit'])} (not a string: the commit hash "
+                             "of the hpcflow that ran it, null outside a git checkout)")
         bad = next((k for k in numbers if g.get(k) is not None and not _real_number(g[k])), None)
         if bad is not None:  # (null: not recorded, a version 1 checkpoint's)
             raise ValueError(f"legs[{i}].{bad} = {short_repr(g[bad])} (not a number)")
@@ -594,19 +599,21 @@ class TrainingCheckpoint:
     record as last written, on every rank. `job_text` (the saved job) goes to DIR/job.toml right after this run's
     first write, so a run killed without a signal still says which job and --set values its checkpoint continues.
     `schedule_epochs` (the cosine schedule's length, [training].epochs) and `threads` (rank 0's torch and BLAS threads)
-    go into this leg's entry when given, and its BLAS kernel (`hpcflow.provenance.blas_kernel`) and array backend
-    (`hpcflow.provenance.array_backend`) always."""
+    go into this leg's entry when given, and its BLAS kernel (`hpcflow.provenance.blas_kernel`), array backend
+    (`hpcflow.provenance.array_backend`) and the commit of its hpcflow (`hpcflow.provenance.git_commit`, null outside
+    a git checkout) always (rank 0's are written)."""
 
     def __init__(self, path, resume: dict | None = None, *, started: float, comm=None, job_text: str | None = None,
                  schedule_epochs: int | None = None, threads: int | None = None):
         from hpcflow.parallel.comm import resolve
-        from hpcflow.provenance import array_backend, blas_kernel
+        from hpcflow.provenance import array_backend, blas_kernel, git_commit
 
         self.path, self.comm, self.started = os.fspath(path), resolve(comm), started
         self.schedule_epochs = schedule_epochs  # the cosine schedule's length of this leg (None: not cosine)
         self.threads = threads  # threads per rank of this leg (None: not recorded)
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
+        self.git_commit = git_commit()  # the commit of this leg's hpcflow, None outside a git checkout (rank 0's)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
@@ -623,6 +630,7 @@ class TrainingCheckpoint:
             mine["threads"] = int(self.threads)
         mine["blas_kernel"] = self.blas_kernel
         mine["backend"] = self.backend
+        mine["git_commit"] = self.git_commit
         return self.legs[:self._earlier] + [mine]
 
     def save(self, epoch: int, state, *, status: str, ended: str | None = None) -> None:

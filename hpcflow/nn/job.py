@@ -523,6 +523,7 @@ def run(cfg: dict, outdir: str, *, log=print, comm=None, resume: dict | None = N
         ctx["job_text"], ctx["stops"], ctx["t0"] = job_text, stops, t0
         if resume is not None and root:
             _threads_note(resume, ctx["threads"], log_prefix, job_threads=cfg["training"]["threads"])
+            _code_note(resume, log_prefix)
         base = {**(info or {}), "kind": "nn", "ranks": c.Get_size(), "config": cfg, "threads": ctx["threads"],
                 "device": str(ctx["device"]), "n_train": cfg["geometry"]["n_train"],
                 "n_val": cfg["geometry"]["n_val"]}
@@ -574,6 +575,19 @@ def _threads_note(resume: dict, threads: int, prefix: str = LOG_PREFIX, *, job_t
 
     note = threads_note(earlier_legs(resume), threads, prefix,  # (the flow's resume says it alike)
                         setting="--set training.threads" if job_threads else "HPCFLOW_THREADS")
+    if note:
+        print(note, file=sys.stderr)
+
+
+def _code_note(resume: dict, prefix: str = LOG_PREFIX) -> None:
+    """One line on stderr when this leg runs another hpcflow (git commit or version) than the last leg of checkpoint
+    `resume` (its legs[].git_commit, legs[].hpcflow_version; nothing where either side is not known): the epochs from
+    the resumed one on come from other code, whose numerics may differ."""
+    from hpcflow.checkpoint import code_note
+    from hpcflow.nn.checkpoint import earlier_legs
+    from hpcflow.provenance import git_commit
+
+    note = code_note(earlier_legs(resume), prefix, git_commit(), unit="epochs")  # (the flow's resume says it alike)
     if note:
         print(note, file=sys.stderr)
 
