@@ -245,7 +245,13 @@ def main(argv=None) -> int:
     args = None
     try:
         with kept():  # a Ctrl-C that lands in a weakref callback (an import's lock clean-up) still stops the command
-            parser = build_parser()
+            try:
+                parser = build_parser()  # (imports each command's module)
+            except (MemoryError, RuntimeError, ImportError, OSError, SystemError) as exc:
+                status = _start_failed(exc, argv)
+                if argv is None:
+                    quiet_exit(status)
+                return status
             args = parser.parse_args(argv)
             if argv is None and args.verb is not None:
                 early_command(f"hpcflow {args.verb}")  # for the line of a request while MPI_Init blocks
@@ -253,7 +259,10 @@ def main(argv=None) -> int:
                 parser.error(f"name a command, one of {', '.join(m.rsplit('.', 1)[1] for m in COMMANDS)}")
             if args.verb not in STOPS_AFTER_LAUNCH:
                 early_handover()
-            return log_refused(f"hpcflow {args.verb}", _run(args), written=getattr(args, "written", None))
+            status = log_refused(f"hpcflow {args.verb}", _run(args), written=getattr(args, "written", None))
+            if argv is None and getattr(args, "start_failed", False):
+                quiet_exit(status)
+            return status
     except SystemExit as exc:  # the program's --help, --version: a refused write of what they printed said (status 5)
         if argv is not None or exc.code not in (0, None):
             raise
@@ -266,6 +275,36 @@ def main(argv=None) -> int:
         if argv is not None:  # a finished command ignores Ctrl-C to its end (`stop_signals.finished`): the caller's
             interrupts_again(ctrl_c)
             thread_environment(threads)
+
+
+def quiet_exit(status: int) -> None:
+    """End the program now with `status`, skipping the C libraries' exit handlers, where its start-up ran out of
+    memory (exit 2) inside HDF5's initialization (h5py's modules half imported): HDF5's handler then prints
+    "HDF5: infinite loop closing library L,P,P,FD,E,I,I,..." after the one line. Nothing was written to skip;
+    not under MPI (MPI_Init done: its ranks end through MPI_Finalize)."""
+    if not hdf5_half_loaded():
+        return
+    mpi = sys.modules.get("mpi4py.MPI")
+    try:
+        if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+            return
+    except Exception:  # (an MPI that cannot say: left to the usual exit)
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError, MemoryError):
+            pass
+    os._exit(status)
+
+
+def hdf5_half_loaded() -> bool:
+    """Whether h5py's import began (its HDF5 library loaded: one of its modules imported) and did not end (no
+    h5py.File): HDF5's initialization may have failed, and its exit handler then prints garbled lines."""
+    h5py = sys.modules.get("h5py")
+    began = h5py is not None or any(name.startswith("h5py.") for name in list(sys.modules))
+    return began and not hasattr(h5py, "File")
 
 
 def thread_environment(restore: dict | None = None) -> dict:
@@ -344,19 +383,75 @@ def _run(args) -> int:
         if not _said_elsewhere(exc, collective=True):  # every rank stops together: one line for the world
             print(f"hpcflow {args.verb}: stopped: {_stop_line(exc, args)}", file=sys.stderr)
         return exc.exit_status
-    except (MemoryError, RuntimeError, ImportError, OSError) as exc:  # memory that ran out: one line, no traceback
-        from hpcflow.resources import out_of_memory_said, start_out_of_memory
+    except (MemoryError, RuntimeError, ImportError, OSError, SystemError) as exc:  # memory that ran out: one line
+        try:
+            return _out_of_memory(exc, args)
+        except MemoryError:  # (saying it ran out too: the line made before, with nothing more to allocate)
+            return _out_of_memory_bare(args)
 
-        line = start_out_of_memory(exc, args.verb)
-        if line is not None:  # before the command's work began: nothing ran (exit 2)
-            if not _said_elsewhere(_start_error(line)):
-                print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
-            return UserError.exit_status
-        line = out_of_memory_said(exc, args.verb)
-        if line is None:
+
+def _start_failed(exc: BaseException, argv) -> int:
+    """Exit status 2 and one line where memory ran out while the CLI imported its commands' modules (`build_parser`),
+    for the command named in `argv` (default: the program's arguments) where one is; `exc` raised again where it
+    says no shortage of memory."""
+    names = {name.rsplit(".", 1)[1] for name in COMMANDS}
+    args = argparse.Namespace(verb=next((word for word in (sys.argv[1:] if argv is None else argv) if word in names),
+                                        None))
+    try:
+        from hpcflow.resources import work_began
+
+        work_began(False)
+        return _out_of_memory(exc, args)
+    except (MemoryError, ImportError, SystemError) as again:  # (hpcflow.resources could not be imported either)
+        from hpcflow.errors import load_refused, unsaid_import_failure
+
+        if not (isinstance(again, MemoryError) or load_refused(again) or unsaid_import_failure(again)):
             raise
-        print(f"hpcflow {args.verb}: error: {line}", file=sys.stderr)
-        return EXIT_WRITE_FAILED
+        return _out_of_memory_bare(args)
+
+
+def _out_of_memory(exc: BaseException, args) -> int:
+    """The exit status and one line of memory that ran out in command `args.verb` (`resources.start_out_of_memory`
+    before its work began, exit 2 and args.start_failed; `resources.out_of_memory_said` after it, exit 5); `exc`
+    raised again where it says no shortage of memory."""
+    from hpcflow.resources import out_of_memory_said, start_out_of_memory
+
+    prog = f"hpcflow {args.verb}" if args.verb else "hpcflow"
+    line = start_out_of_memory(exc, args.verb)
+    if line is not None:  # before the command's work began: nothing ran (exit 2)
+        args.start_failed = True
+        if not _said_elsewhere(_start_error(line)):
+            print(f"{prog}: error: {line}", file=sys.stderr)
+        return UserError.exit_status
+    line = out_of_memory_said(exc, args.verb)
+    if line is None:
+        raise exc
+    print(f"{prog}: error: {line}", file=sys.stderr)
+    return EXIT_WRITE_FAILED
+
+
+#: the ends of `_out_of_memory_bare`'s lines (after "hpcflow VERB"), made when the CLI is imported: said where
+#: making the full line ran out of memory too; by whether the work had begun
+BARE_LINES = {
+    False: b": error: out of memory before any work (MemoryError); nothing was run: raise the limit (ulimit -v and "
+           b"ulimit -d unlimited, or more memory for the job)\n",
+    True: b": error: out of memory mid-run (MemoryError): raise the limit (ulimit -v and ulimit -d unlimited, or more "
+          b"memory for the job) or reduce the job's sizes, then run it again (with --resume where it wrote a "
+          b"checkpoint)\n"}
+
+
+def _out_of_memory_bare(args) -> int:
+    """Exit status 2 (before the work began) or 5, and a line made beforehand, written with next to no allocation:
+    memory ran out, then again while `_out_of_memory` made its line (its limit measured, its fix worked out)."""
+    resources = sys.modules.get("hpcflow.resources")  # (not imported, or half: nothing began)
+    began = bool(getattr(resources, "_BEGAN", [False])[0]) and args.verb not in getattr(resources, "START_ONLY", ())
+    args.start_failed = not began
+    for part in (b"hpcflow", b" " if args.verb else b"", args.verb or b"", BARE_LINES[began]):
+        try:
+            os.write(2, part if isinstance(part, bytes) else part.encode())
+        except (MemoryError, OSError):
+            pass
+    return EXIT_WRITE_FAILED if began else UserError.exit_status
 
 
 def _start_error(line: str) -> UserError:

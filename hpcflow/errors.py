@@ -10,6 +10,7 @@ stopped by SIGTERM / SIGUSR1 where no checkpoint is written (`hpcflow.stop_signa
 """
 
 import errno
+import resource
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -97,6 +98,39 @@ def out_of_memory(exc: BaseException) -> str | None:
         return "MemoryError"
     if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
         return "a thread could not start: can't start new thread"
+    return None
+
+
+#: what the dynamic loader says where mmap refused a library's segments (ENOMEM: ulimit -v, a cgroup; its bss under
+#: ulimit -d: "cannot map zero-fill pages"), lower case
+LOAD_REFUSALS = ("failed to map segment from shared object", "cannot allocate memory", "cannot map zero-fill pages")
+#: loader lines that name memory but no shortage of it: glibc's static TLS block of a library loaded late (libgomp on
+#: aarch64), which the order of the imports or LD_PRELOAD fixes, not a larger limit
+NOT_REFUSALS = ("static tls",)
+
+
+def load_refused(exc: BaseException) -> str | None:
+    """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
+    be mapped for want of memory (LOAD_REFUSALS), as under a tight `ulimit -v`; else None."""
+    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and exc.errno is None):
+        for line in str(exc).splitlines():
+            low = line.lower()
+            if any(refusal in low for refusal in LOAD_REFUSALS) and not any(n in low for n in NOT_REFUSALS):
+                return " ".join(line.split())
+    return None
+
+
+def unsaid_import_failure(exc: BaseException) -> str | None:
+    """What failed where `exc` is CPython's SystemError ("error return without exception set", "... returned NULL
+    without setting an exception": an allocation of the import machinery or of an extension's init that failed
+    unsaid) and RLIMIT_AS or RLIMIT_DATA is set, for an import that `exc` came from; else None (with no limit set
+    a SystemError is a fault, said with its traceback)."""
+    if not isinstance(exc, SystemError):
+        return None
+    for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+        soft, _ = resource.getrlimit(which)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            return f"an import failed unsaid: SystemError: {' '.join(str(exc).split())}"
     return None
 
 

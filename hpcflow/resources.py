@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hpcflow.errors import ConfigError, out_of_memory
+from hpcflow.errors import ConfigError, load_refused, out_of_memory, unsaid_import_failure
 from hpcflow.arguments import (api_integer, api_threads, env_backend, env_integer, env_quiet, env_switch,
                                env_thread_count, env_threads, text_count)
 
@@ -1403,25 +1403,11 @@ def _limits_had() -> str:
     return text
 
 
-#: what the dynamic loader says where mmap refused a library's segments (ENOMEM: ulimit -v, a cgroup), lower case
-LOAD_REFUSALS = ("failed to map segment from shared object", "cannot allocate memory")
-
-
-#: loader lines that name memory but no shortage of it: glibc's static TLS block of a library loaded late (libgomp on
-#: aarch64), which the order of the imports or LD_PRELOAD fixes, not a larger limit
-NOT_REFUSALS = ("static tls",)
-
-
 def load_out_of_memory(exc: BaseException) -> str | None:
     """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
     be mapped for want of memory, as under a tight `ulimit -v` where the imports of the start-up fail before any
-    estimate is checked; else None."""
-    if isinstance(exc, ImportError) or (isinstance(exc, OSError) and exc.errno is None):
-        for line in str(exc).splitlines():
-            low = line.lower()
-            if any(refusal in low for refusal in LOAD_REFUSALS) and not any(n in low for n in NOT_REFUSALS):
-                return " ".join(line.split())
-    return None
+    estimate is checked; else None (`hpcflow.errors.load_refused`)."""
+    return load_refused(exc)
 
 
 def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | None:
@@ -1632,6 +1618,12 @@ def _in_import(exc: BaseException) -> bool:
     return False
 
 
+def _import_failed_limited(exc: BaseException) -> str | None:
+    """What failed where `exc` is CPython's SystemError from an import under a set RLIMIT_AS or RLIMIT_DATA
+    (`hpcflow.errors.unsaid_import_failure`), for `start_out_of_memory`; else None."""
+    return unsaid_import_failure(exc) if _in_import(exc) else None
+
+
 #: commands whose whole work is their start-up (loading the libraries whose versions `hpcflow info` prints): memory
 #: that runs out in them is always the start-up's
 START_ONLY = ("info",)
@@ -1649,7 +1641,7 @@ def start_out_of_memory(exc: BaseException, command: str | None = None) -> str |
         command = command_name().removeprefix("hpcflow").strip() or None
     if command not in START_ONLY and _BEGAN[0]:
         return None
-    what = out_of_memory(exc) or load_out_of_memory(exc)
+    what = out_of_memory(exc) or load_out_of_memory(exc) or _import_failed_limited(exc)
     if what is None:
         return None
     known = start_needs(command) if command else None

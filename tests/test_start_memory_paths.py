@@ -1,0 +1,138 @@
+"""Memory that runs out while hpcflow loads its modules and libraries, wherever in the start-up (its own modules, the
+commands' modules, HDF5's initialization, the error path itself): one line and status 2, with nothing after it; and
+the pieces that decide so (the loader's lines, CPython's SystemError of an import under a limit, the bare line)."""
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hpcflow import cli, errors, resources
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+QUICKSTART = os.path.join(ROOT, "jobs", "quickstart.toml")
+KiB = 2**10
+
+#: runs `python -m hpcflow ARGS` with its address space limited to what it has mapped once NumPy is imported plus
+#: argv[1] bytes: the limit falls inside hpcflow's own imports, the commands' modules, h5py's and HDF5's init or
+#: the command, as argv[1] grows
+DRIVER = textwrap.dedent("""
+    import resource, runpy, sys
+    extra = int(sys.argv.pop(1))
+    import numpy
+    with open("/proc/self/status") as status:
+        vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + extra, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    sys.argv = ["hpcflow"] + sys.argv[1:]
+    runpy.run_module("hpcflow", run_name="__main__", alter_sys=True)
+""")
+
+
+def test_memory_that_runs_out_anywhere_in_the_start_up_is_one_line_and_status_2(tmp_path):
+    """From hpcflow's first module to its check, at every limit: status 2 and the one line, or a start (0); before,
+    the commands' modules (imported to parse the arguments) and a second MemoryError while the line was made ended in
+    a traceback (status 1), and a failed HDF5 initialization printed "HDF5: infinite loop closing library" after it."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", HPCFLOW_IGNORE_MEMORY_CHECK="1")
+    seen = {}
+    for extra in range(0, 9216 * KiB, 256 * KiB):
+        proc = subprocess.run([sys.executable, str(driver), str(extra), "run", QUICKSTART, "--out",
+                               str(tmp_path / "o"), "--check"], capture_output=True, text=True, env=env, timeout=120)
+        seen[extra // KiB] = proc.returncode
+        lines = proc.stderr.splitlines()
+        assert proc.returncode in (0, 2), (extra // KiB, proc.stderr[-3000:])
+        if proc.returncode == 2:
+            assert len(lines) == 1 and lines[0].startswith("hpcflow"), (extra // KiB, proc.stderr[-3000:])
+            assert "out of memory" in lines[0] and "nothing was run" in lines[0], lines[0]
+            assert "mid-run" not in lines[0] and "--resume" not in lines[0], lines[0]
+    assert 2 in seen.values(), seen  # the sweep is inside the start-up
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("message", [
+    "/x/h5py/h5t.cpython-311-x86_64-linux-gnu.so: cannot map zero-fill pages",
+    "libhdf5.so.320: failed to map segment from shared object",
+])
+def test_the_loaders_refusals_under_a_data_limit_are_memory(message):
+    """glibc's loader says "cannot map zero-fill pages" where `ulimit -d` refuses a library's bss: memory, as a
+    segment it could not map; before, a traceback."""
+    exc = ImportError(message)
+    assert errors.load_refused(exc) == message
+    resources.work_began(False)
+    line = resources.start_out_of_memory(exc, "run")
+    assert line is not None and message in line and "nothing was run" in line, line
+    assert errors.load_refused(ImportError("No module named 'h5py'")) is None
+
+
+def test_a_systemerror_of_an_import_is_memory_only_under_a_limit():
+    """CPython's import says "error return without exception set" where an allocation failed unsaid: memory where
+    RLIMIT_AS or RLIMIT_DATA is set, a fault (None: its traceback) where neither is."""
+    exc = SystemError("<built-in function compile> returned NULL without setting an exception")
+    saved = {which: resource.getrlimit(which) for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA)}
+    try:
+        for which, (soft, hard) in saved.items():
+            resource.setrlimit(which, (resource.RLIM_INFINITY if hard == resource.RLIM_INFINITY else hard, hard))
+        assert errors.unsaid_import_failure(exc) is None
+        soft = 2**44 if saved[resource.RLIMIT_DATA][1] == resource.RLIM_INFINITY else saved[resource.RLIMIT_DATA][1]
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, saved[resource.RLIMIT_DATA][1]))
+        assert "SystemError" in errors.unsaid_import_failure(exc)
+        assert errors.unsaid_import_failure(RuntimeError("error return without exception set")) is None
+    finally:
+        for which, limits in saved.items():
+            resource.setrlimit(which, limits)
+
+
+def test_memory_that_runs_out_again_while_the_line_is_made_still_ends_in_the_line(monkeypatch, capfd, tmp_path):
+    """Where the start-up's line cannot be made (its limits measured, its fix worked out) for want of memory too, the
+    line made when the CLI was imported is written, status 2 before the work began and 5 after; no traceback."""
+    def no_memory(*_args, **_kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "start_limits", no_memory)
+    monkeypatch.setattr(resources, "start_out_of_memory", no_memory)
+    status = cli.main(["run", QUICKSTART, "--out", str(tmp_path / "o"), "--check"])
+    err = capfd.readouterr().err
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith("hpcflow run: error: out of memory before any work"), err
+    assert "nothing was run" in err and "Traceback" not in err
+
+    resources.work_began(False)
+    monkeypatch.setattr(cli, "start_limits", lambda _args: resources.work_began())  # the work began: then memory
+    monkeypatch.setattr(cli, "same_command", no_memory)
+    monkeypatch.setattr(resources, "out_of_memory_said", no_memory)
+    status = cli.main(["run", QUICKSTART, "--out", str(tmp_path / "o")])
+    err = capfd.readouterr().err
+    assert status == 5, err
+    assert err.count("\n") == 1 and err.startswith("hpcflow run: error: out of memory mid-run"), err
+    resources.work_began(False)
+
+
+QUIET = textwrap.dedent("""
+    import atexit, os, sys, types
+    from hpcflow import cli
+    atexit.register(os.write, 2, b"AN EXIT HANDLER RAN\\n")
+    if sys.argv[1] == "half":
+        sys.modules["h5py._errors"] = types.ModuleType("h5py._errors")  # h5py's import began and failed
+    elif sys.argv[1] == "whole":
+        import h5py
+    cli.quiet_exit(2)
+    sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("h5py_state, status, handlers", [("half", 2, False), ("whole", 3, True), ("none", 3, True)])
+def test_a_start_up_that_failed_in_hdf5s_initialization_ends_without_its_exit_handlers(tmp_path, h5py_state, status,
+                                                                                        handlers):
+    """HDF5's exit handler, after its initialization failed for want of memory, prints "HDF5: infinite loop closing
+    library" and a garbled list after the start-up's one line: where h5py's import began and did not end the program
+    ends at once (its exit handlers skipped, status kept); otherwise as usual."""
+    script = tmp_path / "quiet.py"
+    script.write_text(QUIET)
+    proc = subprocess.run([sys.executable, str(script), h5py_state], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert proc.returncode == status, proc.stderr
+    assert ("AN EXIT HANDLER RAN" in proc.stderr) == handlers, proc.stderr
