@@ -7,7 +7,7 @@ clustering that use them; `cluster`, `kernels` and `metric` share a layer; `anal
     errors, arguments, value_ranges, names, atomic, h5read, launcher_output, stop_signals, backend, allocator,
     provenance, resources, parallel, progress, jobs, nn.files, nn._torch -> geometry -> cluster, kernels, metric ->
     flow, flow_step, flow_inputs -> checkpoint -> experiments -> nn -> tune -> analysis -> report, submit, commands
-    -> cli, __main__
+    -> cli, program, __main__
 
 The base layer also holds `nn`'s `__init__`, which imports `nn._torch` only. A few imports inside functions reach up
 (README's "Layout" names them).

@@ -1207,9 +1207,9 @@ class CheckpointWriter:
     around the flow's setup), which its handler sets too: one recorded by the time the flow's first step would
     start stops the flow before it (`before_steps`: the checkpoint of step 0, or of the resumed step).
     threads: this run's threads per rank, recorded in its leg (`legs[].threads`) when given; its BLAS kernel
-    (`hpcflow.provenance.blas_kernel`) and array backend (`hpcflow.provenance.array_backend`) are recorded always
-    and so is the commit of its hpcflow (`hpcflow.provenance.git_commit`, `legs[].git_commit`; null outside a git
-    checkout) (`legs[].blas_kernel`, `legs[].backend`).
+    (`hpcflow.provenance.blas_kernel`, `legs[].blas_kernel`), array backend (`hpcflow.provenance.array_backend`,
+    `legs[].backend`) and the commit of its hpcflow (`hpcflow.provenance.git_commit`, `legs[].git_commit`; null
+    where git cannot name it) are recorded always.
     engine: the engine of the flow's Gaussian kernel ("numba" or "numpy", `GaussianKernel.engine`), written as
     attribute engine (None: none written, as for other kernels); a resume's writer is given the engine it keeps.
     """

@@ -446,6 +446,13 @@ def _out_of_memory_bare(args) -> int:
     resources = sys.modules.get("hpcflow.resources")  # (not imported, or half: nothing began)
     began = bool(getattr(resources, "_BEGAN", [False])[0]) and args.verb not in getattr(resources, "START_ONLY", ())
     args.start_failed = not began
+    try:
+        from hpcflow.stop_signals import launcher_task
+
+        if (launcher_task() or (None, 0))[1] != 0:  # (every task of a launch ran out alike: rank 0's says it)
+            return EXIT_WRITE_FAILED if began else UserError.exit_status
+    except Exception:
+        pass
     for part in (b"hpcflow", b" " if args.verb else b"", args.verb or b"", BARE_LINES[began]):
         try:
             os.write(2, part if isinstance(part, bytes) else part.encode())

@@ -120,17 +120,22 @@ def load_refused(exc: BaseException) -> str | None:
     return None
 
 
+#: CPython's SystemError where a C function failed without setting an exception: under a limit, an allocation
+UNSAID = ("error return without exception set", "without setting an exception")
+
+
 def unsaid_import_failure(exc: BaseException) -> str | None:
     """What failed where `exc` is CPython's SystemError ("error return without exception set", "... returned NULL
     without setting an exception": an allocation of the import machinery or of an extension's init that failed
     unsaid) and RLIMIT_AS or RLIMIT_DATA is set, for an import that `exc` came from; else None (with no limit set
     a SystemError is a fault, said with its traceback)."""
-    if not isinstance(exc, SystemError):
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, SystemError) or not any(unsaid in text for unsaid in UNSAID):
         return None
     for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
         soft, _ = resource.getrlimit(which)
         if soft != resource.RLIM_INFINITY and soft > 0:
-            return f"an import failed unsaid: SystemError: {' '.join(str(exc).split())}"
+            return f"an import failed unsaid: SystemError: {text}"
     return None
 
 

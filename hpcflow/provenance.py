@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -12,8 +13,10 @@ import sys
 from hpcflow import __version__
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str | None:
-    """The commit of the hpcflow source tree when it is a git checkout, else None."""
+    """The commit (HEAD) of the hpcflow source tree when it is a git checkout git reads, else None; asked once per
+    process, so a run's checkpoint legs and its summary name the same one. Uncommitted edits are not seen."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):
         return None

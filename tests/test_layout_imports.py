@@ -23,7 +23,7 @@ LAYERS = [
     ["tune"],
     ["analysis"],
     ["report", "submit", "commands"],
-    ["cli", "__main__"],
+    ["cli", "program", "__main__"],
 ]
 #: modules in the base layer besides those listed: the package itself, and hpcflow.nn's __init__, which imports
 #: nn._torch only (README says so), and which Python imports with nn.files

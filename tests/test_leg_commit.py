@@ -33,9 +33,10 @@ def _quiet(monkeypatch):
 
 
 def _head():
-    """HEAD of the tree hpcflow was imported from, asked of git here; None where it is no git checkout."""
+    """HEAD of the tree hpcflow was imported from (the suite runs in a git checkout of it), asked of git here."""
     p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 and os.path.exists(os.path.join(ROOT, ".git")) else None
+    assert p.returncode == 0 and len(p.stdout.strip()) == 40, p.stderr
+    return p.stdout.strip()
 
 
 def _legs(out):

@@ -2,6 +2,7 @@
 commands' modules, HDF5's initialization, the error path itself): one line and status 2, with nothing after it; and
 the pieces that decide so (the loader's lines, CPython's SystemError of an import under a limit, the bare line)."""
 
+import configparser
 import os
 import resource
 import subprocess
@@ -11,36 +12,52 @@ import textwrap
 import pytest
 
 from hpcflow import cli, errors, resources
+from test_parallel import mpiexec
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 QUICKSTART = os.path.join(ROOT, "jobs", "quickstart.toml")
 KiB = 2**10
 
-#: runs `python -m hpcflow ARGS` with its address space limited to what it has mapped once NumPy is imported plus
-#: argv[1] bytes: the limit falls inside hpcflow's own imports, the commands' modules, h5py's and HDF5's init or
-#: the command, as argv[1] grows
+#: runs the program as its console script does (`python -m hpcflow` with "runpy") with its address space limited to
+#: what it has mapped once NumPy is imported plus argv[1] bytes: the limit falls inside hpcflow's own imports, the
+#: commands' modules, h5py's and HDF5's init or the command, as argv[1] grows
 DRIVER = textwrap.dedent("""
     import resource, runpy, sys
-    extra = int(sys.argv.pop(1))
+    extra, how = int(sys.argv.pop(1)), sys.argv.pop(1)
     import numpy
     with open("/proc/self/status") as status:
         vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
     resource.setrlimit(resource.RLIMIT_AS, (vm + extra, resource.getrlimit(resource.RLIMIT_AS)[1]))
     sys.argv = ["hpcflow"] + sys.argv[1:]
-    runpy.run_module("hpcflow", run_name="__main__", alter_sys=True)
+    if how == "runpy":
+        runpy.run_module("hpcflow", run_name="__main__", alter_sys=True)
+    from hpcflow.program import main
+    sys.exit(main())
 """)
 
 
-def test_memory_that_runs_out_anywhere_in_the_start_up_is_one_line_and_status_2(tmp_path):
+def test_the_console_script_is_the_program_that_says_it():
+    """The `hpcflow` console script runs `hpcflow.program.main`, as `python -m hpcflow` does: the start-up's lines
+    of memory that ran out while hpcflow.cli was imported are the console script's too."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    scripts = dict(line.split("=", 1) for line in config["options.entry_points"]["console_scripts"].split("\n")
+                   if line.strip())
+    assert {k.strip(): v.strip() for k, v in scripts.items()} == {"hpcflow": "hpcflow.program:main"}
+
+
+@pytest.mark.parametrize("how", ["script", "runpy"])
+def test_memory_that_runs_out_anywhere_in_the_start_up_is_one_line_and_status_2(tmp_path, how):
     """From hpcflow's first module to its check, at every limit: status 2 and the one line, or a start (0); before,
-    the commands' modules (imported to parse the arguments) and a second MemoryError while the line was made ended in
-    a traceback (status 1), and a failed HDF5 initialization printed "HDF5: infinite loop closing library" after it."""
+    the commands' modules (imported to parse the arguments), hpcflow.cli's own import in the console script and a
+    second MemoryError while the line was made ended in a traceback (status 1), and a failed HDF5 initialization
+    printed "HDF5: infinite loop closing library" after it."""
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", HPCFLOW_IGNORE_MEMORY_CHECK="1")
     seen = {}
     for extra in range(0, 9216 * KiB, 256 * KiB):
-        proc = subprocess.run([sys.executable, str(driver), str(extra), "run", QUICKSTART, "--out",
+        proc = subprocess.run([sys.executable, str(driver), str(extra), how, "run", QUICKSTART, "--out",
                                str(tmp_path / "o"), "--check"], capture_output=True, text=True, env=env, timeout=120)
         seen[extra // KiB] = proc.returncode
         lines = proc.stderr.splitlines()
@@ -70,20 +87,40 @@ def test_the_loaders_refusals_under_a_data_limit_are_memory(message):
 
 def test_a_systemerror_of_an_import_is_memory_only_under_a_limit():
     """CPython's import says "error return without exception set" where an allocation failed unsaid: memory where
-    RLIMIT_AS or RLIMIT_DATA is set, a fault (None: its traceback) where neither is."""
-    exc = SystemError("<built-in function compile> returned NULL without setting an exception")
+    RLIMIT_AS or RLIMIT_DATA is set, a fault (None: its traceback) where neither is, or where the SystemError says
+    another thing (an extension built for another NumPy)."""
+    unsaid = [SystemError("<built-in function compile> returned NULL without setting an exception"),
+              SystemError("error return without exception set")]
+    other = [SystemError("type numpy.ndarray has the wrong size, try recompiling"),
+             RuntimeError("error return without exception set")]
     saved = {which: resource.getrlimit(which) for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA)}
     try:
-        for which, (soft, hard) in saved.items():
-            resource.setrlimit(which, (resource.RLIM_INFINITY if hard == resource.RLIM_INFINITY else hard, hard))
-        assert errors.unsaid_import_failure(exc) is None
+        unlimited = all(hard == resource.RLIM_INFINITY for _, hard in saved.values())
+        for which, (_, hard) in saved.items():  # (no limit where the hard ones allow it)
+            resource.setrlimit(which, (hard, hard))
+        assert all((errors.unsaid_import_failure(exc) is None) == unlimited for exc in unsaid)
         soft = 2**44 if saved[resource.RLIMIT_DATA][1] == resource.RLIM_INFINITY else saved[resource.RLIMIT_DATA][1]
         resource.setrlimit(resource.RLIMIT_DATA, (soft, saved[resource.RLIMIT_DATA][1]))
-        assert "SystemError" in errors.unsaid_import_failure(exc)
-        assert errors.unsaid_import_failure(RuntimeError("error return without exception set")) is None
+        assert all("SystemError" in errors.unsaid_import_failure(exc) for exc in unsaid)
+        assert all(errors.unsaid_import_failure(exc) is None for exc in other)
     finally:
         for which, limits in saved.items():
             resource.setrlimit(which, limits)
+
+
+def test_under_mpiexec_the_lines_made_beforehand_are_said_once(tmp_path):
+    """Where memory ran out importing hpcflow's modules on every task of a launch, launcher rank 0's task alone says
+    it, as the start-up's other lines; before, each task did."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", HPCFLOW_IGNORE_MEMORY_CHECK="1")
+    for extra in (0, 2048 * KiB):
+        proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(driver), str(extra), "script", "run",
+                               QUICKSTART, "--out", str(tmp_path / "o"), "--check"], capture_output=True, text=True,
+                              env=env, timeout=120)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert len(lines) == 1 and "out of memory" in lines[0] and "nothing was run" in lines[0], proc.stderr[-3000:]
 
 
 def test_memory_that_runs_out_again_while_the_line_is_made_still_ends_in_the_line(monkeypatch, capfd, tmp_path):
@@ -122,6 +159,21 @@ QUIET = textwrap.dedent("""
     cli.quiet_exit(2)
     sys.exit(3)
 """)
+
+
+def test_an_in_process_command_whose_start_up_ran_out_in_hdf5s_init_returns(monkeypatch, capfd, tmp_path):
+    """A caller's in-process `main(argv)` gets the status back, never an ended process, with h5py half imported."""
+    import types
+
+    def no_memory(*_args, **_kwargs):
+        raise MemoryError
+
+    monkeypatch.setitem(sys.modules, "h5py._hpcflow_half", types.ModuleType("h5py._hpcflow_half"))
+    monkeypatch.delitem(sys.modules, "h5py", raising=False)
+    assert cli.hdf5_half_loaded()
+    monkeypatch.setattr(cli, "start_limits", no_memory)
+    assert cli.main(["run", QUICKSTART, "--out", str(tmp_path / "o"), "--check"]) == 2
+    assert "out of memory" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("h5py_state, status, handlers", [("half", 2, False), ("whole", 3, True), ("none", 3, True)])
