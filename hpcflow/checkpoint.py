@@ -45,8 +45,10 @@ starts from (step 0: g_FS; `CheckpointWriter.before_steps`).
 `load_resume` refuses (exit 2) a file that h5py cannot read (damaged bytes), lacks an entry, has a wrong shape or type
 (a per-rank history not (step, ranks), a history that is not floating point, a history or metric of less precision
 than float64 / complex128, rejections not (k, 2), a config that is not a JSON object, a scalar attribute not of its
-type in `SCALAR_ATTRS` (a text, a complex number or an array for a count), a leg's value that is not a number: each
-refusal names the attribute or dataset), a schema_version this hpcflow does not read or a status outside STATUSES,
+type in `SCALAR_ATTRS` (a text, a complex number or an array for a count), a leg's value that is not a number, a
+leg's text no run writes (`hpcflow.provenance.leg_fault`: a hpcflow_version that is not a string, a backend other
+than "numpy" or "cupy", a git_commit that is not a commit hash), `legs` missing from a version 2 file: each refusal
+names the attribute or dataset), a schema_version this hpcflow does not read or a status outside STATUSES,
 holds NaN/inf where the writer stores only finite values or a value outside the range it stores (`RANGES`: a negative
 step, count, sigma, weight or step size, an |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps
 allow), legs that are not the runs up to `step` (`_check_leg_chain`), or a metric the flow never holds (not Hermitian
@@ -73,7 +75,7 @@ import h5py
 import numpy as np
 
 from hpcflow import __version__
-from hpcflow.arguments import api_integer, api_number, short_repr
+from hpcflow.arguments import api_integer, api_number, short_repr, short_text
 from hpcflow.atomic import atomic_file
 from hpcflow.errors import RESUME_HINT, ConfigError, InputFileError, Preempted, UserError
 from hpcflow.flow import RESUME_FIX, FlowScalars, early_stop_said, stopped_early
@@ -86,6 +88,7 @@ from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve, value_error_together
 from hpcflow.parallel.partition import as_indices
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
+from hpcflow.provenance import leg_fault
 from hpcflow.stop_signals import install
 
 KIND = "hpcflow.flow_checkpoint"
@@ -578,24 +581,32 @@ def _numbers(path, key: str, values) -> np.ndarray:
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
 #: keys of a leg that legs written before they were recorded lack
 LEG_OPTIONAL = ("threads", "blas_kernel", "backend", "git_commit")
-#: text keys of a leg (null: not known) and what the flow writes there
-LEG_NAMES = {"blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")',
+#: text keys of a leg (null: not known) and what the flow writes there (`hpcflow.provenance.leg_fault`)
+LEG_NAMES = {"hpcflow_version": "the version of the hpcflow that ran it (null in a version 1 checkpoint's leg)",
+             "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")',
              "git_commit": "the commit hash of the hpcflow that ran it (null outside a git checkout)"}
 
 
 def _read_legs(f, path) -> list | None:
-    """The `legs` attribute (a list of LEG_KEYS dicts), None when the checkpoint predates it (version 1)."""
+    """The `legs` attribute (a list of LEG_KEYS dicts), None when the checkpoint predates it (version 1); missing
+    from a later version, or a text entry no run writes (`leg_fault`), is a damaged checkpoint (InputFileError)."""
     if "legs" not in f.attrs:
-        return None
+        version = f.attrs.get("schema_version")
+        if isinstance(version, (int, np.integer)) and int(version) == 1:
+            return None
+        raise InputFileError(f"{path}: attribute legs is missing, where a checkpoint of schema_version "
+                             f"{_said(version)} holds one entry per run that wrote it (only version 1 lacks it); the "
+                             f"checkpoint is incomplete, {RESTART}")
     legs = _read_attr_json(f, "legs", path)
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise InputFileError(f"{path}: attribute 'legs' is not a list of {{{', '.join(LEG_KEYS)}}}; the checkpoint "
                              f"is damaged, {RESTART}")
     for i, g in enumerate(legs):
-        bad = next((k for k in LEG_NAMES if not isinstance(g.get(k, ""), (str, type(None)))), None)
-        if bad is not None:
-            raise InputFileError(f"{path}: attribute legs[{i}].{bad} = {json.dumps(g[bad])} is not a string, where "
-                                 f"the flow writes {LEG_NAMES[bad]}; the checkpoint is damaged, {RESTART}")
+        fault = leg_fault(g)
+        if fault is not None:
+            bad, why = fault
+            raise InputFileError(f"{path}: attribute legs[{i}].{bad} = {short_text(json.dumps(g[bad]))} is {why}, "
+                                 f"where the flow writes {LEG_NAMES[bad]}; the checkpoint is damaged, {RESTART}")
     return legs
 
 
@@ -792,7 +803,8 @@ def code_note(legs: list, prefix: str, commit: str | None, version: str = __vers
         return None
 
     def code(v, c):
-        return f"hpcflow {v} (commit {c[:12] if isinstance(c, str) else 'unknown'})"
+        said = c[:12] + ("-dirty" if c.endswith("-dirty") else "") if isinstance(c, str) else "unknown"
+        return f"hpcflow {v} (commit {said})"
 
     return (f"{prefix} note: {code(version, commit)}, where the checkpoint's last leg ran "
             f"{code(was_version, was)}: the {unit} from {last.get('to_step')} on come from other code than those "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -13,18 +14,57 @@ import sys
 from hpcflow import __version__
 
 
+#: a commit as `git_commit` records it (a checkpoint leg's git_commit): the hash of HEAD, hex (40 digits; 64 in a
+#: SHA-256 repository; at least 7 where abbreviated), "-dirty" after it where tracked files differed from it
+COMMIT = re.compile(r"[0-9a-fA-F]{7,64}(-dirty)?")
+#: the array backends a run computes on (`array_backend`), as a checkpoint leg records them
+BACKENDS = ("numpy", "cupy")
+
+
+def _git(root: str, *args: str):
+    """`git -C root ARGS` (no optional locks: the index is not rewritten) in an environment without GIT_* variables,
+    so that $GIT_DIR, $GIT_WORK_TREE or $GIT_INDEX_FILE of the caller do not name another repository than root's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return subprocess.run(["git", "--no-optional-locks", "-C", root, *args], capture_output=True, text=True,
+                          timeout=10, env=env)
+
+
 @functools.lru_cache(maxsize=None)
 def git_commit() -> str | None:
-    """The commit (HEAD) of the hpcflow source tree when it is a git checkout git reads, else None; asked once per
-    process, so a run's checkpoint legs and its summary name the same one. Uncommitted edits are not seen."""
+    """The commit (HEAD) of the hpcflow source tree when it is a git checkout git reads, with "-dirty" after it where
+    tracked files of the checkout differ from it (uncommitted edits; untracked files are not counted, and two
+    different uncommitted states both read "-dirty"), else None; asked once per process, so a run's checkpoint legs
+    and its summary name the same one. $GIT_DIR and the other GIT_* variables are not passed to git."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):
         return None
     try:
-        out = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = _git(root, "rev-parse", "HEAD")
+        if head.returncode != 0 or not COMMIT.fullmatch(head.stdout.strip()):
+            return None
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if status.returncode != 0:  # (whether the tree differs is not known)
+        return None
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+def leg_fault(leg: dict) -> tuple[str, str] | None:
+    """The first text entry of a checkpoint leg (a flow's or a network's) that no run writes, with why: its
+    hpcflow_version, blas_kernel, backend or git_commit not a string; a backend other than `BACKENDS`; a git_commit
+    other than a commit hash (`COMMIT`). None where each is null or absent (not known) or as a run writes it."""
+    for key in ("hpcflow_version", "blas_kernel", "backend", "git_commit"):
+        value = leg.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return key, "not a string"
+        if key == "backend" and value not in BACKENDS:
+            return key, 'not "numpy" or "cupy"'
+        if key == "git_commit" and not COMMIT.fullmatch(value):
+            return key, 'not a commit hash (7 to 64 hex digits, "-dirty" after them where the tree had edits)'
+    return None
 
 
 def blas() -> list:

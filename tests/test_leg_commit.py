@@ -33,10 +33,15 @@ def _quiet(monkeypatch):
 
 
 def _head():
-    """HEAD of the tree hpcflow was imported from (the suite runs in a git checkout of it), asked of git here."""
-    p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True)
+    """The commit the hpcflow under test records, asked of git here: HEAD of the tree it was imported from (the suite
+    runs in a git checkout of it), "-dirty" after it where `git status` lists a tracked file that differs from it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and len(p.stdout.strip()) == 40, p.stderr
-    return p.stdout.strip()
+    s = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                       text=True, env=env)
+    assert s.returncode == 0, s.stderr
+    return p.stdout.strip() + ("-dirty" if s.stdout.strip() else "")
 
 
 def _legs(out):

@@ -60,7 +60,8 @@ the run's final status:
 
 Two runs of the same job at the same R write equal checkpoints but for the wall-clock entries `TIMINGS`. A resume
 refuses a checkpoint holding a value no training writes (`check_train_state`: the schema's layout, a history or
-ntk.seconds of another dtype than `DTYPES`, NaN or inf but in `MAY_BE_NAN`, a value outside its `RANGES`).
+ntk.seconds of another dtype than `DTYPES`, NaN or inf but in `MAY_BE_NAN`, a value outside its `RANGES`, `legs`
+missing from a version 2 or later file, a leg's text no run writes: `hpcflow.provenance.leg_fault`).
 
 Divergence after a resume: a run whose training diverges writes the state of its last finite epoch (status
 "diverged"). A resumed run keeps, as that state, the state it loaded (train.position 0) or the start of the epoch
@@ -93,6 +94,7 @@ from hpcflow.nn._torch import require_torch
 from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
+from hpcflow.provenance import leg_fault
 from hpcflow.value_ranges import first_fault, shown
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "RANGES", "READABLE_VERSIONS", "RESTART", "TIMINGS",
@@ -114,6 +116,10 @@ TIMINGS = ("legs[].wall_seconds", "train.partial.seconds", "train.partial.comm_s
            "train.history.epoch_seconds", "train.history.comm_seconds", "ntk.seconds")
 #: keys of each entry of `legs` (those of the flow checkpoint's, hpcflow.checkpoint.LEG_KEYS, and `status`)
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "status")
+#: text keys of a leg (null: not known) and what a training writes there (`hpcflow.provenance.leg_fault`)
+LEG_TEXTS = {"hpcflow_version": "the version of the hpcflow that ran it, null in a version 1 checkpoint's leg",
+             "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name, "numpy" or "cupy"',
+             "git_commit": "the commit hash of the hpcflow that ran it, null outside a git checkout"}
 
 
 def _config_path(path: str) -> str:
@@ -534,18 +540,18 @@ def _check_train_state(state: dict, batches: int) -> None:
         if torch.is_tensor(held.get(name)) and held[name].dtype != want:
             raise ValueError(f"{name} ({_layout(held[name])}, where a training writes "
                              f"{str(want).removeprefix('torch.')})")
+    version = state.get("version")
+    if "legs" not in state and not (isinstance(version, int) and version == 1):  # (only version 1 lacks it)
+        raise KeyError("legs")
     legs = state.get("legs", [])
     if not isinstance(legs, list) or not all(isinstance(g, dict) and set(LEG_KEYS) <= set(g) for g in legs):
         raise ValueError(f"legs (not a list of {{{', '.join(LEG_KEYS)}}})")
     numbers = [key.split(".", 1)[1] for key in RANGES if key.startswith("legs[{}].")]
     for i, g in enumerate(legs):
-        if not isinstance(g.get("blas_kernel", ""), (str, type(None))):
-            raise ValueError(f"legs[{i}].blas_kernel (not a BLAS kernel's name)")
-        if not isinstance(g.get("backend", ""), (str, type(None))):
-            raise ValueError(f"legs[{i}].backend (not an array backend's name)")
-        if not isinstance(g.get("git_commit", ""), (str, type(None))):
-            raise ValueError(f"legs[{i}].git_commit = {short_repr(g['git_commit'])} (not a string: the commit hash "
-                             "of the hpcflow that ran it, null outside a git checkout)")
+        fault = leg_fault(g)
+        if fault is not None:
+            bad, why = fault
+            raise ValueError(f"legs[{i}].{bad} = {short_repr(g[bad])} ({why}: {LEG_TEXTS[bad]})")
         bad = next((k for k in numbers if g.get(k) is not None and not _real_number(g[k])), None)
         if bad is not None:  # (null: not recorded, a version 1 checkpoint's)
             raise ValueError(f"legs[{i}].{bad} = {short_repr(g[bad])} (not a number)")
