@@ -413,17 +413,19 @@ def numbers(study, base=None) -> list:
     import optuna
 
     from hpcflow.analysis.study import by_state, diverged_count, judged_states, trial_counts
+    from hpcflow.tune.space import params_text
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     _, trials, states = judged_states(study, base) if base is not None else (None, study.trials, by_state(study.trials))
     out = [f"study {study.study_name}: {trial_counts(len(trials), states, diverged_count(trials))}"]
     if done and len(study.directions) == 1:
         best = study.best_trial
-        out.append(f"best trial {best.number}: value {best.value:.6g} params {best.params}")
+        out.append(f"best trial {best.number}: value {best.value:.6g}, params {params_text(best.params)}")
     elif done:
         names = ", ".join(f"{objective_name(study, i)} ({d.name.lower()})" for i, d in enumerate(study.directions))
         out.append(f"objectives: {names}")
-        out += [f"Pareto-front trial {t.number}: values {[float(f'{v:.6g}') for v in t.values]} params {t.params}"
+        out += [f"Pareto-front trial {t.number}: values {[float(f'{v:.6g}') for v in t.values]}, "
+                f"params {params_text(t.params)}"
                 for t in study.best_trials]
     try:  # what the importances view leaves out, said beside its figure too
         note = _compared(study, [t for t in done if t.params])[2]

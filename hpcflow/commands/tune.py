@@ -34,8 +34,11 @@ def run(args) -> int:
         # other workers' trials may still finish (an array task that drew a diverged point or the study's last
         # place ends first); else every trial failed, diverged or was pruned
         return 0 if result["counts"].get("RUNNING") else EXIT_NUMERICAL
+    from hpcflow.tune.space import params_text
+
     b = result["best"]
-    print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g} {b['params']}; wrote {result['best_toml']}")
+    print(f"hpcflow tune: best trial {b['number']}: value {b['value']:.6g}, params {params_text(b['params'])}; wrote "
+          f"{result['best_toml']}")
     return 0
 
 

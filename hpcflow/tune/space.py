@@ -307,3 +307,13 @@ def overrides(params: dict) -> list[str]:
     from hpcflow.jobs.toml_out import value
 
     return [f"{name}={value(v)}" for name, v in params.items()]
+
+
+def params_text(params: dict) -> str:
+    """A trial's parameters as the report and the closing line show them: 'flow.dt = 22.81, kernel.width = 0.6603',
+    floats to 4 significant digits as the report's numbers (best.toml holds them exactly), other values as they
+    read ('kernel.form = gauss', 'flow.steps = 20'); '(none)' for a trial without parameters."""
+    def shown(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{name} = {shown(v)}" for name, v in params.items()) or "(none)"
