@@ -20,7 +20,7 @@ import os
 import h5py
 import numpy as np
 
-from hpcflow.analysis.figure import new_figure
+from hpcflow.analysis.figure import mathtext, new_figure
 from hpcflow.analysis.histories import damaged_data, nn_definite_mark
 from hpcflow.analysis.rundir import (NN, NN_CHECKPOINT, MissingData, check_range, data_file, dataset_names, h5_source,
                                      nn_continuation, read_attrs, read_datasets, run_state, same_length)
@@ -39,10 +39,16 @@ BINS = 60
 SPECTRA = {
     "train_test": ("ntk/spectrum_train_test", "ntk/wasserstein_train_test",
                    "train x test blocks (the paper's statistic)",
-                   "Re eigenvalue of the train x test blocks B_IJ (pooled over I, J)"),
+                   r"Re eigenvalue of the train x test blocks $B_{IJ}$ (pooled over $I$, $J$)"),
     "train": ("ntk/spectrum", "ntk/wasserstein", "symmetrised train x train blocks",
-              "eigenvalue of the symmetrised train x train blocks (pooled over I, J)"),
+              r"eigenvalue of the symmetrised train x train blocks (pooled over $I$, $J$)"),
 }
+#: the blocks whose eigenvalues each spectrum is, in the words of docs/outputs.md, for the labels of its
+#: Wasserstein distance (the width sweep's `wasserstein_final` is of the "train" one, as nn.h5's ntk/wasserstein and
+#: summary.json's `ntk_wasserstein`)
+SPECTRUM_OF = {"train_test": "train x test blocks", "train": "symmetrised train x train blocks"}
+#: the relative Frobenius change's axis label, ‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F in mathtext (subscripts typeset)
+FROBENIUS_LABEL = r"$\|\Theta_t - \Theta_0\|_F \;/\; \|\Theta_0\|_F$"
 #: why the default draws the train x train spectrum of an nn.h5 without the paper's
 NO_TRAIN_TEST = ("nn.h5 holds no ntk/spectrum_train_test (recorded where [ntk] has as many test as train probe "
                  "points): the symmetrised train x train spectrum is drawn")
@@ -218,15 +224,15 @@ def plot(data):
     axes[0].set_xscale("symlog", linthresh=t)
     axes[0].set_xticks(_ticks(edges, t))
     axes[0].tick_params(axis="x", labelsize="small", labelrotation=45)
-    axes[0].set_xlabel(xlabel)
+    mathtext(axes[0].set_xlabel(xlabel))
     axes[0].set_ylabel("count")
     axes[0].set_title(f"metric-NTK spectrum: {title}", fontsize="medium")
     axes[0].legend()
     epochs = np.arange(len(spec))
     axes[1].plot(epochs, data[wasserstein], "o-")
-    axes[1].set_ylabel("Wasserstein distance to epoch 0 (same spectrum)")
+    axes[1].set_ylabel(f"Wasserstein distance to epoch 0\n({SPECTRUM_OF[shown(data)]}' spectrum)")
     axes[2].plot(epochs, data["ntk/rel_frobenius"], "o-", color="C2")
-    axes[2].set_ylabel("‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F")
+    mathtext(axes[2].set_ylabel(FROBENIUS_LABEL))
     for ax in axes[1:]:
         ax.set_xlabel("epoch")
         # whole epochs only (a short run had 0.5, 1.5, ...; one epoch: 0.945, ..., 1.050 with min_n_ticks 2)
@@ -240,7 +246,8 @@ def plot_sweep(data):
     fig, axes = new_figure(1, 2, size=(11, 4.2))
     w = data["width_sweep/width"]
     axes[0].plot(w, data["width_sweep/rel_frobenius_final"], "o-", label="relative Frobenius change")
-    axes[0].plot(w, data["width_sweep/wasserstein_final"], "s--", label="Wasserstein distance")
+    axes[0].plot(w, data["width_sweep/wasserstein_final"], "s--",
+                 label=f"Wasserstein distance\n({SPECTRUM_OF['train']}' spectrum)")
     axes[0].set_ylabel("NTK change after training")
     axes[0].legend(fontsize="small")
     axes[1].plot(w, data["width_sweep/sigma_val_final"], "o-", color="C3")
@@ -262,7 +269,8 @@ def numbers(data) -> list:
         name, wasserstein, title, _ = SPECTRA[shown(data)]
         out += [f"spectrum: {title} ({name})"] + ([data["spectrum_note"]] if data.get("spectrum_note") else [])
         out += [f"epochs: {len(data[name]) - 1}",
-                f"Wasserstein distance (last epoch): {data[wasserstein][-1]:.4g}",
+                f"Wasserstein distance to epoch 0 of the {SPECTRUM_OF[shown(data)]}' spectrum (last epoch): "
+                f"{data[wasserstein][-1]:.4g}",
                 f"relative Frobenius change (last epoch): {data['ntk/rel_frobenius'][-1]:.4g}"]
     if "width_sweep/width" in data:
         out += [f"width {int(w)}: rel. Frobenius {f:.4g}, sigma_val {s:.4g}" for w, f, s in

@@ -202,8 +202,8 @@ def literal(fig):
     """`fig` with its texts drawn as written: titles, axis labels, legends, free texts and the tick labels of named
     categories (a study's parameters and their choices) come from run names, paths and a study's names, whose '$'
     pairs matplotlib would otherwise parse as mathtext (a traceback, or a name drawn wrong), and whose bytes that are
-    no UTF-8 it cannot draw (`rundir.shown`: as \\xff); numeric tick labels keep their mathtext (a log axis's 10^k).
-    No figure here draws mathtext on purpose. `fig` itself."""
+    no UTF-8 it cannot draw (`rundir.shown`: as \\xff); numeric tick labels keep their mathtext (a log axis's 10^k),
+    and so do the texts `mathtext` marks (formulas written here, holding no name). `fig` itself."""
     from matplotlib.ticker import FixedFormatter, FuncFormatter
 
     from hpcflow.analysis.rundir import shown
@@ -224,9 +224,20 @@ def literal(fig):
                     escaped.format_ticks = lambda values, fmt=fmt: [_escaped(v) for v in fmt.format_ticks(values)]
                     getattr(axis, f"set_{which}_formatter")(escaped)
     for text in texts:
+        if getattr(text, "_hpcflow_math", False):  # a formula drawn as mathtext on purpose (`mathtext`)
+            continue
         text.set_parse_math(False)
         text.set_text(shown(text.get_text()))  # a file name's bytes that are no UTF-8: as \xff, not a traceback
     return fig
+
+
+def mathtext(text):
+    """Matplotlib Text `text` (an axis label: `ax.xaxis.label`) marked as a formula that `literal` leaves to
+    mathtext, so that its subscripts ($B_{IJ}$, $\\|\\Theta_0\\|_F$) are typeset; only for texts written here, never
+    for a run's or study's name. `text` itself."""
+    text.set_parse_math(True)
+    text._hpcflow_math = True
+    return text
 
 
 def _escaped(text: str) -> str:
