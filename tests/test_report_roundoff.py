@@ -39,9 +39,9 @@ def test_the_runs_table_and_table1_mark_a_sigma_at_round_off_beside_its_gain():
     cells = row(RunInfo("/x/qs", "flow", True, "", s))
     assert cells[6] == "0.3667 -> 1.5e-16 (at float64 round-off)"
     assert cells[7] == "0.36 -> 0.12"  # a sigma well above round-off: unmarked
-    assert cells[8] == f"{0.3667 / 1.5e-16:.4g} (σ at float64 round-off)"
+    assert cells[8] == f"{0.3667 / 1.5e-16:.4g} (σ 1.5e-16 at float64 round-off)"
     assert cells[9] == "3"
     g = table1._gains("train", np.array([0.3667, 1e-3, 1.5e-16]), 1500)
     assert g["gain_train"] == pytest.approx(0.3667 / 1.5e-16)
-    assert table1._gain(g, "train", ".4g") == f"{0.3667 / 1.5e-16:.4g} (sigma_train 1.5e-16 at float64 round-off)"
+    assert table1._gain(g, "train", ".4g") == f"{0.3667 / 1.5e-16:.4g} (σ 1.5e-16 at float64 round-off)"
     assert table1._gain(table1._gains("train", np.array([0.3667, 0.1]), 1500), "train", ".4g") == "3.667"

@@ -21,6 +21,12 @@ POINT_ULPS = 16
 ROUNDOFF = "at float64 round-off"
 
 
+def roundoff_note(sigma) -> str:
+    """What a gain whose last σ is at round-off says beside it, in the runs table and Table 1 alike:
+    'σ 1.5e-16 at float64 round-off'."""
+    return f"σ {sigma:.2g} {ROUNDOFF}"
+
+
 def roundoff_sigma(n: int) -> float:
     """The largest σ that float64 rounding alone gives over `n` points (module docstring): 2 γ_n + (2 P + 1) u."""
     n = max(int(n), 1)

@@ -13,7 +13,7 @@ import math
 import os
 import re
 
-from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff
+from hpcflow.analysis.roundoff import at_roundoff, roundoff_note
 from hpcflow.analysis.rundir import (CHECKPOINT, NN, SUMMARY, MissingData, data_file, label, lost_data, read_attrs,
                                      read_datasets, read_summary, run_dir_of, run_state, unread_checkpoint)
 from hpcflow.analysis.study import best_run_dirs, is_study, load_study
@@ -118,7 +118,7 @@ def _gains(which: str, sigma, n=None) -> dict:
             why = "not > 0" if value <= 0 else "not finite"
             return {**none, f"gain_{which}_why": f"sigma_{which} {value:g} at step {step}, {why}"}
     # a last sigma at float64 round-off over its n points: the gain is the rounding's, said beside it
-    why = f"sigma_{which} {ends[-1][1]:.2g} {ROUNDOFF}" if at_roundoff(ends[-1][1], n) else ""
+    why = roundoff_note(ends[-1][1]) if at_roundoff(ends[-1][1], n) else ""
     return {f"gain_{which}": float(sigma[0] / sigma[-1]), f"gain_{which}_why": why}
 
 
@@ -173,9 +173,12 @@ def load(paths, *, study_name: str | None = None, names=None) -> list:
 
 
 def _entities(text) -> str:
-    """`text` with '&' and '<' as HTML entities: markdown renders inline HTML (a run named '<i>' would turn italic);
-    '>' alone starts no tag, and stays ('0.4 -> 0.3')."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;")
+    """`text` with '&' and the '<' that could open markup as HTML entities: markdown renders inline HTML (a run named
+    '<i>' would turn italic) and autolinks ('<a@b.c>'), each a '<' followed by a letter, '/', '!' or '?' or closed
+    by a later '>'; another '<' opens nothing and stays, as the terminal shows it ('~1e6 / <=5'). '>' alone starts no
+    tag, and stays ('0.4 -> 0.3')."""
+    text = str(text).replace("&", "&amp;")
+    return re.sub(r"<(?=[A-Za-z/!?]|[^>]*>)", "&lt;", text, flags=re.S)
 
 
 #: markdown's emphasis, strike-through, link and escape characters, which a table cell holds as entities (a code span

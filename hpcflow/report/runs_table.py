@@ -6,7 +6,7 @@ import math
 import re
 
 from hpcflow.analysis.definite import not_positive_definite
-from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff
+from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff, roundoff_note
 from hpcflow.analysis.rundir import UNKNOWN, label
 from hpcflow.analysis.table1 import md_cell, md_name
 
@@ -72,7 +72,7 @@ def row(info) -> list:
     for i, (final, points) in enumerate(zip((train_f, test_f), counts)):
         if at_roundoff(final, points) and gains[i] != "-":  # the gain is the rounding's, not the flow's
             sigmas[i] += f" ({ROUNDOFF})"
-            gains[i] += f" (σ {ROUNDOFF})"
+            gains[i] += f" ({roundoff_note(final)})"
     if info.kind in SCAN_GAINS:
         gains = _scan_gains(s.get("table"), *SCAN_GAINS[info.kind])
     ranks = s.get("ranks", 1 if s and info.kind != "study" else None)  # older summaries: one process
