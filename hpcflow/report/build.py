@@ -283,9 +283,13 @@ def _not_directories(bad) -> str:
     from hpcflow.analysis.study import is_study
     from hpcflow.tune.storage import is_sqlite_file, masked
 
-    said = [f"{masked(p)}: " + ("a storage URL, not a directory" if "://" in p else "not a directory"
-                                if os.path.lexists(p) else "does not exist") for p in bad]
+    blank = [p for p in bad if not p.strip()]  # "" (an unset variable's $DIR) or spaces: no path at all
+    said = [f"a run directory argument (DIR) is {'empty' if not p else f'blank ({p!r})'}" for p in blank]
+    said += [f"{masked(p)}: " + ("a storage URL, not a directory" if "://" in p else "not a directory"
+                                 if os.path.lexists(p) else "does not exist") for p in bad if p.strip()]
     study = [masked(p) for p in bad if "://" in p or os.path.isfile(p) and (is_study(p) or is_sqlite_file(p))]
+    if len(blank) == len(bad):
+        return f"{'; '.join(said)}; give run or tune directories, e.g. hpcflow report runs/x --out REPORT_DIR"
     if study:
         return (f"{'; '.join(said)}; hpcflow report reads run and tune directories: give the study's tune "
                 f"directory, or draw the study from its storage with analysis/optuna_view.py {study[0]}")
