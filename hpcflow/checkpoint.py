@@ -1045,7 +1045,8 @@ def stored_labels(path, n_train: int, n_clusters: int, *, method: str, comm=None
     --resume flows instead of clustering the points again. Rank 0 reads and checks them and broadcasts them
     (collective); a missing dataset, or labels that no clustering of the job's [clustering] gives (not integers, not
     n_train of them, not 0..k-1 with every cluster non-empty, k <= n_clusters and, but for "birch", which may find
-    fewer, k = n_clusters), is refused by every rank alike (InputFileError, one line)."""
+    fewer, k = n_clusters), is refused by every rank alike (InputFileError, marked collective: the CLI prints its one
+    line from rank 0, and `abort_on_error` prints no line per rank)."""
     c = resolve(comm)
     labels, said = None, None
     if c.Get_rank() == 0:
@@ -1056,7 +1057,7 @@ def stored_labels(path, n_train: int, n_clusters: int, *, method: str, comm=None
     if c.Get_size() > 1:
         labels, said = c.bcast((labels, said), root=0)
     if said is not None:
-        raise InputFileError(said)
+        raise_together(InputFileError(said), comm=c)
     return labels
 
 

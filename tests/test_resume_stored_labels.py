@@ -142,3 +142,28 @@ def test_two_ranks_resume_from_the_stored_clusters_bit_for_bit(tmp_path):
     assert resumed["ranks"] == 2
     assert [(p["clustering_from_checkpoint"], p["clustering_batches"]) for p in resumed["per_rank"]] == [(True, 0)] * 2
     assert [p["clustering_from_checkpoint"] for p in uninterrupted["per_rank"]] == [False] * 2
+
+
+def _missing(v):
+    return None  # cluster/labels deleted
+
+
+@pytest.mark.parametrize("change,said", [(_missing, "dataset cluster/labels is missing"),
+                                         (lambda v: np.where(np.arange(len(v)) == 7, 7, v),
+                                          "dataset cluster/labels holds the cluster 7, outside 0..2")],
+                         ids=["missing", "range"])
+def test_damaged_labels_are_refused_in_one_line_at_two_ranks(three_steps, tmp_path, change, said):
+    """Two ranks: cluster/labels missing, or a cluster 7 of the job's 3: every rank exits 2 and the world hears one
+    line, `hpcflow run: error: ...` naming the dataset, as for every other refusal of the checkpoint (not a line per
+    rank); the checkpoint's bytes stay as they were."""
+    from test_resume_refusals import _at_ranks
+
+    job, out, ck = _copy(three_steps, tmp_path)
+    _edit(ck, "cluster/labels", change)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    statuses, err = _at_ranks(tmp_path, 2, job, out)
+    assert statuses == [2, 2], err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcflow run: error: "), err
+    assert said in lines[0] and str(ck) in lines[0] and "--force" in lines[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
