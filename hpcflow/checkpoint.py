@@ -584,7 +584,7 @@ LEG_OPTIONAL = ("threads", "blas_kernel", "backend", "git_commit")
 #: text keys of a leg (null: not known) and what the flow writes there (`hpcflow.provenance.leg_fault`)
 LEG_NAMES = {"hpcflow_version": "the version of the hpcflow that ran it (null in a version 1 checkpoint's leg)",
              "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")',
-             "git_commit": "the commit hash of the hpcflow that ran it (null outside a git checkout)"}
+             "git_commit": "the commit hash of the hpcflow that ran it (null where git cannot name it)"}
 
 
 def _read_legs(f, path) -> list | None:
@@ -803,7 +803,8 @@ def code_note(legs: list, prefix: str, commit: str | None, version: str = __vers
         return None
 
     def code(v, c):
-        said = c[:12] + ("-dirty" if c.endswith("-dirty") else "") if isinstance(c, str) else "unknown"
+        said = c.removesuffix("-dirty")[:12] + ("-dirty" if c.endswith("-dirty") else "") if isinstance(c, str) \
+            else "unknown"
         return f"hpcflow {v} (commit {said})"
 
     return (f"{prefix} note: {code(version, commit)}, where the checkpoint's last leg ran "
@@ -1256,7 +1257,7 @@ class CheckpointWriter:
 
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
-        self.git_commit = git_commit()  # the commit of this leg's hpcflow, None outside a git checkout (rank 0's)
+        self.git_commit = git_commit() if self.rank == 0 else None  # this leg's hpcflow's commit (rank 0's written)
         self.legs = earlier_legs(resume)  # after each write: the earlier legs and this one as written
         self._earlier = len(self.legs)
         self.last_view = None

@@ -449,7 +449,8 @@ def _out_of_memory_bare(args) -> int:
     try:
         from hpcflow.stop_signals import launcher_task
 
-        if (launcher_task() or (None, 0))[1] != 0:  # (every task of a launch ran out alike: rank 0's says it)
+        # (at the start-up every task of a launch ran out alike: rank 0's says it; mid-run the rank that ran out)
+        if not began and (launcher_task() or (None, 0))[1] != 0:
             return EXIT_WRITE_FAILED if began else UserError.exit_status
     except Exception:
         pass

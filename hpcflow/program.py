@@ -47,16 +47,15 @@ def modules_failed(exc: BaseException) -> int:
 
 
 def _launcher_rank() -> int:
-    """This task's rank as its launcher set it (`stop_signals.launcher_rank`), 0 where that cannot be had: read from
+    """This task's rank as its launcher set it (`stop_signals.launcher_task`), 0 where that cannot be had: read from
     the launchers' rank variables where the module that knows them could not be imported."""
     try:
-        from hpcflow.stop_signals import launcher_rank
+        from hpcflow.stop_signals import launcher_task
 
-        return launcher_rank()
+        return (launcher_task() or (None, 0))[1]
     except Exception:
         for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
             value = os.environ.get(name, "")
             if value.isdigit():
                 return int(value)
         return 0
-

@@ -29,12 +29,18 @@ def _git(root: str, *args: str):
                           timeout=10, env=env)
 
 
+#: the paths of the checkout whose uncommitted edits mark its commit "-dirty": hpcflow's code and its set-up, not
+#: its docs, tests or job files
+SOURCE = ("hpcflow", "setup.cfg", "pyproject.toml")
+
+
 @functools.lru_cache(maxsize=None)
 def git_commit() -> str | None:
-    """The commit (HEAD) of the hpcflow source tree when it is a git checkout git reads, with "-dirty" after it where
-    tracked files of the checkout differ from it (uncommitted edits; untracked files are not counted, and two
-    different uncommitted states both read "-dirty"), else None; asked once per process, so a run's checkpoint legs
-    and its summary name the same one. $GIT_DIR and the other GIT_* variables are not passed to git."""
+    """The commit (HEAD) of the hpcflow source tree when it is a git checkout git reads, with "-dirty" after it
+    where its tracked code (SOURCE) differs from it (uncommitted edits; untracked files, docs and tests are not
+    counted, and two different uncommitted states both read "-dirty"), else None; asked once per process, so a
+    run's checkpoint legs and its summary name the same one. $GIT_DIR and the other GIT_* variables are not passed
+    to git."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):
         return None
@@ -42,7 +48,7 @@ def git_commit() -> str | None:
         head = _git(root, "rev-parse", "HEAD")
         if head.returncode != 0 or not COMMIT.fullmatch(head.stdout.strip()):
             return None
-        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+        status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *SOURCE)
     except (OSError, subprocess.SubprocessError):
         return None
     if status.returncode != 0:  # (whether the tree differs is not known)
@@ -159,7 +165,8 @@ def gpu_device() -> dict | None:
 def provenance(*, comm=None) -> dict:
     """Facts that identify how a run was made; host names and array backends (`array_backend`, `gpu_device`) are
     gathered from every rank in one allgather (collective): `backend` and `backend_device` are rank 0's,
-    `backends_agree` whether every rank ran the same backend (mixed nodes under auto may not)."""
+    `backends_agree` whether every rank ran the same backend (mixed nodes under auto may not); `git_commit` is
+    asked on rank 0 alone (None on the others)."""
     import numpy
 
     from hpcflow.parallel.comm import resolve
@@ -168,7 +175,8 @@ def provenance(*, comm=None) -> dict:
     backend = array_backend()
     ranks = c.allgather((socket.gethostname(), backend, gpu_device() if backend == "cupy" else None))
     hosts = [host for host, _, _ in ranks]
-    return {"hpcflow_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
+    commit = git_commit() if c.Get_rank() == 0 else None  # (rank 0's, which writes summary.json: git asked once)
+    return {"hpcflow_version": __version__, "git_commit": commit, "python": platform.python_version(),
             "numpy": numpy.__version__, "blas": blas(), "mpi_library": mpi_library(),
             "hosts": sorted(set(hosts)), "rank_hosts": hosts, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "slurm_array_task": slurm_array_task(), "backend": ranks[0][1], "backend_device": ranks[0][2],

@@ -34,12 +34,12 @@ def _quiet(monkeypatch):
 
 def _head():
     """The commit the hpcflow under test records, asked of git here: HEAD of the tree it was imported from (the suite
-    runs in a git checkout of it), "-dirty" after it where `git status` lists a tracked file that differs from it."""
+    runs in a git checkout of it), "-dirty" after it where `git status` lists a tracked file of its code that differs from it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and len(p.stdout.strip()) == 40, p.stderr
-    s = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                       text=True, env=env)
+    s = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "hpcflow",
+                        "setup.cfg", "pyproject.toml"], capture_output=True, text=True, env=env)
     assert s.returncode == 0, s.stderr
     return p.stdout.strip() + ("-dirty" if s.stdout.strip() else "")
 

@@ -113,6 +113,8 @@ def test_the_note_shows_a_dirty_commit_and_two_dirty_trees_read_alike():
     assert note.startswith("p: note: hpcflow 0.1.0 (commit 0123456789ab-dirty), where the checkpoint's last leg ran "
                            "hpcflow 0.1.0 (commit 0123456789ab): the steps from 2 on"), note
     assert code_note([{**legs[0], "git_commit": OTHER + "-dirty"}], "p:", OTHER + "-dirty", "0.1.0") is None
+    short = code_note([{**legs[0], "git_commit": "abc1234-dirty"}], "p:", "abc1234", "0.1.0")
+    assert "(commit abc1234), where" in short and "ran hpcflow 0.1.0 (commit abc1234-dirty):" in short, short
 
 
 # -- the network's checkpoint ------------------------------------------------------------------------------------
@@ -181,7 +183,8 @@ def _other_repo(tmp_path):
 
 def test_git_variables_of_the_caller_do_not_change_the_commit_recorded(tmp_path):
     head = _git(ROOT, "rev-parse", "HEAD")
-    own = head + ("-dirty" if _git(ROOT, "status", "--porcelain", "--untracked-files=no") else "")
+    own = head + ("-dirty" if _git(ROOT, "status", "--porcelain", "--untracked-files=no", "--", "hpcflow",
+                                   "setup.cfg", "pyproject.toml") else "")
     other = _other_repo(tmp_path)
     assert _git(other, "rev-parse", "HEAD") != head
     assert _recorded(ROOT, GIT_DIR=str(other / ".git")) == own
@@ -192,13 +195,16 @@ def test_git_variables_of_the_caller_do_not_change_the_commit_recorded(tmp_path)
 def test_uncommitted_edits_read_dirty_and_a_clean_tree_reads_head(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(os.path.join(ROOT, "hpcflow"), src / "hpcflow", ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "README.md").write_text("docs\n")
     _git(src, "init", "-q")
-    _git(src, "add", "hpcflow")
+    _git(src, "add", "hpcflow", "README.md")
     _git(src, "commit", "-q", "-m", "copy")
     head = _git(src, "rev-parse", "HEAD")
     assert _recorded(src) == head  # clean: HEAD alone
     (src / "untracked.txt").write_text("not tracked\n")
     assert _recorded(src) == head  # an untracked file is not an edit of the code
+    (src / "README.md").write_text("docs edited\n")
+    assert _recorded(src) == head  # nor is an edit of the docs
     edited = src / "hpcflow" / "provenance.py"
     edited.write_text(edited.read_text() + "\n# an uncommitted edit\n")
     assert _recorded(src) == head + "-dirty"

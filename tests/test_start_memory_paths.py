@@ -188,3 +188,22 @@ def test_a_start_up_that_failed_in_hdf5s_initialization_ends_without_its_exit_ha
                           env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     assert proc.returncode == status, proc.stderr
     assert ("AN EXIT HANDLER RAN" in proc.stderr) == handlers, proc.stderr
+
+
+def test_the_bare_line_of_a_rank_that_ran_out_mid_run_is_its_own(monkeypatch, capfd):
+    """Mid-run one rank runs out alone (a larger partition, a smaller node): it says so itself, whatever its rank; at
+    the start-up every task ran out alike, and launcher rank 0's task alone says it."""
+    import argparse
+
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", "1")
+    try:
+        resources.work_began(True)
+        assert cli._out_of_memory_bare(argparse.Namespace(verb="run")) == 5
+        err = capfd.readouterr().err
+        assert err.startswith("hpcflow run: error: out of memory mid-run") and err.count("\n") == 1, err
+        resources.work_began(False)
+        assert cli._out_of_memory_bare(argparse.Namespace(verb="run")) == 2
+        assert capfd.readouterr().err == ""
+    finally:
+        resources.work_began(False)

@@ -33,7 +33,7 @@ the run's final status:
                        kernel, `hpcflow.provenance.blas_kernel`: OpenBLAS's core type, e.g. "SkylakeX"; null where no
                        library reports one), backend (rank 0's array backend, "numpy" or "cupy",
                        `hpcflow.provenance.array_backend`), git_commit (rank 0's commit of the hpcflow source tree,
-                       `hpcflow.provenance.git_commit`; null outside a git checkout; a resume by another commit or
+                       `hpcflow.provenance.git_commit`; null where git cannot name it; a resume by another commit or
                        hpcflow_version than the last leg's says so in one line) (threads, blas_kernel, backend and
                        git_commit absent from legs written before they were recorded: a resume with other threads or
                        another kernel equals the uninterrupted run to rounding only)
@@ -119,7 +119,7 @@ LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", 
 #: text keys of a leg (null: not known) and what a training writes there (`hpcflow.provenance.leg_fault`)
 LEG_TEXTS = {"hpcflow_version": "the version of the hpcflow that ran it, null in a version 1 checkpoint's leg",
              "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name, "numpy" or "cupy"',
-             "git_commit": "the commit hash of the hpcflow that ran it, null outside a git checkout"}
+             "git_commit": "the commit hash of the hpcflow that ran it, null where git cannot name it"}
 
 
 def _config_path(path: str) -> str:
@@ -619,7 +619,7 @@ class TrainingCheckpoint:
         self.threads = threads  # threads per rank of this leg (None: not recorded)
         self.blas_kernel = blas_kernel()  # this leg's BLAS kernel (rank 0's is written)
         self.backend = array_backend()  # this leg's array backend, numpy or cupy (rank 0's is written)
-        self.git_commit = git_commit()  # the commit of this leg's hpcflow, None outside a git checkout (rank 0's)
+        self.git_commit = git_commit() if self.comm.Get_rank() == 0 else None  # this leg's commit (rank 0's written)
         self.job_text = job_text
         self.first = 0 if resume is None else int(resume["train"]["epoch"])
         self.legs = earlier_legs(resume)
