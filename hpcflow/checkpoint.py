@@ -53,7 +53,9 @@ holds NaN/inf where the writer stores only finite values or a value outside the 
 step, count, sigma, weight or step size, an |Omega|^2 <= 0, a fraction of a count, a counter beyond what the steps
 allow), legs that are not the runs up to `step` (`_check_leg_chain`), or a metric the flow never holds (not Hermitian
 as `unpack` forms it, or not positive definite by the test of the flow's step decision).
-`check_saved_job` refuses a config that lacks a key every job holds, `check_static` (once the job's points are
+`check_saved_job` refuses a config that lacks a key every job holds, `check_static_present` (before sampling, from
+h5py's metadata: what `hpcflow run --resume --check` refuses too) a missing point dataset, cluster/owner or
+cluster/labels, or labels not one integer per train point, `check_static` (once the job's points are
 sampled again) point data that are not the rows the job samples (beyond rounding), `stored_labels` (the clusters a
 --resume flows instead of clustering again) cluster labels that no clustering of the job gives. `kernel_flow` refuses
 (ValueError naming resume) a FlowResume of other set sizes or flow_arguments, and `FlowResume.check_sets` one of other
@@ -1070,9 +1072,7 @@ def _read_labels(path: str, n: int, k_max: int, method: str) -> np.ndarray:
             raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
         ds = f[name]
         if not isinstance(ds, h5py.Dataset) or ds.shape != (n,) or ds.dtype.kind not in "iu":
-            raise InputFileError(f"{path}: dataset {name} has shape {getattr(ds, 'shape', None)} and type "
-                                 f"{getattr(ds, 'dtype', None)}, not ({n},) integers (a cluster per train point); the "
-                                 f"checkpoint is damaged, {RESTART}")
+            raise InputFileError(_labels_shape(path, name, ds, n))
         labels = np.asarray(ds[()]).astype(np.int64)
     lo, hi = int(labels.min()), int(labels.max())
     k = hi + 1
@@ -1103,6 +1103,37 @@ def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
     existed). One allgather at R > 1 (`_together`)."""
     c = resolve(comm)
     _together(lambda: _check_static(str(path), static, n_rows), c)
+
+
+def check_static_present(path, n_rows: dict, *, clustered: bool = False, comm=None) -> None:
+    """Refuse (InputFileError on every rank) a checkpoint that lacks a static dataset of n_rows ({name: global rows}:
+    the point data and, for a clustered job, cluster/labels and cluster/owner) before the points are sampled, in the
+    line `check_static` and `stored_labels` give after: from h5py's metadata alone, so that `--check` refuses what
+    the run would. A missing dataset of 0 rows is none (`check_static`); for a clustered job,
+    cluster/labels not (n_train,) integers too (`stored_labels`; its values are read by the run alone). Rank 0 looks,
+    one allgather at R > 1 (`_together`)."""
+    c = resolve(comm)
+    _together(lambda: _check_present(os.fsdecode(path), n_rows, clustered) if c.Get_rank() == 0 else None,
+              c)
+
+
+def _check_present(path: str, n_rows: dict, clustered: bool) -> None:
+    """`check_static_present` on this rank alone (no collective): cluster/labels first, as the run reads it first."""
+    with read_h5(path, partial(_unreadable, path)) as f:
+        names = sorted(n_rows, key=lambda name: name != "cluster/labels")
+        for name in names:
+            if name not in f and int(n_rows[name]) != 0:
+                raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
+            if name == "cluster/labels" and clustered:
+                ds, n = f[name], int(n_rows[name])
+                if not isinstance(ds, h5py.Dataset) or ds.shape != (n,) or ds.dtype.kind not in "iu":
+                    raise InputFileError(_labels_shape(path, name, ds, n))
+
+
+def _labels_shape(path: str, name: str, ds, n: int) -> str:
+    """The refusal of cluster/labels `ds` that are not (n,) integers."""
+    return (f"{path}: dataset {name} has shape {getattr(ds, 'shape', None)} and type {getattr(ds, 'dtype', None)}, "
+            f"not ({n},) integers (a cluster per train point); the checkpoint is damaged, {RESTART}")
 
 
 def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: str = "the job's") -> None:

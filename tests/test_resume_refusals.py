@@ -171,13 +171,14 @@ def test_point_data_that_the_job_does_not_sample_are_refused(finished, tmp_path,
     job, out, ck = _copy(finished, tmp_path)
     _edit(ck, name, change)
     fix = "resume with the hpcflow that wrote it" if "missing" not in said else "the checkpoint is incomplete"
-    _refused(capsys, job, out, said, fix, check=False)  # (--check samples nothing: it cannot compare them)
+    # (--check samples nothing: it cannot compare them, but refuses a missing one, from the file's metadata)
+    _refused(capsys, job, out, said, fix, check="missing" in said)
 
 
 def test_cluster_labels_missing_are_refused(clustered, tmp_path, capsys):
     job, out, ck = _copy(clustered, tmp_path)
     _edit(ck, "cluster/labels", lambda v: None)
-    _refused(capsys, job, out, "dataset cluster/labels is missing", check=False)
+    _refused(capsys, job, out, "dataset cluster/labels is missing")
 
 
 @pytest.mark.parametrize("name, change", [("train/points", _relative(2 ** -52)), ("test/omega2", _ulp),

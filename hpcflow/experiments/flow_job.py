@@ -366,9 +366,11 @@ def legs_summary(legs: list) -> dict:
 def resume_state(cfg: dict, outdir, *, comm=None):
     """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
     it is damaged (its job lacking a required key too), belongs to another job, or holds more steps than
-    [flow].steps, raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
+    [flow].steps, or lacks a static dataset `run` writes (`static_rows`: the point data, a clustered job's
+    cluster/labels and cluster/owner; `hpcflow.checkpoint.check_static_present`, h5py's metadata alone, so --check
+    refuses it too), raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
     them.)"""
-    from hpcflow.checkpoint import check_resumable, check_saved_job, run_checkpoint
+    from hpcflow.checkpoint import check_resumable, check_saved_job, check_static_present, run_checkpoint
     from hpcflow.parallel.comm import arguments_together, resolve
 
     path = os.path.join(outdir, "checkpoint.h5")
@@ -380,9 +382,22 @@ def resume_state(cfg: dict, outdir, *, comm=None):
 
     arguments_together(check, comm=comm)
     c = resolve(comm)
+    check_static_present(path, static_rows(cfg), clustered=cfg["clustering"]["method"] is not None, comm=c)
     if c.Get_size() > 1:  # the engine the run keeps (`resumed_engine`): rank 0's reading of it on every rank
         state = dataclasses.replace(state, engine=c.bcast(state.engine, root=0))
     return state
+
+
+def static_rows(cfg: dict) -> dict:
+    """{name: global rows} of the static datasets `run` writes into the checkpoint of job `cfg` (its `n_rows`): the
+    point data of both sets and, clustered, cluster/labels and cluster/owner (one row a cluster: at most
+    [clustering].n_clusters, known once the points are clustered)."""
+    n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
+    rows = {f"{kind}/{k}": n for kind, n in (("train", n_train), ("test", n_test))
+            for k in ("points", "weights", "omega2")}
+    if cfg["clustering"]["method"] is not None:
+        rows.update({"cluster/labels": n_train, "cluster/owner": cfg["clustering"]["n_clusters"]})
+    return rows
 
 
 def resumed_engine(kcfg: dict, state) -> str | None:
