@@ -90,7 +90,7 @@ from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve, value_error_together
 from hpcflow.parallel.partition import as_indices
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
-from hpcflow.provenance import leg_fault
+from hpcflow.provenance import LEG_TEXTS, leg_fault
 from hpcflow.stop_signals import install
 
 KIND = "hpcflow.flow_checkpoint"
@@ -583,10 +583,6 @@ def _numbers(path, key: str, values) -> np.ndarray:
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version")
 #: keys of a leg that legs written before they were recorded lack
 LEG_OPTIONAL = ("threads", "blas_kernel", "backend", "git_commit")
-#: text keys of a leg (null: not known) and what the flow writes there (`hpcflow.provenance.leg_fault`)
-LEG_NAMES = {"hpcflow_version": "the version of the hpcflow that ran it (null in a version 1 checkpoint's leg)",
-             "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name ("numpy" or "cupy")',
-             "git_commit": "the commit hash of the hpcflow that ran it (null where git cannot name it)"}
 
 
 def _read_legs(f, path) -> list | None:
@@ -608,7 +604,7 @@ def _read_legs(f, path) -> list | None:
         if fault is not None:
             bad, why = fault
             raise InputFileError(f"{path}: attribute legs[{i}].{bad} = {short_text(json.dumps(g[bad]))} is {why}, "
-                                 f"where the flow writes {LEG_NAMES[bad]}; the checkpoint is damaged, {RESTART}")
+                                 f"where the flow writes {LEG_TEXTS[bad]}; the checkpoint is damaged, {RESTART}")
     return legs
 
 

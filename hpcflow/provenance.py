@@ -56,11 +56,17 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
+#: the text keys of a checkpoint leg (null: not known) and what a run writes there, as a refusal of one says it
+LEG_TEXTS = {"hpcflow_version": "the version of the hpcflow that ran it, null in a version 1 checkpoint's leg",
+             "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name, "numpy" or "cupy"',
+             "git_commit": "the commit hash of the hpcflow that ran it, null where git cannot name it"}
+
+
 def leg_fault(leg: dict) -> tuple[str, str] | None:
     """The first text entry of a checkpoint leg (a flow's or a network's) that no run writes, with why: its
     hpcflow_version, blas_kernel, backend or git_commit not a string; a backend other than `BACKENDS`; a git_commit
     other than a commit hash (`COMMIT`). None where each is null or absent (not known) or as a run writes it."""
-    for key in ("hpcflow_version", "blas_kernel", "backend", "git_commit"):
+    for key in LEG_TEXTS:
         value = leg.get(key)
         if value is None:
             continue

@@ -354,7 +354,7 @@ def run_address_space(est: Estimate, cfg: dict, kind: str | None, ranks: int = 1
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - refused where the run needs it, in its words
-            loaded, short = False, short or load_out_of_memory(exc) is not None
+            loaded, short = False, short or load_refused(exc) is not None
     taken = mapped_bytes()
     if taken is None:
         return None
@@ -405,7 +405,7 @@ def run_data(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, 
     and `mid_run_libraries`; `data_bytes`, rounded up to MAPPED_STEP) plus the
     estimate less its "base" part (the interpreter and those libraries: what of it is data is counted already) plus
     the stacks of the `threads` workers (`thread_stacks`) and an OpenBLAS buffer for each of them in each OpenBLAS
-    library (`_limit_room`). A library that cannot be loaded for want of data (`load_out_of_memory`) leaves no
+    library (`_limit_room`). A library that cannot be loaded for want of data (`load_refused`) leaves no
     room: the need is then the limit and the estimate. Without it a flow run (jobs/quickstart.toml, estimated
     173 MiB) passed the check under a data limit of 250 MiB, the estimate compared with the limit alone, and failed
     mid-run loading SciPy (the process held 101 MiB of data before any work, 265 MiB at the end)."""
@@ -420,7 +420,7 @@ def run_data(est: Estimate, cfg: dict, kind: str | None) -> tuple[float, float, 
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001 - refused where the run needs it, in its words
                 loaded = False
-                if load_out_of_memory(exc) is not None:
+                if load_refused(exc) is not None:
                     short.append(name)
         return data_bytes(), est.parts.get("base", 0.0) if loaded else 0.0
 
@@ -1403,21 +1403,14 @@ def _limits_had() -> str:
     return text
 
 
-def load_out_of_memory(exc: BaseException) -> str | None:
-    """The loader's line where `exc` (an ImportError, or ctypes' OSError without an errno) says a library could not
-    be mapped for want of memory, as under a tight `ulimit -v` where the imports of the start-up fail before any
-    estimate is checked; else None (`hpcflow.errors.load_refused`)."""
-    return load_refused(exc)
-
-
 def out_of_memory_said(exc: BaseException, command: str | None = None) -> str | None:
     """The one line for an exception that says memory ran out (`hpcflow.errors.out_of_memory` mid-run,
-    `load_out_of_memory` loading a library), else None; the command ends with status 5 (EXIT_WRITE_FAILED).
+    `load_refused` loading a library), else None; the command ends with status 5 (EXIT_WRITE_FAILED).
     `command`: the subcommand (run, sample, ...) the line's advice fits (`out_of_memory_line`)."""
     what = out_of_memory(exc)
     if what is not None:
         return out_of_memory_line(what, command)
-    what = load_out_of_memory(exc)
+    what = load_refused(exc)
     if what is None:
         return None
     return (f"out of memory loading a library ({what}) with {_limits_had()}: raise the limit ({_ulimits()}, or "
@@ -1618,19 +1611,13 @@ def _in_import(exc: BaseException) -> bool:
     return False
 
 
-def _import_failed_limited(exc: BaseException) -> str | None:
-    """What failed where `exc` is CPython's SystemError from an import under a set RLIMIT_AS or RLIMIT_DATA
-    (`hpcflow.errors.unsaid_import_failure`), for `start_out_of_memory`; else None."""
-    return unsaid_import_failure(exc) if _in_import(exc) else None
-
-
 #: commands whose whole work is their start-up (loading the libraries whose versions `hpcflow info` prints): memory
 #: that runs out in them is always the start-up's
 START_ONLY = ("info",)
 
 
 def start_out_of_memory(exc: BaseException, command: str | None = None) -> str | None:
-    """The one line for memory that ran out (`out_of_memory`, `load_out_of_memory`) in `command` (default: the one
+    """The one line for memory that ran out (`out_of_memory`, `load_refused`) in `command` (default: the one
     this process runs) before its work began (`work_began`: while it loaded its libraries, read the job or checked
     it, wherever the MemoryError was raised, a C extension's init or a thread's start too), or anywhere in a
     START_ONLY command: nothing had run, so it is a start-up refusal (exit 2) naming the limit to raise
@@ -1641,7 +1628,7 @@ def start_out_of_memory(exc: BaseException, command: str | None = None) -> str |
         command = command_name().removeprefix("hpcflow").strip() or None
     if command not in START_ONLY and _BEGAN[0]:
         return None
-    what = out_of_memory(exc) or load_out_of_memory(exc) or _import_failed_limited(exc)
+    what = out_of_memory(exc) or load_refused(exc) or (unsaid_import_failure(exc) if _in_import(exc) else None)
     if what is None:
         return None
     known = start_needs(command) if command else None
@@ -1652,7 +1639,7 @@ def start_out_of_memory(exc: BaseException, command: str | None = None) -> str |
             at_least = max(known[0][which][1] + START_MARGIN, soft + 1) if known else None
             fixes.append(f"ulimit {flag} unlimited" + (f", or at least {limit_kib(at_least)} KiB" if at_least else ""))
     fix = "; ".join(fixes) or "ulimit -v unlimited, or more memory for the job"
-    doing = "loading its libraries " if _in_import(exc) or load_out_of_memory(exc) else ""
+    doing = "loading its libraries " if _in_import(exc) or load_refused(exc) else ""
     return (f"out of memory {doing}before any work ({what}) with {_limits_had()}; nothing was run: "
             f"raise the limit ({fix})")
 

@@ -65,14 +65,14 @@ def test_a_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_statu
 
 def test_only_a_loader_refusal_for_want_of_memory_is_taken_for_one():
     """A module or library that is missing or broken is not memory that ran out: its traceback stays."""
-    from hpcflow.resources import load_out_of_memory
+    from hpcflow.errors import load_refused
 
-    assert load_out_of_memory(ImportError("No module named 'h5py'")) is None
-    assert load_out_of_memory(ImportError("libx.so: cannot open shared object file: No such file or directory")) is None
-    assert load_out_of_memory(OSError(12, "Cannot allocate memory")) is None  # an errno: not the loader's refusal
+    assert load_refused(ImportError("No module named 'h5py'")) is None
+    assert load_refused(ImportError("libx.so: cannot open shared object file: No such file or directory")) is None
+    assert load_refused(OSError(12, "Cannot allocate memory")) is None  # an errno: not the loader's refusal
     said = "libx.so: failed to map segment from shared object"
-    assert load_out_of_memory(ImportError(said)) == said
-    assert load_out_of_memory(OSError(said)) == said  # ctypes.CDLL's
+    assert load_refused(ImportError(said)) == said
+    assert load_refused(OSError(said)) == said  # ctypes.CDLL's
 
 
 #: `hpcflow info` whose work is replaced by the first import of mpi4py.MPI (libmpi of the mpich wheel) as a run under
@@ -108,10 +108,10 @@ def test_an_mpi_library_that_cannot_be_mapped_ends_the_command_in_one_line_with_
 def test_a_static_tls_failure_is_no_want_of_memory():
     """glibc's "cannot allocate memory in static TLS block" (libgomp loaded late on aarch64) is fixed by the import
     order or LD_PRELOAD, not by a larger limit: its traceback stays."""
-    from hpcflow.resources import load_out_of_memory
+    from hpcflow.errors import load_refused
 
     tls = "/lib/aarch64-linux-gnu/libgomp.so.1: cannot allocate memory in static TLS block"
-    assert load_out_of_memory(ImportError(tls)) is None
+    assert load_refused(ImportError(tls)) is None
     # a RuntimeError mid-run (MPI.Exception, torch's shared memory) is no library that failed to load
-    assert load_out_of_memory(RuntimeError("unable to mmap 4096 bytes from file </torch_1_2>: Cannot allocate "
+    assert load_refused(RuntimeError("unable to mmap 4096 bytes from file </torch_1_2>: Cannot allocate "
                                            "memory (12)")) is None

@@ -582,15 +582,14 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     counters["sample_share_points"] = counters.pop("points_owned", None)  # train + test rows sampled here
     n_train, n_test = cfg["geometry"]["n_train"], cfg["geometry"]["n_test"]
     static = {f"train/{k}": (lay.train_idx, getattr(train, k)) for k in ("points", "weights", "omega2")}
-    n_rows = dict.fromkeys(static, n_train)
     static.update({f"test/{k}": (lay.test_idx, getattr(test, k) if test is not None else getattr(train, k)[:0])
                    for k in ("points", "weights", "omega2")})  # no test set: the same datasets with 0 rows
-    n_rows.update(dict.fromkeys(("test/points", "test/weights", "test/omega2"), n_test))
     if lay.labels is not None:
-        n_blocks = len(lay.owner)  # clusters
-        mine = np.arange(n_blocks) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
+        mine = np.arange(len(lay.owner)) if c.Get_rank() == 0 else np.zeros(0, dtype=np.int64)
         static.update({"cluster/labels": (lay.train_idx, lay.labels), "cluster/owner": (mine, lay.owner[mine])})
-        n_rows.update({"cluster/labels": n_train, "cluster/owner": n_blocks})
+    n_rows = {name: rows for name, rows in static_rows(cfg).items() if name in static}
+    if lay.labels is not None:
+        n_rows["cluster/owner"] = len(lay.owner)  # (the clusters found: birch may find fewer than n_clusters)
     if state is not None:  # the metrics it holds belong to its points: those sampled here, or it is refused
         check_static(path, static, n_rows, comm=c)
         state = dataclasses.replace(state, sets_checked=True)  # (kernel_flow's check_sets: read them once)
@@ -604,13 +603,11 @@ def _run(cfg: dict, outdir, *, resume, comm, callback, test_seed, job_text, pend
     note = engine_note(kernel, state, prefix) if c.Get_rank() == 0 else None
     if note:
         print(note, file=sys.stderr, flush=True)
-    note = backend_note(earlier_legs(state), prefix, array_backend()) if state is not None and c.Get_rank() == 0 \
-        else None
-    if note:
-        print(note, file=sys.stderr, flush=True)
-    note = code_note(earlier_legs(state), prefix, git_commit()) if state is not None and c.Get_rank() == 0 else None
-    if note:
-        print(note, file=sys.stderr, flush=True)
+    if state is not None and c.Get_rank() == 0:  # (another backend, other code than the last leg's)
+        for note in (backend_note(earlier_legs(state), prefix, array_backend()),
+                     code_note(earlier_legs(state), prefix, git_commit())):
+            if note:
+                print(note, file=sys.stderr, flush=True)
     writer = CheckpointWriter(path, cfg, every=ck["every"], seconds=ck["seconds"], static=static, n_rows=n_rows,
                               resume=state, comm=c, started=started, job_text=job_text,
                               signalled=pending, threads=threads, engine=getattr(kernel, "engine", None))

@@ -94,7 +94,7 @@ from hpcflow.nn._torch import require_torch
 from hpcflow.nn.files import CHECKPOINT
 from hpcflow.nn.model import MetricMLP
 from hpcflow.parallel.comm import rank
-from hpcflow.provenance import leg_fault
+from hpcflow.provenance import LEG_TEXTS, leg_fault
 from hpcflow.value_ranges import first_fault, shown
 
 __all__ = ["CHECKPOINT", "FORMAT", "LEG_KEYS", "MAY_BE_NAN", "RANGES", "READABLE_VERSIONS", "RESTART", "TIMINGS",
@@ -116,10 +116,6 @@ TIMINGS = ("legs[].wall_seconds", "train.partial.seconds", "train.partial.comm_s
            "train.history.epoch_seconds", "train.history.comm_seconds", "ntk.seconds")
 #: keys of each entry of `legs` (those of the flow checkpoint's, hpcflow.checkpoint.LEG_KEYS, and `status`)
 LEG_KEYS = ("from_step", "to_step", "ranks", "wall_seconds", "hpcflow_version", "status")
-#: text keys of a leg (null: not known) and what a training writes there (`hpcflow.provenance.leg_fault`)
-LEG_TEXTS = {"hpcflow_version": "the version of the hpcflow that ran it, null in a version 1 checkpoint's leg",
-             "blas_kernel": "a BLAS kernel's name", "backend": 'its array backend\'s name, "numpy" or "cupy"',
-             "git_commit": "the commit hash of the hpcflow that ran it, null where git cannot name it"}
 
 
 def _config_path(path: str) -> str:

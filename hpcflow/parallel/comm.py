@@ -19,10 +19,9 @@ import numpy as np
 
 from hpcflow.arguments import short_repr
 from hpcflow.backend import default_threads
-from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed
+from hpcflow.errors import EXIT_WRITE_FAILED, ConfigError, RunStop, UserError, WriteFailed, load_refused
 from hpcflow.launcher_output import wait_until_read
-from hpcflow.resources import (THREAD_VARIABLES, load_out_of_memory, out_of_memory_said, slurm_cpus_per_task,
-                               start_out_of_memory)
+from hpcflow.resources import THREAD_VARIABLES, out_of_memory_said, slurm_cpus_per_task, start_out_of_memory
 
 #: prefixes of the variables a process manager sets in every process it starts (MPICH/Hydra and srun's PMI-2:
 #: PMI_; PMIx, e.g. Open MPI 5 or srun --mpi=pmix: PMIX_; Open MPI: OMPI_; MVAPICH: MV2_, MPIRUN_; IBM jsrun:
@@ -92,7 +91,7 @@ class SerialComm:
 
 def _mpi():
     """mpi4py's MPI module, or None when mpi4py or an MPI library is missing (RuntimeError, not ImportError); one that
-    cannot be mapped for want of memory raises (`resources.load_out_of_memory`: one line, status 5). Its
+    cannot be mapped for want of memory raises (`hpcflow.errors.load_refused`: one line, status 5). Its
     first import under a launcher runs MPI_Init, which can wait for ever for a process manager: a stop request of the
     start-up ends the command there too (`stop_signals.ends_if_blocked`)."""
     from hpcflow.stop_signals import ends_if_blocked
@@ -106,7 +105,7 @@ def _mpi():
     except Exception as exc:  # noqa: BLE001
         # mpi4py says a library its import could not load with a RuntimeError ("cannot load MPI library"): one that
         # was there but could not be mapped for want of address space is that ImportError, not a missing MPI
-        if isinstance(exc, RuntimeError) and load_out_of_memory(ImportError(str(exc))) is not None:
+        if isinstance(exc, RuntimeError) and load_refused(ImportError(str(exc))) is not None:
             raise ImportError(str(exc)) from exc
         _MPI_ERROR = exc
         return None
