@@ -55,7 +55,8 @@ allow), legs that are not the runs up to `step` (`_check_leg_chain`), or a metri
 as `unpack` forms it, or not positive definite by the test of the flow's step decision).
 `check_saved_job` refuses a config that lacks a key every job holds, `check_static_present` (before sampling, from
 h5py's metadata: what `hpcflow run --resume --check` refuses too) a missing point dataset, cluster/owner or
-cluster/labels, or labels not one integer per train point, `check_static` (once the job's points are
+cluster/labels, labels not one integer per train point, or one of them not of the shape and type the job writes,
+`check_static` (once the job's points are
 sampled again) point data that are not the rows the job samples (beyond rounding), `stored_labels` (the clusters a
 --resume flows instead of clustering again) cluster labels that no clustering of the job gives. `kernel_flow` refuses
 (ValueError naming resume) a FlowResume of other set sizes or flow_arguments, and `FlowResume.check_sets` one of other
@@ -1101,29 +1102,44 @@ def check_static(path, static: dict, n_rows: dict, *, comm=None) -> None:
     _together(lambda: _check_static(str(path), static, n_rows), c)
 
 
-def check_static_present(path, n_rows: dict, *, clustered: bool = False, comm=None) -> None:
+def check_static_present(path, n_rows: dict, *, clustered: bool = False, layout: dict | None = None,
+                         up_to: tuple = (), comm=None) -> None:
     """Refuse (InputFileError on every rank) a checkpoint that lacks a static dataset of n_rows ({name: global rows}:
     the point data and, for a clustered job, cluster/labels and cluster/owner) before the points are sampled, in the
     line `check_static` and `stored_labels` give after: from h5py's metadata alone, so that `--check` refuses what
     the run would. A missing dataset of 0 rows is none (`check_static`); for a clustered job,
-    cluster/labels not (n_train,) integers too (`stored_labels`; its values are read by the run alone). Rank 0 looks,
-    one allgather at R > 1 (`_together`)."""
+    cluster/labels not (n_train,) integers too (`stored_labels`; its values are read by the run alone). layout:
+    {name: (shape of a row, dtype)} of the rows the job writes: a dataset of other shape or dtype kind is refused as
+    `check_static` refuses it; a name in `up_to` has at most n_rows[name] rows, at least 1 (birch's cluster/owner).
+    Rank 0 looks, one allgather at R > 1 (`_together`)."""
     c = resolve(comm)
-    _together(lambda: _check_present(os.fsdecode(path), n_rows, clustered) if c.Get_rank() == 0 else None,
-              c)
+    _together(lambda: _check_present(os.fsdecode(path), n_rows, clustered, layout or {}, up_to)
+              if c.Get_rank() == 0 else None, c)
 
 
-def _check_present(path: str, n_rows: dict, clustered: bool) -> None:
+def _check_present(path: str, n_rows: dict, clustered: bool, layout: dict, up_to: tuple) -> None:
     """`check_static_present` on this rank alone (no collective): cluster/labels first, as the run reads it first."""
     with read_h5(path, partial(_unreadable, path)) as f:
         names = sorted(n_rows, key=lambda name: name != "cluster/labels")
         for name in names:
-            if name not in f and int(n_rows[name]) != 0:
-                raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
+            if name not in f:
+                if int(n_rows[name]) != 0:
+                    raise InputFileError(f"{path}: dataset {name} is missing; the checkpoint is incomplete, {RESTART}")
+                continue
+            ds, n = f[name], int(n_rows[name])
             if name == "cluster/labels" and clustered:
-                ds, n = f[name], int(n_rows[name])
                 if not isinstance(ds, h5py.Dataset) or ds.shape != (n,) or ds.dtype.kind not in "iu":
                     raise InputFileError(_labels_shape(path, name, ds, n))
+            if name not in layout:
+                continue
+            tail, dtype = layout[name][0], np.dtype(layout[name][1])
+            shape = getattr(ds, "shape", None)
+            rows_ok = shape is not None and len(shape) and (0 < shape[0] <= n if name in up_to else shape[0] == n)
+            if not (isinstance(ds, h5py.Dataset) and rows_ok and shape[1:] == tuple(tail)
+                    and ds.dtype.kind == dtype.kind):
+                want = f"(at most {n},)" if name in up_to else (n,) + tuple(tail)
+                raise _job_other(f, path)(name, f"(shape {shape}, type {getattr(ds, 'dtype', None)}; the job's: "
+                                                f"{want}, {dtype})")
 
 
 def _labels_shape(path: str, name: str, ds, n: int) -> str:
@@ -1136,13 +1152,7 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
     """`check_static` on this rank alone (no collective); other(name, what): the InputFileError of rows that differ
     (default: the job's, sampled by another hpcflow), `ours` how a shape refusal names the rows compared."""
     with read_h5(path, partial(_unreadable, path)) as f:
-        def job_other(name, what):
-            return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
-                                  f"checkpoint was written by hpcflow {_version(f)}, this is "
-                                  f"{__version__}): resume with the hpcflow that wrote it{_on_cupy(f, path)}, or "
-                                  f"{RESTART}")
-
-        other = job_other if other is None else other
+        other = _job_other(f, path) if other is None else other
 
         for name, (idx, local) in static.items():
             n, local = int(n_rows[name]), np.asarray(local)
@@ -1163,6 +1173,18 @@ def _check_static(path: str, static: dict, n_rows: dict, *, other=None, ours: st
                 if differ.any():
                     k = int(np.argmax(differ))
                     raise other(name, f"at row {int(idx[pos[k]])} (by {float(gap[k]):.3g}, beyond rounding)")
+
+
+def _job_other(f, path: str):
+    """other(name, what) of `_check_static` for the open checkpoint `f`: the InputFileError of rows that are not the
+    job's (sampled by another hpcflow)."""
+    def job_other(name, what):
+        return InputFileError(f"{path}: {name} {what} does not match what this job samples and clusters (the "
+                              f"checkpoint was written by hpcflow {_version(f)}, this is "
+                              f"{__version__}): resume with the hpcflow that wrote it{_on_cupy(f, path)}, or "
+                              f"{RESTART}")
+
+    return job_other
 
 
 def _on_cupy(f, path) -> str:

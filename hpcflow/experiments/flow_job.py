@@ -367,9 +367,9 @@ def resume_state(cfg: dict, outdir, *, comm=None):
     """The checkpoint in `outdir` that job `cfg` continues on --resume; InputFileError / ConfigError (exit 2) when
     it is damaged (its job lacking a required key too), belongs to another job, or holds more steps than
     [flow].steps, or lacks a static dataset `run` writes (`static_rows`: the point data, a clustered job's
-    cluster/labels and cluster/owner; `hpcflow.checkpoint.check_static_present`, h5py's metadata alone, so --check
-    refuses it too), raised by every rank alike. (Its point data are compared with the job's in `run`, which samples
-    them.)"""
+    cluster/labels and cluster/owner) or holds one of another shape or type (`static_layout`;
+    `hpcflow.checkpoint.check_static_present`, h5py's metadata alone, so --check refuses it too), raised by every
+    rank alike. (Its point data are compared with the job's in `run`, which samples them.)"""
     from hpcflow.checkpoint import check_resumable, check_saved_job, check_static_present, run_checkpoint
     from hpcflow.parallel.comm import arguments_together, resolve
 
@@ -382,7 +382,9 @@ def resume_state(cfg: dict, outdir, *, comm=None):
 
     arguments_together(check, comm=comm)
     c = resolve(comm)
-    check_static_present(path, static_rows(cfg), clustered=cfg["clustering"]["method"] is not None, comm=c)
+    birch = cfg["clustering"]["method"] == "birch"  # (which may find fewer clusters than n_clusters)
+    check_static_present(path, static_rows(cfg), clustered=cfg["clustering"]["method"] is not None,
+                         layout=static_layout(cfg), up_to=("cluster/owner",) if birch else (), comm=c)
     if c.Get_size() > 1:  # the engine the run keeps (`resumed_engine`): rank 0's reading of it on every rank
         state = dataclasses.replace(state, engine=c.bcast(state.engine, root=0))
     return state
@@ -398,6 +400,19 @@ def static_rows(cfg: dict) -> dict:
     if cfg["clustering"]["method"] is not None:
         rows.update({"cluster/labels": n_train, "cluster/owner": cfg["clustering"]["n_clusters"]})
     return rows
+
+
+def static_layout(cfg: dict) -> dict:
+    """{name: (shape of a row, dtype)} of the `static_rows` datasets `run` writes for job `cfg` (points: homogeneous
+    coordinates of P^(dim+1), complex; weights and |Omega|^2 real; cluster labels and owners integers)."""
+    from hpcflow.experiments.common import manifold
+
+    width = manifold(cfg["geometry"]).n + 1
+    layout = {name: ((width,), np.complex128) if name.endswith("/points") else ((), np.float64)
+              for name in static_rows(cfg) if not name.startswith("cluster/")}
+    if cfg["clustering"]["method"] is not None:
+        layout.update({"cluster/labels": ((), np.int64), "cluster/owner": ((), np.int64)})
+    return layout
 
 
 def resumed_engine(kcfg: dict, state) -> str | None:
