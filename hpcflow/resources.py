@@ -103,6 +103,14 @@ HALO_DENSITY_FLOOR = 1.35
 #: `hpcflow.cluster.flow_blocks` (B = 1000) where a halo's balls around a cluster's points overlap, which needs f up
 #: to 1.9 at 2*10^4 and 5*10^4 train points, 2.4 at 10^5 (dim 1-4)
 HALO_SHAPE_SPREAD = 0.35
+#: bytes a near pair of a Gaussian kernel's operator keeps (`hpcflow.kernels.gaussian.GaussianOperator`): its row
+#: and column (int64), its stable distance and its K (float64)
+NEAR_PAIR_BYTES = 32
+#: a ball query's transients per row of its piece (`NEAR_QUERY_ROWS` rows), and per hit, as (a, b): a + b (dim + 2)
+#: bytes: its list entry, its pair's arrays and the complex temporaries of its stable distance (measured 239, 327,
+#: 422 bytes a hit at dim 1, 2, 3; this gives 264, 344, 424)
+NEAR_ROW_BYTES = 60
+NEAR_HIT_BYTES = (24, 80)
 #: Delta kernel: seconds per point and step (gradient exchange and gather; 10^6 + 10^5 points on 2 ranks:
 #: 50 steps in ~45 s, BENCHMARKS.md "Distributed kernel flow")
 SECONDS_PER_DELTA_POINT = 2e-6
@@ -866,6 +874,8 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: f
     _add(parts, _flow_parts(n_tr, n_te, dim, ranks, _threads(), clusters, cl.get("halo_cutoff")))
     if clusters is not None:
         _add(parts, _block_parts(n_tr, n_te, dim, ranks, clusters, cl.get("halo_cutoff"), kernel.get("name")))
+    if kernel.get("name") == "gaussian":
+        _add(parts, _near_pair_parts(cfg, ranks, clusters, cl.get("halo_cutoff")))
     if cl.get("method") == "full":
         parts["clustering distances"] = 3 * 8.0 * n_tr * n_tr
     elif cl.get("method") == "batched":
@@ -878,6 +888,34 @@ def estimate_flow(cfg: dict, *, ranks: int = 1, jacobian: bool = False, whole: f
         parts["kernel"] = TILE_BYTES * _threads()
         return Estimate(sum(parts.values()), parts, cfg["flow"]["steps"] * step, step_seconds=step)
     return Estimate(sum(parts.values()), parts, *_flow_seconds(cfg, ranks, _threads(), whole))
+
+
+def _near_pair_parts(cfg: dict, ranks: int, clusters: int | None, halo_cutoff: float | None) -> dict:
+    """Near pairs of a Gaussian kernel's operators on the busiest rank (`hpcflow.flow_step`). Assumed: a row has its
+    expected n_train P(r) train points within `near_distance` r (`_halo_share`; counts measured within 2 % at dim 1, 2),
+    at most its sources, and itself where a source; peak: all held, plus one query's piece or one list's copy."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hpcflow.kernels.gaussian import NEAR_QUERY_ROWS, near_distance
+
+    geo, kernel, ll = cfg["geometry"], cfg.get("kernel", {}), cfg.get("local_limit", {})
+    width = kernel.get("width") or min(ll.get("widths") or [0.0])  # (local_limit: its narrowest kernel's)
+    if not width:
+        return {}
+    n_tr, n_te, dim = geo["n_train"], geo.get("n_test", geo["n_train"]), geo["dim"]
+    form = kernel.get("form") or ll.get("form") or "exp"
+    share = _halo_share(near_distance(SimpleNamespace(dtype=np.float64, form=form, width=width)), dim)
+    if clusters is None:
+        ops = [(n_tr, n_tr, 1), (-(-n_te // ranks), n_tr, 0)]
+    else:
+        s = min(float(n_tr), n_tr / clusters * halo_growth(n_tr, n_te, dim, clusters, halo_cutoff))
+        ops = -(-clusters // ranks) * [(n_tr / clusters, s, 1), (n_te / clusters, s, 0)]
+    pairs = [rows * (own + min(src - own, n_tr * share)) for rows, src, own in ops if rows]
+    rows = min(NEAR_QUERY_ROWS, max(rows for rows, _, _ in ops))
+    piece = rows * (NEAR_ROW_BYTES + (1 + n_tr * share) * (NEAR_HIT_BYTES[0] + NEAR_HIT_BYTES[1] * (dim + 2)))
+    return {"near pairs": NEAR_PAIR_BYTES * sum(pairs) + max(piece, 24.0 * max(pairs, default=0.0))}
 
 
 def _delta_parts(n_train: int, n_test: int, dim: int, ranks: int) -> tuple[float, dict]:
