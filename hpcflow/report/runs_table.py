@@ -10,9 +10,12 @@ from hpcflow.analysis.roundoff import ROUNDOFF, at_roundoff, roundoff_note
 from hpcflow.analysis.rundir import UNKNOWN, label
 from hpcflow.analysis.table1 import md_cell, md_name
 
+#: the wall-time column's heading: every row's cell is the same quantity, the whole run's seconds summed over its legs
+#: (`_wall`), never one leg's alone
+WALL = "wall time [s], all legs"
 #: the held-out columns are a flow's test points, a network's validation points (σ_val, n_val): said in their heads
 COLUMNS = ("run", "kind", "status", "N train / test or val", "kernel", "ranks", "sigma train", "sigma test or val",
-           "gain train", "gain test or val", "wall time [s]")
+           "gain train", "gain test or val", WALL)
 
 
 def _num(v) -> str:
@@ -117,14 +120,25 @@ def _ranks(legs, ranks) -> str:
 
 
 def _wall(s: dict) -> str:
-    """The whole run's wall time: `wall_seconds_total` (every leg of a resumed run), else `wall_seconds` (a summary
-    written before runs recorded legs); '(k legs)' after it for a run of several legs, naming those of unknown time
-    (a leg before legs were recorded), which the total leaves out."""
-    text = _num(s.get("wall_seconds_total", s.get("wall_seconds")))
+    """The whole run's wall time, the sum over its legs that the column's heading (WALL) promises, for every row
+    alike: each earlier leg's recorded `wall_seconds` plus the last leg's, which is summary.json's `wall_seconds`
+    (that leg's run to its end) where the summary is that leg's record, else the leg's own recorded seconds (a run
+    killed after its last checkpoint, whose summary is an earlier leg's: `detect` drops its wall_seconds); a run of
+    one leg (or a summary written before runs recorded legs): its `wall_seconds_total`, else its `wall_seconds`.
+    '(k legs)' follows for a run of several legs, naming those of unknown time (a leg before legs were recorded),
+    which the sum leaves out. A summary of several legs holding only the last leg's `wall_seconds` (no
+    `wall_seconds_total`) is so summed too, not shown as the last leg's time."""
     legs = s.get("legs") if isinstance(s.get("legs"), list) else []
     if len(legs) < 2:
-        return text
-    untimed = sum(not isinstance(g, dict) or not isinstance(g.get("wall_seconds"), (int, float)) for g in legs)
+        return _num(s.get("wall_seconds_total", s.get("wall_seconds")))
+    seconds = [g.get("wall_seconds") if isinstance(g, dict) else None for g in legs]
+    seconds = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in seconds]
+    last = s.get("wall_seconds")
+    if isinstance(last, (int, float)) and not isinstance(last, bool):
+        seconds[-1] = last  # the last leg's run to its end (its recorded seconds stop at its last checkpoint write)
+    timed = [v for v in seconds if v is not None]
+    text = _num(float(sum(timed))) if timed else "-"
+    untimed = len(seconds) - len(timed)
     return f"{text} ({len(legs)} legs" + (f", {untimed} of unknown time" if untimed else "") + ")"
 
 
