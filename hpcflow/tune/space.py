@@ -309,11 +309,33 @@ def overrides(params: dict) -> list[str]:
     return [f"{name}={value(v)}" for name, v in params.items()]
 
 
+def float_text(v: float, digits: int = 4) -> str:
+    """A float as the report shows numbers, to `digits` significant digits (4: 'flow.dt = 22.81'), and reading as a
+    float: 1.0 is '1.0', not '1' (an integer's look), 1234.0 '1234.0'; 1e-05, inf and nan as Python writes them."""
+    text = f"{v:.{digits}g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"  # 'e': 1e+05, 'n': inf, nan
+
+
 def params_text(params: dict) -> str:
     """A trial's parameters as the report and the closing line show them: 'flow.dt = 22.81, kernel.width = 0.6603',
-    floats to 4 significant digits as the report's numbers (best.toml holds them exactly), other values as they
-    read ('kernel.form = gauss', 'flow.steps = 20'); '(none)' for a trial without parameters."""
+    floats to 4 significant digits as the report's numbers, written as floats ('flow.theta = 1.0': `float_text`;
+    best.toml holds them exactly), other values as they read ('kernel.form = gauss', 'flow.steps = 20'); '(none)'
+    for a trial without parameters."""
     def shown(v) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+        return float_text(v) if isinstance(v, float) else str(v)
 
     return ", ".join(f"{name} = {shown(v)}" for name, v in params.items()) or "(none)"
+
+
+def value_text(v: float, others=()) -> str:
+    """An objective value as `hpcflow tune`'s per-trial lines show it: 4 significant digits as the report's numbers
+    (`float_text`), more where another trial's different value (`others`) would read the same, as far as needed to
+    tell them apart (up to 17, a float's every digit). A σ objective ('sigma_test', 'sigma_val') of flows that reach
+    the same floor often differs only in the 5th or 6th digit between trials: '0.01235' and '0.01235' would hide
+    which is better, '0.012346' and '0.012349' do not; values that differ in the first 4 digits keep 4."""
+    v = float(v)
+    near = [float(o) for o in others if o is not None and float(o) != v]
+    digits = 4
+    while digits < 17 and any(float_text(o, digits) == float_text(v, digits) for o in near):
+        digits += 1
+    return float_text(v, digits)

@@ -1201,10 +1201,11 @@ def _trial_line(study, number, out) -> str:
     t = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if t is None:
         return "hpcflow tune: no trial ran"
-    value = "" if t.value is None else f" value={t.value:.6g}"
+    others = [o.value for o in study.get_trials(deepcopy=False) if o.number != t.number and o.value is not None]
+    value = "" if t.value is None else f" value={spaces.value_text(t.value, others)}"  # 4 digits, or to tell apart
     if objectives.infeasible(t.user_attrs):
         value = f" ({objectives.infeasible(t.user_attrs)})"
-    params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+    params = " ".join(f"{k}={spaces.float_text(v) if isinstance(v, float) else v}" for k, v in t.params.items())
     return f"hpcflow tune: trial {t.number} {t.state.name}{value} {params} ({run_dir_of(t, out)})"
 
 
