@@ -13,6 +13,15 @@ import numpy as np
 from hpcflow.analysis.rundir import MissingData
 
 VIEWS = ("history", "importances", "slice")
+#: the fewest completed trials whose parameter importances are shown without a warning (`few_trials_note`). The
+#: importances are Optuna's default evaluator's (PED-ANOVA): it compares each parameter's distribution over the best
+#: 10% of the trials (ceil(0.1 n) of n) with its distribution over all of them. Below 11 trials that best 10% is one
+#: trial, so the bars only say how far that one trial's values lie from the others' (from 2 trials: which parameter
+#: differs most between them, whatever the objective); at 20 it is two trials against twenty, and half of the trials
+#: come after the 10 random start-up trials of the TPE sampler (`n_startup_trials`, `hpcflow tune`'s default), so
+#: that the search itself, not only the random start, is compared. 20 is the least that means something; it is no
+#: guarantee (a study of many parameters wants more).
+MIN_IMPORTANCE_TRIALS = 20
 
 
 def objectives(study) -> list:
@@ -82,9 +91,10 @@ def _drawn(study, view: str, objective: int | None, *, path, name: str | None):
         maximise = view == "importances" and study.directions[objective] == optuna.study.StudyDirection.MAXIMIZE
         sign = -1.0 if maximise else 1.0
         kw["target"] = lambda t: sign * t.values[objective]
-    drawn, note = study, ""
+    drawn, note, few = study, "", ""
     if view == "importances":
         drawn, note = _importance_study(study, usable)
+        few = few_trials_note(len(drawn.trials))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes the importances")  # its sign is set
@@ -95,8 +105,15 @@ def _drawn(study, view: str, objective: int | None, *, path, name: str | None):
             _range_single_value(one, done)
             _grid_ticks(one, done)
         _shared_trial_scale(np.ravel(ax))
+        _mark_best(np.ravel(ax), _best(study, done, objective))
     if view == "history":
         _integer_trials(np.ravel(ax)[0])
+    if few:  # in the panel, over its bars, where it is read with them
+        import textwrap
+
+        np.ravel(ax)[0].text(0.98, 0.03, textwrap.fill(few, 48), transform=np.ravel(ax)[0].transAxes, ha="right",
+                             va="bottom", fontsize="small", color="#8b0000", zorder=6,
+                             bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#8b0000", "alpha": 0.9})
     fig = np.ravel(ax)[0].figure
     fig.set_size_inches(max(6.4, fig.get_size_inches()[0]), 4.6)
     if name is not None:
@@ -235,6 +252,15 @@ def _range_single_value(ax, trials) -> None:
     ax.set_xlim(*(10.0 ** np.array(ends) if log else ends))
 
 
+def few_trials_note(n: int) -> str:
+    """The warning said with importances computed from `n` completed trials, fewer than MIN_IMPORTANCE_TRIALS
+    (whose comment says why so few rank nothing); "" for enough."""
+    if n >= MIN_IMPORTANCE_TRIALS:
+        return ""
+    return (f"only {n} completed trial{'' if n == 1 else 's'}: too few for the importances to mean much "
+            f"(at least {MIN_IMPORTANCE_TRIALS} wanted)")
+
+
 def _compared(study, trials) -> tuple:
     """(the parameters whose importances are compared, the completed `trials` that searched every one of them, the
     note said with them): a study that changed its search space has trials of different parameter sets, and Optuna's
@@ -350,6 +376,54 @@ def _shared_trial_scale(axes) -> None:
         bar.update_ticks()
 
 
+#: the slice plot's trial-number colours: Optuna's "Blues" from this share of its range up, so that no trial's point
+#: is drawn near white (Blues at 0, trial 0's colour, is #f7fbff: invisible on a white page, faint on ggplot's grey)
+SLICE_COLOURS_FROM = 0.3
+#: the best trial's mark on every slice panel: a large star of its own colour, outlined in black, over its point
+BEST_MARK = {"marker": "*", "s": 260, "facecolors": "#d62728", "edgecolors": "black", "linewidths": 1.2,
+             "zorder": 5}
+
+
+def _best(study, done, objective):
+    """The best of the completed trials `done` by the objective drawn (a multi-objective study's `objective`, by its
+    direction); None where none has a value."""
+    import optuna
+
+    i = objective or 0
+    valued = [t for t in done if t.values is not None and len(t.values) > i]
+    if not valued:
+        return None
+    pick = max if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(valued, key=lambda t: t.values[i])
+
+
+def _mark_best(axes, best) -> None:
+    """Draw the slice panels' trial colours on a scale that starts clear of white (SLICE_COLOURS_FROM), and mark
+    `best`'s point in every panel that shows it with BEST_MARK, labelled 'best trial N' in the first panel's
+    legend: Optuna draws it as any other trial, in a colour by its number (near white for trial 0)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    blues = colormaps["Blues"]
+    cmap = ListedColormap(blues(np.linspace(SLICE_COLOURS_FROM, 1.0, 256)), name="Blues_visible")
+    marked = []
+    for ax in axes:
+        for c in list(ax.collections):
+            numbers = c.get_array()
+            if numbers is None or not len(numbers):
+                continue
+            c.set_cmap(cmap)
+            at = np.flatnonzero(np.asarray(numbers, dtype=float) == (best.number if best else np.nan))
+            if len(at):
+                x, y = c.get_offsets()[at[0]]
+                marked.append(ax.scatter([x], [y], label=f"best trial {best.number}", **BEST_MARK))
+    for c in {id(c.colorbar): c.colorbar for ax in axes for c in ax.collections
+              if getattr(c, "colorbar", None) is not None}.values():
+        c.update_normal(c.mappable)
+    if marked:  # the mark alone (not Optuna's empty "Infeasible Trial" entry)
+        marked[0].axes.legend(handles=marked[:1], loc="best", fontsize="small", framealpha=0.9)
+
+
 def _integer_trials(ax) -> None:
     """The history's trial axis with integer ticks; one trial: half a trial either side (its number the one tick)."""
     from matplotlib.ticker import MaxNLocator
@@ -427,8 +501,10 @@ def numbers(study, base=None) -> list:
         out += [f"Pareto-front trial {t.number}: values {[float(f'{v:.6g}') for v in t.values]}, "
                 f"params {params_text(t.params)}"
                 for t in study.best_trials]
-    try:  # what the importances view leaves out, said beside its figure too
-        note = _compared(study, [t for t in done if t.params])[2]
+    try:  # what the importances view leaves out, and whether its trials are too few, said beside its figure too
+        _, kept, note = _compared(study, [t for t in done if t.params])
+        few = few_trials_note(len(kept))
     except MissingData:  # no importances drawn: the skipped view says why
-        note = ""
-    return out + ([note[0].upper() + note[1:]] if note else [])
+        note = few = ""
+    out += [note[0].upper() + note[1:]] if note else []
+    return out + ([f"Parameter importances: {few}"] if few else [])
