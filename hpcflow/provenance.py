@@ -79,6 +79,36 @@ def leg_fault(leg: dict) -> tuple[str, str] | None:
     return None
 
 
+#: what a checkpoint's root attribute hpcflow_version holds as a run writes it (the flow's checkpoint.h5, anew at
+#: each write), as a refusal of another value says it
+ROOT_VERSION = "the version of the hpcflow that last wrote it, a string"
+
+
+def root_version_fault(attrs) -> str | None:
+    """Why the root attribute hpcflow_version of a checkpoint (its `attrs`, h5py's AttributeManager or a dict) is not
+    what a run writes there, as `leg_fault` says it of a leg's: "not a string" (an integer, an array, bytes); None
+    where it is a string, or absent (not known: nothing is read from it, a resume writes it anew)."""
+    if "hpcflow_version" not in attrs:
+        return None
+    return None if isinstance(attrs["hpcflow_version"], str) else "not a string"
+
+
+def check_root_version(attrs, path, fix: str) -> None:
+    """Refuse, as a damaged checkpoint (InputFileError in one line naming `path`, the attribute and its value, then
+    `fix`: what the caller advises, `hpcflow.checkpoint.RESTART`), a checkpoint whose root attribute hpcflow_version
+    is not what a run writes (`root_version_fault`)."""
+    why = root_version_fault(attrs)
+    if why is None:
+        return
+    from hpcflow.arguments import short_repr
+    from hpcflow.errors import InputFileError
+
+    value = attrs["hpcflow_version"]
+    shown = short_repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)
+    raise InputFileError(f"{path}: attribute hpcflow_version = {shown} is {why}, where a run writes {ROOT_VERSION}; "
+                         f"the checkpoint is damaged, {fix}")
+
+
 def blas() -> list:
     """Thread pools of the loaded BLAS/OpenMP libraries (threadpoolctl), name, version, threads each."""
     try:
