@@ -23,6 +23,12 @@ at: `hpcflow.flow.FlowView.ends`; a network run's last epoch, or later, where on
 nothing left to stop either: the run finishes as without it (final checkpoint, status "finished", exit 0), and the
 request goes on to the handler of an enclosing `requests` (a tune worker's, which stops before its next trial).
 
+Two requests that arrive together (scancel's SIGTERM just after Slurm's --signal=USR1 notice, or the other order)
+are one stop, named by the first to arrive (`arrived`): Python runs the handlers of signals pending at once in the
+order of their numbers (SIGUSR1's before SIGTERM's), not of their arrival, so the handlers here read the arrival order
+from the wakeup fd (`watch_arrivals`) and take the first request's name for the line, `taken`, the exit status and the
+stop's record; the later ones are its repeats.
+
 Where no checkpoint is written (`hpcflow sample`; kinds without one: distance_scaling, noise_scan, clustering), a
 SIGTERM or SIGUSR1 ends the command as Ctrl-C does (`Stopped`, a KeyboardInterrupt: the lock and a fresh --out the
 run wrote nothing into are removed on the way out), with one line and the status the signal's default action gives
@@ -52,6 +58,93 @@ SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT
 ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
 
+#: the pipe Python's C-level signal handler writes each signal's number to, in the order the signals arrive
+#: (`signal.set_wakeup_fd`): {"pid": the process that set it, "read": its read end, "write": its write end}; empty
+#: where none is set (off the main thread, or where the wakeup fd was another's: an asyncio loop's)
+_ARRIVALS = {}
+
+
+def watch_arrivals() -> None:
+    """Have the signals' arrival order recorded (`arrived`): a pipe of this process's as the wakeup fd, where none is
+    set (main thread; a process forked from one that set it takes a pipe of its own). Nothing where the wakeup fd is
+    another's: the handlers then name a request by the order Python runs them in. Where it is set already, what it
+    holds is dropped: the requests of an earlier block, which their handlers have taken (a handler runs at the first
+    instruction after its signal arrives), or handlers that do not look (a finished command's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if _ARRIVALS.get("pid") == os.getpid():
+        _arrivals()
+        return
+    inherited = _ARRIVALS.get("write")
+    try:
+        read, write = os.pipe()
+    except OSError:  # no file descriptors left
+        return
+    for fd in (read, write):
+        os.set_blocking(fd, False)
+    try:
+        old = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        old = None
+    if old not in (-1, inherited):  # another's (or none could be set): left as it was
+        if old is not None:
+            signal.set_wakeup_fd(old)
+        os.close(read)
+        os.close(write)
+        return
+    _ARRIVALS.update(pid=os.getpid(), read=read, write=write)
+
+
+def _not_in_a_child() -> None:
+    """In a process forked from one that set `watch_arrivals`'s pipe: no wakeup fd, as before it was set, so that the
+    child's signals do not reach the parent's record (its write end is the parent's)."""
+    if _ARRIVALS.get("pid") in (None, os.getpid()):
+        return
+    try:
+        old = signal.set_wakeup_fd(-1)
+        if old not in (-1, _ARRIVALS["write"]):  # another's: left as it was
+            signal.set_wakeup_fd(old)
+    except (ValueError, OSError):
+        pass
+
+
+os.register_at_fork(after_in_child=_not_in_a_child)
+
+
+def _arrivals(among=SIGNALS) -> list:
+    """The signals of `among` that arrived since the last look, in the order they arrived (`watch_arrivals`'s pipe
+    read out); [] where no pipe of this process's records them."""
+    if _ARRIVALS.get("pid") != os.getpid():
+        return []
+    data = b""
+    while True:
+        try:
+            chunk = os.read(_ARRIVALS["read"], 512)
+        except OSError:  # (BlockingIOError: nothing more to read)
+            break
+        if not chunk:
+            break
+        data += chunk
+    return [sig for sig in data if sig in among]
+
+
+def arrived(signum: int, among=SIGNALS) -> int:
+    """The request a handler called for `signum` takes: the first of `among` to arrive of those that arrived since the
+    last look (`_arrivals`), else `signum`. Signals pending at once reach their handlers in the order of their numbers
+    (SIGUSR1 before SIGTERM), whichever came first: the first handler called names the stop by the first arrival, and
+    the later calls, the first's repeats, find nothing new (their own number)."""
+    got = _arrivals(among)
+    return got[0] if got else signum
+
+
+def _arrived_in_order(signum: int, into: list, among=SIGNALS) -> None:
+    """Append to `into` the requests that arrived since the last look, in their order, and `signum` where it is not
+    among them or already there (its arrival read by an earlier call, or not recorded)."""
+    into.extend(_arrivals(among))
+    if signum not in into:
+        into.append(signum)
+
+
 class Stopped(KeyboardInterrupt):
     """A SIGTERM/SIGUSR1 where no handler of a checkpoint writer took it: the command ends as for Ctrl-C, with the
     status 128 + the signal (`exit_status`), the shell's for a process the signal ended."""
@@ -67,19 +160,32 @@ class Stopped(KeyboardInterrupt):
 
 def _raise_stopped(signum, frame):  # noqa: ARG001 - signal handler signature
     """Raise `Stopped` once; a repeat of the request (often delivered twice) is ignored while the command leaves."""
+    first = arrived(signum, ENDING)  # (SIGTERM then SIGUSR1, pending at once: SIGUSR1's handler runs first)
     for sig in ENDING:
-        signal.signal(sig, signal.SIG_IGN)
-    raise Stopped(signum)
+        signal.signal(sig, _repeat_ignored)
+    atexit.unregister(_ignored_at_exit)
+    atexit.register(_ignored_at_exit)  # (SIG_IGN where it is still set as the interpreter ends)
+    raise Stopped(first)
 
 
 _raise_stopped.default_action = True  # `restore` ignores a repeat after an honoured request, as for SIG_DFL
 _raise_stopped.raises_stop = True  # a handler that replaced it and would end the process passes the request on
 
 
+def _repeat_ignored(signum, frame):  # noqa: ARG001 - signal handler signature
+    """A repeat of the request `_raise_stopped` honoured: ignored, as SIG_IGN would, but a handler of Python's, so
+    that the other request pending with it (SIGTERM and SIGUSR1 together: Python runs their handlers one after the
+    other) finds one still set, where SIG_IGN made Python print "OSError: Signal 15 ignored due to race condition"
+    with a traceback beside the command's one line."""
+
+
+_repeat_ignored.default_action = True  # (`restore`, `submit.task`: it stands in for SIG_IGN, no checkpoint writer)
+
+
 def _early_request(signum, frame):  # noqa: ARG001 - signal handler signature
     """A SIGTERM/SIGUSR1 before the command installed its stop handlers (`record_early`): recorded, for
     `interrupts_end_the_job` (or the CLI, `early_handover`) to honour."""
-    _EARLY.append(signum)
+    _arrived_in_order(signum, _EARLY, ENDING)
 
 
 _early_request.early = True  # `hpcflow.parallel.comm.default_stop_signals` sets it again after MPI_Init
@@ -95,6 +201,7 @@ def record_early() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in ENDING:
             if signal.getsignal(sig) is signal.SIG_DFL:
+                watch_arrivals()
                 signal.signal(sig, _early_request)
 
 
@@ -315,7 +422,8 @@ def _stop_watching(state: dict) -> None:
             sys.stdout.flush()
             os._exit(status)
     _close_queues(state["libc"], state["queues"])
-    signal.set_wakeup_fd(state["old"])
+    ours = state["old"] != -1 and state["old"] == _ARRIVALS.get("write")
+    signal.set_wakeup_fd(state["old"], warn_on_full_buffer=not ours)
     for fd in state["pipe"]:
         os.close(fd)
 
@@ -350,6 +458,7 @@ def _first_interrupt(handler):
 
     def on_sigint(signum, frame):
         global _asked
+        signum = arrived(signum)  # (a SIGTERM that came before it is the request: its handler runs after this one)
         _note(signum)
         if _asked:
             raise KeyboardInterrupt
@@ -368,6 +477,7 @@ def _noted(handler):
     running = []
 
     def on_request(signum, frame):
+        signum = arrived(signum)  # the first of the requests pending at once, whichever handler runs first
         _note(signum)
         if running:
             return None
@@ -391,6 +501,7 @@ def install(handler) -> dict:
     global _asked
     if threading.current_thread() is not threading.main_thread():
         return {}
+    watch_arrivals()
     old = {}
     for sig in SIGNALS:
         if sig == signal.SIGINT:
@@ -475,11 +586,12 @@ def defer() -> tuple:
     nothing is held back."""
     if threading.current_thread() is not threading.main_thread():
         return {}, []
+    watch_arrivals()
     held = []
 
     def holding_for(old):
         def hold(signum, frame):  # noqa: ARG001 - signal handler signature
-            held.append(signum)
+            _arrived_in_order(signum, held)  # `deliver` sends them in the order they arrived
 
         # it stands in for `old`: one that only ends the command is no checkpoint writer (`submit.task` asks)
         hold.default_action = old in (signal.SIG_DFL, None) or getattr(old, "default_action", False)
@@ -532,12 +644,12 @@ def _ignore_until_exit(sig: int) -> None:
 
 
 def _ignored_at_exit() -> None:
-    """SIG_IGN where `finished` left its handler: Python's finalization, after the atexit functions, puts SIG_DFL
-    back in place of a handler, before the C-level exit functions (mpi4py's MPI_Finalize, which waits for the other
-    ranks)."""
+    """SIG_IGN where `finished` (or `_raise_stopped`: `_repeat_ignored`) left its handler: Python's finalization, after
+    the atexit functions, puts SIG_DFL back in place of a handler, before the C-level exit functions (mpi4py's
+    MPI_Finalize, which waits for the other ranks)."""
     if threading.current_thread() is threading.main_thread():
         for sig in (*ENDING, signal.SIGINT):
-            if signal.getsignal(sig) is _after_the_result:
+            if signal.getsignal(sig) in (_after_the_result, _repeat_ignored):
                 signal.signal(sig, signal.SIG_IGN)
 
 
@@ -670,9 +782,10 @@ def _mpi_world():
 def interrupted(prog: str, exc: BaseException | None = None) -> int:
     """Say on stderr in one line that `prog` ("hpcflow run") was interrupted (a KeyboardInterrupt `exc`: Ctrl-C where
     no checkpoint is written, or a second one; `Stopped`: a SIGTERM/SIGUSR1 there); returns EXIT_INTERRUPTED (a
-    Stopped's 128 + signal). Under MPI it ends every rank at once: where all stopped together inside
-    `abort_on_error`, rank 0 alone says it and each leaves with that status (`stop_together`), else by Abort with it,
-    said by each that stopped: the others may wait in a collective for this one, which would never come."""
+    Stopped's 128 + signal; from there a SIGTERM/SIGUSR1 that would end the process is ignored to its end). Under
+    MPI it ends every rank at once: where all stopped together inside `abort_on_error`, rank 0 alone says it and each
+    leaves with that status (`stop_together`), else by Abort with it, said by each that stopped: the others may wait
+    in a collective for this one, which would never come."""
     from hpcflow.errors import EXIT_INTERRUPTED
 
     status = getattr(exc, "exit_status", EXIT_INTERRUPTED)
@@ -701,6 +814,11 @@ def interrupted(prog: str, exc: BaseException | None = None) -> int:
         release_shared_memory()  # MPICH's /dev/shm segment, which only Finalize removes
         world.Abort(status)
         os._exit(status)  # MPICH's Abort returns before the launcher ends the ranks: run nothing more here
+    if isinstance(exc, Stopped) and threading.current_thread() is threading.main_thread():
+        for sig in ENDING:  # the status is decided: a repeat of the request (or the other one) that comes while the
+            # process ends is ignored, as under MPI above, not its default action (killed by the later signal)
+            if signal.getsignal(sig) in (signal.SIG_DFL, _repeat_ignored):
+                signal.signal(sig, signal.SIG_IGN)
     handled()
     return status
 
@@ -721,6 +839,7 @@ def interrupts_end_the_job(prog: str, *, stops: bool = True):
     the command as Ctrl-C does; a checkpoint writer's handler takes the signals over while it runs."""
     old = {}
     if stops and threading.current_thread() is threading.main_thread():
+        watch_arrivals()
         # (`_after_the_result`: a command before this one finished in this process, a caller's or a test's;
         # `_early_request`: the interpreter's start, whose default action is put back after)
         old = {sig: signal.signal(sig, _raise_stopped) for sig in ENDING
@@ -738,5 +857,6 @@ def interrupts_end_the_job(prog: str, *, stops: bool = True):
         raise
     finally:  # the handlers before, where ours is set still, or left the signals ignored as it raised
         for sig, handler in old.items():
-            if signal.getsignal(sig) is _raise_stopped or (stopped and signal.getsignal(sig) is signal.SIG_IGN):
+            if signal.getsignal(sig) is _raise_stopped or (stopped and signal.getsignal(sig) in (signal.SIG_IGN,
+                                                                                                 _repeat_ignored)):
                 signal.signal(sig, handler)
