@@ -91,7 +91,7 @@ from hpcflow.jobs.toml_out import set_arg
 from hpcflow.parallel.comm import arguments_together, raise_together, resolve, value_error_together
 from hpcflow.parallel.partition import as_indices
 from hpcflow.parallel.reduce import gather_row_blocks, sum_array
-from hpcflow.provenance import LEG_TEXTS, leg_fault
+from hpcflow.provenance import LEG_TEXTS, check_root_version, leg_fault
 from hpcflow.stop_signals import install
 
 KIND = "hpcflow.flow_checkpoint"
@@ -435,6 +435,7 @@ def _load_resume(path: str, comm) -> FlowResume:
             raise InputFileError(f"{path}: {FOREIGN}; {RESTART}")
         try:
             _check_version(f, path)
+            check_root_version(f.attrs, path, RESTART)  # (hpcflow.provenance: a string, or refused as damaged)
             st, se, dt = (_history(f, k, path) for k in ("sigma_train", "sigma_test", "dt"))
             rej = _rejections(f, path)
             per_rank = {k: _per_rank(f, k, path) for k in PER_RANK_KEYS if f"history/{k}" in f}

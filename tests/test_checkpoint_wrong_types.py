@@ -3,7 +3,8 @@ shape (a string, an array of another shape, a complex number where the flow writ
 writes a complex one, a group where it writes a dataset): --resume and --resume --check refuse it in one line that
 names that attribute or dataset (exit 2, the files left as they were). The entries are those of a real checkpoint, so
 an entry added to the writer is covered here too. The attributes that only describe the file (its schema text and
-conventions, the hpcflow that wrote it) are read by no resume, which writes them anew: it resumes."""
+conventions, the hpcflow that wrote it) are read by no resume, which writes them anew: it resumes (the hpcflow
+that wrote it as any text: one not a string is a damaged checkpoint, `test_flow_root_version`)."""
 
 import json
 import re
@@ -162,8 +163,9 @@ def test_attributes_no_resume_reads_are_written_anew(finished, tmp_path, name):
     job, out, ck = _copy(finished, tmp_path)
     with h5py.File(ck, "r") as f:
         kept = f.attrs[name]
-    with h5py.File(ck, "r+") as f:
-        f.attrs[name] = np.full((2, 3), 0.5j)
+    with h5py.File(ck, "r+") as f:  # (hpcflow_version: another version's text; one not a string is refused as
+        # damaged, `test_flow_root_version`)
+        f.attrs[name] = "0.0.1" if name == "hpcflow_version" else np.full((2, 3), 0.5j)
     assert main(["run", str(job), "--out", str(out), "--resume", "--set", "flow.steps=5", "--quiet"]) == 0
     with h5py.File(ck, "r") as f:
         assert f.attrs[name] == kept and int(f.attrs["step"]) == 5
